@@ -1,0 +1,3 @@
+from stockade.cli.app import main
+
+main()

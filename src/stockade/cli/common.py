@@ -1,0 +1,85 @@
+"""Shared pieces of the CLI: consoles, the --db option, output files, exit codes, progress."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from stockade.model.errors import StockadeError
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_ERROR = 3
+
+console = Console()
+err_console = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="STOCKADE_DB",
+        help="Database URL (sqlite:///path or postgresql://user@host/db). "
+        "Default: ~/.local/share/stockade/stockade.db",
+    ),
+]
+OutputOption = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")
+]
+
+
+def open_db(url: str | None):  # noqa: ANN201 - avoids importing the store at CLI start-up
+    from stockade.store import open_store
+
+    return open_store(url)
+
+
+def emit(text: str, output: Path | None) -> None:
+    """Write a machine-readable report to a file or stdout (never through Rich markup)."""
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+        return
+    try:
+        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise StockadeError(f"cannot write {output}: {exc.strerror}") from exc
+
+
+class RichObserver:
+    """Progress bars on stderr, shown only on a terminal."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=not err_console.is_terminal,
+        )
+
+    def __enter__(self) -> RichObserver:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def task(self, description: str, total: int | None = None) -> object:
+        return self._progress.add_task(description, total=total)
+
+    def advance(self, handle: object, amount: int = 1) -> None:
+        if isinstance(handle, int):
+            self._progress.advance(TaskID(handle), amount)
+
+    def finish(self, handle: object) -> None:
+        if isinstance(handle, int):
+            self._progress.remove_task(TaskID(handle))

@@ -1,0 +1,127 @@
+"""One Finding type for every pillar, and one Event envelope for everything that happens.
+
+Per-pillar facts travel in ``details``: a frozen dataclass defined by the pillar (in its own
+``interface`` module) that subclasses :class:`Details`, so the model imports no pillar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from stockade.model.resource import ResourceRef
+from stockade.model.severity import Severity
+
+
+class Pillar(StrEnum):
+    SCANNING = "scanning"
+    COMPLIANCE = "compliance"
+    NETWORK = "network"
+    FIREWALL = "firewall"
+    ADMISSION = "admission"
+
+
+class Status(StrEnum):
+    """Outcome of a check; vulnerabilities and DLP hits are always FAIL."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    WARN = "WARN"
+    INFO = "INFO"
+    ERROR = "ERROR"
+    NOT_APPLICABLE = "NOT_APPLICABLE"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Details:
+    """Base of the per-pillar detail records. Subclasses are frozen dataclasses too."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """A thing found wrong (or checked and found right) about one resource."""
+
+    id: str  # stable: CVE/GHSA id, check slug (k8s.apiserver.anonymous_auth), sensor (dlp.payment_card)
+    pillar: Pillar
+    title: str
+    severity: Severity
+    resource: ResourceRef
+    status: Status = Status.FAIL
+    details: Details | None = None
+    compliance: tuple[str, ...] = ()  # e.g. ("pci-dss:2.2.1", "hipaa:164.312(a)(1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "pillar": str(self.pillar),
+            "title": self.title,
+            "severity": str(self.severity),
+            "status": str(self.status),
+            "resource": self.resource.to_dict(),
+            "details": self.details.to_dict() if self.details else None,
+            "compliance": list(self.compliance),
+        }
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Something that happened, as the event store keeps it (append-only).
+
+    ``kind`` is a dotted slug: ``dlp.sensitive_in_clear``, ``tls.weak_version``,
+    ``firewall.violation``, ``admission.decision``, ``scan.completed``.
+    """
+
+    kind: str
+    message: str
+    severity: Severity = Severity.UNKNOWN
+    source: str = "stockade"
+    resource: ResourceRef | None = None
+    peer: ResourceRef | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    at: datetime = field(default_factory=_now)
+    id: str = field(default_factory=_new_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "at": self.at.isoformat(),
+            "severity": str(self.severity),
+            "source": self.source,
+            "message": self.message,
+            "resource": self.resource.to_dict() if self.resource else None,
+            "peer": self.peer.to_dict() if self.peer else None,
+            "data": _plain(self.data),
+        }
+
+
+def _plain(value: Any) -> Any:
+    """Turn enums, datetimes, tuples and nested dataclasses into JSON-ready values."""
+    if isinstance(value, StrEnum):
+        return str(value)
+    if isinstance(value, Severity):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain(dataclasses.asdict(value))
+    return value

@@ -1,0 +1,11 @@
+"""The project store: one database (SQLite by default, PostgreSQL by URL) for every pillar.
+
+Schema changes go through Alembic. Each pillar owns one Alembic *branch* (its own revision files
+under ``migrations/versions`` with ``branch_labels``) whose root depends on the core revision, so
+pillars never edit each other's migrations; ``upgrade heads`` applies them all.
+"""
+
+from stockade.store.db import Store, default_url, open_store
+from stockade.store.tables import metadata
+
+__all__ = ["Store", "default_url", "metadata", "open_store"]

@@ -1,0 +1,44 @@
+"""Core tables: events and findings. Pillars declare their own tables in their own modules
+against the same ``metadata`` and add an Alembic branch for them."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(80), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("source", String(80), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("resource", JSON),
+    Column("peer", JSON),
+    Column("data", JSON),
+    Index("ix_events_kind_at", "kind", "at"),
+    Index("ix_events_at", "at"),
+)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("finding_id", String(200), nullable=False),
+    Column("pillar", String(20), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("resource_kind", String(40), nullable=False),
+    Column("resource_name", Text, nullable=False),
+    Column("resource", JSON, nullable=False),
+    Column("details", JSON),
+    Column("compliance", JSON),
+    Index("ix_findings_run", "run_id"),
+    Index("ix_findings_pillar_at", "pillar", "at"),
+)
