@@ -1,0 +1,1 @@
+"""Network visibility: lab pods, capture, flows, protocol detection, DLP, TLS, enforcement."""

@@ -1,0 +1,1 @@
+"""Image and filesystem scanning: sources, layers, catalogers, advisories, matching, reports."""
