@@ -14,6 +14,7 @@ from stockade.model.errors import StockadeError
 
 COMMAND_MODULES = (
     "stockade.cli.db_cmd",
+    "stockade.cli.bench",
 )
 
 app = typer.Typer(

@@ -1,0 +1,41 @@
+"""Values that cross the network pillar's boundaries: the flow engine (capture, reassembly)
+hands the first bytes of each direction to the protocol detectors, TLS inspection and DLP engine.
+
+Implementations live in ``stockade.network.protocols`` (``detect(client, server) -> Detection``),
+``stockade.network.tls`` (``inspect(client, server) -> TlsInfo | None``) and
+``stockade.network.dlp`` (``DlpEngine(...).stream() -> DlpStream`` with ``feed(bytes)`` and
+``close()`` returning ``list[DlpMatch]``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Detection:
+    protocol: str  # stable slug: "proto.http", "proto.http2", "proto.grpc", "proto.tls", "proto.dns",
+    # "proto.postgres", "proto.mysql", "proto.redis", "proto.mongodb", "proto.kafka", "proto.ssh",
+    # "proto.unknown"
+    encrypted: bool = False  # TLS, SSH, or an in-protocol upgrade (SSLRequest accepted, STARTTLS)
+    upgrade: str | None = None  # "postgres-sslrequest", "smtp-starttls", ...
+    details: tuple[tuple[str, str], ...] = ()  # e.g. ("http.host", "api"), ("http.method", "POST")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsInfo:
+    version: str | None  # negotiated: "TLS1.3", "TLS1.2", "TLS1.0", "SSL3.0"
+    client_max_version: str | None = None
+    sni: str | None = None
+    alpn: tuple[str, ...] = ()  # offered by the client
+    alpn_chosen: str | None = None
+    cipher: str | None = None  # IANA name of the chosen suite: "TLS_AES_128_GCM_SHA256"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DlpMatch:
+    sensor: str  # stable slug: "dlp.payment_card", "dlp.us_ssn", "dlp.iban", "dlp.email", ...
+    masked: str  # never the full value: "4111 **** **** 1111", "***-**-6789"
+    start: int  # offset in the stream (direction) where the match begins
+    end: int
+    confidence: float = 1.0
+    context: str = ""  # masked surrounding words that raised confidence, if any
