@@ -15,6 +15,8 @@ from stockade.model.errors import StockadeError
 COMMAND_MODULES = (
     "stockade.cli.db_cmd",
     "stockade.cli.bench",
+    "stockade.cli.bench_workloads",
+    "stockade.cli.report",
 )
 
 app = typer.Typer(
@@ -38,7 +40,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
 ) -> None:
     """Stockade."""
 

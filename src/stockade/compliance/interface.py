@@ -19,3 +19,4 @@ class CheckDetails(Details):
     expected: str = ""  # what would pass
     remediation: str = ""
     reason: str = ""  # why the result is ERROR, INFO or NOT_APPLICABLE
+    location: str = ""  # where the audited object came from: "deploy/web.yaml#2", "cluster"
