@@ -3,6 +3,7 @@ live cluster."""
 
 from __future__ import annotations
 
+import io
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -126,10 +127,11 @@ def _table(findings, show_pass: bool, output: Path | None) -> None:
         console.print(table)
         console.print(f"{counts['total']} results: {line}")
         return
-    with output.open("w", encoding="utf-8") as fh:
-        out = Console(file=fh, width=160, no_color=True)
-        out.print(table)
-        out.print(f"{counts['total']} results: {line}")
+    buf = io.StringIO()
+    out = Console(file=buf, width=160, no_color=True)
+    out.print(table)
+    out.print(f"{counts['total']} results: {line}")
+    emit(buf.getvalue(), output)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -94,15 +95,11 @@ def _table(report, output: Path | None) -> None:
         console.print(table)
         console.print(f"{s['requirements']} requirements: {line}")
         return
-    try:
-        with output.open("w", encoding="utf-8") as fh:
-            out = Console(file=fh, width=160, no_color=True)
-            out.print(table)
-            out.print(f"{s['requirements']} requirements: {line}")
-    except OSError as exc:
-        from stockade.model import StockadeError
-
-        raise StockadeError(f"cannot write {output}: {exc.strerror}") from exc
+    buf = io.StringIO()
+    out = Console(file=buf, width=160, no_color=True)
+    out.print(table)
+    out.print(f"{s['requirements']} requirements: {line}")
+    emit(buf.getvalue(), output)
 
 
 def register(app: typer.Typer) -> None:
