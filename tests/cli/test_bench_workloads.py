@@ -10,40 +10,81 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import require
 
 GOLDEN = Path(__file__).resolve().parents[1] / "compliance" / "workloads" / "golden"
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stockade", *args], capture_output=True, text=True,
-                          timeout=120, input=stdin)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "stockade", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=stdin,
+    )
 
 
 def test_clean_manifests_exit_0_and_json_is_schema_stable(tmp_path: Path) -> None:
     db = str(tmp_path / "s.db")
-    out = run("bench", "workloads", str(GOLDEN / "cis.netpol.namespace_missing-PASS"), "-f", "json", "--db", db)
+    out = run(
+        "bench",
+        "workloads",
+        str(GOLDEN / "cis.netpol.namespace_missing-PASS"),
+        "-f",
+        "json",
+        "--db",
+        db,
+    )
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert set(doc) == {"schema", "tool", "generated_at", "profile", "summary", "findings"}
     assert doc["schema"] == "stockade.compliance.findings/v1" and doc["profile"] == "restricted"
     assert doc["summary"]["FAIL"] == 0 and doc["summary"]["PASS"] == doc["summary"]["total"] > 20
     f = doc["findings"][0]
-    assert set(f) == {"id", "pillar", "title", "severity", "status", "resource", "details", "compliance"}
-    assert {"benchmark", "benchmark_id", "evidence", "expected", "remediation", "location"} <= set(f["details"])
+    assert set(f) == {
+        "id",
+        "pillar",
+        "title",
+        "severity",
+        "status",
+        "resource",
+        "details",
+        "compliance",
+    }
+    assert {"benchmark", "benchmark_id", "evidence", "expected", "remediation", "location"} <= set(
+        f["details"]
+    )
 
 
 def test_fail_on_threshold_and_junit(tmp_path: Path) -> None:
     folder = str(GOLDEN / "pss.baseline.privileged-FAIL")
     db = ["--db", str(tmp_path / "s.db")]
     assert run("bench", "workloads", folder, "--profile", "baseline", *db).returncode == 0
-    assert run("bench", "workloads", folder, "--profile", "baseline", "--fail-on", "critical", *db).returncode == 1
-    out = run("bench", "workloads", folder, "--fail-on", "high", "-f", "junit", "-o", str(tmp_path / "j.xml"), *db)
+    assert (
+        run(
+            "bench", "workloads", folder, "--profile", "baseline", "--fail-on", "critical", *db
+        ).returncode
+        == 1
+    )
+    out = run(
+        "bench",
+        "workloads",
+        folder,
+        "--fail-on",
+        "high",
+        "-f",
+        "junit",
+        "-o",
+        str(tmp_path / "j.xml"),
+        *db,
+    )
     assert out.returncode == 1 and out.stdout == ""
     root = ET.parse(tmp_path / "j.xml").getroot()
     suites = {s.get("name"): s for s in root.findall("testsuite")}
-    assert {"pss-baseline", "pss-restricted", "cis-kubernetes-5", "stockade-workloads"} <= set(suites)
+    assert {"pss-baseline", "pss-restricted", "cis-kubernetes-5", "stockade-workloads"} <= set(
+        suites
+    )
     failure = suites["pss-baseline"].find("testcase[@classname='pss.baseline.privileged']/failure")
     assert failure is not None and "privileged=true" in failure.text
 
@@ -53,7 +94,10 @@ def test_stdin_malformed_input_and_usage_errors(tmp_path: Path) -> None:
     text = (GOLDEN / "pss.baseline.host_ports-FAIL" / "manifest.yaml").read_text()
     out = run("bench", "workloads", "-", "--profile", "baseline", "-f", "json", *db, stdin=text)
     assert out.returncode == 0
-    assert any(f["id"] == "pss.baseline.host_ports" and f["status"] == "FAIL" for f in json.loads(out.stdout)["findings"])
+    assert any(
+        f["id"] == "pss.baseline.host_ports" and f["status"] == "FAIL"
+        for f in json.loads(out.stdout)["findings"]
+    )
     (tmp_path / "bad.yaml").write_text("kind: Pod\nmetadata: {name: [\n")
     bad = run("bench", "workloads", str(tmp_path / "bad.yaml"), *db)
     assert bad.returncode == 3 and "invalid YAML" in bad.stdout and "Traceback" not in bad.stderr
@@ -71,7 +115,11 @@ def test_findings_are_stored_and_reported(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     status = {r["id"]: r["status"] for r in doc["requirements"]}
-    assert status["4.5.2"] == "FAIL" and status["4.1.3"] == "MANUAL" and status["4.1.1"] == "NOT_ASSESSED"
+    assert (
+        status["4.5.2"] == "FAIL"
+        and status["4.1.3"] == "MANUAL"
+        and status["4.1.1"] == "NOT_ASSESSED"
+    )
     table = run("report", "compliance", "--framework", "hipaa", *db)
     assert table.returncode == 0 and "164.312(a)(1)" in table.stdout
     assert run("report", "compliance", "--framework", "pci-dss", "--fail", *db).returncode == 1
@@ -86,19 +134,43 @@ def test_html_report_renders_in_chromium(tmp_path: Path) -> None:
     db = ["--db", str(tmp_path / "s.db")]
     assert run("bench", "workloads", str(GOLDEN), *db).returncode == 0
     html = tmp_path / "pci.html"
-    assert run("report", "compliance", "--framework", "pci-dss", "-f", "html", "-o", str(html), *db).returncode == 0
+    assert (
+        run(
+            "report", "compliance", "--framework", "pci-dss", "-f", "html", "-o", str(html), *db
+        ).returncode
+        == 0
+    )
     png = tmp_path / "pci.png"
     shot = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
-         "--window-size=1280,2000", f"--screenshot={png}", html.as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1280,2000",
+            f"--screenshot={png}",
+            html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert png.exists() and png.stat().st_size > 20_000, shot.stderr[-2000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("fmt", ["table", "json", "junit"])
 def test_unwritable_output_is_a_clean_error(tmp_path: Path, fmt: str) -> None:
-    out = run("bench", "workloads", str(GOLDEN / "pss.baseline.privileged-PASS"), "-f", fmt,
-              "-o", str(tmp_path / "missing" / "out"), "--db", str(tmp_path / "s.db"))  # fmt: skip
+    out = run(
+        "bench",
+        "workloads",
+        str(GOLDEN / "pss.baseline.privileged-PASS"),
+        "-f",
+        fmt,
+        "-o",
+        str(tmp_path / "missing" / "out"),
+        "--db",
+        str(tmp_path / "s.db"),
+    )
     assert out.returncode == 3 and out.stderr.startswith("stockade: error: cannot write")

@@ -1,5 +1,6 @@
 """Values shared by the compliance pillar: CIS node benchmarks, workload checks, custom checks
-and framework reports all produce ``Finding(pillar=Pillar.COMPLIANCE, details=CheckDetails(...))``."""
+and framework reports all produce
+``Finding(pillar=Pillar.COMPLIANCE, details=CheckDetails(...))``."""
 
 from __future__ import annotations
 

@@ -9,7 +9,12 @@ from fnmatch import fnmatchcase
 import pytest
 
 from stockade.compliance.frameworks import FRAMEWORKS, evaluate, load, parse
-from stockade.compliance.frameworks.render import REPORT_SCHEMA, report_dict, report_html, report_junit
+from stockade.compliance.frameworks.render import (
+    REPORT_SCHEMA,
+    report_dict,
+    report_html,
+    report_junit,
+)
 from stockade.compliance.interface import CheckDetails
 from stockade.compliance.workloads import BY_ID, check_objects
 from stockade.model import ConfigError, Finding, Pillar, ResourceRef, Severity, Status
@@ -17,8 +22,20 @@ from stockade.store import Store
 from stockade.store.records import list_findings, record_findings
 
 OURS = ("pss.", "cis.", "workload.")
-PREFIXES = ("pss.", "cis.", "workload.", "vuln.", "dlp.", "tls.", "firewall.", "proto.", "secret.", "k8s.",
-            "pillar:", "bench:")  # fmt: skip
+PREFIXES = (
+    "pss.",
+    "cis.",
+    "workload.",
+    "vuln.",
+    "dlp.",
+    "tls.",
+    "firewall.",
+    "proto.",
+    "secret.",
+    "k8s.",
+    "pillar:",
+    "bench:",
+)
 
 
 @pytest.mark.parametrize("name", FRAMEWORKS)
@@ -26,12 +43,16 @@ def test_framework_selectors_name_real_checks(name: str) -> None:
     fw = load(name)
     ids = [r.id for r in fw.requirements]
     assert len(ids) == len(set(ids)), "duplicate requirement ids"
-    assert any(not r.automated for r in fw.requirements), "requirements without evidence must be listed"
+    assert any(not r.automated for r in fw.requirements), (
+        "requirements without evidence must be listed"
+    )
     for req in fw.requirements:
         for sel in req.selectors:
             assert sel.startswith(PREFIXES), (req.id, sel)
             if sel.startswith(OURS):
-                assert any(fnmatchcase(c, sel) for c in BY_ID), f"{name} {req.id}: {sel} matches no check"
+                assert any(fnmatchcase(c, sel) for c in BY_ID), (
+                    f"{name} {req.id}: {sel} matches no check"
+                )
 
 
 def test_every_workload_check_evidences_some_requirement() -> None:
@@ -51,14 +72,25 @@ def test_parse_rejects_malformed_mappings() -> None:
 
 def _node_finding(bench_id: str, status: Status) -> Finding:
     return Finding(
-        id="k8s.apiserver.audit_log_path", pillar=Pillar.COMPLIANCE, title="Audit log path is set",
-        severity=Severity.MEDIUM, resource=ResourceRef(kind="node", name="cp-1"), status=status,
-        details=CheckDetails(benchmark="cis-kubernetes-1.12", benchmark_id=bench_id, evidence="--audit-log-path"),
-    )  # fmt: skip
+        id="k8s.apiserver.audit_log_path",
+        pillar=Pillar.COMPLIANCE,
+        title="Audit log path is set",
+        severity=Severity.MEDIUM,
+        resource=ResourceRef(kind="node", name="cp-1"),
+        status=status,
+        details=CheckDetails(
+            benchmark="cis-kubernetes-1.12", benchmark_id=bench_id, evidence="--audit-log-path"
+        ),
+    )
 
 
-PRIV = {"kind": "Pod", "metadata": {"name": "p", "namespace": "shop"},
-        "spec": {"containers": [{"name": "c", "image": "x:1", "securityContext": {"privileged": True}}]}}  # fmt: skip
+PRIV = {
+    "kind": "Pod",
+    "metadata": {"name": "p", "namespace": "shop"},
+    "spec": {
+        "containers": [{"name": "c", "image": "x:1", "securityContext": {"privileged": True}}]
+    },
+}
 
 
 def test_evaluate_uses_the_newest_run_of_each_family(sqlite_store: Store) -> None:
@@ -76,9 +108,15 @@ def test_evaluate_uses_the_newest_run_of_each_family(sqlite_store: Store) -> Non
 
 
 def test_compliance_tags_on_findings_count_as_evidence(sqlite_store: Store) -> None:
-    tagged = Finding(id="custom.thing", pillar=Pillar.COMPLIANCE, title="t", severity=Severity.LOW,
-                     resource=ResourceRef(kind="host", name="h"), status=Status.FAIL,
-                     compliance=("gdpr:Art. 32(1)(c)",))  # fmt: skip
+    tagged = Finding(
+        id="custom.thing",
+        pillar=Pillar.COMPLIANCE,
+        title="t",
+        severity=Severity.LOW,
+        resource=ResourceRef(kind="host", name="h"),
+        status=Status.FAIL,
+        compliance=("gdpr:Art. 32(1)(c)",),
+    )
     record_findings(sqlite_store, [tagged])
     report = evaluate(load("gdpr"), list_findings(sqlite_store))
     (res,) = [r for r in report.results if r.requirement.id == "Art. 32(1)(c)"]
@@ -90,8 +128,23 @@ def test_report_renderings_are_stable_and_valid(sqlite_store: Store) -> None:
     report = evaluate(load("nist-800-190"), list_findings(sqlite_store))
     doc = report_dict(report)
     assert doc["schema"] == REPORT_SCHEMA
-    assert set(doc) == {"schema", "framework", "generated_at", "findings_considered", "runs", "summary", "requirements"}
-    assert set(doc["summary"]) == {"FAIL", "ERROR", "PASS", "NOT_ASSESSED", "MANUAL", "requirements"}
+    assert set(doc) == {
+        "schema",
+        "framework",
+        "generated_at",
+        "findings_considered",
+        "runs",
+        "summary",
+        "requirements",
+    }
+    assert set(doc["summary"]) == {
+        "FAIL",
+        "ERROR",
+        "PASS",
+        "NOT_ASSESSED",
+        "MANUAL",
+        "requirements",
+    }
     for req in doc["requirements"]:
         assert set(req) == {"id", "title", "status", "automated", "selectors", "manual", "checks"}
         for c in req["checks"]:
@@ -99,7 +152,11 @@ def test_report_renderings_are_stable_and_valid(sqlite_store: Store) -> None:
     json.dumps(doc)
     root = ET.fromstring(report_junit(report))
     assert root.tag == "testsuites" and len(root.findall("testsuite")) == len(report.results)
-    assert int(root.get("failures")) == sum(int(s.get("failures")) for s in root.findall("testsuite")) > 0
+    assert (
+        int(root.get("failures"))
+        == sum(int(s.get("failures")) for s in root.findall("testsuite"))
+        > 0
+    )
     html = report_html(report)
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html and "http://" not in html
     assert "pss.baseline.privileged" in html and "4.5.2" in html

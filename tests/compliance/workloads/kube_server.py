@@ -29,8 +29,15 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, issuer_key: ec.EllipticCurvePrivateKey,
-          *, ca: bool = False, server: bool = False) -> x509.Certificate:  # fmt: skip
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: str,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool = False,
+    server: bool = False,
+) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     b = (
         x509.CertificateBuilder()
@@ -43,10 +50,17 @@ def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, issuer_key
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if server:
-        b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        b = b.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        b = b.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
     elif not ca:
-        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        b = b.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
     return b.sign(issuer_key, hashes.SHA256())
 
 
@@ -55,7 +69,9 @@ def _pem(cert: x509.Certificate) -> bytes:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @dataclass(frozen=True)
@@ -70,7 +86,9 @@ class Pki:
 
 
 def make_pki() -> Pki:
-    ca_key, server_key, client_key, rogue_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(4))
+    ca_key, server_key, client_key, rogue_key = (
+        ec.generate_private_key(ec.SECP256R1()) for _ in range(4)
+    )
     ca = _cert("sk-test-ca", ca_key, "sk-test-ca", ca_key, ca=True)
     rogue_ca_key = ec.generate_private_key(ec.SECP256R1())
     return Pki(
@@ -103,11 +121,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.requests.append(self.path)
         has_cert = bool(self.connection.getpeercert())  # type: ignore[attr-defined]
         if self.headers.get("Authorization") != f"Bearer {TOKEN}" and not has_cert:
-            self._send(401, {"kind": "Status", "status": "Failure", "reason": "Unauthorized", "code": 401})
+            self._send(
+                401, {"kind": "Status", "status": "Failure", "reason": "Unauthorized", "code": 401}
+            )
             return
         items = self.server.collections.get(url.path)
         if items is None:
-            self._send(404, {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404})
+            self._send(
+                404, {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404}
+            )
             return
         q = parse_qs(url.query)
         limit = int(q.get("limit", ["500"])[0])
@@ -117,7 +139,15 @@ class _Handler(BaseHTTPRequestHandler):
         if start + limit < len(items):
             meta["continue"] = str(start + limit)
         kind = url.path.rsplit("/", 1)[-1]
-        self._send(200, {"kind": self.server.list_kinds.get(kind, "List"), "apiVersion": "v1", "metadata": meta, "items": page})
+        self._send(
+            200,
+            {
+                "kind": self.server.list_kinds.get(kind, "List"),
+                "apiVersion": "v1",
+                "metadata": meta,
+                "items": page,
+            },
+        )
 
 
 class _Server(ThreadingHTTPServer):
@@ -127,7 +157,9 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve(pki: Pki, tmp: Path, collections: dict[str, list[dict[str, Any]]], list_kinds: dict[str, str]) -> Iterator[str]:
+def serve(
+    pki: Pki, tmp: Path, collections: dict[str, list[dict[str, Any]]], list_kinds: dict[str, str]
+) -> Iterator[str]:
     """Run the server on a free loopback port until the block ends; yields its URL."""
     (tmp / "server.pem").write_bytes(pki.server_pem)
     (tmp / "server.key").write_bytes(pki.server_key_pem)
@@ -139,7 +171,9 @@ def serve(pki: Pki, tmp: Path, collections: dict[str, list[dict[str, Any]]], lis
     httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.collections, httpd.list_kinds, httpd.requests = collections, list_kinds, []
     httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"https://127.0.0.1:{httpd.server_address[1]}"

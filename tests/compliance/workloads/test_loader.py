@@ -68,13 +68,34 @@ def test_helm_rendered_output_names_the_template() -> None:
 
 
 def test_kubectl_list_json_items_and_api_lists_without_kinds() -> None:
-    kubectl = {"apiVersion": "v1", "kind": "List", "items": [json.loads(json.dumps(
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {}}))]}
-    api = {"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"},
-           "items": [{"metadata": {"name": "p"}, "spec": {"containers": []}}]}  # fmt: skip
+    kubectl = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            json.loads(
+                json.dumps(
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "metadata": {"name": "d"},
+                        "spec": {},
+                    }
+                )
+            )
+        ],
+    }
+    api = {
+        "apiVersion": "v1",
+        "kind": "PodList",
+        "metadata": {"resourceVersion": "1"},
+        "items": [{"metadata": {"name": "p"}, "spec": {"containers": []}}],
+    }
     loaded = load_text(json.dumps(kubectl), "k.json")
     load_text(json.dumps(api, indent="\t"), "api.json", loaded)
-    assert [(m.obj["kind"], m.obj["metadata"]["name"]) for m in loaded.manifests] == [("Deployment", "d"), ("Pod", "p")]
+    assert [(m.obj["kind"], m.obj["metadata"]["name"]) for m in loaded.manifests] == [
+        ("Deployment", "d"),
+        ("Pod", "p"),
+    ]
 
 
 def test_malformed_documents_are_errors_and_the_rest_is_read() -> None:
@@ -88,9 +109,13 @@ def test_malformed_documents_are_errors_and_the_rest_is_read() -> None:
 
 @pytest.mark.parametrize(
     ("text", "reason"),
-    [("{not json", "invalid JSON at line 1"), ("just some words\n", "not a Kubernetes object (a str)"),
-     ("- a\n- b\n", "not a Kubernetes object (a list)"), ("key: [unclosed\n", "invalid YAML at line")],
-)  # fmt: skip
+    [
+        ("{not json", "invalid JSON at line 1"),
+        ("just some words\n", "not a Kubernetes object (a str)"),
+        ("- a\n- b\n", "not a Kubernetes object (a list)"),
+        ("key: [unclosed\n", "invalid YAML at line"),
+    ],
+)
 def test_garbage_gives_a_reason(text: str, reason: str) -> None:
     loaded = load_text(text, "g.yaml")
     assert not loaded.manifests and loaded.errors[0].details.reason.startswith(reason)
@@ -101,7 +126,9 @@ def test_folders_are_walked_recursively_skipping_hidden_and_other_files(tmp_path
     (tmp_path / ".git").mkdir()
     (tmp_path / "a" / "one.yaml").write_text(POD.format(name="one"))
     (tmp_path / "a" / "b" / "two.yml").write_text(POD.format(name="two"))
-    (tmp_path / "a" / "b" / "three.json").write_text(json.dumps({"kind": "Pod", "metadata": {"name": "three"}}))
+    (tmp_path / "a" / "b" / "three.json").write_text(
+        json.dumps({"kind": "Pod", "metadata": {"name": "three"}})
+    )
     (tmp_path / ".git" / "x.yaml").write_text(POD.format(name="hidden"))
     (tmp_path / "README.md").write_text("# not a manifest")
     (tmp_path / "values.yaml").write_text("replicaCount: 1\n")  # a mapping without kind: ignored
@@ -132,5 +159,11 @@ def test_stdin_dash() -> None:
         "from stockade.compliance.workloads.loader import load_paths;"
         "print([m.location for m in load_paths(['-']).manifests])"
     )
-    out = subprocess.run([sys.executable, "-c", code], input=POD.format(name="s"), capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        input=POD.format(name="s"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.stdout.strip() == "['<stdin>#1']", out.stderr

@@ -61,7 +61,8 @@ def matches(selector: str, row: dict[str, Any]) -> bool:
 
 
 def parse(data: Any, name: str) -> Framework:
-    """Build a Framework from its YAML document; a malformed one is a ConfigError naming the field."""
+    """Build a Framework from its YAML document; a malformed one is a ConfigError naming the "
+    "field."""
     if not isinstance(data, dict) or not isinstance(data.get("requirements"), list):
         raise ConfigError(f"framework {name}: expected a mapping with a requirements list")
     reqs = []

@@ -120,7 +120,8 @@ def secrets_in_env(pod: PodView, _: Context) -> list[str]:
             )
             if isinstance(ref, dict):
                 bad.append(
-                    f"{c.path}.env[{i}] {env.get('name')} <- secret {ref.get('name')}/{ref.get('key')}"
+                    f"{c.path}.env[{i}] {env.get('name')} <- secret "
+                    f"{ref.get('name')}/{ref.get('key')}"
                 )
         for i, src in enumerate(c.spec.get("envFrom") or []):
             if isinstance(src, dict) and isinstance(src.get("secretRef"), dict):
@@ -158,7 +159,8 @@ def image_tag_latest(pod: PodView, _: Context) -> list[str]:
 
 
 def image_pull_policy(pod: PodView, _: Context) -> list[str]:
-    """A mutable tag pulled IfNotPresent/Never runs whatever a node cached, not what was reviewed."""
+    """A mutable tag pulled IfNotPresent/Never runs whatever a node cached, not what was "
+    "reviewed."""
     bad = []
     for c in pod.containers:
         image = str(c.spec.get("image") or "")

@@ -112,11 +112,11 @@ def from_kubeconfig(path: str | os.PathLike[str], context: str | None = None) ->
     token = user.get("token")
     if not token and user.get("tokenFile"):
         token = _read(str(user["tokenFile"]), base).decode().strip()
-    if user.get("exec") or user.get("auth-provider"):
-        if not (token or user.get("client-certificate") or user.get("client-certificate-data")):
-            raise ConfigError(
-                "kubeconfig user uses an exec or auth-provider plugin, which is not supported"
-            )
+    has_cert = user.get("client-certificate") or user.get("client-certificate-data")
+    if (user.get("exec") or user.get("auth-provider")) and not (token or has_cert):
+        raise ConfigError(
+            "kubeconfig user uses an exec or auth-provider plugin, which is not supported"
+        )
     return Cluster(
         server=str(cluster["server"]).rstrip("/"),
         ca_pem=_blob(cluster, "certificate-authority", base),

@@ -155,7 +155,8 @@ def _add(data: Any, location: str, out: Loaded) -> None:
 
 
 def expand_list(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The items of a ``List``/``PodList``/... (items from the API lack their kind), or the object."""
+    """The items of a ``List``/``PodList``/... (items from the API lack their kind), or the "
+    "object."""
     kind = str(data.get("kind") or "")
     items = data.get("items")
     if not kind.endswith("List") or not isinstance(items, list):

@@ -13,10 +13,21 @@ from stockade.compliance.workloads.model import Context, PodView
 
 BASELINE_CAPABILITIES = frozenset(
     {
-        "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
-        "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
     }
-)  # fmt: skip
+)
 SAFE_SYSCTLS = frozenset(
     {
         "kernel.shm_rmid_forced",
@@ -38,10 +49,17 @@ SELINUX_TYPES = frozenset(
 )
 RESTRICTED_VOLUMES = frozenset(
     {
-        "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
-        "persistentVolumeClaim", "projected", "secret",
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "image",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
     }
-)  # fmt: skip
+)
 APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 GOOD_SECCOMP = frozenset({"RuntimeDefault", "Localhost"})
 

@@ -55,7 +55,8 @@ CHECKS: tuple[WorkloadCheck, ...] = (
         section=_SC,
         profile="baseline",
         expected="securityContext.privileged unset or false in every container",
-        remediation="Remove securityContext.privileged; grant only the capabilities the process needs.",
+        remediation="Remove securityContext.privileged; grant only the capabilities the "
+        "process needs.",
         compliance=("cis-k8s:5.2.2",),
         pod=pss.privileged,
     ),
@@ -68,7 +69,8 @@ CHECKS: tuple[WorkloadCheck, ...] = (
         section=_SC,
         profile="baseline",
         expected="capabilities.add a subset of " + ", ".join(sorted(pss.BASELINE_CAPABILITIES)),
-        remediation="Remove capabilities such as SYS_ADMIN, NET_ADMIN or NET_RAW from capabilities.add.",
+        remediation="Remove capabilities such as SYS_ADMIN, NET_ADMIN or NET_RAW from "
+        "capabilities.add.",
         compliance=("cis-k8s:5.2.8", "cis-k8s:5.2.9"),
         pod=pss.capabilities_baseline,
     ),
@@ -81,7 +83,8 @@ CHECKS: tuple[WorkloadCheck, ...] = (
         section=_SC,
         profile="baseline",
         expected="no spec.volumes[*].hostPath",
-        remediation="Replace hostPath volumes with emptyDir, configMap, secret or a PersistentVolumeClaim.",
+        remediation="Replace hostPath volumes with emptyDir, configMap, secret or a "
+        "PersistentVolumeClaim.",
         compliance=("cis-k8s:5.2.12",),
         pod=pss.host_path,
     ),
@@ -208,7 +211,8 @@ CHECKS: tuple[WorkloadCheck, ...] = (
         section=_SC,
         profile="restricted",
         expected="runAsNonRoot: true on the pod or on every container, never false",
-        remediation="Set securityContext.runAsNonRoot: true on the pod and run the image as a non-root user.",
+        remediation="Set securityContext.runAsNonRoot: true on the pod and run the image as a "
+        "non-root user.",
         compliance=("cis-k8s:5.2.7",),
         pod=pss.run_as_non_root,
     ),
@@ -260,7 +264,8 @@ CHECKS: tuple[WorkloadCheck, ...] = (
         benchmark_id="5.1.1",
         section="RBAC and Service Accounts",
         expected="no binding of ClusterRole cluster-admin except to the system:masters group",
-        remediation="Bind a narrower ClusterRole, or a Role in one namespace, instead of cluster-admin.",
+        remediation="Bind a narrower ClusterRole, or a Role in one namespace, instead of "
+        "cluster-admin.",
         compliance=("cis-k8s:5.1.1",),
         obj=cis5.cluster_admin_binding,
         kinds=cis5.BINDING_KINDS,
@@ -274,7 +279,8 @@ CHECKS: tuple[WorkloadCheck, ...] = (
         section="RBAC and Service Accounts",
         expected="no get, list or watch on secrets",
         compliance=("cis-k8s:5.1.2",),
-        remediation="Remove get/list/watch on secrets; mount the one secret a workload needs instead.",
+        remediation="Remove get/list/watch on secrets; mount the one secret a workload needs "
+        "instead.",
         obj=cis5.rbac_secrets_access,
         kinds=cis5.ROLE_KINDS,
     ),
@@ -325,7 +331,8 @@ CHECKS: tuple[WorkloadCheck, ...] = (
         section="RBAC and Service Accounts",
         expected="automountServiceAccountToken: false on ServiceAccount default",
         compliance=("cis-k8s:5.1.5",),
-        remediation="Set automountServiceAccountToken: false on each namespace's default ServiceAccount.",
+        remediation="Set automountServiceAccountToken: false on each namespace's default "
+        "ServiceAccount.",
         obj=cis5.default_sa_automount,
         kinds=frozenset({"ServiceAccount"}),
     ),
@@ -338,7 +345,8 @@ CHECKS: tuple[WorkloadCheck, ...] = (
         section="RBAC and Service Accounts",
         expected="automountServiceAccountToken: false on the pod or its ServiceAccount",
         compliance=("cis-k8s:5.1.6",),
-        remediation="Set automountServiceAccountToken: false unless the workload calls the API server.",
+        remediation="Set automountServiceAccountToken: false unless the workload calls the "
+        "API server.",
         pod=cis5.automount_token,
     ),
     WorkloadCheck(
@@ -362,7 +370,8 @@ CHECKS: tuple[WorkloadCheck, ...] = (
         section="Network Policies and CNI",
         expected="at least one NetworkPolicy in each namespace",
         compliance=("cis-k8s:5.3.2",),
-        remediation="Add a default-deny NetworkPolicy to the namespace and allow the flows it needs.",
+        remediation="Add a default-deny NetworkPolicy to the namespace and allow the flows it "
+        "needs.",
     ),  # judged across objects: see cross.namespaces_without_netpol
     WorkloadCheck(
         id="cis.namespace.default_used",
