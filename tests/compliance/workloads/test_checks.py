@@ -280,3 +280,15 @@ def test_findings_carry_metadata_and_evidence() -> None:
     assert f.status == Status.FAIL and f.resource.display() == "pod:ns/p"
     assert f.details.evidence == "spec.hostPID=true" and f.details.remediation
     assert "cis-k8s:5.2.3" in f.compliance
+
+
+def test_proc_mount_user_namespace_relaxes_baseline_only() -> None:
+    spec = {
+        "hostUsers": False,
+        "containers": [{"name": "a", "securityContext": {"procMount": "Unmasked"}}],
+    }
+    assert bad("pss.baseline.proc_mount", pod(spec)) == []
+    assert bad("pss.restricted.proc_mount", pod(spec)) == [
+        "spec.containers[0].securityContext.procMount=Unmasked"
+    ]
+    assert bad("pss.baseline.proc_mount", pod(dict(spec, hostUsers=True))) != []

@@ -42,6 +42,8 @@ SAFE_SYSCTLS = frozenset(
         "net.ipv4.tcp_keepalive_probes",
         "net.ipv4.tcp_rmem",  # 1.32
         "net.ipv4.tcp_wmem",
+        "net.ipv4.tcp_slow_start_after_idle",  # 1.37
+        "net.ipv4.tcp_notsent_lowat",
     }
 )
 SELINUX_TYPES = frozenset(
@@ -185,7 +187,12 @@ def selinux(pod: PodView, _: Context) -> list[str]:
     return bad
 
 
-def proc_mount(pod: PodView, _: Context) -> list[str]:
+def proc_mount(pod: PodView, ctx: Context) -> list[str]:
+    # Since Kubernetes 1.35 baseline accepts any procMount in a user namespace (hostUsers: false).
+    return [] if pod.host_users_off else proc_mount_restricted(pod, ctx)
+
+
+def proc_mount_restricted(pod: PodView, _: Context) -> list[str]:
     return [
         f"{c.path}.securityContext.procMount={c.security_context['procMount']}"
         for c in pod.containers

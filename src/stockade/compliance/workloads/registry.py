@@ -147,7 +147,7 @@ CHECKS: tuple[WorkloadCheck, ...] = (
         benchmark_id="/proc Mount Type",
         section=_SC,
         profile="baseline",
-        expected="securityContext.procMount unset or Default",
+        expected="securityContext.procMount unset or Default (anything if spec.hostUsers: false)",
         remediation="Remove procMount: Unmasked.",
         pod=pss.proc_mount,
     ),
@@ -254,6 +254,18 @@ CHECKS: tuple[WorkloadCheck, ...] = (
         remediation="Set capabilities: {drop: [ALL]} and add back only NET_BIND_SERVICE if needed.",
         compliance=("cis-k8s:5.2.8", "cis-k8s:5.2.9", "cis-k8s:5.2.10"),
         pod=pss.capabilities_restricted,
+    ),
+    WorkloadCheck(
+        id="pss.restricted.proc_mount",
+        title="The default /proc mount is used, even in a user namespace",
+        severity=S.MEDIUM,
+        benchmark=_R,
+        benchmark_id="/proc Mount Type",
+        section=_SC,
+        profile="restricted",
+        expected="securityContext.procMount unset or Default, whatever spec.hostUsers says",
+        remediation="Remove procMount: Unmasked.",
+        pod=pss.proc_mount_restricted,
     ),
     # -- CIS section 5 ---------------------------------------------------------------------------
     WorkloadCheck(
