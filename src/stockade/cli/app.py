@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "stockade.cli.bench",
     "stockade.cli.bench_workloads",
     "stockade.cli.report",
+    "stockade.cli.admission",
 )
 
 app = typer.Typer(
