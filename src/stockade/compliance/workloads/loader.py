@@ -125,12 +125,12 @@ def load_text(text: str, name: str, out: Loaded | None = None) -> Loaded:
 def _documents(text: str) -> Iterator[tuple[int, str]]:
     """(first line number, text) of each ``---``-separated document."""
     starts = [0] + [m.start() for m in _SEPARATOR.finditer(text)]
+    line = 1
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else len(text)
         chunk = text[start:end]
-        if i > 0:
-            chunk = chunk[3:]  # the "---" itself; anything after it on the line stays
-        yield text.count("\n", 0, start) + 1, chunk
+        yield line, chunk[3:] if i > 0 else chunk  # drop the "---"; the rest of its line stays
+        line += chunk.count("\n")
 
 
 def _yaml_reason(exc: yaml.YAMLError, first_line: int) -> str:
