@@ -174,3 +174,30 @@ def test_unwritable_output_is_a_clean_error(tmp_path: Path, fmt: str) -> None:
         str(tmp_path / "s.db"),
     )
     assert out.returncode == 3 and out.stderr.startswith("stockade: error: cannot write")
+
+
+def test_live_cluster_through_kubeconfig(tmp_path: Path) -> None:
+    from tests.compliance.workloads.kube_server import TOKEN, make_pki, serve
+    from tests.compliance.workloads.test_kubeapi import CLUSTER, KINDS, b64, kubeconfig
+
+    pki = make_pki()
+    db = ["--db", str(tmp_path / "s.db")]
+    with serve(pki, tmp_path, CLUSTER, KINDS) as url:
+        cfg = kubeconfig(
+            tmp_path, url, {"token": TOKEN}, {"certificate-authority-data": b64(pki.ca_pem)}
+        )
+        out = run("bench", "workloads", "--kubeconfig", str(cfg), "-f", "json", *db)
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(out.stdout)
+        failed = {
+            (f["id"], f["resource"]["name"]) for f in doc["findings"] if f["status"] == "FAIL"
+        }
+        assert ("pss.baseline.privileged", "web-0") in failed
+        assert all(f["details"]["location"] == "cluster:test" for f in doc["findings"])
+        both = run("bench", "workloads", str(tmp_path), "--kubeconfig", str(cfg), *db)
+        assert both.returncode == 2
+        bad = kubeconfig(
+            tmp_path, url, {"token": "wrong"}, {"certificate-authority-data": b64(pki.ca_pem)}
+        )
+        refused = run("bench", "workloads", "--kubeconfig", str(cfg.parent / "kubeconfig"), *db)
+        assert bad == cfg and refused.returncode == 3 and "HTTP 401" in refused.stderr
