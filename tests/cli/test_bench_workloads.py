@@ -196,8 +196,12 @@ def test_live_cluster_through_kubeconfig(tmp_path: Path) -> None:
         assert all(f["details"]["location"] == "cluster:test" for f in doc["findings"])
         both = run("bench", "workloads", str(tmp_path), "--kubeconfig", str(cfg), *db)
         assert both.returncode == 2
+        (tmp_path / "bad").mkdir()
         bad = kubeconfig(
-            tmp_path, url, {"token": "wrong"}, {"certificate-authority-data": b64(pki.ca_pem)}
+            tmp_path / "bad",
+            url,
+            {"token": "wrong"},
+            {"certificate-authority-data": b64(pki.ca_pem)},
         )
-        refused = run("bench", "workloads", "--kubeconfig", str(cfg.parent / "kubeconfig"), *db)
-        assert bad == cfg and refused.returncode == 3 and "HTTP 401" in refused.stderr
+        refused = run("bench", "workloads", "--kubeconfig", str(bad), *db)
+        assert refused.returncode == 3 and "HTTP 401" in refused.stderr
