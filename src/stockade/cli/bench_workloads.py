@@ -57,8 +57,7 @@ def workloads(
 ) -> None:
     """Check workloads against the Pod Security Standards and CIS Kubernetes section 5.
 
-    Exit codes: 0 clean, 1 a failed check at or above --fail-on, 2 usage error, 3 an input could
-    not be read (the report still lists everything else).
+    Exit codes: 0 clean; 1 a failed check at or above --fail-on; 2 usage error; 3 an input could not be read (the report still lists everything else).
     """
     from stockade.compliance.render import findings_json, findings_junit
     from stockade.compliance.workloads import check_objects, kubeapi
