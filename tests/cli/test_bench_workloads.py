@@ -205,3 +205,21 @@ def test_live_cluster_through_kubeconfig(tmp_path: Path) -> None:
         )
         refused = run("bench", "workloads", "--kubeconfig", str(bad), *db)
         assert refused.returncode == 3 and "HTTP 401" in refused.stderr
+
+
+def test_markup_in_manifests_is_printed_literally(tmp_path: Path) -> None:
+    text = (GOLDEN / "pss.baseline.privileged-FAIL" / "manifest.yaml").read_text()
+    text = text.replace("name: myapp-pod", "name: '[red]x[/red]'")
+    report = tmp_path / "table.txt"
+    out = run(
+        "bench",
+        "workloads",
+        "-",
+        "--profile",
+        "baseline",
+        "--no-store",
+        "-o",
+        str(report),
+        stdin=text,
+    )
+    assert out.returncode == 0 and "pod:shop/[red]x[/red]" in report.read_text()

@@ -99,6 +99,7 @@ def workloads(
 
 def _table(findings, show_pass: bool, output: Path | None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from stockade.compliance.render import summary
@@ -117,8 +118,8 @@ def _table(findings, show_pass: bool, output: Path | None) -> None:
             f"[{style.get(f.status, '')}]{f.status}[/]",
             str(f.severity),
             f.id,
-            f.resource.display(),
-            evidence,
+            escape(f.resource.display()),  # names and values come from the manifests
+            escape(evidence),
         )
     counts = summary(findings)
     line = ", ".join(f"{v} {k}" for k, v in counts.items() if v and k != "total")

@@ -63,6 +63,7 @@ def compliance(
 
 def _table(report, output: Path | None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     colors = {
@@ -81,7 +82,7 @@ def _table(report, output: Path | None) -> None:
             r.requirement.id,
             r.requirement.title,
             f"[{colors.get(r.status, '')}]{r.status}[/]",
-            ", ".join(c.id for c in r.checks)
+            escape(", ".join(c.id for c in r.checks))
             or ("(manual)" if not r.requirement.automated else "-"),
             str(sum(c.counts.get("PASS", 0) for c in r.checks)),
             str(sum(c.counts.get("FAIL", 0) for c in r.checks)),

@@ -292,3 +292,12 @@ def test_proc_mount_user_namespace_relaxes_baseline_only() -> None:
         "spec.containers[0].securityContext.procMount=Unmasked"
     ]
     assert bad("pss.baseline.proc_mount", pod(dict(spec, hostUsers=True))) != []
+
+
+def test_unhashable_values_where_strings_belong_fail_cleanly() -> None:
+    spec = {
+        "securityContext": {"seccompProfile": {"type": ["x"]}, "sysctls": [{"name": {"a": 1}}]},
+        "containers": [{"name": "a", "securityContext": {"seccompProfile": {"type": {}}}}],
+    }
+    assert len(bad("pss.restricted.seccomp", pod(spec))) == 2
+    assert len(bad("pss.baseline.sysctls", pod(spec))) == 1

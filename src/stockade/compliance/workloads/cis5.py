@@ -16,9 +16,13 @@ BINDING_KINDS = frozenset({"RoleBinding", "ClusterRoleBinding"})
 READ_VERBS = frozenset({"get", "list", "watch", "*"})
 
 
+def _list(value: Any) -> list[Any]:
+    """A list field, or nothing when the object has something else there."""
+    return value if isinstance(value, list) else []
+
+
 def _rules(obj: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
-    rules = obj.get("rules")
-    return [(i, r) for i, r in enumerate(rules or []) if isinstance(r, dict)]
+    return [(i, r) for i, r in enumerate(_list(obj.get("rules"))) if isinstance(r, dict)]
 
 
 def _strs(rule: dict[str, Any], key: str) -> list[str]:
@@ -68,7 +72,7 @@ def cluster_admin_binding(obj: dict[str, Any], _: Context) -> list[str]:
     ref = obj.get("roleRef") if isinstance(obj.get("roleRef"), dict) else {}
     if ref.get("kind") != "ClusterRole" or ref.get("name") != "cluster-admin":
         return []
-    subjects = [s for s in obj.get("subjects") or [] if isinstance(s, dict)]
+    subjects = [s for s in _list(obj.get("subjects")) if isinstance(s, dict)]
     # The built-in binding to the system:masters group is how Kubernetes bootstraps itself.
     others = [
         s for s in subjects if not (s.get("kind") == "Group" and s.get("name") == "system:masters")
@@ -112,18 +116,15 @@ def automount_token(pod: PodView, ctx: Context) -> list[str]:
 def secrets_in_env(pod: PodView, _: Context) -> list[str]:
     bad = []
     for c in pod.containers:
-        for i, env in enumerate(c.spec.get("env") or []):
-            ref = (
-                ((env or {}).get("valueFrom") or {}).get("secretKeyRef")
-                if isinstance(env, dict)
-                else None
-            )
+        for i, env in enumerate(_list(c.spec.get("env"))):
+            value_from = env.get("valueFrom") if isinstance(env, dict) else None
+            ref = value_from.get("secretKeyRef") if isinstance(value_from, dict) else None
             if isinstance(ref, dict):
                 bad.append(
                     f"{c.path}.env[{i}] {env.get('name')} <- secret "
                     f"{ref.get('name')}/{ref.get('key')}"
                 )
-        for i, src in enumerate(c.spec.get("envFrom") or []):
+        for i, src in enumerate(_list(c.spec.get("envFrom"))):
             if isinstance(src, dict) and isinstance(src.get("secretRef"), dict):
                 bad.append(f"{c.path}.envFrom[{i}].secretRef.name={src['secretRef'].get('name')}")
     return bad

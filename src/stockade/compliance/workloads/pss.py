@@ -66,6 +66,11 @@ APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 GOOD_SECCOMP = frozenset({"RuntimeDefault", "Localhost"})
 
 
+def _member(value: Any, allowed: frozenset[str]) -> bool:
+    """Set membership that tolerates unhashable values (a list where a string belongs)."""
+    return isinstance(value, str) and value in allowed
+
+
 def _sc(d: Any, key: str) -> Any:
     return d.get(key) if isinstance(d, dict) else None
 
@@ -218,7 +223,7 @@ def sysctls(pod: PodView, _: Context) -> list[str]:
     return [
         f"{pod.base}.securityContext.sysctls[{i}].name={s.get('name')}"
         for i, s in enumerate(items)
-        if isinstance(s, dict) and s.get("name") not in SAFE_SYSCTLS
+        if isinstance(s, dict) and not _member(s.get("name"), SAFE_SYSCTLS)
     ]
 
 
@@ -273,13 +278,13 @@ def seccomp_restricted(pod: PodView, _: Context) -> list[str]:
         return []
     pod_type = _seccomp_type(pod.security_context)
     bad = []
-    if pod_type is not None and pod_type not in GOOD_SECCOMP:
+    if pod_type is not None and not _member(pod_type, GOOD_SECCOMP):
         bad.append(f"{pod.base}.securityContext.seccompProfile.type={pod_type}")
     for c in pod.containers:
         own = _seccomp_type(c.security_context)
-        if own is None and pod_type in GOOD_SECCOMP:
+        if own is None and _member(pod_type, GOOD_SECCOMP):
             continue  # inherits a good pod-level profile
-        if own not in GOOD_SECCOMP:
+        if not _member(own, GOOD_SECCOMP):
             bad.append(f"{c.path}.securityContext.seccompProfile.type={_show(own)}")
     return bad
 
