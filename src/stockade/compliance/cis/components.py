@@ -17,7 +17,7 @@ import yaml
 from stockade.compliance.cis.model import Benchmark, Component, PathSpec
 from stockade.compliance.cis.node import FileProblem, Node, Process
 
-_VAR = re.compile(r"\$\{([a-z0-9_-]+)\.([a-z0-9_-]+)\}")
+_VAR = re.compile(r"\$\{(re:)?([a-z0-9_-]+)\.([a-z0-9_-]+)\}")
 _ENV_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 Flags = dict[str, list[str]]
 
@@ -65,6 +65,8 @@ def parse_config(text: str, path: str) -> Any:
     """A config file as data: YAML (and so JSON), TOML or INI, chosen by its name."""
     name = path.lower()
     try:
+        if name.endswith(".json"):
+            return json.loads(text)
         if name.endswith(".toml"):
             return tomllib.loads(text)
         if name.endswith((".ini", ".cfg")):
@@ -72,7 +74,7 @@ def parse_config(text: str, path: str) -> Any:
             parser.read_string(text)
             return {s: dict(parser[s]) for s in parser.sections()}
         return yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError, configparser.Error) as exc:
+    except (yaml.YAMLError, json.JSONDecodeError, tomllib.TOMLDecodeError, configparser.Error) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FileProblem(f"{path}: malformed config file ({first})") from exc
 
@@ -295,7 +297,13 @@ class Resolver:
         return spec.candidates[0] if spec.candidates else ""
 
     def substitute(self, text: str) -> str:
-        return _VAR.sub(lambda m: self.path(m.group(1), m.group(2)), text)
+        """Replace ``${comp.key}`` with a path (``${re:comp.key}``: regex-escaped)."""
+
+        def one(m: re.Match[str]) -> str:
+            value = self.path(m.group(2), m.group(3))
+            return re.escape(value) if m.group(1) else value
+
+        return _VAR.sub(one, text) if "${" in text else text
 
 
 def _unit_lines(text: str) -> list[tuple[str, str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 from collections.abc import Sequence
@@ -144,7 +145,7 @@ def evaluate(
                 else "no tests"
             )
             return Status.WARN, evidence, reason
-        failed, evidence = _judge(check.tests, facts)
+        failed, evidence = _judge(_resolved(check.tests, resolver), facts)
     except NotApplicable as exc:
         if check.missing == "fail" and check.type is CheckType.AUTOMATED:
             return _fail(check), "", str(exc)
@@ -154,6 +155,19 @@ def evaluate(
     if not failed:
         return Status.PASS, evidence, ""
     return _fail(check), evidence, ""
+
+
+def _resolved(tests: Tests, resolver: Resolver) -> Tests:
+    """Tests with ``${comp.key}`` variables in their expected values replaced."""
+    items: list[Test | Tests] = []
+    for item in tests.items:
+        if isinstance(item, Tests):
+            items.append(_resolved(item, resolver))
+        elif isinstance(item.value, str) and "${" in item.value:
+            items.append(dataclasses.replace(item, value=resolver.substitute(item.value)))
+        else:
+            items.append(item)
+    return dataclasses.replace(tests, items=tuple(items))
 
 
 def _fail(check: Check) -> Status:

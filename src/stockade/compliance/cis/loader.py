@@ -191,7 +191,7 @@ def _check(raw: Any, sec: dict[str, Any], where: str, bench: Benchmark) -> Check
         severity = Severity.parse(str(raw.get("severity", sec.get("severity", "medium"))))
     except Exception as exc:  # Severity.parse raises UsageError; here it is a config problem
         raise ConfigError(f"{here}: {exc}") from None
-    missing = str(raw.get("missing", "na"))
+    missing = str(raw.get("missing", sec.get("missing", "na")))
     if missing not in ("na", "fail"):
         raise ConfigError(f"{here}: missing must be 'na' or 'fail'")
     applies = raw.get("applies_if") or ()
