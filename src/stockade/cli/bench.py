@@ -59,29 +59,41 @@ ProcessesOption = Annotated[
     ),
 ]
 BenchmarkOption = Annotated[
-    str | None, typer.Option("--benchmark", help="Benchmark version, e.g. cis-1.12 (default: newest).")
+    str | None,
+    typer.Option("--benchmark", help="Benchmark version, e.g. cis-1.12 (default: newest)."),
 ]
 ChecksOption = Annotated[
     list[Path] | None,
-    typer.Option("--checks", help="Custom checks: a YAML file or a directory of them (repeatable)."),
+    typer.Option(
+        "--checks", help="Custom checks: a YAML file or a directory of them (repeatable)."
+    ),
 ]
 CheckOption = Annotated[
     list[str] | None,
-    typer.Option("--check", help="Run only these checks (slug, CIS number or section; repeatable)."),
+    typer.Option(
+        "--check", help="Run only these checks (slug, CIS number or section; repeatable)."
+    ),
 ]
 SkipOption = Annotated[
-    list[str] | None, typer.Option("--skip", help="Skip these checks (reported as INFO; repeatable).")
+    list[str] | None,
+    typer.Option("--skip", help="Skip these checks (reported as INFO; repeatable)."),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", "-f", help="Report format.")]
 FailOnOption = Annotated[
     str | None,
-    typer.Option("--fail-on", help="Exit 1 if a FAIL has this severity or higher (low, medium, high, critical)."),
+    typer.Option(
+        "--fail-on",
+        help="Exit 1 if a FAIL has this severity or higher (low, medium, high, critical).",
+    ),
 ]
 FailOnFailOption = Annotated[bool, typer.Option("--fail-on-fail", help="Exit 1 on any FAIL.")]
 StrictOption = Annotated[bool, typer.Option("--strict", help="Exit 3 if any check is ERROR.")]
-NoStoreOption = Annotated[bool, typer.Option("--no-store", help="Do not record the findings in the database.")]
+NoStoreOption = Annotated[
+    bool, typer.Option("--no-store", help="Do not record the findings in the database.")
+]
 EveryOption = Annotated[
-    str | None, typer.Option("--every", help="Run again every DURATION (30s, 5m, 1h); each run is stored.")
+    str | None,
+    typer.Option("--every", help="Run again every DURATION (30s, 5m, 1h); each run is stored."),
 ]
 MaxRunsOption = Annotated[
     int | None, typer.Option("--max-runs", min=1, help="With --every: stop after N runs.")
@@ -106,7 +118,10 @@ def bench_k8s(
     processes: ProcessesOption = None,
     role: Annotated[
         list[str] | None,
-        typer.Option("--role", help="Node role instead of detection: control-plane, etcd, worker (repeatable)."),
+        typer.Option(
+            "--role",
+            help="Node role instead of detection: control-plane, etcd, worker (repeatable).",
+        ),
     ] = None,
     benchmark: BenchmarkOption = None,
     checks: ChecksOption = None,
@@ -151,7 +166,9 @@ def bench_docker(
 @bench_app.command("processes")
 def capture_processes(
     output: OutputOption = None,
-    no_env: Annotated[bool, typer.Option("--no-env", help="Leave process environments out.")] = False,
+    no_env: Annotated[
+        bool, typer.Option("--no-env", help="Leave process environments out.")
+    ] = False,
 ) -> None:
     """Capture this host's process list for a later 'bench --root DIR --processes FILE'."""
     import json
@@ -181,15 +198,24 @@ def _bench(platform: str, opts: dict[str, object]) -> None:
     while True:
         node = open_node(opts["root"], opts["processes"])  # type: ignore[arg-type]
         with RichObserver() as observer:
-            result = run(bench, node, roles=roles, extra=extra, only=opts["check"] or (),  # type: ignore[arg-type]
-                         skip=opts["skip"] or (), observer=observer)  # type: ignore[arg-type]
+            result = run(
+                bench,
+                node,
+                roles=roles,
+                extra=extra,
+                only=opts["check"] or (),  # type: ignore[arg-type]
+                skip=opts["skip"] or (),
+                observer=observer,
+            )  # type: ignore[arg-type]
         run_id = None
         if store is not None:
             from stockade.store.records import record_findings
 
             run_id = record_findings(store, result.findings)
         _report(result, opts["fmt"], opts["output"], run_id)  # type: ignore[arg-type]
-        worst = max(worst, _exit_code(result, fail_on, bool(opts["fail_on_fail"]), bool(opts["strict"])))
+        worst = max(
+            worst, _exit_code(result, fail_on, bool(opts["fail_on_fail"]), bool(opts["strict"]))
+        )
         runs += 1
         if interval is None or (opts["max_runs"] is not None and runs >= opts["max_runs"]):  # type: ignore[operator]
             break
@@ -198,8 +224,13 @@ def _bench(platform: str, opts: dict[str, object]) -> None:
 
 
 def _roles(values: list[str]) -> list[str]:
-    aliases = {"control-plane": "control-plane", "master": "control-plane", "etcd": "etcd",
-               "worker": "worker", "node": "worker"}
+    aliases = {
+        "control-plane": "control-plane",
+        "master": "control-plane",
+        "etcd": "etcd",
+        "worker": "worker",
+        "node": "worker",
+    }
     out = []
     for v in values:
         for part in v.split(","):
@@ -210,7 +241,9 @@ def _roles(values: list[str]) -> list[str]:
     return out
 
 
-def _exit_code(result: RunResult, fail_on: Severity | None, fail_on_fail: bool, strict: bool) -> int:
+def _exit_code(
+    result: RunResult, fail_on: Severity | None, fail_on_fail: bool, strict: bool
+) -> int:
     from stockade.model import Status
 
     if strict and any(f.status is Status.ERROR for f in result.findings):
@@ -240,8 +273,14 @@ def _report(result: RunResult, fmt: Format, output: Path | None, run_id: str | N
         _table(result, console, run_id)
 
 
-_STYLE = {"PASS": "green", "FAIL": "bold red", "WARN": "yellow", "INFO": "cyan", "ERROR": "magenta",
-          "NOT_APPLICABLE": "dim"}
+_STYLE = {
+    "PASS": "green",
+    "FAIL": "bold red",
+    "WARN": "yellow",
+    "INFO": "cyan",
+    "ERROR": "magenta",
+    "NOT_APPLICABLE": "dim",
+}
 
 
 def _table(result: RunResult, out: object, run_id: str | None) -> None:
@@ -249,8 +288,11 @@ def _table(result: RunResult, out: object, run_id: str | None) -> None:
 
     b = result.benchmark
     how = "detected" if result.roles_detected else "given"
-    table = Table(title=f"{b.title} {b.version} on {result.node_name} "
-                  f"(roles {how}: {', '.join(result.roles) or 'none'})", expand=False)
+    table = Table(
+        title=f"{b.title} {b.version} on {result.node_name} "
+        f"(roles {how}: {', '.join(result.roles) or 'none'})",
+        expand=False,
+    )
     for col in ("Status", "CIS", "Check", "Title", "Evidence / reason"):
         table.add_column(col, overflow="fold")
     for f in result.findings:
@@ -259,14 +301,18 @@ def _table(result: RunResult, out: object, run_id: str | None) -> None:
         if f.status in ("FAIL", "WARN") and getattr(d, "expected", ""):
             note = f"{note} (expected: {d.expected})" if note else f"expected: {d.expected}"  # type: ignore[union-attr]
         status = str(f.status)
-        table.add_row(f"[{_STYLE[status]}]{status}[/]", getattr(d, "benchmark_id", ""), f.id, f.title, note)
+        table.add_row(
+            f"[{_STYLE[status]}]{status}[/]", getattr(d, "benchmark_id", ""), f.id, f.title, note
+        )
     out.print(table)  # type: ignore[attr-defined]
     counts = ", ".join(f"{k} {v}" for k, v in result.counts().items() if v)
     tail = f" · stored as run {run_id}" if run_id else ""
     out.print(f"{len(result.findings)} checks in {result.seconds:.2f} s: {counts}{tail}")  # type: ignore[attr-defined]
     if result.process_source == "none":
-        err_console.print("note: no process list (use --processes or ROOT/.stockade/processes.json); "
-                          "flags were read from static pod manifests and systemd units only")
+        err_console.print(
+            "note: no process list (use --processes or ROOT/.stockade/processes.json); "
+            "flags were read from static pod manifests and systemd units only"
+        )
 
 
 def register(app: typer.Typer) -> None:

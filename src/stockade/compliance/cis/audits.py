@@ -245,7 +245,8 @@ def _derived(doc: dict[str, Any]) -> dict[str, Fact]:
             )
         )
         or "false",
-        "selinux_label": fact_value(any(o.startswith(("label=", "label:")) for o in opts)) or "false",
+        "selinux_label": fact_value(any(o.startswith(("label=", "label:")) for o in opts))
+        or "false",
         "seccomp_unconfined": fact_value(
             any(o.replace("=", ":") == "seccomp:unconfined" for o in opts)
         )

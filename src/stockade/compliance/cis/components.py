@@ -20,6 +20,7 @@ from stockade.compliance.cis.node import FileProblem, Node, Process
 _VAR = re.compile(r"\$\{(re:)?([a-z0-9_-]+)\.([a-z0-9_-]+)\}")
 _ENV_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 Flags = dict[str, list[str]]
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(slots=True)
@@ -73,8 +74,13 @@ def parse_config(text: str, path: str) -> Any:
             parser = configparser.ConfigParser(interpolation=None)
             parser.read_string(text)
             return {s: dict(parser[s]) for s in parser.sections()}
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError, tomllib.TOMLDecodeError, configparser.Error) as exc:
+        return yaml.load(text, Loader=_Loader)  # CSafeLoader or SafeLoader
+    except (
+        yaml.YAMLError,
+        json.JSONDecodeError,
+        tomllib.TOMLDecodeError,
+        configparser.Error,
+    ) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FileProblem(f"{path}: malformed config file ({first})") from exc
 

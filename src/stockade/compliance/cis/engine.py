@@ -137,15 +137,17 @@ def evaluate(
         return Status.WARN, "", "manual check: review by hand"
     try:
         facts = gather(audit, resolver)
-        if check.type is CheckType.MANUAL or check.tests is None:
-            evidence = _summarise(facts)
+        if check.tests is None:
             reason = (
                 "manual check: review the evidence"
                 if check.type is CheckType.MANUAL
                 else "no tests"
             )
-            return Status.WARN, evidence, reason
+            return Status.WARN, _summarise(facts), reason
         failed, evidence = _judge(_resolved(check.tests, resolver), facts)
+        if check.type is CheckType.MANUAL:
+            # the tests of a manual check only gather evidence; a person decides
+            return Status.WARN, evidence, "manual check: review the evidence"
     except NotApplicable as exc:
         if check.missing == "fail" and check.type is CheckType.AUTOMATED:
             return _fail(check), "", str(exc)
@@ -213,7 +215,7 @@ def _holds(tests: Tests | Test, fs: FactSet | ProcessFacts, seen: list[str]) -> 
     if tests.key == "text" and value is not None:
         source = f"contents of {fs.subject}"
     seen.append(source)
-    unset = value is None or value == []
+    unset = value is None or value == [] or value == ""
     if not tests.present:
         return unset
     if unset:

@@ -128,8 +128,20 @@ class Node:
         return out
 
     def read_text(self, path: str, limit: int = 4 * 1024 * 1024) -> str:
+        real = self.host_path(path)
         try:
-            with self.host_path(path).open("rb") as fh:
+            st = real.stat()
+        except PermissionError as exc:
+            raise FileProblem(f"{path}: permission denied") from exc
+        except OSError as exc:
+            raise FileProblem(f"{path}: {exc.strerror}") from exc
+        if stat.S_ISDIR(st.st_mode):
+            raise FileProblem(f"{path}: is a directory")
+        if not stat.S_ISREG(st.st_mode) and not (self.live and path.startswith("/proc/")):
+            # a FIFO or device under --root would block or never end
+            raise FileProblem(f"{path}: not a regular file")
+        try:
+            with real.open("rb") as fh:
                 data = fh.read(limit + 1)
         except PermissionError as exc:
             raise FileProblem(f"{path}: permission denied") from exc

@@ -56,9 +56,13 @@ def to_junit(result: RunResult) -> str:
                 suite, "testcase", classname=f.id, name=f"{_d(f, 'benchmark_id')} {f.title}".strip()
             )
             text = "; ".join(
-                x for x in (f"evidence: {_d(f, 'evidence')}" if _d(f, "evidence") else "",
-                            f"expected: {_d(f, 'expected')}" if _d(f, "expected") else "",
-                            str(_d(f, "reason"))) if x
+                x
+                for x in (
+                    f"evidence: {_d(f, 'evidence')}" if _d(f, "evidence") else "",
+                    f"expected: {_d(f, 'expected')}" if _d(f, "expected") else "",
+                    str(_d(f, "reason")),
+                )
+                if x
             )
             if f.status is Status.FAIL:
                 counts["failures"] += 1
