@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -81,7 +83,7 @@ def load_custom(path: Path, base: Benchmark) -> tuple[Check, ...]:
         sections = data.get("sections")
         if sections is None:
             sections = [{"id": "custom", "title": "Custom checks", "checks": data.get("checks")}]
-        checks.extend(_sections(sections, str(f), base))
+        checks.extend(_with_script_paths(c, f.parent) for c in _sections(sections, str(f), base))
     ids = [c.id for c in checks]
     clash = sorted(
         {i for i in ids if ids.count(i) > 1} | ({i for i in ids} & {c.id for c in base.checks})
@@ -89,6 +91,18 @@ def load_custom(path: Path, base: Benchmark) -> tuple[Check, ...]:
     if clash:
         raise ConfigError(f"--checks {path}: duplicate check ids: {', '.join(clash)}")
     return tuple(checks)
+
+
+def _with_script_paths(check: Check, base_dir: Path) -> Check:
+    """Script paths in a custom check file are relative to that file; the script must exist."""
+    if check.audit is None or not check.audit.script:
+        return check
+    script = Path(check.audit.script)
+    if not script.is_absolute():
+        script = (base_dir / script).resolve()
+    if not script.is_file() or not os.access(script, os.X_OK):
+        raise ConfigError(f"check {check.id}: script {script} is missing or not executable")
+    return dataclasses.replace(check, audit=dataclasses.replace(check.audit, script=str(script)))
 
 
 def _yaml(text: str, where: str) -> Any:

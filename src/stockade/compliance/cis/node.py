@@ -76,9 +76,12 @@ class Node:
         return self.root.joinpath(*resolved)
 
     def exists(self, path: str) -> bool:
+        """True if something is at ``path``; a symlink loop counts (reading it is then an error)."""
         try:
             return self.host_path(path).exists()
-        except (FileProblem, OSError):
+        except FileProblem:
+            return True
+        except OSError:
             return False
 
     def expand(self, pattern: str) -> list[str]:
