@@ -14,8 +14,13 @@ from stockade.compliance.cis.node import Node, Process, open_node
 
 def test_parse_flags_forms() -> None:
     flags = parse_flags(["--a=1", "--b", "2", "-H", "fd://", "-H", "tcp://x", "--bool", "--c=x=y"])
-    assert flags == {"--a": ["1"], "--b": ["2"], "-H": ["fd://", "tcp://x"], "--bool": ["true"],
-                     "--c": ["x=y"]}
+    assert flags == {
+        "--a": ["1"],
+        "--b": ["2"],
+        "-H": ["fd://", "tcp://x"],
+        "--bool": ["true"],
+        "--c": ["x=y"],
+    }
 
 
 def test_lookup_paths() -> None:
@@ -40,9 +45,20 @@ def _node(tmp_path: Path, files: dict[str, str], procs: list[list[str]]) -> Node
 
 
 def test_k3s_embedded_flags_and_roles(tmp_path: Path) -> None:
-    node = _node(tmp_path, {}, [["/usr/local/bin/k3s", "server", "--kube-apiserver-arg=profiling=false",
-                                  "--kube-apiserver-arg", "anonymous-auth=false",
-                                  "--kubelet-arg=read-only-port=0"]])
+    node = _node(
+        tmp_path,
+        {},
+        [
+            [
+                "/usr/local/bin/k3s",
+                "server",
+                "--kube-apiserver-arg=profiling=false",
+                "--kube-apiserver-arg",
+                "anonymous-auth=false",
+                "--kubelet-arg=read-only-port=0",
+            ]
+        ],
+    )
     r = Resolver(loader.builtin("kubernetes"), node)
     assert r.flag("apiserver", ("--profiling",)) == ("--profiling", ["false"])
     assert r.flag("apiserver", ("--anonymous-auth",)) == ("--anonymous-auth", ["false"])
@@ -75,9 +91,19 @@ def test_declared_by_unit_with_drop_ins_and_env_files(tmp_path: Path) -> None:
 
 
 def test_static_pod_manifest_declares_flags_without_process_list(tmp_path: Path) -> None:
-    manifest = {"spec": {"containers": [{"command": ["kube-apiserver", "--profiling=true"],
-                                         "args": ["--anonymous-auth=false"]}]}}
-    node = _node(tmp_path, {"/etc/kubernetes/manifests/kube-apiserver.yaml": json.dumps(manifest)}, [])
+    manifest = {
+        "spec": {
+            "containers": [
+                {
+                    "command": ["kube-apiserver", "--profiling=true"],
+                    "args": ["--anonymous-auth=false"],
+                }
+            ]
+        }
+    }
+    node = _node(
+        tmp_path, {"/etc/kubernetes/manifests/kube-apiserver.yaml": json.dumps(manifest)}, []
+    )
     result = run(loader.builtin("kubernetes"), node, only=["1.2.1", "1.2.15"])
     got = {f.id: f for f in result.findings}
     assert str(got["k8s.apiserver.profiling"].status) == "FAIL"
@@ -87,8 +113,11 @@ def test_static_pod_manifest_declares_flags_without_process_list(tmp_path: Path)
 
 def test_running_process_wins_over_manifest(tmp_path: Path) -> None:
     manifest = {"spec": {"containers": [{"command": ["kube-apiserver", "--profiling=true"]}]}}
-    node = _node(tmp_path, {"/etc/kubernetes/manifests/kube-apiserver.yaml": json.dumps(manifest)},
-                 [["/usr/local/bin/kube-apiserver", "--profiling=false"]])
+    node = _node(
+        tmp_path,
+        {"/etc/kubernetes/manifests/kube-apiserver.yaml": json.dumps(manifest)},
+        [["/usr/local/bin/kube-apiserver", "--profiling=false"]],
+    )
     result = run(loader.builtin("kubernetes"), node, only=["1.2.15"])
     assert str(result.findings[0].status) == "PASS"
     assert "process 1" in result.findings[0].details.evidence  # type: ignore[union-attr]
@@ -96,8 +125,19 @@ def test_running_process_wins_over_manifest(tmp_path: Path) -> None:
 
 def test_processes_json_round_trip(tmp_path: Path) -> None:
     (tmp_path / ".stockade").mkdir()
-    (tmp_path / ".stockade" / "processes.json").write_text(json.dumps(
-        {"processes": [{"pid": 7, "cmdline": ["etcd", "--data-dir=/d"], "env": {"ETCD_CERT_FILE": "/c"}}]}))
+    (tmp_path / ".stockade" / "processes.json").write_text(
+        json.dumps(
+            {
+                "processes": [
+                    {
+                        "pid": 7,
+                        "cmdline": ["etcd", "--data-dir=/d"],
+                        "env": {"ETCD_CERT_FILE": "/c"},
+                    }
+                ]
+            }
+        )
+    )
     node = open_node(tmp_path)
     assert node.processes[0].argv == ("etcd", "--data-dir=/d")
     assert node.env_of(node.processes[0]) == {"ETCD_CERT_FILE": "/c"}

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from compliance.cis.fixtures import GOLDEN, build, load_spec
 
+from compliance.cis.fixtures import GOLDEN, build, load_spec
 from conftest import require
 from stockade.compliance.cis import loader
 from stockade.compliance.cis.engine import run
@@ -58,7 +58,10 @@ def test_fifo_and_symlink_loop_are_errors(kubeadm: Path) -> None:
     cfg.unlink()
     os.mkfifo(cfg)  # reading it would block forever
     got = _status(open_node(kubeadm), ["4.2.4"])
-    assert got["k8s.kubelet.read_only_port"] == ("ERROR", "/var/lib/kubelet/config.yaml: not a regular file")
+    assert got["k8s.kubelet.read_only_port"] == (
+        "ERROR",
+        "/var/lib/kubelet/config.yaml: not a regular file",
+    )
     cfg.unlink()
     cfg.symlink_to("config.yaml")
     got = _status(open_node(kubeadm), ["4.2.4", "4.1.9"])
@@ -107,7 +110,10 @@ def test_unreadable_files_are_errors_not_crashes(world_readable_node: Path) -> N
         got = _status(node, ["4.1.9", "4.2.4", "4.2.7"])
     finally:
         os.seteuid(0)
-    assert got["k8s.kubelet.read_only_port"] == ("ERROR", "/var/lib/kubelet/config.yaml: permission denied")
+    assert got["k8s.kubelet.read_only_port"] == (
+        "ERROR",
+        "/var/lib/kubelet/config.yaml: permission denied",
+    )
     assert got["k8s.files.kubelet_config_mode"][0] == "PASS"  # stat needs no read permission
     assert got["k8s.kubelet.hostname_override"][0] == "PASS"
 
@@ -116,7 +122,9 @@ def test_unreadable_files_are_errors_not_crashes(world_readable_node: Path) -> N
 def test_role_override(kubeadm: Path) -> None:
     got = _status(open_node(kubeadm), ["1.2.1", "4.2.1"], roles=["worker"])
     assert got["k8s.apiserver.anonymous_auth"] == (
-        "NOT_APPLICABLE", "node role control-plane not selected with --role (roles: worker)")
+        "NOT_APPLICABLE",
+        "node role control-plane not selected with --role (roles: worker)",
+    )
     assert got["k8s.kubelet.anonymous_auth"][0] == "PASS"
 
 
@@ -129,14 +137,22 @@ def test_absent_component_and_missing_file(kubeadm: Path) -> None:
     doc["processes"] = [p for p in doc["processes"] if "kube-scheduler" not in p["cmdline"][0]]
     plist.write_text(json.dumps(doc))
     got = _status(open_node(kubeadm), ["1.4.1", "1.1.5", "4.1.3"])
-    assert got["k8s.scheduler.profiling"] == ("NOT_APPLICABLE", "scheduler is neither running nor declared on this node")
+    assert got["k8s.scheduler.profiling"] == (
+        "NOT_APPLICABLE",
+        "scheduler is neither running nor declared on this node",
+    )
     assert got["k8s.files.scheduler_manifest_mode"][0] == "NOT_APPLICABLE"
-    assert got["k8s.files.proxy_kubeconfig_mode"] == ("NOT_APPLICABLE", "not found: /var/lib/kube-proxy/kubeconfig.conf")
+    assert got["k8s.files.proxy_kubeconfig_mode"] == (
+        "NOT_APPLICABLE",
+        "not found: /var/lib/kube-proxy/kubeconfig.conf",
+    )
 
 
 @pytest.mark.root
 def test_skip_and_evidence(kubeadm: Path) -> None:
-    result = run(loader.builtin("kubernetes"), open_node(kubeadm), only=["1.1.19", "1.2.6"], skip=["1.2.6"])
+    result = run(
+        loader.builtin("kubernetes"), open_node(kubeadm), only=["1.1.19", "1.2.6"], skip=["1.2.6"]
+    )
     got = {f.id: f for f in result.findings}
     assert got["k8s.apiserver.authorization_not_always_allow"].status is Status.INFO
     pki = got["k8s.files.pki_owner"]
