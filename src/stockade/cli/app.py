@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "stockade.cli.db_cmd",
     "stockade.cli.bench",
     "stockade.cli.bench_nodes",
+    "stockade.cli.admission",
 )
 
 app = typer.Typer(
