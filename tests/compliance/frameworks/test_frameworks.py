@@ -8,6 +8,7 @@ from fnmatch import fnmatchcase
 
 import pytest
 
+from stockade.compliance.cis.loader import builtin
 from stockade.compliance.frameworks import FRAMEWORKS, evaluate, load, parse
 from stockade.compliance.frameworks.render import (
     REPORT_SCHEMA,
@@ -22,6 +23,7 @@ from stockade.store import Store
 from stockade.store.records import list_findings, record_findings
 
 OURS = ("pss.", "cis.", "workload.")
+NODE_IDS = [c.id for p in ("kubernetes", "docker") for c in builtin(p).checks]
 PREFIXES = (
     "pss.",
     "cis.",
@@ -33,6 +35,7 @@ PREFIXES = (
     "proto.",
     "secret.",
     "k8s.",
+    "docker.",
     "pillar:",
     "bench:",
 )
@@ -53,6 +56,13 @@ def test_framework_selectors_name_real_checks(name: str) -> None:
                 assert any(fnmatchcase(c, sel) for c in BY_ID), (
                     f"{name} {req.id}: {sel} matches no check"
                 )
+
+
+def test_node_check_tags_name_known_requirements() -> None:
+    """The CIS node checks tag their findings with framework requirements; each tag must exist."""
+    known = {t for n in FRAMEWORKS for r in load(n).requirements for t in r.tags(n)}
+    refs = {ref for p in ("kubernetes", "docker") for c in builtin(p).checks for ref in c.refs}
+    assert refs and not refs - known
 
 
 def test_every_workload_check_evidences_some_requirement() -> None:

@@ -69,7 +69,8 @@ def _aware(at: datetime) -> datetime:
 
 
 def _selected(req: Requirement, framework_id: str, row: dict[str, Any]) -> bool:
-    if f"{framework_id}:{req.id}" in (row.get("compliance") or []):
+    tags = row.get("compliance") or []
+    if isinstance(tags, list) and not req.tags(framework_id).isdisjoint(map(str, tags)):
         return True
     return any(matches(s, row) for s in req.selectors)
 

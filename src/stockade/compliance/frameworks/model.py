@@ -32,6 +32,11 @@ class Requirement:
     title: str
     selectors: tuple[str, ...] = ()
     manual: str = ""  # what to review by hand when there is no (or only partial) automated evidence
+    aliases: tuple[str, ...] = ()  # other spellings in findings' compliance tags ("art-32")
+
+    def tags(self, framework_id: str) -> frozenset[str]:
+        """The compliance tags (``pci-dss:1.2.5``) that name this requirement."""
+        return frozenset(f"{framework_id}:{x}" for x in (self.id, *self.aliases))
 
     @property
     def automated(self) -> bool:
@@ -78,12 +83,16 @@ def parse(data: Any, name: str) -> Framework:
             raise ConfigError(
                 f"framework {name}: requirement {r['id']} has neither checks nor manual"
             )
+        aliases = r.get("aliases") or []
+        if not isinstance(aliases, list):
+            raise ConfigError(f"framework {name}: requirement {r['id']}: aliases must be a list")
         reqs.append(
             Requirement(
                 id=str(r["id"]),
                 title=str(r["title"]),
                 selectors=tuple(sel),
                 manual=str(r.get("manual") or ""),
+                aliases=tuple(str(a) for a in aliases),
             )
         )
     return Framework(
