@@ -70,6 +70,7 @@ def _table(report, output: Path | None) -> None:
         "FAIL": "red",
         "ERROR": "magenta",
         "PASS": "green",
+        "WARN": "dark_orange",
         "NOT_ASSESSED": "yellow",
         "MANUAL": "dim",
     }
@@ -90,7 +91,7 @@ def _table(report, output: Path | None) -> None:
     s = report.summary()
     line = ", ".join(
         f"{s[k]} {k.lower().replace('_', ' ')}"
-        for k in ("FAIL", "ERROR", "PASS", "NOT_ASSESSED", "MANUAL")
+        for k in ("FAIL", "ERROR", "WARN", "PASS", "NOT_ASSESSED", "MANUAL")
     )
     if output is None:
         console.print(table)

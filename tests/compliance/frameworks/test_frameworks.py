@@ -151,6 +151,7 @@ def test_report_renderings_are_stable_and_valid(sqlite_store: Store) -> None:
         "FAIL",
         "ERROR",
         "PASS",
+        "WARN",
         "NOT_ASSESSED",
         "MANUAL",
         "requirements",

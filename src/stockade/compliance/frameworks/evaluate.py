@@ -11,8 +11,9 @@ from typing import Any
 from stockade.compliance.frameworks.model import Framework, Requirement, matches
 
 # requirement outcomes, worst first
-FAIL, ERROR, PASS, NOT_ASSESSED, MANUAL = "FAIL", "ERROR", "PASS", "NOT_ASSESSED", "MANUAL"
-OUTCOMES = (FAIL, ERROR, PASS, NOT_ASSESSED, MANUAL)
+FAIL, ERROR, WARN, PASS = "FAIL", "ERROR", "WARN", "PASS"
+NOT_ASSESSED, MANUAL = "NOT_ASSESSED", "MANUAL"
+OUTCOMES = (FAIL, ERROR, WARN, PASS, NOT_ASSESSED, MANUAL)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -125,6 +126,8 @@ def _status(req: Requirement, checks: dict[str, CheckEvidence]) -> str:
         return FAIL
     if total["ERROR"]:
         return ERROR
+    if total["WARN"]:
+        return WARN  # a manual or unscored check that did not pass: someone has to look
     if sum(total.values()):
         return PASS
     return NOT_ASSESSED if req.automated else MANUAL

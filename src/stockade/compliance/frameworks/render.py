@@ -8,7 +8,16 @@ import xml.etree.ElementTree as ET
 from html import escape
 from typing import Any
 
-from stockade.compliance.frameworks.evaluate import ERROR, FAIL, MANUAL, NOT_ASSESSED, PASS, Report
+from stockade.compliance.frameworks.evaluate import (
+    ERROR,
+    FAIL,
+    MANUAL,
+    NOT_ASSESSED,
+    OUTCOMES,
+    PASS,
+    WARN,
+    Report,
+)
 
 REPORT_SCHEMA = "stockade.compliance.report/v1"
 
@@ -107,8 +116,8 @@ th{background:#f1f3f7}
 .badge{display:inline-block;border-radius:4px;padding:0 .45rem;font-weight:600;font-size:.8rem;
 color:#fff}
 .FAIL{background:#c62828}.ERROR{background:#8e24aa}.PASS{background:#2e7d32}
-.NOT_ASSESSED{background:#f9a825;color:#222}.MANUAL{background:#607d8b}
-.card.FAIL,.card.ERROR,.card.PASS,.card.NOT_ASSESSED,.card.MANUAL{color:#fff}.card.NOT_ASSESSED{color:#222}
+.NOT_ASSESSED{background:#f9a825;color:#222}.WARN{background:#ef6c00}.MANUAL{background:#607d8b}
+.card.FAIL,.card.ERROR,.card.WARN,.card.PASS,.card.NOT_ASSESSED,.card.MANUAL{color:#fff}.card.NOT_ASSESSED{color:#222}
 details{margin:.2rem 0}summary{cursor:pointer}
 code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.82rem;word-break:break-all}
 @media print{details{display:block}body{margin:0}}
@@ -119,6 +128,7 @@ _LABEL = {
     ERROR: "Error",
     PASS: "Pass",
     NOT_ASSESSED: "Not assessed",
+    WARN: "Needs review",
     MANUAL: "No automated evidence",
 }
 
@@ -140,7 +150,7 @@ def report_html(report: Report, *, max_rows: int = 50) -> str:
         f"Mapping source: {escape(fw.source)}</p>",
         '<div class="cards">',
     ]
-    for status in (FAIL, ERROR, PASS, NOT_ASSESSED, MANUAL):
+    for status in OUTCOMES:
         out.append(f'<div class="card {status}"><b>{s[status]}</b>{escape(_LABEL[status])}</div>')
     out.append(f'<div class="card"><b>{s["requirements"]}</b>Requirements</div></div>')
     out.append(
