@@ -92,7 +92,7 @@ def evaluate(
                 CheckEvidence(id=row["finding_id"], title=row["title"], severity=row["severity"]),
             )
             ev.counts[row["status"]] += 1
-            if row["status"] in (FAIL, ERROR) and len(ev.failures) < max_failures:
+            if row["status"] in (FAIL, ERROR, WARN) and len(ev.failures) < max_failures:
                 details = row.get("details") or {}
                 ev.failures.append(
                     {
@@ -106,7 +106,7 @@ def evaluate(
             RequirementResult(
                 requirement=req,
                 status=_status(req, checks),
-                checks=sorted(checks.values(), key=lambda c: c.id),
+                checks=sorted(checks.values(), key=_worst_first),
             )
         )
     return Report(
@@ -131,6 +131,11 @@ def _status(req: Requirement, checks: dict[str, CheckEvidence]) -> str:
     if sum(total.values()):
         return PASS
     return NOT_ASSESSED if req.automated else MANUAL
+
+
+def _worst_first(c: CheckEvidence) -> tuple[int, str]:
+    rank = next((i for i, s in enumerate((FAIL, ERROR, WARN)) if c.counts.get(s)), 3)
+    return rank, c.id
 
 
 def _display(res: dict[str, Any]) -> str:

@@ -93,6 +93,10 @@ def report_junit(report: Report) -> str:
                 el = ET.SubElement(case, "error", message=f"{c.counts[ERROR]} could not be checked")
                 el.text = text
                 counts["errors"] += 1
+            elif c.counts.get(WARN):
+                # manual checks that did not pass: visible in CI without failing the build
+                ET.SubElement(case, "skipped", message=f"{c.counts[WARN]} need review: {c.title}")
+                counts["skipped"] += 1
         for k, v in counts.items():
             suite.set(k, str(v))
             totals[k] += v
@@ -188,11 +192,12 @@ def report_html(report: Report, *, max_rows: int = 50) -> str:
             continue
         out.append(
             "<table><thead><tr><th>Check</th><th>Severity</th><th>Pass</th><th>Fail</th><th>Error</th>"
-            "<th>Failing resources</th></tr></thead><tbody>"
+            "<th>Review</th><th>Resources that did not pass</th></tr></thead><tbody>"
         )
         for c in r.checks:
             rows = "".join(
-                f"<li>{escape(f['resource'])}: <code>{escape(f['evidence'])}</code></li>"
+                f"<li>{_badge(f['status'])} {escape(f['resource'])}: "
+                f"<code>{escape(f['evidence'])}</code></li>"
                 for f in c.failures[:max_rows]
             )
             more = len(c.failures) - max_rows
@@ -202,7 +207,7 @@ def report_html(report: Report, *, max_rows: int = 50) -> str:
             opened = " open" if n <= 5 else ""  # short lists print expanded
             cell = f"<details{opened}><summary>{label}</summary><ul>{rows}</ul></details>"
             cell = cell if rows else ""
-            nums = "".join(f"<td>{c.counts.get(k, 0)}</td>" for k in (PASS, FAIL, ERROR))
+            nums = "".join(f"<td>{c.counts.get(k, 0)}</td>" for k in (PASS, FAIL, ERROR, WARN))
             out.append(
                 f"<tr><td><code>{escape(c.id)}</code><br>{escape(c.title)}</td>"
                 f"<td>{escape(c.severity)}</td>{nums}<td>{cell}</td></tr>"
