@@ -45,10 +45,10 @@ def compliance(
     from stockade.compliance.frameworks import evaluate, load
     from stockade.compliance.frameworks.evaluate import FAIL
     from stockade.compliance.frameworks.render import report_html, report_json, report_junit
-    from stockade.store.records import list_findings
+    from stockade.compliance.frameworks.stored import current_findings
 
     fw = load(framework.value)
-    report = evaluate(fw, list_findings(open_db(db)))
+    report = evaluate(fw, current_findings(open_db(db)))
     if fmt is Format.json:
         emit(report_json(report), output)
     elif fmt is Format.junit:

@@ -171,3 +171,17 @@ def test_report_renderings_are_stable_and_valid(sqlite_store: Store) -> None:
     html = report_html(report)
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html and "http://" not in html
     assert "pss.baseline.privileged" in html and "4.5.2" in html
+
+
+def test_reading_only_the_newest_runs_matches_reading_everything(any_store: Store) -> None:
+    from stockade.compliance.frameworks.stored import current_findings, latest_runs
+
+    first = record_findings(any_store, check_objects([PRIV], profile="baseline"))
+    node = record_findings(any_store, [_node_finding("1.2.16", Status.FAIL)])
+    fixed = {**PRIV, "spec": {"containers": [{"name": "c", "image": "x:1"}]}}
+    second = record_findings(any_store, check_objects([fixed], profile="baseline"))
+    assert first not in latest_runs(any_store) and {node, second} <= set(latest_runs(any_store))
+    fw = load("pci-dss")
+    lean = {r.requirement.id: r.status for r in evaluate(fw, current_findings(any_store)).results}
+    full = {r.requirement.id: r.status for r in evaluate(fw, list_findings(any_store)).results}
+    assert lean == full and lean["2.2.4"] == "PASS" and lean["10.2.1"] == "FAIL"
