@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from stockade.compliance import xmltext
 from stockade.model import Finding, Status
 
 FINDINGS_SCHEMA = "stockade.compliance.findings/v1"
@@ -56,7 +57,7 @@ def findings_junit(findings: Sequence[Finding], *, name: str) -> str:
         totals.update(counts)
         totals["tests"] += len(items)
     _count(root, totals.pop("tests", 0), totals)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+    return xmltext.tostring(root)
 
 
 def _outcome(case: ET.Element, f: Finding, counts: Counter[str]) -> None:

@@ -185,3 +185,15 @@ def test_reading_only_the_newest_runs_matches_reading_everything(any_store: Stor
     lean = {r.requirement.id: r.status for r in evaluate(fw, current_findings(any_store)).results}
     full = {r.requirement.id: r.status for r in evaluate(fw, list_findings(any_store)).results}
     assert lean == full and lean["2.2.4"] == "PASS" and lean["10.2.1"] == "FAIL"
+
+
+def test_junit_survives_control_characters_from_manifests() -> None:
+    from stockade.compliance.render import findings_junit
+
+    obj = {
+        "kind": "Pod",
+        "metadata": {"name": "a\x01b", "namespace": "n"},
+        "spec": {"hostPID": True, "containers": [{"name": "c", "image": "x\x02"}]},
+    }
+    root = ET.fromstring(findings_junit(check_objects([obj]), name="t"))
+    assert any("a\ufffdb" in (c.get("name") or "") for c in root.iter("testcase"))

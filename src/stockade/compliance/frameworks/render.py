@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from html import escape
 from typing import Any
 
+from stockade.compliance import xmltext
 from stockade.compliance.frameworks.evaluate import (
     ERROR,
     FAIL,
@@ -102,7 +103,7 @@ def report_junit(report: Report) -> str:
             totals[k] += v
     for k, v in totals.items():
         root.set(k, str(v))
-    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+    return xmltext.tostring(root)
 
 
 _CSS = """
