@@ -231,7 +231,9 @@ def _check(raw: Any, sec: dict[str, Any], where: str, bench: Benchmark) -> Check
         tests=tests,
         missing=missing,
         remediation=str(raw.get("remediation", "")).strip(),
-        refs=tuple(str(r) for r in (*(sec.get("refs") or ()), *(raw.get("refs") or ()))),
+        refs=tuple(
+            dict.fromkeys(str(r) for r in (*(sec.get("refs") or ()), *(raw.get("refs") or ())))
+        ),
     )
 
 
