@@ -130,7 +130,11 @@ def bench_k8s(
     no_store: NoStoreOption = False,
     db: DbOption = None,
 ) -> None:
-    """Audit a Kubernetes node against the CIS Kubernetes Benchmark (sections 1-4)."""
+    """Audit a Kubernetes node against the CIS Kubernetes Benchmark (sections 1-4).
+
+    Exit codes: 0 clean, 1 a FAIL at or above --fail-on (any FAIL with --fail-on-fail), 2 usage or
+    configuration error, 3 input error (or an ERROR result with --strict).
+    """
     _bench("kubernetes", locals())
 
 
@@ -151,7 +155,11 @@ def bench_docker(
     no_store: NoStoreOption = False,
     db: DbOption = None,
 ) -> None:
-    """Audit a Docker host against the CIS Docker Benchmark."""
+    """Audit a Docker host against the CIS Docker Benchmark.
+
+    Exit codes: 0 clean, 1 a FAIL at or above --fail-on (any FAIL with --fail-on-fail), 2 usage or
+    configuration error, 3 input error (or an ERROR result with --strict).
+    """
     _bench("docker", locals() | {"role": None})
 
 

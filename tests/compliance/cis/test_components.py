@@ -143,3 +143,32 @@ def test_processes_json_round_trip(tmp_path: Path) -> None:
     assert node.env_of(node.processes[0]) == {"ETCD_CERT_FILE": "/c"}
     r = Resolver(loader.builtin("kubernetes"), node)
     assert r.path("etcd", "datadir") == "/d"
+
+
+def test_rke2_layout(tmp_path: Path) -> None:
+    """RKE2 keeps static pods, certificates and kubeconfigs under /var/lib/rancher/rke2."""
+    manifest = {"spec": {"containers": [{"command": ["kube-apiserver", "--profiling=false"]}]}}
+    files = {
+        "/var/lib/rancher/rke2/agent/pod-manifests/kube-apiserver.yaml": json.dumps(manifest),
+        "/var/lib/rancher/rke2/server/tls/server-ca.crt": "x",
+        "/var/lib/rancher/rke2/server/cred/scheduler.kubeconfig": "x",
+        "/var/lib/rancher/rke2/agent/kubelet.kubeconfig": "x",
+        "/var/lib/rancher/rke2/server/db/etcd/member/snap/db": "x",
+    }
+    node = _node(tmp_path, files, [["/var/lib/rancher/rke2/bin/kubelet", "--anonymous-auth=false"]])
+    r = Resolver(loader.builtin("kubernetes"), node)
+    assert r.state("apiserver").source.startswith("static pod manifest /var/lib/rancher/rke2/")
+    assert r.path("apiserver", "pki") == "/var/lib/rancher/rke2/server/tls"
+    assert (
+        r.path("scheduler", "kubeconfig")
+        == "/var/lib/rancher/rke2/server/cred/scheduler.kubeconfig"
+    )
+    assert r.path("kubelet", "kubeconfig") == "/var/lib/rancher/rke2/agent/kubelet.kubeconfig"
+    assert r.path("etcd", "datadir") == "/var/lib/rancher/rke2/server/db/etcd"
+    assert r.roles() == {"control-plane", "worker"}
+
+
+def test_glob_characters_in_root(tmp_path: Path) -> None:
+    root = tmp_path / "node[1]"
+    node = _node(root, {"/etc/cni/net.d/10-flannel.conflist": "{}"}, [])
+    assert node.expand("/etc/cni/net.d/*") == ["/etc/cni/net.d/10-flannel.conflist"]

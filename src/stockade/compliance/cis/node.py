@@ -89,7 +89,7 @@ class Node:
         if not any(ch in pattern for ch in "*?["):
             return [pattern] if self.exists(pattern) else []
         base = str(self.root).rstrip("/")
-        hits = sorted(glob.glob(base + pattern))
+        hits = sorted(glob.glob(glob.escape(base) + pattern))
         return [h[len(base) :] or "/" for h in hits]
 
     def stat(self, path: str) -> FileInfo:
