@@ -22,7 +22,6 @@ from stockade.cli.common import (
     EXIT_OK,
     DbOption,
     OutputOption,
-    RichObserver,
     console,
     emit,
     err_console,
@@ -48,8 +47,9 @@ ProcessesOption = Annotated[
     Path | None,
     typer.Option(
         "--processes",
-        help="Captured process list (JSON, see 'stockade bench processes'). "
-        "Default with --root: DIR/.stockade/processes.json; without --root: /proc.",
+        help="Process list: a capture (JSON, see 'stockade bench processes') or a procfs "
+        "directory (/proc in a hostPID pod). Default: /proc; with --root, "
+        "DIR/.stockade/processes.json.",
     ),
 ]
 BenchmarkOption = Annotated[
@@ -196,16 +196,15 @@ def _bench(platform: str, opts: dict[str, object]) -> None:
     runs = 0
     while True:
         node = open_node(opts["root"], opts["processes"])  # type: ignore[arg-type]
-        with RichObserver() as observer:
-            result = run(
-                bench,
-                node,
-                roles=roles,
-                extra=extra,
-                only=opts["check"] or (),  # type: ignore[arg-type]
-                skip=opts["skip"] or (),
-                observer=observer,
-            )  # type: ignore[arg-type]
+        # a full benchmark takes well under a second: no progress bar
+        result = run(
+            bench,
+            node,
+            roles=roles,
+            extra=extra,
+            only=opts["check"] or (),  # type: ignore[arg-type]
+            skip=opts["skip"] or (),  # type: ignore[arg-type]
+        )
         run_id = None
         if store is not None:
             from stockade.store.records import record_findings

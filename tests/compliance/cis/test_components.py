@@ -172,3 +172,20 @@ def test_glob_characters_in_root(tmp_path: Path) -> None:
     root = tmp_path / "node[1]"
     node = _node(root, {"/etc/cni/net.d/10-flannel.conflist": "{}"}, [])
     assert node.expand("/etc/cni/net.d/*") == ["/etc/cni/net.d/10-flannel.conflist"]
+
+
+def test_procfs_as_process_list(tmp_path: Path) -> None:
+    """In a hostPID pod: --root /host --processes /proc (environments read lazily from it)."""
+    import os
+
+    import pytest
+
+    from stockade.model import InputError
+
+    node = open_node(tmp_path, Path("/proc"))
+    me = next(p for p in node.processes if p.pid == os.getpid())
+    assert me.env is None and "PATH" in (node.env_of(me) or {})
+    assert node.root == tmp_path.resolve() and not node.live
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="not a procfs"):
+        open_node(tmp_path, tmp_path / "empty")
