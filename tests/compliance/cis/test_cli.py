@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from compliance.cis.fixtures import GOLDEN, build, load_spec
-from conftest import require
+from compliance.cis.fixtures import GOLDEN, build, load_spec, require
 from stockade.store import open_store
 from stockade.store.records import list_findings
 
