@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -27,9 +28,12 @@ from stockade.cli.common import (
     err_console,
     open_db,
 )
+from stockade.compliance.interface import CheckDetails
 from stockade.model import Severity, UsageError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from stockade.compliance.cis.engine import RunResult
 
 
@@ -106,6 +110,28 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchOptions:
+    """The options shared by ``bench k8s`` and ``bench docker``."""
+
+    root: Path | None
+    processes: Path | None
+    role: list[str] | None
+    benchmark: str | None
+    checks: list[Path] | None
+    check: list[str] | None
+    skip: list[str] | None
+    fmt: Format
+    output: Path | None
+    fail_on: str | None
+    fail_on_fail: bool
+    strict: bool
+    every: str | None
+    max_runs: int | None
+    no_store: bool
+    db: str | None
+
+
 def bench_k8s(
     root: RootOption = None,
     processes: ProcessesOption = None,
@@ -135,7 +161,7 @@ def bench_k8s(
     Exit codes: 0 clean, 1 a FAIL at or above --fail-on (any FAIL with --fail-on-fail), 2 usage or
     configuration error, 3 input error (or an ERROR result with --strict).
     """
-    _bench("kubernetes", locals())
+    _bench("kubernetes", BenchOptions(**locals()))
 
 
 def bench_docker(
@@ -160,7 +186,7 @@ def bench_docker(
     Exit codes: 0 clean, 1 a FAIL at or above --fail-on (any FAIL with --fail-on-fail), 2 usage or
     configuration error, 3 input error (or an ERROR result with --strict).
     """
-    _bench("docker", locals() | {"role": None})
+    _bench("docker", BenchOptions(**locals(), role=None))
 
 
 def capture_processes(
@@ -177,45 +203,39 @@ def capture_processes(
     emit(json.dumps(capture(with_env=not no_env), indent=1), output)
 
 
-def _bench(platform: str, opts: dict[str, object]) -> None:
+def _bench(platform: str, opts: BenchOptions) -> None:
     from stockade.compliance.cis import loader
     from stockade.compliance.cis.engine import run
+    from stockade.compliance.cis.model import Check
     from stockade.compliance.cis.node import open_node
 
-    fail_on = Severity.parse(str(opts["fail_on"])) if opts["fail_on"] else None
-    interval = parse_duration(str(opts["every"])) if opts["every"] else None
-    if opts["max_runs"] is not None and interval is None:
+    fail_on = Severity.parse(opts.fail_on) if opts.fail_on else None
+    interval = parse_duration(opts.every) if opts.every else None
+    if opts.max_runs is not None and interval is None:
         raise UsageError("--max-runs needs --every")
-    bench = loader.builtin(platform, opts["benchmark"])  # type: ignore[arg-type]
-    extra = []
-    for path in opts["checks"] or []:  # type: ignore[attr-defined]
+    bench = loader.builtin(platform, opts.benchmark)
+    extra: list[Check] = []
+    for path in opts.checks or []:
         extra.extend(loader.load_custom(path, bench))
-    roles = _roles(opts["role"]) if opts.get("role") else None  # type: ignore[arg-type]
-    store = None if opts["no_store"] else open_db(opts["db"])  # type: ignore[arg-type]
+    roles = _roles(opts.role) if opts.role else None
+    store = None if opts.no_store else open_db(opts.db)
     worst = EXIT_OK
     runs = 0
     while True:
-        node = open_node(opts["root"], opts["processes"])  # type: ignore[arg-type]
+        node = open_node(opts.root, opts.processes)
         # a full benchmark takes well under a second: no progress bar
         result = run(
-            bench,
-            node,
-            roles=roles,
-            extra=extra,
-            only=opts["check"] or (),  # type: ignore[arg-type]
-            skip=opts["skip"] or (),  # type: ignore[arg-type]
+            bench, node, roles=roles, extra=extra, only=opts.check or (), skip=opts.skip or ()
         )
         run_id = None
         if store is not None:
             from stockade.store.records import record_findings
 
             run_id = record_findings(store, result.findings)
-        _report(result, opts["fmt"], opts["output"], run_id)  # type: ignore[arg-type]
-        worst = max(
-            worst, _exit_code(result, fail_on, bool(opts["fail_on_fail"]), bool(opts["strict"]))
-        )
+        _report(result, opts.fmt, opts.output, run_id)
+        worst = max(worst, _exit_code(result, fail_on, opts.fail_on_fail, opts.strict))
         runs += 1
-        if interval is None or (opts["max_runs"] is not None and runs >= opts["max_runs"]):  # type: ignore[operator]
+        if interval is None or (opts.max_runs is not None and runs >= opts.max_runs):
             break
         time.sleep(interval)
     raise typer.Exit(worst)
@@ -281,7 +301,7 @@ _STYLE = {
 }
 
 
-def _table(result: RunResult, out: object, run_id: str | None) -> None:
+def _table(result: RunResult, out: Console, run_id: str | None) -> None:
     from rich.table import Table
 
     b = result.benchmark
@@ -294,18 +314,20 @@ def _table(result: RunResult, out: object, run_id: str | None) -> None:
     for col in ("Status", "CIS", "Check", "Title", "Evidence / reason"):
         table.add_column(col, overflow="fold")
     for f in result.findings:
-        d = f.details
-        note = getattr(d, "evidence", "") or getattr(d, "reason", "")
-        if f.status in ("FAIL", "WARN") and getattr(d, "expected", ""):
-            note = f"{note} (expected: {d.expected})" if note else f"expected: {d.expected}"  # type: ignore[union-attr]
-        status = str(f.status)
-        table.add_row(
-            f"[{_STYLE[status]}]{status}[/]", getattr(d, "benchmark_id", ""), f.id, f.title, note
+        d = (
+            f.details
+            if isinstance(f.details, CheckDetails)
+            else CheckDetails(benchmark="", benchmark_id="")
         )
-    out.print(table)  # type: ignore[attr-defined]
+        note = d.evidence or d.reason
+        if f.status in ("FAIL", "WARN") and d.expected:
+            note = f"{note} (expected: {d.expected})" if note else f"expected: {d.expected}"
+        status = str(f.status)
+        table.add_row(f"[{_STYLE[status]}]{status}[/]", d.benchmark_id, f.id, f.title, note)
+    out.print(table)
     counts = ", ".join(f"{k} {v}" for k, v in result.counts().items() if v)
     tail = f" · stored as run {run_id}" if run_id else ""
-    out.print(f"{len(result.findings)} checks in {result.seconds:.2f} s: {counts}{tail}")  # type: ignore[attr-defined]
+    out.print(f"{len(result.findings)} checks in {result.seconds:.2f} s: {counts}{tail}")
     if result.process_source == "none":
         err_console.print(
             "note: no process list (use --processes or ROOT/.stockade/processes.json); "

@@ -12,13 +12,13 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from stockade.compliance.cis.components import (
-    FileProblem,
     Resolver,
     fact_value,
     lookup,
     parse_config,
 )
 from stockade.compliance.cis.model import Audit, Test
+from stockade.compliance.cis.node import FileProblem
 from stockade.compliance.cis.operators import Fact
 
 _OUTPUT_LIMIT = 64 * 1024

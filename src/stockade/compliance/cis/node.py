@@ -264,8 +264,8 @@ def open_node(root: Path | None = None, processes: Path | None = None) -> Node:
     """The live host, or a node filesystem at ``root`` with its process list: ``--processes``
     names a captured JSON file or a procfs directory (``/proc`` in a ``hostPID`` pod); with
     ``--root`` the default is ``ROOT/.stockade/processes.json``, else no processes."""
-    live = root is None or root.resolve() == Path("/")
-    base = Path("/") if live else root.resolve()  # type: ignore[union-attr]
+    base = Path("/") if root is None else root.resolve()
+    live = base == Path("/")
     if not base.is_dir():
         raise InputError(f"--root {base}: not a directory")
     if processes is None and live:
