@@ -148,15 +148,19 @@ def _none(reason: str) -> list[FactSet | ProcessFacts]:
 
 def _files(resolver: Resolver, patterns: tuple[str, ...]) -> list[FactSet | ProcessFacts]:
     paths: list[str] = []
-    wanted = []
+    wanted: list[str] = []
+    unset: list[str] = []
     for pattern in patterns:
         resolved = resolver.substitute(pattern)
         if not resolved:
+            unset.append(resolver.unset(pattern))
             continue
         wanted.append(resolved)
         paths += resolver.node.expand(resolved)
     if not paths:
-        raise NotApplicable(f"not found: {', '.join(wanted) or 'no path configured'}")
+        raise NotApplicable(
+            "; ".join([*([f"not found: {', '.join(wanted)}"] if wanted else []), *unset])
+        )
     return [_stat(resolver, p) for p in dict.fromkeys(paths)]
 
 
@@ -175,8 +179,10 @@ def _stat(resolver: Resolver, path: str) -> FactSet:
 
 def _document(resolver: Resolver, pattern: str) -> FactSet:
     path = resolver.substitute(pattern)
-    if not path or not resolver.node.exists(path):
-        raise NotApplicable(f"not found: {path or pattern}")
+    if not path:
+        raise NotApplicable(resolver.unset(pattern))
+    if not resolver.node.exists(path):
+        raise NotApplicable(f"not found: {path}")
     doc = parse_config(resolver.node.read_text(path), path)
     return FactSet(subject=path, doc=doc)
 
