@@ -189,18 +189,29 @@ def bench_docker(
     _bench("docker", BenchOptions(**locals(), role=None))
 
 
+class EnvMode(StrEnum):
+    audit = "audit"
+    all = "all"
+    none = "none"
+
+
 def capture_processes(
     output: OutputOption = None,
-    no_env: Annotated[
-        bool, typer.Option("--no-env", help="Leave process environments out.")
-    ] = False,
+    env: Annotated[
+        EnvMode,
+        typer.Option(
+            "--env",
+            help="Environments to keep: 'audit' (ETCD_*, KUBE*, DOCKER_*, CONTAINERD_*, K3S_*, "
+            "RKE2_* only: the rest may hold secrets), 'all' or 'none'.",
+        ),
+    ] = EnvMode.audit,
 ) -> None:
     """Capture this host's process list for a later 'bench --root DIR --processes FILE'."""
     import json
 
     from stockade.compliance.cis.node import capture
 
-    emit(json.dumps(capture(with_env=not no_env), indent=1), output)
+    emit(json.dumps(capture(env=str(env)), indent=1), output)
 
 
 def _bench(platform: str, opts: BenchOptions) -> None:

@@ -175,8 +175,8 @@ def _write_processes(root: Path, base: dict[str, Any], spec: dict[str, Any]) -> 
     for pid, p in enumerate(procs, start=1):
         p["pid"] = pid * 100
         name = Path(p["cmdline"][0]).name
-        if name in env:
-            p["env"] = {str(k): str(v) for k, v in env[name].items()}
+        # a capture records every environment (stockade bench processes does)
+        p["env"] = {str(k): str(v) for k, v in (env.get(name) or {}).items()}
     out = root / ".stockade" / "processes.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"format": "stockade-processes/1", "processes": procs}, indent=1))

@@ -141,10 +141,16 @@ def test_table_on_this_host_and_process_capture(tmp_path: Path) -> None:
     out = stockade("bench", "k8s", "--no-store")
     assert out.returncode == 0 and "97 checks" in out.stdout and "NOT_APPLICABLE 97" in out.stdout
     cap = tmp_path / "procs.json"
-    assert stockade("bench", "processes", "--no-env", "-o", str(cap)).returncode == 0
+    assert stockade("bench", "processes", "--env", "none", "-o", str(cap)).returncode == 0
     doc = json.loads(cap.read_text())
     assert doc["format"] == "stockade-processes/1"
     assert any(p["pid"] == os.getpid() for p in doc["processes"])
     assert all("env" not in p for p in doc["processes"])
+    audit = stockade("bench", "processes")
+    me = next(p for p in json.loads(audit.stdout)["processes"] if p["pid"] == os.getpid())
+    assert "PATH" not in me["env"]  # only audit-relevant variables by default
+    everything = stockade("bench", "processes", "--env", "all")
+    me = next(p for p in json.loads(everything.stdout)["processes"] if p["pid"] == os.getpid())
+    assert "PATH" in me["env"]
     rerun = stockade("bench", "docker", "--no-store", "--processes", str(cap), "-f", "json")
     assert json.loads(rerun.stdout)["summary"]["ERROR"] == 0

@@ -189,3 +189,14 @@ def test_procfs_as_process_list(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="not a procfs"):
         open_node(tmp_path, tmp_path / "empty")
+
+
+def test_environment_not_captured_is_error(tmp_path: Path) -> None:
+    """etcd takes ETCD_* variables as flags; without its environment the answer is unknown."""
+    node = _node(tmp_path, {}, [["etcd", "--data-dir=/var/lib/etcd"]])
+    result = run(loader.builtin("kubernetes"), node, only=["2.1", "2.2"])
+    got = {f.id: (str(f.status), f.details.reason) for f in result.findings}  # type: ignore[union-attr]
+    assert got["k8s.etcd.tls_cert"] == (
+        "ERROR",
+        "environment of pid 1 is not readable or was not captured",
+    )

@@ -213,17 +213,26 @@ def live_processes(proc_dir: Path = Path("/proc")) -> tuple[Process, ...]:
     return tuple(sorted(procs, key=lambda p: p.pid))
 
 
-def capture(*, with_env: bool = True) -> dict[str, object]:
-    """The process list of this host in the ``processes.json`` format."""
+# Environments hold secrets (tokens, passwords); by default a capture keeps only the variables
+# the components audited here read as settings.
+ENV_PREFIXES = ("ETCD_", "KUBE", "DOCKER_", "CONTAINERD_", "K3S_", "RKE2_")
+
+
+def capture(*, env: str = "audit") -> dict[str, object]:
+    """This host's process list in the ``processes.json`` format. ``env`` is ``audit`` (only
+    variables starting with ENV_PREFIXES), ``all`` or ``none``."""
     out = []
     for proc in live_processes():
         item: dict[str, object] = {"pid": proc.pid, "cmdline": list(proc.argv)}
-        if with_env:
+        if env != "none":
             try:
                 raw = Path(f"/proc/{proc.pid}/environ").read_bytes()
-                item["env"] = dict(_split_env(raw))
             except OSError:
-                pass
+                raw = None  # unreadable: left out, so an audit that needs it says so
+            if raw is not None:
+                item["env"] = {
+                    k: v for k, v in _split_env(raw) if env == "all" or k.startswith(ENV_PREFIXES)
+                }
         out.append(item)
     return {"format": "stockade-processes/1", "processes": out}
 
