@@ -32,10 +32,15 @@ REF = re.compile(
 
 
 @pytest.mark.parametrize(
-    ("platform", "sections"), [("kubernetes", K8S_SECTIONS), ("docker", DOCKER_SECTIONS)]
+    ("platform", "version", "sections"),
+    [
+        ("kubernetes", "cis-1.12", K8S_SECTIONS),
+        ("kubernetes", "cis-1.11", K8S_SECTIONS | {"4.2": 15}),
+        ("docker", "cis-1.6", DOCKER_SECTIONS),
+    ],
 )
-def test_benchmark_is_complete(platform: str, sections: dict[str, int]) -> None:
-    bench = loader.builtin(platform)
+def test_benchmark_is_complete(platform: str, version: str, sections: dict[str, int]) -> None:
+    bench = loader.builtin(platform, version)
     assert Counter(c.section.split()[0] for c in bench.checks) == sections
     ids = [c.id for c in bench.checks]
     numbers = [c.benchmark_id for c in bench.checks]
@@ -56,3 +61,15 @@ def test_versions_and_unknown_version() -> None:
 
     with pytest.raises(ConfigError, match=r"available: cis-1\.12"):
         loader.builtin("kubernetes", "cis-1.5")
+
+
+def test_cis_1_11_differences() -> None:
+    new, old = loader.builtin("kubernetes", "cis-1.12"), loader.builtin("kubernetes", "cis-1.11")
+    by = {c.benchmark_id: c for c in old.checks}
+    assert not by["1.2.30"].scored and {c.benchmark_id: c for c in new.checks}["1.2.30"].scored
+    assert "TLS_RSA_WITH_AES_128_GCM_SHA256" in by["4.2.12"].tests.describe()  # type: ignore[union-attr]
+    assert by["4.2.15"].id == "k8s.kubelet.ip_address_deny" and by["4.2.15"].role == "worker"
+    unchanged = {"1.2.29", "1.2.30", "4.2.12", "4.2.15"}
+    for c in new.checks:
+        if c.benchmark_id not in unchanged:
+            assert by[c.benchmark_id] == c, c.id

@@ -25,7 +25,7 @@ from stockade.compliance.cis.model import (
 from stockade.model import ConfigError, Severity
 
 BUILTIN = {
-    "kubernetes": {"cis-1.12": "k8s-cis-1.12.yaml"},
+    "kubernetes": {"cis-1.12": "k8s-cis-1.12.yaml", "cis-1.11": "k8s-cis-1.11.yaml"},
     "docker": {"cis-1.6": "docker-cis-1.6.yaml"},
 }
 DEFAULT = {"kubernetes": "cis-1.12", "docker": "cis-1.6"}
@@ -61,8 +61,39 @@ def builtin(platform: str, version: str | None = None) -> Benchmark:
 @cache
 def _builtin_file(name: str) -> Benchmark:
     """Parsed once per process: a benchmark is immutable data."""
+    return parse_benchmark(_builtin_raw(name), name)
+
+
+def _builtin_raw(name: str) -> dict[str, Any]:
+    """A data file as a mapping, with ``extends:`` resolved (see :func:`_extend`)."""
     text = resources.files("stockade.compliance.cis").joinpath("data", name).read_text("utf-8")
-    return parse_benchmark(_yaml(text, name), name)
+    data = _yaml(text, name)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: expected a mapping")
+    if data.get("extends"):
+        return _extend(_builtin_raw(str(data["extends"])), data, name)
+    return data
+
+
+def _extend(parent: dict[str, Any], child: dict[str, Any], where: str) -> dict[str, Any]:
+    """An older benchmark version written as differences from a newer one: its own
+    ``benchmark`` header, ``override`` (check id -> fields replaced) and ``add`` (checks appended
+    to a section)."""
+    import copy
+
+    out = copy.deepcopy(parent)
+    out["benchmark"] = child["benchmark"]
+    overrides = dict(child.get("override") or {})
+    for sec in out.get("sections") or []:
+        for check in sec.get("checks") or []:
+            if check.get("id") in overrides:
+                check.update(overrides.pop(check["id"]))
+        for extra in child.get("add") or []:
+            if str(extra.get("section")) == str(sec.get("id")):
+                sec["checks"].extend(copy.deepcopy(extra.get("checks") or []))
+    if overrides:
+        raise ConfigError(f"{where}: override names unknown checks: {', '.join(sorted(overrides))}")
+    return out
 
 
 def load_custom(path: Path, base: Benchmark) -> tuple[Check, ...]:
