@@ -224,7 +224,13 @@ def _bench(platform: str, opts: BenchOptions) -> None:
     interval = parse_duration(opts.every) if opts.every else None
     if opts.max_runs is not None and interval is None:
         raise UsageError("--max-runs needs --every")
-    bench = loader.builtin(platform, opts.benchmark)
+    if opts.benchmark:
+        version, selected = opts.benchmark, "chosen with --benchmark"
+    else:
+        from stockade.compliance.cis.versions import choose
+
+        version, selected = choose(platform, open_node(opts.root, opts.processes))
+    bench = loader.builtin(platform, version)
     extra: list[Check] = []
     for path in opts.checks or []:
         extra.extend(loader.load_custom(path, bench))
@@ -243,7 +249,7 @@ def _bench(platform: str, opts: BenchOptions) -> None:
             from stockade.store.records import record_findings
 
             run_id = record_findings(store, result.findings)
-        _report(result, opts.fmt, opts.output, run_id)
+        _report(result, opts.fmt, opts.output, run_id, selected)
         worst = max(worst, _exit_code(result, fail_on, opts.fail_on_fail, opts.strict))
         runs += 1
         if interval is None or (opts.max_runs is not None and runs >= opts.max_runs):
@@ -285,21 +291,23 @@ def _exit_code(
     return EXIT_OK
 
 
-def _report(result: RunResult, fmt: Format, output: Path | None, run_id: str | None) -> None:
+def _report(
+    result: RunResult, fmt: Format, output: Path | None, run_id: str | None, selected: str
+) -> None:
     from stockade.compliance.cis import report
 
     if fmt is Format.json:
-        emit(report.to_json(result, run_id), output)
+        emit(report.to_json(result, run_id, selected=selected), output)
     elif fmt is Format.junit:
         emit(report.to_junit(result), output)
     elif output is not None:
         buf = io.StringIO()
         from rich.console import Console
 
-        _table(result, Console(file=buf, width=160, no_color=True), run_id)
+        _table(result, Console(file=buf, width=160, no_color=True), run_id, selected)
         emit(buf.getvalue(), output)
     else:
-        _table(result, console, run_id)
+        _table(result, console, run_id, selected)
 
 
 _STYLE = {
@@ -312,7 +320,7 @@ _STYLE = {
 }
 
 
-def _table(result: RunResult, out: Console, run_id: str | None) -> None:
+def _table(result: RunResult, out: Console, run_id: str | None, selected: str) -> None:
     from rich.table import Table
 
     b = result.benchmark
@@ -339,6 +347,7 @@ def _table(result: RunResult, out: Console, run_id: str | None) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in result.counts().items() if v)
     tail = f" · stored as run {run_id}" if run_id else ""
     out.print(f"{len(result.findings)} checks in {result.seconds:.2f} s: {counts}{tail}")
+    out.print(f"benchmark {result.benchmark.id}: {selected}", markup=False, highlight=False)
     if result.process_source == "none":
         err_console.print(
             "note: no process list (use --processes or ROOT/.stockade/processes.json); "

@@ -39,6 +39,7 @@ def test_json_report_is_stored(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr  # findings alone do not fail without --fail-on
     doc = json.loads(out.stdout)
     assert doc["benchmark"]["id"] == "cis-kubernetes-1.12"
+    assert doc["benchmark"]["selected"].startswith("Kubernetes 1.33 (image tag in")
     assert doc["node"] == {
         "name": "cp-1",
         "roles": ["control-plane", "etcd", "worker"],

@@ -200,3 +200,28 @@ def test_environment_not_captured_is_error(tmp_path: Path) -> None:
         "ERROR",
         "environment of pid 1 is not readable or was not captured",
     )
+
+
+def test_benchmark_version_from_image_tag(tmp_path: Path) -> None:
+    from stockade.compliance.cis.versions import choose
+
+    def node_with(tag: str | None) -> Node:
+        d = tmp_path / (tag or "none")
+        files = {}
+        if tag:
+            files["/etc/kubernetes/manifests/kube-apiserver.yaml"] = (
+                f"spec:\n  containers:\n  - image: registry.k8s.io/kube-apiserver:{tag}\n"
+                "    command: [kube-apiserver]\n"
+            )
+        return _node(d, files, [])
+
+    assert choose("kubernetes", node_with("v1.33.2"))[0] == "cis-1.12"
+    version, why = choose("kubernetes", node_with("v1.30.4"))
+    assert version == "cis-1.11"
+    assert why == "Kubernetes 1.30 (image tag in /etc/kubernetes/manifests/kube-apiserver.yaml)"
+    assert "older than every shipped benchmark" in choose("kubernetes", node_with("v1.26.0"))[1]
+    assert choose("kubernetes", node_with(None)) == (
+        "cis-1.12",
+        "Kubernetes version not found on the node: newest benchmark",
+    )
+    assert choose("docker", node_with(None))[0] == "cis-1.6"
