@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "stockade.cli.db_cmd",
     "stockade.cli.bench",
     "stockade.cli.bench_nodes",
+    "stockade.cli.bench_workloads",
+    "stockade.cli.report",
     "stockade.cli.admission",
 )
 
