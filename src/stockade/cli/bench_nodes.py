@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,15 +23,17 @@ from stockade.cli.common import (
     EXIT_OK,
     DbOption,
     OutputOption,
-    RichObserver,
     console,
     emit,
     err_console,
     open_db,
 )
+from stockade.compliance.interface import CheckDetails
 from stockade.model import Severity, UsageError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from stockade.compliance.cis.engine import RunResult
 
 
@@ -48,8 +51,9 @@ ProcessesOption = Annotated[
     Path | None,
     typer.Option(
         "--processes",
-        help="Captured process list (JSON, see 'stockade bench processes'). "
-        "Default with --root: DIR/.stockade/processes.json; without --root: /proc.",
+        help="Process list: a capture (JSON, see 'stockade bench processes') or a procfs "
+        "directory (/proc in a hostPID pod). Default: /proc; with --root, "
+        "DIR/.stockade/processes.json.",
     ),
 ]
 BenchmarkOption = Annotated[
@@ -106,6 +110,28 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchOptions:
+    """The options shared by ``bench k8s`` and ``bench docker``."""
+
+    root: Path | None
+    processes: Path | None
+    role: list[str] | None
+    benchmark: str | None
+    checks: list[Path] | None
+    check: list[str] | None
+    skip: list[str] | None
+    fmt: Format
+    output: Path | None
+    fail_on: str | None
+    fail_on_fail: bool
+    strict: bool
+    every: str | None
+    max_runs: int | None
+    no_store: bool
+    db: str | None
+
+
 def bench_k8s(
     root: RootOption = None,
     processes: ProcessesOption = None,
@@ -130,8 +156,12 @@ def bench_k8s(
     no_store: NoStoreOption = False,
     db: DbOption = None,
 ) -> None:
-    """Audit a Kubernetes node against the CIS Kubernetes Benchmark (sections 1-4)."""
-    _bench("kubernetes", locals())
+    """Audit a Kubernetes node against the CIS Kubernetes Benchmark (sections 1-4).
+
+    Exit codes: 0 clean, 1 a FAIL at or above --fail-on (any FAIL with --fail-on-fail), 2 usage or
+    configuration error, 3 input error (or an ERROR result with --strict).
+    """
+    _bench("kubernetes", BenchOptions(**locals()))
 
 
 def bench_docker(
@@ -151,64 +181,78 @@ def bench_docker(
     no_store: NoStoreOption = False,
     db: DbOption = None,
 ) -> None:
-    """Audit a Docker host against the CIS Docker Benchmark."""
-    _bench("docker", locals() | {"role": None})
+    """Audit a Docker host against the CIS Docker Benchmark.
+
+    Exit codes: 0 clean, 1 a FAIL at or above --fail-on (any FAIL with --fail-on-fail), 2 usage or
+    configuration error, 3 input error (or an ERROR result with --strict).
+    """
+    _bench("docker", BenchOptions(**locals(), role=None))
+
+
+class EnvMode(StrEnum):
+    audit = "audit"
+    all = "all"
+    none = "none"
 
 
 def capture_processes(
     output: OutputOption = None,
-    no_env: Annotated[
-        bool, typer.Option("--no-env", help="Leave process environments out.")
-    ] = False,
+    env: Annotated[
+        EnvMode,
+        typer.Option(
+            "--env",
+            help="Environments to keep: 'audit' (ETCD_*, KUBE*, DOCKER_*, CONTAINERD_*, K3S_*, "
+            "RKE2_* only: the rest may hold secrets), 'all' or 'none'.",
+        ),
+    ] = EnvMode.audit,
 ) -> None:
     """Capture this host's process list for a later 'bench --root DIR --processes FILE'."""
     import json
 
     from stockade.compliance.cis.node import capture
 
-    emit(json.dumps(capture(with_env=not no_env), indent=1), output)
+    emit(json.dumps(capture(env=str(env)), indent=1), output)
 
 
-def _bench(platform: str, opts: dict[str, object]) -> None:
+def _bench(platform: str, opts: BenchOptions) -> None:
     from stockade.compliance.cis import loader
     from stockade.compliance.cis.engine import run
+    from stockade.compliance.cis.model import Check
     from stockade.compliance.cis.node import open_node
 
-    fail_on = Severity.parse(str(opts["fail_on"])) if opts["fail_on"] else None
-    interval = parse_duration(str(opts["every"])) if opts["every"] else None
-    if opts["max_runs"] is not None and interval is None:
+    fail_on = Severity.parse(opts.fail_on) if opts.fail_on else None
+    interval = parse_duration(opts.every) if opts.every else None
+    if opts.max_runs is not None and interval is None:
         raise UsageError("--max-runs needs --every")
-    bench = loader.builtin(platform, opts["benchmark"])  # type: ignore[arg-type]
-    extra = []
-    for path in opts["checks"] or []:  # type: ignore[attr-defined]
+    if opts.benchmark:
+        version, selected = opts.benchmark, "chosen with --benchmark"
+    else:
+        from stockade.compliance.cis.versions import choose
+
+        version, selected = choose(platform, open_node(opts.root, opts.processes))
+    bench = loader.builtin(platform, version)
+    extra: list[Check] = []
+    for path in opts.checks or []:
         extra.extend(loader.load_custom(path, bench))
-    roles = _roles(opts["role"]) if opts.get("role") else None  # type: ignore[arg-type]
-    store = None if opts["no_store"] else open_db(opts["db"])  # type: ignore[arg-type]
+    roles = _roles(opts.role) if opts.role else None
+    store = None if opts.no_store else open_db(opts.db)
     worst = EXIT_OK
     runs = 0
     while True:
-        node = open_node(opts["root"], opts["processes"])  # type: ignore[arg-type]
-        with RichObserver() as observer:
-            result = run(
-                bench,
-                node,
-                roles=roles,
-                extra=extra,
-                only=opts["check"] or (),  # type: ignore[arg-type]
-                skip=opts["skip"] or (),
-                observer=observer,
-            )  # type: ignore[arg-type]
+        node = open_node(opts.root, opts.processes)
+        # a full benchmark takes well under a second: no progress bar
+        result = run(
+            bench, node, roles=roles, extra=extra, only=opts.check or (), skip=opts.skip or ()
+        )
         run_id = None
         if store is not None:
             from stockade.store.records import record_findings
 
             run_id = record_findings(store, result.findings)
-        _report(result, opts["fmt"], opts["output"], run_id)  # type: ignore[arg-type]
-        worst = max(
-            worst, _exit_code(result, fail_on, bool(opts["fail_on_fail"]), bool(opts["strict"]))
-        )
+        _report(result, opts.fmt, opts.output, run_id, selected)
+        worst = max(worst, _exit_code(result, fail_on, opts.fail_on_fail, opts.strict))
         runs += 1
-        if interval is None or (opts["max_runs"] is not None and runs >= opts["max_runs"]):  # type: ignore[operator]
+        if interval is None or (opts.max_runs is not None and runs >= opts.max_runs):
             break
         time.sleep(interval)
     raise typer.Exit(worst)
@@ -247,21 +291,23 @@ def _exit_code(
     return EXIT_OK
 
 
-def _report(result: RunResult, fmt: Format, output: Path | None, run_id: str | None) -> None:
+def _report(
+    result: RunResult, fmt: Format, output: Path | None, run_id: str | None, selected: str
+) -> None:
     from stockade.compliance.cis import report
 
     if fmt is Format.json:
-        emit(report.to_json(result, run_id), output)
+        emit(report.to_json(result, run_id, selected=selected), output)
     elif fmt is Format.junit:
         emit(report.to_junit(result), output)
     elif output is not None:
         buf = io.StringIO()
         from rich.console import Console
 
-        _table(result, Console(file=buf, width=160, no_color=True), run_id)
+        _table(result, Console(file=buf, width=160, no_color=True), run_id, selected)
         emit(buf.getvalue(), output)
     else:
-        _table(result, console, run_id)
+        _table(result, console, run_id, selected)
 
 
 _STYLE = {
@@ -274,7 +320,7 @@ _STYLE = {
 }
 
 
-def _table(result: RunResult, out: object, run_id: str | None) -> None:
+def _table(result: RunResult, out: Console, run_id: str | None, selected: str) -> None:
     from rich.table import Table
 
     b = result.benchmark
@@ -287,18 +333,21 @@ def _table(result: RunResult, out: object, run_id: str | None) -> None:
     for col in ("Status", "CIS", "Check", "Title", "Evidence / reason"):
         table.add_column(col, overflow="fold")
     for f in result.findings:
-        d = f.details
-        note = getattr(d, "evidence", "") or getattr(d, "reason", "")
-        if f.status in ("FAIL", "WARN") and getattr(d, "expected", ""):
-            note = f"{note} (expected: {d.expected})" if note else f"expected: {d.expected}"  # type: ignore[union-attr]
-        status = str(f.status)
-        table.add_row(
-            f"[{_STYLE[status]}]{status}[/]", getattr(d, "benchmark_id", ""), f.id, f.title, note
+        d = (
+            f.details
+            if isinstance(f.details, CheckDetails)
+            else CheckDetails(benchmark="", benchmark_id="")
         )
-    out.print(table)  # type: ignore[attr-defined]
+        note = d.evidence or d.reason
+        if f.status in ("FAIL", "WARN") and d.expected:
+            note = f"{note} (expected: {d.expected})" if note else f"expected: {d.expected}"
+        status = str(f.status)
+        table.add_row(f"[{_STYLE[status]}]{status}[/]", d.benchmark_id, f.id, f.title, note)
+    out.print(table)
     counts = ", ".join(f"{k} {v}" for k, v in result.counts().items() if v)
     tail = f" · stored as run {run_id}" if run_id else ""
-    out.print(f"{len(result.findings)} checks in {result.seconds:.2f} s: {counts}{tail}")  # type: ignore[attr-defined]
+    out.print(f"{len(result.findings)} checks in {result.seconds:.2f} s: {counts}{tail}")
+    out.print(f"benchmark {result.benchmark.id}: {selected}", markup=False, highlight=False)
     if result.process_source == "none":
         err_console.print(
             "note: no process list (use --processes or ROOT/.stockade/processes.json); "

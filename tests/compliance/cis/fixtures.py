@@ -23,6 +23,9 @@ import yaml
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
+from tests.support import require  # noqa: E402,F401 - re-exported for the cis tests
+
+
 def load_spec(path: Path) -> dict[str, Any]:
     spec = yaml.safe_load(path.read_text()) or {}
     spec["_dir"] = path.parent
@@ -160,8 +163,8 @@ def _write_processes(root: Path, base: dict[str, Any], spec: dict[str, Any]) -> 
     for pid, p in enumerate(procs, start=1):
         p["pid"] = pid * 100
         name = Path(p["cmdline"][0]).name
-        if name in env:
-            p["env"] = {str(k): str(v) for k, v in env[name].items()}
+        # a capture records every environment (stockade bench processes does)
+        p["env"] = {str(k): str(v) for k, v in (env.get(name) or {}).items()}
     out = root / ".stockade" / "processes.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"format": "stockade-processes/1", "processes": procs}, indent=1))

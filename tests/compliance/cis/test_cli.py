@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-from compliance.cis.fixtures import GOLDEN, build, load_spec
+from tests.compliance.cis.fixtures import GOLDEN, build, load_spec
 from tests.support import require
+
 from stockade.store import open_store
 from stockade.store.records import list_findings
 
@@ -40,6 +40,7 @@ def test_json_report_is_stored(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr  # findings alone do not fail without --fail-on
     doc = json.loads(out.stdout)
     assert doc["benchmark"]["id"] == "cis-kubernetes-1.12"
+    assert doc["benchmark"]["selected"].startswith("Kubernetes 1.33 (image tag in")
     assert doc["node"] == {
         "name": "cp-1",
         "roles": ["control-plane", "etcd", "worker"],
@@ -142,10 +143,16 @@ def test_table_on_this_host_and_process_capture(tmp_path: Path) -> None:
     out = stockade("bench", "k8s", "--no-store")
     assert out.returncode == 0 and "97 checks" in out.stdout and "NOT_APPLICABLE 97" in out.stdout
     cap = tmp_path / "procs.json"
-    assert stockade("bench", "processes", "--no-env", "-o", str(cap)).returncode == 0
+    assert stockade("bench", "processes", "--env", "none", "-o", str(cap)).returncode == 0
     doc = json.loads(cap.read_text())
     assert doc["format"] == "stockade-processes/1"
     assert any(p["pid"] == os.getpid() for p in doc["processes"])
     assert all("env" not in p for p in doc["processes"])
+    audit = stockade("bench", "processes")
+    me = next(p for p in json.loads(audit.stdout)["processes"] if p["pid"] == os.getpid())
+    assert "PATH" not in me["env"]  # only audit-relevant variables by default
+    everything = stockade("bench", "processes", "--env", "all")
+    me = next(p for p in json.loads(everything.stdout)["processes"] if p["pid"] == os.getpid())
+    assert "PATH" in me["env"]
     rerun = stockade("bench", "docker", "--no-store", "--processes", str(cap), "-f", "json")
     assert json.loads(rerun.stdout)["summary"]["ERROR"] == 0

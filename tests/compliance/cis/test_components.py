@@ -143,3 +143,85 @@ def test_processes_json_round_trip(tmp_path: Path) -> None:
     assert node.env_of(node.processes[0]) == {"ETCD_CERT_FILE": "/c"}
     r = Resolver(loader.builtin("kubernetes"), node)
     assert r.path("etcd", "datadir") == "/d"
+
+
+def test_rke2_layout(tmp_path: Path) -> None:
+    """RKE2 keeps static pods, certificates and kubeconfigs under /var/lib/rancher/rke2."""
+    manifest = {"spec": {"containers": [{"command": ["kube-apiserver", "--profiling=false"]}]}}
+    files = {
+        "/var/lib/rancher/rke2/agent/pod-manifests/kube-apiserver.yaml": json.dumps(manifest),
+        "/var/lib/rancher/rke2/server/tls/server-ca.crt": "x",
+        "/var/lib/rancher/rke2/server/cred/scheduler.kubeconfig": "x",
+        "/var/lib/rancher/rke2/agent/kubelet.kubeconfig": "x",
+        "/var/lib/rancher/rke2/server/db/etcd/member/snap/db": "x",
+    }
+    node = _node(tmp_path, files, [["/var/lib/rancher/rke2/bin/kubelet", "--anonymous-auth=false"]])
+    r = Resolver(loader.builtin("kubernetes"), node)
+    assert r.state("apiserver").source.startswith("static pod manifest /var/lib/rancher/rke2/")
+    assert r.path("apiserver", "pki") == "/var/lib/rancher/rke2/server/tls"
+    assert (
+        r.path("scheduler", "kubeconfig")
+        == "/var/lib/rancher/rke2/server/cred/scheduler.kubeconfig"
+    )
+    assert r.path("kubelet", "kubeconfig") == "/var/lib/rancher/rke2/agent/kubelet.kubeconfig"
+    assert r.path("etcd", "datadir") == "/var/lib/rancher/rke2/server/db/etcd"
+    assert r.roles() == {"control-plane", "worker"}
+
+
+def test_glob_characters_in_root(tmp_path: Path) -> None:
+    root = tmp_path / "node[1]"
+    node = _node(root, {"/etc/cni/net.d/10-flannel.conflist": "{}"}, [])
+    assert node.expand("/etc/cni/net.d/*") == ["/etc/cni/net.d/10-flannel.conflist"]
+
+
+def test_procfs_as_process_list(tmp_path: Path) -> None:
+    """In a hostPID pod: --root /host --processes /proc (environments read lazily from it)."""
+    import os
+
+    import pytest
+
+    from stockade.model import InputError
+
+    node = open_node(tmp_path, Path("/proc"))
+    me = next(p for p in node.processes if p.pid == os.getpid())
+    assert me.env is None and "PATH" in (node.env_of(me) or {})
+    assert node.root == tmp_path.resolve() and not node.live
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="not a procfs"):
+        open_node(tmp_path, tmp_path / "empty")
+
+
+def test_environment_not_captured_is_error(tmp_path: Path) -> None:
+    """etcd takes ETCD_* variables as flags; without its environment the answer is unknown."""
+    node = _node(tmp_path, {}, [["etcd", "--data-dir=/var/lib/etcd"]])
+    result = run(loader.builtin("kubernetes"), node, only=["2.1", "2.2"])
+    got = {f.id: (str(f.status), f.details.reason) for f in result.findings}  # type: ignore[union-attr]
+    assert got["k8s.etcd.tls_cert"] == (
+        "ERROR",
+        "environment of pid 1 is not readable or was not captured",
+    )
+
+
+def test_benchmark_version_from_image_tag(tmp_path: Path) -> None:
+    from stockade.compliance.cis.versions import choose
+
+    def node_with(tag: str | None) -> Node:
+        d = tmp_path / (tag or "none")
+        files = {}
+        if tag:
+            files["/etc/kubernetes/manifests/kube-apiserver.yaml"] = (
+                f"spec:\n  containers:\n  - image: registry.k8s.io/kube-apiserver:{tag}\n"
+                "    command: [kube-apiserver]\n"
+            )
+        return _node(d, files, [])
+
+    assert choose("kubernetes", node_with("v1.33.2"))[0] == "cis-1.12"
+    version, why = choose("kubernetes", node_with("v1.30.4"))
+    assert version == "cis-1.11"
+    assert why == "Kubernetes 1.30 (image tag in /etc/kubernetes/manifests/kube-apiserver.yaml)"
+    assert "older than every shipped benchmark" in choose("kubernetes", node_with("v1.26.0"))[1]
+    assert choose("kubernetes", node_with(None)) == (
+        "cis-1.12",
+        "Kubernetes version not found on the node: newest benchmark",
+    )
+    assert choose("docker", node_with(None))[0] == "cis-1.6"

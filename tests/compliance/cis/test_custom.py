@@ -156,3 +156,42 @@ def test_command_audit_runs_without_shell(tmp_path: Path) -> None:
     assert str(got["site.cmd.uname"].status) == "PASS"
     assert str(got["site.cmd.missing"].status) == "ERROR"
     assert "command not found" in got["site.cmd.missing"].details.reason  # type: ignore[union-attr]
+
+
+def test_shipped_examples(tmp_path: Path) -> None:
+    """examples/cis: the site checks load and run; the DaemonSet runs the documented command."""
+    import yaml
+
+    examples = Path(__file__).resolve().parents[3] / "examples" / "cis"
+    base = loader.builtin("kubernetes")
+    extra = loader.load_custom(examples / "checks", base)
+    root = tmp_path / "node"
+    (root / "usr/sbin").mkdir(parents=True)
+    node = Node(root=root, processes=(), process_source="test")
+    got = {
+        f.id: str(f.status)
+        for f in run(base, node, extra=extra, only=[c.id for c in extra]).findings
+    }
+    assert got == {
+        "site.kubelet.protect_kernel_defaults": "NOT_APPLICABLE",
+        "site.apiserver.audit_log_dir_mode": "NOT_APPLICABLE",
+        "site.host.no_telnet": "PASS",
+    }
+    (root / "usr/sbin/in.telnetd").write_text("")
+    got = {
+        f.id: str(f.status)
+        for f in run(base, node, extra=extra, only=["site.host.no_telnet"]).findings
+    }
+    assert got == {"site.host.no_telnet": "FAIL"}
+    ds = yaml.safe_load((examples / "daemonset.yaml").read_text())
+    pod = ds["spec"]["template"]["spec"]
+    assert pod["hostPID"] is True
+    assert pod["containers"][0]["command"][:7] == [
+        "stockade",
+        "bench",
+        "k8s",
+        "--root",
+        "/host",
+        "--processes",
+        "/proc",
+    ]

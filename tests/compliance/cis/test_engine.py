@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from compliance.cis.fixtures import GOLDEN, build, load_spec
+from tests.compliance.cis.fixtures import GOLDEN, build, load_spec
 from tests.support import require
+
 from stockade.compliance.cis import loader
 from stockade.compliance.cis.engine import run
 from stockade.compliance.cis.node import Node, open_node
@@ -160,3 +160,18 @@ def test_skip_and_evidence(kubeadm: Path) -> None:
     assert pki.details.evidence.startswith("all ")  # type: ignore[union-attr]
     assert "/etc/kubernetes/pki/ca.key: owner=root:root" in pki.details.evidence  # type: ignore[union-attr]
     assert pki.compliance and pki.details.benchmark == "cis-kubernetes-1.12"  # type: ignore[union-attr]
+
+
+@pytest.mark.root
+def test_docker_host_without_process_list_reads_the_unit(tmp_path: Path) -> None:
+    """Offline audit of a Docker host: dockerd's flags come from docker.service's ExecStart."""
+    require(os.geteuid() == 0, "fixture nodes set file owners with chown (needs root)")
+    node_dir = build(load_spec(GOLDEN / "docker-daemon-PASS" / "node.yaml"), tmp_path / "node")
+    bench = loader.builtin("docker")
+    with_procs = run(bench, open_node(node_dir), only=["2"])
+    (node_dir / ".stockade/processes.json").unlink()
+    offline = run(bench, open_node(node_dir), only=["2"])
+    assert offline.process_source == "none"
+    assert [f.status for f in offline.findings] == [f.status for f in with_procs.findings]
+    tls = next(f for f in offline.findings if f.id == "docker.daemon.tls")
+    assert "systemd unit /usr/lib/systemd/system/docker.service" in tls.details.evidence  # type: ignore[union-attr]

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 import pytest
-
-from compliance.cis.fixtures import GOLDEN, build, load_spec
+from tests.compliance.cis.fixtures import GOLDEN, build, load_spec
 from tests.support import require
+
 from stockade.compliance.cis import loader
 from stockade.compliance.cis.engine import run
 from stockade.compliance.cis.model import CheckType
@@ -39,13 +39,21 @@ def _default(check, default: str) -> str:  # type: ignore[no-untyped-def]
     return "FAIL" if check.scored else "WARN"
 
 
+CASES = [
+    (folder, version)
+    for folder in FOLDERS
+    for version in loader.BUILTIN[load_spec(folder / "node.yaml")["benchmark"]]
+]
+
+
 @pytest.mark.root
-@pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
-def test_golden(folder: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("folder", "version"), CASES, ids=[f"{f.name}:{v}" for f, v in CASES])
+def test_golden(folder: Path, version: str, tmp_path: Path) -> None:
+    """Every shipped version of the folder's benchmark gives the expected statuses."""
     require(os.geteuid() == 0, "fixture nodes set file owners with chown (needs root)")
     spec = load_spec(folder / "node.yaml")
     node_root = build(spec, tmp_path / "node")
-    bench = loader.builtin(spec["benchmark"])
+    bench = loader.builtin(spec["benchmark"], version)
     sections = [str(s) for s in spec["sections"]]
     result = run(bench, open_node(node_root), only=sections, roles=spec.get("roles"))
     expect = dict(spec["expect"])

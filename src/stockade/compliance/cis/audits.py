@@ -12,13 +12,13 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from stockade.compliance.cis.components import (
-    FileProblem,
     Resolver,
     fact_value,
     lookup,
     parse_config,
 )
 from stockade.compliance.cis.model import Audit, Test
+from stockade.compliance.cis.node import FileProblem
 from stockade.compliance.cis.operators import Fact
 
 _OUTPUT_LIMIT = 64 * 1024
@@ -88,11 +88,13 @@ class ProcessFacts:
                 if value2 is not None and value2 != []:
                     return value2, f"{test.path}: {_show(value2)} (config {cfg[0]})"
         if test.env and state.process is not None:
-            env = self.resolver.node.env_of(state.process) or {}
+            pid = state.process.pid
+            env = self.resolver.node.env_of(state.process)
+            if env is None:
+                # unknown is not "unset": a missing variable could turn a PASS into a FAIL
+                raise AuditError(f"environment of pid {pid} is not readable or was not captured")
             if test.env in env:
-                return env[
-                    test.env
-                ], f"${test.env}={env[test.env]} (environment of pid {state.process.pid})"
+                return env[test.env], f"${test.env}={env[test.env]} (environment of pid {pid})"
         where = [state.source or "no process"]
         cfg = self.config() if test.path else None
         if cfg is not None:
@@ -148,15 +150,19 @@ def _none(reason: str) -> list[FactSet | ProcessFacts]:
 
 def _files(resolver: Resolver, patterns: tuple[str, ...]) -> list[FactSet | ProcessFacts]:
     paths: list[str] = []
-    wanted = []
+    wanted: list[str] = []
+    unset: list[str] = []
     for pattern in patterns:
         resolved = resolver.substitute(pattern)
         if not resolved:
+            unset.append(resolver.unset(pattern))
             continue
         wanted.append(resolved)
         paths += resolver.node.expand(resolved)
     if not paths:
-        raise NotApplicable(f"not found: {', '.join(wanted) or 'no path configured'}")
+        raise NotApplicable(
+            "; ".join([*([f"not found: {', '.join(wanted)}"] if wanted else []), *unset])
+        )
     return [_stat(resolver, p) for p in dict.fromkeys(paths)]
 
 
@@ -175,8 +181,10 @@ def _stat(resolver: Resolver, path: str) -> FactSet:
 
 def _document(resolver: Resolver, pattern: str) -> FactSet:
     path = resolver.substitute(pattern)
-    if not path or not resolver.node.exists(path):
-        raise NotApplicable(f"not found: {path or pattern}")
+    if not path:
+        raise NotApplicable(resolver.unset(pattern))
+    if not resolver.node.exists(path):
+        raise NotApplicable(f"not found: {path}")
     doc = parse_config(resolver.node.read_text(path), path)
     return FactSet(subject=path, doc=doc)
 

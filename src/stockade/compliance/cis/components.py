@@ -302,6 +302,18 @@ class Resolver:
                 return cand
         return spec.candidates[0] if spec.candidates else ""
 
+    def unset(self, text: str) -> str:
+        """Why ``text`` resolves to nothing: the flags and keys that would name the path."""
+        reasons = []
+        for m in _VAR.finditer(text):
+            comp = self.benchmark.component(m.group(2))
+            spec = comp.path_spec(m.group(3)) if comp else None
+            if spec is None or self.path(m.group(2), m.group(3)):
+                continue
+            names = [*spec.flag, *([spec.config_key] if spec.config_key else [])]
+            reasons.append(f"{' or '.join(names) or m.group(0)} is not set")
+        return "; ".join(reasons) or f"{text} is not configured"
+
     def substitute(self, text: str) -> str:
         """Replace ``${comp.key}`` with a path (``${re:comp.key}``: regex-escaped)."""
 

@@ -25,7 +25,7 @@ from stockade.compliance.cis.model import (
 from stockade.model import ConfigError, Severity
 
 BUILTIN = {
-    "kubernetes": {"cis-1.12": "k8s-cis-1.12.yaml"},
+    "kubernetes": {"cis-1.12": "k8s-cis-1.12.yaml", "cis-1.11": "k8s-cis-1.11.yaml"},
     "docker": {"cis-1.6": "docker-cis-1.6.yaml"},
 }
 DEFAULT = {"kubernetes": "cis-1.12", "docker": "cis-1.6"}
@@ -61,8 +61,39 @@ def builtin(platform: str, version: str | None = None) -> Benchmark:
 @cache
 def _builtin_file(name: str) -> Benchmark:
     """Parsed once per process: a benchmark is immutable data."""
+    return parse_benchmark(_builtin_raw(name), name)
+
+
+def _builtin_raw(name: str) -> dict[str, Any]:
+    """A data file as a mapping, with ``extends:`` resolved (see :func:`_extend`)."""
     text = resources.files("stockade.compliance.cis").joinpath("data", name).read_text("utf-8")
-    return parse_benchmark(_yaml(text, name), name)
+    data = _yaml(text, name)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: expected a mapping")
+    if data.get("extends"):
+        return _extend(_builtin_raw(str(data["extends"])), data, name)
+    return data
+
+
+def _extend(parent: dict[str, Any], child: dict[str, Any], where: str) -> dict[str, Any]:
+    """An older benchmark version written as differences from a newer one: its own
+    ``benchmark`` header, ``override`` (check id -> fields replaced) and ``add`` (checks appended
+    to a section)."""
+    import copy
+
+    out = copy.deepcopy(parent)
+    out["benchmark"] = child["benchmark"]
+    overrides = dict(child.get("override") or {})
+    for sec in out.get("sections") or []:
+        for check in sec.get("checks") or []:
+            if check.get("id") in overrides:
+                check.update(overrides.pop(check["id"]))
+        for extra in child.get("add") or []:
+            if str(extra.get("section")) == str(sec.get("id")):
+                sec["checks"].extend(copy.deepcopy(extra.get("checks") or []))
+    if overrides:
+        raise ConfigError(f"{where}: override names unknown checks: {', '.join(sorted(overrides))}")
+    return out
 
 
 def load_custom(path: Path, base: Benchmark) -> tuple[Check, ...]:
@@ -214,25 +245,35 @@ def _check(raw: Any, sec: dict[str, Any], where: str, bench: Benchmark) -> Check
     missing = str(raw.get("missing", sec.get("missing", "na")))
     if missing not in ("na", "fail"):
         raise ConfigError(f"{here}: missing must be 'na' or 'fail'")
-    applies = raw.get("applies_if") or ()
+    applies = _strs(raw.get("applies_if"), "applies_if", here)
+    level = raw.get("level", sec.get("level", 1))
+    if level not in (1, 2):
+        raise ConfigError(f"{here}: level must be 1 or 2")
+    refs = [*(sec.get("refs") or ()), *(raw.get("refs") or ())] if _lists(sec, raw) else None
+    if refs is None:
+        raise ConfigError(f"{here}: refs must be a list such as [pci-dss:2.2.1]")
     return Check(
         id=cid,
         benchmark_id=str(raw.get("cis", raw.get("benchmark_id", ""))),
         title=str(raw["title"]),
         section=f"{sec.get('id', '')} {sec.get('title', '')}".strip(),
         role=str(raw.get("role", sec.get("role", ""))),
-        level=int(raw.get("level", sec.get("level", 1))),
+        level=int(level),
         scored=bool(raw.get("scored", check_type is CheckType.AUTOMATED)),
         type=check_type,
         severity=severity,
         component=component,
-        applies_if=tuple([applies] if isinstance(applies, str) else applies),
+        applies_if=applies,
         audit=audit,
         tests=tests,
         missing=missing,
         remediation=str(raw.get("remediation", "")).strip(),
-        refs=tuple(str(r) for r in (*(sec.get("refs") or ()), *(raw.get("refs") or ()))),
+        refs=tuple(dict.fromkeys(str(r) for r in refs)),
     )
+
+
+def _lists(*holders: dict[str, Any]) -> bool:
+    return all(isinstance(h.get("refs") or [], list) for h in holders)
 
 
 def _audit(raw: Any, here: str, bench: Benchmark) -> Audit:
@@ -253,7 +294,7 @@ def _audit(raw: Any, here: str, bench: Benchmark) -> Audit:
         )
     if raw.get("process") and bench.component(str(raw["process"])) is None:
         raise ConfigError(f"{here}: unknown component {raw['process']!r}")
-    command = raw.get("command") or ()
+    command = raw.get("command") or []
     if isinstance(command, str):
         raise ConfigError(f"{here}: 'command' must be an argument list (no shell)")
     try:
@@ -262,22 +303,29 @@ def _audit(raw: Any, here: str, bench: Benchmark) -> Audit:
         raise ConfigError(f"{here}: 'timeout' must be a number of seconds") from None
     return Audit(
         process=str(raw.get("process", "")),
-        files=_strs(raw.get("files")),
+        files=_strs(raw.get("files"), "files", here),
         tree=str(raw.get("tree", "")),
         names=str(raw.get("names", "")),
         document=str(raw.get("document", "")),
-        text=_strs(raw.get("text")),
+        text=_strs(raw.get("text"), "text", here),
         containers=bool(raw.get("containers", False)),
-        command=tuple(str(c) for c in command),
+        command=_strs(command, "command", here),
         script=str(raw.get("script", "")),
         timeout=timeout,
     )
 
 
-def _strs(value: Any) -> tuple[str, ...]:
-    if not value:
+def _strs(value: Any, what: str = "value", here: str = "") -> tuple[str, ...]:
+    """A string or a list of scalars, as strings; anything else is a configuration error."""
+    if value is None or value == "" or value == []:
         return ()
-    return (str(value),) if isinstance(value, str) else tuple(str(v) for v in value)
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return (str(value),)
+    if isinstance(value, list) and all(
+        isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value
+    ):
+        return tuple(str(v) for v in value)
+    raise ConfigError(f"{here}: {what} must be a string or a list of strings")
 
 
 def _tests(raw: Any, here: str) -> Tests:
@@ -306,9 +354,13 @@ def _item(raw: Any, here: str) -> Test | Tests:
             raise ConfigError(f"{here}: unknown test key or operator {op!r}")
     if len(ops) > 1:
         raise ConfigError(f"{here}: one operator per test, got {', '.join(ops)}")
-    flag = raw.get("flag") or ()
+    for name in ("path", "env", "key"):
+        if not isinstance(raw.get(name, ""), str):
+            raise ConfigError(f"{here}: test '{name}' must be a string")
+    if ops and not _scalar_or_list(raw[ops[0]]):
+        raise ConfigError(f"{here}: the value of '{ops[0]}' must be a scalar or a list of scalars")
     test = Test(
-        flag=tuple([flag] if isinstance(flag, str) else (str(f) for f in flag)),
+        flag=_strs(raw.get("flag"), "flag", here),
         path=str(raw.get("path", "")),
         env=str(raw.get("env", "")),
         key=str(raw.get("key", "")),
@@ -324,6 +376,12 @@ def _item(raw: Any, here: str) -> Test | Tests:
         except ConfigError as exc:
             raise ConfigError(f"{here}: {exc}") from None
     return test
+
+
+def _scalar_or_list(v: Any) -> bool:
+    if isinstance(v, list):
+        return all(not isinstance(x, (list, dict)) for x in v)
+    return not isinstance(v, dict)
 
 
 def _value(v: Any) -> str | tuple[str, ...]:

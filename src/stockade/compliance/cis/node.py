@@ -43,6 +43,7 @@ class Node:
     root: Path
     processes: tuple[Process, ...]
     process_source: str  # "/proc", a file path, or "none"
+    proc_dir: Path | None = None  # a procfs to read environments from lazily (live or hostPID)
     _users: dict[int, str] | None = field(default=None, repr=False)
     _groups: dict[int, str] | None = field(default=None, repr=False)
 
@@ -89,7 +90,7 @@ class Node:
         if not any(ch in pattern for ch in "*?["):
             return [pattern] if self.exists(pattern) else []
         base = str(self.root).rstrip("/")
-        hits = sorted(glob.glob(base + pattern))
+        hits = sorted(glob.glob(glob.escape(base) + pattern))
         return [h[len(base) :] or "/" for h in hits]
 
     def stat(self, path: str) -> FileInfo:
@@ -179,11 +180,11 @@ class Node:
         return names
 
     def env_of(self, proc: Process) -> dict[str, str] | None:
-        """A process's environment: captured, or read from /proc on the live host."""
-        if proc.env is not None or not self.live:
+        """A process's environment: captured, or read from the procfs the list came from."""
+        if proc.env is not None or self.proc_dir is None:
             return proc.env
         try:
-            raw = Path(f"/proc/{proc.pid}/environ").read_bytes()
+            raw = (self.proc_dir / str(proc.pid) / "environ").read_bytes()
         except OSError:
             return None
         return dict(_split_env(raw))
@@ -196,10 +197,10 @@ def _split_env(raw: bytes) -> Iterator[tuple[str, str]]:
             yield key, value
 
 
-def live_processes() -> tuple[Process, ...]:
-    """Every process on this host from /proc/<pid>/cmdline (kernel threads have none)."""
+def live_processes(proc_dir: Path = Path("/proc")) -> tuple[Process, ...]:
+    """Every process in a procfs from <pid>/cmdline (kernel threads have none)."""
     procs = []
-    for entry in os.scandir("/proc"):
+    for entry in os.scandir(proc_dir):
         if not entry.name.isdigit():
             continue
         try:
@@ -212,17 +213,26 @@ def live_processes() -> tuple[Process, ...]:
     return tuple(sorted(procs, key=lambda p: p.pid))
 
 
-def capture(*, with_env: bool = True) -> dict[str, object]:
-    """The process list of this host in the ``processes.json`` format."""
+# Environments hold secrets (tokens, passwords); by default a capture keeps only the variables
+# the components audited here read as settings.
+ENV_PREFIXES = ("ETCD_", "KUBE", "DOCKER_", "CONTAINERD_", "K3S_", "RKE2_")
+
+
+def capture(*, env: str = "audit") -> dict[str, object]:
+    """This host's process list in the ``processes.json`` format. ``env`` is ``audit`` (only
+    variables starting with ENV_PREFIXES), ``all`` or ``none``."""
     out = []
     for proc in live_processes():
         item: dict[str, object] = {"pid": proc.pid, "cmdline": list(proc.argv)}
-        if with_env:
+        if env != "none":
             try:
                 raw = Path(f"/proc/{proc.pid}/environ").read_bytes()
-                item["env"] = dict(_split_env(raw))
             except OSError:
-                pass
+                raw = None  # unreadable: left out, so an audit that needs it says so
+            if raw is not None:
+                item["env"] = {
+                    k: v for k, v in _split_env(raw) if env == "all" or k.startswith(ENV_PREFIXES)
+                }
         out.append(item)
     return {"format": "stockade-processes/1", "processes": out}
 
@@ -260,19 +270,28 @@ def load_processes(path: Path) -> tuple[Process, ...]:
 
 
 def open_node(root: Path | None = None, processes: Path | None = None) -> Node:
-    """The live host, or a node filesystem at ``root`` with its captured process list
-    (``--processes FILE``, else ``ROOT/.stockade/processes.json``, else no processes)."""
-    if root is None or root.resolve() == Path("/"):
-        if processes is not None:
-            return Node(
-                root=Path("/"), processes=load_processes(processes), process_source=str(processes)
-            )
-        return Node(root=Path("/"), processes=live_processes(), process_source="/proc")
-    root = root.resolve()
-    if not root.is_dir():
-        raise InputError(f"--root {root}: not a directory")
-    if processes is None and (root / PROCESS_FILE).is_file():
-        processes = root / PROCESS_FILE
+    """The live host, or a node filesystem at ``root`` with its process list: ``--processes``
+    names a captured JSON file or a procfs directory (``/proc`` in a ``hostPID`` pod); with
+    ``--root`` the default is ``ROOT/.stockade/processes.json``, else no processes."""
+    base = Path("/") if root is None else root.resolve()
+    live = base == Path("/")
+    if not base.is_dir():
+        raise InputError(f"--root {base}: not a directory")
+    if processes is None and live:
+        processes = Path("/proc")
+    if processes is None and (base / PROCESS_FILE).is_file():
+        processes = base / PROCESS_FILE
     if processes is None:
-        return Node(root=root, processes=(), process_source="none")
-    return Node(root=root, processes=load_processes(processes), process_source=str(processes))
+        return Node(root=base, processes=(), process_source="none")
+    if processes.is_dir():
+        if not (processes / "self").exists() and not any(
+            p.name.isdigit() for p in processes.iterdir()
+        ):
+            raise InputError(f"--processes {processes}: a directory but not a procfs")
+        return Node(
+            root=base,
+            processes=live_processes(processes),
+            process_source=str(processes),
+            proc_dir=processes,
+        )
+    return Node(root=base, processes=load_processes(processes), process_source=str(processes))

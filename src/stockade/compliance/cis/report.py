@@ -17,13 +17,20 @@ def _d(f: Finding, key: str) -> Any:
     return getattr(f.details, key, "") if f.details is not None else ""
 
 
-def to_dict(result: RunResult, run_id: str | None = None) -> dict[str, Any]:
+def to_dict(result: RunResult, run_id: str | None = None, *, selected: str = "") -> dict[str, Any]:
+    """The report; ``selected`` says why this benchmark version was used."""
     b = result.benchmark
     return {
         "schema": SCHEMA,
         "run_id": run_id,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "benchmark": {"id": b.id, "title": b.title, "version": b.version, "platform": b.platform},
+        "benchmark": {
+            "id": b.id,
+            "title": b.title,
+            "version": b.version,
+            "platform": b.platform,
+            "selected": selected,
+        },
         "node": {
             "name": result.node_name,
             "roles": list(result.roles),
@@ -36,8 +43,8 @@ def to_dict(result: RunResult, run_id: str | None = None) -> dict[str, Any]:
     }
 
 
-def to_json(result: RunResult, run_id: str | None = None) -> str:
-    return json.dumps(to_dict(result, run_id), indent=2)
+def to_json(result: RunResult, run_id: str | None = None, *, selected: str = "") -> str:
+    return json.dumps(to_dict(result, run_id, selected=selected), indent=2)
 
 
 def to_junit(result: RunResult) -> str:
