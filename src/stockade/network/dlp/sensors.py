@@ -54,9 +54,10 @@ class Sensor:
             raise ConfigError(f"sensor {self.id}: unknown mask {self.mask!r}")
 
 
-# A card may not start inside a longer number: no digit, letter, underscore or "digit+separator"
-# (a group of a longer grouped run) or "digit+point" (a decimal fraction) right before it.
-_NUM_START = r"(?<![0-9A-Za-z_])(?<![0-9][ .,-])"
+# A number may not start inside a longer one: no digit, letter or underscore right before it, no
+# "4 digits + separator" (it would be a later group of a longer grouped run) and no "digit +
+# point/comma" (a decimal fraction such as 22.378282246310005).
+_NUM_START = r"(?<![0-9A-Za-z_])(?<![0-9]{4}[ -])(?<![0-9][.,])"
 _NUM_END = r"(?![0-9A-Za-z_])"
 
 _CARD_PATTERNS = (
