@@ -105,7 +105,11 @@ def test_card_misses(why: str, text: str) -> None:
 def test_known_card_table_is_luhn_valid() -> None:
     for text, _, _ in CARD_HITS:
         digits = "".join(c for c in text if c.isdigit())
-        assert any(independent_luhn(digits[i : i + n]) for n in range(12, 20) for i in range(len(digits) - n + 1))
+        assert any(
+            independent_luhn(digits[i : i + n])
+            for n in range(12, 20)
+            for i in range(len(digits) - n + 1)
+        )
     assert luhn_ok("79927398713") and not luhn_ok("79927398710")
 
 

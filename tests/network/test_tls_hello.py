@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.conftest import require
 
 from stockade.network.tls import CIPHER_SUITES, handshake_bytes, inspect
-from tests.conftest import require
 
 FIXTURES = Path(__file__).parent / "fixtures" / "protocols"
 
@@ -135,4 +135,6 @@ def test_mangled_real_hello_never_raises(at: int, value: int) -> None:
     client, server = pair("tls13_hrr")
     i = at % len(client)
     j = at % len(server)
-    inspect(client[:i] + bytes([value]) + client[i + 1 :], server[:j] + bytes([value]) + server[j + 1 :])
+    inspect(
+        client[:i] + bytes([value]) + client[i + 1 :], server[:j] + bytes([value]) + server[j + 1 :]
+    )
