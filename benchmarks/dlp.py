@@ -26,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import hyperscan  # noqa: E402
+import hyperscan
 
-from stockade.network.dlp import DlpEngine  # noqa: E402
-from stockade.network.dlp.sensors import BUILTIN_SENSORS  # noqa: E402
+from stockade.network.dlp import DlpEngine
+from stockade.network.dlp.sensors import BUILTIN_SENSORS
 
 NAMES = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
 PII = ["4111 1111 1111 1111", "5555-5555-5555-4444", "378282246310005", "536-90-4399",

@@ -107,6 +107,9 @@ class DlpEngine:
         # Bytes a stream must keep: the longest candidate, its context and the undecided tail.
         self.keep = self.max_length + SLACK + BEFORE + AFTER + 1
         self._hs_db = None
+        # Sensors whose prefilter needs the byte after a match (the built-in ones); user
+        # sensors are compiled with Hyperscan's prefilter flag and report their own ends.
+        self.bounded = tuple(i for i, s in enumerate(chosen) if s.prefilter or backend == "re")
         # Sensors Hyperscan cannot prefilter (an expression it rejects) are scanned by regex.
         self.always_scan: tuple[int, ...] = tuple(range(len(chosen))) if backend == "re" else ()
         if backend != "re":
@@ -189,16 +192,27 @@ class DlpStream:
         if not data:
             return []
         start = self._end
-        self._end += len(data)
+        self._end = end = start + len(data)
         chunks = self._chunks
         chunks.append(data)
         self._stale = True
-        # Drop chunks no candidate, context or overlap window can reach any more.
-        keep_from = start - self._engine.keep
-        while len(chunks) > 1 and self._chunks_base + len(chunks[0]) <= keep_from:
-            self._chunks_base += len(chunks.popleft())
-        self._prefilter(data, start)
-        return self._confirm(self._end - AFTER) if self._waiting else []
+        if len(chunks) > 2:
+            # Drop chunks no candidate, context or overlap window can reach any more.
+            keep_from = start - self._engine.keep
+            while len(chunks) > 1 and self._chunks_base + len(chunks[0]) <= keep_from:
+                self._chunks_base += len(chunks.popleft())
+        if self._hs_stream is not None:  # the hot path, kept flat on purpose
+            self._hs_stream.scan(data)
+        else:
+            self._scan_without_stream(data, start)
+        hits = self._hits
+        if hits:
+            for si, hit in hits:
+                self._add(si, hit, hit)
+            hits.clear()
+        for si in self._engine.always_scan:
+            self._add(si, start + 1, end)
+        return self._confirm(end - AFTER) if self._waiting else []
 
     def close(self) -> list[DlpMatch]:
         if self._closed:
@@ -207,31 +221,25 @@ class DlpStream:
         if self._hs_stream is not None:
             self._hs_stream.close()
             self._hs_stream = None
-        # Prefilters need the byte after a candidate; at the end of the stream there is none.
-        for si in range(len(self._pending)):
-            self._add(si, self._end, self._end)
+        # Built-in prefilters need the byte after a candidate; at the end of the stream there
+        # is none. Every built-in match ends in a letter or digit, so look only when the stream
+        # does too.
+        last = self._chunks[-1][-1:] if self._chunks else b""
+        if last.isalnum():
+            for si in self._engine.bounded:
+                self._add(si, self._end, self._end)
         return self._confirm(self._end)
 
-    # stage 1 -----------------------------------------------------------------------------
+    # stage 1 (see feed) -----------------------------------------------------------------------------
 
-    def _prefilter(self, data: bytes, start: int) -> None:
+    def _scan_without_stream(self, data: bytes, start: int) -> None:
         engine = self._engine
-        hits = self._hits
-        if self._hs_stream is not None:
-            self._hs_stream.scan(data)
-        elif engine.backend == "hs-window" and engine._hs_db is not None:
+        if engine.backend == "hs-window" and engine._hs_db is not None:
             # Block mode on tail + data: a match that ends in the new bytes may begin in the tail.
             tail_from = max(self._chunks_base, start - engine.max_length - SLACK)
-            joined = b"".join(self._chunks)
-            window = joined[tail_from - self._chunks_base :]
+            window = b"".join(self._chunks)[tail_from - self._chunks_base :]
             engine._hs_db.scan(window, match_event_handler=self._on_match)
-            hits[:] = [(si, tail_from + e) for si, e in hits if tail_from + e > start]
-        if hits:
-            for si, end in hits:
-                self._add(si, end, end)
-            hits.clear()
-        for si in engine.always_scan:
-            self._add(si, start + 1, self._end)
+            self._hits[:] = [(si, tail_from + e) for si, e in self._hits if tail_from + e > start]
 
     def _add(self, si: int, lo: int, hi: int) -> None:
         clusters = self._pending[si]
@@ -248,14 +256,14 @@ class DlpStream:
     # stage 2 and 3 -----------------------------------------------------------------------
 
     def _confirm(self, ready: int) -> list[DlpMatch]:
-        if self._stale:
-            self._buf = b"".join(self._chunks).decode("latin-1")
-            self._base = self._chunks_base
-            self._stale = False
         out: list[DlpMatch] = []
         for si, clusters in enumerate(self._pending):
             if not clusters or clusters[0][0] > ready:
                 continue
+            if self._stale:
+                self._buf = b"".join(self._chunks).decode("latin-1")
+                self._base = self._chunks_base
+                self._stale = False
             keep: list[list[int]] = []
             for lo, hi in clusters:
                 if lo > ready:

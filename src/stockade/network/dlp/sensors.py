@@ -107,9 +107,17 @@ BUILTIN_SENSORS: tuple[Sensor, ...] = (
         id="dlp.payment_card",
         title="Payment card number (PAN)",
         patterns=_CARD_PATTERNS,
-        # A run of digits and separators: a plain character-class repeat is several times
-        # cheaper for Hyperscan than "(?:[ -]?[0-9]){11,18}" and still covers every card.
-        prefilter=(_LEAD + r"[2-68][0-9 \-]{10,35}[0-9]" + _TRAIL,),
+        # Runs of digits and separators (a plain character-class repeat is several times cheaper
+        # for Hyperscan than "(?:[ -]?[0-9]){11,18}"). Runs of 14+ characters may be any brand;
+        # shorter ones can only be a 13-digit Visa or a 12-13 digit Maestro, which keeps the
+        # ubiquitous 12-13 digit ids and amounts out of Python.
+        prefilter=(
+            _LEAD + r"[2-68][0-9 \-]{12,35}[0-9]" + _TRAIL,
+            _LEAD
+            + r"(?:4[0-9 \-]{10,14}|(?:50[123]|67[56])[0-9 \-]{8,12}|(?:5893|6304)[0-9 \-]{7,11})"
+            + r"[0-9]"
+            + _TRAIL,
+        ),
         context=(
             "card",
             "credit",
@@ -180,7 +188,7 @@ BUILTIN_SENSORS: tuple[Sensor, ...] = (
         id="dlp.email",
         title="E-mail address",
         patterns=_EMAIL_PATTERNS,
-        prefilter=(r"@[A-Za-z0-9.\-]{1,255}\.[A-Za-z]{2,24}[^A-Za-z0-9\-]",),
+        prefilter=(r"@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]+[^A-Za-z0-9\-]",),
         context=("email", "e-mail", "mail", "contact"),
         validator="email",
         mask="email",
@@ -193,7 +201,7 @@ BUILTIN_SENSORS: tuple[Sensor, ...] = (
         title="Telephone number",
         patterns=_PHONE_PATTERNS,
         prefilter=(
-            r"[ .\-)][2-9][0-9]{2}[ .\-][0-9]{4}" + _TRAIL,
+            r"[2-9][0-9]{2}[ .\-][0-9]{4}" + _TRAIL,
             r"\+[0-9][0-9 \-]{6,23}[0-9]" + _TRAIL,
         ),
         context=("phone", "tel", "telephone", "mobile", "cell", "fax", "call", "contact"),
