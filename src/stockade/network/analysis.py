@@ -6,7 +6,7 @@ without them and so the implementations stay swappable."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from stockade.model.errors import ConfigError
@@ -63,6 +63,5 @@ class DlpFeed:
             return
         for m in found:  # type: ignore[attr-defined]
             if self._base:
-                m = DlpMatch(sensor=m.sensor, masked=m.masked, start=m.start + self._base,
-                             end=m.end + self._base, confidence=m.confidence, context=m.context)
+                m = replace(m, start=m.start + self._base, end=m.end + self._base)
             self.matches.append(m)
