@@ -84,6 +84,7 @@ def run_live(
     count: int | None = None,
     on_record: Callable[[ConnectionRecord], None] | None = None,
     ready: Callable[[], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> SensorRun:
     """Capture on ``interfaces`` (in ``namespace``) until ``duration`` or ``count`` frames."""
     from stockade.network.capture.live import Ring
@@ -93,8 +94,10 @@ def run_live(
     with Ring(interfaces, namespace=namespace) as ring:
         if ready is not None:
             ready()
-        ring.run(decoder.frame, duration=duration, count=count)
-        ring._read_stats()
+        try:
+            ring.run(decoder.frame, duration=duration, count=count, stop=stop)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C ends an unbounded capture; the flows seen so far are still reported
         capture = {"interfaces": interfaces or ["*"], "namespace": namespace, "kernel_packets": ring.stats_packets,
                    "kernel_drops": ring.stats_drops, "frames": ring.frames}
     return _finish(run, decoder, table, {"source": capture})

@@ -92,6 +92,7 @@ class Ring:
                 raise InputError(f"cannot set up the capture ring: {exc}") from exc
         self.block_size = block_size
         self.blocks = blocks
+        self.timeout_ms = timeout_ms
         self._block = 0
 
     @staticmethod
@@ -129,24 +130,28 @@ class Ring:
         self.stats_packets += packets
         self.stats_drops += drops
 
-    def run(self, frame, *, duration: float | None = None, count: int | None = None) -> int:  # noqa: ANN001
-        """Hand frames to ``frame(ts, linktype, buf, off, caplen, pkttype)`` until ``duration``
-        seconds pass or ``count`` frames were delivered; returns the number delivered."""
+    def run(self, frame, *, duration: float | None = None, count: int | None = None, stop=None) -> int:  # noqa: ANN001
+        """Hand frames to ``frame(ts, linktype, buf, off, caplen)`` until ``duration`` seconds
+        pass, ``count`` frames were delivered or ``stop()`` is true; returns the number delivered."""
         deadline = time.monotonic() + duration if duration else None
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN | select.POLLERR)
         ring, bsize, want = self.ring, self.block_size, self.ifindexes
         delivered = 0
+        draining: float | None = None
         while True:
             if count is not None and delivered >= count:
                 break
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if draining is None and ((deadline is not None and now >= deadline) or (stop is not None and stop())):
+                # the kernel retires a partly filled block after timeout_ms: wait for it once
+                draining = now + 3 * self.timeout_ms / 1000
+            if draining is not None and now >= draining:
                 break
             base = self._block * bsize
             status, npkts, first = _BLOCK_HDR(ring, base + 8)
             if not status & TP_STATUS_USER:
-                wait = 100 if deadline is None else max(0, min(100, int((deadline - time.monotonic()) * 1000)))
-                poller.poll(wait)
+                poller.poll(20 if draining is not None else 100)
                 continue
             off = base + first
             for _ in range(npkts):

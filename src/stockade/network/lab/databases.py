@@ -26,15 +26,14 @@ def redis_bin() -> str | None:
 
 
 def _spawn(args: list[str], log: Path) -> int:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            args,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    return proc.pid
+    """Start a long-lived service in its own session; returns its pid (no Popen object to
+    outlive, the lab tracks services by pid)."""
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    return os.posix_spawnp(args[0], args, os.environ, file_actions=actions, setsid=True)
 
 
 def start_postgres(

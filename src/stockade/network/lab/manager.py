@@ -78,16 +78,14 @@ def _python_in(netns: str, module: str, *args: str) -> list[str]:
 
 
 def _spawn(args: list[str], log: Path) -> int:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            args,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=os.environ.copy(),
-        )
-    return proc.pid
+    """Start a long-lived service in its own session; returns its pid (no Popen object to
+    outlive, the lab tracks services by pid)."""
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    return os.posix_spawnp(args[0], args, os.environ, file_actions=actions, setsid=True)
 
 
 def up(prefix: str, state: Path, *, databases_on: bool = True) -> Inventory:
@@ -171,6 +169,11 @@ def _start_services(inv: Inventory, state_dir: Path, databases_on: bool) -> Inve
 
 
 def _alive(pid: int) -> bool:
+    try:  # our own child: reap it if it ended (a zombie still answers kill 0)
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -190,17 +193,8 @@ def _kill(pids: list[int]) -> None:
         while live and time.monotonic() < deadline:
             time.sleep(0.05)
             live = [p for p in live if _alive(p)]
-            _reap()
         if not live:
             return
-
-
-def _reap() -> None:
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
-    except ChildProcessError:
-        pass
 
 
 def down(prefix: str, state: Path) -> list[str]:
