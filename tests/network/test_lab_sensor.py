@@ -49,7 +49,7 @@ def _check_lab_records(recs: list[ConnectionRecord], inv: Inventory) -> None:
     assert {m[-4:] for m in redis_ssn} >= {SSNS[(i + 2) % 3][-4:] for i in range(COUNT)}
     world = [r for r in recs if r.server.kind == "external" and r.server_ip == inv.pod("world").ipv4]
     assert world and all(r.client.name == "crm" and r.client.namespace == "marketing" for r in world)
-    assert all(any(h.match.sensor == "dlp.us_ssn" for h in r.hits) for r in world)
+    assert all(any(h.match.sensor == "dlp.us_ssn" for h in r.hits) for r in world), world
     v6 = [r for r in recs if r.ip_version == 6 and r.server_port == 8080]
     assert v6 and v6[0].client.name == "payments" and any(h.match.sensor == "dlp.payment_card" for h in v6[0].hits)
     tls = [r for r in recs if r.server_port in (8443, 8444) or (r.server_port == 5432 and r.encrypted)]
@@ -72,16 +72,21 @@ def test_live_capture_sees_all_lab_traffic(lab: tuple[Inventory, Path], inspecto
 
 
 def _tcpdump(inv: Inventory, path: Path, iface: str = "any") -> subprocess.Popen[bytes]:
+    """tcpdump in the node namespace, bounded by -c and timeout; a 32 MiB buffer because its
+    default one drops packets on this busy 2-core machine (it says so, and _stop checks)."""
     require(shutil.which("tcpdump") is not None, "tcpdump is not installed")
-    proc = subprocess.Popen(["ip", "netns", "exec", inv.node_netns, "timeout", "60", "tcpdump", "-i", iface, "-U", "--immediate-mode",
-                             "-n", "-s", "0", "-c", "20000", "-w", str(path)], stderr=subprocess.DEVNULL)
+    err = open(path.with_suffix(".err"), "wb")  # noqa: SIM115 - closed in _stop
+    proc = subprocess.Popen(["ip", "netns", "exec", inv.node_netns, "timeout", "60", "tcpdump", "-i", iface, "-U",
+                             "--immediate-mode", "-B", "32768", "-n", "-s", "0", "-c", "20000", "-w", str(path)],
+                            stderr=err)
+    proc.err = err  # type: ignore[attr-defined]
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # tcpdump says "listening on" once its socket is bound
+    while time.monotonic() < deadline:  # the file appears once tcpdump's socket is bound
         if path.exists():
             time.sleep(0.3)
             return proc
         time.sleep(0.05)
-    proc.kill()
+    _stop(proc)
     raise AssertionError("tcpdump did not start")
 
 
@@ -89,6 +94,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     proc.wait(10)
+    proc.err.close()  # type: ignore[attr-defined]
+    text = Path(proc.err.name).read_text()  # type: ignore[attr-defined]
+    assert "\n0 packets dropped by kernel" in text, text
 
 
 @pytest.fixture(scope="module")
