@@ -15,6 +15,8 @@ from stockade.model.errors import StockadeError
 COMMAND_MODULES = (
     "stockade.cli.db_cmd",
     "stockade.cli.bench",
+    "stockade.cli.lab",
+    "stockade.cli.sensor",
 )
 
 app = typer.Typer(
