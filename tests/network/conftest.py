@@ -47,16 +47,8 @@ def live_capture(inv: Inventory, inspectors, drive: Callable[[], object], **kw):
 
     def capture() -> None:
         try:
-            box["run"] = run_live(
-                inv.host_interfaces(),
-                namespace=inv.node_netns,
-                inspectors=inspectors,
-                identities=Identities(inv),
-                ready=ready.set,
-                stop=done.is_set,
-                duration=120,
-                **kw,
-            )
+            box["run"] = run_live(inv.host_interfaces(), namespace=inv.node_netns, inspectors=inspectors,
+                                  identities=Identities(inv), ready=ready.set, stop=done.is_set, duration=120, **kw)
         except BaseException as exc:  # handed to the test thread below
             box["error"] = exc
             ready.set()

@@ -40,9 +40,7 @@ class PcapReader:
             raise PacketError(f"cannot open: {exc.strerror}", subject=str(path)) from exc
         try:
             size = self.path.stat().st_size
-            self._buf: object = (
-                mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-            )
+            self._buf: object = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         except (OSError, ValueError) as exc:
             self._fh.close()
             raise PacketError(f"cannot map: {exc}", subject=str(path)) from exc
@@ -136,9 +134,7 @@ class PcapReader:
                 if btype == 6:
                     iface, hi, lo, caplen, _wire = struct.unpack_from(order + "IIIII", buf, body)  # type: ignore[arg-type]
                 else:
-                    iface, _drops, hi, lo, caplen, _wire = struct.unpack_from(
-                        order + "HHIIII", buf, body
-                    )  # type: ignore[arg-type]
+                    iface, _drops, hi, lo, caplen, _wire = struct.unpack_from(order + "HHIIII", buf, body)  # type: ignore[arg-type]
                 if iface >= len(ifaces):
                     raise self._fail(f"packet block at byte {off} names unknown interface {iface}")
                 if body + 20 + caplen > bend:
@@ -163,6 +159,6 @@ class PcapReader:
                 break
             if code == 9 and length >= 1 and off + 5 <= end:
                 v = buf[off + 4]  # type: ignore[index]
-                return 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0**-v
+                return 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
             off += 4 + ((length + 3) & ~3)
         return 1e-6
