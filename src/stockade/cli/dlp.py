@@ -21,7 +21,7 @@ SensorsOption = Annotated[
 ]
 
 
-def _engine(sensors: Path | None, backend: str, ignore_test_cards: bool):  # noqa: ANN202 - lazy import
+def _engine(sensors: Path | None, backend: str, ignore_test_cards: bool):  # type: ignore[no-untyped-def]
     from stockade.network.dlp import BUILTIN_SENSORS, DlpEngine, load_sensor_file
 
     extra = load_sensor_file(sensors) if sensors else ()
