@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from stockade.cli.common import EXIT_FINDINGS, console
 from stockade.model.errors import InputError
+
+if TYPE_CHECKING:
+    from stockade.network.dlp import DlpEngine
 
 SensorsOption = Annotated[
     Path | None,
@@ -21,7 +24,7 @@ SensorsOption = Annotated[
 ]
 
 
-def _engine(sensors: Path | None, backend: str, ignore_test_cards: bool):  # type: ignore[no-untyped-def]
+def _engine(sensors: Path | None, backend: str, ignore_test_cards: bool) -> DlpEngine:
     from stockade.network.dlp import BUILTIN_SENSORS, DlpEngine, load_sensor_file
 
     extra = load_sensor_file(sensors) if sensors else ()
