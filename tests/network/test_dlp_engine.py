@@ -245,3 +245,27 @@ def test_feed_after_close_is_an_error() -> None:
     assert stream.close() == []
     with pytest.raises(ValueError):
         stream.feed(b"x")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=600), st.lists(st.integers(0, 700), max_size=5))
+def test_arbitrary_bytes_never_raise_and_backends_agree(data: bytes, cuts: list[int]) -> None:
+    reference = ENGINES["re"].scan(data)
+    for engine in ENGINES.values():
+        assert feed_in_pieces(engine, data, cuts) == reference
+
+
+def test_without_hyperscan_the_engine_falls_back_to_re() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['hyperscan'] = None\n"
+        "from stockade.network.dlp import DlpEngine, hyperscan_available\n"
+        "e = DlpEngine(); assert not hyperscan_available() and e.backend == 're'\n"
+        "print([m.masked for m in e.scan(b'card 4111 1111 1111 1111')])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "['4111 **** **** 1111']"
