@@ -256,9 +256,11 @@ def test_arbitrary_bytes_never_raise_and_backends_agree(data: bytes, cuts: list[
 
 
 def test_without_hyperscan_the_engine_falls_back_to_re() -> None:
+    import os
     import subprocess
     import sys
 
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     code = (
         "import sys; sys.modules['hyperscan'] = None\n"
         "from stockade.network.dlp import DlpEngine, hyperscan_available\n"
