@@ -268,6 +268,11 @@ def test_without_hyperscan_the_engine_falls_back_to_re() -> None:
         "print([m.masked for m in e.scan(b'card 4111 1111 1111 1111')])\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
     )
     assert out.stdout.strip() == "['4111 **** **** 1111']"
