@@ -276,3 +276,15 @@ def test_without_hyperscan_the_engine_falls_back_to_re() -> None:
         env=env,
     )
     assert out.stdout.strip() == "['4111 **** **** 1111']"
+
+
+def test_user_regex_hyperscan_rejects_is_scanned_by_regex_alone() -> None:
+    # \N{...} is Python-only syntax: Hyperscan refuses it, the sensor still works.
+    sensor = sensor_from_dict(
+        {"id": "dlp.odd", "pattern": r"\N{DIGIT ONE}[0-9]{3}(?![0-9])"}, where="t"
+    )
+    engine = DlpEngine([sensor])
+    assert engine.always_scan == (0,)
+    data = b"zz 1234X 1999 2999"
+    assert engine.scan(data) == DlpEngine([sensor], backend="re").scan(data)
+    assert [(m.start, m.end) for m in feed_in_pieces(engine, data, [5, 11])] == [(3, 7), (9, 13)]
