@@ -22,6 +22,7 @@ import re
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from stockade.model.errors import ConfigError
 
@@ -30,9 +31,10 @@ from .masking import MASKERS
 from .sensors import BUILTIN_SENSORS, Sensor
 from .validators import TEST_CARD_NUMBERS, VALIDATORS, digits_of
 
+hyperscan: Any
 try:  # the wheel bundles libhs; without it the engine still works, slower
     import hyperscan
-except ImportError:  # pragma: no cover - exercised by forcing backend="re"
+except ImportError:  # pragma: no cover - exercised by a subprocess test
     hyperscan = None
 
 BEFORE = 48  # bytes of context looked at before a match
@@ -107,7 +109,7 @@ class DlpEngine:
         self.max_length = max(s.max_length for s in chosen)
         # Bytes a stream must keep: the longest candidate, its context and the undecided tail.
         self.keep = self.max_length + SLACK + BEFORE + AFTER + 1
-        self._hs_db = None
+        self._hs_db: Any = None  # hyperscan.Database (untyped library)
         # Sensors whose prefilter needs the byte after a match (the built-in ones); user
         # sensors are compiled with Hyperscan's prefilter flag and report their own ends.
         self.bounded = tuple(i for i, s in enumerate(chosen) if s.prefilter or backend == "re")
@@ -117,7 +119,7 @@ class DlpEngine:
             self._hs_db, self.always_scan = self._compile(chosen, backend)
 
     @staticmethod
-    def _compile(sensors: Sequence[Sensor], backend: str) -> tuple[object, tuple[int, ...]]:
+    def _compile(sensors: Sequence[Sensor], backend: str) -> tuple[Any, tuple[int, ...]]:
         assert hyperscan is not None
         exprs: list[bytes] = []
         ids: list[int] = []
