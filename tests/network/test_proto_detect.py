@@ -50,6 +50,8 @@ EXPECTED = {
     "kafka_apiversions": ("proto.kafka", False, None,
                           {"kafka.api": "ApiVersions", "kafka.client_id": "orders-svc"}),
     "smtp_starttls": ("proto.smtp", True, "smtp-starttls", {}),
+    "imap_starttls": ("proto.imap", True, "imap-starttls", {}),
+    "pop3_stls": ("proto.pop3", True, "pop3-stls", {}),
 }  # fmt: skip
 
 
