@@ -18,7 +18,6 @@ stage 2 and 3 make its results identical, which the tests check.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -53,23 +52,32 @@ def hyperscan_available() -> bool:
 
 @dataclass(frozen=True, slots=True)
 class _Words:
-    """Context words compiled into one regex; short words need word boundaries."""
+    """Context words. Plain substring search on the lower-cased window (C speed: an alternation
+    regex took 20-30 us per window here); words under 4 letters must not touch other letters."""
 
-    regex: re.Pattern[str] | None
+    words: tuple[str, ...]  # lower case, longest first
 
     @classmethod
     def of(cls, words: Iterable[str]) -> _Words:
-        parts = []
-        for word in sorted({w.lower() for w in words if w}, key=len, reverse=True):
-            esc = re.escape(word)
-            parts.append(esc if len(word) >= 4 else rf"(?<![a-zA-Z]){esc}(?![a-zA-Z])")
-        return cls(re.compile("|".join(parts), re.IGNORECASE) if parts else None)
+        return cls(tuple(sorted({w.lower() for w in words if w}, key=len, reverse=True)))
 
     def find(self, text: str) -> str | None:
-        if self.regex is None:
+        if not self.words:
             return None
-        m = self.regex.search(text)
-        return m.group().lower() if m else None
+        low = text.lower()
+        for word in self.words:
+            at = low.find(word)
+            while at >= 0:
+                if len(word) >= 4 or _alone(low, at, at + len(word)):
+                    return word
+                at = low.find(word, at + 1)
+        return None
+
+
+def _alone(text: str, start: int, end: int) -> bool:
+    return (start == 0 or not text[start - 1].isalpha()) and (
+        end == len(text) or not text[end].isalpha()
+    )
 
 
 @dataclass(frozen=True, slots=True)
