@@ -15,6 +15,9 @@ from stockade.model.errors import StockadeError
 COMMAND_MODULES = (
     "stockade.cli.db_cmd",
     "stockade.cli.bench",
+    "stockade.cli.lab",
+    "stockade.cli.sensor",
+    "stockade.cli.dlp",
     "stockade.cli.bench_nodes",
     "stockade.cli.bench_workloads",
     "stockade.cli.report",
