@@ -1,0 +1,65 @@
+"""The real backend of a scan: the image reader, the catalogers, the advisory store, the matcher.
+
+Kept apart from :mod:`stockade.scanning.pipeline` so the pipeline imports none of them until a
+scan runs (CLI start-up stays fast) and so this is the one place that knows their signatures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from stockade.model import Finding
+from stockade.model.progress import Observer
+from stockade.scanning.interface import Inventory
+from stockade.scanning.pipeline import ImageOptions
+from stockade.scanning.results import DatabaseInfo
+from stockade.store import Store
+
+if TYPE_CHECKING:
+    from stockade.scanning.registry_scan import RegistryLister
+
+
+def check_db(store: Store, max_age: timedelta, allow_stale: bool) -> DatabaseInfo:
+    """Raise StaleDataError when the advisory data is missing, or too old unless allowed."""
+    from stockade.scanning.advisories.store import check_fresh
+
+    status = check_fresh(store, max_age=max_age, allow_stale=allow_stale)
+    return DatabaseInfo(built=status.built, sources=tuple(status.sources))
+
+
+def build_inventory(ref: str, store: Store, observer: Observer, image: ImageOptions) -> Inventory:
+    from stockade.scanning.catalogers import default_catalogers
+    from stockade.scanning.inventory import build_inventory as build
+
+    return build(
+        ref,
+        catalogers=default_catalogers(),
+        store=store,
+        observer=observer,
+        platform=image.platform,
+        insecure=image.insecure,
+        username=image.username,
+        password=image.password,
+    )
+
+
+def match(store: Store, inv: Inventory) -> Sequence[Finding]:
+    from stockade.scanning.matcher import match_inventory
+
+    return match_inventory(store, inv)
+
+
+def read_sbom(path: str) -> Inventory:
+    from stockade.scanning.sbom import read_sbom as read
+
+    return read(path)
+
+
+def registry_lister(host: str, image: ImageOptions) -> RegistryLister:
+    from stockade.scanning.sources.registry import RegistryClient
+
+    return RegistryClient(
+        host, insecure=image.insecure, username=image.username, password=image.password
+    )
