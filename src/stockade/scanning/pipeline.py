@@ -111,7 +111,7 @@ def rematch_stored(
     backend: Backend,
     db: DatabaseInfo,
     *,
-    mode: str = "rematch",
+    mode: str = "rematched",
 ) -> ScanReport | None:
     """Match a stored inventory again (after new advisories) without reading any layer."""
     stored = load_inventory(store, digest)

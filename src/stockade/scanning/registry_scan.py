@@ -4,7 +4,8 @@ inventories when the advisory data changed, and poll for new tags.
 Per tag: the registry tells the manifest digest (one HEAD request). A digest never seen is read and
 cataloged once and its inventory kept; a digest already kept is only matched again (no layer read)
 when the advisory database was rebuilt since its last match, or when it shows up under a new tag;
-otherwise the tag is unchanged and costs nothing more.
+otherwise the tag is unchanged and costs nothing more. What was last decided per tag (digest and
+advisory build time) is read from the tag's latest run.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from stockade.scanning.pipeline import Backend, ScanOptions, evaluate, rematch_s
 from stockade.scanning.results import ScanReport
 from stockade.scanning.scan_store import (
     alias_inventory,
-    image_digest,
+    image_state,
     load_inventory,
     record_scan,
     save_inventory,
@@ -117,10 +118,13 @@ def _visit(store, ref, digest, options, backend, observer, db) -> WalkItem:
             alias_inventory(store, digest, inv)
         record_scan(store, report, reference=ref, mode="scan")
         return _item(ref, digest, "scanned", report)
-    db_changed = stored.matched_db_built != db.built
-    if not db_changed and image_digest(store, ref) == digest:
-        return WalkItem(reference=ref, digest=digest, action="unchanged")
-    action = "rematched" if db_changed else "cached"
+    seen = image_state(store, ref)
+    if seen is not None and seen[0] == digest:
+        if seen[1] == db.built:
+            return WalkItem(reference=ref, digest=digest, action="unchanged")
+        action = "rematched"  # same image, new advisory data
+    else:
+        action = "cached"  # a new tag (or a moved one) for an image already read
     report = rematch_stored(store, digest, ref, options, backend, db, mode=action)
     assert report is not None
     return _item(ref, digest, action, report)

@@ -230,6 +230,18 @@ def image_digest(store: Store, reference: str) -> str | None:
     return row[0] if row else None
 
 
+def image_state(store: Store, reference: str) -> tuple[str | None, datetime | None] | None:
+    """The digest and advisory build time of a reference's latest scan, if it was scanned."""
+    q = (
+        select(scan_images.c.manifest_digest, scan_runs.c.db_built)
+        .join(scan_runs, scan_runs.c.id == scan_images.c.last_run_id)
+        .where(scan_images.c.reference == reference)
+    )
+    with store.connect() as conn:
+        row = conn.execute(q).first()
+    return (row[0], utc(row[1])) if row else None
+
+
 def alias_inventory(store: Store, digest: str, inv: Inventory) -> None:
     """Also keep an inventory under a second digest (an index digest for its platform manifest)."""
     now = datetime.now(UTC)

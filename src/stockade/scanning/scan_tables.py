@@ -56,7 +56,7 @@ scan_runs = Table(
     Column("target", Text, nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True), nullable=False),
-    Column("mode", String(16), nullable=False),  # "scan", "cached", "rematch"
+    Column("mode", String(16), nullable=False),  # "scan", "cached", "rematched"
     Column("read_layers", Integer, nullable=False),
     Column("db_built", DateTime(timezone=True)),
     Column("critical", Integer, nullable=False),
