@@ -23,6 +23,8 @@ def parse(text: str) -> tuple[object, ...]:
     if m:
         pre = f"-{m[4]}.{m[5]}" if m[4] else ""
         return parse_named("go", f"{m[1]}.{m[2]}.{m[3] or 0}{pre}")
+    if v.count(".") == 2:  # the Go vulndb writes stdlib versions as plain semver: "1.22.0-0"
+        return parse_named("go", v)
     raise VersionError("go", text, "expected vMAJOR.MINOR.PATCH or a go1.N toolchain version")
 
 
