@@ -9,6 +9,7 @@ info is text: ``path``, ``mod``, ``dep``, ``=>`` (replaces the line before) and 
 
 from __future__ import annotations
 
+import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -156,6 +157,27 @@ def _parse_modinfo(version: str, text: str) -> BuildInfo:
     )
 
 
+_LDFLAG_VERSION = re.compile(r"-X\s*=?\s*['\"]?[\w./-]*\.[Vv]ersion=([^\s'\"]+)")
+
+
+def main_version(info: BuildInfo) -> str:
+    """The main module's version; for ``(devel)`` builds, as syft does: a ``-X ...version=``
+    linker flag, else a pseudo-version from the VCS stamp, else ``(devel)``."""
+    version = info.main.version if info.main else "(devel)"
+    if version and version != "(devel)":
+        return version
+    settings = dict(info.settings)
+    m = _LDFLAG_VERSION.search(settings.get("-ldflags", ""))
+    if m:
+        return m.group(1)
+    revision, stamp = settings.get("vcs.revision", ""), settings.get("vcs.time", "")
+    if len(revision) >= 12 and len(stamp) >= 19:
+        digits = "".join(ch for ch in stamp[:19] if ch.isdigit())
+        if len(digits) == 14:
+            return f"v0.0.0-{digits}-{revision[:12]}"
+    return "(devel)"
+
+
 def go_purl(path: str, version: str) -> str:
     namespace, _, name = path.rpartition("/")
     return purl.build("golang", name, version if version != "(devel)" else "", namespace=namespace)
@@ -172,7 +194,20 @@ def packages_from(info: BuildInfo, entry: FileEntry) -> list[Package]:
         ("main-module", info.main.path if info.main else info.path),
     )
     out: list[Package] = []
-    mods = [info.main] if info.main else []
+    # a GOPATH build has no "mod" line: the command's package path stands in for the main module
+    main = info.main or (Module(path=info.path, version="(devel)") if info.path else None)
+    mods = (
+        [
+            Module(
+                path=main.path,
+                version=main_version(info),
+                sum=main.sum,
+                replaced_by=main.replaced_by,
+            )
+        ]
+        if main
+        else []
+    )
     for mod in (*mods, *info.deps):
         path, version = (
             mod.replaced_by if mod.replaced_by and mod.replaced_by[1] else (mod.path, mod.version)

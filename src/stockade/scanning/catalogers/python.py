@@ -76,10 +76,11 @@ class PythonCataloger:
             version = (fields.get("version") or [""])[0].strip()
             if not name or not version:
                 continue
+            # syft (and every advisory database) names projects by their PEP 503 form
             out.append(
                 Package(
                     type="python",
-                    name=name,
+                    name=normalize_name(name),
                     version=version,
                     purl=purl.build("pypi", normalize_name(name), version),
                     licenses=licenses_of(fields),
