@@ -1,0 +1,230 @@
+"""Real test inputs, fetched or built at test time into a cache (never committed):
+Debian packages (apt-get download + dpkg-deb), wheels (pip download + pip install --target),
+npm tarballs (npm pack), a Go binary with vendored modules (go build), jars from Debian's Java
+packages, and an rpmdb.sqlite written by the real rpm from a package built with rpmbuild."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from stockade.scanning.catalogers import default_catalogers, finalize
+from stockade.scanning.interface import Cataloger, FileEntry, Inventory, Package
+
+REPO = Path(__file__).resolve().parents[3]
+CACHE = Path(os.environ.get("STOCKADE_TEST_CACHE", REPO / ".cache" / "test-inputs"))
+
+DEBS = ("libzstd1", "zlib1g", "libbz2-1.0", "liblz4-1", "libxxhash0", "python3-six")
+WHEELS = ("six==1.16.0", "attrs==23.2.0", "idna==3.7", "typing_extensions==4.12.2")
+NPM = ("left-pad@1.3.0", "ms@2.1.3", "@sindresorhus/is@4.6.0", "isarray@1.0.0")
+HOST_EGGS = ("/usr/lib/python3/dist-packages",)
+JARS = ("commons-io-2.11.0.jar", "guava-31.1-jre.jar", "guice-4.2.3.jar", "slf4j-api.jar")
+
+
+def run(cmd: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        list(cmd), cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=600
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-2000:]}")
+    return proc.stdout
+
+
+def _once(name: str, build) -> Path:
+    """Build ``CACHE/name`` once (atomically: a half-built directory is never reused)."""
+    target = CACHE / name
+    if (target / ".done").exists():
+        return target
+    for stale in CACHE.glob(f".{name}.*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = CACHE / f".{name}.{os.getpid()}"
+    tmp.mkdir(parents=True)
+    build(tmp)
+    (tmp / ".done").write_text("ok")
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def debs() -> Path:
+    """``*.deb`` files downloaded from the Debian archive."""
+
+    def build(d: Path) -> None:
+        run(["apt-get", "download", *DEBS], cwd=d)
+
+    return _once("debs", build)
+
+
+def wheels() -> Path:
+    def build(d: Path) -> None:
+        run(
+            [
+                "python",
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                str(d),
+                *WHEELS,
+            ]
+        )
+
+    return _once("wheels", build)
+
+
+def npm_tarballs() -> Path:
+    def build(d: Path) -> None:
+        run(["npm", "pack", "--silent", *NPM], cwd=d)
+
+    return _once("npm", build)
+
+
+_GO_MAIN = """package main
+
+import (
+	"fmt"
+
+	"example.com/greet"
+	"example.com/old"
+)
+
+func main() { fmt.Println(greet.Hello(), old.Name()) }
+"""
+
+
+def go_binary() -> Path:
+    """A Go binary with two vendored module dependencies, one of them replaced."""
+
+    def build(d: Path) -> None:
+        src = d / "src"
+        (src / "vendor/example.com/greet").mkdir(parents=True)
+        (src / "vendor/example.com/old").mkdir(parents=True)
+        (src / "go.mod").write_text(
+            "module example.com/stockade-sample\n\ngo 1.19\n\n"
+            "require (\n\texample.com/greet v1.4.2\n\texample.com/old v0.1.0\n)\n\n"
+            "replace example.com/old => example.com/new v1.0.1\n"
+        )
+        (src / "main.go").write_text(_GO_MAIN)
+        (src / "vendor/example.com/greet/greet.go").write_text(
+            'package greet\n\nfunc Hello() string { return "hello" }\n'
+        )
+        (src / "vendor/example.com/old/old.go").write_text(
+            'package old\n\nfunc Name() string { return "new" }\n'
+        )
+        (src / "vendor/modules.txt").write_text(
+            "# example.com/greet v1.4.2\n## explicit\nexample.com/greet\n"
+            "# example.com/old v0.1.0 => example.com/new v1.0.1\n## explicit\nexample.com/old\n"
+            "# example.com/old => example.com/new v1.0.1\n"
+        )
+        env = dict(
+            os.environ,
+            GOFLAGS="-mod=vendor",
+            GOPROXY="off",
+            GOCACHE=str(d / "gocache"),
+            CGO_ENABLED="0",
+            GO111MODULE="on",
+            GOPATH=str(d / "gopath"),
+        )
+        run(["go", "build", "-trimpath", "-o", str(d / "sample-app"), "."], cwd=src, env=env)
+        shutil.rmtree(d / "gocache", ignore_errors=True)
+        run(["chmod", "-R", "u+w", str(d)])
+        shutil.rmtree(d / "gopath", ignore_errors=True)
+
+    return _once("go", build) / "sample-app"
+
+
+_SPEC = """Name: stockade-tiny
+Version: 1.2.3
+Release: 4.el9
+Epoch: 2
+Summary: tiny test package
+License: MIT AND (Apache-2.0 OR BSD-3-Clause)
+Vendor: Stockade Tests
+BuildArch: noarch
+%description
+tiny
+%install
+mkdir -p %{buildroot}/usr/share/stockade-tiny
+echo hi > %{buildroot}/usr/share/stockade-tiny/hello
+%files
+/usr/share/stockade-tiny/hello
+"""
+
+
+def rpmdb() -> Path:
+    """A real rpmdb.sqlite (rpm --justdb) holding a package built with rpmbuild."""
+
+    def build(d: Path) -> None:
+        (d / "tiny.spec").write_text(_SPEC)
+        run(["rpmbuild", "-bb", "--define", f"_topdir {d / 'top'}", str(d / "tiny.spec")])
+        rpms = sorted((d / "top/RPMS").rglob("*.rpm"))
+        root = d / "root"
+        root.mkdir()
+        run(["rpm", "--root", str(root), "--dbpath", "/var/lib/rpm", "--initdb"])
+        run(
+            [
+                "rpm",
+                "--root",
+                str(root),
+                "--dbpath",
+                "/var/lib/rpm",
+                "-i",
+                "--nodeps",
+                "--justdb",
+                *map(str, rpms),
+            ]
+        )
+
+    return _once("rpm", build) / "root/var/lib/rpm/rpmdb.sqlite"
+
+
+def make_war(jars: Sequence[Path], out: Path) -> None:
+    """A web archive with real jars nested in WEB-INF/lib (and one more level inside a jar)."""
+    with zipfile.ZipFile(out, "w") as war:
+        war.writestr(
+            "META-INF/MANIFEST.MF",
+            "Manifest-Version: 1.0\nImplementation-Title: shop\nImplementation-Version: 3.1.4\n",
+        )
+        for jar in jars:
+            war.write(jar, f"WEB-INF/lib/{jar.name}")
+
+
+def catalog_tree(root: Path, catalogers: Sequence[Cataloger] | None = None) -> Inventory:
+    """Run catalogers over a directory as if it were one image layer (symlinks are not followed,
+    as in an image where a symlink is not a file)."""
+    cats = list(catalogers if catalogers is not None else default_catalogers())
+    wanted: dict[int, list[FileEntry]] = {i: [] for i in range(len(cats))}
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            full = Path(dirpath) / name
+            st = full.lstat()
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            rel = "/" + full.relative_to(root).as_posix()
+            users = [i for i, c in enumerate(cats) if c.wants(rel, st.st_mode, st.st_size)]
+            if not users:
+                continue
+            entry = FileEntry(path=rel, mode=st.st_mode, size=st.st_size, data=full.read_bytes())
+            for i in users:
+                wanted[i].append(entry)
+    packages: list[Package] = []
+    for i, cat in enumerate(cats):
+        packages.extend(cat.catalog(wanted[i]))
+    return finalize(Inventory(source=f"dir:{root}", packages=tuple(packages)))
+
+
+def syft_json(target: str) -> dict:
+    """syft's own JSON for ``target`` with the catalogers it uses for images."""
+    env = dict(os.environ, SYFT_CHECK_FOR_APP_UPDATE="false")
+    out = run(
+        ["syft", target, "-q", "--override-default-catalogers", "image", "-o", "syft-json"], env=env
+    )
+    return json.loads(out)
