@@ -70,7 +70,7 @@ class Recorder:
 
     def _match(self, store, inv):
         self.matches.append(inv.source)
-        return sample_findings()
+        return sample_findings(), ()
 
 
 def walk(store, rec: Recorder, registry: MemoryRegistry, patterns=(), poll=1, fail_on=None):

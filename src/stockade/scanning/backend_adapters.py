@@ -23,10 +23,10 @@ if TYPE_CHECKING:
 
 def check_db(store: Store, max_age: timedelta, allow_stale: bool) -> DatabaseInfo:
     """Raise StaleDataError when the advisory data is missing, or too old unless allowed."""
-    from stockade.scanning.advisories.store import check_fresh
+    from stockade.scanning.advisories.freshness import check_freshness
 
-    status = check_fresh(store, max_age=max_age, allow_stale=allow_stale)
-    return DatabaseInfo(built=status.built, sources=tuple(status.sources))
+    info = check_freshness(store, max_age=max_age, allow_stale=allow_stale)
+    return DatabaseInfo(built=info.built_at, sources=tuple(s.name for s in info.sources))
 
 
 def build_inventory(ref: str, store: Store, observer: Observer, image: ImageOptions) -> Inventory:
@@ -45,10 +45,12 @@ def build_inventory(ref: str, store: Store, observer: Observer, image: ImageOpti
     )
 
 
-def match(store: Store, inv: Inventory) -> Sequence[Finding]:
-    from stockade.scanning.matcher import match_inventory
+def match(store: Store, inv: Inventory) -> tuple[Sequence[Finding], Sequence[str]]:
+    """Findings, and the packages the matcher could not check (with reasons)."""
+    from stockade.scanning.matcher import Matcher
 
-    return match_inventory(store, inv)
+    result = Matcher(store).run(inv)
+    return result.findings, result.skipped
 
 
 def read_sbom(path: str) -> Inventory:

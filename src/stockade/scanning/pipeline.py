@@ -44,7 +44,7 @@ class Backend:
 
     check_db: Callable[[Store, timedelta, bool], DatabaseInfo]
     build_inventory: Callable[[str, Store, Observer, ImageOptions], Inventory]
-    match: Callable[[Store, Inventory], Sequence[Finding]]
+    match: Callable[[Store, Inventory], tuple[Sequence[Finding], Sequence[str]]]
     read_sbom: Callable[[str], Inventory]
 
 
@@ -68,10 +68,11 @@ def evaluate(
     db: DatabaseInfo,
 ) -> ScanReport:
     """Match an inventory and run the gate over the findings (no layer is read here)."""
-    findings = backend.match(store, inv)
+    findings, skipped = backend.match(store, inv)
     gate = apply_policy(findings, options.policy, target_of(inv))
     return ScanReport(
         inventory=inv,
+        match_skipped=tuple(skipped),
         gate=gate,
         scanned_at=datetime.now(UTC),
         database=db,

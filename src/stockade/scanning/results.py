@@ -24,6 +24,11 @@ class ScanReport:
     scanned_at: datetime
     database: DatabaseInfo | None = None
     tool_version: str = ""
+    match_skipped: tuple[str, ...] = ()  # packages the matcher could not check, with reasons
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        return self.inventory.skipped + self.match_skipped
 
     def ordered(self, *, active_only: bool = False) -> list[GatedFinding]:
         """Findings worst first, then by id and package: the order every report uses."""

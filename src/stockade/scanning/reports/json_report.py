@@ -45,7 +45,7 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
             "failing": len(gate.failing),
             "expired_ignores": [r.to_dict() for r in gate.expired_rules],
         },
-        "skipped": list(report.inventory.skipped),
+        "skipped": list(report.skipped),
         "findings": [finding_dict(g) for g in report.ordered()],
     }
 

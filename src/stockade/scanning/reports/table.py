@@ -59,8 +59,11 @@ def summary_lines(report: ScanReport) -> list[str]:
             f"expired ignore: {rule.id} (expired {rule.expires}, {rule.source}:{rule.line}) "
             "no longer suppresses"
         )
-    for reason in report.inventory.skipped:
+    skipped = report.skipped
+    for reason in skipped[:5]:
         lines.append(f"skipped: {reason}")
+    if len(skipped) > 5:
+        lines.append(f"skipped: {len(skipped) - 5} more (see the JSON report)")
     if report.database and report.database.built:
         lines.append(f"advisory database built {report.database.built:%Y-%m-%d %H:%M} UTC")
     if gate.fail_on is not None:
