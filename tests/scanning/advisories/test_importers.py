@@ -105,7 +105,7 @@ def test_alpine_parts(advisories_dir: Path) -> None:
 def test_alpine_secdb_format(tmp_path: Path) -> None:
     """The published secdb shape (values as in secdb v3.4 main for openssl)."""
     doc = {
-        "apkurl": "{{urlprefix}}/{{distroversion}}/{{reponame}}/{{arch}}/{{pkg.name}}-{{pkg.ver}}.apk",
+        "apkurl": "{{urlprefix}}/{{distroversion}}/{{reponame}}/{{arch}}/{{pkg.name}}.apk",
         "archs": ["x86_64"],
         "reponame": "main",
         "urlprefix": "https://dl-cdn.alpinelinux.org/alpine",
@@ -181,7 +181,7 @@ def test_unreadable_sources_raise(tmp_path: Path) -> None:
     with pytest.raises(AdvisoryError, match="no such file"):
         read_source(str(tmp_path / "missing.json"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(AdvisoryError, match="no .json or .zip"):
+    with pytest.raises(AdvisoryError, match=r"no \.json or \.zip"):
         read_source(str(tmp_path / "empty"))
     with pytest.raises(AdvisoryError, match="unsupported URL scheme"):
         read_source("ftp://example.invalid/x.json")
