@@ -157,7 +157,7 @@ def test_golden_order(scheme: str) -> None:
         ("pep440", "not a version"),
         ("semver", "1.2.x"),
         ("semver", "latest"),
-        ("go", "1.2.3.4"),
+        ("go", "1.2.3.4.5"),
         ("go", "master"),
         ("maven", ""),
         ("maven", "1 0"),
