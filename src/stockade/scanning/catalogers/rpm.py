@@ -29,6 +29,8 @@ _MAX_ROWS = 200_000
 
 
 def _open(data: bytes) -> sqlite3.Connection:
+    if len(data) < 512 or not data.startswith(b"SQLite format 3\0"):
+        raise sqlite3.DatabaseError("no SQLite header")
     buf = bytearray(data)
     if len(buf) >= 20 and buf[18:20] == b"\x02\x02":
         # WAL mode cannot be used on a deserialized image: mark it as a rollback-journal file
@@ -49,9 +51,9 @@ def read_sqlite_rpmdb(data: bytes) -> list[dict[int, str | int]]:
             ).fetchall()
         finally:
             conn.close()
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, MemoryError, OverflowError) as exc:
         raise ValueError(f"not a readable rpmdb.sqlite: {exc}") from exc
-    return [h.parse_header(bytes(blob)) for (blob,) in rows if isinstance(blob, bytes | memoryview)]
+    return [h.parse_header(bytes(blob)) for (blob,) in rows if isinstance(blob, bytes)]
 
 
 def _package(fields: dict[int, str | int], entry: FileEntry) -> Package | None:
@@ -118,7 +120,7 @@ class RpmCataloger:
                 continue
             try:
                 headers = read_sqlite_rpmdb(entry.data)
-            except ValueError as exc:
+            except ValueError as exc:  # HeaderError is a ValueError too
                 out.append(skipped(entry, f"{entry.path}: {exc}"))
                 continue
             for fields in headers:
