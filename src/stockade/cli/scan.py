@@ -196,8 +196,6 @@ def scan_rootfs_cmd(
     """Scan a root filesystem folder."""
     from stockade.model.errors import InputError
 
-    if not path.is_dir():
-        raise InputError("not a folder", subject=str(path))
     opts = _options(
         fail_on=fail_on,
         ignore_unfixed=ignore_unfixed,
@@ -207,6 +205,9 @@ def scan_rootfs_cmd(
         allow_stale_db=allow_stale_db,
         fmt=fmt,
     )
+    # Options first: a usage or configuration error (exit 2) wins over a missing input.
+    if not path.is_dir():
+        raise InputError("not a folder", subject=str(path))
     _scan_ref(f"dir:{path.resolve()}", opts, db, fmt, output)
 
 
@@ -226,8 +227,6 @@ def scan_pid_cmd(
     """Scan the root filesystem a running process sees (/proc/PID/root)."""
     from stockade.model.errors import InputError
 
-    if pid <= 0 or not Path(f"/proc/{pid}").is_dir():
-        raise InputError(f"no such process: {pid}")
     opts = _options(
         fail_on=fail_on,
         ignore_unfixed=ignore_unfixed,
@@ -237,6 +236,9 @@ def scan_pid_cmd(
         allow_stale_db=allow_stale_db,
         fmt=fmt,
     )
+    # Options first: a usage or configuration error (exit 2) wins over a missing input.
+    if pid <= 0 or not Path(f"/proc/{pid}").is_dir():
+        raise InputError(f"no such process: {pid}")
     _scan_ref(f"pid:{pid}", opts, db, fmt, output)
 
 
