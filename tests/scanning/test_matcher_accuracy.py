@@ -80,25 +80,63 @@ def test_language_packages(loaded: Store) -> None:
     report = Matcher(loaded).run(inv)
     got = _summary(report.findings)
     assert got == {
-        ("Requests", "2.30.0", "CVE-2023-32681"): ("fixed", "2.31.0", ("GHSA-j8r2-6x86-q33q", "PYSEC-2023-74")),
+        ("Requests", "2.30.0", "CVE-2023-32681"): (
+            "fixed",
+            "2.31.0",
+            ("GHSA-j8r2-6x86-q33q", "PYSEC-2023-74"),
+        ),
         ("cryptography", "3.2.1", "CVE-2020-36242"): ("fixed", "3.3.2", ("PYSEC-2021-63",)),
-        ("Products.PluggableAuthService", "2.6.0", "CVE-2021-21337"): ("fixed", "2.6.1", ("GHSA-p44j-xrqg-4xrr",)),
+        ("Products.PluggableAuthService", "2.6.0", "CVE-2021-21337"): (
+            "fixed",
+            "2.6.1",
+            ("GHSA-p44j-xrqg-4xrr",),
+        ),
         ("gradio", "4.36.1", "CVE-2024-39236"): ("not-fixed", None, ("GHSA-9v2f-6vcg-3hgv",)),
         ("jquery", "2.2.4", "CVE-2016-10707"): ("fixed", "3.0.0", ("GHSA-mhpp-875w-9cpv",)),
-        ("xwiki-commons-core", "12.10.1", "CVE-2021-32620"): ("fixed", "12.10.2", ("GHSA-76mp-659p-rw65",)),
-        ("xwiki-commons-core", "11.10.12", "CVE-2021-32620"): ("fixed", "11.10.13", ("GHSA-76mp-659p-rw65",)),
-        ("github.com/gin-gonic/gin", "v1.5.0", "CVE-2020-36567"): ("fixed", "1.6.0", ("GHSA-6vm3-jj99-7229", "GO-2020-0001")),
-        ("github.com/tidwall/gjson", "v1.6.5", "CVE-2020-36067"): ("fixed", "1.6.6", ("GO-2021-0054",)),
-        ("github.com/tidwall/gjson", "v1.6.5", "CVE-2020-36066"): (
-            "fixed", "1.9.3", ("CVE-2021-42836", "GHSA-ppj4-34rq-v8j9", "GHSA-wjm3-fq3r-5x46", "GO-2021-0265")
+        ("xwiki-commons-core", "12.10.1", "CVE-2021-32620"): (
+            "fixed",
+            "12.10.2",
+            ("GHSA-76mp-659p-rw65",),
         ),
-        ("github.com/tidwall/gjson", "v1.6.5", "CVE-2021-42248"): ("fixed", "1.9.3", ("GHSA-c9gm-7rfj-8w5h", "GO-2022-0592")),
-        ("github.com/beego/beego/v2", "v2.0.3", "CVE-2022-31836"): ("fixed", "2.0.4", ("GHSA-95f9-94vc-665h", "GO-2022-0569")),
+        ("xwiki-commons-core", "11.10.12", "CVE-2021-32620"): (
+            "fixed",
+            "11.10.13",
+            ("GHSA-76mp-659p-rw65",),
+        ),
+        ("github.com/gin-gonic/gin", "v1.5.0", "CVE-2020-36567"): (
+            "fixed",
+            "1.6.0",
+            ("GHSA-6vm3-jj99-7229", "GO-2020-0001"),
+        ),
+        ("github.com/tidwall/gjson", "v1.6.5", "CVE-2020-36067"): (
+            "fixed",
+            "1.6.6",
+            ("GO-2021-0054",),
+        ),
+        ("github.com/tidwall/gjson", "v1.6.5", "CVE-2020-36066"): (
+            "fixed",
+            "1.9.3",
+            ("CVE-2021-42836", "GHSA-ppj4-34rq-v8j9", "GHSA-wjm3-fq3r-5x46", "GO-2021-0265"),
+        ),
+        ("github.com/tidwall/gjson", "v1.6.5", "CVE-2021-42248"): (
+            "fixed",
+            "1.9.3",
+            ("GHSA-c9gm-7rfj-8w5h", "GO-2022-0592"),
+        ),
+        ("github.com/beego/beego/v2", "v2.0.3", "CVE-2022-31836"): (
+            "fixed",
+            "2.0.4",
+            ("GHSA-95f9-94vc-665h", "GO-2022-0569"),
+        ),
         ("golang.org/x/text", "v0.3.6", "CVE-2021-38561"): ("fixed", "0.3.7", ("GO-2021-0113",)),
         # GO-2021-0157 and GO-2021-0159 share CVE-2015-5739: one finding carrying every id.
-        ("stdlib", "go1.4.2", "CVE-2015-5739"): ("fixed", "1.4.3", ("CVE-2015-5740", "CVE-2015-5741", "GO-2021-0157", "GO-2021-0159")),
+        ("stdlib", "go1.4.2", "CVE-2015-5739"): (
+            "fixed",
+            "1.4.3",
+            ("CVE-2015-5740", "CVE-2015-5741", "GO-2021-0157", "GO-2021-0159"),
+        ),
         ("stdlib", "go1.4.2", "CVE-2024-24791"): ("fixed", "1.21.12", ("GO-2024-2963",)),
-    }  # fmt: skip
+    }
     assert any("rails" in s and "no version scheme" in s for s in report.skipped)
     by_id = {f.id: f for f in report.findings}
     assert (

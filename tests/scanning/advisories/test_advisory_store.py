@@ -76,7 +76,7 @@ def test_freshness(sqlite_store: Store, advisories_dir: Path) -> None:
     import_sources(sqlite_store, [str(advisories_dir / "osv-samples")])
     check_freshness(sqlite_store)
     later = datetime.now(UTC) + timedelta(days=8)
-    with pytest.raises(StaleDataError, match="built 8.0 days ago") as info:
+    with pytest.raises(StaleDataError, match=r"built 8\.0 days ago") as info:
         check_freshness(sqlite_store, now=later)
     assert info.value.exit_code == 3
     check_freshness(sqlite_store, now=later, max_age=parse_age("9d"))
