@@ -28,7 +28,7 @@ def advisories_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def go_vulndb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def go_vulndb(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """The Go vulndb test records from the real Debian package (downloaded with apt-get)."""
     require(shutil.which("apt-get") is not None and shutil.which("dpkg-deb") is not None, "apt-get")
     work = tmp_path_factory.mktemp("govuln")
@@ -41,6 +41,9 @@ def go_vulndb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     debs = list(work.glob("golang-golang-x-vuln-dev_*.deb"))
     require(res.returncode == 0 and bool(debs), "apt-get download golang-golang-x-vuln-dev failed")
     subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(work / "x")], check=True, timeout=60)
-    root = work / "x/usr/share/gocode/src/golang.org/x/vuln/client/testdata/vulndb"
-    require(root.is_dir(), "the package no longer ships client/testdata/vulndb")
-    return root
+    root = work / "x/usr/share/gocode/src/golang.org/x/vuln"
+    dirs = [root / "client/testdata/vulndb", root / "cmd/govulncheck/testdata/vulndb"]
+    require(
+        all(d.is_dir() for d in dirs), "the package no longer ships its testdata/vulndb folders"
+    )
+    return dirs

@@ -129,10 +129,14 @@ def test_alpine_secdb_format(tmp_path: Path) -> None:
     assert len(batch.problems) == 2  # the bad version and the entry without pkg
 
 
-def test_go_vulndb_from_debian(go_vulndb: Path) -> None:
-    batch = read_source(str(go_vulndb))
+def test_go_vulndb_from_debian(go_vulndb: list[Path]) -> None:
+    batch = read_source(str(go_vulndb[0]))
     ids = {a.id for a in batch.advisories}
     assert {"GO-2021-0054", "GO-2021-0059", "GO-2021-0265", "GO-2022-0592", "GO-2022-0463"} <= ids
+    assert {a.id for a in read_source(str(go_vulndb[1])).advisories} >= {
+        "GO-2020-0015",
+        "GO-2021-0113",
+    }
     beego = next(a for a in batch.advisories if a.id == "GO-2022-0569")
     v2 = next(x for x in beego.affected if x.package == "github.com/beego/beego/v2")
     assert v2.ranges[0].events == ((EventKind.INTRODUCED, "2.0.0"), (EventKind.FIXED, "2.0.4"))

@@ -23,7 +23,10 @@ def upgrade() -> None:
         "adv_vulnerabilities",
         sa.Column("pk", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column(
-            "source_id", sa.Integer, sa.ForeignKey("adv_sources.id", ondelete="CASCADE"), nullable=False
+            "source_id",
+            sa.Integer,
+            sa.ForeignKey("adv_sources.id", ondelete="CASCADE"),
+            nullable=False,
         ),
         sa.Column("vuln_id", sa.String(200), nullable=False),
         sa.Column("data_source", sa.String(40), nullable=False),
