@@ -58,6 +58,7 @@ class Target:
     name: str | None = None
     tag: str | None = None
     digest: str | None = None
+    config_digest: str | None = None  # the image ID, for archives that have no manifest digest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,8 +194,8 @@ def _matches_image(product_id: str, target: Target) -> bool:
     """A product names the image by reference, by ``name@digest`` or by an OCI purl."""
     pid = product_id.strip()
     digest = _digest_of(pid)
-    if digest and target.digest:
-        return digest == target.digest
+    if digest and (target.digest or target.config_digest):
+        return digest in (target.digest, target.config_digest)
     if pid.startswith("pkg:oci/"):
         # Without a digest to compare, an OCI purl names the repository's last path part.
         name = pid[len("pkg:oci/") :].split("@", 1)[0].split("?", 1)[0]

@@ -57,6 +57,7 @@ def target_of(inv: Inventory) -> Target:
         name=img.name,
         tag=img.tag,
         digest=img.manifest_digest,
+        config_digest=img.config_digest,
     )
 
 
