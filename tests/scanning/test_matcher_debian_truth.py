@@ -19,16 +19,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.conftest import require
 
 from stockade.scanning.advisories.update import import_sources
 from stockade.scanning.interface import Distro, Inventory, Package
 from stockade.scanning.matcher import Matcher
 from stockade.store import Store
-from tests.conftest import require
 
 _HEADER = re.compile(r"^([a-z0-9][a-z0-9.+-]+) \(([^)\s]+)\) [^;]+;")
 _CVE = re.compile(r"CVE-\d{4}-\d{4,}")
 MAX_PACKAGES = 60
+MAX_ENTRIES = 10  # the newest entries of each changelog are enough
 
 
 def _changelogs() -> dict[str, list[tuple[str, set[str]]]]:
@@ -37,19 +38,21 @@ def _changelogs() -> dict[str, list[tuple[str, set[str]]]]:
     for path in sorted(Path("/usr/share/doc").glob("*/changelog.Debian.gz")):
         if path.is_symlink():
             continue
-        try:
-            text = gzip.open(path, "rt", errors="replace").read()
-        except (OSError, EOFError):
-            continue
         entries: list[tuple[str, set[str]]] = []
         source = None
-        for line in text.splitlines():
-            m = _HEADER.match(line)
-            if m:
-                source = source or m.group(1)
-                entries.append((m.group(2), set()))
-            elif entries:
-                entries[-1][1].update(_CVE.findall(line))
+        try:
+            with gzip.open(path, "rt", errors="replace") as fh:
+                for line in fh:
+                    m = _HEADER.match(line)
+                    if m:
+                        if len(entries) == MAX_ENTRIES:
+                            break
+                        source = source or m.group(1)
+                        entries.append((m.group(2), set()))
+                    elif entries:
+                        entries[-1][1].update(_CVE.findall(line))
+        except (OSError, EOFError):
+            continue
         if source and source not in out and len(entries) >= 3 and any(c for _, c in entries):
             out[source] = entries
     return out
