@@ -5,12 +5,14 @@ packages, and an rpmdb.sqlite written by the real rpm from a package built with 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import stat
 import subprocess
 import tarfile
+import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -222,13 +224,23 @@ def catalog_tree(root: Path, catalogers: Sequence[Cataloger] | None = None) -> I
     return finalize(Inventory(source=f"dir:{root}", packages=tuple(packages)))
 
 
-def syft_json(target: str) -> dict:
-    """syft's own JSON for ``target`` with the catalogers it uses for images."""
+@functools.lru_cache(maxsize=8)
+def syft_outputs(target: str) -> dict[str, bytes]:
+    """syft's syft-json, cyclonedx-json and spdx-json for ``target`` from one run, with the
+    catalogers syft uses for images (cached per test session: syft takes seconds)."""
     env = dict(os.environ, SYFT_CHECK_FOR_APP_UPDATE="false")
-    out = run(
-        ["syft", target, "-q", "--override-default-catalogers", "image", "-o", "syft-json"], env=env
-    )
-    return json.loads(out)
+    with tempfile.TemporaryDirectory(prefix="sk-syft-") as tmp:
+        outs = {
+            fmt: Path(tmp) / f"{fmt}.json" for fmt in ("syft-json", "cyclonedx-json", "spdx-json")
+        }
+        args = [a for fmt, path in outs.items() for a in ("-o", f"{fmt}={path}")]
+        run(["syft", target, "-q", "--override-default-catalogers", "image", *args], env=env)
+        return {fmt: path.read_bytes() for fmt, path in outs.items()}
+
+
+def syft_json(target: str) -> dict:
+    """syft's own JSON for ``target``."""
+    return json.loads(syft_outputs(target)["syft-json"])
 
 
 JAVA_DIR = Path("/usr/share/java")
