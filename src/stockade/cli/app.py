@@ -15,6 +15,7 @@ from stockade.model.errors import StockadeError
 COMMAND_MODULES = (
     "stockade.cli.db_cmd",
     "stockade.cli.bench",
+    "stockade.cli.sample",
 )
 
 app = typer.Typer(
