@@ -5,11 +5,14 @@ packages, and an rpmdb.sqlite written by the real rpm from a package built with 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import stat
 import subprocess
+import tarfile
+import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -221,10 +224,118 @@ def catalog_tree(root: Path, catalogers: Sequence[Cataloger] | None = None) -> I
     return finalize(Inventory(source=f"dir:{root}", packages=tuple(packages)))
 
 
-def syft_json(target: str) -> dict:
-    """syft's own JSON for ``target`` with the catalogers it uses for images."""
+@functools.lru_cache(maxsize=8)
+def syft_outputs(target: str) -> dict[str, bytes]:
+    """syft's syft-json, cyclonedx-json and spdx-json for ``target`` from one run, with the
+    catalogers syft uses for images (cached per test session: syft takes seconds)."""
     env = dict(os.environ, SYFT_CHECK_FOR_APP_UPDATE="false")
-    out = run(
-        ["syft", target, "-q", "--override-default-catalogers", "image", "-o", "syft-json"], env=env
+    with tempfile.TemporaryDirectory(prefix="sk-syft-") as tmp:
+        outs = {
+            fmt: Path(tmp) / f"{fmt}.json" for fmt in ("syft-json", "cyclonedx-json", "spdx-json")
+        }
+        args = [a for fmt, path in outs.items() for a in ("-o", f"{fmt}={path}")]
+        run(["syft", target, "-q", "--override-default-catalogers", "image", *args], env=env)
+        return {fmt: path.read_bytes() for fmt, path in outs.items()}
+
+
+def syft_json(target: str) -> dict:
+    """syft's own JSON for ``target``."""
+    return json.loads(syft_outputs(target)["syft-json"])
+
+
+JAVA_DIR = Path("/usr/share/java")
+
+
+def _control(deb: Path) -> str:
+    return run(["dpkg-deb", "-f", str(deb)]).strip()
+
+
+def _install_debs(root: Path, removed: str | None) -> list[str]:
+    """Unpack the downloaded debs into root and write a dpkg status file for them; the package
+    named ``removed`` is recorded as removed with only its config files left (no files)."""
+    stanzas = []
+    for deb in sorted(debs().glob("*.deb")):
+        control = _control(deb)
+        name = control.split("\n", 1)[0].split(":", 1)[1].strip()
+        if name == removed:
+            status = "Status: deinstall ok config-files"
+        else:
+            status = "Status: install ok installed"
+            run(["dpkg-deb", "-x", str(deb), str(root)])
+        head, _, tail = control.partition("\n")
+        stanzas.append(f"{head}\n{status}\n{tail}")
+    status_dir = root / "var/lib/dpkg"
+    status_dir.mkdir(parents=True, exist_ok=True)
+    (status_dir / "status").write_text("\n\n".join(stanzas) + "\n")
+    return stanzas
+
+
+SAMPLE_TOOLS = ("apt-get", "dpkg-deb", "npm", "go", "rpmbuild", "rpm")
+
+
+def _build_sample_root(root: Path) -> None:
+    (root / "etc").mkdir()
+    shutil.copy("/etc/os-release", root / "etc/os-release")
+    _install_debs(root, removed="libxxhash0")
+    site = root / "usr/local/lib/python3.11/site-packages"
+    run(
+        [
+            "python",
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--no-compile",
+            "--target",
+            str(site),
+            *map(str, sorted(wheels().glob("*.whl"))),
+        ]
     )
-    return json.loads(out)
+    dist = root / "opt/hostpy/dist-packages"
+    dist.mkdir(parents=True, exist_ok=True)
+    for src in HOST_EGGS:
+        for meta in sorted(Path(src).glob("*.egg-info")) + sorted(Path(src).glob("*.dist-info")):
+            if meta.is_dir():
+                shutil.copytree(meta, dist / meta.name, symlinks=True)
+            else:
+                shutil.copy(meta, dist / meta.name)
+    modules = root / "app/node_modules"
+    for tgz in sorted(npm_tarballs().glob("*.tgz")):
+        with tarfile.open(tgz) as tar:
+            tmp = root / "npm-tmp"
+            tar.extractall(tmp, filter="data")
+            doc = (tmp / "package/package.json").read_text()
+            name = json.loads(doc)["name"]
+            target = modules / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            (tmp / "package").rename(target)
+            shutil.rmtree(tmp)
+    (root / "app/package.json").write_text('{"name": "shop-frontend", "version": "0.9.0"}\n')
+    bindir = root / "usr/local/bin"
+    bindir.mkdir(parents=True)
+    shutil.copy(go_binary(), bindir / "sample-app")
+    if Path("/usr/bin/docker-registry").exists():
+        shutil.copy("/usr/bin/docker-registry", bindir / "docker-registry")
+    lib = root / "opt/java/lib"
+    lib.mkdir(parents=True)
+    jars = [JAVA_DIR / j for j in JARS if (JAVA_DIR / j).exists()]
+    if len(jars) != len(JARS):
+        raise RuntimeError("Debian Java jars missing from /usr/share/java")
+    for jar in jars:
+        shutil.copy(jar, lib / jar.name)
+    make_war(jars[:2], root / "opt/java/shop.war")
+    rpmdir = root / "var/lib/rpm"
+    rpmdir.mkdir(parents=True)
+    shutil.copy(rpmdb(), rpmdir / "rpmdb.sqlite")
+    subprocess.run(["chmod", "-R", "u+rwX", str(root)], check=True)
+
+
+def sample_root() -> Path:
+    """One root filesystem with every package kind, built from real packages (cached)."""
+    return _once("rootfs-v1", _build_sample_root)
+
+
+def missing_tools() -> list[str]:
+    return [t for t in SAMPLE_TOOLS if shutil.which(t) is None]

@@ -11,9 +11,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from catalog_inputs import JARS, catalog_tree, go_binary, make_war, wheels
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.scanning.catalogers.catalog_inputs import JARS, catalog_tree, go_binary, make_war, wheels
 
 from stockade.scanning.catalogers import finalize
 from stockade.scanning.catalogers.golang import MAGIC, GoBinaryCataloger, read_build_info

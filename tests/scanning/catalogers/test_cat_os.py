@@ -8,8 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from catalog_inputs import catalog_tree, debs, rpmdb, syft_json
 from tests.conftest import require
+from tests.scanning.catalogers.catalog_inputs import catalog_tree, debs, rpmdb, syft_json
 
 from stockade.scanning.catalogers import default_catalogers, finalize
 from stockade.scanning.catalogers.apk import ApkCataloger

@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from catalog_inputs import catalog_tree, syft_json
 from tests.conftest import require
+from tests.scanning.catalogers.catalog_inputs import catalog_tree, syft_json
 
 from stockade.scanning.catalogers.golang import read_build_info
 

@@ -53,3 +53,34 @@ def with_qualifier(purl: str, key: str, value: str) -> str:
     pairs.sort()
     result = base + "?" + "&".join(pairs)
     return result + ("#" + sub if sub else "")
+
+
+def parse(text: str) -> tuple[str, str, str, str, dict[str, str], str] | None:
+    """(type, namespace, name, version, qualifiers, subpath) of a purl, or None if malformed."""
+    from urllib.parse import unquote
+
+    if not text.startswith("pkg:"):
+        return None
+    rest, _, subpath = text[4:].partition("#")
+    rest, _, query = rest.partition("?")
+    rest = rest.strip("/")
+    type_, _, path = rest.partition("/")
+    if not type_ or not path:
+        return None
+    version = ""
+    if "@" in path:
+        path, _, version = path.rpartition("@")
+    namespace, _, name = path.rpartition("/")
+    qualifiers = {}
+    for pair in query.split("&"):
+        key, sep, value = pair.partition("=")
+        if sep and key:
+            qualifiers[key.lower()] = unquote(value)
+    return (
+        type_.lower(),
+        "/".join(unquote(s) for s in namespace.split("/") if s),
+        unquote(name),
+        unquote(version),
+        qualifiers,
+        unquote(subpath),
+    )
