@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stockade.model import Finding
 from stockade.model.progress import Observer
@@ -60,8 +60,36 @@ def read_sbom(path: str) -> Inventory:
 
 
 def registry_lister(host: str, image: ImageOptions) -> RegistryLister:
+    """The image reader's registry client, seen as the registry walk needs it."""
     from stockade.scanning.sources.registry import RegistryClient
 
-    return RegistryClient(
+    client = RegistryClient(
         host, insecure=image.insecure, username=image.username, password=image.password
     )
+    return _ClientLister(client)
+
+
+class _ClientLister:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def repositories(self) -> Sequence[str]:
+        return self.client.list_repositories()
+
+    def tags(self, repository: str) -> Sequence[str]:
+        return self.client.list_tags(repository)
+
+    def manifest_digest(self, repository: str, tag: str) -> str:
+        """The digest of the manifest (or index) the tag points at: the bytes, hashed."""
+        from stockade.scanning.sources import manifest as mf
+
+        response = self.client.get(
+            f"/v2/{repository}/manifests/{tag}",
+            f"repository:{repository}:pull",
+            f"manifest {repository}:{tag}",
+            {"Accept": mf.ACCEPT},
+        )
+        return mf.sha256_digest(response.content)
+
+    def close(self) -> None:
+        self.client.close()

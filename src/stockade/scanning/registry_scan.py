@@ -157,10 +157,46 @@ def watch_registry(
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Walk]:
     """Walk once, or with ``watch`` keep polling (``max_polls`` bounds it) for new tags."""
+    own = lister is None
     if lister is None:
         from stockade.scanning.backend_adapters import registry_lister
 
         lister = registry_lister(host, options.image)
+    try:
+        return _poll(
+            store,
+            host,
+            lister,
+            patterns,
+            options,
+            backend,
+            observer,
+            watch,
+            interval,
+            max_polls,
+            on_walk,
+            sleep,
+        )
+    finally:
+        close = getattr(lister, "close", None)
+        if own and close is not None:
+            close()
+
+
+def _poll(
+    store,
+    host,
+    lister,
+    patterns,
+    options,
+    backend,
+    observer,
+    watch,
+    interval,
+    max_polls,
+    on_walk,
+    sleep,
+) -> list[Walk]:
     walks: list[Walk] = []
     polls = (max_polls or 1) if not watch else max_polls
     n = 0
