@@ -204,3 +204,30 @@ def test_stale_db_allowed_and_results_kept(sample, tmp_path: Path) -> None:
     assert rep["database"]["built"].startswith(old.date().isoformat())
     listing = json.loads(run("images", "--db", db, "--format", "json").stdout)
     assert [(i["reference"], i["by_severity"]["medium"]) for i in listing] == [(ref, 3)]
+
+
+@pytest.mark.parametrize("fmt", ["cyclonedx", "spdx"])
+def test_sbom_scan_matches_the_image_scan(sample, db: str, tmp_path: Path, fmt: str) -> None:
+    from stockade.scanning.catalogers import default_catalogers
+    from stockade.scanning.inventory import build_inventory
+    from stockade.scanning.sbom import write
+
+    inv = build_inventory(f"oci:{sample.oci_dir}:{sample.tag}", catalogers=default_catalogers())
+    path = tmp_path / f"sample.{fmt}.json"
+    path.write_text(write(inv, fmt))
+    out = run("scan", "sbom", str(path), "--db", db, "--format", "json", "--fail-on", "medium")
+    assert out.returncode == 1, out.stderr
+    assert triples(json.loads(out.stdout)) == EXPECTED
+
+
+def test_bad_sbom_inputs_are_exit_3(db: str, tmp_path: Path) -> None:
+    (tmp_path / "garbage.json").write_text("{not json")
+    (tmp_path / "other.json").write_text('{"hello": 1}')
+    for name, needle in [
+        ("missing.json", "no such file"),
+        ("garbage.json", "not valid JSON"),
+        ("other.json", "not a recognised SBOM"),
+    ]:
+        out = run("scan", "sbom", str(tmp_path / name), "--db", db)
+        assert out.returncode == 3 and needle in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr

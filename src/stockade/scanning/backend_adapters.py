@@ -54,9 +54,20 @@ def match(store: Store, inv: Inventory) -> tuple[Sequence[Finding], Sequence[str
 
 
 def read_sbom(path: str) -> Inventory:
-    from stockade.scanning.sbom import read_sbom as read
+    """A CycloneDX, SPDX, syft or Stockade JSON SBOM as an inventory (format from the content)."""
+    from stockade.model.errors import InputError
+    from stockade.scanning.sbom import MAX_SBOM, read
 
-    return read(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SBOM + 1)
+    except FileNotFoundError as exc:
+        raise InputError("no such file", subject=path) from exc
+    except IsADirectoryError as exc:
+        raise InputError("is a directory, expected an SBOM file", subject=path) from exc
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", subject=path) from exc
+    return read(data, name=path)
 
 
 def registry_lister(host: str, image: ImageOptions) -> RegistryLister:
