@@ -109,9 +109,45 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
 
 @cache
 def _script_heads() -> frozenset[str]:
+    # Importing alembic costs more than a whole warm scan's work; the revision files are plain
+    # literals, so read them directly and fall back to alembic only when one is not.
+    heads = _literal_heads(Path(__file__).parent / "migrations" / "versions")
+    if heads is not None:
+        return heads
     from alembic.script import ScriptDirectory
 
     return frozenset(ScriptDirectory.from_config(_alembic_config(None)).get_heads())
+
+
+def _literal_heads(folder: Path) -> frozenset[str] | None:
+    """Heads of the revision graph from ``revision``/``down_revision`` literals, or None."""
+    import ast
+
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted(folder.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        values: dict[str, Any] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                    try:
+                        values[target.id] = ast.literal_eval(node.value)
+                    except ValueError:
+                        return None
+        rev, down = values.get("revision"), values.get("down_revision")
+        if not isinstance(rev, str):
+            return None
+        revisions.add(rev)
+        if isinstance(down, str):
+            parents.add(down)
+        elif isinstance(down, tuple | list):
+            parents.update(str(d) for d in down)
+        elif down is not None:
+            return None
+    return frozenset(revisions - parents) if revisions else None
 
 
 def _alembic_config(conn: Connection | None) -> Any:
