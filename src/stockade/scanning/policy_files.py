@@ -18,14 +18,15 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
-
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stockade.model.errors import ConfigError
 from stockade.scanning.interface import VulnerabilityDetails
+
+if TYPE_CHECKING:
+    import yaml
+    from pydantic import ValidationError
 
 MAX_POLICY_FILE = 16 * 1024 * 1024
 
@@ -111,31 +112,13 @@ def purl_base(purl: str) -> str:
 # ---------------------------------------------------------------- ignore file
 
 
-class _IgnoreEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    id: str = Field(min_length=1)
-    package: str | None = None
-    reason: str = Field(min_length=1)
-    expires: date | None = None
-
-    @field_validator("id", "package", mode="before")
-    @classmethod
-    def _text(cls, v: Any) -> Any:
-        if isinstance(v, (int, float)):
-            raise ValueError("must be a string")
-        return v
-
-
-class _IgnoreFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    version: Literal[1] = 1
-    ignore: list[_IgnoreEntry] = Field(default_factory=list)
-
-
 def load_ignore_file(path: Path) -> tuple[IgnoreRule, ...]:
     """Parse and validate an ignore file; ConfigError with the line and field when it is wrong."""
+    import yaml
+    from pydantic import ValidationError
+
+    from stockade.scanning.policy_schema import IgnoreFile
+
     text = _read(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -150,7 +133,7 @@ def load_ignore_file(path: Path) -> tuple[IgnoreRule, ...]:
     if not isinstance(data, dict):
         raise ConfigError("line 1: expected a mapping with an 'ignore' list", subject=str(path))
     try:
-        parsed = _IgnoreFile.model_validate(data)
+        parsed = IgnoreFile.model_validate(data)
     except ValidationError as exc:
         raise _config_error(path, exc, node) from exc
     lines = _item_lines(node, "ignore")
@@ -168,6 +151,8 @@ def load_ignore_file(path: Path) -> tuple[IgnoreRule, ...]:
 
 
 def _item_lines(node: yaml.Node | None, key: str) -> list[int]:
+    import yaml
+
     if not isinstance(node, yaml.MappingNode):
         return []
     for k, v in node.value:
@@ -178,6 +163,8 @@ def _item_lines(node: yaml.Node | None, key: str) -> list[int]:
 
 def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
     """Follow a pydantic error location through the YAML node tree as far as it goes."""
+    import yaml
+
     current = node
     for part in loc:
         if isinstance(current, yaml.MappingNode) and isinstance(part, str):
@@ -195,6 +182,7 @@ def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
 
 
 def _config_error(path: Path, exc: ValidationError, node: yaml.Node | None) -> ConfigError:
+
     err = exc.errors()[0]
     loc = tuple(err["loc"])
     field = ".".join(str(p) for p in loc) or "(top level)"
@@ -221,90 +209,13 @@ def _read(path: Path) -> str:
 
 # ---------------------------------------------------------------- OpenVEX
 
-VexStatus = Literal["not_affected", "affected", "fixed", "under_investigation"]
-VexJustification = Literal[
-    "component_not_present",
-    "vulnerable_code_not_present",
-    "vulnerable_code_not_in_execute_path",
-    "vulnerable_code_cannot_be_controlled_by_adversary",
-    "inline_mitigations_already_exist",
-]
-
-
-class _VexVuln(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    id: str | None = Field(default=None, alias="@id")
-    name: str = Field(min_length=1)
-    aliases: list[str] = Field(default_factory=list)
-
-
-class _VexSub(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    id: str = Field(alias="@id", min_length=1)
-
-
-class _VexProduct(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    id: str = Field(alias="@id", min_length=1)
-    subcomponents: list[_VexSub] = Field(default_factory=list)
-
-
-class _VexStatement(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    vulnerability: _VexVuln
-    products: list[_VexProduct] = Field(min_length=1)
-    status: VexStatus
-    justification: VexJustification | None = None
-    impact_statement: str | None = None
-    action_statement: str | None = None
-    timestamp: datetime | None = None
-
-    @field_validator("vulnerability", mode="before")
-    @classmethod
-    def _vuln_string(cls, v: Any) -> Any:
-        # OpenVEX 0.0.x wrote the vulnerability as a bare string.
-        return {"name": v} if isinstance(v, str) else v
-
-    @field_validator("products", mode="before")
-    @classmethod
-    def _product_strings(cls, v: Any) -> Any:
-        if isinstance(v, list):
-            return [{"@id": p} if isinstance(p, str) else p for p in v]
-        return v
-
-    @model_validator(mode="after")
-    def _not_affected_needs_why(self) -> _VexStatement:
-        if self.status == "not_affected" and not (self.justification or self.impact_statement):
-            raise ValueError(
-                "a not_affected statement needs a justification or an impact_statement"
-            )
-        return self
-
-
-class _VexDocument(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    context: str = Field(alias="@context")
-    id: str | None = Field(default=None, alias="@id")
-    author: str | None = None
-    timestamp: datetime | None = None
-    version: int | None = None
-    statements: list[_VexStatement]
-
-    @field_validator("context")
-    @classmethod
-    def _openvex(cls, v: str) -> str:
-        if not v.startswith("https://openvex.dev/ns"):
-            raise ValueError(f"not an OpenVEX document (@context {v!r})")
-        return v
-
 
 def load_vex(path: Path) -> tuple[VexStatement, ...]:
     """Parse and validate an OpenVEX JSON document into statements."""
+    from pydantic import ValidationError
+
+    from stockade.scanning.policy_schema import VexDocument
+
     text = _read(path)
     try:
         data = json.loads(text)
@@ -313,7 +224,7 @@ def load_vex(path: Path) -> tuple[VexStatement, ...]:
             f"line {exc.lineno}: not valid JSON ({exc.msg})", subject=str(path)
         ) from exc
     try:
-        doc = _VexDocument.model_validate(data)
+        doc = VexDocument.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
