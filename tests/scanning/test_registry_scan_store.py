@@ -36,10 +36,12 @@ def test_inventory_round_trip() -> None:
 def test_save_load_record_and_list(any_store) -> None:
     inv = sample_inventory()
     assert load_inventory(any_store, DIGEST) is None
-    assert save_inventory(any_store, inv) == DIGEST
-    assert save_inventory(any_store, inv) == DIGEST  # idempotent
+    assert save_inventory(any_store, inv, catalogers="dpkg@1") == DIGEST
+    assert save_inventory(any_store, inv, catalogers="dpkg@1") == DIGEST  # idempotent
     stored = load_inventory(any_store, DIGEST)
     assert stored.inventory == inv and stored.matched_db_built is None
+    assert stored.catalogers == "dpkg@1"
+    assert save_inventory(any_store, replace(inv, image=None), catalogers="x") is None
 
     rep = report(Policy(fail_on=Severity.HIGH, ignore_unfixed=True))
     run = record_scan(any_store, rep, reference=f"{IMAGE}:1.0")
@@ -68,6 +70,12 @@ def test_save_load_record_and_list(any_store) -> None:
     assert run_count(any_store) == 2 and run_count(any_store, mode="rematch") == 1
     assert list_images(any_store, repository="library/*")
     assert not list_images(any_store, repository="other/*")
+
+    # Other catalogers replace the kept inventory and forget its last match.
+    fewer = replace(inv, packages=inv.packages[:1])
+    save_inventory(any_store, fewer, catalogers="dpkg@2")
+    stored = load_inventory(any_store, DIGEST)
+    assert stored.inventory == fewer and stored.matched_db_built is None
 
 
 def test_split_repository() -> None:

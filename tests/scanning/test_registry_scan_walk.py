@@ -45,6 +45,7 @@ class Recorder:
 
     registry: MemoryRegistry
     built: datetime = datetime(2026, 11, 26, tzinfo=UTC)
+    catalogers: str = "dpkg@1,python@1"
     inventories: list[str] = field(default_factory=list)
     matches: list[str] = field(default_factory=list)
 
@@ -54,6 +55,8 @@ class Recorder:
             build_inventory=self._build,
             match=self._match,
             read_sbom=lambda path: pytest.fail("not used"),
+            resolve_image=lambda ref, image: pytest.fail("not used"),
+            catalogers_key=lambda: self.catalogers,
         )
 
     def _build(self, ref, store, observer, image) -> Inventory:
@@ -154,3 +157,13 @@ def test_watch_picks_up_new_tags_and_is_bounded(sqlite_store) -> None:
         {"unchanged": 2},
     ]
     assert sleeps == [5, 5]
+
+
+def test_new_catalogers_read_the_image_again(sqlite_store) -> None:
+    reg = MemoryRegistry(content={"team/app": {"1.0": D1}})
+    rec = Recorder(reg)
+    walk(sqlite_store, rec, reg)
+    rec.catalogers = "dpkg@2,python@1"  # an upgraded cataloger: kept inventories are stale
+    w = walk(sqlite_store, rec, reg, poll=2)
+    assert [i.action for i in w.items] == ["scanned"] and len(rec.inventories) == 2
+    assert [i.action for i in walk(sqlite_store, rec, reg, poll=3).items] == ["unchanged"]

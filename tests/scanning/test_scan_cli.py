@@ -107,7 +107,7 @@ def test_images_lists_counts_by_severity(tmp_path: Path) -> None:
     try:
         backend = real_backend()
         dbinfo = backend.check_db(store, timedelta(days=7), False)
-        save_inventory(store, inv)
+        save_inventory(store, inv, catalogers="test")
         record_scan(store, evaluate(store, inv, ScanOptions(), backend, dbinfo))
     finally:
         store.close()

@@ -231,3 +231,24 @@ def test_bad_sbom_inputs_are_exit_3(db: str, tmp_path: Path) -> None:
         out = run("scan", "sbom", str(tmp_path / name), "--db", db)
         assert out.returncode == 3 and needle in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
+
+
+def test_rescan_uses_the_kept_inventory_without_layers(sample, tmp_path: Path) -> None:
+    import shutil
+
+    layout = tmp_path / "layout"
+    shutil.copytree(sample.oci_dir, layout)
+    db = make_db(tmp_path / "k.db")
+    ref = f"oci:{layout}:{sample.tag}"
+    _, first, _ = scan_json(ref, db)
+    assert first["target"]["layers"]["read"] > 0
+    index = json.loads((layout / "index.json").read_text())
+    manifest_digest = index["manifests"][0]["digest"]
+    manifest = json.loads((layout / "blobs" / "sha256" / manifest_digest.split(":")[1]).read_text())
+    for layer in manifest["layers"]:  # from now on a layer read would fail
+        (layout / "blobs" / "sha256" / layer["digest"].split(":")[1]).unlink()
+    _, again, _ = scan_json(ref, db)
+    assert again["target"]["layers"] == {"read": 0, "cached": len(manifest["layers"])}
+    assert triples(again) == triples(first) == EXPECTED
+    fresh = run("scan", "image", ref, "--db", make_db(tmp_path / "fresh.db"))
+    assert fresh.returncode == 3, fresh.stderr  # proves the blobs are really gone

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from stockade.model import Finding
 from stockade.model.progress import Observer
-from stockade.scanning.interface import Inventory
+from stockade.scanning.interface import ImageInfo, Inventory
 from stockade.scanning.pipeline import ImageOptions
 from stockade.scanning.results import DatabaseInfo
 from stockade.store import Store
@@ -43,6 +43,31 @@ def build_inventory(ref: str, store: Store, observer: Observer, image: ImageOpti
         username=image.username,
         password=image.password,
     )
+
+
+def resolve_image(ref: str, image: ImageOptions) -> ImageInfo | None:
+    """Read only an image's manifest and config; None for filesystem sources."""
+    from stockade.scanning.sources import open_source
+    from stockade.scanning.sources.interface import parse_reference
+
+    parsed = parse_reference(ref)
+    if not parsed.is_image:
+        return None
+    source = open_source(
+        parsed, insecure=image.insecure, username=image.username, password=image.password
+    )
+    try:
+        return source.resolve(image.platform).info
+    finally:
+        source.close()
+
+
+def catalogers_key() -> str:
+    """Names and versions of the catalogers in use: kept inventories made by others are stale."""
+    from stockade.scanning.catalogers import default_catalogers
+    from stockade.scanning.layercache import cataloger_key
+
+    return cataloger_key(default_catalogers())
 
 
 def match(store: Store, inv: Inventory) -> tuple[Sequence[Finding], Sequence[str]]:

@@ -15,7 +15,7 @@ from stockade import __version__
 from stockade.model import Finding
 from stockade.model.progress import NullObserver, Observer
 from stockade.scanning.gate import Policy, Target, apply_policy
-from stockade.scanning.interface import Inventory
+from stockade.scanning.interface import ImageInfo, Inventory
 from stockade.scanning.results import DatabaseInfo, ScanReport
 from stockade.scanning.scan_store import load_inventory, record_scan, save_inventory
 from stockade.store import Store
@@ -46,6 +46,9 @@ class Backend:
     build_inventory: Callable[[str, Store, Observer, ImageOptions], Inventory]
     match: Callable[[Store, Inventory], tuple[Sequence[Finding], Sequence[str]]]
     read_sbom: Callable[[str], Inventory]
+    # The image's manifest and config only (no layer): None for dir: and pid: sources.
+    resolve_image: Callable[[str, ImageOptions], ImageInfo | None]
+    catalogers_key: Callable[[], str]
 
 
 def target_of(inv: Inventory) -> Target:
@@ -88,15 +91,41 @@ def scan_image(
     backend: Backend,
     observer: Observer | None = None,
 ) -> ScanReport:
-    """Scan an image reference (registry, docker-archive:, oci:) or a dir:/pid: source."""
+    """Scan an image reference (registry, docker-archive:, oci:) or a dir:/pid: source.
+
+    An image whose manifest digest was inventoried before by the same catalogers is not read
+    again: its kept inventory is matched (that is what makes a re-scan cheap)."""
     started = datetime.now(UTC)
     db = backend.check_db(store, options.max_db_age, options.allow_stale_db)
-    inv = backend.build_inventory(ref, store, observer or NullObserver(), options.image)
+    key = backend.catalogers_key()
+    inv = _kept_inventory(store, ref, options, backend, key)
+    mode = "cached"
+    if inv is None:
+        inv = backend.build_inventory(ref, store, observer or NullObserver(), options.image)
+        mode = "scan"
     report = evaluate(store, inv, options, backend, db)
     if options.keep_results:
-        save_inventory(store, inv)
-        record_scan(store, report, reference=ref, mode="scan", started_at=started)
+        save_inventory(store, inv, catalogers=key)
+        record_scan(store, report, reference=ref, mode=mode, started_at=started)
     return report
+
+
+def _kept_inventory(
+    store: Store, ref: str, options: ScanOptions, backend: Backend, key: str
+) -> Inventory | None:
+    info = backend.resolve_image(ref, options.image)
+    if info is None or not info.manifest_digest:
+        return None
+    stored = load_inventory(store, info.manifest_digest)
+    if stored is None or stored.catalogers != key:
+        return None
+    return replace(
+        stored.inventory,
+        source=ref,
+        image=info,
+        read_layers=0,
+        cached_layers=len(info.layers),
+    )
 
 
 def scan_sbom(store: Store, path: str, options: ScanOptions, backend: Backend) -> ScanReport:
@@ -161,4 +190,6 @@ def real_backend() -> Backend:
         build_inventory=a.build_inventory,
         match=a.match,
         read_sbom=a.read_sbom,
+        resolve_image=a.resolve_image,
+        catalogers_key=a.catalogers_key,
     )

@@ -22,7 +22,6 @@ from stockade.model.progress import NullObserver, Observer
 from stockade.scanning.pipeline import Backend, ScanOptions, evaluate, rematch_stored
 from stockade.scanning.results import ScanReport
 from stockade.scanning.scan_store import (
-    alias_inventory,
     image_state,
     load_inventory,
     record_scan,
@@ -94,6 +93,7 @@ def walk_registry(
 ) -> Walk:
     """One pass over the registry."""
     db = backend.check_db(store, options.max_db_age, options.allow_stale_db)
+    key = backend.catalogers_key()
     observer = observer or NullObserver()
     items = []
     for repo in sorted(r for r in lister.repositories() if repository_selected(r, patterns)):
@@ -101,21 +101,22 @@ def walk_registry(
             ref = f"{host}/{repo}:{tag}"
             try:
                 digest = lister.manifest_digest(repo, tag)
-                items.append(_visit(store, ref, digest, options, backend, observer, db))
+                items.append(_visit(store, ref, digest, options, backend, observer, db, key))
             except InputError as exc:
                 # One unreadable image must not hide the rest of the registry; it is reported.
                 items.append(WalkItem(reference=ref, digest=None, action="error", error=str(exc)))
     return Walk(poll=poll, host=host, items=tuple(items))
 
 
-def _visit(store, ref, digest, options, backend, observer, db) -> WalkItem:
+def _visit(store, ref, digest, options, backend, observer, db, key) -> WalkItem:
     stored = load_inventory(store, digest)
-    if stored is None:
+    if stored is None or stored.catalogers != key:
         inv = backend.build_inventory(ref, store, observer, options.image)
         report = evaluate(store, inv, options, backend, db)
-        save_inventory(store, inv)
+        save_inventory(store, inv, catalogers=key)
         if inv.image is None or inv.image.manifest_digest != digest:
-            alias_inventory(store, digest, inv)
+            # The tag names an index: keep the platform's inventory under the index digest too.
+            save_inventory(store, inv, catalogers=key, digest=digest)
         record_scan(store, report, reference=ref, mode="scan")
         return _item(ref, digest, "scanned", report)
     seen = image_state(store, ref)

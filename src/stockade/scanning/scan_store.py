@@ -51,6 +51,7 @@ class ImageSummary:
 class StoredInventory:
     inventory: Inventory
     matched_db_built: datetime | None
+    catalogers: str  # the cataloger names and versions that produced it
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -63,38 +64,49 @@ def utc(value: datetime | None) -> datetime | None:
 def load_inventory(store: Store, digest: str) -> StoredInventory | None:
     with store.connect() as conn:
         row = conn.execute(
-            select(scan_inventories.c.data, scan_inventories.c.matched_db_built).where(
-                scan_inventories.c.manifest_digest == digest
-            )
+            select(
+                scan_inventories.c.data,
+                scan_inventories.c.matched_db_built,
+                scan_inventories.c.catalogers,
+            ).where(scan_inventories.c.manifest_digest == digest)
         ).first()
     if row is None:
         return None
-    return StoredInventory(inventory=inventory_from_dict(row.data), matched_db_built=utc(row[1]))
+    return StoredInventory(
+        inventory=inventory_from_dict(row.data), matched_db_built=utc(row[1]), catalogers=row[2]
+    )
 
 
-def save_inventory(store: Store, inv: Inventory) -> str | None:
-    """Keep an image's inventory under its manifest digest (filesystems have none: not kept)."""
-    digest = inv.image.manifest_digest if inv.image else None
-    if not digest:
+def save_inventory(
+    store: Store, inv: Inventory, *, catalogers: str, digest: str | None = None
+) -> str | None:
+    """Keep an image's inventory under its manifest digest (or ``digest``, e.g. an index's).
+
+    Filesystems have no digest and are not kept. An inventory made by other catalogers than the
+    kept one replaces it (and forgets its last match, so it is matched again)."""
+    key = digest or (inv.image.manifest_digest if inv.image else None)
+    if not key:
         return None
-    now = datetime.now(UTC)
+    values = {
+        "source": inv.source,
+        "data": inventory_to_dict(inv),
+        "packages": len(inv.packages),
+        "catalogers": catalogers,
+        "created_at": datetime.now(UTC),
+    }
     with store.begin() as conn:
-        exists = conn.execute(
-            select(scan_inventories.c.manifest_digest).where(
-                scan_inventories.c.manifest_digest == digest
-            )
+        row = conn.execute(
+            select(scan_inventories.c.catalogers).where(scan_inventories.c.manifest_digest == key)
         ).first()
-        if exists is None:
+        if row is None:
+            conn.execute(insert(scan_inventories).values(manifest_digest=key, **values))
+        elif row[0] != catalogers:
             conn.execute(
-                insert(scan_inventories).values(
-                    manifest_digest=digest,
-                    source=inv.source,
-                    data=inventory_to_dict(inv),
-                    packages=len(inv.packages),
-                    created_at=now,
-                )
+                update(scan_inventories)
+                .where(scan_inventories.c.manifest_digest == key)
+                .values(matched_at=None, matched_db_built=None, **values)
             )
-    return digest
+    return key
 
 
 def stored_digests(store: Store) -> list[tuple[str, datetime | None]]:
@@ -240,24 +252,3 @@ def image_state(store: Store, reference: str) -> tuple[str | None, datetime | No
     with store.connect() as conn:
         row = conn.execute(q).first()
     return (row[0], utc(row[1])) if row else None
-
-
-def alias_inventory(store: Store, digest: str, inv: Inventory) -> None:
-    """Also keep an inventory under a second digest (an index digest for its platform manifest)."""
-    now = datetime.now(UTC)
-    with store.begin() as conn:
-        exists = conn.execute(
-            select(scan_inventories.c.manifest_digest).where(
-                scan_inventories.c.manifest_digest == digest
-            )
-        ).first()
-        if exists is None:
-            conn.execute(
-                insert(scan_inventories).values(
-                    manifest_digest=digest,
-                    source=inv.source,
-                    data=inventory_to_dict(inv),
-                    packages=len(inv.packages),
-                    created_at=now,
-                )
-            )

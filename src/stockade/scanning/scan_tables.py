@@ -42,6 +42,7 @@ scan_inventories = Table(
     Column("source", Text, nullable=False),
     Column("data", JSON, nullable=False),
     Column("packages", Integer, nullable=False),
+    Column("catalogers", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("matched_at", DateTime(timezone=True)),
     Column("matched_db_built", DateTime(timezone=True)),

@@ -60,6 +60,7 @@ def target_dict(inv: Inventory) -> dict[str, Any]:
         "manifest_digest": img.manifest_digest if img else None,
         "config_digest": img.config_digest if img else None,
         "platform": img.platform if img else None,
+        "layers": {"read": inv.read_layers, "cached": inv.cached_layers},
         "distro": (
             {"id": distro.id, "version_id": distro.version_id, "pretty_name": distro.pretty_name}
             if distro

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("source", sa.Text, nullable=False),
         sa.Column("data", sa.JSON, nullable=False),
         sa.Column("packages", sa.Integer, nullable=False),
+        sa.Column("catalogers", sa.Text, nullable=False),
         sa.Column("created_at", TZ, nullable=False),
         sa.Column("matched_at", TZ),
         sa.Column("matched_db_built", TZ),
