@@ -65,9 +65,8 @@ def resolve_image(ref: str, image: ImageOptions) -> ImageInfo | None:
 def catalogers_key() -> str:
     """Names and versions of the catalogers in use: kept inventories made by others are stale."""
     from stockade.scanning.catalogers import default_catalogers
-    from stockade.scanning.layercache import cataloger_key
 
-    return cataloger_key(default_catalogers())
+    return ",".join(sorted(f"{c.name}@{c.version}" for c in default_catalogers()))
 
 
 def match(store: Store, inv: Inventory) -> tuple[Sequence[Finding], Sequence[str]]:
