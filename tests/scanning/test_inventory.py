@@ -8,14 +8,14 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from tests.scanning.conftest import layer_of
+from tests.scanning.simple_catalogers import DpkgStatus, PythonMetadata, all_catalogers
 
 from stockade.model.errors import DigestMismatch, ImageError
 from stockade.scanning.imagewrite import Layer, image_config, write_docker_archive, write_oci_layout
 from stockade.scanning.inventory import build_inventory
 from stockade.scanning.samples import SampleImage, sample_layers
 from stockade.store import Store
-from tests.scanning.conftest import layer_of
-from tests.scanning.simple_catalogers import DpkgStatus, PythonMetadata, all_catalogers
 
 SITE = "/usr/local/lib/python3.11/site-packages"
 
@@ -148,7 +148,7 @@ def test_cataloger_version_is_part_of_the_cache_key(sample: SampleImage, any_sto
 
 
 def test_warm_scan_reads_no_blob(sample: SampleImage, tmp_path: Path, sqlite_store: Store) -> None:
-    """With every layer cached the layer blobs may even be gone: only manifest and config are read."""
+    """Every layer cached: the layer blobs may even be gone, only manifest and config are read."""
     copy = tmp_path / "img"
     shutil.copytree(sample.oci_dir, copy)
     ref = f"oci:{copy}:1"
@@ -166,7 +166,7 @@ def test_docker_archive_config_without_diff_ids(tmp_path: Path) -> None:
     path = write_docker_archive(
         tmp_path / "d.tar", layers, repo_tag="x/y:1", config=b'{"rootfs": {}}'
     )
-    with pytest.raises(ImageError, match="no rootfs.diff_ids"):
+    with pytest.raises(ImageError, match=r"no rootfs\.diff_ids"):
         build_inventory(f"docker-archive:{path}", catalogers=all_catalogers())
 
 
@@ -203,5 +203,5 @@ def test_not_an_archive(tmp_path: Path) -> None:
         build_inventory(f"docker-archive:{junk}", catalogers=all_catalogers())
     with pytest.raises(ImageError, match="no such file"):
         build_inventory(f"docker-archive:{tmp_path / 'none.tar'}", catalogers=all_catalogers())
-    with pytest.raises(ImageError, match="no index.json"):
+    with pytest.raises(ImageError, match=r"no index\.json"):
         build_inventory(f"oci:{tmp_path}", catalogers=all_catalogers())
