@@ -64,8 +64,10 @@ def test_cli_hostile_and_broken_inputs(tmp_path: Path) -> None:
     evil = write_raw_oci(tmp_path / "evil", [(blob, "application/vnd.oci.image.layer.v1.tar+gzip")],
                          diff_ids=[sha(tar)])  # fmt: skip
     _assert_one_line_error(_cli("test-inventory", evil), 3, evil, "path traversal")
-    missing = write_raw_oci(tmp_path / "missing", [(blob, "application/vnd.oci.image.layer.v1.tar")],
-                            diff_ids=[sha(tar)], skip_blobs=(0,))  # fmt: skip
+    plain = "application/vnd.oci.image.layer.v1.tar"
+    missing = write_raw_oci(
+        tmp_path / "missing", [(blob, plain)], diff_ids=[sha(tar)], skip_blobs=(0,)
+    )
     _assert_one_line_error(_cli("test-inventory", missing), 3, "missing blob")
     weird = write_raw_oci(tmp_path / "weird", [(blob, "application/x-weird")], diff_ids=[sha(tar)])
     _assert_one_line_error(_cli("test-inventory", weird), 3, "unknown layer media type")
