@@ -28,6 +28,7 @@ from stockade.scanning.sources.manifest import LAYER_TYPES
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 _CHUNK = 1 << 20
+_TAR_BUFSIZE = 1 << 16  # tarfile copies its buffer per header read: bigger is slower
 
 # Kinds per path: f regular file, d directory, l symlink, h hard link, o device or fifo.
 Wants = Callable[[str, int, int], bool]
@@ -244,7 +245,7 @@ def _walk_tar(
     files: list[FileEntry] = []
     skipped: list[str] = []
     captured: dict[str, FileEntry] = {}
-    tar = tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK)  # type: ignore[call-overload]  # noqa: SIM115 - closed below
+    tar = tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 14)  # type: ignore[call-overload]  # noqa: SIM115 - closed below
     count = 0
     for member in tar:
         count += 1
