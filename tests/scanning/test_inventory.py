@@ -205,3 +205,32 @@ def test_not_an_archive(tmp_path: Path) -> None:
         build_inventory(f"docker-archive:{tmp_path / 'none.tar'}", catalogers=all_catalogers())
     with pytest.raises(ImageError, match=r"no index\.json"):
         build_inventory(f"oci:{tmp_path}", catalogers=all_catalogers())
+
+
+def test_wanted_hard_link_to_an_unwanted_file(tmp_path: Path) -> None:
+    """The tar stores the bytes under the first name; a wanted second name still gets them."""
+    status = "Package: linked\nStatus: install ok installed\nVersion: 3\n"
+    layer = layer_of(
+        ("f", "srv/blob", status),
+        ("h", "var/lib/dpkg/status", "srv/blob"),
+    )
+    path = write_oci_layout(tmp_path / "img", [("t", [layer], None)])
+    inv = build_inventory(f"oci:{path}:t", catalogers=[DpkgStatus()])
+    assert [(p.name, p.locations) for p in inv.packages] == [("linked", ("/var/lib/dpkg/status",))]
+    assert inv.skipped == ()
+
+
+def test_symlinked_wanted_file_is_read_once_and_cached(tmp_path: Path, sqlite_store: Store) -> None:
+    """A wanted symlink to a file no cataloger reads: its bytes are fetched and kept in the cache."""
+    status = "Package: via-link\nStatus: install ok installed\nVersion: 4\n"
+    base = layer_of(("f", "data/real-status", status))
+    upper = layer_of(("l", "var/lib/dpkg/status", "/data/real-status"))
+    path = write_oci_layout(tmp_path / "img", [("t", [base, upper], None)])
+    ref = f"oci:{path}:t"
+    cold = build_inventory(ref, catalogers=[DpkgStatus()], store=sqlite_store)
+    assert [(p.name, p.layer) for p in cold.packages] == [("via-link", upper.diff_id)]
+    for blob in (path / "blobs/sha256").iterdir():
+        if blob.name in (base.blob_digest()[7:], upper.blob_digest()[7:]):
+            blob.unlink()
+    warm = build_inventory(ref, catalogers=[DpkgStatus()], store=sqlite_store)
+    assert warm.read_layers == 0 and warm.packages == cold.packages

@@ -64,6 +64,8 @@ class LayerRead:
     files: list[FileEntry]
     skipped: list[str]
     uncompressed_bytes: int
+    # wanted hard links whose target came before them unread: (link path, target path, mode)
+    pending_links: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 class _Hashing:
@@ -245,6 +247,7 @@ def _walk_tar(
     files: list[FileEntry] = []
     skipped: list[str] = []
     captured: dict[str, FileEntry] = {}
+    pending: list[tuple[str, str, int]] = []
     tar = tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 14)  # type: ignore[call-overload]  # noqa: SIM115 - closed below
     count = 0
     for member in tar:
@@ -275,7 +278,7 @@ def _walk_tar(
             if wants(path, mode, member.size):
                 source = captured.get(target)
                 if source is None:
-                    skipped.append(f"{path}: hard link to {target}, which was not read")
+                    pending.append((path, target, mode))
                 else:
                     entry = FileEntry(
                         path=path, mode=mode, size=source.size, data=source.data, layer=layer_id
@@ -299,4 +302,6 @@ def _walk_tar(
         else:
             index.kinds[path] = "o"  # devices and fifos: recorded, never read
     tar.close()
-    return LayerRead(index=index, files=files, skipped=skipped, uncompressed_bytes=0)
+    return LayerRead(
+        index=index, files=files, skipped=skipped, uncompressed_bytes=0, pending_links=pending
+    )
