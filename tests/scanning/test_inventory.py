@@ -221,7 +221,7 @@ def test_wanted_hard_link_to_an_unwanted_file(tmp_path: Path) -> None:
 
 
 def test_symlinked_wanted_file_is_read_once_and_cached(tmp_path: Path, sqlite_store: Store) -> None:
-    """A wanted symlink to a file no cataloger reads: its bytes are fetched and kept in the cache."""
+    """A wanted symlink to a file no cataloger reads: its bytes are fetched once and cached."""
     status = "Package: via-link\nStatus: install ok installed\nVersion: 4\n"
     base = layer_of(("f", "data/real-status", status))
     upper = layer_of(("l", "var/lib/dpkg/status", "/data/real-status"))
