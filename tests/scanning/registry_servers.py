@@ -139,8 +139,61 @@ class TokenServer:
         self.thread.join(timeout=5)
 
 
+def make_tls_files(workdir: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 signed by it: (ca.pem, cert.pem, key.pem)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("stockade test CA"))
+        .issuer_name(name("stockade test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    paths = (workdir / "ca.pem", workdir / "cert.pem", workdir / "key.pem")
+    paths[0].write_bytes(ca.public_bytes(pem))
+    paths[1].write_bytes(cert.public_bytes(pem))
+    paths[2].write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
 @contextmanager
-def docker_registry(workdir: Path, auth_yaml: str = "") -> Iterator[str]:
+def docker_registry(
+    workdir: Path, auth_yaml: str = "", tls: tuple[Path, Path] | None = None
+) -> Iterator[str]:
     """A docker-registry process on a free loopback port; yields HOST:PORT, kills it after."""
     port = free_port()
     (workdir / "storage").mkdir(parents=True, exist_ok=True)
@@ -148,8 +201,11 @@ def docker_registry(workdir: Path, auth_yaml: str = "") -> Iterator[str]:
     config.write_text(
         "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
         f"    rootdirectory: {workdir / 'storage'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n{auth_yaml}"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+        + (f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else "")
+        + auth_yaml
     )
+    scheme = "https" if tls else "http"
     log = open(workdir / "registry.log", "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
         ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
@@ -157,7 +213,7 @@ def docker_registry(workdir: Path, auth_yaml: str = "") -> Iterator[str]:
     try:
         for _ in range(100):
             try:
-                httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
+                httpx.get(f"{scheme}://127.0.0.1:{port}/v2/", timeout=1, verify=False)
                 break
             except httpx.HTTPError:
                 if proc.poll() is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,3 +168,28 @@ def test_corrupted_blob_in_a_registry(sample: SampleImage, tmp_path: Path, catal
             build_inventory(f"{host}/stockade/sample:1", catalogers=catalogers, insecure=True)
         assert "layer 2" in str(info.value)
         assert isinstance(info.value, DigestMismatch) or "corrupt" in str(info.value)
+
+
+def test_https_registry_with_a_private_ca(
+    sample: SampleImage, tmp_path: Path, local, catalogers, monkeypatch
+) -> None:
+    """HTTPS is the default; a private CA is trusted through SSL_CERT_FILE, never skipped."""
+    require(shutil.which("docker-registry") is not None, "docker-registry is not installed")
+    from tests.scanning.registry_servers import make_tls_files
+
+    ca, cert, key = make_tls_files(tmp_path)
+    with docker_registry(tmp_path / "reg", tls=(cert, key)) as host:
+        certs_dir = tmp_path / "skopeo-certs"
+        certs_dir.mkdir()
+        shutil.copy(ca, certs_dir / "ca.crt")
+        subprocess.run(
+            ["skopeo", "copy", "--quiet", f"--dest-cert-dir={certs_dir}",
+             f"oci:{sample.oci_dir}:1", f"docker://{host}/stockade/sample:1"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        ref = f"{host}/stockade/sample:1"
+        with pytest.raises(RegistryError, match="TLS certificate is not trusted"):
+            build_inventory(ref, catalogers=catalogers)
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+        inv = build_inventory(ref, catalogers=catalogers)
+        assert _key(inv) == _key(local)
