@@ -14,11 +14,13 @@ import json
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stockade.scanning.interface import Cataloger, Package
 from stockade.scanning.layers import LayerIndex
-from stockade.store import Store
+
+if TYPE_CHECKING:
+    from stockade.store import Store
 
 FORMAT = 1
 

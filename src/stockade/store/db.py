@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -107,47 +109,41 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
     return store
 
 
+_REVISION_RE = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.M)
+
+
 @cache
 def _script_heads() -> frozenset[str]:
-    # Importing alembic costs more than a whole warm scan's work; the revision files are plain
-    # literals, so read them directly and fall back to alembic only when one is not.
-    heads = _literal_heads(Path(__file__).parent / "migrations" / "versions")
-    if heads is not None:
-        return heads
-    from alembic.script import ScriptDirectory
-
-    return frozenset(ScriptDirectory.from_config(_alembic_config(None)).get_heads())
-
-
-def _literal_heads(folder: Path) -> frozenset[str] | None:
-    """Heads of the revision graph from ``revision``/``down_revision`` literals, or None."""
-    import ast
-
+    """Heads of the migration scripts. Read from the revision files' ``revision`` and
+    ``down_revision`` lines, because importing Alembic costs a few hundred milliseconds of every
+    command's start-up; Alembic itself decides when a file is not in that simple form."""
     revisions: set[str] = set()
     parents: set[str] = set()
-    for path in sorted(folder.glob("*.py")):
+    for path in (Path(__file__).parent / "migrations" / "versions").glob("*.py"):
         if path.name == "__init__.py":
             continue
-        values: dict[str, Any] = {}
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target = node.targets[0]
-                if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
-                    try:
-                        values[target.id] = ast.literal_eval(node.value)
-                    except ValueError:
-                        return None
-        rev, down = values.get("revision"), values.get("down_revision")
-        if not isinstance(rev, str):
-            return None
-        revisions.add(rev)
+        fields = dict(_REVISION_RE.findall(path.read_text(encoding="utf-8")))
+        try:
+            revision = ast.literal_eval(fields["revision"])
+            down = ast.literal_eval(fields.get("down_revision", "None"))
+        except (KeyError, ValueError, SyntaxError):
+            return _alembic_heads()
+        if not isinstance(revision, str):
+            return _alembic_heads()
+        revisions.add(revision)
         if isinstance(down, str):
             parents.add(down)
         elif isinstance(down, tuple | list):
             parents.update(str(d) for d in down)
         elif down is not None:
-            return None
-    return frozenset(revisions - parents) if revisions else None
+            return _alembic_heads()
+    return frozenset(revisions - parents)
+
+
+def _alembic_heads() -> frozenset[str]:
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory.from_config(_alembic_config(None)).get_heads())
 
 
 def _alembic_config(conn: Connection | None) -> Any:
@@ -182,4 +178,6 @@ def upgrade(store: Store) -> None:
                 conn.execute(text("SELECT pg_advisory_xact_lock(7355608)"))
             command.upgrade(_alembic_config(conn), "heads")
     except OperationalError as exc:
-        raise StoreError(f"cannot open or migrate the database: {exc.orig}", subject=store.safe_url) from exc
+        raise StoreError(
+            f"cannot open or migrate the database: {exc.orig}", subject=store.safe_url
+        ) from exc

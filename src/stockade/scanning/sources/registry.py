@@ -108,6 +108,12 @@ class RegistryClient:
                 request = self.http.build_request("GET", url, headers=hdrs)
                 response = self.http.send(request, stream=stream)
             except httpx.HTTPError as exc:
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                    raise RegistryError(
+                        "the registry's TLS certificate is not trusted (add its CA with "
+                        "SSL_CERT_FILE=ca.pem, or use --insecure for a loopback registry)",
+                        subject=self.host,
+                    ) from exc
                 raise RegistryError(f"cannot reach the registry: {exc}", subject=self.host) from exc
             if response.status_code != 401 or attempt == 1:
                 return response
