@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "stockade.cli.bench",
     "stockade.cli.scan",
     "stockade.cli.sample",
+    "stockade.cli.admission",
 )
 
 app = typer.Typer(
