@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -115,6 +115,10 @@ class _Entry:
     @property
     def refs(self) -> tuple[str, ...]:
         return tuple(json.loads(self.row[14]))
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        return tuple(json.loads(self.row[15]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +278,7 @@ def _resource(inv: Inventory) -> ResourceRef:
     return ResourceRef(kind="image", name=inv.source, digest=digest)
 
 
-def _groups(hits: list[_Hit], ids: list[tuple[str, ...]]) -> list[list[int]]:
+def _groups(hits: list[_Hit], ids: Sequence[tuple[str, ...]]) -> list[list[int]]:
     """Union hits whose id sets overlap (a GHSA aliasing a CVE, a PYSEC aliasing both)."""
     if len(hits) == 1:
         return [[0]]
@@ -328,15 +332,48 @@ def _severity(group: list[_Hit], best: _Entry | None, is_distro: bool) -> Severi
     return vendor or Severity.UNKNOWN
 
 
+@dataclass(slots=True)
+class _Group:
+    hits: list[_Hit]
+    ids: set[str]
+    primary: str | None = None
+
+
+def _merge(hits: list[_Hit]) -> list[_Group]:
+    """One group per vulnerability. Records naming each other (aliases, or a single upstream id
+    as UBUNTU-CVE-x has) merge; a record bundling several CVEs (DSA, DLA, USN) joins every group
+    of a CVE it lists, and stands on its own only when none of them matched."""
+    plain: list[_Hit] = []
+    plain_ids: list[tuple[str, ...]] = []
+    bundles: list[tuple[_Hit, tuple[str, ...]]] = []
+    for h in hits:
+        up = h.entry.upstream if h.entry.row[15] != "[]" else ()
+        if len(up) > 1:
+            bundles.append((h, up))
+        else:
+            plain.append(h)
+            plain_ids.append((h.entry.vuln_id, *h.entry.aliases, *up))
+    groups = [
+        _Group(hits=[plain[i] for i in m], ids={x for i in m for x in plain_ids[i]})
+        for m in (_groups(plain, plain_ids) if plain else [])
+    ]
+    for h, up in bundles:
+        joined = [g for g in groups if g.ids.intersection(up)]
+        for g in joined:
+            g.hits.append(h)
+            g.ids.add(h.entry.vuln_id)
+        if not joined:
+            groups.append(_Group(hits=[h], ids={h.entry.vuln_id, *up}, primary=h.entry.vuln_id))
+    return groups
+
+
 def _findings(t: Target, hits: list[_Hit], scheme: Scheme, resource: ResourceRef) -> list[Finding]:
     out = []
     is_distro = t.ecosystem.split(":", 1)[0] in _DISTRO_ECOSYSTEMS
     pkg = t.package
-    hit_ids = [(h.entry.vuln_id, *h.entry.aliases) for h in hits]
-    for members in _groups(hits, hit_ids):
-        group = [hits[i] for i in members]
-        ids = {i for m in members for i in hit_ids[m]}
-        primary = _primary(ids)
+    for g in _merge(hits):
+        group, ids = g.hits, g.ids
+        primary = g.primary or _primary(ids)
         fixes = [h.fixed for h in group if h.fixed]
         state = max(
             ("fixed" if h.fixed else h.entry.fix_state for h in group),

@@ -157,6 +157,7 @@ def _vuln_row(adv: Advisory, pk: int, source_id: int) -> dict[str, Any]:
         "vuln_id": adv.id,
         "data_source": adv.source,
         "aliases": json.dumps(list(adv.aliases)),
+        "upstream": json.dumps(list(adv.upstream)),
         "summary": adv.summary,
         "severity": adv.severity,
         "cvss_vector": head.vector if head else None,
@@ -190,6 +191,7 @@ _LOOKUP_COLUMNS = (
     adv_vulnerabilities.c.cvss_vector,
     adv_vulnerabilities.c.cvss_score,
     adv_vulnerabilities.c.refs,
+    adv_vulnerabilities.c.upstream,
 )
 
 
