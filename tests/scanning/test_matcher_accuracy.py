@@ -4,6 +4,7 @@ merged aliases and severity."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,62 @@ def test_unknown_distro_and_bad_versions_are_skipped_with_reasons(loaded: Store)
     assert report.findings == ()
     text = "\n".join(report.skipped)
     assert "unknown distribution" in text and "invalid pep440 version" in text and "groupId" in text
+
+
+def test_debian_advisory_bundles_join_their_cves(
+    sqlite_store: Store, advisories_dir: Path, tmp_path: Path
+) -> None:
+    """The real DLA-3623-1 record (linux, 44 upstream CVEs) with an affected entry added in the
+    shape Debian's OSV records use, next to tracker entries for two of its CVEs."""
+    dla = json.loads((advisories_dir / "osv-samples" / "DLA-3623-1.json").read_text())
+    dla["affected"] = [
+        {
+            "package": {"ecosystem": "Debian:10", "name": "linux"},
+            "ranges": [
+                {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "4.19.289-2"}]}
+            ],
+        }
+    ]
+    (tmp_path / "dla.json").write_text(json.dumps(dla))
+    tracker = {
+        "linux": {
+            cve: {
+                "releases": {
+                    "buster": {
+                        "status": "resolved",
+                        "fixed_version": "4.19.289-1",
+                        "urgency": "high",
+                    }
+                }
+            }
+            for cve in ("CVE-2023-4004", "CVE-2023-3609")
+        }
+    }
+    (tmp_path / "tracker.json").write_text(json.dumps(tracker))
+    inv = Inventory(
+        source="buster",
+        distro=Distro(id="debian", version_id="10"),
+        packages=(
+            Package(
+                type="deb", name="linux-image-amd64", version="4.19.260-1", source_name="linux"
+            ),
+        ),
+    )
+    import_sources(sqlite_store, [str(tmp_path / "dla.json")])
+    (alone,) = match(inv, sqlite_store)
+    assert alone.id == "DLA-3623-1" and len(alone.details.aliases) == 44
+    import_sources(sqlite_store, [str(tmp_path / "tracker.json")])
+    got = _summary(match(inv, sqlite_store))
+    assert got == {
+        ("linux-image-amd64", "4.19.260-1", "CVE-2023-4004"): (
+            "fixed",
+            "4.19.289-2",
+            ("DLA-3623-1",),
+        ),
+        ("linux-image-amd64", "4.19.260-1", "CVE-2023-3609"): (
+            "fixed",
+            "4.19.289-2",
+            ("DLA-3623-1",),
+        ),
+    }
+    assert {f.severity for f in match(inv, sqlite_store)} == {Severity.HIGH}

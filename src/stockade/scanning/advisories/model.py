@@ -57,6 +57,8 @@ class Advisory:
     id: str
     source: str  # data source: "osv", "debian-tracker", "alpine-secdb"
     aliases: tuple[str, ...] = ()
+    # Ids this record bundles without being the same issue (a DSA or USN fixing several CVEs).
+    upstream: tuple[str, ...] = ()
     summary: str = ""
     published: str | None = None  # ISO 8601 as published
     modified: str | None = None

@@ -77,6 +77,9 @@ def convert(doc: Any, where: str) -> tuple[Advisory | None, list[Problem]]:
         aliases=tuple(
             sorted({a for a in (doc.get("aliases") or []) if isinstance(a, str)} - {rid})
         ),
+        upstream=tuple(
+            sorted({u for u in (doc.get("upstream") or []) if isinstance(u, str)} - {rid})
+        ),
         summary=str(doc.get("summary") or doc.get("details") or "")[:500],
         published=doc.get("published"),
         modified=doc.get("modified"),

@@ -15,13 +15,14 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, text
 
-from stockade.scanning.advisories.model import Advisory, ImportBatch
+from stockade.scanning.advisories.model import Advisory, ImportBatch, VersionRange
 from stockade.scanning.advisory_tables import (
     adv_affected,
     adv_meta,
     adv_sources,
     adv_vulnerabilities,
 )
+from stockade.scanning.versions import scheme_for
 from stockade.store.db import Store
 
 _CHUNK = 5_000
@@ -87,7 +88,9 @@ def _write_batch(conn: Connection, batch: ImportBatch, at: datetime) -> None:
     aff_pk = conn.execute(select(func.max(adv_affected.c.pk))).scalar() or 0
     vrows: list[dict[str, Any]] = []
     arows: list[dict[str, Any]] = []
-    for adv in batch.advisories:
+    # Rows are written in (ecosystem, package) order so that the rows of one package share disk
+    # pages: a bulk lookup then reads a few pages per package instead of one page per row.
+    for adv in sorted(batch.advisories, key=_first_key):
         vuln_pk += 1
         vrows.append(_vuln_row(adv, vuln_pk, source_id))
         for a in adv.affected:
@@ -100,7 +103,7 @@ def _write_batch(conn: Connection, batch: ImportBatch, at: datetime) -> None:
                     "ecosystem": a.ecosystem,
                     "package": a.package,
                     "ranges": json.dumps(
-                        [[r.type, [[str(k), v] for k, v in r.events]] for r in a.ranges]
+                        [[r.type, _sorted_events(a.ecosystem, r)] for r in a.ranges]
                     ),
                     "versions": json.dumps(list(a.versions)),
                     "fix_state": str(a.fix_state),
@@ -111,6 +114,26 @@ def _write_batch(conn: Connection, batch: ImportBatch, at: datetime) -> None:
         if len(vrows) >= _CHUNK:
             _flush(conn, vrows, arows)
     _flush(conn, vrows, arows)
+
+
+def _first_key(adv: Advisory) -> tuple[str, str]:
+    return (adv.affected[0].ecosystem, adv.affected[0].package) if adv.affected else ("", "")
+
+
+def _sorted_events(ecosystem: str, r: VersionRange) -> list[list[str]]:
+    """Events in version order ("introduced 0" first; at one version "introduced" first), as OSV
+    evaluation requires; sorted once here so the matcher only walks them."""
+    scheme = scheme_for(ecosystem)
+    events = [[str(k), v] for k, v in r.events]
+    if scheme is None:
+        return events
+
+    def order(e: list[str]) -> tuple[Any, ...]:
+        if e[0] == "introduced" and e[1] == "0":
+            return (0,)
+        return (1, scheme.key(e[1]), e[0] != "introduced")
+
+    return sorted(events, key=order)
 
 
 def _flush(conn: Connection, vrows: list[dict[str, Any]], arows: list[dict[str, Any]]) -> None:
@@ -134,6 +157,7 @@ def _vuln_row(adv: Advisory, pk: int, source_id: int) -> dict[str, Any]:
         "vuln_id": adv.id,
         "data_source": adv.source,
         "aliases": json.dumps(list(adv.aliases)),
+        "upstream": json.dumps(list(adv.upstream)),
         "summary": adv.summary,
         "severity": adv.severity,
         "cvss_vector": head.vector if head else None,
@@ -167,6 +191,7 @@ _LOOKUP_COLUMNS = (
     adv_vulnerabilities.c.cvss_vector,
     adv_vulnerabilities.c.cvss_score,
     adv_vulnerabilities.c.refs,
+    adv_vulnerabilities.c.upstream,
 )
 
 
@@ -179,6 +204,8 @@ def lookup_rows(conn: Connection, keys: Iterable[tuple[str, str]]) -> list[tuple
         adv_vulnerabilities, adv_affected.c.vuln_pk == adv_vulnerabilities.c.pk
     )
     out: list[tuple[Any, ...]] = []
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA cache_size=-16384")  # 16 MiB: a big inventory reads many pages
     for eco, names in by_eco.items():
         ordered = sorted(names)
         for i in range(0, len(ordered), _LOOKUP_CHUNK):

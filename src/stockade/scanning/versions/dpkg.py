@@ -25,19 +25,24 @@ def _weight(c: str) -> int:
     return ord(c) + 256
 
 
+_WEIGHTS = {chr(i): _weight(chr(i)) for i in range(128)}
+_RUNS = re.compile(r"([^0-9]*)([0-9]*)")
+
+
+def _run_key(run: str) -> tuple[int, ...]:
+    try:
+        return (*map(_WEIGHTS.__getitem__, run), 0)
+    except KeyError:  # non-ASCII: weigh character by character
+        return (*map(_weight, run), 0)
+
+
 def _part_key(s: str) -> tuple[object, ...]:
     out: list[object] = []
-    i, n = 0, len(s)
-    while i < n:
-        j = i
-        while j < n and not s[j].isdigit():
-            j += 1
-        out.append(tuple(_weight(c) for c in s[i:j]) + _END)
-        i = j
-        while j < n and s[j].isdigit():
-            j += 1
-        out.append(int(s[i:j]) if j > i else 0)
-        i = j
+    for letters, digits in _RUNS.findall(s):
+        if not letters and not digits:
+            continue  # findall's final empty match
+        out.append(_run_key(letters))
+        out.append(int(digits) if digits else 0)
     if not out:  # an empty part equals "0" ("1.0" == "1.0-0")
         out = [_END, 0]
     out.append(_END)
