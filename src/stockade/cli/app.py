@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "stockade.cli.db_cmd",
     "stockade.cli.bench",
     "stockade.cli.sample",
+    "stockade.cli.sbom",
 )
 
 app = typer.Typer(
