@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "stockade.cli.scan",
     "stockade.cli.sample",
     "stockade.cli.admission",
+    "stockade.cli.sbom",
 )
 
 app = typer.Typer(

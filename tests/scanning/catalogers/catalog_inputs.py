@@ -144,30 +144,40 @@ def go_binary() -> Path:
     return _once("go", build) / "sample-app"
 
 
-_SPEC = """Name: stockade-tiny
-Version: 1.2.3
-Release: 4.el9
-Epoch: 2
-Summary: tiny test package
-License: MIT AND (Apache-2.0 OR BSD-3-Clause)
+_SPEC = """Name: {name}
+Version: {version}
+Release: {release}
+{epoch}Summary: tiny test package
+License: {license}
 Vendor: Stockade Tests
 BuildArch: noarch
 %description
 tiny
 %install
-mkdir -p %{buildroot}/usr/share/stockade-tiny
-echo hi > %{buildroot}/usr/share/stockade-tiny/hello
+mkdir -p %{{buildroot}}/usr/share/{name}
+echo hi > %{{buildroot}}/usr/share/{name}/hello
 %files
-/usr/share/stockade-tiny/hello
+/usr/share/{name}/hello
 """
+RPMS = (
+    ("stockade-tiny", "1.2.3", "4.el9", "Epoch: 2\n", "MIT AND (Apache-2.0 OR BSD-3-Clause)"),
+    ("stockade-libfoo", "0.9~rc1", "1.el9", "", "GPL-2.0-or-later"),
+    ("stockade-data", "2024.1", "7.el9_3", "Epoch: 1\n", "Public Domain"),
+)
 
 
 def rpmdb() -> Path:
-    """A real rpmdb.sqlite (rpm --justdb) holding a package built with rpmbuild."""
+    """A real rpmdb.sqlite (rpm --justdb) holding packages built with rpmbuild."""
 
     def build(d: Path) -> None:
-        (d / "tiny.spec").write_text(_SPEC)
-        run(["rpmbuild", "-bb", "--define", f"_topdir {d / 'top'}", str(d / "tiny.spec")])
+        for name, version, release, epoch, license_ in RPMS:
+            spec = d / f"{name}.spec"
+            spec.write_text(
+                _SPEC.format(
+                    name=name, version=version, release=release, epoch=epoch, license=license_
+                )
+            )
+            run(["rpmbuild", "-bb", "--define", f"_topdir {d / 'top'}", str(spec)])
         rpms = sorted((d / "top/RPMS").rglob("*.rpm"))
         root = d / "root"
         root.mkdir()
@@ -186,7 +196,35 @@ def rpmdb() -> Path:
             ]
         )
 
-    return _once("rpm", build) / "root/var/lib/rpm/rpmdb.sqlite"
+    return _once("rpm-v2", build) / "root/var/lib/rpm/rpmdb.sqlite"
+
+
+def rpmdb_bdb(page_size: int) -> Path:
+    """A BerkeleyDB ``Packages`` file written by the Berkeley DB library (db5.3_load) with the
+    header blobs the real rpm wrote to rpmdb.sqlite (as in a RHEL 8 rpmdb: key 0 holds the next
+    instance number, then one key per header number)."""
+    import sqlite3
+    import struct
+
+    def build(d: Path) -> None:
+        conn = sqlite3.connect(rpmdb())
+        rows = conn.execute("SELECT hnum, blob FROM Packages ORDER BY hnum").fetchall()
+        conn.close()
+        lines = [
+            "VERSION=3",
+            "format=bytevalue",
+            "type=hash",
+            f"db_pagesize={page_size}",
+            "HEADER=END",
+        ]
+        lines += [" " + struct.pack("<I", 0).hex(), " " + struct.pack("<I", len(rows) + 1).hex()]
+        for hnum, blob in rows:
+            lines += [" " + struct.pack("<I", hnum).hex(), " " + bytes(blob).hex()]
+        lines.append("DATA=END")
+        (d / "dump.txt").write_text("\n".join(lines) + "\n")
+        run(["db5.3_load", "-f", str(d / "dump.txt"), str(d / "Packages")])
+
+    return _once(f"rpm-bdb-{page_size}", build) / "Packages"
 
 
 def make_war(jars: Sequence[Path], out: Path) -> None:
@@ -334,7 +372,7 @@ def _build_sample_root(root: Path) -> None:
 
 def sample_root() -> Path:
     """One root filesystem with every package kind, built from real packages (cached)."""
-    return _once("rootfs-v1", _build_sample_root)
+    return _once("rootfs-v2", _build_sample_root)
 
 
 def missing_tools() -> list[str]:

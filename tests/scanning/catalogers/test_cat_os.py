@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.conftest import require
-from tests.scanning.catalogers.catalog_inputs import catalog_tree, debs, rpmdb, syft_json
+from tests.scanning.catalogers.catalog_inputs import catalog_tree, debs, rpmdb, rpmdb_bdb, syft_json
 
 from stockade.scanning.catalogers import default_catalogers, finalize
 from stockade.scanning.catalogers.apk import ApkCataloger
 from stockade.scanning.catalogers.dpkg import DpkgCataloger, copyright_licenses
 from stockade.scanning.catalogers.os_release import OsReleaseCataloger, detect_distro
 from stockade.scanning.catalogers.rpm import RpmCataloger
+from stockade.scanning.catalogers.rpm_bdb import read_values
 from stockade.scanning.catalogers.rpm_header import HeaderError, parse_header
 from stockade.scanning.interface import FileEntry, Inventory
 
@@ -214,12 +218,29 @@ def test_apk_matches_syft(tmp_path: Path) -> None:
 # --- rpm ----------------------------------------------------------------------------------
 
 
+def rpm_qa(dbpath: Path, backend: str) -> set[tuple[str, str, str, str]]:
+    """What the real rpm says is in a database (name, [epoch:]version-release, arch, license)."""
+    fmt = "%{NAME}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\t%{ARCH}\\t%{LICENSE}\\n"
+    out = subprocess.run(
+        ["rpm", "--dbpath", str(dbpath), "--define", f"_db_backend {backend}", "-qa", "--qf", fmt],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {tuple(line.split("\t")) for line in out.splitlines() if line}  # type: ignore[misc]
+
+
+def _ours(pkgs: list) -> set[tuple[str, str, str, str]]:
+    return {(p.name, p.version, p.arch or "", p.licenses[0] if p.licenses else "") for p in pkgs}
+
+
 def test_rpm_sqlite_from_the_real_rpm() -> None:
     require(shutil.which("rpm") is not None, "rpm is not installed")
-    data = rpmdb().read_bytes()
-    pkgs = RpmCataloger().catalog([entry("/var/lib/rpm/rpmdb.sqlite", data)])
-    assert len(pkgs) == 1
-    p = pkgs[0]
+    path = rpmdb()
+    pkgs = RpmCataloger().catalog([entry("/var/lib/rpm/rpmdb.sqlite", path.read_bytes())])
+    assert _ours(pkgs) == rpm_qa(path.parent, "sqlite")
+    assert len(pkgs) == 3
+    p = next(p for p in pkgs if p.name == "stockade-tiny")
     assert (p.name, p.version, p.arch) == ("stockade-tiny", "2:1.2.3-4.el9", "noarch")
     assert p.licenses == ("MIT AND (Apache-2.0 OR BSD-3-Clause)",)
     assert (p.source_name, p.source_version) == ("stockade-tiny", "1.2.3-4.el9")
@@ -232,6 +253,38 @@ def test_rpm_sqlite_from_the_real_rpm() -> None:
     )
 
 
+@pytest.mark.parametrize("page_size", [512, 4096])
+def test_rpm_berkeleydb_written_by_the_real_library(page_size: int, tmp_path: Path) -> None:
+    for tool in ("rpm", "db5.3_load"):
+        require(shutil.which(tool) is not None, f"{tool} is not installed")
+    path = rpmdb_bdb(page_size)
+    pkgs = RpmCataloger().catalog([entry("/var/lib/rpm/Packages", path.read_bytes())])
+    # the real rpm (read-only BerkeleyDB backend) reads the same file and agrees
+    db = tmp_path / "db"
+    db.mkdir()
+    shutil.copy(path, db / "Packages")
+    assert _ours(pkgs) == rpm_qa(db, "bdb_ro")
+    assert len(pkgs) == 3
+    # and so does syft
+    require(shutil.which("syft") is not None, "syft is not installed")
+    root = tmp_path / "root"
+    (root / "var/lib/rpm").mkdir(parents=True)
+    shutil.copy(path, root / "var/lib/rpm/Packages")
+    theirs = {(a["name"], a["version"]) for a in syft_json(f"dir:{root}")["artifacts"]}
+    assert {(p.name, p.version) for p in pkgs} == theirs
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(min_size=1, max_size=64), st.integers(min_value=0, max_value=3583))
+def test_rpm_berkeleydb_garbage_never_crashes(noise: bytes, where: int) -> None:
+    require(shutil.which("db5.3_load") is not None, "db5.3_load is not installed")
+    data = bytearray(rpmdb_bdb(512).read_bytes())
+    data[where : where + len(noise)] = noise
+    # BdbError is a ValueError: the cataloger turns it into a skipped result, never a crash
+    with contextlib.suppress(ValueError):
+        read_values(bytes(data))
+
+
 @pytest.mark.parametrize("cut", [0, 100, 4096, 50_000])
 def test_rpm_truncated_database_is_a_skipped_result(cut: int) -> None:
     require(shutil.which("rpm") is not None, "rpm is not installed")
@@ -242,13 +295,14 @@ def test_rpm_truncated_database_is_a_skipped_result(cut: int) -> None:
     assert "/var/lib/rpm/rpmdb.sqlite" in inv.skipped[0]
 
 
-def test_rpm_berkeleydb_is_reported_not_ignored() -> None:
+def test_rpm_ndb_is_reported_not_ignored() -> None:
     cat = RpmCataloger()
-    assert cat.wants("/var/lib/rpm/Packages", 0o100644, 10)
-    inv = finalize(
-        Inventory(source="t", packages=tuple(cat.catalog([entry("/var/lib/rpm/Packages", b"x")])))
-    )
-    assert inv.packages == () and "BerkeleyDB" in inv.skipped[0]
+    assert cat.wants("/usr/lib/sysimage/rpm/Packages.db", 0o100644, 10)
+    files = [entry("/usr/lib/sysimage/rpm/Packages.db", b"x"), entry("/var/lib/rpm/Packages", b"y")]
+    inv = finalize(Inventory(source="t", packages=tuple(cat.catalog(files))))
+    assert inv.packages == () and len(inv.skipped) == 2
+    assert any("NDB" in s for s in inv.skipped)
+    assert any("/var/lib/rpm/Packages: shorter than one page" in s for s in inv.skipped)
 
 
 def test_rpm_header_rejects_lies() -> None:

@@ -160,7 +160,7 @@ def test_reads_syft_documents(tmp_path: Path) -> None:
         assert ("python", "six", "1.16.0") in names, fmt
         assert ("go-module", "example.com/greet", "v1.4.2") in names, fmt
         assert ("java-archive", "guava", "31.1-jre") in names, fmt
-        rpm = next(p for p in got.packages if p.type == "rpm")
+        rpm = next(p for p in got.packages if p.name == "stockade-tiny")
         assert rpm.source_name == "stockade-tiny", fmt
 
 

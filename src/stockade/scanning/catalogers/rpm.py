@@ -3,8 +3,9 @@
 - SQLite (RHEL 9, Fedora 33+, ``rpmdb.sqlite``): the file's bytes are opened as an in-memory
   database with ``sqlite3.Connection.deserialize`` (nothing touches the disk), the ``Packages``
   table's header blobs are parsed by :mod:`rpm_header`.
-- BerkeleyDB ``Packages`` (RHEL <= 8) and NDB ``Packages.db`` (SUSE): not read; each yields a
-  skipped result naming the file, so the gap is visible instead of a silent "no packages".
+- BerkeleyDB ``Packages`` (RHEL <= 8): the hash pages are read by :mod:`rpm_bdb`, no library.
+- NDB ``Packages.db`` (SUSE): not read; it yields a skipped result naming the file, so the gap
+  is visible instead of a silent "no packages".
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from dataclasses import replace
 
 from stockade.scanning.catalogers import rpm_header as h
 from stockade.scanning.catalogers.ospurl import os_purl
+from stockade.scanning.catalogers.rpm_bdb import read_values
 from stockade.scanning.catalogers.skipped import skipped
 from stockade.scanning.interface import FileEntry, Package
 
 _DIRS = ("/var/lib/rpm/", "/usr/lib/sysimage/rpm/", "/usr/share/rpm/")
 SQLITE = tuple(d + "rpmdb.sqlite" for d in _DIRS)
-UNSUPPORTED = {d + "Packages": "BerkeleyDB" for d in _DIRS} | {
-    d + "Packages.db": "NDB" for d in _DIRS
-}
+BDB = tuple(d + "Packages" for d in _DIRS)
+UNSUPPORTED = {d + "Packages.db": "NDB" for d in _DIRS}
 _MAX = 1024 * 1024 * 1024
 _MAX_ROWS = 200_000
 
@@ -54,6 +55,12 @@ def read_sqlite_rpmdb(data: bytes) -> list[dict[int, str | int]]:
     except (sqlite3.Error, MemoryError, OverflowError) as exc:
         raise ValueError(f"not a readable rpmdb.sqlite: {exc}") from exc
     return [h.parse_header(bytes(blob)) for (blob,) in rows if isinstance(blob, bytes)]
+
+
+def read_bdb_rpmdb(data: bytes) -> list[dict[int, str | int]]:
+    """Header fields of every package in a BerkeleyDB ``Packages`` file (ValueError if bad)."""
+    # key 0 holds a 4-byte counter, not a header
+    return [h.parse_header(v) for v in read_values(data) if len(v) >= 8]
 
 
 def _package(fields: dict[int, str | int], entry: FileEntry) -> Package | None:
@@ -103,7 +110,8 @@ class RpmCataloger:
     version = 1
 
     def wants(self, path: str, mode: int, size: int) -> bool:
-        return stat.S_ISREG(mode) and size <= _MAX and (path in SQLITE or path in UNSUPPORTED)
+        known = path in SQLITE or path in BDB or path in UNSUPPORTED
+        return stat.S_ISREG(mode) and size <= _MAX and known
 
     def catalog(self, files: Sequence[FileEntry]) -> list[Package]:
         out: list[Package] = []
@@ -111,15 +119,14 @@ class RpmCataloger:
             kind = UNSUPPORTED.get(entry.path)
             if kind is not None:
                 out.append(
-                    skipped(
-                        entry, f"{entry.path}: {kind} rpmdb is not supported (RHEL 8 and older)"
-                    )
+                    skipped(entry, f"{entry.path}: the {kind} rpmdb format is not supported")
                 )
                 continue
-            if entry.path not in SQLITE:
+            if entry.path not in SQLITE and entry.path not in BDB:
                 continue
+            reader = read_sqlite_rpmdb if entry.path in SQLITE else read_bdb_rpmdb
             try:
-                headers = read_sqlite_rpmdb(entry.data)
+                headers = reader(entry.data)
             except ValueError as exc:  # HeaderError is a ValueError too
                 out.append(skipped(entry, f"{entry.path}: {exc}"))
                 continue
