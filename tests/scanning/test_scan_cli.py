@@ -126,25 +126,3 @@ def test_images_lists_counts_by_severity(tmp_path: Path) -> None:
     table = run("images", "--db", db)
     assert table.returncode == 0 and "127.0.0.1:5000/team/app:1.0" in table.stdout
     assert run("images", "--db", db, "--format", "sarif").returncode == 2
-
-
-def test_fast_migration_heads_agree_with_alembic() -> None:
-    from alembic.script import ScriptDirectory
-
-    from stockade.store.db import _alembic_config, _literal_heads
-
-    versions = (
-        Path(__import__("stockade.store.db").store.db.__file__).parent / "migrations/versions"
-    )
-    expected = frozenset(ScriptDirectory.from_config(_alembic_config(None)).get_heads())
-    assert _literal_heads(versions) == expected
-
-
-def test_fast_migration_heads_fall_back_on_non_literals(tmp_path: Path) -> None:
-    from stockade.store.db import _literal_heads
-
-    (tmp_path / "a_0001.py").write_text('revision = "a_0001"\ndown_revision = None\n')
-    (tmp_path / "a_0002.py").write_text('revision = "a_0002"\ndown_revision = "a_0001"\n')
-    assert _literal_heads(tmp_path) == frozenset({"a_0002"})
-    (tmp_path / "a_0003.py").write_text('revision = make()\ndown_revision = "a_0002"\n')
-    assert _literal_heads(tmp_path) is None

@@ -343,6 +343,15 @@ def scan_registry_cmd(
     finally:
         store.close()
     emit(render_walk(walks, fmt), output)
+    errors = sum(w.errors for w in walks)
+    if errors:
+        # An image that could not be read is an incomplete answer, not a clean one.
+        err_console.print(
+            f"stockade: error: {errors} image(s) could not be scanned (see the summary)",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(3)
     if any(w.failed for w in walks):
         raise typer.Exit(1)
 
