@@ -106,7 +106,10 @@ def test_scan_once_rematch_without_layers(pushed, tmp_path: Path) -> None:
 
 
 def test_watch_picks_up_a_new_tag(pushed, tmp_path: Path) -> None:
-    sample, prefix, repo = pushed
+    sample, first_prefix, _ = pushed
+    prefix = f"{first_prefix}-watch"  # its own repository: another test deletes blobs of the first
+    repo = f"{prefix}/app"
+    copy(f"oci:{sample.oci_dir}:{sample.tag}", f"{REGISTRY}/{repo}:1")
     db = make_db(tmp_path / "watch.db")
     env = dict(os.environ)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "src")
@@ -136,3 +139,26 @@ def test_watch_picks_up_a_new_tag(pushed, tmp_path: Path) -> None:
     assert last == {"1": "unchanged", "2": "unchanged"}
     seen_2 = [i for w in walks for i in w["images"] if i["reference"].endswith(":2")]
     assert seen_2[0]["action"] == "cached" and seen_2[0]["read_layers"] == 0  # same digest as :1
+
+
+def test_an_unreadable_image_is_reported_and_exits_3(pushed, tmp_path: Path) -> None:
+    sample, prefix, _ = pushed
+    repo = f"{prefix}-broken/app"
+    copy(f"oci:{sample.oci_dir}:{sample.tag}", f"{REGISTRY}/{repo}:1")
+    manifest = httpx.get(
+        f"http://{REGISTRY}/v2/{repo}/manifests/1",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        timeout=10,
+    ).json()
+    layer = manifest["layers"][-1]["digest"]
+    assert httpx.delete(f"http://{REGISTRY}/v2/{repo}/blobs/{layer}", timeout=10).status_code == 202
+    db = make_db(tmp_path / "broken.db")
+    out = run(
+        "scan", "registry", REGISTRY, "--insecure", "--repo", f"{prefix}-broken/*", "--db", db,
+        "--format", "json",
+    )  # fmt: skip
+    assert out.returncode == 3, out.stderr
+    [w] = json.loads(out.stdout)
+    [img] = w["images"]
+    assert img["action"] == "error" and "blob" in img["error"]
+    assert "1 image(s) could not be scanned" in out.stderr
