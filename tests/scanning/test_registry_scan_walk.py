@@ -104,8 +104,11 @@ def test_each_digest_scanned_once_then_rematched_only_on_new_data(sqlite_store) 
     assert len(rec.inventories) == 2  # two digests, two reads
     assert first.failed
 
-    second = walk(sqlite_store, rec, reg, poll=2)
+    second = walk(sqlite_store, rec, reg, poll=2, fail_on=Severity.HIGH)
     assert {i.action for i in second.items} == {"unchanged"}
+    assert all(i.counts["critical"] == 1 and i.failed for i in second.items)  # last counts
+    third_opinion = walk(sqlite_store, rec, reg, poll=2)
+    assert not any(i.failed for i in third_opinion.items)  # no --fail-on now
     assert len(rec.inventories) == 2 and len(rec.matches) == 4
 
     rec.built += timedelta(days=1)  # `stockade db import` rebuilt the advisory data

@@ -1,7 +1,7 @@
 """Registry auto-scan: walk the catalog and tags, scan each manifest digest once, re-match stored
 inventories when the advisory data changed, and poll for new tags.
 
-Per tag: the registry tells the manifest digest (one HEAD request). A digest never seen is read and
+Per tag: the registry tells the manifest digest (one manifest request). A digest never seen is read and
 cataloged once and its inventory kept; a digest already kept is only matched again (no layer read)
 when the advisory database was rebuilt since its last match, or when it shows up under a new tag;
 otherwise the tag is unchanged and costs nothing more. What was last decided per tag (digest and
@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from stockade.model import Severity
 from stockade.model.errors import InputError
 from stockade.model.progress import NullObserver, Observer
 from stockade.scanning.pipeline import Backend, ScanOptions, evaluate, rematch_stored
@@ -120,15 +121,28 @@ def _visit(store, ref, digest, options, backend, observer, db, key) -> WalkItem:
         record_scan(store, report, reference=ref, mode="scan")
         return _item(ref, digest, "scanned", report)
     seen = image_state(store, ref)
-    if seen is not None and seen[0] == digest:
-        if seen[1] == db.built:
-            return WalkItem(reference=ref, digest=digest, action="unchanged")
+    if seen is not None and seen.digest == digest:
+        if seen.db_built == db.built:
+            # Nothing new to learn: report the last run's counts against today's --fail-on.
+            return WalkItem(
+                reference=ref,
+                digest=digest,
+                action="unchanged",
+                counts=seen.counts,
+                failed=_fails(seen.counts, options.policy.fail_on),
+            )
         action = "rematched"  # same image, new advisory data
     else:
         action = "cached"  # a new tag (or a moved one) for an image already read
     report = rematch_stored(store, digest, ref, options, backend, db, mode=action)
     assert report is not None
     return _item(ref, digest, action, report)
+
+
+def _fails(counts: dict[str, int], fail_on: Severity | None) -> bool:
+    if fail_on is None:
+        return False
+    return any(n for name, n in counts.items() if Severity.parse(name) >= fail_on)
 
 
 def _item(ref: str, digest: str, action: str, report: ScanReport) -> WalkItem:

@@ -48,6 +48,14 @@ class ImageSummary:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ImageState:
+    digest: str | None
+    db_built: datetime | None
+    counts: dict[str, int]
+    failed: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StoredInventory:
     inventory: Inventory
     matched_db_built: datetime | None
@@ -242,13 +250,20 @@ def image_digest(store: Store, reference: str) -> str | None:
     return row[0] if row else None
 
 
-def image_state(store: Store, reference: str) -> tuple[str | None, datetime | None] | None:
-    """The digest and advisory build time of a reference's latest scan, if it was scanned."""
+def image_state(store: Store, reference: str) -> ImageState | None:
+    """The digest, advisory build time and counts of a reference's latest scan, if any."""
     q = (
-        select(scan_images.c.manifest_digest, scan_runs.c.db_built)
+        select(scan_images.c.manifest_digest, scan_runs)
         .join(scan_runs, scan_runs.c.id == scan_images.c.last_run_id)
         .where(scan_images.c.reference == reference)
     )
     with store.connect() as conn:
-        row = conn.execute(q).first()
-    return (row[0], utc(row[1])) if row else None
+        row = conn.execute(q).mappings().first()
+    if row is None:
+        return None
+    return ImageState(
+        digest=row["manifest_digest"],
+        db_built=utc(row["db_built"]),
+        counts={s: int(row[s]) for s in SEVERITIES},
+        failed=bool(row["failed"]),
+    )
