@@ -252,3 +252,12 @@ def test_rescan_uses_the_kept_inventory_without_layers(sample, tmp_path: Path) -
     assert triples(again) == triples(first) == EXPECTED
     fresh = run("scan", "image", ref, "--db", make_db(tmp_path / "fresh.db"))
     assert fresh.returncode == 3, fresh.stderr  # proves the blobs are really gone
+
+
+def test_empty_db_allowed_says_so(sample, tmp_path: Path) -> None:
+    ref = f"oci:{sample.oci_dir}:{sample.tag}"
+    db = str(tmp_path / "empty.db")
+    assert run("scan", "image", ref, "--db", db).returncode == 3
+    out = run("scan", "image", ref, "--db", db, "--allow-stale-db")
+    assert out.returncode == 0, out.stderr
+    assert "advisory database: EMPTY - no vulnerability data was used" in out.stdout

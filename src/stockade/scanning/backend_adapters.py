@@ -30,18 +30,22 @@ def check_db(store: Store, max_age: timedelta, allow_stale: bool) -> DatabaseInf
 
 
 def build_inventory(ref: str, store: Store, observer: Observer, image: ImageOptions) -> Inventory:
-    from stockade.scanning.catalogers import default_catalogers
+    from stockade.scanning.catalogers import default_catalogers, finalize
     from stockade.scanning.inventory import build_inventory as build
 
-    return build(
-        ref,
-        catalogers=default_catalogers(),
-        store=store,
-        observer=observer,
-        platform=image.platform,
-        insecure=image.insecure,
-        username=image.username,
-        password=image.password,
+    # finalize turns the catalogers' pseudo-packages (os-release, deb copyright, skipped files)
+    # into the distro, licenses and skipped reasons: only real packages reach the matcher.
+    return finalize(
+        build(
+            ref,
+            catalogers=default_catalogers(),
+            store=store,
+            observer=observer,
+            platform=image.platform,
+            insecure=image.insecure,
+            username=image.username,
+            password=image.password,
+        )
     )
 
 

@@ -66,6 +66,8 @@ def summary_lines(report: ScanReport) -> list[str]:
         lines.append(f"skipped: {len(skipped) - 5} more (see the JSON report)")
     if report.database and report.database.built:
         lines.append(f"advisory database built {report.database.built:%Y-%m-%d %H:%M} UTC")
+    else:
+        lines.append("advisory database: EMPTY - no vulnerability data was used (--allow-stale-db)")
     if gate.fail_on is not None:
         verdict = "FAIL" if gate.failed else "PASS"
         lines.append(f"policy: {verdict} ({len(gate.failing)} at or above {gate.fail_on})")
