@@ -84,9 +84,9 @@ class DockerArchiveSource:
         if self.tag is None:
             return entries[0]
         for entry in entries:
-            if any(
-                t == self.tag or t.endswith(":" + self.tag) for t in entry.get("RepoTags") or []
-            ):
+            tags = entry.get("RepoTags")
+            tags = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+            if any(t == self.tag or t.endswith(":" + self.tag) for t in tags):
                 return entry
         raise ImageError(f"no image tagged {self.tag!r} in the archive", subject=self.reference)
 
@@ -146,8 +146,8 @@ def _digest_from_name(name: str, what: str) -> str:
 
 
 def _name_tag(entry: dict[str, Any]) -> tuple[str | None, str | None]:
-    tags = entry.get("RepoTags") or []
-    if not tags or not isinstance(tags[0], str):
+    tags = entry.get("RepoTags")
+    if not isinstance(tags, list) or not tags or not isinstance(tags[0], str):
         return None, None
     name, sep, tag = tags[0].rpartition(":")
     if not sep or "/" in tag:
