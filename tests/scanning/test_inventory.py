@@ -234,3 +234,11 @@ def test_symlinked_wanted_file_is_read_once_and_cached(tmp_path: Path, sqlite_st
             blob.unlink()
     warm = build_inventory(ref, catalogers=[DpkgStatus()], store=sqlite_store)
     assert warm.read_layers == 0 and warm.packages == cold.packages
+
+
+def test_oci_archive_given_as_docker_archive(sample: SampleImage, catalogers: list) -> None:
+    """`skopeo copy ... oci-archive:x.tar` output has no manifest.json: it is read as a layout."""
+    inv = build_inventory(f"docker-archive:{sample.oci_tar}", catalogers=catalogers)
+    assert len(inv.packages) == len(
+        build_inventory(sample.refs()[0], catalogers=catalogers).packages
+    )

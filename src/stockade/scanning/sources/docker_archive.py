@@ -36,9 +36,15 @@ class DockerArchiveSource:
             )
         self._names: dict[str, str] = {}  # layer digest -> member name
         self.digest_known: dict[str, bool] = {}
+        self._oci: Any = None  # set when the archive turns out to be a plain OCI layout tar
 
     def resolve(self, platform: str | None = None) -> ResolvedImage:
         if not self.bundle.exists("manifest.json"):
+            if self.bundle.exists("index.json"):  # an OCI archive named as a docker archive
+                from stockade.scanning.sources.oci_layout import OciLayoutSource
+
+                self._oci = OciLayoutSource("", self.tag, self.reference, bundle=self.bundle)
+                return self._oci.resolve(platform)
             if self.bundle.exists("repositories"):
                 raise ImageError(
                     "pre-1.10 docker save format (no manifest.json) is not supported",
@@ -130,6 +136,8 @@ class DockerArchiveSource:
             return None  # the manifest digest is informative only here
 
     def open_blob(self, layer: LayerInfo) -> AbstractContextManager[BinaryIO]:
+        if self._oci is not None:
+            return self._oci.open_blob(layer)  # type: ignore[no-any-return]
         name = self._names.get(layer.digest)
         if name is None:
             raise ImageError(f"missing layer {layer.digest}", subject=self.reference)

@@ -15,10 +15,12 @@ from stockade.scanning.sources.interface import ResolvedImage
 class OciLayoutSource:
     """Reads ``index.json`` and ``blobs/`` of an OCI layout."""
 
-    def __init__(self, path: str, tag: str | None, reference: str) -> None:
+    def __init__(
+        self, path: str, tag: str | None, reference: str, bundle: Bundle | None = None
+    ) -> None:
         self.reference = reference
         self.tag = tag
-        self.bundle = Bundle(path, reference)
+        self.bundle = bundle if bundle is not None else Bundle(path, reference)
         if not self.bundle.exists("index.json"):
             self.bundle.close()
             raise ImageError("not an OCI image layout (no index.json)", subject=reference)
