@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from contextlib import AbstractContextManager
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from stockade.model.errors import ImageError
 from stockade.scanning.interface import ImageInfo, LayerInfo
@@ -44,7 +44,7 @@ class DockerArchiveSource:
                 from stockade.scanning.sources.oci_layout import OciLayoutSource
 
                 self._oci = OciLayoutSource("", self.tag, self.reference, bundle=self.bundle)
-                return self._oci.resolve(platform)
+                return cast(ResolvedImage, self._oci.resolve(platform))
             if self.bundle.exists("repositories"):
                 raise ImageError(
                     "pre-1.10 docker save format (no manifest.json) is not supported",
