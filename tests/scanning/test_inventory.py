@@ -234,3 +234,52 @@ def test_symlinked_wanted_file_is_read_once_and_cached(tmp_path: Path, sqlite_st
             blob.unlink()
     warm = build_inventory(ref, catalogers=[DpkgStatus()], store=sqlite_store)
     assert warm.read_layers == 0 and warm.packages == cold.packages
+
+
+def test_oci_archive_given_as_docker_archive(sample: SampleImage, catalogers: list) -> None:
+    """`skopeo copy ... oci-archive:x.tar` output has no manifest.json: it is read as a layout."""
+    inv = build_inventory(f"docker-archive:{sample.oci_tar}", catalogers=catalogers)
+    assert len(inv.packages) == len(
+        build_inventory(sample.refs()[0], catalogers=catalogers).packages
+    )
+
+
+def test_unreadable_cache_row_is_a_miss(sample: SampleImage, sqlite_store: Store) -> None:
+    from sqlalchemy import update
+
+    from stockade.scanning.tables import layer_cache
+
+    ref = sample.refs()[2]
+    cold = build_inventory(ref, catalogers=all_catalogers(), store=sqlite_store)
+    with sqlite_store.begin() as conn:
+        second = layer_cache.c.diff_id == cold.image.layers[1].diff_id
+        conn.execute(update(layer_cache).where(second).values(data=b"not zlib"))
+    again = build_inventory(ref, catalogers=all_catalogers(), store=sqlite_store)
+    assert (again.read_layers, again.cached_layers) == (1, 4)
+    assert again.packages == cold.packages
+    assert build_inventory(ref, catalogers=all_catalogers(), store=sqlite_store).read_layers == 0
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.tasks: dict[int, list] = {}
+
+    def task(self, description: str, total: int | None = None) -> object:
+        handle = len(self.tasks)
+        self.tasks[handle] = [description, total, 0, False]
+        return handle
+
+    def advance(self, handle: object, amount: int = 1) -> None:
+        self.tasks[handle][2] += amount  # type: ignore[index]
+
+    def finish(self, handle: object) -> None:
+        self.tasks[handle][3] = True  # type: ignore[index]
+
+
+def test_observer_sees_every_layer_byte(sample: SampleImage) -> None:
+    recorder = _Recorder()
+    inv = build_inventory(sample.refs()[2], catalogers=all_catalogers(), observer=recorder)
+    sizes = [layer.size for layer in inv.image.layers]
+    assert [t[1] for t in recorder.tasks.values()] == sizes
+    assert [t[2] for t in recorder.tasks.values()] == sizes  # compressed bytes streamed
+    assert all(t[3] for t in recorder.tasks.values())

@@ -9,6 +9,7 @@ diff id and the names and versions of the catalogers, so a new cataloger version
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import zlib
@@ -113,25 +114,32 @@ class LayerCache:
                     layer_cache.c.cache_key.in_(keys)
                 )
             ).all()
-        return {keys[k]: decode(keys[k], bytes(data)) for k, data in rows}
+        out = {}
+        for key, data in rows:
+            try:
+                out[keys[key]] = decode(keys[key], bytes(data))
+            except (zlib.error, ValueError, KeyError, TypeError, AttributeError):
+                continue  # an unreadable row is a miss: the layer is read and the row rewritten
+        return out
 
     def put(self, record: LayerRecord) -> None:
         if self.store is None:
             return
         from sqlalchemy import delete, insert
+        from sqlalchemy.exc import IntegrityError
 
         from stockade.scanning.tables import layer_cache
 
         key = cache_key(record.diff_id, self.catalogers_key)
-        with self.store.begin() as conn:
+        row = {
+            "cache_key": key,
+            "diff_id": record.diff_id,
+            "catalogers": self.catalogers_key[:1000],
+            "format": FORMAT,
+            "created_at": datetime.now(UTC),
+            "data": encode(record),
+        }
+        # Another scan may cache the same layer at the same moment; its row is as good as ours.
+        with contextlib.suppress(IntegrityError), self.store.begin() as conn:
             conn.execute(delete(layer_cache).where(layer_cache.c.cache_key == key))
-            conn.execute(
-                insert(layer_cache).values(
-                    cache_key=key,
-                    diff_id=record.diff_id,
-                    catalogers=self.catalogers_key[:1000],
-                    format=FORMAT,
-                    created_at=datetime.now(UTC),
-                    data=encode(record),
-                )
-            )
+            conn.execute(insert(layer_cache).values(**row))

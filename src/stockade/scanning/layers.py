@@ -19,7 +19,7 @@ import tarfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from stockade.model.errors import DigestMismatch, ImageError, UnsafeImage
 from stockade.scanning.interface import FileEntry, LayerInfo
@@ -218,14 +218,16 @@ def _zstd_error() -> type[Exception]:
 
 
 def _decompressor(kind: str, source: _Peeked) -> BinaryIO:
+    raw = cast(BinaryIO, source)  # only read() is ever called on it
     if kind == "gzip":
-        return gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[arg-type]
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
     if kind == "zstd":
         import zstandard
 
-        reader = zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True)
-        return reader  # type: ignore[return-value]
-    return source  # type: ignore[return-value]
+        return cast(
+            BinaryIO, zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        )
+    return raw
 
 
 def normalize_name(name: str, what: str) -> str:

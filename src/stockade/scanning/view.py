@@ -26,7 +26,7 @@ class _Shape:
 
 def _ancestors(path: str) -> list[str]:
     """Strict ancestors of ``/a/b/c``: ``/a/b``, ``/a`` (the root is never whited out)."""
-    out = []
+    out: list[str] = []
     while True:
         path = path.rpartition("/")[0]
         if not path:
