@@ -21,7 +21,7 @@ COPYRIGHT_TYPE = "deb-copyright"
 STATUS = "/var/lib/dpkg/status"
 STATUS_D = "/var/lib/dpkg/status.d/"
 _DOC = re.compile(r"^/usr/share/doc/([^/]+)/copyright$")
-_LICENSE_LINE = re.compile(r"^License:\s*(\S+)", re.MULTILINE)
+_LICENSE_LINE = re.compile(r"^License:[ \t]*(\S+)", re.MULTILINE)
 _COMMON_LICENSE = re.compile(r"/usr/share/common-licenses/([0-9A-Za-z_.+\-]+)")
 _SOURCE = re.compile(r"^(\S+)\s*\((.+)\)\s*$")
 _MAX_STATUS = 64 * 1024 * 1024
@@ -32,6 +32,7 @@ def copyright_licenses(text: str) -> tuple[str, ...]:
     """Licenses named in a Debian copyright file: ``License:`` lines of the machine-readable
     format (DEP-5) and references to ``/usr/share/common-licenses/NAME``. Sorted, unique."""
     found = {m.group(1).rstrip(",;.") for m in _LICENSE_LINE.finditer(text)}
+    found.discard("none")  # DEP-5's keyword for "no license": not a license
     for m in _COMMON_LICENSE.finditer(text):
         found.add(m.group(1).rstrip(".,;"))
     return tuple(sorted(x for x in found if x))
