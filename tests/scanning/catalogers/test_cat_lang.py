@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.parser
 import io
 import json
+import os
 import struct
 import subprocess
 import zipfile
@@ -13,7 +14,14 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.scanning.catalogers.catalog_inputs import JARS, catalog_tree, go_binary, make_war, wheels
+from tests.scanning.catalogers.catalog_inputs import (
+    JARS,
+    catalog_tree,
+    go_binary,
+    make_war,
+    syft_binary,
+    wheels,
+)
 
 from stockade.scanning.catalogers import finalize
 from stockade.scanning.catalogers.golang import MAGIC, GoBinaryCataloger, read_build_info
@@ -117,6 +125,51 @@ def test_go_vendored_binary() -> None:
     assert stdlib.purl == f"pkg:golang/stdlib@{go_version()[2:]}"
     greet = next(p for p in pkgs if p.name == "example.com/greet")
     assert greet.purl == "pkg:golang/example.com/greet@v1.4.2"
+
+
+def go_version_m(binary: Path) -> tuple[str, set[tuple[str, str]]]:
+    """The real Go tool's reading of a binary's build info: toolchain and (module, version),
+    a replacement's path and version standing in for the module it replaces."""
+    out = subprocess.run(
+        ["go", "version", "-m", str(binary)], capture_output=True, text=True, check=True
+    ).stdout
+    lines = out.splitlines()
+    toolchain = lines[0].split(": ", 1)[1].strip()
+    mods: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        parts = line.strip().split("\t")
+        if parts[0] == "dep":
+            mods.append((parts[1], parts[2]))
+        elif parts[0] == "=>" and mods:
+            mods[-1] = (parts[1], parts[2])
+    return toolchain, set(mods)
+
+
+@pytest.mark.parametrize("which", ["sample-app", "syft", "docker-registry"])
+def test_go_build_info_matches_go_version_m(which: str) -> None:
+    binary = {
+        "sample-app": go_binary(),
+        "syft": syft_binary(),
+        "docker-registry": Path("/usr/bin/docker-registry"),
+    }[which]
+    if binary is None or not binary.exists():
+        pytest.skip(f"{which} binary not available")
+    toolchain, deps = go_version_m(binary)
+    info = read_build_info(binary.read_bytes())
+    assert info is not None and info.go_version == toolchain
+    got = {(d.replaced_by or (d.path, d.version))[0:2] for d in info.deps}
+    assert got == deps
+    pkgs = GoBinaryCataloger().catalog([entry("/bin/x", binary.read_bytes(), 0o100755)])
+    assert {(p.name, p.version) for p in pkgs} >= deps | {("stdlib", toolchain)}
+    if which == "syft":
+        assert len(deps) > 100
+        main = next(p for p in pkgs if p.name == "github.com/anchore/syft")
+        env = dict(os.environ, SYFT_CHECK_FOR_APP_UPDATE="false")
+        out = subprocess.run(
+            [str(binary), "version"], capture_output=True, text=True, env=env
+        ).stdout
+        version = next(ln.split()[-1] for ln in out.splitlines() if ln.startswith("Version:"))
+        assert main.version == "v" + version  # from "-X main.version=...", as syft names itself
 
 
 def test_go_wants_only_executables() -> None:

@@ -72,10 +72,24 @@ def _distro(pseudo: list[Package]) -> Distro | None:
     return None
 
 
+def _licenses_by_source(
+    packages: tuple[Package, ...], copyrights: dict[str, tuple[str, ...]]
+) -> dict[str, tuple[str, ...]]:
+    """Licenses per Debian source package. Debian policy (12.5) lets a binary package's
+    /usr/share/doc/<pkg> be a symlink to the doc directory of a package built from the same
+    source (libgcc-s1 -> gcc-12-base): its copyright file is that package's."""
+    out: dict[str, tuple[str, ...]] = {}
+    for pkg in sorted(packages, key=lambda p: p.name):
+        if pkg.type == "deb" and pkg.source_name and copyrights.get(pkg.name):
+            out.setdefault(pkg.source_name, copyrights[pkg.name])
+    return out
+
+
 def finalize(inventory: Inventory) -> Inventory:
     """Resolve pseudo-packages into the inventory (see the module docstring). Idempotent."""
     releases = [p for p in inventory.packages if p.type == OS_RELEASE_TYPE]
-    copyrights = {p.name: p for p in inventory.packages if p.type == COPYRIGHT_TYPE}
+    copyrights = {p.name: p.licenses for p in inventory.packages if p.type == COPYRIGHT_TYPE}
+    by_source = _licenses_by_source(inventory.packages, copyrights)
     skipped = [
         f"{p.locations[0] if p.locations else '?'}: {p.name}"
         for p in inventory.packages
@@ -86,8 +100,10 @@ def finalize(inventory: Inventory) -> Inventory:
     for pkg in inventory.packages:
         if pkg.type in PSEUDO_TYPES:
             continue
-        if pkg.type == "deb" and not pkg.licenses and pkg.name in copyrights:
-            pkg = replace(pkg, licenses=copyrights[pkg.name].licenses)
+        if pkg.type == "deb" and not pkg.licenses:
+            licenses = copyrights.get(pkg.name) or by_source.get(pkg.source_name or "", ())
+            if licenses:
+                pkg = replace(pkg, licenses=licenses)
         if pkg.type in OS_TYPES:
             pkg = replace(pkg, purl=os_purl(pkg, distro))
         packages.append(pkg)

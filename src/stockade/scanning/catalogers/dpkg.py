@@ -21,20 +21,29 @@ COPYRIGHT_TYPE = "deb-copyright"
 STATUS = "/var/lib/dpkg/status"
 STATUS_D = "/var/lib/dpkg/status.d/"
 _DOC = re.compile(r"^/usr/share/doc/([^/]+)/copyright$")
-_LICENSE_LINE = re.compile(r"^License:\s*(\S+)", re.MULTILINE)
+_LICENSE_LINE = re.compile(r"^License:[ \t]*(\S[^\n]*)", re.MULTILINE)
+_CHOICE = re.compile(r"\s+(?:or|and)\s+", re.IGNORECASE)
 _COMMON_LICENSE = re.compile(r"/usr/share/common-licenses/([0-9A-Za-z_.+\-]+)")
 _SOURCE = re.compile(r"^(\S+)\s*\((.+)\)\s*$")
 _MAX_STATUS = 64 * 1024 * 1024
-_MAX_COPYRIGHT = 1024 * 1024
+_MAX_COPYRIGHT = 16 * 1024 * 1024  # boost's is 2 MB
 
 
 def copyright_licenses(text: str) -> tuple[str, ...]:
     """Licenses named in a Debian copyright file: ``License:`` lines of the machine-readable
-    format (DEP-5) and references to ``/usr/share/common-licenses/NAME``. Sorted, unique."""
-    found = {m.group(1).rstrip(",;.") for m in _LICENSE_LINE.finditer(text)}
-    for m in _COMMON_LICENSE.finditer(text):
-        found.add(m.group(1).rstrip(".,;"))
-    return tuple(sorted(x for x in found if x))
+    format (DEP-5; "A or B" gives both, "GPL-2 with X exception" gives GPL-2) and every
+    reference to ``/usr/share/common-licenses/NAME``. Sorted, unique."""
+    found: set[str] = set()
+    for m in _LICENSE_LINE.finditer(text):
+        for choice in _CHOICE.split(m.group(1).strip()):
+            found.add(choice.split()[0] if choice.split() else "")
+    found.update(m.group(1) for m in _COMMON_LICENSE.finditer(text))
+    cleaned = {x.strip(".,;:()") for x in found}
+    # DEP-5's "none" means no license; a free-text first line ("License:  * Permission...")
+    # names none either
+    return tuple(
+        sorted(x for x in cleaned if x and x.lower() != "none" and any(c.isalnum() for c in x))
+    )
 
 
 def _installed(fields: dict[str, str], *, distroless: bool) -> bool:

@@ -169,7 +169,8 @@ def main_version(info: BuildInfo) -> str:
     settings = dict(info.settings)
     m = _LDFLAG_VERSION.search(settings.get("-ldflags", ""))
     if m:
-        return m.group(1)
+        # Go module versions carry the "v" prefix; "-X main.version=1.18.1" is v1.18.1
+        return m.group(1) if not m.group(1)[:1].isdigit() else "v" + m.group(1)
     revision, stamp = settings.get("vcs.revision", ""), settings.get("vcs.time", "")
     if len(revision) >= 12 and len(stamp) >= 19:
         digits = "".join(ch for ch in stamp[:19] if ch.isdigit())

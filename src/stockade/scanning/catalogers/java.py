@@ -147,10 +147,20 @@ def _manifest_licenses(manifest: dict[str, str]) -> tuple[str, ...]:
     return tuple(x.strip() for x in value.split(",") if x.strip())[:8] if value else ()
 
 
+_GROUP = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+$")
+
+
 def _group_from_manifest(manifest: dict[str, str]) -> str:
-    for key in ("Implementation-Vendor-Id", "Automatic-Module-Name", "Bundle-SymbolicName"):
+    """A Maven group guessed from manifest fields that usually hold a reverse domain name."""
+    keys = (
+        "Implementation-Vendor-Id",
+        "Bundle-SymbolicName",
+        "Automatic-Module-Name",
+        "Main-Class",
+    )
+    for key in keys:
         value = manifest.get(key, "").split(";")[0].strip()
-        if value:
+        if _GROUP.match(value):
             return value
     return ""
 

@@ -16,10 +16,12 @@ def os_purl(pkg: Package, distro: Distro | None) -> str:
     upstream = None
     if pkg.type == "rpm":
         upstream = pkg.meta("sourcerpm")
-    elif pkg.source_name and pkg.source_name != pkg.name:
-        upstream = pkg.source_name
-        if pkg.source_version and pkg.source_version != pkg.version:
-            upstream = f"{upstream}@{pkg.source_version}"
+    elif pkg.source_name:
+        # the source package, with its version when it differs (binNMUs: bash 5.2.15-2+b13
+        # is built from bash 5.2.15-2), as syft writes it
+        other_version = pkg.source_version and pkg.source_version != pkg.version
+        if pkg.source_name != pkg.name or other_version:
+            upstream = pkg.source_name + (f"@{pkg.source_version}" if other_version else "")
     version = pkg.version
     qualifiers: list[tuple[str, str | None]] = [("arch", pkg.arch), ("upstream", upstream)]
     if pkg.type == "rpm":
