@@ -270,3 +270,23 @@ def test_debian_advisory_bundles_join_their_cves(
         ),
     }
     assert {f.severity for f in match(inv, sqlite_store)} == {Severity.HIGH}
+
+
+def test_matching_on_both_databases(any_store: Store, advisories_dir: Path) -> None:
+    import_sources(
+        any_store, [str(advisories_dir / "osv-samples"), str(advisories_dir / "debian-tracker")]
+    )
+    inv = Inventory(
+        source="both",
+        distro=Distro(id="debian", version_id="12"),
+        packages=(
+            _pkg("python", "requests", "2.30.0"),
+            Package(type="deb", name="apparmor", version="2.10-1"),
+        ),
+    )
+    got = _summary(match(inv, any_store))
+    assert set(got) == {
+        ("requests", "2.30.0", "CVE-2023-32681"),
+        ("apparmor", "2.10-1", "CVE-2016-1585"),
+        ("apparmor", "2.10-1", "CVE-2017-6507"),
+    }
