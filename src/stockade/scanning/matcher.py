@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from urllib.parse import unquote
 
 from stockade.model import Finding, Pillar, ResourceRef, Severity
 from stockade.model.errors import UsageError
@@ -134,13 +135,16 @@ def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
             return f"{pkg.name} {pkg.version}: unknown distribution, OS package not checked"
         name = pkg.source_name or pkg.name
         version = pkg.version if pkg.type == "apk" else (pkg.source_version or pkg.version)
+        epoch = pkg.meta("epoch")
+        if pkg.type == "rpm" and epoch and epoch != "0" and ":" not in version:
+            version = f"{epoch}:{version}"  # rpm headers keep the epoch apart
         return Target(package=pkg, ecosystem=distro_eco, name=name, version=version)
     eco = _LANGUAGE_TYPES.get(pkg.type)
     if eco is None:
         return f"{pkg.name} {pkg.version}: package type {pkg.type!r} has no advisory ecosystem"
     name = pkg.name
     if eco == "maven" and ":" not in name:
-        group = pkg.meta("group") or pkg.meta("groupId")
+        group = pkg.meta("maven-group") or pkg.meta("group") or _purl_namespace(pkg.purl, "maven")
         if not group:
             return f"{pkg.name} {pkg.version}: Maven package without a groupId"
         name = f"{group}:{pkg.name}"
@@ -150,6 +154,16 @@ def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
 
 
 _NO_VERSIONS: frozenset[str] = frozenset()
+
+
+def _purl_namespace(purl: str, kind: str) -> str | None:
+    """``pkg:maven/org.example/artifact@1.0`` -> ``org.example``."""
+    prefix = f"pkg:{kind}/"
+    if not purl.startswith(prefix):
+        return None
+    path = purl[len(prefix) :].split("@", 1)[0].split("?", 1)[0]
+    namespace, _, _name = path.rpartition("/")
+    return unquote(namespace) or None
 
 
 def _parse_entry(row: tuple[Any, ...], key: Callable[[str], Any]) -> _Entry:
