@@ -183,21 +183,24 @@ def _parse_entry(row: tuple[Any, ...], key: Callable[[str], Any]) -> _Entry:
 def affected_by(key: Any, text: str, entry: _Entry) -> _Hit | None:
     """Whether the installed version (key, text) is affected by the entry, and its fix."""
     for events in entry.ranges:
+        # Events are in version order: apply those at or below the installed version; the first
+        # one above it ends the walk (and, if it is a "fixed", is this interval's fix).
         affected = False
         fix: str | None = None
         for kind, k, vtext in events:
             if kind == "introduced":
-                if k is None or k <= key:
-                    affected, fix = True, None
-            elif kind == "fixed":
-                if k <= key:
-                    affected = False
-                elif affected and fix is None:
-                    fix = vtext
+                if k is not None and k > key:
+                    break
+                affected = True
             elif kind == "last_affected":
-                if k < key:
-                    affected = False
-            elif kind == "limit" and k <= key:
+                if k >= key:
+                    break
+                affected = False
+            elif k > key:  # "fixed" or "limit"
+                if affected and kind == "fixed":
+                    fix = vtext
+                break
+            else:
                 affected = False
         if affected:
             return _Hit(entry, fix)
