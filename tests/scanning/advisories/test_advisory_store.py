@@ -145,3 +145,34 @@ def test_sources_config(tmp_path: Path, advisories_dir: Path) -> None:
             load_config(cfg)
     with pytest.raises(ConfigError, match="no sources configured"):
         load_config(tmp_path / "none.yaml")
+
+
+@pytest.mark.parametrize("column_already_there", [False, True])
+def test_upgrade_from_the_first_schema(
+    tmp_path: Path, advisories_dir: Path, column_already_there: bool
+) -> None:
+    """Databases made at advisories_0001 (with or without the early `upstream` column) upgrade."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from stockade.store import open_store
+    from stockade.store.db import _alembic_config, current_heads
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "advisories_0001")
+        if column_already_there:
+            conn.execute(
+                text(
+                    "ALTER TABLE adv_vulnerabilities ADD COLUMN upstream TEXT NOT NULL DEFAULT '[]'"
+                )
+            )
+    engine.dispose()
+    store = open_store(url)
+    try:
+        assert "advisories_0002" in current_heads(store)
+        import_sources(store, [str(advisories_dir / "osv-samples")])
+        assert db_info(store).records == 19
+    finally:
+        store.close()
