@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from stockade.scanning.advisories.model import EventKind, VersionRange
 from stockade.scanning.advisories.store import _sorted_events
-from stockade.scanning.matcher import _parse_entry, affected_by
+from stockade.scanning.match_eval import affected_by, parse_entry
 from stockade.scanning.versions import SCHEMES
 
 PEP440 = SCHEMES["pep440"]
@@ -67,7 +67,7 @@ def test_ranges_match_brute_force(vs: list[str], data: st.DataObject) -> None:
         events.append((EventKind.INTRODUCED, open_from))
     events = data.draw(st.permutations(events))  # upstream order is not guaranteed
     stored = _sorted_events("pypi", VersionRange(type="ECOSYSTEM", events=tuple(events)))
-    entry = _parse_entry(_row(stored), PEP440.key)
+    entry = parse_entry(_row(stored), PEP440.key)
 
     def expected(v: str) -> tuple[bool, str | None]:
         k = PEP440.key(v)
