@@ -39,7 +39,8 @@ from stockade.scanning.advisories.model import (
 from stockade.scanning.advisories.store import _LOOKUP_COLUMNS, write_batches
 from stockade.scanning.advisory_tables import adv_affected, adv_vulnerabilities
 from stockade.scanning.interface import Distro, Inventory, Package
-from stockade.scanning.matcher import Matcher, _parse_entry, affected_by, target_for
+from stockade.scanning.match_eval import affected_by, parse_entry
+from stockade.scanning.matcher import Matcher, target_for
 from stockade.scanning.versions import SCHEMES, scheme_for
 from stockade.store import open_store
 
@@ -205,7 +206,7 @@ def naive_match(store, inventory: Inventory) -> int:
                 .where(adv_affected.c.ecosystem == t.ecosystem, adv_affected.c.package == t.name)
             )
             for row in conn.execute(q):
-                entry = _parse_entry(tuple(row), parse)
+                entry = parse_entry(tuple(row), parse)
                 if affected_by(parse(t.version), t.version, entry):
                     hits += 1
     return hits

@@ -67,7 +67,13 @@ def test_language_packages(loaded: Store) -> None:
                 "java-archive",
                 "xwiki-commons-core",
                 "11.10.12",
-                meta={"group": "org.xwiki.commons"},
+                meta={"maven-group": "org.xwiki.commons"},  # as the Java cataloger writes it
+            ),
+            Package(
+                type="java-archive",
+                name="xwiki-commons-core",
+                version="11.6.1",
+                purl="pkg:maven/org.xwiki.commons/xwiki-commons-core@11.6.1",
             ),
             _pkg("go-module", "github.com/gin-gonic/gin", "v1.5.0"),
             _pkg("go-module", "github.com/gin-gonic/gin", "v1.6.0"),
@@ -100,6 +106,11 @@ def test_language_packages(loaded: Store) -> None:
             ("GHSA-76mp-659p-rw65",),
         ),
         ("xwiki-commons-core", "11.10.12", "CVE-2021-32620"): (
+            "fixed",
+            "11.10.13",
+            ("GHSA-76mp-659p-rw65",),
+        ),
+        ("xwiki-commons-core", "11.6.1", "CVE-2021-32620"): (
             "fixed",
             "11.10.13",
             ("GHSA-76mp-659p-rw65",),
@@ -270,3 +281,50 @@ def test_debian_advisory_bundles_join_their_cves(
         ),
     }
     assert {f.severity for f in match(inv, sqlite_store)} == {Severity.HIGH}
+
+
+def test_matching_on_both_databases(any_store: Store, advisories_dir: Path) -> None:
+    import_sources(
+        any_store, [str(advisories_dir / "osv-samples"), str(advisories_dir / "debian-tracker")]
+    )
+    inv = Inventory(
+        source="both",
+        distro=Distro(id="debian", version_id="12"),
+        packages=(
+            _pkg("python", "requests", "2.30.0"),
+            Package(type="deb", name="apparmor", version="2.10-1"),
+        ),
+    )
+    got = _summary(match(inv, any_store))
+    assert set(got) == {
+        ("requests", "2.30.0", "CVE-2023-32681"),
+        ("apparmor", "2.10-1", "CVE-2016-1585"),
+        ("apparmor", "2.10-1", "CVE-2017-6507"),
+    }
+
+
+def test_lookup_targets_follow_the_catalogers() -> None:
+    from stockade.scanning.matcher import Target, target_for
+
+    deb = Package(
+        type="deb",
+        name="libssl3",
+        version="3.0.11-1~deb12u2+b1",
+        source_name="openssl",
+        source_version="3.0.11-1~deb12u2",
+    )
+    rpm = Package(
+        type="rpm",
+        name="bash",
+        version="5.1.8-6.el9",
+        source_name="bash",
+        metadata=(("epoch", "1"),),
+    )
+    apk = Package(type="apk", name="libcrypto3", version="3.1.4-r0", source_name="openssl")
+    py = Package(type="python", name="Zope.Interface", version="6.0")
+    got = {p.type: target_for(p, "x:1") for p in (deb, rpm, apk, py)}
+    assert all(isinstance(t, Target) for t in got.values())
+    assert (got["deb"].name, got["deb"].version) == ("openssl", "3.0.11-1~deb12u2")
+    assert (got["rpm"].name, got["rpm"].version) == ("bash", "1:5.1.8-6.el9")
+    assert (got["apk"].name, got["apk"].version) == ("openssl", "3.1.4-r0")
+    assert (got["python"].ecosystem, got["python"].name) == ("pypi", "zope-interface")

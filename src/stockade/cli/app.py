@@ -17,6 +17,9 @@ COMMAND_MODULES = (
     "stockade.cli.bench",
     "stockade.cli.scan",
     "stockade.cli.sample",
+    "stockade.cli.bench_nodes",
+    "stockade.cli.bench_workloads",
+    "stockade.cli.report",
     "stockade.cli.admission",
     "stockade.cli.sbom",
 )

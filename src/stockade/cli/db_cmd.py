@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from stockade.cli.common import DbOption, console, emit, err_console, open_db
+from stockade.cli.common import DbOption, RichObserver, console, emit, err_console, open_db
 
 db_app = typer.Typer(help="The project database: migrations, advisory data.", no_args_is_help=True)
 
@@ -65,7 +65,9 @@ def import_cmd(
     from stockade.scanning.advisories.update import import_sources
 
     store = open_db(db)
-    _report(import_sources(store, sources), verbose)
+    with RichObserver() as observer:
+        batches = import_sources(store, sources, observer=observer)
+    _report(batches, verbose)
 
 
 @db_app.command("update")
@@ -84,7 +86,9 @@ def update_cmd(
 
     sources = load_config(config or default_config_path())
     store = open_db(db)
-    _report(import_sources(store, sources), verbose)
+    with RichObserver() as observer:
+        batches = import_sources(store, sources, observer=observer)
+    _report(batches, verbose)
 
 
 @db_app.command("status")

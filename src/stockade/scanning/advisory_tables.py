@@ -30,7 +30,7 @@ adv_vulnerabilities = Table(
     Column("vuln_id", String(200), nullable=False),
     Column("data_source", String(40), nullable=False),
     Column("aliases", Text, nullable=False),  # JSON list
-    Column("upstream", Text, nullable=False),  # JSON list: ids a DSA/USN bundles
+    Column("upstream", Text, nullable=False, server_default="[]"),  # JSON: ids a DSA/USN bundles
     Column("summary", Text, nullable=False),
     Column("severity", String(40)),
     Column("cvss_vector", Text),

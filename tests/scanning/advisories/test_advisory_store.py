@@ -4,7 +4,9 @@ on SQLite and PostgreSQL, and imports from real HTTP and file:// URLs."""
 from __future__ import annotations
 
 import http.server
+import shutil
 import threading
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -85,8 +87,14 @@ def test_freshness(sqlite_store: Store, advisories_dir: Path) -> None:
 
 
 @pytest.fixture
-def http_dir(advisories_dir: Path) -> Iterator[str]:
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(advisories_dir))
+def http_dir(advisories_dir: Path, tmp_path: Path) -> Iterator[str]:
+    """A real HTTP server on loopback serving the samples (and an OSV all.zip made from them)."""
+    root = tmp_path / "www"
+    shutil.copytree(advisories_dir, root)
+    with zipfile.ZipFile(root / "all.zip", "w") as zf:
+        for f in sorted((advisories_dir / "osv-samples").glob("*.json")):
+            zf.write(f, f.name)
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
     handler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -108,6 +116,8 @@ def test_import_from_http_and_file_urls(
     info = db_info(sqlite_store)
     assert [s.name for s in info.sources] == [url, file_url]
     assert info.records == 3
+    import_sources(sqlite_store, [f"{http_dir}/all.zip"])
+    assert db_info(sqlite_store).sources[-1].records == 19
     with pytest.raises(AdvisoryError, match="HTTP 404"):
         import_sources(sqlite_store, [f"{http_dir}/missing.json"])
     with pytest.raises(AdvisoryError, match="cannot download"):
@@ -135,3 +145,34 @@ def test_sources_config(tmp_path: Path, advisories_dir: Path) -> None:
             load_config(cfg)
     with pytest.raises(ConfigError, match="no sources configured"):
         load_config(tmp_path / "none.yaml")
+
+
+@pytest.mark.parametrize("column_already_there", [False, True])
+def test_upgrade_from_the_first_schema(
+    tmp_path: Path, advisories_dir: Path, column_already_there: bool
+) -> None:
+    """Databases made at advisories_0001 (with or without the early `upstream` column) upgrade."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from stockade.store import open_store
+    from stockade.store.db import _alembic_config, current_heads
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "advisories_0001")
+        if column_already_there:
+            conn.execute(
+                text(
+                    "ALTER TABLE adv_vulnerabilities ADD COLUMN upstream TEXT NOT NULL DEFAULT '[]'"
+                )
+            )
+    engine.dispose()
+    store = open_store(url)
+    try:
+        assert "advisories_0002" in current_heads(store)
+        import_sources(store, [str(advisories_dir / "osv-samples")])
+        assert db_info(store).records == 19
+    finally:
+        store.close()

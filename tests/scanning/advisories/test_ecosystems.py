@@ -40,6 +40,7 @@ def test_from_distro() -> None:
     assert eco.from_distro("debian", "12") == "debian:12"
     assert eco.from_distro("debian", "", "trixie") == "debian:13"
     assert eco.from_distro("alpine", "3.19.1") == "alpine:3.19"
+    assert eco.from_distro("alpine", "3.20_alpha20240329") == "alpine:3.20"
     assert eco.from_distro("ubuntu", "22.04") == "ubuntu:22.04"
     assert eco.from_distro("rhel", "9.3") == "redhat:9"
     assert eco.from_distro("gentoo", "2.14") is None

@@ -102,6 +102,18 @@ def test_alpine_parts(advisories_dir: Path) -> None:
     assert aff["alpine:3.4"].package == "openssl" and aff["alpine:3.4"].fixed_version == "1.0.2h-r0"
 
 
+def test_alpine_parts_with_a_bad_version(advisories_dir: Path, tmp_path: Path) -> None:
+    parts = json.loads(
+        (advisories_dir / "alpine-secfixes" / "CVE-2016-2176.alpine.json").read_text()
+    )
+    parts[0]["fixed_version"]["AffectedVersions"][0]["Introduced"] = "1.0 beta"
+    (tmp_path / "CVE-2016-2176.alpine.json").write_text(json.dumps(parts))
+    batch = read_source(str(tmp_path))
+    (adv,) = batch.advisories
+    assert len(adv.affected) == len(parts) - 1
+    assert "invalid apk version '1.0 beta'" in str(batch.problems[0])
+
+
 def test_alpine_secdb_format(tmp_path: Path) -> None:
     """The published secdb shape (values as in secdb v3.4 main for openssl)."""
     doc = {

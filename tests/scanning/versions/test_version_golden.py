@@ -184,3 +184,65 @@ def test_keys_are_cached_and_immutable() -> None:
     s = SCHEMES["dpkg"]
     assert s.key("1.2-3") is s.key("1.2-3")
     assert isinstance(s.key("1.2-3"), tuple)
+
+
+# The ordered lists Maven's own ComparableVersion tests use (qualifiers, then numbers).
+MAVEN_ORDERED = [
+    [
+        "1-alpha2snapshot",
+        "1-alpha2",
+        "1-alpha-123",
+        "1-beta-2",
+        "1-beta123",
+        "1-m2",
+        "1-m11",
+        "1-rc",
+        "1-cr2",
+        "1-rc123",
+        "1-SNAPSHOT",
+        "1",
+        "1-sp",
+        "1-sp2",
+        "1-sp123",
+        "1-abc",
+        "1-def",
+        "1-pom-1",
+        "1-1-snapshot",
+        "1-1",
+        "1-2",
+        "1-123",
+    ],
+    [
+        "2.0",
+        "2-1",
+        "2.0.a",
+        "2.0.0.a",
+        "2.0.2",
+        "2.0.123",
+        "2.1.0",
+        "2.1-a",
+        "2.1b",
+        "2.1-c",
+        "2.1-1",
+        "2.1.0.1",
+        "2.2",
+        "2.123",
+        "11.a2",
+        "11.a11",
+        "11.b2",
+        "11.b11",
+        "11.m2",
+        "11.m11",
+        "11",
+        "11.a",
+        "11b",
+        "11c",
+        "11m",
+    ],
+]
+
+
+@pytest.mark.parametrize("ordered", MAVEN_ORDERED)
+def test_maven_reference_order(ordered: list[str]) -> None:
+    s = SCHEMES["maven"]
+    assert all(s.compare(a, b) == -1 for a, b in itertools.combinations(ordered, 2))

@@ -96,8 +96,10 @@ def convert_parts(doc: list[dict[str, Any]], where: str) -> tuple[list[Advisory]
                 fixed = av.get("Fixed") or ""
                 if not fixed:
                     continue
-                _APK.key(fixed)
-                entries.append((eco, str(part["pkg_name"]), av.get("Introduced") or "0", fixed))
+                introduced = av.get("Introduced") or "0"
+                for v in (fixed, introduced) if introduced != "0" else (fixed,):
+                    _APK.key(v)  # a bad version skips this part, not the import
+                entries.append((eco, str(part["pkg_name"]), introduced, fixed))
         except (
             KeyError,
             TypeError,

@@ -25,8 +25,8 @@ class UnknownEcosystem(ValueError):
 
 
 def _major_minor(release: str) -> str:
-    parts = release.lstrip("v").split(".")
-    return ".".join(parts[:2])
+    m = re.match(r"v?(\d+)\.(\d+)", release)  # "3.20_alpha20240329" -> "3.20"
+    return f"{m.group(1)}.{m.group(2)}" if m else release.lstrip("v")
 
 
 def from_osv(text: str) -> str:

@@ -103,7 +103,13 @@ def _text_severity(value: Any) -> str | None:
 
 
 def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | None:
-    if not isinstance(entry, dict) or not isinstance(entry.get("package"), dict):
+    if not isinstance(entry, dict):
+        raise RecordError("affected entry is not an object")
+    if not isinstance(entry.get("package"), dict):
+        types = {r.get("type") for r in entry.get("ranges") or [] if isinstance(r, dict)}
+        if types == {"GIT"}:
+            problems.append(Problem(where=where, message="GIT range without a package skipped"))
+            return None
         raise RecordError("affected entry without a package")
     pkg = entry["package"]
     raw_eco, raw_name = pkg.get("ecosystem"), pkg.get("name")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stockade.model.errors import AdvisoryError, ConfigError
+from stockade.model.progress import NullObserver, Observer
 from stockade.scanning.advisories.model import ImportBatch
 from stockade.scanning.advisories.reader import describe, read_source
 from stockade.scanning.advisories.store import write_batches
@@ -28,12 +29,21 @@ def default_config_path() -> Path:
 
 
 def import_sources(
-    store: Store, sources: Sequence[str], *, timeout: float = 60.0
+    store: Store,
+    sources: Sequence[str],
+    *,
+    timeout: float = 60.0,
+    observer: Observer | None = None,
 ) -> list[ImportBatch]:
     """Read every source, then store them all in one transaction (all or nothing)."""
+    obs = observer or NullObserver()
     batches = []
     for src in sources:
-        batch = read_source(src, timeout=timeout)
+        task = obs.task(f"reading {src}")
+        try:
+            batch = read_source(src, timeout=timeout)
+        finally:
+            obs.finish(task)
         batch.source = describe(src)
         if not batch.advisories and batch.problems:
             raise AdvisoryError(
@@ -42,7 +52,11 @@ def import_sources(
                 subject=src,
             )
         batches.append(batch)
-    write_batches(store, batches)
+    task = obs.task(f"storing {sum(len(b.advisories) for b in batches)} records")
+    try:
+        write_batches(store, batches)
+    finally:
+        obs.finish(task)
     return batches
 
 

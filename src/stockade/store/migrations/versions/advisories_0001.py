@@ -31,7 +31,6 @@ def upgrade() -> None:
         sa.Column("vuln_id", sa.String(200), nullable=False),
         sa.Column("data_source", sa.String(40), nullable=False),
         sa.Column("aliases", sa.Text, nullable=False),
-        sa.Column("upstream", sa.Text, nullable=False),
         sa.Column("summary", sa.Text, nullable=False),
         sa.Column("severity", sa.String(40)),
         sa.Column("cvss_vector", sa.Text),
