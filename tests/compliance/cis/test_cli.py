@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from compliance.cis.fixtures import GOLDEN, build, load_spec
-from conftest import require
+from tests.support import require
 from stockade.store import open_store
 from stockade.store.records import list_findings
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from compliance.cis.fixtures import GOLDEN, build, load_spec
-from conftest import require
+from tests.support import require
 from stockade.compliance.cis import loader
 from stockade.compliance.cis.engine import run
 from stockade.compliance.cis.node import Node, open_node

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tests.compliance.cis.fixtures import GOLDEN as NODES
 from tests.compliance.cis.fixtures import build, load_spec
-from tests.conftest import require
+from tests.support import require
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "workloads" / "golden"
 
