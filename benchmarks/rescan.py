@@ -44,9 +44,8 @@ def main() -> None:
     parser.add_argument("--ref", help="image reference (default: the sample image, OCI layout)")
     opts = parser.parse_args()
 
-    from tests.scanning.scan_cli_support import make_db
-
     from stockade.scanning.samples import build_sample
+    from tests.scanning.scan_cli_support import make_db
 
     ref = opts.ref
     if ref is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-from tests.admission.webhook import EXAMPLES, manifests
 
 from stockade.admission.engine import decide
 from stockade.admission.images import parse_image
@@ -14,6 +13,7 @@ from stockade.admission.policy import load_policy, parse_policy
 from stockade.admission.vulns import CachedVulnSource, FileVulnSource
 from stockade.admission.workload import workload_of
 from stockade.model import ConfigError, Severity
+from tests.admission.webhook import EXAMPLES, manifests
 
 OBJECTS = manifests()
 BASE = OBJECTS["Deployment/prod/pay"]

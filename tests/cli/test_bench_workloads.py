@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
 from tests.support import require
 
 GOLDEN = Path(__file__).resolve().parents[1] / "compliance" / "workloads" / "golden"

@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import require
 
 from stockade.scanning import sbom
 from stockade.scanning.interface import Inventory
+from tests.conftest import require
 
 
 def run(*args: str, db: Path | None = None) -> subprocess.CompletedProcess[str]:

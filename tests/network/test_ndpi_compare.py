@@ -9,11 +9,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.conftest import require
-
 from stockade.network.analysis import Inspectors
 from stockade.network.lab.inventory import Identities
 from stockade.network.sensor import run_pcap
+from tests.conftest import require
 
 PCAP = Path(__file__).parent / "fixtures" / "protocols" / "loopback.pcap"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.conftest import require
 
 from stockade.network.tls import CIPHER_SUITES, handshake_bytes, inspect
+from tests.conftest import require
 
 FIXTURES = Path(__file__).parent / "fixtures" / "protocols"
 

@@ -14,11 +14,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import SHARED, require
-from tests.scanning.simple_catalogers import all_catalogers
 
 from stockade.scanning.imagewrite import Layer, image_config, sha, tar_from_entries
 from stockade.scanning.samples import SampleImage, build_sample
+from tests.conftest import SHARED, require
+from tests.scanning.simple_catalogers import all_catalogers
 
 OPEN_REGISTRY = "127.0.0.1:5000"
 AUTH_REGISTRY = "127.0.0.1:5001"

@@ -8,11 +8,10 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from tests.conftest import SHARED
-
 from stockade.scanning.advisories.reader import read_source
 from stockade.scanning.advisories.store import write_batches
 from stockade.store import open_store
+from tests.conftest import SHARED
 
 HERE = Path(__file__).parent
 OWN_RECORDS = HERE / "data" / "sample-advisories"

@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.scanning.conftest import write_raw_oci
 
 from stockade.model.errors import ImageError, UsageError
 from stockade.scanning.imagewrite import compress, sha, tar_from_entries
 from stockade.scanning.inventory import build_inventory
 from stockade.scanning.samples import SampleImage
+from tests.scanning.conftest import write_raw_oci
 
 ROOT = Path(__file__).resolve().parents[2]
 # A throwaway command on the real app, run through the real entry point (stockade.cli.app.main).

@@ -5,11 +5,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from tests.scanning.scan_support import DIGEST, IMAGE, gate
 
 from stockade.model import ConfigError, Severity
 from stockade.scanning.gate import Policy
 from stockade.scanning.policy_files import load_ignore_file, load_vex, purl_base
+from tests.scanning.scan_support import DIGEST, IMAGE, gate
 
 TODAY = date(2026, 11, 27)
 

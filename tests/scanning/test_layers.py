@@ -8,13 +8,13 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.scanning.conftest import write_raw_oci
 
 from stockade.model.errors import DigestMismatch, ImageError, UnsafeImage
 from stockade.scanning.imagewrite import LAYER_MEDIA, compress, sha, tar_from_entries
 from stockade.scanning.interface import LayerInfo
 from stockade.scanning.inventory import build_inventory
 from stockade.scanning.layers import Limits, detect_compression, read_layer
+from tests.scanning.conftest import write_raw_oci
 
 STATUS = b"Package: demo\nStatus: install ok installed\nVersion: 1.0\n"
 

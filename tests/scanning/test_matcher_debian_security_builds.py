@@ -15,12 +15,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import require
 
 from stockade.scanning.advisories.update import import_sources
 from stockade.scanning.interface import Distro, Inventory, Package
 from stockade.scanning.matcher import Matcher
 from stockade.store import Store
+from tests.conftest import require
 
 _HEADER = re.compile(r"^([a-z0-9][a-z0-9.+-]+) \(([^)\s]+)\) [^;]+;")
 _CVE = re.compile(r"CVE-\d{4}-\d{4,}")

@@ -10,6 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from stockade.model.errors import DigestMismatch, ImageError, RegistryError, UsageError
+from stockade.scanning.inventory import build_inventory
+from stockade.scanning.samples import SampleImage, push_sample
+from stockade.scanning.sources.registry import RegistryClient
 from tests.conftest import require
 from tests.scanning.conftest import AUTH_PASSWORD, AUTH_REGISTRY, AUTH_USER, OPEN_REGISTRY
 from tests.scanning.registry_servers import (
@@ -18,11 +23,6 @@ from tests.scanning.registry_servers import (
     docker_registry,
     token_auth_yaml,
 )
-
-from stockade.model.errors import DigestMismatch, ImageError, RegistryError, UsageError
-from stockade.scanning.inventory import build_inventory
-from stockade.scanning.samples import SampleImage, push_sample
-from stockade.scanning.sources.registry import RegistryClient
 
 pytestmark = pytest.mark.registry
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import require
-from tests.scanning.scan_cli_support import OWN_RECORDS, make_db, run, shared_samples
 
 from stockade.model import StockadeError
+from tests.conftest import require
+from tests.scanning.scan_cli_support import OWN_RECORDS, make_db, run, shared_samples
 
 REGISTRY = "127.0.0.1:5000"
 pytestmark = pytest.mark.registry

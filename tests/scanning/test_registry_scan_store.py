@@ -6,7 +6,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from tests.scanning.scan_support import DIGEST, IMAGE, report, sample_inventory
 
 from stockade.model import Severity, StoreError
 from stockade.scanning.gate import Policy
@@ -22,6 +21,7 @@ from stockade.scanning.scan_store import (
     stored_digests,
 )
 from stockade.store.records import list_findings
+from tests.scanning.scan_support import DIGEST, IMAGE, report, sample_inventory
 
 
 def test_inventory_round_trip() -> None:

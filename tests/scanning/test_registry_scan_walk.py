@@ -8,7 +8,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from tests.scanning.scan_support import sample_findings, sample_inventory
 
 from stockade.model import ImageError, Severity
 from stockade.scanning.gate import Policy
@@ -17,6 +16,7 @@ from stockade.scanning.pipeline import Backend, ScanOptions
 from stockade.scanning.registry_scan import render_walk, walk_registry, watch_registry
 from stockade.scanning.results import DatabaseInfo
 from stockade.scanning.scan_store import list_images, run_count
+from tests.scanning.scan_support import sample_findings, sample_inventory
 
 HOST = "127.0.0.1:5000"
 D1, D2 = "sha256:" + "11" * 32, "sha256:" + "22" * 32

@@ -7,7 +7,6 @@ import jsonschema
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
-from tests.scanning.scan_support import DIGEST, IMAGE, report
 
 from stockade.model import Severity
 from stockade.scanning.gate import Policy
@@ -17,6 +16,7 @@ from stockade.scanning.reports.cyclonedx import render_cyclonedx
 from stockade.scanning.reports.json_report import render_json
 from stockade.scanning.reports.sarif import render_sarif
 from stockade.scanning.reports.table import render_table
+from tests.scanning.scan_support import DIGEST, IMAGE, report
 
 SARIF_SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
 

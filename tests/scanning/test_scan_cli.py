@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.scanning.scan_cli_support import make_db, run
 
 from stockade.scanning.interface import Distro, ImageInfo, Inventory, Package
 from stockade.scanning.pipeline import ScanOptions, evaluate, real_backend
 from stockade.scanning.scan_store import record_scan, save_inventory
 from stockade.store import open_store
+from tests.scanning.scan_cli_support import make_db, run
 
 
 def assert_one_line_error(out, code: int, *needles: str) -> None:

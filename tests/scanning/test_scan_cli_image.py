@@ -11,10 +11,10 @@ import jsonschema
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
-from tests.conftest import require
-from tests.scanning.scan_cli_support import make_db, run
 
 from stockade.model import StockadeError
+from tests.conftest import require
+from tests.scanning.scan_cli_support import make_db, run
 
 SARIF_SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import require
 from tests.scanning.scan_cli_support import make_db, run
 

@@ -10,11 +10,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from tests.compliance.cis.fixtures import GOLDEN, build, load_spec
-from tests.support import require
 
 from stockade.store import open_store
 from stockade.store.records import list_findings
+from tests.compliance.cis.fixtures import GOLDEN, build, load_spec
+from tests.support import require
 
 
 def stockade(*args: str) -> subprocess.CompletedProcess[str]:

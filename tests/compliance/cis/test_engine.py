@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.compliance.cis.fixtures import GOLDEN, build, load_spec
-from tests.support import require
 
 from stockade.compliance.cis import loader
 from stockade.compliance.cis.engine import run
 from stockade.compliance.cis.node import Node, open_node
 from stockade.model import Status
+from tests.compliance.cis.fixtures import GOLDEN, build, load_spec
+from tests.support import require
 
 
 @pytest.fixture

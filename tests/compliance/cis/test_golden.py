@@ -12,13 +12,13 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.compliance.cis.fixtures import GOLDEN, build, load_spec
-from tests.support import require
 
 from stockade.compliance.cis import loader
 from stockade.compliance.cis.engine import run
 from stockade.compliance.cis.model import CheckType
 from stockade.compliance.cis.node import open_node
+from tests.compliance.cis.fixtures import GOLDEN, build, load_spec
+from tests.support import require
 
 FOLDERS = sorted(p for p in GOLDEN.iterdir() if (p / "node.yaml").is_file())
 

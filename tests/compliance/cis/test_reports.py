@@ -9,12 +9,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from tests.compliance.cis.fixtures import GOLDEN, build, load_spec
-from tests.support import require
 
 from stockade.compliance.cis import loader, report
 from stockade.compliance.cis.engine import run
 from stockade.compliance.cis.node import open_node
+from tests.compliance.cis.fixtures import GOLDEN, build, load_spec
+from tests.support import require
 
 REPORTS = Path(__file__).parent / "reports"
 CASES = {"k8s-apiserver-FAIL": ("kubernetes", ["1.2"]), "docker-runtime-FAIL": ("docker", ["5"])}

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.compliance.cis.fixtures import GOLDEN as NODES
 from tests.compliance.cis.fixtures import build, load_spec
 from tests.support import require

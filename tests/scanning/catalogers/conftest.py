@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import require
 from tests.scanning.catalogers import catalog_inputs
 

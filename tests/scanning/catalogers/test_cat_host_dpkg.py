@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import require
 from tests.scanning.catalogers.catalog_inputs import catalog_tree, syft_json
 

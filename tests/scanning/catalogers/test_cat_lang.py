@@ -14,6 +14,13 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from stockade.scanning.catalogers import finalize
+from stockade.scanning.catalogers.golang import MAGIC, GoBinaryCataloger, read_build_info
+from stockade.scanning.catalogers.java import MAX_NESTED, JavaArchiveCataloger, split_filename
+from stockade.scanning.catalogers.npm import NpmCataloger
+from stockade.scanning.catalogers.python import PythonCataloger, normalize_name
+from stockade.scanning.interface import FileEntry, Inventory
 from tests.scanning.catalogers.catalog_inputs import (
     JARS,
     catalog_tree,
@@ -22,13 +29,6 @@ from tests.scanning.catalogers.catalog_inputs import (
     syft_binary,
     wheels,
 )
-
-from stockade.scanning.catalogers import finalize
-from stockade.scanning.catalogers.golang import MAGIC, GoBinaryCataloger, read_build_info
-from stockade.scanning.catalogers.java import MAX_NESTED, JavaArchiveCataloger, split_filename
-from stockade.scanning.catalogers.npm import NpmCataloger
-from stockade.scanning.catalogers.python import PythonCataloger, normalize_name
-from stockade.scanning.interface import FileEntry, Inventory
 
 
 def entry(path: str, data: bytes, mode: int = 0o100644) -> FileEntry:

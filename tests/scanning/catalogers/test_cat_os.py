@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.conftest import require
-from tests.scanning.catalogers.catalog_inputs import catalog_tree, debs, rpmdb, rpmdb_bdb, syft_json
 
 from stockade.scanning.catalogers import default_catalogers, finalize
 from stockade.scanning.catalogers.apk import ApkCataloger
@@ -22,6 +20,8 @@ from stockade.scanning.catalogers.rpm import RpmCataloger
 from stockade.scanning.catalogers.rpm_bdb import read_values
 from stockade.scanning.catalogers.rpm_header import HeaderError, parse_header
 from stockade.scanning.interface import FileEntry, Inventory
+from tests.conftest import require
+from tests.scanning.catalogers.catalog_inputs import catalog_tree, debs, rpmdb, rpmdb_bdb, syft_json
 
 
 def entry(path: str, data: bytes, layer: str | None = None) -> FileEntry:

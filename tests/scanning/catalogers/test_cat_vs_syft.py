@@ -9,10 +9,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.conftest import require
-from tests.scanning.catalogers.catalog_inputs import catalog_tree, syft_json
 
 from stockade.scanning.catalogers.golang import read_build_info
+from tests.conftest import require
+from tests.scanning.catalogers.catalog_inputs import catalog_tree, syft_json
 
 TYPES = {"deb", "rpm", "apk", "python", "npm", "go-module", "java-archive"}
 REGISTRY = "github.com/docker/distribution/cmd/registry"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from tests.conftest import require
-from tests.scanning.catalogers import catalog_inputs
 
 from stockade.scanning.interface import ImageInfo, Inventory, LayerInfo
+from tests.conftest import require
+from tests.scanning.catalogers import catalog_inputs
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import require
-from tests.scanning.catalogers.catalog_inputs import syft_json
 
 from stockade.model.errors import InputError
 from stockade.scanning import sbom
 from stockade.scanning.interface import Inventory, Package
 from stockade.scanning.sbom import cyclonedx, spdx
+from tests.conftest import require
+from tests.scanning.catalogers.catalog_inputs import syft_json
 
 SCHEMAS = Path(__file__).parent / "schemas"
 

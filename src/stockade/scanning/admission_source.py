@@ -1,0 +1,102 @@
+"""The scan store as the admission webhook's vulnerability source (``admission.interface.VulnSource``).
+
+A reference scanned before answers from its latest stored run. A reference never scanned is scanned
+on demand in a background thread; the review waits at most its budget, and a scan that takes longer
+keeps running so the next review of that image finds its result.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from sqlalchemy import select
+
+from stockade.admission.interface import ImageVulns
+from stockade.model import Severity
+from stockade.scanning.scan_tables import scan_images
+from stockade.store import Store
+from stockade.store.tables import findings
+
+
+class StoreVulnSource:
+    def __init__(self, store: Store, *, scan_on_demand: bool = True, workers: int = 2) -> None:
+        self.store = store
+        self.scan_on_demand = scan_on_demand
+        self._workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: dict[str, Future[Any]] = {}
+        self._lock = threading.Lock()
+
+    def is_ready(self, image: str) -> bool:
+        return False  # answers come from the database
+
+    def summary(self, image: str, *, budget_s: float) -> ImageVulns | None:
+        stored = self.stored(image)
+        if stored is not None or not self.scan_on_demand:
+            return stored
+        future = self._scan(image)
+        try:
+            future.result(timeout=max(budget_s, 0.0))
+        except FutureTimeout:
+            return ImageVulns(image=image, scanned=False)
+        finally:
+            if future.done():
+                with self._lock:
+                    self._pending.pop(image, None)
+        return self.stored(image)
+
+    def stored(self, image: str) -> ImageVulns | None:
+        """The summary of the image's latest stored scan, or None if it was never scanned."""
+        with self.store.connect() as conn:
+            run_id = conn.execute(
+                select(scan_images.c.last_run_id).where(scan_images.c.reference == image)
+            ).scalar()
+            if run_id is None:
+                return None
+            rows = conn.execute(
+                select(findings.c.finding_id, findings.c.severity, findings.c.details).where(
+                    findings.c.run_id == run_id
+                )
+            ).all()
+        counts: dict[Severity, int] = {}
+        fixable: dict[Severity, int] = {}
+        ids: set[str] = set()
+        max_cvss: float | None = None
+        for finding_id, severity, details in rows:
+            sev = Severity.parse(severity)
+            counts[sev] = counts.get(sev, 0) + 1
+            d = details or {}
+            if d.get("fix_state") == "fixed":
+                fixable[sev] = fixable.get(sev, 0) + 1
+            ids.add(finding_id)
+            ids.update(d.get("aliases") or ())
+            score = d.get("cvss_score")
+            if isinstance(score, (int, float)):
+                max_cvss = score if max_cvss is None else max(max_cvss, float(score))
+        return ImageVulns(
+            image=image,
+            counts=counts,
+            fixable_counts=fixable,
+            ids=frozenset(ids),
+            max_cvss=max_cvss,
+        )
+
+    def _scan(self, image: str) -> Future[Any]:
+        with self._lock:
+            future = self._pending.get(image)
+            if future is None:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(
+                        max_workers=self._workers, thread_name_prefix="admission-scan"
+                    )
+                future = self._pool.submit(self._run_scan, image)
+                self._pending[image] = future
+        return future
+
+    def _run_scan(self, image: str) -> None:
+        from stockade.scanning.pipeline import ScanOptions, real_backend, scan_image
+
+        scan_image(self.store, image, ScanOptions(), real_backend())

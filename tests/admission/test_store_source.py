@@ -1,0 +1,59 @@
+"""Admission decisions from real scan results of the sample image, stored and scanned on demand."""
+
+from __future__ import annotations
+
+import pytest
+
+from stockade.admission.engine import decide
+from stockade.admission.policy import parse_policy
+from stockade.admission.workload import workload_of
+from stockade.model import Severity
+from stockade.scanning.admission_source import StoreVulnSource
+from stockade.scanning.samples import build_sample
+from stockade.store import open_store
+from tests.scanning.scan_cli_support import make_db, run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return build_sample()
+
+
+def pod(image: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "shop"},
+        "spec": {"containers": [{"name": "app", "image": image}]},
+    }
+
+
+def test_scanned_image_answers_from_the_store(tmp_path, sample) -> None:
+    db = make_db(tmp_path / "db.sqlite")
+    ref = f"docker-archive:{sample.docker_archive_oci}"
+    out = run("scan", "image", ref, "--db", db, "--format", "json")
+    assert out.returncode in (0, 1), out.stderr
+    source = StoreVulnSource(open_store(db), scan_on_demand=False)
+    s = source.summary(ref, budget_s=0)
+    assert s is not None and s.scanned
+    assert s.count_at_least(Severity.MEDIUM) >= 3  # requests, idna, urllib3 in the sample image
+    assert "CVE-2024-35195" in s.ids
+    assert source.summary("docker-archive:/nowhere.tar", budget_s=0) is None
+    policy = parse_policy(
+        "spec:\n  mode: protect\n  rules:\n    - {name: r, criteria: {cves: [CVE-2024-35195]}}\n",
+        name="p",
+    )
+    d = decide(workload_of(pod(ref)), policy, source)
+    assert not d.allowed and "CVE-2024-35195" in d.message
+
+
+def test_never_scanned_image_is_scanned_on_demand_within_the_budget(tmp_path, sample) -> None:
+    db = make_db(tmp_path / "db.sqlite")
+    ref = f"oci:{sample.oci_dir}:{sample.tag}"
+    source = StoreVulnSource(open_store(db))
+    first = source.summary(ref, budget_s=0.0)  # no time at all: not scanned yet, the scan goes on
+    assert first is not None and not first.scanned
+    later = source.summary(ref, budget_s=120)
+    assert later is not None and later.scanned and later.count_at_least(Severity.LOW) >= 4
