@@ -14,7 +14,7 @@ from stockade.store import open_store
 from tests.conftest import SHARED
 
 HERE = Path(__file__).parent
-OWN_RECORDS = HERE / "data" / "sample-advisories"
+OWN_RECORDS = HERE.parents[1] / "examples" / "advisories"
 
 
 def shared_samples() -> Path:

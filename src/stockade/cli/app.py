@@ -13,6 +13,7 @@ from stockade.cli.common import err_console
 from stockade.model.errors import StockadeError
 
 COMMAND_MODULES = (
+    "stockade.cli.demo",
     "stockade.cli.db_cmd",
     "stockade.cli.bench",
     "stockade.cli.lab",
