@@ -259,25 +259,37 @@ def _check_status(response: httpx.Response, what: str, host: str) -> None:
 
 
 class _ResponseReader:
-    """A read(n) stream over an httpx streaming response (raw bytes, no content decoding)."""
+    """A read(n) stream over an httpx streaming response (raw bytes, no content decoding).
+
+    Keeps the current network chunk and an offset, so many small reads copy only what they take.
+    """
 
     def __init__(self, response: httpx.Response) -> None:
         self._chunks = response.iter_raw(1 << 20)
-        self._buf = b""
+        self._chunk = b""
+        self._pos = 0
+
+    def _next_chunk(self) -> bool:
+        try:
+            self._chunk, self._pos = next(self._chunks), 0
+        except StopIteration:
+            return False
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"blob download failed: {exc}") from exc
+        return True
 
     def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buf) < n:
-            try:
-                self._buf += next(self._chunks)
-            except StopIteration:
+        parts = []
+        while n < 0 or n > 0:
+            if self._pos >= len(self._chunk) and not self._next_chunk():
                 break
-            except httpx.HTTPError as exc:
-                raise RegistryError(f"blob download failed: {exc}") from exc
-        if n < 0:
-            data, self._buf = self._buf, b""
-        else:
-            data, self._buf = self._buf[:n], self._buf[n:]
-        return data
+            end = len(self._chunk) if n < 0 else self._pos + n
+            part = self._chunk[self._pos : end]
+            self._pos += len(part)
+            if n > 0:
+                n -= len(part)
+            parts.append(part)
+        return b"".join(parts)
 
 
 class RegistrySource:
