@@ -326,3 +326,17 @@ def test_warm_rescan_on_the_fast_sqlite_path(sample: SampleImage, tmp_path: Path
     env = {"PYTHONPATH": f"{root / 'src'}:{root}", "PATH": "/usr/bin:/bin"}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_many_symlinked_wanted_files_in_one_layer(tmp_path: Path) -> None:
+    meta = "Metadata-Version: 2.1\nName: p{i}\nVersion: 1.{i}\n\n"
+    base = layer_of(*[("f", f"data/m{i}", meta.format(i=i)) for i in range(3)])
+    links = layer_of(
+        *[("l", f"{SITE[1:]}/p{i}-1.{i}.dist-info/METADATA", f"/data/m{i}") for i in range(3)],
+        ("l", f"{SITE[1:]}/gone-1.0.dist-info/METADATA", "/data/missing"),  # dangling: ignored
+    )
+    path = write_oci_layout(tmp_path / "img", [("t", [base, links], None)])
+    inv = build_inventory(f"oci:{path}:t", catalogers=[PythonMetadata()])
+    assert sorted((p.name, p.version, p.layer) for p in inv.packages) == [
+        (f"p{i}", f"1.{i}", links.diff_id) for i in range(3)
+    ]
