@@ -1,14 +1,20 @@
-"""Fixtures for the image-reader tests: the sample image (built once from real packages), crafted
-images, and the loopback registries started by .ci/setup.d/20-registry.sh."""
+"""Fixtures shared by the scanning tests.
+
+Advisory store and matcher: the real samples in shared/data/advisories and the real Go vulndb
+records shipped by Debian's golang-golang-x-vuln-dev package. Image reader: the sample image (built
+once from real packages), crafted images, and the loopback registries started by
+.ci/setup.d/20-registry.sh."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import require
+from tests.conftest import SHARED, require
 from tests.scanning.simple_catalogers import all_catalogers
 
 from stockade.scanning.imagewrite import Layer, image_config, sha, tar_from_entries
@@ -17,6 +23,44 @@ from stockade.scanning.samples import SampleImage, build_sample
 OPEN_REGISTRY = "127.0.0.1:5000"
 AUTH_REGISTRY = "127.0.0.1:5001"
 AUTH_USER, AUTH_PASSWORD = "stockade", "stockade-test"  # test-only, from 20-registry.sh
+
+
+def _advisory_data() -> Path:
+    for base in (SHARED, Path("/work/shared")):
+        if (base / "data" / "advisories").is_dir():
+            return base / "data" / "advisories"
+    return SHARED / "data" / "advisories"
+
+
+ADVISORIES = _advisory_data()
+
+
+@pytest.fixture(scope="session")
+def advisories_dir() -> Path:
+    require(ADVISORIES.is_dir(), f"real advisory samples missing at {ADVISORIES}")
+    return ADVISORIES
+
+
+@pytest.fixture(scope="session")
+def go_vulndb(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The Go vulndb test records from the real Debian package (downloaded with apt-get)."""
+    require(shutil.which("apt-get") is not None and shutil.which("dpkg-deb") is not None, "apt-get")
+    work = tmp_path_factory.mktemp("govuln")
+    res = subprocess.run(
+        ["apt-get", "download", "golang-golang-x-vuln-dev"],
+        cwd=work,
+        capture_output=True,
+        timeout=120,
+    )
+    debs = list(work.glob("golang-golang-x-vuln-dev_*.deb"))
+    require(res.returncode == 0 and bool(debs), "apt-get download golang-golang-x-vuln-dev failed")
+    subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(work / "x")], check=True, timeout=60)
+    root = work / "x/usr/share/gocode/src/golang.org/x/vuln"
+    dirs = [root / "client/testdata/vulndb", root / "cmd/govulncheck/testdata/vulndb"]
+    require(
+        all(d.is_dir() for d in dirs), "the package no longer ships its testdata/vulndb folders"
+    )
+    return dirs
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,18 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Detection:
-    protocol: str  # stable slug: "proto.http", "proto.http2", "proto.grpc", "proto.tls", "proto.dns",
+    protocol: (
+        str  # stable slug: "proto.http", "proto.http2", "proto.grpc", "proto.tls", "proto.dns",
+    )
     # "proto.postgres", "proto.mysql", "proto.redis", "proto.mongodb", "proto.kafka", "proto.ssh",
     # "proto.unknown"
     encrypted: bool = False  # TLS, SSH, or an in-protocol upgrade (SSLRequest accepted, STARTTLS)
     upgrade: str | None = None  # "postgres-sslrequest", "smtp-starttls", ...
     details: tuple[tuple[str, str], ...] = ()  # e.g. ("http.host", "api"), ("http.method", "POST")
+    confidence: float = (
+        1.0  # 1.0: both directions agree or one is unambiguous; lower on short input
+    )
+    # "proto.smtp", "proto.imap", "proto.pop3" are detected too (STARTTLS upgrades)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,6 +35,10 @@ class TlsInfo:
     alpn: tuple[str, ...] = ()  # offered by the client
     alpn_chosen: str | None = None
     cipher: str | None = None  # IANA name of the chosen suite: "TLS_AES_128_GCM_SHA256"
+    client_versions: tuple[str, ...] = ()  # offered (supported_versions, or legacy_version)
+    hello_retry: bool = False  # the server answered with a HelloRetryRequest
+    sslv2_hello: bool = False  # the ClientHello used the SSLv2-compatible format
+    complete: bool = True  # False when a hello was truncated: the fields hold what was parsed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,3 +49,4 @@ class DlpMatch:
     end: int
     confidence: float = 1.0
     context: str = ""  # masked surrounding words that raised confidence, if any
+    label: str | None = None  # validator's label: card brand ("visa"), IBAN country, phone form

@@ -1,0 +1,152 @@
+"""``stockade sensor``: see every connection between workloads, its protocol, whether it is
+encrypted, and sensitive data crossing it in clear (live capture or pcap/pcapng files)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from stockade.cli.common import EXIT_FINDINGS, DbOption, console, err_console
+from stockade.model.errors import UsageError
+
+DEFAULT_STATE = Path("/run/stockade/lab.json")
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _enc(rec: Any) -> str:
+    if rec.tls is not None and rec.tls.version:
+        return rec.tls.version
+    return "encrypted" if rec.encrypted else "clear"
+
+
+def _table(records: list[Any]) -> None:
+    from rich.table import Table
+
+    t = Table(show_lines=False)
+    for col in ("client", "server", "port", "protocol", "encryption", "bytes c>s / s>c", "DLP (masked)"):
+        t.add_column(col)
+    for r in records:
+        hits = sorted({f"{h.match.sensor.removeprefix('dlp.')} {h.match.masked}" for h in r.hits})
+        t.add_row(
+            _who(r.client, r.client_ip), _who(r.server, r.server_ip), str(r.server_port),
+            r.protocol.removeprefix("proto."), _enc(r),
+            f"{_fmt_bytes(r.bytes_to_server)} / {_fmt_bytes(r.bytes_to_client)}",
+            "\n".join(hits) or "-",
+        )
+    console.print(t)
+
+
+def _who(ref: Any, ip: str) -> str:
+    if ref.kind == "pod":
+        return f"{ref.namespace}/{ref.name}"
+    return ip
+
+
+def sensor_cmd(
+    iface: Annotated[list[str] | None, typer.Option("--iface", "-i", help="Capture on this interface (repeat).")] = None,
+    lab: Annotated[bool, typer.Option("--lab", help="Capture on the lab pods' host-side veths.")] = False,
+    pcap: Annotated[Path | None, typer.Option("--pcap", help="Read a pcap or pcapng file instead.")] = None,
+    netns: Annotated[str | None, typer.Option("--netns", help="Network namespace of the interfaces.")] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="Stop live capture after S seconds.")] = None,
+    count: Annotated[int | None, typer.Option("--count", help="Stop after N frames.")] = None,
+    state: Annotated[Path, typer.Option("--state", help="Lab inventory (workload identity).")] = DEFAULT_STATE,
+    stream_depth: Annotated[int, typer.Option("--stream-depth", help="Bytes inspected per direction.")] = 65536,
+    fmt: Annotated[str, typer.Option("--format", help="table or json (JSON Lines, one connection each).")] = "table",
+    fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 1 if an event at or above this severity.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Show connections (client -> server, protocol, encryption, DLP hits) and store events."""
+    from stockade.model import Severity
+    from stockade.network.analysis import Inspectors
+    from stockade.network.connection import events_for
+    from stockade.network.flows import FlowConfig
+    from stockade.network.lab.inventory import Identities, load
+    from stockade.network.sensor import run_live, run_pcap
+
+    if fmt not in ("table", "json"):
+        raise UsageError("--format must be table or json")
+    if sum(bool(x) for x in (iface, lab, pcap)) != 1:
+        raise UsageError("choose one source: --iface, --lab or --pcap")
+    if count is not None and count < 1 or duration is not None and duration <= 0:
+        raise UsageError("--count and --duration must be positive")
+    if not 1024 <= stream_depth <= 16 * 1024 * 1024:
+        raise UsageError("--stream-depth must be between 1 KiB and 16 MiB")
+    threshold = Severity.parse(fail_on) if fail_on else None
+    inv = None
+    if lab or state.exists() or state != DEFAULT_STATE:
+        inv = load(state) if (lab or state != DEFAULT_STATE) else _try_load(state)
+    identities = Identities(inv)
+    inspectors = Inspectors.default()
+    config = FlowConfig(stream_depth=stream_depth)
+
+    def stream_json(rec: Any) -> None:
+        sys.stdout.write(json.dumps(rec.to_dict()) + "\n")
+        sys.stdout.flush()
+
+    on_record = stream_json if fmt == "json" else None
+    if pcap is not None:
+        run = run_pcap(pcap, inspectors=inspectors, identities=identities, config=config, count=count,
+                       on_record=on_record)
+    else:
+        if os.geteuid() != 0:
+            raise UsageError("live capture needs root")
+        if lab:
+            assert inv is not None
+            interfaces, namespace = inv.host_interfaces(), inv.node_netns
+        else:
+            interfaces, namespace = list(iface or ()), netns
+        run = run_live(interfaces, namespace=namespace, inspectors=inspectors, identities=identities, config=config,
+                       duration=duration, count=count, on_record=on_record)
+    if fmt == "table":
+        _table(run.records)
+    src = run.stats.get("source", {})
+    flows = run.stats.get("flows", {})
+    note = f"{len(run.records)} connections, {run.stats['decode']['frames']} frames"
+    if "kernel_drops" in src:
+        note += f", kernel drops {src['kernel_drops']} of {src['kernel_packets']}"
+    if src.get("truncated"):
+        note += ", file truncated at the end"
+    if flows.get("evicted") or flows.get("half_open_dropped"):
+        note += f", evicted {flows['evicted']}, half-open dropped {flows['half_open_dropped']}"
+    events = [e for r in run.records for e in events_for(r)]
+    note += f", {sum(e.kind == 'dlp.sensitive_in_clear' for e in events)} DLP events, "
+    note += f"{sum(e.kind == 'tls.weak_version' for e in events)} weak TLS"
+    if db is not None:
+        from stockade.cli.common import open_db
+        from stockade.network.store import write
+
+        store = open_db(db)
+        try:
+            written = write(store, run.records)
+        finally:
+            store.close()
+        note += f"; stored {written[0]} connections and {written[1]} events"
+    err_console.print(note, highlight=False)
+    if threshold is not None and any(e.severity >= threshold for e in events):
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def _try_load(state: Path) -> Any:
+    from stockade.model.errors import ConfigError
+    from stockade.network.lab.inventory import load
+
+    try:
+        return load(state)
+    except ConfigError:
+        return None
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sensor")(sensor_cmd)

@@ -1,0 +1,67 @@
+"""The seam to the protocol detectors, TLS inspection and DLP engine (see ``interface.py``).
+
+The flow engine only ever calls these three through an ``Inspectors`` value, so it can be built
+without them and so the implementations stay swappable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from stockade.model.errors import ConfigError
+from stockade.network.interface import Detection, DlpMatch, TlsInfo
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inspectors:
+    detect: Callable[[bytes, bytes], Detection]
+    tls: Callable[[bytes, bytes], TlsInfo | None]
+    dlp: Any | None  # a DlpEngine: ``.stream()`` -> object with ``feed(bytes)`` and ``close()``
+
+    @classmethod
+    def default(cls) -> Inspectors:
+        """The shipped detectors and DLP engine."""
+        try:
+            from stockade.network import dlp, protocols, tls
+        except ImportError as exc:
+            raise ConfigError(f"the protocol detectors or DLP engine are missing: {exc}") from exc
+        return cls(detect=protocols.detect, tls=tls.inspect, dlp=dlp.DlpEngine())
+
+
+class DlpFeed:
+    """One direction's DLP stream, with match offsets kept relative to the whole direction even
+    when a capture gap forces a fresh stream (bytes on both sides of a hole must never join)."""
+
+    __slots__ = ("_base", "_engine", "_stream", "matches", "offset")
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self._stream = engine.stream()
+        self._base = 0
+        self.offset = 0
+        self.matches: list[DlpMatch] = []
+
+    def feed(self, data: bytes) -> None:
+        self._take(self._stream.feed(data))
+        self.offset += len(data)
+
+    def gap(self, missing: int) -> None:
+        self._take(self._stream.close())
+        self._stream = self._engine.stream()
+        self.offset += missing
+        self._base = self.offset
+
+    def close(self) -> list[DlpMatch]:
+        if self._stream is not None:
+            self._take(self._stream.close())
+            self._stream = None
+        return self.matches
+
+    def _take(self, found: object) -> None:
+        if not found:
+            return
+        for m in found:  # type: ignore[attr-defined]
+            if self._base:
+                m = replace(m, start=m.start + self._base, end=m.end + self._base)
+            self.matches.append(m)

@@ -1,0 +1,212 @@
+"""Frame decoding with ``struct`` on the capture buffer itself: no per-packet objects beyond the
+flow key. Ethernet (with 802.1Q/802.1ad tags), Linux SLL and SLL2, raw IPv4/IPv6; IPv4 options and
+fragments (counted, not reassembled), IPv6 extension headers; TCP and UDP handed to a sink."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# pcap LINKTYPE_* values
+LINK_NULL = 0
+LINK_ETHERNET = 1
+LINK_RAW = 101
+LINK_LINUX_SLL = 113
+LINK_IPV4 = 228
+LINK_IPV6 = 229
+LINK_LINUX_SLL2 = 276
+SUPPORTED_LINKTYPES = frozenset({LINK_NULL, LINK_ETHERNET, LINK_RAW, LINK_LINUX_SLL, LINK_IPV4, LINK_IPV6, LINK_LINUX_SLL2})
+
+ETH_IPV4 = 0x0800
+ETH_IPV6 = 0x86DD
+ETH_VLAN = frozenset({0x8100, 0x88A8, 0x9100})
+PACKET_OUTGOING = 4
+
+_U16 = struct.Struct("!H").unpack_from
+_IPV4 = struct.Struct("!BBHHHBBH4s4s").unpack_from
+_IPV6 = struct.Struct("!IHBB16s16s").unpack_from
+_TCP = struct.Struct("!HHIIBB").unpack_from
+_UDP = struct.Struct("!HHH").unpack_from
+_LE32 = struct.Struct("<I").unpack_from
+
+_IPV6_EXT = frozenset({0, 43, 60, 135, 139, 140})  # hop-by-hop, routing, dst opts, mobility, HIP, shim6
+
+
+class Sink(Protocol):
+    def tcp(self, ts: float, key: tuple, flags: int, seq: int, ack: int, buf: object, off: int, length: int) -> None: ...
+
+    def udp(self, ts: float, key: tuple, buf: object, off: int, length: int) -> None: ...
+
+
+@dataclass(slots=True)
+class DecodeStats:
+    frames: int = 0
+    bytes: int = 0
+    ipv4: int = 0
+    ipv6: int = 0
+    tcp: int = 0
+    udp: int = 0
+    other: int = 0
+    fragments: int = 0
+    ipv4_options: int = 0
+    malformed: int = 0
+    outgoing_skipped: int = 0
+    linktypes: dict[int, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+
+
+class Decoder:
+    """Turns frames into ``sink.tcp``/``sink.udp`` calls.
+
+    ``skip_outgoing``: with SLL captures on "any", or a ring on every veth of a node, a forwarded
+    packet shows up twice (in on the sender's veth, out on the receiver's); keeping only the
+    incoming copy counts it once.
+    """
+
+    def __init__(self, sink: Sink, *, skip_outgoing: bool = True) -> None:
+        self.stats = DecodeStats()
+        self._tcp = sink.tcp
+        self._udp = sink.udp
+        self.skip_outgoing = skip_outgoing
+
+    def frame(self, ts: float, linktype: int, buf: object, off: int, caplen: int, pkttype: int = 0) -> None:
+        """Decode one frame of ``caplen`` bytes at ``buf[off:]``."""
+        st = self.stats
+        st.frames += 1
+        st.bytes += caplen
+        end = off + caplen
+        try:
+            if linktype == LINK_ETHERNET:
+                if caplen < 14:
+                    st.malformed += 1
+                    return
+                etype = _U16(buf, off + 12)[0]
+                off += 14
+                while etype in ETH_VLAN:
+                    if off + 4 > end:
+                        st.malformed += 1
+                        return
+                    etype = _U16(buf, off + 2)[0]
+                    off += 4
+            elif linktype == LINK_LINUX_SLL:
+                if caplen < 16:
+                    st.malformed += 1
+                    return
+                if self.skip_outgoing and _U16(buf, off)[0] == PACKET_OUTGOING:
+                    st.outgoing_skipped += 1
+                    return
+                etype = _U16(buf, off + 14)[0]
+                off += 16
+            elif linktype == LINK_LINUX_SLL2:
+                if caplen < 20:
+                    st.malformed += 1
+                    return
+                if self.skip_outgoing and buf[off + 10] == PACKET_OUTGOING:  # type: ignore[index]
+                    st.outgoing_skipped += 1
+                    return
+                etype = _U16(buf, off)[0]
+                off += 20
+            elif linktype in (LINK_RAW, LINK_IPV4, LINK_IPV6):
+                if caplen < 1:
+                    st.malformed += 1
+                    return
+                etype = ETH_IPV4 if buf[off] >> 4 == 4 else ETH_IPV6  # type: ignore[index]
+            elif linktype == LINK_NULL:
+                if caplen < 4:
+                    st.malformed += 1
+                    return
+                family = _LE32(buf, off)[0]
+                if family > 0xFFFF:  # written on a big-endian host
+                    family = family >> 24
+                etype = ETH_IPV4 if family == 2 else ETH_IPV6
+                off += 4
+            else:
+                st.other += 1
+                return
+            if etype == ETH_IPV4:
+                self._ipv4(ts, buf, off, end)
+            elif etype == ETH_IPV6:
+                self._ipv6(ts, buf, off, end)
+            else:
+                st.other += 1
+        except (struct.error, IndexError):
+            st.malformed += 1
+
+    def _ipv4(self, ts: float, buf: object, off: int, end: int) -> None:
+        st = self.stats
+        if end - off < 20:
+            st.malformed += 1
+            return
+        vihl, _tos, total, _ident, frag, _ttl, proto, _csum, src, dst = _IPV4(buf, off)
+        ihl = (vihl & 0x0F) * 4
+        if vihl >> 4 != 4 or ihl < 20 or end - off < ihl:
+            st.malformed += 1
+            return
+        st.ipv4 += 1
+        if ihl > 20:
+            st.ipv4_options += 1
+        if frag & 0x3FFF:  # MF set or a non-zero offset: fragments are counted, not reassembled
+            st.fragments += 1
+            return
+        # total == 0 happens on TSO super-frames; otherwise it trims Ethernet padding
+        if total:
+            if total < ihl:
+                st.malformed += 1
+                return
+            end = min(end, off + total)
+        self._l4(ts, proto, src, dst, buf, off + ihl, end)
+
+    def _ipv6(self, ts: float, buf: object, off: int, end: int) -> None:
+        st = self.stats
+        if end - off < 40:
+            st.malformed += 1
+            return
+        vtf, plen, nxt, _hop, src, dst = _IPV6(buf, off)
+        if vtf >> 28 != 6:
+            st.malformed += 1
+            return
+        st.ipv6 += 1
+        if plen:
+            end = min(end, off + 40 + plen)
+        off += 40
+        while nxt in _IPV6_EXT or nxt == 44 or nxt == 51:
+            if off + 8 > end:
+                st.malformed += 1
+                return
+            if nxt == 44:  # fragment header
+                st.fragments += 1
+                return
+            if nxt == 51:  # AH counts 4-byte units
+                hlen = (buf[off + 1] + 2) * 4  # type: ignore[index]
+            else:
+                hlen = (buf[off + 1] + 1) * 8  # type: ignore[index]
+            nxt = buf[off]  # type: ignore[index]
+            off += hlen
+        self._l4(ts, nxt, src, dst, buf, off, end)
+
+    def _l4(self, ts: float, proto: int, src: bytes, dst: bytes, buf: object, off: int, end: int) -> None:
+        st = self.stats
+        if proto == 6:
+            if end - off < 20:
+                st.malformed += 1
+                return
+            sport, dport, seq, ack, doff, flags = _TCP(buf, off)
+            hlen = (doff >> 4) * 4
+            if hlen < 20 or off + hlen > end:
+                st.malformed += 1
+                return
+            st.tcp += 1
+            self._tcp(ts, (src, sport, dst, dport, 6), flags, seq, ack, buf, off + hlen, end - off - hlen)
+        elif proto == 17:
+            if end - off < 8:
+                st.malformed += 1
+                return
+            sport, dport, ulen = _UDP(buf, off)
+            st.udp += 1
+            length = min(end - off, ulen) - 8 if ulen >= 8 else end - off - 8
+            self._udp(ts, (src, sport, dst, dport, 17), buf, off + 8, max(length, 0))
+        else:
+            st.other += 1

@@ -1,0 +1,117 @@
+"""The connection record the sensor emits for every flow, and the events derived from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from stockade.model import Event, Severity
+from stockade.model.resource import ResourceRef
+from stockade.network.interface import DlpMatch, TlsInfo
+
+WEAK_TLS = frozenset({"SSL2.0", "SSL3.0", "TLS1.0", "TLS1.1"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hit:
+    direction: str  # "client" (client to server) or "server"
+    match: DlpMatch
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionRecord:
+    id: str
+    start: float
+    end: float
+    transport: str  # "tcp" | "udp"
+    ip_version: int
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+    client: ResourceRef
+    server: ResourceRef
+    protocol: str
+    encrypted: bool
+    upgrade: str | None = None
+    tls: TlsInfo | None = None
+    bytes_to_server: int = 0
+    bytes_to_client: int = 0
+    packets_to_server: int = 0
+    packets_to_client: int = 0
+    flags_client: str = ""
+    flags_server: str = ""
+    state: str = "closed"  # closed | reset | timeout | evicted | active
+    gaps: int = 0
+    inspected: int = 0  # bytes both ways that went through detection and DLP
+    hits: tuple[Hit, ...] = ()
+    details: tuple[tuple[str, str], ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        tls = None
+        if self.tls is not None:
+            tls = {"version": self.tls.version, "sni": self.tls.sni, "alpn": list(self.tls.alpn),
+                   "alpn_chosen": self.tls.alpn_chosen, "cipher": self.tls.cipher,
+                   "client_max_version": self.tls.client_max_version}
+        return {
+            "id": self.id,
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+            "transport": self.transport,
+            "ip_version": self.ip_version,
+            "client": {"ip": self.client_ip, "port": self.client_port, **self.client.to_dict()},
+            "server": {"ip": self.server_ip, "port": self.server_port, **self.server.to_dict()},
+            "protocol": self.protocol,
+            "encrypted": self.encrypted,
+            "upgrade": self.upgrade,
+            "tls": tls,
+            "bytes": {"to_server": self.bytes_to_server, "to_client": self.bytes_to_client},
+            "packets": {"to_server": self.packets_to_server, "to_client": self.packets_to_client},
+            "tcp_flags": {"client": self.flags_client, "server": self.flags_server},
+            "state": self.state,
+            "gaps": self.gaps,
+            "inspected_bytes": self.inspected,
+            "dlp": [_hit(h) for h in self.hits],
+            "details": dict(self.details),
+        }
+
+
+def _hit(h: Hit) -> dict[str, Any]:
+    m = h.match
+    return {"direction": h.direction, "sensor": m.sensor, "masked": m.masked, "offset": m.start,
+            "confidence": m.confidence}
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def events_for(rec: ConnectionRecord, source: str = "sensor") -> list[Event]:
+    """``dlp.sensitive_in_clear`` per sensor and direction, ``tls.weak_version`` below TLS 1.2."""
+    out: list[Event] = []
+    at = datetime.fromtimestamp(rec.start, UTC)
+    where = f"{rec.client.display()} -> {rec.server.display()}:{rec.server_port}"
+    # DLP only ever sees bytes before any TLS starts, so every hit was in clear
+    grouped: dict[tuple[str, str], list[Hit]] = {}
+    for h in rec.hits:
+        grouped.setdefault((h.match.sensor, h.direction), []).append(h)
+    for (sensor, direction), hits in sorted(grouped.items()):
+        evidence = sorted({h.match.masked for h in hits})
+        out.append(Event(
+            kind="dlp.sensitive_in_clear", severity=Severity.HIGH, source=source, at=at,
+            message=f"{sensor} in clear {rec.protocol} {where}: {', '.join(evidence[:5])}",
+            resource=rec.client, peer=rec.server,
+            data={"connection": rec.id, "sensor": sensor, "direction": direction, "protocol": rec.protocol,
+                  "evidence": evidence, "count": len(hits), "server_port": rec.server_port,
+                  "client_ip": rec.client_ip, "server_ip": rec.server_ip},
+        ))
+    if rec.tls is not None and rec.tls.version in WEAK_TLS:
+        out.append(Event(
+            kind="tls.weak_version", severity=Severity.MEDIUM, source=source, at=at,
+            message=f"{rec.tls.version} negotiated {where}",
+            resource=rec.client, peer=rec.server,
+            data={"connection": rec.id, "version": rec.tls.version, "sni": rec.tls.sni, "cipher": rec.tls.cipher,
+                  "server_port": rec.server_port, "client_ip": rec.client_ip, "server_ip": rec.server_ip},
+        ))
+    return out

@@ -1,0 +1,363 @@
+"""The DLP engine: a fast prefilter proposes where matches may end, exact regexes and validators
+confirm them, and only masked evidence leaves.
+
+Stages, per flow direction (one :class:`DlpStream`):
+
+1. **Prefilter** (Hyperscan in stream mode by default) reports *end offsets* where a sensor's
+   prefilter matched. No start-of-match tracking: SOM costs about 3x here (reference notes §10.5)
+   and the exact start comes from stage 2 anyway.
+2. **Confirm**: the stream keeps a short tail of recent bytes. Around each cluster of reported ends
+   the sensor's exact Python regexes (with their lookarounds) run on the tail; candidates go to the
+   sensor's validator (Luhn, SSN rules, mod 97). A candidate is decided only once ``AFTER`` bytes
+   follow it (or the stream closes), so the result never depends on where segments were cut.
+3. **Mask** the evidence and score it with context words.
+
+The pure-``re`` backend replaces stage 1 by "every position is a possible end": slower, but the same
+stage 2 and 3 make its results identical, which the tests check.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stockade.model.errors import ConfigError
+
+from ..interface import DlpMatch
+from .masking import MASKERS
+from .sensors import BUILTIN_SENSORS, Sensor
+from .validators import TEST_CARD_NUMBERS, VALIDATORS, digits_of
+
+hyperscan: Any
+try:  # the wheel bundles libhs; without it the engine still works, slower
+    import hyperscan
+except ImportError:  # pragma: no cover - exercised by a subprocess test
+    hyperscan = None
+
+BEFORE = 48  # bytes of context looked at before a match
+AFTER = 32  # bytes that must follow a match before it is decided (context and lookaheads)
+KEY_WINDOW = 24  # "key" zone right before a match where exclude words veto it
+MERGE = 512  # hits up to this far apart are confirmed in one regex pass
+SLACK = 2  # prefilter matches carry one boundary byte on each side of the candidate
+BACKENDS = ("hs-stream", "hs-window", "re")
+_ID_STRIDE = 64  # hyperscan id = sensor index * stride + prefilter index
+_LEAD_ID = 32  # prefilter index of a sensor's first lead (context word) prefilter
+
+
+def hyperscan_available() -> bool:
+    return hyperscan is not None
+
+
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """Context words. Plain substring search on the lower-cased window (C speed: an alternation
+    regex took 20-30 us per window here); words under 4 letters must not touch other letters."""
+
+    words: tuple[str, ...]  # lower case, longest first
+
+    @classmethod
+    def of(cls, words: Iterable[str]) -> _Words:
+        return cls(tuple(sorted({w.lower() for w in words if w}, key=len, reverse=True)))
+
+    def find(self, text: str) -> str | None:
+        if not self.words:
+            return None
+        low = text.lower()
+        for word in self.words:
+            at = low.find(word)
+            while at >= 0:
+                if len(word) >= 4 or _alone(low, at, at + len(word)):
+                    return word
+                at = low.find(word, at + 1)
+        return None
+
+
+def _alone(text: str, start: int, end: int) -> bool:
+    return (start == 0 or not text[start - 1].isalpha()) and (
+        end == len(text) or not text[end].isalpha()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sensor: Sensor
+    positive: _Words
+    veto: _Words
+
+
+class DlpEngine:
+    """Compiled sensors; make one :meth:`stream` per flow direction. Streams of one engine share
+    its Hyperscan scratch space, so feed them from one thread."""
+
+    def __init__(
+        self,
+        sensors: Sequence[Sensor] | None = None,
+        *,
+        backend: str = "auto",
+        ignore_test_cards: bool = False,
+    ) -> None:
+        chosen = tuple(BUILTIN_SENSORS if sensors is None else sensors)
+        if not chosen:
+            raise ConfigError("a DLP engine needs at least one sensor")
+        if len({s.id for s in chosen}) != len(chosen):
+            raise ConfigError("DLP sensor ids must be unique")
+        if backend == "auto":
+            backend = "hs-stream" if hyperscan is not None else "re"
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown DLP backend {backend!r}; choose one of {BACKENDS}")
+        if backend != "re" and hyperscan is None:
+            raise ConfigError("the hyperscan package is not installed; use backend 're'")
+        self.backend = backend
+        self.ignore_test_cards = ignore_test_cards
+        self.sensors = tuple(
+            _Compiled(s, _Words.of(s.context), _Words.of(s.exclude_context)) for s in chosen
+        )
+        self.max_length = max(s.max_length for s in chosen)
+        # Bytes a stream must keep: the longest candidate, its context and the undecided tail.
+        self.keep = self.max_length + SLACK + BEFORE + AFTER + 1
+        self._hs_db: Any = None  # hyperscan.Database (untyped library)
+        # Sensors whose prefilter needs the byte after a match (the built-in ones); user
+        # sensors are compiled with Hyperscan's prefilter flag and report their own ends.
+        self.bounded = tuple(i for i, s in enumerate(chosen) if s.prefilter or backend == "re")
+        # Sensors Hyperscan cannot prefilter (an expression it rejects) are scanned by regex.
+        self.always_scan: tuple[int, ...] = tuple(range(len(chosen))) if backend == "re" else ()
+        if backend != "re":
+            self._hs_db, self.always_scan = self._compile(chosen, backend)
+
+    @staticmethod
+    def _compile(sensors: Sequence[Sensor], backend: str) -> tuple[Any, tuple[int, ...]]:
+        assert hyperscan is not None
+        exprs: list[bytes] = []
+        ids: list[int] = []
+        flags: list[int] = []
+        fallback: list[int] = []
+        for si, sensor in enumerate(sensors):
+            own = sensor.prefilter or sensor.patterns
+            base = hyperscan.HS_FLAG_CASELESS if sensor.ignore_case else 0
+            flag = base if sensor.prefilter else base | hyperscan.HS_FLAG_PREFILTER
+            probe = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            everything = [*own, *sensor.lead_prefilter]
+            try:
+                encoded = [p.encode("latin-1") for p in everything]
+                probe.compile(
+                    expressions=encoded,
+                    ids=list(range(len(encoded))),
+                    elements=len(encoded),
+                    flags=flag,
+                )
+            except (hyperscan.error, UnicodeEncodeError):
+                fallback.append(si)
+                continue
+            for k, expr in enumerate(encoded):
+                exprs.append(expr)
+                # Lead prefilters get ids in the upper half of the sensor's id block.
+                ids.append(si * _ID_STRIDE + (k if k < len(own) else _LEAD_ID + k - len(own)))
+                flags.append(flag)
+        if not exprs:
+            return None, tuple(fallback)
+        mode = hyperscan.HS_MODE_STREAM if backend == "hs-stream" else hyperscan.HS_MODE_BLOCK
+        db = hyperscan.Database(mode=mode)
+        db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
+        return db, tuple(fallback)
+
+    def stream(self) -> DlpStream:
+        return DlpStream(self)
+
+    def scan(self, data: bytes) -> list[DlpMatch]:
+        """One whole buffer (a file, a message): feed + close."""
+        s = self.stream()
+        return s.feed(data) + s.close()
+
+
+class DlpStream:
+    """One direction of one flow. ``feed`` returns matches decided so far; ``close`` the rest."""
+
+    __slots__ = ("_base", "_buf", "_chunks", "_chunks_base", "_closed", "_end", "_engine",
+                 "_hits", "_hs_stream", "_last_end", "_on_match", "_pending", "_stale",
+                 "_waiting")  # fmt: skip
+
+    def __init__(self, engine: DlpEngine) -> None:
+        self._engine = engine
+        # Recent bytes as received (no copy per feed); joined into _buf only to confirm.
+        self._chunks: deque[bytes] = deque()
+        self._chunks_base = 0  # stream offset of _chunks[0]
+        self._buf = ""  # latin-1 text: one char per byte, so spans are byte offsets
+        self._base = 0  # stream offset of _buf[0]
+        self._stale = False  # _buf lags behind _chunks
+        self._end = 0  # bytes fed so far
+        n = len(engine.sensors)
+        self._pending: list[list[list[int]]] = [[] for _ in range(n)]  # clusters [lo, hi]
+        self._waiting = 0  # number of clusters in _pending
+        self._last_end = [0] * n
+        self._hits: list[tuple[int, int]] = []
+        self._closed = False
+        self._hs_stream = None
+        self._on_match = self._record  # one long-lived callable: hyperscan keeps a pointer
+        if engine.backend == "hs-stream" and engine._hs_db is not None:
+            self._hs_stream = engine._hs_db.stream(match_event_handler=self._on_match)
+            self._hs_stream.__enter__()
+
+    def _record(self, ident: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
+        self._hits.append((ident, to))
+
+    def feed(self, data: bytes) -> list[DlpMatch]:
+        if self._closed:
+            raise ValueError("feed() after close()")
+        if not data:
+            return []
+        start = self._end
+        self._end = end = start + len(data)
+        chunks = self._chunks
+        chunks.append(data)
+        self._stale = True
+        if len(chunks) > 2:
+            # Drop chunks no candidate, context or overlap window can reach any more.
+            keep_from = start - self._engine.keep
+            while len(chunks) > 1 and self._chunks_base + len(chunks[0]) <= keep_from:
+                self._chunks_base += len(chunks.popleft())
+        if self._hs_stream is not None:  # the hot path, kept flat on purpose
+            self._hs_stream.scan(data)
+        else:
+            self._scan_without_stream(data, start)
+        hits = self._hits
+        if hits:
+            for ident, hit in hits:
+                si, k = divmod(ident, _ID_STRIDE)
+                if k < _LEAD_ID:
+                    self._add(si, hit, hit)
+                else:  # a context word: candidates may end up to lead_reach bytes later
+                    self._add(si, hit, hit + self._engine.sensors[si].sensor.lead_reach)
+            hits.clear()
+        for si in self._engine.always_scan:
+            self._add(si, start + 1, end)
+        return self._confirm(end - AFTER) if self._waiting else []
+
+    def close(self) -> list[DlpMatch]:
+        if self._closed:
+            return []
+        self._closed = True
+        if self._hs_stream is not None:
+            self._hs_stream.close()
+            self._hs_stream = None
+        # Built-in prefilters need the byte after a candidate; at the end of the stream there
+        # is none. Every built-in match ends in a letter or digit, so look only when the stream
+        # does too.
+        last = self._chunks[-1][-1:] if self._chunks else b""
+        if last.isalnum():
+            for si in self._engine.bounded:
+                self._add(si, self._end, self._end)
+        return self._confirm(self._end)
+
+    # stage 1 (see feed) -----------------------------------------------------------------------------
+
+    def _scan_without_stream(self, data: bytes, start: int) -> None:
+        engine = self._engine
+        if engine.backend == "hs-window" and engine._hs_db is not None:
+            # Block mode on tail + data: a match that ends in the new bytes may begin in the tail.
+            tail_from = max(self._chunks_base, start - engine.max_length - SLACK)
+            window = b"".join(self._chunks)[tail_from - self._chunks_base :]
+            engine._hs_db.scan(window, match_event_handler=self._on_match)
+            self._hits[:] = [(i, tail_from + e) for i, e in self._hits if tail_from + e > start]
+
+    def _add(self, si: int, lo: int, hi: int) -> None:
+        clusters = self._pending[si]
+        # Hits close together share one regex pass: one call over a few hundred bytes costs less
+        # than several calls (measured in benchmarks/dlp.py).
+        gap = self._engine.sensors[si].sensor.max_length + AFTER + MERGE
+        if clusters and lo - clusters[-1][1] <= gap:
+            if hi > clusters[-1][1]:
+                clusters[-1][1] = hi
+        else:
+            clusters.append([lo, hi])
+            self._waiting += 1
+
+    # stage 2 and 3 -----------------------------------------------------------------------
+
+    def _confirm(self, ready: int) -> list[DlpMatch]:
+        out: list[DlpMatch] = []
+        for si, clusters in enumerate(self._pending):
+            if not clusters or clusters[0][0] > ready:
+                continue
+            if self._stale:
+                self._buf = b"".join(self._chunks).decode("latin-1")
+                self._base = self._chunks_base
+                self._stale = False
+            keep: list[list[int]] = []
+            for lo, hi in clusters:
+                if lo > ready:
+                    keep.append([lo, hi])
+                    continue
+                out.extend(self._confirm_cluster(si, lo, hi, ready))
+                if hi > ready:
+                    keep.append([ready + 1, hi])
+            self._waiting += len(keep) - len(clusters)
+            self._pending[si] = keep
+        if len(out) > 1:
+            out.sort(key=lambda m: (m.start, m.sensor))
+        return out
+
+    def _confirm_cluster(self, si: int, lo: int, hi: int, ready: int) -> list[DlpMatch]:
+        compiled = self._engine.sensors[si]
+        sensor = compiled.sensor
+        buf, base = self._buf, self._base
+        pos = max(lo - sensor.max_length - SLACK, self._last_end[si], base) - base
+        endpos = min(hi + AFTER, self._end) - base
+        candidates: list[tuple[int, int, str]] = []
+        for pattern in sensor.compiled:
+            for m in pattern.finditer(buf, pos, endpos):
+                s, e = m.start() + base, m.end() + base
+                if s > ready:
+                    break
+                if e <= hi and s >= self._last_end[si]:  # ends past hi are truncation artefacts
+                    candidates.append((s, e, m.group()))
+        candidates.sort(key=lambda c: (c[0], c[0] - c[1]))
+        found: list[DlpMatch] = []
+        for s, e, text in candidates:
+            if e > ready:
+                break  # undecided: this and every later candidate wait for more bytes
+            if s < self._last_end[si]:
+                continue
+            match = self._judge(compiled, s, e, text)
+            if match is not None:
+                found.append(match)
+                self._last_end[si] = e
+        return found
+
+    def _judge(self, compiled: _Compiled, s: int, e: int, text: str) -> DlpMatch | None:
+        sensor = compiled.sensor
+        verdict = VALIDATORS[sensor.validator](text)
+        if not verdict.ok:
+            return None
+        if (
+            self._engine.ignore_test_cards
+            and sensor.validator == "payment_card"
+            and digits_of(text) in TEST_CARD_NUMBERS
+        ):
+            return None
+        b = self._base
+        before = self._buf[max(s - BEFORE - b, 0) : s - b]
+        after = self._buf[e - b : e - b + AFTER]
+        key_zone = before[-KEY_WINDOW:]
+        # The nearest key decides: "order_id": 4539... is an order id even with "card" further away.
+        if compiled.veto.find(key_zone) is not None and compiled.positive.find(key_zone) is None:
+            return None
+        word = compiled.positive.find(before)
+        if word is None and verdict.context_before:
+            return None
+        word = word or compiled.positive.find(after)
+        score = sensor.score if verdict.score is None else verdict.score
+        if word is not None:
+            score = min(1.0, score + sensor.context_boost)
+        if score < sensor.min_score:
+            return None
+        return DlpMatch(
+            sensor=sensor.id,
+            masked=MASKERS[sensor.mask](text),
+            start=s,
+            end=e,
+            confidence=round(score, 3),
+            context=word or "",
+            label=verdict.label,
+        )

@@ -1,0 +1,71 @@
+"""Masking: evidence is reduced to what PCI DSS 3.4 allows to display before it leaves the engine.
+
+Every masker keeps the candidate's separators so an operator recognises the shape, and never
+reveals more than the first 4 and last 4 significant characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+Masker = Callable[[str], str]
+
+
+def _keep_edges(text: str, first: int, last: int, significant: Callable[[str], bool]) -> str:
+    positions = [i for i, ch in enumerate(text) if significant(ch)]
+    if len(positions) <= first + last:
+        # Too short to show any edge without revealing most of it.
+        return "".join("*" if significant(ch) else ch for ch in text)
+    lo = positions[first] if first else positions[0]  # first hidden character
+    hi = positions[-last] if last else len(text)  # first shown character of the tail
+    middle = "".join("*" if significant(ch) else ch for ch in text[lo:hi])
+    return text[:lo] + middle + text[hi:]
+
+
+def mask_card(text: str) -> str:
+    """``4111 1111 1111 1111`` -> ``4111 **** **** 1111``."""
+    return _keep_edges(text, 4, 4, str.isdigit)
+
+
+def mask_ssn(text: str) -> str:
+    """Any SSN shape -> ``***-**-6789``."""
+    digits = [ch for ch in text if ch.isdigit()]
+    return "***-**-" + "".join(digits[-4:])
+
+
+def mask_iban(text: str) -> str:
+    """``DE89 3704 0044 0532 0130 00`` -> ``DE89 **** **** **** **30 00``."""
+    return _keep_edges(text, 4, 4, str.isalnum)
+
+
+def mask_email(text: str) -> str:
+    """``john.doe@example.com`` -> ``j***@example.com``."""
+    local, _, domain = text.rpartition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_phone(text: str) -> str:
+    """Only the last 2 digits survive: ``+1 415 555 2671`` -> ``+* *** *** **71``."""
+    return _keep_edges(text, 0, 2, str.isdigit)
+
+
+def mask_generic(text: str) -> str:
+    """User sensors: last 4 characters when the value is long, nothing otherwise."""
+    if len(text) >= 12:
+        return "*" * (len(text) - 4) + text[-4:]
+    return "*" * len(text)
+
+
+def mask_full(text: str) -> str:
+    return "*" * len(text)
+
+
+MASKERS: dict[str, Masker] = {
+    "card": mask_card,
+    "ssn": mask_ssn,
+    "iban": mask_iban,
+    "email": mask_email,
+    "phone": mask_phone,
+    "generic": mask_generic,
+    "full": mask_full,
+}

@@ -1,0 +1,308 @@
+"""DLP sensors as data: what to look for, how to confirm it, how to mask it.
+
+A sensor has two expressions. ``pattern`` is the exact Python regex (lookarounds and
+back-references allowed) whose match is the reported span. ``prefilter`` is a Hyperscan-compatible
+expression that matches a *suffix* of every ``pattern`` match, so the end offsets Hyperscan reports
+are where exact matches can end; it may match more. Built-in sensors give a hand-written prefilter;
+user sensors get ``pattern`` compiled with Hyperscan's prefilter flag, which guarantees the same.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stockade.model.errors import ConfigError
+
+from .masking import MASKERS
+from .validators import VALIDATORS
+
+MAX_MATCH_CAP = 512  # user regexes with unbounded repeats are cut to this span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sensor:
+    id: str  # stable slug: "dlp.payment_card"
+    title: str
+    patterns: tuple[str, ...]  # exact Python regexes; the whole match is the evidence
+    prefilter: tuple[str, ...] = ()  # Hyperscan suffix-prefilters; empty: use the patterns
+    # Prefilters for something that must come *before* a candidate (a context word): a hit
+    # ending at E means a candidate may end anywhere up to E + lead_reach.
+    lead_prefilter: tuple[str, ...] = ()
+    lead_reach: int = 0
+    context: tuple[str, ...] = ()  # words near a match that raise confidence
+    exclude_context: tuple[str, ...] = ()  # key words right before a match that veto it
+    validator: str = "none"
+    mask: str = "generic"
+    score: float = 0.6  # base confidence of a validated candidate
+    context_boost: float = 0.35
+    min_score: float = 0.5  # matches below this are dropped
+    max_length: int = 64  # longest possible match, in bytes
+    ignore_case: bool = False
+    compiled: tuple[re.Pattern[str], ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        flags = re.IGNORECASE if self.ignore_case else 0
+        try:
+            compiled = tuple(re.compile(p, flags) for p in self.patterns)
+        except re.error as exc:
+            raise ConfigError(f"sensor {self.id}: bad regex: {exc}") from exc
+        object.__setattr__(self, "compiled", compiled)
+        if self.validator not in VALIDATORS:
+            raise ConfigError(f"sensor {self.id}: unknown validator {self.validator!r}")
+        if self.mask not in MASKERS:
+            raise ConfigError(f"sensor {self.id}: unknown mask {self.mask!r}")
+
+
+# A number may not start inside a longer one: no digit, letter or underscore right before it, no
+# "4 digits + separator" (it would be a later group of a longer grouped run) and no "digit +
+# point/comma" (a decimal fraction such as 22.378282246310005).
+_NUM_START = r"(?<![0-9A-Za-z_])(?<![0-9]{4}[ -])(?<![0-9][.,])"
+# The same rule written after the first digit, so Python's regex engine can skip ahead to digits
+# instead of trying three lookbehinds at every position (several times faster).
+_FIRST_DIGIT = r"[0-9](?<![0-9A-Za-z_][0-9])(?<![0-9]{4}[ -][0-9])(?<![0-9][.,][0-9])"
+_NUM_END = r"(?![0-9A-Za-z_])"
+
+# Prefilters end one byte *after* a candidate (the byte that ends the number) and start one byte
+# before it: Hyperscan then reports each candidate once instead of at every digit of a run. The
+# exact patterns' lookarounds forbid the same bytes, so every exact match still has a prefilter
+# match around it; a candidate at the very end of a stream is checked on close().
+_LEAD = r"(?:^|[^0-9A-Za-z_])"
+_TRAIL = r"[^0-9A-Za-z_]"
+
+# One alternation: plain 12-19 digits | 4-4-4-4(-1..3) | 4-6-5 (Amex) and 4-6-4 (Diners), with
+# one separator throughout a grouped number and no further group after it.
+_CARD_PATTERNS = (
+    _FIRST_DIGIT
+    + r"(?:[0-9]{11,18}"
+    + r"|[0-9]{3}([ -])[0-9]{4}\1[0-9]{4}\1[0-9]{4}(?:\1[0-9]{1,3})?(?!\1[0-9])"
+    + r"|[0-9]{3}([ -])[0-9]{6}\2[0-9]{4,5}(?!\2[0-9]))"
+    + _NUM_END,
+)
+
+_SSN_PATTERNS = (
+    _FIRST_DIGIT + r"(?:[0-9]{2}([ -])[0-9]{2}\1[0-9]{4}(?![ -][0-9])|[0-9]{8})" + _NUM_END,
+)
+
+_IBAN_PATTERNS = (
+    r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}(?![A-Za-z0-9])",
+    r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?(?![A-Za-z0-9])",
+)
+
+_EMAIL_PATTERNS = (
+    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])",
+)
+
+_PHONE_PATTERNS = (
+    # E.164, compact or with single spaces/dashes between groups
+    r"(?<![0-9A-Za-z_+])\+[1-9][0-9]{0,3}(?:[ -]?[0-9]{2,4}){2,5}" + _NUM_END + r"(?![ -][0-9])",
+    # NANP: (415) 555-2671, 415-555-2671, 415.555.2671, 1-415-555-2671
+    _NUM_START + r"(?:1[ .-])?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}([ .-]))[2-9][0-9]{2}[ .-]"
+    r"[0-9]{4}" + _NUM_END + r"(?![ .-][0-9])",
+)
+
+BUILTIN_SENSORS: tuple[Sensor, ...] = (
+    Sensor(
+        id="dlp.payment_card",
+        title="Payment card number (PAN)",
+        patterns=_CARD_PATTERNS,
+        # Runs of digits and separators (a plain character-class repeat is several times cheaper
+        # for Hyperscan than "(?:[ -]?[0-9]){11,18}"). Runs of 14+ characters may be any brand;
+        # shorter ones can only be a 13-digit Visa or a 12-13 digit Maestro, which keeps the
+        # ubiquitous 12-13 digit ids and amounts out of Python.
+        prefilter=(
+            _LEAD + r"[2-68][0-9 \-]{12,35}[0-9]" + _TRAIL,
+            _LEAD
+            + r"(?:4[0-9 \-]{10,14}|(?:50[123]|67[56])[0-9 \-]{8,12}|(?:5893|6304)[0-9 \-]{7,11})"
+            + r"[0-9]"
+            + _TRAIL,
+        ),
+        context=(
+            "card",
+            "credit",
+            "cc",
+            "pan",
+            "visa",
+            "mastercard",
+            "amex",
+            "discover",
+            "jcb",
+            "diners",
+            "maestro",
+            "unionpay",
+            "cvv",
+            "cvc",
+            "expiry",
+            "payment",
+        ),
+        exclude_context=(
+            "order",
+            "invoice",
+            "tracking",
+            "timestamp",
+            "uuid",
+            "sku",
+            "account_id",
+            "user_id",
+            "txn_id",
+            "trace",
+        ),
+        validator="payment_card",
+        mask="card",
+        score=0.9,
+        context_boost=0.1,
+        max_length=23,
+    ),
+    Sensor(
+        id="dlp.us_ssn",
+        title="US Social Security number",
+        patterns=_SSN_PATTERNS,
+        prefilter=(_LEAD + r"[0-9]{3}[ \-][0-9]{2}[ \-][0-9]{4}" + _TRAIL,),
+        # Nine bare digits count only after a context word within 48 bytes (validators.us_ssn),
+        # so the word itself is their prefilter: a literal, cheap for Hyperscan, and 9-digit ids
+        # and amounts elsewhere never reach Python.
+        lead_prefilter=(r"(?i:ssn|social|security|taxpayer)",),
+        lead_reach=48 + 9 + 3,
+        context=("ssn", "social", "security", "ssns", "taxpayer"),
+        exclude_context=("order", "invoice", "tracking", "zip", "phone"),
+        validator="us_ssn",
+        mask="ssn",
+        score=0.6,
+        context_boost=0.35,
+        max_length=11,
+    ),
+    Sensor(
+        id="dlp.iban",
+        title="International bank account number",
+        patterns=_IBAN_PATTERNS,
+        prefilter=(r"(?:^|[^A-Za-z0-9])[A-Z]{2}[0-9]{2}[A-Z0-9 ]{10,38}[A-Z0-9][^A-Za-z0-9]",),
+        context=("iban", "bank", "account", "sepa", "transfer"),
+        validator="iban",
+        mask="iban",
+        score=0.85,
+        context_boost=0.15,
+        max_length=42,
+    ),
+    Sensor(
+        id="dlp.email",
+        title="E-mail address",
+        patterns=_EMAIL_PATTERNS,
+        prefilter=(r"@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]+[^A-Za-z0-9\-]",),
+        context=("email", "e-mail", "mail", "contact"),
+        validator="email",
+        mask="email",
+        score=0.6,
+        context_boost=0.3,
+        max_length=64 + 1 + 253,
+    ),
+    Sensor(
+        id="dlp.phone",
+        title="Telephone number",
+        patterns=_PHONE_PATTERNS,
+        prefilter=(
+            r"[2-9][0-9]{2}[ .\-][0-9]{4}" + _TRAIL,
+            r"\+[0-9][0-9 \-]{6,23}[0-9]" + _TRAIL,
+        ),
+        context=("phone", "tel", "telephone", "mobile", "cell", "fax", "call", "contact"),
+        exclude_context=("order", "invoice", "id"),
+        validator="phone",
+        mask="phone",
+        score=0.3,
+        context_boost=0.4,
+        max_length=24,
+    ),
+)
+
+
+def builtin_sensor_ids() -> tuple[str, ...]:
+    return tuple(s.id for s in BUILTIN_SENSORS)
+
+
+_SLUG = re.compile(r"^[a-z0-9_]+(?:\.[a-z0-9_]+)+$")
+_KNOWN_KEYS = {
+    "id", "title", "patterns", "pattern", "context", "exclude_context", "validator", "mask",
+    "score", "context_boost", "min_score", "max_length", "ignore_case",
+}  # fmt: skip
+
+
+def sensor_from_dict(raw: Any, *, where: str) -> Sensor:
+    """Build one user sensor from its YAML mapping; ConfigError names what is wrong."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: a sensor must be a mapping")
+    unknown = set(raw) - _KNOWN_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    sid = raw.get("id")
+    if not isinstance(sid, str) or not _SLUG.match(sid):
+        raise ConfigError(f"{where}: id must be a dotted slug such as dlp.acme_customer_id")
+    patterns = raw.get("patterns", [raw["pattern"]] if "pattern" in raw else [])
+    if not patterns or not all(isinstance(p, str) and p for p in patterns):
+        raise ConfigError(f"{where}: {sid}: patterns must be a non-empty list of regexes")
+    words = raw.get("context", [])
+    veto = raw.get("exclude_context", [])
+    if not all(isinstance(w, str) for w in [*words, *veto]):
+        raise ConfigError(f"{where}: {sid}: context words must be strings")
+    try:
+        score = float(raw.get("score", 0.6))
+        boost = float(raw.get("context_boost", 0.35))
+        min_score = float(raw.get("min_score", 0.5))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {sid}: score values must be numbers") from exc
+    ignore_case = bool(raw.get("ignore_case", False))
+    max_length = raw.get("max_length") or _widest(patterns, ignore_case, sid, where)
+    if not isinstance(max_length, int) or not 1 <= max_length <= MAX_MATCH_CAP:
+        raise ConfigError(f"{where}: {sid}: max_length must be an integer 1..{MAX_MATCH_CAP}")
+    return Sensor(
+        id=sid,
+        title=str(raw.get("title", sid)),
+        patterns=tuple(patterns),
+        context=tuple(words),
+        exclude_context=tuple(veto),
+        validator=str(raw.get("validator", "none")),
+        mask=str(raw.get("mask", "generic")),
+        max_length=max_length,
+        ignore_case=ignore_case,
+        score=score,
+        context_boost=boost,
+        min_score=min_score,
+    )
+
+
+def _widest(patterns: list[str], ignore_case: bool, sid: str, where: str) -> int:
+    from re import _parser  # type: ignore[attr-defined]  # width of a regex, no public API
+
+    widest = 0
+    for p in patterns:
+        try:
+            widest = max(
+                widest, _parser.parse(p, re.IGNORECASE if ignore_case else 0).getwidth()[1]
+            )
+        except re.error as exc:
+            raise ConfigError(f"{where}: {sid}: bad regex {p!r}: {exc}") from exc
+    return min(widest, MAX_MATCH_CAP)
+
+
+def load_sensor_file(path: Path) -> tuple[Sensor, ...]:
+    """Read ``sensors:`` from a YAML file of user-defined sensors."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read sensor file: {exc.strerror}", subject=str(path)) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}".splitlines()[0], subject=str(path)) from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("sensors"), list):
+        raise ConfigError("expected a mapping with a 'sensors' list", subject=str(path))
+    sensors = tuple(
+        sensor_from_dict(raw, where=f"{path} sensors[{i}]") for i, raw in enumerate(doc["sensors"])
+    )
+    ids = [s.id for s in sensors]
+    if len(set(ids)) != len(ids) or set(ids) & set(builtin_sensor_ids()):
+        raise ConfigError(
+            "sensor ids must be unique and differ from built-in ones", subject=str(path)
+        )
+    return sensors

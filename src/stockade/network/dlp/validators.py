@@ -1,0 +1,229 @@
+"""Validators: the checksum and rule half of a DLP sensor.
+
+A sensor's regex proposes a candidate; the validator named in the sensor decides whether the
+candidate is real and may override the base score (an unseparated 9-digit SSN is much weaker
+evidence than ``123-45-6789``). Validators are pure functions of the matched text.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Validation:
+    ok: bool
+    score: float | None = None  # replaces the sensor's base score when set
+    label: str | None = None  # e.g. the card brand
+    context_before: bool = False  # valid only with a context word in the bytes before it
+
+
+REJECT = Validation(ok=False)
+
+Validator = Callable[[str], Validation]
+
+
+_NOT_DIGITS = {c: None for c in range(256) if not 48 <= c <= 57}
+_DOUBLED = str.maketrans("0123456789", "0246813579")  # 2d, minus 9 when above 9
+
+
+def digits_of(text: str) -> str:
+    return text.translate(_NOT_DIGITS)
+
+
+def luhn_ok(number: str) -> bool:
+    """Mod-10 check over a string of digits (the last one is the check digit)."""
+    rev = number[::-1]
+    return sum(map(int, rev[0::2] + rev[1::2].translate(_DOUBLED))) % 10 == 0
+
+
+def luhn_check_digit(partial: str) -> str:
+    """The digit that makes ``partial + digit`` Luhn-valid."""
+    for d in "0123456789":
+        if luhn_ok(partial + d):
+            return d
+    raise AssertionError("unreachable: one digit always completes a Luhn sum")
+
+
+# (brand, lowest prefix, highest prefix, prefix width, allowed lengths). Ordered: the first row
+# that matches names the brand, so narrow ranges come before the wide ones they overlap.
+_CARD_RANGES: tuple[tuple[str, int, int, int, frozenset[int]], ...] = (
+    ("discover", 622126, 622925, 6, frozenset(range(16, 20))),
+    ("mir", 2200, 2204, 4, frozenset(range(16, 20))),
+    ("mastercard", 2221, 2720, 4, frozenset({16})),
+    ("mastercard", 51, 55, 2, frozenset({16})),
+    ("maestro", 5018, 5018, 4, frozenset(range(12, 20))),
+    ("maestro", 5020, 5020, 4, frozenset(range(12, 20))),
+    ("maestro", 5038, 5038, 4, frozenset(range(12, 20))),
+    ("maestro", 5893, 5893, 4, frozenset(range(12, 20))),
+    ("maestro", 6304, 6304, 4, frozenset(range(12, 20))),
+    ("maestro", 6759, 6759, 4, frozenset(range(12, 20))),
+    ("maestro", 6761, 6763, 4, frozenset(range(12, 20))),
+    ("visa", 4, 4, 1, frozenset({13, 16, 19})),
+    ("amex", 34, 34, 2, frozenset({15})),
+    ("amex", 37, 37, 2, frozenset({15})),
+    ("discover", 6011, 6011, 4, frozenset(range(16, 20))),
+    ("discover", 644, 649, 3, frozenset(range(16, 20))),
+    ("discover", 65, 65, 2, frozenset(range(16, 20))),
+    ("jcb", 3528, 3589, 4, frozenset(range(16, 20))),
+    ("diners", 300, 305, 3, frozenset(range(14, 20))),
+    ("diners", 3095, 3095, 4, frozenset(range(14, 20))),
+    ("diners", 36, 36, 2, frozenset(range(14, 20))),
+    ("diners", 38, 39, 2, frozenset(range(14, 20))),
+    ("unionpay", 62, 62, 2, frozenset(range(16, 20))),
+    ("unionpay", 81, 81, 2, frozenset(range(16, 20))),
+)
+
+# Published processor test numbers: real traffic never carries them, demos always do.
+TEST_CARD_NUMBERS = frozenset(
+    {
+        "4111111111111111",
+        "4012888888881881",
+        "4222222222222",
+        "5555555555554444",
+        "5105105105105100",
+        "378282246310005",
+        "371449635398431",
+        "6011111111111117",
+        "6011000990139424",
+        "3530111333300000",
+        "3566002020360505",
+        "30569309025904",
+        "38520000023237",
+    }
+)
+
+
+def card_brand(number: str) -> str | None:
+    """Brand whose IIN range and length admit ``number`` (digits only), or None."""
+    length = len(number)
+    for brand, low, high, width, lengths in _CARD_RANGES:
+        if length in lengths and low <= int(number[:width]) <= high:
+            return brand
+    return None
+
+
+def _degenerate(number: str) -> bool:
+    # One repeated digit, or a strictly ascending/descending run, is filler, not a PAN.
+    if len(set(number)) == 1:
+        return True
+    steps = {(int(b) - int(a)) % 10 for a, b in itertools.pairwise(number)}
+    return steps in ({1}, {9})
+
+
+def payment_card(text: str) -> Validation:
+    number = digits_of(text)
+    # Cheapest test first: Luhn rejects nine in ten random candidates.
+    if not 12 <= len(number) <= 19 or not luhn_ok(number):
+        return REJECT
+    brand = card_brand(number)
+    if brand is None or _degenerate(number):
+        return REJECT
+    return Validation(ok=True, label=brand)
+
+
+_SSN_ADVERTISING = frozenset({"078051120", "219099999", "123456789", "111111111"})
+
+
+def us_ssn(text: str) -> Validation:
+    number = digits_of(text)
+    if len(number) != 9:
+        return REJECT
+    area, group, serial = number[:3], number[3:5], number[5:]
+    if area in ("000", "666") or area >= "900" or group == "00" or serial == "0000":
+        return REJECT
+    if number in _SSN_ADVERTISING or number.startswith("98765432") or len(set(number)) == 1:
+        return REJECT
+    if len(text) == 9:
+        # Nine bare digits are everywhere (ids, amounts): only a key such as "ssn": before them
+        # makes them an SSN.
+        return Validation(ok=True, context_before=True)
+    return Validation(ok=True)
+
+
+# ISO 13616 registry: total IBAN length per country.
+IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27,
+    "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27,
+    "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22,
+    "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32,
+    "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24,
+    "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31,
+    "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28, "TL": 23,
+    "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}  # fmt: skip
+
+
+def iban_mod97(iban: str) -> int:
+    rearranged = iban[4:] + iban[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97
+
+
+def iban(text: str) -> Validation:
+    compact = text.replace(" ", "").upper()
+    if IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact.isalnum():
+        return REJECT
+    if not compact[2:4].isdigit() or iban_mod97(compact) != 1:
+        return REJECT
+    return Validation(ok=True, label=compact[:2])
+
+
+def email(text: str) -> Validation:
+    local, _, domain = text.rpartition("@")
+    if not local or len(local) > 64 or len(domain) > 253:
+        return REJECT
+    if local[0] == "." or local[-1] == "." or ".." in local:
+        return REJECT
+    labels = domain.split(".")
+    if any(not label or len(label) > 63 for label in labels) or not labels[-1].isalpha():
+        return REJECT
+    return Validation(ok=True)
+
+
+def phone(text: str) -> Validation:
+    number = digits_of(text)
+    if text.startswith("+"):
+        # E.164: country code never starts with 0, at most 15 digits.
+        if not 8 <= len(number) <= 15 or number[0] == "0" or len(set(number)) == 1:
+            return REJECT
+        if number[0] == "1" and not _nanp_ok(number[1:]):
+            return REJECT
+        return Validation(ok=True, label="e164")
+    if len(number) == 11 and number[0] == "1":
+        number = number[1:]
+    if len(number) != 10 or not _nanp_ok(number):
+        return REJECT
+    return Validation(ok=True, label="nanp")
+
+
+def _nanp_ok(ten: str) -> bool:
+    # NXX-NXX-XXXX with N in 2-9; N11 area codes are service codes, 555-01xx is fictional.
+    if len(ten) != 10 or ten[0] in "01" or ten[3] in "01":
+        return False
+    return ten[1:3] != "11"
+
+
+def luhn(text: str) -> Validation:
+    """Any digit string of 8+ digits passing mod 10 (for user sensors on non-card ids)."""
+    number = digits_of(text)
+    return Validation(ok=len(number) >= 8 and luhn_ok(number))
+
+
+def accept(text: str) -> Validation:
+    """For user sensors whose regex alone decides."""
+    return Validation(ok=True)
+
+
+VALIDATORS: dict[str, Validator] = {
+    "luhn": luhn,
+    "payment_card": payment_card,
+    "us_ssn": us_ssn,
+    "iban": iban,
+    "email": email,
+    "phone": phone,
+    "none": accept,
+}

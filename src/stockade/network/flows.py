@@ -1,0 +1,335 @@
+"""The flow table: one entry per connection (5-tuple, both directions), TCP reassembly of each
+direction up to ``stream_depth``, DLP fed as bytes arrive in order, detection and TLS inspection
+when both heads are full or the flow ends, then one ``ConnectionRecord``.
+
+Memory stays bounded: at most ``max_flows`` entries (half-open flows go first, then the oldest),
+and at most ``memcap`` bytes of reassembly buffers across flows.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stockade.network.analysis import DlpFeed, Inspectors
+from stockade.network.connection import ConnectionRecord, Hit
+from stockade.network.interface import Detection
+from stockade.network.lab.inventory import Identities
+from stockade.network.reassembly import Stream
+
+FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
+_FLAG_NAMES = ((SYN, "S"), (ACK, "A"), (PSH, "P"), (FIN, "F"), (RST, "R"), (URG, "U"), (ECE, "E"), (CWR, "C"))
+TLS_HANDSHAKE = (0x16, 0x03)
+PG_SSLREQUEST = bytes.fromhex("0000000804d2162f")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlowConfig:
+    stream_depth: int = 64 * 1024
+    ooo_limit: int = 256 * 1024  # out-of-order bytes held per direction
+    memcap: int = 256 * 1024 * 1024  # reassembly bytes held across all flows
+    max_flows: int = 65536
+    tcp_idle: float = 120.0
+    udp_idle: float = 30.0
+    half_open_idle: float = 10.0
+    linger: float = 2.0  # keep a closed flow's entry this long for its last ACKs
+
+
+@dataclass(slots=True)
+class FlowStats:
+    flows: int = 0
+    records: int = 0
+    evicted: int = 0
+    half_open_dropped: int = 0
+    memcap_evictions: int = 0
+    peak_flows: int = 0
+    peak_memory: int = 0
+
+
+class Flow:
+    __slots__ = (
+        "analyzed", "bytes", "client", "detection", "dlp", "done", "encrypted_hint", "first", "flags",
+        "id", "last", "packets", "payload", "proto", "server", "streams", "synack", "tls",
+    )
+
+    def __init__(self, fid: str, client: tuple, server: tuple, proto: int, ts: float) -> None:
+        self.id = fid
+        self.client = client  # (ip bytes, port)
+        self.server = server
+        self.proto = proto
+        self.first = self.last = ts
+        self.bytes = [0, 0]
+        self.packets = [0, 0]
+        self.flags = [0, 0]
+        self.streams: list[Stream] = []
+        self.dlp: list[DlpFeed | None] = [None, None]
+        self.synack = False
+        self.payload = False
+        self.done = False
+        self.analyzed = False
+        self.encrypted_hint = False
+        self.detection: Detection | None = None
+        self.tls = None
+
+
+class FlowTable:
+    """Feed it with ``tcp``/``udp`` (a ``Decoder`` sink); finished connections go to ``emit``."""
+
+    def __init__(
+        self,
+        inspectors: Inspectors | None,
+        identities: Identities,
+        emit: Callable[[ConnectionRecord], None],
+        config: FlowConfig | None = None,
+    ) -> None:
+        self.cfg = config or FlowConfig()
+        self.inspectors = inspectors
+        self.identities = identities
+        self.emit = emit
+        self.stats = FlowStats()
+        self.memory = 0
+        self._flows: dict[tuple, tuple[Flow, int]] = {}
+        self._ids = itertools.count(1)
+        self._run = os.urandom(4).hex()
+        self._next_sweep = 0.0
+
+    def __len__(self) -> int:
+        return len(self._flows) // 2
+
+    # packet entry points (the decoder's sink)
+
+    def tcp(self, ts: float, key: tuple, flags: int, seq: int, ack: int, buf: object, off: int, length: int) -> None:
+        entry = self._flows.get(key)
+        if entry is not None and entry[0].done:
+            if flags & (SYN | ACK) == SYN:  # the port pair is reused by a new connection
+                self._remove(entry[0])
+                entry = None
+            else:  # last ACKs of a finished connection
+                entry[0].last = ts
+                return
+        if entry is None:
+            if flags & RST:
+                return
+            # the SYN sender is the client; a SYN-ACK seen first names the server; else first seen
+            entry = self._new(ts, key, 6, reverse=flags & (SYN | ACK) == SYN | ACK)
+        f, d = entry
+        f.last = ts
+        f.packets[d] += 1
+        f.bytes[d] += length
+        f.flags[d] |= flags
+        s = f.streams[d]
+        if flags & SYN:
+            s.syn(seq)
+            if flags & ACK:
+                f.synack = True
+            seq = (seq + 1) & 0xFFFFFFFF
+        if length:
+            f.payload = True
+            self.memory += s.segment(seq, buf, off, length)
+        if flags & ACK and f.streams[1 - d].started:
+            self.memory += f.streams[1 - d].acked(ack)
+        if flags & FIN:
+            s.fin(seq + length)
+        if flags & RST:
+            self._finish(f, "reset")
+        elif f.flags[0] & FIN and f.flags[1] & FIN:
+            self._finish(f, "closed")
+        elif not f.analyzed and all(x.delivered >= self.cfg.stream_depth for x in f.streams):
+            self._analyze(f)  # both heads are full: decide now and free the buffers
+        if self.memory > self.stats.peak_memory:
+            self.stats.peak_memory = self.memory
+        if self.memory > self.cfg.memcap:
+            self._evict_memory()
+        if ts >= self._next_sweep:
+            self.sweep(ts)
+
+    def udp(self, ts: float, key: tuple, buf: object, off: int, length: int) -> None:
+        entry = self._flows.get(key)
+        if entry is None:
+            entry = self._new(ts, key, 17, reverse=False)
+        f, d = entry
+        f.last = ts
+        f.packets[d] += 1
+        f.bytes[d] += length
+        if length and not f.analyzed:
+            f.payload = True
+            s = f.streams[d]
+            s.started = True
+            self.memory += s.segment(s.next_seq, buf, off, length)  # datagrams join in arrival order
+        if ts >= self._next_sweep:
+            self.sweep(ts)
+
+    # lifecycle
+
+    def _new(self, ts: float, key: tuple, proto: int, *, reverse: bool) -> tuple[Flow, int]:
+        src, sport, dst, dport, _ = key
+        client, server = ((dst, dport), (src, sport)) if reverse else ((src, sport), (dst, dport))
+        f = Flow(f"{self._run}-{next(self._ids)}", client, server, proto, ts)
+        cfg = self.cfg
+        for d in (0, 1):
+            f.streams.append(Stream(cfg.stream_depth, cfg.ooo_limit, self._data_hook(f, d), self._gap_hook(f, d)))
+        fwd = (f, 1 if reverse else 0)
+        back = (f, 0 if reverse else 1)
+        self._flows[key] = fwd
+        self._flows[(dst, dport, src, sport, proto)] = back
+        self.stats.flows += 1
+        n = len(self._flows) // 2
+        if n > self.stats.peak_flows:
+            self.stats.peak_flows = n
+        if n > cfg.max_flows:
+            self._evict_flows(ts, keep=f)
+        return fwd
+
+    def _data_hook(self, f: Flow, d: int) -> Callable[[bytes], None]:
+        def on_data(data: bytes) -> None:
+            if f.encrypted_hint:
+                return
+            feed = f.dlp[d]
+            if feed is None:
+                if d == 0 and f.streams[0].delivered == len(data) and _looks_encrypted(data):
+                    f.encrypted_hint = True  # ciphertext follows: DLP would only waste time
+                    return
+                if self.inspectors is None or self.inspectors.dlp is None:
+                    return
+                feed = f.dlp[d] = DlpFeed(self.inspectors.dlp)
+            feed.feed(data)
+
+        return on_data
+
+    def _gap_hook(self, f: Flow, d: int) -> Callable[[int], None]:
+        def on_gap(missing: int) -> None:
+            feed = f.dlp[d]
+            if feed is not None:
+                feed.gap(missing)
+
+        return on_gap
+
+    def _analyze(self, f: Flow) -> None:
+        f.analyzed = True
+        client, server = bytes(f.streams[0].head), bytes(f.streams[1].head)
+        for s in f.streams:
+            self.memory -= s.release()
+        if self.inspectors is None or not (client or server):
+            return
+        det = self.inspectors.detect(client, server)
+        f.detection = det
+        if det.protocol == "proto.tls":
+            f.tls = self.inspectors.tls(client, server)
+        elif det.upgrade == "postgres-sslrequest" and det.encrypted:
+            f.tls = self.inspectors.tls(client[8:], server[1:])
+
+    def _finish(self, f: Flow, state: str) -> None:
+        if f.done:
+            return
+        f.done = True
+        for s in f.streams:
+            self.memory += s.flush()
+        if not f.analyzed:
+            self._analyze(f)
+        if f.payload or f.synack:
+            self.stats.records += 1
+            self.emit(self._record(f, state))
+
+    def _remove(self, f: Flow) -> None:
+        src, sport = f.client
+        dst, dport = f.server
+        self._flows.pop((src, sport, dst, dport, f.proto), None)
+        self._flows.pop((dst, dport, src, sport, f.proto), None)
+        for s in f.streams:
+            self.memory -= s.release()
+
+    def sweep(self, now: float) -> None:
+        """Expire idle, half-open and closed flows (in capture time)."""
+        self._next_sweep = now + 1.0
+        cfg = self.cfg
+        for f in self._unique():
+            idle = now - f.last
+            if f.done:
+                if idle > cfg.linger:
+                    self._remove(f)
+            elif f.proto == 6 and not f.synack and not f.payload:
+                if idle > cfg.half_open_idle:
+                    self.stats.half_open_dropped += 1
+                    self._remove(f)
+            elif idle > (cfg.tcp_idle if f.proto == 6 else cfg.udp_idle):
+                self._finish(f, "timeout")
+                self._remove(f)
+
+    def flush(self) -> None:
+        """End of capture: every open flow becomes a record."""
+        for f in self._unique():
+            self._finish(f, "active")
+            self._remove(f)
+
+    def _unique(self) -> list[Flow]:
+        seen: dict[int, Flow] = {}
+        for f, _ in self._flows.values():
+            seen[id(f)] = f
+        return list(seen.values())
+
+    def _evict_flows(self, now: float, keep: Flow) -> None:
+        """Over ``max_flows``: drop half-open flows, then the oldest, down to 90 %."""
+        target = int(self.cfg.max_flows * 0.9)
+        flows = [f for f in self._unique() if f is not keep]
+        half_open = [f for f in flows if f.proto == 6 and not f.synack and not f.payload and not f.done]
+        done = [f for f in flows if f.done]
+        rest = sorted((f for f in flows if not f.done and (f.synack or f.payload or f.proto != 6)), key=lambda f: f.last)
+        for group, counter in ((done, None), (half_open, "half_open_dropped"), (rest, "evicted")):
+            for f in group:
+                if len(self._flows) // 2 <= target:
+                    return
+                if counter == "evicted":
+                    self._finish(f, "evicted")
+                    self.stats.evicted += 1
+                elif counter:
+                    self.stats.half_open_dropped += 1
+                self._remove(f)
+
+    def _evict_memory(self) -> None:
+        """Over ``memcap``: analyze (and so free) the flows holding the most bytes first."""
+        flows = sorted(self._unique(), key=lambda f: -sum(len(s.head) + s.buffered for s in f.streams))
+        for f in flows:
+            if self.memory <= self.cfg.memcap * 0.8:
+                return
+            self.stats.memcap_evictions += 1
+            for s in f.streams:
+                self.memory += s.flush()
+            if not f.analyzed:
+                self._analyze(f)
+
+    def _record(self, f: Flow, state: str) -> ConnectionRecord:
+        cip, sip = f.client[0], f.server[0]
+        hits: list[Hit] = []
+        for d, name in ((0, "client"), (1, "server")):
+            feed = f.dlp[d]
+            if feed is not None:
+                hits.extend(Hit(direction=name, match=m) for m in feed.close())
+        det = f.detection
+        return ConnectionRecord(
+            id=f.id, start=f.first, end=f.last, transport="tcp" if f.proto == 6 else "udp",
+            ip_version=4 if len(cip) == 4 else 6,
+            client_ip=str(ipaddress.ip_address(cip)), client_port=f.client[1],
+            server_ip=str(ipaddress.ip_address(sip)), server_port=f.server[1],
+            client=self.identities.lookup(cip), server=self.identities.lookup(sip),
+            protocol=det.protocol if det else "proto.unknown",
+            encrypted=bool(det.encrypted) if det else f.encrypted_hint,
+            upgrade=det.upgrade if det else None, tls=f.tls,
+            bytes_to_server=f.bytes[0], bytes_to_client=f.bytes[1],
+            packets_to_server=f.packets[0], packets_to_client=f.packets[1],
+            flags_client=_flags(f.flags[0]), flags_server=_flags(f.flags[1]), state=state,
+            gaps=f.streams[0].gaps + f.streams[1].gaps,
+            inspected=f.streams[0].delivered + f.streams[1].delivered,
+            hits=tuple(hits), details=det.details if det else (),
+        )
+
+
+def _looks_encrypted(first: bytes) -> bool:
+    """The client's first bytes start a TLS handshake or a PostgreSQL SSLRequest."""
+    return (len(first) >= 2 and first[0] == TLS_HANDSHAKE[0] and first[1] == TLS_HANDSHAKE[1]) or first[:8] == PG_SSLREQUEST
+
+
+def _flags(bits: int) -> str:
+    return "".join(name for bit, name in _FLAG_NAMES if bits & bit)

@@ -1,0 +1,39 @@
+"""What a protocol detector returns, and helpers shared by several detectors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Confidence scale shared by every detector:
+#   1.0  both directions agree, or one direction is unambiguous by itself (a banner, a preface)
+#   0.8  one direction carries a complete, well-formed first message
+#   0.5  a well-formed prefix that was cut short (fewer bytes than the message claims)
+#   0.3  only the first few bytes fit; other protocols could start the same way
+# detect() reports "proto.unknown" below MIN_CONFIDENCE.
+MIN_CONFIDENCE = 0.3
+FULL, STRONG, PARTIAL, WEAK = 1.0, 0.8, 0.5, 0.3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Guess:
+    protocol: str
+    confidence: float
+    encrypted: bool = False
+    upgrade: str | None = None
+    details: tuple[tuple[str, str], ...] = ()
+
+
+def printable(data: bytes) -> bool:
+    return all(32 <= b < 127 for b in data)
+
+
+def first_line(data: bytes, limit: int = 512) -> bytes | None:
+    """The first CRLF- or LF-terminated line, or None when no end of line is in sight."""
+    end = data.find(b"\n", 0, limit)
+    if end < 0:
+        return None
+    return data[:end].rstrip(b"\r")
+
+
+def lines(data: bytes, limit: int = 4096) -> list[bytes]:
+    return [ln.rstrip(b"\r") for ln in data[:limit].split(b"\n")]

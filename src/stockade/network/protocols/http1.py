@@ -1,0 +1,78 @@
+"""HTTP/1.x: a request line from the client, a status line from the server."""
+
+from __future__ import annotations
+
+import re
+
+from .base import FULL, PARTIAL, STRONG, WEAK, Guess, first_line, lines
+
+SLUG = "proto.http"
+METHODS = (
+    b"GET",
+    b"POST",
+    b"PUT",
+    b"DELETE",
+    b"HEAD",
+    b"OPTIONS",
+    b"PATCH",
+    b"CONNECT",
+    b"TRACE",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"MKCOL",
+    b"COPY",
+    b"MOVE",
+    b"LOCK",
+    b"UNLOCK",
+)
+_REQUEST = re.compile(rb"^([A-Z]{3,10}) (\S{1,4096}) HTTP/1\.([01])$")
+_STATUS = re.compile(rb"^HTTP/1\.([01]) ([1-5][0-9]{2})(?: |$)")
+
+
+def request_headers(client: bytes) -> dict[str, str]:
+    """Header fields of the first request (lower-case names), as far as they are present."""
+    out: dict[str, str] = {}
+    for line in lines(client)[1:]:
+        if not line:
+            break
+        name, sep, value = line.partition(b":")
+        if sep:
+            out[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+    return out
+
+
+def _path(target: bytes) -> str:
+    # Query strings and matrix parameters carry tokens and personal data: never keep them.
+    text = target.decode("latin-1")
+    if "://" in text:  # absolute-form (proxies)
+        text = "/" + text.split("://", 1)[1].partition("/")[2]
+    return re.split(r"[?;#]", text, maxsplit=1)[0]
+
+
+def probe(client: bytes, server: bytes) -> Guess | None:
+    details: list[tuple[str, str]] = []
+    score = 0.0
+    line = first_line(client)
+    if line is not None:
+        m = _REQUEST.match(line)
+        if m and m.group(1) in METHODS:
+            score = STRONG
+            details.append(("http.method", m.group(1).decode()))
+            details.append(("http.path", _path(m.group(2))))
+            host = request_headers(client).get("host")
+            if host:
+                details.append(("http.host", host))
+    elif any(client.startswith(method + b" ") for method in METHODS):
+        score = PARTIAL
+        details.append(("http.method", client.split(b" ", 1)[0].decode()))
+    elif len(client) < 8 and client and any(method.startswith(client) for method in METHODS):
+        score = WEAK
+    sm = _STATUS.match(server[:64])
+    if sm:
+        details.append(("http.status", sm.group(2).decode()))
+        score = FULL if score >= PARTIAL else STRONG
+    elif server.startswith(b"HTTP/1.") and score:
+        score = max(score, PARTIAL)
+    if not score:
+        return None
+    return Guess(protocol=SLUG, confidence=score, details=tuple(details))

@@ -1,0 +1,37 @@
+"""IMAP: ``* OK`` greeting, tagged client commands; STARTTLS accepted by ``<tag> OK``."""
+
+from __future__ import annotations
+
+import re
+
+from . import mail
+from .base import FULL, PARTIAL, STRONG, Guess, lines
+
+SLUG = "proto.imap"
+_GREETING = re.compile(rb"^\* (OK|PREAUTH)\b")
+_COMMAND = re.compile(
+    rb"^([A-Za-z0-9.]{1,16}) (CAPABILITY|LOGIN|STARTTLS|AUTHENTICATE|NOOP|ID|SELECT|LOGOUT)\b",
+    re.IGNORECASE,
+)
+
+
+def probe(client: bytes, server: bytes) -> Guess | None:
+    server_lines = [ln for ln in lines(server) if ln]
+    greeting = bool(server_lines) and bool(_GREETING.match(server_lines[0]))
+    command = _COMMAND.match(client)
+    if not (greeting or command):
+        return None
+    if greeting and command:
+        score = FULL
+    elif greeting:
+        score = STRONG if b"IMAP" in server_lines[0].upper() else PARTIAL
+    else:
+        score = PARTIAL
+    upgrade = None
+    for ln in mail.command_lines(client):
+        m = _COMMAND.match(ln)
+        if m and m.group(2).upper() == b"STARTTLS":
+            ok = any(s.startswith(m.group(1) + b" OK") for s in server_lines)
+            if mail.upgraded(client, m.group(1) + b" STARTTLS", ok):
+                upgrade = "imap-starttls"
+    return mail.guess(SLUG, score, upgrade, [])

@@ -1,0 +1,56 @@
+"""MySQL / MariaDB: the server speaks first with a protocol-10 greeting; a client reply of
+exactly 32 bytes with CLIENT_SSL set is an SSL request (the session turns into TLS)."""
+
+from __future__ import annotations
+
+import struct
+
+from .. import tls
+from .base import FULL, STRONG, Guess, printable
+
+SLUG = "proto.mysql"
+CLIENT_SSL = 0x0800
+CLIENT_PROTOCOL_41 = 0x0200
+
+
+def _greeting(server: bytes) -> tuple[str, int] | None:
+    """(server version, lower capability flags) of a HandshakeV10 packet."""
+    if len(server) < 6 or server[3] != 0 or server[4] != 10:
+        return None
+    length = int.from_bytes(server[:3], "little")
+    end = server.find(b"\0", 5, 5 + 64)
+    if not 20 <= length <= 512 or end < 0 or not printable(server[5:end]) or end == 5:
+        return None
+    caps_at = end + 1 + 4 + 8 + 1
+    caps = struct.unpack_from("<H", server, caps_at)[0] if len(server) >= caps_at + 2 else 0
+    return server[5:end].decode("ascii"), caps
+
+
+def probe(client: bytes, server: bytes) -> Guess | None:
+    greeting = _greeting(server)
+    if greeting is None:
+        return None
+    version, server_caps = greeting
+    details = [("mysql.version", version)]
+    if len(client) < 8 or client[3] != 1:
+        return Guess(protocol=SLUG, confidence=STRONG, details=tuple(details))
+    length = int.from_bytes(client[:3], "little")
+    caps = struct.unpack_from("<I", client, 4)[0]
+    if length == 32 and caps & CLIENT_SSL and server_caps & CLIENT_SSL:
+        # TLS starts right after the 36-byte SSL request and after the greeting packet.
+        greeting_end = 4 + int.from_bytes(server[:3], "little")
+        info = tls.inspect(client[36:], server[greeting_end:])
+        if info is not None and info.version:
+            details.append(("tls.version", info.version))
+        return Guess(
+            protocol=SLUG,
+            confidence=FULL,
+            encrypted=True,
+            upgrade="mysql-ssl",
+            details=tuple(details),
+        )
+    if caps & CLIENT_PROTOCOL_41 and len(client) >= 4 + 32:
+        end = client.find(b"\0", 36, 36 + 64)
+        if end > 36:
+            details.append(("mysql.user", client[36:end].decode("utf-8", "replace")))
+    return Guess(protocol=SLUG, confidence=FULL, details=tuple(details))

@@ -1,0 +1,31 @@
+"""SMTP: ``220`` greeting, ``EHLO``/``HELO`` from the client; STARTTLS accepted by ``220``."""
+
+from __future__ import annotations
+
+import re
+
+from . import mail
+from .base import FULL, PARTIAL, STRONG, Guess, lines
+
+SLUG = "proto.smtp"
+_GREETING = re.compile(rb"^220[ -]")
+_HELLO = re.compile(rb"^(EHLO|HELO|LHLO) \S", re.IGNORECASE)
+
+
+def probe(client: bytes, server: bytes) -> Guess | None:
+    server_lines = [ln for ln in lines(server) if ln]
+    greeting = bool(server_lines) and bool(_GREETING.match(server_lines[0]))
+    hello = bool(_HELLO.match(client))
+    if not (greeting or hello):
+        return None
+    if greeting and hello:
+        score = FULL
+    elif greeting:
+        score = STRONG if b"SMTP" in server_lines[0].upper() else PARTIAL
+    else:
+        score = STRONG
+    # The answer to STARTTLS is the first "220" after the greeting.
+    ready = any(ln.startswith(b"220") for ln in server_lines[1:])
+    upgrade = "smtp-starttls" if mail.upgraded(client, b"STARTTLS", ready) else None
+    details = [("smtp.greeting", server_lines[0][4:64].decode("latin-1"))] if greeting else []
+    return mail.guess(SLUG, score, upgrade, details)

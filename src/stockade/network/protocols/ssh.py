@@ -1,0 +1,32 @@
+"""SSH: both sides open with an identification line ``SSH-2.0-software``; everything after the
+key exchange is encrypted."""
+
+from __future__ import annotations
+
+from .base import FULL, WEAK, Guess, first_line
+
+SLUG = "proto.ssh"
+
+
+def _banner(data: bytes) -> str | None:
+    line = first_line(data, 255)
+    if line and (line.startswith(b"SSH-2.0-") or line.startswith(b"SSH-1.99-")):
+        return line.split(b"-", 2)[2].split(b" ")[0].decode("ascii", "replace")
+    return None
+
+
+def probe(client: bytes, server: bytes) -> Guess | None:
+    details = []
+    for side, data in (("client", client), ("server", server)):
+        software = _banner(data)
+        if software is not None:
+            details.append((f"ssh.{side}_software", software))
+    if details:
+        return Guess(protocol=SLUG, confidence=FULL, encrypted=True, details=tuple(details))
+    if any(
+        d.startswith(b"SSH-") or (len(d) >= 3 and b"SSH-".startswith(d))
+        for d in (client, server)
+        if d
+    ):
+        return Guess(protocol=SLUG, confidence=WEAK, encrypted=True)
+    return None

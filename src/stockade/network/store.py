@@ -1,0 +1,61 @@
+"""Writing connection records and their events to the project store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from stockade.network.connection import ConnectionRecord, events_for
+from stockade.network.tables import connections
+from stockade.store.db import Store
+from stockade.store.records import record_events
+
+
+def _row(rec: ConnectionRecord) -> dict[str, Any]:
+    return {
+        "id": rec.id,
+        "start": datetime.fromtimestamp(rec.start, UTC),
+        "end": datetime.fromtimestamp(rec.end, UTC),
+        "transport": rec.transport,
+        "ip_version": rec.ip_version,
+        "client_ip": rec.client_ip,
+        "client_port": rec.client_port,
+        "server_ip": rec.server_ip,
+        "server_port": rec.server_port,
+        "client_kind": rec.client.kind,
+        "client_namespace": rec.client.namespace,
+        "client_name": rec.client.name,
+        "server_kind": rec.server.kind,
+        "server_namespace": rec.server.namespace,
+        "server_name": rec.server.name,
+        "protocol": rec.protocol,
+        "encrypted": rec.encrypted,
+        "tls_version": rec.tls.version if rec.tls else None,
+        "sni": rec.tls.sni if rec.tls else None,
+        "bytes_to_server": rec.bytes_to_server,
+        "bytes_to_client": rec.bytes_to_client,
+        "packets_to_server": rec.packets_to_server,
+        "packets_to_client": rec.packets_to_client,
+        "state": rec.state,
+        "dlp_hits": len(rec.hits),
+        "data": rec.to_dict(),
+    }
+
+
+def write(store: Store, records: Sequence[ConnectionRecord], source: str = "sensor") -> tuple[int, int]:
+    """Store connection rows and their events; returns (connections, events) written."""
+    if not records:
+        return 0, 0
+    with store.begin() as conn:
+        conn.execute(insert(connections), [_row(r) for r in records])
+    events = [e for r in records for e in events_for(r, source)]
+    return len(records), record_events(store, events)
+
+
+def list_connections(store: Store, limit: int = 1000) -> list[dict[str, Any]]:
+    q = select(connections).order_by(connections.c.start).limit(limit)
+    with store.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings().all()]

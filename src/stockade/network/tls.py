@@ -1,0 +1,327 @@
+"""TLS handshake facts from the first bytes of a connection: version, SNI, ALPN, cipher suite.
+
+Reads the ClientHello from the client stream and the ServerHello from the server stream. Records
+may split a hello (or carry several messages), the ClientHello may use the SSLv2-compatible
+format, and TLS 1.3 is only visible in the ``supported_versions`` extension. A HelloRetryRequest is
+a ServerHello with a fixed random; the real ServerHello follows it. Truncated input yields what
+was parsed, with ``complete=False``. The chosen ALPN of TLS 1.3 travels in EncryptedExtensions
+and cannot be seen; it is reported for TLS 1.2 and below only.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from .interface import TlsInfo
+
+HANDSHAKE, CHANGE_CIPHER_SPEC, ALERT, APPLICATION_DATA = 22, 20, 21, 23
+CLIENT_HELLO, SERVER_HELLO = 1, 2
+EXT_SNI, EXT_ALPN, EXT_SUPPORTED_VERSIONS = 0, 16, 43
+MAX_RECORD = 16384 + 2048  # TLSCiphertext limit (RFC 8446 5.2)
+HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+
+VERSIONS = {0x0002: "SSL2.0", 0x0300: "SSL3.0", 0x0301: "TLS1.0", 0x0302: "TLS1.1",
+            0x0303: "TLS1.2", 0x0304: "TLS1.3"}  # fmt: skip
+
+# IANA TLS Cipher Suites registry, the suites seen in practice (checked against `openssl ciphers
+# -stdname` in tests).
+CIPHER_SUITES: dict[int, str] = {
+    0x1301: "TLS_AES_128_GCM_SHA256",
+    0x1302: "TLS_AES_256_GCM_SHA384",
+    0x1303: "TLS_CHACHA20_POLY1305_SHA256",
+    0x1304: "TLS_AES_128_CCM_SHA256",
+    0x1305: "TLS_AES_128_CCM_8_SHA256",
+    0xC02B: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    0xC02C: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    0xC02F: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    0xC030: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    0xCCA8: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCA9: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCAA: "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xC009: "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    0xC00A: "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    0xC013: "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    0xC014: "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    0xC023: "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    0xC024: "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+    0xC027: "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    0xC028: "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+    0xC0AC: "TLS_ECDHE_ECDSA_WITH_AES_128_CCM",
+    0xC0AD: "TLS_ECDHE_ECDSA_WITH_AES_256_CCM",
+    0xC0AE: "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8",
+    0xC0AF: "TLS_ECDHE_ECDSA_WITH_AES_256_CCM_8",
+    0x009C: "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    0x009D: "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    0x009E: "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+    0x009F: "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384",
+    0x002F: "TLS_RSA_WITH_AES_128_CBC_SHA",
+    0x0035: "TLS_RSA_WITH_AES_256_CBC_SHA",
+    0x003C: "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    0x003D: "TLS_RSA_WITH_AES_256_CBC_SHA256",
+    0x0033: "TLS_DHE_RSA_WITH_AES_128_CBC_SHA",
+    0x0039: "TLS_DHE_RSA_WITH_AES_256_CBC_SHA",
+    0x0067: "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256",
+    0x006B: "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256",
+    0xC09C: "TLS_RSA_WITH_AES_128_CCM",
+    0xC09D: "TLS_RSA_WITH_AES_256_CCM",
+    0xC09E: "TLS_DHE_RSA_WITH_AES_128_CCM",
+    0xC09F: "TLS_DHE_RSA_WITH_AES_256_CCM",
+    0x00A8: "TLS_PSK_WITH_AES_128_GCM_SHA256",
+    0x00A9: "TLS_PSK_WITH_AES_256_GCM_SHA384",
+    0xC012: "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+    0x000A: "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    0x0005: "TLS_RSA_WITH_RC4_128_SHA",
+    0x0004: "TLS_RSA_WITH_RC4_128_MD5",
+    0xC011: "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+    0x00FF: "TLS_EMPTY_RENEGOTIATION_INFO_SCSV",
+    0x5600: "TLS_FALLBACK_SCSV",
+}
+
+
+def version_name(code: int) -> str:
+    if code in VERSIONS:
+        return VERSIONS[code]
+    if code >> 8 == 0x7F:  # pre-RFC 8446 drafts
+        return "TLS1.3"
+    return f"0x{code:04x}"
+
+
+def cipher_name(code: int) -> str:
+    return CIPHER_SUITES.get(code, f"0x{code:04X}")
+
+
+def _grease(code: int) -> bool:
+    # RFC 8701 reserved values 0x?A?A: clients sprinkle them to keep servers tolerant.
+    return code & 0x0F0F == 0x0A0A and code >> 12 == (code >> 4) & 0xF
+
+
+def looks_like_record(data: bytes) -> bool:
+    """A TLS record header: handshake/alert/ccs/appdata type, 3.x version, sane length."""
+    return (
+        len(data) >= 5
+        and data[0] in (HANDSHAKE, CHANGE_CIPHER_SPEC, ALERT, APPLICATION_DATA)
+        and data[1] == 3
+        and data[2] <= 4
+        and struct.unpack_from("!H", data, 3)[0] <= MAX_RECORD
+    )
+
+
+def looks_like_sslv2_hello(data: bytes) -> bool:
+    return (
+        len(data) >= 5
+        and data[0] & 0x80 != 0
+        and data[2] == CLIENT_HELLO
+        and data[3] in (0, 3)
+        and data[4] <= 4
+        and ((data[0] & 0x7F) << 8 | data[1]) >= 9
+    )
+
+
+def handshake_bytes(stream: bytes) -> tuple[bytes, bool]:
+    """Concatenated handshake payloads of the leading records, and whether input ran out mid-way.
+    Stops at application data or alerts (TLS 1.3 encrypts the rest of the handshake)."""
+    out = bytearray()
+    pos = 0
+    while pos < len(stream):
+        if len(stream) - pos < 5:
+            return bytes(out), True
+        ctype, major, _minor, length = struct.unpack_from("!BBBH", stream, pos)
+        if major != 3 or length > MAX_RECORD:
+            break
+        if ctype not in (HANDSHAKE, CHANGE_CIPHER_SPEC):
+            break
+        body = stream[pos + 5 : pos + 5 + length]
+        if ctype == HANDSHAKE:
+            out += body
+        if len(body) < length:
+            return bytes(out), True
+        pos += 5 + length
+    return bytes(out), False
+
+
+def handshake_messages(data: bytes) -> tuple[list[tuple[int, bytes]], bool]:
+    """(type, body) of each handshake message; a cut-short last body is returned as is."""
+    msgs = []
+    pos = 0
+    while len(data) - pos >= 4:
+        mtype = data[pos]
+        length = int.from_bytes(data[pos + 1 : pos + 4], "big")
+        body = data[pos + 4 : pos + 4 + length]
+        msgs.append((mtype, body))
+        if len(body) < length:
+            return msgs, True
+        pos += 4 + length
+    return msgs, pos != len(data)
+
+
+class _Reader:
+    """Bounds-checked cursor; reading past the end raises _Short (truncated input)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise _Short
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def u16(self) -> int:
+        return int.from_bytes(self.take(2), "big")
+
+    def vec(self, width: int) -> bytes:
+        return self.take(int.from_bytes(self.take(width), "big"))
+
+    def left(self) -> int:
+        return len(self.data) - self.pos
+
+
+class _Short(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _Hello:
+    legacy_version: int | None = None
+    versions: list[int] = field(default_factory=list)
+    sni: str | None = None
+    alpn: list[str] = field(default_factory=list)
+    cipher: int | None = None
+    hrr: bool = False
+    complete: bool = False
+
+
+def _extensions(r: _Reader, hello: _Hello, server: bool) -> None:
+    if r.left() == 0:
+        return  # extensions are optional before TLS 1.2
+    declared = r.u16()
+    ext = _Reader(r.data[r.pos : r.pos + declared])  # parse what arrived, extension by extension
+    r.pos += declared
+    while ext.left():
+        etype = ext.u16()
+        body = _Reader(ext.vec(2))
+        if etype == EXT_SNI and not server:
+            names = _Reader(body.vec(2))
+            while names.left():
+                kind, name = names.u8(), names.vec(2)
+                if kind == 0:
+                    hello.sni = name.decode("ascii", "replace")
+        elif etype == EXT_ALPN:
+            protos = _Reader(body.vec(2))
+            while protos.left():
+                hello.alpn.append(protos.vec(1).decode("ascii", "replace"))
+        elif etype == EXT_SUPPORTED_VERSIONS:
+            if server:
+                hello.versions = [body.u16()]
+            else:
+                listed = _Reader(body.vec(1))
+                while listed.left():
+                    code = listed.u16()
+                    if not _grease(code):
+                        hello.versions.append(code)
+    if r.pos > len(r.data):
+        raise _Short
+
+
+def parse_client_hello(body: bytes) -> _Hello:
+    hello = _Hello()
+    r = _Reader(body)
+    try:
+        hello.legacy_version = r.u16()
+        r.take(32)  # random
+        r.vec(1)  # session id
+        r.vec(2)  # cipher suites
+        r.vec(1)  # compression methods
+        _extensions(r, hello, server=False)
+        hello.complete = True
+    except _Short:
+        pass
+    return hello
+
+
+def parse_server_hello(body: bytes) -> _Hello:
+    hello = _Hello()
+    r = _Reader(body)
+    try:
+        hello.legacy_version = r.u16()
+        hello.hrr = r.take(32) == HRR_RANDOM
+        r.vec(1)
+        hello.cipher = r.u16()
+        r.u8()  # compression
+        _extensions(r, hello, server=True)
+        hello.complete = True
+    except _Short:
+        pass
+    return hello
+
+
+def parse_sslv2_client_hello(data: bytes) -> _Hello:
+    """SSLv2-compatible ClientHello (RFC 5246 E.2): no extensions, so no SNI or ALPN."""
+    hello = _Hello()
+    length = (data[0] & 0x7F) << 8 | data[1]
+    r = _Reader(data[2 : 2 + length])
+    try:
+        r.u8()  # msg type
+        hello.legacy_version = r.u16()
+        r.take(6)  # three 2-byte lengths
+        hello.complete = len(data) >= 2 + length
+    except _Short:
+        pass
+    return hello
+
+
+def _client_side(client: bytes) -> _Hello | None:
+    if looks_like_sslv2_hello(client):
+        return parse_sslv2_client_hello(client)
+    if not (looks_like_record(client) and client[0] == HANDSHAKE):
+        return None
+    data, _cut = handshake_bytes(client)
+    msgs, _ = handshake_messages(data)
+    if not msgs:
+        return _Hello() if len(client) >= 6 and client[5] == CLIENT_HELLO else None
+    if msgs[0][0] != CLIENT_HELLO:
+        return None
+    return parse_client_hello(msgs[0][1])
+
+
+def _server_side(server: bytes) -> tuple[_Hello | None, bool]:
+    """The effective ServerHello (after a HelloRetryRequest, the second one) and the HRR flag."""
+    if not (looks_like_record(server) and server[0] == HANDSHAKE):
+        return None, False
+    data, _cut = handshake_bytes(server)
+    msgs, _ = handshake_messages(data)
+    hellos = [parse_server_hello(body) for mtype, body in msgs if mtype == SERVER_HELLO]
+    if not hellos:
+        return None, False
+    retried = hellos[0].hrr
+    real = [h for h in hellos if not h.hrr]
+    return (real[0] if real else hellos[0]), retried
+
+
+def inspect(client: bytes, server: bytes) -> TlsInfo | None:
+    """Handshake facts, or None when neither direction starts with a TLS handshake."""
+    ch = _client_side(client)
+    sh, retried = _server_side(server)
+    if ch is None and sh is None:
+        return None
+    offered = [] if ch is None else (ch.versions or [v for v in [ch.legacy_version] if v])
+    chosen = None
+    if sh is not None:
+        chosen = sh.versions[0] if sh.versions else sh.legacy_version
+    return TlsInfo(
+        version=version_name(chosen) if chosen is not None else None,
+        client_max_version=version_name(max(offered)) if offered else None,
+        sni=ch.sni if ch else None,
+        alpn=tuple(ch.alpn) if ch else (),
+        alpn_chosen=sh.alpn[0] if sh is not None and sh.alpn else None,
+        cipher=cipher_name(sh.cipher) if sh is not None and sh.cipher is not None else None,
+        client_versions=tuple(version_name(v) for v in offered),
+        hello_retry=retried,
+        sslv2_hello=looks_like_sslv2_hello(client),
+        complete=(ch is None or ch.complete) and (sh is None or sh.complete),
+    )
