@@ -283,3 +283,60 @@ def test_observer_sees_every_layer_byte(sample: SampleImage) -> None:
     assert [t[1] for t in recorder.tasks.values()] == sizes
     assert [t[2] for t in recorder.tasks.values()] == sizes  # compressed bytes streamed
     assert all(t[3] for t in recorder.tasks.values())
+
+
+def test_warm_rescan_on_the_fast_sqlite_path(sample: SampleImage, tmp_path: Path) -> None:
+    """Rows written through SQLAlchemy are read through sqlite3 and back; a warm re-scan in a
+    fresh process does not import SQLAlchemy at all."""
+    import subprocess
+    import sys
+
+    from stockade.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'cache.db'}"
+    ref = sample.refs()[0]
+    slow = open_store(url)
+    assert slow.sqlite_path is None
+    cold = build_inventory(ref, catalogers=all_catalogers(), store=slow)
+    slow.close()
+    fast = open_store(url)
+    assert fast.sqlite_path is not None
+    warm = build_inventory(ref, catalogers=all_catalogers(), store=fast)
+    assert warm.read_layers == 0 and warm.packages == cold.packages
+    other = build_inventory(sample.refs()[2], catalogers=[DpkgStatus()], store=fast)  # writes
+    assert other.read_layers == 5 and not fast.engine_started
+    fast.close()
+    from stockade.store.db import Store as _Store
+    from stockade.store.db import _create_engine
+
+    through_sqlalchemy = _Store(_create_engine(url))  # SQLAlchemy reads the rows sqlite3 wrote
+    again = build_inventory(sample.refs()[2], catalogers=[DpkgStatus()], store=through_sqlalchemy)
+    assert again.read_layers == 0 and again.packages == other.packages
+    through_sqlalchemy.close()
+    code = (
+        "import sys\n"
+        "from stockade.store import open_store\n"
+        "from stockade.scanning.inventory import build_inventory\n"
+        "from tests.scanning.simple_catalogers import all_catalogers\n"
+        f"inv = build_inventory({ref!r}, catalogers=all_catalogers(), store=open_store({url!r}))\n"
+        "assert inv.read_layers == 0, inv.read_layers\n"
+        "assert 'sqlalchemy' not in sys.modules\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {"PYTHONPATH": f"{root / 'src'}:{root}", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_many_symlinked_wanted_files_in_one_layer(tmp_path: Path) -> None:
+    meta = "Metadata-Version: 2.1\nName: p{i}\nVersion: 1.{i}\n\n"
+    base = layer_of(*[("f", f"data/m{i}", meta.format(i=i)) for i in range(3)])
+    links = layer_of(
+        *[("l", f"{SITE[1:]}/p{i}-1.{i}.dist-info/METADATA", f"/data/m{i}") for i in range(3)],
+        ("l", f"{SITE[1:]}/gone-1.0.dist-info/METADATA", "/data/missing"),  # dangling: ignored
+    )
+    path = write_oci_layout(tmp_path / "img", [("t", [base, links], None)])
+    inv = build_inventory(f"oci:{path}:t", catalogers=[PythonMetadata()])
+    assert sorted((p.name, p.version, p.layer) for p in inv.packages) == [
+        (f"p{i}", f"1.{i}", links.diff_id) for i in range(3)
+    ]

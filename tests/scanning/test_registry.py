@@ -114,7 +114,8 @@ def test_catalog_and_tags_with_pagination(pushed) -> None:
         repos = client.list_repositories(page_size=1)  # one per page: follows Link rel=next
         assert {"stockade/sample", "stockade/sample-multiarch"} <= set(repos)
         assert repos == client.list_repositories(page_size=100)
-        assert client.list_tags("stockade/sample", page_size=1) == ["1"]
+        tags = client.list_tags("stockade/sample", page_size=1)
+        assert "1" in tags and tags == client.list_tags("stockade/sample")
         with pytest.raises(RegistryError, match="404"):
             client.list_tags("stockade/none")
     finally:
@@ -193,3 +194,85 @@ def test_https_registry_with_a_private_ca(
         monkeypatch.setenv("SSL_CERT_FILE", str(ca))
         inv = build_inventory(ref, catalogers=catalogers)
         assert _key(inv) == _key(local)
+
+
+class _HostileRegistry:
+    """A real HTTP server answering every /v2/ path with one canned (status, body)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from threading import Thread
+
+        self.status, self.body, self.headers = 200, b"", {}
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return
+
+            def do_GET(self) -> None:
+                self.send_response(owner.status)
+                for key, value in owner.headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(owner.body)))
+                self.end_headers()
+                self.wfile.write(owner.body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def hostile() -> Iterator[_HostileRegistry]:
+    server = _HostileRegistry()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "error", "message"),
+    [
+        (200, b"{" + b" " * (5 << 20) + b"}", {}, RegistryError, "larger than 4194304 bytes"),
+        (200, b"<html>not json</html>", {}, ImageError, "not valid JSON"),
+        (200, b'{"schemaVersion": 1, "fsLayers": []}', {}, ImageError, "schema 1"),
+        (
+            200,
+            b'{"mediaType": "application/x-other"}',
+            {},
+            ImageError,
+            "unknown manifest media type",
+        ),
+        (403, b"{}", {}, RegistryError, "403 forbidden"),
+        (500, b"oops", {}, RegistryError, "HTTP 500"),
+        (
+            401,
+            b"",
+            {"WWW-Authenticate": 'Negotiate realm="x"'},
+            RegistryError,
+            "unsupported challenge",
+        ),
+        (401, b"", {"WWW-Authenticate": 'Bearer service="x"'}, RegistryError, "usable realm"),
+        (
+            200,
+            b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}',
+            {"Docker-Content-Digest": "sha256:" + "0" * 64},
+            DigestMismatch,
+            "digest mismatch",
+        ),
+    ],
+)
+def test_hostile_registry_answers(
+    hostile: _HostileRegistry, catalogers, status, body, headers, error, message
+) -> None:
+    hostile.status, hostile.body, hostile.headers = status, body, headers
+    with pytest.raises(error, match=message):
+        build_inventory(f"{hostile.host}/a/b:1", catalogers=catalogers, insecure=True)

@@ -172,15 +172,20 @@ class _ImageScan:
     def _verify(self, layer: LayerInfo) -> bool:
         return bool(getattr(self.source, "digest_known", {}).get(layer.digest, True))
 
-    def _file_bytes(self, path: str, layer_no: int, records: list[LayerRecord]) -> bytes | None:
-        """Bytes of a file in one layer: from the record, else one targeted re-read of the blob."""
+    def _fetch(
+        self, layer_no: int, paths: set[str], records: list[LayerRecord]
+    ) -> dict[str, bytes]:
+        """Bytes of files of one layer: from the record, the rest in one targeted re-read."""
         record = records[layer_no]
-        if path in record.kept:
-            return record.kept[path]
+        found = {p: record.kept[p] for p in paths if p in record.kept}
+        missing = paths - found.keys()
+        if not missing:
+            return found
+        wanted = set(missing)
+        for path in missing:
+            if record.index.kinds.get(path) == "h":
+                wanted.add(record.index.links[path])
         layer = self.resolved.info.layers[layer_no]
-        wanted = {path}
-        if record.index.kinds.get(path) == "h":
-            wanted.add(record.index.links[path])
         with self.source.open_blob(layer) as raw:
             result = read_layer(
                 raw,
@@ -190,26 +195,31 @@ class _ImageScan:
                 limits=self.limits,
                 verify_blob_digest=self._verify(layer),
             )
-        data = next((f.data for f in result.files if f.path == path), None)
-        if data is not None and len(data) <= _KEEP_LIMIT:
-            record.kept[path] = data
-            self.cache.put(record)  # so the next scan needs no blob for it
-        return data
+        for entry in result.files:
+            if entry.path in missing:
+                found[entry.path] = entry.data
+                if len(entry.data) <= _KEEP_LIMIT:
+                    record.kept[entry.path] = entry.data
+        self.cache.put(record)  # so the next scan needs no blob for these
+        return found
 
     def _distro(self, records: list[LayerRecord], view: MergedView) -> Distro | None:
         for path in OS_RELEASE_PATHS:
             found = view.resolve(path)
             if found is None or found[2] not in ("f", "h"):
                 continue
-            data = self._file_bytes(found[0], found[1], records)
+            data = self._fetch(found[1], {found[0]}, records).get(found[0])
             distro = parse_os_release(data) if data is not None else None
             if distro is not None:
                 return distro
         return None
 
     def _symlinked(self, records: list[LayerRecord], view: MergedView) -> list[tuple[int, Package]]:
-        """Packages from wanted paths that are symlinks to files no cataloger read as themselves."""
-        out: list[tuple[int, Package]] = []
+        """Packages from wanted paths that are symlinks to files no cataloger read as themselves.
+
+        Targets are fetched per layer in one pass, however many links point into that layer.
+        """
+        requests: list[tuple[str, int, str, int, list[Cataloger]]] = []
         for path, layer_no in view.symlinks():
             wanting = [c for c in self.catalogers if c.wants(path, _SYMLINK_MODE, 0)]
             if not wanting:
@@ -222,9 +232,15 @@ class _ImageScan:
                 continue
             real, real_layer, _ = found
             wanting = [c for c in wanting if not c.wants(real, stat.S_IFREG | 0o644, 0)]
-            if not wanting:
-                continue  # the target is cataloged under its own path already
-            data = self._file_bytes(real, real_layer, records)
+            if wanting:  # else the target is cataloged under its own path already
+                requests.append((path, layer_no, real, real_layer, wanting))
+        by_layer: dict[int, set[str]] = {}
+        for _, _, real, real_layer, _ in requests:
+            by_layer.setdefault(real_layer, set()).add(real)
+        contents = {n: self._fetch(n, paths, records) for n, paths in sorted(by_layer.items())}
+        out: list[tuple[int, Package]] = []
+        for path, layer_no, real, real_layer, wanting in requests:
+            data = contents[real_layer].get(real)
             if data is None:
                 continue
             entry = FileEntry(
