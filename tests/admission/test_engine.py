@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from admission_reviews import EXAMPLES, manifests
+from tests.admission.webhook import EXAMPLES, manifests
 
 from stockade.admission.engine import decide
 from stockade.admission.images import parse_image

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "stockade.cli.lab",
     "stockade.cli.sensor",
     "stockade.cli.admission",
+    "stockade.cli.firewall",
 )
 
 app = typer.Typer(
