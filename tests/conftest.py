@@ -9,9 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support import IN_CI, require
 
 from stockade.store import Store, open_store
 from tests.support import IN_CI, require
+
+__all__ = ["IN_CI", "require"]
 
 __all__ = ["IN_CI", "require"]
 

@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 from cryptography import x509
+from tests.admission.webhook import manifests, review_for, start_webhook, stop_webhook
 
 from stockade.store import open_store
 from stockade.store.records import list_events

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "stockade.cli.report",
     "stockade.cli.admission",
     "stockade.cli.sbom",
+    "stockade.cli.firewall",
 )
 
 app = typer.Typer(

@@ -234,6 +234,17 @@ class DlpStream:
             self._add(si, start + 1, end)
         return self._confirm(end - AFTER) if self._waiting else []
 
+    def decide_now(self) -> list[DlpMatch]:
+        """Decide every pending candidate with the bytes seen so far; the stream stays open.
+
+        Inline blocking cannot wait for trailing context: a packet that ends a request right after
+        a card number must be judged before it is let through."""
+        if self._closed:
+            return []
+        found = self._confirm(self._end)
+        self._trim()
+        return found
+
     def close(self) -> list[DlpMatch]:
         if self._closed:
             return []

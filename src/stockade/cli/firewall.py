@@ -1,0 +1,339 @@
+"""``stockade policy``, ``stockade enforcer``, ``stockade quarantine``: the container firewall."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stockade.cli.common import DbOption, OutputOption, console, emit, err_console, open_db
+
+policy_app = typer.Typer(
+    help="Firewall policy as code: groups, rules, modes, data rules.", no_args_is_help=True
+)
+
+LabState = Annotated[
+    Path, typer.Option("--lab-state", help="Workload inventory (the lab's state file).")
+]
+DEFAULT_STATE = Path("/run/stockade/lab.json")
+
+
+def _directory(state: Path):
+    from stockade.network.lab.inventory import load
+    from stockade.network.policy.endpoints import Directory
+
+    inv = load(state)
+    return inv, Directory.from_lab(inv)
+
+
+def _stored(db: str | None):
+    from stockade.model.errors import ConfigError
+    from stockade.network.policy.files import parse_texts
+    from stockade.network.policy.store import load_policy
+
+    row = load_policy(open_db(db))
+    if row is None:
+        raise ConfigError("no firewall policy applied yet (stockade policy apply FILE)")
+    return parse_texts([("stored policy", row[0])]), row[1]
+
+
+@policy_app.command("apply")
+def apply(
+    files: Annotated[list[Path], typer.Argument(help="Policy YAML files or folders.")],
+    db: DbOption = None,
+) -> None:
+    """Validate the files as one policy and make it the running policy (all or nothing)."""
+    from stockade.network.policy.files import dump, load_files
+    from stockade.network.policy.store import save_policy
+
+    policy = load_files(files)
+    version = save_policy(open_db(db), dump(policy))
+    modes = {g.name: g.mode for g in policy.spec.groups}
+    console.print(
+        f"applied policy {policy.metadata.name!r} version {version}: {len(policy.spec.groups)} groups, "
+        f"{len(policy.spec.rules)} rules; modes {modes}"
+    )
+
+
+@policy_app.command("export")
+def export(
+    fmt: Annotated[str, typer.Option("--format", help="yaml or networkpolicy.")] = "yaml",
+    learned: Annotated[
+        bool, typer.Option("--learned", help="Add the rules learned in Discover mode.")
+    ] = False,
+    mode: Annotated[
+        str, typer.Option("--mode", help="With --learned: the mode every group gets.")
+    ] = "protect",
+    output: OutputOption = None,
+    db: DbOption = None,
+) -> None:
+    """Print the running policy (optionally with learned rules) as YAML or NetworkPolicies."""
+    import yaml
+
+    from stockade.model.errors import UsageError
+    from stockade.network.policy.files import dump
+    from stockade.network.policy.learn import policy_from_learned
+    from stockade.network.policy.netpol import export_policies
+    from stockade.network.policy.store import learned as learned_rows
+
+    if fmt not in ("yaml", "networkpolicy"):
+        raise UsageError("--format is yaml or networkpolicy")
+    if mode not in ("discover", "monitor", "protect"):
+        raise UsageError("--mode is discover, monitor or protect")
+    store = open_db(db)
+    if learned:
+        from stockade.network.policy.store import load_policy
+
+        base = _stored(db)[0] if load_policy(store) else None
+        policy = policy_from_learned(learned_rows(store), base=base, mode=mode)
+    else:
+        policy = _stored(db)[0]
+    if fmt == "yaml":
+        emit(dump(policy), output)
+        return
+    docs, warnings = export_policies(policy)
+    for w in warnings:
+        err_console.print(f"note: {w}", markup=False)
+    emit(yaml.safe_dump_all(docs, sort_keys=False), output)
+
+
+@policy_app.command("diff")
+def diff(
+    files: Annotated[
+        list[Path], typer.Argument(help="Policy files to compare with the running one.")
+    ],
+    db: DbOption = None,
+) -> None:
+    """Show what applying the files would change (exit 1 when something would)."""
+    import difflib
+
+    from stockade.network.policy.files import dump, load_files
+    from stockade.network.policy.store import load_policy
+
+    new = dump(load_files(files))
+    row = load_policy(open_db(db))
+    old = row[0] if row else ""
+    lines = list(
+        difflib.unified_diff(old.splitlines(), new.splitlines(), "running", "files", lineterm="")
+    )
+    if not lines:
+        console.print("no changes")
+        return
+    emit("\n".join(lines), None)
+    raise typer.Exit(1)
+
+
+@policy_app.command("explain")
+def explain(
+    src: Annotated[str, typer.Argument(help="Source: ns/pod, pod or address.")],
+    dst: Annotated[str, typer.Argument(help="Destination: ns/pod, pod or address.")],
+    port: Annotated[int, typer.Argument(min=1, max=65535)],
+    proto: Annotated[
+        str | None, typer.Option("--proto", help="Application protocol, e.g. proto.http.")
+    ] = None,
+    l4: Annotated[str, typer.Option("--l4", help="tcp or udp.")] = "tcp",
+    policy: Annotated[
+        list[Path] | None, typer.Option("--policy", help="Explain with these files instead.")
+    ] = None,
+    lab_state: LabState = DEFAULT_STATE,
+    fmt: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    db: DbOption = None,
+) -> None:
+    """Name the rule that allows or denies a connection, and why."""
+    from stockade.network.policy.endpoints import resolve
+    from stockade.network.policy.engine import data_needs, evaluate
+    from stockade.network.policy.files import load_files
+
+    pol = load_files(policy) if policy else _stored(db)[0]
+    inv, directory = _directory(lab_state)
+    a, b = directory.find(src), directory.find(dst)
+    resolved = resolve([n for g in pol.spec.groups for n in g.selector.dns], netns=inv.node_netns)
+    v = evaluate(pol, a, b, port, l4=l4, app=proto, resolved=resolved)
+    needs = data_needs(pol, a, b, resolved)
+    if fmt == "json":
+        emit(
+            json.dumps(
+                {
+                    "action": v.action,
+                    "rule": v.rule,
+                    "mode": v.mode,
+                    "reason": v.reason,
+                    "src": a.display(),
+                    "dst": b.display(),
+                    "src_groups": v.src_groups,
+                    "dst_groups": v.dst_groups,
+                    "dlp_block": needs.block,
+                    "dlp_alert": needs.alert,
+                    "require_tls": needs.require_tls,
+                },
+                indent=2,
+            ),
+            None,
+        )
+        return
+    verb = {
+        "allow": "ALLOW",
+        "deny": "DENY",
+        "violation": "ALLOW (violation recorded)",
+        "learn": "ALLOW (learned)",
+        "inspect": "DEPENDS on the application protocol",
+    }[v.action]
+    console.print(
+        f"{a.display()} -> {b.display()} {l4}/{port}{' ' + proto if proto else ''}: [bold]{verb}[/]"
+    )
+    console.print(f"  {v.reason}", markup=False)
+    console.print(
+        f"  groups: source {list(v.src_groups) or '-'}, destination {list(v.dst_groups) or '-'}; "
+        f"mode {v.mode or 'unmanaged'}",
+        markup=False,
+    )
+    if needs.any:
+        console.print(
+            f"  data rules: block {list(needs.block)}, alert {list(needs.alert)}, "
+            f"TLS required: {needs.require_tls}",
+            markup=False,
+        )
+
+
+@policy_app.command("import-netpol")
+def import_netpol(
+    files: Annotated[list[Path], typer.Argument(help="NetworkPolicy YAML/JSON files.")],
+    output: OutputOption = None,
+) -> None:
+    """Convert Kubernetes NetworkPolicies to a Stockade policy (L3/L4)."""
+    import yaml
+
+    from stockade.config import read_text
+    from stockade.model.errors import ConfigError
+    from stockade.network.policy.files import dump
+    from stockade.network.policy.netpol import import_policies
+
+    docs = []
+    for f in files:
+        try:
+            for d in yaml.safe_load_all(read_text(f)):
+                if isinstance(d, dict) and d.get("kind") == "List":
+                    docs.extend(d.get("items") or [])
+                elif isinstance(d, dict):
+                    docs.append(d)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{f}: invalid YAML: {exc}") from None
+    policy, warnings = import_policies(docs)
+    for w in warnings:
+        err_console.print(f"note: {w}", markup=False)
+    emit(dump(policy), output)
+
+
+def enforcer(
+    policy: Annotated[
+        list[Path] | None, typer.Option("--policy", help="Policy files (default: the applied one).")
+    ] = None,
+    lab_state: LabState = DEFAULT_STATE,
+    fail: Annotated[
+        str,
+        typer.Option(
+            "--fail", help="open: traffic flows when the enforcer is down; closed: it stops."
+        ),
+    ] = "open",
+    queue: Annotated[int, typer.Option("--queue", min=0, max=65535, help="NFQUEUE number.")] = 0,
+    depth: Annotated[
+        int, typer.Option("--depth", min=1024, help="Bytes of each connection inspected.")
+    ] = 65536,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many seconds.")
+    ] = None,
+    remove: Annotated[
+        bool,
+        typer.Option("--remove", help="Only remove rules left by an enforcer that was killed."),
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Enforce the policy on the node: kernel rules, first-bytes verdicts, events; rules removed on exit."""
+    if remove:
+        from stockade.network.enforce import nft
+
+        inv, _ = _directory(lab_state)
+        nft.remove(inv.node_netns)
+        console.print(f"firewall rules removed from {inv.node_netns}")
+        return
+    from stockade.model.errors import UsageError
+    from stockade.network.dlp.engine import DlpEngine
+    from stockade.network.enforce.enforcer import Enforcer
+    from stockade.network.enforce.nft import Settings
+    from stockade.network.policy.files import load_files, parse_texts
+    from stockade.network.policy.store import load_policy, record_learned
+    from stockade.store.records import record_events
+    from stockade.store.writer import EventWriter
+
+    if fail not in ("open", "closed"):
+        raise UsageError("--fail is open or closed")
+    store = open_db(db)
+    if policy:
+        pol, version = load_files(policy), None
+    else:
+        pol, version = _stored(db)
+    inv, directory = _directory(lab_state)
+    writer = EventWriter(lambda batch: record_events(store, batch))
+    state = {"version": version}
+
+    def poll():
+        if policy:
+            return None
+        row = load_policy(store)
+        if row is None or row[1] == state["version"]:
+            return None
+        state["version"] = row[1]
+        err_console.print(f"policy version {row[1]}: re-applying")
+        return parse_texts([("stored policy", row[0])])
+
+    enf = Enforcer(
+        inv.node_netns,
+        pol,
+        directory,
+        Settings(queue=queue, depth=depth, fail_open=fail == "open"),
+        emit=writer.put,
+        learn=lambda rows: record_learned(store, rows),
+        dlp_engine=DlpEngine(),
+    )
+    writer.start()
+    try:
+        enf.run(
+            duration=duration,
+            poll=poll,
+            ready=lambda: err_console.print(
+                f"enforcing {len(pol.spec.rules)} rules in {inv.node_netns} "
+                f"(queue {queue}, fail {fail}); Ctrl-C to stop"
+            ),
+        )
+    finally:
+        writer.stop()
+    console.print(f"enforcer stopped; rules removed. {enf.inspector.stats}")
+
+
+def quarantine(
+    workload: Annotated[str, typer.Argument(help="ns/pod or pod.")],
+    lift: Annotated[bool, typer.Option("--lift", help="Restore the workload's traffic.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept with the event).")] = "manual",
+    lab_state: LabState = DEFAULT_STATE,
+    db: DbOption = None,
+) -> None:
+    """Cut all of a workload's traffic (it keeps running); --lift restores it."""
+    from stockade.network.enforce.actions import quarantine_workload
+
+    inv, directory = _directory(lab_state)
+    target = directory.find(workload)
+    done = quarantine_workload(
+        open_db(db), inv.node_netns, directory, target, lift=lift, reason=reason
+    )
+    console.print(
+        ("lifted quarantine of " if lift else "quarantined ")
+        + f"{target.display()} ({', '.join(done)})"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(policy_app, name="policy")
+    app.command("enforcer")(enforcer)
+    app.command("quarantine")(quarantine)

@@ -1,0 +1,358 @@
+"""Verdicts from the first bytes of a connection, one queued packet at a time.
+
+The kernel sends a connection here while it is marked INSPECT and within the stream depth. For each
+packet :meth:`Inspector.packet` answers ``(accept, mark)``: the mark becomes the connection mark in
+the ``post`` chain (ALLOW: the kernel takes over; BLOCK: this packet and every later one is reset or
+dropped, so blocked data never reaches the other side). Decisions are made as early as possible:
+on the first packet when no rule needs the application protocol and no data rule applies, else when
+the protocol is known, and DLP keeps looking at the bytes up to the depth.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from stockade.model import Event, ResourceRef, Severity
+from stockade.network.capture.decode import LINK_RAW, Decoder
+from stockade.network.enforce import marks
+from stockade.network.interface import DlpMatch
+from stockade.network.policy.endpoints import Directory
+from stockade.network.policy.engine import (
+    DataNeeds,
+    Endpoint,
+    Resolved,
+    Verdict,
+    data_needs,
+    evaluate,
+)
+from stockade.network.policy.model import Policy
+from stockade.network.reassembly import Stream
+
+DETECT_BYTES = 4096  # bytes per direction kept for protocol detection
+DECIDE_AFTER = 2048  # client bytes after which an unrecognized protocol is "proto.unknown"
+MAX_FLOWS = 20_000
+SYN, FIN, RST = 0x02, 0x01, 0x04
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Learned:
+    """A connection seen in Discover mode (becomes an allow rule)."""
+
+    src: Endpoint
+    dst: Endpoint
+    port: int
+    l4: str
+    app: str | None
+
+
+@dataclass(slots=True)
+class _Flow:
+    client: tuple[bytes, int]
+    l4: str
+    src: Endpoint
+    dst: Endpoint
+    port: int
+    needs: DataNeeds
+    pending: Verdict | None  # an L3/L4 verdict waiting for the application protocol
+    app: str | None = None
+    encrypted: bool = False
+    mark: int = 0
+    heads: tuple[bytearray, bytearray] = field(default_factory=lambda: (bytearray(), bytearray()))
+    streams: list[Stream | None] = field(default_factory=lambda: [None, None])
+    dlp: list[object | None] = field(default_factory=lambda: [None, None])
+    reported: set[str] = field(default_factory=set)
+    last: float = 0.0
+
+
+class Inspector:
+    def __init__(
+        self,
+        policy: Policy,
+        directory: Directory,
+        *,
+        resolved: Resolved | None = None,
+        dlp_engine: object | None = None,
+        depth: int = 65536,
+        emit: Callable[[Event], None] = lambda e: None,
+        learn: Callable[[Learned], None] = lambda item: None,
+    ) -> None:
+        self.policy = policy
+        self.directory = directory
+        self.resolved = resolved or {}
+        self.depth = depth
+        self.emit = emit
+        self.learn = learn
+        self._dlp_engine = dlp_engine
+        self._flows: OrderedDict[tuple, _Flow] = OrderedDict()
+        self._decoder = Decoder(self, skip_outgoing=False)
+        self._answer: tuple[bool, int] = (True, 0)
+        self.stats = {"packets": 0, "blocked": 0, "allowed": 0, "malformed": 0}
+
+    # the netfilter side --------------------------------------------------------------------
+
+    def packet(self, payload: bytes) -> tuple[bool, int]:
+        """Verdict for one IP packet: (accept, mark to set; 0 for none)."""
+        self.stats["packets"] += 1
+        self._answer = (True, 0)
+        before = self._decoder.stats.malformed
+        self._decoder.frame(time.monotonic(), LINK_RAW, payload, 0, len(payload))
+        if self._decoder.stats.malformed != before:
+            self.stats["malformed"] += 1
+        return self._answer
+
+    # decoder sink --------------------------------------------------------------------------
+
+    def tcp(
+        self,
+        ts: float,
+        key: tuple,
+        flags: int,
+        seq: int,
+        ack: int,
+        buf: object,
+        off: int,
+        length: int,
+    ) -> None:
+        flow, direction = self._flow(ts, key, "tcp")
+        if flow.mark:
+            self._answer = (True, flow.mark)
+            return
+        stream = flow.streams[direction]
+        if stream is None:
+            stream = flow.streams[direction] = Stream(
+                self.depth, 256 * 1024, on_data=lambda d, f=flow, i=direction: self._data(f, i, d)
+            )
+        if flags & SYN:
+            stream.syn(seq)
+        elif length:
+            stream.segment(seq, buf, off, length)
+        self._settle(flow)
+        if flags & (FIN | RST) and not flow.mark:
+            self._finish(flow)
+        self._answer = (True, flow.mark)
+
+    def udp(self, ts: float, key: tuple, buf: object, off: int, length: int) -> None:
+        flow, direction = self._flow(ts, key, "udp")
+        if not flow.mark and length:
+            self._data(flow, direction, bytes(buf[off : off + length]))  # type: ignore[index]
+            self._settle(flow, final=True)
+        self._answer = (True, flow.mark)
+
+    # flow state ----------------------------------------------------------------------------
+
+    def _flow(self, ts: float, key: tuple, l4: str) -> tuple[_Flow, int]:
+        src, sport, dst, dport, _ = key
+        flow = self._flows.get(key)
+        direction = 0
+        if flow is None:
+            flow = self._flows.get((dst, dport, src, sport, key[4]))
+            direction = 1
+        if flow is None:
+            direction = 0
+            a = self.directory.by_ip(str(ipaddress.ip_address(src)))
+            b = self.directory.by_ip(str(ipaddress.ip_address(dst)))
+            verdict = evaluate(self.policy, a, b, dport, l4=l4, resolved=self.resolved)
+            flow = _Flow(
+                client=(src, sport),
+                l4=l4,
+                src=a,
+                dst=b,
+                port=dport,
+                needs=data_needs(self.policy, a, b, self.resolved),
+                pending=None,
+            )
+            self._flows[key] = flow
+            while len(self._flows) > MAX_FLOWS:
+                self._flows.popitem(last=False)
+            self._judge(flow, verdict)
+        flow.last = ts
+        return flow, direction
+
+    def _judge(self, flow: _Flow, verdict: Verdict) -> None:
+        if verdict.action == "inspect":
+            flow.pending = verdict
+            return
+        flow.pending = None
+        if verdict.action == "deny":
+            self._block(flow, "firewall.blocked", verdict.reason, rule=verdict.rule)
+            return
+        if verdict.action == "violation":
+            self._event(
+                flow, "firewall.violation", Severity.MEDIUM, verdict.reason, rule=verdict.rule
+            )
+        if verdict.action == "learn" and flow.app is not None:
+            self._learn(flow)
+
+    def _data(self, flow: _Flow, direction: int, data: bytes) -> None:
+        head = flow.heads[direction]
+        if len(head) < DETECT_BYTES:
+            head += data[: DETECT_BYTES - len(head)]
+        if flow.needs.block or flow.needs.alert:
+            stream = flow.dlp[direction]
+            if stream is None and self._dlp_engine is not None:
+                stream = flow.dlp[direction] = self._dlp_engine.stream()  # type: ignore[attr-defined]
+            if stream is not None:
+                found = stream.feed(data) + stream.decide_now()  # type: ignore[attr-defined]
+                for m in found:
+                    self._dlp_hit(flow, direction, m)
+
+    def _settle(self, flow: _Flow, *, final: bool = False) -> None:
+        """Decide what can be decided with the bytes seen so far."""
+        if flow.mark:
+            return
+        client, server = flow.heads
+        if flow.app is None and (client or server):
+            from stockade.network.protocols import UNKNOWN, detect
+
+            det = detect(bytes(client), bytes(server))
+            if (
+                det.protocol != UNKNOWN
+                or final
+                or len(client) >= DECIDE_AFTER
+                or len(server) >= DECIDE_AFTER
+            ):
+                flow.app, flow.encrypted = det.protocol, det.encrypted
+                self._on_app(flow)
+        if flow.mark:
+            return
+        if (
+            flow.pending is None
+            and flow.app is not None
+            and not (flow.needs.block or flow.needs.alert)
+        ) or (flow.pending is None and not flow.needs.any and self._plain_allow(flow)):
+            flow.mark = marks.ALLOW
+
+    def _plain_allow(self, flow: _Flow) -> bool:
+        """Allowed at L3/L4 with nothing to learn or look for: no need to wait for data."""
+        v = evaluate(self.policy, flow.src, flow.dst, flow.port, l4=flow.l4, resolved=self.resolved)
+        return v.action in ("allow", "violation")
+
+    def _on_app(self, flow: _Flow) -> None:
+        verdict = evaluate(
+            self.policy,
+            flow.src,
+            flow.dst,
+            flow.port,
+            l4=flow.l4,
+            app=flow.app,
+            resolved=self.resolved,
+        )
+        if flow.pending is not None or verdict.action == "learn":
+            self._judge(flow, verdict)
+        if flow.mark:
+            return
+        if flow.needs.require_tls and not flow.encrypted:
+            why = f"{flow.app} in clear where TLS is required (group {', '.join(flow.needs.tls_groups)})"
+            if verdict.mode == "protect":
+                self._block(flow, "tls.required", why, rule=None)
+            else:
+                self._event(
+                    flow, "tls.required", Severity.HIGH, why + "; monitor mode lets it pass"
+                )
+
+    def _dlp_hit(self, flow: _Flow, direction: int, m: DlpMatch) -> None:
+        action = flow.needs.action_for(m.sensor)
+        if action is None:
+            return
+        data = {
+            "sensor": m.sensor,
+            "evidence": m.masked,
+            "direction": "request" if direction == 0 else "response",
+        }
+        mode = evaluate(
+            self.policy,
+            flow.src,
+            flow.dst,
+            flow.port,
+            l4=flow.l4,
+            app=flow.app,
+            resolved=self.resolved,
+        ).mode
+        if action == "block" and mode == "protect":
+            self._block(flow, "dlp.blocked", f"{m.sensor} in clear: {m.masked}", extra=data)
+        else:
+            self._event(
+                flow,
+                "dlp.sensitive_in_clear",
+                Severity.HIGH,
+                f"{m.sensor} in clear: {m.masked}",
+                extra=data,
+            )
+
+    def _learn(self, flow: _Flow) -> None:
+        if "learned" not in flow.reported:
+            flow.reported.add("learned")
+            self.learn(
+                Learned(src=flow.src, dst=flow.dst, port=flow.port, l4=flow.l4, app=flow.app)
+            )
+
+    def _finish(self, flow: _Flow) -> None:
+        if flow.app is None and flow.pending is None:
+            v = evaluate(
+                self.policy, flow.src, flow.dst, flow.port, l4=flow.l4, resolved=self.resolved
+            )
+            if v.action == "learn":
+                self._learn(flow)
+
+    def _block(
+        self,
+        flow: _Flow,
+        kind: str,
+        why: str,
+        *,
+        rule: str | None = None,
+        extra: dict | None = None,
+    ) -> None:
+        flow.mark = marks.BLOCK
+        self.stats["blocked"] += 1
+        self._event(flow, kind, Severity.HIGH, why, rule=rule, extra=extra)
+
+    def _event(
+        self,
+        flow: _Flow,
+        kind: str,
+        sev: Severity,
+        why: str,
+        *,
+        rule: str | None = None,
+        extra: dict | None = None,
+    ) -> None:
+        tag = f"{kind}:{(extra or {}).get('evidence', '')}"
+        if tag in flow.reported:
+            return
+        flow.reported.add(tag)
+        data = {
+            "rule": rule,
+            "port": flow.port,
+            "l4": flow.l4,
+            "app": flow.app,
+            "src_ip": flow.src.ip,
+            "dst_ip": flow.dst.ip,
+            **(extra or {}),
+        }
+        self.emit(
+            Event(
+                kind=kind,
+                message=f"{flow.src.display()} -> {flow.dst.display()}:{flow.port}: {why}",
+                severity=sev,
+                source="enforcer",
+                resource=_ref(flow.src),
+                peer=_ref(flow.dst),
+                data=data,
+            )
+        )
+
+
+def _ref(e: Endpoint) -> ResourceRef:
+    if e.external or not e.name:
+        return ResourceRef(kind="external", name=e.ip)
+    return ResourceRef(
+        kind="pod",
+        name=e.name,
+        namespace=e.namespace or None,
+        labels=tuple(sorted(e.labels.items())),
+    )

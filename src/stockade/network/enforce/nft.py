@@ -1,0 +1,260 @@
+"""Compiling a policy to an nftables ruleset (table ``inet stockade``) and the iptables-nft
+NFQUEUE chain, applied atomically in the node's network namespace and removed cleanly.
+
+Chains on the forward hook, in priority order:
+
+- ``pre`` (-10): decided connections (ct mark) are reset/dropped or accepted; new connections run
+  through ``classify``, the compiled rules: pure L3/L4 allows are decided in the kernel; anything
+  that needs a look at the first bytes (rules with application protocols, deny and implicit rules so
+  the enforcer records them with their rule, DLP and TLS requirements) is marked INSPECT.
+- iptables-nft ``STOCKADE`` (0): INSPECT and undecided, within the first ``depth`` bytes of the
+  connection: ``NFQUEUE`` (with ``--queue-bypass`` when failing open).
+- ``post`` (10): the verdict's packet mark becomes the connection mark; BLOCK resets or drops.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from stockade.model.errors import EnforcementError
+from stockade.network.enforce import marks
+from stockade.network.lab.topology import in_ns, run
+from stockade.network.policy.engine import Endpoint, Resolved, selects
+from stockade.network.policy.model import ANY, Group, Policy, Rule
+
+TABLE = "stockade"
+CHAIN = "STOCKADE"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    queue: int = 0
+    depth: int = 65536
+    fail_open: bool = True
+
+
+def _set_name(group: str, family: int) -> str:
+    return f"g_{group.replace('-', '_').replace('.', '_')}_{family}"
+
+
+def group_addresses(
+    group: Group, endpoints: Sequence[Endpoint], resolved: Resolved
+) -> dict[int, list[str]]:
+    out: dict[int, set[str]] = {4: set(), 6: set()}
+    for e in endpoints:
+        if selects(group.selector, e, resolved):
+            out[ipaddress.ip_address(e.ip).version].add(e.ip)
+    for c in group.selector.cidrs:
+        if (
+            not group.selector.dns
+        ):  # cidr AND dns: only resolved names inside the cidr (from endpoints/resolved)
+            net = ipaddress.ip_network(c, strict=False)
+            out[net.version].add(str(net))
+    for name in group.selector.dns:
+        for ip in resolved.get(name, frozenset()):
+            e = Endpoint(ip=ip, external=True)
+            if selects(group.selector, e, resolved):
+                out[ipaddress.ip_address(ip).version].add(ip)
+    return {
+        v: sorted(s, key=lambda x: ipaddress.ip_network(x, strict=False)) for v, s in out.items()
+    }
+
+
+def _needs_data_inspection(policy: Policy, group_names: set[str]) -> bool:
+    for g in policy.spec.groups:
+        if g.name in group_names and (g.dlp or g.requireTLS != "none"):
+            return True
+    return False
+
+
+def _l4_matches(rule: Rule) -> list[str]:
+    """nft match fragments for a rule's ports (one fragment per protocol)."""
+    by_l4: dict[str, list[str]] = {"tcp": [], "udp": []}
+    for r in rule.port_ranges():
+        span = (
+            ""
+            if (r.low, r.high) == (0, 65535)
+            else (str(r.low) if r.low == r.high else f"{r.low}-{r.high}")
+        )
+        for l4 in ("tcp", "udp") if r.l4 == "any" else (r.l4,):
+            if span == "":
+                by_l4[l4] = ["*"]
+            elif by_l4[l4] != ["*"]:
+                by_l4[l4].append(span)
+    out = []
+    for l4, spans in by_l4.items():
+        if not spans:
+            continue
+        out.append(
+            f"meta l4proto {l4}" if spans == ["*"] else f"{l4} dport {{ {', '.join(spans)} }}"
+        )
+    return out
+
+
+def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Resolved) -> str:
+    """The whole ``table inet stockade`` as nft input (deletes and recreates it atomically)."""
+    sets: list[str] = []
+    nonempty: set[tuple[str, int]] = set()
+    for g in policy.spec.groups:
+        addrs = group_addresses(g, endpoints, resolved)
+        for fam, typ in ((4, "ipv4_addr"), (6, "ipv6_addr")):
+            elems = addrs[fam]
+            body = f"type {typ}; flags interval; auto-merge;"
+            if elems:
+                body += f" elements = {{ {', '.join(elems)} }};"
+                nonempty.add((g.name, fam))
+            sets.append(f"  set {_set_name(g.name, fam)} {{ {body} }}")
+    managed = {
+        fam: sorted(
+            {a for g in policy.spec.groups for a in group_addresses(g, endpoints, resolved)[fam]},
+            key=lambda x: ipaddress.ip_network(x, strict=False),
+        )
+        for fam in (4, 6)
+    }
+    for fam, typ in ((4, "ipv4_addr"), (6, "ipv6_addr")):
+        elems = managed[fam]
+        body = f"type {typ}; flags interval; auto-merge;"
+        if elems:
+            body += f" elements = {{ {', '.join(elems)} }};"
+        sets.append(f"  set managed_{fam} {{ {body} }}")
+
+    classify: list[str] = [
+        # traffic between endpoints in no group is unmanaged: allowed in the kernel
+        f"    ip saddr != @managed_4 ip daddr != @managed_4 counter ct mark set ct mark or {marks.ALLOW:#x} accept",
+        f"    ip6 saddr != @managed_6 ip6 daddr != @managed_6 counter ct mark set ct mark or {marks.ALLOW:#x} accept",
+    ]
+    for rule in policy.spec.rules:
+        decide_in_kernel = (
+            rule.action == "allow"
+            and not rule.protocols
+            and not _needs_data_inspection(policy, set(rule.from_) | set(rule.to))
+            and ANY
+            not in rule.from_
+            + rule.to  # data rules of whatever group "any" covers are unknown here
+        )
+        verdict = (
+            f"ct mark set ct mark or {marks.ALLOW:#x} accept"
+            if decide_in_kernel
+            else f"ct mark set ct mark or {marks.INSPECT:#x} accept"
+        )
+        for fam, ipkw in ((4, "ip"), (6, "ip6")):
+            src = (
+                [""]
+                if ANY in rule.from_
+                else [
+                    f"{ipkw} saddr @{_set_name(g, fam)}" for g in rule.from_ if (g, fam) in nonempty
+                ]
+            )
+            dst = (
+                [""]
+                if ANY in rule.to
+                else [f"{ipkw} daddr @{_set_name(g, fam)}" for g in rule.to if (g, fam) in nonempty]
+            )
+            fam_guard = f"meta nfproto {'ipv4' if fam == 4 else 'ipv6'}"
+            for s in src:
+                for d in dst:
+                    for l4 in _l4_matches(rule):
+                        parts = [p for p in (fam_guard, s, d, l4) if p]
+                        classify.append(
+                            f'    {" ".join(parts)} counter {verdict} comment "{rule.name}"'
+                        )
+    classify.append(
+        f'    counter ct mark set ct mark or {marks.INSPECT:#x} accept comment "implicit"'
+    )
+
+    reset = "meta l4proto tcp reject with tcp reset"
+    lines = [
+        f"table inet {TABLE}",
+        f"delete table inet {TABLE}",
+        f"table inet {TABLE} {{",
+        *sets,
+        "  chain classify {",
+        *classify,
+        "  }",
+        "  chain pre {",
+        "    type filter hook forward priority -10; policy accept;",
+        f"    ct mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} {reset}",
+        f"    ct mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} drop",
+        f"    ct mark and {marks.ALLOW | marks.INSPECT:#x} != 0 accept",
+        "    ct state new counter jump classify",
+        "  }",
+        "  chain post {",
+        "    type filter hook forward priority 10; policy accept;",
+        f"    meta mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} ct mark set ct mark or {marks.BLOCK:#x}",
+        f"    meta mark and {marks.ALLOW:#x} == {marks.ALLOW:#x} ct mark set ct mark or {marks.ALLOW:#x}",
+        f"    meta mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} {reset}",
+        f"    meta mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} drop",
+        "  }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _iptables(node: str, binary: str, *args: str, check: bool = True) -> None:
+    run(in_ns(node, binary, "-w", *args), check=check)
+
+
+def apply(node: str, ruleset: str, settings: Settings) -> None:
+    """Load the ruleset atomically, then (re)create the NFQUEUE chain, in ``node``'s namespace."""
+    import subprocess
+
+    proc = subprocess.run(
+        in_ns(node, "nft", "-f", "-"),
+        input=ruleset,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if proc.returncode != 0:
+        first = next((ln for ln in proc.stderr.splitlines() if "Error" in ln), proc.stderr.strip())
+        raise EnforcementError(f"nft rejected the ruleset: {first}")
+    queue = ["-j", "NFQUEUE", "--queue-num", str(settings.queue)]
+    if settings.fail_open:
+        queue.append("--queue-bypass")
+    for binary in ("iptables", "ip6tables"):
+        _remove_chain(node, binary)
+        _iptables(node, binary, "-N", CHAIN)
+        _iptables(
+            node,
+            binary,
+            "-A",
+            CHAIN,
+            "-m",
+            "connmark",
+            "--mark",
+            f"{marks.INSPECT:#x}/{marks.ALL:#x}",
+            "-m",
+            "connbytes",
+            "--connbytes",
+            f"0:{settings.depth}",
+            "--connbytes-dir",
+            "both",
+            "--connbytes-mode",
+            "bytes",
+            *queue,
+        )
+        _iptables(node, binary, "-I", "FORWARD", "1", "-j", CHAIN)
+
+
+def _remove_chain(node: str, binary: str) -> None:
+    for _ in range(8):  # bounded: remove every jump we may have inserted
+        proc = run(in_ns(node, binary, "-w", "-D", "FORWARD", "-j", CHAIN), check=False)
+        if proc.returncode != 0:
+            break
+    _iptables(node, binary, "-F", CHAIN, check=False)
+    _iptables(node, binary, "-X", CHAIN, check=False)
+
+
+def remove(node: str) -> None:
+    """Remove every rule this module made (idempotent)."""
+    run(in_ns(node, "nft", "delete", "table", "inet", TABLE), check=False)
+    for binary in ("iptables", "ip6tables"):
+        _remove_chain(node, binary)
+
+
+def installed(node: str) -> bool:
+    proc = run(in_ns(node, "nft", "list", "table", "inet", TABLE), check=False)
+    return proc.returncode == 0

@@ -1,0 +1,1 @@
+"""Segmentation policy: groups of workloads, ordered rules, modes, data rules, learning."""

@@ -1,0 +1,212 @@
+"""The firewall policy as YAML (Kubernetes-shaped, lives in git) and its validated form.
+
+```yaml
+apiVersion: stockade.dev/v1
+kind: FirewallPolicy
+metadata: {name: shop}
+spec:
+  groups:
+    - name: cde                                   # a slug: letters, digits, '-', '.'
+      selector: {namespace: shop, labels: {pci: cde}}
+      mode: protect                               # discover | monitor | protect
+      dlp: [{sensor: dlp.payment_card, action: block}]
+      requireTLS: inbound                         # none | inbound | outbound | both
+    - name: partner
+      selector: {cidrs: [198.51.100.0/24]}
+    - name: stripe
+      selector: {dns: [api.stripe.com]}
+  rules:                                          # first match wins
+    - {name: web-to-cde, from: [web], to: [cde], ports: [tcp/8443], protocols: [proto.tls], action: allow}
+    - {name: no-crm-to-db, from: [crm], to: [db], action: deny}
+```
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+Mode = Literal["discover", "monitor", "protect"]
+MODE_RANK = {"discover": 0, "monitor": 1, "protect": 2}
+_SLUG = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$")
+_HOST = re.compile(
+    r"^(?=.{1,253}$)([a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-9])?\.)*[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$"
+)
+ANY = "any"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Selector(_Strict):
+    """Which endpoints belong to a group; every field given must match (AND)."""
+
+    namespace: str | None = None  # glob on the Kubernetes namespace
+    labels: dict[str, str] = Field(default_factory=dict)
+    pods: list[str] = Field(default_factory=list)  # globs on the pod name
+    cidrs: list[str] = Field(default_factory=list)
+    dns: list[str] = Field(
+        default_factory=list
+    )  # names resolved on the node when rules are applied
+
+    @field_validator("cidrs")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        for c in v:
+            try:
+                ipaddress.ip_network(c, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not a CIDR: {c!r}") from exc
+        return v
+
+    @field_validator("dns")
+    @classmethod
+    def _dns(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not _HOST.match(name):
+                raise ValueError(f"not a DNS name: {name!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Selector:
+        if not (self.namespace or self.labels or self.pods or self.cidrs or self.dns):
+            raise ValueError("a selector needs at least one of namespace, labels, pods, cidrs, dns")
+        if (self.cidrs or self.dns) and (self.namespace or self.labels or self.pods):
+            raise ValueError(
+                "cidrs/dns select addresses outside the cluster; do not mix them with namespace/labels/pods"
+            )
+        return self
+
+
+class DataRule(_Strict):
+    sensor: str  # a DLP sensor id (dlp.payment_card) or a glob (dlp.*)
+    action: Literal["alert", "block"] = "alert"
+
+
+class Group(_Strict):
+    name: str
+    selector: Selector
+    mode: Mode = "monitor"
+    dlp: list[DataRule] = Field(default_factory=list)
+    requireTLS: Literal["none", "inbound", "outbound", "both"] = "none"
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if v == ANY or not _SLUG.match(v):
+            raise ValueError(
+                f"group name {v!r} must be a lowercase slug (letters, digits, '-', '.'), not 'any'"
+            )
+        return v
+
+
+class PortRange(_Strict):
+    l4: Literal["tcp", "udp", "any"]
+    low: int
+    high: int
+
+    def covers(self, l4: str, port: int) -> bool:
+        return (self.l4 == "any" or self.l4 == l4) and self.low <= port <= self.high
+
+    def text(self) -> str:
+        if self.low == 0 and self.high == 65535:
+            return self.l4
+        span = str(self.low) if self.low == self.high else f"{self.low}-{self.high}"
+        return f"{self.l4}/{span}" if self.l4 != "any" else span
+
+
+def parse_port(text: str) -> PortRange:
+    """``any``, ``8080`` (TCP), ``tcp/8080``, ``udp/53``, ``tcp/8000-8100``, ``tcp`` (every TCP port)."""
+    t = str(text).strip().lower()
+    if t == ANY:
+        return PortRange(l4="any", low=0, high=65535)
+    l4, _, span = t.rpartition("/")
+    if not l4 and span in ("tcp", "udp"):
+        return PortRange(l4=span, low=0, high=65535)  # type: ignore[arg-type]
+    l4 = l4 or "tcp"
+    if l4 not in ("tcp", "udp"):
+        raise ValueError(f"port {text!r}: protocol must be tcp or udp")
+    low_s, _, high_s = span.partition("-")
+    try:
+        low, high = int(low_s), int(high_s or low_s)
+    except ValueError:
+        raise ValueError(f"port {text!r} is not a number or range") from None
+    if not (1 <= low <= high <= 65535):
+        raise ValueError(f"port {text!r} is out of range 1-65535")
+    return PortRange(l4=l4, low=low, high=high)  # type: ignore[arg-type]
+
+
+class Rule(_Strict):
+    name: str
+    from_: list[str] = Field(alias="from", min_length=1)
+    to: list[str] = Field(min_length=1)
+    ports: list[str] = Field(default_factory=lambda: [ANY])
+    protocols: list[str] = Field(
+        default_factory=list
+    )  # application protocols (proto.http, ...); empty: any
+    action: Literal["allow", "deny"] = "allow"
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, v: list[str]) -> list[str]:
+        for p in v:
+            parse_port(p)
+        return v
+
+    @field_validator("protocols")
+    @classmethod
+    def _protocols(cls, v: list[str]) -> list[str]:
+        from stockade.network.protocols import SLUGS
+
+        for p in v:
+            if p not in SLUGS:
+                raise ValueError(f"unknown application protocol {p!r} (known: {', '.join(SLUGS)})")
+        return v
+
+    def port_ranges(self) -> list[PortRange]:
+        return [parse_port(p) for p in self.ports]
+
+
+class Metadata(_Strict):
+    name: str = "default"
+
+
+class Spec(_Strict):
+    groups: list[Group] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self, info: ValidationInfo) -> Spec:
+        if info.context and info.context.get("partial"):
+            return self  # one file of several: references are checked on the merged policy
+        names = [g.name for g in self.groups]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"group names must be unique: {', '.join(dup)}")
+        rule_names = [r.name for r in self.rules]
+        dup = sorted({n for n in rule_names if rule_names.count(n) > 1})
+        if dup:
+            raise ValueError(f"rule names must be unique: {', '.join(dup)}")
+        known = set(names) | {ANY}
+        for r in self.rules:
+            for g in (*r.from_, *r.to):
+                if g not in known:
+                    raise ValueError(f"rule {r.name!r} names unknown group {g!r}")
+        return self
+
+
+class Policy(_Strict):
+    apiVersion: Literal["stockade.dev/v1"] = "stockade.dev/v1"
+    kind: Literal["FirewallPolicy"] = "FirewallPolicy"
+    metadata: Metadata = Field(default_factory=Metadata)
+    spec: Spec = Field(default_factory=Spec)
+
+    def group(self, name: str) -> Group:
+        for g in self.spec.groups:
+            if g.name == name:
+                return g
+        raise KeyError(name)

@@ -1,0 +1,225 @@
+"""Real traffic through lab namespaces with the enforcer in the node namespace."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+from tests.firewall.conftest import EXAMPLES
+
+from stockade.store import open_store
+from stockade.store.records import list_events
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+ORDERS = "http://10.77.0.11:8080/"
+ORDERS_TLS = "https://10.77.0.11:8443/"
+ORDERS_V6 = "http://[fd77::b]:8080/"
+WORLD = "http://198.51.100.10:80/"
+CARD = '{"customer": "alice", "card": "4111 1111 1111 1111"}'
+
+
+def events(lab, kind: str) -> list:
+    deadline = time.monotonic() + 5
+    while True:
+        found = [e for e in list_events(open_store(lab.db), kind=kind)]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def rules_present(lab) -> bool:
+    nft = subprocess.run(
+        ["ip", "netns", "exec", lab.node, "nft", "list", "table", "inet", "stockade"],
+        capture_output=True,
+        timeout=10,
+    )
+    ipt = subprocess.run(
+        ["ip", "netns", "exec", lab.node, "iptables", "-S", "STOCKADE"],
+        capture_output=True,
+        timeout=10,
+    )
+    return nft.returncode == 0 or ipt.returncode == 0
+
+
+@pytest.fixture
+def protect(lab, enforcer):
+    assert lab.cli("policy", "apply", str(EXAMPLES / "policy.yaml")).returncode == 0
+    return enforcer()
+
+
+def test_allowed_passes_denied_fails_fast(lab, protect) -> None:
+    assert lab.curl("payments", ORDERS)[:2] == (0, "200")
+    assert lab.curl("payments", ORDERS_V6)[:2] == (0, "200")
+    assert lab.curl("crm", "http://10.77.0.12:5432/", timeout=2)[0] in (
+        7,
+        28,
+    )  # crm -> data: implicit deny
+    rc, code, took = lab.curl("crm", ORDERS)
+    assert rc == 7 and code == "000" and took < 1.5  # connection refused by a reset, not a timeout
+    rc, _, took = lab.curl("world", ORDERS)
+    assert rc == 7 and took < 1.5
+    blocked = events(lab, "firewall.blocked")
+    assert any(
+        e.data["rule"] == "no-marketing-in-cde" and e.resource.name == "crm" for e in blocked
+    )
+    assert any(e.data["rule"] is None and e.data["src_ip"] == "198.51.100.10" for e in blocked)
+
+
+def test_card_in_clear_into_the_cde_is_blocked_but_not_over_tls(lab, protect) -> None:
+    rc, code, took = lab.curl("payments", ORDERS + "pay", "-d", CARD)
+    assert rc in (52, 56) and code == "000" and took < 2.5  # reset mid-request
+    assert lab.curl("payments", ORDERS + "pay", "-d", '{"card": "4111 1111 1111 1112"}')[:2] == (
+        0,
+        "200",
+    )
+    assert lab.curl("payments", ORDERS_TLS + "pay", "-d", CARD)[:2] == (0, "200")
+    hits = events(lab, "dlp.blocked")
+    assert len(hits) == 1 and hits[0].data["evidence"] == "4111 **** **** 1111"
+    stored = repr([e.to_dict() for e in list_events(open_store(lab.db))])
+    assert "4111 1111 1111 1111" not in stored and "4111111111111111" not in stored
+
+
+def test_monitor_mode_records_but_passes(lab, protect) -> None:
+    assert lab.curl("crm", "http://198.51.100.10:80/anything")[:2] == (
+        0,
+        "200",
+    )  # allowed by web-out
+    # crm -> world:8080 is not allowed by any rule; both groups are in monitor mode
+    out = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            lab.ns("crm"),
+            "python3",
+            "-c",
+            "import socket; s=socket.create_connection(('198.51.100.10', 80), 3); s.close()",
+        ],
+        capture_output=True,
+        timeout=10,
+    )
+    assert out.returncode == 0
+    v = [e for e in events(lab, "firewall.violation")]
+    assert v == [] or all(e.resource.name == "crm" for e in v)
+
+
+def test_quarantine_isolates_and_lifting_restores(lab, protect) -> None:
+    assert lab.curl("payments", ORDERS)[:2] == (0, "200")
+    q = lab.cli("quarantine", "shop/orders", "--reason", "test")
+    assert q.returncode == 0, q.stderr
+    rc, _, _ = lab.curl("payments", ORDERS, timeout=2)
+    assert rc == 28  # dropped: times out
+    assert lab.cli("quarantine", "shop/orders", "--lift").returncode == 0
+    assert lab.curl("payments", ORDERS)[:2] == (0, "200")
+    kinds = [e.kind for e in list_events(open_store(lab.db), kind="firewall.quarantine*")]
+    assert kinds == ["firewall.quarantine_lifted", "firewall.quarantined"]
+
+
+def test_quarantine_works_without_the_enforcer(lab) -> None:
+    try:
+        assert lab.cli("quarantine", "shop/orders").returncode == 0
+        assert lab.curl("payments", ORDERS, timeout=2)[0] == 28
+        assert lab.curl("payments", ORDERS_V6, timeout=2)[0] == 28  # every address of the pod
+    finally:
+        assert lab.cli("quarantine", "shop/orders", "--lift").returncode == 0
+    assert lab.curl("payments", ORDERS)[:2] == (0, "200")
+
+
+def test_rules_are_gone_after_the_enforcer_stops(lab, protect) -> None:
+    assert rules_present(lab)
+    log = protect.stop(signal.SIGTERM)
+    assert "rules removed" in log
+    assert not rules_present(lab)
+    assert lab.curl("crm", ORDERS)[:2] == (0, "200")  # nothing enforced any more
+
+
+@pytest.mark.parametrize(("fail", "passes"), [("open", True), ("closed", False)])
+def test_fail_open_or_closed_when_the_enforcer_dies(lab, enforcer, fail, passes) -> None:
+    assert lab.cli("policy", "apply", str(EXAMPLES / "policy.yaml")).returncode == 0
+    run = enforcer("--fail", fail)
+    run.stop(signal.SIGKILL)  # no clean-up: the kernel rules stay, nothing answers the queue
+    assert rules_present(lab)
+    _, code, _ = lab.curl("payments", ORDERS, timeout=2)
+    assert (code == "200") is passes
+    assert lab.cli("enforcer", "--remove").returncode == 0
+    assert not rules_present(lab)
+
+
+def test_discover_then_protect(lab, enforcer, tmp_path) -> None:
+    text = (
+        (EXAMPLES / "policy.yaml")
+        .read_text()
+        .replace("mode: protect", "mode: discover")
+        .replace("mode: monitor", "mode: discover")
+    )
+    learn_policy = tmp_path / "discover.yaml"
+    learn_policy.write_text(text.split("  rules:")[0])  # groups only: everything is learned
+    assert lab.cli("policy", "apply", str(learn_policy)).returncode == 0
+    run = enforcer()
+    assert lab.curl("payments", ORDERS)[:2] == (0, "200")
+    assert lab.curl("crm", WORLD)[:2] == (0, "200")
+    assert lab.curl("payments", ORDERS_TLS)[:2] == (0, "200")
+    run.stop()
+    out = lab.cli(
+        "policy", "export", "--learned", "--mode", "protect", "-o", str(tmp_path / "learned.yaml")
+    )
+    assert out.returncode == 0, out.stderr
+    learned = (tmp_path / "learned.yaml").read_text()
+    assert "proto.http" in learned and "proto.tls" in learned
+    assert lab.cli("policy", "apply", str(tmp_path / "learned.yaml")).returncode == 0
+    enforcer()
+    assert lab.curl("payments", ORDERS)[:2] == (0, "200")
+    assert lab.curl("crm", WORLD)[:2] == (0, "200")
+    assert lab.curl("payments", ORDERS_TLS)[:2] == (0, "200")
+    assert lab.curl("crm", ORDERS)[0] == 7  # never seen: blocked now
+    assert lab.curl("payments", "http://198.51.100.10:80/")[0] == 7
+
+
+def test_malformed_policy_leaves_the_running_one(lab, protect, tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        (EXAMPLES / "policy.yaml")
+        .read_text()
+        .replace("ports: [tcp/5432, tcp/6379]", "ports: [tcp/5432, tcp/99999]")
+    )
+    out = lab.cli("policy", "apply", str(bad))
+    assert out.returncode == 2 and f"{bad}:" in out.stderr and "99999" in out.stderr
+    assert lab.curl("crm", ORDERS)[0] == 7  # still enforced
+    diff = lab.cli("policy", "diff", str(EXAMPLES / "policy.yaml"))
+    assert diff.returncode == 0 and "no changes" in diff.stdout
+
+
+def test_a_changed_policy_is_reapplied_live(lab, protect, tmp_path) -> None:
+    assert lab.curl("crm", ORDERS)[0] == 7
+    opened = tmp_path / "open.yaml"
+    opened.write_text(
+        (EXAMPLES / "policy.yaml").read_text().replace("action: deny", "action: allow")
+    )
+    assert lab.cli("policy", "diff", str(opened)).returncode == 1
+    assert lab.cli("policy", "apply", str(opened)).returncode == 0
+    deadline = time.monotonic() + 10
+    while lab.curl("crm", ORDERS)[1] != "200":
+        assert time.monotonic() < deadline, "new policy not applied within 10 s"
+        time.sleep(0.5)
+
+
+def test_explain_names_the_rule(lab) -> None:
+    assert lab.cli("policy", "apply", str(EXAMPLES / "policy.yaml")).returncode == 0
+    out = lab.cli("policy", "explain", "marketing/crm", "shop/orders", "8080")
+    assert out.returncode == 0 and "DENY" in out.stdout and "no-marketing-in-cde" in out.stdout
+    out = lab.cli(
+        "policy",
+        "explain",
+        "payments",
+        "orders",
+        "8080",
+        "--proto",
+        "proto.http",
+        "--format",
+        "json",
+    )
+    assert '"rule": "cde-api"' in out.stdout and '"action": "allow"' in out.stdout
+    assert lab.cli("policy", "explain", "nobody", "orders", "80").returncode == 2
