@@ -195,17 +195,23 @@ def test_every_decision_is_an_event(webhook) -> None:
     assert {r["rule"] for r in e.data["rules"]} == {"no-privileged", "no-host-namespaces"}
 
 
-def test_images_without_scan_results_can_be_denied(tmp_path) -> None:
-    """No vulnerability source at all: every image is unscanned, and the rule says so."""
+@pytest.mark.parametrize(("failure", "allowed"), [("fail", False), ("ignore", True)])
+def test_failure_policy_when_the_scan_store_has_no_advisory_data(tmp_path, failure: str, allowed: bool) -> None:
+    """The store source scans the never-seen image on demand; with no advisory database that scan
+    fails, and the failure policy decides: fail denies, ignore allows with a warning."""
     policy = tmp_path / "p.yaml"
     policy.write_text(
-        "apiVersion: stockade.dev/v1\nkind: AdmissionPolicy\nspec:\n  mode: protect\n  failurePolicy: fail\n"
-        "  rules:\n    - name: unscanned\n      criteria: {unscannedImages: true}\n"
+        "apiVersion: stockade.dev/v1\nkind: AdmissionPolicy\nspec:\n  mode: protect\n"
+        f"  failurePolicy: {failure}\n"
+        "  rules:\n    - name: no-critical\n      criteria: {vulnerabilities: {severity: critical}}\n"
     )
     hook = start_webhook(tmp_path, "--policy", str(policy))
     try:
         with hook.client() as c:
             resp = post(c, review_for(OBJECTS["Deployment/shop/api"]))
-        assert resp["allowed"] is False and "unscanned" in resp["status"]["message"]
+        assert resp["allowed"] is allowed
+        text = resp["status"]["message"] if not allowed else " ".join(resp["warnings"])
+        assert "could not decide" in text or "failed" in text
+        assert "no advisory data" in text or "advisory" in text
     finally:
         stop_webhook(hook)
