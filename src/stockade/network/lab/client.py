@@ -8,6 +8,7 @@ SSNs; nothing here prints them.
     client redis --host H --count N
     client bulk  --host H --port P --size BYTES
     client syn   --host H --port P --count N
+    client udp   --host H --port P --rate PPS --seconds S
 """
 
 from __future__ import annotations
@@ -172,6 +173,30 @@ def syn_flood(args: argparse.Namespace) -> int:
     return 0
 
 
+def udp_paced(args: argparse.Namespace) -> int:
+    """``--rate`` datagrams per second for ``--seconds`` (bounded: rate x seconds in total)."""
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    total = int(args.rate * args.seconds)
+    payload = b"x" * args.size
+    batch = max(1, args.rate // 1000)  # pace in 1 ms batches
+    sent = 0
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        start = time.perf_counter()
+        while sent < total:
+            for _ in range(min(batch, total - sent)):
+                try:
+                    s.sendto(payload, (args.host, args.port))
+                except OSError:  # ICMP port unreachable reported on a later send
+                    pass
+                sent += 1
+            ahead = sent / args.rate - (time.perf_counter() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+        elapsed = time.perf_counter() - start
+    print(json.dumps({"sent": sent, "seconds": round(elapsed, 3), "rate": round(sent / elapsed)}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="lab-client")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -201,14 +226,18 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--host", required=True)
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--count", type=int, default=100)
+    u = sub.add_parser("udp")
+    u.add_argument("--host", required=True)
+    u.add_argument("--port", type=int, default=9999)
+    u.add_argument("--rate", type=int, default=10000)
+    u.add_argument("--seconds", type=float, default=2.0)
+    u.add_argument("--size", type=int, default=100)
     args = ap.parse_args(argv)
-    handler = {
-        "http": http_post,
-        "pg": pg_insert,
-        "redis": redis_set,
-        "bulk": bulk,
-        "syn": syn_flood,
-    }[args.cmd]
+    if args.cmd == "udp" and not (1 <= args.rate <= 2_000_000 and 0 < args.seconds <= 60):
+        ap.error("--rate must be 1..2000000 and --seconds 0..60")
+    handlers = {"http": http_post, "pg": pg_insert, "redis": redis_set, "bulk": bulk, "syn": syn_flood}
+    handlers["udp"] = udp_paced
+    handler = handlers[args.cmd]
     try:
         return handler(args)
     except Exception as exc:
