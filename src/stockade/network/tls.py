@@ -199,7 +199,9 @@ class _Hello:
 def _extensions(r: _Reader, hello: _Hello, server: bool) -> None:
     if r.left() == 0:
         return  # extensions are optional before TLS 1.2
-    ext = _Reader(r.vec(2))
+    declared = r.u16()
+    ext = _Reader(r.data[r.pos : r.pos + declared])  # parse what arrived, extension by extension
+    r.pos += declared
     while ext.left():
         etype = ext.u16()
         body = _Reader(ext.vec(2))
@@ -222,6 +224,8 @@ def _extensions(r: _Reader, hello: _Hello, server: bool) -> None:
                     code = listed.u16()
                     if not _grease(code):
                         hello.versions.append(code)
+    if r.pos > len(r.data):
+        raise _Short
 
 
 def parse_client_hello(body: bytes) -> _Hello:

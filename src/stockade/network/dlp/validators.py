@@ -17,6 +17,7 @@ class Validation:
     ok: bool
     score: float | None = None  # replaces the sensor's base score when set
     label: str | None = None  # e.g. the card brand
+    context_before: bool = False  # valid only with a context word in the bytes before it
 
 
 REJECT = Validation(ok=False)
@@ -24,21 +25,18 @@ REJECT = Validation(ok=False)
 Validator = Callable[[str], Validation]
 
 
+_NOT_DIGITS = {c: None for c in range(256) if not 48 <= c <= 57}
+_DOUBLED = str.maketrans("0123456789", "0246813579")  # 2d, minus 9 when above 9
+
+
 def digits_of(text: str) -> str:
-    return "".join(ch for ch in text if "0" <= ch <= "9")
+    return text.translate(_NOT_DIGITS)
 
 
 def luhn_ok(number: str) -> bool:
     """Mod-10 check over a string of digits (the last one is the check digit)."""
-    total = 0
-    for i, ch in enumerate(reversed(number)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    rev = number[::-1]
+    return sum(map(int, rev[0::2] + rev[1::2].translate(_DOUBLED))) % 10 == 0
 
 
 def luhn_check_digit(partial: str) -> str:
@@ -117,10 +115,11 @@ def _degenerate(number: str) -> bool:
 
 def payment_card(text: str) -> Validation:
     number = digits_of(text)
-    if not 12 <= len(number) <= 19 or _degenerate(number):
+    # Cheapest test first: Luhn rejects nine in ten random candidates.
+    if not 12 <= len(number) <= 19 or not luhn_ok(number):
         return REJECT
     brand = card_brand(number)
-    if brand is None or not luhn_ok(number):
+    if brand is None or _degenerate(number):
         return REJECT
     return Validation(ok=True, label=brand)
 
@@ -137,9 +136,11 @@ def us_ssn(text: str) -> Validation:
         return REJECT
     if number in _SSN_ADVERTISING or number.startswith("98765432") or len(set(number)) == 1:
         return REJECT
-    separated = len(text) != 9
-    # Nine bare digits are everywhere (ids, amounts): alone they are weak evidence.
-    return Validation(ok=True, score=None if separated else 0.3)
+    if len(text) == 9:
+        # Nine bare digits are everywhere (ids, amounts): only a key such as "ssn": before them
+        # makes them an SSN.
+        return Validation(ok=True, context_before=True)
+    return Validation(ok=True)
 
 
 # ISO 13616 registry: total IBAN length per country.

@@ -17,6 +17,9 @@ DATA, HEADERS, SETTINGS, CONTINUATION = 0, 1, 4, 9
 _FLAG_END_HEADERS, _FLAG_PADDED, _FLAG_PRIORITY = 0x4, 0x8, 0x20
 
 
+_EMPTY = Guess(protocol=SLUG, confidence=0.0)
+
+
 def frames(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
     """(type, flags, stream id, payload) of each complete frame."""
     pos = 0
@@ -121,6 +124,7 @@ def probe(client: bytes, server: bytes) -> Guess | None:
         return None
     if score < FULL and server_settings_first(server):
         score = FULL if score >= PARTIAL else STRONG
-    return Guess(
-        protocol=SLUG, confidence=score, upgrade=upgrade, details=tuple(request_details(client))
-    )
+    details = request_details(client)
+    if upgrade and not details:
+        details = [d for d in (http1.probe(client, b"") or _EMPTY).details]
+    return Guess(protocol=SLUG, confidence=score, upgrade=upgrade, details=tuple(details))

@@ -73,6 +73,7 @@ def probe(client: bytes, server: bytes) -> Guess | None:
         return None
     score, name = found
     if _reply(server):
-        score = FULL if score >= PARTIAL else PARTIAL
+        # An inline command answered in RESP is as telling as a full array without an answer.
+        score = FULL if score >= PARTIAL else STRONG
     details = (("redis.command", name),) if name else ()
     return Guess(protocol=SLUG, confidence=score, details=details)

@@ -1,0 +1,247 @@
+"""Engine properties: split invariance, backend equivalence, masking bounds, user sensors."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stockade.model.errors import ConfigError
+from stockade.network.dlp import DlpEngine, load_sensor_file, sensor_from_dict
+from stockade.network.dlp.masking import mask_card, mask_email, mask_iban, mask_ssn
+from stockade.network.dlp.validators import luhn_check_digit, luhn_ok
+from stockade.network.interface import DlpMatch
+
+ENGINES = {b: DlpEngine(backend=b) for b in ("hs-stream", "hs-window", "re")}
+PREFIXES = ["4", "51", "55", "2221", "2720", "34", "37", "6011", "65", "3530", "36", "62"]
+LENGTHS = {"34": 15, "37": 15, "36": 14}
+
+
+@st.composite
+def cards(draw: st.DrawFn) -> str:
+    prefix = draw(st.sampled_from(PREFIXES))
+    length = LENGTHS.get(prefix, 16)
+    body = prefix + draw(
+        st.text("0123456789", min_size=length - len(prefix) - 1, max_size=length - len(prefix) - 1)
+    )
+    number = body + luhn_check_digit(body)
+    sep = draw(st.sampled_from(["", " ", "-"]))
+    if not sep:
+        return number
+    if length == 16:
+        return sep.join(number[i : i + 4] for i in range(0, 16, 4))
+    return sep.join((number[:4], number[4:10], number[10:]))
+
+
+clean = st.text(alphabet='abcdefghij klm{}":,\r\n', max_size=80)
+
+
+def feed_in_pieces(engine: DlpEngine, data: bytes, cuts: list[int]) -> list[DlpMatch]:
+    stream = engine.stream()
+    out: list[DlpMatch] = []
+    last = 0
+    for cut in sorted({c % (len(data) + 1) for c in cuts}):
+        out += stream.feed(data[last:cut])
+        last = cut
+    out += stream.feed(data[last:])
+    return out + stream.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cards(), clean, clean, st.lists(st.integers(0, 400), max_size=6))
+def test_valid_card_found_once_in_any_split(
+    card: str, before: str, after: str, cuts: list[int]
+) -> None:
+    digits = card.replace(" ", "").replace("-", "")
+    if len(set(digits)) == 1:
+        return  # degenerate filler is rejected on purpose
+    text = f"{before} card {card} {after}".encode()
+    start = text.index(card.encode())
+    for name, engine in ENGINES.items():
+        got = [m for m in feed_in_pieces(engine, text, cuts) if m.sensor == "dlp.payment_card"]
+        spans = [(m.start, m.end) for m in got]
+        if not _sequential(digits):
+            assert spans == [(start, start + len(card))], name
+
+
+def _sequential(digits: str) -> bool:
+    steps = {(int(b) - int(a)) % 10 for a, b in itertools.pairwise(digits)}
+    return steps in ({1}, {9})
+
+
+# Text dense in digits, separators and PII fragments: where the backends could disagree.
+noisy = st.lists(
+    st.one_of(
+        st.text("0123456789 -.", max_size=25),
+        cards(),
+        st.sampled_from(
+            [
+                "ssn 536-90-4399",
+                "DE89 3704 0044 0532 0130 00",
+                "a@b.example.com",
+                "phone +1 415 555 2671",
+                "order_id ",
+                "card ",
+                "(415) 555-2671",
+                "x",
+            ]
+        ),
+    ),
+    max_size=12,
+).map(lambda parts: " ".join(parts).encode())
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(noisy, st.lists(st.integers(0, 500), max_size=5))
+def test_backends_agree_on_any_split(data: bytes, cuts: list[int]) -> None:
+    reference = ENGINES["re"].scan(data)
+    for name, engine in ENGINES.items():
+        assert feed_in_pieces(engine, data, cuts) == reference, name
+
+
+def test_split_card_found_once_at_every_cut() -> None:
+    data = b'POST /pay HTTP/1.1\r\n\r\n{"card": "4111 1111 1111 1111", "n": 1}'
+    for engine in ENGINES.values():
+        for cut in range(len(data) + 1):
+            got = feed_in_pieces(engine, data, [cut])
+            assert [m.masked for m in got] == ["4111 **** **** 1111"]
+
+
+def test_one_byte_segments_and_long_streams() -> None:
+    filler = b'{"id": 17, "ts": 1700000000000, "status": "ok"}\n' * 2000
+    data = filler + b"card 5555 5555 5555 4444 " + filler + b"ssn 536-90-4399\n"
+    for engine in ENGINES.values():
+        got = feed_in_pieces(engine, data, list(range(0, len(data), 1460)))
+        assert [(m.sensor, m.masked) for m in got] == [
+            ("dlp.payment_card", "5555 **** **** 4444"),
+            ("dlp.us_ssn", "***-**-4399"),
+        ]
+        assert got[0].start == len(filler) + 5
+    stream = ENGINES["hs-stream"].stream()
+    got = [
+        m for b in b"x card 4111111111111111 y" for m in stream.feed(bytes([b]))
+    ] + stream.close()
+    assert [m.masked for m in got] == ["4111********1111"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(cards())
+def test_card_mask_shows_at_most_first_and_last_four(card: str) -> None:
+    masked = mask_card(card)
+    visible = [c for c in masked if c.isdigit()]
+    digits = [c for c in card if c.isdigit()]
+    assert len(masked) == len(card) and len(visible) == 8
+    assert visible == digits[:4] + digits[-4:]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ", min_size=1, max_size=40))
+def test_iban_and_generic_masks_bound_what_they_show(value: str) -> None:
+    assert sum(c.isalnum() for c in mask_iban(value)) <= 8
+    assert sum(c.isdigit() for c in mask_ssn(value)) <= 4
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.emails())
+def test_email_mask_keeps_one_local_character(address: str) -> None:
+    local = address.rpartition("@")[0]
+    masked = mask_email(address)
+    assert masked.rpartition("@")[0] == local[:1] + "***"
+
+
+def test_matches_never_carry_the_full_value() -> None:
+    data = b"card 4111 1111 1111 1111 ssn 536-90-4399 iban DE89370400440532013000"
+    for m in ENGINES["hs-stream"].scan(data):
+        raw = data[m.start : m.end].decode()
+        assert raw not in m.masked and raw.replace(" ", "") not in m.masked.replace(" ", "")
+        assert raw not in repr(m)
+
+
+def test_luhn_generator_agrees_with_checker() -> None:
+    for partial in ("411111111111111", "3782822463100", "7992739871"):
+        assert luhn_ok(partial + luhn_check_digit(partial))
+
+
+# --- user-defined sensors ----------------------------------------------------------------
+
+SENSOR_YAML = """
+sensors:
+  - id: dlp.acme_customer_id
+    title: ACME customer number
+    patterns: ['(?<![A-Z0-9])ACME-[0-9]{8}(?![0-9])']
+    context: [customer]
+    validator: none
+    score: 0.6
+  - id: dlp.acme_member_card
+    pattern: '(?<![0-9])7[0-9]{9}(?![0-9])'
+    validator: luhn
+    mask: generic
+    min_score: 0.5
+"""
+
+
+def test_user_sensors_from_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "sensors.yaml"
+    path.write_text(SENSOR_YAML)
+    sensors = load_sensor_file(path)
+    assert [s.id for s in sensors] == ["dlp.acme_customer_id", "dlp.acme_member_card"]
+    data = b"customer ACME-12345678 member 7992739875 other 7992739870 XACME-12345678"
+    results = {
+        b: DlpEngine(sensors, backend=b).scan(data) for b in ("hs-stream", "hs-window", "re")
+    }
+    assert results["hs-stream"] == results["hs-window"] == results["re"]
+    got = [(m.sensor, m.masked, m.confidence) for m in results["re"]]
+    assert got == [
+        ("dlp.acme_customer_id", "*********5678", 0.95),
+        ("dlp.acme_member_card", "**********", 0.6),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sensors: [", "not valid YAML"),
+        ("sensors: {}", "'sensors' list"),
+        ("sensors:\n  - id: Bad Id\n    pattern: x", "dotted slug"),
+        ("sensors:\n  - id: dlp.x\n    pattern: '(unclosed'", "bad regex"),
+        ("sensors:\n  - id: dlp.x\n    pattern: x\n    validator: nope", "unknown validator"),
+        ("sensors:\n  - id: dlp.x\n    pattern: x\n    colour: red", "unknown keys"),
+        ("sensors:\n  - id: dlp.payment_card\n    pattern: x", "differ from built-in"),
+        ("sensors:\n  - id: dlp.x\n    pattern: x\n    score: high", "must be numbers"),
+    ],
+)
+def test_bad_sensor_files_are_config_errors(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_sensor_file(path)
+
+
+def test_missing_sensor_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_sensor_file(tmp_path / "absent.yaml")
+
+
+def test_unbounded_user_regex_is_capped() -> None:
+    sensor = sensor_from_dict({"id": "dlp.secret_word", "pattern": "secret=[a-z]+"}, where="t")
+    assert sensor.max_length == 512
+    data = b"x secret=" + b"a" * 20 + b" y"
+    assert [m.masked for m in DlpEngine([sensor]).scan(data)] == ["*" * 23 + "aaaa"]
+
+
+def test_engine_rejects_bad_configuration() -> None:
+    with pytest.raises(ConfigError):
+        DlpEngine(backend="gpu")
+    with pytest.raises(ConfigError):
+        DlpEngine([])
+
+
+def test_feed_after_close_is_an_error() -> None:
+    stream = ENGINES["re"].stream()
+    stream.close()
+    assert stream.close() == []
+    with pytest.raises(ValueError):
+        stream.feed(b"x")

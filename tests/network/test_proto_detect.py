@@ -1,0 +1,215 @@
+"""Protocol detection on bytes captured from real clients and servers on this machine
+(tests/network/fixtures/capture_protocols.py regenerates them), plus short and hostile input."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stockade.network.protocols import DETECTORS, SLUGS, detect
+
+FIXTURES = Path(__file__).parent / "fixtures" / "protocols"
+
+
+def pair(name: str) -> tuple[bytes, bytes]:
+    return (FIXTURES / f"{name}.c2s").read_bytes(), (FIXTURES / f"{name}.s2c").read_bytes()
+
+
+# name: (protocol, encrypted, upgrade, details that must be present)
+EXPECTED = {
+    "http_get": ("proto.http", False, None,
+                 {"http.method": "GET", "http.path": "/orders", "http.host": "orders.default.svc",
+                  "http.status": "404"}),
+    "http_post_json": ("proto.http", False, None,
+                       {"http.method": "POST", "http.path": "/pay", "http.status": "201"}),
+    "h2c_upgrade": ("proto.http2", False, "h2c", {"http.path": "/index.html"}),
+    "h2_prior_knowledge": ("proto.http2", False, None, {"http.method": "GET", "http.path": "/index.html"}),
+    "grpc_unary": ("proto.grpc", False, None, {"grpc.method": "/demo.Orders/Get"}),
+    "tls13_alpn": ("proto.tls", True, None,
+                   {"tls.version": "TLS1.3", "tls.sni": "orders.default.svc", "tls.alpn": "h2,http/1.1"}),
+    "tls12_alpn": ("proto.tls", True, None, {"tls.version": "TLS1.2"}),
+    "tls13_hrr": ("proto.tls", True, None, {"tls.version": "TLS1.3", "tls.sni": "hrr.test"}),
+    "postgres_plain": ("proto.postgres", False, None,
+                       {"postgres.user": "stockade", "postgres.database": "stockade_test"}),
+    "postgres_ssl_refused": ("proto.postgres", False, None, {"postgres.ssl": "refused"}),
+    "postgres_ssl": ("proto.postgres", True, "postgres-sslrequest", {"tls.version": "TLS1.3"}),
+    "redis_set": ("proto.redis", False, None, {"redis.command": "SET"}),
+    "redis_inline": ("proto.redis", False, None, {"redis.command": "PING"}),
+    "ssh_client": ("proto.ssh", True, None, {}),
+    "dns_udp": ("proto.dns", False, None,
+                {"dns.transport": "udp", "dns.qname": "orders.default.svc.cluster.local.", "dns.qtype": "A"}),
+    "dns_tcp": ("proto.dns", False, None, {"dns.transport": "tcp", "dns.rcode": "0"}),
+    "mongodb_hello": ("proto.mongodb", False, None, {"mongodb.opcode": "OP_MSG"}),
+    "kafka_apiversions": ("proto.kafka", False, None,
+                          {"kafka.api": "ApiVersions", "kafka.client_id": "orders-svc"}),
+    "smtp_starttls": ("proto.smtp", True, "smtp-starttls", {}),
+}  # fmt: skip
+
+
+def test_every_fixture_has_an_expectation() -> None:
+    assert {p.stem for p in FIXTURES.glob("*.c2s")} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_real_capture(name: str) -> None:
+    client, server = pair(name)
+    protocol, encrypted, upgrade, details = EXPECTED[name]
+    got = detect(client, server)
+    assert (got.protocol, got.encrypted, got.upgrade) == (protocol, encrypted, upgrade)
+    assert details.items() <= dict(got.details).items()
+    assert got.protocol in SLUGS
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "http_get",
+        "tls13_alpn",
+        "postgres_plain",
+        "redis_set",
+        "dns_tcp",
+        "grpc_unary",
+        "ssh_client",
+    ],
+)
+def test_one_direction_is_enough_for_client_first_protocols(name: str) -> None:
+    client, _ = pair(name)
+    assert detect(client, b"").protocol == EXPECTED[name][0]
+
+
+def test_server_first_protocols_from_the_server_alone() -> None:
+    assert detect(b"", pair("tls13_alpn")[1]).protocol == "proto.tls"
+    assert detect(b"", b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n").protocol == "proto.ssh"
+    assert detect(b"", MYSQL_GREETING).protocol == "proto.mysql"
+
+
+def test_query_strings_never_reach_details() -> None:
+    for name in ("http_get", "h2c_upgrade", "h2_prior_knowledge"):
+        values = " ".join(v for _, v in detect(*pair(name)).details)
+        assert "token" not in values and "sid=" not in values and "?" not in values
+
+
+# Before the bytes that refine it arrive, a protocol looks like the one it is built on.
+GENERALISES = {"proto.grpc": ("proto.http2",), "proto.http2": ("proto.http",)}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_truncated_prefixes_never_crash_nor_mislabel(name: str) -> None:
+    client, server = pair(name)
+    expected = EXPECTED[name][0]
+    for cut in range(0, min(len(client), 96)):
+        got = detect(client[:cut], b"")
+        # Short input may be unknown or weak, but a confident answer must be the right one.
+        if got.confidence >= 0.8:
+            assert got.protocol in {expected, *GENERALISES.get(expected, ())}, (cut, got)
+    for cut in range(0, min(len(server), 64)):
+        detect(client, server[:cut])
+
+
+def test_sslrequest_alone_is_a_weak_postgres_guess_and_n_refuses() -> None:
+    ssl_request = struct.pack("!iI", 8, 80877103)
+    assert detect(ssl_request[:4], b"").confidence < 0.8
+    got = detect(ssl_request, b"")
+    assert got.protocol == "proto.postgres" and not got.encrypted
+    assert detect(ssl_request, b"S").encrypted
+    assert not detect(ssl_request, b"N").encrypted
+
+
+def test_gssenc_request_accepted() -> None:
+    got = detect(struct.pack("!iI", 8, 80877104), b"G")
+    assert (got.protocol, got.encrypted, got.upgrade) == ("proto.postgres", True, "postgres-gssenc")
+
+
+# MySQL/MariaDB are not installed here: these packets are built from the documented layout
+# (HandshakeV10, SSLRequest, HandshakeResponse41).
+def _mysql_greeting(caps: int) -> bytes:
+    body = (b"\x0a" + b"8.0.36\0" + struct.pack("<I", 11) + b"abcdefgh" + b"\0"
+            + struct.pack("<H", caps & 0xFFFF) + b"\x21" + struct.pack("<H", 2)
+            + struct.pack("<H", caps >> 16) + b"\x15" + bytes(10) + b"ijklmnopqrst\0"
+            + b"caching_sha2_password\0")  # fmt: skip
+    return len(body).to_bytes(3, "little") + b"\0" + body
+
+
+MYSQL_GREETING = _mysql_greeting(0x81FFFF)
+
+
+def test_mysql_ssl_request_means_encrypted() -> None:
+    ssl_request = (
+        struct.pack("<I", 0x0200 | 0x0800 | 0x8000)
+        + struct.pack("<I", 1 << 24)
+        + b"\x21"
+        + bytes(23)
+    )
+    client = len(ssl_request).to_bytes(3, "little") + b"\x01" + ssl_request
+    got = detect(client, MYSQL_GREETING)
+    assert (got.protocol, got.encrypted, got.upgrade) == ("proto.mysql", True, "mysql-ssl")
+    assert dict(got.details)["mysql.version"] == "8.0.36"
+
+
+def test_mysql_plain_login() -> None:
+    body = (
+        struct.pack("<I", 0x0200 | 0x8000)
+        + struct.pack("<I", 1 << 24)
+        + b"\x21"
+        + bytes(23)
+        + b"app\0"
+    )
+    client = len(body).to_bytes(3, "little") + b"\x01" + body
+    got = detect(client, MYSQL_GREETING)
+    assert not got.encrypted and dict(got.details)["mysql.user"] == "app"
+
+
+def test_imap_and_pop3_starttls() -> None:
+    imap = detect(
+        b"a1 CAPABILITY\r\na2 STARTTLS\r\n",
+        b"* OK IMAP4rev1 ready\r\n* CAPABILITY IMAP4rev1 STARTTLS\r\na1 OK done\r\na2 OK Begin TLS\r\n",
+    )
+    assert (imap.protocol, imap.encrypted, imap.upgrade) == ("proto.imap", True, "imap-starttls")
+    pop = detect(b"CAPA\r\nSTLS\r\n", b"+OK POP3 ready\r\n+OK\r\nSTLS\r\n.\r\n+OK Begin TLS\r\n")
+    assert (pop.protocol, pop.encrypted, pop.upgrade) == ("proto.pop3", True, "pop3-stls")
+    plain = detect(b"USER bob\r\n", b"+OK POP3 ready\r\n")
+    assert plain.protocol == "proto.pop3" and not plain.encrypted
+
+
+def test_smtp_without_starttls_is_clear() -> None:
+    got = detect(b"EHLO client\r\nMAIL FROM:<a@b.c>\r\n", b"220 mx ESMTP\r\n250 mx\r\n")
+    assert (got.protocol, got.encrypted) == ("proto.smtp", False)
+
+
+def test_port_is_never_an_input_and_garbage_is_unknown() -> None:
+    assert detect(b"\x00\x01\x02hello world", b"\xff\xfe").protocol == "proto.unknown"
+    assert detect(b"", b"").protocol == "proto.unknown"
+
+
+def test_registry_is_explicit_and_slugs_are_stable() -> None:
+    assert [d.SLUG for d in DETECTORS][:5] == [
+        "proto.tls",
+        "proto.ssh",
+        "proto.grpc",
+        "proto.http2",
+        "proto.http",
+    ]
+    assert len(set(SLUGS)) == len(SLUGS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.binary(max_size=300))
+def test_random_bytes_never_raise(client: bytes, server: bytes) -> None:
+    got = detect(client, server)
+    assert got.protocol in SLUGS and 0.0 <= got.confidence <= 1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(EXPECTED)), st.integers(0, 4095), st.integers(0, 255))
+def test_bit_flips_in_real_captures_never_raise(name: str, at: int, value: int) -> None:
+    client, server = pair(name)
+    if client:
+        i = at % len(client)
+        detect(client[:i] + bytes([value]) + client[i + 1 :], server)
+    if server:
+        i = at % len(server)
+        detect(client, server[:i] + bytes([value]) + server[i + 1 :])
