@@ -39,15 +39,47 @@ PREFIX = "skb-"
 
 
 def _client(inv: Inventory, pod: str, *args: str) -> dict:
-    cmd = ["ip", "netns", "exec", inv.pod(pod).netns, sys.executable, "-m", "stockade.network.lab.client", *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True, env=os.environ.copy())
+    cmd = [
+        "ip",
+        "netns",
+        "exec",
+        inv.pod(pod).netns,
+        sys.executable,
+        "-m",
+        "stockade.network.lab.client",
+        *args,
+    ]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, check=True, env=os.environ.copy()
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _record(inv: Inventory, path: Path, drive) -> None:  # noqa: ANN001
-    proc = subprocess.Popen(["ip", "netns", "exec", inv.node_netns, "timeout", "300", "tcpdump", "-i", "vh-payments",
-                             "-U", "-B", "65536", "-n", "-s", "0", "-c", "5000000", "-w", str(path)],
-                            stderr=subprocess.DEVNULL)
+def _record(inv: Inventory, path: Path, drive) -> None:
+    proc = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            inv.node_netns,
+            "timeout",
+            "300",
+            "tcpdump",
+            "-i",
+            "vh-payments",
+            "-U",
+            "-B",
+            "65536",
+            "-n",
+            "-s",
+            "0",
+            "-c",
+            "5000000",
+            "-w",
+            str(path),
+        ],
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while not path.exists():
             time.sleep(0.05)
@@ -67,7 +99,7 @@ class _Null:
         pass
 
 
-def _cpu(fn) -> float:  # noqa: ANN001
+def _cpu(fn) -> float:
     t = time.process_time()
     fn()
     return time.process_time() - t
@@ -94,66 +126,106 @@ def bench_pcap(name: str, path: Path, inv: Inventory, inspectors: Inspectors) ->
     read = _cpu(lambda: _read_only(path))
     decode = _cpu(lambda: _decode_only(path))
     box: dict = {}
-    full = _cpu(lambda: box.setdefault("run", run_pcap(path, inspectors=inspectors, identities=Identities(inv))))
+    full = _cpu(
+        lambda: box.setdefault(
+            "run", run_pcap(path, inspectors=inspectors, identities=Identities(inv))
+        )
+    )
     run = box["run"]
-    deep = _cpu(lambda: run_pcap(path, inspectors=inspectors, identities=Identities(inv),
-                                 config=FlowConfig(stream_depth=1 << 40)))
+    deep = _cpu(
+        lambda: run_pcap(
+            path,
+            inspectors=inspectors,
+            identities=Identities(inv),
+            config=FlowConfig(stream_depth=1 << 40),
+        )
+    )
     hits = sum(len(r.hits) for r in run.records)
-    print(f"\n[{name}] {size / 1e6:.1f} MB, {frames} frames (avg {size / max(frames, 1):.0f} B), "
-          f"{len(run.records)} connections, {hits} DLP hits")
+    print(
+        f"\n[{name}] {size / 1e6:.1f} MB, {frames} frames (avg {size / max(frames, 1):.0f} B), "
+        f"{len(run.records)} connections, {hits} DLP hits"
+    )
     print(f"  read only        {mbit / read:10.0f} Mbit/s/core  {frames / read:10.0f} frames/s")
     print(f"  read + decode    {mbit / decode:10.0f} Mbit/s/core  {frames / decode:10.0f} frames/s")
-    print(f"  whole sensor     {mbit / full:10.0f} Mbit/s/core  {frames / full:10.0f} frames/s"
-          f"   ({full / read:.1f}x the cost of reading)")
-    print(f"  sensor, no depth {mbit / deep:10.0f} Mbit/s/core  {frames / deep:10.0f} frames/s"
-          "   (every byte reassembled and through DLP)")
+    print(
+        f"  whole sensor     {mbit / full:10.0f} Mbit/s/core  {frames / full:10.0f} frames/s"
+        f"   ({full / read:.1f}x the cost of reading)"
+    )
+    print(
+        f"  sensor, no depth {mbit / deep:10.0f} Mbit/s/core  {frames / deep:10.0f} frames/s"
+        "   (every byte reassembled and through DLP)"
+    )
     if shutil.which("tshark"):
         peer = _tshark(path) - _tshark(path, frames=1)  # minus tshark's start-up (dissector tables)
-        print(f"  peer: tshark conv,tcp {mbit / peer:10.0f} Mbit/s (wall, start-up excluded) -> "
-              f"sensor is {peer / full:.1f}x tshark's speed")
+        print(
+            f"  peer: tshark conv,tcp {mbit / peer:10.0f} Mbit/s (wall, start-up excluded) -> "
+            f"sensor is {peer / full:.1f}x tshark's speed"
+        )
 
 
 def _tshark(path: Path, frames: int | None = None) -> float:
-    cmd = ["tshark", "-r", str(path), "-q", "-z", "conv,tcp"] + (["-c", str(frames)] if frames else [])
+    cmd = ["tshark", "-r", str(path), "-q", "-z", "conv,tcp"] + (
+        ["-c", str(frames)] if frames else []
+    )
     t = time.perf_counter()
     subprocess.run(cmd, capture_output=True, timeout=600, check=True)
     return time.perf_counter() - t
 
 
 def bench_drops(inv: Inventory, inspectors: Inspectors, rates: list[int], seconds: float) -> None:
-    print(f"\n[live capture drops] 100-byte UDP payments -> orders, {seconds:.0f} s per rate, whole sensor on the ring")
+    print(
+        f"\n[live capture drops] 100-byte UDP to the orders pod, {seconds:.0f} s per rate, whole sensor on the ring"
+    )
     for rate in rates:
-        done = threading.Event()
-        ready = threading.Event()
-        box: dict = {}
+        _drops_at(inv, inspectors, rate, seconds)
 
-        def capture() -> None:
-            box["run"] = run_live(inv.host_interfaces(), namespace=inv.node_netns, inspectors=inspectors,
-                                  identities=Identities(inv), ready=ready.set, stop=done.is_set, duration=seconds + 30)
 
-        t = threading.Thread(target=capture)
-        t.start()
-        ready.wait(10)
-        # one Python sender tops out near 45-50k pkt/s: split higher rates over several pods
-        senders = ["payments", "crm", "cache", "db"][: max(1, -(-rate // 40000))]
-        results: list[dict] = []
-        threads = [threading.Thread(target=lambda p=p: results.append(_client(
-            inv, p, "udp", "--host", inv.pod("orders").ipv4, "--rate", str(rate // len(senders)),
-            "--seconds", str(seconds)))) for p in senders]
-        try:
-            for th in threads:
-                th.start()
-            for th in threads:
-                th.join(seconds + 60)
-            sent = {"rate": round(sum(r["sent"] for r in results) / max(r["seconds"] for r in results))}
-        finally:
-            time.sleep(0.5)
-            done.set()
-            t.join(60)
-        src = box["run"].stats["source"]
-        got, drops = src["kernel_packets"], src["kernel_drops"]
-        print(f"  target {rate:7d} pkt/s  sent {sent['rate']:7d} pkt/s  ring saw {got:8d}  dropped {drops:7d} "
-              f"({100 * drops / max(got, 1):5.2f} %)  sensor handled {src['frames']:8d} frames")
+def _send(inv: Inventory, pod: str, rate: int, seconds: float, results: list[dict]) -> None:
+    args = ("udp", "--host", inv.pod("orders").ipv4, "--rate", str(rate), "--seconds", str(seconds))
+    results.append(_client(inv, pod, *args))
+
+
+def _drops_at(inv: Inventory, inspectors: Inspectors, rate: int, seconds: float) -> None:
+    done, ready = threading.Event(), threading.Event()
+    box: dict = {}
+
+    def capture() -> None:
+        box["run"] = run_live(
+            inv.host_interfaces(),
+            namespace=inv.node_netns,
+            inspectors=inspectors,
+            identities=Identities(inv),
+            ready=ready.set,
+            stop=done.is_set,
+            duration=seconds + 30,
+        )
+
+    t = threading.Thread(target=capture)
+    t.start()
+    ready.wait(10)
+    # one Python sender tops out near 45-50k pkt/s: split higher rates over several pods
+    senders = ["payments", "crm", "cache", "db"][: max(1, -(-rate // 40000))]
+    results: list[dict] = []
+    threads = [
+        threading.Thread(target=_send, args=(inv, p, rate // len(senders), seconds, results))
+        for p in senders
+    ]
+    try:
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(seconds + 60)
+    finally:
+        time.sleep(0.5)
+        done.set()
+        t.join(60)
+    achieved = round(sum(r["sent"] for r in results) / max(r["seconds"] for r in results))
+    src = box["run"].stats["source"]
+    got, drops = src["kernel_packets"], src["kernel_drops"]
+    print(
+        f"  target {rate:7d} pkt/s  achieved {achieved:7d} pkt/s ({len(senders)} senders)  ring saw {got:8d}  "
+        f"dropped {drops:7d} ({100 * drops / max(got, 1):5.2f} %)  sensor handled {src['frames']:8d} frames"
+    )
 
 
 def main() -> int:
@@ -173,16 +245,41 @@ def main() -> int:
     try:
         inv = manager.up(PREFIX, state)
         bulk, flows = tmp / "bulk.pcap", tmp / "flows.pcap"
-        _record(inv, bulk, lambda: _client(inv, "payments", "bulk", "--host", inv.pod("orders").ipv4,
-                                           "--size", str(args.bulk_mb * 1_000_000)))
+        _record(
+            inv,
+            bulk,
+            lambda: _client(
+                inv,
+                "payments",
+                "bulk",
+                "--host",
+                inv.pod("orders").ipv4,
+                "--size",
+                str(args.bulk_mb * 1_000_000),
+            ),
+        )
         n = str(args.flows)
         orders = inv.pod("orders").ipv4
         ca = str(Path(inv.state_dir) / "pki" / "ca.crt")
 
         def many() -> None:
             _client(inv, "payments", "http", "--host", orders, "--port", "8080", "--count", n)
-            _client(inv, "payments", "http", "--host", orders, "--port", "8443", "--tls", "--ca", ca,
-                    "--sni", "orders.shop.svc", "--count", n)
+            _client(
+                inv,
+                "payments",
+                "http",
+                "--host",
+                orders,
+                "--port",
+                "8443",
+                "--tls",
+                "--ca",
+                ca,
+                "--sni",
+                "orders.shop.svc",
+                "--count",
+                n,
+            )
 
         _record(inv, flows, many)
         bench_pcap("bulk download", bulk, inv, inspectors)

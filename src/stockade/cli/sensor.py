@@ -35,13 +35,24 @@ def _table(records: list[Any]) -> None:
     from rich.table import Table
 
     t = Table(show_lines=False)
-    for col in ("client", "server", "port", "protocol", "encryption", "bytes c>s / s>c", "DLP (masked)"):
+    for col in (
+        "client",
+        "server",
+        "port",
+        "protocol",
+        "encryption",
+        "bytes c>s / s>c",
+        "DLP (masked)",
+    ):
         t.add_column(col)
     for r in records:
         hits = sorted({f"{h.match.sensor.removeprefix('dlp.')} {h.match.masked}" for h in r.hits})
         t.add_row(
-            _who(r.client, r.client_ip), _who(r.server, r.server_ip), str(r.server_port),
-            r.protocol.removeprefix("proto."), _enc(r),
+            _who(r.client, r.client_ip),
+            _who(r.server, r.server_ip),
+            str(r.server_port),
+            r.protocol.removeprefix("proto."),
+            _enc(r),
             f"{_fmt_bytes(r.bytes_to_server)} / {_fmt_bytes(r.bytes_to_client)}",
             "\n".join(hits) or "-",
         )
@@ -55,16 +66,34 @@ def _who(ref: Any, ip: str) -> str:
 
 
 def sensor_cmd(
-    iface: Annotated[list[str] | None, typer.Option("--iface", "-i", help="Capture on this interface (repeat).")] = None,
-    lab: Annotated[bool, typer.Option("--lab", help="Capture on the lab pods' host-side veths.")] = False,
-    pcap: Annotated[Path | None, typer.Option("--pcap", help="Read a pcap or pcapng file instead.")] = None,
-    netns: Annotated[str | None, typer.Option("--netns", help="Network namespace of the interfaces.")] = None,
-    duration: Annotated[float | None, typer.Option("--duration", help="Stop live capture after S seconds.")] = None,
+    iface: Annotated[
+        list[str] | None, typer.Option("--iface", "-i", help="Capture on this interface (repeat).")
+    ] = None,
+    lab: Annotated[
+        bool, typer.Option("--lab", help="Capture on the lab pods' host-side veths.")
+    ] = False,
+    pcap: Annotated[
+        Path | None, typer.Option("--pcap", help="Read a pcap or pcapng file instead.")
+    ] = None,
+    netns: Annotated[
+        str | None, typer.Option("--netns", help="Network namespace of the interfaces.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop live capture after S seconds.")
+    ] = None,
     count: Annotated[int | None, typer.Option("--count", help="Stop after N frames.")] = None,
-    state: Annotated[Path, typer.Option("--state", help="Lab inventory (workload identity).")] = DEFAULT_STATE,
-    stream_depth: Annotated[int, typer.Option("--stream-depth", help="Bytes inspected per direction.")] = 65536,
-    fmt: Annotated[str, typer.Option("--format", help="table or json (JSON Lines, one connection each).")] = "table",
-    fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 1 if an event at or above this severity.")] = None,
+    state: Annotated[
+        Path, typer.Option("--state", help="Lab inventory (workload identity).")
+    ] = DEFAULT_STATE,
+    stream_depth: Annotated[
+        int, typer.Option("--stream-depth", help="Bytes inspected per direction.")
+    ] = 65536,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table or json (JSON Lines, one connection each).")
+    ] = "table",
+    fail_on: Annotated[
+        str | None, typer.Option("--fail-on", help="Exit 1 if an event at or above this severity.")
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Show connections (client -> server, protocol, encryption, DLP hits) and store events."""
@@ -79,7 +108,7 @@ def sensor_cmd(
         raise UsageError("--format must be table or json")
     if sum(bool(x) for x in (iface, lab, pcap)) != 1:
         raise UsageError("choose one source: --iface, --lab or --pcap")
-    if count is not None and count < 1 or duration is not None and duration <= 0:
+    if (count is not None and count < 1) or (duration is not None and duration <= 0):
         raise UsageError("--count and --duration must be positive")
     if not 1024 <= stream_depth <= 16 * 1024 * 1024:
         raise UsageError("--stream-depth must be between 1 KiB and 16 MiB")
@@ -97,8 +126,14 @@ def sensor_cmd(
 
     on_record = stream_json if fmt == "json" else None
     if pcap is not None:
-        run = run_pcap(pcap, inspectors=inspectors, identities=identities, config=config, count=count,
-                       on_record=on_record)
+        run = run_pcap(
+            pcap,
+            inspectors=inspectors,
+            identities=identities,
+            config=config,
+            count=count,
+            on_record=on_record,
+        )
     else:
         if os.geteuid() != 0:
             raise UsageError("live capture needs root")
@@ -107,8 +142,16 @@ def sensor_cmd(
             interfaces, namespace = inv.host_interfaces(), inv.node_netns
         else:
             interfaces, namespace = list(iface or ()), netns
-        run = run_live(interfaces, namespace=namespace, inspectors=inspectors, identities=identities, config=config,
-                       duration=duration, count=count, on_record=on_record)
+        run = run_live(
+            interfaces,
+            namespace=namespace,
+            inspectors=inspectors,
+            identities=identities,
+            config=config,
+            duration=duration,
+            count=count,
+            on_record=on_record,
+        )
     if fmt == "table":
         _table(run.records)
     src = run.stats.get("source", {})

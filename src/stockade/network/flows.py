@@ -21,7 +21,16 @@ from stockade.network.lab.inventory import Identities
 from stockade.network.reassembly import Stream
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
-_FLAG_NAMES = ((SYN, "S"), (ACK, "A"), (PSH, "P"), (FIN, "F"), (RST, "R"), (URG, "U"), (ECE, "E"), (CWR, "C"))
+_FLAG_NAMES = (
+    (SYN, "S"),
+    (ACK, "A"),
+    (PSH, "P"),
+    (FIN, "F"),
+    (RST, "R"),
+    (URG, "U"),
+    (ECE, "E"),
+    (CWR, "C"),
+)
 TLS_HANDSHAKE = (0x16, 0x03)
 PG_SSLREQUEST = bytes.fromhex("0000000804d2162f")
 
@@ -51,8 +60,24 @@ class FlowStats:
 
 class Flow:
     __slots__ = (
-        "analyzed", "bytes", "client", "detection", "dlp", "done", "encrypted_hint", "first", "flags",
-        "id", "last", "packets", "payload", "proto", "server", "streams", "synack", "tls",
+        "analyzed",
+        "bytes",
+        "client",
+        "detection",
+        "dlp",
+        "done",
+        "encrypted_hint",
+        "first",
+        "flags",
+        "id",
+        "last",
+        "packets",
+        "payload",
+        "proto",
+        "server",
+        "streams",
+        "synack",
+        "tls",
     )
 
     def __init__(self, fid: str, client: tuple, server: tuple, proto: int, ts: float) -> None:
@@ -101,7 +126,17 @@ class FlowTable:
 
     # packet entry points (the decoder's sink)
 
-    def tcp(self, ts: float, key: tuple, flags: int, seq: int, ack: int, buf: object, off: int, length: int) -> None:
+    def tcp(
+        self,
+        ts: float,
+        key: tuple,
+        flags: int,
+        seq: int,
+        ack: int,
+        buf: object,
+        off: int,
+        length: int,
+    ) -> None:
         entry = self._flows.get(key)
         if entry is not None and entry[0].done:
             if flags & (SYN | ACK) == SYN:  # the port pair is reused by a new connection
@@ -158,7 +193,9 @@ class FlowTable:
             f.payload = True
             s = f.streams[d]
             s.started = True
-            self.memory += s.segment(s.next_seq, buf, off, length)  # datagrams join in arrival order
+            self.memory += s.segment(
+                s.next_seq, buf, off, length
+            )  # datagrams join in arrival order
         if ts >= self._next_sweep:
             self.sweep(ts)
 
@@ -170,7 +207,9 @@ class FlowTable:
         f = Flow(f"{self._run}-{next(self._ids)}", client, server, proto, ts)
         cfg = self.cfg
         for d in (0, 1):
-            f.streams.append(Stream(cfg.stream_depth, cfg.ooo_limit, self._data_hook(f, d), self._gap_hook(f, d)))
+            f.streams.append(
+                Stream(cfg.stream_depth, cfg.ooo_limit, self._data_hook(f, d), self._gap_hook(f, d))
+            )
         fwd = (f, 1 if reverse else 0)
         back = (f, 0 if reverse else 1)
         self._flows[key] = fwd
@@ -274,9 +313,14 @@ class FlowTable:
         """Over ``max_flows``: drop half-open flows, then the oldest, down to 90 %."""
         target = int(self.cfg.max_flows * 0.9)
         flows = [f for f in self._unique() if f is not keep]
-        half_open = [f for f in flows if f.proto == 6 and not f.synack and not f.payload and not f.done]
+        half_open = [
+            f for f in flows if f.proto == 6 and not f.synack and not f.payload and not f.done
+        ]
         done = [f for f in flows if f.done]
-        rest = sorted((f for f in flows if not f.done and (f.synack or f.payload or f.proto != 6)), key=lambda f: f.last)
+        rest = sorted(
+            (f for f in flows if not f.done and (f.synack or f.payload or f.proto != 6)),
+            key=lambda f: f.last,
+        )
         for group, counter in ((done, None), (half_open, "half_open_dropped"), (rest, "evicted")):
             for f in group:
                 if len(self._flows) // 2 <= target:
@@ -290,7 +334,9 @@ class FlowTable:
 
     def _evict_memory(self) -> None:
         """Over ``memcap``: analyze (and so free) the flows holding the most bytes first."""
-        flows = sorted(self._unique(), key=lambda f: -sum(len(s.head) + s.buffered for s in f.streams))
+        flows = sorted(
+            self._unique(), key=lambda f: -sum(len(s.head) + s.buffered for s in f.streams)
+        )
         for f in flows:
             if self.memory <= self.cfg.memcap * 0.8:
                 return
@@ -309,26 +355,40 @@ class FlowTable:
                 hits.extend(Hit(direction=name, match=m) for m in feed.close())
         det = f.detection
         return ConnectionRecord(
-            id=f.id, start=f.first, end=f.last, transport="tcp" if f.proto == 6 else "udp",
+            id=f.id,
+            start=f.first,
+            end=f.last,
+            transport="tcp" if f.proto == 6 else "udp",
             ip_version=4 if len(cip) == 4 else 6,
-            client_ip=str(ipaddress.ip_address(cip)), client_port=f.client[1],
-            server_ip=str(ipaddress.ip_address(sip)), server_port=f.server[1],
-            client=self.identities.lookup(cip), server=self.identities.lookup(sip),
+            client_ip=str(ipaddress.ip_address(cip)),
+            client_port=f.client[1],
+            server_ip=str(ipaddress.ip_address(sip)),
+            server_port=f.server[1],
+            client=self.identities.lookup(cip),
+            server=self.identities.lookup(sip),
             protocol=det.protocol if det else "proto.unknown",
             encrypted=bool(det.encrypted) if det else f.encrypted_hint,
-            upgrade=det.upgrade if det else None, tls=f.tls,
-            bytes_to_server=f.bytes[0], bytes_to_client=f.bytes[1],
-            packets_to_server=f.packets[0], packets_to_client=f.packets[1],
-            flags_client=_flags(f.flags[0]), flags_server=_flags(f.flags[1]), state=state,
+            upgrade=det.upgrade if det else None,
+            tls=f.tls,
+            bytes_to_server=f.bytes[0],
+            bytes_to_client=f.bytes[1],
+            packets_to_server=f.packets[0],
+            packets_to_client=f.packets[1],
+            flags_client=_flags(f.flags[0]),
+            flags_server=_flags(f.flags[1]),
+            state=state,
             gaps=f.streams[0].gaps + f.streams[1].gaps,
             inspected=f.streams[0].delivered + f.streams[1].delivered,
-            hits=tuple(hits), details=det.details if det else (),
+            hits=tuple(hits),
+            details=det.details if det else (),
         )
 
 
 def _looks_encrypted(first: bytes) -> bool:
     """The client's first bytes start a TLS handshake or a PostgreSQL SSLRequest."""
-    return (len(first) >= 2 and first[0] == TLS_HANDSHAKE[0] and first[1] == TLS_HANDSHAKE[1]) or first[:8] == PG_SSLREQUEST
+    return (
+        len(first) >= 2 and first[0] == TLS_HANDSHAKE[0] and first[1] == TLS_HANDSHAKE[1]
+    ) or first[:8] == PG_SSLREQUEST
 
 
 def _flags(bits: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +40,11 @@ def _pipeline(
 
 def _finish(run: SensorRun, decoder: Decoder, table: FlowTable, extra: dict[str, Any]) -> SensorRun:
     table.flush()
-    run.stats = {"decode": decoder.stats.as_dict(), "flows": {k: getattr(table.stats, k) for k in table.stats.__slots__},
-                 **extra}
+    run.stats = {
+        "decode": decoder.stats.as_dict(),
+        "flows": {k: getattr(table.stats, k) for k in table.stats.__slots__},
+        **extra,
+    }
     return run
 
 
@@ -70,7 +74,9 @@ def run_pcap(
                 break
         truncated = reader.truncated
         fmt = reader.format
-    return _finish(run, decoder, table, {"source": {"file": str(path), "format": fmt, "truncated": truncated}})
+    return _finish(
+        run, decoder, table, {"source": {"file": str(path), "format": fmt, "truncated": truncated}}
+    )
 
 
 def run_live(
@@ -94,10 +100,14 @@ def run_live(
     with Ring(interfaces, namespace=namespace) as ring:
         if ready is not None:
             ready()
-        try:
+        # Ctrl-C ends an unbounded capture; the flows seen so far are still reported
+        with contextlib.suppress(KeyboardInterrupt):
             ring.run(decoder.frame, duration=duration, count=count, stop=stop)
-        except KeyboardInterrupt:
-            pass  # Ctrl-C ends an unbounded capture; the flows seen so far are still reported
-        capture = {"interfaces": interfaces or ["*"], "namespace": namespace, "kernel_packets": ring.stats_packets,
-                   "kernel_drops": ring.stats_drops, "frames": ring.frames}
+        capture = {
+            "interfaces": interfaces or ["*"],
+            "namespace": namespace,
+            "kernel_packets": ring.stats_packets,
+            "kernel_drops": ring.stats_drops,
+            "frames": ring.frames,
+        }
     return _finish(run, decoder, table, {"source": capture})

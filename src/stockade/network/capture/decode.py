@@ -16,7 +16,9 @@ LINK_LINUX_SLL = 113
 LINK_IPV4 = 228
 LINK_IPV6 = 229
 LINK_LINUX_SLL2 = 276
-SUPPORTED_LINKTYPES = frozenset({LINK_NULL, LINK_ETHERNET, LINK_RAW, LINK_LINUX_SLL, LINK_IPV4, LINK_IPV6, LINK_LINUX_SLL2})
+SUPPORTED_LINKTYPES = frozenset(
+    {LINK_NULL, LINK_ETHERNET, LINK_RAW, LINK_LINUX_SLL, LINK_IPV4, LINK_IPV6, LINK_LINUX_SLL2}
+)
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
@@ -30,11 +32,23 @@ _TCP = struct.Struct("!HHIIBB").unpack_from
 _UDP = struct.Struct("!HHH").unpack_from
 _LE32 = struct.Struct("<I").unpack_from
 
-_IPV6_EXT = frozenset({0, 43, 60, 135, 139, 140})  # hop-by-hop, routing, dst opts, mobility, HIP, shim6
+_IPV6_EXT = frozenset(
+    {0, 43, 60, 135, 139, 140}
+)  # hop-by-hop, routing, dst opts, mobility, HIP, shim6
 
 
 class Sink(Protocol):
-    def tcp(self, ts: float, key: tuple, flags: int, seq: int, ack: int, buf: object, off: int, length: int) -> None: ...
+    def tcp(
+        self,
+        ts: float,
+        key: tuple,
+        flags: int,
+        seq: int,
+        ack: int,
+        buf: object,
+        off: int,
+        length: int,
+    ) -> None: ...
 
     def udp(self, ts: float, key: tuple, buf: object, off: int, length: int) -> None: ...
 
@@ -72,7 +86,9 @@ class Decoder:
         self._udp = sink.udp
         self.skip_outgoing = skip_outgoing
 
-    def frame(self, ts: float, linktype: int, buf: object, off: int, caplen: int, pkttype: int = 0) -> None:
+    def frame(
+        self, ts: float, linktype: int, buf: object, off: int, caplen: int, pkttype: int = 0
+    ) -> None:
         """Decode one frame of ``caplen`` bytes at ``buf[off:]``."""
         st = self.stats
         st.frames += 1
@@ -179,15 +195,15 @@ class Decoder:
             if nxt == 44:  # fragment header
                 st.fragments += 1
                 return
-            if nxt == 51:  # AH counts 4-byte units
-                hlen = (buf[off + 1] + 2) * 4  # type: ignore[index]
-            else:
-                hlen = (buf[off + 1] + 1) * 8  # type: ignore[index]
+            # AH counts 4-byte units, the others 8-byte units
+            hlen = (buf[off + 1] + 2) * 4 if nxt == 51 else (buf[off + 1] + 1) * 8  # type: ignore[index]
             nxt = buf[off]  # type: ignore[index]
             off += hlen
         self._l4(ts, nxt, src, dst, buf, off, end)
 
-    def _l4(self, ts: float, proto: int, src: bytes, dst: bytes, buf: object, off: int, end: int) -> None:
+    def _l4(
+        self, ts: float, proto: int, src: bytes, dst: bytes, buf: object, off: int, end: int
+    ) -> None:
         st = self.stats
         if proto == 6:
             if end - off < 20:
@@ -199,7 +215,9 @@ class Decoder:
                 st.malformed += 1
                 return
             st.tcp += 1
-            self._tcp(ts, (src, sport, dst, dport, 6), flags, seq, ack, buf, off + hlen, end - off - hlen)
+            self._tcp(
+                ts, (src, sport, dst, dport, 6), flags, seq, ack, buf, off + hlen, end - off - hlen
+            )
         elif proto == 17:
             if end - off < 8:
                 st.malformed += 1

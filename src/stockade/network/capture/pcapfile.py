@@ -8,6 +8,7 @@ the iteration and sets ``truncated``; structural nonsense raises ``PacketError``
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import struct
 from collections.abc import Iterator
@@ -40,7 +41,9 @@ class PcapReader:
             raise PacketError(f"cannot open: {exc.strerror}", subject=str(path)) from exc
         try:
             size = self.path.stat().st_size
-            self._buf: object = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            self._buf: object = (
+                mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            )
         except (OSError, ValueError) as exc:
             self._fh.close()
             raise PacketError(f"cannot map: {exc}", subject=str(path)) from exc
@@ -54,10 +57,9 @@ class PcapReader:
 
     def close(self) -> None:
         if isinstance(self._buf, mmap.mmap):
-            try:
+            # a caller may still hold a view; then the map goes when it is collected
+            with contextlib.suppress(BufferError):
                 self._buf.close()
-            except BufferError:
-                pass  # a caller still holds a view; the map goes when it is collected
         self._fh.close()
 
     def _fail(self, msg: str) -> PacketError:
@@ -134,7 +136,9 @@ class PcapReader:
                 if btype == 6:
                     iface, hi, lo, caplen, _wire = struct.unpack_from(order + "IIIII", buf, body)  # type: ignore[arg-type]
                 else:
-                    iface, _drops, hi, lo, caplen, _wire = struct.unpack_from(order + "HHIIII", buf, body)  # type: ignore[arg-type]
+                    iface, _drops, hi, lo, caplen, _wire = struct.unpack_from(
+                        order + "HHIIII", buf, body
+                    )  # type: ignore[arg-type]
                 if iface >= len(ifaces):
                     raise self._fail(f"packet block at byte {off} names unknown interface {iface}")
                 if body + 20 + caplen > bend:
@@ -159,6 +163,6 @@ class PcapReader:
                 break
             if code == 9 and length >= 1 and off + 5 <= end:
                 v = buf[off + 4]  # type: ignore[index]
-                return 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
+                return 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0**-v
             off += 4 + ((length + 3) & ~3)
         return 1e-6

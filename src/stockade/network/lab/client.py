@@ -14,6 +14,7 @@ SSNs; nothing here prints them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import ssl
@@ -184,10 +185,8 @@ def udp_paced(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         while sent < total:
             for _ in range(min(batch, total - sent)):
-                try:
+                with contextlib.suppress(OSError):
                     s.sendto(payload, (args.host, args.port))
-                except OSError:  # ICMP port unreachable reported on a later send
-                    pass
                 sent += 1
             ahead = sent / args.rate - (time.perf_counter() - start)
             if ahead > 0:
@@ -235,7 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "udp" and not (1 <= args.rate <= 2_000_000 and 0 < args.seconds <= 60):
         ap.error("--rate must be 1..2000000 and --seconds 0..60")
-    handlers = {"http": http_post, "pg": pg_insert, "redis": redis_set, "bulk": bulk, "syn": syn_flood}
+    handlers = {
+        "http": http_post,
+        "pg": pg_insert,
+        "redis": redis_set,
+        "bulk": bulk,
+        "syn": syn_flood,
+    }
     handlers["udp"] = udp_paced
     handler = handlers[args.cmd]
     try:
