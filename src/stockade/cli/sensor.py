@@ -176,7 +176,7 @@ def sensor_cmd(
         finally:
             store.close()
         note += f"; stored {written[0]} connections and {written[1]} events"
-    err_console.print(note, highlight=False)
+    err_console.print(note, highlight=False, soft_wrap=True)
     if threshold is not None and any(e.severity >= threshold for e in events):
         raise typer.Exit(EXIT_FINDINGS)
 
