@@ -99,7 +99,6 @@ def sensor_cmd(
     """Show connections (client -> server, protocol, encryption, DLP hits) and store events."""
     from stockade.model import Severity
     from stockade.network.analysis import Inspectors
-    from stockade.network.connection import events_for
     from stockade.network.flows import FlowConfig
     from stockade.network.lab.inventory import Identities, load
     from stockade.network.sensor import run_live, run_pcap
@@ -120,65 +119,107 @@ def sensor_cmd(
     inspectors = Inspectors.default()
     config = FlowConfig(stream_depth=stream_depth)
 
-    def stream_json(rec: Any) -> None:
-        sys.stdout.write(json.dumps(rec.to_dict()) + "\n")
-        sys.stdout.flush()
-
-    on_record = stream_json if fmt == "json" else None
-    if pcap is not None:
-        run = run_pcap(
-            pcap,
-            inspectors=inspectors,
-            identities=identities,
-            config=config,
-            count=count,
-            on_record=on_record,
-        )
-    else:
-        if os.geteuid() != 0:
-            raise UsageError("live capture needs root")
-        if lab:
-            assert inv is not None
-            interfaces, namespace = inv.host_interfaces(), inv.node_netns
+    out = _Outputs(fmt=fmt, db=db)
+    try:
+        if pcap is not None:
+            run = run_pcap(
+                pcap,
+                inspectors=inspectors,
+                identities=identities,
+                config=config,
+                count=count,
+                on_record=out.record,
+                keep=fmt == "table",
+            )
         else:
-            interfaces, namespace = list(iface or ()), netns
-        run = run_live(
-            interfaces,
-            namespace=namespace,
-            inspectors=inspectors,
-            identities=identities,
-            config=config,
-            duration=duration,
-            count=count,
-            on_record=on_record,
-        )
+            if os.geteuid() != 0:
+                raise UsageError("live capture needs root")
+            if lab:
+                assert inv is not None
+                interfaces, namespace = inv.host_interfaces(), inv.node_netns
+            else:
+                interfaces, namespace = list(iface or ()), netns
+            run = run_live(
+                interfaces,
+                namespace=namespace,
+                inspectors=inspectors,
+                identities=identities,
+                config=config,
+                duration=duration,
+                count=count,
+                on_record=out.record,
+                keep=fmt == "table",
+            )
+        out.flush()
+    finally:
+        out.close()
     if fmt == "table":
         _table(run.records)
     src = run.stats.get("source", {})
     flows = run.stats.get("flows", {})
-    note = f"{len(run.records)} connections, {run.stats['decode']['frames']} frames"
+    note = f"{out.connections} connections, {run.stats['decode']['frames']} frames"
     if "kernel_drops" in src:
         note += f", kernel drops {src['kernel_drops']} of {src['kernel_packets']}"
     if src.get("truncated"):
         note += ", file truncated at the end"
     if flows.get("evicted") or flows.get("half_open_dropped"):
         note += f", evicted {flows['evicted']}, half-open dropped {flows['half_open_dropped']}"
-    events = [e for r in run.records for e in events_for(r)]
-    note += f", {sum(e.kind == 'dlp.sensitive_in_clear' for e in events)} DLP events, "
-    note += f"{sum(e.kind == 'tls.weak_version' for e in events)} weak TLS"
+    note += f", {out.kinds.get('dlp.sensitive_in_clear', 0)} DLP events, {out.kinds.get('tls.weak_version', 0)} weak TLS"
     if db is not None:
-        from stockade.cli.common import open_db
+        note += f"; stored {out.stored[0]} connections and {out.stored[1]} events"
+    err_console.print(note, highlight=False, soft_wrap=True)
+    if threshold is not None and out.worst >= threshold:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+class _Outputs:
+    """Per connection: stream JSON, tally events, and write to the store in batches (so a long
+    capture keeps no growing list of records unless a table is wanted)."""
+
+    BATCH = 200
+
+    def __init__(self, *, fmt: str, db: str | None) -> None:
+        from stockade.model import Severity
+
+        self.json = fmt == "json"
+        self.connections = 0
+        self.kinds: dict[str, int] = {}
+        self.worst = Severity.UNKNOWN
+        self.stored = (0, 0)
+        self._pending: list[Any] = []
+        self._store = None
+        if db is not None:
+            from stockade.cli.common import open_db
+
+            self._store = open_db(db)  # opened first: a bad URL fails before any capture
+
+    def record(self, rec: Any) -> None:
+        from stockade.network.connection import events_for
+
+        self.connections += 1
+        for e in events_for(rec):
+            self.kinds[e.kind] = self.kinds.get(e.kind, 0) + 1
+            self.worst = max(self.worst, e.severity)
+        if self.json:
+            sys.stdout.write(json.dumps(rec.to_dict()) + "\n")
+            sys.stdout.flush()
+        if self._store is not None:
+            self._pending.append(rec)
+            if len(self._pending) >= self.BATCH:
+                self.flush()
+
+    def flush(self) -> None:
+        if self._store is None or not self._pending:
+            return
         from stockade.network.store import write
 
-        store = open_db(db)
-        try:
-            written = write(store, run.records)
-        finally:
-            store.close()
-        note += f"; stored {written[0]} connections and {written[1]} events"
-    err_console.print(note, highlight=False, soft_wrap=True)
-    if threshold is not None and any(e.severity >= threshold for e in events):
-        raise typer.Exit(EXIT_FINDINGS)
+        conns, events = write(self._store, self._pending)
+        self.stored = (self.stored[0] + conns, self.stored[1] + events)
+        self._pending = []
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
 
 
 def _try_load(state: Path) -> Any:

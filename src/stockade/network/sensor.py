@@ -28,9 +28,11 @@ def _pipeline(
     config: FlowConfig | None,
     on_record: Callable[[ConnectionRecord], None] | None,
     run: SensorRun,
+    keep: bool,
 ) -> tuple[Decoder, FlowTable]:
     def emit(rec: ConnectionRecord) -> None:
-        run.records.append(rec)
+        if keep:
+            run.records.append(rec)
         if on_record is not None:
             on_record(rec)
 
@@ -56,12 +58,13 @@ def run_pcap(
     config: FlowConfig | None = None,
     count: int | None = None,
     on_record: Callable[[ConnectionRecord], None] | None = None,
+    keep: bool = True,
 ) -> SensorRun:
     """Read a pcap or pcapng file through the whole sensor."""
     from stockade.network.capture.pcapfile import PcapReader
 
     run = SensorRun()
-    decoder, table = _pipeline(inspectors, identities, config, on_record, run)
+    decoder, table = _pipeline(inspectors, identities, config, on_record, run, keep)
     frame = decoder.frame
     n = 0
     with PcapReader(path) as reader:
@@ -91,12 +94,13 @@ def run_live(
     on_record: Callable[[ConnectionRecord], None] | None = None,
     ready: Callable[[], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    keep: bool = True,
 ) -> SensorRun:
     """Capture on ``interfaces`` (in ``namespace``) until ``duration`` or ``count`` frames."""
     from stockade.network.capture.live import Ring
 
     run = SensorRun()
-    decoder, table = _pipeline(inspectors, identities, config, on_record, run)
+    decoder, table = _pipeline(inspectors, identities, config, on_record, run, keep)
     with Ring(interfaces, namespace=namespace) as ring:
         if ready is not None:
             ready()
