@@ -245,3 +245,46 @@ def test_feed_after_close_is_an_error() -> None:
     assert stream.close() == []
     with pytest.raises(ValueError):
         stream.feed(b"x")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=600), st.lists(st.integers(0, 700), max_size=5))
+def test_arbitrary_bytes_never_raise_and_backends_agree(data: bytes, cuts: list[int]) -> None:
+    reference = ENGINES["re"].scan(data)
+    for engine in ENGINES.values():
+        assert feed_in_pieces(engine, data, cuts) == reference
+
+
+def test_without_hyperscan_the_engine_falls_back_to_re() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    code = (
+        "import sys; sys.modules['hyperscan'] = None\n"
+        "from stockade.network.dlp import DlpEngine, hyperscan_available\n"
+        "e = DlpEngine(); assert not hyperscan_available() and e.backend == 're'\n"
+        "print([m.masked for m in e.scan(b'card 4111 1111 1111 1111')])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    assert out.stdout.strip() == "['4111 **** **** 1111']"
+
+
+def test_user_regex_hyperscan_rejects_is_scanned_by_regex_alone() -> None:
+    # \N{...} is Python-only syntax: Hyperscan refuses it, the sensor still works.
+    sensor = sensor_from_dict(
+        {"id": "dlp.odd", "pattern": r"\N{DIGIT ONE}[0-9]{3}(?![0-9])"}, where="t"
+    )
+    engine = DlpEngine([sensor])
+    assert engine.always_scan == (0,)
+    data = b"zz 1234X 1999 2999"
+    assert engine.scan(data) == DlpEngine([sensor], backend="re").scan(data)
+    assert [(m.start, m.end) for m in feed_in_pieces(engine, data, [5, 11])] == [(3, 7), (9, 13)]

@@ -40,7 +40,10 @@ _FLOW = re.compile(
 )
 
 
-def ndpi_flows(pcap: Path) -> dict[tuple[str, int, int], str]:
+_SNI = re.compile(r"\[Hostname/SNI: ([^\]]+)\]")
+
+
+def ndpi_flows(pcap: Path) -> dict[tuple[str, int, int], tuple[str, str | None]]:
     out = subprocess.run(
         ["ndpiReader", "-i", str(pcap), "-v", "2"], capture_output=True, text=True, timeout=60
     ).stdout
@@ -49,7 +52,11 @@ def ndpi_flows(pcap: Path) -> dict[tuple[str, int, int], str]:
         m = _FLOW.match(line)
         if m:
             name = m.group(4).split(".")[-1]  # "91.178/TLS.Amazon" style: keep the application
-            flows[(m.group(1).lower(), int(m.group(2)), int(m.group(3)))] = name
+            sni = _SNI.search(line)
+            flows[(m.group(1).lower(), int(m.group(2)), int(m.group(3)))] = (
+                name,
+                sni and sni.group(1),
+            )
     return flows
 
 
@@ -58,13 +65,14 @@ def test_detection_agrees_with_ndpi_or_the_difference_is_explained() -> None:
         shutil.which("ndpiReader") is not None, "ndpiReader (Debian libndpi-bin) is not installed"
     )
     theirs = ndpi_flows(PCAP)
-    ours = {
-        (r.transport, r.client_port, r.server_port): r.protocol
-        for r in run_pcap(PCAP, inspectors=Inspectors.default(), identities=Identities()).records
-    }
+    records = run_pcap(PCAP, inspectors=Inspectors.default(), identities=Identities()).records
+    ours = {(r.transport, r.client_port, r.server_port): r.protocol for r in records}
+    snis = {(r.transport, r.client_port, r.server_port): r.tls.sni for r in records if r.tls}
     assert len(ours) >= 19 and set(theirs) == set(ours)
     agree, explained = 0, set()
-    for key, name in theirs.items():
+    for key, (name, host) in theirs.items():
+        if name == "TLS":
+            assert snis[key] == host  # the SNI both read from the same ClientHello
         if NDPI_NAMES.get(name) == ours[key]:
             agree += 1
         else:

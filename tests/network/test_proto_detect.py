@@ -213,3 +213,49 @@ def test_bit_flips_in_real_captures_never_raise(name: str, at: int, value: int) 
     if server:
         i = at % len(server)
         detect(client, server[:i] + bytes([value]) + server[i + 1 :])
+
+
+def _bson(key: str) -> bytes:
+    body = b"\x10" + key.encode() + b"\0" + struct.pack("<i", 1) + b"\0"
+    return struct.pack("<i", 4 + len(body)) + body
+
+
+def test_mongodb_legacy_op_query_and_reply() -> None:
+    # OP_QUERY (2004) to admin.$cmd, as drivers sent before OP_MSG; OP_REPLY (1) answers it.
+    body = struct.pack("<i", 0) + b"admin.$cmd\0" + struct.pack("<ii", 0, -1) + _bson("isMaster")
+    query = struct.pack("<iiii", 16 + len(body), 7, 0, 2004) + body
+    reply_body = struct.pack("<iqii", 8, 0, 0, 1) + _bson("ok")
+    reply = struct.pack("<iiii", 16 + len(reply_body), 99, 7, 1) + reply_body
+    got = detect(query, reply)
+    assert (got.protocol, got.confidence) == ("proto.mongodb", 1.0)
+    assert dict(got.details) == {"mongodb.opcode": "OP_QUERY", "mongodb.command": "isMaster"}
+    assert detect(query, b"").confidence == 0.8
+
+
+def test_kafka_response_with_the_same_correlation_id() -> None:
+    client, _ = pair("kafka_apiversions")
+    correlation = struct.unpack_from("!i", client, 8)[0]
+    response = struct.pack("!ii", 10, correlation) + bytes(6)
+    assert detect(client, response).confidence == 1.0
+    assert detect(client, struct.pack("!ii", 10, correlation + 1) + bytes(6)).confidence == 0.8
+
+
+def test_sslv2_compatible_hello_is_tls() -> None:
+    specs = bytes.fromhex("00002f000035")
+    body = b"\x01\x03\x01" + struct.pack("!HHH", len(specs), 0, 16) + specs + bytes(16)
+    got = detect(struct.pack("!H", 0x8000 | len(body)) + body, b"")
+    assert (got.protocol, got.encrypted) == ("proto.tls", True)
+
+
+def test_http2_server_settings_alone() -> None:
+    _, server = pair("h2_prior_knowledge")
+    assert detect(b"", server).protocol == "proto.http2"
+
+
+def test_dns_rejects_garbage_headers() -> None:
+    query, _ = pair("dns_udp")
+    assert detect(query, b"").protocol == "proto.dns"
+    compressed = query[:12] + b"\xc0\x0c" + query[-4:]  # pointer in a first question
+    assert detect(compressed, b"").protocol != "proto.dns"
+    many = query[:4] + struct.pack("!H", 900) + query[6:]  # QDCOUNT 900
+    assert detect(many, b"").protocol != "proto.dns"

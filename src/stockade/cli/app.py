@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "stockade.cli.bench",
     "stockade.cli.lab",
     "stockade.cli.sensor",
+    "stockade.cli.dlp",
 )
 
 app = typer.Typer(

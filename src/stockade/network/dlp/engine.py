@@ -59,14 +59,14 @@ class _Words:
         parts = []
         for word in sorted({w.lower() for w in words if w}, key=len, reverse=True):
             esc = re.escape(word)
-            parts.append(esc if len(word) >= 4 else rf"(?<![a-z]){esc}(?![a-z])")
-        return cls(re.compile("|".join(parts)) if parts else None)
+            parts.append(esc if len(word) >= 4 else rf"(?<![a-zA-Z]){esc}(?![a-zA-Z])")
+        return cls(re.compile("|".join(parts), re.IGNORECASE) if parts else None)
 
     def find(self, text: str) -> str | None:
         if self.regex is None:
             return None
-        m = self.regex.search(text.lower())
-        return m.group() if m else None
+        m = self.regex.search(text)
+        return m.group().lower() if m else None
 
 
 @dataclass(frozen=True, slots=True)

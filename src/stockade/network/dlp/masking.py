@@ -16,8 +16,10 @@ def _keep_edges(text: str, first: int, last: int, significant: Callable[[str], b
     if len(positions) <= first + last:
         # Too short to show any edge without revealing most of it.
         return "".join("*" if significant(ch) else ch for ch in text)
-    shown = set(positions[:first]) | set(positions[-last:] if last else [])
-    return "".join(ch if (i in shown or not significant(ch)) else "*" for i, ch in enumerate(text))
+    lo = positions[first] if first else positions[0]  # first hidden character
+    hi = positions[-last] if last else len(text)  # first shown character of the tail
+    middle = "".join("*" if significant(ch) else ch for ch in text[lo:hi])
+    return text[:lo] + middle + text[hi:]
 
 
 def mask_card(text: str) -> str:
