@@ -284,6 +284,84 @@ def _drops_at(inv: Inventory, inspectors: Inspectors, rate: int, seconds: float)
     )
 
 
+def bench_capture_methods(inv: Inventory, rate: int, seconds: float) -> None:
+    """Count-only consumers on the payments veth at one rate: our TPACKET_V3 ring next to
+    pcapy-ng's ``next_batch`` (libpcap), CPU seconds of the consuming thread per frame."""
+    print(f"\n[capture method, count only] vh-payments, UDP at {rate} pkt/s for {seconds:.0f} s")
+    for name, consume in (
+        ("TPACKET_V3 ring (ours)", _consume_ring),
+        ("pcapy-ng next_batch", _consume_pcapy),
+    ):
+        done, ready = threading.Event(), threading.Event()
+        box: dict = {}
+        t = threading.Thread(target=consume, args=(inv, ready, done, box))
+        t.start()
+        ready.wait(10)
+        try:
+            achieved = (
+                _iperf3(inv, rate, seconds)
+                if shutil.which("iperf3")
+                else _python_senders(inv, rate, seconds)[0]
+            )
+        finally:
+            time.sleep(0.5)
+            done.set()
+            t.join(60)
+        if "error" in box:
+            print(f"  {name:24} unavailable: {box['error']}")
+            continue
+        frames, cpu, drops = box["frames"], box["cpu"], box["drops"]
+        print(
+            f"  {name:24} {frames:8d} frames at {achieved} pkt/s, {cpu:.2f} CPU s -> {frames / max(cpu, 1e-9):9.0f} "
+            f"frames per CPU second, kernel drops {drops}"
+        )
+
+
+def _consume_ring(inv: Inventory, ready: threading.Event, done: threading.Event, box: dict) -> None:
+    from stockade.network.capture.live import Ring
+
+    n = [0]
+
+    def count(*_a: object) -> None:
+        n[0] += 1
+
+    with Ring(["vh-payments"], namespace=inv.node_netns) as ring:
+        ready.set()
+        t = time.thread_time()
+        ring.run(count, stop=done.is_set)
+        box["cpu"] = time.thread_time() - t
+        ring.close()
+        box["frames"], box["drops"] = n[0], ring.stats_drops
+
+
+def _consume_pcapy(
+    inv: Inventory, ready: threading.Event, done: threading.Event, box: dict
+) -> None:
+    try:
+        import pcapy
+    except ImportError as exc:
+        box["error"] = str(exc)
+        ready.set()
+        return
+    from stockade.network.capture.live import netns
+
+    with netns(inv.node_netns):
+        reader = pcapy.open_live("vh-payments", 65535, 0, 50)
+    reader.setnonblock(1)
+    reader.setdirection(pcapy.PCAP_D_IN)  # like the ring: incoming copies only
+    ready.set()
+    frames = 0
+    t = time.thread_time()
+    while not done.is_set():
+        _data, meta = reader.next_batch(512)
+        if meta:
+            frames += len(meta) // 16
+        else:
+            time.sleep(0.005)
+    box["cpu"] = time.thread_time() - t
+    box["frames"], box["drops"] = frames, reader.stats()[1]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bulk-mb", type=int, default=300)
@@ -341,6 +419,7 @@ def main() -> int:
         bench_pcap("bulk download", bulk, inv, inspectors)
         bench_pcap("many small connections", flows, inv, inspectors)
         bench_drops(inv, inspectors, [int(r) for r in args.rates.split(",")], args.seconds)
+        bench_capture_methods(inv, 40000, args.seconds)
     finally:
         manager.down(PREFIX, state)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -172,7 +172,11 @@ class FlowTable:
             self._finish(f, "reset")
         elif f.flags[0] & FIN and f.flags[1] & FIN:
             self._finish(f, "closed")
-        elif not f.analyzed and all(x.delivered >= self.cfg.stream_depth for x in f.streams):
+        elif (
+            length
+            and not f.analyzed
+            and all(x.delivered >= self.cfg.stream_depth for x in f.streams)
+        ):
             self._analyze(f)  # both heads are full: decide now and free the buffers
         if self.memory > self.stats.peak_memory:
             self.stats.peak_memory = self.memory
