@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import struct
 
 import pytest
 from hypothesis import given, settings
@@ -224,3 +225,29 @@ def test_hostile_packets_never_crash_the_pipeline(
     assert table.memory == 0
     for r in recs:
         assert CARD.decode() not in json.dumps(r.to_dict())
+
+
+def _pg_startup_and_query(sql: bytes) -> bytes:
+    params = b"user\0postgres\0database\0postgres\0\0"
+    startup = struct.pack("!II", 8 + len(params), 196608) + params
+    query = b"Q" + struct.pack("!I", 4 + len(sql) + 1) + sql + b"\0"
+    return startup + query
+
+
+def test_postgres_ssl_refused_session_is_still_inspected(inspectors: Inspectors) -> None:
+    """SSLRequest answered 'N': the session continues in clear and its SQL is scanned."""
+    ssl_request = bytes.fromhex("0000000804d2162f")
+    sql = b"INSERT INTO customers (name, card) VALUES ('Alice', '" + CARD + b"')"
+    c, s = "10.0.0.1", "10.0.0.2"
+    pk = [
+        F.ipv4(c, s, 6, F.tcp(40000, 5432, 0, 0, F.SYN)),
+        F.ipv4(s, c, 6, F.tcp(5432, 40000, 100, 1, F.SYN | F.ACK)),
+        F.ipv4(c, s, 6, F.tcp(40000, 5432, 1, 101, F.ACK | F.PSH, ssl_request)),
+        F.ipv4(s, c, 6, F.tcp(5432, 40000, 101, 9, F.ACK | F.PSH, b"N")),
+    ]
+    rest = _pg_startup_and_query(sql)
+    pk.append(F.ipv4(c, s, 6, F.tcp(40000, 5432, 9, 102, F.ACK | F.PSH, rest)))
+    pk.append(F.ipv4(c, s, 6, F.tcp(40000, 5432, 9 + len(rest), 102, F.ACK | F.RST)))
+    recs, _, _ = _run(pk, inspectors)
+    assert [h.match.sensor for h in recs[0].hits] == ["dlp.payment_card"]
+    assert recs[0].protocol == "proto.postgres" and not recs[0].encrypted

@@ -111,3 +111,18 @@ def test_lab_status_without_a_lab(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("[1, 2")
     out = _cli("lab", "status", "--state", str(tmp_path / "bad.json"))
     assert out.returncode == 2 and "cannot read lab state" in out.stderr
+
+
+def test_lab_state_with_hostile_names_is_rejected(tmp_path: Path) -> None:
+    pod = {
+        "name": "p",
+        "namespace": "n",
+        "netns": "--help",
+        "host_if": "vh-p",
+        "ipv4": "10.0.0.1",
+        "ipv6": "fd00::1",
+    }
+    state = {"prefix": "x-", "node_netns": "x-node", "pods": [pod], "state_dir": "/tmp/x"}
+    (tmp_path / "lab.json").write_text(json.dumps(state))
+    out = _cli("lab", "status", "--state", str(tmp_path / "lab.json"))
+    assert out.returncode == 2 and "bad interface or namespace" in out.stderr

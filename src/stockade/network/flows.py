@@ -229,6 +229,8 @@ class FlowTable:
     def _data_hook(self, f: Flow, d: int) -> Callable[[bytes], None]:
         def on_data(data: bytes) -> None:
             if f.encrypted_hint:
+                if d == 1 and _ssl_refused(f, data):
+                    f.encrypted_hint = False  # PostgreSQL said 'N': the session goes on in clear
                 return
             feed = f.dlp[d]
             if feed is None:
@@ -393,6 +395,15 @@ def _looks_encrypted(first: bytes) -> bool:
     return (
         len(first) >= 2 and first[0] == TLS_HANDSHAKE[0] and first[1] == TLS_HANDSHAKE[1]
     ) or first[:8] == PG_SSLREQUEST
+
+
+def _ssl_refused(f: Flow, data: bytes) -> bool:
+    """The server's first byte answers a PostgreSQL SSLRequest with 'N' (no TLS)."""
+    return (
+        f.streams[1].delivered == len(data)
+        and data[:1] == b"N"
+        and f.streams[0].head[:8] == PG_SSLREQUEST
+    )
 
 
 def _flags(bits: int) -> str:
