@@ -70,7 +70,7 @@ def conversation(rng: random.Random, target: int) -> tuple[bytes, bytes]:
 def raw_db() -> hyperscan.Database:
     exprs, ids = [], []
     for si, sensor in enumerate(BUILTIN_SENSORS):
-        for k, p in enumerate(sensor.prefilter):
+        for k, p in enumerate((*sensor.prefilter, *sensor.lead_prefilter)):
             exprs.append(p.encode())
             ids.append(si * 64 + k)
     db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)

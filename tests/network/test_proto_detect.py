@@ -37,6 +37,9 @@ EXPECTED = {
                        {"postgres.user": "stockade", "postgres.database": "stockade_test"}),
     "postgres_ssl_refused": ("proto.postgres", False, None, {"postgres.ssl": "refused"}),
     "postgres_ssl": ("proto.postgres", True, "postgres-sslrequest", {"tls.version": "TLS1.3"}),
+    "mysql_plain": ("proto.mysql", False, None,
+                    {"mysql.version": "5.5.5-10.11.19-MariaDB-0+deb12u1", "mysql.user": "app"}),
+    "mysql_ssl": ("proto.mysql", True, "mysql-ssl", {"tls.version": "TLS1.3"}),
     "redis_set": ("proto.redis", False, None, {"redis.command": "SET"}),
     "redis_inline": ("proto.redis", False, None, {"redis.command": "PING"}),
     "ssh_client": ("proto.ssh", True, None, {}),
@@ -124,8 +127,8 @@ def test_gssenc_request_accepted() -> None:
     assert (got.protocol, got.encrypted, got.upgrade) == ("proto.postgres", True, "postgres-gssenc")
 
 
-# MySQL/MariaDB are not installed here: these packets are built from the documented layout
-# (HandshakeV10, SSLRequest, HandshakeResponse41).
+# Hand-built from the documented layout (HandshakeV10, SSLRequest, HandshakeResponse41) to pin
+# the capability logic; the real MariaDB captures are in EXPECTED above.
 def _mysql_greeting(caps: int) -> bytes:
     body = (b"\x0a" + b"8.0.36\0" + struct.pack("<I", 11) + b"abcdefgh" + b"\0"
             + struct.pack("<H", caps & 0xFFFF) + b"\x21" + struct.pack("<H", 2)

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "stockade.cli.lab",
     "stockade.cli.sensor",
     "stockade.cli.dlp",
+    "stockade.cli.admission",
 )
 
 app = typer.Typer(

@@ -42,6 +42,7 @@ MERGE = 512  # hits up to this far apart are confirmed in one regex pass
 SLACK = 2  # prefilter matches carry one boundary byte on each side of the candidate
 BACKENDS = ("hs-stream", "hs-window", "re")
 _ID_STRIDE = 64  # hyperscan id = sensor index * stride + prefilter index
+_LEAD_ID = 32  # prefilter index of a sensor's first lead (context word) prefilter
 
 
 def hyperscan_available() -> bool:
@@ -127,17 +128,22 @@ class DlpEngine:
             base = hyperscan.HS_FLAG_CASELESS if sensor.ignore_case else 0
             flag = base if sensor.prefilter else base | hyperscan.HS_FLAG_PREFILTER
             probe = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            everything = [*own, *sensor.lead_prefilter]
             try:
-                encoded = [p.encode("latin-1") for p in own]
+                encoded = [p.encode("latin-1") for p in everything]
                 probe.compile(
-                    expressions=encoded, ids=list(range(len(own))), elements=len(own), flags=flag
+                    expressions=encoded,
+                    ids=list(range(len(encoded))),
+                    elements=len(encoded),
+                    flags=flag,
                 )
             except (hyperscan.error, UnicodeEncodeError):
                 fallback.append(si)
                 continue
             for k, expr in enumerate(encoded):
                 exprs.append(expr)
-                ids.append(si * _ID_STRIDE + k)
+                # Lead prefilters get ids in the upper half of the sensor's id block.
+                ids.append(si * _ID_STRIDE + (k if k < len(own) else _LEAD_ID + k - len(own)))
                 flags.append(flag)
         if not exprs:
             return None, tuple(fallback)
@@ -184,7 +190,7 @@ class DlpStream:
             self._hs_stream.__enter__()
 
     def _record(self, ident: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
-        self._hits.append((ident // _ID_STRIDE, to))
+        self._hits.append((ident, to))
 
     def feed(self, data: bytes) -> list[DlpMatch]:
         if self._closed:
@@ -207,8 +213,12 @@ class DlpStream:
             self._scan_without_stream(data, start)
         hits = self._hits
         if hits:
-            for si, hit in hits:
-                self._add(si, hit, hit)
+            for ident, hit in hits:
+                si, k = divmod(ident, _ID_STRIDE)
+                if k < _LEAD_ID:
+                    self._add(si, hit, hit)
+                else:  # a context word: candidates may end up to lead_reach bytes later
+                    self._add(si, hit, hit + self._engine.sensors[si].sensor.lead_reach)
             hits.clear()
         for si in self._engine.always_scan:
             self._add(si, start + 1, end)
@@ -239,7 +249,7 @@ class DlpStream:
             tail_from = max(self._chunks_base, start - engine.max_length - SLACK)
             window = b"".join(self._chunks)[tail_from - self._chunks_base :]
             engine._hs_db.scan(window, match_event_handler=self._on_match)
-            self._hits[:] = [(si, tail_from + e) for si, e in self._hits if tail_from + e > start]
+            self._hits[:] = [(i, tail_from + e) for i, e in self._hits if tail_from + e > start]
 
     def _add(self, si: int, lo: int, hi: int) -> None:
         clusters = self._pending[si]

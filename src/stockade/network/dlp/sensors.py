@@ -30,6 +30,10 @@ class Sensor:
     title: str
     patterns: tuple[str, ...]  # exact Python regexes; the whole match is the evidence
     prefilter: tuple[str, ...] = ()  # Hyperscan suffix-prefilters; empty: use the patterns
+    # Prefilters for something that must come *before* a candidate (a context word): a hit
+    # ending at E means a candidate may end anywhere up to E + lead_reach.
+    lead_prefilter: tuple[str, ...] = ()
+    lead_reach: int = 0
     context: tuple[str, ...] = ()  # words near a match that raise confidence
     exclude_context: tuple[str, ...] = ()  # key words right before a match that veto it
     validator: str = "none"
@@ -158,12 +162,12 @@ BUILTIN_SENSORS: tuple[Sensor, ...] = (
         id="dlp.us_ssn",
         title="US Social Security number",
         patterns=_SSN_PATTERNS,
-        # Nine bare digits count only after a context word (see validators.us_ssn), so their
-        # prefilter includes the word: 9-digit ids and amounts never reach Python.
-        prefilter=(
-            _LEAD + r"[0-9]{3}[ \-][0-9]{2}[ \-][0-9]{4}" + _TRAIL,
-            r"(?i:ssn|social|security|taxpayer)[\s\S]{0,48}[^0-9A-Za-z_][0-9]{9}" + _TRAIL,
-        ),
+        prefilter=(_LEAD + r"[0-9]{3}[ \-][0-9]{2}[ \-][0-9]{4}" + _TRAIL,),
+        # Nine bare digits count only after a context word within 48 bytes (validators.us_ssn),
+        # so the word itself is their prefilter: a literal, cheap for Hyperscan, and 9-digit ids
+        # and amounts elsewhere never reach Python.
+        lead_prefilter=(r"(?i:ssn|social|security|taxpayer)",),
+        lead_reach=48 + 9 + 3,
         context=("ssn", "social", "security", "ssns", "taxpayer"),
         exclude_context=("order", "invoice", "tracking", "zip", "phone"),
         validator="us_ssn",

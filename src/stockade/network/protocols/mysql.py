@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 
+from .. import tls
 from .base import FULL, STRONG, Guess, printable
 
 SLUG = "proto.mysql"
@@ -36,6 +37,11 @@ def probe(client: bytes, server: bytes) -> Guess | None:
     length = int.from_bytes(client[:3], "little")
     caps = struct.unpack_from("<I", client, 4)[0]
     if length == 32 and caps & CLIENT_SSL and server_caps & CLIENT_SSL:
+        # TLS starts right after the 36-byte SSL request and after the greeting packet.
+        greeting_end = 4 + int.from_bytes(server[:3], "little")
+        info = tls.inspect(client[36:], server[greeting_end:])
+        if info is not None and info.version:
+            details.append(("tls.version", info.version))
         return Guess(
             protocol=SLUG,
             confidence=FULL,
