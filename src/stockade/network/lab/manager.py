@@ -41,6 +41,7 @@ LAYOUT = (
     PodSpec(name="db", namespace="data", labels={"app": "postgres", "tier": "db"}),
     PodSpec(name="cache", namespace="data", labels={"app": "redis", "tier": "cache"}),
     PodSpec(name="crm", namespace="marketing", labels={"app": "crm"}),
+    PodSpec(name="dns", namespace="kube-system", labels={"k8s-app": "kube-dns"}),
     PodSpec(name="world", namespace="", labels={"role": "internet"}, external=True),
 )
 
@@ -147,8 +148,22 @@ def _start_services(inv: Inventory, state_dir: Path, databases_on: bool) -> Inve
     )
     world = inv.pod("world")
     add("world", "http", 80, _spawn(_python_in(world.netns, mod, "http", "--port", "80"), log))
+    dns = inv.pod("dns")
+    names = [
+        f"--record={p.name}.{p.namespace}.svc.cluster.local={a}"
+        for p in inv.pods
+        if not p.external
+        for a in (p.ipv4, p.ipv6)
+    ]
+    add(
+        "dns",
+        "dns",
+        53,
+        _spawn(_python_in(dns.netns, "stockade.network.lab.dns", "--port", "53", *names), log),
+    )
     for pod, port in (("orders", 8080), ("orders", 8443), ("orders", 8444), ("world", 80)):
         databases._wait_port(inv.pod(pod).netns, "", port, 15)
+    databases._wait_port(dns.netns, "", 53, 15, udp=True)
     if databases_on and databases.postgres_bin():
         add(
             "db",
@@ -322,6 +337,20 @@ def scenarios(inv: Inventory, count: int) -> list[tuple[str, str, str, list[str]
             "payments",
             "orders",
             ["http", "--host", orders.ipv6, "--port", "8080", "--count", "1"],
+        ),
+        (
+            "dns-lookup",
+            "payments",
+            "dns",
+            [
+                "dns",
+                "--host",
+                inv.pod("dns").ipv4,
+                "--name",
+                "orders.shop.svc.cluster.local",
+                "--count",
+                n,
+            ],
         ),
         (
             "pii-to-world",
