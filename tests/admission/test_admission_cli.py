@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from admission_reviews import EXAMPLES
+from tests.admission.webhook import EXAMPLES
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

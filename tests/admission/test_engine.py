@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from admission_reviews import EXAMPLES, manifests
+from tests.admission.webhook import EXAMPLES, manifests
 
 from stockade.admission.engine import decide
 from stockade.admission.images import parse_image
@@ -282,3 +282,18 @@ def test_bad_policies_are_rejected_with_the_line(text: str, fragment: str) -> No
 
 def test_example_policy_loads() -> None:
     assert len(load_policy(EXAMPLES / "policy.yaml").spec.rules) >= 10
+
+
+def test_workload_checks_of_the_compliance_pillar_are_a_criterion() -> None:
+    policy = policy_with("{workloadChecks: {ids: ['pss.restricted.*'], profile: restricted}}")
+    bad = mutate(
+        lambda s, o: s["containers"][0]["securityContext"].update(allowPrivilegeEscalation=True)
+    )
+    d = decide(workload_of(bad), policy, None)
+    assert not d.allowed and "pss.restricted.privilege_escalation" in d.message
+    seccomp = mutate(
+        lambda s, o: s["securityContext"].update(seccompProfile={"type": "RuntimeDefault"})
+    )
+    assert decide(workload_of(seccomp), policy, None).allowed, decide(
+        workload_of(seccomp), policy, None
+    ).message

@@ -8,10 +8,9 @@ import time
 
 import httpx
 import pytest
-from admission_reviews import manifests, review_for
 from cryptography import x509
+from tests.admission.webhook import manifests, review_for, start_webhook, stop_webhook
 
-from conftest import start_webhook, stop_webhook
 from stockade.store import open_store
 from stockade.store.records import list_events
 

@@ -6,6 +6,7 @@ table (``CRITERIA``), each with a pydantic model of its parameters.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -59,6 +60,13 @@ class CapParams(_Params):
 
 class HostPathParams(_Params):
     allowed: list[str] = Field(default_factory=list)  # path prefixes that are fine
+
+
+class WorkloadCheckParams(_Params):
+    ids: list[str] = Field(
+        min_length=1
+    )  # check ids or globs: pss.restricted.*, cis.secrets.env_vars
+    profile: Literal["baseline", "restricted"] = "restricted"
 
 
 class PrivEscParams(_Params):
@@ -265,6 +273,19 @@ def _required_labels(p: list[str], w: Workload, _v: VulnLookup) -> list[str]:
     return [f"missing required labels: {', '.join(missing)}"] if missing else []
 
 
+def _workload_checks(p: WorkloadCheckParams, w: Workload, _v: VulnLookup) -> list[str]:
+    """The compliance pillar's workload checks (Pod Security Standards, CIS 5.x) on this object."""
+    from stockade.compliance.workloads.engine import check_object
+    from stockade.model import Status
+
+    out = []
+    for f in check_object(dict(w.obj), profile=p.profile):
+        if f.status is Status.FAIL and any(fnmatch.fnmatchcase(f.id, pat) for pat in p.ids):
+            evidence = getattr(f.details, "evidence", "") if f.details else ""
+            out.append(f"{f.id}: {f.title}" + (f" ({evidence})" if evidence else ""))
+    return out
+
+
 CRITERIA: dict[str, Criterion] = {
     c.name: c
     for c in (
@@ -282,5 +303,6 @@ CRITERIA: dict[str, Criterion] = {
         Criterion("allowPrivilegeEscalation", PrivEscParams, _priv_escalation),
         Criterion("envSecrets", None, _env_secrets),
         Criterion("requiredLabels", None, _required_labels),
+        Criterion("workloadChecks", WorkloadCheckParams, _workload_checks),
     )
 }

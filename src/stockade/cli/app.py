@@ -18,6 +18,9 @@ COMMAND_MODULES = (
     "stockade.cli.lab",
     "stockade.cli.sensor",
     "stockade.cli.dlp",
+    "stockade.cli.bench_nodes",
+    "stockade.cli.bench_workloads",
+    "stockade.cli.report",
     "stockade.cli.admission",
 )
 
