@@ -76,10 +76,21 @@ def _check_lab_records(recs: list[ConnectionRecord], inv: Inventory) -> None:
     for r in tls:
         assert r.encrypted and r.hits == (), r
         assert r.tls is not None and r.tls.version in ("TLS1.3", "TLS1.1")
+    decoys = [
+        r for r in recs if (r.client.name, r.server.name, r.server_port) == ("crm", "orders", 8080)
+    ]
+    assert len(decoys) == COUNT
+    assert not [
+        h for r in decoys for h in r.hits if h.match.sensor in ("dlp.payment_card", "dlp.us_ssn")
+    ]
     dns = [r for r in recs if r.transport == "udp" and r.server_port == 53]
     assert len(dns) == 2 * COUNT  # an A and an AAAA query per round, each from its own socket
     for r in dns:
-        assert (r.client.name, r.server.name, r.server.namespace) == ("payments", "dns", "kube-system")
+        assert (r.client.name, r.server.name, r.server.namespace) == (
+            "payments",
+            "dns",
+            "kube-system",
+        )
         assert r.protocol == "proto.dns" and r.bytes_to_server and r.bytes_to_client
     weak = [e for r in recs for e in events_for(r) if e.kind == "tls.weak_version"]
     assert len(weak) == 1 and weak[0].data["version"] == "TLS1.1"

@@ -20,7 +20,22 @@ from stockade.network.lab.inventory import Inventory, Pod, Service
 
 WORLD_IPV4 = "198.51.100.10"  # TEST-NET-2: routed only inside the lab's namespaces
 WORLD_IPV6 = "2001:db8::10"
-UNROUTABLE = "203.0.113.99"  # TEST-NET-3: nothing answers; used for half-open floods
+UNROUTABLE = "203.0.113.99"
+# look like cards or SSNs but are not: order ids, timestamps, a phone number, Luhn-invalid numbers,
+# SSNs with never-issued areas; the sensor must report none of them as a card or an SSN
+DECOYS = json.dumps(
+    {
+        "order_id": "20261127045959",
+        "ts": 1764215999123,
+        "phone": "+1 415-555-0132",
+        "card": "4111 1111 1111 1112",
+        "ref": "5555-5555-5555-4445",
+        "ssn": "000-12-3456",
+        "alt": "666-45-1234",
+        "tracking": "1Z999AA10123456784",
+        "amount": "1234567890123456.78",
+    }
+)  # TEST-NET-3: nothing answers; used for half-open floods
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -337,6 +352,24 @@ def scenarios(inv: Inventory, count: int) -> list[tuple[str, str, str, list[str]
             "payments",
             "orders",
             ["http", "--host", orders.ipv6, "--port", "8080", "--count", "1"],
+        ),
+        (
+            "decoys-http",
+            "crm",
+            "orders",
+            [
+                "http",
+                "--host",
+                orders.ipv4,
+                "--port",
+                "8080",
+                "--path",
+                "/orders",
+                "--count",
+                n,
+                "--body",
+                DECOYS,
+            ],
         ),
         (
             "dns-lookup",
