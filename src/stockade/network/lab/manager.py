@@ -66,6 +66,13 @@ def _check_prefix(prefix: str) -> None:
         raise ConfigError(f"lab prefix {prefix!r} must be 1-10 letters, digits or '-'")
 
 
+def _lab_namespaces(prefix: str) -> list[str]:
+    """The namespaces a lab with ``prefix`` makes that exist now: exact names, never a bare
+    prefix match (a short prefix must not reach another lab's or anyone's namespaces)."""
+    names = {f"{prefix}node"} | {f"{prefix}{spec.name}" for spec in LAYOUT}
+    return sorted(names & topology.netns_list())
+
+
 def _pods(prefix: str) -> list[Pod]:
     pods = []
     for i, spec in enumerate(LAYOUT):
@@ -107,7 +114,7 @@ def _spawn(args: list[str], log: Path) -> int:
 def up(prefix: str, state: Path, *, databases_on: bool = True) -> Inventory:
     """Create the lab; on any failure, remove what was made and re-raise."""
     _check_prefix(prefix)
-    if any(ns.startswith(prefix) for ns in topology.netns_list()):
+    if _lab_namespaces(prefix):
         raise ConfigError(f"a lab with prefix {prefix!r} is already up (run `stockade lab down`)")
     state_dir = databases.DATA_ROOT / f"{prefix}state"
     node = f"{prefix}node"
@@ -239,7 +246,7 @@ def down(prefix: str, state: Path) -> list[str]:
             inv = None
     if inv is not None and inv.prefix == prefix:
         _kill([s.pid for p in inv.pods for s in p.services if s.pid])
-    ours = sorted(ns for ns in topology.netns_list() if ns.startswith(prefix))
+    ours = _lab_namespaces(prefix)
     for ns in ours:
         _kill(topology.ns_pids(ns))
     for ns in ours:
