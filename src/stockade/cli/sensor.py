@@ -27,7 +27,7 @@ def _fmt_bytes(n: int) -> str:
 
 def _enc(rec: Any) -> str:
     if rec.tls is not None and rec.tls.version:
-        return rec.tls.version
+        return str(rec.tls.version)
     return "encrypted" if rec.encrypted else "clear"
 
 

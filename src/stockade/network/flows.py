@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from stockade.network.analysis import DlpFeed, Inspectors
+from stockade.network.capture.decode import Buf, FlowKey
 from stockade.network.connection import ConnectionRecord, Hit
-from stockade.network.interface import Detection
+from stockade.network.interface import Detection, TlsInfo
 from stockade.network.lab.inventory import Identities
 from stockade.network.reassembly import Stream
 
@@ -80,7 +81,9 @@ class Flow:
         "tls",
     )
 
-    def __init__(self, fid: str, client: tuple, server: tuple, proto: int, ts: float) -> None:
+    def __init__(
+        self, fid: str, client: tuple[bytes, int], server: tuple[bytes, int], proto: int, ts: float
+    ) -> None:
         self.id = fid
         self.client = client  # (ip bytes, port)
         self.server = server
@@ -97,7 +100,7 @@ class Flow:
         self.analyzed = False
         self.encrypted_hint = False
         self.detection: Detection | None = None
-        self.tls = None
+        self.tls: TlsInfo | None = None
 
 
 class FlowTable:
@@ -116,7 +119,7 @@ class FlowTable:
         self.emit = emit
         self.stats = FlowStats()
         self.memory = 0
-        self._flows: dict[tuple, tuple[Flow, int]] = {}
+        self._flows: dict[FlowKey, tuple[Flow, int]] = {}
         self._ids = itertools.count(1)
         self._run = os.urandom(4).hex()
         self._next_sweep = 0.0
@@ -129,11 +132,11 @@ class FlowTable:
     def tcp(
         self,
         ts: float,
-        key: tuple,
+        key: FlowKey,
         flags: int,
         seq: int,
         ack: int,
-        buf: object,
+        buf: Buf,
         off: int,
         length: int,
     ) -> None:
@@ -185,7 +188,7 @@ class FlowTable:
         if ts >= self._next_sweep:
             self.sweep(ts)
 
-    def udp(self, ts: float, key: tuple, buf: object, off: int, length: int) -> None:
+    def udp(self, ts: float, key: FlowKey, buf: Buf, off: int, length: int) -> None:
         entry = self._flows.get(key)
         if entry is None:
             entry = self._new(ts, key, 17, reverse=False)
@@ -205,7 +208,7 @@ class FlowTable:
 
     # lifecycle
 
-    def _new(self, ts: float, key: tuple, proto: int, *, reverse: bool) -> tuple[Flow, int]:
+    def _new(self, ts: float, key: FlowKey, proto: int, *, reverse: bool) -> tuple[Flow, int]:
         src, sport, dst, dport, _ = key
         client, server = ((dst, dport), (src, sport)) if reverse else ((src, sport), (dst, dport))
         f = Flow(f"{self._run}-{next(self._ids)}", client, server, proto, ts)

@@ -15,7 +15,7 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 from stockade.model.errors import InputError, UsageError
@@ -151,7 +151,12 @@ class Ring:
         self.stats_drops += drops
 
     def run(
-        self, frame, *, duration: float | None = None, count: int | None = None, stop=None
+        self,
+        frame: Callable[[float, int, mmap.mmap, int, int], None],
+        *,
+        duration: float | None = None,
+        count: int | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> int:
         """Hand frames to ``frame(ts, linktype, buf, off, caplen)`` until ``duration`` seconds
         pass, ``count`` frames were delivered or ``stop()`` is true; returns the number delivered."""
