@@ -2,15 +2,25 @@
 the time it takes only to parse that YAML (the baseline, measured in the same run), and the
 per-object latency of ``check_object`` (what the admission webhook pays per review).
 
+With ``--peer``, the whole command (``stockade bench workloads DIR -f json --no-store``) is timed
+against Checkov (``checkov -d DIR --framework kubernetes``, a peer that checks the same manifests)
+on a folder of files, wall clock and CPU time of the child processes.
+
     python benchmarks/workloads.py [--objects 10000] [--profile restricted]
+                                   [--peer [--checkov PATH] [--peer-objects 2000]]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
+import resource
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,7 +51,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--objects", type=int, default=10_000)
     ap.add_argument("--profile", default="restricted")
+    ap.add_argument("--peer", action="store_true", help="also time the CLI against Checkov")
+    ap.add_argument("--checkov", default=shutil.which("checkov") or "/opt/checkov-venv/bin/checkov")
+    ap.add_argument("--peer-objects", type=int, default=2000)
     args = ap.parse_args()
+    if args.peer:
+        peer(args.checkov, args.peer_objects)
+        return
     text = corpus(args.objects)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -82,6 +98,60 @@ def main() -> None:
         f"check_object latency: p50 {statistics.median(lat):.0f} us, "
         f"p99 {lat[int(len(lat) * 0.99) - 1]:.0f} us, max {lat[-1]:.0f} us"
     )
+
+
+def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system) and exit code of one child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    rc = subprocess.run(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    ).returncode
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, rc
+
+
+def peer(checkov: str, n: int) -> None:
+    """Both tools on the same folder: ``n`` objects, 20 to a file."""
+    if not Path(checkov).exists():
+        sys.exit(f"checkov not found at {checkov} (pip install checkov, or pass --checkov PATH)")
+    docs = corpus(n).split("---\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), BC_SKIP_MAPPING="TRUE")
+    with tempfile.TemporaryDirectory(prefix="sk-bench-") as tmp:
+        folder = Path(tmp) / "manifests"
+        folder.mkdir()
+        for i in range(0, len(docs), 20):
+            (folder / f"m{i:06d}.yaml").write_text("---\n".join(docs[i : i + 20]))
+        ours = [
+            sys.executable,
+            "-m",
+            "stockade",
+            "bench",
+            "workloads",
+            str(folder),
+            "-f",
+            "json",
+            "--no-store",
+        ]
+        theirs = [
+            checkov,
+            "-d",
+            str(folder),
+            "--framework",
+            "kubernetes",
+            "-o",
+            "json",
+            "--quiet",
+            "--skip-download",
+        ]
+        s_wall, s_cpu, s_rc = _timed(ours, env)
+        c_wall, c_cpu, c_rc = _timed(theirs, env)
+    print(f"objects: {len(docs)} in {len(range(0, len(docs), 20))} files")
+    print(f"stockade bench workloads  wall {s_wall:7.2f} s  cpu {s_cpu:7.2f} s  (exit {s_rc})")
+    print(f"checkov (peer)            wall {c_wall:7.2f} s  cpu {c_cpu:7.2f} s  (exit {c_rc})")
+    print(f"ratio checkov/stockade    wall {c_wall / s_wall:7.2f}    cpu {c_cpu / s_cpu:7.2f}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ EXPECTED = {
     "mysql_ssl": ("proto.mysql", True, "mysql-ssl", {"tls.version": "TLS1.3"}),
     "redis_set": ("proto.redis", False, None, {"redis.command": "SET"}),
     "redis_inline": ("proto.redis", False, None, {"redis.command": "PING"}),
-    "ssh_client": ("proto.ssh", True, None, {}),
+    "ssh_client": ("proto.ssh", True, None, {"ssh.client_software": "OpenSSH_9.2p1", "ssh.server_software": "OpenSSH_9.2p1"}),
     "dns_udp": ("proto.dns", False, None,
                 {"dns.transport": "udp", "dns.qname": "orders.default.svc.cluster.local.", "dns.qtype": "A"}),
     "dns_tcp": ("proto.dns", False, None, {"dns.transport": "tcp", "dns.rcode": "0"}),
@@ -50,6 +50,8 @@ EXPECTED = {
     "kafka_apiversions": ("proto.kafka", False, None,
                           {"kafka.api": "ApiVersions", "kafka.client_id": "orders-svc"}),
     "smtp_starttls": ("proto.smtp", True, "smtp-starttls", {}),
+    "imap_starttls": ("proto.imap", True, "imap-starttls", {}),
+    "pop3_stls": ("proto.pop3", True, "pop3-stls", {}),
 }  # fmt: skip
 
 

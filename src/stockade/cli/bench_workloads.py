@@ -6,11 +6,14 @@ from __future__ import annotations
 import io
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from stockade.cli.common import DbOption, OutputOption, console, emit, open_db
+
+if TYPE_CHECKING:
+    from stockade.model import Finding
 
 
 class Format(StrEnum):
@@ -71,11 +74,10 @@ def workloads(
     if paths:
         loaded = load_paths(paths)
         manifests, errors = loaded.manifests, loaded.errors
+    elif kubeconfig is not None:
+        manifests, errors = kubeapi.fetch(kubeapi.from_kubeconfig(kubeconfig, context)), []
     else:
-        cluster = (
-            kubeapi.in_cluster() if in_cluster else kubeapi.from_kubeconfig(kubeconfig, context)
-        )  # type: ignore[arg-type]
-        manifests, errors = kubeapi.fetch(cluster), []
+        manifests, errors = kubeapi.fetch(kubeapi.in_cluster()), []
     findings = errors + check_objects(manifests, profile=profile.value)
     if store:
         from stockade.store.records import record_findings
@@ -97,7 +99,7 @@ def workloads(
         raise typer.Exit(1)
 
 
-def _table(findings, show_pass: bool, output: Path | None) -> None:
+def _table(findings: list[Finding], show_pass: bool, output: Path | None) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table

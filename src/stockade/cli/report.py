@@ -5,11 +5,14 @@ from __future__ import annotations
 import io
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from stockade.cli.common import DbOption, OutputOption, console, emit, open_db
+
+if TYPE_CHECKING:
+    from stockade.compliance.frameworks import Report
 
 report_app = typer.Typer(help="Reports from the stored results.", no_args_is_help=True)
 
@@ -61,7 +64,7 @@ def compliance(
         raise typer.Exit(1)
 
 
-def _table(report, output: Path | None) -> None:
+def _table(report: Report, output: Path | None) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table

@@ -167,3 +167,9 @@ def test_stdin_dash() -> None:
         timeout=60,
     )
     assert out.stdout.strip() == "['<stdin>#1']", out.stderr
+
+
+def test_unrendered_helm_templates_say_so() -> None:
+    text = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ include "web.fullname" . }}\n'
+    (err,) = load_text(text, "templates/pod.yaml").errors
+    assert "unrendered template" in err.details.reason and "helm template" in err.details.reason

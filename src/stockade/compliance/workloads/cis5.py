@@ -69,7 +69,8 @@ def rbac_pod_create(obj: dict[str, Any], _: Context) -> list[str]:
 
 
 def cluster_admin_binding(obj: dict[str, Any], _: Context) -> list[str]:
-    ref = obj.get("roleRef") if isinstance(obj.get("roleRef"), dict) else {}
+    ref = obj.get("roleRef")
+    ref = ref if isinstance(ref, dict) else {}
     if ref.get("kind") != "ClusterRole" or ref.get("name") != "cluster-admin":
         return []
     subjects = [s for s in _list(obj.get("subjects")) if isinstance(s, dict)]
@@ -153,7 +154,7 @@ def image_tag_latest(pod: PodView, _: Context) -> list[str]:
     bad = []
     for c in pod.containers:
         image = str(c.spec.get("image") or "")
-        _, tag, digest = split_image(image)
+        _repo, tag, digest = split_image(image)
         if digest is None and tag in (None, "latest"):
             bad.append(f"{c.path}.image={image}")
     return bad
@@ -165,7 +166,7 @@ def image_pull_policy(pod: PodView, _: Context) -> list[str]:
     bad = []
     for c in pod.containers:
         image = str(c.spec.get("image") or "")
-        _, tag, digest = split_image(image)
+        _repo, tag, digest = split_image(image)
         if digest is not None:
             continue
         default = "Always" if tag in (None, "latest") else "IfNotPresent"

@@ -49,13 +49,20 @@ def _finding(check: WorkloadCheck, resource: ResourceRef, bad: list[str], locati
     )
 
 
+_EMPTY = Context()
+
+
 def run_check(
     check: WorkloadCheck, obj: dict[str, Any], context: Context | None = None
 ) -> list[str] | None:
     """The offending values one check finds in one object, or None when it does not apply."""
-    ctx = context or Context()
+    return _run(check, obj, PodView.of(obj) if check.pod else None, context or _EMPTY)
+
+
+def _run(
+    check: WorkloadCheck, obj: dict[str, Any], view: PodView | None, ctx: Context
+) -> list[str] | None:
     if check.pod is not None:
-        view = PodView.of(obj)
         return None if view is None else check.pod(view, ctx)
     if check.obj is not None and obj.get("kind") in check.kinds:
         return check.obj(obj, ctx)
@@ -72,11 +79,13 @@ def check_object(
     """Every applicable single-object check on ``obj``: a PASS or FAIL finding per check."""
     _profile(profile)
     resource = resource_of(obj)
+    view = PodView.of(obj)  # once per object, shared by every pod check
+    ctx = context or _EMPTY
     out = []
     for check in CHECKS:
         if not check.in_profile(profile):
             continue
-        bad = run_check(check, obj, context)
+        bad = _run(check, obj, view, ctx)
         if bad is not None:
             out.append(_finding(check, resource, bad, location))
     return out

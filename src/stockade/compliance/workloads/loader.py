@@ -116,7 +116,10 @@ def load_text(text: str, name: str, out: Loaded | None = None) -> Loaded:
         try:
             data = yaml.load(doc, Loader=_Loader)
         except yaml.YAMLError as exc:
-            out.errors.append(input_error(location, _yaml_reason(exc, line)))
+            reason = _yaml_reason(exc, line)
+            if "{{" in doc:
+                reason = f"an unrendered template ({reason}); render it first (helm template)"
+            out.errors.append(input_error(location, reason))
             continue
         _add(data, location, out)
     return out

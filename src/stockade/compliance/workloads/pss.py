@@ -66,6 +66,14 @@ APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 GOOD_SECCOMP = frozenset({"RuntimeDefault", "Localhost"})
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _member(value: Any, allowed: frozenset[str]) -> bool:
     """Set membership that tolerates unhashable values (a list where a string belongs)."""
     return isinstance(value, str) and value in allowed
@@ -127,7 +135,7 @@ def capabilities_baseline(pod: PodView, _: Context) -> list[str]:
 
 
 def host_path(pod: PodView, _: Context) -> list[str]:
-    vols = pod.spec.get("volumes") if isinstance(pod.spec.get("volumes"), list) else []
+    vols = _list(pod.spec.get("volumes"))
     return [
         f"{pod.base}.volumes[{i}].hostPath.path={v['hostPath'].get('path', '')}"
         for i, v in enumerate(vols)
@@ -138,7 +146,7 @@ def host_path(pod: PodView, _: Context) -> list[str]:
 def host_ports(pod: PodView, _: Context) -> list[str]:
     bad = []
     for c in pod.containers:
-        ports = c.spec.get("ports") if isinstance(c.spec.get("ports"), list) else []
+        ports = _list(c.spec.get("ports"))
         for i, p in enumerate(ports):
             if isinstance(p, dict) and p.get("hostPort") not in (None, 0):
                 bad.append(f"{c.path}.ports[{i}].hostPort={p['hostPort']}")
@@ -152,7 +160,7 @@ def host_probes(pod: PodView, _: Context) -> list[str]:
     bad = []
     for c in pod.containers:
         handlers = [(f"{c.path}.{p}", c.spec.get(p)) for p in _PROBES]
-        lifecycle = c.spec.get("lifecycle") if isinstance(c.spec.get("lifecycle"), dict) else {}
+        lifecycle = _dict(c.spec.get("lifecycle"))
         handlers += [
             (f"{c.path}.lifecycle.{h}", lifecycle.get(h)) for h in ("postStart", "preStop")
         ]
@@ -232,7 +240,7 @@ def sysctls(pod: PodView, _: Context) -> list[str]:
 
 def volume_types(pod: PodView, _: Context) -> list[str]:
     bad = []
-    vols = pod.spec.get("volumes") if isinstance(pod.spec.get("volumes"), list) else []
+    vols = _list(pod.spec.get("volumes"))
     for i, v in enumerate(vols):
         if not isinstance(v, dict):
             continue

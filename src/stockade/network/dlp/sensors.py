@@ -248,7 +248,9 @@ def sensor_from_dict(raw: Any, *, where: str) -> Sensor:
     if not all(isinstance(w, str) for w in [*words, *veto]):
         raise ConfigError(f"{where}: {sid}: context words must be strings")
     try:
-        numbers = {k: float(raw[k]) for k in ("score", "context_boost", "min_score") if k in raw}
+        score = float(raw.get("score", 0.6))
+        boost = float(raw.get("context_boost", 0.35))
+        min_score = float(raw.get("min_score", 0.5))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {sid}: score values must be numbers") from exc
     ignore_case = bool(raw.get("ignore_case", False))
@@ -265,7 +267,9 @@ def sensor_from_dict(raw: Any, *, where: str) -> Sensor:
         mask=str(raw.get("mask", "generic")),
         max_length=max_length,
         ignore_case=ignore_case,
-        **numbers,
+        score=score,
+        context_boost=boost,
+        min_score=min_score,
     )
 
 

@@ -34,12 +34,20 @@ def frames(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
         pos += 9 + length
 
 
+# Detection needs the first requests only; bounding the work keeps a flood of flows with huge
+# header blocks from costing seconds of bit-by-bit Huffman decoding.
+MAX_HEADER_BYTES = 16384
+MAX_HEADER_BLOCKS = 4
+
+
 def header_blocks(data: bytes) -> list[list[tuple[str, str]]]:
-    """Decoded header lists of the HEADERS (+CONTINUATION) frames in one direction."""
+    """Decoded header lists of the first HEADERS (+CONTINUATION) frames in one direction."""
     decoder = Decoder()
     out: list[list[tuple[str, str]]] = []
     block = b""
-    for ftype, flags, _stream, payload in frames(data):
+    for ftype, flags, _stream, payload in frames(data[:MAX_HEADER_BYTES]):
+        if len(out) >= MAX_HEADER_BLOCKS:
+            break
         if ftype == HEADERS:
             pad = payload[0] if flags & _FLAG_PADDED and payload else 0
             start = (1 if flags & _FLAG_PADDED else 0) + (5 if flags & _FLAG_PRIORITY else 0)

@@ -37,9 +37,10 @@ def _server_answers(server: bytes) -> bool:
     """A backend message a startup gets: Authentication ('R') or ErrorResponse ('E')."""
     if len(server) < 9 or server[:1] not in (b"R", b"E"):
         return False
-    length = struct.unpack_from("!i", server, 1)[0]
+    length: int = struct.unpack_from("!i", server, 1)[0]
     if server[:1] == b"R":
-        return 8 <= length <= 2048 and struct.unpack_from("!i", server, 5)[0] in _AUTH_CODES
+        code: int = struct.unpack_from("!i", server, 5)[0]
+        return 8 <= length <= 2048 and code in _AUTH_CODES
     return 4 < length <= 65536
 
 

@@ -4,12 +4,13 @@ hello) from the client, a ServerHello from the server."""
 from __future__ import annotations
 
 from .. import tls
+from ..interface import TlsInfo
 from .base import FULL, PARTIAL, STRONG, WEAK, Guess
 
 SLUG = "proto.tls"
 
 
-def tls_details(info: tls.TlsInfo) -> tuple[tuple[str, str], ...]:
+def tls_details(info: TlsInfo) -> tuple[tuple[str, str], ...]:
     out = []
     for key, value in (
         ("tls.version", info.version),
