@@ -346,3 +346,43 @@ def test_lab_down_is_idempotent_and_complete(tmp_path: Path) -> None:
     assert not [ns for ns in topology.netns_list() if ns.startswith(prefix)]
     assert not state.exists()
     assert not any(Path(f"/proc/{p}").exists() for p in pids)
+
+
+def test_idle_connection_expires_during_live_capture(
+    lab: tuple[Inventory, Path], inspectors
+) -> None:
+    """A connection left open and silent is reported (state timeout) while the capture runs."""
+    inv, _ = lab
+    seen: list[tuple[float, ConnectionRecord]] = []
+    script = (
+        "import socket, sys, time\n"
+        "s = socket.create_connection((sys.argv[1], 8080))\n"
+        "s.sendall(b'GET /slow HTTP/1.1\\r\\nHost: orders\\r\\n')\n"  # headers never finished
+        "time.sleep(4)\n"
+        "s.close()\n"
+    )
+    cmd = [
+        "ip",
+        "netns",
+        "exec",
+        inv.pod("payments").netns,
+        os.sys.executable,
+        "-c",
+        script,
+        inv.pod("orders").ipv4,
+    ]
+
+    def drive() -> float:
+        subprocess.run(cmd, check=True, timeout=30)
+        return time.time()
+
+    _run, closed_at = live_capture(
+        inv,
+        inspectors,
+        drive,
+        config=FlowConfig(tcp_idle=1.0),
+        on_record=lambda r: seen.append((time.time(), r)),
+    )
+    timed_out = [(t, r) for t, r in seen if r.server_port == 8080 and r.state == "timeout"]
+    assert timed_out and timed_out[0][0] < closed_at  # reported before the client hung up
+    assert timed_out[0][1].protocol == "proto.http"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -288,6 +289,12 @@ class FlowTable:
         self._flows.pop((dst, dport, src, sport, f.proto), None)
         for s in f.streams:
             self.memory -= s.release()
+
+    def tick(self) -> None:
+        """Live capture with no packets: expire idle flows by the wall clock."""
+        now = time.time()
+        if now >= self._next_sweep:
+            self.sweep(now)
 
     def sweep(self, now: float) -> None:
         """Expire idle, half-open and closed flows (in capture time)."""

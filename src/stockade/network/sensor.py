@@ -106,7 +106,7 @@ def run_live(
             ready()
         # Ctrl-C ends an unbounded capture; the flows seen so far are still reported
         with contextlib.suppress(KeyboardInterrupt):
-            ring.run(decoder.frame, duration=duration, count=count, stop=stop)
+            ring.run(decoder.frame, duration=duration, count=count, stop=stop, idle=table.tick)
         capture = {
             "interfaces": interfaces or ["*"],
             "namespace": namespace,

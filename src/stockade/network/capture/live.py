@@ -157,9 +157,11 @@ class Ring:
         duration: float | None = None,
         count: int | None = None,
         stop: Callable[[], bool] | None = None,
+        idle: Callable[[], None] | None = None,
     ) -> int:
         """Hand frames to ``frame(ts, linktype, buf, off, caplen)`` until ``duration`` seconds
-        pass, ``count`` frames were delivered or ``stop()`` is true; returns the number delivered."""
+        pass, ``count`` frames were delivered or ``stop()`` is true; returns the number delivered.
+        ``idle()`` runs whenever the ring is empty (the flow table expires idle flows then)."""
         deadline = time.monotonic() + duration if duration else None
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN | select.POLLERR)
@@ -181,6 +183,8 @@ class Ring:
             status, npkts, first = _BLOCK_HDR(ring, base + 8)
             if not status & TP_STATUS_USER:
                 poller.poll(20 if draining is not None else 100)
+                if idle is not None:
+                    idle()
                 continue
             off = base + first
             for _ in range(npkts):
