@@ -20,6 +20,15 @@ def postgres_bin() -> Path | None:
     return Path(found[-1]) if found else None
 
 
+def postgres_available() -> bool:
+    """Debian's server binaries and the ``postgres`` user it runs as are both there."""
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return False
+    return postgres_bin() is not None
+
+
 def redis_bin() -> str | None:
     return shutil.which("redis-server")
 

@@ -186,7 +186,7 @@ def _start_services(inv: Inventory, state_dir: Path, databases_on: bool) -> Inve
     for pod, port in (("orders", 8080), ("orders", 8443), ("orders", 8444), ("world", 80)):
         databases._wait_port(inv.pod(pod).netns, "", port, 15)
     databases._wait_port(dns.netns, "", 53, 15, udp=True)
-    if databases_on and databases.postgres_bin():
+    if databases_on and databases.postgres_available():
         add(
             "db",
             "postgres",
