@@ -18,10 +18,13 @@ COMMAND_MODULES = (
     "stockade.cli.lab",
     "stockade.cli.sensor",
     "stockade.cli.dlp",
+    "stockade.cli.scan",
+    "stockade.cli.sample",
     "stockade.cli.bench_nodes",
     "stockade.cli.bench_workloads",
     "stockade.cli.report",
     "stockade.cli.admission",
+    "stockade.cli.sbom",
 )
 
 app = typer.Typer(
@@ -45,7 +48,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
 ) -> None:
     """Stockade."""
 

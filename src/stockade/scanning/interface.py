@@ -5,6 +5,11 @@ Flow: a *source* (docker-archive, oci, registry, dir, pid) yields layers or a ro
 :class:`FileEntry`; *catalogers* turn those files into :class:`Package` values; the per-layer
 results are cached by layer digest and merged in layer order (whiteouts and overridden files drop
 packages); the result is an :class:`Inventory`.
+
+Some cataloger results are pseudo-packages that ride the same per-layer cache and merge rules:
+types ``os-release``, ``deb-copyright`` and ``skipped``. After the merge, callers pass the
+inventory through :func:`stockade.scanning.catalogers.finalize` (idempotent), which resolves them
+(distro, deb licenses, OS purl qualifiers, skipped reasons) and removes them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -107,8 +109,38 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
     return store
 
 
+_REVISION_RE = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.M)
+
+
 @cache
 def _script_heads() -> frozenset[str]:
+    """Heads of the migration scripts. Read from the revision files' ``revision`` and
+    ``down_revision`` lines, because importing Alembic costs a few hundred milliseconds of every
+    command's start-up; Alembic itself decides when a file is not in that simple form."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (Path(__file__).parent / "migrations" / "versions").glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        fields = dict(_REVISION_RE.findall(path.read_text(encoding="utf-8")))
+        try:
+            revision = ast.literal_eval(fields["revision"])
+            down = ast.literal_eval(fields.get("down_revision", "None"))
+        except (KeyError, ValueError, SyntaxError):
+            return _alembic_heads()
+        if not isinstance(revision, str):
+            return _alembic_heads()
+        revisions.add(revision)
+        if isinstance(down, str):
+            parents.add(down)
+        elif isinstance(down, tuple | list):
+            parents.update(str(d) for d in down)
+        elif down is not None:
+            return _alembic_heads()
+    return frozenset(revisions - parents)
+
+
+def _alembic_heads() -> frozenset[str]:
     from alembic.script import ScriptDirectory
 
     return frozenset(ScriptDirectory.from_config(_alembic_config(None)).get_heads())
@@ -146,4 +178,6 @@ def upgrade(store: Store) -> None:
                 conn.execute(text("SELECT pg_advisory_xact_lock(7355608)"))
             command.upgrade(_alembic_config(conn), "heads")
     except OperationalError as exc:
-        raise StoreError(f"cannot open or migrate the database: {exc.orig}", subject=store.safe_url) from exc
+        raise StoreError(
+            f"cannot open or migrate the database: {exc.orig}", subject=store.safe_url
+        ) from exc

@@ -1,0 +1,411 @@
+"""``stockade scan image|rootfs|pid|sbom|registry`` and ``stockade images``.
+
+Exit codes: 0 clean (or nothing at or above --fail-on), 1 findings at or above --fail-on remain
+after VEX, the ignore file and --ignore-unfixed, 2 usage or configuration error (bad option, bad
+ignore file or VEX document), 3 scan error (image unreadable, advisory database missing or stale).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from stockade.cli.common import DbOption, OutputOption, RichObserver, emit, err_console, open_db
+
+if TYPE_CHECKING:
+    from stockade.scanning.pipeline import ScanOptions
+    from stockade.scanning.results import ScanReport
+
+scan_app = typer.Typer(
+    help="Scan images, filesystems, processes and SBOMs for vulnerabilities, with a CI gate.\n\n"
+    "Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage or configuration error, "
+    "3 scan error (unreadable input, missing or stale advisory database).",
+    no_args_is_help=True,
+)
+
+FormatOpt = Annotated[
+    str, typer.Option("--format", "-f", help="Report format: table, json, sarif or cyclonedx.")
+]
+FailOnOpt = Annotated[
+    str | None,
+    typer.Option("--fail-on", help="Exit 1 when a finding at or above this severity remains."),
+]
+IgnoreUnfixedOpt = Annotated[
+    bool, typer.Option("--ignore-unfixed", help="Do not count findings that have no fixed version.")
+]
+IgnoreFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ignore-file",
+        help="Ignore file (YAML). Default: .stockadeignore.yaml in the current folder, if present.",
+    ),
+]
+VexOpt = Annotated[
+    list[Path] | None, typer.Option("--vex", help="OpenVEX document to apply (repeatable).")
+]
+MaxAgeOpt = Annotated[
+    str,
+    typer.Option("--max-db-age", help="Refuse advisory data older than this (e.g. 7d, 12h)."),
+]
+StaleOpt = Annotated[
+    bool, typer.Option("--allow-stale-db", help="Scan even when the advisory data is too old.")
+]
+PlatformOpt = Annotated[
+    str | None, typer.Option("--platform", help="Platform of a multi-arch image (linux/arm64).")
+]
+InsecureOpt = Annotated[
+    bool, typer.Option("--insecure", help="Talk plain HTTP to the registry (loopback, labs).")
+]
+UserOpt = Annotated[
+    str | None,
+    typer.Option("--username", envvar="STOCKADE_REGISTRY_USERNAME", help="Registry user."),
+]
+PasswordOpt = Annotated[
+    str | None,
+    typer.Option("--password", envvar="STOCKADE_REGISTRY_PASSWORD", help="Registry password."),
+]
+
+DEFAULT_IGNORE_FILE = Path(".stockadeignore.yaml")
+
+
+def _options(
+    *,
+    fail_on: str | None,
+    ignore_unfixed: bool,
+    ignore_file: Path | None,
+    vex: list[Path] | None,
+    max_db_age: str,
+    allow_stale_db: bool,
+    platform: str | None = None,
+    insecure: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+    fmt: str = "table",
+) -> ScanOptions:
+    from stockade.model import Severity
+    from stockade.scanning.gate import Policy
+    from stockade.scanning.pipeline import ImageOptions, ScanOptions, parse_duration
+    from stockade.scanning.policy_files import load_ignore_file, load_vex
+    from stockade.scanning.reports import renderer
+
+    renderer(fmt)  # a bad --format is a usage error before any work is done
+    if ignore_file is None and DEFAULT_IGNORE_FILE.is_file():
+        ignore_file = DEFAULT_IGNORE_FILE
+    rules = load_ignore_file(ignore_file) if ignore_file is not None else ()
+    statements = tuple(s for path in vex or () for s in load_vex(path))
+    policy = Policy(
+        fail_on=Severity.parse(fail_on) if fail_on else None,
+        ignore_unfixed=ignore_unfixed,
+        ignore_rules=rules,
+        vex=statements,
+    )
+    return ScanOptions(
+        policy=policy,
+        max_db_age=parse_duration(max_db_age),
+        allow_stale_db=allow_stale_db,
+        image=ImageOptions(
+            platform=platform, insecure=insecure, username=username, password=password
+        ),
+    )
+
+
+def _finish(report: ScanReport, fmt: str, output: Path | None) -> None:
+    from stockade.scanning.reports import renderer
+    from stockade.scanning.reports.table import render_table
+
+    if fmt == "table" and output is None:
+        text = render_table(report, width=err_console.width if err_console.is_terminal else 120)
+    else:
+        text = renderer(fmt)(report)
+    emit(text, output)
+    for rule in report.gate.expired_rules:
+        err_console.print(
+            f"stockade: warning: ignore entry {rule.id} ({rule.source}:{rule.line}) expired on "
+            f"{rule.expires} and no longer suppresses",
+            markup=False,
+            highlight=False,
+        )
+    if report.gate.failed:
+        raise typer.Exit(1)
+
+
+def _scan_ref(ref: str, opts: ScanOptions, db: str | None, fmt: str, output: Path | None) -> None:
+    from stockade.scanning.pipeline import real_backend, scan_image
+
+    backend = real_backend()
+    store = open_db(db)
+    try:
+        with RichObserver() as observer:
+            report = scan_image(store, ref, opts, backend, observer)
+    finally:
+        store.close()
+    _finish(report, fmt, output)
+
+
+@scan_app.command("image")
+def scan_image_cmd(
+    ref: Annotated[
+        str, typer.Argument(help="registry/repo:tag, docker-archive:FILE, oci:DIR[:tag]")
+    ],
+    fmt: FormatOpt = "table",
+    output: OutputOption = None,
+    fail_on: FailOnOpt = None,
+    ignore_unfixed: IgnoreUnfixedOpt = False,
+    ignore_file: IgnoreFileOpt = None,
+    vex: VexOpt = None,
+    max_db_age: MaxAgeOpt = "7d",
+    allow_stale_db: StaleOpt = False,
+    platform: PlatformOpt = None,
+    insecure: InsecureOpt = False,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+    db: DbOption = None,
+) -> None:
+    """Scan a container image for vulnerable packages."""
+    opts = _options(
+        fail_on=fail_on,
+        ignore_unfixed=ignore_unfixed,
+        ignore_file=ignore_file,
+        vex=vex,
+        max_db_age=max_db_age,
+        allow_stale_db=allow_stale_db,
+        platform=platform,
+        insecure=insecure,
+        username=username,
+        password=password,
+        fmt=fmt,
+    )
+    _scan_ref(ref, opts, db, fmt, output)
+
+
+@scan_app.command("rootfs")
+def scan_rootfs_cmd(
+    path: Annotated[Path, typer.Argument(help="A root filesystem (unpacked image, host, chroot).")],
+    fmt: FormatOpt = "table",
+    output: OutputOption = None,
+    fail_on: FailOnOpt = None,
+    ignore_unfixed: IgnoreUnfixedOpt = False,
+    ignore_file: IgnoreFileOpt = None,
+    vex: VexOpt = None,
+    max_db_age: MaxAgeOpt = "7d",
+    allow_stale_db: StaleOpt = False,
+    db: DbOption = None,
+) -> None:
+    """Scan a root filesystem folder."""
+    from stockade.model.errors import InputError
+
+    opts = _options(
+        fail_on=fail_on,
+        ignore_unfixed=ignore_unfixed,
+        ignore_file=ignore_file,
+        vex=vex,
+        max_db_age=max_db_age,
+        allow_stale_db=allow_stale_db,
+        fmt=fmt,
+    )
+    # Options first: a usage or configuration error (exit 2) wins over a missing input.
+    if not path.is_dir():
+        raise InputError("not a folder", subject=str(path))
+    _scan_ref(f"dir:{path.resolve()}", opts, db, fmt, output)
+
+
+@scan_app.command("pid")
+def scan_pid_cmd(
+    pid: Annotated[int, typer.Argument(help="A process id: its container's root filesystem.")],
+    fmt: FormatOpt = "table",
+    output: OutputOption = None,
+    fail_on: FailOnOpt = None,
+    ignore_unfixed: IgnoreUnfixedOpt = False,
+    ignore_file: IgnoreFileOpt = None,
+    vex: VexOpt = None,
+    max_db_age: MaxAgeOpt = "7d",
+    allow_stale_db: StaleOpt = False,
+    db: DbOption = None,
+) -> None:
+    """Scan the root filesystem a running process sees (/proc/PID/root)."""
+    from stockade.model.errors import InputError
+
+    opts = _options(
+        fail_on=fail_on,
+        ignore_unfixed=ignore_unfixed,
+        ignore_file=ignore_file,
+        vex=vex,
+        max_db_age=max_db_age,
+        allow_stale_db=allow_stale_db,
+        fmt=fmt,
+    )
+    # Options first: a usage or configuration error (exit 2) wins over a missing input.
+    if pid <= 0 or not Path(f"/proc/{pid}").is_dir():
+        raise InputError(f"no such process: {pid}")
+    _scan_ref(f"pid:{pid}", opts, db, fmt, output)
+
+
+@scan_app.command("sbom")
+def scan_sbom_cmd(
+    file: Annotated[Path, typer.Argument(help="A CycloneDX or SPDX JSON SBOM.")],
+    fmt: FormatOpt = "table",
+    output: OutputOption = None,
+    fail_on: FailOnOpt = None,
+    ignore_unfixed: IgnoreUnfixedOpt = False,
+    ignore_file: IgnoreFileOpt = None,
+    vex: VexOpt = None,
+    max_db_age: MaxAgeOpt = "7d",
+    allow_stale_db: StaleOpt = False,
+    db: DbOption = None,
+) -> None:
+    """Scan the packages listed in an SBOM (no image needed)."""
+    from stockade.scanning.pipeline import real_backend, scan_sbom
+
+    opts = _options(
+        fail_on=fail_on,
+        ignore_unfixed=ignore_unfixed,
+        ignore_file=ignore_file,
+        vex=vex,
+        max_db_age=max_db_age,
+        allow_stale_db=allow_stale_db,
+        fmt=fmt,
+    )
+    backend = real_backend()
+    store = open_db(db)
+    try:
+        report = scan_sbom(store, str(file), opts, backend)
+    finally:
+        store.close()
+    _finish(report, fmt, output)
+
+
+@scan_app.command("registry")
+def scan_registry_cmd(
+    host: Annotated[str, typer.Argument(help="Registry HOST[:PORT].")],
+    repo: Annotated[
+        list[str] | None, typer.Option("--repo", help="Only repositories matching this glob.")
+    ] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Keep polling for new tags.")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between polls.")] = 60.0,
+    max_polls: Annotated[
+        int | None, typer.Option("--max-polls", help="Stop watching after this many polls.")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="Summary format: table or json.")
+    ] = "table",
+    output: OutputOption = None,
+    fail_on: FailOnOpt = None,
+    ignore_unfixed: IgnoreUnfixedOpt = False,
+    ignore_file: IgnoreFileOpt = None,
+    vex: VexOpt = None,
+    max_db_age: MaxAgeOpt = "7d",
+    allow_stale_db: StaleOpt = False,
+    platform: PlatformOpt = None,
+    insecure: InsecureOpt = False,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
+    db: DbOption = None,
+) -> None:
+    """Scan every tag of a registry once per manifest digest; re-match when advisories change."""
+    from stockade.model.errors import UsageError
+    from stockade.scanning.registry_scan import render_walk, watch_registry
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format for scan registry is table or json, not {fmt!r}")
+    if interval < 0 or (max_polls is not None and max_polls < 1):
+        raise UsageError("--interval must be >= 0 and --max-polls >= 1")
+    opts = _options(
+        fail_on=fail_on,
+        ignore_unfixed=ignore_unfixed,
+        ignore_file=ignore_file,
+        vex=vex,
+        max_db_age=max_db_age,
+        allow_stale_db=allow_stale_db,
+        platform=platform,
+        insecure=insecure,
+        username=username,
+        password=password,
+    )
+    from stockade.scanning.pipeline import real_backend
+
+    store = open_db(db)
+    try:
+        with RichObserver() as observer:
+            walks = watch_registry(
+                store,
+                host,
+                patterns=tuple(repo or ()),
+                options=opts,
+                backend=real_backend(),
+                observer=observer,
+                watch=watch,
+                interval=interval,
+                max_polls=max_polls,
+                on_walk=lambda w: err_console.print(w.line(), markup=False, highlight=False),
+            )
+    finally:
+        store.close()
+    emit(render_walk(walks, fmt), output)
+    errors = sum(w.errors for w in walks)
+    if errors:
+        # An image that could not be read is an incomplete answer, not a clean one.
+        err_console.print(
+            f"stockade: error: {errors} image(s) could not be scanned (see the summary)",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(3)
+    if any(w.failed for w in walks):
+        raise typer.Exit(1)
+
+
+def images_cmd(
+    repo: Annotated[str | None, typer.Option("--repo", help="Only this repository (glob).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    output: OutputOption = None,
+    db: DbOption = None,
+) -> None:
+    """List scanned images with their vulnerability counts by severity (latest scan)."""
+    import json
+
+    from stockade.model.errors import UsageError
+    from stockade.scanning.scan_store import list_images
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format for images is table or json, not {fmt!r}")
+    store = open_db(db)
+    try:
+        rows = list_images(store, repository=repo)
+    finally:
+        store.close()
+    if fmt == "json":
+        emit(json.dumps([r.to_dict() for r in rows], indent=2), output)
+        return
+    emit(_images_table(rows), output)
+
+
+def _images_table(rows: list) -> str:  # type: ignore[type-arg]
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} scanned images", title_justify="left")
+    for col in ("Image", "Digest", "Critical", "High", "Medium", "Low", "Other", "Scanned"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r.reference,
+            (r.manifest_digest or "")[:19],
+            str(r.counts["critical"]),
+            str(r.counts["high"]),
+            str(r.counts["medium"]),
+            str(r.counts["low"]),
+            str(r.counts["negligible"] + r.counts["unknown"]),
+            f"{r.last_scanned:%Y-%m-%d %H:%M}",
+        )
+    buf = io.StringIO()
+    Console(file=buf, width=140, no_color=True).print(table)
+    return buf.getvalue()
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(scan_app, name="scan")
+    app.command("images")(images_cmd)

@@ -1,0 +1,1 @@
+"""Advisory data: the normalized record, importers (OSV, Debian tracker, Alpine secdb) and store."""

@@ -1,0 +1,79 @@
+"""Normalized ecosystem and package names shared by importers and the matcher.
+
+Distributions are ``<distro>:<release>`` with the release as the os-release ``VERSION_ID`` major
+(Debian, RHEL) or major.minor (Alpine, Ubuntu): ``debian:12``, ``alpine:3.19``, ``ubuntu:22.04``.
+Language ecosystems are lower-case OSV names: ``pypi``, ``npm``, ``maven``, ``go``, ``crates.io``.
+"""
+
+from __future__ import annotations
+
+import re
+
+DEBIAN_CODENAMES = {
+    "wheezy": "7", "jessie": "8", "stretch": "9", "buster": "10", "bullseye": "11",
+    "bookworm": "12", "trixie": "13", "forky": "14", "duke": "15", "sid": "sid",
+}  # fmt: skip
+LANGUAGE = {
+    "pypi": "pypi", "npm": "npm", "maven": "maven", "go": "go", "crates.io": "crates.io",
+    "rubygems": "rubygems", "nuget": "nuget", "packagist": "packagist", "hex": "hex", "pub": "pub",
+}  # fmt: skip
+_PEP503 = re.compile(r"[-_.]+")
+
+
+class UnknownEcosystem(ValueError):
+    """An ecosystem string this store does not know how to key."""
+
+
+def _major_minor(release: str) -> str:
+    m = re.match(r"v?(\d+)\.(\d+)", release)  # "3.20_alpha20240329" -> "3.20"
+    return f"{m.group(1)}.{m.group(2)}" if m else release.lstrip("v")
+
+
+def from_osv(text: str) -> str:
+    """``Debian:12`` -> ``debian:12``, ``Alpine:v3.19`` -> ``alpine:3.19``, ``PyPI`` -> ``pypi``."""
+    head, _, rest = text.strip().partition(":")
+    low = head.lower()
+    if low in LANGUAGE and not rest:
+        return LANGUAGE[low]
+    if low == "debian" and rest:
+        return f"debian:{DEBIAN_CODENAMES.get(rest.lower(), rest.split('.')[0])}"
+    if low == "alpine" and rest:
+        return f"alpine:{_major_minor(rest)}"
+    if low == "ubuntu" and rest:
+        release = next((p for p in rest.split(":") if re.fullmatch(r"\d+\.\d+", p)), None)
+        if release:
+            return f"ubuntu:{release}"
+    if low in ("rocky linux", "almalinux") and rest:
+        return f"{low.split()[0]}:{rest.split('.')[0]}"
+    if low == "red hat" and rest:
+        m = re.search(r":(\d+)(?:[:.]|$)", ":" + rest)
+        if m:
+            return f"redhat:{m.group(1)}"
+    if low in ("wolfi", "chainguard"):
+        return low
+    raise UnknownEcosystem(f"unknown or unsupported ecosystem {text!r}")
+
+
+def from_distro(distro_id: str, version_id: str, codename: str = "") -> str | None:
+    """The advisory ecosystem for an image's os-release, or None for an unknown distribution."""
+    d = distro_id.lower()
+    if d == "debian":
+        major = version_id.split(".")[0] if version_id else DEBIAN_CODENAMES.get(codename, "")
+        return f"debian:{major}" if major else None
+    if d in ("alpine", "ubuntu"):
+        return f"{d}:{_major_minor(version_id)}" if version_id else None
+    if d in ("rhel", "centos", "rocky", "almalinux"):
+        name = {"rhel": "redhat", "centos": "redhat"}.get(d, d)
+        return f"{name}:{version_id.split('.')[0]}" if version_id else None
+    if d in ("wolfi", "chainguard"):
+        return d
+    return None
+
+
+def package_name(ecosystem: str, name: str) -> str:
+    """The normalized package name used as the lookup key within an ecosystem."""
+    if ecosystem == "pypi":
+        return _PEP503.sub("-", name).lower()
+    if ecosystem in ("maven", "nuget", "packagist", "crates.io"):
+        return name.strip().lower()
+    return name.strip()

@@ -1,0 +1,172 @@
+"""OSV JSON records (https://ossf.github.io/osv-schema/) to normalized advisories.
+
+``ECOSYSTEM`` and ``SEMVER`` ranges and ``versions`` lists are kept; ``GIT`` ranges cannot be
+matched against installed packages and are skipped with a reason; withdrawn records are skipped.
+Every version string is checked against its ecosystem's scheme at import time so a bad record is
+reported here, not at scan time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stockade.scanning.advisories import ecosystems
+from stockade.scanning.advisories.cvss import CvssError, parse_vector
+from stockade.scanning.advisories.model import (
+    Advisory,
+    Affected,
+    Cvss,
+    EventKind,
+    FixState,
+    Problem,
+    VersionRange,
+)
+from stockade.scanning.versions import VersionError, scheme_for
+
+_KINDS = {k.value: k for k in EventKind}
+
+
+class RecordError(ValueError):
+    """The whole record is unusable."""
+
+
+def is_osv(doc: Any) -> bool:
+    return (
+        isinstance(doc, dict)
+        and isinstance(doc.get("id"), str)
+        and ("affected" in doc or "modified" in doc or "schema_version" in doc)
+    )
+
+
+def convert(doc: Any, where: str) -> tuple[Advisory | None, list[Problem]]:
+    """One OSV record; returns (advisory or None if skipped entirely, problems)."""
+    problems: list[Problem] = []
+    if not is_osv(doc):
+        return None, [Problem(where=where, message="not an OSV record (no id/affected/modified)")]
+    rid = doc["id"]
+    here = f"{where}#{rid}" if not where.endswith(rid) else where
+    if doc.get("withdrawn"):
+        return None, [Problem(where=here, message=f"withdrawn on {doc['withdrawn']}; skipped")]
+    affected: list[Affected] = []
+    for i, entry in enumerate(doc.get("affected") or []):
+        try:
+            item = _affected(entry, problems, f"{here} affected[{i}]")
+        except (RecordError, VersionError, ecosystems.UnknownEcosystem) as exc:
+            problems.append(Problem(where=f"{here} affected[{i}]", message=str(exc)))
+            continue
+        if item is not None:
+            affected.append(item)
+    cvss: list[Cvss] = []
+    vendor_rating: str | None = None
+    for sev in doc.get("severity") or []:
+        if not isinstance(sev, dict) or not isinstance(sev.get("score"), str):
+            continue
+        if sev.get("type") == "Ubuntu":  # Ubuntu's own priority travels as a severity entry
+            vendor_rating = _text_severity(sev["score"])
+        elif str(sev.get("type", "")).startswith("CVSS_"):
+            try:
+                cvss.append(parse_vector(sev["score"]))
+            except CvssError as exc:
+                problems.append(
+                    Problem(where=here, message=f"bad CVSS vector {sev['score']!r}: {exc}")
+                )
+    db = doc.get("database_specific") if isinstance(doc.get("database_specific"), dict) else {}
+    adv = Advisory(
+        id=rid,
+        source="osv",
+        aliases=tuple(
+            sorted({a for a in (doc.get("aliases") or []) if isinstance(a, str)} - {rid})
+        ),
+        upstream=tuple(
+            sorted({u for u in (doc.get("upstream") or []) if isinstance(u, str)} - {rid})
+        ),
+        summary=str(doc.get("summary") or doc.get("details") or "")[:500],
+        published=doc.get("published"),
+        modified=doc.get("modified"),
+        severity=_text_severity(db.get("severity")) or vendor_rating,
+        cvss=tuple(cvss),
+        references=tuple(
+            r["url"]
+            for r in (doc.get("references") or [])
+            if isinstance(r, dict) and isinstance(r.get("url"), str)
+        ),
+        affected=tuple(affected),
+    )
+    if doc.get("affected") and not affected:
+        problems.append(Problem(where=here, message="no affected package could be used; skipped"))
+        return None, problems
+    return adv, problems
+
+
+def _text_severity(value: Any) -> str | None:
+    return value.strip().lower() if isinstance(value, str) and value.strip() else None
+
+
+def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | None:
+    if not isinstance(entry, dict):
+        raise RecordError("affected entry is not an object")
+    if not isinstance(entry.get("package"), dict):
+        types = {r.get("type") for r in entry.get("ranges") or [] if isinstance(r, dict)}
+        if types == {"GIT"}:
+            problems.append(Problem(where=where, message="GIT range without a package skipped"))
+            return None
+        raise RecordError("affected entry without a package")
+    pkg = entry["package"]
+    raw_eco, raw_name = pkg.get("ecosystem"), pkg.get("name")
+    if not isinstance(raw_eco, str) or not isinstance(raw_name, str) or not raw_name:
+        raise RecordError("package needs an ecosystem and a name")
+    eco = ecosystems.from_osv(raw_eco)
+    scheme = scheme_for(eco)
+    if scheme is None:
+        raise ecosystems.UnknownEcosystem(f"no version scheme for ecosystem {raw_eco!r}")
+    ranges: list[VersionRange] = []
+    fixed: list[str] = []
+    for r in entry.get("ranges") or []:
+        rtype = r.get("type") if isinstance(r, dict) else None
+        if rtype == "GIT":
+            problems.append(
+                Problem(where=where, message="GIT range skipped (commits cannot be matched)")
+            )
+            continue
+        if rtype not in ("ECOSYSTEM", "SEMVER"):
+            raise RecordError(f"unknown range type {rtype!r}")
+        events = []
+        for ev in r.get("events") or []:
+            (kind, version), *extra = ev.items() if isinstance(ev, dict) else ((None, None),)
+            if extra or kind not in _KINDS or not isinstance(version, str):
+                raise RecordError(f"bad range event {ev!r}")
+            if not (kind == "introduced" and version == "0"):
+                scheme.key(version)  # raises VersionError for a bad version
+            events.append((_KINDS[kind], version))
+            if kind == "fixed":
+                fixed.append(version)
+        ranges.append(VersionRange(type=rtype, events=tuple(events)))
+    versions = tuple(v for v in entry.get("versions") or [] if isinstance(v, str))
+    if not ranges and not versions:
+        problems.append(Problem(where=where, message="no usable range or versions list; skipped"))
+        return None
+    eco_spec = (
+        entry.get("ecosystem_specific") if isinstance(entry.get("ecosystem_specific"), dict) else {}
+    )
+    db_spec = (
+        entry.get("database_specific") if isinstance(entry.get("database_specific"), dict) else {}
+    )
+    severity = _text_severity(
+        eco_spec.get("urgency") or eco_spec.get("severity") or db_spec.get("severity")
+    )
+    return Affected(
+        ecosystem=eco,
+        package=ecosystems.package_name(eco, raw_name),
+        ranges=tuple(ranges),
+        versions=versions,
+        fix_state=FixState.FIXED if fixed else FixState.NOT_FIXED,
+        fixed_version=max(fixed, key=scheme.key) if fixed else None,
+        severity=severity,
+    )
+
+
+def records(doc: Any) -> list[Any]:
+    """The records in one JSON document: a record, a list of records (legacy Go vulndb files)."""
+    if isinstance(doc, list):
+        return doc
+    return [doc]

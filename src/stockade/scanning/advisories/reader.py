@@ -1,0 +1,152 @@
+"""Reading advisory sources: a file, a folder, a zip (OSV ``all.zip``), or an http(s)/file URL.
+
+Each JSON document found is detected (OSV record or list, Debian tracker, Alpine secdb or per-CVE
+parts) and converted; a document that cannot be read or recognised becomes a :class:`Problem` and
+the rest of the source is still read. A source that cannot be opened at all raises AdvisoryError.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from stockade.model.errors import AdvisoryError
+from stockade.scanning.advisories import alpine_secdb, debian_tracker, osv
+from stockade.scanning.advisories.model import Advisory, ImportBatch, Problem
+
+MAX_DOCUMENT = 512 * 1024 * 1024  # one JSON file (the Debian tracker JSON is ~70 MB today)
+MAX_DOWNLOAD = 2 * 1024 * 1024 * 1024
+
+
+def read_source(source: str, *, timeout: float = 60.0) -> ImportBatch:
+    """Read every advisory from ``source`` (path or URL) into one batch."""
+    batch = ImportBatch(source=source, kind="")
+    kinds: set[str] = set()
+    for where, data in _documents(source, timeout=timeout):
+        try:
+            doc = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            batch.problems.append(Problem(where=where, message=f"malformed JSON: {exc}"))
+            continue
+        kind, advisories, problems = convert_document(doc, where)
+        batch.problems.extend(problems)
+        batch.advisories.extend(advisories)
+        if kind:
+            kinds.add(kind)
+    batch.kind = kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else "empty")
+    return batch
+
+
+def convert_document(doc: object, where: str) -> tuple[str, list[Advisory], list[Problem]]:
+    """Detect the format of one parsed JSON document and convert it."""
+    if debian_tracker.is_tracker(doc):
+        advs, probs = debian_tracker.convert(doc, where)  # type: ignore[arg-type]
+        return "debian-tracker", advs, probs
+    if alpine_secdb.is_secdb(doc):
+        advs, probs = alpine_secdb.convert_secdb(doc, where)  # type: ignore[arg-type]
+        return "alpine-secdb", advs, probs
+    if alpine_secdb.is_parts(doc):
+        advs, probs = alpine_secdb.convert_parts(doc, where)  # type: ignore[arg-type]
+        return "alpine-secdb", advs, probs
+    if osv.is_osv(doc) or (isinstance(doc, list) and doc and all(osv.is_osv(d) for d in doc)):
+        advs, probs = [], []
+        for rec in osv.records(doc):
+            adv, p = osv.convert(rec, where)
+            probs.extend(p)
+            if adv is not None:
+                advs.append(adv)
+        return "osv", advs, probs
+    return "", [], [Problem(where=where, message="not a recognised advisory format; skipped")]
+
+
+def _documents(source: str, *, timeout: float) -> Iterator[tuple[str, bytes]]:
+    parsed = urlparse(source)
+    if parsed.scheme in ("http", "https"):
+        data = _download(source, timeout=timeout)
+        name = Path(parsed.path).name or "download"
+        if zipfile.is_zipfile(io.BytesIO(data)):
+            yield from _zip_documents(io.BytesIO(data), name)
+        else:
+            yield name, data
+        return
+    if parsed.scheme == "file":
+        path = Path(unquote(parsed.path))
+    elif parsed.scheme and len(parsed.scheme) > 1:
+        raise AdvisoryError(f"unsupported URL scheme {parsed.scheme!r}", subject=source)
+    else:
+        path = Path(source).expanduser()
+    yield from _path_documents(path, source)
+
+
+def _path_documents(path: Path, label: str) -> Iterator[tuple[str, bytes]]:
+    if path.is_dir():
+        files = sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".json", ".zip")
+        )
+        if not files:
+            raise AdvisoryError("folder holds no .json or .zip files", subject=label)
+        for f in files:
+            yield from _file_documents(f, str(f.relative_to(path)))
+        return
+    if not path.exists():
+        raise AdvisoryError("no such file or folder", subject=label)
+    yield from _file_documents(path, path.name)
+
+
+def _file_documents(path: Path, where: str) -> Iterator[tuple[str, bytes]]:
+    try:
+        if zipfile.is_zipfile(path):
+            with path.open("rb") as fh:
+                yield from _zip_documents(fh, where)
+            return
+        if path.stat().st_size > MAX_DOCUMENT:
+            raise AdvisoryError(f"larger than {MAX_DOCUMENT >> 20} MiB", subject=str(path))
+        yield where, path.read_bytes()
+    except OSError as exc:
+        raise AdvisoryError(f"cannot read: {exc.strerror or exc}", subject=str(path)) from exc
+
+
+def _zip_documents(fh: io.IOBase | io.BufferedReader, where: str) -> Iterator[tuple[str, bytes]]:
+    try:
+        with zipfile.ZipFile(fh) as zf:
+            for info in zf.infolist():
+                if info.is_dir() or not info.filename.lower().endswith(".json"):
+                    continue
+                member = f"{where}:{info.filename}"
+                if info.file_size > MAX_DOCUMENT:
+                    yield member, b""  # reported as malformed; never inflated
+                    continue
+                with zf.open(info) as m:
+                    data = m.read(MAX_DOCUMENT + 1)
+                yield member, data[:MAX_DOCUMENT] if len(data) <= MAX_DOCUMENT else b""
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        raise AdvisoryError(f"broken zip archive: {exc}", subject=where) from exc
+
+
+def _download(url: str, *, timeout: float) -> bytes:
+    import httpx
+
+    buf = bytearray()
+    try:
+        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as resp:
+            if resp.status_code != 200:
+                raise AdvisoryError(f"HTTP {resp.status_code}", subject=url)
+            for chunk in resp.iter_bytes():
+                buf.extend(chunk)
+                if len(buf) > MAX_DOWNLOAD:
+                    raise AdvisoryError("download larger than 2 GiB", subject=url)
+    except httpx.HTTPError as exc:
+        raise AdvisoryError(f"cannot download: {exc}", subject=url) from exc
+    return bytes(buf)
+
+
+def describe(path: str) -> str:
+    """The stable name a source is stored under: an absolute path, or the URL as given."""
+    if "://" in path:
+        return path
+    return os.path.abspath(os.path.expanduser(path))

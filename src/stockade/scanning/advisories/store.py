@@ -1,0 +1,251 @@
+"""Writing advisory batches to the project store (one transaction) and reading them back.
+
+An import replaces the records of every source it names and leaves the others alone; the whole
+import commits or nothing does, so a failure leaves the previous data intact. The build time
+(``adv_meta.built_at``) is the time of the last successful import or update.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, text
+
+from stockade.scanning.advisories.model import Advisory, ImportBatch, VersionRange
+from stockade.scanning.advisory_tables import (
+    adv_affected,
+    adv_meta,
+    adv_sources,
+    adv_vulnerabilities,
+)
+from stockade.scanning.versions import scheme_for
+from stockade.store.db import Store
+
+_CHUNK = 5_000
+_LOOKUP_CHUNK = 400  # package names per IN (...) query, well under SQLite's variable limit
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceInfo:
+    name: str
+    kind: str
+    imported_at: datetime
+    records: int
+    problems: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DbInfo:
+    built_at: datetime | None
+    sources: tuple[SourceInfo, ...]
+    by_ecosystem: tuple[tuple[str, int], ...]  # (ecosystem, affected-package rows)
+    records: int
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def write_batches(
+    store: Store, batches: Sequence[ImportBatch], *, now: datetime | None = None
+) -> None:
+    """Store the batches, replacing earlier imports of the same sources, in one transaction."""
+    at = now or datetime.now(UTC)
+    with store.begin() as conn:
+        if store.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(7355609)"))  # one importer at a time
+        for batch in batches:
+            _write_batch(conn, batch, at)
+        conn.execute(delete(adv_meta).where(adv_meta.c.key == "built_at"))
+        conn.execute(insert(adv_meta), [{"key": "built_at", "value": at.isoformat()}])
+
+
+def _write_batch(conn: Connection, batch: ImportBatch, at: datetime) -> None:
+    old = conn.execute(select(adv_sources.c.id).where(adv_sources.c.name == batch.source)).scalar()
+    if old is not None:
+        conn.execute(delete(adv_affected).where(adv_affected.c.source_id == old))
+        conn.execute(delete(adv_vulnerabilities).where(adv_vulnerabilities.c.source_id == old))
+        conn.execute(delete(adv_sources).where(adv_sources.c.id == old))
+    source_id = (conn.execute(select(func.max(adv_sources.c.id))).scalar() or 0) + 1
+    conn.execute(
+        insert(adv_sources),
+        [
+            {
+                "id": source_id,
+                "name": batch.source,
+                "kind": batch.kind,
+                "imported_at": at,
+                "records": len(batch.advisories),
+                "problems": len(batch.problems),
+            }
+        ],
+    )
+    vuln_pk = conn.execute(select(func.max(adv_vulnerabilities.c.pk))).scalar() or 0
+    aff_pk = conn.execute(select(func.max(adv_affected.c.pk))).scalar() or 0
+    vrows: list[dict[str, Any]] = []
+    arows: list[dict[str, Any]] = []
+    # Rows are written in (ecosystem, package) order so that the rows of one package share disk
+    # pages: a bulk lookup then reads a few pages per package instead of one page per row.
+    for adv in sorted(batch.advisories, key=_first_key):
+        vuln_pk += 1
+        vrows.append(_vuln_row(adv, vuln_pk, source_id))
+        for a in adv.affected:
+            aff_pk += 1
+            arows.append(
+                {
+                    "pk": aff_pk,
+                    "vuln_pk": vuln_pk,
+                    "source_id": source_id,
+                    "ecosystem": a.ecosystem,
+                    "package": a.package,
+                    "ranges": json.dumps(
+                        [[r.type, _sorted_events(a.ecosystem, r)] for r in a.ranges]
+                    ),
+                    "versions": json.dumps(list(a.versions)),
+                    "fix_state": str(a.fix_state),
+                    "fixed_version": a.fixed_version,
+                    "severity": a.severity,
+                }
+            )
+        if len(vrows) >= _CHUNK:
+            _flush(conn, vrows, arows)
+    _flush(conn, vrows, arows)
+
+
+def _first_key(adv: Advisory) -> tuple[str, str]:
+    return (adv.affected[0].ecosystem, adv.affected[0].package) if adv.affected else ("", "")
+
+
+def _sorted_events(ecosystem: str, r: VersionRange) -> list[list[str]]:
+    """Events in version order ("introduced 0" first; at one version "introduced" first), as OSV
+    evaluation requires; sorted once here so the matcher only walks them."""
+    scheme = scheme_for(ecosystem)
+    events = [[str(k), v] for k, v in r.events]
+    if scheme is None:
+        return events
+
+    def order(e: list[str]) -> tuple[Any, ...]:
+        if e[0] == "introduced" and e[1] == "0":
+            return (0,)
+        return (1, scheme.key(e[1]), e[0] != "introduced")
+
+    return sorted(events, key=order)
+
+
+def _flush(conn: Connection, vrows: list[dict[str, Any]], arows: list[dict[str, Any]]) -> None:
+    if vrows:
+        conn.execute(insert(adv_vulnerabilities), vrows)
+    if arows:
+        conn.execute(insert(adv_affected), arows)
+    vrows.clear()
+    arows.clear()
+
+
+def _vuln_row(adv: Advisory, pk: int, source_id: int) -> dict[str, Any]:
+    # The headline CVSS is the newest scored version; the rest are kept for reports.
+    scored = sorted(
+        (c for c in adv.cvss if c.score is not None), key=lambda c: c.version, reverse=True
+    )
+    head = scored[0] if scored else None
+    return {
+        "pk": pk,
+        "source_id": source_id,
+        "vuln_id": adv.id,
+        "data_source": adv.source,
+        "aliases": json.dumps(list(adv.aliases)),
+        "upstream": json.dumps(list(adv.upstream)),
+        "summary": adv.summary,
+        "severity": adv.severity,
+        "cvss_vector": head.vector if head else None,
+        "cvss_score": head.score if head else None,
+        "cvss_extra": json.dumps(
+            [
+                {"version": c.version, "vector": c.vector, "score": c.score}
+                for c in adv.cvss
+                if c is not head
+            ]
+        ),
+        "published": adv.published,
+        "modified": adv.modified,
+        "refs": json.dumps(list(adv.references)),
+    }
+
+
+_LOOKUP_COLUMNS = (
+    adv_affected.c.ecosystem,
+    adv_affected.c.package,
+    adv_affected.c.ranges,
+    adv_affected.c.versions,
+    adv_affected.c.fix_state,
+    adv_affected.c.fixed_version,
+    adv_affected.c.severity,
+    adv_vulnerabilities.c.vuln_id,
+    adv_vulnerabilities.c.data_source,
+    adv_vulnerabilities.c.aliases,
+    adv_vulnerabilities.c.summary,
+    adv_vulnerabilities.c.severity,
+    adv_vulnerabilities.c.cvss_vector,
+    adv_vulnerabilities.c.cvss_score,
+    adv_vulnerabilities.c.refs,
+    adv_vulnerabilities.c.upstream,
+)
+
+
+def lookup_rows(conn: Connection, keys: Iterable[tuple[str, str]]) -> list[tuple[Any, ...]]:
+    """All affected rows (joined with their record) for the (ecosystem, package) keys, in bulk."""
+    by_eco: dict[str, set[str]] = {}
+    for eco, pkg in keys:
+        by_eco.setdefault(eco, set()).add(pkg)
+    join = adv_affected.join(
+        adv_vulnerabilities, adv_affected.c.vuln_pk == adv_vulnerabilities.c.pk
+    )
+    out: list[tuple[Any, ...]] = []
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA cache_size=-16384")  # 16 MiB: a big inventory reads many pages
+    for eco, names in by_eco.items():
+        ordered = sorted(names)
+        for i in range(0, len(ordered), _LOOKUP_CHUNK):
+            q = (
+                select(*_LOOKUP_COLUMNS)
+                .select_from(join)
+                .where(
+                    adv_affected.c.ecosystem == eco,
+                    adv_affected.c.package.in_(ordered[i : i + _LOOKUP_CHUNK]),
+                )
+            )
+            out.extend(tuple(r) for r in conn.execute(q))
+    return out
+
+
+def db_info(store: Store) -> DbInfo:
+    with store.connect() as conn:
+        built = conn.execute(select(adv_meta.c.value).where(adv_meta.c.key == "built_at")).scalar()
+        sources = tuple(
+            SourceInfo(
+                name=r.name,
+                kind=r.kind,
+                imported_at=_utc(r.imported_at),
+                records=r.records,
+                problems=r.problems,
+            )
+            for r in conn.execute(select(adv_sources).order_by(adv_sources.c.id))
+        )
+        counts = tuple(
+            (r[0], r[1])
+            for r in conn.execute(
+                select(adv_affected.c.ecosystem, func.count())
+                .group_by(adv_affected.c.ecosystem)
+                .order_by(adv_affected.c.ecosystem)
+            )
+        )
+        records = conn.execute(select(func.count()).select_from(adv_vulnerabilities)).scalar() or 0
+    return DbInfo(
+        built_at=_utc(datetime.fromisoformat(built)) if built else None,
+        sources=sources,
+        by_ecosystem=counts,
+        records=int(records),
+    )

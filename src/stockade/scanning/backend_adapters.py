@@ -1,0 +1,134 @@
+"""The real backend of a scan: the image reader, the catalogers, the advisory store, the matcher.
+
+Kept apart from :mod:`stockade.scanning.pipeline` so the pipeline imports none of them until a
+scan runs (CLI start-up stays fast) and so this is the one place that knows their signatures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from stockade.model import Finding
+from stockade.model.progress import Observer
+from stockade.scanning.interface import ImageInfo, Inventory
+from stockade.scanning.pipeline import ImageOptions
+from stockade.scanning.results import DatabaseInfo
+from stockade.store import Store
+
+if TYPE_CHECKING:
+    from stockade.scanning.registry_scan import RegistryLister
+
+
+def check_db(store: Store, max_age: timedelta, allow_stale: bool) -> DatabaseInfo:
+    """Raise StaleDataError when the advisory data is missing, or too old unless allowed."""
+    from stockade.scanning.advisories.freshness import check_freshness
+
+    info = check_freshness(store, max_age=max_age, allow_stale=allow_stale)
+    return DatabaseInfo(built=info.built_at, sources=tuple(s.name for s in info.sources))
+
+
+def build_inventory(ref: str, store: Store, observer: Observer, image: ImageOptions) -> Inventory:
+    from stockade.scanning.catalogers import default_catalogers, finalize
+    from stockade.scanning.inventory import build_inventory as build
+
+    # finalize turns the catalogers' pseudo-packages (os-release, deb copyright, skipped files)
+    # into the distro, licenses and skipped reasons: only real packages reach the matcher.
+    return finalize(
+        build(
+            ref,
+            catalogers=default_catalogers(),
+            store=store,
+            observer=observer,
+            platform=image.platform,
+            insecure=image.insecure,
+            username=image.username,
+            password=image.password,
+        )
+    )
+
+
+def resolve_image(ref: str, image: ImageOptions) -> ImageInfo | None:
+    """Read only an image's manifest and config; None for filesystem sources."""
+    from stockade.scanning.sources import open_source
+    from stockade.scanning.sources.interface import parse_reference
+
+    parsed = parse_reference(ref)
+    if not parsed.is_image:
+        return None
+    source = open_source(
+        parsed, insecure=image.insecure, username=image.username, password=image.password
+    )
+    try:
+        return source.resolve(image.platform).info
+    finally:
+        source.close()
+
+
+def catalogers_key() -> str:
+    """Names and versions of the catalogers in use: kept inventories made by others are stale."""
+    from stockade.scanning.catalogers import default_catalogers
+
+    return ",".join(sorted(f"{c.name}@{c.version}" for c in default_catalogers()))
+
+
+def match(store: Store, inv: Inventory) -> tuple[Sequence[Finding], Sequence[str]]:
+    """Findings, and the packages the matcher could not check (with reasons)."""
+    from stockade.scanning.matcher import Matcher
+
+    result = Matcher(store).run(inv)
+    return result.findings, result.skipped
+
+
+def read_sbom(path: str) -> Inventory:
+    """A CycloneDX, SPDX, syft or Stockade JSON SBOM as an inventory (format from the content)."""
+    from stockade.model.errors import InputError
+    from stockade.scanning.sbom import MAX_SBOM, read
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SBOM + 1)
+    except FileNotFoundError as exc:
+        raise InputError("no such file", subject=path) from exc
+    except IsADirectoryError as exc:
+        raise InputError("is a directory, expected an SBOM file", subject=path) from exc
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", subject=path) from exc
+    return read(data, name=path)
+
+
+def registry_lister(host: str, image: ImageOptions) -> RegistryLister:
+    """The image reader's registry client, seen as the registry walk needs it."""
+    from stockade.scanning.sources.registry import RegistryClient
+
+    client = RegistryClient(
+        host, insecure=image.insecure, username=image.username, password=image.password
+    )
+    return _ClientLister(client)
+
+
+class _ClientLister:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def repositories(self) -> Sequence[str]:
+        return self.client.list_repositories()
+
+    def tags(self, repository: str) -> Sequence[str]:
+        return self.client.list_tags(repository)
+
+    def manifest_digest(self, repository: str, tag: str) -> str:
+        """The digest of the manifest (or index) the tag points at: the bytes, hashed."""
+        from stockade.scanning.sources import manifest as mf
+
+        response = self.client.get(
+            f"/v2/{repository}/manifests/{tag}",
+            f"repository:{repository}:pull",
+            f"manifest {repository}:{tag}",
+            {"Accept": mf.ACCEPT},
+        )
+        return mf.sha256_digest(response.content)
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,260 @@
+"""Go modules from the build information the Go linker embeds in binaries (Go 1.13+).
+
+The ``.go.buildinfo`` blob starts with the 14-byte magic ``\\xff Go buildinf:``, a pointer-size
+byte and a flags byte. Go 1.18+ (flag bit 2) stores the toolchain version and the module info
+inline after the 32-byte header as uvarint-prefixed strings; older binaries store two pointers to
+Go string headers (data pointer, length) that are resolved through the ELF segments. The module
+info is text: ``path``, ``mod``, ``dep``, ``=>`` (replaces the line before) and ``build`` lines.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from stockade.scanning.catalogers import elf, purl
+from stockade.scanning.interface import FileEntry, Package
+
+MAGIC = b"\xff Go buildinf:"
+_MAX_BINARY = 512 * 1024 * 1024
+_MAX_STRING = 4 * 1024 * 1024
+_MIN_BINARY = 4096
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Module:
+    path: str
+    version: str
+    sum: str = ""
+    replaced_by: tuple[str, str] | None = None  # (path, version) of a replacement
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildInfo:
+    go_version: str  # "go1.21.5"
+    path: str = ""
+    main: Module | None = None
+    deps: tuple[Module, ...] = ()
+    settings: tuple[tuple[str, str], ...] = ()
+
+
+def _uvarint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while pos < len(data) and shift < 64:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+    raise ValueError("bad uvarint")
+
+
+def _find_header(data: bytes, binary: elf.Elf) -> int | None:
+    section = binary.sections.get(".go.buildinfo")
+    if section is not None and data[section.offset : section.offset + 14] == MAGIC:
+        return section.offset
+    # stripped section table: the header is 16-byte aligned in a data segment
+    pos = data.find(MAGIC)
+    while pos >= 0:
+        if pos % 16 == 0:
+            return pos
+        pos = data.find(MAGIC, pos + 1)
+    return None
+
+
+def _read_pointer_string(data: bytes, binary: elf.Elf, addr: int, ptr: int, order: str) -> str:
+    head = binary.offset_of(addr, 2 * ptr)
+    if head is None:
+        return ""
+    raw = data[head : head + 2 * ptr]
+    data_ptr = int.from_bytes(raw[:ptr], order)
+    length = int.from_bytes(raw[ptr:], order)
+    if length <= 0 or length > _MAX_STRING:
+        return ""
+    off = binary.offset_of(data_ptr, length)
+    if off is None:
+        return ""
+    return data[off : off + length].decode("utf-8", errors="replace")
+
+
+def read_build_info(data: bytes) -> BuildInfo | None:
+    """The build info of a Go ELF binary, or None when the file is not one."""
+    binary = elf.parse(data)
+    if binary is None:
+        return None
+    start = _find_header(data, binary)
+    if start is None or start + 32 > len(data):
+        return None
+    ptr, flags = data[start + 14], data[start + 15]
+    try:
+        if flags & 2:
+            n, pos = _uvarint(data, start + 32)
+            version = data[pos : pos + n].decode("utf-8", errors="replace")
+            n2, pos2 = _uvarint(data, pos + n)
+            if n > _MAX_STRING or n2 > _MAX_STRING or pos2 + n2 > len(data):
+                return None
+            modinfo = data[pos2 : pos2 + n2].decode("utf-8", errors="replace")
+        else:
+            if ptr not in (4, 8):
+                return None
+            order = "big" if flags & 1 else "little"
+            p1 = int.from_bytes(data[start + 16 : start + 16 + ptr], order)
+            p2 = int.from_bytes(data[start + 16 + ptr : start + 16 + 2 * ptr], order)
+            version = _read_pointer_string(data, binary, p1, ptr, order)
+            modinfo = _read_pointer_string(data, binary, p2, ptr, order)
+    except ValueError:
+        return None
+    if not version.startswith("go"):
+        return None
+    return _parse_modinfo(version, _strip_sentinels(modinfo))
+
+
+def _strip_sentinels(modinfo: str) -> str:
+    # 16 bytes of framing on each side of the module text (the runtime finds it by them)
+    if len(modinfo) >= 33 and modinfo[-17] == "\n":
+        return modinfo[16:-16]
+    return modinfo
+
+
+def _parse_modinfo(version: str, text: str) -> BuildInfo:
+    path = ""
+    main: Module | None = None
+    deps: list[Module] = []
+    settings: list[tuple[str, str]] = []
+    last: str | None = None  # "main" or "dep": which module a "=>" line replaces
+    for line in text.splitlines():
+        parts = line.split("\t")
+        kind = parts[0]
+        if kind == "path" and len(parts) >= 2:
+            path = parts[1]
+        elif kind in ("mod", "dep") and len(parts) >= 3:
+            mod = Module(path=parts[1], version=parts[2], sum=parts[3] if len(parts) > 3 else "")
+            if kind == "mod":
+                main, last = mod, "main"
+            else:
+                deps.append(mod)
+                last = "dep"
+        elif kind == "=>" and len(parts) >= 3:
+            repl = (parts[1], parts[2])
+            if last == "dep" and deps:
+                d = deps[-1]
+                deps[-1] = Module(
+                    path=d.path,
+                    version=d.version,
+                    sum=parts[3] if len(parts) > 3 else d.sum,
+                    replaced_by=repl,
+                )
+            elif last == "main" and main is not None:
+                main = Module(path=main.path, version=main.version, sum=main.sum, replaced_by=repl)
+        elif kind == "build" and len(parts) >= 2:
+            key, _, value = "\t".join(parts[1:]).partition("=")
+            settings.append((key, value.strip('"')))
+    return BuildInfo(
+        go_version=version, path=path, main=main, deps=tuple(deps), settings=tuple(settings)
+    )
+
+
+_LDFLAG_VERSION = re.compile(r"-X\s*=?\s*['\"]?[\w./-]*\.[Vv]ersion=([^\s'\"]+)")
+
+
+def main_version(info: BuildInfo) -> str:
+    """The main module's version; for ``(devel)`` builds, as syft does: a ``-X ...version=``
+    linker flag, else a pseudo-version from the VCS stamp, else ``(devel)``."""
+    version = info.main.version if info.main else "(devel)"
+    if version and version != "(devel)":
+        return version
+    settings = dict(info.settings)
+    m = _LDFLAG_VERSION.search(settings.get("-ldflags", ""))
+    if m:
+        # Go module versions carry the "v" prefix; "-X main.version=1.18.1" is v1.18.1
+        return m.group(1) if not m.group(1)[:1].isdigit() else "v" + m.group(1)
+    revision, stamp = settings.get("vcs.revision", ""), settings.get("vcs.time", "")
+    if len(revision) >= 12 and len(stamp) >= 19:
+        digits = "".join(ch for ch in stamp[:19] if ch.isdigit())
+        if len(digits) == 14:
+            return f"v0.0.0-{digits}-{revision[:12]}"
+    return "(devel)"
+
+
+def go_purl(path: str, version: str) -> str:
+    namespace, _, name = path.rpartition("/")
+    return purl.build("golang", name, version if version != "(devel)" else "", namespace=namespace)
+
+
+def packages_from(info: BuildInfo, entry: FileEntry) -> list[Package]:
+    """syft's shape: the main module, each dependency (a replacement's path and version win), and
+    the toolchain as ``stdlib`` with version ``goX.Y.Z``."""
+    toolchain = info.go_version.split()[0]
+    arch = dict(info.settings).get("GOARCH")
+    common = {"locations": (entry.path,), "layer": entry.layer, "arch": arch}
+    meta = (
+        ("go-toolchain", toolchain),
+        ("main-module", info.main.path if info.main else info.path),
+    )
+    out: list[Package] = []
+    # a GOPATH build has no "mod" line: the command's package path stands in for the main module
+    main = info.main or (Module(path=info.path, version="(devel)") if info.path else None)
+    mods = (
+        [
+            Module(
+                path=main.path,
+                version=main_version(info),
+                sum=main.sum,
+                replaced_by=main.replaced_by,
+            )
+        ]
+        if main
+        else []
+    )
+    for mod in (*mods, *info.deps):
+        path, version = (
+            mod.replaced_by if mod.replaced_by and mod.replaced_by[1] else (mod.path, mod.version)
+        )
+        if mod.replaced_by and not mod.replaced_by[1]:
+            path = mod.path  # a local-directory replacement keeps the original module identity
+        if not path or not version:
+            continue
+        out.append(
+            Package(
+                type="go-module",
+                name=path,
+                version=version,
+                purl=go_purl(path, version),
+                metadata=(*meta, ("h1-digest", mod.sum)) if mod.sum else meta,
+                **common,
+            )
+        )
+    if toolchain.startswith("go"):
+        out.append(
+            Package(
+                type="go-module",
+                name="stdlib",
+                version=toolchain,
+                purl=purl.build("golang", "stdlib", toolchain[2:]),
+                licenses=("BSD-3-Clause",),
+                metadata=meta,
+                **common,
+            )
+        )
+    return out
+
+
+class GoBinaryCataloger:
+    name = "golang"
+    version = 1
+
+    def wants(self, path: str, mode: int, size: int) -> bool:
+        return stat.S_ISREG(mode) and bool(mode & 0o111) and _MIN_BINARY <= size <= _MAX_BINARY
+
+    def catalog(self, files: Sequence[FileEntry]) -> list[Package]:
+        out: list[Package] = []
+        for entry in files:
+            if entry.data[:4] != b"\x7fELF" or MAGIC not in entry.data:
+                continue
+            info = read_build_info(entry.data)
+            if info is not None:
+                out.extend(packages_from(info, entry))
+        return out

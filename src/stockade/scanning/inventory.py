@@ -1,0 +1,279 @@
+"""``build_inventory``: from a reference to an :class:`Inventory`.
+
+Images are read layer by layer. Each layer is streamed once (or taken from the layer cache), its
+wanted files cataloged on their own; the merge then keeps a package only while its evidence file
+(``locations[0]``) is still visible in the final view, and dates it to the first layer in which the
+same (type, name, version) appeared.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from stockade.model.errors import UnsafeImage
+from stockade.model.progress import NullObserver, Observer
+from stockade.scanning.distro import OS_RELEASE_PATHS, parse_os_release
+from stockade.scanning.interface import Cataloger, Distro, FileEntry, Inventory, LayerInfo, Package
+from stockade.scanning.layercache import LayerCache, LayerRecord, cataloger_key
+from stockade.scanning.layers import Limits, read_layer
+from stockade.scanning.sources.interface import ImageSource, ResolvedImage, parse_reference
+from stockade.scanning.view import MergedView
+
+if TYPE_CHECKING:
+    from stockade.store import Store
+
+_KEEP_LIMIT = 1024 * 1024  # bytes of a kept file (os-release, symlink targets)
+_SYMLINK_MODE = stat.S_IFLNK | 0o777
+
+
+def build_inventory(
+    ref: str,
+    *,
+    catalogers: Sequence[Cataloger],
+    store: Store | None = None,
+    observer: Observer | None = None,
+    platform: str | None = None,
+    insecure: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+    limits: Limits | None = None,
+) -> Inventory:
+    """Inventory the image or filesystem named by ``ref`` (see :mod:`stockade.scanning.sources`)."""
+    parsed = parse_reference(ref)
+    observer = observer or NullObserver()
+    if not parsed.is_image:
+        from stockade.scanning.sources.rootfs import inventory_rootfs
+
+        return inventory_rootfs(
+            parsed, catalogers=catalogers, observer=observer, limits=limits or Limits()
+        )
+    from stockade.scanning.sources import open_source
+
+    source = open_source(parsed, insecure=insecure, username=username, password=password)
+    try:
+        resolved = source.resolve(platform)
+        return _ImageScan(
+            source, resolved, list(catalogers), store, observer, limits or Limits()
+        ).run()
+    finally:
+        source.close()
+
+
+class _ImageScan:
+    def __init__(
+        self,
+        source: ImageSource,
+        resolved: ResolvedImage,
+        catalogers: list[Cataloger],
+        store: Store | None,
+        observer: Observer,
+        limits: Limits,
+    ) -> None:
+        self.source = source
+        self.resolved = resolved
+        self.catalogers = catalogers
+        self.cache = LayerCache(store, cataloger_key(catalogers))
+        self.observer = observer
+        self.limits = limits
+        self.what = resolved.info.reference
+        self.budget = limits.max_image_bytes
+        self.read_layers = 0
+
+    def run(self) -> Inventory:
+        layers = self.resolved.info.layers
+        cached = self.cache.get_many([str(layer.diff_id) for layer in layers])
+        records: list[LayerRecord] = []
+        for i, layer in enumerate(layers):
+            record = cached.get(str(layer.diff_id))
+            if record is None:
+                record = self._read(i, layer)
+                cached[str(layer.diff_id)] = record
+                self.cache.put(record)
+            records.append(record)
+        view = MergedView([r.index for r in records], self.what)
+        packages = _merge(records, view)
+        packages += self._symlinked(records, view)
+        skipped = tuple(s for r in records for s in r.skipped)
+        return Inventory(
+            source=self.what,
+            image=self.resolved.info,
+            distro=self._distro(records, view),
+            packages=tuple(_date_packages(packages, records)),
+            cached_layers=len(layers) - self.read_layers,
+            read_layers=self.read_layers,
+            skipped=skipped,
+        )
+
+    def _wants(self, path: str, mode: int, size: int) -> bool:
+        if path in OS_RELEASE_PATHS:
+            return True
+        return any(c.wants(path, mode, size) for c in self.catalogers)
+
+    def _read(self, i: int, layer: LayerInfo) -> LayerRecord:
+        what = f"{self.what} layer {i + 1} ({layer.digest})"
+        handle = self.observer.task(
+            f"layer {i + 1}/{len(self.resolved.info.layers)}", total=layer.size or None
+        )
+        try:
+            with self.source.open_blob(layer) as raw:
+                result = read_layer(
+                    raw,
+                    layer,
+                    wants=self._wants,
+                    what=what,
+                    limits=self.limits,
+                    budget=self.budget,
+                    verify_blob_digest=self._verify(layer),
+                    on_bytes=lambda n: self.observer.advance(handle, n),
+                )
+        finally:
+            self.observer.finish(handle)
+        self.budget -= result.uncompressed_bytes
+        self.read_layers += 1
+        if result.pending_links:
+            result.files.extend(self._hard_links(i, layer, result.pending_links))
+        kept = {
+            f.path: f.data
+            for f in result.files
+            if f.path in OS_RELEASE_PATHS and f.size <= _KEEP_LIMIT
+        }
+        packages = run_catalogers(self.catalogers, result.files)
+        return LayerRecord(
+            diff_id=str(layer.diff_id),
+            index=result.index,
+            packages=packages,
+            skipped=result.skipped,
+            kept=kept,
+        )
+
+    def _hard_links(
+        self, i: int, layer: LayerInfo, pending: list[tuple[str, str, int]]
+    ) -> list[FileEntry]:
+        """Wanted hard links to files read before anyone wanted them: one more pass for those."""
+        targets = {target for _, target, _ in pending}
+        with self.source.open_blob(layer) as raw:
+            again = read_layer(
+                raw,
+                layer,
+                wants=lambda p, _m, _s: p in targets,
+                what=f"{self.what} layer {i + 1} ({layer.digest})",
+                limits=self.limits,
+                verify_blob_digest=self._verify(layer),
+            )
+        data = {f.path: f.data for f in again.files}
+        return [
+            FileEntry(path=path, mode=mode, size=len(data[t]), data=data[t], layer=layer.diff_id)
+            for path, t, mode in pending
+            if t in data
+        ]
+
+    def _verify(self, layer: LayerInfo) -> bool:
+        return bool(getattr(self.source, "digest_known", {}).get(layer.digest, True))
+
+    def _file_bytes(self, path: str, layer_no: int, records: list[LayerRecord]) -> bytes | None:
+        """Bytes of a file in one layer: from the record, else one targeted re-read of the blob."""
+        record = records[layer_no]
+        if path in record.kept:
+            return record.kept[path]
+        layer = self.resolved.info.layers[layer_no]
+        wanted = {path}
+        if record.index.kinds.get(path) == "h":
+            wanted.add(record.index.links[path])
+        with self.source.open_blob(layer) as raw:
+            result = read_layer(
+                raw,
+                layer,
+                wants=lambda p, _m, _s: p in wanted,
+                what=f"{self.what} layer {layer_no + 1} ({layer.digest})",
+                limits=self.limits,
+                verify_blob_digest=self._verify(layer),
+            )
+        data = next((f.data for f in result.files if f.path == path), None)
+        if data is not None and len(data) <= _KEEP_LIMIT:
+            record.kept[path] = data
+            self.cache.put(record)  # so the next scan needs no blob for it
+        return data
+
+    def _distro(self, records: list[LayerRecord], view: MergedView) -> Distro | None:
+        for path in OS_RELEASE_PATHS:
+            found = view.resolve(path)
+            if found is None or found[2] not in ("f", "h"):
+                continue
+            data = self._file_bytes(found[0], found[1], records)
+            distro = parse_os_release(data) if data is not None else None
+            if distro is not None:
+                return distro
+        return None
+
+    def _symlinked(self, records: list[LayerRecord], view: MergedView) -> list[tuple[int, Package]]:
+        """Packages from wanted paths that are symlinks to files no cataloger read as themselves."""
+        out: list[tuple[int, Package]] = []
+        for path, layer_no in view.symlinks():
+            wanting = [c for c in self.catalogers if c.wants(path, _SYMLINK_MODE, 0)]
+            if not wanting:
+                continue
+            try:
+                found = view.resolve(path)
+            except UnsafeImage as exc:
+                raise UnsafeImage(f"wanted file {path}: {exc.message}", subject=self.what) from exc
+            if found is None or found[2] not in ("f", "h"):
+                continue
+            real, real_layer, _ = found
+            wanting = [c for c in wanting if not c.wants(real, stat.S_IFREG | 0o644, 0)]
+            if not wanting:
+                continue  # the target is cataloged under its own path already
+            data = self._file_bytes(real, real_layer, records)
+            if data is None:
+                continue
+            entry = FileEntry(
+                path=path, mode=stat.S_IFREG | 0o644, size=len(data), data=data, layer=None
+            )
+            for package in run_catalogers(wanting, [entry]):
+                out.append((max(layer_no, real_layer), package))
+        return out
+
+
+def run_catalogers(catalogers: Sequence[Cataloger], files: Sequence[FileEntry]) -> list[Package]:
+    """Give each cataloger the files it wants (and only those)."""
+    packages: list[Package] = []
+    for cataloger in catalogers:
+        mine = [f for f in files if cataloger.wants(f.path, f.mode, f.size)]
+        if mine:
+            packages.extend(cataloger.catalog(mine))
+    return packages
+
+
+def _merge(records: list[LayerRecord], view: MergedView) -> list[tuple[int, Package]]:
+    """Packages whose evidence file is still visible in the final view, with their layer number."""
+    kept: list[tuple[int, Package]] = []
+    for i, record in enumerate(records):
+        for package in record.packages:
+            if not package.locations or view.visible(package.locations[0], i):
+                kept.append((i, package))
+    return kept
+
+
+def _date_packages(found: list[tuple[int, Package]], records: list[LayerRecord]) -> list[Package]:
+    """Set ``layer`` to the first layer that had the same (type, name, version), visible or not."""
+    first: dict[tuple[str, str, str], int] = {}
+    for i, record in enumerate(records):
+        for p in record.packages:
+            first.setdefault((p.type, p.name, p.version), i)
+    out = []
+    seen: set[tuple[str, str, str, tuple[str, ...]]] = set()
+    for i, p in found:
+        key = (p.type, p.name, p.version, p.locations)
+        if key in seen:
+            continue
+        seen.add(key)
+        layer_no = min(i, first.get((p.type, p.name, p.version), i))
+        out.append(_with_layer(p, records[layer_no].diff_id))
+    return out
+
+
+def _with_layer(p: Package, diff_id: str) -> Package:
+    from dataclasses import replace
+
+    return replace(p, layer=diff_id)

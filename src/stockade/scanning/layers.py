@@ -1,0 +1,309 @@
+"""Reading one layer blob: a single streaming pass, nothing unpacked to disk.
+
+The blob (gzip, zstd or plain tar: told by its magic bytes, checked against its media type) is
+hashed as it streams (the blob digest) and hashed again after decompression (the diff id from the
+image config). Every entry name is recorded with its kind, so the merge can tell what later layers
+override; whiteouts (``.wh.NAME``) and opaque directories (``.wh..wh..opq``) are recorded apart.
+Regular files some cataloger wants are read into memory (bounded per file).
+
+Refused with :class:`UnsafeImage`: ``..`` in entry or hard-link names, more entries or more
+uncompressed bytes than the limits, an uncompressed/compressed ratio above the bomb limit.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import stat
+import tarfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO, cast
+
+from stockade.model.errors import DigestMismatch, ImageError, UnsafeImage
+from stockade.scanning.interface import FileEntry, LayerInfo
+from stockade.scanning.sources.manifest import LAYER_TYPES
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+_CHUNK = 1 << 20
+_TAR_BUFSIZE = 1 << 16  # tarfile copies its buffer per header read: bigger is slower
+
+# Kinds per path: f regular file, d directory, l symlink, h hard link, o device or fifo.
+Wants = Callable[[str, int, int], bool]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Bounds on what one image may make us read; all configurable."""
+
+    max_file_bytes: int = 256 * 1024 * 1024  # a wanted file larger than this is skipped
+    max_layer_bytes: int = 16 * 1024**3  # uncompressed bytes of one layer
+    max_image_bytes: int = 64 * 1024**3  # uncompressed bytes of all layers read in one scan
+    max_ratio: int = 100  # uncompressed/compressed, checked once past ratio_floor bytes
+    ratio_floor: int = 64 * 1024 * 1024
+    max_entries: int = 2_000_000
+
+
+@dataclass(slots=True, kw_only=True)
+class LayerIndex:
+    """The shape of one layer: what it adds, links, and what it deletes from the layers below."""
+
+    kinds: dict[str, str] = field(default_factory=dict)  # "/etc/passwd" -> "f"
+    links: dict[str, str] = field(
+        default_factory=dict
+    )  # symlink -> target as written; hard link -> path
+    whiteouts: list[str] = field(default_factory=list)  # absolute paths deleted
+    opaque: list[str] = field(default_factory=list)  # directories whose lower content is hidden
+
+
+@dataclass(slots=True, kw_only=True)
+class LayerRead:
+    index: LayerIndex
+    files: list[FileEntry]
+    skipped: list[str]
+    uncompressed_bytes: int
+    # wanted hard links whose target came before them unread: (link path, target path, mode)
+    pending_links: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+class _Hashing:
+    """A read-only stream that hashes and counts what passes through it."""
+
+    def __init__(self, raw: BinaryIO, on_read: Callable[[int], None] | None = None) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+        self.count = 0
+        self.on_read = on_read
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n if n is not None and n >= 0 else _CHUNK * 64)
+        if data:
+            self.hash.update(data)
+            self.count += len(data)
+            if self.on_read is not None:
+                self.on_read(len(data))
+        return data
+
+    def drain(self) -> None:
+        while self.read(_CHUNK):
+            pass
+
+    def digest(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
+
+
+class _Peeked:
+    """``head`` followed by the rest of ``raw``."""
+
+    def __init__(self, head: bytes, raw: _Hashing) -> None:
+        self.head = head
+        self.raw = raw
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            if n is None or n < 0 or n >= len(self.head):
+                data, self.head = self.head, b""
+                more = self.raw.read(n - len(data)) if n is not None and n > len(data) else b""
+                return data + more
+            data, self.head = self.head[:n], self.head[n:]
+            return data
+        return self.raw.read(n)
+
+
+def detect_compression(head: bytes) -> str | None:
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return "tar"
+    if len(head) >= 512 and head[:512] == b"\0" * 512:
+        return "tar"  # an empty layer: only the end-of-archive blocks
+    if len(head) >= 512 and _plausible_v7_header(head[:512]):
+        return "tar"
+    return None
+
+
+def _plausible_v7_header(block: bytes) -> bool:
+    try:
+        return tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape") is not None
+    except tarfile.TarError:
+        return False
+
+
+def read_layer(
+    raw: BinaryIO,
+    layer: LayerInfo,
+    *,
+    wants: Wants,
+    what: str,
+    limits: Limits = Limits(),
+    budget: int | None = None,
+    verify_blob_digest: bool = True,
+    on_bytes: Callable[[int], None] | None = None,
+) -> LayerRead:
+    """Stream one layer blob once; raise on digest mismatch, corruption or hostile content."""
+    if layer.media_type and layer.media_type not in LAYER_TYPES:
+        raise ImageError(f"unknown layer media type {layer.media_type!r}", subject=what)
+    compressed = _Hashing(raw, on_bytes)
+    head = _read_exactly(compressed, 512)
+    kind = detect_compression(head)
+    if kind is None:
+        raise ImageError("layer is not a tar, gzip or zstd stream", subject=what)
+    source = _Peeked(head, compressed)
+    cap = min(limits.max_layer_bytes, budget if budget is not None else limits.max_layer_bytes)
+
+    def check_bomb(_: int) -> None:
+        total = uncompressed.count
+        if total > cap:
+            raise UnsafeImage(
+                f"layer expands past the limit of {cap} bytes (decompression bomb?)", subject=what
+            )
+        if total > limits.ratio_floor and total > limits.max_ratio * max(compressed.count, 1):
+            raise UnsafeImage(
+                f"layer expands more than {limits.max_ratio}x (decompression bomb?)", subject=what
+            )
+
+    zstd_error = _zstd_error() if kind == "zstd" else _NeverRaised
+    try:
+        stream = _decompressor(kind, source)
+        uncompressed = _Hashing(stream, check_bomb)
+        result = _walk_tar(
+            uncompressed, wants=wants, what=what, limits=limits, layer_id=layer.diff_id
+        )
+        uncompressed.drain()
+        compressed.drain()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ImageError(f"truncated or corrupt {kind} stream: {exc}", subject=what) from exc
+    except tarfile.TarError as exc:
+        raise ImageError(f"corrupt tar: {exc}", subject=what) from exc
+    except zstd_error as exc:
+        raise ImageError(f"truncated or corrupt zstd stream: {exc}", subject=what) from exc
+    except OSError as exc:
+        raise ImageError(f"cannot read layer: {exc}", subject=what) from exc
+    if verify_blob_digest and compressed.digest() != layer.digest:
+        raise DigestMismatch(
+            f"blob digest mismatch: expected {layer.digest}, got {compressed.digest()}",
+            subject=what,
+        )
+    if layer.diff_id is not None and uncompressed.digest() != layer.diff_id:
+        raise DigestMismatch(
+            f"diff id mismatch: config says {layer.diff_id}, layer is {uncompressed.digest()}",
+            subject=what,
+        )
+    result.uncompressed_bytes = uncompressed.count
+    return result
+
+
+def _read_exactly(stream: _Hashing, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = stream.read(n - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+class _NeverRaised(Exception):
+    pass
+
+
+def _zstd_error() -> type[Exception]:
+    import zstandard  # imported only for zstd layers: it costs start-up time
+
+    return zstandard.ZstdError
+
+
+def _decompressor(kind: str, source: _Peeked) -> BinaryIO:
+    raw = cast(BinaryIO, source)  # only read() is ever called on it
+    if kind == "gzip":
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
+    if kind == "zstd":
+        import zstandard
+
+        return cast(
+            BinaryIO, zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        )
+    return raw
+
+
+def normalize_name(name: str, what: str) -> str:
+    """``./usr/bin/x`` -> ``/usr/bin/x``; ``..`` anywhere is refused."""
+    parts = []
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            raise UnsafeImage(f"path traversal in layer entry {name!r}", subject=what)
+        parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def _walk_tar(
+    stream: _Hashing, *, wants: Wants, what: str, limits: Limits, layer_id: str | None
+) -> LayerRead:
+    index = LayerIndex()
+    files: list[FileEntry] = []
+    skipped: list[str] = []
+    captured: dict[str, FileEntry] = {}
+    pending: list[tuple[str, str, int]] = []
+    tar = tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 14)  # type: ignore[call-overload]  # noqa: SIM115 - closed below
+    count = 0
+    for member in tar:
+        count += 1
+        if count > limits.max_entries:
+            raise UnsafeImage(f"layer has more than {limits.max_entries} entries", subject=what)
+        path = normalize_name(member.name, what)
+        if path == "/":
+            continue
+        parent, _, base = path.rpartition("/")
+        parent = parent or "/"
+        if base == OPAQUE_MARKER:
+            index.opaque.append(parent)
+            continue
+        if base.startswith(WHITEOUT_PREFIX):
+            index.whiteouts.append(parent.rstrip("/") + "/" + base[len(WHITEOUT_PREFIX) :])
+            continue
+        if member.isdir():
+            index.kinds[path] = "d"
+        elif member.issym():
+            index.kinds[path] = "l"
+            index.links[path] = member.linkname
+        elif member.islnk():
+            target = normalize_name(member.linkname, what)
+            index.kinds[path] = "h"
+            index.links[path] = target
+            mode = stat.S_IFREG | (member.mode & 0o7777)
+            if wants(path, mode, member.size):
+                source = captured.get(target)
+                if source is None:
+                    pending.append((path, target, mode))
+                else:
+                    entry = FileEntry(
+                        path=path, mode=mode, size=source.size, data=source.data, layer=layer_id
+                    )
+                    files.append(entry)
+        elif member.isreg():
+            index.kinds[path] = "f"
+            mode = stat.S_IFREG | (member.mode & 0o7777)
+            if not wants(path, mode, member.size):
+                continue
+            if member.size > limits.max_file_bytes:
+                skipped.append(f"{path}: {member.size} bytes is over the per-file limit")
+                continue
+            fh = tar.extractfile(member)
+            data = fh.read() if fh is not None else b""
+            if len(data) != member.size:
+                raise ImageError(f"truncated layer: {path} is short", subject=what)
+            entry = FileEntry(path=path, mode=mode, size=member.size, data=data, layer=layer_id)
+            files.append(entry)
+            captured[path] = entry
+        else:
+            index.kinds[path] = "o"  # devices and fifos: recorded, never read
+    tar.close()
+    return LayerRead(
+        index=index, files=files, skipped=skipped, uncompressed_bytes=0, pending_links=pending
+    )

@@ -1,0 +1,116 @@
+"""One advisory row as the matcher sees it, and OSV range evaluation.
+
+A row's range events are stored in evaluation order (see ``advisories.store``); parsing a row
+turns its event versions into sort keys once. Everything else in the row is decoded only for the
+rows that match.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One affected row: its range events with parsed version keys; the rest of the row is
+    decoded only for the rows that match (most rows of a package do not)."""
+
+    row: tuple[Any, ...]  # as returned by lookup_rows
+    ranges: tuple[tuple[tuple[str, Any, str], ...], ...]  # (kind, key or None for "0", text)
+    versions: frozenset[str]
+
+    @property
+    def vuln_id(self) -> str:
+        return self.row[7]
+
+    @property
+    def data_source(self) -> str:
+        return self.row[8]
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        return tuple(json.loads(self.row[9]))
+
+    @property
+    def summary(self) -> str:
+        return self.row[10] or ""
+
+    @property
+    def fix_state(self) -> str:
+        return self.row[4]
+
+    @property
+    def distro_severity(self) -> str | None:
+        return self.row[6]
+
+    @property
+    def record_severity(self) -> str | None:
+        return self.row[11]
+
+    @property
+    def cvss_vector(self) -> str | None:
+        return self.row[12]
+
+    @property
+    def cvss_score(self) -> float | None:
+        return self.row[13]
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        return tuple(json.loads(self.row[14]))
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        return tuple(json.loads(self.row[15]))
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    entry: Entry
+    fixed: str | None  # the fix of the range the installed version falls in
+
+
+_NO_VERSIONS: frozenset[str] = frozenset()
+
+
+def parse_entry(row: tuple[Any, ...], key: Callable[[str], Any]) -> Entry:
+    """Parse one row's ranges; events are stored in evaluation order (see store._sorted_events)."""
+    ranges = tuple(
+        tuple(
+            (kind, None if (kind == "introduced" and v == "0") else key(v), v) for kind, v in events
+        )
+        for _type, events in json.loads(row[2])
+    )
+    versions = row[3]
+    return Entry(row, ranges, _NO_VERSIONS if versions == "[]" else frozenset(json.loads(versions)))
+
+
+def affected_by(key: Any, text: str, entry: Entry) -> Hit | None:
+    """Whether the installed version (key, text) is affected by the entry, and its fix."""
+    for events in entry.ranges:
+        # Events are in version order: apply those at or below the installed version; the first
+        # one above it ends the walk (and, if it is a "fixed", is this interval's fix).
+        affected = False
+        fix: str | None = None
+        for kind, k, vtext in events:
+            if kind == "introduced":
+                if k is not None and k > key:
+                    break
+                affected = True
+            elif kind == "last_affected":
+                if k >= key:
+                    break
+                affected = False
+            elif k > key:  # "fixed" or "limit"
+                if affected and kind == "fixed":
+                    fix = vtext
+                break
+            else:
+                affected = False
+        if affected:
+            return Hit(entry, fix)
+    # An explicit versions list names affected versions without saying where the fix is.
+    return Hit(entry, None) if text in entry.versions else None

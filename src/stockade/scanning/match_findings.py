@@ -1,0 +1,168 @@
+"""Turning the matching rows of one package into findings: one per vulnerability.
+
+Records naming each other merge; bundles (DSA, DLA, USN) join the findings of the CVEs they list;
+the fix state, fixed version and severity are chosen from the merged records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+
+from stockade.model import Finding, Pillar, ResourceRef, Severity
+from stockade.model.errors import UsageError
+from stockade.scanning.interface import VulnerabilityDetails
+from stockade.scanning.match_eval import Entry, Hit
+from stockade.scanning.versions import Scheme
+
+if TYPE_CHECKING:
+    from stockade.scanning.matcher import Target
+
+_DISTRO_ECOSYSTEMS = (
+    "debian", "ubuntu", "alpine", "redhat", "rocky", "almalinux", "wolfi", "chainguard",
+)  # fmt: skip
+_FIX_RANK = {"fixed": 3, "wont-fix": 2, "not-fixed": 1, "unknown": 0}
+
+
+def _groups(hits: list[Hit], ids: Sequence[tuple[str, ...]]) -> list[list[int]]:
+    """Union hits whose id sets overlap (a GHSA aliasing a CVE, a PYSEC aliasing both)."""
+    if len(hits) == 1:
+        return [[0]]
+    parent = list(range(len(hits)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, own in enumerate(ids):
+        for ident in own:
+            j = owner.setdefault(ident, i)
+            if j != i:
+                parent[find(i)] = find(j)
+    grouped: dict[int, list[int]] = {}
+    for i in range(len(hits)):
+        grouped.setdefault(find(i), []).append(i)
+    return list(grouped.values())
+
+
+def _primary(ids: set[str]) -> str:
+    for prefix in ("CVE-", "GHSA-"):
+        pick = sorted(i for i in ids if i.startswith(prefix))
+        if pick:
+            return pick[0]
+    return sorted(ids)[0]
+
+
+@cache
+def _rating(text: str | None) -> Severity | None:
+    if not text:
+        return None
+    try:
+        sev = Severity.parse(text)
+    except UsageError:
+        return None
+    return None if sev is Severity.UNKNOWN else sev
+
+
+def _severity(group: list[Hit], best: Entry | None, is_distro: bool) -> Severity:
+    """The distribution's rating for OS packages, else CVSS, else a record's text rating."""
+    rated = (_rating(h.entry.distro_severity or h.entry.record_severity) for h in group)
+    vendor = next((s for s in rated if s is not None), None)
+    if is_distro and vendor is not None:
+        return vendor
+    if best is not None and best.cvss_score is not None:
+        return Severity.from_cvss(best.cvss_score)
+    return vendor or Severity.UNKNOWN
+
+
+@dataclass(slots=True)
+class _Group:
+    hits: list[Hit]
+    ids: set[str]
+    primary: str | None = None
+
+
+def _merge(hits: list[Hit]) -> list[_Group]:
+    """One group per vulnerability. Records naming each other (aliases, or a single upstream id
+    as UBUNTU-CVE-x has) merge; a record bundling several CVEs (DSA, DLA, USN) joins every group
+    of a CVE it lists, and stands on its own only when none of them matched."""
+    plain: list[Hit] = []
+    plain_ids: list[tuple[str, ...]] = []
+    bundles: list[tuple[Hit, tuple[str, ...]]] = []
+    for h in hits:
+        up = h.entry.upstream if h.entry.row[15] != "[]" else ()
+        if len(up) > 1:
+            bundles.append((h, up))
+        else:
+            plain.append(h)
+            plain_ids.append((h.entry.vuln_id, *h.entry.aliases, *up))
+    groups = [
+        _Group(hits=[plain[i] for i in m], ids={x for i in m for x in plain_ids[i]})
+        for m in (_groups(plain, plain_ids) if plain else [])
+    ]
+    for h, up in bundles:
+        joined = [g for g in groups if g.ids.intersection(up)]
+        for g in joined:
+            g.hits.append(h)
+            g.ids.add(h.entry.vuln_id)
+        if not joined:
+            groups.append(_Group(hits=[h], ids={h.entry.vuln_id, *up}, primary=h.entry.vuln_id))
+    return groups
+
+
+def build_findings(
+    t: Target, hits: list[Hit], scheme: Scheme, resource: ResourceRef
+) -> list[Finding]:
+    out = []
+    is_distro = t.ecosystem.split(":", 1)[0] in _DISTRO_ECOSYSTEMS
+    pkg = t.package
+    for g in _merge(hits):
+        group, ids = g.hits, g.ids
+        primary = g.primary or _primary(ids)
+        fixes = [h.fixed for h in group if h.fixed]
+        state = max(
+            ("fixed" if h.fixed else h.entry.fix_state for h in group),
+            key=lambda s: _FIX_RANK.get(s, 0),
+        )
+        if state == "fixed" and not fixes:
+            state = "not-fixed"  # a fixed range the installed version is not below
+        scored = [h.entry for h in group if h.entry.cvss_score is not None]
+        best = max(scored, key=lambda e: e.cvss_score or 0.0) if scored else None
+        summary = next((h.entry.summary for h in group if h.entry.summary), "")
+        urls = tuple(dict.fromkeys(u for h in group for u in h.entry.refs))[:10]
+        out.append(
+            Finding(
+                id=primary,
+                pillar=Pillar.SCANNING,
+                title=summary.splitlines()[0][:200] if summary else primary,
+                severity=_severity(group, best, is_distro),
+                resource=resource,
+                details=VulnerabilityDetails(
+                    package=pkg.name,
+                    package_type=pkg.type,
+                    installed_version=pkg.version,
+                    fixed_version=(fixes[0] if len(fixes) == 1 else max(fixes, key=scheme.key))
+                    if fixes
+                    else None,
+                    fix_state=state,
+                    aliases=tuple(sorted(ids - {primary})),
+                    cvss_score=best.cvss_score if best else None,
+                    cvss_vector=best.cvss_vector if best else None,
+                    purl=pkg.purl,
+                    locations=pkg.locations,
+                    layer=pkg.layer,
+                    data_source=", ".join(sorted({_source_label(h.entry, t) for h in group})),
+                    urls=urls,
+                ),
+            )
+        )
+    return out
+
+
+def _source_label(entry: Entry, t: Target) -> str:
+    return f"osv:{t.ecosystem}" if entry.data_source == "osv" else entry.data_source

@@ -1,0 +1,269 @@
+"""Reading and writing scan results: images, inventories per manifest digest, runs and counts."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from stockade.scanning.interface import Inventory
+from stockade.scanning.inventory_codec import inventory_from_dict, inventory_to_dict
+from stockade.scanning.results import ScanReport
+from stockade.scanning.scan_tables import scan_images, scan_inventories, scan_runs
+from stockade.store import Store
+from stockade.store.records import record_findings
+
+SEVERITIES = ("critical", "high", "medium", "low", "negligible", "unknown")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageSummary:
+    reference: str
+    registry: str | None
+    repository: str | None
+    tag: str | None
+    manifest_digest: str | None
+    last_scanned: datetime
+    db_built: datetime | None
+    counts: dict[str, int]
+    suppressed: int
+    failed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "registry": self.registry,
+            "repository": self.repository,
+            "tag": self.tag,
+            "manifest_digest": self.manifest_digest,
+            "last_scanned": self.last_scanned.isoformat(),
+            "db_built": self.db_built.isoformat() if self.db_built else None,
+            "by_severity": self.counts,
+            "suppressed": self.suppressed,
+            "failed": self.failed,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageState:
+    digest: str | None
+    db_built: datetime | None
+    counts: dict[str, int]
+    failed: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredInventory:
+    inventory: Inventory
+    matched_db_built: datetime | None
+    catalogers: str  # the cataloger names and versions that produced it
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes: everything stored is UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def load_inventory(store: Store, digest: str) -> StoredInventory | None:
+    with store.connect() as conn:
+        row = conn.execute(
+            select(
+                scan_inventories.c.data,
+                scan_inventories.c.matched_db_built,
+                scan_inventories.c.catalogers,
+            ).where(scan_inventories.c.manifest_digest == digest)
+        ).first()
+    if row is None:
+        return None
+    return StoredInventory(
+        inventory=inventory_from_dict(row.data), matched_db_built=utc(row[1]), catalogers=row[2]
+    )
+
+
+def save_inventory(
+    store: Store, inv: Inventory, *, catalogers: str, digest: str | None = None
+) -> str | None:
+    """Keep an image's inventory under its manifest digest (or ``digest``, e.g. an index's).
+
+    Filesystems have no digest and are not kept. An inventory made by other catalogers than the
+    kept one replaces it (and forgets its last match, so it is matched again)."""
+    key = digest or (inv.image.manifest_digest if inv.image else None)
+    if not key:
+        return None
+    values = {
+        "source": inv.source,
+        "data": inventory_to_dict(inv),
+        "packages": len(inv.packages),
+        "catalogers": catalogers,
+        "created_at": datetime.now(UTC),
+    }
+    with store.begin() as conn:
+        row = conn.execute(
+            select(scan_inventories.c.catalogers).where(scan_inventories.c.manifest_digest == key)
+        ).first()
+        if row is None:
+            conn.execute(insert(scan_inventories).values(manifest_digest=key, **values))
+        elif row[0] != catalogers:
+            conn.execute(
+                update(scan_inventories)
+                .where(scan_inventories.c.manifest_digest == key)
+                .values(matched_at=None, matched_db_built=None, **values)
+            )
+    return key
+
+
+def stored_digests(store: Store) -> list[tuple[str, datetime | None]]:
+    """Every stored inventory's digest with the advisory build time it was last matched against."""
+    with store.connect() as conn:
+        rows = conn.execute(
+            select(
+                scan_inventories.c.manifest_digest, scan_inventories.c.matched_db_built
+            ).order_by(scan_inventories.c.manifest_digest)
+        ).all()
+    return [(r[0], utc(r[1])) for r in rows]
+
+
+def record_scan(
+    store: Store,
+    report: ScanReport,
+    *,
+    reference: str | None = None,
+    mode: str = "scan",
+    started_at: datetime | None = None,
+) -> str:
+    """Store one scan: its image row, its run with counts, its findings. Returns the run id."""
+    run_id = uuid.uuid4().hex
+    now = datetime.now(UTC)
+    inv = report.inventory
+    digest = inv.image.manifest_digest if inv.image else None
+    db_built = report.database.built if report.database else None
+    with store.begin() as conn:
+        image_id = (
+            _upsert_image(conn, inv, reference or inv.source, now, run_id) if inv.image else None
+        )
+        conn.execute(
+            insert(scan_runs).values(
+                id=run_id,
+                image_id=image_id,
+                manifest_digest=digest,
+                target=reference or inv.source,
+                started_at=started_at or now,
+                finished_at=now,
+                mode=mode,
+                read_layers=inv.read_layers,
+                db_built=db_built,
+                suppressed=len(report.gate.suppressed),
+                fail_on=str(report.gate.fail_on) if report.gate.fail_on is not None else None,
+                failed=report.gate.failed,
+                **report.gate.counts(active_only=True),
+            )
+        )
+        if digest:
+            conn.execute(
+                update(scan_inventories)
+                .where(scan_inventories.c.manifest_digest == digest)
+                .values(matched_at=now, matched_db_built=db_built)
+            )
+    record_findings(store, (g.finding for g in report.gate.active), run_id=run_id)
+    return run_id
+
+
+def _upsert_image(
+    conn: Connection, inv: Inventory, reference: str, now: datetime, run_id: str
+) -> int:
+    img = inv.image
+    assert img is not None
+    registry, repository = split_repository(img.name)
+    values = {
+        "registry": registry,
+        "repository": repository,
+        "tag": img.tag,
+        "manifest_digest": img.manifest_digest,
+        "last_scanned": now,
+        "last_run_id": run_id,
+    }
+    row = conn.execute(select(scan_images.c.id).where(scan_images.c.reference == reference)).first()
+    if row is not None:
+        conn.execute(update(scan_images).where(scan_images.c.id == row[0]).values(**values))
+        return int(row[0])
+    result = conn.execute(insert(scan_images).values(reference=reference, first_seen=now, **values))
+    return int(result.inserted_primary_key[0])
+
+
+def split_repository(name: str | None) -> tuple[str | None, str | None]:
+    """``host:5000/team/app`` -> (``host:5000``, ``team/app``); a bare name has no registry."""
+    if not name:
+        return None, None
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    return None, name
+
+
+def list_images(store: Store, *, repository: str | None = None) -> list[ImageSummary]:
+    """Scanned images with the counts of their latest run, newest first."""
+    q = (
+        select(scan_images, scan_runs)
+        .join(scan_runs, scan_runs.c.id == scan_images.c.last_run_id)
+        .order_by(scan_images.c.last_scanned.desc(), scan_images.c.reference)
+    )
+    if repository:
+        q = q.where(scan_images.c.repository.like(repository.replace("*", "%")))
+    with store.connect() as conn:
+        rows = conn.execute(q).mappings().all()
+    return [
+        ImageSummary(
+            reference=r["reference"],
+            registry=r["registry"],
+            repository=r["repository"],
+            tag=r["tag"],
+            manifest_digest=r["manifest_digest"],
+            last_scanned=utc(r["last_scanned"]) or datetime.now(UTC),
+            db_built=utc(r["db_built"]),
+            counts={s: int(r[s]) for s in SEVERITIES},
+            suppressed=int(r["suppressed"]),
+            failed=bool(r["failed"]),
+        )
+        for r in rows
+    ]
+
+
+def run_count(store: Store, *, mode: str | None = None) -> int:
+    q = select(func.count()).select_from(scan_runs)
+    if mode:
+        q = q.where(scan_runs.c.mode == mode)
+    with store.connect() as conn:
+        return int(conn.execute(q).scalar_one())
+
+
+def image_digest(store: Store, reference: str) -> str | None:
+    """The manifest digest a reference had when it was last scanned."""
+    with store.connect() as conn:
+        row = conn.execute(
+            select(scan_images.c.manifest_digest).where(scan_images.c.reference == reference)
+        ).first()
+    return row[0] if row else None
+
+
+def image_state(store: Store, reference: str) -> ImageState | None:
+    """The digest, advisory build time and counts of a reference's latest scan, if any."""
+    q = (
+        select(scan_images.c.manifest_digest, scan_runs)
+        .join(scan_runs, scan_runs.c.id == scan_images.c.last_run_id)
+        .where(scan_images.c.reference == reference)
+    )
+    with store.connect() as conn:
+        row = conn.execute(q).mappings().first()
+    if row is None:
+        return None
+    return ImageState(
+        digest=row["manifest_digest"],
+        db_built=utc(row["db_built"]),
+        counts={s: int(row[s]) for s in SEVERITIES},
+        failed=bool(row["failed"]),
+    )

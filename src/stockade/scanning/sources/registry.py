@@ -1,0 +1,360 @@
+"""``HOST[:PORT]/REPO[:TAG|@DIGEST]``: images in a registry, over the OCI distribution API.
+
+Auth: anonymous first; on ``401`` the ``WWW-Authenticate`` challenge decides: ``Basic`` retries with
+the credentials, ``Bearer`` fetches a token from the challenge's realm (with the credentials, if
+any) for the challenged scope and retries with it. Credentials come from ``username``/``password``
+or from ``auths`` in ``$DOCKER_CONFIG/config.json`` (default ``~/.docker/config.json``).
+HTTPS by default; ``insecure`` allows plain HTTP, and only to a loopback registry.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+
+from stockade.model.errors import RegistryError, UsageError
+from stockade.scanning.interface import LayerInfo
+from stockade.scanning.sources import manifest as mf
+from stockade.scanning.sources.interface import Reference, ResolvedImage
+from stockade.scanning.sources.oci_layout import resolved_from_manifest
+
+_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_MAX_PAGES = 1000
+_MAX_MANIFEST = 4 * 1024 * 1024
+_CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
+
+
+def is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def docker_config_credentials(host: str) -> tuple[str, str] | None:
+    """Credentials for ``host`` from the ``auths`` of the docker CLI config, if any."""
+    base = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
+    path = Path(base) / "config.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"cannot read docker credentials: {exc}", subject=str(path)) from exc
+    auths = doc.get("auths") if isinstance(doc, dict) else None
+    if not isinstance(auths, dict):
+        return None
+    for key, entry in auths.items():
+        bare = re.sub(r"^https?://", "", str(key)).split("/", 1)[0]
+        if bare != host or not isinstance(entry, dict):
+            continue
+        if entry.get("auth"):
+            try:
+                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise RegistryError(f"malformed auth for {host}", subject=str(path)) from exc
+            return user, password
+        if entry.get("username"):
+            return str(entry["username"]), str(entry.get("password", ""))
+    return None
+
+
+class RegistryClient:
+    """A small distribution-API client for one registry host."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        insecure: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        if insecure and not is_loopback(host):
+            raise UsageError(
+                f"--insecure (plain HTTP) is allowed only for a loopback registry, not {host}"
+            )
+        self.host = host
+        self.base = f"{'http' if insecure else 'https'}://{host}"
+        if username is not None:
+            self.creds: tuple[str, str] | None = (username, password or "")
+        else:
+            self.creds = docker_config_credentials(host)
+        self.http = httpx.Client(timeout=_TIMEOUT, follow_redirects=True)
+        self._auth: dict[str, str] = {}  # scope -> Authorization header value
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- requests with the auth dance ---------------------------------------------------------
+    def _send(self, url: str, scope: str, headers: dict[str, str], stream: bool) -> httpx.Response:
+        for attempt in range(2):
+            hdrs = dict(headers)
+            if scope in self._auth:
+                hdrs["Authorization"] = self._auth[scope]
+            try:
+                request = self.http.build_request("GET", url, headers=hdrs)
+                response = self.http.send(request, stream=stream)
+            except httpx.HTTPError as exc:
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                    raise RegistryError(
+                        "the registry's TLS certificate is not trusted (add its CA with "
+                        "SSL_CERT_FILE=ca.pem, or use --insecure for a loopback registry)",
+                        subject=self.host,
+                    ) from exc
+                raise RegistryError(f"cannot reach the registry: {exc}", subject=self.host) from exc
+            if response.status_code != 401 or attempt == 1:
+                return response
+            challenge = response.headers.get("www-authenticate", "")
+            response.close()
+            self._authorize(challenge, scope)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _authorize(self, challenge: str, scope: str) -> None:
+        kind = challenge.split(" ", 1)[0].lower()
+        if kind == "basic":
+            if self.creds is None:
+                raise RegistryError(
+                    "401 unauthorized: the registry needs credentials (--username/--password or "
+                    "docker login)",
+                    subject=self.host,
+                )
+            raw = f"{self.creds[0]}:{self.creds[1]}".encode()
+            self._auth[scope] = "Basic " + base64.b64encode(raw).decode()
+            return
+        if kind == "bearer":
+            self._auth[scope] = "Bearer " + self._token(
+                dict(_CHALLENGE_RE.findall(challenge)), scope
+            )
+            return
+        raise RegistryError(
+            f"401 unauthorized with an unsupported challenge {challenge[:60]!r}", subject=self.host
+        )
+
+    def _token(self, params: dict[str, str], scope: str) -> str:
+        realm = params.get("realm", "")
+        if not realm.startswith(("https://", "http://")):
+            raise RegistryError(
+                f"bearer challenge without a usable realm: {realm!r}", subject=self.host
+            )
+        realm_host = httpx.URL(realm).host
+        if realm.startswith("http://") and self.creds is not None and not is_loopback(realm_host):
+            raise RegistryError(
+                f"refusing to send credentials to a plain-HTTP token server {realm}"
+            )
+        query = {"service": params["service"]} if "service" in params else {}
+        if scope:
+            query["scope"] = params.get("scope") or scope
+        auth = httpx.BasicAuth(*self.creds) if self.creds is not None else None
+        try:
+            response = self.http.get(realm, params=query, auth=auth)
+        except httpx.HTTPError as exc:
+            raise RegistryError(
+                f"cannot reach the token server {realm}: {exc}", subject=self.host
+            ) from exc
+        if response.status_code in (401, 403):
+            raise RegistryError(
+                f"{response.status_code} from the token server: credentials rejected",
+                subject=self.host,
+            )
+        if response.status_code != 200:
+            raise RegistryError(
+                f"token server answered HTTP {response.status_code}", subject=self.host
+            )
+        try:
+            doc = response.json()
+            token = doc.get("token") or doc.get("access_token")
+        except (ValueError, AttributeError) as exc:
+            raise RegistryError(
+                "token server answered with no JSON token", subject=self.host
+            ) from exc
+        if not isinstance(token, str) or not token:
+            raise RegistryError("token server answered with no token", subject=self.host)
+        return token
+
+    def get(
+        self, path: str, scope: str, what: str, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """GET ``/v2/...`` (whole body); maps 401/403/404 to RegistryError naming ``what``."""
+        response = self._send(self.base + path, scope, headers or {}, stream=False)
+        _check_status(response, what, self.host)
+        return response
+
+    @contextmanager
+    def stream(self, path: str, scope: str, what: str) -> Iterator[httpx.Response]:
+        response = self._send(self.base + path, scope, {}, stream=True)
+        try:
+            _check_status(response, what, self.host)
+            yield response
+        finally:
+            response.close()
+
+    # -- catalog ---------------------------------------------------------------------------------
+    def _paged(self, path: str, key: str, scope: str, what: str) -> list[str]:
+        items: list[str] = []
+        url: str | None = path
+        for _ in range(_MAX_PAGES):
+            if url is None:
+                return items
+            response = self.get(url, scope, what)
+            try:
+                page = response.json().get(key) or []
+            except (ValueError, AttributeError) as exc:
+                raise RegistryError(f"{what}: not a JSON answer", subject=self.host) from exc
+            items.extend(str(x) for x in page)
+            url = _next_link(response.headers.get("link", ""))
+        raise RegistryError(f"{what}: more than {_MAX_PAGES} pages", subject=self.host)
+
+    def list_repositories(self, page_size: int = 100) -> list[str]:
+        """Every repository, from ``/v2/_catalog`` (following ``Link: rel="next"``)."""
+        return self._paged(
+            f"/v2/_catalog?n={page_size}", "repositories", "registry:catalog:*", "catalog"
+        )
+
+    def list_tags(self, repository: str, page_size: int = 100) -> list[str]:
+        return self._paged(
+            f"/v2/{repository}/tags/list?n={page_size}",
+            "tags",
+            f"repository:{repository}:pull",
+            repository,
+        )
+
+
+def _next_link(header: str) -> str | None:
+    match = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', header)
+    if not match:
+        return None
+    target = match.group(1)
+    if target.startswith("http://") or target.startswith("https://"):
+        url = httpx.URL(target)
+        target = url.raw_path.decode()
+    return target if target.startswith("/v2/") else None
+
+
+def _check_status(response: httpx.Response, what: str, host: str) -> None:
+    code = response.status_code
+    if code == 200:
+        return
+    if code == 401:
+        raise RegistryError(
+            f"401 unauthorized for {what}: credentials missing or rejected", subject=host
+        )
+    if code == 403:
+        raise RegistryError(f"403 forbidden: no access to {what}", subject=host)
+    if code == 404:
+        raise RegistryError(f"404 not found: {what}", subject=host)
+    raise RegistryError(f"HTTP {code} for {what}", subject=host)
+
+
+class _ResponseReader:
+    """A read(n) stream over an httpx streaming response (raw bytes, no content decoding)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._chunks = response.iter_raw(1 << 20)
+        self._buf = b""
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self._buf) < n:
+            try:
+                self._buf += next(self._chunks)
+            except StopIteration:
+                break
+            except httpx.HTTPError as exc:
+                raise RegistryError(f"blob download failed: {exc}") from exc
+        if n < 0:
+            data, self._buf = self._buf, b""
+        else:
+            data, self._buf = self._buf[:n], self._buf[n:]
+        return data
+
+
+class RegistrySource:
+    """One image in a registry."""
+
+    def __init__(
+        self,
+        ref: Reference,
+        *,
+        insecure: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.ref = ref
+        self.reference = ref.text
+        self.scope = f"repository:{ref.repository}:pull"
+        self.client = RegistryClient(
+            ref.host, insecure=insecure, username=username, password=password
+        )
+
+    def _manifest(self, reference: str) -> tuple[bytes, str]:
+        what = (
+            f"manifest {self.ref.repository}:{reference}"
+            if ":" not in reference
+            else f"manifest {reference}"
+        )
+        response = self.client.get(
+            f"/v2/{self.ref.repository}/manifests/{reference}",
+            self.scope,
+            what,
+            {"Accept": mf.ACCEPT},
+        )
+        data = response.content
+        if len(data) > _MAX_MANIFEST:
+            raise RegistryError(
+                f"{what} is larger than {_MAX_MANIFEST} bytes", subject=self.ref.host
+            )
+        if reference.startswith("sha256:"):
+            mf.check_digest(data, reference, f"{self.reference} {what}")
+        else:
+            header = response.headers.get("docker-content-digest")
+            if header and header.startswith("sha256:"):
+                mf.check_digest(data, header, f"{self.reference} {what}")
+        return data, response.headers.get("content-type", "").split(";")[0].strip()
+
+    def _blob(self, digest: str) -> bytes:
+        response = self.client.get(
+            f"/v2/{self.ref.repository}/blobs/{digest}", self.scope, f"blob {digest}"
+        )
+        mf.check_digest(response.content, digest, f"{self.reference} blob {digest}")
+        return response.content
+
+    def resolve(self, platform: str | None = None) -> ResolvedImage:
+        top, top_type = self._manifest(self.ref.digest or str(self.ref.tag))
+
+        def fetch(desc: dict[str, Any]) -> bytes:
+            digest = mf.check_digest_format(desc.get("digest"), self.reference)
+            return self._manifest(digest)[0]
+
+        manifest, digest = mf.resolve_manifest(top, top_type, fetch, platform, self.reference)
+        return resolved_from_manifest(
+            manifest,
+            digest,
+            self._blob,
+            self.reference,
+            name=f"{self.ref.host}/{self.ref.repository}",
+            tag=self.ref.tag,
+        )
+
+    def open_blob(self, layer: LayerInfo) -> AbstractContextManager[BinaryIO]:
+        return self._open_blob(layer)
+
+    @contextmanager
+    def _open_blob(self, layer: LayerInfo) -> Iterator[BinaryIO]:
+        path = f"/v2/{self.ref.repository}/blobs/{layer.digest}"
+        with self.client.stream(path, self.scope, f"blob {layer.digest}") as response:
+            yield _ResponseReader(response)  # type: ignore[misc]
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,330 @@
+"""Matching accuracy on inventories of real package versions against real advisory records:
+every expected finding present, nothing unexpected, with the right fix state, fixed version,
+merged aliases and severity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stockade.model import Pillar, Severity
+from stockade.scanning.advisories.update import import_sources
+from stockade.scanning.interface import Distro, ImageInfo, Inventory, Package, VulnerabilityDetails
+from stockade.scanning.matcher import Matcher, match
+from stockade.store import Store
+
+
+@pytest.fixture
+def loaded(sqlite_store: Store, advisories_dir: Path, go_vulndb: list[Path]) -> Store:
+    import_sources(
+        sqlite_store,
+        [
+            str(advisories_dir / "osv-samples"),
+            str(advisories_dir / "debian-tracker"),
+            str(advisories_dir / "alpine-secfixes"),
+            *(str(d) for d in go_vulndb),
+        ],
+    )
+    return sqlite_store
+
+
+def _summary(findings) -> dict[tuple[str, str, str], tuple]:
+    out = {}
+    for f in findings:
+        d = f.details
+        assert isinstance(d, VulnerabilityDetails) and f.pillar == Pillar.SCANNING
+        out[(d.package, d.installed_version, f.id)] = (d.fix_state, d.fixed_version, d.aliases)
+    return out
+
+
+def _pkg(type_: str, name: str, version: str, **kw: str) -> Package:
+    meta = tuple(kw.pop("meta", {}).items()) if "meta" in kw else ()
+    return Package(type=type_, name=name, version=version, metadata=meta, **kw)
+
+
+def test_language_packages(loaded: Store) -> None:
+    inv = Inventory(
+        source="test:languages",
+        packages=(
+            _pkg("python", "Requests", "2.30.0"),
+            _pkg("python", "requests", "2.31.0"),  # fixed
+            _pkg("python", "requests", "2.2.1"),  # before introduced 2.3.0
+            _pkg("python", "cryptography", "3.2.1"),
+            _pkg("python", "cryptography", "3.1.2"),  # fixed in the first range, below the second
+            _pkg(
+                "python", "Products.PluggableAuthService", "2.6.0"
+            ),  # PEP 503: products-pluggableauthservice
+            _pkg("python", "gradio", "4.36.1"),  # explicit versions list, no fix known
+            _pkg("npm", "jquery", "2.2.4"),
+            _pkg("npm", "jquery", "1.12.4"),  # below introduced 2.1.1-0
+            _pkg(
+                "java-archive", "xwiki-commons-core", "12.10.1", meta={"group": "org.xwiki.commons"}
+            ),
+            _pkg("java-archive", "org.xwiki.commons:xwiki-commons-core", "12.8"),  # between ranges
+            _pkg(
+                "java-archive",
+                "xwiki-commons-core",
+                "11.10.12",
+                meta={"maven-group": "org.xwiki.commons"},  # as the Java cataloger writes it
+            ),
+            Package(
+                type="java-archive",
+                name="xwiki-commons-core",
+                version="11.6.1",
+                purl="pkg:maven/org.xwiki.commons/xwiki-commons-core@11.6.1",
+            ),
+            _pkg("go-module", "github.com/gin-gonic/gin", "v1.5.0"),
+            _pkg("go-module", "github.com/gin-gonic/gin", "v1.6.0"),
+            _pkg("go-module", "github.com/tidwall/gjson", "v1.6.5"),
+            _pkg("go-module", "github.com/beego/beego/v2", "v2.0.3"),
+            _pkg("go-module", "golang.org/x/text", "v0.3.6"),
+            _pkg("go-module", "stdlib", "go1.4.2"),
+            _pkg("gem", "rails", "4.0.0"),
+        ),
+    )
+    report = Matcher(loaded).run(inv)
+    got = _summary(report.findings)
+    assert got == {
+        ("Requests", "2.30.0", "CVE-2023-32681"): (
+            "fixed",
+            "2.31.0",
+            ("GHSA-j8r2-6x86-q33q", "PYSEC-2023-74"),
+        ),
+        ("cryptography", "3.2.1", "CVE-2020-36242"): ("fixed", "3.3.2", ("PYSEC-2021-63",)),
+        ("Products.PluggableAuthService", "2.6.0", "CVE-2021-21337"): (
+            "fixed",
+            "2.6.1",
+            ("GHSA-p44j-xrqg-4xrr",),
+        ),
+        ("gradio", "4.36.1", "CVE-2024-39236"): ("not-fixed", None, ("GHSA-9v2f-6vcg-3hgv",)),
+        ("jquery", "2.2.4", "CVE-2016-10707"): ("fixed", "3.0.0", ("GHSA-mhpp-875w-9cpv",)),
+        ("xwiki-commons-core", "12.10.1", "CVE-2021-32620"): (
+            "fixed",
+            "12.10.2",
+            ("GHSA-76mp-659p-rw65",),
+        ),
+        ("xwiki-commons-core", "11.10.12", "CVE-2021-32620"): (
+            "fixed",
+            "11.10.13",
+            ("GHSA-76mp-659p-rw65",),
+        ),
+        ("xwiki-commons-core", "11.6.1", "CVE-2021-32620"): (
+            "fixed",
+            "11.10.13",
+            ("GHSA-76mp-659p-rw65",),
+        ),
+        ("github.com/gin-gonic/gin", "v1.5.0", "CVE-2020-36567"): (
+            "fixed",
+            "1.6.0",
+            ("GHSA-6vm3-jj99-7229", "GO-2020-0001"),
+        ),
+        ("github.com/tidwall/gjson", "v1.6.5", "CVE-2020-36067"): (
+            "fixed",
+            "1.6.6",
+            ("GO-2021-0054",),
+        ),
+        ("github.com/tidwall/gjson", "v1.6.5", "CVE-2020-36066"): (
+            "fixed",
+            "1.9.3",
+            ("CVE-2021-42836", "GHSA-ppj4-34rq-v8j9", "GHSA-wjm3-fq3r-5x46", "GO-2021-0265"),
+        ),
+        ("github.com/tidwall/gjson", "v1.6.5", "CVE-2021-42248"): (
+            "fixed",
+            "1.9.3",
+            ("GHSA-c9gm-7rfj-8w5h", "GO-2022-0592"),
+        ),
+        ("github.com/beego/beego/v2", "v2.0.3", "CVE-2022-31836"): (
+            "fixed",
+            "2.0.4",
+            ("GHSA-95f9-94vc-665h", "GO-2022-0569"),
+        ),
+        ("golang.org/x/text", "v0.3.6", "CVE-2021-38561"): ("fixed", "0.3.7", ("GO-2021-0113",)),
+        # GO-2021-0157 and GO-2021-0159 share CVE-2015-5739: one finding carrying every id.
+        ("stdlib", "go1.4.2", "CVE-2015-5739"): (
+            "fixed",
+            "1.4.3",
+            ("CVE-2015-5740", "CVE-2015-5741", "GO-2021-0157", "GO-2021-0159"),
+        ),
+        ("stdlib", "go1.4.2", "CVE-2024-24791"): ("fixed", "1.21.12", ("GO-2024-2963",)),
+    }
+    assert any("rails" in s and "no version scheme" in s for s in report.skipped)
+    by_id = {f.id: f for f in report.findings}
+    assert (
+        by_id["CVE-2024-39236"].severity == Severity.CRITICAL
+    )  # CVSS 9.8 computed from the vector
+    assert by_id["CVE-2024-39236"].details.cvss_score == 9.8
+    assert by_id["CVE-2023-32681"].details.data_source == "osv:pypi"
+
+
+def test_os_packages_debian(loaded: Store) -> None:
+    inv = Inventory(
+        source="docker-archive:debian.tar",
+        image=ImageInfo(reference="debian.tar", manifest_digest="sha256:" + "a" * 64),
+        distro=Distro(id="debian", version_id="12", version_codename="bookworm"),
+        packages=(
+            Package(
+                type="deb",
+                name="libapparmor1",
+                version="2.10-1",
+                source_name="apparmor",
+                source_version="2.10-1",
+            ),
+            Package(type="deb", name="apparmor", version="3.0.8-3"),
+            Package(
+                type="deb", name="openssl", version="1.0.2g-1"
+            ),  # no Debian data for openssl here
+        ),
+    )
+    got = _summary(match(inv, loaded))
+    assert got == {
+        ("libapparmor1", "2.10-1", "CVE-2016-1585"): ("not-fixed", None, ()),
+        ("libapparmor1", "2.10-1", "CVE-2017-6507"): ("fixed", "2.11.0-3", ()),
+        ("apparmor", "3.0.8-3", "CVE-2016-1585"): ("not-fixed", None, ()),
+    }
+    f = next(f for f in match(inv, loaded) if f.id == "CVE-2016-1585")
+    assert f.severity == Severity.NEGLIGIBLE  # Debian urgency "unimportant"
+    assert f.resource.digest == "sha256:" + "a" * 64
+
+
+def test_os_packages_alpine(loaded: Store) -> None:
+    inv = Inventory(
+        source="alpine",
+        distro=Distro(id="alpine", version_id="3.4.6"),
+        packages=(
+            Package(type="apk", name="libssl1.0", version="1.0.2g-r0", source_name="openssl"),
+            Package(type="apk", name="libcrypto1.0", version="1.0.2r-r0", source_name="openssl"),
+        ),
+    )
+    got = _summary(match(inv, loaded))
+    assert got == {
+        ("libssl1.0", "1.0.2g-r0", "CVE-2016-2176"): ("fixed", "1.0.2h-r0", ()),
+        ("libssl1.0", "1.0.2g-r0", "CVE-2018-5407"): ("fixed", "1.0.2q-r0", ()),
+    }
+    # The same versions on another release use that release's records only.
+    other = Inventory(
+        source="a", distro=Distro(id="alpine", version_id="3.2.0"), packages=inv.packages
+    )
+    assert {k[2] for k in _summary(match(other, loaded))} == {"CVE-2016-2176"}
+
+
+def test_unknown_distro_and_bad_versions_are_skipped_with_reasons(loaded: Store) -> None:
+    inv = Inventory(
+        source="x",
+        packages=(
+            Package(type="deb", name="apparmor", version="2.10-1"),
+            Package(type="python", name="requests", version="not a version"),
+            Package(type="java-archive", name="bare-artifact", version="1.0"),
+        ),
+    )
+    report = Matcher(loaded).run(inv)
+    assert report.findings == ()
+    text = "\n".join(report.skipped)
+    assert "unknown distribution" in text and "invalid pep440 version" in text and "groupId" in text
+
+
+def test_debian_advisory_bundles_join_their_cves(
+    sqlite_store: Store, advisories_dir: Path, tmp_path: Path
+) -> None:
+    """The real DLA-3623-1 record (linux, 44 upstream CVEs) with an affected entry added in the
+    shape Debian's OSV records use, next to tracker entries for two of its CVEs."""
+    dla = json.loads((advisories_dir / "osv-samples" / "DLA-3623-1.json").read_text())
+    dla["affected"] = [
+        {
+            "package": {"ecosystem": "Debian:10", "name": "linux"},
+            "ranges": [
+                {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "4.19.289-2"}]}
+            ],
+        }
+    ]
+    (tmp_path / "dla.json").write_text(json.dumps(dla))
+    tracker = {
+        "linux": {
+            cve: {
+                "releases": {
+                    "buster": {
+                        "status": "resolved",
+                        "fixed_version": "4.19.289-1",
+                        "urgency": "high",
+                    }
+                }
+            }
+            for cve in ("CVE-2023-4004", "CVE-2023-3609")
+        }
+    }
+    (tmp_path / "tracker.json").write_text(json.dumps(tracker))
+    inv = Inventory(
+        source="buster",
+        distro=Distro(id="debian", version_id="10"),
+        packages=(
+            Package(
+                type="deb", name="linux-image-amd64", version="4.19.260-1", source_name="linux"
+            ),
+        ),
+    )
+    import_sources(sqlite_store, [str(tmp_path / "dla.json")])
+    (alone,) = match(inv, sqlite_store)
+    assert alone.id == "DLA-3623-1" and len(alone.details.aliases) == 44
+    import_sources(sqlite_store, [str(tmp_path / "tracker.json")])
+    got = _summary(match(inv, sqlite_store))
+    assert got == {
+        ("linux-image-amd64", "4.19.260-1", "CVE-2023-4004"): (
+            "fixed",
+            "4.19.289-2",
+            ("DLA-3623-1",),
+        ),
+        ("linux-image-amd64", "4.19.260-1", "CVE-2023-3609"): (
+            "fixed",
+            "4.19.289-2",
+            ("DLA-3623-1",),
+        ),
+    }
+    assert {f.severity for f in match(inv, sqlite_store)} == {Severity.HIGH}
+
+
+def test_matching_on_both_databases(any_store: Store, advisories_dir: Path) -> None:
+    import_sources(
+        any_store, [str(advisories_dir / "osv-samples"), str(advisories_dir / "debian-tracker")]
+    )
+    inv = Inventory(
+        source="both",
+        distro=Distro(id="debian", version_id="12"),
+        packages=(
+            _pkg("python", "requests", "2.30.0"),
+            Package(type="deb", name="apparmor", version="2.10-1"),
+        ),
+    )
+    got = _summary(match(inv, any_store))
+    assert set(got) == {
+        ("requests", "2.30.0", "CVE-2023-32681"),
+        ("apparmor", "2.10-1", "CVE-2016-1585"),
+        ("apparmor", "2.10-1", "CVE-2017-6507"),
+    }
+
+
+def test_lookup_targets_follow_the_catalogers() -> None:
+    from stockade.scanning.matcher import Target, target_for
+
+    deb = Package(
+        type="deb",
+        name="libssl3",
+        version="3.0.11-1~deb12u2+b1",
+        source_name="openssl",
+        source_version="3.0.11-1~deb12u2",
+    )
+    rpm = Package(
+        type="rpm",
+        name="bash",
+        version="5.1.8-6.el9",
+        source_name="bash",
+        metadata=(("epoch", "1"),),
+    )
+    apk = Package(type="apk", name="libcrypto3", version="3.1.4-r0", source_name="openssl")
+    py = Package(type="python", name="Zope.Interface", version="6.0")
+    got = {p.type: target_for(p, "x:1") for p in (deb, rpm, apk, py)}
+    assert all(isinstance(t, Target) for t in got.values())
+    assert (got["deb"].name, got["deb"].version) == ("openssl", "3.0.11-1~deb12u2")
+    assert (got["rpm"].name, got["rpm"].version) == ("bash", "1:5.1.8-6.el9")
+    assert (got["apk"].name, got["apk"].version) == ("openssl", "3.1.4-r0")
+    assert (got["python"].ecosystem, got["python"].name) == ("pypi", "zope-interface")

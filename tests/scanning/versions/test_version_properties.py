@@ -1,0 +1,107 @@
+"""Property tests: total order for every scheme, and agreement with real oracles
+(``dpkg --compare-versions`` and ``packaging``)."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from packaging.version import Version
+
+from stockade.scanning.versions import SCHEMES
+
+_alnum = "abcz0123456789"
+dpkg_versions = st.builds(
+    lambda epoch, up, rev: f"{epoch}{up}{rev}",
+    st.sampled_from(["", "", "1:", "2:"]),
+    st.from_regex(r"[0-9][0-9a-z.+~]{0,8}", fullmatch=True),
+    st.one_of(st.just(""), st.from_regex(r"-[0-9a-z.+~]{1,6}", fullmatch=True)),
+)
+apk_versions = st.from_regex(
+    r"[0-9]{1,2}(\.[0-9]{1,2}){0,2}[a-c]?(_(alpha|beta|pre|rc|p|git)[0-9]?)?(-r[0-9])?",
+    fullmatch=True,
+)
+rpm_versions = st.from_regex(
+    r"([0-9]:)?[0-9a-z][0-9a-z.~^_]{0,7}(-[0-9a-z.~^]{1,5})?", fullmatch=True
+)
+pep440_versions = st.builds(
+    lambda rel, pre, post, dev: f"{rel}{pre}{post}{dev}",
+    st.from_regex(r"[0-9]{1,2}(\.[0-9]{1,2}){0,2}", fullmatch=True),
+    st.sampled_from(["", "a1", "b2", "rc1", "rc10"]),
+    st.sampled_from(["", ".post1", ".post2"]),
+    st.sampled_from(["", ".dev0", ".dev3"]),
+)
+semver_versions = st.from_regex(
+    r"v?[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}(-[0-9a-z]{1,3}(\.[0-9a-z]{1,3}){0,2})?", fullmatch=True
+)
+go_versions = st.one_of(
+    semver_versions.map(lambda v: "v" + v.lstrip("v")),
+    st.from_regex(r"v0\.0\.0-20[0-9]{12}-[0-9a-f]{12}", fullmatch=True),
+)
+maven_versions = st.from_regex(
+    r"[0-9]{1,2}([.-]([0-9]{1,2}|alpha|beta|rc|sp|ga|snapshot|foo)){0,3}", fullmatch=True
+)
+
+STRATEGIES = {
+    "dpkg": dpkg_versions,
+    "apk": apk_versions,
+    "rpm": rpm_versions,
+    "pep440": pep440_versions,
+    "semver": semver_versions,
+    "go": go_versions,
+    "maven": maven_versions,
+}
+
+
+@pytest.mark.parametrize("scheme", sorted(STRATEGIES))
+def test_total_order(scheme: str) -> None:
+    s = SCHEMES[scheme]
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(STRATEGIES[scheme], STRATEGIES[scheme], STRATEGIES[scheme])
+    def check(a: str, b: str, c: str) -> None:
+        ab, ba = s.compare(a, b), s.compare(b, a)
+        assert ab == -ba  # antisymmetry
+        assert s.compare(a, a) == 0
+        if ab <= 0 and s.compare(b, c) <= 0:
+            assert s.compare(a, c) <= 0  # transitivity
+        srt = sorted([a, b, c], key=s.key)
+        assert all(s.compare(x, y) <= 0 for x, y in itertools.pairwise(srt))
+
+    check()
+
+
+def _dpkg_says(a: str, op: str, b: str) -> bool:
+    res = subprocess.run(["dpkg", "--compare-versions", a, op, b], capture_output=True, timeout=10)
+    return res.returncode == 0
+
+
+def test_dpkg_agrees_with_real_dpkg() -> None:
+    if not shutil.which("dpkg"):
+        pytest.skip("dpkg is not installed")
+    s = SCHEMES["dpkg"]
+
+    @settings(max_examples=250, deadline=None)
+    @given(dpkg_versions, dpkg_versions)
+    def check(a: str, b: str) -> None:
+        ours = s.compare(a, b)
+        op = {-1: "lt", 0: "eq", 1: "gt"}[ours]
+        assert _dpkg_says(a, op, b), f"dpkg disagrees: {a} {op} {b}"
+
+    check()
+
+
+def test_pep440_agrees_with_packaging() -> None:
+    s = SCHEMES["pep440"]
+
+    @settings(max_examples=400, deadline=None)
+    @given(pep440_versions, pep440_versions)
+    def check(a: str, b: str) -> None:
+        va, vb = Version(a), Version(b)
+        assert s.compare(a, b) == (va > vb) - (va < vb)
+
+    check()
