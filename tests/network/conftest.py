@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import require
 
 from stockade.network.lab.inventory import Inventory
-from tests.conftest import require
 
 
 @pytest.fixture(scope="session")
@@ -31,13 +31,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Inventory, P
 
 
 @pytest.fixture(scope="session")
-def inspectors():  # noqa: ANN201
+def inspectors():
     from stockade.network.analysis import Inspectors
 
     return Inspectors.default()
 
 
-def live_capture(inv: Inventory, inspectors, drive: Callable[[], object], **kw):  # noqa: ANN001, ANN201
+def live_capture(inv: Inventory, inspectors, drive: Callable[[], object], **kw):
     """Capture on the lab's host-side veths while ``drive()`` runs in this thread."""
     from stockade.network.lab.inventory import Identities
     from stockade.network.sensor import run_live
@@ -47,8 +47,16 @@ def live_capture(inv: Inventory, inspectors, drive: Callable[[], object], **kw):
 
     def capture() -> None:
         try:
-            box["run"] = run_live(inv.host_interfaces(), namespace=inv.node_netns, inspectors=inspectors,
-                                  identities=Identities(inv), ready=ready.set, stop=done.is_set, duration=120, **kw)
+            box["run"] = run_live(
+                inv.host_interfaces(),
+                namespace=inv.node_netns,
+                inspectors=inspectors,
+                identities=Identities(inv),
+                ready=ready.set,
+                stop=done.is_set,
+                duration=120,
+                **kw,
+            )
         except BaseException as exc:  # handed to the test thread below
             box["error"] = exc
             ready.set()

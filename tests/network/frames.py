@@ -16,10 +16,23 @@ def udp(sport: int, dport: int, payload: bytes) -> bytes:
     return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
 
 
-def ipv4(src: str, dst: str, proto: int, l4: bytes, *, options: bytes = b"", frag: int = 0) -> bytes:
+def ipv4(
+    src: str, dst: str, proto: int, l4: bytes, *, options: bytes = b"", frag: int = 0
+) -> bytes:
     ihl = 5 + len(options) // 4
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, ihl * 4 + len(l4), 1, frag, 64, proto, 0,
-                      ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed)
+    hdr = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x40 | ihl,
+        0,
+        ihl * 4 + len(l4),
+        1,
+        frag,
+        64,
+        proto,
+        0,
+        ipaddress.ip_address(src).packed,
+        ipaddress.ip_address(dst).packed,
+    )
     return hdr + options + l4
 
 
@@ -31,8 +44,19 @@ def ipv6(src: str, dst: str, proto: int, l4: bytes, *, ext: list[tuple[int, byte
         unit = (len(body) + 2 + 7) // 8
         chain += bytes([types[i + 1], unit - 1]) + body.ljust(unit * 8 - 2, b"\0")
     first = types[0]
-    return struct.pack("!IHBB16s16s", 6 << 28, len(chain) + len(l4), first, 64,
-                       ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed) + chain + l4
+    return (
+        struct.pack(
+            "!IHBB16s16s",
+            6 << 28,
+            len(chain) + len(l4),
+            first,
+            64,
+            ipaddress.ip_address(src).packed,
+            ipaddress.ip_address(dst).packed,
+        )
+        + chain
+        + l4
+    )
 
 
 def ether(ip: bytes, *, vlans: tuple[int, ...] = ()) -> bytes:
@@ -57,7 +81,9 @@ def sll2(ip: bytes, pkttype: int = 0) -> bytes:
     return struct.pack("!HHIHBB8s", etype, 0, 3, 1, pkttype, 6, b"\x02" * 6 + b"\0\0") + ip
 
 
-def pcap(frames: list[tuple[float, bytes]], *, linktype: int = 1, big: bool = False, nano: bool = False) -> bytes:
+def pcap(
+    frames: list[tuple[float, bytes]], *, linktype: int = 1, big: bool = False, nano: bool = False
+) -> bytes:
     o = ">" if big else "<"
     magic = 0xA1B23C4D if nano else 0xA1B2C3D4
     out = [struct.pack(o + "IHHiIII", magic, 2, 4, 0, 0, 65535, linktype)]
@@ -74,13 +100,21 @@ def _block(o: str, btype: int, body: bytes) -> bytes:
     return struct.pack(o + "II", btype, n) + body + struct.pack(o + "I", n)
 
 
-def pcapng(frames: list[tuple[float, bytes]], *, linktype: int = 1, big: bool = False, tsresol: int | None = None,
-           simple: bool = False) -> bytes:
+def pcapng(
+    frames: list[tuple[float, bytes]],
+    *,
+    linktype: int = 1,
+    big: bool = False,
+    tsresol: int | None = None,
+    simple: bool = False,
+) -> bytes:
     o = ">" if big else "<"
     shb = _block(o, 0x0A0D0D0A, struct.pack(o + "IHHq", 0x1A2B3C4D, 1, 0, -1))
     opts = b""
     if tsresol is not None:
-        opts = struct.pack(o + "HH", 9, 1) + bytes([tsresol]) + b"\0\0\0" + struct.pack(o + "HH", 0, 0)
+        opts = (
+            struct.pack(o + "HH", 9, 1) + bytes([tsresol]) + b"\0\0\0" + struct.pack(o + "HH", 0, 0)
+        )
     idb = _block(o, 1, struct.pack(o + "HHI", linktype, 0, 65535) + opts)
     tick = 10.0 ** -(tsresol if tsresol is not None else 6)
     out = [shb, idb]
@@ -89,19 +123,37 @@ def pcapng(frames: list[tuple[float, bytes]], *, linktype: int = 1, big: bool = 
             out.append(_block(o, 3, struct.pack(o + "I", len(data)) + data))
             continue
         t = round(ts / tick)
-        out.append(_block(o, 6, struct.pack(o + "IIIII", 0, t >> 32, t & 0xFFFFFFFF, len(data), len(data)) + data))
+        out.append(
+            _block(
+                o,
+                6,
+                struct.pack(o + "IIIII", 0, t >> 32, t & 0xFFFFFFFF, len(data), len(data)) + data,
+            )
+        )
     return b"".join(out)
 
 
-def conversation(client: str, server: str, cport: int, sport: int, request: bytes, response: bytes,
-                 *, v6: bool = False, isn: int = 1000, split: int | None = None) -> list[bytes]:
+def conversation(
+    client: str,
+    server: str,
+    cport: int,
+    sport: int,
+    request: bytes,
+    response: bytes,
+    *,
+    v6: bool = False,
+    isn: int = 1000,
+    split: int | None = None,
+) -> list[bytes]:
     """A whole TCP conversation as IP packets: handshake, request (optionally in two segments),
     response, FIN both ways."""
     ip = ipv6 if v6 else ipv4
     c, s = isn, 50000
-    out = [ip(client, server, 6, tcp(cport, sport, c, 0, SYN)),
-           ip(server, client, 6, tcp(sport, cport, s, c + 1, SYN | ACK)),
-           ip(client, server, 6, tcp(cport, sport, c + 1, s + 1, ACK))]
+    out = [
+        ip(client, server, 6, tcp(cport, sport, c, 0, SYN)),
+        ip(server, client, 6, tcp(sport, cport, s, c + 1, SYN | ACK)),
+        ip(client, server, 6, tcp(cport, sport, c + 1, s + 1, ACK)),
+    ]
     parts = [request] if split is None else [request[:split], request[split:]]
     seq = c + 1
     for p in parts:

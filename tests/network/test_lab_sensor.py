@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.conftest import require
+from tests.network.conftest import live_capture
 
 from stockade.network.connection import ConnectionRecord, events_for
 from stockade.network.flows import FlowConfig
@@ -18,8 +20,6 @@ from stockade.network.lab import manager
 from stockade.network.lab.client import CARDS, SSNS
 from stockade.network.lab.inventory import Identities, Inventory
 from stockade.network.sensor import run_pcap
-from tests.conftest import require
-from tests.network.conftest import live_capture
 
 pytestmark = pytest.mark.root
 COUNT = 3
@@ -29,9 +29,16 @@ def _masked_card(card: str) -> tuple[str, str]:
     return card[:4], card[-4:]
 
 
-def _hits(recs: list[ConnectionRecord], client: str, server: str, port: int, sensor: str) -> list[str]:
-    return [h.match.masked for r in recs if (r.client.name, r.server.name, r.server_port) == (client, server, port)
-            for h in r.hits if h.match.sensor == sensor]
+def _hits(
+    recs: list[ConnectionRecord], client: str, server: str, port: int, sensor: str
+) -> list[str]:
+    return [
+        h.match.masked
+        for r in recs
+        if (r.client.name, r.server.name, r.server_port) == (client, server, port)
+        for h in r.hits
+        if h.match.sensor == sensor
+    ]
 
 
 def _check_lab_records(recs: list[ConnectionRecord], inv: Inventory) -> None:
@@ -40,30 +47,58 @@ def _check_lab_records(recs: list[ConnectionRecord], inv: Inventory) -> None:
     cards_http = _hits(recs, "payments", "orders", 8080, "dlp.payment_card")
     for card in CARDS[:COUNT]:
         first, last = _masked_card(card)
-        assert any(m.replace(" ", "").startswith(first) and m.endswith(last) for m in cards_http), card
+        assert any(m.replace(" ", "").startswith(first) and m.endswith(last) for m in cards_http), (
+            card
+        )
     pg_ssn = _hits(recs, "orders", "db", 5432, "dlp.us_ssn")
     assert {m[-4:] for m in pg_ssn} >= {s[-4:] for s in SSNS[:COUNT]}
     pg_cards = _hits(recs, "orders", "db", 5432, "dlp.payment_card")
     assert {m[-4:] for m in pg_cards} >= {CARDS[(i + 1) % 3][-4:] for i in range(COUNT)}
     redis_ssn = _hits(recs, "orders", "cache", 6379, "dlp.us_ssn")
     assert {m[-4:] for m in redis_ssn} >= {SSNS[(i + 2) % 3][-4:] for i in range(COUNT)}
-    world = [r for r in recs if r.server.kind == "external" and r.server_ip == inv.pod("world").ipv4]
-    assert world and all(r.client.name == "crm" and r.client.namespace == "marketing" for r in world)
+    world = [
+        r for r in recs if r.server.kind == "external" and r.server_ip == inv.pod("world").ipv4
+    ]
+    assert world and all(
+        r.client.name == "crm" and r.client.namespace == "marketing" for r in world
+    )
     assert all(any(h.match.sensor == "dlp.us_ssn" for h in r.hits) for r in world), world
     v6 = [r for r in recs if r.ip_version == 6 and r.server_port == 8080]
-    assert v6 and v6[0].client.name == "payments" and any(h.match.sensor == "dlp.payment_card" for h in v6[0].hits)
-    tls = [r for r in recs if r.server_port in (8443, 8444) or (r.server_port == 5432 and r.encrypted)]
+    assert (
+        v6
+        and v6[0].client.name == "payments"
+        and any(h.match.sensor == "dlp.payment_card" for h in v6[0].hits)
+    )
+    tls = [
+        r for r in recs if r.server_port in (8443, 8444) or (r.server_port == 5432 and r.encrypted)
+    ]
     assert len(tls) == COUNT + 1 + 1  # one per HTTPS request, the TLS 1.1 request, one pg session
     for r in tls:
         assert r.encrypted and r.hits == (), r
         assert r.tls is not None and r.tls.version in ("TLS1.3", "TLS1.1")
+    decoys = [
+        r for r in recs if (r.client.name, r.server.name, r.server_port) == ("crm", "orders", 8080)
+    ]
+    assert len(decoys) == COUNT
+    assert not [
+        h for r in decoys for h in r.hits if h.match.sensor in ("dlp.payment_card", "dlp.us_ssn")
+    ]
+    dns = [r for r in recs if r.transport == "udp" and r.server_port == 53]
+    assert len(dns) == 2 * COUNT  # an A and an AAAA query per round, each from its own socket
+    for r in dns:
+        assert (r.client.name, r.server.name, r.server.namespace) == (
+            "payments",
+            "dns",
+            "kube-system",
+        )
+        assert r.protocol == "proto.dns" and r.bytes_to_server and r.bytes_to_client
     weak = [e for r in recs for e in events_for(r) if e.kind == "tls.weak_version"]
     assert len(weak) == 1 and weak[0].data["version"] == "TLS1.1"
     for card in CARDS:
         assert card not in json.dumps([r.to_dict() for r in recs])
 
 
-def test_live_capture_sees_all_lab_traffic(lab: tuple[Inventory, Path], inspectors) -> None:  # noqa: ANN001
+def test_live_capture_sees_all_lab_traffic(lab: tuple[Inventory, Path], inspectors) -> None:
     inv, _ = lab
     run, results = live_capture(inv, inspectors, lambda: manager.traffic(inv, COUNT))
     assert all(r.ok for r in results), results
@@ -76,9 +111,31 @@ def _tcpdump(inv: Inventory, path: Path, iface: str = "any") -> subprocess.Popen
     default one drops packets on this busy 2-core machine (it says so, and _stop checks)."""
     require(shutil.which("tcpdump") is not None, "tcpdump is not installed")
     err = open(path.with_suffix(".err"), "wb")  # noqa: SIM115 - closed in _stop
-    proc = subprocess.Popen(["ip", "netns", "exec", inv.node_netns, "timeout", "60", "tcpdump", "-i", iface, "-U",
-                             "--immediate-mode", "-B", "32768", "-n", "-s", "0", "-c", "20000", "-w", str(path)],
-                            stderr=err)
+    proc = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            inv.node_netns,
+            "timeout",
+            "60",
+            "tcpdump",
+            "-i",
+            iface,
+            "-U",
+            "--immediate-mode",
+            "-B",
+            "32768",
+            "-n",
+            "-s",
+            "0",
+            "-c",
+            "20000",
+            "-w",
+            str(path),
+        ],
+        stderr=err,
+    )
     proc.err = err  # type: ignore[attr-defined]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the file appears once tcpdump's socket is bound
@@ -112,14 +169,18 @@ def lab_pcap(lab: tuple[Inventory, Path], tmp_path_factory: pytest.TempPathFacto
     return path
 
 
-def test_tcpdump_pcap_gives_the_same_findings(lab: tuple[Inventory, Path], lab_pcap: Path, inspectors) -> None:  # noqa: ANN001
+def test_tcpdump_pcap_gives_the_same_findings(
+    lab: tuple[Inventory, Path], lab_pcap: Path, inspectors
+) -> None:
     inv, _ = lab
     run = run_pcap(lab_pcap, inspectors=inspectors, identities=Identities(inv))
     assert not run.stats["source"]["truncated"]
     _check_lab_records(run.records, inv)
 
 
-def test_pcapng_conversion_reads_the_same(lab: tuple[Inventory, Path], lab_pcap: Path, inspectors, tmp_path: Path) -> None:  # noqa: ANN001
+def test_pcapng_conversion_reads_the_same(
+    lab: tuple[Inventory, Path], lab_pcap: Path, inspectors, tmp_path: Path
+) -> None:
     require(shutil.which("editcap") is not None, "editcap (wireshark-common) is not installed")
     inv, _ = lab
     ng = tmp_path / "lab.pcapng"
@@ -127,16 +188,35 @@ def test_pcapng_conversion_reads_the_same(lab: tuple[Inventory, Path], lab_pcap:
     a = run_pcap(lab_pcap, inspectors=inspectors, identities=Identities(inv))
     b = run_pcap(ng, inspectors=inspectors, identities=Identities(inv))
     assert b.stats["source"]["format"] == "pcapng"
-    assert [r.to_dict() | {"id": ""} for r in a.records] == [r.to_dict() | {"id": ""} for r in b.records]
+    assert [r.to_dict() | {"id": ""} for r in a.records] == [
+        r.to_dict() | {"id": ""} for r in b.records
+    ]
 
 
-def test_card_split_across_two_segments(lab: tuple[Inventory, Path], inspectors, tmp_path: Path) -> None:  # noqa: ANN001
+def test_card_split_across_two_segments(
+    lab: tuple[Inventory, Path], inspectors, tmp_path: Path
+) -> None:
     inv, _ = lab
     path = tmp_path / "split.pcap"
     proc = _tcpdump(inv, path, "vh-payments")
     try:
-        cmd = ["ip", "netns", "exec", inv.pod("payments").netns, os.sys.executable, "-m", "stockade.network.lab.client",
-               "http", "--host", inv.pod("orders").ipv4, "--port", "8080", "--count", "1", "--split"]
+        cmd = [
+            "ip",
+            "netns",
+            "exec",
+            inv.pod("payments").netns,
+            os.sys.executable,
+            "-m",
+            "stockade.network.lab.client",
+            "http",
+            "--host",
+            inv.pod("orders").ipv4,
+            "--port",
+            "8080",
+            "--count",
+            "1",
+            "--split",
+        ]
         subprocess.run(cmd, check=True, timeout=30, capture_output=True, env=os.environ.copy())
     finally:
         _stop(proc)
@@ -145,13 +225,14 @@ def test_card_split_across_two_segments(lab: tuple[Inventory, Path], inspectors,
     from stockade.network.capture.pcapfile import PcapReader
 
     class Segments:
-        payloads: list[bytes] = []
+        def __init__(self) -> None:
+            self.payloads: list[bytes] = []
 
-        def tcp(self, ts, key, flags, seq, ack, buf, off, length) -> None:  # noqa: ANN001
+        def tcp(self, ts, key, flags, seq, ack, buf, off, length) -> None:
             if key[3] == 8080 and length:
                 self.payloads.append(bytes(buf[off : off + length]))
 
-        def udp(self, *a) -> None:  # noqa: ANN002
+        def udp(self, *a) -> None:
             pass
 
     seg = Segments()
@@ -166,29 +247,66 @@ def test_card_split_across_two_segments(lab: tuple[Inventory, Path], inspectors,
     assert _hits(run.records, "payments", "orders", 8080, "dlp.payment_card")
 
 
-def test_half_open_flood_keeps_memory_bounded(lab: tuple[Inventory, Path], inspectors) -> None:  # noqa: ANN001
+def test_half_open_flood_keeps_memory_bounded(lab: tuple[Inventory, Path], inspectors) -> None:
     inv, _ = lab
-    flood = ["ip", "netns", "exec", inv.pod("crm").netns, os.sys.executable, "-m", "stockade.network.lab.client",
-             "syn", "--host", manager.UNROUTABLE, "--port", "443", "--count", "4000"]
+    flood = [
+        "ip",
+        "netns",
+        "exec",
+        inv.pod("crm").netns,
+        os.sys.executable,
+        "-m",
+        "stockade.network.lab.client",
+        "syn",
+        "--host",
+        manager.UNROUTABLE,
+        "--port",
+        "443",
+        "--count",
+        "4000",
+    ]
 
     def drive() -> list[object]:
         subprocess.run(flood, check=True, timeout=60, capture_output=True, env=os.environ.copy())
         return manager.traffic(inv, 1, {"card-http"})
 
-    run, results = live_capture(inv, inspectors, drive, config=FlowConfig(max_flows=1000))
+    run, _results = live_capture(inv, inspectors, drive, config=FlowConfig(max_flows=1000))
     flows = run.stats["flows"]
     assert flows["flows"] >= 4000 and flows["peak_flows"] <= 1001
     assert flows["half_open_dropped"] >= 3000
     assert flows["peak_memory"] < 1 << 20
-    assert _hits(run.records, "payments", "orders", 8080, "dlp.payment_card")  # real traffic still seen
+    assert _hits(
+        run.records, "payments", "orders", 8080, "dlp.payment_card"
+    )  # real traffic still seen
 
 
-def test_sensor_cli_writes_masked_events_to_the_store(lab: tuple[Inventory, Path], lab_pcap: Path, tmp_path: Path) -> None:
+def test_sensor_cli_writes_masked_events_to_the_store(
+    lab: tuple[Inventory, Path], lab_pcap: Path, tmp_path: Path
+) -> None:
     _, state = lab
     db = tmp_path / "s.db"
-    out = subprocess.run([os.sys.executable, "-m", "stockade", "sensor", "--pcap", str(lab_pcap), "--state", str(state),
-                          "--db", f"sqlite:///{db}", "--format", "json", "--fail-on", "high"],
-                         capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    out = subprocess.run(
+        [
+            os.sys.executable,
+            "-m",
+            "stockade",
+            "sensor",
+            "--pcap",
+            str(lab_pcap),
+            "--state",
+            str(state),
+            "--db",
+            f"sqlite:///{db}",
+            "--format",
+            "json",
+            "--fail-on",
+            "high",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
     assert out.returncode == 1, out.stderr  # DLP events are HIGH
     lines = [json.loads(x) for x in out.stdout.splitlines()]
     assert any(d["dlp"] for d in lines)
@@ -228,3 +346,43 @@ def test_lab_down_is_idempotent_and_complete(tmp_path: Path) -> None:
     assert not [ns for ns in topology.netns_list() if ns.startswith(prefix)]
     assert not state.exists()
     assert not any(Path(f"/proc/{p}").exists() for p in pids)
+
+
+def test_idle_connection_expires_during_live_capture(
+    lab: tuple[Inventory, Path], inspectors
+) -> None:
+    """A connection left open and silent is reported (state timeout) while the capture runs."""
+    inv, _ = lab
+    seen: list[tuple[float, ConnectionRecord]] = []
+    script = (
+        "import socket, sys, time\n"
+        "s = socket.create_connection((sys.argv[1], 8080))\n"
+        "s.sendall(b'GET /slow HTTP/1.1\\r\\nHost: orders\\r\\n')\n"  # headers never finished
+        "time.sleep(4)\n"
+        "s.close()\n"
+    )
+    cmd = [
+        "ip",
+        "netns",
+        "exec",
+        inv.pod("payments").netns,
+        os.sys.executable,
+        "-c",
+        script,
+        inv.pod("orders").ipv4,
+    ]
+
+    def drive() -> float:
+        subprocess.run(cmd, check=True, timeout=30)
+        return time.time()
+
+    _run, closed_at = live_capture(
+        inv,
+        inspectors,
+        drive,
+        config=FlowConfig(tcp_idle=1.0),
+        on_record=lambda r: seen.append((time.time(), r)),
+    )
+    timed_out = [(t, r) for t, r in seen if r.server_port == 8080 and r.state == "timeout"]
+    assert timed_out and timed_out[0][0] < closed_at  # reported before the client hung up
+    assert timed_out[0][1].protocol == "proto.http"

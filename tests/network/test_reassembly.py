@@ -77,7 +77,7 @@ def test_sequence_wraparound() -> None:
 
 
 def test_fin_ack_is_not_a_gap() -> None:
-    s, out, gaps = _stream()
+    s, _out, gaps = _stream()
     s.syn(0)
     s.segment(1, b"abc", 0, 3)
     s.fin(4)
@@ -86,14 +86,20 @@ def test_fin_ack_is_not_a_gap() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.binary(min_size=1, max_size=3000), st.integers(0, 2**32 - 1), st.randoms(use_true_random=False))
+@given(
+    st.binary(min_size=1, max_size=3000),
+    st.integers(0, 2**32 - 1),
+    st.randoms(use_true_random=False),
+)
 def test_any_segmentation_and_order_reassembles(data: bytes, isn: int, rnd: random.Random) -> None:
     """Cut into random segments, shuffled, some duplicated and overlapping: the bytes come out whole."""
     s, out, gaps = _stream()
     s.syn(isn)
     cuts = sorted({0, len(data), *(rnd.randrange(len(data)) for _ in range(rnd.randrange(6)))})
     segs = [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)]
-    segs += [(a, min(len(data), b + rnd.randrange(4))) for a, b in rnd.sample(segs, k=len(segs) // 2)]
+    segs += [
+        (a, min(len(data), b + rnd.randrange(4))) for a, b in rnd.sample(segs, k=len(segs) // 2)
+    ]
     rnd.shuffle(segs)
     for a, b in segs:
         s.segment((isn + 1 + a) & 0xFFFFFFFF, data, a, b - a)

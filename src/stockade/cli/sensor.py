@@ -27,7 +27,7 @@ def _fmt_bytes(n: int) -> str:
 
 def _enc(rec: Any) -> str:
     if rec.tls is not None and rec.tls.version:
-        return rec.tls.version
+        return str(rec.tls.version)
     return "encrypted" if rec.encrypted else "clear"
 
 
@@ -35,13 +35,24 @@ def _table(records: list[Any]) -> None:
     from rich.table import Table
 
     t = Table(show_lines=False)
-    for col in ("client", "server", "port", "protocol", "encryption", "bytes c>s / s>c", "DLP (masked)"):
+    for col in (
+        "client",
+        "server",
+        "port",
+        "protocol",
+        "encryption",
+        "bytes c>s / s>c",
+        "DLP (masked)",
+    ):
         t.add_column(col)
     for r in records:
         hits = sorted({f"{h.match.sensor.removeprefix('dlp.')} {h.match.masked}" for h in r.hits})
         t.add_row(
-            _who(r.client, r.client_ip), _who(r.server, r.server_ip), str(r.server_port),
-            r.protocol.removeprefix("proto."), _enc(r),
+            _who(r.client, r.client_ip),
+            _who(r.server, r.server_ip),
+            str(r.server_port),
+            r.protocol.removeprefix("proto."),
+            _enc(r),
             f"{_fmt_bytes(r.bytes_to_server)} / {_fmt_bytes(r.bytes_to_client)}",
             "\n".join(hits) or "-",
         )
@@ -55,22 +66,39 @@ def _who(ref: Any, ip: str) -> str:
 
 
 def sensor_cmd(
-    iface: Annotated[list[str] | None, typer.Option("--iface", "-i", help="Capture on this interface (repeat).")] = None,
-    lab: Annotated[bool, typer.Option("--lab", help="Capture on the lab pods' host-side veths.")] = False,
-    pcap: Annotated[Path | None, typer.Option("--pcap", help="Read a pcap or pcapng file instead.")] = None,
-    netns: Annotated[str | None, typer.Option("--netns", help="Network namespace of the interfaces.")] = None,
-    duration: Annotated[float | None, typer.Option("--duration", help="Stop live capture after S seconds.")] = None,
+    iface: Annotated[
+        list[str] | None, typer.Option("--iface", "-i", help="Capture on this interface (repeat).")
+    ] = None,
+    lab: Annotated[
+        bool, typer.Option("--lab", help="Capture on the lab pods' host-side veths.")
+    ] = False,
+    pcap: Annotated[
+        Path | None, typer.Option("--pcap", help="Read a pcap or pcapng file instead.")
+    ] = None,
+    netns: Annotated[
+        str | None, typer.Option("--netns", help="Network namespace of the interfaces.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop live capture after S seconds.")
+    ] = None,
     count: Annotated[int | None, typer.Option("--count", help="Stop after N frames.")] = None,
-    state: Annotated[Path, typer.Option("--state", help="Lab inventory (workload identity).")] = DEFAULT_STATE,
-    stream_depth: Annotated[int, typer.Option("--stream-depth", help="Bytes inspected per direction.")] = 65536,
-    fmt: Annotated[str, typer.Option("--format", help="table or json (JSON Lines, one connection each).")] = "table",
-    fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 1 if an event at or above this severity.")] = None,
+    state: Annotated[
+        Path, typer.Option("--state", help="Lab inventory (workload identity).")
+    ] = DEFAULT_STATE,
+    stream_depth: Annotated[
+        int, typer.Option("--stream-depth", help="Bytes inspected per direction.")
+    ] = 65536,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table or json (JSON Lines, one connection each).")
+    ] = "table",
+    fail_on: Annotated[
+        str | None, typer.Option("--fail-on", help="Exit 1 if an event at or above this severity.")
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Show connections (client -> server, protocol, encryption, DLP hits) and store events."""
     from stockade.model import Severity
     from stockade.network.analysis import Inspectors
-    from stockade.network.connection import events_for
     from stockade.network.flows import FlowConfig
     from stockade.network.lab.inventory import Identities, load
     from stockade.network.sensor import run_live, run_pcap
@@ -79,7 +107,7 @@ def sensor_cmd(
         raise UsageError("--format must be table or json")
     if sum(bool(x) for x in (iface, lab, pcap)) != 1:
         raise UsageError("choose one source: --iface, --lab or --pcap")
-    if count is not None and count < 1 or duration is not None and duration <= 0:
+    if (count is not None and count < 1) or (duration is not None and duration <= 0):
         raise UsageError("--count and --duration must be positive")
     if not 1024 <= stream_depth <= 16 * 1024 * 1024:
         raise UsageError("--stream-depth must be between 1 KiB and 16 MiB")
@@ -91,51 +119,107 @@ def sensor_cmd(
     inspectors = Inspectors.default()
     config = FlowConfig(stream_depth=stream_depth)
 
-    def stream_json(rec: Any) -> None:
-        sys.stdout.write(json.dumps(rec.to_dict()) + "\n")
-        sys.stdout.flush()
-
-    on_record = stream_json if fmt == "json" else None
-    if pcap is not None:
-        run = run_pcap(pcap, inspectors=inspectors, identities=identities, config=config, count=count,
-                       on_record=on_record)
-    else:
-        if os.geteuid() != 0:
-            raise UsageError("live capture needs root")
-        if lab:
-            assert inv is not None
-            interfaces, namespace = inv.host_interfaces(), inv.node_netns
+    out = _Outputs(fmt=fmt, db=db)
+    try:
+        if pcap is not None:
+            run = run_pcap(
+                pcap,
+                inspectors=inspectors,
+                identities=identities,
+                config=config,
+                count=count,
+                on_record=out.record,
+                keep=fmt == "table",
+            )
         else:
-            interfaces, namespace = list(iface or ()), netns
-        run = run_live(interfaces, namespace=namespace, inspectors=inspectors, identities=identities, config=config,
-                       duration=duration, count=count, on_record=on_record)
+            if os.geteuid() != 0:
+                raise UsageError("live capture needs root")
+            if lab:
+                assert inv is not None
+                interfaces, namespace = inv.host_interfaces(), inv.node_netns
+            else:
+                interfaces, namespace = list(iface or ()), netns
+            run = run_live(
+                interfaces,
+                namespace=namespace,
+                inspectors=inspectors,
+                identities=identities,
+                config=config,
+                duration=duration,
+                count=count,
+                on_record=out.record,
+                keep=fmt == "table",
+            )
+        out.flush()
+    finally:
+        out.close()
     if fmt == "table":
         _table(run.records)
     src = run.stats.get("source", {})
     flows = run.stats.get("flows", {})
-    note = f"{len(run.records)} connections, {run.stats['decode']['frames']} frames"
+    note = f"{out.connections} connections, {run.stats['decode']['frames']} frames"
     if "kernel_drops" in src:
         note += f", kernel drops {src['kernel_drops']} of {src['kernel_packets']}"
     if src.get("truncated"):
         note += ", file truncated at the end"
     if flows.get("evicted") or flows.get("half_open_dropped"):
         note += f", evicted {flows['evicted']}, half-open dropped {flows['half_open_dropped']}"
-    events = [e for r in run.records for e in events_for(r)]
-    note += f", {sum(e.kind == 'dlp.sensitive_in_clear' for e in events)} DLP events, "
-    note += f"{sum(e.kind == 'tls.weak_version' for e in events)} weak TLS"
+    note += f", {out.kinds.get('dlp.sensitive_in_clear', 0)} DLP events, {out.kinds.get('tls.weak_version', 0)} weak TLS"
     if db is not None:
-        from stockade.cli.common import open_db
+        note += f"; stored {out.stored[0]} connections and {out.stored[1]} events"
+    err_console.print(note, highlight=False, soft_wrap=True)
+    if threshold is not None and out.worst >= threshold:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+class _Outputs:
+    """Per connection: stream JSON, tally events, and write to the store in batches (so a long
+    capture keeps no growing list of records unless a table is wanted)."""
+
+    BATCH = 200
+
+    def __init__(self, *, fmt: str, db: str | None) -> None:
+        from stockade.model import Severity
+
+        self.json = fmt == "json"
+        self.connections = 0
+        self.kinds: dict[str, int] = {}
+        self.worst = Severity.UNKNOWN
+        self.stored = (0, 0)
+        self._pending: list[Any] = []
+        self._store = None
+        if db is not None:
+            from stockade.cli.common import open_db
+
+            self._store = open_db(db)  # opened first: a bad URL fails before any capture
+
+    def record(self, rec: Any) -> None:
+        from stockade.network.connection import events_for
+
+        self.connections += 1
+        for e in events_for(rec):
+            self.kinds[e.kind] = self.kinds.get(e.kind, 0) + 1
+            self.worst = max(self.worst, e.severity)
+        if self.json:
+            sys.stdout.write(json.dumps(rec.to_dict()) + "\n")
+            sys.stdout.flush()
+        if self._store is not None:
+            self._pending.append(rec)
+            if len(self._pending) >= self.BATCH:
+                self.flush()
+
+    def flush(self) -> None:
+        if self._store is None or not self._pending:
+            return
         from stockade.network.store import write
 
-        store = open_db(db)
-        try:
-            written = write(store, run.records)
-        finally:
-            store.close()
-        note += f"; stored {written[0]} connections and {written[1]} events"
-    err_console.print(note, highlight=False)
-    if threshold is not None and any(e.severity >= threshold for e in events):
-        raise typer.Exit(EXIT_FINDINGS)
+        conns, events = write(self._store, self._pending)
+        self.stored = (self.stored[0] + conns, self.stored[1] + events)
+        self._pending = []
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
 
 
 def _try_load(state: Path) -> Any:

@@ -51,9 +51,14 @@ class ConnectionRecord:
     def to_dict(self) -> dict[str, Any]:
         tls = None
         if self.tls is not None:
-            tls = {"version": self.tls.version, "sni": self.tls.sni, "alpn": list(self.tls.alpn),
-                   "alpn_chosen": self.tls.alpn_chosen, "cipher": self.tls.cipher,
-                   "client_max_version": self.tls.client_max_version}
+            tls = {
+                "version": self.tls.version,
+                "sni": self.tls.sni,
+                "alpn": list(self.tls.alpn),
+                "alpn_chosen": self.tls.alpn_chosen,
+                "cipher": self.tls.cipher,
+                "client_max_version": self.tls.client_max_version,
+            }
         return {
             "id": self.id,
             "start": _iso(self.start),
@@ -79,8 +84,13 @@ class ConnectionRecord:
 
 def _hit(h: Hit) -> dict[str, Any]:
     m = h.match
-    return {"direction": h.direction, "sensor": m.sensor, "masked": m.masked, "offset": m.start,
-            "confidence": m.confidence}
+    return {
+        "direction": h.direction,
+        "sensor": m.sensor,
+        "masked": m.masked,
+        "offset": m.start,
+        "confidence": m.confidence,
+    }
 
 
 def _iso(ts: float) -> str:
@@ -98,20 +108,47 @@ def events_for(rec: ConnectionRecord, source: str = "sensor") -> list[Event]:
         grouped.setdefault((h.match.sensor, h.direction), []).append(h)
     for (sensor, direction), hits in sorted(grouped.items()):
         evidence = sorted({h.match.masked for h in hits})
-        out.append(Event(
-            kind="dlp.sensitive_in_clear", severity=Severity.HIGH, source=source, at=at,
-            message=f"{sensor} in clear {rec.protocol} {where}: {', '.join(evidence[:5])}",
-            resource=rec.client, peer=rec.server,
-            data={"connection": rec.id, "sensor": sensor, "direction": direction, "protocol": rec.protocol,
-                  "evidence": evidence, "count": len(hits), "server_port": rec.server_port,
-                  "client_ip": rec.client_ip, "server_ip": rec.server_ip},
-        ))
+        out.append(
+            Event(
+                kind="dlp.sensitive_in_clear",
+                severity=Severity.HIGH,
+                source=source,
+                at=at,
+                message=f"{sensor} in clear {rec.protocol} {where}: {', '.join(evidence[:5])}",
+                resource=rec.client,
+                peer=rec.server,
+                data={
+                    "connection": rec.id,
+                    "sensor": sensor,
+                    "direction": direction,
+                    "protocol": rec.protocol,
+                    "evidence": evidence,
+                    "count": len(hits),
+                    "server_port": rec.server_port,
+                    "client_ip": rec.client_ip,
+                    "server_ip": rec.server_ip,
+                },
+            )
+        )
     if rec.tls is not None and rec.tls.version in WEAK_TLS:
-        out.append(Event(
-            kind="tls.weak_version", severity=Severity.MEDIUM, source=source, at=at,
-            message=f"{rec.tls.version} negotiated {where}",
-            resource=rec.client, peer=rec.server,
-            data={"connection": rec.id, "version": rec.tls.version, "sni": rec.tls.sni, "cipher": rec.tls.cipher,
-                  "server_port": rec.server_port, "client_ip": rec.client_ip, "server_ip": rec.server_ip},
-        ))
+        out.append(
+            Event(
+                kind="tls.weak_version",
+                severity=Severity.MEDIUM,
+                source=source,
+                at=at,
+                message=f"{rec.tls.version} negotiated {where}",
+                resource=rec.client,
+                peer=rec.server,
+                data={
+                    "connection": rec.id,
+                    "version": rec.tls.version,
+                    "sni": rec.tls.sni,
+                    "cipher": rec.tls.cipher,
+                    "server_port": rec.server_port,
+                    "client_ip": rec.client_ip,
+                    "server_ip": rec.server_ip,
+                },
+            )
+        )
     return out

@@ -11,17 +11,28 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from stockade.network.analysis import DlpFeed, Inspectors
+from stockade.network.capture.decode import Buf, FlowKey
 from stockade.network.connection import ConnectionRecord, Hit
-from stockade.network.interface import Detection
+from stockade.network.interface import Detection, TlsInfo
 from stockade.network.lab.inventory import Identities
 from stockade.network.reassembly import Stream
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
-_FLAG_NAMES = ((SYN, "S"), (ACK, "A"), (PSH, "P"), (FIN, "F"), (RST, "R"), (URG, "U"), (ECE, "E"), (CWR, "C"))
+_FLAG_NAMES = (
+    (SYN, "S"),
+    (ACK, "A"),
+    (PSH, "P"),
+    (FIN, "F"),
+    (RST, "R"),
+    (URG, "U"),
+    (ECE, "E"),
+    (CWR, "C"),
+)
 TLS_HANDSHAKE = (0x16, 0x03)
 PG_SSLREQUEST = bytes.fromhex("0000000804d2162f")
 
@@ -51,11 +62,29 @@ class FlowStats:
 
 class Flow:
     __slots__ = (
-        "analyzed", "bytes", "client", "detection", "dlp", "done", "encrypted_hint", "first", "flags",
-        "id", "last", "packets", "payload", "proto", "server", "streams", "synack", "tls",
+        "analyzed",
+        "bytes",
+        "client",
+        "detection",
+        "dlp",
+        "done",
+        "encrypted_hint",
+        "first",
+        "flags",
+        "id",
+        "last",
+        "packets",
+        "payload",
+        "proto",
+        "server",
+        "streams",
+        "synack",
+        "tls",
     )
 
-    def __init__(self, fid: str, client: tuple, server: tuple, proto: int, ts: float) -> None:
+    def __init__(
+        self, fid: str, client: tuple[bytes, int], server: tuple[bytes, int], proto: int, ts: float
+    ) -> None:
         self.id = fid
         self.client = client  # (ip bytes, port)
         self.server = server
@@ -72,7 +101,7 @@ class Flow:
         self.analyzed = False
         self.encrypted_hint = False
         self.detection: Detection | None = None
-        self.tls = None
+        self.tls: TlsInfo | None = None
 
 
 class FlowTable:
@@ -91,7 +120,7 @@ class FlowTable:
         self.emit = emit
         self.stats = FlowStats()
         self.memory = 0
-        self._flows: dict[tuple, tuple[Flow, int]] = {}
+        self._flows: dict[FlowKey, tuple[Flow, int]] = {}
         self._ids = itertools.count(1)
         self._run = os.urandom(4).hex()
         self._next_sweep = 0.0
@@ -101,7 +130,17 @@ class FlowTable:
 
     # packet entry points (the decoder's sink)
 
-    def tcp(self, ts: float, key: tuple, flags: int, seq: int, ack: int, buf: object, off: int, length: int) -> None:
+    def tcp(
+        self,
+        ts: float,
+        key: FlowKey,
+        flags: int,
+        seq: int,
+        ack: int,
+        buf: Buf,
+        off: int,
+        length: int,
+    ) -> None:
         entry = self._flows.get(key)
         if entry is not None and entry[0].done:
             if flags & (SYN | ACK) == SYN:  # the port pair is reused by a new connection
@@ -137,7 +176,11 @@ class FlowTable:
             self._finish(f, "reset")
         elif f.flags[0] & FIN and f.flags[1] & FIN:
             self._finish(f, "closed")
-        elif not f.analyzed and all(x.delivered >= self.cfg.stream_depth for x in f.streams):
+        elif (
+            length
+            and not f.analyzed
+            and all(x.delivered >= self.cfg.stream_depth for x in f.streams)
+        ):
             self._analyze(f)  # both heads are full: decide now and free the buffers
         if self.memory > self.stats.peak_memory:
             self.stats.peak_memory = self.memory
@@ -146,7 +189,7 @@ class FlowTable:
         if ts >= self._next_sweep:
             self.sweep(ts)
 
-    def udp(self, ts: float, key: tuple, buf: object, off: int, length: int) -> None:
+    def udp(self, ts: float, key: FlowKey, buf: Buf, off: int, length: int) -> None:
         entry = self._flows.get(key)
         if entry is None:
             entry = self._new(ts, key, 17, reverse=False)
@@ -158,19 +201,23 @@ class FlowTable:
             f.payload = True
             s = f.streams[d]
             s.started = True
-            self.memory += s.segment(s.next_seq, buf, off, length)  # datagrams join in arrival order
+            self.memory += s.segment(
+                s.next_seq, buf, off, length
+            )  # datagrams join in arrival order
         if ts >= self._next_sweep:
             self.sweep(ts)
 
     # lifecycle
 
-    def _new(self, ts: float, key: tuple, proto: int, *, reverse: bool) -> tuple[Flow, int]:
+    def _new(self, ts: float, key: FlowKey, proto: int, *, reverse: bool) -> tuple[Flow, int]:
         src, sport, dst, dport, _ = key
         client, server = ((dst, dport), (src, sport)) if reverse else ((src, sport), (dst, dport))
         f = Flow(f"{self._run}-{next(self._ids)}", client, server, proto, ts)
         cfg = self.cfg
         for d in (0, 1):
-            f.streams.append(Stream(cfg.stream_depth, cfg.ooo_limit, self._data_hook(f, d), self._gap_hook(f, d)))
+            f.streams.append(
+                Stream(cfg.stream_depth, cfg.ooo_limit, self._data_hook(f, d), self._gap_hook(f, d))
+            )
         fwd = (f, 1 if reverse else 0)
         back = (f, 0 if reverse else 1)
         self._flows[key] = fwd
@@ -186,6 +233,8 @@ class FlowTable:
     def _data_hook(self, f: Flow, d: int) -> Callable[[bytes], None]:
         def on_data(data: bytes) -> None:
             if f.encrypted_hint:
+                if d == 1 and _ssl_refused(f, data):
+                    f.encrypted_hint = False  # PostgreSQL said 'N': the session goes on in clear
                 return
             feed = f.dlp[d]
             if feed is None:
@@ -241,6 +290,12 @@ class FlowTable:
         for s in f.streams:
             self.memory -= s.release()
 
+    def tick(self) -> None:
+        """Live capture with no packets: expire idle flows by the wall clock."""
+        now = time.time()
+        if now >= self._next_sweep:
+            self.sweep(now)
+
     def sweep(self, now: float) -> None:
         """Expire idle, half-open and closed flows (in capture time)."""
         self._next_sweep = now + 1.0
@@ -274,9 +329,14 @@ class FlowTable:
         """Over ``max_flows``: drop half-open flows, then the oldest, down to 90 %."""
         target = int(self.cfg.max_flows * 0.9)
         flows = [f for f in self._unique() if f is not keep]
-        half_open = [f for f in flows if f.proto == 6 and not f.synack and not f.payload and not f.done]
+        half_open = [
+            f for f in flows if f.proto == 6 and not f.synack and not f.payload and not f.done
+        ]
         done = [f for f in flows if f.done]
-        rest = sorted((f for f in flows if not f.done and (f.synack or f.payload or f.proto != 6)), key=lambda f: f.last)
+        rest = sorted(
+            (f for f in flows if not f.done and (f.synack or f.payload or f.proto != 6)),
+            key=lambda f: f.last,
+        )
         for group, counter in ((done, None), (half_open, "half_open_dropped"), (rest, "evicted")):
             for f in group:
                 if len(self._flows) // 2 <= target:
@@ -290,7 +350,9 @@ class FlowTable:
 
     def _evict_memory(self) -> None:
         """Over ``memcap``: analyze (and so free) the flows holding the most bytes first."""
-        flows = sorted(self._unique(), key=lambda f: -sum(len(s.head) + s.buffered for s in f.streams))
+        flows = sorted(
+            self._unique(), key=lambda f: -sum(len(s.head) + s.buffered for s in f.streams)
+        )
         for f in flows:
             if self.memory <= self.cfg.memcap * 0.8:
                 return
@@ -309,26 +371,49 @@ class FlowTable:
                 hits.extend(Hit(direction=name, match=m) for m in feed.close())
         det = f.detection
         return ConnectionRecord(
-            id=f.id, start=f.first, end=f.last, transport="tcp" if f.proto == 6 else "udp",
+            id=f.id,
+            start=f.first,
+            end=f.last,
+            transport="tcp" if f.proto == 6 else "udp",
             ip_version=4 if len(cip) == 4 else 6,
-            client_ip=str(ipaddress.ip_address(cip)), client_port=f.client[1],
-            server_ip=str(ipaddress.ip_address(sip)), server_port=f.server[1],
-            client=self.identities.lookup(cip), server=self.identities.lookup(sip),
+            client_ip=str(ipaddress.ip_address(cip)),
+            client_port=f.client[1],
+            server_ip=str(ipaddress.ip_address(sip)),
+            server_port=f.server[1],
+            client=self.identities.lookup(cip),
+            server=self.identities.lookup(sip),
             protocol=det.protocol if det else "proto.unknown",
             encrypted=bool(det.encrypted) if det else f.encrypted_hint,
-            upgrade=det.upgrade if det else None, tls=f.tls,
-            bytes_to_server=f.bytes[0], bytes_to_client=f.bytes[1],
-            packets_to_server=f.packets[0], packets_to_client=f.packets[1],
-            flags_client=_flags(f.flags[0]), flags_server=_flags(f.flags[1]), state=state,
+            upgrade=det.upgrade if det else None,
+            tls=f.tls,
+            bytes_to_server=f.bytes[0],
+            bytes_to_client=f.bytes[1],
+            packets_to_server=f.packets[0],
+            packets_to_client=f.packets[1],
+            flags_client=_flags(f.flags[0]),
+            flags_server=_flags(f.flags[1]),
+            state=state,
             gaps=f.streams[0].gaps + f.streams[1].gaps,
             inspected=f.streams[0].delivered + f.streams[1].delivered,
-            hits=tuple(hits), details=det.details if det else (),
+            hits=tuple(hits),
+            details=det.details if det else (),
         )
 
 
 def _looks_encrypted(first: bytes) -> bool:
     """The client's first bytes start a TLS handshake or a PostgreSQL SSLRequest."""
-    return (len(first) >= 2 and first[0] == TLS_HANDSHAKE[0] and first[1] == TLS_HANDSHAKE[1]) or first[:8] == PG_SSLREQUEST
+    return (
+        len(first) >= 2 and first[0] == TLS_HANDSHAKE[0] and first[1] == TLS_HANDSHAKE[1]
+    ) or first[:8] == PG_SSLREQUEST
+
+
+def _ssl_refused(f: Flow, data: bytes) -> bool:
+    """The server's first byte answers a PostgreSQL SSLRequest with 'N' (no TLS)."""
+    return (
+        f.streams[1].delivered == len(data)
+        and data[:1] == b"N"
+        and f.streams[0].head[:8] == PG_SSLREQUEST
+    )
 
 
 def _flags(bits: int) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from stockade.network.capture.decode import Buf
+
 MASK = 0xFFFFFFFF
 
 
@@ -71,7 +73,7 @@ class Stream:
     def fin(self, seq: int) -> None:
         self.fin_seq = seq & MASK
 
-    def segment(self, seq: int, buf: object, off: int, length: int) -> int:
+    def segment(self, seq: int, buf: Buf, off: int, length: int) -> int:
         """Take one segment; returns the change in bytes held by this stream."""
         if self.delivered >= self.depth:
             self.past_depth += length
@@ -91,7 +93,7 @@ class Stream:
             rel = 0
         before = self.buffered + len(self.head)
         if rel == 0:
-            self._deliver(bytes(buf[off : off + length]))  # type: ignore[index]
+            self._deliver(bytes(buf[off : off + length]))
             if self.ooo:
                 self._drain()
         else:
@@ -104,7 +106,7 @@ class Stream:
             old = self.ooo.get(seq)
             if old is None or len(old) < length:
                 self.buffered += length - (len(old) if old else 0)
-                self.ooo[seq] = bytes(buf[off : off + length])  # type: ignore[index]
+                self.ooo[seq] = bytes(buf[off : off + length])
             else:
                 self.retransmissions += 1
         return self.buffered + len(self.head) - before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +28,11 @@ def _pipeline(
     config: FlowConfig | None,
     on_record: Callable[[ConnectionRecord], None] | None,
     run: SensorRun,
+    keep: bool,
 ) -> tuple[Decoder, FlowTable]:
     def emit(rec: ConnectionRecord) -> None:
-        run.records.append(rec)
+        if keep:
+            run.records.append(rec)
         if on_record is not None:
             on_record(rec)
 
@@ -39,8 +42,11 @@ def _pipeline(
 
 def _finish(run: SensorRun, decoder: Decoder, table: FlowTable, extra: dict[str, Any]) -> SensorRun:
     table.flush()
-    run.stats = {"decode": decoder.stats.as_dict(), "flows": {k: getattr(table.stats, k) for k in table.stats.__slots__},
-                 **extra}
+    run.stats = {
+        "decode": decoder.stats.as_dict(),
+        "flows": {k: getattr(table.stats, k) for k in table.stats.__slots__},
+        **extra,
+    }
     return run
 
 
@@ -52,12 +58,13 @@ def run_pcap(
     config: FlowConfig | None = None,
     count: int | None = None,
     on_record: Callable[[ConnectionRecord], None] | None = None,
+    keep: bool = True,
 ) -> SensorRun:
     """Read a pcap or pcapng file through the whole sensor."""
     from stockade.network.capture.pcapfile import PcapReader
 
     run = SensorRun()
-    decoder, table = _pipeline(inspectors, identities, config, on_record, run)
+    decoder, table = _pipeline(inspectors, identities, config, on_record, run, keep)
     frame = decoder.frame
     n = 0
     with PcapReader(path) as reader:
@@ -70,7 +77,9 @@ def run_pcap(
                 break
         truncated = reader.truncated
         fmt = reader.format
-    return _finish(run, decoder, table, {"source": {"file": str(path), "format": fmt, "truncated": truncated}})
+    return _finish(
+        run, decoder, table, {"source": {"file": str(path), "format": fmt, "truncated": truncated}}
+    )
 
 
 def run_live(
@@ -85,19 +94,24 @@ def run_live(
     on_record: Callable[[ConnectionRecord], None] | None = None,
     ready: Callable[[], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    keep: bool = True,
 ) -> SensorRun:
     """Capture on ``interfaces`` (in ``namespace``) until ``duration`` or ``count`` frames."""
     from stockade.network.capture.live import Ring
 
     run = SensorRun()
-    decoder, table = _pipeline(inspectors, identities, config, on_record, run)
+    decoder, table = _pipeline(inspectors, identities, config, on_record, run, keep)
     with Ring(interfaces, namespace=namespace) as ring:
         if ready is not None:
             ready()
-        try:
-            ring.run(decoder.frame, duration=duration, count=count, stop=stop)
-        except KeyboardInterrupt:
-            pass  # Ctrl-C ends an unbounded capture; the flows seen so far are still reported
-        capture = {"interfaces": interfaces or ["*"], "namespace": namespace, "kernel_packets": ring.stats_packets,
-                   "kernel_drops": ring.stats_drops, "frames": ring.frames}
+        # Ctrl-C ends an unbounded capture; the flows seen so far are still reported
+        with contextlib.suppress(KeyboardInterrupt):
+            ring.run(decoder.frame, duration=duration, count=count, stop=stop, idle=table.tick)
+        capture = {
+            "interfaces": interfaces or ["*"],
+            "namespace": namespace,
+            "kernel_packets": ring.stats_packets,
+            "kernel_drops": ring.stats_drops,
+            "frames": ring.frames,
+        }
     return _finish(run, decoder, table, {"source": capture})

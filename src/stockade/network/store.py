@@ -45,7 +45,9 @@ def _row(rec: ConnectionRecord) -> dict[str, Any]:
     }
 
 
-def write(store: Store, records: Sequence[ConnectionRecord], source: str = "sensor") -> tuple[int, int]:
+def write(
+    store: Store, records: Sequence[ConnectionRecord], source: str = "sensor"
+) -> tuple[int, int]:
     """Store connection rows and their events; returns (connections, events) written."""
     if not records:
         return 0, 0

@@ -4,9 +4,10 @@ fragments (counted, not reassembled), IPv6 extension headers; TCP and UDP handed
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 # pcap LINKTYPE_* values
 LINK_NULL = 0
@@ -16,7 +17,14 @@ LINK_LINUX_SLL = 113
 LINK_IPV4 = 228
 LINK_IPV6 = 229
 LINK_LINUX_SLL2 = 276
-SUPPORTED_LINKTYPES = frozenset({LINK_NULL, LINK_ETHERNET, LINK_RAW, LINK_LINUX_SLL, LINK_IPV4, LINK_IPV6, LINK_LINUX_SLL2})
+
+# a frame's buffer (capture ring, file map or bytes) and a flow key (src, sport, dst, dport, proto)
+Buf: TypeAlias = bytes | bytearray | memoryview | mmap.mmap
+FlowKey: TypeAlias = tuple[bytes, int, bytes, int, int]
+
+SUPPORTED_LINKTYPES = frozenset(
+    {LINK_NULL, LINK_ETHERNET, LINK_RAW, LINK_LINUX_SLL, LINK_IPV4, LINK_IPV6, LINK_LINUX_SLL2}
+)
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
@@ -30,13 +38,25 @@ _TCP = struct.Struct("!HHIIBB").unpack_from
 _UDP = struct.Struct("!HHH").unpack_from
 _LE32 = struct.Struct("<I").unpack_from
 
-_IPV6_EXT = frozenset({0, 43, 60, 135, 139, 140})  # hop-by-hop, routing, dst opts, mobility, HIP, shim6
+_IPV6_EXT = frozenset(
+    {0, 43, 60, 135, 139, 140}
+)  # hop-by-hop, routing, dst opts, mobility, HIP, shim6
 
 
 class Sink(Protocol):
-    def tcp(self, ts: float, key: tuple, flags: int, seq: int, ack: int, buf: object, off: int, length: int) -> None: ...
+    def tcp(
+        self,
+        ts: float,
+        key: FlowKey,
+        flags: int,
+        seq: int,
+        ack: int,
+        buf: Buf,
+        off: int,
+        length: int,
+    ) -> None: ...
 
-    def udp(self, ts: float, key: tuple, buf: object, off: int, length: int) -> None: ...
+    def udp(self, ts: float, key: FlowKey, buf: Buf, off: int, length: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -55,7 +75,7 @@ class DecodeStats:
     linktypes: dict[int, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        return {k: getattr(self, k) for k in self.__slots__}
 
 
 class Decoder:
@@ -72,7 +92,9 @@ class Decoder:
         self._udp = sink.udp
         self.skip_outgoing = skip_outgoing
 
-    def frame(self, ts: float, linktype: int, buf: object, off: int, caplen: int, pkttype: int = 0) -> None:
+    def frame(
+        self, ts: float, linktype: int, buf: Buf, off: int, caplen: int, pkttype: int = 0
+    ) -> None:
         """Decode one frame of ``caplen`` bytes at ``buf[off:]``."""
         st = self.stats
         st.frames += 1
@@ -104,7 +126,7 @@ class Decoder:
                 if caplen < 20:
                     st.malformed += 1
                     return
-                if self.skip_outgoing and buf[off + 10] == PACKET_OUTGOING:  # type: ignore[index]
+                if self.skip_outgoing and buf[off + 10] == PACKET_OUTGOING:
                     st.outgoing_skipped += 1
                     return
                 etype = _U16(buf, off)[0]
@@ -113,7 +135,7 @@ class Decoder:
                 if caplen < 1:
                     st.malformed += 1
                     return
-                etype = ETH_IPV4 if buf[off] >> 4 == 4 else ETH_IPV6  # type: ignore[index]
+                etype = ETH_IPV4 if buf[off] >> 4 == 4 else ETH_IPV6
             elif linktype == LINK_NULL:
                 if caplen < 4:
                     st.malformed += 1
@@ -135,7 +157,7 @@ class Decoder:
         except (struct.error, IndexError):
             st.malformed += 1
 
-    def _ipv4(self, ts: float, buf: object, off: int, end: int) -> None:
+    def _ipv4(self, ts: float, buf: Buf, off: int, end: int) -> None:
         st = self.stats
         if end - off < 20:
             st.malformed += 1
@@ -159,7 +181,7 @@ class Decoder:
             end = min(end, off + total)
         self._l4(ts, proto, src, dst, buf, off + ihl, end)
 
-    def _ipv6(self, ts: float, buf: object, off: int, end: int) -> None:
+    def _ipv6(self, ts: float, buf: Buf, off: int, end: int) -> None:
         st = self.stats
         if end - off < 40:
             st.malformed += 1
@@ -179,15 +201,15 @@ class Decoder:
             if nxt == 44:  # fragment header
                 st.fragments += 1
                 return
-            if nxt == 51:  # AH counts 4-byte units
-                hlen = (buf[off + 1] + 2) * 4  # type: ignore[index]
-            else:
-                hlen = (buf[off + 1] + 1) * 8  # type: ignore[index]
-            nxt = buf[off]  # type: ignore[index]
+            # AH counts 4-byte units, the others 8-byte units
+            hlen = (buf[off + 1] + 2) * 4 if nxt == 51 else (buf[off + 1] + 1) * 8
+            nxt = buf[off]
             off += hlen
         self._l4(ts, nxt, src, dst, buf, off, end)
 
-    def _l4(self, ts: float, proto: int, src: bytes, dst: bytes, buf: object, off: int, end: int) -> None:
+    def _l4(
+        self, ts: float, proto: int, src: bytes, dst: bytes, buf: Buf, off: int, end: int
+    ) -> None:
         st = self.stats
         if proto == 6:
             if end - off < 20:
@@ -199,7 +221,9 @@ class Decoder:
                 st.malformed += 1
                 return
             st.tcp += 1
-            self._tcp(ts, (src, sport, dst, dport, 6), flags, seq, ack, buf, off + hlen, end - off - hlen)
+            self._tcp(
+                ts, (src, sport, dst, dport, 6), flags, seq, ack, buf, off + hlen, end - off - hlen
+            )
         elif proto == 17:
             if end - off < 8:
                 st.malformed += 1

@@ -15,8 +15,8 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 
 from stockade.model.errors import InputError, UsageError
 
@@ -30,7 +30,9 @@ ETH_P_ALL = 0x0003
 CLONE_NEWNET = 0x40000000
 PACKET_OUTGOING = 4
 
-_BLOCK_HDR = struct.Struct("=III").unpack_from  # block_status, num_pkts, offset_to_first_pkt (at +8)
+_BLOCK_HDR = struct.Struct(
+    "=III"
+).unpack_from  # block_status, num_pkts, offset_to_first_pkt (at +8)
 _PKT_HDR = struct.Struct("=IIIIIIHH").unpack_from  # next, sec, nsec, snaplen, len, status, mac, net
 _SLL = struct.Struct("=HHiHBB").unpack_from  # family, protocol, ifindex, hatype, pkttype, halen
 _TPACKET3_HDRLEN = 48  # TPACKET_ALIGN(sizeof(struct tpacket3_hdr)); sockaddr_ll follows
@@ -50,7 +52,9 @@ def netns(name: str | None) -> Iterator[None]:
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
         if libc.setns(target, CLONE_NEWNET) != 0:
-            raise InputError(f"cannot enter network namespace {name!r}: {os.strerror(ctypes.get_errno())}")
+            raise InputError(
+                f"cannot enter network namespace {name!r}: {os.strerror(ctypes.get_errno())}"
+            )
         try:
             yield
         finally:
@@ -77,16 +81,32 @@ class Ring:
         self.frames = 0
         with netns(namespace):
             try:
-                self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+                self.sock = socket.socket(
+                    socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)
+                )
             except PermissionError as exc:
                 raise UsageError("live capture needs root (CAP_NET_RAW)") from exc
             try:
                 self.ifindexes = self._indexes(interfaces)
                 self.sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
                 frame = 1 << 11
-                req = struct.pack("=IIIIIII", block_size, blocks, frame, block_size * blocks // frame, timeout_ms, 0, 0)
+                req = struct.pack(
+                    "=IIIIIII",
+                    block_size,
+                    blocks,
+                    frame,
+                    block_size * blocks // frame,
+                    timeout_ms,
+                    0,
+                    0,
+                )
                 self.sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
-                self.ring = mmap.mmap(self.sock.fileno(), block_size * blocks, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+                self.ring = mmap.mmap(
+                    self.sock.fileno(),
+                    block_size * blocks,
+                    mmap.MAP_SHARED,
+                    mmap.PROT_READ | mmap.PROT_WRITE,
+                )
             except OSError as exc:
                 self.sock.close()
                 raise InputError(f"cannot set up the capture ring: {exc}") from exc
@@ -115,24 +135,33 @@ class Ring:
 
     def close(self) -> None:
         self._read_stats()
-        try:
+        with suppress(BufferError):
             self.ring.close()
-        except BufferError:
-            pass
         self.sock.close()
 
     def _read_stats(self) -> None:
         try:
-            packets, drops, _freeze = struct.unpack("=III", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12))
+            packets, drops, _freeze = struct.unpack(
+                "=III", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12)
+            )
         except OSError:
             return
         # the kernel resets the counters on every read
         self.stats_packets += packets
         self.stats_drops += drops
 
-    def run(self, frame, *, duration: float | None = None, count: int | None = None, stop=None) -> int:  # noqa: ANN001
+    def run(
+        self,
+        frame: Callable[[float, int, mmap.mmap, int, int], None],
+        *,
+        duration: float | None = None,
+        count: int | None = None,
+        stop: Callable[[], bool] | None = None,
+        idle: Callable[[], None] | None = None,
+    ) -> int:
         """Hand frames to ``frame(ts, linktype, buf, off, caplen)`` until ``duration`` seconds
-        pass, ``count`` frames were delivered or ``stop()`` is true; returns the number delivered."""
+        pass, ``count`` frames were delivered or ``stop()`` is true; returns the number delivered.
+        ``idle()`` runs whenever the ring is empty (the flow table expires idle flows then)."""
         deadline = time.monotonic() + duration if duration else None
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN | select.POLLERR)
@@ -143,7 +172,9 @@ class Ring:
             if count is not None and delivered >= count:
                 break
             now = time.monotonic()
-            if draining is None and ((deadline is not None and now >= deadline) or (stop is not None and stop())):
+            if draining is None and (
+                (deadline is not None and now >= deadline) or (stop is not None and stop())
+            ):
                 # the kernel retires a partly filled block after timeout_ms: wait for it once
                 draining = now + 3 * self.timeout_ms / 1000
             if draining is not None and now >= draining:
@@ -152,6 +183,8 @@ class Ring:
             status, npkts, first = _BLOCK_HDR(ring, base + 8)
             if not status & TP_STATUS_USER:
                 poller.poll(20 if draining is not None else 100)
+                if idle is not None:
+                    idle()
                 continue
             off = base + first
             for _ in range(npkts):

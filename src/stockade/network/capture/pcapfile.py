@@ -8,12 +8,14 @@ the iteration and sets ``truncated``; structural nonsense raises ``PacketError``
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 from stockade.model.errors import PacketError
+from stockade.network.capture.decode import Buf
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
@@ -24,7 +26,7 @@ PCAP_MAGICS = {
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 MAX_RECORD = 1 << 24  # no link layer carries 16 MiB frames: a larger length means corruption
 
-Frame = tuple[float, int, object, int, int]  # ts, linktype, buffer, offset, captured length
+Frame = tuple[float, int, Buf, int, int]  # ts, linktype, buffer, offset, captured length
 
 
 class PcapReader:
@@ -40,7 +42,9 @@ class PcapReader:
             raise PacketError(f"cannot open: {exc.strerror}", subject=str(path)) from exc
         try:
             size = self.path.stat().st_size
-            self._buf: object = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            self._buf: Buf = (
+                mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            )
         except (OSError, ValueError) as exc:
             self._fh.close()
             raise PacketError(f"cannot map: {exc}", subject=str(path)) from exc
@@ -54,10 +58,9 @@ class PcapReader:
 
     def close(self) -> None:
         if isinstance(self._buf, mmap.mmap):
-            try:
+            # a caller may still hold a view; then the map goes when it is collected
+            with contextlib.suppress(BufferError):
                 self._buf.close()
-            except BufferError:
-                pass  # a caller still holds a view; the map goes when it is collected
         self._fh.close()
 
     def _fail(self, msg: str) -> PacketError:
@@ -67,7 +70,7 @@ class PcapReader:
         buf, size = self._buf, self._size
         if size < 4:
             raise self._fail("not a pcap or pcapng file (too short)")
-        magic = bytes(buf[0:4])  # type: ignore[index]
+        magic = bytes(buf[0:4])
         if magic in PCAP_MAGICS:
             self.format = "pcap"
             return self._pcap(PCAP_MAGICS[magic])
@@ -81,14 +84,14 @@ class PcapReader:
         buf, size = self._buf, self._size
         if size < 24:
             raise self._fail("pcap global header is truncated")
-        linktype = struct.unpack_from(order + "I", buf, 20)[0] & 0x0FFFFFFF  # type: ignore[arg-type]
+        linktype = struct.unpack_from(order + "I", buf, 20)[0] & 0x0FFFFFFF
         rec = struct.Struct(order + "IIII").unpack_from
         off = 24
         while off < size:
             if off + 16 > size:
                 self.truncated = True
                 return
-            sec, frac, caplen, _wire = rec(buf, off)  # type: ignore[arg-type]
+            sec, frac, caplen, _wire = rec(buf, off)
             if caplen > MAX_RECORD:
                 raise self._fail(f"corrupt record at byte {off} (length {caplen})")
             off += 16
@@ -107,8 +110,8 @@ class PcapReader:
             if off + 12 > size:
                 self.truncated = True
                 return
-            if bytes(buf[off : off + 4]) == PCAPNG_SHB:  # type: ignore[index]
-                bom = bytes(buf[off + 8 : off + 12])  # type: ignore[index]
+            if bytes(buf[off : off + 4]) == PCAPNG_SHB:
+                bom = bytes(buf[off + 8 : off + 12])
                 if bom == b"\x4d\x3c\x2b\x1a":
                     order = "<"
                 elif bom == b"\x1a\x2b\x3c\x4d":
@@ -116,7 +119,7 @@ class PcapReader:
                 else:
                     raise self._fail(f"bad pcapng byte-order magic at byte {off}")
                 ifaces = []
-            btype, blen = struct.unpack_from(order + "II", buf, off)  # type: ignore[arg-type]
+            btype, blen = struct.unpack_from(order + "II", buf, off)
             if blen < 12 or blen % 4 or blen > MAX_RECORD:
                 raise self._fail(f"corrupt pcapng block at byte {off} (length {blen})")
             if off + blen > size:
@@ -126,15 +129,17 @@ class PcapReader:
             if btype == 1:  # Interface Description
                 if bend - body < 8:
                     raise self._fail(f"short interface block at byte {off}")
-                link, _r, snap = struct.unpack_from(order + "HHI", buf, body)  # type: ignore[arg-type]
+                link, _r, snap = struct.unpack_from(order + "HHI", buf, body)
                 ifaces.append((link, self._tsresol(order, body + 8, bend), snap))
             elif btype == 6 or btype == 2:  # Enhanced Packet / obsolete Packet
                 if bend - body < 20:
                     raise self._fail(f"short packet block at byte {off}")
                 if btype == 6:
-                    iface, hi, lo, caplen, _wire = struct.unpack_from(order + "IIIII", buf, body)  # type: ignore[arg-type]
+                    iface, hi, lo, caplen, _wire = struct.unpack_from(order + "IIIII", buf, body)
                 else:
-                    iface, _drops, hi, lo, caplen, _wire = struct.unpack_from(order + "HHIIII", buf, body)  # type: ignore[arg-type]
+                    iface, _drops, hi, lo, caplen, _wire = struct.unpack_from(
+                        order + "HHIIII", buf, body
+                    )
                 if iface >= len(ifaces):
                     raise self._fail(f"packet block at byte {off} names unknown interface {iface}")
                 if body + 20 + caplen > bend:
@@ -144,7 +149,7 @@ class PcapReader:
             elif btype == 3:  # Simple Packet: interface 0, no timestamp
                 if not ifaces or bend - body < 4:
                     raise self._fail(f"simple packet block at byte {off} without an interface")
-                wire = struct.unpack_from(order + "I", buf, body)[0]  # type: ignore[arg-type]
+                wire = struct.unpack_from(order + "I", buf, body)[0]
                 link, _tick, snap = ifaces[0]
                 caplen = min(wire, bend - body - 4, snap or MAX_RECORD)
                 yield 0.0, link, buf, body + 4, caplen
@@ -154,11 +159,11 @@ class PcapReader:
         """Seconds per timestamp tick from the ``if_tsresol`` option (default microseconds)."""
         buf = self._buf
         while off + 4 <= end:
-            code, length = struct.unpack_from(order + "HH", buf, off)  # type: ignore[arg-type]
+            code, length = struct.unpack_from(order + "HH", buf, off)
             if code == 0:
                 break
             if code == 9 and length >= 1 and off + 5 <= end:
-                v = buf[off + 4]  # type: ignore[index]
-                return 2.0 ** -(v & 0x7F) if v & 0x80 else 10.0 ** -v
+                v = buf[off + 4]
+                return float(2.0 ** -(v & 0x7F) if v & 0x80 else 10.0**-v)
             off += 4 + ((length + 3) & ~3)
         return 1e-6

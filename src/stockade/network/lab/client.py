@@ -8,14 +8,18 @@ SSNs; nothing here prints them.
     client redis --host H --count N
     client bulk  --host H --port P --size BYTES
     client syn   --host H --port P --count N
+    client udp   --host H --port P --rate PPS --seconds S
+    client dns   --host H --name NAME --count N
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import ssl
+import struct
 import sys
 import time
 
@@ -172,6 +176,53 @@ def syn_flood(args: argparse.Namespace) -> int:
     return 0
 
 
+def udp_paced(args: argparse.Namespace) -> int:
+    """``--rate`` datagrams per second for ``--seconds`` (bounded: rate x seconds in total)."""
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    total = int(args.rate * args.seconds)
+    payload = b"x" * args.size
+    batch = max(1, args.rate // 1000)  # pace in 1 ms batches
+    sent = 0
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        start = time.perf_counter()
+        while sent < total:
+            for _ in range(min(batch, total - sent)):
+                with contextlib.suppress(OSError):
+                    s.sendto(payload, (args.host, args.port))
+                sent += 1
+            ahead = sent / args.rate - (time.perf_counter() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+        elapsed = time.perf_counter() - start
+    print(json.dumps({"sent": sent, "seconds": round(elapsed, 3), "rate": round(sent / elapsed)}))
+    return 0
+
+
+def dns_query(args: argparse.Namespace) -> int:
+    """A and AAAA queries over UDP, one socket per query (a new flow each), 2 s timeout."""
+    ok = 0
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in args.name.split(".")) + b"\0"
+    for i in range(args.count):
+        for qtype in (1, 28):
+            query = (
+                struct.pack("!HHHHHH", (i * 2 + qtype) & 0xFFFF, 0x0100, 1, 0, 0, 0)
+                + qname
+                + struct.pack("!HH", qtype, 1)
+            )
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.settimeout(2)
+                s.sendto(query, (args.host, 53))
+                reply = s.recv(512)
+            ok += (
+                reply[:2] == query[:2]
+                and reply[3] & 0x0F == 0
+                and struct.unpack_from("!H", reply, 6)[0] == 1
+            )
+    print(json.dumps({"sent": args.count * 2, "ok": ok}))
+    return 0 if ok == args.count * 2 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="lab-client")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -201,14 +252,29 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--host", required=True)
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--count", type=int, default=100)
+    q = sub.add_parser("dns")
+    q.add_argument("--host", required=True)
+    q.add_argument("--name", required=True)
+    q.add_argument("--count", type=int, default=1)
+    u = sub.add_parser("udp")
+    u.add_argument("--host", required=True)
+    u.add_argument("--port", type=int, default=9999)
+    u.add_argument("--rate", type=int, default=10000)
+    u.add_argument("--seconds", type=float, default=2.0)
+    u.add_argument("--size", type=int, default=100)
     args = ap.parse_args(argv)
-    handler = {
+    if args.cmd == "udp" and not (1 <= args.rate <= 2_000_000 and 0 < args.seconds <= 60):
+        ap.error("--rate must be 1..2000000 and --seconds 0..60")
+    handlers = {
         "http": http_post,
         "pg": pg_insert,
         "redis": redis_set,
         "bulk": bulk,
         "syn": syn_flood,
-    }[args.cmd]
+    }
+    handlers["udp"] = udp_paced
+    handlers["dns"] = dns_query
+    handler = handlers[args.cmd]
     try:
         return handler(args)
     except Exception as exc:

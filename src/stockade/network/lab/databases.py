@@ -6,7 +6,6 @@ import glob
 import os
 import pwd
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,6 +18,15 @@ DATA_ROOT = Path("/var/lib/stockade-lab")
 def postgres_bin() -> Path | None:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
     return Path(found[-1]) if found else None
+
+
+def postgres_available() -> bool:
+    """Debian's server binaries and the ``postgres`` user it runs as are both there."""
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return False
+    return postgres_bin() is not None
 
 
 def redis_bin() -> str | None:
@@ -126,15 +134,17 @@ def start_redis(netns: str, prefix: str, ipv4: str, ipv6: str, port: int = 6379)
     return pid
 
 
-def _wait_port(netns: str, ip: str, port: int, timeout: float) -> None:
+def _wait_port(netns: str, ip: str, port: int, timeout: float, *, udp: bool = False) -> None:
     """Poll with ``ss`` in the namespace until something listens on the port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = run(in_ns(netns, "ss", "-Hltn", f"sport = :{port}"), check=False).stdout
+        out = run(
+            in_ns(netns, "ss", "-Hlun" if udp else "-Hltn", f"sport = :{port}"), check=False
+        ).stdout
         if out.strip():
             return
         time.sleep(0.1)
-    raise EnforcementError(f"nothing listens on {ip}:{port} in {netns} after {timeout:.0f}s")
+    raise EnforcementError(f"nothing listens on {ip or '*'}:{port} in {netns} after {timeout:.0f}s")
 
 
 def remove_data(prefix: str) -> None:

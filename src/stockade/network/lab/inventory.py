@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,25 @@ class Inventory:
             raise ConfigError(f"lab state file is malformed: {exc}") from exc
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+def _check_names(inv: Inventory) -> Inventory:
+    """Names from the state file end up in ``ip`` argument lists: no options, no odd characters."""
+    for p in inv.pods:
+        for value in (p.netns, p.host_if, p.name):
+            if not _NAME.fullmatch(value):
+                raise ConfigError(f"lab state names a bad interface or namespace: {value!r}")
+        for addr in (p.ipv4, p.ipv6):
+            try:
+                ipaddress.ip_address(addr)
+            except ValueError as exc:
+                raise ConfigError(f"lab state holds a bad address: {addr!r}") from exc
+    if not _NAME.fullmatch(inv.node_netns):
+        raise ConfigError(f"lab state names a bad namespace: {inv.node_netns!r}")
+    return inv
+
+
 def save(inv: Inventory, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -104,7 +124,7 @@ def load(path: Path) -> Inventory:
         raise ConfigError(f"cannot read lab state {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"lab state file {path} is not a JSON object")
-    return Inventory.from_dict(data)
+    return _check_names(Inventory.from_dict(data))
 
 
 class Identities:

@@ -20,7 +20,22 @@ from stockade.network.lab.inventory import Inventory, Pod, Service
 
 WORLD_IPV4 = "198.51.100.10"  # TEST-NET-2: routed only inside the lab's namespaces
 WORLD_IPV6 = "2001:db8::10"
-UNROUTABLE = "203.0.113.99"  # TEST-NET-3: nothing answers; used for half-open floods
+UNROUTABLE = "203.0.113.99"
+# look like cards or SSNs but are not: order ids, timestamps, a phone number, Luhn-invalid numbers,
+# SSNs with never-issued areas; the sensor must report none of them as a card or an SSN
+DECOYS = json.dumps(
+    {
+        "order_id": "20261127045959",
+        "ts": 1764215999123,
+        "phone": "+1 415-555-0132",
+        "card": "4111 1111 1111 1112",
+        "ref": "5555-5555-5555-4445",
+        "ssn": "000-12-3456",
+        "alt": "666-45-1234",
+        "tracking": "1Z999AA10123456784",
+        "amount": "1234567890123456.78",
+    }
+)  # TEST-NET-3: nothing answers; used for half-open floods
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +56,7 @@ LAYOUT = (
     PodSpec(name="db", namespace="data", labels={"app": "postgres", "tier": "db"}),
     PodSpec(name="cache", namespace="data", labels={"app": "redis", "tier": "cache"}),
     PodSpec(name="crm", namespace="marketing", labels={"app": "crm"}),
+    PodSpec(name="dns", namespace="kube-system", labels={"k8s-app": "kube-dns"}),
     PodSpec(name="world", namespace="", labels={"role": "internet"}, external=True),
 )
 
@@ -48,6 +64,13 @@ LAYOUT = (
 def _check_prefix(prefix: str) -> None:
     if not (1 <= len(prefix) <= 10) or not all(c.isalnum() or c == "-" for c in prefix):
         raise ConfigError(f"lab prefix {prefix!r} must be 1-10 letters, digits or '-'")
+
+
+def _lab_namespaces(prefix: str) -> list[str]:
+    """The namespaces a lab with ``prefix`` makes that exist now: exact names, never a bare
+    prefix match (a short prefix must not reach another lab's or anyone's namespaces)."""
+    names = {f"{prefix}node"} | {f"{prefix}{spec.name}" for spec in LAYOUT}
+    return sorted(names & topology.netns_list())
 
 
 def _pods(prefix: str) -> list[Pod]:
@@ -91,7 +114,7 @@ def _spawn(args: list[str], log: Path) -> int:
 def up(prefix: str, state: Path, *, databases_on: bool = True) -> Inventory:
     """Create the lab; on any failure, remove what was made and re-raise."""
     _check_prefix(prefix)
-    if any(ns.startswith(prefix) for ns in topology.netns_list()):
+    if _lab_namespaces(prefix):
         raise ConfigError(f"a lab with prefix {prefix!r} is already up (run `stockade lab down`)")
     state_dir = databases.DATA_ROOT / f"{prefix}state"
     node = f"{prefix}node"
@@ -147,9 +170,23 @@ def _start_services(inv: Inventory, state_dir: Path, databases_on: bool) -> Inve
     )
     world = inv.pod("world")
     add("world", "http", 80, _spawn(_python_in(world.netns, mod, "http", "--port", "80"), log))
+    dns = inv.pod("dns")
+    names = [
+        f"--record={p.name}.{p.namespace}.svc.cluster.local={a}"
+        for p in inv.pods
+        if not p.external
+        for a in (p.ipv4, p.ipv6)
+    ]
+    add(
+        "dns",
+        "dns",
+        53,
+        _spawn(_python_in(dns.netns, "stockade.network.lab.dns", "--port", "53", *names), log),
+    )
     for pod, port in (("orders", 8080), ("orders", 8443), ("orders", 8444), ("world", 80)):
         databases._wait_port(inv.pod(pod).netns, "", port, 15)
-    if databases_on and databases.postgres_bin():
+    databases._wait_port(dns.netns, "", 53, 15, udp=True)
+    if databases_on and databases.postgres_available():
         add(
             "db",
             "postgres",
@@ -209,7 +246,7 @@ def down(prefix: str, state: Path) -> list[str]:
             inv = None
     if inv is not None and inv.prefix == prefix:
         _kill([s.pid for p in inv.pods for s in p.services if s.pid])
-    ours = sorted(ns for ns in topology.netns_list() if ns.startswith(prefix))
+    ours = _lab_namespaces(prefix)
     for ns in ours:
         _kill(topology.ns_pids(ns))
     for ns in ours:
@@ -322,6 +359,38 @@ def scenarios(inv: Inventory, count: int) -> list[tuple[str, str, str, list[str]
             "payments",
             "orders",
             ["http", "--host", orders.ipv6, "--port", "8080", "--count", "1"],
+        ),
+        (
+            "decoys-http",
+            "crm",
+            "orders",
+            [
+                "http",
+                "--host",
+                orders.ipv4,
+                "--port",
+                "8080",
+                "--path",
+                "/orders",
+                "--count",
+                n,
+                "--body",
+                DECOYS,
+            ],
+        ),
+        (
+            "dns-lookup",
+            "payments",
+            "dns",
+            [
+                "dns",
+                "--host",
+                inv.pod("dns").ipv4,
+                "--name",
+                "orders.shop.svc.cluster.local",
+                "--count",
+                n,
+            ],
         ),
         (
             "pii-to-world",

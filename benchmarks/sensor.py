@@ -1,0 +1,444 @@
+"""Sensor throughput and capture drop rate, measured on this machine in one run (root).
+
+    python benchmarks/sensor.py [--bulk-mb 300] [--flows 1000] [--rates 20000,50000,100000]
+
+1. Builds a lab (prefix ``skb-``), records two pcaps with tcpdump on the payments pod's veth:
+   a bulk HTTP download (GSO super-frames, as veths deliver them) and many small clear and TLS
+   connections with cards and PII. Each pcap goes through: reading only, reading + decoding,
+   and the whole sensor (reassembly, detection, TLS, DLP) -- Mbit/s per core from CPU time --
+   next to tshark building the same TCP conversation table (a peer, single process).
+2. Sends 100-byte UDP datagrams at stated rates from one pod to another (bounded: rate x
+   seconds) while the sensor captures live with its TPACKET_V3 ring; prints the kernel's drop
+   counters. Sender, kernel and sensor share the machine's cores.
+The lab is removed in ``finally``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from stockade.network.analysis import Inspectors
+from stockade.network.capture.decode import Decoder
+from stockade.network.capture.pcapfile import PcapReader
+from stockade.network.flows import FlowConfig
+from stockade.network.lab import manager
+from stockade.network.lab.inventory import Identities, Inventory
+from stockade.network.sensor import run_live, run_pcap
+
+PREFIX = "skb-"
+
+
+def _client(inv: Inventory, pod: str, *args: str) -> dict:
+    cmd = [
+        "ip",
+        "netns",
+        "exec",
+        inv.pod(pod).netns,
+        sys.executable,
+        "-m",
+        "stockade.network.lab.client",
+        *args,
+    ]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, check=True, env=os.environ.copy()
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _record(inv: Inventory, path: Path, drive) -> None:
+    proc = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            inv.node_netns,
+            "timeout",
+            "300",
+            "tcpdump",
+            "-i",
+            "vh-payments",
+            "-U",
+            "-B",
+            "65536",
+            "-n",
+            "-s",
+            "0",
+            "-c",
+            "5000000",
+            "-w",
+            str(path),
+        ],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while not path.exists():
+            time.sleep(0.05)
+        time.sleep(0.3)
+        drive()
+        time.sleep(1.5)  # let tcpdump's last ring block retire
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+
+
+class _Null:
+    def tcp(self, *a: object) -> None:
+        pass
+
+    def udp(self, *a: object) -> None:
+        pass
+
+
+def _cpu(fn) -> float:
+    t = time.process_time()
+    fn()
+    return time.process_time() - t
+
+
+def _read_only(path: Path) -> None:
+    with PcapReader(path) as r:
+        for _ in r.frames():
+            pass
+
+
+def _decode_only(path: Path) -> None:
+    dec = Decoder(_Null())
+    frame = dec.frame
+    with PcapReader(path) as r:
+        for ts, link, buf, off, n in r.frames():
+            frame(ts, link, buf, off, n)
+
+
+def bench_pcap(name: str, path: Path, inv: Inventory, inspectors: Inspectors) -> None:
+    size = path.stat().st_size
+    frames = sum(1 for _ in PcapReader(path).frames())
+    mbit = size * 8 / 1e6
+    read = _cpu(lambda: _read_only(path))
+    decode = _cpu(lambda: _decode_only(path))
+    box: dict = {}
+    full = _cpu(
+        lambda: box.setdefault(
+            "run", run_pcap(path, inspectors=inspectors, identities=Identities(inv))
+        )
+    )
+    run = box["run"]
+    deep = _cpu(
+        lambda: run_pcap(
+            path,
+            inspectors=inspectors,
+            identities=Identities(inv),
+            config=FlowConfig(stream_depth=1 << 40),
+        )
+    )
+    hits = sum(len(r.hits) for r in run.records)
+    print(
+        f"\n[{name}] {size / 1e6:.1f} MB, {frames} frames (avg {size / max(frames, 1):.0f} B), "
+        f"{len(run.records)} connections, {hits} DLP hits"
+    )
+    print(f"  read only        {mbit / read:10.0f} Mbit/s/core  {frames / read:10.0f} frames/s")
+    print(f"  read + decode    {mbit / decode:10.0f} Mbit/s/core  {frames / decode:10.0f} frames/s")
+    print(
+        f"  whole sensor     {mbit / full:10.0f} Mbit/s/core  {frames / full:10.0f} frames/s"
+        f"   ({full / read:.1f}x the cost of reading)"
+    )
+    print(
+        f"  sensor, no depth {mbit / deep:10.0f} Mbit/s/core  {frames / deep:10.0f} frames/s"
+        "   (every byte reassembled and through DLP)"
+    )
+    if shutil.which("tshark"):
+        try:
+            peer = _tshark(path) - _tshark(
+                path, frames=1
+            )  # minus tshark's start-up (dissector tables)
+        except subprocess.SubprocessError as exc:
+            print(f"  peer: tshark failed ({exc})")
+            return
+        print(
+            f"  peer: tshark conv,tcp {mbit / peer:10.0f} Mbit/s (wall, start-up excluded) -> "
+            f"sensor is {peer / full:.1f}x tshark's speed"
+        )
+
+
+def _tshark(path: Path, frames: int | None = None) -> float:
+    # no TCP desegmentation: a conversation table does not need it, and it keeps tshark's memory flat
+    cmd = [
+        "tshark",
+        "-r",
+        str(path),
+        "-q",
+        "-o",
+        "tcp.desegment_tcp_streams:FALSE",
+        "-z",
+        "conv,tcp",
+    ] + (["-c", str(frames)] if frames else [])
+    t = time.perf_counter()
+    subprocess.run(cmd, capture_output=True, timeout=600, check=True)
+    return time.perf_counter() - t
+
+
+def bench_drops(inv: Inventory, inspectors: Inspectors, rates: list[int], seconds: float) -> None:
+    print(
+        f"\n[live capture drops] 100-byte UDP to the orders pod, {seconds:.0f} s per rate, whole sensor on the ring"
+    )
+    for rate in rates:
+        _drops_at(inv, inspectors, rate, seconds)
+
+
+def _send(inv: Inventory, pod: str, rate: int, seconds: float, results: list[dict]) -> None:
+    args = ("udp", "--host", inv.pod("orders").ipv4, "--rate", str(rate), "--seconds", str(seconds))
+    results.append(_client(inv, pod, *args))
+
+
+def _iperf3(inv: Inventory, rate: int, seconds: float) -> int:
+    """``rate`` 100-byte UDP datagrams per second with iperf3 (one-shot server); returns the rate sent."""
+    server = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            inv.pod("orders").netns,
+            "timeout",
+            str(int(seconds) + 30),
+            "iperf3",
+            "-s",
+            "-1",
+            "-p",
+            "5201",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.5)
+        cmd = [
+            "ip",
+            "netns",
+            "exec",
+            inv.pod("payments").netns,
+            "iperf3",
+            "-c",
+            inv.pod("orders").ipv4,
+            "-p",
+            "5201",
+            "-u",
+            "-l",
+            "100",
+            "-b",
+            str(rate * 100 * 8),
+            "-t",
+            str(seconds),
+            "-J",
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=True)
+        end = json.loads(out.stdout)["end"]["sum"]
+        return round(end["packets"] / end["seconds"])
+    finally:
+        server.wait(seconds + 40)
+
+
+def _python_senders(inv: Inventory, rate: int, seconds: float) -> tuple[int, str]:
+    """One Python sender tops out near 45-50k pkt/s: higher rates are split over several pods."""
+    senders = ["payments", "crm", "cache", "db"][: max(1, -(-rate // 40000))]
+    results: list[dict] = []
+    threads = [
+        threading.Thread(target=_send, args=(inv, p, rate // len(senders), seconds, results))
+        for p in senders
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(seconds + 60)
+    return round(
+        sum(r["sent"] for r in results) / max(r["seconds"] for r in results)
+    ), f"{len(senders)} Python senders"
+
+
+def _drops_at(inv: Inventory, inspectors: Inspectors, rate: int, seconds: float) -> None:
+    done, ready = threading.Event(), threading.Event()
+    box: dict = {}
+
+    def capture() -> None:
+        box["run"] = run_live(
+            inv.host_interfaces(),
+            namespace=inv.node_netns,
+            inspectors=inspectors,
+            identities=Identities(inv),
+            ready=ready.set,
+            stop=done.is_set,
+            duration=seconds + 30,
+        )
+
+    t = threading.Thread(target=capture)
+    t.start()
+    ready.wait(10)
+    try:
+        if shutil.which("iperf3"):
+            achieved, sender = _iperf3(inv, rate, seconds), "iperf3"
+        else:
+            achieved, sender = _python_senders(inv, rate, seconds)
+    finally:
+        time.sleep(0.5)
+        done.set()
+        t.join(60)
+    src = box["run"].stats["source"]
+    got, drops = src["kernel_packets"], src["kernel_drops"]
+    print(
+        f"  target {rate:7d} pkt/s  achieved {achieved:7d} pkt/s ({sender})  ring saw {got:8d}  "
+        f"dropped {drops:7d} ({100 * drops / max(got, 1):5.2f} %)  sensor handled {src['frames']:8d} frames"
+    )
+
+
+def bench_capture_methods(inv: Inventory, rate: int, seconds: float) -> None:
+    """Count-only consumers on the payments veth at one rate: our TPACKET_V3 ring next to
+    pcapy-ng's ``next_batch`` (libpcap), CPU seconds of the consuming thread per frame."""
+    print(f"\n[capture method, count only] vh-payments, UDP at {rate} pkt/s for {seconds:.0f} s")
+    for name, consume in (
+        ("TPACKET_V3 ring (ours)", _consume_ring),
+        ("pcapy-ng next_batch", _consume_pcapy),
+    ):
+        done, ready = threading.Event(), threading.Event()
+        box: dict = {}
+        t = threading.Thread(target=consume, args=(inv, ready, done, box))
+        t.start()
+        ready.wait(10)
+        try:
+            achieved = (
+                _iperf3(inv, rate, seconds)
+                if shutil.which("iperf3")
+                else _python_senders(inv, rate, seconds)[0]
+            )
+        finally:
+            time.sleep(0.5)
+            done.set()
+            t.join(60)
+        if "error" in box:
+            print(f"  {name:24} unavailable: {box['error']}")
+            continue
+        frames, cpu, drops = box["frames"], box["cpu"], box["drops"]
+        print(
+            f"  {name:24} {frames:8d} frames at {achieved} pkt/s, {cpu:.2f} CPU s -> {frames / max(cpu, 1e-9):9.0f} "
+            f"frames per CPU second, kernel drops {drops}"
+        )
+
+
+def _consume_ring(inv: Inventory, ready: threading.Event, done: threading.Event, box: dict) -> None:
+    from stockade.network.capture.live import Ring
+
+    n = [0]
+
+    def count(*_a: object) -> None:
+        n[0] += 1
+
+    with Ring(["vh-payments"], namespace=inv.node_netns) as ring:
+        ready.set()
+        t = time.thread_time()
+        ring.run(count, stop=done.is_set)
+        box["cpu"] = time.thread_time() - t
+        ring.close()
+        box["frames"], box["drops"] = n[0], ring.stats_drops
+
+
+def _consume_pcapy(
+    inv: Inventory, ready: threading.Event, done: threading.Event, box: dict
+) -> None:
+    try:
+        import pcapy
+    except ImportError as exc:
+        box["error"] = str(exc)
+        ready.set()
+        return
+    from stockade.network.capture.live import netns
+
+    with netns(inv.node_netns):
+        reader = pcapy.open_live("vh-payments", 65535, 0, 50)
+    reader.setnonblock(1)
+    reader.setdirection(pcapy.PCAP_D_IN)  # like the ring: incoming copies only
+    ready.set()
+    frames = 0
+    t = time.thread_time()
+    while not done.is_set():
+        _data, meta = reader.next_batch(512)
+        if meta:
+            frames += len(meta) // 16
+        else:
+            time.sleep(0.005)
+    box["cpu"] = time.thread_time() - t
+    box["frames"], box["drops"] = frames, reader.stats()[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bulk-mb", type=int, default=300)
+    ap.add_argument("--flows", type=int, default=1000)
+    ap.add_argument("--rates", default="20000,50000,100000")
+    ap.add_argument("--seconds", type=float, default=3.0)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("needs root (network namespaces)", file=sys.stderr)
+        return 2
+    inspectors = Inspectors.default()
+    print(f"DLP backend: {inspectors.dlp.backend}; cores: {os.cpu_count()}")
+    tmp = Path(tempfile.mkdtemp(prefix="sk-bench-"))
+    state = tmp / "lab.json"
+    try:
+        inv = manager.up(PREFIX, state)
+        bulk, flows = tmp / "bulk.pcap", tmp / "flows.pcap"
+        _record(
+            inv,
+            bulk,
+            lambda: _client(
+                inv,
+                "payments",
+                "bulk",
+                "--host",
+                inv.pod("orders").ipv4,
+                "--size",
+                str(args.bulk_mb * 1_000_000),
+            ),
+        )
+        n = str(args.flows)
+        orders = inv.pod("orders").ipv4
+        ca = str(Path(inv.state_dir) / "pki" / "ca.crt")
+
+        def many() -> None:
+            _client(inv, "payments", "http", "--host", orders, "--port", "8080", "--count", n)
+            _client(
+                inv,
+                "payments",
+                "http",
+                "--host",
+                orders,
+                "--port",
+                "8443",
+                "--tls",
+                "--ca",
+                ca,
+                "--sni",
+                "orders.shop.svc",
+                "--count",
+                n,
+            )
+
+        _record(inv, flows, many)
+        bench_pcap("bulk download", bulk, inv, inspectors)
+        bench_pcap("many small connections", flows, inv, inspectors)
+        bench_drops(inv, inspectors, [int(r) for r in args.rates.split(",")], args.seconds)
+        bench_capture_methods(inv, 40000, args.seconds)
+    finally:
+        manager.down(PREFIX, state)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
