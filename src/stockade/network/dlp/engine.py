@@ -241,9 +241,8 @@ class DlpStream:
         a card number must be judged before it is let through."""
         if self._closed:
             return []
-        found = self._confirm(self._end)
-        self._trim()
-        return found
+        self._candidates_at_end()
+        return self._confirm(self._end) if self._waiting else []
 
     def close(self) -> list[DlpMatch]:
         if self._closed:
@@ -252,14 +251,17 @@ class DlpStream:
         if self._hs_stream is not None:
             self._hs_stream.close()
             self._hs_stream = None
-        # Built-in prefilters need the byte after a candidate; at the end of the stream there
-        # is none. Every built-in match ends in a letter or digit, so look only when the stream
-        # does too.
+        self._candidates_at_end()
+        return self._confirm(self._end)
+
+    def _candidates_at_end(self) -> None:
+        # Built-in prefilters need the byte after a candidate; at the end of the stream (or of
+        # what has arrived) there is none. Every built-in match ends in a letter or digit, so look
+        # only when the bytes do too.
         last = self._chunks[-1][-1:] if self._chunks else b""
         if last.isalnum():
             for si in self._engine.bounded:
                 self._add(si, self._end, self._end)
-        return self._confirm(self._end)
 
     # stage 1 (see feed) -----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ it made when it stops."""
 
 from __future__ import annotations
 
+import logging
 import select
 import signal
 import time
@@ -13,10 +14,12 @@ from typing import Any
 
 from stockade.model import Event
 from stockade.model.errors import EnforcementError
-from stockade.network.enforce import nft
+from stockade.network.enforce import marks, nft
 from stockade.network.enforce.inspector import Inspector, Learned
 from stockade.network.policy.endpoints import Directory, resolve
 from stockade.network.policy.model import Policy
+
+log = logging.getLogger("stockade.enforcer")
 
 
 def _dns_names(policy: Policy) -> list[str]:
@@ -44,6 +47,7 @@ class Enforcer:
         self._dlp = dlp_engine
         self.inspector = self._inspector(policy)
         self._stop = False
+        self.errors = 0
 
     def _inspector(self, policy: Policy) -> Inspector:
         resolved = resolve(_dns_names(policy), netns=self.node)
@@ -79,7 +83,16 @@ class Enforcer:
         self._stop = True
 
     def _verdict(self, pkt: Any) -> None:
-        _, mark = self.inspector.packet(pkt.get_payload())
+        try:
+            _, mark = self.inspector.packet(pkt.get_payload())
+        except Exception:  # a bug must not stop enforcement: the fail mode decides
+            self.errors += 1
+            if self.errors == 1:
+                log.exception(
+                    "verdict failed; applying the fail-%s setting",
+                    "open" if self.settings.fail_open else "closed",
+                )
+            mark = 0 if self.settings.fail_open else marks.BLOCK
         if mark:
             pkt.set_mark(mark)
         pkt.accept()  # a block is carried out by the post chain (reset/drop) from the mark
