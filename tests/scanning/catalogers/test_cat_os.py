@@ -17,6 +17,8 @@ from tests.scanning.catalogers.catalog_inputs import catalog_tree, debs, rpmdb, 
 from stockade.scanning.catalogers import default_catalogers, finalize
 from stockade.scanning.catalogers.apk import ApkCataloger
 from stockade.scanning.catalogers.dpkg import DpkgCataloger, copyright_licenses
+from stockade.scanning.catalogers.elf import parse as elf_parse
+from stockade.scanning.catalogers.elf_notes import ElfPackageNoteCataloger, package_notes
 from stockade.scanning.catalogers.os_release import OsReleaseCataloger, detect_distro
 from stockade.scanning.catalogers.rpm import RpmCataloger
 from stockade.scanning.catalogers.rpm_bdb import read_values
@@ -328,5 +330,43 @@ def test_finalize_is_idempotent(sample_root: Path) -> None:
 
 def test_default_catalogers_have_unique_names() -> None:
     cats = default_catalogers()
-    assert len({c.name for c in cats}) == len(cats) == 8
+    assert len({c.name for c in cats}) == len(cats) == 9
     assert all(isinstance(c.version, int) for c in cats)
+
+
+# --- ELF package notes --------------------------------------------------------------------
+
+BUSCTL = Path("/usr/bin/busctl")
+
+
+def test_elf_package_note_of_real_systemd_binary() -> None:
+    require(BUSCTL.exists(), "systemd's busctl is not installed")
+    version = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", "systemd"], capture_output=True, text=True
+    ).stdout
+    require(bool(version), "systemd is not a dpkg package here")
+    cat = ElfPackageNoteCataloger()
+    data = BUSCTL.read_bytes()
+    assert cat.wants("/usr/bin/busctl", 0o100755, len(data))
+    [pkg] = cat.catalog([entry("/usr/bin/busctl", data)])
+    assert (pkg.type, pkg.name, pkg.version, pkg.arch) == ("deb", "systemd", version, "amd64")
+    # with the dpkg database listing the same package, the database's entry is the one kept
+    status = f"Package: systemd\nStatus: install ok installed\nVersion: {version}\n".encode()
+    db = DpkgCataloger().catalog([entry("/var/lib/dpkg/status", status)])
+    inv = finalize(Inventory(source="t", packages=(pkg, *db)))
+    assert [p.locations for p in inv.packages] == [("/var/lib/dpkg/status",)]
+    alone = finalize(Inventory(source="t", packages=(pkg,)))
+    assert [p.locations for p in alone.packages] == [("/usr/bin/busctl",)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(min_size=1, max_size=32), st.integers(min_value=0, max_value=200))
+def test_elf_package_note_garbage_never_crashes(noise: bytes, where: int) -> None:
+    require(BUSCTL.exists(), "systemd's busctl is not installed")
+    data = bytearray(BUSCTL.read_bytes())
+    binary = elf_parse(bytes(data))
+    assert binary is not None
+    note = binary.sections[".note.package"]
+    start = note.offset + min(where, note.size - 1)
+    data[start : start + len(noise)] = noise
+    package_notes(bytes(data))  # whatever the note says, no exception
