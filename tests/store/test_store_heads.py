@@ -28,3 +28,19 @@ def test_literal_heads_branches_merges_and_fallback(tmp_path: Path) -> None:
     assert db._literal_heads(tmp_path) == {"merge_0001"}
     (tmp_path / "odd_0001.py").write_text('revision = compute()\ndown_revision = "merge_0001"\n')
     assert db._literal_heads(tmp_path) is None  # not plain literals: Alembic decides
+
+
+def test_database_from_a_newer_stockade_is_a_store_error(tmp_path: Path) -> None:
+    import pytest
+    from sqlalchemy import text
+
+    from stockade.model.errors import StoreError
+    from stockade.store import open_store
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = open_store(url)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'future_0001'"))
+    store.close()
+    with pytest.raises(StoreError, match="future_0001"):
+        open_store(url)
