@@ -12,7 +12,9 @@ import pytest
 
 from stockade.store import Store, open_store
 
-PG_URL = os.environ.get("STOCKADE_TEST_PG", "postgresql://stockade:stockade@127.0.0.1:5432/stockade_test")
+PG_URL = os.environ.get(
+    "STOCKADE_TEST_PG", "postgresql://stockade:stockade@127.0.0.1:5432/stockade_test"
+)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -46,7 +48,9 @@ def _pg_reachable() -> bool:
 @pytest.fixture
 def pg_store() -> Iterator[Store]:
     """A freshly emptied PostgreSQL database (schema dropped and migrated again)."""
-    require(_pg_reachable(), "PostgreSQL is not listening on 127.0.0.1:5432 (./dev setup starts it)")
+    require(
+        _pg_reachable(), "PostgreSQL is not listening on 127.0.0.1:5432 (./dev setup starts it)"
+    )
     from sqlalchemy import create_engine, text
 
     from stockade.store.db import normalize_url

@@ -43,6 +43,9 @@ class Layer:
     def blob(self) -> bytes:
         return compress(self.tar, self.compression)
 
+    def blob_digest(self) -> str:
+        return sha(self.blob())
+
 
 def compress(data: bytes, compression: str) -> bytes:
     if compression == "gzip":

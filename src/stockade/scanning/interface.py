@@ -30,7 +30,9 @@ class Package:
     version: str
     purl: str = ""
     licenses: tuple[str, ...] = ()
-    locations: tuple[str, ...] = ()  # absolute paths of the evidence files inside the image
+    # Absolute paths of the evidence files inside the image. The first one decides visibility: the
+    # merge drops the package when a later layer overrides, whites out or hides that file.
+    locations: tuple[str, ...] = ()
     layer: str | None = None  # diff id (sha256:...) of the layer where the package first appeared
     source_name: str | None = None  # OS packages: dpkg Source, apk origin, rpm source RPM name
     source_version: str | None = None

@@ -125,15 +125,15 @@ class _ImageScan:
                     what=what,
                     limits=self.limits,
                     budget=self.budget,
-                    verify_blob_digest=getattr(self.source, "digest_known", {}).get(
-                        layer.digest, True
-                    ),
+                    verify_blob_digest=self._verify(layer),
                     on_bytes=lambda n: self.observer.advance(handle, n),
                 )
         finally:
             self.observer.finish(handle)
         self.budget -= result.uncompressed_bytes
         self.read_layers += 1
+        if result.pending_links:
+            result.files.extend(self._hard_links(i, layer, result.pending_links))
         kept = {
             f.path: f.data
             for f in result.files
@@ -147,6 +147,30 @@ class _ImageScan:
             skipped=result.skipped,
             kept=kept,
         )
+
+    def _hard_links(
+        self, i: int, layer: LayerInfo, pending: list[tuple[str, str, int]]
+    ) -> list[FileEntry]:
+        """Wanted hard links to files read before anyone wanted them: one more pass for those."""
+        targets = {target for _, target, _ in pending}
+        with self.source.open_blob(layer) as raw:
+            again = read_layer(
+                raw,
+                layer,
+                wants=lambda p, _m, _s: p in targets,
+                what=f"{self.what} layer {i + 1} ({layer.digest})",
+                limits=self.limits,
+                verify_blob_digest=self._verify(layer),
+            )
+        data = {f.path: f.data for f in again.files}
+        return [
+            FileEntry(path=path, mode=mode, size=len(data[t]), data=data[t], layer=layer.diff_id)
+            for path, t, mode in pending
+            if t in data
+        ]
+
+    def _verify(self, layer: LayerInfo) -> bool:
+        return bool(getattr(self.source, "digest_known", {}).get(layer.digest, True))
 
     def _file_bytes(self, path: str, layer_no: int, records: list[LayerRecord]) -> bytes | None:
         """Bytes of a file in one layer: from the record, else one targeted re-read of the blob."""
@@ -164,7 +188,7 @@ class _ImageScan:
                 wants=lambda p, _m, _s: p in wanted,
                 what=f"{self.what} layer {layer_no + 1} ({layer.digest})",
                 limits=self.limits,
-                verify_blob_digest=getattr(self.source, "digest_known", {}).get(layer.digest, True),
+                verify_blob_digest=self._verify(layer),
             )
         data = next((f.data for f in result.files if f.path == path), None)
         if data is not None and len(data) <= _KEEP_LIMIT:

@@ -9,16 +9,21 @@ diff id and the names and versions of the catalogers, so a new cataloger version
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
+import sqlite3
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from stockade.model.errors import StoreError
 from stockade.scanning.interface import Cataloger, Package
 from stockade.scanning.layers import LayerIndex
-from stockade.store import Store
+
+if TYPE_CHECKING:
+    from stockade.store import Store
 
 FORMAT = 1
 
@@ -91,7 +96,11 @@ def _package_from(doc: dict[str, Any]) -> Package:
 
 
 class LayerCache:
-    """Reads and writes :class:`LayerRecord` rows; a ``None`` store caches nothing."""
+    """Reads and writes :class:`LayerRecord` rows; a ``None`` store caches nothing.
+
+    On an SQLite store opened on the fast path the rows are read and written with the standard
+    library's sqlite3, so a warm re-scan never imports SQLAlchemy.
+    """
 
     def __init__(self, store: Store | None, catalogers_key: str) -> None:
         self.store = store
@@ -100,36 +109,73 @@ class LayerCache:
     def get_many(self, diff_ids: list[str]) -> dict[str, LayerRecord]:
         if self.store is None or not diff_ids:
             return {}
+        keys = {cache_key(d, self.catalogers_key): d for d in diff_ids}
+        out = {}
+        for key, data in self._rows(list(keys)):
+            try:
+                out[keys[key]] = decode(keys[key], bytes(data))
+            except (zlib.error, ValueError, KeyError, TypeError, AttributeError):
+                continue  # an unreadable row is a miss: the layer is read and the row rewritten
+        return out
+
+    def _rows(self, keys: list[str]) -> list[tuple[str, bytes]]:
+        assert self.store is not None
+        conn = self.store.sqlite_connect()
+        if conn is not None:
+            marks = ",".join("?" * len(keys))
+            try:
+                sql = f"SELECT cache_key, data FROM scan_layer_cache WHERE cache_key IN ({marks})"
+                return [(str(k), bytes(d)) for k, d in conn.execute(sql, keys).fetchall()]
+            except sqlite3.Error as exc:
+                raise StoreError(f"database error: {exc}", subject=self.store.safe_url) from exc
+            finally:
+                conn.close()
         from sqlalchemy import select
 
         from stockade.scanning.tables import layer_cache
 
-        keys = {cache_key(d, self.catalogers_key): d for d in diff_ids}
-        with self.store.connect() as conn:
-            rows = conn.execute(
-                select(layer_cache.c.cache_key, layer_cache.c.data).where(
-                    layer_cache.c.cache_key.in_(keys)
-                )
-            ).all()
-        return {keys[k]: decode(keys[k], bytes(data)) for k, data in rows}
+        query = select(layer_cache.c.cache_key, layer_cache.c.data)
+        with self.store.connect() as sa_conn:
+            rows = sa_conn.execute(query.where(layer_cache.c.cache_key.in_(keys))).all()
+        return [(str(k), bytes(d)) for k, d in rows]
 
     def put(self, record: LayerRecord) -> None:
         if self.store is None:
             return
+        key = cache_key(record.diff_id, self.catalogers_key)
+        now = datetime.now(UTC)
+        row = {
+            "cache_key": key,
+            "diff_id": record.diff_id,
+            "catalogers": self.catalogers_key[:1000],
+            "format": FORMAT,
+            "created_at": now,
+            "data": encode(record),
+        }
+        conn = self.store.sqlite_connect()
+        if conn is not None:
+            # The text form SQLAlchemy's DateTime uses on SQLite, so both paths read alike.
+            row["created_at"] = now.replace(tzinfo=None).isoformat(sep=" ")
+            try:
+                with conn:
+                    conn.execute("DELETE FROM scan_layer_cache WHERE cache_key = ?", (key,))
+                    conn.execute(
+                        "INSERT OR REPLACE INTO scan_layer_cache (cache_key, diff_id, catalogers,"
+                        " format, created_at, data) VALUES (:cache_key, :diff_id, :catalogers,"
+                        " :format, :created_at, :data)",
+                        row,
+                    )
+            except sqlite3.Error as exc:
+                raise StoreError(f"database error: {exc}", subject=self.store.safe_url) from exc
+            finally:
+                conn.close()
+            return
         from sqlalchemy import delete, insert
+        from sqlalchemy.exc import IntegrityError
 
         from stockade.scanning.tables import layer_cache
 
-        key = cache_key(record.diff_id, self.catalogers_key)
-        with self.store.begin() as conn:
-            conn.execute(delete(layer_cache).where(layer_cache.c.cache_key == key))
-            conn.execute(
-                insert(layer_cache).values(
-                    cache_key=key,
-                    diff_id=record.diff_id,
-                    catalogers=self.catalogers_key[:1000],
-                    format=FORMAT,
-                    created_at=datetime.now(UTC),
-                    data=encode(record),
-                )
-            )
+        # Another scan may cache the same layer at the same moment; its row is as good as ours.
+        with contextlib.suppress(IntegrityError), self.store.begin() as sa_conn:
+            sa_conn.execute(delete(layer_cache).where(layer_cache.c.cache_key == key))
+            sa_conn.execute(insert(layer_cache).values(**row))

@@ -19,7 +19,7 @@ import tarfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from stockade.model.errors import DigestMismatch, ImageError, UnsafeImage
 from stockade.scanning.interface import FileEntry, LayerInfo
@@ -28,6 +28,7 @@ from stockade.scanning.sources.manifest import LAYER_TYPES
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 _CHUNK = 1 << 20
+_TAR_BUFSIZE = 1 << 16  # tarfile copies its buffer per header read: bigger is slower
 
 # Kinds per path: f regular file, d directory, l symlink, h hard link, o device or fifo.
 Wants = Callable[[str, int, int], bool]
@@ -63,6 +64,8 @@ class LayerRead:
     files: list[FileEntry]
     skipped: list[str]
     uncompressed_bytes: int
+    # wanted hard links whose target came before them unread: (link path, target path, mode)
+    pending_links: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 class _Hashing:
@@ -163,6 +166,7 @@ def read_layer(
                 f"layer expands more than {limits.max_ratio}x (decompression bomb?)", subject=what
             )
 
+    zstd_error = _zstd_error() if kind == "zstd" else _NeverRaised
     try:
         stream = _decompressor(kind, source)
         uncompressed = _Hashing(stream, check_bomb)
@@ -175,7 +179,7 @@ def read_layer(
         raise ImageError(f"truncated or corrupt {kind} stream: {exc}", subject=what) from exc
     except tarfile.TarError as exc:
         raise ImageError(f"corrupt tar: {exc}", subject=what) from exc
-    except _ZstdError as exc:
+    except zstd_error as exc:
         raise ImageError(f"truncated or corrupt zstd stream: {exc}", subject=what) from exc
     except OSError as exc:
         raise ImageError(f"cannot read layer: {exc}", subject=what) from exc
@@ -203,35 +207,27 @@ def _read_exactly(stream: _Hashing, n: int) -> bytes:
     return buf
 
 
-try:  # zstandard is a declared dependency; the guard keeps the error type importable
-    import zstandard as _zstd
+class _NeverRaised(Exception):
+    pass
 
-    _ZstdError: type[Exception] = _zstd.ZstdError
-except ImportError:  # pragma: no cover
-    _zstd = None  # type: ignore[assignment]
-    _ZstdError = RuntimeError
+
+def _zstd_error() -> type[Exception]:
+    import zstandard  # imported only for zstd layers: it costs start-up time
+
+    return zstandard.ZstdError
 
 
 def _decompressor(kind: str, source: _Peeked) -> BinaryIO:
+    raw = cast(BinaryIO, source)  # only read() is ever called on it
     if kind == "gzip":
-        return gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[arg-type]
+        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
     if kind == "zstd":
-        if _zstd is None:  # pragma: no cover
-            raise ImageError("zstd layers need the zstandard package")
-        reader = _zstd.ZstdDecompressor().stream_reader(source, read_across_frames=True)
-        return _ZstdStrict(reader)  # type: ignore[return-value]
-    return source  # type: ignore[return-value]
+        import zstandard
 
-
-class _ZstdStrict:
-    """zstandard's reader returns b"" on a truncated frame; turn that into an error."""
-
-    def __init__(self, reader: object) -> None:
-        self.reader = reader
-
-    def read(self, n: int = -1) -> bytes:
-        data: bytes = self.reader.read(n if n and n > 0 else _CHUNK)  # type: ignore[attr-defined]
-        return data
+        return cast(
+            BinaryIO, zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        )
+    return raw
 
 
 def normalize_name(name: str, what: str) -> str:
@@ -253,7 +249,8 @@ def _walk_tar(
     files: list[FileEntry] = []
     skipped: list[str] = []
     captured: dict[str, FileEntry] = {}
-    tar = tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK)  # type: ignore[call-overload]  # noqa: SIM115 - closed below
+    pending: list[tuple[str, str, int]] = []
+    tar = tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 14)  # type: ignore[call-overload]  # noqa: SIM115 - closed below
     count = 0
     for member in tar:
         count += 1
@@ -283,7 +280,7 @@ def _walk_tar(
             if wants(path, mode, member.size):
                 source = captured.get(target)
                 if source is None:
-                    skipped.append(f"{path}: hard link to {target}, which was not read")
+                    pending.append((path, target, mode))
                 else:
                     entry = FileEntry(
                         path=path, mode=mode, size=source.size, data=source.data, layer=layer_id
@@ -307,4 +304,6 @@ def _walk_tar(
         else:
             index.kinds[path] = "o"  # devices and fifos: recorded, never read
     tar.close()
-    return LayerRead(index=index, files=files, skipped=skipped, uncompressed_bytes=0)
+    return LayerRead(
+        index=index, files=files, skipped=skipped, uncompressed_bytes=0, pending_links=pending
+    )

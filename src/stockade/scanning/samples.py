@@ -17,6 +17,7 @@ a registry with skopeo. Everything lands under
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ from stockade.scanning.imagewrite import (
     write_oci_layout,
 )
 
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"  # bump whenever the recipe changes what it builds
 REPO_TAG = "stockade/sample:1"
 DEBIAN_PACKAGES = (
     "base-files",
@@ -131,8 +132,16 @@ def build_sample(cache_dir: Path | None = None, *, log: Log | None = None) -> Sa
     done = root / "done.json"
     if done.exists():
         return sample
-    say = log or (lambda _msg: None)
     root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second builder waits, then finds the work done
+        if not done.exists():
+            _build_into(sample, log or (lambda _msg: None))
+    return sample
+
+
+def _build_into(sample: SampleImage, say: Log) -> None:
+    root = sample.root
     with tempfile.TemporaryDirectory(prefix="stockade-sample-") as tmp_name:
         tmp = Path(tmp_name)
         layers = build_layers(tmp, root / "downloads", say)
@@ -148,10 +157,9 @@ def build_sample(cache_dir: Path | None = None, *, log: Log | None = None) -> Sa
     if multi.exists():
         shutil.rmtree(multi)
     write_oci_layout(multi, [("amd64", layers, None), ("arm64", layers, arm)], index_tag=sample.tag)
-    done.write_text(
+    (root / "done.json").write_text(
         json.dumps({"recipe": RECIPE_VERSION, "diff_ids": [la.diff_id for la in layers]})
     )
-    return sample
 
 
 def sample_layers(cache_dir: Path | None = None) -> list[Layer]:
@@ -395,17 +403,25 @@ def _go_java_layer(root: Path, debs: Path, gocache: Path) -> bytes:
     (java_dir / versioned).symlink_to(jar.name)
     app = root / "opt/app"
     app.mkdir(parents=True)
-    with zipfile.ZipFile(app / "app.jar", "w", zipfile.ZIP_DEFLATED) as fat:
-        fat.writestr(
-            "META-INF/MANIFEST.MF",
-            "Manifest-Version: 1.0\r\nMain-Class: com.example.App\r\n"
-            "Implementation-Title: sample-app\r\nImplementation-Version: 1.0.0\r\n\r\n",
-        )
-        fat.writestr(
+    manifest = (
+        "Manifest-Version: 1.0\r\nMain-Class: com.example.App\r\n"
+        "Implementation-Title: sample-app\r\nImplementation-Version: 1.0.0\r\n\r\n"
+    )
+    pom = "groupId=com.example\nartifactId=sample-app\nversion=1.0.0\n"
+    entries = [
+        ("META-INF/MANIFEST.MF", manifest.encode(), zipfile.ZIP_DEFLATED),
+        (
             "META-INF/maven/com.example/sample-app/pom.properties",
-            "groupId=com.example\nartifactId=sample-app\nversion=1.0.0\n",
-        )
-        fat.write(jar, f"BOOT-INF/lib/{versioned}", compress_type=zipfile.ZIP_STORED)
+            pom.encode(),
+            zipfile.ZIP_DEFLATED,
+        ),
+        (f"BOOT-INF/lib/{versioned}", jar.read_bytes(), zipfile.ZIP_STORED),
+    ]
+    with zipfile.ZipFile(app / "app.jar", "w") as fat:
+        for name, data, method in entries:
+            info = zipfile.ZipInfo(name, date_time=(2023, 11, 14, 22, 13, 20))  # reproducible
+            info.compress_type = method
+            fat.writestr(info, data)
     return tar_from_dir(root)
 
 

@@ -26,7 +26,7 @@ class _Shape:
 
 def _ancestors(path: str) -> list[str]:
     """Strict ancestors of ``/a/b/c``: ``/a/b``, ``/a`` (the root is never whited out)."""
-    out = []
+    out: list[str] = []
     while True:
         path = path.rpartition("/")[0]
         if not path:
@@ -96,6 +96,9 @@ class MergedView:
             current = "/" + "/".join([*done, part])
             found = self.lookup(current)
             if found is None:
+                if pending:
+                    done.append(part)  # tars may omit parent directories: an implicit dir
+                    continue
                 return None
             layer, kind = found
             if kind == "l":
@@ -112,8 +115,6 @@ class MergedView:
                 done.append(part)
                 continue
             done.append(part)
-        if found is None:
-            return None
         real = "/" + "/".join(done)
         final = self.lookup(real)
         if final is None:

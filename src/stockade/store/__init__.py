@@ -5,7 +5,18 @@ under ``migrations/versions`` with ``branch_labels``) whose root depends on the 
 pillars never edit each other's migrations; ``upgrade heads`` applies them all.
 """
 
+from typing import Any
+
 from stockade.store.db import Store, default_url, open_store
-from stockade.store.tables import metadata
 
 __all__ = ["Store", "default_url", "metadata", "open_store"]
+
+
+def __getattr__(name: str) -> Any:
+    # ``metadata`` imports SQLAlchemy; loaded on first use so opening an up-to-date SQLite store
+    # (see stockade.store.db) stays free of it.
+    if name == "metadata":
+        from stockade.store.tables import metadata
+
+        return metadata
+    raise AttributeError(name)

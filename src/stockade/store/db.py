@@ -1,19 +1,28 @@
-"""Opening the store: URL resolution, SQLite WAL, migrations on first use."""
+"""Opening the store: URL resolution, SQLite WAL, migrations on first use.
+
+SQLAlchemy is imported only when a database is actually used through it: opening an existing,
+up-to-date SQLite file checks its schema with the standard library and defers the engine, so a
+command that only reads a cache with :meth:`Store.sqlite_connect` (the image layer cache on a warm
+re-scan) starts a few hundred milliseconds faster.
+"""
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from typing import TYPE_CHECKING, Any
 
 from stockade.model.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from sqlalchemy import Connection, Engine
 
 ENV_VAR = "STOCKADE_DB"
 
@@ -39,16 +48,55 @@ def normalize_url(url: str) -> str:
 class Store:
     """A migrated database. Cheap to keep around; open one per process."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        url: str | None = None,
+        sqlite_path: str | None = None,
+    ) -> None:
+        if engine is None and url is None:
+            raise ValueError("Store needs an engine or a URL")
+        self._engine = engine
+        self._url = url
+        self.sqlite_path = sqlite_path  # set for an SQLite file opened without SQLAlchemy yet
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            assert self._url is not None
+            self._engine = _create_engine(self._url)
+        return self._engine
+
+    @property
+    def engine_started(self) -> bool:
+        return self._engine is not None
 
     @property
     def dialect(self) -> str:
-        return self.engine.dialect.name
+        if self._engine is None and self.sqlite_path is not None:
+            return "sqlite"
+        return str(self.engine.dialect.name)
+
+    def sqlite_connect(self) -> sqlite3.Connection | None:
+        """A standard-library connection to the SQLite file, or None when this is not SQLite
+        opened on the fast path. Same pragmas as the engine's connections; the caller closes it."""
+        if self.sqlite_path is None:
+            return None
+        import sqlite3
+
+        try:
+            conn = sqlite3.connect(self.sqlite_path, timeout=10)
+            _sqlite_pragmas(conn, None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database error: {exc}", subject=self.safe_url) from exc
+        return conn
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """One transaction: committed when the block ends, rolled back if it raises."""
+        from sqlalchemy.exc import OperationalError
+
         try:
             with self.engine.begin() as conn:
                 yield conn
@@ -57,6 +105,8 @@ class Store:
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
+        from sqlalchemy.exc import OperationalError
+
         try:
             with self.engine.connect() as conn:
                 yield conn
@@ -65,10 +115,13 @@ class Store:
 
     @property
     def safe_url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
+        if self._engine is None and self.sqlite_path is not None:
+            return f"sqlite:///{self.sqlite_path}"
+        return str(self.engine.url.render_as_string(hide_password=True))
 
     def close(self) -> None:
-        self.engine.dispose()
+        if self._engine is not None:
+            self._engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -83,11 +136,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
     """Open (and create and migrate, by default) the store at ``url`` or the default one."""
     raw = normalize_url(url or default_url())
+    fast = _current_sqlite_file(raw)
+    if fast is not None:
+        return Store(url=raw, sqlite_path=fast)
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(raw)
     except ArgumentError as exc:
         raise ConfigError(f"not a database URL: {raw!r}") from exc
-    kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
         if db and db != ":memory:":
@@ -95,61 +153,83 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
                 Path(db).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create the folder for {db}: {exc.strerror}") from exc
-    try:
-        engine = create_engine(parsed, **kwargs)
-    except (ArgumentError, ModuleNotFoundError) as exc:
-        raise ConfigError(f"cannot use database URL {raw!r}: {exc}") from exc
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    store = Store(engine)
+    store = Store(_create_engine(raw))
     if migrate:
         upgrade(store)
     return store
 
 
+def _create_engine(raw: str) -> Engine:
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        engine = create_engine(raw)
+    except (ArgumentError, ModuleNotFoundError) as exc:
+        raise ConfigError(f"cannot use database URL {raw!r}: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _current_sqlite_file(raw: str) -> str | None:
+    """The path of a plain ``sqlite:///FILE`` URL whose file exists and whose schema is at every
+    head already (checked with the standard library); None otherwise, and the slow path decides."""
+    if not raw.startswith("sqlite:///") or "?" in raw:
+        return None
+    path = raw[len("sqlite:///") :]
+    if not path or path == ":memory:" or not os.path.isfile(path):
+        return None
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    if frozenset(r[0] for r in rows) != _script_heads():
+        return None
+    return path
+
+
+_REVISION_RE = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.M)
+
+
 @cache
 def _script_heads() -> frozenset[str]:
-    # Reading the revision files' literal assignments is enough to know the heads, and keeps
-    # Alembic (about 0.3 s of imports) out of every command that opens an up-to-date store.
-    heads = _literal_heads(Path(__file__).parent / "migrations" / "versions")
-    if heads is not None:
-        return heads
-    from alembic.script import ScriptDirectory
-
-    return frozenset(ScriptDirectory.from_config(_alembic_config(None)).get_heads())
-
-
-def _literal_heads(versions: Path) -> frozenset[str] | None:
-    """Revisions no other revision names as its down_revision, read with ``ast`` from the
-    revision files; None when a file does not use plain literals (Alembic then decides)."""
-    import ast
-
+    """Heads of the migration scripts. Read from the revision files' ``revision`` and
+    ``down_revision`` lines, because importing Alembic costs a few hundred milliseconds of every
+    command's start-up; Alembic itself decides when a file is not in that simple form."""
     revisions: set[str] = set()
     parents: set[str] = set()
-    for path in versions.glob("*.py"):
+    for path in (Path(__file__).parent / "migrations" / "versions").glob("*.py"):
         if path.name == "__init__.py":
             continue
-        found: dict[str, object] = {}
+        fields = dict(_REVISION_RE.findall(path.read_text(encoding="utf-8")))
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-            for node in tree.body:
-                if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                    target = node.targets[0]
-                    if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
-                        found[target.id] = ast.literal_eval(node.value)
-        except (OSError, SyntaxError, ValueError):
-            return None
-        revision, down = found.get("revision"), found.get("down_revision")
+            revision = ast.literal_eval(fields["revision"])
+            down = ast.literal_eval(fields.get("down_revision", "None"))
+        except (KeyError, ValueError, SyntaxError):
+            return _alembic_heads()
         if not isinstance(revision, str):
-            return None
+            return _alembic_heads()
         revisions.add(revision)
         if isinstance(down, str):
             parents.add(down)
         elif isinstance(down, tuple | list):
-            parents.update(d for d in down if isinstance(d, str))
+            parents.update(str(d) for d in down)
         elif down is not None:
-            return None
-    return frozenset(revisions - parents) if revisions else None
+            return _alembic_heads()
+    return frozenset(revisions - parents)
+
+
+def _alembic_heads() -> frozenset[str]:
+    from alembic.script import ScriptDirectory
+
+    return frozenset(ScriptDirectory.from_config(_alembic_config(None)).get_heads())
 
 
 def _alembic_config(conn: Connection | None) -> Any:
@@ -163,6 +243,9 @@ def _alembic_config(conn: Connection | None) -> Any:
 
 
 def current_heads(store: Store) -> frozenset[str]:
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         with store.engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).fetchall()
@@ -177,6 +260,8 @@ def upgrade(store: Store) -> None:
         return
     from alembic import command
     from alembic.util import CommandError
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
 
     try:
         with store.engine.begin() as conn:
@@ -188,4 +273,6 @@ def upgrade(store: Store) -> None:
         # e.g. the database was migrated by a newer Stockade with revisions this one lacks
         raise StoreError(f"cannot migrate the database: {exc}", subject=store.safe_url) from exc
     except OperationalError as exc:
-        raise StoreError(f"cannot open or migrate the database: {exc.orig}", subject=store.safe_url) from exc
+        raise StoreError(
+            f"cannot open or migrate the database: {exc.orig}", subject=store.safe_url
+        ) from exc

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tarfile
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -73,7 +74,7 @@ class Bundle:
         return self._open(name)
 
     @contextmanager
-    def _open(self, name: str):
+    def _open(self, name: str) -> Iterator[BinaryIO]:
         if self._tar is not None:
             member = self._member(name)
             try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from contextlib import AbstractContextManager
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from stockade.model.errors import ImageError
 from stockade.scanning.interface import ImageInfo, LayerInfo
@@ -36,9 +36,15 @@ class DockerArchiveSource:
             )
         self._names: dict[str, str] = {}  # layer digest -> member name
         self.digest_known: dict[str, bool] = {}
+        self._oci: Any = None  # set when the archive turns out to be a plain OCI layout tar
 
     def resolve(self, platform: str | None = None) -> ResolvedImage:
         if not self.bundle.exists("manifest.json"):
+            if self.bundle.exists("index.json"):  # an OCI archive named as a docker archive
+                from stockade.scanning.sources.oci_layout import OciLayoutSource
+
+                self._oci = OciLayoutSource("", self.tag, self.reference, bundle=self.bundle)
+                return cast(ResolvedImage, self._oci.resolve(platform))
             if self.bundle.exists("repositories"):
                 raise ImageError(
                     "pre-1.10 docker save format (no manifest.json) is not supported",
@@ -84,9 +90,9 @@ class DockerArchiveSource:
         if self.tag is None:
             return entries[0]
         for entry in entries:
-            if any(
-                t == self.tag or t.endswith(":" + self.tag) for t in entry.get("RepoTags") or []
-            ):
+            tags = entry.get("RepoTags")
+            tags = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+            if any(t == self.tag or t.endswith(":" + self.tag) for t in tags):
                 return entry
         raise ImageError(f"no image tagged {self.tag!r} in the archive", subject=self.reference)
 
@@ -130,6 +136,8 @@ class DockerArchiveSource:
             return None  # the manifest digest is informative only here
 
     def open_blob(self, layer: LayerInfo) -> AbstractContextManager[BinaryIO]:
+        if self._oci is not None:
+            return self._oci.open_blob(layer)  # type: ignore[no-any-return]
         name = self._names.get(layer.digest)
         if name is None:
             raise ImageError(f"missing layer {layer.digest}", subject=self.reference)
@@ -146,8 +154,8 @@ def _digest_from_name(name: str, what: str) -> str:
 
 
 def _name_tag(entry: dict[str, Any]) -> tuple[str | None, str | None]:
-    tags = entry.get("RepoTags") or []
-    if not tags or not isinstance(tags[0], str):
+    tags = entry.get("RepoTags")
+    if not isinstance(tags, list) or not tags or not isinstance(tags[0], str):
         return None, None
     name, sep, tag = tags[0].rpartition(":")
     if not sep or "/" in tag:

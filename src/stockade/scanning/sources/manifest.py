@@ -76,6 +76,14 @@ def host_platform() -> str:
     return f"linux/{arch}"
 
 
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _size(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def _platform_of(entry: dict[str, Any]) -> str:
     plat = entry.get("platform") or {}
     if not isinstance(plat, dict):
@@ -95,7 +103,7 @@ def _platform_matches(candidate: str, wanted: str) -> bool:
 
 def select_from_index(index: dict[str, Any], platform: str | None, what: str) -> dict[str, Any]:
     """The manifest descriptor for ``platform`` (default: linux/amd64 or the host's)."""
-    entries = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
+    entries = [m for m in _list(index.get("manifests")) if isinstance(m, dict)]
     entries = [m for m in entries if _platform_of(m) not in ("unknown/unknown",)]  # attestations
     if not entries:
         raise ImageError("the image index lists no manifests", subject=what)
@@ -116,7 +124,7 @@ def parse_manifest(doc: dict[str, Any], what: str) -> tuple[str, tuple[LayerInfo
         raise ImageError("manifest has no config descriptor", subject=what)
     config_digest = check_digest_format(config.get("digest"), what)
     layers = []
-    for raw in doc.get("layers") or []:
+    for raw in _list(doc.get("layers")):
         if not isinstance(raw, dict):
             raise ImageError("manifest has a malformed layer descriptor", subject=what)
         media_type = str(raw.get("mediaType") or "")
@@ -125,7 +133,7 @@ def parse_manifest(doc: dict[str, Any], what: str) -> tuple[str, tuple[LayerInfo
                 digest=check_digest_format(raw.get("digest"), what),
                 diff_id=None,
                 media_type=media_type,
-                size=int(raw.get("size") or 0),
+                size=_size(raw.get("size")),
             )
         )
     return config_digest, tuple(layers)
@@ -155,9 +163,8 @@ def attach_diff_ids(
             f"manifest lists {len(layers)} layers but the config has {len(diff_ids)} diff ids",
             subject=what,
         )
-    history = [
-        h for h in config.get("history") or [] if isinstance(h, dict) and not h.get("empty_layer")
-    ]
+    history = [h for h in _list(config.get("history")) if isinstance(h, dict)]
+    history = [h for h in history if not h.get("empty_layer")]
     out = []
     for i, (layer, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
         created_by = history[i].get("created_by") if i < len(history) else None
@@ -190,8 +197,9 @@ def resolve_manifest(
         media_type = str(doc.get("mediaType") or media_type or "")
         if media_type in INDEX_TYPES or (not media_type and "manifests" in doc):
             desc = select_from_index(doc, platform, what)
+            digest = check_digest_format(desc.get("digest"), what)
             data = fetch(desc)
-            media_type, digest = str(desc.get("mediaType") or ""), str(desc["digest"])
+            media_type = str(desc.get("mediaType") or "")
             continue
         if media_type in MANIFEST_TYPES or (not media_type and "layers" in doc):
             return doc, digest

@@ -15,10 +15,12 @@ from stockade.scanning.sources.interface import ResolvedImage
 class OciLayoutSource:
     """Reads ``index.json`` and ``blobs/`` of an OCI layout."""
 
-    def __init__(self, path: str, tag: str | None, reference: str) -> None:
+    def __init__(
+        self, path: str, tag: str | None, reference: str, bundle: Bundle | None = None
+    ) -> None:
         self.reference = reference
         self.tag = tag
-        self.bundle = Bundle(path, reference)
+        self.bundle = bundle if bundle is not None else Bundle(path, reference)
         if not self.bundle.exists("index.json"):
             self.bundle.close()
             raise ImageError("not an OCI image layout (no index.json)", subject=reference)
@@ -48,19 +50,16 @@ class OciLayoutSource:
         )
 
     def _pick(self, index: dict[str, Any]) -> dict[str, Any] | None:
-        entries = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
+        manifests = index.get("manifests")
+        entries = (
+            [m for m in manifests if isinstance(m, dict)] if isinstance(manifests, list) else []
+        )
         if not entries:
             raise ImageError("index.json lists no manifests", subject=self.reference)
         if self.tag is not None:
-            named = [
-                m for m in entries if (m.get("annotations") or {}).get(mf.REF_NAME) == self.tag
-            ]
+            named = [m for m in entries if _ref_name(m) == self.tag]
             if not named:
-                tags = sorted(
-                    str((m.get("annotations") or {}).get(mf.REF_NAME))
-                    for m in entries
-                    if (m.get("annotations") or {}).get(mf.REF_NAME)
-                )
+                tags = sorted(str(_ref_name(m)) for m in entries if _ref_name(m))
                 raise ImageError(
                     f"no image tagged {self.tag!r} (tags: {', '.join(tags) or 'none'})",
                     subject=self.reference,
@@ -78,6 +77,11 @@ class OciLayoutSource:
 
     def close(self) -> None:
         self.bundle.close()
+
+
+def _ref_name(entry: dict[str, Any]) -> object:
+    annotations = entry.get("annotations")
+    return annotations.get(mf.REF_NAME) if isinstance(annotations, dict) else None
 
 
 def read_checked_blob(bundle: Bundle, digest: str, what: str) -> bytes:

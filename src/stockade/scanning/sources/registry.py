@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -30,6 +31,7 @@ from stockade.scanning.sources.oci_layout import resolved_from_manifest
 _TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _MAX_PAGES = 1000
 _MAX_MANIFEST = 4 * 1024 * 1024
+_MAX_BODY = 16 * 1024 * 1024  # configs, catalog pages, token answers
 _CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -108,6 +110,12 @@ class RegistryClient:
                 request = self.http.build_request("GET", url, headers=hdrs)
                 response = self.http.send(request, stream=stream)
             except httpx.HTTPError as exc:
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                    raise RegistryError(
+                        "the registry's TLS certificate is not trusted (add its CA with "
+                        "SSL_CERT_FILE=ca.pem, or use --insecure for a loopback registry)",
+                        subject=self.host,
+                    ) from exc
                 raise RegistryError(f"cannot reach the registry: {exc}", subject=self.host) from exc
             if response.status_code != 401 or attempt == 1:
                 return response
@@ -153,22 +161,21 @@ class RegistryClient:
             query["scope"] = params.get("scope") or scope
         auth = httpx.BasicAuth(*self.creds) if self.creds is not None else None
         try:
-            response = self.http.get(realm, params=query, auth=auth)
+            with self.http.stream("GET", realm, params=query, auth=auth) as streamed:
+                status = streamed.status_code
+                body = _read_capped(streamed, _MAX_BODY, "token answer") if status == 200 else b""
         except httpx.HTTPError as exc:
             raise RegistryError(
                 f"cannot reach the token server {realm}: {exc}", subject=self.host
             ) from exc
-        if response.status_code in (401, 403):
+        if status in (401, 403):
             raise RegistryError(
-                f"{response.status_code} from the token server: credentials rejected",
-                subject=self.host,
+                f"{status} from the token server: credentials rejected", subject=self.host
             )
-        if response.status_code != 200:
-            raise RegistryError(
-                f"token server answered HTTP {response.status_code}", subject=self.host
-            )
+        if status != 200:
+            raise RegistryError(f"token server answered HTTP {status}", subject=self.host)
         try:
-            doc = response.json()
+            doc = json.loads(body)
             token = doc.get("token") or doc.get("access_token")
         except (ValueError, AttributeError) as exc:
             raise RegistryError(
@@ -179,16 +186,25 @@ class RegistryClient:
         return token
 
     def get(
-        self, path: str, scope: str, what: str, headers: dict[str, str] | None = None
-    ) -> httpx.Response:
-        """GET ``/v2/...`` (whole body); maps 401/403/404 to RegistryError naming ``what``."""
-        response = self._send(self.base + path, scope, headers or {}, stream=False)
-        _check_status(response, what, self.host)
-        return response
+        self,
+        path: str,
+        scope: str,
+        what: str,
+        headers: dict[str, str] | None = None,
+        limit: int = _MAX_BODY,
+    ) -> _Body:
+        """GET ``/v2/...``, body bounded by ``limit``; 401/403/404 become RegistryError."""
+        response = self._send(self.base + path, scope, headers or {}, stream=True)
+        try:
+            _check_status(response, what, self.host)
+            return _Body(headers=response.headers, content=_read_capped(response, limit, what))
+        finally:
+            response.close()
 
     @contextmanager
     def stream(self, path: str, scope: str, what: str) -> Iterator[httpx.Response]:
-        response = self._send(self.base + path, scope, {}, stream=True)
+        # Blobs are hashed as stored: ask for them without transfer encoding.
+        response = self._send(self.base + path, scope, {"Accept-Encoding": "identity"}, stream=True)
         try:
             _check_status(response, what, self.host)
             yield response
@@ -226,6 +242,28 @@ class RegistryClient:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Body:
+    headers: httpx.Headers
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def _read_capped(response: httpx.Response, limit: int, what: str) -> bytes:
+    parts, size = [], 0
+    try:
+        for chunk in response.iter_bytes(1 << 16):  # decoded: JSON may come gzip-encoded
+            size += len(chunk)
+            if size > limit:
+                raise RegistryError(f"{what}: the answer is larger than {limit} bytes")
+            parts.append(chunk)
+    except httpx.HTTPError as exc:
+        raise RegistryError(f"{what}: download failed: {exc}") from exc
+    return b"".join(parts)
+
+
 def _next_link(header: str) -> str | None:
     match = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', header)
     if not match:
@@ -253,25 +291,37 @@ def _check_status(response: httpx.Response, what: str, host: str) -> None:
 
 
 class _ResponseReader:
-    """A read(n) stream over an httpx streaming response (raw bytes, no content decoding)."""
+    """A read(n) stream over an httpx streaming response (raw bytes, no content decoding).
+
+    Keeps the current network chunk and an offset, so many small reads copy only what they take.
+    """
 
     def __init__(self, response: httpx.Response) -> None:
         self._chunks = response.iter_raw(1 << 20)
-        self._buf = b""
+        self._chunk = b""
+        self._pos = 0
+
+    def _next_chunk(self) -> bool:
+        try:
+            self._chunk, self._pos = next(self._chunks), 0
+        except StopIteration:
+            return False
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"blob download failed: {exc}") from exc
+        return True
 
     def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buf) < n:
-            try:
-                self._buf += next(self._chunks)
-            except StopIteration:
+        parts = []
+        while n < 0 or n > 0:
+            if self._pos >= len(self._chunk) and not self._next_chunk():
                 break
-            except httpx.HTTPError as exc:
-                raise RegistryError(f"blob download failed: {exc}") from exc
-        if n < 0:
-            data, self._buf = self._buf, b""
-        else:
-            data, self._buf = self._buf[:n], self._buf[n:]
-        return data
+            end = len(self._chunk) if n < 0 else self._pos + n
+            part = self._chunk[self._pos : end]
+            self._pos += len(part)
+            if n > 0:
+                n -= len(part)
+            parts.append(part)
+        return b"".join(parts)
 
 
 class RegistrySource:
@@ -303,12 +353,9 @@ class RegistrySource:
             self.scope,
             what,
             {"Accept": mf.ACCEPT},
+            limit=_MAX_MANIFEST,
         )
         data = response.content
-        if len(data) > _MAX_MANIFEST:
-            raise RegistryError(
-                f"{what} is larger than {_MAX_MANIFEST} bytes", subject=self.ref.host
-            )
         if reference.startswith("sha256:"):
             mf.check_digest(data, reference, f"{self.reference} {what}")
         else:
