@@ -9,23 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support import IN_CI, require
 
 from stockade.store import Store, open_store
 
-PG_URL = os.environ.get(
-    "STOCKADE_TEST_PG", "postgresql://stockade:stockade@127.0.0.1:5432/stockade_test"
-)
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+__all__ = ["IN_CI", "require"]
+
+PG_URL = os.environ.get("STOCKADE_TEST_PG", "postgresql://stockade:stockade@127.0.0.1:5432/stockade_test")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip outside CI, fail inside it: CI must have every server the suite needs."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"CI is missing a prerequisite: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture
@@ -48,9 +39,7 @@ def _pg_reachable() -> bool:
 @pytest.fixture
 def pg_store() -> Iterator[Store]:
     """A freshly emptied PostgreSQL database (schema dropped and migrated again)."""
-    require(
-        _pg_reachable(), "PostgreSQL is not listening on 127.0.0.1:5432 (./dev setup starts it)"
-    )
+    require(_pg_reachable(), "PostgreSQL is not listening on 127.0.0.1:5432 (./dev setup starts it)")
     from sqlalchemy import create_engine, text
 
     from stockade.store.db import normalize_url

@@ -15,6 +15,10 @@ from stockade.model.errors import StockadeError
 COMMAND_MODULES = (
     "stockade.cli.db_cmd",
     "stockade.cli.bench",
+    "stockade.cli.bench_nodes",
+    "stockade.cli.bench_workloads",
+    "stockade.cli.report",
+    "stockade.cli.admission",
     "stockade.cli.sample",
     "stockade.cli.sbom",
 )

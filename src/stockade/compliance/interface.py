@@ -1,5 +1,6 @@
 """Values shared by the compliance pillar: CIS node benchmarks, workload checks, custom checks
-and framework reports all produce ``Finding(pillar=Pillar.COMPLIANCE, details=CheckDetails(...))``."""
+and framework reports all produce
+``Finding(pillar=Pillar.COMPLIANCE, details=CheckDetails(...))``."""
 
 from __future__ import annotations
 
@@ -19,3 +20,4 @@ class CheckDetails(Details):
     expected: str = ""  # what would pass
     remediation: str = ""
     reason: str = ""  # why the result is ERROR, INFO or NOT_APPLICABLE
+    location: str = ""  # where the audited object came from: "deploy/web.yaml#2", "cluster"

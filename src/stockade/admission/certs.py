@@ -1,0 +1,137 @@
+"""A private CA and the webhook's serving certificate (SAN ``<service>.<namespace>.svc``).
+
+Keys are ECDSA P-256: small, and fast to handshake. Private keys are written with mode 0600.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from stockade.model.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServingFiles:
+    ca_cert: Path
+    cert: Path
+    key: Path
+
+    def ca_pem(self) -> bytes:
+        return self.ca_cert.read_bytes()
+
+
+def service_names(service: str, namespace: str) -> list[str]:
+    base = f"{service}.{namespace}.svc"
+    return [base, f"{base}.cluster.local", f"{service}.{namespace}", service, "localhost"]
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Stockade"),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
+
+
+def _covers(cert_path: Path, names: list[str]) -> bool:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return False
+    have = set(sans.get_values_for_type(x509.DNSName))
+    remaining = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
+    return set(names) <= have and remaining > dt.timedelta(days=30)
+
+
+def ensure_serving_cert(
+    directory: Path, *, service: str, namespace: str, days: int = 365
+) -> ServingFiles:
+    """Reuse the CA and certificate in ``directory`` when they still fit, else make new ones."""
+    files = ServingFiles(
+        ca_cert=directory / "ca.crt", cert=directory / "tls.crt", key=directory / "tls.key"
+    )
+    names = service_names(service, namespace)
+    if (
+        files.cert.exists()
+        and files.key.exists()
+        and files.ca_cert.exists()
+        and _covers(files.cert, names)
+    ):
+        return files
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {directory}: {exc.strerror}") from exc
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name("Stockade admission CA")
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=days * 5))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+    sans += [
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.IPAddress(ipaddress.ip_address("::1")),
+    ]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(names[0]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    files.ca_cert.write_bytes(ca.public_bytes(pem))
+    files.cert.write_bytes(cert.public_bytes(pem))
+    _write_private(
+        files.key,
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
+    # The CA key is not kept: a new certificate means a new CA and a new caBundle.
+    return files

@@ -1,0 +1,308 @@
+"""Admission criteria: each one reads a workload and returns the reasons it is met (empty: not met).
+
+A rule is met when *all* of its criteria are met. Criteria are plain functions in an explicit
+table (``CRITERIA``), each with a pydantic model of its parameters.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from stockade.admission.images import matches_any, parse_image
+from stockade.admission.interface import Container, ImageVulns, Workload
+from stockade.model import Severity, UsageError
+
+VulnLookup = Callable[[str], ImageVulns | None]
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VulnParams(_Params):
+    severity: str = "high"
+    count: int = Field(default=1, ge=1)
+    fixableOnly: bool = False
+
+    @field_validator("severity")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        try:
+            Severity.parse(v)
+        except UsageError as exc:
+            raise ValueError(exc.message) from None
+        return v
+
+
+class CvssParams(_Params):
+    gte: float = Field(ge=0.0, le=10.0)
+
+
+class RegistryParams(_Params):
+    allow: list[str] | None = None
+    deny: list[str] | None = None
+
+
+class TagParams(_Params):
+    requireDigest: bool = False
+    deny: list[str] = Field(default_factory=list)
+
+
+class CapParams(_Params):
+    add: Literal["any"] | list[str] = "any"
+
+
+class HostPathParams(_Params):
+    allowed: list[str] = Field(default_factory=list)  # path prefixes that are fine
+
+
+class WorkloadCheckParams(_Params):
+    ids: list[str] = Field(
+        min_length=1
+    )  # check ids or globs: pss.restricted.*, cis.secrets.env_vars
+    profile: Literal["baseline", "restricted"] = "restricted"
+
+
+class PrivEscParams(_Params):
+    explicitOnly: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    name: str
+    params: type[BaseModel] | None  # None: the YAML value is just `true`
+    check: Callable[[Any, Workload, VulnLookup], list[str]]
+    needs_vulns: bool = False
+
+
+def _security_context(
+    c: Container, pod: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    csc = c.spec.get("securityContext")
+    psc = pod.get("securityContext")
+    return (csc if isinstance(csc, Mapping) else {}), (psc if isinstance(psc, Mapping) else {})
+
+
+def _images(w: Workload) -> Iterator[Container]:
+    seen: set[str] = set()
+    for c in w.containers:
+        if c.image and c.image not in seen:
+            seen.add(c.image)
+            yield c
+
+
+def _vulnerabilities(p: VulnParams, w: Workload, vulns: VulnLookup) -> list[str]:
+    sev = Severity.parse(p.severity)
+    out = []
+    for c in _images(w):
+        s = vulns(c.image)
+        if s is None or not s.scanned:
+            continue
+        n = s.count_at_least(sev, fixable_only=p.fixableOnly)
+        if n >= p.count:
+            fix = " fixable" if p.fixableOnly else ""
+            out.append(
+                f"image {c.image} has {n}{fix} vulnerabilities at {sev} or above (limit {p.count - 1})"
+            )
+    return out
+
+
+def _cves(p: list[str], w: Workload, vulns: VulnLookup) -> list[str]:
+    wanted = {x.upper() for x in p}
+    out = []
+    for c in _images(w):
+        s = vulns(c.image)
+        if s is None:
+            continue
+        hit = sorted(wanted & {i.upper() for i in s.ids})
+        if hit:
+            out.append(f"image {c.image} has {', '.join(hit)}")
+    return out
+
+
+def _cvss(p: CvssParams, w: Workload, vulns: VulnLookup) -> list[str]:
+    out = []
+    for c in _images(w):
+        s = vulns(c.image)
+        if s is not None and s.max_cvss is not None and s.max_cvss >= p.gte:
+            out.append(
+                f"image {c.image} has a vulnerability with CVSS {s.max_cvss:.1f} (>= {p.gte:.1f})"
+            )
+    return out
+
+
+def _unscanned(_p: bool, w: Workload, vulns: VulnLookup) -> list[str]:
+    out = []
+    for c in _images(w):
+        s = vulns(c.image)
+        if s is None or not s.scanned:
+            out.append(f"image {c.image} has no scan result")
+    return out
+
+
+def _registries(p: RegistryParams, w: Workload, _v: VulnLookup) -> list[str]:
+    out = []
+    for c in _images(w):
+        registry = parse_image(c.image).registry
+        if p.allow is not None and not matches_any(c.image, p.allow):
+            out.append(f"image {c.image} is from registry {registry}, not in the allowed list")
+        if p.deny and matches_any(c.image, p.deny):
+            out.append(f"image {c.image} is from a denied registry ({registry})")
+    return out
+
+
+def _image_tag(p: TagParams, w: Workload, _v: VulnLookup) -> list[str]:
+    out = []
+    for c in _images(w):
+        ref = parse_image(c.image)
+        if p.requireDigest and ref.digest is None:
+            out.append(f"image {c.image} is not pinned by digest")
+        tag = ref.effective_tag
+        if tag is not None and ref.digest is None and tag in p.deny:
+            out.append(f"image {c.image} uses the tag {tag!r}")
+    return out
+
+
+def _privileged(_p: bool, w: Workload, _v: VulnLookup) -> list[str]:
+    return [
+        f"{c.kind} {c.name!r} is privileged"
+        for c in w.containers
+        if _security_context(c, w.pod_spec)[0].get("privileged") is True
+    ]
+
+
+def _host_namespaces(_p: bool, w: Workload, _v: VulnLookup) -> list[str]:
+    return [
+        f"pod uses {f}" for f in ("hostNetwork", "hostPID", "hostIPC") if w.pod_spec.get(f) is True
+    ]
+
+
+def _host_path(p: HostPathParams, w: Workload, _v: VulnLookup) -> list[str]:
+    out = []
+    for vol in w.pod_spec.get("volumes") or []:
+        if not isinstance(vol, Mapping) or not isinstance(vol.get("hostPath"), Mapping):
+            continue
+        path = str(vol["hostPath"].get("path", ""))
+        if any(path == a or path.startswith(a.rstrip("/") + "/") for a in p.allowed):
+            continue
+        out.append(f"volume {vol.get('name')!r} mounts host path {path}")
+    return out
+
+
+def _run_as_root(_p: bool, w: Workload, _v: VulnLookup) -> list[str]:
+    out = []
+    for c in w.containers:
+        csc, psc = _security_context(c, w.pod_spec)
+        user = csc.get("runAsUser", psc.get("runAsUser"))
+        non_root = csc.get("runAsNonRoot", psc.get("runAsNonRoot"))
+        if user == 0:
+            out.append(f"{c.kind} {c.name!r} runs as user 0")
+        elif user is None and non_root is not True:
+            out.append(f"{c.kind} {c.name!r} may run as root (no runAsNonRoot and no runAsUser)")
+    return out
+
+
+def _capabilities(p: CapParams, w: Workload, _v: VulnLookup) -> list[str]:
+    out = []
+    for c in w.containers:
+        caps = _security_context(c, w.pod_spec)[0].get("capabilities")
+        added = [str(x) for x in (caps.get("add") or [])] if isinstance(caps, Mapping) else []
+        if p.add != "any":
+            wanted = {x.upper().removeprefix("CAP_") for x in p.add}
+            added = [a for a in added if a.upper().removeprefix("CAP_") in wanted]
+        if added:
+            out.append(f"{c.kind} {c.name!r} adds capabilities {', '.join(added)}")
+    return out
+
+
+def _priv_escalation(p: PrivEscParams, w: Workload, _v: VulnLookup) -> list[str]:
+    out = []
+    for c in w.containers:
+        value = _security_context(c, w.pod_spec)[0].get("allowPrivilegeEscalation")
+        if value is True:
+            out.append(f"{c.kind} {c.name!r} sets allowPrivilegeEscalation: true")
+        elif value is None and not p.explicitOnly:
+            out.append(f"{c.kind} {c.name!r} does not set allowPrivilegeEscalation: false")
+    return out
+
+
+_SECRET_NAME = re.compile(
+    r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential)", re.I
+)
+
+
+def _looks_secret(name: str, value: object) -> bool:
+    """A literal value under a secret-sounding name; paths to mounted secret files are fine."""
+    if not isinstance(value, str) or not value or not _SECRET_NAME.search(name):
+        return False
+    return not (name.upper().endswith(("_FILE", "_PATH", "_DIR", "_NAME")) or value.startswith("/"))
+
+
+def _env_secrets(_p: bool, w: Workload, _v: VulnLookup) -> list[str]:
+    out = []
+    for c in w.containers:
+        for env in c.spec.get("env") or []:
+            if not isinstance(env, Mapping):
+                continue
+            name = str(env.get("name", ""))
+            value_from = env.get("valueFrom")
+            if isinstance(value_from, Mapping) and isinstance(
+                value_from.get("secretKeyRef"), Mapping
+            ):
+                out.append(
+                    f"{c.kind} {c.name!r} takes env {name} from secret {value_from['secretKeyRef'].get('name')!r}"
+                )
+            elif _looks_secret(name, env.get("value")):
+                out.append(f"{c.kind} {c.name!r} sets a secret-looking env {name} in clear")
+        for src in c.spec.get("envFrom") or []:
+            if isinstance(src, Mapping) and isinstance(src.get("secretRef"), Mapping):
+                out.append(
+                    f"{c.kind} {c.name!r} loads env from secret {src['secretRef'].get('name')!r}"
+                )
+    return out
+
+
+def _required_labels(p: list[str], w: Workload, _v: VulnLookup) -> list[str]:
+    missing = [label for label in p if label not in w.labels]
+    return [f"missing required labels: {', '.join(missing)}"] if missing else []
+
+
+def _workload_checks(p: WorkloadCheckParams, w: Workload, _v: VulnLookup) -> list[str]:
+    """The compliance pillar's workload checks (Pod Security Standards, CIS 5.x) on this object."""
+    from stockade.compliance.workloads.engine import check_object
+    from stockade.model import Status
+
+    out = []
+    for f in check_object(dict(w.obj), profile=p.profile):
+        if f.status is Status.FAIL and any(fnmatch.fnmatchcase(f.id, pat) for pat in p.ids):
+            evidence = getattr(f.details, "evidence", "") if f.details else ""
+            out.append(f"{f.id}: {f.title}" + (f" ({evidence})" if evidence else ""))
+    return out
+
+
+CRITERIA: dict[str, Criterion] = {
+    c.name: c
+    for c in (
+        Criterion("vulnerabilities", VulnParams, _vulnerabilities, needs_vulns=True),
+        Criterion("cves", None, _cves, needs_vulns=True),
+        Criterion("cvssScore", CvssParams, _cvss, needs_vulns=True),
+        Criterion("unscannedImages", None, _unscanned, needs_vulns=True),
+        Criterion("registries", RegistryParams, _registries),
+        Criterion("imageTag", TagParams, _image_tag),
+        Criterion("privileged", None, _privileged),
+        Criterion("hostNamespaces", None, _host_namespaces),
+        Criterion("hostPath", HostPathParams, _host_path),
+        Criterion("runAsRoot", None, _run_as_root),
+        Criterion("capabilities", CapParams, _capabilities),
+        Criterion("allowPrivilegeEscalation", PrivEscParams, _priv_escalation),
+        Criterion("envSecrets", None, _env_secrets),
+        Criterion("requiredLabels", None, _required_labels),
+        Criterion("workloadChecks", WorkloadCheckParams, _workload_checks),
+    )
+}

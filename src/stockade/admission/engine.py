@@ -1,0 +1,112 @@
+"""Deciding one workload against a policy."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+from stockade.admission.criteria import CRITERIA, VulnLookup
+from stockade.admission.images import matches_any
+from stockade.admission.interface import ImageVulns, VulnSource, Workload
+from stockade.admission.policy import Policy, Rule
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Violation:
+    rule: str
+    mode: str  # "monitor" or "protect"
+    reasons: tuple[str, ...]
+    message: str | None = None
+
+    def text(self) -> str:
+        head = self.message or "; ".join(self.reasons)
+        return f"rule {self.rule!r}: {head}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    allowed: bool
+    violations: tuple[Violation, ...] = ()
+    allowed_by: str | None = None  # an allow rule that admitted the object outright
+    error: str | None = None  # an internal problem handled by the failure policy
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def message(self) -> str:
+        denied = [v.text() for v in self.violations if v.mode == "protect"]
+        if self.error and not self.allowed:
+            return f"Stockade could not decide ({self.error}); failurePolicy is fail"
+        return "denied by Stockade: " + " | ".join(denied) if denied else ""
+
+
+def _matches(rule: Rule, w: Workload) -> bool:
+    m = rule.match
+    if not any(fnmatch.fnmatchcase(w.namespace, p) for p in m.namespaces):
+        return False
+    if any(fnmatch.fnmatchcase(w.namespace, p) for p in m.excludeNamespaces):
+        return False
+    if not any(fnmatch.fnmatchcase(w.kind, p) for p in m.kinds):
+        return False
+    if not all(w.labels.get(k) == v for k, v in m.labels.items()):
+        return False
+    if m.images != ["*"]:
+        return all(matches_any(c.image, m.images) for c in w.containers)
+    return True
+
+
+def _fires(rule: Rule, w: Workload, lookup: VulnLookup) -> tuple[str, ...]:
+    reasons: list[str] = []
+    for key, params in rule.criteria.items():
+        found = CRITERIA[key].check(params, w, lookup)
+        if not found:
+            return ()
+        reasons.extend(found)
+    return tuple(reasons)
+
+
+def needs_vulns(policy: Policy) -> bool:
+    return any(CRITERIA[k].needs_vulns for r in policy.spec.rules for k in r.criteria)
+
+
+def decide(w: Workload, policy: Policy, source: VulnSource | None) -> Decision:
+    """Apply allow rules first (first match admits), then every deny rule; monitor rules warn."""
+    budget = policy.spec.scanBudgetSeconds
+    cache: dict[str, ImageVulns | None] = {}
+    errors: list[str] = []
+
+    def lookup(image: str) -> ImageVulns | None:
+        if image not in cache:
+            if source is None:
+                cache[image] = None
+            else:
+                try:
+                    cache[image] = source.summary(image, budget_s=budget)
+                except Exception as exc:
+                    errors.append(f"vulnerability lookup for {image} failed: {exc}")
+                    cache[image] = None
+        return cache[image]
+
+    for rule in policy.spec.rules:
+        if rule.action == "allow" and _matches(rule, w):
+            return Decision(allowed=True, allowed_by=rule.name)
+    violations: list[Violation] = []
+    for rule in policy.spec.rules:
+        if rule.action != "deny" or not _matches(rule, w):
+            continue
+        reasons = _fires(rule, w, lookup)
+        if reasons:
+            mode = rule.mode or policy.spec.mode
+            violations.append(
+                Violation(rule=rule.name, mode=mode, reasons=reasons, message=rule.message)
+            )
+    warnings = tuple(f"[monitor] {v.text()}"[:250] for v in violations if v.mode == "monitor")
+    denied = any(v.mode == "protect" for v in violations)
+    if errors:
+        fail = policy.spec.failurePolicy == "fail"
+        return Decision(
+            allowed=not denied and not fail,
+            violations=tuple(violations),
+            error="; ".join(errors),
+            warnings=(*warnings, f"Stockade: {errors[0]}"[:250]),
+        )
+    return Decision(allowed=not denied, violations=tuple(violations), warnings=warnings)

@@ -1,0 +1,48 @@
+"""Image reference parsing as the container runtime resolves it (docker.io defaults)."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageRef:
+    registry: str
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def effective_tag(self) -> str | None:
+        """The tag the runtime pulls: ``latest`` when neither tag nor digest is given."""
+        if self.tag is None and self.digest is None:
+            return "latest"
+        return self.tag
+
+
+def parse_image(ref: str) -> ImageRef:
+    """Split ``[registry/]repo[:tag][@digest]`` the way Docker does."""
+    rest, digest = ([*ref.split("@", 1), None])[:2] if "@" in ref else (ref, None)
+    tag = None
+    slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    if colon > slash:
+        rest, tag = rest[:colon], rest[colon + 1 :]
+    first, sep, remainder = rest.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        registry, repository = first, remainder
+    else:
+        registry, repository = "docker.io", rest
+    if registry == "docker.io" and "/" not in repository:
+        repository = f"library/{repository}"
+    return ImageRef(
+        registry=registry, repository=repository, tag=tag or None, digest=digest or None
+    )
+
+
+def matches_any(image: str, patterns: list[str]) -> bool:
+    """Whether a glob matches the image's registry, ``registry/repository`` or the text as given."""
+    ref = parse_image(image)
+    names = (ref.registry, f"{ref.registry}/{ref.repository}", image)
+    return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)

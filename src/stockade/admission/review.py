@@ -1,0 +1,122 @@
+"""AdmissionReview in, AdmissionReview out (``admission.k8s.io/v1`` and ``v1beta1``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from stockade.admission.engine import Decision, decide
+from stockade.admission.interface import VulnSource
+from stockade.admission.policy import Policy
+from stockade.admission.workload import SUPPORTED_KINDS, workload_of
+from stockade.model import Event, ResourceRef, Severity
+
+API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+MAX_BODY = 3 * 1024 * 1024  # the API server's own request limit
+
+
+class ReviewError(ValueError):
+    """The body is not an AdmissionReview we can answer (HTTP 400)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    response: dict[str, Any]
+    event: Event | None
+
+
+def parse(body: bytes) -> Mapping[str, Any]:
+    if len(body) > MAX_BODY:
+        raise ReviewError(f"request body of {len(body)} bytes exceeds {MAX_BODY}")
+    try:
+        review = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ReviewError(f"body is not JSON: {exc}") from None
+    if not isinstance(review, dict) or review.get("kind") != "AdmissionReview":
+        raise ReviewError("body is not an AdmissionReview")
+    if review.get("apiVersion") not in API_VERSIONS:
+        raise ReviewError(f"unsupported apiVersion {review.get('apiVersion')!r}")
+    request = review.get("request")
+    if (
+        not isinstance(request, dict)
+        or not isinstance(request.get("uid"), str)
+        or not request["uid"]
+    ):
+        raise ReviewError("AdmissionReview has no request.uid")
+    return review
+
+
+def _response(
+    review: Mapping[str, Any], *, allowed: bool, message: str = "", warnings: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    resp: dict[str, Any] = {"uid": review["request"]["uid"], "allowed": allowed}
+    if not allowed:
+        resp["status"] = {"code": 403, "reason": "Forbidden", "message": message}
+    if warnings:
+        resp["warnings"] = list(warnings)
+    return {"apiVersion": review["apiVersion"], "kind": "AdmissionReview", "response": resp}
+
+
+def answer(review: Mapping[str, Any], policy: Policy, source: VulnSource | None) -> Outcome:
+    """Decide one parsed review. Never raises for odd content: unknown things are allowed."""
+    req = review["request"]
+    obj = req.get("object")
+    op = req.get("operation")
+    kind = obj.get("kind") if isinstance(obj, dict) else None
+    if op in ("DELETE", "CONNECT") or not isinstance(obj, dict) or kind not in SUPPORTED_KINDS:
+        return Outcome(response=_response(review, allowed=True), event=None)
+    if req.get("subResource") not in (None, "", "ephemeralcontainers"):
+        return Outcome(response=_response(review, allowed=True), event=None)
+    w = workload_of(obj, namespace=str(req.get("namespace") or ""))
+    if w is None:  # pragma: no cover - kind was checked above
+        return Outcome(response=_response(review, allowed=True), event=None)
+    if not w.name:
+        w = replace(w, name=str(req.get("name") or ""))
+    decision = decide(w, policy, source)
+    out = _response(
+        review, allowed=decision.allowed, message=decision.message, warnings=decision.warnings
+    )
+    return Outcome(
+        response=out, event=_event(req, w.display(), w.namespace, w.kind, w.name, decision)
+    )
+
+
+def _event(
+    req: Mapping[str, Any], display: str, ns: str, kind: str, name: str, d: Decision
+) -> Event:
+    user = req.get("userInfo") if isinstance(req.get("userInfo"), Mapping) else {}
+    if not d.allowed:
+        verdict, sev = "denied", Severity.HIGH
+    elif d.violations:
+        verdict, sev = "violation", Severity.MEDIUM
+    else:
+        verdict, sev = "allowed", Severity.NEGLIGIBLE
+    return Event(
+        kind=f"admission.{verdict}",
+        message=f"{verdict}: {req.get('operation')} {display}"
+        + (f" ({'; '.join(v.text() for v in d.violations)})" if d.violations else ""),
+        severity=sev,
+        source="admission",
+        resource=ResourceRef(kind=kind.lower(), name=name, namespace=ns or None),
+        data={
+            "uid": req.get("uid"),
+            "user": user.get("username"),
+            "operation": req.get("operation"),
+            "allowed": d.allowed,
+            "allowed_by": d.allowed_by,
+            "rules": [
+                {"rule": v.rule, "mode": v.mode, "reasons": list(v.reasons)} for v in d.violations
+            ],
+            "error": d.error,
+            "dry_run": bool(req.get("dryRun")),
+        },
+    )
+
+
+def failure_response(review: Mapping[str, Any], policy: Policy, error: str) -> dict[str, Any]:
+    """The answer when deciding itself failed: allow or deny per the failure policy."""
+    if policy.spec.failurePolicy == "fail":
+        return _response(review, allowed=False, message=f"Stockade could not decide: {error}")
+    return _response(review, allowed=True, warnings=(f"Stockade could not decide: {error}"[:250],))

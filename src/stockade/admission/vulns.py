@@ -1,0 +1,92 @@
+"""Vulnerability sources for admission: a facts file (offline tests, air-gapped clusters) and a
+cache in front of any slower source."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from stockade.admission.interface import ImageVulns, VulnSource
+from stockade.config import load_yaml_model
+from stockade.model import Severity
+
+
+class _Facts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    critical: int = Field(default=0, ge=0)
+    high: int = Field(default=0, ge=0)
+    medium: int = Field(default=0, ge=0)
+    low: int = Field(default=0, ge=0)
+    fixable: dict[str, int] = Field(default_factory=dict)  # severity name -> count with a fix
+    ids: list[str] = Field(default_factory=list)
+    maxCvss: float | None = Field(default=None, ge=0.0, le=10.0)
+
+
+class _FactsFile(RootModel[dict[str, _Facts]]):
+    pass
+
+
+def _summary(image: str, f: _Facts) -> ImageVulns:
+    counts = {
+        Severity.CRITICAL: f.critical,
+        Severity.HIGH: f.high,
+        Severity.MEDIUM: f.medium,
+        Severity.LOW: f.low,
+    }
+    fixable = {Severity.parse(k): v for k, v in f.fixable.items()}
+    return ImageVulns(
+        image=image, counts=counts, fixable_counts=fixable, ids=frozenset(f.ids), max_cvss=f.maxCvss
+    )
+
+
+class FileVulnSource:
+    """Image facts from a YAML/JSON file: ``{image: {critical: 1, high: 2, ids: [...], ...}}``."""
+
+    def __init__(self, path: Path) -> None:
+        data = load_yaml_model(_FactsFile, path).root
+        self._by_image = {image: _summary(image, f) for image, f in data.items()}
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> FileVulnSource:
+        self = cls.__new__(cls)
+        parsed = _FactsFile.model_validate(dict(data)).root
+        self._by_image = {image: _summary(image, f) for image, f in parsed.items()}
+        return self
+
+    def summary(self, image: str, *, budget_s: float) -> ImageVulns | None:
+        return self._by_image.get(image)
+
+    def is_ready(self, image: str) -> bool:
+        return True  # answers from memory
+
+
+class CachedVulnSource:
+    """Remembers answers for ``ttl`` seconds so repeated reviews of an image cost a dict lookup."""
+
+    def __init__(self, inner: VulnSource, *, ttl: float = 300.0) -> None:
+        self._inner = inner
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, ImageVulns | None]] = {}
+
+    def is_ready(self, image: str) -> bool:
+        """Whether ``summary(image)`` answers from memory (no I/O, no scan)."""
+        hit = self._cache.get(image)
+        return hit is not None and time.monotonic() - hit[0] < self._ttl
+
+    def summary(self, image: str, *, budget_s: float) -> ImageVulns | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(image)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        value = self._inner.summary(image, budget_s=budget_s)
+        if value is not None and value.scanned:
+            with self._lock:
+                self._cache[image] = (now, value)
+        return value

@@ -1,0 +1,228 @@
+"""``stockade admission``: the validating webhook, its manifest, its policy and offline tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stockade.cli.common import (
+    EXIT_FINDINGS,
+    DbOption,
+    OutputOption,
+    console,
+    emit,
+    err_console,
+    open_db,
+)
+
+adm_app = typer.Typer(
+    help="Kubernetes admission control: keep vulnerable and risky workloads out.",
+    no_args_is_help=True,
+)
+policy_app = typer.Typer(
+    help="The admission policy kept in the project database.", no_args_is_help=True
+)
+adm_app.add_typer(policy_app, name="policy")
+
+DEFAULT_CERT_DIR = Path("/var/lib/stockade/admission")
+CertDir = Annotated[
+    Path, typer.Option("--cert-dir", help="Where the generated CA and serving certificate live.")
+]
+Service = Annotated[str, typer.Option("--service", help="Kubernetes Service name of the webhook.")]
+Namespace = Annotated[str, typer.Option("--namespace", help="Namespace of the webhook Service.")]
+
+
+def _policy(policy: Path | None, db: str | None):
+    from stockade.admission.policy import DEFAULT_POLICY_YAML, load_policy, parse_policy
+
+    if policy is not None:
+        return load_policy(policy), str(policy)
+    from stockade.admission.tables import load_policy_text
+
+    text = load_policy_text(open_db(db))
+    if text is not None:
+        return parse_policy(text, name="stored policy"), "stored policy 'default'"
+    return parse_policy(DEFAULT_POLICY_YAML, name="built-in policy"), "built-in default policy"
+
+
+@adm_app.command("serve")
+def serve(
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Policy YAML (default: the stored one, else built-in)."),
+    ] = None,
+    vulns: Annotated[
+        Path | None, typer.Option("--vulns", help="Image vulnerability facts file (YAML/JSON).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="HTTPS port.")] = 8443,
+    cert: Annotated[
+        Path | None, typer.Option(help="Serving certificate (PEM); with --key.")
+    ] = None,
+    key: Annotated[Path | None, typer.Option(help="Serving key (PEM); with --cert.")] = None,
+    cert_dir: CertDir = DEFAULT_CERT_DIR,
+    service: Service = "stockade-admission",
+    namespace: Namespace = "stockade",
+    db: DbOption = None,
+) -> None:
+    """Serve AdmissionReview requests over HTTPS on POST /validate."""
+    from stockade.admission.certs import ensure_serving_cert
+    from stockade.admission.server import AdmissionApp, EventWriter
+    from stockade.admission.server import serve as run
+    from stockade.admission.vulns import CachedVulnSource, FileVulnSource
+    from stockade.model.errors import UsageError
+    from stockade.store.records import record_events
+
+    if (cert is None) != (key is None):
+        raise UsageError("--cert and --key go together")
+    pol, origin = _policy(policy, db)
+    store = open_db(db)
+    source = CachedVulnSource(FileVulnSource(vulns)) if vulns else _store_source(store)
+    if cert is None or key is None:
+        files = ensure_serving_cert(cert_dir, service=service, namespace=namespace)
+        cert, key = files.cert, files.key
+        err_console.print(
+            f"CA bundle: {files.ca_cert} (stockade admission manifest --cert-dir {cert_dir})"
+        )
+    err_console.print(
+        f"policy: {origin}, mode {pol.spec.mode}, {len(pol.spec.rules)} rules; "
+        f"listening on https://{host}:{port}/validate"
+    )
+    app = AdmissionApp(pol, source, EventWriter(lambda batch: record_events(store, batch)))
+    run(app, host=host, port=port, certfile=str(cert), keyfile=str(key))
+
+
+def _store_source(store):
+    """The scan store as a vulnerability source, when the scanning pillar provides one."""
+    try:
+        from stockade.scanning.admission_source import StoreVulnSource
+    except ImportError:
+        return None
+    from stockade.admission.vulns import CachedVulnSource
+
+    return CachedVulnSource(StoreVulnSource(store))
+
+
+@adm_app.command("certs")
+def certs(
+    cert_dir: CertDir = DEFAULT_CERT_DIR,
+    service: Service = "stockade-admission",
+    namespace: Namespace = "stockade",
+) -> None:
+    """Create (or reuse) the CA and serving certificate and print the CA bundle (PEM)."""
+    from stockade.admission.certs import ensure_serving_cert
+
+    files = ensure_serving_cert(cert_dir, service=service, namespace=namespace)
+    emit(files.ca_pem().decode(), None)
+
+
+@adm_app.command("manifest")
+def manifest(
+    cert_dir: CertDir = DEFAULT_CERT_DIR,
+    ca_bundle: Annotated[
+        Path | None, typer.Option("--ca-bundle", help="CA PEM to embed instead of --cert-dir's.")
+    ] = None,
+    service: Service = "stockade-admission",
+    namespace: Namespace = "stockade",
+    failure_policy: Annotated[
+        str, typer.Option("--failure-policy", help="Ignore (fail open) or Fail.")
+    ] = "Ignore",
+    timeout: Annotated[
+        int, typer.Option("--timeout", min=1, max=30, help="timeoutSeconds (1-30).")
+    ] = 5,
+    output: OutputOption = None,
+) -> None:
+    """Print the ValidatingWebhookConfiguration (kubectl apply -f -)."""
+    from stockade.admission.certs import ensure_serving_cert
+    from stockade.admission.manifest import render, webhook_configuration
+    from stockade.config import read_text
+    from stockade.model.errors import UsageError
+
+    if failure_policy not in ("Ignore", "Fail"):
+        raise UsageError("--failure-policy is Ignore or Fail")
+    if ca_bundle is not None:
+        ca = read_text(ca_bundle).encode()
+    else:
+        ca = ensure_serving_cert(cert_dir, service=service, namespace=namespace).ca_pem()
+    config = webhook_configuration(
+        ca_pem=ca,
+        service=service,
+        namespace=namespace,
+        failure_policy=failure_policy,
+        timeout_seconds=timeout,
+    )
+    emit(render(config), output)
+
+
+@policy_app.command("set")
+def policy_set(file: Path, db: DbOption = None) -> None:
+    """Validate a policy file and store it as the active policy."""
+    from stockade.admission.policy import parse_policy
+    from stockade.admission.tables import save_policy
+    from stockade.config import read_text
+
+    text = read_text(file)
+    pol = parse_policy(text, name=str(file))
+    save_policy(open_db(db), "default", text)
+    console.print(
+        f"stored policy {pol.metadata.name!r}: {len(pol.spec.rules)} rules, mode {pol.spec.mode}"
+    )
+
+
+@policy_app.command("show")
+def policy_show(db: DbOption = None) -> None:
+    """Print the active policy (stored, else the built-in default)."""
+    from stockade.admission.policy import DEFAULT_POLICY_YAML
+    from stockade.admission.tables import load_policy_text
+
+    emit(load_policy_text(open_db(db)) or DEFAULT_POLICY_YAML, None)
+
+
+@adm_app.command("test")
+def test(
+    directory: Annotated[
+        Path, typer.Argument(help="A folder of suites (stockade-test.yaml) or one suite file.")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Decide manifests offline and compare with the expected results (exit 1 on any mismatch)."""
+    from rich.table import Table
+
+    from stockade.admission.testing import run_tests
+    from stockade.model.errors import UsageError
+
+    if fmt not in ("table", "json"):
+        raise UsageError("--format is table or json")
+    if not directory.exists():
+        raise UsageError(f"{directory} does not exist")
+    results = run_tests(directory)
+    failed = [r for r in results if not r.passed]
+    if fmt == "json":
+        emit(json.dumps([_as_dict(r) for r in results], indent=2), None)
+    else:
+        table = Table("result", "resource", "expected", "actual", "detail")
+        for r in results:
+            table.add_row(
+                "[green]pass[/]" if r.passed else "[red]FAIL[/]",
+                r.resource,
+                r.expected,
+                r.actual,
+                r.detail,
+            )
+        console.print(table)
+        console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def _as_dict(r):
+    from dataclasses import asdict
+
+    return asdict(r)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(adm_app, name="admission")

@@ -1,0 +1,296 @@
+"""Gathering facts for a check: each audit kind yields fact sets (one per file, container or
+process) that the tests then judge. Problems become :class:`AuditError` (the check is ERROR)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from stockade.compliance.cis.components import (
+    Resolver,
+    fact_value,
+    lookup,
+    parse_config,
+)
+from stockade.compliance.cis.model import Audit, Test
+from stockade.compliance.cis.node import FileProblem
+from stockade.compliance.cis.operators import Fact
+
+_OUTPUT_LIMIT = 64 * 1024
+
+
+class AuditError(Exception):
+    """The audit could not run; the message says why."""
+
+
+class NotApplicable(Exception):
+    """The audit has nothing to look at on this node; the message says why."""
+
+
+@dataclass(slots=True)
+class FactSet:
+    """Facts about one subject (a file, a container, a component)."""
+
+    subject: str
+    values: dict[str, Fact] = field(default_factory=dict)
+    doc: Any = None  # structured data looked up by dotted ``key``/``path``
+
+    def get(self, test: Test) -> tuple[Fact | None, str]:
+        for name in (test.key, test.path):
+            if not name:
+                continue
+            if name in self.values:
+                return self.values[name], f"{name}={_show(self.values[name])}"
+            if self.doc is not None:
+                value = lookup(self.doc, name)
+                if value is not None:
+                    return value, f"{name}={_show(value)}"
+        label = test.key or test.path or ",".join(test.flag) or test.env
+        return None, f"{label} not set"
+
+
+@dataclass(slots=True)
+class ProcessFacts:
+    """Flags, config file keys and environment of one component, in that order of precedence."""
+
+    resolver: Resolver
+    component: str
+    subject: str = ""
+    _config: tuple[str, Any] | None = None
+    _loaded: bool = False
+
+    def config(self) -> tuple[str, Any] | None:
+        if not self._loaded:
+            self._loaded = True
+            try:
+                self._config = self.resolver.config(self.component)
+            except FileProblem as exc:
+                raise AuditError(str(exc)) from exc
+        return self._config
+
+    def get(self, test: Test) -> tuple[Fact | None, str]:
+        state = self.resolver.state(self.component)
+        if test.flag:
+            hit = self.resolver.flag(self.component, test.flag)
+            if hit is not None:
+                name, values = hit
+                value: Fact = values[0] if len(values) == 1 else list(values)
+                return value, f"{name}={_show(value)} ({state.source})"
+        if test.path:
+            cfg = self.config()
+            if cfg is not None:
+                value2 = lookup(cfg[1], test.path)
+                if value2 is not None and value2 != []:
+                    return value2, f"{test.path}: {_show(value2)} (config {cfg[0]})"
+        if test.env and state.process is not None:
+            pid = state.process.pid
+            env = self.resolver.node.env_of(state.process)
+            if env is None:
+                # unknown is not "unset": a missing variable could turn a PASS into a FAIL
+                raise AuditError(f"environment of pid {pid} is not readable or was not captured")
+            if test.env in env:
+                return env[test.env], f"${test.env}={env[test.env]} (environment of pid {pid})"
+        where = [state.source or "no process"]
+        cfg = self.config() if test.path else None
+        if cfg is not None:
+            where.append(f"config {cfg[0]}")
+        label = " / ".join(
+            [*test.flag, *([test.path] if test.path else []), *([test.env] if test.env else [])]
+        )
+        return None, f"{label} not set ({'; '.join(where)})"
+
+
+def _show(value: Fact) -> str:
+    text = ",".join(value) if isinstance(value, list) else value
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def gather(audit: Audit, resolver: Resolver) -> list[FactSet | ProcessFacts]:
+    """Fact sets for an audit. Raises NotApplicable when there is nothing to audit and
+    AuditError when something that exists cannot be read."""
+    node = resolver.node
+    try:
+        if audit.process:
+            state = resolver.state(audit.process)
+            if not state.present:
+                raise NotApplicable(f"{audit.process} is neither running nor declared on this node")
+            return [ProcessFacts(resolver=resolver, component=audit.process, subject=state.source)]
+        if audit.files:
+            return _files(resolver, audit.files)
+        if audit.tree:
+            top = resolver.substitute(audit.tree)
+            if not node.exists(top):
+                raise NotApplicable(f"{top} does not exist")
+            return [_stat(resolver, p) for p in node.walk(top, audit.names)] or _none(
+                f"no {audit.names} under {top}"
+            )
+        if audit.document:
+            return [_document(resolver, audit.document)]
+        if audit.text:
+            return [_text(resolver, audit.text)]
+        if audit.containers:
+            return _containers(resolver)
+        if audit.command:
+            return [_command(resolver, audit)]
+    except FileProblem as exc:
+        raise AuditError(str(exc)) from exc
+    except KeyError as exc:
+        raise AuditError(f"unknown path variable {exc}") from exc
+    raise AuditError("audit has no source")
+
+
+def _none(reason: str) -> list[FactSet | ProcessFacts]:
+    raise NotApplicable(reason)
+
+
+def _files(resolver: Resolver, patterns: tuple[str, ...]) -> list[FactSet | ProcessFacts]:
+    paths: list[str] = []
+    wanted: list[str] = []
+    unset: list[str] = []
+    for pattern in patterns:
+        resolved = resolver.substitute(pattern)
+        if not resolved:
+            unset.append(resolver.unset(pattern))
+            continue
+        wanted.append(resolved)
+        paths += resolver.node.expand(resolved)
+    if not paths:
+        raise NotApplicable(
+            "; ".join([*([f"not found: {', '.join(wanted)}"] if wanted else []), *unset])
+        )
+    return [_stat(resolver, p) for p in dict.fromkeys(paths)]
+
+
+def _stat(resolver: Resolver, path: str) -> FactSet:
+    info = resolver.node.stat(path)
+    return FactSet(
+        subject=path,
+        values={
+            "mode": info.mode,
+            "owner": info.owner,
+            "path": path,
+            "type": "dir" if info.is_dir else "file",
+        },
+    )
+
+
+def _document(resolver: Resolver, pattern: str) -> FactSet:
+    path = resolver.substitute(pattern)
+    if not path:
+        raise NotApplicable(resolver.unset(pattern))
+    if not resolver.node.exists(path):
+        raise NotApplicable(f"not found: {path}")
+    doc = parse_config(resolver.node.read_text(path), path)
+    return FactSet(subject=path, doc=doc)
+
+
+def _text(resolver: Resolver, patterns: tuple[str, ...]) -> FactSet:
+    paths: list[str] = []
+    for pattern in patterns:
+        paths += resolver.node.expand(resolver.substitute(pattern))
+    if not paths:
+        raise NotApplicable(f"not found: {', '.join(resolver.substitute(p) for p in patterns)}")
+    text = "\n".join(resolver.node.read_text(p) for p in paths)
+    return FactSet(subject=", ".join(paths), values={"text": text, "files": paths})
+
+
+def _containers(resolver: Resolver) -> list[FactSet | ProcessFacts]:
+    root = resolver.path("dockerd", "dataroot").rstrip("/") + "/containers"
+    sets: list[FactSet | ProcessFacts] = []
+    for cfg_path in resolver.node.expand(f"{root}/*/config.v2.json"):
+        try:
+            doc = json.loads(resolver.node.read_text(cfg_path))
+        except json.JSONDecodeError as exc:
+            raise AuditError(
+                f"{cfg_path}: malformed JSON ({exc.msg} at line {exc.lineno})"
+            ) from exc
+        if not isinstance(doc, dict):
+            raise AuditError(f"{cfg_path}: not a container configuration")
+        if not (doc.get("State") or {}).get("Running"):
+            continue
+        host_path = str(PurePosixPath(cfg_path).parent / "hostconfig.json")
+        if resolver.node.exists(host_path):
+            try:
+                doc["HostConfig"] = json.loads(resolver.node.read_text(host_path))
+            except json.JSONDecodeError as exc:
+                raise AuditError(
+                    f"{host_path}: malformed JSON ({exc.msg} at line {exc.lineno})"
+                ) from exc
+        sets.append(FactSet(subject=_container_name(doc), values=_derived(doc), doc=doc))
+    if not sets:
+        raise NotApplicable(f"no running containers under {root}")
+    return sets
+
+
+def _container_name(doc: dict[str, Any]) -> str:
+    name = str(doc.get("Name") or "").lstrip("/")
+    short = str(doc.get("ID") or "")[:12]
+    return f"{name} ({short})" if name and short else name or short or "container"
+
+
+def _derived(doc: dict[str, Any]) -> dict[str, Fact]:
+    """Facts that need more than a key lookup (mounts, port bindings, security options)."""
+    host = doc.get("HostConfig") or {}
+    mounts = list((doc.get("MountPoints") or {}).values())
+    sources = [str(m.get("Source", "")) for m in mounts if isinstance(m, dict)]
+    sources += [str(b).split(":")[0] for b in host.get("Binds") or []]
+    bindings = [b for bs in (host.get("PortBindings") or {}).values() for b in (bs or [])]
+    opts = [str(o) for o in host.get("SecurityOpt") or []]
+    return {
+        "mount_sources": sorted(set(sources)),
+        "mount_propagation": [str(m.get("Propagation", "")) for m in mounts if isinstance(m, dict)],
+        "host_ports": [str(b.get("HostPort") or "0") for b in bindings],
+        "host_ips": [str(b.get("HostIp") or "0.0.0.0") for b in bindings],
+        "security_opt": opts,
+        "no_new_privileges": fact_value(
+            any(
+                o.replace("=", ":") in ("no-new-privileges", "no-new-privileges:true") for o in opts
+            )
+        )
+        or "false",
+        "selinux_label": fact_value(any(o.startswith(("label=", "label:")) for o in opts))
+        or "false",
+        "seccomp_unconfined": fact_value(
+            any(o.replace("=", ":") == "seccomp:unconfined" for o in opts)
+        )
+        or "false",
+    }
+
+
+def _command(resolver: Resolver, audit: Audit) -> FactSet:
+    if not resolver.node.live:
+        raise NotApplicable("command audits run only on the live host, not on a --root tree")
+    argv = [resolver.substitute(a) for a in audit.command]
+    exe = shutil.which(argv[0])
+    if exe is None:
+        raise AuditError(f"command not found: {argv[0]}")
+    try:
+        done = subprocess.run(
+            [exe, *argv[1:]], capture_output=True, timeout=audit.timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AuditError(f"{argv[0]} did not finish within {audit.timeout:g} s") from exc
+    except OSError as exc:
+        raise AuditError(f"cannot run {argv[0]}: {exc.strerror}") from exc
+    out = done.stdout[:_OUTPUT_LIMIT].decode("utf-8", errors="replace")
+    return FactSet(
+        subject=" ".join(argv), values={"output": out, "exit_code": str(done.returncode)}
+    )
+
+
+def run_script(script: str, timeout: float, root: str) -> tuple[int | None, str]:
+    """Run a custom script check; returns (exit code or None on timeout, first output line)."""
+    env = {**os.environ, "STOCKADE_ROOT": root}
+    try:
+        done = subprocess.run([script], capture_output=True, timeout=timeout, env=env, check=False)
+    except subprocess.TimeoutExpired:
+        return None, f"did not finish within {timeout:g} s"
+    except OSError as exc:
+        raise AuditError(f"cannot run {script}: {exc.strerror}") from exc
+    out = (done.stdout + done.stderr)[:_OUTPUT_LIMIT].decode("utf-8", errors="replace").strip()
+    return done.returncode, out.splitlines()[0][:300] if out else ""

@@ -1,0 +1,336 @@
+"""Finding a benchmark's components on a node: which are running (or declared by a static pod
+manifest or a systemd unit), with which flags, and where their files are."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+import yaml
+
+from stockade.compliance.cis.model import Benchmark, Component, PathSpec
+from stockade.compliance.cis.node import FileProblem, Node, Process
+
+_VAR = re.compile(r"\$\{(re:)?([a-z0-9_-]+)\.([a-z0-9_-]+)\}")
+_ENV_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+Flags = dict[str, list[str]]
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(slots=True)
+class ComponentState:
+    component: Component
+    process: Process | None = None
+    flags: Flags = field(default_factory=dict)
+    source: str = ""  # where the flags came from, for evidence
+    config_cache: dict[str, Any] | None = None
+
+    @property
+    def present(self) -> bool:
+        return bool(self.source)
+
+
+def parse_flags(args: list[str] | tuple[str, ...]) -> Flags:
+    """``--a=1 --b 2 -H x --bool`` into a map of flag to values (repeated flags keep all)."""
+    flags: Flags = {}
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        i += 1
+        if not tok.startswith("-") or tok in ("-", "--"):
+            continue
+        name, eq, value = tok.partition("=")
+        if not eq:
+            if i < len(args) and not args[i].startswith("-"):
+                value = args[i]
+                i += 1
+            else:
+                value = "true"
+        flags.setdefault(name, []).append(value)
+    return flags
+
+
+def _bin_matches(argv: tuple[str, ...], bin_words: list[str]) -> bool:
+    if len(argv) < len(bin_words) or PurePosixPath(argv[0]).name != bin_words[0]:
+        return False
+    return list(argv[1 : len(bin_words)]) == bin_words[1:]
+
+
+def parse_config(text: str, path: str) -> Any:
+    """A config file as data: YAML (and so JSON), TOML or INI, chosen by its name."""
+    name = path.lower()
+    try:
+        if name.endswith(".json"):
+            return json.loads(text)
+        if name.endswith(".toml"):
+            return tomllib.loads(text)
+        if name.endswith((".ini", ".cfg")):
+            parser = configparser.ConfigParser(interpolation=None)
+            parser.read_string(text)
+            return {s: dict(parser[s]) for s in parser.sections()}
+        return yaml.load(text, Loader=_Loader)  # CSafeLoader or SafeLoader
+    except (
+        yaml.YAMLError,
+        json.JSONDecodeError,
+        tomllib.TOMLDecodeError,
+        configparser.Error,
+    ) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FileProblem(f"{path}: malformed config file ({first})") from exc
+
+
+def lookup(data: Any, dotted: str) -> list[str] | str | None:
+    """The value at ``a.b.c`` as a fact: scalars as strings, lists as string lists. A numeric
+    part indexes a list; ``*`` maps over a list (the result is a list)."""
+    return fact_value(_walk(data, dotted.split(".")))
+
+
+def _walk(cur: Any, parts: list[str]) -> Any:
+    for i, part in enumerate(parts):
+        if part == "*" and isinstance(cur, list):
+            found = [_walk(item, parts[i + 1 :]) for item in cur]
+            return [f for f in found if f is not None]
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            return None
+    return cur
+
+
+def fact_value(value: Any) -> list[str] | str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return [str(fact_value(v)) for v in value]
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+class Resolver:
+    """Component states and path variables for one benchmark on one node (cached)."""
+
+    def __init__(self, benchmark: Benchmark, node: Node) -> None:
+        self.benchmark = benchmark
+        self.node = node
+        self._states: dict[str, ComponentState] = {}
+
+    def state(self, name: str) -> ComponentState:
+        if name not in self._states:
+            comp = self.benchmark.component(name)
+            if comp is None:
+                raise KeyError(name)
+            self._states[name] = self._find(comp)
+        return self._states[name]
+
+    def roles(self) -> set[str]:
+        found: set[str] = set()
+        for comp in self.benchmark.components:
+            if not comp.optional and self.state(comp.name).present:
+                found.update(comp.roles)
+        return found
+
+    def _find(self, comp: Component) -> ComponentState:
+        for bin_spec in comp.bins:
+            words = bin_spec.split()
+            for proc in self.node.processes:
+                if _bin_matches(proc.argv, words):
+                    return self._from_process(comp, proc, bin_spec, words)
+        state = ComponentState(component=comp)
+        if comp.manifest:
+            self._from_manifest(state)
+        if not state.present and comp.unit:
+            self._from_unit(state)
+        return state
+
+    def _from_process(
+        self, comp: Component, proc: Process, bin_spec: str, words: list[str]
+    ) -> ComponentState:
+        flags = parse_flags(proc.argv[len(words) :])
+        embedded = dict(comp.embedded).get(bin_spec)
+        if embedded:
+            # k3s/RKE2 style: the component's own flags travel as --kube-apiserver-arg=key=value
+            inner = [f"--{v}" for v in flags.get(embedded, [])]
+            flags = parse_flags(inner)
+        src = f"process {proc.pid} ({' '.join(words)})"
+        return ComponentState(component=comp, process=proc, flags=flags, source=src)
+
+    def _from_manifest(self, state: ComponentState) -> None:
+        path = self._candidate(state.component, state.component.manifest)
+        if not path:
+            return
+        try:
+            doc = parse_config(self.node.read_text(path), path)
+        except FileProblem:
+            return  # a broken manifest is reported by the checks that read it
+        containers = (
+            (doc or {}).get("spec", {}).get("containers") if isinstance(doc, dict) else None
+        )
+        if (
+            not isinstance(containers, list)
+            or not containers
+            or not isinstance(containers[0], dict)
+        ):
+            return
+        argv = [
+            str(a) for a in (containers[0].get("command") or []) + (containers[0].get("args") or [])
+        ]
+        state.flags = parse_flags(argv[1:] if argv and not argv[0].startswith("-") else argv)
+        state.source = f"static pod manifest {path}"
+
+    def _from_unit(self, state: ComponentState) -> None:
+        path = self._candidate(state.component, state.component.unit)
+        if not path:
+            return
+        name = PurePosixPath(path).name
+        files = [path]
+        for d in (
+            "/usr/lib/systemd/system",
+            "/lib/systemd/system",
+            "/etc/systemd/system",
+            "/run/systemd/system",
+        ):
+            files += self.node.expand(f"{d}/{name}.d/*.conf")
+        env: dict[str, str] = {}
+        exec_start = ""
+        for f in files:
+            try:
+                text = self.node.read_text(f)
+            except FileProblem:
+                continue
+            for key, value in _unit_lines(text):
+                if key == "Environment":
+                    for item in shlex.split(value):
+                        k, _, v = item.partition("=")
+                        env[k] = v
+                elif key == "EnvironmentFile":
+                    env.update(self._env_file(value.lstrip("-")))
+                elif key == "ExecStart":
+                    exec_start = value  # an empty ExecStart= in a drop-in resets the command
+        if not exec_start:
+            return
+        expanded = _ENV_REF.sub(lambda m: env.get(m.group(1), ""), exec_start.lstrip("-@+!:"))
+        try:
+            argv = shlex.split(expanded)
+        except ValueError:
+            return
+        state.flags = parse_flags(argv[1:])
+        state.source = f"systemd unit {path}" + (" and drop-ins" if len(files) > 1 else "")
+
+    def _candidate(self, comp: Component, key: str) -> str:
+        """First existing candidate path (flags are unknown while the component is looked for)."""
+        spec = comp.path_spec(key)
+        for cand in spec.candidates if spec else ():
+            if self.node.exists(cand):
+                return cand
+        return ""
+
+    def _env_file(self, path: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        try:
+            text = self.node.read_text(path)
+        except FileProblem:
+            return out
+        for line in text.splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                k, _, v = line.partition("=")
+                out[k.strip()] = v.strip().strip('"').strip("'")
+        return out
+
+    def flag(self, comp: str, names: tuple[str, ...]) -> tuple[str, list[str]] | None:
+        flags = self.state(comp).flags
+        for n in names:
+            if n in flags:
+                return n, flags[n]
+        return None
+
+    def config(self, comp: str) -> tuple[str, Any] | None:
+        """The component's config file (path, data); None if it has none; FileProblem if broken."""
+        state = self.state(comp)
+        key = state.component.config
+        if not key:
+            return None
+        path = self.path(comp, key, allow_missing=True)
+        if not path or not self.node.exists(path):
+            return None
+        if state.config_cache is None:
+            state.config_cache = {"data": parse_config(self.node.read_text(path), path)}
+        return path, state.config_cache["data"]
+
+    def path(self, comp_name: str, key: str, *, allow_missing: bool = False) -> str:
+        """Resolve ``${comp.key}``: flag, then config key, then env, then first existing
+        candidate, then the first candidate as the default ("" when there is none)."""
+        comp = self.benchmark.component(comp_name)
+        spec = comp.path_spec(key) if comp else None
+        if spec is None:
+            if allow_missing:
+                return ""
+            raise KeyError(f"{comp_name}.{key}")
+        return self._resolve(comp_name, spec)
+
+    def _resolve(self, comp_name: str, spec: PathSpec) -> str:
+        state = self.state(comp_name)
+        for name in spec.flag:
+            if name in state.flags:
+                return state.flags[name][-1]
+        if spec.config_key:
+            try:
+                cfg = self.config(comp_name)
+            except FileProblem:
+                cfg = None
+            if cfg is not None:
+                value = lookup(cfg[1], spec.config_key)
+                if isinstance(value, str) and value:
+                    return value
+        if spec.env and state.process is not None:
+            env = self.node.env_of(state.process) or {}
+            if env.get(spec.env):
+                return env[spec.env]
+        for cand in spec.candidates:
+            if self.node.exists(cand):
+                return cand
+        return spec.candidates[0] if spec.candidates else ""
+
+    def unset(self, text: str) -> str:
+        """Why ``text`` resolves to nothing: the flags and keys that would name the path."""
+        reasons = []
+        for m in _VAR.finditer(text):
+            comp = self.benchmark.component(m.group(2))
+            spec = comp.path_spec(m.group(3)) if comp else None
+            if spec is None or self.path(m.group(2), m.group(3)):
+                continue
+            names = [*spec.flag, *([spec.config_key] if spec.config_key else [])]
+            reasons.append(f"{' or '.join(names) or m.group(0)} is not set")
+        return "; ".join(reasons) or f"{text} is not configured"
+
+    def substitute(self, text: str) -> str:
+        """Replace ``${comp.key}`` with a path (``${re:comp.key}``: regex-escaped)."""
+
+        def one(m: re.Match[str]) -> str:
+            value = self.path(m.group(2), m.group(3))
+            return re.escape(value) if m.group(1) else value
+
+        return _VAR.sub(one, text) if "${" in text else text
+
+
+def _unit_lines(text: str) -> list[tuple[str, str]]:
+    out = []
+    joined = re.sub(r"\\\n", " ", text)
+    for line in joined.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";", "[")) or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        out.append((key.strip(), value.strip()))
+    return out

@@ -1,0 +1,152 @@
+"""The benchmark as data: components, checks, audits and tests (loaded by :mod:`.loader`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from stockade.model import Severity
+
+
+class CheckType(StrEnum):
+    AUTOMATED = "automated"  # audit and tests decide PASS/FAIL
+    MANUAL = "manual"  # a person decides; the audit, if any, only gathers evidence (WARN)
+    SKIP = "skip"  # listed for completeness, never evaluated (INFO)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PathSpec:
+    """Where a component keeps a file: a process flag first, then a config key, then the first
+    candidate that exists; ``candidates[0]`` is the default when none exists."""
+
+    flag: tuple[str, ...] = ()
+    config_key: str = ""
+    env: str = ""
+    candidates: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Component:
+    """A program a benchmark audits (kube-apiserver, kubelet, dockerd).
+
+    ``bins`` are command prefixes as they appear in a process list (``kube-apiserver``,
+    ``hyperkube apiserver``); ``embedded`` maps a bin to the flag that carries this component's
+    own flags inside it (``k3s server --kube-apiserver-arg=profiling=false``). ``declared`` names
+    path keys whose files declare the command line when the process is not running: a static pod
+    manifest (``manifest``) or a systemd unit with drop-ins (``unit``).
+    """
+
+    name: str
+    roles: tuple[str, ...]
+    bins: tuple[str, ...]
+    optional: bool = False
+    embedded: tuple[tuple[str, str], ...] = ()
+    manifest: str = ""  # path key of a static pod manifest declaring the command
+    unit: str = ""  # path key of a systemd unit declaring ExecStart
+    config: str = ""  # path key of the component's own config file (kubelet config, daemon.json)
+    paths: tuple[tuple[str, PathSpec], ...] = ()
+
+    def path_spec(self, key: str) -> PathSpec | None:
+        for name, spec in self.paths:
+            if name == key:
+                return spec
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Audit:
+    """What to read. Exactly one source kind is set; ``${component.key}`` variables are resolved
+    against the node before reading."""
+
+    process: str = ""  # component whose flags (and config file, and env) are read
+    files: tuple[str, ...] = ()  # stat these paths (each must pass); globs allowed
+    tree: str = ""  # stat every entry under this directory (optionally ``names`` filter)
+    names: str = ""  # fnmatch pattern for ``tree``
+    document: str = ""  # parse this YAML/JSON/TOML/INI file; tests look keys up by dotted path
+    text: tuple[str, ...] = ()  # read and concatenate these files (globs allowed) as fact ``text``
+    containers: bool = False  # one fact set per running Docker container
+    command: tuple[str, ...] = ()  # argv; facts ``output`` and ``exit_code``
+    script: str = ""  # a script path: exit 0 pass, 1 fail, other error
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Test:
+    """One comparison. ``flag``/``path``/``env``/``key`` say where the value comes from: a
+    process flag overrides the config file key, which overrides the environment variable."""
+
+    flag: tuple[str, ...] = ()
+    path: str = ""
+    env: str = ""
+    key: str = ""
+    op: str = ""  # "" means only presence is tested (see ``present``)
+    value: str | tuple[str, ...] = ""
+    present: bool = True  # set: false -> must be absent
+
+    def describe(self) -> str:
+        sources = [*self.flag]
+        if self.path:
+            sources.append(f"{{.{self.path}}}")
+        if self.env:
+            sources.append(f"${self.env}")
+        if self.key:
+            sources.append(self.key)
+        where = " or ".join(sources)
+        if not self.present:
+            return f"{where} is not set"
+        if not self.op:
+            return f"{where} is set"
+        shown = ",".join(self.value) if isinstance(self.value, tuple) else self.value
+        return f"{where} {self.op} {shown}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tests:
+    """Tests combined with ``and`` (all) or ``or`` (any); items may nest."""
+
+    combine: str = "and"
+    items: tuple[Test | Tests, ...] = ()
+
+    def describe(self) -> str:
+        parts = [i.describe() for i in self.items]
+        if len(parts) == 1:
+            return parts[0]
+        joiner = " AND " if self.combine == "and" else " OR "
+        return "(" + joiner.join(parts) + ")"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Check:
+    id: str  # stable slug: k8s.apiserver.anonymous_auth
+    benchmark_id: str  # the benchmark's own numbering: 1.2.1
+    title: str
+    section: str  # "1.2 API Server"
+    role: str  # node role the check belongs to
+    level: int = 1
+    scored: bool = True
+    type: CheckType = CheckType.AUTOMATED
+    severity: Severity = Severity.MEDIUM
+    component: str = ""  # NOT_APPLICABLE when this component is absent
+    applies_if: tuple[str, ...] = ()  # paths; NOT_APPLICABLE unless one exists
+    audit: Audit | None = None
+    tests: Tests | None = None
+    missing: str = "na"  # a file audit with no file: "na" (NOT_APPLICABLE) or "fail"
+    remediation: str = ""
+    refs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Benchmark:
+    id: str  # cis-kubernetes-1.12
+    title: str
+    version: str
+    platform: str  # kubernetes | docker | custom
+    roles: tuple[str, ...] = ()
+    components: tuple[Component, ...] = ()
+    checks: tuple[Check, ...] = field(default=())
+
+    def component(self, name: str) -> Component | None:
+        for c in self.components:
+            if c.name == name:
+                return c
+        return None

@@ -1,0 +1,1 @@
+"""Framework mapping files (YAML)."""

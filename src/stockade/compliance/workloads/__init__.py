@@ -1,0 +1,28 @@
+"""Workload checks: Pod Security Standards (baseline, restricted), CIS Kubernetes section 5 policies
+judged from objects, and image hygiene.
+
+    check_object(obj, profile="restricted")   one object (what the admission webhook calls)
+    check_objects(objs, profile="restricted") many objects, with cross-object checks
+    pod_spec_of(obj)                          the pod spec of a Pod or a controller's template
+"""
+
+from stockade.compliance.workloads.engine import Manifest, check_object, check_objects, run_check
+from stockade.compliance.workloads.model import PROFILES, Context, PodView, WorkloadCheck
+from stockade.compliance.workloads.objects import WORKLOAD_KINDS, containers_of, pod_spec_of
+from stockade.compliance.workloads.registry import BY_ID, CHECKS
+
+__all__ = [
+    "BY_ID",
+    "CHECKS",
+    "PROFILES",
+    "WORKLOAD_KINDS",
+    "Context",
+    "Manifest",
+    "PodView",
+    "WorkloadCheck",
+    "check_object",
+    "check_objects",
+    "containers_of",
+    "pod_spec_of",
+    "run_check",
+]

@@ -1,0 +1,176 @@
+"""Reading manifests: files, folders (recursive), multi-document YAML, ``kubectl get -o json``
+Lists, Helm-rendered output and stdin.
+
+A file that cannot be read or parsed becomes an ERROR finding with the reason; the other files and
+the other documents of the same file are still read. Only a path that does not exist at all is an
+:class:`InputError` (the user mistyped it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stockade.compliance.interface import CheckDetails
+from stockade.compliance.workloads.engine import Manifest
+from stockade.model import Finding, InputError, Pillar, ResourceRef, Severity, Status
+
+SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+MAX_BYTES = 64 * 1024 * 1024
+INPUT_CHECK_ID = "workloads.input"
+
+_SEPARATOR = re.compile(r"^---(?:[ \t].*)?$", re.MULTILINE)
+_SOURCE = re.compile(r"^# Source: (.+)$", re.MULTILINE)
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(slots=True)
+class Loaded:
+    """Everything read from the inputs: the objects, and one ERROR finding per unreadable input."""
+
+    manifests: list[Manifest] = field(default_factory=list)
+    errors: list[Finding] = field(default_factory=list)
+
+
+def input_error(location: str, reason: str) -> Finding:
+    """The ERROR result for an input that could not be read."""
+    return Finding(
+        id=INPUT_CHECK_ID,
+        pillar=Pillar.COMPLIANCE,
+        title="Input could not be read",
+        severity=Severity.UNKNOWN,
+        resource=ResourceRef(kind="file", name=location),
+        status=Status.ERROR,
+        details=CheckDetails(
+            benchmark="stockade-workloads", benchmark_id="input", reason=reason, location=location
+        ),
+    )
+
+
+def load_paths(paths: Iterable[str]) -> Loaded:
+    """Read every path (``-`` is stdin); folders are walked for .yaml, .yml and .json files."""
+    out = Loaded()
+    for raw in paths:
+        if raw == "-":
+            load_text(sys.stdin.read(), "<stdin>", out)
+            continue
+        path = Path(raw)
+        if not path.exists():
+            raise InputError("no such file or directory", subject=raw)
+        for file in _files(path):
+            _load_file(file, out)
+    return out
+
+
+def _files(path: Path) -> Iterator[Path]:
+    if not path.is_dir():
+        yield path
+        return
+    for child in sorted(path.rglob("*")):
+        rel = child.relative_to(path).parts
+        if any(part.startswith(".") for part in rel):
+            continue  # .git, .helm caches
+        if child.is_file() and child.suffix.lower() in SUFFIXES:
+            yield child
+
+
+def _load_file(file: Path, out: Loaded) -> None:
+    try:
+        if file.stat().st_size > MAX_BYTES:
+            out.errors.append(
+                input_error(str(file), f"larger than {MAX_BYTES // (1024 * 1024)} MiB")
+            )
+            return
+        text = file.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        out.errors.append(input_error(str(file), exc.strerror or str(exc)))
+        return
+    except UnicodeDecodeError as exc:
+        out.errors.append(input_error(str(file), f"not UTF-8 text (byte {exc.start})"))
+        return
+    load_text(text, str(file), out)
+
+
+def load_text(text: str, name: str, out: Loaded | None = None) -> Loaded:
+    """Parse one file's text: JSON, or YAML split into documents on ``---`` lines."""
+    out = out if out is not None else Loaded()
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
+        try:
+            _add(json.loads(text), name, out)
+        except json.JSONDecodeError as exc:
+            out.errors.append(input_error(name, f"invalid JSON at line {exc.lineno}: {exc.msg}"))
+        return out
+    for number, (line, doc) in enumerate(_documents(text), start=1):
+        location = f"{name}#{number}"
+        source = _SOURCE.search(doc)
+        if source:
+            location += f" ({source.group(1).strip()})"
+        try:
+            data = yaml.load(doc, Loader=_Loader)
+        except yaml.YAMLError as exc:
+            reason = _yaml_reason(exc, line)
+            if "{{" in doc:
+                reason = f"an unrendered template ({reason}); render it first (helm template)"
+            out.errors.append(input_error(location, reason))
+            continue
+        _add(data, location, out)
+    return out
+
+
+def _documents(text: str) -> Iterator[tuple[int, str]]:
+    """(first line number, text) of each ``---``-separated document."""
+    starts = [0] + [m.start() for m in _SEPARATOR.finditer(text)]
+    line = 1
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else len(text)
+        chunk = text[start:end]
+        yield line, chunk[3:] if i > 0 else chunk  # drop the "---"; the rest of its line stays
+        line += chunk.count("\n")
+
+
+def _yaml_reason(exc: yaml.YAMLError, first_line: int) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is not None:
+        return f"invalid YAML at line {first_line + mark.line}: {problem}"
+    return f"invalid YAML: {problem}"
+
+
+def _add(data: Any, location: str, out: Loaded) -> None:
+    if data is None:
+        return  # an empty document (comments only, or a Helm template that rendered nothing)
+    if not isinstance(data, dict):
+        out.errors.append(
+            input_error(location, f"not a Kubernetes object (a {type(data).__name__})")
+        )
+        return
+    for obj in expand_list(data):
+        if obj.get("kind"):
+            out.manifests.append(Manifest(obj=obj, location=location))
+
+
+def expand_list(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The items of a ``List``/``PodList``/... (items from the API lack their kind), or the "
+    "object."""
+    kind = str(data.get("kind") or "")
+    items = data.get("items")
+    if not kind.endswith("List") or not isinstance(items, list):
+        return [data]
+    item_kind = kind[: -len("List")]
+    api_version = data.get("apiVersion")
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if not item.get("kind") and item_kind:
+            item = {"kind": item_kind, "apiVersion": api_version, **item}
+        out.extend(expand_list(item))
+    return out

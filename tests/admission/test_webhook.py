@@ -1,0 +1,210 @@
+"""Real AdmissionReview JSON over real HTTPS, the server certificate verified against the CA."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+
+import httpx
+import pytest
+from cryptography import x509
+from tests.admission.webhook import manifests, review_for, start_webhook, stop_webhook
+
+from stockade.store import open_store
+from stockade.store.records import list_events
+
+OBJECTS = manifests()
+
+
+def post(client: httpx.Client, review: dict) -> dict:
+    r = client.post("/validate", json=review)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["apiVersion"] == review["apiVersion"] and body["kind"] == "AdmissionReview"
+    assert body["response"]["uid"] == review["request"]["uid"]
+    return body["response"]
+
+
+@pytest.mark.parametrize(
+    ("key", "allowed", "rules"),
+    [
+        ("Deployment/prod/pay", True, []),
+        ("Deployment/shop/legacy", False, ["no-critical-vulnerabilities", "no-log4shell"]),
+        ("Pod/shop/debug", False, ["no-privileged", "no-host-namespaces"]),
+        ("CronJob/shop/report", False, ["no-secrets-in-env"]),
+        ("Pod/shop/from-hub", False, ["approved-registries"]),
+        ("DaemonSet/platform/node-agent", True, []),
+    ],
+)
+def test_decisions_over_https(webhook, key: str, allowed: bool, rules: list[str]) -> None:
+    with webhook.client() as c:
+        resp = post(c, review_for(OBJECTS[key]))
+    assert resp["allowed"] is allowed
+    if not allowed:
+        assert resp["status"]["code"] == 403
+        for rule in rules:
+            assert f"rule '{rule}'" in resp["status"]["message"]
+
+
+def test_monitor_rule_allows_with_a_warning(webhook) -> None:
+    with webhook.client() as c:
+        resp = post(c, review_for(OBJECTS["Deployment/shop/api"]))
+    assert resp["allowed"] is True
+    assert any("no-fixable-high" in w for w in resp["warnings"])
+    assert all(len(w) <= 256 for w in resp["warnings"])
+
+
+def test_v1beta1_is_answered_in_kind(webhook) -> None:
+    with webhook.client() as c:
+        resp = post(
+            c, review_for(OBJECTS["Pod/shop/debug"], api_version="admission.k8s.io/v1beta1")
+        )
+    assert resp["allowed"] is False
+
+
+def test_delete_and_unknown_kinds_are_allowed(webhook) -> None:
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "shop"},
+        "data": {},
+    }
+    with webhook.client() as c:
+        assert post(c, review_for(cm))["allowed"] is True
+        assert post(c, review_for(OBJECTS["Pod/shop/debug"], operation="DELETE"))["allowed"] is True
+
+
+def test_update_of_a_controller_is_judged_like_create(webhook) -> None:
+    with webhook.client() as c:
+        assert (
+            post(c, review_for(OBJECTS["Deployment/shop/legacy"], operation="UPDATE"))["allowed"]
+            is False
+        )
+
+
+def test_ephemeral_container_is_seen(webhook) -> None:
+    pod = json.loads(json.dumps(OBJECTS["Deployment/prod/pay"]["spec"]["template"]))
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pay-1", "namespace": "prod", **pod["metadata"]},
+        "spec": pod["spec"],
+    }
+    pod["spec"]["ephemeralContainers"] = [
+        {
+            "name": "dbg",
+            "image": "docker.io/library/busybox:1.36",
+            "securityContext": {"privileged": True},
+        }
+    ]
+    review = review_for(pod, operation="UPDATE")
+    review["request"]["subResource"] = "ephemeralcontainers"
+    with webhook.client() as c:
+        resp = post(c, review)
+    assert (
+        resp["allowed"] is False
+        and "ephemeralContainer 'dbg' is privileged" in resp["status"]["message"]
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        b'{"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1"}',
+        b'{"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v9", "request": {"uid": "x"}}',
+        b'{"kind": "Pod", "apiVersion": "v1"}',
+        b"\xff\xfe",
+    ],
+)
+def test_malformed_reviews_get_400(webhook, body: bytes) -> None:
+    with webhook.client() as c:
+        r = c.post("/validate", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "error" in r.json()
+
+
+def test_oversized_body_is_refused_without_reading_it(webhook) -> None:
+    big = review_for(OBJECTS["Pod/shop/debug"])
+    big["request"]["object"]["metadata"]["annotations"] = {"x": "a" * (4 * 1024 * 1024)}
+    with webhook.client() as c:
+        r = c.post("/validate", json=big)
+        assert r.status_code == 413
+        assert c.get("/healthz").status_code == 200  # still serving
+
+
+def test_odd_objects_do_not_crash(webhook) -> None:
+    odd = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "x"},
+            "spec": {"containers": "nope"},
+        },
+        {"apiVersion": "v1", "kind": "Pod", "metadata": "nope", "spec": None},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d"},
+            "spec": {"template": 5},
+        },
+    ]
+    with webhook.client() as c:
+        for obj in odd:
+            review = review_for(
+                {**obj, "metadata": {"name": "x"}}
+                if not isinstance(obj.get("metadata"), dict)
+                else obj
+            )
+            review["request"]["object"] = obj
+            assert post(c, review)["allowed"] in (True, False)
+
+
+def test_server_certificate_names_the_service(webhook) -> None:
+    cert = x509.load_pem_x509_certificate((webhook.ca.parent / "tls.crt").read_bytes())
+    names = cert.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    ).value.get_values_for_type(x509.DNSName)
+    assert "stockade-admission.stockade.svc" in names
+    wrong = ssl.create_default_context()  # system roots: must not trust our private CA
+    with pytest.raises(httpx.ConnectError), httpx.Client(verify=wrong) as c:
+        c.get(webhook.url + "/healthz")
+
+
+def test_every_decision_is_an_event(webhook) -> None:
+    with webhook.client() as c:
+        denied = review_for(OBJECTS["Pod/shop/debug"], user="mallory@example.com")
+        post(c, denied)
+    store = open_store(webhook.db)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        events = [
+            e
+            for e in list_events(store, kind="admission.*")
+            if e.data.get("uid") == denied["request"]["uid"]
+        ]
+        if events:
+            break
+        time.sleep(0.1)
+    assert len(events) == 1
+    e = events[0]
+    assert e.kind == "admission.denied" and e.data["user"] == "mallory@example.com"
+    assert e.resource is not None and e.resource.name == "debug" and e.resource.namespace == "shop"
+    assert {r["rule"] for r in e.data["rules"]} == {"no-privileged", "no-host-namespaces"}
+
+
+def test_images_without_scan_results_can_be_denied(tmp_path) -> None:
+    """No vulnerability source at all: every image is unscanned, and the rule says so."""
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "apiVersion: stockade.dev/v1\nkind: AdmissionPolicy\nspec:\n  mode: protect\n  failurePolicy: fail\n"
+        "  rules:\n    - name: unscanned\n      criteria: {unscannedImages: true}\n"
+    )
+    hook = start_webhook(tmp_path, "--policy", str(policy))
+    try:
+        with hook.client() as c:
+            resp = post(c, review_for(OBJECTS["Deployment/shop/api"]))
+        assert resp["allowed"] is False and "unscanned" in resp["status"]["message"]
+    finally:
+        stop_webhook(hook)

@@ -1,0 +1,227 @@
+"""Finding components: process flags, k3s embedded flags, static pod manifests and systemd units
+as declared command lines, path candidates and the flag > config > env precedence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from stockade.compliance.cis import loader
+from stockade.compliance.cis.components import Resolver, lookup, parse_flags
+from stockade.compliance.cis.engine import run
+from stockade.compliance.cis.node import Node, Process, open_node
+
+
+def test_parse_flags_forms() -> None:
+    flags = parse_flags(["--a=1", "--b", "2", "-H", "fd://", "-H", "tcp://x", "--bool", "--c=x=y"])
+    assert flags == {
+        "--a": ["1"],
+        "--b": ["2"],
+        "-H": ["fd://", "tcp://x"],
+        "--bool": ["true"],
+        "--c": ["x=y"],
+    }
+
+
+def test_lookup_paths() -> None:
+    doc = {"a": {"b": [1, 2]}, "r": [{"p": [{"aescbc": {}}]}, {"p": [{"identity": {}}]}], "t": True}
+    assert lookup(doc, "a.b") == ["1", "2"]
+    assert lookup(doc, "a.b.1") == "2"
+    assert lookup(doc, "t") == "true"
+    assert lookup(doc, "r.*.p.0") == ['{"aescbc": {}}', '{"identity": {}}']
+    assert lookup(doc, "a.missing") is None
+
+
+def _node(tmp_path: Path, files: dict[str, str], procs: list[list[str]]) -> Node:
+    for path, text in files.items():
+        p = tmp_path / path.lstrip("/")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return Node(
+        root=tmp_path,
+        processes=tuple(Process(pid=i + 1, argv=tuple(a)) for i, a in enumerate(procs)),
+        process_source="test",
+    )
+
+
+def test_k3s_embedded_flags_and_roles(tmp_path: Path) -> None:
+    node = _node(
+        tmp_path,
+        {},
+        [
+            [
+                "/usr/local/bin/k3s",
+                "server",
+                "--kube-apiserver-arg=profiling=false",
+                "--kube-apiserver-arg",
+                "anonymous-auth=false",
+                "--kubelet-arg=read-only-port=0",
+            ]
+        ],
+    )
+    r = Resolver(loader.builtin("kubernetes"), node)
+    assert r.flag("apiserver", ("--profiling",)) == ("--profiling", ["false"])
+    assert r.flag("apiserver", ("--anonymous-auth",)) == ("--anonymous-auth", ["false"])
+    assert r.flag("kubelet", ("--read-only-port",)) == ("--read-only-port", ["0"])
+    assert {"control-plane", "worker"} <= r.roles()
+
+
+def test_declared_by_unit_with_drop_ins_and_env_files(tmp_path: Path) -> None:
+    """No process list: the kubelet command line comes from kubelet.service, the kubeadm drop-in
+    (which resets ExecStart) and the environment file it names."""
+    files = {
+        "/usr/lib/systemd/system/kubelet.service": "[Service]\nExecStart=/usr/bin/kubelet\n",
+        "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf": (
+            '[Service]\nEnvironment="KUBELET_CONFIG_ARGS=--config=/etc/k/kc.yaml"\n'
+            "EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\n"
+            "ExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_CONFIG_ARGS \\\n  $KUBELET_KUBEADM_ARGS\n"
+        ),
+        "/var/lib/kubelet/kubeadm-flags.env": 'KUBELET_KUBEADM_ARGS="--anonymous-auth=false"\n',
+        "/etc/k/kc.yaml": "readOnlyPort: 10255\n",
+    }
+    node = _node(tmp_path, files, [])
+    r = Resolver(loader.builtin("kubernetes"), node)
+    state = r.state("kubelet")
+    assert state.source.startswith("systemd unit /usr/lib/systemd/system/kubelet.service")
+    assert state.flags == {"--config": ["/etc/k/kc.yaml"], "--anonymous-auth": ["false"]}
+    assert r.path("kubelet", "config") == "/etc/k/kc.yaml"  # from the --config flag
+    result = run(loader.builtin("kubernetes"), node, only=["4.2.1", "4.2.4"])
+    status = {f.id: str(f.status) for f in result.findings}
+    assert status == {"k8s.kubelet.anonymous_auth": "PASS", "k8s.kubelet.read_only_port": "WARN"}
+
+
+def test_static_pod_manifest_declares_flags_without_process_list(tmp_path: Path) -> None:
+    manifest = {
+        "spec": {
+            "containers": [
+                {
+                    "command": ["kube-apiserver", "--profiling=true"],
+                    "args": ["--anonymous-auth=false"],
+                }
+            ]
+        }
+    }
+    node = _node(
+        tmp_path, {"/etc/kubernetes/manifests/kube-apiserver.yaml": json.dumps(manifest)}, []
+    )
+    result = run(loader.builtin("kubernetes"), node, only=["1.2.1", "1.2.15"])
+    got = {f.id: f for f in result.findings}
+    assert str(got["k8s.apiserver.profiling"].status) == "FAIL"
+    assert "static pod manifest" in got["k8s.apiserver.profiling"].details.evidence  # type: ignore[union-attr]
+    assert str(got["k8s.apiserver.anonymous_auth"].status) == "PASS"
+
+
+def test_running_process_wins_over_manifest(tmp_path: Path) -> None:
+    manifest = {"spec": {"containers": [{"command": ["kube-apiserver", "--profiling=true"]}]}}
+    node = _node(
+        tmp_path,
+        {"/etc/kubernetes/manifests/kube-apiserver.yaml": json.dumps(manifest)},
+        [["/usr/local/bin/kube-apiserver", "--profiling=false"]],
+    )
+    result = run(loader.builtin("kubernetes"), node, only=["1.2.15"])
+    assert str(result.findings[0].status) == "PASS"
+    assert "process 1" in result.findings[0].details.evidence  # type: ignore[union-attr]
+
+
+def test_processes_json_round_trip(tmp_path: Path) -> None:
+    (tmp_path / ".stockade").mkdir()
+    (tmp_path / ".stockade" / "processes.json").write_text(
+        json.dumps(
+            {
+                "processes": [
+                    {
+                        "pid": 7,
+                        "cmdline": ["etcd", "--data-dir=/d"],
+                        "env": {"ETCD_CERT_FILE": "/c"},
+                    }
+                ]
+            }
+        )
+    )
+    node = open_node(tmp_path)
+    assert node.processes[0].argv == ("etcd", "--data-dir=/d")
+    assert node.env_of(node.processes[0]) == {"ETCD_CERT_FILE": "/c"}
+    r = Resolver(loader.builtin("kubernetes"), node)
+    assert r.path("etcd", "datadir") == "/d"
+
+
+def test_rke2_layout(tmp_path: Path) -> None:
+    """RKE2 keeps static pods, certificates and kubeconfigs under /var/lib/rancher/rke2."""
+    manifest = {"spec": {"containers": [{"command": ["kube-apiserver", "--profiling=false"]}]}}
+    files = {
+        "/var/lib/rancher/rke2/agent/pod-manifests/kube-apiserver.yaml": json.dumps(manifest),
+        "/var/lib/rancher/rke2/server/tls/server-ca.crt": "x",
+        "/var/lib/rancher/rke2/server/cred/scheduler.kubeconfig": "x",
+        "/var/lib/rancher/rke2/agent/kubelet.kubeconfig": "x",
+        "/var/lib/rancher/rke2/server/db/etcd/member/snap/db": "x",
+    }
+    node = _node(tmp_path, files, [["/var/lib/rancher/rke2/bin/kubelet", "--anonymous-auth=false"]])
+    r = Resolver(loader.builtin("kubernetes"), node)
+    assert r.state("apiserver").source.startswith("static pod manifest /var/lib/rancher/rke2/")
+    assert r.path("apiserver", "pki") == "/var/lib/rancher/rke2/server/tls"
+    assert (
+        r.path("scheduler", "kubeconfig")
+        == "/var/lib/rancher/rke2/server/cred/scheduler.kubeconfig"
+    )
+    assert r.path("kubelet", "kubeconfig") == "/var/lib/rancher/rke2/agent/kubelet.kubeconfig"
+    assert r.path("etcd", "datadir") == "/var/lib/rancher/rke2/server/db/etcd"
+    assert r.roles() == {"control-plane", "worker"}
+
+
+def test_glob_characters_in_root(tmp_path: Path) -> None:
+    root = tmp_path / "node[1]"
+    node = _node(root, {"/etc/cni/net.d/10-flannel.conflist": "{}"}, [])
+    assert node.expand("/etc/cni/net.d/*") == ["/etc/cni/net.d/10-flannel.conflist"]
+
+
+def test_procfs_as_process_list(tmp_path: Path) -> None:
+    """In a hostPID pod: --root /host --processes /proc (environments read lazily from it)."""
+    import os
+
+    import pytest
+
+    from stockade.model import InputError
+
+    node = open_node(tmp_path, Path("/proc"))
+    me = next(p for p in node.processes if p.pid == os.getpid())
+    assert me.env is None and "PATH" in (node.env_of(me) or {})
+    assert node.root == tmp_path.resolve() and not node.live
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="not a procfs"):
+        open_node(tmp_path, tmp_path / "empty")
+
+
+def test_environment_not_captured_is_error(tmp_path: Path) -> None:
+    """etcd takes ETCD_* variables as flags; without its environment the answer is unknown."""
+    node = _node(tmp_path, {}, [["etcd", "--data-dir=/var/lib/etcd"]])
+    result = run(loader.builtin("kubernetes"), node, only=["2.1", "2.2"])
+    got = {f.id: (str(f.status), f.details.reason) for f in result.findings}  # type: ignore[union-attr]
+    assert got["k8s.etcd.tls_cert"] == (
+        "ERROR",
+        "environment of pid 1 is not readable or was not captured",
+    )
+
+
+def test_benchmark_version_from_image_tag(tmp_path: Path) -> None:
+    from stockade.compliance.cis.versions import choose
+
+    def node_with(tag: str | None) -> Node:
+        d = tmp_path / (tag or "none")
+        files = {}
+        if tag:
+            files["/etc/kubernetes/manifests/kube-apiserver.yaml"] = (
+                f"spec:\n  containers:\n  - image: registry.k8s.io/kube-apiserver:{tag}\n"
+                "    command: [kube-apiserver]\n"
+            )
+        return _node(d, files, [])
+
+    assert choose("kubernetes", node_with("v1.33.2"))[0] == "cis-1.12"
+    version, why = choose("kubernetes", node_with("v1.30.4"))
+    assert version == "cis-1.11"
+    assert why == "Kubernetes 1.30 (image tag in /etc/kubernetes/manifests/kube-apiserver.yaml)"
+    assert "older than every shipped benchmark" in choose("kubernetes", node_with("v1.26.0"))[1]
+    assert choose("kubernetes", node_with(None)) == (
+        "cis-1.12",
+        "Kubernetes version not found on the node: newest benchmark",
+    )
+    assert choose("docker", node_with(None))[0] == "cis-1.6"

@@ -1,0 +1,175 @@
+"""Every input format: files, folders, multi-document YAML, kubectl Lists, Helm output, stdin, and
+broken inputs that become ERROR results instead of crashes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stockade.compliance.workloads.loader import load_paths, load_text
+from stockade.model import InputError, Status
+
+POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  namespace: shop
+spec:
+  containers:
+  - name: app
+    image: nginx:1.27
+"""
+
+HELM = """---
+# Source: web/templates/serviceaccount.yaml
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: release-web
+---
+# Source: web/templates/hpa.yaml
+# (disabled: this template rendered nothing)
+---
+# Source: web/templates/deployment.yaml
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: release-web
+spec:
+  template:
+    spec:
+      serviceAccountName: release-web
+      containers:
+        - name: web
+          image: "nginx:1.16.0"
+          imagePullPolicy: IfNotPresent
+"""
+
+
+def names(loaded) -> list[str]:
+    return [m.obj["metadata"]["name"] for m in loaded.manifests]
+
+
+def test_multi_document_yaml_keeps_order_and_locations() -> None:
+    loaded = load_text(POD.format(name="a") + "---\n" + POD.format(name="b") + "...\n", "f.yaml")
+    assert names(loaded) == ["a", "b"]
+    assert [m.location for m in loaded.manifests] == ["f.yaml#1", "f.yaml#2"]
+
+
+def test_helm_rendered_output_names_the_template() -> None:
+    loaded = load_text(HELM, "rendered.yaml")
+    assert names(loaded) == ["release-web", "release-web"]
+    assert loaded.manifests[1].location == "rendered.yaml#4 (web/templates/deployment.yaml)"
+    assert not loaded.errors
+
+
+def test_kubectl_list_json_items_and_api_lists_without_kinds() -> None:
+    kubectl = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            json.loads(
+                json.dumps(
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "metadata": {"name": "d"},
+                        "spec": {},
+                    }
+                )
+            )
+        ],
+    }
+    api = {
+        "apiVersion": "v1",
+        "kind": "PodList",
+        "metadata": {"resourceVersion": "1"},
+        "items": [{"metadata": {"name": "p"}, "spec": {"containers": []}}],
+    }
+    loaded = load_text(json.dumps(kubectl), "k.json")
+    load_text(json.dumps(api, indent="\t"), "api.json", loaded)
+    assert [(m.obj["kind"], m.obj["metadata"]["name"]) for m in loaded.manifests] == [
+        ("Deployment", "d"),
+        ("Pod", "p"),
+    ]
+
+
+def test_malformed_documents_are_errors_and_the_rest_is_read() -> None:
+    text = POD.format(name="a") + "---\nkind: Pod\nmetadata: {name: [\n---\n" + POD.format(name="c")
+    loaded = load_text(text, "mixed.yaml")
+    assert names(loaded) == ["a", "c"]
+    (err,) = loaded.errors
+    assert err.status == Status.ERROR and err.resource.name == "mixed.yaml#2"
+    assert err.details.reason.startswith("invalid YAML at line 1")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{not json", "invalid JSON at line 1"),
+        ("just some words\n", "not a Kubernetes object (a str)"),
+        ("- a\n- b\n", "not a Kubernetes object (a list)"),
+        ("key: [unclosed\n", "invalid YAML at line"),
+    ],
+)
+def test_garbage_gives_a_reason(text: str, reason: str) -> None:
+    loaded = load_text(text, "g.yaml")
+    assert not loaded.manifests and loaded.errors[0].details.reason.startswith(reason)
+
+
+def test_folders_are_walked_recursively_skipping_hidden_and_other_files(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "a" / "one.yaml").write_text(POD.format(name="one"))
+    (tmp_path / "a" / "b" / "two.yml").write_text(POD.format(name="two"))
+    (tmp_path / "a" / "b" / "three.json").write_text(
+        json.dumps({"kind": "Pod", "metadata": {"name": "three"}})
+    )
+    (tmp_path / ".git" / "x.yaml").write_text(POD.format(name="hidden"))
+    (tmp_path / "README.md").write_text("# not a manifest")
+    (tmp_path / "values.yaml").write_text("replicaCount: 1\n")  # a mapping without kind: ignored
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00garbage")
+    loaded = load_paths([str(tmp_path)])
+    assert sorted(names(loaded)) == ["one", "three", "two"]
+    (err,) = loaded.errors
+    assert err.resource.name.endswith("binary.yaml") and "not UTF-8" in err.details.reason
+
+
+def test_missing_path_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        load_paths([str(tmp_path / "nope.yaml")])
+
+
+def test_unreadable_file_is_an_error_result(tmp_path: Path) -> None:
+    # Reading /proc/self/mem from its start fails with EIO, even as root: a real OSError.
+    (tmp_path / "mem.yaml").symlink_to("/proc/self/mem")
+    (tmp_path / "ok.yaml").write_text(POD.format(name="ok"))
+    loaded = load_paths([str(tmp_path)])
+    assert names(loaded) == ["ok"]
+    (err,) = loaded.errors
+    assert err.resource.name.endswith("mem.yaml") and err.details.reason
+
+
+def test_stdin_dash() -> None:
+    code = (
+        "from stockade.compliance.workloads.loader import load_paths;"
+        "print([m.location for m in load_paths(['-']).manifests])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        input=POD.format(name="s"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "['<stdin>#1']", out.stderr
+
+
+def test_unrendered_helm_templates_say_so() -> None:
+    text = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ include "web.fullname" . }}\n'
+    (err,) = load_text(text, "templates/pod.yaml").errors
+    assert "unrendered template" in err.details.reason and "helm template" in err.details.reason

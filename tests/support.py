@@ -1,0 +1,26 @@
+"""Helpers shared by tests (importable as ``tests.support``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip outside CI, fail inside it: CI must have every server the suite needs."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI is missing a prerequisite: {reason}")
+    pytest.skip(reason)
+
+
+def require_root(*tools: str) -> None:
+    """Root and the named programs, for tests that build network namespaces and kernel rules."""
+    require(os.geteuid() == 0, "needs root (network namespaces, nftables)")
+    for tool in tools:
+        require(shutil.which(tool) is not None, f"needs {tool} on PATH")
