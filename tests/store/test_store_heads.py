@@ -22,7 +22,7 @@ def test_database_from_a_newer_stockade_is_a_store_error(tmp_path: Path) -> None
     url = f"sqlite:///{tmp_path / 's.db'}"
     store = open_store(url)
     with store.engine.begin() as conn:
-        conn.execute(text("UPDATE alembic_version SET version_num = 'future_0001'"))
+        conn.execute(text("INSERT INTO alembic_version VALUES ('future_0001')"))
     store.close()
     with pytest.raises(StoreError, match="future_0001"):
         open_store(url)
