@@ -119,7 +119,7 @@ def test_dpkg_distroless_status_d(tmp_path: Path) -> None:
 
 def test_deb_licenses_join_across_layers() -> None:
     status = b"Package: zlib1g\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n"
-    copyright_text = b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: Zlib\n"  # noqa: E501
+    copyright_text = b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: Zlib\n"
     cat = DpkgCataloger()
     layer1 = cat.catalog([entry("/usr/share/doc/zlib1g/copyright", copyright_text, "sha256:a")])
     layer2 = cat.catalog([entry("/var/lib/dpkg/status", status, "sha256:b")])
@@ -137,7 +137,7 @@ def test_copyright_licenses_forms() -> None:
 def test_dpkg_hostile_status() -> None:
     junk = (
         b"\x00\xff" * 1000
-        + b"\nPackage:\nVersion: 1\n\n: x\n  cont\nPackage: ok\nVersion: 2\nStatus: install ok installed\n"  # noqa: E501
+        + b"\nPackage:\nVersion: 1\n\n: x\n  cont\nPackage: ok\nVersion: 2\nStatus: install ok installed\n"
     )
     pkgs = DpkgCataloger().catalog([entry("/var/lib/dpkg/status", junk)])
     assert [(p.name, p.version) for p in pkgs] == [("ok", "2")]
@@ -192,7 +192,7 @@ def test_apk_database() -> None:
     busy = next(p for p in inv.packages if p.name == "busybox-binsh")
     assert (
         busy.purl
-        == "pkg:apk/alpine/busybox-binsh@1.36.1-r15?arch=x86_64&distro=alpine-3.19.1&upstream=busybox"  # noqa: E501
+        == "pkg:apk/alpine/busybox-binsh@1.36.1-r15?arch=x86_64&distro=alpine-3.19.1&upstream=busybox"
     )
 
 
