@@ -370,3 +370,29 @@ def test_elf_package_note_garbage_never_crashes(noise: bytes, where: int) -> Non
     start = note.offset + min(where, note.size - 1)
     data[start : start + len(noise)] = noise
     package_notes(bytes(data))  # whatever the note says, no exception
+
+
+def test_distroless_status_d_matches_syft(tmp_path: Path) -> None:
+    require(shutil.which("syft") is not None, "syft is not installed")
+    status_d = tmp_path / "var/lib/dpkg/status.d"
+    status_d.mkdir(parents=True)
+    for deb in sorted(debs().glob("*.deb")):
+        ctl = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, check=True).stdout
+        name = control(deb, "Package")
+        (status_d / name).write_bytes(ctl)  # distroless: one control stanza per file, no Status
+        (status_d / f"{name}.md5sums").write_bytes(b"0" * 32 + b"  usr/lib/x\n")
+    (tmp_path / "etc").mkdir()
+    shutil.copy("/etc/os-release", tmp_path / "etc/os-release")
+    ours = {(p.type, p.name, p.version, p.purl) for p in catalog_tree(tmp_path).packages}
+    theirs = {
+        (a["type"], a["name"], a["version"], a["purl"])
+        for a in syft_json(f"dir:{tmp_path}")["artifacts"]
+    }
+    assert {x[:3] for x in ours} == {x[:3] for x in theirs}
+    assert len(ours) == len(list(debs().glob("*.deb")))
+
+    def norm(p: str) -> tuple[str, frozenset[str]]:
+        base, _, q = p.partition("?")
+        return base, frozenset(q.split("&"))
+
+    assert {norm(x[3]) for x in ours} == {norm(x[3]) for x in theirs}
