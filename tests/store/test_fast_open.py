@@ -40,6 +40,7 @@ def test_stale_schema_takes_the_migrating_path(tmp_path) -> None:
     db.open_store(f"sqlite:///{path}").close()
     with sqlite3.connect(path) as conn:  # back to before the scanning branch existed
         conn.execute("DROP TABLE scan_layer_cache")
+        # other branches (admission, ...) stay at their heads; scanning goes back to core
         conn.execute("DELETE FROM alembic_version WHERE version_num = 'scanning_0001'")
         if not conn.execute("SELECT count(*) FROM alembic_version").fetchone()[0]:
             conn.execute("INSERT INTO alembic_version VALUES ('core_0001')")

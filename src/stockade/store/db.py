@@ -259,6 +259,7 @@ def upgrade(store: Store) -> None:
     if current_heads(store) == _script_heads():
         return
     from alembic import command
+    from alembic.util import CommandError
     from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
 
@@ -268,6 +269,9 @@ def upgrade(store: Store) -> None:
                 # Two processes migrating at once would race; serialize them.
                 conn.execute(text("SELECT pg_advisory_xact_lock(7355608)"))
             command.upgrade(_alembic_config(conn), "heads")
+    except CommandError as exc:
+        # e.g. the database was migrated by a newer Stockade with revisions this one lacks
+        raise StoreError(f"cannot migrate the database: {exc}", subject=store.safe_url) from exc
     except OperationalError as exc:
         raise StoreError(
             f"cannot open or migrate the database: {exc.orig}", subject=store.safe_url

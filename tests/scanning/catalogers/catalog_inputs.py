@@ -356,6 +356,8 @@ def _build_sample_root(root: Path) -> None:
     shutil.copy(go_binary(), bindir / "sample-app")
     if Path("/usr/bin/docker-registry").exists():
         shutil.copy("/usr/bin/docker-registry", bindir / "docker-registry")
+    if Path("/usr/bin/busctl").exists():  # systemd's, with an ELF package note
+        shutil.copy("/usr/bin/busctl", bindir / "busctl")
     syft = syft_binary()
     if syft is not None:  # a modern Go binary (Go 1.23, ~185 modules, -X main.version)
         shutil.copy(syft, bindir / "syft")
@@ -385,7 +387,7 @@ def syft_binary() -> Path | None:
 
 def sample_root() -> Path:
     """One root filesystem with every package kind, built from real packages (cached)."""
-    return _once("rootfs-v3", _build_sample_root)
+    return _once("rootfs-v4", _build_sample_root)
 
 
 def missing_tools() -> list[str]:

@@ -58,14 +58,14 @@ def test_python_wheels_against_their_own_metadata(sample_root: Path) -> None:
 
 def test_python_license_sources() -> None:
     cat = PythonCataloger()
-    meta = b"Metadata-Version: 2.4\nName: Foo_Bar\nVersion: 1.0\nLicense-Expression: MIT OR Apache-2.0\nLicense: ignored\n\nbody"  # noqa: E501
+    meta = b"Metadata-Version: 2.4\nName: Foo_Bar\nVersion: 1.0\nLicense-Expression: MIT OR Apache-2.0\nLicense: ignored\n\nbody"
     [p] = cat.catalog([entry("/x/Foo_Bar-1.0.dist-info/METADATA", meta)])
     assert (p.name, p.licenses, p.purl) == (
         "foo-bar",
         ("MIT OR Apache-2.0",),
         "pkg:pypi/foo-bar@1.0",
     )
-    meta = b"Name: a\nVersion: 2\nLicense: UNKNOWN\nClassifier: License :: OSI Approved :: BSD License\n"  # noqa: E501
+    meta = b"Name: a\nVersion: 2\nLicense: UNKNOWN\nClassifier: License :: OSI Approved :: BSD License\n"
     [p] = cat.catalog([entry("/x/a.egg-info/PKG-INFO", meta)])
     assert p.licenses == ("BSD License",)
     assert cat.catalog([entry("/x/b.egg-info", b"\xff\xfe garbage")]) == []
@@ -209,7 +209,7 @@ def test_go_pre_118_pointer_format() -> None:
         b"0w\xaf\x0c\x92t\x08\x02A\xe1\xc1\x07\xe6\xd6\x18\xe6",
         b"\xf92C1\x86\x18 r\x00\x82B\x10A\x16\xd8\xf2",
     )
-    mod = b"path\tgithub.com/acme/tool\nmod\tgithub.com/acme/tool\tv1.2.0\th1:x=\ndep\tgolang.org/x/text\tv0.3.7\th1:y=\n"  # noqa: E501
+    mod = b"path\tgithub.com/acme/tool\nmod\tgithub.com/acme/tool\tv1.2.0\th1:x=\ndep\tgolang.org/x/text\tv0.3.7\th1:y=\n"
     data = _synthetic_pre118_elf(b"go1.16.15", sentinel_a + mod + sentinel_b)
     info = read_build_info(data)
     assert info is not None and info.go_version == "go1.16.15"

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from stockade.scanning.catalogers import default_catalogers, finalize
 from stockade.scanning.catalogers.apk import ApkCataloger
 from stockade.scanning.catalogers.dpkg import DpkgCataloger, copyright_licenses
+from stockade.scanning.catalogers.elf import parse as elf_parse
+from stockade.scanning.catalogers.elf_notes import ElfPackageNoteCataloger, package_notes
 from stockade.scanning.catalogers.os_release import OsReleaseCataloger, detect_distro
 from stockade.scanning.catalogers.rpm import RpmCataloger
 from stockade.scanning.catalogers.rpm_bdb import read_values
@@ -117,7 +119,7 @@ def test_dpkg_distroless_status_d(tmp_path: Path) -> None:
 
 def test_deb_licenses_join_across_layers() -> None:
     status = b"Package: zlib1g\nStatus: install ok installed\nVersion: 1\nArchitecture: amd64\n"
-    copyright_text = b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: Zlib\n"  # noqa: E501
+    copyright_text = b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: Zlib\n"
     cat = DpkgCataloger()
     layer1 = cat.catalog([entry("/usr/share/doc/zlib1g/copyright", copyright_text, "sha256:a")])
     layer2 = cat.catalog([entry("/var/lib/dpkg/status", status, "sha256:b")])
@@ -135,7 +137,7 @@ def test_copyright_licenses_forms() -> None:
 def test_dpkg_hostile_status() -> None:
     junk = (
         b"\x00\xff" * 1000
-        + b"\nPackage:\nVersion: 1\n\n: x\n  cont\nPackage: ok\nVersion: 2\nStatus: install ok installed\n"  # noqa: E501
+        + b"\nPackage:\nVersion: 1\n\n: x\n  cont\nPackage: ok\nVersion: 2\nStatus: install ok installed\n"
     )
     pkgs = DpkgCataloger().catalog([entry("/var/lib/dpkg/status", junk)])
     assert [(p.name, p.version) for p in pkgs] == [("ok", "2")]
@@ -190,7 +192,7 @@ def test_apk_database() -> None:
     busy = next(p for p in inv.packages if p.name == "busybox-binsh")
     assert (
         busy.purl
-        == "pkg:apk/alpine/busybox-binsh@1.36.1-r15?arch=x86_64&distro=alpine-3.19.1&upstream=busybox"  # noqa: E501
+        == "pkg:apk/alpine/busybox-binsh@1.36.1-r15?arch=x86_64&distro=alpine-3.19.1&upstream=busybox"
     )
 
 
@@ -328,5 +330,69 @@ def test_finalize_is_idempotent(sample_root: Path) -> None:
 
 def test_default_catalogers_have_unique_names() -> None:
     cats = default_catalogers()
-    assert len({c.name for c in cats}) == len(cats) == 8
+    assert len({c.name for c in cats}) == len(cats) == 9
     assert all(isinstance(c.version, int) for c in cats)
+
+
+# --- ELF package notes --------------------------------------------------------------------
+
+BUSCTL = Path("/usr/bin/busctl")
+
+
+def test_elf_package_note_of_real_systemd_binary() -> None:
+    require(BUSCTL.exists(), "systemd's busctl is not installed")
+    version = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", "systemd"], capture_output=True, text=True
+    ).stdout
+    require(bool(version), "systemd is not a dpkg package here")
+    cat = ElfPackageNoteCataloger()
+    data = BUSCTL.read_bytes()
+    assert cat.wants("/usr/bin/busctl", 0o100755, len(data))
+    [pkg] = cat.catalog([entry("/usr/bin/busctl", data)])
+    assert (pkg.type, pkg.name, pkg.version, pkg.arch) == ("deb", "systemd", version, "amd64")
+    # with the dpkg database listing the same package, the database's entry is the one kept
+    status = f"Package: systemd\nStatus: install ok installed\nVersion: {version}\n".encode()
+    db = DpkgCataloger().catalog([entry("/var/lib/dpkg/status", status)])
+    inv = finalize(Inventory(source="t", packages=(pkg, *db)))
+    assert [p.locations for p in inv.packages] == [("/var/lib/dpkg/status",)]
+    alone = finalize(Inventory(source="t", packages=(pkg,)))
+    assert [p.locations for p in alone.packages] == [("/usr/bin/busctl",)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(min_size=1, max_size=32), st.integers(min_value=0, max_value=200))
+def test_elf_package_note_garbage_never_crashes(noise: bytes, where: int) -> None:
+    require(BUSCTL.exists(), "systemd's busctl is not installed")
+    data = bytearray(BUSCTL.read_bytes())
+    binary = elf_parse(bytes(data))
+    assert binary is not None
+    note = binary.sections[".note.package"]
+    start = note.offset + min(where, note.size - 1)
+    data[start : start + len(noise)] = noise
+    package_notes(bytes(data))  # whatever the note says, no exception
+
+
+def test_distroless_status_d_matches_syft(tmp_path: Path) -> None:
+    require(shutil.which("syft") is not None, "syft is not installed")
+    status_d = tmp_path / "var/lib/dpkg/status.d"
+    status_d.mkdir(parents=True)
+    for deb in sorted(debs().glob("*.deb")):
+        ctl = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, check=True).stdout
+        name = control(deb, "Package")
+        (status_d / name).write_bytes(ctl)  # distroless: one control stanza per file, no Status
+        (status_d / f"{name}.md5sums").write_bytes(b"0" * 32 + b"  usr/lib/x\n")
+    (tmp_path / "etc").mkdir()
+    shutil.copy("/etc/os-release", tmp_path / "etc/os-release")
+    ours = {(p.type, p.name, p.version, p.purl) for p in catalog_tree(tmp_path).packages}
+    theirs = {
+        (a["type"], a["name"], a["version"], a["purl"])
+        for a in syft_json(f"dir:{tmp_path}")["artifacts"]
+    }
+    assert {x[:3] for x in ours} == {x[:3] for x in theirs}
+    assert len(ours) == len(list(debs().glob("*.deb")))
+
+    def norm(p: str) -> tuple[str, frozenset[str]]:
+        base, _, q = p.partition("?")
+        return base, frozenset(q.split("&"))
+
+    assert {norm(x[3]) for x in ours} == {norm(x[3]) for x in theirs}

@@ -59,16 +59,15 @@ def test_same_packages_as_syft_except_explained(
     assert not (sample_root / "usr/share/doc/libxxhash0").exists()
     explained_syft_only.add(removed)
 
-    # 2. Debian's docker-registry is a GOPATH build: its build info has no module version.
-    #    syft guesses one from strings in the binary; we report what the build info says.
+    # (Debian's docker-registry is a GOPATH build whose build info has no module version: like
+    # syft, we take the version string found in the binary, and say so in the metadata.)
     registry = sample_root / "usr/local/bin/docker-registry"
     if registry.exists():
         info = read_build_info(registry.read_bytes())
         assert info is not None and info.main is None and info.path == REGISTRY
-        guessed = {v for t, n, v in theirs if n == REGISTRY}
-        assert len(guessed) == 1 and guessed.pop().lstrip("v").encode() in registry.read_bytes()
-        explained_syft_only |= {x for x in theirs if x[1] == REGISTRY}
-        explained_ours_only.add(("go-module", REGISTRY, "(devel)"))
+        [main] = [p for p in catalog_tree(sample_root).packages if p.name == REGISTRY]
+        assert main.meta("main-version-source") == "contents"
+        assert main.version.lstrip("v").encode() in registry.read_bytes()
 
     assert explained_syft_only <= theirs, "a documented difference disappeared: update the list"
     assert explained_ours_only <= ours, "a documented difference disappeared: update the list"
@@ -83,6 +82,7 @@ def test_counts_are_substantial(both: tuple[set, set, dict]) -> None:
         by_type[t] = by_type.get(t, 0) + 1
     # real inputs: 5 installed debs, 4 wheels + the host's Python metadata, 4 npm packages + app,
     # a vendored Go binary, Debian jars and a war, three rpms
-    assert by_type["deb"] == 5 and by_type["rpm"] == 3
+    # 5 from dpkg, + systemd from busctl's ELF package note when this machine has it
+    assert by_type["deb"] in (5, 6) and by_type["rpm"] == 3
     assert by_type["python"] > 10 and by_type["npm"] == 5
     assert by_type["go-module"] >= 4 and by_type["java-archive"] >= 5

@@ -210,3 +210,38 @@ def test_license_expression_forms() -> None:
         or "LicenseRef-" in declared["b"]
     )
     assert errors(_spdx_validator(), doc) == [] and errors(_cdx_validator(), cdx) == []
+
+
+def test_spdx_passes_the_spdx_tools_validator(inventory: Inventory, tmp_path: Path) -> None:
+    """Beyond the schema: spdx-tools' semantic validation (license expressions, LicenseRefs
+    declared, relationship targets existing, SPDX id syntax, namespace URI)."""
+    import importlib.util
+
+    require(importlib.util.find_spec("spdx_tools") is not None, "spdx-tools is not installed")
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    path = tmp_path / "image.spdx.json"
+    path.write_text(sbom.write(inventory, "spdx"))
+    messages = validate_full_spdx_document(parse_file(str(path)))
+    assert [m.validation_message for m in messages] == []
+    # and the checker does catch broken documents: a bad expression fails parsing, a dangling
+    # relationship fails validation
+    from spdx_tools.spdx.parser.error import SPDXParsingError
+
+    doc = json.loads(path.read_text())
+    doc["packages"][1]["licenseDeclared"] = "MIT AND AND"
+    bad = tmp_path / "bad.spdx.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(SPDXParsingError):
+        parse_file(str(bad))
+    doc = json.loads(path.read_text())
+    doc["relationships"].append(
+        {
+            "spdxElementId": "SPDXRef-DOCUMENT",
+            "relationshipType": "DESCRIBES",
+            "relatedSpdxElement": "SPDXRef-nope",
+        }
+    )
+    bad.write_text(json.dumps(doc))
+    assert validate_full_spdx_document(parse_file(str(bad)))

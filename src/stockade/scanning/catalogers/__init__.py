@@ -21,6 +21,8 @@ from dataclasses import replace
 
 from stockade.scanning.catalogers.apk import ApkCataloger
 from stockade.scanning.catalogers.dpkg import COPYRIGHT_TYPE, DpkgCataloger
+from stockade.scanning.catalogers.elf_notes import EVIDENCE as ELF_NOTE
+from stockade.scanning.catalogers.elf_notes import ElfPackageNoteCataloger
 from stockade.scanning.catalogers.golang import GoBinaryCataloger
 from stockade.scanning.catalogers.java import JavaArchiveCataloger
 from stockade.scanning.catalogers.npm import NpmCataloger
@@ -59,6 +61,7 @@ def default_catalogers() -> list[Cataloger]:
         NpmCataloger(),
         GoBinaryCataloger(),
         JavaArchiveCataloger(),
+        ElfPackageNoteCataloger(),
     ]
 
 
@@ -96,9 +99,15 @@ def finalize(inventory: Inventory) -> Inventory:
         if p.type == SKIPPED_TYPE
     ]
     distro = inventory.distro or _distro(releases)
+    # a binary's own package note is redundant where the package database lists the package
+    in_database = {
+        (p.type, p.name, p.version) for p in inventory.packages if p.meta("evidence") != ELF_NOTE
+    }
     packages: list[Package] = []
     for pkg in inventory.packages:
         if pkg.type in PSEUDO_TYPES:
+            continue
+        if pkg.meta("evidence") == ELF_NOTE and (pkg.type, pkg.name, pkg.version) in in_database:
             continue
         if pkg.type == "deb" and not pkg.licenses:
             licenses = copyrights.get(pkg.name) or by_source.get(pkg.source_name or "", ())

@@ -92,7 +92,7 @@ def _with_purl(pkg: Package) -> Package:
 
 class DpkgCataloger:
     name = "dpkg"
-    version = 1
+    version = 2
 
     def wants(self, path: str, mode: int, size: int) -> bool:
         if not stat.S_ISREG(mode):

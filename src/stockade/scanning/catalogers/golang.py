@@ -157,26 +157,44 @@ def _parse_modinfo(version: str, text: str) -> BuildInfo:
     )
 
 
-_LDFLAG_VERSION = re.compile(r"-X\s*=?\s*['\"]?[\w./-]*\.[Vv]ersion=([^\s'\"]+)")
+# "-X <pkg>.version=1.2.3", ".Version", ".gitVersion", ".buildVer", ... then ".tag=" / ".Tag=";
+# the value may be prefixed by path segments ("=refs/tags/v1.2.3")
+_LDFLAG_VERSIONS = (
+    re.compile(r"\.(?:[gG]it)?(?:[bB]uild)?[vV]er(?:sion)?=(?:\S+/)*(v?\d+\.\d+\.\d+[-\w.+]*)"),
+    re.compile(r"\.[tT]ag=(?:\S+/)*(v?\d+\.\d+\.\d+[-\w.+]*)"),
+)
+# a NUL-delimited version string somewhere in the binary (a guess syft makes too)
+_CONTENT_VERSION = re.compile(rb"\x00(?:.L)?(v?\d+\.\d+\.\d+[-\w]*[+\w]*)\x00", re.S)
 
 
-def main_version(info: BuildInfo) -> str:
-    """The main module's version; for ``(devel)`` builds, as syft does: a ``-X ...version=``
-    linker flag, else a pseudo-version from the VCS stamp, else ``(devel)``."""
+def _v(version: str) -> str:
+    version = version.rstrip(".")
+    return version if version.startswith("v") else "v" + version
+
+
+def main_version(info: BuildInfo, data: bytes = b"") -> tuple[str, str]:
+    """The main module's version and where it came from. For ``(devel)`` builds, in syft's
+    order: a linker flag (``-X ...version=1.2.3``), a version string in the binary (a guess),
+    a pseudo-version from the VCS stamp; else ``(devel)``."""
     version = info.main.version if info.main else "(devel)"
     if version and version != "(devel)":
-        return version
+        return version, "buildinfo"
     settings = dict(info.settings)
-    m = _LDFLAG_VERSION.search(settings.get("-ldflags", ""))
-    if m:
-        # Go module versions carry the "v" prefix; "-X main.version=1.18.1" is v1.18.1
-        return m.group(1) if not m.group(1)[:1].isdigit() else "v" + m.group(1)
+    ldflags = settings.get("-ldflags", "")
+    for pattern in _LDFLAG_VERSIONS:
+        m = pattern.search(ldflags)
+        if m:
+            return _v(m.group(1)), "ldflags"
+    if data:
+        m = _CONTENT_VERSION.search(data)
+        if m:
+            return _v(m.group(1).decode("ascii")), "contents"
     revision, stamp = settings.get("vcs.revision", ""), settings.get("vcs.time", "")
     if len(revision) >= 12 and len(stamp) >= 19:
         digits = "".join(ch for ch in stamp[:19] if ch.isdigit())
         if len(digits) == 14:
-            return f"v0.0.0-{digits}-{revision[:12]}"
-    return "(devel)"
+            return f"v0.0.0-{digits}-{revision[:12]}", "vcs"
+    return "(devel)", "none"
 
 
 def go_purl(path: str, version: str) -> str:
@@ -195,21 +213,27 @@ def packages_from(info: BuildInfo, entry: FileEntry) -> list[Package]:
         ("main-module", info.main.path if info.main else info.path),
     )
     out: list[Package] = []
-    # a GOPATH build has no "mod" line: the command's package path stands in for the main module
-    main = info.main or (Module(path=info.path, version="(devel)") if info.path else None)
-    mods = (
-        [
-            Module(
-                path=main.path,
-                version=main_version(info),
-                sum=main.sum,
-                replaced_by=main.replaced_by,
-            )
-        ]
-        if main
-        else []
-    )
-    for mod in (*mods, *info.deps):
+    # a GOPATH build has no "mod" line: the command's package path stands in for the main module;
+    # "go build file.go" (path command-line-arguments) lists the module holding the files as a
+    # "(devel)" dependency: that one is the main module
+    deps = info.deps
+    main = info.main
+    if main is None and info.path == "command-line-arguments":
+        local = [d for d in deps if d.version == "(devel)"]
+        if len(local) == 1:
+            main = local[0]
+            deps = tuple(d for d in deps if d is not local[0])
+    if main is None and info.path:
+        main = Module(path=info.path, version="(devel)")
+    mods: list[Module] = []
+    main_meta = meta
+    if main is not None:
+        version, source = main_version(info, entry.data)
+        main_meta = (*meta, ("main-version-source", source))
+        mods.append(
+            Module(path=main.path, version=version, sum=main.sum, replaced_by=main.replaced_by)
+        )
+    for mod in (*mods, *deps):
         path, version = (
             mod.replaced_by if mod.replaced_by and mod.replaced_by[1] else (mod.path, mod.version)
         )
@@ -223,7 +247,11 @@ def packages_from(info: BuildInfo, entry: FileEntry) -> list[Package]:
                 name=path,
                 version=version,
                 purl=go_purl(path, version),
-                metadata=(*meta, ("h1-digest", mod.sum)) if mod.sum else meta,
+                metadata=(
+                    (*(main_meta if mod in mods else meta), ("h1-digest", mod.sum))
+                    if mod.sum
+                    else (main_meta if mod in mods else meta)
+                ),
                 **common,
             )
         )
@@ -244,7 +272,7 @@ def packages_from(info: BuildInfo, entry: FileEntry) -> list[Package]:
 
 class GoBinaryCataloger:
     name = "golang"
-    version = 1
+    version = 2
 
     def wants(self, path: str, mode: int, size: int) -> bool:
         return stat.S_ISREG(mode) and bool(mode & 0o111) and _MIN_BINARY <= size <= _MAX_BINARY

@@ -81,9 +81,29 @@ def split_filename(base: str) -> tuple[str, str]:
     return base, ""
 
 
+def _name_from_bundle_plugin(manifest: dict[str, str]) -> str:
+    """The Apache Maven Bundle Plugin writes ``groupId.artifactId`` as Bundle-SymbolicName:
+    the artifactId is its last dotted field (unless the symbolic name is just the vendor id)."""
+    if "Apache Maven Bundle Plugin" not in manifest.get("Created-By", ""):
+        return ""
+    symbolic = manifest.get("Bundle-SymbolicName", "").split(";")[0].strip()
+    if not symbolic or manifest.get("Implementation-Vendor-Id", "") == symbolic:
+        return ""
+    return symbolic.split(".")[-1]
+
+
+def _name_from_filename(file_name: str) -> str:
+    # "javax.mail.glassfish" is group + artifact by convention (Eclipse's own names excepted)
+    if "." in file_name and not file_name.startswith("org.eclipse."):
+        return file_name.split(".")[-1]
+    return file_name
+
+
 def _select_name(manifest: dict[str, str], file_name: str) -> str:
-    if file_name:
-        return file_name
+    """syft's order: the bundle plugin's symbolic name, the file name, then manifest titles."""
+    name = _name_from_bundle_plugin(manifest) or _name_from_filename(file_name)
+    if name:
+        return name
     for key in ("Name", "Bundle-Name", "Short-Name", "Extension-Name", "Implementation-Title"):
         if manifest.get(key):
             return manifest[key]
@@ -285,7 +305,7 @@ def catalog_archive(
 
 class JavaArchiveCataloger:
     name = "java"
-    version = 1
+    version = 2
 
     def wants(self, path: str, mode: int, size: int) -> bool:
         return stat.S_ISREG(mode) and size <= MAX_ARCHIVE and path.lower().endswith(EXTENSIONS)

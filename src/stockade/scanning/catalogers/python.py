@@ -13,7 +13,8 @@ from stockade.scanning.interface import FileEntry, Package
 
 _MAX = 8 * 1024 * 1024
 _NORMALIZE = re.compile(r"[-_.]+")
-_SUFFIXES = (".dist-info/metadata", ".egg-info/pkg-info")
+# the last one: an unpacked .egg directory
+_SUFFIXES = (".dist-info/metadata", ".egg-info/pkg-info", "egg-info/pkg-info")
 
 
 def normalize_name(name: str) -> str:
@@ -60,7 +61,7 @@ def licenses_of(fields: dict[str, list[str]]) -> tuple[str, ...]:
 
 class PythonCataloger:
     name = "python"
-    version = 1
+    version = 2
 
     def wants(self, path: str, mode: int, size: int) -> bool:
         if not stat.S_ISREG(mode) or size > _MAX:
