@@ -146,6 +146,4 @@ def upgrade(store: Store) -> None:
                 conn.execute(text("SELECT pg_advisory_xact_lock(7355608)"))
             command.upgrade(_alembic_config(conn), "heads")
     except OperationalError as exc:
-        raise StoreError(
-            f"cannot open or migrate the database: {exc.orig}", subject=store.safe_url
-        ) from exc
+        raise StoreError(f"cannot open or migrate the database: {exc.orig}", subject=store.safe_url) from exc
