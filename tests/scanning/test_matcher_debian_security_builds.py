@@ -83,7 +83,10 @@ def _changelog(deb: Path, work: Path, name: str) -> list[tuple[str, set[str]]]:
 def security_builds(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Package, str, list]]:
     require(all(shutil.which(t) for t in ("apt", "apt-get", "dpkg-deb", "dpkg-query")), "apt tools")
     names = _upgradable_from_security()
-    require(bool(names), "no installed package has a newer bookworm-security build")
+    if not names:
+        # A fully patched machine has nothing to compare: not a missing prerequisite (CI cannot
+        # provide one), and test_matcher_debian_truth covers the same matching from changelogs.
+        pytest.skip("no installed package has a newer bookworm-security build")
     work = tmp_path_factory.mktemp("security")
     out = []
     for name in names:

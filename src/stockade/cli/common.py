@@ -30,8 +30,7 @@ DbOption = Annotated[
     ),
 ]
 OutputOption = Annotated[
-    Path | None,
-    typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
+    Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")
 ]
 
 

@@ -50,7 +50,10 @@ def is_parts(doc: Any) -> bool:
 
 def convert_secdb(doc: dict[str, Any], where: str) -> tuple[list[Advisory], list[Problem]]:
     problems: list[Problem] = []
-    eco = ecosystems.from_osv(f"Alpine:{doc['distroversion']}")
+    try:
+        eco = ecosystems.from_osv(f"Alpine:{doc['distroversion']}")
+    except ecosystems.UnknownEcosystem as exc:
+        return [], [Problem(where=where, message=f"bad distroversion: {exc}")]
     # One advisory per (id, origin); the same id fixed in several versions keeps the lowest.
     by_id: dict[tuple[str, str], list[str]] = defaultdict(list)
     for i, item in enumerate(doc["packages"]):
@@ -60,8 +63,18 @@ def convert_secdb(doc: dict[str, Any], where: str) -> tuple[list[Advisory], list
                 Problem(where=f"{where}#packages[{i}]", message="entry without pkg.name")
             )
             continue
-        for version, ids in (pkg.get("secfixes") or {}).items():
+        secfixes = pkg.get("secfixes")
+        if not isinstance(secfixes, dict):
+            if secfixes is not None:
+                problems.append(
+                    Problem(where=f"{where}#{pkg['name']}", message="secfixes is not an object")
+                )
+            continue
+        for version, ids in secfixes.items():
             here = f"{where}#{pkg['name']}@{version}"
+            if not isinstance(ids, list):
+                problems.append(Problem(where=here, message="the ids are not a list"))
+                continue
             if version == "0":
                 continue  # "not affected in this release"
             try:

@@ -40,6 +40,28 @@ def is_osv(doc: Any) -> bool:
 
 def convert(doc: Any, where: str) -> tuple[Advisory | None, list[Problem]]:
     """One OSV record; returns (advisory or None if skipped entirely, problems)."""
+    try:
+        return _convert(doc, where)
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:
+        # A field of the wrong JSON type somewhere in the record: skip the record, say where.
+        rid = doc.get("id") if isinstance(doc, dict) else None
+        return None, [Problem(where=f"{where}#{rid}", message=f"malformed record: {exc!r}")]
+
+
+def _strings(value: Any) -> list[str]:
+    """A JSON list of strings (anything else counts as empty: a string is not a list of ids)."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    return value[:40] if isinstance(value, str) else None
+
+
+def _objects(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _convert(doc: Any, where: str) -> tuple[Advisory | None, list[Problem]]:
     problems: list[Problem] = []
     if not is_osv(doc):
         return None, [Problem(where=where, message="not an OSV record (no id/affected/modified)")]
@@ -48,7 +70,7 @@ def convert(doc: Any, where: str) -> tuple[Advisory | None, list[Problem]]:
     if doc.get("withdrawn"):
         return None, [Problem(where=here, message=f"withdrawn on {doc['withdrawn']}; skipped")]
     affected: list[Affected] = []
-    for i, entry in enumerate(doc.get("affected") or []):
+    for i, entry in enumerate(_objects(doc.get("affected"))):
         try:
             item = _affected(entry, problems, f"{here} affected[{i}]")
         except (RecordError, VersionError, ecosystems.UnknownEcosystem) as exc:
@@ -58,7 +80,7 @@ def convert(doc: Any, where: str) -> tuple[Advisory | None, list[Problem]]:
             affected.append(item)
     cvss: list[Cvss] = []
     vendor_rating: str | None = None
-    for sev in doc.get("severity") or []:
+    for sev in _objects(doc.get("severity")):
         if not isinstance(sev, dict) or not isinstance(sev.get("score"), str):
             continue
         if sev.get("type") == "Ubuntu":  # Ubuntu's own priority travels as a severity entry
@@ -74,20 +96,16 @@ def convert(doc: Any, where: str) -> tuple[Advisory | None, list[Problem]]:
     adv = Advisory(
         id=rid,
         source="osv",
-        aliases=tuple(
-            sorted({a for a in (doc.get("aliases") or []) if isinstance(a, str)} - {rid})
-        ),
-        upstream=tuple(
-            sorted({u for u in (doc.get("upstream") or []) if isinstance(u, str)} - {rid})
-        ),
+        aliases=tuple(sorted(set(_strings(doc.get("aliases"))) - {rid})),
+        upstream=tuple(sorted(set(_strings(doc.get("upstream"))) - {rid})),
         summary=str(doc.get("summary") or doc.get("details") or "")[:500],
-        published=doc.get("published"),
-        modified=doc.get("modified"),
+        published=_text(doc.get("published")),
+        modified=_text(doc.get("modified")),
         severity=_text_severity(db.get("severity")) or vendor_rating,
         cvss=tuple(cvss),
         references=tuple(
             r["url"]
-            for r in (doc.get("references") or [])
+            for r in _objects(doc.get("references"))
             if isinstance(r, dict) and isinstance(r.get("url"), str)
         ),
         affected=tuple(affected),
@@ -121,7 +139,7 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
         raise ecosystems.UnknownEcosystem(f"no version scheme for ecosystem {raw_eco!r}")
     ranges: list[VersionRange] = []
     fixed: list[str] = []
-    for r in entry.get("ranges") or []:
+    for r in _objects(entry.get("ranges")):
         rtype = r.get("type") if isinstance(r, dict) else None
         if rtype == "GIT":
             problems.append(
@@ -131,7 +149,7 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
         if rtype not in ("ECOSYSTEM", "SEMVER"):
             raise RecordError(f"unknown range type {rtype!r}")
         events = []
-        for ev in r.get("events") or []:
+        for ev in _objects(r.get("events")):
             (kind, version), *extra = ev.items() if isinstance(ev, dict) else ((None, None),)
             if extra or kind not in _KINDS or not isinstance(version, str):
                 raise RecordError(f"bad range event {ev!r}")
@@ -141,7 +159,7 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
             if kind == "fixed":
                 fixed.append(version)
         ranges.append(VersionRange(type=rtype, events=tuple(events)))
-    versions = tuple(v for v in entry.get("versions") or [] if isinstance(v, str))
+    versions = tuple(_strings(entry.get("versions")))
     if not ranges and not versions:
         problems.append(Problem(where=where, message="no usable range or versions list; skipped"))
         return None
