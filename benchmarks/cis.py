@@ -35,7 +35,6 @@ def main() -> int:
 
     t0 = time.perf_counter()
     from compliance.cis.fixtures import GOLDEN, build, load_spec
-
     from stockade.compliance.cis import loader
     from stockade.compliance.cis.engine import run
     from stockade.compliance.cis.node import open_node
@@ -56,10 +55,14 @@ def main() -> int:
 
     warm = statistics.median(times)
     print(f"fixture node built in {t1 - t0:.3f} s; {len(first.findings)} checks: {first.counts()}")
-    print(f"stockade cold (load data + run):  {cold * 1000:8.1f} ms   target < 1000 ms "
-          f"{'OK' if cold < 1 else 'MISSED'}")
-    print(f"stockade warm run, median of {args.runs}: {warm * 1000:8.1f} ms "
-          f"(p95 {sorted(times)[int(len(times) * 0.95) - 1] * 1000:.1f} ms)")
+    print(
+        f"stockade cold (load data + run):  {cold * 1000:8.1f} ms   target < 1000 ms "
+        f"{'OK' if cold < 1 else 'MISSED'}"
+    )
+    print(
+        f"stockade warm run, median of {args.runs}: {warm * 1000:8.1f} ms "
+        f"(p95 {sorted(times)[int(len(times) * 0.95) - 1] * 1000:.1f} ms)"
+    )
     print(f"baseline, one shell command per check: {baseline * 1000:8.1f} ms")
     print(f"ratio baseline / stockade warm: {baseline / warm:6.1f}x")
     return 0

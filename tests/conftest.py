@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support import IN_CI, require
 
 from stockade.store import Store, open_store
 from tests.support import IN_CI, require
@@ -18,7 +17,9 @@ __all__ = ["IN_CI", "require"]
 
 __all__ = ["IN_CI", "require"]
 
-PG_URL = os.environ.get("STOCKADE_TEST_PG", "postgresql://stockade:stockade@127.0.0.1:5432/stockade_test")
+PG_URL = os.environ.get(
+    "STOCKADE_TEST_PG", "postgresql://stockade:stockade@127.0.0.1:5432/stockade_test"
+)
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
@@ -42,7 +43,9 @@ def _pg_reachable() -> bool:
 @pytest.fixture
 def pg_store() -> Iterator[Store]:
     """A freshly emptied PostgreSQL database (schema dropped and migrated again)."""
-    require(_pg_reachable(), "PostgreSQL is not listening on 127.0.0.1:5432 (./dev setup starts it)")
+    require(
+        _pg_reachable(), "PostgreSQL is not listening on 127.0.0.1:5432 (./dev setup starts it)"
+    )
     from sqlalchemy import create_engine, text
 
     from stockade.store.db import normalize_url

@@ -9,7 +9,6 @@ import time
 import httpx
 import pytest
 from cryptography import x509
-from tests.admission.webhook import manifests, review_for, start_webhook, stop_webhook
 
 from stockade.store import open_store
 from stockade.store.records import list_events
@@ -196,7 +195,9 @@ def test_every_decision_is_an_event(webhook) -> None:
 
 
 @pytest.mark.parametrize(("failure", "allowed"), [("fail", False), ("ignore", True)])
-def test_failure_policy_when_the_scan_store_has_no_advisory_data(tmp_path, failure: str, allowed: bool) -> None:
+def test_failure_policy_when_the_scan_store_has_no_advisory_data(
+    tmp_path, failure: str, allowed: bool
+) -> None:
     """The store source scans the never-seen image on demand; with no advisory database that scan
     fails, and the failure policy decides: fail denies, ignore allows with a warning."""
     policy = tmp_path / "p.yaml"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from tests.support import require_root
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "firewall"

@@ -7,10 +7,10 @@ import subprocess
 import time
 
 import pytest
-from tests.firewall.conftest import EXAMPLES
 
 from stockade.store import open_store
 from stockade.store.records import list_events
+from tests.firewall.conftest import EXAMPLES
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from tests.firewall.conftest import EXAMPLES
 
 from stockade.model import ConfigError
 from stockade.network.policy.engine import Endpoint, data_needs, evaluate
@@ -12,6 +11,7 @@ from stockade.network.policy.files import dump, load_files, parse_texts
 from stockade.network.policy.learn import policy_from_learned
 from stockade.network.policy.model import parse_port
 from stockade.network.policy.netpol import export_policies, import_policies
+from tests.firewall.conftest import EXAMPLES
 
 PAY = Endpoint(
     ip="10.77.0.10", name="payments", namespace="shop", labels={"app": "payments", "pci": "cde"}

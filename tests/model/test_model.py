@@ -48,9 +48,17 @@ def test_cvss_mapping_is_monotonic(score: float) -> None:
 
 @pytest.mark.parametrize(
     ("score", "expected"),
-    [(9.8, Severity.CRITICAL), (9.0, Severity.CRITICAL), (8.9, Severity.HIGH), (7.0, Severity.HIGH),
-     (6.9, Severity.MEDIUM), (4.0, Severity.MEDIUM), (3.9, Severity.LOW), (0.1, Severity.LOW),
-     (0.0, Severity.NEGLIGIBLE)],
+    [
+        (9.8, Severity.CRITICAL),
+        (9.0, Severity.CRITICAL),
+        (8.9, Severity.HIGH),
+        (7.0, Severity.HIGH),
+        (6.9, Severity.MEDIUM),
+        (4.0, Severity.MEDIUM),
+        (3.9, Severity.LOW),
+        (0.1, Severity.LOW),
+        (0.0, Severity.NEGLIGIBLE),
+    ],
 )
 def test_cvss_boundaries(score: float, expected: Severity) -> None:
     assert Severity.from_cvss(score) is expected

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import require
 
 from stockade.network.lab.inventory import Inventory
+from tests.conftest import require
 
 
 @pytest.fixture(scope="session")

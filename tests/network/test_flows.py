@@ -9,13 +9,13 @@ import struct
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.network import frames as F
 
 from stockade.network.analysis import Inspectors
 from stockade.network.capture.decode import LINK_RAW, Decoder
 from stockade.network.connection import ConnectionRecord, events_for
 from stockade.network.flows import FlowConfig, FlowTable
 from stockade.network.lab.inventory import Identities, Inventory, Pod
+from tests.network import frames as F
 
 CARD = b"4111111111111111"
 

@@ -11,8 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import require
-from tests.network.conftest import live_capture
 
 from stockade.network.connection import ConnectionRecord, events_for
 from stockade.network.flows import FlowConfig
@@ -20,6 +18,8 @@ from stockade.network.lab import manager
 from stockade.network.lab.client import CARDS, SSNS
 from stockade.network.lab.inventory import Identities, Inventory
 from stockade.network.sensor import run_pcap
+from tests.conftest import require
+from tests.network.conftest import live_capture
 
 pytestmark = pytest.mark.root
 COUNT = 3

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.network import frames as F
 
 from stockade.model.errors import PacketError
 from stockade.network.capture.decode import Decoder
 from stockade.network.capture.pcapfile import PcapReader
+from tests.network import frames as F
 
 
 class Sink:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.network import frames as F
 
 CARD = "5555555555554444"

@@ -22,23 +22,36 @@ from stockade.store.records import list_events, list_findings, record_events, re
 
 def test_events_round_trip(any_store: Store) -> None:
     pod = ResourceRef(kind="pod", name="pay", namespace="shop", labels=(("app", "pay"),))
-    old = Event(kind="dlp.sensitive_in_clear", message="card in clear", severity=Severity.HIGH,
-                resource=pod, peer=ResourceRef(kind="external", name="203.0.113.9"),
-                data={"evidence": "4111 **** **** 1111"},
-                at=datetime.now(UTC) - timedelta(hours=2))
+    old = Event(
+        kind="dlp.sensitive_in_clear",
+        message="card in clear",
+        severity=Severity.HIGH,
+        resource=pod,
+        peer=ResourceRef(kind="external", name="203.0.113.9"),
+        data={"evidence": "4111 **** **** 1111"},
+        at=datetime.now(UTC) - timedelta(hours=2),
+    )
     new = Event(kind="tls.weak_version", message="TLS 1.0", severity=Severity.MEDIUM)
     assert record_events(any_store, [old, new]) == 2
     got = list_events(any_store)
     assert [e.id for e in got] == [new.id, old.id]
     assert got[1].resource == pod and got[1].data == {"evidence": "4111 **** **** 1111"}
     assert [e.id for e in list_events(any_store, kind="dlp.*")] == [old.id]
-    assert [e.id for e in list_events(any_store, since=datetime.now(UTC) - timedelta(hours=1))] == [new.id]
+    assert [e.id for e in list_events(any_store, since=datetime.now(UTC) - timedelta(hours=1))] == [
+        new.id
+    ]
 
 
 def test_findings_grouped_by_run(any_store: Store) -> None:
     node = ResourceRef(kind="node", name="cp-1")
-    f = Finding(id="k8s.apiserver.anonymous_auth", pillar=Pillar.COMPLIANCE, title="anon",
-                severity=Severity.HIGH, status=Status.PASS, resource=node)
+    f = Finding(
+        id="k8s.apiserver.anonymous_auth",
+        pillar=Pillar.COMPLIANCE,
+        title="anon",
+        severity=Severity.HIGH,
+        status=Status.PASS,
+        resource=node,
+    )
     run = record_findings(any_store, [f, f])
     rows = list_findings(any_store, run_id=run)
     assert len(rows) == 2 and rows[0]["status"] == "PASS" and rows[0]["resource_name"] == "cp-1"

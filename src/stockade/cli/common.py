@@ -30,11 +30,12 @@ DbOption = Annotated[
     ),
 ]
 OutputOption = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Write the report to this file instead of stdout.")
+    Path | None,
+    typer.Option("--output", "-o", help="Write the report to this file instead of stdout."),
 ]
 
 
-def open_db(url: str | None):  # noqa: ANN201 - avoids importing the store at CLI start-up
+def open_db(url: str | None):
     from stockade.store import open_store
 
     return open_store(url)

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Detection:
-    protocol: str  # stable slug: "proto.http", "proto.http2", "proto.grpc", "proto.tls", "proto.dns",
+    protocol: (
+        str  # stable slug: "proto.http", "proto.http2", "proto.grpc", "proto.tls", "proto.dns",
+    )
     # "proto.postgres", "proto.mysql", "proto.redis", "proto.mongodb", "proto.kafka", "proto.ssh",
     # "proto.unknown"
     encrypted: bool = False  # TLS, SSH, or an in-protocol upgrade (SSLRequest accepted, STARTTLS)

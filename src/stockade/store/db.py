@@ -273,4 +273,6 @@ def upgrade(store: Store) -> None:
         # e.g. the database was migrated by a newer Stockade with revisions this one lacks
         raise StoreError(f"cannot migrate the database: {exc}", subject=store.safe_url) from exc
     except OperationalError as exc:
-        raise StoreError(f"cannot open or migrate the database: {exc.orig}", subject=store.safe_url) from exc
+        raise StoreError(
+            f"cannot open or migrate the database: {exc.orig}", subject=store.safe_url
+        ) from exc

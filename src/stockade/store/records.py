@@ -96,7 +96,9 @@ def _event(r: Any) -> Event:
     )
 
 
-def list_findings(store: Store, *, run_id: str | None = None, pillar: str | None = None) -> list[dict[str, Any]]:
+def list_findings(
+    store: Store, *, run_id: str | None = None, pillar: str | None = None
+) -> list[dict[str, Any]]:
     q = select(findings).order_by(findings.c.pk)
     if run_id:
         q = q.where(findings.c.run_id == run_id)
