@@ -135,6 +135,59 @@ async def load(url: str, ca: Path, total: int, concurrency: int) -> list[float]:
     return latencies[concurrency:], server_ms[concurrency:]  # warm-up (TLS handshakes) excluded
 
 
+WRK_SCRIPT = """
+local bodies = {}
+for line in io.lines(os.getenv("REVIEWS")) do bodies[#bodies + 1] = line end
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, "/validate", nil, bodies[i])
+end
+"""
+
+
+def wrk_load(url: str, tmp: Path, concurrency: int, seconds: int) -> dict[str, float] | None:
+    """p50/p99 from wrk (a C load generator: the client costs little next to the server)."""
+    import shutil
+
+    if shutil.which("wrk") is None:
+        return None
+    lines = [
+        json.dumps({**r, "request": {**r["request"], "uid": uuid.uuid4().hex}})
+        for r in reviews() * 50
+    ]
+    (tmp / "reviews.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp / "post.lua").write_text(WRK_SCRIPT)
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(tmp / "post.lua"),
+            url + "/validate",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        env=dict(os.environ, REVIEWS=str(tmp / "reviews.jsonl")),
+    )
+    got: dict[str, float] = {}
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("50%", "99%"):
+            value = parts[1]
+            scale = 1e-3 if value.endswith("us") else 1.0 if value.endswith("ms") else 1e3
+            got[parts[0]] = float(value.rstrip("usm")) * scale
+        elif line.startswith("Requests/sec:"):
+            got["rps"] = float(line.split()[1])
+    return got
+
+
 def compute_only(policy_path: Path, n: int) -> list[float]:
     from stockade.admission.policy import load_policy
     from stockade.admission.review import answer
@@ -174,6 +227,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 lat, srv = asyncio.run(load(url, ca, args.requests, args.concurrency))
                 wall = time.perf_counter() - t0
+                w = wrk_load(url, sub, args.concurrency, 10)
             finally:
                 proc.terminate()
                 proc.wait(timeout=15)
@@ -187,6 +241,11 @@ def main() -> None:
                 f"{'':28s} server-side decision time under that load: p50 {pct(srv, 0.5) * 1e3:.3f} ms  "
                 f"p99 {pct(srv, 0.99) * 1e3:.3f} ms"
             )
+            if w:
+                print(
+                    f"{'':28s} wrk (C client), {args.concurrency} connections, 10 s: p50 {w['50%']:.2f} ms  "
+                    f"p99 {w['99%']:.2f} ms  {w['rps']:.0f} reviews/s"
+                )
         comp = compute_only(EXAMPLES / "policy.yaml", 20000)
         base, full = results.values()
         print(

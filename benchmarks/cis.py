@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
@@ -34,7 +34,7 @@ def main() -> int:
         return 2
 
     t0 = time.perf_counter()
-    from compliance.cis.fixtures import GOLDEN, build, load_spec
+    from tests.compliance.cis.fixtures import GOLDEN, build, load_spec
     from stockade.compliance.cis import loader
     from stockade.compliance.cis.engine import run
     from stockade.compliance.cis.node import open_node
