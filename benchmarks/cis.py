@@ -34,10 +34,10 @@ def main() -> int:
         return 2
 
     t0 = time.perf_counter()
-    from tests.compliance.cis.fixtures import GOLDEN, build, load_spec
     from stockade.compliance.cis import loader
     from stockade.compliance.cis.engine import run
     from stockade.compliance.cis.node import open_node
+    from tests.compliance.cis.fixtures import GOLDEN, build, load_spec
 
     with tempfile.TemporaryDirectory(prefix="sk-cis-bench-") as tmp:
         node_dir = build(load_spec(GOLDEN / "k8s-kubelet-FAIL" / "node.yaml"), Path(tmp) / "node")

@@ -90,7 +90,36 @@ class Inspector:
         self._flows: OrderedDict[tuple, _Flow] = OrderedDict()
         self._decoder = Decoder(self, skip_outgoing=False)
         self._answer: tuple[bool, int] = (True, 0)
+        self._verdicts: dict[tuple, Verdict] = {}  # evaluate() is pure for a given policy
+        self._needs: dict[tuple[str, str], DataNeeds] = {}
+        self._endpoints: dict[bytes, Endpoint] = {}
         self.stats = {"packets": 0, "blocked": 0, "allowed": 0, "malformed": 0}
+
+    def _endpoint(self, packed: bytes) -> Endpoint:
+        ep = self._endpoints.get(packed)
+        if ep is None:
+            if len(self._endpoints) > 100_000:
+                self._endpoints.clear()
+            ep = self._endpoints[packed] = self.directory.by_ip(str(ipaddress.ip_address(packed)))
+        return ep
+
+    def _evaluate(self, flow: _Flow, app: str | None = None) -> Verdict:
+        key = (flow.src.ip, flow.dst.ip, flow.port, flow.l4, app)
+        v = self._verdicts.get(key)
+        if v is None:
+            if len(self._verdicts) > 100_000:
+                self._verdicts.clear()
+                self._needs.clear()
+            v = self._verdicts[key] = evaluate(
+                self.policy,
+                flow.src,
+                flow.dst,
+                flow.port,
+                l4=flow.l4,
+                app=app,
+                resolved=self.resolved,
+            )
+        return v
 
     # the netfilter side --------------------------------------------------------------------
 
@@ -153,18 +182,14 @@ class Inspector:
             direction = 1
         if flow is None:
             direction = 0
-            a = self.directory.by_ip(str(ipaddress.ip_address(src)))
-            b = self.directory.by_ip(str(ipaddress.ip_address(dst)))
-            verdict = evaluate(self.policy, a, b, dport, l4=l4, resolved=self.resolved)
+            a, b = self._endpoint(src), self._endpoint(dst)
+            needs = self._needs.get((a.ip, b.ip))
+            if needs is None:
+                needs = self._needs[(a.ip, b.ip)] = data_needs(self.policy, a, b, self.resolved)
             flow = _Flow(
-                client=(src, sport),
-                l4=l4,
-                src=a,
-                dst=b,
-                port=dport,
-                needs=data_needs(self.policy, a, b, self.resolved),
-                pending=None,
+                client=(src, sport), l4=l4, src=a, dst=b, port=dport, needs=needs, pending=None
             )
+            verdict = self._evaluate(flow)
             self._flows[key] = flow
             while len(self._flows) > MAX_FLOWS:
                 self._flows.popitem(last=False)
@@ -228,19 +253,10 @@ class Inspector:
 
     def _plain_allow(self, flow: _Flow) -> bool:
         """Allowed at L3/L4 with nothing to learn or look for: no need to wait for data."""
-        v = evaluate(self.policy, flow.src, flow.dst, flow.port, l4=flow.l4, resolved=self.resolved)
-        return v.action in ("allow", "violation")
+        return self._evaluate(flow).action in ("allow", "violation")
 
     def _on_app(self, flow: _Flow) -> None:
-        verdict = evaluate(
-            self.policy,
-            flow.src,
-            flow.dst,
-            flow.port,
-            l4=flow.l4,
-            app=flow.app,
-            resolved=self.resolved,
-        )
+        verdict = self._evaluate(flow, flow.app)
         if flow.pending is not None or verdict.action == "learn":
             self._judge(flow, verdict)
         if flow.mark:
@@ -263,15 +279,7 @@ class Inspector:
             "evidence": m.masked,
             "direction": "request" if direction == 0 else "response",
         }
-        mode = evaluate(
-            self.policy,
-            flow.src,
-            flow.dst,
-            flow.port,
-            l4=flow.l4,
-            app=flow.app,
-            resolved=self.resolved,
-        ).mode
+        mode = self._evaluate(flow, flow.app).mode
         if action == "block" and mode == "protect":
             self._block(flow, "dlp.blocked", f"{m.sensor} in clear: {m.masked}", extra=data)
         else:
@@ -291,12 +299,8 @@ class Inspector:
             )
 
     def _finish(self, flow: _Flow) -> None:
-        if flow.app is None and flow.pending is None:
-            v = evaluate(
-                self.policy, flow.src, flow.dst, flow.port, l4=flow.l4, resolved=self.resolved
-            )
-            if v.action == "learn":
-                self._learn(flow)
+        if flow.app is None and flow.pending is None and self._evaluate(flow).action == "learn":
+            self._learn(flow)
 
     def _block(
         self,

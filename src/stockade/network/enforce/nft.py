@@ -173,10 +173,17 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
         "  chain classify {",
         *classify,
         "  }",
+        "  chain nodata {",
+        *_no_payload_rules(),
+        "  }",
         "  chain pre {",
         "    type filter hook forward priority -10; policy accept;",
         f"    ct mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} {reset}",
         f"    ct mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} drop",
+        # Bare ACKs and SYN-ACKs of connections under inspection carry nothing to judge: spare
+        # them the trip to user space (SYNs, FINs, RSTs and every segment with data still go).
+        f"    ct mark and {marks.ALL:#x} == {marks.INSPECT:#x} tcp flags & (fin|rst) == 0"
+        " tcp flags & (syn|ack) != syn jump nodata",
         f"    ct mark and {marks.ALLOW | marks.INSPECT:#x} != 0 accept",
         "    ct state new counter jump classify",
         "  }",
@@ -190,6 +197,19 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _no_payload_rules() -> list[str]:
+    """Rules that mark TCP segments without payload: the IP length is exactly the headers' length.
+
+    IPv4 with options and IPv6 with extension headers never match, so they are inspected: the
+    shortcut only ever skips segments it can prove empty."""
+    out = []
+    for doff in range(5, 16):
+        mark = f"meta mark set meta mark or {marks.NO_DATA:#x}"
+        out.append(f"    ip hdrlength 5 tcp doff {doff} ip length {20 + doff * 4} {mark}")
+        out.append(f"    ip6 nexthdr tcp tcp doff {doff} ip6 length {doff * 4} {mark}")
+    return out
 
 
 def _iptables(node: str, binary: str, *args: str, check: bool = True) -> None:
@@ -217,6 +237,18 @@ def apply(node: str, ruleset: str, settings: Settings) -> None:
     for binary in ("iptables", "ip6tables"):
         _remove_chain(node, binary)
         _iptables(node, binary, "-N", CHAIN)
+        _iptables(
+            node,
+            binary,
+            "-A",
+            CHAIN,
+            "-m",
+            "mark",
+            "--mark",
+            f"{marks.NO_DATA:#x}/{marks.NO_DATA:#x}",
+            "-j",
+            "RETURN",
+        )
         _iptables(
             node,
             binary,

@@ -14,6 +14,7 @@ import fnmatch
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from stockade.network.policy.model import ANY, MODE_RANK, Group, Policy, Rule, Selector
 
@@ -54,10 +55,20 @@ class Verdict:
         return self.action in ("allow", "violation", "learn")
 
 
+@lru_cache(maxsize=65536)
+def _net(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(cidr, strict=False)
+
+
+@lru_cache(maxsize=65536)
+def _addr(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(ip)
+
+
 def selects(sel: Selector, ep: Endpoint, resolved: Resolved) -> bool:
     if sel.cidrs or sel.dns:
-        addr = ipaddress.ip_address(ep.ip)
-        if sel.cidrs and not any(addr in ipaddress.ip_network(c, strict=False) for c in sel.cidrs):
+        addr = _addr(ep.ip)
+        if sel.cidrs and not any(addr in _net(c) for c in sel.cidrs):
             return False
         return not sel.dns or any(ep.ip in resolved.get(name, frozenset()) for name in sel.dns)
     if ep.external:
