@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED
+from tests.support import require
 
 ADVISORIES = next(
     (
@@ -36,8 +37,7 @@ def run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:
-    if not ADVISORIES.is_dir():
-        pytest.skip("advisory samples missing")
+    require(ADVISORIES.is_dir(), f"advisory samples missing at {ADVISORIES}")
     return str(tmp_path / "s.db")
 
 
