@@ -23,7 +23,10 @@ class ImageRef:
 
 def parse_image(ref: str) -> ImageRef:
     """Split ``[registry/]repo[:tag][@digest]`` the way Docker does."""
-    rest, digest = ([*ref.split("@", 1), None])[:2] if "@" in ref else (ref, None)
+    digest: str | None = None
+    rest = ref
+    if "@" in ref:
+        rest, digest = ref.split("@", 1)
     tag = None
     slash = rest.rfind("/")
     colon = rest.rfind(":")

@@ -86,7 +86,8 @@ def answer(review: Mapping[str, Any], policy: Policy, source: VulnSource | None)
 def _event(
     req: Mapping[str, Any], display: str, ns: str, kind: str, name: str, d: Decision
 ) -> Event:
-    user = req.get("userInfo") if isinstance(req.get("userInfo"), Mapping) else {}
+    info = req.get("userInfo")
+    user: Mapping[str, Any] = info if isinstance(info, Mapping) else {}
     if not d.allowed:
         verdict, sev = "denied", Severity.HIGH
     elif d.violations:

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from stockade.admission.engine import needs_vulns
@@ -80,7 +80,7 @@ class AdmissionApp:
         took_ms = (time.perf_counter() - started) * 1000
         await _reply(send, 200, outcome.response, timing=took_ms)
 
-    def _answers_at_once(self, review: dict[str, Any]) -> bool:
+    def _answers_at_once(self, review: Mapping[str, Any]) -> bool:
         if not self.uses_vulns or self.source is None:
             return True
         obj = review["request"].get("object")

@@ -109,8 +109,8 @@ def run_suite(test_file: Path) -> list[CaseResult]:
     for exp in suite.results:
         parts = exp.resource.split("/")
         key = exp.resource if len(parts) == 3 else f"{parts[0]}/default/{parts[-1]}"
-        obj = objects.get(key)
-        if obj is None:
+        found = objects.get(key)
+        if found is None:
             results.append(
                 CaseResult(
                     suite=str(test_file),
@@ -122,7 +122,7 @@ def run_suite(test_file: Path) -> list[CaseResult]:
                 )
             )
             continue
-        w = workload_of(obj)
+        w = workload_of(found)
         decision = Decision(allowed=True) if w is None else decide(w, policy, source)
         actual = outcome_of(decision)
         fired = {v.rule for v in decision.violations}

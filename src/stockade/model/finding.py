@@ -41,7 +41,8 @@ class Details:
     """Base of the per-pillar detail records. Subclasses are frozen dataclasses too."""
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        plain: dict[str, Any] = _plain(dataclasses.asdict(self))
+        return plain
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
