@@ -96,12 +96,9 @@ def serve(
 
 
 def _store_source(store):
-    """The scan store as a vulnerability source, when the scanning pillar provides one."""
-    try:
-        from stockade.scanning.admission_source import StoreVulnSource
-    except ImportError:
-        return None
+    """The scan store as a vulnerability source (scans never-seen images on demand)."""
     from stockade.admission.vulns import CachedVulnSource
+    from stockade.scanning.admission_source import StoreVulnSource
 
     return CachedVulnSource(StoreVulnSource(store))
 

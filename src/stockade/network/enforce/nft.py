@@ -216,13 +216,13 @@ def _iptables(node: str, binary: str, *args: str, check: bool = True) -> None:
     run(in_ns(node, binary, "-w", *args), check=check)
 
 
-def apply(node: str, ruleset: str, settings: Settings) -> None:
-    """Load the ruleset atomically, then (re)create the NFQUEUE chain, in ``node``'s namespace."""
+def load(node: str, text: str) -> None:
+    """Feed nft input to ``nft -f -`` in ``node``'s namespace (one atomic transaction)."""
     import subprocess
 
     proc = subprocess.run(
         in_ns(node, "nft", "-f", "-"),
-        input=ruleset,
+        input=text,
         capture_output=True,
         text=True,
         timeout=30,
@@ -230,7 +230,12 @@ def apply(node: str, ruleset: str, settings: Settings) -> None:
     )
     if proc.returncode != 0:
         first = next((ln for ln in proc.stderr.splitlines() if "Error" in ln), proc.stderr.strip())
-        raise EnforcementError(f"nft rejected the ruleset: {first}")
+        raise EnforcementError(f"nft rejected the rules: {first or proc.returncode}")
+
+
+def apply(node: str, ruleset: str, settings: Settings) -> None:
+    """Load the ruleset atomically, then (re)create the NFQUEUE chain, in ``node``'s namespace."""
+    load(node, ruleset)
     queue = ["-j", "NFQUEUE", "--queue-num", str(settings.queue)]
     if settings.fail_open:
         queue.append("--queue-bypass")

@@ -8,10 +8,9 @@ cut too: the rules match addresses, not connection state.
 from __future__ import annotations
 
 import ipaddress
-import subprocess
 from collections.abc import Iterable
 
-from stockade.model.errors import EnforcementError
+from stockade.network.enforce import nft
 from stockade.network.lab.topology import in_ns, run
 
 TABLE = "stockade_quarantine"
@@ -30,21 +29,6 @@ _BASE = f"""table inet {TABLE} {{
 """
 
 
-def _nft(node: str, text: str) -> None:
-    proc = subprocess.run(
-        in_ns(node, "nft", "-f", "-"),
-        input=text,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise EnforcementError(
-            f"nft: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}"
-        )
-
-
 def _by_family(addresses: Iterable[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {"q4": [], "q6": []}
     for a in addresses:
@@ -59,7 +43,7 @@ def isolate(node: str, addresses: Iterable[str]) -> None:
     for name, addrs in _by_family(addresses).items():
         if addrs:
             cmds.append(f"add element inet {TABLE} {name} {{ {', '.join(addrs)} }}\n")
-    _nft(node, "".join(cmds))
+    nft.load(node, "".join(cmds))
 
 
 def lift(node: str, addresses: Iterable[str]) -> None:
@@ -74,7 +58,7 @@ def lift(node: str, addresses: Iterable[str]) -> None:
         if addrs:
             cmds.append(f"delete element inet {TABLE} {name} {{ {', '.join(addrs)} }}\n")
     if cmds:
-        _nft(node, "".join(cmds))
+        nft.load(node, "".join(cmds))
     if not quarantined(node):
         run(in_ns(node, "nft", "delete", "table", "inet", TABLE), check=False)
 
