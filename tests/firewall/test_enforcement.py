@@ -223,3 +223,23 @@ def test_explain_names_the_rule(lab) -> None:
     )
     assert '"rule": "cde-api"' in out.stdout and '"action": "allow"' in out.stdout
     assert lab.cli("policy", "explain", "nobody", "orders", "80").returncode == 2
+
+
+def queued_packets(lab) -> int:
+    out = subprocess.run(
+        ["ip", "netns", "exec", lab.node, "iptables", "-w", "-L", "STOCKADE", "-v", "-x", "-n"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+    return sum(int(line.split()[0]) for line in out.splitlines() if "NFQUEUE" in line)
+
+
+def test_only_syns_and_segments_with_data_go_to_user_space(lab, protect) -> None:
+    before = queued_packets(lab)
+    assert lab.curl("payments", ORDERS)[:2] == (0, "200")
+    sent = queued_packets(lab) - before
+    # SYN, the request, the response (headers and body may be two segments); the handshake's
+    # ACKs, the SYN-ACK and the FINs of an allowed connection stay in the kernel.
+    assert 3 <= sent <= 4, sent

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+import time
 
 from stockade.network.dlp.engine import DlpEngine
 from stockade.network.enforce import marks
 from stockade.network.enforce.inspector import Inspector
 from stockade.network.policy.endpoints import Directory
-from stockade.network.policy.files import load_files
+from stockade.network.policy.files import load_files, parse_texts
 from tests.firewall.conftest import EXAMPLES
 from tests.firewall.test_policy_model import CRM, ORD, PAY
 
 POLICY = load_files([EXAMPLES / "policy.yaml"])
-SYN, ACK, PSH = 0x02, 0x10, 0x08
+SYN, ACK, PSH, FIN = 0x02, 0x10, 0x08, 0x01
 
 
 def packet(
@@ -100,3 +101,58 @@ def test_garbage_and_truncated_packets_are_let_through_unharmed() -> None:
     ):
         assert insp.packet(junk) == (True, 0)
     assert insp.stats["malformed"] >= 1
+
+
+HTTP_ONLY = parse_texts(
+    [
+        (
+            "http-only.yaml",
+            """
+apiVersion: stockade.dev/v1
+kind: FirewallPolicy
+spec:
+  groups:
+    - {name: cde, selector: {namespace: shop, labels: {pci: cde}}, mode: protect}
+  rules:
+    - {name: api, from: [cde], to: [cde], ports: [tcp/8080], protocols: [proto.http]}
+""",
+        )
+    ]
+)
+GET = b"GET / HTTP/1.1\r\nHost: orders\r\n\r\n"
+REDIS = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+
+
+def test_a_new_connection_on_a_reused_port_pair_is_judged_afresh() -> None:
+    events: list = []
+    insp = Inspector(HTTP_ONLY, Directory([PAY, ORD]), emit=events.append)
+    insp.packet(packet(PAY.ip, ORD.ip, 41000, 8080, SYN, 1000))
+    assert insp.packet(packet(PAY.ip, ORD.ip, 41000, 8080, ACK | PSH, 1001, GET))[1] == marks.ALLOW
+    # Its FINs stayed in the kernel (decided): the same pair now carries another connection.
+    assert insp.packet(packet(PAY.ip, ORD.ip, 41000, 8080, SYN, 90000))[1] == 0
+    assert insp.packet(packet(PAY.ip, ORD.ip, 41000, 8080, ACK | PSH, 90001, REDIS))[1] == (
+        marks.BLOCK
+    )
+    assert [e.kind for e in events] == ["firewall.blocked"]
+    # A retransmitted SYN (same initial sequence number) is the same connection.
+    assert insp.packet(packet(PAY.ip, ORD.ip, 41000, 8080, SYN, 90000))[1] == marks.BLOCK
+    # The old server's side opening a connection on the same pair is a new connection too (judged
+    # as orders -> payments:41000, which no rule allows).
+    insp.packet(packet(ORD.ip, PAY.ip, 8080, 41000, SYN, 7))
+    assert len(events) == 2 and events[-1].data["src_ip"] == ORD.ip
+    assert events[-1].data["port"] == 41000
+
+
+def test_decided_flows_keep_only_their_mark_and_closed_or_idle_flows_are_forgotten() -> None:
+    insp = inspector([])
+    insp.packet(packet(PAY.ip, ORD.ip, 41001, 8080, SYN, 5))
+    insp.packet(packet(PAY.ip, ORD.ip, 41001, 8080, ACK | PSH, 6, REDIS))  # blocked: decided
+    (flow,) = insp._flows.values()
+    assert flow.mark == marks.BLOCK and flow.streams == [None, None] and flow.dlp == [None, None]
+    insp.packet(packet(PAY.ip, ORD.ip, 41001, 8080, ACK | FIN, 6 + len(REDIS)))
+    insp.packet(packet(ORD.ip, PAY.ip, 8080, 41001, ACK | FIN, 500))
+    assert insp._flows == {}  # closed both ways
+    insp.packet(packet(PAY.ip, ORD.ip, 41002, 8080, SYN, 5))
+    insp.packet(packet(PAY.ip, ORD.ip, 41002, 8080, ACK | PSH, 6, GET))  # undecided: DLP watches
+    assert len(insp._flows) == 1 and insp.expire(idle=3600) == 0
+    assert insp.expire(now=time.monotonic() + 3601, idle=3600) == 1 and insp._flows == {}

@@ -244,6 +244,14 @@ class DlpStream:
         self._candidates_at_end()
         return self._confirm(self._end) if self._waiting else []
 
+    def discard(self) -> None:
+        """Close without deciding what is pending (the caller no longer needs the answer)."""
+        self._closed = True
+        if self._hs_stream is not None:
+            self._hs_stream.close()
+            self._hs_stream = None
+        self._chunks.clear()
+
     def close(self) -> list[DlpMatch]:
         if self._closed:
             return []

@@ -94,7 +94,7 @@ class Enforcer:
                 )
             mark = 0 if self.settings.fail_open else marks.BLOCK
         if mark:
-            pkt.set_mark(mark)
+            pkt.set_mark(pkt.get_mark() | mark)  # keep other software's bits (kube-proxy's 0x4000)
         pkt.accept()  # a block is carried out by the post chain (reset/drop) from the mark
 
     def run(
@@ -134,9 +134,10 @@ class Enforcer:
                 if self._learned:
                     batch, self._learned = self._learned, []
                     self._learn_sink(batch)
-                if poll is not None and time.monotonic() >= next_poll:
+                if time.monotonic() >= next_poll:
                     next_poll = time.monotonic() + poll_every
-                    new = poll()
+                    self.inspector.expire()
+                    new = poll() if poll is not None else None
                     if new is not None:
                         self.update(new)
         finally:

@@ -6,6 +6,11 @@ the ``post`` chain (ALLOW: the kernel takes over; BLOCK: this packet and every l
 dropped, so blocked data never reaches the other side). Decisions are made as early as possible:
 on the first packet when no rule needs the application protocol and no data rule applies, else when
 the protocol is known, and DLP keeps looking at the bytes up to the depth.
+
+A flow starts at its SYN: a SYN with a new initial sequence number on a known address and port
+pair is a new connection and never inherits the old one's verdict. Once decided, a flow keeps only
+its mark (the kernel carries the connection from then on); flows end on a RST or on both FINs when
+the kernel sends them (deny and implicit rules), else when idle for :data:`IDLE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from stockade.network.reassembly import Stream
 DETECT_BYTES = 4096  # bytes per direction kept for protocol detection
 DECIDE_AFTER = 2048  # client bytes after which an unrecognized protocol is "proto.unknown"
 MAX_FLOWS = 20_000
-SYN, FIN, RST = 0x02, 0x01, 0x04
+IDLE_SECONDS = 300.0  # an undecided flow nobody sent a packet of for this long is forgotten
+SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +72,17 @@ class _Flow:
     dlp: list[object | None] = field(default_factory=lambda: [None, None])
     reported: set[str] = field(default_factory=set)
     last: float = 0.0
+    isn: int = -1  # the client's initial sequence number, when its SYN was seen
+    fins: int = 0  # directions that sent a FIN
+
+    def release(self) -> None:
+        """Drop what only an undecided flow needs (buffers, DLP stream state)."""
+        for stream in self.dlp:
+            if stream is not None:
+                stream.discard()  # type: ignore[attr-defined]
+        self.dlp = [None, None]
+        self.streams = [None, None]
+        self.heads = (bytearray(), bytearray())
 
 
 class Inspector:
@@ -146,40 +163,70 @@ class Inspector:
         off: int,
         length: int,
     ) -> None:
-        flow, direction = self._flow(ts, key, "tcp")
+        flow, direction = self._flow(ts, key, "tcp", isn=seq if flags & (SYN | ACK) == SYN else -1)
         if flow.mark:
             self._answer = (True, flow.mark)
+            if flags & (FIN | RST):
+                self._ended(flow, key, direction, flags)
             return
         stream = flow.streams[direction]
         if stream is None:
             stream = flow.streams[direction] = Stream(
                 self.depth, 256 * 1024, on_data=lambda d, f=flow, i=direction: self._data(f, i, d)
             )
+            stream.keep_head = False  # the flow keeps its own (shorter) head for detection
         if flags & SYN:
             stream.syn(seq)
         elif length:
             stream.segment(seq, buf, off, length)
         self._settle(flow)
-        if flags & (FIN | RST) and not flow.mark:
-            self._finish(flow)
+        if flags & (FIN | RST):
+            if not flow.mark:
+                self._finish(flow)
+            self._ended(flow, key, direction, flags)
+        elif flow.mark:
+            flow.release()
         self._answer = (True, flow.mark)
+
+    def _ended(self, flow: _Flow, key: tuple, direction: int, flags: int) -> None:
+        flow.fins |= 0b11 if flags & RST else 1 << direction
+        if flow.fins == 0b11:  # reset, or closed both ways: later packets are stragglers
+            flow.release()
+            self._flows.pop(key if direction == 0 else _reverse(key), None)
 
     def udp(self, ts: float, key: tuple, buf: object, off: int, length: int) -> None:
         flow, direction = self._flow(ts, key, "udp")
         if not flow.mark and length:
             self._data(flow, direction, bytes(buf[off : off + length]))  # type: ignore[index]
             self._settle(flow, final=True)
+            if flow.mark:
+                flow.release()
         self._answer = (True, flow.mark)
+
+    def expire(self, now: float | None = None, idle: float = IDLE_SECONDS) -> int:
+        """Forget flows idle for ``idle`` seconds (their FINs may never come here); returns how many."""
+        cutoff = (time.monotonic() if now is None else now) - idle
+        stale = [k for k, f in self._flows.items() if f.last < cutoff]
+        for k in stale:
+            self._flows.pop(k).release()
+        return len(stale)
 
     # flow state ----------------------------------------------------------------------------
 
-    def _flow(self, ts: float, key: tuple, l4: str) -> tuple[_Flow, int]:
+    def _flow(self, ts: float, key: tuple, l4: str, *, isn: int = -1) -> tuple[_Flow, int]:
         src, sport, dst, dport, _ = key
         flow = self._flows.get(key)
         direction = 0
         if flow is None:
-            flow = self._flows.get((dst, dport, src, sport, key[4]))
+            flow = self._flows.get(_reverse(key))
             direction = 1
+        if flow is not None and isn >= 0 and (direction == 1 or flow.isn != isn):
+            # A client SYN with a new initial sequence number (or from the old server's side): a
+            # new connection on a known address and port pair. It must not inherit the old one's
+            # verdict or stream state.
+            del self._flows[key if direction == 0 else _reverse(key)]
+            flow.release()
+            flow = None
         if flow is None:
             direction = 0
             a, b = self._endpoint(src), self._endpoint(dst)
@@ -190,9 +237,10 @@ class Inspector:
                 client=(src, sport), l4=l4, src=a, dst=b, port=dport, needs=needs, pending=None
             )
             verdict = self._evaluate(flow)
+            flow.isn = isn
             self._flows[key] = flow
             while len(self._flows) > MAX_FLOWS:
-                self._flows.popitem(last=False)
+                self._flows.popitem(last=False)[1].release()
             self._judge(flow, verdict)
         flow.last = ts
         return flow, direction
@@ -349,6 +397,11 @@ class Inspector:
                 data=data,
             )
         )
+
+
+def _reverse(key: tuple) -> tuple:
+    src, sport, dst, dport, proto = key
+    return (dst, dport, src, sport, proto)
 
 
 def _ref(e: Endpoint) -> ResourceRef:

@@ -6,9 +6,13 @@ Chains on the forward hook, in priority order:
 - ``pre`` (-10): decided connections (ct mark) are reset/dropped or accepted; new connections run
   through ``classify``, the compiled rules: pure L3/L4 allows are decided in the kernel; anything
   that needs a look at the first bytes (rules with application protocols, deny and implicit rules so
-  the enforcer records them with their rule, DLP and TLS requirements) is marked INSPECT.
+  the enforcer records them with their rule, DLP and TLS requirements) is marked INSPECT. Segments
+  without payload stay in the kernel (``nodata``), except SYNs (a SYN starts a fresh flow in the
+  enforcer, so a reused address and port pair never inherits an old verdict) and, on connections
+  the enforcer records or learns (HEADS), FINs and RSTs.
 - iptables-nft ``STOCKADE`` (0): INSPECT and undecided, within the first ``depth`` bytes of the
-  connection: ``NFQUEUE`` (with ``--queue-bypass`` when failing open).
+  connection: ``NFQUEUE`` (with ``--queue-bypass`` when failing open); past the depth the
+  connection mark becomes ALLOW, so later packets are accepted first thing in ``pre``.
 - ``post`` (10): the verdict's packet mark becomes the connection mark; BLOCK resets or drops.
 """
 
@@ -134,11 +138,12 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
             not in rule.from_
             + rule.to  # data rules of whatever group "any" covers are unknown here
         )
-        verdict = (
-            f"ct mark set ct mark or {marks.ALLOW:#x} accept"
-            if decide_in_kernel
-            else f"ct mark set ct mark or {marks.INSPECT:#x} accept"
-        )
+        if decide_in_kernel:
+            verdict = f"ct mark set ct mark or {marks.ALLOW:#x} accept"
+        elif rule.action == "allow":
+            verdict = f"ct mark set ct mark or {marks.INSPECT:#x} accept"
+        else:  # the enforcer records a denied connection with its rule: it wants the FIN/RST too
+            verdict = f"ct mark set ct mark or {marks.INSPECT | marks.HEADS:#x} accept"
         for fam, ipkw in ((4, "ip"), (6, "ip6")):
             src = (
                 [""]
@@ -161,7 +166,8 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
                             f'    {" ".join(parts)} counter {verdict} comment "{rule.name}"'
                         )
     classify.append(
-        f'    counter ct mark set ct mark or {marks.INSPECT:#x} accept comment "implicit"'
+        f"    counter ct mark set ct mark or {marks.INSPECT | marks.HEADS:#x} accept"
+        ' comment "implicit"'
     )
 
     reset = "meta l4proto tcp reject with tcp reset"
@@ -173,17 +179,20 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
         "  chain classify {",
         *classify,
         "  }",
-        "  chain nodata {",
-        *_no_payload_rules(),
+        *_no_payload_chains(),
+        "  chain inspecting {",
+        # Segments without payload carry nothing to judge: spare them the trip to user space.
+        # Client SYNs still go (a fresh flow for every connection), FINs and RSTs only where
+        # the enforcer records or learns the connection (HEADS).
+        "    tcp flags & (syn|ack) == syn return",
+        f"    ct mark and {marks.HEADS:#x} == {marks.HEADS:#x} tcp flags & (fin|rst) != 0 return",
+        "    jump nodata",
         "  }",
         "  chain pre {",
         "    type filter hook forward priority -10; policy accept;",
         f"    ct mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} {reset}",
         f"    ct mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} drop",
-        # Bare ACKs and SYN-ACKs of connections under inspection carry nothing to judge: spare
-        # them the trip to user space (SYNs, FINs, RSTs and every segment with data still go).
-        f"    ct mark and {marks.ALL:#x} == {marks.INSPECT:#x} tcp flags & (fin|rst) == 0"
-        " tcp flags & (syn|ack) != syn jump nodata",
+        f"    ct mark and {marks.ALL:#x} == {marks.INSPECT:#x} jump inspecting",
         f"    ct mark and {marks.ALLOW | marks.INSPECT:#x} != 0 accept",
         "    ct state new counter jump classify",
         "  }",
@@ -199,16 +208,22 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
     return "\n".join(lines) + "\n"
 
 
-def _no_payload_rules() -> list[str]:
-    """Rules that mark TCP segments without payload: the IP length is exactly the headers' length.
+def _no_payload_chains() -> list[str]:
+    """Chains that mark TCP segments without payload: the IP length is exactly the headers' length.
 
-    IPv4 with options and IPv6 with extension headers never match, so they are inspected: the
-    shortcut only ever skips segments it can prove empty."""
-    out = []
+    One lookup on the TCP header length, then two comparisons. IPv4 with options and IPv6 with
+    extension headers never match, so they are inspected: the shortcut only ever skips segments
+    it can prove empty."""
+    mark = f"meta mark set meta mark or {marks.NO_DATA:#x}"
+    jumps = ", ".join(f"{doff} : jump nodata_{doff}" for doff in range(5, 16))
+    out = ["  chain nodata {", f"    tcp doff vmap {{ {jumps} }}", "  }"]
     for doff in range(5, 16):
-        mark = f"meta mark set meta mark or {marks.NO_DATA:#x}"
-        out.append(f"    ip hdrlength 5 tcp doff {doff} ip length {20 + doff * 4} {mark}")
-        out.append(f"    ip6 nexthdr tcp tcp doff {doff} ip6 length {doff * 4} {mark}")
+        out += [
+            f"  chain nodata_{doff} {{",
+            f"    ip hdrlength 5 ip length {20 + doff * 4} {mark}",
+            f"    ip6 nexthdr tcp ip6 length {doff * 4} {mark}",
+            "  }",
+        ]
     return out
 
 
@@ -254,25 +269,15 @@ def apply(node: str, ruleset: str, settings: Settings) -> None:
             "-j",
             "RETURN",
         )
-        _iptables(
-            node,
-            binary,
-            "-A",
-            CHAIN,
-            "-m",
-            "connmark",
-            "--mark",
-            f"{marks.INSPECT:#x}/{marks.ALL:#x}",
-            "-m",
-            "connbytes",
-            "--connbytes",
-            f"0:{settings.depth}",
-            "--connbytes-dir",
-            "both",
-            "--connbytes-mode",
-            "bytes",
-            *queue,
-        )
+        inspecting = ["-m", "connmark", "--mark", f"{marks.INSPECT:#x}/{marks.ALL:#x}"]
+        count = ["-m", "connbytes", "--connbytes-dir", "both", "--connbytes-mode", "bytes"]
+        # Past the depth nothing is inspected any more: ALLOW hands the connection to the kernel
+        # for good (the pre chain then accepts it first thing).
+        _iptables(node, binary, "-A", CHAIN, *inspecting, *count,
+                  "--connbytes", f"{settings.depth + 1}:",
+                  "-j", "CONNMARK", "--or-mark", f"{marks.ALLOW:#x}")  # fmt: skip
+        _iptables(node, binary, "-A", CHAIN, *inspecting, *count,
+                  "--connbytes", f"0:{settings.depth}", *queue)  # fmt: skip
         _iptables(node, binary, "-I", "FORWARD", "1", "-j", CHAIN)
 
 
