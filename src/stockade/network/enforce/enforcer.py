@@ -10,7 +10,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stockade.model import Event
 from stockade.model.errors import EnforcementError
@@ -18,6 +18,9 @@ from stockade.network.enforce import marks, nft
 from stockade.network.enforce.inspector import Inspector, Learned
 from stockade.network.policy.endpoints import Directory, resolve
 from stockade.network.policy.model import Policy
+
+if TYPE_CHECKING:
+    from stockade.network.dlp.engine import DlpEngine
 
 log = logging.getLogger("stockade.enforcer")
 
@@ -36,7 +39,7 @@ class Enforcer:
         *,
         emit: Callable[[Event], None],
         learn: Callable[[list[dict[str, Any]]], None],
-        dlp_engine: object | None = None,
+        dlp_engine: DlpEngine | None = None,
     ) -> None:
         self.node = node
         self.settings = settings

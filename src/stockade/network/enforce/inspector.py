@@ -15,14 +15,16 @@ the kernel sends them (deny and implicit rules), else when idle for :data:`IDLE_
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeAlias
 
 from stockade.model import Event, ResourceRef, Severity
-from stockade.network.capture.decode import LINK_RAW, Decoder
+from stockade.network.capture.decode import LINK_RAW, Buf, Decoder, FlowKey
 from stockade.network.enforce import marks
 from stockade.network.interface import DlpMatch
 from stockade.network.policy.endpoints import Directory
@@ -37,11 +39,17 @@ from stockade.network.policy.engine import (
 from stockade.network.policy.model import Policy
 from stockade.network.reassembly import Stream
 
+if TYPE_CHECKING:
+    from stockade.network.dlp.engine import DlpEngine, DlpStream
+
 DETECT_BYTES = 4096  # bytes per direction kept for protocol detection
 DECIDE_AFTER = 2048  # client bytes after which an unrecognized protocol is "proto.unknown"
 MAX_FLOWS = 20_000
 IDLE_SECONDS = 300.0  # an undecided flow nobody sent a packet of for this long is forgotten
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
+
+# what a cached L3/L4 (+ application protocol) verdict depends on: src ip, dst ip, port, l4, app
+_VerdictKey: TypeAlias = tuple[str, str, int, str, str | None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,7 +77,7 @@ class _Flow:
     mark: int = 0
     heads: tuple[bytearray, bytearray] = field(default_factory=lambda: (bytearray(), bytearray()))
     streams: list[Stream | None] = field(default_factory=lambda: [None, None])
-    dlp: list[object | None] = field(default_factory=lambda: [None, None])
+    dlp: list[DlpStream | None] = field(default_factory=lambda: [None, None])
     reported: set[str] = field(default_factory=set)
     last: float = 0.0
     isn: int = -1  # the client's initial sequence number, when its SYN was seen
@@ -79,7 +87,7 @@ class _Flow:
         """Drop what only an undecided flow needs (buffers, DLP stream state)."""
         for stream in self.dlp:
             if stream is not None:
-                stream.discard()  # type: ignore[attr-defined]
+                stream.discard()
         self.dlp = [None, None]
         self.streams = [None, None]
         self.heads = (bytearray(), bytearray())
@@ -92,7 +100,7 @@ class Inspector:
         directory: Directory,
         *,
         resolved: Resolved | None = None,
-        dlp_engine: object | None = None,
+        dlp_engine: DlpEngine | None = None,
         depth: int = 65536,
         emit: Callable[[Event], None] = lambda e: None,
         learn: Callable[[Learned], None] = lambda item: None,
@@ -104,10 +112,10 @@ class Inspector:
         self.emit = emit
         self.learn = learn
         self._dlp_engine = dlp_engine
-        self._flows: OrderedDict[tuple, _Flow] = OrderedDict()
+        self._flows: OrderedDict[FlowKey, _Flow] = OrderedDict()
         self._decoder = Decoder(self, skip_outgoing=False)
         self._answer: tuple[bool, int] = (True, 0)
-        self._verdicts: dict[tuple, Verdict] = {}  # evaluate() is pure for a given policy
+        self._verdicts: dict[_VerdictKey, Verdict] = {}  # evaluate() is pure for a given policy
         self._needs: dict[tuple[str, str], DataNeeds] = {}
         self._endpoints: dict[bytes, Endpoint] = {}
         self.stats = {"packets": 0, "blocked": 0, "allowed": 0, "malformed": 0}
@@ -155,11 +163,11 @@ class Inspector:
     def tcp(
         self,
         ts: float,
-        key: tuple,
+        key: FlowKey,
         flags: int,
         seq: int,
         ack: int,
-        buf: object,
+        buf: Buf,
         off: int,
         length: int,
     ) -> None:
@@ -172,7 +180,7 @@ class Inspector:
         stream = flow.streams[direction]
         if stream is None:
             stream = flow.streams[direction] = Stream(
-                self.depth, 256 * 1024, on_data=lambda d, f=flow, i=direction: self._data(f, i, d)
+                self.depth, 256 * 1024, on_data=functools.partial(self._data, flow, direction)
             )
             stream.keep_head = False  # the flow keeps its own (shorter) head for detection
         if flags & SYN:
@@ -188,16 +196,16 @@ class Inspector:
             flow.release()
         self._answer = (True, flow.mark)
 
-    def _ended(self, flow: _Flow, key: tuple, direction: int, flags: int) -> None:
+    def _ended(self, flow: _Flow, key: FlowKey, direction: int, flags: int) -> None:
         flow.fins |= 0b11 if flags & RST else 1 << direction
         if flow.fins == 0b11:  # reset, or closed both ways: later packets are stragglers
             flow.release()
             self._flows.pop(key if direction == 0 else _reverse(key), None)
 
-    def udp(self, ts: float, key: tuple, buf: object, off: int, length: int) -> None:
+    def udp(self, ts: float, key: FlowKey, buf: Buf, off: int, length: int) -> None:
         flow, direction = self._flow(ts, key, "udp")
         if not flow.mark and length:
-            self._data(flow, direction, bytes(buf[off : off + length]))  # type: ignore[index]
+            self._data(flow, direction, bytes(buf[off : off + length]))
             self._settle(flow, final=True)
             if flow.mark:
                 flow.release()
@@ -213,7 +221,7 @@ class Inspector:
 
     # flow state ----------------------------------------------------------------------------
 
-    def _flow(self, ts: float, key: tuple, l4: str, *, isn: int = -1) -> tuple[_Flow, int]:
+    def _flow(self, ts: float, key: FlowKey, l4: str, *, isn: int = -1) -> tuple[_Flow, int]:
         src, sport, dst, dport, _ = key
         flow = self._flows.get(key)
         direction = 0
@@ -267,9 +275,9 @@ class Inspector:
         if flow.needs.block or flow.needs.alert:
             stream = flow.dlp[direction]
             if stream is None and self._dlp_engine is not None:
-                stream = flow.dlp[direction] = self._dlp_engine.stream()  # type: ignore[attr-defined]
+                stream = flow.dlp[direction] = self._dlp_engine.stream()
             if stream is not None:
-                found = stream.feed(data) + stream.decide_now()  # type: ignore[attr-defined]
+                found = stream.feed(data) + stream.decide_now()
                 for m in found:
                     self._dlp_hit(flow, direction, m)
 
@@ -357,7 +365,7 @@ class Inspector:
         why: str,
         *,
         rule: str | None = None,
-        extra: dict | None = None,
+        extra: dict[str, str] | None = None,
     ) -> None:
         flow.mark = marks.BLOCK
         self.stats["blocked"] += 1
@@ -371,7 +379,7 @@ class Inspector:
         why: str,
         *,
         rule: str | None = None,
-        extra: dict | None = None,
+        extra: dict[str, str] | None = None,
     ) -> None:
         tag = f"{kind}:{(extra or {}).get('evidence', '')}"
         if tag in flow.reported:
@@ -399,7 +407,7 @@ class Inspector:
         )
 
 
-def _reverse(key: tuple) -> tuple:
+def _reverse(key: FlowKey) -> FlowKey:
     src, sport, dst, dport, proto = key
     return (dst, dport, src, sport, proto)
 
