@@ -6,10 +6,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from stockade.model.errors import ConfigError, UsageError
 from stockade.network.policy.engine import Endpoint
+
+if TYPE_CHECKING:
+    from stockade.network.lab.inventory import Inventory
 
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
@@ -22,9 +26,9 @@ class Directory:
         self._by_ip = {ipaddress.ip_address(e.ip): e for e in self.endpoints}
 
     @classmethod
-    def from_lab(cls, inv: object) -> Directory:
+    def from_lab(cls, inv: Inventory) -> Directory:
         eps = []
-        for p in inv.pods:  # type: ignore[attr-defined]
+        for p in inv.pods:
             for ip in (p.ipv4, p.ipv6):
                 if ip:
                     eps.append(
@@ -55,7 +59,7 @@ class Directory:
         hits.sort(key=lambda e: ipaddress.ip_address(e.ip).version != family)
         return hits[0]
 
-    def addresses(self, pred) -> list[str]:
+    def addresses(self, pred: Callable[[Endpoint], bool]) -> list[str]:
         return [e.ip for e in self.endpoints if pred(e)]
 
 

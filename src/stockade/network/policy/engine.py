@@ -191,7 +191,8 @@ def data_needs(
     """DLP and TLS requirements from both ends' groups (egress of ``src``, ingress of ``dst``)."""
     res = resolved or {}
     sg, dg = groups_of(policy, src, res), groups_of(policy, dst, res)
-    block, alert = [], []
+    block: list[str] = []
+    alert: list[str] = []
     for g in (*sg, *dg):
         for d in g.dlp:
             (block if d.action == "block" else alert).append(d.sensor)

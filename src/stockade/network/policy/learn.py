@@ -60,9 +60,10 @@ def policy_from_learned(
         key = repr(sorted(g["selector"].items()))
         if key in selectors:
             return selectors[key]
-        selectors[key] = g["name"]
-        groups.setdefault(g["name"], g)
-        return g["name"]
+        new: str = g["name"]
+        selectors[key] = new
+        groups.setdefault(new, g)
+        return new
 
     for row in rows:
         src, dst = group_name(row["src_endpoint"]), group_name(row["dst_endpoint"])
@@ -81,8 +82,8 @@ def policy_from_learned(
         if app != "proto.unknown":
             rule["protocols"] = [app]
         rules.setdefault(rule_name, rule)
-    for g in groups.values():
-        g["mode"] = mode
+    for group in groups.values():
+        group["mode"] = mode
     data = {
         "metadata": {"name": base.metadata.name if base else name},
         "spec": {"groups": list(groups.values()), "rules": list(rules.values())},

@@ -9,14 +9,17 @@ globs) is left out, and each omission is reported.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeAlias
 
 from stockade.model.errors import ConfigError
 from stockade.network.policy.learn import _slug
 from stockade.network.policy.model import ANY, Group, Policy, parse_port
 
 NS_LABEL = "kubernetes.io/metadata.name"
+
+# adds (or reuses) a group by name and selector and returns its name
+AddGroup: TypeAlias = Callable[[str, dict[str, Any]], str]
 
 
 def _labels(sel: Any, where: str, warnings: list[str]) -> dict[str, str]:
@@ -69,9 +72,9 @@ def import_policies(docs: Iterable[Mapping[str, Any]]) -> tuple[Policy, list[str
                 peers = [
                     _peer(p, ns, f"{where} {key}[{i}]", warnings, add_group)
                     for p in (item.get(peer_key) or [])
-                ]
-                peers = [p for p in peers if p] or [ANY]
-                ports = []
+                ] or [ANY]
+                ports: list[str] = []
+                named_port = False
                 for p in item.get("ports") or []:
                     proto = str(p.get("protocol", "TCP")).lower()
                     port = p.get("port")
@@ -84,11 +87,11 @@ def import_policies(docs: Iterable[Mapping[str, Any]]) -> tuple[Policy, list[str
                         warnings.append(
                             f"{where} {key}[{i}]: named port {port!r} cannot be resolved offline; rule skipped"
                         )
-                        ports = None
+                        named_port = True
                         break
-                if ports is None:
+                if named_port:
                     continue
-                rule = {
+                rule: dict[str, Any] = {
                     "name": _slug(ns, np_name, key, str(i)),
                     "action": "allow",
                     "ports": ports or [ANY],
@@ -111,7 +114,9 @@ def import_policies(docs: Iterable[Mapping[str, Any]]) -> tuple[Policy, list[str
     return policy, warnings
 
 
-def _peer(p: Mapping[str, Any], ns: str, where: str, warnings: list[str], add_group) -> str | None:
+def _peer(
+    p: Mapping[str, Any], ns: str, where: str, warnings: list[str], add_group: AddGroup
+) -> str:
     if "ipBlock" in p:
         block = p["ipBlock"] or {}
         if block.get("except"):
@@ -184,11 +189,11 @@ def export_policies(policy: Policy) -> tuple[list[dict[str, Any]], list[str]]:
                     f"group {g.name!r}: not one namespace plus labels; no NetworkPolicy for it"
                 )
             continue
-        ingress = []
+        ingress: list[dict[str, Any]] = []
         for r in policy.spec.rules:
             if r.action != "allow" or (g.name not in r.to and ANY not in r.to):
                 continue
-            peers = []
+            peers: list[dict[str, Any]] = []
             for name in r.from_:
                 if name == ANY:
                     peers = []
@@ -200,7 +205,7 @@ def export_policies(policy: Policy) -> tuple[list[dict[str, Any]], list[str]]:
                     )
                     continue
                 peers.append(peer)
-            ports = []
+            ports: list[dict[str, Any]] = []
             for text in r.ports:
                 pr = parse_port(text)
                 for l4 in ("tcp", "udp") if pr.l4 == "any" else (pr.l4,):

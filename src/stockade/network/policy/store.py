@@ -84,7 +84,8 @@ def load_policy(store: Store, name: str = "default") -> tuple[str, int] | None:
 
 def _identity(ep: dict[str, Any]) -> str:
     if ep.get("external") or not ep.get("name"):
-        return ep["ip"]
+        ip: str = ep["ip"]
+        return ip
     return f"{ep.get('namespace', '')}/{ep['name']}"
 
 
