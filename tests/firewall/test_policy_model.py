@@ -241,3 +241,30 @@ def test_networkpolicy_export_round_trips_the_l4_part() -> None:
     assert evaluate(back, PAY, ORD, 8443).action == "allow"
     assert evaluate(back, PAY, DB, 5432).action == "allow"
     assert evaluate(back, CRM, DB, 5432).action == "deny"
+
+
+ONLY_UNEXPORTABLE_SOURCES = """
+apiVersion: stockade.dev/v1
+kind: FirewallPolicy
+metadata: {name: narrow}
+spec:
+  groups:
+    - {name: api, selector: {namespace: shop, labels: {app: orders}}, mode: protect}
+    - {name: partner, selector: {dns: [partner.example.com]}}
+    - {name: one-pod, selector: {namespace: shop, pods: [payments]}}
+  rules:
+    - {name: partner-in, from: [partner], to: [api], ports: [tcp/8443]}
+    - {name: pay-in, from: [one-pod, partner], to: [api], ports: [tcp/8080]}
+"""
+
+
+def test_networkpolicy_export_never_widens_a_rule_whose_sources_cannot_be_peers() -> None:
+    pol = parse_texts([("narrow.yaml", ONLY_UNEXPORTABLE_SOURCES)])
+    docs, warnings = export_policies(pol)
+    (doc,) = docs
+    # an ingress item without "from" would admit every source; the rules are left out instead
+    assert doc["spec"]["ingress"] == []
+    assert any("'partner-in'" in w and "rule left out" in w for w in warnings)
+    assert any("'pay-in'" in w and "rule left out" in w for w in warnings)
+    back, _ = import_policies(docs)
+    assert evaluate(back, CRM, ORD, 8443).action == "deny"

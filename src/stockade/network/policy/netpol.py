@@ -194,9 +194,10 @@ def export_policies(policy: Policy) -> tuple[list[dict[str, Any]], list[str]]:
             if r.action != "allow" or (g.name not in r.to and ANY not in r.to):
                 continue
             peers: list[dict[str, Any]] = []
+            everyone = False
             for name in r.from_:
                 if name == ANY:
-                    peers = []
+                    everyone = True
                     break
                 peer = _np_peer(by_name[name])
                 if peer is None:
@@ -205,6 +206,16 @@ def export_policies(policy: Policy) -> tuple[list[dict[str, Any]], list[str]]:
                     )
                     continue
                 peers.append(peer)
+            if everyone:
+                peers = []
+            elif not peers:
+                # an ingress item without "from" admits every source: never widen a rule whose
+                # sources were all left out
+                warnings.append(
+                    f"rule {r.name!r}: no source can be a NetworkPolicy peer; rule left out"
+                    f" of group {g.name!r}"
+                )
+                continue
             ports: list[dict[str, Any]] = []
             for text in r.ports:
                 pr = parse_port(text)
