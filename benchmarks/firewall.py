@@ -10,8 +10,8 @@ One enforcer runs throughout; a block is "off" with its rules removed (the enfor
 the path) and "Protect" with them applied. Blocks alternate (off, on), (on, off), ... so that drift in
 the machine's load hits both sides; latencies are pooled over the blocks.
 
-    python benchmarks/firewall.py [--requests 200] [--keepalive 5000] [--bytes 200000000] [--rounds 10]
-                                 [--no-bulk]
+    python benchmarks/firewall.py [--rounds 30] [--keepalive 1500] [--new-rounds 15]
+                                  [--requests 150] [--bulk-rounds 6] [--bytes 1000000000]
 
 Needs root; makes its own lab (prefix ``fwb-``) and removes it.
 """
@@ -203,13 +203,12 @@ def _ms(values: list[float], q: float = 0.5) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=200, help="new connections per block")
-    ap.add_argument(
-        "--keepalive", type=int, default=5000, help="requests on one connection per block"
-    )
-    ap.add_argument("--bytes", type=int, default=200_000_000, help="bulk bytes per block")
-    ap.add_argument("--rounds", type=int, default=10, help="off and Protect blocks, alternating")
-    ap.add_argument("--no-bulk", action="store_true", help="latency only")
+    ap.add_argument("--rounds", type=int, default=30, help="keep-alive rounds (off and Protect)")
+    ap.add_argument("--keepalive", type=int, default=1500, help="requests per keep-alive block")
+    ap.add_argument("--new-rounds", type=int, default=15, help="new-connection rounds")
+    ap.add_argument("--requests", type=int, default=150, help="new connections per block")
+    ap.add_argument("--bulk-rounds", type=int, default=6, help="bulk rounds (0: none)")
+    ap.add_argument("--bytes", type=int, default=1_000_000_000, help="bulk bytes per block")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     from stockade.network.enforce import nft
@@ -217,9 +216,9 @@ def main() -> None:
     from stockade.network.policy.endpoints import Directory
     from stockade.network.policy.files import load_files
 
-    nbytes = args.bytes
-    off: dict[str, list[float]] = {"mbit": [], "new": [], "keep": [], "head": []}
-    on: dict[str, list[float]] = {k: [] for k in off}
+    # per key: one list of samples per block, for off and for Protect
+    off: dict[str, list[list[float]]] = {"mbit": [], "new": [], "keep": [], "head": []}
+    on: dict[str, list[list[float]]] = {k: [] for k in off}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         state, db = tmp / "lab.json", f"sqlite:///{tmp}/db.sqlite"
@@ -237,18 +236,19 @@ def main() -> None:
                 load_files([tmp / "policy.yaml"]), Directory.from_lab(load(state)).endpoints, {}
             )
             enf = _enforcer(tmp, state, db)
-            # Alternate (off, on), (on, off), ... so that drift in the machine's load hits both.
-            # Each kind in its own blocks, so that one kind's after-effects do not land on another.
-            for kind in ("keep", "new") if args.no_bulk else ("keep", "new", "bulk"):
-                for i in range(args.rounds):
+            # Each kind in its own blocks, so that one kind's after-effects do not land on
+            # another; rounds alternate (off, on), (on, off), ... so that drift hits both sides.
+            plan = (("keep", args.rounds), ("new", args.new_rounds), ("bulk", args.bulk_rounds))
+            for kind, rounds in plan:
+                for i in range(rounds):
                     for protect in (False, True) if i % 2 == 0 else (True, False):
                         if protect:
                             nft.apply(node, ruleset, nft.Settings())
                         else:
                             nft.remove(node)
-                        got = measure(kind, args.requests, args.keepalive, nbytes)
+                        got = measure(kind, args.requests, args.keepalive, args.bytes)
                         for k, v in got.items():
-                            (on if protect else off)[k] += v
+                            (on if protect else off)[k].append(v)
         finally:
             if enf is not None:
                 enf.send_signal(signal.SIGTERM)
@@ -256,23 +256,38 @@ def main() -> None:
             cli("lab", "down", "--prefix", PREFIX, "--state", str(state))
         stats = (tmp / "enforcer.log").read_text().partition("rules removed.")[2].split()
 
-    def change(key: str, q: float = 0.5) -> str:
-        a, b = _ms(off[key], q), _ms(on[key], q)
-        return f"off {a:.3f} ms, protect {b:.3f} ms ({(b / a - 1) * 100:+.0f}%)"
+    def pooled(side: dict[str, list[list[float]]], key: str) -> list[float]:
+        return [x for block in side[key] for x in block]
 
-    print(f"{args.rounds} rounds of an off and a Protect block (DLP on the first 64 KiB), pooled")
-    if off["mbit"]:
-        a, b = statistics.median(off["mbit"]), statistics.median(on["mbit"])
-        print(
-            f"bulk TCP, {nbytes / 1e6:.0f} MB per block: median off {a:.0f} Mbit/s, "
-            f"protect {b:.0f} Mbit/s, ratio {b / a:.2f} (target >= 0.90)"
+    def change(key: str) -> str:
+        """Pooled medians, and the median over rounds of each round's Protect/off ratio."""
+        a, b = _ms(pooled(off, key)), _ms(pooled(on, key))
+        ratios = sorted(
+            statistics.median(y) / statistics.median(x) - 1
+            for x, y in zip(off[key], on[key], strict=True)
         )
-    n = len(off["keep"])
-    print(f"HTTP POST latency on an established connection ({n} requests per side): median "
-          f"{change('keep')} (target <= +10%); p99 {change('keep', 0.99)}")  # fmt: skip
-    print(f"  the first {HEAD} requests of each connection (inspected): median {change('head')}")
-    print(f"HTTP POST with a new connection each ({len(off['new'])} per side, the worst case): "
-          f"median {change('new')}; p99 {change('new', 0.99)}")  # fmt: skip
+        q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        return (
+            f"median off {a:.3f} ms, protect {b:.3f} ms ({(b / a - 1) * 100:+.0f}%); "
+            f"per round: median {statistics.median(ratios) * 100:+.0f}% "
+            f"(middle half {q[0] * 100:+.0f}% to {q[2] * 100:+.0f}%, {len(ratios)} rounds)"
+        )
+
+    print("enforcer off (rules removed) and in Protect mode with DLP on the first 64 KiB")
+    if off["mbit"]:
+        a, b = statistics.median(pooled(off, "mbit")), statistics.median(pooled(on, "mbit"))
+        print(
+            f"bulk TCP, {args.bytes / 1e6:.0f} MB per block, {len(off['mbit'])} rounds: median off "
+            f"{a:.0f} Mbit/s, protect {b:.0f} Mbit/s, ratio {b / a:.2f} (target >= 0.90)"
+        )
+    print(f"HTTP POST on an established connection (target: median <= +10%): {change('keep')}")
+    print(f"  its first {HEAD} requests (inspected): {change('head')}")
+    print(f"HTTP POST, a new connection each (the worst case): {change('new')}")
+    keep, new = len(pooled(off, "keep")), len(pooled(off, "new"))
+    print(f"p99: established {_ms(pooled(off, 'keep'), 0.99):.3f} -> "
+          f"{_ms(pooled(on, 'keep'), 0.99):.3f} ms ({keep} requests a side); new connection "
+          f"{_ms(pooled(off, 'new'), 0.99):.3f} -> {_ms(pooled(on, 'new'), 0.99):.3f} ms "
+          f"({new} a side)")  # fmt: skip
     print(f"enforcer: {' '.join(stats) or '?'}")
 
 

@@ -190,6 +190,8 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
         "  }",
         "  chain pre {",
         "    type filter hook forward priority -10; policy accept;",
+        # the common case first: a connection decided and allowed costs one comparison
+        f"    ct mark and {marks.ALLOW | marks.BLOCK:#x} == {marks.ALLOW:#x} accept",
         f"    ct mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} {reset}",
         f"    ct mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} drop",
         f"    ct mark and {marks.ALL:#x} == {marks.INSPECT:#x} jump inspecting",
@@ -198,6 +200,8 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
         "  }",
         "  chain post {",
         "    type filter hook forward priority 10; policy accept;",
+        # only packets back from the verdict handler carry these bits
+        f"    meta mark and {marks.ALLOW | marks.BLOCK:#x} == 0 accept",
         f"    meta mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} ct mark set ct mark or {marks.BLOCK:#x}",
         f"    meta mark and {marks.ALLOW:#x} == {marks.ALLOW:#x} ct mark set ct mark or {marks.ALLOW:#x}",
         f"    meta mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} {reset}",
@@ -273,19 +277,20 @@ def apply(node: str, ruleset: str, settings: Settings) -> None:
         count = ["-m", "connbytes", "--connbytes-dir", "both", "--connbytes-mode", "bytes"]
         # Past the depth nothing is inspected any more: ALLOW hands the connection to the kernel
         # for good (the pre chain then accepts it first thing).
-        _iptables(node, binary, "-A", CHAIN, *inspecting, *count,
-                  "--connbytes", f"{settings.depth + 1}:",
+        _iptables(node, binary, "-A", CHAIN, *count, "--connbytes", f"{settings.depth + 1}:",
                   "-j", "CONNMARK", "--or-mark", f"{marks.ALLOW:#x}")  # fmt: skip
-        _iptables(node, binary, "-A", CHAIN, *inspecting, *count,
-                  "--connbytes", f"0:{settings.depth}", *queue)  # fmt: skip
-        _iptables(node, binary, "-I", "FORWARD", "1", "-j", CHAIN)
+        _iptables(node, binary, "-A", CHAIN, *count, "--connbytes", f"0:{settings.depth}", *queue)
+        # Only connections under inspection enter the chain: the others pay one match.
+        _iptables(node, binary, "-I", "FORWARD", "1", *inspecting, "-j", CHAIN)
 
 
 def _remove_chain(node: str, binary: str) -> None:
-    for _ in range(8):  # bounded: remove every jump we may have inserted
-        proc = run(in_ns(node, binary, "-w", "-D", "FORWARD", "-j", CHAIN), check=False)
-        if proc.returncode != 0:
-            break
+    inspecting = ("-m", "connmark", "--mark", f"{marks.INSPECT:#x}/{marks.ALL:#x}")
+    for jump in (inspecting, ()):  # today's jump, and the plain one of earlier versions
+        for _ in range(8):  # bounded: remove every jump we may have inserted
+            proc = run(in_ns(node, binary, "-w", "-D", "FORWARD", *jump, "-j", CHAIN), check=False)
+            if proc.returncode != 0:
+                break
     _iptables(node, binary, "-F", CHAIN, check=False)
     _iptables(node, binary, "-X", CHAIN, check=False)
 
