@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -243,3 +244,59 @@ def test_only_syns_and_segments_with_data_go_to_user_space(lab, protect) -> None
     # SYN, the request, the response (headers and body may be two segments); the handshake's
     # ACKs, the SYN-ACK and the FINs of an allowed connection stay in the kernel.
     assert 3 <= sent <= 4, sent
+
+
+def test_enforcement_survives_a_failing_store_and_a_refused_policy(lab, monkeypatch, caplog):
+    """The policy store away, then rules the kernel refuses: the policy in force stays enforced."""
+    from stockade.model.errors import EnforcementError
+    from stockade.network.enforce import nft
+    from stockade.network.enforce.enforcer import Enforcer
+    from stockade.network.lab.inventory import load
+    from stockade.network.policy.endpoints import Directory
+    from stockade.network.policy.files import load_files
+
+    policy = load_files([EXAMPLES / "policy.yaml"])
+    inv = load(lab.state)
+    real_load = nft.load
+
+    def refuse(node: str, text: str) -> None:  # the one fake: a kernel that refuses rules
+        raise EnforcementError("nft rejected the rules: Error: refused for the test")
+
+    steps = iter(["store away", "refused"])
+
+    def poll():
+        step = next(steps, None)
+        if step == "store away":
+            raise OSError("database is away")
+        if step == "refused":
+            monkeypatch.setattr(nft, "load", refuse)
+            return policy
+        monkeypatch.setattr(nft, "load", real_load)
+        return None
+
+    events: list = []
+    enf = Enforcer(
+        inv.node_netns,
+        policy,
+        Directory.from_lab(inv),
+        nft.Settings(queue=9),
+        emit=events.append,
+        learn=lambda rows: None,
+    )
+    seen: dict = {}
+
+    def traffic() -> None:
+        time.sleep(1.5)  # both failures have happened (one poll every 0.3 s)
+        seen["crm"] = lab.curl("crm", ORDERS)
+        seen["payments"] = lab.curl("payments", ORDERS)
+        enf.stop()
+
+    thread = threading.Thread(target=traffic)
+    thread.start()
+    enf.run(duration=30, poll=poll, poll_every=0.3)
+    thread.join(timeout=30)
+    assert seen["crm"][0] == 7  # still reset by the rules in force
+    assert seen["payments"][:2] == (0, "200")
+    assert [e.kind for e in events].count("firewall.policy_rejected") == 1
+    assert "database is away" in caplog.text and "stays in force" in caplog.text
+    assert not rules_present(lab)  # and a clean stop still removes everything

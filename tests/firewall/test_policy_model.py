@@ -121,6 +121,10 @@ def test_ports(text, expected) -> None:
             "spec:\n  groups:\n    - {name: a, selector: {cidrs: [10.0.0.0/8], namespace: x}}\n",
             "do not mix",
         ),
+        (  # a name that would break out of the kernel rule's comment
+            "spec:\n  rules:\n    - {name: 'x\" accept comment \"y', from: [any], to: [any]}\n",
+            "p.yaml:3: spec.rules[0].name",
+        ),
         ("spec: [\n", "p.yaml:2: invalid YAML"),
         ("kind: NetworkPolicy\n", "p.yaml:1: kind"),
     ],

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from stockade.model import Event
+from stockade.model import Event, Severity
 from stockade.model.errors import EnforcementError
 from stockade.network.enforce import marks, nft
 from stockade.network.enforce.inspector import Inspector, Learned
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from stockade.network.dlp.engine import DlpEngine
 
 log = logging.getLogger("stockade.enforcer")
+
+
+MAX_PENDING_LEARNED = 10_000  # learned connections kept while the store cannot take them
 
 
 def _dns_names(policy: Policy) -> list[str]:
@@ -48,14 +51,16 @@ class Enforcer:
         self._learn_sink = learn
         self._learned: list[dict[str, Any]] = []
         self._dlp = dlp_engine
-        self.inspector = self._inspector(policy)
+        self.inspector, self.ruleset = self._inspector(policy)
         self._stop = False
         self.errors = 0
+        self._retry_learned_at = 0.0
+        self._poll_failing = False
 
-    def _inspector(self, policy: Policy) -> Inspector:
+    def _inspector(self, policy: Policy) -> tuple[Inspector, str]:
         resolved = resolve(_dns_names(policy), netns=self.node)
-        self.ruleset = nft.compile_ruleset(policy, self.directory.endpoints, resolved)
-        return Inspector(
+        ruleset = nft.compile_ruleset(policy, self.directory.endpoints, resolved)
+        inspector = Inspector(
             policy,
             self.directory,
             resolved=resolved,
@@ -64,6 +69,7 @@ class Enforcer:
             emit=self._emit,
             learn=self._on_learn,
         )
+        return inspector, ruleset
 
     def _on_learn(self, item: Learned) -> None:
         self._learned.append(
@@ -77,10 +83,48 @@ class Enforcer:
         )
 
     def update(self, policy: Policy) -> None:
-        """Swap in a new policy: new inspector, rules replaced atomically."""
-        inspector = self._inspector(policy)
-        nft.apply(self.node, self.ruleset, self.settings)
-        self.inspector = inspector
+        """Swap in a new policy: new inspector, rules replaced atomically. If the kernel refuses the
+        new rules, the old ones (and the old inspector) stay in force."""
+        inspector, ruleset = self._inspector(policy)
+        nft.apply(self.node, ruleset, self.settings)
+        self.inspector, self.ruleset = inspector, ruleset
+
+    def _flush_learned(self) -> None:
+        if not self._learned or time.monotonic() < self._retry_learned_at:
+            return
+        batch, self._learned = self._learned, []
+        try:
+            self._learn_sink(batch)
+        except Exception:  # the store is away: keep the rows (bounded) and retry later
+            log.exception("could not store %d learned connections; retrying", len(batch))
+            self._learned = (batch + self._learned)[-MAX_PENDING_LEARNED:]
+            self._retry_learned_at = time.monotonic() + 5.0
+
+    def _check_policy(self, poll: Callable[[], Policy | None]) -> None:
+        """Pick up a new policy. Failures are logged and retried; enforcement goes on meanwhile."""
+        try:
+            new = poll()
+        except Exception as exc:
+            if not self._poll_failing:  # once per streak, not every interval
+                log.error("cannot read the policy (%s); enforcing the one in force", exc)
+            self._poll_failing = True
+            return
+        self._poll_failing = False
+        if new is None:
+            return
+        try:
+            self.update(new)
+        except Exception as exc:
+            log.error("new policy not applied, the previous one stays in force: %s", exc)
+            self._emit(
+                Event(
+                    kind="firewall.policy_rejected",
+                    message=f"policy not applied on {self.node}; the previous one stays: {exc}",
+                    severity=Severity.HIGH,
+                    source="enforcer",
+                    data={"node": self.node, "error": str(exc)},
+                )
+            )
 
     def stop(self, *_: object) -> None:
         self._stop = True
@@ -134,19 +178,16 @@ class Enforcer:
                 readable, _, _ = select.select([sock_fd], [], [], 0.2)
                 if readable:
                     nfq.run(block=False)
-                if self._learned:
-                    batch, self._learned = self._learned, []
-                    self._learn_sink(batch)
+                self._flush_learned()
                 if time.monotonic() >= next_poll:
                     next_poll = time.monotonic() + poll_every
                     self.inspector.expire()
-                    new = poll() if poll is not None else None
-                    if new is not None:
-                        self.update(new)
+                    if poll is not None:
+                        self._check_policy(poll)
         finally:
             nfq.unbind()
             for s, h in old.items():
                 signal.signal(s, h)
             nft.remove(self.node)
-            if self._learned:
-                self._learn_sink(self._learned)
+            self._retry_learned_at = 0.0
+            self._flush_learned()

@@ -150,6 +150,16 @@ class Rule(_Strict):
     )  # application protocols (proto.http, ...); empty: any
     action: Literal["allow", "deny"] = "allow"
 
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        # The name travels into kernel rule comments and events: a slug, so nothing can be injected
+        if not _SLUG.match(v):
+            raise ValueError(
+                f"rule name {v!r} must be a lowercase slug (letters, digits, '-', '.'; 63 at most)"
+            )
+        return v
+
     @field_validator("ports")
     @classmethod
     def _ports(cls, v: list[str]) -> list[str]:
