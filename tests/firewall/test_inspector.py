@@ -156,3 +156,23 @@ def test_decided_flows_keep_only_their_mark_and_closed_or_idle_flows_are_forgott
     insp.packet(packet(PAY.ip, ORD.ip, 41002, 8080, ACK | PSH, 6, GET))  # undecided: DLP watches
     assert len(insp._flows) == 1 and insp.expire(idle=3600) == 0
     assert insp.expire(now=time.monotonic() + 3601, idle=3600) == 1 and insp._flows == {}
+
+
+def test_a_blocked_clear_http_request_is_answered_and_other_blocks_are_reset() -> None:
+    insp = inspector([])
+    insp.packet(packet(PAY.ip, ORD.ip, 41003, 8080, SYN, 100))
+    body = b'{"card": "4111 1111 1111 1111"}'
+    req = b"POST /pay HTTP/1.1\r\nHost: orders\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    assert insp.packet(packet(PAY.ip, ORD.ip, 41003, 8080, ACK | PSH, 101, req))[1] == marks.BLOCK
+    reply = insp.reply
+    assert reply is not None and (reply.client, reply.server_port) == (PAY.ip, 8080)
+    assert (reply.request_seq, reply.request_end) == (101, 101 + len(req))
+    assert reply.event == "dlp.blocked" and "4111 **** **** 1111" in reply.reason
+    assert "4111 1111" not in repr(reply)
+    # not HTTP (Redis on the HTTP port): a reset, no answer
+    insp.packet(packet(PAY.ip, ORD.ip, 41004, 8080, SYN, 5))
+    assert insp.packet(packet(PAY.ip, ORD.ip, 41004, 8080, ACK | PSH, 6, REDIS))[1] == marks.BLOCK
+    assert insp.reply is None
+    # denied at the SYN: nothing to answer
+    assert insp.packet(packet(CRM.ip, ORD.ip, 41005, 8080, SYN, 9))[1] == marks.BLOCK
+    assert insp.reply is None

@@ -204,7 +204,7 @@ def _firewall(d: Demo, state: Path) -> None:
                 "payments",
                 "http://10.77.0.11:8080/pay",
                 ["-d", '{"card": "4111 1111 1111 1111"}'],
-                "blocked (card in clear)",
+                "blocked: the enforcer answers 403 (card in clear)",
             ),
             (
                 "payments",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from stockade.model import Event, Severity
 from stockade.model.errors import EnforcementError
 from stockade.network.enforce import marks, nft
+from stockade.network.enforce.answer import Injector
 from stockade.network.enforce.inspector import Inspector, Learned
 from stockade.network.policy.endpoints import Directory, resolve
 from stockade.network.policy.model import Policy
@@ -55,6 +56,7 @@ class Enforcer:
         self._stop = False
         self.errors = 0
         self._retry_learned_at = 0.0
+        self._injector: Injector | None = None
         self._poll_failing = False
 
     def _inspector(self, policy: Policy) -> tuple[Inspector, str]:
@@ -132,6 +134,10 @@ class Enforcer:
     def _verdict(self, pkt: Any) -> None:
         try:
             _, mark = self.inspector.packet(pkt.get_payload())
+            reply = self.inspector.reply
+            if reply is not None and self._injector is not None:
+                self._injector.send(reply)  # a 403 to the client, a reset to the server
+                mark |= marks.QUIET
         except Exception:  # a bug must not stop enforcement: the fail mode decides
             self.errors += 1
             if self.errors == 1:
@@ -167,6 +173,10 @@ class Enforcer:
                     f"cannot bind NFQUEUE {self.settings.queue} in {self.node} (another enforcer running?): {exc}"
                 ) from exc
             sock_fd = nfq.get_fd()
+            try:  # raw sockets for the 403 answers, opened in the node's namespace
+                self._injector = Injector()
+            except OSError as exc:
+                log.warning("cannot answer blocked HTTP requests with a 403 (%s); resets only", exc)
         old = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             nft.apply(self.node, self.ruleset, self.settings)
@@ -186,6 +196,9 @@ class Enforcer:
                         self._check_policy(poll)
         finally:
             nfq.unbind()
+            if self._injector is not None:
+                self._injector.close()
+                self._injector = None
             for s, h in old.items():
                 signal.signal(s, h)
             nft.remove(self.node)

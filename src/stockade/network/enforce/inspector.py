@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from stockade.model import Event, ResourceRef, Severity
 from stockade.network.capture.decode import LINK_RAW, Buf, Decoder, FlowKey
 from stockade.network.enforce import marks
+from stockade.network.enforce.answer import Answer
 from stockade.network.interface import DlpMatch
 from stockade.network.policy.endpoints import Directory
 from stockade.network.policy.engine import (
@@ -115,6 +116,11 @@ class Inspector:
         self._flows: OrderedDict[FlowKey, _Flow] = OrderedDict()
         self._decoder = Decoder(self, skip_outgoing=False)
         self._answer: tuple[bool, int] = (True, 0)
+        # the TCP packet being judged: (key, direction, seq, ack, payload length, flags)
+        self._packet: tuple[FlowKey, int, int, int, int, int] | None = None
+        self.reply: Answer | None = (
+            None  # set when the packet just judged is best answered with a 403
+        )
         self._verdicts: dict[_VerdictKey, Verdict] = {}  # evaluate() is pure for a given policy
         self._needs: dict[tuple[str, str], DataNeeds] = {}
         self._endpoints: dict[bytes, Endpoint] = {}
@@ -152,6 +158,8 @@ class Inspector:
         """Verdict for one IP packet: (accept, mark to set; 0 for none)."""
         self.stats["packets"] += 1
         self._answer = (True, 0)
+        self._packet = None
+        self.reply = None
         before = self._decoder.stats.malformed
         self._decoder.frame(time.monotonic(), LINK_RAW, payload, 0, len(payload))
         if self._decoder.stats.malformed != before:
@@ -183,6 +191,7 @@ class Inspector:
                 self.depth, 256 * 1024, on_data=functools.partial(self._data, flow, direction)
             )
             stream.keep_head = False  # the flow keeps its own (shorter) head for detection
+        self._packet = (key, direction, seq, ack, length, flags)
         if flags & SYN:
             stream.syn(seq)
         elif length:
@@ -370,6 +379,35 @@ class Inspector:
         flow.mark = marks.BLOCK
         self.stats["blocked"] += 1
         self._event(flow, kind, Severity.HIGH, why, rule=rule, extra=extra)
+        self._http_reply(flow, kind, why)
+
+    def _http_reply(self, flow: _Flow, kind: str, why: str) -> None:
+        """A request blocked in clear HTTP/1.x is answered with a 403 that says why (see answer.py)."""
+        if self._packet is None:
+            return
+        key, direction, seq, ack, length, flags = self._packet
+        if direction != 0 or not length or not flags & ACK:
+            return
+        app, encrypted = flow.app, flow.encrypted
+        if app is None:  # blocked by DLP on the very first bytes, before the protocol was settled
+            from stockade.network.protocols import detect
+
+            det = detect(bytes(flow.heads[0]), bytes(flow.heads[1]))
+            app, encrypted = det.protocol, det.encrypted
+        if app != "proto.http" or encrypted:
+            return
+        src, sport, dst, dport, _ = key
+        self.reply = Answer(
+            client=str(ipaddress.ip_address(src)),
+            client_port=sport,
+            server=str(ipaddress.ip_address(dst)),
+            server_port=dport,
+            request_seq=seq,
+            request_end=(seq + length) & 0xFFFFFFFF,
+            response_seq=ack,
+            event=kind,
+            reason=why,
+        )
 
     def _event(
         self,

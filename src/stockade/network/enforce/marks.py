@@ -10,3 +10,6 @@ HEADS = 0x8  # ct mark: the enforcer also wants this connection's FINs and RSTs 
 # learns the connection: deny and implicit rules); others only send SYNs and segments with data
 ALL = INSPECT | ALLOW | BLOCK
 NO_DATA = 0x10  # packet mark only: a segment with no payload that the verdict handler does not need
+QUIET = (
+    0x20  # packet mark only, with BLOCK: drop without a reset (the enforcer answered the client)
+)

@@ -13,7 +13,8 @@ Chains on the forward hook, in priority order:
 - iptables-nft ``STOCKADE`` (0): INSPECT and undecided, within the first ``depth`` bytes of the
   connection: ``NFQUEUE`` (with ``--queue-bypass`` when failing open); past the depth the
   connection mark becomes ALLOW, so later packets are accepted first thing in ``pre``.
-- ``post`` (10): the verdict's packet mark becomes the connection mark; BLOCK resets or drops.
+- ``post`` (10): the verdict's packet mark becomes the connection mark; BLOCK resets or drops;
+  BLOCK with QUIET drops silently (the enforcer answered the client with a 403).
 """
 
 from __future__ import annotations
@@ -204,6 +205,8 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
         f"    meta mark and {marks.ALLOW | marks.BLOCK:#x} == 0 accept",
         f"    meta mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} ct mark set ct mark or {marks.BLOCK:#x}",
         f"    meta mark and {marks.ALLOW:#x} == {marks.ALLOW:#x} ct mark set ct mark or {marks.ALLOW:#x}",
+        f"    meta mark and {marks.BLOCK | marks.QUIET:#x} == {marks.BLOCK | marks.QUIET:#x}"
+        ' counter drop comment "answered"',  # the enforcer sent a 403 in the server's name
         f"    meta mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} {reset}",
         f"    meta mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} drop",
         "  }",
