@@ -11,7 +11,7 @@ the path) and "Protect" with them applied. Blocks alternate (off, on), (on, off)
 the machine's load hits both sides; latencies are pooled over the blocks.
 
     python benchmarks/firewall.py [--rounds 30] [--keepalive 1500] [--new-rounds 15]
-                                  [--requests 150] [--bulk-rounds 6] [--bytes 1000000000]
+                                  [--requests 150] [--bulk-rounds 10] [--bytes 1000000000]
 
 Needs root; makes its own lab (prefix ``fwb-``) and removes it.
 """
@@ -207,7 +207,7 @@ def main() -> None:
     ap.add_argument("--keepalive", type=int, default=1500, help="requests per keep-alive block")
     ap.add_argument("--new-rounds", type=int, default=15, help="new-connection rounds")
     ap.add_argument("--requests", type=int, default=150, help="new connections per block")
-    ap.add_argument("--bulk-rounds", type=int, default=6, help="bulk rounds (0: none)")
+    ap.add_argument("--bulk-rounds", type=int, default=10, help="bulk rounds (0: none)")
     ap.add_argument("--bytes", type=int, default=1_000_000_000, help="bulk bytes per block")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
@@ -259,35 +259,47 @@ def main() -> None:
     def pooled(side: dict[str, list[list[float]]], key: str) -> list[float]:
         return [x for block in side[key] for x in block]
 
-    def change(key: str) -> str:
-        """Pooled medians, and the median over rounds of each round's Protect/off ratio."""
-        a, b = _ms(pooled(off, key)), _ms(pooled(on, key))
+    def per_round(key: str) -> str:
+        """The median and middle half over rounds of each round's Protect/off ratio."""
         ratios = sorted(
-            statistics.median(y) / statistics.median(x) - 1
+            statistics.median(y) / statistics.median(x)
             for x, y in zip(off[key], on[key], strict=True)
         )
         q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+        if key == "mbit":
+            return (
+                f"per round: median {statistics.median(ratios):.2f} (middle half {q[0]:.2f} to "
+                f"{q[2]:.2f}, {len(ratios)} rounds)"
+            )
+        return (
+            f"per round: median {(statistics.median(ratios) - 1) * 100:+.0f}% (middle half "
+            f"{(q[0] - 1) * 100:+.0f}% to {(q[2] - 1) * 100:+.0f}%, {len(ratios)} rounds)"
+        )
+
+    def change(key: str) -> str:
+        """Pooled medians, and the per-round ratios."""
+        a, b = _ms(pooled(off, key)), _ms(pooled(on, key))
         return (
             f"median off {a:.3f} ms, protect {b:.3f} ms ({(b / a - 1) * 100:+.0f}%); "
-            f"per round: median {statistics.median(ratios) * 100:+.0f}% "
-            f"(middle half {q[0] * 100:+.0f}% to {q[2] * 100:+.0f}%, {len(ratios)} rounds)"
+            + per_round(key)
         )
 
     print("enforcer off (rules removed) and in Protect mode with DLP on the first 64 KiB")
     if off["mbit"]:
         a, b = statistics.median(pooled(off, "mbit")), statistics.median(pooled(on, "mbit"))
         print(
-            f"bulk TCP, {args.bytes / 1e6:.0f} MB per block, {len(off['mbit'])} rounds: median off "
-            f"{a:.0f} Mbit/s, protect {b:.0f} Mbit/s, ratio {b / a:.2f} (target >= 0.90)"
+            f"bulk TCP, {args.bytes / 1e6:.0f} MB per block: median off {a:.0f} Mbit/s, "
+            f"protect {b:.0f} Mbit/s, ratio {b / a:.2f} (target >= 0.90); {per_round('mbit')}"
         )
-    print(f"HTTP POST on an established connection (target: median <= +10%): {change('keep')}")
-    print(f"  its first {HEAD} requests (inspected): {change('head')}")
-    print(f"HTTP POST, a new connection each (the worst case): {change('new')}")
-    keep, new = len(pooled(off, "keep")), len(pooled(off, "new"))
-    print(f"p99: established {_ms(pooled(off, 'keep'), 0.99):.3f} -> "
-          f"{_ms(pooled(on, 'keep'), 0.99):.3f} ms ({keep} requests a side); new connection "
-          f"{_ms(pooled(off, 'new'), 0.99):.3f} -> {_ms(pooled(on, 'new'), 0.99):.3f} ms "
-          f"({new} a side)")  # fmt: skip
+    if off["keep"]:
+        print(f"HTTP POST on an established connection (target: median <= +10%): {change('keep')}")
+        print(f"  its first {HEAD} requests (inspected): {change('head')}")
+        print(f"  p99: {_ms(pooled(off, 'keep'), 0.99):.3f} -> {_ms(pooled(on, 'keep'), 0.99):.3f} ms"
+              f" ({len(pooled(off, 'keep'))} requests a side)")  # fmt: skip
+    if off["new"]:
+        print(f"HTTP POST, a new connection each (the worst case): {change('new')}")
+        print(f"  p99: {_ms(pooled(off, 'new'), 0.99):.3f} -> {_ms(pooled(on, 'new'), 0.99):.3f} ms"
+              f" ({len(pooled(off, 'new'))} requests a side)")  # fmt: skip
     print(f"enforcer: {' '.join(stats) or '?'}")
 
 
