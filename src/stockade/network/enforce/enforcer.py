@@ -136,8 +136,11 @@ class Enforcer:
             _, mark = self.inspector.packet(pkt.get_payload())
             reply = self.inspector.reply
             if reply is not None and self._injector is not None:
-                self._injector.send(reply)  # a 403 to the client, a reset to the server
-                mark |= marks.QUIET
+                try:
+                    self._injector.send(reply)  # a 403 to the client, a reset to the server
+                    mark |= marks.QUIET
+                except OSError as exc:  # the block stands; the client gets the plain reset
+                    log.warning("could not send the 403 answer: %s", exc)
         except Exception:  # a bug must not stop enforcement: the fail mode decides
             self.errors += 1
             if self.errors == 1:
