@@ -43,7 +43,7 @@ def test_demo_with_the_lab_sensor_and_firewall(tmp_path) -> None:
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     summary = out.stdout.split("Summary", 1)[1]
     assert "crm -> http://10.77.0.11:8080/: reset" in summary
-    assert "payments -> http://10.77.0.11:8080/pay: reset" in summary
+    assert "payments -> http://10.77.0.11:8080/pay: HTTP 403" in summary  # answered, not passed
     assert "payments -> https://10.77.0.11:8443/pay: HTTP 200" in summary
     sensor = (tmp_path / "sensor.txt").read_text()
     assert (
