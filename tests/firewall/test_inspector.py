@@ -176,3 +176,36 @@ def test_a_blocked_clear_http_request_is_answered_and_other_blocks_are_reset() -
     # denied at the SYN: nothing to answer
     assert insp.packet(packet(CRM.ip, ORD.ip, 41005, 8080, SYN, 9))[1] == marks.BLOCK
     assert insp.reply is None
+
+
+def test_without_the_syn_the_kernel_marks_say_which_packet_starts_a_connection() -> None:
+    events: list = []
+    insp = Inspector(HTTP_ONLY, Directory([PAY, ORD]), emit=events.append)
+    first = marks.FIRST
+    # The SYN stayed in the kernel; the first data segment starts the flow, judged once.
+    assert insp.packet(packet(PAY.ip, ORD.ip, 41020, 8080, ACK | PSH, 1001, GET), first)[1] == (
+        marks.ALLOW
+    )
+    # The same pair, a later connection: FIRST again, so it is judged afresh (not ALLOW).
+    assert insp.packet(packet(PAY.ip, ORD.ip, 41020, 8080, ACK | PSH, 7001, REDIS), first)[1] == (
+        marks.BLOCK
+    )
+    assert [e.kind for e in events] == ["firewall.blocked"]
+    # A server that speaks first: the REPLY mark keeps the roles right (client payments, port
+    # 8080), and a POP3 greeting is not what the rule allows.
+    banner = packet(ORD.ip, PAY.ip, 8080, 41021, ACK | PSH, 501, b"+OK POP3 ready\r\n")
+    assert insp.packet(banner, first | marks.REPLY)[1] == marks.BLOCK
+    assert events[-1].data["src_ip"] == PAY.ip and events[-1].data["port"] == 8080
+    assert events[-1].data["app"] == "proto.pop3"
+
+
+def test_the_peer_stream_starts_where_the_first_segment_acknowledges() -> None:
+    insp = inspector([])
+    pk = packet(PAY.ip, ORD.ip, 41022, 8080, ACK | PSH, 1001, GET)
+    pk = pk[:28] + struct.pack("!I", 5001) + pk[32:]  # the client acknowledges up to 5001
+    insp.packet(pk, marks.FIRST)
+    # The server's second segment overtakes its first: it must wait, not start the stream.
+    insp.packet(packet(ORD.ip, PAY.ip, 8080, 41022, ACK | PSH, 5009, b"world"), marks.REPLY)
+    insp.packet(packet(ORD.ip, PAY.ip, 8080, 41022, ACK | PSH, 5001, b"HTTP/1.1"), marks.REPLY)
+    (flow,) = insp._flows.values()
+    assert bytes(flow.heads[1]) == b"HTTP/1.1world"

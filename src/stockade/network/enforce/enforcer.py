@@ -133,7 +133,7 @@ class Enforcer:
 
     def _verdict(self, pkt: Any) -> None:
         try:
-            _, mark = self.inspector.packet(pkt.get_payload())
+            _, mark = self.inspector.packet(pkt.get_payload(), pkt.get_mark())
             reply = self.inspector.reply
             if reply is not None and self._injector is not None:
                 try:

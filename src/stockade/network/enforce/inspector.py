@@ -118,9 +118,9 @@ class Inspector:
         self._answer: tuple[bool, int] = (True, 0)
         # the TCP packet being judged: (key, direction, seq, ack, payload length, flags)
         self._packet: tuple[FlowKey, int, int, int, int, int] | None = None
-        self.reply: Answer | None = (
-            None  # set when the packet just judged is best answered with a 403
-        )
+        # set when the packet just judged is best answered with a 403
+        self.reply: Answer | None = None
+        self._first = self._reply = False  # from the packet mark (see packet())
         self._verdicts: dict[_VerdictKey, Verdict] = {}  # evaluate() is pure for a given policy
         self._needs: dict[tuple[str, str], DataNeeds] = {}
         self._endpoints: dict[bytes, Endpoint] = {}
@@ -154,9 +154,12 @@ class Inspector:
 
     # the netfilter side --------------------------------------------------------------------
 
-    def packet(self, payload: bytes) -> tuple[bool, int]:
-        """Verdict for one IP packet: (accept, mark to set; 0 for none)."""
+    def packet(self, payload: bytes, mark: int = 0) -> tuple[bool, int]:
+        """Verdict for one IP packet: (accept, mark to set; 0 for none). ``mark`` is the packet's
+        mark from the kernel (FIRST: the connection's first packet here; REPLY: from its responder)."""
         self.stats["packets"] += 1
+        self._first = bool(mark & marks.FIRST)
+        self._reply = bool(mark & marks.REPLY)
         self._answer = (True, 0)
         self._packet = None
         self.reply = None
@@ -192,6 +195,19 @@ class Inspector:
             )
             stream.keep_head = False  # the flow keeps its own (shorter) head for detection
         self._packet = (key, direction, seq, ack, length, flags)
+        if flags & ACK:
+            # The peer's stream starts exactly where this segment acknowledges, if it has not
+            # sent anything yet (its SYN-ACK or SYN stayed in the kernel).
+            other = flow.streams[1 - direction]
+            if other is None:
+                other = flow.streams[1 - direction] = Stream(
+                    self.depth,
+                    256 * 1024,
+                    on_data=functools.partial(self._data, flow, 1 - direction),
+                )
+                other.keep_head = False
+            if not other.started:
+                other.syn((ack - 1) & 0xFFFFFFFF)
         if flags & SYN:
             stream.syn(seq)
         elif length:
@@ -231,31 +247,34 @@ class Inspector:
     # flow state ----------------------------------------------------------------------------
 
     def _flow(self, ts: float, key: FlowKey, l4: str, *, isn: int = -1) -> tuple[_Flow, int]:
-        src, sport, dst, dport, _ = key
         flow = self._flows.get(key)
         direction = 0
         if flow is None:
             flow = self._flows.get(_reverse(key))
             direction = 1
-        if flow is not None and isn >= 0 and (direction == 1 or flow.isn != isn):
-            # A client SYN with a new initial sequence number (or from the old server's side): a
-            # new connection on a known address and port pair. It must not inherit the old one's
-            # verdict or stream state.
+        if flow is not None and (self._first or (isn >= 0 and (direction == 1 or flow.isn != isn))):
+            # The kernel says this is the connection's first packet here, or a client SYN with a
+            # new initial sequence number (or from the old server's side): a new connection on a
+            # known address and port pair. It must not inherit the old one's verdict or streams.
             del self._flows[key if direction == 0 else _reverse(key)]
             flow.release()
             flow = None
         if flow is None:
-            direction = 0
-            a, b = self._endpoint(src), self._endpoint(dst)
+            # A flow usually starts at its first data segment (the SYN stays in the kernel): the
+            # REPLY mark tells whether that segment came from the server.
+            direction = 1 if self._reply and isn < 0 else 0
+            ckey = key if direction == 0 else _reverse(key)
+            c_ip, c_port, s_ip, _s_port, _ = ckey
+            a, b = self._endpoint(c_ip), self._endpoint(s_ip)
             needs = self._needs.get((a.ip, b.ip))
             if needs is None:
                 needs = self._needs[(a.ip, b.ip)] = data_needs(self.policy, a, b, self.resolved)
             flow = _Flow(
-                client=(src, sport), l4=l4, src=a, dst=b, port=dport, needs=needs, pending=None
+                client=(c_ip, c_port), l4=l4, src=a, dst=b, port=_s_port, needs=needs, pending=None
             )
             verdict = self._evaluate(flow)
             flow.isn = isn
-            self._flows[key] = flow
+            self._flows[ckey] = flow
             while len(self._flows) > MAX_FLOWS:
                 self._flows.popitem(last=False)[1].release()
             self._judge(flow, verdict)

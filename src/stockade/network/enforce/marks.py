@@ -3,13 +3,17 @@
 Only these bits are ever set or tested; every other bit of a mark (kube-proxy's 0x4000 and 0x8000,
 Calico's upper half, ...) is left as it was."""
 
-INSPECT = 0x1  # ct mark: the connection waits for a verdict from the first bytes (NFQUEUE)
-ALLOW = 0x2  # ct and packet mark: decided; the rest of the connection stays in the kernel
-BLOCK = 0x4  # ct and packet mark: decided; reset (TCP) or drop every further packet
-HEADS = 0x8  # ct mark: the enforcer also wants this connection's FINs and RSTs (it records or
-# learns the connection: deny and implicit rules); others only send SYNs and segments with data
+# connection (ct) marks
+INSPECT = 0x1  # the connection waits for a verdict from the first bytes (NFQUEUE)
+ALLOW = 0x2  # decided (also a packet mark from the handler): the rest stays in the kernel
+BLOCK = 0x4  # decided (also a packet mark from the handler): reset (TCP) or drop every packet
+HEADS = 0x8  # the enforcer also wants the SYN, FINs and RSTs (it records or learns the
+# connection: deny and implicit rules); the others only send segments with data
+SEEN = 0x40  # a packet of this connection has gone to the enforcer (set by the kernel)
 ALL = INSPECT | ALLOW | BLOCK
-NO_DATA = 0x10  # packet mark only: a segment with no payload that the verdict handler does not need
-QUIET = (
-    0x20  # packet mark only, with BLOCK: drop without a reset (the enforcer answered the client)
-)
+
+# packet marks
+NO_DATA = 0x10  # a segment with no payload that the verdict handler does not need
+QUIET = 0x20  # with BLOCK: drop without a reset (the enforcer answered the client)
+FIRST = 0x40  # the first packet of its connection the enforcer gets: the flow starts afresh
+REPLY = 0x80  # the packet goes from the connection's responder to its initiator

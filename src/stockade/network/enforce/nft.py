@@ -7,9 +7,9 @@ Chains on the forward hook, in priority order:
   through ``classify``, the compiled rules: pure L3/L4 allows are decided in the kernel; anything
   that needs a look at the first bytes (rules with application protocols, deny and implicit rules so
   the enforcer records them with their rule, DLP and TLS requirements) is marked INSPECT. Segments
-  without payload stay in the kernel (``nodata``), except SYNs (a SYN starts a fresh flow in the
-  enforcer, so a reused address and port pair never inherits an old verdict) and, on connections
-  the enforcer records or learns (HEADS), FINs and RSTs.
+  without payload stay in the kernel (``nodata``), except the SYN, FINs and RSTs of connections
+  the enforcer records or learns (HEADS). The first packet of each connection that goes to the
+  enforcer carries FIRST (a fresh flow there), packets from the responder REPLY.
 - iptables-nft ``STOCKADE`` (0): INSPECT and undecided, within the first ``depth`` bytes of the
   connection: ``NFQUEUE`` (with ``--queue-bypass`` when failing open); past the depth the
   connection mark becomes ALLOW, so later packets are accepted first thing in ``pre``.
@@ -141,10 +141,10 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
         )
         if decide_in_kernel:
             verdict = f"ct mark set ct mark or {marks.ALLOW:#x} accept"
-        elif rule.action == "allow":
-            verdict = f"ct mark set ct mark or {marks.INSPECT:#x} accept"
-        else:  # the enforcer records a denied connection with its rule: it wants the FIN/RST too
-            verdict = f"ct mark set ct mark or {marks.INSPECT | marks.HEADS:#x} accept"
+        elif rule.action == "allow":  # the SYN stays in the kernel (see chain inspecting)
+            verdict = f"ct mark set ct mark or {marks.INSPECT:#x} goto inspecting"
+        else:  # the enforcer records a denied connection with its rule: it wants the SYN too
+            verdict = _RECORDED
         for fam, ipkw in ((4, "ip"), (6, "ip6")):
             src = (
                 [""]
@@ -166,10 +166,7 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
                         classify.append(
                             f'    {" ".join(parts)} counter {verdict} comment "{rule.name}"'
                         )
-    classify.append(
-        f"    counter ct mark set ct mark or {marks.INSPECT | marks.HEADS:#x} accept"
-        ' comment "implicit"'
-    )
+    classify.append(f'    counter {_RECORDED} comment "implicit"')
 
     reset = "meta l4proto tcp reject with tcp reset"
     lines = [
@@ -182,12 +179,17 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
         "  }",
         *_no_payload_chains(),
         "  chain inspecting {",
-        # Segments without payload carry nothing to judge: spare them the trip to user space.
-        # Client SYNs still go (a fresh flow for every connection), FINs and RSTs only where
-        # the enforcer records or learns the connection (HEADS).
-        "    tcp flags & (syn|ack) == syn return",
+        f"    ct direction reply meta mark set meta mark or {marks.REPLY:#x}",
+        # Segments without payload carry nothing to judge: spare them the trip to user space,
+        # except the SYN, FINs and RSTs of connections the enforcer records or learns (HEADS).
+        f"    tcp flags & (syn|ack) == syn ct mark and {marks.HEADS:#x} == {marks.HEADS:#x} return",
         f"    ct mark and {marks.HEADS:#x} == {marks.HEADS:#x} tcp flags & (fin|rst) != 0 return",
         "    jump nodata",
+        # The first packet of a connection that goes to the enforcer says so: its flow starts
+        # afresh there, so a connection that reuses an old address and port pair never inherits
+        # the old one's verdict.
+        f"    meta mark and {marks.NO_DATA:#x} == 0 ct mark and {marks.SEEN:#x} == 0"
+        f" meta mark set meta mark or {marks.FIRST:#x} ct mark set ct mark or {marks.SEEN:#x}",
         "  }",
         "  chain pre {",
         "    type filter hook forward priority -10; policy accept;",
@@ -213,6 +215,14 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
         "}",
     ]
     return "\n".join(lines) + "\n"
+
+
+# The verdict of deny and implicit rules: the enforcer judges (and records) the SYN itself, the
+# first packet of the connection it gets.
+_RECORDED = (
+    f"ct mark set ct mark or {marks.INSPECT | marks.HEADS | marks.SEEN:#x}"
+    f" meta mark set meta mark or {marks.FIRST:#x} accept"
+)
 
 
 def _no_payload_chains() -> list[str]:
