@@ -48,6 +48,8 @@ class Stream:
         ooo_limit: int,
         on_data: Callable[[bytes], None] | None = None,
         on_gap: Callable[[int], None] | None = None,
+        *,
+        keep_head: bool = True,
     ) -> None:
         self.depth = depth
         self.ooo_limit = ooo_limit
@@ -57,7 +59,7 @@ class Stream:
         self.next_seq = 0
         self.fin_seq = -1
         self.head = bytearray()  # the first ``depth`` bytes, for protocol detection
-        self.keep_head = True
+        self.keep_head = keep_head
         self.delivered = 0
         self.past_depth = 0  # bytes seen after the depth, counted only
         self.ooo: dict[int, bytes] = {}

@@ -38,7 +38,7 @@ from stockade.network.policy.engine import (
     evaluate,
 )
 from stockade.network.policy.model import Policy
-from stockade.network.reassembly import Stream
+from stockade.network.reassembly import MASK, Stream
 
 if TYPE_CHECKING:
     from stockade.network.dlp.engine import DlpEngine, DlpStream
@@ -188,26 +188,14 @@ class Inspector:
             if flags & (FIN | RST):
                 self._ended(flow, key, direction, flags)
             return
-        stream = flow.streams[direction]
-        if stream is None:
-            stream = flow.streams[direction] = Stream(
-                self.depth, 256 * 1024, on_data=functools.partial(self._data, flow, direction)
-            )
-            stream.keep_head = False  # the flow keeps its own (shorter) head for detection
+        stream = self._stream(flow, direction)
         self._packet = (key, direction, seq, ack, length, flags)
         if flags & ACK:
             # The peer's stream starts exactly where this segment acknowledges, if it has not
             # sent anything yet (its SYN-ACK or SYN stayed in the kernel).
-            other = flow.streams[1 - direction]
-            if other is None:
-                other = flow.streams[1 - direction] = Stream(
-                    self.depth,
-                    256 * 1024,
-                    on_data=functools.partial(self._data, flow, 1 - direction),
-                )
-                other.keep_head = False
+            other = self._stream(flow, 1 - direction)
             if not other.started:
-                other.syn((ack - 1) & 0xFFFFFFFF)
+                other.syn((ack - 1) & MASK)
         if flags & SYN:
             stream.syn(seq)
         elif length:
@@ -220,6 +208,17 @@ class Inspector:
         elif flow.mark:
             flow.release()
         self._answer = (True, flow.mark)
+
+    def _stream(self, flow: _Flow, direction: int) -> Stream:
+        stream = flow.streams[direction]
+        if stream is None:  # the flow keeps its own (shorter) head for detection
+            stream = flow.streams[direction] = Stream(
+                self.depth,
+                256 * 1024,
+                on_data=functools.partial(self._data, flow, direction),
+                keep_head=False,
+            )
+        return stream
 
     def _ended(self, flow: _Flow, key: FlowKey, direction: int, flags: int) -> None:
         flow.fins |= 0b11 if flags & RST else 1 << direction
@@ -422,7 +421,7 @@ class Inspector:
             server=str(ipaddress.ip_address(dst)),
             server_port=dport,
             request_seq=seq,
-            request_end=(seq + length) & 0xFFFFFFFF,
+            request_end=(seq + length) & MASK,
             response_seq=ack,
             event=kind,
             reason=why,

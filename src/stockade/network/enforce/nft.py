@@ -244,6 +244,10 @@ def _no_payload_chains() -> list[str]:
     return out
 
 
+# iptables match for connections under inspection (the jump into the STOCKADE chain)
+_UNDER_INSPECTION = ("-m", "connmark", "--mark", f"{marks.INSPECT:#x}/{marks.ALL:#x}")
+
+
 def _iptables(node: str, binary: str, *args: str, check: bool = True) -> None:
     run(in_ns(node, binary, "-w", *args), check=check)
 
@@ -286,7 +290,6 @@ def apply(node: str, ruleset: str, settings: Settings) -> None:
             "-j",
             "RETURN",
         )
-        inspecting = ["-m", "connmark", "--mark", f"{marks.INSPECT:#x}/{marks.ALL:#x}"]
         count = ["-m", "connbytes", "--connbytes-dir", "both", "--connbytes-mode", "bytes"]
         # Past the depth nothing is inspected any more: ALLOW hands the connection to the kernel
         # for good (the pre chain then accepts it first thing).
@@ -294,12 +297,11 @@ def apply(node: str, ruleset: str, settings: Settings) -> None:
                   "-j", "CONNMARK", "--or-mark", f"{marks.ALLOW:#x}")  # fmt: skip
         _iptables(node, binary, "-A", CHAIN, *count, "--connbytes", f"0:{settings.depth}", *queue)
         # Only connections under inspection enter the chain: the others pay one match.
-        _iptables(node, binary, "-I", "FORWARD", "1", *inspecting, "-j", CHAIN)
+        _iptables(node, binary, "-I", "FORWARD", "1", *_UNDER_INSPECTION, "-j", CHAIN)
 
 
 def _remove_chain(node: str, binary: str) -> None:
-    inspecting = ("-m", "connmark", "--mark", f"{marks.INSPECT:#x}/{marks.ALL:#x}")
-    for jump in (inspecting, ()):  # today's jump, and the plain one of earlier versions
+    for jump in (_UNDER_INSPECTION, ()):  # today's jump, and the plain one of earlier versions
         for _ in range(8):  # bounded: remove every jump we may have inserted
             proc = run(in_ns(node, binary, "-w", "-D", "FORWARD", *jump, "-j", CHAIN), check=False)
             if proc.returncode != 0:
