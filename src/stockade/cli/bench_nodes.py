@@ -8,7 +8,6 @@ Exit codes: 0 clean, 1 a FAIL at or above --fail-on (or any FAIL with --fail-on-
 from __future__ import annotations
 
 import io
-import re
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,6 +29,7 @@ from stockade.cli.common import (
 )
 from stockade.compliance.interface import CheckDetails
 from stockade.model import Severity, UsageError
+from stockade.model.duration import parse_duration
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -96,18 +96,6 @@ EveryOption = Annotated[
 MaxRunsOption = Annotated[
     int | None, typer.Option("--max-runs", min=1, help="With --every: stop after N runs.")
 ]
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)?$")
-
-
-def parse_duration(text: str) -> float:
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise UsageError(f"bad duration {text!r} (use e.g. 30s, 5m, 1h)")
-    seconds = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2) or "s"]
-    if seconds <= 0:
-        raise UsageError("--every must be more than 0")
-    return seconds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -221,7 +209,7 @@ def _bench(platform: str, opts: BenchOptions) -> None:
     from stockade.compliance.cis.node import open_node
 
     fail_on = Severity.parse(opts.fail_on) if opts.fail_on else None
-    interval = parse_duration(opts.every) if opts.every else None
+    interval = parse_duration(opts.every, allow_zero=False).total_seconds() if opts.every else None
     if opts.max_runs is not None and interval is None:
         raise UsageError("--max-runs needs --every")
     if opts.benchmark:

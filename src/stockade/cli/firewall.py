@@ -46,10 +46,10 @@ def apply(
 ) -> None:
     """Validate the files as one policy and make it the running policy (all or nothing)."""
     from stockade.network.policy.files import dump, load_files
-    from stockade.network.policy.store import save_policy
+    from stockade.network.policy.store import apply_policy
 
     policy = load_files(files)
-    version = save_policy(open_db(db), dump(policy))
+    version = apply_policy(open_db(db), policy, dump(policy))
     modes = {g.name: g.mode for g in policy.spec.groups}
     console.print(
         f"applied policy {policy.metadata.name!r} version {version}: {len(policy.spec.groups)} groups, "

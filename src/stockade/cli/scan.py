@@ -85,8 +85,9 @@ def _options(
     fmt: str = "table",
 ) -> ScanOptions:
     from stockade.model import Severity
+    from stockade.model.duration import parse_duration
     from stockade.scanning.gate import Policy
-    from stockade.scanning.pipeline import ImageOptions, ScanOptions, parse_duration
+    from stockade.scanning.pipeline import ImageOptions, ScanOptions
     from stockade.scanning.policy_files import load_ignore_file, load_vex
     from stockade.scanning.reports import renderer
 

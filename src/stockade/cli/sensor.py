@@ -119,7 +119,8 @@ def sensor_cmd(
     inspectors = Inspectors.default()
     config = FlowConfig(stream_depth=stream_depth)
 
-    out = _Outputs(fmt=fmt, db=db)
+    capture = str(pcap) if pcap is not None else ("the lab" if lab else ", ".join(iface or ()))
+    out = _Outputs(fmt=fmt, db=db, capture=capture)
     try:
         if pcap is not None:
             run = run_pcap(
@@ -178,8 +179,9 @@ class _Outputs:
 
     BATCH = 200
 
-    def __init__(self, *, fmt: str, db: str | None) -> None:
+    def __init__(self, *, fmt: str, db: str | None, capture: str) -> None:
         from stockade.model import Severity
+        from stockade.network.observation import Observation
 
         self.json = fmt == "json"
         self.connections = 0
@@ -188,6 +190,8 @@ class _Outputs:
         self.stored = (0, 0)
         self._pending: list[Any] = []
         self._store = None
+        self.capture = capture
+        self.observed = Observation()
         if db is not None:
             from stockade.cli.common import open_db
 
@@ -197,6 +201,7 @@ class _Outputs:
         from stockade.network.connection import events_for
 
         self.connections += 1
+        self.observed.add(rec)
         for e in events_for(rec):
             self.kinds[e.kind] = self.kinds.get(e.kind, 0) + 1
             self.worst = max(self.worst, e.severity)
@@ -218,8 +223,14 @@ class _Outputs:
         self._pending = []
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
+        if self._store is None:
+            return
+        if self.observed.connections:
+            from stockade.store.records import record_events
+
+            self.flush()
+            record_events(self._store, [self.observed.event(self.capture)])
+        self._store.close()
 
 
 def _try_load(state: Path) -> Any:

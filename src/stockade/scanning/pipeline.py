@@ -164,23 +164,6 @@ def _with_reference(inv: Inventory, reference: str) -> Inventory:
     return replace(inv, source=reference, image=image, read_layers=0, cached_layers=0)
 
 
-def parse_duration(text: str) -> timedelta:
-    """``7d``, ``12h``, ``30m``, ``2w``, ``45s``; a bare number is days."""
-    from stockade.model.errors import UsageError
-
-    raw = text.strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    unit = raw[-1:] if raw[-1:] in units else "d"
-    number = raw[:-1] if raw[-1:] in units else raw
-    try:
-        value = float(number)
-    except ValueError:
-        raise UsageError(f"not a duration: {text!r} (use e.g. 7d, 12h, 30m)") from None
-    if value < 0:
-        raise UsageError(f"a duration cannot be negative: {text!r}")
-    return timedelta(seconds=value * units[unit])
-
-
 def real_backend() -> Backend:
     """The backend made of the real image reader, catalogers, advisory store and matcher."""
     from stockade.scanning import backend_adapters as a

@@ -396,7 +396,9 @@ class Inspector:
     ) -> None:
         flow.mark = marks.BLOCK
         self.stats["blocked"] += 1
-        self._event(flow, kind, Severity.HIGH, why, rule=rule, extra=extra)
+        self._event(
+            flow, kind, Severity.HIGH, why, rule=rule, extra={**(extra or {}), "action": "block"}
+        )
         self._http_reply(flow, kind, why)
 
     def _http_reply(self, flow: _Flow, kind: str, why: str) -> None:
@@ -442,6 +444,7 @@ class Inspector:
             return
         flow.reported.add(tag)
         data = {
+            "action": "alert",  # the connection went on; _block says "block"
             "rule": rule,
             "port": flow.port,
             "l4": flow.l4,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -17,8 +18,13 @@ from sqlalchemy import (
     select,
 )
 
+from stockade.model import Event, Severity
 from stockade.store import Store
+from stockade.store.records import record_events
 from stockade.store.tables import metadata
+
+if TYPE_CHECKING:
+    from stockade.network.policy.model import Policy
 
 firewall_policies = Table(
     "firewall_policies",
@@ -70,6 +76,54 @@ def save_policy(store: Store, text: str, name: str = "default") -> int:
             )
         )
     return version
+
+
+def apply_policy(store: Store, policy: Policy, text: str) -> int:
+    """Make ``policy`` the running one and record the segmentation state it sets
+    (``firewall.policy_applied``: every group's mode, which groups guard card data, the rules);
+    returns its version."""
+    version = save_policy(store, text)
+    record_events(store, [policy_state_event(policy, version)])
+    return version
+
+
+def guards_card_data(sensors: list[str], require_tls: str) -> bool:
+    """A group with a DLP rule covering payment cards, or one that requires TLS, is treated as
+    part of the cardholder data environment."""
+    return require_tls != "none" or any(fnmatchcase("dlp.payment_card", s) for s in sensors)
+
+
+def policy_state_event(policy: Policy, version: int) -> Event:
+    groups = [
+        {
+            "name": g.name,
+            "mode": g.mode,
+            "selector": g.selector.model_dump(exclude_defaults=True),
+            "dlp": [f"{d.sensor}:{d.action}" for d in g.dlp],
+            "requireTLS": g.requireTLS,
+            "cde": guards_card_data([d.sensor for d in g.dlp], g.requireTLS),
+        }
+        for g in policy.spec.groups
+    ]
+    rules = [
+        {
+            "name": r.name,
+            "from": r.from_,
+            "to": r.to,
+            "ports": r.ports,
+            "protocols": r.protocols,
+            "action": r.action,
+        }
+        for r in policy.spec.rules
+    ]
+    modes = ", ".join(f"{g['name']}={g['mode']}" for g in groups)
+    return Event(
+        kind="firewall.policy_applied",
+        message=f"firewall policy {policy.metadata.name!r} version {version} applied: {modes}",
+        severity=Severity.NEGLIGIBLE,
+        source="policy",
+        data={"policy": policy.metadata.name, "version": version, "groups": groups, "rules": rules},
+    )
 
 
 def load_policy(store: Store, name: str = "default") -> tuple[str, int] | None:
