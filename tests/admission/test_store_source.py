@@ -7,9 +7,9 @@ import pytest
 from stockade.admission.engine import decide
 from stockade.admission.policy import parse_policy
 from stockade.admission.workload import workload_of
+from stockade.lab.samples import build_sample
 from stockade.model import Severity
 from stockade.scanning.admission_source import StoreVulnSource
-from stockade.scanning.samples import build_sample
 from stockade.store import open_store
 from tests.scanning.scan_cli_support import make_db, run
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from stockade.lab.samples import SampleImage, push_sample
 from stockade.model.errors import DigestMismatch, ImageError, RegistryError, UsageError
 from stockade.scanning.inventory import build_inventory
-from stockade.scanning.samples import SampleImage, push_sample
 from stockade.scanning.sources.registry import RegistryClient
 from tests.conftest import require
 from tests.scanning.conftest import AUTH_PASSWORD, AUTH_REGISTRY, AUTH_USER, OPEN_REGISTRY

@@ -275,7 +275,7 @@ def _required_labels(p: list[str], w: Workload, _v: VulnLookup) -> list[str]:
 
 def _workload_checks(p: WorkloadCheckParams, w: Workload, _v: VulnLookup) -> list[str]:
     """The compliance pillar's workload checks (Pod Security Standards, CIS 5.x) on this object."""
-    from stockade.compliance.workloads.engine import check_object
+    from stockade.compliance.workloads import check_object
     from stockade.model import Status
 
     out = []

@@ -21,17 +21,17 @@ DEFAULT_STATE = Path("/run/stockade/lab.json")
 
 
 def _directory(state: Path):
-    from stockade.network.lab.inventory import load
-    from stockade.network.policy.endpoints import Directory
+    from stockade.firewall.policy.endpoints import Directory
+    from stockade.lab.inventory import load
 
     inv = load(state)
-    return inv, Directory.from_lab(inv)
+    return inv, Directory.from_identities(inv.directory())
 
 
 def _stored(db: str | None):
+    from stockade.firewall.policy.files import parse_texts
+    from stockade.firewall.policy.store import load_policy
     from stockade.model.errors import ConfigError
-    from stockade.network.policy.files import parse_texts
-    from stockade.network.policy.store import load_policy
 
     row = load_policy(open_db(db))
     if row is None:
@@ -45,8 +45,8 @@ def apply(
     db: DbOption = None,
 ) -> None:
     """Validate the files as one policy and make it the running policy (all or nothing)."""
-    from stockade.network.policy.files import dump, load_files
-    from stockade.network.policy.store import apply_policy
+    from stockade.firewall.policy.files import dump, load_files
+    from stockade.firewall.policy.store import apply_policy
 
     policy = load_files(files)
     version = apply_policy(open_db(db), policy, dump(policy))
@@ -72,11 +72,11 @@ def export(
     """Print the running policy (optionally with learned rules) as YAML or NetworkPolicies."""
     import yaml
 
+    from stockade.firewall.policy.files import dump
+    from stockade.firewall.policy.learn import policy_from_learned
+    from stockade.firewall.policy.netpol import export_policies
+    from stockade.firewall.policy.store import learned as learned_rows
     from stockade.model.errors import UsageError
-    from stockade.network.policy.files import dump
-    from stockade.network.policy.learn import policy_from_learned
-    from stockade.network.policy.netpol import export_policies
-    from stockade.network.policy.store import learned as learned_rows
 
     if fmt not in ("yaml", "networkpolicy"):
         raise UsageError("--format is yaml or networkpolicy")
@@ -84,7 +84,7 @@ def export(
         raise UsageError("--mode is discover, monitor or protect")
     store = open_db(db)
     if learned:
-        from stockade.network.policy.store import load_policy
+        from stockade.firewall.policy.store import load_policy
 
         base = _stored(db)[0] if load_policy(store) else None
         policy = policy_from_learned(learned_rows(store), base=base, mode=mode)
@@ -109,8 +109,8 @@ def diff(
     """Show what applying the files would change (exit 1 when something would)."""
     import difflib
 
-    from stockade.network.policy.files import dump, load_files
-    from stockade.network.policy.store import load_policy
+    from stockade.firewall.policy.files import dump, load_files
+    from stockade.firewall.policy.store import load_policy
 
     new = dump(load_files(files))
     row = load_policy(open_db(db))
@@ -142,9 +142,9 @@ def explain(
     db: DbOption = None,
 ) -> None:
     """Name the rule that allows or denies a connection, and why."""
-    from stockade.network.policy.endpoints import resolve
-    from stockade.network.policy.engine import data_needs, evaluate
-    from stockade.network.policy.files import load_files
+    from stockade.firewall.policy.endpoints import resolve
+    from stockade.firewall.policy.engine import data_needs, evaluate
+    from stockade.firewall.policy.files import load_files
 
     pol = load_files(policy) if policy else _stored(db)[0]
     inv, directory = _directory(lab_state)
@@ -206,18 +206,17 @@ def import_netpol(
     import yaml
 
     from stockade.config import read_text
+    from stockade.firewall.policy.files import dump
+    from stockade.firewall.policy.netpol import import_policies
+    from stockade.k8s.objects import expand_list
     from stockade.model.errors import ConfigError
-    from stockade.network.policy.files import dump
-    from stockade.network.policy.netpol import import_policies
 
     docs = []
     for f in files:
         try:
             for d in yaml.safe_load_all(read_text(f)):
-                if isinstance(d, dict) and d.get("kind") == "List":
-                    docs.extend(d.get("items") or [])
-                elif isinstance(d, dict):
-                    docs.append(d)
+                if isinstance(d, dict):
+                    docs.extend(expand_list(d))
         except yaml.YAMLError as exc:
             raise ConfigError(f"{f}: invalid YAML: {exc}") from None
     policy, warnings = import_policies(docs)
@@ -252,18 +251,18 @@ def enforcer(
 ) -> None:
     """Enforce the policy on the node: kernel rules, first-bytes verdicts, events; rules removed on exit."""
     if remove:
-        from stockade.network.enforce import nft
+        from stockade.firewall.enforce import nft
 
         inv, _ = _directory(lab_state)
         nft.remove(inv.node_netns)
         console.print(f"firewall rules removed from {inv.node_netns}")
         return
+    from stockade.firewall.enforce.enforcer import Enforcer
+    from stockade.firewall.enforce.nft import Settings
+    from stockade.firewall.policy.files import load_files, parse_texts
+    from stockade.firewall.policy.store import load_policy, record_learned
     from stockade.model.errors import UsageError
     from stockade.network.dlp.engine import DlpEngine
-    from stockade.network.enforce.enforcer import Enforcer
-    from stockade.network.enforce.nft import Settings
-    from stockade.network.policy.files import load_files, parse_texts
-    from stockade.network.policy.store import load_policy, record_learned
     from stockade.store.records import record_events
     from stockade.store.writer import EventWriter
 
@@ -320,7 +319,7 @@ def quarantine(
     db: DbOption = None,
 ) -> None:
     """Cut all of a workload's traffic (it keeps running); --lift restores it."""
-    from stockade.network.enforce.actions import quarantine_workload
+    from stockade.firewall.enforce.actions import quarantine_workload
 
     inv, directory = _directory(lab_state)
     target = directory.find(workload)

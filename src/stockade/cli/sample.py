@@ -29,7 +29,7 @@ def build(
     ),
 ) -> None:
     """Build the sample image once and print references every image command accepts."""
-    from stockade.scanning.samples import build_sample, push_sample
+    from stockade.lab.samples import build_sample, push_sample
 
     sample = build_sample(cache_dir, log=lambda msg: err_console.print(f"[dim]{msg}[/dim]"))
     refs = sample.refs()

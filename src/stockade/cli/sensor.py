@@ -85,6 +85,14 @@ def sensor_cmd(
     state: Annotated[
         Path, typer.Option("--state", help="Lab inventory (workload identity).")
     ] = DEFAULT_STATE,
+    identities: Annotated[
+        Path | None,
+        typer.Option(
+            "--identities",
+            help="Workload identities from a file: Stockade's workload list or "
+            "`kubectl get pods -A -o json` (for captures taken in a cluster).",
+        ),
+    ] = None,
     stream_depth: Annotated[
         int, typer.Option("--stream-depth", help="Bytes inspected per direction.")
     ] = 65536,
@@ -97,10 +105,12 @@ def sensor_cmd(
     db: DbOption = None,
 ) -> None:
     """Show connections (client -> server, protocol, encryption, DLP hits) and store events."""
+    from stockade.identity import Directory
+    from stockade.identity.static import load as load_identities
+    from stockade.lab.inventory import load
     from stockade.model import Severity
     from stockade.network.analysis import Inspectors
     from stockade.network.flows import FlowConfig
-    from stockade.network.lab.inventory import Identities, load
     from stockade.network.sensor import run_live, run_pcap
 
     if fmt not in ("table", "json"):
@@ -112,10 +122,16 @@ def sensor_cmd(
     if not 1024 <= stream_depth <= 16 * 1024 * 1024:
         raise UsageError("--stream-depth must be between 1 KiB and 16 MiB")
     threshold = Severity.parse(fail_on) if fail_on else None
+    if identities is not None and lab:
+        raise UsageError("--identities and --lab are two sources of identity: choose one")
     inv = None
-    if lab or state.exists() or state != DEFAULT_STATE:
+    if identities is None and (lab or state.exists() or state != DEFAULT_STATE):
         inv = load(state) if (lab or state != DEFAULT_STATE) else _try_load(state)
-    identities = Identities(inv)
+    who = (
+        load_identities(identities)
+        if identities is not None
+        else (inv.directory() if inv is not None else Directory())
+    )
     inspectors = Inspectors.default()
     config = FlowConfig(stream_depth=stream_depth)
 
@@ -126,7 +142,7 @@ def sensor_cmd(
             run = run_pcap(
                 pcap,
                 inspectors=inspectors,
-                identities=identities,
+                identities=who,
                 config=config,
                 count=count,
                 on_record=out.record,
@@ -144,7 +160,7 @@ def sensor_cmd(
                 interfaces,
                 namespace=namespace,
                 inspectors=inspectors,
-                identities=identities,
+                identities=who,
                 config=config,
                 duration=duration,
                 count=count,
@@ -234,8 +250,8 @@ class _Outputs:
 
 
 def _try_load(state: Path) -> Any:
+    from stockade.lab.inventory import load
     from stockade.model.errors import ConfigError
-    from stockade.network.lab.inventory import load
 
     try:
         return load(state)

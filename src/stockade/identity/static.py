@@ -21,6 +21,7 @@ import yaml
 
 from stockade.identity.directory import Directory
 from stockade.identity.model import Workload
+from stockade.k8s.objects import expand_list
 from stockade.model.errors import ConfigError
 
 MAX_BYTES = 64 * 1024 * 1024
@@ -50,8 +51,8 @@ def parse(data: Any, where: str) -> list[Workload]:
         if not isinstance(items, list):
             raise ConfigError(f"{where}: workloads must be a list")
         return [_workload(w, f"{where}: workloads[{i}]") for i, w in enumerate(items)]
-    if data.get("kind") in ("List", "PodList") and isinstance(data.get("items"), list):
-        return list(_pods(data["items"], where))
+    if str(data.get("kind") or "").endswith("List") and isinstance(data.get("items"), list):
+        return list(_pods(expand_list(dict(data)), where))
     raise ConfigError(f"{where}: expected a 'workloads' list or a Kubernetes Pod list")
 
 

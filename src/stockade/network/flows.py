@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stockade.identity import Directory
 from stockade.network.analysis import DlpFeed, Inspectors
 from stockade.network.capture.decode import Buf, FlowKey
 from stockade.network.connection import ConnectionRecord, Hit
 from stockade.network.interface import Detection, TlsInfo
-from stockade.network.lab.inventory import Identities
 from stockade.network.reassembly import Stream
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
@@ -110,7 +110,7 @@ class FlowTable:
     def __init__(
         self,
         inspectors: Inspectors | None,
-        identities: Identities,
+        identities: Directory,
         emit: Callable[[ConnectionRecord], None],
         config: FlowConfig | None = None,
     ) -> None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
+from stockade.firewall.policy.learn import _slug
+from stockade.firewall.policy.model import ANY, Group, Policy, parse_port
 from stockade.model.errors import ConfigError
-from stockade.network.policy.learn import _slug
-from stockade.network.policy.model import ANY, Group, Policy, parse_port
 
 NS_LABEL = "kubernetes.io/metadata.name"
 

@@ -1,7 +1,7 @@
 """Programs the lab runs inside pod namespaces (started with ``ip netns exec``).
 
-    python -m stockade.network.lab.services http  --port 8080
-    python -m stockade.network.lab.services https --port 8443 --cert C --key K [--tls-max 1.1]
+    python -m stockade.lab.services http  --port 8080
+    python -m stockade.lab.services https --port 8443 --cert C --key K [--tls-max 1.1]
 
 An HTTP API on the standard library: POST stores nothing and answers with the byte count;
 ``GET /bulk?size=N`` streams N bytes (for throughput runs). Listens on IPv4 and IPv6.

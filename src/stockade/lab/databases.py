@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from stockade.model.errors import EnforcementError
-from stockade.network.lab.topology import in_ns, run
+from stockade.network.netns import in_ns, run
 
 DATA_ROOT = Path("/var/lib/stockade-lab")
 

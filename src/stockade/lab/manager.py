@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from stockade.lab import databases, inventory, pki, topology
+from stockade.lab.inventory import Inventory, Pod, Service
 from stockade.model.errors import ConfigError, EnforcementError
-from stockade.network.lab import databases, inventory, pki, topology
-from stockade.network.lab.inventory import Inventory, Pod, Service
+from stockade.network import netns
 
 WORLD_IPV4 = "198.51.100.10"  # TEST-NET-2: routed only inside the lab's namespaces
 WORLD_IPV6 = "2001:db8::10"
@@ -70,7 +71,7 @@ def _lab_namespaces(prefix: str) -> list[str]:
     """The namespaces a lab with ``prefix`` makes that exist now: exact names, never a bare
     prefix match (a short prefix must not reach another lab's or anyone's namespaces)."""
     names = {f"{prefix}node"} | {f"{prefix}{spec.name}" for spec in LAYOUT}
-    return sorted(names & topology.netns_list())
+    return sorted(names & netns.netns_list())
 
 
 def _pods(prefix: str) -> list[Pod]:
@@ -97,7 +98,7 @@ def _pods(prefix: str) -> list[Pod]:
 
 
 def _python_in(netns: str, module: str, *args: str) -> list[str]:
-    return topology.in_ns(netns, sys.executable, "-m", module, *args)
+    return netns.in_ns(netns, sys.executable, "-m", module, *args)
 
 
 def _spawn(args: list[str], log: Path) -> int:
@@ -124,7 +125,7 @@ def up(prefix: str, state: Path, *, databases_on: bool = True) -> Inventory:
     try:
         topology.setup_node(node)
         for p in pods:
-            topology.add_netns(p.netns)
+            netns.add_netns(p.netns)
             topology.attach_pod(node, p.netns, p.host_if, p.ipv4, p.ipv6)
         inv = _start_services(inv, state_dir, databases_on)
         inventory.save(inv, state)
@@ -144,7 +145,7 @@ def _start_services(inv: Inventory, state_dir: Path, databases_on: bool) -> Inve
     )
     dbc = pki.issue(pkidir, "db", ["db.data.svc", "db"], [db.ipv4, db.ipv6], ca_key, ca_cert)
     log = state_dir / "services.log"
-    mod = "stockade.network.lab.services"
+    mod = "stockade.lab.services"
     started: dict[str, list[Service]] = {}
 
     def add(pod: str, name: str, port: int, pid: int) -> None:
@@ -181,7 +182,7 @@ def _start_services(inv: Inventory, state_dir: Path, databases_on: bool) -> Inve
         "dns",
         "dns",
         53,
-        _spawn(_python_in(dns.netns, "stockade.network.lab.dns", "--port", "53", *names), log),
+        _spawn(_python_in(dns.netns, "stockade.lab.dns", "--port", "53", *names), log),
     )
     for pod, port in (("orders", 8080), ("orders", 8443), ("orders", 8444), ("world", 80)):
         databases._wait_port(inv.pod(pod).netns, "", port, 15)
@@ -248,9 +249,9 @@ def down(prefix: str, state: Path) -> list[str]:
         _kill([s.pid for p in inv.pods for s in p.services if s.pid])
     ours = _lab_namespaces(prefix)
     for ns in ours:
-        _kill(topology.ns_pids(ns))
+        _kill(netns.ns_pids(ns))
     for ns in ours:
-        topology.del_netns(ns)  # veths and routes go with their namespaces
+        netns.del_netns(ns)  # veths and routes go with their namespaces
         removed.append(ns)
     databases.remove_data(prefix)
     shutil.rmtree(databases.DATA_ROOT / f"{prefix}state", ignore_errors=True)
@@ -261,7 +262,7 @@ def down(prefix: str, state: Path) -> list[str]:
 
 def status(state: Path) -> dict[str, object]:
     inv = inventory.load(state)
-    present = topology.netns_list()
+    present = netns.netns_list()
     pods = []
     for p in inv.pods:
         pods.append(
@@ -291,7 +292,7 @@ class TrafficResult:
 
 
 def _client(inv: Inventory, pod: str, *args: str, timeout: float = 120) -> tuple[bool, str]:
-    cmd = _python_in(inv.pod(pod).netns, "stockade.network.lab.client", *args)
+    cmd = _python_in(inv.pod(pod).netns, "stockade.lab.client", *args)
     try:
         proc = subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout, env=os.environ.copy(), check=False
@@ -437,7 +438,7 @@ def scenarios(inv: Inventory, count: int) -> list[tuple[str, str, str, list[str]
 def traffic(inv: Inventory, count: int, only: set[str] | None = None) -> list[TrafficResult]:
     if not 1 <= count <= 1000:
         raise ConfigError("--count must be between 1 and 1000")
-    present = topology.netns_list()
+    present = netns.netns_list()
     if inv.node_netns not in present:
         raise EnforcementError(f"the lab {inv.prefix!r} is not up")
     results = []

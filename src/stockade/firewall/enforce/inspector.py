@@ -23,13 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
-from stockade.model import Event, ResourceRef, Severity
-from stockade.network.capture.decode import LINK_RAW, Buf, Decoder, FlowKey
-from stockade.network.enforce import marks
-from stockade.network.enforce.answer import Answer
-from stockade.network.interface import DlpMatch
-from stockade.network.policy.endpoints import Directory
-from stockade.network.policy.engine import (
+from stockade.firewall.enforce import marks
+from stockade.firewall.enforce.answer import Answer
+from stockade.firewall.policy.endpoints import Directory
+from stockade.firewall.policy.engine import (
     DataNeeds,
     Endpoint,
     Resolved,
@@ -37,7 +34,10 @@ from stockade.network.policy.engine import (
     data_needs,
     evaluate,
 )
-from stockade.network.policy.model import Policy
+from stockade.firewall.policy.model import Policy
+from stockade.model import Event, ResourceRef, Severity
+from stockade.network.capture.decode import LINK_RAW, Buf, Decoder, FlowKey
+from stockade.network.interface import DlpMatch
 from stockade.network.reassembly import MASK, Stream
 
 if TYPE_CHECKING:

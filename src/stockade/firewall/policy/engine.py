@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from stockade.network.policy.model import ANY, MODE_RANK, Group, Policy, Rule, Selector
+from stockade.firewall.policy.model import ANY, MODE_RANK, Group, Policy, Rule, Selector
 
 Resolved = Mapping[str, frozenset[str]]  # DNS name -> addresses, resolved on the node
 

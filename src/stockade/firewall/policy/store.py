@@ -24,7 +24,7 @@ from stockade.store.records import record_events
 from stockade.store.tables import metadata
 
 if TYPE_CHECKING:
-    from stockade.network.policy.model import Policy
+    from stockade.firewall.policy.model import Policy
 
 firewall_policies = Table(
     "firewall_policies",

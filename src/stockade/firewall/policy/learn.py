@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from stockade.network.policy.model import Policy
+from stockade.firewall.policy.model import Policy
 
 _BAD = re.compile(r"[^a-z0-9.-]+")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from stockade.network.enforce import nft
-from stockade.network.lab.topology import in_ns, run
+from stockade.firewall.enforce import nft
+from stockade.network.netns import in_ns, run
 
 TABLE = "stockade_quarantine"
 

@@ -1,5 +1,5 @@
-"""Who is who: endpoints from the workload inventory (the lab now, the Kubernetes API later),
-and DNS names resolved the way the node resolves them."""
+"""Who is who: endpoints from the identity seam (``stockade.identity``: the lab, a static file,
+later the Kubernetes API), and DNS names resolved the way the node resolves them."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import subprocess
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from stockade.firewall.policy.engine import Endpoint
 from stockade.model.errors import ConfigError, UsageError
-from stockade.network.policy.engine import Endpoint
 
 if TYPE_CHECKING:
-    from stockade.network.lab.inventory import Inventory
+    from stockade.identity import Directory as Identities
 
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
@@ -26,21 +26,19 @@ class Directory:
         self._by_ip = {ipaddress.ip_address(e.ip): e for e in self.endpoints}
 
     @classmethod
-    def from_lab(cls, inv: Inventory) -> Directory:
-        eps = []
-        for p in inv.pods:
-            for ip in (p.ipv4, p.ipv6):
-                if ip:
-                    eps.append(
-                        Endpoint(
-                            ip=ip,
-                            name=p.name,
-                            namespace=p.namespace,
-                            labels=dict(p.labels),
-                            external=p.external,
-                        )
-                    )
-        return cls(eps)
+    def from_identities(cls, identities: Identities) -> Directory:
+        """One endpoint per address the identity seam knows."""
+        return cls(
+            Endpoint(
+                ip=ip,
+                name=w.name,
+                namespace=w.namespace,
+                labels=dict(w.labels),
+                external=w.external,
+            )
+            for w in identities.workloads
+            for ip in w.addresses
+        )
 
     def by_ip(self, ip: str) -> Endpoint:
         addr = ipaddress.ip_address(ip)

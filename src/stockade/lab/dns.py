@@ -1,6 +1,6 @@
 """A tiny authoritative DNS server for the lab's names (UDP, A and AAAA), playing kube-dns.
 
-    python -m stockade.network.lab.dns --port 53 --record orders.shop.svc.cluster.local=10.77.0.11 ...
+    python -m stockade.lab.dns --port 53 --record orders.shop.svc.cluster.local=10.77.0.11 ...
 
 Answers A/AAAA for the names it was given, NXDOMAIN otherwise; malformed queries are ignored.
 """

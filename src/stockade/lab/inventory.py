@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stockade.identity import Directory, Workload
 from stockade.model.errors import ConfigError
 from stockade.model.resource import ResourceRef
 
@@ -36,9 +37,17 @@ class Pod:
     services: tuple[Service, ...] = ()
 
     def ref(self) -> ResourceRef:
-        if self.external:
-            return ResourceRef(kind="external", name=self.ipv4, labels=self.labels)
-        return ResourceRef(kind="pod", name=self.name, namespace=self.namespace, labels=self.labels)
+        return self.workload().ref(self.ipv4)
+
+    def workload(self) -> Workload:
+        return Workload(
+            name=self.name,
+            namespace=self.namespace,
+            labels=self.labels,
+            node="lab",
+            addresses=tuple(a for a in (self.ipv4, self.ipv6) if a),
+            external=self.external,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +63,10 @@ class Inventory:
             if p.name == name:
                 return p
         raise ConfigError(f"no lab pod named {name!r}")
+
+    def directory(self) -> Directory:
+        """The lab as an identity provider: every pod's addresses."""
+        return Directory(p.workload() for p in self.pods)
 
     def host_interfaces(self) -> list[str]:
         return [p.host_if for p in self.pods]
@@ -125,22 +138,3 @@ def load(path: Path) -> Inventory:
     if not isinstance(data, dict):
         raise ConfigError(f"lab state file {path} is not a JSON object")
     return _check_names(Inventory.from_dict(data))
-
-
-class Identities:
-    """Maps an IP address (as packed bytes or text) to the workload that owns it."""
-
-    def __init__(self, inv: Inventory | None = None) -> None:
-        self._by_ip: dict[bytes, ResourceRef] = {}
-        if inv is not None:
-            for p in inv.pods:
-                ref = p.ref()
-                for addr in (p.ipv4, p.ipv6):
-                    if addr:
-                        self._by_ip[ipaddress.ip_address(addr).packed] = ref
-
-    def lookup(self, packed: bytes) -> ResourceRef:
-        ref = self._by_ip.get(packed)
-        if ref is not None:
-            return ref
-        return ResourceRef(kind="external", name=str(ipaddress.ip_address(packed)))

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from stockade.firewall.enforce import marks, nft
+from stockade.firewall.enforce.answer import Injector
+from stockade.firewall.enforce.inspector import Inspector, Learned
+from stockade.firewall.policy.endpoints import Directory, resolve
+from stockade.firewall.policy.model import Policy
 from stockade.model import Event, Severity
 from stockade.model.errors import EnforcementError
-from stockade.network.enforce import marks, nft
-from stockade.network.enforce.answer import Injector
-from stockade.network.enforce.inspector import Inspector, Learned
-from stockade.network.policy.endpoints import Directory, resolve
-from stockade.network.policy.model import Policy
 
 if TYPE_CHECKING:
     from stockade.network.dlp.engine import DlpEngine

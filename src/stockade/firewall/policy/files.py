@@ -11,8 +11,8 @@ import yaml
 from pydantic import ValidationError
 
 from stockade.config import format_loc, line_of, read_text
+from stockade.firewall.policy.model import Policy
 from stockade.model.errors import ConfigError
-from stockade.network.policy.model import Policy
 
 
 def _documents(text: str, name: str) -> list[tuple[Any, yaml.Node]]:

@@ -103,3 +103,24 @@ def resource_of(obj: dict[str, Any]) -> ResourceRef:
     name = meta.get("name") or meta.get("generateName") or "<unnamed>"
     kind = str(obj.get("kind") or "object").lower()
     return ResourceRef(kind=kind, name=str(name), namespace=namespace_of(obj))
+
+
+def expand_list(data: dict[str, Any], *, depth: int = 4) -> list[dict[str, Any]]:
+    """The items of a ``List``/``PodList``/... (items from the API lack their kind), or the
+    object itself; Lists nested deeper than ``depth`` are left out."""
+    kind = str(data.get("kind") or "")
+    items = data.get("items")
+    if not kind.endswith("List") or not isinstance(items, list):
+        return [data]
+    if depth <= 0:
+        return []
+    item_kind = kind[: -len("List")]
+    api_version = data.get("apiVersion")
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if not item.get("kind") and item_kind:
+            item = {"kind": item_kind, "apiVersion": api_version, **item}
+        out.extend(expand_list(item, depth=depth - 1))
+    return out

@@ -23,11 +23,11 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from stockade.firewall.enforce import marks
+from stockade.firewall.policy.engine import Endpoint, Resolved, selects
+from stockade.firewall.policy.model import ANY, Group, Policy, Rule
 from stockade.model.errors import EnforcementError
-from stockade.network.enforce import marks
-from stockade.network.lab.topology import in_ns, run
-from stockade.network.policy.engine import Endpoint, Resolved, selects
-from stockade.network.policy.model import ANY, Group, Policy, Rule
+from stockade.network.netns import in_ns, run
 
 TABLE = "stockade"
 CHAIN = "STOCKADE"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from stockade.firewall.enforce import quarantine
+from stockade.firewall.policy.endpoints import Directory
+from stockade.firewall.policy.engine import Endpoint
+from stockade.firewall.policy.store import clear_quarantine, set_quarantine
 from stockade.model import Event, ResourceRef, Severity
-from stockade.network.enforce import quarantine
-from stockade.network.policy.endpoints import Directory
-from stockade.network.policy.engine import Endpoint
-from stockade.network.policy.store import clear_quarantine, set_quarantine
 from stockade.store import Store
 from stockade.store.records import record_events
 
