@@ -73,7 +73,9 @@ def test_pillars_meet_only_through_listed_interfaces() -> None:
 
 def test_only_the_cli_imports_the_lab() -> None:
     graph = imports()
-    users = sorted(p for p, targets in graph.items() if any(t.split(".")[0] == "lab" for t in targets))
+    users = sorted(
+        p for p, targets in graph.items() if any(t.split(".")[0] == "lab" for t in targets)
+    )
     assert users == ["cli"], users
 
 

@@ -22,6 +22,7 @@ from stockade.cli.common import (
     EXIT_OK,
     DbOption,
     OutputOption,
+    StoreOption,
     console,
     emit,
     err_console,
@@ -86,9 +87,6 @@ FailOnOption = Annotated[
 ]
 FailOnFailOption = Annotated[bool, typer.Option("--fail-on-fail", help="Exit 1 on any FAIL.")]
 StrictOption = Annotated[bool, typer.Option("--strict", help="Exit 3 if any check is ERROR.")]
-NoStoreOption = Annotated[
-    bool, typer.Option("--no-store", help="Do not record the findings in the database.")
-]
 EveryOption = Annotated[
     str | None,
     typer.Option("--every", help="Run again every DURATION (30s, 5m, 1h); each run is stored."),
@@ -116,7 +114,7 @@ class BenchOptions:
     strict: bool
     every: str | None
     max_runs: int | None
-    no_store: bool
+    store: bool
     db: str | None
 
 
@@ -141,7 +139,7 @@ def bench_k8s(
     strict: StrictOption = False,
     every: EveryOption = None,
     max_runs: MaxRunsOption = None,
-    no_store: NoStoreOption = False,
+    store: StoreOption = True,
     db: DbOption = None,
 ) -> None:
     """Audit a Kubernetes node against the CIS Kubernetes Benchmark (sections 1-4).
@@ -166,7 +164,7 @@ def bench_docker(
     strict: StrictOption = False,
     every: EveryOption = None,
     max_runs: MaxRunsOption = None,
-    no_store: NoStoreOption = False,
+    store: StoreOption = True,
     db: DbOption = None,
 ) -> None:
     """Audit a Docker host against the CIS Docker Benchmark.
@@ -223,7 +221,7 @@ def _bench(platform: str, opts: BenchOptions) -> None:
     for path in opts.checks or []:
         extra.extend(loader.load_custom(path, bench))
     roles = _roles(opts.role) if opts.role else None
-    store = None if opts.no_store else open_db(opts.db)
+    store = open_db(opts.db) if opts.store else None
     worst = EXIT_OK
     runs = 0
     while True:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stockade.cli.common import EXIT_FINDINGS, DbOption, console, err_console
+from stockade.cli.common import EXIT_FINDINGS, DbOption, StoreOption, console, err_console
 from stockade.model.errors import UsageError
 
 DEFAULT_STATE = Path("/run/stockade/lab.json")
@@ -102,6 +102,7 @@ def sensor_cmd(
     fail_on: Annotated[
         str | None, typer.Option("--fail-on", help="Exit 1 if an event at or above this severity.")
     ] = None,
+    store: StoreOption = True,
     db: DbOption = None,
 ) -> None:
     """Show connections (client -> server, protocol, encryption, DLP hits) and store events."""
@@ -136,7 +137,7 @@ def sensor_cmd(
     config = FlowConfig(stream_depth=stream_depth)
 
     capture = str(pcap) if pcap is not None else ("the lab" if lab else ", ".join(iface or ()))
-    out = _Outputs(fmt=fmt, db=db, capture=capture)
+    out = _Outputs(fmt=fmt, db=db, store=store, capture=capture)
     try:
         if pcap is not None:
             run = run_pcap(
@@ -182,7 +183,7 @@ def sensor_cmd(
     if flows.get("evicted") or flows.get("half_open_dropped"):
         note += f", evicted {flows['evicted']}, half-open dropped {flows['half_open_dropped']}"
     note += f", {out.kinds.get('dlp.sensitive_in_clear', 0)} DLP events, {out.kinds.get('tls.weak_version', 0)} weak TLS"
-    if db is not None:
+    if store:
         note += f"; stored {out.stored[0]} connections and {out.stored[1]} events"
     err_console.print(note, highlight=False, soft_wrap=True)
     if threshold is not None and out.worst >= threshold:
@@ -195,7 +196,7 @@ class _Outputs:
 
     BATCH = 200
 
-    def __init__(self, *, fmt: str, db: str | None, capture: str) -> None:
+    def __init__(self, *, fmt: str, db: str | None, store: bool, capture: str) -> None:
         from stockade.model import Severity
         from stockade.network.observation import Observation
 
@@ -208,7 +209,7 @@ class _Outputs:
         self._store = None
         self.capture = capture
         self.observed = Observation()
-        if db is not None:
+        if store:
             from stockade.cli.common import open_db
 
             self._store = open_db(db)  # opened first: a bad URL fails before any capture

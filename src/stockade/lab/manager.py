@@ -17,7 +17,7 @@ from pathlib import Path
 from stockade.lab import databases, inventory, pki, topology
 from stockade.lab.inventory import Inventory, Pod, Service
 from stockade.model.errors import ConfigError, EnforcementError
-from stockade.network import netns
+from stockade.network import netns as ns_tools
 
 WORLD_IPV4 = "198.51.100.10"  # TEST-NET-2: routed only inside the lab's namespaces
 WORLD_IPV6 = "2001:db8::10"
@@ -71,7 +71,7 @@ def _lab_namespaces(prefix: str) -> list[str]:
     """The namespaces a lab with ``prefix`` makes that exist now: exact names, never a bare
     prefix match (a short prefix must not reach another lab's or anyone's namespaces)."""
     names = {f"{prefix}node"} | {f"{prefix}{spec.name}" for spec in LAYOUT}
-    return sorted(names & netns.netns_list())
+    return sorted(names & ns_tools.netns_list())
 
 
 def _pods(prefix: str) -> list[Pod]:
@@ -98,7 +98,7 @@ def _pods(prefix: str) -> list[Pod]:
 
 
 def _python_in(netns: str, module: str, *args: str) -> list[str]:
-    return netns.in_ns(netns, sys.executable, "-m", module, *args)
+    return ns_tools.in_ns(netns, sys.executable, "-m", module, *args)
 
 
 def _spawn(args: list[str], log: Path) -> int:
@@ -125,7 +125,7 @@ def up(prefix: str, state: Path, *, databases_on: bool = True) -> Inventory:
     try:
         topology.setup_node(node)
         for p in pods:
-            netns.add_netns(p.netns)
+            ns_tools.add_netns(p.netns)
             topology.attach_pod(node, p.netns, p.host_if, p.ipv4, p.ipv6)
         inv = _start_services(inv, state_dir, databases_on)
         inventory.save(inv, state)
@@ -249,9 +249,9 @@ def down(prefix: str, state: Path) -> list[str]:
         _kill([s.pid for p in inv.pods for s in p.services if s.pid])
     ours = _lab_namespaces(prefix)
     for ns in ours:
-        _kill(netns.ns_pids(ns))
+        _kill(ns_tools.ns_pids(ns))
     for ns in ours:
-        netns.del_netns(ns)  # veths and routes go with their namespaces
+        ns_tools.del_netns(ns)  # veths and routes go with their namespaces
         removed.append(ns)
     databases.remove_data(prefix)
     shutil.rmtree(databases.DATA_ROOT / f"{prefix}state", ignore_errors=True)
@@ -262,7 +262,7 @@ def down(prefix: str, state: Path) -> list[str]:
 
 def status(state: Path) -> dict[str, object]:
     inv = inventory.load(state)
-    present = netns.netns_list()
+    present = ns_tools.netns_list()
     pods = []
     for p in inv.pods:
         pods.append(
@@ -438,7 +438,7 @@ def scenarios(inv: Inventory, count: int) -> list[tuple[str, str, str, list[str]
 def traffic(inv: Inventory, count: int, only: set[str] | None = None) -> list[TrafficResult]:
     if not 1 <= count <= 1000:
         raise ConfigError("--count must be between 1 and 1000")
-    present = netns.netns_list()
+    present = ns_tools.netns_list()
     if inv.node_netns not in present:
         raise EnforcementError(f"the lab {inv.prefix!r} is not up")
     results = []

@@ -129,9 +129,13 @@ def _kept_inventory(
 
 
 def scan_sbom(store: Store, path: str, options: ScanOptions, backend: Backend) -> ScanReport:
+    started = datetime.now(UTC)
     db = backend.check_db(store, options.max_db_age, options.allow_stale_db)
     inv = backend.read_sbom(path)
-    return evaluate(store, inv, options, backend, db)
+    report = evaluate(store, inv, options, backend, db)
+    if options.keep_results:
+        record_scan(store, report, reference=path, mode="sbom", started_at=started)
+    return report
 
 
 def rematch_stored(

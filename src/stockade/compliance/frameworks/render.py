@@ -4,11 +4,10 @@ self-contained HTML page for auditors (inline CSS, no scripts, no external asset
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
+from dataclasses import replace
 from html import escape
 from typing import Any
 
-from stockade.compliance import xmltext
 from stockade.compliance.frameworks.evaluate import (
     ERROR,
     FAIL,
@@ -19,6 +18,7 @@ from stockade.compliance.frameworks.evaluate import (
     WARN,
     Report,
 )
+from stockade.compliance.junit import Case, junit_xml
 
 REPORT_SCHEMA = "stockade.compliance.report/v1"
 
@@ -75,41 +75,54 @@ def report_json(report: Report) -> str:
 
 def report_junit(report: Report) -> str:
     """A testsuite per requirement; a testcase per check; manual or unassessed ones are skipped."""
-    root = ET.Element("testsuites", name=f"{report.framework.id} compliance")
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    for r in report.results:
-        suite = ET.SubElement(root, "testsuite", name=f"{r.requirement.id} {r.requirement.title}")
-        counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    cases: list[Case] = []
+    suites = [f"{r.requirement.id} {r.requirement.title}" for r in report.results]
+    for suite, r in zip(suites, report.results, strict=True):
         if not r.checks:
-            case = ET.SubElement(suite, "testcase", classname=r.requirement.id, name="evidence")
             why = r.reason if r.status == MANUAL else f"not assessed: {r.reason}"
-            ET.SubElement(case, "skipped", message=why)
-            counts["tests"] += 1
-            counts["skipped"] += 1
+            cases.append(
+                Case(
+                    suite=suite,
+                    classname=r.requirement.id,
+                    name="evidence",
+                    outcome="skipped",
+                    message=why,
+                )
+            )
         for c in r.checks:
-            case = ET.SubElement(suite, "testcase", classname=r.requirement.id, name=c.id)
-            counts["tests"] += 1
+            base = Case(suite=suite, classname=r.requirement.id, name=c.id)
             text = "\n".join(f"{f['resource']}: {f['evidence']}" for f in c.failures)
             if c.counts.get(FAIL):
-                el = ET.SubElement(
-                    case, "failure", message=f"{c.counts[FAIL]} failed: {c.title}", type=c.severity
+                cases.append(
+                    replace(
+                        base,
+                        outcome="failure",
+                        message=f"{c.counts[FAIL]} failed: {c.title}",
+                        type=c.severity,
+                        text=text,
+                    )
                 )
-                el.text = text
-                counts["failures"] += 1
             elif c.counts.get(ERROR):
-                el = ET.SubElement(case, "error", message=f"{c.counts[ERROR]} could not be checked")
-                el.text = text
-                counts["errors"] += 1
+                cases.append(
+                    replace(
+                        base,
+                        outcome="error",
+                        message=f"{c.counts[ERROR]} could not be checked",
+                        text=text,
+                    )
+                )
             elif c.counts.get(WARN):
                 # manual checks that did not pass: visible in CI without failing the build
-                ET.SubElement(case, "skipped", message=f"{c.counts[WARN]} need review: {c.title}")
-                counts["skipped"] += 1
-        for k, v in counts.items():
-            suite.set(k, str(v))
-            totals[k] += v
-    for k, v in totals.items():
-        root.set(k, str(v))
-    return xmltext.tostring(root)
+                cases.append(
+                    replace(
+                        base,
+                        outcome="skipped",
+                        message=f"{c.counts[WARN]} need review: {c.title}",
+                    )
+                )
+            else:
+                cases.append(base)
+    return junit_xml(f"{report.framework.id} compliance", cases, suites=suites)
 
 
 _CSS = """
