@@ -50,7 +50,7 @@ class ScanQueue:
             future = self._futures.get(image)
             if future is not None:
                 return future, False
-            if len(self._waiting) >= self.queue_size:
+            if self._full():
                 raise QueueFull(
                     f"on-demand scan queue is full ({len(self._running)} running, "
                     f"{len(self._waiting)} waiting)"
@@ -64,12 +64,15 @@ class ScanQueue:
     def saturation(self) -> str | None:
         """Why new scans are refused right now, or None."""
         with self._lock:
-            if len(self._waiting) >= self.queue_size:
+            if self._full():
                 return (
                     f"on-demand scan queue full: {len(self._running)} running, "
                     f"{len(self._waiting)} waiting, {len(self._overdue)} overdue"
                 )
         return None
+
+    def _full(self) -> bool:  # under the lock
+        return len(self._running) >= self.workers and len(self._waiting) >= self.queue_size
 
     def _dispatch(self) -> None:  # under the lock
         while self._waiting and len(self._running) < self.workers:
