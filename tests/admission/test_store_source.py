@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stockade.admission.engine import decide
+from stockade.admission.interface import LookupBudget
 from stockade.admission.policy import parse_policy
 from stockade.admission.workload import workload_of
 from stockade.lab.samples import build_sample
@@ -36,11 +37,11 @@ def test_scanned_image_answers_from_the_store(tmp_path, sample) -> None:
     out = run("scan", "image", ref, "--db", db, "--format", "json")
     assert out.returncode in (0, 1), out.stderr
     source = StoreVulnSource(open_store(db), scan_on_demand=False)
-    s = source.summary(ref, budget_s=0)
+    s = source.summary(ref, budget=LookupBudget(0))
     assert s is not None and s.scanned
     assert s.count_at_least(Severity.MEDIUM) >= 3  # requests, idna, urllib3 in the sample image
     assert "CVE-2024-35195" in s.ids
-    assert source.summary("docker-archive:/nowhere.tar", budget_s=0) is None
+    assert source.summary("docker-archive:/nowhere.tar", budget=LookupBudget(0)) is None
     policy = parse_policy(
         "spec:\n  mode: protect\n  rules:\n    - {name: r, criteria: {cves: [CVE-2024-35195]}}\n",
         name="p",
@@ -53,7 +54,9 @@ def test_never_scanned_image_is_scanned_on_demand_within_the_budget(tmp_path, sa
     db = make_db(tmp_path / "db.sqlite")
     ref = f"oci:{sample.oci_dir}:{sample.tag}"
     source = StoreVulnSource(open_store(db))
-    first = source.summary(ref, budget_s=0.0)  # no time at all: not scanned yet, the scan goes on
+    first = source.summary(
+        ref, budget=LookupBudget(0)
+    )  # no time at all: not scanned yet, the scan goes on
     assert first is not None and not first.scanned
-    later = source.summary(ref, budget_s=120)
+    later = source.summary(ref, budget=LookupBudget(120))
     assert later is not None and later.scanned and later.count_at_least(Severity.LOW) >= 4

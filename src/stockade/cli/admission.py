@@ -67,9 +67,45 @@ def serve(
     service: Service = "stockade-admission",
     namespace: Namespace = "stockade",
     db: DbOption = None,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1, help="Seconds to receive a request's headers (TLS handshake included)."
+        ),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to receive a request body after its headers.")
+    ] = 10.0,
+    max_header_bytes: Annotated[
+        int, typer.Option(min=1024, help="Largest request line plus headers, in bytes.")
+    ] = 32 * 1024,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1024, help="Largest request body, in bytes (413 beyond).")
+    ] = 3 * 1024 * 1024,
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="Open connections at once; further ones are closed.")
+    ] = 256,
+    scan_workers: Annotated[int, typer.Option(min=1, help="On-demand scans that run at once.")] = 2,
+    scan_queue: Annotated[
+        int,
+        typer.Option(min=0, help="On-demand scans that may wait; when full, lookups fail fast."),
+    ] = 8,
+    max_scans_per_review: Annotated[
+        int,
+        typer.Option(
+            min=0, help="On-demand scans one review may start; later images are undecided."
+        ),
+    ] = 4,
+    scan_timeout: Annotated[
+        float,
+        typer.Option(
+            min=1.0, help="Seconds after which a running on-demand scan gives its slot back."
+        ),
+    ] = 60.0,
 ) -> None:
-    """Serve AdmissionReview requests over HTTPS on POST /validate."""
+    """Serve AdmissionReview requests over HTTPS on POST /validate (GET /healthz, /readyz)."""
     from stockade.admission.certs import ensure_serving_cert
+    from stockade.admission.limits import Limits
     from stockade.admission.server import AdmissionApp, EventWriter
     from stockade.admission.server import serve as run
     from stockade.admission.vulns import CachedVulnSource, FileVulnSource
@@ -80,7 +116,16 @@ def serve(
         raise UsageError("--cert and --key go together")
     pol, origin = _policy(policy, db)
     store = open_db(db)
-    source = CachedVulnSource(FileVulnSource(vulns)) if vulns else _store_source(store)
+    if vulns:
+        source = CachedVulnSource(FileVulnSource(vulns))
+    else:
+        source = _store_source(
+            store,
+            workers=scan_workers,
+            queue=scan_queue,
+            max_scans_per_review=max_scans_per_review,
+            scan_timeout=scan_timeout,
+        )
     if cert is None or key is None:
         files = ensure_serving_cert(cert_dir, service=service, namespace=namespace)
         cert, key = files.cert, files.key
@@ -91,16 +136,25 @@ def serve(
         f"policy: {origin}, mode {pol.spec.mode}, {len(pol.spec.rules)} rules; "
         f"listening on https://{host}:{port}/validate"
     )
-    app = AdmissionApp(pol, source, EventWriter(lambda batch: record_events(store, batch)))
+    limits = Limits(
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        max_header_bytes=max_header_bytes,
+        max_body_bytes=max_body_bytes,
+        max_connections=max_connections,
+    )
+    app = AdmissionApp(
+        pol, source, EventWriter(lambda batch: record_events(store, batch)), limits=limits
+    )
     run(app, host=host, port=port, certfile=str(cert), keyfile=str(key))
 
 
-def _store_source(store):
-    """The scan store as a vulnerability source (scans never-seen images on demand)."""
+def _store_source(store, **bounds):
+    """The scan store as a vulnerability source (scans never-seen images on demand, bounded)."""
     from stockade.admission.vulns import CachedVulnSource
     from stockade.scanning.admission_source import StoreVulnSource
 
-    return CachedVulnSource(StoreVulnSource(store))
+    return CachedVulnSource(StoreVulnSource(store, **bounds))
 
 
 @adm_app.command("certs")
@@ -125,8 +179,17 @@ def manifest(
     service: Service = "stockade-admission",
     namespace: Namespace = "stockade",
     failure_policy: Annotated[
-        str, typer.Option("--failure-policy", help="Ignore (fail open) or Fail.")
-    ] = "Ignore",
+        str | None,
+        typer.Option(
+            "--failure-policy",
+            help="Ignore (fail open) or Fail (default: the policy's failurePolicy).",
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Policy YAML (default: the stored one, else built-in)."),
+    ] = None,
+    db: DbOption = None,
     timeout: Annotated[
         int, typer.Option("--timeout", min=1, max=30, help="timeoutSeconds (1-30).")
     ] = 5,
@@ -138,6 +201,8 @@ def manifest(
     from stockade.config import read_text
     from stockade.model.errors import UsageError
 
+    if failure_policy is None:  # when Stockade is unreachable, the API server does what it would
+        failure_policy = _policy(policy, db)[0].spec.failurePolicy.capitalize()
     if failure_policy not in ("Ignore", "Fail"):
         raise UsageError("--failure-policy is Ignore or Fail")
     if ca_bundle is not None:
