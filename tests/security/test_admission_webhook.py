@@ -20,7 +20,7 @@ from stockade.admission.engine import decide
 from stockade.admission.policy import parse_policy
 from stockade.admission.workload import workload_of
 from stockade.scanning.admission_source import StoreVulnSource
-from stockade.scanning.samples import build_sample
+from stockade.lab.samples import build_sample
 from stockade.store import open_store
 from tests.admission.webhook import (
     EXAMPLES,
