@@ -19,8 +19,8 @@ import pytest
 from stockade.admission.engine import decide
 from stockade.admission.policy import parse_policy
 from stockade.admission.workload import workload_of
-from stockade.scanning.admission_source import StoreVulnSource
 from stockade.lab.samples import build_sample
+from stockade.scanning.admission_source import StoreVulnSource
 from stockade.store import open_store
 from tests.admission.webhook import (
     EXAMPLES,

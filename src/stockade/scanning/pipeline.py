@@ -10,15 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from stockade import __version__
 from stockade.model import Finding
 from stockade.model.progress import NullObserver, Observer
 from stockade.scanning.gate import Policy, Target, apply_policy
-from stockade.scanning.interface import ImageInfo, Inventory
+from stockade.scanning.interface import Inventory
 from stockade.scanning.results import DatabaseInfo, ScanReport
 from stockade.scanning.scan_store import load_inventory, record_scan, save_inventory
 from stockade.store import Store
+
+if TYPE_CHECKING:
+    from stockade.scanning.sources.interface import OpenImage
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,11 +47,11 @@ class Backend:
     """The functions a scan needs from the rest of the pillar."""
 
     check_db: Callable[[Store, timedelta, bool], DatabaseInfo]
-    build_inventory: Callable[[str, Store, Observer, ImageOptions], Inventory]
+    build_inventory: Callable[[str, Store, Observer, ImageOptions, OpenImage | None], Inventory]
     match: Callable[[Store, Inventory], tuple[Sequence[Finding], Sequence[str]]]
     read_sbom: Callable[[str], Inventory]
-    # The image's manifest and config only (no layer): None for dir: and pid: sources.
-    resolve_image: Callable[[str, ImageOptions], ImageInfo | None]
+    # Open an image and read its manifest and config only (no layer): None for dir: and pid:.
+    open_image: Callable[[str, ImageOptions], OpenImage | None]
     catalogers_key: Callable[[], str]
 
 
@@ -98,11 +102,18 @@ def scan_image(
     started = datetime.now(UTC)
     db = backend.check_db(store, options.max_db_age, options.allow_stale_db)
     key = backend.catalogers_key()
-    inv = _kept_inventory(store, ref, options, backend, key)
-    mode = "cached"
-    if inv is None:
-        inv = backend.build_inventory(ref, store, observer or NullObserver(), options.image)
-        mode = "scan"
+    opened = backend.open_image(ref, options.image)  # the manifest is requested once per scan
+    try:
+        inv = _kept_inventory(store, ref, opened, key)
+        mode = "cached"
+        if inv is None:
+            inv = backend.build_inventory(
+                ref, store, observer or NullObserver(), options.image, opened
+            )
+            mode = "scan"
+    finally:
+        if opened is not None:
+            opened.close()
     report = evaluate(store, inv, options, backend, db)
     if options.keep_results:
         save_inventory(store, inv, catalogers=key)
@@ -110,12 +121,10 @@ def scan_image(
     return report
 
 
-def _kept_inventory(
-    store: Store, ref: str, options: ScanOptions, backend: Backend, key: str
-) -> Inventory | None:
-    info = backend.resolve_image(ref, options.image)
-    if info is None or not info.manifest_digest:
+def _kept_inventory(store: Store, ref: str, opened: OpenImage | None, key: str) -> Inventory | None:
+    if opened is None or not opened.info.manifest_digest:
         return None
+    info = opened.info
     stored = load_inventory(store, info.manifest_digest)
     if stored is None or stored.catalogers != key:
         return None
@@ -177,6 +186,6 @@ def real_backend() -> Backend:
         build_inventory=a.build_inventory,
         match=a.match,
         read_sbom=a.read_sbom,
-        resolve_image=a.resolve_image,
+        open_image=a.open_image,
         catalogers_key=a.catalogers_key,
     )

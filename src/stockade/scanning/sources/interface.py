@@ -133,3 +133,19 @@ class ImageSource(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OpenImage:
+    """A source whose manifest and config were read once: the scan decides from ``info`` whether a
+    kept inventory serves, and reads the layers from the same source if not."""
+
+    source: ImageSource
+    resolved: ResolvedImage
+
+    @property
+    def info(self) -> ImageInfo:
+        return self.resolved.info
+
+    def close(self) -> None:
+        self.source.close()
