@@ -29,14 +29,9 @@ def _directory(state: Path):
 
 
 def _stored(db: str | None):
-    from stockade.firewall.policy.files import parse_texts
-    from stockade.firewall.policy.store import load_policy
-    from stockade.model.errors import ConfigError
+    from stockade.firewall.enforce.service import stored_policy
 
-    row = load_policy(open_db(db))
-    if row is None:
-        raise ConfigError("no firewall policy applied yet (stockade policy apply FILE)")
-    return parse_texts([("stored policy", row[0])]), row[1]
+    return stored_policy(open_db(db))
 
 
 @policy_app.command("apply")
@@ -257,58 +252,30 @@ def enforcer(
         nft.remove(inv.node_netns)
         console.print(f"firewall rules removed from {inv.node_netns}")
         return
-    from stockade.firewall.enforce.enforcer import Enforcer
     from stockade.firewall.enforce.nft import Settings
-    from stockade.firewall.policy.files import load_files, parse_texts
-    from stockade.firewall.policy.store import load_policy, record_learned
+    from stockade.firewall.enforce.service import Hooks, serve
     from stockade.model.errors import UsageError
-    from stockade.network.dlp.engine import DlpEngine
-    from stockade.store.records import record_events
-    from stockade.store.writer import EventWriter
 
     if fail not in ("open", "closed"):
         raise UsageError("--fail is open or closed")
-    store = open_db(db)
-    if policy:
-        pol, version = load_files(policy), None
-    else:
-        pol, version = _stored(db)
     inv, directory = _directory(lab_state)
-    writer = EventWriter(lambda batch: record_events(store, batch))
-    state = {"version": version}
-
-    def poll():
-        if policy:
-            return None
-        row = load_policy(store)
-        if row is None or row[1] == state["version"]:
-            return None
-        state["version"] = row[1]
-        err_console.print(f"policy version {row[1]}: re-applying")
-        return parse_texts([("stored policy", row[0])])
-
-    enf = Enforcer(
+    hooks = Hooks(
+        ready=lambda pol: err_console.print(
+            f"enforcing {len(pol.spec.rules)} rules in {inv.node_netns} "
+            f"(queue {queue}, fail {fail}); Ctrl-C to stop"
+        ),
+        reloading=lambda version: err_console.print(f"policy version {version}: re-applying"),
+    )
+    stats = serve(
+        open_db(db),
         inv.node_netns,
-        pol,
         directory,
         Settings(queue=queue, depth=depth, fail_open=fail == "open"),
-        emit=writer.put,
-        learn=lambda rows: record_learned(store, rows),
-        dlp_engine=DlpEngine(),
+        policy_files=policy,
+        duration=duration,
+        hooks=hooks,
     )
-    writer.start()
-    try:
-        enf.run(
-            duration=duration,
-            poll=poll,
-            ready=lambda: err_console.print(
-                f"enforcing {len(pol.spec.rules)} rules in {inv.node_netns} "
-                f"(queue {queue}, fail {fail}); Ctrl-C to stop"
-            ),
-        )
-    finally:
-        writer.stop()
-    console.print(f"enforcer stopped; rules removed. {enf.inspector.stats}")
+    console.print(f"enforcer stopped; rules removed. {stats}")
 
 
 def quarantine(
