@@ -17,6 +17,7 @@ from stockade.cli.common import (
     err_console,
     open_db,
 )
+from stockade.cli.scan import InsecureOpt, PasswordOpt, UserOpt
 
 adm_app = typer.Typer(
     help="Kubernetes admission control: keep vulnerable and risky workloads out.",
@@ -67,8 +68,23 @@ def serve(
     service: Service = "stockade-admission",
     namespace: Namespace = "stockade",
     db: DbOption = None,
+    scan_registry: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scan-registry",
+            metavar="HOST_GLOB",
+            help="A registry host (glob, e.g. registry.internal:5000 or *.corp.example) that "
+            "on-demand scans may reach (repeatable; default: any registry).",
+        ),
+    ] = None,
+    insecure: InsecureOpt = False,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
 ) -> None:
-    """Serve AdmissionReview requests over HTTPS on POST /validate."""
+    """Serve AdmissionReview requests over HTTPS on POST /validate.
+
+    Images never scanned are scanned on demand from their registry, with the same registry
+    settings as `stockade scan image` (--insecure, --username/--password, docker config)."""
     from stockade.admission.certs import ensure_serving_cert
     from stockade.admission.server import AdmissionApp, EventWriter
     from stockade.admission.server import serve as run
@@ -80,7 +96,16 @@ def serve(
         raise UsageError("--cert and --key go together")
     pol, origin = _policy(policy, db)
     store = open_db(db)
-    source = CachedVulnSource(FileVulnSource(vulns)) if vulns else _store_source(store)
+    if vulns:
+        source = CachedVulnSource(FileVulnSource(vulns))
+    else:
+        source = _store_source(
+            store,
+            registries=scan_registry or [],
+            insecure=insecure,
+            username=username,
+            password=password,
+        )
     if cert is None or key is None:
         files = ensure_serving_cert(cert_dir, service=service, namespace=namespace)
         cert, key = files.cert, files.key
@@ -95,12 +120,16 @@ def serve(
     run(app, host=host, port=port, certfile=str(cert), keyfile=str(key))
 
 
-def _store_source(store):
+def _store_source(
+    store, *, registries: list[str], insecure: bool, username: str | None, password: str | None
+):
     """The scan store as a vulnerability source (scans never-seen images on demand)."""
     from stockade.admission.vulns import CachedVulnSource
     from stockade.scanning.admission_source import StoreVulnSource
+    from stockade.scanning.pipeline import ImageOptions
 
-    return CachedVulnSource(StoreVulnSource(store))
+    options = ImageOptions(insecure=insecure, username=username, password=password)
+    return CachedVulnSource(StoreVulnSource(store, image_options=options, registries=registries))
 
 
 @adm_app.command("certs")

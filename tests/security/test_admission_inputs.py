@@ -1,0 +1,265 @@
+"""Security regressions: what a pod spec, a registry or a VEX document can make the scanner do.
+
+A pod's ``image:`` is someone else's text: admission looks up registry references only (never a
+local path: ``dir:/``, ``docker-archive:`` on a FIFO), within an allow-list of registries, with the
+same registry settings as ``scan image``. Registry and advisory downloads never follow a redirect
+from HTTPS to plain HTTP.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from stockade.admission.engine import Decision, decide
+from stockade.admission.policy import parse_policy
+from stockade.admission.workload import workload_of
+from stockade.scanning.admission_source import StoreVulnSource
+from stockade.store import open_store
+
+
+def pod(*images: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "shop"},
+        "spec": {"containers": [{"name": f"c{i}", "image": im} for i, im in enumerate(images)]},
+    }
+
+
+def vuln_policy(failure_policy: str) -> object:
+    return parse_policy(
+        f"spec:\n  mode: protect\n  failurePolicy: {failure_policy}\n  scanBudgetSeconds: 2\n"
+        "  rules:\n    - {name: no-critical, criteria: {vulnerabilities: {severity: critical}}}\n",
+        name="policy",
+    )
+
+
+def decide_within(seconds: float, obj: dict, policy, source) -> Decision:
+    """Decide in a thread so that a hang fails the test instead of freezing it."""
+    out: list[Decision] = []
+    worker = threading.Thread(
+        target=lambda: out.append(decide(workload_of(obj), policy, source)), daemon=True
+    )
+    worker.start()
+    worker.join(seconds)
+    assert out, f"no decision within {seconds} s"
+    return out[0]
+
+
+def has_reader(fifo: Path) -> bool:
+    """Whether anyone opened the FIFO for reading (a writer's non-blocking open tells)."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        assert exc.errno == errno.ENXIO
+        return False
+    os.close(fd)  # the reader (a stuck scan) now sees EOF and ends
+    return True
+
+
+@pytest.fixture(scope="module")
+def advisory_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Real advisory data, so that a scan that was let through would really start."""
+    from tests.scanning.scan_cli_support import make_db
+
+    return make_db(tmp_path_factory.mktemp("adm") / "db.sqlite")
+
+
+@pytest.fixture
+def store(advisory_db: str):
+    s = open_store(advisory_db)
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("failure_policy", ["fail", "ignore"])
+@pytest.mark.parametrize("form", ["dir:/", "docker-archive:{fifo}", "oci:{fifo}", "pid:1"])
+def test_local_sources_in_a_pod_never_open_a_path(
+    tmp_path: Path, store, form: str, failure_policy: str
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    image = form.format(fifo=fifo)
+    started = time.monotonic()
+    d = decide_within(10, pod(image), vuln_policy(failure_policy), StoreVulnSource(store))
+    assert time.monotonic() - started < 2
+    assert not has_reader(fifo)
+    assert d.error is not None and "not a registry image" in d.error and image in d.error
+    if failure_policy == "fail":
+        assert not d.allowed and "not a registry image" in d.message
+    else:
+        assert d.allowed and any("not a registry image" in w for w in d.warnings)
+
+
+def _listener() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    return sock
+
+
+def test_registry_outside_the_allow_list_is_never_contacted(store) -> None:
+    with _listener() as sock:
+        port = sock.getsockname()[1]
+        image = f"127.0.0.1:{port}/shop/app:1"
+        source = StoreVulnSource(store, registries=["registry.internal.example", "*.corp.example"])
+        d = decide_within(10, pod(image), vuln_policy("fail"), source)
+        assert not d.allowed
+        assert f"registry 127.0.0.1:{port} is not one admission may scan" in d.message
+        time.sleep(0.2)
+        readable, _, _ = select.select([sock], [], [], 0)
+        assert not readable, "admission connected to a registry outside its allow-list"
+
+
+def test_credentials_need_an_allow_list(store) -> None:
+    from stockade.model.errors import UsageError
+    from stockade.scanning.pipeline import ImageOptions
+
+    with pytest.raises(UsageError, match="--username needs --scan-registry"):
+        StoreVulnSource(store, image_options=ImageOptions(username="u", password="p"))
+
+
+# -- the on-demand scan uses the registry settings of `scan image` -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def pushed_auth() -> str:
+    """The sample in the loopback registry that needs credentials (.ci/setup.d/20-registry.sh)."""
+    from stockade.scanning.samples import build_sample, push_sample
+    from tests.scanning.conftest import AUTH_PASSWORD, AUTH_REGISTRY, AUTH_USER, listening
+    from tests.support import require
+
+    require(listening(AUTH_REGISTRY), f"no registry on {AUTH_REGISTRY}")
+    sample = build_sample()
+    push_sample(sample, AUTH_REGISTRY, creds=f"{AUTH_USER}:{AUTH_PASSWORD}")
+    return f"{AUTH_REGISTRY}/stockade/sample:{sample.tag}"
+
+
+CVE_POLICY = (
+    "apiVersion: stockade.dev/v1\nkind: AdmissionPolicy\nspec:\n  mode: protect\n"
+    "  failurePolicy: ignore\n  scanBudgetSeconds: 25\n"
+    "  rules:\n    - {name: no-requests-cve, criteria: {cves: [CVE-2024-35195]}}\n"
+)
+
+
+def _review_through_webhook(tmp_path: Path, image: str, *serve_args: str) -> dict:
+    import httpx
+
+    from tests.admission.webhook import review_for, start_webhook, stop_webhook
+    from tests.scanning.scan_cli_support import make_db
+
+    make_db(tmp_path / "stockade.db")  # start_webhook serves this database
+    (tmp_path / "p.yaml").write_text(CVE_POLICY)
+    hook = start_webhook(tmp_path, "--policy", str(tmp_path / "p.yaml"), *serve_args)
+    try:
+        with hook.client() as c:
+            c.timeout = httpx.Timeout(60)
+            resp = c.post("/validate", json=review_for(pod(image)))
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json()["response"])
+    finally:
+        stop_webhook(hook)
+
+
+@pytest.mark.slow
+@pytest.mark.registry
+def test_on_demand_scan_with_insecure_and_credentials(tmp_path: Path, pushed_auth: str) -> None:
+    from tests.scanning.conftest import AUTH_PASSWORD, AUTH_REGISTRY, AUTH_USER
+
+    answer = _review_through_webhook(
+        tmp_path, pushed_auth,
+        "--insecure", "--scan-registry", AUTH_REGISTRY,
+        "--username", AUTH_USER, "--password", AUTH_PASSWORD,
+    )  # fmt: skip
+    assert answer["allowed"] is False, answer
+    assert "rule 'no-requests-cve'" in answer["status"]["message"]
+    assert "CVE-2024-35195" in answer["status"]["message"]
+
+
+@pytest.mark.slow
+@pytest.mark.registry
+def test_on_demand_scan_with_docker_config_credentials(
+    tmp_path: Path, pushed_auth: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    import json
+
+    from tests.scanning.conftest import AUTH_PASSWORD, AUTH_REGISTRY, AUTH_USER
+
+    auth = base64.b64encode(f"{AUTH_USER}:{AUTH_PASSWORD}".encode()).decode()
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "config.json").write_text(
+        json.dumps({"auths": {AUTH_REGISTRY: {"auth": auth}}})
+    )
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    answer = _review_through_webhook(tmp_path, pushed_auth, "--insecure")
+    assert answer["allowed"] is False, answer
+    assert "CVE-2024-35195" in answer["status"]["message"]
+
+
+# -- envSecrets: literal values only, *KEY* names -----------------------------------------------------
+
+
+def _env_pod(*env: dict, env_from: list | None = None) -> dict:
+    obj = pod("registry.internal.example/shop/app:1")
+    obj["spec"]["containers"][0]["env"] = list(env)
+    if env_from is not None:
+        obj["spec"]["containers"][0]["envFrom"] = env_from
+    return obj
+
+
+def _env_policy(params: str):
+    return parse_policy(
+        f"spec:\n  mode: protect\n  rules:\n    - {{name: env, criteria: {{envSecrets: {params}}}}}\n",
+        name="policy",
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["API_KEY", "SECRET_KEY", "STRIPE_SECRET_KEY", "apiKey", "AWS_ACCESS_KEY_ID", "APIKEY"]
+)
+def test_key_names_with_literal_values_are_flagged(name: str) -> None:
+    d = decide(
+        workload_of(_env_pod({"name": name, "value": "sk_live_51Hx"})), _env_policy("true"), None
+    )
+    assert not d.allowed and f"secret-looking env {name} in clear" in d.message
+
+
+@pytest.mark.parametrize("name", ["PUBLIC_KEY", "KEYCLOAK_URL", "HOCKEY_TEAM", "LOG_LEVEL"])
+def test_names_that_only_contain_key_letters_pass(name: str) -> None:
+    d = decide(workload_of(_env_pod({"name": name, "value": "x"})), _env_policy("true"), None)
+    assert d.allowed, d.message
+
+
+def test_literal_only_allows_secret_references() -> None:
+    by_ref = _env_pod(
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}},
+        {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "api", "key": "k"}}},
+        {"name": "TOKEN_COPY", "value": "$(API_KEY)"},
+        env_from=[{"secretRef": {"name": "more"}}],
+    )
+    literal_only = _env_policy("{literalOnly: true}")
+    assert decide(workload_of(by_ref), literal_only, None).allowed
+    everything = decide(workload_of(by_ref), _env_policy("true"), None)
+    assert not everything.allowed and "from secret 'db'" in everything.message
+    literal = _env_pod({"name": "API_KEY", "value": "sk_live_51Hx"})
+    d = decide(workload_of(literal), literal_only, None)
+    assert not d.allowed and "API_KEY in clear" in d.message
+
+
+def test_built_in_policy_allows_secret_references() -> None:
+    from stockade.admission.policy import DEFAULT_POLICY_YAML
+
+    policy = parse_policy(DEFAULT_POLICY_YAML, name="built-in")
+    by_ref = _env_pod(
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}}
+    )
+    assert not decide(workload_of(by_ref), policy, None).warnings
