@@ -263,3 +263,103 @@ def test_built_in_policy_allows_secret_references() -> None:
         {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}}
     )
     assert not decide(workload_of(by_ref), policy, None).warnings
+
+
+# -- no redirect from HTTPS to plain HTTP --------------------------------------------------------------
+
+
+class _Server:
+    """A real loopback HTTP(S) server: ``routes`` maps a path to (status, headers, body)."""
+
+    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
+        import ssl
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.seen: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return
+
+            def do_GET(self) -> None:
+                owner.seen.append(self.path)
+                status, headers, body = owner.routes.get(
+                    self.path.split("?", 1)[0], owner.routes.get("*", (404, {}, b""))
+                )
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def redirecting(tmp_path: Path):
+    """(https server with a test CA, plain-http server, ca.pem); https answers 302 to http."""
+    from tests.scanning.registry_servers import make_tls_files
+
+    ca, cert, key = make_tls_files(tmp_path)
+    plain, secure = _Server(), _Server(tls=(cert, key))
+    try:
+        yield secure, plain, ca
+    finally:
+        secure.close()
+        plain.close()
+
+
+def _cli(*args: str, ca: Path) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    env = dict(os.environ, SSL_CERT_FILE=str(ca), DOCKER_CONFIG="/nonexistent")
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "src")
+    env.pop("STOCKADE_DB", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stockade", *args],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_registry_client_refuses_a_redirect_from_https_to_http(redirecting, tmp_path) -> None:
+    secure, plain, ca = redirecting
+    secure.routes["*"] = (302, {"Location": f"http://{plain.host}/v2/a/b/manifests/1"}, b"")
+    code, out, err = _cli("sbom", f"{secure.host}/a/b:1", "--no-cache", "--format", "json", ca=ca)
+    assert code == 3, (out, err)
+    assert err.count("\n") == 1 and err.startswith("stockade: error: "), err
+    assert "refusing a redirect from HTTPS to http://" in err and "Traceback" not in err
+    assert plain.seen == [] and secure.seen
+
+
+def test_advisory_download_refuses_a_redirect_from_https_to_http(redirecting, tmp_path) -> None:
+    secure, plain, ca = redirecting
+    osv = Path(__file__).resolve().parents[2] / "examples/advisories/GHSA-248v-346w-9cwc.json"
+    plain.routes["/osv.json"] = (200, {"Content-Type": "application/json"}, osv.read_bytes())
+    secure.routes["/osv.json"] = (302, {"Location": f"http://{plain.host}/osv.json"}, b"")
+    db = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    code, out, err = _cli("db", "import", f"https://{secure.host}/osv.json", "--db", db, ca=ca)
+    assert code == 3, (out, err)
+    assert err.count("\n") == 1 and "refusing a redirect from HTTPS to http://" in err, err
+    assert plain.seen == []
+    # A redirect that stays on HTTPS is still followed.
+    secure.routes["/moved.json"] = (301, {"Location": "/real.json"}, b"")
+    secure.routes["/real.json"] = (200, {"Content-Type": "application/json"}, osv.read_bytes())
+    code, out, err = _cli("db", "import", f"https://{secure.host}/moved.json", "--db", db, ca=ca)
+    assert code == 0, (out, err)
