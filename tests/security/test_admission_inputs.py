@@ -363,3 +363,40 @@ def test_advisory_download_refuses_a_redirect_from_https_to_http(redirecting, tm
     secure.routes["/real.json"] = (200, {"Content-Type": "application/json"}, osv.read_bytes())
     code, out, err = _cli("db", "import", f"https://{secure.host}/moved.json", "--db", db, ca=ca)
     assert code == 0, (out, err)
+
+
+# -- sample build --push: no password on a command line, TLS checks off only for loopback ------------
+
+
+def test_push_commands_carry_no_password_and_verify_tls_off_loopback(tmp_path: Path) -> None:
+    from stockade.scanning.samples import SampleImage, push_commands, write_auth_file
+
+    sample = SampleImage(
+        root=tmp_path,
+        docker_archive=tmp_path / "a.tar",
+        docker_archive_oci=tmp_path / "b.tar",
+        oci_dir=tmp_path / "oci",
+        oci_tar=tmp_path / "oci.tar",
+    )
+    authfile = write_auth_file(tmp_path, "registry.example.com", "alice:s3cret-pw")
+    assert authfile.stat().st_mode & 0o777 == 0o600
+    assert "s3cret-pw" not in authfile.read_text()  # base64, as containers-auth.json has it
+    remote = push_commands(sample, "registry.example.com", authfile=authfile)
+    local = push_commands(sample, "127.0.0.1:5001", authfile=authfile)
+    for args, _dest in remote + local:
+        line = " ".join(args)
+        assert "s3cret-pw" not in line and "alice" not in line and "--dest-creds" not in line
+        assert f"--dest-authfile={authfile}" in args
+    assert all("--dest-tls-verify=true" in args for args, _ in remote)
+    assert all("--dest-tls-verify=false" in args for args, _ in local)
+
+
+@pytest.mark.registry
+def test_push_with_an_auth_file_reaches_the_auth_registry(tmp_path: Path, pushed_auth) -> None:
+    """pushed_auth pushed through push_sample: the auth file works; a wrong password fails."""
+    from stockade.model.errors import StockadeError
+    from stockade.scanning.samples import build_sample, push_sample
+    from tests.scanning.conftest import AUTH_REGISTRY, AUTH_USER
+
+    with pytest.raises(StockadeError, match="skopeo copy --quiet failed"):
+        push_sample(build_sample(), AUTH_REGISTRY, creds=f"{AUTH_USER}:wrong")
