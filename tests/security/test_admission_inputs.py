@@ -400,3 +400,88 @@ def test_push_with_an_auth_file_reaches_the_auth_registry(tmp_path: Path, pushed
 
     with pytest.raises(StockadeError, match="skopeo copy --quiet failed"):
         push_sample(build_sample(), AUTH_REGISTRY, creds=f"{AUTH_USER}:wrong")
+
+
+# -- VEX: pkg:oci repository_url, and no identity from an archive's own RepoTags -----------------------
+
+
+def _vex_file(tmp_path: Path, product: str) -> Path:
+    import json
+
+    path = tmp_path / "v.vex.json"
+    path.write_text(
+        json.dumps(
+            {
+                "@context": "https://openvex.dev/ns/v0.2.0",
+                "@id": "https://example.com/vex/1",
+                "author": "tests",
+                "timestamp": "2026-11-01T00:00:00Z",
+                "version": 1,
+                "statements": [
+                    {
+                        "vulnerability": {"name": "CVE-2024-0001"},
+                        "products": [{"@id": product}],
+                        "status": "not_affected",
+                        "justification": "component_not_present",
+                    }
+                ],
+            }
+        )
+    )
+    return path
+
+
+def _suppressed(tmp_path: Path, product: str, target) -> bool:
+    from stockade.scanning.gate import Policy, apply_policy
+    from stockade.scanning.policy_files import load_vex
+    from tests.scanning.scan_support import sample_findings
+
+    res = apply_policy(
+        sample_findings(), Policy(vex=load_vex(_vex_file(tmp_path, product))), target
+    )
+    (g,) = [g for g in res.findings if g.finding.id == "CVE-2024-0001"]
+    return not g.active
+
+
+def test_oci_purl_with_repository_url_matches_only_that_repository(tmp_path: Path) -> None:
+    from stockade.scanning.gate import Target
+    from tests.scanning.scan_support import DIGEST
+
+    ours = Target(
+        reference="r.example/team/app:1", name="r.example/team/app", tag="1", digest=DIGEST
+    )
+    other = Target(reference="evil.example/app:1", name="evil.example/app", tag="1", digest=DIGEST)
+    enc = DIGEST.replace(":", "%3A")
+    pinned = f"pkg:oci/app@{enc}?repository_url=r.example/team/app&tag=1"
+    assert _suppressed(tmp_path, pinned, ours)
+    assert not _suppressed(tmp_path, pinned, other)
+    by_name = "pkg:oci/app?repository_url=https%3A%2F%2Fr.example%2Fteam%2Fapp%2F"
+    assert _suppressed(tmp_path, by_name, ours)
+    assert not _suppressed(tmp_path, by_name, other)
+    assert not _suppressed(tmp_path, "pkg:oci/app?tag=2", ours)
+    assert _suppressed(tmp_path, f"pkg:oci/app@{enc}", other)  # no repository_url: the digest
+
+
+@pytest.mark.slow
+def test_an_archive_cannot_name_itself_into_a_vex_statement(tmp_path: Path) -> None:
+    """The sample's docker save says RepoTags [stockade/sample:1]; a VEX statement about
+    stockade/sample:1 is not about this tar (it says so itself, but anyone can write that)."""
+    import json
+
+    from stockade.scanning.samples import REPO_TAG, build_sample
+    from tests.scanning.scan_cli_support import make_db, run
+
+    sample = build_sample()
+    db = make_db(tmp_path / "db.sqlite")
+    vex = _vex_file(tmp_path, REPO_TAG)
+    vex.write_text(vex.read_text().replace("CVE-2024-0001", "CVE-2024-35195"))
+    ref = f"docker-archive:{sample.docker_archive}"
+    out = run("scan", "image", ref, "--db", db, "--format", "json", "--vex", str(vex))
+    assert out.returncode in (0, 1), out.stderr
+    (requests,) = [f for f in json.loads(out.stdout)["findings"] if f["package"] == "requests"]
+    assert requests["suppressed"] is None, requests["suppressed"]
+    # A statement about the reference the user scanned is about this tar.
+    vex.write_text(vex.read_text().replace(f'"{REPO_TAG}"', json.dumps(ref)))
+    out = run("scan", "image", ref, "--db", db, "--format", "json", "--vex", str(vex))
+    (requests,) = [f for f in json.loads(out.stdout)["findings"] if f["package"] == "requests"]
+    assert requests["suppressed"]["vex_status"] == "not_affected"
