@@ -17,6 +17,7 @@ from stockade.cli.common import (
     err_console,
     open_db,
 )
+from stockade.cli.scan import InsecureOpt, PasswordOpt, UserOpt
 
 adm_app = typer.Typer(
     help="Kubernetes admission control: keep vulnerable and risky workloads out.",
@@ -102,8 +103,23 @@ def serve(
             min=1.0, help="Seconds after which a running on-demand scan gives its slot back."
         ),
     ] = 60.0,
+    scan_registry: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scan-registry",
+            metavar="HOST_GLOB",
+            help="A registry host (glob, e.g. registry.internal:5000 or *.corp.example) that "
+            "on-demand scans may reach (repeatable; default: any registry).",
+        ),
+    ] = None,
+    insecure: InsecureOpt = False,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
 ) -> None:
-    """Serve AdmissionReview requests over HTTPS on POST /validate (GET /healthz, /readyz)."""
+    """Serve AdmissionReview requests over HTTPS on POST /validate (GET /healthz, /readyz).
+
+    Images never scanned are scanned on demand from their registry, with the same registry
+    settings as `stockade scan image` (--insecure, --username/--password, docker config)."""
     from stockade.admission.certs import ensure_serving_cert
     from stockade.admission.limits import Limits
     from stockade.admission.server import AdmissionApp, EventWriter
@@ -125,6 +141,10 @@ def serve(
             queue=scan_queue,
             max_scans_per_review=max_scans_per_review,
             scan_timeout=scan_timeout,
+            registries=scan_registry or [],
+            insecure=insecure,
+            username=username,
+            password=password,
         )
     if cert is None or key is None:
         files = ensure_serving_cert(cert_dir, service=service, namespace=namespace)
@@ -149,12 +169,24 @@ def serve(
     run(app, host=host, port=port, certfile=str(cert), keyfile=str(key))
 
 
-def _store_source(store, **bounds):
+def _store_source(
+    store,
+    *,
+    registries: list[str],
+    insecure: bool,
+    username: str | None,
+    password: str | None,
+    **bounds,
+):
     """The scan store as a vulnerability source (scans never-seen images on demand, bounded)."""
     from stockade.admission.vulns import CachedVulnSource
     from stockade.scanning.admission_source import StoreVulnSource
+    from stockade.scanning.pipeline import ImageOptions
 
-    return CachedVulnSource(StoreVulnSource(store, **bounds))
+    options = ImageOptions(insecure=insecure, username=username, password=password)
+    return CachedVulnSource(
+        StoreVulnSource(store, image_options=options, registries=registries, **bounds)
+    )
 
 
 @adm_app.command("certs")

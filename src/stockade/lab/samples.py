@@ -450,11 +450,46 @@ def push_sample(
     registry: str,
     *,
     repository: str = "stockade/sample",
-    tls_verify: bool = False,
     creds: str | None = None,
 ) -> list[str]:
-    """Copy the sample and its multi-arch variant to ``registry`` with skopeo; returns refs."""
-    refs = []
+    """Copy the sample and its multi-arch variant to ``registry`` with skopeo; returns refs.
+
+    Credentials go to skopeo in an auth file readable by this user only (``--authfile``), never on
+    its command line (``/proc/PID/cmdline`` is world-readable). TLS verification is off only for a
+    loopback registry (labs, CI); any other registry is verified."""
+    with tempfile.TemporaryDirectory(prefix="stockade-push-") as tmp:
+        authfile = write_auth_file(Path(tmp), registry, creds) if creds else None
+        commands = push_commands(sample, registry, repository=repository, authfile=authfile)
+        for args, _dest in commands:
+            _run(args)
+    return [dest for _args, dest in commands]
+
+
+def write_auth_file(folder: Path, registry: str, creds: str) -> Path:
+    """A containers-auth.json for ``registry`` with ``USER:PASSWORD``, mode 0600."""
+    import base64
+
+    user, sep, _ = creds.partition(":")
+    if not sep or not user:
+        raise StockadeError("--creds is USER:PASSWORD")
+    doc = {"auths": {registry: {"auth": base64.b64encode(creds.encode()).decode()}}}
+    path = folder / "auth.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh)
+    return path
+
+
+def push_commands(
+    sample: SampleImage,
+    registry: str,
+    *,
+    repository: str = "stockade/sample",
+    authfile: Path | None = None,
+) -> list[tuple[list[str], str]]:
+    """The skopeo command lines of :func:`push_sample` and the reference each one writes."""
+    from stockade.scanning.sources.registry import is_loopback
+
     pairs = [
         (f"oci:{sample.oci_dir}:{sample.tag}", f"{registry}/{repository}:{sample.tag}", []),
         (
@@ -463,16 +498,11 @@ def push_sample(
             ["--all"],
         ),
     ]
+    tls_verify = "false" if is_loopback(registry) else "true"
+    commands = []
     for src, dest, extra in pairs:
-        args = [
-            "skopeo",
-            "copy",
-            "--quiet",
-            *extra,
-            f"--dest-tls-verify={'true' if tls_verify else 'false'}",
-        ]
-        if creds:
-            args.append(f"--dest-creds={creds}")
-        _run([*args, src, f"docker://{dest}"])
-        refs.append(dest)
-    return refs
+        args = ["skopeo", "copy", "--quiet", *extra, f"--dest-tls-verify={tls_verify}"]
+        if authfile is not None:
+            args.append(f"--dest-authfile={authfile}")
+        commands.append(([*args, src, f"docker://{dest}"], dest))
+    return commands

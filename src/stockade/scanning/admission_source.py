@@ -6,20 +6,34 @@ most what is left of its deadline, and a scan that takes longer keeps running so
 of that image finds its result. A review starts at most ``max_scans_per_review`` scans; images past
 that cap, and images refused by a full queue, are undecided (``LookupUnavailable``: the policy's
 failurePolicy applies).
+
+Only registry references (``HOST[:PORT]/REPO[:TAG|@DIGEST]``) are looked up: a pod's ``image:`` is
+someone else's text, and ``dir:/`` or ``docker-archive:/a/fifo`` must never open a local path. An
+on-demand scan reaches only the registries allowed (host globs; none given: any) with the same
+settings as ``stockade scan image`` (``--insecure`` for loopback, credentials).
 """
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from stockade.admission.interface import ImageVulns, LookupBudget, LookupUnavailable
 from stockade.model import Severity
+from stockade.model.errors import RegistryError, UsageError
 from stockade.scanning.scan_queue import QueueFull, ScanQueue
 from stockade.scanning.scan_tables import scan_images
+from stockade.scanning.sources.interface import parse_registry_reference
 from stockade.store import Store
 from stockade.store.tables import findings
+
+if TYPE_CHECKING:
+    from stockade.scanning.pipeline import ImageOptions
 
 
 class StoreVulnSource:
@@ -32,10 +46,17 @@ class StoreVulnSource:
         queue: int = 8,
         max_scans_per_review: int = 4,
         scan_timeout: float = 60.0,
+        image_options: ImageOptions | None = None,
+        registries: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.scan_on_demand = scan_on_demand
         self.max_scans_per_review = max_scans_per_review
+        self.image_options = image_options  # registry settings, as `scan image` takes them
+        self.registries = tuple(registries)  # host globs an on-demand scan may reach; empty: any
+        if image_options is not None and image_options.username and not self.registries:
+            # A pod names any host it likes: credentials go only to registries listed by name.
+            raise UsageError("--username needs --scan-registry (the registries it is for)")
         self.scans = ScanQueue(
             self._run_scan, workers=workers, queue=queue, scan_timeout=scan_timeout
         )
@@ -47,9 +68,14 @@ class StoreVulnSource:
         return self.scans.saturation() if self.scan_on_demand else None
 
     def summary(self, image: str, *, budget: LookupBudget) -> ImageVulns | None:
+        host = parse_registry_reference(image).host  # UsageError for dir:, docker-archive:, ...
         stored = self.stored(image)
         if stored is not None or not self.scan_on_demand:
             return stored
+        if self.registries and not any(
+            fnmatch.fnmatchcase(host.lower(), p.lower()) for p in self.registries
+        ):
+            raise RegistryError(f"registry {host} is not one admission may scan (--scan-registry)")
         if not budget.take_scan(self.max_scans_per_review):
             raise LookupUnavailable(
                 f"not scanned: this review already started {self.max_scans_per_review} "
@@ -103,5 +129,12 @@ class StoreVulnSource:
 
     def _run_scan(self, image: str) -> None:
         from stockade.scanning.pipeline import ScanOptions, real_backend, scan_image
+        from stockade.scanning.sources.registry import is_loopback
 
-        scan_image(self.store, image, ScanOptions(), real_backend())
+        options = ScanOptions()
+        if self.image_options is not None:
+            # Plain HTTP (--insecure) is for loopback registries; every other one stays HTTPS.
+            host = parse_registry_reference(image).host
+            insecure = self.image_options.insecure and is_loopback(host)
+            options = ScanOptions(image=replace(self.image_options, insecure=insecure))
+        scan_image(self.store, image, options, real_backend())

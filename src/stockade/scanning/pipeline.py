@@ -56,16 +56,33 @@ class Backend:
 
 
 def target_of(inv: Inventory) -> Target:
+    """The image's identity for VEX: its digests, the reference that was scanned and, for a
+    registry reference, the name and tag in it. Never the names an archive, an OCI layout or an
+    SBOM gives itself (RepoTags, annotations): whoever wrote the file chose those."""
     img = inv.image
     if img is None:
         return Target(reference=inv.source)
+    name, tag = _registry_name(inv.source)
     return Target(
         reference=img.reference or inv.source,
-        name=img.name,
-        tag=img.tag,
+        name=name,
+        tag=tag,
         digest=img.manifest_digest,
         config_digest=img.config_digest,
     )
+
+
+def _registry_name(source: str) -> tuple[str | None, str | None]:
+    from stockade.model.errors import StockadeError
+    from stockade.scanning.sources.interface import parse_reference
+
+    try:
+        ref = parse_reference(source)
+    except StockadeError:
+        return None, None
+    if ref.kind != "registry":
+        return None, None
+    return f"{ref.host}/{ref.repository}", ref.tag
 
 
 def evaluate(
