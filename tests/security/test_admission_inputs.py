@@ -133,7 +133,7 @@ def test_credentials_need_an_allow_list(store) -> None:
 @pytest.fixture(scope="module")
 def pushed_auth() -> str:
     """The sample in the loopback registry that needs credentials (.ci/setup.d/20-registry.sh)."""
-    from stockade.scanning.samples import build_sample, push_sample
+    from stockade.lab.samples import build_sample, push_sample
     from tests.scanning.conftest import AUTH_PASSWORD, AUTH_REGISTRY, AUTH_USER, listening
     from tests.support import require
 
@@ -369,7 +369,7 @@ def test_advisory_download_refuses_a_redirect_from_https_to_http(redirecting, tm
 
 
 def test_push_commands_carry_no_password_and_verify_tls_off_loopback(tmp_path: Path) -> None:
-    from stockade.scanning.samples import SampleImage, push_commands, write_auth_file
+    from stockade.lab.samples import SampleImage, push_commands, write_auth_file
 
     sample = SampleImage(
         root=tmp_path,
@@ -395,7 +395,7 @@ def test_push_commands_carry_no_password_and_verify_tls_off_loopback(tmp_path: P
 def test_push_with_an_auth_file_reaches_the_auth_registry(tmp_path: Path, pushed_auth) -> None:
     """pushed_auth pushed through push_sample: the auth file works; a wrong password fails."""
     from stockade.model.errors import StockadeError
-    from stockade.scanning.samples import build_sample, push_sample
+    from stockade.lab.samples import build_sample, push_sample
     from tests.scanning.conftest import AUTH_REGISTRY, AUTH_USER
 
     with pytest.raises(StockadeError, match="skopeo copy --quiet failed"):
@@ -468,7 +468,7 @@ def test_an_archive_cannot_name_itself_into_a_vex_statement(tmp_path: Path) -> N
     stockade/sample:1 is not about this tar (it says so itself, but anyone can write that)."""
     import json
 
-    from stockade.scanning.samples import REPO_TAG, build_sample
+    from stockade.lab.samples import REPO_TAG, build_sample
     from tests.scanning.scan_cli_support import make_db, run
 
     sample = build_sample()
