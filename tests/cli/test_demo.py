@@ -21,7 +21,8 @@ def test_demo_without_the_network_part(tmp_path) -> None:
         env=env,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "scan --fail-on medium: build would FAIL (exit 1)" in out.stdout
+    assert "scan --fail-on medium: incomplete, npm/Go/Java not checked (exit 3)" in out.stdout
+    assert "scan --fail-on medium --allow-unchecked: build would FAIL (exit 1)" in out.stdout
     for name in ("sample.cdx.json", "sample.sarif", "pci-dss.html", "webhook.yaml", "stockade.db"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert "CVE-2024-35195" in (tmp_path / "sample.sarif").read_text()

@@ -328,3 +328,31 @@ def test_lookup_targets_follow_the_catalogers() -> None:
     assert (got["rpm"].name, got["rpm"].version) == ("bash", "1:5.1.8-6.el9")
     assert (got["apk"].name, got["apk"].version) == ("openssl", "3.1.4-r0")
     assert (got["python"].ecosystem, got["python"].name) == ("pypi", "zope-interface")
+
+
+def test_releases_and_ecosystems_without_data_are_reported_unchecked(loaded: Store) -> None:
+    from stockade.scanning.interface import Unchecked
+
+    deb = Package(type="deb", name="apparmor", version="2.10-1")
+    others = (
+        Package(type="python", name="requests", version="2.30.0"),  # pypi has data
+        Package(type="gem", name="rails", version="7.0.0"),  # no version scheme
+        Package(type="binary", name="busybox", version="1.36"),  # no ecosystem at all
+    )
+    # the samples have no record for jessie (8); bookworm (12) has them
+    inv = Inventory(
+        source="x", distro=Distro(id="debian", version_id="8"), packages=(deb, deb, *others)
+    )
+    report = Matcher(loaded).run(inv)
+    assert report.unchecked == (
+        Unchecked(ecosystem="binary", packages=1, reason="package type 'binary' has no advisory ecosystem"),
+        Unchecked(ecosystem="debian:8", packages=2, reason="no advisory data for debian:8 in the store"),
+        Unchecked(ecosystem="rubygems", packages=1, reason="no version scheme for this ecosystem"),
+    )  # fmt: skip
+    assert report.checked == 1 and {f.id for f in report.findings} >= {"CVE-2023-32681"}
+    bookworm = Inventory(source="x", distro=Distro(id="debian", version_id="12"), packages=(deb,))
+    assert Matcher(loaded).run(bookworm).unchecked == ()
+    nodistro = Matcher(loaded).run(Inventory(source="x", packages=(deb,)))
+    assert [(u.ecosystem, u.packages) for u in nodistro.unchecked] == [
+        ("deb (unknown distribution)", 1)
+    ]

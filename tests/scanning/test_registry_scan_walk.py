@@ -12,7 +12,7 @@ import pytest
 from stockade.model import ImageError, Severity
 from stockade.scanning.gate import Policy
 from stockade.scanning.interface import ImageInfo, Inventory
-from stockade.scanning.pipeline import Backend, ScanOptions
+from stockade.scanning.pipeline import Backend, MatchOutcome, ScanOptions
 from stockade.scanning.registry_scan import render_walk, walk_registry, watch_registry
 from stockade.scanning.results import DatabaseInfo
 from stockade.scanning.scan_store import list_images, run_count
@@ -73,7 +73,7 @@ class Recorder:
 
     def _match(self, store, inv):
         self.matches.append(inv.source)
-        return sample_findings(), ()
+        return MatchOutcome(findings=sample_findings())
 
 
 def walk(store, rec: Recorder, registry: MemoryRegistry, patterns=(), poll=1, fail_on=None):

@@ -394,8 +394,8 @@ def test_push_commands_carry_no_password_and_verify_tls_off_loopback(tmp_path: P
 @pytest.mark.registry
 def test_push_with_an_auth_file_reaches_the_auth_registry(tmp_path: Path, pushed_auth) -> None:
     """pushed_auth pushed through push_sample: the auth file works; a wrong password fails."""
-    from stockade.model.errors import StockadeError
     from stockade.lab.samples import build_sample, push_sample
+    from stockade.model.errors import StockadeError
     from tests.scanning.conftest import AUTH_REGISTRY, AUTH_USER
 
     with pytest.raises(StockadeError, match="skopeo copy --quiet failed"):

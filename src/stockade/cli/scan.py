@@ -2,7 +2,9 @@
 
 Exit codes: 0 clean (or nothing at or above --fail-on), 1 findings at or above --fail-on remain
 after VEX, the ignore file and --ignore-unfixed, 2 usage or configuration error (bad option, bad
-ignore file or VEX document), 3 scan error (image unreadable, advisory database missing or stale).
+ignore file or VEX document), 3 scan error (image unreadable, advisory database missing or stale)
+or, with --fail-on, an incomplete scan (a distribution or ecosystem without advisory data, no
+package identified) unless --allow-unchecked.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from stockade.cli.common import (
 if TYPE_CHECKING:
     from stockade.scanning.pipeline import ScanOptions
     from stockade.scanning.results import ScanReport
+    from stockade.scanning.scan_store import Coverage
 
 scan_app = typer.Typer(
     help="Scan images, filesystems, processes and SBOMs for vulnerabilities, with a CI gate.\n\n"
     "Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage or configuration error, "
-    "3 scan error (unreadable input, missing or stale advisory database).",
+    "3 scan error (unreadable input, missing or stale advisory database) or, with --fail-on, "
+    "an incomplete scan (packages without advisory data, none identified) unless "
+    "--allow-unchecked.",
     no_args_is_help=True,
 )
 
@@ -39,6 +44,14 @@ FormatOpt = Annotated[
 FailOnOpt = Annotated[
     str | None,
     typer.Option("--fail-on", help="Exit 1 when a finding at or above this severity remains."),
+]
+AllowUncheckedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-unchecked",
+        help="With --fail-on, accept an incomplete scan: packages of a distribution or ecosystem "
+        "the advisory data does not cover, or no package identified at all (otherwise exit 3).",
+    ),
 ]
 IgnoreUnfixedOpt = Annotated[
     bool, typer.Option("--ignore-unfixed", help="Do not count findings that have no fixed version.")
@@ -86,6 +99,7 @@ def _options(
     vex: list[Path] | None,
     max_db_age: str,
     allow_stale_db: bool,
+    allow_unchecked: bool = False,
     platform: str | None = None,
     insecure: bool = False,
     username: str | None = None,
@@ -110,6 +124,7 @@ def _options(
         ignore_unfixed=ignore_unfixed,
         ignore_rules=rules,
         vex=statements,
+        allow_unchecked=allow_unchecked,
     )
     return ScanOptions(
         policy=policy,
@@ -138,8 +153,17 @@ def _finish(report: ScanReport, fmt: str, output: Path | None) -> None:
             markup=False,
             highlight=False,
         )
-    if report.gate.failed:
-        raise typer.Exit(1)
+    if report.unchecked_failed:
+        # "No vulnerabilities" about packages nobody checked is not a pass: exit 3, not 0 or 1.
+        err_console.print(
+            f"stockade: error: incomplete scan: {'; '.join(report.coverage_lines())} "
+            "(--allow-unchecked accepts it)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
 
 
 def _scan_ref(ref: str, opts: ScanOptions, db: str | None, fmt: str, output: Path | None) -> None:
@@ -168,6 +192,7 @@ def scan_image_cmd(
     vex: VexOpt = None,
     max_db_age: MaxAgeOpt = "7d",
     allow_stale_db: StaleOpt = False,
+    allow_unchecked: AllowUncheckedOpt = False,
     platform: PlatformOpt = None,
     insecure: InsecureOpt = False,
     username: UserOpt = None,
@@ -183,6 +208,7 @@ def scan_image_cmd(
         vex=vex,
         max_db_age=max_db_age,
         allow_stale_db=allow_stale_db,
+        allow_unchecked=allow_unchecked,
         platform=platform,
         insecure=insecure,
         username=username,
@@ -205,6 +231,7 @@ def scan_rootfs_cmd(
     max_db_age: MaxAgeOpt = "7d",
     allow_stale_db: StaleOpt = False,
     store: StoreOption = True,
+    allow_unchecked: AllowUncheckedOpt = False,
     db: DbOption = None,
 ) -> None:
     """Scan a root filesystem folder."""
@@ -217,6 +244,7 @@ def scan_rootfs_cmd(
         vex=vex,
         max_db_age=max_db_age,
         allow_stale_db=allow_stale_db,
+        allow_unchecked=allow_unchecked,
         fmt=fmt,
         store=store,
     )
@@ -238,6 +266,7 @@ def scan_pid_cmd(
     max_db_age: MaxAgeOpt = "7d",
     allow_stale_db: StaleOpt = False,
     store: StoreOption = True,
+    allow_unchecked: AllowUncheckedOpt = False,
     db: DbOption = None,
 ) -> None:
     """Scan the root filesystem a running process sees (/proc/PID/root)."""
@@ -250,6 +279,7 @@ def scan_pid_cmd(
         vex=vex,
         max_db_age=max_db_age,
         allow_stale_db=allow_stale_db,
+        allow_unchecked=allow_unchecked,
         fmt=fmt,
         store=store,
     )
@@ -271,6 +301,7 @@ def scan_sbom_cmd(
     max_db_age: MaxAgeOpt = "7d",
     allow_stale_db: StaleOpt = False,
     store: StoreOption = True,
+    allow_unchecked: AllowUncheckedOpt = False,
     db: DbOption = None,
 ) -> None:
     """Scan the packages listed in an SBOM (no image needed)."""
@@ -283,6 +314,7 @@ def scan_sbom_cmd(
         vex=vex,
         max_db_age=max_db_age,
         allow_stale_db=allow_stale_db,
+        allow_unchecked=allow_unchecked,
         fmt=fmt,
         store=store,
     )
@@ -316,6 +348,7 @@ def scan_registry_cmd(
     vex: VexOpt = None,
     max_db_age: MaxAgeOpt = "7d",
     allow_stale_db: StaleOpt = False,
+    allow_unchecked: AllowUncheckedOpt = False,
     platform: PlatformOpt = None,
     insecure: InsecureOpt = False,
     username: UserOpt = None,
@@ -337,6 +370,7 @@ def scan_registry_cmd(
         vex=vex,
         max_db_age=max_db_age,
         allow_stale_db=allow_stale_db,
+        allow_unchecked=allow_unchecked,
         platform=platform,
         insecure=insecure,
         username=username,
@@ -367,6 +401,15 @@ def scan_registry_cmd(
         # An image that could not be read is an incomplete answer, not a clean one.
         err_console.print(
             f"stockade: error: {errors} image(s) could not be scanned (see the summary)",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(3)
+    incomplete = {i.reference for w in walks for i in w.items if i.unchecked_failed}
+    if incomplete:
+        err_console.print(
+            f"stockade: error: incomplete scan of {len(incomplete)} image(s): packages not "
+            "checked (see the summary; --allow-unchecked accepts it)",
             markup=False,
             highlight=False,
         )
@@ -407,7 +450,8 @@ def _images_table(rows: list) -> str:  # type: ignore[type-arg]
     from rich.table import Table
 
     table = Table(title=f"{len(rows)} scanned images", title_justify="left")
-    for col in ("Image", "Digest", "Critical", "High", "Medium", "Low", "Other", "Scanned"):
+    cols = ("Image", "Digest", "Critical", "High", "Medium", "Low", "Other", "Checked", "Scanned")
+    for col in cols:
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(
@@ -418,11 +462,25 @@ def _images_table(rows: list) -> str:  # type: ignore[type-arg]
             str(r.counts["medium"]),
             str(r.counts["low"]),
             str(r.counts["negligible"] + r.counts["unknown"]),
+            _checked_cell(r.coverage),
             f"{r.last_scanned:%Y-%m-%d %H:%M}",
         )
     buf = io.StringIO()
-    Console(file=buf, width=140, no_color=True).print(table)
+    Console(file=buf, width=160, no_color=True).print(table)
     return buf.getvalue()
+
+
+def _checked_cell(coverage: Coverage) -> str:
+    """Zero counts mean "no vulnerabilities" only for an image that was checked in full."""
+    if coverage.packages is None:
+        return "?"  # recorded before coverage was kept
+    if coverage.packages == 0:
+        return "NOTHING (no package identified)"
+    if not coverage.unchecked:
+        return "all"
+    missing = sum(u.packages for u in coverage.unchecked)
+    names = ", ".join(u.ecosystem for u in coverage.unchecked)
+    return f"PARTIAL ({missing} of {coverage.packages} not checked: {names})"
 
 
 def register(app: typer.Typer) -> None:

@@ -95,9 +95,18 @@ def _vulnerabilities(d: Demo, ref: str) -> None:
     )
     d.run("db", "import", str(_examples() / "advisories"))
     d.run("db", "status")
-    gate = d.run("scan", "image", ref, "--fail-on", "medium", ok=(0, 1))
+    # The bundled records cover Debian 12 and PyPI only: the image's npm, Go and Java packages go
+    # unchecked, and the gate does not pass what it did not check unless told to.
+    gate = d.run("scan", "image", ref, "--fail-on", "medium", ok=(0, 1, 3))
     d.note(
         "scan --fail-on medium",
+        "incomplete, npm/Go/Java not checked (exit 3)"
+        if gate.returncode == 3
+        else f"exit {gate.returncode}",
+    )
+    gate = d.run("scan", "image", ref, "--fail-on", "medium", "--allow-unchecked", ok=(0, 1))
+    d.note(
+        "scan --fail-on medium --allow-unchecked",
         "build would FAIL (exit 1)" if gate.returncode == 1 else "passes (exit 0)",
     )
     d.run("scan", "image", ref, "--format", "sarif", "-o", str(d.workdir / "sample.sarif"))

@@ -94,6 +94,15 @@ class SampleImage:
     oci_tar: Path
     tag: str = "1"
 
+    def deb_version(self, package: str) -> str:
+        """The version of a Debian package in layer 1, read from the downloaded ``.deb`` (the
+        archive publishes updates, so nothing should expect the version of the day it was written)."""
+        debs = self.root / "downloads" / "deb"
+        found = [d for d in debs.glob("*.deb") if d.name.split("_")[0] == package]
+        if len(found) != 1:
+            raise StockadeError(f"sample: no single downloaded package {package} in {debs}")
+        return _run(["dpkg-deb", "-f", str(found[0]), "Version"]).strip()
+
     def refs(self) -> list[str]:
         return [
             f"docker-archive:{self.docker_archive}",

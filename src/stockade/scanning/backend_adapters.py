@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from stockade.model import Finding
 from stockade.model.progress import Observer
 from stockade.scanning.interface import Inventory
-from stockade.scanning.pipeline import ImageOptions
+from stockade.scanning.pipeline import ImageOptions, MatchOutcome
 from stockade.scanning.results import DatabaseInfo
 from stockade.store import Store
 
@@ -95,12 +94,14 @@ def catalogers_key() -> str:
     return ",".join(sorted(f"{c.name}@{c.version}" for c in default_catalogers()))
 
 
-def match(store: Store, inv: Inventory) -> tuple[Sequence[Finding], Sequence[str]]:
-    """Findings, and the packages the matcher could not check (with reasons)."""
+def match(store: Store, inv: Inventory) -> MatchOutcome:
+    """Findings, the packages the matcher could not check, and what went unchecked as a whole."""
     from stockade.scanning.matcher import Matcher
 
     result = Matcher(store).run(inv)
-    return result.findings, result.skipped
+    return MatchOutcome(
+        findings=result.findings, skipped=result.skipped, unchecked=result.unchecked
+    )
 
 
 def read_sbom(path: str) -> Inventory:

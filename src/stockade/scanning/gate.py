@@ -49,6 +49,9 @@ class Policy:
     ignore_rules: tuple[IgnoreRule, ...] = ()
     vex: tuple[VexStatement, ...] = ()
     today: date = field(default_factory=date.today)
+    # With fail_on: accept a scan that left a distribution or ecosystem unchecked (or identified
+    # no package at all) instead of failing it as incomplete.
+    allow_unchecked: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +71,7 @@ class GateResult:
     fail_on: Severity | None
     ignore_unfixed: bool
     expired_rules: tuple[IgnoreRule, ...] = ()
+    allow_unchecked: bool = False
 
     @property
     def active(self) -> tuple[GatedFinding, ...]:
@@ -117,6 +121,7 @@ def apply_policy(findings: Iterable[Finding], policy: Policy, target: Target) ->
         fail_on=policy.fail_on,
         ignore_unfixed=policy.ignore_unfixed,
         expired_rules=tuple(expired),
+        allow_unchecked=policy.allow_unchecked,
     )
 
 

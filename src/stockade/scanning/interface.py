@@ -92,6 +92,22 @@ class Inventory:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Unchecked:
+    """Packages of one distribution release or ecosystem that were not checked at all (no advisory
+    data for it in the store, or no way to look them up): a scan says nothing about them."""
+
+    ecosystem: str  # "debian:12", "pypi"; the package type or distro when no ecosystem is known
+    packages: int
+    reason: str
+
+    def line(self) -> str:
+        return f"{self.packages} {self.ecosystem} package(s) not checked: {self.reason}"
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {"ecosystem": self.ecosystem, "packages": self.packages, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FileEntry:
     """One file handed to a cataloger, with its bytes (read once, bounded by the layer reader)."""
 

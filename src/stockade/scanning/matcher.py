@@ -20,8 +20,8 @@ from urllib.parse import unquote
 
 from stockade.model import Finding, ResourceRef
 from stockade.scanning.advisories import ecosystems
-from stockade.scanning.advisories.store import lookup_rows
-from stockade.scanning.interface import Inventory, Package
+from stockade.scanning.advisories.store import ecosystems_with_data, lookup_rows
+from stockade.scanning.interface import Inventory, Package, Unchecked
 from stockade.scanning.match_eval import Entry, affected_by, parse_entry
 from stockade.scanning.match_findings import build_findings
 from stockade.scanning.versions import VersionError, scheme_for
@@ -52,7 +52,9 @@ class Target:
 class MatchReport:
     findings: tuple[Finding, ...]
     skipped: tuple[str, ...]  # packages that could not be checked, with the reason
-    checked: int  # packages looked up
+    checked: int  # packages looked up in an ecosystem the store has advisory data for
+    # Whole distribution releases or ecosystems that went unchecked, with their package counts.
+    unchecked: tuple[Unchecked, ...] = ()
 
 
 def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
@@ -78,6 +80,20 @@ def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
     return Target(
         package=pkg, ecosystem=eco, name=ecosystems.package_name(eco, name), version=pkg.version
     )
+
+
+def _unlookable_group(pkg: Package, inventory: Inventory) -> tuple[str, str] | None:
+    """The (ecosystem, reason) a package that has no lookup target is counted under, or None when
+    only that one package is at fault (a bad version, a jar without a groupId: it stays skipped)."""
+    if pkg.type in _OS_TYPES:
+        d = inventory.distro
+        if d is None:
+            return (f"{pkg.type} (unknown distribution)", "no os-release: distribution unknown")
+        release = f"{d.id}:{d.version_id or d.version_codename or '?'}"
+        return (release, f"distribution {release} is not supported")
+    if pkg.type not in _LANGUAGE_TYPES:
+        return (pkg.type, f"package type {pkg.type!r} has no advisory ecosystem")
+    return None
 
 
 def _purl_namespace(purl: str, kind: str) -> str | None:
@@ -106,16 +122,31 @@ class Matcher:
         if inventory.distro is not None:
             d = inventory.distro
             distro_eco = ecosystems.from_distro(d.id, d.version_id, d.version_codename)
-        targets: list[Target] = []
+        candidates: list[Target] = []
         skipped: list[str] = []
+        unchecked: dict[tuple[str, str], int] = {}
         for pkg in inventory.packages:
             t = target_for(pkg, distro_eco)
             if isinstance(t, str):
                 skipped.append(t)
+                group = _unlookable_group(pkg, inventory)
+                if group is not None:
+                    unchecked[group] = unchecked.get(group, 0) + 1
             elif scheme_for(t.ecosystem) is None:
                 skipped.append(f"{pkg.name} {pkg.version}: no version scheme for {t.ecosystem}")
+                group = (t.ecosystem, "no version scheme for this ecosystem")
+                unchecked[group] = unchecked.get(group, 0) + 1
             else:
+                candidates.append(t)
+        with self.store.connect() as conn:
+            covered = ecosystems_with_data(conn, {t.ecosystem for t in candidates})
+        targets = []
+        for t in candidates:
+            if t.ecosystem in covered:
                 targets.append(t)
+            else:
+                group = (t.ecosystem, f"no advisory data for {t.ecosystem} in the store")
+                unchecked[group] = unchecked.get(group, 0) + 1
         entries = self._load({(t.ecosystem, t.name) for t in targets}, skipped)
         findings: list[Finding] = []
         resource = _resource(inventory)
@@ -133,7 +164,15 @@ class Matcher:
             hits = [h for e in cands if (h := affected_by(key, t.version, e)) is not None]
             if hits:
                 findings.extend(build_findings(t, hits, scheme, resource))
-        return MatchReport(findings=tuple(findings), skipped=tuple(skipped), checked=len(targets))
+        return MatchReport(
+            findings=tuple(findings),
+            skipped=tuple(skipped),
+            checked=len(targets),
+            unchecked=tuple(
+                Unchecked(ecosystem=eco, packages=n, reason=reason)
+                for (eco, reason), n in sorted(unchecked.items())
+            ),
+        )
 
     def _load(
         self, keys: set[tuple[str, str]], skipped: list[str]

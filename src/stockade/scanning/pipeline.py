@@ -16,7 +16,7 @@ from stockade import __version__
 from stockade.model import Finding
 from stockade.model.progress import NullObserver, Observer
 from stockade.scanning.gate import Policy, Target, apply_policy
-from stockade.scanning.interface import Inventory
+from stockade.scanning.interface import Inventory, Unchecked
 from stockade.scanning.results import DatabaseInfo, ScanReport
 from stockade.scanning.scan_store import load_inventory, record_scan, save_inventory
 from stockade.store import Store
@@ -43,12 +43,21 @@ class ScanOptions:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MatchOutcome:
+    """What matching an inventory tells the pipeline."""
+
+    findings: Sequence[Finding]
+    skipped: Sequence[str] = ()  # single packages that could not be checked, with reasons
+    unchecked: Sequence[Unchecked] = ()  # whole releases or ecosystems without advisory data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Backend:
     """The functions a scan needs from the rest of the pillar."""
 
     check_db: Callable[[Store, timedelta, bool], DatabaseInfo]
     build_inventory: Callable[[str, Store, Observer, ImageOptions, OpenImage | None], Inventory]
-    match: Callable[[Store, Inventory], tuple[Sequence[Finding], Sequence[str]]]
+    match: Callable[[Store, Inventory], MatchOutcome]
     read_sbom: Callable[[str], Inventory]
     # Open an image and read its manifest and config only (no layer): None for dir: and pid:.
     open_image: Callable[[str, ImageOptions], OpenImage | None]
@@ -93,11 +102,12 @@ def evaluate(
     db: DatabaseInfo,
 ) -> ScanReport:
     """Match an inventory and run the gate over the findings (no layer is read here)."""
-    findings, skipped = backend.match(store, inv)
-    gate = apply_policy(findings, options.policy, target_of(inv))
+    matched = backend.match(store, inv)
+    gate = apply_policy(matched.findings, options.policy, target_of(inv))
     return ScanReport(
         inventory=inv,
-        match_skipped=tuple(skipped),
+        match_skipped=tuple(matched.skipped),
+        unchecked=tuple(matched.unchecked),
         gate=gate,
         scanned_at=datetime.now(UTC),
         database=db,

@@ -50,6 +50,10 @@ class WalkItem:
     failed: bool = False
     read_layers: int = 0
     error: str | None = None
+    # What the scan could not check (nothing identified, ecosystems without advisory data) and
+    # whether that fails the run (--fail-on without --allow-unchecked).
+    not_checked: tuple[str, ...] = ()
+    unchecked_failed: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +65,10 @@ class Walk:
     @property
     def failed(self) -> bool:
         return any(i.failed for i in self.items)
+
+    @property
+    def unchecked_failed(self) -> bool:
+        return any(i.unchecked_failed for i in self.items)
 
     @property
     def errors(self) -> int:
@@ -124,12 +132,17 @@ def _visit(store, ref, digest, options, backend, observer, db, key) -> WalkItem:
     if seen is not None and seen.digest == digest:
         if seen.db_built == db.built:
             # Nothing new to learn: report the last run's counts against today's --fail-on.
+            policy = options.policy
             return WalkItem(
                 reference=ref,
                 digest=digest,
                 action="unchanged",
                 counts=seen.counts,
-                failed=_fails(seen.counts, options.policy.fail_on),
+                failed=_fails(seen.counts, policy.fail_on),
+                not_checked=tuple(seen.coverage.lines()),
+                unchecked_failed=policy.fail_on is not None
+                and seen.coverage.incomplete
+                and not policy.allow_unchecked,
             )
         action = "rematched"  # same image, new advisory data
     else:
@@ -153,6 +166,8 @@ def _item(ref: str, digest: str, action: str, report: ScanReport) -> WalkItem:
         counts=report.gate.counts(),
         failed=report.gate.failed,
         read_layers=report.inventory.read_layers,
+        not_checked=tuple(report.coverage_lines()),
+        unchecked_failed=report.unchecked_failed,
     )
 
 
@@ -254,6 +269,9 @@ def render_walk(walks: Iterable[Walk], fmt: str) -> str:
                             "failed": i.failed,
                             "read_layers": i.read_layers,
                             "error": i.error,
+                            "complete": not i.not_checked if i.action != "error" else None,
+                            "not_checked": list(i.not_checked),
+                            "unchecked_failed": i.unchecked_failed,
                         }
                         for i in w.items
                     ],
@@ -267,8 +285,11 @@ def render_walk(walks: Iterable[Walk], fmt: str) -> str:
         lines.append(w.line())
         for i in w.items:
             counts = " ".join(f"{k[0].upper()}:{v}" for k, v in i.counts.items() if v)
-            detail = i.error or counts or "no vulnerabilities"
+            # "no vulnerabilities" only when the whole image was checked
+            detail = i.error or counts or ("" if i.not_checked else "no vulnerabilities")
             if i.action == "unchanged":
                 detail = "unchanged"
-            lines.append(f"  {i.action:<9} {i.reference} {(i.digest or '')[:19]} {detail}")
+            line = f"  {i.action:<9} {i.reference} {(i.digest or '')[:19]} {detail}".rstrip()
+            lines.append(line)
+            lines += [f"            NOT CHECKED: {note}" for note in i.not_checked]
     return "\n".join(lines)

@@ -6,7 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from stockade.scanning.gate import GatedFinding, GateResult
-from stockade.scanning.interface import Inventory, VulnerabilityDetails
+from stockade.scanning.interface import Inventory, Unchecked, VulnerabilityDetails
+
+NOTHING_IDENTIFIED = (
+    "no package identified: nothing was checked (a static binary, or an image without a "
+    "package database?)"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,10 +30,44 @@ class ScanReport:
     database: DatabaseInfo | None = None
     tool_version: str = ""
     match_skipped: tuple[str, ...] = ()  # packages the matcher could not check, with reasons
+    # Distribution releases and ecosystems the advisory data did not cover (see Matcher).
+    unchecked: tuple[Unchecked, ...] = ()
 
     @property
     def skipped(self) -> tuple[str, ...]:
         return self.inventory.skipped + self.match_skipped
+
+    @property
+    def nothing_identified(self) -> bool:
+        return not self.inventory.packages
+
+    @property
+    def incomplete(self) -> bool:
+        """Part of the target (or all of it) was not checked: "no vulnerabilities" would lie."""
+        return self.nothing_identified or bool(self.unchecked)
+
+    @property
+    def checked_packages(self) -> int:
+        return len(self.inventory.packages) - sum(u.packages for u in self.unchecked)
+
+    def coverage_lines(self) -> list[str]:
+        """One line per thing the scan could not check, for every report format."""
+        if self.nothing_identified:
+            return [NOTHING_IDENTIFIED]
+        return [u.line() for u in self.unchecked]
+
+    @property
+    def unchecked_failed(self) -> bool:
+        """--fail-on was given, the scan is incomplete and --allow-unchecked was not."""
+        gate = self.gate
+        return gate.fail_on is not None and self.incomplete and not gate.allow_unchecked
+
+    @property
+    def exit_code(self) -> int:
+        """3 for an incomplete scan under --fail-on, 1 for failing findings, else 0."""
+        if self.unchecked_failed:
+            return 3
+        return 1 if self.gate.failed else 0
 
     def ordered(self, *, active_only: bool = False) -> list[GatedFinding]:
         """Findings worst first, then by id and package: the order every report uses."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,14 +10,53 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from stockade.scanning.interface import Inventory
+from stockade.scanning.interface import Inventory, Unchecked
 from stockade.scanning.inventory_codec import inventory_from_dict, inventory_to_dict
-from stockade.scanning.results import ScanReport
+from stockade.scanning.results import NOTHING_IDENTIFIED, ScanReport
 from stockade.scanning.scan_tables import scan_images, scan_inventories, scan_runs
 from stockade.store import Store
 from stockade.store.records import record_findings
 
 SEVERITIES = ("critical", "high", "medium", "low", "negligible", "unknown")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Coverage:
+    """What a stored run identified and could not check (``packages`` None: not recorded)."""
+
+    packages: int | None = None
+    unchecked: tuple[Unchecked, ...] = ()
+
+    @property
+    def incomplete(self) -> bool:
+        return self.packages == 0 or bool(self.unchecked)
+
+    def lines(self) -> list[str]:
+        if self.packages == 0:
+            return [NOTHING_IDENTIFIED]
+        return [u.line() for u in self.unchecked]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "packages": self.packages,
+            "complete": None if self.packages is None else not self.incomplete,
+            "unchecked": [u.to_dict() for u in self.unchecked],
+        }
+
+
+def _coverage(row: Any) -> Coverage:
+    packages = row["packages"]
+    try:
+        items = json.loads(row["unchecked"] or "[]")
+        unchecked = tuple(
+            Unchecked(
+                ecosystem=str(u["ecosystem"]), packages=int(u["packages"]), reason=u["reason"]
+            )
+            for u in items
+        )
+    except (ValueError, TypeError, KeyError):
+        unchecked = ()
+    return Coverage(packages=None if packages is None else int(packages), unchecked=unchecked)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,6 +71,7 @@ class ImageSummary:
     counts: dict[str, int]
     suppressed: int
     failed: bool
+    coverage: Coverage = Coverage()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +85,7 @@ class ImageSummary:
             "by_severity": self.counts,
             "suppressed": self.suppressed,
             "failed": self.failed,
+            "coverage": self.coverage.to_dict(),
         }
 
 
@@ -53,6 +95,7 @@ class ImageState:
     db_built: datetime | None
     counts: dict[str, int]
     failed: bool
+    coverage: Coverage = Coverage()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,6 +203,8 @@ def record_scan(
                 suppressed=len(report.gate.suppressed),
                 fail_on=str(report.gate.fail_on) if report.gate.fail_on is not None else None,
                 failed=report.gate.failed,
+                packages=len(inv.packages),
+                unchecked=json.dumps([u.to_dict() for u in report.unchecked]),
                 **report.gate.counts(active_only=True),
             )
         )
@@ -228,6 +273,7 @@ def list_images(store: Store, *, repository: str | None = None) -> list[ImageSum
             counts={s: int(r[s]) for s in SEVERITIES},
             suppressed=int(r["suppressed"]),
             failed=bool(r["failed"]),
+            coverage=_coverage(r),
         )
         for r in rows
     ]
@@ -266,4 +312,5 @@ def image_state(store: Store, reference: str) -> ImageState | None:
         db_built=utc(row["db_built"]),
         counts={s: int(row[s]) for s in SEVERITIES},
         failed=bool(row["failed"]),
+        coverage=_coverage(row),
     )

@@ -69,6 +69,8 @@ scan_runs = Table(
     Column("suppressed", Integer, nullable=False),
     Column("fail_on", String(16)),
     Column("failed", Boolean, nullable=False),
+    Column("packages", Integer),  # packages identified (NULL: recorded before scans_0002)
+    Column("unchecked", Text),  # JSON [{ecosystem, packages, reason}] not checked
     Index("ix_scan_runs_image", "image_id", "finished_at"),
     Index("ix_scan_runs_digest", "manifest_digest"),
 )

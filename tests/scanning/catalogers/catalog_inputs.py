@@ -64,6 +64,21 @@ def debs() -> Path:
     return _once("debs", build)
 
 
+def deb_control(package: str, field: str) -> str:
+    """A control field of the downloaded ``package``: tests expect what ``apt-get download``
+    brought, not the version that was current when the test was written (the archive moves on)."""
+    [deb] = [d for d in debs().glob("*.deb") if d.name.split("_")[0] == package]
+    return run(["dpkg-deb", "-f", str(deb), field]).strip()
+
+
+def deb_source_version(package: str) -> str:
+    """The source version of the downloaded ``package`` (``Source: name (version)`` or its own)."""
+    source = deb_control(package, "Source")
+    if "(" in source:
+        return source.split("(", 1)[1].rstrip(")")
+    return deb_control(package, "Version")
+
+
 def wheels() -> Path:
     def build(d: Path) -> None:
         run(

@@ -13,7 +13,7 @@ from stockade.scanning import sbom
 from stockade.scanning.interface import Inventory, Package
 from stockade.scanning.sbom import cyclonedx, spdx
 from tests.conftest import require
-from tests.scanning.catalogers.catalog_inputs import syft_json
+from tests.scanning.catalogers.catalog_inputs import deb_control, deb_source_version, syft_json
 
 SCHEMAS = Path(__file__).parent / "schemas"
 
@@ -120,7 +120,7 @@ def test_round_trip(inventory: Inventory, fmt: str) -> None:
     by_name = {p.name: p for p in back.packages}
     assert (by_name["libbz2-1.0"].source_name, by_name["libbz2-1.0"].source_version) == (
         "bzip2",
-        "1.0.8-5",
+        deb_source_version("libbz2-1.0"),
     )
     assert by_name["zlib1g"].licenses == ("Zlib",)
     if fmt == "json":
@@ -156,7 +156,7 @@ def test_reads_syft_documents(tmp_path: Path) -> None:
         ).stdout
         got = sbom.read(out, fmt)
         names = {(p.type, p.name, p.version) for p in got.packages}
-        assert ("deb", "zlib1g", "1:1.2.13.dfsg-1") in names, fmt
+        assert ("deb", "zlib1g", deb_control("zlib1g", "Version")) in names, fmt
         assert ("python", "six", "1.16.0") in names, fmt
         assert ("go-module", "example.com/greet", "v1.4.2") in names, fmt
         assert ("java-archive", "guava", "31.1-jre") in names, fmt

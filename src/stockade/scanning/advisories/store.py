@@ -221,6 +221,17 @@ def lookup_rows(conn: Connection, keys: Iterable[tuple[str, str]]) -> list[tuple
     return out
 
 
+def ecosystems_with_data(conn: Connection, ecosystems: Iterable[str]) -> set[str]:
+    """Which of these ecosystems have at least one affected-package row (one indexed probe each):
+    a package of an ecosystem without any row was not checked, whatever the matcher found."""
+    found = set()
+    for eco in sorted(set(ecosystems)):
+        probe = select(adv_affected.c.ecosystem).where(adv_affected.c.ecosystem == eco).limit(1)
+        if conn.execute(probe).first() is not None:
+            found.add(eco)
+    return found
+
+
 def db_info(store: Store) -> DbInfo:
     with store.connect() as conn:
         built = conn.execute(select(adv_meta.c.value).where(adv_meta.c.key == "built_at")).scalar()

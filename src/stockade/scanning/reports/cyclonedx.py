@@ -68,11 +68,20 @@ def cyclonedx_dict(report: ScanReport) -> dict[str, Any]:
                 ]
             },
             "component": _root_component(report, root_ref),
+            "properties": _coverage_properties(report),
         },
         "components": components,
         "dependencies": [{"ref": root_ref, "dependsOn": [c["bom-ref"] for c in components]}],
         "vulnerabilities": vulns,
     }
+
+
+def _coverage_properties(report: ScanReport) -> list[dict[str, str]]:
+    """Whether the vulnerability list covers every component: an empty list means nothing found
+    only where ``stockade:complete`` is true."""
+    props = [{"name": "stockade:complete", "value": str(not report.incomplete).lower()}]
+    props += [{"name": "stockade:unchecked", "value": line} for line in report.coverage_lines()]
+    return props
 
 
 def _serial_seed(report: ScanReport) -> str:

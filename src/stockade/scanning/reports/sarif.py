@@ -75,14 +75,32 @@ def sarif_dict(report: ScanReport) -> dict[str, Any]:
             }
         },
         "automationDetails": {"id": f"stockade/image/{_automation_name(report)}/"},
+        "invocations": [_invocation(report)],
         "results": results,
         "properties": {
             "target": inv.source,
             "manifestDigest": inv.image.manifest_digest if inv.image else None,
             "failed": report.gate.failed,
+            "complete": not report.incomplete,
+            "packages": len(inv.packages),
+            "unchecked": [u.to_dict() for u in report.unchecked],
         },
     }
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+
+
+def _invocation(report: ScanReport) -> dict[str, Any]:
+    """What the scan could not check, as SARIF tool notifications (a consumer that sees no
+    results must still learn that part of the target was never looked at)."""
+    notes = [
+        {
+            "descriptor": {"id": "stockade.unchecked"},
+            "level": "error" if report.unchecked_failed else "warning",
+            "message": {"text": line},
+        }
+        for line in report.coverage_lines()
+    ]
+    return {"executionSuccessful": True, "toolExecutionNotifications": notes}
 
 
 def _automation_name(report: ScanReport) -> str:

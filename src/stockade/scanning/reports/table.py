@@ -43,11 +43,14 @@ def summary_lines(report: ScanReport) -> list[str]:
     gate = report.gate
     counts = gate.counts(active_only=True)
     parts = [f"{n} {name}" for name, n in counts.items() if n]
+    packages = len(report.inventory.packages)
+    checked = f" ({report.checked_packages} checked)" if report.unchecked else ""
     lines = [
-        f"{len(gate.active)} vulnerabilities in {len(report.inventory.packages)} packages"
+        f"{len(gate.active)} vulnerabilities in {packages} packages{checked}"
         + (f": {', '.join(parts)}" if parts else "")
         + (f" ({len(gate.suppressed)} suppressed)" if gate.suppressed else "")
     ]
+    lines += [f"NOT CHECKED: {line}" for line in report.coverage_lines()]
     by: dict[str, int] = {}
     for g in gate.suppressed:
         assert g.suppression is not None
@@ -69,8 +72,13 @@ def summary_lines(report: ScanReport) -> list[str]:
     else:
         lines.append("advisory database: EMPTY - no vulnerability data was used (--allow-stale-db)")
     if gate.fail_on is not None:
-        verdict = "FAIL" if gate.failed else "PASS"
-        lines.append(f"policy: {verdict} ({len(gate.failing)} at or above {gate.fail_on})")
+        verdict = "FAIL" if report.exit_code else "PASS"
+        line = f"policy: {verdict} ({len(gate.failing)} at or above {gate.fail_on}"
+        if report.unchecked_failed:
+            line += "; incomplete scan, --allow-unchecked accepts it"
+        elif report.incomplete:
+            line += "; incomplete scan allowed by --allow-unchecked"
+        lines.append(line + ")")
     return lines
 
 
