@@ -29,7 +29,7 @@ FORMATS = ("table", "json", "sarif", "cyclonedx")
 
 @pytest.fixture(scope="module")
 def sample():
-    from stockade.scanning.samples import build_sample
+    from stockade.lab.samples import build_sample
 
     try:
         return build_sample()
@@ -189,3 +189,36 @@ def test_scan_registry_does_not_call_an_unidentified_image_clean(
     assert run(*args, "--fail-on", "high", "--allow-unchecked").returncode == 0
     items = json.loads(run(*args, "--format", "json").stdout)[0]["images"]
     assert [(i["action"], i["complete"]) for i in items] == [("unchanged", False)]
+
+
+def test_admission_does_not_take_an_incomplete_scan_for_a_clean_image(sample, pypi_only_db) -> None:
+    """The webhook reads the stored coverage: an image whose Debian packages went unchecked is
+    not "scanned and clean" to the unscannedImages criterion."""
+    from stockade.admission.engine import decide
+    from stockade.admission.policy import parse_policy
+    from stockade.admission.workload import workload_of
+    from stockade.lab.samples import push_sample
+    from stockade.scanning.admission_source import StoreVulnSource
+    from stockade.store import open_store
+    from tests.scanning.conftest import OPEN_REGISTRY, listening
+
+    require(listening(OPEN_REGISTRY), f"no registry on {OPEN_REGISTRY}")
+    push_sample(sample, OPEN_REGISTRY)
+    ref = f"{OPEN_REGISTRY}/stockade/sample:{sample.tag}"
+    out = run("scan", "image", ref, "--insecure", "--db", pypi_only_db, "--format", "json")
+    assert out.returncode in (0, 1), out.stderr
+    source = StoreVulnSource(open_store(pypi_only_db), scan_on_demand=False)
+    summary = source.stored(ref)
+    assert summary is not None and any("debian:12" in u for u in summary.unchecked)
+    policy = parse_policy(
+        "spec:\n  mode: protect\n  rules:\n    - {name: scanned-only, criteria: {unscannedImages: true}}\n",
+        name="p",
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "shop"},
+        "spec": {"containers": [{"name": "app", "image": ref}]},
+    }
+    d = decide(workload_of(pod), policy, source)
+    assert not d.allowed and "scanned incompletely" in d.message and "debian:12" in d.message

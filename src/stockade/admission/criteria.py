@@ -149,6 +149,8 @@ def _unscanned(_p: bool, w: Workload, vulns: VulnLookup) -> list[str]:
         s = vulns(c.image)
         if s is None or not s.scanned:
             out.append(f"image {c.image} has no scan result")
+        elif s.unchecked:
+            out.append(f"image {c.image} was scanned incompletely: {'; '.join(s.unchecked)}")
     return out
 
 

@@ -52,6 +52,9 @@ class ImageVulns:
     ids: frozenset[str] = frozenset()  # every vulnerability id and alias present
     max_cvss: float | None = None
     scanned: bool = True  # False when the image could not be scanned in the time budget
+    # What the scan could not check (a distribution or ecosystem without advisory data, or no
+    # package identified at all): such an image is not known to be clean.
+    unchecked: tuple[str, ...] = ()
 
     def count_at_least(self, severity: Severity, *, fixable_only: bool = False) -> int:
         source = self.fixable_counts if fixable_only else self.counts

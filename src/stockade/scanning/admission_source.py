@@ -27,7 +27,8 @@ from stockade.admission.interface import ImageVulns, LookupBudget, LookupUnavail
 from stockade.model import Severity
 from stockade.model.errors import RegistryError, UsageError
 from stockade.scanning.scan_queue import QueueFull, ScanQueue
-from stockade.scanning.scan_tables import scan_images
+from stockade.scanning.scan_store import coverage_of
+from stockade.scanning.scan_tables import scan_images, scan_runs
 from stockade.scanning.sources.interface import parse_registry_reference
 from stockade.store import Store
 from stockade.store.tables import findings
@@ -104,6 +105,16 @@ class StoreVulnSource:
                     findings.c.run_id == run_id
                 )
             ).all()
+            run = (
+                conn.execute(
+                    select(scan_runs.c.packages, scan_runs.c.unchecked).where(
+                        scan_runs.c.id == run_id
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        coverage = coverage_of(run) if run is not None else None
         counts: dict[Severity, int] = {}
         fixable: dict[Severity, int] = {}
         ids: set[str] = set()
@@ -125,6 +136,7 @@ class StoreVulnSource:
             fixable_counts=fixable,
             ids=frozenset(ids),
             max_cvss=max_cvss,
+            unchecked=tuple(coverage.lines()) if coverage is not None else (),
         )
 
     def _run_scan(self, image: str) -> None:

@@ -44,7 +44,8 @@ class Coverage:
         }
 
 
-def _coverage(row: Any) -> Coverage:
+def coverage_of(row: Any) -> Coverage:
+    """The coverage of a stored ``scan_runs`` row (``packages``, ``unchecked``)."""
     packages = row["packages"]
     try:
         items = json.loads(row["unchecked"] or "[]")
@@ -273,7 +274,7 @@ def list_images(store: Store, *, repository: str | None = None) -> list[ImageSum
             counts={s: int(r[s]) for s in SEVERITIES},
             suppressed=int(r["suppressed"]),
             failed=bool(r["failed"]),
-            coverage=_coverage(r),
+            coverage=coverage_of(r),
         )
         for r in rows
     ]
@@ -312,5 +313,5 @@ def image_state(store: Store, reference: str) -> ImageState | None:
         db_built=utc(row["db_built"]),
         counts={s: int(row[s]) for s in SEVERITIES},
         failed=bool(row["failed"]),
-        coverage=_coverage(row),
+        coverage=coverage_of(row),
     )
