@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from stockade.model.duration import parse_duration as parse_age
 from stockade.model.errors import AdvisoryError, StaleDataError
-from stockade.scanning.advisories.freshness import check_freshness, parse_age
+from stockade.scanning.advisories.freshness import check_freshness
 from stockade.scanning.advisories.model import Advisory, Affected, ImportBatch
 from stockade.scanning.advisories.store import db_info, write_batches
 from stockade.scanning.advisories.update import import_sources, load_config
