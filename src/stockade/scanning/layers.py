@@ -7,7 +7,8 @@ override; whiteouts (``.wh.NAME``) and opaque directories (``.wh..wh..opq``) are
 Regular files some cataloger wants are read into memory (bounded per file).
 
 Refused with :class:`UnsafeImage`: ``..`` in entry or hard-link names, more entries or more
-uncompressed bytes than the limits, an uncompressed/compressed ratio above the bomb limit.
+uncompressed bytes than the limits, an uncompressed/compressed ratio above the bomb limit, tar
+headers :mod:`stockade.scanning.targuard` refuses (checked before ``tarfile`` parses them).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import BinaryIO, cast
 from stockade.model.errors import DigestMismatch, ImageError, UnsafeImage
 from stockade.scanning.interface import FileEntry, LayerInfo
 from stockade.scanning.sources.manifest import LAYER_TYPES
+from stockade.scanning.targuard import GuardedStream
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -250,7 +252,8 @@ def _walk_tar(
     skipped: list[str] = []
     captured: dict[str, FileEntry] = {}
     pending: list[tuple[str, str, int]] = []
-    tar = tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 14)  # type: ignore[call-overload]  # noqa: SIM115 - closed below
+    guarded = GuardedStream(stream, what)  # headers are checked before tarfile parses them
+    tar = tarfile.open(fileobj=guarded, mode="r|", bufsize=1 << 14)  # type: ignore[call-overload]  # noqa: SIM115 - closed below
     count = 0
     for member in tar:
         count += 1
