@@ -8,15 +8,19 @@ from __future__ import annotations
 import io
 import tarfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from stockade.model.errors import UnsafeImage
+from stockade.scanning.catalogers import default_catalogers
 from stockade.scanning.imagewrite import Layer, sha, tar_from_entries, write_docker_archive
 from stockade.scanning.interface import LayerInfo
+from stockade.scanning.inventory import build_inventory
 from stockade.scanning.layers import read_layer
 from stockade.scanning.sources.bundle import Bundle
+from stockade.store import open_store
 from tests.scanning.scan_cli_support import run
 
 DPKG_STATUS = b"Package: hostpkg\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\n\n"
@@ -37,9 +41,9 @@ def _pax_bomb(size: int = 100_000) -> bytes:
 LAYER = tar_from_entries([("d", "var/lib/dpkg", b""), ("f", "var/lib/dpkg/status", DPKG_STATUS)])
 
 
-def _sbom_fails_fast(ref: str) -> str:
+def _sbom_fails_fast(ref: str, *options: str) -> str:
     started = time.monotonic()
-    proc = run("sbom", "--no-cache", ref)
+    proc = run("sbom", "--no-cache", *options, ref)
     elapsed = time.monotonic() - started
     assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()
@@ -144,3 +148,44 @@ def test_ordinary_pax_and_gnu_headers_still_read() -> None:
         result = read_layer(io.BytesIO(tar), _layer_info(tar), wants=lambda *a: True, what="x")
         assert "/" + long_name in result.index.kinds
         assert {f.path for f in result.files} >= {"/var/lib/dpkg/status", "/" + long_name}
+
+
+# -- a per-image entry budget, and modest memory per entry ----------------------------------------
+
+
+def _many_entries(count: int, prefix: str) -> bytes:
+    return tar_from_entries([("f", f"{prefix}/f{i}", b"") for i in range(count)])
+
+
+def test_entry_budget_counts_all_layers(tmp_path: Path) -> None:
+    layers = [Layer(tar=_many_entries(60, "a")), Layer(tar=_many_entries(60, "b"))]
+    path = write_docker_archive(tmp_path / "img.tar", layers, repo_tag="x/y:1")
+    proc = run("sbom", "--no-cache", "--max-entries", "200", f"docker-archive:{path}")
+    assert proc.returncode == 0, proc.stderr
+    line = _sbom_fails_fast(f"docker-archive:{path}", "--max-entries", "100")
+    assert "more than 100 entries in its layers" in line and "layer 2" in line
+
+
+def test_entry_budget_counts_cached_layers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layers = [Layer(tar=_many_entries(60, "a")), Layer(tar=_many_entries(60, "b"))]
+    path = write_docker_archive(tmp_path / "img.tar", layers, repo_tag="x/y:1")
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        build_inventory(f"docker-archive:{path}", catalogers=default_catalogers(), store=store)
+        monkeypatch.setenv("STOCKADE_MAX_ENTRIES", "100")  # how `scan` commands raise or lower it
+        with pytest.raises(UnsafeImage, match="more than 100 entries"):
+            build_inventory(f"docker-archive:{path}", catalogers=default_catalogers(), store=store)
+    finally:
+        store.close()
+
+
+def test_memory_per_layer_entry_stays_small() -> None:
+    count = 4000
+    tar = _many_entries(count, "usr/share/doc/some-package")
+    tracemalloc.start()
+    try:
+        read_layer(io.BytesIO(tar), _layer_info(tar), wants=lambda *a: False, what="layer")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak / count < 300, peak / count  # tarfile alone kept ~570 bytes per member

@@ -66,8 +66,10 @@ def _checksum_ok(block: bytes) -> bool:
     stored = _number(block[148:156])
     head, tail = block[:148], block[156:]
     unsigned = 256 + sum(head) + sum(tail)
-    signed = 256 + sum(b - 256 if b > 127 else b for b in head + tail)
-    return stored in (unsigned, signed)
+    if stored == unsigned:
+        return True
+    high = sum(1 for b in head + tail if b > 127)  # the signed sum some old tars wrote
+    return stored == unsigned - 256 * high
 
 
 class TarHeaderGuard:
