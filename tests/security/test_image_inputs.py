@@ -5,10 +5,13 @@ Each answer is one line on stderr (``stockade: error: ...``), exit 3, no traceba
 
 from __future__ import annotations
 
+import ctypes
 import io
 import tarfile
+import threading
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -189,3 +192,55 @@ def test_memory_per_layer_entry_stays_small() -> None:
     finally:
         tracemalloc.stop()
     assert peak / count < 300, peak / count  # tarfile alone kept ~570 bytes per member
+
+
+# -- dir: and pid: walks never follow a link the kernel would resolve outside the root ------------
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchanger(a: Path, b: Path) -> Callable[[], None]:
+    """Atomically swap two names (renameat2 RENAME_EXCHANGE), as a running container could."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    libc.renameat2.argtypes += [ctypes.c_uint]
+
+    def swap() -> None:
+        if libc.renameat2(_AT_FDCWD, bytes(a), _AT_FDCWD, bytes(b), _RENAME_EXCHANGE) != 0:
+            raise OSError(ctypes.get_errno(), "renameat2")
+
+    return swap
+
+
+@pytest.mark.parametrize("target", ["absolute", "relative"])
+def test_rootfs_walk_never_reads_through_a_swapped_in_symlink(tmp_path: Path, target: str) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "status").write_bytes(DPKG_STATUS)  # "hostpkg": must never be read
+    root = tmp_path / "root"
+    dpkg = root / "var/lib/dpkg"
+    dpkg.mkdir(parents=True)
+    (dpkg / "status").write_bytes(DPKG_STATUS.replace(b"hostpkg", b"rootpkg"))
+    swap_in = root / "var/lib/dpkg-swap"
+    swap_in.symlink_to(host if target == "absolute" else Path("../../../host"))
+    swap = _exchanger(dpkg, swap_in)
+    stop = threading.Event()
+
+    def keep_swapping() -> None:
+        while not stop.is_set():
+            swap()
+
+    flipper = threading.Thread(target=keep_swapping, daemon=True)
+    flipper.start()
+    seen: set[str] = set()
+    try:
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline and "hostpkg" not in seen:
+            inv = build_inventory(f"dir:{root}", catalogers=default_catalogers())
+            seen.update(p.name for p in inv.packages)
+    finally:
+        stop.set()
+        flipper.join()
+    assert "hostpkg" not in seen
+    assert "rootpkg" in seen  # the walk did read the root's own file meanwhile
