@@ -18,7 +18,13 @@ import pytest
 
 from stockade.model.errors import UnsafeImage
 from stockade.scanning.catalogers import default_catalogers
-from stockade.scanning.imagewrite import Layer, sha, tar_from_entries, write_docker_archive
+from stockade.scanning.imagewrite import (
+    Layer,
+    sha,
+    tar_from_entries,
+    write_docker_archive,
+    write_oci_layout,
+)
 from stockade.scanning.interface import LayerInfo
 from stockade.scanning.inventory import build_inventory
 from stockade.scanning.layers import read_layer
@@ -244,3 +250,42 @@ def test_rootfs_walk_never_reads_through_a_swapped_in_symlink(tmp_path: Path, ta
         flipper.join()
     assert "hostpkg" not in seen
     assert "rootpkg" in seen  # the walk did read the root's own file meanwhile
+
+
+# -- image JSON: nesting, huge numbers -> one line, exit 3 ----------------------------------------
+
+DEEP_ARRAY = b"[" * 100_000 + b"]" * 100_000
+DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+HUGE_NUMBER = b'{"schemaVersion": 2, "manifests": [' + b"9" * 5000 + b"]}"
+
+
+def _with_member(archive: Path, name: str, data: bytes) -> Path:
+    out = archive.with_name("hostile-" + archive.name)
+    with tarfile.open(archive) as src, tarfile.open(out, "w") as dst:
+        for member in src:
+            body = src.extractfile(member).read() if member.isfile() else b""  # type: ignore[union-attr]
+            if member.name == name:
+                body, member.size = data, len(data)
+            dst.addfile(member, io.BytesIO(body))
+    return out
+
+
+@pytest.mark.parametrize("doc", [DEEP_ARRAY, DEEP_OBJECT], ids=["array", "object"])
+def test_deeply_nested_docker_manifest_is_an_input_error(tmp_path: Path, doc: bytes) -> None:
+    plain = write_docker_archive(tmp_path / "img.tar", [Layer(tar=LAYER)], repo_tag="x/y:1")
+    hostile = _with_member(plain, "manifest.json", doc)
+    assert "nested too deeply" in _sbom_fails_fast(f"docker-archive:{hostile}")
+
+
+def test_deeply_nested_image_config_is_an_input_error(tmp_path: Path) -> None:
+    path = write_docker_archive(
+        tmp_path / "img.tar", [Layer(tar=LAYER)], repo_tag="x/y:1", config=DEEP_OBJECT
+    )
+    assert "config: not valid JSON: nested too deeply" in _sbom_fails_fast(f"docker-archive:{path}")
+
+
+@pytest.mark.parametrize("doc", [DEEP_ARRAY, HUGE_NUMBER], ids=["nested", "huge-number"])
+def test_hostile_oci_index_is_an_input_error(tmp_path: Path, doc: bytes) -> None:
+    layout = write_oci_layout(tmp_path / "oci", [("1", [Layer(tar=LAYER)], None)])
+    (layout / "index.json").write_bytes(doc)
+    assert "index.json: not valid JSON" in _sbom_fails_fast(f"oci:{layout}")
