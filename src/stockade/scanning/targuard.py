@@ -18,13 +18,17 @@ order ``tarfile`` will read it, and the archive is refused (:class:`UnsafeImage`
 The guard follows the archive the way ``tarfile`` does (which types have data, pax ``size``
 overrides, old GNU sparse extension blocks), and stops where ``tarfile`` stops (an all-zero block, a
 bad checksum). :class:`GuardedStream` applies it to a stream (layers), :func:`check_tar_file` to a
-seekable file (image archives) without reading the members' data.
+seekable file (image archives) without reading the members' data, :func:`open_checked` to a tar
+or ``.tar.gz`` file before ``tarfile`` opens it (the sample image's downloads).
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
+import tarfile
+from pathlib import Path
 from typing import BinaryIO
 
 from stockade.model.errors import UnsafeImage
@@ -117,8 +121,10 @@ class TarHeaderGuard:
         if block.count(0) == BLOCK or not _checksum_ok(block):
             return self._end()  # tarfile ends the archive here too
         size = _number(block[124:136])
-        if size is None or size < 0:
-            return self._end()
+        if size is None:
+            return self._end()  # tarfile ends the archive here too
+        if size < 0:  # tarfile would seek backwards: no telling where it reads next
+            raise self._refuse(f"negative member size {size}")
         kind = block[156:157]
         if kind == b"\0" and block[:100].split(b"\0", 1)[0].endswith(b"/"):
             kind = b"5"  # an old-style directory: no data follows
@@ -245,3 +251,12 @@ def check_tar_file(fh: BinaryIO, what: str) -> None:
             fh.seek(skip, os.SEEK_CUR)
         want, skip = guard.feed(fh.read(want))
     fh.seek(start)
+
+
+def open_checked(path: Path, what: str) -> tarfile.TarFile:
+    """``tarfile.open(path)`` for a plain or gzipped tar whose headers passed the guard."""
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    with gzip.open(path, "rb") if gzipped else open(path, "rb") as fh:
+        check_tar_file(fh, what)  # type: ignore[arg-type]
+    return tarfile.open(path)
