@@ -46,11 +46,19 @@ def sbom(
     no_cache: bool = typer.Option(
         False, "--no-cache", help="Read every layer; use no layer cache."
     ),
+    max_entries: int | None = typer.Option(
+        None,
+        "--max-entries",
+        min=1,
+        envvar="STOCKADE_MAX_ENTRIES",
+        help="Refuse an image whose layers hold more entries than this (default 500000).",
+    ),
 ) -> None:
     """List the packages in an image or root filesystem (an SBOM)."""
     from stockade.model.errors import UsageError
     from stockade.scanning.catalogers import default_catalogers, finalize
     from stockade.scanning.inventory import build_inventory
+    from stockade.scanning.layers import Limits
 
     if (username is None) != (password is None):
         raise UsageError("--username and --password go together")
@@ -66,6 +74,7 @@ def sbom(
                 insecure=insecure,
                 username=username,
                 password=password,
+                limits=Limits(max_image_entries=max_entries) if max_entries else None,
             )
     finally:
         if store is not None:

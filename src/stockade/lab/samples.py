@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from stockade.scanning.imagewrite import (
     write_docker_archive,
     write_oci_layout,
 )
+from stockade.scanning.targuard import open_checked
 
 RECIPE_VERSION = "2"  # bump whenever the recipe changes what it builds
 REPO_TAG = "stockade/sample:1"
@@ -174,7 +174,7 @@ def _build_into(sample: SampleImage, say: Log) -> None:
 def sample_layers(cache_dir: Path | None = None) -> list[Layer]:
     """The layers of the built sample (reads the legacy docker archive)."""
     sample = build_sample(cache_dir)
-    with tarfile.open(sample.docker_archive) as tar:
+    with open_checked(sample.docker_archive, "sample image") as tar:
         manifest = json.load(tar.extractfile("manifest.json"))[0]  # type: ignore[arg-type]
         config = json.load(tar.extractfile(manifest["Config"]))  # type: ignore[arg-type]
         history = [h.get("created_by", "") for h in config.get("history", [])]
@@ -278,7 +278,7 @@ def _python_layer(root: Path, dl: Path) -> bytes:
         with zipfile.ZipFile(wheel) as zf:
             zf.extractall(site)  # wheels from PyPI just downloaded: names are checked by zipfile
     sdist = next(sdists.glob("*.tar.gz"))
-    with tarfile.open(sdist) as tar:
+    with open_checked(sdist, sdist.name) as tar:
         top = tar.getmembers()[0].name.split("/")[0]
         for member in tar.getmembers():
             rel = member.name.removeprefix(top + "/")
@@ -306,7 +306,7 @@ def _npm_pack(specs: tuple[str, ...], dest: Path) -> dict[str, Path]:
 
 
 def _unpack_npm(tgz: Path, target: Path) -> None:
-    with tarfile.open(tgz) as tar:
+    with open_checked(tgz, tgz.name) as tar:
         for member in tar.getmembers():
             if not member.isfile():
                 continue
@@ -445,7 +445,7 @@ def _whiteout_layer(npm_dl: Path) -> bytes:
         ("f", "app/node_modules/debug/node_modules/.wh..wh..opq", b""),
         ("d", "app/node_modules/debug/node_modules/ms", b""),
     ]
-    with tarfile.open(opaque_src) as tar:
+    with open_checked(opaque_src, opaque_src.name) as tar:
         for member in sorted(tar.getmembers(), key=lambda m: m.name):
             if member.isfile():
                 rel = member.name.split("/", 1)[1]

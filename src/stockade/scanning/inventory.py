@@ -17,7 +17,7 @@ from stockade.model.progress import NullObserver, Observer
 from stockade.scanning.distro import OS_RELEASE_PATHS, parse_os_release
 from stockade.scanning.interface import Cataloger, Distro, FileEntry, Inventory, LayerInfo, Package
 from stockade.scanning.layercache import LayerCache, LayerRecord, cataloger_key
-from stockade.scanning.layers import Limits, read_layer
+from stockade.scanning.layers import Limits, entries_over_budget, read_layer
 from stockade.scanning.sources.interface import ImageSource, ResolvedImage, parse_reference
 from stockade.scanning.view import MergedView
 
@@ -47,7 +47,7 @@ def build_inventory(
         from stockade.scanning.sources.rootfs import inventory_rootfs
 
         return inventory_rootfs(
-            parsed, catalogers=catalogers, observer=observer, limits=limits or Limits()
+            parsed, catalogers=catalogers, observer=observer, limits=limits or Limits.configured()
         )
     from stockade.scanning.sources import open_source
 
@@ -72,7 +72,12 @@ def inventory_image(
 ) -> Inventory:
     """Inventory an image whose manifest and config were already read from ``source``."""
     return _ImageScan(
-        source, resolved, list(catalogers), store, observer or NullObserver(), limits or Limits()
+        source,
+        resolved,
+        list(catalogers),
+        store,
+        observer or NullObserver(),
+        limits or Limits.configured(),
     ).run()
 
 
@@ -94,6 +99,7 @@ class _ImageScan:
         self.limits = limits
         self.what = resolved.info.reference
         self.budget = limits.max_image_bytes
+        self.entries_left = limits.max_image_entries
         self.read_layers = 0
 
     def run(self) -> Inventory:
@@ -106,6 +112,11 @@ class _ImageScan:
                 record = self._read(i, layer)
                 cached[str(layer.diff_id)] = record
                 self.cache.put(record)
+            else:
+                index = record.index
+                self.entries_left -= len(index.kinds) + len(index.whiteouts) + len(index.opaque)
+                if self.entries_left < 0:
+                    raise entries_over_budget(self.limits, self.what)
             records.append(record)
         view = MergedView([r.index for r in records], self.what)
         packages = _merge(records, view)
@@ -140,12 +151,14 @@ class _ImageScan:
                     what=what,
                     limits=self.limits,
                     budget=self.budget,
+                    entry_budget=self.entries_left,
                     verify_blob_digest=self._verify(layer),
                     on_bytes=lambda n: self.observer.advance(handle, n),
                 )
         finally:
             self.observer.finish(handle)
         self.budget -= result.uncompressed_bytes
+        self.entries_left -= result.entries
         self.read_layers += 1
         if result.pending_links:
             result.files.extend(self._hard_links(i, layer, result.pending_links))

@@ -7,13 +7,15 @@ override; whiteouts (``.wh.NAME``) and opaque directories (``.wh..wh..opq``) are
 Regular files some cataloger wants are read into memory (bounded per file).
 
 Refused with :class:`UnsafeImage`: ``..`` in entry or hard-link names, more entries or more
-uncompressed bytes than the limits, an uncompressed/compressed ratio above the bomb limit.
+uncompressed bytes than the limits, an uncompressed/compressed ratio above the bomb limit, tar
+headers :mod:`stockade.scanning.targuard` refuses (checked before ``tarfile`` parses them).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import stat
 import tarfile
 import zlib
@@ -21,14 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO, cast
 
-from stockade.model.errors import DigestMismatch, ImageError, UnsafeImage
+from stockade.model.errors import ConfigError, DigestMismatch, ImageError, UnsafeImage
 from stockade.scanning.interface import FileEntry, LayerInfo
 from stockade.scanning.sources.manifest import LAYER_TYPES
+from stockade.scanning.targuard import GuardedStream
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 _CHUNK = 1 << 20
 _TAR_BUFSIZE = 1 << 16  # tarfile copies its buffer per header read: bigger is slower
+ENTRIES_ENV = "STOCKADE_MAX_ENTRIES"
 
 # Kinds per path: f regular file, d directory, l symlink, h hard link, o device or fifo.
 Wants = Callable[[str, int, int], bool]
@@ -43,7 +47,18 @@ class Limits:
     max_image_bytes: int = 64 * 1024**3  # uncompressed bytes of all layers read in one scan
     max_ratio: int = 100  # uncompressed/compressed, checked once past ratio_floor bytes
     ratio_floor: int = 64 * 1024 * 1024
-    max_entries: int = 2_000_000
+    max_entries: int = 2_000_000  # entries of one layer
+    max_image_entries: int = 500_000  # entries of all layers of one image, cached ones included
+
+    @classmethod
+    def configured(cls) -> Limits:
+        """The defaults, with ``STOCKADE_MAX_ENTRIES`` (the per-image entry budget) applied."""
+        text = os.environ.get(ENTRIES_ENV, "").strip()
+        if not text:
+            return cls()
+        if not text.isdigit() or int(text) <= 0:
+            raise ConfigError(f"{ENTRIES_ENV} must be a positive whole number, got {text[:40]!r}")
+        return cls(max_image_entries=int(text))
 
 
 @dataclass(slots=True, kw_only=True)
@@ -64,6 +79,7 @@ class LayerRead:
     files: list[FileEntry]
     skipped: list[str]
     uncompressed_bytes: int
+    entries: int = 0  # tar members read, counted against the image's entry budget
     # wanted hard links whose target came before them unread: (link path, target path, mode)
     pending_links: list[tuple[str, str, int]] = field(default_factory=list)
 
@@ -141,10 +157,14 @@ def read_layer(
     what: str,
     limits: Limits = Limits(),
     budget: int | None = None,
+    entry_budget: int | None = None,
     verify_blob_digest: bool = True,
     on_bytes: Callable[[int], None] | None = None,
 ) -> LayerRead:
-    """Stream one layer blob once; raise on digest mismatch, corruption or hostile content."""
+    """Stream one layer blob once; raise on digest mismatch, corruption or hostile content.
+
+    ``budget`` and ``entry_budget`` are what is left of the image's byte and entry budgets.
+    """
     if layer.media_type and layer.media_type not in LAYER_TYPES:
         raise ImageError(f"unknown layer media type {layer.media_type!r}", subject=what)
     compressed = _Hashing(raw, on_bytes)
@@ -171,7 +191,12 @@ def read_layer(
         stream = _decompressor(kind, source)
         uncompressed = _Hashing(stream, check_bomb)
         result = _walk_tar(
-            uncompressed, wants=wants, what=what, limits=limits, layer_id=layer.diff_id
+            uncompressed,
+            wants=wants,
+            what=what,
+            limits=limits,
+            layer_id=layer.diff_id,
+            entry_budget=entry_budget,
         )
         uncompressed.drain()
         compressed.drain()
@@ -243,19 +268,29 @@ def normalize_name(name: str, what: str) -> str:
 
 
 def _walk_tar(
-    stream: _Hashing, *, wants: Wants, what: str, limits: Limits, layer_id: str | None
+    stream: _Hashing,
+    *,
+    wants: Wants,
+    what: str,
+    limits: Limits,
+    layer_id: str | None,
+    entry_budget: int | None,
 ) -> LayerRead:
     index = LayerIndex()
     files: list[FileEntry] = []
     skipped: list[str] = []
     captured: dict[str, FileEntry] = {}
     pending: list[tuple[str, str, int]] = []
-    tar = tarfile.open(fileobj=stream, mode="r|", bufsize=1 << 14)  # type: ignore[call-overload]  # noqa: SIM115 - closed below
+    guarded = GuardedStream(stream, what)  # headers are checked before tarfile parses them
+    tar = tarfile.open(fileobj=guarded, mode="r|", bufsize=1 << 14)  # type: ignore[call-overload]  # noqa: SIM115 - closed below
     count = 0
-    for member in tar:
+    while (member := tar.next()) is not None:
+        tar.members.clear()  # tarfile keeps every member it read: ~0.5 KB each, never needed here
         count += 1
         if count > limits.max_entries:
             raise UnsafeImage(f"layer has more than {limits.max_entries} entries", subject=what)
+        if entry_budget is not None and count > entry_budget:
+            raise entries_over_budget(limits, what)
         path = normalize_name(member.name, what)
         if path == "/":
             continue
@@ -305,5 +340,18 @@ def _walk_tar(
             index.kinds[path] = "o"  # devices and fifos: recorded, never read
     tar.close()
     return LayerRead(
-        index=index, files=files, skipped=skipped, uncompressed_bytes=0, pending_links=pending
+        index=index,
+        files=files,
+        skipped=skipped,
+        uncompressed_bytes=0,
+        entries=count,
+        pending_links=pending,
+    )
+
+
+def entries_over_budget(limits: Limits, what: str) -> UnsafeImage:
+    return UnsafeImage(
+        f"the image has more than {limits.max_image_entries} entries in its layers "
+        f"(raise the budget with {ENTRIES_ENV} or --max-entries)",
+        subject=what,
     )

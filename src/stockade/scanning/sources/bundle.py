@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from stockade.model.errors import ImageError
+from stockade.scanning.targuard import check_tar_file
 
 _MAX_METADATA = 16 * 1024 * 1024  # manifests and configs are small; refuse giant ones
 
@@ -26,27 +27,35 @@ class Bundle:
         self.what = what
         self.root = Path(path)
         self._tar: tarfile.TarFile | None = None
+        self._file: BinaryIO | None = None
         self._members: dict[str, tarfile.TarInfo] = {}
         if self.root.is_dir():
             return
         if not self.root.exists():
             raise ImageError("no such file or directory", subject=what)
         try:
-            with open(self.root, "rb") as fh:
-                magic = fh.read(4)
+            self._file = open(self.root, "rb")  # noqa: SIM115 - closed by close()
+            magic = self._file.read(4)
+            self._file.seek(0)
         except OSError as exc:
+            self.close()
             raise ImageError(f"cannot read: {exc.strerror}", subject=what) from exc
         if magic[:2] == b"\x1f\x8b" or magic == b"\x28\xb5\x2f\xfd":
+            self.close()
             raise ImageError(
                 "the archive is compressed; decompress it first (gunzip/unzstd)", subject=what
             )
         try:
-            self._tar = tarfile.open(self.root, mode="r:")  # noqa: SIM115 - kept open
+            check_tar_file(self._file, what)  # before tarfile parses a header (CVE-2024-6232)
+            self._tar = tarfile.open(fileobj=self._file, mode="r:")  # noqa: SIM115 - kept open
             for member in self._tar.getmembers():
                 self._members[_norm(member.name)] = member
         except (tarfile.TarError, OSError, EOFError) as exc:
             self.close()
             raise ImageError(f"not a readable tar archive: {exc}", subject=what) from exc
+        except ImageError:
+            self.close()
+            raise
 
     @property
     def is_tar(self) -> bool:
@@ -114,6 +123,9 @@ class Bundle:
         if self._tar is not None:
             self._tar.close()
             self._tar = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 def _norm(name: str) -> str:

@@ -9,7 +9,6 @@ is read as an OCI layout.
 
 from __future__ import annotations
 
-import json
 from contextlib import AbstractContextManager
 from typing import Any, BinaryIO, cast
 
@@ -51,13 +50,9 @@ class DockerArchiveSource:
                     subject=self.reference,
                 )
             raise ImageError("not a docker archive (no manifest.json)", subject=self.reference)
-        raw = self.bundle.read("manifest.json")
-        try:
-            entries = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ImageError(
-                f"manifest.json is not valid JSON: {exc}", subject=self.reference
-            ) from exc
+        entries = mf.parse_json(
+            self.bundle.read("manifest.json"), f"{self.reference} manifest.json"
+        )
         if (
             not isinstance(entries, list)
             or not entries

@@ -58,11 +58,18 @@ def check_digest_format(digest: object, what: str) -> str:
     return digest
 
 
-def load_json(data: bytes, what: str) -> dict[str, Any]:
+def parse_json(data: bytes, what: str) -> Any:
+    """Any JSON document of an image; malformed, too deeply nested or oversized numbers: ImageError."""
     try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ImageError(f"not valid JSON: {exc}", subject=what) from exc
+        return json.loads(data)
+    except RecursionError as exc:
+        raise ImageError("not valid JSON: nested too deeply", subject=what) from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, integers over 4300 digits
+        raise ImageError(f"not valid JSON: {str(exc)[:200]}", subject=what) from exc
+
+
+def load_json(data: bytes, what: str) -> dict[str, Any]:
+    doc = parse_json(data, what)
     if not isinstance(doc, dict):
         raise ImageError("expected a JSON object", subject=what)
     return doc

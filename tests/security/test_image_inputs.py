@@ -1,0 +1,291 @@
+"""Hostile image inputs (issue 11): tar headers, entry counts, rootfs symlinks, image JSON.
+
+Each answer is one line on stderr (``stockade: error: ...``), exit 3, no traceback, in bounded time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import tarfile
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from stockade.model.errors import UnsafeImage
+from stockade.scanning.catalogers import default_catalogers
+from stockade.scanning.imagewrite import (
+    Layer,
+    sha,
+    tar_from_entries,
+    write_docker_archive,
+    write_oci_layout,
+)
+from stockade.scanning.interface import LayerInfo
+from stockade.scanning.inventory import build_inventory
+from stockade.scanning.layers import read_layer
+from stockade.scanning.sources.bundle import Bundle
+from stockade.store import open_store
+from tests.scanning.scan_cli_support import run
+
+DPKG_STATUS = b"Package: hostpkg\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\n\n"
+
+
+def _extension(kind: bytes, body: bytes) -> bytes:
+    """One extension header (pax ``x``/``g``, GNU ``L``) and its body, as raw tar blocks."""
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type, info.size = kind, len(body)
+    return info.tobuf(format=tarfile.USTAR_FORMAT) + body + b"\0" * (-len(body) % 512)
+
+
+def _pax_bomb(size: int = 100_000) -> bytes:
+    """A pax header that costs ``tarfile`` < 3.11.10 quadratic time (CVE-2024-6232)."""
+    return _extension(tarfile.XHDTYPE, b"1" * size)
+
+
+LAYER = tar_from_entries([("d", "var/lib/dpkg", b""), ("f", "var/lib/dpkg/status", DPKG_STATUS)])
+
+
+def _sbom_fails_fast(ref: str, *options: str) -> str:
+    started = time.monotonic()
+    proc = run("sbom", "--no-cache", *options, ref)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stockade: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert elapsed < 20, elapsed  # generous: the unguarded parse alone takes ~25 s
+    return lines[0]
+
+
+def _layer_info(tar: bytes) -> LayerInfo:
+    return LayerInfo(digest=sha(tar), diff_id=sha(tar), media_type="", size=len(tar))
+
+
+@pytest.fixture
+def tarfile_must_not_parse_pax(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Structural check: the guard refuses the header before tarfile's pax parser looks at it.
+
+    The stand-in does what the real parser does first (read the header's body), then fails the test.
+    """
+
+    def parsed(self: tarfile.TarInfo, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        tar.fileobj.read(self._block(self.size))  # type: ignore[attr-defined]
+        raise AssertionError("tarfile parsed a pax header the guard should have refused")
+
+    monkeypatch.setattr(tarfile.TarInfo, "_proc_pax", parsed)
+
+
+# -- item 9: oversized or malformed pax headers are refused before tarfile parses them ------------
+
+
+def test_pax_bomb_in_a_layer_is_refused_before_tarfile(tarfile_must_not_parse_pax: None) -> None:
+    tar = _pax_bomb() + LAYER
+    with pytest.raises(UnsafeImage, match="pax header of 100000 bytes"):
+        read_layer(io.BytesIO(tar), _layer_info(tar), wants=lambda *a: True, what="layer")
+
+
+def test_pax_bomb_in_an_archive_is_refused_before_tarfile(
+    tmp_path: Path, tarfile_must_not_parse_pax: None
+) -> None:
+    plain = write_docker_archive(tmp_path / "ok.tar", [Layer(tar=LAYER)], repo_tag="x/y:1")
+    hostile = tmp_path / "hostile.tar"
+    hostile.write_bytes(_pax_bomb() + plain.read_bytes())
+    with pytest.raises(UnsafeImage, match="pax header"):
+        Bundle(str(hostile), "archive")
+
+
+def test_sbom_refuses_a_pax_bomb_in_a_layer(tmp_path: Path) -> None:
+    path = write_docker_archive(
+        tmp_path / "img.tar", [Layer(tar=_pax_bomb() + LAYER)], repo_tag="x/y:1"
+    )
+    line = _sbom_fails_fast(f"docker-archive:{path}")
+    assert "pax header of 100000 bytes is over the limit" in line
+
+
+def test_sbom_refuses_a_pax_bomb_in_the_archive(tmp_path: Path) -> None:
+    plain = write_docker_archive(tmp_path / "ok.tar", [Layer(tar=LAYER)], repo_tag="x/y:1")
+    hostile = tmp_path / "hostile.tar"
+    hostile.write_bytes(_pax_bomb() + plain.read_bytes())
+    assert "pax header" in _sbom_fails_fast(f"docker-archive:{hostile}")
+
+
+def test_small_pax_header_with_a_long_digit_run_is_refused(
+    tarfile_must_not_parse_pax: None,
+) -> None:
+    # Under the size bound but still quadratic for the unfixed regex: 60 KB of digits in one value.
+    body = b"comment=" + b"7" * 60_000 + b"\n"
+    record = str(len(body) + 6).encode() + b" " + body
+    tar = _extension(tarfile.XHDTYPE, record) + LAYER
+    with pytest.raises(UnsafeImage, match="run of more than 64 digits"):
+        read_layer(io.BytesIO(tar), _layer_info(tar), wants=lambda *a: True, what="layer")
+
+
+def test_chain_of_global_headers_is_refused_not_a_recursion_error(tmp_path: Path) -> None:
+    chain = b"".join(_extension(tarfile.XGLTYPE, b"") for _ in range(2000))
+    path = write_docker_archive(tmp_path / "img.tar", [Layer(tar=chain + LAYER)], repo_tag="x/y:1")
+    assert "extension headers before one member" in _sbom_fails_fast(f"docker-archive:{path}")
+
+
+def test_oversized_gnu_long_name_is_refused() -> None:
+    tar = _extension(tarfile.GNUTYPE_LONGNAME, b"a" * 70_000 + b"\0") + LAYER
+    with pytest.raises(UnsafeImage, match="GNU long name of 70001 bytes"):
+        read_layer(io.BytesIO(tar), _layer_info(tar), wants=lambda *a: True, what="layer")
+
+
+def test_ordinary_pax_and_gnu_headers_still_read() -> None:
+    long_name = "usr/share/" + "d" * 150 + "/" + "é" * 120
+    entries = [
+        ("d", "var/lib/dpkg", b""),
+        ("f", "var/lib/dpkg/status", DPKG_STATUS),
+        ("f", long_name, b"x" * 700),
+        ("l", "usr/lib/" + "l" * 200, "../" + "t" * 300),
+    ]
+    pax = tar_from_entries(entries)
+    gnu = io.BytesIO()  # the same entries with GNU long names instead of pax headers
+    with (
+        tarfile.open(fileobj=io.BytesIO(pax)) as src,
+        tarfile.open(fileobj=gnu, mode="w", format=tarfile.GNU_FORMAT) as out,
+    ):
+        for member in src:
+            out.addfile(member, src.extractfile(member) if member.isfile() else None)
+    for tar in (pax, _extension(tarfile.XGLTYPE, b"20 comment=a global\n") + pax, gnu.getvalue()):
+        result = read_layer(io.BytesIO(tar), _layer_info(tar), wants=lambda *a: True, what="x")
+        assert "/" + long_name in result.index.kinds
+        assert {f.path for f in result.files} >= {"/var/lib/dpkg/status", "/" + long_name}
+
+
+# -- a per-image entry budget, and modest memory per entry ----------------------------------------
+
+
+def _many_entries(count: int, prefix: str) -> bytes:
+    return tar_from_entries([("f", f"{prefix}/f{i}", b"") for i in range(count)])
+
+
+def test_entry_budget_counts_all_layers(tmp_path: Path) -> None:
+    layers = [Layer(tar=_many_entries(60, "a")), Layer(tar=_many_entries(60, "b"))]
+    path = write_docker_archive(tmp_path / "img.tar", layers, repo_tag="x/y:1")
+    proc = run("sbom", "--no-cache", "--max-entries", "200", f"docker-archive:{path}")
+    assert proc.returncode == 0, proc.stderr
+    line = _sbom_fails_fast(f"docker-archive:{path}", "--max-entries", "100")
+    assert "more than 100 entries in its layers" in line and "layer 2" in line
+
+
+def test_entry_budget_counts_cached_layers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layers = [Layer(tar=_many_entries(60, "a")), Layer(tar=_many_entries(60, "b"))]
+    path = write_docker_archive(tmp_path / "img.tar", layers, repo_tag="x/y:1")
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        build_inventory(f"docker-archive:{path}", catalogers=default_catalogers(), store=store)
+        monkeypatch.setenv("STOCKADE_MAX_ENTRIES", "100")  # how `scan` commands raise or lower it
+        with pytest.raises(UnsafeImage, match="more than 100 entries"):
+            build_inventory(f"docker-archive:{path}", catalogers=default_catalogers(), store=store)
+    finally:
+        store.close()
+
+
+def test_memory_per_layer_entry_stays_small() -> None:
+    count = 4000
+    tar = _many_entries(count, "usr/share/doc/some-package")
+    tracemalloc.start()
+    try:
+        read_layer(io.BytesIO(tar), _layer_info(tar), wants=lambda *a: False, what="layer")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak / count < 300, peak / count  # tarfile alone kept ~570 bytes per member
+
+
+# -- dir: and pid: walks never follow a link the kernel would resolve outside the root ------------
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchanger(a: Path, b: Path) -> Callable[[], None]:
+    """Atomically swap two names (renameat2 RENAME_EXCHANGE), as a running container could."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    libc.renameat2.argtypes += [ctypes.c_uint]
+
+    def swap() -> None:
+        if libc.renameat2(_AT_FDCWD, bytes(a), _AT_FDCWD, bytes(b), _RENAME_EXCHANGE) != 0:
+            raise OSError(ctypes.get_errno(), "renameat2")
+
+    return swap
+
+
+@pytest.mark.parametrize("target", ["absolute", "relative"])
+def test_rootfs_walk_never_reads_through_a_swapped_in_symlink(tmp_path: Path, target: str) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "status").write_bytes(DPKG_STATUS)  # "hostpkg": must never be read
+    root = tmp_path / "root"
+    dpkg = root / "var/lib/dpkg"
+    dpkg.mkdir(parents=True)
+    (dpkg / "status").write_bytes(DPKG_STATUS.replace(b"hostpkg", b"rootpkg"))
+    swap_in = root / "var/lib/dpkg-swap"
+    swap_in.symlink_to(host if target == "absolute" else Path("../../../host"))
+    swap = _exchanger(dpkg, swap_in)
+    stop = threading.Event()
+
+    def keep_swapping() -> None:
+        while not stop.is_set():
+            swap()
+
+    flipper = threading.Thread(target=keep_swapping, daemon=True)
+    flipper.start()
+    seen: set[str] = set()
+    try:
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline and "hostpkg" not in seen:
+            inv = build_inventory(f"dir:{root}", catalogers=default_catalogers())
+            seen.update(p.name for p in inv.packages)
+    finally:
+        stop.set()
+        flipper.join()
+    assert "hostpkg" not in seen
+    assert "rootpkg" in seen  # the walk did read the root's own file meanwhile
+
+
+# -- image JSON: nesting, huge numbers -> one line, exit 3 ----------------------------------------
+
+DEEP_ARRAY = b"[" * 100_000 + b"]" * 100_000
+DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+HUGE_NUMBER = b'{"schemaVersion": 2, "manifests": [' + b"9" * 5000 + b"]}"
+
+
+def _with_member(archive: Path, name: str, data: bytes) -> Path:
+    out = archive.with_name("hostile-" + archive.name)
+    with tarfile.open(archive) as src, tarfile.open(out, "w") as dst:
+        for member in src:
+            body = src.extractfile(member).read() if member.isfile() else b""  # type: ignore[union-attr]
+            if member.name == name:
+                body, member.size = data, len(data)
+            dst.addfile(member, io.BytesIO(body))
+    return out
+
+
+@pytest.mark.parametrize("doc", [DEEP_ARRAY, DEEP_OBJECT], ids=["array", "object"])
+def test_deeply_nested_docker_manifest_is_an_input_error(tmp_path: Path, doc: bytes) -> None:
+    plain = write_docker_archive(tmp_path / "img.tar", [Layer(tar=LAYER)], repo_tag="x/y:1")
+    hostile = _with_member(plain, "manifest.json", doc)
+    assert "nested too deeply" in _sbom_fails_fast(f"docker-archive:{hostile}")
+
+
+def test_deeply_nested_image_config_is_an_input_error(tmp_path: Path) -> None:
+    path = write_docker_archive(
+        tmp_path / "img.tar", [Layer(tar=LAYER)], repo_tag="x/y:1", config=DEEP_OBJECT
+    )
+    assert "config: not valid JSON: nested too deeply" in _sbom_fails_fast(f"docker-archive:{path}")
+
+
+@pytest.mark.parametrize("doc", [DEEP_ARRAY, HUGE_NUMBER], ids=["nested", "huge-number"])
+def test_hostile_oci_index_is_an_input_error(tmp_path: Path, doc: bytes) -> None:
+    layout = write_oci_layout(tmp_path / "oci", [("1", [Layer(tar=LAYER)], None)])
+    (layout / "index.json").write_bytes(doc)
+    assert "index.json: not valid JSON" in _sbom_fails_fast(f"oci:{layout}")
