@@ -289,3 +289,32 @@ def test_hostile_oci_index_is_an_input_error(tmp_path: Path, doc: bytes) -> None
     layout = write_oci_layout(tmp_path / "oci", [("1", [Layer(tar=LAYER)], None)])
     (layout / "index.json").write_bytes(doc)
     assert "index.json: not valid JSON" in _sbom_fails_fast(f"oci:{layout}")
+
+
+def test_deeply_nested_advisory_documents_are_reported_not_raised(tmp_path: Path) -> None:
+    """``db import`` of a hostile OSV file: a one-line problem for that file, no traceback."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "feed"
+    folder.mkdir()
+    (folder / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (folder / "huge.json").write_text('{"id": ' + "9" * 5000 + "}")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stockade",
+            "db",
+            "import",
+            str(folder),
+            "--db",
+            f"sqlite:///{tmp_path / 's.db'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in out.stderr and "RecursionError" not in out.stderr
+    assert out.returncode in (0, 3), out.stderr
+    assert "nested too deeply" in out.stdout + out.stderr

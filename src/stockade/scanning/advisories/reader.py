@@ -30,8 +30,9 @@ def read_source(source: str, *, timeout: float = 60.0) -> ImportBatch:
     for where, data in _documents(source, timeout=timeout):
         try:
             doc = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            batch.problems.append(Problem(where=where, message=f"malformed JSON: {exc}"))
+        except (ValueError, RecursionError) as exc:  # also integers over 4300 digits
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+            batch.problems.append(Problem(where=where, message=f"malformed JSON: {reason}"))
             continue
         kind, advisories, problems = convert_document(doc, where)
         batch.problems.extend(problems)

@@ -184,7 +184,7 @@ class RegistryClient:
         try:
             doc = json.loads(body)
             token = doc.get("token") or doc.get("access_token")
-        except (ValueError, AttributeError) as exc:
+        except (ValueError, AttributeError, RecursionError) as exc:
             raise RegistryError(
                 "token server answered with no JSON token", subject=self.host
             ) from exc
@@ -228,7 +228,7 @@ class RegistryClient:
             response = self.get(url, scope, what)
             try:
                 page = response.json().get(key) or []
-            except (ValueError, AttributeError) as exc:
+            except (ValueError, AttributeError, RecursionError) as exc:
                 raise RegistryError(f"{what}: not a JSON answer", subject=self.host) from exc
             items.extend(str(x) for x in page)
             url = _next_link(response.headers.get("link", ""))
