@@ -1,0 +1,149 @@
+"""Hostile network input against the sensor and the firewall inspector (issue 11): bytes that
+pretend to be TLS, hostile HTTP/2 header blocks, crafted captures, colliding group names."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from stockade.network.analysis import Inspectors
+from stockade.network.dlp.engine import DlpEngine
+from stockade.network.enforce import marks
+from stockade.network.enforce.inspector import Inspector
+from stockade.network.policy.endpoints import Directory
+from stockade.network.policy.files import parse_texts
+from tests.firewall.test_inspector import packet
+from tests.firewall.test_policy_model import ORD, PAY
+from tests.network import frames as F
+from tests.network.test_flows import _run
+
+CARD = b"4111111111111111"
+PROTOCOL_FIXTURES = Path(__file__).parents[1] / "network" / "fixtures" / "protocols"
+
+# Two bytes, or a whole record header with a ClientHello type, in front of clear text.
+FAKE_TLS_PREFIXES = [b"\x16\x03", b"\x16\x03\x01\x00\x10\x01\x00\x00\x0c\x03\x03"]
+CLEAR_WITH_CARD = {
+    "redis": b"*3\r\n$3\r\nSET\r\n$4\r\ncard\r\n$16\r\n" + CARD + b"\r\n",
+    "http": b"POST /pay HTTP/1.1\r\nHost: orders\r\nContent-Length: 34\r\n\r\n"
+    b'{"card_number": "' + CARD + b'"}',
+}
+
+
+@pytest.fixture(scope="module")
+def inspectors() -> Inspectors:
+    return Inspectors.default()
+
+
+# -- a TLS record header is not TLS (issue 11, high 2) -----------------------------------------
+
+
+@pytest.mark.parametrize("prefix", FAKE_TLS_PREFIXES)
+@pytest.mark.parametrize("app", sorted(CLEAR_WITH_CARD))
+def test_sensor_scans_clear_text_behind_a_fake_tls_header(
+    inspectors: Inspectors, prefix: bytes, app: str
+) -> None:
+    request = prefix + CLEAR_WITH_CARD[app]
+    reply = b"+OK " + CARD + b"\r\n"  # the server's direction is judged on its own
+    (rec,) = _run(F.conversation("10.0.0.1", "10.0.0.2", 40000, 6379, request, reply), inspectors)[
+        0
+    ]
+    assert [(h.direction, h.match.sensor) for h in rec.hits] == [
+        ("client", "dlp.payment_card"),
+        ("server", "dlp.payment_card"),
+    ]
+    assert not rec.encrypted
+
+
+def test_sensor_skips_only_the_direction_that_opened_with_a_hello(
+    inspectors: Inspectors,
+) -> None:
+    """A real ClientHello turns DLP off for the client's bytes only; a server that answers in
+    clear is still scanned."""
+    client = (PROTOCOL_FIXTURES / "tls13_alpn.c2s").read_bytes()
+    (rec,) = _run(
+        F.conversation(
+            "10.0.0.1", "10.0.0.2", 40000, 443, client, b"HTTP/1.1 200 OK\r\n\r\n" + CARD
+        ),
+        inspectors,
+    )[0]
+    assert [(h.direction, h.match.sensor) for h in rec.hits] == [("server", "dlp.payment_card")]
+    assert rec.encrypted
+
+
+def test_sensor_scans_a_hello_split_over_segments_only_once_decided(
+    inspectors: Inspectors,
+) -> None:
+    """A header that promises a long hello holds the bytes back until it fails to parse; then
+    every byte is scanned from the start, including the card in the first segment."""
+    request = b"\x16\x03\x01\x01\x00\x01\x00\x00\xfc" + b" card " + CARD + b" " + b"x" * 400
+    (rec,) = _run(
+        F.conversation("10.0.0.1", "10.0.0.2", 40000, 443, request, b"", split=30), inspectors
+    )[0]
+    assert [h.match.sensor for h in rec.hits] == ["dlp.payment_card"]
+
+
+REQUIRE_TLS = parse_texts(
+    [
+        (
+            "tls.yaml",
+            """
+apiVersion: stockade.dev/v1
+kind: FirewallPolicy
+spec:
+  groups:
+    - name: cde
+      selector: {namespace: shop, labels: {pci: cde}}
+      mode: protect
+      requireTLS: inbound
+      dlp: [{sensor: dlp.payment_card, action: alert}]
+  rules:
+    - {name: any-in-cde, from: [cde], to: [cde], ports: [tcp/6379], action: allow}
+""",
+        )
+    ]
+)
+
+
+def _inspect(payloads: list[bytes], port: int = 41100) -> tuple[Inspector, list, int]:
+    events: list = []
+    insp = Inspector(REQUIRE_TLS, Directory([PAY, ORD]), dlp_engine=DlpEngine(), emit=events.append)
+    insp.packet(packet(PAY.ip, ORD.ip, port, 6379, 0x02, 100))
+    seq, mark = 101, 0
+    for p in payloads:
+        mark = insp.packet(packet(PAY.ip, ORD.ip, port, 6379, 0x18, seq, p))[1]
+        seq += len(p)
+    return insp, events, mark
+
+
+@pytest.mark.parametrize("app", sorted(CLEAR_WITH_CARD))
+def test_inspector_does_not_take_a_tls_record_header_for_tls(app: str) -> None:
+    """requireTLS: a ClientHello header in front of clear text is clear text, not TLS."""
+    _, events, mark = _inspect([FAKE_TLS_PREFIXES[1] + CLEAR_WITH_CARD[app]])
+    assert mark == marks.BLOCK and "tls.required" in [e.kind for e in events]
+
+
+@pytest.mark.parametrize("prefix", FAKE_TLS_PREFIXES)
+@pytest.mark.parametrize("app", sorted(CLEAR_WITH_CARD))
+def test_inspector_sees_the_card_behind_a_fake_tls_header(prefix: bytes, app: str) -> None:
+    # Split so that the card arrives after the first bytes were seen: DLP looks at it anyway.
+    data = prefix + CLEAR_WITH_CARD[app]
+    _, events, _ = _inspect([data[:20], data[20:]])
+    assert "dlp.sensitive_in_clear" in [e.kind for e in events]
+
+
+def test_inspector_waits_for_a_real_hello_split_over_segments() -> None:
+    client = (PROTOCOL_FIXTURES / "tls13_alpn.c2s").read_bytes()
+    data, _ = _hello_only(client)
+    insp, events, mark = _inspect([data[:100]])
+    (flow,) = insp._flows.values()
+    assert flow.app is None and mark == 0  # not yet decided: the hello is incomplete
+    seq = 101 + 100
+    insp.packet(packet(PAY.ip, ORD.ip, 41100, 6379, 0x18, seq, data[100:]))
+    assert flow.app == "proto.tls" and flow.encrypted and events == []
+
+
+def _hello_only(stream: bytes) -> tuple[bytes, int]:
+    length = struct.unpack_from("!H", stream, 3)[0]
+    return stream[: 5 + length], length
