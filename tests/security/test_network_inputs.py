@@ -4,6 +4,7 @@ pretend to be TLS, hostile HTTP/2 header blocks, crafted captures, colliding gro
 from __future__ import annotations
 
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ from stockade.network.enforce import marks
 from stockade.network.enforce.inspector import Inspector
 from stockade.network.policy.endpoints import Directory
 from stockade.network.policy.files import parse_texts
+from stockade.network.protocols import detect
+from stockade.network.protocols.hpack import Decoder, HpackError
+from stockade.network.protocols.http2 import HEADERS, PREFACE
 from tests.firewall.test_inspector import packet
 from tests.firewall.test_policy_model import ORD, PAY
 from tests.network import frames as F
@@ -147,3 +151,71 @@ def test_inspector_waits_for_a_real_hello_split_over_segments() -> None:
 def _hello_only(stream: bytes) -> tuple[bytes, int]:
     length = struct.unpack_from("!H", stream, 3)[0]
     return stream[: 5 + length], length
+
+
+# -- HPACK stays linear (issue 11, medium 5) ---------------------------------------------------
+
+
+def _h2_connection(block: bytes) -> bytes:
+    """A prior-knowledge HTTP/2 client whose first HEADERS frame carries ``block``."""
+    frame = struct.pack("!I", len(block))[1:] + bytes([HEADERS, 0x4]) + struct.pack("!I", 1)
+    return PREFACE + frame + block
+
+
+def _hpack_int(value: int, prefix: int, first: int) -> bytes:
+    mask = (1 << prefix) - 1
+    if value < mask:
+        return bytes([first | value])
+    out, value = bytearray([first | mask]), value - mask
+    while value >= 0x80:
+        out.append(0x80 | value & 0x7F)
+        value >>= 7
+    return bytes([*out, value])
+
+
+BIG = 1 << 28
+HOSTILE_BLOCKS = {
+    # a table without bound, then thousands of empty entries: each insert summed the whole table
+    "size-update": _hpack_int(BIG, 5, 0x20) + b"\x40\x00\x00" * 5400,
+    # thousands of entries inside the default table size
+    "inserts": b"\x40\x00\x00" * 5400,
+    # one large entry, then referenced over and over
+    "references": b"\x40\x01a" + _hpack_int(4000, 7, 0) + b"v" * 4000 + b"\xbe" * 12000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_BLOCKS))
+def test_hostile_http2_header_blocks_decode_in_bounded_time(name: str) -> None:
+    client = _h2_connection(HOSTILE_BLOCKS[name])[:16384]
+    started = time.perf_counter()
+    det = detect(client, b"")
+    assert time.perf_counter() - started < 0.5
+    assert det.protocol == "proto.http2"
+
+
+def test_hpack_size_update_above_the_limit_is_a_decoding_error() -> None:
+    decoder = Decoder()
+    with pytest.raises(HpackError, match="exceeds the limit 4096"):
+        decoder.decode(_hpack_int(4097, 5, 0x20))
+    decoder.decode(_hpack_int(4096, 5, 0x20) + b"\x40\x01a\x01b")  # at the limit: fine
+    with pytest.raises(HpackError, match="after a header field"):
+        decoder.decode(b"\x82" + _hpack_int(100, 5, 0x20))
+
+
+def test_hpack_table_size_is_a_running_total_within_the_limit() -> None:
+    decoder = Decoder()
+    for i in range(200):
+        decoder.decode(b"\x40\x02n%d\x03v%02d" % (i % 10, i % 100))
+    assert decoder.size == sum(32 + len(n) + len(v) for n, v in decoder.dynamic) <= 4096
+    assert len(decoder.dynamic) == 4096 // (32 + 2 + 3)
+    decoder.decode(_hpack_int(0, 5, 0x20))  # a size update to 0 empties the table
+    assert decoder.size == 0 and not decoder.dynamic
+
+
+def test_hpack_block_bounds_fields_and_decoded_octets() -> None:
+    with pytest.raises(HpackError, match="more than 256 fields"):
+        Decoder().decode(b"\x82" * 257)
+    Decoder().decode(b"\x82" * 256)
+    big = b"\x40\x01a" + _hpack_int(4000, 7, 0) + b"v" * 4000
+    with pytest.raises(HpackError, match="octets"):
+        Decoder().decode(big + b"\xbe" * 16)  # 17 x 4033 octets > 64 KiB
