@@ -3,7 +3,10 @@ pretend to be TLS, hostile HTTP/2 header blocks, crafted captures, colliding gro
 
 from __future__ import annotations
 
+import json
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -219,3 +222,49 @@ def test_hpack_block_bounds_fields_and_decoded_octets() -> None:
     big = b"\x40\x01a" + _hpack_int(4000, 7, 0) + b"v" * 4000
     with pytest.raises(HpackError, match="octets"):
         Decoder().decode(big + b"\xbe" * 16)  # 17 x 4033 octets > 64 KiB
+
+
+# -- capture files with timestamps no calendar holds (issue 11, low) ---------------------------
+
+
+def _pcapng_with_ticks(packets: list[bytes], ticks: list[int], tsresol: int) -> bytes:
+    """Enhanced Packet blocks with raw 64-bit timestamps in units of 10**-tsresol s."""
+    o = "<"
+    shb = F._block(o, 0x0A0D0D0A, struct.pack(o + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+    opts = struct.pack(o + "HHB3xHH", 9, 1, tsresol, 0, 0)
+    out = [shb, F._block(o, 1, struct.pack(o + "HHI", 1, 0, 65535) + opts)]
+    for t, p in zip(ticks, packets, strict=True):
+        frame = F.ether(p)
+        head = struct.pack(o + "IIIII", 0, t >> 32, t & 0xFFFFFFFF, len(frame), len(frame))
+        out.append(F._block(o, 6, head + frame))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [(1 << 64) - 1, 253402300800 * 10**6],  # the largest tick; 10000-01-01 in microseconds
+)
+def test_sensor_keeps_frames_with_out_of_range_timestamps(tmp_path: Path, bad: int) -> None:
+    body = b'{"card": "' + CARD + b'"}'
+    request = b"POST /pay HTTP/1.1\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    packets = F.conversation(
+        "10.0.0.1", "10.0.0.2", 40000, 8080, request, b"HTTP/1.1 200 OK\r\n\r\n"
+    )
+    ticks = [(1_700_000_000 + i) * 10**6 for i in range(len(packets))]
+    ticks[0] = ticks[3] = bad  # the SYN (the connection's start) and the card's segment
+    path = tmp_path / "far-future.pcapng"
+    path.write_bytes(_pcapng_with_ticks(packets, ticks, 6))
+    db = tmp_path / "s.db"
+    args = ["sensor", "--pcap", str(path), "--format", "json", "--db", f"sqlite:///{db}"]
+    out = subprocess.run(
+        [sys.executable, "-m", "stockade", *args, "--fail-on", "high"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1, out.stderr  # the card was found
+    assert "Traceback" not in out.stderr and out.stderr.count("\n") == 1
+    assert f"{len(packets)} frames" in out.stderr and "2 frames with out-of-range" in out.stderr
+    (rec,) = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [h["sensor"] for h in rec["dlp"]] == ["dlp.payment_card"]
+    assert rec["start"].startswith("1970-01-01")  # no earlier frame: the start of the epoch
