@@ -4,6 +4,7 @@ pretend to be TLS, hostile HTTP/2 header blocks, crafted captures, colliding gro
 from __future__ import annotations
 
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -11,12 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from stockade.network.analysis import Inspectors
 from stockade.network.dlp.engine import DlpEngine
 from stockade.network.enforce import marks
 from stockade.network.enforce.inspector import Inspector
+from stockade.network.enforce.nft import _set_name, compile_ruleset
 from stockade.network.policy.endpoints import Directory
+from stockade.network.policy.engine import Endpoint, evaluate
 from stockade.network.policy.files import parse_texts
 from stockade.network.protocols import detect
 from stockade.network.protocols.hpack import Decoder, HpackError
@@ -25,6 +30,7 @@ from tests.firewall.test_inspector import packet
 from tests.firewall.test_policy_model import ORD, PAY
 from tests.network import frames as F
 from tests.network.test_flows import _run
+from tests.support import require_root
 
 CARD = b"4111111111111111"
 PROTOCOL_FIXTURES = Path(__file__).parents[1] / "network" / "fixtures" / "protocols"
@@ -268,3 +274,102 @@ def test_sensor_keeps_frames_with_out_of_range_timestamps(tmp_path: Path, bad: i
     (rec,) = [json.loads(line) for line in out.stdout.splitlines()]
     assert [h["sensor"] for h in rec["dlp"]] == ["dlp.payment_card"]
     assert rec["start"].startswith("1970-01-01")  # no earlier frame: the start of the epoch
+
+
+# -- firewall group names map one to one onto kernel sets (issue 11, medium 6) -----------------
+
+LOOKALIKES = parse_texts(
+    [
+        (
+            "lookalikes.yaml",
+            """
+apiVersion: stockade.dev/v1
+kind: FirewallPolicy
+spec:
+  groups:
+    - {name: web-app, selector: {namespace: shop, labels: {app: web}}, mode: protect}
+    - {name: web.app, selector: {namespace: shop, labels: {app: crawler}}, mode: protect}
+    - {name: db, selector: {namespace: shop, labels: {app: db}}, mode: protect}
+  rules:
+    - {name: crawler-never-to-db, from: [web.app], to: [db], action: deny}
+    - {name: web-to-db, from: [web-app], to: [db], ports: [tcp/5432], action: allow}
+""",
+        )
+    ]
+)
+WEB = Endpoint(ip="10.78.0.1", name="web", namespace="shop", labels={"app": "web"})
+CRAWLER = Endpoint(ip="10.78.0.2", name="crawler", namespace="shop", labels={"app": "crawler"})
+DB = Endpoint(ip="10.78.0.3", name="db", namespace="shop", labels={"app": "db"})
+
+
+def _sets(ruleset: str) -> dict[str, set[str]]:
+    found = re.findall(r"set (\S+) \{[^}]*?(?:elements = \{ ([^}]*) \})?; \}", ruleset)
+    return {name: {e.strip() for e in elems.split(",") if e.strip()} for name, elems in found}
+
+
+def _first_rule(ruleset: str, sets: dict[str, set[str]], src: str, dst: str) -> str:
+    """The comment of the first ``classify`` rule an IPv4 TCP connection src -> dst:5432 hits."""
+    for line in ruleset.split("chain classify {")[1].split("\n  }")[0].splitlines():
+        if not line.strip() or "ip6 " in line or "nfproto ipv6" in line or "udp" in line:
+            continue
+        saddr = re.search(r"ip saddr (!= )?@(\S+)", line)
+        daddr = re.search(r"ip daddr (!= )?@(\S+)", line)
+        if saddr and daddr and saddr.group(1):  # the unmanaged-traffic shortcut
+            if src not in sets[saddr.group(2)] and dst not in sets[daddr.group(2)]:
+                return "unmanaged"
+            continue
+        if (saddr is None or src in sets[saddr.group(2)]) and (
+            daddr is None or dst in sets[daddr.group(2)]
+        ):
+            return re.search(r'comment "([^"]+)"', line).group(1)  # type: ignore[union-attr]
+    raise AssertionError("no rule matched")
+
+
+def test_lookalike_group_names_get_their_own_kernel_sets() -> None:
+    ruleset = compile_ruleset(LOOKALIKES, [WEB, CRAWLER, DB], {})
+    sets = _sets(ruleset)
+    named = {name: elems for name, elems in sets.items() if not name.startswith("managed")}
+    assert len(named) == 6  # three groups, two families each
+    assert {WEB.ip} in named.values() and {CRAWLER.ip} in named.values()
+    # The kernel's first matching rule is the one `policy explain` names.
+    for src in (WEB, CRAWLER):
+        explained = evaluate(LOOKALIKES, src, DB, 5432, l4="tcp").rule
+        assert _first_rule(ruleset, sets, src.ip, DB.ip) == explained
+    assert evaluate(LOOKALIKES, CRAWLER, DB, 5432).rule == "crawler-never-to-db"
+
+
+slugs = st.from_regex(r"\A[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?\Z")
+
+
+@settings(max_examples=500, deadline=None)
+@given(slugs, slugs, st.sampled_from([4, 6]), st.sampled_from([4, 6]))
+@example("web-app", "web.app", 4, 4)
+@example("a-.b", "a.-b", 6, 6)
+@example("a-4", "a", 4, 4)
+def test_kernel_set_names_are_injective(a: str, b: str, fa: int, fb: int) -> None:
+    na, nb = _set_name(a, fa), _set_name(b, fb)
+    assert (na == nb) == ((a, fa) == (b, fb))
+    assert len(na) <= 255 and re.fullmatch(r"[a-z0-9_]+", na)
+
+
+def test_kernel_holds_what_the_policy_says_for_lookalike_groups(tmp_path: Path) -> None:
+    """The compiled ruleset loaded into a private network namespace: each lookalike group's
+    kernel set holds that group's address only."""
+    require_root("nft", "unshare")
+    ruleset = compile_ruleset(LOOKALIKES, [WEB, CRAWLER, DB], {})
+    path = tmp_path / "ruleset.nft"
+    path.write_text(ruleset)
+    listing = subprocess.run(
+        ["unshare", "--net", "sh", "-c", f"nft -f {path} && nft -j list sets inet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    kernel = {}
+    for item in json.loads(listing)["nftables"]:
+        if "set" in item:
+            s = item["set"]
+            kernel[s["name"]] = {e for e in s.get("elem", []) if isinstance(e, str)}
+    for group, member in (("web-app", WEB), ("web.app", CRAWLER), ("db", DB)):
+        assert kernel[_set_name(group, 4)] == {member.ip}
