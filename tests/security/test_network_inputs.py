@@ -15,7 +15,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from stockade.model.errors import PacketError
 from stockade.network.analysis import Inspectors
+from stockade.network.capture.decode import SUPPORTED_LINKTYPES, Decoder
+from stockade.network.capture.pcapfile import MAX_TIMESTAMP, PcapReader
 from stockade.network.dlp.engine import DlpEngine
 from stockade.network.enforce import marks
 from stockade.network.enforce.inspector import Inspector
@@ -23,9 +26,11 @@ from stockade.network.enforce.nft import _set_name, compile_ruleset
 from stockade.network.policy.endpoints import Directory
 from stockade.network.policy.engine import Endpoint, evaluate
 from stockade.network.policy.files import parse_texts
-from stockade.network.protocols import detect
-from stockade.network.protocols.hpack import Decoder, HpackError
+from stockade.network.protocols import SLUGS, detect
+from stockade.network.protocols.hpack import Decoder as HpackDecoder
+from stockade.network.protocols.hpack import HpackError
 from stockade.network.protocols.http2 import HEADERS, PREFACE
+from stockade.network.tls import opens_with_hello
 from tests.firewall.test_inspector import packet
 from tests.firewall.test_policy_model import ORD, PAY
 from tests.network import frames as F
@@ -203,7 +208,7 @@ def test_hostile_http2_header_blocks_decode_in_bounded_time(name: str) -> None:
 
 
 def test_hpack_size_update_above_the_limit_is_a_decoding_error() -> None:
-    decoder = Decoder()
+    decoder = HpackDecoder()
     with pytest.raises(HpackError, match="exceeds the limit 4096"):
         decoder.decode(_hpack_int(4097, 5, 0x20))
     decoder.decode(_hpack_int(4096, 5, 0x20) + b"\x40\x01a\x01b")  # at the limit: fine
@@ -212,7 +217,7 @@ def test_hpack_size_update_above_the_limit_is_a_decoding_error() -> None:
 
 
 def test_hpack_table_size_is_a_running_total_within_the_limit() -> None:
-    decoder = Decoder()
+    decoder = HpackDecoder()
     for i in range(200):
         decoder.decode(b"\x40\x02n%d\x03v%02d" % (i % 10, i % 100))
     assert decoder.size == sum(32 + len(n) + len(v) for n, v in decoder.dynamic) <= 4096
@@ -223,11 +228,11 @@ def test_hpack_table_size_is_a_running_total_within_the_limit() -> None:
 
 def test_hpack_block_bounds_fields_and_decoded_octets() -> None:
     with pytest.raises(HpackError, match="more than 256 fields"):
-        Decoder().decode(b"\x82" * 257)
-    Decoder().decode(b"\x82" * 256)
+        HpackDecoder().decode(b"\x82" * 257)
+    HpackDecoder().decode(b"\x82" * 256)
     big = b"\x40\x01a" + _hpack_int(4000, 7, 0) + b"v" * 4000
     with pytest.raises(HpackError, match="octets"):
-        Decoder().decode(big + b"\xbe" * 16)  # 17 x 4033 octets > 64 KiB
+        HpackDecoder().decode(big + b"\xbe" * 16)  # 17 x 4033 octets > 64 KiB
 
 
 # -- capture files with timestamps no calendar holds (issue 11, low) ---------------------------
@@ -373,3 +378,127 @@ def test_kernel_holds_what_the_policy_says_for_lookalike_groups(tmp_path: Path) 
             kernel[s["name"]] = {e for e in s.get("elem", []) if isinstance(e, str)}
     for group, member in (("web-app", WEB), ("web.app", CRAWLER), ("db", DB)):
         assert kernel[_set_name(group, 4)] == {member.ip}
+
+
+# -- arbitrary bytes never raise out of the parsers ----------------------------------------------
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def tcp(self, ts: float, key: object, *args: int | bytes) -> None:
+        _flags, _seq, _ack, buf, off, length = args
+        self.udp(ts, key, buf, off, length)  # type: ignore[arg-type]
+
+    def udp(self, ts: float, key: object, buf: bytes, off: int, length: int) -> None:
+        assert off >= 0 and length >= 0 and off + length <= len(buf)
+        self.calls += 1
+
+
+def _ip_headers() -> st.SearchStrategy[bytes]:
+    """A plausible IPv4 or IPv6 header followed by arbitrary bytes, so the fuzzing reaches L4."""
+    v4 = st.builds(
+        lambda proto, rest: F.ipv4("10.0.0.1", "10.0.0.2", proto, rest),
+        st.sampled_from([6, 17, 1, 0]),
+        st.binary(max_size=80),
+    )
+    v6 = st.builds(
+        lambda proto, rest: F.ipv6("fd00::1", "fd00::2", proto, rest),
+        st.sampled_from([6, 17, 0, 44, 60]),
+        st.binary(max_size=80),
+    )
+    return st.one_of(v4, v6)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(sorted(SUPPORTED_LINKTYPES)),
+    st.one_of(st.binary(max_size=200), _ip_headers(), _ip_headers().map(F.ether)),
+    st.integers(0, 255),
+    st.integers(0, 4),
+)
+def test_frame_decoder_takes_arbitrary_bytes(link: int, frame: bytes, flip: int, cut: int) -> None:
+    if frame:
+        frame = frame[: len(frame) - cut] if cut < len(frame) else frame
+    if frame:
+        frame = bytes([frame[0] ^ flip]) + frame[1:] if flip > 127 else frame
+    sink = _Sink()
+    decoder = Decoder(sink, skip_outgoing=False)  # type: ignore[arg-type]
+    buf = b"\xaa" * 3 + frame + b"\xbb" * 3  # the frame inside a bigger buffer, as in a ring
+    decoder.frame(1.0, link, buf, 3, len(frame))
+    assert decoder.stats.frames == 1
+
+
+PROTOCOL_PREFIXES = [
+    b"",
+    b"\x16\x03\x01",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+    PREFACE,
+    b"GET / HTTP/1.1\r\n",
+    b"\0\0\0\x08\x04\xd2\x16\x2f",
+    b"SSH-2.0-",
+    b"*1\r\n$4\r\n",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(PROTOCOL_PREFIXES),
+    st.binary(max_size=400),
+    st.sampled_from(PROTOCOL_PREFIXES),
+    st.binary(max_size=400),
+)
+def test_detectors_take_arbitrary_bytes_after_a_real_opening(
+    cp: bytes, client: bytes, sp: bytes, server: bytes
+) -> None:
+    det = detect(cp + client, sp + server)
+    assert det.protocol in SLUGS and 0.0 <= det.confidence <= 1.0
+    if det.protocol == "proto.tls" and det.encrypted:
+        # encrypted only behind a hello that parses
+        assert "tls" in {
+            opens_with_hello(cp + client, server=False).state,
+            opens_with_hello(sp + server, server=True).state,
+        }
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=600), st.booleans(), st.binary(min_size=1, max_size=64))
+def test_hello_check_needs_more_only_when_more_can_help(
+    data: bytes, server: bool, extra: bytes
+) -> None:
+    check = opens_with_hello(data, server=server)
+    if check.state == "more":
+        assert check.need > len(data)  # looking again before then would be wasted work
+    else:  # a decision never changes with more bytes
+        assert opens_with_hello(data + extra, server=server) == check
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_hpack_takes_arbitrary_bytes(block: bytes) -> None:
+    decoder = HpackDecoder()
+    try:
+        headers = decoder.decode(block)
+    except HpackError:
+        return
+    assert len(headers) <= 256 and decoder.size <= 4096
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["pcap", "pcapng"]), st.binary(max_size=300), st.integers(0, 400))
+def test_capture_reader_takes_arbitrary_bytes(
+    tmp_path_factory: pytest.TempPathFactory, kind: str, tail: bytes, at: int
+) -> None:
+    good = (F.pcap if kind == "pcap" else F.pcapng)(
+        [(1.0, F.ether(F.ipv4("10.0.0.1", "10.0.0.2", 17, F.udp(1, 2, b"x"))))]
+    )
+    data = good[: at % (len(good) + 1)] + tail
+    path = tmp_path_factory.mktemp("fuzz") / f"f.{kind}"
+    path.write_bytes(data)
+    try:
+        with PcapReader(path) as reader:
+            for ts, _link, buf, off, n in reader.frames():
+                assert 0.0 <= ts <= MAX_TIMESTAMP and off + n <= len(buf)
+    except PacketError:
+        pass
