@@ -211,10 +211,10 @@ def main() -> None:
     ap.add_argument("--bytes", type=int, default=1_000_000_000, help="bulk bytes per block")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
-    from stockade.network.enforce import nft
-    from stockade.network.lab.inventory import load
-    from stockade.network.policy.endpoints import Directory
-    from stockade.network.policy.files import load_files
+    from stockade.firewall.enforce import nft
+    from stockade.firewall.policy.endpoints import Directory
+    from stockade.firewall.policy.files import load_files
+    from stockade.lab.inventory import load
 
     # per key: one list of samples per block, for off and for Protect
     off: dict[str, list[list[float]]] = {"mbit": [], "new": [], "keep": [], "head": []}
@@ -233,7 +233,9 @@ def main() -> None:
             # The same rules the enforcer applies: removing them takes it out of the path (it
             # then sits idle), applying them puts it back, without restarting it each time.
             ruleset = nft.compile_ruleset(
-                load_files([tmp / "policy.yaml"]), Directory.from_lab(load(state)).endpoints, {}
+                load_files([tmp / "policy.yaml"]),
+                Directory.from_identities(load(state).directory()).endpoints,
+                {},
             )
             enf = _enforcer(tmp, state, db)
             # Each kind in its own blocks, so that one kind's after-effects do not land on

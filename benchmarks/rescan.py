@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--ref", help="image reference (default: the sample image, OCI layout)")
     opts = parser.parse_args()
 
-    from stockade.scanning.samples import build_sample
+    from stockade.lab.samples import build_sample
     from tests.scanning.scan_cli_support import make_db
 
     ref = opts.ref

@@ -47,7 +47,7 @@ def main() -> None:
         ref = args.image
     else:
         sys.path.insert(0, str(REPO / "src"))
-        from stockade.scanning.samples import build_sample
+        from stockade.lab.samples import build_sample
 
         ref = f"docker-archive:{build_sample().docker_archive}"
     syft = shutil.which("syft")

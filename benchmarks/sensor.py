@@ -27,12 +27,12 @@ import threading
 import time
 from pathlib import Path
 
+from stockade.lab import manager
+from stockade.lab.inventory import Inventory
 from stockade.network.analysis import Inspectors
 from stockade.network.capture.decode import Decoder
 from stockade.network.capture.pcapfile import PcapReader
 from stockade.network.flows import FlowConfig
-from stockade.network.lab import manager
-from stockade.network.lab.inventory import Identities, Inventory
 from stockade.network.sensor import run_live, run_pcap
 
 PREFIX = "skb-"
@@ -46,7 +46,7 @@ def _client(inv: Inventory, pod: str, *args: str) -> dict:
         inv.pod(pod).netns,
         sys.executable,
         "-m",
-        "stockade.network.lab.client",
+        "stockade.lab.client",
         *args,
     ]
     out = subprocess.run(
@@ -128,7 +128,7 @@ def bench_pcap(name: str, path: Path, inv: Inventory, inspectors: Inspectors) ->
     box: dict = {}
     full = _cpu(
         lambda: box.setdefault(
-            "run", run_pcap(path, inspectors=inspectors, identities=Identities(inv))
+            "run", run_pcap(path, inspectors=inspectors, identities=inv.directory())
         )
     )
     run = box["run"]
@@ -136,7 +136,7 @@ def bench_pcap(name: str, path: Path, inv: Inventory, inspectors: Inspectors) ->
         lambda: run_pcap(
             path,
             inspectors=inspectors,
-            identities=Identities(inv),
+            identities=inv.directory(),
             config=FlowConfig(stream_depth=1 << 40),
         )
     )
@@ -272,7 +272,7 @@ def _drops_at(inv: Inventory, inspectors: Inspectors, rate: int, seconds: float)
             inv.host_interfaces(),
             namespace=inv.node_netns,
             inspectors=inspectors,
-            identities=Identities(inv),
+            identities=inv.directory(),
             ready=ready.set,
             stop=done.is_set,
             duration=seconds + 30,

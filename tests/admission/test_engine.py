@@ -8,7 +8,7 @@ import pytest
 
 from stockade.admission.engine import decide
 from stockade.admission.images import parse_image
-from stockade.admission.interface import ImageVulns
+from stockade.admission.interface import ImageVulns, LookupBudget
 from stockade.admission.policy import load_policy, parse_policy
 from stockade.admission.vulns import CachedVulnSource, FileVulnSource
 from stockade.admission.workload import workload_of
@@ -39,7 +39,7 @@ def mutate(fn):
 
 
 class Raising:
-    def summary(self, image: str, *, budget_s: float):
+    def summary(self, image: str, *, budget):
         raise OSError("scan store unreachable")
 
 
@@ -221,13 +221,13 @@ def test_cached_source_calls_inner_once() -> None:
     calls = []
 
     class Counting:
-        def summary(self, image, *, budget_s):
+        def summary(self, image, *, budget):
             calls.append(image)
             return ImageVulns(image=image, counts={Severity.HIGH: 1})
 
     cached = CachedVulnSource(Counting())
     for _ in range(5):
-        assert cached.summary("a:1", budget_s=1).count_at_least(Severity.HIGH) == 1
+        assert cached.summary("a:1", budget=LookupBudget(1)).count_at_least(Severity.HIGH) == 1
     assert calls == ["a:1"]
 
 

@@ -1,16 +1,22 @@
-"""Admission decisions from real scan results of the sample image, stored and scanned on demand."""
+"""Admission decisions from real scan results of the sample image, stored and scanned on demand.
+
+Admission looks up registry references only, so the sample is pushed to the loopback registry."""
 
 from __future__ import annotations
 
 import pytest
 
 from stockade.admission.engine import decide
+from stockade.admission.interface import LookupBudget
 from stockade.admission.policy import parse_policy
 from stockade.admission.workload import workload_of
-from stockade.model import Severity
+from stockade.lab.samples import build_sample, push_sample
+from stockade.model import Severity, UsageError
 from stockade.scanning.admission_source import StoreVulnSource
-from stockade.scanning.samples import build_sample
+from stockade.scanning.pipeline import ImageOptions
 from stockade.store import open_store
+from tests.conftest import require
+from tests.scanning.conftest import OPEN_REGISTRY, listening
 from tests.scanning.scan_cli_support import make_db, run
 
 pytestmark = pytest.mark.slow
@@ -19,6 +25,15 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def sample():
     return build_sample()
+
+
+@pytest.fixture(scope="module")
+def pushed(sample) -> str:
+    require(
+        listening(OPEN_REGISTRY), f"no registry on {OPEN_REGISTRY} (.ci/setup.d/20-registry.sh)"
+    )
+    push_sample(sample, OPEN_REGISTRY)
+    return f"{OPEN_REGISTRY}/stockade/sample:{sample.tag}"
 
 
 def pod(image: str) -> dict:
@@ -30,17 +45,19 @@ def pod(image: str) -> dict:
     }
 
 
-def test_scanned_image_answers_from_the_store(tmp_path, sample) -> None:
+def test_scanned_image_answers_from_the_store(tmp_path, pushed) -> None:
     db = make_db(tmp_path / "db.sqlite")
-    ref = f"docker-archive:{sample.docker_archive_oci}"
-    out = run("scan", "image", ref, "--db", db, "--format", "json")
+    ref = pushed
+    out = run("scan", "image", ref, "--insecure", "--db", db, "--format", "json")
     assert out.returncode in (0, 1), out.stderr
     source = StoreVulnSource(open_store(db), scan_on_demand=False)
-    s = source.summary(ref, budget_s=0)
+    s = source.summary(ref, budget=LookupBudget(0))
     assert s is not None and s.scanned
     assert s.count_at_least(Severity.MEDIUM) >= 3  # requests, idna, urllib3 in the sample image
     assert "CVE-2024-35195" in s.ids
-    assert source.summary("docker-archive:/nowhere.tar", budget_s=0) is None
+    assert source.summary(f"{OPEN_REGISTRY}/stockade/nowhere:1", budget=LookupBudget(0)) is None
+    with pytest.raises(UsageError, match="not a registry image"):
+        source.summary("docker-archive:/nowhere.tar", budget=LookupBudget(0))
     policy = parse_policy(
         "spec:\n  mode: protect\n  rules:\n    - {name: r, criteria: {cves: [CVE-2024-35195]}}\n",
         name="p",
@@ -49,11 +66,13 @@ def test_scanned_image_answers_from_the_store(tmp_path, sample) -> None:
     assert not d.allowed and "CVE-2024-35195" in d.message
 
 
-def test_never_scanned_image_is_scanned_on_demand_within_the_budget(tmp_path, sample) -> None:
+def test_never_scanned_image_is_scanned_on_demand_within_the_budget(tmp_path, pushed) -> None:
     db = make_db(tmp_path / "db.sqlite")
-    ref = f"oci:{sample.oci_dir}:{sample.tag}"
-    source = StoreVulnSource(open_store(db))
-    first = source.summary(ref, budget_s=0.0)  # no time at all: not scanned yet, the scan goes on
+    ref = pushed
+    source = StoreVulnSource(open_store(db), image_options=ImageOptions(insecure=True))
+    first = source.summary(
+        ref, budget=LookupBudget(0.0)
+    )  # no time at all: not scanned yet, the scan goes on
     assert first is not None and not first.scanned
-    later = source.summary(ref, budget_s=120)
+    later = source.summary(ref, budget=LookupBudget(120))
     assert later is not None and later.scanned and later.count_at_least(Severity.LOW) >= 4

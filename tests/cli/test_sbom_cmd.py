@@ -1,4 +1,4 @@
-"""``stockade sbom`` end to end on the sample image (built by stockade.scanning.samples from real
+"""``stockade sbom`` end to end on the sample image (built by stockade.lab.samples from real
 Debian, PyPI and npm packages), compared with the real syft on the same docker-archive and OCI
 inputs, plus the one-line errors and exit codes."""
 
@@ -36,7 +36,7 @@ def run(*args: str, db: Path | None = None) -> subprocess.CompletedProcess[str]:
 def sample():
     for tool in ("apt-get", "dpkg-deb", "npm", "go"):
         require(shutil.which(tool) is not None, f"{tool} is needed to build the sample image")
-    from stockade.scanning.samples import build_sample
+    from stockade.lab.samples import build_sample
 
     return build_sample()
 

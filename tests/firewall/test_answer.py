@@ -9,7 +9,7 @@ import struct
 import subprocess
 from pathlib import Path
 
-from stockade.network.enforce.answer import Answer, http_403, packets
+from stockade.firewall.enforce.answer import Answer, http_403, packets
 from tests.support import require
 
 ANSWER = Answer(

@@ -266,12 +266,12 @@ def test_only_segments_with_data_go_to_user_space(lab, protect) -> None:
 
 def test_enforcement_survives_a_failing_store_and_a_refused_policy(lab, monkeypatch, caplog):
     """The policy store away, then rules the kernel refuses: the policy in force stays enforced."""
+    from stockade.firewall.enforce import nft
+    from stockade.firewall.enforce.enforcer import Enforcer
+    from stockade.firewall.policy.endpoints import Directory
+    from stockade.firewall.policy.files import load_files
+    from stockade.lab.inventory import load
     from stockade.model.errors import EnforcementError
-    from stockade.network.enforce import nft
-    from stockade.network.enforce.enforcer import Enforcer
-    from stockade.network.lab.inventory import load
-    from stockade.network.policy.endpoints import Directory
-    from stockade.network.policy.files import load_files
 
     policy = load_files([EXAMPLES / "policy.yaml"])
     inv = load(lab.state)
@@ -296,7 +296,7 @@ def test_enforcement_survives_a_failing_store_and_a_refused_policy(lab, monkeypa
     enf = Enforcer(
         inv.node_netns,
         policy,
-        Directory.from_lab(inv),
+        Directory.from_identities(inv.directory()),
         nft.Settings(queue=9),
         emit=events.append,
         learn=lambda rows: None,

@@ -6,11 +6,11 @@ import ipaddress
 import struct
 import time
 
+from stockade.firewall.enforce import marks
+from stockade.firewall.enforce.inspector import Inspector
+from stockade.firewall.policy.endpoints import Directory
+from stockade.firewall.policy.files import load_files, parse_texts
 from stockade.network.dlp.engine import DlpEngine
-from stockade.network.enforce import marks
-from stockade.network.enforce.inspector import Inspector
-from stockade.network.policy.endpoints import Directory
-from stockade.network.policy.files import load_files, parse_texts
 from tests.firewall.conftest import EXAMPLES
 from tests.firewall.test_policy_model import CRM, ORD, PAY
 

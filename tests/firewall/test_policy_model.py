@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from stockade.firewall.policy.engine import Endpoint, data_needs, evaluate
+from stockade.firewall.policy.files import dump, load_files, parse_texts
+from stockade.firewall.policy.learn import policy_from_learned
+from stockade.firewall.policy.model import parse_port
+from stockade.firewall.policy.netpol import export_policies, import_policies
 from stockade.model import ConfigError
-from stockade.network.policy.engine import Endpoint, data_needs, evaluate
-from stockade.network.policy.files import dump, load_files, parse_texts
-from stockade.network.policy.learn import policy_from_learned
-from stockade.network.policy.model import parse_port
-from stockade.network.policy.netpol import export_policies, import_policies
 from tests.firewall.conftest import EXAMPLES
 
 PAY = Endpoint(

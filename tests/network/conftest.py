@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from stockade.network.lab.inventory import Inventory
+from stockade.lab.inventory import Inventory
 from tests.conftest import require
 
 
@@ -19,7 +19,7 @@ from tests.conftest import require
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Inventory, Path]]:
     require(os.geteuid() == 0, "the lab needs root (network namespaces)")
     require(shutil.which("ip") is not None, "iproute2 is not installed")
-    from stockade.network.lab import manager
+    from stockade.lab import manager
 
     prefix = f"sk{os.getpid() % 100000}-"
     state = tmp_path_factory.mktemp("lab") / "lab.json"
@@ -39,7 +39,6 @@ def inspectors():
 
 def live_capture(inv: Inventory, inspectors, drive: Callable[[], object], **kw):
     """Capture on the lab's host-side veths while ``drive()`` runs in this thread."""
-    from stockade.network.lab.inventory import Identities
     from stockade.network.sensor import run_live
 
     ready, done = threading.Event(), threading.Event()
@@ -51,7 +50,7 @@ def live_capture(inv: Inventory, inspectors, drive: Callable[[], object], **kw):
                 inv.host_interfaces(),
                 namespace=inv.node_netns,
                 inspectors=inspectors,
-                identities=Identities(inv),
+                identities=inv.directory(),
                 ready=ready.set,
                 stop=done.is_set,
                 duration=120,

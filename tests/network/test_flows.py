@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stockade.lab.inventory import Inventory, Pod
 from stockade.network.analysis import Inspectors
 from stockade.network.capture.decode import LINK_RAW, Decoder
 from stockade.network.connection import ConnectionRecord, events_for
 from stockade.network.flows import FlowConfig, FlowTable
-from stockade.network.lab.inventory import Identities, Inventory, Pod
 from tests.network import frames as F
 
 CARD = b"4111111111111111"
@@ -56,7 +56,7 @@ def _run(
     config: FlowConfig | None = None,
 ) -> tuple[list[ConnectionRecord], FlowTable, Decoder]:
     records: list[ConnectionRecord] = []
-    table = FlowTable(inspectors, Identities(_inventory()), records.append, config)
+    table = FlowTable(inspectors, _inventory().directory(), records.append, config)
     dec = Decoder(table)
     for i, p in enumerate(packets):
         dec.frame(1000.0 + i * 0.001, LINK_RAW, p, 0, len(p))

@@ -7,7 +7,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stockade.network.lab.dns import answer
+from stockade.lab.dns import answer
 
 RECORDS = {"orders.shop.svc.cluster.local": ["10.77.0.11", "fd77::b"]}
 

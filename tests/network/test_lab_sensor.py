@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from stockade.lab import manager
+from stockade.lab.client import CARDS, SSNS
+from stockade.lab.inventory import Inventory
 from stockade.network.connection import ConnectionRecord, events_for
 from stockade.network.flows import FlowConfig
-from stockade.network.lab import manager
-from stockade.network.lab.client import CARDS, SSNS
-from stockade.network.lab.inventory import Identities, Inventory
 from stockade.network.sensor import run_pcap
 from tests.conftest import require
 from tests.network.conftest import live_capture
@@ -173,7 +173,7 @@ def test_tcpdump_pcap_gives_the_same_findings(
     lab: tuple[Inventory, Path], lab_pcap: Path, inspectors
 ) -> None:
     inv, _ = lab
-    run = run_pcap(lab_pcap, inspectors=inspectors, identities=Identities(inv))
+    run = run_pcap(lab_pcap, inspectors=inspectors, identities=inv.directory())
     assert not run.stats["source"]["truncated"]
     _check_lab_records(run.records, inv)
 
@@ -185,8 +185,8 @@ def test_pcapng_conversion_reads_the_same(
     inv, _ = lab
     ng = tmp_path / "lab.pcapng"
     subprocess.run(["editcap", "-F", "pcapng", str(lab_pcap), str(ng)], check=True, timeout=60)
-    a = run_pcap(lab_pcap, inspectors=inspectors, identities=Identities(inv))
-    b = run_pcap(ng, inspectors=inspectors, identities=Identities(inv))
+    a = run_pcap(lab_pcap, inspectors=inspectors, identities=inv.directory())
+    b = run_pcap(ng, inspectors=inspectors, identities=inv.directory())
     assert b.stats["source"]["format"] == "pcapng"
     assert [r.to_dict() | {"id": ""} for r in a.records] == [
         r.to_dict() | {"id": ""} for r in b.records
@@ -207,7 +207,7 @@ def test_card_split_across_two_segments(
             inv.pod("payments").netns,
             os.sys.executable,
             "-m",
-            "stockade.network.lab.client",
+            "stockade.lab.client",
             "http",
             "--host",
             inv.pod("orders").ipv4,
@@ -243,7 +243,7 @@ def test_card_split_across_two_segments(
     card = CARDS[0].encode()
     assert len(seg.payloads) >= 2 and not any(card in p for p in seg.payloads)
     assert card in b"".join(seg.payloads)
-    run = run_pcap(path, inspectors=inspectors, identities=Identities(inv))
+    run = run_pcap(path, inspectors=inspectors, identities=inv.directory())
     assert _hits(run.records, "payments", "orders", 8080, "dlp.payment_card")
 
 
@@ -256,7 +256,7 @@ def test_half_open_flood_keeps_memory_bounded(lab: tuple[Inventory, Path], inspe
         inv.pod("crm").netns,
         os.sys.executable,
         "-m",
-        "stockade.network.lab.client",
+        "stockade.lab.client",
         "syn",
         "--host",
         manager.UNROUTABLE,
@@ -332,7 +332,7 @@ def test_sensor_cli_writes_masked_events_to_the_store(
 
 def test_lab_down_is_idempotent_and_complete(tmp_path: Path) -> None:
     require(os.geteuid() == 0, "needs root")
-    from stockade.network.lab import topology
+    from stockade.network import netns as topology
 
     prefix = f"sd{os.getpid() % 100000}-"
     state = tmp_path / "lab.json"

@@ -9,8 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from stockade.identity import Directory
 from stockade.network.analysis import Inspectors
-from stockade.network.lab.inventory import Identities
 from stockade.network.sensor import run_pcap
 from tests.conftest import require
 
@@ -69,7 +69,7 @@ def test_detection_agrees_with_ndpi_or_the_difference_is_explained() -> None:
         shutil.which("ndpiReader") is not None, "ndpiReader (Debian libndpi-bin) is not installed"
     )
     theirs = ndpi_flows(PCAP)
-    records = run_pcap(PCAP, inspectors=Inspectors.default(), identities=Identities()).records
+    records = run_pcap(PCAP, inspectors=Inspectors.default(), identities=Directory()).records
     ours = {(r.transport, r.client_port, r.server_port): r.protocol for r in records}
     snis = {(r.transport, r.client_port, r.server_port): r.tls.sni for r in records if r.tls}
     assert len(ours) >= 24 and set(theirs) == set(ours)

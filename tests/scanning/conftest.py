@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from stockade.lab.samples import SampleImage, build_sample
 from stockade.scanning.imagewrite import Layer, image_config, sha, tar_from_entries
-from stockade.scanning.samples import SampleImage, build_sample
 from tests.conftest import SHARED, require
 from tests.scanning.simple_catalogers import all_catalogers
 
@@ -85,7 +85,7 @@ def listening(hostport: str) -> bool:
 @pytest.fixture(scope="session")
 def pushed(sample: SampleImage) -> dict[str, str]:
     """The sample pushed to both loopback registries (skopeo copy is idempotent)."""
-    from stockade.scanning.samples import push_sample
+    from stockade.lab.samples import push_sample
 
     require(
         listening(OPEN_REGISTRY), f"no registry on {OPEN_REGISTRY} (.ci/setup.d/20-registry.sh)"

@@ -192,14 +192,19 @@ def make_tls_files(workdir: Path) -> tuple[Path, Path, Path]:
 
 @contextmanager
 def docker_registry(
-    workdir: Path, auth_yaml: str = "", tls: tuple[Path, Path] | None = None
+    workdir: Path,
+    auth_yaml: str = "",
+    tls: tuple[Path, Path] | None = None,
+    *,
+    log_level: str = "warn",
 ) -> Iterator[str]:
-    """A docker-registry process on a free loopback port; yields HOST:PORT, kills it after."""
+    """A docker-registry process on a free loopback port; yields HOST:PORT, kills it after.
+    With ``log_level="info"`` every request is written to ``workdir/registry.log``."""
     port = free_port()
     (workdir / "storage").mkdir(parents=True, exist_ok=True)
     config = workdir / "config.yml"
     config.write_text(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+        f"version: 0.1\nlog:\n  level: {log_level}\nstorage:\n  filesystem:\n"
         f"    rootdirectory: {workdir / 'storage'}\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
         + (f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else "")

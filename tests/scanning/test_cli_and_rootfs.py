@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from stockade.lab.samples import SampleImage
 from stockade.model.errors import ImageError, UsageError
 from stockade.scanning.imagewrite import compress, sha, tar_from_entries
 from stockade.scanning.inventory import build_inventory
-from stockade.scanning.samples import SampleImage
 from tests.scanning.conftest import write_raw_oci
 
 ROOT = Path(__file__).resolve().parents[2]

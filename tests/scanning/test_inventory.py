@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from stockade.lab.samples import SampleImage, sample_layers
 from stockade.model.errors import DigestMismatch, ImageError
 from stockade.scanning.imagewrite import Layer, image_config, write_docker_archive, write_oci_layout
 from stockade.scanning.inventory import build_inventory
-from stockade.scanning.samples import SampleImage, sample_layers
 from stockade.store import Store
 from tests.scanning.conftest import layer_of
 from tests.scanning.simple_catalogers import DpkgStatus, PythonMetadata, all_catalogers

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from stockade.lab.samples import SampleImage, push_sample
 from stockade.model.errors import DigestMismatch, ImageError, RegistryError, UsageError
 from stockade.scanning.inventory import build_inventory
-from stockade.scanning.samples import SampleImage, push_sample
 from stockade.scanning.sources.registry import RegistryClient
 from tests.conftest import require
 from tests.scanning.conftest import AUTH_PASSWORD, AUTH_REGISTRY, AUTH_USER, OPEN_REGISTRY
@@ -276,3 +276,41 @@ def test_hostile_registry_answers(
     hostile.status, hostile.body, hostile.headers = status, body, headers
     with pytest.raises(error, match=message):
         build_inventory(f"{hostile.host}/a/b:1", catalogers=catalogers, insecure=True)
+
+
+def test_an_uncached_registry_image_is_resolved_once(sample: SampleImage, tmp_path: Path) -> None:
+    """One manifest request per scan: the kept-inventory check and the layer reading share the
+    opened image (two requests before)."""
+    import re
+    import subprocess
+    import sys
+
+    require(shutil.which("docker-registry") is not None, "docker-registry is not installed")
+    with docker_registry(tmp_path, log_level="info") as host:
+        push_sample(sample, host)
+        log = tmp_path / "registry.log"
+        before = log.read_text(errors="replace")
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "stockade",
+                "scan",
+                "image",
+                f"{host}/stockade/sample:1",
+                "--insecure",
+                "--allow-stale-db",
+                "--no-store",
+                "--db",
+                str(tmp_path / "s.db"),
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        after = log.read_text(errors="replace")[len(before) :]
+    manifest_gets = re.findall(r"GET /v2/stockade/sample/manifests/1", after)
+    assert out.returncode in (0, 1, 3), out.stderr
+    assert len(manifest_gets) == 1, after[-2000:]

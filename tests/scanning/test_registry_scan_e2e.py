@@ -36,7 +36,7 @@ def pushed():
     """The sample image pushed under a repository unique to this test run."""
     require(_registry_up(), f"no registry on {REGISTRY} (.ci/setup.d/20-registry.sh starts it)")
     require(shutil.which("skopeo") is not None, "skopeo is not installed")
-    from stockade.scanning.samples import build_sample
+    from stockade.lab.samples import build_sample
 
     try:
         sample = build_sample()

@@ -55,11 +55,11 @@ class Recorder:
             build_inventory=self._build,
             match=self._match,
             read_sbom=lambda path: pytest.fail("not used"),
-            resolve_image=lambda ref, image: pytest.fail("not used"),
+            open_image=lambda ref, image: pytest.fail("not used"),
             catalogers_key=lambda: self.catalogers,
         )
 
-    def _build(self, ref, store, observer, image) -> Inventory:
+    def _build(self, ref, store, observer, image, opened=None) -> Inventory:
         self.inventories.append(ref)
         repo, tag = ref.removeprefix(HOST + "/").rsplit(":", 1)
         digest = self.registry.content[repo][tag]

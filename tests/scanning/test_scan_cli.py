@@ -42,7 +42,7 @@ def test_stale_advisory_database_is_exit_3(tmp_path: Path) -> None:
     [
         (("--fail-on", "severe"), "unknown severity 'severe'"),
         (("--format", "xml"), "unknown format 'xml'"),
-        (("--max-db-age", "soon"), "not a duration"),
+        (("--max-db-age", "soon"), "bad duration"),
     ],
 )
 def test_bad_options_are_exit_2(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:

@@ -34,7 +34,7 @@ MEDIUMS = ("GHSA-9wx4-h78v-vm56", "GHSA-jjg7-2v4v-x38h", "CVE-2024-37891")
 
 @pytest.fixture(scope="module")
 def sample():
-    from stockade.scanning.samples import build_sample
+    from stockade.lab.samples import build_sample
 
     try:
         return build_sample()

@@ -15,17 +15,17 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from stockade.firewall.enforce import marks
+from stockade.firewall.enforce.inspector import Inspector
+from stockade.firewall.enforce.nft import _set_name, compile_ruleset
+from stockade.firewall.policy.endpoints import Directory
+from stockade.firewall.policy.engine import Endpoint, evaluate
+from stockade.firewall.policy.files import parse_texts
 from stockade.model.errors import PacketError
 from stockade.network.analysis import Inspectors
 from stockade.network.capture.decode import SUPPORTED_LINKTYPES, Decoder
 from stockade.network.capture.pcapfile import MAX_TIMESTAMP, PcapReader
 from stockade.network.dlp.engine import DlpEngine
-from stockade.network.enforce import marks
-from stockade.network.enforce.inspector import Inspector
-from stockade.network.enforce.nft import _set_name, compile_ruleset
-from stockade.network.policy.endpoints import Directory
-from stockade.network.policy.engine import Endpoint, evaluate
-from stockade.network.policy.files import parse_texts
 from stockade.network.protocols import SLUGS, detect
 from stockade.network.protocols.hpack import Decoder as HpackDecoder
 from stockade.network.protocols.hpack import HpackError

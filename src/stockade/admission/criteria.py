@@ -73,6 +73,12 @@ class PrivEscParams(_Params):
     explicitOnly: bool = False
 
 
+class EnvSecretsParams(_Params):
+    # True: only secrets written into the object fire; secretKeyRef and envFrom.secretRef (the
+    # recommended ways) pass. False (``envSecrets: true``): any secret in env fires (CIS 5.4.1).
+    literalOnly: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Criterion:
     name: str
@@ -232,19 +238,40 @@ def _priv_escalation(p: PrivEscParams, w: Workload, _v: VulnLookup) -> list[str]
     return out
 
 
-_SECRET_NAME = re.compile(
-    r"(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential)", re.I
-)
+_SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|credential)", re.I)
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z0-9]+(?![a-z])")
+_KEY_WORDS = frozenset(
+    ["KEY", "KEYS"]
+    + [
+        f"{prefix}KEY"
+        for prefix in (
+            "API", "ACCESS", "SECRET", "PRIVATE", "AUTH", "SIGNING", "MASTER", "LICENSE",
+            "ENCRYPTION", "HMAC", "SESSION", "CLIENT", "APP", "SERVICE", "ADMIN", "ROOT",
+        )
+    ]
+)  # fmt: skip
+_ENV_REFERENCE = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_.-]*\)")  # value: $(OTHER_VAR)
+
+
+def _names_a_key(name: str) -> bool:
+    """``*KEY*`` names: the word KEY (API_KEY, SECRET_KEY, apiKey, AWS_ACCESS_KEY_ID) or a known
+    compound (APIKEY); not a public key, KEYCLOAK_URL or HOCKEY_TEAM."""
+    words = [w.upper() for w in _NAME_WORDS.findall(name)]
+    return "PUBLIC" not in words and any(w in _KEY_WORDS for w in words)
 
 
 def _looks_secret(name: str, value: object) -> bool:
     """A literal value under a secret-sounding name; paths to mounted secret files are fine."""
-    if not isinstance(value, str) or not value or not _SECRET_NAME.search(name):
+    if not isinstance(value, str) or not value:
         return False
+    if not (_SECRET_NAME.search(name) or _names_a_key(name)):
+        return False
+    if _ENV_REFERENCE.fullmatch(value):
+        return False  # expands another variable; the secret (if any) is not written here
     return not (name.upper().endswith(("_FILE", "_PATH", "_DIR", "_NAME")) or value.startswith("/"))
 
 
-def _env_secrets(_p: bool, w: Workload, _v: VulnLookup) -> list[str]:
+def _env_secrets(p: EnvSecretsParams, w: Workload, _v: VulnLookup) -> list[str]:
     out = []
     for c in w.containers:
         for env in c.spec.get("env") or []:
@@ -255,13 +282,17 @@ def _env_secrets(_p: bool, w: Workload, _v: VulnLookup) -> list[str]:
             if isinstance(value_from, Mapping) and isinstance(
                 value_from.get("secretKeyRef"), Mapping
             ):
-                out.append(
-                    f"{c.kind} {c.name!r} takes env {name} from secret {value_from['secretKeyRef'].get('name')!r}"
-                )
+                if not p.literalOnly:
+                    secret = value_from["secretKeyRef"].get("name")
+                    out.append(f"{c.kind} {c.name!r} takes env {name} from secret {secret!r}")
             elif _looks_secret(name, env.get("value")):
                 out.append(f"{c.kind} {c.name!r} sets a secret-looking env {name} in clear")
         for src in c.spec.get("envFrom") or []:
-            if isinstance(src, Mapping) and isinstance(src.get("secretRef"), Mapping):
+            if (
+                not p.literalOnly
+                and isinstance(src, Mapping)
+                and isinstance(src.get("secretRef"), Mapping)
+            ):
                 out.append(
                     f"{c.kind} {c.name!r} loads env from secret {src['secretRef'].get('name')!r}"
                 )
@@ -275,7 +306,7 @@ def _required_labels(p: list[str], w: Workload, _v: VulnLookup) -> list[str]:
 
 def _workload_checks(p: WorkloadCheckParams, w: Workload, _v: VulnLookup) -> list[str]:
     """The compliance pillar's workload checks (Pod Security Standards, CIS 5.x) on this object."""
-    from stockade.compliance.workloads.engine import check_object
+    from stockade.compliance.workloads import check_object
     from stockade.model import Status
 
     out = []
@@ -301,7 +332,7 @@ CRITERIA: dict[str, Criterion] = {
         Criterion("runAsRoot", None, _run_as_root),
         Criterion("capabilities", CapParams, _capabilities),
         Criterion("allowPrivilegeEscalation", PrivEscParams, _priv_escalation),
-        Criterion("envSecrets", None, _env_secrets),
+        Criterion("envSecrets", EnvSecretsParams, _env_secrets),
         Criterion("requiredLabels", None, _required_labels),
         Criterion("workloadChecks", WorkloadCheckParams, _workload_checks),
     )

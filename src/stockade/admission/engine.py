@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from stockade.admission.criteria import CRITERIA, VulnLookup
 from stockade.admission.images import matches_any
-from stockade.admission.interface import ImageVulns, VulnSource, Workload
+from stockade.admission.interface import ImageVulns, LookupBudget, VulnSource, Workload
 from stockade.admission.policy import Policy, Rule
 
 
@@ -29,14 +29,26 @@ class Decision:
     violations: tuple[Violation, ...] = ()
     allowed_by: str | None = None  # an allow rule that admitted the object outright
     error: str | None = None  # an internal problem handled by the failure policy
+    failure_policy: str = "ignore"  # the policy's failurePolicy, named when error is set
     warnings: tuple[str, ...] = field(default=())
 
     @property
     def message(self) -> str:
+        """Why the object is denied: every protect rule that fired, then any lookup that failed.
+
+        A denial by a rule names the rule even when a lookup failed for another image; the failure
+        policy is named only where it decided (no rule denied)."""
         denied = [v.text() for v in self.violations if v.mode == "protect"]
+        if denied:
+            text = "denied by Stockade: " + " | ".join(denied)
+            if self.error:
+                text += f" (also could not decide: {self.error})"
+            return text
         if self.error and not self.allowed:
-            return f"Stockade could not decide ({self.error}); failurePolicy is fail"
-        return "denied by Stockade: " + " | ".join(denied) if denied else ""
+            return (
+                f"Stockade could not decide ({self.error}); failurePolicy is {self.failure_policy}"
+            )
+        return ""
 
 
 def _matches(rule: Rule, w: Workload) -> bool:
@@ -68,9 +80,14 @@ def needs_vulns(policy: Policy) -> bool:
     return any(CRITERIA[k].needs_vulns for r in policy.spec.rules for k in r.criteria)
 
 
-def decide(w: Workload, policy: Policy, source: VulnSource | None) -> Decision:
-    """Apply allow rules first (first match admits), then every deny rule; monitor rules warn."""
-    budget = policy.spec.scanBudgetSeconds
+def decide(
+    w: Workload, policy: Policy, source: VulnSource | None, budget: LookupBudget | None = None
+) -> Decision:
+    """Apply allow rules first (first match admits), then every deny rule; monitor rules warn.
+
+    All lookups share one ``budget`` (by default ``scanBudgetSeconds`` from now)."""
+    if budget is None:
+        budget = LookupBudget(policy.spec.scanBudgetSeconds)
     cache: dict[str, ImageVulns | None] = {}
     errors: list[str] = []
 
@@ -80,7 +97,7 @@ def decide(w: Workload, policy: Policy, source: VulnSource | None) -> Decision:
                 cache[image] = None
             else:
                 try:
-                    cache[image] = source.summary(image, budget_s=budget)
+                    cache[image] = source.summary(image, budget=budget)
                 except Exception as exc:
                     errors.append(f"vulnerability lookup for {image} failed: {exc}")
                     cache[image] = None
@@ -107,6 +124,7 @@ def decide(w: Workload, policy: Policy, source: VulnSource | None) -> Decision:
             allowed=not denied and not fail,
             violations=tuple(violations),
             error="; ".join(errors),
+            failure_policy=policy.spec.failurePolicy,
             warnings=(*warnings, f"Stockade: {errors[0]}"[:250]),
         )
     return Decision(allowed=not denied, violations=tuple(violations), warnings=warnings)

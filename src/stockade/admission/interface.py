@@ -6,11 +6,40 @@ imports scanner internals. Workload facts come from the object itself.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from stockade.model import Severity
+from stockade.model.errors import StockadeError
+
+
+class LookupUnavailable(StockadeError):
+    """A lookup that could not be made at all (scan queue full, per-review scan cap reached):
+    the review cannot be decided for that image and the policy's failurePolicy applies."""
+
+
+class LookupBudget:
+    """What one review may spend on vulnerability lookups: one deadline that all of its lookups
+    share, and a count of the on-demand scans it started (the source caps them)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + max(seconds, 0.0)
+        self._scans = 0
+        self._lock = threading.Lock()
+
+    def remaining(self) -> float:
+        return max(self.deadline - time.monotonic(), 0.0)
+
+    def take_scan(self, limit: int) -> bool:
+        """Count one more on-demand scan for this review; False once ``limit`` were started."""
+        with self._lock:
+            if self._scans >= limit:
+                return False
+            self._scans += 1
+            return True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,12 +61,19 @@ class ImageVulns:
 class VulnSource(Protocol):
     """Looks up (and, within a time budget, produces) the vulnerability summary of an image."""
 
-    def summary(self, image: str, *, budget_s: float) -> ImageVulns | None:
-        """The image's summary, or None when it is unknown and could not be scanned in time."""
+    def summary(self, image: str, *, budget: LookupBudget) -> ImageVulns | None:
+        """The image's summary, or None when it is unknown and could not be scanned.
+
+        Waits at most ``budget.remaining()``; raises :class:`LookupUnavailable` when the lookup
+        cannot be made (the source is saturated)."""
         ...
 
     def is_ready(self, image: str) -> bool:
         """Whether ``summary`` would answer at once, from memory (lets the server skip a thread)."""
+        ...
+
+    def saturation(self) -> str | None:
+        """Why new lookups are being refused right now (for health), or None."""
         ...
 
 

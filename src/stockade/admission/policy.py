@@ -142,7 +142,7 @@ spec:
     - name: no-host-namespaces
       criteria: {hostNamespaces: true}
     - name: no-env-secrets
-      criteria: {envSecrets: true}
+      criteria: {envSecrets: {literalOnly: true}}
     - name: no-latest-tag
       criteria: {imageTag: {deny: [latest]}}
 """

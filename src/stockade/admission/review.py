@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from stockade.admission.engine import Decision, decide
-from stockade.admission.interface import VulnSource
+from stockade.admission.interface import LookupBudget, VulnSource
 from stockade.admission.policy import Policy
 from stockade.admission.workload import SUPPORTED_KINDS, workload_of
 from stockade.model import Event, ResourceRef, Severity
@@ -27,13 +27,15 @@ class Outcome:
     event: Event | None
 
 
-def parse(body: bytes) -> Mapping[str, Any]:
-    if len(body) > MAX_BODY:
-        raise ReviewError(f"request body of {len(body)} bytes exceeds {MAX_BODY}")
+def parse(body: bytes, *, max_body: int = MAX_BODY) -> Mapping[str, Any]:
+    if len(body) > max_body:
+        raise ReviewError(f"request body of {len(body)} bytes exceeds {max_body}")
     try:
         review = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ReviewError(f"body is not JSON: {exc}") from None
+    except RecursionError:  # the decoder's own nesting guard: hostile input, not our failure
+        raise ReviewError("body is not JSON we accept: nested too deeply") from None
     if not isinstance(review, dict) or review.get("kind") != "AdmissionReview":
         raise ReviewError("body is not an AdmissionReview")
     if review.get("apiVersion") not in API_VERSIONS:
@@ -59,8 +61,15 @@ def _response(
     return {"apiVersion": review["apiVersion"], "kind": "AdmissionReview", "response": resp}
 
 
-def answer(review: Mapping[str, Any], policy: Policy, source: VulnSource | None) -> Outcome:
-    """Decide one parsed review. Never raises for odd content: unknown things are allowed."""
+def answer(
+    review: Mapping[str, Any],
+    policy: Policy,
+    source: VulnSource | None,
+    budget: LookupBudget | None = None,
+) -> Outcome:
+    """Decide one parsed review. Never raises for odd content: unknown things are allowed.
+
+    ``budget`` is the review's one deadline for every lookup (default: from now)."""
     req = review["request"]
     obj = req.get("object")
     op = req.get("operation")
@@ -74,7 +83,7 @@ def answer(review: Mapping[str, Any], policy: Policy, source: VulnSource | None)
         return Outcome(response=_response(review, allowed=True), event=None)
     if not w.name:
         w = replace(w, name=str(req.get("name") or ""))
-    decision = decide(w, policy, source)
+    decision = decide(w, policy, source, budget)
     out = _response(
         review, allowed=decision.allowed, message=decision.message, warnings=decision.warnings
     )

@@ -1,8 +1,12 @@
 """The HTTPS webhook: a small ASGI application served by uvicorn.
 
-Decisions run in worker threads (a never-seen image may be scanned within the policy's budget),
-each with a deadline; events are written to the store in batches by one writer thread so the
-request path never waits on the database.
+Decisions run in a bounded pool of worker threads (a never-seen image may be scanned within the
+policy's budget); each review has one deadline that all of its lookups share. Events are written
+to the store in batches by one writer thread so the request path never waits on the database.
+
+Health: ``GET /healthz`` is liveness (200 while the process serves, with the saturation state in
+the body); ``GET /readyz`` is 503 while the webhook is saturated (the on-demand scan queue is full,
+or every decision thread is busy), 200 otherwise.
 """
 
 from __future__ import annotations
@@ -10,14 +14,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from stockade.admission.engine import needs_vulns
-from stockade.admission.interface import VulnSource
+from stockade.admission.interface import LookupBudget, VulnSource
+from stockade.admission.limits import Limits, protocol_for
 from stockade.admission.policy import Policy
-from stockade.admission.review import MAX_BODY, ReviewError, answer, failure_response, parse
+from stockade.admission.review import ReviewError, answer, failure_response, parse
 from stockade.admission.workload import workload_of
 from stockade.store.writer import EventWriter
 
@@ -27,14 +35,40 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
+# TLS 1.2 suites: forward secret AEAD only (no CBC, no RSA key exchange); TLS 1.3 is unaffected.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
 
 class AdmissionApp:
-    def __init__(self, policy: Policy, source: VulnSource | None, events: EventWriter) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        source: VulnSource | None,
+        events: EventWriter,
+        *,
+        limits: Limits | None = None,
+        decision_threads: int = 16,
+    ) -> None:
         self.policy = policy
         self.source = source
         self.events = events
+        self.limits = limits or Limits()
         self.deadline = policy.spec.scanBudgetSeconds + 1.0
         self.uses_vulns = needs_vulns(policy)
+        self.decision_threads = decision_threads
+        self._pool = ThreadPoolExecutor(decision_threads, thread_name_prefix="admission-decide")
+        self._busy = 0  # decisions handed to the pool and not finished
+        self._busy_lock = threading.Lock()
+
+    def saturation(self) -> list[str]:
+        """Why new reviews may not be decided in time right now (empty: not saturated)."""
+        reasons = []
+        if self._busy >= self.decision_threads:
+            reasons.append(f"all {self.decision_threads} decision threads are busy")
+        scans = self.source.saturation() if self.source is not None else None
+        if scans:
+            reasons.append(scans)
+        return reasons
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -44,30 +78,38 @@ class AdmissionApp:
             return
         path, method = scope.get("path", ""), scope.get("method", "")
         if path in ("/healthz", "/readyz") and method == "GET":
-            await _reply(send, 200, {"status": "ok"})
+            reasons = self.saturation()
+            state = {"status": "saturated" if reasons else "ok", "saturation": reasons}
+            await _reply(send, 503 if reasons and path == "/readyz" else 200, state)
             return
         if path not in ("/validate", "/") or method != "POST":
             await _reply(send, 404, {"error": "not found: POST /validate"})
             return
-        body = await _read_body(scope, receive)
+        max_body = self.limits.max_body_bytes
+        try:
+            async with asyncio.timeout(self.limits.body_timeout):
+                body = await _read_body(scope, receive, max_body)
+        except TimeoutError:
+            error = {"error": f"request body not received in {self.limits.body_timeout} s"}
+            await _reply(send, 408, error, close=True)
+            return
         if body is None:
-            await _reply(send, 413, {"error": f"request body exceeds {MAX_BODY} bytes"})
+            error = {"error": f"request body exceeds {max_body} bytes"}
+            await _reply(send, 413, error, close=True)
             return
         try:
-            review = parse(body)
+            review = parse(body, max_body=max_body)
         except ReviewError as exc:
             await _reply(send, 400, {"error": str(exc)})
             return
+        budget = LookupBudget(self.policy.spec.scanBudgetSeconds)  # from arrival: queueing counts
         started = time.perf_counter()
         try:
             if self._answers_at_once(review):
                 # Cheap decisions (no I/O) run inline: a thread hop costs more than the decision.
-                outcome = answer(review, self.policy, self.source)
+                outcome = answer(review, self.policy, self.source, budget)
             else:
-                outcome = await asyncio.wait_for(
-                    asyncio.to_thread(answer, review, self.policy, self.source),
-                    timeout=self.deadline,
-                )
+                outcome = await asyncio.wait_for(self._in_pool(review, budget), self.deadline)
         except TimeoutError:
             await _reply(send, 200, failure_response(review, self.policy, "decision timed out"))
             return
@@ -79,6 +121,18 @@ class AdmissionApp:
             self.events.put(outcome.event)
         took_ms = (time.perf_counter() - started) * 1000
         await _reply(send, 200, outcome.response, timing=took_ms)
+
+    async def _in_pool(self, review: Mapping[str, Any], budget: LookupBudget) -> Any:
+        def run() -> Any:
+            try:
+                return answer(review, self.policy, self.source, budget)
+            finally:
+                with self._busy_lock:
+                    self._busy -= 1
+
+        with self._busy_lock:
+            self._busy += 1
+        return await asyncio.get_running_loop().run_in_executor(self._pool, run)
 
     def _answers_at_once(self, review: Mapping[str, Any]) -> bool:
         if not self.uses_vulns or self.source is None:
@@ -94,14 +148,15 @@ class AdmissionApp:
                 self.events.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self._pool.shutdown(wait=False, cancel_futures=True)
                 await asyncio.to_thread(self.events.stop)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
 
-async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
+async def _read_body(scope: Scope, receive: Receive, max_body: int) -> bytes | None:
     for name, value in scope.get("headers", []):
-        if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
+        if name == b"content-length" and value.isdigit() and int(value) > max_body:
             return None
     chunks: list[bytes] = []
     size = 0
@@ -109,7 +164,7 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
         message = await receive()
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > max_body:
             return None
         chunks.append(chunk)
         if not message.get("more_body"):
@@ -117,10 +172,17 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes | None:
 
 
 async def _reply(
-    send: Send, status: int, payload: dict[str, Any], timing: float | None = None
+    send: Send,
+    status: int,
+    payload: dict[str, Any],
+    timing: float | None = None,
+    *,
+    close: bool = False,
 ) -> None:
     body = json.dumps(payload, separators=(",", ":")).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:  # the request was not read to its end: the connection cannot carry another
+        headers.append((b"connection", b"close"))
     if timing is not None:  # the decision's own time, for latency monitoring (Server-Timing)
         headers.append((b"server-timing", f"decide;dur={timing:.3f}".encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -128,18 +190,23 @@ async def _reply(
 
 
 def serve(app: AdmissionApp, *, host: str, port: int, certfile: str, keyfile: str) -> None:
-    """Serve HTTPS until interrupted."""
+    """Serve HTTPS until interrupted, within ``app.limits``."""
     import uvicorn
 
+    limits = app.limits
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         ssl_certfile=certfile,
         ssl_keyfile=keyfile,
+        ssl_version=ssl.PROTOCOL_TLS_SERVER,
+        ssl_ciphers=TLS12_CIPHERS,
+        http=protocol_for(limits),
+        h11_max_incomplete_event_size=limits.max_header_bytes,
         log_level="warning",
         access_log=False,
         lifespan="on",
-        timeout_keep_alive=30,
+        timeout_keep_alive=limits.keep_alive,
     )
     uvicorn.Server(config).run()

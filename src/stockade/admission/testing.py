@@ -30,6 +30,7 @@ from stockade.admission.policy import load_policy
 from stockade.admission.vulns import FileVulnSource
 from stockade.admission.workload import workload_of
 from stockade.config import load_yaml_model, read_text
+from stockade.k8s.objects import expand_list
 from stockade.model.errors import ConfigError
 
 TEST_FILE = "stockade-test.yaml"
@@ -82,10 +83,8 @@ def _documents(path: Path) -> Iterator[dict[str, Any]]:
         except yaml.YAMLError as exc:
             raise ConfigError(f"{f}: invalid YAML: {exc}") from None
         for doc in docs:
-            if isinstance(doc, dict) and doc.get("kind") == "List":
-                yield from (d for d in doc.get("items") or [] if isinstance(d, dict))
-            elif isinstance(doc, dict):
-                yield doc
+            if isinstance(doc, dict):
+                yield from expand_list(doc)
 
 
 def _key(obj: dict[str, Any]) -> str:

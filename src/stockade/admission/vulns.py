@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from stockade.admission.interface import ImageVulns, VulnSource
+from stockade.admission.interface import ImageVulns, LookupBudget, VulnSource
 from stockade.config import load_yaml_model
 from stockade.model import Severity
 
@@ -58,11 +58,14 @@ class FileVulnSource:
         self._by_image = {image: _summary(image, f) for image, f in parsed.items()}
         return self
 
-    def summary(self, image: str, *, budget_s: float) -> ImageVulns | None:
+    def summary(self, image: str, *, budget: LookupBudget) -> ImageVulns | None:
         return self._by_image.get(image)
 
     def is_ready(self, image: str) -> bool:
         return True  # answers from memory
+
+    def saturation(self) -> str | None:
+        return None
 
 
 class CachedVulnSource:
@@ -79,13 +82,16 @@ class CachedVulnSource:
         hit = self._cache.get(image)
         return hit is not None and time.monotonic() - hit[0] < self._ttl
 
-    def summary(self, image: str, *, budget_s: float) -> ImageVulns | None:
+    def saturation(self) -> str | None:
+        return self._inner.saturation()
+
+    def summary(self, image: str, *, budget: LookupBudget) -> ImageVulns | None:
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(image)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
-        value = self._inner.summary(image, budget_s=budget_s)
+        value = self._inner.summary(image, budget=budget)
         if value is not None and value.scanned:
             with self._lock:
                 self._cache[image] = (now, value)

@@ -1,7 +1,7 @@
 """Reduce a Kubernetes object to the pod spec and containers the criteria judge.
 
 Where the pod spec lives in each kind is the compliance pillar's knowledge
-(``stockade.compliance.workloads.objects``); this module only shapes it for admission.
+(``stockade.k8s.objects``); this module only shapes it for admission.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from stockade.admission.interface import Container, Workload
-from stockade.compliance.workloads.objects import (
+from stockade.k8s.objects import (
     WORKLOAD_KINDS,
     containers_of,
     metadata,

@@ -17,6 +17,7 @@ from stockade.cli.common import (
     err_console,
     open_db,
 )
+from stockade.cli.scan import InsecureOpt, PasswordOpt, UserOpt
 
 adm_app = typer.Typer(
     help="Kubernetes admission control: keep vulnerable and risky workloads out.",
@@ -67,9 +68,60 @@ def serve(
     service: Service = "stockade-admission",
     namespace: Namespace = "stockade",
     db: DbOption = None,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1, help="Seconds to receive a request's headers (TLS handshake included)."
+        ),
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to receive a request body after its headers.")
+    ] = 10.0,
+    max_header_bytes: Annotated[
+        int, typer.Option(min=1024, help="Largest request line plus headers, in bytes.")
+    ] = 32 * 1024,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1024, help="Largest request body, in bytes (413 beyond).")
+    ] = 3 * 1024 * 1024,
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="Open connections at once; further ones are closed.")
+    ] = 256,
+    scan_workers: Annotated[int, typer.Option(min=1, help="On-demand scans that run at once.")] = 2,
+    scan_queue: Annotated[
+        int,
+        typer.Option(min=0, help="On-demand scans that may wait; when full, lookups fail fast."),
+    ] = 8,
+    max_scans_per_review: Annotated[
+        int,
+        typer.Option(
+            min=0, help="On-demand scans one review may start; later images are undecided."
+        ),
+    ] = 4,
+    scan_timeout: Annotated[
+        float,
+        typer.Option(
+            min=1.0, help="Seconds after which a running on-demand scan gives its slot back."
+        ),
+    ] = 60.0,
+    scan_registry: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scan-registry",
+            metavar="HOST_GLOB",
+            help="A registry host (glob, e.g. registry.internal:5000 or *.corp.example) that "
+            "on-demand scans may reach (repeatable; default: any registry).",
+        ),
+    ] = None,
+    insecure: InsecureOpt = False,
+    username: UserOpt = None,
+    password: PasswordOpt = None,
 ) -> None:
-    """Serve AdmissionReview requests over HTTPS on POST /validate."""
+    """Serve AdmissionReview requests over HTTPS on POST /validate (GET /healthz, /readyz).
+
+    Images never scanned are scanned on demand from their registry, with the same registry
+    settings as `stockade scan image` (--insecure, --username/--password, docker config)."""
     from stockade.admission.certs import ensure_serving_cert
+    from stockade.admission.limits import Limits
     from stockade.admission.server import AdmissionApp, EventWriter
     from stockade.admission.server import serve as run
     from stockade.admission.vulns import CachedVulnSource, FileVulnSource
@@ -80,7 +132,20 @@ def serve(
         raise UsageError("--cert and --key go together")
     pol, origin = _policy(policy, db)
     store = open_db(db)
-    source = CachedVulnSource(FileVulnSource(vulns)) if vulns else _store_source(store)
+    if vulns:
+        source = CachedVulnSource(FileVulnSource(vulns))
+    else:
+        source = _store_source(
+            store,
+            workers=scan_workers,
+            queue=scan_queue,
+            max_scans_per_review=max_scans_per_review,
+            scan_timeout=scan_timeout,
+            registries=scan_registry or [],
+            insecure=insecure,
+            username=username,
+            password=password,
+        )
     if cert is None or key is None:
         files = ensure_serving_cert(cert_dir, service=service, namespace=namespace)
         cert, key = files.cert, files.key
@@ -91,16 +156,37 @@ def serve(
         f"policy: {origin}, mode {pol.spec.mode}, {len(pol.spec.rules)} rules; "
         f"listening on https://{host}:{port}/validate"
     )
-    app = AdmissionApp(pol, source, EventWriter(lambda batch: record_events(store, batch)))
+    limits = Limits(
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        max_header_bytes=max_header_bytes,
+        max_body_bytes=max_body_bytes,
+        max_connections=max_connections,
+    )
+    app = AdmissionApp(
+        pol, source, EventWriter(lambda batch: record_events(store, batch)), limits=limits
+    )
     run(app, host=host, port=port, certfile=str(cert), keyfile=str(key))
 
 
-def _store_source(store):
-    """The scan store as a vulnerability source (scans never-seen images on demand)."""
+def _store_source(
+    store,
+    *,
+    registries: list[str],
+    insecure: bool,
+    username: str | None,
+    password: str | None,
+    **bounds,
+):
+    """The scan store as a vulnerability source (scans never-seen images on demand, bounded)."""
     from stockade.admission.vulns import CachedVulnSource
     from stockade.scanning.admission_source import StoreVulnSource
+    from stockade.scanning.pipeline import ImageOptions
 
-    return CachedVulnSource(StoreVulnSource(store))
+    options = ImageOptions(insecure=insecure, username=username, password=password)
+    return CachedVulnSource(
+        StoreVulnSource(store, image_options=options, registries=registries, **bounds)
+    )
 
 
 @adm_app.command("certs")
@@ -125,8 +211,17 @@ def manifest(
     service: Service = "stockade-admission",
     namespace: Namespace = "stockade",
     failure_policy: Annotated[
-        str, typer.Option("--failure-policy", help="Ignore (fail open) or Fail.")
-    ] = "Ignore",
+        str | None,
+        typer.Option(
+            "--failure-policy",
+            help="Ignore (fail open) or Fail (default: the policy's failurePolicy).",
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Policy YAML (default: the stored one, else built-in)."),
+    ] = None,
+    db: DbOption = None,
     timeout: Annotated[
         int, typer.Option("--timeout", min=1, max=30, help="timeoutSeconds (1-30).")
     ] = 5,
@@ -138,6 +233,8 @@ def manifest(
     from stockade.config import read_text
     from stockade.model.errors import UsageError
 
+    if failure_policy is None:  # when Stockade is unreachable, the API server does what it would
+        failure_policy = _policy(policy, db)[0].spec.failurePolicy.capitalize()
     if failure_policy not in ("Ignore", "Fail"):
         raise UsageError("--failure-policy is Ignore or Fail")
     if ca_bundle is not None:

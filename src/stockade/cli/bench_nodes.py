@@ -8,7 +8,6 @@ Exit codes: 0 clean, 1 a FAIL at or above --fail-on (or any FAIL with --fail-on-
 from __future__ import annotations
 
 import io
-import re
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,6 +22,7 @@ from stockade.cli.common import (
     EXIT_OK,
     DbOption,
     OutputOption,
+    StoreOption,
     console,
     emit,
     err_console,
@@ -30,6 +30,7 @@ from stockade.cli.common import (
 )
 from stockade.compliance.interface import CheckDetails
 from stockade.model import Severity, UsageError
+from stockade.model.duration import parse_duration
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -86,9 +87,6 @@ FailOnOption = Annotated[
 ]
 FailOnFailOption = Annotated[bool, typer.Option("--fail-on-fail", help="Exit 1 on any FAIL.")]
 StrictOption = Annotated[bool, typer.Option("--strict", help="Exit 3 if any check is ERROR.")]
-NoStoreOption = Annotated[
-    bool, typer.Option("--no-store", help="Do not record the findings in the database.")
-]
 EveryOption = Annotated[
     str | None,
     typer.Option("--every", help="Run again every DURATION (30s, 5m, 1h); each run is stored."),
@@ -96,18 +94,6 @@ EveryOption = Annotated[
 MaxRunsOption = Annotated[
     int | None, typer.Option("--max-runs", min=1, help="With --every: stop after N runs.")
 ]
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)?$")
-
-
-def parse_duration(text: str) -> float:
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise UsageError(f"bad duration {text!r} (use e.g. 30s, 5m, 1h)")
-    seconds = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2) or "s"]
-    if seconds <= 0:
-        raise UsageError("--every must be more than 0")
-    return seconds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,7 +114,7 @@ class BenchOptions:
     strict: bool
     every: str | None
     max_runs: int | None
-    no_store: bool
+    store: bool
     db: str | None
 
 
@@ -153,7 +139,7 @@ def bench_k8s(
     strict: StrictOption = False,
     every: EveryOption = None,
     max_runs: MaxRunsOption = None,
-    no_store: NoStoreOption = False,
+    store: StoreOption = True,
     db: DbOption = None,
 ) -> None:
     """Audit a Kubernetes node against the CIS Kubernetes Benchmark (sections 1-4).
@@ -178,7 +164,7 @@ def bench_docker(
     strict: StrictOption = False,
     every: EveryOption = None,
     max_runs: MaxRunsOption = None,
-    no_store: NoStoreOption = False,
+    store: StoreOption = True,
     db: DbOption = None,
 ) -> None:
     """Audit a Docker host against the CIS Docker Benchmark.
@@ -221,7 +207,7 @@ def _bench(platform: str, opts: BenchOptions) -> None:
     from stockade.compliance.cis.node import open_node
 
     fail_on = Severity.parse(opts.fail_on) if opts.fail_on else None
-    interval = parse_duration(opts.every) if opts.every else None
+    interval = parse_duration(opts.every, allow_zero=False).total_seconds() if opts.every else None
     if opts.max_runs is not None and interval is None:
         raise UsageError("--max-runs needs --every")
     if opts.benchmark:
@@ -235,7 +221,7 @@ def _bench(platform: str, opts: BenchOptions) -> None:
     for path in opts.checks or []:
         extra.extend(loader.load_custom(path, bench))
     roles = _roles(opts.role) if opts.role else None
-    store = None if opts.no_store else open_db(opts.db)
+    store = open_db(opts.db) if opts.store else None
     worst = EXIT_OK
     runs = 0
     while True:

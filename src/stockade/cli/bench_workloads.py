@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stockade.cli.common import DbOption, OutputOption, console, emit, open_db
+from stockade.cli.common import DbOption, OutputOption, StoreOption, console, emit, open_db
 
 if TYPE_CHECKING:
     from stockade.model import Finding
@@ -53,9 +53,7 @@ def workloads(
     show_pass: Annotated[
         bool, typer.Option("--show-pass", help="List passed checks in the table.")
     ] = False,
-    store: Annotated[
-        bool, typer.Option("--store/--no-store", help="Record the findings in the store.")
-    ] = True,
+    store: StoreOption = True,
     db: DbOption = None,
 ) -> None:
     """Check workloads against the Pod Security Standards and CIS Kubernetes section 5.

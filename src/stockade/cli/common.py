@@ -35,6 +35,15 @@ OutputOption = Annotated[
 ]
 
 
+StoreOption = Annotated[
+    bool,
+    typer.Option(
+        "--store/--no-store",
+        help="Record the results in the database (the default); --no-store only prints them.",
+    ),
+]
+
+
 def open_db(url: str | None):
     from stockade.store import open_store
 

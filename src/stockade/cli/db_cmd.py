@@ -103,13 +103,14 @@ def status_cmd(
     ] = False,
 ) -> None:
     """Sources, record counts by ecosystem, build time and age of the advisory data."""
+    from stockade.model.duration import parse_duration
     from stockade.model.errors import StaleDataError, UsageError
-    from stockade.scanning.advisories.freshness import check_freshness, parse_age
+    from stockade.scanning.advisories.freshness import check_freshness
     from stockade.scanning.advisories.store import db_info
 
     if fmt not in ("table", "json"):
         raise UsageError(f"unknown format {fmt!r} (expected table or json)")
-    max_age = parse_age(max_db_age)
+    max_age = parse_duration(max_db_age)
     store = open_db(db)
     info = db_info(store)
     now = datetime.now(UTC)

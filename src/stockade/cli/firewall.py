@@ -21,22 +21,17 @@ DEFAULT_STATE = Path("/run/stockade/lab.json")
 
 
 def _directory(state: Path):
-    from stockade.network.lab.inventory import load
-    from stockade.network.policy.endpoints import Directory
+    from stockade.firewall.policy.endpoints import Directory
+    from stockade.lab.inventory import load
 
     inv = load(state)
-    return inv, Directory.from_lab(inv)
+    return inv, Directory.from_identities(inv.directory())
 
 
 def _stored(db: str | None):
-    from stockade.model.errors import ConfigError
-    from stockade.network.policy.files import parse_texts
-    from stockade.network.policy.store import load_policy
+    from stockade.firewall.enforce.service import stored_policy
 
-    row = load_policy(open_db(db))
-    if row is None:
-        raise ConfigError("no firewall policy applied yet (stockade policy apply FILE)")
-    return parse_texts([("stored policy", row[0])]), row[1]
+    return stored_policy(open_db(db))
 
 
 @policy_app.command("apply")
@@ -45,11 +40,11 @@ def apply(
     db: DbOption = None,
 ) -> None:
     """Validate the files as one policy and make it the running policy (all or nothing)."""
-    from stockade.network.policy.files import dump, load_files
-    from stockade.network.policy.store import save_policy
+    from stockade.firewall.policy.files import dump, load_files
+    from stockade.firewall.policy.store import apply_policy
 
     policy = load_files(files)
-    version = save_policy(open_db(db), dump(policy))
+    version = apply_policy(open_db(db), policy, dump(policy))
     modes = {g.name: g.mode for g in policy.spec.groups}
     console.print(
         f"applied policy {policy.metadata.name!r} version {version}: {len(policy.spec.groups)} groups, "
@@ -72,11 +67,11 @@ def export(
     """Print the running policy (optionally with learned rules) as YAML or NetworkPolicies."""
     import yaml
 
+    from stockade.firewall.policy.files import dump
+    from stockade.firewall.policy.learn import policy_from_learned
+    from stockade.firewall.policy.netpol import export_policies
+    from stockade.firewall.policy.store import learned as learned_rows
     from stockade.model.errors import UsageError
-    from stockade.network.policy.files import dump
-    from stockade.network.policy.learn import policy_from_learned
-    from stockade.network.policy.netpol import export_policies
-    from stockade.network.policy.store import learned as learned_rows
 
     if fmt not in ("yaml", "networkpolicy"):
         raise UsageError("--format is yaml or networkpolicy")
@@ -84,7 +79,7 @@ def export(
         raise UsageError("--mode is discover, monitor or protect")
     store = open_db(db)
     if learned:
-        from stockade.network.policy.store import load_policy
+        from stockade.firewall.policy.store import load_policy
 
         base = _stored(db)[0] if load_policy(store) else None
         policy = policy_from_learned(learned_rows(store), base=base, mode=mode)
@@ -109,8 +104,8 @@ def diff(
     """Show what applying the files would change (exit 1 when something would)."""
     import difflib
 
-    from stockade.network.policy.files import dump, load_files
-    from stockade.network.policy.store import load_policy
+    from stockade.firewall.policy.files import dump, load_files
+    from stockade.firewall.policy.store import load_policy
 
     new = dump(load_files(files))
     row = load_policy(open_db(db))
@@ -142,9 +137,9 @@ def explain(
     db: DbOption = None,
 ) -> None:
     """Name the rule that allows or denies a connection, and why."""
-    from stockade.network.policy.endpoints import resolve
-    from stockade.network.policy.engine import data_needs, evaluate
-    from stockade.network.policy.files import load_files
+    from stockade.firewall.policy.endpoints import resolve
+    from stockade.firewall.policy.engine import data_needs, evaluate
+    from stockade.firewall.policy.files import load_files
 
     pol = load_files(policy) if policy else _stored(db)[0]
     inv, directory = _directory(lab_state)
@@ -206,18 +201,17 @@ def import_netpol(
     import yaml
 
     from stockade.config import read_text
+    from stockade.firewall.policy.files import dump
+    from stockade.firewall.policy.netpol import import_policies
+    from stockade.k8s.objects import expand_list
     from stockade.model.errors import ConfigError
-    from stockade.network.policy.files import dump
-    from stockade.network.policy.netpol import import_policies
 
     docs = []
     for f in files:
         try:
             for d in yaml.safe_load_all(read_text(f)):
-                if isinstance(d, dict) and d.get("kind") == "List":
-                    docs.extend(d.get("items") or [])
-                elif isinstance(d, dict):
-                    docs.append(d)
+                if isinstance(d, dict):
+                    docs.extend(expand_list(d))
         except yaml.YAMLError as exc:
             raise ConfigError(f"{f}: invalid YAML: {exc}") from None
     policy, warnings = import_policies(docs)
@@ -252,64 +246,36 @@ def enforcer(
 ) -> None:
     """Enforce the policy on the node: kernel rules, first-bytes verdicts, events; rules removed on exit."""
     if remove:
-        from stockade.network.enforce import nft
+        from stockade.firewall.enforce import nft
 
         inv, _ = _directory(lab_state)
         nft.remove(inv.node_netns)
         console.print(f"firewall rules removed from {inv.node_netns}")
         return
+    from stockade.firewall.enforce.nft import Settings
+    from stockade.firewall.enforce.service import Hooks, serve
     from stockade.model.errors import UsageError
-    from stockade.network.dlp.engine import DlpEngine
-    from stockade.network.enforce.enforcer import Enforcer
-    from stockade.network.enforce.nft import Settings
-    from stockade.network.policy.files import load_files, parse_texts
-    from stockade.network.policy.store import load_policy, record_learned
-    from stockade.store.records import record_events
-    from stockade.store.writer import EventWriter
 
     if fail not in ("open", "closed"):
         raise UsageError("--fail is open or closed")
-    store = open_db(db)
-    if policy:
-        pol, version = load_files(policy), None
-    else:
-        pol, version = _stored(db)
     inv, directory = _directory(lab_state)
-    writer = EventWriter(lambda batch: record_events(store, batch))
-    state = {"version": version}
-
-    def poll():
-        if policy:
-            return None
-        row = load_policy(store)
-        if row is None or row[1] == state["version"]:
-            return None
-        state["version"] = row[1]
-        err_console.print(f"policy version {row[1]}: re-applying")
-        return parse_texts([("stored policy", row[0])])
-
-    enf = Enforcer(
+    hooks = Hooks(
+        ready=lambda pol: err_console.print(
+            f"enforcing {len(pol.spec.rules)} rules in {inv.node_netns} "
+            f"(queue {queue}, fail {fail}); Ctrl-C to stop"
+        ),
+        reloading=lambda version: err_console.print(f"policy version {version}: re-applying"),
+    )
+    stats = serve(
+        open_db(db),
         inv.node_netns,
-        pol,
         directory,
         Settings(queue=queue, depth=depth, fail_open=fail == "open"),
-        emit=writer.put,
-        learn=lambda rows: record_learned(store, rows),
-        dlp_engine=DlpEngine(),
+        policy_files=policy,
+        duration=duration,
+        hooks=hooks,
     )
-    writer.start()
-    try:
-        enf.run(
-            duration=duration,
-            poll=poll,
-            ready=lambda: err_console.print(
-                f"enforcing {len(pol.spec.rules)} rules in {inv.node_netns} "
-                f"(queue {queue}, fail {fail}); Ctrl-C to stop"
-            ),
-        )
-    finally:
-        writer.stop()
-    console.print(f"enforcer stopped; rules removed. {enf.inspector.stats}")
+    console.print(f"enforcer stopped; rules removed. {stats}")
 
 
 def quarantine(
@@ -320,7 +286,7 @@ def quarantine(
     db: DbOption = None,
 ) -> None:
     """Cut all of a workload's traffic (it keeps running); --lift restores it."""
-    from stockade.network.enforce.actions import quarantine_workload
+    from stockade.firewall.enforce.actions import quarantine_workload
 
     inv, directory = _directory(lab_state)
     target = directory.find(workload)

@@ -38,7 +38,7 @@ def up_cmd(
     ] = False,
 ) -> None:
     """Create the pods, start their services and save the inventory."""
-    from stockade.network.lab import manager
+    from stockade.lab import manager
 
     _need_root()
     inv = manager.up(prefix, state, databases_on=not no_databases)
@@ -52,7 +52,7 @@ def up_cmd(
 @lab_app.command("down")
 def down_cmd(prefix: PrefixOpt = DEFAULT_PREFIX, state: StateOpt = DEFAULT_STATE) -> None:
     """Stop the lab's processes and delete its namespaces (safe to repeat)."""
-    from stockade.network.lab import manager
+    from stockade.lab import manager
 
     _need_root()
     removed = manager.down(prefix, state)
@@ -68,7 +68,7 @@ def status_cmd(
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
     """Show the lab's pods, addresses and services."""
-    from stockade.network.lab import manager
+    from stockade.lab import manager
 
     info = manager.status(state)
     if fmt == "json":
@@ -93,7 +93,7 @@ def traffic_cmd(
     ] = None,
 ) -> None:
     """Drive bounded, realistic traffic between the pods (cards and PII, clear and TLS)."""
-    from stockade.network.lab import inventory, manager
+    from stockade.lab import inventory, manager
 
     _need_root()
     results = manager.traffic(inventory.load(state), count, set(only) if only else None)

@@ -41,17 +41,34 @@ def compliance(
     fail_on_fail: Annotated[
         bool, typer.Option("--fail", help="Exit 1 when a requirement has failing evidence.")
     ] = False,
+    since: Annotated[
+        str,
+        typer.Option(
+            "--since",
+            help="Read events (DLP, TLS, firewall, admission, sensor runs) from this time on: a "
+            "duration back from now (24h, 7d) or a date (2026-12-01).",
+        ),
+    ] = "24h",
     db: DbOption = None,
 ) -> None:
-    """Each requirement of a framework with the stored check results that evidence it: what
-    passes, what fails, what was not assessed and what has no automated evidence."""
+    """Each requirement of a framework with the evidence Stockade holds: the latest stored check
+    results (CIS, workloads, vulnerabilities) and the events of the window (card data in clear,
+    TLS facts, firewall violations and blocks, segmentation state, admission decisions). What
+    passes, what fails, what was not assessed (and why) and what needs a manual review."""
+    from datetime import UTC, datetime
+
     from stockade.compliance.frameworks import evaluate, load
     from stockade.compliance.frameworks.evaluate import FAIL
+    from stockade.compliance.frameworks.evidence import Window, rows_from_events
     from stockade.compliance.frameworks.render import report_html, report_json, report_junit
-    from stockade.compliance.frameworks.stored import current_findings
+    from stockade.compliance.frameworks.stored import current_findings, window_events
+    from stockade.model.duration import parse_since
 
+    window = Window(since=parse_since(since), until=datetime.now(UTC))
     fw = load(framework.value)
-    report = evaluate(fw, current_findings(open_db(db)))
+    store = open_db(db)
+    evidence = rows_from_events(window_events(store, window.since), window)
+    report = evaluate(fw, current_findings(store), evidence=evidence, window=window)
     if fmt is Format.json:
         emit(report_json(report), output)
     elif fmt is Format.junit:
@@ -86,8 +103,7 @@ def _table(report: Report, output: Path | None) -> None:
             r.requirement.id,
             r.requirement.title,
             f"[{colors.get(r.status, '')}]{r.status}[/]",
-            escape(", ".join(c.id for c in r.checks))
-            or ("(manual)" if not r.requirement.automated else "-"),
+            escape(", ".join(c.id for c in r.checks) or r.reason or "-"),
             str(sum(c.counts.get("PASS", 0) for c in r.checks)),
             str(sum(c.counts.get("FAIL", 0) for c in r.checks)),
         )
@@ -96,14 +112,17 @@ def _table(report: Report, output: Path | None) -> None:
         f"{s[k]} {k.lower().replace('_', ' ')}"
         for k in ("FAIL", "ERROR", "WARN", "PASS", "NOT_ASSESSED", "MANUAL")
     )
+    footer = f"{s['requirements']} requirements: {line}"
+    if report.window:
+        footer += f"; events from {report.window.text()} ({report.events_considered} used)"
     if output is None:
         console.print(table)
-        console.print(f"{s['requirements']} requirements: {line}")
+        console.print(footer)
         return
     buf = io.StringIO()
     out = Console(file=buf, width=160, no_color=True)
     out.print(table)
-    out.print(f"{s['requirements']} requirements: {line}")
+    out.print(footer)
     emit(buf.getvalue(), output)
 
 

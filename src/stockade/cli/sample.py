@@ -19,17 +19,23 @@ def build(
         None,
         "--push",
         metavar="HOST:PORT",
-        help="Also copy the sample to this registry (plain HTTP, with skopeo).",
+        help="Also copy the sample to this registry with skopeo (TLS verification off only for "
+        "a loopback registry).",
     ),
     cache_dir: Path | None = typer.Option(
         None, "--cache-dir", help="Where to build (default ~/.cache/stockade/samples/<recipe>)."
     ),
     creds: str | None = typer.Option(
-        None, "--creds", metavar="USER:PASSWORD", help="Registry credentials for --push."
+        None,
+        "--creds",
+        metavar="USER:PASSWORD",
+        envvar="STOCKADE_PUSH_CREDS",
+        help="Registry credentials for --push (prefer the environment variable: a command line "
+        "is visible to every user); skopeo gets them in a 0600 auth file.",
     ),
 ) -> None:
     """Build the sample image once and print references every image command accepts."""
-    from stockade.scanning.samples import build_sample, push_sample
+    from stockade.lab.samples import build_sample, push_sample
 
     sample = build_sample(cache_dir, log=lambda msg: err_console.print(f"[dim]{msg}[/dim]"))
     refs = sample.refs()

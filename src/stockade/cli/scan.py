@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stockade.cli.common import DbOption, OutputOption, RichObserver, emit, err_console, open_db
+from stockade.cli.common import (
+    DbOption,
+    OutputOption,
+    RichObserver,
+    StoreOption,
+    emit,
+    err_console,
+    open_db,
+)
 
 if TYPE_CHECKING:
     from stockade.scanning.pipeline import ScanOptions
@@ -83,10 +91,12 @@ def _options(
     username: str | None = None,
     password: str | None = None,
     fmt: str = "table",
+    store: bool = True,
 ) -> ScanOptions:
     from stockade.model import Severity
+    from stockade.model.duration import parse_duration
     from stockade.scanning.gate import Policy
-    from stockade.scanning.pipeline import ImageOptions, ScanOptions, parse_duration
+    from stockade.scanning.pipeline import ImageOptions, ScanOptions
     from stockade.scanning.policy_files import load_ignore_file, load_vex
     from stockade.scanning.reports import renderer
 
@@ -108,6 +118,7 @@ def _options(
         image=ImageOptions(
             platform=platform, insecure=insecure, username=username, password=password
         ),
+        keep_results=store,
     )
 
 
@@ -161,6 +172,7 @@ def scan_image_cmd(
     insecure: InsecureOpt = False,
     username: UserOpt = None,
     password: PasswordOpt = None,
+    store: StoreOption = True,
     db: DbOption = None,
 ) -> None:
     """Scan a container image for vulnerable packages."""
@@ -176,6 +188,7 @@ def scan_image_cmd(
         username=username,
         password=password,
         fmt=fmt,
+        store=store,
     )
     _scan_ref(ref, opts, db, fmt, output)
 
@@ -191,6 +204,7 @@ def scan_rootfs_cmd(
     vex: VexOpt = None,
     max_db_age: MaxAgeOpt = "7d",
     allow_stale_db: StaleOpt = False,
+    store: StoreOption = True,
     db: DbOption = None,
 ) -> None:
     """Scan a root filesystem folder."""
@@ -204,6 +218,7 @@ def scan_rootfs_cmd(
         max_db_age=max_db_age,
         allow_stale_db=allow_stale_db,
         fmt=fmt,
+        store=store,
     )
     # Options first: a usage or configuration error (exit 2) wins over a missing input.
     if not path.is_dir():
@@ -222,6 +237,7 @@ def scan_pid_cmd(
     vex: VexOpt = None,
     max_db_age: MaxAgeOpt = "7d",
     allow_stale_db: StaleOpt = False,
+    store: StoreOption = True,
     db: DbOption = None,
 ) -> None:
     """Scan the root filesystem a running process sees (/proc/PID/root)."""
@@ -235,6 +251,7 @@ def scan_pid_cmd(
         max_db_age=max_db_age,
         allow_stale_db=allow_stale_db,
         fmt=fmt,
+        store=store,
     )
     # Options first: a usage or configuration error (exit 2) wins over a missing input.
     if pid <= 0 or not Path(f"/proc/{pid}").is_dir():
@@ -253,6 +270,7 @@ def scan_sbom_cmd(
     vex: VexOpt = None,
     max_db_age: MaxAgeOpt = "7d",
     allow_stale_db: StaleOpt = False,
+    store: StoreOption = True,
     db: DbOption = None,
 ) -> None:
     """Scan the packages listed in an SBOM (no image needed)."""
@@ -266,6 +284,7 @@ def scan_sbom_cmd(
         max_db_age=max_db_age,
         allow_stale_db=allow_stale_db,
         fmt=fmt,
+        store=store,
     )
     backend = real_backend()
     store = open_db(db)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stockade.cli.common import EXIT_FINDINGS, DbOption, console, err_console
+from stockade.cli.common import EXIT_FINDINGS, DbOption, StoreOption, console, err_console
 from stockade.model.errors import UsageError
 
 DEFAULT_STATE = Path("/run/stockade/lab.json")
@@ -85,6 +85,14 @@ def sensor_cmd(
     state: Annotated[
         Path, typer.Option("--state", help="Lab inventory (workload identity).")
     ] = DEFAULT_STATE,
+    identities: Annotated[
+        Path | None,
+        typer.Option(
+            "--identities",
+            help="Workload identities from a file: Stockade's workload list or "
+            "`kubectl get pods -A -o json` (for captures taken in a cluster).",
+        ),
+    ] = None,
     stream_depth: Annotated[
         int, typer.Option("--stream-depth", help="Bytes inspected per direction.")
     ] = 65536,
@@ -94,13 +102,16 @@ def sensor_cmd(
     fail_on: Annotated[
         str | None, typer.Option("--fail-on", help="Exit 1 if an event at or above this severity.")
     ] = None,
+    store: StoreOption = True,
     db: DbOption = None,
 ) -> None:
     """Show connections (client -> server, protocol, encryption, DLP hits) and store events."""
+    from stockade.identity import Directory
+    from stockade.identity.static import load as load_identities
+    from stockade.lab.inventory import load
     from stockade.model import Severity
     from stockade.network.analysis import Inspectors
     from stockade.network.flows import FlowConfig
-    from stockade.network.lab.inventory import Identities, load
     from stockade.network.sensor import run_live, run_pcap
 
     if fmt not in ("table", "json"):
@@ -112,20 +123,27 @@ def sensor_cmd(
     if not 1024 <= stream_depth <= 16 * 1024 * 1024:
         raise UsageError("--stream-depth must be between 1 KiB and 16 MiB")
     threshold = Severity.parse(fail_on) if fail_on else None
+    if identities is not None and lab:
+        raise UsageError("--identities and --lab are two sources of identity: choose one")
     inv = None
-    if lab or state.exists() or state != DEFAULT_STATE:
+    if identities is None and (lab or state.exists() or state != DEFAULT_STATE):
         inv = load(state) if (lab or state != DEFAULT_STATE) else _try_load(state)
-    identities = Identities(inv)
+    who = (
+        load_identities(identities)
+        if identities is not None
+        else (inv.directory() if inv is not None else Directory())
+    )
     inspectors = Inspectors.default()
     config = FlowConfig(stream_depth=stream_depth)
 
-    out = _Outputs(fmt=fmt, db=db)
+    capture = str(pcap) if pcap is not None else ("the lab" if lab else ", ".join(iface or ()))
+    out = _Outputs(fmt=fmt, db=db, store=store, capture=capture)
     try:
         if pcap is not None:
             run = run_pcap(
                 pcap,
                 inspectors=inspectors,
-                identities=identities,
+                identities=who,
                 config=config,
                 count=count,
                 on_record=out.record,
@@ -143,7 +161,7 @@ def sensor_cmd(
                 interfaces,
                 namespace=namespace,
                 inspectors=inspectors,
-                identities=identities,
+                identities=who,
                 config=config,
                 duration=duration,
                 count=count,
@@ -167,7 +185,7 @@ def sensor_cmd(
     if flows.get("evicted") or flows.get("half_open_dropped"):
         note += f", evicted {flows['evicted']}, half-open dropped {flows['half_open_dropped']}"
     note += f", {out.kinds.get('dlp.sensitive_in_clear', 0)} DLP events, {out.kinds.get('tls.weak_version', 0)} weak TLS"
-    if db is not None:
+    if store:
         note += f"; stored {out.stored[0]} connections and {out.stored[1]} events"
     err_console.print(note, highlight=False, soft_wrap=True)
     if threshold is not None and out.worst >= threshold:
@@ -180,8 +198,9 @@ class _Outputs:
 
     BATCH = 200
 
-    def __init__(self, *, fmt: str, db: str | None) -> None:
+    def __init__(self, *, fmt: str, db: str | None, store: bool, capture: str) -> None:
         from stockade.model import Severity
+        from stockade.network.observation import Observation
 
         self.json = fmt == "json"
         self.connections = 0
@@ -190,7 +209,9 @@ class _Outputs:
         self.stored = (0, 0)
         self._pending: list[Any] = []
         self._store = None
-        if db is not None:
+        self.capture = capture
+        self.observed = Observation()
+        if store:
             from stockade.cli.common import open_db
 
             self._store = open_db(db)  # opened first: a bad URL fails before any capture
@@ -199,6 +220,7 @@ class _Outputs:
         from stockade.network.connection import events_for
 
         self.connections += 1
+        self.observed.add(rec)
         for e in events_for(rec):
             self.kinds[e.kind] = self.kinds.get(e.kind, 0) + 1
             self.worst = max(self.worst, e.severity)
@@ -220,13 +242,19 @@ class _Outputs:
         self._pending = []
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
+        if self._store is None:
+            return
+        if self.observed.connections:
+            from stockade.store.records import record_events
+
+            self.flush()
+            record_events(self._store, [self.observed.event(self.capture)])
+        self._store.close()
 
 
 def _try_load(state: Path) -> Any:
+    from stockade.lab.inventory import load
     from stockade.model.errors import ConfigError
-    from stockade.network.lab.inventory import load
 
     try:
         return load(state)

@@ -6,13 +6,13 @@ Kept free of Rich so the API and the webhook can reuse them; the CLI draws table
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from stockade.compliance import xmltext
+from stockade.compliance.junit import Case, junit_xml
 from stockade.model import Finding, Status
 
 FINDINGS_SCHEMA = "stockade.compliance.findings/v1"
@@ -42,25 +42,11 @@ def _detail(f: Finding, key: str) -> str:
 
 def findings_junit(findings: Sequence[Finding], *, name: str) -> str:
     """One ``testsuite`` per benchmark, one ``testcase`` per (check, resource)."""
-    groups: dict[str, list[Finding]] = {}
-    for f in findings:
-        groups.setdefault(_detail(f, "benchmark") or "other", []).append(f)
-    root = ET.Element("testsuites", name=name)
-    totals = Counter[str]()
-    for bench, items in groups.items():
-        suite = ET.SubElement(root, "testsuite", name=bench)
-        counts = Counter[str]()
-        for f in items:
-            case = ET.SubElement(suite, "testcase", classname=f.id, name=f.resource.display())
-            _outcome(case, f, counts)
-        _count(suite, len(items), counts)
-        totals.update(counts)
-        totals["tests"] += len(items)
-    _count(root, totals.pop("tests", 0), totals)
-    return xmltext.tostring(root)
+    return junit_xml(name, (_case(f) for f in findings))
 
 
-def _outcome(case: ET.Element, f: Finding, counts: Counter[str]) -> None:
+def _case(f: Finding) -> Case:
+    suite = _detail(f, "benchmark") or "other"
     text = "\n".join(
         x
         for x in (
@@ -71,22 +57,19 @@ def _outcome(case: ET.Element, f: Finding, counts: Counter[str]) -> None:
         )
         if x
     )
+    base = Case(suite=suite, classname=f.id, name=f.resource.display())
     if f.status == Status.FAIL:
-        el = ET.SubElement(
-            case, "failure", message=f"{f.title} [{f.severity}]", type=str(f.severity)
+        return replace(
+            base,
+            outcome="failure",
+            message=f"{f.title} [{f.severity}]",
+            type=str(f.severity),
+            text=text,
         )
-        el.text = text
-        counts["failures"] += 1
-    elif f.status == Status.ERROR:
-        el = ET.SubElement(case, "error", message=_detail(f, "reason") or f.title)
-        el.text = text
-        counts["errors"] += 1
-    elif f.status in (Status.NOT_APPLICABLE, Status.INFO, Status.WARN):
-        ET.SubElement(case, "skipped", message=f"{f.status}: {_detail(f, 'reason') or f.title}")
-        counts["skipped"] += 1
-
-
-def _count(el: ET.Element, tests: int, counts: Counter[str]) -> None:
-    el.set("tests", str(tests))
-    for key in ("failures", "errors", "skipped"):
-        el.set(key, str(counts.get(key, 0)))
+    if f.status == Status.ERROR:
+        return replace(base, outcome="error", message=_detail(f, "reason") or f.title, text=text)
+    if f.status in (Status.NOT_APPLICABLE, Status.INFO, Status.WARN):
+        return replace(
+            base, outcome="skipped", message=f"{f.status}: {_detail(f, 'reason') or f.title}"
+        )
+    return base

@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stockade.identity import Directory
 from stockade.network.analysis import DlpFeed, Inspectors
 from stockade.network.capture.decode import Buf, FlowKey
 from stockade.network.connection import ConnectionRecord, Hit
 from stockade.network.interface import Detection, TlsInfo
-from stockade.network.lab.inventory import Identities
 from stockade.network.reassembly import Stream
 from stockade.network.tls import CLEAR, HelloCheck, opens_with_hello
 
@@ -115,7 +115,7 @@ class FlowTable:
     def __init__(
         self,
         inspectors: Inspectors | None,
-        identities: Identities,
+        identities: Directory,
         emit: Callable[[ConnectionRecord], None],
         config: FlowConfig | None = None,
     ) -> None:

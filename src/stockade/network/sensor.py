@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stockade.identity import Directory
 from stockade.model.errors import PacketError
 from stockade.network.analysis import Inspectors
 from stockade.network.capture.decode import SUPPORTED_LINKTYPES, Decoder
 from stockade.network.connection import ConnectionRecord
 from stockade.network.flows import FlowConfig, FlowTable
-from stockade.network.lab.inventory import Identities
 
 
 @dataclass(slots=True)
@@ -24,7 +24,7 @@ class SensorRun:
 
 def _pipeline(
     inspectors: Inspectors | None,
-    identities: Identities,
+    identities: Directory,
     config: FlowConfig | None,
     on_record: Callable[[ConnectionRecord], None] | None,
     run: SensorRun,
@@ -54,7 +54,7 @@ def run_pcap(
     path: Path,
     *,
     inspectors: Inspectors | None,
-    identities: Identities,
+    identities: Directory,
     config: FlowConfig | None = None,
     count: int | None = None,
     on_record: Callable[[ConnectionRecord], None] | None = None,
@@ -89,7 +89,7 @@ def run_live(
     *,
     namespace: str | None,
     inspectors: Inspectors | None,
-    identities: Identities,
+    identities: Directory,
     config: FlowConfig | None = None,
     duration: float | None = None,
     count: int | None = None,

@@ -1,51 +1,94 @@
 """The scan store as the admission webhook's vulnerability source (``admission.interface.VulnSource``).
 
 A reference scanned before answers from its latest stored run. A reference never scanned is scanned
-on demand in a background thread; the review waits at most its budget, and a scan that takes longer
-keeps running so the next review of that image finds its result.
+on demand through a bounded :class:`~stockade.scanning.scan_queue.ScanQueue`; the review waits at
+most what is left of its deadline, and a scan that takes longer keeps running so the next review
+of that image finds its result. A review starts at most ``max_scans_per_review`` scans; images past
+that cap, and images refused by a full queue, are undecided (``LookupUnavailable``: the policy's
+failurePolicy applies).
+
+Only registry references (``HOST[:PORT]/REPO[:TAG|@DIGEST]``) are looked up: a pod's ``image:`` is
+someone else's text, and ``dir:/`` or ``docker-archive:/a/fifo`` must never open a local path. An
+on-demand scan reaches only the registries allowed (host globs; none given: any) with the same
+settings as ``stockade scan image`` (``--insecure`` for loopback, credentials).
 """
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+import fnmatch
+from collections.abc import Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from stockade.admission.interface import ImageVulns
+from stockade.admission.interface import ImageVulns, LookupBudget, LookupUnavailable
 from stockade.model import Severity
+from stockade.model.errors import RegistryError, UsageError
+from stockade.scanning.scan_queue import QueueFull, ScanQueue
 from stockade.scanning.scan_tables import scan_images
+from stockade.scanning.sources.interface import parse_registry_reference
 from stockade.store import Store
 from stockade.store.tables import findings
 
+if TYPE_CHECKING:
+    from stockade.scanning.pipeline import ImageOptions
+
 
 class StoreVulnSource:
-    def __init__(self, store: Store, *, scan_on_demand: bool = True, workers: int = 2) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        scan_on_demand: bool = True,
+        workers: int = 2,
+        queue: int = 8,
+        max_scans_per_review: int = 4,
+        scan_timeout: float = 60.0,
+        image_options: ImageOptions | None = None,
+        registries: Sequence[str] = (),
+    ) -> None:
         self.store = store
         self.scan_on_demand = scan_on_demand
-        self._workers = workers
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: dict[str, Future[Any]] = {}
-        self._lock = threading.Lock()
+        self.max_scans_per_review = max_scans_per_review
+        self.image_options = image_options  # registry settings, as `scan image` takes them
+        self.registries = tuple(registries)  # host globs an on-demand scan may reach; empty: any
+        if image_options is not None and image_options.username and not self.registries:
+            # A pod names any host it likes: credentials go only to registries listed by name.
+            raise UsageError("--username needs --scan-registry (the registries it is for)")
+        self.scans = ScanQueue(
+            self._run_scan, workers=workers, queue=queue, scan_timeout=scan_timeout
+        )
 
     def is_ready(self, image: str) -> bool:
         return False  # answers come from the database
 
-    def summary(self, image: str, *, budget_s: float) -> ImageVulns | None:
+    def saturation(self) -> str | None:
+        return self.scans.saturation() if self.scan_on_demand else None
+
+    def summary(self, image: str, *, budget: LookupBudget) -> ImageVulns | None:
+        host = parse_registry_reference(image).host  # UsageError for dir:, docker-archive:, ...
         stored = self.stored(image)
         if stored is not None or not self.scan_on_demand:
             return stored
-        future = self._scan(image)
+        if self.registries and not any(
+            fnmatch.fnmatchcase(host.lower(), p.lower()) for p in self.registries
+        ):
+            raise RegistryError(f"registry {host} is not one admission may scan (--scan-registry)")
+        if not budget.take_scan(self.max_scans_per_review):
+            raise LookupUnavailable(
+                f"not scanned: this review already started {self.max_scans_per_review} "
+                "on-demand scans (the cap per review)"
+            )
         try:
-            future.result(timeout=max(budget_s, 0.0))
+            future, _ = self.scans.submit(image)
+        except QueueFull as exc:
+            raise LookupUnavailable(f"not scanned: {exc}") from None
+        try:
+            future.result(timeout=budget.remaining())
         except FutureTimeout:
             return ImageVulns(image=image, scanned=False)
-        finally:
-            if future.done():
-                with self._lock:
-                    self._pending.pop(image, None)
         return self.stored(image)
 
     def stored(self, image: str) -> ImageVulns | None:
@@ -84,19 +127,14 @@ class StoreVulnSource:
             max_cvss=max_cvss,
         )
 
-    def _scan(self, image: str) -> Future[Any]:
-        with self._lock:
-            future = self._pending.get(image)
-            if future is None:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(
-                        max_workers=self._workers, thread_name_prefix="admission-scan"
-                    )
-                future = self._pool.submit(self._run_scan, image)
-                self._pending[image] = future
-        return future
-
     def _run_scan(self, image: str) -> None:
         from stockade.scanning.pipeline import ScanOptions, real_backend, scan_image
+        from stockade.scanning.sources.registry import is_loopback
 
-        scan_image(self.store, image, ScanOptions(), real_backend())
+        options = ScanOptions()
+        if self.image_options is not None:
+            # Plain HTTP (--insecure) is for loopback registries; every other one stays HTTPS.
+            host = parse_registry_reference(image).host
+            insecure = self.image_options.insecure and is_loopback(host)
+            options = ScanOptions(image=replace(self.image_options, insecure=insecure))
+        scan_image(self.store, image, options, real_backend())

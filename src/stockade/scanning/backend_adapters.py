@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from stockade.model import Finding
 from stockade.model.progress import Observer
-from stockade.scanning.interface import ImageInfo, Inventory
+from stockade.scanning.interface import Inventory
 from stockade.scanning.pipeline import ImageOptions
 from stockade.scanning.results import DatabaseInfo
 from stockade.store import Store
 
 if TYPE_CHECKING:
     from stockade.scanning.registry_scan import RegistryLister
+    from stockade.scanning.sources.interface import OpenImage
 
 
 def check_db(store: Store, max_age: timedelta, allow_stale: bool) -> DatabaseInfo:
@@ -29,12 +30,31 @@ def check_db(store: Store, max_age: timedelta, allow_stale: bool) -> DatabaseInf
     return DatabaseInfo(built=info.built_at, sources=tuple(s.name for s in info.sources))
 
 
-def build_inventory(ref: str, store: Store, observer: Observer, image: ImageOptions) -> Inventory:
+def build_inventory(
+    ref: str,
+    store: Store,
+    observer: Observer,
+    image: ImageOptions,
+    opened: OpenImage | None = None,
+) -> Inventory:
+    """Inventory ``ref``; an image already opened (manifest and config read) is not resolved
+    again."""
     from stockade.scanning.catalogers import default_catalogers, finalize
     from stockade.scanning.inventory import build_inventory as build
+    from stockade.scanning.inventory import inventory_image
 
     # finalize turns the catalogers' pseudo-packages (os-release, deb copyright, skipped files)
     # into the distro, licenses and skipped reasons: only real packages reach the matcher.
+    if opened is not None:
+        return finalize(
+            inventory_image(
+                opened.source,
+                opened.resolved,
+                catalogers=default_catalogers(),
+                store=store,
+                observer=observer,
+            )
+        )
     return finalize(
         build(
             ref,
@@ -49,10 +69,11 @@ def build_inventory(ref: str, store: Store, observer: Observer, image: ImageOpti
     )
 
 
-def resolve_image(ref: str, image: ImageOptions) -> ImageInfo | None:
-    """Read only an image's manifest and config; None for filesystem sources."""
+def open_image(ref: str, image: ImageOptions) -> OpenImage | None:
+    """Open an image and read only its manifest and config; None for filesystem sources. The
+    caller closes it."""
     from stockade.scanning.sources import open_source
-    from stockade.scanning.sources.interface import parse_reference
+    from stockade.scanning.sources.interface import OpenImage, parse_reference
 
     parsed = parse_reference(ref)
     if not parsed.is_image:
@@ -61,9 +82,10 @@ def resolve_image(ref: str, image: ImageOptions) -> ImageInfo | None:
         parsed, insecure=image.insecure, username=image.username, password=image.password
     )
     try:
-        return source.resolve(image.platform).info
-    finally:
+        return OpenImage(source, source.resolve(image.platform))
+    except BaseException:
         source.close()
+        raise
 
 
 def catalogers_key() -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from urllib.parse import parse_qsl, unquote
 
 from stockade.model import Finding, Severity
 from stockade.scanning.interface import VulnerabilityDetails
@@ -193,13 +194,11 @@ def _applies(st: VexStatement, details: VulnerabilityDetails | None, target: Tar
 def _matches_image(product_id: str, target: Target) -> bool:
     """A product names the image by reference, by ``name@digest`` or by an OCI purl."""
     pid = product_id.strip()
+    if pid.startswith("pkg:oci/"):
+        return _matches_oci_purl(pid, target)
     digest = _digest_of(pid)
     if digest and (target.digest or target.config_digest):
         return digest in (target.digest, target.config_digest)
-    if pid.startswith("pkg:oci/"):
-        # Without a digest to compare, an OCI purl names the repository's last path part.
-        name = pid[len("pkg:oci/") :].split("@", 1)[0].split("?", 1)[0]
-        return bool(target.name) and str(target.name).rsplit("/", 1)[-1] == name
     if pid.startswith("pkg:"):
         return False
     if pid == target.reference:
@@ -210,6 +209,30 @@ def _matches_image(product_id: str, target: Target) -> bool:
         if target.tag and pid == f"{target.name}:{target.tag}":
             return True
     return False
+
+
+def _matches_oci_purl(pid: str, target: Target) -> bool:
+    """``pkg:oci/NAME[@DIGEST][?repository_url=HOST/REPO&tag=TAG]``: with ``repository_url``, only
+    an image scanned from that repository; then the digest, else the name (and tag) decide."""
+    body, _, query = pid[len("pkg:oci/") :].partition("?")
+    qualifiers = {k.lower(): v for k, v in parse_qsl(query.split("#", 1)[0])}
+    repository = qualifiers.get("repository_url")
+    if repository is not None and _repository(repository) != _repository(target.name or ""):
+        return False
+    digest = _digest_of(pid)
+    if digest and (target.digest or target.config_digest):
+        return digest in (target.digest, target.config_digest)
+    tag = qualifiers.get("tag")
+    if tag is not None and tag != target.tag:
+        return False
+    name = unquote(body.split("@", 1)[0]).lower()
+    return bool(target.name) and str(target.name).rsplit("/", 1)[-1] == name
+
+
+def _repository(text: str) -> str:
+    """``https://Registry.Example/team/app/`` and ``registry.example/team/app`` are one repository."""
+    bare = text.strip().removeprefix("https://").removeprefix("http://").rstrip("/")
+    return bare.lower()
 
 
 def _digest_of(product_id: str) -> str | None:

@@ -54,11 +54,26 @@ def build_inventory(
     source = open_source(parsed, insecure=insecure, username=username, password=password)
     try:
         resolved = source.resolve(platform)
-        return _ImageScan(
-            source, resolved, list(catalogers), store, observer, limits or Limits()
-        ).run()
+        return inventory_image(
+            source, resolved, catalogers=catalogers, store=store, observer=observer, limits=limits
+        )
     finally:
         source.close()
+
+
+def inventory_image(
+    source: ImageSource,
+    resolved: ResolvedImage,
+    *,
+    catalogers: Sequence[Cataloger],
+    store: Store | None = None,
+    observer: Observer | None = None,
+    limits: Limits | None = None,
+) -> Inventory:
+    """Inventory an image whose manifest and config were already read from ``source``."""
+    return _ImageScan(
+        source, resolved, list(catalogers), store, observer or NullObserver(), limits or Limits()
+    ).run()
 
 
 class _ImageScan:

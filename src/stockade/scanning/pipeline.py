@@ -10,15 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from stockade import __version__
 from stockade.model import Finding
 from stockade.model.progress import NullObserver, Observer
 from stockade.scanning.gate import Policy, Target, apply_policy
-from stockade.scanning.interface import ImageInfo, Inventory
+from stockade.scanning.interface import Inventory
 from stockade.scanning.results import DatabaseInfo, ScanReport
 from stockade.scanning.scan_store import load_inventory, record_scan, save_inventory
 from stockade.store import Store
+
+if TYPE_CHECKING:
+    from stockade.scanning.sources.interface import OpenImage
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,25 +47,42 @@ class Backend:
     """The functions a scan needs from the rest of the pillar."""
 
     check_db: Callable[[Store, timedelta, bool], DatabaseInfo]
-    build_inventory: Callable[[str, Store, Observer, ImageOptions], Inventory]
+    build_inventory: Callable[[str, Store, Observer, ImageOptions, OpenImage | None], Inventory]
     match: Callable[[Store, Inventory], tuple[Sequence[Finding], Sequence[str]]]
     read_sbom: Callable[[str], Inventory]
-    # The image's manifest and config only (no layer): None for dir: and pid: sources.
-    resolve_image: Callable[[str, ImageOptions], ImageInfo | None]
+    # Open an image and read its manifest and config only (no layer): None for dir: and pid:.
+    open_image: Callable[[str, ImageOptions], OpenImage | None]
     catalogers_key: Callable[[], str]
 
 
 def target_of(inv: Inventory) -> Target:
+    """The image's identity for VEX: its digests, the reference that was scanned and, for a
+    registry reference, the name and tag in it. Never the names an archive, an OCI layout or an
+    SBOM gives itself (RepoTags, annotations): whoever wrote the file chose those."""
     img = inv.image
     if img is None:
         return Target(reference=inv.source)
+    name, tag = _registry_name(inv.source)
     return Target(
         reference=img.reference or inv.source,
-        name=img.name,
-        tag=img.tag,
+        name=name,
+        tag=tag,
         digest=img.manifest_digest,
         config_digest=img.config_digest,
     )
+
+
+def _registry_name(source: str) -> tuple[str | None, str | None]:
+    from stockade.model.errors import StockadeError
+    from stockade.scanning.sources.interface import parse_reference
+
+    try:
+        ref = parse_reference(source)
+    except StockadeError:
+        return None, None
+    if ref.kind != "registry":
+        return None, None
+    return f"{ref.host}/{ref.repository}", ref.tag
 
 
 def evaluate(
@@ -98,11 +119,18 @@ def scan_image(
     started = datetime.now(UTC)
     db = backend.check_db(store, options.max_db_age, options.allow_stale_db)
     key = backend.catalogers_key()
-    inv = _kept_inventory(store, ref, options, backend, key)
-    mode = "cached"
-    if inv is None:
-        inv = backend.build_inventory(ref, store, observer or NullObserver(), options.image)
-        mode = "scan"
+    opened = backend.open_image(ref, options.image)  # the manifest is requested once per scan
+    try:
+        inv = _kept_inventory(store, ref, opened, key)
+        mode = "cached"
+        if inv is None:
+            inv = backend.build_inventory(
+                ref, store, observer or NullObserver(), options.image, opened
+            )
+            mode = "scan"
+    finally:
+        if opened is not None:
+            opened.close()
     report = evaluate(store, inv, options, backend, db)
     if options.keep_results:
         save_inventory(store, inv, catalogers=key)
@@ -110,12 +138,10 @@ def scan_image(
     return report
 
 
-def _kept_inventory(
-    store: Store, ref: str, options: ScanOptions, backend: Backend, key: str
-) -> Inventory | None:
-    info = backend.resolve_image(ref, options.image)
-    if info is None or not info.manifest_digest:
+def _kept_inventory(store: Store, ref: str, opened: OpenImage | None, key: str) -> Inventory | None:
+    if opened is None or not opened.info.manifest_digest:
         return None
+    info = opened.info
     stored = load_inventory(store, info.manifest_digest)
     if stored is None or stored.catalogers != key:
         return None
@@ -129,9 +155,13 @@ def _kept_inventory(
 
 
 def scan_sbom(store: Store, path: str, options: ScanOptions, backend: Backend) -> ScanReport:
+    started = datetime.now(UTC)
     db = backend.check_db(store, options.max_db_age, options.allow_stale_db)
     inv = backend.read_sbom(path)
-    return evaluate(store, inv, options, backend, db)
+    report = evaluate(store, inv, options, backend, db)
+    if options.keep_results:
+        record_scan(store, report, reference=path, mode="sbom", started_at=started)
+    return report
 
 
 def rematch_stored(
@@ -164,23 +194,6 @@ def _with_reference(inv: Inventory, reference: str) -> Inventory:
     return replace(inv, source=reference, image=image, read_layers=0, cached_layers=0)
 
 
-def parse_duration(text: str) -> timedelta:
-    """``7d``, ``12h``, ``30m``, ``2w``, ``45s``; a bare number is days."""
-    from stockade.model.errors import UsageError
-
-    raw = text.strip().lower()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    unit = raw[-1:] if raw[-1:] in units else "d"
-    number = raw[:-1] if raw[-1:] in units else raw
-    try:
-        value = float(number)
-    except ValueError:
-        raise UsageError(f"not a duration: {text!r} (use e.g. 7d, 12h, 30m)") from None
-    if value < 0:
-        raise UsageError(f"a duration cannot be negative: {text!r}")
-    return timedelta(seconds=value * units[unit])
-
-
 def real_backend() -> Backend:
     """The backend made of the real image reader, catalogers, advisory store and matcher."""
     from stockade.scanning import backend_adapters as a
@@ -190,6 +203,6 @@ def real_backend() -> Backend:
         build_inventory=a.build_inventory,
         match=a.match,
         read_sbom=a.read_sbom,
-        resolve_image=a.resolve_image,
+        open_image=a.open_image,
         catalogers_key=a.catalogers_key,
     )

@@ -112,7 +112,7 @@ def walk_registry(
 def _visit(store, ref, digest, options, backend, observer, db, key) -> WalkItem:
     stored = load_inventory(store, digest)
     if stored is None or stored.catalogers != key:
-        inv = backend.build_inventory(ref, store, observer, options.image)
+        inv = backend.build_inventory(ref, store, observer, options.image, None)
         report = evaluate(store, inv, options, backend, db)
         save_inventory(store, inv, catalogers=key)
         if inv.image is None or inv.image.manifest_digest != digest:

@@ -144,6 +144,8 @@ def test_report_renderings_are_stable_and_valid(sqlite_store: Store) -> None:
         "generated_at",
         "findings_considered",
         "runs",
+        "window",
+        "events_considered",
         "summary",
         "requirements",
     }
@@ -157,7 +159,16 @@ def test_report_renderings_are_stable_and_valid(sqlite_store: Store) -> None:
         "requirements",
     }
     for req in doc["requirements"]:
-        assert set(req) == {"id", "title", "status", "automated", "selectors", "manual", "checks"}
+        assert set(req) == {
+            "id",
+            "title",
+            "status",
+            "reason",
+            "automated",
+            "selectors",
+            "manual",
+            "checks",
+        }
         for c in req["checks"]:
             assert set(c) == {"id", "title", "severity", "counts", "failures"}
     json.dumps(doc)

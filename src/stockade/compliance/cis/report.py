@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from stockade.compliance.cis.engine import RunResult
+from stockade.compliance.junit import Case, junit_xml
 from stockade.model import Finding, Status
 
 SCHEMA = "stockade.bench/v1"
@@ -50,42 +51,36 @@ def to_json(result: RunResult, run_id: str | None = None, *, selected: str = "")
 def to_junit(result: RunResult) -> str:
     """One testsuite per benchmark section, one testcase per check. FAIL is a failure, ERROR an
     error, NOT_APPLICABLE and INFO are skipped; WARN passes with its reason in system-out."""
-    root = ET.Element("testsuites", name=f"{result.benchmark.id} on {result.node_name}")
-    sections: dict[str, list[Finding]] = {}
-    for f in result.findings:
-        sections.setdefault(str(_d(f, "section")) or "custom", []).append(f)
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    for name, items in sections.items():
-        suite = ET.SubElement(root, "testsuite", name=name)
-        counts = {"tests": len(items), "failures": 0, "errors": 0, "skipped": 0}
-        for f in items:
-            case = ET.SubElement(
-                suite, "testcase", classname=f.id, name=f"{_d(f, 'benchmark_id')} {f.title}".strip()
-            )
-            text = "; ".join(
-                x
-                for x in (
-                    f"evidence: {_d(f, 'evidence')}" if _d(f, "evidence") else "",
-                    f"expected: {_d(f, 'expected')}" if _d(f, "expected") else "",
-                    str(_d(f, "reason")),
-                )
-                if x
-            )
-            if f.status is Status.FAIL:
-                counts["failures"] += 1
-                el = ET.SubElement(case, "failure", message=f.title, type=str(f.severity))
-                el.text = f"{text}\nremediation: {_d(f, 'remediation')}"
-            elif f.status is Status.ERROR:
-                counts["errors"] += 1
-                ET.SubElement(case, "error", message=str(_d(f, "reason")))
-            elif f.status in (Status.NOT_APPLICABLE, Status.INFO):
-                counts["skipped"] += 1
-                ET.SubElement(case, "skipped", message=f"{f.status}: {_d(f, 'reason')}")
-            elif f.status is Status.WARN:
-                ET.SubElement(case, "system-out").text = f"WARN: {text}"
-        for k, v in counts.items():
-            suite.set(k, str(v))
-            totals[k] += v
-    for k, v in totals.items():
-        root.set(k, str(v))
-    return ET.tostring(root, encoding="unicode", xml_declaration=True)
+    return junit_xml(f"{result.benchmark.id} on {result.node_name}", map(_case, result.findings))
+
+
+def _case(f: Finding) -> Case:
+    text = "; ".join(
+        x
+        for x in (
+            f"evidence: {_d(f, 'evidence')}" if _d(f, "evidence") else "",
+            f"expected: {_d(f, 'expected')}" if _d(f, "expected") else "",
+            str(_d(f, "reason")),
+        )
+        if x
+    )
+    base = Case(
+        suite=str(_d(f, "section")) or "custom",
+        classname=f.id,
+        name=f"{_d(f, 'benchmark_id')} {f.title}".strip(),
+    )
+    if f.status is Status.FAIL:
+        return replace(
+            base,
+            outcome="failure",
+            message=f.title,
+            type=str(f.severity),
+            text=f"{text}\nremediation: {_d(f, 'remediation')}",
+        )
+    if f.status is Status.ERROR:
+        return replace(base, outcome="error", message=str(_d(f, "reason")))
+    if f.status in (Status.NOT_APPLICABLE, Status.INFO):
+        return replace(base, outcome="skipped", message=f"{f.status}: {_d(f, 'reason')}")
+    if f.status is Status.WARN:
+        return replace(base, text=f"WARN: {text}")
+    return base

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from stockade.compliance.frameworks.evidence import Window
 from stockade.compliance.frameworks.model import Framework, Requirement, matches
 
 # requirement outcomes, worst first
@@ -32,6 +33,7 @@ class RequirementResult:
     requirement: Requirement
     status: str
     checks: list[CheckEvidence]
+    reason: str = ""  # why the requirement is NOT_ASSESSED or MANUAL
 
 
 @dataclass(slots=True, kw_only=True)
@@ -41,6 +43,8 @@ class Report:
     generated_at: datetime
     findings_considered: int
     runs: list[str]
+    window: Window | None = None  # the period whose events were read as evidence
+    events_considered: int = 0
 
     def summary(self) -> dict[str, int]:
         counts = Counter(r.status for r in self.results)
@@ -77,14 +81,21 @@ def _selected(req: Requirement, framework_id: str, row: dict[str, Any]) -> bool:
 
 
 def evaluate(
-    framework: Framework, rows: Iterable[dict[str, Any]], *, max_failures: int = 200
+    framework: Framework,
+    rows: Iterable[dict[str, Any]],
+    *,
+    evidence: Iterable[dict[str, Any]] = (),
+    window: Window | None = None,
+    max_failures: int = 200,
 ) -> Report:
-    """One result per requirement from the latest stored findings."""
+    """One result per requirement from the latest stored findings and the evidence rows that
+    events of ``window`` gave (``evidence.rows_from_events``)."""
     current = latest(rows)
+    from_events = list(evidence)
     results = []
     for req in framework.requirements:
         checks: dict[str, CheckEvidence] = {}
-        for row in current:
+        for row in (*current, *from_events):
             if not _selected(req, framework.id, row):
                 continue
             ev = checks.setdefault(
@@ -102,11 +113,13 @@ def evaluate(
                         "location": details.get("location") or "",
                     }
                 )
+        status, reason = _status(req, checks, window)
         results.append(
             RequirementResult(
                 requirement=req,
-                status=_status(req, checks),
+                status=status,
                 checks=sorted(checks.values(), key=_worst_first),
+                reason=reason,
             )
         )
     return Report(
@@ -115,22 +128,37 @@ def evaluate(
         generated_at=datetime.now(UTC),
         findings_considered=len(current),
         runs=sorted({r["run_id"] for r in current}),
+        window=window,
+        events_considered=len(from_events),
     )
 
 
-def _status(req: Requirement, checks: dict[str, CheckEvidence]) -> str:
+def _status(
+    req: Requirement, checks: dict[str, CheckEvidence], window: Window | None
+) -> tuple[str, str]:
+    """The requirement's outcome and, when it is not judged, why. PASS needs evidence that
+    passed: checks that were all not applicable (or only informational) assess nothing."""
     total: Counter[str] = Counter()
     for c in checks.values():
         total.update(c.counts)
     if total["FAIL"]:
-        return FAIL
+        return FAIL, ""
     if total["ERROR"]:
-        return ERROR
+        return ERROR, ""
     if total["WARN"]:
-        return WARN  # a manual or unscored check that did not pass: someone has to look
-    if sum(total.values()):
-        return PASS
-    return NOT_ASSESSED if req.automated else MANUAL
+        return WARN, ""  # a manual or unscored check that did not pass: someone has to look
+    if total["PASS"]:
+        return PASS, ""
+    if not req.automated:
+        return MANUAL, "no automated evidence: " + req.manual
+    if checks:
+        counted = ", ".join(f"{n} {k.lower().replace('_', ' ')}" for k, n in sorted(total.items()))
+        return (
+            NOT_ASSESSED,
+            f"{len(checks)} mapped checks ran and none passed or failed ({counted})",
+        )
+    where = f" or events from {window.text()}" if window else ""
+    return NOT_ASSESSED, f"no stored results{where} for its checks"
 
 
 def _worst_first(c: CheckEvidence) -> tuple[int, str]:

@@ -4,11 +4,10 @@ self-contained HTML page for auditors (inline CSS, no scripts, no external asset
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
+from dataclasses import replace
 from html import escape
 from typing import Any
 
-from stockade.compliance import xmltext
 from stockade.compliance.frameworks.evaluate import (
     ERROR,
     FAIL,
@@ -19,6 +18,7 @@ from stockade.compliance.frameworks.evaluate import (
     WARN,
     Report,
 )
+from stockade.compliance.junit import Case, junit_xml
 
 REPORT_SCHEMA = "stockade.compliance.report/v1"
 
@@ -31,12 +31,22 @@ def report_dict(report: Report) -> dict[str, Any]:
         "generated_at": report.generated_at.isoformat(timespec="seconds"),
         "findings_considered": report.findings_considered,
         "runs": report.runs,
+        "window": (
+            {
+                "since": report.window.since.isoformat(timespec="seconds"),
+                "until": report.window.until.isoformat(timespec="seconds"),
+            }
+            if report.window
+            else None
+        ),
+        "events_considered": report.events_considered,
         "summary": report.summary(),
         "requirements": [
             {
                 "id": r.requirement.id,
                 "title": r.requirement.title,
                 "status": r.status,
+                "reason": r.reason,
                 "automated": r.requirement.automated,
                 "selectors": list(r.requirement.selectors),
                 "manual": r.requirement.manual,
@@ -65,45 +75,54 @@ def report_json(report: Report) -> str:
 
 def report_junit(report: Report) -> str:
     """A testsuite per requirement; a testcase per check; manual or unassessed ones are skipped."""
-    root = ET.Element("testsuites", name=f"{report.framework.id} compliance")
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    for r in report.results:
-        suite = ET.SubElement(root, "testsuite", name=f"{r.requirement.id} {r.requirement.title}")
-        counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    cases: list[Case] = []
+    suites = [f"{r.requirement.id} {r.requirement.title}" for r in report.results]
+    for suite, r in zip(suites, report.results, strict=True):
         if not r.checks:
-            case = ET.SubElement(suite, "testcase", classname=r.requirement.id, name="evidence")
-            why = (
-                "no automated evidence: " + r.requirement.manual
-                if r.status == MANUAL
-                else "not assessed: no stored results for its checks"
+            why = r.reason if r.status == MANUAL else f"not assessed: {r.reason}"
+            cases.append(
+                Case(
+                    suite=suite,
+                    classname=r.requirement.id,
+                    name="evidence",
+                    outcome="skipped",
+                    message=why,
+                )
             )
-            ET.SubElement(case, "skipped", message=why)
-            counts["tests"] += 1
-            counts["skipped"] += 1
         for c in r.checks:
-            case = ET.SubElement(suite, "testcase", classname=r.requirement.id, name=c.id)
-            counts["tests"] += 1
+            base = Case(suite=suite, classname=r.requirement.id, name=c.id)
             text = "\n".join(f"{f['resource']}: {f['evidence']}" for f in c.failures)
             if c.counts.get(FAIL):
-                el = ET.SubElement(
-                    case, "failure", message=f"{c.counts[FAIL]} failed: {c.title}", type=c.severity
+                cases.append(
+                    replace(
+                        base,
+                        outcome="failure",
+                        message=f"{c.counts[FAIL]} failed: {c.title}",
+                        type=c.severity,
+                        text=text,
+                    )
                 )
-                el.text = text
-                counts["failures"] += 1
             elif c.counts.get(ERROR):
-                el = ET.SubElement(case, "error", message=f"{c.counts[ERROR]} could not be checked")
-                el.text = text
-                counts["errors"] += 1
+                cases.append(
+                    replace(
+                        base,
+                        outcome="error",
+                        message=f"{c.counts[ERROR]} could not be checked",
+                        text=text,
+                    )
+                )
             elif c.counts.get(WARN):
                 # manual checks that did not pass: visible in CI without failing the build
-                ET.SubElement(case, "skipped", message=f"{c.counts[WARN]} need review: {c.title}")
-                counts["skipped"] += 1
-        for k, v in counts.items():
-            suite.set(k, str(v))
-            totals[k] += v
-    for k, v in totals.items():
-        root.set(k, str(v))
-    return xmltext.tostring(root)
+                cases.append(
+                    replace(
+                        base,
+                        outcome="skipped",
+                        message=f"{c.counts[WARN]} need review: {c.title}",
+                    )
+                )
+            else:
+                cases.append(base)
+    return junit_xml(f"{report.framework.id} compliance", cases, suites=suites)
 
 
 _CSS = """
@@ -151,8 +170,14 @@ def report_html(report: Report, *, max_rows: int = 50) -> str:
         f"<title>{escape(fw.title)} compliance report</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(fw.title)} {escape(fw.version)}: compliance evidence</h1>",
         f'<p class="meta">Generated by Stockade on {report.generated_at:%Y-%m-%d %H:%M} UTC '
-        f"from {report.findings_considered} stored results of {len(report.runs)} runs. "
-        f"Mapping source: {escape(fw.source)}</p>",
+        f"from {report.findings_considered} stored results of {len(report.runs)} runs"
+        + (
+            f" and {report.events_considered} pieces of evidence from events of "
+            f"{escape(report.window.text())}. "
+            if report.window
+            else ". "
+        )
+        + f"Mapping source: {escape(fw.source)}</p>",
         '<div class="cards">',
     ]
     for status in OUTCOMES:
@@ -183,11 +208,11 @@ def report_html(report: Report, *, max_rows: int = 50) -> str:
         out.append(f'<h3 id="req-{rid}">{rid} {title} {_badge(r.status)}</h3>')
         if r.requirement.manual:
             out.append(f"<p><b>Manual review:</b> {escape(r.requirement.manual)}</p>")
-        if r.requirement.selectors and not r.checks:
+        if r.status == NOT_ASSESSED:
             sel = ", ".join(f"<code>{escape(x)}</code>" for x in r.requirement.selectors)
             out.append(
-                f"<p>No stored results for the mapped checks ({sel}). Run the scans that "
-                "produce them.</p>"
+                f"<p>Not assessed: {escape(r.reason)}. Mapped checks: {sel}. Run the scans or "
+                "the sensor that produce them.</p>"
             )
         if not r.checks:
             continue

@@ -3,12 +3,14 @@ grouping query, then those runs' rows (not the whole history of the findings tab
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
+from stockade.model import Event
 from stockade.store import Store
-from stockade.store.records import list_findings
+from stockade.store.records import list_events, list_findings
 from stockade.store.tables import findings
 
 
@@ -33,3 +35,17 @@ def current_findings(store: Store) -> list[dict[str, Any]]:
     for run in latest_runs(store):
         rows += list_findings(store, run_id=run)
     return rows
+
+
+def window_events(store: Store, since: datetime, *, per_kind: int = 500) -> list[Event]:
+    """The events a report reads as evidence: the newest ``per_kind`` of each evidence kind since
+    ``since``, and the newest firewall policy state whenever it was applied (it holds until
+    replaced)."""
+    from stockade.compliance.frameworks.evidence import STATE_KINDS, WINDOW_KINDS
+
+    found: list[Event] = []
+    for kind in WINDOW_KINDS:
+        found += list_events(store, kind=kind, since=since, limit=per_kind)
+    for kind in STATE_KINDS:
+        found += list_events(store, kind=kind, limit=1)
+    return found

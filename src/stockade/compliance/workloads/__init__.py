@@ -8,8 +8,8 @@ judged from objects, and image hygiene.
 
 from stockade.compliance.workloads.engine import Manifest, check_object, check_objects, run_check
 from stockade.compliance.workloads.model import PROFILES, Context, PodView, WorkloadCheck
-from stockade.compliance.workloads.objects import WORKLOAD_KINDS, containers_of, pod_spec_of
 from stockade.compliance.workloads.registry import BY_ID, CHECKS
+from stockade.k8s.objects import WORKLOAD_KINDS, containers_of, pod_spec_of
 
 __all__ = [
     "BY_ID",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from stockade.compliance.workloads.model import Context, PodView
-from stockade.compliance.workloads.objects import metadata, namespace_of
+from stockade.k8s.objects import metadata, namespace_of
 
 ROLE_KINDS = frozenset({"Role", "ClusterRole"})
 BINDING_KINDS = frozenset({"RoleBinding", "ClusterRoleBinding"})

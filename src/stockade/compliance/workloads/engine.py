@@ -8,8 +8,8 @@ from typing import Any
 
 from stockade.compliance.interface import CheckDetails
 from stockade.compliance.workloads.model import PROFILES, Context, PodView, WorkloadCheck
-from stockade.compliance.workloads.objects import metadata, namespace_of, resource_of
 from stockade.compliance.workloads.registry import CHECKS, NETPOL_CHECK
+from stockade.k8s.objects import metadata, namespace_of, resource_of
 from stockade.model import Finding, Pillar, ResourceRef, Status, UsageError
 
 

@@ -21,8 +21,7 @@ import httpx
 import yaml
 
 from stockade.compliance.workloads.engine import Manifest
-from stockade.compliance.workloads.loader import expand_list
-from stockade.compliance.workloads.objects import WORKLOAD_KINDS
+from stockade.k8s.objects import WORKLOAD_KINDS, expand_list
 from stockade.model import ConfigError, InputError
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")

@@ -20,6 +20,7 @@ import yaml
 
 from stockade.compliance.interface import CheckDetails
 from stockade.compliance.workloads.engine import Manifest
+from stockade.k8s.objects import expand_list
 from stockade.model import Finding, InputError, Pillar, ResourceRef, Severity, Status
 
 SUFFIXES = frozenset({".yaml", ".yml", ".json"})
@@ -155,22 +156,3 @@ def _add(data: Any, location: str, out: Loaded) -> None:
     for obj in expand_list(data):
         if obj.get("kind"):
             out.manifests.append(Manifest(obj=obj, location=location))
-
-
-def expand_list(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The items of a ``List``/``PodList``/... (items from the API lack their kind), or the "
-    "object."""
-    kind = str(data.get("kind") or "")
-    items = data.get("items")
-    if not kind.endswith("List") or not isinstance(items, list):
-        return [data]
-    item_kind = kind[: -len("List")]
-    api_version = data.get("apiVersion")
-    out = []
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        if not item.get("kind") and item_kind:
-            item = {"kind": item_kind, "apiVersion": api_version, **item}
-        out.extend(expand_list(item))
-    return out

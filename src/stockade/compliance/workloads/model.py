@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stockade.compliance.workloads.objects import (
+from stockade.k8s.objects import (
     Container,
     containers_of,
     pod_metadata_of,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from stockade.compliance.workloads import cis5, pss
 from stockade.compliance.workloads.model import WorkloadCheck
-from stockade.compliance.workloads.objects import WORKLOAD_KINDS
+from stockade.k8s.objects import WORKLOAD_KINDS
 from stockade.model import Severity as S
 
 _B = "pss-baseline"

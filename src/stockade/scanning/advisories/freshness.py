@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from stockade.model.duration import human
 from stockade.model.errors import StaleDataError
 from stockade.scanning.advisories.store import DbInfo, db_info
 from stockade.store.db import Store
@@ -35,30 +36,9 @@ def check_freshness(
     age = (now or datetime.now(UTC)) - info.built_at
     if age > max_age:
         raise StaleDataError(
-            f"the advisory database was built {_human(age)} ago, more than the allowed "
-            f"{_human(max_age)}: run `stockade db update` "
+            f"the advisory database was built {human(age)} ago, more than the allowed "
+            f"{human(max_age)}: run `stockade db update` "
             "(or raise --max-db-age, or pass --allow-stale-db)",
             subject=store.safe_url,
         )
     return info
-
-
-def _human(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    if hours < 48:
-        return f"{hours:.0f} hours"
-    return f"{hours / 24:.1f} days"
-
-
-def parse_age(text: str) -> timedelta:
-    """``7d``, ``36h``, ``90m`` or a plain number of days."""
-    from stockade.model.errors import UsageError
-
-    t = text.strip().lower()
-    units = {"d": "days", "h": "hours", "m": "minutes", "w": "weeks"}
-    try:
-        if t and t[-1] in units:
-            return timedelta(**{units[t[-1]]: float(t[:-1])})
-        return timedelta(days=float(t))
-    except ValueError:
-        raise UsageError(f"bad age {text!r} (use e.g. 7d, 36h, 90m)") from None

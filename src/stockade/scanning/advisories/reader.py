@@ -131,9 +131,17 @@ def _zip_documents(fh: io.IOBase | io.BufferedReader, where: str) -> Iterator[tu
 def _download(url: str, *, timeout: float) -> bytes:
     import httpx
 
+    from stockade.scanning.redirects import refuse_https_downgrade
+
     buf = bytearray()
+    downgrade = refuse_https_downgrade(lambda message: AdvisoryError(message, subject=url))
     try:
-        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as resp:
+        with (
+            httpx.Client(
+                timeout=timeout, follow_redirects=True, event_hooks={"response": [downgrade]}
+            ) as client,
+            client.stream("GET", url) as resp,
+        ):
             if resp.status_code != 200:
                 raise AdvisoryError(f"HTTP {resp.status_code}", subject=url)
             for chunk in resp.iter_bytes():

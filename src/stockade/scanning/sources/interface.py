@@ -69,6 +69,23 @@ def parse_reference(text: str) -> Reference:
     return _parse_registry(text, text)
 
 
+def parse_registry_reference(text: str) -> Reference:
+    """Parse ``HOST[:PORT]/REPO[:TAG|@DIGEST]`` only: no scheme, no local source (for references
+    that come from someone else, such as a pod's ``image:``). Raises :class:`UsageError`."""
+    if not text or text != text.strip():
+        raise UsageError(f"not an image reference: {text!r}")
+    scheme, sep, rest = text.partition(":")
+    if sep and (
+        scheme in ("docker-archive", "oci", "oci-dir", "oci-archive", "dir", "pid")
+        or rest.startswith("//")
+    ):
+        raise UsageError(
+            f"not a registry image: {text!r} names a local source or a scheme; only "
+            "HOST[:PORT]/REPO[:TAG|@DIGEST] references are accepted here"
+        )
+    return _parse_registry(text, text)
+
+
 def _need(path: str, text: str) -> str:
     if not path:
         raise UsageError(f"missing path in {text!r}")
@@ -133,3 +150,19 @@ class ImageSource(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OpenImage:
+    """A source whose manifest and config were read once: the scan decides from ``info`` whether a
+    kept inventory serves, and reads the layers from the same source if not."""
+
+    source: ImageSource
+    resolved: ResolvedImage
+
+    @property
+    def info(self) -> ImageInfo:
+        return self.resolved.info
+
+    def close(self) -> None:
+        self.source.close()

@@ -24,6 +24,7 @@ import httpx
 
 from stockade.model.errors import RegistryError, UsageError
 from stockade.scanning.interface import LayerInfo
+from stockade.scanning.redirects import refuse_https_downgrade
 from stockade.scanning.sources import manifest as mf
 from stockade.scanning.sources.interface import Reference, ResolvedImage
 from stockade.scanning.sources.oci_layout import resolved_from_manifest
@@ -94,7 +95,13 @@ class RegistryClient:
             self.creds: tuple[str, str] | None = (username, password or "")
         else:
             self.creds = docker_config_credentials(host)
-        self.http = httpx.Client(timeout=_TIMEOUT, follow_redirects=True)
+        self.http = httpx.Client(
+            timeout=_TIMEOUT,
+            follow_redirects=True,
+            event_hooks={
+                "response": [refuse_https_downgrade(lambda m: RegistryError(m, subject=host))]
+            },
+        )
         self._auth: dict[str, str] = {}  # scope -> Authorization header value
 
     def close(self) -> None:

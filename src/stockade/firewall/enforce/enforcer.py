@@ -1,0 +1,209 @@
+"""The enforcer process: apply the compiled rules in the node's namespace, answer NFQUEUE verdicts
+from the first bytes of connections, re-apply when the stored policy changes, and remove every rule
+it made when it stops."""
+
+from __future__ import annotations
+
+import logging
+import select
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from stockade.firewall.enforce import marks, nft
+from stockade.firewall.enforce.answer import Injector
+from stockade.firewall.enforce.inspector import Inspector, Learned
+from stockade.firewall.policy.endpoints import Directory, resolve
+from stockade.firewall.policy.model import Policy
+from stockade.model import Event, Severity
+from stockade.model.errors import EnforcementError
+
+if TYPE_CHECKING:
+    from stockade.network.dlp.engine import DlpEngine
+
+log = logging.getLogger("stockade.enforcer")
+
+
+MAX_PENDING_LEARNED = 10_000  # learned connections kept while the store cannot take them
+
+
+def _dns_names(policy: Policy) -> list[str]:
+    return [n for g in policy.spec.groups for n in g.selector.dns]
+
+
+class Enforcer:
+    def __init__(
+        self,
+        node: str,
+        policy: Policy,
+        directory: Directory,
+        settings: nft.Settings,
+        *,
+        emit: Callable[[Event], None],
+        learn: Callable[[list[dict[str, Any]]], None],
+        dlp_engine: DlpEngine | None = None,
+    ) -> None:
+        self.node = node
+        self.settings = settings
+        self.directory = directory
+        self._emit = emit
+        self._learn_sink = learn
+        self._learned: list[dict[str, Any]] = []
+        self._dlp = dlp_engine
+        self.inspector, self.ruleset = self._inspector(policy)
+        self._stop = False
+        self.errors = 0
+        self._retry_learned_at = 0.0
+        self._injector: Injector | None = None
+        self._poll_failing = False
+
+    def _inspector(self, policy: Policy) -> tuple[Inspector, str]:
+        resolved = resolve(_dns_names(policy), netns=self.node)
+        ruleset = nft.compile_ruleset(policy, self.directory.endpoints, resolved)
+        inspector = Inspector(
+            policy,
+            self.directory,
+            resolved=resolved,
+            dlp_engine=self._dlp,
+            depth=self.settings.depth,
+            emit=self._emit,
+            learn=self._on_learn,
+        )
+        return inspector, ruleset
+
+    def _on_learn(self, item: Learned) -> None:
+        self._learned.append(
+            {
+                "src": asdict(item.src),
+                "dst": asdict(item.dst),
+                "port": item.port,
+                "l4": item.l4,
+                "app": item.app,
+            }
+        )
+
+    def update(self, policy: Policy) -> None:
+        """Swap in a new policy: new inspector, rules replaced atomically. If the kernel refuses the
+        new rules, the old ones (and the old inspector) stay in force."""
+        inspector, ruleset = self._inspector(policy)
+        nft.apply(self.node, ruleset, self.settings)
+        self.inspector, self.ruleset = inspector, ruleset
+
+    def _flush_learned(self) -> None:
+        if not self._learned or time.monotonic() < self._retry_learned_at:
+            return
+        batch, self._learned = self._learned, []
+        try:
+            self._learn_sink(batch)
+        except Exception:  # the store is away: keep the rows (bounded) and retry later
+            log.exception("could not store %d learned connections; retrying", len(batch))
+            self._learned = (batch + self._learned)[-MAX_PENDING_LEARNED:]
+            self._retry_learned_at = time.monotonic() + 5.0
+
+    def _check_policy(self, poll: Callable[[], Policy | None]) -> None:
+        """Pick up a new policy. Failures are logged and retried; enforcement goes on meanwhile."""
+        try:
+            new = poll()
+        except Exception as exc:
+            if not self._poll_failing:  # once per streak, not every interval
+                log.error("cannot read the policy (%s); enforcing the one in force", exc)
+            self._poll_failing = True
+            return
+        self._poll_failing = False
+        if new is None:
+            return
+        try:
+            self.update(new)
+        except Exception as exc:
+            log.error("new policy not applied, the previous one stays in force: %s", exc)
+            self._emit(
+                Event(
+                    kind="firewall.policy_rejected",
+                    message=f"policy not applied on {self.node}; the previous one stays: {exc}",
+                    severity=Severity.HIGH,
+                    source="enforcer",
+                    data={"node": self.node, "error": str(exc)},
+                )
+            )
+
+    def stop(self, *_: object) -> None:
+        self._stop = True
+
+    def _verdict(self, pkt: Any) -> None:
+        try:
+            _, mark = self.inspector.packet(pkt.get_payload(), pkt.get_mark())
+            reply = self.inspector.reply
+            if reply is not None and self._injector is not None:
+                try:
+                    self._injector.send(reply)  # a 403 to the client, a reset to the server
+                    mark |= marks.QUIET
+                except OSError as exc:  # the block stands; the client gets the plain reset
+                    log.warning("could not send the 403 answer: %s", exc)
+        except Exception:  # a bug must not stop enforcement: the fail mode decides
+            self.errors += 1
+            if self.errors == 1:
+                log.exception(
+                    "verdict failed; applying the fail-%s setting",
+                    "open" if self.settings.fail_open else "closed",
+                )
+            mark = 0 if self.settings.fail_open else marks.BLOCK
+        if mark:
+            pkt.set_mark(pkt.get_mark() | mark)  # keep other software's bits (kube-proxy's 0x4000)
+        pkt.accept()  # a block is carried out by the post chain (reset/drop) from the mark
+
+    def run(
+        self,
+        *,
+        duration: float | None = None,
+        poll: Callable[[], Policy | None] | None = None,
+        poll_every: float = 2.0,
+        ready: Callable[[], None] | None = None,
+    ) -> None:
+        from netfilterqueue import NetfilterQueue
+
+        from stockade.network.capture.live import netns
+
+        with netns(
+            self.node
+        ):  # the netlink socket is opened by the constructor: inside the namespace
+            nfq = NetfilterQueue()
+            try:
+                nfq.bind(self.settings.queue, self._verdict, max_len=4096)
+            except OSError as exc:
+                raise EnforcementError(
+                    f"cannot bind NFQUEUE {self.settings.queue} in {self.node} (another enforcer running?): {exc}"
+                ) from exc
+            sock_fd = nfq.get_fd()
+            try:  # raw sockets for the 403 answers, opened in the node's namespace
+                self._injector = Injector()
+            except OSError as exc:
+                log.warning("cannot answer blocked HTTP requests with a 403 (%s); resets only", exc)
+        old = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            nft.apply(self.node, self.ruleset, self.settings)
+            if ready is not None:
+                ready()
+            end = None if duration is None else time.monotonic() + duration
+            next_poll = time.monotonic() + poll_every
+            while not self._stop and (end is None or time.monotonic() < end):
+                readable, _, _ = select.select([sock_fd], [], [], 0.2)
+                if readable:
+                    nfq.run(block=False)
+                self._flush_learned()
+                if time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + poll_every
+                    self.inspector.expire()
+                    if poll is not None:
+                        self._check_policy(poll)
+        finally:
+            nfq.unbind()
+            if self._injector is not None:
+                self._injector.close()
+                self._injector = None
+            for s, h in old.items():
+                signal.signal(s, h)
+            nft.remove(self.node)
+            self._retry_learned_at = 0.0
+            self._flush_learned()

@@ -1,0 +1,341 @@
+"""Compiling a policy to an nftables ruleset (table ``inet stockade``) and the iptables-nft
+NFQUEUE chain, applied atomically in the node's network namespace and removed cleanly.
+
+Chains on the forward hook, in priority order:
+
+- ``pre`` (-10): decided connections (ct mark) are reset/dropped or accepted; new connections run
+  through ``classify``, the compiled rules: pure L3/L4 allows are decided in the kernel; anything
+  that needs a look at the first bytes (rules with application protocols, deny and implicit rules so
+  the enforcer records them with their rule, DLP and TLS requirements) is marked INSPECT. Segments
+  without payload stay in the kernel (``nodata``), except the SYN, FINs and RSTs of connections
+  the enforcer records or learns (HEADS). The first packet of each connection that goes to the
+  enforcer carries FIRST (a fresh flow there), packets from the responder REPLY.
+- iptables-nft ``STOCKADE`` (0): INSPECT and undecided, within the first ``depth`` bytes of the
+  connection: ``NFQUEUE`` (with ``--queue-bypass`` when failing open); past the depth the
+  connection mark becomes ALLOW, so later packets are accepted first thing in ``pre``.
+- ``post`` (10): the verdict's packet mark becomes the connection mark; BLOCK resets or drops;
+  BLOCK with QUIET drops silently (the enforcer answered the client with a 403).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from stockade.firewall.enforce import marks
+from stockade.firewall.policy.engine import Endpoint, Resolved, selects
+from stockade.firewall.policy.model import ANY, Group, Policy, Rule
+from stockade.model.errors import EnforcementError
+from stockade.network.netns import in_ns, run
+
+TABLE = "stockade"
+CHAIN = "STOCKADE"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    queue: int = 0
+    depth: int = 65536
+    fail_open: bool = True
+
+
+NFT_NAME_MAX = 255  # NFT_NAME_MAXLEN (256) less the terminating NUL
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_ESCAPES = {"-": "_h", ".": "_d"}
+
+
+def _escape(c: str) -> str:
+    return c if c in _PLAIN else _ESCAPES.get(c, f"_u{ord(c):06x}")
+
+
+def _set_name(group: str, family: int) -> str:
+    """The kernel set of a group's addresses in one family. Distinct groups get distinct sets
+    (``web-app`` and ``web.app`` must never share one): every character but a-z and 0-9 becomes
+    an escape that starts with '_', which nothing else produces, so names decode one way only;
+    a name too long for the kernel keeps a prefix plus a hash of the whole group name."""
+    encoded = "".join(_escape(c) for c in group)
+    name = f"g_{encoded}_{family}"
+    if len(name) > NFT_NAME_MAX:
+        digest = hashlib.sha256(group.encode()).hexdigest()[:32]
+        name = f"g_{encoded[:200]}_x{digest}_{family}"
+    return name
+
+
+def group_addresses(
+    group: Group, endpoints: Sequence[Endpoint], resolved: Resolved
+) -> dict[int, list[str]]:
+    out: dict[int, set[str]] = {4: set(), 6: set()}
+    for e in endpoints:
+        if selects(group.selector, e, resolved):
+            out[ipaddress.ip_address(e.ip).version].add(e.ip)
+    for c in group.selector.cidrs:
+        if (
+            not group.selector.dns
+        ):  # cidr AND dns: only resolved names inside the cidr (from endpoints/resolved)
+            net = ipaddress.ip_network(c, strict=False)
+            out[net.version].add(str(net))
+    for name in group.selector.dns:
+        for ip in resolved.get(name, frozenset()):
+            e = Endpoint(ip=ip, external=True)
+            if selects(group.selector, e, resolved):
+                out[ipaddress.ip_address(ip).version].add(ip)
+    return {
+        v: sorted(s, key=lambda x: ipaddress.ip_network(x, strict=False)) for v, s in out.items()
+    }
+
+
+def _needs_data_inspection(policy: Policy, group_names: set[str]) -> bool:
+    for g in policy.spec.groups:
+        if g.name in group_names and (g.dlp or g.requireTLS != "none"):
+            return True
+    return False
+
+
+def _l4_matches(rule: Rule) -> list[str]:
+    """nft match fragments for a rule's ports (one fragment per protocol)."""
+    by_l4: dict[str, list[str]] = {"tcp": [], "udp": []}
+    for r in rule.port_ranges():
+        span = (
+            ""
+            if (r.low, r.high) == (0, 65535)
+            else (str(r.low) if r.low == r.high else f"{r.low}-{r.high}")
+        )
+        for l4 in ("tcp", "udp") if r.l4 == "any" else (r.l4,):
+            if span == "":
+                by_l4[l4] = ["*"]
+            elif by_l4[l4] != ["*"]:
+                by_l4[l4].append(span)
+    out = []
+    for l4, spans in by_l4.items():
+        if not spans:
+            continue
+        out.append(
+            f"meta l4proto {l4}" if spans == ["*"] else f"{l4} dport {{ {', '.join(spans)} }}"
+        )
+    return out
+
+
+def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Resolved) -> str:
+    """The whole ``table inet stockade`` as nft input (deletes and recreates it atomically)."""
+    sets: list[str] = []
+    nonempty: set[tuple[str, int]] = set()
+    for g in policy.spec.groups:
+        addrs = group_addresses(g, endpoints, resolved)
+        for fam, typ in ((4, "ipv4_addr"), (6, "ipv6_addr")):
+            elems = addrs[fam]
+            body = f"type {typ}; flags interval; auto-merge;"
+            if elems:
+                body += f" elements = {{ {', '.join(elems)} }};"
+                nonempty.add((g.name, fam))
+            sets.append(f"  set {_set_name(g.name, fam)} {{ {body} }}")
+    managed = {
+        fam: sorted(
+            {a for g in policy.spec.groups for a in group_addresses(g, endpoints, resolved)[fam]},
+            key=lambda x: ipaddress.ip_network(x, strict=False),
+        )
+        for fam in (4, 6)
+    }
+    for fam, typ in ((4, "ipv4_addr"), (6, "ipv6_addr")):
+        elems = managed[fam]
+        body = f"type {typ}; flags interval; auto-merge;"
+        if elems:
+            body += f" elements = {{ {', '.join(elems)} }};"
+        sets.append(f"  set managed_{fam} {{ {body} }}")
+
+    classify: list[str] = [
+        # traffic between endpoints in no group is unmanaged: allowed in the kernel
+        f"    ip saddr != @managed_4 ip daddr != @managed_4 counter ct mark set ct mark or {marks.ALLOW:#x} accept",
+        f"    ip6 saddr != @managed_6 ip6 daddr != @managed_6 counter ct mark set ct mark or {marks.ALLOW:#x} accept",
+    ]
+    for rule in policy.spec.rules:
+        decide_in_kernel = (
+            rule.action == "allow"
+            and not rule.protocols
+            and not _needs_data_inspection(policy, set(rule.from_) | set(rule.to))
+            and ANY
+            not in rule.from_
+            + rule.to  # data rules of whatever group "any" covers are unknown here
+        )
+        if decide_in_kernel:
+            verdict = f"ct mark set ct mark or {marks.ALLOW:#x} accept"
+        elif rule.action == "allow":  # the SYN stays in the kernel (see chain inspecting)
+            verdict = f"ct mark set ct mark or {marks.INSPECT:#x} goto inspecting"
+        else:  # the enforcer records a denied connection with its rule: it wants the SYN too
+            verdict = _RECORDED
+        for fam, ipkw in ((4, "ip"), (6, "ip6")):
+            src = (
+                [""]
+                if ANY in rule.from_
+                else [
+                    f"{ipkw} saddr @{_set_name(g, fam)}" for g in rule.from_ if (g, fam) in nonempty
+                ]
+            )
+            dst = (
+                [""]
+                if ANY in rule.to
+                else [f"{ipkw} daddr @{_set_name(g, fam)}" for g in rule.to if (g, fam) in nonempty]
+            )
+            fam_guard = f"meta nfproto {'ipv4' if fam == 4 else 'ipv6'}"
+            for s in src:
+                for d in dst:
+                    for l4 in _l4_matches(rule):
+                        parts = [p for p in (fam_guard, s, d, l4) if p]
+                        classify.append(
+                            f'    {" ".join(parts)} counter {verdict} comment "{rule.name}"'
+                        )
+    classify.append(f'    counter {_RECORDED} comment "implicit"')
+
+    reset = "meta l4proto tcp reject with tcp reset"
+    lines = [
+        f"table inet {TABLE}",
+        f"delete table inet {TABLE}",
+        f"table inet {TABLE} {{",
+        *sets,
+        "  chain classify {",
+        *classify,
+        "  }",
+        *_no_payload_chains(),
+        "  chain inspecting {",
+        f"    ct direction reply meta mark set meta mark or {marks.REPLY:#x}",
+        # Segments without payload carry nothing to judge: spare them the trip to user space,
+        # except the SYN, FINs and RSTs of connections the enforcer records or learns (HEADS).
+        f"    tcp flags & (syn|ack) == syn ct mark and {marks.HEADS:#x} == {marks.HEADS:#x} return",
+        f"    ct mark and {marks.HEADS:#x} == {marks.HEADS:#x} tcp flags & (fin|rst) != 0 return",
+        "    jump nodata",
+        # The first packet of a connection that goes to the enforcer says so: its flow starts
+        # afresh there, so a connection that reuses an old address and port pair never inherits
+        # the old one's verdict.
+        f"    meta mark and {marks.NO_DATA:#x} == 0 ct mark and {marks.SEEN:#x} == 0"
+        f" meta mark set meta mark or {marks.FIRST:#x} ct mark set ct mark or {marks.SEEN:#x}",
+        "  }",
+        "  chain pre {",
+        "    type filter hook forward priority -10; policy accept;",
+        # the common case first: a connection decided and allowed costs one comparison
+        f"    ct mark and {marks.ALLOW | marks.BLOCK:#x} == {marks.ALLOW:#x} accept",
+        f"    ct mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} {reset}",
+        f"    ct mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} drop",
+        f"    ct mark and {marks.ALL:#x} == {marks.INSPECT:#x} jump inspecting",
+        f"    ct mark and {marks.ALLOW | marks.INSPECT:#x} != 0 accept",
+        "    ct state new counter jump classify",
+        "  }",
+        "  chain post {",
+        "    type filter hook forward priority 10; policy accept;",
+        # only packets back from the verdict handler carry these bits
+        f"    meta mark and {marks.ALLOW | marks.BLOCK:#x} == 0 accept",
+        f"    meta mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} ct mark set ct mark or {marks.BLOCK:#x}",
+        f"    meta mark and {marks.ALLOW:#x} == {marks.ALLOW:#x} ct mark set ct mark or {marks.ALLOW:#x}",
+        f"    meta mark and {marks.BLOCK | marks.QUIET:#x} == {marks.BLOCK | marks.QUIET:#x}"
+        ' counter drop comment "answered"',  # the enforcer sent a 403 in the server's name
+        f"    meta mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} {reset}",
+        f"    meta mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} drop",
+        "  }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# The verdict of deny and implicit rules: the enforcer judges (and records) the SYN itself, the
+# first packet of the connection it gets.
+_RECORDED = (
+    f"ct mark set ct mark or {marks.INSPECT | marks.HEADS | marks.SEEN:#x}"
+    f" meta mark set meta mark or {marks.FIRST:#x} accept"
+)
+
+
+def _no_payload_chains() -> list[str]:
+    """Chains that mark TCP segments without payload: the IP length is exactly the headers' length.
+
+    One lookup on the TCP header length, then two comparisons. IPv4 with options and IPv6 with
+    extension headers never match, so they are inspected: the shortcut only ever skips segments
+    it can prove empty."""
+    mark = f"meta mark set meta mark or {marks.NO_DATA:#x}"
+    jumps = ", ".join(f"{doff} : jump nodata_{doff}" for doff in range(5, 16))
+    out = ["  chain nodata {", f"    tcp doff vmap {{ {jumps} }}", "  }"]
+    for doff in range(5, 16):
+        out += [
+            f"  chain nodata_{doff} {{",
+            f"    ip hdrlength 5 ip length {20 + doff * 4} {mark}",
+            f"    ip6 nexthdr tcp ip6 length {doff * 4} {mark}",
+            "  }",
+        ]
+    return out
+
+
+# iptables match for connections under inspection (the jump into the STOCKADE chain)
+_UNDER_INSPECTION = ("-m", "connmark", "--mark", f"{marks.INSPECT:#x}/{marks.ALL:#x}")
+
+
+def _iptables(node: str, binary: str, *args: str, check: bool = True) -> None:
+    run(in_ns(node, binary, "-w", *args), check=check)
+
+
+def load(node: str, text: str) -> None:
+    """Feed nft input to ``nft -f -`` in ``node``'s namespace (one atomic transaction)."""
+    import subprocess
+
+    proc = subprocess.run(
+        in_ns(node, "nft", "-f", "-"),
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if proc.returncode != 0:
+        first = next((ln for ln in proc.stderr.splitlines() if "Error" in ln), proc.stderr.strip())
+        raise EnforcementError(f"nft rejected the rules: {first or proc.returncode}")
+
+
+def apply(node: str, ruleset: str, settings: Settings) -> None:
+    """Load the ruleset atomically, then (re)create the NFQUEUE chain, in ``node``'s namespace."""
+    load(node, ruleset)
+    queue = ["-j", "NFQUEUE", "--queue-num", str(settings.queue)]
+    if settings.fail_open:
+        queue.append("--queue-bypass")
+    for binary in ("iptables", "ip6tables"):
+        _remove_chain(node, binary)
+        _iptables(node, binary, "-N", CHAIN)
+        _iptables(
+            node,
+            binary,
+            "-A",
+            CHAIN,
+            "-m",
+            "mark",
+            "--mark",
+            f"{marks.NO_DATA:#x}/{marks.NO_DATA:#x}",
+            "-j",
+            "RETURN",
+        )
+        count = ["-m", "connbytes", "--connbytes-dir", "both", "--connbytes-mode", "bytes"]
+        # Past the depth nothing is inspected any more: ALLOW hands the connection to the kernel
+        # for good (the pre chain then accepts it first thing).
+        _iptables(node, binary, "-A", CHAIN, *count, "--connbytes", f"{settings.depth + 1}:",
+                  "-j", "CONNMARK", "--or-mark", f"{marks.ALLOW:#x}")  # fmt: skip
+        _iptables(node, binary, "-A", CHAIN, *count, "--connbytes", f"0:{settings.depth}", *queue)
+        # Only connections under inspection enter the chain: the others pay one match.
+        _iptables(node, binary, "-I", "FORWARD", "1", *_UNDER_INSPECTION, "-j", CHAIN)
+
+
+def _remove_chain(node: str, binary: str) -> None:
+    for jump in (_UNDER_INSPECTION, ()):  # today's jump, and the plain one of earlier versions
+        for _ in range(8):  # bounded: remove every jump we may have inserted
+            proc = run(in_ns(node, binary, "-w", "-D", "FORWARD", *jump, "-j", CHAIN), check=False)
+            if proc.returncode != 0:
+                break
+    _iptables(node, binary, "-F", CHAIN, check=False)
+    _iptables(node, binary, "-X", CHAIN, check=False)
+
+
+def remove(node: str) -> None:
+    """Remove every rule this module made (idempotent)."""
+    run(in_ns(node, "nft", "delete", "table", "inet", TABLE), check=False)
+    for binary in ("iptables", "ip6tables"):
+        _remove_chain(node, binary)
+
+
+def installed(node: str) -> bool:
+    proc = run(in_ns(node, "nft", "list", "table", "inet", TABLE), check=False)
+    return proc.returncode == 0

@@ -1,0 +1,86 @@
+"""The enforcer as a service: enforce the policy on a node until stopped, re-applying it when the
+stored version changes, with events written in batches and learned connections stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stockade.firewall.enforce.enforcer import Enforcer
+from stockade.firewall.enforce.nft import Settings
+from stockade.firewall.policy.endpoints import Directory
+from stockade.firewall.policy.files import load_files, parse_texts
+from stockade.firewall.policy.model import Policy
+from stockade.firewall.policy.store import load_policy, record_learned
+from stockade.model.errors import ConfigError
+from stockade.store import Store
+from stockade.store.records import record_events
+from stockade.store.writer import EventWriter
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hooks:
+    """What the caller is told (the CLI prints it)."""
+
+    ready: Callable[[Policy], None] = lambda policy: None
+    reloading: Callable[[int], None] = lambda version: None
+
+
+def stored_policy(store: Store) -> tuple[Policy, int]:
+    """The applied policy and its version; a ConfigError when none was applied."""
+    row = load_policy(store)
+    if row is None:
+        raise ConfigError("no firewall policy applied yet (stockade policy apply FILE)")
+    return parse_texts([("stored policy", row[0])]), row[1]
+
+
+def serve(
+    store: Store,
+    node: str,
+    directory: Directory,
+    settings: Settings,
+    *,
+    policy_files: list[Path] | None = None,
+    duration: float | None = None,
+    hooks: Hooks | None = None,
+) -> dict[str, Any]:
+    """Enforce ``policy_files`` (fixed) or the stored policy (followed by version) in ``node``'s
+    namespace until ``duration`` passes or a signal stops it; returns the inspector's counters.
+    Every rule made is removed on the way out."""
+    from stockade.network.dlp.engine import DlpEngine
+
+    hooks = hooks or Hooks()
+    if policy_files:
+        policy, version = load_files(policy_files), None
+    else:
+        policy, version = stored_policy(store)
+    current = {"version": version}
+
+    def poll() -> Policy | None:
+        if policy_files:
+            return None
+        row = load_policy(store)
+        if row is None or row[1] == current["version"]:
+            return None
+        current["version"] = row[1]
+        hooks.reloading(row[1])
+        return parse_texts([("stored policy", row[0])])
+
+    writer = EventWriter(lambda batch: record_events(store, batch))
+    enforcer = Enforcer(
+        node,
+        policy,
+        directory,
+        settings,
+        emit=writer.put,
+        learn=lambda rows: record_learned(store, rows),
+        dlp_engine=DlpEngine(),
+    )
+    writer.start()
+    try:
+        enforcer.run(duration=duration, poll=poll, ready=lambda: hooks.ready(policy))
+    finally:
+        writer.stop()
+    return dict(enforcer.inspector.stats)

@@ -1,0 +1,119 @@
+"""Identities from a file: Stockade's own list of workloads, or the Pods of a cluster as
+``kubectl get pods -A -o json`` prints them (to analyse a capture taken in a real cluster).
+
+```yaml
+workloads:
+  - {namespace: shop, name: orders-7d9f, labels: {app: orders, pci: cde}, owner: Deployment/orders,
+     node: worker-1, addresses: [10.42.1.7, "fd00::7"]}
+  - {name: partner, external: true, addresses: [198.51.100.10]}
+```
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stockade.identity.directory import Directory
+from stockade.identity.model import Workload
+from stockade.k8s.objects import expand_list
+from stockade.model.errors import ConfigError
+
+MAX_BYTES = 64 * 1024 * 1024
+
+
+def load(path: Path) -> Directory:
+    """A directory from a workload list or a Kubernetes Pod list (JSON or YAML)."""
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_BYTES // 2**20} MiB")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read identities file {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError, RecursionError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{path}: not valid JSON or YAML: {first}") from None
+    return Directory(parse(data, str(path)))
+
+
+def parse(data: Any, where: str) -> list[Workload]:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with 'workloads' or a Kubernetes List")
+    if "workloads" in data:
+        items = data["workloads"]
+        if not isinstance(items, list):
+            raise ConfigError(f"{where}: workloads must be a list")
+        return [_workload(w, f"{where}: workloads[{i}]") for i, w in enumerate(items)]
+    if str(data.get("kind") or "").endswith("List") and isinstance(data.get("items"), list):
+        return list(_pods(expand_list(dict(data)), where))
+    raise ConfigError(f"{where}: expected a 'workloads' list or a Kubernetes Pod list")
+
+
+def _workload(raw: Any, where: str) -> Workload:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
+        raise ConfigError(f"{where}: needs a name")
+    labels = raw.get("labels") or {}
+    addrs = raw.get("addresses") or []
+    if not isinstance(labels, Mapping) or not isinstance(addrs, list):
+        raise ConfigError(f"{where}: labels must be a mapping and addresses a list")
+    return Workload(
+        name=raw["name"],
+        namespace=str(raw.get("namespace") or ""),
+        kind=str(raw.get("kind") or "pod"),
+        labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+        owner=str(raw.get("owner") or ""),
+        node=str(raw.get("node") or ""),
+        addresses=tuple(_address(a, where) for a in addrs),
+        external=bool(raw.get("external", False)),
+    )
+
+
+def _address(text: Any, where: str) -> str:
+    try:
+        return str(ipaddress.ip_address(str(text)))
+    except ValueError:
+        raise ConfigError(f"{where}: not an IP address: {text!r}") from None
+
+
+def _pods(items: list[Any], where: str) -> Iterator[Workload]:
+    for i, pod in enumerate(items):
+        if not isinstance(pod, Mapping) or pod.get("kind", "Pod") != "Pod":
+            continue
+        meta, spec, status = (_map(pod.get(k)) for k in ("metadata", "spec", "status"))
+        if spec.get("hostNetwork"):
+            continue  # shares the node's address: it cannot be told apart by address
+        ips = [_map(p).get("ip") for p in status.get("podIPs") or []] or [status.get("podIP")]
+        labels = _map(meta.get("labels"))
+        yield Workload(
+            name=str(meta.get("name") or f"pod-{i}"),
+            namespace=str(meta.get("namespace") or "default"),
+            labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+            owner=_owner(meta, labels),
+            node=str(spec.get("nodeName") or ""),
+            addresses=tuple(_address(ip, f"{where}: items[{i}]") for ip in ips if ip),
+        )
+
+
+def _owner(meta: Mapping[str, Any], labels: Mapping[str, Any]) -> str:
+    """The top controller as far as the pod tells: a ReplicaSet named ``<deployment>-<hash>``
+    with the pod's ``pod-template-hash`` label belongs to that Deployment."""
+    refs = [_map(r) for r in meta.get("ownerReferences") or []]
+    ref = next((r for r in refs if r.get("controller")), refs[0] if refs else None)
+    if not ref:
+        return ""
+    kind, name = str(ref.get("kind") or ""), str(ref.get("name") or "")
+    template_hash = str(labels.get("pod-template-hash") or "")
+    if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
+        return f"Deployment/{name[: -len(template_hash) - 1]}"
+    return f"{kind}/{name}"
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}

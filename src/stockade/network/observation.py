@@ -1,0 +1,58 @@
+"""What one sensor run watched, as a ``network.observed`` event: the evidence that traffic was
+inspected over a period (a compliance report needs it to say "nothing in clear", rather than
+"nothing known")."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+from stockade.model import Event, Severity
+from stockade.network.connection import ConnectionRecord
+
+
+class Observation:
+    """Tallies connection records as they stream by; keeps no record."""
+
+    def __init__(self, source: str = "sensor") -> None:
+        self.source = source
+        self.connections = 0
+        self.tls = 0
+        self.encrypted = 0
+        self.dlp_hits = 0
+        self.protocols: Counter[str] = Counter()
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def add(self, rec: ConnectionRecord) -> None:
+        self.connections += 1
+        self.encrypted += rec.encrypted
+        self.tls += rec.tls is not None
+        self.dlp_hits += len(rec.hits)
+        self.protocols[rec.protocol] += 1
+        self.first = rec.start if self.first is None else min(self.first, rec.start)
+        self.last = rec.end if self.last is None else max(self.last, rec.end)
+
+    def event(self, capture: str) -> Event:
+        """The summary event; ``capture`` says what was watched (a file, interfaces)."""
+        return Event(
+            kind="network.observed",
+            message=f"{self.connections} connections observed on {capture}, "
+            f"{self.encrypted} encrypted, {self.dlp_hits} DLP hits",
+            severity=Severity.NEGLIGIBLE,
+            source=self.source,
+            data={
+                "capture": capture,
+                "connections": self.connections,
+                "encrypted": self.encrypted,
+                "tls": self.tls,
+                "dlp_hits": self.dlp_hits,
+                "protocols": dict(self.protocols.most_common(20)),
+                "first": _iso(self.first),
+                "last": _iso(self.last),
+            },
+        )
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
