@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -147,11 +148,18 @@ def test_syn_ack_first_names_the_server(inspectors: Inspectors) -> None:
     )
 
 
+def _tls_pair(name: str) -> tuple[bytes, bytes]:
+    folder = Path(__file__).parent / "fixtures" / "protocols"
+    return (folder / f"{name}.c2s").read_bytes(), (folder / f"{name}.s2c").read_bytes()
+
+
 def test_tls_flow_is_encrypted_and_not_scanned(inspectors: Inspectors) -> None:
-    # a ClientHello record header followed by bytes that would be a card in clear
-    hello = b"\x16\x03\x01\x00\x40\x01\x00\x00\x3c\x03\x03" + CARD * 4
+    # a real handshake, then an application data record whose bytes would be a card in clear
+    client, server = _tls_pair("tls13_alpn")
+    data = b"card " + CARD + b" "
+    record = b"\x17\x03\x03" + struct.pack("!H", len(data)) + data
     recs, _, _ = _run(
-        F.conversation("10.0.0.1", "10.0.0.2", 40000, 443, hello, b"\x16\x03\x03\x00\x02\x02\x00"),
+        F.conversation("10.0.0.1", "10.0.0.2", 40000, 443, client + record, server + record),
         inspectors,
     )
     assert recs[0].hits == () and recs[0].encrypted

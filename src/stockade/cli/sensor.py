@@ -180,6 +180,8 @@ def sensor_cmd(
         note += f", kernel drops {src['kernel_drops']} of {src['kernel_packets']}"
     if src.get("truncated"):
         note += ", file truncated at the end"
+    if src.get("bad_timestamps"):
+        note += f", {src['bad_timestamps']} frames with out-of-range timestamps (kept, at the previous frame's time)"
     if flows.get("evicted") or flows.get("half_open_dropped"):
         note += f", evicted {flows['evicted']}, half-open dropped {flows['half_open_dropped']}"
     note += f", {out.kinds.get('dlp.sensitive_in_clear', 0)} DLP events, {out.kinds.get('tls.weak_version', 0)} weak TLS"

@@ -2,6 +2,10 @@
 direction up to ``stream_depth``, DLP fed as bytes arrive in order, detection and TLS inspection
 when both heads are full or the flow ends, then one ``ConnectionRecord``.
 
+DLP skips a direction only when it opens with a TLS hello that parses (after a PostgreSQL
+SSLRequest and its 'S'); until that is known its bytes wait in the head, and anything that is
+not a hello is scanned from its first byte.
+
 Memory stays bounded: at most ``max_flows`` entries (half-open flows go first, then the oldest),
 and at most ``memcap`` bytes of reassembly buffers across flows.
 """
@@ -21,6 +25,7 @@ from stockade.network.capture.decode import Buf, FlowKey
 from stockade.network.connection import ConnectionRecord, Hit
 from stockade.network.interface import Detection, TlsInfo
 from stockade.network.reassembly import Stream
+from stockade.network.tls import CLEAR, HelloCheck, opens_with_hello
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
 _FLAG_NAMES = (
@@ -33,7 +38,6 @@ _FLAG_NAMES = (
     (ECE, "E"),
     (CWR, "C"),
 )
-TLS_HANDSHAKE = (0x16, 0x03)
 PG_SSLREQUEST = bytes.fromhex("0000000804d2162f")
 
 
@@ -68,9 +72,9 @@ class Flow:
         "detection",
         "dlp",
         "done",
-        "encrypted_hint",
         "first",
         "flags",
+        "hello",
         "id",
         "last",
         "packets",
@@ -99,7 +103,8 @@ class Flow:
         self.payload = False
         self.done = False
         self.analyzed = False
-        self.encrypted_hint = False
+        # per direction: does it open with a TLS hello (then DLP skips it)? "more": not yet known
+        self.hello = [HelloCheck("more", 1), HelloCheck("more", 1)]
         self.detection: Detection | None = None
         self.tls: TlsInfo | None = None
 
@@ -232,32 +237,46 @@ class FlowTable:
 
     def _data_hook(self, f: Flow, d: int) -> Callable[[bytes], None]:
         def on_data(data: bytes) -> None:
-            if f.encrypted_hint:
-                if d == 1 and _ssl_refused(f, data):
-                    f.encrypted_hint = False  # PostgreSQL said 'N': the session goes on in clear
-                return
-            feed = f.dlp[d]
-            if feed is None:
-                if d == 0 and f.streams[0].delivered == len(data) and _looks_encrypted(data):
-                    f.encrypted_hint = True  # ciphertext follows: DLP would only waste time
-                    return
-                if self.inspectors is None or self.inspectors.dlp is None:
-                    return
-                feed = f.dlp[d] = DlpFeed(self.inspectors.dlp)
-            feed.feed(data)
+            check = f.hello[d]
+            if check.state == "clear":
+                self._scan(f, d, data)
+            elif check.state == "more" and f.streams[d].delivered >= check.need:
+                self._decide_hello(f, d, final=False)
 
         return on_data
 
     def _gap_hook(self, f: Flow, d: int) -> Callable[[int], None]:
         def on_gap(missing: int) -> None:
+            self._decide_hello(f, d, final=True)  # a hello cannot span a hole
             feed = f.dlp[d]
             if feed is not None:
                 feed.gap(missing)
 
         return on_gap
 
+    def _decide_hello(self, f: Flow, d: int, *, final: bool) -> None:
+        """Look at the held head again; once it is not a hello, scan it all from the start."""
+        if f.hello[d].state != "more":
+            return
+        check = _hello_check(f, d)
+        if check.state == "more" and final:
+            check = CLEAR
+        f.hello[d] = check
+        if check.state == "clear":
+            self._scan(f, d, bytes(f.streams[d].head))
+
+    def _scan(self, f: Flow, d: int, data: bytes) -> None:
+        feed = f.dlp[d]
+        if feed is None:
+            if self.inspectors is None or self.inspectors.dlp is None:
+                return
+            feed = f.dlp[d] = DlpFeed(self.inspectors.dlp)
+        feed.feed(data)
+
     def _analyze(self, f: Flow) -> None:
         f.analyzed = True
+        for d in (0, 1):
+            self._decide_hello(f, d, final=True)
         client, server = bytes(f.streams[0].head), bytes(f.streams[1].head)
         for s in f.streams:
             self.memory -= s.release()
@@ -383,7 +402,7 @@ class FlowTable:
             client=self.identities.lookup(cip),
             server=self.identities.lookup(sip),
             protocol=det.protocol if det else "proto.unknown",
-            encrypted=bool(det.encrypted) if det else f.encrypted_hint,
+            encrypted=bool(det.encrypted) if det else any(c.state == "tls" for c in f.hello),
             upgrade=det.upgrade if det else None,
             tls=f.tls,
             bytes_to_server=f.bytes[0],
@@ -400,20 +419,18 @@ class FlowTable:
         )
 
 
-def _looks_encrypted(first: bytes) -> bool:
-    """The client's first bytes start a TLS handshake or a PostgreSQL SSLRequest."""
-    return (
-        len(first) >= 2 and first[0] == TLS_HANDSHAKE[0] and first[1] == TLS_HANDSHAKE[1]
-    ) or first[:8] == PG_SSLREQUEST
-
-
-def _ssl_refused(f: Flow, data: bytes) -> bool:
-    """The server's first byte answers a PostgreSQL SSLRequest with 'N' (no TLS)."""
-    return (
-        f.streams[1].delivered == len(data)
-        and data[:1] == b"N"
-        and f.streams[0].head[:8] == PG_SSLREQUEST
-    )
+def _hello_check(f: Flow, d: int) -> HelloCheck:
+    """``opens_with_hello`` on one direction's head, past a PostgreSQL SSLRequest and its 'S'."""
+    head = bytes(f.streams[d].head)
+    skip = 0
+    if d == 0 and head[:8] == PG_SSLREQUEST:
+        skip = 8
+    elif d == 0 and len(head) < 8 and PG_SSLREQUEST.startswith(head):
+        return HelloCheck("more", 8)
+    elif d == 1 and f.streams[0].head[:8] == PG_SSLREQUEST and head[:1] == b"S":
+        skip = 1
+    check = opens_with_hello(head[skip:], server=d == 1)
+    return HelloCheck("more", check.need + skip) if check.state == "more" else check
 
 
 def _flags(bits: int) -> str:

@@ -75,11 +75,13 @@ def run_pcap(
             n += 1
             if count is not None and n >= count:
                 break
-        truncated = reader.truncated
-        fmt = reader.format
-    return _finish(
-        run, decoder, table, {"source": {"file": str(path), "format": fmt, "truncated": truncated}}
-    )
+        source = {
+            "file": str(path),
+            "format": reader.format,
+            "truncated": reader.truncated,
+            "bad_timestamps": reader.bad_timestamps,
+        }
+    return _finish(run, decoder, table, {"source": source})
 
 
 def run_live(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .interface import TlsInfo
 
@@ -268,11 +269,81 @@ def parse_sslv2_client_hello(data: bytes) -> _Hello:
     try:
         r.u8()  # msg type
         hello.legacy_version = r.u16()
-        r.take(6)  # three 2-byte lengths
-        hello.complete = len(data) >= 2 + length
+        specs, session_id, challenge = r.u16(), r.u16(), r.u16()
+        hello.complete = len(data) >= 2 + length and 9 + specs + session_id + challenge == length
     except _Short:
         pass
     return hello
+
+
+HELLO_LIMIT = 64 * 1024  # a "hello" claiming more is not taken for one
+
+
+@dataclass(frozen=True, slots=True)
+class HelloCheck:
+    """Whether a direction opens with a TLS hello: ``tls`` (a ClientHello or ServerHello that
+    parses completely), ``clear`` (anything else), or ``more`` when only more bytes can tell;
+    then look again once the direction holds ``need`` bytes."""
+
+    state: Literal["tls", "clear", "more"]
+    need: int = 0
+
+
+TLS, CLEAR = HelloCheck("tls"), HelloCheck("clear")
+
+
+def opens_with_hello(data: bytes, *, server: bool) -> HelloCheck:
+    """Does this direction start with a complete, well-formed hello (the client's ClientHello,
+    or with ``server`` the ServerHello)? Two bytes that look like a record header are not
+    enough: what follows them must parse. ``need`` grows with what is still missing, so
+    looking again as bytes arrive stays linear."""
+    if not server and data[:1] and data[0] & 0x80:
+        return _sslv2_check(data)
+    want = SERVER_HELLO if server else CLIENT_HELLO
+    hs = bytearray()
+    pos = 0
+    while True:
+        missing = 4 - len(hs)  # the handshake header, then the rest of the message
+        if len(hs) >= 4:
+            if hs[0] != want:
+                return CLEAR
+            size = int.from_bytes(hs[1:4], "big")
+            if size > HELLO_LIMIT:
+                return CLEAR
+            if len(hs) >= 4 + size:
+                parse = parse_server_hello if server else parse_client_hello
+                return TLS if parse(bytes(hs[4 : 4 + size])).complete else CLEAR
+            missing = 4 + size - len(hs)
+        header = data[pos : pos + 5]
+        if len(header) < 5:
+            if (
+                header[:1] not in (b"", b"\x16")
+                or header[1:2] not in (b"", b"\x03")
+                or (len(header) > 2 and header[2] > 4)
+            ):
+                return CLEAR
+            return HelloCheck("more", pos + 5 + missing)
+        ctype, major, minor, length = struct.unpack_from("!BBBH", data, pos)
+        if ctype != HANDSHAKE or major != 3 or minor > 4 or not 0 < length <= MAX_RECORD:
+            return CLEAR  # RFC 8446 5.1: no empty handshake fragments
+        end = pos + 5 + length
+        if len(data) < end:
+            return HelloCheck("more", max(end, pos + 5 + missing))
+        hs += data[pos + 5 : end]
+        pos = end
+
+
+def _sslv2_check(data: bytes) -> HelloCheck:
+    if len(data) < 5:
+        if len(data) >= 3 and data[2] != CLIENT_HELLO:
+            return CLEAR
+        return HelloCheck("more", 5)
+    if not looks_like_sslv2_hello(data):
+        return CLEAR
+    end = 2 + ((data[0] & 0x7F) << 8 | data[1])
+    if len(data) < end:
+        return HelloCheck("more", end)
+    return TLS if parse_sslv2_client_hello(data).complete else CLEAR
 
 
 def _client_side(client: bytes) -> _Hello | None:

@@ -39,6 +39,7 @@ from stockade.model import Event, ResourceRef, Severity
 from stockade.network.capture.decode import LINK_RAW, Buf, Decoder, FlowKey
 from stockade.network.interface import DlpMatch
 from stockade.network.reassembly import MASK, Stream
+from stockade.network.tls import opens_with_hello
 
 if TYPE_CHECKING:
     from stockade.network.dlp.engine import DlpEngine, DlpStream
@@ -318,6 +319,13 @@ class Inspector:
 
             det = detect(bytes(client), bytes(server))
             if (
+                det.protocol == "proto.tls"
+                and not det.encrypted
+                and not final
+                and _hello_pending(client, server)
+            ):
+                return  # a record header is no TLS: wait for the hello to parse, or not
+            if (
                 det.protocol != UNKNOWN
                 or final
                 or len(client) >= DECIDE_AFTER
@@ -464,6 +472,15 @@ class Inspector:
                 data=data,
             )
         )
+
+
+def _hello_pending(client: bytearray, server: bytearray) -> bool:
+    """A TLS hello has begun in either direction and can still complete within the head."""
+    for data, is_server in ((client, False), (server, True)):
+        check = opens_with_hello(bytes(data), server=is_server)
+        if check.state == "more" and data and check.need <= DETECT_BYTES:
+            return True
+    return False
 
 
 def _reverse(key: FlowKey) -> FlowKey:

@@ -19,6 +19,7 @@ Chains on the forward hook, in priority order:
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,8 +41,26 @@ class Settings:
     fail_open: bool = True
 
 
+NFT_NAME_MAX = 255  # NFT_NAME_MAXLEN (256) less the terminating NUL
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_ESCAPES = {"-": "_h", ".": "_d"}
+
+
+def _escape(c: str) -> str:
+    return c if c in _PLAIN else _ESCAPES.get(c, f"_u{ord(c):06x}")
+
+
 def _set_name(group: str, family: int) -> str:
-    return f"g_{group.replace('-', '_').replace('.', '_')}_{family}"
+    """The kernel set of a group's addresses in one family. Distinct groups get distinct sets
+    (``web-app`` and ``web.app`` must never share one): every character but a-z and 0-9 becomes
+    an escape that starts with '_', which nothing else produces, so names decode one way only;
+    a name too long for the kernel keeps a prefix plus a hash of the whole group name."""
+    encoded = "".join(_escape(c) for c in group)
+    name = f"g_{encoded}_{family}"
+    if len(name) > NFT_NAME_MAX:
+        digest = hashlib.sha256(group.encode()).hexdigest()[:32]
+        name = f"g_{encoded[:200]}_x{digest}_{family}"
+    return name
 
 
 def group_addresses(

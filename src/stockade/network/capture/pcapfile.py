@@ -3,7 +3,9 @@
 pcap: both byte orders, microsecond and nanosecond magics. pcapng: several sections of either
 byte order, interfaces with their own link type and ``if_tsresol``, Enhanced, Simple and the
 obsolete Packet blocks; other blocks are skipped. A record cut short at the end of the file ends
-the iteration and sets ``truncated``; structural nonsense raises ``PacketError``.
+the iteration and sets ``truncated``; structural nonsense raises ``PacketError``. A timestamp no
+calendar can hold (pcapng's 64-bit ticks reach year 586,000) keeps its frame, at the previous
+frame's time, and is counted in ``bad_timestamps``: its bytes are inspected like any other.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ PCAP_MAGICS = {
 }
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 MAX_RECORD = 1 << 24  # no link layer carries 16 MiB frames: a larger length means corruption
+MAX_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z, the last second ``datetime`` can hold
 
 Frame = tuple[float, int, Buf, int, int]  # ts, linktype, buffer, offset, captured length
 
@@ -36,6 +39,8 @@ class PcapReader:
         self.path = Path(path)
         self.truncated = False
         self.format = ""
+        self.bad_timestamps = 0
+        self._last_ts = 0.0
         try:
             self._fh = open(self.path, "rb")  # noqa: SIM115 - closed in close()
         except OSError as exc:
@@ -62,6 +67,13 @@ class PcapReader:
             with contextlib.suppress(BufferError):
                 self._buf.close()
         self._fh.close()
+
+    def _ts(self, ts: float) -> float:
+        if 0.0 <= ts <= MAX_TIMESTAMP:
+            self._last_ts = ts
+            return ts
+        self.bad_timestamps += 1
+        return self._last_ts
 
     def _fail(self, msg: str) -> PacketError:
         return PacketError(msg, subject=str(self.path))
@@ -98,7 +110,7 @@ class PcapReader:
             if off + caplen > size:
                 self.truncated = True
                 return
-            yield sec + frac * unit, linktype, buf, off, caplen
+            yield self._ts(sec + frac * unit), linktype, buf, off, caplen
             off += caplen
 
     def _pcapng(self) -> Iterator[Frame]:
@@ -145,7 +157,7 @@ class PcapReader:
                 if body + 20 + caplen > bend:
                     raise self._fail(f"packet block at byte {off} overruns its block")
                 link, tick, _snap = ifaces[iface]
-                yield ((hi << 32) | lo) * tick, link, buf, body + 20, caplen
+                yield self._ts(((hi << 32) | lo) * tick), link, buf, body + 20, caplen
             elif btype == 3:  # Simple Packet: interface 0, no timestamp
                 if not ifaces or bend - body < 4:
                     raise self._fail(f"simple packet block at byte {off} without an interface")

@@ -3,6 +3,8 @@ integers, string literals with Huffman coding, the static table and a dynamic ta
 
 from __future__ import annotations
 
+from collections import deque
+
 from .huffman_table import CODES
 
 STATIC_TABLE: tuple[tuple[str, str], ...] = (
@@ -53,12 +55,25 @@ def huffman_decode(data: bytes) -> bytes:
     return bytes(out)
 
 
-class Decoder:
-    """Keeps the dynamic table across header blocks of one connection direction."""
+DEFAULT_TABLE_SIZE = 4096  # SETTINGS_HEADER_TABLE_SIZE until the peer says otherwise
+MAX_HEADERS = 256  # header fields in one block
+MAX_DECODED = 64 * 1024  # octets of one decoded block, counted as the table does (RFC 7541 4.1)
 
-    def __init__(self, max_size: int = 4096) -> None:
-        self.dynamic: list[tuple[str, str]] = []
-        self.max_size = max_size
+
+class Decoder:
+    """Keeps the dynamic table across header blocks of one connection direction.
+
+    The work per block stays linear in its length: the table's size is kept as a running total,
+    a dynamic table size update may not exceed ``limit`` (the SETTINGS_HEADER_TABLE_SIZE the
+    decoder announced, RFC 7541 4.2 and 6.3), and a block decodes to at most
+    :data:`MAX_HEADERS` fields and :data:`MAX_DECODED` octets.
+    """
+
+    def __init__(self, limit: int = DEFAULT_TABLE_SIZE) -> None:
+        self.dynamic: deque[tuple[str, str]] = deque()
+        self.limit = limit
+        self.max_size = limit
+        self.size = 0  # RFC 7541 4.1: the sum of 32 + len(name) + len(value) over the entries
 
     def _entry(self, index: int) -> tuple[str, str]:
         if 1 <= index <= len(STATIC_TABLE):
@@ -69,20 +84,36 @@ class Decoder:
         raise HpackError(f"header index {index} out of range")
 
     def _insert(self, name: str, value: str) -> None:
-        self.dynamic.insert(0, (name, value))
-        while sum(32 + len(n) + len(v) for n, v in self.dynamic) > self.max_size:
-            self.dynamic.pop()
+        self.dynamic.appendleft((name, value))
+        self.size += _entry_size(name, value)
+        self._evict()
+
+    def _evict(self) -> None:
+        while self.size > self.max_size:
+            name, value = self.dynamic.pop()
+            self.size -= _entry_size(name, value)
+
+    def _resize(self, size: int) -> None:
+        if size > self.limit:
+            raise HpackError(f"dynamic table size update to {size} exceeds the limit {self.limit}")
+        self.max_size = size
+        self._evict()
 
     def decode(self, block: bytes) -> list[tuple[str, str]]:
         headers: list[tuple[str, str]] = []
+        decoded = 0
         pos = 0
         while pos < len(block):
             b = block[pos]
+            if b & 0xE0 == 0x20:  # dynamic table size update
+                if headers:
+                    raise HpackError("dynamic table size update after a header field")
+                size, pos = _integer(block, pos, 5)
+                self._resize(size)
+                continue
             if b & 0x80:  # indexed field
                 index, pos = _integer(block, pos, 7)
-                headers.append(self._entry(index))
-            elif b & 0xE0 == 0x20:  # dynamic table size update
-                self.max_size, pos = _integer(block, pos, 5)
+                name, value = self._entry(index)
             else:
                 prefix = 6 if b & 0x40 else 4  # with incremental indexing / without / never
                 index, pos = _integer(block, pos, prefix)
@@ -91,10 +122,19 @@ class Decoder:
                 else:
                     name, pos = _string(block, pos)
                 value, pos = _string(block, pos)
-                headers.append((name, value))
                 if prefix == 6:
                     self._insert(name, value)
+            headers.append((name, value))
+            decoded += _entry_size(name, value)
+            if len(headers) > MAX_HEADERS or decoded > MAX_DECODED:
+                raise HpackError(
+                    f"header block decodes to more than {MAX_HEADERS} fields or {MAX_DECODED} octets"
+                )
         return headers
+
+
+def _entry_size(name: str, value: str) -> int:
+    return 32 + len(name) + len(value)
 
 
 def _integer(data: bytes, pos: int, prefix: int) -> tuple[int, int]:

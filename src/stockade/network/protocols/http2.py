@@ -44,24 +44,24 @@ def header_blocks(data: bytes) -> list[list[tuple[str, str]]]:
     """Decoded header lists of the first HEADERS (+CONTINUATION) frames in one direction."""
     decoder = Decoder()
     out: list[list[tuple[str, str]]] = []
-    block = b""
+    block = bytearray()
     for ftype, flags, _stream, payload in frames(data[:MAX_HEADER_BYTES]):
         if len(out) >= MAX_HEADER_BLOCKS:
             break
         if ftype == HEADERS:
             pad = payload[0] if flags & _FLAG_PADDED and payload else 0
             start = (1 if flags & _FLAG_PADDED else 0) + (5 if flags & _FLAG_PRIORITY else 0)
-            block = payload[start : len(payload) - pad]
+            block = bytearray(payload[start : len(payload) - pad])
         elif ftype == CONTINUATION:
             block += payload
         else:
             continue
         if flags & _FLAG_END_HEADERS or (ftype == CONTINUATION and flags & _FLAG_END_HEADERS):
             try:
-                out.append(decoder.decode(block))
+                out.append(decoder.decode(bytes(block)))
             except HpackError:
                 return out
-            block = b""
+            block = bytearray()
     return out
 
 

@@ -1,5 +1,6 @@
 """TLS from the first byte: a handshake record carrying a ClientHello (or an SSLv2-compatible
-hello) from the client, a ServerHello from the server."""
+hello) from the client, a ServerHello from the server. The connection counts as encrypted only
+when one of the hellos parses completely (see ``tls.opens_with_hello``)."""
 
 from __future__ import annotations
 
@@ -50,4 +51,9 @@ def probe(client: bytes, server: bytes) -> Guess | None:
     score = FULL if cs >= PARTIAL and ss else max(cs, ss)
     info = tls.inspect(client, server)
     details = tls_details(info) if info else ()
-    return Guess(protocol=SLUG, confidence=score, encrypted=True, details=details)
+    # Encrypted only behind a hello that parses: a record header alone proves nothing.
+    encrypted = (
+        tls.opens_with_hello(client, server=False).state == "tls"
+        or tls.opens_with_hello(server, server=True).state == "tls"
+    )
+    return Guess(protocol=SLUG, confidence=score, encrypted=encrypted, details=details)
