@@ -27,6 +27,7 @@ ALLOWED = {
     ("firewall", "network.netns"),
     ("firewall", "network.protocols*"),
     ("firewall", "network.reassembly"),
+    ("firewall", "network.tls"),
 }
 
 
