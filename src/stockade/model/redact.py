@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import logging
 import re
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
 _DOUBLED = str.maketrans("0123456789", "0246813579")  # 2d, minus 9 when above 9
@@ -65,53 +68,90 @@ def mask_ssn(text: str) -> str:
     return "***-**-" + "".join(digits[-4:])
 
 
-# A run of digits with at most three separator characters between two digits. Nine digits at
-# least: nothing shorter can be a card or an SSN, and the regex engine skips everything else in C.
-_SEPARATOR = r"(?:[ \t._\-+]|%2[0dDeE])"
-_RUN = re.compile(rf"[0-9](?:{_SEPARATOR}{{0,3}}[0-9]){{8,}}")
-_GROUP = re.compile(r"%2[0dDeE]|([0-9]+)")  # digits of a %20 are a separator, not a group
+# Digit groups, and the URL-encoded separators whose digits must not count as a group.
+_TOKEN = re.compile(r"%2[0dDeE]|[0-9]+")
+# What may stand between two digit groups of one number: up to three separator characters.
+_GAP = re.compile(r"(?:[ \t._\-+]|%2[0dDeE]){1,3}")
+_DIGIT = re.compile(r"[0-9]")
 _HEX_BLOB = re.compile(r"[0-9A-Fa-f]{32,}")
 CARD_DIGITS = range(13, 20)
+_CHUNK = 4096  # groups per pass of the window search: memory stays bounded on any input
+_FAR = 1 << 62
+
+Group = tuple[int, int]  # start and end of a run of digits in the text
 
 
 def redact_text(text: str) -> str:
-    """``text`` with every card number and SSN in it masked (the same object when none is)."""
-    if len(text) < 9:
+    """``text`` with every card number and SSN in it masked (the same object when none is).
+
+    Linear in the length of ``text``; a string without 9 digits costs one regex scan."""
+    if len(text) < 9 or not _DIGIT.search(text):
         return text
-    runs = list(_RUN.finditer(text))
-    if not runs:
+    blobs: list[Group] | None = None
+    hidden: bytearray | None = None  # 1 where a card's middle digit is
+    ssns: list[Group] = []
+    for run in _runs(text):
+        if sum(b - a for a, b in run) < 9:
+            continue
+        if blobs is None:
+            blobs = _hex_blobs(text)
+        for c in range(0, len(run), _CHUNK):
+            window = run[c : c + _CHUNK + CARD_DIGITS[-1]]
+            for positions in _card_middles(text, window, min(_CHUNK, len(window)), blobs):
+                if hidden is None:
+                    hidden = bytearray(len(text))
+                for i in positions:
+                    hidden[i] = 1
+        ssns.extend(_ssn_spans(text, run, blobs))
+    if hidden is None and not ssns:
         return text
-    blobs = _hex_blobs(text)
-    hidden: set[int] = set()
-    ssns: list[tuple[int, int]] = []
-    for run in runs:
-        at = run.start()
-        groups = [(at + g.start(1), at + g.end(1)) for g in _GROUP.finditer(run[0]) if g[1]]
-        hidden |= _card_middles(text, groups, blobs)
-        ssns.extend(_ssn_spans(text, groups, blobs))
-    if not hidden and not ssns:
-        return text
-    out: list[str] = []
-    pos = 0
+    chars = list(text)
+    if hidden is not None:
+        for i in _positions(hidden):
+            chars[i] = "*"
     for start, end in ssns:
-        out.append(_hide(text, pos, start, hidden))
-        if hidden.isdisjoint(range(start, end)):
-            out.append(mask_ssn(text[start:end]))
+        if hidden is None or not any(hidden[start:end]):
+            chars[start:end] = [mask_ssn(text[start:end]), *([""] * (end - start - 1))]
         else:  # inside a card as well: hide what either hides
             serial = [i for i in range(start, end) if text[i].isdigit()][:5]
-            out.append(_hide(text, start, end, hidden.union(serial)))
-        pos = end
-    out.append(_hide(text, pos, len(text), hidden))
-    return "".join(out)
+            for i in serial:
+                chars[i] = "*"
+    return "".join(chars)
 
 
-def _hide(text: str, start: int, end: int, hidden: set[int]) -> str:
-    if hidden.isdisjoint(range(start, end)):
-        return text[start:end]
-    return "".join("*" if i in hidden else text[i] for i in range(start, end))
+def _positions(mask: bytearray) -> list[int]:
+    out: list[int] = []
+    at = mask.find(1)
+    while at >= 0:
+        end = mask.find(0, at)
+        end = len(mask) if end < 0 else end
+        out.extend(range(at, end))
+        at = mask.find(1, end)
+    return out
 
 
-def _hex_blobs(text: str) -> list[tuple[int, int]]:
+def _runs(text: str) -> list[list[Group]]:
+    """Digit groups joined by separators, as lists of groups. A group of more than 19 digits is no
+    part of a card or an SSN, so it ends a run."""
+    runs: list[list[Group]] = []
+    current: list[Group] = []
+    for m in _TOKEN.finditer(text):
+        if m[0][0] == "%":
+            continue
+        start, end = m.span()
+        if current and (
+            end - start > CARD_DIGITS[-1] or not _GAP.fullmatch(text, current[-1][1], start)
+        ):
+            runs.append(current)
+            current = []
+        if end - start <= CARD_DIGITS[-1]:
+            current.append((start, end))
+    if current:
+        runs.append(current)
+    return runs
+
+
+def _hex_blobs(text: str) -> list[Group]:
     return [
         m.span()
         for m in _HEX_BLOB.finditer(text)
@@ -119,46 +159,61 @@ def _hex_blobs(text: str) -> list[tuple[int, int]]:
     ]
 
 
-def _in_blob(start: int, end: int, blobs: list[tuple[int, int]]) -> bool:
-    return any(lo <= start and end <= hi for lo, hi in blobs)
+def _in_blob(start: int, end: int, blobs: list[Group]) -> bool:
+    at = bisect_right(blobs, (start, _FAR)) - 1  # the last blob starting at or before start
+    return at >= 0 and end <= blobs[at][1]
 
 
 def _card_middles(
-    text: str, groups: list[tuple[int, int]], blobs: list[tuple[int, int]]
-) -> set[int]:
-    """Positions to hide: the middle digits of every Luhn-valid window of whole digit groups."""
-    hidden: set[int] = set()
-    for i in range(len(groups)):
-        digits = ""
-        for j in range(i, len(groups)):
-            digits += text[groups[j][0] : groups[j][1]]
-            if len(digits) > CARD_DIGITS[-1]:
+    text: str, groups: list[Group], n_starts: int, blobs: list[Group]
+) -> list[array[int]]:
+    """Positions to hide: the middle digits of every Luhn-valid window of whole groups that starts at
+    one of the first ``n_starts`` groups."""
+    where = array("q", (p for a, b in groups for p in range(a, b)))  # text position of each digit
+    digits = "".join(text[p] for p in where)
+    # Luhn sums of every window in O(1): prefix sums of the digits counted plain at even indices
+    # and doubled at odd ones (for a window ending on an even index), and the other way round.
+    plain, doubled = digits, digits.translate(_DOUBLED)
+    even_last = array("q", accumulate(map(int, _interleave(plain, doubled)), initial=0))
+    odd_last = array("q", accumulate(map(int, _interleave(doubled, plain)), initial=0))
+    starts = array("q", accumulate((b - a for a, b in groups), initial=0))
+    middles: list[array[int]] = []
+    for i in range(n_starts):
+        s = starts[i]
+        first = bisect_left(starts, s + CARD_DIGITS[0], i + 1)
+        for j in range(first, len(starts)):
+            e = starts[j]
+            if e - s > CARD_DIGITS[-1]:
                 break
-            if len(digits) < CARD_DIGITS[0] or not luhn_ok(digits) or len(set(digits)) == 1:
+            sums = even_last if (e - 1) % 2 == 0 else odd_last
+            if (sums[e] - sums[s]) % 10 or digits.count(digits[s], s, e) == e - s:
                 continue
-            if i == j and _in_blob(*groups[i], blobs):
+            if j == i + 1 and _in_blob(*groups[i], blobs):
                 continue
-            positions = [p for g in groups[i : j + 1] for p in range(*g)]
-            hidden.update(positions[4:-4])
-    return hidden
+            middles.append(where[s + 4 : e - 4])
+    return middles
 
 
-def _ssn_spans(
-    text: str, groups: list[tuple[int, int]], blobs: list[tuple[int, int]]
-) -> list[tuple[int, int]]:
+def _interleave(even: str, odd: str) -> str:
+    """Characters of ``even`` at even indices and of ``odd`` at odd ones."""
+    out = list(even)
+    out[1::2] = odd[1::2]
+    return "".join(out)
+
+
+def _ssn_spans(text: str, groups: list[Group], blobs: list[Group]) -> list[Group]:
     """Spans of SSNs: one group of 9 digits, or groups of 3, 2 and 4 with the same separator."""
-    spans: list[tuple[int, int]] = []
+    spans: list[Group] = []
     i = 0
     while i < len(groups):
-        start, end = groups[i]
-        if end - start == 9:
-            if ssn_number_ok(text[start:end]) and not _in_blob(start, end, blobs):
-                spans.append((start, end))
-            i += 1
-            continue
-        if i + 2 < len(groups) and [b - a for a, b in groups[i : i + 3]] == [3, 2, 4]:
-            (a, b), (c, d), (e, f) = groups[i : i + 3]
-            if text[b:c] == text[d:e] and ssn_number_ok(text[a:b] + text[c:d] + text[e:f]):
+        a, b = groups[i]
+        if b - a == 9:
+            if ssn_number_ok(text[a:b]) and not _in_blob(a, b, blobs):
+                spans.append((a, b))
+        elif b - a == 3 and i + 2 < len(groups):
+            (c, d), (e, f) = groups[i + 1], groups[i + 2]
+            shaped = d - c == 2 and f - e == 4 and text[b:c] == text[d:e]
+            if shaped and ssn_number_ok(text[a:b] + text[c:d] + text[e:f]):
                 spans.append((a, f))
                 i += 3
                 continue
