@@ -11,6 +11,7 @@ import typer
 from stockade import __version__
 from stockade.cli.common import err_console
 from stockade.model.errors import StockadeError
+from stockade.model.redact import install_log_redaction, redact_text
 
 COMMAND_MODULES = (
     "stockade.cli.demo",
@@ -65,12 +66,19 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: turns StockadeError into a one-line message and its exit code.
 
     Click handles usage errors itself (exit 2); anything else that escapes is a bug and keeps its
-    traceback.
+    traceback. Error messages and every log record pass the masking gate (``stockade.model.redact``):
+    they quote inputs, and inputs may hold card numbers.
     """
+    install_log_redaction()
     try:
         app(args=argv)
     except StockadeError as exc:
-        err_console.print(f"stockade: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        err_console.print(
+            f"stockade: error: {redact_text(str(exc))}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

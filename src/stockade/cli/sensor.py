@@ -34,6 +34,8 @@ def _enc(rec: Any) -> str:
 def _table(records: list[Any]) -> None:
     from rich.table import Table
 
+    from stockade.model.redact import redact_text
+
     t = Table(show_lines=False)
     for col in (
         "client",
@@ -47,7 +49,7 @@ def _table(records: list[Any]) -> None:
         t.add_column(col)
     for r in records:
         hits = sorted({f"{h.match.sensor.removeprefix('dlp.')} {h.match.masked}" for h in r.hits})
-        t.add_row(
+        cells = (
             _who(r.client, r.client_ip),
             _who(r.server, r.server_ip),
             str(r.server_port),
@@ -56,6 +58,7 @@ def _table(records: list[Any]) -> None:
             f"{_fmt_bytes(r.bytes_to_server)} / {_fmt_bytes(r.bytes_to_client)}",
             "\n".join(hits) or "-",
         )
+        t.add_row(*(redact_text(c) for c in cells))
     console.print(t)
 
 

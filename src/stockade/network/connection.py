@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stockade.model import Event, Severity
+from stockade.model.redact import redact
 from stockade.model.resource import ResourceRef
 from stockade.network.interface import DlpMatch, TlsInfo
 
@@ -49,6 +50,8 @@ class ConnectionRecord:
     details: tuple[tuple[str, str], ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data, every string through the masking gate: protocol metadata
+        (paths, host names, SNI, user names, banners) is whatever the peers sent."""
         tls = None
         if self.tls is not None:
             tls = {
@@ -59,8 +62,7 @@ class ConnectionRecord:
                 "cipher": self.tls.cipher,
                 "client_max_version": self.tls.client_max_version,
             }
-        return {
-            "id": self.id,
+        plain = {
             "start": _iso(self.start),
             "end": _iso(self.end),
             "transport": self.transport,
@@ -80,6 +82,7 @@ class ConnectionRecord:
             "dlp": [_hit(h) for h in self.hits],
             "details": dict(self.details),
         }
+        return {"id": self.id, **redact(plain)}
 
 
 def _hit(h: Hit) -> dict[str, Any]:

@@ -11,38 +11,42 @@ from sqlalchemy import insert, select
 from stockade.network.connection import ConnectionRecord, events_for
 from stockade.network.tables import connections
 from stockade.store.db import Store
-from stockade.store.records import record_events
+from stockade.store.records import record_events, storable
 
 
 def _row(rec: ConnectionRecord) -> dict[str, Any]:
-    return {
-        "id": rec.id,
-        "start": datetime.fromtimestamp(rec.start, UTC),
-        "end": datetime.fromtimestamp(rec.end, UTC),
-        "transport": rec.transport,
-        "ip_version": rec.ip_version,
-        "client_ip": rec.client_ip,
-        "client_port": rec.client_port,
-        "server_ip": rec.server_ip,
-        "server_port": rec.server_port,
-        "client_kind": rec.client.kind,
-        "client_namespace": rec.client.namespace,
-        "client_name": rec.client.name,
-        "server_kind": rec.server.kind,
-        "server_namespace": rec.server.namespace,
-        "server_name": rec.server.name,
-        "protocol": rec.protocol,
-        "encrypted": rec.encrypted,
-        "tls_version": rec.tls.version if rec.tls else None,
-        "sni": rec.tls.sni if rec.tls else None,
-        "bytes_to_server": rec.bytes_to_server,
-        "bytes_to_client": rec.bytes_to_client,
-        "packets_to_server": rec.packets_to_server,
-        "packets_to_client": rec.packets_to_client,
-        "state": rec.state,
-        "dlp_hits": len(rec.hits),
-        "data": rec.to_dict(),
-    }
+    # storable(): the SNI and the workload names are what the peers and the inventory said
+    row: dict[str, Any] = storable(
+        {
+            "id": rec.id,
+            "start": datetime.fromtimestamp(rec.start, UTC),
+            "end": datetime.fromtimestamp(rec.end, UTC),
+            "transport": rec.transport,
+            "ip_version": rec.ip_version,
+            "client_ip": rec.client_ip,
+            "client_port": rec.client_port,
+            "server_ip": rec.server_ip,
+            "server_port": rec.server_port,
+            "client_kind": rec.client.kind,
+            "client_namespace": rec.client.namespace,
+            "client_name": rec.client.name,
+            "server_kind": rec.server.kind,
+            "server_namespace": rec.server.namespace,
+            "server_name": rec.server.name,
+            "protocol": rec.protocol,
+            "encrypted": rec.encrypted,
+            "tls_version": rec.tls.version if rec.tls else None,
+            "sni": rec.tls.sni if rec.tls else None,
+            "bytes_to_server": rec.bytes_to_server,
+            "bytes_to_client": rec.bytes_to_client,
+            "packets_to_server": rec.packets_to_server,
+            "packets_to_client": rec.packets_to_client,
+            "state": rec.state,
+            "dlp_hits": len(rec.hits),
+            "data": rec.to_dict(),
+        }
+    )
+    return row
 
 
 def write(

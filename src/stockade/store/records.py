@@ -1,7 +1,12 @@
-"""Writing and reading events and findings."""
+"""Writing and reading events and findings.
+
+Every row goes through :func:`storable` on its way in: the masking gate (no full card number or SSN
+is ever stored, whatever field it arrived in) and the characters a database refuses.
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -10,16 +15,37 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from stockade.model import Event, Finding, ResourceRef, Severity
+from stockade.model.redact import redact
 from stockade.store.db import Store
 from stockade.store.tables import events, findings
 
+# Ids Stockade made itself (an event's link to its connection): never masked, only cleaned.
+OWN_IDS = frozenset({"id", "connection"})
+# NUL: PostgreSQL text cannot hold it. Lone surrogates (JSON "\\ud800", file names decoded with
+# surrogateescape): UTF-8, so SQLite, cannot encode them.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
-def record_events(store: Store, items: Iterable[Event]) -> int:
-    rows = [
+
+def storable(value: Any) -> Any:
+    """``value`` masked by the gate (:func:`stockade.model.redact.redact`, sparing ``OWN_IDS``)
+    and with every NUL and lone surrogate replaced by U+FFFD, through dicts, lists and tuples."""
+    return _clean(redact(value, keep=OWN_IDS))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _event_row(e: Event) -> dict[str, Any]:
+    row: dict[str, Any] = storable(
         {
-            "id": e.id,
             "kind": e.kind,
-            "at": e.at,
             "severity": str(e.severity),
             "source": e.source,
             "message": e.message,
@@ -27,8 +53,12 @@ def record_events(store: Store, items: Iterable[Event]) -> int:
             "peer": e.peer.to_dict() if e.peer else None,
             "data": e.to_dict()["data"],
         }
-        for e in items
-    ]
+    )
+    return {"id": _clean(e.id), "at": e.at, **row}
+
+
+def record_events(store: Store, items: Iterable[Event]) -> int:
+    rows = [_event_row(e) for e in items]
     if rows:
         with store.begin() as conn:
             conn.execute(insert(events), rows)
@@ -43,16 +73,20 @@ def record_findings(store: Store, items: Iterable[Finding], *, run_id: str | Non
         {
             "run_id": run,
             "at": now,
-            "finding_id": f.id,
-            "pillar": str(f.pillar),
-            "title": f.title,
-            "severity": str(f.severity),
-            "status": str(f.status),
-            "resource_kind": f.resource.kind,
-            "resource_name": f.resource.name,
-            "resource": f.resource.to_dict(),
-            "details": f.details.to_dict() if f.details else None,
-            "compliance": list(f.compliance),
+            "finding_id": _clean(f.id),
+            **storable(
+                {
+                    "pillar": str(f.pillar),
+                    "title": f.title,
+                    "severity": str(f.severity),
+                    "status": str(f.status),
+                    "resource_kind": f.resource.kind,
+                    "resource_name": f.resource.name,
+                    "resource": f.resource.to_dict(),
+                    "details": f.details.to_dict() if f.details else None,
+                    "compliance": list(f.compliance),
+                }
+            ),
         }
         for f in items
     ]

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from stockade.model.errors import ConfigError
+from stockade.model.redact import digits_of
 
 from ..interface import DlpMatch
 from .masking import MASKERS
 from .sensors import BUILTIN_SENSORS, Sensor
-from .validators import TEST_CARD_NUMBERS, VALIDATORS, digits_of
+from .validators import TEST_CARD_NUMBERS, VALIDATORS
 
 hyperscan: Any
 try:  # the wheel bundles libhs; without it the engine still works, slower

@@ -8,34 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+# Cards and SSNs are masked by the same functions as every other string that leaves Stockade.
+from stockade.model.redact import keep_edges, mask_card, mask_ssn
+
 Masker = Callable[[str], str]
-
-
-def _keep_edges(text: str, first: int, last: int, significant: Callable[[str], bool]) -> str:
-    positions = [i for i, ch in enumerate(text) if significant(ch)]
-    if len(positions) <= first + last:
-        # Too short to show any edge without revealing most of it.
-        return "".join("*" if significant(ch) else ch for ch in text)
-    lo = positions[first] if first else positions[0]  # first hidden character
-    hi = positions[-last] if last else len(text)  # first shown character of the tail
-    middle = "".join("*" if significant(ch) else ch for ch in text[lo:hi])
-    return text[:lo] + middle + text[hi:]
-
-
-def mask_card(text: str) -> str:
-    """``4111 1111 1111 1111`` -> ``4111 **** **** 1111``."""
-    return _keep_edges(text, 4, 4, str.isdigit)
-
-
-def mask_ssn(text: str) -> str:
-    """Any SSN shape -> ``***-**-6789``."""
-    digits = [ch for ch in text if ch.isdigit()]
-    return "***-**-" + "".join(digits[-4:])
 
 
 def mask_iban(text: str) -> str:
     """``DE89 3704 0044 0532 0130 00`` -> ``DE89 **** **** **** **30 00``."""
-    return _keep_edges(text, 4, 4, str.isalnum)
+    return keep_edges(text, 4, 4, str.isalnum)
 
 
 def mask_email(text: str) -> str:
@@ -46,7 +27,7 @@ def mask_email(text: str) -> str:
 
 def mask_phone(text: str) -> str:
     """Only the last 2 digits survive: ``+1 415 555 2671`` -> ``+* *** *** **71``."""
-    return _keep_edges(text, 0, 2, str.isdigit)
+    return keep_edges(text, 0, 2, str.isdigit)
 
 
 def mask_generic(text: str) -> str:

@@ -11,6 +11,9 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+# The checksum and the SSN number rules are shared with the masking gate (stockade.model.redact).
+from stockade.model.redact import digits_of, luhn_ok, ssn_number_ok
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Validation:
@@ -23,20 +26,6 @@ class Validation:
 REJECT = Validation(ok=False)
 
 Validator = Callable[[str], Validation]
-
-
-_NOT_DIGITS = {c: None for c in range(256) if not 48 <= c <= 57}
-_DOUBLED = str.maketrans("0123456789", "0246813579")  # 2d, minus 9 when above 9
-
-
-def digits_of(text: str) -> str:
-    return text.translate(_NOT_DIGITS)
-
-
-def luhn_ok(number: str) -> bool:
-    """Mod-10 check over a string of digits (the last one is the check digit)."""
-    rev = number[::-1]
-    return sum(map(int, rev[0::2] + rev[1::2].translate(_DOUBLED))) % 10 == 0
 
 
 def luhn_check_digit(partial: str) -> str:
@@ -129,10 +118,7 @@ _SSN_ADVERTISING = frozenset({"078051120", "219099999", "123456789", "111111111"
 
 def us_ssn(text: str) -> Validation:
     number = digits_of(text)
-    if len(number) != 9:
-        return REJECT
-    area, group, serial = number[:3], number[3:5], number[5:]
-    if area in ("000", "666") or area >= "900" or group == "00" or serial == "0000":
+    if not ssn_number_ok(number):
         return REJECT
     if number in _SSN_ADVERTISING or number.startswith("98765432") or len(set(number)) == 1:
         return REJECT

@@ -1,0 +1,276 @@
+"""The one masking gate: card numbers and US SSNs are masked in every string that leaves the process.
+
+The DLP engine decides with context and scores what to *report*; this gate decides nothing but what
+may be *shown*, so it is deliberately wider: any run of 13 to 19 digits that passes Luhn, with or
+without separators (spaces, dashes, dots, underscores, ``+`` and ``%20``, mixed or not), anywhere in
+a string (a URL path, a host name, a DNS label, an SNI, a log line), and any run of 9 digits, bare
+or grouped 3-2-4, that passes the SSN area/group/serial rules. Both are masked the way DLP evidence
+is (``4111 **** **** 1111``, ``***-**-6789``). Digits that belong to a hex digest (32 or more hex
+characters) are left alone, so image digests and ids keep working.
+
+Pure functions only: the model imports nothing else, so the store, the CLI and every pillar use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable
+from itertools import accumulate
+from typing import Any
+
+_DOUBLED = str.maketrans("0123456789", "0246813579")  # 2d, minus 9 when above 9
+_NOT_DIGITS = {c: None for c in range(256) if not 48 <= c <= 57}
+
+
+def digits_of(text: str) -> str:
+    return text.translate(_NOT_DIGITS)
+
+
+def luhn_ok(number: str) -> bool:
+    """Mod-10 check over a string of digits (the last one is the check digit)."""
+    rev = number[::-1]
+    return sum(map(int, rev[0::2] + rev[1::2].translate(_DOUBLED))) % 10 == 0
+
+
+def ssn_number_ok(number: str) -> bool:
+    """Nine digits the SSA could have issued: area not 000, 666 or 9xx, group not 00, serial not
+    0000."""
+    if len(number) != 9 or not number.isdigit():
+        return False
+    area, group, serial = number[:3], number[3:5], number[5:]
+    return area not in ("000", "666") and area < "900" and group != "00" and serial != "0000"
+
+
+def keep_edges(text: str, first: int, last: int, significant: Callable[[str], bool]) -> str:
+    """Hide every significant character but the first ``first`` and last ``last``; separators stay
+    so the shape is recognisable."""
+    positions = [i for i, ch in enumerate(text) if significant(ch)]
+    if len(positions) <= first + last:
+        # Too short to show any edge without revealing most of it.
+        return "".join("*" if significant(ch) else ch for ch in text)
+    lo = positions[first] if first else positions[0]  # first hidden character
+    hi = positions[-last] if last else len(text)  # first shown character of the tail
+    middle = "".join("*" if significant(ch) else ch for ch in text[lo:hi])
+    return text[:lo] + middle + text[hi:]
+
+
+def mask_card(text: str) -> str:
+    """``4111 1111 1111 1111`` -> ``4111 **** **** 1111``."""
+    return keep_edges(text, 4, 4, str.isdigit)
+
+
+def mask_ssn(text: str) -> str:
+    """Any SSN shape -> ``***-**-6789``."""
+    digits = [ch for ch in text if ch.isdigit()]
+    return "***-**-" + "".join(digits[-4:])
+
+
+# Digit groups, and the URL-encoded separators whose digits must not count as a group.
+_TOKEN = re.compile(r"%2[0dDeE]|[0-9]+")
+# What may stand between two digit groups of one number: up to three separator characters.
+_GAP = re.compile(r"(?:[ \t._\-+]|%2[0dDeE]){1,3}")
+_DIGIT = re.compile(r"[0-9]")
+_HEX_BLOB = re.compile(r"[0-9A-Fa-f]{32,}")
+CARD_DIGITS = range(13, 20)
+_CHUNK = 4096  # groups per pass of the window search: memory stays bounded on any input
+_FAR = 1 << 62
+
+Group = tuple[int, int]  # start and end of a run of digits in the text
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every card number and SSN in it masked (the same object when none is).
+
+    Linear in the length of ``text``; a string without 9 digits costs one regex scan."""
+    if len(text) < 9 or not _DIGIT.search(text):
+        return text
+    blobs: list[Group] | None = None
+    hidden: bytearray | None = None  # 1 where a card's middle digit is
+    ssns: list[Group] = []
+    for run in _runs(text):
+        if sum(b - a for a, b in run) < 9:
+            continue
+        if blobs is None:
+            blobs = _hex_blobs(text)
+        for c in range(0, len(run), _CHUNK):
+            window = run[c : c + _CHUNK + CARD_DIGITS[-1]]
+            for positions in _card_middles(text, window, min(_CHUNK, len(window)), blobs):
+                if hidden is None:
+                    hidden = bytearray(len(text))
+                for i in positions:
+                    hidden[i] = 1
+        ssns.extend(_ssn_spans(text, run, blobs))
+    if hidden is None and not ssns:
+        return text
+    chars = list(text)
+    if hidden is not None:
+        for i in _positions(hidden):
+            chars[i] = "*"
+    for start, end in ssns:
+        if hidden is None or not any(hidden[start:end]):
+            chars[start:end] = [mask_ssn(text[start:end]), *([""] * (end - start - 1))]
+        else:  # inside a card as well: hide what either hides
+            serial = [i for i in range(start, end) if text[i].isdigit()][:5]
+            for i in serial:
+                chars[i] = "*"
+    return "".join(chars)
+
+
+def _positions(mask: bytearray) -> list[int]:
+    out: list[int] = []
+    at = mask.find(1)
+    while at >= 0:
+        end = mask.find(0, at)
+        end = len(mask) if end < 0 else end
+        out.extend(range(at, end))
+        at = mask.find(1, end)
+    return out
+
+
+def _runs(text: str) -> list[list[Group]]:
+    """Digit groups joined by separators, as lists of groups. A group of more than 19 digits is no
+    part of a card or an SSN, so it ends a run."""
+    runs: list[list[Group]] = []
+    current: list[Group] = []
+    for m in _TOKEN.finditer(text):
+        if m[0][0] == "%":
+            continue
+        start, end = m.span()
+        if current and (
+            end - start > CARD_DIGITS[-1] or not _GAP.fullmatch(text, current[-1][1], start)
+        ):
+            runs.append(current)
+            current = []
+        if end - start <= CARD_DIGITS[-1]:
+            current.append((start, end))
+    if current:
+        runs.append(current)
+    return runs
+
+
+def _hex_blobs(text: str) -> list[Group]:
+    return [
+        m.span()
+        for m in _HEX_BLOB.finditer(text)
+        if not m[0].isdigit()  # a digest has letters; a long digit run is not one
+    ]
+
+
+def _in_blob(start: int, end: int, blobs: list[Group]) -> bool:
+    at = bisect_right(blobs, (start, _FAR)) - 1  # the last blob starting at or before start
+    return at >= 0 and end <= blobs[at][1]
+
+
+def _card_middles(
+    text: str, groups: list[Group], n_starts: int, blobs: list[Group]
+) -> list[array[int]]:
+    """Positions to hide: the middle digits of every Luhn-valid window of whole groups that starts at
+    one of the first ``n_starts`` groups."""
+    where = array("q", (p for a, b in groups for p in range(a, b)))  # text position of each digit
+    digits = "".join(text[p] for p in where)
+    # Luhn sums of every window in O(1): prefix sums of the digits counted plain at even indices
+    # and doubled at odd ones (for a window ending on an even index), and the other way round.
+    plain, doubled = digits, digits.translate(_DOUBLED)
+    even_last = array("q", accumulate(map(int, _interleave(plain, doubled)), initial=0))
+    odd_last = array("q", accumulate(map(int, _interleave(doubled, plain)), initial=0))
+    starts = array("q", accumulate((b - a for a, b in groups), initial=0))
+    middles: list[array[int]] = []
+    for i in range(n_starts):
+        s = starts[i]
+        first = bisect_left(starts, s + CARD_DIGITS[0], i + 1)
+        for j in range(first, len(starts)):
+            e = starts[j]
+            if e - s > CARD_DIGITS[-1]:
+                break
+            sums = even_last if (e - 1) % 2 == 0 else odd_last
+            if (sums[e] - sums[s]) % 10 or digits.count(digits[s], s, e) == e - s:
+                continue
+            if j == i + 1 and _in_blob(*groups[i], blobs):
+                continue
+            middles.append(where[s + 4 : e - 4])
+    return middles
+
+
+def _interleave(even: str, odd: str) -> str:
+    """Characters of ``even`` at even indices and of ``odd`` at odd ones."""
+    out = list(even)
+    out[1::2] = odd[1::2]
+    return "".join(out)
+
+
+def _ssn_spans(text: str, groups: list[Group], blobs: list[Group]) -> list[Group]:
+    """Spans of SSNs: one group of 9 digits, or groups of 3, 2 and 4 with the same separator."""
+    spans: list[Group] = []
+    i = 0
+    while i < len(groups):
+        a, b = groups[i]
+        if b - a == 9:
+            if ssn_number_ok(text[a:b]) and not _in_blob(a, b, blobs):
+                spans.append((a, b))
+        elif b - a == 3 and i + 2 < len(groups):
+            (c, d), (e, f) = groups[i + 1], groups[i + 2]
+            shaped = d - c == 2 and f - e == 4 and text[b:c] == text[d:e]
+            if shaped and ssn_number_ok(text[a:b] + text[c:d] + text[e:f]):
+                spans.append((a, f))
+                i += 3
+                continue
+        i += 1
+    return spans
+
+
+def redact(value: Any, *, keep: frozenset[str] = frozenset()) -> Any:
+    """``value`` with :func:`redact_text` applied to every string in it, through dicts, lists and
+    tuples (keys too). Entries of a dict whose key is in ``keep`` (ids Stockade made itself) pass
+    unchanged."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {
+            redact_text(k) if isinstance(k, str) else k: v if k in keep else redact(v, keep=keep)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(v, keep=keep) for v in value]
+    if isinstance(value, tuple):
+        return tuple(redact(v, keep=keep) for v in value)
+    return value
+
+
+class RedactingFilter(logging.Filter):
+    """Masks card numbers and SSNs in a log record's message, arguments and traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: the handler reports it as it always does
+            return True
+        masked = redact_text(message)
+        if masked is not message:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_text(record.stack_info)
+        return True
+
+
+def install_log_redaction() -> None:
+    """Apply :class:`RedactingFilter` to every log record this process creates, whatever logger or
+    handler (including ones configured later, such as uvicorn's) it goes through."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "stockade_redacting", False):
+        return
+    gate = RedactingFilter()
+
+    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        gate.filter(record)
+        return record
+
+    make_record.stockade_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(make_record)

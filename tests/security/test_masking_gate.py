@@ -1,0 +1,508 @@
+"""Issue 11, High 1: card numbers and SSNs in protocol metadata left the process unmasked.
+
+A card in a URL path, a Host header, a DNS name, a TLS SNI, a PostgreSQL user, a Kafka client id,
+an SMTP greeting, an SSH banner... was stored in ``network_connections``, printed by ``sensor
+--format json`` and copied into ``tls.weak_version`` events, while the DLP engine reported the same
+number masked. Every string now leaves through one gate (``stockade.model.redact``). The end-to-end
+test plants numbers in every metadata field of every protocol detector, runs the real sensor on a
+real pcap into a real SQLite file, and looks for any formatting of them everywhere it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import sqlite3
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import hpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stockade.model import Event, Finding, Pillar, ResourceRef, Severity
+from stockade.model.redact import RedactingFilter, redact, redact_text
+from stockade.network.dlp.validators import luhn_check_digit
+from stockade.store import Store
+from stockade.store.records import list_events, list_findings, record_events, record_findings
+from tests.network import frames as F
+
+# ---------------------------------------------------------------------------------------------
+# Planted numbers: Luhn-valid cards of every length the gate covers, and SSNs that pass the rules.
+
+
+def _card(prefix: str, length: int, seed: int) -> str:
+    rng = random.Random(seed)
+    body = prefix + "".join(rng.choice("0123456789") for _ in range(length - 1 - len(prefix)))
+    return body + luhn_check_digit(body)
+
+
+_GROUPS = {13: (4, 4, 5), 14: (4, 6, 4), 15: (4, 6, 5), 16: (4, 4, 4, 4), 19: (4, 4, 4, 4, 3)}
+
+
+def shaped(number: str, sep: str) -> str:
+    """``number`` written with ``sep`` between its usual groups (3-2-4 for an SSN)."""
+    sizes = (3, 2, 4) if len(number) == 9 else _GROUPS[len(number)]
+    parts, at = [], 0
+    for n in sizes:
+        parts.append(number[at : at + n])
+        at += n
+    return sep.join(parts)
+
+
+def any_format(number: str) -> re.Pattern[bytes]:
+    """The digits of ``number`` in order with up to three non-digits (or a %20) between any two:
+    plain, spaced, dashed, dotted, URL-encoded, or any mix."""
+    gap = rb"(?:[^0-9]|%2[0dDeE]){0,3}"
+    return re.compile(gap.join(d.encode() for d in number))
+
+
+PLANTED: dict[str, str] = {}  # field -> planted number (digits only)
+
+
+def plant(field: str, number: str) -> str:
+    PLANTED[field] = number
+    return number
+
+
+# ---------------------------------------------------------------------------------------------
+# Real protocol bytes, one conversation per detector (layouts from each protocol's specification).
+
+
+def _http1() -> tuple[bytes, bytes]:
+    path = shaped(plant("http.path", _card("4", 16, 1)), "")
+    host = shaped(plant("http.host", _card("51", 16, 2)), "-")
+    req = f"GET /v1/cards/{path}/charge HTTP/1.1\r\nHost: {host}.shop.example\r\n\r\n"
+    return req.encode(), b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+
+def _http1_ssn() -> tuple[bytes, bytes]:
+    ssn = plant("http.path ssn", "536228401")
+    card = shaped(plant("http.path %20", _card("6011", 16, 3)), "%20")
+    host = shaped(plant("http.host dotted", _card("37", 15, 4)), ".")
+    req = f"GET /people/{shaped(ssn, '-')}/cards/{card} HTTP/1.1\r\nHost: {host}.example\r\n\r\n"
+    return req.encode(), b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+
+
+def _dns_question(name: str, response: bool) -> bytes:
+    flags = 0x8180 if response else 0x0100
+    head = struct.pack("!HHHHHH", 0x4A4A, flags, 1, 0, 0, 0)
+    labels = b"".join(bytes([len(x)]) + x.encode() for x in name.rstrip(".").split("."))
+    return head + labels + b"\0" + struct.pack("!HH", 1, 1)
+
+
+def _dns_udp() -> tuple[bytes, bytes]:
+    name = shaped(plant("dns.qname dotted", _card("4", 16, 5)), ".") + ".pay.example."
+    return _dns_question(name, False), _dns_question(name, True)
+
+
+def _dns_tcp() -> tuple[bytes, bytes]:
+    name = f"ssn{plant('dns.qname ssn', '219456781')}.x{plant('dns.qname', _card('4', 13, 6))}.example."
+    q, a = _dns_question(name, False), _dns_question(name, True)
+    return struct.pack("!H", len(q)) + q, struct.pack("!H", len(a)) + a
+
+
+def _client_hello(sni: str, version: int = 0x0301) -> bytes:
+    name = sni.encode()
+    server_name = struct.pack("!BH", 0, len(name)) + name
+    sni_ext = struct.pack("!HH", 0, len(server_name) + 2) + struct.pack("!H", len(server_name))
+    sni_ext += server_name
+    body = struct.pack("!H", version) + bytes(32) + b"\0" + struct.pack("!HH", 2, 0x002F)
+    body += b"\x01\x00" + struct.pack("!H", len(sni_ext)) + sni_ext
+    handshake = b"\x01" + len(body).to_bytes(3, "big") + body
+    return b"\x16" + struct.pack("!HH", 0x0301, len(handshake)) + handshake
+
+
+def _server_hello(version: int = 0x0301) -> bytes:
+    body = struct.pack("!H", version) + bytes(32) + b"\0" + struct.pack("!HB", 0x002F, 0)
+    handshake = b"\x02" + len(body).to_bytes(3, "big") + body
+    return b"\x16" + struct.pack("!HH", version, len(handshake)) + handshake
+
+
+def _tls() -> tuple[bytes, bytes]:
+    # TLS 1.0: a tls.weak_version event, whose data and message carry the SNI
+    sni = plant("tls.sni", _card("4", 16, 7)) + ".pay.example"
+    return _client_hello(sni), _server_hello()
+
+
+def _postgres() -> tuple[bytes, bytes]:
+    user = shaped(plant("postgres.user", _card("55", 16, 8)), " ")
+    database = shaped(plant("postgres.database", "401335012"), "-")
+    app = shaped(plant("postgres.application_name", _card("4", 19, 9)), ".")
+    params = b"".join(
+        k + b"\0" + v.encode() + b"\0"
+        for k, v in ((b"user", user), (b"database", database), (b"application_name", app))
+    )
+    body = struct.pack("!I", 196608) + params + b"\0"
+    return struct.pack("!i", 4 + len(body)) + body, b"R" + struct.pack("!ii", 8, 0)
+
+
+def _postgres_ssl() -> tuple[bytes, bytes]:
+    sni = "db-" + shaped(plant("postgres tls.sni", _card("36", 14, 10)), "-") + ".example"
+    request = struct.pack("!iI", 8, 80877103)
+    return request + _client_hello(sni, 0x0303), b"S" + _server_hello(0x0303)
+
+
+def _mysql() -> tuple[bytes, bytes]:
+    version = "8.0.36-" + plant("mysql.version", _card("35", 16, 11))
+    body = (b"\x0a" + version.encode() + b"\0" + struct.pack("<I", 11) + b"abcdefgh" + b"\0"
+            + struct.pack("<H", 0xF7FF) + b"\x21" + struct.pack("<H", 2)
+            + struct.pack("<H", 0x81) + b"\x15" + bytes(10) + b"ijklmnopqrst\0"
+            + b"caching_sha2_password\0")  # fmt: skip
+    greeting = len(body).to_bytes(3, "little") + b"\0" + body
+    user = shaped(plant("mysql.user", "078223344"), "")
+    login = struct.pack("<II", 0x0200 | 0x8000, 1 << 24) + b"\x21" + bytes(23) + user.encode()
+    login += b"\0"
+    return len(login).to_bytes(3, "little") + b"\x01" + login, greeting
+
+
+def _kafka() -> tuple[bytes, bytes]:
+    client_id = ("billing-" + shaped(plant("kafka.client_id", _card("62", 16, 12)), "-")).encode()
+    body = struct.pack("!hhih", 18, 3, 77, len(client_id)) + client_id + b"\0\0"
+    return struct.pack("!i", len(body)) + body, struct.pack("!ii", 10, 77) + bytes(6)
+
+
+def _smtp() -> tuple[bytes, bytes]:
+    card = shaped(plant("smtp.greeting", _card("4", 16, 13)), " ")
+    return b"EHLO client.example\r\n", f"220 mx {card} ESMTP\r\n250 mx\r\n".encode()
+
+
+def _ssh() -> tuple[bytes, bytes]:
+    client = "SSH-2.0-OpenSSH_" + plant("ssh.client_software", _card("4", 16, 14)) + "\r\n"
+    server = "SSH-2.0-" + shaped(plant("ssh.server_software", "536228402"), "-") + "\r\n"
+    return client.encode(), server.encode()
+
+
+def _h2(
+    headers: list[tuple[str, str]], server_headers: list[tuple[str, str]]
+) -> tuple[bytes, bytes]:
+    def frame(ftype: int, flags: int, stream: int, payload: bytes) -> bytes:
+        return (
+            len(payload).to_bytes(3, "big")
+            + bytes([ftype, flags])
+            + struct.pack("!I", stream)
+            + payload
+        )
+
+    client = (
+        F_PREFACE + frame(4, 0, 0, b"") + frame(1, 0x4 | 0x1, 1, hpack.Encoder().encode(headers))
+    )
+    server = frame(4, 0, 0, b"") + frame(1, 0x4, 1, hpack.Encoder().encode(server_headers))
+    return client, server
+
+
+F_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def _grpc() -> tuple[bytes, bytes]:
+    method = "/pay.v1.Cards/Charge" + plant("grpc.method", _card("4", 16, 15))
+    authority = shaped(plant("grpc http.host", _card("52", 16, 16)), "-") + ".grpc.example"
+    return _h2(
+        [(":method", "POST"), (":scheme", "http"), (":path", method), (":authority", authority),
+         ("content-type", "application/grpc")],
+        [(":status", "200"), ("content-type", "application/grpc")],
+    )  # fmt: skip
+
+
+def _http2() -> tuple[bytes, bytes]:
+    path = "/orders/" + shaped(plant("http2 http.path", _card("4", 16, 17)), ".")
+    authority = "ssn-" + plant("http2 http.host", "536228403") + ".example"
+    return _h2(
+        [(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", authority)],
+        [(":status", "200")],
+    )
+
+
+def _redis() -> tuple[bytes, bytes]:
+    name = plant("redis.command", _card("4", 16, 18)).encode()
+    return b"*2\r\n$%d\r\n%s\r\n$3\r\nkey\r\n" % (len(name), name), b"-ERR unknown command\r\n"
+
+
+def _mongodb() -> tuple[bytes, bytes]:
+    key = plant("mongodb.command", _card("54", 16, 19))
+    element = b"\x10" + key.encode() + b"\0" + struct.pack("<i", 1)
+    doc = struct.pack("<i", 4 + len(element) + 1) + element + b"\0"
+    body = struct.pack("<I", 0) + b"\0" + doc
+    reply_body = struct.pack("<I", 0) + b"\0" + doc
+    return (
+        struct.pack("<iiii", 16 + len(body), 7, 0, 2013) + body,
+        struct.pack("<iiii", 16 + len(reply_body), 8, 7, 2013) + reply_body,
+    )
+
+
+def _imap() -> tuple[bytes, bytes]:
+    card = shaped(plant("imap greeting", _card("4", 16, 20)), "-")
+    return b"a1 CAPABILITY\r\n", f"* OK IMAP4rev1 {card} ready\r\na1 OK done\r\n".encode()
+
+
+def _pop3() -> tuple[bytes, bytes]:
+    ssn = shaped(plant("pop3 greeting", "536228404"), " ")
+    return b"CAPA\r\n", f"+OK POP3 {ssn} ready\r\n".encode()
+
+
+# (builder, transport, server port, protocol the sensor must name, detail keys that must be there)
+CONVERSATIONS = (
+    (_http1, "tcp", 8080, "proto.http", ("http.path", "http.host")),
+    (_http1_ssn, "tcp", 8081, "proto.http", ("http.path", "http.host")),
+    (_dns_udp, "udp", 53, "proto.dns", ("dns.qname",)),
+    (_dns_tcp, "tcp", 53, "proto.dns", ("dns.qname",)),
+    (_tls, "tcp", 443, "proto.tls", ("tls.sni",)),
+    (_postgres, "tcp", 5432, "proto.postgres", ("postgres.user", "postgres.database")),
+    (_postgres_ssl, "tcp", 5433, "proto.postgres", ("tls.sni",)),
+    (_mysql, "tcp", 3306, "proto.mysql", ("mysql.version", "mysql.user")),
+    (_kafka, "tcp", 9092, "proto.kafka", ("kafka.client_id",)),
+    (_smtp, "tcp", 25, "proto.smtp", ("smtp.greeting",)),
+    (_ssh, "tcp", 22, "proto.ssh", ("ssh.client_software", "ssh.server_software")),
+    (_grpc, "tcp", 50051, "proto.grpc", ("grpc.method", "http.host")),
+    (_http2, "tcp", 8082, "proto.http2", ("http.path", "http.host")),
+    (_redis, "tcp", 6379, "proto.redis", ("redis.command",)),
+    (_mongodb, "tcp", 27017, "proto.mongodb", ("mongodb.command",)),
+    (_imap, "tcp", 143, "proto.imap", ()),
+    (_pop3, "tcp", 110, "proto.pop3", ()),
+)
+
+
+def _pcap(path: Path) -> None:
+    frames: list[bytes] = []
+    for i, (build, transport, port, _proto, _keys) in enumerate(CONVERSATIONS):
+        request, response = build()
+        client, cport = f"10.0.1.{i + 1}", 41000 + i
+        if transport == "udp":
+            frames.append(F.ipv4(client, "10.0.2.1", 17, F.udp(cport, port, request)))
+            frames.append(F.ipv4("10.0.2.1", client, 17, F.udp(port, cport, response)))
+        else:
+            frames.extend(F.conversation(client, "10.0.2.1", cport, port, request, response))
+    path.write_bytes(F.pcap([(1700000000 + i / 1000, F.ether(p)) for i, p in enumerate(frames)]))
+
+
+# Runs the real entry point with a log file at DEBUG and SQLAlchemy echoing every statement and its
+# parameters: the log sees every value that goes to the database.
+_WITH_LOG_FILE = textwrap.dedent(
+    """
+    import logging, sys
+    logging.basicConfig(filename=sys.argv[1], level=logging.DEBUG)
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO)
+    from stockade.cli.app import main
+    main(sys.argv[2:])
+    """
+)
+
+
+def _sensor(log: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-c", _WITH_LOG_FILE, str(log), "sensor", *args],
+        capture_output=True,
+        timeout=180,
+        env=os.environ.copy(),
+    )
+
+
+def _leaks(blobs: dict[str, bytes]) -> list[str]:
+    found = []
+    for field, number in PLANTED.items():
+        pattern = any_format(number)
+        found += [
+            f"{field} ({number}) in {where}" for where, b in blobs.items() if pattern.search(b)
+        ]
+    return found
+
+
+def test_numbers_in_protocol_metadata_never_leave_the_sensor(tmp_path: Path) -> None:
+    capture = tmp_path / "planted.pcap"
+    _pcap(capture)
+    db, log = tmp_path / "s.db", tmp_path / "sensor.log"
+    out = _sensor(log, "--pcap", str(capture), "--format", "json", "--db", f"sqlite:///{db}")
+    assert out.returncode == 0, out.stderr.decode()
+    # the database file and whatever WAL/SHM the sensor left, before anything else opens them
+    blobs = {p.name: p.read_bytes() for p in tmp_path.glob("s.db*")}
+    table = _sensor(tmp_path / "table.log", "--pcap", str(capture), "--format", "table")
+    assert table.returncode == 0, table.stderr.decode()
+    blobs |= {
+        "stdout": out.stdout,
+        "stderr": out.stderr,
+        "log": log.read_bytes(),
+        "table stdout": table.stdout,
+        "table stderr": table.stderr,
+    }
+    assert b"INSERT INTO network_connections" in blobs["log"]  # the log saw the parameters
+    assert _leaks(blobs) == []
+    assert len(PLANTED) >= 25
+
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    by_port = {(r["transport"], r["server"]["port"]): r for r in records}
+    for _build, transport, port, protocol, keys in CONVERSATIONS:
+        rec = by_port[(transport, port)]
+        assert rec["protocol"] == protocol, (port, rec["protocol"])
+        for key in keys:  # the planted field really reached the record, masked
+            assert "*" in rec["details"][key], (protocol, key, rec["details"])
+    assert by_port[("tcp", 443)]["tls"]["version"] == "TLS1.0"
+    conn = sqlite3.connect(db)
+    try:
+        (sni,) = conn.execute(
+            "SELECT sni FROM network_connections WHERE server_port=443"
+        ).fetchone()
+        weak = conn.execute(
+            "SELECT message, data FROM events WHERE kind='tls.weak_version'"
+        ).fetchall()
+        stored = conn.execute("SELECT count(*) FROM network_connections").fetchone()[0]
+    finally:
+        conn.close()
+    assert stored == len(CONVERSATIONS)
+    assert sni.startswith("4") and "*" in sni and sni.endswith(".pay.example")
+    assert len(weak) == 1 and "*" in json.loads(weak[0][1])["sni"]
+
+
+def test_error_message_masks_what_it_quotes(tmp_path: Path) -> None:
+    card = _card("4", 16, 30)
+    missing = tmp_path / f"capture-{shaped(card, '-')}.pcap"
+    out = _sensor(tmp_path / "err.log", "--pcap", str(missing))
+    assert out.returncode == 3 and out.stderr.startswith(b"stockade: error: ")
+    assert b"capture-" in out.stderr and not any_format(card).search(out.stderr)
+
+
+def test_log_records_are_masked_whatever_the_handler(tmp_path: Path) -> None:
+    card, ssn = _card("4", 16, 31), "536228405"
+    script = textwrap.dedent(
+        f"""
+        import logging, sys
+        from stockade.model.redact import install_log_redaction
+        install_log_redaction()
+        logging.basicConfig(filename=sys.argv[1], level=logging.INFO)
+        log = logging.getLogger("stockade.test")
+        log.warning("host %s ssn %s", "{shaped(card, ".")}.example", "{shaped(ssn, "-")}")
+        try:
+            raise ValueError("bad user {card}")
+        except ValueError:
+            log.exception("failed for {shaped(card, " ")}")
+        log.info("%d %s", 1)  # a broken format string is reported by logging, not raised
+        """
+    )
+    log = tmp_path / "app.log"
+    subprocess.run([sys.executable, "-c", script, str(log)], check=True, capture_output=True)
+    text = log.read_bytes()
+    assert b"ValueError: bad user 4" in text and b"***-**-8405" in text
+    assert not any_format(card).search(text) and not any_format(ssn).search(text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Events and findings written to the store, SQLite and PostgreSQL
+
+
+def test_events_and_findings_are_masked_in_the_store(any_store: Store) -> None:
+    card, ssn = _card("4", 16, 40), "536228406"
+    pod = ResourceRef(kind="pod", name=f"pay-{card}", namespace="shop", labels=(("ssn", ssn),))
+    event = Event(
+        kind="tls.weak_version",
+        message=f"TLS1.0 negotiated, SNI {shaped(card, ' ')}",
+        severity=Severity.MEDIUM,
+        resource=pod,
+        data={
+            "connection": "abcd1234-5",
+            "sni": f"{card}.example",
+            "nested": [{"v": shaped(ssn, "-")}],
+        },
+    )
+    digest = "sha256:" + "4111111111111111" + "ab" * 24
+    finding = Finding(
+        id="k8s.workload.env_secret",
+        pillar=Pillar.COMPLIANCE,
+        title=f"secret in env of {shaped(card, '-')}",
+        severity=Severity.HIGH,
+        resource=ResourceRef(kind="image", name=f"shop/{ssn}", digest=digest),
+    )
+    record_events(any_store, [event])
+    run = record_findings(any_store, [finding])
+    (got,) = list_events(any_store)
+    (row,) = list_findings(any_store, run_id=run)
+    text = json.dumps([got.to_dict(), row], default=str).encode()
+    assert not any_format(card).search(text) and not any_format(ssn).search(text)
+    assert got.data["sni"] == f"{card[:4]}********{card[-4:]}.example"
+    assert got.data["connection"] == "abcd1234-5" and got.data["nested"] == [{"v": "***-**-8406"}]
+    assert row["resource"]["digest"] == digest  # a digest is not a card
+
+
+# ---------------------------------------------------------------------------------------------
+# The gate itself
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("GET /pay/4111111111111111 HTTP/1.1", "GET /pay/4111********1111 HTTP/1.1"),
+        ("4111 1111 1111 1111", "4111 **** **** 1111"),
+        ("4111-1111-1111-1111.shop.example", "4111-****-****-1111.shop.example"),
+        ("4111.1111.1111.1111.pay.example.", "4111.****.****.1111.pay.example."),
+        ("/pay/4111%201111%201111%201111", "/pay/4111%20****%20****%201111"),
+        ("app-378282246310005x", "app-3782*******0005x"),
+        ("ssn 536-22-8401 and 536 22 8401", "ssn ***-**-8401 and ***-**-8401"),
+        ("user536228401", "user***-**-8401"),
+        ("2023-11-14T22:13:20.001000+00:00", "2023-11-14T22:13:20.001000+00:00"),
+        ("order 4111111111111112, port 5432", "order 4111111111111112, port 5432"),
+        ("000-12-3456, 666123456, 536-00-8401", "000-12-3456, 666123456, 536-00-8401"),
+        ("10.244.1.15 -> 10.244.1.16:8080", "10.244.1.15 -> 10.244.1.16:8080"),
+        ("image@sha256:" + "4111111111111111" + "ab" * 24, "image@sha256:" + "4111111111111111" + "ab" * 24),
+    ],
+)  # fmt: skip
+def test_gate_examples(text: str, masked: str) -> None:
+    assert redact_text(text) == masked
+
+
+def test_text_without_numbers_is_the_same_object() -> None:
+    text = "GET /index.html HTTP/1.1 Host: shop.example " * 50
+    assert redact_text(text) is text
+    value = {"a": [text, ("x", 1, None)], "b": 2.5}
+    assert redact(value) == value
+
+
+_SEPARATORS = st.sampled_from(["", "", "", " ", "-", ".", "_", "+", "%20", " - ", "  "])
+_AROUND = st.text(
+    alphabet="ghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ /:?=&,;()[]{}\"'@#*", max_size=30
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(alphabet="0123456789", min_size=15, max_size=15),
+    st.lists(_SEPARATORS, min_size=15, max_size=15),
+    _AROUND,
+    _AROUND,
+)
+def test_any_luhn_valid_card_with_any_separators_is_masked(
+    partial: str, separators: list[str], before: str, after: str
+) -> None:
+    card = partial + luhn_check_digit(partial)
+    written = card[0] + "".join(sep + d for sep, d in zip(separators, card[1:], strict=True))
+    out = redact_text(before + written + after)
+    if len(set(card)) == 1:
+        return  # 0000000000000000 is Luhn-valid but no card
+    assert not any_format(card).search(out.encode()), out
+    assert out.startswith(before) and out.endswith(after)
+    middle = out[len(before) : len(out) - len(after)].replace("%20", " ")
+    shown = [ch for ch in middle if ch.isdigit()]
+    assert "".join(shown) == card[:4] + card[-4:]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(alphabet=st.characters(blacklist_characters="0123456789")),
+    st.lists(st.integers(0, 99_999_999), max_size=8),
+)
+def test_text_without_cards_or_ssns_is_unchanged(text: str, numbers: list[int]) -> None:
+    assert redact_text(text) is text
+    mixed = text + ", ".join(str(n) for n in numbers)  # runs of 8 digits at most
+    assert redact_text(mixed) == mixed
+
+
+def test_log_filter_masks_message_and_arguments() -> None:
+    record = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "user %s: %r", ("4111 1111 1111 1111", "536-22-8401"), None
+    )
+    assert RedactingFilter().filter(record)
+    assert record.getMessage() == "user 4111 **** **** 1111: '***-**-8401'"
