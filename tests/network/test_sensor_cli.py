@@ -69,7 +69,8 @@ def test_json_output_store_and_fail_on(card_pcap: Path, tmp_path: Path) -> None:
     assert rec["protocol"] == "proto.http" and not rec["encrypted"]
     assert {h["sensor"] for h in rec["dlp"]} == {"dlp.payment_card", "dlp.us_ssn"}
     assert rec["client"]["ip"] == "10.0.0.1" and rec["server"]["port"] == 8080
-    assert "stored 1 connections and 2 events" in out.stderr
+    # two DLP events and the run's network.observed summary
+    assert "stored 1 connections and 3 events" in out.stderr
     assert CARD not in out.stdout + out.stderr
     assert CARD.encode() not in b"".join(p.read_bytes() for p in tmp_path.glob("s.db*"))
 

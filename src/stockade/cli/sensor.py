@@ -196,63 +196,52 @@ def sensor_cmd(
 
 
 class _Outputs:
-    """Per connection: stream JSON, tally events, and write to the store in batches (so a long
-    capture keeps no growing list of records unless a table is wanted)."""
-
-    BATCH = 200
+    """Per connection: stream JSON (the CLI's part); tallies and batched storing are the network
+    pillar's ``Recorder``."""
 
     def __init__(self, *, fmt: str, db: str | None, store: bool, capture: str) -> None:
-        from stockade.model import Severity
-        from stockade.network.observation import Observation
+        from stockade.network.recorder import Recorder
 
         self.json = fmt == "json"
-        self.connections = 0
-        self.kinds: dict[str, int] = {}
-        self.worst = Severity.UNKNOWN
-        self.stored = (0, 0)
-        self._pending: list[Any] = []
         self._store = None
-        self.capture = capture
-        self.observed = Observation()
         if store:
             from stockade.cli.common import open_db
 
             self._store = open_db(db)  # opened first: a bad URL fails before any capture
+        self.recorder = Recorder(self._store, capture=capture)
+
+    @property
+    def connections(self) -> int:
+        return self.recorder.connections
+
+    @property
+    def kinds(self) -> dict[str, int]:
+        return self.recorder.kinds
+
+    @property
+    def worst(self) -> Any:
+        return self.recorder.worst
+
+    @property
+    def stored(self) -> tuple[int, int]:
+        return self.recorder.stored
 
     def record(self, rec: Any) -> None:
-        from stockade.network.connection import events_for
-
-        self.connections += 1
-        self.observed.add(rec)
-        for e in events_for(rec):
-            self.kinds[e.kind] = self.kinds.get(e.kind, 0) + 1
-            self.worst = max(self.worst, e.severity)
+        self.recorder.add(rec)
         if self.json:
             sys.stdout.write(json.dumps(rec.to_dict()) + "\n")
             sys.stdout.flush()
-        if self._store is not None:
-            self._pending.append(rec)
-            if len(self._pending) >= self.BATCH:
-                self.flush()
 
     def flush(self) -> None:
-        if self._store is None or not self._pending:
-            return
-        from stockade.network.store import write
-
-        conns, events = write(self._store, self._pending)
-        self.stored = (self.stored[0] + conns, self.stored[1] + events)
-        self._pending = []
+        self.recorder.flush()
 
     def close(self) -> None:
         if self._store is None:
             return
-        if self.observed.connections:
-            from stockade.store.records import record_events
-
-            self.flush()
-            record_events(self._store, [self.observed.event(self.capture)])
-        self._store.close()
+        try:
+            self.recorder.finish()
+        finally:
+            self._store.close()
 
 
 def _try_load(state: Path) -> Any:

@@ -1,0 +1,59 @@
+"""A sensor run's bookkeeping: connection records as they stream by are tallied (events by kind,
+the worst severity, the run's observation) and written to the store in batches, so a long capture
+keeps no growing list of records."""
+
+from __future__ import annotations
+
+from stockade.model import Event, Severity
+from stockade.network.connection import ConnectionRecord, events_for
+from stockade.network.observation import Observation
+from stockade.network.store import write
+from stockade.store import Store
+from stockade.store.records import record_events
+
+
+class Recorder:
+    BATCH = 200
+
+    def __init__(self, store: Store | None, *, capture: str, source: str = "sensor") -> None:
+        self.store = store
+        self.capture = capture
+        self.source = source
+        self.connections = 0
+        self.kinds: dict[str, int] = {}
+        self.worst = Severity.UNKNOWN
+        self.stored = (0, 0)  # connections, events
+        self.observed = Observation(source)
+        self._pending: list[ConnectionRecord] = []
+
+    def add(self, rec: ConnectionRecord) -> list[Event]:
+        """Tally one record (and queue it for the store); returns its events."""
+        self.connections += 1
+        self.observed.add(rec)
+        events = events_for(rec, self.source)
+        for e in events:
+            self.kinds[e.kind] = self.kinds.get(e.kind, 0) + 1
+            self.worst = max(self.worst, e.severity)
+        if self.store is not None:
+            self._pending.append(rec)
+            if len(self._pending) >= self.BATCH:
+                self.flush()
+        return events
+
+    def flush(self) -> None:
+        if self.store is None or not self._pending:
+            return
+        conns, events = write(self.store, self._pending, self.source)
+        self.stored = (self.stored[0] + conns, self.stored[1] + events)
+        self._pending = []
+
+    def finish(self) -> None:
+        """Write what is left and the run's ``network.observed`` summary (when it saw traffic)."""
+        if self.store is None:
+            return
+        self.flush()
+        if self.observed.connections:
+            self.stored = (
+                self.stored[0],
+                self.stored[1] + record_events(self.store, [self.observed.event(self.capture)]),
+            )
