@@ -126,7 +126,9 @@ def test_cyclonedx_validates_and_affects_refer_to_components(tmp_path: Path) -> 
     bom = json.loads(text)
     assert bom["specVersion"] == "1.5"
     refs = {c["bom-ref"] for c in bom["components"]}
-    assert len(bom["components"]) == 5
+    libraries = [c for c in bom["components"] if c["type"] == "library"]
+    assert len(libraries) == 5  # and the distribution as an operating-system component
+    assert [c["name"] for c in bom["components"] if c["type"] == "operating-system"] == ["debian"]
     affected = [a["ref"] for v in bom["vulnerabilities"] for a in v["affects"]]
     assert len(affected) == 5 and set(affected) <= refs
     vulns = {v["id"]: v for v in bom["vulnerabilities"]}
@@ -168,3 +170,24 @@ def test_renderer_names() -> None:
 
     with pytest.raises(UsageError):
         renderer("xml")
+
+
+def test_scan_cyclonedx_reads_back_whole() -> None:
+    """One CycloneDX writer: what `scan --format cyclonedx` writes, the SBOM reader reads back with
+    every package's layer, source package and locations (they were lost before)."""
+    from dataclasses import replace
+
+    from stockade.scanning.sbom.cyclonedx import from_dict
+
+    base = report()
+    inv = base.inventory
+    packages = tuple(
+        replace(p, source_name=f"{p.name}-src", source_version=p.version) for p in inv.packages
+    )
+    scanned = replace(base, inventory=replace(inv, packages=packages))
+    back = from_dict(json.loads(render_cyclonedx(scanned)))
+
+    def facts(pkgs):
+        return sorted((p.name, p.version, p.layer, p.source_name, p.locations) for p in pkgs)
+
+    assert facts(back.packages) == facts(packages)

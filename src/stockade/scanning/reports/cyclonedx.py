@@ -15,8 +15,8 @@ from stockade.model import Severity
 from stockade.scanning.gate import GatedFinding
 from stockade.scanning.interface import Package
 from stockade.scanning.results import ScanReport, vuln
+from stockade.scanning.sbom import cyclonedx as sbom_cyclonedx
 
-SPEC_VERSION = "1.5"
 
 _RATING = {
     Severity.CRITICAL: "critical",
@@ -47,33 +47,26 @@ def render_cyclonedx(report: ScanReport) -> str:
 
 
 def cyclonedx_dict(report: ScanReport) -> dict[str, Any]:
+    """The SBOM of the scanned inventory (``sbom.cyclonedx``: the one CycloneDX writer, which the
+    reader reads back whole: layers, source packages, locations) plus the vulnerabilities."""
     inv = report.inventory
-    refs, components = _components(inv.packages)
-    root_ref = "stockade:target"
-    vulns = _vulnerabilities(report, refs)
-    return {
-        "bomFormat": "CycloneDX",
-        "specVersion": SPEC_VERSION,
-        "serialNumber": "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, _serial_seed(report))),
-        "version": 1,
-        "metadata": {
-            "timestamp": report.scanned_at.replace(microsecond=0).isoformat(),
-            "tools": {
-                "components": [
-                    {
-                        "type": "application",
-                        "name": "stockade",
-                        "version": report.tool_version or "0",
-                    }
-                ]
-            },
-            "component": _root_component(report, root_ref),
-            "properties": _coverage_properties(report),
-        },
-        "components": components,
-        "dependencies": [{"ref": root_ref, "dependsOn": [c["bom-ref"] for c in components]}],
-        "vulnerabilities": vulns,
+    doc = sbom_cyclonedx.to_dict(inv, now=report.scanned_at)
+    refs = {
+        _key_of(p): c["bom-ref"]
+        for p, c in zip(inv.packages, doc["components"], strict=False)
+        if c.get("type") == "library"
     }
+    doc["serialNumber"] = "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, _serial_seed(report)))
+    metadata = doc["metadata"]
+    metadata["tools"]["components"][0]["version"] = report.tool_version or "0"
+    metadata["properties"] = _coverage_properties(report)
+    if inv.distro:
+        root = metadata["component"]
+        root.setdefault("properties", []).append(
+            {"name": "stockade:distro", "value": f"{inv.distro.id} {inv.distro.version_id}"}
+        )
+    doc["vulnerabilities"] = _vulnerabilities(report, refs)
+    return doc
 
 
 def _coverage_properties(report: ScanReport) -> list[dict[str, str]]:
@@ -90,65 +83,12 @@ def _serial_seed(report: ScanReport) -> str:
     return f"stockade:{inv.source}:{digest}:{report.scanned_at.isoformat()}"
 
 
-def _root_component(report: ScanReport, ref: str) -> dict[str, Any]:
-    inv = report.inventory
-    img = inv.image
-    comp: dict[str, Any] = {
-        "bom-ref": ref,
-        "type": "container" if img else "file",
-        "name": inv.source,
-    }
-    if img:
-        comp["name"] = img.name or inv.source
-        version = img.manifest_digest or img.tag
-        if version:
-            comp["version"] = version
-    if inv.distro:
-        comp["properties"] = [
-            {"name": "stockade:distro", "value": f"{inv.distro.id} {inv.distro.version_id}"}
-        ]
-    return comp
-
-
 def package_key(purl: str, type_: str, name: str, version: str, location: str) -> tuple[str, ...]:
     return (purl, location) if purl else (type_, name, version, location)
 
 
-def _components(
-    packages: tuple[Package, ...],
-) -> tuple[dict[tuple[str, ...], str], list[dict[str, Any]]]:
-    refs: dict[tuple[str, ...], str] = {}
-    used: set[str] = set()
-    out = []
-    for i, p in enumerate(packages):
-        loc = p.locations[0] if p.locations else ""
-        key = package_key(p.purl, p.type, p.name, p.version, loc)
-        if key in refs:
-            continue
-        ref = p.purl or f"stockade:pkg:{p.type}/{p.name}@{p.version}"
-        if ref in used:
-            ref = f"{ref}#{i}"
-        used.add(ref)
-        refs[key] = ref
-        comp: dict[str, Any] = {
-            "bom-ref": ref,
-            "type": "library",
-            "name": p.name,
-            "version": p.version,
-        }
-        if p.purl:
-            comp["purl"] = p.purl
-        if p.licenses:
-            comp["licenses"] = [{"license": {"name": lic}} for lic in p.licenses]
-        props = [{"name": "stockade:package:type", "value": p.type}]
-        props += [{"name": "stockade:location:path", "value": loc} for loc in p.locations]
-        if p.layer:
-            props.append({"name": "stockade:layer:diff_id", "value": p.layer})
-        if p.source_name:
-            props.append({"name": "stockade:package:source", "value": p.source_name})
-        comp["properties"] = props
-        out.append(comp)
-    return refs, out
+def _key_of(p: Package) -> tuple[str, ...]:
+    return package_key(p.purl, p.type, p.name, p.version, p.locations[0] if p.locations else "")
 
 
 def _component_ref(g: GatedFinding, refs: dict[tuple[str, ...], str]) -> str | None:
