@@ -17,7 +17,6 @@ from stockade.scanning.interface import Package
 from stockade.scanning.results import ScanReport, vuln
 from stockade.scanning.sbom import cyclonedx as sbom_cyclonedx
 
-
 _RATING = {
     Severity.CRITICAL: "critical",
     Severity.HIGH: "high",
