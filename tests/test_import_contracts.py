@@ -18,7 +18,7 @@ PILLARS = ("scanning", "compliance", "network", "firewall", "admission")
 ALLOWED = {
     # admission reads vulnerability facts through its own interface, which scanning implements
     ("scanning", "admission.interface"),
-    # admission's workloadChecks criterion runs the compliance pillar's workload checks
+    # admission's Pod Security criteria and workloadChecks are compliance's workload checks
     ("admission", "compliance.workloads"),
     # the firewall is built on the network pillar's inspection library
     ("firewall", "network.capture*"),

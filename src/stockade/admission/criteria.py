@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stockade.admission.images import matches_any, parse_image
 from stockade.admission.interface import Container, ImageVulns, Workload
-from stockade.model import Severity, UsageError
+from stockade.admission.workload import container_kind
+from stockade.compliance.workloads import BY_ID, Violation, check_object, violations
+from stockade.model import Severity, Status, UsageError
 
 VulnLookup = Callable[[str], ImageVulns | None]
 
@@ -57,6 +59,18 @@ class TagParams(_Params):
 class CapParams(_Params):
     add: Literal["any"] | list[str] = "any"
 
+    @field_validator("add")
+    @classmethod
+    def _reportable(cls, v: Literal["any"] | list[str]) -> Literal["any"] | list[str]:
+        # The criterion is pss.restricted.capabilities, which lets NET_BIND_SERVICE be added: a
+        # rule naming it would never fire, so it is refused rather than silently ignored.
+        if isinstance(v, list) and any(_cap_name(x) == "NET_BIND_SERVICE" for x in v):
+            raise ValueError(
+                "NET_BIND_SERVICE may be added under the Pod Security Standards (restricted) "
+                "and is never reported; remove it from the list"
+            )
+        return v
+
 
 class HostPathParams(_Params):
     allowed: list[str] = Field(default_factory=list)  # path prefixes that are fine
@@ -85,14 +99,6 @@ class Criterion:
     params: type[BaseModel] | None  # None: the YAML value is just `true`
     check: Callable[[Any, Workload, VulnLookup], list[str]]
     needs_vulns: bool = False
-
-
-def _security_context(
-    c: Container, pod: Mapping[str, Any]
-) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-    csc = c.spec.get("securityContext")
-    psc = pod.get("securityContext")
-    return (csc if isinstance(csc, Mapping) else {}), (psc if isinstance(psc, Mapping) else {})
 
 
 def _images(w: Workload) -> Iterator[Container]:
@@ -177,66 +183,78 @@ def _image_tag(p: TagParams, w: Workload, _v: VulnLookup) -> list[str]:
     return out
 
 
+# The six Pod Security criteria are the compliance pillar's checks; only their parameters (allowed
+# host paths, named capabilities, explicitOnly) are applied here, to the structured evidence.
+
+
+def _found(check_id: str, w: Workload) -> list[Violation]:
+    """What the compliance check ``check_id`` finds in the workload (nothing if it does not apply)."""
+    return violations(BY_ID[check_id], dict(w.obj)) or []
+
+
+def _container(v: Violation) -> str:
+    c = v.container
+    return "pod" if c is None else f"{container_kind(c.path)} {c.name!r}"
+
+
 def _privileged(_p: bool, w: Workload, _v: VulnLookup) -> list[str]:
-    return [
-        f"{c.kind} {c.name!r} is privileged"
-        for c in w.containers
-        if _security_context(c, w.pod_spec)[0].get("privileged") is True
-    ]
+    return [f"{_container(v)} is privileged" for v in _found("pss.baseline.privileged", w)]
 
 
 def _host_namespaces(_p: bool, w: Workload, _v: VulnLookup) -> list[str]:
-    return [
-        f"pod uses {f}" for f in ("hostNetwork", "hostPID", "hostIPC") if w.pod_spec.get(f) is True
-    ]
+    return [f"pod uses {v.field}" for v in _found("pss.baseline.host_namespaces", w)]
 
 
 def _host_path(p: HostPathParams, w: Workload, _v: VulnLookup) -> list[str]:
     out = []
-    for vol in w.pod_spec.get("volumes") or []:
-        if not isinstance(vol, Mapping) or not isinstance(vol.get("hostPath"), Mapping):
-            continue
-        path = str(vol["hostPath"].get("path", ""))
+    for v in _found("pss.baseline.host_path", w):
+        path = v.value or ""
         if any(path == a or path.startswith(a.rstrip("/") + "/") for a in p.allowed):
             continue
-        out.append(f"volume {vol.get('name')!r} mounts host path {path}")
+        out.append(f"volume {v.volume!r} mounts host path {path}")
     return out
 
 
 def _run_as_root(_p: bool, w: Workload, _v: VulnLookup) -> list[str]:
-    out = []
-    for c in w.containers:
-        csc, psc = _security_context(c, w.pod_spec)
-        user = csc.get("runAsUser", psc.get("runAsUser"))
-        non_root = csc.get("runAsNonRoot", psc.get("runAsNonRoot"))
-        if user == 0:
-            out.append(f"{c.kind} {c.name!r} runs as user 0")
-        elif user is None and non_root is not True:
-            out.append(f"{c.kind} {c.name!r} may run as root (no runAsNonRoot and no runAsUser)")
-    return out
+    """Root for sure (runAsUser 0 on the container, or on the pod and not overridden), or maybe
+    (runAsNonRoot not true and no runAsUser in effect); a non-zero runAsUser is not root."""
+    reasons: dict[str, str] = {}
+    for v in _found("pss.restricted.run_as_user", w):
+        for c in (v.container,) if v.container else v.inherited_by:
+            reasons[c.path] = f"{container_kind(c.path)} {c.name!r} runs as user 0"
+    for v in _found("pss.restricted.run_as_non_root", w):
+        if v.container and v.run_as_user is None and v.container.path not in reasons:
+            reasons[v.container.path] = (
+                f"{_container(v)} may run as root (no runAsNonRoot and no runAsUser)"
+            )
+    return list(reasons.values())
+
+
+def _cap_name(cap: str) -> str:
+    return cap.upper().removeprefix("CAP_")
 
 
 def _capabilities(p: CapParams, w: Workload, _v: VulnLookup) -> list[str]:
     out = []
-    for c in w.containers:
-        caps = _security_context(c, w.pod_spec)[0].get("capabilities")
-        added = [str(x) for x in (caps.get("add") or [])] if isinstance(caps, Mapping) else []
+    for v in _found("pss.restricted.capabilities", w):
+        if v.field != "add":
+            continue  # the same check also wants drop: [ALL]; this criterion is about adding
+        added = list(v.items)
         if p.add != "any":
-            wanted = {x.upper().removeprefix("CAP_") for x in p.add}
-            added = [a for a in added if a.upper().removeprefix("CAP_") in wanted]
+            wanted = {_cap_name(x) for x in p.add}
+            added = [a for a in added if _cap_name(a) in wanted]
         if added:
-            out.append(f"{c.kind} {c.name!r} adds capabilities {', '.join(added)}")
+            out.append(f"{_container(v)} adds capabilities {', '.join(added)}")
     return out
 
 
 def _priv_escalation(p: PrivEscParams, w: Workload, _v: VulnLookup) -> list[str]:
     out = []
-    for c in w.containers:
-        value = _security_context(c, w.pod_spec)[0].get("allowPrivilegeEscalation")
-        if value is True:
-            out.append(f"{c.kind} {c.name!r} sets allowPrivilegeEscalation: true")
-        elif value is None and not p.explicitOnly:
-            out.append(f"{c.kind} {c.name!r} does not set allowPrivilegeEscalation: false")
+    for v in _found("pss.restricted.privilege_escalation", w):
+        if v.value == "true":
+            out.append(f"{_container(v)} sets allowPrivilegeEscalation: true")
+        elif not p.explicitOnly:
+            out.append(f"{_container(v)} does not set allowPrivilegeEscalation: false")
     return out
 
 
@@ -308,8 +326,6 @@ def _required_labels(p: list[str], w: Workload, _v: VulnLookup) -> list[str]:
 
 def _workload_checks(p: WorkloadCheckParams, w: Workload, _v: VulnLookup) -> list[str]:
     """The compliance pillar's workload checks (Pod Security Standards, CIS 5.x) on this object."""
-    from stockade.compliance.workloads import check_object
-    from stockade.model import Status
 
     out = []
     for f in check_object(dict(w.obj), profile=p.profile):

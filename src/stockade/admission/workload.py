@@ -26,6 +26,12 @@ _KIND_OF_FIELD = {
 }
 
 
+def container_kind(path: str) -> str:
+    """``container``, ``initContainer`` or ``ephemeralContainer``, from the container's field path
+    (``spec.template.spec.initContainers[0]``)."""
+    return _KIND_OF_FIELD[path.rsplit(".", 1)[-1].split("[")[0]]
+
+
 def workload_of(obj: Mapping[str, Any], *, namespace: str = "") -> Workload | None:
     """The workload view of ``obj``, or None when its kind templates no pods."""
     data = dict(obj)
@@ -41,7 +47,7 @@ def workload_of(obj: Mapping[str, Any], *, namespace: str = "") -> Workload | No
         Container(
             name=c.name,
             image=str(c.spec.get("image", "")),
-            kind=_KIND_OF_FIELD[c.path.rsplit(".", 1)[-1].split("[")[0]],
+            kind=container_kind(c.path),
             spec=c.spec,
         )
         for c in containers_of(spec)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from stockade.compliance.interface import CheckDetails
-from stockade.compliance.workloads.model import PROFILES, Context, PodView, WorkloadCheck
+from stockade.compliance.workloads.model import (
+    PROFILES,
+    Context,
+    PodView,
+    Violation,
+    WorkloadCheck,
+)
 from stockade.compliance.workloads.registry import CHECKS, NETPOL_CHECK
 from stockade.k8s.objects import metadata, namespace_of, resource_of
 from stockade.model import Finding, Pillar, ResourceRef, Status, UsageError
@@ -27,7 +33,9 @@ def _profile(profile: str) -> str:
     return profile
 
 
-def _finding(check: WorkloadCheck, resource: ResourceRef, bad: list[str], location: str) -> Finding:
+def _finding(
+    check: WorkloadCheck, resource: ResourceRef, bad: Sequence[Violation | str], location: str
+) -> Finding:
     return Finding(
         id=check.id,
         pillar=Pillar.COMPLIANCE,
@@ -40,7 +48,7 @@ def _finding(check: WorkloadCheck, resource: ResourceRef, bad: list[str], locati
             benchmark_id=check.benchmark_id,
             section=check.section,
             scored=True,
-            evidence="; ".join(bad),
+            evidence="; ".join(map(str, bad)),
             expected=check.expected,
             remediation=check.remediation,
             location=location,
@@ -56,12 +64,24 @@ def run_check(
     check: WorkloadCheck, obj: dict[str, Any], context: Context | None = None
 ) -> list[str] | None:
     """The offending values one check finds in one object, or None when it does not apply."""
-    return _run(check, obj, PodView.of(obj) if check.pod else None, context or _EMPTY)
+    found = violations(check, obj, context)
+    return None if found is None else [str(v) for v in found]
+
+
+def violations(
+    check: WorkloadCheck, obj: dict[str, Any], context: Context | None = None
+) -> list[Violation] | None:
+    """What one check finds in one object, each with what it is about (the container, the
+    volume, the offending items), or None when the check does not apply to the object."""
+    found = _run(check, obj, PodView.of(obj) if check.pod else None, context or _EMPTY)
+    if found is None:
+        return None
+    return [v if isinstance(v, Violation) else Violation.of_text(v) for v in found]
 
 
 def _run(
     check: WorkloadCheck, obj: dict[str, Any], view: PodView | None, ctx: Context
-) -> list[str] | None:
+) -> Sequence[Violation | str] | None:
     if check.pod is not None:
         return None if view is None else check.pod(view, ctx)
     if check.obj is not None and obj.get("kind") in check.kinds:

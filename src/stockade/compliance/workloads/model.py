@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,8 +63,38 @@ class Context:
     service_accounts: Mapping[tuple[str | None, str], dict[str, Any]] = field(default_factory=dict)
 
 
-# A pod check returns the offending "field.path=value" strings; empty means pass.
-PodCheck = Callable[[PodView, Context], list[str]]
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Violation:
+    """One offending value and what it is about, for callers that act on it (the admission
+    criteria); ``str()`` is the ``field.path=value`` evidence a finding shows."""
+
+    path: str  # "spec.containers[0].securityContext.privileged"
+    value: str | None  # "true", "<unset>", "['SYS_ADMIN']"; None: the path says it all
+    container: Container | None = None  # the container it is about; None: the pod
+    volume: str | None = None  # the volume's name, for volume checks
+    items: tuple[str, ...] = ()  # the offending members of a list value (capabilities.add)
+    # A pod-level value: the containers that leave the field unset and so inherit it.
+    inherited_by: tuple[Container, ...] = ()
+    # The runAsUser in effect for the container (its own, else the pod's), where the check reads it.
+    run_as_user: Any = None
+
+    @classmethod
+    def of_text(cls, text: str) -> Violation:
+        path, sep, value = text.partition("=")
+        return cls(path=path, value=value if sep else None)
+
+    @property
+    def field(self) -> str:
+        """The last component of the path: ``hostIPC``, ``privileged``."""
+        return self.path.rsplit(".", 1)[-1]
+
+    def __str__(self) -> str:
+        return self.path if self.value is None else f"{self.path}={self.value}"
+
+
+# A pod check returns the offending values (Violations, or plain "field.path=value" strings);
+# empty means pass.
+PodCheck = Callable[[PodView, Context], Sequence[Violation | str]]
 # An object check sees the raw object (RBAC kinds, ServiceAccounts).
 ObjectCheck = Callable[[dict[str, Any], Context], list[str]]
 
