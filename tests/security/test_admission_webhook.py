@@ -19,7 +19,7 @@ import pytest
 from stockade.admission.engine import decide
 from stockade.admission.policy import parse_policy
 from stockade.admission.workload import workload_of
-from stockade.lab.samples import build_sample
+from stockade.lab.samples import build_sample, push_sample
 from stockade.scanning.admission_source import StoreVulnSource
 from stockade.store import open_store
 from tests.admission.webhook import (
@@ -30,7 +30,9 @@ from tests.admission.webhook import (
     start_webhook,
     stop_webhook,
 )
+from tests.scanning.conftest import OPEN_REGISTRY, listening
 from tests.scanning.scan_cli_support import make_db, run
+from tests.support import require
 
 OBJECTS = manifests()
 
@@ -104,8 +106,12 @@ def test_starved_scans_leave_known_images_decided_and_readiness_reports_it(
     tmp_path: Path, silent: Silent
 ) -> None:
     db = make_db(tmp_path / "stockade.db")
-    known = f"docker-archive:{build_sample().docker_archive_oci}"
-    scanned = run("scan", "image", known, "--db", db, "--format", "json")
+    # admission looks up registry references only: the known image is the sample in the registry
+    require(listening(OPEN_REGISTRY), f"no registry on {OPEN_REGISTRY}")
+    sample = build_sample()
+    push_sample(sample, OPEN_REGISTRY)
+    known = f"{OPEN_REGISTRY}/stockade/sample:{sample.tag}"
+    scanned = run("scan", "image", known, "--insecure", "--db", db, "--format", "json")
     assert scanned.returncode in (0, 1), scanned.stderr
     policy = tmp_path / "policy.yaml"
     policy.write_text(STARVE_POLICY)
