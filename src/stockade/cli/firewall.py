@@ -203,23 +203,17 @@ def import_netpol(
     output: OutputOption = None,
 ) -> None:
     """Convert Kubernetes NetworkPolicies to a Stockade policy (L3/L4)."""
-    import yaml
-
-    from stockade.config import read_text
-    from stockade.model.errors import ConfigError
+    from stockade.config import parse_yaml_all, read_text
     from stockade.network.policy.files import dump
     from stockade.network.policy.netpol import import_policies
 
     docs = []
     for f in files:
-        try:
-            for d in yaml.safe_load_all(read_text(f)):
-                if isinstance(d, dict) and d.get("kind") == "List":
-                    docs.extend(d.get("items") or [])
-                elif isinstance(d, dict):
-                    docs.append(d)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{f}: invalid YAML: {exc}") from None
+        for d, _node in parse_yaml_all(read_text(f), name=str(f)):
+            if isinstance(d, dict) and d.get("kind") == "List":
+                docs.extend(d.get("items") or [])
+            elif isinstance(d, dict):
+                docs.append(d)
     policy, warnings = import_policies(docs)
     for w in warnings:
         err_console.print(f"note: {w}", markup=False)

@@ -1,0 +1,146 @@
+"""Hostile configuration inputs through the real CLI: deep nesting, alias bombs, impossible dates.
+
+Before the safe loader, ``[[[[...`` killed ``bench workloads`` (SIGSEGV, exit 139) and every other
+reader answered with a traceback and exit 1 (the "findings" code). Each reader now refuses them with
+one ``stockade: error: FILE:LINE: ...`` line: exit 3 for a document over a limit, exit 2 for an
+impossible date in a configuration file (like any other bad value there).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+DEPTH = 100_000
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stockade", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def flow_nesting() -> str:
+    return "a: " + "[" * DEPTH + "]" * DEPTH + "\n"
+
+
+def block_nesting() -> str:
+    return "a:\n" + "- " * DEPTH + "1\n"  # compact block sequences: one level per "- "
+
+
+def billion_laughs() -> str:
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 10):
+        lines.append(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def deep_json() -> str:
+    return '{"a": ' + "[" * DEPTH + "]" * DEPTH + "}"
+
+
+# Each reader: how to run it on a file (the rest of the command line), and a document it accepts
+# with an impossible date in it.
+READERS: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
+    "ignore file": (
+        lambda f, tmp: ["scan", "rootfs", str(tmp), "--ignore-file", str(f), "--db", db(tmp)],
+        "ignore:\n  - id: CVE-2024-1\n    reason: r\n    expires: 2024-02-30\n",
+    ),
+    "firewall policy": (
+        lambda f, tmp: ["policy", "apply", str(f), "--db", db(tmp)],
+        "metadata: {name: p}\nspec:\n  groups:\n    - {name: 2024-02-30, selector: {namespace: x}}\n",
+    ),
+    "admission policy": (
+        lambda f, tmp: ["admission", "policy", "set", str(f), "--db", db(tmp)],
+        "metadata: {name: 2024-02-30}\nspec:\n  rules: []\n",
+    ),
+}
+
+
+def db(tmp: Path) -> str:
+    return str(tmp / "stockade.db")
+
+
+def one_error_line(out: subprocess.CompletedProcess[str], prefix: str) -> str:
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"stockade: error: {prefix}"), out.stderr[-2000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize(
+    ("make", "line", "problem"),
+    [
+        (flow_nesting, 1, "nested deeper than 100 levels"),
+        (block_nesting, 2, "nested deeper than 100 levels"),
+        (billion_laughs, 2, "aliases expand the document"),
+    ],
+    ids=["flow", "block", "laughs"],
+)
+def test_config_readers_refuse_deep_and_exploding_documents(
+    tmp_path: Path, reader: str, make: Callable[[], str], line: int, problem: str
+) -> None:
+    command, _ = READERS[reader]
+    doc = tmp_path / "hostile.yaml"
+    doc.write_text(make())
+    out = run(*command(doc, tmp_path))
+    message = one_error_line(out, f"{doc}:{line}: ")
+    assert problem in message and out.returncode == 3
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_config_readers_reject_an_impossible_date_with_its_line(tmp_path: Path, reader: str) -> None:
+    command, text = READERS[reader]
+    doc = tmp_path / "dated.yaml"
+    doc.write_text(text)
+    out = run(*command(doc, tmp_path))
+    line = 1 + text.splitlines().index(next(x for x in text.splitlines() if "2024-02-30" in x))
+    message = one_error_line(out, f"{doc}:{line}: ")
+    assert "invalid date '2024-02-30': day is out of range for month" in message
+    assert out.returncode == 2  # a bad value in a configuration file, like any other
+
+
+def test_vex_refuses_deep_json(tmp_path: Path) -> None:
+    doc = tmp_path / "deep.json"
+    doc.write_text(deep_json())
+    out = run("scan", "rootfs", str(tmp_path), "--vex", str(doc), "--db", db(tmp_path))
+    assert "nested deeper than 100 levels" in one_error_line(out, f"{doc}:1: ")
+    assert out.returncode == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "reason"),
+    [
+        ("flow.yaml", flow_nesting, "nested deeper than 100 levels (line 1)"),
+        ("block.yaml", block_nesting, "nested deeper than 100 levels (line 2)"),
+        ("deep.json", deep_json, "nested deeper than 100 levels (line 1)"),
+        (
+            "laughs.yaml",
+            lambda: "kind: Pod\nmetadata: {name: p}\n" + billion_laughs(),
+            "aliases expand the document by more than 100000 nodes (line 4)",
+        ),
+        (
+            "dated.yaml",
+            lambda: "kind: Pod\nmetadata:\n  name: p\n  annotations: {built: 2024-02-30}\n",
+            "invalid date '2024-02-30': day is out of range for month (line 4)",
+        ),
+    ],
+    ids=["flow", "block", "json", "laughs", "date"],
+)
+def test_bench_workloads_reports_hostile_manifests_as_errors(
+    tmp_path: Path, name: str, make: Callable[[], str], reason: str
+) -> None:
+    (tmp_path / name).write_text(make())
+    (tmp_path / "ok.yaml").write_text("kind: Pod\nmetadata: {name: fine}\nspec: {}\n")
+    out = run("bench", "workloads", str(tmp_path), "-f", "json", "--db", db(tmp_path))
+    assert out.returncode == 3 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    findings = json.loads(out.stdout)["findings"]
+    errors = [f for f in findings if f["status"] == "ERROR"]
+    assert [e["details"]["reason"] for e in errors] == [reason]
+    assert any(f["resource"]["name"] == "fine" for f in findings)  # the other file is still read
