@@ -95,7 +95,9 @@ def test_config_readers_refuse_deep_and_exploding_documents(
 
 
 @pytest.mark.parametrize("reader", READERS)
-def test_config_readers_reject_an_impossible_date_with_its_line(tmp_path: Path, reader: str) -> None:
+def test_config_readers_reject_an_impossible_date_with_its_line(
+    tmp_path: Path, reader: str
+) -> None:
     command, text = READERS[reader]
     doc = tmp_path / "dated.yaml"
     doc.write_text(text)
@@ -144,3 +146,42 @@ def test_bench_workloads_reports_hostile_manifests_as_errors(
     errors = [f for f in findings if f["status"] == "ERROR"]
     assert [e["details"]["reason"] for e in errors] == [reason]
     assert any(f["resource"]["name"] == "fine" for f in findings)  # the other file is still read
+
+
+# ---------------------------------------------------------------- names with a trailing newline
+# ``$`` also matches before a final newline, so "web\n" passed the slug checks and travelled into
+# kernel rule comments, events and registry paths.
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ('groups: [{name: "web\\n", selector: {namespace: x}}]', "group name 'web\\n'"),
+        (
+            "groups: [{name: web, selector: {namespace: x}}]\n"
+            '  rules: [{name: "r\\n", from: [web], to: [any]}]',
+            "rule name 'r\\n'",
+        ),
+        ('groups: [{name: web, selector: {dns: ["example.com\\n"]}}]', "not a DNS name"),
+    ],
+    ids=["group", "rule", "dns"],
+)
+def test_firewall_names_with_a_trailing_newline_are_rejected(
+    tmp_path: Path, spec: str, fragment: str
+) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(f"metadata: {{name: p}}\nspec:\n  {spec}\n")
+    out = run("policy", "apply", str(policy), "--db", db(tmp_path))
+    assert fragment in one_error_line(out, f"{policy}:") and out.returncode == 2
+
+
+def test_dlp_sensor_id_with_a_trailing_newline_is_rejected(tmp_path: Path) -> None:
+    sensors = tmp_path / "s.yaml"
+    sensors.write_text('sensors:\n  - {id: "acme.customer\\n", pattern: "ACME-[0-9]{6}"}\n')
+    out = run("dlp", "sensors", "--sensors", str(sensors))
+    assert "id must be a dotted slug" in one_error_line(out, "") and out.returncode == 2
+
+
+def test_image_reference_with_a_newline_in_the_repository_is_rejected() -> None:
+    out = run("sbom", "registry.invalid:5000/app\n:1.0")  # was a traceback from httpx
+    assert "not a valid repository name" in one_error_line(out, "") and out.returncode == 2

@@ -97,7 +97,7 @@ MaxRunsOption = Annotated[
     int | None, typer.Option("--max-runs", min=1, help="With --every: stop after N runs.")
 ]
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)?$")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)?\Z")
 
 
 def parse_duration(text: str) -> float:

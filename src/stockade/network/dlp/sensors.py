@@ -221,7 +221,7 @@ def builtin_sensor_ids() -> tuple[str, ...]:
     return tuple(s.id for s in BUILTIN_SENSORS)
 
 
-_SLUG = re.compile(r"^[a-z0-9_]+(?:\.[a-z0-9_]+)+$")
+_SLUG = re.compile(r"^[a-z0-9_]+(?:\.[a-z0-9_]+)+\Z")
 _KNOWN_KEYS = {
     "id", "title", "patterns", "pattern", "context", "exclude_context", "validator", "mask",
     "score", "context_boost", "min_score", "max_length", "ignore_case",

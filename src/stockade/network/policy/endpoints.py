@@ -15,7 +15,7 @@ from stockade.network.policy.engine import Endpoint
 if TYPE_CHECKING:
     from stockade.network.lab.inventory import Inventory
 
-_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")
 
 
 class Directory:
