@@ -9,8 +9,11 @@ impossible date in a configuration file (like any other bad value there).
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -185,3 +188,46 @@ def test_dlp_sensor_id_with_a_trailing_newline_is_rejected(tmp_path: Path) -> No
 def test_image_reference_with_a_newline_in_the_repository_is_rejected() -> None:
     out = run("sbom", "registry.invalid:5000/app\n:1.0")  # was a traceback from httpx
     assert "not a valid repository name" in one_error_line(out, "") and out.returncode == 2
+
+
+# ---------------------------------------------------------------- the database's files
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_database_folder_file_wal_and_shm_are_private(tmp_path: Path) -> None:
+    """Under the usual umask 022 SQLite made the database, its -wal and -shm 0644 (world-readable
+    findings and events). The webhook keeps its connection open, so all four can be seen."""
+    folder = tmp_path / "data" / "stockade"
+    db_file = folder / "stockade.db"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "stockade", "admission", "serve", "--host", "127.0.0.1",
+         "--port", "0", "--cert-dir", str(tmp_path / "certs"), "--db", str(db_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: os.umask(0o022),
+    )  # fmt: skip
+    try:
+        wal, shm = Path(f"{db_file}-wal"), Path(f"{db_file}-shm")
+        deadline = time.monotonic() + 60
+        while not (wal.exists() and shm.exists()) and server.poll() is None:
+            assert time.monotonic() < deadline, "the webhook never opened its database"
+            time.sleep(0.1)
+        assert server.poll() is None, server.communicate()[1]
+        assert mode(folder) == 0o700 and mode(folder.parent) == 0o755
+        assert {p.name: mode(p) for p in (db_file, wal, shm)} == {
+            "stockade.db": 0o600, "stockade.db-wal": 0o600, "stockade.db-shm": 0o600,
+        }  # fmt: skip
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+def test_an_existing_database_folder_is_left_as_the_user_made_it(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir(mode=0o750)
+    folder.chmod(0o750)
+    out = run("images", "--db", str(folder / "stockade.db"))
+    assert out.returncode == 0, out.stderr
+    assert mode(folder) == 0o750 and mode(folder / "stockade.db") == 0o600

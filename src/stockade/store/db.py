@@ -149,14 +149,25 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
         if db and db != ":memory:":
-            try:
-                Path(db).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create the folder for {db}: {exc.strerror}") from exc
+            _create_private_sqlite_file(Path(db))
     store = Store(_create_engine(raw))
     if migrate:
         upgrade(store)
     return store
+
+
+def _create_private_sqlite_file(path: Path) -> None:
+    """Create a missing database folder (0700) and file (0600) before SQLite does: it would make
+    the file 0644 under the usual umask, and gives the -wal and -shm files the database's mode.
+    A folder or file that exists already is left as it is."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the database {path}: {exc.strerror}") from exc
+    os.close(fd)  # SQLite takes an empty file for a new database
 
 
 def _create_engine(raw: str) -> Engine:
