@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from tests.support import require
 
 DEPTH = 100_000
 
@@ -231,3 +235,50 @@ def test_an_existing_database_folder_is_left_as_the_user_made_it(tmp_path: Path)
     out = run("images", "--db", str(folder / "stockade.db"))
     assert out.returncode == 0, out.stderr
     assert mode(folder) == 0o750 and mode(folder / "stockade.db") == 0o600
+
+
+# ---------------------------------------------------------------- database URL passwords
+
+SECRET = "s3cr3t-Pa55word"
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def refused_without_the_password(out: subprocess.CompletedProcess[str], code: int) -> str:
+    line = one_error_line(out, "")
+    assert SECRET not in out.stderr + out.stdout and "***" in line and out.returncode == code
+    return line
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "fragment"),
+    [
+        (f"postgresql://u:{SECRET}@127.0.0.1:{{port}}/x", 3, "Connection refused"),
+        (f"postgres://u:{SECRET}@127.0.0.1:{{port}}/x", 3, "Connection refused"),
+        (f"postgresql://u:{SECRET}@127.0.0.1:notaport/x", 2, "not a database URL"),
+        (f"nosuchdb://u:{SECRET}@127.0.0.1:{{port}}/x", 2, "cannot use database URL"),
+    ],
+    ids=["unreachable", "postgres-scheme", "bad-port", "unknown-driver"],
+)
+def test_database_url_password_never_appears_in_errors(url: str, code: int, fragment: str) -> None:
+    out = run("images", "--db", url.format(port=free_loopback_port()))
+    assert fragment in refused_without_the_password(out, code)
+
+
+def test_wrong_postgresql_password_is_not_echoed() -> None:
+    real = os.environ.get(
+        "STOCKADE_TEST_PG", "postgresql://stockade:stockade@127.0.0.1:5432/stockade_test"
+    )
+    parts = urlsplit(real)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5432
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        require(False, f"PostgreSQL is not listening on {host}:{port} (./dev setup starts it)")
+    netloc = f"{parts.username}:{SECRET}@{host}:{port}"
+    out = run("images", "--db", urlunsplit(parts._replace(netloc=netloc)))
+    assert "password authentication failed" in refused_without_the_password(out, 3)
