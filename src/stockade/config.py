@@ -28,17 +28,19 @@ import re
 from collections.abc import Sequence
 from itertools import accumulate
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
 from yaml.composer import Composer
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.resolver import Resolver
 
 from stockade.model.errors import ConfigError, DocumentTooComplex, StockadeError
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
 
 MAX_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 100
@@ -313,6 +315,8 @@ def format_loc(loc: Sequence[int | str]) -> str:
 
 
 def validate(model: type[M], value: Any, node: yaml.Node | None, *, name: str) -> M:
+    from pydantic import ValidationError  # imported when a model is validated, not by every reader
+
     try:
         return model.model_validate(value)
     except ValidationError as exc:

@@ -189,8 +189,8 @@ def test_dlp_sensor_id_with_a_trailing_newline_is_rejected(tmp_path: Path) -> No
     assert "id must be a dotted slug" in one_error_line(out, "") and out.returncode == 2
 
 
-def test_image_reference_with_a_newline_in_the_repository_is_rejected() -> None:
-    out = run("sbom", "registry.invalid:5000/app\n:1.0")  # was a traceback from httpx
+def test_image_reference_with_a_newline_in_the_repository_is_rejected(tmp_path: Path) -> None:
+    out = run("sbom", "registry.invalid:5000/app\n:1.0", "--db", db(tmp_path))  # was a traceback
     assert "not a valid repository name" in one_error_line(out, "") and out.returncode == 2
 
 
