@@ -1,4 +1,20 @@
-"""Loading YAML configuration and policy files with errors that name the file and line.
+"""Reading YAML and JSON configuration documents safely, with errors that name the file and line.
+
+Every YAML or JSON document a user hands Stockade (policies, ignore files, VEX, manifests, sensor
+files, kubeconfigs) is parsed here, within limits:
+
+- at most ``max_bytes`` of text (:data:`MAX_BYTES` unless the reader says otherwise);
+- at most :data:`MAX_DEPTH` levels of nesting, refused before anything recurses. libyaml's event
+  parser keeps its state on the heap, but PyYAML's C composer recurses once per level and kills the
+  process (SIGSEGV) on ``[[[[...``; so the events are walked first, counting the depth, and only a
+  document within bounds is composed (this costs about a third more than libyaml's loader alone).
+  JSON is pre-scanned for its bracket depth before :mod:`json` sees it;
+- aliases may add at most :data:`MAX_ALIAS_NODES` nodes to a document (no billion laughs), and may
+  not refer to the node that contains them.
+
+Every problem becomes one error whose text is ``file:line: message``. A malformed document (bad
+syntax, an impossible date such as ``2024-02-30``) raises the reader's error class (ConfigError, exit
+2, for configuration files); a document over a limit raises :class:`DocumentTooComplex` (exit 3).
 
 Pillars describe their files with pydantic models; :func:`load_yaml_model` parses, validates and
 turns any problem into one ``ConfigError`` such as
@@ -7,39 +23,271 @@ turns any problem into one ``ConfigError`` such as
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
+from itertools import accumulate
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from yaml.composer import Composer
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.resolver import Resolver
 
-from stockade.model.errors import ConfigError
+from stockade.model.errors import ConfigError, DocumentTooComplex, StockadeError
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+M = TypeVar("M", bound="BaseModel")
+
+MAX_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 100
+MAX_ALIAS_NODES = 100_000
+
+ErrorClass = type[StockadeError]
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, *, max_bytes: int = MAX_BYTES) -> str:
+    """A file's UTF-8 text; no more than ``max_bytes`` is read (a FIFO or a huge file is refused)."""
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(max_bytes + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    if len(data) > max_bytes:
+        raise DocumentTooComplex(f"larger than {_size(max_bytes)}", subject=str(path))
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path} is not UTF-8 text") from exc
 
 
-def parse_yaml(text: str, *, name: str) -> tuple[Any, yaml.Node | None]:
-    """The document's value and its node tree (for line numbers); one document only."""
+def _size(n: int) -> str:
+    return f"{n // (1024 * 1024)} MiB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+# ---------------------------------------------------------------- YAML
+
+
+class _LimitExceeded(yaml.MarkedYAMLError):
+    """A document over a limit; mapped to DocumentTooComplex."""
+
+
+_OPENS = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_CLOSES = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
+def _prescan(text: str) -> Any:
+    """Walk the stream's events (libyaml keeps its parser state on the heap, so any depth is safe
+    here) and refuse nesting deeper than MAX_DEPTH before the composer recurses into it. Returns
+    the mark of the first alias, if any."""
+    first_alias = None
+    depth = 0
+    loader = _Loader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        value = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{name}{line}: invalid YAML: {exc.problem}") from exc
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, _OPENS):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark: Any = event.start_mark
+                    message = f"nested deeper than {MAX_DEPTH} levels"
+                    raise _LimitExceeded(None, None, message, mark)
+            elif isinstance(event, _CLOSES):
+                depth -= 1
+            elif first_alias is None and isinstance(event, yaml.AliasEvent):
+                first_alias = event.start_mark
+    finally:
+        loader.dispose()
+    return first_alias
+
+
+_KINDS = {
+    "tag:yaml.org,2002:timestamp": "date",
+    "tag:yaml.org,2002:int": "integer",
+    "tag:yaml.org,2002:float": "number",
+}
+
+
+class _BadValue(ConstructorError):
+    """A scalar that resolves to a type but is not a valid value of it."""
+
+
+class _CheckedConstructor(SafeConstructor):
+    """SafeConstructor whose value errors (``2024-02-30``, a 5000-digit integer) carry the line."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            value = node.value if isinstance(node.value, str) else ""
+            shown = repr(value if len(value) <= 40 else value[:40] + "...")
+            kind = _KINDS.get(node.tag, "value")
+            raise _BadValue(None, None, f"invalid {kind} {shown}: {exc}", node.start_mark) from None
+
+
+try:
+    from yaml._yaml import CParser
+
+    class _Loader(CParser, _CheckedConstructor, Resolver):
+        def __init__(self, text: str) -> None:
+            CParser.__init__(self, text)
+            _CheckedConstructor.__init__(self)
+            Resolver.__init__(self)
+
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _Loader(Reader, Scanner, Parser, Composer, _CheckedConstructor, Resolver):  # type: ignore[no-redef]
+        def __init__(self, text: str) -> None:
+            Reader.__init__(self, text)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            Composer.__init__(self)
+            _CheckedConstructor.__init__(self)
+            Resolver.__init__(self)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _check_aliases(root: yaml.Node, first_alias: Any) -> None:
+    """Refuse a node graph whose aliases add more than MAX_ALIAS_NODES nodes or form a cycle."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in _children(node))
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise _LimitExceeded(
+                None, None, "an alias refers to a node that contains it", node.start_mark
+            )
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+    if sizes[id(root)] - len(sizes) > MAX_ALIAS_NODES:
+        raise _LimitExceeded(
+            None,
+            None,
+            f"aliases expand the document by more than {MAX_ALIAS_NODES} nodes",
+            first_alias,
+        )
+
+
+def _yaml_error(exc: yaml.YAMLError, name: str, error: ErrorClass, first_line: int) -> Exception:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = first_line + mark.line if mark is not None else None
+    problem = (
+        getattr(exc, "problem", None)
+        or getattr(exc, "context", None)
+        or (str(exc).splitlines() or [type(exc).__name__])[0]
+    )
+    if isinstance(exc, _LimitExceeded):
+        return DocumentTooComplex(problem, subject=name, line=line)
+    if isinstance(exc, _BadValue):
+        return error(problem, subject=name, line=line)
+    return error(f"invalid YAML: {problem}", subject=name, line=line)
+
+
+def _check_length(text: str, name: str, max_bytes: int) -> None:
+    if len(text) > max_bytes:
+        raise DocumentTooComplex(f"larger than {_size(max_bytes)}", subject=name)
+
+
+def parse_yaml_all(
+    text: str,
+    *,
+    name: str,
+    error: ErrorClass = ConfigError,
+    first_line: int = 1,
+    max_bytes: int = MAX_BYTES,
+) -> list[tuple[Any, yaml.Node]]:
+    """Every document of a YAML stream as (value, node tree for line numbers); empty documents
+    included as (None, node). ``first_line`` is the line the text starts at in its file."""
+    _check_length(text, name, max_bytes)
+    out = []
+    loader = _Loader(text)
+    try:
+        first_alias = _prescan(text)
+        while loader.check_node():
+            node = loader.get_node()
+            assert node is not None  # check_node said there is one
+            if first_alias is not None:
+                _check_aliases(node, first_alias)
+            out.append((loader.construct_document(node), node))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{name}: invalid YAML: {exc}") from exc
-    return value, node
+        raise _yaml_error(exc, name, error, first_line) from None
+    finally:
+        loader.dispose()
+    return out
+
+
+def parse_yaml(
+    text: str, *, name: str, error: ErrorClass = ConfigError, max_bytes: int = MAX_BYTES
+) -> tuple[Any, yaml.Node | None]:
+    """The document's value and its node tree (for line numbers); one document only."""
+    docs = parse_yaml_all(text, name=name, error=error, max_bytes=max_bytes)
+    if len(docs) > 1:
+        line = docs[1][1].start_mark.line + 1
+        raise error("expected a single document, found another", subject=name, line=line)
+    return docs[0] if docs else (None, None)
+
+
+# ---------------------------------------------------------------- JSON
+
+_JSON_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET = re.compile(r"[\[\]{}]")
+_DELTA = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _json_too_deep(text: str) -> int | None:
+    """The line where bracket nesting (outside strings) passes MAX_DEPTH, or None."""
+    skeleton = _JSON_STRING.sub("", text)  # strings hold no newline, so lines stay where they are
+    brackets = _NOT_BRACKET.sub("", skeleton)
+    if max(accumulate(map(_DELTA.__getitem__, brackets)), default=0) <= MAX_DEPTH:
+        return None
+    depth = 0
+    for match in _BRACKET.finditer(skeleton):
+        depth += _DELTA[match.group()]
+        if depth > MAX_DEPTH:
+            return skeleton.count("\n", 0, match.start()) + 1
+    return None  # pragma: no cover - the first pass saw it
+
+
+def parse_json(
+    text: str, *, name: str, error: ErrorClass = ConfigError, max_bytes: int = MAX_BYTES
+) -> Any:
+    """A JSON document, nested no deeper than MAX_DEPTH."""
+    _check_length(text, name, max_bytes)
+    line = _json_too_deep(text)
+    if line is not None:
+        raise DocumentTooComplex(f"nested deeper than {MAX_DEPTH} levels", subject=name, line=line)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"invalid JSON: {exc.msg}", subject=name, line=exc.lineno) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise error(f"invalid JSON: {exc}", subject=name) from None
+
+
+# ---------------------------------------------------------------- validation
 
 
 def line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
@@ -67,6 +315,8 @@ def format_loc(loc: Sequence[int | str]) -> str:
 
 
 def validate(model: type[M], value: Any, node: yaml.Node | None, *, name: str) -> M:
+    from pydantic import ValidationError  # imported when a model is validated, not by every reader
+
     try:
         return model.model_validate(value)
     except ValidationError as exc:

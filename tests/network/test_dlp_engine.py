@@ -203,7 +203,7 @@ def test_user_sensors_from_yaml(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("sensors: [", "not valid YAML"),
+        ("sensors: [", "invalid YAML"),
         ("sensors: {}", "'sensors' list"),
         ("sensors:\n  - id: Bad Id\n    pattern: x", "dotted slug"),
         ("sensors:\n  - id: dlp.x\n    pattern: '(unclosed'", "bad regex"),

@@ -125,7 +125,7 @@ def test_exact_purl_with_version(tmp_path: Path) -> None:
             "line 4: ignore.0.reasn: Extra inputs",
         ),
         ("ignore:\n  - id: CVE-1\n    reason: ''\n", "line 3: ignore.0.reason"),
-        ("ignore: [\n", "line 2"),
+        ("ignore: [\n", "bad.yaml:2: invalid YAML"),
         ("- id: x\n", "line 1: expected a mapping"),
         ("version: 2\n", "line 1: version"),
     ],
@@ -269,7 +269,7 @@ def test_newest_vex_statement_wins(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [
-        ("{", "line 1: not valid JSON"),
+        ("{", "bad.json:1: invalid JSON"),
         ('{"statements": []}', "@context: Field required"),
         ('{"@context": "https://example.com", "statements": []}', "not an OpenVEX document"),
         (

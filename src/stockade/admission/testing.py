@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from stockade.admission.engine import Decision, decide
 from stockade.admission.policy import load_policy
 from stockade.admission.vulns import FileVulnSource
 from stockade.admission.workload import workload_of
-from stockade.config import load_yaml_model, read_text
+from stockade.config import load_yaml_model, parse_yaml_all, read_text
 from stockade.k8s.objects import expand_list
 from stockade.model.errors import ConfigError
 
@@ -78,11 +77,7 @@ def _documents(path: Path) -> Iterator[dict[str, Any]]:
     for f in files:
         if f.name == TEST_FILE:
             continue
-        try:
-            docs = list(yaml.safe_load_all(read_text(f)))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{f}: invalid YAML: {exc}") from None
-        for doc in docs:
+        for doc, _node in parse_yaml_all(read_text(f), name=str(f)):
             if isinstance(doc, dict):
                 yield from expand_list(doc)
 

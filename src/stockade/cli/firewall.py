@@ -198,22 +198,16 @@ def import_netpol(
     output: OutputOption = None,
 ) -> None:
     """Convert Kubernetes NetworkPolicies to a Stockade policy (L3/L4)."""
-    import yaml
-
-    from stockade.config import read_text
+    from stockade.config import parse_yaml_all, read_text
     from stockade.firewall.policy.files import dump
     from stockade.firewall.policy.netpol import import_policies
     from stockade.k8s.objects import expand_list
-    from stockade.model.errors import ConfigError
 
     docs = []
     for f in files:
-        try:
-            for d in yaml.safe_load_all(read_text(f)):
-                if isinstance(d, dict):
-                    docs.extend(expand_list(d))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{f}: invalid YAML: {exc}") from None
+        for d, _node in parse_yaml_all(read_text(f), name=str(f)):
+            if isinstance(d, dict):
+                docs.extend(expand_list(d))
     policy, warnings = import_policies(docs)
     for w in warnings:
         err_console.print(f"note: {w}", markup=False)

@@ -4,6 +4,7 @@
     ├── UsageError                exit 2: bad arguments or options
     ├── ConfigError               exit 2: a configuration or policy file is wrong
     ├── InputError                exit 3: an input the user named is unreadable or hostile
+    │   ├── DocumentTooComplex    a YAML/JSON document nested too deep, too large or expanding
     │   ├── ImageError            an image is malformed, truncated, unsafe or unreachable
     │   │   ├── DigestMismatch    a blob's bytes do not hash to its digest
     │   │   └── UnsafeImage       path traversal, escaping symlink, decompression bomb
@@ -15,8 +16,10 @@
     └── EnforcementError          exit 3: kernel rules could not be applied or removed
 
 Every error carries a one-line message meant for the user; the CLI prints it as
-``stockade: error: <message>`` and exits with ``exit_code``. Third-party exceptions are wrapped
-once, at the adapter that called the library, with the original as ``__cause__``.
+``stockade: error: <message>`` and exits with ``exit_code``. An error about a file names it as
+``subject`` and, when known, the 1-based ``line``: ``policy.yaml:14: <message>``. Third-party
+exceptions are wrapped once, at the adapter that called the library, with the original as
+``__cause__``.
 """
 
 from __future__ import annotations
@@ -27,12 +30,17 @@ class StockadeError(Exception):
 
     exit_code: int = 3
 
-    def __init__(self, message: str, *, subject: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, subject: str | None = None, line: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.subject = subject
+        self.line = line
 
     def __str__(self) -> str:
+        if self.subject and self.line:
+            return f"{self.subject}:{self.line}: {self.message}"
         if self.subject:
             return f"{self.subject}: {self.message}"
         return self.message
@@ -48,6 +56,10 @@ class ConfigError(StockadeError):
 
 class InputError(StockadeError):
     exit_code = 3
+
+
+class DocumentTooComplex(InputError):
+    """A YAML or JSON document over the loader's limits (nesting, size, alias expansion)."""
 
 
 class ImageError(InputError):

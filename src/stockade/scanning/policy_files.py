@@ -114,20 +114,13 @@ def purl_base(purl: str) -> str:
 
 def load_ignore_file(path: Path) -> tuple[IgnoreRule, ...]:
     """Parse and validate an ignore file; ConfigError with the line and field when it is wrong."""
-    import yaml
     from pydantic import ValidationError
 
+    from stockade.config import parse_yaml
     from stockade.scanning.policy_schema import IgnoreFile
 
     text = _read(path)
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise ConfigError(f"{where}{problem}", subject=str(path)) from exc
+    data, node = parse_yaml(text, name=str(path), max_bytes=MAX_POLICY_FILE)
     if data is None:
         return ()
     if not isinstance(data, dict):
@@ -214,15 +207,11 @@ def load_vex(path: Path) -> tuple[VexStatement, ...]:
     """Parse and validate an OpenVEX JSON document into statements."""
     from pydantic import ValidationError
 
+    from stockade.config import parse_json
     from stockade.scanning.policy_schema import VexDocument
 
     text = _read(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"line {exc.lineno}: not valid JSON ({exc.msg})", subject=str(path)
-        ) from exc
+    data = parse_json(text, name=str(path), max_bytes=MAX_POLICY_FILE)
     try:
         doc = VexDocument.model_validate(data)
     except ValidationError as exc:

@@ -36,6 +36,24 @@ def default_url() -> str:
     return f"sqlite:///{base / 'stockade' / 'stockade.db'}"
 
 
+def redact_url(url: str) -> str:
+    """``url`` with its password as ``***``, even when it does not parse as a URL (everything
+    between the user's ``:`` and the last ``@`` counts as the password)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    userinfo, _, host = rest.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+
+def one_line(message: object, password: str | None = None) -> str:
+    """A driver's message on one line, with any copy of the password masked."""
+    text = " ".join(str(message).split())
+    # A password of a few characters would also match ordinary words of the message.
+    return text.replace(password, "***") if password and len(password) >= 4 else text
+
+
 def normalize_url(url: str) -> str:
     """Accept plain file paths and ``postgresql://`` URLs (driven by psycopg 3)."""
     if "://" not in url:
@@ -101,7 +119,7 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
-            raise StoreError(f"database error: {exc.orig}", subject=self.safe_url) from exc
+            raise self.error("database error", exc.orig) from exc
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -111,12 +129,20 @@ class Store:
             with self.engine.connect() as conn:
                 yield conn
         except OperationalError as exc:
-            raise StoreError(f"database error: {exc.orig}", subject=self.safe_url) from exc
+            raise self.error("database error", exc.orig) from exc
+
+    def error(self, what: str, cause: object) -> StoreError:
+        """A one-line StoreError naming the database without its password."""
+        password = self._engine.url.password if self._engine is not None else None
+        return StoreError(f"{what}: {one_line(cause, password)}", subject=self.safe_url)
 
     @property
     def safe_url(self) -> str:
+        """The URL for messages: the password, however the URL is written, as ``***``."""
         if self._engine is None and self.sqlite_path is not None:
             return f"sqlite:///{self.sqlite_path}"
+        if self._url is not None:
+            return redact_url(self._url)
         return str(self.engine.url.render_as_string(hide_password=True))
 
     def close(self) -> None:
@@ -144,19 +170,30 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
 
     try:
         parsed = make_url(raw)
-    except ArgumentError as exc:
-        raise ConfigError(f"not a database URL: {raw!r}") from exc
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ConfigError(f"not a database URL: {redact_url(raw)!r}") from None
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
         if db and db != ":memory:":
-            try:
-                Path(db).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create the folder for {db}: {exc.strerror}") from exc
-    store = Store(_create_engine(raw))
+            _create_private_sqlite_file(Path(db))
+    store = Store(_create_engine(raw), url=raw)
     if migrate:
         upgrade(store)
     return store
+
+
+def _create_private_sqlite_file(path: Path) -> None:
+    """Create a missing database folder (0700) and file (0600) before SQLite does: it would make
+    the file 0644 under the usual umask, and gives the -wal and -shm files the database's mode.
+    A folder or file that exists already is left as it is."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the database {path}: {exc.strerror}") from exc
+    os.close(fd)  # SQLite takes an empty file for a new database
 
 
 def _create_engine(raw: str) -> Engine:
@@ -165,8 +202,9 @@ def _create_engine(raw: str) -> Engine:
 
     try:
         engine = create_engine(raw)
-    except (ArgumentError, ModuleNotFoundError) as exc:
-        raise ConfigError(f"cannot use database URL {raw!r}: {exc}") from exc
+    except (ArgumentError, ModuleNotFoundError, ValueError) as exc:
+        safe = redact_url(raw)
+        raise ConfigError(f"cannot use database URL {safe!r}: {one_line(exc)}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -271,8 +309,6 @@ def upgrade(store: Store) -> None:
             command.upgrade(_alembic_config(conn), "heads")
     except CommandError as exc:
         # e.g. the database was migrated by a newer Stockade with revisions this one lacks
-        raise StoreError(f"cannot migrate the database: {exc}", subject=store.safe_url) from exc
+        raise store.error("cannot migrate the database", exc) from exc
     except OperationalError as exc:
-        raise StoreError(
-            f"cannot open or migrate the database: {exc.orig}", subject=store.safe_url
-        ) from exc
+        raise store.error("cannot open or migrate the database", exc.orig) from exc

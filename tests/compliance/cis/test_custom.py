@@ -97,7 +97,7 @@ def test_custom_yaml_and_script_checks(tmp_path: Path, checks_dir: Path) -> None
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("checks:\n  - id: x\n    title: [unclosed\n", "line 4"),
+        ("checks:\n  - id: x\n    title: [unclosed\n", "c.yaml:4: invalid YAML"),
         (
             "checks:\n  - {id: x, title: t, audit: {files: [/a]}, tests: {key: mode, like: '1'}}\n",
             "like",

@@ -193,7 +193,7 @@ def test_in_cluster_service_account(pki: Pki, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("key: [unclosed", "not valid YAML"),
+        ("key: [unclosed", "invalid YAML"),
         ("- a list", "not a mapping"),
         ("kind: Config\n", "no current-context"),
         ("current-context: x\ncontexts: []\n", "no context named 'x'"),

@@ -104,16 +104,17 @@ def test_malformed_documents_are_errors_and_the_rest_is_read() -> None:
     assert names(loaded) == ["a", "c"]
     (err,) = loaded.errors
     assert err.status == Status.ERROR and err.resource.name == "mixed.yaml#2"
-    assert err.details.reason.startswith("invalid YAML at line 1")
+    assert err.details.reason.startswith("invalid YAML: ")
+    assert err.details.reason.endswith("(line 13)")
 
 
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("{not json", "invalid JSON at line 1"),
+        ("{not json", "invalid JSON: "),
         ("just some words\n", "not a Kubernetes object (a str)"),
         ("- a\n- b\n", "not a Kubernetes object (a list)"),
-        ("key: [unclosed\n", "invalid YAML at line"),
+        ("key: [unclosed\n", "invalid YAML: "),
     ],
 )
 def test_garbage_gives_a_reason(text: str, reason: str) -> None:

@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-import yaml
-
 from stockade.compliance.cis.model import Benchmark, Component, PathSpec
 from stockade.compliance.cis.node import FileProblem, Node, Process
+from stockade.config import parse_json, parse_yaml
+from stockade.model import StockadeError
 
 _VAR = re.compile(r"\$\{(re:)?([a-z0-9_-]+)\.([a-z0-9_-]+)\}")
 _ENV_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 Flags = dict[str, list[str]]
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(slots=True)
@@ -67,17 +66,18 @@ def parse_config(text: str, path: str) -> Any:
     name = path.lower()
     try:
         if name.endswith(".json"):
-            return json.loads(text)
+            return parse_json(text, name=path)
         if name.endswith(".toml"):
             return tomllib.loads(text)
         if name.endswith((".ini", ".cfg")):
             parser = configparser.ConfigParser(interpolation=None)
             parser.read_string(text)
             return {s: dict(parser[s]) for s in parser.sections()}
-        return yaml.load(text, Loader=_Loader)  # CSafeLoader or SafeLoader
+        return parse_yaml(text, name=path)[0]
+    except StockadeError as exc:
+        detail = f"line {exc.line}: {exc.message}" if exc.line else exc.message
+        raise FileProblem(f"{path}: malformed config file ({detail})") from None
     except (
-        yaml.YAMLError,
-        json.JSONDecodeError,
         tomllib.TOMLDecodeError,
         configparser.Error,
     ) as exc:

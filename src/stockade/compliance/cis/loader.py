@@ -9,8 +9,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stockade.compliance.cis import operators
 from stockade.compliance.cis.model import (
     Audit,
@@ -22,6 +20,7 @@ from stockade.compliance.cis.model import (
     Test,
     Tests,
 )
+from stockade.config import parse_yaml
 from stockade.model import ConfigError, Severity
 
 BUILTIN = {
@@ -42,9 +41,6 @@ _AUDIT_KEYS = {
     "script",
     "timeout",
 }
-
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster
 
 
 def builtin(platform: str, version: str | None = None) -> Benchmark:
@@ -137,13 +133,7 @@ def _with_script_paths(check: Check, base_dir: Path) -> Check:
 
 
 def _yaml(text: str, where: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_Loader)  # CSafeLoader or SafeLoader
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise ConfigError(f"{where}:{at} {problem}") from None
+    return parse_yaml(text, name=where)[0]
 
 
 def parse_benchmark(data: Any, where: str) -> Benchmark:

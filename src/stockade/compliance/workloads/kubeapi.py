@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from stockade.compliance.workloads.engine import Manifest
 from stockade.k8s.objects import WORKLOAD_KINDS, expand_list
@@ -92,11 +91,12 @@ def from_kubeconfig(path: str | os.PathLike[str], context: str | None = None) ->
     """The cluster and credentials of a kubeconfig's current (or named) context."""
     file = Path(path).expanduser()
     try:
-        cfg = yaml.safe_load(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read kubeconfig {file}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"kubeconfig {file} is not valid YAML") from exc
+    from stockade.config import parse_yaml
+
+    cfg, _node = parse_yaml(text, name=f"kubeconfig {file}")
     if not isinstance(cfg, dict):
         raise ConfigError(f"kubeconfig {file} is not a mapping")
     name = context or cfg.get("current-context")

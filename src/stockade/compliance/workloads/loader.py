@@ -8,7 +8,6 @@ the other documents of the same file are still read. Only a path that does not e
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Iterable, Iterator
@@ -16,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stockade.compliance.interface import CheckDetails
 from stockade.compliance.workloads.engine import Manifest
+from stockade.config import parse_json, parse_yaml_all
 from stockade.k8s.objects import expand_list
-from stockade.model import Finding, InputError, Pillar, ResourceRef, Severity, Status
+from stockade.model import Finding, InputError, Pillar, ResourceRef, Severity, Status, StockadeError
 
 SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 MAX_BYTES = 64 * 1024 * 1024
@@ -29,7 +27,6 @@ INPUT_CHECK_ID = "workloads.input"
 
 _SEPARATOR = re.compile(r"^---(?:[ \t].*)?$", re.MULTILINE)
 _SOURCE = re.compile(r"^# Source: (.+)$", re.MULTILINE)
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(slots=True)
@@ -105,9 +102,9 @@ def load_text(text: str, name: str, out: Loaded | None = None) -> Loaded:
     stripped = text.lstrip()
     if stripped[:1] in ("{", "["):
         try:
-            _add(json.loads(text), name, out)
-        except json.JSONDecodeError as exc:
-            out.errors.append(input_error(name, f"invalid JSON at line {exc.lineno}: {exc.msg}"))
+            _add(parse_json(text, name=name, error=InputError, max_bytes=MAX_BYTES), name, out)
+        except StockadeError as exc:
+            out.errors.append(input_error(name, _reason(exc)))
         return out
     for number, (line, doc) in enumerate(_documents(text), start=1):
         location = f"{name}#{number}"
@@ -115,14 +112,17 @@ def load_text(text: str, name: str, out: Loaded | None = None) -> Loaded:
         if source:
             location += f" ({source.group(1).strip()})"
         try:
-            data = yaml.load(doc, Loader=_Loader)
-        except yaml.YAMLError as exc:
-            reason = _yaml_reason(exc, line)
+            docs = parse_yaml_all(
+                doc, name=location, error=InputError, first_line=line, max_bytes=MAX_BYTES
+            )
+        except StockadeError as exc:
+            reason = _reason(exc)
             if "{{" in doc:
                 reason = f"an unrendered template ({reason}); render it first (helm template)"
             out.errors.append(input_error(location, reason))
             continue
-        _add(data, location, out)
+        for data, _node in docs:
+            _add(data, location, out)
     return out
 
 
@@ -137,12 +137,9 @@ def _documents(text: str) -> Iterator[tuple[int, str]]:
         line += chunk.count("\n")
 
 
-def _yaml_reason(exc: yaml.YAMLError, first_line: int) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    if mark is not None:
-        return f"invalid YAML at line {first_line + mark.line}: {problem}"
-    return f"invalid YAML: {problem}"
+def _reason(exc: StockadeError) -> str:
+    """The loader's one-line problem without the location (the finding names it)."""
+    return f"{exc.message} (line {exc.line})" if exc.line else exc.message
 
 
 def _add(data: Any, location: str, out: Loaded) -> None:

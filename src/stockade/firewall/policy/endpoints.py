@@ -15,7 +15,7 @@ from stockade.model.errors import ConfigError, UsageError
 if TYPE_CHECKING:
     from stockade.identity import Directory as Identities
 
-_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")
 
 
 class Directory:

@@ -10,21 +10,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from stockade.config import format_loc, line_of, read_text
+from stockade.config import format_loc, line_of, parse_yaml_all, read_text
 from stockade.firewall.policy.model import Policy
 from stockade.model.errors import ConfigError
 
 
 def _documents(text: str, name: str) -> list[tuple[Any, yaml.Node]]:
-    try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-        values = list(yaml.safe_load_all(text))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise ConfigError(
-            f"{name}{f':{mark.line + 1}' if mark else ''}: invalid YAML: {exc.problem}"
-        ) from None
-    return [(v, n) for v, n in zip(values, nodes, strict=True) if v is not None]
+    return [(v, n) for v, n in parse_yaml_all(text, name=name) if v is not None]
 
 
 def _check(value: Any, node: yaml.Node, name: str, *, partial: bool) -> Policy:

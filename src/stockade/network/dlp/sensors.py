@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from stockade.model.errors import ConfigError
 
 from .masking import MASKERS
@@ -223,7 +221,7 @@ def builtin_sensor_ids() -> tuple[str, ...]:
     return tuple(s.id for s in BUILTIN_SENSORS)
 
 
-_SLUG = re.compile(r"^[a-z0-9_]+(?:\.[a-z0-9_]+)+$")
+_SLUG = re.compile(r"^[a-z0-9_]+(?:\.[a-z0-9_]+)+\Z")
 _KNOWN_KEYS = {
     "id", "title", "patterns", "pattern", "context", "exclude_context", "validator", "mask",
     "score", "context_boost", "min_score", "max_length", "ignore_case",
@@ -290,11 +288,12 @@ def _widest(patterns: list[str], ignore_case: bool, sid: str, where: str) -> int
 def load_sensor_file(path: Path) -> tuple[Sensor, ...]:
     """Read ``sensors:`` from a YAML file of user-defined sensors."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read sensor file: {exc.strerror}", subject=str(path)) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}".splitlines()[0], subject=str(path)) from exc
+    from stockade.config import parse_yaml
+
+    doc, _node = parse_yaml(text, name=str(path))
     if not isinstance(doc, dict) or not isinstance(doc.get("sensors"), list):
         raise ConfigError("expected a mapping with a 'sensors' list", subject=str(path))
     sensors = tuple(

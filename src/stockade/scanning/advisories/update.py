@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from stockade.model.errors import AdvisoryError, ConfigError
 from stockade.model.progress import NullObserver, Observer
@@ -62,10 +61,10 @@ def import_sources(
 
 def load_config(path: Path) -> list[str]:
     """The source list from a sources.yaml; raises ConfigError when it is missing or wrong."""
-    import yaml
+    from stockade.config import parse_yaml
 
     try:
-        doc: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
             "no sources configured: create it with a `sources:` list of paths or URLs",
@@ -73,8 +72,7 @@ def load_config(path: Path) -> list[str]:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc}", subject=str(path)) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {str(exc).splitlines()[0]}", subject=str(path)) from exc
+    doc, _node = parse_yaml(text, name=str(path))
     if not isinstance(doc, dict) or not isinstance(doc.get("sources"), list) or not doc["sources"]:
         raise ConfigError("expected a non-empty `sources:` list", subject=str(path))
     out: list[str] = []

@@ -167,7 +167,7 @@ def _manifest_licenses(manifest: dict[str, str]) -> tuple[str, ...]:
     return tuple(x.strip() for x in value.split(",") if x.strip())[:8] if value else ()
 
 
-_GROUP = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+$")
+_GROUP = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+\Z")
 
 
 def _group_from_manifest(manifest: dict[str, str]) -> str:

@@ -1,0 +1,284 @@
+"""Hostile configuration inputs through the real CLI: deep nesting, alias bombs, impossible dates.
+
+Before the safe loader, ``[[[[...`` killed ``bench workloads`` (SIGSEGV, exit 139) and every other
+reader answered with a traceback and exit 1 (the "findings" code). Each reader now refuses them with
+one ``stockade: error: FILE:LINE: ...`` line: exit 3 for a document over a limit, exit 2 for an
+impossible date in a configuration file (like any other bad value there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from tests.support import require
+
+DEPTH = 100_000
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stockade", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def flow_nesting() -> str:
+    return "a: " + "[" * DEPTH + "]" * DEPTH + "\n"
+
+
+def block_nesting() -> str:
+    return "a:\n" + "- " * DEPTH + "1\n"  # compact block sequences: one level per "- "
+
+
+def billion_laughs() -> str:
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 10):
+        lines.append(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def deep_json() -> str:
+    return '{"a": ' + "[" * DEPTH + "]" * DEPTH + "}"
+
+
+# Each reader: how to run it on a file (the rest of the command line), and a document it accepts
+# with an impossible date in it.
+READERS: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
+    "ignore file": (
+        lambda f, tmp: ["scan", "rootfs", str(tmp), "--ignore-file", str(f), "--db", db(tmp)],
+        "ignore:\n  - id: CVE-2024-1\n    reason: r\n    expires: 2024-02-30\n",
+    ),
+    "firewall policy": (
+        lambda f, tmp: ["policy", "apply", str(f), "--db", db(tmp)],
+        "metadata: {name: p}\nspec:\n  groups:\n    - {name: 2024-02-30, selector: {namespace: x}}\n",
+    ),
+    "admission policy": (
+        lambda f, tmp: ["admission", "policy", "set", str(f), "--db", db(tmp)],
+        "metadata: {name: 2024-02-30}\nspec:\n  rules: []\n",
+    ),
+}
+
+
+def db(tmp: Path) -> str:
+    return str(tmp / "stockade.db")
+
+
+def one_error_line(out: subprocess.CompletedProcess[str], prefix: str) -> str:
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"stockade: error: {prefix}"), out.stderr[-2000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize(
+    ("make", "line", "problem"),
+    [
+        (flow_nesting, 1, "nested deeper than 100 levels"),
+        (block_nesting, 2, "nested deeper than 100 levels"),
+        (billion_laughs, 2, "aliases expand the document"),
+    ],
+    ids=["flow", "block", "laughs"],
+)
+def test_config_readers_refuse_deep_and_exploding_documents(
+    tmp_path: Path, reader: str, make: Callable[[], str], line: int, problem: str
+) -> None:
+    command, _ = READERS[reader]
+    doc = tmp_path / "hostile.yaml"
+    doc.write_text(make())
+    out = run(*command(doc, tmp_path))
+    message = one_error_line(out, f"{doc}:{line}: ")
+    assert problem in message and out.returncode == 3
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_config_readers_reject_an_impossible_date_with_its_line(
+    tmp_path: Path, reader: str
+) -> None:
+    command, text = READERS[reader]
+    doc = tmp_path / "dated.yaml"
+    doc.write_text(text)
+    out = run(*command(doc, tmp_path))
+    line = 1 + text.splitlines().index(next(x for x in text.splitlines() if "2024-02-30" in x))
+    message = one_error_line(out, f"{doc}:{line}: ")
+    assert "invalid date '2024-02-30': day is out of range for month" in message
+    assert out.returncode == 2  # a bad value in a configuration file, like any other
+
+
+def test_vex_refuses_deep_json(tmp_path: Path) -> None:
+    doc = tmp_path / "deep.json"
+    doc.write_text(deep_json())
+    out = run("scan", "rootfs", str(tmp_path), "--vex", str(doc), "--db", db(tmp_path))
+    assert "nested deeper than 100 levels" in one_error_line(out, f"{doc}:1: ")
+    assert out.returncode == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "reason"),
+    [
+        ("flow.yaml", flow_nesting, "nested deeper than 100 levels (line 1)"),
+        ("block.yaml", block_nesting, "nested deeper than 100 levels (line 2)"),
+        ("deep.json", deep_json, "nested deeper than 100 levels (line 1)"),
+        (
+            "laughs.yaml",
+            lambda: "kind: Pod\nmetadata: {name: p}\n" + billion_laughs(),
+            "aliases expand the document by more than 100000 nodes (line 4)",
+        ),
+        (
+            "dated.yaml",
+            lambda: "kind: Pod\nmetadata:\n  name: p\n  annotations: {built: 2024-02-30}\n",
+            "invalid date '2024-02-30': day is out of range for month (line 4)",
+        ),
+    ],
+    ids=["flow", "block", "json", "laughs", "date"],
+)
+def test_bench_workloads_reports_hostile_manifests_as_errors(
+    tmp_path: Path, name: str, make: Callable[[], str], reason: str
+) -> None:
+    (tmp_path / name).write_text(make())
+    (tmp_path / "ok.yaml").write_text("kind: Pod\nmetadata: {name: fine}\nspec: {}\n")
+    out = run("bench", "workloads", str(tmp_path), "-f", "json", "--db", db(tmp_path))
+    assert out.returncode == 3 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    findings = json.loads(out.stdout)["findings"]
+    errors = [f for f in findings if f["status"] == "ERROR"]
+    assert [e["details"]["reason"] for e in errors] == [reason]
+    assert any(f["resource"]["name"] == "fine" for f in findings)  # the other file is still read
+
+
+# ---------------------------------------------------------------- names with a trailing newline
+# ``$`` also matches before a final newline, so "web\n" passed the slug checks and travelled into
+# kernel rule comments, events and registry paths.
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ('groups: [{name: "web\\n", selector: {namespace: x}}]', "group name 'web\\n'"),
+        (
+            "groups: [{name: web, selector: {namespace: x}}]\n"
+            '  rules: [{name: "r\\n", from: [web], to: [any]}]',
+            "rule name 'r\\n'",
+        ),
+        ('groups: [{name: web, selector: {dns: ["example.com\\n"]}}]', "not a DNS name"),
+    ],
+    ids=["group", "rule", "dns"],
+)
+def test_firewall_names_with_a_trailing_newline_are_rejected(
+    tmp_path: Path, spec: str, fragment: str
+) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(f"metadata: {{name: p}}\nspec:\n  {spec}\n")
+    out = run("policy", "apply", str(policy), "--db", db(tmp_path))
+    assert fragment in one_error_line(out, f"{policy}:") and out.returncode == 2
+
+
+def test_dlp_sensor_id_with_a_trailing_newline_is_rejected(tmp_path: Path) -> None:
+    sensors = tmp_path / "s.yaml"
+    sensors.write_text('sensors:\n  - {id: "acme.customer\\n", pattern: "ACME-[0-9]{6}"}\n')
+    out = run("dlp", "sensors", "--sensors", str(sensors))
+    assert "id must be a dotted slug" in one_error_line(out, "") and out.returncode == 2
+
+
+def test_image_reference_with_a_newline_in_the_repository_is_rejected(tmp_path: Path) -> None:
+    out = run("sbom", "registry.invalid:5000/app\n:1.0", "--db", db(tmp_path))  # was a traceback
+    assert "not a valid repository name" in one_error_line(out, "") and out.returncode == 2
+
+
+# ---------------------------------------------------------------- the database's files
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_database_folder_file_wal_and_shm_are_private(tmp_path: Path) -> None:
+    """Under the usual umask 022 SQLite made the database, its -wal and -shm 0644 (world-readable
+    findings and events). The webhook keeps its connection open, so all four can be seen."""
+    folder = tmp_path / "data" / "stockade"
+    db_file = folder / "stockade.db"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "stockade", "admission", "serve", "--host", "127.0.0.1",
+         "--port", "0", "--cert-dir", str(tmp_path / "certs"), "--db", str(db_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: os.umask(0o022),
+    )  # fmt: skip
+    try:
+        wal, shm = Path(f"{db_file}-wal"), Path(f"{db_file}-shm")
+        deadline = time.monotonic() + 60
+        while not (wal.exists() and shm.exists()) and server.poll() is None:
+            assert time.monotonic() < deadline, "the webhook never opened its database"
+            time.sleep(0.1)
+        assert server.poll() is None, server.communicate()[1]
+        assert mode(folder) == 0o700 and mode(folder.parent) == 0o755
+        assert {p.name: mode(p) for p in (db_file, wal, shm)} == {
+            "stockade.db": 0o600, "stockade.db-wal": 0o600, "stockade.db-shm": 0o600,
+        }  # fmt: skip
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+def test_an_existing_database_folder_is_left_as_the_user_made_it(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir(mode=0o750)
+    folder.chmod(0o750)
+    out = run("images", "--db", str(folder / "stockade.db"))
+    assert out.returncode == 0, out.stderr
+    assert mode(folder) == 0o750 and mode(folder / "stockade.db") == 0o600
+
+
+# ---------------------------------------------------------------- database URL passwords
+
+SECRET = "s3cr3t-Pa55word"
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def refused_without_the_password(out: subprocess.CompletedProcess[str], code: int) -> str:
+    line = one_error_line(out, "")
+    assert SECRET not in out.stderr + out.stdout and "***" in line and out.returncode == code
+    return line
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "fragment"),
+    [
+        (f"postgresql://u:{SECRET}@127.0.0.1:{{port}}/x", 3, "Connection refused"),
+        (f"postgres://u:{SECRET}@127.0.0.1:{{port}}/x", 3, "Connection refused"),
+        (f"postgresql://u:{SECRET}@127.0.0.1:notaport/x", 2, "not a database URL"),
+        (f"nosuchdb://u:{SECRET}@127.0.0.1:{{port}}/x", 2, "cannot use database URL"),
+    ],
+    ids=["unreachable", "postgres-scheme", "bad-port", "unknown-driver"],
+)
+def test_database_url_password_never_appears_in_errors(url: str, code: int, fragment: str) -> None:
+    out = run("images", "--db", url.format(port=free_loopback_port()))
+    assert fragment in refused_without_the_password(out, code)
+
+
+def test_wrong_postgresql_password_is_not_echoed() -> None:
+    real = os.environ.get(
+        "STOCKADE_TEST_PG", "postgresql://stockade:stockade@127.0.0.1:5432/stockade_test"
+    )
+    parts = urlsplit(real)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 5432
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        require(False, f"PostgreSQL is not listening on {host}:{port} (./dev setup starts it)")
+    netloc = f"{parts.username}:{SECRET}@{host}:{port}"
+    out = run("images", "--db", urlunsplit(parts._replace(netloc=netloc)))
+    assert "password authentication failed" in refused_without_the_password(out, 3)
