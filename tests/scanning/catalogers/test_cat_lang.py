@@ -50,11 +50,24 @@ def test_python_wheels_against_their_own_metadata(sample_root: Path) -> None:
         assert pkg.purl == f"pkg:pypi/{normalize_name(msg['Name'])}@{msg['Version']}"
         assert pkg.licenses, f"{msg['Name']} has license metadata"
     assert pkgs["typing-extensions"].purl == "pkg:pypi/typing-extensions@4.12.2"
-    # the host's Debian-built egg-info files and directories are found too
-    assert any(
-        "/opt/hostpy/dist-packages/" in p.locations[0] and p.locations[0].endswith(".egg-info")
-        for p in pkgs.values()
+    # the host's Debian-built egg-info directories (and files, where this host has any) are found
+    from tests.scanning.catalogers.catalog_inputs import HOST_EGGS
+
+    hosted = [
+        p.locations[0] for p in pkgs.values() if "/opt/hostpy/dist-packages/" in p.locations[0]
+    ]
+    assert any(loc.endswith(".egg-info/PKG-INFO") for loc in hosted)
+    if any(f.is_file() for d in HOST_EGGS for f in Path(d).glob("*.egg-info")):
+        assert any(loc.endswith(".egg-info") for loc in hosted)
+
+
+def test_python_egg_info_as_a_single_file() -> None:
+    """Debian ships some egg-info as one file (PKG-INFO's content under the .egg-info name)."""
+    meta = b"Metadata-Version: 1.1\nName: crcmod\nVersion: 1.7\nLicense: MIT\n"
+    [p] = PythonCataloger().catalog(
+        [entry("/usr/lib/python3/dist-packages/crcmod-1.7.egg-info", meta)]
     )
+    assert (p.name, p.version, p.purl) == ("crcmod", "1.7", "pkg:pypi/crcmod@1.7")
 
 
 def test_python_license_sources() -> None:
