@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from stockade.model.progress import Observer
 from stockade.scanning.interface import Inventory
@@ -19,6 +19,7 @@ from stockade.store import Store
 if TYPE_CHECKING:
     from stockade.scanning.registry_scan import RegistryLister
     from stockade.scanning.sources.interface import OpenImage
+    from stockade.scanning.sources.registry import RegistryClient
 
 
 def check_db(store: Store, max_age: timedelta, allow_stale: bool) -> DatabaseInfo:
@@ -132,7 +133,7 @@ def registry_lister(host: str, image: ImageOptions) -> RegistryLister:
 
 
 class _ClientLister:
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: RegistryClient) -> None:
         self.client = client
 
     def repositories(self) -> Sequence[str]:

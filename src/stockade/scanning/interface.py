@@ -21,6 +21,12 @@ from typing import Protocol
 from stockade.model import Details
 
 
+class Readable(Protocol):
+    """A byte stream that is only ever read from: a layer blob, a decompressor, a guard."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Package:
     """One installed package. ``type`` uses syft's names so inventories compare one to one."""

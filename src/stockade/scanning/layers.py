@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, cast
 
 from stockade.model.errors import ConfigError, DigestMismatch, ImageError, UnsafeImage
-from stockade.scanning.interface import FileEntry, LayerInfo
+from stockade.scanning.interface import FileEntry, LayerInfo, Readable
 from stockade.scanning.sources.manifest import LAYER_TYPES
 from stockade.scanning.targuard import GuardedStream
 
@@ -87,7 +87,7 @@ class LayerRead:
 class _Hashing:
     """A read-only stream that hashes and counts what passes through it."""
 
-    def __init__(self, raw: BinaryIO, on_read: Callable[[int], None] | None = None) -> None:
+    def __init__(self, raw: Readable, on_read: Callable[[int], None] | None = None) -> None:
         self.raw = raw
         self.hash = hashlib.sha256()
         self.count = 0
@@ -150,7 +150,7 @@ def _plausible_v7_header(block: bytes) -> bool:
 
 
 def read_layer(
-    raw: BinaryIO,
+    raw: Readable,
     layer: LayerInfo,
     *,
     wants: Wants,
@@ -242,17 +242,16 @@ def _zstd_error() -> type[Exception]:
     return zstandard.ZstdError
 
 
-def _decompressor(kind: str, source: _Peeked) -> BinaryIO:
-    raw = cast(BinaryIO, source)  # only read() is ever called on it
+def _decompressor(kind: str, source: _Peeked) -> Readable:
+    # The gzip and zstandard stubs ask a whole file object; only read() is ever called on it.
+    raw = cast(BinaryIO, source)
     if kind == "gzip":
-        return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
+        return gzip.GzipFile(fileobj=raw, mode="rb")
     if kind == "zstd":
         import zstandard
 
-        return cast(
-            BinaryIO, zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-        )
-    return raw
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    return source
 
 
 def normalize_name(name: str, what: str) -> str:
@@ -282,6 +281,8 @@ def _walk_tar(
     captured: dict[str, FileEntry] = {}
     pending: list[tuple[str, str, int]] = []
     guarded = GuardedStream(stream, what)  # headers are checked before tarfile parses them
+    # typeshed's tarfile.open wants a seekable, writable file object even for the stream mode
+    # "r|", which only ever calls read(): hence the ignore.
     tar = tarfile.open(fileobj=guarded, mode="r|", bufsize=1 << 14)  # type: ignore[call-overload]  # noqa: SIM115 - closed below
     count = 0
     while (member := tar.next()) is not None:

@@ -12,13 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from stockade.scanning.advisories.store import LookupRow
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One affected row: its range events with parsed version keys; the rest of the row is
     decoded only for the rows that match (most rows of a package do not)."""
 
-    row: tuple[Any, ...]  # as returned by lookup_rows
+    row: LookupRow
     ranges: tuple[tuple[tuple[str, Any, str], ...], ...]  # (kind, key or None for "0", text)
     versions: frozenset[str]
 
@@ -76,7 +78,7 @@ class Hit:
 _NO_VERSIONS: frozenset[str] = frozenset()
 
 
-def parse_entry(row: tuple[Any, ...], key: Callable[[str], Any]) -> Entry:
+def parse_entry(row: LookupRow, key: Callable[[str], Any]) -> Entry:
     """Parse one row's ranges; events are stored in evaluation order (see store._sorted_events)."""
     ranges = tuple(
         tuple(

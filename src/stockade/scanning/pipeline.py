@@ -149,9 +149,11 @@ def scan_image(
 
 
 def _kept_inventory(store: Store, ref: str, opened: OpenImage | None, key: str) -> Inventory | None:
-    if opened is None or not opened.info.manifest_digest:
+    if opened is None:
         return None
     info = opened.info
+    if not info.manifest_digest:
+        return None
     stored = load_inventory(store, info.manifest_digest)
     if stored is None or stored.catalogers != key:
         return None

@@ -21,7 +21,7 @@ from stockade.model import Severity
 from stockade.model.errors import InputError
 from stockade.model.progress import NullObserver, Observer
 from stockade.scanning.pipeline import Backend, ScanOptions, evaluate, rematch_stored
-from stockade.scanning.results import ScanReport
+from stockade.scanning.results import DatabaseInfo, ScanReport
 from stockade.scanning.scan_store import (
     image_state,
     load_inventory,
@@ -117,7 +117,16 @@ def walk_registry(
     return Walk(poll=poll, host=host, items=tuple(items))
 
 
-def _visit(store, ref, digest, options, backend, observer, db, key) -> WalkItem:
+def _visit(
+    store: Store,
+    ref: str,
+    digest: str,
+    options: ScanOptions,
+    backend: Backend,
+    observer: Observer,
+    db: DatabaseInfo,
+    key: str,
+) -> WalkItem:
     stored = load_inventory(store, digest)
     if stored is None or stored.catalogers != key:
         inv = backend.build_inventory(ref, store, observer, options.image, None)
@@ -147,9 +156,9 @@ def _visit(store, ref, digest, options, backend, observer, db, key) -> WalkItem:
         action = "rematched"  # same image, new advisory data
     else:
         action = "cached"  # a new tag (or a moved one) for an image already read
-    report = rematch_stored(store, digest, ref, options, backend, db, mode=action)
-    assert report is not None
-    return _item(ref, digest, action, report)
+    rematched = rematch_stored(store, digest, ref, options, backend, db, mode=action)
+    assert rematched is not None
+    return _item(ref, digest, action, rematched)
 
 
 def _fails(counts: dict[str, int], fail_on: Severity | None) -> bool:
@@ -214,18 +223,18 @@ def watch_registry(
 
 
 def _poll(
-    store,
-    host,
-    lister,
-    patterns,
-    options,
-    backend,
-    observer,
-    watch,
-    interval,
-    max_polls,
-    on_walk,
-    sleep,
+    store: Store,
+    host: str,
+    lister: RegistryLister,
+    patterns: Sequence[str],
+    options: ScanOptions,
+    backend: Backend,
+    observer: Observer | None,
+    watch: bool,
+    interval: float,
+    max_polls: int | None,
+    on_walk: Callable[[Walk], None] | None,
+    sleep: Callable[[float], None],
 ) -> list[Walk]:
     walks: list[Walk] = []
     polls = (max_polls or 1) if not watch else max_polls

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from stockade.model.errors import StoreError
 from stockade.scanning.interface import Inventory, Unchecked
 from stockade.scanning.inventory_codec import inventory_from_dict, inventory_to_dict
 from stockade.scanning.results import NOTHING_IDENTIFIED, ScanReport
@@ -238,7 +239,10 @@ def _upsert_image(
         conn.execute(update(scan_images).where(scan_images.c.id == row[0]).values(**values))
         return int(row[0])
     result = conn.execute(insert(scan_images).values(reference=reference, first_seen=now, **values))
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key  # None only from a driver that does not report the new id
+    if key is None:
+        raise StoreError("the database did not return the id of the new image row")
+    return int(key[0])
 
 
 def split_repository(name: str | None) -> tuple[str | None, str | None]:

@@ -29,14 +29,24 @@ import os
 import re
 import tarfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 from stockade.model.errors import UnsafeImage
+from stockade.scanning.interface import Readable
 
 BLOCK = 512
 MAX_EXTENSION_BYTES = 64 * 1024
 MAX_EXTENSION_CHAIN = 16
 MAX_DIGIT_RUN = 64
+
+
+class SeekableReadable(Readable, Protocol):
+    """A byte stream the guard can also seek in (a tar file, plain or gzipped)."""
+
+    def tell(self) -> int: ...
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET, /) -> int: ...
+
 
 _PAX_TYPES = (b"x", b"g", b"X")
 _LONG_TYPES = (b"L", b"K")
@@ -207,7 +217,7 @@ def _pax_records(body: bytes) -> dict[str, str]:
 class GuardedStream:
     """A read-only stream that checks the tar structure of what passes through, before it is used."""
 
-    def __init__(self, raw: BinaryIO, what: str) -> None:
+    def __init__(self, raw: Readable, what: str) -> None:
         self.raw = raw
         self.guard = TarHeaderGuard(what)
         self._want = BLOCK
@@ -241,7 +251,7 @@ class GuardedStream:
             self._want, self._skip = self.guard.feed(unit)
 
 
-def check_tar_file(fh: BinaryIO, what: str) -> None:
+def check_tar_file(fh: SeekableReadable, what: str) -> None:
     """Run the guard over a seekable tar file, seeking past the members' data; rewinds ``fh``."""
     guard = TarHeaderGuard(what)
     want, skip = BLOCK, 0
@@ -258,5 +268,5 @@ def open_checked(path: Path, what: str) -> tarfile.TarFile:
     with open(path, "rb") as fh:
         gzipped = fh.read(2) == b"\x1f\x8b"
     with gzip.open(path, "rb") if gzipped else open(path, "rb") as fh:
-        check_tar_file(fh, what)  # type: ignore[arg-type]
+        check_tar_file(fh, what)
     return tarfile.open(path)

@@ -375,8 +375,13 @@ def _scalar_or_list(v: Any) -> bool:
 
 
 def _value(v: Any) -> str | tuple[str, ...]:
+    """A test's value: a scalar, or a list of scalars (``_scalar_or_list`` checked it)."""
     if isinstance(v, list):
-        return tuple(_value(x) for x in v)  # type: ignore[misc]
+        return tuple(_scalar(x) for x in v)
+    return _scalar(v)
+
+
+def _scalar(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     return "" if v is None else str(v)

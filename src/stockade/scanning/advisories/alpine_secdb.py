@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Any
+from typing import Any, TypeGuard
 
 from stockade.scanning.advisories import ecosystems
 from stockade.scanning.advisories.model import (
@@ -34,13 +34,13 @@ _APK = SCHEMES["apk"]
 _ID = re.compile(r"[A-Z][A-Z0-9]*-[0-9A-Za-z-]+")
 
 
-def is_secdb(doc: Any) -> bool:
+def is_secdb(doc: object) -> TypeGuard[dict[str, Any]]:
     return (
         isinstance(doc, dict) and "distroversion" in doc and isinstance(doc.get("packages"), list)
     )
 
 
-def is_parts(doc: Any) -> bool:
+def is_parts(doc: object) -> TypeGuard[list[dict[str, Any]]]:
     return (
         isinstance(doc, list)
         and bool(doc)

@@ -14,7 +14,7 @@ marks a guess) is Debian's own severity.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from stockade.scanning.advisories.ecosystems import DEBIAN_CODENAMES
 from stockade.scanning.advisories.model import (
@@ -30,7 +30,7 @@ from stockade.scanning.versions import SCHEMES, VersionError
 _DPKG = SCHEMES["dpkg"]
 
 
-def is_tracker(doc: Any) -> bool:
+def is_tracker(doc: object) -> TypeGuard[dict[str, Any]]:
     """A dict of packages whose values are dicts keyed by CVE/TEMP ids with ``releases``."""
     if not isinstance(doc, dict) or not doc or "id" in doc:
         return False

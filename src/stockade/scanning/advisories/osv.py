@@ -61,6 +61,11 @@ def _objects(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object (anything else counts as empty)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _convert(doc: Any, where: str) -> tuple[Advisory | None, list[Problem]]:
     problems: list[Problem] = []
     if not is_osv(doc):
@@ -163,12 +168,8 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
     if not ranges and not versions:
         problems.append(Problem(where=where, message="no usable range or versions list; skipped"))
         return None
-    eco_spec = (
-        entry.get("ecosystem_specific") if isinstance(entry.get("ecosystem_specific"), dict) else {}
-    )
-    db_spec = (
-        entry.get("database_specific") if isinstance(entry.get("database_specific"), dict) else {}
-    )
+    eco_spec = _object(entry.get("ecosystem_specific"))
+    db_spec = _object(entry.get("database_specific"))
     severity = _text_severity(
         eco_spec.get("urgency") or eco_spec.get("severity") or db_spec.get("severity")
     )

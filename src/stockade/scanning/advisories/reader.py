@@ -46,13 +46,13 @@ def read_source(source: str, *, timeout: float = 60.0) -> ImportBatch:
 def convert_document(doc: object, where: str) -> tuple[str, list[Advisory], list[Problem]]:
     """Detect the format of one parsed JSON document and convert it."""
     if debian_tracker.is_tracker(doc):
-        advs, probs = debian_tracker.convert(doc, where)  # type: ignore[arg-type]
+        advs, probs = debian_tracker.convert(doc, where)
         return "debian-tracker", advs, probs
     if alpine_secdb.is_secdb(doc):
-        advs, probs = alpine_secdb.convert_secdb(doc, where)  # type: ignore[arg-type]
+        advs, probs = alpine_secdb.convert_secdb(doc, where)
         return "alpine-secdb", advs, probs
     if alpine_secdb.is_parts(doc):
-        advs, probs = alpine_secdb.convert_parts(doc, where)  # type: ignore[arg-type]
+        advs, probs = alpine_secdb.convert_parts(doc, where)
         return "alpine-secdb", advs, probs
     if osv.is_osv(doc) or (isinstance(doc, list) and doc and all(osv.is_osv(d) for d in doc)):
         advs, probs = [], []

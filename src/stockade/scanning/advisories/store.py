@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 from sqlalchemy import Connection, delete, func, insert, select, text
 
@@ -195,7 +195,28 @@ _LOOKUP_COLUMNS = (
 )
 
 
-def lookup_rows(conn: Connection, keys: Iterable[tuple[str, str]]) -> list[tuple[Any, ...]]:
+# One row of lookup_rows: the _LOOKUP_COLUMNS in order, typed as the tables declare them.
+LookupRow: TypeAlias = tuple[
+    str,  # 0 ecosystem
+    str,  # 1 package
+    str,  # 2 ranges (JSON)
+    str,  # 3 versions (JSON)
+    str,  # 4 fix_state
+    str | None,  # 5 fixed_version
+    str | None,  # 6 affected severity
+    str,  # 7 vuln_id
+    str,  # 8 data_source
+    str,  # 9 aliases (JSON)
+    str,  # 10 summary
+    str | None,  # 11 record severity
+    str | None,  # 12 cvss_vector
+    float | None,  # 13 cvss_score
+    str,  # 14 refs (JSON)
+    str,  # 15 upstream (JSON)
+]
+
+
+def lookup_rows(conn: Connection, keys: Iterable[tuple[str, str]]) -> list[LookupRow]:
     """All affected rows (joined with their record) for the (ecosystem, package) keys, in bulk."""
     by_eco: dict[str, set[str]] = {}
     for eco, pkg in keys:
@@ -203,7 +224,7 @@ def lookup_rows(conn: Connection, keys: Iterable[tuple[str, str]]) -> list[tuple
     join = adv_affected.join(
         adv_vulnerabilities, adv_affected.c.vuln_pk == adv_vulnerabilities.c.pk
     )
-    out: list[tuple[Any, ...]] = []
+    out: list[LookupRow] = []
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("PRAGMA cache_size=-16384")  # 16 MiB: a big inventory reads many pages
     for eco, names in by_eco.items():
@@ -217,7 +238,9 @@ def lookup_rows(conn: Connection, keys: Iterable[tuple[str, str]]) -> list[tuple
                     adv_affected.c.package.in_(ordered[i : i + _LOOKUP_CHUNK]),
                 )
             )
-            out.extend(tuple(r) for r in conn.execute(q))
+            # The row's types are the selected columns' (SQLAlchemy types rows of >10 columns
+            # as Any).
+            out.extend(cast(LookupRow, tuple(r)) for r in conn.execute(q))
     return out
 
 

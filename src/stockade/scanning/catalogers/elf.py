@@ -54,7 +54,7 @@ def parse(data: bytes) -> Elf | None:
 
 
 def _loads(data: bytes, e: str, is64: bool, off: int, entsize: int, num: int) -> list[Segment]:
-    out = []
+    out: list[Segment] = []
     if entsize < (56 if is64 else 32):
         return out
     for i in range(min(num, 512)):

@@ -13,9 +13,12 @@ import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from stockade.scanning.catalogers import elf, purl
 from stockade.scanning.interface import FileEntry, Package
+
+_ByteOrder = Literal["little", "big"]
 
 MAGIC = b"\xff Go buildinf:"
 _MAX_BINARY = 512 * 1024 * 1024
@@ -65,7 +68,9 @@ def _find_header(data: bytes, binary: elf.Elf) -> int | None:
     return None
 
 
-def _read_pointer_string(data: bytes, binary: elf.Elf, addr: int, ptr: int, order: str) -> str:
+def _read_pointer_string(
+    data: bytes, binary: elf.Elf, addr: int, ptr: int, order: _ByteOrder
+) -> str:
     head = binary.offset_of(addr, 2 * ptr)
     if head is None:
         return ""
@@ -100,7 +105,7 @@ def read_build_info(data: bytes) -> BuildInfo | None:
         else:
             if ptr not in (4, 8):
                 return None
-            order = "big" if flags & 1 else "little"
+            order: _ByteOrder = "big" if flags & 1 else "little"
             p1 = int.from_bytes(data[start + 16 : start + 16 + ptr], order)
             p2 = int.from_bytes(data[start + 16 + ptr : start + 16 + 2 * ptr], order)
             version = _read_pointer_string(data, binary, p1, ptr, order)
@@ -186,9 +191,9 @@ def main_version(info: BuildInfo, data: bytes = b"") -> tuple[str, str]:
         if m:
             return _v(m.group(1)), "ldflags"
     if data:
-        m = _CONTENT_VERSION.search(data)
-        if m:
-            return _v(m.group(1).decode("ascii")), "contents"
+        found = _CONTENT_VERSION.search(data)
+        if found:
+            return _v(found.group(1).decode("ascii")), "contents"
     revision, stamp = settings.get("vcs.revision", ""), settings.get("vcs.time", "")
     if len(revision) >= 12 and len(stamp) >= 19:
         digits = "".join(ch for ch in stamp[:19] if ch.isdigit())
@@ -207,8 +212,8 @@ def packages_from(info: BuildInfo, entry: FileEntry) -> list[Package]:
     the toolchain as ``stdlib`` with version ``goX.Y.Z``."""
     toolchain = info.go_version.split()[0]
     arch = dict(info.settings).get("GOARCH")
-    common = {"locations": (entry.path,), "layer": entry.layer, "arch": arch}
-    meta = (
+    locations = (entry.path,)
+    meta: tuple[tuple[str, str], ...] = (
         ("go-toolchain", toolchain),
         ("main-module", info.main.path if info.main else info.path),
     )
@@ -252,7 +257,9 @@ def packages_from(info: BuildInfo, entry: FileEntry) -> list[Package]:
                     if mod.sum
                     else (main_meta if mod in mods else meta)
                 ),
-                **common,
+                locations=locations,
+                layer=entry.layer,
+                arch=arch,
             )
         )
     if toolchain.startswith("go"):
@@ -264,7 +271,9 @@ def packages_from(info: BuildInfo, entry: FileEntry) -> list[Package]:
                 purl=purl.build("golang", "stdlib", toolchain[2:]),
                 licenses=("BSD-3-Clause",),
                 metadata=meta,
-                **common,
+                locations=locations,
+                layer=entry.layer,
+                arch=arch,
             )
         )
     return out

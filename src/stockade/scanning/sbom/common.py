@@ -7,6 +7,7 @@ import json
 import re
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 from stockade import __version__
 from stockade.scanning.interface import Inventory, Package
@@ -26,6 +27,16 @@ PURL_TYPE = {
 }
 PACKAGE_TYPE = {v: k for k, v in PURL_TYPE.items()}
 _EXPRESSION = re.compile(r"\s(AND|OR|WITH)\s|[()]", re.IGNORECASE)
+
+
+def text(value: object, default: str = "") -> str:
+    """A JSON value read as a string: ``default`` when it is missing or not a string."""
+    return value if isinstance(value, str) else default
+
+
+def obj(value: object) -> dict[str, Any]:
+    """A JSON value read as an object: empty when it is missing or not an object."""
+    return value if isinstance(value, dict) else {}
 
 
 def package_id(pkg: Package) -> str:

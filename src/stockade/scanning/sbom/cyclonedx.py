@@ -208,8 +208,8 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
     packages: list[Package] = []
     distro: Distro | None = None
     for comp in _walk(doc.get("components") or []):
-        name = comp.get("name") if isinstance(comp.get("name"), str) else ""
-        version = comp.get("version") if isinstance(comp.get("version"), str) else ""
+        name = common.text(comp.get("name"))
+        version = common.text(comp.get("version"))
         if comp.get("type") == "operating-system":
             if name and distro is None:
                 distro = Distro(
@@ -227,7 +227,7 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
         pkg = package_from(
             name=name,
             version=version,
-            purl=comp.get("purl") if isinstance(comp.get("purl"), str) else "",
+            purl=common.text(comp.get("purl")),
             licenses=_read_licenses(comp),
             type_hint=type_hint,
             locations=locations,
@@ -247,9 +247,9 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
         if isinstance(group, str) and group and not pkg.meta("maven-group"):
             pkg = replace(pkg, metadata=(*pkg.metadata, ("maven-group", group)))
         packages.append(pkg)
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
-    root = meta.get("component") if isinstance(meta.get("component"), dict) else {}
-    name = root.get("name") if isinstance(root.get("name"), str) else ""
+    meta = common.obj(doc.get("metadata"))
+    root = common.obj(meta.get("component"))
+    name = common.text(root.get("name"))
     image = ImageInfo(
         reference=name,
         name=name or None,

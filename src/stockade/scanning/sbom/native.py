@@ -8,6 +8,7 @@ from typing import Any
 
 from stockade.model.errors import InputError
 from stockade.scanning.interface import Distro, ImageInfo, Inventory, LayerInfo, Package
+from stockade.scanning.sbom.common import obj, text
 
 SCHEMA = "https://stockade.dev/schema/sbom/1"
 
@@ -36,10 +37,6 @@ def write(inv: Inventory) -> str:
     return json.dumps(to_dict(inv), indent=2, sort_keys=False) + "\n"
 
 
-def _str(v: object, default: str = "") -> str:
-    return v if isinstance(v, str) else default
-
-
 def _opt(v: object) -> str | None:
     return v if isinstance(v, str) else None
 
@@ -56,13 +53,13 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
     for p in doc.get("packages") or []:
         if not isinstance(p, dict) or not p.get("name"):
             continue
-        meta = p.get("metadata") if isinstance(p.get("metadata"), dict) else {}
+        meta = obj(p.get("metadata"))
         pkgs.append(
             Package(
-                type=_str(p.get("type")),
-                name=_str(p.get("name")),
-                version=_str(p.get("version")),
-                purl=_str(p.get("purl")),
+                type=text(p.get("type")),
+                name=text(p.get("name")),
+                version=text(p.get("version")),
+                purl=text(p.get("purl")),
                 licenses=_strs(p.get("licenses")),
                 locations=_strs(p.get("locations")),
                 layer=_opt(p.get("layer")),
@@ -77,9 +74,9 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
     if isinstance(img, dict):
         layers = tuple(
             LayerInfo(
-                digest=_str(layer.get("digest")),
+                digest=text(layer.get("digest")),
                 diff_id=_opt(layer.get("diff_id")),
-                media_type=_str(layer.get("media_type")),
+                media_type=text(layer.get("media_type")),
                 size=int(layer.get("size") or 0),
                 created_by=_opt(layer.get("created_by")),
             )
@@ -87,7 +84,7 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
             if isinstance(layer, dict)
         )
         image = ImageInfo(
-            reference=_str(img.get("reference")),
+            reference=text(img.get("reference")),
             name=_opt(img.get("name")),
             tag=_opt(img.get("tag")),
             manifest_digest=_opt(img.get("manifest_digest")),
@@ -99,15 +96,15 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
     d = doc.get("distro")
     if isinstance(d, dict) and d.get("id"):
         distro = Distro(
-            id=_str(d.get("id")),
-            version_id=_str(d.get("version_id")),
-            name=_str(d.get("name")),
-            version_codename=_str(d.get("version_codename")),
-            pretty_name=_str(d.get("pretty_name")),
+            id=text(d.get("id")),
+            version_id=text(d.get("version_id")),
+            name=text(d.get("name")),
+            version_codename=text(d.get("version_codename")),
+            pretty_name=text(d.get("pretty_name")),
             id_like=_strs(d.get("id_like")),
         )
     return Inventory(
-        source=_str(doc.get("source")),
+        source=text(doc.get("source")),
         image=image,
         distro=distro,
         packages=tuple(pkgs),

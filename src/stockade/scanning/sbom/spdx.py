@@ -209,12 +209,12 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
     described |= set(x for x in doc.get("documentDescribes") or [] if isinstance(x, str))
     packages: list[Package] = []
     distro: Distro | None = None
-    root_name = doc.get("name") if isinstance(doc.get("name"), str) else ""
+    root_name = common.text(doc.get("name"))
     for raw in doc.get("packages") or []:
         if not isinstance(raw, dict):
             continue
-        name = raw.get("name") if isinstance(raw.get("name"), str) else ""
-        version = raw.get("versionInfo") if isinstance(raw.get("versionInfo"), str) else ""
+        name = common.text(raw.get("name"))
+        version = common.text(raw.get("versionInfo"))
         purpose = raw.get("primaryPackagePurpose")
         if purpose == "OPERATING-SYSTEM":
             if distro is None and name:
@@ -228,7 +228,7 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
         if raw.get("SPDXID") in described and not purl:
             root_name = name or root_name
             continue
-        source = raw.get("sourceInfo") if isinstance(raw.get("sourceInfo"), str) else ""
+        source = common.text(raw.get("sourceInfo"))
         locations = (
             tuple(x.strip() for x in source.partition(": ")[2].split(",") if x.strip())
             if ": " in source

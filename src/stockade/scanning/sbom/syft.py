@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from stockade.scanning.interface import Distro, ImageInfo, Inventory, Package
+from stockade.scanning.sbom import common
 from stockade.scanning.sbom.cyclonedx import package_from
 
 _PSEUDO = {"binary"}  # syft's binary classifiers have no package-manager identity
@@ -23,7 +24,7 @@ def _licenses(art: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _source(art: dict[str, Any]) -> tuple[str, str]:
-    meta = art.get("metadata") if isinstance(art.get("metadata"), dict) else {}
+    meta = common.obj(art.get("metadata"))
     for name_key, version_key in (
         ("source", "sourceVersion"),
         ("originPackage", ""),
@@ -57,11 +58,11 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
         src_name, src_version = _source(art)
         if art.get("type") == "rpm" and src_name.endswith(".src.rpm"):
             src_name = ""  # the purl's upstream qualifier carries it in a parseable form
-        version = art.get("version") if isinstance(art.get("version"), str) else ""
+        version = common.text(art.get("version"))
         pkg = package_from(
-            name=art.get("name") if isinstance(art.get("name"), str) else "",
+            name=common.text(art.get("name")),
             version="" if version == "UNKNOWN" else version,
-            purl=art.get("purl") if isinstance(art.get("purl"), str) else "",
+            purl=common.text(art.get("purl")),
             licenses=_licenses(art),
             type_hint=art.get("type") if isinstance(art.get("type"), str) else None,
             locations=locations,
@@ -79,8 +80,8 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
             pretty_name=str(d.get("prettyName") or ""),
             version_codename=str(d.get("versionCodename") or ""),
         )
-    src = doc.get("source") if isinstance(doc.get("source"), dict) else {}
-    name = src.get("name") if isinstance(src.get("name"), str) else ""
+    src = common.obj(doc.get("source"))
+    name = common.text(src.get("name"))
     return Inventory(
         source=name,
         image=ImageInfo(reference=name, name=name or None),

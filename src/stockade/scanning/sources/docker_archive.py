@@ -10,13 +10,16 @@ is read as an OCI layout.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any
 
 from stockade.model.errors import ImageError
-from stockade.scanning.interface import ImageInfo, LayerInfo
+from stockade.scanning.interface import ImageInfo, LayerInfo, Readable
 from stockade.scanning.sources import manifest as mf
 from stockade.scanning.sources.bundle import Bundle
 from stockade.scanning.sources.interface import ResolvedImage
+
+if TYPE_CHECKING:
+    from stockade.scanning.sources.oci_layout import OciLayoutSource
 
 LEGACY_LAYER_TYPE = "application/vnd.docker.image.rootfs.diff.tar"
 
@@ -35,7 +38,9 @@ class DockerArchiveSource:
             )
         self._names: dict[str, str] = {}  # layer digest -> member name
         self.digest_known: dict[str, bool] = {}
-        self._oci: Any = None  # set when the archive turns out to be a plain OCI layout tar
+        self._oci: OciLayoutSource | None = (
+            None  # set when the archive turns out to be a plain OCI layout tar
+        )
 
     def resolve(self, platform: str | None = None) -> ResolvedImage:
         if not self.bundle.exists("manifest.json"):
@@ -43,7 +48,7 @@ class DockerArchiveSource:
                 from stockade.scanning.sources.oci_layout import OciLayoutSource
 
                 self._oci = OciLayoutSource("", self.tag, self.reference, bundle=self.bundle)
-                return cast(ResolvedImage, self._oci.resolve(platform))
+                return self._oci.resolve(platform)
             if self.bundle.exists("repositories"):
                 raise ImageError(
                     "pre-1.10 docker save format (no manifest.json) is not supported",
@@ -130,9 +135,9 @@ class DockerArchiveSource:
         except (ImageError, IndexError, AttributeError):
             return None  # the manifest digest is informative only here
 
-    def open_blob(self, layer: LayerInfo) -> AbstractContextManager[BinaryIO]:
+    def open_blob(self, layer: LayerInfo) -> AbstractContextManager[Readable]:
         if self._oci is not None:
-            return self._oci.open_blob(layer)  # type: ignore[no-any-return]
+            return self._oci.open_blob(layer)
         name = self._names.get(layer.digest)
         if name is None:
             raise ImageError(f"missing layer {layer.digest}", subject=self.reference)

@@ -17,10 +17,10 @@ from __future__ import annotations
 import re
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from stockade.model.errors import UsageError
-from stockade.scanning.interface import ImageInfo, LayerInfo
+from stockade.scanning.interface import ImageInfo, LayerInfo, Readable
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 _REPO_RE = re.compile(
@@ -145,7 +145,7 @@ class ImageSource(Protocol):
         """Read the manifest (choosing one from an index by platform) and the config."""
         ...
 
-    def open_blob(self, layer: LayerInfo) -> AbstractContextManager[BinaryIO]:
+    def open_blob(self, layer: LayerInfo) -> AbstractContextManager[Readable]:
         """The raw (possibly compressed) bytes of one layer blob, as a stream."""
         ...
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, BinaryIO
+from typing import Any
 
 from stockade.model.errors import ImageError
-from stockade.scanning.interface import ImageInfo, LayerInfo
+from stockade.scanning.interface import ImageInfo, LayerInfo, Readable
 from stockade.scanning.sources import manifest as mf
 from stockade.scanning.sources.bundle import Bundle, blob_name
 from stockade.scanning.sources.interface import ResolvedImage
@@ -69,7 +69,7 @@ class OciLayoutSource:
             return entries[0]
         return None
 
-    def open_blob(self, layer: LayerInfo) -> AbstractContextManager[BinaryIO]:
+    def open_blob(self, layer: LayerInfo) -> AbstractContextManager[Readable]:
         name = blob_name(layer.digest)
         if not self.bundle.exists(name):
             raise ImageError(f"missing blob {layer.digest}", subject=self.reference)

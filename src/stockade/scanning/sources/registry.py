@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import httpx
 
 from stockade.model.errors import RegistryError, UsageError
-from stockade.scanning.interface import LayerInfo
+from stockade.scanning.interface import LayerInfo, Readable
 from stockade.scanning.redirects import refuse_https_downgrade
 from stockade.scanning.sources import manifest as mf
 from stockade.scanning.sources.interface import Reference, ResolvedImage
@@ -395,14 +395,14 @@ class RegistrySource:
             tag=self.ref.tag,
         )
 
-    def open_blob(self, layer: LayerInfo) -> AbstractContextManager[BinaryIO]:
+    def open_blob(self, layer: LayerInfo) -> AbstractContextManager[Readable]:
         return self._open_blob(layer)
 
     @contextmanager
-    def _open_blob(self, layer: LayerInfo) -> Iterator[BinaryIO]:
+    def _open_blob(self, layer: LayerInfo) -> Iterator[Readable]:
         path = f"/v2/{self.ref.repository}/blobs/{layer.digest}"
         with self.client.stream(path, self.scope, f"blob {layer.digest}") as response:
-            yield _ResponseReader(response)  # type: ignore[misc]
+            yield _ResponseReader(response)
 
     def close(self) -> None:
         self.client.close()

@@ -43,7 +43,7 @@ class Scheme:
     def compare(self, a: str, b: str) -> int:
         """-1, 0 or 1 as ``a`` sorts before, with or after ``b``."""
         ka, kb = self.key(a), self.key(b)
-        return (ka > kb) - (ka < kb)
+        return int(ka > kb) - int(ka < kb)
 
     def valid(self, text: str) -> bool:
         try:

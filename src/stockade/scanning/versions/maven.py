@@ -12,13 +12,23 @@ with null padding, which a flat tuple cannot express.
 from __future__ import annotations
 
 from functools import total_ordering
+from typing import Final, Literal, TypeAlias
 
 from stockade.scanning.versions.interface import Scheme, VersionError
 
 _QUALIFIERS = ("alpha", "beta", "milestone", "rc", "snapshot", "", "sp")
 _ALIASES = {"ga": "", "final": "", "release": "", "cr": "rc"}
 _RELEASE_INDEX = _QUALIFIERS.index("")
-_INT, _STR, _LIST = 0, 1, 2
+_INT: Final = 0
+_STR: Final = 1
+_LIST: Final = 2
+
+# One token of the key, tagged by kind: a number, a qualifier's rank, or a nested list.
+_IntItem: TypeAlias = tuple[Literal[0], int]
+_StrItem: TypeAlias = tuple[Literal[1], tuple[int, str]]
+_ListItem: TypeAlias = tuple[Literal[2], "_Items"]
+_Item: TypeAlias = _IntItem | _StrItem | _ListItem
+_Items: TypeAlias = tuple[_Item, ...]
 
 
 def _qualifier_rank(q: str) -> tuple[int, str]:
@@ -28,43 +38,41 @@ def _qualifier_rank(q: str) -> tuple[int, str]:
     return (len(_QUALIFIERS), q)
 
 
-def _is_null(item: tuple) -> bool:
-    kind, val = item
-    if kind == _INT:
-        return val == 0
-    if kind == _STR:
-        return val == (_RELEASE_INDEX, "")
-    return len(val) == 0
+def _is_null(item: _Item) -> bool:
+    if item[0] == _INT:
+        return item[1] == 0
+    if item[0] == _STR:
+        return item[1] == (_RELEASE_INDEX, "")
+    return len(item[1]) == 0
 
 
-def _cmp_null(item: tuple) -> int:
+def _cmp_null(item: _Item) -> int:
     """Compare one item against a missing one (padding)."""
-    kind, val = item
-    if kind == _INT:
-        return 1 if val > 0 else 0
-    if kind == _STR:
-        rel = (_RELEASE_INDEX, "")
+    if item[0] == _INT:
+        return 1 if item[1] > 0 else 0
+    if item[0] == _STR:
+        val, rel = item[1], (_RELEASE_INDEX, "")
         return (val > rel) - (val < rel)
-    return _cmp_null(val[0]) if val else 0
+    return _cmp_null(item[1][0]) if item[1] else 0
 
 
-def _cmp(a: tuple | None, b: tuple | None) -> int:
+def _cmp(a: _Item | None, b: _Item | None) -> int:
     if a is None:
         return -_cmp_null(b) if b is not None else 0
     if b is None:
         return _cmp_null(a)
-    ka, va = a
-    kb, vb = b
-    if ka == kb:
-        if ka == _LIST:
-            return _cmp_lists(va, vb)
-        return (va > vb) - (va < vb)
+    if a[0] == _LIST and b[0] == _LIST:
+        return _cmp_lists(a[1], b[1])
+    if a[0] == _INT and b[0] == _INT:
+        return (a[1] > b[1]) - (a[1] < b[1])
+    if a[0] == _STR and b[0] == _STR:
+        return (a[1] > b[1]) - (a[1] < b[1])
     # int > list > string (Maven: IntItem beats everything; ListItem beats StringItem).
     order = {_INT: 2, _LIST: 1, _STR: 0}
-    return 1 if order[ka] > order[kb] else -1
+    return 1 if order[a[0]] > order[b[0]] else -1
 
 
-def _cmp_lists(a: tuple, b: tuple) -> int:
+def _cmp_lists(a: _Items, b: _Items) -> int:
     for i in range(max(len(a), len(b))):
         r = _cmp(a[i] if i < len(a) else None, b[i] if i < len(b) else None)
         if r:
@@ -76,7 +84,7 @@ def _cmp_lists(a: tuple, b: tuple) -> int:
 class MavenKey:
     __slots__ = ("items",)
 
-    def __init__(self, items: tuple) -> None:
+    def __init__(self, items: _Items) -> None:
         self.items = items
 
     def __eq__(self, other: object) -> bool:
@@ -92,11 +100,11 @@ class MavenKey:
         return f"MavenKey({self.items!r})"
 
 
-def _canonical(items: tuple) -> tuple:
-    return tuple((k, _canonical(v) if k == _LIST else v) for k, v in items)
+def _canonical(items: _Items) -> _Items:
+    return tuple((_LIST, _canonical(it[1])) if it[0] == _LIST else it for it in items)
 
 
-def _trim(items: list) -> list:
+def _trim(items: list[_Item]) -> list[_Item]:
     """Drop null items from the end, looking past nested lists as Maven's normalize() does."""
     i = len(items) - 1
     while i >= 0:
@@ -108,7 +116,7 @@ def _trim(items: list) -> list:
     return items
 
 
-def _token(tok: str, followed_by_digit: bool) -> tuple:
+def _token(tok: str, followed_by_digit: bool) -> _Item:
     if tok.isdigit():
         return (_INT, int(tok))
     if followed_by_digit and len(tok) == 1 and tok in "abm":
@@ -133,12 +141,12 @@ def parse(text: str) -> MavenKey:
         else:
             cur += c
     pairs.append((sep, cur))
-    stack: list[list] = [[]]
+    stack: list[list[_Item]] = [[]]
     for idx, (sep, tok) in enumerate(pairs):
         nxt_digit = idx + 1 < len(pairs) and pairs[idx + 1][0] == "t"
-        item = _token(tok, nxt_digit) if tok else (_INT, 0)
+        item: _Item = _token(tok, nxt_digit) if tok else (_INT, 0)
         if sep in "-t" and idx > 0:
-            sub: list = []
+            sub: list[_Item] = []
             stack.append(sub)
         stack[-1].append(item)
     # Fold the nested lists from the innermost out, trimming nulls at each level.
