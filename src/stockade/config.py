@@ -12,9 +12,10 @@ files, kubeconfigs) is parsed here, within limits:
 - aliases may add at most :data:`MAX_ALIAS_NODES` nodes to a document (no billion laughs), and may
   not refer to the node that contains them.
 
-Every problem becomes one error whose text is ``file:line: message``. A malformed document (bad
-syntax, an impossible date such as ``2024-02-30``) raises the reader's error class (ConfigError, exit
-2, for configuration files); a document over a limit raises :class:`DocumentTooComplex` (exit 3).
+Every problem becomes one error whose text is ``file:line: message``. Bad syntax raises the reader's
+error class (ConfigError, exit 2, for configuration files); a value no reader could take (an
+impossible date such as ``2024-02-30``) is an :class:`InputError` and a document over a limit a
+:class:`DocumentTooComplex` (both exit 3).
 
 Pillars describe their files with pydantic models; :func:`load_yaml_model` parses, validates and
 turns any problem into one ``ConfigError`` such as
@@ -35,7 +36,7 @@ from yaml.composer import Composer
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.resolver import Resolver
 
-from stockade.model.errors import ConfigError, DocumentTooComplex, StockadeError
+from stockade.model.errors import ConfigError, DocumentTooComplex, InputError, StockadeError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -201,7 +202,8 @@ def _yaml_error(exc: yaml.YAMLError, name: str, error: ErrorClass, first_line: i
     if isinstance(exc, _LimitExceeded):
         return DocumentTooComplex(problem, subject=name, line=line)
     if isinstance(exc, _BadValue):
-        return error(problem, subject=name, line=line)
+        # a value no reader could take (2024-02-30): the input is unreadable, not misconfigured
+        return InputError(problem, subject=name, line=line)
     return error(f"invalid YAML: {problem}", subject=name, line=line)
 
 

@@ -112,7 +112,7 @@ def test_config_readers_reject_an_impossible_date_with_its_line(
     line = 1 + text.splitlines().index(next(x for x in text.splitlines() if "2024-02-30" in x))
     message = one_error_line(out, f"{doc}:{line}: ")
     assert "invalid date '2024-02-30': day is out of range for month" in message
-    assert out.returncode == 2  # a bad value in a configuration file, like any other
+    assert out.returncode == 3  # an input no reader could take (issue 11: exit 3, one line)
 
 
 def test_vex_refuses_deep_json(tmp_path: Path) -> None:
