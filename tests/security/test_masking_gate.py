@@ -506,3 +506,40 @@ def test_log_filter_masks_message_and_arguments() -> None:
     )
     assert RedactingFilter().filter(record)
     assert record.getMessage() == "user 4111 **** **** 1111: '***-**-8401'"
+
+
+# ---------------------------------------------------------------------------------------------
+# The CLI's own output: reports, SBOMs and usage errors pass the gate too.
+
+
+def test_reports_and_usage_errors_print_no_planted_number(tmp_path: Path) -> None:
+    """A card in a file path inside a scanned filesystem reaches the SBOM and scan reports as a
+    package location; one in a command-line argument reaches Click's usage error. Both are masked on
+    stdout, stderr and in -o files."""
+    card = _card("4", 16, 7)
+    root = tmp_path / "rootfs"
+    meta = root / "app" / shaped(card, "-") / "site-packages" / "foo-1.0.dist-info"
+    meta.mkdir(parents=True)
+    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: foo\nVersion: 1.0\n")
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    runs = [
+        ["sbom", f"dir:{root}", "--format", "json"],
+        ["sbom", f"dir:{root}", "--format", "cyclonedx", "-o", str(tmp_path / "out.cdx.json")],
+        ["scan", "rootfs", str(root), "--format", "json", "--db", db, "--allow-stale-db"],
+        ["report", "compliance", "--framework", card],
+    ]
+    seen = b""
+    for args in runs:
+        out = subprocess.run(
+            [sys.executable, "-m", "stockade", *args], capture_output=True, timeout=300
+        )
+        seen += out.stdout + out.stderr
+    sbom = subprocess.run(
+        [sys.executable, "-m", "stockade", "sbom", f"dir:{root}", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "foo" in sbom.stdout and "site-packages" in sbom.stdout  # the package is reported
+    seen += (tmp_path / "out.cdx.json").read_bytes()
+    assert not any_format(card).search(seen), "a planted card reached the CLI's output"

@@ -9,7 +9,7 @@ import sys
 import typer
 
 from stockade import __version__
-from stockade.cli.common import err_console
+from stockade.cli.common import err_console, guard_standard_streams
 from stockade.model.errors import StockadeError
 from stockade.model.redact import install_log_redaction, redact_text
 
@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     they quote inputs, and inputs may hold card numbers.
     """
     install_log_redaction()
+    guard_standard_streams()
     try:
         app(args=argv)
     except StockadeError as exc:
