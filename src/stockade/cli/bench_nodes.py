@@ -8,7 +8,6 @@ Exit codes: 0 clean, 1 a FAIL at or above --fail-on (or any FAIL with --fail-on-
 from __future__ import annotations
 
 import io
-import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -202,9 +201,9 @@ def capture_processes(
 
 def _bench(platform: str, opts: BenchOptions) -> None:
     from stockade.compliance.cis import loader
-    from stockade.compliance.cis.engine import run
     from stockade.compliance.cis.model import Check
     from stockade.compliance.cis.node import open_node
+    from stockade.compliance.cis.schedule import repeated_runs
 
     fail_on = Severity.parse(opts.fail_on) if opts.fail_on else None
     interval = parse_duration(opts.every, allow_zero=False).total_seconds() if opts.every else None
@@ -223,24 +222,20 @@ def _bench(platform: str, opts: BenchOptions) -> None:
     roles = _roles(opts.role) if opts.role else None
     store = open_db(opts.db) if opts.store else None
     worst = EXIT_OK
-    runs = 0
-    while True:
-        node = open_node(opts.root, opts.processes)
-        # a full benchmark takes well under a second: no progress bar
-        result = run(
-            bench, node, roles=roles, extra=extra, only=opts.check or (), skip=opts.skip or ()
-        )
-        run_id = None
-        if store is not None:
-            from stockade.store.records import record_findings
-
-            run_id = record_findings(store, result.findings)
+    for result, run_id in repeated_runs(
+        bench,
+        root=opts.root,
+        processes=opts.processes,
+        roles=roles,
+        extra=extra,
+        only=opts.check or (),
+        skip=opts.skip or (),
+        store=store,
+        every=interval,
+        max_runs=opts.max_runs,
+    ):
         _report(result, opts.fmt, opts.output, run_id, selected)
         worst = max(worst, _exit_code(result, fail_on, opts.fail_on_fail, opts.strict))
-        runs += 1
-        if interval is None or (opts.max_runs is not None and runs >= opts.max_runs):
-            break
-        time.sleep(interval)
     raise typer.Exit(worst)
 
 
