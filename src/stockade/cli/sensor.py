@@ -105,6 +105,20 @@ def sensor_cmd(
     fail_on: Annotated[
         str | None, typer.Option("--fail-on", help="Exit 1 if an event at or above this severity.")
     ] = None,
+    tls_policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-policy",
+            help="TLS policy file (tls: minVersion, alert: facts that raise events); see docs/network.md.",
+        ),
+    ] = None,
+    tls_min_version: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-min-version",
+            help="Alert on TLS below this version (default TLS1.2; overrides the policy file).",
+        ),
+    ] = None,
     store: StoreOption = True,
     db: DbOption = None,
 ) -> None:
@@ -126,6 +140,7 @@ def sensor_cmd(
     if not 1024 <= stream_depth <= 16 * 1024 * 1024:
         raise UsageError("--stream-depth must be between 1 KiB and 16 MiB")
     threshold = Severity.parse(fail_on) if fail_on else None
+    policy = _tls_policy(tls_policy, tls_min_version)
     if identities is not None and lab:
         raise UsageError("--identities and --lab are two sources of identity: choose one")
     inv = None
@@ -140,7 +155,7 @@ def sensor_cmd(
     config = FlowConfig(stream_depth=stream_depth)
 
     capture = str(pcap) if pcap is not None else ("the lab" if lab else ", ".join(iface or ()))
-    out = _Outputs(fmt=fmt, db=db, store=store, capture=capture)
+    out = _Outputs(fmt=fmt, db=db, store=store, capture=capture, policy=policy)
     try:
         if pcap is not None:
             run = run_pcap(
@@ -187,7 +202,8 @@ def sensor_cmd(
         note += f", {src['bad_timestamps']} frames with out-of-range timestamps (kept, at the previous frame's time)"
     if flows.get("evicted") or flows.get("half_open_dropped"):
         note += f", evicted {flows['evicted']}, half-open dropped {flows['half_open_dropped']}"
-    note += f", {out.kinds.get('dlp.sensitive_in_clear', 0)} DLP events, {out.kinds.get('tls.weak_version', 0)} weak TLS"
+    tls_events = sum(n for k, n in out.kinds.items() if k.startswith("tls."))
+    note += f", {out.kinds.get('dlp.sensitive_in_clear', 0)} DLP events, {out.kinds.get('tls.weak_version', 0)} weak TLS, {tls_events} TLS policy events"
     if store:
         note += f"; stored {out.stored[0]} connections and {out.stored[1]} events"
     err_console.print(note, highlight=False, soft_wrap=True)
@@ -199,7 +215,7 @@ class _Outputs:
     """Per connection: stream JSON (the CLI's part); tallies and batched storing are the network
     pillar's ``Recorder``."""
 
-    def __init__(self, *, fmt: str, db: str | None, store: bool, capture: str) -> None:
+    def __init__(self, *, fmt: str, db: str | None, store: bool, capture: str, policy: Any) -> None:
         from stockade.network.recorder import Recorder
 
         self.json = fmt == "json"
@@ -208,7 +224,7 @@ class _Outputs:
             from stockade.cli.common import open_db
 
             self._store = open_db(db)  # opened first: a bad URL fails before any capture
-        self.recorder = Recorder(self._store, capture=capture)
+        self.recorder = Recorder(self._store, capture=capture, policy=policy)
 
     @property
     def connections(self) -> int:
@@ -242,6 +258,20 @@ class _Outputs:
             self.recorder.finish()
         finally:
             self._store.close()
+
+
+def _tls_policy(path: Path | None, min_version: str | None) -> Any:
+    from stockade.network.tls_policy import TlsPolicy, load_policy, parse_min_version
+
+    version = None
+    if min_version is not None:
+        try:
+            version = parse_min_version(min_version)
+        except ValueError as exc:
+            raise UsageError(f"--tls-min-version: {exc}") from None
+    if path is not None:
+        return load_policy(path, min_version=version)
+    return TlsPolicy(min_version=version) if version else TlsPolicy()
 
 
 def _try_load(state: Path) -> Any:

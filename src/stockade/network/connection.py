@@ -10,8 +10,10 @@ from stockade.model import Event, Severity
 from stockade.model.redact import redact
 from stockade.model.resource import ResourceRef
 from stockade.network.interface import DlpMatch, TlsInfo
+from stockade.network.tls_policy import TlsPolicy, facts, violations
 
-WEAK_TLS = frozenset({"SSL2.0", "SSL3.0", "TLS1.0", "TLS1.1"})
+WEAK_TLS = frozenset({"SSL2.0", "SSL3.0", "TLS1.0", "TLS1.1"})  # below the default minimum
+DEFAULT_POLICY = TlsPolicy()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +63,7 @@ class ConnectionRecord:
                 "alpn_chosen": self.tls.alpn_chosen,
                 "cipher": self.tls.cipher,
                 "client_max_version": self.tls.client_max_version,
+                **facts(self.tls, self.start),
             }
         plain = {
             "start": _iso(self.start),
@@ -100,8 +103,12 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
-def events_for(rec: ConnectionRecord, source: str = "sensor") -> list[Event]:
-    """``dlp.sensitive_in_clear`` per sensor and direction, ``tls.weak_version`` below TLS 1.2."""
+def events_for(
+    rec: ConnectionRecord, source: str = "sensor", policy: TlsPolicy = DEFAULT_POLICY
+) -> list[Event]:
+    """``dlp.sensitive_in_clear`` per sensor and direction; the TLS facts ``policy`` alerts on
+    (``tls.weak_version`` below its minimum version, ``tls.weak_cipher``,
+    ``tls.certificate_expired``, ...), one event each."""
     out: list[Event] = []
     at = datetime.fromtimestamp(rec.start, UTC)
     where = f"{rec.client.display()} -> {rec.server.display()}:{rec.server_port}"
@@ -133,25 +140,39 @@ def events_for(rec: ConnectionRecord, source: str = "sensor") -> list[Event]:
                 },
             )
         )
-    if rec.tls is not None and rec.tls.version in WEAK_TLS:
-        out.append(
-            Event(
-                kind="tls.weak_version",
-                severity=Severity.MEDIUM,
-                source=source,
-                at=at,
-                message=f"{rec.tls.version} negotiated {where}",
-                resource=rec.client,
-                peer=rec.server,
-                data={
-                    "connection": rec.id,
-                    "version": rec.tls.version,
-                    "sni": rec.tls.sni,
-                    "cipher": rec.tls.cipher,
-                    "server_port": rec.server_port,
-                    "client_ip": rec.client_ip,
-                    "server_ip": rec.server_ip,
-                },
-            )
-        )
+    if rec.tls is not None:
+        out += _tls_events(rec, rec.tls, source, policy, at, where)
     return out
+
+
+def _tls_events(
+    rec: ConnectionRecord,
+    tls: TlsInfo,
+    source: str,
+    policy: TlsPolicy,
+    at: datetime,
+    where: str,
+) -> list[Event]:
+    return [
+        Event(
+            kind=v.kind,
+            severity=v.severity,
+            source=source,
+            at=at,
+            message=f"{v.text} {where}",
+            resource=rec.client,
+            peer=rec.server,
+            data={
+                "connection": rec.id,
+                "fact": v.fact,
+                "version": tls.version,
+                "sni": tls.sni,
+                "cipher": tls.cipher,
+                "server_port": rec.server_port,
+                "client_ip": rec.client_ip,
+                "server_ip": rec.server_ip,
+                **v.data,
+            },
+        )
+        for v in violations(tls, rec.start, policy)
+    ]

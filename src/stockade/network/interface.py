@@ -28,6 +28,25 @@ class Detection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CertificateInfo:
+    """The leaf certificate a peer sent in clear (TLS 1.2 and below), as parsed; judging it against
+    a time or a name is ``stockade.network.tls_certs``' job."""
+
+    subject: str  # RFC 4514: "CN=orders.shop.svc,O=Shop"
+    issuer: str
+    serial: str  # hex
+    not_before: float  # POSIX seconds, UTC
+    not_after: float
+    self_signed: bool  # issuer == subject and its own key verifies the signature
+    dns_names: tuple[str, ...] = ()  # subjectAltName dNSName entries
+    ip_addresses: tuple[str, ...] = ()  # subjectAltName iPAddress entries
+    key_type: str = ""  # "RSA", "EC", "Ed25519", "Ed448", "DSA", or "" when unknown
+    key_bits: int = 0
+    signature_hash: str | None = None  # "sha256", "sha1", "md5"; None for Ed25519/Ed448
+    chain_length: int = 1  # certificates in the message (the leaf and what the peer sent with it)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TlsInfo:
     version: str | None  # negotiated: "TLS1.3", "TLS1.2", "TLS1.0", "SSL3.0"
     client_max_version: str | None = None
@@ -39,6 +58,13 @@ class TlsInfo:
     hello_retry: bool = False  # the server answered with a HelloRetryRequest
     sslv2_hello: bool = False  # the ClientHello used the SSLv2-compatible format
     complete: bool = True  # False when a hello was truncated: the fields hold what was parsed
+    # The server's certificate: "seen" (parsed into ``certificate``), "encrypted" (TLS 1.3),
+    # "absent" (resumed session, anonymous suite, or past the bytes inspected), "unparsable".
+    certificate_status: str | None = None
+    certificate: CertificateInfo | None = None
+    # Client certificates (mTLS): "sent", "requested_not_sent" (the client answered with an empty
+    # list), "requested" (the answer was not in the bytes inspected), "not_requested", "encrypted".
+    client_certificate: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,8 +14,10 @@ from stockade.network.connection import ConnectionRecord
 class Observation:
     """Tallies connection records as they stream by; keeps no record."""
 
-    def __init__(self, source: str = "sensor") -> None:
+    def __init__(self, source: str = "sensor", tls_min_version: str = "TLS1.2") -> None:
         self.source = source
+        self.tls_min_version = tls_min_version
+        self.certificates = 0  # TLS connections whose server certificate was seen (TLS <= 1.2)
         self.connections = 0
         self.tls = 0
         self.encrypted = 0
@@ -28,6 +30,7 @@ class Observation:
         self.connections += 1
         self.encrypted += rec.encrypted
         self.tls += rec.tls is not None
+        self.certificates += rec.tls is not None and rec.tls.certificate is not None
         self.dlp_hits += len(rec.hits)
         self.protocols[rec.protocol] += 1
         self.first = rec.start if self.first is None else min(self.first, rec.start)
@@ -46,6 +49,8 @@ class Observation:
                 "connections": self.connections,
                 "encrypted": self.encrypted,
                 "tls": self.tls,
+                "tls_certificates": self.certificates,
+                "tls_min_version": self.tls_min_version,
                 "dlp_hits": self.dlp_hits,
                 "protocols": dict(self.protocols.most_common(20)),
                 "first": _iso(self.first),

@@ -5,9 +5,10 @@ keeps no growing list of records."""
 from __future__ import annotations
 
 from stockade.model import Event, Severity
-from stockade.network.connection import ConnectionRecord, events_for
+from stockade.network.connection import DEFAULT_POLICY, ConnectionRecord, events_for
 from stockade.network.observation import Observation
 from stockade.network.store import write
+from stockade.network.tls_policy import TlsPolicy
 from stockade.store import Store
 from stockade.store.records import record_events
 
@@ -15,22 +16,30 @@ from stockade.store.records import record_events
 class Recorder:
     BATCH = 200
 
-    def __init__(self, store: Store | None, *, capture: str, source: str = "sensor") -> None:
+    def __init__(
+        self,
+        store: Store | None,
+        *,
+        capture: str,
+        source: str = "sensor",
+        policy: TlsPolicy = DEFAULT_POLICY,
+    ) -> None:
         self.store = store
+        self.policy = policy
         self.capture = capture
         self.source = source
         self.connections = 0
         self.kinds: dict[str, int] = {}
         self.worst = Severity.UNKNOWN
         self.stored = (0, 0)  # connections, events
-        self.observed = Observation(source)
+        self.observed = Observation(source, policy.min_version)
         self._pending: list[ConnectionRecord] = []
 
     def add(self, rec: ConnectionRecord) -> list[Event]:
         """Tally one record (and queue it for the store); returns its events."""
         self.connections += 1
         self.observed.add(rec)
-        events = events_for(rec, self.source)
+        events = events_for(rec, self.source, self.policy)
         for e in events:
             self.kinds[e.kind] = self.kinds.get(e.kind, 0) + 1
             self.worst = max(self.worst, e.severity)
@@ -43,7 +52,7 @@ class Recorder:
     def flush(self) -> None:
         if self.store is None or not self._pending:
             return
-        conns, events = write(self.store, self._pending, self.source)
+        conns, events = write(self.store, self._pending, self.source, self.policy)
         self.stored = (self.stored[0] + conns, self.stored[1] + events)
         self._pending = []
 

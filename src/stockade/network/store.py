@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from stockade.network.connection import ConnectionRecord, events_for
+from stockade.network.connection import DEFAULT_POLICY, ConnectionRecord, events_for
 from stockade.network.tables import connections
+from stockade.network.tls_policy import TlsPolicy
 from stockade.store.db import Store
 from stockade.store.records import record_events, storable
 
@@ -50,14 +51,17 @@ def _row(rec: ConnectionRecord) -> dict[str, Any]:
 
 
 def write(
-    store: Store, records: Sequence[ConnectionRecord], source: str = "sensor"
+    store: Store,
+    records: Sequence[ConnectionRecord],
+    source: str = "sensor",
+    policy: TlsPolicy = DEFAULT_POLICY,
 ) -> tuple[int, int]:
     """Store connection rows and their events; returns (connections, events) written."""
     if not records:
         return 0, 0
     with store.begin() as conn:
         conn.execute(insert(connections), [_row(r) for r in records])
-    events = [e for r in records for e in events_for(r, source)]
+    events = [e for r in records for e in events_for(r, source, policy)]
     return len(records), record_events(store, events)
 
 

@@ -14,10 +14,12 @@ import struct
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .interface import TlsInfo
+from . import tls_certs, tls_suites
+from .interface import CertificateInfo, TlsInfo
 
 HANDSHAKE, CHANGE_CIPHER_SPEC, ALERT, APPLICATION_DATA = 22, 20, 21, 23
 CLIENT_HELLO, SERVER_HELLO = 1, 2
+CERTIFICATE, CERTIFICATE_REQUEST, SERVER_HELLO_DONE = 11, 13, 14
 EXT_SNI, EXT_ALPN, EXT_SUPPORTED_VERSIONS = 0, 16, 43
 MAX_RECORD = 16384 + 2048  # TLSCiphertext limit (RFC 8446 5.2)
 HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
@@ -89,7 +91,7 @@ def version_name(code: int) -> str:
 
 
 def cipher_name(code: int) -> str:
-    return CIPHER_SUITES.get(code, f"0x{code:04X}")
+    return CIPHER_SUITES.get(code) or tls_suites.extra_name(code) or f"0x{code:04X}"
 
 
 def _grease(code: int) -> bool:
@@ -119,9 +121,10 @@ def looks_like_sslv2_hello(data: bytes) -> bool:
     )
 
 
-def handshake_bytes(stream: bytes) -> tuple[bytes, bool]:
+def handshake_bytes(stream: bytes, *, until_ccs: bool = False) -> tuple[bytes, bool]:
     """Concatenated handshake payloads of the leading records, and whether input ran out mid-way.
-    Stops at application data or alerts (TLS 1.3 encrypts the rest of the handshake)."""
+    Stops at application data or alerts (TLS 1.3 encrypts the rest of the handshake), and with
+    ``until_ccs`` at ChangeCipherSpec (before TLS 1.3 the Finished after it is encrypted)."""
     out = bytearray()
     pos = 0
     while pos < len(stream):
@@ -130,7 +133,7 @@ def handshake_bytes(stream: bytes) -> tuple[bytes, bool]:
         ctype, major, _minor, length = struct.unpack_from("!BBBH", stream, pos)
         if major != 3 or length > MAX_RECORD:
             break
-        if ctype not in (HANDSHAKE, CHANGE_CIPHER_SPEC):
+        if ctype not in (HANDSHAKE, CHANGE_CIPHER_SPEC) or (until_ccs and ctype != HANDSHAKE):
             break
         body = stream[pos + 5 : pos + 5 + length]
         if ctype == HANDSHAKE:
@@ -384,8 +387,10 @@ def inspect(client: bytes, server: bytes) -> TlsInfo | None:
     chosen = None
     if sh is not None:
         chosen = sh.versions[0] if sh.versions else sh.legacy_version
+    version = version_name(chosen) if chosen is not None else None
+    cert_status, cert, client_cert = _certificates(client, server, version)
     return TlsInfo(
-        version=version_name(chosen) if chosen is not None else None,
+        version=version,
         client_max_version=version_name(max(offered)) if offered else None,
         sni=ch.sni if ch else None,
         alpn=tuple(ch.alpn) if ch else (),
@@ -395,4 +400,56 @@ def inspect(client: bytes, server: bytes) -> TlsInfo | None:
         hello_retry=retried,
         sslv2_hello=looks_like_sslv2_hello(client),
         complete=(ch is None or ch.complete) and (sh is None or sh.complete),
+        certificate_status=cert_status,
+        certificate=cert,
+        client_certificate=client_cert,
     )
+
+
+def _flight(stream: bytes) -> dict[int, bytes]:
+    """The first body of each handshake message type sent in clear (before ChangeCipherSpec);
+    a cut-short last message is left out."""
+    if not (looks_like_record(stream) and stream[0] == HANDSHAKE):
+        return {}
+    data, _cut = handshake_bytes(stream, until_ccs=True)
+    out: dict[int, bytes] = {}
+    pos = 0
+    while len(data) - pos >= 4:
+        end = pos + 4 + int.from_bytes(data[pos + 1 : pos + 4], "big")
+        if end > len(data):
+            break
+        out.setdefault(data[pos], data[pos + 4 : end])
+        pos = end
+    return out
+
+
+def _certificates(
+    client: bytes, server: bytes, version: str | None
+) -> tuple[str | None, CertificateInfo | None, str | None]:
+    """(server certificate status, its leaf, client certificate status) from the clear part of
+    the handshake. TLS 1.3 encrypts both certificates: nothing is guessed."""
+    if version is None:
+        return None, None, None
+    if version == "TLS1.3":
+        return "encrypted", None, "encrypted"
+    sent = _flight(server)
+    cert, status = None, "absent"
+    if CERTIFICATE in sent:
+        chain = tls_certs.certificate_list(sent[CERTIFICATE])
+        if chain is None:
+            status = "unparsable"
+        elif chain:
+            cert = tls_certs.leaf_info(chain[0], len(chain))
+            status = "seen" if cert is not None else "unparsable"
+    if CERTIFICATE_REQUEST in sent:
+        answer = _flight(client).get(CERTIFICATE)
+        if answer is None:
+            client_cert = "requested"
+        else:
+            chain = tls_certs.certificate_list(answer)
+            client_cert = "sent" if chain else "requested_not_sent"
+    elif SERVER_HELLO_DONE in sent:
+        client_cert = "not_requested"
+    else:
+        client_cert = None
+    return status, cert, client_cert

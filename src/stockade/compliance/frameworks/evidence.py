@@ -7,7 +7,9 @@ knows into rows of the same shape as stored findings, so one selector language (
 when it was stored; nothing here unmasks.
 
 What counts as passing evidence is deliberately narrow: a summary of a sensor run over the window
-(``network.observed``) with no card data in clear, TLS connections with no weak version, a blocked
+(``network.observed``) with no card data in clear, TLS connections with no weak version or cipher
+suite, server certificates seen in clear (TLS 1.2 and below) none of which was expired,
+self-signed, for another name or with a weak key (TLS 1.3 hides them: no certificate row), a blocked
 connection (the control worked), a CDE group in Protect. No sensor data in the window leaves the
 network requirements NOT_ASSESSED, never PASS.
 """
@@ -30,7 +32,13 @@ EVIDENCE_TITLES = {
     "dlp.phone": "Phone numbers sent in clear",
     "dlp.sensitive_in_clear": "Sensitive data in clear over the observed traffic",
     "dlp.blocked": "Sensitive data in clear stopped by the firewall",
-    "tls.weak_version": "TLS below version 1.2 negotiated",
+    "tls.weak_version": "TLS below the policy's minimum version (default 1.2) negotiated",
+    "tls.weak_cipher": "Weak TLS cipher suites negotiated (NULL, export, RC4, DES/3DES, anonymous)",
+    "tls.certificate_expired": "TLS server certificates expired when used",
+    "tls.certificate_not_yet_valid": "TLS server certificates used before their validity",
+    "tls.certificate_self_signed": "Self-signed TLS server certificates",
+    "tls.certificate_name_mismatch": "TLS server certificates that do not cover the name asked for",
+    "tls.certificate_weak_key": "TLS server certificates with weak keys",
     "tls.required": "Clear-text connections where TLS is required",
     "firewall.violation": "Connections the firewall policy does not allow (Monitor mode)",
     "firewall.blocked": "Connections blocked by the firewall policy",
@@ -45,6 +53,12 @@ WINDOW_KINDS = (
     "dlp.sensitive_in_clear",
     "dlp.blocked",
     "tls.weak_version",
+    "tls.weak_cipher",
+    "tls.certificate_expired",
+    "tls.certificate_not_yet_valid",
+    "tls.certificate_self_signed",
+    "tls.certificate_name_mismatch",
+    "tls.certificate_weak_key",
     "tls.required",
     "firewall.violation",
     "firewall.blocked",
@@ -149,6 +163,12 @@ _HANDLERS: dict[str, Callable[[Event], Iterator[dict[str, Any]]]] = {
     "firewall.blocked": _blocked,
     "tls.required": _by_action,
     "tls.weak_version": _fail("network"),
+    "tls.weak_cipher": _fail("network"),
+    "tls.certificate_expired": _fail("network"),
+    "tls.certificate_not_yet_valid": _fail("network"),
+    "tls.certificate_self_signed": _fail("network"),
+    "tls.certificate_name_mismatch": _fail("network"),
+    "tls.certificate_weak_key": _fail("network"),
     "firewall.violation": _fail("firewall"),
     "admission.denied": _admission,
     "admission.violation": _admission,
@@ -181,15 +201,28 @@ def _observed(events: list[Event], window: Window) -> Iterator[dict[str, Any]]:
             pillar="network",
             resource=node,
         )
-    if tls and "tls.weak_version" not in kinds:
-        yield _row(
-            newest,
-            "tls.weak_version",
-            "PASS",
-            f"{seen}: {tls} used TLS, none below TLS 1.2",
-            pillar="network",
-            resource=node,
+    if not tls:
+        return
+    minimum = sorted({str(e.data.get("tls_min_version") or "TLS1.2") for e in runs})
+    # passing evidence per TLS fact: connections that could show it, and none that did
+    certs = sum(int(e.data.get("tls_certificates") or 0) for e in runs)
+    passing = [
+        ("tls.weak_version", tls, f"{tls} used TLS, none below {' / '.join(minimum)}"),
+        ("tls.weak_cipher", tls, f"{tls} used TLS, none with a weak cipher suite"),
+    ]
+    passing += [
+        (kind, certs, f"{certs} server certificates seen in clear (TLS 1.2 and below), {text}")
+        for kind, text in (
+            ("tls.certificate_expired", "none expired"),
+            ("tls.certificate_not_yet_valid", "none used before its validity"),
+            ("tls.certificate_self_signed", "none self-signed"),
+            ("tls.certificate_name_mismatch", "all cover the name asked for"),
+            ("tls.certificate_weak_key", "none with a weak key"),
         )
+    ]
+    for kind, seen_count, text in passing:
+        if seen_count and kind not in kinds:
+            yield _row(newest, kind, "PASS", f"{seen}: {text}", pillar="network", resource=node)
 
 
 def _segmentation(state: Event) -> Iterator[dict[str, Any]]:
