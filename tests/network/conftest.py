@@ -71,3 +71,14 @@ def live_capture(inv: Inventory, inspectors, drive: Callable[[], object], **kw):
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return box["run"], result
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """Print the DLP corpus counts (false-positive corpus, true-positive table) when they ran."""
+    from tests.network.dlp_report import DLP_SUMMARY
+
+    lines = config.stash.get(DLP_SUMMARY, [])
+    if lines:
+        terminalreporter.write_sep("-", "DLP corpus")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -55,6 +55,11 @@ CARD_HITS = [
     ("<pan>4111111111111111</pan>", "4111********1111", "visa"),
     ("card=4111111111111111\n", "4111********1111", "visa"),
     ("qty 2 4111 1111 1111 1111", "4111 **** **** 1111", "visa"),
+    # A value's own key decides (issue 13): another field's "id" does not veto it, and a key
+    # that names the card keeps it.
+    ('{"id":1,"number":"4111 1111 1111 1111"}', "4111 **** **** 1111", "visa"),
+    ('{"card_id": "4111111111111111"}', "4111********1111", "visa"),
+    ("cards 5454545454545454", "5454********5454", "mastercard"),
 ]
 
 
@@ -94,6 +99,19 @@ CARD_MISSES = [
     ("version string", "v4.111.1111.1111"),
     ("amex wrong length", "amex 3782 822463 1000"),
     ("visa wrong length", "visa 41111111111111"),
+    # issue 13: digit runs inside identifiers and number lists are not card numbers
+    ("uuid last group in a maestro range", "card 550e8400-e29b-41d4-a716-675912345674"),
+    ("build number after a version", "version 1.2.13-4111111111111111"),
+    ("svg path coordinates", 'card <path d="M 4111.11 1111.11 L 4111 1111 1111 1111"/>'),
+    ("decimal with a card-like integer part", "divide 4502895892520.396581348110906909"),
+    ("decimal after a grouped run", "card 4111 1111 1111 1111.5"),
+    ("hex literal", "decd410 apply #4111111111111111"),
+    ("negative number", "{-4111111111111111, 17}"),
+    ("arn account id", "arn:aws:greengrass:us-west-2:675946970638:components"),
+    ("json id key", '{"id": 4111111111111111}'),
+    ("camelCase id key", '{"objectId": "4111111111111111"}'),
+    ("round number", "multiply 9 9000000000000000 -> 81000000000000000"),
+    ("counting run turning once", "add '6543210123456788' 0.5"),
 ]
 
 
@@ -145,6 +163,8 @@ SSN_MISSES = [
     ("zip+4", "zip 94105-1234"),
     ("inside a longer number", "ssn 1536-90-4399"),
     ("longer grouped run", "ssn 536-90-4399-12"),
+    ("filler groups", "ssn : 111-22-3333"),
+    ("glued to a word by a hyphen", "ssn a1-536-90-4399"),
 ]
 
 
@@ -207,6 +227,8 @@ EMAIL_MISSES = [
     ("missing local", "@example.com"),
     ("digit tld", "foo@bar.c0m"),
     ("no domain dot", "alice@example"),
+    ("retina image name", "icon@2x.png"),
+    ("file name", "src=logo@3x.webp"),
 ]
 
 
@@ -223,6 +245,7 @@ PHONE_HITS = [
     ('"phone":"415-555-2671"', "***-***-**71", "nanp"),
     ("cell 415.555.2671", "***.***.**71", "nanp"),
     ("fax 1-415-555-2671", "*-***-***-**71", "nanp"),
+    ("tel:+33 1 42 68 53 00", "+** * ** ** ** 00", "e164"),
 ]
 
 
@@ -241,6 +264,11 @@ PHONE_MISSES = [
     ("order key", '{"order": "415-555-2671"}'),
     ("part of a longer run", "phone 415-555-2671-99"),
     ("e164 too long", "phone +1234567890123456"),
+    # issue 13: a context word nearby does not turn coordinates or fiction into a phone
+    ("svg path coordinates", 'phone <path d="M 415 555 2671 L 10 10"/>'),
+    ("svg path coordinates dotted", "phone path d='M 415.555.2671'"),
+    ("reserved for fiction 555-01xx", "tel:+1-201-555-0123"),
+    ("decimal after e164", "phone +1 415 555 2671.5"),
 ]
 
 

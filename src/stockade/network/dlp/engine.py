@@ -69,16 +69,32 @@ class _Words:
         for word in self.words:
             at = low.find(word)
             while at >= 0:
-                if len(word) >= 4 or _alone(low, at, at + len(word)):
+                if len(word) >= 4 or _alone(text, at, at + len(word)):
                     return word
                 at = low.find(word, at + 1)
         return None
 
 
 def _alone(text: str, start: int, end: int) -> bool:
-    return (start == 0 or not text[start - 1].isalpha()) and (
-        end == len(text) or not text[end].isalpha()
+    # A word boundary is a non-letter or a camelCase hump: "id" stands alone in "user_id",
+    # "objectId" and "ID:", not in "valid" or "idle".
+    return (start == 0 or not text[start - 1].isalpha() or _hump(text, start)) and (
+        end == len(text) or not text[end].isalpha() or _hump(text, end)
     )
+
+
+def _hump(text: str, at: int) -> bool:
+    return text[at].isupper() and text[at - 1].islower()
+
+
+_FIELD_SEPARATORS = ",;{&\n"
+
+
+def _own_key(zone: str) -> str:
+    """The part of the key zone after the last field separator: in ``{"id":1,"pan":"`` the
+    value's own key is ``"pan":"``, so another field's key cannot veto it."""
+    cut = max(zone.rfind(sep) for sep in _FIELD_SEPARATORS)
+    return zone[cut + 1 :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,8 +377,9 @@ class DlpStream:
         b = self._base
         before = self._buf[max(s - BEFORE - b, 0) : s - b]
         after = self._buf[e - b : e - b + AFTER]
-        key_zone = before[-KEY_WINDOW:]
-        # The nearest key decides: "order_id": 4539... is an order id even with "card" further away.
+        key_zone = _own_key(before[-KEY_WINDOW:])
+        # The nearest key decides: "order_id": 4539... is an order id even with "card" further
+        # away; a key that names both ("card_id") keeps the match.
         if compiled.veto.find(key_zone) is not None and compiled.positive.find(key_zone) is None:
             return None
         word = compiled.positive.find(before)

@@ -56,14 +56,27 @@ class Sensor:
             raise ConfigError(f"sensor {self.id}: unknown mask {self.mask!r}")
 
 
-# A number may not start inside a longer one: no digit, letter or underscore right before it, no
-# "4 digits + separator" (it would be a later group of a longer grouped run) and no "digit +
-# point/comma" (a decimal fraction such as 22.378282246310005).
-_NUM_START = r"(?<![0-9A-Za-z_])(?<![0-9]{4}[ -])(?<![0-9][.,])"
-# The same rule written after the first digit, so Python's regex engine can skip ahead to digits
-# instead of trying three lookbehinds at every position (several times faster).
-_FIRST_DIGIT = r"[0-9](?<![0-9A-Za-z_][0-9])(?<![0-9]{4}[ -][0-9])(?<![0-9][.,][0-9])"
-_NUM_END = r"(?![0-9A-Za-z_])"
+# A number may not start inside a longer one or inside an identifier: no digit, letter,
+# underscore or '#' (a hex literal, an anchor) right before it; no "4 digits + separator" (a later
+# group of a longer grouped run); no "digit + point/comma" (a decimal fraction such as
+# 22.378282246310005); no hyphen (the last group of a UUID such as
+# 550e8400-e29b-41d4-a716-675912345674, a build number in 1.2.13-4111111111111111, SKU-..., a
+# negative number); no "digit or colon + colon" (a field of an ARN, an IPv6 address or a time);
+# no lone SVG path command letter + space or comma (coordinates: "M 4111 1111 1111 1111",
+# "L 415 555 2671").
+_NUM_START = (
+    r"(?<![0-9A-Za-z_#\-])(?<![0-9]{4}[ -])(?<![0-9:][.,:])"
+    r"(?<![^A-Za-z][MLHVCSQTZmlhvcsqtz][ ,])"
+)
+# The same rules written after the first digit, so Python's regex engine can skip ahead to digits
+# instead of trying the lookbehinds at every position (several times faster).
+_FIRST_DIGIT = (
+    r"[0-9](?<![0-9A-Za-z_#\-][0-9])(?<![0-9]{4}[ -][0-9])(?<![0-9:][.,:][0-9])"
+    r"(?<![^A-Za-z][MLHVCSQTZmlhvcsqtz][ ,][0-9])"
+)
+# A number ends before a letter, digit or underscore, and is not the integer part of a decimal
+# (4111111111111111.25, 4031078400000.0).
+_NUM_END = r"(?![0-9A-Za-z_])(?!\.[0-9])"
 
 # Prefilters end one byte *after* a candidate (the byte that ends the number) and start one byte
 # before it: Hyperscan then reports each candidate once instead of at every digit of a run. The
@@ -97,10 +110,16 @@ _EMAIL_PATTERNS = (
 )
 
 _PHONE_PATTERNS = (
-    # E.164, compact or with single spaces/dashes between groups
-    r"(?<![0-9A-Za-z_+])\+[1-9][0-9]{0,3}(?:[ -]?[0-9]{2,4}){2,5}" + _NUM_END + r"(?![ -][0-9])",
+    # E.164, compact or with single spaces/dashes between groups; the first group after the
+    # country code may be a single digit (+33 1 42 68 53 00)
+    r"(?<![0-9A-Za-z_+])\+[1-9][0-9]{0,3}[ -]?[0-9]{1,4}(?:[ -]?[0-9]{2,4}){1,5}"
+    + _NUM_END
+    + r"(?![ -][0-9])",
     # NANP: (415) 555-2671, 415-555-2671, 415.555.2671, 1-415-555-2671
-    _NUM_START + r"(?:1[ .-])?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}([ .-]))[2-9][0-9]{2}[ .-]"
+    # (the lookahead first: positions that cannot start a number fail before the lookbehinds)
+    r"(?=[1-9(])"
+    + _NUM_START
+    + r"(?:1[ .-])?(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}([ .-]))[2-9][0-9]{2}[ .-]"
     r"[0-9]{4}" + _NUM_END + r"(?![ .-][0-9])",
 )
 
@@ -149,6 +168,10 @@ BUILTIN_SENSORS: tuple[Sensor, ...] = (
             "user_id",
             "txn_id",
             "trace",
+            # A key named like an identifier ("id", "object_id", "objectId", "guid") holds an
+            # identifier, even a 16-digit one that passes Luhn; "card_id" keeps its "card".
+            "id",
+            "guid",
         ),
         validator="payment_card",
         mask="card",

@@ -95,11 +95,20 @@ def card_brand(number: str) -> str | None:
 
 
 def _degenerate(number: str) -> bool:
-    # One repeated digit, or a strictly ascending/descending run, is filler, not a PAN.
+    # One repeated digit, or a run counting up or down by one (turning at most once, as in
+    # 6543210123456788, with at most one other step) is filler, not a PAN. 5454545454545454
+    # turns at every digit: a published test number, kept.
     if len(set(number)) == 1:
         return True
-    steps = {(int(b) - int(a)) % 10 for a, b in itertools.pairwise(number)}
-    return steps in ({1}, {9})
+    if number.endswith("00000000"):
+        # Eight trailing zeros is a round number (81000000000000000 = 9 x 9000000000000000, a
+        # scaled amount); a real PAN ends so with odds of 1e-8. Drops a few processor test
+        # numbers such as 6304000000000000, which real traffic never carries.
+        return True
+    steps = [(int(b) - int(a)) % 10 for a, b in itertools.pairwise(number)]
+    counting = [step for step in steps if step in (1, 9)]
+    turns = sum(a != b for a, b in itertools.pairwise(counting))
+    return len(counting) >= len(steps) - 1 and turns <= 1
 
 
 def payment_card(text: str) -> Validation:
@@ -120,13 +129,18 @@ def us_ssn(text: str) -> Validation:
     number = digits_of(text)
     if not ssn_number_ok(number):
         return REJECT
-    if number in _SSN_ADVERTISING or number.startswith("98765432") or len(set(number)) == 1:
+    if number in _SSN_ADVERTISING or number.startswith("98765432") or _filler_groups(number):
         return REJECT
     if len(text) == 9:
         # Nine bare digits are everywhere (ids, amounts): only a key such as "ssn": before them
         # makes them an SSN.
         return Validation(ok=True, context_before=True)
     return Validation(ok=True)
+
+
+def _filler_groups(number: str) -> bool:
+    # 111-11-1111, 111-22-3333: every group one repeated digit is a placeholder.
+    return all(len(set(group)) == 1 for group in (number[:3], number[3:5], number[5:]))
 
 
 # ISO 13616 registry: total IBAN length per country.
@@ -158,6 +172,18 @@ def iban(text: str) -> Validation:
     return Validation(ok=True, label=compact[:2])
 
 
+# File name extensions that are not top-level domains: "icon@2x.png" and "logo@3x.webp" are
+# image names, not addresses. (.py, .sh, .so, .zip and the like are delegated domains and stay.)
+_FILE_EXTENSIONS = frozenset(
+    {
+        "bmp", "bz2", "cfg", "class", "conf", "cpp", "css", "csv", "dll", "exe", "gif", "gz",
+        "hpp", "htm", "html", "ico", "ini", "jar", "java", "jpeg", "jpg", "js", "json",
+        "lock", "log", "map", "mjs", "png", "pyc", "scss", "svg", "tar", "tgz", "tif", "tiff",
+        "toml", "ts", "tsx", "txt", "wasm", "webp", "whl", "xml", "xz", "yaml", "yml",
+    }
+)  # fmt: skip
+
+
 def email(text: str) -> Validation:
     local, _, domain = text.rpartition("@")
     if not local or len(local) > 64 or len(domain) > 253:
@@ -166,6 +192,8 @@ def email(text: str) -> Validation:
         return REJECT
     labels = domain.split(".")
     if any(not label or len(label) > 63 for label in labels) or not labels[-1].isalpha():
+        return REJECT
+    if labels[-1].lower() in _FILE_EXTENSIONS:
         return REJECT
     return Validation(ok=True)
 
@@ -187,10 +215,11 @@ def phone(text: str) -> Validation:
 
 
 def _nanp_ok(ten: str) -> bool:
-    # NXX-NXX-XXXX with N in 2-9; N11 area codes are service codes, 555-01xx is fictional.
+    # NXX-NXX-XXXX with N in 2-9; N11 area codes are service codes, 555-0100..0199 are reserved
+    # for fiction and documentation (the examples in RFCs, schemas and films).
     if len(ten) != 10 or ten[0] in "01" or ten[3] in "01":
         return False
-    return ten[1:3] != "11"
+    return ten[1:3] != "11" and not ten[3:8].startswith("55501")
 
 
 def luhn(text: str) -> Validation:
