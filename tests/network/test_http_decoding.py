@@ -120,6 +120,18 @@ def _get(path: str) -> Callable[[int], None]:
     return run
 
 
+def _verbatim_get(path: str) -> Callable[[int], None]:
+    """http.client sends the target as given (requests turns an escaped ``-`` back into ``-``)."""
+
+    def run(port: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        conn.request("GET", path, headers={"Connection": "close"})
+        conn.getresponse().read()
+        conn.close()
+
+    return run
+
+
 def _form(port: int) -> None:
     with requests.Session() as session:
         session.post(f"http://127.0.0.1:{port}/pay", data={"card": SPACED}, timeout=5,
@@ -145,7 +157,7 @@ CASES = {
     "gzip-response": (_get("/gzip"), "server"),
     "query-plus": (_get("/pay?" + urllib.parse.urlencode({"card": SPACED})), "client"),
     "query-percent-20": (_get("/pay?card=" + urllib.parse.quote(SPACED)), "client"),
-    "query-percent-2d": (_get("/pay?card=4111%2D1111%2D1111%2D1111"), "client"),
+    "query-percent-2d": (_verbatim_get("/pay?card=4111%2D1111%2D1111%2D1111"), "client"),
     "form-body": (_form, "client"),
     "multipart-base64": (_multipart, "client"),
 }
@@ -162,7 +174,7 @@ def test_sensor_finds_the_card_as_the_application_reads_it(
 ) -> None:
     client, where = CASES[name]
     request, response = _recorded(server, client)
-    assert CARD.encode() not in (request + response).replace(b" ", b"")  # hidden on the wire
+    assert inspectors.dlp.scan(request) == inspectors.dlp.scan(response) == []  # hidden on the wire
     pk = F.conversation("10.0.0.1", "10.0.0.2", 40000, 8080, request, response)
     (record,) = _run(pk, inspectors)[0]
     hits = [(h.direction, h.match.sensor) for h in record.hits]
