@@ -163,3 +163,23 @@ def conversation(
     out.append(ip(client, server, 6, tcp(cport, sport, seq, s + 1 + len(response), ACK | FIN)))
     out.append(ip(server, client, 6, tcp(sport, cport, s + 1 + len(response), seq + 1, ACK | FIN)))
     return out
+
+
+def h2_frame(ftype: int, flags: int, stream: int, payload: bytes) -> bytes:
+    """One HTTP/2 frame (RFC 9113 section 4.1)."""
+    return (
+        struct.pack("!I", len(payload))[1:]
+        + bytes([ftype, flags])
+        + struct.pack("!I", stream)
+        + payload
+    )
+
+
+def hpack_literals(fields: list[tuple[str, str]]) -> bytes:
+    """A header block of literal fields without indexing (RFC 7541 section 6.2.2), no Huffman;
+    names and values under 127 bytes."""
+    out = bytearray()
+    for name, value in fields:
+        n, v = name.encode(), value.encode()
+        out += bytes([0x00, len(n)]) + n + bytes([len(v)]) + v
+    return bytes(out)

@@ -264,3 +264,35 @@ def test_dns_rejects_garbage_headers() -> None:
     assert detect(compressed, b"").protocol != "proto.dns"
     many = query[:4] + struct.pack("!H", 900) + query[6:]  # QDCOUNT 900
     assert detect(many, b"").protocol != "proto.dns"
+
+
+# -- request targets as RFC 9112 section 3.2 defines them (issue 13) ---------------------------
+
+TARGETS = {
+    b"GET /api/v1/fetch?url=http://169.254.169.254/latest/x HTTP/1.1": ("/api/v1/fetch", None),
+    b"GET /a/b;jsessionid=1?x=1#f HTTP/1.1": ("/a/b", None),
+    b"GET http://host.example/p/q?token=1 HTTP/1.1": ("/p/q", None),
+    b"GET http://host.example HTTP/1.1": ("/", None),
+    b"GET https://host.example:8443?x=http://y/z HTTP/1.1": ("/", None),
+    b"OPTIONS * HTTP/1.1": ("*", None),
+    b"CONNECT db.internal:5432 HTTP/1.1": (None, "db.internal:5432"),
+}
+
+
+@pytest.mark.parametrize("line", sorted(TARGETS))
+def test_request_target_forms(line: bytes) -> None:
+    details = dict(detect(line + b"\r\nHost: h\r\n\r\n", b"").details)
+    path, authority = TARGETS[line]
+    assert details.get("http.path") == path
+    assert details.get("http.authority") == authority
+
+
+def test_http2_path_with_a_url_in_the_query() -> None:
+    from tests.network import frames as F
+
+    block = F.hpack_literals(
+        [(":method", "GET"), (":scheme", "http"), (":authority", "api"),
+         (":path", "/api/v1/fetch?url=http://169.254.169.254/latest/x")]
+    )  # fmt: skip
+    client = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + F.h2_frame(1, 0x5, 1, block)
+    assert dict(detect(client, b"").details)["http.path"] == "/api/v1/fetch"

@@ -1,14 +1,18 @@
 """Hostile network input against the sensor and the firewall inspector (issue 11): bytes that
-pretend to be TLS, hostile HTTP/2 header blocks, crafted captures, colliding group names."""
+pretend to be TLS, hostile HTTP/2 header blocks, crafted captures, colliding group names; and
+(issue 13) HTTP bodies decoded for DLP: compression bombs, broken framing, cut escapes."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import struct
 import subprocess
 import sys
 import time
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import pytest
@@ -25,6 +29,7 @@ from stockade.model.errors import PacketError
 from stockade.network.analysis import Inspectors
 from stockade.network.capture.decode import SUPPORTED_LINKTYPES, Decoder
 from stockade.network.capture.pcapfile import MAX_TIMESTAMP, PcapReader
+from stockade.network.dlp.decoding import DecodingStream
 from stockade.network.dlp.engine import DlpEngine
 from stockade.network.protocols import SLUGS, detect
 from stockade.network.protocols.hpack import Decoder as HpackDecoder
@@ -502,3 +507,70 @@ def test_capture_reader_takes_arbitrary_bytes(
                 assert 0.0 <= ts <= MAX_TIMESTAMP and off + n <= len(buf)
     except PacketError:
         pass
+
+
+# -- HTTP bodies decoded for DLP stay bounded (issue 13) ----------------------------------------
+
+
+def _gzip_bomb(zeros: int) -> bytes:
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1 << 20)
+    return b"".join(z.compress(block) for _ in range(zeros >> 20)) + z.flush()
+
+
+def test_gzip_bomb_is_bounded_in_memory_and_time_and_reported(inspectors: Inspectors) -> None:
+    bomb = _gzip_bomb(60 << 20)  # 60 MB of zeros in about 60 KB
+    response = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(
+        bomb
+    )
+    pk = F.conversation("10.0.0.1", "10.0.0.2", 40000, 8080, b"GET / HTTP/1.1\r\n\r\n",
+                        response + bomb)  # fmt: skip
+    tracemalloc.start()
+    started = time.perf_counter()
+    (record,) = _run(pk, inspectors)[0]
+    elapsed = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert elapsed < 2.0 and peak < 8 << 20
+    notes = [v for k, v in record.details if k == "dlp.decoding"]
+    assert notes and "gzip" in notes[0] and record.hits == ()
+
+
+def test_decoded_bytes_stay_within_the_budget() -> None:
+    s = DecodingStream(DlpEngine(), budget=4096)
+    body = gzip.compress(b"a" * 100_000)
+    s.feed(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")
+    s.feed(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+    s.close()
+    assert s.decoded <= 4096 and s.limits
+
+
+HOSTILE_HEADS = [
+    b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\n",
+    b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 5000,
+    b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n",
+    b"POST / HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: 9\r\n\r\nnotgzip!!",
+    b"POST / HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 4\r\n\r\n--x\r",
+    b"GET /?a=%zz%4 HTTP/1.1\r\n\r\n",
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    + b"\x00\x00\x05\x01\x04\x00\x00\x00\x01\xff\xff\xff\xff\xff",
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    head=st.sampled_from(HOSTILE_HEADS),
+    tail=st.binary(max_size=2048),
+    cut=st.integers(min_value=1, max_value=64),
+)
+def test_body_decoding_takes_arbitrary_bytes(head: bytes, tail: bytes, cut: int) -> None:
+    s = DecodingStream(_ENGINE)
+    data = head + tail
+    for i in range(0, len(data), cut):
+        s.feed(data[i : i + cut])
+        s.decide_now()
+    s.close()
+    assert s.decoded <= s.budget
+
+
+_ENGINE = DlpEngine()

@@ -31,16 +31,20 @@ class Inspectors:
 
 class DlpFeed:
     """One direction's DLP stream, with match offsets kept relative to the whole direction even
-    when a capture gap forces a fresh stream (bytes on both sides of a hole must never join)."""
+    when a capture gap forces a fresh stream (bytes on both sides of a hole must never join).
 
-    __slots__ = ("_base", "_engine", "_stream", "matches", "offset")
+    The stream also reads HTTP bodies as the application does (``dlp.decoding``); why decoding
+    stopped short (a compression bomb, the decoded budget) collects in :attr:`limits`."""
+
+    __slots__ = ("_base", "_engine", "_stream", "limits", "matches", "offset")
 
     def __init__(self, engine: Any) -> None:
         self._engine = engine
-        self._stream = engine.stream()
+        self._stream = _decoding_stream(engine)
         self._base = 0
         self.offset = 0
         self.matches: list[DlpMatch] = []
+        self.limits: list[str] = []
 
     def feed(self, data: bytes) -> None:
         self._take(self._stream.feed(data))
@@ -48,15 +52,22 @@ class DlpFeed:
 
     def gap(self, missing: int) -> None:
         self._take(self._stream.close())
-        self._stream = self._engine.stream()
+        self._note_limits()
+        self._stream = _decoding_stream(self._engine)
         self.offset += missing
         self._base = self.offset
 
     def close(self) -> list[DlpMatch]:
         if self._stream is not None:
             self._take(self._stream.close())
+            self._note_limits()
             self._stream = None
         return self.matches
+
+    def _note_limits(self) -> None:
+        for why in getattr(self._stream, "limits", ()):
+            if why not in self.limits:
+                self.limits.append(why)
 
     def _take(self, found: object) -> None:
         if not found:
@@ -65,3 +76,9 @@ class DlpFeed:
             if self._base:
                 m = replace(m, start=m.start + self._base, end=m.end + self._base)
             self.matches.append(m)
+
+
+def _decoding_stream(engine: Any) -> Any:
+    from stockade.network.dlp.decoding import DecodingStream
+
+    return DecodingStream(engine)

@@ -389,6 +389,10 @@ class FlowTable:
             if feed is not None:
                 hits.extend(Hit(direction=name, match=m) for m in feed.close())
         det = f.detection
+        details = det.details if det else ()
+        for feed in f.dlp:  # decoding that stopped short (a compression bomb, the budget)
+            if feed is not None:
+                details += tuple(("dlp.decoding", why) for why in feed.limits)
         return ConnectionRecord(
             id=f.id,
             start=f.first,
@@ -415,7 +419,7 @@ class FlowTable:
             gaps=f.streams[0].gaps + f.streams[1].gaps,
             inspected=f.streams[0].delivered + f.streams[1].delivered,
             hits=tuple(hits),
-            details=det.details if det else (),
+            details=details,
         )
 
 

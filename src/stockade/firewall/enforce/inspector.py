@@ -42,7 +42,8 @@ from stockade.network.reassembly import MASK, Stream
 from stockade.network.tls import opens_with_hello
 
 if TYPE_CHECKING:
-    from stockade.network.dlp.engine import DlpEngine, DlpStream
+    from stockade.network.dlp.decoding import DecodingStream
+    from stockade.network.dlp.engine import DlpEngine
 
 DETECT_BYTES = 4096  # bytes per direction kept for protocol detection
 DECIDE_AFTER = 2048  # client bytes after which an unrecognized protocol is "proto.unknown"
@@ -79,7 +80,7 @@ class _Flow:
     mark: int = 0
     heads: tuple[bytearray, bytearray] = field(default_factory=lambda: (bytearray(), bytearray()))
     streams: list[Stream | None] = field(default_factory=lambda: [None, None])
-    dlp: list[DlpStream | None] = field(default_factory=lambda: [None, None])
+    dlp: list[DecodingStream | None] = field(default_factory=lambda: [None, None])
     reported: set[str] = field(default_factory=set)
     last: float = 0.0
     isn: int = -1  # the client's initial sequence number, when its SYN was seen
@@ -303,7 +304,10 @@ class Inspector:
         if flow.needs.block or flow.needs.alert:
             stream = flow.dlp[direction]
             if stream is None and self._dlp_engine is not None:
-                stream = flow.dlp[direction] = self._dlp_engine.stream()
+                from stockade.network.dlp.decoding import DecodingStream
+
+                # HTTP bodies as the application reads them (chunked, gzip, forms), raw bytes too
+                stream = flow.dlp[direction] = DecodingStream(self._dlp_engine)
             if stream is not None:
                 found = stream.feed(data) + stream.decide_now()
                 for m in found:

@@ -41,12 +41,34 @@ def request_headers(client: bytes) -> dict[str, str]:
     return out
 
 
-def _path(target: bytes) -> str:
-    # Query strings and matrix parameters carry tokens and personal data: never keep them.
-    text = target.decode("latin-1")
-    if "://" in text:  # absolute-form (proxies)
-        text = "/" + text.split("://", 1)[1].partition("/")[2]
-    return re.split(r"[?;#]", text, maxsplit=1)[0]
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def target_path(target: str) -> str:
+    """The path of a request target as RFC 9112 section 3.2 reads it, without query, matrix
+    parameters or fragment (they carry tokens and personal data: never keep them).
+
+    origin-form ``/p?q`` is ``/p``; absolute-form ``http://host/p?q`` (to proxies) is ``/p``;
+    asterisk-form ``*`` stays ``*``; authority-form ``host:443`` (CONNECT) has no path: ``""``.
+    Only a target that *starts* with a scheme is absolute: ``/fetch?url=http://x/y`` is ``/fetch``.
+    """
+    if target.startswith("/") or target == "*":
+        path = target
+    elif _SCHEME.match(target):
+        rest = target.split("://", 1)[1]
+        cut = re.search(r"[/?#]", rest)
+        path = rest[cut.start() :] if cut else ""
+        path = path if path.startswith("/") else "/" + path
+    else:  # authority-form, or nothing HTTP defines
+        return ""
+    return re.split(r"[?;#]", path, maxsplit=1)[0] or "/"
+
+
+def target_authority(target: str) -> str | None:
+    """``host:port`` of an authority-form target (CONNECT), else None."""
+    if target.startswith("/") or target == "*" or _SCHEME.match(target):
+        return None
+    return target if re.fullmatch(r"[^/?#@\s]+:[0-9]{1,5}", target) else None
 
 
 def probe(client: bytes, server: bytes) -> Guess | None:
@@ -58,7 +80,13 @@ def probe(client: bytes, server: bytes) -> Guess | None:
         if m and m.group(1) in METHODS:
             score = STRONG
             details.append(("http.method", m.group(1).decode()))
-            details.append(("http.path", _path(m.group(2))))
+            target = m.group(2).decode("latin-1")
+            path = target_path(target)
+            if path:
+                details.append(("http.path", path))
+            authority = target_authority(target)
+            if authority:
+                details.append(("http.authority", authority))
             host = request_headers(client).get("host")
             if host:
                 details.append(("http.host", host))

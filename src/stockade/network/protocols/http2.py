@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Iterator
 
@@ -102,11 +101,11 @@ def request_details(client: bytes) -> list[tuple[str, str]]:
             (":path", "http.path"),
             (":authority", "http.host"),
         ):
-            if key in fields:
-                value = fields[key]
-                out.append(
-                    (name, re.split(r"[?;#]", value, maxsplit=1)[0] if key == ":path" else value)
-                )
+            value = fields.get(key)
+            if key == ":path" and value is not None:
+                value = http1.target_path(value)
+            if value:
+                out.append((name, value))
         return out
     return []
 

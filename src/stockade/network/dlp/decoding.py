@@ -1,0 +1,434 @@
+"""DLP on HTTP bodies as the application sees them, next to the raw bytes.
+
+:class:`DecodingStream` stands where a :class:`~stockade.network.dlp.engine.DlpStream` stood (same
+``feed`` / ``decide_now`` / ``close`` / ``discard``). Every byte still goes to the raw stream, so
+nothing found before is lost. Beside it, the HTTP framing in :mod:`.http_framing` follows each
+message of the direction and, only for a message that needs it, sends what the application would
+read to a second stream of the same engine, one per message (so bodies never join):
+
+* chunked transfer coding removed (a card cut by a chunk header inside its digits);
+* ``Content-Encoding: gzip`` / ``deflate`` inflated, bounded (below);
+* ``%XX`` and ``+`` decoded in the request target's query and in
+  ``application/x-www-form-urlencoded`` bodies;
+* multipart parts split, and a part's ``base64`` or ``quoted-printable`` coding removed;
+* HTTP/2 DATA per stream, with the query of ``:path`` and ``content-encoding`` from HEADERS.
+
+**Offsets.** A match in decoded content is reported in raw stream coordinates: bytes copied one to
+one (de-chunked data, literal characters of a form) keep their exact offsets; a span that covers
+an escape or a chunk header runs from the first to the last raw byte that produced it; bytes that
+came out of an inflater or a base64 part get the span of the encoded input being decoded when they
+came out. The masked evidence is masked decoded text. A decoded match whose bytes were contiguous
+and unchanged in the raw stream is left to the raw stream (reported once).
+
+**Bounds.** Decoded bytes count against ``budget`` per direction (the stream depth by default);
+inflation stops at that budget or when output passes :data:`RATIO_CAP` times its input, so a
+compression bomb costs at most ``budget`` bytes of output, and is reported in :attr:`limits`. A
+truncated compressed stream yields what inflated up to the cut.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import quopri
+import re
+import zlib
+from dataclasses import replace
+from typing import Any, Protocol
+
+from stockade.network.interface import DlpMatch
+
+DEFAULT_BUDGET = 64 * 1024  # decoded bytes per direction: the sensor's default stream depth
+RATIO_CAP = 100  # inflated bytes per compressed byte before a body counts as a bomb
+RATIO_FLOOR = 16 * 1024  # output below this never trips the ratio cap (tiny inputs)
+MAX_PARTS_BYTES = DEFAULT_BUDGET  # a multipart body is split once it ends, up to this much
+
+
+class Stage(Protocol):
+    def push(self, data: bytes, rs: int, re_: int, linear: bool) -> None: ...
+    def end(self) -> None: ...
+
+
+class DecodingStream:
+    """One flow direction: the raw DLP stream plus decoded HTTP message content."""
+
+    __slots__ = ("_engine", "_found", "_framing", "_offset", "_raw", "budget", "decoded", "limits")
+
+    def __init__(self, engine: Any, *, budget: int = DEFAULT_BUDGET) -> None:
+        from .http_framing import Framing
+
+        self._engine = engine
+        self._raw = engine.stream()
+        self._offset = 0
+        self._found: list[DlpMatch] = []
+        self.budget = budget
+        self.decoded = 0  # bytes sent to decoded streams so far
+        self.limits: list[str] = []  # why decoding stopped short, once each (no data in them)
+        self._framing: Framing | None = Framing(self)
+
+    # the DlpStream interface -------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[DlpMatch]:
+        found: list[DlpMatch] = self._raw.feed(data)
+        if self._framing is not None and data:
+            self._framing.feed(data, self._offset)
+            if self._found:
+                found = found + self._take()
+        self._offset += len(data)
+        return found
+
+    def decide_now(self) -> list[DlpMatch]:
+        found: list[DlpMatch] = self._raw.decide_now()
+        if self._framing is not None:
+            self._framing.decide_now()
+        return found + self._take() if self._found else found
+
+    def close(self) -> list[DlpMatch]:
+        found: list[DlpMatch] = self._raw.close()
+        if self._framing is not None:
+            self._framing.close()
+            self._framing = None
+        return found + self._take() if self._found else found
+
+    def discard(self) -> None:
+        self._raw.discard()
+        if self._framing is not None:
+            self._framing.discard()
+            self._framing = None
+
+    # for the framing and the stages ------------------------------------------------------
+
+    def stop_decoding(self) -> None:
+        """Nothing more will be decoded in this direction (framing lost, or budget spent)."""
+        if self._framing is not None:
+            self._framing.close()
+            self._framing = None
+
+    def room(self) -> int:
+        return self.budget - self.decoded
+
+    def limit(self, why: str) -> None:
+        if why not in self.limits and len(self.limits) < 8:
+            self.limits.append(why)
+
+    def sink(self) -> Sink:
+        return Sink(self)
+
+    def found(self, matches: list[DlpMatch]) -> None:
+        self._found.extend(matches)
+
+    def _take(self) -> list[DlpMatch]:
+        out, self._found = self._found, []
+        out.sort(key=lambda m: (m.start, m.sensor))
+        return out
+
+
+class Sink:
+    """Decoded content of one message into its own DLP stream, with the map back to raw offsets.
+
+    Segments are ``[decoded start, raw start, raw end, linear]``; a linear segment's bytes are
+    the raw bytes at the same distance from its raw start."""
+
+    __slots__ = ("_at", "_keep", "_owner", "_segs", "_starts", "_stream")
+
+    def __init__(self, owner: DecodingStream) -> None:
+        self._owner = owner
+        self._stream: Any = None
+        self._segs: list[list[Any]] = []
+        self._starts: list[int] = []
+        self._at = 0  # decoded bytes fed
+        self._keep = getattr(owner._engine, "keep", 256)
+
+    def push(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        owner = self._owner
+        room = owner.budget - owner.decoded
+        if room <= 0 or not data:
+            if data:
+                owner.limit(f"decoded budget of {owner.budget} bytes reached")
+            return
+        if len(data) > room:
+            data = data[:room]
+            if linear:
+                re_ = rs + room
+            owner.limit(f"decoded budget of {owner.budget} bytes reached")
+        owner.decoded += len(data)
+        if self._stream is None:
+            self._stream = owner._engine.stream()
+        segs, at = self._segs, self._at
+        last = segs[-1] if segs else None
+        if (
+            linear
+            and last is not None
+            and last[3]
+            and last[2] == rs
+            and at == last[0] + (last[2] - last[1])
+        ):
+            last[2] = re_  # contiguous in both: one segment
+        else:
+            segs.append([at, rs, re_, linear])
+            self._starts.append(at)
+            if len(segs) > 64:
+                self._prune(at - self._keep)
+        self._at = at + len(data)
+        found = self._stream.feed(data)
+        if found:
+            owner.found(self._map(found))
+
+    def end(self) -> None:
+        if self._stream is not None:
+            found = self._stream.close()
+            self._stream = None
+            if found:
+                self._owner.found(self._map(found))
+        self._segs, self._starts = [], []
+
+    def decide_now(self) -> None:
+        if self._stream is not None:
+            found = self._stream.decide_now()
+            if found:
+                self._owner.found(self._map(found))
+
+    def discard(self) -> None:
+        if self._stream is not None:
+            self._stream.discard()
+            self._stream = None
+
+    def _prune(self, before: int) -> None:
+        # The engine cannot report a match that starts this far back; keep one segment more.
+        cut = max(bisect.bisect_right(self._starts, before) - 1, 0)
+        if cut:
+            del self._segs[:cut]
+            del self._starts[:cut]
+
+    def _map(self, found: list[DlpMatch]) -> list[DlpMatch]:
+        out = []
+        for m in found:
+            first = self._seg(m.start)
+            last = self._seg(m.end - 1)
+            if first is last and first[3]:
+                continue  # the same bytes, contiguous, in the raw stream: it reports them
+            start = first[1] + (m.start - first[0]) if first[3] else first[1]
+            end = last[1] + (m.end - last[0]) if last[3] else last[2]
+            out.append(replace(m, start=start, end=max(end, start + 1)))
+        return out
+
+    def _seg(self, at: int) -> list[Any]:
+        i = max(bisect.bisect_right(self._starts, at) - 1, 0)
+        return self._segs[i]
+
+
+class Inflate:
+    """gzip or deflate (zlib-wrapped or raw), bounded by the direction's budget and a ratio."""
+
+    __slots__ = ("_d", "_in", "_kind", "_next", "_out", "_owner", "_span")
+
+    def __init__(self, owner: DecodingStream, kind: str, nxt: Stage) -> None:
+        self._owner, self._next, self._kind = owner, nxt, kind
+        self._d: Any = None
+        self._in = self._out = 0
+        self._span = (0, 0)
+
+    def push(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        if self._kind == "" or not data:
+            return
+        if self._d is None:
+            if self._kind == "gzip":
+                wbits = 31
+            else:  # "deflate" is zlib-wrapped by the RFC, raw by some servers
+                zlib_header = len(data) < 2 or (
+                    data[0] & 0x0F == 8 and int.from_bytes(data[:2]) % 31 == 0
+                )
+                wbits = 15 if zlib_header else -15
+            self._d = zlib.decompressobj(wbits)
+        self._in += len(data)
+        self._span = (rs, re_)
+        while data:
+            room = self._owner.room()
+            if room <= 0:
+                return self._stop(f"{self._kind}: output cap of {self._owner.budget} bytes reached")
+            try:
+                out = self._d.decompress(data, room)
+            except zlib.error:
+                return self._stop(f"{self._kind}: corrupt compressed body")
+            self._out += len(out)
+            if out:
+                self._next.push(out, rs, re_, False)
+            if self._out > RATIO_FLOOR and self._out > RATIO_CAP * self._in:
+                return self._stop(
+                    f"{self._kind}: inflation ratio over {RATIO_CAP}:1 "
+                    f"({self._in} bytes gave {self._out})"
+                )
+            if self._d.eof:
+                self._kind = ""  # trailing bytes after the stream's end are not content
+                return
+            data = self._d.unconsumed_tail
+
+    def _stop(self, why: str) -> None:
+        self._owner.limit(why)
+        self._kind, self._d = "", None
+
+    def end(self) -> None:
+        if self._d is not None and self._kind:
+            try:
+                tail = self._d.flush(max(self._owner.room(), 1))
+            except zlib.error:
+                tail = b""
+            self._d = None
+            if tail:
+                self._next.push(tail, *self._span, False)
+        self._next.end()
+
+
+_ESCAPE = re.compile(rb"%[0-9A-Fa-f]{2}|\+")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+class FormDecode:
+    """``%XX`` and ``+`` of a query or form body; literal runs stay linear."""
+
+    __slots__ = ("_next", "_pend", "_pend_rs")
+
+    def __init__(self, nxt: Stage) -> None:
+        self._next = nxt
+        self._pend = b""  # an escape cut by a piece boundary
+        self._pend_rs = 0
+
+    def push(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        if self._pend:  # an escape cut by the previous piece: finish it first
+            need = 3 - len(self._pend)
+            if len(data) < need and all(c in _HEX for c in data):
+                self._pend += data
+                return
+            pend, self._pend = self._pend, b""
+            if _ESCAPE.fullmatch(pend + data[:need]):
+                end = rs + need if linear else re_
+                self._next.push(bytes([int(pend[1:] + data[:need], 16)]), self._pend_rs, end, False)
+                data = data[need:]
+                if linear:
+                    rs += need
+            else:  # not an escape after all: the application reads it as it is
+                self._next.push(pend, self._pend_rs, self._pend_rs + len(pend), False)
+        if data:
+            self._decode(data, rs, re_, linear)
+
+    def _decode(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        nxt = self._next
+        tail = data.rfind(b"%", max(len(data) - 2, 0))
+        if tail >= 0 and _ESCAPE.match(data, tail) is None:
+            self._pend, self._pend_rs = data[tail:], rs + tail if linear else rs
+            data = data[:tail]
+            if linear:
+                re_ = rs + tail
+        if not linear:
+            nxt.push(_unquote(data), rs, re_, False)
+            return
+        pos = 0
+        for m in _ESCAPE.finditer(data):
+            s, e = m.span()
+            if s > pos:
+                nxt.push(data[pos:s], rs + pos, rs + s, True)
+            nxt.push(
+                b" " if e - s == 1 else bytes([int(data[s + 1 : e], 16)]), rs + s, rs + e, False
+            )
+            pos = e
+        if pos < len(data):
+            nxt.push(data[pos:] if pos else data, rs + pos, re_, True)
+
+    def flush(self) -> None:
+        """The content ends here (a query): a cut escape is read as it is."""
+        if self._pend:
+            self._next.push(self._pend, self._pend_rs, self._pend_rs + len(self._pend), False)
+            self._pend = b""
+
+    def end(self) -> None:
+        self.flush()
+        self._next.end()
+
+
+class Multipart:
+    """multipart/* bodies: each part's content, without its headers, base64 and quoted-printable
+    undone. Parts are split once the body ends (bounded by :data:`MAX_PARTS_BYTES`)."""
+
+    __slots__ = ("_delim", "_next", "_owner", "_pieces", "_size")
+
+    def __init__(self, owner: DecodingStream, boundary: bytes, nxt: Stage) -> None:
+        self._owner, self._next = owner, nxt
+        self._delim = b"--" + boundary
+        self._pieces: list[tuple[int, bytes, int, int, bool]] = []  # decoded start, data, span
+        self._size = 0
+
+    def push(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        room = MAX_PARTS_BYTES - self._size
+        if len(data) > room:
+            self._owner.limit(f"multipart body over {MAX_PARTS_BYTES} bytes: the rest not split")
+            data = data[: max(room, 0)]
+            re_ = rs + len(data) if linear else re_
+        if data:
+            self._pieces.append((self._size, data, rs, re_, linear))
+            self._size += len(data)
+
+    def end(self) -> None:
+        body = b"".join(p[1] for p in self._pieces)
+        delim, nxt = self._delim, self._next
+        pos = body.find(delim)
+        while pos >= 0:
+            pos += len(delim)
+            if body[pos : pos + 2] == b"--":
+                break
+            head_end = body.find(b"\r\n\r\n", pos)
+            if head_end < 0:
+                break
+            start = head_end + 4
+            after = body.find(b"\r\n" + delim, start)
+            end = after if after >= 0 else len(body)
+            coding = _part_coding(body[pos:head_end])
+            spans = self._slice(start, end)
+            if coding in ("base64", "quoted-printable") and spans:
+                decoded = _undo(coding, body[start:end])
+                nxt.push(decoded, spans[0][1], spans[-1][2], False)
+            else:
+                for piece in spans:
+                    nxt.push(*piece)
+            if spans:  # parts never join
+                nxt.push(b"\n", spans[-1][2], spans[-1][2] + 1, False)
+            pos = after + 2 if after >= 0 else -1
+        self._pieces = []
+        nxt.end()
+
+    def _slice(self, a: int, b: int) -> list[tuple[bytes, int, int, bool]]:
+        out = []
+        for at, data, rs, re_, linear in self._pieces:
+            lo, hi = max(a, at), min(b, at + len(data))
+            if lo >= hi:
+                continue
+            part = data[lo - at : hi - at]
+            if linear:
+                out.append((part, rs + lo - at, rs + hi - at, True))
+            else:
+                out.append((part, rs, re_, False))
+        return out
+
+
+def _part_coding(headers: bytes) -> str:
+    for line in headers.split(b"\n"):
+        name, sep, value = line.partition(b":")
+        if sep and name.strip().lower() == b"content-transfer-encoding":
+            return value.strip().lower().decode("latin-1")
+    return ""
+
+
+def _undo(coding: str, data: bytes) -> bytes:
+    if coding == "quoted-printable":
+        return quopri.decodestring(data)
+    squeezed = re.sub(rb"[^A-Za-z0-9+/=]", b"", data)
+    try:
+        return base64.b64decode(squeezed[: len(squeezed) // 4 * 4])
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def _unquote(data: bytes) -> bytes:
+    return _ESCAPE.sub(
+        lambda m: b" " if m.group() == b"+" else bytes([int(m.group()[1:], 16)]), data
+    )

@@ -1,0 +1,511 @@
+"""Where HTTP messages and their bodies begin and end in one direction, for :mod:`.decoding`.
+
+HTTP/1.x framing follows RFC 9112 section 6: ``Transfer-Encoding: chunked`` last wins, else a
+single valid ``Content-Length``, else (responses only) the body runs to the end of the
+connection; 1xx, 204 and 304 responses have none. HTTP/2 (prior knowledge, a server's SETTINGS,
+or ``h2c`` after a 101) is read frame by frame: HEADERS through the connection's HPACK decoder,
+DATA per stream. Anything this reader cannot follow (a direction that is not HTTP, an ambiguous
+length, a header block it cannot decode) ends decoding for the direction: the raw stream still
+sees every byte.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from stockade.network.protocols.hpack import Decoder as HpackDecoder
+from stockade.network.protocols.hpack import HpackError
+from stockade.network.protocols.http2 import PREFACE
+
+from .decoding import FormDecode, Inflate, Multipart, Sink, Stage
+
+if TYPE_CHECKING:
+    from .decoding import DecodingStream
+
+HEAD, BODY, CHUNK_LINE, CHUNK_DATA, CHUNK_END, TRAILER, H2 = range(7)
+MAX_HEAD = 16 * 1024  # bytes of one message head
+MAX_LINE = 1024  # bytes of a chunk-size or trailer line
+MAX_H2_BLOCK = 64 * 1024  # bytes of one HTTP/2 header block
+MAX_H2_STREAMS = 128  # HTTP/2 streams decoded at once per direction
+TO_CLOSE = 1 << 62
+
+_REQUEST = re.compile(rb"([A-Z]{3,10}) (\S{1,8192}) HTTP/1\.[01]\r?\n")
+_STATUS = re.compile(rb"HTTP/1\.[01] ([1-5][0-9]{2})[ \r\n]")
+_START = re.compile(rb"(?:[A-Z]{1,10}(?: |\Z)|H(?:T(?:T(?:P(?:/(?:1\.?)?)?)?)?)?\Z|HTTP/1\.)")
+_FIELD = re.compile(
+    rb"\n(transfer-encoding|content-length|content-encoding|content-type|upgrade)[ \t]*:[ \t]*"
+    rb"([^\r\n]*)",
+    re.I,
+)
+_LENGTH = re.compile(rb"\ncontent-length[ \t]*:[ \t]*([0-9]{1,18})[ \t]*\r?\n")
+# header fields (lower case) that make a message more than a start line and a Content-Length
+_SPECIAL = re.compile(
+    rb"\n(?:transfer-encoding|content-encoding|upgrade|content-type[ \t]*:[ \t]*"
+    rb"(?:application/x-www-form-urlencoded|multipart/))"
+)
+_DECODED_TYPES = (b"application/x-www-form-urlencoded", b"multipart/")
+_BOUNDARY = re.compile(rb'boundary=(?:"([^"]{1,70})"|([^";,\s]{1,70}))', re.I)
+DATA, HEADERS, RST_STREAM, CONTINUATION = 0, 1, 3, 9
+END_STREAM, END_HEADERS, PADDED, PRIORITY = 0x1, 0x4, 0x8, 0x20
+
+
+def pipeline(owner: DecodingStream, sink: Sink, encoding: bytes, ctype: bytes) -> Stage | None:
+    """The stages a body goes through to reach ``sink``; None when it cannot be decoded."""
+    tail: Stage = sink
+    kind = ctype[:40].lower()
+    if kind.startswith(b"application/x-www-form-urlencoded"):
+        tail = FormDecode(tail)
+    elif kind.startswith(b"multipart/"):
+        m = _BOUNDARY.search(ctype)
+        if m:
+            tail = Multipart(owner, m.group(1) or m.group(2), tail)
+    coding = encoding.strip().lower()
+    if coding in (b"gzip", b"x-gzip"):
+        tail = Inflate(owner, "gzip", tail)
+    elif coding == b"deflate":
+        tail = Inflate(owner, "deflate", tail)
+    elif coding not in (b"", b"identity"):
+        owner.limit(f"content-encoding {coding.decode('latin-1')[:32]} not decoded")
+        return None
+    return tail
+
+
+def _query(
+    owner: DecodingStream, sink: Sink, query: bytes, rs: int, re_: int, linear: bool
+) -> None:
+    stage = FormDecode(sink)
+    stage.push(query, rs, re_, linear)
+    stage.flush()
+    sink.push(b"\n", re_, re_ + 1, False)  # the query never joins the body
+
+
+class Framing:
+    """One direction's HTTP messages; bodies that need decoding go down a pipeline to a sink."""
+
+    __slots__ = ("_body", "_buf", "_buf_rs", "_h2", "_left", "_messages", "_owner", "_sink",
+                 "_state")  # fmt: skip
+
+    def __init__(self, owner: DecodingStream) -> None:
+        self._owner = owner
+        self._state = HEAD
+        self._buf = bytearray()
+        self._buf_rs = 0
+        self._left = 0
+        self._body: Stage | None = None
+        self._sink: Sink | None = None
+        self._messages = 0
+        self._h2: H2Framing | None = None
+
+    def feed(self, data: bytes, base: int) -> None:
+        pos, n = 0, len(data)
+        while pos < n:
+            st = self._state
+            if st in (BODY, CHUNK_DATA):
+                take = min(self._left, n - pos)
+                if self._body is not None:
+                    self._body.push(data[pos : pos + take], base + pos, base + pos + take, True)
+                pos += take
+                self._left -= take
+                if not self._left:
+                    if st == BODY:
+                        self._end_message()
+                    else:
+                        self._state = CHUNK_END
+            elif st == HEAD:
+                pos = self._head(data, pos, base)
+                if pos < 0:
+                    return self._owner.stop_decoding()
+            elif st == H2:
+                assert self._h2 is not None
+                if not self._h2.feed(data[pos:] if pos else data, base + pos):
+                    return self._owner.stop_decoding()
+                return None
+            else:
+                line, pos = self._line(data, pos)
+                if line is None:
+                    if len(self._buf) > MAX_LINE:
+                        return self._owner.stop_decoding()
+                    continue
+                if st == CHUNK_LINE:
+                    size = line.split(b";", 1)[0].strip()
+                    if not size or len(size) > 15 or size.strip(b"0123456789abcdefABCDEF"):
+                        return self._owner.stop_decoding()
+                    self._left = int(size, 16)
+                    self._state = CHUNK_DATA if self._left else TRAILER
+                elif st == CHUNK_END:
+                    if line:
+                        return self._owner.stop_decoding()
+                    self._state = CHUNK_LINE
+                elif not line:  # TRAILER: the empty line ends the message
+                    self._end_message()
+        return None
+
+    def _line(self, data: bytes, pos: int) -> tuple[bytes | None, int]:
+        i = data.find(b"\n", pos)
+        if i < 0:
+            self._buf += data[pos:]
+            return None, len(data)
+        if self._buf:
+            line = bytes(self._buf) + data[pos:i]
+            self._buf.clear()
+        else:
+            line = data[pos:i]
+        return line.rstrip(b"\r"), i + 1
+
+    def _head(self, data: bytes, pos: int, base: int) -> int:
+        """Consume head bytes; returns the new position, or -1 when this is not HTTP we follow."""
+        buf = self._buf
+        if not buf:
+            while pos < len(data) and data[pos] in b"\r\n":
+                pos += 1  # empty lines between messages are allowed
+            if pos == len(data):
+                return pos
+            self._buf_rs = base + pos
+            if data[pos] in b"P\x00":  # a client preface (also after h2c), a server's SETTINGS
+                h2 = self._h2_start(data[pos:])
+                if h2 is not None:
+                    return len(data) if h2 else -1
+            end = _head_end(data, pos)
+            if end >= 0:
+                return self._begin(data[pos:end], end)
+            buf += data[pos:]
+            return len(data) if len(buf) <= MAX_HEAD and _START.match(buf[:12]) else -1
+        old = len(buf)
+        buf += data[pos:]
+        if buf[:1] == b"P":
+            h2 = self._h2_start(bytes(buf))
+            if h2 is not None:
+                return len(data) if h2 else -1
+        end = _head_end(buf, max(old - 3, 0))
+        if end < 0:
+            return len(data) if len(buf) <= MAX_HEAD and _START.match(buf[:12]) else -1
+        head = bytes(buf[:end])
+        buf.clear()
+        return self._begin(head, pos + end - old)
+
+    def _h2_start(self, head: bytes) -> bool | None:
+        """HTTP/2 from here (True, or False when its frames cannot be followed); None: not h2."""
+        if head[:3] == b"PRI":
+            if len(head) < len(PREFACE) and PREFACE.startswith(head):
+                self._buf[:] = head
+                return True  # wait for the rest of the preface
+            if not head.startswith(PREFACE):
+                return None
+            skip = len(PREFACE)
+        elif (
+            self._messages == 0
+            and len(head) >= 9
+            and head[3] == 4
+            and head[4] in (0, 1)
+            and head[5:9] == bytes(4)
+        ):
+            skip = 0
+        else:
+            return None
+        self._buf.clear()
+        self._state = H2
+        self._h2 = H2Framing(self._owner)
+        return self._h2.feed(head[skip:], self._buf_rs + skip)
+
+    def _begin(self, head: bytes, end: int) -> int:
+        """A message head: set up its framing and, if it needs one, its decoding pipeline."""
+        owner = self._owner
+        if owner.decoded >= owner.budget:
+            return -1  # nothing more will be decoded: leave it to the raw stream
+        # Most messages are a start line and a Content-Length: a few substring tests (C speed)
+        # find them; anything else takes the full reading below.
+        low = head.lower()
+        lengths = _LENGTH.findall(low)
+        if _SPECIAL.search(low) is not None or len(lengths) > 1:
+            return self._begin_full(head, end)
+        if head[:1] == b"H":
+            sm = _STATUS.match(head)
+            if sm is None:
+                return -1
+            status = int(sm.group(1))
+            if status < 200 or status in (204, 304):
+                return self._begin_full(head, end)
+            size = TO_CLOSE
+        else:
+            m = _REQUEST.match(head)
+            if m is None:
+                return -1
+            if b"%" in m.group(2) or b"+" in m.group(2):
+                return self._begin_full(head, end)
+            size = 0
+        if lengths:
+            size = int(lengths[0])
+        elif b"content-length" in low:
+            return -1  # a length that is not a number
+        self._messages += 1
+        self._body = self._sink = None
+        if size:
+            self._state, self._left = BODY, size
+        return end
+
+    def _begin_full(self, head: bytes, end: int) -> int:
+        status = 0
+        target = b""
+        if head[:1] == b"H":
+            sm = _STATUS.match(head)
+            if sm is None:
+                return -1
+            status = int(sm.group(1))
+        else:
+            m = _REQUEST.match(head)
+            if m is None:
+                return -1
+            target = m.group(2)
+        fields: dict[bytes, bytes] = {}
+        for name, value in _FIELD.findall(head):
+            key = name.lower()
+            value = value.rstrip()
+            old = fields.get(key)
+            if old is None:
+                fields[key] = value
+            elif key == b"content-length" and old != value:
+                return -1  # two lengths: the peers may not agree on framing
+            elif old != value:
+                fields[key] = old + b", " + value
+        self._messages += 1
+        te = fields.get(b"transfer-encoding")
+        length = fields.get(b"content-length")
+        if te is None and status >= 200 and status not in (204, 304):  # the usual response
+            framing, size = BODY, TO_CLOSE
+            if length is not None:
+                if not length.isdigit():
+                    return -1
+                size = int(length)
+        elif te is None and not status:  # the usual request
+            framing, size = HEAD, 0
+            if length is not None:
+                if not length.isdigit():
+                    return -1
+                framing, size = BODY, int(length)
+        else:
+            framing, size = self._unusual(status, te, length, fields)
+            if framing < 0:
+                return -1
+            if framing == H2:
+                return end
+        # Decode only what the application would read differently from the wire.
+        encoding = fields.get(b"content-encoding")
+        ctype = fields.get(b"content-type")
+        q = target.find(b"?")
+        if (
+            framing == BODY
+            and encoding is None
+            and (ctype is None or not ctype[:40].lower().startswith(_DECODED_TYPES))
+            and (q < 0 or (b"%" not in target and b"+" not in target))
+        ) or (framing == HEAD and q < 0):
+            self._body = self._sink = None  # the wire is what the application reads
+        else:
+            self._decode(head, target, q, framing, encoding or b"", ctype or b"")
+        self._state, self._left = framing, size
+        if framing == HEAD or (framing == BODY and not size):
+            self._end_message()
+        return end
+
+    def _unusual(
+        self, status: int, te: bytes | None, length: bytes | None, fields: dict[bytes, bytes]
+    ) -> tuple[int, int]:
+        """Framing of interim, upgraded, bodiless and chunked messages: (state, size); -1 lost."""
+        if status == 101:
+            if b"h2c" in fields.get(b"upgrade", b"").lower():
+                self._h2 = H2Framing(self._owner)
+                self._state = H2
+                return H2, 0
+            return -1, 0  # another protocol follows
+        if status and (status < 200 or status in (204, 304)):
+            return HEAD, 0
+        chunked = te is not None and te.lower().rsplit(b",", 1)[-1].strip() == b"chunked"
+        if chunked:
+            return CHUNK_LINE, 0
+        if not status:
+            return -1, 0  # a request body without a length the server can find
+        if length is not None and length.isdigit():  # not reached with a transfer coding
+            return BODY, int(length)
+        return BODY, TO_CLOSE
+
+    def _decode(
+        self, head: bytes, target: bytes, q: int, framing: int, encoding: bytes, ctype: bytes
+    ) -> None:
+        owner = self._owner
+        sink = self._sink = owner.sink()
+        self._body = None
+        query = target[q + 1 :] if q >= 0 else b""
+        if b"%" in query or b"+" in query:
+            qs = self._buf_rs + head.index(b" ") + 1 + q + 1
+            _query(owner, sink, query, qs, qs + len(query), True)
+        if framing != HEAD:
+            self._body = pipeline(owner, sink, encoding, ctype)
+
+    def _end_message(self) -> None:
+        if self._body is not None:
+            self._body.end()
+        elif self._sink is not None:
+            self._sink.end()
+        self._body = self._sink = None
+        self._state = HEAD
+
+    def decide_now(self) -> None:
+        if self._sink is not None:
+            self._sink.decide_now()
+        if self._h2 is not None:
+            self._h2.decide_now()
+
+    def close(self) -> None:
+        """The direction ended: what was decoded so far is judged (a truncated body too)."""
+        if self._state != HEAD and self._state != H2:
+            self._end_message()
+        elif self._sink is not None:
+            self._sink.end()
+        if self._h2 is not None:
+            self._h2.close()
+        self._state = HEAD
+        self._body = self._sink = None
+
+    def discard(self) -> None:
+        if self._sink is not None:
+            self._sink.discard()
+        if self._h2 is not None:
+            self._h2.discard()
+        self._body = self._sink = None
+
+
+def _head_end(data: bytes | bytearray, start: int) -> int:
+    i = data.find(b"\n\r\n", start)
+    j = data.find(b"\n\n", start, i if i >= 0 else len(data))
+    if j >= 0:
+        return j + 2
+    return i + 3 if i >= 0 else -1
+
+
+class H2Framing:
+    """HTTP/2 frames of one direction; each stream's DATA goes to its own sink."""
+
+    __slots__ = ("_block", "_block_end", "_block_rs", "_data_left", "_frame", "_hdr", "_hpack",
+                 "_left", "_owner", "_payload", "_streams")  # fmt: skip
+
+    def __init__(self, owner: DecodingStream) -> None:
+        self._owner = owner
+        self._hdr = bytearray()
+        self._frame: tuple[int, int, int, int] | None = None  # type, flags, stream, raw start
+        self._left = 0  # payload bytes of the current frame still to come
+        self._data_left = 0  # of those, DATA content (not padding)
+        self._payload = bytearray()  # a HEADERS or CONTINUATION payload
+        self._block = bytearray()
+        self._block_end = False  # the HEADERS frame carried END_STREAM
+        self._block_rs = 0
+        self._hpack = HpackDecoder()
+        self._streams: dict[int, tuple[Sink, Stage | None]] = {}
+
+    def feed(self, data: bytes, base: int) -> bool:
+        """False when the frames cannot be followed any more."""
+        pos, n = 0, len(data)
+        while pos < n:
+            if self._frame is None:
+                part = data[pos : pos + 9 - len(self._hdr)]
+                self._hdr += part
+                pos += len(part)
+                if len(self._hdr) < 9:
+                    return True
+                hdr = self._hdr
+                self._left = int.from_bytes(hdr[:3], "big")
+                sid = int.from_bytes(hdr[5:9], "big") & 0x7FFFFFFF
+                self._frame = (hdr[3], hdr[4], sid, base + pos)
+                self._data_left = -1
+                hdr.clear()
+                if not self._left and not self._frame_done():
+                    return False
+                continue
+            ftype, flags, sid = self._frame[:3]
+            take = min(self._left, n - pos)
+            chunk = data[pos : pos + take]
+            if ftype == DATA:
+                at = base + pos
+                if self._data_left < 0:
+                    pad = chunk[0] if flags & PADDED else 0
+                    skip = 1 if flags & PADDED else 0
+                    self._data_left = self._left - skip - pad
+                    chunk, at = chunk[skip:], at + skip
+                use = chunk[: max(self._data_left, 0)]
+                self._data_left -= len(use)
+                stream = self._streams.get(sid)
+                if use and stream is not None and stream[1] is not None:
+                    stream[1].push(use, at, at + len(use), True)
+            elif ftype in (HEADERS, CONTINUATION):
+                self._payload += chunk
+                if len(self._payload) + len(self._block) > MAX_H2_BLOCK:
+                    return False
+            pos += take
+            self._left -= take
+            if not self._left and not self._frame_done():
+                return False
+        return True
+
+    def _frame_done(self) -> bool:
+        assert self._frame is not None
+        ftype, flags, sid, frs = self._frame
+        self._frame = None
+        if ftype == HEADERS:
+            p = bytes(self._payload)
+            pad = p[0] if flags & PADDED and p else 0
+            start = (1 if flags & PADDED else 0) + (5 if flags & PRIORITY else 0)
+            self._block = bytearray(p[start : len(p) - pad])
+            self._block_end = bool(flags & END_STREAM)
+            self._block_rs = frs
+        elif ftype == CONTINUATION:
+            self._block += self._payload
+        elif (ftype == DATA and flags & END_STREAM) or ftype == RST_STREAM:
+            self._end(sid)
+        self._payload.clear()
+        if ftype in (HEADERS, CONTINUATION) and flags & END_HEADERS:
+            try:
+                fields = self._hpack.decode(bytes(self._block))
+            except HpackError:
+                return False
+            self._headers(sid, dict(fields), self._block_rs)
+            self._block.clear()
+        return True
+
+    def _headers(self, sid: int, fields: dict[str, str], rs: int) -> None:
+        owner = self._owner
+        if sid not in self._streams and len(self._streams) < MAX_H2_STREAMS and owner.room() > 0:
+            sink = owner.sink()
+            path = fields.get(":path", "").encode("latin-1", "replace")
+            q = path.find(b"?")
+            query = path[q + 1 :] if q >= 0 else b""
+            if b"%" in query or b"+" in query:  # HPACK hides where it was: point at the block
+                _query(owner, sink, query, rs, rs + 1, False)
+            stage = pipeline(
+                owner,
+                sink,
+                fields.get("content-encoding", "").encode("latin-1", "replace"),
+                fields.get("content-type", "").encode("latin-1", "replace"),
+            )
+            self._streams[sid] = (sink, stage)
+        elif sid not in self._streams and len(self._streams) >= MAX_H2_STREAMS:
+            owner.limit(f"more than {MAX_H2_STREAMS} HTTP/2 streams at once")
+        if self._block_end:
+            self._end(sid)
+
+    def _end(self, sid: int) -> None:
+        stream = self._streams.pop(sid, None)
+        if stream is not None:
+            sink, stage = stream
+            (stage or sink).end()
+
+    def decide_now(self) -> None:
+        for sink, _ in self._streams.values():
+            sink.decide_now()
+
+    def close(self) -> None:
+        for sid in list(self._streams):
+            self._end(sid)
+
+    def discard(self) -> None:
+        for sink, _ in self._streams.values():
+            sink.discard()
+        self._streams.clear()

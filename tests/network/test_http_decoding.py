@@ -1,0 +1,237 @@
+"""DLP on HTTP bodies as the application reads them (issue 13), on bytes real clients and servers
+put on a loopback connection: a relay between them records both directions, and the recorded
+bytes become a capture (tests/network/frames.py) for the sensor and packets for the firewall."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.client
+import json
+import socket
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from stockade.network.analysis import Inspectors
+from stockade.network.dlp import DlpEngine
+from stockade.network.dlp.decoding import DecodingStream
+from tests.firewall.test_inspector import ACK, PSH, SYN, inspector, packet
+from tests.firewall.test_policy_model import ORD, PAY
+from tests.network import frames as F
+from tests.network.test_flows import _run
+
+CARD = "4111111111111111"
+SPACED = "4111 1111 1111 1111"
+GZIPPED = gzip.compress(json.dumps({"card": SPACED, "note": "x" * 300}).encode())
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/gzip"):
+            self._reply(GZIPPED, ("Content-Encoding", "gzip"))
+        else:
+            self._reply(b"ok")
+
+    def do_POST(self) -> None:
+        if self.headers.get("Transfer-Encoding") == "chunked":
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                self.rfile.read(size + 2)
+                if not size:
+                    break
+        else:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._reply(b"ok")
+
+    def _reply(self, body: bytes, *extra: tuple[str, str]) -> None:
+        self.send_response(200)
+        for name, value in extra:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[int]:
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+def _recorded(port: int, client: Callable[[int], None]) -> tuple[bytes, bytes]:
+    """Run ``client`` against the server through a relay; returns (client bytes, server bytes)."""
+    relay = socket.create_server(("127.0.0.1", 0))
+    got: list[bytearray] = [bytearray(), bytearray()]
+
+    def pump(src: socket.socket, dst: socket.socket, into: bytearray) -> None:
+        while data := src.recv(65536):
+            into += data
+            dst.sendall(data)
+        dst.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        conn, _ = relay.accept()
+        up = socket.create_connection(("127.0.0.1", port))
+        back = threading.Thread(target=pump, args=(up, conn, got[1]))
+        back.start()
+        pump(conn, up, got[0])
+        back.join(5)
+        conn.close()
+        up.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    client(relay.getsockname()[1])
+    t.join(5)
+    relay.close()
+    return bytes(got[0]), bytes(got[1])
+
+
+def _chunked_card(port: int) -> None:
+    # http.client sends each piece as one chunk: the card is cut inside its digits.
+    body = [b'{"card": "' + CARD[:7].encode(), CARD[7:].encode() + b'"}']
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    conn.request("POST", "/pay", body=iter(body), encode_chunked=True,
+                 headers={"Content-Type": "application/json", "Connection": "close"})  # fmt: skip
+    conn.getresponse().read()
+    conn.close()
+
+
+def _get(path: str) -> Callable[[int], None]:
+    def run(port: int) -> None:
+        with requests.Session() as session:
+            session.get(
+                f"http://127.0.0.1:{port}{path}", headers={"Connection": "close"}, timeout=5
+            ).close()
+
+    return run
+
+
+def _verbatim_get(path: str) -> Callable[[int], None]:
+    """http.client sends the target as given (requests turns an escaped ``-`` back into ``-``)."""
+
+    def run(port: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        conn.request("GET", path, headers={"Connection": "close"})
+        conn.getresponse().read()
+        conn.close()
+
+    return run
+
+
+def _form(port: int) -> None:
+    with requests.Session() as session:
+        session.post(f"http://127.0.0.1:{port}/pay", data={"card": SPACED}, timeout=5,
+                     headers={"Connection": "close"}).close()  # fmt: skip
+
+
+def _multipart(port: int) -> None:
+    # a part with its own transfer coding (RFC 2045), as mail-style clients send it
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="doc"\r\n'
+        f"Content-Transfer-Encoding: base64\r\n\r\n"
+        f"{base64.b64encode(f'card {CARD}'.encode()).decode()}\r\n--{boundary}--\r\n"
+    ).encode()
+    with requests.Session() as session:
+        session.post(f"http://127.0.0.1:{port}/up", data=body, timeout=5, headers={
+            "Connection": "close", "Content-Type": f"multipart/form-data; boundary={boundary}"
+        }).close()  # fmt: skip
+
+
+CASES = {
+    "chunked-cut-in-digits": (_chunked_card, "client"),
+    "gzip-response": (_get("/gzip"), "server"),
+    "query-plus": (_get("/pay?" + urllib.parse.urlencode({"card": SPACED})), "client"),
+    "query-percent-20": (_get("/pay?card=" + urllib.parse.quote(SPACED)), "client"),
+    "query-percent-2d": (_verbatim_get("/pay?card=4111%2D1111%2D1111%2D1111"), "client"),
+    "form-body": (_form, "client"),
+    "multipart-base64": (_multipart, "client"),
+}
+
+
+@pytest.fixture(scope="module")
+def inspectors() -> Inspectors:
+    return Inspectors.default()
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_sensor_finds_the_card_as_the_application_reads_it(
+    name: str, server: int, inspectors: Inspectors
+) -> None:
+    client, where = CASES[name]
+    request, response = _recorded(server, client)
+    assert inspectors.dlp.scan(request) == inspectors.dlp.scan(response) == []  # hidden on the wire
+    pk = F.conversation("10.0.0.1", "10.0.0.2", 40000, 8080, request, response)
+    (record,) = _run(pk, inspectors)[0]
+    hits = [(h.direction, h.match.sensor) for h in record.hits]
+    assert hits == [(where, "dlp.payment_card")]
+    match = record.hits[0].match
+    wire = request if where == "client" else response
+    assert 0 <= match.start < match.end <= len(wire)  # offsets point into what was seen
+    assert "1111" in match.masked and "*" in match.masked
+    assert CARD not in json.dumps(record.to_dict()).replace(" ", "").replace("-", "")
+
+
+@pytest.mark.parametrize("name", ["chunked-cut-in-digits", "query-plus", "form-body"])
+def test_firewall_blocks_the_encoded_card_inline(name: str, server: int) -> None:
+    request, _ = _recorded(server, CASES[name][0])
+    events: list = []
+    insp = inspector(events)
+    insp.packet(packet(PAY.ip, ORD.ip, 41500, 8080, SYN, 100))
+    verdict = insp.packet(packet(PAY.ip, ORD.ip, 41500, 8080, ACK | PSH, 101, request))
+    assert verdict[1] != 0 and "dlp.blocked" in [e.kind for e in events]
+
+
+def test_plain_traffic_is_reported_once_with_the_same_offsets() -> None:
+    engine = DlpEngine()
+    body = b'{"card": "' + CARD.encode() + b'"}'
+    for head in (b"Content-Length: %d" % len(body), b"Transfer-Encoding: chunked"):
+        payload = body if b"Length" in head else b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+        msg = b"POST /p HTTP/1.1\r\n" + head + b"\r\n\r\n" + payload
+        raw = engine.scan(msg)
+        s = DecodingStream(engine)
+        got = s.feed(msg) + s.close()
+        assert [(m.start, m.end, m.masked) for m in got] == [
+            (m.start, m.end, m.masked) for m in raw
+        ]
+
+
+def test_a_card_across_two_http2_data_frames_is_found() -> None:
+    block = F.hpack_literals([(":method", "POST"), (":scheme", "http"), (":path", "/pay"),
+                              (":authority", "orders")])  # fmt: skip
+    body = b'{"card": "' + CARD.encode() + b'"}'
+    cut = body.index(CARD.encode()) + 5
+    client = (
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        + F.h2_frame(4, 0, 0, b"")
+        + F.h2_frame(1, 0x4, 1, block)
+        + F.h2_frame(0, 0, 1, body[:cut])
+        + F.h2_frame(0, 0x1, 1, body[cut:])
+    )
+    engine = DlpEngine()
+    assert engine.scan(client) == []  # the frame header between the halves hides it
+    s = DecodingStream(engine)
+    found = [m for i in range(0, len(client), 10) for m in s.feed(client[i : i + 10])] + s.close()
+    assert [m.sensor for m in found] == ["dlp.payment_card"]
+    gz = gzip.compress(b"card=" + SPACED.replace(" ", "+").encode())
+    block = F.hpack_literals([(":method", "POST"), (":path", "/p?x=1"),
+                              ("content-encoding", "gzip"),
+                              ("content-type", "application/x-www-form-urlencoded")])  # fmt: skip
+    client = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + F.h2_frame(1, 0x4, 3, block)
+    client += F.h2_frame(0, 0x1, 3, gz)
+    s = DecodingStream(engine)
+    assert [m.masked for m in s.feed(client) + s.close()] == ["4111 **** **** 1111"]
