@@ -45,9 +45,25 @@ def postgres(lab) -> Iterator[str]:
     db = inventory.load(lab.state).pod("db")
     cert, key = lab.tmp / "db.crt", lab.tmp / "db.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=db.data.svc", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=db.data.svc",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     pid = databases.start_postgres(db.netns, lab.prefix, db.ipv4, db.ipv6, cert, key)
     try:
