@@ -183,3 +183,29 @@ def hpack_literals(fields: list[tuple[str, str]]) -> bytes:
         n, v = name.encode(), value.encode()
         out += bytes([0x00, len(n)]) + n + bytes([len(v)]) + v
     return bytes(out)
+
+
+def dialogue(
+    client: str,
+    server: str,
+    cport: int,
+    sport: int,
+    turns: list[tuple[int, bytes]],
+    *,
+    isn: int = 1000,
+) -> list[bytes]:
+    """A TCP conversation of several turns as IP packets: handshake, one segment per turn
+    (direction 0: client to server, 1: server to client), FIN both ways."""
+    seq = [isn + 1, 50001]
+    ends = [(client, cport), (server, sport)]
+    out = [
+        ipv4(client, server, 6, tcp(cport, sport, isn, 0, SYN)),
+        ipv4(server, client, 6, tcp(sport, cport, 50000, isn + 1, SYN | ACK)),
+        ipv4(client, server, 6, tcp(cport, sport, isn + 1, 50001, ACK)),
+    ]
+    for d, data in [*turns, (0, b""), (1, b"")]:
+        (src, sp), (dst, dp) = ends[d], ends[1 - d]
+        flags = ACK | (PSH if data else FIN)
+        out.append(ipv4(src, dst, 6, tcp(sp, dp, seq[d], seq[1 - d], flags, data)))
+        seq[d] += len(data) or 1
+    return out

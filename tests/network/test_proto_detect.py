@@ -115,12 +115,20 @@ def test_truncated_prefixes_never_crash_nor_mislabel(name: str) -> None:
         detect(client, server[:cut])
 
 
+def client_hello() -> bytes:
+    """A real ClientHello (python ssl), what follows an accepted upgrade."""
+    stream = (FIXTURES / "tls13_alpn.c2s").read_bytes()
+    return stream[: 5 + struct.unpack_from("!H", stream, 3)[0]]
+
+
 def test_sslrequest_alone_is_a_weak_postgres_guess_and_n_refuses() -> None:
     ssl_request = struct.pack("!iI", 8, 80877103)
     assert detect(ssl_request[:4], b"").confidence < 0.8
     got = detect(ssl_request, b"")
     assert got.protocol == "proto.postgres" and not got.encrypted
-    assert detect(ssl_request, b"S").encrypted
+    # 'S' only says yes: encrypted once the ClientHello that follows parses
+    assert not detect(ssl_request, b"S").encrypted
+    assert detect(ssl_request + client_hello(), b"S").encrypted
     assert not detect(ssl_request, b"N").encrypted
 
 
@@ -150,7 +158,8 @@ def test_mysql_ssl_request_means_encrypted() -> None:
         + bytes(23)
     )
     client = len(ssl_request).to_bytes(3, "little") + b"\x01" + ssl_request
-    got = detect(client, MYSQL_GREETING)
+    assert not detect(client, MYSQL_GREETING).encrypted  # asked for, not yet begun
+    got = detect(client + client_hello(), MYSQL_GREETING)
     assert (got.protocol, got.encrypted, got.upgrade) == ("proto.mysql", True, "mysql-ssl")
     assert dict(got.details)["mysql.version"] == "8.0.36"
 
@@ -170,11 +179,14 @@ def test_mysql_plain_login() -> None:
 
 def test_imap_and_pop3_starttls() -> None:
     imap = detect(
-        b"a1 CAPABILITY\r\na2 STARTTLS\r\n",
+        b"a1 CAPABILITY\r\na2 STARTTLS\r\n" + client_hello(),
         b"* OK IMAP4rev1 ready\r\n* CAPABILITY IMAP4rev1 STARTTLS\r\na1 OK done\r\na2 OK Begin TLS\r\n",
     )
     assert (imap.protocol, imap.encrypted, imap.upgrade) == ("proto.imap", True, "imap-starttls")
-    pop = detect(b"CAPA\r\nSTLS\r\n", b"+OK POP3 ready\r\n+OK\r\nSTLS\r\n.\r\n+OK Begin TLS\r\n")
+    pop = detect(
+        b"CAPA\r\nSTLS\r\n" + client_hello(),
+        b"+OK POP3 ready\r\n+OK\r\nSTLS\r\n.\r\n+OK Begin TLS\r\n",
+    )
     assert (pop.protocol, pop.encrypted, pop.upgrade) == ("proto.pop3", True, "pop3-stls")
     plain = detect(b"USER bob\r\n", b"+OK POP3 ready\r\n")
     assert plain.protocol == "proto.pop3" and not plain.encrypted

@@ -162,6 +162,8 @@ def explain(
                     "dlp_block": needs.block,
                     "dlp_alert": needs.alert,
                     "require_tls": needs.require_tls,
+                    "require_tls_action": needs.tls_action if needs.require_tls else None,
+                    "require_tls_groups": needs.tls_groups,
                 },
                 indent=2,
             ),
@@ -187,7 +189,12 @@ def explain(
     if needs.any:
         console.print(
             f"  data rules: block {list(needs.block)}, alert {list(needs.alert)}, "
-            f"TLS required: {needs.require_tls}",
+            f"TLS required: "
+            + (
+                f"{needs.tls_action} (groups {', '.join(needs.tls_groups)})"
+                if needs.require_tls
+                else "no"
+            ),
             markup=False,
         )
 

@@ -2,9 +2,10 @@
 direction up to ``stream_depth``, DLP fed as bytes arrive in order, detection and TLS inspection
 when both heads are full or the flow ends, then one ``ConnectionRecord``.
 
-DLP skips a direction only when it opens with a TLS hello that parses (after a PostgreSQL
-SSLRequest and its 'S'); until that is known its bytes wait in the head, and anything that is
-not a hello is scanned from its first byte.
+DLP skips a direction only when it opens with a TLS hello that parses, or when an in-band
+upgrade (SSLRequest, STARTTLS, ...) is judged encrypted by ``protocols.upgrades``, the same
+judgement the inline enforcer uses; until that is known its bytes wait in the head, and anything
+else is scanned from its first byte.
 
 Memory stays bounded: at most ``max_flows`` entries (half-open flows go first, then the oldest),
 and at most ``memcap`` bytes of reassembly buffers across flows.
@@ -24,8 +25,9 @@ from stockade.network.analysis import DlpFeed, Inspectors
 from stockade.network.capture.decode import Buf, FlowKey
 from stockade.network.connection import ConnectionRecord, Hit
 from stockade.network.interface import Detection, TlsInfo
+from stockade.network.protocols import upgrades
 from stockade.network.reassembly import Stream
-from stockade.network.tls import CLEAR, HelloCheck, opens_with_hello
+from stockade.network.tls import CLEAR, TLS, HelloCheck, opens_with_hello
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
 _FLAG_NAMES = (
@@ -38,7 +40,6 @@ _FLAG_NAMES = (
     (ECE, "E"),
     (CWR, "C"),
 )
-PG_SSLREQUEST = bytes.fromhex("0000000804d2162f")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -258,7 +259,7 @@ class FlowTable:
         """Look at the held head again; once it is not a hello, scan it all from the start."""
         if f.hello[d].state != "more":
             return
-        check = _hello_check(f, d)
+        check = _hello_check(f, d, final=final)
         if check.state == "more" and final:
             check = CLEAR
         f.hello[d] = check
@@ -286,8 +287,16 @@ class FlowTable:
         f.detection = det
         if det.protocol == "proto.tls":
             f.tls = self.inspectors.tls(client, server)
-        elif det.upgrade == "postgres-sslrequest" and det.encrypted:
-            f.tls = self.inspectors.tls(client[8:], server[1:])
+        elif det.encrypted and det.upgrade:
+            judged = upgrades.judge(client, server, final=True)
+            if (
+                judged is not None
+                and judged.client_tls is not None
+                and judged.server_tls is not None
+            ):
+                f.tls = self.inspectors.tls(
+                    client[judged.client_tls :], server[judged.server_tls :]
+                )
 
     def _finish(self, f: Flow, state: str) -> None:
         if f.done:
@@ -423,18 +432,16 @@ class FlowTable:
         )
 
 
-def _hello_check(f: Flow, d: int) -> HelloCheck:
-    """``opens_with_hello`` on one direction's head, past a PostgreSQL SSLRequest and its 'S'."""
-    head = bytes(f.streams[d].head)
-    skip = 0
-    if d == 0 and head[:8] == PG_SSLREQUEST:
-        skip = 8
-    elif d == 0 and len(head) < 8 and PG_SSLREQUEST.startswith(head):
-        return HelloCheck("more", 8)
-    elif d == 1 and f.streams[0].head[:8] == PG_SSLREQUEST and head[:1] == b"S":
-        skip = 1
-    check = opens_with_hello(head[skip:], server=d == 1)
-    return HelloCheck("more", check.need + skip) if check.state == "more" else check
+def _hello_check(f: Flow, d: int, *, final: bool) -> HelloCheck:
+    """Does direction ``d`` carry TLS: an in-band upgrade judged on both heads, else
+    ``opens_with_hello`` on its own head. Undecided: look again at its next bytes."""
+    client, server = bytes(f.streams[0].head), bytes(f.streams[1].head)
+    judged = upgrades.judge(client, server, final=final)
+    if judged is None:
+        return opens_with_hello(client if d == 0 else server, server=d == 1)
+    if judged.state == "undecided":
+        return HelloCheck("more", f.streams[d].delivered + 1)
+    return TLS if judged.state == "encrypted" else CLEAR
 
 
 def _flags(bits: int) -> str:

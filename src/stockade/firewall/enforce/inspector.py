@@ -5,7 +5,9 @@ packet :meth:`Inspector.packet` answers ``(accept, mark)``: the mark becomes the
 the ``post`` chain (ALLOW: the kernel takes over; BLOCK: this packet and every later one is reset or
 dropped, so blocked data never reaches the other side). Decisions are made as early as possible:
 on the first packet when no rule needs the application protocol and no data rule applies, else when
-the protocol is known, and DLP keeps looking at the bytes up to the depth.
+the protocol is known, and DLP keeps looking at the bytes up to the depth. Where TLS is required, a
+connection that upgrades in-band (SSLRequest, STARTTLS, ...) is held like any pending verdict
+until :func:`upgrades.judge` says what followed: TLS, or data in clear.
 
 A flow starts at its SYN: a SYN with a new initial sequence number on a known address and port
 pair is a new connection and never inherits the old one's verdict. Once decided, a flow keeps only
@@ -319,8 +321,13 @@ class Inspector:
             return
         client, server = flow.heads
         if flow.app is None and (client or server):
-            from stockade.network.protocols import UNKNOWN, detect
+            from stockade.network.protocols import UNKNOWN, detect, upgrades
 
+            judged = None
+            if flow.needs.require_tls:
+                judged = upgrades.judge(bytes(client), bytes(server), final=final)
+                if judged is not None and judged.state == "undecided":
+                    return  # the upgrade has begun: TLS or clear, what follows will tell
             det = detect(bytes(client), bytes(server))
             if (
                 det.protocol == "proto.tls"
@@ -331,6 +338,7 @@ class Inspector:
                 return  # a record header is no TLS: wait for the hello to parse, or not
             if (
                 det.protocol != UNKNOWN
+                or judged is not None  # an upgrade judged: encrypted or clear is known
                 or final
                 or len(client) >= DECIDE_AFTER
                 or len(server) >= DECIDE_AFTER
@@ -358,12 +366,11 @@ class Inspector:
             return
         if flow.needs.require_tls and not flow.encrypted:
             why = f"{flow.app} in clear where TLS is required (group {', '.join(flow.needs.tls_groups)})"
-            if verdict.mode == "protect":
+            if verdict.mode == "protect" and flow.needs.tls_action == "block":
                 self._block(flow, "tls.required", why, rule=None)
             else:
-                self._event(
-                    flow, "tls.required", Severity.HIGH, why + "; monitor mode lets it pass"
-                )
+                lets = "the rule only alerts" if verdict.mode == "protect" else "monitor mode"
+                self._event(flow, "tls.required", Severity.HIGH, f"{why}; {lets}: it passes")
 
     def _dlp_hit(self, flow: _Flow, direction: int, m: DlpMatch) -> None:
         action = flow.needs.action_for(m.sensor)

@@ -172,6 +172,7 @@ class DataNeeds:
     alert: tuple[str, ...] = ()  # sensor globs whose match is recorded
     require_tls: bool = False
     tls_groups: tuple[str, ...] = ()
+    tls_action: str = "block"  # "block" when any requirement that applies blocks, else "alert"
 
     @property
     def any(self) -> bool:
@@ -196,12 +197,16 @@ def data_needs(
     for g in (*sg, *dg):
         for d in g.dlp:
             (block if d.action == "block" else alert).append(d.sensor)
-    tls = tuple(g.name for g in sg if g.requireTLS in ("outbound", "both")) + tuple(
-        g.name for g in dg if g.requireTLS in ("inbound", "both")
-    )
+    tls: dict[str, str] = {}  # group -> action
+    for groups, direction in ((sg, "outbound"), (dg, "inbound")):
+        for g in groups:
+            for req in g.tls_requirements():
+                if req.direction in (direction, "both") and tls.get(g.name) != "block":
+                    tls[g.name] = req.action
     return DataNeeds(
         block=tuple(dict.fromkeys(block)),
         alert=tuple(dict.fromkeys(alert)),
         require_tls=bool(tls),
-        tls_groups=tls,
+        tls_groups=tuple(tls),
+        tls_action="block" if "block" in tls.values() else "alert",
     )

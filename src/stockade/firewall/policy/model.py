@@ -10,7 +10,8 @@ spec:
       selector: {namespace: shop, labels: {pci: cde}}
       mode: protect                               # discover | monitor | protect
       dlp: [{sensor: dlp.payment_card, action: block}]
-      requireTLS: inbound                         # none | inbound | outbound | both
+      requireTLS: inbound                         # none | inbound | outbound | both (blocks)
+      # or {direction: inbound, action: alert}, or a list of those (one per direction)
     - name: partner
       selector: {cidrs: [198.51.100.0/24]}
     - name: stripe
@@ -87,12 +88,29 @@ class DataRule(_Strict):
     action: Literal["alert", "block"] = "alert"
 
 
+class TlsRequirement(_Strict):
+    """Clear text into (``inbound``) or out of (``outbound``) the group: ``block`` (in protect
+    mode; monitor records it) or only ``alert``."""
+
+    direction: Literal["inbound", "outbound", "both"]
+    action: Literal["alert", "block"] = "block"
+
+
 class Group(_Strict):
     name: str
     selector: Selector
     mode: Mode = "monitor"
     dlp: list[DataRule] = Field(default_factory=list)
-    requireTLS: Literal["none", "inbound", "outbound", "both"] = "none"
+    # the string form is the original one: that direction, action block
+    requireTLS: (
+        Literal["none", "inbound", "outbound", "both"] | TlsRequirement | list[TlsRequirement]
+    ) = "none"
+
+    def tls_requirements(self) -> tuple[TlsRequirement, ...]:
+        req = self.requireTLS
+        if isinstance(req, str):
+            return () if req == "none" else (TlsRequirement(direction=req),)
+        return (req,) if isinstance(req, TlsRequirement) else tuple(req)
 
     @field_validator("name")
     @classmethod

@@ -87,10 +87,10 @@ def apply_policy(store: Store, policy: Policy, text: str) -> int:
     return version
 
 
-def guards_card_data(sensors: list[str], require_tls: str) -> bool:
+def guards_card_data(sensors: list[str], require_tls: bool) -> bool:
     """A group with a DLP rule covering payment cards, or one that requires TLS, is treated as
     part of the cardholder data environment."""
-    return require_tls != "none" or any(fnmatchcase("dlp.payment_card", s) for s in sensors)
+    return require_tls or any(fnmatchcase("dlp.payment_card", s) for s in sensors)
 
 
 def policy_state_event(policy: Policy, version: int) -> Event:
@@ -100,8 +100,8 @@ def policy_state_event(policy: Policy, version: int) -> Event:
             "mode": g.mode,
             "selector": g.selector.model_dump(exclude_defaults=True),
             "dlp": [f"{d.sensor}:{d.action}" for d in g.dlp],
-            "requireTLS": g.requireTLS,
-            "cde": guards_card_data([d.sensor for d in g.dlp], g.requireTLS),
+            "requireTLS": g.model_dump(mode="json")["requireTLS"],
+            "cde": guards_card_data([d.sensor for d in g.dlp], bool(g.tls_requirements())),
         }
         for g in policy.spec.groups
     ]

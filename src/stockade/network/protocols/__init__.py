@@ -1,5 +1,8 @@
 """Protocol detection from the first bytes of both directions of a connection, never the port.
 
+Whether a connection that upgrades in-band (SSLRequest, STARTTLS, ...) ended up encrypted is
+not the detectors' call: :func:`upgrades.judge` gives that one answer, here and to the enforcer.
+
 Every detector module exposes ``SLUG`` and ``probe(client, server) -> Guess | None``. ``detect``
 asks each detector in the explicit order of :data:`DETECTORS` and keeps the most confident answer;
 on equal confidence the earlier detector wins, so the more specific protocols come first (gRPC
@@ -12,7 +15,22 @@ from __future__ import annotations
 from types import ModuleType
 
 from ..interface import Detection
-from . import dns, grpc, http1, http2, imap, kafka, mongodb, mysql, pop3, postgres, redis, smtp, ssh
+from . import (
+    dns,
+    grpc,
+    http1,
+    http2,
+    imap,
+    kafka,
+    mongodb,
+    mysql,
+    pop3,
+    postgres,
+    redis,
+    smtp,
+    ssh,
+    upgrades,
+)
 from . import tls as tls_detector
 from .base import FULL, MIN_CONFIDENCE, Guess
 
@@ -47,12 +65,19 @@ def detect(client: bytes, server: bytes) -> Detection:
             best = guess
             if best.confidence >= FULL:
                 break
+    judged = upgrades.judge(client, server)
     if best is None or best.confidence < MIN_CONFIDENCE:
+        if judged is not None and judged.state == "encrypted":  # LDAP, XMPP: no detector
+            return Detection(protocol=UNKNOWN, encrypted=True, upgrade=judged.kind, confidence=0.0)
         return Detection(protocol=UNKNOWN, confidence=0.0)
+    encrypted, upgrade = best.encrypted, best.upgrade
+    if judged is not None:
+        encrypted = judged.state == "encrypted"
+        upgrade = judged.kind if encrypted else upgrade
     return Detection(
         protocol=best.protocol,
-        encrypted=best.encrypted,
-        upgrade=best.upgrade,
+        encrypted=encrypted,
+        upgrade=upgrade,
         details=best.details,
         confidence=best.confidence,
     )

@@ -1,10 +1,9 @@
-"""IMAP: ``* OK`` greeting, tagged client commands; STARTTLS accepted by ``<tag> OK``."""
+"""IMAP: ``* OK`` greeting, tagged client commands (STARTTLS: see ``upgrades``)."""
 
 from __future__ import annotations
 
 import re
 
-from . import mail
 from .base import FULL, PARTIAL, STRONG, Guess, lines
 
 SLUG = "proto.imap"
@@ -27,11 +26,4 @@ def probe(client: bytes, server: bytes) -> Guess | None:
         score = STRONG if b"IMAP" in server_lines[0].upper() else PARTIAL
     else:
         score = PARTIAL
-    upgrade = None
-    for ln in mail.command_lines(client):
-        m = _COMMAND.match(ln)
-        if m and m.group(2).upper() == b"STARTTLS":
-            ok = any(s.startswith(m.group(1) + b" OK") for s in server_lines)
-            if mail.upgraded(client, m.group(1) + b" STARTTLS", ok):
-                upgrade = "imap-starttls"
-    return mail.guess(SLUG, score, upgrade, [])
+    return Guess(protocol=SLUG, confidence=score)

@@ -1,5 +1,6 @@
 """MySQL / MariaDB: the server speaks first with a protocol-10 greeting; a client reply of
-exactly 32 bytes with CLIENT_SSL set is an SSL request (the session turns into TLS)."""
+exactly 32 bytes with CLIENT_SSL set is an SSL request (whether TLS follows is judged in
+``upgrades``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ CLIENT_SSL = 0x0800
 CLIENT_PROTOCOL_41 = 0x0200
 
 
-def _greeting(server: bytes) -> tuple[str, int] | None:
+def greeting(server: bytes) -> tuple[str, int] | None:
     """(server version, lower capability flags) of a HandshakeV10 packet."""
     if len(server) < 6 or server[3] != 0 or server[4] != 10:
         return None
@@ -27,10 +28,10 @@ def _greeting(server: bytes) -> tuple[str, int] | None:
 
 
 def probe(client: bytes, server: bytes) -> Guess | None:
-    greeting = _greeting(server)
-    if greeting is None:
+    found = greeting(server)
+    if found is None:
         return None
-    version, server_caps = greeting
+    version, server_caps = found
     details = [("mysql.version", version)]
     if len(client) < 8 or client[3] != 1:
         return Guess(protocol=SLUG, confidence=STRONG, details=tuple(details))
@@ -42,13 +43,7 @@ def probe(client: bytes, server: bytes) -> Guess | None:
         info = tls.inspect(client[36:], server[greeting_end:])
         if info is not None and info.version:
             details.append(("tls.version", info.version))
-        return Guess(
-            protocol=SLUG,
-            confidence=FULL,
-            encrypted=True,
-            upgrade="mysql-ssl",
-            details=tuple(details),
-        )
+        return Guess(protocol=SLUG, confidence=FULL, details=tuple(details))
     if caps & CLIENT_PROTOCOL_41 and len(client) >= 4 + 32:
         end = client.find(b"\0", 36, 36 + 64)
         if end > 36:

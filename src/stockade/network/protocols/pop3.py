@@ -1,10 +1,9 @@
-"""POP3: ``+OK`` greeting, ``USER``/``CAPA``/``STLS`` commands; STLS accepted by ``+OK``."""
+"""POP3: ``+OK`` greeting, ``USER``/``CAPA``/``STLS`` commands (STLS: see ``upgrades``)."""
 
 from __future__ import annotations
 
 import re
 
-from . import mail
 from .base import FULL, STRONG, WEAK, Guess, lines
 
 SLUG = "proto.pop3"
@@ -18,6 +17,4 @@ def probe(client: bytes, server: bytes) -> Guess | None:
     if not greeting:
         return None  # the server always speaks first; without it this could be Redis
     score = FULL if command else STRONG if b"POP3" in server_lines[0].upper() else WEAK
-    stls_ok = sum(1 for s in server_lines if s.startswith(b"+OK")) >= 2
-    upgrade = "pop3-stls" if command and mail.upgraded(client, b"STLS", stls_ok) else None
-    return mail.guess(SLUG, score, upgrade, [])
+    return Guess(protocol=SLUG, confidence=score)

@@ -1,5 +1,6 @@
 """PostgreSQL: the client's StartupMessage (protocol 3.0), or an SSLRequest / GSSENCRequest
-whose one-byte answer ('S' / 'G' accept, 'N' refuse) says whether the session is encrypted."""
+answered with one byte ('S' / 'G' accept, 'N' refuse). Whether the session ends up encrypted is
+judged by what follows, in ``upgrades``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from .base import FULL, PARTIAL, STRONG, WEAK, Guess
 SLUG = "proto.postgres"
 PROTOCOL_3 = 196608
 SSL_REQUEST, GSSENC_REQUEST, CANCEL_REQUEST = 80877103, 80877104, 80877102
-_SSL_REQUEST_BYTES = struct.pack("!iI", 8, SSL_REQUEST)
+SSL_REQUEST_BYTES = struct.pack("!iI", 8, SSL_REQUEST)
+GSSENC_REQUEST_BYTES = struct.pack("!iI", 8, GSSENC_REQUEST)
 _AUTH_CODES = {0, 2, 3, 5, 7, 8, 9, 10, 11, 12}
 
 
@@ -46,7 +48,6 @@ def _server_answers(server: bytes) -> bool:
 
 def _request(client: bytes, server: bytes, code: int) -> Guess:
     accept = b"S" if code == SSL_REQUEST else b"G"
-    kind = "postgres-sslrequest" if code == SSL_REQUEST else "postgres-gssenc"
     rest = client[8:]
     answer = server[:1]
     if answer == accept or (code == SSL_REQUEST and tls.looks_like_record(rest)):
@@ -58,7 +59,7 @@ def _request(client: bytes, server: bytes, code: int) -> Guess:
                     (k, v) for k, v in (("tls.version", info.version), ("tls.sni", info.sni)) if v
                 )
         score = FULL if answer == accept else STRONG
-        return Guess(protocol=SLUG, confidence=score, encrypted=True, upgrade=kind, details=details)
+        return Guess(protocol=SLUG, confidence=score, details=details)
     if answer == b"N":
         started = _startup(rest)
         details2 = started[1] if started else []
@@ -84,7 +85,7 @@ def probe(client: bytes, server: bytes) -> Guess | None:
                 score = FULL
             return Guess(protocol=SLUG, confidence=score, details=tuple(details))
         return None
-    if len(client) >= 4 and _SSL_REQUEST_BYTES.startswith(client):
+    if len(client) >= 4 and SSL_REQUEST_BYTES.startswith(client):
         return Guess(protocol=SLUG, confidence=WEAK)
     if not client and _server_answers(server):
         return Guess(protocol=SLUG, confidence=PARTIAL)

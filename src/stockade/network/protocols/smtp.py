@@ -1,10 +1,9 @@
-"""SMTP: ``220`` greeting, ``EHLO``/``HELO`` from the client; STARTTLS accepted by ``220``."""
+"""SMTP: ``220`` greeting, ``EHLO``/``HELO`` from the client (STARTTLS: see ``upgrades``)."""
 
 from __future__ import annotations
 
 import re
 
-from . import mail
 from .base import FULL, PARTIAL, STRONG, Guess, lines
 
 SLUG = "proto.smtp"
@@ -24,8 +23,5 @@ def probe(client: bytes, server: bytes) -> Guess | None:
         score = STRONG if b"SMTP" in server_lines[0].upper() else PARTIAL
     else:
         score = STRONG
-    # The answer to STARTTLS is the first "220" after the greeting.
-    ready = any(ln.startswith(b"220") for ln in server_lines[1:])
-    upgrade = "smtp-starttls" if mail.upgraded(client, b"STARTTLS", ready) else None
     details = [("smtp.greeting", server_lines[0][4:64].decode("latin-1"))] if greeting else []
-    return mail.guess(SLUG, score, upgrade, details)
+    return Guess(protocol=SLUG, confidence=score, details=tuple(details))
