@@ -21,6 +21,17 @@ PG_URL = os.environ.get(
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Commands store by default; a test that does not name a database must not write to the
+    user's (~/.local/share/stockade): every process the suite starts gets its own default."""
+    if "STOCKADE_DB" not in os.environ:
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="stockade-tests-")
+        os.environ["STOCKADE_DB"] = f"sqlite:///{folder}/default.db"
+        os.environ["XDG_DATA_HOME"] = folder  # for tests that unset STOCKADE_DB on purpose
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",
