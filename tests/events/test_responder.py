@@ -198,6 +198,20 @@ def test_a_failing_executor_is_reported_not_raised() -> None:
     assert "cannot isolate" in c.recorded[0].data["error"]
 
 
+def test_a_failed_firing_starts_no_cooldown() -> None:
+    c, clock = Controller(fail_quarantine=True), Clock()
+    r = Responder(
+        rules("{name: q, mode: active, cooldown: 1h, match: {level: high}, actions: [quarantine]}"),
+        c.executors(),
+        clock,
+    )
+    assert [t.status for t in r.handle(dlp())] == ["failed"]
+    c.fail_quarantine = False
+    clock.now += 1
+    assert [t.status for t in r.handle(dlp())] == ["acted"]  # retried, not held back
+    assert [t.status for t in r.handle(dlp())] == ["cooldown"]
+
+
 def test_quarantine_without_a_workload_is_skipped_and_response_events_are_not_evaluated() -> None:
     c = Controller()
     r = Responder(

@@ -8,8 +8,9 @@ it opens no socket and no database itself, so it is tested with real callables a
 - A rule in ``active`` mode calls the executor and records ``response.acted`` (``response.failed``
   when the executor raises a StockadeError).
 - Cooldown is per (rule, workload): once a rule has fired for a workload, further matches within
-  the cooldown do nothing (status ``cooldown``), in either mode. Suppression has no cooldown: a
-  suppressing rule suppresses every matching event.
+  the cooldown do nothing (status ``cooldown``), in either mode; a firing in which an action failed
+  starts no cooldown. Suppression has no cooldown: a suppressing rule suppresses every matching
+  event.
 - An active ``suppress`` stops the ``notify`` actions of every rule for that event (status
   ``suppressed``); the event is still stored, and the ``suppress`` executor flags it.
 - ``response.*`` events are never evaluated, so a rule cannot trigger on its own actions.
@@ -163,7 +164,8 @@ class Responder:
         suppressor = next(
             (a.rule for a in actions if a.kind == "suppress" and a.mode == "active"), None
         )
-        firing = self._fire(actions)
+        now = self._clock()
+        firing = self._fire(actions, now)
         taken: list[ActionTaken] = []
         for a in actions:
             if a.kind == "suppress":
@@ -176,11 +178,16 @@ class Responder:
                 taken.append(_taken(a, "skipped", "the event names no workload"))
             else:
                 taken.append(self._carry_out(a))
+        # a rule whose action failed has not done its job: the next event may try again
+        failed = {(t.rule, t.workload or "") for t in taken if t.status == "failed"}
+        with self._lock:
+            for key in failed:
+                if self._last_fired.get(key) == now:
+                    del self._last_fired[key]
         return taken
 
-    def _fire(self, actions: list[Action]) -> set[tuple[str, str | None]]:
+    def _fire(self, actions: list[Action], now: float) -> set[tuple[str, str | None]]:
         """The (rule, workload) pairs out of cooldown, whose last firing is now set to now."""
-        now = self._clock()
         firing: set[tuple[str, str | None]] = set()
         with self._lock:
             for a in actions:
