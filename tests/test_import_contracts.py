@@ -1,6 +1,7 @@
 """The import contracts of docs/architecture.md, checked on the source (no import-linter needed):
 the model imports nothing; the shared layers import only what is below them; pillars reach one
-another only through the interfaces listed here; nothing but the CLI imports the lab."""
+another only through the interfaces listed here; the event platform imports only the shared layers
+and no pillar or shared layer imports it; nothing but the CLI imports the lab."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "stockade"
 # The shared layers, lowest first: each may import only the layers before it.
 LAYERS = ("model", "config", "k8s", "store", "identity")
 PILLARS = ("scanning", "compliance", "network", "firewall", "admission")
+# The event platform (ingestion, response rules, notifiers) sits above the shared layers and
+# below the CLI, the API and the controller, which wire it to the pillars.
+EVENTS = "events"
 # Edges between pillars, each through the callee's public interface.
 ALLOWED = {
     # admission reads vulnerability facts through its own interface, which scanning implements
@@ -70,6 +74,18 @@ def test_pillars_meet_only_through_listed_interfaces() -> None:
             if not any(p == pillar and fnmatchcase(target, t) for p, t in ALLOWED):
                 bad.append(f"{pillar} -> {target}")
     assert not bad, bad
+
+
+def test_events_import_only_the_shared_layers_and_no_pillar_imports_them() -> None:
+    graph = imports()
+    bad = sorted(t for t in graph.get(EVENTS, ()) if t.split(".")[0] not in LAYERS)
+    assert not bad, f"{EVENTS} imports {bad}"
+    users = sorted(
+        p
+        for p, targets in graph.items()
+        if p in (*LAYERS, *PILLARS) and any(t.split(".")[0] == EVENTS for t in targets)
+    )
+    assert not users, f"{users} import {EVENTS}"
 
 
 def test_only_the_cli_imports_the_lab() -> None:
