@@ -574,3 +574,33 @@ def test_body_decoding_takes_arbitrary_bytes(head: bytes, tail: bytes, cut: int)
 
 
 _ENGINE = DlpEngine()
+
+
+# -- a real hello followed by clear text (the rest of issue 11, high 2) -------------------------
+
+
+@pytest.mark.parametrize("app", sorted(CLEAR_WITH_CARD))
+def test_a_real_hello_followed_by_clear_text_is_scanned_from_there(
+    inspectors: Inspectors, app: str
+) -> None:
+    """A genuine ClientHello must not switch DLP off for whatever the client sends next: past the
+    hello the direction is followed record by record, and bytes that are no TLS record are clear."""
+    hello, _ = _hello_only((PROTOCOL_FIXTURES / "tls13_alpn.c2s").read_bytes())
+    request = hello + CLEAR_WITH_CARD[app]
+    (rec,) = _run(
+        F.conversation(
+            "10.0.0.1", "10.0.0.2", 40000, 443, request, b"\x15\x03\x03\x00\x02\x02\x28"
+        ),
+        inspectors,
+    )[0]
+    assert [(h.direction, h.match.sensor) for h in rec.hits] == [("client", "dlp.payment_card")]
+    assert ("tls.clear_after_handshake", f"client at byte {len(hello)}") in rec.details
+
+
+def test_a_whole_tls_session_stays_unscanned(inspectors: Inspectors) -> None:
+    """The real client stream (hello, change_cipher_spec, application data) keeps its framing."""
+    client = (PROTOCOL_FIXTURES / "tls13_alpn.c2s").read_bytes()
+    server = (PROTOCOL_FIXTURES / "tls13_alpn.s2c").read_bytes()
+    (rec,) = _run(F.conversation("10.0.0.1", "10.0.0.2", 40000, 443, client, server), inspectors)[0]
+    assert rec.hits == () or list(rec.hits) == []
+    assert not [d for d in rec.details if d[0] == "tls.clear_after_handshake"]

@@ -27,7 +27,7 @@ from stockade.network.connection import ConnectionRecord, Hit
 from stockade.network.interface import Detection, TlsInfo
 from stockade.network.protocols import upgrades
 from stockade.network.reassembly import Stream
-from stockade.network.tls import CLEAR, TLS, HelloCheck, opens_with_hello
+from stockade.network.tls import CLEAR, TLS, HelloCheck, RecordWalker, opens_with_hello
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
 _FLAG_NAMES = (
@@ -69,6 +69,7 @@ class Flow:
     __slots__ = (
         "analyzed",
         "bytes",
+        "clear_after_tls",
         "client",
         "detection",
         "dlp",
@@ -81,6 +82,7 @@ class Flow:
         "packets",
         "payload",
         "proto",
+        "records",
         "server",
         "streams",
         "synack",
@@ -106,6 +108,9 @@ class Flow:
         self.analyzed = False
         # per direction: does it open with a TLS hello (then DLP skips it)? "more": not yet known
         self.hello = [HelloCheck("more", 1), HelloCheck("more", 1)]
+        # after a hello: the record framing, followed until it breaks (then DLP scans again)
+        self.records: list[RecordWalker | None] = [None, None]
+        self.clear_after_tls: list[int | None] = [None, None]  # stream offset where framing broke
         self.detection: Detection | None = None
         self.tls: TlsInfo | None = None
 
@@ -241,6 +246,8 @@ class FlowTable:
             check = f.hello[d]
             if check.state == "clear":
                 self._scan(f, d, data)
+            elif check.state == "tls":
+                self._follow_records(f, d, data)
             elif check.state == "more" and f.streams[d].delivered >= check.need:
                 self._decide_hello(f, d, final=False)
 
@@ -265,6 +272,21 @@ class FlowTable:
         f.hello[d] = check
         if check.state == "clear":
             self._scan(f, d, bytes(f.streams[d].head))
+        elif check.state == "tls":
+            f.records[d] = RecordWalker()
+            self._follow_records(f, d, bytes(f.streams[d].head))
+
+    def _follow_records(self, f: Flow, d: int, data: bytes) -> None:
+        """A TLS direction whose record framing breaks is clear text from there on: scanned."""
+        walker = f.records[d]
+        if walker is None:
+            return
+        broken = walker.feed(data)
+        if broken is not None:
+            f.records[d] = None
+            f.hello[d] = CLEAR
+            f.clear_after_tls[d] = f.streams[d].delivered - len(data) + broken
+            self._scan(f, d, data[broken:])
 
     def _scan(self, f: Flow, d: int, data: bytes) -> None:
         feed = f.dlp[d]
@@ -402,6 +424,9 @@ class FlowTable:
         for feed in f.dlp:  # decoding that stopped short (a compression bomb, the budget)
             if feed is not None:
                 details += tuple(("dlp.decoding", why) for why in feed.limits)
+        for side, at in zip(("client", "server"), f.clear_after_tls, strict=True):
+            if at is not None:  # a hello, then bytes that are no TLS record: scanned as clear
+                details += (("tls.clear_after_handshake", f"{side} at byte {at}"),)
         return ConnectionRecord(
             id=f.id,
             start=f.first,

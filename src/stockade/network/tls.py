@@ -453,3 +453,47 @@ def _certificates(
     else:
         client_cert = None
     return status, cert, client_cert
+
+
+class RecordWalker:
+    """Follows a TLS direction's record framing after its hello: every record must have a
+    known content type, version 3.x and a length within the limit. The first byte that breaks
+    the framing is where clear text starts (a real hello followed by plain data must not switch
+    DLP off for the rest of the direction). O(1) per record header."""
+
+    _TYPES = frozenset(
+        (CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA, 24)
+    )  # 24: heartbeat
+
+    def __init__(self) -> None:
+        self._skip = 0  # body bytes of the current record still to come
+        self._header = bytearray()
+
+    def feed(self, data: bytes) -> int | None:
+        """The offset in ``data`` where the framing breaks, or None while it holds."""
+        pos, n = 0, len(data)
+        while pos < n:
+            if self._skip:
+                step = min(self._skip, n - pos)
+                self._skip -= step
+                pos += step
+                continue
+            take = min(5 - len(self._header), n - pos)
+            self._header += data[pos : pos + take]
+            start = pos - (len(self._header) - take)  # where this header began in data (maybe <0)
+            pos += take
+            if len(self._header) < 5:
+                return None if self._plausible(self._header) else max(start, 0)
+            ctype, major, minor, length = struct.unpack("!BBBH", bytes(self._header))
+            self._header.clear()
+            if not self._plausible(bytes((ctype, major, minor))) or not 0 < length <= MAX_RECORD:
+                return max(start, 0)
+            self._skip = length
+        return None
+
+    def _plausible(self, head: bytes | bytearray) -> bool:
+        return (
+            (len(head) < 1 or head[0] in self._TYPES)
+            and (len(head) < 2 or head[1] == 3)
+            and (len(head) < 3 or head[2] <= 4)
+        )
