@@ -98,3 +98,36 @@ def test_require_tls_rejects_unknown_actions() -> None:
         policy("{direction: inbound, action: drop}")
     with pytest.raises(ConfigError, match="requireTLS"):
         policy("sometimes")
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parents[1] / "network" / "fixtures" / "protocols"
+
+
+def _tls_marks(pol: Policy, server_version: bytes | None = None) -> tuple[list[int], list]:
+    """A real TLS 1.2 handshake (optionally with the ServerHello's version rewritten) through the
+    inspector: the mark after the client's hello and after the server's answer."""
+    client = (FIXTURES / "tls12_alpn.c2s").read_bytes()
+    server = bytearray((FIXTURES / "tls12_alpn.s2c").read_bytes())
+    if server_version is not None:
+        server[9:11] = server_version  # record header 5 + handshake header 4: legacy_version
+    events: list = []
+    insp = Inspector(pol, Directory([PAY, ORD]), emit=events.append)
+    packets = F.dialogue(PAY.ip, ORD.ip, 41300, 8443, [(0, client), (1, bytes(server))])
+    for p in packets[:3]:
+        insp.packet(p)
+    return [insp.packet(p)[1] for p in packets[3:5]], events
+
+
+def test_tls_below_the_minimum_version_is_not_tls_enough() -> None:
+    """requireTLS holds the verdict until the server's hello names the version; TLS 1.1 is below
+    the default minimum (TLS 1.2) and is blocked like clear text, TLS 1.2 passes."""
+    after, events = _tls_marks(BLOCK)
+    assert after == [0, marks.ALLOW] and events == []
+    after, events = _tls_marks(BLOCK, server_version=b"\x03\x02")
+    assert after == [0, marks.BLOCK], after
+    assert [e.kind for e in events] == ["tls.required"]
+    assert "TLS1.1 is below the minimum TLS1.2" in events[0].message
+    strict = policy("{direction: inbound, action: block, minVersion: TLS1.3}")
+    after, events = _tls_marks(strict)
+    assert after[-1] == marks.BLOCK and "TLS1.2 is below the minimum TLS1.3" in events[0].message
+    assert data_needs(strict, PAY, ORD).tls_min_version == "TLS1.3"

@@ -220,7 +220,9 @@ def _cases() -> dict[str, Case]:
     c, s = fixture("h2c_upgrade")
     cases["http_upgrade_h2c_is_clear"] = Case([(0, c), (1, s)], None, None, 0)
     c, s = fixture("tls13_alpn")
-    cases["direct_tls"] = Case([(0, c), (1, s)], None, "tls", 0)
+    # with TLS required the enforcer waits for the server's hello: it names the version, which
+    # must reach the requirement's minVersion (TLS 1.2 by default)
+    cases["direct_tls"] = Case([(0, c), (1, s)], None, "tls", 1)
     return cases
 
 

@@ -29,6 +29,7 @@ from stockade.firewall.enforce import marks
 from stockade.firewall.enforce.answer import Answer
 from stockade.firewall.policy.endpoints import Directory
 from stockade.firewall.policy.engine import (
+    TLS_ORDER,
     DataNeeds,
     Endpoint,
     Resolved,
@@ -337,6 +338,14 @@ class Inspector:
             ):
                 return  # a record header is no TLS: wait for the hello to parse, or not
             if (
+                flow.needs.require_tls
+                and det.protocol == "proto.tls"
+                and det.encrypted
+                and not final
+                and _negotiated(flow) is None
+            ):
+                return  # the version is the server's to choose: wait for its hello
+            if (
                 det.protocol != UNKNOWN
                 or judged is not None  # an upgrade judged: encrypted or clear is known
                 or final
@@ -364,8 +373,18 @@ class Inspector:
             self._judge(flow, verdict)
         if flow.mark:
             return
+        why = ""
         if flow.needs.require_tls and not flow.encrypted:
             why = f"{flow.app} in clear where TLS is required (group {', '.join(flow.needs.tls_groups)})"
+        elif flow.needs.require_tls and flow.app == "proto.tls":
+            version = _negotiated(flow)
+            minimum = flow.needs.tls_min_version
+            if version in TLS_ORDER and TLS_ORDER.index(version) < TLS_ORDER.index(minimum):
+                why = (
+                    f"{version} is below the minimum {minimum} where TLS is required "
+                    f"(group {', '.join(flow.needs.tls_groups)})"
+                )
+        if why:
             if verdict.mode == "protect" and flow.needs.tls_action == "block":
                 self._block(flow, "tls.required", why, rule=None)
             else:
@@ -508,3 +527,11 @@ def _ref(e: Endpoint) -> ResourceRef:
         namespace=e.namespace or None,
         labels=tuple(sorted(e.labels.items())),
     )
+
+
+def _negotiated(flow: _Flow) -> str | None:
+    """The TLS version the server chose, once its hello has arrived (None before)."""
+    from stockade.network.tls import inspect
+
+    info = inspect(bytes(flow.heads[0]), bytes(flow.heads[1]))
+    return info.version if info is not None and flow.heads[1] else None

@@ -173,6 +173,7 @@ class DataNeeds:
     require_tls: bool = False
     tls_groups: tuple[str, ...] = ()
     tls_action: str = "block"  # "block" when any requirement that applies blocks, else "alert"
+    tls_min_version: str = "TLS1.2"  # the highest minimum among the requirements that apply
 
     @property
     def any(self) -> bool:
@@ -198,15 +199,22 @@ def data_needs(
         for d in g.dlp:
             (block if d.action == "block" else alert).append(d.sensor)
     tls: dict[str, str] = {}  # group -> action
+    minimums: list[str] = []
     for groups, direction in ((sg, "outbound"), (dg, "inbound")):
         for g in groups:
             for req in g.tls_requirements():
-                if req.direction in (direction, "both") and tls.get(g.name) != "block":
-                    tls[g.name] = req.action
+                if req.direction in (direction, "both"):
+                    minimums.append(req.minVersion)
+                    if tls.get(g.name) != "block":
+                        tls[g.name] = req.action
     return DataNeeds(
         block=tuple(dict.fromkeys(block)),
         alert=tuple(dict.fromkeys(alert)),
         require_tls=bool(tls),
         tls_groups=tuple(tls),
         tls_action="block" if "block" in tls.values() else "alert",
+        tls_min_version=max(minimums, key=TLS_ORDER.index, default="TLS1.2"),
     )
+
+
+TLS_ORDER = ("SSL2.0", "SSL3.0", "TLS1.0", "TLS1.1", "TLS1.2", "TLS1.3")

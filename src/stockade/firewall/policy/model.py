@@ -94,6 +94,8 @@ class TlsRequirement(_Strict):
 
     direction: Literal["inbound", "outbound", "both"]
     action: Literal["alert", "block"] = "block"
+    # TLS below this version counts as not encrypted enough (PCI DSS: strong cryptography)
+    minVersion: Literal["TLS1.0", "TLS1.1", "TLS1.2", "TLS1.3"] = "TLS1.2"
 
 
 class Group(_Strict):
