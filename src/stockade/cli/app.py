@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "stockade.cli.sbom",
     "stockade.cli.firewall",
     "stockade.cli.rules",
+    "stockade.cli.notify",
 )
 
 app = typer.Typer(

@@ -1,4 +1,2 @@
-"""The event platform: below the API and the controller, above the model and the store.
-
-Pillars never import this package; the CLI, the API and the controller wire it to them.
-"""
+"""The event platform: what happens to an Event after a pillar emits it (ingestion, response rules,
+notifications). Pillars never import this package; the CLI, the API and the controller wire it."""
