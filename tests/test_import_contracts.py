@@ -82,3 +82,12 @@ def test_only_the_cli_imports_the_lab() -> None:
 
 def test_the_network_pillar_does_not_know_the_firewall() -> None:
     assert not [t for t in imports().get("network", ()) if t.startswith("firewall")]
+
+
+def test_events_import_only_the_shared_layers() -> None:
+    bad = sorted(t for t in imports().get("events", ()) if t.split(".")[0] not in LAYERS)
+    assert not bad, f"events imports {bad}"
+    users = sorted(
+        p for p, targets in imports().items() if any(t.startswith("events") for t in targets)
+    )
+    assert not set(users) & set(PILLARS), users

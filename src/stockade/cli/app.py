@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "stockade.cli.admission",
     "stockade.cli.sbom",
     "stockade.cli.firewall",
+    "stockade.cli.controller",
 )
 
 app = typer.Typer(

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select
@@ -203,6 +204,20 @@ class EventFilter:
     since: datetime | None = None
     until: datetime | None = None
 
+    def matches(self, e: Event) -> bool:
+        """The same selection in memory (the live stream applies it to new events)."""
+        return (
+            (not self.category or e.category == self.category)
+            and (not self.kind or fnmatchcase(e.kind, self.kind))
+            and (self.min_level is None or e.severity >= self.min_level)
+            and (
+                not self.namespace
+                or (e.resource is not None and e.resource.namespace == self.namespace)
+            )
+            and (self.since is None or e.at >= self.since)
+            and (self.until is None or e.at < self.until)
+        )
+
 
 def _filtered(q: Any, f: EventFilter) -> Any:
     if f.category:
@@ -245,13 +260,16 @@ def events_page(
 
 
 def events_stored_since(
-    store: Store, since: datetime, *, limit: int = 1000
+    store: Store, after: tuple[datetime, str], *, limit: int = 1000
 ) -> list[tuple[datetime, Event]]:
-    """Events the store took at or after ``since``, oldest first, with the time it took each
-    (the live stream's source)."""
+    """Events the store took after the position ``after`` (a ``stored_at`` time and an id; ``""``
+    for every id at that time), oldest first, with the time the store took each (the live
+    stream's source)."""
+    at, ident = after
+    at = at.astimezone(UTC)
     q = (
         select(events)
-        .where(events.c.stored_at >= since)
+        .where(or_(events.c.stored_at > at, and_(events.c.stored_at == at, events.c.id > ident)))
         .order_by(events.c.stored_at, events.c.id)
         .limit(limit)
     )
