@@ -1,4 +1,5 @@
-"""A private CA and the webhook's serving certificate (SAN ``<service>.<namespace>.svc``).
+"""A private CA and a serving certificate: the webhook's (SAN ``<service>.<namespace>.svc``) and
+the controller's (``stockade.api``, which names its own hosts through :func:`ensure_certificate`).
 
 Keys are ECDSA P-256: small, and fast to handshake. Private keys are written with mode 0600.
 """
@@ -63,11 +64,21 @@ def _covers(cert_path: Path, names: list[str]) -> bool:
 def ensure_serving_cert(
     directory: Path, *, service: str, namespace: str, days: int = 365
 ) -> ServingFiles:
-    """Reuse the CA and certificate in ``directory`` when they still fit, else make new ones."""
+    """The webhook's files: reused from ``directory`` when they still fit, else made anew."""
+    return ensure_certificate(
+        directory, service_names(service, namespace), ca_name="Stockade admission CA", days=days
+    )
+
+
+def ensure_certificate(
+    directory: Path, names: list[str], *, ca_name: str, days: int = 365
+) -> ServingFiles:
+    """A CA and a certificate for the DNS ``names`` (first one the subject; 127.0.0.1 and ::1
+    always included) in ``directory``: reused when they still cover the names for 30 more days,
+    else made anew."""
     files = ServingFiles(
         ca_cert=directory / "ca.crt", cert=directory / "tls.crt", key=directory / "tls.key"
     )
-    names = service_names(service, namespace)
     if (
         files.cert.exists()
         and files.key.exists()
@@ -81,11 +92,11 @@ def ensure_serving_cert(
         raise ConfigError(f"cannot create {directory}: {exc.strerror}") from exc
     now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("Stockade admission CA")
+    ca_subject = _name(ca_name)
     ca = (
         x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
+        .subject_name(ca_subject)
+        .issuer_name(ca_subject)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
@@ -116,7 +127,7 @@ def ensure_serving_cert(
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(names[0]))
-        .issuer_name(ca_name)
+        .issuer_name(ca_subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)

@@ -1,2 +1,3 @@
-"""The event platform: what happens to an Event after a pillar emits it (ingestion, response rules,
-notifications). Pillars never import this package; the CLI, the API and the controller wire it."""
+"""The event platform between the pillars and the controller: ingestion of agents' batches,
+response rules, notifications. Pillars never import it; the CLI and the controller wire it.
+Imports only model, config, k8s, store and identity."""

@@ -81,10 +81,18 @@ def _new_id() -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
-    """Something that happened, as the event store keeps it (append-only).
+    """Something that happened, as the event store keeps it (append-only): the one envelope of
+    every source (sensor, DLP, firewall, admission, scans, CIS runs, quarantine, response actions,
+    configuration changes).
 
     ``kind`` is a dotted slug: ``dlp.sensitive_in_clear``, ``tls.weak_version``,
-    ``firewall.violation``, ``admission.decision``, ``scan.completed``.
+    ``firewall.violation``, ``admission.decision``, ``scan.completed``; its first part is the
+    ``category``. ``resource`` is the workload (namespace, name, labels, image digest), ``peer``
+    the other end; network facts (ports, application, encryption), masked evidence and anything
+    else specific to the kind travel in ``data``. ``action`` is what was done (``alert``,
+    ``block``, ``quarantine``...), ``mode`` the enforcement mode it was done in, ``node`` where,
+    ``rule`` the rule that decided, and ``count`` how many occurrences this one event stands for
+    (aggregation).
     """
 
     kind: str
@@ -96,11 +104,26 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
     at: datetime = field(default_factory=_now)
     id: str = field(default_factory=_new_id)
+    action: str | None = None
+    mode: str | None = None
+    node: str | None = None
+    rule: str | None = None
+    count: int = 1
+
+    @property
+    def category(self) -> str:
+        """``kind`` up to its first dot: ``dlp``, ``firewall``, ``audit``..."""
+        return self.kind.partition(".")[0]
+
+    @property
+    def level(self) -> Severity:
+        return self.severity
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "kind": self.kind,
+            "category": self.category,
             "at": self.at.isoformat(),
             "severity": str(self.severity),
             "source": self.source,
@@ -108,7 +131,21 @@ class Event:
             "resource": self.resource.to_dict() if self.resource else None,
             "peer": self.peer.to_dict() if self.peer else None,
             "data": _plain(self.data),
+            "action": self.action,
+            "mode": self.mode,
+            "node": self.node,
+            "rule": self.rule,
+            "count": self.count,
         }
+
+    @classmethod
+    def from_dict(cls, value: Any) -> Event:
+        """An event received from outside (an agent's batch), validated: raises
+        :class:`~stockade.model.errors.InputError` with a one-line reason. Inverse of
+        :meth:`to_dict` (``category`` is derived and ignored when it agrees with ``kind``)."""
+        from stockade.model.envelope import event_fields
+
+        return cls(**event_fields(value))
 
 
 def _plain(value: Any) -> Any:

@@ -19,8 +19,23 @@ events = Table(
     Column("resource", JSON),
     Column("peer", JSON),
     Column("data", JSON),
+    # core_0002: the envelope's fields, and the keys the events API filters on
+    Column("category", String(80)),
+    Column("level", Integer),  # the severity as a number, for "level >= N"
+    Column("namespace", String(253)),  # the resource's namespace
+    Column("action", String(40)),
+    Column("mode", String(16)),
+    Column("node", String(253)),
+    Column("rule", String(253)),
+    Column("count", Integer, nullable=False, server_default="1"),
+    Column("stored_at", DateTime(timezone=True)),  # when this store took it (live stream order)
     Index("ix_events_kind_at", "kind", "at"),
     Index("ix_events_at", "at"),
+    Index("ix_events_at_id", "at", "id"),
+    Index("ix_events_category_at", "category", "at"),
+    Index("ix_events_level_at", "level", "at"),
+    Index("ix_events_namespace_at", "namespace", "at"),
+    Index("ix_events_stored_at", "stored_at"),
 )
 
 findings = Table(

@@ -1,0 +1,332 @@
+"""The controller's HTTP API (FastAPI): events, agents' ingestion, users, tokens, sessions, metrics.
+
+Every error is one line in ``{"detail": ...}``: 400 for a bad request (never 422), 401 without
+valid credentials, 403 for a role that may not, 408/413 for a body too slow or too large.
+"""
+
+# No "from __future__ import annotations": FastAPI resolves the dependency aliases defined inside
+# create_app from the annotations at run time.
+
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from stockade import __version__
+from stockade.api import agents as agent_registry
+from stockade.api import auth, metrics
+from stockade.api.auth import Principal
+from stockade.api.limits import BodyLimits
+from stockade.api.stream import Broadcaster
+from stockade.events.ingest import parse_batch, store_batch
+from stockade.model import Event, Severity, StockadeError, StoreError
+from stockade.model.duration import parse_since
+from stockade.model.redact import redact_text
+from stockade.store import Store
+from stockade.store.records import EventFilter, events_page
+
+SESSION_COOKIE = "stockade_session"
+MAX_STREAMS = 100
+KEEPALIVE_SECONDS = 15.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    session_hours: float = 8.0
+    secure_cookies: bool = True  # False only when serving plain HTTP (behind a TLS proxy)
+    body_timeout: float = 10.0
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LoginBody(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=auth.MAX_PASSWORD)
+
+
+class TokenBody(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    role: str = Field(min_length=1, max_length=16)
+
+
+class UserBody(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    role: str = Field(min_length=1, max_length=16)
+    password: str | None = Field(default=None, max_length=auth.MAX_PASSWORD)
+
+
+def _one_line(text: str) -> str:
+    return redact_text(" ".join(text.split()))[:500]
+
+
+def _bad_request(_: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        text = f"{where}: {first.get('msg', 'invalid request')}"
+    else:
+        text = str(exc)
+    status = 503 if isinstance(exc, StoreError) else 400
+    detail = "the store is unavailable" if status == 503 else _one_line(text)
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+def encode_cursor(position: tuple[datetime, str]) -> str:
+    raw = json.dumps([position[0].isoformat(), position[1]]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[datetime, str]:
+    try:
+        at, ident = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        position = (datetime.fromisoformat(at), str(ident))
+    except (ValueError, TypeError, binascii.Error):
+        raise HTTPException(400, "cursor: not a cursor this API returned") from None
+    if position[0].tzinfo is None:
+        raise HTTPException(400, "cursor: not a cursor this API returned")
+    return position
+
+
+def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    broadcaster = Broadcaster(store)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await broadcaster.stop()
+
+    app = FastAPI(
+        title="Stockade controller",
+        version=__version__,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimits, body_timeout=settings.body_timeout)
+    app.add_exception_handler(RequestValidationError, _bad_request)
+    app.add_exception_handler(StockadeError, _bad_request)
+
+    def principal(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        found: Principal | None = None
+        if header:
+            scheme, _, secret = header.partition(" ")
+            if scheme.lower() == "bearer":
+                found = auth.principal_for_token(store, secret.strip())
+        else:
+            cookie = request.cookies.get(SESSION_COOKIE)
+            if cookie:
+                found = auth.principal_for_session(store, cookie)
+        if found is None:
+            raise HTTPException(
+                401, "authentication required", headers={"WWW-Authenticate": "Bearer"}
+            )
+        return found
+
+    def role(needed: str) -> Callable[..., Principal]:
+        def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+            if not who.may(needed):
+                raise HTTPException(403, f"role {who.role} may not do this (needs {needed})")
+            return who
+
+        return check
+
+    Reader = Annotated[Principal, Depends(role("reader"))]
+    Admin = Annotated[Principal, Depends(role("admin"))]
+    Agent = Annotated[Principal, Depends(role("agent"))]
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    # ------------------------------------------------------------ sessions
+
+    @app.post("/api/v1/login")
+    def login(body: LoginBody, response: Response) -> dict[str, Any]:
+        """Password login: sets the session cookie (HttpOnly, SameSite=Strict, Secure)."""
+        found = auth.login(store, body.name, body.password, hours=settings.session_hours)
+        if found is None:
+            attempted = Principal(name=body.name, role="reader", via="password")
+            auth.audit(
+                store,
+                attempted,
+                "login_failed",
+                severity=Severity.MEDIUM,
+                message=f"failed login for {body.name!r}",
+            )
+            raise HTTPException(401, "wrong name or password")
+        secret, who = found
+        response.set_cookie(
+            SESSION_COOKIE,
+            secret,
+            max_age=int(settings.session_hours * 3600),
+            httponly=True,
+            secure=settings.secure_cookies,
+            samesite="strict",
+            path="/",
+        )
+        auth.audit(store, who, "login")
+        return {
+            "name": who.name,
+            "role": who.role,
+            "expires_in": int(settings.session_hours * 3600),
+        }
+
+    @app.post("/api/v1/logout")
+    def logout(request: Request, response: Response, who: Reader) -> dict[str, str]:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            auth.logout(store, cookie)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        auth.audit(store, who, "logout")
+        return {"status": "logged out"}
+
+    @app.get("/api/v1/whoami")
+    def whoami(who: Annotated[Principal, Depends(principal)]) -> dict[str, str]:
+        return {"name": who.name, "role": who.role, "via": who.via}
+
+    # ------------------------------------------------------------ tokens and users
+
+    @app.get("/api/v1/tokens")
+    def tokens(_: Admin) -> list[dict[str, Any]]:
+        return auth.list_tokens(store)
+
+    @app.post("/api/v1/tokens", status_code=201)
+    def create_token(body: TokenBody, who: Admin) -> dict[str, Any]:
+        """A new API token; the secret is in this answer only."""
+        info, secret = auth.create_token(store, name=body.name, role=body.role, actor=who)
+        return {**info, "token": secret}
+
+    @app.delete("/api/v1/tokens/{token_id}")
+    def revoke_token(token_id: str, who: Admin) -> dict[str, Any]:
+        after = auth.revoke_token(store, token_id[:64], actor=who)
+        if after is None:
+            raise HTTPException(404, "no such token")
+        return after
+
+    @app.get("/api/v1/users")
+    def users(_: Admin) -> list[dict[str, Any]]:
+        return auth.list_users(store)
+
+    @app.post("/api/v1/users", status_code=201)
+    def add_user(body: UserBody, who: Admin) -> dict[str, Any]:
+        """A new user; without a password one is generated and returned in this answer only."""
+        password = body.password or auth.generate_password()
+        info = auth.add_user(store, name=body.name, role=body.role, password=password, actor=who)
+        return {**info, **({} if body.password else {"password": password})}
+
+    # ------------------------------------------------------------ events
+
+    def event_filter(
+        category: Annotated[str | None, Query(max_length=80)] = None,
+        kind: Annotated[str | None, Query(max_length=80, pattern=r"^[a-z0-9_.*-]+$")] = None,
+        level: Annotated[str | None, Query(max_length=16, description="at least")] = None,
+        namespace: Annotated[str | None, Query(max_length=253)] = None,
+        since: Annotated[str | None, Query(max_length=64, description="24h or ISO")] = None,
+        until: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> EventFilter:
+        return EventFilter(
+            category=category,
+            kind=kind,
+            min_level=Severity.parse(level) if level else None,
+            namespace=namespace,
+            since=parse_since(since) if since else None,
+            until=parse_since(until) if until else None,
+        )
+
+    Filter = Annotated[EventFilter, Depends(event_filter)]
+
+    @app.get("/api/v1/events")
+    def list_events(
+        f: Filter,
+        _: Reader,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, Query(max_length=400)] = None,
+    ) -> dict[str, Any]:
+        """Events newest first; pass ``next`` back as ``cursor`` for the following page."""
+        before = decode_cursor(cursor) if cursor else None
+        page, position = events_page(store, f, limit=limit, before=before)
+        return {
+            "events": [e.to_dict() for e in page],
+            "next": encode_cursor(position) if position else None,
+        }
+
+    @app.get("/api/v1/events/stream", response_class=StreamingResponse)
+    async def stream_events(f: Filter, _: Reader) -> StreamingResponse:
+        """Server-sent events: every event stored from now on that matches the filters."""
+        if len(broadcaster.subscribers) >= MAX_STREAMS:
+            raise HTTPException(503, f"more than {MAX_STREAMS} live streams are open")
+        sub = broadcaster.subscribe(f)
+
+        async def lines() -> AsyncIterator[str]:
+            try:
+                yield ": stream open\n\n"
+                while True:
+                    try:
+                        event: Event = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_SECONDS)
+                    except TimeoutError:
+                        if sub.missed:
+                            yield 'event: overflow\ndata: {"detail": "client too slow"}\n\n'
+                            return
+                        yield ": keep-alive\n\n"
+                        continue
+                    data = json.dumps(event.to_dict(), separators=(",", ":"))
+                    yield f"id: {event.id}\nevent: event\ndata: {data}\n\n"
+                    if sub.missed and sub.queue.empty():
+                        yield 'event: overflow\ndata: {"detail": "client too slow"}\n\n'
+                        return
+            finally:
+                broadcaster.unsubscribe(sub)
+
+        return StreamingResponse(
+            lines(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    # ------------------------------------------------------------ agents
+
+    @app.post("/api/v1/agents/events")
+    async def ingest(request: Request, who: Agent) -> dict[str, int]:
+        """An agent's batch (also its heartbeat); idempotent on event ids."""
+        body = await request.body()
+        batch = await run_in_threadpool(parse_batch, body)
+        stored = await run_in_threadpool(store_batch, store, batch.events)
+        await run_in_threadpool(
+            agent_registry.heartbeat,
+            store,
+            batch.agent,
+            token_name=who.name,
+            accepted=stored.accepted,
+            duplicates=stored.duplicates,
+        )
+        if stored.accepted:
+            broadcaster.wake()
+        return {"accepted": stored.accepted, "duplicates": stored.duplicates}
+
+    @app.get("/api/v1/agents")
+    def list_agents(_: Reader) -> list[dict[str, Any]]:
+        return agent_registry.list_agents(store)
+
+    # ------------------------------------------------------------ metrics
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def prometheus(_: Reader) -> PlainTextResponse:
+        return PlainTextResponse(metrics.exposition(store), media_type=metrics.CONTENT_TYPE)
+
+    return app

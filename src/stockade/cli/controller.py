@@ -1,0 +1,183 @@
+"""``stockade controller``: the API server, and its tokens and users."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stockade.cli.common import DbOption, console, err_console, open_db
+
+ctl_app = typer.Typer(
+    help="The controller: HTTPS API over the store that agents report to (see docs/controller.md).",
+    invoke_without_command=True,
+)
+token_app = typer.Typer(help="API tokens (agents, scripts, Prometheus).", no_args_is_help=True)
+user_app = typer.Typer(help="Users who log in with a password.", no_args_is_help=True)
+ctl_app.add_typer(token_app, name="token")
+ctl_app.add_typer(user_app, name="user")
+
+Role = Annotated[str, typer.Option("--role", help="admin, operator, reader or agent.")]
+
+
+def _default_cert_dir() -> Path:
+    from stockade.store.db import default_url
+
+    url = default_url()
+    base = Path(url[len("sqlite:///") :]).parent if url.startswith("sqlite:///") else None
+    return (base or Path.home() / ".local" / "share" / "stockade") / "controller-tls"
+
+
+def _cli_actor():
+    from stockade.api.auth import Principal
+
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "unknown"
+    return Principal(name=name, role="admin", via="cli")
+
+
+@ctl_app.callback()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 9443,
+    db: DbOption = None,
+    cert_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cert-dir",
+            help="Where the generated CA (ca.crt) and serving certificate live "
+            "(default: controller-tls next to the SQLite store).",
+        ),
+    ] = None,
+    cert: Annotated[
+        Path | None, typer.Option(help="Serving certificate (PEM) instead of a generated one.")
+    ] = None,
+    key: Annotated[Path | None, typer.Option(help="Key of --cert (PEM).")] = None,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls/--no-tls",
+            help="HTTPS (the default); --no-tls serves plain HTTP, only behind a TLS proxy.",
+        ),
+    ] = True,
+    session_hours: Annotated[
+        float, typer.Option(min=0.01, max=720, help="Hours a login session lasts.")
+    ] = 8.0,
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="Open connections at once; further ones are closed.")
+    ] = 512,
+) -> None:
+    """Serve the API (HTTPS, OpenAPI at /api/openapi.json) until interrupted.
+
+    Create the first admin with `stockade controller user add NAME --role admin` and agent tokens
+    with `stockade controller token create --role agent --name NODE`."""
+    if ctx.invoked_subcommand is not None:
+        ctx.ensure_object(dict)["db"] = db
+        return
+    from stockade.admission.limits import Limits
+    from stockade.api.app import Settings, create_app
+    from stockade.api.server import Listen, generated_files, run
+    from stockade.model.errors import UsageError
+
+    if (cert is None) != (key is None):
+        raise UsageError("--cert and --key go together")
+    store = open_db(db)
+    scheme = "https"
+    if not tls:
+        listen = Listen(host=host, port=port)
+        scheme = "http"
+    elif cert is not None and key is not None:
+        listen = Listen(host=host, port=port, certfile=cert, keyfile=key)
+    else:
+        files = generated_files(cert_dir or _default_cert_dir(), host)
+        listen = Listen(host=host, port=port, certfile=files.cert, keyfile=files.key)
+        err_console.print(f"CA certificate for clients: {files.ca_cert}", markup=False)
+    app = create_app(store, Settings(session_hours=session_hours, secure_cookies=tls))
+    err_console.print(
+        f"controller on {scheme}://{host}:{port} (API /api/v1, OpenAPI /api/openapi.json), "
+        f"store {store.safe_url}",
+        markup=False,
+    )
+    run(app, listen, limits=Limits(max_connections=max_connections))
+
+
+def _db(ctx: typer.Context, db: str | None) -> str | None:
+    return db or (ctx.obj or {}).get("db")
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="What the token is for (e.g. the node).")],
+    role: Role,
+    db: DbOption = None,
+) -> None:
+    """Create an API token and print it once (it is stored only as a SHA-256 digest)."""
+    from stockade.api.auth import create_token
+
+    info, secret = create_token(open_db(_db(ctx, db)), name=name, role=role, actor=_cli_actor())
+    err_console.print(
+        f"token {info['id']} ({info['role']}) for {info['name']}; shown once:", markup=False
+    )
+    console.print(secret, markup=False, highlight=False, soft_wrap=True)
+
+
+@token_app.command("list")
+def token_list(ctx: typer.Context, db: DbOption = None) -> None:
+    """List tokens (never their secrets)."""
+    from stockade.api.auth import list_tokens
+
+    for t in list_tokens(open_db(_db(ctx, db))):
+        state = f"revoked {t['revoked_at']}" if t["revoked_at"] else "active"
+        console.print(f"{t['id']}  {t['role']:<8} {t['name']}  {state}", markup=False)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    ctx: typer.Context,
+    token_id: Annotated[str, typer.Argument(help="The id `token list` shows.")],
+    db: DbOption = None,
+) -> None:
+    """Revoke a token: requests with it get 401 from now on."""
+    from stockade.api.auth import revoke_token
+    from stockade.model.errors import UsageError
+
+    if revoke_token(open_db(_db(ctx, db)), token_id, actor=_cli_actor()) is None:
+        raise UsageError(f"no token with id {token_id!r}")
+    err_console.print(f"token {token_id} revoked", markup=False)
+
+
+@user_app.command("add")
+def user_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    role: Role = "reader",
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the password from the first line of stdin; without it one is generated "
+            "and printed once.",
+        ),
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Add a user (the password is stored as an argon2id hash)."""
+    from stockade.api.auth import add_user, generate_password
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else generate_password()
+    add_user(open_db(_db(ctx, db)), name=name, role=role, password=password, actor=_cli_actor())
+    err_console.print(f"user {name} ({role}) added", markup=False)
+    if not password_stdin:
+        err_console.print("password, shown once:", markup=False)
+        console.print(password, markup=False, highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(ctl_app, name="controller")

@@ -1,0 +1,187 @@
+"""Validation of an event envelope received from outside (``Event.from_dict``).
+
+Everything an agent sends is checked against bounds before it becomes an :class:`Event`: ids are
+32 lowercase hex digits, kinds dotted slugs, times carry a zone (kept in UTC), strings and
+``data`` have size and nesting limits. Any problem is one :class:`InputError` naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from stockade.model.errors import InputError, UsageError
+from stockade.model.resource import ResourceRef
+from stockade.model.severity import Severity
+
+ID_RE = re.compile(r"[0-9a-f]{32}\Z")
+KIND_RE = re.compile(r"[a-z][a-z0-9_-]*(?:\.[a-z0-9_-]+)*\Z")
+MODES = frozenset({"discover", "monitor", "protect"})
+
+MAX_KIND = 80
+MAX_SOURCE = 80
+MAX_MESSAGE = 8192
+MAX_NAME = 253  # a DNS name, a Kubernetes object name
+MAX_DIGEST = 200
+MAX_LABELS = 64
+MAX_LABEL = 1024
+MAX_DATA_BYTES = 64 * 1024
+MAX_DATA_DEPTH = 16
+MAX_COUNT = 1_000_000_000
+
+_FIELDS = frozenset(
+    {
+        "id",
+        "kind",
+        "category",
+        "at",
+        "severity",
+        "source",
+        "message",
+        "resource",
+        "peer",
+        "data",
+        "action",
+        "mode",
+        "node",
+        "rule",
+        "count",
+    }
+)
+
+
+def _fail(field: str, problem: str) -> InputError:
+    return InputError(f"event {field}: {problem}" if field else f"event: {problem}")
+
+
+def _text(value: Any, field: str, limit: int, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        _raise(field, "expected a string")
+    if len(value) > limit:
+        _raise(field, f"longer than {limit} characters")
+    return value
+
+
+def _raise(field: str, problem: str) -> NoReturn:
+    raise _fail(field, problem)
+
+
+def _slug(value: Any, field: str, limit: int, *, optional: bool = False) -> str | None:
+    text = _text(value, field, limit, optional=optional)
+    if text is not None and not KIND_RE.match(text):
+        _raise(field, "expected a dotted slug of a-z, 0-9, '_' and '-'")
+    return text
+
+
+def _time(value: Any) -> datetime:
+    if not isinstance(value, str) or len(value) > 64:
+        _raise("at", "expected an ISO 8601 time")
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        _raise("at", "expected an ISO 8601 time")
+    if at.tzinfo is None:
+        _raise("at", "the time has no zone (add Z or +00:00)")
+    return at.astimezone(UTC)
+
+
+def _resource(value: Any, field: str) -> ResourceRef | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        _raise(field, "expected an object")
+    unknown = set(value) - {"kind", "name", "namespace", "digest", "labels"}
+    if unknown:
+        _raise(field, f"unknown field {sorted(unknown)[0]!r}")
+    labels = value.get("labels") or {}
+    if not isinstance(labels, dict) or len(labels) > MAX_LABELS:
+        _raise(f"{field}.labels", f"expected an object of at most {MAX_LABELS} labels")
+    for k, v in labels.items():
+        _text(k, f"{field}.labels", MAX_NAME)
+        _text(v, f"{field}.labels", MAX_LABEL)
+    return ResourceRef(
+        kind=str(_slug(value.get("kind"), f"{field}.kind", 40)),
+        name=str(_text(value.get("name"), f"{field}.name", MAX_LABEL)),
+        namespace=_text(value.get("namespace"), f"{field}.namespace", MAX_NAME, optional=True),
+        digest=_text(value.get("digest"), f"{field}.digest", MAX_DIGEST, optional=True),
+        labels=tuple(sorted(labels.items())),
+    )
+
+
+def _depth(value: Any, depth: int = 0) -> int:
+    # Iterative enough for bounded input: the body parser already refused deeper documents.
+    if isinstance(value, dict):
+        return max((_depth(v, depth + 1) for v in value.values()), default=depth + 1)
+    if isinstance(value, list):
+        return max((_depth(v, depth + 1) for v in value), default=depth + 1)
+    return depth
+
+
+def _data(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        _raise("data", "expected an object")
+    if _depth(value) > MAX_DATA_DEPTH:
+        _raise("data", f"nested deeper than {MAX_DATA_DEPTH} levels")
+    try:
+        size = len(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        _raise("data", "not plain JSON")
+    if size > MAX_DATA_BYTES:
+        _raise("data", f"larger than {MAX_DATA_BYTES} bytes")
+    return value
+
+
+def _severity(value: Any) -> Severity:
+    if not isinstance(value, str) or len(value) > 32:
+        _raise("severity", "expected a severity name")
+    try:
+        return Severity.parse(value)
+    except UsageError as exc:
+        _raise("severity", str(exc))
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
+        _raise("count", f"expected an integer from 1 to {MAX_COUNT}")
+    return value
+
+
+def event_fields(value: Any) -> dict[str, Any]:
+    """The keyword arguments of an :class:`Event` read from ``value`` (a decoded JSON object)."""
+    if not isinstance(value, dict):
+        _raise("", "expected an object")
+    unknown = set(value) - _FIELDS
+    if unknown:
+        _raise(repr(sorted(unknown)[0]), "unknown field")
+    ident = value.get("id")
+    if not isinstance(ident, str) or not ID_RE.match(ident):
+        _raise("id", "expected 32 lowercase hex digits")
+    kind = str(_slug(value.get("kind"), "kind", MAX_KIND))
+    category = value.get("category")
+    if category is not None and category != kind.partition(".")[0]:
+        _raise("category", f"does not match kind {kind!r}")
+    mode = value.get("mode")
+    if mode is not None and mode not in MODES:
+        _raise("mode", f"expected one of {', '.join(sorted(MODES))}")
+    return {
+        "id": ident,
+        "kind": kind,
+        "at": _time(value.get("at")),
+        "severity": _severity(value.get("severity", "unknown")),
+        "source": _text(value.get("source", "stockade"), "source", MAX_SOURCE),
+        "message": _text(value.get("message"), "message", MAX_MESSAGE),
+        "resource": _resource(value.get("resource"), "resource"),
+        "peer": _resource(value.get("peer"), "peer"),
+        "data": _data(value.get("data")),
+        "action": _slug(value.get("action"), "action", 40, optional=True),
+        "mode": mode,
+        "node": _text(value.get("node"), "node", MAX_NAME, optional=True),
+        "rule": _text(value.get("rule"), "rule", MAX_NAME, optional=True),
+        "count": _count(value.get("count", 1)),
+    }

@@ -1,0 +1,164 @@
+"""A real controller for tests: ``stockade controller`` as a subprocess on loopback, HTTPS with
+its generated CA, on SQLite or PostgreSQL (a schema of its own in the STOCKADE_TEST_PG database,
+so other tests resetting ``public`` do not pull the floor from under it)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from stockade.api.auth import Principal, add_user, create_token
+from stockade.model import Event
+from stockade.store import Store, open_store
+from tests.conftest import PG_URL, _pg_reachable
+from tests.support import require
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+PASSWORD = "correct horse battery staple"
+
+
+def pg_url(schema: str) -> str:
+    """PG_URL in a freshly emptied schema of its own."""
+    require(
+        _pg_reachable(), "PostgreSQL is not listening on 127.0.0.1:5432 (./dev setup starts it)"
+    )
+    from sqlalchemy import create_engine, text
+
+    from stockade.store.db import normalize_url
+
+    engine = create_engine(normalize_url(PG_URL))
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Controller:
+    def __init__(self, url: str, workdir: Path) -> None:
+        self.db_url = url
+        self.workdir = workdir
+        self.store: Store = open_store(url)
+        self.port = _free_port()
+        self.base = f"https://127.0.0.1:{self.port}"
+        self.ca = workdir / "tls" / "ca.crt"
+        self.tokens: dict[str, str] = {}
+        admin = Principal(name="tests", role="admin", via="cli")
+        for role in ("admin", "operator", "reader", "agent"):
+            _, self.tokens[role] = create_token(
+                self.store, name=f"t-{role}", role=role, actor=admin
+            )
+        add_user(self.store, name="alice", role="admin", password=PASSWORD, actor=admin)
+        add_user(self.store, name="rita", role="reader", password=PASSWORD, actor=admin)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        env.pop("STOCKADE_DB", None)
+        self.log = (self.workdir / "controller.log").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "stockade",
+                "controller",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--db",
+                self.db_url,
+                "--cert-dir",
+                str(self.workdir / "tls"),
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.output())
+            if self.ca.exists():
+                try:
+                    httpx.get(f"{self.base}/healthz", verify=self.tls(), timeout=1)
+                    return
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.1)
+        raise RuntimeError("controller did not start: " + self.output())
+
+    def output(self) -> str:
+        return (self.workdir / "controller.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.log.close()
+        self.store.close()
+
+    def tls(self) -> ssl.SSLContext:
+        """A client context that trusts only the controller's generated CA."""
+        return ssl.create_default_context(cafile=str(self.ca))
+
+    def client(self, role: str | None = None, **kw: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+        return httpx.Client(
+            base_url=self.base, verify=self.tls(), headers=headers, timeout=30, **kw
+        )
+
+    @contextmanager
+    def as_role(self, role: str | None) -> Iterator[httpx.Client]:
+        with self.client(role) as c:
+            yield c
+
+
+def event(i: int = 0, **kw: Any) -> dict[str, Any]:
+    kw.setdefault("kind", "dlp.sensitive_in_clear")
+    kw.setdefault("message", f"event {i}")
+    kw.setdefault("at", datetime.now(UTC))
+    kw.setdefault("id", uuid.uuid4().hex)
+    return Event(**kw).to_dict()
+
+
+AGENT = {"name": "node-1-sensor", "node": "node-1", "version": "0.1.0", "capabilities": ["dlp"]}
+
+
+def batch(events: list[dict[str, Any]], agent: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"agent": agent or AGENT, "events": events}
+
+
+def running_controller(kind: str, tmp_path_factory: Any, schema: str) -> Iterator[Controller]:
+    """A started controller on ``kind`` ("sqlite" or "postgres"), stopped after."""
+    workdir = tmp_path_factory.mktemp("controller")
+    url = f"sqlite:///{workdir / 'stockade.db'}" if kind == "sqlite" else pg_url(schema)
+    c = Controller(url, workdir)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()

@@ -1,0 +1,104 @@
+"""The event envelope: new fields with defaults, to_dict/from_dict round trip, validation."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from stockade.model import Event, InputError, ResourceRef, Severity
+
+
+def _full() -> Event:
+    return Event(
+        kind="dlp.sensitive_in_clear",
+        message="card in clear",
+        severity=Severity.HIGH,
+        source="sensor",
+        resource=ResourceRef(
+            kind="pod",
+            name="pay",
+            namespace="shop",
+            digest="sha256:" + "a" * 64,
+            labels=(("app", "pay"),),
+        ),
+        peer=ResourceRef(kind="external", name="203.0.113.9"),
+        data={"ports": [443], "application": "http", "encrypted": False},
+        action="quarantine",
+        mode="protect",
+        node="node-1",
+        rule="cards-out",
+        count=3,
+    )
+
+
+def test_existing_calls_keep_working_and_defaults() -> None:
+    e = Event(kind="scan.completed", message="m")
+    assert (e.action, e.mode, e.node, e.rule, e.count) == (None, None, None, None, 1)
+    assert e.category == "scan" and e.level is Severity.UNKNOWN
+
+
+def test_round_trip_through_json() -> None:
+    e = _full()
+    back = Event.from_dict(json.loads(json.dumps(e.to_dict())))
+    assert back == e
+    assert e.to_dict()["category"] == "dlp"
+
+
+def test_times_are_kept_in_utc() -> None:
+    d = _full().to_dict()
+    d["at"] = "2024-05-01T12:00:00+02:00"
+    assert Event.from_dict(d).at == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+    assert Event.from_dict(d).at.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"id": "X" * 32}, "event id: expected 32 lowercase hex"),
+        ({"id": "a" * 33}, "event id"),
+        ({"kind": "DLP hit"}, "event kind: expected a dotted slug"),
+        ({"kind": "a." + "b" * 100}, "event kind: longer than 80"),
+        ({"at": "2024-05-01T12:00:00"}, "event at: the time has no zone"),
+        ({"at": 12}, "event at: expected an ISO 8601 time"),
+        ({"severity": "apocalyptic"}, "event severity"),
+        ({"message": ["x"]}, "event message: expected a string"),
+        ({"message": "x" * 9000}, "event message: longer than 8192"),
+        ({"count": 0}, "event count"),
+        ({"count": True}, "event count"),
+        ({"count": "2"}, "event count"),
+        ({"mode": "yolo"}, "event mode"),
+        ({"category": "firewall"}, "event category: does not match"),
+        ({"extra": 1}, "unknown field"),
+        ({"resource": "pod/pay"}, "event resource: expected an object"),
+        ({"resource": {"kind": "pod", "name": 5}}, "event resource.name"),
+        ({"resource": {"kind": "pod", "name": "p", "labels": {"a": 1}}}, "resource.labels"),
+        ({"data": [1]}, "event data: expected an object"),
+        ({"data": {"x": "y" * 70000}}, "event data: larger than"),
+        ({"data": {"x": float("nan")}}, "event data: not plain JSON"),
+    ],
+)
+def test_hostile_fields_are_one_line_input_errors(change: dict, message: str) -> None:
+    d = _full().to_dict()
+    d.update(change)
+    with pytest.raises(InputError, match=message.replace("(", r"\(")) as info:
+        Event.from_dict(d)
+    assert "\n" not in str(info.value)
+
+
+def test_deep_data_is_refused() -> None:
+    deep: dict = {}
+    node = deep
+    for _ in range(40):
+        node["a"] = {}
+        node = node["a"]
+    d = _full().to_dict()
+    d["data"] = deep
+    with pytest.raises(InputError, match="nested deeper"):
+        Event.from_dict(d)
+
+
+def test_not_an_object() -> None:
+    with pytest.raises(InputError, match="expected an object"):
+        Event.from_dict([1, 2])

@@ -1,0 +1,257 @@
+"""The controller against hostile callers: authentication and roles, hostile bodies, secrets never
+stored in clear, card numbers masked before they are stored."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from stockade.api import auth
+from stockade.store.records import list_events
+from tests.api.controller import PASSWORD, Controller, batch, event, running_controller
+
+CARD = "4111 1111 1111 1111"
+SSN = "123-45-6789"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def controller(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Controller]:
+    yield from running_controller(request.param, tmp_path_factory, "stockade_security_test")
+
+
+INGEST = "/api/v1/agents/events"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/events"),
+        ("GET", "/api/v1/events/stream"),
+        ("GET", "/api/v1/agents"),
+        ("GET", "/metrics"),
+        ("POST", INGEST),
+        ("POST", "/api/v1/tokens"),
+        ("GET", "/api/v1/users"),
+    ],
+)
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer stk_not-a-token", "Basic YWxpY2U6cHc=", "Bearer " + "x" * 5000]
+)
+def test_unauthenticated_is_401(
+    controller: Controller, method: str, path: str, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    with controller.client() as c:
+        answer = c.request(method, path, headers=headers, json={})
+    assert answer.status_code == 401, answer.text
+    assert answer.json() == {"detail": "authentication required"}
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "path", "body"),
+    [
+        ("reader", "POST", INGEST, batch([])),
+        ("operator", "POST", INGEST, batch([])),
+        ("admin", "POST", INGEST, batch([])),
+        ("agent", "GET", "/api/v1/events", None),
+        ("agent", "GET", "/metrics", None),
+        ("agent", "POST", "/api/v1/tokens", {"name": "x", "role": "admin"}),
+        ("reader", "POST", "/api/v1/tokens", {"name": "x", "role": "admin"}),
+        ("operator", "POST", "/api/v1/tokens", {"name": "x", "role": "admin"}),
+        ("operator", "POST", "/api/v1/users", {"name": "x", "role": "admin"}),
+        ("reader", "DELETE", "/api/v1/tokens/abc", None),
+    ],
+)
+def test_wrong_role_is_403(
+    controller: Controller, role: str, method: str, path: str, body: dict | None
+) -> None:
+    with controller.client(role) as c:
+        answer = c.request(method, path, json=body)
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["detail"].startswith(f"role {role} may not")
+
+
+def test_a_reader_session_cannot_write(controller: Controller) -> None:
+    with controller.client() as c:
+        assert (
+            c.post("/api/v1/login", json={"name": "rita", "password": PASSWORD}).status_code == 200
+        )
+        assert c.get("/api/v1/events").status_code == 200
+        assert c.post("/api/v1/tokens", json={"name": "x", "role": "admin"}).status_code == 403
+
+
+def test_wrong_password_is_401_and_audited(controller: Controller) -> None:
+    with controller.client() as c:
+        answer = c.post("/api/v1/login", json={"name": "alice", "password": "wrong " + CARD})
+        unknown = c.post("/api/v1/login", json={"name": "nobody", "password": "whatever"})
+    assert answer.status_code == 401 and unknown.status_code == 401
+    assert "set-cookie" not in answer.headers
+    failed = list_events(controller.store, kind="audit.login_failed")
+    assert {e.data["who"] for e in failed} >= {"password:alice", "password:nobody"}
+
+
+def test_session_cookie_is_httponly_secure_strict(controller: Controller) -> None:
+    with controller.client() as c:
+        answer = c.post("/api/v1/login", json={"name": "alice", "password": PASSWORD})
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "secure" in cookie and "samesite=strict" in cookie
+    assert "max-age=28800" in cookie
+
+
+def test_sessions_expire(controller: Controller) -> None:
+    made = auth.login(controller.store, "alice", PASSWORD, hours=1 / 3600)
+    assert made is not None
+    secret, _ = made
+    assert auth.principal_for_session(controller.store, secret) is not None
+    time.sleep(1.2)
+    assert auth.principal_for_session(controller.store, secret) is None
+    with controller.client() as c:
+        c.cookies.set("stockade_session", secret)
+        assert c.get("/api/v1/events").status_code == 401
+
+
+def test_secrets_are_not_stored_in_clear(controller: Controller) -> None:
+    with controller.store.connect() as conn:
+        dump = repr(conn.execute(text("SELECT * FROM api_tokens")).all())
+        dump += repr(conn.execute(text("SELECT * FROM api_users")).all())
+        dump += repr(conn.execute(text("SELECT * FROM events")).all())
+    for secret in controller.tokens.values():
+        assert secret not in dump and secret[4:] not in dump
+    assert PASSWORD not in dump and "$argon2id$" in dump
+
+
+def test_plain_http_and_unknown_ca_are_refused(controller: Controller) -> None:
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://127.0.0.1:{controller.port}/healthz", timeout=5)
+    with pytest.raises(httpx.ConnectError):  # the system CAs do not know the generated one
+        httpx.get(f"{controller.base}/healthz", timeout=5)
+
+
+def _deep(n: int) -> bytes:
+    return b'{"agent": ' + b"[" * n + b"]" * n + b', "events": []}'
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (_deep(100_000), "nested deeper than 100 levels"),
+        (b"\xff\xfe not utf-8", "not UTF-8"),
+        (b"{", "invalid JSON"),
+        (b"[]", 'must be an object with "agent" and "events"'),
+        (b'{"agent": {}, "events": {}}', '"events": expected a list'),
+        (b'{"agent": "me", "events": []}', "agent: expected an object"),
+        (b'{"agent": {"name": 1}, "events": []}', "agent name"),
+        (
+            b'{"agent": {"name": "a", "node": "n", "version": "1", "capabilities": "all"}, "events": []}',
+            "capabilities",
+        ),
+        (
+            b'{"agent": {"name": "a", "node": "n", "version": "1"}, "events": [1]}',
+            "events[0]: event: expected an object",
+        ),
+        (b'{"agent": {"name": "a", "node": "n", "version": "1"}, "events": [], "x": 1}', "only"),
+    ],
+)
+def test_hostile_batches_are_400_one_line(controller: Controller, body: bytes, detail: str) -> None:
+    with controller.client("agent") as c:
+        answer = c.post(INGEST, content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    message = answer.json()["detail"]
+    assert detail in message and "\n" not in message and "Traceback" not in answer.text
+
+
+def test_wrong_types_in_events_are_400(controller: Controller) -> None:
+    good = event(0)
+    cases = [
+        {**good, "id": 12},
+        {**good, "severity": ["high"]},
+        {**good, "count": "many"},
+        {**good, "at": "yesterday"},
+        {**good, "message": None},
+        {**good, "data": {"x": [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]}},
+    ]
+    with controller.client("agent") as c:
+        for bad in cases:
+            answer = c.post(INGEST, json=batch([bad]))
+            assert answer.status_code == 400, (bad, answer.text)
+            assert answer.json()["detail"].startswith("events[0]: event ")
+
+
+def test_too_many_events_is_400(controller: Controller) -> None:
+    with controller.client("agent") as c:
+        answer = c.post(INGEST, json=batch([event(i) for i in range(1001)]))
+    assert answer.status_code == 400 and "more than 1000 events" in answer.json()["detail"]
+
+
+def test_huge_bodies_are_413(controller: Controller) -> None:
+    big = b"x" * (8 * 1024 * 1024 + 1)
+    with controller.client("agent") as c:
+        declared = c.post(INGEST, content=big)
+        chunked = c.post(INGEST, content=iter([big[:4_000_000], big[4_000_000:]]))
+        login = c.post("/api/v1/login", content=b"x" * 70_000)
+    assert declared.status_code == 413 and chunked.status_code == 413 and login.status_code == 413
+    assert "larger than" in declared.json()["detail"]
+    # the server is still fine afterwards
+    with controller.client("reader") as c:
+        assert c.get("/api/v1/events", params={"limit": 1}).status_code == 200
+
+
+def test_bad_request_bodies_elsewhere_are_400_not_422(controller: Controller) -> None:
+    with controller.client("admin") as c:
+        assert c.post("/api/v1/login", json={"name": ["alice"], "password": 1}).status_code == 400
+        assert c.post("/api/v1/tokens", json={"name": "x", "role": "root"}).status_code == 400
+        assert c.post("/api/v1/tokens", json={"name": "a b", "role": "reader"}).status_code == 400
+        answer = c.get("/api/v1/events", params={"limit": 100000})
+    assert answer.status_code == 400 and answer.json()["detail"].startswith("query.limit")
+
+
+def test_a_slow_body_is_cut_off(controller: Controller) -> None:
+    raw = socket.create_connection(("127.0.0.1", controller.port))
+    with controller.tls().wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(
+            b"POST /api/v1/agents/events HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {controller.tokens['agent']}\r\n".encode()
+            + b"Content-Length: 1000\r\n\r\n{"
+        )
+        tls.settimeout(20)
+        start = time.monotonic()
+        answer = tls.recv(4096)
+    assert b" 408 " in answer.split(b"\r\n")[0] and time.monotonic() - start < 15
+
+
+def test_card_numbers_in_ingested_events_are_stored_masked(controller: Controller) -> None:
+    planted = event(
+        0,
+        kind="dlp.sensitive_in_clear",
+        message=f"POST /pay card={CARD} ssn={SSN}",
+        data={"evidence": CARD, "nested": [{"v": CARD.replace(" ", "")}]},
+        rule=f"rule {CARD}",
+    )
+    with controller.client("agent") as c:
+        assert c.post(INGEST, json=batch([planted])).json()["accepted"] == 1
+    with controller.store.connect() as conn:
+        row = repr(
+            conn.execute(text("SELECT * FROM events WHERE id = :i"), {"i": planted["id"]}).one()
+        )
+    assert "4111" in row and "1111 1111 1111" not in row and "4111111111111111" not in row
+    assert "6789" in row and "123-45" not in row
+    with controller.client("reader") as c:
+        got = c.get("/api/v1/events", params={"kind": "dlp.*", "since": "1h"}).text
+    assert "4111 **** **** 1111" in got and CARD not in got
+
+
+def test_an_old_cursor_from_elsewhere_is_400(controller: Controller) -> None:
+    import base64
+    import json
+
+    forged = base64.urlsafe_b64encode(json.dumps(["2024-01-01T00:00:00", "a"]).encode()).decode()
+    with controller.client("reader") as c:
+        assert c.get("/api/v1/events", params={"cursor": forged}).status_code == 400
+        assert c.get("/api/v1/events", params={"cursor": "%%%"}).status_code == 400
