@@ -65,3 +65,45 @@ def protocol_for(limits: Limits) -> type[asyncio.Protocol]:
                 self.transport.close()
 
     return LimitedH11Protocol
+
+
+# TLS 1.2 suites the servers offer: AEAD with forward secrecy only (no CBC); TLS 1.3 is unaffected.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
+def run_uvicorn(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    limits: Limits,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> None:
+    """Serve ``app`` until interrupted within ``limits``: the one uvicorn setup of the webhook and
+    the controller (HTTPS with AEAD suites when a certificate is given)."""
+    import ssl
+
+    import uvicorn
+
+    tls: dict[str, Any] = {}
+    if certfile is not None and keyfile is not None:
+        tls = {
+            "ssl_certfile": certfile,
+            "ssl_keyfile": keyfile,
+            "ssl_version": ssl.PROTOCOL_TLS_SERVER,
+            "ssl_ciphers": TLS12_CIPHERS,
+        }
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol_for(limits),
+        h11_max_incomplete_event_size=limits.max_header_bytes,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=limits.keep_alive,
+        **tls,
+    )
+    uvicorn.Server(config).run()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,7 +22,7 @@ from typing import Any
 
 from stockade.admission.engine import needs_vulns
 from stockade.admission.interface import LookupBudget, VulnSource
-from stockade.admission.limits import Limits, protocol_for
+from stockade.admission.limits import Limits, run_uvicorn
 from stockade.admission.policy import Policy
 from stockade.admission.review import ReviewError, answer, failure_response, parse
 from stockade.admission.workload import workload_of
@@ -36,7 +35,6 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 # TLS 1.2 suites: forward secret AEAD only (no CBC, no RSA key exchange); TLS 1.3 is unaffected.
-TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
 class AdmissionApp:
@@ -191,22 +189,4 @@ async def _reply(
 
 def serve(app: AdmissionApp, *, host: str, port: int, certfile: str, keyfile: str) -> None:
     """Serve HTTPS until interrupted, within ``app.limits``."""
-    import uvicorn
-
-    limits = app.limits
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        ssl_certfile=certfile,
-        ssl_keyfile=keyfile,
-        ssl_version=ssl.PROTOCOL_TLS_SERVER,
-        ssl_ciphers=TLS12_CIPHERS,
-        http=protocol_for(limits),
-        h11_max_incomplete_event_size=limits.max_header_bytes,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_keep_alive=limits.keep_alive,
-    )
-    uvicorn.Server(config).run()
+    run_uvicorn(app, host=host, port=port, limits=app.limits, certfile=certfile, keyfile=keyfile)

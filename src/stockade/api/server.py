@@ -4,14 +4,12 @@ webhook's connection limits (header size and time, connections at once)."""
 from __future__ import annotations
 
 import socket
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from stockade.admission.certs import ServingFiles, ensure_certificate
-from stockade.admission.limits import Limits, protocol_for
-from stockade.admission.server import TLS12_CIPHERS
+from stockade.admission.limits import Limits, run_uvicorn
 
 CA_NAME = "Stockade controller CA"
 
@@ -49,27 +47,11 @@ def generated_files(cert_dir: Path, host: str) -> ServingFiles:
 
 def run(app: Any, listen: Listen, *, limits: Limits | None = None) -> None:
     """Serve until interrupted."""
-    import uvicorn
-
-    limits = limits or Limits()
-    tls: dict[str, Any] = {}
-    if listen.certfile is not None and listen.keyfile is not None:
-        tls = {
-            "ssl_certfile": str(listen.certfile),
-            "ssl_keyfile": str(listen.keyfile),
-            "ssl_version": ssl.PROTOCOL_TLS_SERVER,
-            "ssl_ciphers": TLS12_CIPHERS,
-        }
-    config = uvicorn.Config(
+    run_uvicorn(
         app,
         host=listen.host,
         port=listen.port,
-        http=protocol_for(limits),
-        h11_max_incomplete_event_size=limits.max_header_bytes,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        timeout_keep_alive=limits.keep_alive,
-        **tls,
+        limits=limits or Limits(),
+        certfile=str(listen.certfile) if listen.certfile is not None else None,
+        keyfile=str(listen.keyfile) if listen.keyfile is not None else None,
     )
-    uvicorn.Server(config).run()
