@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "stockade.cli.firewall",
     "stockade.cli.rules",
     "stockade.cli.notify",
+    "stockade.cli.capture",
 )
 
 app = typer.Typer(
