@@ -237,7 +237,8 @@ def test_cli_masks_an_existing_capture(exchange: tuple[bytes, bytes], tmp_path: 
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
-    assert len(lines) == 10 and "10.1.0.1.40000 > 10.1.0.2.8080 TCP" in lines[0]
+    assert len(lines) == 10 and "TCP 10.1.0.1:40000 > 10.1.0.2:8080 payload=0" in lines[0]
+    assert not [line for line in lines if "*" in line]  # nothing the output gate must hide
     assert sum("[masked]" in line for line in lines) == 4
     assert "masked: dlp.payment_card 3, dlp.us_ssn 1" in run.stderr
     assert "filter in user space" in run.stderr

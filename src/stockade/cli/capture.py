@@ -36,21 +36,27 @@ def parse_size(text: str) -> int:
 
 
 def _describe(ts: float, frame: bytearray, lay: Any, masked: bool) -> str:
-    stamp = time.strftime("%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}"
+    stamp = time.strftime("%H:%M:%S", time.gmtime(ts)) + f".{round(ts % 1 * 1e6) % 1000000:06d}"
     if lay is None:
         return f"{stamp} non-IP frame, {len(frame)} bytes" + (" [masked]" if masked else "")
     a, b = (lay.l3 + 12, lay.l3 + 16) if lay.version == 4 else (lay.l3 + 8, lay.l3 + 24)
     width = 4 if lay.version == 4 else 16
     src = ipaddress.ip_address(bytes(frame[a : a + width]))
     dst = ipaddress.ip_address(bytes(frame[b : b + width]))
+    # words between the numbers: the output gate would read "20.002000 10.1.0.2.8080" as one
+    # digit run (and mask what passes Luhn)
     if lay.proto in (6, 17):
         sport = int.from_bytes(frame[lay.l4 : lay.l4 + 2], "big")
         dport = int.from_bytes(frame[lay.l4 + 2 : lay.l4 + 4], "big")
-        what = f"{src}.{sport} > {dst}.{dport} {'TCP' if lay.proto == 6 else 'UDP'}"
-        what += f" payload {lay.end - lay.payload}"
+        what = f"{'TCP' if lay.proto == 6 else 'UDP'} {_at(src, sport)} > {_at(dst, dport)}"
+        what += f" payload={lay.end - lay.payload}"
     else:
-        what = f"{src} > {dst} IP" + (" fragment" if lay.fragment else "")
+        what = f"IP {src} > {dst}" + (" fragment" if lay.fragment else "")
     return f"{stamp} {what}" + (" [masked]" if masked else "")
+
+
+def _at(ip: Any, port: int) -> str:
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
 
 
 def capture_cmd(
