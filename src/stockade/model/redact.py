@@ -85,26 +85,14 @@ def redact_text(text: str) -> str:
     """``text`` with every card number and SSN in it masked (the same object when none is).
 
     Linear in the length of ``text``; a string without 9 digits costs one regex scan."""
-    if len(text) < 9 or not _DIGIT.search(text):
+    cards, ssns = _sensitive(text)
+    if not cards and not ssns:
         return text
-    blobs: list[Group] | None = None
-    hidden: bytearray | None = None  # 1 where a card's middle digit is
-    ssns: list[Group] = []
-    for run in _runs(text):
-        if sum(b - a for a, b in run) < 9:
-            continue
-        if blobs is None:
-            blobs = _hex_blobs(text)
-        for c in range(0, len(run), _CHUNK):
-            window = run[c : c + _CHUNK + CARD_DIGITS[-1]]
-            for positions in _card_middles(text, window, min(_CHUNK, len(window)), blobs):
-                if hidden is None:
-                    hidden = bytearray(len(text))
-                for i in positions:
-                    hidden[i] = 1
-        ssns.extend(_ssn_spans(text, run, blobs))
-    if hidden is None and not ssns:
-        return text
+    hidden = bytearray(len(text)) if cards else None  # 1 where a card's middle digit is
+    for _start, _end, positions in cards:
+        assert hidden is not None
+        for i in positions:
+            hidden[i] = 1
     chars = list(text)
     if hidden is not None:
         for i in _positions(hidden):
@@ -117,6 +105,38 @@ def redact_text(text: str) -> str:
             for i in serial:
                 chars[i] = "*"
     return "".join(chars)
+
+
+def hidden_in_place(text: str) -> list[tuple[str, int, int, list[int]]]:
+    """What :func:`redact_text` hides, for masking bytes in place (same length): one
+    ``(kind, start, end, positions)`` per card (``"card"``: its middle digits) and per SSN
+    (``"ssn"``: every digit but the last 4)."""
+    cards, ssns = _sensitive(text)
+    out = [("card", start, end, list(positions)) for start, end, positions in cards]
+    for start, end in ssns:
+        digits = [i for i in range(start, end) if text[i].isdigit()]
+        out.append(("ssn", start, end, digits[:-4]))
+    out.sort(key=lambda item: item[1])
+    return out
+
+
+def _sensitive(text: str) -> tuple[list[tuple[int, int, array[int]]], list[Group]]:
+    """Cards as (start, end, middle digit positions) and SSN spans found in ``text``."""
+    if len(text) < 9 or not _DIGIT.search(text):
+        return [], []
+    blobs: list[Group] | None = None
+    cards: list[tuple[int, int, array[int]]] = []
+    ssns: list[Group] = []
+    for run in _runs(text):
+        if sum(b - a for a, b in run) < 9:
+            continue
+        if blobs is None:
+            blobs = _hex_blobs(text)
+        for c in range(0, len(run), _CHUNK):
+            window = run[c : c + _CHUNK + CARD_DIGITS[-1]]
+            cards.extend(_card_middles(text, window, min(_CHUNK, len(window)), blobs))
+        ssns.extend(_ssn_spans(text, run, blobs))
+    return cards, ssns
 
 
 def _positions(mask: bytearray) -> list[int]:
@@ -166,9 +186,9 @@ def _in_blob(start: int, end: int, blobs: list[Group]) -> bool:
 
 def _card_middles(
     text: str, groups: list[Group], n_starts: int, blobs: list[Group]
-) -> list[array[int]]:
-    """Positions to hide: the middle digits of every Luhn-valid window of whole groups that starts at
-    one of the first ``n_starts`` groups."""
+) -> list[tuple[int, int, array[int]]]:
+    """Every Luhn-valid window of whole groups that starts at one of the first ``n_starts`` groups:
+    its span and the positions to hide (its middle digits)."""
     where = array("q", (p for a, b in groups for p in range(a, b)))  # text position of each digit
     digits = "".join(text[p] for p in where)
     # Luhn sums of every window in O(1): prefix sums of the digits counted plain at even indices
@@ -177,7 +197,7 @@ def _card_middles(
     even_last = array("q", accumulate(map(int, _interleave(plain, doubled)), initial=0))
     odd_last = array("q", accumulate(map(int, _interleave(doubled, plain)), initial=0))
     starts = array("q", accumulate((b - a for a, b in groups), initial=0))
-    middles: list[array[int]] = []
+    middles: list[tuple[int, int, array[int]]] = []
     for i in range(n_starts):
         s = starts[i]
         first = bisect_left(starts, s + CARD_DIGITS[0], i + 1)
@@ -190,7 +210,7 @@ def _card_middles(
                 continue
             if j == i + 1 and _in_blob(*groups[i], blobs):
                 continue
-            middles.append(where[s + 4 : e - 4])
+            middles.append((where[s], where[e - 1] + 1, where[s + 4 : e - 4]))
     return middles
 
 

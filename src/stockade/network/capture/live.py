@@ -29,6 +29,7 @@ TP_STATUS_USER = 1
 ETH_P_ALL = 0x0003
 CLONE_NEWNET = 0x40000000
 PACKET_OUTGOING = 4
+SO_ATTACH_FILTER = 26
 
 _BLOCK_HDR = struct.Struct(
     "=III"
@@ -64,6 +65,15 @@ def netns(name: str | None) -> Iterator[None]:
         os.close(home)
 
 
+def _attach_filter(sock: socket.socket, program: bytes) -> None:
+    """SO_ATTACH_FILTER: ``struct sock_fprog`` holds the instruction count and a pointer."""
+    if not program or len(program) % 8:
+        raise UsageError("a BPF program is a non-empty array of 8-byte instructions")
+    insns = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("@HP", len(program) // 8, ctypes.addressof(insns))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
 class Ring:
     """``with Ring(["vh-a", "vh-b"], netns="sk-node") as r: r.run(decoder.frame, duration=5)``"""
 
@@ -75,7 +85,12 @@ class Ring:
         block_size: int = 1 << 20,
         blocks: int = 32,
         timeout_ms: int = 50,
+        bpf: bytes | None = None,
+        keep_outgoing: bool = False,
     ) -> None:
+        """``bpf``: a classic BPF program (``struct sock_filter`` array) the kernel applies before
+        the ring is set up, so no unfiltered frame reaches it. ``keep_outgoing``: deliver frames
+        leaving the interfaces too (both directions of one veth)."""
         self.stats_packets = 0
         self.stats_drops = 0
         self.frames = 0
@@ -88,6 +103,8 @@ class Ring:
                 raise UsageError("live capture needs root (CAP_NET_RAW)") from exc
             try:
                 self.ifindexes = self._indexes(interfaces)
+                if bpf is not None:
+                    _attach_filter(self.sock, bpf)
                 self.sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
                 frame = 1 << 11
                 req = struct.pack(
@@ -113,6 +130,7 @@ class Ring:
         self.block_size = block_size
         self.blocks = blocks
         self.timeout_ms = timeout_ms
+        self.keep_outgoing = keep_outgoing
         self._block = 0
 
     @staticmethod
@@ -166,6 +184,7 @@ class Ring:
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN | select.POLLERR)
         ring, bsize, want = self.ring, self.block_size, self.ifindexes
+        skip = -1 if self.keep_outgoing else PACKET_OUTGOING
         delivered = 0
         draining: float | None = None
         while True:
@@ -190,7 +209,7 @@ class Ring:
             for _ in range(npkts):
                 nxt, sec, nsec, snap, _wire, _st, mac, _net = _PKT_HDR(ring, off)
                 _fam, _proto, ifindex, hatype, pkttype, _halen = _SLL(ring, off + _TPACKET3_HDRLEN)
-                if pkttype != PACKET_OUTGOING and (want is None or ifindex in want):
+                if pkttype != skip and (want is None or ifindex in want):
                     # ARPHRD_NONE (tun, wireguard) carries bare IP; the rest here is Ethernet-like
                     frame(sec + nsec * 1e-9, 101 if hatype == 65534 else 1, ring, off + mac, snap)
                     delivered += 1

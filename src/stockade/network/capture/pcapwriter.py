@@ -1,0 +1,66 @@
+"""A pcap file writer (microsecond records, host byte order, one link type) for masked captures.
+
+The file is created with mode 0600 under a temporary name beside the target and renamed into
+place by ``close()``; ``abort()`` removes it, so a failed capture leaves no partial file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+from pathlib import Path
+
+from stockade.model.errors import InputError
+
+HEADER = 24
+RECORD = 16
+SNAPLEN = 262144
+_GLOBAL = struct.Struct("=IHHiIII")
+_RECORD = struct.Struct("=IIII")
+
+
+class PcapWriter:
+    """``w = PcapWriter(path, linktype=1); w.write(ts, frame); w.close()``"""
+
+    def __init__(self, path: Path | str, *, linktype: int) -> None:
+        self.path = Path(path)
+        self.linktype = linktype
+        self.bytes = HEADER
+        self.packets = 0
+        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
+        try:
+            fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise InputError(f"cannot create: {exc.strerror}", subject=str(self.path)) from exc
+        os.fchmod(fd, 0o600)  # whatever the umask
+        self._fh = os.fdopen(fd, "wb")
+        self._fh.write(_GLOBAL.pack(0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, linktype))
+
+    def write(self, ts: float, frame: bytes | bytearray, wire_length: int | None = None) -> None:
+        sec = int(ts)
+        usec = min(round((ts - sec) * 1e6), 999999)
+        try:
+            self._fh.write(_RECORD.pack(sec, usec, len(frame), wire_length or len(frame)))
+            self._fh.write(frame)
+        except OSError as exc:
+            raise InputError(f"cannot write: {exc.strerror}", subject=str(self.path)) from exc
+        self.bytes += RECORD + len(frame)
+        self.packets += 1
+
+    def close(self) -> None:
+        """Flush, sync and move the file into place (mode 0600)."""
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise InputError(f"cannot write: {exc.strerror}", subject=str(self.path)) from exc
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._tmp)
