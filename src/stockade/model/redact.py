@@ -1,9 +1,10 @@
 """The one masking gate: card numbers and US SSNs are masked in every string that leaves the process.
 
 The DLP engine decides with context and scores what to *report*; this gate decides nothing but what
-may be *shown*, so it is deliberately wider: any run of 13 to 19 digits that passes Luhn, with or
-without separators (spaces, dashes, dots, underscores, ``+`` and ``%20``, mixed or not), anywhere in
-a string (a URL path, a host name, a DNS label, an SNI, a log line), and any run of 9 digits, bare
+may be *shown*, so it is deliberately wider: any run of 13 to 19 digits in a card issuer's range of
+that length that passes Luhn, with or without one kind of separator (spaces, dashes, dots,
+underscores, ``+`` or ``%20``), anywhere in a string (a URL path, a host name, a DNS label, an SNI,
+a log line), and any run of 9 digits, bare
 or grouped 3-2-4, that passes the SSN area/group/serial rules. Both are masked the way DLP evidence
 is (``4111 **** **** 1111``, ``***-**-6789``). Digits that belong to a hex digest (32 or more hex
 characters) are left alone, so image digests and ids keep working.
@@ -33,6 +34,45 @@ def luhn_ok(number: str) -> bool:
     """Mod-10 check over a string of digits (the last one is the check digit)."""
     rev = number[::-1]
     return sum(map(int, rev[0::2] + rev[1::2].translate(_DOUBLED))) % 10 == 0
+
+
+# (brand, lowest prefix, highest prefix, prefix width, allowed lengths). Ordered: the first row
+# that matches names the brand, so narrow ranges come before the wide ones they overlap.
+_CARD_RANGES: tuple[tuple[str, int, int, int, frozenset[int]], ...] = (
+    ("discover", 622126, 622925, 6, frozenset(range(16, 20))),
+    ("mir", 2200, 2204, 4, frozenset(range(16, 20))),
+    ("mastercard", 2221, 2720, 4, frozenset({16})),
+    ("mastercard", 51, 55, 2, frozenset({16})),
+    ("maestro", 5018, 5018, 4, frozenset(range(12, 20))),
+    ("maestro", 5020, 5020, 4, frozenset(range(12, 20))),
+    ("maestro", 5038, 5038, 4, frozenset(range(12, 20))),
+    ("maestro", 5893, 5893, 4, frozenset(range(12, 20))),
+    ("maestro", 6304, 6304, 4, frozenset(range(12, 20))),
+    ("maestro", 6759, 6759, 4, frozenset(range(12, 20))),
+    ("maestro", 6761, 6763, 4, frozenset(range(12, 20))),
+    ("visa", 4, 4, 1, frozenset({13, 16, 19})),
+    ("amex", 34, 34, 2, frozenset({15})),
+    ("amex", 37, 37, 2, frozenset({15})),
+    ("discover", 6011, 6011, 4, frozenset(range(16, 20))),
+    ("discover", 644, 649, 3, frozenset(range(16, 20))),
+    ("discover", 65, 65, 2, frozenset(range(16, 20))),
+    ("jcb", 3528, 3589, 4, frozenset(range(16, 20))),
+    ("diners", 300, 305, 3, frozenset(range(14, 20))),
+    ("diners", 3095, 3095, 4, frozenset(range(14, 20))),
+    ("diners", 36, 36, 2, frozenset(range(14, 20))),
+    ("diners", 38, 39, 2, frozenset(range(14, 20))),
+    ("unionpay", 62, 62, 2, frozenset(range(16, 20))),
+    ("unionpay", 81, 81, 2, frozenset(range(16, 20))),
+)
+
+
+def card_brand(number: str) -> str | None:
+    """Brand whose IIN range and length admit ``number`` (digits only), or None."""
+    length = len(number)
+    for brand, low, high, width, lengths in _CARD_RANGES:
+        if length in lengths and low <= int(number[:width]) <= high:
+            return brand
+    return None
 
 
 def ssn_number_ok(number: str) -> bool:
@@ -197,6 +237,15 @@ def _card_middles(
     even_last = array("q", accumulate(map(int, _interleave(plain, doubled)), initial=0))
     odd_last = array("q", accumulate(map(int, _interleave(doubled, plain)), initial=0))
     starts = array("q", accumulate((b - a for a, b in groups), initial=0))
+    # A card is written with one separator throughout ("4111 1111 1111 1111", "4111-1111-..."):
+    # changes[k] counts the places before gap k where a gap differs from the one before it, so a
+    # window of groups i..j-1 (gaps i..j-2) is consistent when no change falls inside it; version
+    # strings such as 1.0.3-0.20200225121959 mix them.
+    gaps = [text[groups[k][1] : groups[k + 1][0]] for k in range(len(groups) - 1)]
+    changes = array(
+        "q",
+        accumulate((int(k > 0 and gaps[k] != gaps[k - 1]) for k in range(len(gaps))), initial=0),
+    )
     middles: list[tuple[int, int, array[int]]] = []
     for i in range(n_starts):
         s = starts[i]
@@ -208,6 +257,10 @@ def _card_middles(
             sums = even_last if (e - 1) % 2 == 0 else odd_last
             if (sums[e] - sums[s]) % 10 or digits.count(digits[s], s, e) == e - s:
                 continue
+            if card_brand(digits[s:e]) is None:
+                continue  # no issuer range of that length: a timestamp or an id, not a PAN
+            if j - i > 2 and changes[j - 1] - changes[i + 1]:
+                continue  # mixed separators: not one written number
             if j == i + 1 and _in_blob(*groups[i], blobs):
                 continue
             middles.append((where[s], where[e - 1] + 1, where[s + 4 : e - 4]))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # The checksum and the SSN number rules are shared with the masking gate (stockade.model.redact).
-from stockade.model.redact import digits_of, luhn_ok, ssn_number_ok
+from stockade.model.redact import card_brand, digits_of, luhn_ok, ssn_number_ok
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,35 +36,6 @@ def luhn_check_digit(partial: str) -> str:
     raise AssertionError("unreachable: one digit always completes a Luhn sum")
 
 
-# (brand, lowest prefix, highest prefix, prefix width, allowed lengths). Ordered: the first row
-# that matches names the brand, so narrow ranges come before the wide ones they overlap.
-_CARD_RANGES: tuple[tuple[str, int, int, int, frozenset[int]], ...] = (
-    ("discover", 622126, 622925, 6, frozenset(range(16, 20))),
-    ("mir", 2200, 2204, 4, frozenset(range(16, 20))),
-    ("mastercard", 2221, 2720, 4, frozenset({16})),
-    ("mastercard", 51, 55, 2, frozenset({16})),
-    ("maestro", 5018, 5018, 4, frozenset(range(12, 20))),
-    ("maestro", 5020, 5020, 4, frozenset(range(12, 20))),
-    ("maestro", 5038, 5038, 4, frozenset(range(12, 20))),
-    ("maestro", 5893, 5893, 4, frozenset(range(12, 20))),
-    ("maestro", 6304, 6304, 4, frozenset(range(12, 20))),
-    ("maestro", 6759, 6759, 4, frozenset(range(12, 20))),
-    ("maestro", 6761, 6763, 4, frozenset(range(12, 20))),
-    ("visa", 4, 4, 1, frozenset({13, 16, 19})),
-    ("amex", 34, 34, 2, frozenset({15})),
-    ("amex", 37, 37, 2, frozenset({15})),
-    ("discover", 6011, 6011, 4, frozenset(range(16, 20))),
-    ("discover", 644, 649, 3, frozenset(range(16, 20))),
-    ("discover", 65, 65, 2, frozenset(range(16, 20))),
-    ("jcb", 3528, 3589, 4, frozenset(range(16, 20))),
-    ("diners", 300, 305, 3, frozenset(range(14, 20))),
-    ("diners", 3095, 3095, 4, frozenset(range(14, 20))),
-    ("diners", 36, 36, 2, frozenset(range(14, 20))),
-    ("diners", 38, 39, 2, frozenset(range(14, 20))),
-    ("unionpay", 62, 62, 2, frozenset(range(16, 20))),
-    ("unionpay", 81, 81, 2, frozenset(range(16, 20))),
-)
-
 # Published processor test numbers: real traffic never carries them, demos always do.
 TEST_CARD_NUMBERS = frozenset(
     {
@@ -83,15 +54,6 @@ TEST_CARD_NUMBERS = frozenset(
         "38520000023237",
     }
 )
-
-
-def card_brand(number: str) -> str | None:
-    """Brand whose IIN range and length admit ``number`` (digits only), or None."""
-    length = len(number)
-    for brand, low, high, width, lengths in _CARD_RANGES:
-        if length in lengths and low <= int(number[:width]) <= high:
-            return brand
-    return None
 
 
 def _degenerate(number: str) -> bool:
