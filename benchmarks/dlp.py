@@ -9,8 +9,8 @@ UUIDs, names; one card, SSN or e-mail every ~20 KB), one stream per flow directi
              counting matches (the ceiling: no Python per match, no segmentation);
 * hs-stream: the engine, Hyperscan stream mode, fed in segment-sized chunks;
 * +http:     the same through the HTTP body decoding layer the sensor and the firewall use
-             (``dlp.decoding``: this traffic needs no decoding, so it measures the framing cost;
-             target: within 10% of hs-stream);
+             (``dlp.decoding``: this traffic needs no decoding, so no decoding trigger fires and
+             the framing never runs; target: within 10% of hs-stream);
 * hs-window: the engine, Hyperscan block mode over overlap tail + segment;
 * re:        the engine's pure-Python fallback (on a smaller slice: it is slow).
 

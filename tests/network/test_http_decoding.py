@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from stockade.network.analysis import Inspectors
 from stockade.network.dlp import DlpEngine
@@ -235,3 +237,101 @@ def test_a_card_across_two_http2_data_frames_is_found() -> None:
     client += F.h2_frame(0, 0x1, 3, gz)
     s = DecodingStream(engine)
     assert [m.masked for m in s.feed(client) + s.close()] == ["4111 **** **** 1111"]
+
+
+# -- plain traffic costs no framing; triggered traffic is read as if framed from the start ------
+
+
+def _post(body: bytes) -> bytes:
+    return (
+        b"POST /api/v1/orders HTTP/1.1\r\nHost: orders\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+
+def test_plain_http_never_enters_the_framing() -> None:
+    engine = DlpEngine()
+    card = b'{"card": "' + CARD.encode() + b'", "note": "a+b 100% ok?"}'
+    client = (
+        _post(b'{"id": 1}')
+        + b"GET /search?q=shoes&page=2 HTTP/1.1\r\nHost: shop\r\n\r\n"
+        + b"GET /a+b/c%20d HTTP/1.1\r\nHost: shop\r\n\r\n"  # escapes in the path, not a query
+        + _post(card) * 3
+        + b"\r\n"
+        + _post(json.dumps({"items": list(range(2000))}).encode())
+    )
+    s = DecodingStream(engine)
+    got = [m for i in range(0, len(client), 1460) for m in s.feed(client[i : i + 1460])]
+    got += s.close()
+    assert s.framed == 0  # the HTTP framing never ran
+    assert [(m.start, m.end, m.masked) for m in got] == [
+        (m.start, m.end, m.masked) for m in engine.scan(client)
+    ]
+    assert len(got) == 3
+
+
+_GZ = gzip.compress(b'{"card": "' + SPACED.encode() + b'"}')
+_FORM = b"card=" + SPACED.replace(" ", "+").encode()
+_PART = b"--x\r\nA: b\r\n\r\n" + SPACED.encode() + b"\r\n--x--\r\n"
+_CHUNKS = b"7\r\n4111 11\r\nc\r\n11 1111 1111\r\n0\r\n\r\n"  # a chunk header in the digits
+_STARTS = [
+    b"POST /p HTTP/1.1",
+    b"GET /p?c=4111+1111+1111+1111 HTTP/1.1",
+    b"GET /x?y=%34%31 HTTP/1.1",
+    b"HTTP/1.1 200 OK",
+    b"HTTP/1.1 101 Switching Protocols",
+]
+# header fields with the body they announce
+_KINDS = [
+    ([b"Transfer-Encoding: chunked"], _CHUNKS),
+    ([b"Transfer-Encoding:\r\n chunked"], _CHUNKS),
+    ([b"Content-Encoding: gzip", b"Content-Length: %d" % len(_GZ)], _GZ),
+    ([b"Content-Type: application/x-www-form-urlencoded", b"Content-Length: %d" % len(_FORM)],
+     _FORM),
+    ([b"Content-Type: multipart/form-data; boundary=x", b"Content-Length: %d" % len(_PART)],
+     _PART),
+    ([b"Upgrade: h2c"], b""),
+    ([b"Host: a"], b'{"a": "4111 11"}'),
+    ([], b"%+"),
+]  # fmt: skip
+_H2 = (  # a client's connection; without its 24-byte preface, a server's after a 101
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    + F.h2_frame(4, 0, 0, b"")
+    + F.h2_frame(1, 4, 1, F.hpack_literals([(":path", "/p?c=4111+1111+1111+1111")]))
+    + F.h2_frame(0, 0, 1, b"4111 11")
+    + F.h2_frame(0, 1, 1, b"11 1111 1111")
+)
+_CASE = st.sampled_from([bytes, bytes.lower, bytes.upper, bytes.swapcase])
+_MESSAGE = st.builds(
+    lambda start, kind, case: b"\r\n".join([start, *map(case, kind[0]), b"", kind[1]]),
+    st.sampled_from(_STARTS),
+    st.sampled_from(_KINDS),
+    _CASE,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@example([b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", _H2[24:]], 5)
+@example([b"POST /p HTTP/1.1\r\ntransfer-encoding:\r\n\tChunked\r\n\r\n" + _CHUNKS], 1)
+@given(
+    messages=st.lists(
+        st.one_of(_MESSAGE, st.sampled_from([_H2, _H2[24:]])), min_size=1, max_size=4
+    ),
+    cut=st.sampled_from([1, 2, 3, 5, 9, 17, 64, 1460]),
+)
+def test_a_triggered_direction_is_decoded_as_if_framed_from_the_start(
+    messages: list[bytes], cut: int
+) -> None:
+    data = b"".join(messages)
+
+    def run(replay: int) -> tuple[list[tuple[str, int, int, str]], list[str]]:
+        s = DecodingStream(_ENGINE, replay=replay)
+        got = [m for i in range(0, len(data), cut) for m in s.feed(data[i : i + cut])]
+        got += s.decide_now() + s.close()
+        return sorted((m.sensor, m.start, m.end, m.masked) for m in got), s.limits
+
+    # replay=0: the framing reads every byte as it comes, as before the triggers
+    assert run(64 * 1024) == run(0)
+
+
+_ENGINE = DlpEngine()

@@ -164,6 +164,11 @@ def test_inspector_waits_for_a_real_hello_split_over_segments() -> None:
     assert flow.app is None and mark == 0  # not yet decided: the hello is incomplete
     seq = 101 + 100
     insp.packet(packet(PAY.ip, ORD.ip, 41100, 6379, 0x18, seq, data[100:]))
+    # a whole hello is TLS, not clear text: nothing blocked or reported; with TLS required the
+    # verdict then waits for the server's hello, which names the version (minVersion)
+    assert flow.mark == 0 and events == []
+    server, _ = _hello_only((PROTOCOL_FIXTURES / "tls13_alpn.s2c").read_bytes())
+    insp.packet(packet(ORD.ip, PAY.ip, 6379, 41100, 0x18, 0, server))  # starts where acked
     assert flow.app == "proto.tls" and flow.encrypted and events == []
 
 
@@ -604,3 +609,109 @@ def test_a_whole_tls_session_stays_unscanned(inspectors: Inspectors) -> None:
     (rec,) = _run(F.conversation("10.0.0.1", "10.0.0.2", 40000, 443, client, server), inspectors)[0]
     assert rec.hits == () or list(rec.hits) == []
     assert not [d for d in rec.details if d[0] == "tls.clear_after_handshake"]
+
+
+# -- decoding triggers cannot be dodged (issue 13: plain traffic skips the framing) -------------
+
+SPACED_CARD = b"4111 1111 1111 1111"
+
+
+def _chunked_card(te: bytes) -> bytes:
+    body = b'{"card": "' + SPACED_CARD + b'"}'
+    cut = body.index(b"1111") + 2  # a chunk header inside the digits hides it from the raw scan
+    return (
+        b"POST /pay HTTP/1.1\r\n" + te + b"\r\n\r\n"
+        b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (cut, body[:cut], len(body) - cut, body[cut:])
+    )
+
+
+def _form_card(ctype: bytes) -> bytes:
+    body = b"card=" + SPACED_CARD.replace(b" ", b"+")
+    return b"POST /pay HTTP/1.1\r\n%s\r\nContent-Length: %d\r\n\r\n%s" % (ctype, len(body), body)
+
+
+_PLAIN_FIRST = b"POST /a HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+EVASIONS = {
+    "odd-case": _chunked_card(b"tRaNsFeR-eNcOdInG: ChUnKeD"),
+    "obs-fold": _chunked_card(b"Transfer-Encoding:\r\n chunked"),
+    "obs-fold-tab": _chunked_card(b"Transfer-Encoding:\r\n\t\tchunked"),
+    "space-before-colon": _chunked_card(b"Transfer-Encoding \t: chunked"),
+    "coding-list": _chunked_card(b"Transfer-Encoding: gzip\r\nTransfer-Encoding: CHUNKED"),
+    "form-folded": _form_card(b"Content-Type:\r\n application/x-www-form-urlencoded"),
+    "form-upper": _form_card(b"CONTENT-TYPE: APPLICATION/X-WWW-FORM-URLENCODED"),
+    "query-cut-escape": b"GET /p?c=4111%201111%201111%201111 HTTP/1.1\r\n\r\n",
+    "after-plain": _PLAIN_FIRST + _chunked_card(b"Transfer-Encoding: chunked"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EVASIONS))
+def test_decoding_triggers_in_odd_spellings_are_still_decoded(name: str) -> None:
+    data = EVASIONS[name]
+    engine = DlpEngine()
+    assert engine.scan(data) == []  # hidden on the wire
+    for cut in (1, 2, 3, 7, len(data)):
+        s = DecodingStream(engine)
+        found = [m for i in range(0, len(data), cut) for m in s.feed(data[i : i + cut])]
+        found += s.close()
+        assert [m.masked for m in found] == ["4111 **** **** 1111"], (name, cut)
+
+
+@pytest.mark.parametrize("word", [b"Transfer-Encoding", b"?c=4111+"])
+def test_a_decoding_trigger_cut_anywhere_still_decodes(word: bytes) -> None:
+    data = _PLAIN_FIRST + (
+        _chunked_card(b"Transfer-Encoding: chunked")
+        if word == b"Transfer-Encoding"
+        else b"GET /p?c=4111+1111+1111+1111 HTTP/1.1\r\n\r\n"
+    )
+    at = data.index(word)
+    for cut in range(at, at + len(word) + 1):  # every boundary inside the trigger
+        s = DecodingStream(_ENGINE)
+        found = s.feed(data[:cut]) + s.feed(data[cut:]) + s.close()
+        assert [m.masked for m in found] == ["4111 **** **** 1111"], cut
+
+
+def test_http2_from_the_servers_settings_is_decoded_in_any_split() -> None:
+    body = b'{"card": "' + CARD + b'"}'
+    half = body.index(CARD) + 6
+    server = (
+        F.h2_frame(4, 0, 0, b"")
+        + F.h2_frame(1, 0x4, 1, F.hpack_literals([(":status", "200")]))
+        + F.h2_frame(0, 0, 1, body[:half])
+        + F.h2_frame(0, 0x1, 1, body[half:])
+    )
+    assert _ENGINE.scan(server) == []
+    for cut in range(1, 40):
+        for replay in (0, 64 * 1024):  # framed as it comes, or from the trigger
+            s = DecodingStream(_ENGINE, replay=replay)
+            found = [m for i in range(0, len(server), cut) for m in s.feed(server[i : i + cut])]
+            assert [m.sensor for m in found + s.close()] == ["dlp.payment_card"], (cut, replay)
+
+
+def test_a_trigger_past_the_replay_limit_is_still_decoded() -> None:
+    plain = _PLAIN_FIRST * 100
+    data = plain + _chunked_card(b"Transfer-Encoding: chunked")
+    s = DecodingStream(_ENGINE, replay=1000)
+    found = [m for i in range(0, len(data), 500) for m in s.feed(data[i : i + 500])] + s.close()
+    assert [m.masked for m in found] == ["4111 **** **** 1111"]
+    assert s.framed == len(data)  # framed from the start once the held bytes passed the limit
+
+
+def test_bytes_held_until_a_trigger_are_bounded_across_streams(monkeypatch) -> None:
+    from stockade.network.dlp import decoding
+
+    engine = DlpEngine()
+    monkeypatch.setattr(decoding, "HELD_TOTAL", 2500)
+    head = _PLAIN_FIRST * 10
+    plain = [DecodingStream(engine) for _ in range(3)]
+    for s in plain:
+        s.feed(head)  # held
+    assert engine.held == 3 * len(head) < 2500 and not any(s.framed for s in plain)
+    late = DecodingStream(engine)
+    data = head + _chunked_card(b"Transfer-Encoding: chunked")
+    found = late.feed(head) + late.feed(data[len(head) :]) + late.close()
+    assert late.framed == len(data)  # framed as it came once the engine held too much
+    assert [m.masked for m in found] == ["4111 **** **** 1111"]
+    plain[0].close()
+    plain[1].discard()
+    plain[2].feed(b"GET /?q=%41 HTTP/1.1\r\n\r\n")  # a trigger: framed, nothing held
+    assert engine.held == 0

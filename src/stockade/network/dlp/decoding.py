@@ -35,14 +35,18 @@ import quopri
 import re
 import zlib
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stockade.network.interface import DlpMatch
+
+if TYPE_CHECKING:
+    from .http_framing import Framing
 
 DEFAULT_BUDGET = 64 * 1024  # decoded bytes per direction: the sensor's default stream depth
 RATIO_CAP = 100  # inflated bytes per compressed byte before a body counts as a bomb
 RATIO_FLOOR = 16 * 1024  # output below this never trips the ratio cap (tiny inputs)
 MAX_PARTS_BYTES = DEFAULT_BUDGET  # a multipart body is split once it ends, up to this much
+HELD_TOTAL = 32 << 20  # bytes all streams of one engine hold until a trigger; past it they frame
 
 
 class Stage(Protocol):
@@ -51,32 +55,73 @@ class Stage(Protocol):
 
 
 class DecodingStream:
-    """One flow direction: the raw DLP stream plus decoded HTTP message content."""
+    """One flow direction: the raw DLP stream plus decoded HTTP message content.
 
-    __slots__ = ("_engine", "_found", "_framing", "_offset", "_raw", "budget", "decoded", "limits")
+    With the ``hs-stream`` backend the framing starts only when the raw stream's Hyperscan scan
+    sees a decoding trigger (:mod:`.triggers`); until then the direction's bytes are held (up to
+    ``replay`` bytes, by reference) and the framing later reads them from the start. A direction
+    that passes ``replay`` bytes without a trigger, or would take the bytes held by all streams
+    of the engine past :data:`HELD_TOTAL`, is framed from then on as it arrives; ``replay=0``
+    frames everything as it arrives."""
 
-    def __init__(self, engine: Any, *, budget: int = DEFAULT_BUDGET) -> None:
-        from .http_framing import Framing
+    __slots__ = ("_engine", "_found", "_framing", "_held", "_held_size", "_offset", "_raw",
+                 "budget", "decoded", "framed", "limits", "replay")  # fmt: skip
 
+    def __init__(
+        self, engine: Any, *, budget: int = DEFAULT_BUDGET, replay: int = DEFAULT_BUDGET
+    ) -> None:
         self._engine = engine
         self._raw = engine.stream()
         self._offset = 0
         self._found: list[DlpMatch] = []
         self.budget = budget
+        self.replay = replay
         self.decoded = 0  # bytes sent to decoded streams so far
+        self.framed = 0  # bytes the HTTP framing has read (0: it never ran)
         self.limits: list[str] = []  # why decoding stopped short, once each (no data in them)
-        self._framing: Framing | None = Framing(self)
+        self._framing: Framing | None = None
+        # Bytes held while no trigger has been seen; None once the framing runs (or stopped).
+        self._held: list[bytes] | None = None
+        self._held_size = 0
+        if replay > 0 and getattr(engine, "triggers", False):
+            self._held = []
+        else:
+            self._framing = _framing(self)
 
     # the DlpStream interface -------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[DlpMatch]:
         found: list[DlpMatch] = self._raw.feed(data)
-        if self._framing is not None and data:
+        held = self._held
+        if held is not None:  # nothing needed decoding so far: the usual case, kept cheap
+            if data:
+                held.append(data)
+                self._held_size += len(data)
+                engine = self._engine
+                engine.held += len(data)
+                if self._raw.triggered or self._held_size > self.replay or engine.held > HELD_TOTAL:
+                    self._start_framing()
+        elif self._framing is not None and data:
+            self.framed += len(data)
             self._framing.feed(data, self._offset)
-            if self._found:
-                found = found + self._take()
+        if self._found:
+            found = found + self._take()
         self._offset += len(data)
         return found
+
+    def _start_framing(self) -> None:
+        """A trigger (or the replay limit): frame the held bytes, then follow as they arrive."""
+        assert self._held is not None
+        data = b"".join(self._held)
+        self._drop_held()
+        self._framing = _framing(self)
+        self.framed += len(data)
+        self._framing.feed(data, 0)
+
+    def _drop_held(self) -> None:
+        if self._held_size:
+            self._engine.held -= self._held_size
+        self._held, self._held_size = None, 0
 
     def decide_now(self) -> list[DlpMatch]:
         found: list[DlpMatch] = self._raw.decide_now()
@@ -86,6 +131,7 @@ class DecodingStream:
 
     def close(self) -> list[DlpMatch]:
         found: list[DlpMatch] = self._raw.close()
+        self._drop_held()
         if self._framing is not None:
             self._framing.close()
             self._framing = None
@@ -93,6 +139,7 @@ class DecodingStream:
 
     def discard(self) -> None:
         self._raw.discard()
+        self._drop_held()
         if self._framing is not None:
             self._framing.discard()
             self._framing = None
@@ -101,6 +148,7 @@ class DecodingStream:
 
     def stop_decoding(self) -> None:
         """Nothing more will be decoded in this direction (framing lost, or budget spent)."""
+        self._drop_held()
         if self._framing is not None:
             self._framing.close()
             self._framing = None
@@ -122,6 +170,12 @@ class DecodingStream:
         out, self._found = self._found, []
         out.sort(key=lambda m: (m.start, m.sensor))
         return out
+
+
+def _framing(owner: DecodingStream) -> Framing:
+    from .http_framing import Framing
+
+    return Framing(owner)
 
 
 class Sink:

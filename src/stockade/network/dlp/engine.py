@@ -29,6 +29,7 @@ from stockade.model.redact import digits_of
 from ..interface import DlpMatch
 from .masking import MASKERS
 from .sensors import BUILTIN_SENSORS, Sensor
+from .triggers import TRIGGERS
 from .validators import TEST_CARD_NUMBERS, VALIDATORS
 
 hyperscan: Any
@@ -45,6 +46,7 @@ SLACK = 2  # prefilter matches carry one boundary byte on each side of the candi
 BACKENDS = ("hs-stream", "hs-window", "re")
 _ID_STRIDE = 64  # hyperscan id = sensor index * stride + prefilter index
 _LEAD_ID = 32  # prefilter index of a sensor's first lead (context word) prefilter
+_TRIGGER_ID = 1 << 24  # hyperscan ids from here are HTTP decoding triggers (see .triggers)
 
 
 def hyperscan_available() -> bool:
@@ -140,6 +142,10 @@ class DlpEngine:
         self.bounded = tuple(i for i, s in enumerate(chosen) if s.prefilter or backend == "re")
         # Sensors Hyperscan cannot prefilter (an expression it rejects) are scanned by regex.
         self.always_scan: tuple[int, ...] = tuple(range(len(chosen))) if backend == "re" else ()
+        # Streams of the hs-stream backend also watch for the HTTP decoding triggers
+        # (DlpStream.triggered), so plain HTTP needs no Python framing (see .decoding).
+        self.triggers = backend == "hs-stream"
+        self.held = 0  # bytes its DecodingStreams hold until a trigger (bounded there)
         if backend != "re":
             self._hs_db, self.always_scan = self._compile(chosen, backend)
 
@@ -172,6 +178,13 @@ class DlpEngine:
                 # Lead prefilters get ids in the upper half of the sensor's id block.
                 ids.append(si * _ID_STRIDE + (k if k < len(own) else _LEAD_ID + k - len(own)))
                 flags.append(flag)
+        if backend == "hs-stream":
+            for k, (expr, caseless) in enumerate(TRIGGERS):
+                exprs.append(expr)
+                ids.append(_TRIGGER_ID + k)
+                # the first trigger of each kind is all a stream needs to know
+                single = hyperscan.HS_FLAG_SINGLEMATCH
+                flags.append(single | hyperscan.HS_FLAG_CASELESS if caseless else single)
         if not exprs:
             return None, tuple(fallback)
         mode = hyperscan.HS_MODE_STREAM if backend == "hs-stream" else hyperscan.HS_MODE_BLOCK
@@ -193,7 +206,7 @@ class DlpStream:
 
     __slots__ = ("_base", "_buf", "_chunks", "_chunks_base", "_closed", "_end", "_engine",
                  "_hits", "_hs_stream", "_last_end", "_on_match", "_pending", "_stale",
-                 "_waiting")  # fmt: skip
+                 "_waiting", "triggered")  # fmt: skip
 
     def __init__(self, engine: DlpEngine) -> None:
         self._engine = engine
@@ -210,6 +223,7 @@ class DlpStream:
         self._last_end = [0] * n
         self._hits: list[tuple[int, int]] = []
         self._closed = False
+        self.triggered = False  # an HTTP decoding trigger was seen (hs-stream backend only)
         self._hs_stream = None
         self._on_match = self._record  # one long-lived callable: hyperscan keeps a pointer
         if engine.backend == "hs-stream" and engine._hs_db is not None:
@@ -241,6 +255,9 @@ class DlpStream:
         hits = self._hits
         if hits:
             for ident, hit in hits:
+                if ident >= _TRIGGER_ID:
+                    self.triggered = True
+                    continue
                 si, k = divmod(ident, _ID_STRIDE)
                 if k < _LEAD_ID:
                     self._add(si, hit, hit)

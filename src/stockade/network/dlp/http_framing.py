@@ -44,6 +44,7 @@ _SPECIAL = re.compile(
     rb"\n(?:transfer-encoding|content-encoding|upgrade|content-type[ \t]*:[ \t]*"
     rb"(?:application/x-www-form-urlencoded|multipart/))"
 )
+_FOLD = re.compile(rb"\r?\n[ \t]+")  # an obs-fold: a header line continued on the next
 _DECODED_TYPES = (b"application/x-www-form-urlencoded", b"multipart/")
 _BOUNDARY = re.compile(rb'boundary=(?:"([^"]{1,70})"|([^";,\s]{1,70}))', re.I)
 DATA, HEADERS, RST_STREAM, CONTINUATION = 0, 1, 3, 9
@@ -173,7 +174,7 @@ class Framing:
             return len(data) if len(buf) <= MAX_HEAD and _START.match(buf[:12]) else -1
         old = len(buf)
         buf += data[pos:]
-        if buf[:1] == b"P":
+        if buf[:1] == b"P" or buf[:1] == b"\x00":
             h2 = self._h2_start(bytes(buf))
             if h2 is not None:
                 return len(data) if h2 else -1
@@ -193,6 +194,9 @@ class Framing:
             if not head.startswith(PREFACE):
                 return None
             skip = len(PREFACE)
+        elif self._messages == 0 and head[:1] == b"\x00" and len(head) < 9:
+            self._buf[:] = head
+            return True  # wait for the rest of a frame header
         elif (
             self._messages == 0
             and len(head) >= 9
@@ -217,7 +221,7 @@ class Framing:
         # find them; anything else takes the full reading below.
         low = head.lower()
         lengths = _LENGTH.findall(low)
-        if _SPECIAL.search(low) is not None or len(lengths) > 1:
+        if _SPECIAL.search(low) is not None or len(lengths) > 1 or _FOLD.search(head):
             return self._begin_full(head, end)
         if head[:1] == b"H":
             sm = _STATUS.match(head)
@@ -258,7 +262,9 @@ class Framing:
                 return -1
             target = m.group(2)
         fields: dict[bytes, bytes] = {}
-        for name, value in _FIELD.findall(head):
+        # An obs-fold is read as a space (RFC 9112 section 5.2), as servers that accept it do:
+        # "Transfer-Encoding:\r\n chunked" is chunked to them.
+        for name, value in _FIELD.findall(_FOLD.sub(b" ", head)):
             key = name.lower()
             value = value.rstrip()
             old = fields.get(key)
