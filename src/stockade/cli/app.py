@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "stockade.cli.rules",
     "stockade.cli.notify",
     "stockade.cli.controller",
+    "stockade.cli.agent",
 )
 
 app = typer.Typer(
