@@ -128,3 +128,40 @@ def test_without_controller_nothing_changes(tmp_path: Path) -> None:
     assert any(
         e.kind == "dlp.sensitive_in_clear" for e in list_events(open_store(env["STOCKADE_DB"]))
     )
+
+
+def test_bench_workloads_reports_a_cis_run_with_counts(
+    controller: Controller, tmp_path: Path
+) -> None:
+    manifests = Path(__file__).resolve().parents[1] / "compliance" / "workloads" / "golden"
+    target = manifests / "pss.baseline.privileged-PASS"
+    env = agent_env(tmp_path)
+    out = stockade("bench", "workloads", str(target), *controller_args(controller), env=env)
+    assert out.returncode == 0, out.stderr
+    runs = controller_events(controller, kind="cis.run")
+    mine = [r for r in runs if str(target) in r["message"]]
+    assert len(mine) == 1 and mine[0]["data"]["benchmark"] == "workloads"
+    assert sum(mine[0]["data"]["counts"].values()) > 0
+    assert list_events(open_store(env["STOCKADE_DB"])) == []  # findings, not events, stay local
+
+
+def test_scan_rootfs_reports_scan_completed_with_counts(
+    controller: Controller, tmp_path: Path
+) -> None:
+    from tests.scanning.scan_cli_support import make_db
+    from tests.scanning.test_scan_cli_rootfs import rootfs as make_rootfs
+
+    root = make_rootfs.__wrapped__(tmp_path)  # type: ignore[attr-defined]
+    db = make_db(tmp_path / "r.db")
+    env = {**agent_env(tmp_path), "STOCKADE_DB": db}
+    out = stockade(
+        "scan", "rootfs", str(root), "--format", "json", *controller_args(controller), env=env
+    )
+    assert out.returncode == 0, out.stderr
+    done = [
+        e for e in controller_events(controller, kind="scan.completed") if str(root) in e["message"]
+    ]
+    assert len(done) == 1
+    counts = done[0]["data"]["counts"]
+    assert counts["low"] + counts["negligible"] + counts["unknown"] + counts["medium"] > 0
+    assert done[0]["resource"]["kind"] == "image"

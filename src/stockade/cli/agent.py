@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,6 +20,7 @@ from stockade.model.errors import UsageError
 if TYPE_CHECKING:
     from stockade.events.ingest import AgentInfo
     from stockade.events.reporter import Reporter
+    from stockade.model import Event, Severity
 
 ControllerOption = Annotated[
     str | None,
@@ -188,3 +189,109 @@ def spool_status(agent_name: AgentNameOption = None) -> None:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(agent_app, name="agent")
+
+
+def send(options: AgentOptions, capabilities: tuple[str, ...], events: list[Event]) -> None:
+    """Report ``events`` to the controller when ``--controller`` is given (one short-lived reporter)."""
+    with reporting(options, capabilities) as reporter:
+        if reporter is not None:
+            reporter.add_all(events)
+
+
+def _worst(counts: dict[str, int]) -> Severity:
+    from stockade.model import Severity
+
+    present = [Severity.parse(name) for name, n in counts.items() if n]
+    return max(present, default=Severity.UNKNOWN)
+
+
+def scan_event(report: Any) -> Event:
+    """A ``scan.completed`` event summing up a scan report (the findings stay in the local store)."""
+    from stockade.model import Event, ResourceRef
+
+    inv = report.inventory
+    counts = report.gate.counts()
+    digest = inv.image.manifest_digest if inv.image else None
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no vulnerabilities"
+    return Event(
+        kind="scan.completed",
+        severity=_worst(counts),
+        source="scan",
+        message=f"scan of {inv.source}: {len(inv.packages)} packages, {summary}",
+        resource=ResourceRef(kind="image", name=inv.source[:1024], digest=digest),
+        action="fail" if report.gate.failed else None,
+        data={
+            "counts": counts,
+            "suppressed": len(report.gate.suppressed),
+            "packages": len(inv.packages),
+            "failed": report.gate.failed,
+            "incomplete": report.incomplete,
+            "not_checked": report.coverage_lines()[:20],
+        },
+    )
+
+
+def walk_event(walk: Any) -> Event:
+    """A ``scan.registry`` event for one poll of a registry."""
+    from stockade.model import Event, ResourceRef
+
+    counts: dict[str, int] = {}
+    for item in walk.items:
+        for s, n in item.counts.items():
+            counts[s] = counts.get(s, 0) + n
+    return Event(
+        kind="scan.registry",
+        severity=_worst(counts),
+        source="scan",
+        message=walk.line(),
+        resource=ResourceRef(kind="registry", name=walk.host),
+        data={
+            "poll": walk.poll,
+            "tags": walk.tally(),
+            "counts": counts,
+            "errors": walk.errors,
+            "failed": walk.failed,
+        },
+    )
+
+
+def cis_event(result: Any, run_id: str | None) -> Event:
+    """A ``cis.run`` event with the run's counts by status (the findings stay in the local store)."""
+    from stockade.model import Event, ResourceRef, Severity, Status
+
+    counts = result.counts()
+    fails = [f.severity for f in result.findings if f.status is Status.FAIL]
+    bench = result.benchmark
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    return Event(
+        kind="cis.run",
+        severity=max(fails, default=Severity.UNKNOWN),
+        source="bench",
+        message=f"{bench.title} on {result.node_name}: {summary}",
+        resource=ResourceRef(kind="node", name=result.node_name[:1024]),
+        data={
+            "benchmark": bench.id,
+            "version": bench.version,
+            "roles": list(result.roles),
+            "counts": counts,
+            "run": run_id,
+        },
+    )
+
+
+def workloads_event(findings: list[Any], source: str) -> Event:
+    """A ``cis.run`` event for a workload benchmark: findings by status."""
+    from stockade.model import Event, Severity, Status
+
+    counts: dict[str, int] = {}
+    for f in findings:
+        counts[str(f.status)] = counts.get(str(f.status), 0) + 1
+    fails = [f.severity for f in findings if f.status is Status.FAIL]
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    return Event(
+        kind="cis.run",
+        severity=max(fails, default=Severity.UNKNOWN),
+        source="bench",
+        message=f"workload checks of {source}: {summary or 'nothing checked'}",
+        data={"benchmark": "workloads", "counts": counts},
+    )
