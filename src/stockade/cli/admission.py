@@ -8,6 +8,12 @@ from typing import Annotated
 
 import typer
 
+from stockade.cli.agent import (
+    AgentNameOption,
+    ControllerCaOption,
+    ControllerOption,
+    TokenOption,
+)
 from stockade.cli.common import (
     EXIT_FINDINGS,
     DbOption,
@@ -115,6 +121,10 @@ def serve(
     insecure: InsecureOpt = False,
     username: UserOpt = None,
     password: PasswordOpt = None,
+    controller: ControllerOption = None,
+    token: TokenOption = None,
+    controller_ca: ControllerCaOption = None,
+    agent_name: AgentNameOption = None,
 ) -> None:
     """Serve AdmissionReview requests over HTTPS on POST /validate (GET /healthz, /readyz).
 
@@ -125,6 +135,8 @@ def serve(
     from stockade.admission.server import AdmissionApp, EventWriter
     from stockade.admission.server import serve as run
     from stockade.admission.vulns import CachedVulnSource, FileVulnSource
+    from stockade.cli.agent import AgentOptions, reporting
+    from stockade.model import Event
     from stockade.model.errors import UsageError
     from stockade.store.records import record_events
 
@@ -163,10 +175,16 @@ def serve(
         max_body_bytes=max_body_bytes,
         max_connections=max_connections,
     )
-    app = AdmissionApp(
-        pol, source, EventWriter(lambda batch: record_events(store, batch)), limits=limits
-    )
-    run(app, host=host, port=port, certfile=str(cert), keyfile=str(key))
+    agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
+    with reporting(agent, ("admission",)) as reporter:
+
+        def write(batch: list[Event]) -> int:
+            if reporter is not None:
+                reporter.add_all(batch)
+            return record_events(store, batch)
+
+        app = AdmissionApp(pol, source, EventWriter(write), limits=limits)
+        run(app, host=host, port=port, certfile=str(cert), keyfile=str(key))
 
 
 def _store_source(

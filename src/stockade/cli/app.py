@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "stockade.cli.notify",
     "stockade.cli.controller",
     "stockade.cli.capture",
+    "stockade.cli.agent",
 )
 
 app = typer.Typer(

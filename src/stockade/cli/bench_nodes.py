@@ -11,10 +11,16 @@ import io
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from stockade.cli.agent import (
+    AgentNameOption,
+    ControllerCaOption,
+    ControllerOption,
+    TokenOption,
+)
 from stockade.cli.common import (
     EXIT_ERROR,
     EXIT_FINDINGS,
@@ -115,6 +121,10 @@ class BenchOptions:
     max_runs: int | None
     store: bool
     db: str | None
+    controller: str | None
+    token: str | None
+    controller_ca: Path | None
+    agent_name: str | None
 
 
 def bench_k8s(
@@ -140,6 +150,10 @@ def bench_k8s(
     max_runs: MaxRunsOption = None,
     store: StoreOption = True,
     db: DbOption = None,
+    controller: ControllerOption = None,
+    token: TokenOption = None,
+    controller_ca: ControllerCaOption = None,
+    agent_name: AgentNameOption = None,
 ) -> None:
     """Audit a Kubernetes node against the CIS Kubernetes Benchmark (sections 1-4).
 
@@ -165,6 +179,10 @@ def bench_docker(
     max_runs: MaxRunsOption = None,
     store: StoreOption = True,
     db: DbOption = None,
+    controller: ControllerOption = None,
+    token: TokenOption = None,
+    controller_ca: ControllerCaOption = None,
+    agent_name: AgentNameOption = None,
 ) -> None:
     """Audit a Docker host against the CIS Docker Benchmark.
 
@@ -203,7 +221,6 @@ def _bench(platform: str, opts: BenchOptions) -> None:
     from stockade.compliance.cis import loader
     from stockade.compliance.cis.model import Check
     from stockade.compliance.cis.node import open_node
-    from stockade.compliance.cis.schedule import repeated_runs
 
     fail_on = Severity.parse(opts.fail_on) if opts.fail_on else None
     interval = parse_duration(opts.every, allow_zero=False).total_seconds() if opts.every else None
@@ -220,7 +237,32 @@ def _bench(platform: str, opts: BenchOptions) -> None:
     for path in opts.checks or []:
         extra.extend(loader.load_custom(path, bench))
     roles = _roles(opts.role) if opts.role else None
+    from stockade.cli.agent import AgentOptions, reporting
+
+    agent = AgentOptions(
+        controller=opts.controller, token=opts.token, ca=opts.controller_ca, name=opts.agent_name
+    )
     store = open_db(opts.db) if opts.store else None
+    worst = EXIT_OK
+    with reporting(agent, ("cis",)) as reporter:
+        worst = _runs(bench, opts, roles, extra, store, interval, selected, fail_on, reporter)
+    raise typer.Exit(worst)
+
+
+def _runs(
+    bench: Any,
+    opts: BenchOptions,
+    roles: list[str] | None,
+    extra: list[Any],
+    store: Any,
+    interval: float | None,
+    selected: str,
+    fail_on: Severity | None,
+    reporter: Any,
+) -> int:
+    from stockade.cli.agent import cis_event
+    from stockade.compliance.cis.schedule import repeated_runs
+
     worst = EXIT_OK
     for result, run_id in repeated_runs(
         bench,
@@ -235,8 +277,10 @@ def _bench(platform: str, opts: BenchOptions) -> None:
         max_runs=opts.max_runs,
     ):
         _report(result, opts.fmt, opts.output, run_id, selected)
+        if reporter is not None:
+            reporter.add(cis_event(result, run_id))
         worst = max(worst, _exit_code(result, fail_on, opts.fail_on_fail, opts.strict))
-    raise typer.Exit(worst)
+    return worst
 
 
 def _roles(values: list[str]) -> list[str]:

@@ -10,6 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from stockade.cli.agent import (
+    AgentNameOption,
+    AgentOptions,
+    ControllerCaOption,
+    ControllerOption,
+    TokenOption,
+    send,
+    workloads_event,
+)
 from stockade.cli.common import DbOption, OutputOption, StoreOption, console, emit, open_db
 
 if TYPE_CHECKING:
@@ -55,6 +64,10 @@ def workloads(
     ] = False,
     store: StoreOption = True,
     db: DbOption = None,
+    controller: ControllerOption = None,
+    token: TokenOption = None,
+    controller_ca: ControllerCaOption = None,
+    agent_name: AgentNameOption = None,
 ) -> None:
     """Check workloads against the Pod Security Standards and CIS Kubernetes section 5.
 
@@ -81,6 +94,9 @@ def workloads(
         from stockade.store.records import record_findings
 
         record_findings(open_db(db), findings)
+    agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
+    where = ", ".join(paths) if paths else ("the cluster" if in_cluster else str(kubeconfig))
+    send(agent, ("cis", "cis.workloads"), [workloads_event(findings, where)])
 
     if fmt is Format.json:
         emit(findings_json(findings, tool="bench workloads", profile=profile.value), output)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from stockade.cli.agent import (
+    AgentNameOption,
+    ControllerCaOption,
+    ControllerOption,
+    TokenOption,
+)
 from stockade.cli.common import DbOption, OutputOption, console, emit, err_console, open_db
 
 policy_app = typer.Typer(
@@ -244,6 +250,10 @@ def enforcer(
         typer.Option("--remove", help="Only remove rules left by an enforcer that was killed."),
     ] = False,
     db: DbOption = None,
+    controller: ControllerOption = None,
+    token: TokenOption = None,
+    controller_ca: ControllerCaOption = None,
+    agent_name: AgentNameOption = None,
 ) -> None:
     """Enforce the policy on the node: kernel rules, first-bytes verdicts, events; rules removed on exit."""
     if remove:
@@ -253,21 +263,42 @@ def enforcer(
         nft.remove(inv.node_netns)
         console.print(f"firewall rules removed from {inv.node_netns}")
         return
-    from stockade.firewall.enforce.nft import Settings
-    from stockade.firewall.enforce.service import Hooks, serve
     from stockade.model.errors import UsageError
 
     if fail not in ("open", "closed"):
         raise UsageError("--fail is open or closed")
     inv, directory = _directory(lab_state)
+    from stockade.cli.agent import AgentOptions, reporting
+
+    agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
+    with reporting(agent, ("firewall", "dlp")) as reporter:
+        stats = _enforce(db, inv, directory, policy, queue, depth, fail, duration, reporter)
+    console.print(f"enforcer stopped; rules removed. {stats}")
+
+
+def _enforce(
+    db: str | None,
+    inv: Any,
+    directory: Any,
+    policy: list[Path] | None,
+    queue: int,
+    depth: int,
+    fail: str,
+    duration: float | None,
+    reporter: Any,
+) -> Any:
+    from stockade.firewall.enforce.nft import Settings
+    from stockade.firewall.enforce.service import Hooks, serve
+
     hooks = Hooks(
+        events=reporter.add_all if reporter is not None else (lambda batch: None),
         ready=lambda pol: err_console.print(
             f"enforcing {len(pol.spec.rules)} rules in {inv.node_netns} "
             f"(queue {queue}, fail {fail}); Ctrl-C to stop"
         ),
         reloading=lambda version: err_console.print(f"policy version {version}: re-applying"),
     )
-    stats = serve(
+    return serve(
         open_db(db),
         inv.node_netns,
         directory,
@@ -276,7 +307,6 @@ def enforcer(
         duration=duration,
         hooks=hooks,
     )
-    console.print(f"enforcer stopped; rules removed. {stats}")
 
 
 def quarantine(

@@ -14,6 +14,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from stockade.cli.agent import (
+    AgentNameOption,
+    AgentOptions,
+    ControllerCaOption,
+    ControllerOption,
+    TokenOption,
+)
 from stockade.cli.common import (
     DbOption,
     OutputOption,
@@ -26,6 +33,7 @@ from stockade.cli.common import (
 
 if TYPE_CHECKING:
     from stockade.scanning.pipeline import ScanOptions
+    from stockade.scanning.registry_scan import Walk
     from stockade.scanning.results import ScanReport
     from stockade.scanning.scan_store import Coverage
 
@@ -137,8 +145,11 @@ def _options(
     )
 
 
-def _finish(report: ScanReport, fmt: str, output: Path | None) -> None:
+def _finish(report: ScanReport, fmt: str, output: Path | None, agent: AgentOptions) -> None:
+    from stockade.cli.agent import scan_event, send
     from stockade.scanning.reports import renderer
+
+    send(agent, ("scan",), [scan_event(report)])
     from stockade.scanning.reports.table import render_table
 
     if fmt == "table" and output is None:
@@ -166,7 +177,14 @@ def _finish(report: ScanReport, fmt: str, output: Path | None) -> None:
         raise typer.Exit(report.exit_code)
 
 
-def _scan_ref(ref: str, opts: ScanOptions, db: str | None, fmt: str, output: Path | None) -> None:
+def _scan_ref(
+    ref: str,
+    opts: ScanOptions,
+    db: str | None,
+    fmt: str,
+    output: Path | None,
+    agent: AgentOptions,
+) -> None:
     from stockade.scanning.pipeline import real_backend, scan_image
 
     backend = real_backend()
@@ -176,7 +194,7 @@ def _scan_ref(ref: str, opts: ScanOptions, db: str | None, fmt: str, output: Pat
             report = scan_image(store, ref, opts, backend, observer)
     finally:
         store.close()
-    _finish(report, fmt, output)
+    _finish(report, fmt, output, agent)
 
 
 @scan_app.command("image")
@@ -199,6 +217,10 @@ def scan_image_cmd(
     password: PasswordOpt = None,
     store: StoreOption = True,
     db: DbOption = None,
+    controller: ControllerOption = None,
+    token: TokenOption = None,
+    controller_ca: ControllerCaOption = None,
+    agent_name: AgentNameOption = None,
 ) -> None:
     """Scan a container image for vulnerable packages."""
     opts = _options(
@@ -216,7 +238,14 @@ def scan_image_cmd(
         fmt=fmt,
         store=store,
     )
-    _scan_ref(ref, opts, db, fmt, output)
+    _scan_ref(
+        ref,
+        opts,
+        db,
+        fmt,
+        output,
+        AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name),
+    )
 
 
 @scan_app.command("rootfs")
@@ -233,6 +262,10 @@ def scan_rootfs_cmd(
     store: StoreOption = True,
     allow_unchecked: AllowUncheckedOpt = False,
     db: DbOption = None,
+    controller: ControllerOption = None,
+    token: TokenOption = None,
+    controller_ca: ControllerCaOption = None,
+    agent_name: AgentNameOption = None,
 ) -> None:
     """Scan a root filesystem folder."""
     from stockade.model.errors import InputError
@@ -251,7 +284,14 @@ def scan_rootfs_cmd(
     # Options first: a usage or configuration error (exit 2) wins over a missing input.
     if not path.is_dir():
         raise InputError("not a folder", subject=str(path))
-    _scan_ref(f"dir:{path.resolve()}", opts, db, fmt, output)
+    _scan_ref(
+        f"dir:{path.resolve()}",
+        opts,
+        db,
+        fmt,
+        output,
+        AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name),
+    )
 
 
 @scan_app.command("pid")
@@ -268,6 +308,10 @@ def scan_pid_cmd(
     store: StoreOption = True,
     allow_unchecked: AllowUncheckedOpt = False,
     db: DbOption = None,
+    controller: ControllerOption = None,
+    token: TokenOption = None,
+    controller_ca: ControllerCaOption = None,
+    agent_name: AgentNameOption = None,
 ) -> None:
     """Scan the root filesystem a running process sees (/proc/PID/root)."""
     from stockade.model.errors import InputError
@@ -286,7 +330,14 @@ def scan_pid_cmd(
     # Options first: a usage or configuration error (exit 2) wins over a missing input.
     if pid <= 0 or not Path(f"/proc/{pid}").is_dir():
         raise InputError(f"no such process: {pid}")
-    _scan_ref(f"pid:{pid}", opts, db, fmt, output)
+    _scan_ref(
+        f"pid:{pid}",
+        opts,
+        db,
+        fmt,
+        output,
+        AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name),
+    )
 
 
 @scan_app.command("sbom")
@@ -303,6 +354,10 @@ def scan_sbom_cmd(
     store: StoreOption = True,
     allow_unchecked: AllowUncheckedOpt = False,
     db: DbOption = None,
+    controller: ControllerOption = None,
+    token: TokenOption = None,
+    controller_ca: ControllerCaOption = None,
+    agent_name: AgentNameOption = None,
 ) -> None:
     """Scan the packages listed in an SBOM (no image needed)."""
     from stockade.scanning.pipeline import real_backend, scan_sbom
@@ -324,7 +379,12 @@ def scan_sbom_cmd(
         report = scan_sbom(store, str(file), opts, backend)
     finally:
         store.close()
-    _finish(report, fmt, output)
+    _finish(
+        report,
+        fmt,
+        output,
+        AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name),
+    )
 
 
 @scan_app.command("registry")
@@ -354,6 +414,10 @@ def scan_registry_cmd(
     username: UserOpt = None,
     password: PasswordOpt = None,
     db: DbOption = None,
+    controller: ControllerOption = None,
+    token: TokenOption = None,
+    controller_ca: ControllerCaOption = None,
+    agent_name: AgentNameOption = None,
 ) -> None:
     """Scan every tag of a registry once per manifest digest; re-match when advisories change."""
     from stockade.model.errors import UsageError
@@ -376,11 +440,23 @@ def scan_registry_cmd(
         username=username,
         password=password,
     )
+    from stockade.cli.agent import reporting, walk_event
     from stockade.scanning.pipeline import real_backend
+
+    def on_walk(walk: Walk) -> None:
+        err_console.print(walk.line(), markup=False, highlight=False)
+        if reporter is not None:
+            reporter.add(walk_event(walk))
 
     store = open_db(db)
     try:
-        with RichObserver() as observer:
+        with (
+            reporting(
+                AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name),
+                ("scan", "scan.registry"),
+            ) as reporter,
+            RichObserver() as observer,
+        ):
             walks = watch_registry(
                 store,
                 host,
@@ -391,7 +467,7 @@ def scan_registry_cmd(
                 watch=watch,
                 interval=interval,
                 max_polls=max_polls,
-                on_walk=lambda w: err_console.print(w.line(), markup=False, highlight=False),
+                on_walk=on_walk,
             )
     finally:
         store.close()

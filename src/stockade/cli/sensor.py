@@ -11,6 +11,14 @@ from typing import Annotated, Any
 
 import typer
 
+from stockade.cli.agent import (
+    AgentNameOption,
+    AgentOptions,
+    ControllerCaOption,
+    ControllerOption,
+    TokenOption,
+    reporting,
+)
 from stockade.cli.common import EXIT_FINDINGS, DbOption, StoreOption, console, err_console
 from stockade.model.errors import UsageError
 
@@ -121,6 +129,10 @@ def sensor_cmd(
     ] = None,
     store: StoreOption = True,
     db: DbOption = None,
+    controller: ControllerOption = None,
+    token: TokenOption = None,
+    controller_ca: ControllerCaOption = None,
+    agent_name: AgentNameOption = None,
 ) -> None:
     """Show connections (client -> server, protocol, encryption, DLP hits) and store events."""
     from stockade.identity import Directory
@@ -129,7 +141,6 @@ def sensor_cmd(
     from stockade.model import Severity
     from stockade.network.analysis import Inspectors
     from stockade.network.flows import FlowConfig
-    from stockade.network.sensor import run_live, run_pcap
 
     if fmt not in ("table", "json"):
         raise UsageError("--format must be table or json")
@@ -155,7 +166,34 @@ def sensor_cmd(
     config = FlowConfig(stream_depth=stream_depth)
 
     capture = str(pcap) if pcap is not None else ("the lab" if lab else ", ".join(iface or ()))
-    out = _Outputs(fmt=fmt, db=db, store=store, capture=capture, policy=policy)
+    agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
+    with reporting(agent, ("dlp", "network.sensor")) as reporter:
+        out = _Outputs(fmt=fmt, db=db, store=store, capture=capture, policy=policy)
+        out.recorder.on_events = reporter.add_all if reporter is not None else None
+        run = _capture(out, pcap, lab, iface, netns, inv, inspectors, who, config, duration, count)
+    if fmt == "table":
+        _table(run.records)
+    _summary(run, out, store)
+    if threshold is not None and out.worst >= threshold:
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def _capture(
+    out: _Outputs,
+    pcap: Path | None,
+    lab: bool,
+    iface: list[str] | None,
+    netns: str | None,
+    inv: Any,
+    inspectors: Any,
+    who: Any,
+    config: Any,
+    duration: float | None,
+    count: int | None,
+) -> Any:
+    from stockade.network.sensor import run_live, run_pcap
+
+    fmt = "json" if out.json else "table"
     try:
         if pcap is not None:
             run = run_pcap(
@@ -189,8 +227,10 @@ def sensor_cmd(
         out.flush()
     finally:
         out.close()
-    if fmt == "table":
-        _table(run.records)
+    return run
+
+
+def _summary(run: Any, out: _Outputs, store: bool) -> None:
     src = run.stats.get("source", {})
     flows = run.stats.get("flows", {})
     note = f"{out.connections} connections, {run.stats['decode']['frames']} frames"
@@ -207,8 +247,6 @@ def sensor_cmd(
     if store:
         note += f"; stored {out.stored[0]} connections and {out.stored[1]} events"
     err_console.print(note, highlight=False, soft_wrap=True)
-    if threshold is not None and out.worst >= threshold:
-        raise typer.Exit(EXIT_FINDINGS)
 
 
 class _Outputs:
@@ -252,12 +290,11 @@ class _Outputs:
         self.recorder.flush()
 
     def close(self) -> None:
-        if self._store is None:
-            return
         try:
             self.recorder.finish()
         finally:
-            self._store.close()
+            if self._store is not None:
+                self._store.close()
 
 
 def _tls_policy(path: Path | None, min_version: str | None) -> Any:

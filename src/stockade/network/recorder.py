@@ -1,8 +1,11 @@
 """A sensor run's bookkeeping: connection records as they stream by are tallied (events by kind,
 the worst severity, the run's observation) and written to the store in batches, so a long capture
-keeps no growing list of records."""
+keeps no growing list of records. ``on_events`` sees every event as it is made (the CLI sends
+them to the controller); the store gets the same events, ids included."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from stockade.model import Event, Severity
 from stockade.network.connection import DEFAULT_POLICY, ConnectionRecord, events_for
@@ -23,8 +26,10 @@ class Recorder:
         capture: str,
         source: str = "sensor",
         policy: TlsPolicy = DEFAULT_POLICY,
+        on_events: Callable[[list[Event]], None] | None = None,
     ) -> None:
         self.store = store
+        self.on_events = on_events
         self.policy = policy
         self.capture = capture
         self.source = source
@@ -34,6 +39,7 @@ class Recorder:
         self.stored = (0, 0)  # connections, events
         self.observed = Observation(source, policy.min_version)
         self._pending: list[ConnectionRecord] = []
+        self._pending_events: list[Event] = []
 
     def add(self, rec: ConnectionRecord) -> list[Event]:
         """Tally one record (and queue it for the store); returns its events."""
@@ -43,8 +49,11 @@ class Recorder:
         for e in events:
             self.kinds[e.kind] = self.kinds.get(e.kind, 0) + 1
             self.worst = max(self.worst, e.severity)
+        if self.on_events is not None and events:
+            self.on_events(events)
         if self.store is not None:
             self._pending.append(rec)
+            self._pending_events.extend(events)
             if len(self._pending) >= self.BATCH:
                 self.flush()
         return events
@@ -52,17 +61,20 @@ class Recorder:
     def flush(self) -> None:
         if self.store is None or not self._pending:
             return
-        conns, events = write(self.store, self._pending, self.source, self.policy)
+        conns, events = write(
+            self.store, self._pending, self.source, self.policy, events=self._pending_events
+        )
         self.stored = (self.stored[0] + conns, self.stored[1] + events)
         self._pending = []
+        self._pending_events = []
 
     def finish(self) -> None:
         """Write what is left and the run's ``network.observed`` summary (when it saw traffic)."""
+        summary = self.observed.event(self.capture) if self.observed.connections else None
+        if self.on_events is not None and summary is not None:
+            self.on_events([summary])
         if self.store is None:
             return
         self.flush()
-        if self.observed.connections:
-            self.stored = (
-                self.stored[0],
-                self.stored[1] + record_events(self.store, [self.observed.event(self.capture)]),
-            )
+        if summary is not None:
+            self.stored = (self.stored[0], self.stored[1] + record_events(self.store, [summary]))

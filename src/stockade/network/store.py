@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from stockade.model import Event
 from stockade.network.connection import DEFAULT_POLICY, ConnectionRecord, events_for
 from stockade.network.tables import connections
 from stockade.network.tls_policy import TlsPolicy
@@ -55,13 +56,17 @@ def write(
     records: Sequence[ConnectionRecord],
     source: str = "sensor",
     policy: TlsPolicy = DEFAULT_POLICY,
+    *,
+    events: Sequence[Event] | None = None,
 ) -> tuple[int, int]:
-    """Store connection rows and their events; returns (connections, events) written."""
+    """Store connection rows and their events (``events`` when the caller made them already,
+    so they keep their ids); returns (connections, events) written."""
     if not records:
         return 0, 0
     with store.begin() as conn:
         conn.execute(insert(connections), [_row(r) for r in records])
-    events = [e for r in records for e in events_for(r, source, policy)]
+    if events is None:
+        events = [e for r in records for e in events_for(r, source, policy)]
     return len(records), record_events(store, events)
 
 

@@ -14,6 +14,7 @@ from stockade.firewall.policy.endpoints import Directory
 from stockade.firewall.policy.files import load_files, parse_texts
 from stockade.firewall.policy.model import Policy
 from stockade.firewall.policy.store import load_policy, record_learned
+from stockade.model import Event
 from stockade.model.errors import ConfigError
 from stockade.store import Store
 from stockade.store.records import record_events
@@ -26,6 +27,8 @@ class Hooks:
 
     ready: Callable[[Policy], None] = lambda policy: None
     reloading: Callable[[int], None] = lambda version: None
+    # every batch of events before it is stored (the CLI sends them to the controller)
+    events: Callable[[list[Event]], None] = lambda batch: None
 
 
 def stored_policy(store: Store) -> tuple[Policy, int]:
@@ -68,7 +71,11 @@ def serve(
         hooks.reloading(row[1])
         return parse_texts([("stored policy", row[0])])
 
-    writer = EventWriter(lambda batch: record_events(store, batch))
+    def sink(batch: list[Event]) -> int:
+        hooks.events(batch)
+        return record_events(store, batch)
+
+    writer = EventWriter(sink)
     enforcer = Enforcer(
         node,
         policy,
