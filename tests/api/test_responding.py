@@ -6,6 +6,8 @@ waiting for the rules and evaluated without loss."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -283,3 +285,28 @@ def test_a_burst_is_ingested_at_once_and_evaluated_without_loss(controller: Cont
         x.id for x in list_events(controller.store, kind="dlp.sensitive_in_clear", limit=100_000)
     }
     assert ids <= stored
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (("--lab-state", "/nonexistent/lab.json"), "no lab state at /nonexistent/lab.json"),
+        (("--rules", "/nonexistent/rules.yaml"), "/nonexistent/rules.yaml"),
+        (("--targets", "/nonexistent/targets.yaml"), "/nonexistent/targets.yaml"),
+    ],
+)
+def test_bad_files_stop_the_controller_in_one_line(
+    tmp_path: Path, extra: tuple[str, ...], says: str
+) -> None:
+    proc = subprocess.run(
+        [
+            *(sys.executable, "-m", "stockade", "controller", "--port", "0"),
+            *("--db", f"sqlite:///{tmp_path / 's.db'}", "--cert-dir", str(tmp_path / "tls")),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode in (2, 3), proc.stderr
+    assert proc.stderr.startswith("stockade: error: ") and says in proc.stderr

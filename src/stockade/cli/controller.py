@@ -113,6 +113,7 @@ def serve(
     if (cert is None) != (key is None):
         raise UsageError("--cert and --key go together")
     store = open_db(db)
+    service = _response_service(store, rules, targets, lab_state)  # a bad file stops us here
     scheme = "https"
     if not tls:
         listen = Listen(host=host, port=port)
@@ -123,7 +124,6 @@ def serve(
         files = generated_files(cert_dir or _default_cert_dir(), host)
         listen = Listen(host=host, port=port, certfile=files.cert, keyfile=files.key)
         err_console.print(f"CA certificate for clients: {files.ca_cert}", markup=False)
-    service = _response_service(store, rules, targets, lab_state)
     app = create_app(
         store, Settings(session_hours=session_hours, secure_cookies=tls), responses=service
     )
