@@ -54,7 +54,8 @@ def _free_port() -> int:
 
 
 class Controller:
-    def __init__(self, url: str, workdir: Path) -> None:
+    def __init__(self, url: str, workdir: Path, *args: str) -> None:
+        self.args = list(args)  # more options of ``stockade controller`` (--rules, ...)
         self.db_url = url
         self.workdir = workdir
         self.store: Store = open_store(url)
@@ -89,6 +90,7 @@ class Controller:
                 self.db_url,
                 "--cert-dir",
                 str(self.workdir / "tls"),
+                *self.args,
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -152,11 +154,14 @@ def batch(events: list[dict[str, Any]], agent: dict[str, Any] | None = None) -> 
     return {"agent": agent or AGENT, "events": events}
 
 
-def running_controller(kind: str, tmp_path_factory: Any, schema: str) -> Iterator[Controller]:
-    """A started controller on ``kind`` ("sqlite" or "postgres"), stopped after."""
+def running_controller(
+    kind: str, tmp_path_factory: Any, schema: str, *args: str
+) -> Iterator[Controller]:
+    """A started controller on ``kind`` ("sqlite" or "postgres"), stopped after; ``args`` are
+    more options of ``stockade controller``."""
     workdir = tmp_path_factory.mktemp("controller")
     url = f"sqlite:///{workdir / 'stockade.db'}" if kind == "sqlite" else pg_url(schema)
-    c = Controller(url, workdir)
+    c = Controller(url, workdir, *args)
     try:
         c.start()
         yield c

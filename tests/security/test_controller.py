@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from stockade.api import auth
+from stockade.model import ResourceRef
 from stockade.store.records import list_events
 from tests.api.controller import PASSWORD, Controller, batch, event, running_controller
 
@@ -255,3 +256,101 @@ def test_an_old_cursor_from_elsewhere_is_400(controller: Controller) -> None:
     with controller.client("reader") as c:
         assert c.get("/api/v1/events", params={"cursor": forged}).status_code == 400
         assert c.get("/api/v1/events", params={"cursor": "%%%"}).status_code == 400
+
+
+# ---------------------------------------------------------------- responding (rules, targets, quarantine)
+
+RULES_PATH = "/api/v1/response-rules"
+TARGETS_PATH = "/api/v1/notification-targets"
+NO_RULES = "apiVersion: stockade.dev/v1\nkind: ResponseRules\nspec: {rules: []}\n"
+CARD_DIGITS = CARD.replace(" ", "")
+
+
+@pytest.mark.parametrize("role", [None, "reader", "agent"])
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", RULES_PATH, NO_RULES),
+        ("PUT", TARGETS_PATH, "targets: []\n"),
+        ("DELETE", "/api/v1/quarantine/shop/orders", None),
+    ],
+)
+def test_only_operators_change_rules_targets_and_quarantine(
+    controller: Controller, role: str | None, method: str, path: str, body: str | None
+) -> None:
+    with controller.client(role) as c:
+        answer = c.request(method, path, content=body)
+    assert answer.status_code == (401 if role is None else 403), answer.text
+    audits = list_events(controller.store, kind="audit.response_rules_replaced")
+    assert not [a for a in audits if a.data["who"] == f"token:t-{role}"]
+
+
+def test_a_card_in_a_rule_name_is_stored_masked(controller: Controller) -> None:
+    rules = (
+        "apiVersion: stockade.dev/v1\nkind: ResponseRules\nspec:\n  rules:\n"
+        f"    - name: leak-{CARD_DIGITS}\n      mode: active\n"
+        "      match: {namespaces: [cardns]}\n      actions: [quarantine]\n"
+    )
+    try:
+        with controller.client("admin") as c:
+            answer = c.put(RULES_PATH, content=rules)
+            assert answer.status_code == 200, answer.text
+            assert CARD_DIGITS not in answer.text
+            assert CARD_DIGITS not in c.get(RULES_PATH).text
+        trigger = event(0, resource=ResourceRef(kind="pod", name="leaky", namespace="cardns"))
+        with controller.client("agent") as c:
+            assert c.post(INGEST, json=batch([trigger])).status_code == 200
+        deadline = time.monotonic() + 15
+        while not list_events(controller.store, kind="response.acted"):
+            assert time.monotonic() < deadline, "the rule did not act"
+            time.sleep(0.1)
+        with controller.store.connect() as conn:
+            rows = [repr(r) for r in conn.execute(text("SELECT * FROM events")).all()]
+            quarantine = repr(conn.execute(text("SELECT * FROM firewall_quarantine")).all())
+        assert any("leak-" in r for r in rows)  # the rule is named, masked
+        assert not [r for r in rows if CARD_DIGITS in r or CARD in r]
+        assert "leak-" in quarantine and CARD_DIGITS not in quarantine
+        with controller.client("reader") as c:
+            assert CARD_DIGITS not in c.get("/api/v1/quarantine").text
+            assert CARD_DIGITS not in c.get("/api/v1/events", params={"limit": 1000}).text
+    finally:
+        with controller.client("admin") as c:
+            assert c.put(RULES_PATH, content=NO_RULES).status_code == 200
+
+
+def test_target_secrets_never_leave(controller: Controller) -> None:
+    secret = "s3cret-" + "q" * 24
+    doc = (
+        "targets:\n  - name: soc\n    kind: webhook\n"
+        f"    settings: {{url: 'https://127.0.0.1:9/hook', secret: '{secret}'}}\n"
+    )
+    with controller.client("admin") as c:
+        answer = c.put(TARGETS_PATH, content=doc)
+        assert answer.status_code == 200, answer.text
+        listed = c.get(TARGETS_PATH).text
+        c.put(TARGETS_PATH, content="targets: []\n")
+    assert secret not in answer.text and secret not in listed
+    with controller.store.connect() as conn:
+        rows = repr(conn.execute(text("SELECT * FROM events")).all())
+    assert secret not in rows
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ("[" * 500 + "]" * 500, 400, "nested"),
+        ("a: &a [x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n" * 2, 400, ""),
+        ("kind: ResponseRules\n", 400, "apiVersion"),
+        ("\udcff", 400, ""),
+        ("#" * (1024 * 1024 + 1), 413, "larger than"),
+    ],
+)
+def test_hostile_rules_documents_are_refused_in_one_line(
+    controller: Controller, body: str, status: int, says: str
+) -> None:
+    with controller.client("admin") as c:
+        before = c.get(RULES_PATH).json()
+        answer = c.put(RULES_PATH, content=body.encode("utf-8", "surrogateescape"))
+        assert answer.status_code == status, answer.text
+        assert says in answer.json()["detail"] and "\n" not in answer.json()["detail"]
+        assert c.get(RULES_PATH).json() == before

@@ -1,4 +1,8 @@
-"""The controller's HTTP API (FastAPI): events, agents' ingestion, users, tokens, sessions, metrics.
+"""The controller's HTTP API (FastAPI): events, agents' ingestion, users, tokens, sessions, metrics,
+response rules, notification targets, quarantine and scan summaries.
+
+Every event the controller stores (ingested or made by the API) is handed to the response rules
+(:mod:`stockade.api.responses`) as it is stored; the request does not wait for them.
 
 Every error is one line in ``{"detail": ...}``: 400 for a bad request (never 422), 401 without
 valid credentials, 403 for a role that may not, 408/413 for a body too slow or too large.
@@ -10,6 +14,7 @@ valid credentials, 403 for a role that may not, 408/413 for a body too slow or t
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,15 +31,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from stockade import __version__
 from stockade.api import agents as agent_registry
 from stockade.api import auth, metrics
+from stockade.api import quarantine as quarantines
 from stockade.api.auth import Principal
 from stockade.api.limits import BodyLimits
+from stockade.api.quarantine import RecordedQuarantine
+from stockade.api.responses import ResponseService, scan_event, scan_summary
 from stockade.api.stream import Broadcaster
-from stockade.events.ingest import parse_batch, store_batch
-from stockade.model import Event, Severity, StockadeError, StoreError
+from stockade.config import parse_json
+from stockade.events.ingest import MAX_BODY_BYTES, parse_batch, store_batch
+from stockade.model import Event, InputError, Severity, StockadeError, StoreError
 from stockade.model.duration import parse_since
-from stockade.model.redact import redact_text
+from stockade.model.redact import redact, redact_text
 from stockade.store import Store
-from stockade.store.records import EventFilter, events_page
+from stockade.store.records import EventFilter, events_page, record_events
 
 SESSION_COOKIE = "stockade_session"
 MAX_STREAMS = 100
@@ -84,6 +93,14 @@ def _bad_request(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
+def parse_json_body(body: bytes) -> Any:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("the body is not UTF-8") from None
+    return parse_json(text, name="body", error=InputError, max_bytes=MAX_BODY_BYTES)
+
+
 def encode_cursor(position: tuple[datetime, str]) -> str:
     raw = json.dumps([position[0].isoformat(), position[1]]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -100,14 +117,34 @@ def decode_cursor(text: str) -> tuple[datetime, str]:
     return position
 
 
-def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    store: Store, settings: Settings | None = None, responses: ResponseService | None = None
+) -> FastAPI:
+    """The API over ``store``; ``responses`` carries the response rules, notification targets and
+    quarantine (by default: no rules, no targets, quarantine recorded for the enforcers)."""
     settings = settings or Settings()
     broadcaster = Broadcaster(store)
+    service = responses or ResponseService(store, quarantine=RecordedQuarantine(store))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await broadcaster.stop()
+        loop = asyncio.get_running_loop()
+
+        def wake_stream() -> None:  # called on the response worker's thread
+            with contextlib.suppress(RuntimeError):  # the loop closed while shutting down
+                loop.call_soon_threadsafe(broadcaster.wake)
+
+        service.on_stored = wake_stream
+        service.start()
+        try:
+            yield
+        finally:
+            await broadcaster.stop()
+            await run_in_threadpool(service.close)
+
+    def publish(event: Event) -> None:
+        """An event the API stored: to the response rules (never waits: audit is small)."""
+        service.submit([event])
 
     app = FastAPI(
         title="Stockade controller",
@@ -148,7 +185,15 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
 
     Reader = Annotated[Principal, Depends(role("reader"))]
     Admin = Annotated[Principal, Depends(role("admin"))]
+    Operator = Annotated[Principal, Depends(role("operator"))]
     Agent = Annotated[Principal, Depends(role("agent"))]
+
+    def scan_reporter(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        if not (who.may("operator") or who.may("agent")):
+            raise HTTPException(403, f"role {who.role} may not do this (needs operator or agent)")
+        return who
+
+    ScanReporter = Annotated[Principal, Depends(scan_reporter)]
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -168,6 +213,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
                 "login_failed",
                 severity=Severity.MEDIUM,
                 message=f"failed login for {body.name!r}",
+                sink=publish,
             )
             raise HTTPException(401, "wrong name or password")
         secret, who = found
@@ -180,7 +226,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
             samesite="strict",
             path="/",
         )
-        auth.audit(store, who, "login")
+        auth.audit(store, who, "login", sink=publish)
         return {
             "name": who.name,
             "role": who.role,
@@ -193,7 +239,7 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
         if cookie:
             auth.logout(store, cookie)
         response.delete_cookie(SESSION_COOKIE, path="/")
-        auth.audit(store, who, "logout")
+        auth.audit(store, who, "logout", sink=publish)
         return {"status": "logged out"}
 
     @app.get("/api/v1/whoami")
@@ -209,12 +255,14 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     @app.post("/api/v1/tokens", status_code=201)
     def create_token(body: TokenBody, who: Admin) -> dict[str, Any]:
         """A new API token; the secret is in this answer only."""
-        info, secret = auth.create_token(store, name=body.name, role=body.role, actor=who)
+        info, secret = auth.create_token(
+            store, name=body.name, role=body.role, actor=who, sink=publish
+        )
         return {**info, "token": secret}
 
     @app.delete("/api/v1/tokens/{token_id}")
     def revoke_token(token_id: str, who: Admin) -> dict[str, Any]:
-        after = auth.revoke_token(store, token_id[:64], actor=who)
+        after = auth.revoke_token(store, token_id[:64], actor=who, sink=publish)
         if after is None:
             raise HTTPException(404, "no such token")
         return after
@@ -227,7 +275,9 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
     def add_user(body: UserBody, who: Admin) -> dict[str, Any]:
         """A new user; without a password one is generated and returned in this answer only."""
         password = body.password or auth.generate_password()
-        info = auth.add_user(store, name=body.name, role=body.role, password=password, actor=who)
+        info = auth.add_user(
+            store, name=body.name, role=body.role, password=password, actor=who, sink=publish
+        )
         return {**info, **({} if body.password else {"password": password})}
 
     # ------------------------------------------------------------ events
@@ -317,11 +367,108 @@ def create_app(store: Store, settings: Settings | None = None) -> FastAPI:
         )
         if stored.accepted:
             broadcaster.wake()
+            new = set(stored.ids)
+            fresh = [e for e in batch.events if e.id in new]
+            # the rules run on the response worker; this only waits when it is 10,000 behind
+            await run_in_threadpool(service.submit, fresh)
         return {"accepted": stored.accepted, "duplicates": stored.duplicates}
 
     @app.get("/api/v1/agents")
     def list_agents(_: Reader) -> list[dict[str, Any]]:
         return agent_registry.list_agents(store)
+
+    # ------------------------------------------------------------ responding
+
+    async def document(request: Request) -> str:
+        try:
+            return (await request.body()).decode("utf-8")
+        except UnicodeDecodeError:
+            raise HTTPException(400, "the document is not UTF-8") from None
+
+    @app.get("/api/v1/response-rules")
+    def response_rules(_: Reader) -> dict[str, Any]:
+        """The rules in force (names, modes, actions), masked."""
+        out: dict[str, Any] = redact(service.rules_summary())
+        return out
+
+    @app.put("/api/v1/response-rules")
+    async def put_response_rules(request: Request, who: Operator) -> dict[str, Any]:
+        """Replace the response rules with a ResponseRules YAML (or JSON) document."""
+        text = await document(request)
+        before, after = await run_in_threadpool(service.replace_rules, text)
+        await run_in_threadpool(
+            auth.audit,
+            store,
+            who,
+            "response_rules_replaced",
+            before=before,
+            after=after,
+            sink=publish,
+        )
+        masked: dict[str, Any] = redact(after)
+        return masked
+
+    @app.get("/api/v1/notification-targets")
+    def notification_targets(_: Reader) -> list[dict[str, Any]]:
+        """The targets in force: names, kinds and filters (never their settings)."""
+        out: list[dict[str, Any]] = redact(service.targets_summary())
+        return out
+
+    @app.put("/api/v1/notification-targets")
+    async def put_notification_targets(request: Request, who: Operator) -> list[dict[str, Any]]:
+        """Replace the notification targets with a targets YAML (or JSON) document."""
+        text = await document(request)
+        before, after = await run_in_threadpool(service.replace_targets, text)
+        await run_in_threadpool(
+            auth.audit,
+            store,
+            who,
+            "notification_targets_replaced",
+            before=before,
+            after=after,
+            sink=publish,
+        )
+        masked: list[dict[str, Any]] = redact(after)
+        return masked
+
+    @app.get("/api/v1/quarantine")
+    def list_quarantine(_: Reader) -> dict[str, Any]:
+        """Quarantined workloads; ``applied`` once nft cuts their addresses."""
+        return {"mode": service.quarantine.mode, "workloads": quarantines.listing(store)}
+
+    @app.delete("/api/v1/quarantine/{namespace}/{name}")
+    def lift_quarantine(namespace: str, name: str, who: Operator) -> dict[str, Any]:
+        """Lift a workload's quarantine (its traffic flows again)."""
+        workload = f"{namespace[:253]}/{name[:253]}"
+        before = quarantines.is_quarantined(store, workload)
+        if before is None:
+            raise HTTPException(404, f"{_one_line(workload)} is not quarantined")
+        service.quarantine.lift(workload)
+        summary = {"workload": workload, "reason": before["reason"]}
+        auth.audit(
+            store,
+            who,
+            "quarantine_lifted",
+            before=summary,
+            after=None,
+            message=f"{who.who} lifted the quarantine of {workload}",
+            sink=publish,
+        )
+        return {"workload": workload, "lifted": True}
+
+    @app.post("/api/v1/scans/summary", status_code=202)
+    async def post_scan_summary(request: Request, who: ScanReporter) -> dict[str, Any]:
+        """An image's vulnerability summary: stored as a ``scan.completed`` event, and rules with
+        vulnerability criteria are evaluated against the workloads running it."""
+        body = await request.body()
+        data = await run_in_threadpool(parse_json_body, body)
+        summary = scan_summary(data)
+        event = scan_event(summary, source=f"api:{who.name}")
+        await run_in_threadpool(record_events, store, [event])
+        broadcaster.wake()
+        await run_in_threadpool(service.submit, [event])
+        running = summary.running(service.responder.known_images)
+        return {"event": event.id, "workloads": sorted(running)}
 
     # ------------------------------------------------------------ metrics
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +43,8 @@ TOKEN_PREFIX = "stk_"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
 MAX_PASSWORD = 1024
 MIN_PASSWORD = 12
+
+Sink = Callable[[Event], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,8 +88,10 @@ def audit(
     after: Any = None,
     severity: Severity = Severity.NEGLIGIBLE,
     message: str | None = None,
+    sink: Sink | None = None,
 ) -> Event:
-    """Record one ``audit.<what>`` event: who did what, and the state before and after."""
+    """Record one ``audit.<what>`` event: who did what, and the state before and after; ``sink``
+    (the controller's response rules) is handed the stored event."""
     event = Event(
         kind=f"audit.{what}",
         message=message or f"{actor.who} {what.replace('_', ' ')}",
@@ -96,6 +101,8 @@ def audit(
         action=what,
     )
     record_events(store, [event])
+    if sink is not None:
+        sink(event)
     return event
 
 
@@ -103,7 +110,7 @@ def audit(
 
 
 def create_token(
-    store: Store, *, name: str, role: str, actor: Principal
+    store: Store, *, name: str, role: str, actor: Principal, sink: Sink | None = None
 ) -> tuple[dict[str, Any], str]:
     """A new token: its public description and the secret, which is shown once and never kept."""
     check_name(name, "token")
@@ -121,7 +128,7 @@ def create_token(
     with store.begin() as conn:
         conn.execute(insert(tokens), [row])
     info = _token_info(row)
-    audit(store, actor, "token_created", after=info)
+    audit(store, actor, "token_created", after=info, sink=sink)
     return info, secret
 
 
@@ -145,7 +152,9 @@ def list_tokens(store: Store) -> list[dict[str, Any]]:
     return [_token_info(r) for r in rows]
 
 
-def revoke_token(store: Store, token_id: str, *, actor: Principal) -> dict[str, Any] | None:
+def revoke_token(
+    store: Store, token_id: str, *, actor: Principal, sink: Sink | None = None
+) -> dict[str, Any] | None:
     """Revoke a token; its description after, or None when there is no such token."""
     with store.begin() as conn:
         row = conn.execute(select(tokens).where(tokens.c.id == token_id)).mappings().first()
@@ -158,7 +167,7 @@ def revoke_token(store: Store, token_id: str, *, actor: Principal) -> dict[str, 
             )
         after_row = conn.execute(select(tokens).where(tokens.c.id == token_id)).mappings().one()
     after = _token_info(after_row)
-    audit(store, actor, "token_revoked", before=before, after=after)
+    audit(store, actor, "token_revoked", before=before, after=after, sink=sink)
     return after
 
 
@@ -208,7 +217,13 @@ def generate_password() -> str:
 
 
 def add_user(
-    store: Store, *, name: str, role: str, password: str, actor: Principal
+    store: Store,
+    *,
+    name: str,
+    role: str,
+    password: str,
+    actor: Principal,
+    sink: Sink | None = None,
 ) -> dict[str, Any]:
     check_name(name, "user")
     check_role(role)
@@ -227,7 +242,7 @@ def add_user(
     except IntegrityError:
         raise InputError(f"user {name!r} exists already") from None
     info = {"name": name, "role": role, "created_at": row["created_at"].isoformat()}
-    audit(store, actor, "user_added", after=info)
+    audit(store, actor, "user_added", after=info, sink=sink)
     return info
 
 

@@ -25,11 +25,16 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 INGEST_PATH = "/api/v1/agents/events"
+SCANS_PATH = "/api/v1/scans/summary"
+DOCUMENT_PATHS = frozenset({"/api/v1/response-rules", "/api/v1/notification-targets"})
 SMALL_BODY = 64 * 1024  # logins, tokens, users: a few fields
+DOCUMENT_BODY = 1024 * 1024  # a rules or targets file
 
 
 def body_limit(path: str) -> int:
-    return MAX_BODY_BYTES if path == INGEST_PATH else SMALL_BODY
+    if path in (INGEST_PATH, SCANS_PATH):
+        return MAX_BODY_BYTES
+    return DOCUMENT_BODY if path in DOCUMENT_PATHS else SMALL_BODY
 
 
 class BodyTooLarge(HTTPException):

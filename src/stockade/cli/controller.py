@@ -72,6 +72,31 @@ def serve(
     max_connections: Annotated[
         int, typer.Option(min=1, help="Open connections at once; further ones are closed.")
     ] = 512,
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            "--rules",
+            help="Response rules (ResponseRules YAML) applied to every event the controller "
+            "stores; replaced through PUT /api/v1/response-rules, which saves them here.",
+        ),
+    ] = None,
+    targets: Annotated[
+        Path | None,
+        typer.Option(
+            "--targets",
+            help="Notification targets (YAML) the rules' notify action sends to; replaced "
+            "through PUT /api/v1/notification-targets, which saves them here.",
+        ),
+    ] = None,
+    lab_state: Annotated[
+        Path | None,
+        typer.Option(
+            "--lab-state",
+            help="Single-node mode: the node's workload inventory (the lab's state file); "
+            "quarantine cuts traffic with nft in the node namespace. Without it, quarantine is "
+            "recorded for the enforcers.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the API (HTTPS, OpenAPI at /api/openapi.json) until interrupted.
 
@@ -88,6 +113,7 @@ def serve(
     if (cert is None) != (key is None):
         raise UsageError("--cert and --key go together")
     store = open_db(db)
+    service = _response_service(store, rules, targets, lab_state)  # a bad file stops us here
     scheme = "https"
     if not tls:
         listen = Listen(host=host, port=port)
@@ -98,13 +124,48 @@ def serve(
         files = generated_files(cert_dir or _default_cert_dir(), host)
         listen = Listen(host=host, port=port, certfile=files.cert, keyfile=files.key)
         err_console.print(f"CA certificate for clients: {files.ca_cert}", markup=False)
-    app = create_app(store, Settings(session_hours=session_hours, secure_cookies=tls))
+    app = create_app(
+        store, Settings(session_hours=session_hours, secure_cookies=tls), responses=service
+    )
+    err_console.print(
+        f"response rules {service.rules.name!r}: {len(service.rules.rules)} enabled; "
+        f"{len(service.targets)} notification targets; quarantine "
+        + ("on this node (nft)" if service.quarantine.mode == "node" else "recorded for enforcers"),
+        markup=False,
+    )
     err_console.print(
         f"controller on {scheme}://{host}:{port} (API /api/v1, OpenAPI /api/openapi.json), "
         f"store {store.safe_url}",
         markup=False,
     )
     run(app, listen, limits=Limits(max_connections=max_connections))
+
+
+def _response_service(store, rules: Path | None, targets: Path | None, lab_state: Path | None):
+    """The response rules, targets and quarantine of this controller, read from the files."""
+    from stockade.api.quarantine import NodeQuarantine, RecordedQuarantine
+    from stockade.api.responses import ResponseService
+    from stockade.events.notify import load_targets
+    from stockade.events.rules import load_rules
+
+    if lab_state is not None:
+        from stockade.firewall.policy.endpoints import Directory
+        from stockade.lab.inventory import load
+
+        inv = load(lab_state)
+        quarantine = NodeQuarantine(
+            store, inv.node_netns, Directory.from_identities(inv.directory())
+        )
+    else:
+        quarantine = RecordedQuarantine(store)
+    return ResponseService(
+        store,
+        quarantine=quarantine,
+        rules=load_rules(rules) if rules is not None else None,
+        targets=load_targets(targets) if targets is not None else (),
+        rules_path=rules,
+        targets_path=targets,
+    )
 
 
 def _db(ctx: typer.Context, db: str | None) -> str | None:

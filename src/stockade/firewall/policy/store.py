@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 
 from stockade.model import Event, Severity
+from stockade.model.redact import redact_text
 from stockade.store import Store
 from stockade.store.records import record_events
 from stockade.store.tables import metadata
@@ -189,6 +190,8 @@ def learned(store: Store) -> list[dict[str, Any]]:
 
 
 def set_quarantine(store: Store, workload: str, addresses: list[str], reason: str) -> None:
+    """Record a quarantine; the reason (free text, or a rule's name) passes the masking gate."""
+    reason = redact_text(reason)
     with store.begin() as conn:
         conn.execute(firewall_quarantine.delete().where(firewall_quarantine.c.workload == workload))
         conn.execute(

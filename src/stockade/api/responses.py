@@ -1,0 +1,316 @@
+"""The controller responding on its own: every event it stores goes to the response rules.
+
+:class:`ResponseService` owns the :class:`ResponseQueue` (one worker thread) in front of the
+:class:`Responder` and gives it the controller's executors:
+
+- ``notify``: ``events.notify.deliver`` to the named targets of the targets file; what no retry
+  delivered goes to the dead-letter list in the store, and the action is reported failed;
+- ``suppress``: the stored event gets ``data.suppressed = {"rule": ...}`` (no notification);
+- ``quarantine``: the node's nft (single-node mode) or a record awaiting an enforcer;
+- ``record``: ``response.*`` events are stored like any other.
+
+A ``scan.completed`` event (ingested from an agent, or made by ``POST /api/v1/scans/summary``)
+carries an image's vulnerability summary: rules with vulnerability criteria are evaluated against
+every running workload of that image (the ``images`` it names, and those the controller knows).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import select, update
+
+from stockade.api.quarantine import Quarantine
+from stockade.events.notify import Target, deliver
+from stockade.events.notify.deadletters import DeadLetters
+from stockade.events.notify.interface import NotifyError
+from stockade.events.notify.targets import parse_targets
+from stockade.events.respond import ActionTaken, Executors, Responder, ResponseQueue
+from stockade.events.rules import RuleSet, VulnSummary, parse_rules, same_image
+from stockade.model import ConfigError, Event, InputError, Severity, StockadeError
+from stockade.store import Store
+from stockade.store.records import record_events
+from stockade.store.tables import events as events_table
+
+log = logging.getLogger("stockade.api")
+
+SUBMIT_TIMEOUT = 5.0  # seconds a batch waits for room in a full queue before it is reported
+MAX_IDS = 100_000
+MAX_IMAGES = 10_000
+
+
+# ---------------------------------------------------------------- scan summaries
+
+
+class ScanSummary(BaseModel):
+    """An image's vulnerability summary: the data of ``scan.completed`` events and the body of
+    ``POST /api/v1/scans/summary``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    image: str = Field(min_length=1, max_length=512)
+    digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+    counts: dict[str, int] = Field(default_factory=dict, max_length=8)  # all findings by severity
+    fixable: dict[str, int] = Field(default_factory=dict, max_length=8)  # those with a fix
+    ids: list[str] = Field(default_factory=list, max_length=MAX_IDS)
+    images: dict[str, str] = Field(default_factory=dict, max_length=MAX_IMAGES)  # ns/name -> ref
+
+    @field_validator("counts", "fixable")
+    @classmethod
+    def _severities(cls, v: dict[str, int]) -> dict[str, int]:
+        for key, n in v.items():
+            try:
+                Severity.parse(key)
+            except StockadeError as exc:
+                raise ValueError(exc.message) from None
+            if not 0 <= n <= 10_000_000:
+                raise ValueError(f"count for {key!r} out of range")
+        return v
+
+    @field_validator("images")
+    @classmethod
+    def _workloads(cls, v: dict[str, str]) -> dict[str, str]:
+        for workload, ref in v.items():
+            if not 1 <= len(workload) <= 507 or not 1 <= len(ref) <= 512:
+                raise ValueError("images: workload 'namespace/name' -> image reference or digest")
+        return v
+
+    def vulns(self) -> VulnSummary:
+        return VulnSummary(
+            image=self.reference,
+            counts={Severity.parse(k): n for k, n in self.counts.items()},
+            fixable_counts={Severity.parse(k): n for k, n in self.fixable.items()},
+            ids=frozenset(self.ids),
+        )
+
+    @property
+    def reference(self) -> str:
+        if self.digest and "@" not in self.image:
+            return f"{self.image}@{self.digest}"
+        return self.image
+
+    def running(self, known: Mapping[str, str]) -> dict[str, str]:
+        """The running workloads of this image (``namespace/name`` -> the reference to match)."""
+        out = {}
+        for workload, ref in {**known, **self.images}.items():
+            if ref == self.image or same_image(ref, self.reference):
+                out[workload] = self.reference
+        return out
+
+
+def scan_summary(data: Any) -> ScanSummary:
+    """A summary from untrusted data; InputError (one line) when it is not one."""
+    try:
+        return ScanSummary.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        raise InputError(f"scan summary {where}: {msg}") from None
+
+
+def scan_event(summary: ScanSummary, *, source: str) -> Event:
+    worst = max((Severity.parse(k) for k, n in summary.counts.items() if n), default=None)
+    counts = ", ".join(f"{n} {k}" for k, n in summary.counts.items() if n) or "no findings"
+    return Event(
+        kind="scan.completed",
+        message=f"scan of {summary.reference}: {counts}",
+        severity=worst or Severity.NEGLIGIBLE,
+        source=source,
+        data=summary.model_dump(exclude_none=True),
+    )
+
+
+class ControllerResponder(Responder):
+    """The Responder, plus: a ``scan.completed`` event is also a scan result for its image."""
+
+    def __init__(
+        self, rules: RuleSet, executors: Executors, *, known_images: Mapping[str, str]
+    ) -> None:
+        super().__init__(rules, executors)
+        self.known_images = known_images
+
+    def handle(self, event: Event) -> list[ActionTaken]:
+        taken = super().handle(event)
+        if event.kind == "scan.completed":
+            try:
+                summary = scan_summary(event.data)
+            except InputError as exc:
+                log.warning("scan.completed %s carries no usable summary: %s", event.id, exc)
+                return taken
+            running = summary.running(self.known_images)
+            if running:
+                taken += self.handle_scan(summary.reference, summary.vulns(), running)
+        return taken
+
+
+# ---------------------------------------------------------------- the service
+
+
+def _rules_summary(rules: RuleSet) -> dict[str, Any]:
+    return {
+        "name": rules.name,
+        "rules": [
+            {"name": r.name, "mode": r.spec.mode, "actions": list(r.spec.actions)}
+            for r in rules.rules
+        ],
+        "disabled": list(rules.disabled),
+    }
+
+
+def _targets_summary(targets: Sequence[Target]) -> list[dict[str, Any]]:
+    # never the settings: they hold webhook secrets, SMTP passwords
+    return [
+        {
+            "name": t.name,
+            "kind": t.kind,
+            "categories": sorted(t.categories),
+            "min_severity": str(t.min_severity),
+        }
+        for t in targets
+    ]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot save {path}: {exc.strerror or exc}") from None
+
+
+def flag_suppressed(store: Store, event_id: str, rule: str) -> None:
+    """Mark a stored event as suppressed by ``rule`` (it stays stored; nobody is notified)."""
+    t = events_table
+    with store.begin() as conn:
+        data = conn.execute(select(t.c.data).where(t.c.id == event_id)).scalar_one_or_none()
+        flagged = {**(data if isinstance(data, dict) else {}), "suppressed": {"rule": rule}}
+        conn.execute(update(t).where(t.c.id == event_id).values(data=flagged))
+
+
+class ResponseService:
+    """Response rules, notification targets and quarantine, wired for one controller process."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        quarantine: Quarantine,
+        rules: RuleSet | None = None,
+        targets: Sequence[Target] = (),
+        rules_path: Path | None = None,
+        targets_path: Path | None = None,
+        known_images: Mapping[str, str] | None = None,
+        capacity: int = 10_000,
+        submit_timeout: float = SUBMIT_TIMEOUT,
+    ) -> None:
+        self.store = store
+        self.quarantine = quarantine
+        self.targets: tuple[Target, ...] = tuple(targets)
+        self.rules_path = rules_path
+        self.targets_path = targets_path
+        self.submit_timeout = submit_timeout
+        self.dead_letters = DeadLetters(store)
+        self.on_stored: Callable[[], None] | None = None  # wakes the live stream
+        self.responder = ControllerResponder(
+            rules or RuleSet("none", ()),
+            Executors(
+                quarantine=self._quarantine,
+                notify=self._notify,
+                suppress=self._suppress,
+                record=self._record,
+            ),
+            known_images=known_images or {},
+        )
+        self.queue = ResponseQueue(self.responder, capacity=capacity)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self.queue.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.queue.close(timeout)
+
+    def submit(self, events: Iterable[Event]) -> int:
+        """Queue stored events for the rules; returns how many found no room in time (each such
+        batch is reported by a ``response.backlog`` event: stored, but not evaluated)."""
+        refused = [e.id for e in events if not self.queue.submit(e, timeout=self.submit_timeout)]
+        if refused:
+            log.warning("%d events not evaluated: the response queue is full", len(refused))
+            self._record(
+                Event(
+                    kind="response.backlog",
+                    message=f"{len(refused)} stored events were not evaluated by the response "
+                    "rules: the response queue stayed full",
+                    severity=Severity.HIGH,
+                    source="controller",
+                    data={"events": refused[:1000], "count": len(refused)},
+                )
+            )
+        return len(refused)
+
+    # ------------------------------------------------------------ executors
+
+    def _quarantine(self, workload: str, reason: str, rule: str) -> None:
+        self.quarantine.isolate(workload, reason)
+
+    def _notify(self, names: Sequence[str], event: Event) -> None:
+        by_name = {t.name: t for t in self.targets}
+        missing = [n for n in names if n not in by_name]
+        chosen = [by_name[n] for n in names if n in by_name]
+        failed = [
+            d.error or d.target
+            for d in deliver(chosen, event, dead_letters=self.dead_letters)
+            if not d.ok
+        ]
+        problems = [f"no target named {n!r}" for n in missing] + failed
+        if problems:
+            raise NotifyError(
+                "; ".join(problems)[:500] + (" (kept as dead letters)" * bool(failed))
+            )
+
+    def _suppress(self, event: Event, rule: str) -> None:
+        flag_suppressed(self.store, event.id, rule)
+
+    def _record(self, event: Event) -> None:
+        record_events(self.store, [event])
+        if self.on_stored is not None:
+            self.on_stored()
+
+    # ------------------------------------------------------------ configuration
+
+    @property
+    def rules(self) -> RuleSet:
+        return self.responder.rules
+
+    def rules_summary(self) -> dict[str, Any]:
+        return _rules_summary(self.rules)
+
+    def targets_summary(self) -> list[dict[str, Any]]:
+        return _targets_summary(self.targets)
+
+    def replace_rules(self, text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Validate, save (to the --rules file, if any) and take new rules: (before, after)."""
+        rules = parse_rules(text, name="response-rules")
+        before = self.rules_summary()
+        if self.rules_path is not None:
+            _write_atomically(self.rules_path, text)
+        self.responder.replace_rules(rules)
+        return before, self.rules_summary()
+
+    def replace_targets(self, text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        targets = parse_targets(text, name="notification-targets")
+        before = self.targets_summary()
+        if self.targets_path is not None:
+            _write_atomically(self.targets_path, text)
+        self.targets = tuple(targets)
+        return before, self.targets_summary()
