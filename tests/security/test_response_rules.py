@@ -110,8 +110,16 @@ GOOD = HEAD + RULE
         (['{"kind": "dlp.x", "message": "m"}', "{not json"], 2, "invalid JSON"),
         (['{"a": ' + "[" * 5000 + "]" * 5000 + "}"], 1, "nested deeper than 100 levels"),
         (['{"kind": "dlp.x", "message": "m", "severity": "severe"}'], 1, "unknown severity"),
-        (['{"kind": "dlp.x", "message": "m", "at": "2024-02-30T00:00:00"}'], 1, "expected an ISO 8601 time"),
-        (['{"kind": "dlp.x", "message": "m", "resource": "pod"}'], 1, "resource: expected an object"),
+        (
+            ['{"kind": "dlp.x", "message": "m", "at": "2024-02-30T00:00:00"}'],
+            1,
+            "expected an ISO 8601 time",
+        ),
+        (
+            ['{"kind": "dlp.x", "message": "m", "resource": "pod"}'],
+            1,
+            "resource: expected an object",
+        ),
         (["[1, 2]"], 1, "event: expected an object"),
         (["", '{"message": "no kind"}'], 2, "kind: expected a string"),
         (['{"kind": "dlp.x", "message": "' + "a" * (2 * 1024 * 1024) + '"}'], 1, "1 MiB"),
