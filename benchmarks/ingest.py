@@ -1,0 +1,398 @@
+"""Event ingestion into SQLite and PostgreSQL through the controller's path, next to a plain
+SQLAlchemy ``executemany`` of the same rows into the same table (the baseline, measured in the
+same run), and the events API latency over a store of 1,000,000 events.
+
+    python benchmarks/ingest.py [--events 20000] [--batch 500] [--rounds 5] [--no-pg]
+                                [--stored 1000000] [--requests 2000] [--pages 10]
+                                [--cache-dir DIR] [--skip-ingest] [--skip-api]
+
+Ingestion: each round empties the table, then stores ``--events`` events in batches of
+``--batch``, once with ``store_batch`` (what ``POST /api/v1/agents/events`` calls for a parsed
+batch: masking gate, ``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id``, one transaction a
+batch) and once with ``conn.execute(insert(events), rows)`` of the rows it would write; the order
+alternates between rounds; medians. PostgreSQL is STOCKADE_TEST_PG, in a schema of this process's
+own (created, then dropped; ``public`` is never touched). Targets: at least 0.5 of executemany,
+and at least 20,000 events/s on PostgreSQL.
+
+Events API: a SQLite store of ``--stored`` events, built once with executemany and kept in the
+cache directory, served by a real ``stockade controller`` on loopback (HTTPS, its generated CA);
+``--requests`` GETs of ``/api/v1/events?limit=100`` with filters (category, level, both, kind,
+namespace, none), each filter followed through up to ``--pages`` pages by its cursor, on one
+httpx client. Target: p99 under 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import httpx  # noqa: E402
+from sqlalchemy import create_engine, delete, func, insert, select, text  # noqa: E402
+
+from stockade.api.auth import Principal, create_token  # noqa: E402
+from stockade.events.ingest import store_batch  # noqa: E402
+from stockade.model import Event, ResourceRef, Severity  # noqa: E402
+from stockade.store import Store, open_store  # noqa: E402
+from stockade.store.db import normalize_url  # noqa: E402
+from stockade.store.records import _event_row  # noqa: E402  (the rows the store writes)
+from stockade.store.tables import events  # noqa: E402
+
+PG_URL = os.environ.get(
+    "STOCKADE_TEST_PG", "postgresql://stockade:stockade@127.0.0.1:5432/stockade_test"
+)
+KINDS = [  # (kind, weight): a sensor-heavy mix
+    ("dlp.sensitive_in_clear", 20),
+    ("firewall.denied", 30),
+    ("firewall.allowed", 20),
+    ("tls.weak_version", 8),
+    ("process.unexpected", 10),
+    ("audit.token_created", 4),
+    ("scan.critical_vulnerability", 8),
+]
+LEVELS = [  # (severity, weight): critical is rare
+    (Severity.NEGLIGIBLE, 30),
+    (Severity.LOW, 30),
+    (Severity.MEDIUM, 25),
+    (Severity.HIGH, 13),
+    (Severity.CRITICAL, 2),
+]
+NAMESPACES = [f"team-{i}" for i in range(20)]
+
+
+def _cycle(pairs: list[tuple[Any, int]]) -> list[Any]:
+    return [v for v, w in pairs for _ in range(w)]
+
+
+def make_event(i: int, at: datetime) -> Event:
+    """Event ``i``, as an agent sends it: a resource, a peer, a little data (a masked card)."""
+    kinds, levels = _cycle(KINDS), _cycle(LEVELS)
+    kind = kinds[(i * 7) % len(kinds)]
+    ns = NAMESPACES[i % len(NAMESPACES)]
+    return Event(
+        kind=kind,
+        message=f"{kind} from pod web-{i % 500} to 10.1.{i % 250}.{i % 200}:443",
+        severity=levels[(i * 13) % len(levels)],
+        source="sensor",
+        resource=ResourceRef(kind="Pod", name=f"web-{i % 500}", namespace=ns),
+        peer=ResourceRef(kind="Pod", name=f"db-{i % 50}", namespace="data"),
+        data={"bytes": 512 + i % 4096, "port": 443, "sample": "4111 11** **** 1111", "seq": i},
+        at=at,
+        id=uuid.uuid4().hex,
+        node=f"node-{i % 3}",
+        action="alert",
+        mode="monitor",
+    )
+
+
+# ---------------------------------------------------------------- ingestion
+
+
+def _pg_schema_url(schema: str) -> str:
+    engine = create_engine(normalize_url(PG_URL))
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+def _drop_pg_schema(schema: str) -> None:
+    engine = create_engine(normalize_url(PG_URL))
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    engine.dispose()
+
+
+def _empty(store: Store) -> None:
+    with store.begin() as conn:
+        conn.execute(delete(events))
+    if store.dialect == "postgresql":  # dead rows of the previous round would tax the next
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE events"))
+
+
+def _rate(store: Store, batches: list[list[Any]], write: Any) -> float:
+    _empty(store)
+    t0 = time.perf_counter()
+    for b in batches:
+        write(store, b)
+    elapsed = time.perf_counter() - t0
+    with store.connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(events)).scalar_one()
+    n = sum(len(b) for b in batches)
+    if stored != n:
+        sys.exit(f"stored {stored} events, expected {n}")
+    return n / elapsed
+
+
+def _executemany(store: Store, rows: list[dict[str, Any]]) -> None:
+    with store.begin() as conn:
+        conn.execute(insert(events), rows)
+
+
+def _ingest_path(store: Store, batch: list[Event]) -> None:
+    stored = store_batch(store, batch)
+    assert stored.accepted == len(batch)
+
+
+def bench_ingest(name: str, store: Store, opts: argparse.Namespace) -> tuple[float, float]:
+    now = datetime.now(UTC)
+    evs = [make_event(i, now - timedelta(milliseconds=i)) for i in range(opts.events)]
+    stored_at = datetime.now(UTC)
+    rows = [_event_row(e, stored_at) for e in evs]
+    ev_batches = [evs[i : i + opts.batch] for i in range(0, len(evs), opts.batch)]
+    row_batches = [rows[i : i + opts.batch] for i in range(0, len(rows), opts.batch)]
+    base, ours = [], []
+    _rate(store, row_batches[:4], _executemany)  # warm up: connections, statement caches
+    _rate(store, ev_batches[:4], _ingest_path)
+    for r in range(opts.rounds):
+        if r % 2 == 0:
+            base.append(_rate(store, row_batches, _executemany))
+            ours.append(_rate(store, ev_batches, _ingest_path))
+        else:
+            ours.append(_rate(store, ev_batches, _ingest_path))
+            base.append(_rate(store, row_batches, _executemany))
+    _empty(store)
+    b, o = statistics.median(base), statistics.median(ours)
+    print(f"{name:11} executemany (baseline)  {b:10.0f} events/s")
+    print(f"{name:11} store_batch (ingestion) {o:10.0f} events/s   ratio to baseline {o / b:5.2f}")
+    return b, o
+
+
+# ---------------------------------------------------------------- events API
+
+
+def build_store(path: Path, n: int) -> float:
+    """A SQLite store of ``n`` events over the last 30 days, written with executemany; seconds."""
+    t0 = time.perf_counter()
+    tmp = path.with_suffix(".building")
+    for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        p.unlink(missing_ok=True)
+    store = open_store(f"sqlite:///{tmp}")
+    now = datetime.now(UTC)
+    templates = [_event_row(make_event(i, now), now) for i in range(1000)]
+    step = timedelta(days=30) / n
+    chunk = 10_000
+    for start in range(0, n, chunk):
+        rows = []
+        for i in range(start, min(n, start + chunk)):
+            at = (now - step * i).replace(tzinfo=None)  # SQLite keeps UTC without its zone
+            rows.append(dict(templates[i % 1000], id=uuid.uuid4().hex, at=at, stored_at=at))
+        _executemany(store, rows)
+    with store.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    store.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+    tmp.rename(path)
+    return time.perf_counter() - t0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_controller(db_url: str, workdir: Path, log: Any) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    env.pop("STOCKADE_DB", None)
+    cmd = [sys.executable, "-m", "stockade", "controller", "--host", "127.0.0.1",
+           "--port", str(port), "--db", db_url, "--cert-dir", str(workdir / "tls")]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"https://127.0.0.1:{port}"
+    ca = workdir / "tls" / "ca.crt"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"the controller exited ({proc.returncode}); see {log.name}")
+        if ca.exists():
+            try:
+                httpx.get(f"{base}/healthz", verify=ssl.create_default_context(cafile=str(ca)))
+                return proc, base
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.2)
+    proc.kill()
+    sys.exit(f"the controller did not start in 60 s; see {log.name}")
+
+
+FILTERS: list[dict[str, str]] = [
+    {},
+    {"category": "firewall"},
+    {"category": "dlp"},
+    {"level": "high"},
+    {"category": "dlp", "level": "high"},
+    {"category": "tls", "level": "critical"},
+    {"kind": "scan.*"},
+    {"namespace": "team-7"},
+    {"namespace": "team-3", "level": "medium"},
+]
+
+
+def bench_api(opts: argparse.Namespace) -> list[float]:
+    cache = Path(opts.cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"events-{opts.stored}.db"
+    if path.exists():
+        print(f"store: {path} (reused; remove it to rebuild)")
+    else:
+        took = build_store(path, opts.stored)
+        print(f"store: {path} built in {took:.1f} s ({opts.stored} events, executemany)")
+    url = f"sqlite:///{path}"
+    store = open_store(url)
+    with store.connect() as conn:
+        held = conn.execute(select(func.count()).select_from(events)).scalar_one()
+    admin = Principal(name="bench", role="admin", via="cli")
+    _, token = create_token(
+        store, name=f"bench-{uuid.uuid4().hex[:12]}", role="reader", actor=admin
+    )
+    store.close()
+    with tempfile.TemporaryDirectory(prefix="stockade-bench-") as tmp:
+        work = Path(tmp)
+        with (work / "controller.log").open("wb") as log:
+            proc, base = start_controller(url, work, log)
+            try:
+                return _requests(base, work, token, held, opts)
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def _requests(
+    base: str, work: Path, token: str, held: int, opts: argparse.Namespace
+) -> list[float]:
+    tls = ssl.create_default_context(cafile=str(work / "tls" / "ca.crt"))
+    lat: list[float] = []
+    per_filter: dict[str, list[float]] = {}
+    with httpx.Client(
+        base_url=base, verify=tls, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as client:
+        for f in FILTERS:  # warm up: connection, the page cache over each index
+            client.get("/api/v1/events", params={"limit": 100, **f}).raise_for_status()
+        i = 0
+        while len(lat) < opts.requests:
+            f = FILTERS[i % len(FILTERS)]
+            i += 1
+            label = "&".join(f"{k}={v}" for k, v in f.items()) or "(none)"
+            cursor = None
+            for _ in range(opts.pages):
+                params: dict[str, Any] = {"limit": 100, **f}
+                if cursor:
+                    params["cursor"] = cursor
+                t0 = time.perf_counter()
+                r = client.get("/api/v1/events", params=params)
+                ms = (time.perf_counter() - t0) * 1000
+                r.raise_for_status()
+                lat.append(ms)
+                per_filter.setdefault(label, []).append(ms)
+                cursor = r.json()["next"]
+                if not cursor or len(lat) >= opts.requests:
+                    break
+    print(
+        f"events API: {held} stored events (SQLite), {len(lat)} requests of limit=100, "
+        f"up to {opts.pages} pages a filter by cursor"
+    )
+    for label, ms in per_filter.items():
+        ms.sort()
+        print(f"  {label:32} n {len(ms):5}  p50 {_pct(ms, 50):7.1f} ms  p99 {_pct(ms, 99):7.1f} ms")
+    return lat
+
+
+def _pct(sorted_ms: list[float], p: int) -> float:
+    return sorted_ms[max(0, -(-len(sorted_ms) * p // 100) - 1)]
+
+
+# ---------------------------------------------------------------- main
+
+
+def _pg_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=20_000, help="events a round")
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--no-pg", action="store_true", help="SQLite only")
+    ap.add_argument("--stored", type=int, default=1_000_000, help="events behind the API")
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--pages", type=int, default=10, help="pages a filter, by cursor")
+    ap.add_argument(
+        "--cache-dir",
+        default=str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stockade"),
+        help="where the API's store is kept between runs",
+    )
+    ap.add_argument("--skip-ingest", action="store_true")
+    ap.add_argument("--skip-api", action="store_true")
+    opts = ap.parse_args()
+    started = time.perf_counter()
+    load = os.getloadavg()[0]
+    print(
+        f"load average {load:.1f} on {os.cpu_count()} CPUs; ingestion: {opts.events} events "
+        f"a round in batches of {opts.batch}, {opts.rounds} rounds, medians"
+    )
+    verdicts: list[str] = []
+
+    def verdict(text: str, ok: bool) -> None:
+        verdicts.append(f"target: {text}: {'OK' if ok else 'MISSED'}")
+
+    if not opts.skip_ingest:
+        with tempfile.TemporaryDirectory(prefix="stockade-bench-") as tmp:
+            store = open_store(f"sqlite:///{tmp}/ingest.db")
+            try:
+                b, o = bench_ingest("SQLite", store, opts)
+            finally:
+                store.close()
+        verdict(f"SQLite ingestion >= 0.5 of executemany ({o / b:.2f})", o / b >= 0.5)
+        if opts.no_pg:
+            pass
+        elif not _pg_reachable():
+            print(f"PostgreSQL: not reachable at {PG_URL} (skipped)")
+            verdict("PostgreSQL ingestion (not measured)", False)
+        else:
+            schema = f"bench_ingest_{os.getpid()}"
+            store = open_store(_pg_schema_url(schema))
+            try:
+                b, o = bench_ingest("PostgreSQL", store, opts)
+            finally:
+                store.close()
+                _drop_pg_schema(schema)
+            verdict(f"PostgreSQL ingestion >= 0.5 of executemany ({o / b:.2f})", o / b >= 0.5)
+            verdict(f"PostgreSQL ingestion >= 20000 events/s ({o:.0f})", o >= 20_000)
+    if not opts.skip_api:
+        lat = sorted(bench_api(opts))
+        p50, p99 = _pct(lat, 50), _pct(lat, 99)
+        print(f"events API overall: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1]:.1f} ms")
+        verdict(f"events API p99 < 50 ms ({p99:.1f} ms)", p99 < 50)
+    print("\n".join(verdicts))
+    print(f"total {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
