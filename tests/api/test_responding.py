@@ -119,6 +119,59 @@ def test_a_card_in_clear_is_notified_signed_and_the_sender_quarantined(
     assert lifted[0].data["before"]["workload"] == workload
 
 
+def agent_config(controller: Controller, since: int | None = None) -> dict[str, Any]:
+    params = {} if since is None else {"since": since}
+    with controller.client("agent") as c:
+        answer = c.get("/api/v1/agents/config", params=params)
+    assert answer.status_code == 200, answer.text
+    out: dict[str, Any] = answer.json()
+    return out
+
+
+def test_the_enforcers_follow_recorded_quarantines_by_version(controller: Controller) -> None:
+    sender = f"crm-{uuid.uuid4().hex[:6]}"
+    workload = f"marketing/{sender}"
+    before = agent_config(controller)
+    assert agent_config(controller, before["version"]) == {
+        "version": before["version"],
+        "unchanged": True,
+    }
+    with controller.client("agent") as c:
+        assert c.post(INGEST, json=batch([card_event(sender)])).status_code == 200
+    wait_for(lambda: quarantined(controller).get(workload), what="the quarantine")
+
+    after = agent_config(controller, before["version"])
+    assert after["version"] > before["version"]
+    [listed] = [q for q in after["quarantine"] if q["workload"] == workload]
+    assert "card-into-cde" in listed["reason"] and listed["since"]
+    assert agent_config(controller, after["version"])["unchanged"] is True
+
+    # an enforcer reports it applied: marked applied, and the agents' version does not move
+    applied = event(
+        kind="firewall.quarantined",
+        source="enforcer",
+        message=f"{workload} quarantined",
+        resource=pod(sender, "marketing"),
+        data={"addresses": ["10.77.0.99"], "reason": "controller: card-into-cde"},
+    )
+    with controller.client("agent") as c:
+        assert c.post(INGEST, json=batch([applied])).status_code == 200
+    row = quarantined(controller)[workload]
+    assert row["applied"] is True and row["addresses"] == ["10.77.0.99"]
+    assert agent_config(controller, after["version"])["unchanged"] is True
+
+    with controller.client("operator") as c:
+        assert c.delete(f"/api/v1/quarantine/{workload}").status_code == 200
+    lifted = agent_config(controller, after["version"])
+    assert lifted["version"] > after["version"]
+    assert workload not in {q["workload"] for q in lifted["quarantine"]}
+
+    with controller.client("reader") as c:
+        assert c.get("/api/v1/agents/config").status_code == 403
+    with controller.client("agent") as c:
+        assert c.get("/api/v1/agents/config", params={"since": "x"}).status_code == 400
+
+
 def test_a_suppressed_event_is_flagged_and_nobody_is_told(
     controller: Controller, webhook: HttpReceiver
 ) -> None:

@@ -371,7 +371,15 @@ def create_app(
             fresh = [e for e in batch.events if e.id in new]
             # the rules run on the response worker; this only waits when it is 10,000 behind
             await run_in_threadpool(service.submit, fresh)
+            await run_in_threadpool(quarantines.mark_applied, store, fresh)
         return {"accepted": stored.accepted, "duplicates": stored.duplicates}
+
+    @app.get("/api/v1/agents/config")
+    def agent_config(
+        _: Agent, since: Annotated[int | None, Query(ge=0, le=2**62)] = None
+    ) -> dict[str, Any]:
+        """What the enforcers follow, by version: the recorded quarantines."""
+        return quarantines.agent_config(store, since)
 
     @app.get("/api/v1/agents")
     def list_agents(_: Reader) -> list[dict[str, Any]]:

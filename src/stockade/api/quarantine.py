@@ -5,7 +5,9 @@
   node's network namespace, at once; the workload keeps running.
 - :class:`RecordedQuarantine` (no node access): the quarantine is recorded in the store
   (``firewall_quarantine``, without addresses) and a ``firewall.quarantine_pending`` event says it
-  awaits an enforcer; applying it on the nodes is the enforcers' job (the agent side).
+  awaits an enforcer. Enforcers started with ``--controller`` follow ``GET
+  /api/v1/agents/config`` (:func:`agent_config`: the quarantine set and its version), apply it
+  on their node and report ``firewall.quarantined``, which marks it applied (:func:`mark_applied`).
 
 Both list and lift through the same table, so ``GET /api/v1/quarantine`` shows either.
 """
@@ -18,7 +20,13 @@ from typing import Any, Protocol
 
 from stockade.firewall.enforce.actions import quarantine_workload
 from stockade.firewall.policy.endpoints import Directory
-from stockade.firewall.policy.store import clear_quarantine, quarantined, set_quarantine
+from stockade.firewall.policy.store import (
+    clear_quarantine,
+    config_version,
+    mark_quarantine_applied,
+    quarantined,
+    set_quarantine,
+)
 from stockade.model import Event, ResourceRef, Severity, UsageError
 from stockade.store import Store
 from stockade.store.records import record_events
@@ -135,3 +143,35 @@ def is_quarantined(store: Store, workload: str) -> dict[str, Any] | None:
         if r["workload"] == workload:
             return r
     return None
+
+
+def agent_config(store: Store, since: int | None) -> dict[str, Any]:
+    """What the enforcers follow: the quarantine set with its version, or ``unchanged`` when the
+    agent already has version ``since``."""
+    # the version first: a change committed between the two reads is sent again, never missed
+    version = config_version(store, "quarantine")
+    if since == version:
+        return {"version": version, "unchanged": True}
+    rows = listing(store)
+    return {
+        "version": version,
+        "quarantine": [
+            {"workload": r["workload"], "reason": r["reason"], "since": r["since"]} for r in rows
+        ],
+    }
+
+
+def mark_applied(store: Store, events: list[Event]) -> int:
+    """Mark recorded quarantines applied from the ``firewall.quarantined`` events enforcers
+    reported; returns how many were marked."""
+    marked = 0
+    for event in events:
+        ref = event.resource
+        if event.kind != "firewall.quarantined" or ref is None or ref.kind != "pod":
+            continue
+        addresses = event.data.get("addresses") if isinstance(event.data, dict) else None
+        if not isinstance(addresses, list) or not addresses:
+            continue
+        workload = f"{ref.namespace or ''}/{ref.name}"
+        marked += mark_quarantine_applied(store, workload, [str(a) for a in addresses][:64])
+    return marked

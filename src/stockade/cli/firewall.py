@@ -306,6 +306,7 @@ def _enforce(
         policy_files=policy,
         duration=duration,
         hooks=hooks,
+        controller=reporter.link if reporter is not None else None,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from stockade.firewall.enforce import quarantine
 from stockade.firewall.policy.endpoints import Directory
 from stockade.firewall.policy.engine import Endpoint
@@ -19,8 +21,10 @@ def quarantine_workload(
     *,
     lift: bool = False,
     reason: str = "manual",
+    emit: Callable[[Event], None] | None = None,
 ) -> list[str]:
-    """Isolate (or release) every address of ``target``'s workload; records the state and an event."""
+    """Isolate (or release) every address of ``target``'s workload; records the state and an event
+    (stored, or given to ``emit``: the enforcer's writer, which also reports it)."""
     addrs = (
         [
             e.ip
@@ -58,5 +62,8 @@ def quarantine_workload(
             resource=ref,
             data={"addresses": addrs, "reason": reason},
         )
-    record_events(store, [event])
+    if emit is None:
+        record_events(store, [event])
+    else:
+        emit(event)
     return addrs

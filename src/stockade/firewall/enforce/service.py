@@ -1,12 +1,13 @@
 """The enforcer as a service: enforce the policy on a node until stopped, re-applying it when the
-stored version changes, with events written in batches and learned connections stored."""
+stored version changes, with events written in batches and learned connections stored; with a
+controller, the recorded quarantines followed by version (:mod:`.follow`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stockade.firewall.enforce.enforcer import Enforcer
 from stockade.firewall.enforce.nft import Settings
@@ -19,6 +20,9 @@ from stockade.model.errors import ConfigError
 from stockade.store import Store
 from stockade.store.records import record_events
 from stockade.store.writer import EventWriter
+
+if TYPE_CHECKING:
+    from stockade.events.reporter import ControllerLink
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,10 +52,14 @@ def serve(
     policy_files: list[Path] | None = None,
     duration: float | None = None,
     hooks: Hooks | None = None,
+    controller: ControllerLink | None = None,
+    follow_every: float = 2.0,
 ) -> dict[str, Any]:
     """Enforce ``policy_files`` (fixed) or the stored policy (followed by version) in ``node``'s
     namespace until ``duration`` passes or a signal stops it; returns the inspector's counters.
-    Every rule made is removed on the way out."""
+    With ``controller``, its recorded quarantines are applied and lifted as they change.
+    Every rule made is removed on the way out (quarantines stay: they are state, not policy)."""
+    from stockade.firewall.enforce.follow import ConfigFetcher, QuarantineFollower
     from stockade.network.dlp.engine import DlpEngine
 
     hooks = hooks or Hooks()
@@ -61,7 +69,11 @@ def serve(
         policy, version = stored_policy(store)
     current = {"version": version}
 
+    follower: QuarantineFollower | None = None
+
     def poll() -> Policy | None:
+        if follower is not None:
+            follower.apply()
         if policy_files:
             return None
         row = load_policy(store)
@@ -85,9 +97,22 @@ def serve(
         learn=lambda rows: record_learned(store, rows),
         dlp_engine=DlpEngine(),
     )
+    fetcher = None
+    if controller is not None:
+        fetcher = ConfigFetcher(controller, every=follow_every)
+        follower = QuarantineFollower(store, node, directory, fetcher, emit=writer.put)
     writer.start()
+    if fetcher is not None:
+        fetcher.start()
     try:
-        enforcer.run(duration=duration, poll=poll, ready=lambda: hooks.ready(policy))
+        enforcer.run(
+            duration=duration,
+            poll=poll,
+            poll_every=min(2.0, follow_every),
+            ready=lambda: hooks.ready(policy),
+        )
     finally:
+        if fetcher is not None:
+            fetcher.stop()
         writer.stop()
     return dict(enforcer.inspector.stats)

@@ -62,6 +62,34 @@ firewall_quarantine = Table(
     Column("since", DateTime(timezone=True), nullable=False),
 )
 
+# One counter per kind of configuration the agents follow ("quarantine"): raised in the same
+# transaction as every change, so an agent asking ``since=N`` sees each change exactly once.
+config_versions = Table(
+    "config_versions",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+
+def _bump(conn: Any, name: str) -> None:
+    done = conn.execute(
+        config_versions.update()
+        .where(config_versions.c.name == name)
+        .values(version=config_versions.c.version + 1)
+    ).rowcount
+    if not done:
+        conn.execute(config_versions.insert().values(name=name, version=1))
+
+
+def config_version(store: Store, name: str = "quarantine") -> int:
+    """The counter of ``name`` (0 before its first change)."""
+    with store.connect() as conn:
+        found = conn.execute(
+            select(config_versions.c.version).where(config_versions.c.name == name)
+        ).scalar()
+    return int(found or 0)
+
 
 def save_policy(store: Store, text: str, name: str = "default") -> int:
     """Store the policy text; returns its new version number."""
@@ -199,11 +227,29 @@ def set_quarantine(store: Store, workload: str, addresses: list[str], reason: st
                 workload=workload, addresses=addresses, reason=reason, since=datetime.now(UTC)
             )
         )
+        _bump(conn, "quarantine")
 
 
 def clear_quarantine(store: Store, workload: str) -> None:
     with store.begin() as conn:
-        conn.execute(firewall_quarantine.delete().where(firewall_quarantine.c.workload == workload))
+        gone = conn.execute(
+            firewall_quarantine.delete().where(firewall_quarantine.c.workload == workload)
+        ).rowcount
+        if gone:
+            _bump(conn, "quarantine")
+
+
+def mark_quarantine_applied(store: Store, workload: str, addresses: list[str]) -> bool:
+    """An enforcer applied the recorded quarantine of ``workload`` on these addresses (the
+    version does not change: what the agents follow is the same)."""
+    with store.begin() as conn:
+        return bool(
+            conn.execute(
+                firewall_quarantine.update()
+                .where(firewall_quarantine.c.workload == workload)
+                .values(addresses=addresses)
+            ).rowcount
+        )
 
 
 def quarantined(store: Store) -> list[dict[str, Any]]:

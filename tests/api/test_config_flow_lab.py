@@ -1,0 +1,184 @@
+"""End to end on the lab, the controller WITHOUT node access (no ``--lab-state``): a card posted
+into the CDE makes a response rule record a quarantine; an enforcer started with ``--controller``
+follows the controller's configuration by version, cuts the pod's traffic with nft within seconds
+and reports ``firewall.quarantined`` (the controller marks it applied); lifting it through the API
+restores the traffic within seconds."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stockade.model import Event, ResourceRef, Severity
+from tests.api.controller import SRC, Controller, batch, running_controller
+from tests.api.responding import wait_for, write
+from tests.support import require_root
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+ORDERS = "http://10.77.0.11:8080/"
+CARD = "4111 1111 1111 1111"
+RULES = """\
+apiVersion: stockade.dev/v1
+kind: ResponseRules
+metadata: {name: flow}
+spec:
+  rules:
+    - name: card-into-cde
+      mode: active
+      match:
+        events: [dlp.sensitive_in_clear]
+        sensors: [dlp.payment_card]
+        namespaces: [marketing]
+      actions: [quarantine]
+"""
+POLICY = """\
+apiVersion: stockade.dev/v1
+kind: FirewallPolicy
+metadata: {name: watch}
+spec:
+  groups:
+    - {name: marketing, selector: {namespace: marketing}, mode: monitor}
+    - {name: shop, selector: {namespace: shop}, mode: monitor}
+  rules:
+    - {name: to-shop, from: [marketing, shop], to: [shop], ports: [tcp/8080]}
+"""
+
+
+@dataclass
+class Setup:
+    controller: Controller
+    prefix: str
+    enforcer: subprocess.Popen[str]
+    log: Path
+
+    def curl(self, pod: str, url: str, timeout: float = 2) -> tuple[int, str]:
+        proc = subprocess.run(
+            [
+                *("ip", "netns", "exec", f"{self.prefix}{pod}"),
+                *("curl", "-s", "-m", str(timeout), "-o", "/dev/null", "-w", "%{http_code}", url),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout + 5,
+        )
+        return proc.returncode, proc.stdout.strip()
+
+
+def _lab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stockade", "lab", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    require_root("ip", "nft", "curl")
+    tmp = tmp_path_factory.mktemp("config-flow-lab")
+    prefix = f"cf{os.getpid() % 10000}-"
+    state = tmp / "lab.json"
+    with ExitStack() as stack:
+        up = _lab("up", "--prefix", prefix, "--state", str(state), "--no-databases")
+        stack.callback(_lab, "down", "--prefix", prefix, "--state", str(state))
+        assert up.returncode == 0, up.stderr
+        rules = write(tmp / "rules.yaml", RULES)
+        controllers = running_controller(
+            "sqlite", tmp_path_factory, "unused", "--rules", str(rules)
+        )
+        controller = next(controllers)
+        stack.callback(lambda: next(controllers, None))
+        policy = write(tmp / "policy.yaml", POLICY)
+        log = tmp / "enforcer.log"
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "STOCKADE_CONTROLLER_TOKEN": controller.tokens["agent"],
+            "STOCKADE_SPOOL_DIR": str(tmp / "spool"),
+        }
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "stockade", "enforcer"),
+                    *("--db", f"sqlite:///{tmp / 'node.db'}", "--lab-state", str(state)),
+                    *("--policy", str(policy), "--duration", "180"),
+                    *("--controller", controller.base, "--controller-ca", str(controller.ca)),
+                    *("--agent-name", "node-enforcer"),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+        stack.callback(_stop, proc)
+        wait_for(lambda: "enforcing" in log.read_text() or proc.poll() is not None, what="start")
+        assert proc.poll() is None, log.read_text()
+        yield Setup(controller=controller, prefix=prefix, enforcer=proc, log=log)
+
+
+def quarantined(controller: Controller) -> dict[str, Any]:
+    with controller.client("reader") as c:
+        answer = c.get("/api/v1/quarantine").json()
+    assert answer["mode"] == "recorded"
+    return {w["workload"]: w for w in answer["workloads"]}
+
+
+def test_a_quarantine_recorded_at_the_controller_reaches_the_enforcer(lab: Setup) -> None:
+    assert lab.curl("crm", ORDERS) == (0, "200")
+    card = Event(
+        kind="dlp.sensitive_in_clear",
+        severity=Severity.HIGH,
+        source="sensor",
+        message=f"dlp.payment_card in clear http marketing/crm -> shop/orders:8080: {CARD}",
+        resource=ResourceRef(kind="pod", name="crm", namespace="marketing"),
+        peer=ResourceRef(kind="pod", name="orders", namespace="shop"),
+        data={"sensor": "dlp.payment_card", "evidence": [CARD], "server_port": 8080},
+        id=uuid.uuid4().hex,
+    )
+    with lab.controller.client("agent") as c:
+        assert c.post("/api/v1/agents/events", json=batch([card.to_dict()])).status_code == 200
+
+    # the enforcer polls every 2 seconds: the pod's traffic is cut within seconds
+    wait_for(lambda: lab.curl("crm", ORDERS, timeout=1)[0] == 28, timeout=10, what="the cut")
+    assert lab.curl("payments", ORDERS) == (0, "200")  # the others are untouched
+    row = wait_for(
+        lambda: (r := quarantined(lab.controller).get("marketing/crm")) and r["applied"] and r,
+        what="the enforcer's report",
+    )
+    assert "10.77.0" in " ".join(row["addresses"])
+
+    with lab.controller.client("operator") as c:
+        assert c.delete("/api/v1/quarantine/marketing/crm").status_code == 200
+    wait_for(lambda: lab.curl("crm", ORDERS, timeout=1) == (0, "200"), timeout=10, what="lift")
+
+    def lifted_by_the_enforcer() -> bool:
+        with lab.controller.client("reader") as c:
+            page = c.get("/api/v1/events", params={"kind": "firewall.quarantine_lifted"}).json()
+        return any(
+            e["source"] == "enforcer" and e["resource"]["name"] == "crm" for e in page["events"]
+        )
+
+    wait_for(lifted_by_the_enforcer, what="the enforcer's lift event")
+    assert lab.enforcer.poll() is None and "Traceback" not in lab.log.read_text()
