@@ -16,11 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
-from stockade.events.reporter import ControllerLink
 from stockade.firewall.enforce.actions import quarantine_workload
 from stockade.firewall.policy.endpoints import Directory
 from stockade.firewall.policy.store import quarantined
@@ -28,6 +27,18 @@ from stockade.model import Event
 from stockade.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class ControllerLink(Protocol):
+    """Where the controller is and how to reach it (``events.reporter.ControllerLink`` is one; the
+    firewall does not import the event platform, the CLI hands it over)."""
+
+    url: str
+    token: str
+    timeout: float
+
+    def verify(self) -> Any: ...
+
 
 CONFIG_PATH = "/api/v1/agents/config"
 PREFIX = "controller: "

@@ -22,7 +22,7 @@ from stockade.store.records import record_events
 from stockade.store.writer import EventWriter
 
 if TYPE_CHECKING:
-    from stockade.events.reporter import ControllerLink
+    from stockade.firewall.enforce.follow import ControllerLink
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
