@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from stockade.api.auth import Principal, add_user, create_token
-from stockade.model import Event
+from stockade.model import Event, ResourceRef, Severity
 from stockade.store import Store, open_store
 from tests.conftest import PG_URL, _pg_reachable
 from tests.support import require
@@ -167,3 +167,20 @@ def running_controller(
         yield c
     finally:
         c.stop()
+
+
+LAB_CARD = "4111 1111 1111 1111"
+
+
+def card_in_clear_from_crm() -> Event:
+    """The event a sensor sends when the lab's marketing/crm posts a card in clear to shop/orders."""
+    return Event(
+        kind="dlp.sensitive_in_clear",
+        severity=Severity.HIGH,
+        source="sensor",
+        message=f"dlp.payment_card in clear http marketing/crm -> shop/orders:8080: {LAB_CARD}",
+        resource=ResourceRef(kind="pod", name="crm", namespace="marketing"),
+        peer=ResourceRef(kind="pod", name="orders", namespace="shop"),
+        data={"sensor": "dlp.payment_card", "evidence": [LAB_CARD], "server_port": 8080},
+        id=uuid.uuid4().hex,
+    )

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -19,15 +18,21 @@ from typing import Any
 
 import pytest
 
-from stockade.model import Event, ResourceRef, Severity
-from tests.api.controller import SRC, Controller, batch, running_controller
+from tests.api.controller import (
+    LAB_CARD,
+    SRC,
+    Controller,
+    batch,
+    card_in_clear_from_crm,
+    running_controller,
+)
 from tests.api.responding import wait_for, write
 from tests.support import require_root
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 ORDERS = "http://10.77.0.11:8080/"
-CARD = "4111 1111 1111 1111"
+CARD = LAB_CARD
 RULES = """\
 apiVersion: stockade.dev/v1
 kind: ResponseRules
@@ -147,16 +152,7 @@ def quarantined(controller: Controller) -> dict[str, Any]:
 
 def test_a_quarantine_recorded_at_the_controller_reaches_the_enforcer(lab: Setup) -> None:
     assert lab.curl("crm", ORDERS) == (0, "200")
-    card = Event(
-        kind="dlp.sensitive_in_clear",
-        severity=Severity.HIGH,
-        source="sensor",
-        message=f"dlp.payment_card in clear http marketing/crm -> shop/orders:8080: {CARD}",
-        resource=ResourceRef(kind="pod", name="crm", namespace="marketing"),
-        peer=ResourceRef(kind="pod", name="orders", namespace="shop"),
-        data={"sensor": "dlp.payment_card", "evidence": [CARD], "server_port": 8080},
-        id=uuid.uuid4().hex,
-    )
+    card = card_in_clear_from_crm()
     with lab.controller.client("agent") as c:
         assert c.post("/api/v1/agents/events", json=batch([card.to_dict()])).status_code == 200
 

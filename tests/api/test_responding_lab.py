@@ -16,8 +16,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from stockade.model import Event, ResourceRef, Severity
-from tests.api.controller import Controller, batch, running_controller
+from tests.api.controller import (
+    LAB_CARD,
+    Controller,
+    batch,
+    card_in_clear_from_crm,
+    running_controller,
+)
 from tests.api.responding import RULES, deliveries_of, targets_yaml, wait_for, write
 from tests.events.receivers import HttpReceiver, Rsyslog, make_certs, run_rsyslog, serve_http
 from tests.support import require_root
@@ -25,7 +30,7 @@ from tests.support import require_root
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 ORDERS = "http://10.77.0.11:8080/"
-CARD = "4111 1111 1111 1111"
+CARD = LAB_CARD
 
 
 @dataclass
@@ -92,16 +97,7 @@ def quarantined(controller: Controller) -> dict[str, dict]:
 
 def test_a_card_into_the_cde_quarantines_the_sender_and_tells_people(lab: Setup) -> None:
     assert lab.curl("crm", ORDERS) == (0, "200")
-    card = Event(
-        kind="dlp.sensitive_in_clear",
-        severity=Severity.HIGH,
-        source="sensor",
-        message=f"dlp.payment_card in clear http marketing/crm -> shop/orders:8080: {CARD}",
-        resource=ResourceRef(kind="pod", name="crm", namespace="marketing"),
-        peer=ResourceRef(kind="pod", name="orders", namespace="shop"),
-        data={"sensor": "dlp.payment_card", "evidence": [CARD], "server_port": 8080},
-        id=uuid.uuid4().hex,
-    )
+    card = card_in_clear_from_crm()
     with lab.controller.client("agent") as c:
         assert c.post("/api/v1/agents/events", json=batch([card.to_dict()])).status_code == 200
 

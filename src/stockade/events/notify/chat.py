@@ -8,6 +8,7 @@ Teams workflows ("Post to a channel when a webhook request is received") accept.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
@@ -115,13 +116,16 @@ def teams_payload(event: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class _ChatNotifier:
+class _ChatNotifier(ABC):
+    """A chat service's incoming webhook; each service says how a message is shaped."""
+
     def __init__(self, target: Target) -> None:
         self.settings = ChatSettings.model_validate(dict(target.settings))
         self.timeout = target.timeout
 
+    @abstractmethod
     def payload(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """The JSON body the service expects for ``event``."""
 
     def send(self, event: Mapping[str, Any], attempt: Attempt) -> None:
         body = redact_text(json.dumps(self.payload(event), separators=(",", ":")))
