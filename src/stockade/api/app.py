@@ -16,7 +16,7 @@ import base64
 import binascii
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +32,15 @@ from stockade import __version__
 from stockade.api import agents as agent_registry
 from stockade.api import auth, metrics
 from stockade.api import quarantine as quarantines
+from stockade.api.access import (
+    SESSION_COOKIE,
+    Admin,
+    Agent,
+    Anyone,
+    Operator,
+    Reader,
+    ScanReporter,
+)
 from stockade.api.auth import Principal
 from stockade.api.limits import BodyLimits
 from stockade.api.quarantine import RecordedQuarantine
@@ -45,7 +54,6 @@ from stockade.model.redact import redact, redact_text
 from stockade.store import Store
 from stockade.store.records import EventFilter, events_page, record_events
 
-SESSION_COOKIE = "stockade_session"
 MAX_STREAMS = 100
 KEEPALIVE_SECONDS = 15.0
 
@@ -154,46 +162,14 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
+    app.state.store = store
+    app.state.service = service
+    app.state.broadcaster = broadcaster
+    app.state.publish = publish
+    app.state.settings = settings
     app.add_middleware(BodyLimits, body_timeout=settings.body_timeout)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(StockadeError, _bad_request)
-
-    def principal(request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
-        found: Principal | None = None
-        if header:
-            scheme, _, secret = header.partition(" ")
-            if scheme.lower() == "bearer":
-                found = auth.principal_for_token(store, secret.strip())
-        else:
-            cookie = request.cookies.get(SESSION_COOKIE)
-            if cookie:
-                found = auth.principal_for_session(store, cookie)
-        if found is None:
-            raise HTTPException(
-                401, "authentication required", headers={"WWW-Authenticate": "Bearer"}
-            )
-        return found
-
-    def role(needed: str) -> Callable[..., Principal]:
-        def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
-            if not who.may(needed):
-                raise HTTPException(403, f"role {who.role} may not do this (needs {needed})")
-            return who
-
-        return check
-
-    Reader = Annotated[Principal, Depends(role("reader"))]
-    Admin = Annotated[Principal, Depends(role("admin"))]
-    Operator = Annotated[Principal, Depends(role("operator"))]
-    Agent = Annotated[Principal, Depends(role("agent"))]
-
-    def scan_reporter(who: Annotated[Principal, Depends(principal)]) -> Principal:
-        if not (who.may("operator") or who.may("agent")):
-            raise HTTPException(403, f"role {who.role} may not do this (needs operator or agent)")
-        return who
-
-    ScanReporter = Annotated[Principal, Depends(scan_reporter)]
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -243,7 +219,7 @@ def create_app(
         return {"status": "logged out"}
 
     @app.get("/api/v1/whoami")
-    def whoami(who: Annotated[Principal, Depends(principal)]) -> dict[str, str]:
+    def whoami(who: Anyone) -> dict[str, str]:
         return {"name": who.name, "role": who.role, "via": who.via}
 
     # ------------------------------------------------------------ tokens and users
