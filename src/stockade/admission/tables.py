@@ -8,6 +8,7 @@ from sqlalchemy import Column, DateTime, String, Table, Text, select
 
 from stockade.store import Store
 from stockade.store.tables import metadata
+from stockade.store.versions import bump
 
 admission_policies = Table(
     "admission_policies",
@@ -19,11 +20,13 @@ admission_policies = Table(
 
 
 def save_policy(store: Store, name: str, text: str) -> None:
+    """Store the policy text and raise the agents' ``admission`` version with it."""
     with store.begin() as conn:
         conn.execute(admission_policies.delete().where(admission_policies.c.name == name))
         conn.execute(
             admission_policies.insert().values(name=name, yaml=text, updated_at=datetime.now(UTC))
         )
+        bump(conn, "admission")
 
 
 def load_policy_text(store: Store, name: str = "default") -> str | None:

@@ -31,6 +31,14 @@ def publisher(request: Request) -> Callable[[Event], None]:
     return publish
 
 
+async def document(request: Request) -> str:
+    """The request's body as text (a YAML or JSON document); 400 when it is not UTF-8."""
+    try:
+        return (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise HTTPException(400, "the document is not UTF-8") from None
+
+
 def principal(request: Request) -> Principal:
     """The caller, from ``Authorization: Bearer`` or the session cookie; else 401."""
     store = store_of(request)
@@ -85,6 +93,7 @@ __all__ = [
     "Reader",
     "ScanReporter",
     "StoreDep",
+    "document",
     "principal",
     "role",
 ]

@@ -29,8 +29,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from stockade import __version__
+from stockade.api import agent_config as agent_configuration
 from stockade.api import agents as agent_registry
-from stockade.api import auth, metrics
+from stockade.api import auth, metrics, policies
 from stockade.api import quarantine as quarantines
 from stockade.api.access import (
     SESSION_COOKIE,
@@ -40,6 +41,7 @@ from stockade.api.access import (
     Operator,
     Reader,
     ScanReporter,
+    document,
 )
 from stockade.api.auth import Principal
 from stockade.api.limits import BodyLimits
@@ -170,6 +172,8 @@ def create_app(
     app.add_middleware(BodyLimits, body_timeout=settings.body_timeout)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(StockadeError, _bad_request)
+
+    app.include_router(policies.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -354,20 +358,14 @@ def create_app(
     def agent_config(
         _: Agent, since: Annotated[int | None, Query(ge=0, le=2**62)] = None
     ) -> dict[str, Any]:
-        """What the enforcers follow, by version: the recorded quarantines."""
-        return quarantines.agent_config(store, since)
+        """What the agents follow, by version: the recorded quarantines and the policies."""
+        return agent_configuration.agent_config(store, since)
 
     @app.get("/api/v1/agents")
     def list_agents(_: Reader) -> list[dict[str, Any]]:
         return agent_registry.list_agents(store)
 
     # ------------------------------------------------------------ responding
-
-    async def document(request: Request) -> str:
-        try:
-            return (await request.body()).decode("utf-8")
-        except UnicodeDecodeError:
-            raise HTTPException(400, "the document is not UTF-8") from None
 
     @app.get("/api/v1/response-rules")
     def response_rules(_: Reader) -> dict[str, Any]:

@@ -26,9 +26,18 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 INGEST_PATH = "/api/v1/agents/events"
 SCANS_PATH = "/api/v1/scans/summary"
-DOCUMENT_PATHS = frozenset({"/api/v1/response-rules", "/api/v1/notification-targets"})
+DOCUMENT_PATHS = frozenset(
+    {
+        "/api/v1/response-rules",
+        "/api/v1/notification-targets",
+        "/api/v1/firewall/policy",
+        "/api/v1/firewall/policy/diff",
+        "/api/v1/admission/policy",
+        "/api/v1/admission/policy/diff",
+    }
+)
 SMALL_BODY = 64 * 1024  # logins, tokens, users: a few fields
-DOCUMENT_BODY = 1024 * 1024  # a rules or targets file
+DOCUMENT_BODY = 1024 * 1024  # a rules, targets or policy file
 
 
 def body_limit(path: str) -> int:

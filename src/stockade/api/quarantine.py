@@ -6,7 +6,7 @@
 - :class:`RecordedQuarantine` (no node access): the quarantine is recorded in the store
   (``firewall_quarantine``, without addresses) and a ``firewall.quarantine_pending`` event says it
   awaits an enforcer. Enforcers started with ``--controller`` follow ``GET
-  /api/v1/agents/config`` (:func:`agent_config`: the quarantine set and its version), apply it
+  /api/v1/agents/config`` (:mod:`stockade.api.agent_config`: the quarantine set by version), apply it
   on their node and report ``firewall.quarantined``, which marks it applied (:func:`mark_applied`).
 
 Both list and lift through the same table, so ``GET /api/v1/quarantine`` shows either.
@@ -22,7 +22,6 @@ from stockade.firewall.enforce.actions import quarantine_workload
 from stockade.firewall.policy.endpoints import Directory
 from stockade.firewall.policy.store import (
     clear_quarantine,
-    config_version,
     mark_quarantine_applied,
     quarantined,
     set_quarantine,
@@ -143,22 +142,6 @@ def is_quarantined(store: Store, workload: str) -> dict[str, Any] | None:
         if r["workload"] == workload:
             return r
     return None
-
-
-def agent_config(store: Store, since: int | None) -> dict[str, Any]:
-    """What the enforcers follow: the quarantine set with its version, or ``unchanged`` when the
-    agent already has version ``since``."""
-    # the version first: a change committed between the two reads is sent again, never missed
-    version = config_version(store, "quarantine")
-    if since == version:
-        return {"version": version, "unchanged": True}
-    rows = listing(store)
-    return {
-        "version": version,
-        "quarantine": [
-            {"workload": r["workload"], "reason": r["reason"], "since": r["since"]} for r in rows
-        ],
-    }
 
 
 def mark_applied(store: Store, events: list[Event]) -> int:

@@ -108,17 +108,12 @@ def diff(
     db: DbOption = None,
 ) -> None:
     """Show what applying the files would change (exit 1 when something would)."""
-    import difflib
-
-    from stockade.firewall.policy.files import dump, load_files
+    from stockade.firewall.policy.files import diff_lines, dump, load_files
     from stockade.firewall.policy.store import load_policy
 
     new = dump(load_files(files))
     row = load_policy(open_db(db))
-    old = row[0] if row else ""
-    lines = list(
-        difflib.unified_diff(old.splitlines(), new.splitlines(), "running", "files", lineterm="")
-    )
+    lines = diff_lines(row[0] if row else "", new)
     if not lines:
         console.print("no changes")
         return

@@ -1,10 +1,19 @@
-"""The enforcer following the controller's configuration by version: the recorded quarantines.
+"""The enforcer following the controller's configuration by version: the recorded quarantines
+and the firewall policy.
 
 A fetcher thread asks ``GET /api/v1/agents/config?since=V`` every few seconds (so a slow or
-unreachable controller never holds up packet verdicts); the enforcer's poll hook calls
-:meth:`QuarantineFollower.apply`, which quarantines the workloads newly listed and lifts those no
-longer listed, with ``firewall.quarantined`` / ``firewall.quarantine_lifted`` events as the local
-command makes them. Errors are logged once per streak; enforcement goes on regardless.
+unreachable controller never holds up packet verdicts); the answer carries only the kinds changed
+after V. The enforcer's poll hook calls :meth:`ConfigFollower.apply`, which hands each kind to its
+follower:
+
+- :class:`QuarantineFollower` quarantines the workloads newly listed and lifts those no longer
+  listed, with ``firewall.quarantined`` / ``firewall.quarantine_lifted`` events as the local
+  command makes them;
+- :class:`PolicyFollower` swaps the policy in through the enforcer's live reload (the rules
+  replaced atomically; the kernel refusing them keeps the previous ones) and reports
+  ``firewall.policy_applied`` or ``firewall.policy_rejected`` with the policy's version.
+
+Errors are logged once per streak; enforcement goes on regardless.
 
 The quarantines this follower applied are the ones whose local reason starts with ``controller:``
 (so a restarted enforcer still lifts them); a quarantine made on the node with ``stockade
@@ -16,14 +25,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import httpx
 
 from stockade.firewall.enforce.actions import quarantine_workload
 from stockade.firewall.policy.endpoints import Directory
-from stockade.firewall.policy.store import quarantined
-from stockade.model import Event
+from stockade.firewall.policy.files import parse_texts
+from stockade.firewall.policy.model import Policy
+from stockade.firewall.policy.store import policy_state_event, quarantined
+from stockade.model import Event, Severity, StockadeError
 from stockade.store import Store
 
 log = logging.getLogger(__name__)
@@ -45,24 +57,54 @@ PREFIX = "controller: "
 MAX_LISTED = 10_000  # more quarantines than any node holds: an answer beyond is refused
 
 
-def parse_config(answer: Any) -> tuple[int, dict[str, str] | None]:
-    """(version, {workload: reason}) from the controller's answer; None when ``unchanged``.
-    A ValueError when the answer is not what the controller sends."""
+MAX_POLICY = 1024 * 1024  # what the controller takes in a PUT
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDocument:
+    version: int  # the policy's version at the controller
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigAnswer:
+    """One answer of the controller: its version, and each kind that changed (None: unchanged)."""
+
+    version: int
+    quarantine: dict[str, str] | None = None  # {workload: reason}
+    policy: PolicyDocument | None = None
+
+
+def parse_config(answer: Any) -> ConfigAnswer:
+    """The controller's answer, checked; a ValueError when it is not what the controller sends."""
     if not isinstance(answer, dict) or not isinstance(answer.get("version"), int):
         raise ValueError("the configuration has no version")
     version = answer["version"]
     if answer.get("unchanged") is True:
-        return version, None
-    listed = answer.get("quarantine")
-    if not isinstance(listed, list) or len(listed) > MAX_LISTED:
-        raise ValueError("the configuration's quarantine is not a list")
-    out: dict[str, str] = {}
-    for item in listed:
-        if not isinstance(item, dict) or not isinstance(item.get("workload"), str):
-            raise ValueError("a quarantine entry without a workload")
-        reason = item.get("reason")
-        out[item["workload"][:400]] = (reason if isinstance(reason, str) else "")[:1000]
-    return version, out
+        return ConfigAnswer(version)
+    quarantine = None
+    if "quarantine" in answer:
+        listed = answer["quarantine"]
+        if not isinstance(listed, list) or len(listed) > MAX_LISTED:
+            raise ValueError("the configuration's quarantine is not a list")
+        quarantine = {}
+        for item in listed:
+            if not isinstance(item, dict) or not isinstance(item.get("workload"), str):
+                raise ValueError("a quarantine entry without a workload")
+            reason = item.get("reason")
+            quarantine[item["workload"][:400]] = (reason if isinstance(reason, str) else "")[:1000]
+    policy = None
+    if answer.get("policy") is not None:
+        doc = answer["policy"]
+        if (
+            not isinstance(doc, dict)
+            or not isinstance(doc.get("version"), int)
+            or not isinstance(doc.get("yaml"), str)
+            or len(doc["yaml"]) > MAX_POLICY
+        ):
+            raise ValueError("the configuration's policy is not a versioned document")
+        policy = PolicyDocument(doc["version"], doc["yaml"])
+    return ConfigAnswer(version, quarantine, policy)
 
 
 class ConfigFetcher:
@@ -72,7 +114,7 @@ class ConfigFetcher:
         self.link = link
         self.every = every
         self.since: int | None = None  # the version applied (set by the follower)
-        self._answer: tuple[int, dict[str, str] | None] | None = None
+        self._answer: ConfigAnswer | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._failing = False
@@ -91,7 +133,7 @@ class ConfigFetcher:
         self._thread.join(self.link.timeout + 1)
         self._client.close()
 
-    def take(self) -> tuple[int, dict[str, str] | None] | None:
+    def take(self) -> ConfigAnswer | None:
         with self._lock:
             answer, self._answer = self._answer, None
         return answer
@@ -125,20 +167,18 @@ class ConfigFetcher:
 
 
 class QuarantineFollower:
-    """Apply the controller's quarantine set on ``node`` (called from the enforcer's loop)."""
+    """Apply the controller's quarantine set on ``node``."""
 
     def __init__(
         self,
         store: Store,
         node: str,
         directory: Directory,
-        fetcher: ConfigFetcher,
         emit: Callable[[Event], None],
     ) -> None:
         self.store = store
         self.node = node
         self.directory = directory
-        self.fetcher = fetcher
         self.emit = emit
         self._elsewhere: set[str] = set()  # listed workloads not on this node (said once)
 
@@ -150,21 +190,15 @@ class QuarantineFollower:
             if r["reason"].startswith(PREFIX)
         }
 
-    def apply(self) -> None:
-        answer = self.fetcher.take()
-        if answer is None:
-            return
-        version, wanted = answer
-        if wanted is None:  # unchanged
-            return
+    def apply(self, wanted: dict[str, str]) -> bool:
+        """Quarantine and lift to match ``wanted``; False when a change failed (retried)."""
         ok = True
         have = self.owned()
         for workload in sorted(set(have) - set(wanted)):
             ok &= self._change(workload, lift=True)
         for workload in sorted(set(wanted) - set(have)):
             ok &= self._change(workload, reason=wanted[workload])
-        # on a failure ask for everything again next time (the difference is retried)
-        self.fetcher.since = version if ok else None
+        return ok
 
     def _change(self, workload: str, *, lift: bool = False, reason: str = "") -> bool:
         namespace, _, name = workload.rpartition("/")
@@ -200,3 +234,81 @@ class QuarantineFollower:
             )
             return False
         return True
+
+
+class PolicyFollower:
+    """Swap the controller's firewall policy in with ``update`` (the enforcer's live reload)."""
+
+    def __init__(
+        self, node: str, update: Callable[[Policy], None], emit: Callable[[Event], None]
+    ) -> None:
+        self.node = node
+        self.update = update
+        self.emit = emit
+        self.version: int | None = None  # the controller's policy in force here, once one is
+        self._seen: PolicyDocument | None = None
+
+    def apply(self, doc: PolicyDocument, config_version: int) -> None:
+        """Apply ``doc`` once: a policy that does not parse, or that the kernel refuses, is
+        reported and not retried (the previous one stays) until the controller has a new one."""
+        if doc == self._seen:  # sent again with another kind's change
+            return
+        self._seen = doc
+        data = {"node": self.node, "version": doc.version, "config_version": config_version}
+        try:
+            policy = parse_texts([(f"controller policy version {doc.version}", doc.text)])
+            self.update(policy)
+        except Exception as exc:  # a bad document, DNS or nft: the enforcer keeps what it has
+            error = str(exc) if isinstance(exc, StockadeError) else f"{type(exc).__name__}: {exc}"
+            log.error("controller policy version %d not applied: %s", doc.version, error)
+            self.emit(
+                Event(
+                    kind="firewall.policy_rejected",
+                    message=(
+                        f"policy version {doc.version} from the controller not applied on "
+                        f"{self.node}; the previous one stays: {error}"
+                    ),
+                    severity=Severity.HIGH,
+                    source="enforcer",
+                    node=self.node,
+                    data={**data, "error": error[:1000]},
+                )
+            )
+            return
+        self.version = doc.version
+        state = policy_state_event(policy, doc.version)
+        self.emit(
+            replace(
+                state,
+                source="enforcer",
+                node=self.node,
+                message=f"{state.message} on {self.node} (from the controller)",
+                data={**state.data, **data},
+            )
+        )
+
+
+class ConfigFollower:
+    """Hand each kind of the fetched configuration to its follower (from the enforcer's loop)."""
+
+    def __init__(
+        self,
+        fetcher: ConfigFetcher,
+        quarantine: QuarantineFollower,
+        policy: PolicyFollower | None = None,
+    ) -> None:
+        self.fetcher = fetcher
+        self.quarantine = quarantine
+        self.policy = policy
+
+    def apply(self) -> None:
+        answer = self.fetcher.take()
+        if answer is None:
+            return
+        ok = True
+        if answer.quarantine is not None:
+            ok &= self.quarantine.apply(answer.quarantine)
+        if answer.policy is not None and self.policy is not None:
+            self.policy.apply(answer.policy, answer.version)
+        # on a failure ask for everything again next time (the difference is retried)
+        self.fetcher.since = answer.version if ok else None

@@ -1,6 +1,6 @@
 """The enforcer as a service: enforce the policy on a node until stopped, re-applying it when the
 stored version changes, with events written in batches and learned connections stored; with a
-controller, the recorded quarantines followed by version (:mod:`.follow`)."""
+controller, its recorded quarantines and its firewall policy followed by version (:mod:`.follow`)."""
 
 from __future__ import annotations
 
@@ -57,23 +57,34 @@ def serve(
 ) -> dict[str, Any]:
     """Enforce ``policy_files`` (fixed) or the stored policy (followed by version) in ``node``'s
     namespace until ``duration`` passes or a signal stops it; returns the inspector's counters.
-    With ``controller``, its recorded quarantines are applied and lifted as they change.
+    With ``controller``, its recorded quarantines are applied and lifted as they change, and its
+    firewall policy, once it has one, replaces the local one (local changes are then ignored).
     Every rule made is removed on the way out (quarantines stay: they are state, not policy)."""
-    from stockade.firewall.enforce.follow import ConfigFetcher, QuarantineFollower
+    from stockade.firewall.enforce.follow import (
+        ConfigFetcher,
+        ConfigFollower,
+        PolicyFollower,
+        QuarantineFollower,
+    )
     from stockade.network.dlp.engine import DlpEngine
 
     hooks = hooks or Hooks()
     if policy_files:
         policy, version = load_files(policy_files), None
+    elif controller is not None and load_policy(store) is None:
+        # nothing local: manage nothing until the controller's policy arrives
+        policy, version = parse_texts([]), None
     else:
         policy, version = stored_policy(store)
     current = {"version": version}
 
-    follower: QuarantineFollower | None = None
+    follower: ConfigFollower | None = None
 
     def poll() -> Policy | None:
         if follower is not None:
             follower.apply()
+            if follower.policy is not None and follower.policy.version is not None:
+                return None  # the controller's policy is in force: it alone changes it
         if policy_files:
             return None
         row = load_policy(store)
@@ -100,7 +111,11 @@ def serve(
     fetcher = None
     if controller is not None:
         fetcher = ConfigFetcher(controller, every=follow_every)
-        follower = QuarantineFollower(store, node, directory, fetcher, emit=writer.put)
+        follower = ConfigFollower(
+            fetcher,
+            QuarantineFollower(store, node, directory, emit=writer.put),
+            PolicyFollower(node, enforcer.update, emit=writer.put),
+        )
     writer.start()
     if fetcher is not None:
         fetcher.start()

@@ -82,3 +82,30 @@ def dump(policy: Policy) -> str:
         if not r["protocols"]:
             del r["protocols"]
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
+
+
+def diff_lines(
+    old: str, new: str, *, old_name: str = "running", new_name: str = "files"
+) -> list[str]:
+    """A unified diff of two policies' canonical YAML (empty when applying ``new`` changes
+    nothing); what ``policy diff`` prints and the controller's diff answers."""
+    import difflib
+
+    return list(
+        difflib.unified_diff(old.splitlines(), new.splitlines(), old_name, new_name, lineterm="")
+    )
+
+
+def with_mode(policy: Policy, group: str, mode: str) -> Policy:
+    """``policy`` with ``group`` switched to ``mode`` (validated like any policy); a ConfigError
+    when the group is not there or the mode is not one."""
+    data = policy.model_dump(by_alias=True)
+    found = [g for g in data["spec"]["groups"] if g["name"] == group]
+    if not found:
+        raise ConfigError(f"no group {group!r} in the policy")
+    found[0]["mode"] = mode
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        msg = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"mode: {msg}") from None

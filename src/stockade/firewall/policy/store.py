@@ -18,11 +18,12 @@ from sqlalchemy import (
     select,
 )
 
-from stockade.model import Event, Severity
+from stockade.model import Event, Severity, StockadeError
 from stockade.model.redact import redact_text
 from stockade.store import Store
 from stockade.store.records import record_events
 from stockade.store.tables import metadata
+from stockade.store.versions import bump
 
 if TYPE_CHECKING:
     from stockade.firewall.policy.model import Policy
@@ -62,41 +63,23 @@ firewall_quarantine = Table(
     Column("since", DateTime(timezone=True), nullable=False),
 )
 
-# One counter per kind of configuration the agents follow ("quarantine"): raised in the same
-# transaction as every change, so an agent asking ``since=N`` sees each change exactly once.
-config_versions = Table(
-    "config_versions",
-    metadata,
-    Column("name", String(100), primary_key=True),
-    Column("version", Integer, nullable=False),
-)
+
+class PolicyChanged(StockadeError):
+    """The stored policy changed between reading it and saving an edit of it."""
 
 
-def _bump(conn: Any, name: str) -> None:
-    done = conn.execute(
-        config_versions.update()
-        .where(config_versions.c.name == name)
-        .values(version=config_versions.c.version + 1)
-    ).rowcount
-    if not done:
-        conn.execute(config_versions.insert().values(name=name, version=1))
-
-
-def config_version(store: Store, name: str = "quarantine") -> int:
-    """The counter of ``name`` (0 before its first change)."""
-    with store.connect() as conn:
-        found = conn.execute(
-            select(config_versions.c.version).where(config_versions.c.name == name)
-        ).scalar()
-    return int(found or 0)
-
-
-def save_policy(store: Store, text: str, name: str = "default") -> int:
-    """Store the policy text; returns its new version number."""
+def save_policy(
+    store: Store, text: str, name: str = "default", *, expected: int | None = None
+) -> int:
+    """Store the policy text and raise the agents' ``policy`` version with it; returns the
+    policy's new version number. With ``expected``, only when the stored version is still that
+    one (an edit of what was read), else PolicyChanged."""
     with store.begin() as conn:
         old = conn.execute(
             select(firewall_policies.c.version).where(firewall_policies.c.name == name)
         ).scalar()
+        if expected is not None and (old or 0) != expected:
+            raise PolicyChanged("the policy changed meanwhile; read it again and retry")
         version = (old or 0) + 1
         conn.execute(firewall_policies.delete().where(firewall_policies.c.name == name))
         conn.execute(
@@ -104,14 +87,15 @@ def save_policy(store: Store, text: str, name: str = "default") -> int:
                 name=name, yaml=text, version=version, updated_at=datetime.now(UTC)
             )
         )
+        bump(conn, "policy")
     return version
 
 
-def apply_policy(store: Store, policy: Policy, text: str) -> int:
+def apply_policy(store: Store, policy: Policy, text: str, *, expected: int | None = None) -> int:
     """Make ``policy`` the running one and record the segmentation state it sets
     (``firewall.policy_applied``: every group's mode, which groups guard card data, the rules);
     returns its version."""
-    version = save_policy(store, text)
+    version = save_policy(store, text, expected=expected)
     record_events(store, [policy_state_event(policy, version)])
     return version
 
@@ -122,8 +106,9 @@ def guards_card_data(sensors: list[str], require_tls: bool) -> bool:
     return require_tls or any(fnmatchcase("dlp.payment_card", s) for s in sensors)
 
 
-def policy_state_event(policy: Policy, version: int) -> Event:
-    groups = [
+def group_states(policy: Policy) -> list[dict[str, Any]]:
+    """Every group: name, mode, selector, data rules, TLS requirement, whether it guards card data."""
+    return [
         {
             "name": g.name,
             "mode": g.mode,
@@ -134,6 +119,10 @@ def policy_state_event(policy: Policy, version: int) -> Event:
         }
         for g in policy.spec.groups
     ]
+
+
+def policy_state_event(policy: Policy, version: int) -> Event:
+    groups = group_states(policy)
     rules = [
         {
             "name": r.name,
@@ -227,7 +216,7 @@ def set_quarantine(store: Store, workload: str, addresses: list[str], reason: st
                 workload=workload, addresses=addresses, reason=reason, since=datetime.now(UTC)
             )
         )
-        _bump(conn, "quarantine")
+        bump(conn, "quarantine")
 
 
 def clear_quarantine(store: Store, workload: str) -> None:
@@ -236,7 +225,7 @@ def clear_quarantine(store: Store, workload: str) -> None:
             firewall_quarantine.delete().where(firewall_quarantine.c.workload == workload)
         ).rowcount
         if gone:
-            _bump(conn, "quarantine")
+            bump(conn, "quarantine")
 
 
 def mark_quarantine_applied(store: Store, workload: str, addresses: list[str]) -> bool:
