@@ -7,13 +7,10 @@ restores the traffic within seconds."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +23,7 @@ from tests.api.controller import (
     card_in_clear_from_crm,
     running_controller,
 )
+from tests.api.lab import Setup, lab_command, stop
 from tests.api.responding import wait_for, write
 from tests.support import require_root
 
@@ -60,45 +58,6 @@ spec:
 """
 
 
-@dataclass
-class Setup:
-    controller: Controller
-    prefix: str
-    enforcer: subprocess.Popen[str]
-    log: Path
-
-    def curl(self, pod: str, url: str, timeout: float = 2) -> tuple[int, str]:
-        proc = subprocess.run(
-            [
-                *("ip", "netns", "exec", f"{self.prefix}{pod}"),
-                *("curl", "-s", "-m", str(timeout), "-o", "/dev/null", "-w", "%{http_code}", url),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout + 5,
-        )
-        return proc.returncode, proc.stdout.strip()
-
-
-def _lab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stockade", "lab", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     require_root("ip", "nft", "curl")
@@ -106,8 +65,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     prefix = f"cf{os.getpid() % 10000}-"
     state = tmp / "lab.json"
     with ExitStack() as stack:
-        up = _lab("up", "--prefix", prefix, "--state", str(state), "--no-databases")
-        stack.callback(_lab, "down", "--prefix", prefix, "--state", str(state))
+        up = lab_command("up", "--prefix", prefix, "--state", str(state), "--no-databases")
+        stack.callback(lab_command, "down", "--prefix", prefix, "--state", str(state))
         assert up.returncode == 0, up.stderr
         rules = write(tmp / "rules.yaml", RULES)
         controllers = running_controller(
@@ -137,7 +96,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 text=True,
                 env=env,
             )
-        stack.callback(_stop, proc)
+        stack.callback(stop, proc)
         wait_for(lambda: "enforcing" in log.read_text() or proc.poll() is not None, what="start")
         assert proc.poll() is None, log.read_text()
         yield Setup(controller=controller, prefix=prefix, enforcer=proc, log=log)
