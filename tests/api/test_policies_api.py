@@ -178,3 +178,23 @@ def test_the_admission_policy_is_read_applied_and_diffed(controller: Controller)
     [audit] = audits(controller, "admission_policy_applied")
     assert audit.data["before"]["stored"] is False and audit.data["before"]["mode"] == "monitor"
     assert audit.data["after"]["name"] == "strict"
+
+
+def test_a_card_number_in_a_policy_is_masked_and_a_huge_document_refused(
+    applied: Controller,
+) -> None:
+    card = "4111 1111 1111 1111"
+    named = POLICY.replace("{name: api}", f'{{name: "shop {card}"}}')
+    answer = put(applied, "operator", FIREWALL, named)
+    assert answer.status_code == 200, answer.text
+    with applied.client("reader") as c:
+        stored = c.get(FIREWALL).json()
+    followed = config(applied)["policy"]["yaml"]
+    audit = max(audits(applied, "firewall_policy_applied"), key=lambda e: e.at)
+    for text in (answer.text, stored["yaml"], stored["name"], followed, str(audit.data)):
+        assert card not in text and "4111 **** **** 1111" in text
+
+    huge = POLICY + "#" * (1024 * 1024)
+    assert put(applied, "operator", FIREWALL, huge).status_code == 413
+    with applied.client("reader") as c:
+        assert c.get(FIREWALL).json() == stored
