@@ -79,7 +79,9 @@ export function workload(ref) {
 export function when(iso) {
   if (!iso) return "";
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString();
+  if (Number.isNaN(d.getTime())) return String(iso);
+  const today = new Date().toDateString() === d.toDateString();
+  return today ? d.toLocaleTimeString() : `${d.toLocaleDateString()} ${d.toLocaleTimeString()}`;
 }
 
 export function bytes(n) {
@@ -107,7 +109,7 @@ export function table(columns, rows, { caption, onrow, empty = "Nothing to show.
   }
   const out = h("table", {}, caption ? h("caption", {}, caption) : null, head, body);
   if (!rows.length) body.append(h("tr", {}, h("td", { colspan: columns.length, class: "empty" }, empty)));
-  return out;
+  return h("div", { class: "scroll" }, out);
 }
 
 export function badge(text, kind) {
