@@ -443,6 +443,9 @@ def test_events_and_findings_are_masked_in_the_store(any_store: Store) -> None:
         ("app-378282246310005x", "app-3782*******0005x"),
         ("ssn 536-22-8401 and 536 22 8401", "ssn ***-**-8401 and ***-**-8401"),
         ("user536228401", "user***-**-8401"),
+        # nine digits with letters on both sides are an identifier's (token id 9c9c...), not an SSN
+        ("token 9c9c536228401a26", "token 9c9c536228401a26"),
+        ("id=536228401a", "id=***-**-8401a"),
         ("2023-11-14T22:13:20.001000+00:00", "2023-11-14T22:13:20.001000+00:00"),
         ("order 4111111111111112, port 5432", "order 4111111111111112, port 5432"),
         ("000-12-3456, 666123456, 536-00-8401", "000-12-3456, 666123456, 536-00-8401"),

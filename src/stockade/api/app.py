@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stockade import __version__
 from stockade.api import agent_config as agent_configuration
 from stockade.api import agents as agent_registry
-from stockade.api import auth, metrics, policies
+from stockade.api import auth, console, metrics, policies
 from stockade.api import quarantine as quarantines
 from stockade.api.access import (
     SESSION_COOKIE,
@@ -174,6 +174,7 @@ def create_app(
     app.add_exception_handler(StockadeError, _bad_request)
 
     app.include_router(policies.router)
+    app.include_router(console.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -413,10 +414,50 @@ def create_app(
         masked: list[dict[str, Any]] = redact(after)
         return masked
 
+    @app.post("/api/v1/notification-targets/{name}/test")
+    async def test_notification_target(name: str, who: Operator) -> dict[str, Any]:
+        """Send a test event to one target, whatever its filter says (audited)."""
+        result = await run_in_threadpool(service.send_test, name[:64])
+        if result is None:
+            raise HTTPException(404, f"no notification target named {_one_line(name[:64])!r}")
+        await run_in_threadpool(
+            auth.audit, store, who, "notification_test_sent", after=result, sink=publish
+        )
+        masked: dict[str, Any] = redact(result)
+        return masked
+
     @app.get("/api/v1/quarantine")
     def list_quarantine(_: Reader) -> dict[str, Any]:
         """Quarantined workloads; ``applied`` once nft cuts their addresses."""
         return {"mode": service.quarantine.mode, "workloads": quarantines.listing(store)}
+
+    @app.post("/api/v1/quarantine/{namespace}/{name}", status_code=201)
+    async def quarantine_workload(
+        namespace: str, name: str, request: Request, who: Operator
+    ) -> dict[str, Any]:
+        """Quarantine a workload by hand (its traffic is cut, it keeps running); the body may
+        give ``{"reason": "..."}``."""
+        workload = f"{namespace[:253]}/{name[:253]}"
+        body = await request.body()
+        data = await run_in_threadpool(parse_json_body, body) if body.strip() else {}
+        reason = data.get("reason") if isinstance(data, dict) else None
+        if reason is not None and not isinstance(reason, str):
+            raise HTTPException(400, "reason must be a string")
+        reason = redact_text(_one_line(reason or f"quarantined by {who.who}"))[:500]
+        if quarantines.is_quarantined(store, workload) is not None:
+            raise HTTPException(409, f"{_one_line(workload)} is quarantined already")
+        await run_in_threadpool(service.quarantine.isolate, workload, reason)
+        await run_in_threadpool(
+            auth.audit,
+            store,
+            who,
+            "quarantine_set",
+            after={"workload": workload, "reason": reason},
+            message=f"{who.who} quarantined {workload}",
+            sink=publish,
+        )
+        broadcaster.wake()
+        return {"workload": workload, "quarantined": True, "reason": reason}
 
     @app.delete("/api/v1/quarantine/{namespace}/{name}")
     def lift_quarantine(namespace: str, name: str, who: Operator) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import select, update
 
 from stockade.api.quarantine import Quarantine
-from stockade.events.notify import Target, deliver
+from stockade.events.notify import Target, deliver, send_test
 from stockade.events.notify.deadletters import DeadLetters
 from stockade.events.notify.interface import NotifyError
 from stockade.events.notify.targets import parse_targets
@@ -157,7 +157,13 @@ def _rules_summary(rules: RuleSet) -> dict[str, Any]:
     return {
         "name": rules.name,
         "rules": [
-            {"name": r.name, "mode": r.spec.mode, "actions": list(r.spec.actions)}
+            {
+                "name": r.name,
+                "mode": r.spec.mode,
+                "actions": list(r.spec.actions),
+                # the whole rule as written, so a client can show and edit it
+                "spec": r.spec.model_dump(mode="json", exclude_none=True),
+            }
             for r in rules.rules
         ],
         "disabled": list(rules.disabled),
@@ -306,6 +312,14 @@ class ResponseService:
             _write_atomically(self.rules_path, text)
         self.responder.replace_rules(rules)
         return before, self.rules_summary()
+
+    def send_test(self, name: str) -> dict[str, Any] | None:
+        """Deliver a test event to the target ``name`` (None: no such target)."""
+        target = next((t for t in self.targets if t.name == name), None)
+        if target is None:
+            return None
+        delivery = send_test(target)
+        return {"target": name, "ok": delivery.ok, "error": delivery.error}
 
     def replace_targets(self, text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         targets = parse_targets(text, name="notification-targets")

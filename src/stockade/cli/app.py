@@ -14,6 +14,7 @@ from stockade.model.errors import StockadeError
 from stockade.model.redact import install_log_redaction, redact_text
 
 COMMAND_MODULES = (
+    "stockade.cli.up",
     "stockade.cli.demo",
     "stockade.cli.db_cmd",
     "stockade.cli.bench",

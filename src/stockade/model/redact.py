@@ -281,7 +281,9 @@ def _ssn_spans(text: str, groups: list[Group], blobs: list[Group]) -> list[Group
     while i < len(groups):
         a, b = groups[i]
         if b - a == 9:
-            if ssn_number_ok(text[a:b]) and not _in_blob(a, b, blobs):
+            # nine digits with letters on both sides are part of an identifier (a hex id), not an SSN
+            inside = a > 0 and text[a - 1].isalpha() and b < len(text) and text[b].isalpha()
+            if not inside and ssn_number_ok(text[a:b]) and not _in_blob(a, b, blobs):
                 spans.append((a, b))
         elif b - a == 3 and i + 2 < len(groups):
             (c, d), (e, f) = groups[i + 1], groups[i + 2]

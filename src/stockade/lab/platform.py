@@ -1,0 +1,312 @@
+"""``stockade up``: the live platform on one machine, on embedded defaults.
+
+The controller (API and console) in single-node mode over a fresh SQLite store, the lab's pods with
+the firewall's enforcer and the network sensor reporting to it, the sample image scanned and the CIS
+benchmarks run through the controller, and lab traffic every few seconds: card numbers in clear
+and over TLS, a connection the firewall blocks. It prints the console's address and a one-time
+admin password, stays up until Ctrl-C (or SIGTERM) and then stops every process it started and
+removes the lab.
+
+The example firewall policy is applied with the card-holder data group (``cde``) in Monitor, so
+the card sent in clear is seen and flagged but not yet blocked: switching the group to Protect in
+the console blocks the next one. The ``data`` group is in Protect, so the marketing pod's attempt
+to reach the database is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stockade.lab import inventory
+from stockade.lab.demo import EXAMPLES, DemoFailed, Printer
+from stockade.model import StockadeError
+
+LAB_PREFIX = "up-"
+TRAFFIC_EVERY = 20.0  # seconds between rounds of lab traffic
+
+
+class Platform:
+    def __init__(
+        self,
+        workdir: Path,
+        out: Printer,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8443,
+        traffic_every: float = TRAFFIC_EVERY,
+        prefix: str = LAB_PREFIX,
+    ) -> None:
+        self.workdir = workdir
+        self.out = out
+        self.host = host
+        self.port = port
+        self.traffic_every = traffic_every
+        self.prefix = prefix
+        self.db = workdir / "stockade.db"
+        self.state = workdir / "lab.json"
+        self.certs = workdir / "tls"
+        self.env = {
+            **os.environ,
+            "STOCKADE_DB": f"sqlite:///{self.db}",
+            "XDG_DATA_HOME": str(workdir / "data"),
+        }
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.stopping = threading.Event()
+        self.url = f"https://{host}:{port}"
+        self.password = ""
+        self.token = ""
+
+    # ------------------------------------------------------------ running commands
+
+    def cli(
+        self, *args: str, ok: Sequence[int] = (0,), stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "stockade", *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if proc.returncode not in ok:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise DemoFailed(
+                f"stockade {' '.join(args[:3])} exited {proc.returncode}: "
+                f"{detail[-1] if detail else 'no output'}"
+            )
+        return proc
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stockade", *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches this process only; it stops them in order
+        )
+        log.close()
+        self.procs.append((name, proc))
+        return proc
+
+    def wait_for(self, what: str, ready: Callable[[], bool], timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.stopping.is_set():
+                raise DemoFailed("stopped")
+            for name, proc in self.procs:
+                if proc.poll() is not None:
+                    raise DemoFailed(
+                        f"{name} exited with {proc.returncode}; see {self.workdir / (name + '.log')}"
+                    )
+            if ready():
+                return
+            time.sleep(0.2)
+        raise DemoFailed(f"{what} was not ready within {timeout:.0f} s")
+
+    def agent_args(self, name: str) -> list[str]:
+        return [
+            "--controller",
+            self.url,
+            "--controller-ca",
+            str(self.certs / "ca.crt"),
+            "--agent-name",
+            name,
+        ]
+
+    # ------------------------------------------------------------ the steps
+
+    def fresh_store(self) -> None:
+        for leftover in (self.db, Path(f"{self.db}-wal"), Path(f"{self.db}-shm")):
+            leftover.unlink(missing_ok=True)
+        self.cli("db", "migrate")
+        # both print the secret alone on stdout (and what it is on stderr)
+        self.password = self.cli("controller", "user", "add", "admin", "--role", "admin").stdout
+        self.password = self.password.strip()
+        made = self.cli("controller", "token", "create", "--name", "agents", "--role", "agent")
+        self.token = made.stdout.strip()
+        self.env["STOCKADE_CONTROLLER_TOKEN"] = self.token
+
+    def policy(self) -> Path:
+        doc = yaml.safe_load((EXAMPLES / "firewall" / "policy.yaml").read_text(encoding="utf-8"))
+        for group in doc["spec"]["groups"]:
+            if group["name"] == "cde":
+                group["mode"] = "monitor"
+        path = self.workdir / "policy.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        return path
+
+    def lab(self) -> None:
+        self.cli("lab", "down", "--prefix", self.prefix, "--state", str(self.state))
+        self.cli("lab", "up", "--prefix", self.prefix, "--state", str(self.state))
+        self.cli("policy", "apply", str(self.policy()))
+
+    def controller(self) -> None:
+        self.start(
+            "controller",
+            "controller",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--cert-dir",
+            str(self.certs),
+            "--lab-state",
+            str(self.state),
+        )
+        self.wait_for("the controller", self._healthy)
+
+    def _healthy(self) -> bool:
+        import httpx
+
+        ca = self.certs / "ca.crt"
+        if not ca.exists():
+            return False
+        try:
+            return httpx.get(f"{self.url}/healthz", verify=str(ca), timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def agents(self) -> None:
+        self.start(
+            "enforcer",
+            "enforcer",
+            "--lab-state",
+            str(self.state),
+            *self.agent_args("node-enforcer"),
+        )
+        self.wait_for("the enforcer", lambda: "enforcing" in self._log("enforcer"))
+        self.start(
+            "sensor",
+            "sensor",
+            "--lab",
+            "--state",
+            str(self.state),
+            *self.agent_args("node-sensor"),
+        )
+        time.sleep(1.0)
+
+    def _log(self, name: str) -> str:
+        try:
+            return (self.workdir / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def results(self) -> None:
+        """The sample image scanned and the CIS benchmarks run, reported to the controller."""
+        built = self.cli("sample", "build").stdout.split()
+        ref = next(
+            r for r in built if r.startswith("docker-archive:") and r.endswith("docker-oci.tar")
+        )
+        self.cli("db", "import", str(EXAMPLES / "advisories"))
+        agent = self.agent_args("node-scanner")
+        self.cli("scan", "image", ref, "--allow-unchecked", *agent, ok=(0, 1))
+        self.cli("bench", "k8s", *agent, ok=(0, 1))
+        self.cli("bench", "docker", *agent, ok=(0, 1))
+        self.cli("bench", "workloads", str(EXAMPLES / "admission" / "manifests"), *agent, ok=(0, 1))
+
+    def traffic_round(self) -> None:
+        self.cli("lab", "traffic", "--state", str(self.state), "--count", "1", ok=(0, 1, 3))
+        # the marketing pod tries the database: the data group is in Protect, nothing allows it
+        inv = inventory.load(self.state)
+        crm, db = inv.pod("crm"), inv.pod("db")
+        subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                crm.netns,
+                "curl",
+                "-s",
+                "-m",
+                "2",
+                "-o",
+                "/dev/null",
+                f"http://{db.ipv4}:5432/",
+            ],
+            capture_output=True,
+            timeout=10,
+        )
+
+    def traffic(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.traffic_round()
+            except (DemoFailed, StockadeError, subprocess.TimeoutExpired) as exc:
+                self.out.error(f"lab traffic: {exc}")
+            self.stopping.wait(self.traffic_every)
+
+    # ------------------------------------------------------------ up and down
+
+    def up(self) -> None:
+        self.out.rule("Stockade: bringing up the live platform on this machine")
+        self.out.line("a fresh store, an admin and an agent token")
+        self.fresh_store()
+        self.out.line("the lab's pods and the example firewall policy (cde in Monitor)")
+        self.lab()
+        self.out.line("the controller and console")
+        self.controller()
+        self.out.line("the enforcer and the sensor on the lab, reporting to the controller")
+        self.agents()
+        threading.Thread(target=self.traffic, name="lab-traffic", daemon=True).start()
+        self.out.line("the sample image scanned, the CIS benchmarks run")
+        self.results()
+
+    def down(self) -> None:
+        self.stopping.set()
+        for _name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _name, proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+        self.cli(
+            "lab", "down", "--prefix", self.prefix, "--state", str(self.state), ok=(0, 1, 2, 3)
+        )
+
+
+def serve(platform: Platform, *, until: threading.Event | None = None) -> None:
+    """Bring the platform up, print where it is, wait for Ctrl-C / SIGTERM, take it down."""
+    stop = until or threading.Event()
+
+    def handler(_sig: int, _frame: Any) -> None:
+        stop.set()
+        platform.stopping.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        platform.up()
+        platform.out.rule("Stockade is up")
+        platform.out.line(
+            f"  console:  {platform.url}/ui/  (the certificate is from {platform.certs / 'ca.crt'})"
+        )
+        platform.out.line("  login:    admin")
+        platform.out.line(f"  password: {platform.password}   (shown once; stored only as a hash)")
+        platform.out.line(f"  logs:     {platform.workdir}")
+        platform.out.line("  Ctrl-C stops everything and removes the lab.")
+        while not stop.wait(1.0):
+            for name, proc in platform.procs:
+                if proc.poll() is not None:
+                    raise DemoFailed(
+                        f"{name} stopped (exit {proc.returncode}); see {platform.workdir / (name + '.log')}"
+                    )
+    finally:
+        platform.out.line("stopping…")
+        platform.down()
+        for s, h in previous.items():
+            signal.signal(s, h)
