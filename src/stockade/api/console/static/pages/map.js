@@ -29,10 +29,12 @@ const COLOURS = { clear: "#c62828", tls: "#2e7d32", violation: "#ef6c00", blocke
 function edgeClass(e) {
   if (e.status === "blocked") return "blocked";
   if (e.status === "violation") return "violation";
-  return e.encryption === "tls" ? "tls" : e.encryption === "clear" ? "clear" : "ok";
+  // "mixed": some connections in clear, which is what matters
+  return e.encryption === "tls" ? "tls" : e.encryption === "clear" || e.encryption === "mixed" ? "clear" : "ok";
 }
 
 function dlpCount(e) {
+  if (typeof e.dlp_hits === "number" && !e.members) return e.dlp_hits;
   if (!e.dlp) return 0;
   if (typeof e.dlp === "number") return e.dlp;
   return Object.values(e.dlp).reduce((a, b) => a + Number(b || 0), 0);
@@ -168,8 +170,9 @@ async function showEdge(e) {
     const port = (members[0].ports || [])[0];
     const app = (members[0].applications || members[0].protocols || [])[0];
     const rule = ruleFor(from, to, port, app);
-    box.append(h("h2", {}, "Make a rule from this"), h("pre", { id: "rule-snippet" }, rule),
-      h("a", { href: `/ui/policy?add=${encodeURIComponent(rule)}` }, "Open in the policy editor"));
+    box.append(h("h2", {}, "Make a rule from this"), rule
+      ? [h("pre", { id: "rule-snippet" }, rule), h("a", { href: `/ui/policy?add=${encodeURIComponent(rule)}` }, "Open it in the policy editor (diff, then apply)")]
+      : h("p", {}, "Both ends need a firewall group first: no group selects one of them."));
   }
 }
 
@@ -178,14 +181,15 @@ function nodeKey(n) {
 }
 
 function ruleFor(from, to, port, app) {
-  const who = (n) => (n.group ? `group: ${n.group}` : n.namespace ? `workload: ${n.namespace}/${n.name}` : `cidr: ${n.name}`);
+  const a = (from.groups || [])[0];
+  const b = (to.groups || [])[0];
+  if (!a || !b) return null;
   return [
-    "- name: allow-" + `${from.name}-to-${to.name}`.toLowerCase().replace(/[^a-z0-9-]+/g, "-").slice(0, 50),
-    `  from: { ${who(from)} }`,
-    `  to: { ${who(to)} }`,
+    `- name: ${`allow-${a}-to-${b}`.toLowerCase().replace(/[^a-z0-9.-]+/g, "-").slice(0, 60)}`,
+    `  from: [${a}]`,
+    `  to: [${b}]`,
     port ? `  ports: [${port}]` : null,
-    app ? `  application: ${app}` : null,
-    "  action: allow",
+    app ? `  protocols: [${app.startsWith("proto.") ? app : `proto.${app}`}]` : null,
   ].filter(Boolean).join("\n");
 }
 
@@ -199,18 +203,19 @@ async function showNode(n) {
   box.append(h("h2", {}, n.name || n.id),
     h("p", {}, n.namespace ? `namespace ${n.namespace}` : n.kind, " ", n.mode ? badge(n.mode, n.mode.toLowerCase()) : null,
       n.quarantined ? badge("quarantined") : null, n.critical ? badge(`${n.critical} critical`, "critical") : null));
-  if (n.group) box.append(h("p", {}, `group ${n.group}`));
+  const group = (n.groups || [])[0];
+  if (n.groups?.length) box.append(h("p", {}, `groups ${n.groups.join(", ")}`));
   const actions = h("div", { class: "actions" });
   if (n.namespace && may("operator")) {
     const path = `/api/v1/quarantine/${encodeURIComponent(n.namespace)}/${encodeURIComponent(n.name)}`;
     actions.append(n.quarantined
       ? h("button", { type: "button", id: "lift", onclick: () => guarded(async () => { await api(path, { method: "DELETE" }); status(`quarantine of ${nodeKey(n)} lifted`); await refresh(); }) }, "Lift quarantine")
       : h("button", { type: "button", id: "quarantine", class: "danger", onclick: () => guarded(async () => { await api(path, { method: "POST", json: { reason: "quarantined from the network map" } }); status(`${nodeKey(n)} quarantined`); await refresh(); }) }, "Quarantine"));
-    if (n.group) {
+    if (group) {
       for (const mode of ["Discover", "Monitor", "Protect"]) {
         actions.append(h("button", { type: "button", class: "secondary", "data-mode": mode, disabled: (n.mode || "").toLowerCase() === mode.toLowerCase(), onclick: () => guarded(async () => {
-          await api(`/api/v1/groups/${encodeURIComponent(n.group)}/mode`, { method: "PUT", json: { mode } });
-          status(`group ${n.group} is in ${mode}`);
+          await api(`/api/v1/groups/${encodeURIComponent(group)}/mode`, { method: "PUT", json: { mode: mode.toLowerCase() } });
+          status(`group ${group} is in ${mode}`);
           await refresh();
         }) }, mode));
       }
