@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stockade import __version__
 from stockade.api import agents as agent_registry
-from stockade.api import auth, metrics
+from stockade.api import auth, compliance, inventory, metrics
 from stockade.api import quarantine as quarantines
 from stockade.api.access import (
     SESSION_COOKIE,
@@ -170,6 +170,9 @@ def create_app(
     app.add_middleware(BodyLimits, body_timeout=settings.body_timeout)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(StockadeError, _bad_request)
+
+    app.include_router(inventory.router)
+    app.include_router(compliance.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
