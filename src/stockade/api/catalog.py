@@ -23,8 +23,7 @@ from stockade.api.tables import results
 from stockade.model import Severity
 from stockade.model.redact import redact
 from stockade.store import Store
-from stockade.store.records import list_events
-from stockade.store.tables import findings
+from stockade.store.tables import events, findings
 
 SUMMARIES_READ = 500  # newest scan.completed events whose ``images`` name running workloads
 
@@ -69,19 +68,27 @@ class Image:
 
 def images(store: Store) -> list[Image]:
     """Every scanned image with its newest scan, newest first."""
+    t = results
+    # the history first, without the summaries; then only the newest scans' summaries
     q = (
-        select(results)
-        .where(results.c.kind == "scan")
-        .order_by(results.c.received_at.desc(), results.c.id.desc())
+        select(t.c.id, t.c.subject, t.c.digest)
+        .where(t.c.kind == "scan")
+        .order_by(t.c.received_at.desc(), t.c.id.desc())
     )
     by_key: dict[str, Image] = {}
     with store.connect() as conn:
-        for row in conn.execute(q).mappings():
-            key = row["digest"] or row["subject"]
+        for run_id, subject, digest in conn.execute(q):
+            key = digest or subject
             image = by_key.get(key)
             if image is None:
-                image = by_key[key] = Image(key=key, digest=row["digest"], run=dict(row))
-            image.names.add(row["subject"])
+                image = by_key[key] = Image(key=key, digest=digest, run={"id": run_id})
+            image.names.add(subject)
+        newest = {i.run["id"]: i for i in by_key.values()}
+        ids = list(newest)
+        for start in range(0, len(ids), 500):
+            chunk = select(t).where(t.c.id.in_(ids[start : start + 500]))
+            for row in conn.execute(chunk).mappings():
+                newest[row["id"]].run = dict(row)
     return list(by_key.values())
 
 
@@ -94,12 +101,20 @@ def image(store: Store, key: str) -> Image | None:
 
 def workload_images(store: Store, known: Mapping[str, str]) -> dict[str, str]:
     """Running workload (``namespace/name``) -> its image reference or digest."""
-    named: dict[str, str] = {}
-    for event in reversed(list_events(store, kind="scan.completed", limit=SUMMARIES_READ)):
-        given = event.data.get("images") if isinstance(event.data, dict) else None
-        if isinstance(given, dict):
-            named.update({str(w): str(ref) for w, ref in given.items()})
-    return {**named, **known}
+    named = events.c.data["images"]  # only that part: a summary's ``ids`` may be long
+    q = (
+        select(named)
+        .where(events.c.kind == "scan.completed")
+        .order_by(events.c.at.desc(), events.c.id.desc())
+        .limit(SUMMARIES_READ)
+    )
+    with store.connect() as conn:
+        given = [r[0] for r in conn.execute(q)]
+    out: dict[str, str] = {}
+    for images_of in reversed(given):  # oldest first: the newest naming wins
+        if isinstance(images_of, dict):
+            out.update({str(w): str(ref) for w, ref in images_of.items()})
+    return {**out, **known}
 
 
 def vulnerability(row: Mapping[str, Any]) -> dict[str, Any]:
