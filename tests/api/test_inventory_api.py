@@ -180,3 +180,21 @@ def test_every_framework_reports_and_an_unknown_one_is_404(controller: Controlle
         assert http.get("/api/v1/compliance/gdpr", params={"format": "pdf"}).status_code == 400
         assert http.get("/api/v1/compliance/gdpr", params={"since": "yesterday"}).status_code == 400
     json.dumps(answer.json())  # plain JSON
+
+
+def test_the_agents_scan_summary_is_one_the_response_rules_evaluate(
+    controller: Controller, scanned: dict[str, Any]
+) -> None:
+    from stockade.api.responses import scan_summary
+    from tests.events.agents import controller_events
+
+    done = [
+        e
+        for e in controller_events(controller, kind="scan.completed")
+        if e["resource"] and e["resource"].get("digest") == scanned["digest"]
+    ]
+    assert len(done) == 1
+    summary = scan_summary(done[0]["data"])  # before: "scan summary image: Field required"
+    assert summary.reference == f"{scanned['names'][0]}@{scanned['digest']}"
+    assert summary.fixable["medium"] == 3 and set(summary.ids) >= MEDIUMS
+    assert "GHSA-9wx4-h78v-vm56" in summary.ids  # aliases as the advisories spell them
