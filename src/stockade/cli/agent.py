@@ -28,7 +28,8 @@ ControllerOption = Annotated[
         "--controller",
         envvar="STOCKADE_CONTROLLER",
         help="Report events to this controller (https://HOST:PORT); spooled on disk while it is "
-        "unreachable. Without it everything stays in the local store.",
+        "unreachable. scan and bench also upload their full results (vulnerabilities, check "
+        "results). Without it everything stays in the local store.",
         rich_help_panel="Controller",
     ),
 ]
