@@ -3,6 +3,7 @@ stored in clear, card numbers masked before they are stored."""
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -354,3 +355,177 @@ def test_hostile_rules_documents_are_refused_in_one_line(
         assert answer.status_code == status, answer.text
         assert says in answer.json()["detail"] and "\n" not in answer.json()["detail"]
         assert c.get(RULES_PATH).json() == before
+
+
+# ---------------------------------------------------------------- uploaded results (inventory)
+
+RUN = "c0" * 16
+SCAN_DIGEST = "sha256:" + "c" * 64
+
+
+def _scan_upload(**changes: object) -> dict:  # type: ignore[type-arg]
+    body: dict = {  # type: ignore[type-arg]
+        "run": RUN,
+        "finished_at": "2026-12-01T10:00:00+00:00",
+        "image": {"reference": "registry.local/shop/pay:1", "digest": SCAN_DIGEST},
+        "packages": {"total": 1, "by_type": {"npm": 1}},
+        "findings": [
+            {
+                "id": "CVE-2024-9999",
+                "pillar": "scanning",
+                "title": "a flaw",
+                "severity": "high",
+                "status": "FAIL",
+                "resource": {"kind": "image", "name": "registry.local/shop/pay:1"},
+                "details": {"package": "pay", "installed_version": "1", "fixed_version": "2"},
+                "compliance": [],
+            }
+        ],
+    }
+    body.update(changes)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/v1/scans"),
+        ("POST", "/api/v1/cis/runs"),
+        ("GET", "/api/v1/images"),
+        ("GET", "/api/v1/images/" + SCAN_DIGEST),
+        ("GET", "/api/v1/vulnerabilities"),
+        ("GET", "/api/v1/cis/runs"),
+        ("GET", "/api/v1/cis/runs/" + RUN),
+        ("GET", "/api/v1/compliance/pci-dss"),
+    ],
+)
+def test_inventory_routes_need_credentials(controller: Controller, method: str, path: str) -> None:
+    with controller.client() as c:
+        answer = c.request(method, path, json={})
+    assert answer.status_code == 401, answer.text
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "path"),
+    [
+        ("reader", "POST", "/api/v1/scans"),
+        ("reader", "POST", "/api/v1/cis/runs"),
+        ("agent", "GET", "/api/v1/images"),
+        ("agent", "GET", "/api/v1/vulnerabilities"),
+        ("agent", "GET", "/api/v1/cis/runs"),
+        ("agent", "GET", "/api/v1/compliance/hipaa"),
+    ],
+)
+def test_inventory_routes_check_the_role(
+    controller: Controller, role: str, method: str, path: str
+) -> None:
+    with controller.client(role) as c:
+        answer = c.request(method, path, json=_scan_upload())
+    assert answer.status_code == 403, answer.text
+
+
+def _finding(**changes: object) -> dict:  # type: ignore[type-arg]
+    return {**_scan_upload()["findings"][0], **changes}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "detail"),
+    [
+        ("/api/v1/scans", _deep(100_000), "nested deeper than 100 levels"),
+        ("/api/v1/scans", b"\xff\xfe", "not UTF-8"),
+        ("/api/v1/scans", b"[1, 2", "invalid JSON"),
+        ("/api/v1/scans", b"[]", "scan : Input should be"),
+        ("/api/v1/scans", _scan_upload(run="../../etc/passwd"), "scan run: String should match"),
+        ("/api/v1/scans", _scan_upload(finished_at="2026-12-01T10:00:00"), "has no zone"),
+        ("/api/v1/scans", _scan_upload(extra=1), "scan extra: Extra inputs"),
+        ("/api/v1/scans", _scan_upload(image={"reference": ""}), "scan image.reference"),
+        ("/api/v1/scans", _scan_upload(image={"reference": "x", "digest": "md5:1"}), "digest"),
+        ("/api/v1/scans", _scan_upload(packages={"total": -1}), "packages.total"),
+        ("/api/v1/scans", _scan_upload(findings={"a": 1}), "scan findings: Input should be"),
+        ("/api/v1/scans", _scan_upload(findings=[_finding(severity="dire")]), "severity"),
+        ("/api/v1/scans", _scan_upload(findings=[_finding(status="BAD")]), "not a status"),
+        ("/api/v1/scans", _scan_upload(findings=[_finding(pillar="network")]), "pillar"),
+        (
+            "/api/v1/scans",
+            _scan_upload(findings=[_finding(pillar="compliance")]),
+            "every finding of a scan has pillar 'scanning'",
+        ),
+        (
+            "/api/v1/scans",
+            _scan_upload(findings=[_finding(details={"x": "y" * 40_000})]),
+            "larger than 32768 bytes",
+        ),
+        ("/api/v1/scans", _scan_upload(findings=[_finding(id="")]), "findings.0.id"),
+        ("/api/v1/cis/runs", {"run": RUN}, "CIS run finished_at: Field required"),
+        (
+            "/api/v1/cis/runs",
+            {
+                "run": RUN,
+                "finished_at": "2026-12-01T10:00:00Z",
+                "node": "n",
+                "benchmark": {"id": "cis"},
+                "findings": [_finding()],
+            },
+            "every check result has pillar 'compliance'",
+        ),
+    ],
+)
+def test_hostile_uploads_are_400_one_line(
+    controller: Controller, path: str, body: object, detail: str
+) -> None:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    with controller.client("agent") as c:
+        answer = c.post(path, content=content, headers={"content-type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    message = answer.json()["detail"]
+    assert detail in message and "\n" not in message and "Traceback" not in answer.text
+
+
+def test_huge_uploads_are_413_and_bad_queries_400(controller: Controller) -> None:
+    big = b"x" * (8 * 1024 * 1024 + 1)
+    with controller.client("agent") as c:
+        assert c.post("/api/v1/scans", content=big).status_code == 413
+        assert c.post("/api/v1/cis/runs", content=big).status_code == 413
+    with controller.client("reader") as c:
+        for path, params in [
+            ("/api/v1/images", {"limit": 0}),
+            ("/api/v1/images", {"offset": -1}),
+            ("/api/v1/vulnerabilities", {"severity": "x" * 17}),
+            ("/api/v1/vulnerabilities", {"fixable": "perhaps"}),
+            ("/api/v1/cis/runs/" + RUN, {"status": "fail; drop"}),
+            ("/api/v1/compliance/pci-dss", {"format": "xml"}),
+        ]:
+            answer = c.get(path, params=params)
+            assert answer.status_code == 400, (path, params, answer.text)
+            assert "\n" not in answer.json()["detail"]
+
+
+def test_a_card_in_an_uploaded_image_or_package_comes_back_masked(controller: Controller) -> None:
+    planted = _scan_upload(
+        run="d1" * 16,
+        image={"reference": f"registry.local/pay-{CARD.replace(' ', '')}:1", "digest": SCAN_DIGEST},
+        findings=[
+            _finding(
+                title=f"card {CARD}",
+                details={"package": f"pay {CARD}", "installed_version": SSN, "fixed_version": "2"},
+            )
+        ],
+    )
+    with controller.client("agent") as c:
+        assert c.post("/api/v1/scans", json=planted).json()["stored"] is True
+    with controller.client("reader") as c:
+        answers = [
+            c.get("/api/v1/images").text,
+            c.get("/api/v1/images/" + SCAN_DIGEST).text,
+            c.get("/api/v1/vulnerabilities").text,
+            c.get("/api/v1/compliance/pci-dss").text,
+            c.get("/api/v1/compliance/pci-dss", params={"format": "html"}).text,
+        ]
+    for got in answers:
+        assert "4111111111111111" not in got and CARD not in got and SSN not in got
+    assert "4111 **** **** 1111" in answers[1] and "pay 4111 **** **** 1111" in answers[2]
+    with controller.store.connect() as conn:
+        stored = repr(conn.execute(text("SELECT * FROM api_results")).all()) + repr(
+            conn.execute(text("SELECT * FROM findings")).all()
+        )
+    assert "4111111111111111" not in stored and CARD not in stored and SSN not in stored

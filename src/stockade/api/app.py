@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stockade import __version__
 from stockade.api import agent_config as agent_configuration
 from stockade.api import agents as agent_registry
-from stockade.api import auth, console, metrics, policies
+from stockade.api import auth, compliance, console, inventory, metrics, policies
 from stockade.api import quarantine as quarantines
 from stockade.api.access import (
     SESSION_COOKIE,
@@ -175,6 +175,8 @@ def create_app(
 
     app.include_router(policies.router)
     app.include_router(console.router)
+    app.include_router(inventory.router)
+    app.include_router(compliance.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

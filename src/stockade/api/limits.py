@@ -26,6 +26,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 INGEST_PATH = "/api/v1/agents/events"
 SCANS_PATH = "/api/v1/scans/summary"
+# full results uploaded by `scan` and `bench` (stockade.api.results)
+RESULTS_PATHS = frozenset({"/api/v1/scans", "/api/v1/cis/runs"})
 DOCUMENT_PATHS = frozenset(
     {
         "/api/v1/response-rules",
@@ -41,7 +43,7 @@ DOCUMENT_BODY = 1024 * 1024  # a rules, targets or policy file
 
 
 def body_limit(path: str) -> int:
-    if path in (INGEST_PATH, SCANS_PATH):
+    if path in (INGEST_PATH, SCANS_PATH) or path in RESULTS_PATHS:
         return MAX_BODY_BYTES
     return DOCUMENT_BODY if path in DOCUMENT_PATHS else SMALL_BODY
 

@@ -1,11 +1,12 @@
-"""The controller's tables: users, API tokens, sessions and agents (Alembic branch ``api``).
+"""The controller's tables: users, API tokens, sessions, agents and the scan and CIS results agents
+upload (Alembic branch ``api``).
 
 Secrets are never stored: passwords as argon2 hashes, tokens and session ids as SHA-256 digests.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, String, Table
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, String, Table
 
 from stockade.store.tables import metadata
 
@@ -52,4 +53,22 @@ agents = Table(
     Column("last_seen", DateTime(timezone=True), nullable=False),
     Column("accepted", BigInteger, nullable=False),
     Column("duplicates", BigInteger, nullable=False),
+)
+
+# One row per uploaded scan or CIS run (its findings are in the core ``findings`` table under the
+# same run id). The agent's run id is the key: an upload sent again stores nothing twice.
+results = Table(
+    "api_results",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(8), nullable=False),  # "scan" or "cis"
+    Column("subject", String(1024), nullable=False),  # the image reference, or the node
+    Column("digest", String(100)),  # the image's manifest digest
+    Column("finished_at", DateTime(timezone=True), nullable=False),  # as the agent says
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("uploaded_by", String(80), nullable=False),
+    Column("findings", Integer, nullable=False),
+    Column("summary", JSON, nullable=False),  # counts, packages, coverage, benchmark (masked)
+    Index("ix_api_results_kind", "kind", "received_at"),
+    Index("ix_api_results_digest", "digest"),
 )

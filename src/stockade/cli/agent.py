@@ -28,7 +28,8 @@ ControllerOption = Annotated[
         "--controller",
         envvar="STOCKADE_CONTROLLER",
         help="Report events to this controller (https://HOST:PORT); spooled on disk while it is "
-        "unreachable. Without it everything stays in the local store.",
+        "unreachable. scan and bench also upload their full results (vulnerabilities, check "
+        "results). Without it everything stays in the local store.",
         rich_help_panel="Controller",
     ),
 ]
@@ -205,13 +206,27 @@ def _worst(counts: dict[str, int]) -> Severity:
     return max(present, default=Severity.UNKNOWN)
 
 
+MAX_SUMMARY_IDS = 1000  # an event's data is at most 64 KiB; the full list is in the upload
+
+
 def scan_event(report: Any) -> Event:
-    """A ``scan.completed`` event summing up a scan report (the findings stay in the local store)."""
+    """A ``scan.completed`` event summing up a scan report; its data is also a scan summary
+    (``image``, ``digest``, ``fixable``, ``ids``) the controller's response rules evaluate
+    against the image's running workloads. The findings themselves are uploaded separately."""
     from stockade.model import Event, ResourceRef
+    from stockade.scanning.results import vuln
 
     inv = report.inventory
     counts = report.gate.counts()
     digest = inv.image.manifest_digest if inv.image else None
+    fixable = dict.fromkeys(counts, 0)
+    ids: set[str] = set()
+    for g in report.gate.active:
+        details = vuln(g)
+        ids.add(g.finding.id)  # spelled as the advisories do, as rules name them
+        if details is not None:
+            ids.update(details.aliases)
+            fixable[str(g.finding.severity)] += bool(details.fixed_version)
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no vulnerabilities"
     return Event(
         kind="scan.completed",
@@ -221,7 +236,11 @@ def scan_event(report: Any) -> Event:
         resource=ResourceRef(kind="image", name=inv.source[:1024], digest=digest),
         action="fail" if report.gate.failed else None,
         data={
+            "image": inv.source[:512],
+            **({"digest": digest} if digest else {}),
             "counts": counts,
+            "fixable": fixable,
+            "ids": sorted(ids)[:MAX_SUMMARY_IDS],
             "suppressed": len(report.gate.suppressed),
             "packages": len(inv.packages),
             "failed": report.gate.failed,
@@ -295,3 +314,63 @@ def workloads_event(findings: list[Any], source: str) -> Event:
         message=f"workload checks of {source}: {summary or 'nothing checked'}",
         data={"benchmark": "workloads", "counts": counts},
     )
+
+
+def upload_results(options: AgentOptions, path: str, payload: dict[str, Any], what: str) -> None:
+    """Upload full results (``scan_results``, ``cis_results``) when ``--controller`` is given."""
+    if not options.controller or not options.token:
+        return  # without a controller `reporting` has already said what is missing
+    from stockade.events.reporter import ControllerLink
+    from stockade.events.upload import upload
+
+    link = ControllerLink(url=options.controller, token=options.token, ca=options.ca)
+
+    def say(line: str) -> None:
+        err_console.print(line, markup=False, highlight=False)
+
+    if upload(link, path, payload, what=what, notice=say):
+        say(f"controller: {what} results uploaded ({len(payload['findings'])} findings)")
+
+
+def scan_results(report: Any) -> dict[str, Any]:
+    """The body of ``POST /api/v1/scans``: the image, its packages summary, what could not be
+    checked and every vulnerability the gate kept (the local store keeps the same)."""
+    import uuid
+    from collections import Counter
+
+    inv = report.inventory
+    image = inv.image
+    return {
+        "run": uuid.uuid4().hex,
+        "finished_at": report.scanned_at.isoformat(),
+        "image": {
+            "reference": inv.source[:1024],
+            "name": image.name if image else None,
+            "tag": image.tag if image else None,
+            "digest": image.manifest_digest if image else None,
+        },
+        "packages": {
+            "total": len(inv.packages),
+            "by_type": dict(Counter(p.type for p in inv.packages).most_common(64)),
+        },
+        "unchecked": [u.to_dict() for u in report.unchecked[:1000]],
+        "failed": report.gate.failed,
+        "suppressed": len(report.gate.suppressed),
+        "findings": [g.finding.to_dict() for g in report.ordered(active_only=True)],
+    }
+
+
+def cis_results(result: Any, run_id: str | None) -> dict[str, Any]:
+    """The body of ``POST /api/v1/cis/runs``: every check result of one benchmark run."""
+    import uuid
+    from datetime import UTC, datetime
+
+    bench = result.benchmark
+    return {
+        "run": run_id or uuid.uuid4().hex,
+        "finished_at": datetime.now(UTC).isoformat(),
+        "node": result.node_name[:1024],
+        "benchmark": {"id": bench.id, "title": bench.title, "version": bench.version},
+        "roles": list(result.roles),
+        "findings": [f.to_dict() for f in result.findings],
+    }

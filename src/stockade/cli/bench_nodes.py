@@ -245,7 +245,9 @@ def _bench(platform: str, opts: BenchOptions) -> None:
     store = open_db(opts.db) if opts.store else None
     worst = EXIT_OK
     with reporting(agent, ("cis",)) as reporter:
-        worst = _runs(bench, opts, roles, extra, store, interval, selected, fail_on, reporter)
+        worst = _runs(
+            bench, opts, roles, extra, store, interval, selected, fail_on, reporter, agent
+        )
     raise typer.Exit(worst)
 
 
@@ -259,8 +261,9 @@ def _runs(
     selected: str,
     fail_on: Severity | None,
     reporter: Any,
+    agent: Any,
 ) -> int:
-    from stockade.cli.agent import cis_event
+    from stockade.cli.agent import cis_event, cis_results, upload_results
     from stockade.compliance.cis.schedule import repeated_runs
 
     worst = EXIT_OK
@@ -279,6 +282,7 @@ def _runs(
         _report(result, opts.fmt, opts.output, run_id, selected)
         if reporter is not None:
             reporter.add(cis_event(result, run_id))
+            upload_results(agent, "/api/v1/cis/runs", cis_results(result, run_id), "CIS run")
         worst = max(worst, _exit_code(result, fail_on, opts.fail_on_fail, opts.strict))
     return worst
 

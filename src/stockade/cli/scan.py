@@ -146,10 +146,11 @@ def _options(
 
 
 def _finish(report: ScanReport, fmt: str, output: Path | None, agent: AgentOptions) -> None:
-    from stockade.cli.agent import scan_event, send
+    from stockade.cli.agent import scan_event, scan_results, send, upload_results
     from stockade.scanning.reports import renderer
 
     send(agent, ("scan",), [scan_event(report)])
+    upload_results(agent, "/api/v1/scans", scan_results(report), "scan")
     from stockade.scanning.reports.table import render_table
 
     if fmt == "table" and output is None:

@@ -122,31 +122,35 @@ def record_new_events(store: Store, items: Iterable[Event]) -> list[str]:
         return [r[0] for r in result.all()]
 
 
-def record_findings(store: Store, items: Iterable[Finding], *, run_id: str | None = None) -> str:
-    """Store one run's findings together; returns the run id."""
-    run = run_id or uuid.uuid4().hex
-    now = datetime.now(UTC)
-    rows = [
+def finding_rows(run: str, at: datetime, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``findings`` rows for one run from findings as ``Finding.to_dict()`` gives them, masked."""
+    return [
         {
             "run_id": run,
-            "at": now,
-            "finding_id": _clean(f.id),
+            "at": at,
+            "finding_id": _clean(f["id"]),
             **storable(
                 {
-                    "pillar": str(f.pillar),
-                    "title": f.title,
-                    "severity": str(f.severity),
-                    "status": str(f.status),
-                    "resource_kind": f.resource.kind,
-                    "resource_name": f.resource.name,
-                    "resource": f.resource.to_dict(),
-                    "details": f.details.to_dict() if f.details else None,
-                    "compliance": list(f.compliance),
+                    "pillar": str(f["pillar"]),
+                    "title": f["title"],
+                    "severity": str(f["severity"]),
+                    "status": str(f["status"]),
+                    "resource_kind": f["resource"]["kind"],
+                    "resource_name": f["resource"]["name"],
+                    "resource": f["resource"],
+                    "details": f.get("details"),
+                    "compliance": list(f.get("compliance") or ()),
                 }
             ),
         }
         for f in items
     ]
+
+
+def record_findings(store: Store, items: Iterable[Finding], *, run_id: str | None = None) -> str:
+    """Store one run's findings together; returns the run id."""
+    run = run_id or uuid.uuid4().hex
+    rows = finding_rows(run, datetime.now(UTC), (f.to_dict() for f in items))
     if rows:
         with store.begin() as conn:
             conn.execute(insert(findings), rows)
