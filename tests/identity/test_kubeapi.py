@@ -1,0 +1,243 @@
+"""Identity from the Kubernetes API, against a local HTTPS server that speaks list/watch with
+recorded API documents (tests/identity/kubeserver.py): pods appear, change and go; owners resolve
+through ReplicaSets and Jobs; a 410 forces a relist; a cut stream resumes from the last
+resourceVersion; node-local scope; kubeconfig with the test CA and a bearer token."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stockade.identity import Directory
+from stockade.identity.kubeapi import KubernetesIdentity, api_client
+from stockade.model.errors import ConfigError, InputError
+from tests.identity.kubeserver import FakeApiServer, document
+
+TOKEN = "test-token-7f3a"
+PODS, RS, JOBS = "/api/v1/pods", "/apis/apps/v1/replicasets", "/apis/batch/v1/jobs"
+NODE = "gke-k9s-default-pool-0fa2fb89-lbtf"  # the recorded pod's node
+
+
+def kubeconfig(tmp: Path, server: FakeApiServer, token: str = TOKEN) -> Path:
+    (tmp / "ca.crt").write_bytes(server.files.ca_cert.read_bytes())
+    path = tmp / "kubeconfig"
+    path.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+        f"clusters: [{{name: local, cluster: {{server: '{server.url}', certificate-authority: ca.crt}}}}]\n"
+        f"users: [{{name: reader, user: {{token: {token}}}}}]\n"
+        "contexts: [{name: test, context: {cluster: local, user: reader}}]\n"
+    )
+    return path
+
+
+def pod(
+    name: str,
+    ip: str,
+    *,
+    namespace: str = "default",
+    node: str = NODE,
+    labels: dict[str, str] | None = None,
+    owner: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """The recorded pod document, renamed and readdressed."""
+    doc = document("pod")
+    meta = doc["metadata"]
+    meta.update(name=name, namespace=namespace, labels=labels or {"app": "nginx"})
+    if owner is None:
+        meta.pop("ownerReferences")
+    else:
+        meta["ownerReferences"][0].update(kind=owner[0], name=owner[1])
+    doc["spec"]["nodeName"] = node
+    doc["status"]["podIP"] = ip
+    doc["status"]["podIPs"] = [{"ip": ip}]
+    return doc
+
+
+def seed(api: FakeApiServer) -> None:
+    api.change("/api/v1/namespaces", "ADDED", document("namespace"))
+    api.change("/api/v1/nodes", "ADDED", document("node"))
+    api.change("/api/v1/services", "ADDED", document("service"))
+    api.change(RS, "ADDED", document("replicaset"))
+    api.change(PODS, "ADDED", document("pod"))
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[FakeApiServer]:
+    with FakeApiServer(tmp_path, TOKEN) as server:
+        seed(server)
+        yield server
+
+
+def provider(tmp: Path, api: FakeApiServer, **kw: Any) -> KubernetesIdentity:
+    return KubernetesIdentity(
+        api_client(kubeconfig(tmp, api)), backoff=(0.01, 0.05), watch_seconds=20, **kw
+    )
+
+
+def at(directory: Directory, ip: str) -> Any:
+    return directory.workload_at(ip)
+
+
+def wait(directory: Directory, check: Any, timeout: float = 1.0) -> float:
+    """Seconds until ``check(directory)`` held; fails after ``timeout``."""
+    start = time.monotonic()
+    assert directory.wait_until(check, timeout), "the directory did not catch up in time"
+    return time.monotonic() - start
+
+
+def test_pods_appear_change_labels_and_disappear(tmp_path: Path, api: FakeApiServer) -> None:
+    with provider(tmp_path, api) as ids:
+        d = ids.directory
+        listed = at(d, "10.44.0.229")
+        assert (listed.namespace, listed.name, listed.node) == (
+            "default",
+            "nginx-7fb78fb6d8-2w75j",
+            NODE,
+        )
+        assert listed.owner == "Deployment/nginx"  # its ReplicaSet is not listed: the hash tells
+        assert listed.images == (
+            "k8s.gcr.io/nginx-slim@sha256:8b4501fe0fe221df663c22e16539f399e89594552f400408303c42f3dd8d0e52",
+        )
+        svc = d.lookup(ipaddress.ip_address("10.47.248.116").packed)
+        assert (svc.kind, svc.namespace, svc.name) == ("service", "default", "dictionary1")
+        assert d.lookup(ipaddress.ip_address("192.168.64.107").packed).display() == "node:minikube"
+        assert ids.namespace_labels("kube-system") == {}
+
+        api.wait_watching(PODS)
+        new = document("pod-standalone")  # a pod without owner, recorded with its init container
+        api.change(PODS, "ADDED", new)
+        assert wait(d, lambda d: at(d, "172.17.0.6") is not None) < 1.0
+        w = at(d, "172.17.0.6")
+        assert w.name == "nginx" and w.owner == "" and w.images[0].startswith("nginx@sha256:482ead")
+
+        new["metadata"]["labels"] = {"app": "web", "pci": "cde"}
+        api.change(PODS, "MODIFIED", new)
+        wait(d, lambda d: dict(at(d, "172.17.0.6").labels) == {"app": "web", "pci": "cde"})
+        assert d.lookup(ipaddress.ip_address("172.17.0.6").packed).labels == (
+            ("app", "web"),
+            ("pci", "cde"),
+        )
+
+        api.change(PODS, "DELETED", new)
+        wait(d, lambda d: at(d, "172.17.0.6") is None)
+        assert d.lookup(ipaddress.ip_address("172.17.0.6").packed).kind == "external"
+        assert len(api.list_requests(PODS)) == 1  # one list, then only the watch
+
+
+def test_owner_chain_reaches_the_deployment_and_the_cronjob(
+    tmp_path: Path, api: FakeApiServer
+) -> None:
+    api.change(
+        PODS,
+        "ADDED",
+        pod(
+            "icx-db-7d4b578979-q7x2m",
+            "10.44.1.5",
+            namespace="icx",
+            labels={"app": "icx-db"},
+            owner=("ReplicaSet", "icx-db-7d4b578979"),
+        ),
+    )
+    api.change(
+        PODS,
+        "ADDED",
+        pod(
+            "hello-1567179180-k8z9d",
+            "10.44.1.6",
+            labels={"job-name": "hello-1567179180"},
+            owner=("Job", "hello-1567179180"),
+        ),
+    )
+    with provider(tmp_path, api) as ids:
+        d = ids.directory
+        # no pod-template-hash label: only the ReplicaSet's own owner reference can tell
+        assert at(d, "10.44.1.5").owner == "Deployment/icx-db"
+        assert at(d, "10.44.1.6").owner == "Job/hello-1567179180"  # its Job is not known yet
+        api.wait_watching(JOBS)
+        api.change(JOBS, "ADDED", document("job"))
+        assert wait(d, lambda d: at(d, "10.44.1.6").owner == "CronJob/hello") < 1.0
+        api.change(JOBS, "DELETED", document("job"))  # the Job goes; the pod keeps what it knew
+        api.change(PODS, "DELETED", pod("hello-1567179180-k8z9d", "10.44.1.6"))
+        wait(d, lambda d: at(d, "10.44.1.6") is None)
+        assert at(d, "10.44.1.5").owner == "Deployment/icx-db"
+
+
+def test_410_gone_forces_a_relist(tmp_path: Path, api: FakeApiServer) -> None:
+    with provider(tmp_path, api) as ids:
+        d = ids.directory
+        api.wait_watching(PODS)
+        api.compact(PODS)  # the watch ends, and its resume finds its resourceVersion compacted
+        api.change(PODS, "DELETED", document("pod"))
+        api.change(PODS, "ADDED", pod("late", "10.44.2.2"))
+        wait(d, lambda d: at(d, "10.44.2.2") is not None and at(d, "10.44.0.229") is None, 3.0)
+        reflector = next(r for r in ids.reflectors if r.collection.name == "pods")
+        assert reflector.stats.relists_gone >= 1
+        assert len(api.list_requests(PODS)) >= 2
+
+
+def test_a_dropped_stream_resumes_from_the_last_resource_version(
+    tmp_path: Path, api: FakeApiServer
+) -> None:
+    with provider(tmp_path, api) as ids:
+        d = ids.directory
+        api.wait_watching(PODS)
+        mark = api.bookmark(PODS)
+        reflector = next(r for r in ids.reflectors if r.collection.name == "pods")
+        deadline = time.monotonic() + 2
+        while reflector.resource_version != str(mark) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert reflector.resource_version == str(mark)  # a bookmark moves the resourceVersion
+        api.drop(PODS)
+        api.change(PODS, "ADDED", pod("during-the-cut", "10.44.3.3"))
+        wait(d, lambda d: at(d, "10.44.3.3") is not None, 3.0)
+        watches = api.watch_requests(PODS)
+        assert [w["resourceVersion"] for w in watches][:2] == [
+            watches[0]["resourceVersion"],
+            str(mark),
+        ]
+        assert all(w.get("allowWatchBookmarks") == "true" for w in watches)
+        assert len(api.list_requests(PODS)) == 1  # resumed, not relisted
+        assert reflector.stats.resumes >= 1
+
+
+def test_node_scope_watches_its_own_pods_and_keeps_peers_bounded(
+    tmp_path: Path, api: FakeApiServer
+) -> None:
+    api.change(PODS, "ADDED", pod("remote-a", "10.45.0.1", node="worker-2"))
+    api.change(PODS, "ADDED", pod("remote-b", "10.45.0.2", node="worker-2"))
+    with provider(tmp_path, api, node=NODE, max_peers=1) as ids:
+        d = ids.directory
+        selectors = {q.get("fieldSelector") for q in api.list_requests(PODS)}
+        assert selectors == {f"spec.nodeName={NODE}", f"spec.nodeName!={NODE}"}
+        assert at(d, "10.44.0.229").node == NODE
+        peers = [w for w in d.workloads if w.node == "worker-2"]
+        assert len(peers) == 1 and ids.dropped == {"pods@peers": 1}
+        api.wait_watching(PODS, 2)
+        api.change(PODS, "ADDED", pod("local-new", "10.44.0.7"))  # local pods are never capped
+        wait(d, lambda d: at(d, "10.44.0.7") is not None)
+
+
+def test_a_wrong_token_is_one_clear_error(tmp_path: Path, api: FakeApiServer) -> None:
+    ids = KubernetesIdentity(
+        api_client(kubeconfig(tmp_path, api, token="wrong")), backoff=(0.01, 0.05)
+    )
+    with pytest.raises(InputError) as err:
+        ids.start(timeout=1.0)
+    assert "401" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_kubeconfig_errors_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read kubeconfig"):
+        api_client(tmp_path / "missing")
+    bad = tmp_path / "bad"
+    bad.write_text("apiVersion: v1\nkind: Config\ncurrent-context: nowhere\ncontexts: []\n")
+    with pytest.raises(ConfigError) as err:
+        api_client(bad)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError):
+        api_client(in_cluster=True)  # no service account here
