@@ -6,6 +6,10 @@ resourceVersion; node-local scope; kubeconfig with the test CA and a bearer toke
 from __future__ import annotations
 
 import ipaddress
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +21,7 @@ from stockade.identity import Directory
 from stockade.identity.kubeapi import KubernetesIdentity, api_client
 from stockade.model.errors import ConfigError, InputError
 from tests.identity.kubeserver import FakeApiServer, document
+from tests.network import frames as F
 
 TOKEN = "test-token-7f3a"
 PODS, RS, JOBS = "/api/v1/pods", "/apis/apps/v1/replicasets", "/apis/batch/v1/jobs"
@@ -153,14 +158,25 @@ def test_owner_chain_reaches_the_deployment_and_the_cronjob(
             owner=("Job", "hello-1567179180"),
         ),
     )
+    for i, kind in enumerate(("statefulset", "daemonset")):
+        doc = document(kind)
+        api.change(
+            PODS,
+            "ADDED",
+            pod(f"p{i}", f"10.44.1.{20 + i}", owner=(doc["kind"], doc["metadata"]["name"])),
+        )
+    deployment, cronjob = document("deployment"), document("cronjob")
     with provider(tmp_path, api) as ids:
         d = ids.directory
         # no pod-template-hash label: only the ReplicaSet's own owner reference can tell
-        assert at(d, "10.44.1.5").owner == "Deployment/icx-db"
+        assert at(d, "10.44.1.5").owner == f"Deployment/{deployment['metadata']['name']}"
         assert at(d, "10.44.1.6").owner == "Job/hello-1567179180"  # its Job is not known yet
+        assert at(d, "10.44.1.20").owner == "StatefulSet/nginx-sts"
+        assert at(d, "10.44.1.21").owner == "DaemonSet/fluentd-gcp-v3.2.0"
         api.wait_watching(JOBS)
         api.change(JOBS, "ADDED", document("job"))
-        assert wait(d, lambda d: at(d, "10.44.1.6").owner == "CronJob/hello") < 1.0
+        cron = f"CronJob/{cronjob['metadata']['name']}"
+        assert wait(d, lambda d: at(d, "10.44.1.6").owner == cron) < 1.0
         api.change(JOBS, "DELETED", document("job"))  # the Job goes; the pod keeps what it knew
         api.change(PODS, "DELETED", pod("hello-1567179180-k8z9d", "10.44.1.6"))
         wait(d, lambda d: at(d, "10.44.1.6") is None)
@@ -241,3 +257,47 @@ def test_kubeconfig_errors_are_config_errors(tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError):
         api_client(in_cluster=True)  # no service account here
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stockade", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ.copy(),
+    )
+
+
+def test_the_sensor_names_connections_from_the_api(tmp_path: Path, api: FakeApiServer) -> None:
+    packets = F.conversation(
+        "10.44.0.229",
+        "10.47.248.116",
+        40000,
+        4001,
+        b"GET / HTTP/1.1\r\nHost: d\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+    )
+    capture = tmp_path / "c.pcap"
+    capture.write_bytes(
+        F.pcap([(1700000000 + i / 1000, F.ether(p)) for i, p in enumerate(packets)])
+    )
+    config = kubeconfig(tmp_path, api)
+    out = _cli(
+        "sensor",
+        "--pcap",
+        str(capture),
+        "--identities",
+        f"kubernetes:{config}",
+        "--node",
+        NODE,
+        "--format",
+        "json",
+        "--no-store",
+    )
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout.splitlines()[0])
+    assert record["client"]["name"] == "nginx-7fb78fb6d8-2w75j"
+    assert (record["server"]["kind"], record["server"]["name"]) == ("service", "dictionary1")
+    out = _cli("sensor", "--pcap", str(capture), "--identities", f"kubernetes:{tmp_path}/none")
+    assert out.returncode == 2 and out.stderr.startswith("stockade: error: cannot read kubeconfig")
