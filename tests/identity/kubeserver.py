@@ -78,6 +78,8 @@ class FakeApiServer:
         self.cond = threading.Condition()
         self.drops: dict[str, int] = dict.fromkeys(COLLECTIONS, 0)
         self.open_watches: dict[str, int] = dict.fromkeys(COLLECTIONS, 0)
+        self.raw_lines: dict[str, list[bytes]] = {c: [] for c in COLLECTIONS}
+        self.newest_watch: dict[str, int] = dict.fromkeys(COLLECTIONS, 0)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(self.files.cert, self.files.key)
         self.httpd = _QuietServer(("127.0.0.1", 0), _handler(self))
@@ -125,6 +127,12 @@ class FakeApiServer:
             self.log[collection].append((self.version, "BOOKMARK", mark))
             self.cond.notify_all()
             return self.version
+
+    def raw(self, collection: str, line: bytes) -> None:
+        """Send a line as it is, once, to the newest watch of the collection (hostile input)."""
+        with self.cond:
+            self.raw_lines[collection].append(line)
+            self.cond.notify_all()
 
     def compact(self, collection: str) -> None:
         """Forget the history: a watch from an older resourceVersion gets 410 Gone."""
@@ -232,6 +240,8 @@ def _handler(api: FakeApiServer) -> type[BaseHTTPRequestHandler]:
                 drops = api.drops[path]
                 gone = since < api.compacted[path]
                 api.open_watches[path] += 1
+                api.newest_watch[path] += 1
+                me = api.newest_watch[path]
                 api.cond.notify_all()
             try:
                 if gone:
@@ -246,7 +256,7 @@ def _handler(api: FakeApiServer) -> type[BaseHTTPRequestHandler]:
                     }
                     self._chunk(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
                 else:
-                    self._stream(path, since, selector, bookmarks, deadline, drops)
+                    self._stream(path, since, selector, bookmarks, deadline, drops, me)
                     if api.drops[path] != drops:
                         self.connection.shutdown(socket.SHUT_RDWR)  # cut: no final chunk
                         self.close_connection = True
@@ -260,19 +270,35 @@ def _handler(api: FakeApiServer) -> type[BaseHTTPRequestHandler]:
                     api.open_watches[path] -= 1
 
         def _stream(
-            self, path: str, since: int, selector: str, bookmarks: bool, deadline: float, drops: int
+            self,
+            path: str,
+            since: int,
+            selector: str,
+            bookmarks: bool,
+            deadline: float,
+            drops: int,
+            me: int,
         ) -> None:
             sent = since
             while True:
                 with api.cond:
                     while True:
                         todo = [e for e in api.log[path] if e[0] > sent]
+                        raw: list[bytes] = []
+                        if me == api.newest_watch[path]:
+                            raw, api.raw_lines[path] = api.raw_lines[path], []
                         left = deadline - time.monotonic()
-                        if todo or api.drops[path] != drops or api.closed or left <= 0:
+                        if raw or todo or api.drops[path] != drops or api.closed or left <= 0:
                             break
                         api.cond.wait(left)
-                    if api.drops[path] != drops or api.closed or (not todo and left <= 0):
+                    if (
+                        api.drops[path] != drops
+                        or api.closed
+                        or (not todo and not raw and left <= 0)
+                    ):
                         return
+                for line in raw:  # sent once, before the events of the same wake-up
+                    self._chunk(line + b"\n")
                 for version, kind, obj in todo:
                     sent = version
                     if kind == "BOOKMARK" and not bookmarks:

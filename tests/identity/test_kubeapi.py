@@ -299,5 +299,54 @@ def test_the_sensor_names_connections_from_the_api(tmp_path: Path, api: FakeApiS
     record = json.loads(out.stdout.splitlines()[0])
     assert record["client"]["name"] == "nginx-7fb78fb6d8-2w75j"
     assert (record["server"]["kind"], record["server"]["name"]) == ("service", "dictionary1")
-    out = _cli("sensor", "--pcap", str(capture), "--identities", f"kubernetes:{tmp_path}/none")
-    assert out.returncode == 2 and out.stderr.startswith("stockade: error: cannot read kubeconfig")
+
+
+def test_hostile_watch_lines_are_survived(
+    tmp_path: Path, api: FakeApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("stockade.identity.kubewatch.MAX_EVENT_BYTES", 4096)
+    odd = {
+        "metadata": {
+            "name": "odd",
+            "namespace": "default",
+            "labels": ["x"],
+            "ownerReferences": "RS",
+        },
+        "spec": [],
+        "status": {"podIPs": "10.9.9.9", "containerStatuses": {"imageID": 3}},
+    }
+    with provider(tmp_path, api) as ids:
+        d = ids.directory
+        reflector = next(r for r in ids.reflectors if r.collection.name == "pods")
+        api.wait_watching(PODS)
+        hostile = [
+            b"not json",
+            b'{"type": "WHAT", "object": {}}',
+            b'["ADDED"]',
+            b'{"type": "ERROR", "object": {"code": 500, "message": "etcd is sad"}}',
+            json.dumps(
+                {"type": "ADDED", "object": pod("big", "10.9.9.8", labels={"x": "y" * 8000})}
+            ).encode(),
+        ]
+        reasons = []
+        for errors, line in enumerate([*hostile, None], start=1):
+            deadline = time.monotonic() + 3  # each problem ends the stream; the watch resumes
+            while reflector.stats.watches < errors and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert reflector.stats.errors == errors - 1 and reflector.stats.watches == errors
+            reasons.append(reflector.stats.last_error)
+            api.raw(PODS, line or json.dumps({"type": "ADDED", "object": odd}).encode())
+        api.change(PODS, "ADDED", pod("after", "10.44.9.9"))
+        wait(d, lambda d: at(d, "10.44.9.9") is not None, 3.0)
+        assert "pod/default/odd" in d.keys("pod/")  # kept, with nothing it could not read
+        assert d.entry("pod/default/odd").addresses == () and d.entry("pod/default/odd").owner == ""
+        assert [r.split(":")[0] for r in reasons[1:]] == [
+            "JSONDecodeError",
+            "WatchProblem",
+            "WatchProblem",
+            "WatchProblem",
+            "WatchProblem",
+        ]
+        assert "etcd is sad" in reasons[4] and "larger than 4096 bytes" in reasons[5]
+        assert at(d, "10.9.9.8") is None
+        assert len(api.list_requests(PODS)) == 1  # each time resumed, never relisted

@@ -245,12 +245,14 @@ def _lines(resp: Any) -> Iterator[bytes]:
             end = buf.find(b"\n")
             if end < 0:
                 break
+            if end > MAX_EVENT_BYTES:
+                raise WatchProblem(f"a watch event larger than {MAX_EVENT_BYTES} bytes")
             line = bytes(buf[:end]).strip()
             del buf[: end + 1]
             if line:
                 yield line
         if len(buf) > MAX_EVENT_BYTES:
-            raise WatchProblem(f"a watch event larger than {MAX_EVENT_BYTES // 2**20} MiB")
+            raise WatchProblem(f"a watch event larger than {MAX_EVENT_BYTES} bytes")
     if buf.strip():
         raise WatchProblem("the watch stream ended inside an event")
 
