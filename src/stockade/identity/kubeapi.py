@@ -180,15 +180,24 @@ class KubernetesIdentity:
         for r in self.reflectors:
             r.start()
         deadline = time.monotonic() + timeout
-        for r in self.reflectors:
-            if not r.synced.wait(max(0.0, deadline - time.monotonic())):
+        while not all(r.synced.is_set() for r in self.reflectors):
+            refused = [r for r in self.reflectors if r.stats.last_status in (401, 403)]
+            left = deadline - time.monotonic()
+            if refused or left <= 0:
                 self.stop()
-                host = getattr(getattr(self.client, "configuration", None), "host", "?")
-                why = r.stats.last_error or "no answer"
-                raise InputError(
-                    f"Kubernetes API {host}: could not list {r.collection.name} "
-                    f"within {timeout:g}s ({why})"
+                late = (
+                    refused[0]
+                    if refused
+                    else next(r for r in self.reflectors if not r.synced.is_set())
                 )
+                host = getattr(getattr(self.client, "configuration", None), "host", "?")
+                why = late.stats.last_error or "no answer"
+                raise InputError(
+                    f"Kubernetes API {host}: could not list {late.collection.name}"
+                    + ("" if refused else f" within {timeout:g}s")
+                    + f" ({why})"
+                )
+            next(r for r in self.reflectors if not r.synced.is_set()).synced.wait(min(left, 0.05))
         return self.directory
 
     def stop(self) -> None:

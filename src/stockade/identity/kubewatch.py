@@ -69,6 +69,7 @@ class Stats:
     bookmarks: int = 0
     errors: int = 0
     last_error: str = ""
+    last_status: int | None = None  # the HTTP status of the last error, if it was one
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -118,6 +119,8 @@ class Reflector:
             try:
                 if self.resource_version is None:
                     self._list()
+                    if self._stop.is_set():
+                        break
                     resumed = False
                 elif resumed:
                     self.stats.resumes += 1
@@ -131,6 +134,8 @@ class Reflector:
                     break
                 self.stats.errors += 1
                 self.stats.last_error = _describe(exc)
+                status = getattr(exc, "status", None)
+                self.stats.last_status = status if isinstance(status, int) else None
                 log.info("kubernetes %s: %s", self.collection.name, self.stats.last_error)
                 resumed = self.resource_version is not None
                 self._stop.wait(self.backoff.delay())
@@ -193,8 +198,10 @@ class Reflector:
             if exc.status == 410:
                 raise Gone() from exc
             raise
-        self._resp = resp
+        self._resp = resp  # then the flag: stop() sets the flag, then reads _resp
         try:
+            if self._stop.is_set():
+                return
             if resp.status == 410:
                 raise Gone()
             if not 200 <= resp.status < 300:
