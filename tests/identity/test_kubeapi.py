@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from stockade.admission.certs import ensure_certificate
 from stockade.identity import Directory
 from stockade.identity.kubeapi import KubernetesIdentity, api_client
 from stockade.model.errors import ConfigError, InputError
@@ -249,6 +250,17 @@ def test_a_wrong_token_is_one_clear_error(tmp_path: Path, api: FakeApiServer) ->
         ids.start(timeout=10.0)
     assert time.monotonic() - start < 5  # refused is final: no waiting out the timeout
     assert "401" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_server_the_ca_did_not_sign_is_refused(tmp_path: Path, api: FakeApiServer) -> None:
+    config = kubeconfig(tmp_path, api)
+    other = ensure_certificate(tmp_path / "other", ["localhost"], ca_name="another CA")
+    (tmp_path / "ca.crt").write_bytes(other.ca_cert.read_bytes())
+    ids = KubernetesIdentity(api_client(config), backoff=(0.01, 0.05))
+    with pytest.raises(InputError) as err:
+        ids.start(timeout=0.5)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(err.value) and "\n" not in str(err.value)
+    assert not any(r.synced.is_set() for r in ids.reflectors)
 
 
 def test_kubeconfig_errors_are_config_errors(tmp_path: Path) -> None:

@@ -287,9 +287,11 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _describe(exc: BaseException) -> str:
+    """One line: ``HTTP 403 Forbidden: <the Status message>``, or the exception's first words."""
     status, reason = getattr(exc, "status", None), getattr(exc, "reason", None)
-    if status is not None and reason is not None:
+    if status and reason is not None:
         message = _status_message(getattr(exc, "body", None))
-        return f"HTTP {status} {reason}" + (f": {message}" if message else "")
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+        text = f"HTTP {status} {reason}" + (f": {message}" if message else "")
+    else:
+        text = str(reason if reason is not None else exc) or type(exc).__name__
+    return " ".join(text.split())[:300]
