@@ -196,7 +196,8 @@ def _handler(api: FakeApiServer) -> type[BaseHTTPRequestHandler]:
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
             with api.cond:
                 api.requests.append((url.path, query))
-            if self.headers.get("Authorization") != f"Bearer {api.token}":
+            scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+            if scheme.lower() != "bearer" or token.strip() != api.token:  # scheme: any case
                 self._status(401, "Unauthorized", "Unauthorized")
                 return
             if url.path not in COLLECTIONS:

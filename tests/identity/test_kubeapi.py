@@ -20,6 +20,7 @@ import pytest
 from stockade.admission.certs import ensure_certificate
 from stockade.identity import Directory
 from stockade.identity.kubeapi import KubernetesIdentity, api_client
+from stockade.identity.sources import opened
 from stockade.model.errors import ConfigError, InputError
 from tests.identity.kubeserver import FakeApiServer, document
 from tests.network import frames as F
@@ -261,6 +262,23 @@ def test_a_server_the_ca_did_not_sign_is_refused(tmp_path: Path, api: FakeApiSer
         ids.start(timeout=0.5)
     assert "CERTIFICATE_VERIFY_FAILED" in str(err.value) and "\n" not in str(err.value)
     assert not any(r.synced.is_set() for r in ids.reflectors)
+
+
+def test_in_cluster_the_service_account_is_used(
+    tmp_path: Path, api: FakeApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--identities kubernetes`` in a pod: KUBERNETES_SERVICE_HOST/PORT, the token and the CA of
+    the service account (its folder moved here: the client reads fixed paths)."""
+    from kubernetes.config import incluster_config
+
+    (tmp_path / "token").write_text(TOKEN)
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(tmp_path / "token"))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(api.files.ca_cert))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(api.httpd.server_address[1]))
+    with opened("kubernetes", timeout=10) as directory:
+        assert directory.workload_at("10.44.0.229").owner == "Deployment/nginx"
+    assert api.list_requests(PODS)
 
 
 def test_kubeconfig_errors_are_config_errors(tmp_path: Path) -> None:

@@ -293,5 +293,6 @@ def _describe(exc: BaseException) -> str:
         message = _status_message(getattr(exc, "body", None))
         text = f"HTTP {status} {reason}" + (f": {message}" if message else "")
     else:
-        text = str(reason if reason is not None else exc) or type(exc).__name__
+        detail = str(reason if reason is not None else exc)
+        text = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
     return " ".join(text.split())[:300]
