@@ -3,6 +3,7 @@ encrypted, and sensitive data crossing it in clear (live capture or pcap/pcapng 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -97,11 +98,20 @@ def sensor_cmd(
         Path, typer.Option("--state", help="Lab inventory (workload identity).")
     ] = DEFAULT_STATE,
     identities: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--identities",
-            help="Workload identities from a file: Stockade's workload list or "
+            help="Workload identities: `kubernetes` (the API of the cluster this runs in, else "
+            "~/.kube/config), `kubernetes:KUBECONFIG`, or a file: Stockade's workload list or "
             "`kubectl get pods -A -o json` (for captures taken in a cluster).",
+        ),
+    ] = None,
+    node: Annotated[
+        str | None,
+        typer.Option(
+            "--node",
+            help="With --identities kubernetes: this node's pods in their own watch (the node "
+            "agent's scope), the other nodes' pods as capped peers.",
         ),
     ] = None,
     stream_depth: Annotated[
@@ -136,7 +146,7 @@ def sensor_cmd(
 ) -> None:
     """Show connections (client -> server, protocol, encryption, DLP hits) and store events."""
     from stockade.identity import Directory
-    from stockade.identity.static import load as load_identities
+    from stockade.identity.sources import is_kubernetes, opened
     from stockade.lab.inventory import load
     from stockade.model import Severity
     from stockade.network.analysis import Inspectors
@@ -154,11 +164,14 @@ def sensor_cmd(
     policy = _tls_policy(tls_policy, tls_min_version)
     if identities is not None and lab:
         raise UsageError("--identities and --lab are two sources of identity: choose one")
+    if node is not None and not (identities and is_kubernetes(identities)):
+        raise UsageError("--node goes with --identities kubernetes")
     inv = None
     if identities is None and (lab or state.exists() or state != DEFAULT_STATE):
         inv = load(state) if (lab or state != DEFAULT_STATE) else _try_load(state)
+    sources = contextlib.ExitStack()
     who = (
-        load_identities(identities)
+        sources.enter_context(opened(identities, node=node))
         if identities is not None
         else (inv.directory() if inv is not None else Directory())
     )
@@ -167,7 +180,7 @@ def sensor_cmd(
 
     capture = str(pcap) if pcap is not None else ("the lab" if lab else ", ".join(iface or ()))
     agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
-    with reporting(agent, ("dlp", "network.sensor")) as reporter:
+    with sources, reporting(agent, ("dlp", "network.sensor")) as reporter:
         out = _Outputs(fmt=fmt, db=db, store=store, capture=capture, policy=policy)
         out.recorder.on_events = reporter.add_all if reporter is not None else None
         run = _capture(out, pcap, lab, iface, netns, inv, inspectors, who, config, duration, count)

@@ -1,9 +1,12 @@
-"""Address -> workload lookups, built once from a provider's workloads."""
+"""Address -> workload lookups: built once from a provider's workloads, or kept current by a live
+provider (the Kubernetes API watch) through :meth:`Directory.put` and :meth:`Directory.remove`."""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 
 from stockade.identity.model import Workload
 from stockade.model.errors import UsageError
@@ -11,26 +14,94 @@ from stockade.model.resource import ResourceRef
 
 
 class Directory:
-    """Every workload by address (packed bytes on the hot path, text elsewhere) and by name."""
+    """Every workload by address (packed bytes on the hot path, text elsewhere) and by name.
+
+    Lookups take no lock (one dict read, atomic in CPython); writers hold the directory's lock, so a
+    watch thread can update it while the sensor and the firewall read it."""
 
     def __init__(self, workloads: Iterable[Workload] = ()) -> None:
-        self.workloads = tuple(workloads)
-        self._by_packed: dict[bytes, tuple[Workload, ResourceRef]] = {}
-        for w in self.workloads:
-            for addr in w.addresses:
-                packed = ipaddress.ip_address(addr).packed
-                self._by_packed[packed] = (w, w.ref(str(ipaddress.ip_address(addr))))
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._entries: dict[str, Workload] = {}
+        self._by_packed: dict[bytes, tuple[str, Workload, ResourceRef]] = {}
+        self.version = 0  # bumped on every change
+        for i, w in enumerate(workloads):
+            self.put(f"#{i}", w)
+
+    @property
+    def workloads(self) -> tuple[Workload, ...]:
+        with self._lock:
+            return tuple(self._entries.values())
+
+    def put(self, key: str, workload: Workload) -> None:
+        """Add or replace the workload filed under ``key`` (``pod/ns/name``...). An address keeps
+        pointing at whoever put it last: a new pod that reuses the address of a pod still being
+        deleted owns it, and the old pod's removal leaves it alone."""
+        packed = [
+            (ipaddress.ip_address(a).packed, str(ipaddress.ip_address(a)))
+            for a in workload.addresses
+        ]
+        with self._lock:
+            old = self._entries.get(key)
+            if old == workload:
+                return
+            if old is not None:
+                self._drop_addresses(key, old)
+            self._entries[key] = workload
+            for raw, text in packed:
+                self._by_packed[raw] = (key, workload, workload.ref(text))
+            self.version += 1
+            self._changed.notify_all()
+
+    def remove(self, key: str) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is None:
+                return
+            self._drop_addresses(key, old)
+            self.version += 1
+            self._changed.notify_all()
+
+    def entry(self, key: str) -> Workload | None:
+        return self._entries.get(key)
+
+    def keys(self, prefix: str = "") -> list[str]:
+        with self._lock:
+            return [k for k in self._entries if k.startswith(prefix)]
+
+    def _drop_addresses(self, key: str, old: Workload) -> None:
+        for addr in old.addresses:
+            raw = ipaddress.ip_address(addr).packed
+            hit = self._by_packed.get(raw)
+            if hit is not None and hit[0] == key:
+                del self._by_packed[raw]
+
+    def wait_until(self, predicate: Callable[[Directory], bool], timeout: float) -> bool:
+        """Block until ``predicate(self)`` holds (checked after every change), at most ``timeout``
+        seconds; True if it held."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                seen = self.version
+            if predicate(self):
+                return True
+            with self._lock:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                if self.version == seen:
+                    self._changed.wait(left)
 
     def lookup(self, packed: bytes) -> ResourceRef:
         """The resource that owns a packed IPv4/IPv6 address; unknown ones are ``external``."""
         hit = self._by_packed.get(packed)
         if hit is not None:
-            return hit[1]
+            return hit[2]
         return ResourceRef(kind="external", name=str(ipaddress.ip_address(packed)))
 
     def workload_at(self, ip: str) -> Workload | None:
         hit = self._by_packed.get(ipaddress.ip_address(ip).packed)
-        return hit[0] if hit else None
+        return hit[1] if hit else None
 
     def find(self, text: str, *, family: int = 4) -> tuple[Workload | None, str]:
         """A workload and one of its addresses from ``ns/name``, ``name`` or an IP address (IPv4
@@ -50,4 +121,4 @@ class Directory:
         return w, addrs[0]
 
     def __len__(self) -> int:
-        return len(self.workloads)
+        return len(self._entries)

@@ -19,6 +19,9 @@ class Workload:
     node: str = ""
     addresses: tuple[str, ...] = ()
     external: bool = False  # plays "outside the cluster" (the lab's internet pod, a partner CIDR)
+    images: tuple[
+        str, ...
+    ] = ()  # what runs, by digest: "registry/repo@sha256:..." (from the runtime)
 
     def ref(self, address: str = "") -> ResourceRef:
         if self.external:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from stockade.identity.directory import Directory
+from stockade.identity.kubeobjects import mapping, pod_addresses, pod_workload
 from stockade.identity.model import Workload
 from stockade.k8s.objects import expand_list
 from stockade.model.errors import ConfigError
@@ -86,34 +88,8 @@ def _pods(items: list[Any], where: str) -> Iterator[Workload]:
     for i, pod in enumerate(items):
         if not isinstance(pod, Mapping) or pod.get("kind", "Pod") != "Pod":
             continue
-        meta, spec, status = (_map(pod.get(k)) for k in ("metadata", "spec", "status"))
-        if spec.get("hostNetwork"):
+        if mapping(pod.get("spec")).get("hostNetwork"):
             continue  # shares the node's address: it cannot be told apart by address
-        ips = [_map(p).get("ip") for p in status.get("podIPs") or []] or [status.get("podIP")]
-        labels = _map(meta.get("labels"))
-        yield Workload(
-            name=str(meta.get("name") or f"pod-{i}"),
-            namespace=str(meta.get("namespace") or "default"),
-            labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
-            owner=_owner(meta, labels),
-            node=str(spec.get("nodeName") or ""),
-            addresses=tuple(_address(ip, f"{where}: items[{i}]") for ip in ips if ip),
-        )
-
-
-def _owner(meta: Mapping[str, Any], labels: Mapping[str, Any]) -> str:
-    """The top controller as far as the pod tells: a ReplicaSet named ``<deployment>-<hash>``
-    with the pod's ``pod-template-hash`` label belongs to that Deployment."""
-    refs = [_map(r) for r in meta.get("ownerReferences") or []]
-    ref = next((r for r in refs if r.get("controller")), refs[0] if refs else None)
-    if not ref:
-        return ""
-    kind, name = str(ref.get("kind") or ""), str(ref.get("name") or "")
-    template_hash = str(labels.get("pod-template-hash") or "")
-    if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
-        return f"Deployment/{name[: -len(template_hash) - 1]}"
-    return f"{kind}/{name}"
-
-
-def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+        addrs = [_address(ip, f"{where}: items[{i}]") for ip in pod_addresses(pod)]
+        w = pod_workload(pod, addrs)
+        yield w if w.name else replace(w, name=f"pod-{i}")
