@@ -16,7 +16,11 @@ from tests.api.controller import PASSWORD, Controller, running_controller
 from tests.support import require
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(os.environ.get("STOCKADE_SCREENSHOTS", Path(__file__).resolve().parents[2] / "build" / "screenshots"))
+SHOTS = Path(
+    os.environ.get(
+        "STOCKADE_SCREENSHOTS", Path(__file__).resolve().parents[2] / "build" / "screenshots"
+    )
+)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,9 @@ def up(
         str, typer.Option("--host", help="Address the console listens on.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Its port.")] = 8443,
+    prefix: Annotated[
+        str, typer.Option("--lab-prefix", help="Prefix of the lab's network namespaces.")
+    ] = "up-",
     traffic_every: Annotated[
         float,
         typer.Option(
@@ -45,7 +48,9 @@ def up(
         raise typer.Exit(2)
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    platform = Platform(workdir, _Console(), host=host, port=port, traffic_every=traffic_every)
+    platform = Platform(
+        workdir, _Console(), host=host, port=port, traffic_every=traffic_every, prefix=prefix
+    )
     try:
         serve(platform)
     except DemoFailed as exc:

@@ -209,14 +209,14 @@ async function showNode(n) {
   if (n.namespace && may("operator")) {
     const path = `/api/v1/quarantine/${encodeURIComponent(n.namespace)}/${encodeURIComponent(n.name)}`;
     actions.append(n.quarantined
-      ? h("button", { type: "button", id: "lift", onclick: () => guarded(async () => { await api(path, { method: "DELETE" }); status(`quarantine of ${nodeKey(n)} lifted`); await refresh(); }) }, "Lift quarantine")
-      : h("button", { type: "button", id: "quarantine", class: "danger", onclick: () => guarded(async () => { await api(path, { method: "POST", json: { reason: "quarantined from the network map" } }); status(`${nodeKey(n)} quarantined`); await refresh(); }) }, "Quarantine"));
+      ? h("button", { type: "button", id: "lift", onclick: () => guarded(async () => { await api(path, { method: "DELETE" }); status(`quarantine of ${nodeKey(n)} lifted`); await again(n); }) }, "Lift quarantine")
+      : h("button", { type: "button", id: "quarantine", class: "danger", onclick: () => guarded(async () => { await api(path, { method: "POST", json: { reason: "quarantined from the network map" } }); status(`${nodeKey(n)} quarantined`); await again(n); }) }, "Quarantine"));
     if (group) {
       for (const mode of ["Discover", "Monitor", "Protect"]) {
         actions.append(h("button", { type: "button", class: "secondary", "data-mode": mode, disabled: (n.mode || "").toLowerCase() === mode.toLowerCase(), onclick: () => guarded(async () => {
           await api(`/api/v1/groups/${encodeURIComponent(group)}/mode`, { method: "PUT", json: { mode: mode.toLowerCase() } });
           status(`group ${group} is in ${mode}`);
-          await refresh();
+          await again(n);
         }) }, mode));
       }
     }
@@ -241,6 +241,13 @@ async function showNode(n) {
     box.append(h("a", { href: `/ui/vulnerabilities?workload=${encodeURIComponent(nodeKey(n))}` }, "Vulnerabilities of its images"), " · ",
       h("a", { href: "/ui/policy" }, "Policy"));
   }
+}
+
+// After an action: the graph again, and the panel of the same node with its new state.
+async function again(n) {
+  await refresh();
+  const fresh = graph.nodes.find((x) => x.id === n.id);
+  if (fresh) await showNode(fresh);
 }
 
 function saveHidden() {
@@ -277,6 +284,33 @@ function render() {
   document.body.dataset.mapNodes = String(cy.nodes().length);
   document.body.dataset.mapEdges = String(cy.edges().length);
   renderHidden();
+  renderLists(elements);
+}
+
+// The same graph as lists: reachable with the keyboard and by screen readers (the canvas is not).
+function renderLists(elements) {
+  const name = (id) => { const n = graph.nodes.find((x) => x.id === id); return n ? nodeKey(n) || n.id : id; };
+  const edges = elements.filter((e) => e.group === "edges").map((e) => e.data);
+  const nodes = graph.nodes.filter((n) => !state.hidden.has(n.id));
+  clear(document.getElementById("edge-list")).append(table([
+    { title: "From", value: (e) => name(e.source) },
+    { title: "To", value: (e) => name(e.target) },
+    { title: "Ports", value: (e) => (e.ports || []).join(", ") },
+    { title: "Protocols", value: (e) => (e.protocols || []).join(", ") },
+    { title: "Encryption", value: (e) => badge(edgeClass(e) === "tls" ? "tls" : e.encryption || "unknown", edgeClass(e) === "tls" ? "tls" : e.encryption === "clear" || e.encryption === "mixed" ? "clear" : "") },
+    { title: "Status", value: (e) => badge(e.status || "ok", e.status || "ok") },
+    { title: "DLP", value: (e) => (dlpCount(e) ? badge(`DLP ${dlpCount(e)}`, "dlp") : "") },
+    { title: "Connections", value: (e) => e.connections ?? "" },
+    { title: "Bytes", value: (e) => bytes(e.bytes) },
+  ], edges, { caption: "Connections", empty: "No connection in the window.", onrow: (e) => guarded(() => showEdge(e)) }));
+  clear(document.getElementById("node-list")).append(table([
+    { title: "Workload", value: (n) => nodeKey(n) || n.id },
+    { title: "Kind", value: (n) => n.kind },
+    { title: "Groups", value: (n) => (n.groups || []).join(", ") },
+    { title: "Mode", value: (n) => (n.mode ? badge(n.mode, n.mode) : "") },
+    { title: "Quarantined", value: (n) => (n.quarantined ? badge("quarantined") : "") },
+    { title: "Critical", value: (n) => (n.critical ? badge(String(n.critical), "critical") : "") },
+  ], nodes, { caption: "Workloads and addresses", onrow: (n) => guarded(() => showNode(n)) }));
 }
 
 // An event that changes an edge is applied at once (status, DLP count), then the graph is refetched.
@@ -343,7 +377,8 @@ guarded(async () => {
   content().append(controls(),
     h("div", { class: "legend" }, ...["clear", "tls", "violation", "blocked"].map((c) => h("span", {}, h("i", { class: c }), c)), h("span", {}, "thick edge + DLP n: card numbers or personal data in clear"), h("span", {}, "double border: quarantined; red node: critical vulnerabilities")),
     h("div", { id: "hidden", class: "muted" }),
-    h("div", { class: "split" }, h("div", { id: "graph", role: "img", "aria-label": "Network map; the panel lists what is selected" }), h("aside", { id: "side", class: "side", "aria-live": "polite" }, h("p", { class: "muted" }, "Select a workload or an edge."))));
+    h("div", { class: "split" }, h("div", { id: "graph", role: "img", "aria-label": "Network map; the lists below hold the same connections and workloads" }), h("aside", { id: "side", class: "side", "aria-live": "polite" }, h("p", { class: "muted" }, "Select a workload or an edge."))),
+    h("div", { id: "edge-list" }), h("div", { id: "node-list" }));
   await refresh();
   stopLive = liveEvents({}, applyLive, (s) => { document.body.dataset.live = s; });
 });
