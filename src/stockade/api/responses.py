@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select, update
 
+from stockade.api.follower import ResponseFollower
 from stockade.api.quarantine import Quarantine
 from stockade.events.notify import Target, deliver
 from stockade.events.notify.deadletters import DeadLetters
@@ -231,18 +232,27 @@ class ResponseService:
             known_images=known_images or {},
         )
         self.queue = ResponseQueue(self.responder, capacity=capacity)
+        # PostgreSQL (replicas): the leader follows the events table instead of the queue; set by
+        # create_app. submit() then only wakes it.
+        self.follower: ResponseFollower | None = None
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self.queue.start()
+        if self.follower is None:
+            self.queue.start()
 
     def close(self, timeout: float = 10.0) -> None:
         self.queue.close(timeout)
 
     def submit(self, events: Iterable[Event]) -> int:
         """Queue stored events for the rules; returns how many found no room in time (each such
-        batch is reported by a ``response.backlog`` event: stored, but not evaluated)."""
+        batch is reported by a ``response.backlog`` event: stored, but not evaluated).
+
+        With a follower (PostgreSQL) the events are in the store already: wake it, never wait."""
+        if self.follower is not None:
+            self.follower.wake()
+            return 0
         refused = [e.id for e in events if not self.queue.submit(e, timeout=self.submit_timeout)]
         if refused:
             log.warning("%d events not evaluated: the response queue is full", len(refused))
