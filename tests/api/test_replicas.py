@@ -16,13 +16,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text
 
+from stockade.api.follower import ResponseFollower
+from stockade.api.leader import SoleLeader
+from stockade.api.tables import cursors
 from stockade.model import Event, ResourceRef
 from stockade.store import open_store
 from stockade.store.records import events_committed_after, record_events
 from stockade.store.tables import events
-from tests.api.controller import Controller, _free_port, batch, event, pg_url
+from tests.api.controller import (
+    Controller,
+    _free_port,
+    batch,
+    event,
+    pg_url,
+    running_controller,
+)
 from tests.api.responding import deliveries_of, targets_yaml, wait_for, write
 from tests.events.receivers import HttpReceiver, make_certs, serve_http
 
@@ -203,3 +213,39 @@ def test_an_event_committed_late_is_not_skipped(tmp_path: Path) -> None:
         assert [e.kind for _, e in events_committed_after(store, position)] == ["test.quick"]
     finally:
         store.close()
+
+
+def test_a_deposed_leader_cannot_move_the_cursor_or_take_it_back() -> None:
+    """Two replicas that both believe they lead (the old one has not noticed its lock is gone):
+    the newer term owns the cursor; the old one stops after its batch and does not claim again."""
+    store = open_store(pg_url("stockade_replicas_fence_test"))
+    try:
+        old, new = SoleLeader("old"), SoleLeader("new")
+        seen: dict[str, list[str]] = {"old": [], "new": []}
+        followers = {
+            name: ResponseFollower(store, lead, lambda e, n=name: seen[n].append(e.kind))
+            for name, lead in (("old", old), ("new", new))
+        }
+        old.start()
+        followers["old"].catch_up()  # claims the cursor: term 1
+        new.start()
+        followers["new"].catch_up()  # claims it from under the old one: term 2
+        record_events(store, [Event(kind="test.first", message="1")])
+        wait_for(lambda: events_committed_after(store, (0, 0)))
+        followers["old"].catch_up()  # handles its batch, but cannot save the cursor
+        record_events(store, [Event(kind="test.second", message="2")])
+        followers["old"].catch_up()  # fenced: nothing more
+        followers["new"].catch_up()
+        assert seen["old"] == ["test.first"]
+        assert seen["new"] == ["test.first", "test.second"]  # the cursor was not moved past it
+        with store.connect() as conn:
+            assert conn.execute(select(cursors.c.term, cursors.c.replica)).one() == (2, "new")
+    finally:
+        store.close()
+
+
+def test_on_sqlite_the_one_controller_leads(tmp_path_factory: pytest.TempPathFactory) -> None:
+    for c in running_controller("sqlite", tmp_path_factory, "unused"):
+        me = info(c)
+        assert me["is_leader"] and me["leader"] == me["replica"] and me["store"] == "sqlite"
+        assert leader_gauge(c).endswith(" 1")

@@ -66,6 +66,7 @@ class ResponseFollower:
         self.job = SingletonJob(name="response-rules", run=self.catch_up, interval=SAFETY_POLL)
         leadership.on_notify.append(self.wake)
         self._term = 0  # the leadership term this follower has claimed the cursor for
+        self._fenced = False  # the cursor was taken by a newer leader during our term
         self._db_term = 0
         self._position = (0, 0)
         self._done: set[str] = set()
@@ -98,6 +99,7 @@ class ResponseFollower:
         self._position = (int(row.tx), int(row.seq))
         self._done = response_triggers_after(self.store, self._position)
         self._term = self.leadership.term
+        self._fenced = False
         log.warning(
             "replica %s follows the events from %s (term %d; %d already answered)",
             self.leadership.replica,
@@ -126,6 +128,8 @@ class ResponseFollower:
         with self._lock:
             if self._term != self.leadership.term:
                 self._claim()
+            elif self._fenced:
+                return  # not ours until this replica becomes the leader again
             while self.leadership.is_leader:
                 rows = events_committed_after(self.store, self._position, limit=self.batch)
                 if not rows:
@@ -144,7 +148,7 @@ class ResponseFollower:
                     log.warning(
                         "replica %s: another leader took the cursor", self.leadership.replica
                     )
-                    self._term = -1  # claim again if this replica leads again
+                    self._fenced = True
                     return
                 if len(rows) < self.batch:
                     return
