@@ -20,10 +20,13 @@ from sqlalchemy import insert, select, text
 
 from stockade.api.follower import ResponseFollower
 from stockade.api.leader import SoleLeader
+from stockade.api.quarantine import RecordedQuarantine
+from stockade.api.responses import ResponseService
 from stockade.api.tables import cursors
+from stockade.events.rules import parse_rules
 from stockade.model import Event, ResourceRef
 from stockade.store import open_store
-from stockade.store.records import events_committed_after, record_events
+from stockade.store.records import events_committed_after, list_events, record_events
 from stockade.store.tables import events
 from tests.api.controller import (
     Controller,
@@ -249,3 +252,47 @@ def test_on_sqlite_the_one_controller_leads(tmp_path_factory: pytest.TempPathFac
         me = info(c)
         assert me["is_leader"] and me["leader"] == me["replica"] and me["store"] == "sqlite"
         assert leader_gauge(c).endswith(" 1")
+
+
+COOLING = """\
+apiVersion: stockade.dev/v1
+kind: ResponseRules
+metadata: {name: cooling}
+spec:
+  rules:
+    - name: once-in-ten-minutes
+      match: {namespaces: [cool]}
+      actions: [quarantine]
+      cooldown: 10m
+"""
+
+
+def test_a_new_leader_keeps_the_cooldowns_of_the_last_one() -> None:
+    """The last leader fired a rule for a workload; the next one, reading the store's response
+    events when it takes over, holds the same rule back for that workload until the cooldown
+    ends."""
+    store = open_store(pg_url("stockade_replicas_cool_test"))
+    try:
+        services = [
+            ResponseService(
+                store, quarantine=RecordedQuarantine(store), rules=parse_rules(COOLING, name="r")
+            )
+            for _ in range(2)
+        ]
+        leads = [SoleLeader("first"), SoleLeader("second")]
+        followers = [s.follow(lead) for s, lead in zip(services, leads, strict=True)]
+        crm = ResourceRef(kind="pod", name="crm", namespace="cool")
+        leads[0].start()
+        record_events(store, [Event(kind="dlp.hit", message="1", resource=crm)])
+        wait_for(lambda: events_committed_after(store, (0, 0)))
+        followers[0].catch_up()
+        assert len(list_events(store, kind="response.would_act")) == 1
+        leads[0].close()  # the first replica died; the second takes over
+        leads[1].start()
+        record_events(store, [Event(kind="dlp.hit", message="2", resource=crm)])
+        wait_for(lambda: len(events_committed_after(store, (0, 0))) == 3)
+        followers[1].catch_up()
+        assert followers[1].handled == 1
+        assert len(list_events(store, kind="response.would_act")) == 1  # within the cooldown
+    finally:
+        store.close()

@@ -42,7 +42,6 @@ from stockade.api.access import (
     ScanReporter,
 )
 from stockade.api.auth import Principal
-from stockade.api.follower import ResponseFollower
 from stockade.api.leader import SingletonJob, SingletonWorker, leadership_for
 from stockade.api.limits import BodyLimits
 from stockade.api.quarantine import RecordedQuarantine
@@ -147,8 +146,7 @@ def create_app(
     leadership = leadership_for(store, settings.replica)
     singleton_jobs = list(jobs)
     if store.dialect == "postgresql":
-        service.follower = ResponseFollower(store, leadership, service.responder.handle)
-        singleton_jobs.insert(0, service.follower.job)
+        singleton_jobs.insert(0, service.follow(leadership).job)
     worker = SingletonWorker(leadership, singleton_jobs)
 
     @asynccontextmanager

@@ -7,10 +7,11 @@ order (:func:`stockade.store.records.events_committed_after`) from a cursor kept
 Delivery is **at least once, made harmless**: the cursor moves after each batch of events has
 been handled; a leader that dies in the middle of a batch leaves its ``response.*`` events
 stored after the cursor, and the next leader skips every event one of them answers. What could
-still run twice is only an action carried out in the moment between its execution and the
-storing of its ``response.*`` event (milliseconds); a quarantine done twice is the same
-quarantine. The cursor is fenced by the leader's term: a replica that lost the lock without
-knowing yet cannot move it, and stops at its next batch.
+still run twice is an action the dead leader was carrying out (a notification with its retries)
+whose ``response.*`` event it had not stored yet; a quarantine done twice is the same quarantine.
+A new leader also takes the running cooldowns from the stored response events (``on_claim``:
+:meth:`ResponseService.remember_cooldowns`). The cursor is fenced by the leader's term: a replica
+that lost the lock without knowing yet cannot move it, and stops at its next batch.
 
 Not evaluated (as before the replicas): ``response.*`` events and what the controller's own
 quarantine records (``firewall.*`` with source ``controller``).
@@ -55,13 +56,13 @@ class ResponseFollower:
         leadership: Leadership,
         handle: Callable[[Event], Any],
         *,
-        on_handled: Callable[[], None] | None = None,
+        on_claim: Callable[[], object] | None = None,
         batch: int = BATCH,
     ) -> None:
         self.store = store
         self.leadership = leadership
         self.handle = handle
-        self.on_handled = on_handled
+        self.on_claim = on_claim  # this replica took the cursor (the responder's cooldowns)
         self.batch = batch
         self.job = SingletonJob(name="response-rules", run=self.catch_up, interval=SAFETY_POLL)
         leadership.on_notify.append(self.wake)
@@ -98,6 +99,8 @@ class ResponseFollower:
             )
         self._position = (int(row.tx), int(row.seq))
         self._done = response_triggers_after(self.store, self._position)
+        if self.on_claim is not None:
+            self.on_claim()
         self._term = self.leadership.term
         self._fenced = False
         log.warning(
@@ -142,8 +145,6 @@ class ResponseFollower:
                     except Exception:  # one bad event does not stop the rest
                         log.exception("response to event %s failed", event.id)
                     self.handled += 1
-                if self.on_handled is not None:
-                    self.on_handled()
                 if not self._save(rows[-1][0]):
                     log.warning(
                         "replica %s: another leader took the cursor", self.leadership.replica
