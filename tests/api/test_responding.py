@@ -208,9 +208,15 @@ def test_a_scan_summary_quarantines_the_workloads_running_the_image(
     assert answer.json()["workloads"] == [f"shop/{name}"]
     row = wait_for(lambda: quarantined(controller).get(f"shop/{name}"), what="the quarantine")
     assert "critical-images" in row["reason"]
-    acted = [
-        a for a in kinds(controller, "response.acted") if a.data.get("workload") == f"shop/{name}"
-    ]
+    # the quarantine is stored a moment before the response.acted event that records it
+    acted = wait_for(
+        lambda: [
+            a
+            for a in kinds(controller, "response.acted")
+            if a.data.get("workload") == f"shop/{name}"
+        ],
+        what="the response.acted event",
+    )
     assert [(a.rule, a.data["action"]) for a in acted] == [("critical-images", "quarantine")]
     assert "shop/other" not in quarantined(controller)
 

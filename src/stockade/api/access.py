@@ -3,7 +3,8 @@ FastAPI dependencies every router of the API shares.
 
 The application keeps what routers need on ``app.state`` (set by :func:`stockade.api.app.create_app`):
 ``store``, ``service`` (the response rules, targets and quarantine), ``broadcaster`` (live streams),
-``publish`` (hand an event the API stored to the response rules) and ``settings``.
+``publish`` (hand an event the API stored to the response rules), ``settings`` and ``singletons``
+(the leader lock and the singleton jobs, :mod:`stockade.api.leader`).
 """
 
 # No "from __future__ import annotations": FastAPI reads the dependency aliases at run time.

@@ -16,7 +16,7 @@ import base64
 import binascii
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stockade import __version__
 from stockade.api import agent_config as agent_configuration
 from stockade.api import agents as agent_registry
-from stockade.api import auth, compliance, console, inventory, metrics, policies
+from stockade.api import auth, compliance, console, inventory, metrics, policies, replicas
 from stockade.api import quarantine as quarantines
 from stockade.api.access import (
     SESSION_COOKIE,
@@ -44,6 +44,7 @@ from stockade.api.access import (
     document,
 )
 from stockade.api.auth import Principal
+from stockade.api.leader import SingletonJob, SingletonWorker, leadership_for
 from stockade.api.limits import BodyLimits
 from stockade.api.quarantine import RecordedQuarantine
 from stockade.api.responses import ResponseService, scan_event, scan_summary
@@ -65,6 +66,7 @@ class Settings:
     session_hours: float = 8.0
     secure_cookies: bool = True  # False only when serving plain HTTP (behind a TLS proxy)
     body_timeout: float = 10.0
+    replica: str | None = None  # this replica's id (default: host name and process id)
 
 
 class _Strict(BaseModel):
@@ -128,13 +130,26 @@ def decode_cursor(text: str) -> tuple[datetime, str]:
 
 
 def create_app(
-    store: Store, settings: Settings | None = None, responses: ResponseService | None = None
+    store: Store,
+    settings: Settings | None = None,
+    responses: ResponseService | None = None,
+    jobs: Sequence[SingletonJob] = (),
 ) -> FastAPI:
     """The API over ``store``; ``responses`` carries the response rules, notification targets and
-    quarantine (by default: no rules, no targets, quarantine recorded for the enforcers)."""
+    quarantine (by default: no rules, no targets, quarantine recorded for the enforcers).
+
+    ``jobs`` are singleton work (retention, registry watch, schedules): each runs on the one
+    replica holding the store's leader lock (:mod:`stockade.api.leader`), every ``interval``
+    seconds and when its ``wake`` is set. On PostgreSQL the response rules are such a job too:
+    the leader follows the events every replica stores (:mod:`stockade.api.follower`)."""
     settings = settings or Settings()
     broadcaster = Broadcaster(store)
     service = responses or ResponseService(store, quarantine=RecordedQuarantine(store))
+    leadership = leadership_for(store, settings.replica)
+    singleton_jobs = list(jobs)
+    if store.dialect == "postgresql":
+        singleton_jobs.insert(0, service.follow(leadership).job)
+    worker = SingletonWorker(leadership, singleton_jobs)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -146,10 +161,12 @@ def create_app(
 
         service.on_stored = wake_stream
         service.start()
+        worker.start()
         try:
             yield
         finally:
             await broadcaster.stop()
+            await run_in_threadpool(worker.close)
             await run_in_threadpool(service.close)
 
     def publish(event: Event) -> None:
@@ -169,6 +186,8 @@ def create_app(
     app.state.broadcaster = broadcaster
     app.state.publish = publish
     app.state.settings = settings
+    app.state.singletons = worker
+    app.include_router(replicas.router)
     app.add_middleware(BodyLimits, body_timeout=settings.body_timeout)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(StockadeError, _bad_request)
@@ -499,6 +518,9 @@ def create_app(
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus(_: Reader) -> PlainTextResponse:
-        return PlainTextResponse(metrics.exposition(store), media_type=metrics.CONTENT_TYPE)
+        leader = {"stockade_controller_leader": 1.0 if leadership.is_leader else 0.0}
+        return PlainTextResponse(
+            metrics.exposition(store, gauges=leader), media_type=metrics.CONTENT_TYPE
+        )
 
     return app

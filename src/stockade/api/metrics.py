@@ -22,7 +22,17 @@ def _level_name(level: int) -> str:
         return str(level)
 
 
-def exposition(store: Store, *, extra: dict[str, float] | None = None) -> str:
+GAUGE_HELP = {
+    "stockade_controller_leader": "1 when this controller replica holds the leader lock.",
+}
+
+
+def exposition(
+    store: Store,
+    *,
+    extra: dict[str, float] | None = None,
+    gauges: dict[str, float] | None = None,
+) -> str:
     lines = [
         "# HELP stockade_events Events in the store by category and level.",
         "# TYPE stockade_events gauge",
@@ -39,6 +49,10 @@ def exposition(store: Store, *, extra: dict[str, float] | None = None) -> str:
         "# TYPE stockade_agents_known gauge",
         f"stockade_agents_known {known}",
     ]
+    for name, value in sorted((gauges or {}).items()):
+        if name in GAUGE_HELP:
+            lines.append(f"# HELP {name} {GAUGE_HELP[name]}")
+        lines += [f"# TYPE {name} gauge", f"{name} {value:g}"]
     for name, value in sorted((extra or {}).items()):
         lines += [f"# TYPE {name} counter", f"{name} {value:g}"]
     return "\n".join(lines) + "\n"

@@ -20,12 +20,15 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select, update
 
+from stockade.api.follower import ResponseFollower
+from stockade.api.leader import Leadership
 from stockade.api.quarantine import Quarantine
 from stockade.events.notify import Target, deliver, send_test
 from stockade.events.notify.deadletters import DeadLetters
@@ -35,7 +38,7 @@ from stockade.events.respond import ActionTaken, Executors, Responder, ResponseQ
 from stockade.events.rules import RuleSet, VulnSummary, parse_rules, same_image
 from stockade.model import ConfigError, Event, InputError, Severity, StockadeError
 from stockade.store import Store
-from stockade.store.records import record_events
+from stockade.store.records import list_events, record_events
 from stockade.store.tables import events as events_table
 
 log = logging.getLogger("stockade.api")
@@ -43,6 +46,7 @@ log = logging.getLogger("stockade.api")
 SUBMIT_TIMEOUT = 5.0  # seconds a batch waits for room in a full queue before it is reported
 MAX_IDS = 100_000
 MAX_IMAGES = 10_000
+MAX_COOLDOWNS = 10_000  # response events a new leader reads back for the running cooldowns
 
 
 # ---------------------------------------------------------------- scan summaries
@@ -237,18 +241,27 @@ class ResponseService:
             known_images=known_images or {},
         )
         self.queue = ResponseQueue(self.responder, capacity=capacity)
+        # PostgreSQL (replicas): the leader follows the events table instead of the queue; set by
+        # create_app. submit() then only wakes it.
+        self.follower: ResponseFollower | None = None
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self.queue.start()
+        if self.follower is None:
+            self.queue.start()
 
     def close(self, timeout: float = 10.0) -> None:
         self.queue.close(timeout)
 
     def submit(self, events: Iterable[Event]) -> int:
         """Queue stored events for the rules; returns how many found no room in time (each such
-        batch is reported by a ``response.backlog`` event: stored, but not evaluated)."""
+        batch is reported by a ``response.backlog`` event: stored, but not evaluated).
+
+        With a follower (PostgreSQL) the events are in the store already: wake it, never wait."""
+        if self.follower is not None:
+            self.follower.wake()
+            return 0
         refused = [e.id for e in events if not self.queue.submit(e, timeout=self.submit_timeout)]
         if refused:
             log.warning("%d events not evaluated: the response queue is full", len(refused))
@@ -263,6 +276,33 @@ class ResponseService:
                 )
             )
         return len(refused)
+
+    def follow(self, leadership: Leadership) -> ResponseFollower:
+        """PostgreSQL (replicas): evaluate the events of the store on the leader, following the
+        events table, instead of the queue; returns the follower (its job is the leader's)."""
+        self.follower = ResponseFollower(
+            self.store, leadership, self.responder.handle, on_claim=self.remember_cooldowns
+        )
+        return self.follower
+
+    def remember_cooldowns(self) -> int:
+        """A new leader takes the cooldowns running from the ``response.acted`` and
+        ``response.would_act`` events the store holds (what the last leader fired); returns how
+        many firings it found."""
+        longest = max((r.cooldown.total_seconds() for r in self.rules.rules), default=0.0)
+        if longest <= 0:
+            return 0
+        now = datetime.now(UTC)
+        since = now - timedelta(seconds=longest)
+        found = 0
+        for e in list_events(self.store, kind="response.*", since=since, limit=MAX_COOLDOWNS):
+            if e.kind not in ("response.acted", "response.would_act"):
+                continue
+            rule, workload = e.data.get("rule"), e.data.get("workload")
+            if isinstance(rule, str) and (workload is None or isinstance(workload, str)):
+                self.responder.remember_fired(rule, workload, (now - e.at).total_seconds())
+                found += 1
+        return found
 
     # ------------------------------------------------------------ executors
 

@@ -72,3 +72,18 @@ results = Table(
     Index("ix_api_results_kind", "kind", "received_at"),
     Index("ix_api_results_digest", "digest"),
 )
+
+# Where the leader's followers of the events table stand (Alembic branch ``leader``): the
+# position (``tx``, ``seq``: the PostgreSQL-only columns of ``events`` the leader_0001 migration
+# adds) of the last event handled, and the term of the leader that wrote it (fencing: a replica
+# that lost the lock cannot move the cursor of the one that took it).
+cursors = Table(
+    "controller_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("tx", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("term", BigInteger, nullable=False),
+    Column("replica", String(64)),
+    Column("updated_at", DateTime(timezone=True)),
+)

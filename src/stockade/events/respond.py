@@ -136,6 +136,15 @@ class Responder:
             kept = {r.name for r in rules.rules}
             self._last_fired = {k: v for k, v in self._last_fired.items() if k[0] in kept}
 
+    def remember_fired(self, rule: str, workload: str | None, seconds_ago: float) -> None:
+        """A firing of ``rule`` for ``workload`` that happened ``seconds_ago`` (recorded by another
+        replica): its cooldown runs on here, as if this responder had fired."""
+        key = (rule, workload or "")
+        at = self._clock() - max(seconds_ago, 0.0)
+        with self._lock:
+            if at > self._last_fired.get(key, float("-inf")):
+                self._last_fired[key] = at
+
     def handle(self, event: Event) -> list[ActionTaken]:
         """Evaluate one event and carry out the actions of every rule that matches it."""
         if event.kind.startswith("response."):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import and_, func, insert, literal_column, or_, select, text
 
 from stockade.model import Event, Finding, ResourceRef, Severity
 from stockade.model.redact import redact
@@ -74,12 +74,23 @@ def _event_row(e: Event, stored_at: datetime) -> dict[str, Any]:
     }
 
 
+# PostgreSQL: told on commit of every transaction of events, so the leader replica's response
+# rules follow what any replica (or command) stores at once (see stockade.api.leader).
+_NOTIFY = "SELECT pg_notify('stockade_events', current_schema())"
+
+
+def _notify(conn: Any, dialect: str) -> None:
+    if dialect == "postgresql":
+        conn.execute(text(_NOTIFY))
+
+
 def record_events(store: Store, items: Iterable[Event]) -> int:
     now = datetime.now(UTC)
     rows = [_event_row(e, now) for e in items]
     if rows:
         with store.begin() as conn:
             conn.execute(insert(events), rows)
+            _notify(conn, store.dialect)
     return len(rows)
 
 
@@ -119,7 +130,10 @@ def record_new_events(store: Store, items: Iterable[Event]) -> list[str]:
     statement = _insert_new(store.dialect)
     with store.begin() as conn:
         result = conn.execute(statement, list(rows.values()))
-        return [r[0] for r in result.all()]
+        stored = [r[0] for r in result.all()]
+        if stored:
+            _notify(conn, store.dialect)
+        return stored
 
 
 def finding_rows(run: str, at: datetime, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -280,6 +294,45 @@ def events_stored_since(
     with store.connect() as conn:
         rows = conn.execute(q).mappings().all()
     return [(_utc(r["stored_at"]), _event(r)) for r in rows]
+
+
+def events_committed_after(
+    store: Store, after: tuple[int, int], *, limit: int = 200
+) -> list[tuple[tuple[int, int], Event]]:
+    """PostgreSQL: events after the position ``after`` in commit order, oldest first, each with
+    its position (``tx``, ``seq``: the inserting transaction and a sequence; migration
+    leader_0001). Only transactions older than every one still running are read, so no event can
+    later appear before a position returned: following these positions sees every event once."""
+    q = (
+        select(events, literal_column("tx"), literal_column("seq"))
+        .where(
+            text(
+                "tx IS NOT NULL AND (tx, seq) > (:tx, :seq) "
+                "AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+            )
+        )
+        .order_by(literal_column("tx"), literal_column("seq"))
+        .limit(limit)
+    )
+    with store.connect() as conn:
+        rows = conn.execute(q, {"tx": after[0], "seq": after[1]}).mappings().all()
+    return [((int(r["tx"]), int(r["seq"])), _event(r)) for r in rows]
+
+
+def response_triggers_after(store: Store, after: tuple[int, int]) -> set[str]:
+    """PostgreSQL: the ids of the events that ``response.*`` events stored after ``after`` (in
+    commit order) answer: what a leader did before its cursor moved."""
+    q = select(events.c.data).where(
+        events.c.kind.like("response.%"), text("tx IS NOT NULL AND (tx, seq) > (:tx, :seq)")
+    )
+    with store.connect() as conn:
+        rows = conn.execute(q, {"tx": after[0], "seq": after[1]}).scalars().all()
+    out = set()
+    for data in rows:
+        trigger = data.get("trigger") if isinstance(data, dict) else None
+        if isinstance(trigger, dict) and isinstance(trigger.get("id"), str):
+            out.add(trigger["id"])
+    return out
 
 
 def event_counts(store: Store) -> list[tuple[str, int, int]]:

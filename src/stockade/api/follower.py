@@ -1,0 +1,155 @@
+"""The leader's response rules over the events table (PostgreSQL, several replicas).
+
+Every replica stores events; only the leader evaluates them, following the events table in commit
+order (:func:`stockade.store.records.events_committed_after`) from a cursor kept in the store
+(``controller_cursors``), so a new leader goes on where the last one stopped.
+
+Delivery is **at least once, made harmless**: the cursor moves after each batch of events has
+been handled; a leader that dies in the middle of a batch leaves its ``response.*`` events
+stored after the cursor, and the next leader skips every event one of them answers. What could
+still run twice is an action the dead leader was carrying out (a notification with its retries)
+whose ``response.*`` event it had not stored yet; a quarantine done twice is the same quarantine.
+A new leader also takes the running cooldowns from the stored response events (``on_claim``:
+:meth:`ResponseService.remember_cooldowns`). The cursor is fenced by the leader's term: a replica
+that lost the lock without knowing yet cannot move it, and stops at its next batch.
+
+Not evaluated (as before the replicas): ``response.*`` events and what the controller's own
+quarantine records (``firewall.*`` with source ``controller``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from stockade.api.leader import Leadership, SingletonJob
+from stockade.api.tables import cursors
+from stockade.model import Event
+from stockade.store import Store
+from stockade.store.records import events_committed_after, response_triggers_after
+
+log = logging.getLogger("stockade.api")
+
+CURSOR = "response"
+BATCH = 200
+SAFETY_POLL = 10.0  # seconds: a missed NOTIFY is caught up at the latest after this
+
+
+def _own(event: Event) -> bool:
+    """Events the response side made itself (they answer rules; they are not asked)."""
+    return event.kind.startswith("response.") or (
+        event.source == "controller" and event.kind.startswith("firewall.")
+    )
+
+
+class ResponseFollower:
+    """Hands every event the store takes, from any replica, to ``handle`` once, on the leader."""
+
+    def __init__(
+        self,
+        store: Store,
+        leadership: Leadership,
+        handle: Callable[[Event], Any],
+        *,
+        on_claim: Callable[[], object] | None = None,
+        batch: int = BATCH,
+    ) -> None:
+        self.store = store
+        self.leadership = leadership
+        self.handle = handle
+        self.on_claim = on_claim  # this replica took the cursor (the responder's cooldowns)
+        self.batch = batch
+        self.job = SingletonJob(name="response-rules", run=self.catch_up, interval=SAFETY_POLL)
+        leadership.on_notify.append(self.wake)
+        self._term = 0  # the leadership term this follower has claimed the cursor for
+        self._fenced = False  # the cursor was taken by a newer leader during our term
+        self._db_term = 0
+        self._position = (0, 0)
+        self._done: set[str] = set()
+        self._lock = threading.Lock()
+        self.handled = 0
+
+    def wake(self) -> None:
+        """Events were stored (here, or by another replica's NOTIFY): follow them now."""
+        self.job.wake.set()
+
+    # ------------------------------------------------------------ the cursor
+
+    def _claim(self) -> None:
+        """This replica became the leader: take the cursor (raising its term) where it is."""
+        c = cursors.c
+        with self.store.begin() as conn:
+            row = conn.execute(
+                select(c.tx, c.seq, c.term).where(c.name == CURSOR).with_for_update()
+            ).one()
+            self._db_term = int(row.term) + 1
+            conn.execute(
+                update(cursors)
+                .where(c.name == CURSOR)
+                .values(
+                    term=self._db_term,
+                    replica=self.leadership.replica[:64],
+                    updated_at=datetime.now(UTC),
+                )
+            )
+        self._position = (int(row.tx), int(row.seq))
+        self._done = response_triggers_after(self.store, self._position)
+        if self.on_claim is not None:
+            self.on_claim()
+        self._term = self.leadership.term
+        self._fenced = False
+        log.warning(
+            "replica %s follows the events from %s (term %d; %d already answered)",
+            self.leadership.replica,
+            self._position,
+            self._db_term,
+            len(self._done),
+        )
+
+    def _save(self, position: tuple[int, int]) -> bool:
+        """Move the cursor; False when another leader's term has taken it (we were deposed)."""
+        c = cursors.c
+        with self.store.begin() as conn:
+            moved = conn.execute(
+                update(cursors)
+                .where(c.name == CURSOR, c.term == self._db_term)
+                .values(tx=position[0], seq=position[1], updated_at=datetime.now(UTC))
+            ).rowcount
+        if moved:
+            self._position = position
+        return bool(moved)
+
+    # ------------------------------------------------------------ following
+
+    def catch_up(self) -> None:
+        """Handle every event committed since the cursor, batch by batch, while leading."""
+        with self._lock:
+            if self._term != self.leadership.term:
+                self._claim()
+            elif self._fenced:
+                return  # not ours until this replica becomes the leader again
+            while self.leadership.is_leader:
+                rows = events_committed_after(self.store, self._position, limit=self.batch)
+                if not rows:
+                    return
+                for _, event in rows:
+                    if _own(event) or event.id in self._done:
+                        continue
+                    try:
+                        self.handle(event)
+                    except Exception:  # one bad event does not stop the rest
+                        log.exception("response to event %s failed", event.id)
+                    self.handled += 1
+                if not self._save(rows[-1][0]):
+                    log.warning(
+                        "replica %s: another leader took the cursor", self.leadership.replica
+                    )
+                    self._fenced = True
+                    return
+                if len(rows) < self.batch:
+                    return

@@ -1,0 +1,298 @@
+"""Two `stockade controller` replicas on one PostgreSQL behave as one controller: both take
+events, the one holding the leader lock responds to the events of both exactly once, and when it is
+killed (-9) the other takes over within seconds, responding to what the dead one left and to what
+comes after, and to nothing twice."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select, text
+
+from stockade.api.follower import ResponseFollower
+from stockade.api.leader import SoleLeader
+from stockade.api.quarantine import RecordedQuarantine
+from stockade.api.responses import ResponseService
+from stockade.api.tables import cursors
+from stockade.events.rules import parse_rules
+from stockade.model import Event, ResourceRef
+from stockade.store import open_store
+from stockade.store.records import events_committed_after, list_events, record_events
+from stockade.store.tables import events
+from tests.api.controller import (
+    Controller,
+    _free_port,
+    batch,
+    event,
+    pg_url,
+    running_controller,
+)
+from tests.api.responding import deliveries_of, targets_yaml, wait_for, write
+from tests.events.receivers import HttpReceiver, make_certs, serve_http
+
+INGEST = "/api/v1/agents/events"
+RULES = """\
+apiVersion: stockade.dev/v1
+kind: ResponseRules
+metadata: {name: replicas}
+spec:
+  rules:
+    - name: tell-soc
+      mode: active
+      match: {namespaces: [replicas]}
+      actions: [notify]
+      notify: [soc]
+"""
+
+
+def replica_of(first: Controller, workdir: Path) -> Controller:
+    """A second controller process on the same store (same tokens), its own port and TLS."""
+    other = copy.copy(first)
+    workdir.mkdir()
+    other.workdir = workdir
+    other.port = _free_port()
+    other.base = f"https://127.0.0.1:{other.port}"
+    other.ca = workdir / "tls" / "ca.crt"
+    other.proc = None
+    return other
+
+
+def info(c: Controller) -> dict[str, Any]:
+    with c.client("reader") as client:
+        answer = client.get("/api/v1/controller")
+    assert answer.status_code == 200, answer.text
+    out: dict[str, Any] = answer.json()
+    return out
+
+
+def leader_gauge(c: Controller) -> str:
+    with c.client("reader") as client:
+        text = client.get("/metrics").text
+    return next(line for line in text.splitlines() if line.startswith("stockade_controller_leader"))
+
+
+def post(c: Controller, e: dict[str, Any]) -> None:
+    with c.client("agent") as client:
+        assert client.post(INGEST, json=batch([e])).json() == {"accepted": 1, "duplicates": 0}
+
+
+def tell(i: int) -> dict[str, Any]:
+    return event(i, resource=ResourceRef(kind="pod", name=f"p{i}", namespace="replicas"))
+
+
+@pytest.fixture
+def replicas(tmp_path: Path) -> Iterator[tuple[Controller, Controller, HttpReceiver]]:
+    url = pg_url("stockade_replicas_test")
+    certs = make_certs(tmp_path / "receiver-tls")
+    with serve_http(HttpReceiver(), certs) as receiver:
+        rules = write(tmp_path / "rules.yaml", RULES)
+        targets = write(tmp_path / "targets.yaml", targets_yaml(receiver, certs))
+        args = ("--rules", str(rules), "--targets", str(targets))
+        (tmp_path / "a").mkdir()
+        a = Controller(url, tmp_path / "a", *args)
+        b = replica_of(a, tmp_path / "b")
+        try:
+            a.start()
+            wait_for(lambda: info(a)["is_leader"], timeout=10, what="the first replica to lead")
+            b.start()
+            yield a, b, receiver
+        finally:
+            for c in (b, a):
+                if c.proc is not None:
+                    if c.proc.poll() is None:
+                        c.proc.kill()
+                        c.proc.wait()
+                    c.log.close()
+            a.store.close()
+
+
+def test_two_replicas_respond_once_and_fail_over_on_kill(
+    replicas: tuple[Controller, Controller, HttpReceiver],
+) -> None:
+    a, b, receiver = replicas
+    first, second = info(a), info(b)
+    assert first["is_leader"] and not second["is_leader"]
+    assert first["leader"] == second["leader"] == first["replica"] != second["replica"]
+    assert leader_gauge(a).endswith(" 1") and leader_gauge(b).endswith(" 0")
+
+    def once(e: dict[str, Any]) -> bool:
+        return len(deliveries_of(receiver, e["id"])) == 1
+
+    # events posted to either replica are responded to by the leader, event-driven (a NOTIFY from
+    # the replica that stored them), well before its 10-second safety poll
+    e1, e2 = tell(1), tell(2)
+    t0 = time.monotonic()
+    post(a, e1)
+    post(b, e2)
+    wait_for(lambda: once(e1) and once(e2), timeout=5, what="both events notified")
+    assert time.monotonic() - t0 < 5
+
+    # freeze the leader, so what the other replica stores now is left unprocessed; then kill it
+    assert a.proc is not None
+    os.kill(a.proc.pid, signal.SIGSTOP)
+    left = tell(3)
+    post(b, left)
+    time.sleep(0.5)
+    assert deliveries_of(receiver, left["id"]) == []
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait()
+    killed = time.monotonic()
+    after = tell(4)
+    post(b, after)
+
+    wait_for(lambda: info(b)["is_leader"], timeout=10, what="the other replica to take over")
+    took = time.monotonic() - killed
+    assert took < 5, took
+    wait_for(lambda: once(left) and once(after), timeout=10, what="the events after the kill")
+    assert info(b)["leader"] == second["replica"]
+    assert leader_gauge(b).endswith(" 1")
+
+    time.sleep(1.5)  # anything sent twice would have arrived by now
+    for e in (e1, e2, left, after):
+        assert len(deliveries_of(receiver, e["id"])) == 1, e["message"]
+    ids = {e["id"] for e in (e1, e2, left, after)}
+    assert {r.json()["event"]["id"] for r in receiver.requests} == ids
+
+    # the lock's connection cut under the leader: the lock went with it; it steps down, takes the
+    # lock again on a new connection, and goes on where its cursor stands
+    with b.store.begin() as conn:
+        cut = (
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = :name"
+                ),
+                {"name": f"stockade:{second['replica']}"},
+            )
+            .scalars()
+            .all()
+        )
+    assert cut == [True]
+    wait_for(
+        lambda: info(b)["leader"] == second["replica"], timeout=10, what="the lock taken again"
+    )
+    again = tell(5)
+    post(b, again)
+    wait_for(lambda: once(again), timeout=10, what="the event after the lock came back")
+    time.sleep(1)
+    assert all(len(deliveries_of(receiver, e["id"])) == 1 for e in (e1, e2, left, after, again))
+
+
+def test_an_event_committed_late_is_not_skipped(tmp_path: Path) -> None:
+    """The follower reads events in commit order: while an older transaction is still open, the
+    events of younger ones that committed already are held back, so the cursor never passes an
+    event that commits later."""
+    store = open_store(pg_url("stockade_replicas_order_test"))
+    try:
+        start = (0, 0)
+        with store.engine.connect() as slow:
+            late = slow.begin()
+            record = insert(events).values(
+                id=uuid.uuid4().hex,
+                kind="test.late",
+                at=datetime.now(UTC),
+                severity="low",
+                source="test",
+                message="late",
+            )
+            slow.execute(record)  # the older transaction: not committed yet
+            quick = Event(kind="test.quick", message="quick", id=uuid.uuid4().hex)
+            record_events(store, [quick])
+            assert events_committed_after(store, start) == []  # held back behind the open one
+            late.commit()
+        # (another transaction of the cluster still open may hold them back a moment longer)
+        got = wait_for(lambda: [e.kind for _, e in events_committed_after(store, start)])
+        assert got == ["test.late", "test.quick"]
+        position = events_committed_after(store, start)[0][0]
+        assert [e.kind for _, e in events_committed_after(store, position)] == ["test.quick"]
+    finally:
+        store.close()
+
+
+def test_a_deposed_leader_cannot_move_the_cursor_or_take_it_back() -> None:
+    """Two replicas that both believe they lead (the old one has not noticed its lock is gone):
+    the newer term owns the cursor; the old one stops after its batch and does not claim again."""
+    store = open_store(pg_url("stockade_replicas_fence_test"))
+    try:
+        old, new = SoleLeader("old"), SoleLeader("new")
+        seen: dict[str, list[str]] = {"old": [], "new": []}
+        followers = {
+            name: ResponseFollower(store, lead, lambda e, n=name: seen[n].append(e.kind))
+            for name, lead in (("old", old), ("new", new))
+        }
+        old.start()
+        followers["old"].catch_up()  # claims the cursor: term 1
+        new.start()
+        followers["new"].catch_up()  # claims it from under the old one: term 2
+        record_events(store, [Event(kind="test.first", message="1")])
+        wait_for(lambda: events_committed_after(store, (0, 0)))
+        followers["old"].catch_up()  # handles its batch, but cannot save the cursor
+        record_events(store, [Event(kind="test.second", message="2")])
+        followers["old"].catch_up()  # fenced: nothing more
+        followers["new"].catch_up()
+        assert seen["old"] == ["test.first"]
+        assert seen["new"] == ["test.first", "test.second"]  # the cursor was not moved past it
+        with store.connect() as conn:
+            assert conn.execute(select(cursors.c.term, cursors.c.replica)).one() == (2, "new")
+    finally:
+        store.close()
+
+
+def test_on_sqlite_the_one_controller_leads(tmp_path_factory: pytest.TempPathFactory) -> None:
+    for c in running_controller("sqlite", tmp_path_factory, "unused"):
+        me = info(c)
+        assert me["is_leader"] and me["leader"] == me["replica"] and me["store"] == "sqlite"
+        assert leader_gauge(c).endswith(" 1")
+
+
+COOLING = """\
+apiVersion: stockade.dev/v1
+kind: ResponseRules
+metadata: {name: cooling}
+spec:
+  rules:
+    - name: once-in-ten-minutes
+      match: {namespaces: [cool]}
+      actions: [quarantine]
+      cooldown: 10m
+"""
+
+
+def test_a_new_leader_keeps_the_cooldowns_of_the_last_one() -> None:
+    """The last leader fired a rule for a workload; the next one, reading the store's response
+    events when it takes over, holds the same rule back for that workload until the cooldown
+    ends."""
+    store = open_store(pg_url("stockade_replicas_cool_test"))
+    try:
+        services = [
+            ResponseService(
+                store, quarantine=RecordedQuarantine(store), rules=parse_rules(COOLING, name="r")
+            )
+            for _ in range(2)
+        ]
+        leads = [SoleLeader("first"), SoleLeader("second")]
+        followers = [s.follow(lead) for s, lead in zip(services, leads, strict=True)]
+        crm = ResourceRef(kind="pod", name="crm", namespace="cool")
+        leads[0].start()
+        record_events(store, [Event(kind="dlp.hit", message="1", resource=crm)])
+        wait_for(lambda: events_committed_after(store, (0, 0)))
+        followers[0].catch_up()
+        assert len(list_events(store, kind="response.would_act")) == 1
+        leads[0].close()  # the first replica died; the second takes over
+        leads[1].start()
+        record_events(store, [Event(kind="dlp.hit", message="2", resource=crm)])
+        wait_for(lambda: len(events_committed_after(store, (0, 0))) == 3)
+        followers[1].catch_up()
+        assert followers[1].handled == 1
+        assert len(list_events(store, kind="response.would_act")) == 1  # within the cooldown
+    finally:
+        store.close()
