@@ -1,5 +1,6 @@
 """The controller's HTTP API (FastAPI): events, agents' ingestion, users, tokens, sessions, metrics,
-response rules, notification targets, quarantine and scan summaries.
+response rules, notification targets, quarantine and scan summaries; packet captures in their own
+router (:mod:`stockade.api.captures`).
 
 Every event the controller stores (ingested or made by the API) is handed to the response rules
 (:mod:`stockade.api.responses`) as it is stored; the request does not wait for them.
@@ -30,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stockade import __version__
 from stockade.api import agents as agent_registry
-from stockade.api import auth, metrics
+from stockade.api import auth, captures, metrics
 from stockade.api import quarantine as quarantines
 from stockade.api.access import (
     SESSION_COOKIE,
@@ -170,6 +171,8 @@ def create_app(
     app.add_middleware(BodyLimits, body_timeout=settings.body_timeout)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(StockadeError, _bad_request)
+
+    app.include_router(captures.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

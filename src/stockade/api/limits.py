@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from stockade.events.ingest import MAX_BODY_BYTES
+from stockade.events.rules import MAX_CAPTURE_BYTES
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -31,7 +32,13 @@ SMALL_BODY = 64 * 1024  # logins, tokens, users: a few fields
 DOCUMENT_BODY = 1024 * 1024  # a rules or targets file
 
 
+CAPTURE_UPLOADS = "/api/v1/agents/captures/"
+CAPTURE_BODY = MAX_CAPTURE_BYTES + 1024 * 1024  # the largest capture allowed, and some slack
+
+
 def body_limit(path: str) -> int:
+    if path.startswith(CAPTURE_UPLOADS):
+        return CAPTURE_BODY
     if path in (INGEST_PATH, SCANS_PATH):
         return MAX_BODY_BYTES
     return DOCUMENT_BODY if path in DOCUMENT_PATHS else SMALL_BODY
