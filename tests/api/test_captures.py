@@ -221,3 +221,72 @@ def test_a_rule_asks_for_a_capture_of_the_event_workload(controller: Controller)
     finally:
         with controller.client("operator") as c:
             c.put("/api/v1/response-rules", content=CAPTURE_RULES.replace("active", "monitor"))
+
+
+def _link(controller: Controller) -> Any:
+    from stockade.events.reporter import ControllerLink
+
+    return ControllerLink(url=controller.base, token=controller.tokens["agent"], ca=controller.ca)
+
+
+def test_the_node_agent_takes_its_workloads_requests_once_and_uploads_them(
+    controller: Controller, tmp_path: Path
+) -> None:
+    """``CaptureAgent`` against the real controller; the live capture (root) is replaced at its
+    seam by one that masks a recorded capture into the file it is given."""
+    from stockade.model import UsageError
+    from stockade.network.capture_agent import CaptureAgent
+    from stockade.network.forensics import mask_pcap
+
+    recorded = tmp_path / "recorded.pcap"
+    recorded.write_bytes(_card_pcap())
+    calls: list[dict[str, Any]] = []
+
+    def capture(interfaces: list[str], **kw: Any) -> Any:
+        calls.append({"interfaces": interfaces, **kw})
+        if kw["namespace"] == "no-root":
+            raise UsageError("live capture needs root")
+        return mask_pcap(recorded, kw["out_path"], bpf_filter=kw["bpf_filter"])
+
+    ours = _request(controller, filter="tcp port 8080")
+    elsewhere = _request(controller, namespace="other-node")
+    nodes = {"marketing/crm": (["vh-crm"], "node-ns")}
+    with controller.client("reader") as c:
+
+        def state(ident: str) -> str:
+            return str(c.get(f"/api/v1/captures/{ident}").json()["state"])
+
+        one = CaptureAgent(_link(controller), nodes.get, capture=capture)
+        two = CaptureAgent(_link(controller), nodes.get, capture=capture)
+        try:
+            one.poll_once()
+            two.poll_once()  # the same node's second agent: the request is taken already
+            wait_for(lambda: state(ours["id"]) == "done", what="the upload")
+        finally:
+            one.close()
+            two.close()
+        row = c.get(f"/api/v1/captures/{ours['id']}").json()
+        assert state(elsewhere["id"]) == "requested"  # not a workload of this node
+    mine = [x for x in calls if x["out_path"].name == f"{ours['id']}.pcap"]
+    assert len(mine) == 1  # the module's other pending requests were taken too, once each
+    first = mine[0]
+    assert first["interfaces"] == ["vh-crm"] and first["namespace"] == "node-ns"
+    assert first["duration"] == 5 and first["bpf_filter"] == "tcp port 8080"
+    assert not first["out_path"].exists()  # the agent's copy is deleted after the upload
+    assert row["report"]["masked_by_agent"] >= 1 and row["report"]["masked_by_controller"] == 0
+
+    failing = _request(controller)
+    agent = CaptureAgent(_link(controller), lambda w: (["vh-crm"], "no-root"), capture=capture)
+    try:
+        agent.poll_once()
+        with controller.client("reader") as c:
+            row = wait_for(
+                lambda: (
+                    (r := c.get(f"/api/v1/captures/{failing['id']}").json())["state"] == "failed"
+                    and r
+                ),
+                what="the failure",
+            )
+    finally:
+        agent.close()
+    assert row["error"] == "live capture needs root" and row["agent"] == "t-agent"

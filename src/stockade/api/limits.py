@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,12 +33,12 @@ SMALL_BODY = 64 * 1024  # logins, tokens, users: a few fields
 DOCUMENT_BODY = 1024 * 1024  # a rules or targets file
 
 
-CAPTURE_UPLOADS = "/api/v1/agents/captures/"
+CAPTURE_UPLOAD = re.compile(r"/api/v1/agents/captures/[0-9a-f]{32}\Z")  # PUT of a pcap
 CAPTURE_BODY = MAX_CAPTURE_BYTES + 1024 * 1024  # the largest capture allowed, and some slack
 
 
 def body_limit(path: str) -> int:
-    if path.startswith(CAPTURE_UPLOADS):
+    if CAPTURE_UPLOAD.match(path):
         return CAPTURE_BODY
     if path in (INGEST_PATH, SCANS_PATH):
         return MAX_BODY_BYTES

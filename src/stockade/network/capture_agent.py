@@ -114,7 +114,8 @@ class CaptureAgent:
     def close(self) -> None:
         """Stop polling, end running captures early (they are still uploaded) and wait."""
         self._stop.set()
-        self._thread.join(self.link.timeout + 1)
+        if self._thread.ident is not None:  # started (a test may drive poll_once itself)
+            self._thread.join(self.link.timeout + 1)
         with self._lock:
             threads = list(self._running.values())
         for t in threads:
