@@ -305,3 +305,24 @@ def test_live_capture_of_a_lab_pod_is_masked(tmp_path: Path) -> None:
     # the filter kept the world pod's traffic (port 80) out
     assert b"/collect" not in data
     _assert_clean(out, report["packets"])
+
+
+def test_an_upload_is_masked_in_memory_exactly_as_a_file_is(
+    exchange: tuple[bytes, bytes], tmp_path: Path
+) -> None:
+    """The controller masks agents' uploads with ``mask_pcap_bytes``: no file, same bytes."""
+    from stockade.network.forensics import mask_pcap_bytes
+
+    request, answer = exchange
+    raw = fr.pcap([*_conversation(request, answer), _syslog()])
+    (tmp_path / "in.pcap").write_bytes(raw)
+    on_disk = mask_pcap(tmp_path / "in.pcap", tmp_path / "out.pcap")
+    masked, report = mask_pcap_bytes(raw)
+    assert masked == (tmp_path / "out.pcap").read_bytes()
+    assert report.masked == on_disk.masked and report.total_masked > 0
+    for number in PLANTED:
+        for form in _forms(number):
+            assert form not in masked
+    # masking what is masked already finds nothing more: an agent's upload is not counted twice
+    again, second = mask_pcap_bytes(masked)
+    assert again == masked and second.total_masked == 0

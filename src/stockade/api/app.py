@@ -1,5 +1,6 @@
 """The controller's HTTP API (FastAPI): events, agents' ingestion, users, tokens, sessions, metrics,
-response rules, notification targets, quarantine and scan summaries.
+response rules, notification targets, quarantine and scan summaries; packet captures in their own
+router (:mod:`stockade.api.captures`).
 
 Every event the controller stores (ingested or made by the API) is handed to the response rules
 (:mod:`stockade.api.responses`) as it is stored; the request does not wait for them.
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stockade import __version__
 from stockade.api import agent_config as agent_configuration
 from stockade.api import agents as agent_registry
-from stockade.api import auth, compliance, console, inventory, metrics, policies, replicas
+from stockade.api import auth, captures, compliance, console, inventory, metrics, policies, replicas
 from stockade.api import quarantine as quarantines
 from stockade.api.access import (
     SESSION_COOKIE,
@@ -196,6 +197,7 @@ def create_app(
     app.include_router(console.router)
     app.include_router(inventory.router)
     app.include_router(compliance.router)
+    app.include_router(captures.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

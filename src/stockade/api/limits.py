@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import HTTPException
 
 from stockade.events.ingest import MAX_BODY_BYTES
+from stockade.events.rules import MAX_CAPTURE_BYTES
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -42,7 +44,13 @@ SMALL_BODY = 64 * 1024  # logins, tokens, users: a few fields
 DOCUMENT_BODY = 1024 * 1024  # a rules, targets or policy file
 
 
+CAPTURE_UPLOAD = re.compile(r"/api/v1/agents/captures/[0-9a-f]{32}\Z")  # PUT of a pcap
+CAPTURE_BODY = MAX_CAPTURE_BYTES + 1024 * 1024  # the largest capture allowed, and some slack
+
+
 def body_limit(path: str) -> int:
+    if CAPTURE_UPLOAD.match(path):
+        return CAPTURE_BODY
     if path in (INGEST_PATH, SCANS_PATH) or path in RESULTS_PATHS:
         return MAX_BODY_BYTES
     return DOCUMENT_BODY if path in DOCUMENT_PATHS else SMALL_BODY

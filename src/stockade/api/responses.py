@@ -7,7 +7,9 @@
   delivered goes to the dead-letter list in the store, and the action is reported failed;
 - ``suppress``: the stored event gets ``data.suppressed = {"rule": ...}`` (no notification);
 - ``quarantine``: the node's nft (single-node mode) or a record awaiting an enforcer;
-- ``record``: ``response.*`` events are stored like any other.
+- ``record``: ``response.*`` events are stored like any other;
+- ``capture``: a packet capture request for the workload (``api.capture_requests``), which an
+  agent on its node carries out; rules whose capture filter libpcap cannot compile are refused.
 
 A ``scan.completed`` event (ingested from an agent, or made by ``POST /api/v1/scans/summary``)
 carries an image's vulnerability summary: rules with vulnerability criteria are evaluated against
@@ -27,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select, update
 
+from stockade.api.capture_requests import check_rule_filters, request_capture
 from stockade.api.follower import ResponseFollower
 from stockade.api.leader import Leadership
 from stockade.api.quarantine import Quarantine
@@ -35,7 +38,7 @@ from stockade.events.notify.deadletters import DeadLetters
 from stockade.events.notify.interface import NotifyError
 from stockade.events.notify.targets import parse_targets
 from stockade.events.respond import ActionTaken, Executors, Responder, ResponseQueue
-from stockade.events.rules import RuleSet, VulnSummary, parse_rules, same_image
+from stockade.events.rules import CaptureSpec, RuleSet, VulnSummary, parse_rules, same_image
 from stockade.model import ConfigError, Event, InputError, Severity, StockadeError
 from stockade.store import Store
 from stockade.store.records import list_events, record_events
@@ -222,6 +225,8 @@ class ResponseService:
         capacity: int = 10_000,
         submit_timeout: float = SUBMIT_TIMEOUT,
     ) -> None:
+        if rules is not None:
+            check_rule_filters(rules)
         self.store = store
         self.quarantine = quarantine
         self.targets: tuple[Target, ...] = tuple(targets)
@@ -237,6 +242,7 @@ class ResponseService:
                 notify=self._notify,
                 suppress=self._suppress,
                 record=self._record,
+                capture=self._capture,
             ),
             known_images=known_images or {},
         )
@@ -324,6 +330,18 @@ class ResponseService:
                 "; ".join(problems)[:500] + (" (kept as dead letters)" * bool(failed))
             )
 
+    def _capture(self, workload: str, spec: CaptureSpec, reason: str, rule: str) -> str:
+        row = request_capture(
+            self.store,
+            workload=workload,
+            duration=spec.seconds,
+            max_bytes=spec.maxBytes,
+            bpf_filter=spec.filter,
+            requested_by=f"rule:{rule}"[:80],
+            reason=reason,
+        )
+        return str(row["id"])
+
     def _suppress(self, event: Event, rule: str) -> None:
         flag_suppressed(self.store, event.id, rule)
 
@@ -347,6 +365,7 @@ class ResponseService:
     def replace_rules(self, text: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """Validate, save (to the --rules file, if any) and take new rules: (before, after)."""
         rules = parse_rules(text, name="response-rules")
+        check_rule_filters(rules)
         before = self.rules_summary()
         if self.rules_path is not None:
             _write_atomically(self.rules_path, text)

@@ -1,12 +1,25 @@
 """The controller's tables: users, API tokens, sessions, agents and the scan and CIS results agents
-upload (Alembic branch ``api``).
+upload (Alembic branch ``api``), the leader's cursors (branch ``leader``), and packet capture
+requests with their masked pcap (branch ``captures``).
 
 Secrets are never stored: passwords as argon2 hashes, tokens and session ids as SHA-256 digests.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, String, Table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+)
 
 from stockade.store.tables import metadata
 
@@ -86,4 +99,29 @@ cursors = Table(
     Column("term", BigInteger, nullable=False),
     Column("replica", String(64)),
     Column("updated_at", DateTime(timezone=True)),
+)
+
+# A capture request and, once an agent uploaded it, the pcap: masked by the agent and masked again
+# by the controller in memory before this row holds it (in the database, so every replica serves it).
+captures = Table(
+    "api_captures",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("workload", String(507), nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("max_bytes", BigInteger, nullable=False),
+    Column("filter", Text),
+    Column("state", String(16), nullable=False),  # requested, running, done, failed
+    Column("requested_by", String(80), nullable=False),
+    Column("reason", String(1000), nullable=False),
+    Column("agent", String(253)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("packets", BigInteger, nullable=False),
+    Column("masked", BigInteger, nullable=False),
+    Column("report", JSON, nullable=False),
+    Column("error", String(1000)),
+    Column("pcap", LargeBinary),
+    Index("ix_api_captures_state", "state"),
 )

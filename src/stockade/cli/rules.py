@@ -120,7 +120,7 @@ def check(
                 continue
             status = _SHOWN.get(t.status, t.status)
             what = t.action + (f" {','.join(t.targets)}" if t.targets else "")
-            on = f" {t.workload}" if t.workload and t.action == "quarantine" else ""
+            on = f" {t.workload}" if t.workload and t.action in ("quarantine", "capture") else ""
             note = f" ({t.detail})" if t.detail and t.status not in ("acted", "cooldown") else ""
             console.print(
                 f"line {lineno}: {event.kind} -> rule {t.rule} [{t.mode}] {what}{on}: "

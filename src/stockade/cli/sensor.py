@@ -7,6 +7,8 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -180,7 +182,12 @@ def sensor_cmd(
 
     capture = str(pcap) if pcap is not None else ("the lab" if lab else ", ".join(iface or ()))
     agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
-    with sources, reporting(agent, ("dlp", "network.sensor")) as reporter:
+    capabilities = ("dlp", "network.sensor") + (("capture",) if lab else ())
+    with (
+        sources,
+        reporting(agent, capabilities) as reporter,
+        _captures(reporter, inv if lab else None),
+    ):
         out = _Outputs(fmt=fmt, db=db, store=store, capture=capture, policy=policy)
         out.recorder.on_events = reporter.add_all if reporter is not None else None
         run = _capture(out, pcap, lab, iface, netns, inv, inspectors, who, config, duration, count)
@@ -189,6 +196,25 @@ def sensor_cmd(
     _summary(run, out, store)
     if threshold is not None and out.worst >= threshold:
         raise typer.Exit(EXIT_FINDINGS)
+
+
+@contextmanager
+def _captures(reporter: Any, inv: Any) -> Iterator[None]:
+    """With ``--lab --controller``: carry out the controller's packet capture requests for the
+    lab's workloads while the sensor runs (docs/forensics.md)."""
+    if reporter is None or inv is None or os.geteuid() != 0:
+        yield
+        return
+    from stockade.network.capture_agent import CaptureAgent
+
+    pods = {f"{p.namespace}/{p.name}": p.host_if for p in inv.pods}
+
+    def locate(workload: str) -> tuple[list[str], str | None] | None:
+        host_if = pods.get(workload)
+        return ([host_if], inv.node_netns) if host_if else None
+
+    with CaptureAgent(reporter.link, locate):
+        yield
 
 
 def _capture(

@@ -13,7 +13,8 @@ it opens no socket and no database itself, so it is tested with real callables a
   event.
 - An active ``suppress`` stops the ``notify`` actions of every rule for that event (status
   ``suppressed``); the event is still stored, and the ``suppress`` executor flags it.
-- ``response.*`` events are never evaluated, so a rule cannot trigger on its own actions.
+- ``response.*`` events are never evaluated, so a rule cannot trigger on its own actions; a
+  ``capture.*`` event (a capture finished or failed) starts no capture, for the same reason.
 
 :class:`ResponseQueue` puts a bounded queue and a worker thread in front, so a burst of events
 does not hold up ingestion; when the queue is full the producer waits (back-pressure, counted)
@@ -31,8 +32,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from stockade.events.rules import Action, RuleSet, VulnSummary, evaluate, evaluate_scan
-from stockade.model import Event, StockadeError
+from stockade.events.rules import (
+    Action,
+    CaptureSpec,
+    RuleSet,
+    VulnSummary,
+    evaluate,
+    evaluate_scan,
+)
+from stockade.model import Event, StockadeError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +53,7 @@ class ActionTaken:
     """What became of one action: done, only said (monitor), held back, or failed."""
 
     rule: str
-    action: str  # quarantine | notify | suppress
+    action: str  # quarantine | notify | suppress | capture
     mode: str  # monitor | active
     status: Status
     event_id: str
@@ -72,8 +80,11 @@ class Executors:
     notify: Callable[[Sequence[str], Event], None]  # (target names, event)
     suppress: Callable[[Event, str], None] | None = None  # flag the stored event (event, rule)
     record: Callable[[Event], None] | None = None  # store/emit a response.* event
+    # request a packet capture of the workload: (workload, spec, reason, rule) -> the request id
+    capture: Callable[[str, CaptureSpec, str, str], str] | None = None
 
 
+_ON_WORKLOAD = frozenset({"quarantine", "capture"})  # actions on the event's workload
 _RESPONSE_KINDS = {"acted": "response.acted", "would_act": "response.would_act"}
 _EVENT_FIELDS = {f.name for f in dataclasses.fields(Event)}
 
@@ -83,7 +94,7 @@ def response_event(a: Action, status: Status, detail: str = "") -> Event:
     kind = _RESPONSE_KINDS.get(status, "response.failed")
     verb = {"acted": "did", "would_act": "would"}.get(status, "failed to")
     what = a.kind + (f" {', '.join(a.targets)}" if a.targets else "")
-    on = f" {a.workload}" if a.workload and a.kind == "quarantine" else ""
+    on = f" {a.workload}" if a.workload and a.kind in _ON_WORKLOAD else ""
     # the controller's envelope adds rule/action/mode; fill them where the model has them
     extra: dict[str, Any] = {"rule": a.rule, "action": a.kind, "mode": a.mode}
     return Event(
@@ -183,8 +194,10 @@ class Responder:
                 taken.append(_taken(a, "cooldown", "within the rule's cooldown"))
             elif a.kind == "notify" and suppressor is not None:
                 taken.append(_taken(a, "suppressed", f"suppressed by rule {suppressor}"))
-            elif a.kind == "quarantine" and a.workload is None:
+            elif a.kind in _ON_WORKLOAD and a.workload is None:
                 taken.append(_taken(a, "skipped", "the event names no workload"))
+            elif a.kind == "capture" and a.event.kind.startswith("capture."):
+                taken.append(_taken(a, "skipped", "a capture event starts no capture"))
             else:
                 taken.append(self._carry_out(a))
         # a rule whose action failed has not done its job: the next event may try again
@@ -225,6 +238,7 @@ class Responder:
         if a.mode == "monitor":
             return self._record(a, "would_act")
         ex = self._executors
+        detail = ""
         try:
             if a.kind == "quarantine":
                 assert a.workload is not None  # _run skipped it otherwise
@@ -232,11 +246,17 @@ class Responder:
                 ex.quarantine(a.workload, reason, a.rule)
             elif a.kind == "notify":
                 ex.notify(a.targets, a.event)
+            elif a.kind == "capture":
+                assert a.workload is not None and a.capture is not None
+                if ex.capture is None:
+                    raise UsageError("this controller cannot request packet captures")
+                reason = f"response rule {a.rule}: {a.event.kind} {a.event.id}"
+                detail = f"capture {ex.capture(a.workload, a.capture, reason, a.rule)}"
             elif ex.suppress is not None:
                 ex.suppress(a.event, a.rule)
         except StockadeError as exc:
             return self._record(a, "failed", str(exc))
-        return self._record(a, "acted")
+        return self._record(a, "acted", detail)
 
     def _record(self, a: Action, status: Status, detail: str = "") -> ActionTaken:
         if self._executors.record is not None:

@@ -18,8 +18,9 @@ spec:
         sensors: [dlp.payment_card]
         checks: ["k8s.apiserver.*"]
         vulnerabilities: {critical: 1, highWithFix: 5, cves: [CVE-2024-3094]}
-      actions: [quarantine, notify] # quarantine | notify | suppress
+      actions: [quarantine, notify] # quarantine | notify | suppress | capture
       notify: [soc-webhook]        # target names, with the notify action
+      capture: {duration: 30s, maxBytes: 10000000, filter: "tcp port 8080"}  # optional
 ```
 
 Every enabled rule is evaluated against every event (no first match wins). Within
@@ -43,7 +44,7 @@ from stockade.model import Event, ResourceRef, Severity, StockadeError
 from stockade.model.duration import parse_duration
 
 RuleMode = Literal["monitor", "active"]
-ActionKind = Literal["quarantine", "notify", "suppress"]
+ActionKind = Literal["quarantine", "notify", "suppress", "capture"]
 
 _SLUG = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?\Z")
 _PATTERN = re.compile(r"^[^\x00-\x1f\x7f]{1,253}\Z")  # a glob or value: no control characters
@@ -51,6 +52,12 @@ _VULN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 MAX_VALUES = 256  # per condition list; bounds the cost of one event against one rule
 MAX_RULES = 1000
 MAX_COOLDOWN = timedelta(days=30)
+# A packet capture asked for by a rule (or through the API): hard bounds, whoever asks.
+MAX_CAPTURE_SECONDS = 600
+MAX_CAPTURE_BYTES = 32 * 1024 * 1024
+MIN_CAPTURE_BYTES = 40  # a pcap header and one record header
+MAX_FILTER = 4096  # characters of a capture filter (tcpdump syntax)
+_FILTER = re.compile(r"^[\x20-\x7e]{1,4096}\Z")  # printable ASCII: libpcap compiles it later
 
 # Resource kinds that are not workloads: nothing to quarantine when an event is about them.
 _NOT_WORKLOADS = frozenset(
@@ -92,6 +99,48 @@ class VulnCriteria(_Strict):
         if self.critical is None and self.highWithFix is None and not self.cves:
             raise ValueError("vulnerabilities needs critical, highWithFix or cves")
         return self
+
+
+def check_capture_filter(text: str) -> str:
+    """The filter's shape (printable ASCII, at most 4096 characters); libpcap compiles it where a
+    capture is made (the controller checks it when it takes the rules)."""
+    if not _FILTER.match(text):
+        raise ValueError(
+            f"capture filter {text[:60]!r} must be 1-{MAX_FILTER} printable characters"
+        )
+    return text
+
+
+class CaptureSpec(_Strict):
+    """What the ``capture`` action records: the event's workload, bounded in time and size."""
+
+    duration: str = "30s"
+    maxBytes: int = Field(
+        default=10_000_000, ge=MIN_CAPTURE_BYTES, le=MAX_CAPTURE_BYTES, strict=True
+    )
+    filter: str | None = None
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> str:
+        if not isinstance(v, str):
+            raise ValueError(f"duration {v!r} needs a unit (30s, 5m)")
+        try:
+            span = parse_duration(v, allow_zero=False)
+        except StockadeError as exc:
+            raise ValueError(exc.message) from None
+        if span.total_seconds() > MAX_CAPTURE_SECONDS:
+            raise ValueError(f"capture duration {v!r} is longer than {MAX_CAPTURE_SECONDS}s")
+        return v
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, v: str | None) -> str | None:
+        return None if v is None else check_capture_filter(v)
+
+    @property
+    def seconds(self) -> float:
+        return parse_duration(self.duration, allow_zero=False).total_seconds()
 
 
 class Match(_Strict):
@@ -139,8 +188,9 @@ class Rule(_Strict):
     cooldown: str = "0s"
     description: str | None = Field(default=None, max_length=1000)
     match: Match
-    actions: list[ActionKind] = Field(min_length=1, max_length=3)
+    actions: list[ActionKind] = Field(min_length=1, max_length=4)
     notify: list[str] = Field(default_factory=list, max_length=MAX_VALUES)
+    capture: CaptureSpec | None = None  # with the capture action (its defaults without one)
 
     @field_validator("name")
     @classmethod
@@ -182,6 +232,8 @@ class Rule(_Strict):
             raise ValueError(
                 f"rule {self.name!r}: the notify action and a notify list of targets go together"
             )
+        if self.capture is not None and "capture" not in self.actions:
+            raise ValueError(f"rule {self.name!r}: capture settings without the capture action")
         if "notify" in self.actions and "suppress" in self.actions:
             raise ValueError(f"rule {self.name!r} cannot both notify and suppress notifications")
         return self
@@ -325,6 +377,7 @@ class Action:
     workload: str | None  # "namespace/name" of the event's workload, None when it names none
     targets: tuple[str, ...] = ()  # notify only
     cooldown: timedelta = timedelta(0)
+    capture: CaptureSpec | None = None  # capture only
 
 
 def workload_key(ref: ResourceRef | None) -> str | None:
@@ -419,6 +472,7 @@ def evaluate(rule_set: RuleSet, event: Event, vulns: VulnSummary | None = None) 
                     workload=workload,
                     targets=tuple(rule.spec.notify) if kind == "notify" else (),
                     cooldown=rule.cooldown,
+                    capture=(rule.spec.capture or CaptureSpec()) if kind == "capture" else None,
                 )
             )
     return out

@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from stockade.model.errors import UsageError
 from stockade.model.redact import hidden_in_place, keep_edges
@@ -635,49 +636,96 @@ def mask_pcap(
 
     if Path(in_path).resolve() == Path(out_path).resolve():
         raise UsageError("the masked capture must not overwrite its input")
-    _check_bounds(None, max_bytes, max_packets)
-    engine = dlp_engine or DlpEngine()
-    _open_filter(bpf_filter, 1)  # a bad expression is a usage error whatever the file holds
     report = CaptureReport(path=str(out_path), filter=bpf_filter, stopped="end of input")
-    box: list[PcapWriter] = []
+    _check_bounds(None, max_bytes, max_packets)
+    _open_filter(bpf_filter, 1)  # a bad expression is a usage error whatever the file holds
+    with PcapReader(in_path) as reader:
+        _mask_frames(
+            reader,
+            lambda linktype: PcapWriter(out_path, linktype=linktype),
+            report,
+            engine=dlp_engine or DlpEngine(),
+            bpf_filter=bpf_filter,
+            max_bytes=max_bytes,
+            max_packets=max_packets,
+            on_packet=on_packet,
+        )
+    return report
+
+
+def mask_pcap_bytes(
+    data: bytes, *, dlp_engine: DlpEngine | None = None, max_bytes: int | None = None
+) -> tuple[bytes, CaptureReport]:
+    """Mask a pcap or pcapng capture held in memory into a pcap in memory: nothing is written to
+    a file (the controller masks every upload again this way before it keeps it)."""
+    from stockade.network.capture.pcapfile import PcapReader
+    from stockade.network.capture.pcapwriter import PcapBuffer
+
+    _check_bounds(None, max_bytes, None)
+    report = CaptureReport(path="<memory>", stopped="end of input")
+    box: list[PcapBuffer] = []
+
+    def open_buffer(linktype: int) -> PcapBuffer:
+        box.append(PcapBuffer(linktype=linktype))
+        return box[-1]
+
+    with PcapReader.from_bytes(data) as reader:
+        _mask_frames(
+            reader, open_buffer, report, engine=dlp_engine or DlpEngine(), max_bytes=max_bytes
+        )
+    return box[0].value(), report
+
+
+def _mask_frames(
+    reader: Any,
+    open_writer: Callable[[int], Any],
+    report: CaptureReport,
+    *,
+    engine: DlpEngine,
+    bpf_filter: str | None = None,
+    max_bytes: int | None = None,
+    max_packets: int | None = None,
+    on_packet: Callable[..., None] | None = None,
+) -> None:
+    """Read every frame of ``reader``, mask it and write it through the writer ``open_writer``
+    makes for the first frame's link type (or Ethernet for an empty capture)."""
+    box: list[Any] = []
     masker: PacketMasker | None = None
     flt = None
     taken = HEADER
     try:
-        with PcapReader(in_path) as reader:
-            for ts, linktype, buf, off, caplen in reader.frames():
-                if not box:
-                    box.append(PcapWriter(out_path, linktype=linktype))
-                    masker = PacketMasker(engine, _summary_emit(box, report, on_packet), report)
-                    flt = _open_filter(bpf_filter, linktype)
-                    report.filter_where = "user space" if flt is not None else None
-                assert masker is not None
-                if linktype != box[0].linktype:
-                    report.skipped_linktype += 1
-                    continue
-                frame = bytearray(buf[off : off + caplen])
-                if flt is not None and not flt.match(bytes(frame)):  # type: ignore[attr-defined]
-                    report.filtered_out += 1
-                    continue
-                if max_packets is not None and report.frames_seen >= max_packets:
-                    report.stopped = "max-packets"
-                    break
-                if max_bytes is not None and taken + RECORD + caplen > max_bytes:
-                    report.stopped = "max-bytes"
-                    break
-                taken += RECORD + caplen
-                masker.add(ts, frame, linktype)
+        for ts, linktype, buf, off, caplen in reader.frames():
             if not box:
-                box.append(PcapWriter(out_path, linktype=1))
-            if masker is not None:
-                masker.finish()
+                box.append(open_writer(linktype))
+                masker = PacketMasker(engine, _summary_emit(box, report, on_packet), report)
+                flt = _open_filter(bpf_filter, linktype)
+                report.filter_where = "user space" if flt is not None else None
+            assert masker is not None
+            if linktype != box[0].linktype:
+                report.skipped_linktype += 1
+                continue
+            frame = bytearray(buf[off : off + caplen])
+            if flt is not None and not flt.match(bytes(frame)):  # type: ignore[attr-defined]
+                report.filtered_out += 1
+                continue
+            if max_packets is not None and report.frames_seen >= max_packets:
+                report.stopped = "max-packets"
+                break
+            if max_bytes is not None and taken + RECORD + caplen > max_bytes:
+                report.stopped = "max-bytes"
+                break
+            taken += RECORD + caplen
+            masker.add(ts, frame, linktype)
+        if not box:
+            box.append(open_writer(1))
+        if masker is not None:
+            masker.finish()
         box[0].close()
     except BaseException:
         if box:
             box[0].abort()
         raise
     report.bytes = box[0].bytes
-    return report
 
 
 def _check_bounds(duration: float | None, max_bytes: int | None, max_packets: int | None) -> None:

@@ -15,6 +15,7 @@ import mmap
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from stockade.model.errors import PacketError
 from stockade.network.capture.decode import Buf
@@ -41,6 +42,7 @@ class PcapReader:
         self.format = ""
         self.bad_timestamps = 0
         self._last_ts = 0.0
+        self._fh: BinaryIO | None
         try:
             self._fh = open(self.path, "rb")  # noqa: SIM115 - closed in close()
         except OSError as exc:
@@ -55,6 +57,20 @@ class PcapReader:
             raise PacketError(f"cannot map: {exc}", subject=str(path)) from exc
         self._size = size
 
+    @classmethod
+    def from_bytes(cls, data: bytes, *, name: str = "<memory>") -> PcapReader:
+        """A reader over a capture held in memory (an upload), never written to a file."""
+        self = cls.__new__(cls)
+        self.path = Path(name)
+        self.truncated = False
+        self.format = ""
+        self.bad_timestamps = 0
+        self._last_ts = 0.0
+        self._fh = None
+        self._buf = data
+        self._size = len(data)
+        return self
+
     def __enter__(self) -> PcapReader:
         return self
 
@@ -66,7 +82,8 @@ class PcapReader:
             # a caller may still hold a view; then the map goes when it is collected
             with contextlib.suppress(BufferError):
                 self._buf.close()
-        self._fh.close()
+        if self._fh is not None:
+            self._fh.close()
 
     def _ts(self, ts: float) -> float:
         if 0.0 <= ts <= MAX_TIMESTAMP:

@@ -2,6 +2,8 @@
 
 The file is created with mode 0600 under a temporary name beside the target and renamed into
 place by ``close()``; ``abort()`` removes it, so a failed capture leaves no partial file behind.
+:class:`PcapBuffer` writes the same format into memory (the controller masks uploads there, so no
+byte of an upload touches its disk before it is masked).
 """
 
 from __future__ import annotations
@@ -64,3 +66,31 @@ class PcapWriter:
             self._fh.close()
         with contextlib.suppress(OSError):
             os.unlink(self._tmp)
+
+
+class PcapBuffer:
+    """A :class:`PcapWriter` into memory: ``b = PcapBuffer(linktype=1); b.write(...); b.value()``."""
+
+    def __init__(self, *, linktype: int) -> None:
+        self.path = Path("<memory>")
+        self.linktype = linktype
+        self.bytes = HEADER
+        self.packets = 0
+        self._parts = [_GLOBAL.pack(0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, linktype)]
+
+    def write(self, ts: float, frame: bytes | bytearray, wire_length: int | None = None) -> None:
+        sec = int(ts)
+        usec = min(round((ts - sec) * 1e6), 999999)
+        self._parts.append(_RECORD.pack(sec, usec, len(frame), wire_length or len(frame)))
+        self._parts.append(bytes(frame))
+        self.bytes += RECORD + len(frame)
+        self.packets += 1
+
+    def close(self) -> None:
+        """Nothing to flush: the pcap is :meth:`value`."""
+
+    def abort(self) -> None:
+        self._parts.clear()
+
+    def value(self) -> bytes:
+        return b"".join(self._parts)
