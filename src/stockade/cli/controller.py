@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -97,6 +98,15 @@ def serve(
             "recorded for the enforcers.",
         ),
     ] = None,
+    retention: Annotated[
+        Path | None,
+        typer.Option(
+            "--retention",
+            help="Retention policy (Retention YAML): max age, rows and bytes per event category, "
+            "applied every spec.every (first run one interval after start). Default: 90 days and "
+            "1,000,000 events per category, audit 400 days.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the API (HTTPS, OpenAPI at /api/openapi.json) until interrupted.
 
@@ -109,11 +119,13 @@ def serve(
     from stockade.api.app import Settings, create_app
     from stockade.api.server import Listen, generated_files, run
     from stockade.model.errors import UsageError
+    from stockade.store.retention import DEFAULT_POLICY, RetentionJob, load_retention
 
     if (cert is None) != (key is None):
         raise UsageError("--cert and --key go together")
     store = open_db(db)
     service = _response_service(store, rules, targets, lab_state)  # a bad file stops us here
+    policy = load_retention(retention) if retention is not None else DEFAULT_POLICY
     scheme = "https"
     if not tls:
         listen = Listen(host=host, port=port)
@@ -138,7 +150,47 @@ def serve(
         f"store {store.safe_url}",
         markup=False,
     )
-    run(app, listen, limits=Limits(max_connections=max_connections))
+    job = RetentionJob(store, policy, sink=lambda event: service.submit([event]))
+    err_console.print(
+        f"retention: {_describe_retention(policy)}; applied every {policy.every}", markup=False
+    )
+    # With several replicas this job belongs on the singleton worker (the replica holding the
+    # database lock); until then every controller process runs it on its own timer.
+    stop = threading.Event()
+    timer = threading.Thread(target=_every, args=(job, stop), name="retention", daemon=True)
+    timer.start()
+    try:
+        run(app, listen, limits=Limits(max_connections=max_connections))
+    finally:
+        stop.set()
+        timer.join(timeout=10)
+
+
+def _describe_retention(policy) -> str:
+    from stockade.model.duration import human
+
+    def limits(lim) -> str:
+        parts = [
+            f"{human(lim.max_age)}" if lim.max_age else "",
+            f"{lim.max_rows} events" if lim.max_rows else "",
+            f"{lim.max_bytes} bytes" if lim.max_bytes else "",
+        ]
+        return ", ".join(p for p in parts if p) or "kept"
+
+    named = "; ".join(f"{c} {limits(lim)}" for c, lim in sorted(policy.categories.items()))
+    return f"default {limits(policy.default)}" + (f"; {named}" if named else "")
+
+
+def _every(job, stop: threading.Event) -> None:
+    """Run ``job`` every ``job.interval`` seconds until ``stop``; a failed run is said on stderr
+    and tried again at the next interval."""
+    from stockade.model.errors import StockadeError
+
+    while not stop.wait(job.interval):
+        try:
+            job()
+        except StockadeError as exc:
+            err_console.print(f"stockade: warning: {job.name}: {exc}", markup=False)
 
 
 def _response_service(store, rules: Path | None, targets: Path | None, lab_state: Path | None):
