@@ -227,17 +227,28 @@ def test_explain_names_the_rule(lab) -> None:
     assert lab.cli("policy", "explain", "nobody", "orders", "80").returncode == 2
 
 
-def answered(lab) -> int:
-    """Requests the post chain dropped because the enforcer answered them with a 403."""
-    out = subprocess.run(
-        ["ip", "netns", "exec", lab.node, "nft", "list", "chain", "inet", "stockade", "post"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=True,
-    ).stdout
-    line = next(ln for ln in out.splitlines() if 'comment "answered"' in ln)
-    return int(line.split("packets ")[1].split()[0])
+def answered(lab, *, expected: int = 1, within: float = 5.0) -> int:
+    """Requests the post chain dropped because the enforcer answered them with a 403, read once
+    it reaches ``expected`` (or after ``within`` seconds).
+
+    The enforcer sends the 403 and only then gives the request's verdict to the kernel (so a 403
+    that cannot be sent still leaves the plain reset): the client can have its answer, and this
+    test its turn on the CPU, a moment before the request reaches the counting rule. Reading at
+    once saw 0 on a loaded machine."""
+    deadline = time.monotonic() + within
+    while True:
+        out = subprocess.run(
+            ["ip", "netns", "exec", lab.node, "nft", "list", "chain", "inet", "stockade", "post"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        line = next(ln for ln in out.splitlines() if 'comment "answered"' in ln)
+        count = int(line.split("packets ")[1].split()[0])
+        if count >= expected or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
 
 
 def queued_packets(lab) -> int:

@@ -529,3 +529,73 @@ def test_a_card_in_an_uploaded_image_or_package_comes_back_masked(controller: Co
             conn.execute(text("SELECT * FROM findings")).all()
         )
     assert "4111111111111111" not in stored and CARD not in stored and SSN not in stored
+
+
+# ---------------------------------------------------------------- login rate limiting
+
+
+@pytest.fixture
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
+    """A controller of its own: the login throttle is per process and counts 127.0.0.1."""
+    yield from running_controller("sqlite", tmp_path_factory, "unused")
+
+
+def login(c: httpx.Client, name: str, password: str) -> httpx.Response:
+    return c.post("/api/v1/login", json={"name": name, "password": password})
+
+
+def test_repeated_failed_logins_for_a_name_get_429_with_backoff(fresh: Controller) -> None:
+    with fresh.client() as c:
+        assert [login(c, "alice", "wrong password").status_code for _ in range(5)] == [401] * 5
+        refused = login(c, "alice", PASSWORD)  # even the right password waits
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+        assert refused.json() == {"detail": "too many failed logins; retry after 1 seconds"}
+        assert "set-cookie" not in refused.headers
+        time.sleep(1.2)
+        assert login(c, "alice", "wrong password").status_code == 401
+        doubled = login(c, "alice", "wrong password")
+        assert doubled.status_code == 429 and doubled.headers["retry-after"] == "2"
+        time.sleep(2.2)
+        assert login(c, "alice", PASSWORD).status_code == 200  # and the name starts afresh
+        assert [login(c, "alice", "wrong password").status_code for _ in range(4)] == [401] * 4
+        assert login(c, "rita", PASSWORD).status_code == 200  # other names are not held up
+    failed = list_events(fresh.store, kind="audit.login_failed")
+    throttled = list_events(fresh.store, kind="audit.login_throttled")
+    assert len(failed) == 10  # every password checked and wrong; the refused ones are not
+    assert len(throttled) == 2 and all(e.data["after"]["address"] == "127.0.0.1" for e in failed)
+
+
+def test_unknown_names_are_throttled_alike(fresh: Controller) -> None:
+    with fresh.client() as c:
+        known = [login(c, "alice", "wrong password") for _ in range(6)]
+        unknown = [login(c, "nobody", "wrong password") for _ in range(6)]
+    assert [a.status_code for a in known] == [a.status_code for a in unknown] == [401] * 5 + [429]
+    assert [a.json() for a in known] == [a.json() for a in unknown]
+
+
+def test_failures_from_one_address_across_names_get_429(fresh: Controller) -> None:
+    with fresh.client() as c:
+        for i in range(50):
+            if i % 10 == 0:
+                assert login(c, "rita", PASSWORD).status_code == 200  # successes do not count
+            assert login(c, f"guess{i}", "wrong password").status_code == 401, i
+        refused = login(c, "someone-else", "x")
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+
+
+def test_the_throttle_tables_are_bounded() -> None:
+    from stockade.api.throttle import LoginThrottle, client_key
+
+    now = [0.0]
+    throttle = LoginThrottle(max_entries=100, clock=lambda: now[0])
+    for i in range(10_000):
+        throttle.attempt(f"name{i}", client_key(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"))
+    assert throttle.sizes() == (100, 100)
+    assert client_key("2001:db8::1") == client_key("2001:db8::ffff:1") == "2001:db8::/64"
+    assert client_key("::ffff:192.0.2.7") == "192.0.2.7"
+    # quiet for the forget period after its block: a name starts afresh
+    for _ in range(5):
+        throttle.attempt("bob", "a")
+    assert not throttle.attempt("bob", "a").allowed
+    now[0] += 2000
+    assert throttle.attempt("bob", "a").allowed

@@ -50,6 +50,7 @@ from stockade.api.limits import BodyLimits
 from stockade.api.quarantine import RecordedQuarantine
 from stockade.api.responses import ResponseService, scan_event, scan_summary
 from stockade.api.stream import Broadcaster
+from stockade.api.throttle import LoginThrottle, client_key
 from stockade.config import parse_json
 from stockade.events.ingest import MAX_BODY_BYTES, parse_batch, store_batch
 from stockade.model import Event, InputError, Severity, StockadeError, StoreError
@@ -189,6 +190,8 @@ def create_app(
     app.state.settings = settings
     app.state.singletons = worker
     app.include_router(replicas.router)
+    throttle = LoginThrottle()
+    app.state.login_throttle = throttle
     app.add_middleware(BodyLimits, body_timeout=settings.body_timeout)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(StockadeError, _bad_request)
@@ -206,20 +209,43 @@ def create_app(
     # ------------------------------------------------------------ sessions
 
     @app.post("/api/v1/login")
-    def login(body: LoginBody, response: Response) -> dict[str, Any]:
-        """Password login: sets the session cookie (HttpOnly, SameSite=Strict, Secure)."""
+    def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
+        """Password login: sets the session cookie (HttpOnly, SameSite=Strict, Secure). Repeated
+        failures for a name or from an address are answered 429 with Retry-After."""
+        address = client_key(request.client.host if request.client else None)
+        verdict = throttle.attempt(body.name, address)
+        if not verdict.allowed:
+            raise HTTPException(
+                429,
+                f"too many failed logins; retry after {verdict.retry_after} seconds",
+                headers={"Retry-After": str(verdict.retry_after)},
+            )
         found = auth.login(store, body.name, body.password, hours=settings.session_hours)
         if found is None:
+            throttle.failed(body.name, address)
             attempted = Principal(name=body.name, role="reader", via="password")
             auth.audit(
                 store,
                 attempted,
                 "login_failed",
                 severity=Severity.MEDIUM,
-                message=f"failed login for {body.name!r}",
+                message=f"failed login for {body.name!r} from {address}",
+                after={"address": address},
                 sink=publish,
             )
+            if verdict.blocked:  # this failure starts a block: said once, not per refused try
+                auth.audit(
+                    store,
+                    attempted,
+                    "login_throttled",
+                    severity=Severity.HIGH,
+                    message=f"logins for {body.name!r} or from {address} are slowed down after "
+                    "repeated failures",
+                    after={"address": address},
+                    sink=publish,
+                )
             raise HTTPException(401, "wrong name or password")
+        throttle.succeeded(body.name, address)
         secret, who = found
         response.set_cookie(
             SESSION_COOKIE,

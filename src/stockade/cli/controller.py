@@ -97,6 +97,15 @@ def serve(
             "recorded for the enforcers.",
         ),
     ] = None,
+    retention: Annotated[
+        Path | None,
+        typer.Option(
+            "--retention",
+            help="Retention policy (Retention YAML): max age, rows and bytes per event category, "
+            "applied every spec.every (first run one interval after start). Default: 90 days and "
+            "1,000,000 events per category, audit 400 days.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the API (HTTPS, OpenAPI at /api/openapi.json) until interrupted.
 
@@ -107,13 +116,16 @@ def serve(
         return
     from stockade.admission.limits import Limits
     from stockade.api.app import Settings, create_app
+    from stockade.api.leader import SingletonJob
     from stockade.api.server import Listen, generated_files, run
     from stockade.model.errors import UsageError
+    from stockade.store.retention import DEFAULT_POLICY, RetentionJob, load_retention
 
     if (cert is None) != (key is None):
         raise UsageError("--cert and --key go together")
     store = open_db(db)
     service = _response_service(store, rules, targets, lab_state)  # a bad file stops us here
+    policy = load_retention(retention) if retention is not None else DEFAULT_POLICY
     scheme = "https"
     if not tls:
         listen = Listen(host=host, port=port)
@@ -124,8 +136,13 @@ def serve(
         files = generated_files(cert_dir or _default_cert_dir(), host)
         listen = Listen(host=host, port=port, certfile=files.cert, keyfile=files.key)
         err_console.print(f"CA certificate for clients: {files.ca_cert}", markup=False)
+    job = RetentionJob(store, policy, sink=lambda event: service.submit([event]))
+    # retention is singleton work: on the replica holding the database lock (any SQLite one)
     app = create_app(
-        store, Settings(session_hours=session_hours, secure_cookies=tls), responses=service
+        store,
+        Settings(session_hours=session_hours, secure_cookies=tls),
+        responses=service,
+        jobs=[SingletonJob(name=job.name, run=lambda: _run_job(job), interval=job.interval)],
     )
     err_console.print(
         f"response rules {service.rules.name!r}: {len(service.rules.rules)} enabled; "
@@ -138,7 +155,36 @@ def serve(
         f"store {store.safe_url}",
         markup=False,
     )
+    err_console.print(
+        f"retention: {_describe_retention(policy)}; applied every {policy.every} by the leader",
+        markup=False,
+    )
     run(app, listen, limits=Limits(max_connections=max_connections))
+
+
+def _describe_retention(policy) -> str:
+    from stockade.model.duration import human
+
+    def limits(lim) -> str:
+        parts = [
+            f"{human(lim.max_age)}" if lim.max_age else "",
+            f"{lim.max_rows} events" if lim.max_rows else "",
+            f"{lim.max_bytes} bytes" if lim.max_bytes else "",
+        ]
+        return ", ".join(p for p in parts if p) or "kept"
+
+    named = "; ".join(f"{c} {limits(lim)}" for c, lim in sorted(policy.categories.items()))
+    return f"default {limits(policy.default)}" + (f"; {named}" if named else "")
+
+
+def _run_job(job) -> None:
+    """One run of a singleton job; a failure is said on stderr and tried again at its next turn."""
+    from stockade.model.errors import StockadeError
+
+    try:
+        job()
+    except StockadeError as exc:
+        err_console.print(f"stockade: warning: {job.name}: {exc}", markup=False)
 
 
 def _response_service(store, rules: Path | None, targets: Path | None, lab_state: Path | None):

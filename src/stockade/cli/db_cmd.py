@@ -1,4 +1,4 @@
-"""``stockade db``: the project store: migrations, advisory import, update and status."""
+"""``stockade db``: the project store: migrations, advisory import, update, status and pruning."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import typer
 
 from stockade.cli.common import DbOption, RichObserver, console, emit, err_console, open_db
 
-db_app = typer.Typer(help="The project database: migrations, advisory data.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The project database: migrations, advisory data, event retention.", no_args_is_help=True
+)
 
 MAX_PROBLEMS_SHOWN = 20
 
@@ -178,6 +180,39 @@ def _print_status(info, age: float | None, stale_reason: str | None) -> None:
         for eco, n in info.by_ecosystem:
             t.add_row(eco, str(n))
         console.print(t)
+
+
+@db_app.command("prune")
+def prune_cmd(
+    db: DbOption = None,
+    retention: Annotated[
+        Path | None,
+        typer.Option(
+            "--retention",
+            help="Retention policy (Retention YAML, see docs/controller.md). Default: 90 days and "
+            "1,000,000 events per category, audit 400 days.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be pruned; delete nothing.")
+    ] = False,
+) -> None:
+    """Prune events by age, rows and bytes per category, oldest first (what the controller does
+    on its timer); a real run stores one store.pruned event with the counts."""
+    from stockade.store.retention import DEFAULT_POLICY, load_retention, prune_once
+
+    policy = load_retention(retention) if retention is not None else DEFAULT_POLICY
+    store = open_db(db)
+    counts = prune_once(store, policy, datetime.now(UTC), dry_run=dry_run)
+    verb = "would prune" if dry_run else "pruned"
+    for category, p in sorted(counts.items()):
+        console.print(
+            f"{category}: {verb} {p.total} (age {p.age}, rows {p.rows}, bytes {p.bytes})",
+            markup=False,
+            highlight=False,
+        )
+    total = sum(p.total for p in counts.values())
+    console.print(f"{verb} {total} events in {len(counts)} categories", markup=False)
 
 
 def register(app: typer.Typer) -> None:
