@@ -104,6 +104,9 @@ def run_uvicorn(
         access_log=False,
         lifespan="on",
         timeout_keep_alive=limits.keep_alive,
+        # the client's address is the TCP peer's: X-Forwarded-For from loopback is not believed
+        # (login throttling and audit count by address)
+        proxy_headers=False,
         **tls,
     )
     uvicorn.Server(config).run()
