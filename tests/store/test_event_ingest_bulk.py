@@ -1,6 +1,7 @@
 """Idempotent ingestion in bulk (``record_new_events``): one statement a batch, not one a row (the
 cost behind 3,300 events/s on PostgreSQL), still exactly once per id, on SQLite and PostgreSQL
-(COPY into a temporary table, then INSERT ... ON CONFLICT DO NOTHING RETURNING)."""
+(COPY into a temporary table, then INSERT ... ON CONFLICT DO NOTHING RETURNING). And the events
+API's pages read by core_0003's (..., at, id) indexes, one range per level value, merged."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy import event, select
 
 from stockade.model import Event, ResourceRef, Severity
 from stockade.store import Store, open_store
-from stockade.store.records import _event_row, record_new_events
+from stockade.store.records import EventFilter, _event_row, events_page, record_new_events
 from stockade.store.tables import events
 from tests.api.controller import pg_url
 
@@ -90,3 +91,76 @@ def test_rows_read_back_as_the_gate_made_them(store: Store) -> None:
     assert "4111 **** **** 1111" in back["message"] and "\x00" not in back["message"]
     assert back["data"]["evidence"] == ["4111-****-****-1111"]
     assert back["rule"] == "r ***-**-8401"
+
+
+def _indexes(store: Store) -> set[str]:
+    from sqlalchemy import inspect
+
+    with store.connect() as conn:
+        return {i["name"] for i in inspect(conn).get_indexes("events")}
+
+
+def test_core_0003_indexes_every_filter_in_keyset_order_and_goes_back(store: Store) -> None:
+    from alembic import command
+
+    from stockade.store.db import _alembic_config
+
+    keyset = {
+        "ix_events_at_id",
+        "ix_events_kind_at_id",
+        "ix_events_category_at_id",
+        "ix_events_level_at_id",
+        "ix_events_namespace_at_id",
+        "ix_events_category_level_at_id",
+        "ix_events_namespace_level_at_id",
+    }
+    assert keyset <= _indexes(store) and "ix_events_at" not in _indexes(store)
+    with store.engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), "core_0002")
+    back = _indexes(store)
+    assert {"ix_events_at", "ix_events_kind_at", "ix_events_level_at"} <= back
+    assert not back & (keyset - {"ix_events_at_id"})
+    with store.engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "core_0003")
+    assert keyset <= _indexes(store)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        EventFilter(),
+        EventFilter(category="tls", min_level=Severity.CRITICAL),
+        EventFilter(category="dlp", min_level=Severity.LOW),
+        EventFilter(min_level=Severity.UNKNOWN),
+        EventFilter(kind="scan.*"),
+        EventFilter(kind="scan.critical_vulnerability"),
+        EventFilter(kind="s*"),
+        EventFilter(namespace="team-3", min_level=Severity.MEDIUM),
+    ],
+)
+def test_pages_by_index_ranges_are_the_filter_in_order(store: Store, f: EventFilter) -> None:
+    """Every page, followed by cursor, is exactly the events the filter selects, newest first,
+    each once (the per-level ranges merge without gaps or repeats across pages, ties included)."""
+    kinds = ["scan.critical_vulnerability", "tls.weak_version", "dlp.sensitive_in_clear"]
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    evs = [
+        Event(
+            kind=kinds[i % 3],
+            message=f"e{i}",
+            severity=Severity(i % 6),
+            resource=ResourceRef(kind="Pod", name="p", namespace=f"team-{i % 4}"),
+            at=base + timedelta(seconds=i // 5),  # ties on at: id decides
+            id=uuid.uuid4().hex,
+        )
+        for i in range(400)
+    ]
+    record_new_events(store, evs)
+    want = sorted((e for e in evs if f.matches(e)), key=lambda e: (e.at, e.id), reverse=True)
+    got: list[str] = []
+    before = None
+    while True:
+        page, before = events_page(store, f, limit=7, before=before)
+        got += [e.id for e in page]
+        if before is None:
+            break
+    assert got == [e.id for e in want]
