@@ -164,3 +164,29 @@ def test_pages_by_index_ranges_are_the_filter_in_order(store: Store, f: EventFil
         if before is None:
             break
     assert got == [e.id for e in want]
+
+
+def test_a_category_at_a_level_is_read_from_one_index_range(tmp_path: Any) -> None:
+    """The tail of the events API (354 ms p99 on 1,000,000 events) was ``category=tls&
+    level=critical``: read by category in time order, level filtered row by row. Now each level
+    value is an index range of its own (SQLite's plan says both equalities)."""
+
+    store = open_store(f"sqlite:///{tmp_path / 'plan.db'}")
+    record_new_events(store, [_event(i) for i in range(50)])
+    statements: list[tuple[str, Any]] = []
+
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", before)
+    f = EventFilter(category="tls", min_level=Severity.CRITICAL)
+    events_page(store, f, limit=100, before=(datetime(2026, 6, 1, tzinfo=UTC), "f" * 32))
+    event.remove(store.engine, "before_cursor_execute", before)
+    (statement, parameters) = statements[-1]
+    with store.engine.connect() as conn:
+        plan = " | ".join(
+            r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        )
+    store.close()
+    assert "category=? AND level=? AND at<?" in plan, plan
