@@ -8,9 +8,11 @@ same run), and the events API latency over a store of 1,000,000 events.
 
 Ingestion: each round empties the table, then stores ``--events`` events in batches of
 ``--batch``, once with ``store_batch`` (what ``POST /api/v1/agents/events`` calls for a parsed
-batch: masking gate, ``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id``, one transaction a
-batch) and once with ``conn.execute(insert(events), rows)`` of the rows it would write; the order
-alternates between rounds; medians. PostgreSQL is STOCKADE_TEST_PG, in a schema of this process's
+batch: the masking gate over every string, then ``INSERT ... ON CONFLICT (id) DO NOTHING
+RETURNING id`` for the whole batch, fed by ``COPY`` into a temporary table on PostgreSQL, one
+transaction a batch) and once with ``conn.execute(insert(events), rows)`` of the very rows it
+writes (same columns, already masked: the baseline does no masking and no conflict check); the
+order alternates between rounds; medians. PostgreSQL is STOCKADE_TEST_PG, in a schema of this process's
 own (created, then dropped; ``public`` is never touched). Targets: at least 0.5 of executemany,
 and at least 20,000 events/s on PostgreSQL.
 

@@ -28,10 +28,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stockade.model import Event, Finding, Pillar, ResourceRef, Severity
-from stockade.model.redact import RedactingFilter, redact, redact_text
+from stockade.model.redact import RedactingFilter, redact, redact_text, redact_text_fully
 from stockade.network.dlp.validators import luhn_check_digit
 from stockade.store import Store
-from stockade.store.records import list_events, list_findings, record_events, record_findings
+from stockade.store.records import (
+    OWN_IDS,
+    _clean,
+    _storable_text,
+    list_events,
+    list_findings,
+    record_events,
+    record_findings,
+    storable,
+)
 from tests.network import frames as F
 
 # ---------------------------------------------------------------------------------------------
@@ -584,3 +593,78 @@ def test_reports_and_usage_errors_print_no_planted_number(tmp_path: Path) -> Non
     assert "foo" in sbom.stdout and "site-packages" in sbom.stdout  # the package is reported
     seen += (tmp_path / "out.cdx.json").read_bytes()
     assert not any_format(card).search(seen), "a planted card reached the CLI's output"
+
+
+# ---------------------------------------------------------------------------------------------
+# The fast pre-check (most strings pass with one regex scan) and the store's one-walk gate answer
+# exactly as the full search does: differential tests over generated strings with planted numbers.
+
+_SEPARATORS = [" ", "-", ".", "_", "+", "%20", "%2d", "%2E", "\t", "  ", " - ", "--", "/", ":", ""]
+
+
+def _planted_text(rng: random.Random) -> str:
+    """Text with numbers a gate must mask, numbers it must not, and near misses, joined by
+    separators the gate accepts, rejects, or just barely accepts."""
+    parts: list[str] = []
+    for _ in range(rng.randint(1, 8)):
+        pick = rng.random()
+        if pick < 0.25:
+            length = rng.choice([13, 14, 15, 16, 17, 18, 19])
+            prefix = rng.choice(["4", "51", "55", "34", "37", "6011", "65", "3528", "36", "62"])
+            number = _card(prefix, length, rng.randrange(1 << 30))
+        elif pick < 0.4:
+            number = rng.choice(["536228401", "219456781", "401335012", "078051120"])
+        elif pick < 0.5:
+            number = "".join(rng.choice("0123456789") for _ in range(rng.randint(8, 21)))
+        elif pick < 0.6:
+            number = "".join(rng.choice("0123456789abcdef") for _ in range(rng.randint(30, 70)))
+        else:
+            number = "".join(
+                rng.choice("0123456789 -._+%2:abXZ\x00") for _ in range(rng.randint(0, 30))
+            )
+        if len(number) >= 9 and rng.random() < 0.6 and number.isdigit():
+            sep = rng.choice(_SEPARATORS)
+            if len(number) in (9, 13, 14, 15, 16, 19):
+                number = shaped(number, sep)
+            else:
+                cut = rng.randint(1, len(number) - 1)
+                number = number[:cut] + sep + number[cut:]
+        parts.append(number)
+    return "".join(p + rng.choice([*_SEPARATORS, "x", " pod ", "/v1/"]) for p in parts)
+
+
+def test_the_pre_check_masks_exactly_what_the_full_search_masks() -> None:
+    rng = random.Random(20261205)
+    masked = 0
+    for _ in range(5_000):
+        text = _planted_text(rng)
+        fast = redact_text(text)
+        assert fast == redact_text_fully(text), text
+        masked += fast != text
+    assert masked > 1_000  # the generator plants numbers the gate masks, not only near misses
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0123456789 -._+%2dDeE\tx")), max_size=80))
+def test_the_pre_check_agrees_on_digit_and_separator_soup(text: str) -> None:
+    assert redact_text(text) == redact_text_fully(text)
+
+
+def _storable_reference(value: object) -> object:
+    """What the store wrote before its one-walk gate: the gate, then the cleaning."""
+    return _clean(redact(value, keep=OWN_IDS))
+
+
+def test_the_stores_gate_equals_the_gate_then_the_cleaning() -> None:
+    rng = random.Random(5)
+    for _ in range(500):
+        texts = [_planted_text(rng) for _ in range(6)]
+        value = {
+            texts[0]: texts[1],
+            "id": texts[2],  # an own id: cleaned, never masked
+            "nested": [texts[3], (texts[4], {"connection": texts[5], "n": 7})],
+            "short": "dlp",
+        }
+        for _ in range(2):  # the second time strings come from the store's cache of passed ones
+            assert storable(value) == _storable_reference(value)
+            assert _storable_text(texts[1]) == _storable_reference(texts[1])

@@ -41,8 +41,8 @@ class Details:
     """Base of the per-pillar detail records. Subclasses are frozen dataclasses too."""
 
     def to_dict(self) -> dict[str, Any]:
-        plain: dict[str, Any] = _plain(dataclasses.asdict(self))
-        return plain
+        out: dict[str, Any] = plain(dataclasses.asdict(self))
+        return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,7 +130,7 @@ class Event:
             "message": self.message,
             "resource": self.resource.to_dict() if self.resource else None,
             "peer": self.peer.to_dict() if self.peer else None,
-            "data": _plain(self.data),
+            "data": plain(self.data),
             "action": self.action,
             "mode": self.mode,
             "node": self.node,
@@ -148,7 +148,7 @@ class Event:
         return cls(**event_fields(value))
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Turn enums, datetimes, tuples and nested dataclasses into JSON-ready values."""
     if isinstance(value, StrEnum):
         return str(value)
@@ -157,9 +157,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _plain(dataclasses.asdict(value))
+        return plain(dataclasses.asdict(value))
     return value

@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
-from sqlalchemy import and_, func, insert, literal_column, or_, select, text
+from sqlalchemy import and_, func, insert, literal_column, or_, select, text, union_all
 
 from stockade.model import Event, Finding, ResourceRef, Severity
-from stockade.model.redact import redact
+from stockade.model.finding import plain
+from stockade.model.redact import redact_text
+from stockade.store.bulk import insert_new_rows
 from stockade.store.db import Store
 from stockade.store.tables import events, findings
 
@@ -30,8 +32,42 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 def storable(value: Any) -> Any:
     """``value`` masked by the gate (:func:`stockade.model.redact.redact`, sparing ``OWN_IDS``)
-    and with every NUL and lone surrogate replaced by U+FFFD, through dicts, lists and tuples."""
-    return _clean(redact(value, keep=OWN_IDS))
+    and with every NUL and lone surrogate replaced by U+FFFD, through dicts, lists and tuples.
+
+    One walk does both (the ingestion path calls this for every string of every event)."""
+    if isinstance(value, str):
+        return _storable_text(value)
+    if isinstance(value, dict):
+        return {
+            (_storable_text(k) if isinstance(k, str) else k): (
+                _clean(v) if k in OWN_IDS else storable(v)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
+
+
+# Strings the gate and the cleaning returned unchanged (kinds, names, namespaces, data keys: most
+# strings of an event repeat), so the next event's copy is one set lookup. Only such strings, so
+# nothing sensitive is kept; bounded in number and length.
+_PASSED: set[str] = set()
+_PASSED_MAX = 16_384
+_PASSED_LONGEST = 128
+
+
+def _storable_text(text: str) -> str:
+    if text in _PASSED:
+        return text
+    masked = redact_text(text)
+    if _UNSTORABLE.search(masked):
+        return _UNSTORABLE.sub("\ufffd", masked)
+    if masked is text and len(text) <= _PASSED_LONGEST:
+        if len(_PASSED) >= _PASSED_MAX:
+            _PASSED.clear()
+        _PASSED.add(text)
+    return masked
 
 
 def _clean(value: Any) -> Any:
@@ -44,24 +80,14 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _optional_text(text: str | None) -> str | None:
+    return None if text is None else _storable_text(text)
+
+
 def _event_row(e: Event, stored_at: datetime) -> dict[str, Any]:
-    row: dict[str, Any] = storable(
-        {
-            "kind": e.kind,
-            "category": e.category,
-            "severity": str(e.severity),
-            "source": e.source,
-            "message": e.message,
-            "resource": e.resource.to_dict() if e.resource else None,
-            "peer": e.peer.to_dict() if e.peer else None,
-            "namespace": e.resource.namespace if e.resource else None,
-            "data": e.to_dict()["data"],
-            "action": e.action,
-            "mode": e.mode,
-            "node": e.node,
-            "rule": e.rule,
-        }
-    )
+    """The row of ``e``: every string through the gate (as :func:`storable` would take the whole
+    row, field by field so nothing is built twice)."""
+    resource = storable(e.resource.to_dict()) if e.resource else None
     # SQLite keeps times without their zone: store every one in UTC so they compare.
     at = e.at.astimezone(UTC) if e.at.tzinfo else e.at
     return {
@@ -70,7 +96,19 @@ def _event_row(e: Event, stored_at: datetime) -> dict[str, Any]:
         "level": int(e.severity),
         "count": e.count,
         "stored_at": stored_at,
-        **row,
+        "kind": _storable_text(e.kind),
+        "category": _storable_text(e.category),
+        "severity": _storable_text(str(e.severity)),
+        "source": _storable_text(e.source),
+        "message": _storable_text(e.message),
+        "resource": resource,
+        "peer": storable(e.peer.to_dict()) if e.peer else None,
+        "namespace": resource.get("namespace") if resource else None,
+        "data": storable(plain(e.data)),
+        "action": _optional_text(e.action),
+        "mode": _optional_text(e.mode),
+        "node": _optional_text(e.node),
+        "rule": _optional_text(e.rule),
     }
 
 
@@ -94,31 +132,13 @@ def record_events(store: Store, items: Iterable[Event]) -> int:
     return len(rows)
 
 
-def _insert_new(dialect: str) -> Any:
-    """``INSERT INTO events ... ON CONFLICT (id) DO NOTHING RETURNING id`` in ``dialect``."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return (
-            postgresql.insert(events)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(events.c.id, sort_by_parameter_order=True)
-        )
-    from sqlalchemy.dialects import sqlite
-
-    return (
-        sqlite.insert(events)
-        .on_conflict_do_nothing(index_elements=["id"])
-        .returning(events.c.id, sort_by_parameter_order=True)
-    )
-
-
 def record_new_events(store: Store, items: Iterable[Event]) -> list[str]:
     """Store the events whose id the store does not hold yet (idempotent ingestion: an agent that
     sends a batch again after a lost answer stores nothing twice); returns the ids stored.
 
-    One ``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`` on SQLite and PostgreSQL alike, so
-    concurrent replicas taking the same batch cannot both store it.
+    ``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`` on SQLite and PostgreSQL alike (fed
+    by ``COPY`` on PostgreSQL, see :mod:`stockade.store.bulk`), so concurrent replicas taking the
+    same batch cannot both store it.
     """
     now = datetime.now(UTC)
     rows: dict[str, dict[str, Any]] = {}
@@ -127,10 +147,8 @@ def record_new_events(store: Store, items: Iterable[Event]) -> list[str]:
         rows.setdefault(row["id"], row)  # the same id twice in one batch is one event
     if not rows:
         return []
-    statement = _insert_new(store.dialect)
     with store.begin() as conn:
-        result = conn.execute(statement, list(rows.values()))
-        stored = [r[0] for r in result.all()]
+        stored = insert_new_rows(conn, list(rows.values()))
         if stored:
             _notify(conn, store.dialect)
         return stored
@@ -237,13 +255,24 @@ class EventFilter:
         )
 
 
-def _filtered(q: Any, f: EventFilter) -> Any:
+def _filtered(q: Any, f: EventFilter, *, level: int | None = None) -> Any:
+    """``q`` with ``f``'s conditions; ``level``: exactly that level instead of ``f.min_level``."""
     if f.category:
         q = q.where(events.c.category == f.category)
     if f.kind:
-        escaped = f.kind.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        q = q.where(events.c.kind.like(escaped.replace("*", "%"), escape="\\"))
-    if f.min_level is not None:
+        if "*" not in f.kind:
+            q = q.where(events.c.kind == f.kind)
+        else:
+            escaped = f.kind.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            q = q.where(events.c.kind.like(escaped.replace("*", "%"), escape="\\"))
+            fixed = f.kind.partition("*")[0]
+            if "." in fixed and not f.category:
+                # ``scan.*`` can only match kinds of category ``scan``: say so, and its index
+                # serves the glob in time order
+                q = q.where(events.c.category == fixed.partition(".")[0])
+    if level is not None:
+        q = q.where(events.c.level == level)
+    elif f.min_level is not None:
         q = q.where(events.c.level >= int(f.min_level))
     if f.namespace:
         q = q.where(events.c.namespace == f.namespace)
@@ -252,6 +281,29 @@ def _filtered(q: Any, f: EventFilter) -> Any:
     if f.until:
         q = q.where(events.c.at < f.until.astimezone(UTC))
     return q
+
+
+def _newest_first(q: Any, before: tuple[datetime, str] | None, limit: int) -> Any:
+    if before is not None:
+        at, ident = before
+        at = at.astimezone(UTC)
+        # ``at <= x`` first: a range both databases read from an (..., at, id) index
+        q = q.where(events.c.at <= at, or_(events.c.at < at, events.c.id < ident))
+    return q.order_by(events.c.at.desc(), events.c.id.desc()).limit(limit)
+
+
+def _page_query(f: EventFilter, before: tuple[datetime, str] | None, limit: int) -> Any:
+    """The events of ``f`` newest first after ``before``. A minimum level is a range of values:
+    read as one (..., level, at, id) index range per value, each newest first, merged."""
+    if f.min_level is None:
+        return _newest_first(_filtered(select(events), f), before, limit)
+    levels = range(int(f.min_level), int(max(Severity)) + 1)
+    ranges = [
+        select(_newest_first(_filtered(select(events), f, level=lv), before, limit).subquery())
+        for lv in levels
+    ]
+    merged = union_all(*ranges).subquery() if len(ranges) > 1 else ranges[0].subquery()
+    return select(merged).order_by(merged.c.at.desc(), merged.c.id.desc()).limit(limit)
 
 
 def events_page(
@@ -264,14 +316,8 @@ def events_page(
     """One page of events, newest first, strictly after the position ``before`` (the (at, id) of
     the last event of the previous page); returns the page and the position to continue from
     (None on the last page). Events stored meanwhile with a newer time never shift a page."""
-    q = _filtered(select(events), f)
-    if before is not None:
-        at, ident = before
-        at = at.astimezone(UTC)
-        q = q.where(or_(events.c.at < at, and_(events.c.at == at, events.c.id < ident)))
-    q = q.order_by(events.c.at.desc(), events.c.id.desc()).limit(limit + 1)
     with store.connect() as conn:
-        rows = conn.execute(q).mappings().all()
+        rows = conn.execute(_page_query(f, before, limit + 1)).mappings().all()
     page = [_event(r) for r in rows[:limit]]
     more = len(rows) > limit
     return page, ((page[-1].at, page[-1].id) if more and page else None)

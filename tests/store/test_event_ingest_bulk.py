@@ -1,0 +1,192 @@
+"""Idempotent ingestion in bulk (``record_new_events``): one statement a batch, not one a row (the
+cost behind 3,300 events/s on PostgreSQL), still exactly once per id, on SQLite and PostgreSQL
+(COPY into a temporary table, then INSERT ... ON CONFLICT DO NOTHING RETURNING). And the events
+API's pages read by core_0003's (..., at, id) indexes, one range per level value, merged."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select
+
+from stockade.model import Event, ResourceRef, Severity
+from stockade.store import Store, open_store
+from stockade.store.records import EventFilter, _event_row, events_page, record_new_events
+from stockade.store.tables import events
+from tests.api.controller import pg_url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path / 'bulk.db'}")
+    else:  # a schema of its own: other tests reset ``public``
+        s = open_store(pg_url("stockade_bulk_ingest_test"))
+    yield s
+    s.close()
+
+
+def _event(i: int) -> Event:
+    return Event(
+        kind="dlp.sensitive_in_clear",
+        severity=Severity.HIGH,
+        source="sensor",
+        message=f"card 4111 1111 1111 1111 seen by {i}\x00",
+        resource=ResourceRef(kind="Pod", name=f"web-{i}", namespace="shop", labels=(("a", "b"),)),
+        data={"evidence": ["4111-1111-1111-1111"], "port": 443, "id": f"conn-{i}", "n": None},
+        at=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=i),
+        id=uuid.uuid4().hex,
+        node="node-1",
+        action="alert",
+        rule="r 536-22-8401",
+    )
+
+
+def _statements(store: Store) -> list[str]:
+    seen: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement.split(None, 1)[0].upper())
+
+    event.listen(store.engine, "before_cursor_execute", before)
+    return seen
+
+
+def test_a_batch_is_one_insert_not_one_a_row(store: Store) -> None:
+    batch = [_event(i) for i in range(200)]
+    record_new_events(store, batch[:1])  # the session's first use (a temporary table on PG)
+    seen = _statements(store)
+    assert sorted(record_new_events(store, batch[1:])) == sorted(e.id for e in batch[1:])
+    # SQLAlchemy's own statements only (the COPY runs on the driver's cursor): no row by row
+    assert seen.count("INSERT") <= 1 and len(seen) <= 3, seen
+
+
+def test_exactly_once_with_stored_and_repeated_ids(store: Store) -> None:
+    first = [_event(i) for i in range(300)]
+    assert sorted(record_new_events(store, first)) == sorted(e.id for e in first)
+    again = [_event(i) for i in range(300, 320)]
+    mixed = [*first[::7], *again, again[0], first[1]]
+    assert sorted(record_new_events(store, mixed)) == sorted(e.id for e in again)
+    assert record_new_events(store, mixed) == []
+    with store.connect() as conn:
+        ids = [r[0] for r in conn.execute(select(events.c.id))]
+    assert len(ids) == len(set(ids)) == 320
+
+
+def test_rows_read_back_as_the_gate_made_them(store: Store) -> None:
+    e = _event(1)
+    record_new_events(store, [e])
+    with store.connect() as conn:
+        back = dict(conn.execute(select(events)).mappings().one())
+    want = _event_row(e, back["stored_at"])
+    assert back["at"].replace(tzinfo=UTC) == want.pop("at")
+    back.pop("at")
+    stored_at = want.pop("stored_at")
+    assert back.pop("stored_at") == stored_at
+    assert back == want
+    assert "4111 **** **** 1111" in back["message"] and "\x00" not in back["message"]
+    assert back["data"]["evidence"] == ["4111-****-****-1111"]
+    assert back["rule"] == "r ***-**-8401"
+
+
+def _indexes(store: Store) -> set[str]:
+    from sqlalchemy import inspect
+
+    with store.connect() as conn:
+        return {i["name"] for i in inspect(conn).get_indexes("events")}
+
+
+def test_core_0003_indexes_every_filter_in_keyset_order_and_goes_back(store: Store) -> None:
+    from alembic import command
+
+    from stockade.store.db import _alembic_config
+
+    keyset = {
+        "ix_events_at_id",
+        "ix_events_kind_at_id",
+        "ix_events_category_at_id",
+        "ix_events_level_at_id",
+        "ix_events_namespace_at_id",
+        "ix_events_category_level_at_id",
+        "ix_events_namespace_level_at_id",
+    }
+    assert keyset <= _indexes(store) and "ix_events_at" not in _indexes(store)
+    with store.engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), "core_0002")
+    back = _indexes(store)
+    assert {"ix_events_at", "ix_events_kind_at", "ix_events_level_at"} <= back
+    assert not back & (keyset - {"ix_events_at_id"})
+    with store.engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "core_0003")
+    assert keyset <= _indexes(store)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        EventFilter(),
+        EventFilter(category="tls", min_level=Severity.CRITICAL),
+        EventFilter(category="dlp", min_level=Severity.LOW),
+        EventFilter(min_level=Severity.UNKNOWN),
+        EventFilter(kind="scan.*"),
+        EventFilter(kind="scan.critical_vulnerability"),
+        EventFilter(kind="s*"),
+        EventFilter(namespace="team-3", min_level=Severity.MEDIUM),
+    ],
+)
+def test_pages_by_index_ranges_are_the_filter_in_order(store: Store, f: EventFilter) -> None:
+    """Every page, followed by cursor, is exactly the events the filter selects, newest first,
+    each once (the per-level ranges merge without gaps or repeats across pages, ties included)."""
+    kinds = ["scan.critical_vulnerability", "tls.weak_version", "dlp.sensitive_in_clear"]
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    evs = [
+        Event(
+            kind=kinds[i % 3],
+            message=f"e{i}",
+            severity=Severity(i % 6),
+            resource=ResourceRef(kind="Pod", name="p", namespace=f"team-{i % 4}"),
+            at=base + timedelta(seconds=i // 5),  # ties on at: id decides
+            id=uuid.uuid4().hex,
+        )
+        for i in range(400)
+    ]
+    record_new_events(store, evs)
+    want = sorted((e for e in evs if f.matches(e)), key=lambda e: (e.at, e.id), reverse=True)
+    got: list[str] = []
+    before = None
+    while True:
+        page, before = events_page(store, f, limit=7, before=before)
+        got += [e.id for e in page]
+        if before is None:
+            break
+    assert got == [e.id for e in want]
+
+
+def test_a_category_at_a_level_is_read_from_one_index_range(tmp_path: Any) -> None:
+    """The tail of the events API (354 ms p99 on 1,000,000 events) was ``category=tls&
+    level=critical``: read by category in time order, level filtered row by row. Now each level
+    value is an index range of its own (SQLite's plan says both equalities)."""
+
+    store = open_store(f"sqlite:///{tmp_path / 'plan.db'}")
+    record_new_events(store, [_event(i) for i in range(50)])
+    statements: list[tuple[str, Any]] = []
+
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", before)
+    f = EventFilter(category="tls", min_level=Severity.CRITICAL)
+    events_page(store, f, limit=100, before=(datetime(2026, 6, 1, tzinfo=UTC), "f" * 32))
+    event.remove(store.engine, "before_cursor_execute", before)
+    (statement, parameters) = statements[-1]
+    with store.engine.connect() as conn:
+        plan = " | ".join(
+            r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        )
+    store.close()
+    assert "category=? AND level=? AND at<?" in plan, plan
