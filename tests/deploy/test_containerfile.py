@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from stockade.admission.certs import ensure_certificate
 from tests.deploy.rendered import REPO
 
 INSTRUCTION = re.compile(r"^([A-Z]+)\s+(.*)$")
@@ -115,6 +116,16 @@ def test_stockades_own_sbom_lists_it_with_its_dependencies(tmp_path):
          str(wheel)],
         check=True, timeout=240, capture_output=True,
     )  # fmt: skip
+    # The Kustomize base is package data: a wheel install renders the manifests on its own.
+    assert (site / "stockade/deploy/base/kustomization.yaml").is_file()
+    ensure_certificate(tmp_path / "tls", ["stockade-controller.stockade.svc"], ca_name="CA")
+    rendered = subprocess.run(
+        [sys.executable, "-m", "stockade", "deploy", "manifests", "--cert-dir", str(tmp_path / "tls")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+    )  # fmt: skip
+    assert rendered.returncode == 0, rendered.stderr
+    assert "kind: DaemonSet" in rendered.stdout
     requires = [re.split(r"[<>=\[; ]", r)[0] for r in metadata.requires("stockade") or []]
     runtime = [r for r, full in zip(requires, metadata.requires("stockade") or [], strict=True)
                if "extra ==" not in full]  # fmt: skip
