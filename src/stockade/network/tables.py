@@ -50,3 +50,41 @@ connections = Table(
     Index("ix_netconn_client", "client_namespace", "client_name"),
     Index("ix_netconn_server", "server_namespace", "server_name"),
 )
+
+# The connection graph's maintained aggregate, upserted as connections and the events about them
+# are stored, so the graph is read from at most (edges x hours) rows instead of every connection.
+# One row per (client node, server node, hour, encryption): encryption is "clear", "tls" or
+# "unknown" (a connection blocked before its protocol was seen).
+graph_edges = Table(
+    "network_graph_edges",
+    metadata,
+    Column("src", String(520), primary_key=True),  # node id: wl:ns/name or ext:address
+    Column("dst", String(520), primary_key=True),
+    Column("hour", Integer, primary_key=True),  # hours since the epoch (UTC)
+    Column("encryption", String(8), primary_key=True),
+    Column("connections", Integer, nullable=False),
+    Column("violations", Integer, nullable=False),
+    Column("blocked", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("ports", JSON, nullable=False),  # ["tcp/443", ...], at most MAX_LISTED
+    Column("protocols", JSON, nullable=False),  # ["proto.http", ...]
+    Column("dlp", JSON, nullable=False),  # {"dlp.payment_card": hits}
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Index("ix_graph_edges_hour", "hour"),
+)
+
+# Every node the graph has seen: workloads (with their labels, for group membership) and
+# external addresses.
+graph_nodes = Table(
+    "network_graph_nodes",
+    metadata,
+    Column("id", String(520), primary_key=True),
+    Column("kind", String(16), nullable=False),  # "workload" | "external"
+    Column("namespace", String(253)),
+    Column("name", String(253), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("address", String(64)),  # the last address it was seen at
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+)
