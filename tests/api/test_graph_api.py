@@ -3,12 +3,9 @@ connection records and events in, edges aggregated at three levels out, badges, 
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from stockade.events.ingest import AgentInfo
@@ -16,94 +13,11 @@ from stockade.events.reporter import ControllerLink, Reporter
 from stockade.events.spool import Spool
 from stockade.firewall.policy.files import parse_texts
 from stockade.firewall.policy.store import apply_policy, set_quarantine
-from stockade.model import Event, ResourceRef, Severity
-from stockade.network.connection import ConnectionRecord
+from stockade.model import Event, ResourceRef
 from stockade.network.interface import TlsInfo
-from stockade.network.tables import connections, graph_nodes
+from stockade.network.tables import connections
 from tests.api.controller import AGENT, Controller
-
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def pod(ns: str, name: str, **labels: str) -> ResourceRef:
-    return ResourceRef(kind="pod", name=name, namespace=ns, labels=tuple(sorted(labels.items())))
-
-
-def record(
-    client: ResourceRef,
-    server: ResourceRef,
-    *,
-    port: int = 8080,
-    protocol: str = "proto.http",
-    tls: TlsInfo | None = None,
-    sent: int = 100,
-    client_ip: str = "10.0.0.1",
-    server_ip: str = "10.0.0.2",
-    at: datetime = NOW,
-) -> dict[str, Any]:
-    return ConnectionRecord(
-        id=uuid.uuid4().hex,
-        start=at.timestamp(),
-        end=at.timestamp() + 1,
-        transport="tcp",
-        ip_version=4,
-        client_ip=client_ip,
-        client_port=40000,
-        server_ip=server_ip,
-        server_port=port,
-        client=client,
-        server=server,
-        protocol=protocol,
-        encrypted=tls is not None,
-        tls=tls,
-        bytes_to_server=sent,
-        bytes_to_client=2 * sent,
-        packets_to_server=3,
-        packets_to_client=3,
-    ).to_dict()
-
-
-def fw_event(
-    kind: str, src: ResourceRef, dst: ResourceRef, *, port: int = 8080, **data: Any
-) -> dict[str, Any]:
-    return Event(
-        id=uuid.uuid4().hex,
-        kind=kind,
-        severity=Severity.HIGH,
-        source="enforcer",
-        message=f"{kind} {src.name} -> {dst.name}",
-        resource=src,
-        peer=dst,
-        at=NOW,
-        data={"port": port, "l4": "tcp", "app": "proto.http", **data},
-    ).to_dict()
-
-
-def post(
-    c: Controller, records: list[dict[str, Any]], events: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    with c.client("agent") as agent:
-        r = agent.post(
-            "/api/v1/agents/events",
-            json={"agent": AGENT, "events": events or [], "connections": records},
-        )
-    assert r.status_code == 200, r.text
-    answer: dict[str, Any] = r.json()
-    return answer
-
-
-def graph(c: Controller, **params: Any) -> dict[str, Any]:
-    with c.client("reader") as reader:
-        r = reader.get("/api/v1/graph", params=params)
-    assert r.status_code == 200, r.text
-    doc: dict[str, Any] = r.json()
-    return doc
-
-
-def edge(doc: dict[str, Any], source: str, target: str) -> dict[str, Any]:
-    found = [e for e in doc["edges"] if e["id"] == f"{source}>{target}"]
-    assert len(found) == 1, [e["id"] for e in doc["edges"]]
-    return found[0]
+from tests.api.graphs import NOW, edge, fw_event, graph, pod, post, record
 
 
 def test_connections_aggregate_into_one_edge_and_a_batch_sent_again_adds_nothing(
@@ -289,80 +203,6 @@ def test_workloads_list_and_one_workload(controller: Controller) -> None:
     assert [e["id"] for e in one["edges"]] == ["wl:wk/api>wl:wk/db"]
     assert one["edges"][0]["dlp"] == {"dlp.payment_card": 1}
     assert missing.status_code == 404
-
-
-CARD = "4111 1111 1111 1111"
-
-
-def test_a_card_in_an_sni_or_a_label_comes_out_masked(controller: Controller) -> None:
-    leaky = pod("mask", "shop", note=f"card {CARD}")
-    named = pod("mask", f"pod-{CARD.replace(' ', '')}")
-    tls = TlsInfo(version="TLS1.2", sni=f"{CARD.replace(' ', '')}.example")
-    post(controller, [record(leaky, named, port=443, protocol="proto.tls", tls=tls)])
-    with controller.client("reader") as reader:
-        texts = [
-            reader.get("/api/v1/graph", params={"namespace": "mask"}).text,
-            reader.get("/api/v1/graph", params={"level": "namespace"}).text,
-            reader.get("/api/v1/workloads", params={"namespace": "mask"}).text,
-            reader.get("/api/v1/workloads/mask/shop").text,
-        ]
-    for text in texts:
-        assert "4111111111111111" not in text and CARD not in text
-    assert "card 4111 **** **** 1111" in texts[2]
-    with controller.store.connect() as conn:
-        stored = conn.execute(
-            select(connections.c.sni, connections.c.server_name, connections.c.data).where(
-                connections.c.client_namespace == "mask"
-            )
-        ).one()
-        nodes = conn.execute(
-            select(graph_nodes.c.id, graph_nodes.c.labels).where(graph_nodes.c.namespace == "mask")
-        ).all()
-    flat = repr(stored) + repr(nodes)
-    assert "4111111111111111" not in flat and CARD not in flat
-    assert "1111" in str(stored.sni)
-
-
-@pytest.mark.parametrize(
-    ("params", "detail"),
-    [
-        ({"level": "pods"}, "level"),
-        ({"since": "last tuesday"}, "bad time"),
-        ({"encryption": "maybe"}, "encryption"),
-    ],
-)
-def test_bad_graph_queries_are_400(
-    controller: Controller, params: dict[str, str], detail: str
-) -> None:
-    with controller.client("reader") as reader:
-        r = reader.get("/api/v1/graph", params=params)
-    assert r.status_code == 400 and detail in r.json()["detail"]
-
-
-@pytest.mark.parametrize(
-    ("change", "detail"),
-    [
-        ({"id": "../../etc"}, "connections[0] id"),
-        ({"client": {"ip": "not-an-ip", "port": 1, "kind": "pod", "name": "x"}}, "client.ip"),
-        ({"bytes": {"to_server": -1, "to_client": 0}}, "to_server"),
-        ({"encrypted": "yes"}, "encrypted"),
-        ({"start": "2026-01-01T00:00:00"}, "no zone"),
-    ],
-)
-def test_a_bad_connection_record_is_400_and_nothing_of_the_batch_is_stored(
-    controller: Controller, change: dict[str, Any], detail: str
-) -> None:
-    good = record(pod("bad", "a"), pod("bad", "b"))
-    bad = {**record(pod("bad", "c"), pod("bad", "d")), **change}
-    ev = fw_event("firewall.violation", pod("bad", "a"), pod("bad", "b"))
-    with controller.client("agent") as agent:
-        r = agent.post(
-            "/api/v1/agents/events",
-            json={"agent": AGENT, "events": [ev], "connections": [bad, good]},
-        )
-    assert r.status_code == 400 and detail in r.json()["detail"], r.text
-    assert "\n" not in r.json()["detail"]
-    assert graph(controller, namespace="bad")["edges"] == []
 
 
 def test_the_graph_needs_a_reader(controller: Controller) -> None:

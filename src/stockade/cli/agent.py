@@ -145,6 +145,7 @@ def reporting(options: AgentOptions, capabilities: tuple[str, ...]) -> Iterator[
         + (f", {stats.connections} connections stored" if stats.connections else ""),
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
 
 

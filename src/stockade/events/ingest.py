@@ -91,7 +91,7 @@ def parse_batch(body: bytes) -> Batch:
     doc = parse_json(text, name="batch", error=InputError, max_bytes=MAX_BODY_BYTES)
     if not isinstance(doc, dict) or set(doc) - {"agent", "events", "connections"}:
         raise InputError(
-            'the batch must be an object with "agent", "events" and "connections" only'
+            'the batch must be an object with "agent" and "events" (and "connections") only'
         )
     items = doc.get("events")
     if not isinstance(items, list):
