@@ -32,12 +32,14 @@ SCANS_READ = 1000  # newest scan summaries read for the critical-vulnerability b
 
 
 class PolicyCache:
-    """The stored firewall policy, parsed once per version."""
+    """The stored firewall policy, parsed once per version, and the groups each node is in under
+    it (a node's labels and address are part of the key)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._version: int | None = None
         self._policy: Policy | None = None
+        self.groups: dict[tuple[str, str, str | None], tuple[Group, ...]] = {}
 
     def get(self, store: Store) -> Policy | None:
         found = load_policy(store)
@@ -51,6 +53,7 @@ class PolicyCache:
                 except ConfigError:
                     self._policy = None  # applied by a newer Stockade: no groups rather than 500
                 self._version = version
+                self.groups = {}
             return self._policy
 
 
@@ -90,6 +93,7 @@ class Context:
 
     def __init__(self, store: Store, policies: PolicyCache) -> None:
         self.policy = policies.get(store)
+        self._groups = policies.groups if len(policies.groups) < 200_000 else {}
         self.quarantined = {str(q["workload"]) for q in quarantined(store)}
         self.critical = _critical_by_workload(store)
         self._badges: dict[str, Badges] = {}
@@ -97,6 +101,14 @@ class Context:
     def groups(self, node: NodeRow) -> tuple[Group, ...]:
         if self.policy is None:
             return ()
+        key = (node.id, repr(sorted(node.labels.items())), node.address)
+        found = self._groups.get(key)
+        if found is None:
+            found = self._groups[key] = self._match(node)
+        return found
+
+    def _match(self, node: NodeRow) -> tuple[Group, ...]:
+        assert self.policy is not None
         external = node.kind == "external"
         ip = node.name if external else (node.address or "")
         ep = Endpoint(
@@ -171,8 +183,8 @@ class _Agg:
     ports: set[str] = field(default_factory=set)
     protocols: set[str] = field(default_factory=set)
     dlp: dict[str, int] = field(default_factory=dict)
-    first: datetime | None = None
-    last: datetime | None = None
+    first: str = ""
+    last: str = ""
 
     def add(self, r: EdgeRow) -> None:
         self.connections += r.connections
@@ -187,8 +199,8 @@ class _Agg:
         self.protocols.update(r.protocols)
         for sensor, n in r.dlp.items():
             self.dlp[sensor] = self.dlp.get(sensor, 0) + n
-        self.first = r.first_seen if self.first is None else min(self.first, r.first_seen)
-        self.last = r.last_seen if self.last is None else max(self.last, r.last_seen)
+        self.first = min(self.first, r.first_seen) if self.first else r.first_seen
+        self.last = max(self.last, r.last_seen)
 
     def doc(self, source: str, target: str) -> dict[str, Any]:
         if self.clear and self.tls:
@@ -196,7 +208,6 @@ class _Agg:
         else:
             encryption = "clear" if self.clear else "tls" if self.tls else "unknown"
         status = "blocked" if self.blocked else "violation" if self.violations else "ok"
-        assert self.first is not None and self.last is not None
         return {
             "id": f"{source}>{target}",
             "source": source,
@@ -213,8 +224,8 @@ class _Agg:
             "protocols": sorted(self.protocols),
             "dlp": self.dlp,
             "dlp_hits": sum(self.dlp.values()),
-            "first_seen": self.first.isoformat(),
-            "last_seen": self.last.isoformat(),
+            "first_seen": self.first,
+            "last_seen": self.last,
         }
 
 

@@ -13,17 +13,19 @@ the masking gate.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, select, text, tuple_
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.engine import Connection
 
 from stockade.model import Event
 from stockade.network.tables import graph_edges, graph_nodes
 
+_SLUG = re.compile(r"[a-z][a-z0-9_.-]{0,79}\Z")  # what may go in the comma-separated lists
 MAX_LISTED = 32  # ports and protocols kept per edge row
 _CHUNK = 400  # keys per SELECT (4 bound parameters each)
 _PG_LOCK = 7355609  # serializes graph upserts across controller replicas (read, merge, write)
@@ -161,6 +163,7 @@ class Delta:
         src = self._node(event.resource.to_dict(), _text(data, "client_ip", "src_ip"), at)
         dst = self._node(event.peer.to_dict(), _text(data, "server_ip", "dst_ip"), at)
         app = _text(data, "app", "protocol")
+        app = app if app is not None and _SLUG.match(app) else None
         if kind in DLP_KINDS:
             encryption = "clear"  # DLP only sees what travels in clear
         elif app is None:
@@ -174,13 +177,14 @@ class Delta:
             edge.violations += 1
         if kind in DLP_KINDS:
             sensor = _text(data, "sensor") or "dlp"
+            sensor = sensor if _SLUG.match(sensor) else "dlp"
             count = data.get("count")
             edge.dlp[sensor] = edge.dlp.get(sensor, 0) + (
                 count if isinstance(count, int) and 0 < count < 1_000_000 else 1
             )
         port = data.get("port", data.get("server_port"))
         if isinstance(port, int) and 0 <= port <= 65535:
-            edge.ports.add(f"{_text(data, 'l4') or 'tcp'}/{port}")
+            edge.ports.add(f"{'udp' if data.get('l4') == 'udp' else 'tcp'}/{port}")
         if app is not None:
             edge.protocols.add(app)
         edge.seen(at, at)
@@ -257,53 +261,71 @@ def _apply_nodes(conn: Connection, dialect: str, nodes: dict[str, _Node]) -> Non
     conn.execute(_upsert(dialect, graph_nodes, ["id"]), rows)
 
 
+def _iso(at: datetime) -> str:
+    return _utc(at).astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _listed(text: str) -> set[str]:
+    return {item for item in text.split(",") if item}
+
+
+def _counts(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in text.split(","):
+        name, _, n = item.rpartition("=")
+        if name and n.isdigit():
+            out[name] = out.get(name, 0) + int(n)
+    return out
+
+
 def _apply_edges(
     conn: Connection, dialect: str, edges: dict[tuple[str, str, int, str], _Edge]
 ) -> None:
-    keys = sorted(edges)
-    c = graph_edges.c
-    known: dict[tuple[str, str, int, str], Any] = {}
+    keyed = {f"{k[0]}>{k[1]}|{k[2]}|{k[3]}": (k, e) for k, e in edges.items()}
+    keys = sorted(keyed)
+    known: dict[str, Any] = {}
     for part in _chunks(keys):
-        q = select(graph_edges).where(tuple_(c.src, c.dst, c.hour, c.encryption).in_(part))
-        known.update({(r.src, r.dst, r.hour, r.encryption): r for r in conn.execute(q)})
+        q = select(graph_edges).where(graph_edges.c.key.in_(part))
+        known.update({r.key: r for r in conn.execute(q)})
     rows = []
     for key in keys:
-        e = edges[key]
+        (src, dst, hour, encryption), e = keyed[key]
         old = known.get(key)
         assert e.first is not None and e.last is not None
-        first, last = e.first, e.last
+        first, last = _iso(e.first), _iso(e.last)
         counts = [e.connections, e.violations, e.blocked, e.bytes]
         ports, protocols, dlp = set(e.ports), set(e.protocols), dict(e.dlp)
         if old is not None:
-            first, last = min(first, _utc(old.first_seen)), max(last, _utc(old.last_seen))
+            first, last = min(first, old.first_seen), max(last, old.last_seen)
             counts = [
                 counts[0] + old.connections,
                 counts[1] + old.violations,
                 counts[2] + old.blocked,
                 counts[3] + old.bytes,
             ]
-            ports.update(old.ports)
-            protocols.update(old.protocols)
-            for sensor, n in old.dlp.items():
+            ports |= _listed(old.ports)
+            protocols |= _listed(old.protocols)
+            for sensor, n in _counts(old.dlp).items():
                 dlp[sensor] = dlp.get(sensor, 0) + n
         rows.append(
             {
-                "src": key[0],
-                "dst": key[1],
-                "hour": key[2],
-                "encryption": key[3],
+                "key": key,
+                "src": src,
+                "dst": dst,
+                "hour": hour,
+                "encryption": encryption,
                 "connections": counts[0],
                 "violations": counts[1],
                 "blocked": counts[2],
                 "bytes": counts[3],
-                "ports": sorted(ports)[:MAX_LISTED],
-                "protocols": sorted(protocols)[:MAX_LISTED],
-                "dlp": dlp,
+                "ports": ",".join(sorted(ports)[:MAX_LISTED]),
+                "protocols": ",".join(sorted(protocols)[:MAX_LISTED]),
+                "dlp": ",".join(f"{k}={v}" for k, v in sorted(dlp.items())),
                 "first_seen": first,
                 "last_seen": last,
             }
         )
-    conn.execute(_upsert(dialect, graph_edges, ["src", "dst", "hour", "encryption"]), rows)
+    conn.execute(_upsert(dialect, graph_edges, ["key"]), rows)
 
 
 # ---------------------------------------------------------------- reading
@@ -311,6 +333,8 @@ def _apply_edges(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EdgeRow:
+    """One edge at the workload level and one encryption, its hours merged."""
+
     src: str
     dst: str
     encryption: str
@@ -318,11 +342,11 @@ class EdgeRow:
     violations: int
     blocked: int
     bytes: int
-    ports: list[str]
-    protocols: list[str]
+    ports: set[str]
+    protocols: set[str]
     dlp: dict[str, int]
-    first_seen: datetime
-    last_seen: datetime
+    first_seen: str  # ISO, UTC
+    last_seen: str
 
 
 def edge_rows(
@@ -332,10 +356,24 @@ def edge_rows(
     encryption: str | None = None,
     node: str | None = None,
 ) -> list[EdgeRow]:
-    """The aggregate's rows from the hour of ``since`` on (all when None), of one ``encryption``
-    and to or from one ``node`` when given."""
+    """The aggregate from the hour of ``since`` on (all when None), of one ``encryption`` and to
+    or from one ``node`` when given, its hours merged by the database."""
     c = graph_edges.c
-    q = select(graph_edges)
+    concat = func.string_agg if conn.dialect.name == "postgresql" else func.group_concat
+    q = select(
+        c.src,
+        c.dst,
+        c.encryption,
+        func.sum(c.connections),
+        func.sum(c.violations),
+        func.sum(c.blocked),
+        func.sum(c.bytes),
+        concat(c.ports, ","),
+        concat(c.protocols, ","),
+        concat(c.dlp, ","),
+        func.min(c.first_seen),
+        func.max(c.last_seen),
+    ).group_by(c.src, c.dst, c.encryption)
     if node is not None:
         q = q.where(or_(c.src == node, c.dst == node))
     if since is not None:
@@ -344,18 +382,18 @@ def edge_rows(
         q = q.where(c.encryption == encryption)
     return [
         EdgeRow(
-            src=r.src,
-            dst=r.dst,
-            encryption=r.encryption,
-            connections=r.connections,
-            violations=r.violations,
-            blocked=r.blocked,
-            bytes=r.bytes,
-            ports=r.ports,
-            protocols=r.protocols,
-            dlp=r.dlp,
-            first_seen=_utc(r.first_seen),
-            last_seen=_utc(r.last_seen),
+            src=r[0],
+            dst=r[1],
+            encryption=r[2],
+            connections=int(r[3]),
+            violations=int(r[4]),
+            blocked=int(r[5]),
+            bytes=int(r[6]),
+            ports=_listed(r[7] or ""),
+            protocols=_listed(r[8] or ""),
+            dlp=_counts(r[9] or "") if r[9] else {},
+            first_seen=r[10],
+            last_seen=r[11],
         )
         for r in conn.execute(q)
     ]

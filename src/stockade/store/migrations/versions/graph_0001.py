@@ -16,21 +16,24 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "network_graph_edges",
-        sa.Column("src", sa.String(520), primary_key=True),
-        sa.Column("dst", sa.String(520), primary_key=True),
-        sa.Column("hour", sa.Integer, primary_key=True),
-        sa.Column("encryption", sa.String(8), primary_key=True),
+        sa.Column("key", sa.String(1100), primary_key=True),
+        sa.Column("src", sa.String(520), nullable=False),
+        sa.Column("dst", sa.String(520), nullable=False),
+        sa.Column("hour", sa.Integer, nullable=False),
+        sa.Column("encryption", sa.String(8), nullable=False),
         sa.Column("connections", sa.Integer, nullable=False),
         sa.Column("violations", sa.Integer, nullable=False),
         sa.Column("blocked", sa.Integer, nullable=False),
         sa.Column("bytes", sa.BigInteger, nullable=False),
-        sa.Column("ports", sa.JSON, nullable=False),
-        sa.Column("protocols", sa.JSON, nullable=False),
-        sa.Column("dlp", sa.JSON, nullable=False),
-        sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ports", sa.Text, nullable=False),
+        sa.Column("protocols", sa.Text, nullable=False),
+        sa.Column("dlp", sa.Text, nullable=False),
+        sa.Column("first_seen", sa.String(40), nullable=False),
+        sa.Column("last_seen", sa.String(40), nullable=False),
     )
     op.create_index("ix_graph_edges_hour", "network_graph_edges", ["hour"])
+    op.create_index("ix_graph_edges_src", "network_graph_edges", ["src"])
+    op.create_index("ix_graph_edges_dst", "network_graph_edges", ["dst"])
     op.create_table(
         "network_graph_nodes",
         sa.Column("id", sa.String(520), primary_key=True),
