@@ -186,6 +186,7 @@ def test_since_leaves_out_older_hours(controller: Controller) -> None:
     assert [e["id"] for e in recent["edges"]] == ["wl:old/a>wl:old/c"]
     week = graph(controller, namespace="old", since="7d")
     assert len(week["edges"]) == 2
+    assert graph(controller, namespace="old")["edges"] == week["edges"]  # default: all time
 
 
 def test_workloads_list_and_one_workload(controller: Controller) -> None:

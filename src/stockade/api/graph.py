@@ -26,7 +26,6 @@ from stockade.store import Store
 from stockade.store.records import EventFilter, events_page
 
 router = APIRouter()
-DEFAULT_SINCE = "24h"
 RECENT_EVENTS = 50
 
 
@@ -54,13 +53,15 @@ async def graph(
     store: StoreDep,
     _: Reader,
     level: Annotated[str, Query(pattern="^(workload|group|namespace)$")] = "workload",
-    since: Annotated[str, Query(max_length=64, description="24h or ISO")] = DEFAULT_SINCE,
+    since: Annotated[
+        str | None, Query(max_length=64, description="24h or ISO; default: all time")
+    ] = None,
     namespace: Annotated[str | None, Query(max_length=253)] = None,
     encryption: Annotated[str | None, Query(pattern="^(clear|tls)$")] = None,
     violations: Annotated[bool, Query(description="only edges with violations or blocks")] = False,
 ) -> Response:
     """Nodes and edges of the connection graph at one level (workload, group or namespace),
-    over connections from ``since`` on (rounded down to the hour)."""
+    over every connection, or those from ``since`` on (rounded down to the hour)."""
     q = GraphQuery(
         level=level,
         since=_since(since),
@@ -126,9 +127,11 @@ async def workload(
     _: Reader,
     namespace: str,
     name: str,
-    since: Annotated[str, Query(max_length=64, description="24h or ISO")] = DEFAULT_SINCE,
+    since: Annotated[
+        str | None, Query(max_length=64, description="24h or ISO; default: all time")
+    ] = None,
 ) -> Response:
-    """One workload: its groups, mode, quarantine, recent events and its edges since ``since``."""
+    """One workload: its groups, mode, quarantine, recent events and its edges (since ``since``)."""
     found = await run_in_threadpool(
         _workload, store, _policies(request), namespace[:253], name[:253], _since(since)
     )

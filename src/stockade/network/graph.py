@@ -26,6 +26,7 @@ from stockade.model import Event
 from stockade.network.tables import graph_edges, graph_nodes
 
 _SLUG = re.compile(r"[a-z][a-z0-9_.-]{0,79}\Z")  # what may go in the comma-separated lists
+ALL_TIME = -1  # the hour of the rows that total every hour: what a graph without a window reads
 MAX_LISTED = 32  # ports and protocols kept per edge row
 _CHUNK = 400  # keys per SELECT (4 bound parameters each)
 _PG_LOCK = 7355609  # serializes graph upserts across controller replicas (read, merge, write)
@@ -34,6 +35,7 @@ _PG_LOCK = 7355609  # serializes graph upserts across controller replicas (read,
 VIOLATION_KINDS = frozenset({"firewall.violation", "tls.required"})
 BLOCK_KINDS = frozenset({"firewall.blocked", "dlp.blocked", "tls.required"})
 DLP_KINDS = frozenset({"dlp.sensitive_in_clear", "dlp.blocked"})
+_EDGE_KINDS = VIOLATION_KINDS | BLOCK_KINDS | DLP_KINDS
 
 
 def node_id(kind: str, namespace: str | None, name: str) -> str:
@@ -153,7 +155,7 @@ class Delta:
     def add_event(self, event: Event) -> None:
         """An event about a connection: a violation, a block, a DLP hit (others are ignored)."""
         kind = event.kind
-        if kind not in VIOLATION_KINDS | BLOCK_KINDS | DLP_KINDS:
+        if kind not in _EDGE_KINDS:
             return
         if event.resource is None or event.peer is None:
             return
@@ -198,7 +200,20 @@ class Delta:
         if dialect == "postgresql":
             conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK})"))
         _apply_nodes(conn, dialect, self.nodes)
-        _apply_edges(conn, dialect, self.edges)
+        totals: dict[tuple[str, str, int, str], _Edge] = {}
+        for (src, dst, _hour, encryption), e in self.edges.items():
+            t = totals.setdefault((src, dst, ALL_TIME, encryption), _Edge())
+            t.connections += e.connections
+            t.violations += e.violations
+            t.blocked += e.blocked
+            t.bytes += e.bytes
+            t.ports |= e.ports
+            t.protocols |= e.protocols
+            for sensor, n in e.dlp.items():
+                t.dlp[sensor] = t.dlp.get(sensor, 0) + n
+            assert e.first is not None and e.last is not None
+            t.seen(e.first, e.last)
+        _apply_edges(conn, dialect, {**self.edges, **totals})
 
 
 def _text(data: Mapping[str, Any], *keys: str) -> str | None:
@@ -356,28 +371,43 @@ def edge_rows(
     encryption: str | None = None,
     node: str | None = None,
 ) -> list[EdgeRow]:
-    """The aggregate from the hour of ``since`` on (all when None), of one ``encryption`` and to
-    or from one ``node`` when given, its hours merged by the database."""
+    """The aggregate from the hour of ``since`` on, its hours merged by the database, or its
+    all-time totals when ``since`` is None; of one ``encryption`` and to or from one ``node``
+    when given."""
     c = graph_edges.c
     concat = func.string_agg if conn.dialect.name == "postgresql" else func.group_concat
     q = select(
         c.src,
         c.dst,
         c.encryption,
-        func.sum(c.connections),
-        func.sum(c.violations),
-        func.sum(c.blocked),
-        func.sum(c.bytes),
-        concat(c.ports, ","),
-        concat(c.protocols, ","),
-        concat(c.dlp, ","),
-        func.min(c.first_seen),
-        func.max(c.last_seen),
-    ).group_by(c.src, c.dst, c.encryption)
+        c.connections,
+        c.violations,
+        c.blocked,
+        c.bytes,
+        c.ports,
+        c.protocols,
+        c.dlp,
+        c.first_seen,
+        c.last_seen,
+    ).where(c.hour == ALL_TIME)
+    if since is not None:
+        q = select(
+            c.src,
+            c.dst,
+            c.encryption,
+            func.sum(c.connections),
+            func.sum(c.violations),
+            func.sum(c.blocked),
+            func.sum(c.bytes),
+            concat(c.ports, ","),
+            concat(c.protocols, ","),
+            concat(c.dlp, ","),
+            func.min(c.first_seen),
+            func.max(c.last_seen),
+        ).group_by(c.src, c.dst, c.encryption)
+        q = q.where(c.hour >= hour_of(since))
     if node is not None:
         q = q.where(or_(c.src == node, c.dst == node))
-    if since is not None:
-        q = q.where(c.hour >= hour_of(since))
     if encryption is not None:
         q = q.where(c.encryption == encryption)
     return [
