@@ -251,7 +251,7 @@ class _Level:
             return node.id
         if self.level == "group" and b.groups:
             ident = f"grp:{b.groups[0]}"  # its first group in policy order
-            doc = self.docs.setdefault(
+            doc = self.docs.get(ident) or self.docs.setdefault(
                 ident,
                 {
                     "id": ident,
