@@ -82,8 +82,11 @@ def test_controller_down_spools_then_a_flush_delivers_exactly_once(
     assert "unreachable" in out.stderr and "spool" in out.stderr
     files = spooled(tmp_path / "spool")
     assert files, out.stderr
-    held = [json.loads(line) for f in files for line in f.read_text().splitlines()]
-    assert CARD not in json.dumps(held)  # masked before it touched the disk
+    lines = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert CARD not in json.dumps(lines)  # masked before it touched the disk
+    held = [e for e in lines if "connection" not in e]
+    records = [e["connection"] for e in lines if "connection" in e]  # the sensor's connections
+    assert len(records) == 1 and records[0]["protocol"] == "proto.http"
     ids = {e["id"] for e in held}
     assert any(e["kind"] == "dlp.sensitive_in_clear" for e in held)
 
@@ -92,6 +95,7 @@ def test_controller_down_spools_then_a_flush_delivers_exactly_once(
     assert spooled(tmp_path / "spool") == []
     stored = [e for e in controller_events(controller) if e["id"] in ids]
     assert sorted(e["id"] for e in stored) == sorted(ids)  # every one, once
+    assert "connections stored" in flushed.stderr
 
     again = stockade("agent", "flush", *controller_args(controller), env=env)
     assert again.returncode == 0, again.stderr
@@ -108,6 +112,7 @@ def test_a_later_command_drains_the_spool_in_order(controller: Controller, tmp_p
         json.loads(line)["id"]
         for f in spooled(tmp_path / "spool")
         for line in f.read_text().splitlines()
+        if not line.startswith('{"connection":')  # connection records travel in the same batches
     }
     assert waiting
 

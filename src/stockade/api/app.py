@@ -1,6 +1,6 @@
 """The controller's HTTP API (FastAPI): events, agents' ingestion, users, tokens, sessions, metrics,
-response rules, notification targets, quarantine and scan summaries; packet captures in their own
-router (:mod:`stockade.api.captures`).
+response rules, notification targets, quarantine and scan summaries; the other concerns in routers of
+their own (captures, graph and workloads, policies, inventory, compliance, replicas, the console).
 
 Every event the controller stores (ingested or made by the API) is handed to the response rules
 (:mod:`stockade.api.responses`) as it is stored; the request does not wait for them.
@@ -28,11 +28,22 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Connection
 
 from stockade import __version__
 from stockade.api import agent_config as agent_configuration
 from stockade.api import agents as agent_registry
-from stockade.api import auth, captures, compliance, console, inventory, metrics, policies, replicas
+from stockade.api import (
+    auth,
+    captures,
+    compliance,
+    console,
+    graph,
+    inventory,
+    metrics,
+    policies,
+    replicas,
+)
 from stockade.api import quarantine as quarantines
 from stockade.api.access import (
     SESSION_COOKIE,
@@ -56,6 +67,7 @@ from stockade.events.ingest import MAX_BODY_BYTES, parse_batch, store_batch
 from stockade.model import Event, InputError, Severity, StockadeError, StoreError
 from stockade.model.duration import parse_since
 from stockade.model.redact import redact, redact_text
+from stockade.network import received
 from stockade.store import Store
 from stockade.store.records import EventFilter, events_page, record_events
 
@@ -201,6 +213,7 @@ def create_app(
     app.include_router(inventory.router)
     app.include_router(compliance.router)
     app.include_router(captures.router)
+    app.include_router(graph.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -382,11 +395,23 @@ def create_app(
     # ------------------------------------------------------------ agents
 
     @app.post("/api/v1/agents/events")
-    async def ingest(request: Request, who: Agent) -> dict[str, int]:
-        """An agent's batch (also its heartbeat); idempotent on event ids."""
+    async def ingest(request: Request, who: Agent) -> dict[str, Any]:
+        """An agent's batch (also its heartbeat): events and connection records, idempotent on
+        their ids."""
         body = await request.body()
         batch = await run_in_threadpool(parse_batch, body)
-        stored = await run_in_threadpool(store_batch, store, batch.events)
+        records = await run_in_threadpool(received.parse_records, batch.connections)
+        new_records = 0
+
+        def with_connections(conn: Connection, fresh: list[Event]) -> None:
+            # the batch's connection records and what its new events say about them: stored
+            # in the events' transaction, so a batch sent again adds nothing to the graph
+            nonlocal new_records
+            new_records = received.store_new(conn, records, fresh)
+
+        stored = await run_in_threadpool(
+            lambda: store_batch(store, batch.events, also=with_connections)
+        )
         await run_in_threadpool(
             agent_registry.heartbeat,
             store,
@@ -402,7 +427,13 @@ def create_app(
             # the rules run on the response worker; this only waits when it is 10,000 behind
             await run_in_threadpool(service.submit, fresh)
             await run_in_threadpool(quarantines.mark_applied, store, fresh)
-        return {"accepted": stored.accepted, "duplicates": stored.duplicates}
+        answer: dict[str, Any] = {"accepted": stored.accepted, "duplicates": stored.duplicates}
+        if records:
+            answer["connections"] = {
+                "accepted": new_records,
+                "duplicates": len(records) - new_records,
+            }
+        return answer
 
     @app.get("/api/v1/agents/config")
     def agent_config(

@@ -142,9 +142,11 @@ def reporting(options: AgentOptions, capabilities: tuple[str, ...]) -> Iterator[
     stats = reporter.stats
     err_console.print(
         f"controller: {stats.accepted} events stored, {stats.duplicates} duplicates, "
-        f"{stats.pending} spooled, {stats.dropped} dropped",
+        f"{stats.pending} spooled, {stats.dropped} dropped"
+        + (f", {stats.connections} connections stored" if stats.connections else ""),
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
 
 

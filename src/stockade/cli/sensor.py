@@ -189,7 +189,9 @@ def sensor_cmd(
         _captures(reporter, inv if lab else None),
     ):
         out = _Outputs(fmt=fmt, db=db, store=store, capture=capture, policy=policy)
-        out.recorder.on_events = reporter.add_all if reporter is not None else None
+        if reporter is not None:
+            out.recorder.on_events = reporter.add_all
+            out.recorder.on_record = lambda rec: reporter.add_connection(rec.to_dict())
         run = _capture(out, pcap, lab, iface, netns, inv, inspectors, who, config, duration, count)
     if fmt == "table":
         _table(run.records)

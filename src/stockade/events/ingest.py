@@ -1,15 +1,19 @@
 """Agents' event batches: the body of ``POST /api/v1/agents/events``, validated, and stored once.
 
-The body is ``{"agent": {"name", "node", "version", "capabilities"}, "events": [Event.to_dict()]}``
-with at most ``MAX_EVENTS`` events in ``MAX_BODY_BYTES``. Storing is idempotent on the event id:
+The body is ``{"agent": {"name", "node", "version", "capabilities"}, "events": [Event.to_dict()],
+"connections": [...]}`` with at most ``MAX_EVENTS`` events and ``MAX_EVENTS`` connection records
+(optional; the network pillar reads them) in ``MAX_BODY_BYTES``. Storing is idempotent on the event id:
 a batch sent again (the agent never saw the answer) stores nothing twice and counts duplicates.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from stockade.config import parse_json
 from stockade.model import Event, InputError
@@ -36,6 +40,7 @@ class AgentInfo:
 class Batch:
     agent: AgentInfo
     events: list[Event]
+    connections: list[Any] = field(default_factory=list)  # raw records, for the network pillar
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,13 +89,20 @@ def parse_batch(body: bytes) -> Batch:
     except UnicodeDecodeError:
         raise InputError("the batch is not UTF-8") from None
     doc = parse_json(text, name="batch", error=InputError, max_bytes=MAX_BODY_BYTES)
-    if not isinstance(doc, dict) or set(doc) - {"agent", "events"}:
-        raise InputError('the batch must be an object with "agent" and "events" only')
+    if not isinstance(doc, dict) or set(doc) - {"agent", "events", "connections"}:
+        raise InputError(
+            'the batch must be an object with "agent" and "events" (and "connections") only'
+        )
     items = doc.get("events")
     if not isinstance(items, list):
         raise InputError('batch "events": expected a list')
     if len(items) > MAX_EVENTS:
         raise InputError(f'batch "events": more than {MAX_EVENTS} events')
+    records = doc.get("connections", [])
+    if not isinstance(records, list):
+        raise InputError('batch "connections": expected a list')
+    if len(records) > MAX_EVENTS:
+        raise InputError(f'batch "connections": more than {MAX_EVENTS} records')
     agent = parse_agent(doc.get("agent"))
     events = []
     for i, item in enumerate(items):
@@ -98,10 +110,22 @@ def parse_batch(body: bytes) -> Batch:
             events.append(Event.from_dict(item))
         except InputError as exc:
             raise InputError(f"events[{i}]: {exc}") from None
-    return Batch(agent=agent, events=events)
+    return Batch(agent=agent, events=events, connections=records)
 
 
-def store_batch(store: Store, events: list[Event]) -> Stored:
-    """Store the events the store does not hold yet; count the others as duplicates."""
-    ids = record_new_events(store, events)
+def store_batch(
+    store: Store,
+    events: list[Event],
+    *,
+    also: Callable[[Connection, list[Event]], None] | None = None,
+) -> Stored:
+    """Store the events the store does not hold yet; count the others as duplicates. ``also``
+    stores what else the batch brings in the same transaction, given the events stored now."""
+
+    def with_events(conn: Connection, ids: list[str]) -> None:
+        if also is not None:
+            new = set(ids)
+            also(conn, [e for e in events if e.id in new])
+
+    ids = record_new_events(store, events, also=with_events if also is not None else None)
     return Stored(accepted=len(ids), duplicates=len(events) - len(ids), ids=ids)

@@ -13,6 +13,10 @@ first, to ``POST /api/v1/agents/events``, deleting a batch once the controller a
   successful post, and on stderr when they are dropped;
 - ``close`` flushes within a deadline; what is left stays in the spool for the next agent run
   (``stockade agent flush``).
+
+``add_connection`` queues a connection record (``ConnectionRecord.to_dict()``) the same way: it
+travels in the same batches and spool files (a line ``{"connection": RECORD}``) and is posted in
+the batch's ``connections``; the controller stores it once by its id.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -44,6 +49,8 @@ MAX_BATCH_BYTES = (
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 INGEST_PATH = "/api/v1/agents/events"
+_CONNECTION_LINE = b'{"connection":'  # a spool line holding a connection record, not an event
+MAX_RECORD_BYTES = 64 * 1024  # the controller's bound on one connection record
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
@@ -85,6 +92,7 @@ class ReportStats:
     taken: int = 0  # events given to the reporter
     accepted: int = 0  # stored by the controller
     duplicates: int = 0  # already there (a batch sent again)
+    connections: int = 0  # connection records stored by the controller
     dropped: int = 0  # lost here: spool full, or refused by the controller
     pending: int = 0  # left in the spool at close
     errors: list[str] = field(default_factory=list)
@@ -181,6 +189,29 @@ class Reporter:
             self.stats.dropped += 1
             self.notice(f"event {event.id} ({event.kind}) not sent to the controller: {exc}")
             return
+        self._queue(line)
+
+    def add_all(self, events: Iterable[Event]) -> None:
+        for e in events:
+            self.add(e)
+
+    def add_connection(self, record: dict[str, Any]) -> None:
+        """Queue one connection record (masked by the gate; its id kept, it makes resending
+        harmless). One the controller would refuse as too large is dropped here, counted."""
+        doc = redact(record, keep=OWN_IDS)
+        try:
+            line = json.dumps({"connection": doc}, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            self.stats.dropped += 1
+            self.notice(f"connection {record.get('id')} not sent to the controller: {exc}")
+            return
+        if len(line) > MAX_RECORD_BYTES:
+            self.stats.dropped += 1
+            self.notice(f"connection {record.get('id')} not sent: larger than {MAX_RECORD_BYTES}")
+            return
+        self._queue(line.encode())
+
+    def _queue(self, line: bytes) -> None:
         with self._cond:
             self.stats.taken += 1
             if not self._buffer:
@@ -188,10 +219,6 @@ class Reporter:
             self._buffer.append(line)
             if len(self._buffer) >= self.batch_events:
                 self._cond.notify()
-
-    def add_all(self, events: Iterable[Event]) -> None:
-        for e in events:
-            self.add(e)
 
     def close(self, timeout: float = 10.0) -> ReportStats:
         """Send what is buffered and spooled, for at most ``timeout`` seconds; the rest stays in
@@ -315,7 +342,14 @@ class Reporter:
         self._report_drops()
 
     def _post(self, lines: list[bytes]) -> None:
-        body = b'{"agent":' + self._agent_json + b',"events":[' + b",".join(lines) + b"]}"
+        events = [line for line in lines if not line.startswith(_CONNECTION_LINE)]
+        records = [
+            line[len(_CONNECTION_LINE) : -1] for line in lines if line.startswith(_CONNECTION_LINE)
+        ]
+        body = b'{"agent":' + self._agent_json + b',"events":[' + b",".join(events) + b"]"
+        if records:  # only then: a controller without the graph still takes events-only batches
+            body += b',"connections":[' + b",".join(records) + b"]"
+        body += b"}"
         timeout = None
         if self._deadline is not None:
             timeout = max(0.1, min(self.link.timeout, self._deadline - time.monotonic()))
@@ -329,6 +363,7 @@ class Reporter:
                 answer = response.json()
                 self.stats.accepted += int(answer.get("accepted", 0))
                 self.stats.duplicates += int(answer.get("duplicates", 0))
+                self.stats.connections += int((answer.get("connections") or {}).get("accepted", 0))
             except (ValueError, TypeError, AttributeError):
                 pass  # stored; only the counts are unknown
             return

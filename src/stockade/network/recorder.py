@@ -1,7 +1,8 @@
 """A sensor run's bookkeeping: connection records as they stream by are tallied (events by kind,
 the worst severity, the run's observation) and written to the store in batches, so a long capture
-keeps no growing list of records. ``on_events`` sees every event as it is made (the CLI sends
-them to the controller); the store gets the same events, ids included."""
+keeps no growing list of records. ``on_events`` sees every event as it is made and ``on_record``
+every connection record (the CLI sends both to the controller); the store gets the same events
+and records, ids included."""
 
 from __future__ import annotations
 
@@ -27,9 +28,11 @@ class Recorder:
         source: str = "sensor",
         policy: TlsPolicy = DEFAULT_POLICY,
         on_events: Callable[[list[Event]], None] | None = None,
+        on_record: Callable[[ConnectionRecord], None] | None = None,
     ) -> None:
         self.store = store
         self.on_events = on_events
+        self.on_record = on_record
         self.policy = policy
         self.capture = capture
         self.source = source
@@ -49,6 +52,8 @@ class Recorder:
         for e in events:
             self.kinds[e.kind] = self.kinds.get(e.kind, 0) + 1
             self.worst = max(self.worst, e.severity)
+        if self.on_record is not None:
+            self.on_record(rec)
         if self.on_events is not None and events:
             self.on_events(events)
         if self.store is not None:

@@ -1,4 +1,6 @@
-"""Writing connection records and their events to the project store."""
+"""Writing connection records and their events to the project store, with the connection graph's
+aggregate (:mod:`stockade.network.graph`) kept up to date in the same transaction; and reading
+the connection records agents send to the controller."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from sqlalchemy import insert, select
 
 from stockade.model import Event
 from stockade.network.connection import DEFAULT_POLICY, ConnectionRecord, events_for
+from stockade.network.graph import Delta
 from stockade.network.tables import connections
 from stockade.network.tls_policy import TlsPolicy
 from stockade.store.db import Store
@@ -63,10 +66,17 @@ def write(
     so they keep their ids); returns (connections, events) written."""
     if not records:
         return 0, 0
-    with store.begin() as conn:
-        conn.execute(insert(connections), [_row(r) for r in records])
     if events is None:
         events = [e for r in records for e in events_for(r, source, policy)]
+    rows = [_row(r) for r in records]
+    delta = Delta()
+    for row in rows:
+        delta.add_connection(row)
+    for e in events:
+        delta.add_event(e)
+    with store.begin() as conn:
+        conn.execute(insert(connections), rows)
+        delta.apply(conn)
     return len(records), record_events(store, events)
 
 

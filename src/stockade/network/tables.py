@@ -50,3 +50,46 @@ connections = Table(
     Index("ix_netconn_client", "client_namespace", "client_name"),
     Index("ix_netconn_server", "server_namespace", "server_name"),
 )
+
+# The connection graph's maintained aggregate, upserted as connections and the events about them
+# are stored, so the graph is read from at most (edges x hours) rows, grouped in SQL, instead of
+# every connection. One row per (client node, server node, hour, encryption): encryption is
+# "clear", "tls" or "unknown" (a connection blocked before its protocol was seen). Lists are
+# comma-separated text and times ISO text in UTC (they sort as text), so SQL can merge hours
+# (group_concat, min, max) and nothing needs parsing per row.
+graph_edges = Table(
+    "network_graph_edges",
+    metadata,
+    Column("key", String(1100), primary_key=True),  # src>dst|hour|encryption
+    Column("src", String(520), nullable=False),  # node id: wl:ns/name or ext:address
+    Column("dst", String(520), nullable=False),
+    Column("hour", Integer, nullable=False),  # hours since the epoch (UTC)
+    Column("encryption", String(8), nullable=False),
+    Column("connections", Integer, nullable=False),
+    Column("violations", Integer, nullable=False),
+    Column("blocked", Integer, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("ports", Text, nullable=False),  # "tcp/443,tcp/80", at most MAX_LISTED
+    Column("protocols", Text, nullable=False),  # "proto.http,proto.tls"
+    Column("dlp", Text, nullable=False),  # "dlp.payment_card=2,dlp.us_ssn=1"
+    Column("first_seen", String(40), nullable=False),
+    Column("last_seen", String(40), nullable=False),
+    Index("ix_graph_edges_hour", "hour"),
+    Index("ix_graph_edges_src", "src"),
+    Index("ix_graph_edges_dst", "dst"),
+)
+
+# Every node the graph has seen: workloads (with their labels, for group membership) and
+# external addresses.
+graph_nodes = Table(
+    "network_graph_nodes",
+    metadata,
+    Column("id", String(520), primary_key=True),
+    Column("kind", String(16), nullable=False),  # "workload" | "external"
+    Column("namespace", String(253)),
+    Column("name", String(253), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("address", String(64)),  # the last address it was seen at
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+)

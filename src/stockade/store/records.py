@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
 from sqlalchemy import and_, func, insert, literal_column, or_, select, text, union_all
+from sqlalchemy.engine import Connection
 
 from stockade.model import Event, Finding, ResourceRef, Severity
 from stockade.model.finding import plain
@@ -132,23 +133,31 @@ def record_events(store: Store, items: Iterable[Event]) -> int:
     return len(rows)
 
 
-def record_new_events(store: Store, items: Iterable[Event]) -> list[str]:
+def record_new_events(
+    store: Store,
+    items: Iterable[Event],
+    *,
+    also: Callable[[Connection, list[str]], None] | None = None,
+) -> list[str]:
     """Store the events whose id the store does not hold yet (idempotent ingestion: an agent that
     sends a batch again after a lost answer stores nothing twice); returns the ids stored.
 
     ``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`` on SQLite and PostgreSQL alike (fed
     by ``COPY`` on PostgreSQL, see :mod:`stockade.store.bulk`), so concurrent replicas taking the
-    same batch cannot both store it.
+    same batch cannot both store it. ``also`` runs in the same transaction with the ids stored
+    (what else the batch brings is stored with them, or not at all).
     """
     now = datetime.now(UTC)
     rows: dict[str, dict[str, Any]] = {}
     for e in items:
         row = _event_row(e, now)
         rows.setdefault(row["id"], row)  # the same id twice in one batch is one event
-    if not rows:
+    if not rows and also is None:
         return []
     with store.begin() as conn:
-        stored = insert_new_rows(conn, list(rows.values()))
+        stored = insert_new_rows(conn, list(rows.values())) if rows else []
+        if also is not None:
+            also(conn, stored)
         if stored:
             _notify(conn, store.dialect)
         return stored

@@ -1,0 +1,140 @@
+"""The connection graph and the workloads: ``GET /api/v1/graph``, ``GET /api/v1/workloads`` and
+``GET /api/v1/workloads/{namespace}/{name}`` (reader).
+
+The graph is read from the aggregate the controller maintains as agents' connection records and
+events arrive (:mod:`stockade.network.graph`); see :mod:`stockade.api.topology` for the levels,
+ids and badges. Every string in it was masked by the gate when it was stored; the answers pass
+it again (nodes, events) where that stays cheap at 20,000 edges.
+"""
+
+# No "from __future__ import annotations": FastAPI reads the dependency aliases at run time.
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from stockade.api.access import Reader, StoreDep
+from stockade.api.topology import Context, GraphQuery, PolicyCache, build_graph, workload_doc
+from stockade.api.topology import workload_edges as edges_of
+from stockade.model.duration import parse_since
+from stockade.model.redact import redact, redact_text
+from stockade.network.graph import node_id, node_rows
+from stockade.store import Store
+from stockade.store.records import EventFilter, events_page
+
+router = APIRouter()
+RECENT_EVENTS = 50
+
+
+def _policies(request: Request) -> PolicyCache:
+    cache = getattr(request.app.state, "policies", None)
+    if cache is None:
+        cache = request.app.state.policies = PolicyCache()
+    assert isinstance(cache, PolicyCache)
+    return cache
+
+
+def _json(doc: Any) -> Response:
+    # json.dumps directly: FastAPI's encoder walks 20,000 edges several times over
+    body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    return Response(body, media_type="application/json")
+
+
+def _since(text: str | None) -> datetime | None:
+    return parse_since(text) if text else None
+
+
+@router.get("/api/v1/graph")
+async def graph(
+    request: Request,
+    store: StoreDep,
+    _: Reader,
+    level: Annotated[str, Query(pattern="^(workload|group|namespace)$")] = "workload",
+    since: Annotated[
+        str | None, Query(max_length=64, description="24h or ISO; default: all time")
+    ] = None,
+    namespace: Annotated[str | None, Query(max_length=253)] = None,
+    encryption: Annotated[str | None, Query(pattern="^(clear|tls)$")] = None,
+    violations: Annotated[bool, Query(description="only edges with violations or blocks")] = False,
+) -> Response:
+    """Nodes and edges of the connection graph at one level (workload, group or namespace),
+    over every connection, or those from ``since`` on (rounded down to the hour)."""
+    q = GraphQuery(
+        level=level,
+        since=_since(since),
+        namespace=namespace,
+        encryption=encryption,
+        violations=violations,
+    )
+    policies = _policies(request)
+
+    def answer() -> dict[str, Any]:
+        doc = build_graph(store, Context(store, policies), q)
+        doc["nodes"] = redact(doc["nodes"])
+        return doc
+
+    return _json(await run_in_threadpool(answer))
+
+
+def _workloads(store: Store, policies: PolicyCache, namespace: str | None) -> list[dict[str, Any]]:
+    ctx = Context(store, policies)
+    with store.connect() as conn:
+        nodes = node_rows(conn)
+    out = [
+        workload_doc(n, ctx.badges(n))
+        for n in nodes.values()
+        if n.kind == "workload" and (namespace is None or n.namespace == namespace)
+    ]
+    return sorted(out, key=lambda d: (d["namespace"] or "", d["name"]))
+
+
+@router.get("/api/v1/workloads")
+async def workloads(
+    request: Request,
+    store: StoreDep,
+    _: Reader,
+    namespace: Annotated[str | None, Query(max_length=253)] = None,
+) -> Response:
+    """Every workload the graph has seen: groups, mode, quarantine, critical vulnerabilities."""
+    found = await run_in_threadpool(_workloads, store, _policies(request), namespace)
+    return _json(redact(found))
+
+
+def _workload(
+    store: Store, policies: PolicyCache, namespace: str, name: str, since: datetime | None
+) -> dict[str, Any] | None:
+    namespace, name = redact_text(namespace), redact_text(name)  # stored masked
+    ident = node_id("workload", namespace, name)
+    with store.connect() as conn:
+        node = node_rows(conn, [ident]).get(ident)
+    if node is None:
+        return None
+    doc = workload_doc(node, Context(store, policies).badges(node))
+    page, _ = events_page(store, EventFilter(namespace=namespace), limit=500)
+    mine = [e for e in page if any(r is not None and r.name == name for r in (e.resource, e.peer))]
+    doc["events"] = [e.to_dict() for e in mine[:RECENT_EVENTS]]
+    doc["edges"] = edges_of(store, ident, since)
+    return doc
+
+
+@router.get("/api/v1/workloads/{namespace}/{name}")
+async def workload(
+    request: Request,
+    store: StoreDep,
+    _: Reader,
+    namespace: str,
+    name: str,
+    since: Annotated[
+        str | None, Query(max_length=64, description="24h or ISO; default: all time")
+    ] = None,
+) -> Response:
+    """One workload: its groups, mode, quarantine, recent events and its edges (since ``since``)."""
+    found = await run_in_threadpool(
+        _workload, store, _policies(request), namespace[:253], name[:253], _since(since)
+    )
+    if found is None:
+        raise HTTPException(404, "no such workload in the connection graph")
+    return _json(redact(found))

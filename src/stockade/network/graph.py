@@ -1,0 +1,462 @@
+"""The connection graph's maintained aggregate: edges between nodes, by hour and encryption.
+
+Every connection row stored and every event that says something about a connection (a firewall
+violation or block, a DLP hit) adds to one edge row, keyed by (client node, server node, hour,
+encryption), in the same transaction that stores it. Reading the graph then costs one row per
+edge and hour, never a scan of the connections.
+
+Node ids are stable, so a map can apply updates to what it drew: ``wl:NAMESPACE/NAME`` for a
+workload, ``ext:ADDRESS`` for an address outside the cluster. They are made of names that passed
+the masking gate.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, text
+from sqlalchemy.engine import Connection
+
+from stockade.model import Event
+from stockade.network.tables import graph_edges, graph_nodes
+
+_SLUG = re.compile(r"[a-z][a-z0-9_.-]{0,79}\Z")  # what may go in the comma-separated lists
+ALL_TIME = -1  # the hour of the rows that total every hour: what a graph without a window reads
+MAX_LISTED = 32  # ports and protocols kept per edge row
+_CHUNK = 400  # keys per SELECT (4 bound parameters each)
+_PG_LOCK = 7355609  # serializes graph upserts across controller replicas (read, merge, write)
+
+# Events that change an edge's status or DLP count, and how.
+VIOLATION_KINDS = frozenset({"firewall.violation", "tls.required"})
+BLOCK_KINDS = frozenset({"firewall.blocked", "dlp.blocked", "tls.required"})
+DLP_KINDS = frozenset({"dlp.sensitive_in_clear", "dlp.blocked"})
+_EDGE_KINDS = VIOLATION_KINDS | BLOCK_KINDS | DLP_KINDS
+
+
+def node_id(kind: str, namespace: str | None, name: str) -> str:
+    """The stable id of a graph node: ``ext:ADDRESS`` or ``wl:NAMESPACE/NAME``."""
+    if kind == "external":
+        return f"ext:{name[:253]}"
+    return f"wl:{(namespace or '')[:253]}/{name[:253]}"
+
+
+def is_internet(address: str) -> bool:
+    """A public address (the map's "internet" node gathers them above the workload level)."""
+    try:
+        return ipaddress.ip_address(address).is_global
+    except ValueError:
+        return False
+
+
+def hour_of(at: datetime) -> int:
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return int(at.timestamp()) // 3600
+
+
+@dataclass(slots=True)
+class _Edge:
+    connections: int = 0
+    violations: int = 0
+    blocked: int = 0
+    bytes: int = 0
+    ports: set[str] = field(default_factory=set)
+    protocols: set[str] = field(default_factory=set)
+    dlp: dict[str, int] = field(default_factory=dict)
+    first: datetime | None = None
+    last: datetime | None = None
+
+    def seen(self, start: datetime, end: datetime) -> None:
+        self.first = start if self.first is None else min(self.first, start)
+        self.last = end if self.last is None else max(self.last, end)
+
+
+@dataclass(slots=True)
+class _Node:
+    kind: str
+    namespace: str | None
+    name: str
+    labels: dict[str, str]
+    address: str | None
+    first: datetime
+    last: datetime
+
+
+class Delta:
+    """What a batch adds to the graph, merged into the store by :meth:`apply`."""
+
+    def __init__(self) -> None:
+        self.edges: dict[tuple[str, str, int, str], _Edge] = {}
+        self.nodes: dict[str, _Node] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.edges or self.nodes)
+
+    def _node(self, ref: Mapping[str, Any], address: str | None, at: datetime) -> str:
+        kind = "external" if ref.get("kind") == "external" else "workload"
+        name = str(ref.get("name") or address or "?")[:253]
+        namespace = ref.get("namespace") if kind == "workload" else None
+        ident = node_id(kind, namespace, name)
+        labels = ref.get("labels") or {}
+        known = self.nodes.get(ident)
+        if known is None:
+            self.nodes[ident] = _Node(
+                kind=kind,
+                namespace=namespace,
+                name=name,
+                labels=dict(labels),
+                address=address,
+                first=at,
+                last=at,
+            )
+        else:
+            known.first, known.last = min(known.first, at), max(known.last, at)
+            if at >= known.last:
+                known.labels = dict(labels) or known.labels
+                known.address = address or known.address
+        return ident
+
+    def _edge(self, src: str, dst: str, at: datetime, encryption: str) -> _Edge:
+        key = (src, dst, hour_of(at), encryption)
+        edge = self.edges.get(key)
+        if edge is None:
+            edge = self.edges[key] = _Edge()
+        return edge
+
+    def add_connection(self, row: Mapping[str, Any]) -> None:
+        """One stored ``network_connections`` row (masked already)."""
+        data = row.get("data") or {}
+        client = {
+            "kind": row["client_kind"],
+            "namespace": row["client_namespace"],
+            "name": row["client_name"],
+            "labels": (data.get("client") or {}).get("labels"),
+        }
+        server = {
+            "kind": row["server_kind"],
+            "namespace": row["server_namespace"],
+            "name": row["server_name"],
+            "labels": (data.get("server") or {}).get("labels"),
+        }
+        start, end = row["start"], row["end"]
+        src = self._node(client, row["client_ip"], end)
+        dst = self._node(server, row["server_ip"], end)
+        edge = self._edge(src, dst, start, "tls" if row["encrypted"] else "clear")
+        edge.connections += 1
+        edge.bytes += int(row["bytes_to_server"]) + int(row["bytes_to_client"])
+        edge.ports.add(f"{row['transport']}/{row['server_port']}")
+        edge.protocols.add(str(row["protocol"]))
+        edge.seen(start, end)
+
+    def add_event(self, event: Event) -> None:
+        """An event about a connection: a violation, a block, a DLP hit (others are ignored)."""
+        kind = event.kind
+        if kind not in _EDGE_KINDS:
+            return
+        if event.resource is None or event.peer is None:
+            return
+        data = event.data
+        blocked = kind in BLOCK_KINDS and (kind != "tls.required" or data.get("action") == "block")
+        at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
+        src = self._node(event.resource.to_dict(), _text(data, "client_ip", "src_ip"), at)
+        dst = self._node(event.peer.to_dict(), _text(data, "server_ip", "dst_ip"), at)
+        app = _text(data, "app", "protocol")
+        app = app if app is not None and _SLUG.match(app) else None
+        if kind in DLP_KINDS:
+            encryption = "clear"  # DLP only sees what travels in clear
+        elif app is None:
+            encryption = "unknown"
+        else:
+            encryption = "tls" if app == "proto.tls" else "clear"
+        edge = self._edge(src, dst, at, encryption)
+        if blocked:
+            edge.blocked += 1
+        elif kind in VIOLATION_KINDS:
+            edge.violations += 1
+        if kind in DLP_KINDS:
+            sensor = _text(data, "sensor") or "dlp"
+            sensor = sensor if _SLUG.match(sensor) else "dlp"
+            count = data.get("count")
+            edge.dlp[sensor] = edge.dlp.get(sensor, 0) + (
+                count if isinstance(count, int) and 0 < count < 1_000_000 else 1
+            )
+        port = data.get("port", data.get("server_port"))
+        if isinstance(port, int) and 0 <= port <= 65535:
+            edge.ports.add(f"{'udp' if data.get('l4') == 'udp' else 'tcp'}/{port}")
+        if app is not None:
+            edge.protocols.add(app)
+        edge.seen(at, at)
+
+    def apply(self, conn: Connection) -> None:
+        """Merge into the stored aggregate, inside the caller's transaction (which has written
+        already, so on SQLite it holds the write lock and nobody merges in between)."""
+        if not self:
+            return
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK})"))
+        _apply_nodes(conn, dialect, self.nodes)
+        totals: dict[tuple[str, str, int, str], _Edge] = {}
+        for (src, dst, _hour, encryption), e in self.edges.items():
+            t = totals.setdefault((src, dst, ALL_TIME, encryption), _Edge())
+            t.connections += e.connections
+            t.violations += e.violations
+            t.blocked += e.blocked
+            t.bytes += e.bytes
+            t.ports |= e.ports
+            t.protocols |= e.protocols
+            for sensor, n in e.dlp.items():
+                t.dlp[sensor] = t.dlp.get(sensor, 0) + n
+            assert e.first is not None and e.last is not None
+            t.seen(e.first, e.last)
+        _apply_edges(conn, dialect, {**self.edges, **totals})
+
+
+def _text(data: Mapping[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            return value[:253]
+    return None
+
+
+def _upsert(dialect: str, table: Any, keys: list[str]) -> Any:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    columns = [c.name for c in table.columns if c.name not in keys]
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: stmt.excluded[c] for c in columns}
+    )
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _apply_nodes(conn: Connection, dialect: str, nodes: dict[str, _Node]) -> None:
+    ids = sorted(nodes)
+    known: dict[str, Any] = {}
+    for part in _chunks(ids):
+        q = select(graph_nodes).where(graph_nodes.c.id.in_(part))
+        known.update({r.id: r for r in conn.execute(q)})
+    rows = []
+    for ident in ids:
+        n = nodes[ident]
+        old = known.get(ident)
+        first, last, labels, address = n.first, n.last, n.labels, n.address
+        if old is not None:
+            first = min(first, _utc(old.first_seen))
+            if _utc(old.last_seen) > last:  # an older sighting does not overwrite a newer one
+                last, labels, address = _utc(old.last_seen), old.labels, old.address
+            labels = labels or old.labels
+            address = address or old.address
+        rows.append(
+            {
+                "id": ident,
+                "kind": n.kind,
+                "namespace": n.namespace,
+                "name": n.name,
+                "labels": labels,
+                "address": address,
+                "first_seen": first,
+                "last_seen": last,
+            }
+        )
+    conn.execute(_upsert(dialect, graph_nodes, ["id"]), rows)
+
+
+def _iso(at: datetime) -> str:
+    return _utc(at).astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _listed(text: str) -> set[str]:
+    return {item for item in text.split(",") if item}
+
+
+def _counts(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in text.split(","):
+        name, _, n = item.rpartition("=")
+        if name and n.isdigit():
+            out[name] = out.get(name, 0) + int(n)
+    return out
+
+
+def _apply_edges(
+    conn: Connection, dialect: str, edges: dict[tuple[str, str, int, str], _Edge]
+) -> None:
+    keyed = {f"{k[0]}>{k[1]}|{k[2]}|{k[3]}": (k, e) for k, e in edges.items()}
+    keys = sorted(keyed)
+    known: dict[str, Any] = {}
+    for part in _chunks(keys):
+        q = select(graph_edges).where(graph_edges.c.key.in_(part))
+        known.update({r.key: r for r in conn.execute(q)})
+    rows = []
+    for key in keys:
+        (src, dst, hour, encryption), e = keyed[key]
+        old = known.get(key)
+        assert e.first is not None and e.last is not None
+        first, last = _iso(e.first), _iso(e.last)
+        counts = [e.connections, e.violations, e.blocked, e.bytes]
+        ports, protocols, dlp = set(e.ports), set(e.protocols), dict(e.dlp)
+        if old is not None:
+            first, last = min(first, old.first_seen), max(last, old.last_seen)
+            counts = [
+                counts[0] + old.connections,
+                counts[1] + old.violations,
+                counts[2] + old.blocked,
+                counts[3] + old.bytes,
+            ]
+            ports |= _listed(old.ports)
+            protocols |= _listed(old.protocols)
+            for sensor, n in _counts(old.dlp).items():
+                dlp[sensor] = dlp.get(sensor, 0) + n
+        rows.append(
+            {
+                "key": key,
+                "src": src,
+                "dst": dst,
+                "hour": hour,
+                "encryption": encryption,
+                "connections": counts[0],
+                "violations": counts[1],
+                "blocked": counts[2],
+                "bytes": counts[3],
+                "ports": ",".join(sorted(ports)[:MAX_LISTED]),
+                "protocols": ",".join(sorted(protocols)[:MAX_LISTED]),
+                "dlp": ",".join(f"{k}={v}" for k, v in sorted(dlp.items())),
+                "first_seen": first,
+                "last_seen": last,
+            }
+        )
+    conn.execute(_upsert(dialect, graph_edges, ["key"]), rows)
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EdgeRow:
+    """One edge at the workload level and one encryption, its hours merged."""
+
+    src: str
+    dst: str
+    encryption: str
+    connections: int
+    violations: int
+    blocked: int
+    bytes: int
+    ports: set[str]
+    protocols: set[str]
+    dlp: dict[str, int]
+    first_seen: str  # ISO, UTC
+    last_seen: str
+
+
+def edge_rows(
+    conn: Connection,
+    *,
+    since: datetime | None,
+    encryption: str | None = None,
+    node: str | None = None,
+) -> list[EdgeRow]:
+    """The aggregate from the hour of ``since`` on, its hours merged by the database, or its
+    all-time totals when ``since`` is None; of one ``encryption`` and to or from one ``node``
+    when given."""
+    c = graph_edges.c
+    concat = func.string_agg if conn.dialect.name == "postgresql" else func.group_concat
+    q = select(
+        c.src,
+        c.dst,
+        c.encryption,
+        c.connections,
+        c.violations,
+        c.blocked,
+        c.bytes,
+        c.ports,
+        c.protocols,
+        c.dlp,
+        c.first_seen,
+        c.last_seen,
+    ).where(c.hour == ALL_TIME)
+    if since is not None:
+        q = select(
+            c.src,
+            c.dst,
+            c.encryption,
+            func.sum(c.connections),
+            func.sum(c.violations),
+            func.sum(c.blocked),
+            func.sum(c.bytes),
+            concat(c.ports, ","),
+            concat(c.protocols, ","),
+            concat(c.dlp, ","),
+            func.min(c.first_seen),
+            func.max(c.last_seen),
+        ).group_by(c.src, c.dst, c.encryption)
+        q = q.where(c.hour >= hour_of(since))
+    if node is not None:
+        q = q.where(or_(c.src == node, c.dst == node))
+    if encryption is not None:
+        q = q.where(c.encryption == encryption)
+    return [
+        EdgeRow(
+            src=r[0],
+            dst=r[1],
+            encryption=r[2],
+            connections=int(r[3]),
+            violations=int(r[4]),
+            blocked=int(r[5]),
+            bytes=int(r[6]),
+            ports=_listed(r[7] or ""),
+            protocols=_listed(r[8] or ""),
+            dlp=_counts(r[9] or "") if r[9] else {},
+            first_seen=r[10],
+            last_seen=r[11],
+        )
+        for r in conn.execute(q)
+    ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeRow:
+    id: str
+    kind: str
+    namespace: str | None
+    name: str
+    labels: dict[str, str]
+    address: str | None
+    first_seen: datetime
+    last_seen: datetime
+
+
+def node_rows(conn: Connection, ids: Iterable[str] | None = None) -> dict[str, NodeRow]:
+    """Stored nodes (all, or those of ``ids``), by id."""
+    q = select(graph_nodes)
+    wanted = None if ids is None else sorted(set(ids))
+    found: dict[str, NodeRow] = {}
+    for part in [None] if wanted is None else list(_chunks(wanted)):
+        query = q if part is None else q.where(graph_nodes.c.id.in_(part))
+        for r in conn.execute(query):
+            found[r.id] = NodeRow(
+                id=r.id,
+                kind=r.kind,
+                namespace=r.namespace,
+                name=r.name,
+                labels=r.labels or {},
+                address=r.address,
+                first_seen=_utc(r.first_seen),
+                last_seen=_utc(r.last_seen),
+            )
+    return found
