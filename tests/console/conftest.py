@@ -54,6 +54,11 @@ class Console:
         self.errors: list[str] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # which request failed, for the "Failed to load resource" lines above
+        self.page.on(
+            "response",
+            lambda r: self.errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None,
+        )
         self.user = user
 
     def url(self, path: str) -> str:

@@ -10,20 +10,25 @@ it again (nodes, events) where that stays cheap at 20,000 edges.
 # No "from __future__ import annotations": FastAPI reads the dependency aliases at run time.
 
 import json
-from datetime import datetime
+import threading
+from collections import OrderedDict
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
 
 from stockade.api.access import Reader, StoreDep
 from stockade.api.topology import Context, GraphQuery, PolicyCache, build_graph, workload_doc
 from stockade.api.topology import workload_edges as edges_of
 from stockade.model.duration import parse_since
 from stockade.model.redact import redact, redact_text
-from stockade.network.graph import node_id, node_rows
+from stockade.network.graph import graph_version, hour_of, node_id, node_rows
 from stockade.store import Store
 from stockade.store.records import EventFilter, events_page
+from stockade.store.tables import events
+from stockade.store.versions import config_version
 
 router = APIRouter()
 RECENT_EVENTS = 50
@@ -35,6 +40,56 @@ def _policies(request: Request) -> PolicyCache:
         cache = request.app.state.policies = PolicyCache()
     assert isinstance(cache, PolicyCache)
     return cache
+
+
+class AnswerCache:
+    """Graph answers already serialised, each with the state of the store it was built from (the
+    aggregate's version, the configuration's version, the newest scan summary, the hour): an answer
+    is served again only while all of those are unchanged. Bounded (least recently used out)."""
+
+    SIZE = 32
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answers: OrderedDict[Any, tuple[Any, bytes]] = OrderedDict()
+
+    def get(self, key: Any, state: Any) -> bytes | None:
+        with self._lock:
+            found = self._answers.get(key)
+            if found is None or found[0] != state:
+                return None
+            self._answers.move_to_end(key)
+            return found[1]
+
+    def put(self, key: Any, state: Any, body: bytes) -> None:
+        with self._lock:
+            self._answers[key] = (state, body)
+            self._answers.move_to_end(key)
+            while len(self._answers) > self.SIZE:
+                self._answers.popitem(last=False)
+
+
+def _answers(request: Request) -> AnswerCache:
+    cache = getattr(request.app.state, "graph_answers", None)
+    if cache is None:
+        cache = request.app.state.graph_answers = AnswerCache()
+    assert isinstance(cache, AnswerCache)
+    return cache
+
+
+def _state(store: Store) -> tuple[int, int, str | None, int]:
+    """What a graph answer depends on besides its query: the aggregate, the policy and quarantine
+    (one configuration sequence), the newest scan summary (critical counts) and the hour."""
+    newest_scan = (
+        select(events.c.id)
+        .where(events.c.kind == "scan.completed")
+        .order_by(events.c.at.desc(), events.c.id.desc())
+        .limit(1)
+    )
+    with store.connect() as conn:
+        version = graph_version(conn)
+        scan = conn.execute(newest_scan).scalar()
+    return version, config_version(store), scan, hour_of(datetime.now(UTC))
 
 
 def _json(doc: Any) -> Response:
@@ -70,13 +125,20 @@ async def graph(
         violations=violations,
     )
     policies = _policies(request)
+    answers = _answers(request)
+    key = (level, since, namespace, encryption, violations)
 
-    def answer() -> dict[str, Any]:
-        doc = build_graph(store, Context(store, policies), q)
-        doc["nodes"] = redact(doc["nodes"])
-        return doc
+    def answer() -> bytes:
+        state = _state(store)
+        body = answers.get(key, state)
+        if body is None:
+            doc = build_graph(store, Context(store, policies), q)
+            doc["nodes"] = redact(doc["nodes"])
+            body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+            answers.put(key, state, body)
+        return body
 
-    return _json(await run_in_threadpool(answer))
+    return Response(await run_in_threadpool(answer), media_type="application/json")
 
 
 def _workloads(store: Store, policies: PolicyCache, namespace: str | None) -> list[dict[str, Any]]:

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from stockade.model import Event
-from stockade.network.tables import graph_edges, graph_nodes
+from stockade.network.tables import graph_edges, graph_meta, graph_nodes
 
 _SLUG = re.compile(r"[a-z][a-z0-9_.-]{0,79}\Z")  # what may go in the comma-separated lists
 ALL_TIME = -1  # the hour of the rows that total every hour: what a graph without a window reads
@@ -214,6 +214,22 @@ class Delta:
             assert e.first is not None and e.last is not None
             t.seen(e.first, e.last)
         _apply_edges(conn, dialect, {**self.edges, **totals})
+        _raise_version(conn)
+
+
+def _raise_version(conn: Connection) -> None:
+    t = graph_meta
+    if not conn.execute(
+        update(t).where(t.c.name == "edges").values(version=t.c.version + 1)
+    ).rowcount:
+        conn.execute(t.insert().values(name="edges", version=1))
+
+
+def graph_version(conn: Connection) -> int:
+    """The aggregate's version: raised by every merge (0 before the first)."""
+    t = graph_meta
+    found = conn.execute(select(t.c.version).where(t.c.name == "edges")).scalar()
+    return int(found or 0)
 
 
 def _text(data: Mapping[str, Any], *keys: str) -> str | None:

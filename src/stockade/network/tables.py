@@ -93,3 +93,12 @@ graph_nodes = Table(
     Column("first_seen", DateTime(timezone=True), nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
 )
+
+# The aggregate's version, raised in the transaction of every merge: whoever caches an answer
+# built from the graph (the API) knows from one read whether it is still the store's.
+graph_meta = Table(
+    "network_graph_meta",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)

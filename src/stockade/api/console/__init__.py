@@ -38,8 +38,10 @@ PAGES = {
     "admin": "Users and tokens",
 }
 
+# Scripts only from the console itself. Styles may also be inline: Cytoscape.js sets style
+# attributes on the map's container and layers (no script can come in through a style).
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'"
 )
@@ -97,6 +99,11 @@ def _signed_in(request: Request, store: Store) -> bool:
 @router.get("/ui/")
 def home() -> RedirectResponse:
     return RedirectResponse("/ui/overview", status_code=303)
+
+
+@router.get("/favicon.ico")
+def favicon() -> RedirectResponse:
+    return RedirectResponse("/ui/static/favicon.svg", status_code=301)
 
 
 @router.get("/ui/login")

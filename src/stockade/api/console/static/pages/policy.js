@@ -1,4 +1,4 @@
-import { api, ApiError, h, clear, content, status, init, guarded, table, badge, may } from "/ui/static/app.js";
+import { api, h, clear, content, status, init, guarded, table, badge, may } from "/ui/static/app.js";
 
 // Firewall groups and their modes, the rules, the policy document (diff, apply); admission policy.
 
@@ -26,16 +26,13 @@ function editor(id, label, text, diffPath, applyPath) {
 }
 
 async function firewall(box) {
-  let policy;
-  try {
-    policy = await api("/api/v1/firewall/policy");
-  } catch (e) {
-    if (!(e instanceof ApiError && e.status === 404)) throw e;
+  const groups = await api("/api/v1/groups");
+  if (!groups.version) {
     box.append(h("p", {}, "No firewall policy applied yet."));
     box.append(editor("fw-doc", "Firewall policy document", "", "/api/v1/firewall/policy/diff", "/api/v1/firewall/policy"));
     return;
   }
-  const groups = await api("/api/v1/groups");
+  const policy = await api("/api/v1/firewall/policy");
   box.append(h("h2", {}, `Firewall policy ${policy.name} (version ${policy.version})`),
     table([
       { title: "Group", value: (g) => [g.name, g.cde ? " " : "", g.cde ? badge("CDE", "critical") : null] },
