@@ -54,7 +54,11 @@ from stockade.store.records import record_events  # noqa: E402
 NAMESPACES = [f"team-{i}" for i in range(20)]
 TIERS = ["web", "api", "db", "cache", "batch"]
 LEVELS = ("workload", "group", "namespace")
-WINDOWS = {"all": {}, "24h": {"since": "24h"}}  # all time: the default, read from the totals
+# all time (the default, read from the totals), the last 24 hours; "fresh": all time, with the
+# aggregate changed before every request, so the controller builds each answer anew (its answer
+# cache serves "all" and "24h" again while nothing changed)
+WINDOWS = {"all": {}, "24h": {"since": "24h"}, "fresh": {}}
+FRESH = "fresh"
 
 
 def _workloads(n: int) -> list[tuple[str, str, dict[str, str]]]:
@@ -221,6 +225,9 @@ def baseline(store: Store, since: datetime) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
+BUMP = "UPDATE network_graph_meta SET version = version + 1 WHERE name = 'edges'"
+
+
 def bench(path: Path, opts: argparse.Namespace) -> dict[str, list[float]]:
     url = f"sqlite:///{path}"
     store = open_store(url)
@@ -257,7 +264,11 @@ def bench(path: Path, opts: argparse.Namespace) -> dict[str, list[float]]:
                         for lv in LEVELS:
                             for w, extra in WINDOWS.items():
                                 lat = []
-                                for _ in range(opts.requests):
+                                n = opts.requests if w != FRESH else max(5, opts.requests // 5)
+                                for _ in range(n):
+                                    if w == FRESH:  # as a merge of new connections would
+                                        with store.begin() as conn:
+                                            conn.execute(text(BUMP))
                                     t0 = time.perf_counter()
                                     client.get(
                                         "/api/v1/graph", params={"level": lv, **extra}
@@ -320,7 +331,7 @@ def main() -> None:
         for w in WINDOWS:
             ratio = med[f"{lv} {w} p50"] / med["baseline p50"]
             print(
-                f"graph level={lv:9} window {w:3}  p50 {med[f'{lv} {w} p50']:7.1f} ms  "
+                f"graph level={lv:9} window {w:5}  p50 {med[f'{lv} {w} p50']:7.1f} ms  "
                 f"p99 {med[f'{lv} {w} p99']:7.1f} ms   p50 ratio to baseline {ratio:5.2f}"
             )
     print(
@@ -330,7 +341,12 @@ def main() -> None:
     for lv in LEVELS:
         p99 = med[f"{lv} all p99"]
         ok = "OK" if p99 < 200 else "MISSED"
-        print(f"target: graph level={lv} (default window) p99 < 200 ms ({p99:.1f} ms): {ok}")
+        fresh = med[f"{lv} {FRESH} p99"]
+        print(
+            f"target: graph level={lv} (default window) p99 < 200 ms: {p99:.1f} ms {ok} "
+            f"(served from the answer cache); built anew after a change: p99 {fresh:.1f} ms "
+            + ("OK" if fresh < 200 else "MISSED")
+        )
     print(f"total {time.perf_counter() - started:.0f} s")
 
 
