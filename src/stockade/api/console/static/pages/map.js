@@ -20,6 +20,9 @@ const state = {
   expanded: new Set(),
 };
 let graph = { nodes: [], edges: [] };
+let byId = new Map(); // node id -> node
+let byKey = new Map(); // "namespace/name" (or the address) -> node
+let drawnAs = new Map(); // node id -> the id it is drawn as (itself, or its collapsed namespace)
 let cy = null;
 let stopLive = null;
 let refreshTimer = null;
@@ -68,6 +71,7 @@ function drawn() {
   const elements = [];
   const seen = new Set();
   const alias = new Map();
+  drawnAs = alias;
   const parents = new Set();
   for (const n of graph.nodes) {
     if (state.hidden.has(n.id)) continue;
@@ -154,8 +158,8 @@ async function showEdge(e) {
       { title: "Bytes", value: (m) => bytes(m.bytes) },
       { title: "Last seen", value: (m) => when(m.last_seen) },
     ], members));
-  const from = graph.nodes.find((n) => n.id === members[0].source);
-  const to = graph.nodes.find((n) => n.id === members[0].target);
+  const from = byId.get(members[0].source);
+  const to = byId.get(members[0].target);
   if (from && to) {
     const q = new URLSearchParams({ limit: "50", since: state.since });
     if (from.namespace) q.set("namespace", from.namespace);
@@ -246,7 +250,7 @@ async function showNode(n) {
 // After an action: the graph again, and the panel of the same node with its new state.
 async function again(n) {
   await refresh();
-  const fresh = graph.nodes.find((x) => x.id === n.id);
+  const fresh = byId.get(n.id);
   if (fresh) await showNode(fresh);
 }
 
@@ -277,10 +281,31 @@ function render() {
     cy.on("tap", "edge", (ev) => guarded(() => showEdge(ev.target.data())));
     cy.on("dbltap", "node.box, node.collapsed", (ev) => toggle(ev.target.data("namespace")));
   } else {
-    cy.batch(() => { cy.elements().remove(); cy.add(elements); });
+    const nodeIds = elements.filter((e) => e.group === "nodes").map((e) => e.data.id).sort().join("\n");
+    const sameNodes = nodeIds === cy.nodes().map((n) => n.id()).sort().join("\n");
+    cy.batch(() => {
+      if (sameNodes) {
+        // the same nodes: update what is drawn in place and keep the layout the user sees
+        const keep = new Set();
+        for (const e of elements) {
+          keep.add(e.data.id);
+          const found = cy.getElementById(e.data.id);
+          if (found.nonempty()) { found.data(e.data); found.classes(e.classes || ""); } else cy.add(e);
+        }
+        cy.edges().filter((edge) => !keep.has(edge.id())).remove();
+      } else {
+        cy.elements().remove();
+        cy.add(elements);
+      }
+    });
+    if (sameNodes) { finishRender(elements); return; }
   }
   const big = cy.nodes().length > 800;
   cy.layout(big || !window.cytoscapeFcose ? { name: "cose", animate: false, numIter: big ? 200 : 1000 } : { name: "fcose", animate: false, quality: "default", randomize: true, nodeRepulsion: 6000 }).run();
+  finishRender(elements);
+}
+
+function finishRender(elements) {
   document.body.dataset.mapNodes = String(cy.nodes().length);
   document.body.dataset.mapEdges = String(cy.edges().length);
   renderHidden();
@@ -289,9 +314,12 @@ function render() {
 
 // The same graph as lists: reachable with the keyboard and by screen readers (the canvas is not).
 function renderLists(elements) {
-  const name = (id) => { const n = graph.nodes.find((x) => x.id === id); return n ? nodeKey(n) || n.id : id; };
+  const name = (id) => { const n = byId.get(id); return n ? nodeKey(n) || n.id : id.replace(/^ns:/, "namespace "); };
   const edges = elements.filter((e) => e.group === "edges").map((e) => e.data);
-  const nodes = graph.nodes.filter((n) => !state.hidden.has(n.id));
+  const text = state.search.toLowerCase();
+  const all = graph.nodes.filter((n) => !state.hidden.has(n.id) && (!text || `${nodeKey(n)} ${n.id}`.toLowerCase().includes(text)));
+  const LIST = 500;
+  const nodes = all.slice(0, LIST);
   clear(document.getElementById("edge-list")).append(table([
     { title: "From", value: (e) => name(e.source) },
     { title: "To", value: (e) => name(e.target) },
@@ -310,26 +338,38 @@ function renderLists(elements) {
     { title: "Mode", value: (n) => (n.mode ? badge(n.mode, n.mode) : "") },
     { title: "Quarantined", value: (n) => (n.quarantined ? badge("quarantined") : "") },
     { title: "Critical", value: (n) => (n.critical ? badge(String(n.critical), "critical") : "") },
-  ], nodes, { caption: "Workloads and addresses", onrow: (n) => guarded(() => showNode(n)) }));
+  ], nodes, { caption: all.length > LIST ? `Workloads and addresses (the first ${LIST} of ${all.length}: search to narrow)` : "Workloads and addresses", onrow: (n) => guarded(() => showNode(n)) }));
 }
 
 // An event that changes an edge is applied at once (status, DLP count), then the graph is refetched.
 function applyLive(ev) {
   if (!cy) return;
-  const from = refName(ev.resource);
-  const to = refName(ev.peer);
+  const from = byKey.get(refName(ev.resource));
+  const to = byKey.get(refName(ev.peer)) || byKey.get(ev.peer?.name);
   let changed = false;
-  cy.edges().forEach((edge) => {
-    const d = edge.data();
-    const s = graph.nodes.find((n) => n.id === d.source);
-    const t = graph.nodes.find((n) => n.id === d.target);
-    if (!s || !t || nodeKey(s) !== from || nodeKey(t) !== to) return;
-    if (ev.kind.startsWith("dlp.")) { edge.data("dlp", dlpCount(d) + 1); edge.data("label", `DLP ${dlpCount(d) + 1}`); edge.addClass("dlp"); changed = true; }
-    if (ev.action === "block" || ev.kind.endsWith("blocked")) { edge.data("status", "blocked"); edge.classes(`blocked${dlpCount(edge.data()) ? " dlp" : ""}`); changed = true; }
-    else if (ev.kind.includes("violation")) { edge.data("status", "violation"); edge.classes(`violation${dlpCount(edge.data()) ? " dlp" : ""}`); changed = true; }
-  });
-  document.body.dataset.lastLive = String(Date.now());
-  document.body.dataset.liveApplied = changed ? ev.id : document.body.dataset.liveApplied || "";
+  if (from && to) {
+    const s = drawnAs.get(from.id);
+    const t = drawnAs.get(to.id);
+    cy.edges().filter((edge) => edge.data("source") === s && edge.data("target") === t).forEach((edge) => {
+      const d = edge.data();
+      if (ev.kind.startsWith("dlp.")) {
+        const n = dlpCount(d) + 1;
+        edge.data({ dlp: n, dlp_hits: n, label: `DLP ${n}` });
+        edge.addClass("dlp");
+        changed = true;
+      }
+      if (ev.action === "block" || ev.kind.endsWith("blocked")) {
+        edge.data("status", "blocked");
+        edge.removeClass("ok clear tls violation").addClass("blocked");
+        changed = true;
+      } else if (ev.kind.includes("violation")) {
+        edge.data("status", "violation");
+        edge.removeClass("ok clear tls").addClass("violation");
+        changed = true;
+      }
+    });
+  }
+  if (changed) document.body.dataset.liveApplied = ev.id;
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(() => guarded(refresh), 1500);
 }
@@ -340,9 +380,11 @@ async function refresh() {
   if (state.encryption) q.set("encryption", state.encryption);
   if (state.violations) q.set("violations", "1");
   graph = await api(`/api/v1/graph?${q}`);
+  byId = new Map(graph.nodes.map((n) => [n.id, n]));
+  byKey = new Map(graph.nodes.map((n) => [nodeKey(n), n]));
   for (const e of graph.edges) {
-    e.source_label = graph.nodes.find((n) => n.id === e.source)?.label;
-    e.target_label = graph.nodes.find((n) => n.id === e.target)?.label;
+    e.source_label = byId.get(e.source)?.name;
+    e.target_label = byId.get(e.target)?.name;
   }
   render();
   status(`${graph.nodes.length} nodes, ${graph.edges.length} edges`);
