@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "stockade.cli.controller",
     "stockade.cli.capture",
     "stockade.cli.agent",
+    "stockade.cli.agent_run",
 )
 
 app = typer.Typer(
