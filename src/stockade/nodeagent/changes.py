@@ -37,7 +37,7 @@ DEFAULT_PROCESSES = (
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Watched:
     files: tuple[str, ...] = DEFAULT_FILES  # paths or globs, under ``root``
-    processes: tuple[str, ...] = DEFAULT_PROCESSES  # process names (argv[0]'s base name)
+    processes: tuple[str, ...] = DEFAULT_PROCESSES  # argv[0]'s base name, or the kernel's comm
     root: Path = Path("/")  # the node's filesystem (``/host`` in the agent's pod)
     proc: Path = Path("/proc")
 
@@ -73,11 +73,20 @@ def fingerprint(watched: Watched) -> dict[str, str]:
             continue
         argv = raw.rstrip(b"\0").split(b"\0")
         name = os.path.basename(argv[0].decode("utf-8", "replace")) if argv and argv[0] else ""
+        if name not in names:
+            name = _comm(entry)  # the executed file's name: a script's, not its interpreter's
         if name in names:
             lines.setdefault(name, []).append(" ".join(a.decode("utf-8", "replace") for a in argv))
     for name, cmdlines in lines.items():
         out[f"process:{name}"] = hashlib.sha256("\n".join(sorted(cmdlines)).encode()).hexdigest()
     return out
+
+
+def _comm(entry: Path) -> str:
+    try:
+        return (entry / "comm").read_text(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def _pids(proc: Path) -> list[Path]:
