@@ -133,11 +133,13 @@ def agent_run(
     controller_ca: ControllerCaOption = None,
     agent_name: AgentNameOption = None,
 ) -> None:
-    """Run the node agent: sensor, node CIS benchmark and container scans for this node's pods,
-    reported to the controller with the node's name (stops on SIGTERM or Ctrl-C).
+    """Run the node agent: sensor, CIS benchmark and container scans for this node's pods.
 
-    Exit codes: 0 stopped, 2 usage or configuration error, 3 the Kubernetes API or the node
-    unreadable at start."""
+    Everything is reported to the controller with the node's name; SIGTERM or Ctrl-C stops it.
+    See docs/agent.md.
+
+    Exit codes: 0 stopped, 2 usage or configuration error, 3 the Kubernetes API refusing or not
+    answering (or the node unreadable) at start."""
     import os
 
     from stockade.identity.sources import is_kubernetes, opened
