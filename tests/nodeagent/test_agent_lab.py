@@ -10,7 +10,10 @@ veth from the pod's network namespace, captures there, and reports to the contro
 - the node CIS benchmark runs at start and again after a watched configuration file changes;
 - the crm pod gets a process whose root filesystem is a small root filesystem of its own (the
   lab's other processes share the host's root, which the agent does not take for a container's):
-  its scan lands at the controller under the image digest the pod's containerStatuses name.
+  its scan lands at the controller under the image digest the pod's containerStatuses name;
+- quarantine in a cluster: the agent's enforcer follows the controller's quarantines, cutting a
+  pod's traffic on the node and restoring it when lifted, also for a pod quarantined before the
+  API described it.
 """
 
 from __future__ import annotations
@@ -107,10 +110,10 @@ class Cluster:
         assert answer.status_code == 200, answer.text
         return answer.json()
 
-    def post_card(self) -> str:
+    def post_card(self, pod: str = "crm") -> str:
         proc = subprocess.run(
             [
-                *("ip", "netns", "exec", f"{self.prefix}crm", "curl", "-s", "-m", "2"),
+                *("ip", "netns", "exec", f"{self.prefix}{pod}", "curl", "-s", "-m", "2"),
                 *("-o", "/dev/null", "-w", "%{http_code}"),
                 *("-d", f"card={LAB_CARD}", f"http://{self.inv.pod('orders').ipv4}:8080/"),
             ],
@@ -166,7 +169,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                     *("--node-netns", f"{prefix}node", "--role", "worker"),
                     *("--db", make_db(tmp / "node.db")),
                     *("--watch-file", str(watched), "--watch-every", "1s"),
-                    *("--heartbeat", "2s", "--duration", "85"),
+                    *("--heartbeat", "2s", "--duration", "85", "--enforce"),
                     *("--controller", controller.base, "--controller-ca", str(controller.ca)),
                     *("--agent-name", "lab-agent"),
                 ],
@@ -178,6 +181,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         stack.callback(stop, agent)
         c = Cluster(inv, prefix, api, controller, agent, log, watched)
         wait_for(lambda: "pod marketing/crm on vh-crm" in log.read_text(), 30, "crm attached", log)
+        wait_for(lambda: "enforcing" in log.read_text(), 30, "the enforcer", log)
         yield c
 
 
@@ -226,3 +230,24 @@ def test_a_running_containers_filesystem_is_scanned(cluster: Cluster) -> None:
     assert image["digest"] == IMAGE.split("@")[1]
     detail = cluster.read(f"/api/v1/images/{image['digest']}")
     assert "CVE-2024-37891" in {v["id"] for v in detail["vulnerabilities"]["items"]}
+
+
+def test_quarantine_follows_the_controller_and_the_pods(cluster: Cluster) -> None:
+    def change(method: str, workload: str) -> None:
+        with cluster.controller.client("operator") as c:
+            answer = c.request(method, f"/api/v1/quarantine/{workload}")
+        assert answer.status_code in (200, 201), answer.text
+
+    assert cluster.post_card() == "200"
+    change("POST", "marketing/crm")
+    wait_for(lambda: cluster.post_card() == "000", 15, "crm cut off", cluster.log)
+    change("DELETE", "marketing/crm")
+    wait_for(lambda: cluster.post_card() == "200", 15, "crm back", cluster.log)
+
+    # quarantined while the API does not describe it: cut as soon as the pod arrives
+    change("POST", f"shop/{LATE}")
+    assert cluster.post_card(LATE) == "200"
+    cluster.api.change(PODS, "ADDED", pod_document(cluster.inv, LATE))
+    wait_for(lambda: cluster.post_card(LATE) == "000", 15, "the late pod cut off", cluster.log)
+    change("DELETE", f"shop/{LATE}")
+    wait_for(lambda: cluster.post_card(LATE) == "200", 15, "the late pod back", cluster.log)

@@ -118,6 +118,15 @@ def agent_run(
     scan: Annotated[
         bool, typer.Option("--scan/--no-scan", help="Scan running containers' filesystems.")
     ] = True,
+    enforce: Annotated[
+        bool,
+        typer.Option(
+            "--enforce/--no-enforce",
+            help="Run the firewall enforcer for the node (`stockade enforcer --identities ... "
+            "--controller ...`, supervised): the controller's policy and quarantines, followed "
+            "as pods come and go. Needs --controller.",
+        ),
+    ] = False,
     heartbeat: Annotated[
         str, typer.Option("--heartbeat", help="Longest quiet time at the controller (1s to 5m).")
     ] = "30s",
@@ -150,7 +159,11 @@ def agent_run(
         raise UsageError("--identities: the agent follows the Kubernetes API (kubernetes[:FILE])")
     if duration is not None and duration <= 0:
         raise UsageError("--duration must be positive")
-    if (sensor or scan) and os.geteuid() != 0:
+    if enforce and not controller:
+        raise UsageError(
+            "--enforce follows the controller's policy and quarantines: give --controller"
+        )
+    if (sensor or scan or enforce) and os.geteuid() != 0:
         raise UsageError(
             "the agent needs root for capture and container scans (--no-sensor --no-scan)"
         )
@@ -189,9 +202,59 @@ def agent_run(
         agent = NodeAgent(directory, settings, jobs)
         _on_signals(agent.stop)
         _say(f"agent: node {node}, {len(agent.local_pods())} pods known; SIGTERM stops")
-        agent.run(duration)
+        enforcer = None
+        if enforce:
+            enforcer = _enforcer(options, identities, node, node_netns, db, reporter)
+            enforcer.start()
+        try:
+            agent.run(duration)
+        finally:
+            if enforcer is not None:
+                enforcer.stop()
+                _release_host_netns(node_netns)
     store.close()
     _say(f"agent stopped: {agent.bench_runs} CIS runs, {agent.scans_started} container scans")
+
+
+HOST_NETNS = "stockade-host"
+
+
+def _enforcer(
+    options: AgentOptions,
+    identities: str,
+    node: str,
+    node_netns: str | None,
+    db: str | None,
+    reporter: Any,
+) -> Any:
+    """``stockade enforcer`` for the node's namespace as a supervised child (its own spool, named
+    ``<agent>-enforcer``; the token passed in its environment, never on its command line)."""
+    import os
+    import sys
+
+    from stockade.network.netns import run
+    from stockade.nodeagent.supervise import Supervised
+
+    if node_netns is None:
+        # nft and iptables run through `ip netns exec`: give the host's namespace a name
+        run(["ip", "netns", "attach", HOST_NETNS, str(os.getpid())])
+    name = (reporter.agent.name if reporter is not None else options.name or node) + "-enforcer"
+    argv = [
+        *(sys.executable, "-m", "stockade", "enforcer", "--identities", identities),
+        *("--node", node, "--netns", node_netns or HOST_NETNS, "--agent-name", name),
+        *(("--db", db) if db else ()),
+        *("--controller", str(options.controller)),
+        *(("--controller-ca", str(options.ca)) if options.ca else ()),
+    ]
+    env = {**os.environ, "STOCKADE_CONTROLLER_TOKEN": str(options.token)}
+    return Supervised("firewall enforcer", argv, env=env, notice=_say)
+
+
+def _release_host_netns(node_netns: str | None) -> None:
+    if node_netns is None:
+        from stockade.network.netns import run
+
+        run(["ip", "netns", "delete", HOST_NETNS], check=False)  # the name only
 
 
 def _on_signals(stop: Any) -> None:
