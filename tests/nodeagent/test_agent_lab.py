@@ -246,6 +246,7 @@ def test_quarantine_follows_the_controller_and_the_pods(cluster: Cluster) -> Non
 
     # quarantined while the API does not describe it: cut as soon as the pod arrives
     change("POST", f"shop/{LATE}")
+    time.sleep(5)  # the enforcer asks the controller every 2 s: it has the list before the pod
     assert cluster.post_card(LATE) == "200"
     cluster.api.change(PODS, "ADDED", pod_document(cluster.inv, LATE))
     wait_for(lambda: cluster.post_card(LATE) == "000", 15, "the late pod cut off", cluster.log)
