@@ -52,6 +52,19 @@ def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
     )
 
 
+def test_enforcement_needs_its_pieces() -> None:
+    one_line_error(agent("run", "--node", "n1", "--enforce"), 2, "give --controller")
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    out = subprocess.run(
+        [sys.executable, "-m", "stockade", "enforcer", "--identities", "kubernetes"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    one_line_error(out, 2, "--identities and --netns go together")
+
+
 def test_an_api_that_refuses_the_token_is_exit_3(tmp_path: Path) -> None:
     with FakeApiServer(tmp_path, "the-right-token") as api:
         (tmp_path / "ca.crt").write_bytes(api.files.ca_cert.read_bytes())

@@ -174,7 +174,13 @@ class NodeAgent:
         self._scanned.add(key)
         self.scans_started += 1
         future = self._pool.submit(self._scan, pod, workload)
+        future.add_done_callback(self._unexpected)
         self._pending.add(future)
+
+    def _unexpected(self, future: Future[None]) -> None:
+        exc = None if future.cancelled() else future.exception()
+        if exc is not None:  # a bug, not a scan error: said, not swallowed by the pool
+            self.jobs.notice(f"agent: scan job failed: {type(exc).__name__}: {exc}")
 
     def _scan(self, pod: PodInterface, workload: Workload) -> None:
         assert self.jobs.scan is not None
