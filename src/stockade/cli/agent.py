@@ -95,13 +95,13 @@ def spool_max_bytes() -> int:
     return int(m.group(1)) * _UNITS[m.group(2)]
 
 
-def _agent(name: str | None, capabilities: tuple[str, ...]) -> AgentInfo:
+def _agent(name: str | None, capabilities: tuple[str, ...], node: str | None = None) -> AgentInfo:
     from stockade import __version__
     from stockade.events.ingest import parse_agent
     from stockade.model.errors import InputError
 
     host = socket.gethostname()
-    node = os.environ.get("NODE_NAME") or host
+    node = node or os.environ.get("NODE_NAME") or host
     try:
         return parse_agent(
             {
@@ -121,8 +121,16 @@ def spool_for(agent_name: str) -> Path:
 
 
 @contextmanager
-def reporting(options: AgentOptions, capabilities: tuple[str, ...]) -> Iterator[Reporter | None]:
-    """A started reporter when ``--controller`` is given (closed, and flushed, on exit), else None."""
+def reporting(
+    options: AgentOptions,
+    capabilities: tuple[str, ...],
+    *,
+    node: str | None = None,
+    heartbeat: float | None = None,
+) -> Iterator[Reporter | None]:
+    """A started reporter when ``--controller`` is given (closed, and flushed, on exit), else None;
+    ``node`` is the node reported (default ``$NODE_NAME``, else the host name), ``heartbeat`` the
+    longest quiet time before an empty batch says the agent is up."""
     if not options.controller:
         if options.token or options.ca:
             raise UsageError("--token and --controller-ca need --controller")
@@ -134,9 +142,9 @@ def reporting(options: AgentOptions, capabilities: tuple[str, ...]) -> Iterator[
     if not options.token:
         raise UsageError("--controller needs --token (or STOCKADE_CONTROLLER_TOKEN)")
     link = ControllerLink(url=options.controller, token=options.token, ca=options.ca)
-    agent = _agent(options.name, capabilities)
+    agent = _agent(options.name, capabilities, node)
     spool = Spool(spool_for(agent.name), max_bytes=spool_max_bytes())
-    reporter = Reporter(link, agent, spool)
+    reporter = Reporter(link, agent, spool, heartbeat=heartbeat)
     with reporter:
         yield reporter
     stats = reporter.stats
@@ -150,7 +158,9 @@ def reporting(options: AgentOptions, capabilities: tuple[str, ...]) -> Iterator[
     )
 
 
-agent_app = typer.Typer(help="The agent's spool of events for the controller.")
+agent_app = typer.Typer(
+    help="The node agent (`agent run`, one per node) and the spool of events for the controller."
+)
 
 
 @agent_app.command("flush")

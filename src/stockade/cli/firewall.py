@@ -244,6 +244,25 @@ def enforcer(
         bool,
         typer.Option("--remove", help="Only remove rules left by an enforcer that was killed."),
     ] = False,
+    identities: Annotated[
+        str | None,
+        typer.Option(
+            "--identities",
+            help="Workloads from the Kubernetes API instead of the lab: `kubernetes` or "
+            "`kubernetes:KUBECONFIG`, followed as pods come and go (needs --netns).",
+        ),
+    ] = None,
+    node: Annotated[
+        str | None,
+        typer.Option("--node", help="With --identities: this node's name (the agent's scope)."),
+    ] = None,
+    netns: Annotated[
+        str | None,
+        typer.Option(
+            "--netns",
+            help="With --identities: the named network namespace the node's rules go into.",
+        ),
+    ] = None,
     db: DbOption = None,
     controller: ControllerOption = None,
     token: TokenOption = None,
@@ -251,29 +270,48 @@ def enforcer(
     agent_name: AgentNameOption = None,
 ) -> None:
     """Enforce the policy on the node: kernel rules, first-bytes verdicts, events; rules removed on exit."""
+    from stockade.model.errors import UsageError
+
+    if (identities is None) != (netns is None) or (node is not None and identities is None):
+        raise UsageError("--identities and --netns go together (and --node with them)")
     if remove:
         from stockade.firewall.enforce import nft
 
-        inv, _ = _directory(lab_state)
-        nft.remove(inv.node_netns)
-        console.print(f"firewall rules removed from {inv.node_netns}")
+        namespace = netns if netns is not None else _directory(lab_state)[0].node_netns
+        nft.remove(namespace)
+        console.print(f"firewall rules removed from {namespace}")
         return
-    from stockade.model.errors import UsageError
-
     if fail not in ("open", "closed"):
         raise UsageError("--fail is open or closed")
-    inv, directory = _directory(lab_state)
+    import contextlib
+
     from stockade.cli.agent import AgentOptions, reporting
 
-    agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
-    with reporting(agent, ("firewall", "dlp")) as reporter:
-        stats = _enforce(db, inv, directory, policy, queue, depth, fail, duration, reporter)
+    live = None
+    with contextlib.ExitStack() as stack:
+        if identities is not None:
+            from stockade.firewall.policy.endpoints import Directory
+            from stockade.identity.sources import is_kubernetes, opened
+
+            if not is_kubernetes(identities):
+                raise UsageError("--identities: kubernetes or kubernetes:KUBECONFIG")
+            assert netns is not None
+            live = stack.enter_context(opened(identities, node=node))
+            namespace, directory = netns, Directory.from_identities(live)
+        else:
+            inv, directory = _directory(lab_state)
+            namespace = inv.node_netns
+        agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
+        reporter = stack.enter_context(reporting(agent, ("firewall", "dlp"), node=node))
+        stats = _enforce(
+            db, namespace, directory, policy, queue, depth, fail, duration, reporter, live
+        )
     console.print(f"enforcer stopped; rules removed. {stats}")
 
 
 def _enforce(
     db: str | None,
-    inv: Any,
+    namespace: str,
     directory: Any,
     policy: list[Path] | None,
     queue: int,
@@ -281,6 +319,7 @@ def _enforce(
     fail: str,
     duration: float | None,
     reporter: Any,
+    identities: Any = None,
 ) -> Any:
     from stockade.firewall.enforce.nft import Settings
     from stockade.firewall.enforce.service import Hooks, serve
@@ -288,20 +327,21 @@ def _enforce(
     hooks = Hooks(
         events=reporter.add_all if reporter is not None else (lambda batch: None),
         ready=lambda pol: err_console.print(
-            f"enforcing {len(pol.spec.rules)} rules in {inv.node_netns} "
+            f"enforcing {len(pol.spec.rules)} rules in {namespace} "
             f"(queue {queue}, fail {fail}); Ctrl-C to stop"
         ),
         reloading=lambda version: err_console.print(f"policy version {version}: re-applying"),
     )
     return serve(
         open_db(db),
-        inv.node_netns,
+        namespace,
         directory,
         Settings(queue=queue, depth=depth, fail_open=fail == "open"),
         policy_files=policy,
         duration=duration,
         hooks=hooks,
         controller=reporter.link if reporter is not None else None,
+        identities=identities,
     )
 
 

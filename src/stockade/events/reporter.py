@@ -12,7 +12,9 @@ first, to ``POST /api/v1/agents/events``, deleting a batch once the controller a
 - events dropped because the spool was full are reported as an ``agent.dropped`` event on the next
   successful post, and on stderr when they are dropped;
 - ``close`` flushes within a deadline; what is left stays in the spool for the next agent run
-  (``stockade agent flush``).
+  (``stockade agent flush``);
+- with ``heartbeat`` (seconds), a long-running agent that has had nothing to send for that long
+  posts an empty batch: the controller counts every batch as the agent's heartbeat.
 
 ``add_connection`` queues a connection record (``ConnectionRecord.to_dict()``) the same way: it
 travels in the same batches and spool files (a line ``{"connection": RECORD}``) and is posted in
@@ -133,6 +135,7 @@ class Reporter:
         batch_events: int = 500,
         interval: float = 1.0,
         notice: Callable[[str], None] = _stderr,
+        heartbeat: float | None = None,
     ) -> None:
         if not 1 <= batch_events <= MAX_EVENTS:
             raise UsageError(f"a batch holds 1 to {MAX_EVENTS} events")
@@ -142,6 +145,8 @@ class Reporter:
         self.batch_events = batch_events
         self.interval = interval
         self.notice = notice
+        self.heartbeat = heartbeat
+        self._last_post = 0.0  # monotonic time of the last answered post (0: never)
         self.stats = ReportStats()
         self._agent_json = json.dumps(
             {
@@ -250,7 +255,16 @@ class Reporter:
             return True
         if self._buffer and now - self._buffer_since >= self.interval:
             return True
-        return self._backlog and now >= self._retry_at
+        if self._backlog and now >= self._retry_at:
+            return True
+        return self._beat_due(now)
+
+    def _beat_due(self, now: float) -> bool:
+        return (
+            self.heartbeat is not None
+            and now >= self._retry_at
+            and now - self._last_post >= self.heartbeat
+        )
 
     def _run(self) -> None:
         while True:
@@ -264,6 +278,8 @@ class Reporter:
                         waits.append(self._buffer_since + self.interval - now)
                     if self._backlog:
                         waits.append(self._retry_at - now)
+                    if self.heartbeat is not None:
+                        waits.append(max(self._retry_at, self._last_post + self.heartbeat) - now)
                     self._cond.wait(max(0.01, min(waits)))
                 lines, self._buffer = self._buffer, []
                 closing = self._closing
@@ -275,6 +291,17 @@ class Reporter:
                 self._note_error(str(exc))
             if closing:
                 return
+            if self._beat_due(time.monotonic()):
+                self._beat()
+
+    def _beat(self) -> None:
+        """An empty batch: the controller records the agent as up (and its capabilities)."""
+        try:
+            self._post([])
+        except (_Refused, httpx.HTTPError, OSError, StockadeError) as exc:
+            self._failed(exc)
+        else:
+            self._recovered()
 
     def _spool_lines(self, lines: list[bytes]) -> None:
         batch: list[bytes] = []
@@ -359,6 +386,7 @@ class Reporter:
             timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
         )
         if response.status_code == 200:
+            self._last_post = time.monotonic()
             try:
                 answer = response.json()
                 self.stats.accepted += int(answer.get("accepted", 0))

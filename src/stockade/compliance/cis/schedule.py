@@ -1,11 +1,12 @@
 """Running a node benchmark once or again and again (``bench k8s --every 1h``): the node is read
 afresh for every run (configuration files and process command lines change), and each run's
-findings are recorded when a store is given."""
+findings are recorded when a store is given. The wait between runs is ``time.sleep`` unless the
+caller gives its own (the node agent's wakes early when a watched configuration changes)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from stockade.compliance.cis.engine import RunResult, run
@@ -27,9 +28,10 @@ def repeated_runs(
     store: Store | None = None,
     every: float | None = None,
     max_runs: int | None = None,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> Iterator[tuple[RunResult, str | None]]:
     """Each run's result and its stored run id; one run unless ``every`` (seconds) is given, then
-    until ``max_runs`` (or forever)."""
+    until ``max_runs`` (or forever), waiting with ``sleep(every)`` between runs."""
     runs = 0
     while True:
         node = open_node(root, processes)
@@ -39,4 +41,4 @@ def repeated_runs(
         runs += 1
         if every is None or (max_runs is not None and runs >= max_runs):
             return
-        time.sleep(every)
+        sleep(every)

@@ -91,6 +91,16 @@ class Enforcer:
         nft.apply(self.node, ruleset, self.settings)
         self.inspector, self.ruleset = inspector, ruleset
 
+    def rebase(self, directory: Directory) -> None:
+        """Swap in a new set of workloads (the identity seam changed): the same policy's rules
+        recompiled with the new addresses, replaced atomically as :meth:`update` does."""
+        previous, self.directory = self.directory, directory
+        try:
+            self.update(self.inspector.policy)
+        except Exception:
+            self.directory = previous  # the kernel refused: the old rules and workloads stay
+            raise
+
     def _flush_learned(self) -> None:
         if not self._learned or time.monotonic() < self._retry_learned_at:
             return

@@ -181,6 +181,7 @@ class QuarantineFollower:
         self.directory = directory
         self.emit = emit
         self._elsewhere: set[str] = set()  # listed workloads not on this node (said once)
+        self.wanted: dict[str, str] | None = None  # the controller's last list
 
     def owned(self) -> dict[str, str]:
         """The quarantines on this node that came from the controller: {workload: reason}."""
@@ -192,6 +193,7 @@ class QuarantineFollower:
 
     def apply(self, wanted: dict[str, str]) -> bool:
         """Quarantine and lift to match ``wanted``; False when a change failed (retried)."""
+        self.wanted = dict(wanted)
         ok = True
         have = self.owned()
         for workload in sorted(set(have) - set(wanted)):

@@ -1,6 +1,7 @@
 """The enforcer as a service: enforce the policy on a node until stopped, re-applying it when the
 stored version changes, with events written in batches and learned connections stored; with a
-controller, its recorded quarantines and its firewall policy followed by version (:mod:`.follow`)."""
+controller, its recorded quarantines and its firewall policy followed by version (:mod:`.follow`);
+with a live identity directory (the Kubernetes API), the workloads followed too."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from stockade.firewall.policy.endpoints import Directory
 from stockade.firewall.policy.files import load_files, parse_texts
 from stockade.firewall.policy.model import Policy
 from stockade.firewall.policy.store import load_policy, record_learned
+from stockade.identity import Directory as Identities
 from stockade.model import Event
 from stockade.model.errors import ConfigError
 from stockade.store import Store
@@ -54,11 +56,14 @@ def serve(
     hooks: Hooks | None = None,
     controller: ControllerLink | None = None,
     follow_every: float = 2.0,
+    identities: Identities | None = None,
 ) -> dict[str, Any]:
     """Enforce ``policy_files`` (fixed) or the stored policy (followed by version) in ``node``'s
     namespace until ``duration`` passes or a signal stops it; returns the inspector's counters.
     With ``controller``, its recorded quarantines are applied and lifted as they change, and its
     firewall policy, once it has one, replaces the local one (local changes are then ignored).
+    With ``identities`` (kept current by a watch), the rules are recompiled for the new
+    workloads when it changes, checked at every poll.
     Every rule made is removed on the way out (quarantines stay: they are state, not policy)."""
     from stockade.firewall.enforce.follow import (
         ConfigFetcher,
@@ -79,8 +84,22 @@ def serve(
     current = {"version": version}
 
     follower: ConfigFollower | None = None
+    quarantines: QuarantineFollower | None = None
+    seen = {"identities": identities.version if identities is not None else 0}
+
+    def follow_workloads() -> None:
+        if identities is None or identities.version == seen["identities"]:
+            return
+        seen["identities"] = identities.version
+        fresh = Directory.from_identities(identities)
+        enforcer.rebase(fresh)
+        if quarantines is not None:
+            quarantines.directory = fresh
+            if quarantines.wanted is not None:  # a listed workload may have just arrived
+                quarantines.apply(quarantines.wanted)
 
     def poll() -> Policy | None:
+        follow_workloads()
         if follower is not None:
             follower.apply()
             if follower.policy is not None and follower.policy.version is not None:
@@ -111,9 +130,10 @@ def serve(
     fetcher = None
     if controller is not None:
         fetcher = ConfigFetcher(controller, every=follow_every)
+        quarantines = QuarantineFollower(store, node, directory, emit=writer.put)
         follower = ConfigFollower(
             fetcher,
-            QuarantineFollower(store, node, directory, emit=writer.put),
+            quarantines,
             PolicyFollower(node, enforcer.update, emit=writer.put),
         )
     writer.start()
