@@ -57,8 +57,11 @@ LEVELS = ("workload", "group", "namespace")
 # all time (the default, read from the totals), the last 24 hours; "fresh": all time, with the
 # aggregate changed before every request, so the controller builds each answer anew (its answer
 # cache serves "all" and "24h" again while nothing changed)
-WINDOWS = {"all": {}, "24h": {"since": "24h"}, "fresh": {}}
+# "stale": the same change before every request, asked as the console's map asks
+# (allow_stale=1: the previous answer, at most 10 s old, while the new one is built)
+WINDOWS = {"all": {}, "24h": {"since": "24h"}, "fresh": {}, "stale": {"allow_stale": "1"}}
 FRESH = "fresh"
+CHANGED = (FRESH, "stale")
 
 
 def _workloads(n: int) -> list[tuple[str, str, dict[str, str]]]:
@@ -264,9 +267,13 @@ def bench(path: Path, opts: argparse.Namespace) -> dict[str, list[float]]:
                         for lv in LEVELS:
                             for w, extra in WINDOWS.items():
                                 lat = []
-                                n = opts.requests if w != FRESH else max(5, opts.requests // 5)
+                                n = (
+                                    opts.requests
+                                    if w not in CHANGED
+                                    else max(5, opts.requests // 5)
+                                )
                                 for _ in range(n):
-                                    if w == FRESH:  # as a merge of new connections would
+                                    if w in CHANGED:  # as a merge of new connections would
                                         with store.begin() as conn:
                                             conn.execute(text(BUMP))
                                     t0 = time.perf_counter()
@@ -341,11 +348,13 @@ def main() -> None:
     for lv in LEVELS:
         p99 = med[f"{lv} all p99"]
         ok = "OK" if p99 < 200 else "MISSED"
-        fresh = med[f"{lv} {FRESH} p99"]
+        fresh, stale = med[f"{lv} {FRESH} p99"], med[f"{lv} stale p99"]
         print(
-            f"target: graph level={lv} (default window) p99 < 200 ms: {p99:.1f} ms {ok} "
-            f"(served from the answer cache); built anew after a change: p99 {fresh:.1f} ms "
+            f"target: graph level={lv} (default window) p99 < 200 ms: unchanged store {p99:.1f} ms "
+            f"{ok}; after a change, built anew {fresh:.1f} ms "
             + ("OK" if fresh < 200 else "MISSED")
+            + f", as the map asks (allow_stale) {stale:.1f} ms "
+            + ("OK" if stale < 200 else "MISSED")
         )
     print(f"total {time.perf_counter() - started:.0f} s")
 

@@ -3,6 +3,7 @@ connection records and events in, edges aggregated at three levels out, badges, 
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -239,3 +240,32 @@ def test_events_only_batches_answer_as_before(controller: Controller) -> None:
         r = agent.post("/api/v1/agents/events", json={"agent": AGENT, "events": [ev]})
     assert r.json() == {"accepted": 1, "duplicates": 0}
     assert edge(graph(controller, namespace="plain"), "wl:plain/a", "wl:plain/b")["violations"] == 1
+
+
+def test_answers_are_the_stores_and_stale_ones_only_when_asked_for(controller: Controller) -> None:
+    """A graph answer is cached while nothing changes; after a change a plain request gets the
+    new graph at once, and one with ``allow_stale`` may get the previous answer (saying its age)
+    but sees the change once the background build is done."""
+    a, b, c = pod("cache", "a"), pod("cache", "b"), pod("cache", "c")
+    post(controller, [record(a, b, port=80, protocol="proto.http", sent=1)])
+    with controller.client("reader") as client:
+
+        def ask(**params: object) -> tuple[dict, int]:  # type: ignore[type-arg]
+            r = client.get("/api/v1/graph", params={"namespace": "cache", **params})
+            r.raise_for_status()
+            return r.json(), int(r.headers["x-stockade-graph-age"])
+
+        first, _ = ask(allow_stale=1)
+        again, _ = ask(allow_stale=1)
+        assert again == first  # unchanged store: the cached answer
+        post(controller, [record(a, c, port=80, protocol="proto.http", sent=1)])
+        stale, age = ask(allow_stale=1)  # may still be the previous answer, with its age
+        assert age >= 0 and {e["target"] for e in stale["edges"]} <= {"wl:cache/b", "wl:cache/c"}
+        fresh, _ = ask()
+        assert {e["target"] for e in fresh["edges"]} == {"wl:cache/b", "wl:cache/c"}
+        for _ in range(50):
+            later, _ = ask(allow_stale=1)
+            if len(later["edges"]) == 2:
+                break
+            time.sleep(0.1)
+        assert {e["target"] for e in later["edges"]} == {"wl:cache/b", "wl:cache/c"}

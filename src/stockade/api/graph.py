@@ -10,8 +10,11 @@ it again (nodes, events) where that stays cheap at 20,000 edges.
 # No "from __future__ import annotations": FastAPI reads the dependency aliases at run time.
 
 import json
+import logging
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -31,6 +34,7 @@ from stockade.store.tables import events
 from stockade.store.versions import config_version
 
 router = APIRouter()
+log = logging.getLogger("stockade.api")
 RECENT_EVENTS = 50
 
 
@@ -44,29 +48,58 @@ def _policies(request: Request) -> PolicyCache:
 
 class AnswerCache:
     """Graph answers already serialised, each with the state of the store it was built from (the
-    aggregate's version, the configuration's version, the newest scan summary, the hour): an answer
-    is served again only while all of those are unchanged. Bounded (least recently used out)."""
+    aggregate's version, the configuration's version, the newest scan summary, the hour).
+
+    An answer whose state is still the store's is served as it is. After a change, the previous
+    answer is served while one background build makes the new one (at most one per query), as
+    long as the previous answer is younger than ``MAX_STALE`` seconds; older than that, the request
+    builds the answer itself. Answers say their age (``X-Stockade-Graph-Age``, milliseconds since
+    their build began). Bounded: the least recently used answers go first."""
 
     SIZE = 32
+    MAX_STALE = 10.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._answers: OrderedDict[Any, tuple[Any, bytes]] = OrderedDict()
+        self._answers: OrderedDict[Any, tuple[Any, bytes, float]] = OrderedDict()
+        self._building: set[Any] = set()
 
-    def get(self, key: Any, state: Any) -> bytes | None:
+    def serve(
+        self, key: Any, state: Any, build: Callable[[], bytes], *, allow_stale: bool
+    ) -> tuple[bytes, float]:
+        """The answer for ``key`` and its age in seconds (a previous one only if ``allow_stale``)."""
+        now = time.monotonic()
         with self._lock:
             found = self._answers.get(key)
-            if found is None or found[0] != state:
-                return None
-            self._answers.move_to_end(key)
-            return found[1]
+            if found is not None:
+                self._answers.move_to_end(key)
+                if found[0] == state:
+                    return found[1], now - found[2]
+                if allow_stale and now - found[2] < self.MAX_STALE:
+                    if key not in self._building:
+                        self._building.add(key)
+                        threading.Thread(
+                            target=self._build, args=(key, state, build), daemon=True
+                        ).start()
+                    return found[1], now - found[2]
+        return self._build(key, state, build), 0.0
 
-    def put(self, key: Any, state: Any, body: bytes) -> None:
+    def _build(self, key: Any, state: Any, build: Callable[[], bytes]) -> bytes:
+        began = time.monotonic()
+        try:
+            body = build()
+        except Exception:  # a background build that failed: the next request builds again
+            log.exception("building the graph answer failed")
+            raise
+        finally:
+            with self._lock:
+                self._building.discard(key)
         with self._lock:
-            self._answers[key] = (state, body)
+            self._answers[key] = (state, body, began)
             self._answers.move_to_end(key)
             while len(self._answers) > self.SIZE:
                 self._answers.popitem(last=False)
+        return body
 
 
 def _answers(request: Request) -> AnswerCache:
@@ -114,6 +147,10 @@ async def graph(
     namespace: Annotated[str | None, Query(max_length=253)] = None,
     encryption: Annotated[str | None, Query(pattern="^(clear|tls)$")] = None,
     violations: Annotated[bool, Query(description="only edges with violations or blocks")] = False,
+    allow_stale: Annotated[
+        bool,
+        Query(description="the previous answer (at most 10 s old) while a new one is built"),
+    ] = False,
 ) -> Response:
     """Nodes and edges of the connection graph at one level (workload, group or namespace),
     over every connection, or those from ``since`` on (rounded down to the hour)."""
@@ -128,17 +165,20 @@ async def graph(
     answers = _answers(request)
     key = (level, since, namespace, encryption, violations)
 
-    def answer() -> bytes:
-        state = _state(store)
-        body = answers.get(key, state)
-        if body is None:
+    def answer() -> tuple[bytes, float]:
+        def build() -> bytes:
             doc = build_graph(store, Context(store, policies), q)
             doc["nodes"] = redact(doc["nodes"])
-            body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
-            answers.put(key, state, body)
-        return body
+            return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
-    return Response(await run_in_threadpool(answer), media_type="application/json")
+        return answers.serve(key, _state(store), build, allow_stale=allow_stale)
+
+    body, age = await run_in_threadpool(answer)
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"X-Stockade-Graph-Age": str(int(age * 1000))},
+    )
 
 
 def _workloads(store: Store, policies: PolicyCache, namespace: str | None) -> list[dict[str, Any]]:

@@ -249,7 +249,7 @@ async function showNode(n) {
 
 // After an action: the graph again, and the panel of the same node with its new state.
 async function again(n) {
-  await refresh();
+  await refresh(true);
   const fresh = byId.get(n.id);
   if (fresh) await showNode(fresh);
 }
@@ -371,11 +371,14 @@ function applyLive(ev) {
   }
   if (changed) document.body.dataset.liveApplied = ev.id;
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => guarded(refresh), 1500);
+  refreshTimer = setTimeout(() => guarded(() => refresh()), 1500);
 }
 
-async function refresh() {
+// Loads and live refreshes may take the controller's previous answer while it builds the new one
+// (at most 10 s old); after the user's own action the answer must be the store's.
+async function refresh(consistent = false) {
   const q = new URLSearchParams({ level: state.level, since: state.since });
+  if (!consistent) q.set("allow_stale", "1");
   if (state.namespace) q.set("namespace", state.namespace);
   if (state.encryption) q.set("encryption", state.encryption);
   if (state.violations) q.set("violations", "1");
