@@ -82,10 +82,11 @@ def main() -> None:
             f"{name:32}{med(name, 0):8.3f}   {min(walls):.3f}-{max(walls):.3f}"
             f"{med(name, 1):8.3f}{med(name, 0) / base_wall:8.1f}{med(name, 1) / base_cpu:7.1f}"
         )
-    version = med("stockade --version", 0)
+    wall, cpu = med("stockade --version", 0), med("stockade --version", 1)
     print(
-        f"target: stockade --version < {TARGET:.3f} s: {version:.3f} s "
-        f"{'OK' if version < TARGET else 'MISSED'}"
+        f"target: stockade --version < {TARGET:.3f} s: wall {wall:.3f} s "
+        f"{'OK' if wall < TARGET else 'MISSED'}, cpu {cpu:.3f} s {'OK' if cpu < TARGET else 'MISSED'}"
+        " (on a loaded machine wall clock suffers from other work, CPU time much less)"
     )
 
 
