@@ -1,73 +1,113 @@
-"""The ``stockade`` command. Each command group lives in its own module with a ``register(app)``
-function; the list below is the whole registry (no import side effects)."""
+"""The ``stockade`` command's entry point and its registry of commands.
+
+This module stays light, because the console script imports it before anything runs:
+``stockade --version`` (or ``-V``) answers before Typer, Click or Rich is imported, and the Typer
+app (``stockade.cli.root``, built on first use of ``app``) imports a command's module only when
+that command runs or shows its own help. ``stockade --help`` lists every command from the table
+below without importing any command module.
+
+Each command module has a ``register(app)`` function that adds its commands to a Typer app. A new
+command is one row of ``COMMANDS``: its name, the modules whose ``register`` adds it (in order) and
+its one-line help, the first sentence of the command's own help (tests/cli/test_startup.py checks
+that the rows and the modules agree).
+"""
 
 from __future__ import annotations
 
-import importlib
 import sys
-
-import typer
+from typing import TYPE_CHECKING, Any
 
 from stockade import __version__
-from stockade.cli.common import err_console, guard_standard_streams
-from stockade.model.errors import StockadeError
-from stockade.model.redact import install_log_redaction, redact_text
 
-COMMAND_MODULES = (
-    "stockade.cli.up",
-    "stockade.cli.demo",
-    "stockade.cli.db_cmd",
-    "stockade.cli.bench",
-    "stockade.cli.lab",
-    "stockade.cli.sensor",
-    "stockade.cli.dlp",
-    "stockade.cli.scan",
-    "stockade.cli.sample",
-    "stockade.cli.bench_nodes",
-    "stockade.cli.bench_workloads",
-    "stockade.cli.report",
-    "stockade.cli.admission",
-    "stockade.cli.sbom",
-    "stockade.cli.firewall",
-    "stockade.cli.rules",
-    "stockade.cli.notify",
-    "stockade.cli.controller",
-    "stockade.cli.capture",
-    "stockade.cli.agent",
-    "stockade.cli.deploy",
-    "stockade.cli.agent_run",
-)
+if TYPE_CHECKING:
+    import typer
 
-app = typer.Typer(
-    name="stockade",
-    help="Container security for Kubernetes: inventory and vulnerabilities, CIS benchmarks, "
-    "network DLP, firewall and admission control.\n\n"
-    "Exit codes: 0 clean, 1 findings at or above --fail-on, 2 usage or configuration error, "
-    "3 scan or input error.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+    app: typer.Typer
 
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"stockade {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version."
+# name -> (modules under stockade.cli whose register() adds it, one-line help), in the order
+# `stockade --help` lists them.
+COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "up": (
+        ("up",),
+        "Bring up the live platform on this machine: the controller and its web console, the "
+        "lab's pods with the firewall and the network sensor reporting to it, the sample image "
+        "scanned, the CIS benchmarks run, and lab traffic (card numbers in clear and over TLS, "
+        "a blocked connection).",
     ),
-) -> None:
-    """Stockade."""
+    "demo": (
+        ("demo",),
+        "Run the whole product on embedded defaults: image, vulnerabilities, CIS, admission, "
+        "network, firewall, and the compliance report built from all of it.",
+    ),
+    "sensor": (
+        ("sensor",),
+        "Show connections (client -> server, protocol, encryption, DLP hits) and store events.",
+    ),
+    "images": (
+        ("scan",),
+        "List scanned images with their vulnerability counts by severity (latest scan).",
+    ),
+    "sbom": (("sbom",), "List the packages in an image or root filesystem (an SBOM)."),
+    "enforcer": (
+        ("firewall",),
+        "Enforce the policy on the node: kernel rules, first-bytes verdicts, events; rules "
+        "removed on exit.",
+    ),
+    "quarantine": (
+        ("firewall",),
+        "Cut all of a workload's traffic (it keeps running); --lift restores it.",
+    ),
+    "capture": (
+        ("capture",),
+        "Capture one workload's packets (or mask an existing capture) into a pcap with card "
+        "numbers, SSNs and other DLP finds masked inside the packets before they are written; "
+        "prints each packet and what was masked.",
+    ),
+    "db": (("db_cmd",), "The project database: migrations, advisory data, event retention."),
+    "bench": (
+        ("bench", "bench_nodes", "bench_workloads"),
+        "Audit nodes, Docker hosts and workloads against the CIS Benchmarks and the Pod Security "
+        "Standards.",
+    ),
+    "lab": (("lab",), "A lab of pods (network namespaces) with real services and traffic."),
+    "dlp": (("dlp",), "Data loss prevention sensors and protocol detection."),
+    "scan": (
+        ("scan",),
+        "Scan images, filesystems, processes and SBOMs for vulnerabilities, with a CI gate.",
+    ),
+    "sample": (("sample",), "The sample image built from real Debian, PyPI and npm packages."),
+    "report": (("report",), "Reports from the stored results."),
+    "admission": (
+        ("admission",),
+        "Kubernetes admission control: keep vulnerable and risky workloads out.",
+    ),
+    "policy": (("firewall",), "Firewall policy as code: groups, rules, modes, data rules."),
+    "rules": (("rules",), "Response rules: what the controller does when an event arrives."),
+    "notify": (
+        ("notify",),
+        "Notification targets (webhook, Slack, Teams, syslog, email, Alertmanager).",
+    ),
+    "controller": (
+        ("controller",),
+        "The controller: HTTPS API over the store that agents report to (see docs/controller.md).",
+    ),
+    "agent": (
+        ("agent", "agent_run"),
+        "The node agent (`agent run`, one per node) and the spool of events for the controller.",
+    ),
+    "deploy": (("deploy",), "Deploy Stockade into a Kubernetes cluster (see docs/deploy.md)."),
+}
+
+VERSION_FLAGS = ("--version", "-V")
 
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(app)
+def __getattr__(name: str) -> Any:
+    """``app``: the Typer app, built on first use (tests add throwaway commands to it)."""
+    if name == "app":
+        from stockade.cli.root import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,8 +115,23 @@ def main(argv: list[str] | None = None) -> None:
 
     Click handles usage errors itself (exit 2); anything else that escapes is a bug and keeps its
     traceback. Error messages and every log record pass the masking gate (``stockade.model.redact``):
-    they quote inputs, and inputs may hold card numbers.
+    they quote inputs, and inputs may hold card numbers. ``--version`` alone prints a constant
+    before any of that is imported.
     """
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) == 1 and args[0] in VERSION_FLAGS:
+        try:
+            sys.stdout.write(f"stockade {__version__}\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            pass
+        return
+
+    from stockade.cli.common import err_console, guard_standard_streams
+    from stockade.cli.root import app
+    from stockade.model.errors import StockadeError
+    from stockade.model.redact import install_log_redaction, redact_text
+
     install_log_redaction()
     guard_standard_streams()
     try:
