@@ -97,6 +97,7 @@ def run(base: str, work: Path, agent_token: str, rounds: int) -> None:
                 ignore_https_errors=True, viewport={"width": 1280, "height": 800}
             )
             page = context.new_page()
+            page.on("pageerror", lambda e: print(f"  page error: {e}"))
             page.goto(f"{base}/ui/login")
             page.fill("#name", "bench")
             page.fill("#password", PASSWORD)
@@ -104,8 +105,9 @@ def run(base: str, work: Path, agent_token: str, rounds: int) -> None:
             page.wait_for_url("**/ui/overview")
             # baseline: the graph's JSON fetched and parsed by the same page
             took = page.evaluate(
-                """async () => { const t = performance.now();
-                const g = await (await fetch('/api/v1/graph?level=workload')).json();
+                """async () => { const MAP_GRAPH = '/api/v1/graph?level=workload&since=24h&split=encryption&allow_stale=1';
+                const t = performance.now();
+                const g = await (await fetch(MAP_GRAPH)).json();
                 return [performance.now() - t, g.nodes.length, g.edges.length]; }"""
             )
             fetch.append(took[0])

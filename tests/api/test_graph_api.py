@@ -69,6 +69,16 @@ def test_encryption_is_told_apart_and_filtered(controller: Controller) -> None:
         "wl:enc/app>wl:enc/api",
         "wl:enc/app>wl:enc/bank",
     ]
+    split = graph(controller, namespace="enc", split="encryption")
+    by_id = {e["id"]: e for e in split["edges"]}
+    assert sorted(by_id) == [
+        "wl:enc/app>wl:enc/api#clear",
+        "wl:enc/app>wl:enc/api#tls",
+        "wl:enc/app>wl:enc/bank#tls",
+    ]
+    assert by_id["wl:enc/app>wl:enc/api#clear"]["ports"] == ["tcp/8080"]
+    assert by_id["wl:enc/app>wl:enc/api#tls"]["ports"] == ["tcp/8443"]
+    assert by_id["wl:enc/app>wl:enc/api#tls"]["encryption"] == "tls"
 
 
 def test_firewall_events_set_the_status_and_dlp_events_count_by_sensor(

@@ -147,6 +147,10 @@ async def graph(
     namespace: Annotated[str | None, Query(max_length=253)] = None,
     encryption: Annotated[str | None, Query(pattern="^(clear|tls)$")] = None,
     violations: Annotated[bool, Query(description="only edges with violations or blocks")] = False,
+    split: Annotated[
+        str | None,
+        Query(pattern="^encryption$", description="encryption: one edge per encryption"),
+    ] = None,
     allow_stale: Annotated[
         bool,
         Query(description="the previous answer (at most 10 s old) while a new one is built"),
@@ -160,10 +164,11 @@ async def graph(
         namespace=namespace,
         encryption=encryption,
         violations=violations,
+        split=split == "encryption",
     )
     policies = _policies(request)
     answers = _answers(request)
-    key = (level, since, namespace, encryption, violations)
+    key = (level, since, namespace, encryption, violations, split)
 
     def answer() -> tuple[bytes, float]:
         def build() -> bytes:

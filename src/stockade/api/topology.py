@@ -202,14 +202,16 @@ class _Agg:
         self.first = min(self.first, r.first_seen) if self.first else r.first_seen
         self.last = max(self.last, r.last_seen)
 
-    def doc(self, source: str, target: str) -> dict[str, Any]:
+    def doc(self, source: str, target: str, *, split: str = "") -> dict[str, Any]:
+        """The edge; with ``split`` (its encryption) one of several between the two nodes, its id
+        ``SOURCE>TARGET#ENCRYPTION``."""
         if self.clear and self.tls:
             encryption = "mixed"
         else:
             encryption = "clear" if self.clear else "tls" if self.tls else "unknown"
         status = "blocked" if self.blocked else "violation" if self.violations else "ok"
         return {
-            "id": f"{source}>{target}",
+            "id": f"{source}>{target}" + (f"#{split}" if split else ""),
             "source": source,
             "target": target,
             "status": status,
@@ -292,6 +294,7 @@ class GraphQuery:
     namespace: str | None = None
     encryption: str | None = None  # "clear" or "tls"
     violations: bool = False
+    split: bool = False  # one edge per encryption (clear, tls, unknown) between two nodes
 
 
 def build_graph(store: Store, ctx: Context, q: GraphQuery) -> dict[str, Any]:
@@ -300,21 +303,21 @@ def build_graph(store: Store, ctx: Context, q: GraphQuery) -> dict[str, Any]:
         rows = edge_rows(conn, since=q.since, encryption=q.encryption)
         nodes = node_rows(conn)
     level = _Level(q.level, ctx)
-    aggs: dict[tuple[str, str], _Agg] = {}
+    aggs: dict[tuple[str, str, str], _Agg] = {}
     for r in rows:
         src, dst = nodes.get(r.src), nodes.get(r.dst)
         if src is None or dst is None:
             continue
         if q.namespace is not None and q.namespace not in (src.namespace, dst.namespace):
             continue
-        key = (level.of(src), level.of(dst))
+        key = (level.of(src), level.of(dst), r.encryption if q.split else "")
         agg = aggs.get(key)
         if agg is None:
             agg = aggs[key] = _Agg()
         agg.add(r)
     edges = [
-        agg.doc(a, b)
-        for (a, b), agg in aggs.items()
+        agg.doc(a, b, split=enc)
+        for (a, b, enc), agg in aggs.items()
         if not q.violations or agg.violations or agg.blocked
     ]
     if not q.violations and q.encryption is None:

@@ -99,7 +99,7 @@ function drawn() {
     const t = alias.get(e.target);
     if (!s || !t) continue;
     if (state.protocol && !(e.applications || e.protocols || []).includes(state.protocol)) continue;
-    const key = `${s}>${t}`;
+    const key = `${s}>${t}#${e.encryption}`;
     const prior = merged.get(key);
     if (!prior) {
       merged.set(key, { ...e, id: e.id && s === e.source && t === e.target ? e.id : `m:${key}`, source: s, target: t, members: [e] });
@@ -350,7 +350,10 @@ function applyLive(ev) {
   if (from && to) {
     const s = drawnAs.get(from.id);
     const t = drawnAs.get(to.id);
-    cy.edges().filter((edge) => edge.data("source") === s && edge.data("target") === t).forEach((edge) => {
+    const between = cy.edges().filter((edge) => edge.data("source") === s && edge.data("target") === t);
+    // DLP hits and blocks concern what went in clear: the TLS edge between the two stays as it is
+    const inClear = between.filter((edge) => edge.data("encryption") !== "tls");
+    (inClear.nonempty() ? inClear : between).forEach((edge) => {
       const d = edge.data();
       if (ev.kind.startsWith("dlp.")) {
         const n = dlpCount(d) + 1;
@@ -377,7 +380,7 @@ function applyLive(ev) {
 // Loads and live refreshes may take the controller's previous answer while it builds the new one
 // (at most 10 s old); after the user's own action the answer must be the store's.
 async function refresh(consistent = false) {
-  const q = new URLSearchParams({ level: state.level, since: state.since });
+  const q = new URLSearchParams({ level: state.level, since: state.since, split: "encryption" });
   if (!consistent) q.set("allow_stale", "1");
   if (state.namespace) q.set("namespace", state.namespace);
   if (state.encryption) q.set("encryption", state.encryption);
