@@ -78,7 +78,11 @@ def main() -> None:
                 run(base, work, agent, opts.rounds)
             finally:
                 proc.terminate()
-                proc.wait(10)
+                try:
+                    proc.wait(30)
+                except Exception:
+                    proc.kill()
+                    proc.wait()
 
 
 def run(base: str, work: Path, agent_token: str, rounds: int) -> None:
@@ -113,12 +117,13 @@ def run(base: str, work: Path, agent_token: str, rounds: int) -> None:
             fetch.append(took[0])
             t0 = time.perf_counter()
             page.goto(f"{base}/ui/map")
-            page.wait_for_function("document.body.dataset.mapEdges !== undefined", timeout=60000)
+            page.wait_for_selector("body[data-map-edges]", state="attached", timeout=60000)
             render.append((time.perf_counter() - t0) * 1000)
             drawn = page.evaluate(
                 "[document.body.dataset.mapNodes, document.body.dataset.mapEdges]"
             )
-            page.wait_for_function("document.body.dataset.live === 'live'", timeout=30000)
+            parts = page.evaluate("document.body.dataset.mapTimings")
+            page.wait_for_selector("body[data-live='live']", state="attached", timeout=30000)
             # a live event on an edge the map holds: the first workload-to-workload edge
             src, dst = page.evaluate(
                 """async () => { const g = await (await fetch('/api/v1/graph?level=workload')).json();
@@ -141,14 +146,14 @@ def run(base: str, work: Path, agent_token: str, rounds: int) -> None:
             }
             t0 = time.perf_counter()
             agent.post("/api/v1/agents/events", json=batch).raise_for_status()
-            page.wait_for_function(
-                f"document.body.dataset.liveApplied === '{event.id}'", timeout=30000, polling=5
+            page.wait_for_selector(
+                f"body[data-live-applied='{event.id}']", state="attached", timeout=30000
             )
             live.append((time.perf_counter() - t0) * 1000)
             print(
                 f"  round {r + 1}: map drawn {drawn[0]} nodes / {drawn[1]} edges in {render[-1]:.0f} ms "
                 f"(graph JSON {took[1]} nodes, {took[2]} edges fetched in {took[0]:.0f} ms); "
-                f"live event applied in {live[-1]:.0f} ms"
+                f"live event applied in {live[-1]:.0f} ms; in the page (ms): {parts}"
             )
             context.close()
         browser.close()

@@ -26,6 +26,7 @@ let drawnAs = new Map(); // node id -> the id it is drawn as (itself, or its col
 let cy = null;
 let stopLive = null;
 let refreshTimer = null;
+const timings = {};
 
 const COLOURS = { clear: "#c62828", tls: "#2e7d32", violation: "#ef6c00", blocked: "#6a1b9a", ok: "#607d8b" };
 
@@ -121,7 +122,7 @@ function drawn() {
   return elements;
 }
 
-function style() {
+function style(many = false) {
   return [
     { selector: "node", style: { label: "data(label)", "text-wrap": "wrap", "font-size": 11, "text-valign": "bottom", "text-margin-y": 4, "background-color": "#546e7a", width: 26, height: 26 } },
     { selector: "node.external", style: { shape: "round-rectangle", "background-color": "#8d6e63" } },
@@ -132,7 +133,7 @@ function style() {
     { selector: "node.quarantined", style: { "border-width": 5, "border-color": "#6a1b9a", "border-style": "double" } },
     { selector: "node.faded, edge.faded", style: { opacity: 0.2 } },
     { selector: "node:selected", style: { "overlay-opacity": 0.2, "overlay-color": "#1f5fbf" } },
-    { selector: "edge", style: { width: 2, "curve-style": "bezier", "target-arrow-shape": "triangle", "line-color": COLOURS.ok, "target-arrow-color": COLOURS.ok, "font-size": 10, label: "data(label)", "text-background-color": "#c62828", "text-background-opacity": 1, "text-background-padding": 2, color: "#fff" } },
+    { selector: "edge", style: { width: 2, "curve-style": many ? "straight" : "bezier", "target-arrow-shape": "triangle", "line-color": COLOURS.ok, "target-arrow-color": COLOURS.ok, "font-size": 10, label: "data(label)", "text-background-color": "#c62828", "text-background-opacity": 1, "text-background-padding": 2, color: "#fff" } },
     ...["clear", "tls", "violation", "blocked"].map((c) => ({ selector: `edge.${c}`, style: { "line-color": COLOURS[c], "target-arrow-color": COLOURS[c] } })),
     { selector: "edge.clear", style: { "line-style": "dashed" } },
     { selector: "edge.dlp", style: { width: 4 } },
@@ -274,9 +275,15 @@ function toggle(ns) {
 }
 
 function render() {
+  let t = performance.now();
   const elements = drawn();
+  timings.prepare = Math.round(performance.now() - t);
   if (!cy) {
-    cy = window.cytoscape({ container: document.getElementById("graph"), elements, style: style(), wheelSensitivity: 0.3, minZoom: 0.05 });
+    const many = elements.length > 800; // large maps: straight edges, no edges drawn while panning
+    cy = window.cytoscape({
+      container: document.getElementById("graph"), elements, style: style(many), wheelSensitivity: 0.3, minZoom: 0.05,
+      hideEdgesOnViewport: many, textureOnViewport: many,
+    });
     cy.on("tap", "node", (ev) => guarded(() => showNode(ev.target.data())));
     cy.on("tap", "edge", (ev) => guarded(() => showEdge(ev.target.data())));
     cy.on("dbltap", "node.box, node.collapsed", (ev) => toggle(ev.target.data("namespace")));
@@ -300,9 +307,13 @@ function render() {
     });
     if (sameNodes) { finishRender(elements); return; }
   }
+  t = performance.now();
   const big = cy.nodes().length > 800;
-  cy.layout(big || !window.cytoscapeFcose ? { name: "cose", animate: false, numIter: big ? 200 : 1000 } : { name: "fcose", animate: false, quality: "default", randomize: true, nodeRepulsion: 6000 }).run();
+  cy.layout(big || !window.cytoscapeFcose ? { name: "cose", animate: false, numIter: big ? 200 : 1000 } : { name: "fcose", animate: false, quality: cy.nodes().length > 100 ? "draft" : "default", randomize: true, nodeRepulsion: 6000 }).run();
+  timings.layout = Math.round(performance.now() - t);
+  t = performance.now();
   finishRender(elements);
+  timings.lists = Math.round(performance.now() - t);
 }
 
 function finishRender(elements) {
@@ -315,7 +326,10 @@ function finishRender(elements) {
 // The same graph as lists: reachable with the keyboard and by screen readers (the canvas is not).
 function renderLists(elements) {
   const name = (id) => { const n = byId.get(id); return n ? nodeKey(n) || n.id : id.replace(/^ns:/, "namespace "); };
-  const edges = elements.filter((e) => e.group === "edges").map((e) => e.data);
+  // what matters first: blocked, violations, DLP in clear, then clear, then the rest
+  const rank = (e) => (e.status === "blocked" ? 0 : e.status === "violation" ? 1 : dlpCount(e) ? 2 : edgeClass(e) === "clear" ? 3 : 4);
+  const allEdges = elements.filter((e) => e.group === "edges").map((e) => e.data).sort((a, b) => rank(a) - rank(b));
+  const edges = allEdges.slice(0, 500);
   const text = state.search.toLowerCase();
   const all = graph.nodes.filter((n) => !state.hidden.has(n.id) && (!text || `${nodeKey(n)} ${n.id}`.toLowerCase().includes(text)));
   const LIST = 500;
@@ -330,7 +344,7 @@ function renderLists(elements) {
     { title: "DLP", value: (e) => (dlpCount(e) ? badge(`DLP ${dlpCount(e)}`, "dlp") : "") },
     { title: "Connections", value: (e) => e.connections ?? "" },
     { title: "Bytes", value: (e) => bytes(e.bytes) },
-  ], edges, { caption: "Connections", empty: "No connection in the window.", onrow: (e) => guarded(() => showEdge(e)) }));
+  ], edges, { caption: allEdges.length > edges.length ? `Connections (the first ${edges.length} of ${allEdges.length}, what needs attention first)` : "Connections", empty: "No connection in the window.", onrow: (e) => guarded(() => showEdge(e)) }));
   clear(document.getElementById("node-list")).append(table([
     { title: "Workload", value: (n) => nodeKey(n) || n.id },
     { title: "Kind", value: (n) => n.kind },
@@ -385,7 +399,9 @@ async function refresh(consistent = false) {
   if (state.namespace) q.set("namespace", state.namespace);
   if (state.encryption) q.set("encryption", state.encryption);
   if (state.violations) q.set("violations", "1");
+  const t0 = performance.now();
   graph = await api(`/api/v1/graph?${q}`);
+  const t1 = performance.now();
   byId = new Map(graph.nodes.map((n) => [n.id, n]));
   byKey = new Map(graph.nodes.map((n) => [nodeKey(n), n]));
   for (const e of graph.edges) {
@@ -393,6 +409,9 @@ async function refresh(consistent = false) {
     e.target_label = byId.get(e.target)?.name;
   }
   render();
+  const t2 = performance.now();
+  // where the time went (read by benchmarks/console_map.py)
+  document.body.dataset.mapTimings = JSON.stringify({ fetch: Math.round(t1 - t0), draw: Math.round(t2 - t1), ...timings });
   status(`${graph.nodes.length} nodes, ${graph.edges.length} edges`);
 }
 
