@@ -67,7 +67,20 @@ def from_distro(distro_id: str, version_id: str, codename: str = "") -> str | No
         return f"{name}:{version_id.split('.')[0]}" if version_id else None
     if d in ("wolfi", "chainguard"):
         return d
+    if d == "amzn":
+        return f"amazon:{version_id.split('.')[0]}" if version_id else None
     return None
+
+
+# Rebuilds that declare binary compatibility with RHEL: their release N is also matched against
+# Red Hat's data for RHEL N (see docs/vulnerability-data.md for what is assumed).
+RHEL_REBUILDS = ("rocky", "almalinux")
+
+
+def compatible_release(ecosystem: str) -> str | None:
+    """``rocky:9`` -> ``redhat:9``: the release whose advisories also apply, or None."""
+    head, _, release = ecosystem.partition(":")
+    return f"redhat:{release}" if head in RHEL_REBUILDS and release else None
 
 
 def package_name(ecosystem: str, name: str) -> str:

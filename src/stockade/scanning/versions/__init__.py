@@ -33,6 +33,7 @@ ECOSYSTEM_SCHEMES: dict[str, str] = {
     "redhat": "rpm",
     "rocky": "rpm",
     "almalinux": "rpm",
+    "amazon": "rpm",
     "suse": "rpm",
     "opensuse": "rpm",
     "mageia": "rpm",
