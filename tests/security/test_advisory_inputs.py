@@ -19,7 +19,7 @@ DATA = Path(__file__).resolve().parents[1] / "scanning" / "data" / "advisories"
 VEX = DATA / "redhat-vex" / "cve-2023-38545.json"
 
 
-def _import_fails(tmp_path: Path, source: Path, reason: str) -> None:
+def _import_fails(tmp_path: Path, source: Path, reason: str, *, not_: str = "") -> None:
     db = f"sqlite:///{tmp_path / 's.db'}"
     started = time.monotonic()
     proc = run("db", "import", str(source), "--db", db)
@@ -28,6 +28,7 @@ def _import_fails(tmp_path: Path, source: Path, reason: str) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("stockade: error: "), proc.stderr
     assert reason in lines[0], lines[0]
+    assert not not_ or not_ not in lines[0], lines[0]  # read as its format, not as something else
     assert "Traceback" not in proc.stderr
 
 
@@ -66,7 +67,12 @@ def test_truncated_vex(tmp_path: Path) -> None:
     ],
 )
 def test_vex_with_wrong_types(tmp_path: Path, name: str, mutate) -> None:
-    _import_fails(tmp_path, _vex_with(tmp_path, mutate), "no usable advisory records")
+    _import_fails(
+        tmp_path,
+        _vex_with(tmp_path, mutate),
+        "no usable advisory records",
+        not_="not a recognised advisory format",
+    )
 
 
 def _each_product(doc: dict, fn) -> None:
@@ -135,4 +141,4 @@ def test_xml_entities_refused(tmp_path: Path) -> None:
 def test_bad_updateinfo(tmp_path: Path, body: bytes) -> None:
     bad = tmp_path / "updateinfo.xml"
     bad.write_bytes(body)
-    _import_fails(tmp_path, bad, "no usable advisory records")
+    _import_fails(tmp_path, bad, "no usable advisory records", not_="malformed JSON")

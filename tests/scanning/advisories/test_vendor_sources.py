@@ -216,6 +216,7 @@ def test_rhel_rebuilds_match_through_declared_compatibility(
 def test_redhat_vex_tar_archives(tmp_path: Path) -> None:
     """The published archive is a tar of per-year folders (``csaf_vex_YYYY-MM-DD.tar.zst``)."""
     direct = sorted(a.id for a in read_source(str(VEX)).advisories)
+    assert direct == ["CVE-2022-38752", "CVE-2023-38545", "CVE-2024-24786"]
     plain = tmp_path / "csaf_vex_2024-10-01.tar.gz"
     with tarfile.open(plain, "w:gz") as tf:
         for f in sorted(VEX.glob("*.json")):
