@@ -327,3 +327,82 @@ def test_db_import_recognises_each_format_and_status_lists_them(tmp_path: Path) 
     assert {"redhat:9", "redhat:8", "redhat:7", "amazon:2", "amazon:2023", "ubuntu:22.04"} <= set(
         status["by_ecosystem"]
     )
+
+
+# --- End to end: a real rpmdb written by rpm, read by the rpm cataloger ----------------------
+
+_RPMS = (  # name, version, release, epoch, modularity label
+    ("curl", "7.76.1", "26.el9_3", "", ""),
+    ("go-toolset", "1.19.6", "1.module+el8.8.0+18400+c2f6a4ca", "Epoch: 1\n",
+     "go-toolset:rhel8:8080020230419142419:b754926a"),
+    ("snakeyaml", "1.11", "1.el7", "", ""),
+)  # fmt: skip
+
+
+def _real_rpmdb() -> Path:
+    """rpmdb.sqlite written by the real rpm from packages built with rpmbuild (the modular one
+    built with the ``modularitylabel`` macro, as module builds set it)."""
+    from tests.scanning.catalogers.catalog_inputs import _SPEC, _once, run
+
+    def build(d: Path) -> None:
+        for name, version, release, epoch, label in _RPMS:
+            spec = d / f"{name}.spec"
+            spec.write_text(
+                _SPEC.format(
+                    name=name, version=version, release=release, epoch=epoch, license="MIT"
+                )
+            )
+            extra = ["--define", f"modularitylabel {label}"] if label else []
+            run(["rpmbuild", "-bb", "--define", f"_topdir {d / 'top'}", *extra, str(spec)])
+        root = d / "root"
+        root.mkdir()
+        run(["rpm", "--root", str(root), "--dbpath", "/var/lib/rpm", "--initdb"])
+        rpms = sorted(map(str, (d / "top/RPMS").rglob("*.rpm")))
+        run(
+            [
+                "rpm",
+                "--root",
+                str(root),
+                "--dbpath",
+                "/var/lib/rpm",
+                "-i",
+                "--nodeps",
+                "--justdb",
+                *rpms,
+            ]
+        )
+
+    return _once("rpm-vendor-advisories", build) / "root/var/lib/rpm/rpmdb.sqlite"
+
+
+def test_real_rpmdb_against_red_hat_data(sqlite_store: Store, tmp_path: Path) -> None:
+    import shutil
+
+    from stockade.scanning.catalogers.rpm import RpmCataloger
+    from stockade.scanning.interface import FileEntry
+    from tests.support import require
+
+    require(shutil.which("rpmbuild") is not None and shutil.which("rpm") is not None, "rpmbuild")
+    db = _real_rpmdb()
+    data = db.read_bytes()
+    entry = FileEntry(path="/var/lib/rpm/rpmdb.sqlite", mode=0o100644, size=len(data), data=data)
+    packages = tuple(RpmCataloger().catalog([entry]))
+    labels = {p.name: p.meta("modularity-label") for p in packages}
+    assert labels["go-toolset"] == "go-toolset:rhel8:8080020230419142419:b754926a"
+    import_sources(sqlite_store, [str(VEX)])
+    import_sources(sqlite_store, [str(_module_fix(tmp_path))])
+
+    def ids(distro: Distro) -> set[tuple[str, str, str | None]]:
+        report = Matcher(sqlite_store).run(Inventory(source="t", distro=distro, packages=packages))
+        return {(f.details.package, f.id, f.details.fixed_version) for f in report.findings}
+
+    assert ids(Distro(id="rhel", version_id="9.3")) == {
+        ("curl", "CVE-2023-38545", "7.76.1-26.el9_3.2")
+    }
+    assert ids(Distro(id="rocky", version_id="9.3")) == {
+        ("curl", "CVE-2023-38545", "7.76.1-26.el9_3.2")
+    }
+    assert ids(Distro(id="rhel", version_id="8.8")) == {
+        ("go-toolset", "CVE-2024-24786", "1:1.20.10-1.module+el8.9.0+20382+04f7fe80")
+    }
+    assert ids(Distro(id="rhel", version_id="7.9")) == {("snakeyaml", "CVE-2022-38752", None)}
