@@ -1,5 +1,5 @@
-"""Hostile advisory documents of the vendor formats (Red Hat CSAF VEX, Amazon updateinfo, tar
-archives): ``stockade db import`` answers with one line on stderr and exit 3, keeps the store as
+"""Hostile advisory documents of the vendor formats (Red Hat and SUSE CSAF VEX, Amazon updateinfo,
+tar archives): ``stockade db import`` answers with one line on stderr and exit 3, keeps the store as
 it was, in bounded time and memory."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from tests.scanning.scan_cli_support import run
 
 DATA = Path(__file__).resolve().parents[1] / "scanning" / "data" / "advisories"
 VEX = DATA / "redhat-vex" / "cve-2023-38545.json"
+SUSE = DATA / "suse-vex" / "cve-2023-47627.json"
 
 
 def _import_fails(tmp_path: Path, source: Path, reason: str, *, not_: str = "") -> None:
@@ -32,8 +33,8 @@ def _import_fails(tmp_path: Path, source: Path, reason: str, *, not_: str = "") 
     assert "Traceback" not in proc.stderr
 
 
-def _vex_with(tmp_path: Path, mutate) -> Path:
-    doc = json.loads(VEX.read_text())
+def _vex_with(tmp_path: Path, mutate, source: Path = VEX) -> Path:
+    doc = json.loads(source.read_text())
     mutate(doc)
     out = tmp_path / "cve-hostile.json"
     out.write_text(json.dumps(doc))
@@ -66,10 +67,11 @@ def test_truncated_vex(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_vex_with_wrong_types(tmp_path: Path, name: str, mutate) -> None:
+@pytest.mark.parametrize("vendor", ["redhat", "suse"])
+def test_vex_with_wrong_types(tmp_path: Path, vendor: str, name: str, mutate) -> None:
     _import_fails(
         tmp_path,
-        _vex_with(tmp_path, mutate),
+        _vex_with(tmp_path, mutate, SUSE if vendor == "suse" else VEX),
         "no usable advisory records",
         not_="not a recognised advisory format",
     )

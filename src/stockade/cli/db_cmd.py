@@ -65,7 +65,8 @@ def import_cmd(
     ] = False,
 ) -> None:
     """Import advisories in one transaction: OSV (GHSA, Ubuntu...), Debian tracker JSON, Alpine
-    secdb, Red Hat CSAF VEX, Amazon Linux updateinfo.xml; each format is recognised by itself.
+    secdb, Red Hat and SUSE CSAF VEX, Amazon Linux updateinfo.xml; each format is recognised by
+    itself.
 
     Re-importing a source replaces its earlier records; other sources stay.
     """

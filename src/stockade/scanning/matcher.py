@@ -2,7 +2,7 @@
 
 OS packages are looked up by (distribution release, source package), as distributions publish
 advisories (``debian:12`` + ``openssl``, from the Debian tracker and OSV ``Debian:12`` records;
-``alpine:3.19`` + origin). Amazon Linux by binary package (updateinfo names binaries). A modular
+``alpine:3.19`` + origin). Amazon Linux and SUSE by binary package (their data names binaries). A modular
 RPM (``modularitylabel`` ``nodejs:18:...``) is looked up as ``nodejs:18/<source>``, so only
 advisories for that module stream apply. Rocky and AlmaLinux packages are also looked up in the
 RHEL release they declare compatibility with (``rocky:9`` -> ``redhat:9``); such findings say so in
@@ -67,7 +67,7 @@ def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
     if pkg.type in _OS_TYPES:
         if distro_eco is None:
             return f"{pkg.name} {pkg.version}: unknown distribution, OS package not checked"
-        by_binary = pkg.type == "apk" or distro_eco.startswith("amazon:")
+        by_binary = pkg.type == "apk" or ecosystems.keyed_by_binary(distro_eco)
         name = pkg.name if by_binary and pkg.type == "rpm" else (pkg.source_name or pkg.name)
         version = pkg.version if by_binary else (pkg.source_version or pkg.version)
         epoch = pkg.meta("epoch")

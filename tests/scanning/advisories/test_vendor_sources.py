@@ -315,16 +315,16 @@ def test_db_import_recognises_each_format_and_status_lists_them(tmp_path: Path) 
     from tests.scanning.scan_cli_support import run
 
     db = f"sqlite:///{tmp_path / 's.db'}"
-    sources = [VEX, DATA / "amazon", DATA / "ubuntu-osv"]
+    sources = [VEX, DATA / "amazon", DATA / "ubuntu-osv", DATA / "suse-vex"]
     proc = run("db", "import", *map(str, sources), "--db", db)
     assert proc.returncode == 0, proc.stderr
-    for kind in ("(redhat-vex)", "(amazon-updateinfo)", "(osv)"):
+    for kind in ("(redhat-vex)", "(amazon-updateinfo)", "(osv)", "(suse-vex)"):
         assert kind in proc.stdout
     status = json.loads(run("db", "status", "--db", db, "--format", "json").stdout)
     assert sorted(s["kind"] for s in status["sources"]) == [
-        "amazon-updateinfo", "osv", "redhat-vex"
+        "amazon-updateinfo", "osv", "redhat-vex", "suse-vex"
     ]  # fmt: skip
-    assert {"redhat:9", "redhat:8", "redhat:7", "amazon:2", "amazon:2023", "ubuntu:22.04"} <= set(
+    assert {"redhat:9", "redhat:7", "amazon:2023", "ubuntu:22.04", "sles:15.5"} <= set(
         status["by_ecosystem"]
     )
 
@@ -406,3 +406,41 @@ def test_real_rpmdb_against_red_hat_data(sqlite_store: Store, tmp_path: Path) ->
         ("go-toolset", "CVE-2024-24786", "1:1.20.10-1.module+el8.9.0+20382+04f7fe80")
     }
     assert ids(Distro(id="rhel", version_id="7.9")) == {("snakeyaml", "CVE-2022-38752", None)}
+
+
+# --- SUSE CSAF VEX --------------------------------------------------------------------------
+
+
+def test_suse_vex_import_and_match(sqlite_store: Store) -> None:
+    batch = read_source(str(DATA / "suse-vex"))
+    assert batch.kind == "suse-vex" and not batch.problems
+    (adv,) = batch.advisories
+    aff = {(a.ecosystem, a.package): a for a in adv.affected}
+    # "recommended" is SUSE's fixed package; SP4-LTSS (cpe sles-ltss) is not read.
+    fixed = aff[("sles:15.5", "python311-aiohttp")]
+    assert (fixed.fix_state, fixed.fixed_version, fixed.severity) == (
+        FixState.FIXED, "3.9.3-150400.10.14.1", "moderate"
+    )  # fmt: skip
+    assert aff[("sles:15.4", "python311-aiohttp")].fix_state == FixState.WONT_FIX
+    assert aff[("sles:15.4", "python-aiohttp")].fix_state == FixState.WONT_FIX
+    assert {e for e, _ in aff} == {"sles:15.4", "sles:15.5", "sles:15.6", "sles:15.7"}
+    import_sources(sqlite_store, [str(DATA / "suse-vex")])
+    # SUSE lists binary RPMs: an installed RPM is matched by its own name and version.
+    found = _findings(
+        sqlite_store,
+        Distro(id="sles", version_id="15.5"),
+        _rpm("python311-aiohttp", "3.8.5-150400.10.8.1", "python-aiohttp@3.8.5-150400.10.8.1"),
+        _rpm("python3-aiohttp", "3.6.0-1.1", "python-aiohttp@3.6.0-1.1"),  # not listed for SP5
+    )
+    f = found[("python311-aiohttp@3.8.5-150400.10.8.1", "CVE-2023-47627")]
+    assert (f.details.fixed_version, f.severity, f.details.data_source) == (
+        "3.9.3-150400.10.14.1", Severity.MEDIUM, "suse-vex"
+    )  # fmt: skip
+    assert len(found) == 1
+    found = _findings(
+        sqlite_store,
+        Distro(id="sles", version_id="15.4"),
+        _rpm("python311-aiohttp", "3.9.3-150400.10.14.1", "python-aiohttp@3.9.3-150400.10.14.1"),
+    )
+    f = found[("python311-aiohttp@3.9.3-150400.10.14.1", "CVE-2023-47627")]
+    assert (f.details.fix_state, f.details.fixed_version) == ("wont-fix", None)

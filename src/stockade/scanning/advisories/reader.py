@@ -2,7 +2,7 @@
 bz2, xz or zst: Red Hat's ``csaf_vex_YYYY-MM-DD.tar.zst``), or an http(s)/file URL.
 
 Each document found is detected (JSON: OSV record or list, Debian tracker, Alpine secdb or per-CVE
-parts, Red Hat CSAF VEX; XML, plain or gzipped: an Amazon Linux ``updateinfo.xml``) and converted; a document that cannot be read or recognised becomes a :class:`Problem` and
+parts, Red Hat or SUSE CSAF VEX; XML, plain or gzipped: an Amazon Linux ``updateinfo.xml``) and converted; a document that cannot be read or recognised becomes a :class:`Problem` and
 the rest of the source is still read. A source that cannot be opened at all raises AdvisoryError.
 """
 
@@ -22,9 +22,9 @@ from stockade.model.errors import AdvisoryError
 from stockade.scanning.advisories import (
     alpine_secdb,
     amazon_updateinfo,
+    csaf_vex,
     debian_tracker,
     osv,
-    redhat_vex,
 )
 from stockade.scanning.advisories.model import Advisory, ImportBatch, Problem
 
@@ -70,9 +70,11 @@ def read_source(source: str, *, timeout: float = 60.0) -> ImportBatch:
 
 def convert_document(doc: object, where: str) -> tuple[str, list[Advisory], list[Problem]]:
     """Detect the format of one parsed JSON document and convert it."""
-    if redhat_vex.is_vex(doc):
-        advs, probs = redhat_vex.convert(doc, where)
-        return "redhat-vex", advs, probs
+    vendor = csaf_vex.vendor_of(doc)
+    if vendor is not None:
+        assert isinstance(doc, dict)
+        advs, probs = csaf_vex.convert(doc, vendor, where)
+        return vendor.source, advs, probs
     if debian_tracker.is_tracker(doc):
         advs, probs = debian_tracker.convert(doc, where)
         return "debian-tracker", advs, probs

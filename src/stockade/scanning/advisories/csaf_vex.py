@@ -1,28 +1,43 @@
-"""Red Hat CSAF VEX per-CVE documents (``security.access.redhat.com/data/csaf/v2/vex/``).
+"""CSAF VEX per-CVE documents of Red Hat and SUSE to normalized advisories.
 
-One document describes one CVE across every Red Hat product. Only the RPMs of Red Hat Enterprise
-Linux itself are kept: a product whose platform CPE is ``cpe:/o:redhat:enterprise_linux:N`` or
-``cpe:/a:redhat:enterprise_linux:N[::stream]`` becomes ecosystem ``redhat:N`` (UBI images are RHEL
-N too). Layered products (OpenShift, Satellite, JBoss...), EUS/AUS/E4S/TUS streams
-(``rhel_eus:9.0``...) and non-RPM components (containers, Maven) are not matched here.
+One document describes one CVE across every product of its vendor. Only the RPMs of the
+distributions an image can be built on are kept; the vendor profile says which platform CPEs count
+and how packages are keyed:
 
-- ``fixed``: the source RPM's NEVRA of the fix; the epoch is kept (``1:1.2-3``) when not 0. Several
-  fixes of one package for one major release (the 9.2 z-stream and 9.3...) keep the highest: an
-  image follows the newest minor release of its major release.
+- **Red Hat** (``security.access.redhat.com/data/csaf/v2/vex/``): a platform CPE
+  ``cpe:/o:redhat:enterprise_linux:N`` or ``cpe:/a:redhat:enterprise_linux:N[::stream]`` becomes
+  ``redhat:N`` (UBI images are RHEL N too). Layered products (OpenShift, Satellite, JBoss...),
+  EUS/AUS/E4S/TUS streams (``rhel_eus:9.0``...) and non-RPM components are not read. Packages are
+  keyed by **source** RPM, the fix read from the ``.src`` NEVRA.
+- **SUSE** (``ftp.suse.com/pub/projects/security/csaf-vex/``): ``cpe:/o:suse:sles:15:sp5`` and the
+  SLE 15 SP5 modules (``sle-module-basesystem:15:sp5``...) become ``sles:15.5``;
+  ``sle-micro:5.5`` -> ``sle-micro:5.5``, ``sl-micro:6.0`` -> ``sl-micro:6.0``,
+  ``cpe:/o:opensuse:leap:15.5`` -> ``opensuse-leap:15.5``, ``leap-micro:5.5`` ->
+  ``opensuse-leap-micro:5.5``. LTSS, SAP, Desktop and other products are not read. SUSE lists
+  **binary** RPMs, so packages are keyed by binary name; ``recommended`` (SUSE's status for the
+  fixed package) counts as ``fixed``.
+
+For both:
+
+- ``fixed``: affected below the fix's ``[epoch:]version-release`` (the epoch kept when not 0).
+  Several fixes of one package for one release (Red Hat's 9.2 z-stream and 9.3...) keep the
+  highest: an image follows the newest minor release of its major release.
 - ``known_affected``: affected, with the remediation's state: ``no_fix_planned`` (details "Will
   not fix", "Out of support scope") -> ``wont-fix``; ``none_available`` ("Affected", "Fix
   deferred") or no remediation -> ``not-fixed``.
 - ``known_not_affected`` and ``under_investigation``: no entry.
 
-Modular RPMs (a component ``nodejs:18/nodejs``, or a purl with ``rpmmod=nodejs:18:...``) are
-keyed ``nodejs:18/nodejs``: the matcher looks an installed RPM up under that key only when its
+Red Hat modular RPMs (a component ``nodejs:18/nodejs``, or a purl with ``rpmmod=nodejs:18:...``)
+are keyed ``nodejs:18/nodejs``: the matcher looks an installed RPM up under that key only when its
 ``modularitylabel`` names the same module and stream (see ``matcher.target_for``).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, TypeGuard
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from stockade.scanning.advisories.cvss import CvssError, parse_vector
@@ -39,6 +54,11 @@ from stockade.scanning.versions import SCHEMES, VersionError
 
 _RPM = SCHEMES["rpm"]
 _RHEL_CPE = re.compile(r"^cpe:/[ao]:redhat:enterprise_linux:(\d+)(?:[:.]|$)")
+_SLES_CPE = re.compile(r"^cpe:/o:suse:(?:sles|sle-module-[a-z0-9-]+):(\d+)(?::sp(\d+))?$")
+_SUSE_OTHER_CPE = re.compile(
+    r"^cpe:/o:(?:suse:(?P<micro>sle-micro|sl-micro)|opensuse:(?P<leap>leap|leap-micro))"
+    r":(?P<release>\d+\.\d+)$"
+)
 # [module:stream:version:context:]name-[epoch:]version-release (the arch cut off first)
 _NEVRA = re.compile(
     r"^(?:(?P<mod>.+):)?(?P<name>[^:]+)-(?:(?P<epoch>\d+):)?(?P<version>[^-:]+)-(?P<release>[^-:]+)$"
@@ -47,18 +67,55 @@ _ARCH = re.compile(r"\.(src|noarch|x86_64|i686|aarch64|ppc64le|s390x|ppc64|s390|
 _WONT_FIX = {"no_fix_planned"}
 
 
-def is_vex(doc: object) -> TypeGuard[dict[str, Any]]:
+def _rhel(cpe: str) -> str | None:
+    m = _RHEL_CPE.match(cpe)
+    return f"redhat:{m.group(1)}" if m else None
+
+
+def _suse(cpe: str) -> str | None:
+    m = _SLES_CPE.match(cpe)
+    if m:
+        return f"sles:{m.group(1)}" + (f".{m.group(2)}" if m.group(2) else "")
+    m = _SUSE_OTHER_CPE.match(cpe)
+    if m is None:
+        return None
+    if m.group("micro"):
+        return f"{m.group('micro')}:{m.group('release')}"
+    return f"opensuse-{m.group('leap')}:{m.group('release')}"
+
+
+@dataclass(frozen=True, slots=True)
+class Vendor:
+    source: str  # the data source and import kind: "redhat-vex", "suse-vex"
+    publisher: str  # what document.publisher.name contains
+    platform: Callable[[str], str | None]  # a platform CPE -> ecosystem, or None (not read)
+    by_source: bool  # packages keyed by source RPM (Red Hat) or binary RPM (SUSE)
+    fixed_states: tuple[str, ...]
+
+
+VENDORS = (
+    Vendor("redhat-vex", "Red Hat", _rhel, by_source=True, fixed_states=("fixed",)),
+    Vendor("suse-vex", "SUSE", _suse, by_source=False, fixed_states=("fixed", "recommended")),
+)
+
+
+def vendor_of(doc: object) -> Vendor | None:
+    """The vendor profile of a CSAF VEX document, or None when it is not one we read."""
     if not isinstance(doc, dict) or not isinstance(doc.get("document"), dict):
-        return False
+        return None
     d = doc["document"]
-    return d.get("category") == "csaf_vex" and "Red Hat" in str(
-        (d.get("publisher") or {}).get("name", "") if isinstance(d.get("publisher"), dict) else ""
-    )
+    publisher = d.get("publisher") if isinstance(d.get("publisher"), dict) else {}
+    name = publisher.get("name")
+    if d.get("category") != "csaf_vex" or not isinstance(name, str):
+        return None
+    return next((v for v in VENDORS if v.publisher in name), None)
 
 
-def convert(doc: dict[str, Any], where: str) -> tuple[list[Advisory], list[Problem]]:
+def convert(
+    doc: dict[str, Any], vendor: Vendor, where: str
+) -> tuple[list[Advisory], list[Problem]]:
     try:
-        return _convert(doc, where)
+        return _convert(doc, vendor, where)
     except (TypeError, AttributeError, KeyError, ValueError) as exc:
         return [], [Problem(where=where, message=f"malformed CSAF VEX document: {exc!r}"[:300])]
 
@@ -71,8 +128,10 @@ def _strings(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def _products(tree: dict[str, Any]) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
-    """Platform product ids -> ``redhat:N``, and component ids -> (name or key, product name)."""
+def _products(
+    tree: dict[str, Any], vendor: Vendor
+) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """Platform product ids -> ecosystem, and component ids -> (purl, product name)."""
     platforms: dict[str, str] = {}
     components: dict[str, tuple[str, str]] = {}
     stack = list(_objects(tree.get("branches")))
@@ -91,9 +150,9 @@ def _products(tree: dict[str, Any]) -> tuple[dict[str, str], dict[str, tuple[str
         pid = product["product_id"]
         cpe = helper.get("cpe")
         if b.get("category") == "product_name" and isinstance(cpe, str):
-            m = _RHEL_CPE.match(cpe)
-            if m:
-                platforms[pid] = f"redhat:{m.group(1)}"
+            eco = vendor.platform(cpe)
+            if eco:
+                platforms[pid] = eco
         elif b.get("category") == "product_version":
             purl = helper.get("purl")
             components[pid] = (purl if isinstance(purl, str) else "", str(b.get("name") or pid))
@@ -141,11 +200,13 @@ def _component(purl: str, name: str) -> tuple[str, str | None, bool] | None:
     return key, version, m_arch.group(1) == "src"
 
 
-def _convert(doc: dict[str, Any], where: str) -> tuple[list[Advisory], list[Problem]]:
+def _convert(
+    doc: dict[str, Any], vendor: Vendor, where: str
+) -> tuple[list[Advisory], list[Problem]]:
     problems: list[Problem] = []
     raw_tree = doc.get("product_tree")
     tree: dict[str, Any] = raw_tree if isinstance(raw_tree, dict) else {}
-    platforms, components = _products(tree)
+    platforms, components = _products(tree, vendor)
     # full product id -> (ecosystem, component id)
     full: dict[str, tuple[str, str]] = {}
     for rel in _objects(tree.get("relationships")):
@@ -164,12 +225,12 @@ def _convert(doc: dict[str, Any], where: str) -> tuple[list[Advisory], list[Prob
         if not isinstance(cve, str) or not cve:
             problems.append(Problem(where=here, message="vulnerability without a cve id; skipped"))
             continue
-        adv = _vulnerability(cve, vuln, full, components, severity, problems, here)
+        adv = _vulnerability(cve, vuln, vendor, full, components, severity, problems, here)
         if adv is not None:
             out.append(adv)
     if not out and not problems:
         problems.append(
-            Problem(where=where, message="no Red Hat Enterprise Linux RPM in this document")
+            Problem(where=where, message="no RPM of a distribution read here in this document")
         )
     return out, problems
 
@@ -183,6 +244,7 @@ def _aggregate(document: Any) -> str | None:
 def _vulnerability(
     cve: str,
     vuln: dict[str, Any],
+    vendor: Vendor,
     full: dict[str, tuple[str, str]],
     components: dict[str, tuple[str, str]],
     doc_severity: str | None,
@@ -202,7 +264,7 @@ def _vulnerability(
                 impact[pid] = threat["details"].strip().lower()
     fixed: dict[tuple[str, str], tuple[str, str | None]] = {}
     affected: dict[tuple[str, str], tuple[FixState, str | None]] = {}
-    for state in ("fixed", "known_affected"):
+    for state in (*vendor.fixed_states, "known_affected"):
         for pid in _strings(status.get(state)):
             if pid not in full:
                 continue
@@ -216,8 +278,8 @@ def _vulnerability(
             if parsed is None:
                 continue
             key, version, is_source = parsed
-            if state == "fixed":
-                if version is None or not is_source:
+            if state != "known_affected":
+                if version is None or (vendor.by_source and not is_source):
                     continue  # binary RPMs repeat the source RPM's fix
                 try:
                     _RPM.key(version)
@@ -265,13 +327,17 @@ def _vulnerability(
         return None
     return Advisory(
         id=cve,
-        source="redhat-vex",
+        source=vendor.source,
         summary=_summary(vuln),
         published=_text(vuln.get("release_date")),
         cvss=tuple(_cvss(vuln, problems, here)),
-        references=(f"https://access.redhat.com/security/cve/{cve}",),
+        references=tuple(_references(vuln))[:10],
         affected=tuple(entries),
     )
+
+
+def _references(vuln: dict[str, Any]) -> list[str]:
+    return [r["url"] for r in _objects(vuln.get("references")) if isinstance(r.get("url"), str)]
 
 
 def _text(value: Any) -> str | None:
