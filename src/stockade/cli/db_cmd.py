@@ -53,14 +53,20 @@ def _report(batches: list, verbose: bool) -> None:
 @db_app.command("import")
 def import_cmd(
     sources: Annotated[
-        list[str], typer.Argument(help="Files, folders, zips (OSV all.zip) or http(s)/file URLs.")
+        list[str],
+        typer.Argument(
+            help="Files, folders, zips (OSV all.zip), tar archives (Red Hat's csaf_vex "
+            ".tar.zst) or http(s)/file URLs."
+        ),
     ],
     db: DbOption = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="List every skipped record.")
     ] = False,
 ) -> None:
-    """Import advisories (OSV, Debian tracker JSON, Alpine secdb) in one transaction.
+    """Import advisories in one transaction: OSV (GHSA, Ubuntu...), Debian tracker JSON, Alpine
+    secdb, Red Hat and SUSE CSAF VEX, Amazon Linux updateinfo.xml; each format is recognised by
+    itself.
 
     Re-importing a source replaces its earlier records; other sources stay.
     """

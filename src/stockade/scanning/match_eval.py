@@ -73,6 +73,7 @@ class Entry:
 class Hit:
     entry: Entry
     fixed: str | None  # the fix of the range the installed version falls in
+    via: str | None = None  # the compatible release matched instead (``redhat:9`` for Rocky 9)
 
 
 _NO_VERSIONS: frozenset[str] = frozenset()

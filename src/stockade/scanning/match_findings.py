@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from stockade.scanning.matcher import Target
 
 _DISTRO_ECOSYSTEMS = (
-    "debian", "ubuntu", "alpine", "redhat", "rocky", "almalinux", "wolfi", "chainguard",
+    "debian", "ubuntu", "alpine", "redhat", "rocky", "almalinux", "wolfi", "chainguard", "amazon",
+    "sles", "sle-micro", "sl-micro", "opensuse-leap", "opensuse-leap-micro",
 )  # fmt: skip
 _FIX_RANK = {"fixed": 3, "wont-fix": 2, "not-fixed": 1, "unknown": 0}
 
@@ -156,7 +157,7 @@ def build_findings(
                     purl=pkg.purl,
                     locations=pkg.locations,
                     layer=pkg.layer,
-                    data_source=", ".join(sorted({_source_label(h.entry, t) for h in group})),
+                    data_source=", ".join(sorted({_source_label(h, t) for h in group})),
                     urls=urls,
                 ),
             )
@@ -164,5 +165,10 @@ def build_findings(
     return out
 
 
-def _source_label(entry: Entry, t: Target) -> str:
-    return f"osv:{t.ecosystem}" if entry.data_source == "osv" else entry.data_source
+def _source_label(hit: Hit, t: Target) -> str:
+    entry = hit.entry
+    eco = hit.via or t.ecosystem
+    label = f"osv:{eco}" if entry.data_source == "osv" else entry.data_source
+    if hit.via:  # matched through a declared compatibility: say so
+        return f"{label} ({t.ecosystem} matched as {hit.via})"
+    return label

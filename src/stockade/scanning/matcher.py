@@ -2,7 +2,11 @@
 
 OS packages are looked up by (distribution release, source package), as distributions publish
 advisories (``debian:12`` + ``openssl``, from the Debian tracker and OSV ``Debian:12`` records;
-``alpine:3.19`` + origin). Language packages by ecosystem and normalized name. All the rows for
+``alpine:3.19`` + origin). Amazon Linux and SUSE by binary package (their data names binaries). A modular
+RPM (``modularitylabel`` ``nodejs:18:...``) is looked up as ``nodejs:18/<source>``, so only
+advisories for that module stream apply. Rocky and AlmaLinux packages are also looked up in the
+RHEL release they declare compatibility with (``rocky:9`` -> ``redhat:9``); such findings say so in
+their data source. Language packages by ecosystem and normalized name. All the rows for
 the inventory's keys are loaded in a few bulk queries and each row's ranges are parsed once; each
 distinct version string is parsed once per scheme (cached keys).
 
@@ -22,7 +26,7 @@ from stockade.model import Finding, ResourceRef
 from stockade.scanning.advisories import ecosystems
 from stockade.scanning.advisories.store import ecosystems_with_data, lookup_rows
 from stockade.scanning.interface import Inventory, Package, Unchecked
-from stockade.scanning.match_eval import Entry, affected_by, parse_entry
+from stockade.scanning.match_eval import Entry, Hit, affected_by, parse_entry
 from stockade.scanning.match_findings import build_findings
 from stockade.scanning.versions import VersionError, scheme_for
 from stockade.store.db import Store
@@ -46,6 +50,7 @@ class Target:
     ecosystem: str
     name: str
     version: str
+    via: str | None = None  # the compatible release looked up instead (``redhat:9``)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,11 +67,15 @@ def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
     if pkg.type in _OS_TYPES:
         if distro_eco is None:
             return f"{pkg.name} {pkg.version}: unknown distribution, OS package not checked"
-        name = pkg.source_name or pkg.name
-        version = pkg.version if pkg.type == "apk" else (pkg.source_version or pkg.version)
+        by_binary = pkg.type == "apk" or ecosystems.keyed_by_binary(distro_eco)
+        name = pkg.name if by_binary and pkg.type == "rpm" else (pkg.source_name or pkg.name)
+        version = pkg.version if by_binary else (pkg.source_version or pkg.version)
         epoch = pkg.meta("epoch")
         if pkg.type == "rpm" and epoch and epoch != "0" and ":" not in version:
             version = f"{epoch}:{version}"  # rpm headers keep the epoch apart
+        module = _module_stream(pkg.meta("modularity-label")) if pkg.type == "rpm" else None
+        if module:
+            name = f"{module}/{name}"
         return Target(package=pkg, ecosystem=distro_eco, name=name, version=version)
     eco = _LANGUAGE_TYPES.get(pkg.type)
     if eco is None:
@@ -80,6 +89,27 @@ def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
     return Target(
         package=pkg, ecosystem=eco, name=ecosystems.package_name(eco, name), version=pkg.version
     )
+
+
+def _module_stream(label: str | None) -> str | None:
+    """``nodejs:18:8080020230808111853:ad008a3a`` -> ``nodejs:18`` (None without a label)."""
+    parts = (label or "").split(":")
+    return f"{parts[0]}:{parts[1]}" if len(parts) >= 2 and parts[0] and parts[1] else None
+
+
+def _with_compatible(targets: list[Target]) -> list[Target]:
+    """Each target, followed by its lookup in the release it declares compatibility with."""
+    out: list[Target] = []
+    for t in targets:
+        out.append(t)
+        compat = ecosystems.compatible_release(t.ecosystem)
+        if compat is not None:
+            out.append(
+                Target(
+                    package=t.package, ecosystem=compat, name=t.name, version=t.version, via=compat
+                )
+            )
+    return out
 
 
 def _unlookable_group(pkg: Package, inventory: Inventory) -> tuple[str, str] | None:
@@ -138,36 +168,50 @@ class Matcher:
                 unchecked[group] = unchecked.get(group, 0) + 1
             else:
                 candidates.append(t)
+        candidates = _with_compatible(candidates)
         with self.store.connect() as conn:
             covered = ecosystems_with_data(conn, {t.ecosystem for t in candidates})
+        # A package counts as checked when its own release or a compatible one has data.
+        checked_pkgs = {id(t.package) for t in candidates if t.ecosystem in covered}
+        own_target = {id(t.package): t for t in candidates if t.via is None}
         targets = []
         for t in candidates:
             if t.ecosystem in covered:
                 targets.append(t)
-            else:
+            elif t.via is None and id(t.package) not in checked_pkgs:
                 group = (t.ecosystem, f"no advisory data for {t.ecosystem} in the store")
                 unchecked[group] = unchecked.get(group, 0) + 1
         entries = self._load({(t.ecosystem, t.name) for t in targets}, skipped)
         findings: list[Finding] = []
         resource = _resource(inventory)
+        # A package's own target and its compatible-release target give one set of findings.
+        by_package: dict[int, list[Target]] = {}
         for t in targets:
-            cands = entries.get((t.ecosystem, t.name))
-            if not cands:
-                continue
-            scheme = scheme_for(t.ecosystem)
+            by_package.setdefault(id(t.package), []).append(t)
+        for lookups in by_package.values():
+            hits: list[Hit] = []
+            scheme = scheme_for(lookups[0].ecosystem)
             assert scheme is not None
-            try:
-                key = scheme.key(t.version)
-            except VersionError as exc:
-                skipped.append(f"{t.package.name}: {exc}")
-                continue
-            hits = [h for e in cands if (h := affected_by(key, t.version, e)) is not None]
+            for t in lookups:
+                cands = entries.get((t.ecosystem, t.name))
+                if not cands:
+                    continue
+                try:
+                    key = scheme.key(t.version)
+                except VersionError as exc:
+                    skipped.append(f"{t.package.name}: {exc}")
+                    break
+                for e in cands:
+                    h = affected_by(key, t.version, e)
+                    if h is not None:
+                        hits.append(Hit(h.entry, h.fixed, t.via) if t.via else h)
             if hits:
-                findings.extend(build_findings(t, hits, scheme, resource))
+                own = own_target[id(lookups[0].package)]
+                findings.extend(build_findings(own, hits, scheme, resource))
         return MatchReport(
             findings=tuple(findings),
             skipped=tuple(skipped),
-            checked=len(targets),
+            checked=len(by_package),
             unchecked=tuple(
                 Unchecked(ecosystem=eco, packages=n, reason=reason)
                 for (eco, reason), n in sorted(unchecked.items())

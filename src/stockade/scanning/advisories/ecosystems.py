@@ -67,7 +67,32 @@ def from_distro(distro_id: str, version_id: str, codename: str = "") -> str | No
         return f"{name}:{version_id.split('.')[0]}" if version_id else None
     if d in ("wolfi", "chainguard"):
         return d
+    if d == "amzn":
+        return f"amazon:{version_id.split('.')[0]}" if version_id else None
+    if d in SUSE_FAMILY:
+        return f"{d}:{version_id}" if version_id else None  # "sles:15.5", "sle-micro:5.5"
     return None
+
+
+# os-release IDs of the SUSE family, as SUSE's CSAF platforms are normalized (see csaf_vex).
+SUSE_FAMILY = ("sles", "sle-micro", "sl-micro", "opensuse-leap", "opensuse-leap-micro")
+# Releases whose advisories name binary packages (Amazon updateinfo, SUSE CSAF), not source ones.
+BINARY_KEYED = ("amazon", *SUSE_FAMILY)
+
+
+def keyed_by_binary(ecosystem: str) -> bool:
+    return ecosystem.split(":", 1)[0] in BINARY_KEYED
+
+
+# Rebuilds that declare binary compatibility with RHEL: their release N is also matched against
+# Red Hat's data for RHEL N (see docs/vulnerability-data.md for what is assumed).
+RHEL_REBUILDS = ("rocky", "almalinux")
+
+
+def compatible_release(ecosystem: str) -> str | None:
+    """``rocky:9`` -> ``redhat:9``: the release whose advisories also apply, or None."""
+    head, _, release = ecosystem.partition(":")
+    return f"redhat:{release}" if head in RHEL_REBUILDS and release else None
 
 
 def package_name(ecosystem: str, name: str) -> str:

@@ -170,9 +170,15 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
         return None
     eco_spec = _object(entry.get("ecosystem_specific"))
     db_spec = _object(entry.get("database_specific"))
+    # Debian's urgency, Ubuntu's priority (negligible..critical), a database's own rating.
     severity = _text_severity(
-        eco_spec.get("urgency") or eco_spec.get("severity") or db_spec.get("severity")
+        eco_spec.get("urgency")
+        or eco_spec.get("ubuntu_priority")
+        or eco_spec.get("severity")
+        or db_spec.get("severity")
     )
+    if severity == "untriaged":
+        severity = None
     return Affected(
         ecosystem=eco,
         package=ecosystems.package_name(eco, raw_name),

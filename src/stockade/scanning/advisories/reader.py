@@ -1,33 +1,58 @@
-"""Reading advisory sources: a file, a folder, a zip (OSV ``all.zip``), or an http(s)/file URL.
+"""Reading advisory sources: a file, a folder, a zip (OSV ``all.zip``), a tar archive (plain, gz,
+bz2, xz or zst: Red Hat's ``csaf_vex_YYYY-MM-DD.tar.zst``), or an http(s)/file URL.
 
-Each JSON document found is detected (OSV record or list, Debian tracker, Alpine secdb or per-CVE
-parts) and converted; a document that cannot be read or recognised becomes a :class:`Problem` and
+Each document found is detected (JSON: OSV record or list, Debian tracker, Alpine secdb or per-CVE
+parts, Red Hat or SUSE CSAF VEX; XML, plain or gzipped: an Amazon Linux ``updateinfo.xml``) and converted; a document that cannot be read or recognised becomes a :class:`Problem` and
 the rest of the source is still read. A source that cannot be opened at all raises AdvisoryError.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
+import tarfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from stockade.model.errors import AdvisoryError
-from stockade.scanning.advisories import alpine_secdb, debian_tracker, osv
+from stockade.scanning.advisories import (
+    alpine_secdb,
+    amazon_updateinfo,
+    csaf_vex,
+    debian_tracker,
+    osv,
+)
 from stockade.scanning.advisories.model import Advisory, ImportBatch, Problem
 
 MAX_DOCUMENT = 512 * 1024 * 1024  # one JSON file (the Debian tracker JSON is ~70 MB today)
 MAX_DOWNLOAD = 2 * 1024 * 1024 * 1024
+MAX_INFLATED = 128 * 1024 * 1024  # one gzipped document (Amazon's updateinfo.xml is ~20 MB)
+# All the documents of one tar archive: Red Hat's VEX archive inflates to several GiB; each member
+# is read, converted and dropped in turn, so this bounds the time spent, not the memory.
+MAX_ARCHIVE = 64 * 1024 * 1024 * 1024
 
 
 def read_source(source: str, *, timeout: float = 60.0) -> ImportBatch:
     """Read every advisory from ``source`` (path or URL) into one batch."""
     batch = ImportBatch(source=source, kind="")
     kinds: set[str] = set()
-    for where, data in _documents(source, timeout=timeout):
+    for where, raw in _documents(source, timeout=timeout):
+        try:
+            data = _gunzip(raw)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            batch.problems.append(Problem(where=where, message=f"broken gzip data: {exc}"[:300]))
+            continue
+        if data.lstrip()[:1] == b"<":
+            advs, probs = amazon_updateinfo.convert_xml(data, where)
+            batch.problems.extend(probs)
+            batch.advisories.extend(advs)
+            if advs:
+                kinds.add("amazon-updateinfo")
+            continue
         try:
             doc = json.loads(data)
         except (ValueError, RecursionError) as exc:  # also integers over 4300 digits
@@ -45,6 +70,11 @@ def read_source(source: str, *, timeout: float = 60.0) -> ImportBatch:
 
 def convert_document(doc: object, where: str) -> tuple[str, list[Advisory], list[Problem]]:
     """Detect the format of one parsed JSON document and convert it."""
+    vendor = csaf_vex.vendor_of(doc)
+    if vendor is not None:
+        assert isinstance(doc, dict)
+        advs, probs = csaf_vex.convert(doc, vendor, where)
+        return vendor.source, advs, probs
     if debian_tracker.is_tracker(doc):
         advs, probs = debian_tracker.convert(doc, where)
         return "debian-tracker", advs, probs
@@ -86,11 +116,11 @@ def _documents(source: str, *, timeout: float) -> Iterator[tuple[str, bytes]]:
 
 def _path_documents(path: Path, label: str) -> Iterator[tuple[str, bytes]]:
     if path.is_dir():
-        files = sorted(
-            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".json", ".zip")
-        )
+        files = sorted(p for p in path.rglob("*") if p.is_file() and _wanted(p.name, archives=True))
         if not files:
-            raise AdvisoryError("folder holds no .json or .zip files", subject=label)
+            raise AdvisoryError(
+                "folder holds no .json or .zip files (nor .xml or tar archives)", subject=label
+            )
         for f in files:
             yield from _file_documents(f, str(f.relative_to(path)))
         return
@@ -105,11 +135,82 @@ def _file_documents(path: Path, where: str) -> Iterator[tuple[str, bytes]]:
             with path.open("rb") as fh:
                 yield from _zip_documents(fh, where)
             return
+        if path.name.lower().endswith((".tar.zst", ".tzst")):
+            yield from _zstd_tar_documents(path, where)
+            return
+        if path.suffix.lower() != ".gz" and tarfile.is_tarfile(path):
+            with tarfile.open(path, "r:*") as tf:
+                yield from _tar_documents(tf, where)
+            return
+        if path.name.lower().endswith((".tar.gz", ".tgz")):
+            with tarfile.open(path, "r:gz") as tf:
+                yield from _tar_documents(tf, where)
+            return
         if path.stat().st_size > MAX_DOCUMENT:
             raise AdvisoryError(f"larger than {MAX_DOCUMENT >> 20} MiB", subject=str(path))
         yield where, path.read_bytes()
-    except OSError as exc:
-        raise AdvisoryError(f"cannot read: {exc.strerror or exc}", subject=str(path)) from exc
+    except tarfile.TarError as exc:
+        raise AdvisoryError(f"broken tar archive: {exc}", subject=str(path)) from exc
+    except (OSError, EOFError) as exc:
+        message = getattr(exc, "strerror", None) or exc
+        raise AdvisoryError(f"cannot read: {message}", subject=str(path)) from exc
+
+
+def _wanted(name: str, *, archives: bool) -> bool:
+    low = name.lower()
+    docs = (".json", ".xml", ".xml.gz", ".json.gz")
+    packs = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar.zst", ".tzst")
+    return low.endswith(docs + packs if archives else docs)
+
+
+def _gunzip(data: bytes) -> bytes:
+    """A gzipped document (``updateinfo.xml.gz``) inflated, at most MAX_INFLATED bytes."""
+    if data[:2] != b"\x1f\x8b":
+        return data
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
+        out = gz.read(MAX_INFLATED + 1)
+    if len(out) > MAX_INFLATED:
+        raise OSError(f"inflates to more than {MAX_INFLATED >> 20} MiB")
+    return out
+
+
+def _tar_documents(tf: tarfile.TarFile, where: str) -> Iterator[tuple[str, bytes]]:
+    """The regular .json/.xml members of a tar archive (links and devices are never followed);
+    at most MAX_ARCHIVE bytes in all."""
+    total = 0
+    for info in tf:
+        if not info.isreg() or not _wanted(info.name, archives=False):
+            continue
+        member = f"{where}:{info.name}"
+        if info.size > MAX_DOCUMENT:
+            yield member, b""  # reported as malformed; never read
+            continue
+        total += info.size
+        if total > MAX_ARCHIVE:
+            raise AdvisoryError(
+                f"archive holds more than {MAX_ARCHIVE >> 30} GiB of documents", subject=where
+            )
+        fh = tf.extractfile(info)
+        if fh is not None:
+            yield member, fh.read(MAX_DOCUMENT)
+
+
+def _zstd_tar_documents(path: Path, where: str) -> Iterator[tuple[str, bytes]]:
+    try:
+        import zstandard
+    except ImportError:
+        raise AdvisoryError(
+            "reading .tar.zst needs the zstandard module (pip install zstandard), or unpack it "
+            "and import the folder",
+            subject=str(path),
+        ) from None
+    with path.open("rb") as raw:
+        try:
+            reader = zstandard.ZstdDecompressor().stream_reader(raw)
+            with tarfile.open(fileobj=reader, mode="r|") as tf:
+                yield from _tar_documents(tf, where)
+        except zstandard.ZstdError as exc:
+            raise AdvisoryError(f"broken zstd data: {exc}", subject=str(path)) from exc
 
 
 def _zip_documents(fh: io.IOBase | io.BufferedReader, where: str) -> Iterator[tuple[str, bytes]]:
