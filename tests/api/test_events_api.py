@@ -180,3 +180,34 @@ def test_password_login_gives_a_session(controller: Controller) -> None:
         }
         assert c.post("/api/v1/logout").status_code == 200
         assert c.get("/api/v1/whoami").status_code == 401
+
+
+def _gauge(text: str, name: str) -> float:
+    line = next(x for x in text.splitlines() if x.startswith(name + " "))
+    return float(line.split()[-1])
+
+
+def test_metrics_of_the_platform(controller: Controller) -> None:
+    """Quarantined workloads, events agents dropped, vulnerable workloads by severity, CIS results
+    and dead letters, read from the store at scrape time."""
+    with controller.client("reader") as c:
+        before = c.get("/metrics").text
+    with controller.client("agent") as agent:
+        agent.post(
+            "/api/v1/agents/events",
+            json=batch([event(0, kind="agent.dropped", data={"dropped": 7, "agent": "n1"})]),
+        ).raise_for_status()
+    with controller.client("operator") as op:
+        op.post("/api/v1/quarantine/metrics-ns/metrics-pod", json={"reason": "test"})
+    with controller.client("reader") as c:
+        after = c.get("/metrics").text
+    assert _gauge(after, "stockade_agent_events_dropped_total") == (
+        _gauge(before, "stockade_agent_events_dropped_total") + 7
+    )
+    assert _gauge(after, "stockade_quarantined_workloads") == (
+        _gauge(before, "stockade_quarantined_workloads") + 1
+    )
+    assert 'stockade_vulnerable_workloads{severity="critical"}' in after
+    assert "stockade_notification_dead_letters " in after
+    with controller.client("operator") as op:
+        op.delete("/api/v1/quarantine/metrics-ns/metrics-pod")

@@ -36,6 +36,7 @@ from stockade.api import agents as agent_registry
 from stockade.api import (
     auth,
     captures,
+    catalog,
     compliance,
     console,
     graph,
@@ -579,7 +580,12 @@ def create_app(
     def prometheus(_: Reader) -> PlainTextResponse:
         leader = {"stockade_controller_leader": 1.0 if leadership.is_leader else 0.0}
         return PlainTextResponse(
-            metrics.exposition(store, gauges=leader), media_type=metrics.CONTENT_TYPE
+            metrics.exposition(
+                store,
+                gauges=leader,
+                workload_images=catalog.workload_images(store, service.responder.known_images),
+            ),
+            media_type=metrics.CONTENT_TYPE,
         )
 
     return app
