@@ -81,7 +81,12 @@ def test_language_packages(loaded: Store) -> None:
             _pkg("go-module", "github.com/beego/beego/v2", "v2.0.3"),
             _pkg("go-module", "golang.org/x/text", "v0.3.6"),
             _pkg("go-module", "stdlib", "go1.4.2"),
-            _pkg("gem", "rails", "4.0.0"),
+            _pkg("gem", "rails", "4.0.0"),  # checked: no record names it
+            # GHSA-9qj7-jvg4-qr2x (RubyGems): two ranges written in one event list
+            _pkg("gem", "passenger", "3.0.20"),
+            _pkg("gem", "passenger", "3.0.21"),
+            _pkg("gem", "passenger", "4.0.2"),
+            _pkg("gem", "passenger", "4.0.5"),
         ),
     )
     report = Matcher(loaded).run(inv)
@@ -148,8 +153,10 @@ def test_language_packages(loaded: Store) -> None:
             ("CVE-2015-5740", "CVE-2015-5741", "GO-2021-0157", "GO-2021-0159"),
         ),
         ("stdlib", "go1.4.2", "CVE-2024-24791"): ("fixed", "1.21.12", ("GO-2024-2963",)),
+        ("passenger", "3.0.20", "CVE-2013-2119"): ("fixed", "3.0.21", ("GHSA-9qj7-jvg4-qr2x",)),
+        ("passenger", "4.0.2", "CVE-2013-2119"): ("fixed", "4.0.5", ("GHSA-9qj7-jvg4-qr2x",)),
     }
-    assert any("rails" in s and "no version scheme" in s for s in report.skipped)
+    assert not any("rails" in s for s in report.skipped)
     by_id = {f.id: f for f in report.findings}
     assert (
         by_id["CVE-2024-39236"].severity == Severity.CRITICAL
@@ -336,7 +343,7 @@ def test_releases_and_ecosystems_without_data_are_reported_unchecked(loaded: Sto
     deb = Package(type="deb", name="apparmor", version="2.10-1")
     others = (
         Package(type="python", name="requests", version="2.30.0"),  # pypi has data
-        Package(type="gem", name="rails", version="7.0.0"),  # no version scheme
+        Package(type="gem", name="rails", version="7.0.0"),  # rubygems has data: checked
         Package(type="binary", name="busybox", version="1.36"),  # no ecosystem at all
     )
     # the samples have no record for jessie (8); bookworm (12) has them
@@ -347,9 +354,8 @@ def test_releases_and_ecosystems_without_data_are_reported_unchecked(loaded: Sto
     assert report.unchecked == (
         Unchecked(ecosystem="binary", packages=1, reason="package type 'binary' has no advisory ecosystem"),
         Unchecked(ecosystem="debian:8", packages=2, reason="no advisory data for debian:8 in the store"),
-        Unchecked(ecosystem="rubygems", packages=1, reason="no version scheme for this ecosystem"),
     )  # fmt: skip
-    assert report.checked == 1 and {f.id for f in report.findings} >= {"CVE-2023-32681"}
+    assert report.checked == 2 and {f.id for f in report.findings} >= {"CVE-2023-32681"}
     bookworm = Inventory(source="x", distro=Distro(id="debian", version_id="12"), packages=(deb,))
     assert Matcher(loaded).run(bookworm).unchecked == ()
     nodistro = Matcher(loaded).run(Inventory(source="x", packages=(deb,)))
