@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from stockade.scanning.catalogers.apk import ApkCataloger
+from stockade.scanning.catalogers.composer import ComposerCataloger
+from stockade.scanning.catalogers.dotnet import DotnetDepsCataloger
 from stockade.scanning.catalogers.dpkg import COPYRIGHT_TYPE, DpkgCataloger
 from stockade.scanning.catalogers.elf_notes import EVIDENCE as ELF_NOTE
 from stockade.scanning.catalogers.elf_notes import ElfPackageNoteCataloger
@@ -39,6 +41,8 @@ from stockade.scanning.catalogers.ospurl import os_purl
 from stockade.scanning.catalogers.owned import OWNED_TYPE, owned_paths
 from stockade.scanning.catalogers.python import PythonCataloger
 from stockade.scanning.catalogers.rpm import RpmCataloger
+from stockade.scanning.catalogers.ruby import RubyGemsCataloger
+from stockade.scanning.catalogers.rust import RustCataloger
 from stockade.scanning.catalogers.skipped import SKIPPED_TYPE
 from stockade.scanning.interface import Cataloger, Distro, Inventory, Package
 
@@ -65,6 +69,10 @@ def default_catalogers() -> list[Cataloger]:
         NpmCataloger(),
         GoBinaryCataloger(),
         JavaArchiveCataloger(),
+        RubyGemsCataloger(),
+        ComposerCataloger(),
+        RustCataloger(),
+        DotnetDepsCataloger(),
         ElfPackageNoteCataloger(),
     ]
 
