@@ -362,3 +362,47 @@ def test_releases_and_ecosystems_without_data_are_reported_unchecked(loaded: Sto
     assert [(u.ecosystem, u.packages) for u in nodistro.unchecked] == [
         ("deb (unknown distribution)", 1)
     ]
+
+
+ECOSYSTEM_DATA = Path(__file__).resolve().parent / "data" / "ecosystems"
+
+
+def test_nuget_crates_packagist_records_meet_their_catalogers_packages(sqlite_store: Store) -> None:
+    """Real GitHub Advisory Database records of the NuGet, crates.io and Packagist ecosystems are
+    imported and matched against packages as the new catalogers report them (type, name, purl),
+    versions compared by each ecosystem's own scheme."""
+    import_sources(sqlite_store, [str(ECOSYSTEM_DATA / "osv")])
+    inv = Inventory(
+        source="dir:/app",
+        packages=(
+            Package(type="dotnet", name="Newtonsoft.Json", version="12.0.3"),
+            Package(type="dotnet", name="Newtonsoft.Json", version="13.0.1"),
+            Package(type="dotnet", name="newtonsoft.json", version="9.0.1-beta1"),
+            Package(type="rust-crate", name="time", version="0.1.43"),
+            Package(type="rust-crate", name="time", version="0.2.22"),
+            Package(type="rust-crate", name="time", version="0.2.23"),
+            Package(type="rust-crate", name="time", version="0.3.44"),
+            Package(type="php-composer", name="guzzlehttp/guzzle", version="6.5.5"),
+            Package(type="php-composer", name="guzzlehttp/guzzle", version="7.4.2"),
+            Package(type="php-composer", name="guzzlehttp/guzzle", version="v7.4.3"),
+            Package(type="php-composer", name="guzzlehttp/guzzle", version="7.0.0-beta1"),
+        ),
+    )
+    report = Matcher(sqlite_store).run(inv)
+    got = {
+        (f.details.package, f.details.installed_version, f.id, f.details.fixed_version)
+        for f in report.findings
+    }
+    assert got == {
+        ("Newtonsoft.Json", "12.0.3", "GHSA-5crp-9r3c-p9vr", "13.0.1"),
+        ("newtonsoft.json", "9.0.1-beta1", "GHSA-5crp-9r3c-p9vr", "13.0.1"),
+        ("time", "0.1.43", "CVE-2020-26235", None),  # 0.1: no fix in the series
+        ("time", "0.2.22", "CVE-2020-26235", "0.2.23"),
+        ("guzzlehttp/guzzle", "6.5.5", "CVE-2022-29248", "6.5.6"),
+        ("guzzlehttp/guzzle", "7.4.2", "CVE-2022-29248", "7.4.3"),
+        # not 0.2.23 (fixed), nor 0.3.44: the record's open 0.1 range ends "< 0.2"
+        # (database_specific.last_known_affected_version_range); nor guzzle 7.0.0-beta1,
+        # which Composer sorts after 6.5.6 and before the second range's 7.0.0
+    }
+    assert report.checked == len(inv.packages)
+    assert report.unchecked == ()
