@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from stockade.scanning.catalogers import finalize
 from stockade.scanning.catalogers.golang import MAGIC, GoBinaryCataloger, read_build_info
-from stockade.scanning.catalogers.java import MAX_NESTED, JavaArchiveCataloger, split_filename
+from stockade.scanning.catalogers.java import MAX_NESTED, JavaArchiveCataloger
+from stockade.scanning.catalogers.java_identity import split_filename
 from stockade.scanning.catalogers.npm import NpmCataloger
 from stockade.scanning.catalogers.python import PythonCataloger, normalize_name
 from stockade.scanning.interface import FileEntry, Inventory, Package
@@ -357,6 +358,24 @@ def test_java_filename_rule() -> None:
     assert split_filename("guava-31.1-jre") == ("guava", "31.1-jre")
     assert split_filename("maven3-core") == ("maven3-core", "")
     assert split_filename("jsr305-0.1~+svn49") == ("jsr305", "0.1~+svn49")
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        # Debian NAME-API-RELEASE: the release extends the API version
+        ("log4j-1.2-1.2.17", ("log4j", "1.2.17")),
+        # Debian's Geronimo specs: NAME-API-spec-RELEASE, Maven's NAME_API_spec artifact
+        ("geronimo-annotation-1.3-spec-1.3", ("geronimo-annotation_1.3_spec", "1.3")),
+        ("geronimo-interceptor-3.0-spec-1.0.1", ("geronimo-interceptor_3.0_spec", "1.0.1")),
+        # not API-RELEASE: a release that does not extend the first number stays whole
+        ("servlet-api-2.5-6.1.14", ("servlet-api", "2.5-6.1.14")),
+        ("commons-io-2.11.0", ("commons-io", "2.11.0")),
+        ("maven-artifact-3.x", ("maven-artifact", "3.x")),
+    ],
+)
+def test_java_debian_api_release_file_names(base: str, expected: tuple[str, str]) -> None:
+    assert split_filename(base) == expected
 
 
 def test_java_debian_jars_all_found() -> None:
