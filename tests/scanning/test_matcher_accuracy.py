@@ -81,7 +81,12 @@ def test_language_packages(loaded: Store) -> None:
             _pkg("go-module", "github.com/beego/beego/v2", "v2.0.3"),
             _pkg("go-module", "golang.org/x/text", "v0.3.6"),
             _pkg("go-module", "stdlib", "go1.4.2"),
-            _pkg("gem", "rails", "4.0.0"),
+            _pkg("gem", "rails", "4.0.0"),  # checked: no record names it
+            # GHSA-9qj7-jvg4-qr2x (RubyGems): two ranges written in one event list
+            _pkg("gem", "passenger", "3.0.20"),
+            _pkg("gem", "passenger", "3.0.21"),
+            _pkg("gem", "passenger", "4.0.2"),
+            _pkg("gem", "passenger", "4.0.5"),
         ),
     )
     report = Matcher(loaded).run(inv)
@@ -148,8 +153,10 @@ def test_language_packages(loaded: Store) -> None:
             ("CVE-2015-5740", "CVE-2015-5741", "GO-2021-0157", "GO-2021-0159"),
         ),
         ("stdlib", "go1.4.2", "CVE-2024-24791"): ("fixed", "1.21.12", ("GO-2024-2963",)),
+        ("passenger", "3.0.20", "CVE-2013-2119"): ("fixed", "3.0.21", ("GHSA-9qj7-jvg4-qr2x",)),
+        ("passenger", "4.0.2", "CVE-2013-2119"): ("fixed", "4.0.5", ("GHSA-9qj7-jvg4-qr2x",)),
     }
-    assert any("rails" in s and "no version scheme" in s for s in report.skipped)
+    assert not any("rails" in s for s in report.skipped)
     by_id = {f.id: f for f in report.findings}
     assert (
         by_id["CVE-2024-39236"].severity == Severity.CRITICAL
@@ -336,7 +343,7 @@ def test_releases_and_ecosystems_without_data_are_reported_unchecked(loaded: Sto
     deb = Package(type="deb", name="apparmor", version="2.10-1")
     others = (
         Package(type="python", name="requests", version="2.30.0"),  # pypi has data
-        Package(type="gem", name="rails", version="7.0.0"),  # no version scheme
+        Package(type="gem", name="rails", version="7.0.0"),  # rubygems has data: checked
         Package(type="binary", name="busybox", version="1.36"),  # no ecosystem at all
     )
     # the samples have no record for jessie (8); bookworm (12) has them
@@ -347,12 +354,55 @@ def test_releases_and_ecosystems_without_data_are_reported_unchecked(loaded: Sto
     assert report.unchecked == (
         Unchecked(ecosystem="binary", packages=1, reason="package type 'binary' has no advisory ecosystem"),
         Unchecked(ecosystem="debian:8", packages=2, reason="no advisory data for debian:8 in the store"),
-        Unchecked(ecosystem="rubygems", packages=1, reason="no version scheme for this ecosystem"),
     )  # fmt: skip
-    assert report.checked == 1 and {f.id for f in report.findings} >= {"CVE-2023-32681"}
+    assert report.checked == 2 and {f.id for f in report.findings} >= {"CVE-2023-32681"}
     bookworm = Inventory(source="x", distro=Distro(id="debian", version_id="12"), packages=(deb,))
     assert Matcher(loaded).run(bookworm).unchecked == ()
     nodistro = Matcher(loaded).run(Inventory(source="x", packages=(deb,)))
     assert [(u.ecosystem, u.packages) for u in nodistro.unchecked] == [
         ("deb (unknown distribution)", 1)
     ]
+
+
+ECOSYSTEM_DATA = Path(__file__).resolve().parent / "data" / "ecosystems"
+
+
+def test_nuget_crates_packagist_records_meet_their_catalogers_packages(sqlite_store: Store) -> None:
+    """Real GitHub Advisory Database records of the NuGet, crates.io and Packagist ecosystems are
+    imported and matched against packages as the new catalogers report them (type, name, purl),
+    versions compared by each ecosystem's own scheme."""
+    import_sources(sqlite_store, [str(ECOSYSTEM_DATA / "osv")])
+    inv = Inventory(
+        source="dir:/app",
+        packages=(
+            Package(type="dotnet", name="Newtonsoft.Json", version="12.0.3"),
+            Package(type="dotnet", name="Newtonsoft.Json", version="13.0.1"),
+            Package(type="dotnet", name="newtonsoft.json", version="9.0.1-beta1"),
+            Package(type="rust-crate", name="time", version="0.1.43"),
+            Package(type="rust-crate", name="time", version="0.2.22"),
+            Package(type="rust-crate", name="time", version="0.2.23"),
+            Package(type="rust-crate", name="time", version="0.3.44"),
+            Package(type="php-composer", name="guzzlehttp/guzzle", version="6.5.5"),
+            Package(type="php-composer", name="guzzlehttp/guzzle", version="7.4.2"),
+            Package(type="php-composer", name="guzzlehttp/guzzle", version="v7.4.3"),
+            Package(type="php-composer", name="guzzlehttp/guzzle", version="7.0.0-beta1"),
+        ),
+    )
+    report = Matcher(sqlite_store).run(inv)
+    got = {
+        (f.details.package, f.details.installed_version, f.id, f.details.fixed_version)
+        for f in report.findings
+    }
+    assert got == {
+        ("Newtonsoft.Json", "12.0.3", "GHSA-5crp-9r3c-p9vr", "13.0.1"),
+        ("newtonsoft.json", "9.0.1-beta1", "GHSA-5crp-9r3c-p9vr", "13.0.1"),
+        ("time", "0.1.43", "CVE-2020-26235", None),  # 0.1: no fix in the series
+        ("time", "0.2.22", "CVE-2020-26235", "0.2.23"),
+        ("guzzlehttp/guzzle", "6.5.5", "CVE-2022-29248", "6.5.6"),
+        ("guzzlehttp/guzzle", "7.4.2", "CVE-2022-29248", "7.4.3"),
+        # not 0.2.23 (fixed), nor 0.3.44: the record's open 0.1 range ends "< 0.2"
+        # (database_specific.last_known_affected_version_range); nor guzzle 7.0.0-beta1,
+        # which Composer sorts after 6.5.6 and before the second range's 7.0.0
+    }
+    assert report.checked == len(inv.packages)
+    assert report.unchecked == ()

@@ -38,6 +38,8 @@ _LANGUAGE_TYPES = {
     "java-archive": "maven",
     "rust-crate": "crates.io",
     "gem": "rubygems",
+    "php-composer": "packagist",
+    "dotnet": "nuget",
 }
 _OS_TYPES = ("deb", "apk", "rpm")
 

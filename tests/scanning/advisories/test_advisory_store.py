@@ -118,7 +118,7 @@ def test_import_from_http_and_file_urls(
     assert [s.name for s in info.sources] == [url, file_url]
     assert info.records == 3
     import_sources(sqlite_store, [f"{http_dir}/all.zip"])
-    assert db_info(sqlite_store).sources[-1].records == 19
+    assert db_info(sqlite_store).sources[-1].records == 20  # incl. the RubyGems record
     with pytest.raises(AdvisoryError, match="HTTP 404"):
         import_sources(sqlite_store, [f"{http_dir}/missing.json"])
     with pytest.raises(AdvisoryError, match="cannot download"):
@@ -174,6 +174,6 @@ def test_upgrade_from_the_first_schema(
     try:
         assert "advisories_0002" in current_heads(store)
         import_sources(store, [str(advisories_dir / "osv-samples")])
-        assert db_info(store).records == 19
+        assert db_info(store).records == 20
     finally:
         store.close()

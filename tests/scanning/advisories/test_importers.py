@@ -35,8 +35,10 @@ def test_osv_samples(advisories_dir: Path) -> None:
     # Withdrawn records are skipped and said so.
     assert "GHSA-35c4-f3rq-f9g3" not in advs
     assert any("GHSA-35c4-f3rq-f9g3" in p and "withdrawn" in p for p in problems)
-    # An ecosystem without a version scheme is reported per record.
-    assert any("RubyGems" in p for p in problems)
+    # RubyGems has a version scheme: its record is imported, ranges checked against it.
+    assert not any("RubyGems" in p for p in problems)
+    assert advs["GHSA-9qj7-jvg4-qr2x"].affected[0].ecosystem == "rubygems"
+    assert advs["GHSA-9qj7-jvg4-qr2x"].affected[0].package == "passenger"
     # PEP 503 names, Maven group:artifact, npm, Go module paths and stdlib.
     assert advs["GHSA-p44j-xrqg-4xrr"].affected[0].package == "products-pluggableauthservice"
     assert advs["GHSA-76mp-659p-rw65"].affected[0].package == "org.xwiki.commons:xwiki-commons-core"

@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 
 from stockade.scanning.catalogers import finalize
 from stockade.scanning.catalogers.golang import MAGIC, GoBinaryCataloger, read_build_info
-from stockade.scanning.catalogers.java import MAX_NESTED, JavaArchiveCataloger, split_filename
+from stockade.scanning.catalogers.java import MAX_NESTED, JavaArchiveCataloger
+from stockade.scanning.catalogers.java_identity import split_filename
 from stockade.scanning.catalogers.npm import NpmCataloger
 from stockade.scanning.catalogers.python import PythonCataloger, normalize_name
-from stockade.scanning.interface import FileEntry, Inventory
+from stockade.scanning.interface import FileEntry, Inventory, Package
 from tests.scanning.catalogers.catalog_inputs import (
     JARS,
     catalog_tree,
@@ -231,6 +232,53 @@ def test_go_pre_118_pointer_format() -> None:
     assert [d.path for d in info.deps] == ["golang.org/x/text"]
 
 
+_SENTINELS = (
+    b"0w\xaf\x0c\x92t\x08\x02A\xe1\xc1\x07\xe6\xd6\x18\xe6",
+    b"\xf92C1\x86\x18 r\x00\x82B\x10A\x16\xd8\xf2",
+)
+
+
+def _go_packages(modinfo: bytes) -> dict[str, Package]:
+    data = _synthetic_pre118_elf(b"go1.16.15", _SENTINELS[0] + modinfo + _SENTINELS[1])
+    pkgs = GoBinaryCataloger().catalog([entry("/usr/local/bin/tool", data, 0o100755)])
+    return {p.name: p for p in pkgs}
+
+
+def test_go_main_module_not_main_package() -> None:
+    """A command in a subdirectory of its module is reported under the module path (what Go
+    advisories are keyed by); the package path is kept as metadata."""
+    got = _go_packages(
+        b"path\tgithub.com/acme/tool/cmd/tool\nmod\tgithub.com/acme/tool\tv1.2.0\th1:x=\n"
+    )
+    main = got["github.com/acme/tool"]
+    assert "github.com/acme/tool/cmd/tool" not in got
+    assert main.purl == "pkg:golang/github.com/acme/tool@v1.2.0"
+    assert main.meta("main-package") == "github.com/acme/tool/cmd/tool"
+    assert main.meta("main-module-source") == "buildinfo"
+    assert got["stdlib"].meta("main-package") is None
+
+
+@pytest.mark.parametrize(
+    ("package_path", "module"),
+    [
+        ("github.com/acme/tool/cmd/tool", "github.com/acme/tool"),
+        ("github.com/acme/tool/v2/cmd/tool", "github.com/acme/tool/v2"),
+        ("golang.org/x/tools/cmd/stringer", "golang.org/x/tools"),
+        ("k8s.io/kubernetes/cmd/kubelet", "k8s.io/kubernetes"),
+        ("gopkg.in/yaml.v3/cmd/x", "gopkg.in/yaml.v3"),
+        ("example.com/a/b/cmd/x", "example.com/a/b/cmd/x"),  # unknown host: depth unknown
+    ],
+)
+def test_go_gopath_build_reports_the_module_root(package_path: str, module: str) -> None:
+    """Without a ``mod`` line (GOPATH builds) the path line names a package; the module root is
+    derived only where the code host fixes its depth."""
+    got = _go_packages(f"path\t{package_path}\n".encode())
+    main = got[module]
+    assert main.meta("main-package") == package_path
+    expected = "package-path" if module == package_path else "code-host-root"
+    assert main.meta("main-module-source") == expected
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=4096), st.integers(min_value=0, max_value=4000))
 def test_go_reader_survives_garbage(noise: bytes, where: int) -> None:
@@ -310,6 +358,24 @@ def test_java_filename_rule() -> None:
     assert split_filename("guava-31.1-jre") == ("guava", "31.1-jre")
     assert split_filename("maven3-core") == ("maven3-core", "")
     assert split_filename("jsr305-0.1~+svn49") == ("jsr305", "0.1~+svn49")
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        # Debian NAME-API-RELEASE: the release extends the API version
+        ("log4j-1.2-1.2.17", ("log4j", "1.2.17")),
+        # Debian's Geronimo specs: NAME-API-spec-RELEASE, Maven's NAME_API_spec artifact
+        ("geronimo-annotation-1.3-spec-1.3", ("geronimo-annotation_1.3_spec", "1.3")),
+        ("geronimo-interceptor-3.0-spec-1.0.1", ("geronimo-interceptor_3.0_spec", "1.0.1")),
+        # not API-RELEASE: a release that does not extend the first number stays whole
+        ("servlet-api-2.5-6.1.14", ("servlet-api", "2.5-6.1.14")),
+        ("commons-io-2.11.0", ("commons-io", "2.11.0")),
+        ("maven-artifact-3.x", ("maven-artifact", "3.x")),
+    ],
+)
+def test_java_debian_api_release_file_names(base: str, expected: tuple[str, str]) -> None:
+    assert split_filename(base) == expected
 
 
 def test_java_debian_jars_all_found() -> None:

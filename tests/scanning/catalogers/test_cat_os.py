@@ -18,6 +18,7 @@ from stockade.scanning.catalogers.dpkg import DpkgCataloger, copyright_licenses
 from stockade.scanning.catalogers.elf import parse as elf_parse
 from stockade.scanning.catalogers.elf_notes import ElfPackageNoteCataloger, package_notes
 from stockade.scanning.catalogers.os_release import OsReleaseCataloger, detect_distro
+from stockade.scanning.catalogers.owned import OWNED_TYPE
 from stockade.scanning.catalogers.rpm import RpmCataloger
 from stockade.scanning.catalogers.rpm_bdb import read_values
 from stockade.scanning.catalogers.rpm_header import HeaderError, parse_header
@@ -120,10 +121,11 @@ def test_dpkg_distroless_status_d(tmp_path: Path) -> None:
         files.append(entry(f"/var/lib/dpkg/status.d/{name}.md5sums", b"0" * 32 + b"  usr/lib/x\n"))
     cat = DpkgCataloger()
     wanted = [f for f in files if cat.wants(f.path, f.mode, f.size)]
-    assert len(wanted) == 3
-    assert sorted(p.name for p in cat.catalog(wanted)) == sorted(
-        control(d, "Package") for d in sorted(debs().glob("*.deb"))[:3]
-    )
+    assert len(wanted) == 6  # the md5sums files are the packages' file lists
+    found = cat.catalog(wanted)
+    names = sorted(control(d, "Package") for d in sorted(debs().glob("*.deb"))[:3])
+    assert sorted(p.name for p in found if p.type == "deb") == names
+    assert {p.meta("files") for p in found if p.type == OWNED_TYPE} == {"/usr/lib/x"}
 
 
 def test_deb_licenses_join_across_layers() -> None:
@@ -189,7 +191,11 @@ o:busybox
 
 
 def test_apk_database() -> None:
-    pkgs = ApkCataloger().catalog([entry("/lib/apk/db/installed", APK_DB)])
+    pkgs = [
+        p
+        for p in ApkCataloger().catalog([entry("/lib/apk/db/installed", APK_DB)])
+        if p.type == "apk"
+    ]
     got = {(p.name, p.version, p.source_name, p.licenses) for p in pkgs}
     assert got == {
         ("musl", "1.2.4_git20230717-r4", "musl", ("MIT",)),
@@ -242,15 +248,31 @@ def rpm_qa(dbpath: Path, backend: str) -> set[tuple[str, str, str, str]]:
 
 
 def _ours(pkgs: list) -> set[tuple[str, str, str, str]]:
-    return {(p.name, p.version, p.arch or "", p.licenses[0] if p.licenses else "") for p in pkgs}
+    return {
+        (p.name, p.version, p.arch or "", p.licenses[0] if p.licenses else "")
+        for p in pkgs
+        if p.type == "rpm"
+    }
 
 
 def test_rpm_sqlite_from_the_real_rpm() -> None:
     require(shutil.which("rpm") is not None, "rpm is not installed")
     path = rpmdb()
-    pkgs = RpmCataloger().catalog([entry("/var/lib/rpm/rpmdb.sqlite", path.read_bytes())])
+    found = RpmCataloger().catalog([entry("/var/lib/rpm/rpmdb.sqlite", path.read_bytes())])
+    pkgs = [p for p in found if p.type == "rpm"]
     assert _ours(pkgs) == rpm_qa(path.parent, "sqlite")
     assert len(pkgs) == 3
+    # the file lists come along: what 'rpm -ql' says each package installed
+    files = {p.name: p.meta("files") for p in found if p.type == OWNED_TYPE}
+    for name in files:
+        listed = subprocess.run(
+            ["rpm", "--dbpath", str(path.parent), "-ql", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert sorted(listed) == (files[name] or "").split("\n")
+    assert set(files) == {p.name for p in pkgs}
     p = next(p for p in pkgs if p.name == "stockade-tiny")
     assert (p.name, p.version, p.arch) == ("stockade-tiny", "2:1.2.3-4.el9", "noarch")
     assert p.licenses == ("MIT AND (Apache-2.0 OR BSD-3-Clause)",)
@@ -269,7 +291,8 @@ def test_rpm_berkeleydb_written_by_the_real_library(page_size: int, tmp_path: Pa
     for tool in ("rpm", "db5.3_load"):
         require(shutil.which(tool) is not None, f"{tool} is not installed")
     path = rpmdb_bdb(page_size)
-    pkgs = RpmCataloger().catalog([entry("/var/lib/rpm/Packages", path.read_bytes())])
+    found = RpmCataloger().catalog([entry("/var/lib/rpm/Packages", path.read_bytes())])
+    pkgs = [p for p in found if p.type == "rpm"]
     # the real rpm (read-only BerkeleyDB backend) reads the same file and agrees
     db = tmp_path / "db"
     db.mkdir()
@@ -339,11 +362,54 @@ def test_finalize_is_idempotent(sample_root: Path) -> None:
 
 def test_default_catalogers_have_unique_names() -> None:
     cats = default_catalogers()
-    assert len({c.name for c in cats}) == len(cats) == 9
+    assert len({c.name for c in cats}) == len(cats) == 13
     assert all(isinstance(c.version, int) for c in cats)
 
 
 # --- ELF package notes --------------------------------------------------------------------
+
+
+LIBSYSTEMD = Path("/usr/lib/x86_64-linux-gnu/libsystemd.so.0")
+
+
+def test_file_owned_by_an_os_package_is_not_a_second_package() -> None:
+    """Debian's libsystemd0 installs libsystemd.so.0.*, whose ELF package note names the
+    *source* package ``systemd``. With the real dpkg file list of libsystemd0, the library is
+    libsystemd0 only: no ``systemd`` package the image does not have."""
+    lib = LIBSYSTEMD.resolve()
+    listing = Path("/var/lib/dpkg/info/libsystemd0:amd64.list")
+    require(lib.exists() and listing.exists(), "Debian's libsystemd0 is not installed here")
+    version = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", "libsystemd0"], capture_output=True, text=True
+    ).stdout
+    data = lib.read_bytes()
+    [note] = ElfPackageNoteCataloger().catalog([entry(str(lib), data)])
+    assert note.name == "systemd"  # what the binary says of itself
+    status = (
+        f"Package: libsystemd0\nStatus: install ok installed\nVersion: {version}\n"
+        "Source: systemd\nArchitecture: amd64\n"
+    ).encode()
+    db = DpkgCataloger().catalog(
+        [
+            entry("/var/lib/dpkg/status", status),
+            entry(str(listing), listing.read_bytes()),
+        ]
+    )
+    inv = finalize(Inventory(source="t", packages=(note, *db)))
+    assert [(p.type, p.name) for p in inv.packages] == [("deb", "libsystemd0")]
+    # without the file list nothing says who owns the library: the note stays
+    alone = finalize(Inventory(source="t", packages=(note, *db[:1])))
+    assert {p.name for p in alone.packages} == {"libsystemd0", "systemd"}
+
+
+def test_apk_and_distroless_file_lists_own_files() -> None:
+    apk = ApkCataloger().catalog([entry("/lib/apk/db/installed", APK_DB)])
+    owners = {p.name: p.meta("files") for p in apk if p.type == OWNED_TYPE}
+    assert owners == {"musl": "/lib/ld-musl-x86_64.so.1", "busybox-binsh": "/bin/sh"}
+    md5 = b"0123456789abcdef0123456789abcdef  usr/bin/tool\n"
+    [rec] = DpkgCataloger().catalog([entry("/var/lib/dpkg/status.d/tool.md5sums", md5)])
+    assert (rec.type, rec.name, rec.meta("files")) == (OWNED_TYPE, "tool", "/usr/bin/tool")
+
 
 BUSCTL = Path("/usr/bin/busctl")
 

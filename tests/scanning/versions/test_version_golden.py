@@ -122,6 +122,79 @@ GOLDEN: dict[str, list[list[str]]] = {
         ["2.0-alpha1"],
         ["2.0"],
     ],
+    # Gem::Version#<=>: letters make a prerelease, "-" reads as ".pre.", trailing zeros drop
+    "rubygems": [
+        ["0.9"],
+        ["1.a", "1.0.a", "1.0.0.a"],
+        ["1.0.a1", "1.0.a.1"],
+        ["1.0.b1"],
+        ["1.0-pre"],
+        ["1.0.pre", "1.0.0.pre"],
+        ["1.0.pre.1"],
+        ["1.0.rc1"],
+        ["1.0.rc2"],
+        ["1.0.rc10"],
+        ["1", "1.0", "1.0.0", " 1.0.0 "],
+        ["1.0.0.1"],
+        ["1.0.1"],
+        ["1.1.a"],
+        ["1.1"],
+        ["1.10"],
+        ["2.0.0.rc1"],
+        ["2"],
+    ],
+    # composer/semver normalization, then PHP version_compare
+    "composer": [
+        ["1.0-dev", "1.0.0-dev", "1.0.0.0-dev"],
+        ["1.0.0-alpha1", "1.0.0-a1", "1.0.0alpha1", "v1.0.0-ALPHA1"],
+        ["1.0.0-alpha2"],
+        ["1.0.0-beta1-dev"],
+        ["1.0.0-beta1", "1.0.0-b1", "1.0.0-beta.1"],
+        ["1.0.0-beta2"],
+        ["1.0.0-beta10"],
+        ["1.0.0-RC1", "1.0.0-rc1"],
+        ["1.0.0", "v1.0.0", "1.0", "1", "1.0.0.0", "1.0.0-stable"],
+        ["1.0.0-patch1", "1.0.0-pl1", "1.0.0-p1", "1.0.0.pl1"],
+        ["1.0.0.1"],
+        ["1.0.1"],
+        ["1.2"],
+        ["1.10"],
+        ["2010-01-02"],  # a date version: not padded to four parts
+        ["2010.01.02"],  # a classic version: 2010.01.02.0
+    ],
+    # Cargo: SemVer 2.0 as the semver crate orders it (ASCII order of text identifiers)
+    "cargo": [
+        ["0.1.0"],
+        ["1.0.0-Alpha"],
+        ["1.0.0-alpha"],
+        ["1.0.0-alpha.1"],
+        ["1.0.0-alpha.beta"],
+        ["1.0.0-beta.2"],
+        ["1.0.0-beta.11"],
+        ["1.0.0-rc.1"],
+        ["1.0.0", "1.0.0+build.1", "1.0.0+20240101"],
+        ["1.0.1"],
+        ["1.10.0"],
+    ],
+    # NuGet.Versioning: four parts, case-insensitive labels, metadata ignored
+    "nuget": [
+        ["1.0.0-1"],
+        ["1.0.0-alpha", "1.0.0-ALPHA", "1.0.0-Alpha+sha.1"],
+        ["1.0.0-alpha.1"],
+        ["1.0.0-alpha.beta"],
+        ["1.0.0-beta"],
+        ["1.0.0-beta.2"],
+        ["1.0.0-beta.11"],
+        ["1.0.0-beta01"],
+        ["1.0.0-beta02"],
+        ["1.0.0-rc.1"],
+        ["1.0.0", "1.0", "1", "1.0.0.0", "1.0.0+build"],
+        ["1.0.0.1"],
+        ["1.0.1-preview.1"],
+        ["1.0.1"],
+        ["1.10"],
+        ["2.0.0"],
+    ],
 }
 
 
@@ -161,12 +234,18 @@ def test_golden_order(scheme: str) -> None:
         ("go", "master"),
         ("maven", ""),
         ("maven", "1 0"),
+        ("rubygems", "1..0"),
+        ("rubygems", "a1"),
+        ("composer", "dev-main"),
+        ("composer", "1.0.0-foo"),
+        ("nuget", "1.0.0.0.0"),
+        ("nuget", "v1.0.0"),
     ],
 )
 def test_bad_versions_raise_one_error_type_with_the_text(scheme: str, text: str) -> None:
     with pytest.raises(VersionError) as info:
         SCHEMES[scheme].key(text)
-    assert info.value.text == text and info.value.scheme in (scheme, "go")
+    assert info.value.text == text and info.value.scheme in (scheme, "go", "semver")
     assert info.value.exit_code == 3
 
 
@@ -177,7 +256,11 @@ def test_registry_maps_ecosystems() -> None:
     assert scheme_for("maven").name == "maven"
     assert scheme_for("go").name == "go"
     assert scheme_for("npm").name == "semver"
-    assert scheme_for("rubygems") is None
+    assert scheme_for("rubygems").name == "rubygems"
+    assert scheme_for("packagist").name == "composer"
+    assert scheme_for("nuget").name == "nuget"
+    assert scheme_for("crates.io").name == "semver"
+    assert scheme_for("hex") is None
 
 
 def test_keys_are_cached_and_immutable() -> None:

@@ -46,6 +46,15 @@ go_versions = st.one_of(
 maven_versions = st.from_regex(
     r"[0-9]{1,2}([.-]([0-9]{1,2}|alpha|beta|rc|sp|ga|snapshot|foo)){0,3}", fullmatch=True
 )
+rubygems_versions = st.from_regex(
+    r"[0-9]{1,2}(\.([0-9]{1,2}|a|b|pre|rc[0-9]?)){0,3}(-[a-z0-9]{1,3})?", fullmatch=True
+)
+composer_versions = st.from_regex(
+    r"v?[0-9]{1,2}(\.[0-9]{1,2}){0,3}(-(alpha|beta|RC|patch|p|b)[0-9]?)?(-dev)?", fullmatch=True
+)
+nuget_versions = st.from_regex(
+    r"[0-9]{1,2}(\.[0-9]{1,2}){0,3}(-[0-9a-zA-Z]{1,3}(\.[0-9a-zA-Z]{1,3}){0,2})?", fullmatch=True
+)
 
 STRATEGIES = {
     "dpkg": dpkg_versions,
@@ -55,6 +64,9 @@ STRATEGIES = {
     "semver": semver_versions,
     "go": go_versions,
     "maven": maven_versions,
+    "rubygems": rubygems_versions,
+    "composer": composer_versions,
+    "nuget": nuget_versions,
 }
 
 

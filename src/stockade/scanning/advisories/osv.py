@@ -164,12 +164,13 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
             if kind == "fixed":
                 fixed.append(version)
         ranges.append(VersionRange(type=rtype, events=tuple(events)))
+    db_spec = _object(entry.get("database_specific"))
+    ranges = _close_open_ranges(ranges, db_spec, scheme)
     versions = tuple(_strings(entry.get("versions")))
     if not ranges and not versions:
         problems.append(Problem(where=where, message="no usable range or versions list; skipped"))
         return None
     eco_spec = _object(entry.get("ecosystem_specific"))
-    db_spec = _object(entry.get("database_specific"))
     # Debian's urgency, Ubuntu's priority (negligible..critical), a database's own rating.
     severity = _text_severity(
         eco_spec.get("urgency")
@@ -188,6 +189,29 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
         fixed_version=max(fixed, key=scheme.key) if fixed else None,
         severity=severity,
     )
+
+
+def _close_open_ranges(
+    ranges: list[VersionRange], db_spec: dict[str, Any], scheme: Any
+) -> list[VersionRange]:
+    """The GitHub Advisory Database writes a range with no fix as ``introduced`` alone and puts
+    its known end in ``database_specific.last_known_affected_version_range`` (``< 0.2``,
+    ``<= 1.4.1``): without it every later version would match. The bound becomes the range's
+    ``limit`` (``<``) or ``last_affected`` (``<=``) event."""
+    bound = db_spec.get("last_known_affected_version_range")
+    if not isinstance(bound, str):
+        return ranges
+    op, _, version = bound.strip().partition(" ")
+    kind = {"<": EventKind.LIMIT, "<=": EventKind.LAST_AFFECTED}.get(op)
+    version = version.strip()
+    if kind is None or not version or not scheme.valid(version):
+        return ranges
+    out = []
+    for r in ranges:
+        if r.events and r.events[-1][0] == EventKind.INTRODUCED:
+            r = VersionRange(type=r.type, events=(*r.events, (kind, version)))
+        out.append(r)
+    return out
 
 
 def records(doc: Any) -> list[Any]:

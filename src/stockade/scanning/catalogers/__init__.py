@@ -13,6 +13,9 @@ Contract with the layer reader (``stockade.scanning.inventory.build_inventory``)
 3. After the layer merge, call :func:`finalize` exactly on the merged inventory: it sets
    ``Inventory.distro``, attaches deb licenses, adds the ``distro`` qualifier to OS purls, moves
    skipped results to ``Inventory.skipped`` and drops every pseudo-package. It is idempotent.
+4. One package per piece of software: a package whose evidence is a file an OS package installed
+   (type ``os-owned-files``: dpkg/apk/rpm file lists) and that was read from the binary itself
+   (an ELF package note, a Go binary's main module) is dropped; the OS package stands for it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from stockade.scanning.catalogers.apk import ApkCataloger
+from stockade.scanning.catalogers.composer import ComposerCataloger
+from stockade.scanning.catalogers.dotnet import DotnetDepsCataloger
 from stockade.scanning.catalogers.dpkg import COPYRIGHT_TYPE, DpkgCataloger
 from stockade.scanning.catalogers.elf_notes import EVIDENCE as ELF_NOTE
 from stockade.scanning.catalogers.elf_notes import ElfPackageNoteCataloger
@@ -33,12 +38,15 @@ from stockade.scanning.catalogers.os_release import (
     distro_from_package,
 )
 from stockade.scanning.catalogers.ospurl import os_purl
+from stockade.scanning.catalogers.owned import OWNED_TYPE, owned_paths
 from stockade.scanning.catalogers.python import PythonCataloger
 from stockade.scanning.catalogers.rpm import RpmCataloger
+from stockade.scanning.catalogers.ruby import RubyGemsCataloger
+from stockade.scanning.catalogers.rust import RustCataloger
 from stockade.scanning.catalogers.skipped import SKIPPED_TYPE
 from stockade.scanning.interface import Cataloger, Distro, Inventory, Package
 
-PSEUDO_TYPES = frozenset({OS_RELEASE_TYPE, COPYRIGHT_TYPE, SKIPPED_TYPE})
+PSEUDO_TYPES = frozenset({OS_RELEASE_TYPE, COPYRIGHT_TYPE, SKIPPED_TYPE, OWNED_TYPE})
 OS_TYPES = frozenset({"deb", "apk", "rpm"})
 
 __all__ = [
@@ -61,6 +69,10 @@ def default_catalogers() -> list[Cataloger]:
         NpmCataloger(),
         GoBinaryCataloger(),
         JavaArchiveCataloger(),
+        RubyGemsCataloger(),
+        ComposerCataloger(),
+        RustCataloger(),
+        DotnetDepsCataloger(),
         ElfPackageNoteCataloger(),
     ]
 
@@ -88,6 +100,15 @@ def _licenses_by_source(
     return out
 
 
+def _read_from_binary(pkg: Package) -> bool:
+    """Evidence that names the binary file itself, not something linked or bundled into it: an
+    ELF package note, or a Go binary's main module (its dependencies and toolchain are other
+    software and stay)."""
+    if pkg.meta("evidence") == ELF_NOTE:
+        return True
+    return pkg.type == "go-module" and pkg.meta("main-version-source") is not None
+
+
 def finalize(inventory: Inventory) -> Inventory:
     """Resolve pseudo-packages into the inventory (see the module docstring). Idempotent."""
     releases = [p for p in inventory.packages if p.type == OS_RELEASE_TYPE]
@@ -103,11 +124,14 @@ def finalize(inventory: Inventory) -> Inventory:
     in_database = {
         (p.type, p.name, p.version) for p in inventory.packages if p.meta("evidence") != ELF_NOTE
     }
+    owned = owned_paths(inventory.packages)
     packages: list[Package] = []
     for pkg in inventory.packages:
         if pkg.type in PSEUDO_TYPES:
             continue
         if pkg.meta("evidence") == ELF_NOTE and (pkg.type, pkg.name, pkg.version) in in_database:
+            continue
+        if _read_from_binary(pkg) and pkg.locations and pkg.locations[0] in owned:
             continue
         if pkg.type == "deb" and not pkg.licenses:
             licenses = copyrights.get(pkg.name) or by_source.get(pkg.source_name or "", ())

@@ -12,27 +12,36 @@ from dataclasses import replace
 
 from stockade.scanning.catalogers._text import decode
 from stockade.scanning.catalogers.ospurl import os_purl
+from stockade.scanning.catalogers.owned import owned
 from stockade.scanning.interface import FileEntry, Package
 
 PATHS = ("/lib/apk/db/installed", "/usr/lib/apk/db/installed")
 _MAX = 64 * 1024 * 1024
 
 
-def _records(text: str) -> list[dict[str, str]]:
-    records: list[dict[str, str]] = []
+def _records(text: str) -> list[tuple[dict[str, str], list[str]]]:
+    """Each record's fields and the files it installed (``R:`` names under the last ``F:``)."""
+    records: list[tuple[dict[str, str], list[str]]] = []
     current: dict[str, str] = {}
+    files: list[str] = []
+    folder = ""
     for line in text.splitlines():
         if not line.strip():
             if current:
-                records.append(current)
-            current = {}
+                records.append((current, files))
+            current, files, folder = {}, [], ""
             continue
         if len(line) < 2 or line[1] != ":":
             continue
+        key, value = line[0], line[2:].strip()
+        if key == "F":
+            folder = value.strip("/")
+        elif key == "R" and value:
+            files.append(f"/{folder}/{value}" if folder else f"/{value}")
         # single-letter keys repeat for files (F, R, Z, ...): keep only the first of each
-        current.setdefault(line[0], line[2:].strip())
+        current.setdefault(key, value)
     if current:
-        records.append(current)
+        records.append((current, files))
     return records
 
 
@@ -50,7 +59,7 @@ def split_license(text: str) -> tuple[str, ...]:
 
 class ApkCataloger:
     name = "apk"
-    version = 1
+    version = 2
 
     def wants(self, path: str, mode: int, size: int) -> bool:
         return path in PATHS and stat.S_ISREG(mode) and size <= _MAX
@@ -60,7 +69,7 @@ class ApkCataloger:
         for entry in files:
             if entry.path not in PATHS:
                 continue
-            for rec in _records(decode(entry.data)):
+            for rec, installed in _records(decode(entry.data)):
                 name, version = rec.get("P", ""), rec.get("V", "")
                 if not name or not version:
                     continue
@@ -78,4 +87,6 @@ class ApkCataloger:
                     metadata=tuple((k, v) for k, v in (("maintainer", rec.get("m", "")),) if v),
                 )
                 out.append(replace(pkg, purl=os_purl(pkg, None)))
+                record = owned(entry, name, installed)
+                out.extend([record] if record else [])
         return out

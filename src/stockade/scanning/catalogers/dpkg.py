@@ -15,11 +15,13 @@ from dataclasses import replace
 
 from stockade.scanning.catalogers._text import decode, stanzas
 from stockade.scanning.catalogers.ospurl import os_purl
+from stockade.scanning.catalogers.owned import owned
 from stockade.scanning.interface import FileEntry, Package
 
 COPYRIGHT_TYPE = "deb-copyright"
 STATUS = "/var/lib/dpkg/status"
 STATUS_D = "/var/lib/dpkg/status.d/"
+INFO = "/var/lib/dpkg/info/"
 _DOC = re.compile(r"^/usr/share/doc/([^/]+)/copyright$")
 _LICENSE_LINE = re.compile(r"^License:[ \t]*(\S[^\n]*)", re.MULTILINE)
 _CHOICE = re.compile(r"\s+(?:or|and)\s+", re.IGNORECASE)
@@ -27,6 +29,7 @@ _COMMON_LICENSE = re.compile(r"/usr/share/common-licenses/([0-9A-Za-z_.+\-]+)")
 _SOURCE = re.compile(r"^(\S+)\s*\((.+)\)\s*$")
 _MAX_STATUS = 64 * 1024 * 1024
 _MAX_COPYRIGHT = 16 * 1024 * 1024  # boost's is 2 MB
+_MAX_LIST = 16 * 1024 * 1024
 
 
 def copyright_licenses(text: str) -> tuple[str, ...]:
@@ -90,9 +93,31 @@ def _with_purl(pkg: Package) -> Package:
     return replace(pkg, purl=os_purl(pkg, None))
 
 
+def _owner_of_list(path: str) -> str | None:
+    """The package whose file list ``path`` is: ``info/<pkg>[:arch].list`` or a distroless
+    ``status.d/<pkg>.md5sums``; None for any other file."""
+    base = path.rsplit("/", 1)[-1]
+    for prefix, suffix in ((INFO, ".list"), (STATUS_D, ".md5sums")):
+        if path.startswith(prefix) and base.endswith(suffix):
+            return base[: -len(suffix)].split(":")[0]
+    return None
+
+
+def _listed_paths(entry: FileEntry) -> list[str]:
+    lines = decode(entry.data).splitlines()
+    if entry.path.endswith(".list"):
+        return lines  # absolute paths, one a line
+    # "<md5>  <path relative to />"
+    return [
+        "/" + parts[1].lstrip("/")
+        for parts in (ln.split(None, 1) for ln in lines)
+        if len(parts) == 2
+    ]
+
+
 class DpkgCataloger:
     name = "dpkg"
-    version = 2
+    version = 3
 
     def wants(self, path: str, mode: int, size: int) -> bool:
         if not stat.S_ISREG(mode):
@@ -101,7 +126,12 @@ class DpkgCataloger:
             return size <= _MAX_STATUS
         if path.startswith(STATUS_D):
             rest = path[len(STATUS_D) :]
-            return "/" not in rest and not rest.endswith(".md5sums") and size <= _MAX_STATUS
+            if rest.endswith(".md5sums"):
+                return "/" not in rest and size <= _MAX_LIST
+            return "/" not in rest and size <= _MAX_STATUS
+        if path.startswith(INFO):
+            rest = path[len(INFO) :]
+            return "/" not in rest and rest.endswith(".list") and size <= _MAX_LIST
         return size <= _MAX_COPYRIGHT and _DOC.match(path) is not None
 
     def catalog(self, files: Sequence[FileEntry]) -> list[Package]:
@@ -120,6 +150,11 @@ class DpkgCataloger:
                         layer=entry.layer,
                     )
                 )
+                continue
+            owner = _owner_of_list(entry.path)
+            if owner is not None:
+                record = owned(entry, owner, _listed_paths(entry))
+                out.extend([record] if record else [])
                 continue
             distroless = entry.path.startswith(STATUS_D)
             if entry.path != STATUS and not distroless:

@@ -202,6 +202,41 @@ def main_version(info: BuildInfo, data: bytes = b"") -> tuple[str, str]:
     return "(devel)", "none"
 
 
+# Import-path prefixes whose repository root (and so module path) is a fixed number of path
+# segments, as cmd/go's table of known code hosts (vcs.go) resolves them
+_HOST_SEGMENTS = {
+    "github.com": 3,
+    "gitlab.com": 3,
+    "bitbucket.org": 3,
+    "codeberg.org": 3,
+    "gitea.com": 3,
+    "golang.org": 3,  # golang.org/x/NAME
+    "k8s.io": 2,
+    "sigs.k8s.io": 2,
+    "google.golang.org": 2,
+    "go.uber.org": 2,
+    "go.etcd.io": 2,
+    "cloud.google.com": 3,  # cloud.google.com/go/NAME
+}
+_MAJOR = re.compile(r"^v([2-9]|[1-9]\d+)$")
+
+
+def module_root(package_path: str) -> str:
+    """The module path holding the package ``package_path`` where the code host fixes it
+    (``github.com/o/r/cmd/x`` -> ``github.com/o/r``, ``.../v2/cmd/x`` -> ``.../v2``), else
+    ``package_path`` itself: a module on an unknown host may sit at any depth."""
+    segs = package_path.split("/")
+    host = segs[0]
+    n = _HOST_SEGMENTS.get(host)
+    if host == "gopkg.in" and len(segs) >= 2:
+        n = 2 if ".v" in segs[1] else 3  # gopkg.in/yaml.v3, gopkg.in/user/pkg.v1
+    if n is None or len(segs) < n:
+        return package_path
+    if len(segs) > n and _MAJOR.match(segs[n]):
+        n += 1
+    return "/".join(segs[:n])
+
+
 def go_purl(path: str, version: str) -> str:
     namespace, _, name = path.rpartition("/")
     return purl.build("golang", name, version if version != "(devel)" else "", namespace=namespace)
@@ -213,10 +248,7 @@ def packages_from(info: BuildInfo, entry: FileEntry) -> list[Package]:
     toolchain = info.go_version.split()[0]
     arch = dict(info.settings).get("GOARCH")
     locations = (entry.path,)
-    meta: tuple[tuple[str, str], ...] = (
-        ("go-toolchain", toolchain),
-        ("main-module", info.main.path if info.main else info.path),
-    )
+    meta: tuple[tuple[str, str], ...] = (("go-toolchain", toolchain),)
     out: list[Package] = []
     # a GOPATH build has no "mod" line: the command's package path stands in for the main module;
     # "go build file.go" (path command-line-arguments) lists the module holding the files as a
@@ -228,13 +260,25 @@ def packages_from(info: BuildInfo, entry: FileEntry) -> list[Package]:
         if len(local) == 1:
             main = local[0]
             deps = tuple(d for d in deps if d is not local[0])
+    module_source = "buildinfo"
     if main is None and info.path:
-        main = Module(path=info.path, version="(devel)")
+        # no "mod" line (a GOPATH build): the path line names the main *package*; advisories are
+        # keyed by module, so report the module root where the code host fixes it
+        root = module_root(info.path)
+        module_source = "package-path" if root == info.path else "code-host-root"
+        main = Module(path=root, version="(devel)")
+    if main is not None:
+        meta = (*meta, ("main-module", main.path))
     mods: list[Module] = []
     main_meta = meta
     if main is not None:
         version, source = main_version(info, entry.data)
-        main_meta = (*meta, ("main-version-source", source))
+        main_meta = (
+            *meta,
+            ("main-version-source", source),
+            ("main-module-source", module_source),
+            *((("main-package", info.path),) if info.path else ()),
+        )
         mods.append(
             Module(path=main.path, version=version, sum=main.sum, replaced_by=main.replaced_by)
         )
@@ -281,7 +325,7 @@ def packages_from(info: BuildInfo, entry: FileEntry) -> list[Package]:
 
 class GoBinaryCataloger:
     name = "golang"
-    version = 2
+    version = 3
 
     def wants(self, path: str, mode: int, size: int) -> bool:
         return stat.S_ISREG(mode) and bool(mode & 0o111) and _MIN_BINARY <= size <= _MAX_BINARY

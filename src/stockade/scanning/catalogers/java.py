@@ -11,13 +11,17 @@ hostile archive would try to fake where a package lives.
 from __future__ import annotations
 
 import io
-import re
 import stat
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from stockade.scanning.catalogers import purl
+from stockade.scanning.catalogers.java_identity import (
+    confirmed_group,
+    maven_group,
+    split_filename,
+)
 from stockade.scanning.catalogers.skipped import skipped
 from stockade.scanning.interface import FileEntry, Package
 
@@ -28,8 +32,6 @@ MAX_DEPTH = 4
 MAX_INFLATED = 1024 * 1024 * 1024
 MAX_ENTRIES = 200_000
 MAX_METADATA = 1024 * 1024
-# syft's file-name rule: the version starts at the first "-" followed by a digit (or rc/build)
-_FILENAME = re.compile(r"^(?P<name>.+?)-(?P<version>(?:\d|rc\d|build\d).*)$", re.IGNORECASE)
 
 
 @dataclass(slots=True)
@@ -71,14 +73,6 @@ def parse_properties(text: str) -> dict[str, str]:
         if sep:
             props[key.strip()] = value.strip()
     return props
-
-
-def split_filename(base: str) -> tuple[str, str]:
-    """(name, version) from an archive's base name without extension."""
-    m = _FILENAME.match(base)
-    if m:
-        return m.group("name"), m.group("version")
-    return base, ""
 
 
 def _name_from_bundle_plugin(manifest: dict[str, str]) -> str:
@@ -141,6 +135,7 @@ def _maven_package(
     path: str,
     layer: str | None,
     virtual: str,
+    derived: tuple[tuple[str, str], ...] = (("identity-source", "pom.properties"),),
 ) -> Package:
     return Package(
         type="java-archive",
@@ -156,6 +151,7 @@ def _maven_package(
                 ("maven-group", group),
                 ("maven-artifact", artifact),
                 ("virtual-path", virtual),
+                *derived,
             )
             if v
         ),
@@ -165,24 +161,6 @@ def _maven_package(
 def _manifest_licenses(manifest: dict[str, str]) -> tuple[str, ...]:
     value = manifest.get("Bundle-License", "") or manifest.get("Implementation-License", "")
     return tuple(x.strip() for x in value.split(",") if x.strip())[:8] if value else ()
-
-
-_GROUP = re.compile(r"^[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)+\Z")
-
-
-def _group_from_manifest(manifest: dict[str, str]) -> str:
-    """A Maven group guessed from manifest fields that usually hold a reverse domain name."""
-    keys = (
-        "Implementation-Vendor-Id",
-        "Bundle-SymbolicName",
-        "Automatic-Module-Name",
-        "Main-Class",
-    )
-    for key in keys:
-        value = manifest.get(key, "").split(";")[0].strip()
-        if _GROUP.match(value):
-            return value
-    return ""
 
 
 def catalog_archive(
@@ -263,11 +241,20 @@ def catalog_archive(
                 virtual,
             )
         else:
-            name = _select_name(manifest, file_name)
+            # a known artifact's file name confirmed by its manifest wins over the bundle
+            # plugin's symbolic name (commons-io writes org.apache.commons.io: "io" is no name)
+            confirmed = confirmed_group(file_name, manifest)
+            name = file_name if confirmed else _select_name(manifest, file_name)
             version = _select_version(manifest, file_version)
-            main = _maven_package(
-                _group_from_manifest(manifest), name, version, licenses, path, layer, virtual
+            group, group_source = confirmed or maven_group(name, manifest)
+            from_file = name in (file_name, _name_from_filename(file_name))
+            version_source = "file name" if version == file_version else "manifest"
+            derived = (
+                ("identity-source", "file name" if from_file else "manifest"),
+                ("version-source", version_source if version else ""),
+                ("group-source", group_source),
             )
+            main = _maven_package(group, name, version, licenses, path, layer, virtual, derived)
         if main.name:
             out.append(main)
             main_key = (main.meta("maven-group") or "", main.name, main.version)
@@ -305,7 +292,7 @@ def catalog_archive(
 
 class JavaArchiveCataloger:
     name = "java"
-    version = 2
+    version = 3
 
     def wants(self, path: str, mode: int, size: int) -> bool:
         return stat.S_ISREG(mode) and size <= MAX_ARCHIVE and path.lower().endswith(EXTENSIONS)

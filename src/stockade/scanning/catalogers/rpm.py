@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from stockade.scanning.catalogers import rpm_header as h
 from stockade.scanning.catalogers.ospurl import os_purl
+from stockade.scanning.catalogers.owned import owned
 from stockade.scanning.catalogers.rpm_bdb import read_values
 from stockade.scanning.catalogers.skipped import skipped
 from stockade.scanning.interface import FileEntry, Package
@@ -42,7 +43,7 @@ def _open(data: bytes) -> sqlite3.Connection:
     return conn
 
 
-def read_sqlite_rpmdb(data: bytes) -> list[dict[int, str | int]]:
+def read_sqlite_rpmdb(data: bytes) -> list[dict[int, h.Value]]:
     """Header fields of every package in an rpmdb.sqlite image. Raises ValueError if unreadable."""
     try:
         conn = _open(data)
@@ -57,13 +58,13 @@ def read_sqlite_rpmdb(data: bytes) -> list[dict[int, str | int]]:
     return [h.parse_header(bytes(blob)) for (blob,) in rows if isinstance(blob, bytes)]
 
 
-def read_bdb_rpmdb(data: bytes) -> list[dict[int, str | int]]:
+def read_bdb_rpmdb(data: bytes) -> list[dict[int, h.Value]]:
     """Header fields of every package in a BerkeleyDB ``Packages`` file (ValueError if bad)."""
     # key 0 holds a 4-byte counter, not a header
     return [h.parse_header(v) for v in read_values(data) if len(v) >= 8]
 
 
-def _package(fields: dict[int, str | int], entry: FileEntry) -> Package | None:
+def _package(fields: dict[int, h.Value], entry: FileEntry) -> Package | None:
     name, ver, rel = fields.get(h.NAME), fields.get(h.VERSION), fields.get(h.RELEASE)
     if not isinstance(name, str) or not isinstance(ver, str) or not name or not ver:
         return None
@@ -107,7 +108,7 @@ def _package(fields: dict[int, str | int], entry: FileEntry) -> Package | None:
 
 class RpmCataloger:
     name = "rpm"
-    version = 1
+    version = 2
 
     def wants(self, path: str, mode: int, size: int) -> bool:
         known = path in SQLITE or path in BDB or path in UNSUPPORTED
@@ -134,4 +135,6 @@ class RpmCataloger:
                 pkg = _package(fields, entry)
                 if pkg is not None:
                     out.append(pkg)
+                    record = owned(entry, pkg.name, h.file_paths(fields))
+                    out.extend([record] if record else [])
         return out

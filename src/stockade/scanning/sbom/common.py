@@ -24,6 +24,10 @@ PURL_TYPE = {
     "npm": "npm",
     "go-module": "golang",
     "java-archive": "maven",
+    "gem": "gem",
+    "php-composer": "composer",
+    "rust-crate": "cargo",
+    "dotnet": "nuget",
 }
 PACKAGE_TYPE = {v: k for k, v in PURL_TYPE.items()}
 _EXPRESSION = re.compile(r"\s(AND|OR|WITH)\s|[()]", re.IGNORECASE)

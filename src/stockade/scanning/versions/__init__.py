@@ -6,7 +6,18 @@
 
 from __future__ import annotations
 
-from stockade.scanning.versions import apk, dpkg, golang, maven, pep440, rpm, semver
+from stockade.scanning.versions import (
+    apk,
+    composer,
+    dpkg,
+    golang,
+    maven,
+    nuget,
+    pep440,
+    rpm,
+    rubygems,
+    semver,
+)
 from stockade.scanning.versions.interface import Scheme, VersionError
 
 SCHEMES: dict[str, Scheme] = {
@@ -19,9 +30,13 @@ SCHEMES: dict[str, Scheme] = {
         semver.SCHEME,
         golang.SCHEME,
         maven.SCHEME,
+        rubygems.SCHEME,
+        composer.SCHEME,
+        nuget.SCHEME,
     )
 }
 SCHEMES["npm"] = semver.SCHEME
+SCHEMES["cargo"] = semver.SCHEME  # Cargo versions are SemVer 2.0 (the semver crate)
 
 # Normalized ecosystem (the part before ":" for distributions) -> scheme name.
 ECOSYSTEM_SCHEMES: dict[str, str] = {
@@ -47,6 +62,9 @@ ECOSYSTEM_SCHEMES: dict[str, str] = {
     "crates.io": "semver",
     "go": "go",
     "maven": "maven",
+    "rubygems": "rubygems",
+    "packagist": "composer",
+    "nuget": "nuget",
 }
 
 
