@@ -165,6 +165,8 @@ def explain(
                     "require_tls": needs.require_tls,
                     "require_tls_action": needs.tls_action if needs.require_tls else None,
                     "require_tls_groups": needs.tls_groups,
+                    "waf_block": needs.waf_block,
+                    "waf_alert": needs.waf_alert,
                 },
                 indent=2,
             ),
@@ -198,6 +200,12 @@ def explain(
             ),
             markup=False,
         )
+        if needs.waf:
+            console.print(
+                f"  virtual patches (WAF): block {list(needs.waf_block)}, "
+                f"alert {list(needs.waf_alert)}",
+                markup=False,
+            )
 
 
 @policy_app.command("import-netpol")
