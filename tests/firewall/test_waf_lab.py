@@ -95,7 +95,9 @@ def test_protect_blocks_exploits_with_403_and_benign_traffic_passes(lab, enforce
             f"{len(false_positives)}/{len(BENIGN)}"
         )
     assert false_positives == []
-    assert blocked == len(EXPLOITS), [r[:70] for (_, r), c in zip(EXPLOITS, codes) if c != "403"]
+    assert blocked == len(EXPLOITS), [
+        r[:70] for (_, r), c in zip(EXPLOITS, codes, strict=True) if c != "403"
+    ]
     assert len(events) == len(EXPLOITS)
     sensors = {e.data["sensor"] for e in events}
     assert sensors == {s for s, _ in EXPLOITS}
