@@ -235,3 +235,30 @@ def test_a_bad_user_prefilter_is_a_config_error() -> None:
     (sensor,) = parse_sensors(text, name="x.yaml")
     with pytest.raises(ConfigError, match=r"waf\.acme_debug: prefilter rejected"):
         WafEngine([sensor])
+
+
+@pytest.mark.parametrize(
+    ("expr", "out", "exact"),
+    [
+        (r"a\s*b", r"a(?:\s|\+|%20)*b", True),
+        (r"union\W*select", r"union(?:\W|%20)*select", True),
+        ("a b", r"a(?:\s|\+|%20)b", True),
+        (r"[\s,]x", r"[\s+,]x", False),
+        (r"[]\s]\s", r"[]\s+](?:\s|\+|%20)", False),
+        (r"[^a]", r"[^a]", False),
+        (r"\x41", r"\x41", False),
+        (r"\\s", r"\\s", True),
+    ],
+)
+def test_prefilters_accept_encoded_spaces(expr: str, out: str, exact: bool) -> None:
+    from stockade.network.waf.normalize import space_tolerant
+
+    assert space_tolerant(expr) == (out, exact)
+
+
+def test_spaces_written_plus_or_percent_20_need_no_decoding_trigger() -> None:
+    for raw in (b"/items?id=1+union+select+null,null--", b"/items?id=1%20union%20select%20null--"):
+        assert [m.sensor for m in ENGINE.scan_request(get(raw.decode()))] == ["waf.sqli"]
+    stream = ENGINE.stream()
+    stream.feed(get("/search?q=running%20shoes+for+kids"))
+    assert stream._marked is None and stream._base == 0  # nothing was parsed

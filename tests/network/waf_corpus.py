@@ -269,25 +269,12 @@ _HEADERS = [
 ]
 
 
-def benign() -> list[bytes]:
+def web_mix() -> list[bytes]:
+    """Everyday traffic of a web shop: pages and API calls with browser headers, JSON bodies."""
     out: list[bytes] = []
     for i, path in enumerate(_PATHS):
         out.append(get(path, _UA[i % len(_UA)], *_HEADERS[i % 4 : i % 4 + 4]))
         out.append(get(path, _UA[(i + 2) % len(_UA)], _HEADERS[(i + 3) % len(_HEADERS)]))
-    for i, text in enumerate(_DOCS):
-        out.append(post("/api/v1/notes", json.dumps({"title": f"note {i}", "text": text})))
-        out.append(
-            post(
-                "/comments",
-                "text=" + quote(text, safe="") + "&id=" + str(i),
-                "application/x-www-form-urlencoded",
-            )
-        )
-        out.append(post("/docs", text, "text/plain; charset=utf-8"))
-        out.append(get("/search?q=" + quote(text[:60], safe="")))
-    for i, doc in enumerate(_JSON_BODIES):
-        out.append(post("/api/v1/items", json.dumps(doc), "application/json", _UA[i % len(_UA)]))
-        out.append(post("/api/v1/items?dry_run=true", json.dumps(doc, indent=2)))
     for i in range(20):
         out.append(
             post(
@@ -304,4 +291,25 @@ def benign() -> list[bytes]:
     return out
 
 
+def benign() -> list[bytes]:
+    """The web mix plus the hard cases: prose, forms and JSON full of what exploits use."""
+    out = web_mix()
+    for i, text in enumerate(_DOCS):
+        out.append(post("/api/v1/notes", json.dumps({"title": f"note {i}", "text": text})))
+        out.append(
+            post(
+                "/comments",
+                "text=" + quote(text, safe="") + "&id=" + str(i),
+                "application/x-www-form-urlencoded",
+            )
+        )
+        out.append(post("/docs", text, "text/plain; charset=utf-8"))
+        out.append(get("/search?q=" + quote(text[:60], safe="")))
+    for i, doc in enumerate(_JSON_BODIES):
+        out.append(post("/api/v1/items", json.dumps(doc), "application/json", _UA[i % len(_UA)]))
+        out.append(post("/api/v1/items?dry_run=true", json.dumps(doc, indent=2)))
+    return out
+
+
 BENIGN = benign()
+WEB_MIX = web_mix()

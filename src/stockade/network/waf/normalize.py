@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
+from functools import cache
 
 MAX_ROUNDS = 3  # URL decoding repeated this often: %252e -> %2e -> .
 MAX_LOOKUPS = 64  # ${...} lookups resolved per text (nesting is bounded by this too)
@@ -128,3 +129,78 @@ def normalize(text: str, steps: tuple[str, ...]) -> str:
     for step in steps:
         text = STEPS[step](text)
     return text
+
+
+# What makes each step change a text (beyond case and whitespace, which prefilters tolerate)
+_MARKERS: dict[str, tuple[str, ...]] = {
+    "url": ("%", "+", "\xc0", "\xc1", "\xe0"),
+    "html": ("&",),
+    "lookups": ("${",),
+    "sql": ("/*", "*/"),
+    "lower": (),
+}
+
+
+_ALL_MARKERS = tuple(dict.fromkeys(m for ms in _MARKERS.values() for m in ms))
+
+
+def markers_in(text: str) -> frozenset[str]:
+    """The decoding markers ``text`` holds (compare with :func:`markers_of`)."""
+    return frozenset(m for m in _ALL_MARKERS if m in text)
+
+
+@cache
+def markers_of(steps: tuple[str, ...]) -> frozenset[str]:
+    """Markers that make one of ``steps`` change a text beyond case and whitespace."""
+    return frozenset(m for step in steps for m in _MARKERS[step])
+
+
+def needs_decoding(text: str, steps: tuple[str, ...]) -> bool:
+    """Whether any step but case folding and whitespace could change ``text``."""
+    return not markers_in(text).isdisjoint(markers_of(steps))
+
+
+_SPACE_RAW = r"(?:\s|\+|%20)"  # a space as a query or form may carry it before decoding
+
+
+def space_tolerant(expr: str) -> tuple[str, bool]:
+    """A Hyperscan expression that also matches where a space was written ``+`` or ``%20``:
+    ``\\s`` and a literal space become ``(?:\\s|\\+|%20)``, ``\\W`` also accepts ``%20``.
+    The flag says whether that was complete: inside a character class, a negated class or a
+    byte escape it is not, and the engine then triggers URL decoding on ``%20`` too."""
+    out: list[str] = []
+    exact = True
+    in_class = False
+    opened = 0  # len(out) right after the class's "[" (and a "^")
+    i = 0
+    while i < len(expr):
+        c = expr[i]
+        if c == "\\" and i + 1 < len(expr):
+            pair = expr[i : i + 2]
+            i += 2
+            if pair == "\\s":
+                out.append("\\s+" if in_class else _SPACE_RAW)
+                exact = exact and not in_class
+            elif pair == "\\W":
+                out.append(pair if in_class else "(?:\\W|%20)")
+                exact = exact and not in_class
+            else:
+                exact = exact and pair[1] != "x"
+                out.append(pair)
+            continue
+        i += 1
+        if c == " " and not in_class:
+            out.append(_SPACE_RAW)
+            continue
+        out.append(c)
+        exact = exact and c.isascii()
+        if c == "[" and not in_class:
+            in_class = True
+            if expr[i : i + 1] == "^":
+                out.append("^")
+                i += 1
+                exact = False
+            opened = len(out)
+        elif c == "]" and in_class and len(out) > opened + 1:  # "[]" and "[^]" keep a literal ]
+            in_class = False
+    return "".join(out), exact
