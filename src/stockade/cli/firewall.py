@@ -252,6 +252,13 @@ def enforcer(
         bool,
         typer.Option("--remove", help="Only remove rules left by an enforcer that was killed."),
     ] = False,
+    waf_sensors: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--waf-sensors",
+            help="WAF sensor files added to the built-in pack (docs/waf.md); groups' waf rules name them.",
+        ),
+    ] = None,
     db: DbOption = None,
     controller: ControllerOption = None,
     token: TokenOption = None,
@@ -271,11 +278,12 @@ def enforcer(
     if fail not in ("open", "closed"):
         raise UsageError("--fail is open or closed")
     inv, directory = _directory(lab_state)
+    waf = _waf_engine(waf_sensors or [])  # a bad sensor file stops here, before any rule
     from stockade.cli.agent import AgentOptions, reporting
 
     agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
     with reporting(agent, ("firewall", "dlp")) as reporter:
-        stats = _enforce(db, inv, directory, policy, queue, depth, fail, duration, reporter)
+        stats = _enforce(db, inv, directory, policy, queue, depth, fail, duration, reporter, waf)
     console.print(f"enforcer stopped; rules removed. {stats}")
 
 
@@ -289,6 +297,7 @@ def _enforce(
     fail: str,
     duration: float | None,
     reporter: Any,
+    waf: Any = None,
 ) -> Any:
     from stockade.firewall.enforce.nft import Settings
     from stockade.firewall.enforce.service import Hooks, serve
@@ -310,7 +319,28 @@ def _enforce(
         duration=duration,
         hooks=hooks,
         controller=reporter.link if reporter is not None else None,
+        waf_engine=waf,
     )
+
+
+def _waf_engine(files: list[Path]) -> Any:
+    """The built-in WAF pack plus user sensor files (ids must differ), or None for the built-in
+    pack alone (compiled when a group first asks for it)."""
+    if not files:
+        return None
+    from stockade.model.errors import ConfigError
+    from stockade.network.waf import WafEngine, builtin_sensors, load_sensor_file
+
+    sensors = list(builtin_sensors())
+    for f in files:
+        sensors += load_sensor_file(f)
+    ids = [s.id for s in sensors]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ConfigError(
+            f"WAF sensor ids must be unique (built-in ones included): {', '.join(dup)}"
+        )
+    return WafEngine(sensors)
 
 
 def quarantine(

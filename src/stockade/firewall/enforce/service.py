@@ -23,6 +23,7 @@ from stockade.store.writer import EventWriter
 
 if TYPE_CHECKING:
     from stockade.firewall.enforce.follow import ControllerLink
+    from stockade.network.waf import WafEngine
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +53,7 @@ def serve(
     policy_files: list[Path] | None = None,
     duration: float | None = None,
     hooks: Hooks | None = None,
+    waf_engine: WafEngine | None = None,
     controller: ControllerLink | None = None,
     follow_every: float = 2.0,
 ) -> dict[str, Any]:
@@ -107,6 +109,7 @@ def serve(
         emit=writer.put,
         learn=lambda rows: record_learned(store, rows),
         dlp_engine=DlpEngine(),
+        waf_engine=waf_engine,
     )
     fetcher = None
     if controller is not None:
