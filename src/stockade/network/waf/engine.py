@@ -257,13 +257,16 @@ class WafStream:
             self._hs.scan(data)
         if self._engine.always:
             self._hits.append((self._seen, -1))
-        if len(self._buf) + len(data) > BUFFER:
+        room = BUFFER - len(self._buf)
+        self._buf += data[:room]
+        found: list[WafMatch] = []
+        if self._hits or self._marked is not None:  # usually not: nothing touched the bytes
+            found = self._advance()
+        if (
+            len(data) > room and not self._stopped
+        ):  # past what is kept: judged as far as it fits, then no more
             self._stop()
-            return []
-        self._buf += data
-        if not self._hits and self._marked is None:
-            return []  # the usual case: no expression touched these bytes, nothing is parsed
-        return self._advance()
+        return found
 
     def _advance(self) -> list[WafMatch]:
         requests, nxt = split(bytes(self._buf), self._base)
