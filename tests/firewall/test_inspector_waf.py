@@ -81,3 +81,13 @@ def test_clean_request_passes_and_groups_without_waf_are_not_inspected_for_it() 
 def test_waf_rules_must_name_waf_sensors() -> None:
     with pytest.raises(ConfigError, match=r"policy.yaml:\d+: .*waf.*must be a waf"):
         policy("[{sensor: dlp.payment_card, action: block}]")
+
+
+def test_waf_rules_survive_export_and_show_in_the_group_states() -> None:
+    from stockade.firewall.policy.files import dump
+    from stockade.firewall.policy.store import group_states
+
+    pol = policy("builtin")
+    again = parse_texts([("exported.yaml", dump(pol))])
+    assert again.group("cde").waf_rules() == pol.group("cde").waf_rules()
+    assert next(g for g in group_states(pol) if g["name"] == "cde")["waf"] == ["waf.*:block"]
