@@ -165,6 +165,8 @@ def explain(
                     "require_tls": needs.require_tls,
                     "require_tls_action": needs.tls_action if needs.require_tls else None,
                     "require_tls_groups": needs.tls_groups,
+                    "waf_block": needs.waf_block,
+                    "waf_alert": needs.waf_alert,
                 },
                 indent=2,
             ),
@@ -198,6 +200,12 @@ def explain(
             ),
             markup=False,
         )
+        if needs.waf:
+            console.print(
+                f"  virtual patches (WAF): block {list(needs.waf_block)}, "
+                f"alert {list(needs.waf_alert)}",
+                markup=False,
+            )
 
 
 @policy_app.command("import-netpol")
@@ -263,6 +271,13 @@ def enforcer(
             help="With --identities: the named network namespace the node's rules go into.",
         ),
     ] = None,
+    waf_sensors: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--waf-sensors",
+            help="WAF sensor files added to the built-in pack (docs/waf.md); groups' waf rules name them.",
+        ),
+    ] = None,
     db: DbOption = None,
     controller: ControllerOption = None,
     token: TokenOption = None,
@@ -289,6 +304,7 @@ def enforcer(
 
     live = None
     with contextlib.ExitStack() as stack:
+        waf = _waf_engine(waf_sensors or [])  # a bad sensor file stops here, before any rule
         if identities is not None:
             from stockade.firewall.policy.endpoints import Directory
             from stockade.identity.sources import is_kubernetes, opened
@@ -304,7 +320,7 @@ def enforcer(
         agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
         reporter = stack.enter_context(reporting(agent, ("firewall", "dlp"), node=node))
         stats = _enforce(
-            db, namespace, directory, policy, queue, depth, fail, duration, reporter, live
+            db, namespace, directory, policy, queue, depth, fail, duration, reporter, live, waf
         )
     console.print(f"enforcer stopped; rules removed. {stats}")
 
@@ -320,6 +336,7 @@ def _enforce(
     duration: float | None,
     reporter: Any,
     identities: Any = None,
+    waf: Any = None,
 ) -> Any:
     from stockade.firewall.enforce.nft import Settings
     from stockade.firewall.enforce.service import Hooks, serve
@@ -342,7 +359,28 @@ def _enforce(
         hooks=hooks,
         controller=reporter.link if reporter is not None else None,
         identities=identities,
+        waf_engine=waf,
     )
+
+
+def _waf_engine(files: list[Path]) -> Any:
+    """The built-in WAF pack plus user sensor files (ids must differ), or None for the built-in
+    pack alone (compiled when a group first asks for it)."""
+    if not files:
+        return None
+    from stockade.model.errors import ConfigError
+    from stockade.network.waf import WafEngine, builtin_sensors, load_sensor_file
+
+    sensors = list(builtin_sensors())
+    for f in files:
+        sensors += load_sensor_file(f)
+    ids = [s.id for s in sensors]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ConfigError(
+            f"WAF sensor ids must be unique (built-in ones included): {', '.join(dup)}"
+        )
+    return WafEngine(sensors)
 
 
 def quarantine(

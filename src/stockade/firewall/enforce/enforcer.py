@@ -22,6 +22,7 @@ from stockade.model.errors import EnforcementError
 
 if TYPE_CHECKING:
     from stockade.network.dlp.engine import DlpEngine
+    from stockade.network.waf import WafEngine
 
 log = logging.getLogger("stockade.enforcer")
 
@@ -44,6 +45,7 @@ class Enforcer:
         emit: Callable[[Event], None],
         learn: Callable[[list[dict[str, Any]]], None],
         dlp_engine: DlpEngine | None = None,
+        waf_engine: WafEngine | None = None,
     ) -> None:
         self.node = node
         self.settings = settings
@@ -52,6 +54,7 @@ class Enforcer:
         self._learn_sink = learn
         self._learned: list[dict[str, Any]] = []
         self._dlp = dlp_engine
+        self._waf = waf_engine
         self.inspector, self.ruleset = self._inspector(policy)
         self._stop = False
         self.errors = 0
@@ -67,6 +70,7 @@ class Enforcer:
             self.directory,
             resolved=resolved,
             dlp_engine=self._dlp,
+            waf_engine=self._waf,
             depth=self.settings.depth,
             emit=self._emit,
             learn=self._on_learn,

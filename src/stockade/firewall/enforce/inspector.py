@@ -21,7 +21,7 @@ import functools
 import ipaddress
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -47,6 +47,7 @@ from stockade.network.tls import opens_with_hello
 if TYPE_CHECKING:
     from stockade.network.dlp.decoding import DecodingStream
     from stockade.network.dlp.engine import DlpEngine
+    from stockade.network.waf import WafEngine, WafMatch, WafStream
 
 DETECT_BYTES = 4096  # bytes per direction kept for protocol detection
 DECIDE_AFTER = 2048  # client bytes after which an unrecognized protocol is "proto.unknown"
@@ -84,6 +85,7 @@ class _Flow:
     heads: tuple[bytearray, bytearray] = field(default_factory=lambda: (bytearray(), bytearray()))
     streams: list[Stream | None] = field(default_factory=lambda: [None, None])
     dlp: list[DecodingStream | None] = field(default_factory=lambda: [None, None])
+    waf: WafStream | None = None  # the client direction's WAF stream, when a group asks for it
     reported: set[str] = field(default_factory=set)
     last: float = 0.0
     isn: int = -1  # the client's initial sequence number, when its SYN was seen
@@ -95,6 +97,9 @@ class _Flow:
             if stream is not None:
                 stream.discard()
         self.dlp = [None, None]
+        if self.waf is not None:
+            self.waf.close()
+            self.waf = None
         self.streams = [None, None]
         self.heads = (bytearray(), bytearray())
 
@@ -107,6 +112,7 @@ class Inspector:
         *,
         resolved: Resolved | None = None,
         dlp_engine: DlpEngine | None = None,
+        waf_engine: WafEngine | None = None,
         depth: int = 65536,
         emit: Callable[[Event], None] = lambda e: None,
         learn: Callable[[Learned], None] = lambda item: None,
@@ -118,6 +124,7 @@ class Inspector:
         self.emit = emit
         self.learn = learn
         self._dlp_engine = dlp_engine
+        self._waf_engine = waf_engine  # built-in pack, compiled on the first flow that needs it
         self._flows: OrderedDict[FlowKey, _Flow] = OrderedDict()
         self._decoder = Decoder(self, skip_outgoing=False)
         self._answer: tuple[bool, int] = (True, 0)
@@ -315,6 +322,18 @@ class Inspector:
                 found = stream.feed(data) + stream.decide_now()
                 for m in found:
                     self._dlp_hit(flow, direction, m)
+        if direction == 0 and flow.needs.waf and not flow.mark:
+            waf = flow.waf
+            if waf is None:
+                if self._waf_engine is None:
+                    from stockade.network.waf import WafEngine
+
+                    self._waf_engine = WafEngine()
+                waf = flow.waf = self._waf_engine.stream()
+            for w in waf.feed(data):
+                self._waf_hit(flow, w)
+                if flow.mark:
+                    break
 
     def _settle(self, flow: _Flow, *, final: bool = False) -> None:
         """Decide what can be decided with the bytes seen so far."""
@@ -356,11 +375,9 @@ class Inspector:
                 self._on_app(flow)
         if flow.mark:
             return
-        if (
-            flow.pending is None
-            and flow.app is not None
-            and not (flow.needs.block or flow.needs.alert)
-        ) or (flow.pending is None and not flow.needs.any and self._plain_allow(flow)):
+        if (flow.pending is None and flow.app is not None and not flow.needs.data) or (
+            flow.pending is None and not flow.needs.any and self._plain_allow(flow)
+        ):
             flow.mark = marks.ALLOW
 
     def _plain_allow(self, flow: _Flow) -> bool:
@@ -412,6 +429,27 @@ class Inspector:
                 extra=data,
             )
 
+    def _waf_hit(self, flow: _Flow, m: WafMatch) -> None:
+        """A virtual patch matched a request: 403 in protect mode when its rule blocks, else an
+        alert and the request passes."""
+        action = flow.needs.waf_action_for(m.sensor)
+        if action is None:
+            return
+        cves = ", ".join(m.cves) or "no CVE"
+        data: dict[str, object] = {
+            "sensor": m.sensor,
+            "cves": list(m.cves),
+            "evidence": m.evidence,
+            "where": m.where,
+            "severity": m.severity,
+        }
+        why = f"{m.sensor} ({cves}) in the {m.where}: {m.evidence}"
+        mode = self._evaluate(flow, flow.app).mode
+        if action == "block" and mode == "protect":
+            self._block(flow, "waf.blocked", why, extra=data)
+        else:
+            self._event(flow, "waf.detected", Severity.HIGH, why, extra=data)
+
     def _learn(self, flow: _Flow) -> None:
         if "learned" not in flow.reported:
             flow.reported.add("learned")
@@ -430,7 +468,7 @@ class Inspector:
         why: str,
         *,
         rule: str | None = None,
-        extra: dict[str, str] | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> None:
         flow.mark = marks.BLOCK
         self.stats["blocked"] += 1
@@ -475,9 +513,9 @@ class Inspector:
         why: str,
         *,
         rule: str | None = None,
-        extra: dict[str, str] | None = None,
+        extra: Mapping[str, object] | None = None,
     ) -> None:
-        tag = f"{kind}:{(extra or {}).get('evidence', '')}"
+        tag = f"{kind}:{(extra or {}).get('sensor', '')}:{(extra or {}).get('evidence', '')}"
         if tag in flow.reported:
             return
         flow.reported.add(tag)

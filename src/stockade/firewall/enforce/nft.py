@@ -88,7 +88,7 @@ def group_addresses(
 
 def _needs_data_inspection(policy: Policy, group_names: set[str]) -> bool:
     for g in policy.spec.groups:
-        if g.name in group_names and (g.dlp or g.tls_requirements()):
+        if g.name in group_names and (g.dlp or g.waf_rules() or g.tls_requirements()):
             return True
     return False
 

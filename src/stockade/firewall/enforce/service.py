@@ -25,6 +25,7 @@ from stockade.store.writer import EventWriter
 
 if TYPE_CHECKING:
     from stockade.firewall.enforce.follow import ControllerLink
+    from stockade.network.waf import WafEngine
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +55,7 @@ def serve(
     policy_files: list[Path] | None = None,
     duration: float | None = None,
     hooks: Hooks | None = None,
+    waf_engine: WafEngine | None = None,
     controller: ControllerLink | None = None,
     follow_every: float = 2.0,
     identities: Identities | None = None,
@@ -126,6 +128,7 @@ def serve(
         emit=writer.put,
         learn=lambda rows: record_learned(store, rows),
         dlp_engine=DlpEngine(),
+        waf_engine=waf_engine,
     )
     fetcher = None
     if controller is not None:

@@ -174,10 +174,28 @@ class DataNeeds:
     tls_groups: tuple[str, ...] = ()
     tls_action: str = "block"  # "block" when any requirement that applies blocks, else "alert"
     tls_min_version: str = "TLS1.2"  # the highest minimum among the requirements that apply
+    waf_block: tuple[str, ...] = ()  # WAF sensor globs whose match blocks the request
+    waf_alert: tuple[str, ...] = ()
 
     @property
     def any(self) -> bool:
-        return bool(self.block or self.alert or self.require_tls)
+        return bool(self.block or self.alert or self.require_tls or self.waf)
+
+    @property
+    def waf(self) -> bool:
+        return bool(self.waf_block or self.waf_alert)
+
+    @property
+    def data(self) -> bool:
+        """Something in the bytes (DLP or WAF) must be looked at up to the depth."""
+        return bool(self.block or self.alert or self.waf_block or self.waf_alert)
+
+    def waf_action_for(self, sensor: str) -> str | None:
+        if any(fnmatch.fnmatchcase(sensor, p) for p in self.waf_block):
+            return "block"
+        if any(fnmatch.fnmatchcase(sensor, p) for p in self.waf_alert):
+            return "alert"
+        return None
 
     def action_for(self, sensor: str) -> str | None:
         if any(fnmatch.fnmatchcase(sensor, p) for p in self.block):
@@ -198,6 +216,12 @@ def data_needs(
     for g in (*sg, *dg):
         for d in g.dlp:
             (block if d.action == "block" else alert).append(d.sensor)
+    # WAF rules protect a group's servers: the groups of the destination (requests into them)
+    waf_block: list[str] = []
+    waf_alert: list[str] = []
+    for g in dg:
+        for w in g.waf_rules():
+            (waf_block if w.action == "block" else waf_alert).append(w.sensor)
     tls: dict[str, str] = {}  # group -> action
     minimums: list[str] = []
     for groups, direction in ((sg, "outbound"), (dg, "inbound")):
@@ -214,6 +238,8 @@ def data_needs(
         tls_groups=tuple(tls),
         tls_action="block" if "block" in tls.values() else "alert",
         tls_min_version=max(minimums, key=TLS_ORDER.index, default="TLS1.2"),
+        waf_block=tuple(dict.fromkeys(waf_block)),
+        waf_alert=tuple(dict.fromkeys(waf_alert)),
     )
 
 

@@ -76,6 +76,8 @@ def dump(policy: Policy) -> str:
         g["selector"] = {k: v for k, v in g["selector"].items() if v not in (None, [], {})}
         if not g["dlp"]:
             del g["dlp"]
+        if not g["waf"]:
+            del g["waf"]
         if g["requireTLS"] == "none":
             del g["requireTLS"]
     for r in data["spec"]["rules"]:

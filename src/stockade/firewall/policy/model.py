@@ -10,6 +10,7 @@ spec:
       selector: {namespace: shop, labels: {pci: cde}}
       mode: protect                               # discover | monitor | protect
       dlp: [{sensor: dlp.payment_card, action: block}]
+      waf: [{sensor: waf.log4shell, action: block}]  # or "builtin": the whole pack (docs/waf.md)
       requireTLS: inbound                         # none | inbound | outbound | both (blocks)
       # or {direction: inbound, action: alert}, or a list of those (one per direction)
     - name: partner
@@ -88,6 +89,18 @@ class DataRule(_Strict):
     action: Literal["alert", "block"] = "alert"
 
 
+class WafRule(_Strict):
+    sensor: str  # a WAF sensor id (waf.log4shell) or a glob (waf.*)
+    action: Literal["alert", "block"] = "block"
+
+    @field_validator("sensor")
+    @classmethod
+    def _waf(cls, v: str) -> str:
+        if not v.startswith("waf."):
+            raise ValueError(f"WAF rule sensor {v!r} must be a waf.* sensor id or glob")
+        return v
+
+
 class TlsRequirement(_Strict):
     """Clear text into (``inbound``) or out of (``outbound``) the group: ``block`` (in protect
     mode; monitor records it) or only ``alert``."""
@@ -103,10 +116,24 @@ class Group(_Strict):
     selector: Selector
     mode: Mode = "monitor"
     dlp: list[DataRule] = Field(default_factory=list)
+    # virtual patches; "builtin" is short for [{sensor: "waf.*", action: block}] (the whole pack)
+    waf: list[WafRule] = Field(default_factory=list)
     # the string form is the original one: that direction, action block
     requireTLS: (
         Literal["none", "inbound", "outbound", "both"] | TlsRequirement | list[TlsRequirement]
     ) = "none"
+
+    def waf_rules(self) -> tuple[WafRule, ...]:
+        return tuple(self.waf)
+
+    @field_validator("waf", mode="before")
+    @classmethod
+    def _builtin(cls, v: object) -> object:
+        if isinstance(v, str):
+            if v != "builtin":
+                raise ValueError("waf must be 'builtin' or a list of {sensor, action} rules")
+            return [{"sensor": "waf.*", "action": "block"}]
+        return v
 
     def tls_requirements(self) -> tuple[TlsRequirement, ...]:
         req = self.requireTLS

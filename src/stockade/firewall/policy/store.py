@@ -107,13 +107,15 @@ def guards_card_data(sensors: list[str], require_tls: bool) -> bool:
 
 
 def group_states(policy: Policy) -> list[dict[str, Any]]:
-    """Every group: name, mode, selector, data rules, TLS requirement, whether it guards card data."""
+    """Every group: name, mode, selector, data rules, virtual patches, TLS requirement, whether it
+    guards card data."""
     return [
         {
             "name": g.name,
             "mode": g.mode,
             "selector": g.selector.model_dump(exclude_defaults=True),
             "dlp": [f"{d.sensor}:{d.action}" for d in g.dlp],
+            "waf": [f"{w.sensor}:{w.action}" for w in g.waf],
             "requireTLS": g.model_dump(mode="json")["requireTLS"],
             "cde": guards_card_data([d.sensor for d in g.dlp], bool(g.tls_requirements())),
         }
