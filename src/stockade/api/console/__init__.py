@@ -74,6 +74,12 @@ def _read(*parts: str) -> bytes:
         raise HTTPException(404, "no such page") from None
 
 
+# the third-party scripts, loaded by the pages that draw with them only
+VENDOR_SCRIPTS = {
+    "map": ("cytoscape.min.js", "layout-base.js", "cose-base.js", "cytoscape-fcose.js"),
+}
+
+
 def _shell(page: str) -> str:
     current = ' aria-current="page"'
     nav = "\n".join(
@@ -86,6 +92,13 @@ def _shell(page: str) -> str:
         .replace("{{title}}", PAGES[page])
         .replace("{{page}}", page)
         .replace("{{nav}}", nav)
+        .replace(
+            "{{vendor}}",
+            "".join(
+                f'  <script src="/ui/static/vendor/{name}" defer></script>\n'
+                for name in VENDOR_SCRIPTS.get(page, ())
+            ),
+        )
     )
 
 

@@ -308,8 +308,12 @@ function render() {
     if (sameNodes) { finishRender(elements); return; }
   }
   t = performance.now();
-  const big = cy.nodes().length > 800;
-  cy.layout(big || !window.cytoscapeFcose ? { name: "cose", animate: false, numIter: big ? 200 : 1000 } : { name: "fcose", animate: false, quality: cy.nodes().length > 100 ? "draft" : "default", randomize: true, nodeRepulsion: 6000 }).run();
+  // force-directed (fcose) while the map is small enough to settle at once; past 100 nodes the
+  // most connected in the middle (concentric: milliseconds, where a force layout takes seconds)
+  const n = cy.nodes().length;
+  cy.layout(n > 100 || !window.cytoscapeFcose
+    ? { name: "concentric", animate: false, concentric: (node) => node.degree(), levelWidth: () => 2, minNodeSpacing: 18 }
+    : { name: "fcose", animate: false, quality: "default", randomize: true, nodeRepulsion: 6000 }).run();
   timings.layout = Math.round(performance.now() - t);
   t = performance.now();
   finishRender(elements);
