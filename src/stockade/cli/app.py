@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "stockade.cli.capture",
     "stockade.cli.agent",
     "stockade.cli.deploy",
+    "stockade.cli.runtime",
 )
 
 app = typer.Typer(

@@ -1,0 +1,235 @@
+"""``stockade runtime``: process monitoring of the lab's workloads (``watch``) and process profiles
+as policy as code (``profile export|apply|diff``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from stockade.cli.agent import (
+    AgentNameOption,
+    ControllerCaOption,
+    ControllerOption,
+    TokenOption,
+)
+from stockade.cli.common import OutputOption, console, emit, err_console
+from stockade.model.errors import UsageError
+
+runtime_app = typer.Typer(
+    help="Runtime protection: process events, profiles, zero-drift.", no_args_is_help=True
+)
+profile_app = typer.Typer(
+    help="Process profiles as code: export, apply, diff.", no_args_is_help=True
+)
+
+DEFAULT_PROFILES = Path("/var/lib/stockade/runtime/profiles.yaml")
+ProfilesOpt = Annotated[
+    Path,
+    typer.Option(
+        "--profiles",
+        help="The applied profiles (what `profile apply` writes and `watch` enforces); what "
+        "Discover learns is kept beside it in *.learned.yaml.",
+    ),
+]
+LabState = Annotated[
+    Path, typer.Option("--lab-state", help="Workload inventory (the lab's state file).")
+]
+DEFAULT_STATE = Path("/run/stockade/lab.json")
+MODES = ("discover", "monitor", "protect")
+
+
+def learned_path(profiles: Path) -> Path:
+    return profiles.with_name(profiles.stem + ".learned.yaml")
+
+
+@runtime_app.command("watch")
+def watch(
+    lab_state: LabState = DEFAULT_STATE,
+    profiles: ProfilesOpt = DEFAULT_PROFILES,
+    duration: Annotated[
+        float | None, typer.Option("--duration", min=0.1, help="Stop after this many seconds.")
+    ] = None,
+    controller: ControllerOption = None,
+    token: TokenOption = None,
+    controller_ca: ControllerCaOption = None,
+    agent_name: AgentNameOption = None,
+) -> None:
+    """Watch process events (root): attribute them to workloads, learn (Discover), alert
+    (Monitor) or kill (Protect); events are printed as JSON lines and sent to --controller.
+    Applied profiles are re-read when the file changes."""
+    from stockade.cli.agent import AgentOptions, reporting
+
+    if os.geteuid() != 0:
+        raise UsageError("runtime watch needs root (the kernel's process connector)")
+    agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
+    with reporting(agent, ("runtime",)) as reporter:
+        stats = _watch(lab_state, profiles, duration, reporter)
+    err_console.print(f"runtime watch stopped: {stats}", highlight=False, markup=False)
+
+
+def _watch(state: Path, profiles_path: Path, duration: float | None, reporter: Any) -> Any:
+    from stockade.lab.inventory import load
+    from stockade.model.redact import redact
+    from stockade.runtime import profile
+    from stockade.runtime.image import load_or_index
+    from stockade.runtime.monitor import Monitor, Root
+    from stockade.runtime.procevents import ProcConnector
+
+    inv = load(state)
+    roots = {
+        p.workload().display(): Root(
+            path=p.root, image=load_or_index(Path(p.image_root)) if p.image_root else None
+        )
+        for p in inv.pods
+        if p.cgroup
+    }
+    if not roots:
+        raise UsageError(f"no pod of {state} runs a container (lab up --container POD=sample)")
+
+    def emit_events(events: list[Any]) -> None:
+        for e in events:
+            emit(json.dumps(redact(e.to_dict())), None)
+        if reporter is not None:
+            reporter.add_all(events)
+
+    def mtime() -> float:
+        return profiles_path.stat().st_mtime if profiles_path.exists() else 0.0
+
+    seen = mtime()
+    mon = Monitor(
+        directory=inv.directory(),
+        roots=roots,
+        profiles=profile.load_state(profiles_path),
+        emit=emit_events,
+        node=inv.node_netns,
+    )
+    learned_file, learned_count, saved_at = learned_path(profiles_path), -1, 0.0
+    deadline = time.monotonic() + duration if duration else None
+    with ProcConnector() as conn:
+        err_console.print(
+            f"watching {len(roots)} workloads: {', '.join(sorted(roots))}",
+            highlight=False,
+            markup=False,
+        )
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                mon.handle(conn.read(0.2))
+                now = time.monotonic()
+                if now - saved_at >= 0.5:
+                    saved_at = now
+                    if mtime() != seen:
+                        seen = mtime()
+                        mon.profiles = profile.load_state(profiles_path)
+                        err_console.print("profiles re-read", highlight=False, markup=False)
+                    if mon.stats.learned != learned_count:
+                        learned_count = mon.stats.learned
+                        profile.save_state(mon.learned(), learned_file)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if mon.stats.learned != learned_count:
+                profile.save_state(mon.learned(), learned_file)
+        mon.stats.lost = conn.lost
+    return mon.stats
+
+
+@profile_app.command("export")
+def export(
+    profiles: ProfilesOpt = DEFAULT_PROFILES,
+    learned: Annotated[
+        bool, typer.Option("--learned", help="What Discover learned (with the applied profiles).")
+    ] = False,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="Give every profile this mode.")
+    ] = None,
+    zero_drift: Annotated[
+        bool | None,
+        typer.Option("--zero-drift/--no-zero-drift", help="Set zero-drift on every profile."),
+    ] = None,
+    output: OutputOption = None,
+) -> None:
+    """Print the applied (or learned) profiles as YAML."""
+    from stockade.runtime import profile
+
+    if mode is not None and mode not in MODES:
+        raise UsageError("--mode is discover, monitor or protect")
+    current = profile.load_state(learned_path(profiles) if learned else profiles)
+    changes: dict[str, Any] = {}
+    if mode is not None:
+        changes["mode"] = mode
+    if zero_drift is not None:
+        changes["zero_drift"] = zero_drift
+    if changes:
+        current = profile.Profiles(
+            spec=profile.Spec(
+                profiles=[p.model_copy(update=changes) for p in current.spec.profiles]
+            )
+        )
+    emit(profile.dump(current), output)
+
+
+@profile_app.command("apply")
+def apply(
+    files: Annotated[list[Path], typer.Argument(help="Profile YAML files or folders.")],
+    profiles: ProfilesOpt = DEFAULT_PROFILES,
+    controller: ControllerOption = None,
+    token: TokenOption = None,
+    controller_ca: ControllerCaOption = None,
+    agent_name: AgentNameOption = None,
+) -> None:
+    """Validate the files as one set of profiles and make them the applied ones (all or
+    nothing); a running watch picks them up. With --controller, the change is reported."""
+    import hashlib
+
+    from stockade.cli.agent import AgentOptions, send
+    from stockade.model import Event
+    from stockade.runtime import profile
+
+    new = profile.load_files(files)
+    text = profile.dump(new)
+    profile.save_state(new, profiles)
+    modes = {p.name: p.mode + (" zero-drift" if p.zero_drift else "") for p in new.spec.profiles}
+    console.print(
+        f"applied {len(new.spec.profiles)} profiles to {profiles}; modes {modes}", highlight=False
+    )
+    event = Event(
+        kind="process.profiles_applied",
+        message=f"{len(new.spec.profiles)} process profiles applied",
+        source="stockade.runtime",
+        data={
+            "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "profiles": {
+                p.name: {"mode": p.mode, "zeroDrift": p.zero_drift, "processes": len(p.processes)}
+                for p in new.spec.profiles
+            },
+        },
+        action="apply",
+    )
+    agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
+    send(agent, ("runtime",), [event])
+
+
+@profile_app.command("diff")
+def diff(
+    files: Annotated[list[Path], typer.Argument(help="Profile files to compare.")],
+    profiles: ProfilesOpt = DEFAULT_PROFILES,
+) -> None:
+    """Show what applying the files would change (exit 1 when something would)."""
+    from stockade.runtime import profile
+
+    lines = profile.diff_lines(profile.load_state(profiles), profile.load_files(files))
+    if not lines:
+        console.print("no changes")
+        return
+    emit("\n".join(lines), None)
+    raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    runtime_app.add_typer(profile_app, name="profile")
+    app.add_typer(runtime_app, name="runtime")

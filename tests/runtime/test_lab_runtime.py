@@ -1,0 +1,132 @@
+"""Process profiles on a real container (root): a profile learned in Discover, an unexpected
+binary killed in Protect with an event naming it, zero-drift killing a binary copied into the
+running pod's root filesystem, and the built-in suspicious list."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.conftest import cli, run_in_pod, start_watch
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+KILLED = -9  # nsenter re-raises the signal that ended the command
+# what the workload normally does: bash forks one sleep and execs the last one in place (each
+# lives long enough for its executable to be read)
+NORMAL = "/bin/sleep 0.3; /bin/sleep 0.2"
+
+
+def _wait_for(watch, pred, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_discover_then_protect_kills_an_unexpected_binary(container_lab, tmp_path: Path) -> None:
+    inv, state = container_lab
+    profiles = tmp_path / "profiles.yaml"
+    watch = start_watch(state, profiles)
+    try:
+        for _ in range(2):  # what the workload normally does; each lives long enough to be read
+            assert run_in_pod(inv, ["/bin/bash", "-c", NORMAL]) == 0
+        learned = tmp_path / "profiles.learned.yaml"
+        assert _wait_for(watch, lambda: "/bin/sleep" in (
+            learned.read_text() if learned.exists() else ""))  # fmt: skip
+    finally:
+        watch.stop()
+    assert not [e for e in watch.events if e["kind"] != "process.unverified"], watch.events
+
+    exported = cli("runtime", "profile", "export", "--profiles", str(profiles), "--learned",
+                   "--mode", "protect")  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    text = exported.stdout
+    assert (
+        "path: /bin/sleep" in text and "parent: /bin/bash" in text and "mode: protect" in text
+    )
+    wanted = tmp_path / "orders.yaml"
+    wanted.write_text(text)
+    assert (
+        cli("runtime", "profile", "diff", str(wanted), "--profiles", str(profiles)).returncode == 1
+    )
+    applied = cli("runtime", "profile", "apply", str(wanted), "--profiles", str(profiles))
+    assert applied.returncode == 0, applied.stderr
+    assert (
+        cli("runtime", "profile", "diff", str(wanted), "--profiles", str(profiles)).returncode == 0
+    )
+
+    watch = start_watch(state, profiles)
+    try:
+        assert run_in_pod(inv, ["/bin/bash", "-c", NORMAL]) == 0  # learned: runs
+        started = time.monotonic()
+        code = run_in_pod(inv, ["/bin/bash", "-c", "/usr/bin/tail -f /dev/null; exit $?"])
+        assert code == 128 + 9, code  # bash saw its child killed
+        assert time.monotonic() - started < 10
+        assert _wait_for(watch, lambda: "process.killed" in watch.kinds())
+    finally:
+        watch.stop()
+    killed = [e for e in watch.events if e["kind"] == "process.killed"]
+    assert [e["data"]["exe"] for e in killed] == ["/usr/bin/tail"], watch.events
+    event = killed[0]
+    assert event["resource"]["name"] == "orders" and event["resource"]["namespace"] == "shop"
+    assert event["mode"] == "protect" and event["action"] == "kill"
+    assert event["data"]["parent"] == "/bin/bash" and len(event["data"]["sha256"]) == 64
+    assert "/bin/sleep" not in {e["data"].get("exe") for e in watch.events}
+
+
+def test_zero_drift_kills_a_binary_copied_into_the_running_pod(
+    container_lab, tmp_path: Path
+) -> None:
+    inv, state = container_lab
+    pod = inv.pod("orders")
+    profiles = tmp_path / "profiles.yaml"
+    zero = tmp_path / "zero.yaml"
+    zero.write_text(
+        "apiVersion: stockade.dev/v1\nkind: ProcessProfiles\nspec:\n  profiles:\n"
+        "    - name: shop.orders\n      selector: {namespace: shop, pods: [orders]}\n"
+        "      mode: protect\n      zeroDrift: true\n"
+    )
+    assert (
+        cli("runtime", "profile", "apply", str(zero), "--profiles", str(profiles)).returncode == 0
+    )
+    dropped = Path(pod.root) / "tmp" / "dropped"
+    shutil.copyfile(shutil.which("sleep") or "/bin/sleep", dropped)  # the host's, not the image's
+    dropped.chmod(0o755)
+    watch = start_watch(state, profiles)
+    try:
+        # the image's own binaries run with nothing learned
+        assert run_in_pod(inv, ["/bin/bash", "-c", NORMAL]) == 0
+        assert run_in_pod(inv, ["/bin/bash", "-c", "exec /tmp/dropped 30"]) in (KILLED, 137)
+        assert _wait_for(watch, lambda: "process.killed" in watch.kinds())
+    finally:
+        watch.stop()
+        dropped.unlink(missing_ok=True)
+    killed = [e for e in watch.events if e["kind"] == "process.killed"]
+    assert [e["data"]["exe"] for e in killed] == ["/tmp/dropped"], watch.events
+    assert killed[0]["rule"] == "zero-drift" and killed[0]["data"]["reason"] == "not in the image"
+
+
+def test_a_package_manager_is_suspicious_in_every_mode(container_lab, tmp_path: Path) -> None:
+    inv, state = container_lab
+    profiles = tmp_path / "profiles.yaml"  # nothing applied: Discover, which learns nothing bad
+    watch = start_watch(state, profiles)
+    try:
+        run_in_pod(inv, ["/bin/bash", "-c", "/usr/bin/dpkg --list >/dev/null; /bin/sleep 0.3"])
+        assert _wait_for(watch, lambda: "process.suspicious" in watch.kinds())
+    finally:
+        watch.stop()
+    hits = [e for e in watch.events if e["kind"] == "process.suspicious"]
+    assert {e["rule"] for e in hits} == {"process.package_manager"}
+    assert {e["mode"] for e in hits} == {"discover"} and hits[0]["data"]["parent"] == "/bin/bash"
+    learned = tmp_path / "profiles.learned.yaml"
+    assert "/usr/bin/dpkg" not in (learned.read_text() if learned.exists() else "")
+    assert {e["data"]["exe"] for e in watch.events if e["kind"] == "process.suspicious"} == {
+        "/usr/bin/dpkg",
+        "/usr/bin/dpkg-query",  # what `dpkg --list` runs
+    }
