@@ -47,6 +47,13 @@ def learned_path(profiles: Path) -> Path:
     return profiles.with_name(profiles.stem + ".learned.yaml")
 
 
+def event_line(event: Any) -> str:
+    """One event as the JSON line ``watch`` prints (masked: a command line may hold a card)."""
+    from stockade.model.redact import redact
+
+    return json.dumps(redact(event.to_dict()))
+
+
 @runtime_app.command("watch")
 def watch(
     lab_state: LabState = DEFAULT_STATE,
@@ -74,7 +81,6 @@ def watch(
 
 def _watch(state: Path, profiles_path: Path, duration: float | None, reporter: Any) -> Any:
     from stockade.lab.inventory import load
-    from stockade.model.redact import redact
     from stockade.runtime import profile
     from stockade.runtime.image import load_or_index
     from stockade.runtime.monitor import Monitor, Root
@@ -93,7 +99,7 @@ def _watch(state: Path, profiles_path: Path, duration: float | None, reporter: A
 
     def emit_events(events: list[Any]) -> None:
         for e in events:
-            emit(json.dumps(redact(e.to_dict())), None)
+            emit(event_line(e), None)
         if reporter is not None:
             reporter.add_all(events)
 

@@ -63,6 +63,7 @@ class Stats:
 class _Known:
     workload: Workload
     path: str = ""  # its executable inside the workload, once it exec'd
+    ppid: int = 0  # its parent, from the fork event (kept when /proc no longer has it)
 
 
 def profile_name(w: Workload) -> str:
@@ -89,11 +90,30 @@ class Monitor:
     # -- attribution --------------------------------------------------------------------------
 
     def _workload(self, pid: int) -> Workload | None:
+        """Known from its fork (the cheap path, and the only one once a short process is gone),
+        else its cgroup now (a process moved into a workload's cgroup after it was forked)."""
+        known = self._pids.get(pid)
+        if known is not None:
+            return known.workload
         cg = proc.cgroup_of(pid)
-        if cg is None:
-            known = self._pids.get(pid)
-            return known.workload if known else None
-        return self.directory.workload_of_cgroup(cg)
+        return self.directory.workload_of_cgroup(cg) if cg is not None else None
+
+    def _fork(self, ev: ProcEvent) -> None:
+        """A child starts in its parent's cgroup: attribute it by the parent (known, or its
+        cgroup read now; the parent usually outlives a short child, whose own files may be gone)."""
+        parent = self._pids.get(ev.ptgid)
+        if parent is None:
+            cg = proc.cgroup_of(ev.ptgid)
+            w = self.directory.workload_of_cgroup(cg) if cg is not None else None
+            if w is None:
+                return
+            parent = self._pids[ev.ptgid] = _Known(w, "")
+            exe = proc.exe_of(ev.ptgid)
+            root = self.roots.get(w.display())
+            if exe and root is not None:
+                parent.path = root.inside(exe) or ""
+        self.stats.attributed += 1
+        self._pids[ev.pid] = _Known(parent.workload, parent.path, ev.ptgid)
 
     def handle(self, batch: list[ProcEvent]) -> None:
         out: list[Event] = []
@@ -106,15 +126,14 @@ class Monitor:
                 continue
             if ev.pid != ev.tgid:
                 continue  # a thread: the process is what we judge
+            if ev.kind == "fork":
+                self._fork(ev)
+                continue
             w = self._workload(ev.pid)
             if w is None:
                 continue
             self.stats.attributed += 1
-            if ev.kind == "fork":
-                parent = self._pids.get(ev.ppid)
-                self._pids[ev.pid] = _Known(w, parent.path if parent else "")
-            else:
-                self._exec(ev, w, out)
+            self._exec(ev, w, out)
         if out:
             self.emit(out)
 
@@ -123,16 +142,16 @@ class Monitor:
     def _exec(self, ev: ProcEvent, w: Workload, out: list[Event]) -> None:
         self.stats.execs += 1
         root = self.roots.get(w.display(), Root(path="/"))
-        ppid = proc.parent_of(ev.pid) or ev.ppid
-        parent = self._parent(ppid, root)
-        exe = proc.exe_of(ev.pid)
+        exe = proc.exe_of(ev.pid)  # first: a short process may be gone a moment later
         sha = self._hashes.of(ev.pid) if exe else None
         cmdline = proc.cmdline_of(ev.pid) or ""
+        known = self._pids.get(ev.pid)
+        ppid = proc.parent_of(ev.pid) or (known.ppid if known else 0)
+        parent = self._parent(ppid, root)
         profile = self._profile(w)
         base = {"pid": ev.pid, "tgid": ev.tgid, "ppid": ppid, "parent": parent}
         if exe is None or sha is None:
             self.stats.unreadable += 1
-            self._pids.pop(ev.pid, None)
             if profile.mode != "discover" or profile.zero_drift:
                 out.append(
                     self._event(
@@ -151,9 +170,9 @@ class Monitor:
             # a host executable (the tools that start or enter the container, before they
             # chroot): nothing inside the root can reach it, so it is plumbing, not drift
             self.stats.host_tools += 1
-            self._pids[ev.pid] = _Known(w, "")
+            self._pids[ev.pid] = _Known(w, "", ppid)
             return
-        self._pids[ev.pid] = _Known(w, path)
+        self._pids[ev.pid] = _Known(w, path, ppid)
         if self._judged.get(ev.pid) == path:
             return
         data = {**base, "exe": path, "sha256": sha, "cmdline": cmdline}

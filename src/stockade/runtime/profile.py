@@ -125,15 +125,19 @@ class Profiles(_Strict):
 def parse_texts(sources: Sequence[tuple[str, str]]) -> Profiles:
     """Every document of every source, merged in order (a name defined twice is refused)."""
     merged: list[Profile] = []
+    origin: dict[str, str] = {}
     for name, text in sources:
         for value, node in parse_yaml_all(text, name=name):
-            if value is not None:
-                merged += validate(Profiles, value, node, name=name).spec.profiles
-    try:
-        return Profiles(spec=Spec(profiles=merged))
-    except ValueError as exc:
-        msg = str(exc).splitlines()[-2 if len(str(exc).splitlines()) > 1 else 0].strip()
-        raise ConfigError(f"{sources[0][0] if sources else 'profiles'}: {msg}") from None
+            if value is None:
+                continue
+            for p in validate(Profiles, value, node, name=name).spec.profiles:
+                if p.name in origin:
+                    raise ConfigError(
+                        f"{name}: profile {p.name!r} is already defined in {origin[p.name]}"
+                    )
+                origin[p.name] = name
+                merged.append(p)
+    return Profiles(spec=Spec(profiles=merged))
 
 
 def load_files(paths: Sequence[Path]) -> Profiles:

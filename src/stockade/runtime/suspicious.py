@@ -81,8 +81,10 @@ RULES = (
     Rule(
         id="process.package_manager",
         reason="a package manager ran in a workload",
-        check=lambda e: _base(e.path) in PACKAGE_MANAGERS
-        or _base(e.path).startswith(("dpkg-", "apt-", "pip3.")),
+        check=lambda e: (
+            _base(e.path) in PACKAGE_MANAGERS
+            or _base(e.path).startswith(("dpkg-", "apt-", "pip3."))
+        ),
     ),
     Rule(
         id="process.network_tool_in_database",
