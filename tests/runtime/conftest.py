@@ -71,7 +71,7 @@ class Watch:
         return [e["kind"] for e in self.events]
 
 
-def start_watch(state: Path, profiles: Path, duration: float = 60) -> Watch:
+def start_watch(state: Path, profiles: Path, *extra: str, duration: float = 60) -> Watch:
     """``stockade runtime watch`` in the background, once it said it is watching."""
     env = {**os.environ, "PYTHONPATH": SRC}
     proc = subprocess.Popen(
@@ -87,6 +87,7 @@ def start_watch(state: Path, profiles: Path, duration: float = 60) -> Watch:
             str(profiles),
             "--duration",
             str(duration),
+            *extra,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -1,6 +1,7 @@
 """Process profiles on a real container (root): a profile learned in Discover, an unexpected
-binary killed in Protect with an event naming it, zero-drift killing a binary copied into the
-running pod's root filesystem, and the built-in suspicious list."""
+binary refused (fanotify) or killed (without it) in Protect with an event naming it, zero-drift
+refusing or killing a binary copied into the running pod's root filesystem, and the built-in
+suspicious list."""
 
 from __future__ import annotations
 
@@ -59,9 +60,25 @@ def test_discover_then_protect_kills_an_unexpected_binary(container_lab, tmp_pat
         cli("runtime", "profile", "diff", str(wanted), "--profiles", str(profiles)).returncode == 0
     )
 
+    # where fanotify works (here), the exec is refused before anything of it runs
     watch = start_watch(state, profiles)
     try:
+        assert "exec refusal on" in "".join(watch.stderr)
         assert run_in_pod(inv, ["/bin/bash", "-c", NORMAL]) == 0  # learned: runs
+        code = run_in_pod(inv, ["/bin/bash", "-c", "/usr/bin/tail -f /dev/null; exit $?"])
+        assert code == 126, code  # bash: Permission denied
+        assert _wait_for(watch, lambda: "process.denied" in watch.kinds())
+    finally:
+        watch.stop()
+    denied = [e for e in watch.events if e["kind"] == "process.denied"]
+    assert [e["data"]["exe"] for e in denied] == ["/usr/bin/tail"], watch.events
+    assert denied[0]["action"] == "deny" and denied[0]["data"]["reason"] == "not in the profile"
+    assert "process.killed" not in watch.kinds()
+
+    # without it, Protect kills right after the exec
+    watch = start_watch(state, profiles, "--no-exec-gate")
+    try:
+        assert run_in_pod(inv, ["/bin/bash", "-c", NORMAL]) == 0
         started = time.monotonic()
         code = run_in_pod(inv, ["/bin/bash", "-c", "/usr/bin/tail -f /dev/null; exit $?"])
         assert code == 128 + 9, code  # bash saw its child killed
@@ -78,7 +95,7 @@ def test_discover_then_protect_kills_an_unexpected_binary(container_lab, tmp_pat
     assert "/bin/sleep" not in {e["data"].get("exe") for e in watch.events}
 
 
-def test_zero_drift_kills_a_binary_copied_into_the_running_pod(
+def test_zero_drift_refuses_or_kills_a_binary_copied_into_the_running_pod(
     container_lab, tmp_path: Path
 ) -> None:
     inv, state = container_lab
@@ -96,18 +113,23 @@ def test_zero_drift_kills_a_binary_copied_into_the_running_pod(
     dropped = Path(pod.root) / "tmp" / "dropped"
     shutil.copyfile(shutil.which("sleep") or "/bin/sleep", dropped)  # the host's, not the image's
     dropped.chmod(0o755)
-    watch = start_watch(state, profiles)
-    try:
-        # the image's own binaries run with nothing learned
-        assert run_in_pod(inv, ["/bin/bash", "-c", NORMAL]) == 0
-        assert run_in_pod(inv, ["/bin/bash", "-c", "exec /tmp/dropped 30"]) in (KILLED, 137)
-        assert _wait_for(watch, lambda: "process.killed" in watch.kinds())
-    finally:
-        watch.stop()
-        dropped.unlink(missing_ok=True)
-    killed = [e for e in watch.events if e["kind"] == "process.killed"]
-    assert [e["data"]["exe"] for e in killed] == ["/tmp/dropped"], watch.events
-    assert killed[0]["rule"] == "zero-drift" and killed[0]["data"]["reason"] == "not in the image"
+    for extra, code, kind in (
+        ((), 126, "process.denied"),
+        (("--no-exec-gate",), 137, "process.killed"),
+    ):
+        watch = start_watch(state, profiles, *extra)
+        try:
+            # the image's own binaries run with nothing learned
+            assert run_in_pod(inv, ["/bin/bash", "-c", NORMAL]) == 0
+            assert run_in_pod(inv, ["/bin/bash", "-c", "/tmp/dropped 30; exit $?"]) == code
+            assert _wait_for(watch, lambda: kind in watch.kinds())  # noqa: B023
+        finally:
+            watch.stop()
+        hits = [e for e in watch.events if e["kind"] == kind]
+        assert [e["data"]["exe"] for e in hits] == ["/tmp/dropped"], watch.events
+        assert hits[0]["rule"] == "zero-drift" and hits[0]["data"]["reason"] == "not in the image"
+        assert [e for e in watch.events if e["kind"] != kind] == [], watch.events
+    dropped.unlink()
 
 
 def test_a_package_manager_is_suspicious_in_every_mode(container_lab, tmp_path: Path) -> None:

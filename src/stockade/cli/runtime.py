@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,7 +19,7 @@ from stockade.cli.agent import (
     TokenOption,
 )
 from stockade.cli.common import OutputOption, console, emit, err_console
-from stockade.model.errors import UsageError
+from stockade.model.errors import EnforcementError, UsageError
 
 runtime_app = typer.Typer(
     help="Runtime protection: process events, profiles, zero-drift.", no_args_is_help=True
@@ -61,6 +62,14 @@ def watch(
     duration: Annotated[
         float | None, typer.Option("--duration", min=0.1, help="Stop after this many seconds.")
     ] = None,
+    exec_gate: Annotated[
+        bool,
+        typer.Option(
+            "--exec-gate/--no-exec-gate",
+            help="Refuse execs in Protect before they run (fanotify permission events) where "
+            "the kernel allows; without it Protect kills after the exec.",
+        ),
+    ] = True,
     controller: ControllerOption = None,
     token: TokenOption = None,
     controller_ca: ControllerCaOption = None,
@@ -75,13 +84,16 @@ def watch(
         raise UsageError("runtime watch needs root (the kernel's process connector)")
     agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
     with reporting(agent, ("runtime",)) as reporter:
-        stats = _watch(lab_state, profiles, duration, reporter)
+        stats = _watch(lab_state, profiles, duration, reporter, exec_gate)
     err_console.print(f"runtime watch stopped: {stats}", highlight=False, markup=False)
 
 
-def _watch(state: Path, profiles_path: Path, duration: float | None, reporter: Any) -> Any:
+def _watch(
+    state: Path, profiles_path: Path, duration: float | None, reporter: Any, exec_gate: bool
+) -> Any:
     from stockade.lab.inventory import load
     from stockade.runtime import profile
+    from stockade.runtime.execgate import ExecGate
     from stockade.runtime.image import load_or_index
     from stockade.runtime.monitor import Monitor, Root
     from stockade.runtime.procevents import ProcConnector
@@ -116,31 +128,57 @@ def _watch(state: Path, profiles_path: Path, duration: float | None, reporter: A
     )
     learned_file, learned_count, saved_at = learned_path(profiles_path), -1, 0.0
     deadline = time.monotonic() + duration if duration else None
-    with ProcConnector() as conn:
-        err_console.print(
-            f"watching {len(roots)} workloads: {', '.join(sorted(roots))}",
-            highlight=False,
-            markup=False,
-        )
-        try:
-            while deadline is None or time.monotonic() < deadline:
-                mon.handle(conn.read(0.2))
-                now = time.monotonic()
-                if now - saved_at >= 0.5:
-                    saved_at = now
-                    if mtime() != seen:
-                        seen = mtime()
-                        mon.profiles = profile.load_state(profiles_path)
-                        err_console.print("profiles re-read", highlight=False, markup=False)
-                    if mon.stats.learned != learned_count:
-                        learned_count = mon.stats.learned
-                        profile.save_state(mon.learned(), learned_file)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            if mon.stats.learned != learned_count:
-                profile.save_state(mon.learned(), learned_file)
-        mon.stats.lost = conn.lost
+    gate = ExecGate(mon) if exec_gate else None
+    gate_note = "off (--no-exec-gate)"
+    try:
+        if gate is not None:
+            for p in inv.pods:
+                if p.cgroup:
+                    gate.add(p.workload(), roots[p.workload().display()])
+            gate_note = "on (fanotify: denied before they run in Protect)"
+    except EnforcementError as exc:
+        assert gate is not None
+        gate.close()
+        gate, gate_note = None, f"unavailable ({exc}); Protect kills after the exec"
+    sel = selectors.DefaultSelector()
+    try:
+        with ProcConnector() as conn:
+            sel.register(conn.fileno(), selectors.EVENT_READ, None)
+            for fd in gate.fds() if gate is not None else ():
+                sel.register(fd, selectors.EVENT_READ, fd)
+            err_console.print(
+                f"watching {len(roots)} workloads: {', '.join(sorted(roots))}; exec refusal "
+                + gate_note,
+                highlight=False,
+                markup=False,
+            )
+            try:
+                while deadline is None or time.monotonic() < deadline:
+                    for key, _ in sel.select(0.2):
+                        if key.data is None:
+                            mon.handle(conn.read(0.0))
+                        elif gate is not None:
+                            gate.handle(key.data)
+                    now = time.monotonic()
+                    if now - saved_at >= 0.5:
+                        saved_at = now
+                        if mtime() != seen:
+                            seen = mtime()
+                            mon.profiles = profile.load_state(profiles_path)
+                            err_console.print("profiles re-read", highlight=False, markup=False)
+                        if mon.stats.learned != learned_count:
+                            learned_count = mon.stats.learned
+                            profile.save_state(mon.learned(), learned_file)
+            except KeyboardInterrupt:
+                pass
+            finally:
+                if mon.stats.learned != learned_count:
+                    profile.save_state(mon.learned(), learned_file)
+            mon.stats.lost = conn.lost
+    finally:
+        sel.close()
+        if gate is not None:
+            gate.close()  # the kernel lets anything still held through
     return mon.stats
 
 

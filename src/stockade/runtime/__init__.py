@@ -9,5 +9,6 @@
 - :mod:`proc`: what ``/proc`` says about a process (cgroup, executable, hash, command line);
 - :mod:`profile`: process profiles as policy as code (YAML: export, apply, diff);
 - :mod:`suspicious`: the built-in list of suspicious behaviour;
-- :mod:`monitor`: the decisions (learn, alert, kill) and the events they raise.
+- :mod:`monitor`: the decisions (learn, alert, kill) and the events they raise;
+- :mod:`execgate`: refusing an exec before it runs (fanotify permission events) in Protect.
 """

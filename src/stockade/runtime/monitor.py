@@ -5,7 +5,7 @@ only the image's own executables (path and hash) and learn nothing. The built-in
 raises ``process.suspicious`` in every mode (killed in Protect) and is never learned.
 
 Kill happens after the exec (the process may have run for the moment it took to read and hash
-it). Host executables outside the workload's root (``ip``, ``unshare``, ``nsenter`` starting
+it); :mod:`stockade.runtime.execgate` refuses the exec before it runs where fanotify allows. Host executables outside the workload's root (``ip``, ``unshare``, ``nsenter`` starting
 or entering the container, before their chroot) are not judged: a process inside the root cannot
 reach them. An executable that could not be read (the process already ended) is reported as
 ``process.unverified`` with what the kernel gave (pid, tgid, parent) outside Discover."""
@@ -55,6 +55,7 @@ class Stats:
     violations: int = 0
     suspicious: int = 0
     killed: int = 0
+    denied: int = 0  # execs refused before they ran (fanotify)
     host_tools: int = 0  # execs of host binaries entering the workload (not judged)
     lost: int = 0  # times the kernel dropped events (we fell behind)
 
@@ -89,7 +90,7 @@ class Monitor:
 
     # -- attribution --------------------------------------------------------------------------
 
-    def _workload(self, pid: int) -> Workload | None:
+    def attribute(self, pid: int) -> Workload | None:
         """Known from its fork (the cheap path, and the only one once a short process is gone),
         else its cgroup now (a process moved into a workload's cgroup after it was forked)."""
         known = self._pids.get(pid)
@@ -129,7 +130,7 @@ class Monitor:
             if ev.kind == "fork":
                 self._fork(ev)
                 continue
-            w = self._workload(ev.pid)
+            w = self.attribute(ev.pid)
             if w is None:
                 continue
             self.stats.attributed += 1
@@ -147,8 +148,8 @@ class Monitor:
         cmdline = proc.cmdline_of(ev.pid) or ""
         known = self._pids.get(ev.pid)
         ppid = proc.parent_of(ev.pid) or (known.ppid if known else 0)
-        parent = self._parent(ppid, root)
-        profile = self._profile(w)
+        parent = self.parent_path(ppid, root)
+        profile = self.profile_for(w)
         base = {"pid": ev.pid, "tgid": ev.tgid, "ppid": ppid, "parent": parent}
         if exe is None or sha is None:
             self.stats.unreadable += 1
@@ -195,7 +196,7 @@ class Monitor:
             why = "not in the image" if root.image is not None else "no image known"
             self._judge(ev, w, profile, "process.violation", why, "zero-drift", data, out)
             return
-        if profile.allows(path, sha, parent) or self._learned_allows(profile, path, sha, parent):
+        if self.allowed_by(profile, path, sha, parent):
             return
         if profile.mode == "discover":
             self._learn(profile, path, sha, parent)
@@ -204,7 +205,7 @@ class Monitor:
             ev, w, profile, "process.violation", "not in the profile", profile.name, data, out
         )
 
-    def _parent(self, ppid: int, root: Root) -> str:
+    def parent_path(self, ppid: int, root: Root) -> str:
         """The parent process's executable inside the workload ("" for one outside it)."""
         known = self._pids.get(ppid)
         if known is not None:
@@ -279,7 +280,7 @@ class Monitor:
 
     # -- profiles -----------------------------------------------------------------------------
 
-    def _profile(self, w: Workload) -> Profile:
+    def profile_for(self, w: Workload) -> Profile:
         found = self.profiles.for_workload(w)
         if found is not None:
             return found
@@ -294,8 +295,26 @@ class Monitor:
             self._created[key] = made
         return made
 
-    def _learned_allows(self, profile: Profile, path: str, sha: str, parent: str) -> bool:
-        return (path, sha, parent) in self._learned.get(profile.name, {})
+    def allowed_by(self, profile: Profile, path: str, sha: str, parent: str) -> bool:
+        """In the profile, or learned for it in this run."""
+        return profile.allows(path, sha, parent) or (path, sha, parent) in self._learned.get(
+            profile.name, {}
+        )
+
+    def refuse(
+        self, w: Workload, profile: Profile, data: dict[str, object], reason: str, rule: str
+    ) -> None:
+        """Report an exec refused before it ran (by :mod:`stockade.runtime.execgate`)."""
+        self.stats.denied += 1
+        what = f"{data['exe']} in {w.display()}: {reason}"
+        self.emit(
+            [
+                self._event(
+                    "process.denied", w, profile, f"refused {what}", {**data, "reason": reason},
+                    Severity.HIGH, "deny", rule,
+                )
+            ]
+        )  # fmt: skip
 
     def _learn(self, profile: Profile, path: str, sha: str, parent: str) -> None:
         bucket = self._learned.setdefault(profile.name, {})
