@@ -149,3 +149,58 @@ def test_a_package_manager_is_suspicious_in_every_mode(container_lab, tmp_path: 
     exes = {e["data"]["exe"] for e in hits}
     # dpkg --list execs dpkg-query in place: the process is read as one or the other (or both)
     assert exes and exes <= {"/usr/bin/dpkg", "/usr/bin/dpkg-query"}
+
+
+def _zero_drift(mode: str) -> str:
+    return (
+        "apiVersion: stockade.dev/v1\nkind: ProcessProfiles\nspec:\n  profiles:\n"
+        "    - name: shop.orders\n      selector: {namespace: shop, pods: [orders]}\n"
+        f"      mode: {mode}\n      zeroDrift: true\n      files: [/app/*.json]\n"
+    )
+
+
+def test_writing_etc_passwd_in_the_pod_is_an_event_and_denied_in_protect(
+    container_lab, tmp_path: Path
+) -> None:
+    inv, state = container_lab
+    passwd = Path(inv.pod("orders").root) / "etc" / "passwd"
+    before = passwd.read_bytes()
+    assert before.startswith(b"root:x:0:0:")
+    profiles, spec = tmp_path / "profiles.yaml", tmp_path / "p.yaml"
+    write = "echo 'evil:x:0:0::/:/bin/bash' >> /etc/passwd; exit $?"
+
+    spec.write_text(_zero_drift("monitor"))
+    assert (
+        cli("runtime", "profile", "apply", str(spec), "--profiles", str(profiles)).returncode == 0
+    )
+    watch = start_watch(state, profiles)
+    try:
+        assert "file monitoring on" in "".join(watch.stderr)
+        assert run_in_pod(inv, ["/bin/bash", "-c", "/bin/cat /etc/passwd >/dev/null"]) == 0
+        assert run_in_pod(inv, ["/bin/bash", "-c", write]) == 0  # Monitor: it happens
+        assert _wait_for(watch, lambda: "file.violation" in watch.kinds())
+    finally:
+        watch.stop()
+    hits = [e for e in watch.events if e["kind"].startswith("file.")]
+    assert [(e["kind"], e["data"]["path"], e["data"]["exe"]) for e in hits] == [
+        ("file.violation", "/etc/passwd", "/bin/bash")
+    ], watch.events  # reading it raised nothing
+    assert b"evil:x:0:0" in passwd.read_bytes()  # the pod's own copy (the overlay's upper layer)
+
+    spec.write_text(_zero_drift("protect"))
+    assert (
+        cli("runtime", "profile", "apply", str(spec), "--profiles", str(profiles)).returncode == 0
+    )
+    after_monitor = passwd.read_bytes()
+    watch = start_watch(state, profiles)
+    try:
+        assert run_in_pod(inv, ["/bin/bash", "-c", write]) == 1  # bash: Permission denied
+        assert run_in_pod(inv, ["/bin/bash", "-c", "echo x >> /app/package.json; exit $?"]) == 1
+        assert run_in_pod(inv, ["/bin/bash", "-c", "echo x > /tmp/scratch; exit $?"]) == 0
+        assert _wait_for(watch, lambda: watch.kinds().count("file.denied") == 2)
+    finally:
+        watch.stop()
+    assert passwd.read_bytes() == after_monitor and after_monitor.startswith(before)
+    denied = [e for e in watch.events if e["kind"] == "file.denied"]
+    assert [e["data"]["path"] for e in denied] == ["/etc/passwd", "/app/package.json"]
+    assert {e["action"] for e in denied} == {"deny"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -70,6 +71,15 @@ def watch(
             "the kernel allows; without it Protect kills after the exec.",
         ),
     ] = True,
+    file_gate: Annotated[
+        bool,
+        typer.Option(
+            "--file-gate/--no-file-gate",
+            help="Report opens of sensitive paths for writing (binaries, libraries, /etc/passwd, "
+            "/etc/shadow, package databases, a profile's files) and deny them in Protect "
+            "(fanotify).",
+        ),
+    ] = True,
     controller: ControllerOption = None,
     token: TokenOption = None,
     controller_ca: ControllerCaOption = None,
@@ -84,16 +94,22 @@ def watch(
         raise UsageError("runtime watch needs root (the kernel's process connector)")
     agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
     with reporting(agent, ("runtime",)) as reporter:
-        stats = _watch(lab_state, profiles, duration, reporter, exec_gate)
+        stats = _watch(lab_state, profiles, duration, reporter, exec_gate, file_gate)
     err_console.print(f"runtime watch stopped: {stats}", highlight=False, markup=False)
 
 
 def _watch(
-    state: Path, profiles_path: Path, duration: float | None, reporter: Any, exec_gate: bool
+    state: Path,
+    profiles_path: Path,
+    duration: float | None,
+    reporter: Any,
+    exec_gate: bool,
+    file_gate: bool,
 ) -> Any:
     from stockade.lab.inventory import load
     from stockade.runtime import profile
     from stockade.runtime.execgate import ExecGate
+    from stockade.runtime.filegate import FileGate
     from stockade.runtime.image import load_or_index
     from stockade.runtime.monitor import Monitor, Root
     from stockade.runtime.procevents import ProcConnector
@@ -109,11 +125,14 @@ def _watch(
     if not roots:
         raise UsageError(f"no pod of {state} runs a container (lab up --container POD=sample)")
 
+    lock = threading.Lock()  # the file gate reports from its own thread
+
     def emit_events(events: list[Any]) -> None:
-        for e in events:
-            emit(event_line(e), None)
-        if reporter is not None:
-            reporter.add_all(events)
+        with lock:
+            for e in events:
+                emit(event_line(e), None)
+            if reporter is not None:
+                reporter.add_all(events)
 
     def mtime() -> float:
         return profiles_path.stat().st_mtime if profiles_path.exists() else 0.0
@@ -140,6 +159,19 @@ def _watch(
         assert gate is not None
         gate.close()
         gate, gate_note = None, f"unavailable ({exc}); Protect kills after the exec"
+    files = FileGate(mon) if file_gate else None
+    file_note = "off (--no-file-gate)"
+    try:
+        if files is not None:
+            for p in inv.pods:
+                if p.cgroup:
+                    files.add(p.workload(), roots[p.workload().display()])
+            files.start()
+            file_note = "on (writes to sensitive paths reported, denied in Protect)"
+    except EnforcementError as exc:
+        assert files is not None
+        files.close()
+        files, file_note = None, f"unavailable ({exc})"
     sel = selectors.DefaultSelector()
     try:
         with ProcConnector() as conn:
@@ -148,7 +180,7 @@ def _watch(
                 sel.register(fd, selectors.EVENT_READ, fd)
             err_console.print(
                 f"watching {len(roots)} workloads: {', '.join(sorted(roots))}; exec refusal "
-                + gate_note,
+                f"{gate_note}; file monitoring {file_note}",
                 highlight=False,
                 markup=False,
             )
@@ -179,6 +211,13 @@ def _watch(
         sel.close()
         if gate is not None:
             gate.close()  # the kernel lets anything still held through
+        if files is not None:
+            files.close()
+            err_console.print(
+                f"file monitoring: {files.reported} writes reported, {files.denied} denied",
+                highlight=False,
+                markup=False,
+            )
     return mon.stats
 
 

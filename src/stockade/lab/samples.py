@@ -523,19 +523,40 @@ def sample_rootfs(cache_dir: Path | None = None) -> Path:
     sample = build_sample(cache_dir)
     target = sample.root / "rootfs"
     done = sample.root / "rootfs.done"
-    if done.exists():
+    if done.exists() and done.read_text() == ROOTFS_VERSION:
         return target
     with open(sample.root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not done.exists():
+        if not done.exists() or done.read_text() != ROOTFS_VERSION:
             if target.exists():
                 shutil.rmtree(target)
+            target.with_name(target.name + ".files.json").unlink(missing_ok=True)
             target.mkdir()
             for layer in sample_layers(cache_dir):
                 _apply_layer(target, layer.tar)
             _device_nodes(target)
-            done.write_text("1")
+            _accounts(target)
+            done.write_text(ROOTFS_VERSION)
     return target
+
+
+ROOTFS_VERSION = "2"  # bump whenever sample_rootfs changes what it writes
+
+
+def _accounts(target: Path) -> None:
+    """The account files every base image has (Debian writes them from base-passwd's maintainer
+    scripts, which unpacking alone does not run)."""
+    etc = target / "etc"
+    files = {
+        "passwd": "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:"
+        "/usr/sbin/nologin\n",
+        "group": "root:x:0:\nnogroup:x:65534:\n",
+        "shadow": "root:*:19700:0:99999:7:::\nnobody:*:19700:0:99999:7:::\n",
+    }
+    for name, text in files.items():
+        if not (etc / name).exists():
+            (etc / name).write_text(text)
+            (etc / name).chmod(0o640 if name == "shadow" else 0o644)
 
 
 def _apply_layer(target: Path, data: bytes) -> None:

@@ -10,5 +10,6 @@
 - :mod:`profile`: process profiles as policy as code (YAML: export, apply, diff);
 - :mod:`suspicious`: the built-in list of suspicious behaviour;
 - :mod:`monitor`: the decisions (learn, alert, kill) and the events they raise;
-- :mod:`execgate`: refusing an exec before it runs (fanotify permission events) in Protect.
+- :mod:`execgate`: refusing an exec before it runs (fanotify permission events) in Protect;
+- :mod:`filegate`: opens of sensitive paths for writing reported, denied in Protect.
 """

@@ -36,7 +36,7 @@ _RESPONSE = struct.Struct("=iI")
 _CHUNK = 1 << 20
 
 
-def _libc() -> ctypes.CDLL:
+def fanotify_libc() -> ctypes.CDLL:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.fanotify_init.argtypes = [ctypes.c_uint, ctypes.c_uint]
     libc.fanotify_mark.argtypes = [
@@ -63,7 +63,7 @@ class ExecGate:
     _hashes: dict[tuple[int, int, int, int], str] = field(default_factory=dict)
 
     def add(self, workload: Workload, root: Root) -> None:
-        libc = _libc()
+        libc = fanotify_libc()
         fd = libc.fanotify_init(
             FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK, os.O_RDONLY | os.O_LARGEFILE
         )

@@ -301,6 +301,22 @@ class Monitor:
             profile.name, {}
         )
 
+    def file_event(
+        self, w: Workload, profile: Profile, data: dict[str, object], denied: bool
+    ) -> None:
+        """Report an open of a sensitive path for writing (by :mod:`stockade.runtime.filegate`):
+        denied in Protect, alerted otherwise."""
+        kind, action = ("file.denied", "deny") if denied else ("file.violation", "alert")
+        verb = "refused writing" if denied else "opened for writing"
+        self.emit(
+            [
+                self._event(
+                    kind, w, profile, f"{data['exe']} {verb} {data['path']} in {w.display()}",
+                    data, Severity.HIGH, action, "file.sensitive",
+                )
+            ]
+        )  # fmt: skip
+
     def refuse(
         self, w: Workload, profile: Profile, data: dict[str, object], reason: str, rule: str
     ) -> None:

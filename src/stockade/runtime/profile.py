@@ -10,6 +10,7 @@ spec:
       selector: {namespace: shop, pods: [orders]}   # globs; labels must all match
       mode: protect                     # discover | monitor | protect
       zeroDrift: false                  # true: only the image's own executables may run
+      files: [/app/config/*]            # sensitive paths beyond the built-in ones (globs)
       processes:
         - {path: /usr/bin/openssl, sha256: 9f2c..., parent: /usr/bin/bash}
 ```
@@ -87,6 +88,16 @@ class Profile(_Strict):
     mode: Mode = "discover"
     zero_drift: bool = Field(default=False, alias="zeroDrift")
     processes: list[Process] = Field(default_factory=list, max_length=MAX_PROCESSES)
+    # more sensitive paths (globs) than the built-in ones, for file monitoring
+    files: list[str] = Field(default_factory=list, max_length=256)
+
+    @field_validator("files")
+    @classmethod
+    def _files(cls, v: list[str]) -> list[str]:
+        for g in v:
+            if not g.startswith("/") or len(g) > 4096 or "\0" in g:
+                raise ValueError(f"{g[:80]!r} must be an absolute path or glob")
+        return v
 
     @field_validator("name")
     @classmethod
