@@ -71,9 +71,15 @@ class Watch:
         return [e["kind"] for e in self.events]
 
 
-def start_watch(state: Path, profiles: Path, *extra: str, duration: float = 60) -> Watch:
+def start_watch(
+    state: Path,
+    profiles: Path,
+    *extra: str,
+    duration: float = 60,
+    env: dict[str, str] | None = None,
+) -> Watch:
     """``stockade runtime watch`` in the background, once it said it is watching."""
-    env = {**os.environ, "PYTHONPATH": SRC}
+    env = {**os.environ, "PYTHONPATH": SRC, **(env or {})}
     proc = subprocess.Popen(
         [
             sys.executable,

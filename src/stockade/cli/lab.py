@@ -70,8 +70,9 @@ def down_cmd(prefix: PrefixOpt = DEFAULT_PREFIX, state: StateOpt = DEFAULT_STATE
 
     _need_root()
     removed = manager.down(prefix, state)
+    spaces = [r for r in removed if not r.startswith("container ")]
     console.print(
-        f"removed {len(removed)} namespaces" + (f": {', '.join(removed)}" if removed else ""),
+        f"removed {len(spaces)} namespaces" + (f": {', '.join(removed)}" if removed else ""),
         highlight=False,
     )
 
