@@ -71,3 +71,16 @@ def test_malformed_files_are_one_config_error(tmp_path: Path, text: str) -> None
 def test_directory_is_built_from_workloads() -> None:
     d = Directory([Workload(name="a", namespace="n", addresses=("10.1.1.1",))])
     assert len(d) == 1 and d.lookup(packed("10.1.1.1")).name == "a"
+
+
+def test_a_cgroup_and_the_cgroups_below_it_name_their_workload() -> None:
+    orders = Workload(name="orders", namespace="shop", cgroups=("/stockade.slice/sk-orders",))
+    d = Directory()
+    d.put("pod/shop/orders", orders)
+    assert d.workload_of_cgroup("/stockade.slice/sk-orders") == orders
+    assert d.workload_of_cgroup("/stockade.slice/sk-orders/init.scope") == orders
+    assert d.workload_of_cgroup("/stockade.slice/sk-orders2") is None
+    assert d.workload_of_cgroup("/stockade.slice") is None
+    assert d.workload_of_cgroup("/") is None
+    d.remove("pod/shop/orders")
+    assert d.workload_of_cgroup("/stockade.slice/sk-orders") is None

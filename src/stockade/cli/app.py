@@ -96,6 +96,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
         "The node agent (`agent run`, one per node) and the spool of events for the controller.",
     ),
     "deploy": (("deploy",), "Deploy Stockade into a Kubernetes cluster (see docs/deploy.md)."),
+    "runtime": (("runtime",), "Runtime protection: process events, profiles, zero-drift."),
 }
 
 VERSION_FLAGS = ("--version", "-V")

@@ -36,12 +36,26 @@ def up_cmd(
     no_databases: Annotated[
         bool, typer.Option("--no-databases", help="Skip PostgreSQL and Redis.")
     ] = False,
+    container: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--container",
+            help="POD=IMAGE: run the pod's container from the image's root filesystem (own "
+            "mount, PID, UTS namespaces and cgroup; image: sample). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Create the pods, start their services and save the inventory."""
     from stockade.lab import manager
 
     _need_root()
-    inv = manager.up(prefix, state, databases_on=not no_databases)
+    containers: dict[str, str] = {}
+    for item in container or ():
+        pod, sep, image = item.partition("=")
+        if not sep or not pod or not image:
+            raise UsageError(f"--container takes POD=IMAGE, got {item!r}")
+        containers[pod] = image
+    inv = manager.up(prefix, state, databases_on=not no_databases, containers=containers)
     for p in inv.pods:
         services = ", ".join(f"{s.name}:{s.port}" for s in p.services) or "-"
         where = "outside" if p.external else f"{p.namespace}/{p.name}"
@@ -56,8 +70,9 @@ def down_cmd(prefix: PrefixOpt = DEFAULT_PREFIX, state: StateOpt = DEFAULT_STATE
 
     _need_root()
     removed = manager.down(prefix, state)
+    spaces = [r for r in removed if not r.startswith("container ")]
     console.print(
-        f"removed {len(removed)} namespaces" + (f": {', '.join(removed)}" if removed else ""),
+        f"removed {len(spaces)} namespaces" + (f": {', '.join(removed)}" if removed else ""),
         highlight=False,
     )
 
@@ -105,6 +120,23 @@ def traffic_cmd(
         )
     if not all(r.ok for r in results):
         raise typer.Exit(3)
+
+
+@lab_app.command("exec", context_settings={"allow_interspersed_args": False})
+def exec_cmd(
+    pod: Annotated[str, typer.Argument(help="A pod started with --container.")],
+    argv: Annotated[list[str], typer.Argument(help="The command (a path inside the image).")],
+    state: StateOpt = DEFAULT_STATE,
+) -> None:
+    """Run a command inside a pod's container (its namespaces, root and cgroup); exits with the
+    command's status."""
+    import subprocess
+
+    from stockade.lab import inventory, manager
+
+    _need_root()
+    args = manager.container_exec_args(inventory.load(state), pod, argv)
+    raise typer.Exit(subprocess.run(args, check=False).returncode)
 
 
 def register(app: typer.Typer) -> None:

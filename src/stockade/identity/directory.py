@@ -24,6 +24,7 @@ class Directory:
         self._changed = threading.Condition(self._lock)
         self._entries: dict[str, Workload] = {}
         self._by_packed: dict[bytes, tuple[str, Workload, ResourceRef]] = {}
+        self._by_cgroup: dict[str, tuple[str, Workload]] = {}
         self.version = 0  # bumped on every change
         for i, w in enumerate(workloads):
             self.put(f"#{i}", w)
@@ -50,6 +51,8 @@ class Directory:
             self._entries[key] = workload
             for raw, text in packed:
                 self._by_packed[raw] = (key, workload, workload.ref(text))
+            for cg in workload.cgroups:
+                self._by_cgroup[cg] = (key, workload)
             self.version += 1
             self._changed.notify_all()
 
@@ -75,6 +78,9 @@ class Directory:
             hit = self._by_packed.get(raw)
             if hit is not None and hit[0] == key:
                 del self._by_packed[raw]
+        for cg in old.cgroups:
+            if self._by_cgroup.get(cg, ("",))[0] == key:
+                del self._by_cgroup[cg]
 
     def wait_until(self, predicate: Callable[[Directory], bool], timeout: float) -> bool:
         """Block until ``predicate(self)`` holds (checked after every change), at most ``timeout``
@@ -98,6 +104,17 @@ class Directory:
         if hit is not None:
             return hit[2]
         return ResourceRef(kind="external", name=str(ipaddress.ip_address(packed)))
+
+    def workload_of_cgroup(self, path: str) -> Workload | None:
+        """The workload whose processes live in the cgroup v2 ``path`` or a cgroup below it."""
+        while path:
+            hit = self._by_cgroup.get(path)
+            if hit is not None:
+                return hit[1]
+            if path == "/":
+                return None
+            path = path.rsplit("/", 1)[0] or "/"
+        return None
 
     def workload_at(self, ip: str) -> Workload | None:
         hit = self._by_packed.get(ipaddress.ip_address(ip).packed)

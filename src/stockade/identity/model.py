@@ -1,4 +1,4 @@
-"""A workload as the network sees it."""
+"""A workload as the network sees it (and, by its cgroups, as process monitoring sees it)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ class Workload:
     images: tuple[
         str, ...
     ] = ()  # what runs, by digest: "registry/repo@sha256:..." (from the runtime)
+    cgroups: tuple[str, ...] = ()  # cgroup v2 paths of its processes: "/stockade.slice/sk-orders"
 
     def ref(self, address: str = "") -> ResourceRef:
         if self.external:

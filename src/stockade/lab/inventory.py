@@ -35,6 +35,10 @@ class Pod:
     ipv6: str
     external: bool = False  # plays "outside the cluster"
     services: tuple[Service, ...] = ()
+    # set when the pod runs a container (``lab up --container POD=sample``)
+    cgroup: str = ""  # cgroup v2 path of its processes: "/stockade.slice/sk-orders"
+    root: str = ""  # its root filesystem on the host (the overlay's merged directory)
+    image_root: str = ""  # the unpacked image under it (what zero-drift allows)
 
     def ref(self) -> ResourceRef:
         return self.workload().ref(self.ipv4)
@@ -47,6 +51,7 @@ class Pod:
             node="lab",
             addresses=tuple(a for a in (self.ipv4, self.ipv6) if a),
             external=self.external,
+            cgroups=(self.cgroup,) if self.cgroup else (),
         )
 
 
@@ -88,6 +93,9 @@ class Inventory:
                     ipv6=p["ipv6"],
                     external=bool(p.get("external", False)),
                     services=tuple(Service(**s) for s in p.get("services", ())),
+                    cgroup=str(p.get("cgroup", "")),
+                    root=str(p.get("root", "")),
+                    image_root=str(p.get("image_root", "")),
                 )
                 for p in data["pods"]
             )
@@ -103,6 +111,7 @@ class Inventory:
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_CGROUP = re.compile(r"/stockade\.slice/[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 def _check_names(inv: Inventory) -> Inventory:
@@ -111,6 +120,11 @@ def _check_names(inv: Inventory) -> Inventory:
         for value in (p.netns, p.host_if, p.name):
             if not _NAME.fullmatch(value):
                 raise ConfigError(f"lab state names a bad interface or namespace: {value!r}")
+        if p.cgroup and not _CGROUP.fullmatch(p.cgroup):
+            raise ConfigError(f"lab state names a bad cgroup: {p.cgroup!r}")
+        for path in (p.root, p.image_root):
+            if path and (not path.startswith("/") or ".." in path.split("/")):
+                raise ConfigError(f"lab state names a bad root: {path!r}")
         for addr in (p.ipv4, p.ipv6):
             try:
                 ipaddress.ip_address(addr)

@@ -18,6 +18,7 @@ from stockade.lab import databases, inventory, pki, topology
 from stockade.lab.inventory import Inventory, Pod, Service
 from stockade.model.errors import ConfigError, EnforcementError
 from stockade.network import netns as ns_tools
+from stockade.runtime import container
 
 WORLD_IPV4 = "198.51.100.10"  # TEST-NET-2: routed only inside the lab's namespaces
 WORLD_IPV6 = "2001:db8::10"
@@ -112,9 +113,25 @@ def _spawn(args: list[str], log: Path) -> int:
     return os.posix_spawnp(args[0], args, os.environ, file_actions=actions, setsid=True)
 
 
-def up(prefix: str, state: Path, *, databases_on: bool = True) -> Inventory:
-    """Create the lab; on any failure, remove what was made and re-raise."""
+IMAGES = ("sample",)  # what ``--container POD=IMAGE`` can run
+CONTAINER_PORT = 9443  # the container's own service: ``openssl s_server -www`` from the image
+
+
+def up(
+    prefix: str,
+    state: Path,
+    *,
+    databases_on: bool = True,
+    containers: dict[str, str] | None = None,
+) -> Inventory:
+    """Create the lab; on any failure, remove what was made and re-raise. ``containers`` maps a
+    pod to the image whose root filesystem runs its container (``{"orders": "sample"}``)."""
     _check_prefix(prefix)
+    for pod, image in (containers or {}).items():
+        if pod not in {s.name for s in LAYOUT if not s.external}:
+            raise ConfigError(f"--container: no lab pod {pod!r}")
+        if image not in IMAGES:
+            raise ConfigError(f"--container: unknown image {image!r} (known: {', '.join(IMAGES)})")
     if _lab_namespaces(prefix):
         raise ConfigError(f"a lab with prefix {prefix!r} is already up (run `stockade lab down`)")
     state_dir = databases.DATA_ROOT / f"{prefix}state"
@@ -129,6 +146,9 @@ def up(prefix: str, state: Path, *, databases_on: bool = True) -> Inventory:
             topology.attach_pod(node, p.netns, p.host_if, p.ipv4, p.ipv6)
         inv = _start_services(inv, state_dir, databases_on)
         inventory.save(inv, state)
+        for pod, image in (containers or {}).items():
+            inv = _start_container(inv, state_dir, pod, image)
+            inventory.save(inv, state)
     except BaseException:
         down(prefix, state)
         raise
@@ -206,6 +226,59 @@ def _start_services(inv: Inventory, state_dir: Path, databases_on: bool) -> Inve
     return replace(inv, pods=pods)
 
 
+def _container(prefix: str, state_dir: Path, pod: str, image_root: Path) -> container.Container:
+    return container.Container(
+        name=f"{prefix}{pod}", image_root=image_root, state=state_dir / "containers" / pod
+    )
+
+
+def _start_container(inv: Inventory, state_dir: Path, pod_name: str, image: str) -> Inventory:
+    """Run the pod's container: the image's ``openssl s_server`` on CONTAINER_PORT (a
+    self-signed certificate), in the pod's network namespace."""
+    from stockade.lab.samples import sample_rootfs
+
+    image_root = sample_rootfs()
+    pod = inv.pod(pod_name)
+    c = _container(inv.prefix, state_dir, pod_name, image_root)
+    container.prepare(c)
+    tls = c.root / "run" / "tls"
+    tls.mkdir(parents=True, exist_ok=True)
+    issued, _, _ = pki.make_ca(state_dir / "containers" / f"{pod_name}-pki")  # self-signed
+    shutil.copyfile(issued.cert, tls / "tls.crt")
+    shutil.copyfile(issued.key, tls / "tls.key")
+    argv = [
+        "/usr/bin/openssl", "s_server", "-quiet", "-www", "-accept", str(CONTAINER_PORT),
+        "-cert", "/run/tls/tls.crt", "-key", "/run/tls/tls.key",
+    ]  # fmt: skip
+    pid = _spawn(container.start_args(c, pod.netns, pod.name, argv), state_dir / "services.log")
+    databases._wait_port(pod.netns, "", CONTAINER_PORT, 15)
+    svc = Service(name="app", port=CONTAINER_PORT, pid=pid)
+    new = replace(
+        pod,
+        services=(*pod.services, svc),
+        cgroup=c.cgroup,
+        root=str(c.root),
+        image_root=str(image_root),
+    )
+    return replace(inv, pods=tuple(new if p.name == pod_name else p for p in inv.pods))
+
+
+def container_init(inv: Inventory, pod_name: str) -> int:
+    """The host pid of the pod's container's first process."""
+    pod = inv.pod(pod_name)
+    svc = next((s for s in pod.services if s.name == "app"), None)
+    if not pod.cgroup or svc is None:
+        raise ConfigError(f"lab pod {pod_name!r} runs no container")
+    return container.init_pid(svc.pid)
+
+
+def container_exec_args(inv: Inventory, pod_name: str, argv: list[str]) -> list[str]:
+    """The command that runs ``argv`` inside the pod's running container."""
+    pod = inv.pod(pod_name)
+    c = _container(inv.prefix, Path(inv.state_dir), pod_name, Path(pod.image_root))
+    return container.exec_args(c, container_init(inv, pod_name), argv)
+
+
 def _alive(pid: int) -> bool:
     try:  # our own child: reap it if it ended (a zombie still answers kill 0)
         if os.waitpid(pid, os.WNOHANG)[0] == pid:
@@ -250,11 +323,17 @@ def down(prefix: str, state: Path) -> list[str]:
     ours = _lab_namespaces(prefix)
     for ns in ours:
         _kill(ns_tools.ns_pids(ns))
+    state_dir = databases.DATA_ROOT / f"{prefix}state"
+    for spec in LAYOUT:  # by name, whether the state file survived or not
+        c = _container(prefix, state_dir, spec.name, Path("/nonexistent"))
+        if c.cgroup_dir().exists() or os.path.ismount(c.root):
+            container.remove(c)
+            removed.append(f"container {c.name}")
     for ns in ours:
         ns_tools.del_netns(ns)  # veths and routes go with their namespaces
         removed.append(ns)
     databases.remove_data(prefix)
-    shutil.rmtree(databases.DATA_ROOT / f"{prefix}state", ignore_errors=True)
+    shutil.rmtree(state_dir, ignore_errors=True)
     if inv is not None and inv.prefix == prefix:
         state.unlink(missing_ok=True)
     return removed

@@ -515,3 +515,84 @@ def push_commands(
             args.append(f"--dest-authfile={authfile}")
         commands.append(([*args, src, f"docker://{dest}"], dest))
     return commands
+
+
+def sample_rootfs(cache_dir: Path | None = None) -> Path:
+    """The sample image unpacked into a root filesystem (once), whiteouts and opaque directories
+    applied layer by layer, with the device nodes a container needs."""
+    sample = build_sample(cache_dir)
+    target = sample.root / "rootfs"
+    done = sample.root / "rootfs.done"
+    if done.exists() and done.read_text() == ROOTFS_VERSION:
+        return target
+    with open(sample.root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists() or done.read_text() != ROOTFS_VERSION:
+            if target.exists():
+                shutil.rmtree(target)
+            target.with_name(target.name + ".files.json").unlink(missing_ok=True)
+            target.mkdir()
+            for layer in sample_layers(cache_dir):
+                _apply_layer(target, layer.tar)
+            _device_nodes(target)
+            _accounts(target)
+            done.write_text(ROOTFS_VERSION)
+    return target
+
+
+ROOTFS_VERSION = "2"  # bump whenever sample_rootfs changes what it writes
+
+
+def _accounts(target: Path) -> None:
+    """The account files every base image has (Debian writes them from base-passwd's maintainer
+    scripts, which unpacking alone does not run)."""
+    etc = target / "etc"
+    files = {
+        "passwd": "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:"
+        "/usr/sbin/nologin\n",
+        "group": "root:x:0:\nnogroup:x:65534:\n",
+        "shadow": "root:*:19700:0:99999:7:::\nnobody:*:19700:0:99999:7:::\n",
+    }
+    for name, text in files.items():
+        if not (etc / name).exists():
+            (etc / name).write_text(text)
+            (etc / name).chmod(0o640 if name == "shadow" else 0o644)
+
+
+def _apply_layer(target: Path, data: bytes) -> None:
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = tar.getmembers()
+        keep = []
+        for m in members:
+            parent, _, base = m.name.rstrip("/").rpartition("/")
+            if base == ".wh..wh..opq":
+                folder = target / parent
+                for child in folder.iterdir() if folder.is_dir() else ():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
+            elif base.startswith(".wh."):
+                gone = target / parent / base.removeprefix(".wh.")
+                if gone.is_dir() and not gone.is_symlink():
+                    shutil.rmtree(gone)
+                elif gone.exists() or gone.is_symlink():
+                    gone.unlink()
+            else:
+                keep.append(m)
+        tar.extractall(target, members=keep, filter="tar")
+
+
+def _device_nodes(target: Path) -> None:
+    import stat as st
+
+    dev = target / "dev"
+    dev.mkdir(exist_ok=True)
+    for name, minor in (("null", 3), ("zero", 5), ("urandom", 9)):
+        node = dev / name
+        if not node.exists():
+            os.mknod(node, st.S_IFCHR | 0o666, os.makedev(1, minor))
+            os.chmod(node, 0o666)
