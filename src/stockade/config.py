@@ -65,6 +65,20 @@ def read_text(path: Path, *, max_bytes: int = MAX_BYTES) -> str:
         raise ConfigError(f"{path} is not UTF-8 text") from exc
 
 
+def yaml_sources(paths: Sequence[Path], what: str) -> list[tuple[str, str]]:
+    """``(name, text)`` of the YAML documents ``paths`` name: files as given, and every
+    ``*.yaml``/``*.yml`` below a folder, in name order. No path at all is a ConfigError."""
+    if not paths:
+        raise ConfigError(f"no {what} files given")
+    sources: list[tuple[str, str]] = []
+    for p in paths:
+        files = (
+            sorted(x for x in p.rglob("*") if x.suffix in (".yaml", ".yml")) if p.is_dir() else [p]
+        )
+        sources += [(str(f), read_text(f)) for f in files]
+    return sources
+
+
 def _size(n: int) -> str:
     return f"{n // (1024 * 1024)} MiB" if n >= 1024 * 1024 else f"{n} bytes"
 

@@ -31,7 +31,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from stockade.config import parse_yaml_all, read_text, validate
+from stockade.config import parse_yaml_all, read_text, validate, yaml_sources
 from stockade.identity import Workload
 from stockade.model.errors import ConfigError
 
@@ -152,15 +152,7 @@ def parse_texts(sources: Sequence[tuple[str, str]]) -> Profiles:
 
 
 def load_files(paths: Sequence[Path]) -> Profiles:
-    if not paths:
-        raise ConfigError("no profile files given")
-    sources = []
-    for p in paths:
-        files = (
-            sorted(x for x in p.rglob("*") if x.suffix in (".yaml", ".yml")) if p.is_dir() else [p]
-        )
-        sources += [(str(f), read_text(f)) for f in files]
-    return parse_texts(sources)
+    return parse_texts(yaml_sources(paths, "profile"))
 
 
 def load_state(path: Path) -> Profiles:

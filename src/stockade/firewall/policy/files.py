@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from stockade.config import format_loc, line_of, parse_yaml_all, read_text
+from stockade.config import format_loc, line_of, parse_yaml_all, yaml_sources
 from stockade.firewall.policy.model import Policy
 from stockade.model.errors import ConfigError
 
@@ -58,15 +58,7 @@ def parse_texts(sources: Sequence[tuple[str, str]]) -> Policy:
 
 
 def load_files(paths: Sequence[Path]) -> Policy:
-    if not paths:
-        raise ConfigError("no policy files given")
-    sources = []
-    for p in paths:
-        files = (
-            sorted(x for x in p.rglob("*") if x.suffix in (".yaml", ".yml")) if p.is_dir() else [p]
-        )
-        sources += [(str(f), read_text(f)) for f in files]
-    return parse_texts(sources)
+    return parse_texts(yaml_sources(paths, "policy"))
 
 
 def dump(policy: Policy) -> str:
