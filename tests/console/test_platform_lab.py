@@ -152,6 +152,10 @@ def test_protect_from_the_console_blocks_the_next_card_in_clear(browser: Any, up
     events = _login(browser, up)
     events.goto(f"{up.url}/ui/events?category=dlp")
     events.wait_for_selector("#live:has-text('live')")
+    already = (
+        events.locator("#events tr").filter(has_text="dlp.blocked").filter(has_text="shop/payments")
+    )
+    assert already.count() == 0, "payments' card was blocked before Protect"
     page.goto(f"{up.url}/ui/policy")
     page.click("button[data-group=cde][data-mode=protect]")
     page.wait_for_selector("button[data-group=cde][data-mode=protect][aria-pressed=true]")
@@ -163,7 +167,11 @@ def test_protect_from_the_console_blocks_the_next_card_in_clear(browser: Any, up
             break
         time.sleep(1)
     assert blocked, "the card in clear still passed after Protect"
-    events.wait_for_selector("#events td:has-text('dlp.blocked')", timeout=20000)
+    # the block of payments' card, arriving live (older blocks of other pods do not count)
+    block = (
+        events.locator("#events tr").filter(has_text="dlp.blocked").filter(has_text="shop/payments")
+    )
+    block.first.wait_for(timeout=20000)
     _shot(events, "events-live-block")
     code, status = up.curl("payments", f"https://{orders}:8443/pay", "-d", CARD_JSON)
     assert status == "200", "the same card over TLS must still pass"
