@@ -52,7 +52,10 @@ class Platform:
         self.port = port
         self.traffic_every = traffic_every
         self.prefix = prefix
-        self.db = workdir / "stockade.db"
+        self.db = workdir / "stockade.db"  # the controller's store
+        # the agents' own store, as on a real node: what they report reaches the controller only
+        # through its API (a shared file would hold their events before the controller saw them)
+        self.agent_db = workdir / "agents.db"
         self.state = workdir / "lab.json"
         self.certs = workdir / "tls"
         self.env = {
@@ -68,12 +71,15 @@ class Platform:
 
     # ------------------------------------------------------------ running commands
 
+    def agent_env(self) -> dict[str, str]:
+        return {**self.env, "STOCKADE_DB": f"sqlite:///{self.agent_db}"}
+
     def cli(
-        self, *args: str, ok: Sequence[int] = (0,), stdin: str | None = None
+        self, *args: str, ok: Sequence[int] = (0,), stdin: str | None = None, agent: bool = False
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [sys.executable, "-m", "stockade", *args],
-            env=self.env,
+            env=self.agent_env() if agent else self.env,
             input=stdin,
             capture_output=True,
             text=True,
@@ -87,11 +93,11 @@ class Platform:
             )
         return proc
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *args: str, agent: bool = False) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{name}.log").open("wb")
         proc = subprocess.Popen(
             [sys.executable, "-m", "stockade", *args],
-            env=self.env,
+            env=self.agent_env() if agent else self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches this process only; it stops them in order
@@ -128,8 +134,9 @@ class Platform:
     # ------------------------------------------------------------ the steps
 
     def fresh_store(self) -> None:
-        for leftover in (self.db, Path(f"{self.db}-wal"), Path(f"{self.db}-shm")):
-            leftover.unlink(missing_ok=True)
+        for db in (self.db, self.agent_db):
+            for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+                leftover.unlink(missing_ok=True)
         self.cli("db", "migrate")
         # both print the secret alone on stdout (and what it is on stderr)
         self.password = self.cli("controller", "user", "add", "admin", "--role", "admin").stdout
@@ -185,6 +192,7 @@ class Platform:
             "--lab-state",
             str(self.state),
             *self.agent_args("node-enforcer"),
+            agent=True,
         )
         self.wait_for("the enforcer", lambda: "enforcing" in self._log("enforcer"))
         self.start(
@@ -194,6 +202,7 @@ class Platform:
             "--state",
             str(self.state),
             *self.agent_args("node-sensor"),
+            agent=True,
         )
         time.sleep(1.0)
 
@@ -209,12 +218,13 @@ class Platform:
         ref = next(
             r for r in built if r.startswith("docker-archive:") and r.endswith("docker-oci.tar")
         )
-        self.cli("db", "import", str(EXAMPLES / "advisories"))
-        agent = self.agent_args("node-scanner")
-        self.cli("scan", "image", ref, "--allow-unchecked", *agent, ok=(0, 1))
-        self.cli("bench", "k8s", *agent, ok=(0, 1))
-        self.cli("bench", "docker", *agent, ok=(0, 1))
-        self.cli("bench", "workloads", str(EXAMPLES / "admission" / "manifests"), *agent, ok=(0, 1))
+        self.cli("db", "import", str(EXAMPLES / "advisories"), agent=True)  # the scanner's
+        to_controller = self.agent_args("node-scanner")
+        self.cli("scan", "image", ref, "--allow-unchecked", *to_controller, ok=(0, 1), agent=True)
+        self.cli("bench", "k8s", *to_controller, ok=(0, 1), agent=True)
+        self.cli("bench", "docker", *to_controller, ok=(0, 1), agent=True)
+        manifests = str(EXAMPLES / "admission" / "manifests")
+        self.cli("bench", "workloads", manifests, *to_controller, ok=(0, 1), agent=True)
 
     def traffic_round(self) -> None:
         self.cli("lab", "traffic", "--state", str(self.state), "--count", "1", ok=(0, 1, 3))
