@@ -46,7 +46,7 @@ function dlpCount(e) {
 
 function nodeLabel(n) {
   const marks = [];
-  if (n.quarantined) marks.push("⛔ quarantined");
+  if (n.quarantined) marks.push("QUARANTINED");
   if (n.mode) marks.push(n.mode);
   if (n.critical) marks.push(`${n.critical} critical`);
   return marks.length ? `${n.label || n.name || n.id}\n${marks.join(" · ")}` : (n.label || n.name || n.id);
