@@ -20,16 +20,21 @@ class Setup:
     log: Path
 
     def curl(self, pod: str, url: str, timeout: float = 2) -> tuple[int, str]:
-        proc = subprocess.run(
-            [
-                *("ip", "netns", "exec", f"{self.prefix}{pod}"),
-                *("curl", "-s", "-m", str(timeout), "-o", "/dev/null", "-w", "%{http_code}", url),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout + 5,
-        )
-        return proc.returncode, proc.stdout.strip()
+        return curl_in(f"{self.prefix}{pod}", url, timeout)
+
+
+def curl_in(netns: str, url: str, timeout: float = 2) -> tuple[int, str]:
+    """curl ``url`` from a pod's namespace: (curl's exit code, the HTTP status it got)."""
+    proc = subprocess.run(
+        [
+            *("ip", "netns", "exec", netns),
+            *("curl", "-s", "-m", str(timeout), "-o", "/dev/null", "-w", "%{http_code}", url),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 5,
+    )
+    return proc.returncode, proc.stdout.strip()
 
 
 def lab_command(*args: str) -> subprocess.CompletedProcess[str]:

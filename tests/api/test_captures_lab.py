@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.api.controller import SRC, Controller, running_controller
+from tests.api.lab import lab_command
 from tests.api.responding import wait_for, write
 from tests.support import require_root
 
@@ -67,15 +68,6 @@ class Setup:
         return proc.stdout.strip()
 
 
-def _lab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stockade", "lab", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def _stop(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -93,8 +85,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     prefix = f"cp{os.getpid() % 10000}-"
     state = tmp / "lab.json"
     with ExitStack() as stack:
-        up = _lab("up", "--prefix", prefix, "--state", str(state), "--no-databases")
-        stack.callback(_lab, "down", "--prefix", prefix, "--state", str(state))
+        up = lab_command("up", "--prefix", prefix, "--state", str(state), "--no-databases")
+        stack.callback(lab_command, "down", "--prefix", prefix, "--state", str(state))
         assert up.returncode == 0, up.stderr
         rules = write(tmp / "rules.yaml", RULES)
         controllers = running_controller(

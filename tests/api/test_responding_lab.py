@@ -7,8 +7,6 @@ that makes a running workload's image critical quarantines it by rule."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -23,6 +21,7 @@ from tests.api.controller import (
     card_in_clear_from_crm,
     running_controller,
 )
+from tests.api.lab import curl_in, lab_command
 from tests.api.responding import RULES, deliveries_of, targets_yaml, wait_for, write
 from tests.events.receivers import HttpReceiver, Rsyslog, make_certs, run_rsyslog, serve_http
 from tests.support import require_root
@@ -41,25 +40,7 @@ class Setup:
     prefix: str
 
     def curl(self, pod: str, url: str, timeout: float = 2) -> tuple[int, str]:
-        proc = subprocess.run(
-            [
-                *("ip", "netns", "exec", f"{self.prefix}{pod}"),
-                *("curl", "-s", "-m", str(timeout), "-o", "/dev/null", "-w", "%{http_code}", url),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout + 5,
-        )
-        return proc.returncode, proc.stdout.strip()
-
-
-def _lab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stockade", "lab", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+        return curl_in(f"{self.prefix}{pod}", url, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +50,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     prefix = f"rw{os.getpid() % 10000}-"
     state = tmp / "lab.json"
     with ExitStack() as stack:
-        up = _lab("up", "--prefix", prefix, "--state", str(state), "--no-databases")
-        stack.callback(_lab, "down", "--prefix", prefix, "--state", str(state))
+        up = lab_command("up", "--prefix", prefix, "--state", str(state), "--no-databases")
+        stack.callback(lab_command, "down", "--prefix", prefix, "--state", str(state))
         assert up.returncode == 0, up.stderr
         certs = make_certs(tmp / "receiver-tls")
         webhook = stack.enter_context(serve_http(HttpReceiver(), certs))
