@@ -4,16 +4,18 @@ reason, never silently passed."""
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import pytest
 
 from stockade.store import Store, open_store
-from tests.support import IN_CI, require
+from tests.support import IN_CI, WORKER, require
 
-__all__ = ["IN_CI", "require"]
+__all__ = ["IN_CI", "WORKER", "require"]
 
 PG_URL = os.environ.get(
     "STOCKADE_TEST_PG", "postgresql://stockade:stockade@127.0.0.1:5432/stockade_test"
@@ -30,6 +32,44 @@ def pytest_configure(config: pytest.Config) -> None:
         folder = tempfile.mkdtemp(prefix="stockade-tests-")
         os.environ["STOCKADE_DB"] = f"sqlite:///{folder}/default.db"
         os.environ["XDG_DATA_HOME"] = folder  # for tests that unset STOCKADE_DB on purpose
+
+
+# Source text that marks a test as a lab test: it builds network namespaces, nftables rules or lab
+# pods, which are shared kernel state. Under pytest-xdist every lab test runs in one worker (the
+# "lab" group of --dist loadgroup), one after the other, while the rest of the suite runs in parallel.
+_LAB_SIGNS = ("require_root(", "stockade.lab", "tests.api.lab", "manager.up(")
+
+
+@cache
+def _source_has_lab_signs(path: str) -> bool:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return any(sign in text for sign in _LAB_SIGNS)
+
+
+def _is_lab_test(item: pytest.Item) -> bool:
+    if _source_has_lab_signs(str(item.path)):
+        return True
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in (info.name2fixturedefs.values() if info else ()):
+        for fixture in defs:
+            try:
+                source = inspect.getsourcefile(fixture.func)
+            except TypeError:
+                continue
+            if source and source.startswith(str(Path(__file__).parent)) and (
+                _source_has_lab_signs(source)
+            ):
+                return True
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_lab_test(item):
+            item.add_marker(pytest.mark.xdist_group("lab"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,9 +102,9 @@ def _pg_reachable() -> bool:
         return False
 
 
-@pytest.fixture
-def pg_store() -> Iterator[Store]:
-    """A freshly emptied PostgreSQL database (schema dropped and migrated again)."""
+def pg_schema_url(schema: str) -> str:
+    """PG_URL in a freshly emptied schema of its own, suffixed with the xdist worker's name so
+    parallel workers never share one."""
     require(
         _pg_reachable(), "PostgreSQL is not listening on 127.0.0.1:5432 (./dev setup starts it)"
     )
@@ -72,12 +112,20 @@ def pg_store() -> Iterator[Store]:
 
     from stockade.store.db import normalize_url
 
+    schema = f"{schema}_{WORKER}"
     engine = create_engine(normalize_url(PG_URL))
     with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
     engine.dispose()
-    store = open_store(PG_URL)
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_store() -> Iterator[Store]:
+    """A freshly emptied PostgreSQL schema (dropped and migrated again), one per xdist worker."""
+    store = open_store(pg_schema_url("store"))
     yield store
     store.close()
 

@@ -8,6 +8,8 @@ import shutil
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# pytest-xdist's worker name ("gw0", "gw1", ...), "main" without xdist: for per-worker resources.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 def require(condition: bool, reason: str) -> None:

@@ -22,29 +22,15 @@ import httpx
 from stockade.api.auth import Principal, add_user, create_token
 from stockade.model import Event, ResourceRef, Severity
 from stockade.store import Store, open_store
-from tests.conftest import PG_URL, _pg_reachable
-from tests.support import require
+from tests.conftest import pg_schema_url
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 PASSWORD = "correct horse battery staple"
 
 
 def pg_url(schema: str) -> str:
-    """PG_URL in a freshly emptied schema of its own."""
-    require(
-        _pg_reachable(), "PostgreSQL is not listening on 127.0.0.1:5432 (./dev setup starts it)"
-    )
-    from sqlalchemy import create_engine, text
-
-    from stockade.store.db import normalize_url
-
-    engine = create_engine(normalize_url(PG_URL))
-    with engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine.dispose()
-    sep = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    """PG_URL in a freshly emptied schema of its own (one per xdist worker)."""
+    return pg_schema_url(schema)
 
 
 def _free_port() -> int:
