@@ -59,7 +59,7 @@ class Repo:
     def __init__(self, host: str) -> None:
         self.name = f"sig/{uuid.uuid4().hex[:10]}"
         self.push = Pusher(host, self.name)
-        self.digest = self.push.image("1", b"app v1\n")
+        self.digest = self.push.image("1", f"app {self.name}\n".encode())  # a digest of its own
         self.ref = f"{host}/{self.name}:1"
         self.bare = f"{host}/{self.name}"
 
@@ -356,3 +356,102 @@ def test_attestations_keyed_and_keyless(repo: Repo, keys) -> None:
     assert check.rejected == (
         f"attestation 3: the attestation is about another subject, not {repo.digest}",
     )
+
+
+# -- admission: signedBy ------------------------------------------------------------------------------
+def _review(image: str) -> bytes:
+    return json.dumps(
+        {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": str(uuid.uuid4()),
+                "operation": "CREATE",
+                "object": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": "web", "namespace": "prod"},
+                    "spec": {"containers": [{"name": "app", "image": image}]},
+                },
+            },
+        }
+    ).encode()
+
+
+def test_admission_signed_by(repos, keys, tmp_path: Path) -> None:
+    from stockade.admission.policy import parse_policy
+    from stockade.admission.review import answer, parse
+    from stockade.admission.vulns import CachedVulnSource
+    from stockade.scanning.admission_source import StoreVulnSource
+    from stockade.scanning.pipeline import ImageOptions
+    from stockade.store import open_store
+
+    s: Sigstore = keys["sigstore"]
+    keyed_repo, keyless_repo, replayed, unsigned = repos(), repos(), repos(), repos()
+    payload = simple_signing(keyed_repo.bare, keyed_repo.digest)
+    keyed_repo.push.signatures(keyed_repo.digest, [(payload, keyed(keys, payload))])
+    payload = simple_signing(keyless_repo.bare, keyless_repo.digest)
+    keyless_repo.push.signatures(keyless_repo.digest, [(payload, s.keyless_annotations(payload))])
+    # keyed_repo's genuine signature copied under replayed's digest
+    replayed.push.signatures(replayed.digest, [(payload, keyed(keys, payload))])
+    policy = parse_policy(
+        f"""
+apiVersion: stockade.dev/v1
+kind: AdmissionPolicy
+spec:
+  mode: protect
+  failurePolicy: fail
+  rules:
+    - name: signed-images
+      criteria:
+        signedBy:
+          keys: [{keys["dir"]}/cosign.pub]
+          identities:
+            - {{subject: "https://github.com/acme/*", issuer: "{ISSUER}"}}
+          trustRoot:
+            fulcioRoots: [{s.root_pem}]
+            fulcioIntermediates: [{s.inter_pem}]
+            rekorKeys: [{s.rekor_pem}]
+""",
+        name="policy.yaml",
+    )
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    source = CachedVulnSource(
+        StoreVulnSource(store, scan_on_demand=False, image_options=ImageOptions(insecure=True))
+    )
+
+    def decide(repo: Repo) -> dict:
+        return answer(parse(_review(repo.ref)), policy, source).response["response"]
+
+    assert decide(keyed_repo)["allowed"] is True
+    assert decide(keyless_repo)["allowed"] is True
+    denied = decide(replayed)
+    assert denied["allowed"] is False
+    message = denied["status"]["message"]
+    assert message.startswith("denied by Stockade: rule 'signed-images': image ")
+    assert f"is not signed by key {keys['dir']}/cosign.pub or https://github.com/acme/*" in message
+    assert "the signature is for another image" in message
+    denied = decide(unsigned)
+    assert denied["allowed"] is False
+    assert "not signed (no cosign signature stored for this digest)" in denied["status"]["message"]
+    # The registry cannot be reached: the failure policy decides (fail: deny), saying why.
+    gone = answer(parse(_review("127.0.0.1:1/sig/x:1")), policy, source).response["response"]
+    assert gone["allowed"] is False, gone
+    assert (
+        "could not decide (signature verification for 127.0.0.1:1/sig/x:1 failed"
+        in (gone["status"]["message"])
+    )
+
+
+def test_signed_by_policy_errors_are_config_errors() -> None:
+    from stockade.admission.policy import parse_policy
+    from stockade.model.errors import ConfigError
+
+    head = "apiVersion: stockade.dev/v1\nkind: AdmissionPolicy\nspec:\n  rules:\n    - name: s\n"
+    for criteria, wanted in (
+        ("{signedBy: true}", "signedBy needs keys or identities"),
+        ("{signedBy: {identities: [{subject: a, issuer: b}]}}", "need a trustRoot"),
+        ("{signedBy: {keys: [k], extra: 1}}", "extra"),
+    ):
+        with pytest.raises(ConfigError, match=wanted):
+            parse_policy(head + f"      criteria: {criteria}\n", name="policy.yaml")
