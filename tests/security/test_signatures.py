@@ -455,3 +455,55 @@ def test_signed_by_policy_errors_are_config_errors() -> None:
     ):
         with pytest.raises(ConfigError, match=wanted):
             parse_policy(head + f"      criteria: {criteria}\n", name="policy.yaml")
+
+
+# -- the scan fact ------------------------------------------------------------------------------------
+def test_scan_reports_signatures_and_exits_1_when_unsigned(repos, keys, tmp_path: Path) -> None:
+    from tests.scanning.scan_cli_support import make_db, run
+
+    db = make_db(tmp_path / "db.sqlite")
+    signed, unsigned = repos(), repos()
+    payload = simple_signing(signed.bare, signed.digest)
+    signed.push.signatures(signed.digest, [(payload, keyed(keys, payload))])
+    key = str(Path(str(keys["dir"])) / "cosign.pub")
+    common = ("--insecure", "--db", db, "--allow-unchecked", "--verify-key", key)
+
+    out = run("scan", "image", signed.ref, *common, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    facts = json.loads(out.stdout)["signatures"]
+    assert facts["signed"] is True and facts["digest"] == signed.digest
+    assert facts["verified_against"] == f"key {key}"
+    assert facts["signers"][0]["kind"] == "key" and facts["signers"][0]["name"] == key
+
+    out = run("scan", "image", unsigned.ref, *common)
+    assert out.returncode == 1, out.stderr
+    assert "signatures: not signed (no cosign signature stored for this digest)" in out.stdout
+
+    # A scan without --verify-* says nothing about signatures and keeps its exit code.
+    out = run("scan", "image", unsigned.ref, "--insecure", "--db", db, "--format", "json")
+    assert out.returncode == 0 and json.loads(out.stdout)["signatures"] is None
+
+
+def test_scan_signature_options_errors_are_one_line(repo: Repo, keys, tmp_path: Path) -> None:
+    from tests.scanning.scan_cli_support import run
+
+    garbage = tmp_path / "garbage.pub"
+    garbage.write_text("-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n")
+    cases = (
+        (("--verify-key", str(garbage)), f"stockade: error: {garbage}: not a PEM public key"),
+        (("--verify-key", str(tmp_path / "nowhere.pub")), "nowhere.pub: cannot read"),
+        (("--verify-identity", "x@y"), "--verify-identity and --verify-issuer go together"),
+        (
+            ("--verify-identity", "x@y", "--verify-issuer", "https://i"),
+            "a keyless trust root needs Fulcio root certificates and a Rekor key",
+        ),
+    )
+    for options, wanted in cases:
+        out = run("scan", "image", repo.ref, "--insecure", *options)
+        assert out.returncode == 2, (options, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and wanted in lines[0], out.stderr
+    key = str(Path(str(keys["dir"])) / "cosign.pub")
+    out = run("scan", "image", f"dir:{tmp_path}", "--verify-key", key)
+    assert out.returncode == 2 and "for registry images only" in out.stderr
+    assert "Traceback" not in out.stderr
