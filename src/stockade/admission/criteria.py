@@ -12,15 +12,23 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stockade.admission.images import matches_any, parse_image
-from stockade.admission.interface import Container, ImageVulns, Workload
+from stockade.admission.interface import (
+    Container,
+    ImageVulns,
+    SignatureRequirement,
+    SignatureVerdict,
+    Workload,
+)
 from stockade.admission.workload import container_kind
 from stockade.compliance.workloads import BY_ID, Violation, check_object, violations
 from stockade.model import Severity, Status, UsageError
 
 VulnLookup = Callable[[str], ImageVulns | None]
+# None: the verification could not be made (the engine records why; failurePolicy applies).
+SignatureLookup = Callable[[str, SignatureRequirement], SignatureVerdict | None]
 
 
 class _Params(BaseModel):
@@ -93,12 +101,49 @@ class EnvSecretsParams(_Params):
     literalOnly: bool = False
 
 
+class IdentityParams(_Params):
+    subject: str = Field(min_length=1)  # certificate SAN (email or URI), exact or a glob
+    issuer: str = Field(min_length=1)  # the OIDC issuer Fulcio recorded, exact or a glob
+
+
+class TrustRootParams(_Params):
+    fulcioRoots: list[str] = Field(min_length=1)  # PEM files: the only trust anchors
+    fulcioIntermediates: list[str] = Field(default_factory=list)
+    rekorKeys: list[str] = Field(min_length=1)  # PEM public keys of the transparency log
+
+
+class SignedByParams(_Params):
+    keys: list[str] = Field(default_factory=list)  # PEM public key files
+    identities: list[IdentityParams] = Field(default_factory=list)
+    trustRoot: TrustRootParams | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SignedByParams:
+        if not self.keys and not self.identities:
+            raise ValueError("signedBy needs keys or identities")
+        if self.identities and self.trustRoot is None:
+            raise ValueError("signedBy identities need a trustRoot (fulcioRoots and rekorKeys)")
+        return self
+
+    def requirement(self) -> SignatureRequirement:
+        root = self.trustRoot
+        return SignatureRequirement(
+            keys=tuple(self.keys),
+            identities=tuple((i.subject, i.issuer) for i in self.identities),
+            fulcio_roots=tuple(root.fulcioRoots) if root else (),
+            fulcio_intermediates=tuple(root.fulcioIntermediates) if root else (),
+            rekor_keys=tuple(root.rekorKeys) if root else (),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Criterion:
     name: str
     params: type[BaseModel] | None  # None: the YAML value is just `true`
-    check: Callable[[Any, Workload, VulnLookup], list[str]]
+    # The third argument is a VulnLookup, or a SignatureLookup when needs_signatures is set.
+    check: Callable[[Any, Workload, Any], list[str]]
     needs_vulns: bool = False
+    needs_signatures: bool = False
 
 
 def _images(w: Workload) -> Iterator[Container]:
@@ -180,6 +225,20 @@ def _image_tag(p: TagParams, w: Workload, _v: VulnLookup) -> list[str]:
         tag = ref.effective_tag
         if tag is not None and ref.digest is None and tag in p.deny:
             out.append(f"image {c.image} uses the tag {tag!r}")
+    return out
+
+
+def _signed_by(p: SignedByParams, w: Workload, signatures: SignatureLookup) -> list[str]:
+    """Met for every image that is not signed as required (a verification that could not be made
+    is an error for the failure policy, not a reason)."""
+    requirement = p.requirement()
+    out = []
+    for c in _images(w):
+        verdict = signatures(c.image, requirement)
+        if verdict is not None and not verdict.signed:
+            out.append(
+                f"image {c.image} is not signed by {requirement.describe()}: {verdict.summary}"
+            )
     return out
 
 
@@ -342,6 +401,7 @@ CRITERIA: dict[str, Criterion] = {
         Criterion("cves", None, _cves, needs_vulns=True),
         Criterion("cvssScore", CvssParams, _cvss, needs_vulns=True),
         Criterion("unscannedImages", None, _unscanned, needs_vulns=True),
+        Criterion("signedBy", SignedByParams, _signed_by, needs_signatures=True),
         Criterion("registries", RegistryParams, _registries),
         Criterion("imageTag", TagParams, _image_tag),
         Criterion("privileged", None, _privileged),

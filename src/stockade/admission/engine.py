@@ -5,9 +5,17 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
-from stockade.admission.criteria import CRITERIA, VulnLookup
+from stockade.admission.criteria import CRITERIA, SignatureLookup, VulnLookup
 from stockade.admission.images import matches_any
-from stockade.admission.interface import ImageVulns, LookupBudget, VulnSource, Workload
+from stockade.admission.interface import (
+    ImageVulns,
+    LookupBudget,
+    SignatureRequirement,
+    SignatureSource,
+    SignatureVerdict,
+    VulnSource,
+    Workload,
+)
 from stockade.admission.policy import Policy, Rule
 
 
@@ -66,10 +74,13 @@ def _matches(rule: Rule, w: Workload) -> bool:
     return True
 
 
-def _fires(rule: Rule, w: Workload, lookup: VulnLookup) -> tuple[str, ...]:
+def _fires(
+    rule: Rule, w: Workload, lookup: VulnLookup, signatures: SignatureLookup
+) -> tuple[str, ...]:
     reasons: list[str] = []
     for key, params in rule.criteria.items():
-        found = CRITERIA[key].check(params, w, lookup)
+        crit = CRITERIA[key]
+        found = crit.check(params, w, signatures if crit.needs_signatures else lookup)
         if not found:
             return ()
         reasons.extend(found)
@@ -78,6 +89,10 @@ def _fires(rule: Rule, w: Workload, lookup: VulnLookup) -> tuple[str, ...]:
 
 def needs_vulns(policy: Policy) -> bool:
     return any(CRITERIA[k].needs_vulns for r in policy.spec.rules for k in r.criteria)
+
+
+def needs_signatures(policy: Policy) -> bool:
+    return any(CRITERIA[k].needs_signatures for r in policy.spec.rules for k in r.criteria)
 
 
 def decide(
@@ -103,6 +118,21 @@ def decide(
                     cache[image] = None
         return cache[image]
 
+    verdicts: dict[tuple[str, SignatureRequirement], SignatureVerdict | None] = {}
+
+    def signatures(image: str, requirement: SignatureRequirement) -> SignatureVerdict | None:
+        key = (image, requirement)
+        if key not in verdicts:
+            verdicts[key] = None
+            if not isinstance(source, SignatureSource):
+                errors.append(f"cannot verify the signatures of {image}: no registry access")
+            else:
+                try:
+                    verdicts[key] = source.signatures(image, requirement, budget=budget)
+                except Exception as exc:
+                    errors.append(f"signature verification for {image} failed: {exc}")
+        return verdicts[key]
+
     for rule in policy.spec.rules:
         if rule.action == "allow" and _matches(rule, w):
             return Decision(allowed=True, allowed_by=rule.name)
@@ -110,7 +140,7 @@ def decide(
     for rule in policy.spec.rules:
         if rule.action != "deny" or not _matches(rule, w):
             continue
-        reasons = _fires(rule, w, lookup)
+        reasons = _fires(rule, w, lookup, signatures)
         if reasons:
             mode = rule.mode or policy.spec.mode
             violations.append(

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from stockade.model import Severity
 from stockade.model.errors import StockadeError
@@ -77,6 +77,44 @@ class VulnSource(Protocol):
 
     def saturation(self) -> str | None:
         """Why new lookups are being refused right now (for health), or None."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignatureRequirement:
+    """Whose cosign signature an image must carry: any of these keys (PEM files) or keyless
+    identities (subject and OIDC issuer globs, checked against the Fulcio roots and Rekor keys)."""
+
+    keys: tuple[str, ...] = ()
+    identities: tuple[tuple[str, str], ...] = ()  # (subject, issuer)
+    fulcio_roots: tuple[str, ...] = ()
+    fulcio_intermediates: tuple[str, ...] = ()
+    rekor_keys: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        parts = [f"key {k}" for k in self.keys]
+        parts += [f"{subject} (issuer {issuer})" for subject, issuer in self.identities]
+        return " or ".join(parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignatureVerdict:
+    """What verifying an image's signatures against a requirement found."""
+
+    image: str
+    signed: bool
+    summary: str  # one line: "signed by ..." or why not
+
+
+@runtime_checkable
+class SignatureSource(Protocol):
+    """Verifies an image's signatures (a vulnerability source may also be one)."""
+
+    def signatures(
+        self, image: str, requirement: SignatureRequirement, *, budget: LookupBudget
+    ) -> SignatureVerdict:
+        """The verdict for the digest the image reference names now; waits at most
+        ``budget.remaining()`` (else :class:`LookupUnavailable`)."""
         ...
 
 

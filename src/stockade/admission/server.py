@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from stockade.admission.engine import needs_vulns
+from stockade.admission.engine import needs_signatures, needs_vulns
 from stockade.admission.interface import LookupBudget, VulnSource
 from stockade.admission.limits import Limits, run_uvicorn
 from stockade.admission.policy import Policy
@@ -53,6 +53,7 @@ class AdmissionApp:
         self.limits = limits or Limits()
         self.deadline = policy.spec.scanBudgetSeconds + 1.0
         self.uses_vulns = needs_vulns(policy)
+        self.uses_signatures = needs_signatures(policy)  # registry I/O: never inline
         self.decision_threads = decision_threads
         self._pool = ThreadPoolExecutor(decision_threads, thread_name_prefix="admission-decide")
         self._busy = 0  # decisions handed to the pool and not finished
@@ -133,6 +134,8 @@ class AdmissionApp:
         return await asyncio.get_running_loop().run_in_executor(self._pool, run)
 
     def _answers_at_once(self, review: Mapping[str, Any]) -> bool:
+        if self.uses_signatures and self.source is not None:
+            return False
         if not self.uses_vulns or self.source is None:
             return True
         obj = review["request"].get("object")

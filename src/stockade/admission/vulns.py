@@ -11,7 +11,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-from stockade.admission.interface import ImageVulns, LookupBudget, VulnSource
+from stockade.admission.interface import (
+    ImageVulns,
+    LookupBudget,
+    LookupUnavailable,
+    SignatureRequirement,
+    SignatureSource,
+    SignatureVerdict,
+    VulnSource,
+)
 from stockade.config import load_yaml_model
 from stockade.model import Severity
 
@@ -96,3 +104,11 @@ class CachedVulnSource:
             with self._lock:
                 self._cache[image] = (now, value)
         return value
+
+    def signatures(
+        self, image: str, requirement: SignatureRequirement, *, budget: LookupBudget
+    ) -> SignatureVerdict:
+        """Passed through to the inner source (it keeps its own, shorter-lived, verdicts)."""
+        if not isinstance(self._inner, SignatureSource):
+            raise LookupUnavailable("signatures cannot be verified from a facts file")
+        return self._inner.signatures(image, requirement, budget=budget)

@@ -10,7 +10,7 @@ package identified) unless --allow-unchecked.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -96,7 +96,91 @@ PasswordOpt = Annotated[
     typer.Option("--password", envvar="STOCKADE_REGISTRY_PASSWORD", help="Registry password."),
 ]
 
+_SIG = "Signatures"
+VerifyKeyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--verify-key",
+        metavar="PEM",
+        help="Verify cosign signatures: a trusted PEM public key (repeatable). An image not "
+        "signed by a --verify-key or --verify-identity exits 1.",
+        rich_help_panel=_SIG,
+    ),
+]
+VerifyIdentityOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--verify-identity",
+        metavar="SUBJECT",
+        help="Keyless: a trusted certificate subject, email or URI, glob (repeatable; needs "
+        "--verify-issuer, --fulcio-root and --rekor-key).",
+        rich_help_panel=_SIG,
+    ),
+]
+VerifyIssuerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--verify-issuer",
+        metavar="ISSUER",
+        help="Keyless: the OIDC issuer (glob).",
+        rich_help_panel=_SIG,
+    ),
+]
+FulcioRootOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--fulcio-root",
+        metavar="PEM",
+        help="Keyless: a trusted Fulcio root, PEM (repeatable).",
+        rich_help_panel=_SIG,
+    ),
+]
+FulcioIntermediateOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--fulcio-intermediate",
+        metavar="PEM",
+        help="Keyless: a Fulcio intermediate certificate, PEM (repeatable).",
+        rich_help_panel=_SIG,
+    ),
+]
+RekorKeyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--rekor-key",
+        metavar="PEM",
+        help="Keyless: the Rekor public key, PEM (repeatable); its SignedEntryTimestamp gives the "
+        "signing time.",
+        rich_help_panel=_SIG,
+    ),
+]
+
 DEFAULT_IGNORE_FILE = Path(".stockadeignore.yaml")
+
+
+def _signature_trust(
+    keys: list[str] | None,
+    identities: list[str] | None,
+    issuer: str | None,
+    roots: list[str] | None,
+    intermediates: list[str] | None,
+    rekor_keys: list[str] | None,
+):  # -> SignatureTrust | None (imported lazily)
+    """The trust the --verify-* options describe, or None when none was given."""
+    from stockade.model.errors import UsageError
+    from stockade.scanning.signatures import Identity, load_trust
+
+    if not (keys or identities or issuer or roots or intermediates or rekor_keys):
+        return None
+    if bool(identities) != bool(issuer):
+        raise UsageError("--verify-identity and --verify-issuer go together")
+    return load_trust(
+        keys=keys or (),
+        identities=[Identity(subject=s, issuer=str(issuer)) for s in identities or ()],
+        roots=roots or (),
+        intermediates=intermediates or (),
+        rekor_keys=rekor_keys or (),
+    )
 
 
 def _options(
@@ -114,6 +198,7 @@ def _options(
     password: str | None = None,
     fmt: str = "table",
     store: bool = True,
+    signatures: Any = None,
 ) -> ScanOptions:
     from stockade.model import Severity
     from stockade.model.duration import parse_duration
@@ -142,6 +227,7 @@ def _options(
             platform=platform, insecure=insecure, username=username, password=password
         ),
         keep_results=store,
+        signatures=signatures,
     )
 
 
@@ -222,9 +308,20 @@ def scan_image_cmd(
     token: TokenOption = None,
     controller_ca: ControllerCaOption = None,
     agent_name: AgentNameOption = None,
+    verify_key: VerifyKeyOpt = None,
+    verify_identity: VerifyIdentityOpt = None,
+    verify_issuer: VerifyIssuerOpt = None,
+    fulcio_root: FulcioRootOpt = None,
+    fulcio_intermediate: FulcioIntermediateOpt = None,
+    rekor_key: RekorKeyOpt = None,
 ) -> None:
-    """Scan a container image for vulnerable packages."""
+    """Scan a container image for vulnerable packages (and, with --verify-*, check its cosign
+    signatures)."""
+    trust = _signature_trust(
+        verify_key, verify_identity, verify_issuer, fulcio_root, fulcio_intermediate, rekor_key
+    )
     opts = _options(
+        signatures=trust,
         fail_on=fail_on,
         ignore_unfixed=ignore_unfixed,
         ignore_file=ignore_file,

@@ -16,14 +16,23 @@ settings as ``stockade scan image`` (``--insecure`` for loopback, credentials).
 from __future__ import annotations
 
 import fnmatch
+import threading
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from stockade.admission.interface import ImageVulns, LookupBudget, LookupUnavailable
+from stockade.admission.interface import (
+    ImageVulns,
+    LookupBudget,
+    LookupUnavailable,
+    SignatureRequirement,
+    SignatureVerdict,
+)
 from stockade.model import Severity
 from stockade.model.errors import RegistryError, UsageError
 from stockade.scanning.scan_queue import QueueFull, ScanQueue
@@ -35,6 +44,10 @@ from stockade.store.tables import findings
 
 if TYPE_CHECKING:
     from stockade.scanning.pipeline import ImageOptions
+    from stockade.scanning.signatures import SignatureTrust
+
+_VERDICT_TTL = 60.0  # a tag may be moved to another digest: verdicts are kept briefly
+_MAX_PENDING_VERIFICATIONS = 16
 
 
 class StoreVulnSource:
@@ -61,6 +74,11 @@ class StoreVulnSource:
         self.scans = ScanQueue(
             self._run_scan, workers=workers, queue=queue, scan_timeout=scan_timeout
         )
+        self._verifier = ThreadPoolExecutor(workers, thread_name_prefix="admission-signatures")
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._trusts: dict[SignatureRequirement, SignatureTrust] = {}
+        self._verdicts: dict[tuple[str, SignatureRequirement], tuple[float, SignatureVerdict]] = {}
 
     def is_ready(self, image: str) -> bool:
         return False  # answers come from the database
@@ -68,15 +86,18 @@ class StoreVulnSource:
     def saturation(self) -> str | None:
         return self.scans.saturation() if self.scan_on_demand else None
 
+    def _may_reach(self, host: str) -> None:
+        if self.registries and not any(
+            fnmatch.fnmatchcase(host.lower(), p.lower()) for p in self.registries
+        ):
+            raise RegistryError(f"registry {host} is not one admission may scan (--scan-registry)")
+
     def summary(self, image: str, *, budget: LookupBudget) -> ImageVulns | None:
         host = parse_registry_reference(image).host  # UsageError for dir:, docker-archive:, ...
         stored = self.stored(image)
         if stored is not None or not self.scan_on_demand:
             return stored
-        if self.registries and not any(
-            fnmatch.fnmatchcase(host.lower(), p.lower()) for p in self.registries
-        ):
-            raise RegistryError(f"registry {host} is not one admission may scan (--scan-registry)")
+        self._may_reach(host)
         if not budget.take_scan(self.max_scans_per_review):
             raise LookupUnavailable(
                 f"not scanned: this review already started {self.max_scans_per_review} "
@@ -138,6 +159,68 @@ class StoreVulnSource:
             max_cvss=max_cvss,
             unchecked=tuple(coverage.lines()) if coverage is not None else (),
         )
+
+    def signatures(
+        self, image: str, requirement: SignatureRequirement, *, budget: LookupBudget
+    ) -> SignatureVerdict:
+        """Verify the cosign signatures of the digest ``image`` names now, in a worker thread;
+        waits what is left of the review's budget (a slower verification still fills the cache)."""
+        self._may_reach(parse_registry_reference(image).host)
+        key = (image, requirement)
+        with self._lock:
+            hit = self._verdicts.get(key)
+            if hit is not None and time.monotonic() - hit[0] < _VERDICT_TTL:
+                return hit[1]
+            if self._pending >= _MAX_PENDING_VERIFICATIONS:
+                raise LookupUnavailable("signature verifications are saturated")
+            self._pending += 1
+        future = self._verifier.submit(self._verify, image, requirement)
+        try:
+            return future.result(timeout=budget.remaining())
+        except FutureTimeout:
+            raise LookupUnavailable(
+                f"the signatures of {image} were not verified within the review's budget"
+            ) from None
+
+    def _verify(self, image: str, requirement: SignatureRequirement) -> SignatureVerdict:
+        from stockade.scanning.signatures import verify_reference
+        from stockade.scanning.sources.registry import is_loopback
+
+        try:
+            trust = self._trust(requirement)
+            opts = self.image_options
+            host = parse_registry_reference(image).host
+            check = verify_reference(
+                image,
+                trust,
+                insecure=bool(opts and opts.insecure and is_loopback(host)),
+                username=opts.username if opts else None,
+                password=opts.password if opts else None,
+            )
+            verdict = SignatureVerdict(image=image, signed=check.signed, summary=check.summary())
+            with self._lock:
+                self._verdicts[(image, requirement)] = (time.monotonic(), verdict)
+            return verdict
+        finally:
+            with self._lock:
+                self._pending -= 1
+
+    def _trust(self, requirement: SignatureRequirement) -> SignatureTrust:
+        from stockade.scanning.signatures import Identity, load_trust
+
+        with self._lock:
+            known = self._trusts.get(requirement)
+        if known is None:
+            known = load_trust(
+                keys=requirement.keys,
+                identities=[Identity(subject=s, issuer=i) for s, i in requirement.identities],
+                roots=requirement.fulcio_roots,
+                intermediates=requirement.fulcio_intermediates,
+                rekor_keys=requirement.rekor_keys,
+            )
+            with self._lock:
+                self._trusts[requirement] = known
+        return known
 
     def _run_scan(self, image: str) -> None:
         from stockade.scanning.pipeline import ScanOptions, real_backend, scan_image

@@ -22,6 +22,7 @@ from stockade.scanning.scan_store import load_inventory, record_scan, save_inven
 from stockade.store import Store
 
 if TYPE_CHECKING:
+    from stockade.scanning.signatures import SignatureCheck, SignatureTrust
     from stockade.scanning.sources.interface import OpenImage
 
 
@@ -40,6 +41,7 @@ class ScanOptions:
     allow_stale_db: bool = False
     image: ImageOptions = field(default_factory=ImageOptions)
     keep_results: bool = True
+    signatures: SignatureTrust | None = None  # verify cosign signatures against this trust
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +129,8 @@ def scan_image(
     An image whose manifest digest was inventoried before by the same catalogers is not read
     again: its kept inventory is matched (that is what makes a re-scan cheap)."""
     started = datetime.now(UTC)
+    if options.signatures is not None:
+        _registry_only(ref)
     db = backend.check_db(store, options.max_db_age, options.allow_stale_db)
     key = backend.catalogers_key()
     opened = backend.open_image(ref, options.image)  # the manifest is requested once per scan
@@ -142,10 +146,37 @@ def scan_image(
         if opened is not None:
             opened.close()
     report = evaluate(store, inv, options, backend, db)
+    if options.signatures is not None:
+        report = replace(report, signatures=verify_signatures(ref, options))
     if options.keep_results:
         save_inventory(store, inv, catalogers=key)
         record_scan(store, report, reference=ref, mode=mode, started_at=started)
     return report
+
+
+def _registry_only(ref: str) -> None:
+    from stockade.model.errors import UsageError
+
+    if _registry_name(ref)[0] is None:
+        raise UsageError(
+            "signatures are verified for registry images only (HOST[:PORT]/REPO[:TAG|@DIGEST]); "
+            f"{ref!r} is not one"
+        )
+
+
+def verify_signatures(ref: str, options: ScanOptions) -> SignatureCheck:
+    """The cosign signatures of the digest ``ref`` names, with the scan's registry settings."""
+    from stockade.scanning.signatures import verify_reference
+
+    assert options.signatures is not None
+    img = options.image
+    return verify_reference(
+        ref,
+        options.signatures,
+        insecure=img.insecure,
+        username=img.username,
+        password=img.password,
+    )
 
 
 def _kept_inventory(store: Store, ref: str, opened: OpenImage | None, key: str) -> Inventory | None:

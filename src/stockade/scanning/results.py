@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from stockade.scanning.gate import GatedFinding, GateResult
 from stockade.scanning.interface import Inventory, Unchecked, VulnerabilityDetails
+
+if TYPE_CHECKING:
+    from stockade.scanning.signatures import SignatureCheck
 
 NOTHING_IDENTIFIED = (
     "no package identified: nothing was checked (a static binary, or an image without a "
@@ -32,6 +36,13 @@ class ScanReport:
     match_skipped: tuple[str, ...] = ()  # packages the matcher could not check, with reasons
     # Distribution releases and ecosystems the advisory data did not cover (see Matcher).
     unchecked: tuple[Unchecked, ...] = ()
+    # Cosign signatures verified against the trust the scan was given (None: not asked for).
+    signatures: SignatureCheck | None = None
+
+    @property
+    def unsigned(self) -> bool:
+        """Signatures were verified and none counted."""
+        return self.signatures is not None and not self.signatures.signed
 
     @property
     def skipped(self) -> tuple[str, ...]:
@@ -64,10 +75,11 @@ class ScanReport:
 
     @property
     def exit_code(self) -> int:
-        """3 for an incomplete scan under --fail-on, 1 for failing findings, else 0."""
+        """3 for an incomplete scan under --fail-on, 1 for failing findings or an image not signed
+        as the scan required, else 0."""
         if self.unchecked_failed:
             return 3
-        return 1 if self.gate.failed else 0
+        return 1 if self.gate.failed or self.unsigned else 0
 
     def ordered(self, *, active_only: bool = False) -> list[GatedFinding]:
         """Findings worst first, then by id and package: the order every report uses."""

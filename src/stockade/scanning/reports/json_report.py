@@ -56,6 +56,7 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
             "notes": report.coverage_lines(),
         },
         "skipped": list(report.skipped),
+        "signatures": report.signatures.as_dict() if report.signatures else None,
         "findings": [finding_dict(g) for g in report.ordered()],
     }
 

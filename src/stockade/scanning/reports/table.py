@@ -51,6 +51,13 @@ def summary_lines(report: ScanReport) -> list[str]:
         + (f" ({len(gate.suppressed)} suppressed)" if gate.suppressed else "")
     ]
     lines += [f"NOT CHECKED: {line}" for line in report.coverage_lines()]
+    if report.signatures is not None:
+        lines.append(f"signatures: {report.signatures.summary()}")
+        lines += [f"  rejected {line}" for line in report.signatures.rejected[:5]]
+        lines += [
+            f"attestation: {a.predicate_type} by {a.signer.text()}"
+            for a in report.signatures.attestations
+        ]
     by: dict[str, int] = {}
     for g in gate.suppressed:
         assert g.suppression is not None

@@ -208,6 +208,24 @@ class RegistryClient:
         finally:
             response.close()
 
+    def get_if_present(
+        self,
+        path: str,
+        scope: str,
+        what: str,
+        headers: dict[str, str] | None = None,
+        limit: int = _MAX_BODY,
+    ) -> _Body | None:
+        """Like :meth:`get`, but None when the registry answers 404 (a tag that may not exist)."""
+        response = self._send(self.base + path, scope, headers or {}, stream=True)
+        try:
+            if response.status_code == 404:
+                return None
+            _check_status(response, what, self.host)
+            return _Body(headers=response.headers, content=_read_capped(response, limit, what))
+        finally:
+            response.close()
+
     @contextmanager
     def stream(self, path: str, scope: str, what: str) -> Iterator[httpx.Response]:
         # Blobs are hashed as stored: ask for them without transfer encoding.
