@@ -507,3 +507,62 @@ def test_scan_signature_options_errors_are_one_line(repo: Repo, keys, tmp_path: 
     out = run("scan", "image", f"dir:{tmp_path}", "--verify-key", key)
     assert out.returncode == 2 and "for registry images only" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_pinned_digests_are_verified_not_the_tag_again(repo: Repo, keys) -> None:
+    """The scan verifies the digests it read: a tag moved afterwards to an unsigned image does not
+    change the answer, and a moved tag can never lend its signature to the image scanned."""
+    payload = simple_signing(repo.bare, repo.digest)
+    repo.push.signatures(repo.digest, [(payload, keyed(keys, payload))])
+    other = repo.push.image("1", b"an unsigned image now under the same tag\n")  # the tag moves
+    assert other != repo.digest
+
+    pinned = verify_reference(repo.ref, key_trust(keys), insecure=True, digests=(repo.digest,))
+    assert pinned.signed and pinned.digest == repo.digest
+    moved = verify(repo, key_trust(keys))  # resolving the tag now finds the unsigned image
+    assert not moved.signed and moved.digest == other
+
+
+def test_scan_pins_the_index_and_falls_back_to_the_platform_manifest(
+    repo: Repo, keys, tmp_path: Path
+) -> None:
+    """cosign signs the digest it is given: a multi-platform index's, or (with --recursive or by
+    digest) a platform manifest's. The scan checks the index first, then the manifest it chose."""
+    from tests.scanning.scan_cli_support import make_db, run
+
+    manifest = repo.push.http.get(
+        f"{repo.push.base}/v2/{repo.name}/manifests/{repo.digest}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    ).content
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": repo.digest,
+                "size": len(manifest),
+                "platform": {"architecture": "amd64", "os": "linux"},
+            }
+        ],
+    }
+    index_digest = repo.push.manifest("multi", index)
+    payload = simple_signing(repo.bare, repo.digest)  # only the platform manifest is signed
+    repo.push.signatures(repo.digest, [(payload, keyed(keys, payload))])
+    key = str(Path(str(keys["dir"])) / "cosign.pub")
+    db = make_db(tmp_path / "db.sqlite")
+    out = run(
+        "scan", "image", f"{repo.bare}:multi", "--insecure", "--db", db, "--allow-unchecked",
+        "--verify-key", key, "--format", "json",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    facts = json.loads(out.stdout)["signatures"]
+    assert facts["signed"] is True and facts["digest"] == repo.digest
+
+    payload = simple_signing(repo.bare, index_digest)  # now the index is signed too: it comes first
+    repo.push.signatures(index_digest, [(payload, keyed(keys, payload))])
+    out = run(
+        "scan", "image", f"{repo.bare}:multi", "--insecure", "--db", db, "--allow-unchecked",
+        "--verify-key", key, "--format", "json",
+    )  # fmt: skip
+    assert json.loads(out.stdout)["signatures"]["digest"] == index_digest

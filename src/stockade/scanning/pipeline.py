@@ -134,6 +134,7 @@ def scan_image(
     db = backend.check_db(store, options.max_db_age, options.allow_stale_db)
     key = backend.catalogers_key()
     opened = backend.open_image(ref, options.image)  # the manifest is requested once per scan
+    pinned = _signed_digests(opened)
     try:
         inv = _kept_inventory(store, ref, opened, key)
         mode = "cached"
@@ -147,7 +148,7 @@ def scan_image(
             opened.close()
     report = evaluate(store, inv, options, backend, db)
     if options.signatures is not None:
-        report = replace(report, signatures=verify_signatures(ref, options))
+        report = replace(report, signatures=verify_signatures(ref, options, pinned))
     if options.keep_results:
         save_inventory(store, inv, catalogers=key)
         record_scan(store, report, reference=ref, mode=mode, started_at=started)
@@ -164,8 +165,20 @@ def _registry_only(ref: str) -> None:
         )
 
 
-def verify_signatures(ref: str, options: ScanOptions) -> SignatureCheck:
-    """The cosign signatures of the digest ``ref`` names, with the scan's registry settings."""
+def _signed_digests(opened: OpenImage | None) -> tuple[str, ...]:
+    """The digests a signature of the scanned image may name, as this scan read them: the
+    manifest or index the reference named, then the platform's manifest chosen from an index."""
+    if opened is None:
+        return ()
+    found = (opened.resolved.reference_digest, opened.info.manifest_digest)
+    return tuple(dict.fromkeys(d for d in found if d))
+
+
+def verify_signatures(
+    ref: str, options: ScanOptions, digests: tuple[str, ...] = ()
+) -> SignatureCheck:
+    """The cosign signatures of the image ``ref`` names, with the scan's registry settings: of
+    ``digests`` (what the scan read, so the tag is not resolved again) when given."""
     from stockade.scanning.signatures import verify_reference
 
     assert options.signatures is not None
@@ -176,6 +189,7 @@ def verify_signatures(ref: str, options: ScanOptions) -> SignatureCheck:
         insecure=img.insecure,
         username=img.username,
         password=img.password,
+        digests=digests,
     )
 
 

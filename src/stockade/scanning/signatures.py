@@ -280,8 +280,11 @@ def verify_reference(
     insecure: bool = False,
     username: str | None = None,
     password: str | None = None,
+    digests: tuple[str, ...] = (),
 ) -> SignatureCheck:
-    """Verify the signatures of the digest a registry reference names (its tag resolved once)."""
+    """Verify the signatures of the digest a registry reference names (its tag resolved once),
+    or of ``digests`` already resolved: the first that carries signatures or attestations (an
+    index digest, then the platform manifest chosen from it); the first when none does."""
     from stockade.scanning.sources.interface import parse_registry_reference
 
     source = RegistrySource(
@@ -291,7 +294,10 @@ def verify_reference(
         password=password,
     )
     try:
-        return verify_image(source, reference_digest(source), trust)
+        if not digests:
+            return verify_image(source, reference_digest(source), trust)
+        checks = [verify_image(source, d, trust) for d in digests]
+        return next((c for c in checks if c.found or c.attestations or c.rejected), checks[0])
     finally:
         source.close()
 

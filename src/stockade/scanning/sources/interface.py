@@ -136,6 +136,9 @@ class ResolvedImage:
     info: ImageInfo
     diff_ids: tuple[str, ...]  # from the config, one per layer, in order
     config: dict[str, object]
+    # the digest of the manifest or index the reference named, as read (registry images): what
+    # cosign signs, pinned so a signature check never resolves the tag a second time
+    reference_digest: str | None = None
 
 
 class ImageSource(Protocol):

@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -404,7 +404,7 @@ class RegistrySource:
             return self._manifest(digest)[0]
 
         manifest, digest = mf.resolve_manifest(top, top_type, fetch, platform, self.reference)
-        return resolved_from_manifest(
+        resolved = resolved_from_manifest(
             manifest,
             digest,
             self._blob,
@@ -412,6 +412,7 @@ class RegistrySource:
             name=f"{self.ref.host}/{self.ref.repository}",
             tag=self.ref.tag,
         )
+        return replace(resolved, reference_digest=self.ref.digest or mf.sha256_digest(top))
 
     def open_blob(self, layer: LayerInfo) -> AbstractContextManager[Readable]:
         return self._open_blob(layer)
