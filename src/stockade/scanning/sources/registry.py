@@ -45,6 +45,10 @@ _CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
 
 
 def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback  # a bare address, IPv6 included
+    except ValueError:
+        pass
     name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
     if name == "localhost":
         return True
