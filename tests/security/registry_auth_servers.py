@@ -203,3 +203,40 @@ class AuthServer:
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         h.wfile.write(body)
+
+
+class CatalogServer:
+    """A registry catalog paging only by the spec's ``n`` and ``last`` (no ``Link`` header), as
+    some Artifactory and Harbor versions answer; ``honour_last=False`` repeats the first page."""
+
+    def __init__(self, repositories: list[str], *, honour_last: bool = True) -> None:
+        owner = self
+        self.repositories = sorted(repositories)
+        self.honour_last = honour_last
+        self.paths: list[str] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                owner.paths.append(self.path)
+                query = parse_qs(url.query)
+                n = int(query.get("n", ["100"])[0])
+                last = query.get("last", [""])[0] if owner.honour_last else ""
+                after = [r for r in owner.repositories if r > last]
+                AuthServer._send(self, 200, {"repositories": after[:n]})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> CatalogServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)

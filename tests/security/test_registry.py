@@ -459,3 +459,24 @@ def test_a_bad_auth_token_is_a_config_error() -> None:
     for token in ("%%%", b64("no-colon"), b64(":nouser")):
         with pytest.raises(ConfigError, match="not a base64 USER:PASSWORD"):
             resolve_credential("127.0.0.1:1", AuthOptions(auth_token=token))
+
+
+def test_catalog_paged_by_n_and_last_without_link_headers() -> None:
+    from stockade.scanning.sources.registry import RegistryClient
+    from tests.security.registry_auth_servers import CatalogServer
+
+    repos = ["team/a", "team/b", "team/c", "team/d", "team/e"]
+    with CatalogServer(repos) as server:
+        client = RegistryClient(server.host, insecure=True)
+        try:
+            assert client.list_repositories(page_size=2) == repos
+        finally:
+            client.close()
+        assert "/v2/_catalog?n=2&last=team%2Fd" in server.paths
+    with CatalogServer(repos, honour_last=False) as server:
+        client = RegistryClient(server.host, insecure=True)
+        try:
+            with pytest.raises(RegistryError, match="pages in a loop"):
+                client.list_repositories(page_size=2)
+        finally:
+            client.close()

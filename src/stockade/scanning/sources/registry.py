@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -195,25 +196,44 @@ class RegistryClient:
             response.close()
 
     # -- catalog ---------------------------------------------------------------------------------
-    def _paged(self, path: str, key: str, scope: str, what: str) -> list[str]:
+    def _paged(
+        self, path: str, key: str, scope: str, what: str, page_size: int | None = None
+    ) -> list[str]:
+        """Follow ``Link: <...>; rel="next"``. With ``page_size`` (the catalog), a page of exactly
+        that many names and no ``Link`` asks for the next with the spec's ``last=`` (registries
+        that page by ``n``/``last`` only). A page asked twice is a loop, not more data."""
         items: list[str] = []
-        url: str | None = path
+        url, asked = path, {path}
         for _ in range(_MAX_PAGES):
-            if url is None:
-                return items
             response = self.get(url, scope, what)
             try:
-                page = response.json().get(key) or []
-            except (ValueError, AttributeError, RecursionError) as exc:
+                doc = response.json()
+            except (ValueError, RecursionError) as exc:
                 raise RegistryError(f"{what}: not a JSON answer", subject=self.host) from exc
-            items.extend(str(x) for x in page)
-            url = _next_link(response.headers.get("link", ""))
+            page = (doc.get(key) if isinstance(doc, dict) else None) or []
+            if not isinstance(page, list):
+                raise RegistryError(f"{what}: {key!r} is not a list", subject=self.host)
+            names = [str(x) for x in page]
+            items.extend(names)
+            following = _next_link(response.headers.get("link", ""))
+            if following is None and page_size and len(names) == page_size:
+                following = f"{path}&last={quote(names[-1], safe='')}"
+            if following is None:
+                return items
+            if following in asked:
+                raise RegistryError(f"{what}: the registry pages in a loop", subject=self.host)
+            asked.add(following)
+            url = following
         raise RegistryError(f"{what}: more than {_MAX_PAGES} pages", subject=self.host)
 
     def list_repositories(self, page_size: int = 100) -> list[str]:
-        """Every repository, from ``/v2/_catalog`` (following ``Link: rel="next"``)."""
+        """Every repository, from ``/v2/_catalog`` (``n``/``last`` pages, ``Link`` headers)."""
         return self._paged(
-            f"/v2/_catalog?n={page_size}", "repositories", "registry:catalog:*", "catalog"
+            f"/v2/_catalog?n={page_size}",
+            "repositories",
+            "registry:catalog:*",
+            "catalog",
+            page_size,
         )
 
     def list_tags(self, repository: str, page_size: int = 100) -> list[str]:
