@@ -83,9 +83,9 @@ def _namespace(
         if url is None:
             return names
         doc = _call(http, "GET", url, headers, None)
-        results = doc.get("results") if isinstance(doc, dict) else None
-        if not isinstance(results, list):
+        if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
             raise RegistryError(f"Docker Hub API: no repository list for {namespace}")
+        results = doc["results"]
         for item in results:
             name = item.get("name") if isinstance(item, dict) else None
             if isinstance(name, str) and _NAME.match(name):
@@ -120,12 +120,13 @@ def _call(
             method, url, headers=headers, json=body, follow_redirects=False
         ) as response:
             status = response.status_code
-            data = b""
-            if status == 200:
-                for chunk in response.iter_bytes(1 << 16):
-                    data += chunk
-                    if len(data) > _MAX_PAGE_BYTES:
-                        raise RegistryError("Docker Hub API: an answer larger than 8 MiB")
+            parts: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes(1 << 16) if status == 200 else ():
+                size += len(chunk)
+                if size > _MAX_PAGE_BYTES:
+                    raise RegistryError("Docker Hub API: an answer larger than 8 MiB")
+                parts.append(chunk)
     except httpx.HTTPError as exc:
         raise RegistryError(f"cannot reach the Docker Hub API: {type(exc).__name__}") from exc
     if status in (401, 403):
@@ -135,6 +136,6 @@ def _call(
     if status != 200:
         raise RegistryError(f"Docker Hub API answered HTTP {status}")
     try:
-        return json.loads(data)
+        return json.loads(b"".join(parts))
     except (ValueError, RecursionError) as exc:
         raise RegistryError("Docker Hub API: not a JSON answer") from exc

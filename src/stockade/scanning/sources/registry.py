@@ -84,7 +84,9 @@ class RegistryClient:
             )
         self.base = f"{'http' if insecure else 'https'}://{self.endpoint}"
         if username is not None:
-            auth = AuthOptions(username=username, password=password, config=auth and auth.config)
+            auth = AuthOptions(
+                username=username, password=password, config=auth.config if auth else None
+            )
         self.auth_options = auth or AuthOptions()
         self._credential: Credential | None = None
         self._resolved = False
