@@ -53,14 +53,16 @@ def _is_lab_test(item: pytest.Item) -> bool:
     if _source_has_lab_signs(str(item.path)):
         return True
     info = getattr(item, "_fixtureinfo", None)
-    for defs in (info.name2fixturedefs.values() if info else ()):
+    for defs in info.name2fixturedefs.values() if info else ():
         for fixture in defs:
             try:
                 source = inspect.getsourcefile(fixture.func)
             except TypeError:
                 continue
-            if source and source.startswith(str(Path(__file__).parent)) and (
-                _source_has_lab_signs(source)
+            if (
+                source
+                and source.startswith(str(Path(__file__).parent))
+                and (_source_has_lab_signs(source))
             ):
                 return True
     return False

@@ -154,6 +154,34 @@ RekorKeyOpt = Annotated[
         rich_help_panel=_SIG,
     ),
 ]
+RegistryConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--registry-config",
+        help="Docker config file (or its folder) for registry credentials: auths, credHelpers, "
+        "credsStore. Default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json.",
+    ),
+]
+AuthTokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--auth-token",
+        envvar="STOCKADE_REGISTRY_AUTH_TOKEN",
+        help="A base64 USER:PASSWORD authorization token, as AWS ECR issues it "
+        "(aws ecr get-authorization-token); prefer the environment variable.",
+        show_default=False,
+    ),
+]
+AadTokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--aad-token",
+        envvar="STOCKADE_ACR_AAD_TOKEN",
+        help="An Azure AD access token, exchanged by Azure ACR for a registry refresh token; "
+        "prefer the environment variable.",
+        show_default=False,
+    ),
+]
 
 DEFAULT_IGNORE_FILE = Path(".stockadeignore.yaml")
 
@@ -196,6 +224,9 @@ def _options(
     insecure: bool = False,
     username: str | None = None,
     password: str | None = None,
+    registry_config: Path | None = None,
+    auth_token: str | None = None,
+    aad_token: str | None = None,
     fmt: str = "table",
     store: bool = True,
     signatures: Any = None,
@@ -224,7 +255,13 @@ def _options(
         max_db_age=parse_duration(max_db_age),
         allow_stale_db=allow_stale_db,
         image=ImageOptions(
-            platform=platform, insecure=insecure, username=username, password=password
+            platform=platform,
+            insecure=insecure,
+            username=username,
+            password=password,
+            auth_token=auth_token,
+            aad_token=aad_token,
+            registry_config=str(registry_config) if registry_config else None,
         ),
         keep_results=store,
         signatures=signatures,
@@ -302,6 +339,9 @@ def scan_image_cmd(
     insecure: InsecureOpt = False,
     username: UserOpt = None,
     password: PasswordOpt = None,
+    registry_config: RegistryConfigOpt = None,
+    auth_token: AuthTokenOpt = None,
+    aad_token: AadTokenOpt = None,
     store: StoreOption = True,
     db: DbOption = None,
     controller: ControllerOption = None,
@@ -333,6 +373,9 @@ def scan_image_cmd(
         insecure=insecure,
         username=username,
         password=password,
+        registry_config=registry_config,
+        auth_token=auth_token,
+        aad_token=aad_token,
         fmt=fmt,
         store=store,
     )
@@ -491,6 +534,14 @@ def scan_registry_cmd(
     repo: Annotated[
         list[str] | None, typer.Option("--repo", help="Only repositories matching this glob.")
     ] = None,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace",
+            help="Only this namespace (repeatable). Required for docker.io, which has no "
+            "catalog: its repositories are listed through the Docker Hub API.",
+        ),
+    ] = None,
     watch: Annotated[bool, typer.Option("--watch", help="Keep polling for new tags.")] = False,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between polls.")] = 60.0,
     max_polls: Annotated[
@@ -511,6 +562,9 @@ def scan_registry_cmd(
     insecure: InsecureOpt = False,
     username: UserOpt = None,
     password: PasswordOpt = None,
+    registry_config: RegistryConfigOpt = None,
+    auth_token: AuthTokenOpt = None,
+    aad_token: AadTokenOpt = None,
     db: DbOption = None,
     controller: ControllerOption = None,
     token: TokenOption = None,
@@ -537,6 +591,9 @@ def scan_registry_cmd(
         insecure=insecure,
         username=username,
         password=password,
+        registry_config=registry_config,
+        auth_token=auth_token,
+        aad_token=aad_token,
     )
     from stockade.cli.agent import reporting, walk_event
     from stockade.scanning.pipeline import real_backend
@@ -559,6 +616,7 @@ def scan_registry_cmd(
                 store,
                 host,
                 patterns=tuple(repo or ()),
+                namespaces=tuple(namespace or ()),
                 options=opts,
                 backend=real_backend(),
                 observer=observer,

@@ -63,8 +63,7 @@ def build_inventory(
             observer=observer,
             platform=image.platform,
             insecure=image.insecure,
-            username=image.username,
-            password=image.password,
+            auth=image.registry_auth(),
         )
     )
 
@@ -78,9 +77,7 @@ def open_image(ref: str, image: ImageOptions) -> OpenImage | None:
     parsed = parse_reference(ref)
     if not parsed.is_image:
         return None
-    source = open_source(
-        parsed, insecure=image.insecure, username=image.username, password=image.password
-    )
+    source = open_source(parsed, insecure=image.insecure, auth=image.registry_auth())
     try:
         return OpenImage(source, source.resolve(image.platform))
     except BaseException:
@@ -122,22 +119,32 @@ def read_sbom(path: str) -> Inventory:
     return read(data, name=path)
 
 
-def registry_lister(host: str, image: ImageOptions) -> RegistryLister:
-    """The image reader's registry client, seen as the registry walk needs it."""
+def registry_lister(
+    host: str, image: ImageOptions, namespaces: Sequence[str] = ()
+) -> RegistryLister:
+    """The image reader's registry client, seen as the registry walk needs it: repositories from
+    the catalog, or from Docker Hub's API for ``docker.io`` (which has no catalog)."""
     from stockade.scanning.sources.registry import RegistryClient
 
-    client = RegistryClient(
-        host, insecure=image.insecure, username=image.username, password=image.password
-    )
-    return _ClientLister(client)
+    client = RegistryClient(host, insecure=image.insecure, auth=image.registry_auth())
+    return _ClientLister(client, tuple(namespaces))
 
 
 class _ClientLister:
-    def __init__(self, client: RegistryClient) -> None:
+    def __init__(self, client: RegistryClient, namespaces: tuple[str, ...] = ()) -> None:
         self.client = client
+        self.namespaces = namespaces
 
     def repositories(self) -> Sequence[str]:
-        return self.client.list_repositories()
+        from stockade.scanning.sources.docker_hub import hub_repositories
+        from stockade.scanning.sources.registry_auth import HUB_HOSTS
+
+        if self.client.host in HUB_HOSTS:
+            return hub_repositories(self.client, self.namespaces)
+        repos = self.client.list_repositories()
+        if not self.namespaces:
+            return repos
+        return [r for r in repos if r.split("/", 1)[0] in self.namespaces and "/" in r]
 
     def tags(self, repository: str) -> Sequence[str]:
         return self.client.list_tags(repository)

@@ -22,6 +22,7 @@ from stockade.scanning.sources.interface import ImageSource, ResolvedImage, pars
 from stockade.scanning.view import MergedView
 
 if TYPE_CHECKING:
+    from stockade.scanning.sources.registry_auth import AuthOptions
     from stockade.store import Store
 
 _KEEP_LIMIT = 1024 * 1024  # bytes of a kept file (os-release, symlink targets)
@@ -38,6 +39,7 @@ def build_inventory(
     insecure: bool = False,
     username: str | None = None,
     password: str | None = None,
+    auth: AuthOptions | None = None,
     limits: Limits | None = None,
 ) -> Inventory:
     """Inventory the image or filesystem named by ``ref`` (see :mod:`stockade.scanning.sources`)."""
@@ -51,7 +53,7 @@ def build_inventory(
         )
     from stockade.scanning.sources import open_source
 
-    source = open_source(parsed, insecure=insecure, username=username, password=password)
+    source = open_source(parsed, insecure=insecure, username=username, password=password, auth=auth)
     try:
         resolved = source.resolve(platform)
         return inventory_image(

@@ -24,6 +24,7 @@ from stockade.store import Store
 if TYPE_CHECKING:
     from stockade.scanning.signatures import SignatureCheck, SignatureTrust
     from stockade.scanning.sources.interface import OpenImage
+    from stockade.scanning.sources.registry_auth import AuthOptions
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,7 +32,21 @@ class ImageOptions:
     platform: str | None = None
     insecure: bool = False
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
+    auth_token: str | None = field(default=None, repr=False)  # base64 USER:PASSWORD (AWS ECR)
+    aad_token: str | None = field(default=None, repr=False)  # Azure AD token for ACR's exchange
+    registry_config: str | None = None  # a docker config.json (default $DOCKER_CONFIG)
+
+    def registry_auth(self) -> AuthOptions:
+        from stockade.scanning.sources.registry_auth import AuthOptions
+
+        return AuthOptions(
+            username=self.username,
+            password=self.password,
+            auth_token=self.auth_token,
+            aad_token=self.aad_token,
+            config=self.registry_config,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -189,6 +204,7 @@ def verify_signatures(
         insecure=img.insecure,
         username=img.username,
         password=img.password,
+        auth=img.registry_auth(),
         digests=digests,
     )
 

@@ -187,6 +187,7 @@ def watch_registry(
     patterns: Sequence[str],
     options: ScanOptions,
     backend: Backend,
+    namespaces: Sequence[str] = (),
     lister: RegistryLister | None = None,
     observer: Observer | None = None,
     watch: bool = False,
@@ -195,12 +196,13 @@ def watch_registry(
     on_walk: Callable[[Walk], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Walk]:
-    """Walk once, or with ``watch`` keep polling (``max_polls`` bounds it) for new tags."""
+    """Walk once, or with ``watch`` keep polling (``max_polls`` bounds it) for new tags.
+    ``namespaces`` limits the walk (and names what to list on Docker Hub, which has no catalog)."""
     own = lister is None
     if lister is None:
         from stockade.scanning.backend_adapters import registry_lister
 
-        lister = registry_lister(host, options.image)
+        lister = registry_lister(host, options.image, namespaces)
     try:
         return _poll(
             store,

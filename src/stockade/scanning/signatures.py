@@ -49,6 +49,7 @@ from stockade.scanning.sigstore import (
 )
 from stockade.scanning.sources import manifest as mf
 from stockade.scanning.sources.registry import RegistrySource
+from stockade.scanning.sources.registry_auth import AuthOptions
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
@@ -280,6 +281,7 @@ def verify_reference(
     insecure: bool = False,
     username: str | None = None,
     password: str | None = None,
+    auth: AuthOptions | None = None,
     digests: tuple[str, ...] = (),
 ) -> SignatureCheck:
     """Verify the signatures of the digest a registry reference names (its tag resolved once),
@@ -292,6 +294,7 @@ def verify_reference(
         insecure=insecure,
         username=username,
         password=password,
+        auth=auth,
     )
     try:
         if not digests:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from stockade.scanning.sources.interface import ImageSource, Reference
+
+if TYPE_CHECKING:
+    from stockade.scanning.sources.registry_auth import AuthOptions
 
 
 def open_source(
@@ -11,6 +16,7 @@ def open_source(
     insecure: bool = False,
     username: str | None = None,
     password: str | None = None,
+    auth: AuthOptions | None = None,
 ) -> ImageSource:
     """The :class:`ImageSource` for an image reference (docker-archive, oci or registry)."""
     if ref.kind == "docker-archive":
@@ -24,5 +30,7 @@ def open_source(
     if ref.kind == "registry":
         from stockade.scanning.sources.registry import RegistrySource
 
-        return RegistrySource(ref, insecure=insecure, username=username, password=password)
+        return RegistrySource(
+            ref, insecure=insecure, username=username, password=password, auth=auth
+        )
     raise ValueError(f"{ref.kind} is not an image source")

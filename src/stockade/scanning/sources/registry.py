@@ -1,9 +1,11 @@
 """``HOST[:PORT]/REPO[:TAG|@DIGEST]``: images in a registry, over the OCI distribution API.
 
 Auth: anonymous first; on ``401`` the ``WWW-Authenticate`` challenge decides: ``Basic`` retries with
-the credentials, ``Bearer`` fetches a token from the challenge's realm (with the credentials, if
-any) for the challenged scope and retries with it. Credentials come from ``username``/``password``
-or from ``auths`` in ``$DOCKER_CONFIG/config.json`` (default ``~/.docker/config.json``).
+basic credentials, ``Bearer`` fetches a token from the challenge's realm for the challenged scope
+(:mod:`.registry_tokens`) and retries with it. Credentials are looked up only when a registry asks
+for them (:mod:`.registry_auth`: options, ECR and ACR tokens, docker config and its credential
+helpers). ``docker.io`` names are pulled from Docker Hub's registry endpoint
+(``$STOCKADE_DOCKER_HUB_REGISTRY``, default ``registry-1.docker.io``).
 HTTPS by default; ``insecure`` allows plain HTTP, and only to a loopback registry.
 """
 
@@ -17,8 +19,8 @@ import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -28,6 +30,13 @@ from stockade.scanning.redirects import refuse_https_downgrade
 from stockade.scanning.sources import manifest as mf
 from stockade.scanning.sources.interface import Reference, ResolvedImage
 from stockade.scanning.sources.oci_layout import resolved_from_manifest
+from stockade.scanning.sources.registry_auth import (
+    HUB_HOSTS,
+    AuthOptions,
+    Credential,
+    resolve_credential,
+)
+from stockade.scanning.sources.registry_tokens import fetch_token
 
 _TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 _MAX_PAGES = 1000
@@ -37,6 +46,10 @@ _CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
 
 
 def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback  # a bare address, IPv6 included
+    except ValueError:
+        pass
     name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:].split("]")[0]
     if name == "localhost":
         return True
@@ -46,32 +59,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def docker_config_credentials(host: str) -> tuple[str, str] | None:
-    """Credentials for ``host`` from the ``auths`` of the docker CLI config, if any."""
-    base = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
-    path = Path(base) / "config.json"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise RegistryError(f"cannot read docker credentials: {exc}", subject=str(path)) from exc
-    auths = doc.get("auths") if isinstance(doc, dict) else None
-    if not isinstance(auths, dict):
-        return None
-    for key, entry in auths.items():
-        bare = re.sub(r"^https?://", "", str(key)).split("/", 1)[0]
-        if bare != host or not isinstance(entry, dict):
-            continue
-        if entry.get("auth"):
-            try:
-                user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise RegistryError(f"malformed auth for {host}", subject=str(path)) from exc
-            return user, password
-        if entry.get("username"):
-            return str(entry["username"]), str(entry.get("password", ""))
-    return None
+def hub_registry_endpoint() -> str:
+    """Where Docker Hub's images are pulled from (overridable for tests and mirrors)."""
+    return os.environ.get("STOCKADE_DOCKER_HUB_REGISTRY") or "registry-1.docker.io"
 
 
 class RegistryClient:
@@ -84,17 +74,22 @@ class RegistryClient:
         insecure: bool = False,
         username: str | None = None,
         password: str | None = None,
+        auth: AuthOptions | None = None,
     ) -> None:
-        if insecure and not is_loopback(host):
+        self.host = host  # as the user named it: the key of its credentials
+        self.endpoint = hub_registry_endpoint() if host in HUB_HOSTS else host
+        if insecure and not is_loopback(self.endpoint):
             raise UsageError(
                 f"--insecure (plain HTTP) is allowed only for a loopback registry, not {host}"
             )
-        self.host = host
-        self.base = f"{'http' if insecure else 'https'}://{host}"
+        self.base = f"{'http' if insecure else 'https'}://{self.endpoint}"
         if username is not None:
-            self.creds: tuple[str, str] | None = (username, password or "")
-        else:
-            self.creds = docker_config_credentials(host)
+            auth = AuthOptions(
+                username=username, password=password, config=auth.config if auth else None
+            )
+        self.auth_options = auth or AuthOptions()
+        self._credential: Credential | None = None
+        self._resolved = False
         self.http = httpx.Client(
             timeout=_TIMEOUT,
             follow_redirects=True,
@@ -103,6 +98,15 @@ class RegistryClient:
             },
         )
         self._auth: dict[str, str] = {}  # scope -> Authorization header value
+        self._refresh: dict[str, str] = {}  # realm -> ACR refresh token from the exchange
+
+    @property
+    def credential(self) -> Credential | None:
+        """Looked up on the first challenge: an anonymous registry never runs a helper."""
+        if not self._resolved:
+            self._credential = resolve_credential(self.host, self.auth_options)
+            self._resolved = True
+        return self._credential
 
     def close(self) -> None:
         self.http.close()
@@ -134,63 +138,38 @@ class RegistryClient:
     def _authorize(self, challenge: str, scope: str) -> None:
         kind = challenge.split(" ", 1)[0].lower()
         if kind == "basic":
-            if self.creds is None:
+            cred = self.credential
+            if cred is None:
                 raise RegistryError(
-                    "401 unauthorized: the registry needs credentials (--username/--password or "
-                    "docker login)",
+                    "401 unauthorized: the registry needs credentials (--username/--password, "
+                    "--auth-token, or docker login / a credential helper)",
                     subject=self.host,
                 )
-            raw = f"{self.creds[0]}:{self.creds[1]}".encode()
+            if cred.kind != "basic":
+                raise RegistryError(
+                    f"the registry asks for basic auth but the credential ({cred.source}) is a "
+                    "token",
+                    subject=self.host,
+                )
+            raw = f"{cred.username}:{cred.secret}".encode()
             self._auth[scope] = "Basic " + base64.b64encode(raw).decode()
             return
         if kind == "bearer":
-            self._auth[scope] = "Bearer " + self._token(
-                dict(_CHALLENGE_RE.findall(challenge)), scope
+            params = dict(_CHALLENGE_RE.findall(challenge))
+            token = fetch_token(
+                self.http,
+                params.get("realm", ""),
+                params,
+                scope,
+                self.credential,
+                self.endpoint,
+                self._refresh,
             )
+            self._auth[scope] = "Bearer " + token
             return
         raise RegistryError(
             f"401 unauthorized with an unsupported challenge {challenge[:60]!r}", subject=self.host
         )
-
-    def _token(self, params: dict[str, str], scope: str) -> str:
-        realm = params.get("realm", "")
-        if not realm.startswith(("https://", "http://")):
-            raise RegistryError(
-                f"bearer challenge without a usable realm: {realm!r}", subject=self.host
-            )
-        realm_host = httpx.URL(realm).host
-        if realm.startswith("http://") and self.creds is not None and not is_loopback(realm_host):
-            raise RegistryError(
-                f"refusing to send credentials to a plain-HTTP token server {realm}"
-            )
-        query = {"service": params["service"]} if "service" in params else {}
-        if scope:
-            query["scope"] = params.get("scope") or scope
-        auth = httpx.BasicAuth(*self.creds) if self.creds is not None else None
-        try:
-            with self.http.stream("GET", realm, params=query, auth=auth) as streamed:
-                status = streamed.status_code
-                body = _read_capped(streamed, _MAX_BODY, "token answer") if status == 200 else b""
-        except httpx.HTTPError as exc:
-            raise RegistryError(
-                f"cannot reach the token server {realm}: {exc}", subject=self.host
-            ) from exc
-        if status in (401, 403):
-            raise RegistryError(
-                f"{status} from the token server: credentials rejected", subject=self.host
-            )
-        if status != 200:
-            raise RegistryError(f"token server answered HTTP {status}", subject=self.host)
-        try:
-            doc = json.loads(body)
-            token = doc.get("token") or doc.get("access_token")
-        except (ValueError, AttributeError, RecursionError) as exc:
-            raise RegistryError(
-                "token server answered with no JSON token", subject=self.host
-            ) from exc
-        if not isinstance(token, str) or not token:
-            raise RegistryError("token server answered with no token", subject=self.host)
-        return token
 
     def get(
         self,
@@ -237,25 +216,44 @@ class RegistryClient:
             response.close()
 
     # -- catalog ---------------------------------------------------------------------------------
-    def _paged(self, path: str, key: str, scope: str, what: str) -> list[str]:
+    def _paged(
+        self, path: str, key: str, scope: str, what: str, page_size: int | None = None
+    ) -> list[str]:
+        """Follow ``Link: <...>; rel="next"``. With ``page_size`` (the catalog), a page of exactly
+        that many names and no ``Link`` asks for the next with the spec's ``last=`` (registries
+        that page by ``n``/``last`` only). A page asked twice is a loop, not more data."""
         items: list[str] = []
-        url: str | None = path
+        url, asked = path, {path}
         for _ in range(_MAX_PAGES):
-            if url is None:
-                return items
             response = self.get(url, scope, what)
             try:
-                page = response.json().get(key) or []
-            except (ValueError, AttributeError, RecursionError) as exc:
+                doc = response.json()
+            except (ValueError, RecursionError) as exc:
                 raise RegistryError(f"{what}: not a JSON answer", subject=self.host) from exc
-            items.extend(str(x) for x in page)
-            url = _next_link(response.headers.get("link", ""))
+            page = (doc.get(key) if isinstance(doc, dict) else None) or []
+            if not isinstance(page, list):
+                raise RegistryError(f"{what}: {key!r} is not a list", subject=self.host)
+            names = [str(x) for x in page]
+            items.extend(names)
+            following = _next_link(response.headers.get("link", ""))
+            if following is None and page_size and len(names) == page_size:
+                following = f"{path}&last={quote(names[-1], safe='')}"
+            if following is None:
+                return items
+            if following in asked:
+                raise RegistryError(f"{what}: the registry pages in a loop", subject=self.host)
+            asked.add(following)
+            url = following
         raise RegistryError(f"{what}: more than {_MAX_PAGES} pages", subject=self.host)
 
     def list_repositories(self, page_size: int = 100) -> list[str]:
-        """Every repository, from ``/v2/_catalog`` (following ``Link: rel="next"``)."""
+        """Every repository, from ``/v2/_catalog`` (``n``/``last`` pages, ``Link`` headers)."""
         return self._paged(
-            f"/v2/_catalog?n={page_size}", "repositories", "registry:catalog:*", "catalog"
+            f"/v2/_catalog?n={page_size}",
+            "repositories",
+            "registry:catalog:*",
+            "catalog",
+            page_size,
         )
 
     def list_tags(self, repository: str, page_size: int = 100) -> list[str]:
@@ -359,12 +357,13 @@ class RegistrySource:
         insecure: bool = False,
         username: str | None = None,
         password: str | None = None,
+        auth: AuthOptions | None = None,
     ) -> None:
         self.ref = ref
         self.reference = ref.text
         self.scope = f"repository:{ref.repository}:pull"
         self.client = RegistryClient(
-            ref.host, insecure=insecure, username=username, password=password
+            ref.host, insecure=insecure, username=username, password=password, auth=auth
         )
 
     def _manifest(self, reference: str) -> tuple[bytes, str]:
