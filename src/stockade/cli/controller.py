@@ -99,6 +99,17 @@ def serve(
             "recorded for the enforcers.",
         ),
     ] = None,
+    rematch_every: Annotated[
+        float,
+        typer.Option(
+            "--rematch-every",
+            min=1,
+            max=86400,
+            help="Seconds between two looks for new advisory data in the store (stockade db "
+            "import|update --db): the stored inventories of running workloads' images are then "
+            "matched again and the response rules evaluated on the result.",
+        ),
+    ] = 60.0,
     retention: Annotated[
         Path | None,
         typer.Option(
@@ -139,12 +150,18 @@ def serve(
         listen = Listen(host=host, port=port, certfile=files.cert, keyfile=files.key)
         err_console.print(f"CA certificate for clients: {files.ca_cert}", markup=False)
     job = RetentionJob(store, policy, sink=lambda event: service.submit([event]))
-    # retention is singleton work: on the replica holding the database lock (any SQLite one)
+    rematch = _advisory_rematch(store, service, rematch_every)
+    # singleton work: on the replica holding the database lock (any SQLite one)
     app = create_app(
         store,
         Settings(session_hours=session_hours, secure_cookies=tls),
         responses=service,
-        jobs=[SingletonJob(name=job.name, run=lambda: _run_job(job), interval=job.interval)],
+        jobs=[
+            SingletonJob(name=job.name, run=lambda: _run_job(job), interval=job.interval),
+            SingletonJob(
+                name=rematch.name, run=lambda: _run_job(rematch), interval=rematch.interval
+            ),
+        ],
     )
     err_console.print(
         f"response rules {service.rules.name!r}: {len(service.rules.rules)} enabled; "
@@ -177,6 +194,25 @@ def _describe_retention(policy) -> str:
 
     named = "; ".join(f"{c} {limits(lim)}" for c, lim in sorted(policy.categories.items()))
     return f"default {limits(policy.default)}" + (f"; {named}" if named else "")
+
+
+def _advisory_rematch(store, service, every: float):
+    """The job matching running workloads' images again after an advisory update; its
+    ``scan.completed`` events are stored and evaluated by the response rules."""
+    from stockade.api.catalog import workload_images
+    from stockade.api.rematch import AdvisoryRematch
+    from stockade.store.records import record_events
+
+    def sink(event) -> None:
+        record_events(store, [event])
+        service.submit([event])
+
+    return AdvisoryRematch(
+        store=store,
+        running=lambda: workload_images(store, service.responder.known_images),
+        sink=sink,
+        interval=every,
+    )
 
 
 def _run_job(job) -> None:
