@@ -19,12 +19,14 @@ from stockade.scanning.advisories.store import write_batches
 from stockade.scanning.interface import ImageInfo, Inventory
 from stockade.scanning.pipeline import ScanOptions, real_backend, rematch_stored
 from stockade.scanning.results import DatabaseInfo
-from stockade.scanning.scan_store import save_inventory
+from stockade.scanning.scan_store import record_scan, save_inventory
 from stockade.store.records import list_events
 from tests.api.controller import SRC, Controller
 from tests.api.responding import wait_for, write
 from tests.scanning.scan_cli_support import OWN_RECORDS
-from tests.scanning.scan_support import package
+from tests.scanning.scan_support import DIGEST as OTHER
+from tests.scanning.scan_support import IMAGE as OTHER_IMAGE
+from tests.scanning.scan_support import package, report
 
 DIGEST = "sha256:" + "5e" * 32
 IMAGE = "127.0.0.1:5000/shop/web"
@@ -132,11 +134,15 @@ def test_an_advisory_update_quarantines_a_running_workload_by_rule(
 
     wait_for(lambda: "shop/web" in quarantined(controller), timeout=20, what="the quarantine")
     [scan] = [
-        e for e in list_events(controller.store, kind="scan.completed") if e.data.get("rematched")
+        e
+        for e in list_events(controller.store, kind="scan.completed")
+        if e.data.get("mode") == "rematched"
     ]
     assert scan.source == "controller" and scan.data["counts"]["critical"] == 1
     assert "PYSEC-2026-9901" in scan.data["ids"] and "CVE-2026-99001" in scan.data["ids"]
-    assert scan.data["images"] == {"shop/web": DIGEST}
+    assert scan.data["images"] == {"shop/web": DIGEST} and scan.message.startswith(
+        "advisory update"
+    )
     [acted] = list_events(controller.store, kind="response.acted")
     assert acted.data["rule"] == "critical-out" and acted.data["workload"] == "shop/web"
     assert "critical-out" in quarantined(controller)["shop/web"]["reason"]
@@ -144,3 +150,22 @@ def test_an_advisory_update_quarantines_a_running_workload_by_rule(
     time.sleep(2.5)  # matched against this build once: no second run, no second action
     assert len([e for e in list_events(controller.store, kind="scan.completed")]) == 2
     assert len(list_events(controller.store, kind="response.acted")) == 1
+
+
+def test_a_new_scan_run_in_the_store_quarantines_by_rule(controller: Controller) -> None:
+    """A registry watch (or `scan --db`) storing a re-scan of a running image in the controller's
+    store: the rules see the new run without an upload."""
+    with controller.client("agent") as c:
+        answer = c.post(
+            "/api/v1/scans/summary",
+            json={"image": f"{IMAGE}:1.0", "images": {"shop/api": f"{OTHER_IMAGE}@{OTHER}"}},
+        )
+    assert answer.status_code == 202
+    time.sleep(2.5)
+    assert quarantined(controller) == {}
+    run = record_scan(controller.store, report(), reference=f"{OTHER_IMAGE}:1.0", mode="scan")
+    wait_for(lambda: "shop/api" in quarantined(controller), timeout=20, what="the quarantine")
+    [scan] = [e for e in list_events(controller.store, kind="scan.completed") if e.data.get("run")]
+    assert scan.data["run"] == run and scan.data["counts"]["critical"] == 1
+    [acted] = list_events(controller.store, kind="response.acted")
+    assert acted.data["rule"] == "critical-out" and acted.data["workload"] == "shop/api"

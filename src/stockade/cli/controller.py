@@ -105,9 +105,9 @@ def serve(
             "--rematch-every",
             min=1,
             max=86400,
-            help="Seconds between two looks for new advisory data in the store (stockade db "
-            "import|update --db): the stored inventories of running workloads' images are then "
-            "matched again and the response rules evaluated on the result.",
+            help="Seconds between two looks at the store for new advisory data (stockade db "
+            "import|update --db: running workloads' images are matched again) and new scan runs "
+            "(a registry watch or scan on this store); the response rules evaluate both.",
         ),
     ] = 60.0,
     retention: Annotated[
@@ -150,7 +150,7 @@ def serve(
         listen = Listen(host=host, port=port, certfile=files.cert, keyfile=files.key)
         err_console.print(f"CA certificate for clients: {files.ca_cert}", markup=False)
     job = RetentionJob(store, policy, sink=lambda event: service.submit([event]))
-    rematch = _advisory_rematch(store, service, rematch_every)
+    rematch = _scan_run_watch(store, service, rematch_every)
     # singleton work: on the replica holding the database lock (any SQLite one)
     app = create_app(
         store,
@@ -196,18 +196,18 @@ def _describe_retention(policy) -> str:
     return f"default {limits(policy.default)}" + (f"; {named}" if named else "")
 
 
-def _advisory_rematch(store, service, every: float):
-    """The job matching running workloads' images again after an advisory update; its
-    ``scan.completed`` events are stored and evaluated by the response rules."""
+def _scan_run_watch(store, service, every: float):
+    """The job handing new vulnerability facts about running workloads' images to the response
+    rules: images matched again after an advisory update, and new scan runs in the store."""
     from stockade.api.catalog import workload_images
-    from stockade.api.rematch import AdvisoryRematch
+    from stockade.api.rematch import ScanRunWatch
     from stockade.store.records import record_events
 
     def sink(event) -> None:
         record_events(store, [event])
         service.submit([event])
 
-    return AdvisoryRematch(
+    return ScanRunWatch(
         store=store,
         running=lambda: workload_images(store, service.responder.known_images),
         sink=sink,
