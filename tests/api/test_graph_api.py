@@ -352,6 +352,9 @@ def test_a_dlp_finding_seen_by_the_sensor_and_the_enforcer_counts_once(
     post(controller, [], enforcer_events(41000))  # the enforcer's batch
     post(controller, [], sensor_events(41000))  # the sensor's, about the same flow
     assert dlp_on_the_edge() == {"dlp.payment_card": 1}
+    # the sensor of the server's node saw the flow too
+    post(controller, [], [{**e, "node": "node-2"} for e in sensor_events(41000)])
+    assert dlp_on_the_edge() == {"dlp.payment_card": 1}
     post(controller, [], sensor_events(41001))  # the next connection: the sensor first
     post(controller, [], enforcer_events(41001))
     assert dlp_on_the_edge() == {"dlp.payment_card": 2}

@@ -219,7 +219,8 @@ class Delta:
                         flow=flow[:200],
                         sensor=sensor,
                         direction=direction,
-                        reporter=(event.source or "?")[:80],
+                        # an agent: the sensors of both ends' nodes see a flow between nodes
+                        reporter=f"{event.source}@{event.node or ''}"[:80],
                         at=at.astimezone(UTC),  # compared with the stored times
                         amount=amount,
                     )
