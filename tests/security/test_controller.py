@@ -660,3 +660,37 @@ def test_every_event_is_stored_once_across_postgres_restart_and_kill_9(tmp_path:
     assert set(stored) == set(sent)  # every one
     # the outages were seen as the controller's 5xx (the batch kept and sent again), not lost
     assert any("answered 503" in n for n in notices), notices
+
+
+def test_a_stored_document_a_replica_cannot_take_leaves_the_rules_in_force(tmp_path: Path) -> None:
+    """What the store holds is input too (another replica's newer version, a hand edit): a rules
+    document that does not validate, or targets whose secret this replica's environment lacks,
+    are logged and refused; the versions in force stay, and the next good version is taken."""
+    from stockade.api import response_store
+    from stockade.api.quarantine import RecordedQuarantine
+    from stockade.api.responses import ResponseService
+    from stockade.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        service = ResponseService(store, quarantine=RecordedQuarantine(store))
+        good = NO_RULES.replace("spec: {rules: []}", "metadata: {name: good}\nspec: {rules: []}")
+        first = response_store.save(store, response_store.RULES, good, by="test")
+        assert service.refresh(force=True) and service.rules.name == "good"
+        response_store.save(store, response_store.RULES, "kind: [unclosed", by="hand")
+        response_store.save(
+            store,
+            response_store.TARGETS,
+            "targets:\n  - name: soc\n    kind: webhook\n"
+            "    settings: {url: 'https://soc.example/hook', secret_env: STOCKADE_UNSET_SECRET}\n",
+            by="other-replica",
+        )
+        assert not service.refresh(force=True)
+        summary = service.rules_summary()
+        assert summary["name"] == "good" and summary["version"] == first
+        assert service.targets == ()
+        again = response_store.save(store, response_store.RULES, NO_RULES, by="test")
+        assert service.refresh(force=True)
+        assert service.rules.name == "default" and service.versions["response_rules"] == again
+    finally:
+        store.close()

@@ -225,6 +225,7 @@ class ResponseService:
         self.targets: tuple[Target, ...] = tuple(targets)
         # the stamps of the stored rules and targets in force here (0: none taken from the store)
         self.versions = {response_store.RULES: 0, response_store.TARGETS: 0}
+        self._refused = dict(self.versions)  # stored versions this replica could not take
         self._refresh_lock = threading.Lock()
         self._checked = float("-inf")
         self.submit_timeout = submit_timeout
@@ -375,7 +376,7 @@ class ResponseService:
             stamps = config_versions_of(self.store)
             changed = False
             for name in (response_store.RULES, response_store.TARGETS):
-                if stamps.get(name, 0) > self.versions[name]:
+                if stamps.get(name, 0) > max(self.versions[name], self._refused[name]):
                     changed |= self._take(name)
             return changed
 
@@ -394,7 +395,7 @@ class ResponseService:
                 self.targets = tuple(targets)
         except StockadeError as exc:
             log.error("%s version %d not taken: %s", name, stored.version, exc)
-            self.versions[name] = stored.version  # said once; the next version is tried again
+            self._refused[name] = stored.version  # said once; the next version is tried again
             return False
         self.versions[name] = stored.version
         log.warning("%s version %d in force", name, stored.version)
