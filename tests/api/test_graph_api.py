@@ -4,21 +4,30 @@ connection records and events in, edges aggregated at three levels out, badges, 
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
 from stockade.events.ingest import AgentInfo
 from stockade.events.reporter import ControllerLink, Reporter
 from stockade.events.spool import Spool
-from stockade.firewall.policy.files import parse_texts
+from stockade.firewall.enforce.inspector import Inspector
+from stockade.firewall.policy.endpoints import Directory
+from stockade.firewall.policy.files import load_files, parse_texts
 from stockade.firewall.policy.store import apply_policy, set_quarantine
 from stockade.model import Event, ResourceRef
+from stockade.network.connection import ConnectionRecord, Hit, events_for
+from stockade.network.dlp.engine import DlpEngine
 from stockade.network.interface import TlsInfo
 from stockade.network.tables import connections
 from tests.api.controller import AGENT, Controller
 from tests.api.graphs import NOW, edge, fw_event, graph, pod, post, record
+from tests.firewall.conftest import EXAMPLES
+from tests.firewall.test_inspector import ACK, PSH, SYN, packet
+from tests.firewall.test_policy_model import ORD, PAY
 
 
 def test_connections_aggregate_into_one_edge_and_a_batch_sent_again_adds_nothing(
@@ -279,3 +288,73 @@ def test_answers_are_the_stores_and_stale_ones_only_when_asked_for(controller: C
                 break
             time.sleep(0.1)
         assert {e["target"] for e in later["edges"]} == {"wl:cache/b", "wl:cache/c"}
+
+
+def test_a_dlp_finding_seen_by_the_sensor_and_the_enforcer_counts_once(
+    controller: Controller,
+) -> None:
+    """One request carrying a card, in clear, seen by both agents of the node: the enforcer's
+    inspector (in the kernel's queue) and the sensor (on the wire) each report it. The edge counts
+    the finding once, whichever agent reports first; the next connection's finding counts again."""
+    body = b'{"card": "4111 1111 1111 1111"}'
+    request = b"POST /pay HTTP/1.1\r\nHost: orders\r\nContent-Length: %d\r\n\r\n" % len(body)
+    request += body
+    payments, orders = pod(PAY.namespace, PAY.name), pod(ORD.namespace, ORD.name)
+
+    def enforcer_events(client_port: int) -> list[dict[str, Any]]:
+        seen: list[Event] = []
+        inspector = Inspector(
+            load_files([EXAMPLES / "policy.yaml"]),
+            Directory([PAY, ORD]),
+            dlp_engine=DlpEngine(),
+            emit=seen.append,
+        )
+        inspector.packet(packet(PAY.ip, ORD.ip, client_port, 8080, SYN, 100))
+        inspector.packet(packet(PAY.ip, ORD.ip, client_port, 8080, ACK | PSH, 101, request))
+        found = [e for e in seen if e.kind.startswith("dlp.")]
+        assert [e.data["sensor"] for e in found] == ["dlp.payment_card"]
+        return [e.to_dict() for e in found]
+
+    def sensor_events(client_port: int) -> list[dict[str, Any]]:
+        stream = DlpEngine().stream()
+        matches = stream.feed(request) + stream.close()
+        rec = ConnectionRecord(
+            id=uuid.uuid4().hex,
+            start=NOW.timestamp(),
+            end=NOW.timestamp() + 1,
+            transport="tcp",
+            ip_version=4,
+            client_ip=PAY.ip,
+            client_port=client_port,
+            server_ip=ORD.ip,
+            server_port=8080,
+            client=payments,
+            server=orders,
+            protocol="proto.http",
+            encrypted=False,
+            bytes_to_server=len(request),
+            bytes_to_client=0,
+            packets_to_server=1,
+            packets_to_client=0,
+            hits=tuple(Hit(direction="client", match=m) for m in matches),
+        )
+        found = events_for(rec)
+        assert [e.data["sensor"] for e in found] == ["dlp.payment_card"]
+        return [e.to_dict() for e in found]
+
+    def dlp_on_the_edge() -> dict[str, int]:
+        doc = graph(controller, namespace=PAY.namespace)
+        found: dict[str, int] = edge(
+            doc, f"wl:{PAY.namespace}/{PAY.name}", f"wl:{ORD.namespace}/{ORD.name}"
+        )["dlp"]
+        return found
+
+    post(controller, [], enforcer_events(41000))  # the enforcer's batch
+    post(controller, [], sensor_events(41000))  # the sensor's, about the same flow
+    assert dlp_on_the_edge() == {"dlp.payment_card": 1}
+    # the sensor of the server's node saw the flow too
+    post(controller, [], [{**e, "node": "node-2"} for e in sensor_events(41000)])
+    assert dlp_on_the_edge() == {"dlp.payment_card": 1}
+    post(controller, [], sensor_events(41001))  # the next connection: the sensor first
+    post(controller, [], enforcer_events(41001))
+    assert dlp_on_the_edge() == {"dlp.payment_card": 2}

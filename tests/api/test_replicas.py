@@ -298,3 +298,103 @@ def test_a_new_leader_keeps_the_cooldowns_of_the_last_one() -> None:
         assert len(list_events(store, kind="response.would_act")) == 1  # within the cooldown
     finally:
         store.close()
+
+
+CUT = RULES + (
+    "    - name: cut-fresh\n      mode: active\n      match: {namespaces: [fresh]}\n"
+    "      actions: [quarantine]\n"
+)
+
+
+def quarantined(c: Controller) -> set[str]:
+    with c.client("reader") as client:
+        answer = client.get("/api/v1/quarantine")
+    assert answer.status_code == 200, answer.text
+    return {w["workload"] for w in answer.json()["workloads"]}
+
+
+def rules_of(c: Controller) -> dict[str, Any]:
+    with c.client("reader") as client:
+        answer = client.get("/api/v1/response-rules")
+    assert answer.status_code == 200, answer.text
+    out: dict[str, Any] = answer.json()
+    return out
+
+
+def in_namespace(i: int, namespace: str) -> dict[str, Any]:
+    return event(i, resource=ResourceRef(kind="pod", name=f"p{i}", namespace=namespace))
+
+
+def test_rules_applied_through_one_replica_act_on_the_other_without_a_restart(
+    replicas: tuple[Controller, Controller, HttpReceiver],
+) -> None:
+    """The store holds the rules: seeded once from --rules, then applied through any replica
+    and in force on the leader for the events of every replica within a second."""
+    a, b, _ = replicas
+    seeded = rules_of(b)  # B started on a store A had seeded: A's file, not imported again
+    assert [r["name"] for r in seeded["rules"]] == ["tell-soc"] and seeded["version"] > 0
+    assert rules_of(a) == seeded
+
+    with a.client("operator") as client:
+        applied = client.put("/api/v1/response-rules", content=CUT)
+    assert applied.status_code == 200, applied.text
+    version = applied.json()["version"]
+    assert version > seeded["version"]
+    assert [r["name"] for r in rules_of(b)["rules"]] == ["tell-soc", "cut-fresh"]
+    assert rules_of(b)["version"] == version
+
+    post(b, in_namespace(1, "fresh"))  # to the follower; the leader (A) evaluates it
+    wait_for(lambda: "fresh/p1" in quarantined(b), timeout=10, what="the rule applied via A")
+
+    # changed through the follower, B: the leader takes the new version, no restart
+    moved = CUT.replace("[fresh]", "[moved]")
+    with b.client("admin") as client:
+        diff = client.post("/api/v1/response-rules/diff", content=moved)
+        assert diff.status_code == 200 and diff.json()["changed"], diff.text
+        assert "-      - fresh" in diff.json()["diff"] and "+      - moved" in diff.json()["diff"]
+        assert client.put("/api/v1/response-rules", content=moved).status_code == 200
+    post(a, in_namespace(2, "fresh"))
+    post(a, in_namespace(3, "moved"))
+    wait_for(lambda: "moved/p3" in quarantined(a), timeout=10, what="the changed rule")
+    assert "fresh/p2" not in quarantined(a)
+
+    audits = list_events(a.store, kind="audit.response_rules_replaced", limit=100)
+    by = sorted((e.data["who"], e.data["after"]["version"]) for e in audits)
+    assert ("token:t-operator", version) in by and any(w == "token:t-admin" for w, _ in by)
+    [change] = [e for e in audits if e.data["who"] == "token:t-admin"]
+    assert change.data["before"]["version"] == version
+    assert change.data["after"]["version"] > version
+
+
+def test_a_new_leader_takes_the_stored_rules_and_their_cooldowns() -> None:
+    """A replica that becomes the leader evaluates with the rules the store holds now (not those
+    it started with), and the cooldowns the last leader started run on."""
+    from stockade.api import response_store
+
+    store = open_store(pg_url("stockade_replicas_current_test"))
+    try:
+        response_store.save(
+            store, response_store.RULES, response_store.rules_document(COOLING)[1], by="test"
+        )
+        first = ResponseService(store, quarantine=RecordedQuarantine(store))
+        second = ResponseService(
+            store, quarantine=RecordedQuarantine(store), rules=parse_rules(RULES, name="old")
+        )
+        leads = [SoleLeader("first"), SoleLeader("second")]
+        followers = [s.follow(lead) for s, lead in zip((first, second), leads, strict=True)]
+        crm = ResourceRef(kind="pod", name="crm", namespace="cool")
+        leads[0].start()
+        record_events(store, [Event(kind="dlp.hit", message="1", resource=crm)])
+        wait_for(lambda: events_committed_after(store, (0, 0)))
+        followers[0].catch_up()
+        assert len(list_events(store, kind="response.would_act")) == 1
+        leads[0].close()
+        leads[1].start()
+        record_events(store, [Event(kind="dlp.hit", message="2", resource=crm)])
+        wait_for(lambda: len(events_committed_after(store, (0, 0))) == 3)
+        followers[1].catch_up()
+        assert second.rules.name == "cooling"  # the stored rules, not those it was given
+        assert followers[1].handled == 1
+        assert len(list_events(store, kind="response.would_act")) == 1  # within the cooldown
+    finally:
+        store.close()

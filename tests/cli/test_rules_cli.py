@@ -118,3 +118,47 @@ def test_help_is_listed() -> None:
     out = subprocess.run([sys.executable, "-m", "stockade", "--help"], capture_output=True,
                          text=True, timeout=60, env=env)  # fmt: skip
     assert "rules" in out.stdout
+
+
+def rules_cmd(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    env.pop("STOCKADE_DB", None)
+    return subprocess.run([sys.executable, "-m", "stockade", "rules", *args],
+                          capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+
+
+def test_apply_export_diff_against_the_store(tmp_path: Path) -> None:
+    from stockade.api import response_store
+    from stockade.store import open_store
+    from stockade.store.records import list_events
+    from stockade.store.versions import config_version
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    assert rules_cmd("export", "--db", db).returncode == 2  # nothing stored yet
+    assert rules_cmd("diff", str(rules), "--db", db).returncode == 1
+    applied = rules_cmd("apply", str(rules), "--db", db)
+    assert applied.returncode == 0, applied.stderr
+    assert "applied response rules 'shop' version" in applied.stdout
+    unchanged = rules_cmd("diff", str(rules), "--db", db)
+    assert unchanged.returncode == 0 and "no changes" in unchanged.stdout
+    exported = rules_cmd("export", "--db", db)
+    assert exported.returncode == 0 and "name: card-leak" in exported.stdout
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(exported.stdout.replace("cooldown: 10m", "cooldown: 1h"))
+    shown = rules_cmd("diff", str(changed), "--db", db)
+    assert shown.returncode == 1 and "+    cooldown: 1h" in shown.stdout, shown.stdout
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(RULES.replace("mode: active", "mode: loud", 1))
+    refused = rules_cmd("apply", str(bad), "--db", db)
+    assert refused.returncode == 2 and refused.stderr.startswith(f"stockade: error: {bad}:")
+    store = open_store(db)
+    try:
+        stored = response_store.load(store, response_store.RULES)
+        assert stored is not None and stored.version == config_version(store, "response_rules")
+        [audit] = list_events(store, kind="audit.response_rules_replaced")
+        assert audit.data["before"] is None and audit.data["after"]["rules"][0] == "card-leak"
+    finally:
+        store.close()

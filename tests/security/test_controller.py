@@ -19,7 +19,7 @@ from stockade.api import auth
 from stockade.events.ingest import AgentInfo
 from stockade.events.reporter import ControllerLink, Reporter
 from stockade.events.spool import Spool
-from stockade.model import Event, ResourceRef, Severity
+from stockade.model import Event, Severity
 from stockade.store.records import list_events
 from tests.api.controller import PASSWORD, Controller, batch, event, running_controller
 from tests.api.private_pg import PrivatePostgres
@@ -293,37 +293,27 @@ def test_only_operators_change_rules_targets_and_quarantine(
     assert not [a for a in audits if a.data["who"] == f"token:t-{role}"]
 
 
-def test_a_card_in_a_rule_name_is_stored_masked(controller: Controller) -> None:
+def test_a_card_in_a_rule_name_is_refused_masked(controller: Controller) -> None:
+    """The rules are stored as they are validated: masked. A card number in a rule's name masks
+    to a name that is no slug, so the document is refused (400, the number masked in the
+    answer) and nothing holding it reaches the store."""
     rules = (
         "apiVersion: stockade.dev/v1\nkind: ResponseRules\nspec:\n  rules:\n"
         f"    - name: leak-{CARD_DIGITS}\n      mode: active\n"
         "      match: {namespaces: [cardns]}\n      actions: [quarantine]\n"
     )
-    try:
-        with controller.client("admin") as c:
-            answer = c.put(RULES_PATH, content=rules)
-            assert answer.status_code == 200, answer.text
-            assert CARD_DIGITS not in answer.text
-            assert CARD_DIGITS not in c.get(RULES_PATH).text
-        trigger = event(0, resource=ResourceRef(kind="pod", name="leaky", namespace="cardns"))
-        with controller.client("agent") as c:
-            assert c.post(INGEST, json=batch([trigger])).status_code == 200
-        deadline = time.monotonic() + 15
-        while not list_events(controller.store, kind="response.acted"):
-            assert time.monotonic() < deadline, "the rule did not act"
-            time.sleep(0.1)
-        with controller.store.connect() as conn:
-            rows = [repr(r) for r in conn.execute(text("SELECT * FROM events")).all()]
-            quarantine = repr(conn.execute(text("SELECT * FROM firewall_quarantine")).all())
-        assert any("leak-" in r for r in rows)  # the rule is named, masked
-        assert not [r for r in rows if CARD_DIGITS in r or CARD in r]
-        assert "leak-" in quarantine and CARD_DIGITS not in quarantine
-        with controller.client("reader") as c:
-            assert CARD_DIGITS not in c.get("/api/v1/quarantine").text
-            assert CARD_DIGITS not in c.get("/api/v1/events", params={"limit": 1000}).text
-    finally:
-        with controller.client("admin") as c:
-            assert c.put(RULES_PATH, content=NO_RULES).status_code == 200
+    with controller.client("admin") as c:
+        answer = c.put(RULES_PATH, content=rules)
+        assert answer.status_code == 400, answer.text
+        assert "leak-" in answer.json()["detail"] and CARD_DIGITS not in answer.text
+        diff = c.post(RULES_PATH + "/diff", content=rules)
+        assert diff.status_code == 400 and CARD_DIGITS not in diff.text
+        assert CARD_DIGITS not in c.get(RULES_PATH).text
+    with controller.store.connect() as conn:
+        rows = [repr(r) for r in conn.execute(text("SELECT * FROM events")).all()]
+        documents = repr(conn.execute(text("SELECT * FROM response_documents")).all())
+    assert not [r for r in rows if CARD_DIGITS in r or CARD in r]
+    assert CARD_DIGITS not in documents and CARD not in documents
 
 
 def test_target_secrets_never_leave(controller: Controller) -> None:
@@ -670,3 +660,37 @@ def test_every_event_is_stored_once_across_postgres_restart_and_kill_9(tmp_path:
     assert set(stored) == set(sent)  # every one
     # the outages were seen as the controller's 5xx (the batch kept and sent again), not lost
     assert any("answered 503" in n for n in notices), notices
+
+
+def test_a_stored_document_a_replica_cannot_take_leaves_the_rules_in_force(tmp_path: Path) -> None:
+    """What the store holds is input too (another replica's newer version, a hand edit): a rules
+    document that does not validate, or targets whose secret this replica's environment lacks,
+    are logged and refused; the versions in force stay, and the next good version is taken."""
+    from stockade.api import response_store
+    from stockade.api.quarantine import RecordedQuarantine
+    from stockade.api.responses import ResponseService
+    from stockade.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        service = ResponseService(store, quarantine=RecordedQuarantine(store))
+        good = NO_RULES.replace("spec: {rules: []}", "metadata: {name: good}\nspec: {rules: []}")
+        first = response_store.save(store, response_store.RULES, good, by="test")
+        assert service.refresh(force=True) and service.rules.name == "good"
+        response_store.save(store, response_store.RULES, "kind: [unclosed", by="hand")
+        response_store.save(
+            store,
+            response_store.TARGETS,
+            "targets:\n  - name: soc\n    kind: webhook\n"
+            "    settings: {url: 'https://soc.example/hook', secret_env: STOCKADE_UNSET_SECRET}\n",
+            by="other-replica",
+        )
+        assert not service.refresh(force=True)
+        summary = service.rules_summary()
+        assert summary["name"] == "good" and summary["version"] == first
+        assert service.targets == ()
+        again = response_store.save(store, response_store.RULES, NO_RULES, by="test")
+        assert service.refresh(force=True)
+        assert service.rules.name == "default" and service.versions["response_rules"] == again
+    finally:
+        store.close()

@@ -44,6 +44,7 @@ from stockade.api import (
     metrics,
     policies,
     replicas,
+    response_store,
 )
 from stockade.api import quarantine as quarantines
 from stockade.api.access import (
@@ -449,17 +450,27 @@ def create_app(
 
     # ------------------------------------------------------------ responding
 
-    @app.get("/api/v1/response-rules")
-    def response_rules(_: Reader) -> dict[str, Any]:
-        """The rules in force (names, modes, actions), masked."""
+    @app.get("/api/v1/response-rules", response_model=None)
+    def response_rules(request: Request, _: Reader) -> Any:
+        """The rules in force on every replica (names, modes, actions, each rule's settings) and
+        their version, masked; for ``Accept: application/yaml`` the stored document itself (404
+        before one is stored)."""
+        accept = request.headers.get("accept", "")
+        if "yaml" in accept and "json" not in accept:
+            stored = response_store.load(store, response_store.RULES)
+            if stored is None:
+                raise HTTPException(404, "no response rules stored yet")
+            return PlainTextResponse(redact_text(stored.text), media_type="application/yaml")
         out: dict[str, Any] = redact(service.rules_summary())
         return out
 
     @app.put("/api/v1/response-rules")
     async def put_response_rules(request: Request, who: Operator) -> dict[str, Any]:
-        """Replace the response rules with a ResponseRules YAML (or JSON) document."""
+        """Replace the response rules of every replica with a ResponseRules YAML (or JSON)
+        document, validated whole (400 with its line when it is not valid, the rules in force
+        stay)."""
         text = await document(request)
-        before, after = await run_in_threadpool(service.replace_rules, text)
+        before, after = await run_in_threadpool(lambda: service.replace_rules(text, by=who.who))
         await run_in_threadpool(
             auth.audit,
             store,
@@ -467,10 +478,18 @@ def create_app(
             "response_rules_replaced",
             before=before,
             after=after,
+            message=f"{who.who} applied response rules version {after['version']}",
             sink=publish,
         )
         masked: dict[str, Any] = redact(after)
         return masked
+
+    @app.post("/api/v1/response-rules/diff")
+    async def diff_response_rules(request: Request, _: Reader) -> dict[str, Any]:
+        """What applying the document would change: a unified diff of the canonical YAML."""
+        text = await document(request)
+        out: dict[str, Any] = redact(await run_in_threadpool(service.diff_rules, text))
+        return out
 
     @app.get("/api/v1/notification-targets")
     def notification_targets(_: Reader) -> list[dict[str, Any]]:
@@ -480,9 +499,10 @@ def create_app(
 
     @app.put("/api/v1/notification-targets")
     async def put_notification_targets(request: Request, who: Operator) -> list[dict[str, Any]]:
-        """Replace the notification targets with a targets YAML (or JSON) document."""
+        """Replace the notification targets of every replica with a targets YAML (or JSON)
+        document."""
         text = await document(request)
-        before, after = await run_in_threadpool(service.replace_targets, text)
+        before, after = await run_in_threadpool(lambda: service.replace_targets(text, by=who.who))
         await run_in_threadpool(
             auth.audit,
             store,

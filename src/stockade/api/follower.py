@@ -57,12 +57,14 @@ class ResponseFollower:
         handle: Callable[[Event], Any],
         *,
         on_claim: Callable[[], object] | None = None,
+        before_batch: Callable[[], object] | None = None,
         batch: int = BATCH,
     ) -> None:
         self.store = store
         self.leadership = leadership
         self.handle = handle
         self.on_claim = on_claim  # this replica took the cursor (the responder's cooldowns)
+        self.before_batch = before_batch  # the rules stored since the last batch are taken
         self.batch = batch
         self.job = SingletonJob(name="response-rules", run=self.catch_up, interval=SAFETY_POLL)
         leadership.on_notify.append(self.wake)
@@ -134,6 +136,8 @@ class ResponseFollower:
             elif self._fenced:
                 return  # not ours until this replica becomes the leader again
             while self.leadership.is_leader:
+                if self.before_batch is not None:
+                    self.before_batch()
                 rows = events_committed_after(self.store, self._position, limit=self.batch)
                 if not rows:
                     return

@@ -33,6 +33,7 @@ RESULTS_PATHS = frozenset({"/api/v1/scans", "/api/v1/cis/runs"})
 DOCUMENT_PATHS = frozenset(
     {
         "/api/v1/response-rules",
+        "/api/v1/response-rules/diff",
         "/api/v1/notification-targets",
         "/api/v1/firewall/policy",
         "/api/v1/firewall/policy/diff",

@@ -19,16 +19,16 @@ every running workload of that image (the ``images`` it names, and those the con
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select, update
 
+from stockade.api import response_store
 from stockade.api.capture_requests import check_rule_filters, request_capture
 from stockade.api.follower import ResponseFollower
 from stockade.api.leader import Leadership
@@ -36,13 +36,13 @@ from stockade.api.quarantine import Quarantine
 from stockade.events.notify import Target, deliver, send_test
 from stockade.events.notify.deadletters import DeadLetters
 from stockade.events.notify.interface import NotifyError
-from stockade.events.notify.targets import parse_targets
 from stockade.events.respond import ActionTaken, Executors, Responder, ResponseQueue
-from stockade.events.rules import CaptureSpec, RuleSet, VulnSummary, parse_rules, same_image
-from stockade.model import ConfigError, Event, InputError, Severity, StockadeError
+from stockade.events.rules import CaptureSpec, RuleSet, VulnSummary, same_image
+from stockade.model import Event, InputError, Severity, StockadeError
 from stockade.store import Store
 from stockade.store.records import list_events, record_events
 from stockade.store.tables import events as events_table
+from stockade.store.versions import config_versions_of
 
 log = logging.getLogger("stockade.api")
 
@@ -50,6 +50,7 @@ SUBMIT_TIMEOUT = 5.0  # seconds a batch waits for room in a full queue before it
 MAX_IDS = 100_000
 MAX_IMAGES = 10_000
 MAX_COOLDOWNS = 10_000  # response events a new leader reads back for the running cooldowns
+REFRESH_SECONDS = 1.0  # the queue's worker looks for new stored rules or targets this often
 
 
 # ---------------------------------------------------------------- scan summaries
@@ -142,8 +143,11 @@ class ControllerResponder(Responder):
     ) -> None:
         super().__init__(rules, executors)
         self.known_images = known_images
+        self.before: Callable[[], object] | None = None  # takes newer stored rules and targets
 
     def handle(self, event: Event) -> list[ActionTaken]:
+        if self.before is not None:
+            self.before()
         taken = super().handle(event)
         if event.kind == "scan.completed":
             try:
@@ -160,9 +164,10 @@ class ControllerResponder(Responder):
 # ---------------------------------------------------------------- the service
 
 
-def _rules_summary(rules: RuleSet) -> dict[str, Any]:
+def _rules_summary(rules: RuleSet, version: int) -> dict[str, Any]:
     return {
         "name": rules.name,
+        "version": version,  # 0: not from the store (no rules, or given to the service)
         "rules": [
             {
                 "name": r.name,
@@ -190,16 +195,6 @@ def _targets_summary(targets: Sequence[Target]) -> list[dict[str, Any]]:
     ]
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ConfigError(f"cannot save {path}: {exc.strerror or exc}") from None
-
-
 def flag_suppressed(store: Store, event_id: str, rule: str) -> None:
     """Mark a stored event as suppressed by ``rule`` (it stays stored; nobody is notified)."""
     t = events_table
@@ -219,8 +214,6 @@ class ResponseService:
         quarantine: Quarantine,
         rules: RuleSet | None = None,
         targets: Sequence[Target] = (),
-        rules_path: Path | None = None,
-        targets_path: Path | None = None,
         known_images: Mapping[str, str] | None = None,
         capacity: int = 10_000,
         submit_timeout: float = SUBMIT_TIMEOUT,
@@ -230,8 +223,11 @@ class ResponseService:
         self.store = store
         self.quarantine = quarantine
         self.targets: tuple[Target, ...] = tuple(targets)
-        self.rules_path = rules_path
-        self.targets_path = targets_path
+        # the stamps of the stored rules and targets in force here (0: none taken from the store)
+        self.versions = {response_store.RULES: 0, response_store.TARGETS: 0}
+        self._refused = dict(self.versions)  # stored versions this replica could not take
+        self._refresh_lock = threading.Lock()
+        self._checked = float("-inf")
         self.submit_timeout = submit_timeout
         self.dead_letters = DeadLetters(store)
         self.on_stored: Callable[[], None] | None = None  # wakes the live stream
@@ -246,6 +242,7 @@ class ResponseService:
             ),
             known_images=known_images or {},
         )
+        self.responder.before = self.refresh
         self.queue = ResponseQueue(self.responder, capacity=capacity)
         # PostgreSQL (replicas): the leader follows the events table instead of the queue; set by
         # create_app. submit() then only wakes it.
@@ -287,9 +284,17 @@ class ResponseService:
         """PostgreSQL (replicas): evaluate the events of the store on the leader, following the
         events table, instead of the queue; returns the follower (its job is the leader's)."""
         self.follower = ResponseFollower(
-            self.store, leadership, self.responder.handle, on_claim=self.remember_cooldowns
+            self.store,
+            leadership,
+            self.responder.handle,
+            on_claim=self._claimed,
+            before_batch=lambda: self.refresh(force=True),
         )
         return self.follower
+
+    def _claimed(self) -> None:
+        self.refresh(force=True)  # the rules in force now, then the cooldowns they run
+        self.remember_cooldowns()
 
     def remember_cooldowns(self) -> int:
         """A new leader takes the cooldowns running from the ``response.acted`` and
@@ -356,34 +361,80 @@ class ResponseService:
     def rules(self) -> RuleSet:
         return self.responder.rules
 
+    def refresh(self, *, force: bool = False) -> bool:
+        """Take the rules and targets stored after the versions in force here (another replica,
+        the API or ``stockade rules apply`` wrote them); returns whether anything changed. Without
+        ``force`` the store is asked at most every REFRESH_SECONDS (it runs before each event).
+
+        A stored document this replica cannot take (a target's ``secret_env`` unset here) is
+        logged, and the previous one stays in force."""
+        now = time.monotonic()
+        if not force and now - self._checked < REFRESH_SECONDS:
+            return False
+        with self._refresh_lock:
+            self._checked = now
+            stamps = config_versions_of(self.store)
+            changed = False
+            for name in (response_store.RULES, response_store.TARGETS):
+                if stamps.get(name, 0) > max(self.versions[name], self._refused[name]):
+                    changed |= self._take(name)
+            return changed
+
+    def _take(self, name: str) -> bool:
+        stored = response_store.load(self.store, name)
+        if stored is None:
+            return False
+        try:
+            if name == response_store.RULES:
+                rules, _ = response_store.rules_document(stored.text, name="stored response rules")
+                self.responder.replace_rules(rules)
+            else:
+                targets, _ = response_store.targets_document(
+                    stored.text, name="stored notification targets"
+                )
+                self.targets = tuple(targets)
+        except StockadeError as exc:
+            log.error("%s version %d not taken: %s", name, stored.version, exc)
+            self._refused[name] = stored.version  # said once; the next version is tried again
+            return False
+        self.versions[name] = stored.version
+        log.warning("%s version %d in force", name, stored.version)
+        return True
+
     def rules_summary(self) -> dict[str, Any]:
-        return _rules_summary(self.rules)
+        self.refresh(force=True)
+        return _rules_summary(self.rules, self.versions[response_store.RULES])
 
     def targets_summary(self) -> list[dict[str, Any]]:
+        self.refresh(force=True)
         return _targets_summary(self.targets)
 
-    def replace_rules(self, text: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Validate, save (to the --rules file, if any) and take new rules: (before, after)."""
-        rules = parse_rules(text, name="response-rules")
-        check_rule_filters(rules)
+    def replace_rules(self, text: str, *, by: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Validate a ResponseRules document whole and store it as the rules of every replica
+        (in force here at once): (before, after) summaries."""
+        _, canonical = response_store.rules_document(text)
         before = self.rules_summary()
-        if self.rules_path is not None:
-            _write_atomically(self.rules_path, text)
-        self.responder.replace_rules(rules)
+        response_store.save(self.store, response_store.RULES, canonical, by=by)
         return before, self.rules_summary()
+
+    def diff_rules(self, text: str) -> dict[str, Any]:
+        _, canonical = response_store.rules_document(text)
+        return response_store.diff(response_store.load(self.store, response_store.RULES), canonical)
 
     def send_test(self, name: str) -> dict[str, Any] | None:
         """Deliver a test event to the target ``name`` (None: no such target)."""
+        self.refresh(force=True)
         target = next((t for t in self.targets if t.name == name), None)
         if target is None:
             return None
         delivery = send_test(target)
         return {"target": name, "ok": delivery.ok, "error": delivery.error}
 
-    def replace_targets(self, text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        targets = parse_targets(text, name="notification-targets")
+    def replace_targets(
+        self, text: str, *, by: str
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Validate a targets document and store it for every replica: (before, after)."""
+        _, stored = response_store.targets_document(text)
         before = self.targets_summary()
-        if self.targets_path is not None:
-            _write_atomically(self.targets_path, text)
-        self.targets = tuple(targets)
+        response_store.save(self.store, response_store.TARGETS, stored, by=by)
         return before, self.targets_summary()

@@ -1,6 +1,7 @@
 """The controller's tables: users, API tokens, sessions, agents and the scan and CIS results agents
 upload (Alembic branch ``api``), the leader's cursors (branch ``leader``), and packet capture
-requests with their masked pcap (branch ``captures``).
+requests with their masked pcap (branch ``captures``), and the response rules and notification
+targets every replica follows (branch ``responses``).
 
 Secrets are never stored: passwords as argon2 hashes, tokens and session ids as SHA-256 digests.
 """
@@ -124,4 +125,17 @@ captures = Table(
     Column("error", String(1000)),
     Column("pcap", LargeBinary),
     Index("ix_api_captures_state", "state"),
+)
+
+# The response rules and the notification targets in force, one document each (``name``:
+# ``response_rules`` or ``notification_targets``), shared by every replica. The version is the
+# document's stamp on the configuration sequence (stockade.store.versions), written with it.
+response_documents = Table(
+    "response_documents",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(80), nullable=False),
 )

@@ -218,48 +218,12 @@ def _worst(counts: dict[str, int]) -> Severity:
     return max(present, default=Severity.UNKNOWN)
 
 
-MAX_SUMMARY_IDS = 1000  # an event's data is at most 64 KiB; the full list is in the upload
-
-
 def scan_event(report: Any) -> Event:
-    """A ``scan.completed`` event summing up a scan report; its data is also a scan summary
-    (``image``, ``digest``, ``fixable``, ``ids``) the controller's response rules evaluate
-    against the image's running workloads. The findings themselves are uploaded separately."""
-    from stockade.model import Event, ResourceRef
-    from stockade.scanning.results import vuln
+    """A ``scan.completed`` event summing up a scan report (see
+    :func:`stockade.scanning.report_event.scan_completed_event`)."""
+    from stockade.scanning.report_event import scan_completed_event
 
-    inv = report.inventory
-    counts = report.gate.counts()
-    digest = inv.image.manifest_digest if inv.image else None
-    fixable = dict.fromkeys(counts, 0)
-    ids: set[str] = set()
-    for g in report.gate.active:
-        details = vuln(g)
-        ids.add(g.finding.id)  # spelled as the advisories do, as rules name them
-        if details is not None:
-            ids.update(details.aliases)
-            fixable[str(g.finding.severity)] += bool(details.fixed_version)
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no vulnerabilities"
-    return Event(
-        kind="scan.completed",
-        severity=_worst(counts),
-        source="scan",
-        message=f"scan of {inv.source}: {len(inv.packages)} packages, {summary}",
-        resource=ResourceRef(kind="image", name=inv.source[:1024], digest=digest),
-        action="fail" if report.gate.failed else None,
-        data={
-            "image": inv.source[:512],
-            **({"digest": digest} if digest else {}),
-            "counts": counts,
-            "fixable": fixable,
-            "ids": sorted(ids)[:MAX_SUMMARY_IDS],
-            "suppressed": len(report.gate.suppressed),
-            "packages": len(inv.packages),
-            "failed": report.gate.failed,
-            "incomplete": report.incomplete,
-            "not_checked": report.coverage_lines()[:20],
-        },
-    )
+    return scan_completed_event(report)
 
 
 def walk_event(walk: Any) -> Event:

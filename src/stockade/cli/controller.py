@@ -76,16 +76,18 @@ def serve(
         Path | None,
         typer.Option(
             "--rules",
-            help="Response rules (ResponseRules YAML) applied to every event the controller "
-            "stores; replaced through PUT /api/v1/response-rules, which saves them here.",
+            help="Response rules (ResponseRules YAML) to start with: imported into the store when "
+            "it holds none. The store's rules are those of every replica; replace them through "
+            "PUT /api/v1/response-rules or `stockade rules apply`.",
         ),
     ] = None,
     targets: Annotated[
         Path | None,
         typer.Option(
             "--targets",
-            help="Notification targets (YAML) the rules' notify action sends to; replaced "
-            "through PUT /api/v1/notification-targets, which saves them here.",
+            help="Notification targets (YAML) the rules' notify action sends to, to start with: "
+            "imported into the store when it holds none; replaced through "
+            "PUT /api/v1/notification-targets.",
         ),
     ] = None,
     lab_state: Annotated[
@@ -97,6 +99,17 @@ def serve(
             "recorded for the enforcers.",
         ),
     ] = None,
+    rematch_every: Annotated[
+        float,
+        typer.Option(
+            "--rematch-every",
+            min=1,
+            max=86400,
+            help="Seconds between two looks at the store for new advisory data (stockade db "
+            "import|update --db: running workloads' images are matched again) and new scan runs "
+            "(a registry watch or scan on this store); the response rules evaluate both.",
+        ),
+    ] = 60.0,
     retention: Annotated[
         Path | None,
         typer.Option(
@@ -137,12 +150,18 @@ def serve(
         listen = Listen(host=host, port=port, certfile=files.cert, keyfile=files.key)
         err_console.print(f"CA certificate for clients: {files.ca_cert}", markup=False)
     job = RetentionJob(store, policy, sink=lambda event: service.submit([event]))
-    # retention is singleton work: on the replica holding the database lock (any SQLite one)
+    rematch = _scan_run_watch(store, service, rematch_every)
+    # singleton work: on the replica holding the database lock (any SQLite one)
     app = create_app(
         store,
         Settings(session_hours=session_hours, secure_cookies=tls),
         responses=service,
-        jobs=[SingletonJob(name=job.name, run=lambda: _run_job(job), interval=job.interval)],
+        jobs=[
+            SingletonJob(name=job.name, run=lambda: _run_job(job), interval=job.interval),
+            SingletonJob(
+                name=rematch.name, run=lambda: _run_job(rematch), interval=rematch.interval
+            ),
+        ],
     )
     err_console.print(
         f"response rules {service.rules.name!r}: {len(service.rules.rules)} enabled; "
@@ -177,6 +196,25 @@ def _describe_retention(policy) -> str:
     return f"default {limits(policy.default)}" + (f"; {named}" if named else "")
 
 
+def _scan_run_watch(store, service, every: float):
+    """The job handing new vulnerability facts about running workloads' images to the response
+    rules: images matched again after an advisory update, and new scan runs in the store."""
+    from stockade.api.catalog import workload_images
+    from stockade.api.rematch import ScanRunWatch
+    from stockade.store.records import record_events
+
+    def sink(event) -> None:
+        record_events(store, [event])
+        service.submit([event])
+
+    return ScanRunWatch(
+        store=store,
+        running=lambda: workload_images(store, service.responder.known_images),
+        sink=sink,
+        interval=every,
+    )
+
+
 def _run_job(job) -> None:
     """One run of a singleton job; a failure is said on stderr and tried again at its next turn."""
     from stockade.model.errors import StockadeError
@@ -188,11 +226,13 @@ def _run_job(job) -> None:
 
 
 def _response_service(store, rules: Path | None, targets: Path | None, lab_state: Path | None):
-    """The response rules, targets and quarantine of this controller, read from the files."""
+    """The response side of this controller: quarantine, and the rules and targets in force, which
+    the store holds (every replica follows them); ``--rules``/``--targets`` seed a store that
+    holds none (a bad file stops the controller even when the store has its own)."""
+    from stockade.api import auth, response_store
     from stockade.api.quarantine import NodeQuarantine, RecordedQuarantine
     from stockade.api.responses import ResponseService
-    from stockade.events.notify import load_targets
-    from stockade.events.rules import load_rules
+    from stockade.config import read_text
 
     if lab_state is not None:
         from stockade.firewall.policy.endpoints import Directory
@@ -204,14 +244,41 @@ def _response_service(store, rules: Path | None, targets: Path | None, lab_state
         )
     else:
         quarantine = RecordedQuarantine(store)
-    return ResponseService(
+    actor = _cli_actor()
+    seeded = response_store.seed_files(
         store,
-        quarantine=quarantine,
-        rules=load_rules(rules) if rules is not None else None,
-        targets=load_targets(targets) if targets is not None else (),
-        rules_path=rules,
-        targets_path=targets,
+        rules=read_text(rules) if rules is not None else None,
+        targets=read_text(targets) if targets is not None else None,
+        rules_name=str(rules),
+        targets_name=str(targets),
+        by=actor.who,
     )
+    service = ResponseService(store, quarantine=quarantine)
+    service.refresh(force=True)
+    files = {response_store.RULES: rules, response_store.TARGETS: targets}
+    for name, version in seeded.items():
+        kind = name.replace("_", " ")
+        if version is None:
+            err_console.print(
+                f"note: the store's {kind} (version {service.versions[name]}) stay in force; "
+                f"{files[name]} is not imported (replace them through the API or "
+                "`stockade rules apply`)",
+                markup=False,
+            )
+            continue
+        after = (
+            service.rules_summary() if name == response_store.RULES else service.targets_summary()
+        )
+        what = "response_rules" if name == response_store.RULES else "notification_targets"
+        auth.audit(
+            store,
+            actor,
+            f"{what}_replaced",
+            before=None,
+            after=after,
+            message=f"{actor.who} seeded the {kind} from {files[name]} (version {version})",
+        )
+    return service
 
 
 def _db(ctx: typer.Context, db: str | None) -> str | None:

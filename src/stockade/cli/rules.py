@@ -1,4 +1,6 @@
-"""``stockade rules check``: validate a response rules file and dry-run it over recorded events."""
+"""``stockade rules``: validate a response rules file and dry-run it over recorded events
+(``check``); apply, export and diff the rules the controller's store holds (every replica of the
+controller follows them within a second)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from stockade.cli.common import console, err_console
-from stockade.model.errors import InputError, StockadeError
+from stockade.cli.common import DbOption, OutputOption, console, emit, err_console, open_db
+from stockade.model.errors import InputError, StockadeError, UsageError
 
 MAX_LINE = 1024 * 1024  # one event of the JSONL file
 # A dry run executes nothing: "acted" means an active rule would carry the action out.
@@ -136,10 +138,83 @@ def check(
         )
 
 
+def apply(
+    file: Annotated[Path, typer.Argument(help="A ResponseRules YAML file.")],
+    db: DbOption = None,
+) -> None:
+    """Validate the file and make it the controller's response rules (audited).
+
+    Every replica takes them within a second, without a restart."""
+    from stockade.api import auth, response_store
+    from stockade.cli.controller import _cli_actor
+    from stockade.config import read_text
+    from stockade.events.rules import RuleSet
+
+    rules, canonical = response_store.rules_document(read_text(file), name=str(file))
+    store = open_db(db)
+    before = response_store.load(store, response_store.RULES)
+    actor = _cli_actor()
+    version = response_store.save(store, response_store.RULES, canonical, by=actor.who)
+
+    def summary(rule_set: RuleSet, v: int) -> dict[str, Any]:
+        return {"name": rule_set.name, "version": v, "rules": [r.name for r in rule_set.rules]}
+
+    old = (
+        None
+        if before is None
+        else summary(response_store.rules_document(before.text)[0], before.version)
+    )
+    auth.audit(
+        store,
+        actor,
+        "response_rules_replaced",
+        before=old,
+        after=summary(rules, version),
+        message=f"{actor.who} applied response rules version {version} from {file}",
+    )
+    console.print(
+        f"applied response rules {rules.name!r} version {version}: {len(rules.rules)} enabled, "
+        f"{len(rules.disabled)} disabled",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def export(output: OutputOption = None, db: DbOption = None) -> None:
+    """Print the controller's rules as stored (canonical YAML); exit 2 when none is stored."""
+    from stockade.api import response_store
+
+    stored = response_store.load(open_db(db), response_store.RULES)
+    if stored is None:
+        raise UsageError("the store holds no response rules (stockade rules apply FILE)")
+    emit(stored.text, output)
+
+
+def diff(
+    file: Annotated[Path, typer.Argument(help="A ResponseRules YAML file.")],
+    db: DbOption = None,
+) -> None:
+    """Show what applying the file would change (exit 1 when something would)."""
+    from stockade.api import response_store
+    from stockade.config import read_text
+
+    _, canonical = response_store.rules_document(read_text(file), name=str(file))
+    found = response_store.diff(response_store.load(open_db(db), response_store.RULES), canonical)
+    if not found["changed"]:
+        console.print("no changes", markup=False)
+        return
+    emit(str(found["diff"]), None)
+    raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     group = typer.Typer(
         help="Response rules: what the controller does when an event arrives.",
         no_args_is_help=True,
     )
     group.command("check")(check)
+    group.command("apply")(apply)
+    group.command("export")(export)
+    group.command("diff")(diff)
     app.add_typer(group, name="rules")

@@ -324,9 +324,23 @@ def load_rules(path: Path) -> RuleSet:
     return RuleSet.from_file(load_yaml_model(RulesFile, path))
 
 
-def parse_rules(text: str, *, name: str) -> RuleSet:
+def parse_rules_file(text: str, *, name: str) -> RulesFile:
+    """A ResponseRules document from YAML (or JSON) text, validated whole."""
     value, node = parse_yaml(text, name=name)
-    return RuleSet.from_file(validate(RulesFile, value, node, name=name))
+    return validate(RulesFile, value, node, name=name)
+
+
+def parse_rules(text: str, *, name: str) -> RuleSet:
+    return RuleSet.from_file(parse_rules_file(text, name=name))
+
+
+def dump_rules(doc: RulesFile) -> str:
+    """The canonical YAML of a rules document (every setting spelled out, comments dropped): what
+    the controller stores, exports and diffs."""
+    import yaml
+
+    data = doc.model_dump(mode="json", exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=False, width=120, allow_unicode=True)
 
 
 # ---------------------------------------------------------------- vulnerability summaries

@@ -9,7 +9,7 @@ from typing import Any
 from stockade.model import Event, Severity
 from stockade.model.redact import redact
 from stockade.model.resource import ResourceRef
-from stockade.network.interface import DlpMatch, TlsInfo
+from stockade.network.interface import DlpMatch, TlsInfo, flow_key
 from stockade.network.tls_policy import TlsPolicy, facts, violations
 
 WEAK_TLS = frozenset({"SSL2.0", "SSL3.0", "TLS1.0", "TLS1.1"})  # below the default minimum
@@ -129,6 +129,13 @@ def events_for(
                 peer=rec.server,
                 data={
                     "connection": rec.id,
+                    "flow": flow_key(
+                        rec.transport,
+                        rec.client_ip,
+                        rec.client_port,
+                        rec.server_ip,
+                        rec.server_port,
+                    ),
                     "sensor": sensor,
                     "direction": direction,
                     "protocol": rec.protocol,

@@ -2,7 +2,9 @@
 
 Every connection row stored and every event that says something about a connection (a firewall
 violation or block, a DLP hit) adds to one edge row, keyed by (client node, server node, hour,
-encryption), in the same transaction that stores it. Reading the graph then costs one row per
+encryption), in the same transaction that stores it. A DLP hit that names its flow
+(``data.flow``) counts once however many agents report it: the sensor and the enforcer both see
+a flow, and the first to report a finding of it is the one counted. Reading the graph then costs one row per
 edge and hour, never a scan of the connections.
 
 Node ids are stable, so a map can apply updates to what it drew: ``wl:NAMESPACE/NAME`` for a
@@ -16,14 +18,14 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from stockade.model import Event
-from stockade.network.tables import graph_edges, graph_meta, graph_nodes
+from stockade.network.tables import graph_dlp_flows, graph_edges, graph_meta, graph_nodes
 
 _SLUG = re.compile(r"[a-z][a-z0-9_.-]{0,79}\Z")  # what may go in the comma-separated lists
 ALL_TIME = -1  # the hour of the rows that total every hour: what a graph without a window reads
@@ -36,6 +38,16 @@ VIOLATION_KINDS = frozenset({"firewall.violation", "tls.required"})
 BLOCK_KINDS = frozenset({"firewall.blocked", "dlp.blocked", "tls.required"})
 DLP_KINDS = frozenset({"dlp.sensitive_in_clear", "dlp.blocked"})
 _EDGE_KINDS = VIOLATION_KINDS | BLOCK_KINDS | DLP_KINDS
+# How far apart the sensor's and the enforcer's reports of one flow may be (the sensor says when
+# the connection started, the enforcer when it saw the data); beyond it, the same client port is
+# another connection.
+FLOW_WINDOW = timedelta(minutes=10)
+_DIRECTIONS = {
+    "request": "request",
+    "client": "request",
+    "response": "response",
+    "server": "response",
+}
 
 
 def node_id(kind: str, namespace: str | None, name: str) -> str:
@@ -75,6 +87,19 @@ class _Edge:
         self.last = end if self.last is None else max(self.last, end)
 
 
+@dataclass(frozen=True, slots=True)
+class _Finding:
+    """A DLP hit on a named flow, waiting for apply() to know whether it was reported before."""
+
+    edge: tuple[str, str, int, str]
+    flow: str
+    sensor: str
+    direction: str
+    reporter: str
+    at: datetime
+    amount: int
+
+
 @dataclass(slots=True)
 class _Node:
     kind: str
@@ -92,6 +117,7 @@ class Delta:
     def __init__(self) -> None:
         self.edges: dict[tuple[str, str, int, str], _Edge] = {}
         self.nodes: dict[str, _Node] = {}
+        self.dlp_findings: list[_Finding] = []  # DLP hits naming their flow, counted in apply()
 
     def __bool__(self) -> bool:
         return bool(self.edges or self.nodes)
@@ -181,9 +207,24 @@ class Delta:
             sensor = _text(data, "sensor") or "dlp"
             sensor = sensor if _SLUG.match(sensor) else "dlp"
             count = data.get("count")
-            edge.dlp[sensor] = edge.dlp.get(sensor, 0) + (
-                count if isinstance(count, int) and 0 < count < 1_000_000 else 1
-            )
+            amount = count if isinstance(count, int) and 0 < count < 1_000_000 else 1
+            flow = _text(data, "flow")
+            if flow is None:  # an agent that does not name the flow: counted as it comes
+                edge.dlp[sensor] = edge.dlp.get(sensor, 0) + amount
+            else:  # counted in apply(), once per finding whoever else reports it
+                direction = _DIRECTIONS.get(str(data.get("direction")), "request")
+                self.dlp_findings.append(
+                    _Finding(
+                        edge=(src, dst, hour_of(at), encryption),
+                        flow=flow[:200],
+                        sensor=sensor,
+                        direction=direction,
+                        # an agent: the sensors of both ends' nodes see a flow between nodes
+                        reporter=f"{event.source}@{event.node or ''}"[:80],
+                        at=at.astimezone(UTC),  # compared with the stored times
+                        amount=amount,
+                    )
+                )
         port = data.get("port", data.get("server_port"))
         if isinstance(port, int) and 0 <= port <= 65535:
             edge.ports.add(f"{'udp' if data.get('l4') == 'udp' else 'tcp'}/{port}")
@@ -200,6 +241,11 @@ class Delta:
         if dialect == "postgresql":
             conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK})"))
         _apply_nodes(conn, dialect, self.nodes)
+        for f in self.dlp_findings:
+            if _first_report(conn, f):
+                edge = self.edges[f.edge]
+                edge.dlp[f.sensor] = edge.dlp.get(f.sensor, 0) + f.amount
+        self.dlp_findings = []
         totals: dict[tuple[str, str, int, str], _Edge] = {}
         for (src, dst, _hour, encryption), e in self.edges.items():
             t = totals.setdefault((src, dst, ALL_TIME, encryption), _Edge())
@@ -215,6 +261,32 @@ class Delta:
             t.seen(e.first, e.last)
         _apply_edges(conn, dialect, {**self.edges, **totals})
         _raise_version(conn)
+
+
+def _first_report(conn: Connection, f: _Finding) -> bool:
+    """Whether ``f`` counts: its reporter is the first to report this finding of the flow (the
+    sensor and the enforcer see the same connection; the other's report is the same finding)."""
+    t = graph_dlp_flows.c
+    first = conn.execute(
+        select(t.reporter)
+        .where(
+            t.flow == f.flow,
+            t.sensor == f.sensor,
+            t.direction == f.direction,
+            t.at >= f.at - FLOW_WINDOW,
+            t.at <= f.at + FLOW_WINDOW,
+        )
+        .order_by(t.at)
+        .limit(1)
+    ).scalar()
+    if first is None:
+        conn.execute(
+            graph_dlp_flows.insert().values(
+                flow=f.flow, sensor=f.sensor, direction=f.direction, reporter=f.reporter, at=f.at
+            )
+        )
+        return True
+    return bool(first == f.reporter)
 
 
 def _raise_version(conn: Connection) -> None:

@@ -76,3 +76,19 @@ class DlpMatch:
     confidence: float = 1.0
     context: str = ""  # masked surrounding words that raised confidence, if any
     label: str | None = None  # validator's label: card brand ("visa"), IBAN country, phone form
+
+
+def flow_key(transport: str, client_ip: str, client_port: int, server_ip: str, port: int) -> str:
+    """One connection as every agent that sees it names it (the sensor on the wire, the enforcer
+    in the kernel's queue): ``tcp/10.0.0.5:40312>10.0.0.9:8080``. DLP events carry it as
+    ``data.flow``, so the connection graph counts a finding once however many agents report it."""
+    return f"{transport}/{_address(client_ip)}:{client_port}>{_address(server_ip)}:{port}"
+
+
+def _address(text: str) -> str:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(text).compressed  # one spelling for both agents
+    except ValueError:
+        return text

@@ -102,3 +102,19 @@ graph_meta = Table(
     Column("name", String(32), primary_key=True),
     Column("version", BigInteger, nullable=False),
 )
+
+# Who first reported each DLP finding of a connection (``flow``: ``network.interface.flow_key``,
+# sensor and direction), so the graph counts it once when the sensor and the enforcer both see the
+# flow: the first reporter's events count, the other's for the same finding do not. A row matches
+# events within FLOW_WINDOW of its time (a client port is used again, later, for another flow).
+graph_dlp_flows = Table(
+    "network_graph_dlp_flows",
+    metadata,
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("flow", String(200), nullable=False),
+    Column("sensor", String(80), nullable=False),
+    Column("direction", String(16), nullable=False),
+    Column("reporter", String(80), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_network_graph_dlp_flows_key", "flow", "sensor", "direction", "at"),
+)

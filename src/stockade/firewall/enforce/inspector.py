@@ -40,7 +40,7 @@ from stockade.firewall.policy.engine import (
 from stockade.firewall.policy.model import Policy
 from stockade.model import Event, ResourceRef, Severity
 from stockade.network.capture.decode import LINK_RAW, Buf, Decoder, FlowKey
-from stockade.network.interface import DlpMatch
+from stockade.network.interface import DlpMatch, flow_key
 from stockade.network.reassembly import MASK, Stream
 from stockade.network.tls import opens_with_hello
 
@@ -416,6 +416,8 @@ class Inspector:
             "sensor": m.sensor,
             "evidence": m.masked,
             "direction": "request" if direction == 0 else "response",
+            # the connection as the sensor names it too: the graph counts the finding once
+            "flow": flow_key(flow.l4, flow.src.ip, flow.client[1], flow.dst.ip, flow.port),
         }
         mode = self._evaluate(flow, flow.app).mode
         if action == "block" and mode == "protect":
