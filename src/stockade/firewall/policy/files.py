@@ -72,6 +72,8 @@ def dump(policy: Policy) -> str:
             del g["waf"]
         if g["requireTLS"] == "none":
             del g["requireTLS"]
+        if g["virtualPatch"] == "propose":
+            del g["virtualPatch"]
     for r in data["spec"]["rules"]:
         if not r["protocols"]:
             del r["protocols"]

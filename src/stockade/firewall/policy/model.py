@@ -11,6 +11,7 @@ spec:
       mode: protect                               # discover | monitor | protect
       dlp: [{sensor: dlp.payment_card, action: block}]
       waf: [{sensor: waf.log4shell, action: block}]  # or "builtin": the whole pack (docs/waf.md)
+      virtualPatch: auto                          # propose (default) | auto (docs/waf.md)
       requireTLS: inbound                         # none | inbound | outbound | both (blocks)
       # or {direction: inbound, action: alert}, or a list of those (one per direction)
     - name: partner
@@ -118,6 +119,9 @@ class Group(_Strict):
     dlp: list[DataRule] = Field(default_factory=list)
     # virtual patches; "builtin" is short for [{sensor: "waf.*", action: block}] (the whole pack)
     waf: list[WafRule] = Field(default_factory=list)
+    # the controller proposes a virtual patch for the CVEs of the group's images (propose), or
+    # adds it to the group's waf rules itself when the vulnerability facts arrive (auto)
+    virtualPatch: Literal["propose", "auto"] = "propose"
     # the string form is the original one: that direction, action block
     requireTLS: (
         Literal["none", "inbound", "outbound", "both"] | TlsRequirement | list[TlsRequirement]
