@@ -6,6 +6,8 @@ an event), and the policy in force then blocks a Log4Shell request into the grou
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,8 +16,18 @@ from stockade.firewall.policy.engine import Endpoint, data_needs
 from stockade.firewall.policy.files import parse_texts
 from stockade.network.waf import WafEngine
 from stockade.store.records import list_events
-from tests.api.controller import Controller
+from tests.api.controller import Controller, running_controller
 from tests.api.vulns import digest, runs, upload, vuln
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def controller(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Controller]:
+    """A controller of this module's own (its own PostgreSQL schema: other modules running at
+    the same time empty the shared one)."""
+    yield from running_controller(request.param, tmp_path_factory, f"vpatch_{os.getpid()}")
+
 
 PATCHES = "/api/v1/virtual-patches"
 POLICY = """\

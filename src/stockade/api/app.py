@@ -44,6 +44,7 @@ from stockade.api import (
     metrics,
     policies,
     replicas,
+    runtime_profiles,
     virtual_patches,
 )
 from stockade.api import quarantine as quarantines
@@ -217,6 +218,7 @@ def create_app(
     app.include_router(captures.router)
     app.include_router(graph.router)
     app.include_router(virtual_patches.router)
+    app.include_router(runtime_profiles.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
