@@ -116,7 +116,7 @@ async def diff_profiles(request: Request, store: StoreDep, _: Reader) -> dict[st
     return out
 
 
-@router.post("/api/v1/runtime-profiles/learned", status_code=202)
+@router.post("/api/v1/runtime-profiles/learned")
 def post_learned(body: LearnedBody, store: StoreDep, _: Agent) -> dict[str, Any]:
     """An agent's learned profiles (what its Discover runs left): the newest per agent is kept."""
     profiles, text = canonical(body.yaml, name="learned profiles")

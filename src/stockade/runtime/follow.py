@@ -52,8 +52,8 @@ class ProfileFollower:
 
     def apply(self, answer: ConfigAnswer) -> None:
         doc = answer.runtime_profiles
-        if doc is None or doc == self._seen:  # unchanged, or sent again with another kind
-            return
+        if doc is None or doc == self._seen or doc.version == self.version:
+            return  # unchanged, or the version in force sent again with another kind
         self._seen = doc
         data = {"version": doc.version, "config_version": answer.version, "node": self.node}
         try:
@@ -143,7 +143,7 @@ class LearnedSender:
             return
         payload = {"agent": self.agent, "yaml": text}
         if upload(
-            self.link, LEARNED_PATH, payload, what="learned profiles", notice=log.warning,
+            self.link, LEARNED_PATH, payload, what="learned profile", notice=log.warning,
             attempts=attempts,
         ):  # fmt: skip
             self._last = text

@@ -141,7 +141,8 @@ class ConfigFetcher:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(self.link.timeout + 1)
+        if self._thread.ident is not None:  # started (a fetcher driven by fetch_once is not)
+            self._thread.join(self.link.timeout + 1)
         self._client.close()
 
     def take(self) -> ConfigAnswer | None:
