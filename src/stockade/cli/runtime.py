@@ -206,14 +206,14 @@ def _watch(
                         if mon.stats.learned != learned_count:
                             learned_count = mon.stats.learned
                             profile.save_state(mon.learned(), learned_file)
-                            if follow is not None:
+                            if follow is not None and mon.stats.learned:
                                 follow.learned.offer(mon.learned())
             except KeyboardInterrupt:
                 pass
             finally:
                 if mon.stats.learned != learned_count:
                     profile.save_state(mon.learned(), learned_file)
-                    if follow is not None:
+                    if follow is not None and mon.stats.learned:
                         follow.learned.offer(mon.learned())
             mon.stats.lost = conn.lost
     finally:
