@@ -4,7 +4,6 @@ on the agents' configuration sequence, and the profiles the agents learned sent 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 
 from stockade.runtime.profile import parse_texts
 from stockade.store.records import list_events
-from tests.api.controller import Controller, running_controller
+from tests.api.controller import Controller, own_controller
 from tests.events.agents import agent_env, stockade
 
 
@@ -21,9 +20,7 @@ from tests.events.agents import agent_env, stockade
 def controller(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Controller]:
-    """A controller of this module's own (its own PostgreSQL schema: other modules running at
-    the same time empty the shared one)."""
-    yield from running_controller(request.param, tmp_path_factory, f"rtprof_{os.getpid()}")
+    yield from own_controller(request.param, tmp_path_factory, "rtprof")
 
 
 PROFILES = "/api/v1/runtime-profiles"
