@@ -1,5 +1,6 @@
 """Virtual patches proposed from the vulnerabilities of the groups' running workloads, applied by an
-operator in one call, or by the controller itself for groups with ``virtualPatch: auto``.
+operator in one call, or by the controller itself for groups with ``virtualPatch: auto`` (set on
+the group, or for every group in the policy's ``spec``).
 
 A proposal is a group of the firewall policy in force, a built-in WAF sensor, the CVEs of the
 sensor that the images of the group's running workloads carry (their newest scans), those
@@ -165,7 +166,9 @@ def auto_apply(
     """Apply every open proposal of the groups with ``virtualPatch: auto``; the ones applied."""
     for _ in range(AUTO_TRIES):
         policy_now = in_force(store)
-        if policy_now is None or all(g.virtualPatch != "auto" for g in policy_now[0].spec.groups):
+        if policy_now is None or not any(
+            map(policy_now[0].auto_patched, policy_now[0].spec.groups)
+        ):
             return []  # no group asks for it: the vulnerabilities are not even read
         found = current(store, known)
         if found is None:
@@ -229,9 +232,7 @@ def apply_virtual_patch(
     chosen = next(
         (p for p in listed if p.group == body.group and p.sensor.id == body.sensor),
         None,
-    ) or Proposal(
-        group=group.name, mode=group.mode, auto=group.virtualPatch == "auto", sensor=sensor
-    )
+    ) or Proposal(group=group.name, mode=group.mode, auto=policy.auto_patched(group), sensor=sensor)
     if chosen.action == body.action or (chosen.applied and body.action == "alert"):
         same: dict[str, Any] = redact({**chosen.to_dict(), "version": version, "changed": False})
         return same

@@ -36,7 +36,7 @@ class Exposure:
 class Proposal:
     group: str
     mode: str
-    auto: bool  # the group's virtualPatch option is "auto"
+    auto: bool  # the group's virtualPatch option (or the policy's) is "auto"
     sensor: WafSensor
     cves: set[str] = field(default_factory=set)
     workloads: set[str] = field(default_factory=set)
@@ -116,7 +116,7 @@ def proposals(
                     p = found[(g.name, s.id)] = Proposal(
                         group=g.name,
                         mode=g.mode,
-                        auto=g.virtualPatch == "auto",
+                        auto=policy.auto_patched(g),
                         sensor=s,
                         action=patch_action(g, s.id),
                     )
