@@ -155,6 +155,24 @@ def running_controller(
         c.stop()
 
 
+def own_controller(kind: str, tmp_path_factory: Any, prefix: str) -> Iterator[Controller]:
+    """``running_controller`` on a PostgreSQL schema of this process's own (``PREFIX_PID``),
+    dropped after: modules running at the same time elsewhere empty the shared schemas."""
+    schema = f"{prefix}_{os.getpid()}"
+    try:
+        yield from running_controller(kind, tmp_path_factory, schema)
+    finally:
+        if kind == "postgres" and _pg_reachable():
+            from sqlalchemy import create_engine, text
+
+            from stockade.store.db import normalize_url
+
+            engine = create_engine(normalize_url(PG_URL))
+            with engine.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            engine.dispose()
+
+
 LAB_CARD = "4111 1111 1111 1111"
 
 

@@ -3,13 +3,20 @@ started with ``--controller``; curl from a pod's namespace."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.api.controller import Controller
+import pytest
+
+from tests.api.controller import SRC, Controller, running_controller
+from tests.api.responding import wait_for
+from tests.support import require_root
 
 
 @dataclass
@@ -54,3 +61,43 @@ def stop(proc: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def enforced_lab(tmp_path_factory: pytest.TempPathFactory, prefix: str) -> Iterator[Setup]:
+    """A lab (no databases), a controller on SQLite and an enforcer started with ``--controller``
+    and no local policy (it waits for the controller's); torn down when the generator closes."""
+    require_root("ip", "nft", "curl")
+    tmp = tmp_path_factory.mktemp(f"{prefix}lab")
+    state = tmp / "lab.json"
+    with ExitStack() as stack:
+        up = lab_command("up", "--prefix", prefix, "--state", str(state), "--no-databases")
+        stack.callback(lab_command, "down", "--prefix", prefix, "--state", str(state))
+        assert up.returncode == 0, up.stderr
+        controllers = running_controller("sqlite", tmp_path_factory, "unused")
+        controller = next(controllers)
+        stack.callback(lambda: next(controllers, None))
+        log = tmp / "enforcer.log"
+        env = {
+            **os.environ,
+            "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "STOCKADE_CONTROLLER_TOKEN": controller.tokens["agent"],
+            "STOCKADE_SPOOL_DIR": str(tmp / "spool"),
+        }
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "stockade", "enforcer"),
+                    *("--db", f"sqlite:///{tmp / 'node.db'}", "--lab-state", str(state)),
+                    *("--duration", "180"),
+                    *("--controller", controller.base, "--controller-ca", str(controller.ca)),
+                    *("--agent-name", "node-enforcer"),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env,
+            )
+        stack.callback(stop, proc)
+        wait_for(lambda: "enforcing" in log.read_text() or proc.poll() is not None, what="start")
+        assert proc.poll() is None, log.read_text()
+        yield Setup(controller=controller, prefix=prefix, enforcer=proc, log=log)

@@ -6,18 +6,14 @@ switching back lets it through; a malformed policy is 400 with its line and chan
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import Any
 
 import pytest
 
-from tests.api.controller import SRC, Controller, running_controller
-from tests.api.lab import Setup, lab_command, stop
+from tests.api.controller import Controller
+from tests.api.lab import Setup, enforced_lab
 from tests.api.responding import wait_for
-from tests.support import require_root
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -37,43 +33,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    require_root("ip", "nft", "curl")
-    tmp = tmp_path_factory.mktemp("policy-flow-lab")
-    prefix = f"pf{os.getpid() % 10000}-"
-    state = tmp / "lab.json"
-    with ExitStack() as stack:
-        up = lab_command("up", "--prefix", prefix, "--state", str(state), "--no-databases")
-        stack.callback(lab_command, "down", "--prefix", prefix, "--state", str(state))
-        assert up.returncode == 0, up.stderr
-        controllers = running_controller("sqlite", tmp_path_factory, "unused")
-        controller = next(controllers)
-        stack.callback(lambda: next(controllers, None))
-        log = tmp / "enforcer.log"
-        env = {
-            **os.environ,
-            "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-            "STOCKADE_CONTROLLER_TOKEN": controller.tokens["agent"],
-            "STOCKADE_SPOOL_DIR": str(tmp / "spool"),
-        }
-        with log.open("w") as out:
-            # no --policy and an empty node store: the enforcer waits for the controller's
-            proc = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "stockade", "enforcer"),
-                    *("--db", f"sqlite:///{tmp / 'node.db'}", "--lab-state", str(state)),
-                    *("--duration", "180"),
-                    *("--controller", controller.base, "--controller-ca", str(controller.ca)),
-                    *("--agent-name", "node-enforcer"),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env=env,
-            )
-        stack.callback(stop, proc)
-        wait_for(lambda: "enforcing" in log.read_text() or proc.poll() is not None, what="start")
-        assert proc.poll() is None, log.read_text()
-        yield Setup(controller=controller, prefix=prefix, enforcer=proc, log=log)
+    yield from enforced_lab(tmp_path_factory, f"pf{os.getpid() % 10000}-")
 
 
 def applied_versions(controller: Controller, kind: str = "firewall.policy_applied") -> list[Any]:

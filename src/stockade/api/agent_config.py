@@ -16,6 +16,7 @@ from stockade.admission.tables import load_policy_text
 from stockade.api import quarantine as quarantines
 from stockade.firewall.policy.store import load_policy
 from stockade.model.redact import redact
+from stockade.runtime.tables import load_applied
 from stockade.store import Store
 from stockade.store.versions import config_versions_of
 
@@ -38,12 +39,19 @@ def _admission_policy(store: Store) -> Any:
     return None if text is None else {"name": "default", "yaml": text}
 
 
+def _runtime_profiles(store: Store) -> Any:
+    """The process profiles applied through the API (``runtime watch --controller`` follows)."""
+    found = load_applied(store)
+    return None if found is None else {"version": found[1], "yaml": found[0]}
+
+
 # kind -> its section of the answer (None: nothing to follow yet). The quarantine set is always
 # sent on a full answer, even empty: an enforcer lifts what is no longer listed.
 KINDS: dict[str, Callable[[Store], Any]] = {
     "quarantine": _quarantine,
     "policy": _firewall_policy,
     "admission": _admission_policy,
+    "runtime_profiles": _runtime_profiles,
 }
 
 

@@ -45,6 +45,8 @@ from stockade.api import (
     policies,
     replicas,
     response_store,
+    runtime_profiles,
+    virtual_patches,
 )
 from stockade.api import quarantine as quarantines
 from stockade.api.access import (
@@ -216,6 +218,8 @@ def create_app(
     app.include_router(compliance.router)
     app.include_router(captures.router)
     app.include_router(graph.router)
+    app.include_router(virtual_patches.router)
+    app.include_router(runtime_profiles.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -592,6 +596,10 @@ def create_app(
         broadcaster.wake()
         await run_in_threadpool(service.submit, [event])
         running = summary.running(service.responder.known_images)
+        # the workloads named may be new runners of a vulnerable image
+        await run_in_threadpool(
+            virtual_patches.auto_apply, store, service.responder.known_images, publish
+        )
         return {"event": event.id, "workloads": sorted(running)}
 
     # ------------------------------------------------------------ metrics

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from stockade.api import catalog
-from stockade.api.access import Reader, ScanReporter, StoreDep
+from stockade.api import catalog, virtual_patches
+from stockade.api.access import Publish, Reader, ScanReporter, StoreDep
 from stockade.api.results import parse_scan, store_scan
 from stockade.config import parse_json
 from stockade.events.ingest import MAX_BODY_BYTES
@@ -54,11 +54,17 @@ def _known(request: Request, store: Any) -> dict[str, str]:
 
 
 @router.post("/api/v1/scans", status_code=201)
-async def upload_scan(request: Request, who: ScanReporter, store: StoreDep) -> dict[str, Any]:
-    """One image's scan: stored once per run id (``stored`` false when sent before)."""
+async def upload_scan(
+    request: Request, who: ScanReporter, store: StoreDep, publish: Publish
+) -> dict[str, Any]:
+    """One image's scan: stored once per run id (``stored`` false when sent before). Groups with
+    ``virtualPatch: auto`` get the virtual patches its vulnerabilities call for."""
     data = await run_in_threadpool(read_json, await request.body(), "scan")
     upload = parse_scan(data)
     stored = await run_in_threadpool(store_scan, store, upload, who=who.who)
+    if stored:
+        known = request.app.state.service.responder.known_images
+        await run_in_threadpool(virtual_patches.auto_apply, store, known, publish)
     return {"run": upload.run, "stored": stored, "findings": len(upload.findings)}
 
 

@@ -39,6 +39,9 @@ DOCUMENT_PATHS = frozenset(
         "/api/v1/firewall/policy/diff",
         "/api/v1/admission/policy",
         "/api/v1/admission/policy/diff",
+        "/api/v1/runtime-profiles",
+        "/api/v1/runtime-profiles/diff",
+        "/api/v1/runtime-profiles/learned",
     }
 )
 SMALL_BODY = 64 * 1024  # logins, tokens, users: a few fields

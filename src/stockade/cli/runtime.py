@@ -87,7 +87,9 @@ def watch(
 ) -> None:
     """Watch process events (root): attribute them to workloads, learn (Discover), alert
     (Monitor) or kill (Protect); events are printed as JSON lines and sent to --controller.
-    Applied profiles are re-read when the file changes."""
+    Applied profiles are re-read when the file changes. With --controller, the profiles applied
+    at the controller are followed by version (they replace the file's) and what Discover
+    learns is sent up."""
     from stockade.cli.agent import AgentOptions, reporting
 
     if os.geteuid() != 0:
@@ -145,6 +147,7 @@ def _watch(
         emit=emit_events,
         node=inv.node_netns,
     )
+    follow = _Following.start(reporter, mon, emit_events)
     learned_file, learned_count, saved_at = learned_path(profiles_path), -1, 0.0
     deadline = time.monotonic() + duration if duration else None
     gate = ExecGate(mon) if exec_gate else None
@@ -194,20 +197,28 @@ def _watch(
                     now = time.monotonic()
                     if now - saved_at >= 0.5:
                         saved_at = now
-                        if mtime() != seen:
+                        if follow is not None:
+                            follow.tick()
+                        if mtime() != seen and not (follow and follow.profiles.version):
                             seen = mtime()
                             mon.profiles = profile.load_state(profiles_path)
                             err_console.print("profiles re-read", highlight=False, markup=False)
                         if mon.stats.learned != learned_count:
                             learned_count = mon.stats.learned
                             profile.save_state(mon.learned(), learned_file)
+                            if follow is not None and mon.stats.learned:
+                                follow.learned.offer(mon.learned())
             except KeyboardInterrupt:
                 pass
             finally:
                 if mon.stats.learned != learned_count:
                     profile.save_state(mon.learned(), learned_file)
+                    if follow is not None and mon.stats.learned:
+                        follow.learned.offer(mon.learned())
             mon.stats.lost = conn.lost
     finally:
+        if follow is not None:
+            follow.close()
         sel.close()
         if gate is not None:
             gate.close()  # the kernel lets anything still held through
@@ -221,11 +232,115 @@ def _watch(
     return mon.stats
 
 
+class _Following:
+    """The watch's link to the controller: its profiles followed, what is learned sent up."""
+
+    def __init__(self, fetcher: Any, profiles: Any, learned: Any) -> None:
+        self.fetcher, self.profiles, self.learned = fetcher, profiles, learned
+
+    @classmethod
+    def start(cls, reporter: Any, mon: Any, emit: Any) -> _Following | None:
+        if reporter is None:
+            return None
+        from stockade.firewall.enforce.follow import ConfigFetcher
+        from stockade.runtime.follow import LearnedSender, ProfileFollower
+
+        def install(profiles: Any, version: int) -> None:
+            mon.profiles = profiles
+            err_console.print(
+                f"profiles version {version} from the controller applied",
+                highlight=False,
+                markup=False,
+            )
+
+        follower = ProfileFollower(install, emit, mon.node)
+        fetcher = ConfigFetcher(reporter.link)
+        learned = LearnedSender(reporter.link, reporter.agent.name)
+        fetcher.start()
+        learned.start()
+        return cls(fetcher, follower, learned)
+
+    def tick(self) -> None:
+        answer = self.fetcher.take()
+        if answer is not None:
+            self.profiles.apply(answer)
+            self.fetcher.since = answer.version
+
+    def close(self) -> None:
+        self.fetcher.stop()
+        self.learned.close()
+
+
+AtController = Annotated[
+    bool,
+    typer.Option(
+        "--at-controller",
+        help="Work on the profiles applied at --controller (its API, with --token: reader for "
+        "export and diff, operator for apply) instead of this node's --profiles file.",
+        rich_help_panel="Controller",
+    ),
+]
+PROFILES_PATH = "/api/v1/runtime-profiles"
+
+
+def _controller_call(
+    agent: Any, method: str, path: str, text: str | None = None, *, yaml: bool = False
+) -> Any:
+    """One request to the controller's API; its answer, or a one-line error (a document the
+    controller refuses is a configuration error, exit 2; an unreachable controller exit 3)."""
+    import httpx
+
+    from stockade.events.reporter import ControllerLink
+    from stockade.model.errors import ConfigError, InputError
+
+    if not agent.controller or not agent.token:
+        raise UsageError("--at-controller needs --controller and --token")
+    link = ControllerLink(url=agent.controller, token=agent.token, ca=agent.ca)
+    headers = {"Authorization": f"Bearer {link.token}"}
+    if yaml:
+        headers["Accept"] = "application/yaml"
+    if text is not None:
+        headers["Content-Type"] = "application/yaml"
+    try:
+        with httpx.Client(verify=link.verify(), timeout=link.timeout, headers=headers) as c:
+            answer = c.request(method, link.url.rstrip("/") + path, content=text)
+    except httpx.HTTPError as exc:
+        raise InputError(f"controller {link.url}: {exc or type(exc).__name__}") from None
+    if answer.status_code < 300 or (answer.status_code == 404 and method == "GET"):
+        return answer
+    try:
+        detail = answer.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    why = " ".join(str(detail or answer.text).split())[:300]
+    if answer.status_code == 400:
+        raise ConfigError(f"the controller refused the profiles: {why}")
+    if answer.status_code in (401, 403):
+        raise UsageError(f"--token: the controller answered {answer.status_code} ({why})")
+    raise InputError(f"controller {link.url} answered {answer.status_code}: {why}")
+
+
+def _controller_profiles(agent: Any, learned: bool) -> Any:
+    """The controller's applied (or learned) profiles; none when it has none."""
+    from stockade.runtime import profile
+
+    path = PROFILES_PATH + ("/learned" if learned else "")
+    answer = _controller_call(agent, "GET", path, yaml=True)
+    if answer.status_code == 404:
+        return profile.Profiles()
+    return profile.parse_texts([(f"controller {path}", answer.text)])
+
+
 @profile_app.command("export")
 def export(
     profiles: ProfilesOpt = DEFAULT_PROFILES,
     learned: Annotated[
-        bool, typer.Option("--learned", help="What Discover learned (with the applied profiles).")
+        bool,
+        typer.Option(
+            "--learned",
+            help="What Discover learned (with the applied profiles); with --at-controller, what "
+            "every agent sent up, merged.",
+        ),
     ] = False,
     mode: Annotated[
         str | None, typer.Option("--mode", help="Give every profile this mode.")
@@ -235,13 +350,22 @@ def export(
         typer.Option("--zero-drift/--no-zero-drift", help="Set zero-drift on every profile."),
     ] = None,
     output: OutputOption = None,
+    at_controller: AtController = False,
+    controller: ControllerOption = None,
+    token: TokenOption = None,
+    controller_ca: ControllerCaOption = None,
 ) -> None:
     """Print the applied (or learned) profiles as YAML."""
+    from stockade.cli.agent import AgentOptions
     from stockade.runtime import profile
 
     if mode is not None and mode not in MODES:
         raise UsageError("--mode is discover, monitor or protect")
-    current = profile.load_state(learned_path(profiles) if learned else profiles)
+    if at_controller:
+        agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=None)
+        current = _controller_profiles(agent, learned)
+    else:
+        current = profile.load_state(learned_path(profiles) if learned else profiles)
     changes: dict[str, Any] = {}
     if mode is not None:
         changes["mode"] = mode
@@ -260,52 +384,58 @@ def export(
 def apply(
     files: Annotated[list[Path], typer.Argument(help="Profile YAML files or folders.")],
     profiles: ProfilesOpt = DEFAULT_PROFILES,
+    at_controller: AtController = False,
     controller: ControllerOption = None,
     token: TokenOption = None,
     controller_ca: ControllerCaOption = None,
     agent_name: AgentNameOption = None,
 ) -> None:
     """Validate the files as one set of profiles and make them the applied ones (all or
-    nothing); a running watch picks them up. With --controller, the change is reported."""
-    import hashlib
-
+    nothing); a running watch picks them up. With --controller, the change is reported; with
+    --at-controller, they are applied at the controller (a new version every watch following
+    it takes)."""
     from stockade.cli.agent import AgentOptions, send
-    from stockade.model import Event
     from stockade.runtime import profile
+    from stockade.runtime.follow import applied_event
 
     new = profile.load_files(files)
-    text = profile.dump(new)
-    profile.save_state(new, profiles)
+    agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
     modes = {p.name: p.mode + (" zero-drift" if p.zero_drift else "") for p in new.spec.profiles}
+    if at_controller:
+        done = _controller_call(agent, "PUT", PROFILES_PATH, profile.dump(new)).json()
+        console.print(
+            f"applied {len(new.spec.profiles)} profiles at {controller} as version "
+            f"{done['version']}; modes {modes}",
+            highlight=False,
+        )
+        return
+    profile.save_state(new, profiles)
     console.print(
         f"applied {len(new.spec.profiles)} profiles to {profiles}; modes {modes}", highlight=False
     )
-    event = Event(
-        kind="process.profiles_applied",
-        message=f"{len(new.spec.profiles)} process profiles applied",
-        source="stockade.runtime",
-        data={
-            "sha256": hashlib.sha256(text.encode()).hexdigest(),
-            "profiles": {
-                p.name: {"mode": p.mode, "zeroDrift": p.zero_drift, "processes": len(p.processes)}
-                for p in new.spec.profiles
-            },
-        },
-        action="apply",
-    )
-    agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
-    send(agent, ("runtime",), [event])
+    send(agent, ("runtime",), [applied_event(new, source="file")])
 
 
 @profile_app.command("diff")
 def diff(
     files: Annotated[list[Path], typer.Argument(help="Profile files to compare.")],
     profiles: ProfilesOpt = DEFAULT_PROFILES,
+    at_controller: AtController = False,
+    controller: ControllerOption = None,
+    token: TokenOption = None,
+    controller_ca: ControllerCaOption = None,
 ) -> None:
     """Show what applying the files would change (exit 1 when something would)."""
+    from stockade.cli.agent import AgentOptions
     from stockade.runtime import profile
 
-    lines = profile.diff_lines(profile.load_state(profiles), profile.load_files(files))
+    new = profile.load_files(files)
+    if at_controller:
+        agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=None)
+        running = _controller_profiles(agent, learned=False)
+    else:
+        running = profile.load_state(profiles)
+    lines = profile.diff_lines(running, new)
     if not lines:
         console.print("no changes")
         return

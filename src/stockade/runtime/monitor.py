@@ -296,8 +296,12 @@ class Monitor:
         return made
 
     def allowed_by(self, profile: Profile, path: str, sha: str, parent: str) -> bool:
-        """In the profile, or learned for it in this run."""
-        return profile.allows(path, sha, parent) or (path, sha, parent) in self._learned.get(
+        """In the profile, or learned for it in this run while it is in Discover (a profile
+        applied since, in Monitor or Protect, is enforced as written: what it left out of what
+        was learned is not allowed)."""
+        if profile.allows(path, sha, parent):
+            return True
+        return profile.mode == "discover" and (path, sha, parent) in self._learned.get(
             profile.name, {}
         )
 

@@ -180,8 +180,31 @@ def save_state(profiles: Profiles, path: Path) -> None:
 
 
 def diff_lines(old: Profiles, new: Profiles) -> list[str]:
+    return text_diff(dump(old), dump(new))
+
+
+def merge(sets: Sequence[Profiles]) -> Profiles:
+    """One set of profiles from several (what nodes learned): a profile named in more than one
+    keeps the first one's selector, mode and options and every process of each, once."""
+    by_name: dict[str, Profile] = {}
+    for profiles in sets:
+        for p in profiles.spec.profiles:
+            have = by_name.get(p.name)
+            if have is None:
+                by_name[p.name] = p
+                continue
+            seen = {(q.path, q.sha256, q.parent) for q in have.processes}
+            extra = [q for q in p.processes if (q.path, q.sha256, q.parent) not in seen]
+            processes = [*have.processes, *extra][:MAX_PROCESSES]
+            files = list(dict.fromkeys([*have.files, *p.files]))[:256]
+            by_name[p.name] = have.model_copy(update={"processes": processes, "files": files})
+    return Profiles(spec=Spec(profiles=list(by_name.values())))
+
+
+def text_diff(
+    old: str, new: str, *, old_name: str = "running", new_name: str = "files"
+) -> list[str]:
+    """A unified diff of two canonical texts (empty when they are the same)."""
     return list(
-        difflib.unified_diff(
-            dump(old).splitlines(), dump(new).splitlines(), "running", "files", lineterm=""
-        )
+        difflib.unified_diff(old.splitlines(), new.splitlines(), old_name, new_name, lineterm="")
     )

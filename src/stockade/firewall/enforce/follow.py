@@ -73,6 +73,7 @@ class ConfigAnswer:
     version: int
     quarantine: dict[str, str] | None = None  # {workload: reason}
     policy: PolicyDocument | None = None
+    runtime_profiles: PolicyDocument | None = None  # followed by ``runtime watch``
 
 
 def parse_config(answer: Any) -> ConfigAnswer:
@@ -93,18 +94,28 @@ def parse_config(answer: Any) -> ConfigAnswer:
                 raise ValueError("a quarantine entry without a workload")
             reason = item.get("reason")
             quarantine[item["workload"][:400]] = (reason if isinstance(reason, str) else "")[:1000]
-    policy = None
-    if answer.get("policy") is not None:
-        doc = answer["policy"]
-        if (
-            not isinstance(doc, dict)
-            or not isinstance(doc.get("version"), int)
-            or not isinstance(doc.get("yaml"), str)
-            or len(doc["yaml"]) > MAX_POLICY
-        ):
-            raise ValueError("the configuration's policy is not a versioned document")
-        policy = PolicyDocument(doc["version"], doc["yaml"])
-    return ConfigAnswer(version, quarantine, policy)
+    return ConfigAnswer(
+        version,
+        quarantine,
+        _document(answer, "policy"),
+        _document(answer, "runtime_profiles"),
+    )
+
+
+def _document(answer: dict[str, Any], kind: str) -> PolicyDocument | None:
+    doc = answer.get(kind)
+    if doc is None:
+        return None
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("version"), int)
+        or not isinstance(doc.get("yaml"), str)
+        or len(doc["yaml"]) > MAX_POLICY
+    ):
+        raise ValueError(
+            f"the configuration's {kind.replace('_', ' ')} is not a versioned document"
+        )
+    return PolicyDocument(doc["version"], doc["yaml"])
 
 
 class ConfigFetcher:
@@ -130,7 +141,8 @@ class ConfigFetcher:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(self.link.timeout + 1)
+        if self._thread.ident is not None:  # started (a fetcher driven by fetch_once is not)
+            self._thread.join(self.link.timeout + 1)
         self._client.close()
 
     def take(self) -> ConfigAnswer | None:

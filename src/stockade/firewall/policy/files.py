@@ -37,15 +37,18 @@ def parse_texts(sources: Sequence[tuple[str, str]]) -> Policy:
     rules: list[dict[str, Any]] = []
     origin: dict[str, str] = {}
     meta: dict[str, Any] | None = None
+    options: dict[str, Any] = {}  # spec-wide settings: the first document giving one sets it
     for name, text in sources:
         for value, node in _documents(text, name):
             doc = _check(value, node, name, partial=True)
             meta = meta or doc.metadata.model_dump()
+            for key in doc.spec.model_fields_set & {"virtualPatch"}:
+                options.setdefault(key, getattr(doc.spec, key))
             for i, r in enumerate(doc.spec.rules):
                 origin[r.name] = f"{name}:{line_of(node, ['spec', 'rules', i])}"
             groups += [g.model_dump(by_alias=True, exclude_defaults=True) for g in doc.spec.groups]
             rules += [r.model_dump(by_alias=True, exclude_defaults=True) for r in doc.spec.rules]
-    merged = {"metadata": meta or {}, "spec": {"groups": groups, "rules": rules}}
+    merged = {"metadata": meta or {}, "spec": {"groups": groups, "rules": rules, **options}}
     try:
         return Policy.model_validate(merged)
     except ValidationError as exc:
@@ -72,9 +75,13 @@ def dump(policy: Policy) -> str:
             del g["waf"]
         if g["requireTLS"] == "none":
             del g["requireTLS"]
+        if g["virtualPatch"] is None:
+            del g["virtualPatch"]
     for r in data["spec"]["rules"]:
         if not r["protocols"]:
             del r["protocols"]
+    if data["spec"]["virtualPatch"] == "propose":
+        del data["spec"]["virtualPatch"]
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
 
 

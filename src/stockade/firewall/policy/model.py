@@ -11,12 +11,14 @@ spec:
       mode: protect                               # discover | monitor | protect
       dlp: [{sensor: dlp.payment_card, action: block}]
       waf: [{sensor: waf.log4shell, action: block}]  # or "builtin": the whole pack (docs/waf.md)
+      virtualPatch: auto                          # propose | auto (docs/waf.md); default: spec's
       requireTLS: inbound                         # none | inbound | outbound | both (blocks)
       # or {direction: inbound, action: alert}, or a list of those (one per direction)
     - name: partner
       selector: {cidrs: [198.51.100.0/24]}
     - name: stripe
       selector: {dns: [api.stripe.com]}
+  virtualPatch: propose                           # every group's default: propose | auto
   rules:                                          # first match wins
     - {name: web-to-cde, from: [web], to: [cde], ports: [tcp/8443], protocols: [proto.tls], action: allow}
     - {name: no-crm-to-db, from: [crm], to: [db], action: deny}
@@ -118,6 +120,10 @@ class Group(_Strict):
     dlp: list[DataRule] = Field(default_factory=list)
     # virtual patches; "builtin" is short for [{sensor: "waf.*", action: block}] (the whole pack)
     waf: list[WafRule] = Field(default_factory=list)
+    # the controller proposes a virtual patch for the CVEs of the group's images (propose), or
+    # adds it to the group's waf rules itself when the vulnerability facts arrive (auto); unset:
+    # the policy's spec.virtualPatch
+    virtualPatch: Literal["propose", "auto"] | None = None
     # the string form is the original one: that direction, action block
     requireTLS: (
         Literal["none", "inbound", "outbound", "both"] | TlsRequirement | list[TlsRequirement]
@@ -235,6 +241,7 @@ class Metadata(_Strict):
 class Spec(_Strict):
     groups: list[Group] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
+    virtualPatch: Literal["propose", "auto"] = "propose"  # the groups' default
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Spec:
@@ -261,6 +268,10 @@ class Policy(_Strict):
     kind: Literal["FirewallPolicy"] = "FirewallPolicy"
     metadata: Metadata = Field(default_factory=Metadata)
     spec: Spec = Field(default_factory=Spec)
+
+    def auto_patched(self, group: Group) -> bool:
+        """Whether the controller applies the group's virtual patches itself."""
+        return (group.virtualPatch or self.spec.virtualPatch) == "auto"
 
     def group(self, name: str) -> Group:
         for g in self.spec.groups:

@@ -1,6 +1,7 @@
 import { api, h, clear, content, status, init, guarded, table, badge, may } from "/ui/static/app.js";
 
-// Firewall groups and their modes, the rules, the policy document (diff, apply); admission policy.
+// Firewall groups and their modes, the virtual patches the groups' vulnerabilities call for, the
+// policy document (diff, apply); admission policy.
 
 const MODES = ["discover", "monitor", "protect"];
 
@@ -37,7 +38,7 @@ async function firewall(box) {
     table([
       { title: "Group", value: (g) => [g.name, g.cde ? " " : "", g.cde ? badge("CDE", "critical") : null] },
       { title: "Selector", value: (g) => selector(g.selector) },
-      { title: "Data rules", value: (g) => g.dlp.join(", ") },
+      { title: "Data rules", value: (g) => [...g.dlp, ...(g.waf || [])].join(", ") },
       { title: "Mode", value: (g) => h("span", { class: "modes", role: "group", "aria-label": `mode of ${g.name}` },
         MODES.map((m) => h("button", {
           type: "button",
@@ -53,10 +54,34 @@ async function firewall(box) {
           }),
         }, m))) },
     ], groups.groups));
+  await patches(box);
   let text = policy.yaml;
   const add = new URLSearchParams(location.search).get("add");
   if (add) text = withRule(text, add);
   box.append(editor("fw-doc", "Firewall policy document", text, "/api/v1/firewall/policy/diff", "/api/v1/firewall/policy"));
+}
+
+// Virtual patches: a WAF sensor covering CVEs of a group's running images; Apply adds its block rule.
+async function patches(box) {
+  const found = await api("/api/v1/virtual-patches");
+  box.append(h("h2", {}, "Virtual patches"), table([
+    { title: "Group", value: (p) => p.group },
+    { title: "Sensor", value: (p) => [p.sensor, " ", badge(p.severity, p.severity)] },
+    { title: "CVEs", value: (p) => p.cves.join(", ") },
+    { title: "Running workloads", value: (p) => p.workloads.join(", ") },
+    { title: "Mode", value: (p) => p.mode + (p.auto ? " (auto)" : "") },
+    { title: "Patch", value: (p) => (p.applied ? "applied" : h("button", {
+      type: "button",
+      "data-group": p.group,
+      "data-sensor": p.sensor,
+      disabled: !may("operator"),
+      onclick: () => guarded(async () => {
+        const r = await api("/api/v1/virtual-patches", { method: "POST", json: { group: p.group, sensor: p.sensor } });
+        status(`virtual patch ${p.sensor} applied to ${p.group} (policy version ${r.version})`);
+        await render();
+      }),
+    }, p.action === "alert" ? "Block" : "Apply")) },
+  ], found.items, { empty: "No CVE of the groups' running images is covered by a WAF sensor." }));
 }
 
 // The proposed rule inserted as the first item of spec.rules, indented like the items there.
