@@ -1,5 +1,6 @@
 """The Containerfile, checked statically (no image builder on these machines), and Stockade's own
-SBOM: the wheel built from this tree, installed, lists Stockade with its dependencies."""
+SBOM and scan: the wheel built from this tree, installed, lists Stockade with its dependencies,
+and Stockade scans that SBOM and that root filesystem with its own advisory data."""
 
 from __future__ import annotations
 
@@ -100,9 +101,11 @@ def test_manifest_images_are_the_containerfile_targets():
 
 
 @pytest.mark.slow
-def test_stockades_own_sbom_lists_it_with_its_dependencies(tmp_path):
+def test_stockades_own_sbom_and_scan(tmp_path):
     """The wheel built from this tree, installed into a root filesystem with the metadata of its
-    dependencies, is what `stockade sbom dir:` lists: Stockade and every declared dependency."""
+    dependencies, is what `stockade sbom dir:` lists: Stockade and every declared dependency; its
+    CycloneDX SBOM and the root filesystem itself are then scanned by Stockade (the image's own
+    scan, as CI runs it: every package checked, exit 0 or 1 by the findings, never a scan error)."""
     wheels = tmp_path / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
@@ -144,6 +147,40 @@ def test_stockades_own_sbom_lists_it_with_its_dependencies(tmp_path):
     assert names["stockade"]["version"] == metadata.version("stockade")
     for name in runtime:
         assert name.lower().replace("_", "-") in names, name
+    _scan_own(tmp_path, set(names))
+
+
+def _scan_own(tmp_path: Path, sbom_names: set[str]) -> None:
+    from tests.scanning.scan_cli_support import make_db
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env.pop("STOCKADE_DB", None)
+    db = make_db(tmp_path / "advisories.db")
+    cyclonedx = tmp_path / "stockade.cdx.json"
+    made = subprocess.run(
+        [sys.executable, "-m", "stockade", "sbom", f"dir:{tmp_path / 'root'}", "-f", "cyclonedx",
+         "--db", db],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    cyclonedx.write_text(made.stdout)
+    for target in (["sbom", str(cyclonedx)], ["rootfs", str(tmp_path / "root")]):
+        scan = subprocess.run(
+            [sys.executable, "-m", "stockade", "scan", *target, "-f", "json", "--db", db,
+             "--no-store", "--fail-on", "critical", "--allow-unchecked"],
+            capture_output=True, text=True, timeout=180, env=env,
+        )  # fmt: skip
+        assert scan.returncode in (0, 1), scan.stderr  # 3 would be a scan error
+        report = json.loads(scan.stdout)
+        assert report["coverage"]["packages"] >= len(sbom_names)
+        assert report["coverage"]["checked"] > 0
+        assert scan.returncode == int(report["policy"]["failed"])
+        for finding in report["findings"]:
+            assert _norm(finding["package"]) in sbom_names, finding["package"]
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("_", "-")
 
 
 def _packages(doc):

@@ -7,16 +7,26 @@ resourceVersion and goes to a per-collection log; ``GET <collection>`` lists (wi
 waits for more. A test can ``compact`` a collection (watches from before get the API's 410 ERROR
 Status event), ``drop`` open watches (the connection is cut mid-stream, without the last chunk) and
 send ``bookmark`` events. Requests need ``Authorization: Bearer <token>``.
+
+NetworkPolicies (``networking.k8s.io/v1``) can also be created (``POST``, ``201`` with the stored
+object: uid, resourceVersion, generation, creationTimestamp; ``409 AlreadyExists``), read (``GET``
+one; the cluster-wide list with ``labelSelector``), and deleted (``DELETE``, ``200`` with the
+``Status`` of ``Success`` the API server answers for resources that do not return the deleted
+object; ``404 NotFound``), with the API server's Status documents. ``refuse_policies`` makes
+those requests answer ``403 Forbidden`` as for a service account without the verbs.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import socket
 import ssl
 import threading
 import time
+import uuid
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -34,6 +44,12 @@ COLLECTIONS = {
     "/apis/apps/v1/replicasets": "ReplicaSetList",
     "/apis/batch/v1/jobs": "JobList",
 }
+
+
+NETPOL = "/apis/networking.k8s.io/v1"
+_NETPOL_ONE = re.compile(
+    r"/apis/networking\.k8s\.io/v1/namespaces/([a-z0-9.-]+)/networkpolicies(?:/([^/]+))?"
+)
 
 
 def document(name: str) -> dict[str, Any]:
@@ -80,6 +96,9 @@ class FakeApiServer:
         self.open_watches: dict[str, int] = dict.fromkeys(COLLECTIONS, 0)
         self.raw_lines: dict[str, list[bytes]] = {c: [] for c in COLLECTIONS}
         self.newest_watch: dict[str, int] = dict.fromkeys(COLLECTIONS, 0)
+        self.networkpolicies: dict[tuple[str, str], dict[str, Any]] = {}
+        self.policy_requests: list[tuple[str, str]] = []  # (method, path)
+        self.refuse_policies = False
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(self.files.cert, self.files.key)
         self.httpd = _QuietServer(("127.0.0.1", 0), _handler(self))
@@ -162,6 +181,14 @@ class FakeApiServer:
                 self.cond.wait(left)
 
 
+def _selects(labels: dict[str, str], selector: str) -> bool:
+    for term in filter(None, selector.split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key) != value:
+            return False
+    return True
+
+
 def _handler(api: FakeApiServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -191,14 +218,22 @@ def _handler(api: FakeApiServer) -> type[BaseHTTPRequestHandler]:
                 },
             )
 
+        def _authorized(self) -> bool:
+            scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+            if scheme.lower() != "bearer" or token.strip() != api.token:  # scheme: any case
+                self._status(401, "Unauthorized", "Unauthorized")
+                return False
+            return True
+
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
             with api.cond:
                 api.requests.append((url.path, query))
-            scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
-            if scheme.lower() != "bearer" or token.strip() != api.token:  # scheme: any case
-                self._status(401, "Unauthorized", "Unauthorized")
+            if not self._authorized():
+                return
+            if url.path.startswith(NETPOL):
+                self._networkpolicy("GET", url.path, query)
                 return
             if url.path not in COLLECTIONS:
                 self._status(404, "NotFound", "the server could not find the requested resource")
@@ -207,6 +242,145 @@ def _handler(api: FakeApiServer) -> type[BaseHTTPRequestHandler]:
                 self._watch(url.path, query)
             else:
                 self._list(url.path, query)
+
+        def do_POST(self) -> None:
+            self._write("POST")
+
+        def do_DELETE(self) -> None:
+            self._write("DELETE")
+
+        def _write(self, method: str) -> None:
+            url = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            if not self._authorized():
+                return
+            if not url.path.startswith(NETPOL):
+                self._status(405, "MethodNotAllowed", "the server does not allow this method")
+                return
+            self._networkpolicy(method, url.path, {}, body)
+
+        def _networkpolicy(
+            self, method: str, path: str, query: dict[str, str], body: bytes = b""
+        ) -> None:
+            with api.cond:
+                api.policy_requests.append((method, path))
+            one = _NETPOL_ONE.fullmatch(path)
+            every = path == NETPOL + "/networkpolicies"
+            if not one and not every:
+                self._status(404, "NotFound", "the server could not find the requested resource")
+                return
+            if api.refuse_policies:
+                verb = {"POST": "create", "DELETE": "delete"}.get(method, "get" if one else "list")
+                self._status(
+                    403,
+                    "Forbidden",
+                    'networkpolicies.networking.k8s.io is forbidden: User "system:serviceaccount:'
+                    f'stockade:stockade-agent" cannot {verb} resource "networkpolicies" in API '
+                    'group "networking.k8s.io"',
+                )
+                return
+            if every and method == "GET":
+                with api.cond:
+                    items = [
+                        copy.deepcopy(o)
+                        for _, o in sorted(api.networkpolicies.items())
+                        if _selects(
+                            o["metadata"].get("labels") or {}, query.get("labelSelector", "")
+                        )
+                    ]
+                    version = api.version
+                self._json(
+                    200,
+                    {
+                        "kind": "NetworkPolicyList",
+                        "apiVersion": "networking.k8s.io/v1",
+                        "metadata": {"resourceVersion": str(version)},
+                        "items": items,
+                    },
+                )
+                return
+            assert one is not None
+            namespace, name = one.group(1), one.group(2)
+            if method == "POST" and name is None:
+                self._create(namespace, body)
+                return
+            if name is None:
+                self._status(405, "MethodNotAllowed", "the server does not allow this method")
+                return
+            with api.cond:
+                current = api.networkpolicies.get((namespace, name))
+                if current is not None and method == "DELETE":
+                    del api.networkpolicies[(namespace, name)]
+                    api.version += 1
+            if current is None:
+                self._status_of(404, "NotFound", f'"{name}" not found', name)
+            elif method == "DELETE":
+                self._json(
+                    200,
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "details": {
+                            "name": name,
+                            "group": "networking.k8s.io",
+                            "kind": "networkpolicies",
+                            "uid": current["metadata"]["uid"],
+                        },
+                    },
+                )
+            else:
+                self._json(200, current)
+
+        def _status_of(self, code: int, reason: str, what: str, name: str) -> None:
+            self._json(
+                code,
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Failure",
+                    "message": f"networkpolicies.networking.k8s.io {what}",
+                    "reason": reason,
+                    "details": {
+                        "name": name,
+                        "group": "networking.k8s.io",
+                        "kind": "networkpolicies",
+                    },
+                    "code": code,
+                },
+            )
+
+        def _create(self, namespace: str, body: bytes) -> None:
+            try:
+                obj = json.loads(body)
+                meta = obj["metadata"]
+                name = meta["name"]
+                assert obj["kind"] == "NetworkPolicy" and isinstance(name, str)
+                assert meta.get("namespace", namespace) == namespace
+            except (ValueError, KeyError, TypeError, AssertionError):
+                self._status(400, "BadRequest", "the object provided is unrecognized")
+                return
+            with api.cond:
+                if (namespace, name) in api.networkpolicies:
+                    exists = True
+                else:
+                    exists = False
+                    api.version += 1
+                    meta.update(
+                        namespace=namespace,
+                        uid=str(uuid.uuid4()),
+                        resourceVersion=str(api.version),
+                        generation=1,
+                        creationTimestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    )
+                    api.networkpolicies[(namespace, name)] = obj
+            if exists:
+                self._status_of(409, "AlreadyExists", f'"{name}" already exists', name)
+            else:
+                self._json(201, obj)
 
         def _list(self, path: str, query: dict[str, str]) -> None:
             selector = query.get("fieldSelector", "")

@@ -65,6 +65,26 @@ def test_enforcement_needs_its_pieces() -> None:
     one_line_error(out, 2, "--identities and --netns go together")
 
 
+def test_the_quarantine_network_policy_needs_enforcement_and_a_controller() -> None:
+    one_line_error(
+        agent("run", "--node", "n1", "--no-sensor", "--no-scan", "--quarantine-network-policy"),
+        2,
+        "part of --enforce",
+    )
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    out = subprocess.run(
+        [
+            *(sys.executable, "-m", "stockade", "enforcer", "--identities", "kubernetes"),
+            *("--netns", "n", "--quarantine-network-policy"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    one_line_error(out, 2, "give --identities and --controller")
+
+
 def test_an_api_that_refuses_the_token_is_exit_3(tmp_path: Path) -> None:
     with FakeApiServer(tmp_path, "the-right-token") as api:
         (tmp_path / "ca.crt").write_bytes(api.files.ca_cert.read_bytes())

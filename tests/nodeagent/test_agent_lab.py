@@ -12,7 +12,8 @@ veth from the pod's network namespace, captures there, and reports to the contro
   lab's other processes share the host's root, which the agent does not take for a container's):
   its scan lands at the controller under the image digest the pod's containerStatuses name;
 - quarantine in a cluster: the agent's enforcer follows the controller's quarantines, cutting a
-  pod's traffic on the node and restoring it when lifted, also for a pod quarantined before the
+  pod's traffic on the node (and writing its deny-all NetworkPolicy through the API) and restoring
+  it when lifted (the policy deleted), also for a pod quarantined before the
   API described it.
 """
 
@@ -170,6 +171,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                     *("--db", make_db(tmp / "node.db")),
                     *("--watch-file", str(watched), "--watch-every", "1s"),
                     *("--heartbeat", "2s", "--duration", "85", "--enforce"),
+                    "--quarantine-network-policy",
                     *("--controller", controller.base, "--controller-ca", str(controller.ca)),
                     *("--agent-name", "lab-agent"),
                 ],
@@ -241,8 +243,24 @@ def test_quarantine_follows_the_controller_and_the_pods(cluster: Cluster) -> Non
     assert cluster.post_card() == "200"
     change("POST", "marketing/crm")
     wait_for(lambda: cluster.post_card() == "000", 15, "crm cut off", cluster.log)
+    # the cluster's half: a deny-all NetworkPolicy selecting crm's labels, through the API
+    policy = wait_for(
+        lambda: cluster.api.networkpolicies.get(("marketing", "stockade-quarantine-crm")),
+        15,
+        "crm's quarantine NetworkPolicy",
+        cluster.log,
+    )
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    crm = pod_document(cluster.inv, "crm")
+    assert policy["spec"]["podSelector"]["matchLabels"] == crm["metadata"]["labels"]
     change("DELETE", "marketing/crm")
     wait_for(lambda: cluster.post_card() == "200", 15, "crm back", cluster.log)
+    wait_for(
+        lambda: ("marketing", "stockade-quarantine-crm") not in cluster.api.networkpolicies,
+        15,
+        "crm's NetworkPolicy deleted with the lift",
+        cluster.log,
+    )
 
     # quarantined while the API does not describe it: cut as soon as the pod arrives
     change("POST", f"shop/{LATE}")

@@ -12,13 +12,16 @@ from tests.deploy.rendered import OVERLAYS, kustomize, make_ca, python
 
 AGENT_CAPABILITIES = {"NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH"}
 AGENT_HOST_PATHS = {"/": "/host", "/run/netns": "/run/netns"}  # host path -> mount point
+READ = {"get", "list", "watch"}
 AGENT_RBAC = {
-    ("", "pods"),
-    ("", "namespaces"),
-    ("", "services"),
-    ("", "nodes"),
-    ("apps", "replicasets"),
-    ("batch", "jobs"),
+    ("", "pods"): READ,
+    ("", "namespaces"): READ,
+    ("", "services"): READ,
+    ("", "nodes"): READ,
+    ("apps", "replicasets"): READ,
+    ("batch", "jobs"): READ,
+    # the quarantine's deny-all NetworkPolicies (--quarantine-network-policy): never update/patch
+    ("networking.k8s.io", "networkpolicies"): {"create", "delete", "get", "list"},
 }
 
 
@@ -95,12 +98,14 @@ def test_every_container_has_requests_and_limits(objects):
 def test_rbac_is_least_privilege(objects):
     roles = [o for o in objects if o["kind"] in ("ClusterRole", "Role")]
     assert [r["metadata"]["name"] for r in roles] == ["stockade-agent"]
-    granted = set()
+    granted: dict[tuple[str, str], set[str]] = {}
     for rule in roles[0]["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"]
         assert "*" not in rule["apiGroups"]
-        assert set(rule["verbs"]) <= {"get", "list", "watch"}
-        granted |= {(g, r) for g in rule["apiGroups"] for r in rule["resources"]}
+        assert "resourceNames" not in rule and "nonResourceURLs" not in rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
     assert granted == AGENT_RBAC
     for binding in (o for o in objects if o["kind"].endswith("Binding")):
         assert binding["roleRef"]["name"] not in ("cluster-admin", "admin", "edit")

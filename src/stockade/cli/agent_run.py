@@ -127,6 +127,15 @@ def agent_run(
             "as pods come and go. Needs --controller.",
         ),
     ] = False,
+    network_policy: Annotated[
+        bool,
+        typer.Option(
+            "--quarantine-network-policy",
+            help="With --enforce: a quarantine also writes a labelled deny-all NetworkPolicy "
+            "for the pod through the Kubernetes API, deleted when it is lifted (off by default; "
+            "needs networkpolicies create/delete/get/list).",
+        ),
+    ] = False,
     heartbeat: Annotated[
         str, typer.Option("--heartbeat", help="Longest quiet time at the controller (1s to 5m).")
     ] = "30s",
@@ -153,6 +162,7 @@ def agent_run(
 
     from stockade.identity.sources import is_kubernetes, opened
     from stockade.nodeagent.changes import DEFAULT_FILES, DEFAULT_PROCESSES, Watched
+    from stockade.nodeagent.containers import RuntimeState
     from stockade.nodeagent.runner import Jobs, NodeAgent, Settings
 
     if not is_kubernetes(identities):
@@ -163,6 +173,8 @@ def agent_run(
         raise UsageError(
             "--enforce follows the controller's policy and quarantines: give --controller"
         )
+    if network_policy and not enforce:
+        raise UsageError("--quarantine-network-policy is part of --enforce: give both")
     if (sensor or scan or enforce) and os.geteuid() != 0:
         raise UsageError(
             "the agent needs root for capture and container scans (--no-sensor --no-scan)"
@@ -197,6 +209,7 @@ def agent_run(
             bench_runs=wiring.bench(host_root, role, bench_seconds) if bench else None,
             on_bench=wiring.on_bench,
             scan=wiring.scan if scan else None,
+            containers=RuntimeState(host_root).containers if scan else None,
             notice=_say,
         )
         agent = NodeAgent(directory, settings, jobs)
@@ -204,7 +217,9 @@ def agent_run(
         _say(f"agent: node {node}, {len(agent.local_pods())} pods known; SIGTERM stops")
         enforcer = None
         if enforce:
-            enforcer = _enforcer(options, identities, node, node_netns, db, reporter)
+            enforcer = _enforcer(
+                options, identities, node, node_netns, db, reporter, network_policy
+            )
             enforcer.start()
         try:
             agent.run(duration)
@@ -226,6 +241,7 @@ def _enforcer(
     node_netns: str | None,
     db: str | None,
     reporter: Any,
+    network_policy: bool = False,
 ) -> Any:
     """``stockade enforcer`` for the node's namespace as a supervised child (its own spool, named
     ``<agent>-enforcer``; the token passed in its environment, never on its command line)."""
@@ -243,6 +259,7 @@ def _enforcer(
         *(sys.executable, "-m", "stockade", "enforcer", "--identities", identities),
         *("--node", node, "--netns", node_netns or HOST_NETNS, "--agent-name", name),
         *(("--db", db) if db else ()),
+        *(("--quarantine-network-policy",) if network_policy else ()),
         *("--controller", str(options.controller)),
         *(("--controller-ca", str(options.ca)) if options.ca else ()),
     ]
@@ -363,29 +380,35 @@ class _Wiring:
         self._events([cis_event(result, run_id)])
         upload_results(self.options, "/api/v1/cis/runs", cis_results(result, run_id), "CIS run")
 
-    # scans: `stockade scan pid PID`, named by the pod's image from the runtime when known
-    def scan(self, pod: Any, workload: Any) -> None:
+    # scans: `stockade scan dir:ROOTFS` (or `pid:PID`), filed under the runtime's image digest
+    def scan(self, target: Any, workload: Any) -> None:
         from stockade.cli.agent import scan_event, scan_results, upload_results
         from stockade.scanning.pipeline import real_backend, scan_image
 
-        report = scan_image(self.store, f"pid:{pod.pid}", self.scan_options, real_backend())
+        report = scan_image(self.store, target.source, self.scan_options, real_backend())
         payload = scan_results(report)
         event = scan_event(report)
-        image = workload.images[0] if workload.images else None
-        name, _, digest = (image or "").partition("@")
+        image = target.image or ""
+        name, tag = image.partition("@")[0], None
+        if ":" in name.rpartition("/")[2]:
+            name, _, tag = name.rpartition(":")
+        what = f"container {target.container} of " if target.container else ""
         payload["image"] = {
-            "reference": (image or f"pod {pod.pod} (process {pod.pid})")[:1024],
+            "reference": (image or f"{what}pod {target.pod} ({target.source})")[:1024],
             "name": name or None,
-            "tag": None,
-            "digest": digest if digest.startswith("sha256:") else None,
+            "tag": tag,
+            "digest": target.digest,
         }
+        data = {**event.data, "pod": target.pod, "node": self.node}
+        if target.container:
+            data.update(container=target.container, runtime=target.runtime)
         event = replace(
             event,
-            message=f"{event.message} (pod {pod.pod} on {self.node})",
-            data={**event.data, "pod": pod.pod, "node": self.node},
+            message=f"{event.message} ({what}pod {target.pod} on {self.node})",
+            data=data,
         )
         self._events([event])
-        upload_results(self.options, "/api/v1/scans", payload, f"container scan of {pod.pod}")
+        upload_results(self.options, "/api/v1/scans", payload, f"container scan of {target.pod}")
 
 
 def register(app: typer.Typer) -> None:

@@ -271,6 +271,15 @@ def enforcer(
             help="With --identities: the named network namespace the node's rules go into.",
         ),
     ] = None,
+    network_policy: Annotated[
+        bool,
+        typer.Option(
+            "--quarantine-network-policy",
+            help="With --identities and --controller: also write a labelled deny-all "
+            "NetworkPolicy for each quarantined pod through the Kubernetes API (the cluster's CNI "
+            "cuts it too) and delete it when the quarantine is lifted (docs/agent.md).",
+        ),
+    ] = False,
     waf_sensors: Annotated[
         list[Path] | None,
         typer.Option(
@@ -289,6 +298,11 @@ def enforcer(
 
     if (identities is None) != (netns is None) or (node is not None and identities is None):
         raise UsageError("--identities and --netns go together (and --node with them)")
+    if network_policy and (identities is None or controller is None):
+        raise UsageError(
+            "--quarantine-network-policy follows the controller's quarantines in a cluster: "
+            "give --identities and --controller"
+        )
     if remove:
         from stockade.firewall.enforce import nft
 
@@ -303,16 +317,19 @@ def enforcer(
     from stockade.cli.agent import AgentOptions, reporting
 
     live = None
+    policies = None
     with contextlib.ExitStack() as stack:
         waf = _waf_engine(waf_sensors or [])  # a bad sensor file stops here, before any rule
         if identities is not None:
             from stockade.firewall.policy.endpoints import Directory
-            from stockade.identity.sources import is_kubernetes, opened
+            from stockade.identity.sources import client_for, is_kubernetes, opened
 
             if not is_kubernetes(identities):
                 raise UsageError("--identities: kubernetes or kubernetes:KUBECONFIG")
             assert netns is not None
             live = stack.enter_context(opened(identities, node=node))
+            if network_policy:
+                policies = client_for(identities)
             namespace, directory = netns, Directory.from_identities(live)
         else:
             inv, directory = _directory(lab_state)
@@ -320,7 +337,18 @@ def enforcer(
         agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
         reporter = stack.enter_context(reporting(agent, ("firewall", "dlp"), node=node))
         stats = _enforce(
-            db, namespace, directory, policy, queue, depth, fail, duration, reporter, live, waf
+            db,
+            namespace,
+            directory,
+            policy,
+            queue,
+            depth,
+            fail,
+            duration,
+            reporter,
+            live,
+            waf,
+            policies,
         )
     console.print(f"enforcer stopped; rules removed. {stats}")
 
@@ -337,6 +365,7 @@ def _enforce(
     reporter: Any,
     identities: Any = None,
     waf: Any = None,
+    network_policies: Any = None,
 ) -> Any:
     from stockade.firewall.enforce.nft import Settings
     from stockade.firewall.enforce.service import Hooks, serve
@@ -360,6 +389,7 @@ def _enforce(
         controller=reporter.link if reporter is not None else None,
         identities=identities,
         waf_engine=waf,
+        network_policies=network_policies,
     )
 
 

@@ -22,6 +22,15 @@ def is_kubernetes(spec: str) -> bool:
     return spec == KUBERNETES or spec.startswith(KUBERNETES + ":")
 
 
+def client_for(spec: str) -> object:
+    """The Kubernetes ``ApiClient`` a ``kubernetes[:FILE]`` source names."""
+    from stockade.identity.kubeapi import api_client
+
+    kubeconfig = spec.partition(":")[2] or None
+    in_cluster = kubeconfig is None and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    return api_client(kubeconfig, in_cluster=in_cluster)
+
+
 @contextmanager
 def opened(spec: str, *, node: str | None = None, timeout: float = 30.0) -> Iterator[Directory]:
     """The directory of a source, kept current while the context is open for the API."""
@@ -30,11 +39,9 @@ def opened(spec: str, *, node: str | None = None, timeout: float = 30.0) -> Iter
 
         yield load(Path(spec))
         return
-    from stockade.identity.kubeapi import KubernetesIdentity, api_client
+    from stockade.identity.kubeapi import KubernetesIdentity
 
-    kubeconfig = spec.partition(":")[2] or None
-    in_cluster = kubeconfig is None and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-    ids = KubernetesIdentity(api_client(kubeconfig, in_cluster=in_cluster), node=node)
+    ids = KubernetesIdentity(client_for(spec), node=node)
     ids.start(timeout=timeout)
     try:
         yield ids.directory

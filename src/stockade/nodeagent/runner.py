@@ -9,9 +9,13 @@ and keeps four jobs going for them, each in its own thread:
 - **benchmark**: ``bench_runs(sleep)`` yields runs on the schedule; ``sleep`` returns early when a
   watched configuration file or process command line changes (:mod:`.changes`, polled every
   ``watch_every`` seconds), so the next run follows the change;
-- **scans**: ``scan(pod)`` of each pod's running root filesystem, at start and whenever a pod with
-  new images (or, without images, a new pod) appears, at most ``scan_workers`` at a time and at
-  most ``MAX_PENDING`` waiting.
+- **scans**: ``scan(target, workload)`` of each running root filesystem of the node's pods, at
+  start and whenever a container of a new image (or, without a digest, a new container) appears,
+  at most ``scan_workers`` at a time and at most ``MAX_PENDING`` waiting. The containers come from
+  the runtime's state on disk (``containers()``, :mod:`.containers`: containerd and CRI-O, their
+  mounted root filesystem or ``/proc/PID/root``, the image digest the runtime names); a pod the
+  runtime's state does not show is scanned through its main process (``/proc/PID/root``) as
+  :mod:`.interfaces` found it.
 
 The callables are the CLI's: this module knows no controller and no output. A job's error is
 reported through ``notice`` and the job goes on at its next turn."""
@@ -29,6 +33,7 @@ from stockade.identity.directory import Directory
 from stockade.identity.model import Workload
 from stockade.model.errors import StockadeError
 from stockade.nodeagent.changes import Watched, changed, fingerprint
+from stockade.nodeagent.containers import RuntimeContainer, ScanTarget, image_digest, scan_source
 from stockade.nodeagent.interfaces import PodInterface, discover
 
 MAX_PENDING = 256
@@ -52,7 +57,8 @@ class Jobs:
     capture: Capture | None = None
     bench_runs: BenchRuns | None = None
     on_bench: Callable[[Any, list[str]], None] = lambda run, why: None
-    scan: Callable[[PodInterface, Workload], None] | None = None
+    scan: Callable[[ScanTarget, Workload], None] | None = None
+    containers: Callable[[], list[RuntimeContainer]] | None = None  # the runtime's, on disk
     notice: Callable[[str], None] = lambda line: None
 
 
@@ -155,25 +161,70 @@ class NodeAgent:
                 self._changed.notify_all()
         else:
             self.pods = found
-        for key, pod in sorted(found.items()):
-            self._maybe_scan(pod, workloads.get(key))
+        self._scan_turn(found, workloads)
 
     # -- scans -------------------------------------------------------------------------------
 
-    def _maybe_scan(self, pod: PodInterface, workload: Workload | None) -> None:
-        if self.jobs.scan is None or workload is None or pod.pid is None:
+    def _scan_turn(self, found: dict[str, PodInterface], workloads: dict[str, Workload]) -> None:
+        if self.jobs.scan is None:
             return
-        if not pod.container_root:
-            return  # the process sees the node's own root: not a container's filesystem
+        by_pod: dict[str, list[RuntimeContainer]] = {}
+        if self.jobs.containers is not None:
+            try:
+                listed = self.jobs.containers()
+            except OSError as exc:
+                self.jobs.notice(f"agent: cannot read the container runtime's state: {exc}")
+                listed = []
+            for container in listed:
+                by_pod.setdefault(container.workload, []).append(container)
+        for key, workload in sorted(workloads.items()):
+            if key in by_pod:
+                for container in by_pod[key]:
+                    self._maybe_scan_container(container, workload)
+            elif key in found:
+                self._maybe_scan(found[key], workload)
+
+    def _maybe_scan_container(self, container: RuntimeContainer, workload: Workload) -> None:
+        digest = image_digest(container, workload.images)
+        key = ("digest", digest) if digest else ("container", container.id)
+        if key in self._scanned:
+            return
+        source = scan_source(container)
+        if source is None:
+            return  # not running: looked at again at the next turn
+        target = ScanTarget(
+            pod=container.workload,
+            source=source,
+            image=container.image or None,
+            digest=digest,
+            container=container.name,
+            runtime=container.runtime,
+        )
+        self._submit(key, target, workload)
+
+    def _maybe_scan(self, pod: PodInterface, workload: Workload) -> None:
+        if pod.pid is None or not pod.container_root:
+            return  # no process, or it sees the node's own root: not a container's filesystem
         key = ("image", *workload.images) if workload.images else ("pod", pod.pod)
         if key in self._scanned:
             return
+        image = workload.images[0] if workload.images else None
+        digest = (image or "").rpartition("@")[2]
+        target = ScanTarget(
+            pod=pod.pod,
+            source=f"pid:{pod.pid}",
+            image=image,
+            digest=digest if digest.startswith("sha256:") else None,
+        )
+        self._submit(key, target, workload)
+
+    def _submit(self, key: tuple[str, ...], target: ScanTarget, workload: Workload) -> None:
         self._pending = {f for f in self._pending if not f.done()}
         if len(self._pending) >= MAX_PENDING:
             return  # picked up again at a later turn
         self._scanned.add(key)
         self.scans_started += 1
-        future = self._pool.submit(self._scan, pod, workload)
+        future = self._pool.submit(self._scan, target, workload)
         future.add_done_callback(self._unexpected)
         self._pending.add(future)
 
@@ -182,12 +233,12 @@ class NodeAgent:
         if exc is not None:  # a bug, not a scan error: said, not swallowed by the pool
             self.jobs.notice(f"agent: scan job failed: {type(exc).__name__}: {exc}")
 
-    def _scan(self, pod: PodInterface, workload: Workload) -> None:
+    def _scan(self, target: ScanTarget, workload: Workload) -> None:
         assert self.jobs.scan is not None
         try:
-            self.jobs.scan(pod, workload)
+            self.jobs.scan(target, workload)
         except (OSError, StockadeError) as exc:
-            self.jobs.notice(f"agent: scan of pod {pod.pod} (process {pod.pid}) failed: {exc}")
+            self.jobs.notice(f"agent: scan of pod {target.pod} ({target.source}) failed: {exc}")
 
     # -- sensor ------------------------------------------------------------------------------
 

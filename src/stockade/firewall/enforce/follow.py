@@ -26,7 +26,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -37,6 +37,9 @@ from stockade.firewall.policy.model import Policy
 from stockade.firewall.policy.store import policy_state_event, quarantined
 from stockade.model import Event, Severity, StockadeError
 from stockade.store import Store
+
+if TYPE_CHECKING:
+    from stockade.firewall.enforce.clusterpolicy import ClusterQuarantine
 
 log = logging.getLogger(__name__)
 
@@ -187,11 +190,13 @@ class QuarantineFollower:
         node: str,
         directory: Directory,
         emit: Callable[[Event], None],
+        cluster: ClusterQuarantine | None = None,
     ) -> None:
         self.store = store
         self.node = node
         self.directory = directory
         self.emit = emit
+        self.cluster = cluster  # the NetworkPolicy half, set and lifted with the nft half
         self._elsewhere: set[str] = set()  # listed workloads not on this node (said once)
         self.wanted: dict[str, str] | None = None  # the controller's last list
 
@@ -212,6 +217,13 @@ class QuarantineFollower:
             ok &= self._change(workload, lift=True)
         for workload in sorted(set(wanted) - set(have)):
             ok &= self._change(workload, reason=wanted[workload])
+        if self.cluster is not None:
+            labels = {
+                f"{e.namespace}/{e.name}": e.labels
+                for e in self.directory.endpoints
+                if e.name and not e.external and f"{e.namespace}/{e.name}" in wanted
+            }
+            ok &= self.cluster.sync(set(wanted), labels)
         return ok
 
     def _change(self, workload: str, *, lift: bool = False, reason: str = "") -> bool:

@@ -59,13 +59,16 @@ def serve(
     controller: ControllerLink | None = None,
     follow_every: float = 2.0,
     identities: Identities | None = None,
+    network_policies: Any = None,
 ) -> dict[str, Any]:
     """Enforce ``policy_files`` (fixed) or the stored policy (followed by version) in ``node``'s
     namespace until ``duration`` passes or a signal stops it; returns the inspector's counters.
     With ``controller``, its recorded quarantines are applied and lifted as they change, and its
     firewall policy, once it has one, replaces the local one (local changes are then ignored).
     With ``identities`` (kept current by a watch), the rules are recompiled for the new
-    workloads when it changes, checked at every poll.
+    workloads when it changes, checked at every poll. With ``network_policies`` (a Kubernetes
+    ``ApiClient``) and ``controller``, each quarantine is also a deny-all NetworkPolicy
+    (:mod:`.clusterpolicy`), written and deleted with the nft side.
     Every rule made is removed on the way out (quarantines stay: they are state, not policy)."""
     from stockade.firewall.enforce.follow import (
         ConfigFetcher,
@@ -133,7 +136,12 @@ def serve(
     fetcher = None
     if controller is not None:
         fetcher = ConfigFetcher(controller, every=follow_every)
-        quarantines = QuarantineFollower(store, node, directory, emit=writer.put)
+        cluster = None
+        if network_policies is not None:
+            from stockade.firewall.enforce.clusterpolicy import ClusterQuarantine
+
+            cluster = ClusterQuarantine(network_policies, node=node, emit=writer.put)
+        quarantines = QuarantineFollower(store, node, directory, emit=writer.put, cluster=cluster)
         follower = ConfigFollower(
             fetcher,
             quarantines,
