@@ -124,6 +124,20 @@ def pg_schema_url(schema: str) -> str:
     return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
 
 
+def drop_pg_schema(schema: str) -> None:
+    """Drop what ``pg_schema_url(schema)`` made (nothing when PostgreSQL is not there)."""
+    if not _pg_reachable():
+        return
+    from sqlalchemy import create_engine, text
+
+    from stockade.store.db import normalize_url
+
+    engine = create_engine(normalize_url(PG_URL))
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema}_{WORKER} CASCADE"))
+    engine.dispose()
+
+
 @pytest.fixture
 def pg_store() -> Iterator[Store]:
     """A freshly emptied PostgreSQL schema (dropped and migrated again), one per xdist worker."""

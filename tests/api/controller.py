@@ -22,7 +22,7 @@ import httpx
 from stockade.api.auth import Principal, add_user, create_token
 from stockade.model import Event, ResourceRef, Severity
 from stockade.store import Store, open_store
-from tests.conftest import pg_schema_url
+from tests.conftest import drop_pg_schema, pg_schema_url
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 PASSWORD = "correct horse battery staple"
@@ -162,15 +162,8 @@ def own_controller(kind: str, tmp_path_factory: Any, prefix: str) -> Iterator[Co
     try:
         yield from running_controller(kind, tmp_path_factory, schema)
     finally:
-        if kind == "postgres" and _pg_reachable():
-            from sqlalchemy import create_engine, text
-
-            from stockade.store.db import normalize_url
-
-            engine = create_engine(normalize_url(PG_URL))
-            with engine.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            engine.dispose()
+        if kind == "postgres":
+            drop_pg_schema(schema)
 
 
 LAB_CARD = "4111 1111 1111 1111"
