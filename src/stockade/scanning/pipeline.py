@@ -143,7 +143,8 @@ def scan_image(
             opened.close()
     report = evaluate(store, inv, options, backend, db)
     if options.keep_results:
-        save_inventory(store, inv, catalogers=key)
+        if mode == "scan":  # a kept inventory is already in the store, made by these catalogers
+            save_inventory(store, inv, catalogers=key)
         record_scan(store, report, reference=ref, mode=mode, started_at=started)
     return report
 
