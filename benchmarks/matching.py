@@ -221,11 +221,12 @@ def naive_match(store, inventory: Inventory) -> int:
     return hits
 
 
-def match_only(db: Path, records: int, packages: int, seed: int) -> None:
-    """The child of --baseline-src: time one cold Matcher.run on an existing store (JSON line)."""
-    r = random.Random(seed)
-    _, universe = build_records(records, max(1000, records // 5), r)
-    inventory = build_inventory(universe, packages, r)
+def match_only(db: Path) -> None:
+    """The child of --baseline-src: time one cold Matcher.run on an existing store and the
+    inventory pickled next to it."""
+    import pickle
+
+    inventory = pickle.loads(db.with_suffix(".inventory").read_bytes())
     store = open_store(f"sqlite:///{db}")
     gc.collect()
     t0, c0 = time.perf_counter(), time.process_time()
@@ -244,8 +245,7 @@ def compare(args: argparse.Namespace, db: Path) -> None:
     for _ in range(args.rounds):
         for name, tree in trees.items():
             env = dict(os.environ, STOCKADE_BENCH_SRC=str(Path(tree).resolve() / "src"))
-            cmd = [sys.executable, __file__, "--match-only", str(db), "--records", str(args.records),
-                   "--packages", str(args.packages), "--seed", str(args.seed)]  # fmt: skip
+            cmd = [sys.executable, __file__, "--match-only", str(db)]
             out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
             line = next(x for x in out.stdout.splitlines() if x.startswith("MATCH "))
             wall, cpu, n = line.split()[1:]
@@ -284,7 +284,7 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
     if args.match_only is not None:
-        match_only(args.match_only, args.records, args.packages, args.seed)
+        match_only(args.match_only)
         return
     r = random.Random(args.seed)
     tmp = tempfile.TemporaryDirectory()
@@ -325,6 +325,9 @@ def main() -> None:
     print("\n".join(lines))
     store.close()
     if args.baseline_src is not None:
+        import pickle
+
+        db.with_suffix(".inventory").write_bytes(pickle.dumps(inventory))
         compare(args, db)
 
 

@@ -102,3 +102,14 @@ def test_a_worker_failing_at_start_stops_the_server_with_its_exit_code(tmp_path:
     assert out.returncode == 2
     assert "stockade: error: --username needs --scan-registry" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_each_worker_warms_its_decision_cache_from_the_facts_file() -> None:
+    from stockade.admission.vulns import CachedVulnSource, FileVulnSource
+
+    facts = FileVulnSource(EXAMPLES / "vulns.yaml")
+    cached = CachedVulnSource(facts)
+    images = facts.known_images(1000)
+    assert images and not any(cached.is_ready(i) for i in images)
+    assert cached.warm() == len(images)
+    assert all(cached.is_ready(i) for i in images)
