@@ -113,3 +113,19 @@ def test_each_worker_warms_its_decision_cache_from_the_facts_file() -> None:
     assert images and not any(cached.is_ready(i) for i in images)
     assert cached.warm() == len(images)
     assert all(cached.is_ready(i) for i in images)
+
+
+def test_default_workers_follow_the_cgroup_cpu_quota(tmp_path: Path) -> None:
+    from stockade.admission.workers import cpu_quota, default_workers
+
+    cores = len(os.sched_getaffinity(0))
+    assert default_workers(tmp_path) == cores  # no cgroup files: every core
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cpu_quota(tmp_path) is None and default_workers(tmp_path) == cores
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a CPU: one worker
+    assert cpu_quota(tmp_path) == 0.5 and default_workers(tmp_path) == 1
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")  # cgroup v1: 1 CPU
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert default_workers(tmp_path) == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import math
 import os
 import signal
 import socket
@@ -22,6 +23,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 from stockade.model.errors import ConfigError
 
@@ -32,9 +34,33 @@ STOP_TIMEOUT = 20.0  # seconds the workers get to finish their requests before S
 _PR_SET_PDEATHSIG = 1
 
 
-def default_workers() -> int:
-    """The number of cores this process may run on."""
-    return max(1, len(os.sched_getaffinity(0)))
+def default_workers(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use: those it may run on, capped by its cgroup's CPU quota
+    (a pod limited to 2 CPUs on a 64-core node gets 2 workers, not 64)."""
+    cores = len(os.sched_getaffinity(0))
+    quota = cpu_quota(cgroup)
+    if quota is not None:
+        cores = min(cores, math.ceil(quota))
+    return max(1, cores)
+
+
+def cpu_quota(cgroup: Path) -> float | None:
+    """CPUs allowed by the cgroup (v2 ``cpu.max``, else v1 ``cpu.cfs_quota_us``); None: no limit."""
+    try:
+        fields = (cgroup / "cpu.max").read_text().split()
+    except OSError:
+        try:
+            fields = [
+                (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip(),
+                (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip(),
+            ]
+        except OSError:
+            return None
+    try:
+        quota, period = int(fields[0]), int(fields[1])
+    except (ValueError, IndexError):  # "max": no limit
+        return None
+    return quota / period if quota > 0 and period > 0 else None
 
 
 def listening_socket(host: str, port: int, *, backlog: int = 2048) -> socket.socket:

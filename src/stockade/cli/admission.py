@@ -135,7 +135,7 @@ def serve(
             "--workers",
             min=1,
             help="Processes serving the port (SO_REUSEPORT), each with its own decision cache "
-            "warmed at start (default: the number of cores).",
+            "warmed at start (default: the cores it may use, within its cgroup CPU limit).",
         ),
     ] = None,
 ) -> None:
