@@ -63,7 +63,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(tmp: Path, policy: Path) -> tuple[subprocess.Popen, str, Path]:
+def start(tmp: Path, policy: Path, *extra: str) -> tuple[subprocess.Popen, str, Path]:
     port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.Popen(
@@ -85,6 +85,7 @@ def start(tmp: Path, policy: Path) -> tuple[subprocess.Popen, str, Path]:
             str(policy),
             "--vulns",
             str(EXAMPLES / "vulns.yaml"),
+            *extra,
         ],
         env=env,
         stdout=subprocess.DEVNULL,

@@ -1,6 +1,7 @@
 """Benchmark: match 10,000 packages against 200,000 advisory records on one core.
 
     python benchmarks/matching.py [--records 200000] [--packages 10000] [--db PATH]
+        [--baseline-src DIR] [--rounds 5]
 
 Builds a SQLite advisory store of synthetic records shaped like the real ones (Debian tracker
 entries with fixed/open states, Alpine secfixes, OSV ECOSYSTEM/SEMVER ranges with several
@@ -10,6 +11,11 @@ introduced/fixed pairs and explicit version lists, aliases and CVSS vectors), th
 - a naive baseline in the same run: one query per package, every row and version re-parsed.
 
 Prints both times, the ratio to the 2 s target and the speed-up over the baseline.
+
+With --baseline-src (another checkout's top folder, e.g. ``git archive main | tar -x -C DIR``),
+the matcher of that tree and of this one are also timed in fresh processes, alternately, --rounds
+times each, on the same store and inventory (cold version caches each time); medians, spread
+and the ratio this/baseline are printed with the load average.
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+# STOCKADE_BENCH_SRC: the tree whose matcher a --match-only child times (see --baseline-src).
+sys.path.insert(
+    0, os.environ.get("STOCKADE_BENCH_SRC") or str(Path(__file__).resolve().parents[1] / "src")
+)
 
 from sqlalchemy import select
 
@@ -212,8 +221,59 @@ def naive_match(store, inventory: Inventory) -> int:
     return hits
 
 
+def match_only(db: Path) -> None:
+    """The child of --baseline-src: time one cold Matcher.run on an existing store and the
+    inventory pickled next to it."""
+    import pickle
+
+    inventory = pickle.loads(db.with_suffix(".inventory").read_bytes())
+    store = open_store(f"sqlite:///{db}")
+    gc.collect()
+    t0, c0 = time.perf_counter(), time.process_time()
+    report = Matcher(store).run(inventory)
+    t1, c1 = time.perf_counter(), time.process_time()
+    print(f"MATCH {t1 - t0} {c1 - c0} {len(report.findings)}")
+
+
+def compare(args: argparse.Namespace, db: Path) -> None:
+    import statistics
+    import subprocess
+
+    trees = {"this tree": Path(__file__).resolve().parents[1], "baseline": args.baseline_src}
+    got: dict[str, list[tuple[float, float, int]]] = {name: [] for name in trees}
+    loads = []
+    for _ in range(args.rounds):
+        for name, tree in trees.items():
+            env = dict(os.environ, STOCKADE_BENCH_SRC=str(Path(tree).resolve() / "src"))
+            cmd = [sys.executable, __file__, "--match-only", str(db)]
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            line = next(x for x in out.stdout.splitlines() if x.startswith("MATCH "))
+            wall, cpu, n = line.split()[1:]
+            got[name].append((float(wall), float(cpu), int(n)))
+            loads.append(os.getloadavg()[0])
+    for name, runs in got.items():
+        walls, cpus = [x[0] for x in runs], [x[1] for x in runs]
+        print(
+            f"{name:10s} ({trees[name]}): wall median {statistics.median(walls):.3f} s "
+            f"(spread {min(walls):.3f}-{max(walls):.3f}), CPU median {statistics.median(cpus):.3f} s "
+            f"(spread {min(cpus):.3f}-{max(cpus):.3f}), findings {runs[0][2]:,}"
+        )
+    this, base = got["this tree"], got["baseline"]
+    if {x[2] for x in this} != {x[2] for x in base}:
+        print("DIFFERENT finding counts between the trees")
+    med = statistics.median
+    print(
+        f"ratio this/baseline: wall {med(x[0] for x in this) / med(x[0] for x in base):.2f}, "
+        f"CPU {med(x[1] for x in this) / med(x[1] for x in base):.2f} "
+        f"(load average {min(loads):.1f}-{max(loads):.1f}; target < 0.5 s, 0.99 s before)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline-src", type=Path, default=None)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--match-only", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--packages", type=int, default=10_000)
     ap.add_argument(
@@ -223,6 +283,9 @@ def main() -> None:
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
+    if args.match_only is not None:
+        match_only(args.match_only)
+        return
     r = random.Random(args.seed)
     tmp = tempfile.TemporaryDirectory()
     db = args.db or Path(tmp.name) / "bench.db"
@@ -261,6 +324,11 @@ def main() -> None:
     ]
     print("\n".join(lines))
     store.close()
+    if args.baseline_src is not None:
+        import pickle
+
+        db.with_suffix(".inventory").write_bytes(pickle.dumps(inventory))
+        compare(args, db)
 
 
 if __name__ == "__main__":

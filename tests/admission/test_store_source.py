@@ -9,6 +9,7 @@ import pytest
 from stockade.admission.engine import decide
 from stockade.admission.interface import LookupBudget
 from stockade.admission.policy import parse_policy
+from stockade.admission.vulns import CachedVulnSource
 from stockade.admission.workload import workload_of
 from stockade.lab.samples import build_sample, push_sample
 from stockade.model import Severity, UsageError
@@ -64,6 +65,11 @@ def test_scanned_image_answers_from_the_store(tmp_path, pushed) -> None:
     )
     d = decide(workload_of(pod(ref)), policy, source)
     assert not d.allowed and "CVE-2024-35195" in d.message
+    # Each webhook worker warms its cache with the images the store knows, latest scanned first.
+    assert source.known_images(10) == [ref]
+    cached = CachedVulnSource(source)
+    assert not cached.is_ready(ref)
+    assert cached.warm() == 1 and cached.is_ready(ref)
 
 
 def test_never_scanned_image_is_scanned_on_demand_within_the_budget(tmp_path, pushed) -> None:

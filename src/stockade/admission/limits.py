@@ -10,6 +10,7 @@ the connection being accepted (TLS handshake included) or of the previous respon
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,9 +80,11 @@ def run_uvicorn(
     limits: Limits,
     certfile: str | None = None,
     keyfile: str | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve ``app`` until interrupted within ``limits``: the one uvicorn setup of the webhook and
-    the controller (HTTPS with AEAD suites when a certificate is given)."""
+    the controller (HTTPS with AEAD suites when a certificate is given). ``sock``: an already
+    listening socket to serve instead of binding ``host:port`` (a worker of several)."""
     import ssl
 
     import uvicorn
@@ -109,4 +112,4 @@ def run_uvicorn(
         proxy_headers=False,
         **tls,
     )
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)

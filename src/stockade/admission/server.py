@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -190,6 +191,23 @@ async def _reply(
     await send({"type": "http.response.body", "body": body})
 
 
-def serve(app: AdmissionApp, *, host: str, port: int, certfile: str, keyfile: str) -> None:
-    """Serve HTTPS until interrupted, within ``app.limits``."""
-    run_uvicorn(app, host=host, port=port, limits=app.limits, certfile=certfile, keyfile=keyfile)
+def serve(
+    app: AdmissionApp,
+    *,
+    host: str,
+    port: int,
+    certfile: str,
+    keyfile: str,
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve HTTPS until interrupted, within ``app.limits`` (on ``sock`` when given: one worker
+    of several sharing the port, see :mod:`stockade.admission.workers`)."""
+    run_uvicorn(
+        app,
+        host=host,
+        port=port,
+        limits=app.limits,
+        certfile=certfile,
+        keyfile=keyfile,
+        sock=sock,
+    )

@@ -22,6 +22,7 @@ from stockade.admission.interface import (
 )
 from stockade.config import load_yaml_model
 from stockade.model import Severity
+from stockade.model.errors import StockadeError
 
 
 class _Facts(BaseModel):
@@ -69,6 +70,9 @@ class FileVulnSource:
     def summary(self, image: str, *, budget: LookupBudget) -> ImageVulns | None:
         return self._by_image.get(image)
 
+    def known_images(self, limit: int) -> list[str]:
+        return list(self._by_image)[:limit]
+
     def is_ready(self, image: str) -> bool:
         return True  # answers from memory
 
@@ -92,6 +96,23 @@ class CachedVulnSource:
 
     def saturation(self) -> str | None:
         return self._inner.saturation()
+
+    def warm(self, *, limit: int = 1000, seconds: float = 10.0) -> int:
+        """Look up the images the inner source already knows (``known_images``: the latest
+        scanned first), at most ``limit`` within ``seconds``, so that the first reviews of them
+        answer from memory; returns how many are cached. Each worker process warms its own."""
+        known = getattr(self._inner, "known_images", None)
+        if known is None:
+            return 0
+        budget = LookupBudget(seconds)
+        for image in known(limit):
+            if budget.remaining() <= 0:
+                break
+            try:
+                self.summary(image, budget=budget)
+            except StockadeError:  # a reference admission never looks up (dir:, archive:)
+                continue
+        return len(self._cache)
 
     def summary(self, image: str, *, budget: LookupBudget) -> ImageVulns | None:
         now = time.monotonic()

@@ -49,7 +49,11 @@ def _policy(policy: Path | None, db: str | None):
         return load_policy(policy), str(policy)
     from stockade.admission.tables import load_policy_text
 
-    text = load_policy_text(open_db(db))
+    store = open_db(db)
+    try:
+        text = load_policy_text(store)
+    finally:
+        store.close()  # nothing opened here may cross the fork of `serve --workers`
     if text is not None:
         return parse_policy(text, name="stored policy"), "stored policy 'default'"
     return parse_policy(DEFAULT_POLICY_YAML, name="built-in policy"), "built-in default policy"
@@ -125,6 +129,15 @@ def serve(
     token: TokenOption = None,
     controller_ca: ControllerCaOption = None,
     agent_name: AgentNameOption = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes serving the port (SO_REUSEPORT), each with its own decision cache "
+            "warmed at start (default: the cores it may use, within its cgroup CPU limit).",
+        ),
+    ] = None,
 ) -> None:
     """Serve AdmissionReview requests over HTTPS on POST /validate (GET /healthz, /readyz).
 
@@ -135,29 +148,18 @@ def serve(
     from stockade.admission.server import AdmissionApp, EventWriter
     from stockade.admission.server import serve as run
     from stockade.admission.vulns import CachedVulnSource, FileVulnSource
+    from stockade.admission.workers import default_workers, serve_workers
     from stockade.cli.agent import AgentOptions, reporting
     from stockade.model import Event
-    from stockade.model.errors import UsageError
+    from stockade.model.errors import StockadeError, UsageError
+    from stockade.model.redact import redact_text
     from stockade.store.records import record_events
 
     if (cert is None) != (key is None):
         raise UsageError("--cert and --key go together")
     pol, origin = _policy(policy, db)
-    store = open_db(db)
-    if vulns:
-        source = CachedVulnSource(FileVulnSource(vulns))
-    else:
-        source = _store_source(
-            store,
-            workers=scan_workers,
-            queue=scan_queue,
-            max_scans_per_review=max_scans_per_review,
-            scan_timeout=scan_timeout,
-            registries=scan_registry or [],
-            insecure=insecure,
-            username=username,
-            password=password,
-        )
+    open_db(db).close()  # created and migrated once, here: workers would race to migrate it
+    file_source = FileVulnSource(vulns) if vulns else None  # read once, errors before any fork
     if cert is None or key is None:
         files = ensure_serving_cert(cert_dir, service=service, namespace=namespace)
         cert, key = files.cert, files.key
@@ -176,15 +178,58 @@ def serve(
         max_connections=max_connections,
     )
     agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
-    with reporting(agent, ("admission",)) as reporter:
+    certfile, keyfile = str(cert), str(key)
 
-        def write(batch: list[Event]) -> int:
-            if reporter is not None:
-                reporter.add_all(batch)
-            return record_events(store, batch)
+    def worker(sock=None) -> None:
+        # Everything with a connection, a thread or a cache is made here, in the worker process.
+        store = open_db(db)
+        if file_source is not None:
+            source = CachedVulnSource(file_source)
+        else:
+            source = _store_source(
+                store,
+                workers=scan_workers,
+                queue=scan_queue,
+                max_scans_per_review=max_scans_per_review,
+                scan_timeout=scan_timeout,
+                registries=scan_registry or [],
+                insecure=insecure,
+                username=username,
+                password=password,
+            )
+        source.warm()
+        with reporting(agent, ("admission",)) as reporter:
 
-        app = AdmissionApp(pol, source, EventWriter(write), limits=limits)
-        run(app, host=host, port=port, certfile=str(cert), keyfile=str(key))
+            def write(batch: list[Event]) -> int:
+                if reporter is not None:
+                    reporter.add_all(batch)
+                return record_events(store, batch)
+
+            app = AdmissionApp(pol, source, EventWriter(write), limits=limits)
+            run(app, host=host, port=port, certfile=certfile, keyfile=keyfile, sock=sock)
+
+    count = workers if workers is not None else default_workers()
+    if count == 1:
+        worker()
+        return
+
+    def forked(sock) -> int:
+        try:
+            worker(sock)
+        except StockadeError as exc:
+            err_console.print(
+                f"stockade: error: {redact_text(str(exc))}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            return exc.exit_code
+        return 0
+
+    err_console.print(f"{count} worker processes")
+    code = serve_workers(forked, workers=count, host=host, port=port)
+    if code:
+        raise typer.Exit(code)
 
 
 def _store_source(

@@ -113,6 +113,18 @@ class StoreVulnSource:
             return ImageVulns(image=image, scanned=False)
         return self.stored(image)
 
+    def known_images(self, limit: int) -> list[str]:
+        """References with a stored scan, the latest scanned first (to warm a cache)."""
+        with self.store.connect() as conn:
+            return list(
+                conn.execute(
+                    select(scan_images.c.reference)
+                    .where(scan_images.c.last_run_id.is_not(None))
+                    .order_by(scan_images.c.last_scanned.desc())
+                    .limit(limit)
+                ).scalars()
+            )
+
     def stored(self, image: str) -> ImageVulns | None:
         """The summary of the image's latest stored scan, or None if it was never scanned."""
         with self.store.connect() as conn:

@@ -85,11 +85,18 @@ def open_image(ref: str, image: ImageOptions) -> OpenImage | None:
         raise
 
 
+# ``name@version`` of every default cataloger, sorted: what ``cataloger_key(default_catalogers())``
+# gives, written out so that a re-scan of a kept inventory does not import the catalogers (a tenth
+# of a second). tests/scanning/test_rescan_fast_path.py fails when a cataloger changes its version.
+CATALOGERS_KEY = (
+    "apk@2,composer@1,dotnet-deps@1,dpkg@3,elf-package-note@1,golang@3,java@3,npm@1,"
+    "os-release@1,python@2,rpm@2,ruby@1,rust@1"
+)
+
+
 def catalogers_key() -> str:
     """Names and versions of the catalogers in use: kept inventories made by others are stale."""
-    from stockade.scanning.catalogers import default_catalogers
-
-    return ",".join(sorted(f"{c.name}@{c.version}" for c in default_catalogers()))
+    return CATALOGERS_KEY
 
 
 def match(store: Store, inv: Inventory) -> MatchOutcome:

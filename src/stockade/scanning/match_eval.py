@@ -34,7 +34,7 @@ class Entry:
 
     @property
     def aliases(self) -> tuple[str, ...]:
-        return tuple(json.loads(self.row[9]))
+        return _strings(self.row[9])
 
     @property
     def summary(self) -> str:
@@ -62,11 +62,11 @@ class Entry:
 
     @property
     def refs(self) -> tuple[str, ...]:
-        return tuple(json.loads(self.row[14]))
+        return _strings(self.row[14])
 
     @property
     def upstream(self) -> tuple[str, ...]:
-        return tuple(json.loads(self.row[15]))
+        return _strings(self.row[15])
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +77,38 @@ class Hit:
 
 
 _NO_VERSIONS: frozenset[str] = frozenset()
+Ranges = tuple[tuple[tuple[str, Any, str], ...], ...]
 
 
-def parse_entry(row: LookupRow, key: Callable[[str], Any]) -> Entry:
-    """Parse one row's ranges; events are stored in evaluation order (see store._sorted_events)."""
-    ranges = tuple(
-        tuple(
-            (kind, None if (kind == "introduced" and v == "0") else key(v), v) for kind, v in events
-        )
-        for _type, events in json.loads(row[2])
-    )
+def _strings(text: str) -> tuple[str, ...]:
+    """A stored JSON list of strings (most are empty: no JSON parse for those)."""
+    return () if text == "[]" else tuple(json.loads(text))
+
+
+def parse_ranges(text: str, key: Callable[[str], Any]) -> Ranges:
+    """A row's stored ranges with each event's version parsed into its sort key."""
+    out = []
+    for _type, events in json.loads(text):
+        parsed = []
+        for kind, v in events:
+            parsed.append((kind, None if (kind == "introduced" and v == "0") else key(v), v))
+        out.append(tuple(parsed))
+    return tuple(out)
+
+
+def parse_entry(
+    row: LookupRow, key: Callable[[str], Any], memo: dict[str, Ranges] | None = None
+) -> Entry:
+    """Parse one row's ranges; events are stored in evaluation order (see store._sorted_events).
+    ``memo`` (ranges text -> parsed, for one version scheme) parses the ranges that several rows
+    share once: a distribution fix closes many CVEs of a package at the same version."""
+    text = row[2]
+    if memo is None:
+        ranges = parse_ranges(text, key)
+    else:
+        ranges = memo.get(text)  # type: ignore[assignment]
+        if ranges is None:
+            ranges = memo[text] = parse_ranges(text, key)
     versions = row[3]
     return Entry(row, ranges, _NO_VERSIONS if versions == "[]" else frozenset(json.loads(versions)))
 

@@ -70,17 +70,6 @@ def _rating(text: str | None) -> Severity | None:
     return None if sev is Severity.UNKNOWN else sev
 
 
-def _severity(group: list[Hit], best: Entry | None, is_distro: bool) -> Severity:
-    """The distribution's rating for OS packages, else CVSS, else a record's text rating."""
-    rated = (_rating(h.entry.distro_severity or h.entry.record_severity) for h in group)
-    vendor = next((s for s in rated if s is not None), None)
-    if is_distro and vendor is not None:
-        return vendor
-    if best is not None and best.cvss_score is not None:
-        return Severity.from_cvss(best.cvss_score)
-    return vendor or Severity.UNKNOWN
-
-
 @dataclass(slots=True)
 class _Group:
     hits: list[Hit]
@@ -125,23 +114,50 @@ def build_findings(
     for g in _merge(hits):
         group, ids = g.hits, g.ids
         primary = g.primary or _primary(ids)
-        fixes = [h.fixed for h in group if h.fixed]
-        state = max(
-            ("fixed" if h.fixed else h.entry.fix_state for h in group),
-            key=lambda s: _FIX_RANK.get(s, 0),
-        )
+        # One walk over the group picks what the finding says. Ties keep the first hit, as
+        # max() would: the strongest fix state, the highest CVSS score, the first summary and
+        # the first distribution or record rating.
+        fixes: list[str] = []
+        state, rank = "", -1
+        best: Entry | None = None
+        summary = ""
+        vendor: Severity | None = None
+        urls: dict[str, None] = {}
+        sources: set[str] = set()
+        for h in group:
+            e = h.entry
+            if h.fixed:
+                fixes.append(h.fixed)
+                s = "fixed"
+            else:
+                s = e.fix_state
+            r = _FIX_RANK.get(s, 0)
+            if r > rank:
+                state, rank = s, r
+            score = e.cvss_score
+            if score is not None and (best is None or score > (best.cvss_score or 0.0)):
+                best = e
+            if not summary and e.summary:
+                summary = e.summary
+            if vendor is None:
+                vendor = _rating(e.distro_severity or e.record_severity)
+            if len(urls) < 10:
+                urls.update(dict.fromkeys(e.refs))
+            sources.add(_source_label(h, t))
         if state == "fixed" and not fixes:
             state = "not-fixed"  # a fixed range the installed version is not below
-        scored = [h.entry for h in group if h.entry.cvss_score is not None]
-        best = max(scored, key=lambda e: e.cvss_score or 0.0) if scored else None
-        summary = next((h.entry.summary for h in group if h.entry.summary), "")
-        urls = tuple(dict.fromkeys(u for h in group for u in h.entry.refs))[:10]
+        if is_distro and vendor is not None:
+            severity = vendor  # the distribution's rating for OS packages, else CVSS, else text
+        elif best is not None and best.cvss_score is not None:
+            severity = Severity.from_cvss(best.cvss_score)
+        else:
+            severity = vendor or Severity.UNKNOWN
         out.append(
             Finding(
                 id=primary,
                 pillar=Pillar.SCANNING,
                 title=summary.splitlines()[0][:200] if summary else primary,
-                severity=_severity(group, best, is_distro),
+                severity=severity,
                 resource=resource,
                 details=VulnerabilityDetails(
                     package=pkg.name,
@@ -157,8 +173,8 @@ def build_findings(
                     purl=pkg.purl,
                     locations=pkg.locations,
                     layer=pkg.layer,
-                    data_source=", ".join(sorted({_source_label(h, t) for h in group})),
-                    urls=urls,
+                    data_source=", ".join(sorted(sources)),
+                    urls=tuple(urls)[:10],
                 ),
             )
         )

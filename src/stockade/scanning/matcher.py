@@ -26,7 +26,7 @@ from stockade.model import Finding, ResourceRef
 from stockade.scanning.advisories import ecosystems
 from stockade.scanning.advisories.store import ecosystems_with_data, lookup_rows
 from stockade.scanning.interface import Inventory, Package, Unchecked
-from stockade.scanning.match_eval import Entry, Hit, affected_by, parse_entry
+from stockade.scanning.match_eval import Entry, Hit, Ranges, affected_by, parse_entry
 from stockade.scanning.match_findings import build_findings
 from stockade.scanning.versions import VersionError, scheme_for
 from stockade.store.db import Store
@@ -226,12 +226,16 @@ class Matcher:
         with self.store.connect() as conn:
             rows = lookup_rows(conn, keys)
         out: dict[tuple[str, str], list[Entry]] = {}
+        memos: dict[str, dict[str, Ranges]] = {}  # per scheme: ranges text -> parsed
         for row in rows:
             scheme = scheme_for(row[0])
             if scheme is None:
                 continue
+            memo = memos.get(scheme.name)
+            if memo is None:
+                memo = memos[scheme.name] = {}
             try:
-                entry = parse_entry(row, scheme.key)
+                entry = parse_entry(row, scheme.key, memo)
             except VersionError as exc:  # only reachable for data stored by an older importer
                 skipped.append(f"advisory {row[7]} for {row[1]}: {exc}")
                 continue

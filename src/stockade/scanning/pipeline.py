@@ -165,7 +165,8 @@ def scan_image(
     if options.signatures is not None:
         report = replace(report, signatures=verify_signatures(ref, options, pinned))
     if options.keep_results:
-        save_inventory(store, inv, catalogers=key)
+        if mode == "scan":  # a kept inventory is already in the store, made by these catalogers
+            save_inventory(store, inv, catalogers=key)
         record_scan(store, report, reference=ref, mode=mode, started_at=started)
     return report
 

@@ -227,6 +227,9 @@ def lookup_rows(conn: Connection, keys: Iterable[tuple[str, str]]) -> list[Looku
     out: list[LookupRow] = []
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("PRAGMA cache_size=-16384")  # 16 MiB: a big inventory reads many pages
+        dbapi = conn.connection.dbapi_connection
+        if dbapi is not None:
+            return _sqlite_lookup(dbapi, by_eco)
     for eco, names in by_eco.items():
         ordered = sorted(names)
         for i in range(0, len(ordered), _LOOKUP_CHUNK):
@@ -241,6 +244,30 @@ def lookup_rows(conn: Connection, keys: Iterable[tuple[str, str]]) -> list[Looku
             # The row's types are the selected columns' (SQLAlchemy types rows of >10 columns
             # as Any).
             out.extend(cast(LookupRow, tuple(r)) for r in conn.execute(q))
+    return out
+
+
+_SQLITE_LOOKUP = (
+    f"SELECT {', '.join(f'{c.table.name}.{c.name}' for c in _LOOKUP_COLUMNS)} "
+    "FROM adv_affected JOIN adv_vulnerabilities ON adv_affected.vuln_pk = adv_vulnerabilities.pk "
+    "WHERE adv_affected.ecosystem = ? AND adv_affected.package IN "
+)
+
+
+def _sqlite_lookup(dbapi: Any, by_eco: dict[str, set[str]]) -> list[LookupRow]:
+    """The same query on the sqlite3 connection itself: its rows are already the tuples the
+    matcher reads, without SQLAlchemy's per-row processing (a fifth of the lookup on 36k rows)."""
+    out: list[LookupRow] = []
+    cur = dbapi.cursor()
+    try:
+        for eco, names in by_eco.items():
+            ordered = sorted(names)
+            for i in range(0, len(ordered), _LOOKUP_CHUNK):
+                chunk = ordered[i : i + _LOOKUP_CHUNK]
+                cur.execute(_SQLITE_LOOKUP + f"({', '.join('?' * len(chunk))})", [eco, *chunk])
+                out.extend(cur.fetchall())
+    finally:
+        cur.close()
     return out
 
 

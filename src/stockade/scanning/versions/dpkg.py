@@ -36,7 +36,24 @@ def _run_key(run: str) -> tuple[int, ...]:
         return (*map(_weight, run), 0)
 
 
+_DOT = _run_key(".")
+
+
 def _part_key(s: str) -> tuple[object, ...]:
+    if s.isascii():
+        numbers = s.split(".")
+        if all(n.isdigit() for n in numbers):  # "1.2.3", "5": most parts, no regular expression
+            out: list[object] = [_END, int(numbers[0])]
+            for n in numbers[1:]:
+                out.append(_DOT)
+                out.append(int(n))
+            out.append(_END)
+            return tuple(out)
+    return _runs_key(s)
+
+
+def _runs_key(s: str) -> tuple[object, ...]:
+    """The general form: alternate non-digit and digit runs (``_part_key``'s reference)."""
     out: list[object] = []
     for letters, digits in _RUNS.findall(s):
         if not letters and not digits:

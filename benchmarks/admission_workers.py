@@ -1,0 +1,200 @@
+"""Admission webhook with one worker process against several (``admission serve --workers N``),
+measured in the same run, rounds interleaved: end-to-end p50/p99 at a fixed rate (default 1,000
+reviews/s from 100 keep-alive TLS connections) and saturation throughput (as fast as 100
+connections go). The client is wrk (C, LuaJIT): paced by a Lua schedule (the k-th request of a
+wrk thread is due at start + k / rate, whichever connection is free sends it), so the latency of
+one request does not slow the rate. The client's own CPU use is printed next to each figure, with
+the load average, so a client-bound or crowded run shows as such.
+
+    python benchmarks/admission_workers.py [--workers N] [--rate 1000] [--connections 100]
+        [--seconds 10] [--rounds 3]
+
+Targets (issue 19): p99 under 5 ms at 1,000 reviews/s; saturation at least 2x one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from admission import EXAMPLES, reviews, start
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Each wrk thread has its own Lua state: RATE is this thread's share. delay() runs before every
+# request; it returns how long until the request's slot on the schedule (ms, 0 when late).
+PACED_LUA = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } timespec_t;
+int clock_gettime(int clk, timespec_t *tp);
+]]
+local ts = ffi.new("timespec_t")
+local function now_ms()
+  ffi.C.clock_gettime(1, ts)
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+local bodies = {}
+for line in io.lines(os.getenv("REVIEWS")) do bodies[#bodies + 1] = line end
+local rate = tonumber(os.getenv("RATE") or "0")
+local start, k, i = nil, 0, 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, "/validate", nil, bodies[i])
+end
+if rate > 0 then
+  delay = function()
+    if start == nil then start = now_ms() end
+    k = k + 1
+    local wait = start + k * 1000.0 / rate - now_ms()
+    if wait < 0 then return 0 end
+    return math.floor(wait)
+  end
+end
+done = function(summary, latency, requests)
+  local secs = summary.duration / 1e6
+  local e = summary.errors
+  io.write(string.format('RESULT {"p50": %f, "p99": %f, "p999": %f, "rps": %f, "bad": %d, "errors": %d}\\n',
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
+    summary.requests / secs, e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def wrk(url: str, tmp: Path, *, connections: int, seconds: float, rate: float) -> dict[str, float]:
+    """One wrk run; ``rate`` 0 means as fast as it goes. Adds the client's CPU (cores used)."""
+    threads = 2
+    env = dict(os.environ, REVIEWS=str(tmp / "reviews.jsonl"), RATE=str(rate / threads))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{int(seconds)}s",
+            "-s",
+            str(tmp / "paced.lua"),
+            url + "/validate",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        env=env,
+        check=True,
+    )
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+    got = json.loads(line.removeprefix("RESULT "))
+    got["client_cores"] = (
+        after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    ) / wall
+    got["load"] = os.getloadavg()[0]
+    return got
+
+
+def describe(values: list[float], unit: str, fmt: str = ".2f") -> str:
+    med = statistics.median(values)
+    return f"{med:{fmt}} {unit} (spread {min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--rate", type=float, default=1000)
+    ap.add_argument("--connections", type=int, default=100)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed")
+    counts = (1, args.workers)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        lines = [
+            json.dumps({**r, "request": {**r["request"], "uid": uuid.uuid4().hex}})
+            for r in reviews() * 50
+        ]
+        (tmp / "reviews.jsonl").write_text("\n".join(lines) + "\n")
+        (tmp / "paced.lua").write_text(PACED_LUA)
+        servers = {}
+        try:
+            for n in counts:
+                sub = tmp / f"w{n}"
+                sub.mkdir()
+                servers[n] = start(sub, EXAMPLES / "policy.yaml", "--workers", str(n))
+            paced: dict[int, list[dict[str, float]]] = {n: [] for n in counts}
+            sat: dict[int, list[dict[str, float]]] = {n: [] for n in counts}
+            for n in counts:  # warm-up: handshakes, first decisions
+                wrk(servers[n][1], tmp, connections=args.connections, seconds=2, rate=0)
+            for r in range(args.rounds):
+                for n in counts:
+                    url = servers[n][1]
+                    p = wrk(
+                        url, tmp, connections=args.connections, seconds=args.seconds, rate=args.rate
+                    )
+                    s = wrk(url, tmp, connections=args.connections, seconds=args.seconds, rate=0)
+                    if p["bad"] or s["bad"]:  # a wrong answer is a failure, not a figure
+                        raise SystemExit(f"workers={n}: non-2xx answers: {p} {s}")
+                    paced[n].append(p)
+                    sat[n].append(s)
+                    print(
+                        f"round {r + 1} workers={n}: paced {p['rps']:.0f}/s p50 {p['p50']:.2f} ms "
+                        f"p99 {p['p99']:.2f} ms (client {p['client_cores']:.2f} cores, load {p['load']:.2f}); "
+                        f"saturation {s['rps']:.0f}/s p99 {s['p99']:.1f} ms "
+                        f"(client {s['client_cores']:.2f} cores, load {s['load']:.2f}); "
+                        f"socket errors/timeouts {p['errors'] + s['errors']:.0f}",
+                        flush=True,
+                    )
+        finally:
+            for proc, _, _ in servers.values():
+                proc.terminate()
+                proc.wait(timeout=30)
+    print(
+        f"\n{args.rate:.0f} reviews/s from {args.connections} keep-alive TLS connections, {args.rounds} rounds of {args.seconds:.0f} s:"
+    )
+    for n in counts:
+        ps = paced[n]
+        print(
+            f"  workers={n}: achieved {describe([p['rps'] for p in ps], '/s', '.0f')}  "
+            f"p50 {describe([p['p50'] for p in ps], 'ms')}  p99 {describe([p['p99'] for p in ps], 'ms')}  "
+            f"p99.9 {describe([p['p999'] for p in ps], 'ms')}  "
+            f"client {statistics.median(p['client_cores'] for p in ps):.2f} cores  "
+            f"load {describe([p['load'] for p in ps], '')}"
+        )
+    print(f"saturation ({args.connections} connections):")
+    for n in counts:
+        ss = sat[n]
+        print(
+            f"  workers={n}: {describe([s['rps'] for s in ss], 'reviews/s', '.0f')}  "
+            f"p99 {describe([s['p99'] for s in ss], 'ms', '.1f')}  "
+            f"client {statistics.median(s['client_cores'] for s in ss):.2f} cores  "
+            f"load {describe([s['load'] for s in ss], '')}"
+        )
+    one, many = (statistics.median(s["rps"] for s in sat[n]) for n in counts)
+    per_round = [m["rps"] / o["rps"] for o, m in zip(sat[1], sat[args.workers], strict=True)]
+    print(
+        f"ratio workers={args.workers} / workers=1 at saturation: {many / one:.2f}x "
+        f"(per round {', '.join(f'{x:.2f}' for x in per_round)}; target >= 2x)"
+    )
+    p99 = statistics.median(p["p99"] for p in paced[args.workers])
+    print(f"p99 at {args.rate:.0f}/s with workers={args.workers}: {p99:.2f} ms (target < 5 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""`admission serve --workers N`: processes sharing the port (SO_REUSEPORT), each answering."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.admission.test_webhook import post
+from tests.admission.webhook import EXAMPLES, manifests, review_for, start_webhook, stop_webhook
+
+OBJECTS = manifests()
+EXPECTED = {"Deployment/prod/pay": True, "Deployment/shop/legacy": False, "Pod/shop/debug": False}
+
+
+def children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def wait_gone(pids: list[int], seconds: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.05)
+    return [p for p in pids if alive(p)]
+
+
+def test_two_workers_answer_and_shutdown_leaves_no_process(tmp_path: Path) -> None:
+    hook = start_webhook(
+        tmp_path,
+        "--policy",
+        str(EXAMPLES / "policy.yaml"),
+        "--vulns",
+        str(EXAMPLES / "vulns.yaml"),
+        "--workers",
+        "2",
+    )
+    try:
+        workers = children(hook.proc.pid)
+        assert len(workers) == 2
+        before = {p: cpu_ticks(p) for p in workers}
+        for i in range(40):  # a new connection each time: the kernel spreads them by 4-tuple
+            key = list(EXPECTED)[i % len(EXPECTED)]
+            with hook.client() as c:
+                assert post(c, review_for(OBJECTS[key]))["allowed"] is EXPECTED[key]
+        worked = {p: cpu_ticks(p) - before[p] for p in workers}
+        assert all(t > 0 for t in worked.values()), worked
+    finally:
+        err = stop_webhook(hook)
+    assert hook.proc.returncode == 0, err
+    assert wait_gone(workers) == []
+
+
+def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
+    hook = start_webhook(tmp_path, "--vulns", str(EXAMPLES / "vulns.yaml"), "--workers", "2")
+    workers = children(hook.proc.pid)
+    hook.proc.send_signal(signal.SIGKILL)
+    hook.proc.communicate(timeout=20)  # EOF once the workers, which share its pipes, are gone
+    assert wait_gone(workers) == []
+
+
+def test_a_worker_failing_at_start_stops_the_server_with_its_exit_code(tmp_path: Path) -> None:
+    # Credentials without --scan-registry are refused when a worker builds its scan source.
+    cmd = [
+        sys.executable,
+        "-m",
+        "stockade",
+        "admission",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--cert-dir",
+        str(tmp_path / "certs"),
+        "--db",
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "--username",
+        "u",
+        "--password",
+        "p",
+        "--workers",
+        "2",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=os.environ.copy())
+    assert out.returncode == 2
+    assert "stockade: error: --username needs --scan-registry" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_each_worker_warms_its_decision_cache_from_the_facts_file() -> None:
+    from stockade.admission.vulns import CachedVulnSource, FileVulnSource
+
+    facts = FileVulnSource(EXAMPLES / "vulns.yaml")
+    cached = CachedVulnSource(facts)
+    images = facts.known_images(1000)
+    assert images and not any(cached.is_ready(i) for i in images)
+    assert cached.warm() == len(images)
+    assert all(cached.is_ready(i) for i in images)
+
+
+def test_default_workers_follow_the_cgroup_cpu_quota(tmp_path: Path) -> None:
+    from stockade.admission.workers import cpu_quota, default_workers
+
+    cores = len(os.sched_getaffinity(0))
+    assert default_workers(tmp_path) == cores  # no cgroup files: every core
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cpu_quota(tmp_path) is None and default_workers(tmp_path) == cores
+    (tmp_path / "cpu.max").write_text("50000 100000\n")  # half a CPU: one worker
+    assert cpu_quota(tmp_path) == 0.5 and default_workers(tmp_path) == 1
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")  # cgroup v1: 1 CPU
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert default_workers(tmp_path) == 1

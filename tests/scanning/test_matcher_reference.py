@@ -1,0 +1,156 @@
+"""The optimized matcher (bulk lookups, shared parsed ranges, the sqlite3 fast path, one walk per
+finding) gives exactly the findings of the straightforward reference on generated corpora:
+merged aliases, bundles, several ranges, last_affected and limit events, version lists, vendor
+ratings, CVSS, references and compatible releases."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stockade.scanning.advisories.model import (
+    Advisory,
+    Affected,
+    Cvss,
+    EventKind,
+    FixState,
+    ImportBatch,
+    VersionRange,
+)
+from stockade.scanning.advisories.store import write_batches
+from stockade.scanning.interface import Distro, Inventory, Package
+from stockade.scanning.matcher import Matcher
+from stockade.scanning.versions import dpkg, scheme_for
+from stockade.store import Store
+from tests.scanning.matching_reference import reference_findings
+
+ECOSYSTEMS = {
+    "debian:12": "deb",
+    "pypi": "python",
+    "npm": "npm",
+    "maven": "java-archive",
+    "go": "go-module",
+}
+VECTORS = (
+    "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+    "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:N/A:N",
+)
+
+
+def _version(eco: str, r: random.Random) -> str:
+    a, b, c = r.randint(0, 4), r.randint(0, 6), r.randint(0, 6)
+    if eco == "debian:12":
+        return r.choice((f"{a}.{b}.{c}-{r.randint(1, 3)}", f"{a}.{b}-{c}+deb12u{b}", f"1:{a}.{b}"))
+    if eco == "go":
+        return f"v{a}.{b}.{c}"
+    return f"{a}.{b}.{c}" + (r.choice(("", "", "-rc1")) if eco == "npm" else "")
+
+
+def _name(eco: str, i: int) -> str:
+    if eco == "maven":
+        return f"org.example:lib-{i}"
+    if eco == "go":
+        return f"example.com/mod-{i}"
+    return f"pkg-{i}"
+
+
+def _events(eco: str, r: random.Random) -> tuple[tuple[EventKind, str], ...]:
+    scheme = scheme_for(eco)
+    assert scheme is not None
+    points = sorted({_version(eco, r) for _ in range(r.randint(1, 5))}, key=scheme.key)
+    events: list[tuple[EventKind, str]] = [(EventKind.INTRODUCED, r.choice(("0", points[0])))]
+    for v in points[1:]:
+        kind = r.choice(
+            (EventKind.FIXED, EventKind.FIXED, EventKind.LAST_AFFECTED, EventKind.LIMIT)
+        )
+        events.append((kind, v))
+        if r.random() < 0.4:
+            events.append((EventKind.INTRODUCED, v))
+    return tuple(events)
+
+
+def corpus(seed: int, records: int = 1500, names: int = 60) -> tuple[list[Advisory], Inventory]:
+    r = random.Random(seed)
+    universe = [(eco, _name(eco, i)) for eco in ECOSYSTEMS for i in range(names)]
+    cves = [f"CVE-2024-{1000 + i}" for i in range(records // 2)]  # shared: records merge
+    advisories = []
+    for i in range(records):
+        eco, name = r.choice(universe)
+        ranges = tuple(
+            VersionRange(
+                type="SEMVER" if eco in ("npm", "go") else "ECOSYSTEM", events=_events(eco, r)
+            )
+            for _ in range(r.choice((1, 1, 2)))
+        )
+        fixed = next((v for k, v in reversed(ranges[-1].events) if k == EventKind.FIXED), None)
+        affected = Affected(
+            ecosystem=eco,
+            package=name,
+            fix_state=FixState.FIXED
+            if fixed
+            else r.choice((FixState.NOT_FIXED, FixState.WONT_FIX)),
+            fixed_version=fixed,
+            ranges=ranges,
+            versions=tuple(_version(eco, r) for _ in range(r.choice((0, 0, 2)))),
+            severity=r.choice((None, "low", "high", "unimportant")) if eco == "debian:12" else None,
+        )
+        bundle = eco == "debian:12" and r.random() < 0.1
+        advisories.append(
+            Advisory(
+                id=f"DSA-{i}-1"
+                if bundle
+                else r.choice((r.choice(cves), f"GHSA-{i:04x}-test-case")),
+                source=r.choice(("osv", "debian-tracker", "ghsa")),
+                aliases=() if bundle else tuple(r.sample(cves, r.choice((0, 1, 2)))),
+                upstream=tuple(r.sample(cves, 3)) if bundle else (),
+                summary=r.choice(("", f"problem {i}\nmore")),
+                severity=r.choice((None, "HIGH", "moderate")),
+                cvss=(
+                    Cvss(version="3.1", vector=r.choice(VECTORS), score=r.choice((9.8, 5.5, 5.5))),
+                )
+                if r.random() < 0.6
+                else (),
+                references=tuple(
+                    f"https://example.com/{i}/{j}" for j in range(r.choice((0, 3, 12)))
+                ),
+                affected=(affected,),
+            )
+        )
+    packages = []
+    for _ in range(names * 6):
+        eco, name = r.choice(universe)
+        packages.append(Package(type=ECOSYSTEMS[eco], name=name, version=_version(eco, r)))
+    packages.append(Package(type="python", name="pkg-1", version="not a version!"))
+    inventory = Inventory(
+        source="generated", distro=Distro(id="debian", version_id="12"), packages=tuple(packages)
+    )
+    return advisories, inventory
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_matcher_gives_the_reference_findings(sqlite_store: Store, seed: int) -> None:
+    advisories, inventory = corpus(seed)
+    write_batches(
+        sqlite_store, [ImportBatch(source="generated", kind="osv", advisories=advisories)]
+    )
+    fast = [f.to_dict() for f in Matcher(sqlite_store).run(inventory).findings]
+    slow = [f.to_dict() for f in reference_findings(sqlite_store, inventory)]
+    assert len(fast) > 200  # the corpus exercises matching, not just empty lists
+    assert any(len(f["details"]["aliases"]) >= 2 for f in fast)  # merged records
+    assert fast == slow
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**12), min_size=1, max_size=6))
+def test_dpkg_numeric_parts_take_the_fast_path_with_the_same_key(numbers: list[int]) -> None:
+    text = ".".join(str(n) for n in numbers)
+    assert dpkg._part_key(text) == dpkg._runs_key(text)
+    padded = ".".join(f"{n:03d}" for n in numbers)  # leading zeros compare as numbers
+    assert dpkg._part_key(padded) == dpkg._runs_key(padded)
+
+
+@given(st.text(alphabet="0123456789.+~-abz:", max_size=12))
+def test_dpkg_part_keys_agree_on_any_text(text: str) -> None:
+    assert dpkg._part_key(text) == dpkg._runs_key(text)

@@ -1,0 +1,58 @@
+"""A warm re-scan (the image's inventory kept in the store) neither imports the catalogers nor
+writes the inventory again, and reports what a cold scan reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from stockade.lab.samples import SampleImage
+from stockade.scanning.backend_adapters import CATALOGERS_KEY, catalogers_key
+from stockade.scanning.catalogers import default_catalogers
+from stockade.scanning.layercache import cataloger_key
+from tests.scanning.scan_cli_support import make_db
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+# Runs the CLI in-process, then says which heavy modules the command imported.
+PROBE = """
+import sys
+from stockade.cli.app import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print("\\nPROBE", code, "stockade.scanning.catalogers" in sys.modules, file=sys.stderr)
+"""
+
+
+def test_the_written_out_key_is_the_catalogers_own() -> None:
+    # A cataloger that changes its version must change CATALOGERS_KEY, or kept inventories made
+    # by its old version would be taken as current.
+    assert catalogers_key() == CATALOGERS_KEY == cataloger_key(default_catalogers())
+
+
+def _scan(ref: str, db: str, out: Path) -> tuple[int, bool]:
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    args = ["scan", "image", ref, "--db", db, "--format", "json", "-o", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    probe = done.stderr.rsplit("PROBE", 1)[1].split()
+    return int(probe[0]), probe[1] == "True"
+
+
+def test_warm_rescan_skips_the_catalogers(sample: SampleImage, tmp_path: Path) -> None:
+    db = make_db(tmp_path / "db.sqlite")
+    ref = f"oci:{sample.oci_dir}:{sample.tag}"
+    cold_code, cold_imported = _scan(ref, db, tmp_path / "cold.json")
+    warm_code, warm_imported = _scan(ref, db, tmp_path / "warm.json")
+    assert cold_imported and not warm_imported
+    assert cold_code == warm_code
+    cold = json.loads((tmp_path / "cold.json").read_text())
+    warm = json.loads((tmp_path / "warm.json").read_text())
+    assert warm["findings"] == cold["findings"] and cold["findings"]
+    assert warm["summary"] == cold["summary"]
