@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from stockade.admission.engine import needs_signatures, needs_vulns
@@ -38,6 +39,25 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 # TLS 1.2 suites: forward secret AEAD only (no CBC, no RSA key exchange); TLS 1.3 is unaffected.
 
 
+@dataclass(frozen=True, slots=True)
+class _InForce:
+    """The policy in force and what the server derives from it, swapped as one."""
+
+    policy: Policy
+    deadline: float  # seconds a decision may take: the policy's scan budget and a second
+    uses_vulns: bool
+    uses_signatures: bool  # registry I/O: never inline
+
+    @classmethod
+    def of(cls, policy: Policy) -> _InForce:
+        return cls(
+            policy,
+            policy.spec.scanBudgetSeconds + 1.0,
+            needs_vulns(policy),
+            needs_signatures(policy),
+        )
+
+
 class AdmissionApp:
     def __init__(
         self,
@@ -48,17 +68,23 @@ class AdmissionApp:
         limits: Limits | None = None,
         decision_threads: int = 16,
     ) -> None:
-        self.policy = policy
+        self._in_force = _InForce.of(policy)
         self.source = source
         self.events = events
         self.limits = limits or Limits()
-        self.deadline = policy.spec.scanBudgetSeconds + 1.0
-        self.uses_vulns = needs_vulns(policy)
-        self.uses_signatures = needs_signatures(policy)  # registry I/O: never inline
         self.decision_threads = decision_threads
         self._pool = ThreadPoolExecutor(decision_threads, thread_name_prefix="admission-decide")
         self._busy = 0  # decisions handed to the pool and not finished
         self._busy_lock = threading.Lock()
+
+    @property
+    def policy(self) -> Policy:
+        return self._in_force.policy
+
+    def replace_policy(self, policy: Policy) -> None:
+        """Put ``policy`` in force for the reviews that arrive from now on (the controller's,
+        followed by version); a review being decided keeps the policy it started with."""
+        self._in_force = _InForce.of(policy)  # one assignment: never half of each
 
     def saturation(self) -> list[str]:
         """Why new reviews may not be decided in time right now (empty: not saturated)."""
@@ -102,30 +128,36 @@ class AdmissionApp:
         except ReviewError as exc:
             await _reply(send, 400, {"error": str(exc)})
             return
-        budget = LookupBudget(self.policy.spec.scanBudgetSeconds)  # from arrival: queueing counts
+        now = self._in_force  # this review's policy, whatever replaces it meanwhile
+        policy = now.policy
+        budget = LookupBudget(policy.spec.scanBudgetSeconds)  # from arrival: queueing counts
         started = time.perf_counter()
         try:
-            if self._answers_at_once(review):
+            if self._answers_at_once(review, now):
                 # Cheap decisions (no I/O) run inline: a thread hop costs more than the decision.
-                outcome = answer(review, self.policy, self.source, budget)
+                outcome = answer(review, policy, self.source, budget)
             else:
-                outcome = await asyncio.wait_for(self._in_pool(review, budget), self.deadline)
+                outcome = await asyncio.wait_for(
+                    self._in_pool(review, policy, budget), now.deadline
+                )
         except TimeoutError:
-            await _reply(send, 200, failure_response(review, self.policy, "decision timed out"))
+            await _reply(send, 200, failure_response(review, policy, "decision timed out"))
             return
         except Exception as exc:
             log.exception("admission decision failed")
-            await _reply(send, 200, failure_response(review, self.policy, type(exc).__name__))
+            await _reply(send, 200, failure_response(review, policy, type(exc).__name__))
             return
         if outcome.event is not None:
             self.events.put(outcome.event)
         took_ms = (time.perf_counter() - started) * 1000
         await _reply(send, 200, outcome.response, timing=took_ms)
 
-    async def _in_pool(self, review: Mapping[str, Any], budget: LookupBudget) -> Any:
+    async def _in_pool(
+        self, review: Mapping[str, Any], policy: Policy, budget: LookupBudget
+    ) -> Any:
         def run() -> Any:
             try:
-                return answer(review, self.policy, self.source, budget)
+                return answer(review, policy, self.source, budget)
             finally:
                 with self._busy_lock:
                     self._busy -= 1
@@ -134,10 +166,10 @@ class AdmissionApp:
             self._busy += 1
         return await asyncio.get_running_loop().run_in_executor(self._pool, run)
 
-    def _answers_at_once(self, review: Mapping[str, Any]) -> bool:
-        if self.uses_signatures and self.source is not None:
+    def _answers_at_once(self, review: Mapping[str, Any], now: _InForce) -> bool:
+        if now.uses_signatures and self.source is not None:
             return False
-        if not self.uses_vulns or self.source is None:
+        if not now.uses_vulns or self.source is None:
             return True
         obj = review["request"].get("object")
         w = workload_of(obj) if isinstance(obj, dict) else None

@@ -35,8 +35,13 @@ def _firewall_policy(store: Store) -> Any:
 
 
 def _admission_policy(store: Store) -> Any:
+    """The admission policy applied through the API (``admission serve --controller`` follows),
+    with the version it was stamped with."""
     text = load_policy_text(store)
-    return None if text is None else {"name": "default", "yaml": text}
+    if text is None:
+        return None
+    version = config_versions_of(store).get("admission", 0)
+    return {"name": "default", "version": version, "yaml": text}
 
 
 def _runtime_profiles(store: Store) -> Any:

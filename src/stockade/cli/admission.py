@@ -206,7 +206,12 @@ def serve(
                 return record_events(store, batch)
 
             app = AdmissionApp(pol, source, EventWriter(write), limits=limits)
-            run(app, host=host, port=port, certfile=certfile, keyfile=keyfile, sock=sock)
+            fetcher = _follow_controller(app, reporter) if policy is None else None
+            try:
+                run(app, host=host, port=port, certfile=certfile, keyfile=keyfile, sock=sock)
+            finally:
+                if fetcher is not None:
+                    fetcher.stop()
 
     count = workers if workers is not None else default_workers()
     if count == 1:
@@ -230,6 +235,28 @@ def serve(
     code = serve_workers(forked, workers=count, host=host, port=port)
     if code:
         raise typer.Exit(code)
+
+
+def _follow_controller(app, reporter):
+    """With --controller and no --policy file: the controller's admission policy, followed by
+    version (a thread per webhook process); None without a controller."""
+    if reporter is None:
+        return None
+    from stockade.admission.follow import AdmissionPolicyFollower
+    from stockade.firewall.enforce.follow import ConfigFetcher
+
+    def install(policy) -> None:
+        app.replace_policy(policy)
+        err_console.print(
+            f"policy from the controller: mode {policy.spec.mode}, {len(policy.spec.rules)} rules",
+            highlight=False,
+            markup=False,
+        )
+
+    follower = AdmissionPolicyFollower(install, app.events.put, node=reporter.agent.name)
+    fetcher = ConfigFetcher(reporter.link, deliver=follower.apply)
+    fetcher.start()
+    return fetcher
 
 
 def _store_source(

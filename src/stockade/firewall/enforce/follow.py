@@ -77,6 +77,7 @@ class ConfigAnswer:
     quarantine: dict[str, str] | None = None  # {workload: reason}
     policy: PolicyDocument | None = None
     runtime_profiles: PolicyDocument | None = None  # followed by ``runtime watch``
+    admission: PolicyDocument | None = None  # followed by ``admission serve``
 
 
 def parse_config(answer: Any) -> ConfigAnswer:
@@ -102,6 +103,7 @@ def parse_config(answer: Any) -> ConfigAnswer:
         quarantine,
         _document(answer, "policy"),
         _document(answer, "runtime_profiles"),
+        _document(answer, "admission"),
     )
 
 
@@ -124,9 +126,18 @@ def _document(answer: dict[str, Any], kind: str) -> PolicyDocument | None:
 class ConfigFetcher:
     """Fetch the configuration in a thread; ``take`` hands over the newest answer once."""
 
-    def __init__(self, link: ControllerLink, *, every: float = 2.0) -> None:
+    def __init__(
+        self,
+        link: ControllerLink,
+        *,
+        every: float = 2.0,
+        deliver: Callable[[ConfigAnswer], None] | None = None,
+    ) -> None:
         self.link = link
         self.every = every
+        # with ``deliver``, each answer is handed over from the fetching thread and its version
+        # taken as applied (for followers that need no loop of their own: ``admission serve``)
+        self.deliver = deliver
         self.since: int | None = None  # the version applied (set by the follower)
         self._answer: ConfigAnswer | None = None
         self._lock = threading.Lock()
@@ -172,6 +183,10 @@ class ConfigFetcher:
         if self._failing:
             log.warning("configuration from %s fetched again", self.link.url)
         self._failing = False
+        if self.deliver is not None:
+            self.deliver(answer)
+            self.since = answer.version
+            return
         with self._lock:
             self._answer = answer
 
