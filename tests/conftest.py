@@ -37,7 +37,13 @@ def pytest_configure(config: pytest.Config) -> None:
 # Source text that marks a test as a lab test: it builds network namespaces, nftables rules or lab
 # pods, which are shared kernel state. Under pytest-xdist every lab test runs in one worker (the
 # "lab" group of --dist loadgroup), one after the other, while the rest of the suite runs in parallel.
-_LAB_SIGNS = ("require_root(", "stockade.lab", "tests.api.lab", "manager.up(")
+_LAB_SIGNS = (
+    "require_root(",
+    "stockade.lab import manager",
+    "stockade.lab.manager",
+    "manager.up(",
+    "tests.api.lab",
+)
 
 
 @cache
@@ -52,6 +58,7 @@ def _source_has_lab_signs(path: str) -> bool:
 def _is_lab_test(item: pytest.Item) -> bool:
     if _source_has_lab_signs(str(item.path)):
         return True
+    here = Path(__file__)
     info = getattr(item, "_fixtureinfo", None)
     for defs in info.name2fixturedefs.values() if info else ():
         for fixture in defs:
@@ -61,13 +68,15 @@ def _is_lab_test(item: pytest.Item) -> bool:
                 continue
             if (
                 source
-                and source.startswith(str(Path(__file__).parent))
-                and (_source_has_lab_signs(source))
+                and source.startswith(str(here.parent))
+                and source != str(here)  # this file names the signs; its fixtures are not lab
+                and _source_has_lab_signs(source)
             ):
                 return True
     return False
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the test ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if _is_lab_test(item):
