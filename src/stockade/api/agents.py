@@ -2,18 +2,65 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from stockade.api.tables import agents
-from stockade.events.ingest import AgentInfo
+from stockade.events.ingest import AgentInfo, Batch, Stored, parse_batch, store_batch
+from stockade.model import Event
+from stockade.network import received
 from stockade.store import Store
 
 # An agent that has not reported for this long is counted down (agents report every few seconds).
 UP_WITHIN = timedelta(seconds=90)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Taken:
+    """A batch taken in: what it held, the events stored now, and its answer."""
+
+    batch: Batch
+    stored: Stored
+    answer: dict[str, Any]
+
+    def fresh(self) -> list[Event]:
+        """The batch's events stored now (the live stream's and the response rules' input)."""
+        new = set(self.stored.ids)
+        return [e for e in self.batch.events if e.id in new]
+
+
+def take_batch(store: Store, body: bytes, *, token_name: str) -> Taken:
+    """What ``POST /api/v1/agents/events`` does with a request body before it answers (and what
+    benchmarks/ingest.py measures): parse and validate it, store its new events and connection
+    records in one transaction with the graph aggregate they change, and count the heartbeat.
+    :class:`~stockade.model.InputError` when the body is not a batch."""
+    batch = parse_batch(body)
+    records = received.parse_records(batch.connections)
+    new_records = 0
+
+    def with_connections(conn: Connection, fresh: list[Event]) -> None:
+        # the batch's connection records and what its new events say about them: stored in the
+        # events' transaction, so a batch sent again adds nothing to the graph
+        nonlocal new_records
+        new_records = received.store_new(conn, records, fresh)
+
+    stored = store_batch(store, batch.events, also=with_connections)
+    heartbeat(
+        store,
+        batch.agent,
+        token_name=token_name,
+        accepted=stored.accepted,
+        duplicates=stored.duplicates,
+    )
+    answer: dict[str, Any] = {"accepted": stored.accepted, "duplicates": stored.duplicates}
+    if records:
+        answer["connections"] = {"accepted": new_records, "duplicates": len(records) - new_records}
+    return Taken(batch=batch, stored=stored, answer=answer)
 
 
 def heartbeat(
