@@ -36,6 +36,7 @@ from yaml.composer import Composer
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.resolver import Resolver
 
+from stockade.model.envelope import deeper_than
 from stockade.model.errors import ConfigError, DocumentTooComplex, InputError, StockadeError
 
 if TYPE_CHECKING:
@@ -307,7 +308,7 @@ def parse_json(
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         _refuse_deep(text, name)
         raise error(f"invalid JSON: {exc}", subject=name) from None
-    if _deeper_than(doc, MAX_DEPTH):
+    if deeper_than(doc, MAX_DEPTH):
         _refuse_deep(text, name)
         raise DocumentTooComplex(f"nested deeper than {MAX_DEPTH} levels", subject=name)
     return doc
@@ -317,24 +318,6 @@ def _refuse_deep(text: str, name: str) -> None:
     line = _json_too_deep(text)
     if line is not None:
         raise DocumentTooComplex(f"nested deeper than {MAX_DEPTH} levels", subject=name, line=line)
-
-
-def _deeper_than(doc: Any, limit: int) -> bool:
-    """Whether arrays and objects in ``doc`` (decoded JSON) nest more than ``limit`` deep; one
-    pass a level, no recursion."""
-    level = [doc] if isinstance(doc, dict | list) else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > limit:
-            return True
-        below = []
-        for container in level:
-            for value in container.values() if isinstance(container, dict) else container:
-                if isinstance(value, dict | list):
-                    below.append(value)
-        level = below
-    return False
 
 
 # ---------------------------------------------------------------- validation
