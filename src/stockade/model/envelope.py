@@ -168,13 +168,18 @@ def _data(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         _raise("data", "expected an object")
-    if deeper_than(value, MAX_DATA_DEPTH):
-        _raise("data", f"nested deeper than {MAX_DATA_DEPTH} levels")
     try:
-        size = len(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError):
+        text: str | None = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    # nesting deeper than N needs more than N opening brackets in the text (those inside strings
+    # only add to the count): most data is walked no further
+    maybe_deep = text is None or text.count("{") + text.count("[") > MAX_DATA_DEPTH
+    if maybe_deep and deeper_than(value, MAX_DATA_DEPTH):
+        _raise("data", f"nested deeper than {MAX_DATA_DEPTH} levels")
+    if text is None:
         _raise("data", "not plain JSON")
-    if size > MAX_DATA_BYTES:
+    if len(text) > MAX_DATA_BYTES:
         _raise("data", f"larger than {MAX_DATA_BYTES} bytes")
     return value
 
