@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from stockade.api.tables import agents
 from stockade.events.ingest import AgentInfo, Batch, Stored, parse_batch, store_batch
@@ -45,18 +44,20 @@ def take_batch(store: Store, body: bytes, *, token_name: str) -> Taken:
 
     def with_connections(conn: Connection, fresh: list[Event]) -> None:
         # the batch's connection records and what its new events say about them: stored in the
-        # events' transaction, so a batch sent again adds nothing to the graph
+        # events' transaction, so a batch sent again adds nothing to the graph; the heartbeat
+        # too (one commit a batch)
         nonlocal new_records
         new_records = received.store_new(conn, records, fresh)
+        accepted = len({e.id for e in fresh})
+        heartbeat_in(
+            conn,
+            batch.agent,
+            token_name=token_name,
+            accepted=accepted,
+            duplicates=len(batch.events) - accepted,
+        )
 
     stored = store_batch(store, batch.events, also=with_connections)
-    heartbeat(
-        store,
-        batch.agent,
-        token_name=token_name,
-        accepted=stored.accepted,
-        duplicates=stored.duplicates,
-    )
     answer: dict[str, Any] = {"accepted": stored.accepted, "duplicates": stored.duplicates}
     if records:
         answer["connections"] = {"accepted": new_records, "duplicates": len(records) - new_records}
@@ -66,6 +67,19 @@ def take_batch(store: Store, body: bytes, *, token_name: str) -> Taken:
 def heartbeat(
     store: Store, agent: AgentInfo, *, token_name: str, accepted: int, duplicates: int
 ) -> None:
+    with store.begin() as conn:
+        heartbeat_in(conn, agent, token_name=token_name, accepted=accepted, duplicates=duplicates)
+
+
+def heartbeat_in(
+    conn: Connection, agent: AgentInfo, *, token_name: str, accepted: int, duplicates: int
+) -> None:
+    """Count a batch of ``agent`` in ``conn``'s transaction: one upsert, so replicas taking the
+    first batches of a new agent at once both count theirs."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     now = datetime.now(UTC)
     values = {
         "node": agent.node,
@@ -74,31 +88,19 @@ def heartbeat(
         "token_name": token_name,
         "last_seen": now,
     }
-    counters = {
-        "accepted": agents.c.accepted + accepted,
-        "duplicates": agents.c.duplicates + duplicates,
-    }
-    where = agents.c.name == agent.name
-    with store.begin() as conn:
-        if conn.execute(update(agents).where(where).values(**values, **counters)).rowcount:
-            return
-    try:
-        with store.begin() as conn:
-            conn.execute(
-                agents.insert(),
-                [
-                    {
-                        "name": agent.name,
-                        "first_seen": now,
-                        "accepted": accepted,
-                        "duplicates": duplicates,
-                        **values,
-                    }
-                ],
-            )
-    except IntegrityError:  # another replica inserted it meanwhile
-        with store.begin() as conn:
-            conn.execute(update(agents).where(where).values(**values, **counters))
+    stmt = insert(agents).values(
+        name=agent.name, first_seen=now, accepted=accepted, duplicates=duplicates, **values
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={
+                **{k: stmt.excluded[k] for k in values},
+                "accepted": agents.c.accepted + stmt.excluded.accepted,
+                "duplicates": agents.c.duplicates + stmt.excluded.duplicates,
+            },
+        )
+    )
 
 
 def _iso(t: datetime) -> str:
