@@ -36,6 +36,7 @@ from yaml.composer import Composer
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.resolver import Resolver
 
+from stockade.model.envelope import deeper_than
 from stockade.model.errors import ConfigError, DocumentTooComplex, InputError, StockadeError
 
 if TYPE_CHECKING:
@@ -290,17 +291,33 @@ def _json_too_deep(text: str) -> int | None:
 def parse_json(
     text: str, *, name: str, error: ErrorClass = ConfigError, max_bytes: int = MAX_BYTES
 ) -> Any:
-    """A JSON document, nested no deeper than MAX_DEPTH."""
+    """A JSON document, nested no deeper than MAX_DEPTH.
+
+    Decoded first (the decoder stops deep nesting with RecursionError, and a document of
+    ``max_bytes`` is small enough to hold), then measured by a walk over its containers: cheaper
+    than scanning the text, which is done only to name the line of a document refused."""
     _check_length(text, name, max_bytes)
+    try:
+        doc = json.loads(text)
+    except RecursionError:
+        _refuse_deep(text, name)
+        raise error("invalid JSON: nested too deep", subject=name) from None
+    except json.JSONDecodeError as exc:
+        _refuse_deep(text, name)  # too deep is said first, as of a valid document
+        raise error(f"invalid JSON: {exc.msg}", subject=name, line=exc.lineno) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        _refuse_deep(text, name)
+        raise error(f"invalid JSON: {exc}", subject=name) from None
+    if deeper_than(doc, MAX_DEPTH):
+        _refuse_deep(text, name)
+        raise DocumentTooComplex(f"nested deeper than {MAX_DEPTH} levels", subject=name)
+    return doc
+
+
+def _refuse_deep(text: str, name: str) -> None:
     line = _json_too_deep(text)
     if line is not None:
         raise DocumentTooComplex(f"nested deeper than {MAX_DEPTH} levels", subject=name, line=line)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise error(f"invalid JSON: {exc.msg}", subject=name, line=exc.lineno) from None
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise error(f"invalid JSON: {exc}", subject=name) from None
 
 
 # ---------------------------------------------------------------- validation

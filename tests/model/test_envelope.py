@@ -102,3 +102,27 @@ def test_deep_data_is_refused() -> None:
 def test_not_an_object() -> None:
     with pytest.raises(InputError, match="expected an object"):
         Event.from_dict([1, 2])
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"kind": "pod", "name": "pay", "namespace": "shop", "extra": "x"},
+        {"kind": "pod", "name": "pay", "namespace": "shop", "labels": ["app"]},
+        {"kind": "pod", "name": "pay", "namespace": "shop", "labels": {"app": 1}},
+        {"kind": "pod", "name": ["pay"], "namespace": "shop"},
+        {"kind": "Pod", "name": "pay", "namespace": "shop"},
+        {"kind": "pod", "name": "pay", "namespace": {"x": "shop"}},
+    ],
+)
+def test_a_resource_seen_before_does_not_let_a_variant_of_it_pass(variant: dict) -> None:
+    """Validated resources are kept by content for the next events of a batch: a near copy of
+    one that passed is still checked and refused."""
+    good = _full().to_dict()
+    good["resource"] = {"kind": "pod", "name": "pay", "namespace": "shop"}
+    assert Event.from_dict(good).resource == ResourceRef(kind="pod", name="pay", namespace="shop")
+    bad = dict(good, resource=variant)
+    with pytest.raises(InputError, match="event resource"):
+        Event.from_dict(bad)
+    again = Event.from_dict(dict(good, resource=dict(good["resource"], labels={"app": "pay"})))
+    assert again.resource is not None and again.resource.labels == (("app", "pay"),)

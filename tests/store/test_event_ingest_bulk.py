@@ -5,6 +5,7 @@ API's pages read by core_0003's (..., at, id) indexes, one range per level value
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -190,3 +191,67 @@ def test_a_category_at_a_level_is_read_from_one_index_range(tmp_path: Any) -> No
         )
     store.close()
     assert "category=? AND level=? AND at<?" in plan, plan
+
+
+def test_upsert_rows_replaces_by_key_even_twice_in_one_transaction(store: Store) -> None:
+    from stockade.network.tables import graph_nodes
+    from stockade.store.bulk import upsert_rows
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def node(ident: str, name: str) -> dict[str, Any]:
+        return {
+            "id": ident,
+            "kind": "workload",
+            "namespace": "shop",
+            "name": name,
+            "labels": {"app": name},
+            "address": None,
+            "first_seen": at,
+            "last_seen": at,
+        }
+
+    with store.begin() as conn:
+        upsert_rows(conn, graph_nodes, ["id"], [node("wl:shop/a", "a"), node("wl:shop/b", "b")])
+        upsert_rows(conn, graph_nodes, ["id"], [node("wl:shop/a", "a2")])  # same key, same tx
+    with store.begin() as conn:
+        upsert_rows(conn, graph_nodes, ["id"], [node("wl:shop/b", "b2"), node("wl:shop/c", "c")])
+    with store.connect() as conn:
+        got = {r.id: (r.name, r.labels) for r in conn.execute(select(graph_nodes))}
+    assert got == {
+        "wl:shop/a": ("a2", {"app": "a2"}),
+        "wl:shop/b": ("b2", {"app": "b2"}),
+        "wl:shop/c": ("c", {"app": "c"}),
+    }
+
+
+def test_the_graph_aggregate_of_a_batch_is_not_written_row_by_row(store: Store) -> None:
+    """A batch's events change ~100 edges: on PostgreSQL one statement for them all (COPY), not
+    one a row (psycopg's executemany: most of the ingestion's time before)."""
+    from stockade.network import received
+
+    def pair(i: int) -> Event:
+        peer = ResourceRef(kind="pod", name=f"db-{i % 7}", namespace="data")
+        return dataclasses.replace(_event(i), peer=peer)
+
+    batch = [pair(i) for i in range(300)]
+    record_new_events(
+        store, batch[:1], also=lambda conn, ids: received.store_new(conn, [], batch[:1])
+    )
+    many: list[int] = []
+
+    def before(
+        conn: Any, cursor: Any, statement: str, params: Any, ctx: Any, executemany: bool
+    ) -> None:
+        if executemany and statement.lstrip().upper().startswith("INSERT"):
+            many.append(len(params))
+
+    event.listen(store.engine, "before_cursor_execute", before)
+    record_new_events(store, batch, also=lambda conn, ids: received.store_new(conn, [], batch))
+    from stockade.network.tables import graph_edges
+
+    with store.connect() as conn:
+        edges = conn.execute(select(graph_edges.c.key)).all()
+    assert len(edges) >= 300
+    if store.dialect == "postgresql":
+        assert many == [], many

@@ -2,23 +2,84 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 
 from stockade.api.tables import agents
-from stockade.events.ingest import AgentInfo
+from stockade.events.ingest import AgentInfo, Batch, Stored, parse_batch, store_batch
+from stockade.model import Event
+from stockade.network import received
 from stockade.store import Store
 
 # An agent that has not reported for this long is counted down (agents report every few seconds).
 UP_WITHIN = timedelta(seconds=90)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Taken:
+    """A batch taken in: what it held, the events stored now, and its answer."""
+
+    batch: Batch
+    stored: Stored
+    answer: dict[str, Any]
+
+    def fresh(self) -> list[Event]:
+        """The batch's events stored now (the live stream's and the response rules' input)."""
+        new = set(self.stored.ids)
+        return [e for e in self.batch.events if e.id in new]
+
+
+def take_batch(store: Store, body: bytes, *, token_name: str) -> Taken:
+    """What ``POST /api/v1/agents/events`` does with a request body before it answers (and what
+    benchmarks/ingest.py measures): parse and validate it, store its new events and connection
+    records in one transaction with the graph aggregate they change, and count the heartbeat.
+    :class:`~stockade.model.InputError` when the body is not a batch."""
+    batch = parse_batch(body)
+    records = received.parse_records(batch.connections)
+    new_records = 0
+
+    def with_connections(conn: Connection, fresh: list[Event]) -> None:
+        # the batch's connection records and what its new events say about them: stored in the
+        # events' transaction, so a batch sent again adds nothing to the graph; the heartbeat
+        # too (one commit a batch)
+        nonlocal new_records
+        new_records = received.store_new(conn, records, fresh)
+        accepted = len({e.id for e in fresh})
+        heartbeat_in(
+            conn,
+            batch.agent,
+            token_name=token_name,
+            accepted=accepted,
+            duplicates=len(batch.events) - accepted,
+        )
+
+    stored = store_batch(store, batch.events, also=with_connections)
+    answer: dict[str, Any] = {"accepted": stored.accepted, "duplicates": stored.duplicates}
+    if records:
+        answer["connections"] = {"accepted": new_records, "duplicates": len(records) - new_records}
+    return Taken(batch=batch, stored=stored, answer=answer)
+
+
 def heartbeat(
     store: Store, agent: AgentInfo, *, token_name: str, accepted: int, duplicates: int
 ) -> None:
+    with store.begin() as conn:
+        heartbeat_in(conn, agent, token_name=token_name, accepted=accepted, duplicates=duplicates)
+
+
+def heartbeat_in(
+    conn: Connection, agent: AgentInfo, *, token_name: str, accepted: int, duplicates: int
+) -> None:
+    """Count a batch of ``agent`` in ``conn``'s transaction: one upsert, so replicas taking the
+    first batches of a new agent at once both count theirs."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     now = datetime.now(UTC)
     values = {
         "node": agent.node,
@@ -27,31 +88,19 @@ def heartbeat(
         "token_name": token_name,
         "last_seen": now,
     }
-    counters = {
-        "accepted": agents.c.accepted + accepted,
-        "duplicates": agents.c.duplicates + duplicates,
-    }
-    where = agents.c.name == agent.name
-    with store.begin() as conn:
-        if conn.execute(update(agents).where(where).values(**values, **counters)).rowcount:
-            return
-    try:
-        with store.begin() as conn:
-            conn.execute(
-                agents.insert(),
-                [
-                    {
-                        "name": agent.name,
-                        "first_seen": now,
-                        "accepted": accepted,
-                        "duplicates": duplicates,
-                        **values,
-                    }
-                ],
-            )
-    except IntegrityError:  # another replica inserted it meanwhile
-        with store.begin() as conn:
-            conn.execute(update(agents).where(where).values(**values, **counters))
+    stmt = insert(agents).values(
+        name=agent.name, first_seen=now, accepted=accepted, duplicates=duplicates, **values
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={
+                **{k: stmt.excluded[k] for k in values},
+                "accepted": agents.c.accepted + stmt.excluded.accepted,
+                "duplicates": agents.c.duplicates + stmt.excluded.duplicates,
+            },
+        )
+    )
 
 
 def _iso(t: datetime) -> str:

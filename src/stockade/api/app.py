@@ -28,7 +28,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.engine import Connection
 
 from stockade import __version__
 from stockade.api import agent_config as agent_configuration
@@ -67,11 +66,10 @@ from stockade.api.responses import ResponseService, scan_event, scan_summary
 from stockade.api.stream import Broadcaster
 from stockade.api.throttle import LoginThrottle, client_key
 from stockade.config import parse_json
-from stockade.events.ingest import MAX_BODY_BYTES, parse_batch, store_batch
+from stockade.events.ingest import MAX_BODY_BYTES
 from stockade.model import Event, InputError, Severity, StockadeError, StoreError
 from stockade.model.duration import parse_since
 from stockade.model.redact import redact, redact_text
-from stockade.network import received
 from stockade.store import Store
 from stockade.store.records import EventFilter, events_page, record_events
 
@@ -405,41 +403,14 @@ def create_app(
         """An agent's batch (also its heartbeat): events and connection records, idempotent on
         their ids."""
         body = await request.body()
-        batch = await run_in_threadpool(parse_batch, body)
-        records = await run_in_threadpool(received.parse_records, batch.connections)
-        new_records = 0
-
-        def with_connections(conn: Connection, fresh: list[Event]) -> None:
-            # the batch's connection records and what its new events say about them: stored
-            # in the events' transaction, so a batch sent again adds nothing to the graph
-            nonlocal new_records
-            new_records = received.store_new(conn, records, fresh)
-
-        stored = await run_in_threadpool(
-            lambda: store_batch(store, batch.events, also=with_connections)
-        )
-        await run_in_threadpool(
-            agent_registry.heartbeat,
-            store,
-            batch.agent,
-            token_name=who.name,
-            accepted=stored.accepted,
-            duplicates=stored.duplicates,
-        )
-        if stored.accepted:
+        taken = await run_in_threadpool(agent_registry.take_batch, store, body, token_name=who.name)
+        if taken.stored.accepted:
             broadcaster.wake()
-            new = set(stored.ids)
-            fresh = [e for e in batch.events if e.id in new]
+            fresh = taken.fresh()
             # the rules run on the response worker; this only waits when it is 10,000 behind
             await run_in_threadpool(service.submit, fresh)
             await run_in_threadpool(quarantines.mark_applied, store, fresh)
-        answer: dict[str, Any] = {"accepted": stored.accepted, "duplicates": stored.duplicates}
-        if records:
-            answer["connections"] = {
-                "accepted": new_records,
-                "duplicates": len(records) - new_records,
-            }
-        return answer
+        return taken.answer
 
     @app.get("/api/v1/agents/config")
     def agent_config(

@@ -89,12 +89,45 @@ def _time(value: Any) -> datetime:
     return at.astimezone(UTC)
 
 
+_RESOURCE_KEYS = frozenset({"kind", "name", "namespace", "digest", "labels"})
+# Resources that passed, by their content (an agent's batches name the same workloads again and
+# again; a ResourceRef is immutable, so one is shared). Bounded: emptied when full.
+_RESOURCES: dict[tuple[Any, ...], ResourceRef] = {}
+_RESOURCES_MAX = 8192
+
+
 def _resource(value: Any, field: str) -> ResourceRef | None:
     if value is None:
         return None
     if not isinstance(value, dict):
         _raise(field, "expected an object")
-    unknown = set(value) - {"kind", "name", "namespace", "digest", "labels"}
+    labels = value.get("labels")
+    key: tuple[Any, ...] | None = None
+    if value.keys() <= _RESOURCE_KEYS and (not labels or type(labels) is dict):
+        key = (
+            value.get("kind"),
+            value.get("name"),
+            value.get("namespace"),
+            value.get("digest"),
+            tuple(labels.items()) if labels else (),
+        )
+        try:
+            known = _RESOURCES.get(key)
+        except TypeError:  # a list or an object where a string belongs: refused below
+            key = None
+        else:
+            if known is not None:
+                return known
+    ref = _checked_resource(value, field)
+    if key is not None:
+        if len(_RESOURCES) >= _RESOURCES_MAX:
+            _RESOURCES.clear()
+        _RESOURCES[key] = ref
+    return ref
+
+
+def _checked_resource(value: dict[str, Any], field: str) -> ResourceRef:
+    unknown = set(value) - _RESOURCE_KEYS
     if unknown:
         _raise(field, f"unknown field {sorted(unknown)[0]!r}")
     labels = value.get("labels") or {}
@@ -112,13 +145,22 @@ def _resource(value: Any, field: str) -> ResourceRef | None:
     )
 
 
-def _depth(value: Any, depth: int = 0) -> int:
-    # Iterative enough for bounded input: the body parser already refused deeper documents.
-    if isinstance(value, dict):
-        return max((_depth(v, depth + 1) for v in value.values()), default=depth + 1)
-    if isinstance(value, list):
-        return max((_depth(v, depth + 1) for v in value), default=depth + 1)
-    return depth
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` deep in ``value`` (decoded JSON); one
+    pass a level, no recursion."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below = []
+        for container in level:
+            for item in container.values() if isinstance(container, dict) else container:
+                if isinstance(item, dict | list):
+                    below.append(item)
+        level = below
+    return False
 
 
 def _data(value: Any) -> dict[str, Any]:
@@ -126,13 +168,18 @@ def _data(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         _raise("data", "expected an object")
-    if _depth(value) > MAX_DATA_DEPTH:
-        _raise("data", f"nested deeper than {MAX_DATA_DEPTH} levels")
     try:
-        size = len(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError):
+        text: str | None = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        text = None
+    # nesting deeper than N needs more than N opening brackets in the text (those inside strings
+    # only add to the count): most data is walked no further
+    maybe_deep = text is None or text.count("{") + text.count("[") > MAX_DATA_DEPTH
+    if maybe_deep and deeper_than(value, MAX_DATA_DEPTH):
+        _raise("data", f"nested deeper than {MAX_DATA_DEPTH} levels")
+    if text is None:
         _raise("data", "not plain JSON")
-    if size > MAX_DATA_BYTES:
+    if len(text) > MAX_DATA_BYTES:
         _raise("data", f"larger than {MAX_DATA_BYTES} bytes")
     return value
 
@@ -156,9 +203,8 @@ def event_fields(value: Any) -> dict[str, Any]:
     """The keyword arguments of an :class:`Event` read from ``value`` (a decoded JSON object)."""
     if not isinstance(value, dict):
         _raise("", "expected an object")
-    unknown = set(value) - _FIELDS
-    if unknown:
-        _raise(repr(sorted(unknown)[0]), "unknown field")
+    if not value.keys() <= _FIELDS:
+        _raise(repr(sorted(set(value) - _FIELDS)[0]), "unknown field")
     ident = value.get("id")
     if not isinstance(ident, str) or not ID_RE.match(ident):
         _raise("id", "expected 32 lowercase hex digits")

@@ -148,8 +148,13 @@ class Event:
         return cls(**event_fields(value))
 
 
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})  # exactly these: not enums
+
+
 def plain(value: Any) -> Any:
     """Turn enums, datetimes, tuples and nested dataclasses into JSON-ready values."""
+    if type(value) in _PLAIN_TYPES:
+        return value
     if isinstance(value, StrEnum):
         return str(value)
     if isinstance(value, Severity):

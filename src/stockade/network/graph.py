@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from stockade.model import Event
 from stockade.network.tables import graph_dlp_flows, graph_edges, graph_meta, graph_nodes
+from stockade.store.bulk import upsert_rows
 
 _SLUG = re.compile(r"[a-z][a-z0-9_.-]{0,79}\Z")  # what may go in the comma-separated lists
 ALL_TIME = -1  # the hour of the rows that total every hour: what a graph without a window reads
@@ -312,17 +313,6 @@ def _text(data: Mapping[str, Any], *keys: str) -> str | None:
     return None
 
 
-def _upsert(dialect: str, table: Any, keys: list[str]) -> Any:
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table)
-    columns = [c.name for c in table.columns if c.name not in keys]
-    return stmt.on_conflict_do_update(
-        index_elements=keys, set_={c: stmt.excluded[c] for c in columns}
-    )
-
-
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), _CHUNK):
         yield items[i : i + _CHUNK]
@@ -361,7 +351,7 @@ def _apply_nodes(conn: Connection, dialect: str, nodes: dict[str, _Node]) -> Non
                 "last_seen": last,
             }
         )
-    conn.execute(_upsert(dialect, graph_nodes, ["id"]), rows)
+    upsert_rows(conn, graph_nodes, ["id"], rows)
 
 
 def _iso(at: datetime) -> str:
@@ -428,7 +418,7 @@ def _apply_edges(
                 "last_seen": last,
             }
         )
-    conn.execute(_upsert(dialect, graph_edges, ["key"]), rows)
+    upsert_rows(conn, graph_edges, ["key"], rows)
 
 
 # ---------------------------------------------------------------- reading

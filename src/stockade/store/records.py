@@ -31,11 +31,16 @@ OWN_IDS = frozenset({"id", "connection"})
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
+_SCALARS = frozenset({int, float, bool, type(None)})  # nothing to mask (exactly these types)
+
+
 def storable(value: Any) -> Any:
     """``value`` masked by the gate (:func:`stockade.model.redact.redact`, sparing ``OWN_IDS``)
     and with every NUL and lone surrogate replaced by U+FFFD, through dicts, lists and tuples.
 
     One walk does both (the ingestion path calls this for every string of every event)."""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, str):
         return _storable_text(value)
     if isinstance(value, dict):
