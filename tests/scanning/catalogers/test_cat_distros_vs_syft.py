@@ -84,6 +84,24 @@ def test_same_packages_as_syft_except_explained(family: tuple) -> None:
     assert len(ours) == EXPECTED_COUNTS[key]
 
 
+def test_purls_and_licenses_as_syft(family: tuple) -> None:
+    """Every package's purl (namespace, qualifiers: arch, distro, epoch, upstream) and licenses
+    equal syft's. A RHEL package's namespace is ``redhat``, as in Red Hat's own VEX purls."""
+    key, inventory, _, doc = family
+    ours = {(p.name, p.version): p for p in inventory.packages}
+    for art in doc["artifacts"]:
+        pkg = ours.get((art["name"], art["version"]))
+        if pkg is None:
+            continue  # the explained differences above
+        assert pkg.purl == art["purl"]
+        assert sorted(pkg.licenses) == sorted(lic["value"] for lic in art["licenses"])
+    if key == "rhel8":
+        [libuuid] = inventory.packages
+        assert libuuid.purl.startswith("pkg:rpm/redhat/libuuid@2.32.1-42.el8_8?")
+        vex = (ADVISORIES / "redhat-vex/cve-2023-38545.json").read_text()
+        assert '"purl": "pkg:rpm/redhat/curl?arch=src' in vex  # Red Hat's namespace
+
+
 @pytest.mark.parametrize("key", ["al2023", "sles15.3"])
 def test_rpm_databases_agree_with_rpm_qa_of_the_same_image(
     key: str, load: Callable[[str], Loaded]

@@ -284,7 +284,7 @@ def test_rpm_sqlite_from_the_real_rpm() -> None:
     rel = OsReleaseCataloger().catalog([entry("/etc/os-release", b'ID="rhel"\nVERSION_ID="9.3"\n')])
     inv = finalize(Inventory(source="t", packages=(p, *rel)))
     assert inv.packages[0].purl == (
-        "pkg:rpm/rhel/stockade-tiny@1.2.3-4.el9?arch=noarch&distro=rhel-9.3&epoch=2"
+        "pkg:rpm/redhat/stockade-tiny@1.2.3-4.el9?arch=noarch&distro=rhel-9.3&epoch=2"
         "&upstream=stockade-tiny-1.2.3-4.el9.src.rpm"
     )
 
