@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from stockade.scanning.advisories import ecosystems
+from stockade.scanning.advisories import csaf_vex, ecosystems
 from stockade.scanning.advisories.update import import_sources
 from stockade.scanning.catalogers.os_release import distro_from_fields, parse_os_release
 from stockade.scanning.interface import Inventory
@@ -120,7 +120,14 @@ DISTROS = {
     "ubuntu18.04": ("ubuntu", "18.04", "ubuntu:18.04", None),
     "rocky9": ("rocky", "9.3", "rocky:9", "redhat:9"),
     "alma9": ("almalinux", "9.4", "almalinux:9", "redhat:9"),
+    "amzn2": ("amzn", "2", "amazon:2", None),
+    "opensuse-leap15.2": ("opensuse-leap", "15.2", "opensuse-leap:15.2", None),
+    "slemicro5.3": ("sle-micro", "5.3", "sle-micro:5.3", None),
+    # SLE Micro for Rancher (Elemental): SLE Micro's packages, matched with SLE Micro's data too
+    "slemicro-rancher5.4": ("sle-micro-rancher", "5.4", "sle-micro-rancher:5.4", "sle-micro:5.4"),
+    "slmicro6.0": ("sl-micro", "6.0", "sl-micro:6.0", None),
 }
+BY_BINARY = ("amzn", "sles", "opensuse-leap", "sle-micro", "sle-micro-rancher", "sl-micro")
 
 
 @pytest.mark.parametrize("key", sorted(DISTROS))
@@ -130,7 +137,14 @@ def test_distro_detection_and_advisory_release(key: str) -> None:
     assert distro is not None and (distro.id, distro.version_id) == (distro_id, version_id)
     assert ecosystems.from_distro(distro.id, distro.version_id, distro.version_codename) == release
     assert ecosystems.compatible_release(release) == compatible
-    assert ecosystems.keyed_by_binary(release) == (distro_id in ("amzn", "sles"))
+    assert ecosystems.keyed_by_binary(release) == (distro_id in BY_BINARY)
+    # the vendors' CSAF documents name products by the CPE the image's os-release carries: read
+    # through the CSAF reader's CPE mapping it gives the same release
+    cpe = parse_os_release((DATA / key / "os-release").read_text()).get("CPE_NAME", "")
+    if distro_id in ecosystems.SUSE_FAMILY:
+        assert csaf_vex._suse(cpe) == release
+    if distro_id == "rhel":
+        assert csaf_vex._rhel(cpe) == release
 
 
 def test_distro_of_each_tree_matches_syft(family: tuple) -> None:
