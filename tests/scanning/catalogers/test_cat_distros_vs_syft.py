@@ -13,14 +13,15 @@ from collections.abc import Callable
 
 import pytest
 
+from stockade.scanning import sbom
 from stockade.scanning.advisories import csaf_vex, ecosystems
 from stockade.scanning.advisories.update import import_sources
 from stockade.scanning.catalogers.os_release import distro_from_fields, parse_os_release
 from stockade.scanning.interface import Inventory
-from stockade.scanning.matcher import Matcher
+from stockade.scanning.matcher import Matcher, target_for
 from stockade.store import Store
 from tests.conftest import require
-from tests.scanning.catalogers.catalog_inputs import catalog_tree, syft_json
+from tests.scanning.catalogers.catalog_inputs import catalog_tree, syft_json, syft_outputs
 from tests.scanning.catalogers.distro_inputs import DATA, FAMILIES, build_root, rpm_qa
 
 ADVISORIES = DATA.parent / "advisories"
@@ -153,6 +154,35 @@ def test_distro_of_each_tree_matches_syft(family: tuple) -> None:
     assert inventory.distro is not None
     assert (inventory.distro.id, inventory.distro.version_id) == (distro_id, version_id)
     assert (doc["distro"]["id"], doc["distro"]["versionID"]) == (distro_id, version_id)
+
+
+def _lookups(inventory: Inventory) -> set[tuple[str, str, str]]:
+    """(ecosystem, name, version) each package is looked up as: what matching depends on."""
+    d = inventory.distro
+    eco = ecosystems.from_distro(d.id, d.version_id, d.version_codename) if d else None
+    out = set()
+    for pkg in inventory.packages:
+        t = target_for(pkg, eco)
+        assert not isinstance(t, str), t
+        out.add((t.ecosystem, t.name, t.version))
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["syft-json", "cyclonedx-json", "spdx-json"])
+def test_syft_sboms_read_back_look_up_the_same(family: tuple, fmt: str) -> None:
+    """syft's SBOM of the tree, read by ``stockade scan sbom``: the same distro and the same
+    lookups as Stockade's own inventory (the explained differences aside). syft's SPDX has no
+    operating-system element: the distro comes from the OS purls' ``distro`` qualifier."""
+    _, inventory, theirs, _ = family
+    got = sbom.read(syft_outputs(inventory.source)[fmt], fmt)  # the run syft_json made
+    assert got.distro is not None and inventory.distro is not None
+    assert (got.distro.id, got.distro.version_id) == (
+        inventory.distro.id,
+        inventory.distro.version_id,
+    )
+    ours = _lookups(inventory)
+    read_back = _lookups(got)
+    assert ours <= read_back and len(read_back - ours) == len(theirs) - len(inventory.packages)
 
 
 def _report(store: Store, inventory: Inventory, *sources: str):
