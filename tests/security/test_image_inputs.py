@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import json
 import tarfile
 import threading
 import time
@@ -318,3 +319,63 @@ def test_deeply_nested_advisory_documents_are_reported_not_raised(tmp_path: Path
     assert "Traceback" not in out.stderr and "RecursionError" not in out.stderr
     assert out.returncode in (0, 3), out.stderr
     assert "nested too deeply" in out.stdout + out.stderr
+
+
+# -- NDB rpm databases (SLES 15) that lie about their slots and blobs ------------------------------
+
+
+def _ndb(slots: list[tuple[int, int, int]], blobs: dict[int, bytes], slot_pages: int = 1) -> bytes:
+    """An NDB ``Packages.db``: header, slot table, and blobs at the block offsets given."""
+    import struct
+
+    out = bytearray(b"RpmP" + struct.pack("<IIII", 0, 1, slot_pages, len(slots) + 1) + bytes(12))
+    for pkgidx, blkoff, blkcnt in slots:
+        out += b"Slot" + struct.pack("<III", pkgidx, blkoff, blkcnt)
+    out += b"Slot" + bytes(12)  # free slots
+    out = out.ljust(4096, b"\0")
+    for offset, body in sorted(blobs.items()):
+        out = out.ljust(offset * 16, b"\0") + body
+    return bytes(out)
+
+
+def _blob(pkgidx: int, length: int, body: bytes = b"") -> bytes:
+    import struct
+
+    return b"BlbS" + struct.pack("<III", pkgidx, 0, length) + body
+
+
+@pytest.mark.parametrize(
+    ("db", "reason"),
+    [
+        # a blob header claiming 4 GiB: refused before any allocation
+        (_ndb([(1, 256, 2)], {256: _blob(1, 0xFFFFFFFF, bytes(16))}), "does not fit its blocks"),
+        # a slot pointing far past the end of the file
+        (_ndb([(1, 0x0FFFFFFF, 0xFFFF)], {}), "outside the file"),
+        # a slot table of 4 billion pages in a one-page file
+        (_ndb([], {}, slot_pages=0xFFFFFFFF), "implausible slot table"),
+        # two slots for one package: one blob may not be reported twice
+        (_ndb([(1, 256, 2), (1, 256, 2)], {256: _blob(1, 16, bytes(16))}), "in two slots"),
+        # a slot pointing at another package's blob
+        (_ndb([(2, 256, 2)], {256: _blob(1, 16, bytes(16))}), "no blob where its slot points"),
+    ],
+    ids=["huge-blob", "slot-past-the-end", "huge-slot-table", "duplicate-slot", "foreign-blob"],
+)
+def test_hostile_ndb_rpmdb_is_a_skipped_line_and_the_image_is_still_read(
+    tmp_path: Path, db: bytes, reason: str
+) -> None:
+    tar = tar_from_entries(
+        [
+            ("f", "usr/lib/sysimage/rpm/Packages.db", db),
+            ("f", "var/lib/dpkg/status", DPKG_STATUS),
+        ]
+    )
+    path = write_docker_archive(tmp_path / "img.tar", [Layer(tar=tar)], repo_tag="x/ndb:1")
+    started = time.monotonic()
+    proc = run("sbom", "--no-cache", "-f", "json", f"docker-archive:{path}")
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started < 30
+    doc = json.loads(proc.stdout)
+    assert [p["name"] for p in doc["packages"]] == ["hostpkg"]
+    [skip] = doc["skipped"]
+    assert skip.startswith("/usr/lib/sysimage/rpm/Packages.db: ") and reason in skip, skip
+    assert "Traceback" not in proc.stderr

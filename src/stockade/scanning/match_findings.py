@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 _DISTRO_ECOSYSTEMS = (
     "debian", "ubuntu", "alpine", "redhat", "rocky", "almalinux", "wolfi", "chainguard", "amazon",
-    "sles", "sle-micro", "sl-micro", "opensuse-leap", "opensuse-leap-micro",
+    "sles", "sle-micro", "sle-micro-rancher", "sl-micro", "opensuse-leap", "opensuse-leap-micro",
 )  # fmt: skip
 _FIX_RANK = {"fixed": 3, "wont-fix": 2, "not-fixed": 1, "unknown": 0}
 

@@ -5,8 +5,9 @@ advisories (``debian:12`` + ``openssl``, from the Debian tracker and OSV ``Debia
 ``alpine:3.19`` + origin). Amazon Linux and SUSE by binary package (their data names binaries). A modular
 RPM (``modularitylabel`` ``nodejs:18:...``) is looked up as ``nodejs:18/<source>``, so only
 advisories for that module stream apply. Rocky and AlmaLinux packages are also looked up in the
-RHEL release they declare compatibility with (``rocky:9`` -> ``redhat:9``); such findings say so in
-their data source. Language packages by ecosystem and normalized name. All the rows for
+RHEL release they declare compatibility with (``rocky:9`` -> ``redhat:9``), and SLE Micro for Rancher
+in SLE Micro's (``sle-micro-rancher:5.4`` -> ``sle-micro:5.4``); such findings say so in their data
+source. Language packages by ecosystem and normalized name. All the rows for
 the inventory's keys are loaded in a few bulk queries and each row's ranges are parsed once; each
 distinct version string is parsed once per scheme (cached keys).
 

@@ -213,6 +213,34 @@ def test_rhel_rebuilds_match_through_declared_compatibility(
     assert other.findings == () and [u.ecosystem for u in other.unchecked] == [f"{distro_id}:8"]
 
 
+def test_sle_micro_for_rancher_matches_through_sle_micro(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """SLE Micro for Rancher (os-release ID ``sle-micro-rancher``, the Elemental images) was an
+    unknown distribution: its RPMs were not checked at all. It carries SLE Micro's packages, so it
+    is looked up in its own release and in SLE Micro's. The real SUSE document, with its SLES 15
+    SP5 product's CPE edited to SLE Micro 5.4 (the shape SUSE gives SLE Micro products)."""
+    doc = json.loads((DATA / "suse-vex/cve-2023-47627.json").read_text())
+    text = json.dumps(doc).replace('"cpe:/o:suse:sles:15:sp5"', '"cpe:/o:suse:sle-micro:5.4"')
+    assert text != json.dumps(doc)
+    (tmp_path / "cve-2023-47627.json").write_text(text)
+    import_sources(sqlite_store, [str(tmp_path / "cve-2023-47627.json")])
+    report = Matcher(sqlite_store).run(
+        Inventory(
+            source="test",
+            distro=Distro(id="sle-micro-rancher", version_id="5.4"),
+            packages=(
+                _rpm("python311-aiohttp", "3.8.5-150400.10.8.1", "python-aiohttp@3.8.5"),
+                _rpm("unrelated", "1.0-1.1", "unrelated@1.0-1.1"),
+            ),
+        )
+    )
+    (f,) = report.findings
+    assert (f.id, f.details.fixed_version) == ("CVE-2023-47627", "3.9.3-150400.10.14.1")
+    assert f.details.data_source == "suse-vex (sle-micro-rancher:5.4 matched as sle-micro:5.4)"
+    assert report.unchecked == () and report.checked == 2 and report.skipped == ()
+
+
 def test_redhat_vex_tar_archives(tmp_path: Path) -> None:
     """The published archive is a tar of per-year folders (``csaf_vex_YYYY-MM-DD.tar.zst``)."""
     direct = sorted(a.id for a in read_source(str(VEX)).advisories)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import shutil
 import subprocess
 from dataclasses import replace
@@ -19,7 +20,7 @@ from stockade.scanning.catalogers.elf import parse as elf_parse
 from stockade.scanning.catalogers.elf_notes import ElfPackageNoteCataloger, package_notes
 from stockade.scanning.catalogers.os_release import OsReleaseCataloger, detect_distro
 from stockade.scanning.catalogers.owned import OWNED_TYPE
-from stockade.scanning.catalogers.rpm import RpmCataloger
+from stockade.scanning.catalogers.rpm import RpmCataloger, read_ndb_rpmdb
 from stockade.scanning.catalogers.rpm_bdb import read_values
 from stockade.scanning.catalogers.rpm_header import HeaderError, parse_header
 from stockade.scanning.interface import FileEntry, Inventory
@@ -33,6 +34,8 @@ from tests.scanning.catalogers.catalog_inputs import (
     rpmdb_bdb,
     syft_json,
 )
+from tests.scanning.catalogers.distro_inputs import DATA as DISTROS
+from tests.scanning.catalogers.distro_inputs import rpm_qa as distro_rpm_qa
 
 
 def entry(path: str, data: bytes, layer: str | None = None) -> FileEntry:
@@ -281,7 +284,7 @@ def test_rpm_sqlite_from_the_real_rpm() -> None:
     rel = OsReleaseCataloger().catalog([entry("/etc/os-release", b'ID="rhel"\nVERSION_ID="9.3"\n')])
     inv = finalize(Inventory(source="t", packages=(p, *rel)))
     assert inv.packages[0].purl == (
-        "pkg:rpm/rhel/stockade-tiny@1.2.3-4.el9?arch=noarch&distro=rhel-9.3&epoch=2"
+        "pkg:rpm/redhat/stockade-tiny@1.2.3-4.el9?arch=noarch&distro=rhel-9.3&epoch=2"
         "&upstream=stockade-tiny-1.2.3-4.el9.src.rpm"
     )
 
@@ -329,14 +332,55 @@ def test_rpm_truncated_database_is_a_skipped_result(cut: int) -> None:
     assert "/var/lib/rpm/rpmdb.sqlite" in inv.skipped[0]
 
 
-def test_rpm_ndb_is_reported_not_ignored() -> None:
+def _sles_ndb() -> bytes:
+    """The real NDB ``Packages.db`` of a SLE 15 SP3 BCI image (tests/scanning/data/distros)."""
+    return gzip.decompress((DISTROS / "sles15.3/Packages.db.gz").read_bytes())
+
+
+def test_rpm_ndb_of_a_real_sles_image() -> None:
     cat = RpmCataloger()
     assert cat.wants("/usr/lib/sysimage/rpm/Packages.db", 0o100644, 10)
-    files = [entry("/usr/lib/sysimage/rpm/Packages.db", b"x"), entry("/var/lib/rpm/Packages", b"y")]
-    inv = finalize(Inventory(source="t", packages=tuple(cat.catalog(files))))
-    assert inv.packages == () and len(inv.skipped) == 2
-    assert any("NDB" in s for s in inv.skipped)
-    assert any("/var/lib/rpm/Packages: shorter than one page" in s for s in inv.skipped)
+    found = cat.catalog([entry("/usr/lib/sysimage/rpm/Packages.db", _sles_ndb())])
+    pkgs = {p.name: p for p in found if p.type == "rpm"}
+    # every package of the image's own `rpm -qa` listing, with its version
+    assert {(p.name, p.version) for p in pkgs.values()} == distro_rpm_qa("sles15.3")
+    bash = pkgs["bash"]
+    assert (bash.version, bash.arch, bash.licenses) == (
+        "4.4-19.6.1",
+        "x86_64",
+        ("GPL-3.0-or-later",),
+    )
+    assert (bash.source_name, bash.source_version) == ("bash", "4.4-19.6.1")
+    assert bash.meta("vendor") == "SUSE LLC <https://www.suse.com/>"
+    owned = {p.name: p.meta("files") for p in found if p.type == OWNED_TYPE}
+    assert "/bin/bash" in (owned["bash"] or "").split("\n")
+
+
+def test_rpm_ndb_garbage_is_a_skipped_result() -> None:
+    cat = RpmCataloger()
+    real = _sles_ndb()
+    broken = {
+        "x": "bad magic",
+        real[:4096]: "outside the file",  # the slot table alone: every blob is missing
+        real[:4] + b"\x07" + real[5:]: "format version 7",
+        real[:12] + b"\xff\xff\x00\x00" + real[16:]: "implausible slot table",
+    }
+    for data, reason in broken.items():
+        files = [entry("/usr/lib/sysimage/rpm/Packages.db", data)]
+        inv = finalize(Inventory(source="t", packages=tuple(cat.catalog(files))))
+        assert inv.packages == () and len(inv.skipped) == 1, reason
+        assert inv.skipped[0].startswith("/usr/lib/sysimage/rpm/Packages.db: ")
+        assert reason in inv.skipped[0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(min_size=1, max_size=64), st.integers(min_value=0, max_value=20_000))
+def test_rpm_ndb_garbage_never_crashes(noise: bytes, where: int) -> None:
+    data = bytearray(_sles_ndb())
+    data[where : where + len(noise)] = noise
+    # NdbError and HeaderError are ValueErrors: a skipped result, never a crash
+    with contextlib.suppress(ValueError):
+        read_ndb_rpmdb(bytes(data))
 
 
 def test_rpm_header_rejects_lies() -> None:

@@ -245,3 +245,37 @@ def test_spdx_passes_the_spdx_tools_validator(inventory: Inventory, tmp_path: Pa
     )
     bad.write_text(json.dumps(doc))
     assert validate_full_spdx_document(parse_file(str(bad)))
+
+
+def _spdx_with(purls: list[str]) -> bytes:
+    """A minimal SPDX 2.3 document (no operating-system element) with one package per purl."""
+    packages = [
+        {
+            "SPDXID": f"SPDXRef-Package-{i}",
+            "name": f"p{i}",
+            "versionInfo": "1.0-1",
+            "downloadLocation": "NOASSERTION",
+            "externalRefs": [
+                {
+                    "referenceCategory": "PACKAGE-MANAGER",
+                    "referenceType": "purl",
+                    "referenceLocator": p,
+                }
+            ],
+        }
+        for i, p in enumerate(purls)
+    ]
+    return json.dumps({"spdxVersion": "SPDX-2.3", "name": "img", "packages": packages}).encode()
+
+
+def test_distro_from_os_purls_when_the_document_names_none() -> None:
+    """syft's SPDX has no operating-system element: without one the distro comes from the OS
+    purls' ``distro`` qualifier, only when they all agree (never from language purls)."""
+    rancher = "pkg:rpm/sle-micro-rancher/bash@4.4-1.1?arch=x86_64&distro=sle-micro-rancher-5.4"
+    inv = sbom.read(_spdx_with([rancher, "pkg:pypi/six@1.16.0"]), "x.spdx.json")
+    assert inv.distro is not None
+    assert (inv.distro.id, inv.distro.version_id) == ("sle-micro-rancher", "5.4")
+    mixed = [rancher, "pkg:deb/debian/bash@5.2-1?distro=debian-12"]
+    assert sbom.read(_spdx_with(mixed), "x").distro is None  # they disagree: no guess
+    assert sbom.read(_spdx_with(["pkg:pypi/six@1.16.0?distro=ubuntu-22.04"]), "x").distro is None
+    assert sbom.read(_spdx_with(["pkg:deb/debian/bash@5.2-1"]), "x").distro is None

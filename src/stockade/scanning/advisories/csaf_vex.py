@@ -11,7 +11,8 @@ and how packages are keyed:
   keyed by **source** RPM, the fix read from the ``.src`` NEVRA.
 - **SUSE** (``ftp.suse.com/pub/projects/security/csaf-vex/``): ``cpe:/o:suse:sles:15:sp5`` and the
   SLE 15 SP5 modules (``sle-module-basesystem:15:sp5``...) become ``sles:15.5``;
-  ``sle-micro:5.5`` -> ``sle-micro:5.5``, ``sl-micro:6.0`` -> ``sl-micro:6.0``,
+  ``sle-micro:5.5`` -> ``sle-micro:5.5``, ``sle-micro-rancher:5.4`` -> ``sle-micro-rancher:5.4``,
+  ``sl-micro:6.0`` -> ``sl-micro:6.0``,
   ``cpe:/o:opensuse:leap:15.5`` -> ``opensuse-leap:15.5``, ``leap-micro:5.5`` ->
   ``opensuse-leap-micro:5.5``. LTSS, SAP, Desktop and other products are not read. SUSE lists
   **binary** RPMs, so packages are keyed by binary name; ``recommended`` (SUSE's status for the
@@ -56,7 +57,8 @@ _RPM = SCHEMES["rpm"]
 _RHEL_CPE = re.compile(r"^cpe:/[ao]:redhat:enterprise_linux:(\d+)(?:[:.]|$)")
 _SLES_CPE = re.compile(r"^cpe:/o:suse:(?:sles|sle-module-[a-z0-9-]+):(\d+)(?::sp(\d+))?$")
 _SUSE_OTHER_CPE = re.compile(
-    r"^cpe:/o:(?:suse:(?P<micro>sle-micro|sl-micro)|opensuse:(?P<leap>leap|leap-micro))"
+    r"^cpe:/o:(?:suse:(?P<micro>sle-micro|sle-micro-rancher|sl-micro)"
+    r"|opensuse:(?P<leap>leap|leap-micro))"
     r":(?P<release>\d+\.\d+)$"
 )
 # [module:stream:version:context:]name-[epoch:]version-release (the arch cut off first)

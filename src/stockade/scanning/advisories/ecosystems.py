@@ -75,7 +75,15 @@ def from_distro(distro_id: str, version_id: str, codename: str = "") -> str | No
 
 
 # os-release IDs of the SUSE family, as SUSE's CSAF platforms are normalized (see csaf_vex).
-SUSE_FAMILY = ("sles", "sle-micro", "sl-micro", "opensuse-leap", "opensuse-leap-micro")
+# SLE Micro for Rancher (Elemental, Harvester) says ID=sle-micro-rancher.
+SUSE_FAMILY = (
+    "sles",
+    "sle-micro",
+    "sle-micro-rancher",
+    "sl-micro",
+    "opensuse-leap",
+    "opensuse-leap-micro",
+)
 # Releases whose advisories name binary packages (Amazon updateinfo, SUSE CSAF), not source ones.
 BINARY_KEYED = ("amazon", *SUSE_FAMILY)
 
@@ -84,15 +92,18 @@ def keyed_by_binary(ecosystem: str) -> bool:
     return ecosystem.split(":", 1)[0] in BINARY_KEYED
 
 
-# Rebuilds that declare binary compatibility with RHEL: their release N is also matched against
-# Red Hat's data for RHEL N (see docs/vulnerability-data.md for what is assumed).
-RHEL_REBUILDS = ("rocky", "almalinux")
+# Distributions whose release N is also matched against another's release N (see
+# docs/vulnerability-data.md for what is assumed): the rebuilds that declare binary compatibility
+# with RHEL, and SLE Micro for Rancher, which SUSE ships with SLE Micro's packages (SUSE's
+# advisories list both products with the same fixed packages).
+COMPATIBLE = {"rocky": "redhat", "almalinux": "redhat", "sle-micro-rancher": "sle-micro"}
 
 
 def compatible_release(ecosystem: str) -> str | None:
     """``rocky:9`` -> ``redhat:9``: the release whose advisories also apply, or None."""
     head, _, release = ecosystem.partition(":")
-    return f"redhat:{release}" if head in RHEL_REBUILDS and release else None
+    other = COMPATIBLE.get(head)
+    return f"{other}:{release}" if other and release else None
 
 
 def package_name(ecosystem: str, name: str) -> str:

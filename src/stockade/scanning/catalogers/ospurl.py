@@ -8,11 +8,18 @@ from stockade.scanning.catalogers import purl
 from stockade.scanning.interface import Distro, Package
 
 _DEFAULT_NAMESPACE = {"deb": "debian", "apk": "alpine", "rpm": ""}
+# The namespace is the vendor. It is the os-release ID, except where the vendor's own purls say
+# otherwise: Red Hat's SBOMs and CSAF VEX documents write ``pkg:rpm/redhat/...`` for RHEL
+# (ID=rhel), as syft and grype do. The ``distro`` qualifier keeps the ID (``distro=rhel-9.3``).
+_VENDOR_NAMESPACE = {"rhel": "redhat"}
 
 
 def os_purl(pkg: Package, distro: Distro | None) -> str:
     """``pkg:deb/debian/NAME@VER?arch=..&distro=debian-12`` and the apk and rpm analogues."""
-    namespace = distro.id if distro else _DEFAULT_NAMESPACE.get(pkg.type, "")
+    if distro is not None:
+        namespace = _VENDOR_NAMESPACE.get(distro.id, distro.id)
+    else:
+        namespace = _DEFAULT_NAMESPACE.get(pkg.type, "")
     upstream = None
     if pkg.type == "rpm":
         upstream = pkg.meta("sourcerpm")

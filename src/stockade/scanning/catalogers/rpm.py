@@ -4,8 +4,11 @@
   database with ``sqlite3.Connection.deserialize`` (nothing touches the disk), the ``Packages``
   table's header blobs are parsed by :mod:`rpm_header`.
 - BerkeleyDB ``Packages`` (RHEL <= 8): the hash pages are read by :mod:`rpm_bdb`, no library.
-- NDB ``Packages.db`` (SUSE): not read; it yields a skipped result naming the file, so the gap
-  is visible instead of a silent "no packages".
+- NDB ``Packages.db`` (SLES 15, openSUSE Leap 15, SLE Micro): the slot table and blobs are read
+  by :mod:`rpm_ndb`, no library.
+
+A database that cannot be read yields a skipped result naming the file, so the gap is visible
+instead of a silent "no packages".
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from stockade.scanning.catalogers import rpm_header as h
 from stockade.scanning.catalogers.ospurl import os_purl
 from stockade.scanning.catalogers.owned import owned
 from stockade.scanning.catalogers.rpm_bdb import read_values
+from stockade.scanning.catalogers.rpm_ndb import read_blobs
 from stockade.scanning.catalogers.skipped import skipped
 from stockade.scanning.interface import FileEntry, Package
 
 _DIRS = ("/var/lib/rpm/", "/usr/lib/sysimage/rpm/", "/usr/share/rpm/")
 SQLITE = tuple(d + "rpmdb.sqlite" for d in _DIRS)
 BDB = tuple(d + "Packages" for d in _DIRS)
-UNSUPPORTED = {d + "Packages.db": "NDB" for d in _DIRS}
+NDB = tuple(d + "Packages.db" for d in _DIRS)
 _MAX = 1024 * 1024 * 1024
 _MAX_ROWS = 200_000
 
@@ -64,12 +68,24 @@ def read_bdb_rpmdb(data: bytes) -> list[dict[int, h.Value]]:
     return [h.parse_header(v) for v in read_values(data) if len(v) >= 8]
 
 
+def read_ndb_rpmdb(data: bytes) -> list[dict[int, h.Value]]:
+    """Header fields of every package in an NDB ``Packages.db`` (ValueError if bad)."""
+    return [h.parse_header(blob) for blob in read_blobs(data)]
+
+
+_READERS = {
+    **{p: read_sqlite_rpmdb for p in SQLITE},
+    **{p: read_bdb_rpmdb for p in BDB},
+    **{p: read_ndb_rpmdb for p in NDB},
+}
+
+
 def _package(fields: dict[int, h.Value], entry: FileEntry) -> Package | None:
     name, ver, rel = fields.get(h.NAME), fields.get(h.VERSION), fields.get(h.RELEASE)
     if not isinstance(name, str) or not isinstance(ver, str) or not name or not ver:
         return None
     if name == "gpg-pubkey":
-        return None  # imported signing keys, not software (syft skips them too)
+        return None  # imported signing keys, not software (rpm -qa lists them; syft 1.18 too)
     epoch = fields.get(h.EPOCH)
     version = f"{ver}-{rel}" if isinstance(rel, str) and rel else ver
     if isinstance(epoch, int):
@@ -108,24 +124,17 @@ def _package(fields: dict[int, h.Value], entry: FileEntry) -> Package | None:
 
 class RpmCataloger:
     name = "rpm"
-    version = 2
+    version = 3
 
     def wants(self, path: str, mode: int, size: int) -> bool:
-        known = path in SQLITE or path in BDB or path in UNSUPPORTED
-        return stat.S_ISREG(mode) and size <= _MAX and known
+        return stat.S_ISREG(mode) and size <= _MAX and path in _READERS
 
     def catalog(self, files: Sequence[FileEntry]) -> list[Package]:
         out: list[Package] = []
         for entry in files:
-            kind = UNSUPPORTED.get(entry.path)
-            if kind is not None:
-                out.append(
-                    skipped(entry, f"{entry.path}: the {kind} rpmdb format is not supported")
-                )
+            reader = _READERS.get(entry.path)
+            if reader is None:
                 continue
-            if entry.path not in SQLITE and entry.path not in BDB:
-                continue
-            reader = read_sqlite_rpmdb if entry.path in SQLITE else read_bdb_rpmdb
             try:
                 headers = reader(entry.data)
             except ValueError as exc:  # HeaderError is a ValueError too

@@ -8,6 +8,7 @@ three plus syft's JSON) that turn a document back into an Inventory for ``stocka
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from stockade.model.errors import InputError
@@ -67,22 +68,31 @@ def read(data: bytes, name: str = "SBOM") -> Inventory:
     except InputError as exc:
         raise InputError(exc.message, subject=name) from None
     try:
-        if fmt == "json":
-            from stockade.scanning.sbom import native
-
-            return native.from_dict(doc)
-        if fmt == "cyclonedx":
-            from stockade.scanning.sbom import cyclonedx
-
-            return cyclonedx.from_dict(doc)
-        if fmt == "spdx":
-            from stockade.scanning.sbom import spdx
-
-            return spdx.from_dict(doc)
-        from stockade.scanning.sbom import syft
-
-        return syft.from_dict(doc)
+        inventory = _from_dict(fmt, doc)
     except (TypeError, AttributeError, KeyError, ValueError) as exc:
         raise InputError(
             f"malformed {fmt} document ({type(exc).__name__}: {exc})", subject=name
         ) from exc
+    if inventory.distro is None:
+        from stockade.scanning.sbom.common import distro_from_purls
+
+        inventory = replace(inventory, distro=distro_from_purls(inventory.packages))
+    return inventory
+
+
+def _from_dict(fmt: str, doc: Any) -> Inventory:
+    if fmt == "json":
+        from stockade.scanning.sbom import native
+
+        return native.from_dict(doc)
+    if fmt == "cyclonedx":
+        from stockade.scanning.sbom import cyclonedx
+
+        return cyclonedx.from_dict(doc)
+    if fmt == "spdx":
+        from stockade.scanning.sbom import spdx
+
+        return spdx.from_dict(doc)
+    from stockade.scanning.sbom import syft
+
+    return syft.from_dict(doc)

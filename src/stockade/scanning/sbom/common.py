@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Any
 
 from stockade import __version__
-from stockade.scanning.interface import Inventory, Package
+from stockade.scanning.interface import Distro, Inventory, Package
 
 TOOL = "stockade"
 TOOL_VERSION = __version__
@@ -31,6 +31,9 @@ PURL_TYPE = {
 }
 PACKAGE_TYPE = {v: k for k, v in PURL_TYPE.items()}
 _EXPRESSION = re.compile(r"\s(AND|OR|WITH)\s|[()]", re.IGNORECASE)
+# a purl ``distro`` qualifier as syft and Stockade write it: ID-VERSION_ID (the ID may hold dashes)
+_DISTRO_QUALIFIER = re.compile(r"^(?P<id>[a-z][a-z0-9._-]*?)(?:-(?P<version>\d[a-z0-9._~+]*))?$")
+_OS_PURL_TYPES = ("deb", "apk", "rpm")
 
 
 def text(value: object, default: str = "") -> str:
@@ -98,3 +101,22 @@ def image_version(inv: Inventory) -> str:
     if inv.image and inv.image.config_digest:
         return inv.image.config_digest
     return ""
+
+
+def distro_from_purls(packages: tuple[Package, ...]) -> Distro | None:
+    """The distro named by the ``distro`` qualifier of the OS packages' purls (``distro=rhel-8.1``),
+    for documents that carry it nowhere else (syft's SPDX has no operating-system element). None
+    when no OS purl has one or when they disagree."""
+    from stockade.scanning.catalogers import purl
+
+    seen = set()
+    for pkg in packages:
+        parsed = purl.parse(pkg.purl) if pkg.purl else None
+        if parsed is not None and parsed[0] in _OS_PURL_TYPES and parsed[4].get("distro"):
+            seen.add(parsed[4]["distro"].strip().lower())
+    if len(seen) != 1:
+        return None
+    m = _DISTRO_QUALIFIER.match(seen.pop())
+    if m is None:
+        return None
+    return Distro(id=m.group("id"), version_id=m.group("version") or "")

@@ -51,6 +51,7 @@ ECOSYSTEM_SCHEMES: dict[str, str] = {
     "amazon": "rpm",
     "sles": "rpm",
     "sle-micro": "rpm",
+    "sle-micro-rancher": "rpm",
     "sl-micro": "rpm",
     "opensuse-leap": "rpm",
     "opensuse-leap-micro": "rpm",
