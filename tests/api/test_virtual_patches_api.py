@@ -194,3 +194,31 @@ def test_auto_groups_are_patched_when_a_scan_upload_brings_the_cve(exposed: Cont
     # the same facts again change nothing
     runs(exposed, "billing/pay", "registry.local/billing/pay", 3)
     assert len([e for e in list_events(exposed.store, kind="virtual_patch.applied")]) == 2
+
+
+def test_a_policy_put_with_auto_applies_the_groups_open_proposals_at_once(
+    exposed: Controller,
+) -> None:
+    """Turning ``virtualPatch: auto`` on for a group with open proposals patches it at once, not
+    only at the next scan: the controller applies them right after the operator's version."""
+    open_before = {p["sensor"] for p in listed(exposed, group="shop") if not p["applied"]}
+    assert open_before == {"waf.log4shell", "waf.spring4shell"}
+    with exposed.client("reader") as c:
+        text = c.get("/api/v1/firewall/policy").json()["yaml"]
+    policy = parse_texts([("policy", text)])
+    assert not policy.auto_patched(policy.group("shop"))
+    switched = text.replace("name: shop\n", "name: shop\n    virtualPatch: auto\n", 1)
+    assert switched != text
+    with exposed.client("operator") as c:
+        answer = c.put("/api/v1/firewall/policy", content=switched.encode())
+    assert answer.status_code == 200, answer.text
+    shop = policy_in_force(exposed).group("shop")
+    blocked = {w.sensor for w in shop.waf if w.action == "block"}
+    assert blocked == {"waf.log4shell", "waf.spring4shell"}
+    assert all(p["applied"] for p in listed(exposed, group="shop"))
+    auto = [
+        e
+        for e in list_events(exposed.store, kind="virtual_patch.applied")
+        if e.data["auto"] and e.data["group"] == "shop"
+    ]
+    assert {e.data["sensor"] for e in auto} == {"waf.log4shell", "waf.spring4shell"}

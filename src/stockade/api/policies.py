@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from stockade.admission.policy import DEFAULT_POLICY_YAML, parse_policy
 from stockade.admission.tables import load_policy_text, save_policy
-from stockade.api import auth
+from stockade.api import auth, virtual_patches
 from stockade.api.access import Operator, Publish, Reader, StoreDep, document
 from stockade.firewall.policy.files import diff_lines, dump, parse_texts, with_mode
 from stockade.firewall.policy.model import Policy
@@ -123,6 +123,10 @@ async def put_firewall_policy(
         message=f"{who.who} applied firewall policy version {after['version']}",
         sink=publish,
     )
+    # groups now set to ``virtualPatch: auto`` get their open proposals at once (a next version,
+    # ``virtual_patch.applied`` events), not only when the next vulnerability facts arrive
+    known = request.app.state.service.responder.known_images
+    await run_in_threadpool(virtual_patches.auto_apply, store, known, publish)
     out: dict[str, Any] = redact(after)
     return out
 
