@@ -36,7 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # Source text that marks a test as a lab test: it builds network namespaces, nftables rules or lab
 # pods, which are shared kernel state. Under pytest-xdist every lab test runs in one worker (the
-# "lab" group of --dist loadgroup), one after the other, while the rest of the suite runs in parallel.
+# "lab" group of --dist loadgroup), one after the other, while the other modules run in parallel.
 _LAB_SIGNS = (
     "require_root(",
     "stockade.lab import manager",
@@ -78,9 +78,12 @@ def _is_lab_test(item: pytest.Item) -> bool:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the test ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist (--dist loadgroup) a module's tests run in one worker, in order, sharing its
+    module-scoped fixtures (a controller started once, tests that build on the previous one's
+    state); every lab test runs in the one "lab" worker group."""
     for item in items:
-        if _is_lab_test(item):
-            item.add_marker(pytest.mark.xdist_group("lab"))
+        group = "lab" if _is_lab_test(item) else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -27,7 +27,7 @@ ALLOWED = {
     # the firewall is built on the network pillar's inspection library
     ("firewall", "network.capture*"),
     ("firewall", "network.dlp*"),
-    ("firewall", "network.waf"),  # virtual patches in the same first-bytes path as DLP
+    ("firewall", "network.waf*"),  # virtual patches in the same first-bytes path as DLP
     ("firewall", "network.interface"),
     ("firewall", "network.netns"),
     ("firewall", "network.protocols*"),

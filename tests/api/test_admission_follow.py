@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from stockade.admission.follow import AdmissionPolicyFollower
-from stockade.firewall.enforce.follow import ConfigAnswer, PolicyDocument
+from stockade.model.agent_config import ConfigAnswer, PolicyDocument
 from tests.admission.test_webhook import post
 from tests.admission.webhook import EXAMPLES, manifests, review_for, start_webhook, stop_webhook
 from tests.api.controller import Controller, own_controller

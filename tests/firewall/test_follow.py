@@ -10,16 +10,10 @@ import socket
 import pytest
 
 from stockade.events.reporter import ControllerLink
-from stockade.firewall.enforce.follow import (
-    MAX_POLICY,
-    ConfigAnswer,
-    ConfigFetcher,
-    PolicyDocument,
-    PolicyFollower,
-    parse_config,
-)
+from stockade.firewall.enforce.follow import ConfigFetcher, PolicyFollower
 from stockade.firewall.policy.model import Policy
 from stockade.model import Event
+from stockade.model.agent_config import MAX_POLICY, ConfigAnswer, PolicyDocument, parse_config
 from stockade.model.errors import EnforcementError
 
 POLICY = """\

@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
+from stockade.cli.runtime import learned_sender
 from stockade.events.reporter import ControllerLink
-from stockade.firewall.enforce.follow import ConfigAnswer, ConfigFetcher, PolicyDocument
+from stockade.firewall.enforce.follow import ConfigFetcher
 from stockade.identity import Directory, Workload
 from stockade.model import Event
+from stockade.model.agent_config import ConfigAnswer, PolicyDocument
 from stockade.runtime import proc
-from stockade.runtime.follow import LearnedSender, ProfileFollower
+from stockade.runtime.follow import ProfileFollower
 from stockade.runtime.monitor import Monitor
 from stockade.runtime.procevents import ProcEvent
 from stockade.runtime.profile import Profiles, parse_texts
@@ -147,7 +149,7 @@ def test_a_document_that_does_not_parse_keeps_the_previous_profiles() -> None:
 
 def test_learned_profiles_are_sent_up(controller: Controller) -> None:
     link = ControllerLink(url=controller.base, token=controller.tokens["agent"], ca=controller.ca)
-    sender = LearnedSender(link, "node-7-runtime", every=0.1)
+    sender = learned_sender(link, "node-7-runtime", every=0.1)
     sender.start()
     learned = parse_texts([("learned", PROTECT.replace("mode: protect", "mode: discover"))])
     sender.offer(learned)

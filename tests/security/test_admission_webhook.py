@@ -212,6 +212,8 @@ def limited(tmp_path: Path) -> Iterator[Webhook]:
         "8192",
         "--max-connections",
         "4",
+        "--workers",  # the limits are per webhook process (docs/admission.md): one process here
+        "1",
     )
     try:
         yield hook

@@ -23,7 +23,7 @@ from stockade.model import Event, Severity
 from stockade.model.errors import ConfigError
 
 if TYPE_CHECKING:
-    from stockade.firewall.enforce.follow import ConfigAnswer, PolicyDocument
+    from stockade.model.agent_config import ConfigAnswer, PolicyDocument
 
 log = logging.getLogger("stockade.admission")
 

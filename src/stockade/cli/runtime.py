@@ -232,6 +232,21 @@ def _watch(
     return mon.stats
 
 
+def learned_sender(link: Any, agent: str, *, every: float = 2.0) -> Any:
+    """A LearnedSender posting through the agent's link to the controller."""
+    import logging
+
+    from stockade.events.upload import upload
+    from stockade.runtime.follow import LearnedSender
+
+    notice = logging.getLogger("stockade.runtime").warning
+
+    def send(path: str, payload: dict[str, str], attempts: int) -> bool:
+        return upload(link, path, payload, what="learned profile", notice=notice, attempts=attempts)
+
+    return LearnedSender(send, agent, every=every, timeout=link.timeout)
+
+
 class _Following:
     """The watch's link to the controller: its profiles followed, what is learned sent up."""
 
@@ -243,7 +258,7 @@ class _Following:
         if reporter is None:
             return None
         from stockade.firewall.enforce.follow import ConfigFetcher
-        from stockade.runtime.follow import LearnedSender, ProfileFollower
+        from stockade.runtime.follow import ProfileFollower
 
         def install(profiles: Any, version: int) -> None:
             mon.profiles = profiles
@@ -255,7 +270,7 @@ class _Following:
 
         follower = ProfileFollower(install, emit, mon.node)
         fetcher = ConfigFetcher(reporter.link)
-        learned = LearnedSender(reporter.link, reporter.agent.name)
+        learned = learned_sender(reporter.link, reporter.agent.name)
         fetcher.start()
         learned.start()
         return cls(fetcher, follower, learned)

@@ -25,8 +25,7 @@ from stockade.model.errors import ConfigError
 from stockade.runtime.profile import Profiles, dump, parse_texts
 
 if TYPE_CHECKING:
-    from stockade.events.reporter import ControllerLink
-    from stockade.firewall.enforce.follow import ConfigAnswer, PolicyDocument
+    from stockade.model.agent_config import ConfigAnswer, PolicyDocument
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +102,20 @@ def applied_event(profiles: Profiles, *, source: str, **data: object) -> Event:
     )
 
 
+# Posts one payload to the controller's ``path``, trying ``attempts`` times; True once taken
+# (``stockade.events.upload.upload`` bound to the agent's link, handed over by the CLI: the
+# runtime pillar does not import the event platform).
+Upload = Callable[[str, dict[str, str], int], bool]
+
+
 class LearnedSender:
     """Send the newest learned profiles to the controller, from a thread."""
 
-    def __init__(self, link: ControllerLink, agent: str, *, every: float = 2.0) -> None:
-        self.link = link
+    def __init__(
+        self, upload: Upload, agent: str, *, every: float = 2.0, timeout: float = 10.0
+    ) -> None:
+        self.upload = upload
+        self.timeout = timeout  # how long ``close`` waits for a post under way
         self.agent = agent
         self.every = every
         self.sent = 0  # uploads the controller took
@@ -127,7 +135,7 @@ class LearnedSender:
     def close(self) -> None:
         """Stop the thread, then send what is still new (the watch is ending)."""
         self._stop.set()
-        self._thread.join(self.link.timeout + 1)
+        self._thread.join(self.timeout + 1)
         self._send(attempts=2)
 
     def _run(self) -> None:
@@ -135,16 +143,11 @@ class LearnedSender:
             self._send(attempts=1)
 
     def _send(self, *, attempts: int) -> None:
-        from stockade.events.upload import upload
-
         with self._lock:
             text = self._pending
         if text is None or text == self._last:
             return
         payload = {"agent": self.agent, "yaml": text}
-        if upload(
-            self.link, LEARNED_PATH, payload, what="learned profile", notice=log.warning,
-            attempts=attempts,
-        ):  # fmt: skip
+        if self.upload(LEARNED_PATH, payload, attempts):
             self._last = text
             self.sent += 1
