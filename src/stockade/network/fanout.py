@@ -229,6 +229,9 @@ def _supervise(
         )
     run.stats = _merge([w.done for w in workers if w.done is not None])
     run.stats["source"]["workers"] = len(workers)
+    run.stats["source"]["worker_frames"] = [
+        w.done["source"]["frames"] if w.done else 0 for w in workers
+    ]
     failed = [
         f"worker {w.index}: {w.error or f'exit code {codes[w.index]}'}"
         for w in workers
@@ -377,7 +380,11 @@ def _child(
             error = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
             code = 3
-        table.flush()
+        try:
+            table.flush()  # its open flows become records, as with one process
+        except Exception as exc:  # the same frame's flow again: the records so far still go
+            error = error or f"{type(exc).__name__}: {exc}"
+            code = 3
         pipe.flush()
         ring.close()
         source = {
