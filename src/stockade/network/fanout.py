@@ -131,9 +131,9 @@ def run_fanout(
         run.stats["source"].update(interfaces=interfaces or ["*"], namespace=namespace)
     finally:
         for w in pool.values():
-            _kill(w.pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(w.pid, 0)
+            if w.pid > 0:  # not reaped yet: an error cut the supervision short
+                _kill(w.pid, signal.SIGKILL)
+                _reap(w)
             with contextlib.suppress(OSError):
                 os.close(w.fd)
         seen.close()
@@ -257,6 +257,8 @@ def _messages(buf: bytearray) -> list[tuple[Any, ...]]:
 
 
 def _reap(w: _Worker) -> int:
+    if w.pid <= 0:
+        return 0
     try:
         _pid, status = os.waitpid(w.pid, 0)
     except ChildProcessError:
