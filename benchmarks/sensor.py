@@ -441,11 +441,18 @@ def _fanout_round(
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
         finished.wait(300)
+        box["cpu"] = sum(_cpu_seconds(pid) for pid in pids)
     finally:
         done.set()
         t.join(120)
-    src = box["run"].stats["source"]
+    src = {**box["run"].stats["source"], "cpu": box.get("cpu", 0.0)}
     return box.get("t1", float("inf")) - t0, src
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (its workers' share of the cores)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def inv_directory():
@@ -457,13 +464,16 @@ def inv_directory():
 def bench_fanout(path: Path, inspectors: Inspectors, workers: int, rounds: int) -> None:
     frames = wire_frames(path)
     size = sum(len(f) for f in frames)
+    cpu = time.process_time()
     reference = run_pcap(path, inspectors=inspectors, identities=inv_directory())
+    cpu = time.process_time() - cpu
     expect = sum(1 for r in reference.records if r.state != "active")
     blocks = max(32, int((size + 128 * len(frames)) * 1.5) // (1 << 20) + 1)
     print(
         f"\n[fan-out, many small connections] {len(frames)} frames, {size / 1e6:.1f} MB, "
         f"{expect} closed connections; 1 worker against {workers}, {rounds} rounds each, "
-        f"alternating; rings of {blocks} MiB per worker"
+        f"alternating; rings of {blocks} MiB per worker\n  the same file through --pcap (one "
+        f"process, CPU time): {size * 8 / 1e6 / cpu:.0f} Mbit/s per core"
     )
     times: dict[int, list[float]] = {1: [], workers: []}
     loads = [os.getloadavg()[0]]
@@ -475,8 +485,9 @@ def bench_fanout(path: Path, inspectors: Inspectors, workers: int, rounds: int) 
                 times[w].append(secs)
                 print(
                     f"  round {i + 1} workers {w}: {size * 8 / 1e6 / secs:7.0f} Mbit/s "
-                    f"({secs:.3f} s; kernel drops {src['kernel_drops']}, per worker frames "
-                    f"{src.get('worker_frames')})"
+                    f"({secs:.3f} s, workers' CPU {src['cpu']:.2f} s = "
+                    f"{src['cpu'] / secs:.2f} cores; kernel drops {src['kernel_drops']}, "
+                    f"frames per worker {src.get('worker_frames')})"
                 )
             loads.append(os.getloadavg()[0])
     for w, ts in times.items():

@@ -356,18 +356,20 @@ def _child(
         run = SensorRun()
         # names are the parent's to give (its directory is the live one): none here
         decoder, table = _pipeline(inspectors, Directory(), config, pipe.record, run, False)
-        frame = decoder.frame
+        frame: Callable[..., None] = decoder.frame
         stop: Callable[[], bool] = stopping.is_set
         if count is not None:
             frames = (ctypes.c_uint64 * (len(seen) // 8)).from_buffer(seen)
-            inner = frame
+            inner = decoder.frame
 
-            def frame(ts: float, link: int, buf: Any, off: int, caplen: int) -> None:
+            def counted(ts: float, link: int, buf: Any, off: int, caplen: int) -> None:
                 inner(ts, link, buf, off, caplen)
                 frames[index] += 1
 
-            def stop() -> bool:
+            def enough() -> bool:
                 return stopping.is_set() or sum(frames) >= count
+
+            frame, stop = counted, enough
 
         def idle() -> None:
             table.tick()

@@ -151,8 +151,8 @@ class Ring:
             raise UsageError(f"fanout group {group} is outside 0-65535")
         mode = FANOUT_FLOW_HASH | (PACKET_FANOUT_FLAG_UNIQUEID if group == 0 else 0)
         self.sock.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("=I", group | mode << 16))
-        joined = struct.unpack("=I", self.sock.getsockopt(SOL_PACKET, PACKET_FANOUT, 4))[0]
-        return joined & 0xFFFF
+        (joined,) = struct.unpack("=I", self.sock.getsockopt(SOL_PACKET, PACKET_FANOUT, 4))
+        return int(joined) & 0xFFFF
 
     @staticmethod
     def _indexes(interfaces: list[str] | None) -> frozenset[int] | None:
