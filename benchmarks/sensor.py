@@ -10,6 +10,12 @@
 2. Sends 100-byte UDP datagrams at stated rates from one pod to another (bounded: rate x
    seconds) while the sensor captures live with its TPACKET_V3 ring; prints the kernel's drop
    counters. Sender, kernel and sensor share the machine's cores.
+3. Fan-out: the many-small-connections recording replayed onto a private veth pair into
+   ``run_fanout`` with 1 worker and with N (``--workers``, default: the cores this process may
+   use), alternating rounds. The workers are held (SIGSTOP) while the frames are sent, so their
+   rings hold the whole burst and no sender shares the cores with them; the clock runs from
+   SIGCONT until every connection closed in the recording has reached the parent. Prints each
+   round, the medians, the spread, the load average, and the ratio N/1.
 The lab is removed in ``finally``.
 """
 
@@ -20,6 +26,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,11 +36,14 @@ from pathlib import Path
 
 from stockade.lab import manager
 from stockade.lab.inventory import Inventory
+from stockade.lab.replay import ReplayLink, wire_frames
 from stockade.network.analysis import Inspectors
 from stockade.network.capture.decode import Decoder
 from stockade.network.capture.pcapfile import PcapReader
+from stockade.network.fanout import run_fanout
 from stockade.network.flows import FlowConfig
 from stockade.network.sensor import run_live, run_pcap
+from stockade.workers import default_workers
 
 PREFIX = "skb-"
 
@@ -376,12 +386,132 @@ def _consume_pcapy(
     box["frames"], box["drops"] = frames, reader.stats()[1]
 
 
+def _children() -> set[int]:
+    out: set[int] = set()
+    for task in Path("/proc/self/task").iterdir():
+        out |= {int(x) for x in (task / "children").read_text().split()}
+    return out
+
+
+def _fanout_round(
+    link: ReplayLink,
+    frames: list[bytes],
+    workers: int,
+    expect: int,
+    inspectors: Inspectors,
+    blocks: int,
+) -> tuple[float, dict]:
+    """Seconds from releasing the held workers to the last closed connection's record."""
+    ready, done, finished = threading.Event(), threading.Event(), threading.Event()
+    got = [0]
+    box: dict = {}
+
+    def on_record(_rec: object) -> None:
+        got[0] += 1
+        if got[0] >= expect:
+            box["t1"] = time.perf_counter()
+            finished.set()
+
+    def capture() -> None:
+        box["run"] = run_fanout(
+            [link.capture],
+            workers=workers,
+            namespace=link.netns,
+            inspectors=inspectors,
+            identities=inv_directory(),
+            on_record=on_record,
+            ready=ready.set,
+            stop=done.is_set,
+            keep=False,
+            blocks=blocks,
+            duration=600,
+        )
+
+    before = _children()
+    t = threading.Thread(target=capture)
+    t.start()
+    try:
+        ready.wait(30)
+        pids = _children() - before
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        link.send(frames)
+        time.sleep(0.3)  # the last ring block retires (50 ms)
+        t0 = time.perf_counter()
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+        finished.wait(300)
+        box["cpu"] = sum(_cpu_seconds(pid) for pid in pids)
+    finally:
+        done.set()
+        t.join(120)
+    src = {**box["run"].stats["source"], "cpu": box.get("cpu", 0.0)}
+    return box.get("t1", float("inf")) - t0, src
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (its workers' share of the cores)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def inv_directory():
+    from stockade.identity import Directory
+
+    return Directory()
+
+
+def bench_fanout(path: Path, inspectors: Inspectors, workers: int, rounds: int) -> None:
+    frames = wire_frames(path)
+    size = sum(len(f) for f in frames)
+    cpu = time.process_time()
+    reference = run_pcap(path, inspectors=inspectors, identities=inv_directory())
+    cpu = time.process_time() - cpu
+    expect = sum(1 for r in reference.records if r.state != "active")
+    blocks = max(32, int((size + 128 * len(frames)) * 1.5) // (1 << 20) + 1)
+    print(
+        f"\n[fan-out, many small connections] {len(frames)} frames, {size / 1e6:.1f} MB, "
+        f"{expect} closed connections; 1 worker against {workers}, {rounds} rounds each, "
+        f"alternating; rings of {blocks} MiB per worker\n  the same file through --pcap (one "
+        f"process, CPU time): {size * 8 / 1e6 / cpu:.0f} Mbit/s per core"
+    )
+    times: dict[int, list[float]] = {1: [], workers: []}
+    loads = [os.getloadavg()[0]]
+    with ReplayLink(f"skb{os.getpid() % 10000}-") as link:
+        for i in range(rounds):
+            order = (1, workers) if i % 2 == 0 else (workers, 1)
+            for w in order:
+                secs, src = _fanout_round(link, frames, w, expect, inspectors, blocks)
+                times[w].append(secs)
+                print(
+                    f"  round {i + 1} workers {w}: {size * 8 / 1e6 / secs:7.0f} Mbit/s "
+                    f"({secs:.3f} s, workers' CPU {src['cpu']:.2f} s = "
+                    f"{src['cpu'] / secs:.2f} cores; kernel drops {src['kernel_drops']}, "
+                    f"frames per worker {src.get('worker_frames')})"
+                )
+            loads.append(os.getloadavg()[0])
+    for w, ts in times.items():
+        rates = sorted(size * 8 / 1e6 / t for t in ts)
+        print(
+            f"  workers {w}: median {statistics.median(rates):7.0f} Mbit/s, "
+            f"spread {rates[0]:.0f}-{rates[-1]:.0f}"
+        )
+    ratio = statistics.median(times[1]) / statistics.median(times[workers])
+    print(
+        f"  ratio {workers} workers / 1 worker (medians): {ratio:.2f}x; 1-minute load average "
+        f"during the rounds {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bulk-mb", type=int, default=300)
     ap.add_argument("--flows", type=int, default=1000)
     ap.add_argument("--rates", default="20000,50000,100000")
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--workers", type=int, default=None, help="fan-out: N workers against 1")
+    ap.add_argument("--rounds", type=int, default=5, help="fan-out rounds of each")
+    ap.add_argument("--only-fanout", action="store_true", help="skip the other measures")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
@@ -393,19 +523,20 @@ def main() -> int:
     try:
         inv = manager.up(PREFIX, state)
         bulk, flows = tmp / "bulk.pcap", tmp / "flows.pcap"
-        _record(
-            inv,
-            bulk,
-            lambda: _client(
+        if not args.only_fanout:
+            _record(
                 inv,
-                "payments",
-                "bulk",
-                "--host",
-                inv.pod("orders").ipv4,
-                "--size",
-                str(args.bulk_mb * 1_000_000),
-            ),
-        )
+                bulk,
+                lambda: _client(
+                    inv,
+                    "payments",
+                    "bulk",
+                    "--host",
+                    inv.pod("orders").ipv4,
+                    "--size",
+                    str(args.bulk_mb * 1_000_000),
+                ),
+            )
         n = str(args.flows)
         orders = inv.pod("orders").ipv4
         ca = str(Path(inv.state_dir) / "pki" / "ca.crt")
@@ -430,10 +561,15 @@ def main() -> int:
             )
 
         _record(inv, flows, many)
+        workers = args.workers or max(2, default_workers())
+        if args.only_fanout:
+            bench_fanout(flows, inspectors, workers, args.rounds)
+            return 0
         bench_pcap("bulk download", bulk, inv, inspectors)
         bench_pcap("many small connections", flows, inv, inspectors)
         bench_drops(inv, inspectors, [int(r) for r in args.rates.split(",")], args.seconds)
         bench_capture_methods(inv, 40000, args.seconds)
+        bench_fanout(flows, inspectors, workers, args.rounds)
     finally:
         manager.down(PREFIX, state)
         shutil.rmtree(tmp, ignore_errors=True)

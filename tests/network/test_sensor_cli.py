@@ -128,3 +128,15 @@ def test_lab_state_with_hostile_names_is_rejected(tmp_path: Path) -> None:
     (tmp_path / "lab.json").write_text(json.dumps(state))
     out = _cli("lab", "status", "--state", str(tmp_path / "lab.json"))
     assert out.returncode == 2 and "bad interface or namespace" in out.stderr
+
+
+def test_pcap_is_read_by_one_process(card_pcap: Path) -> None:
+    out = _cli("sensor", "--pcap", str(card_pcap), "--workers", "2", "--no-store")
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        "stockade: error: --pcap is read by one process: --workers is for live capture"
+    )
+    out = _cli(
+        "sensor", "--pcap", str(card_pcap), "--workers", "1", "--no-store", "--format", "json"
+    )
+    assert out.returncode == 0 and CARD not in out.stdout

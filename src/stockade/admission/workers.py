@@ -13,9 +13,7 @@ when the parent dies, so no worker outlives a killed parent.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
-import math
 import os
 import signal
 import socket
@@ -23,44 +21,16 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 
 from stockade.model.errors import ConfigError
+from stockade.workers import cpu_quota, default_workers, die_with_parent
+
+__all__ = ["cpu_quota", "default_workers", "listening_socket", "serve_workers"]
 
 log = logging.getLogger("stockade.admission")
 
 STARTUP_GRACE = 5.0  # a worker that exits sooner than this after its start is a start-up failure
 STOP_TIMEOUT = 20.0  # seconds the workers get to finish their requests before SIGKILL
-_PR_SET_PDEATHSIG = 1
-
-
-def default_workers(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
-    """The cores this process may use: those it may run on, capped by its cgroup's CPU quota
-    (a pod limited to 2 CPUs on a 64-core node gets 2 workers, not 64)."""
-    cores = len(os.sched_getaffinity(0))
-    quota = cpu_quota(cgroup)
-    if quota is not None:
-        cores = min(cores, math.ceil(quota))
-    return max(1, cores)
-
-
-def cpu_quota(cgroup: Path) -> float | None:
-    """CPUs allowed by the cgroup (v2 ``cpu.max``, else v1 ``cpu.cfs_quota_us``); None: no limit."""
-    try:
-        fields = (cgroup / "cpu.max").read_text().split()
-    except OSError:
-        try:
-            fields = [
-                (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip(),
-                (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip(),
-            ]
-        except OSError:
-            return None
-    try:
-        quota, period = int(fields[0]), int(fields[1])
-    except (ValueError, IndexError):  # "max": no limit
-        return None
-    return quota / period if quota > 0 and period > 0 else None
 
 
 def listening_socket(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
@@ -147,7 +117,7 @@ def _child(
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        _die_with_parent()
+        die_with_parent()
         for other in others:
             other.close()
         code = run_worker(sock)
@@ -157,13 +127,6 @@ def _child(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() == 1:  # the parent died before the request took effect
-        os._exit(0)
 
 
 def _wait(deadline: list[float]) -> tuple[int, int]:

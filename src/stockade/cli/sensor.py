@@ -23,7 +23,7 @@ from stockade.cli.agent import (
     reporting,
 )
 from stockade.cli.common import EXIT_FINDINGS, DbOption, StoreOption, console, err_console
-from stockade.model.errors import UsageError
+from stockade.model.errors import InputError, UsageError
 
 DEFAULT_STATE = Path("/run/stockade/lab.json")
 
@@ -96,6 +96,15 @@ def sensor_cmd(
         float | None, typer.Option("--duration", help="Stop live capture after S seconds.")
     ] = None,
     count: Annotated[int | None, typer.Option("--count", help="Stop after N frames.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Live capture processes (one PACKET_FANOUT group, split by flow; default: the "
+            "cores this process may use). --pcap reads in one process.",
+        ),
+    ] = None,
     state: Annotated[
         Path, typer.Option("--state", help="Lab inventory (workload identity).")
     ] = DEFAULT_STATE,
@@ -158,6 +167,8 @@ def sensor_cmd(
         raise UsageError("--format must be table or json")
     if sum(bool(x) for x in (iface, lab, pcap)) != 1:
         raise UsageError("choose one source: --iface, --lab or --pcap")
+    if pcap is not None and workers is not None and workers > 1:
+        raise UsageError("--pcap is read by one process: --workers is for live capture")
     if (count is not None and count < 1) or (duration is not None and duration <= 0):
         raise UsageError("--count and --duration must be positive")
     if not 1024 <= stream_depth <= 16 * 1024 * 1024:
@@ -192,10 +203,14 @@ def sensor_cmd(
         if reporter is not None:
             out.recorder.on_events = reporter.add_all
             out.recorder.on_record = lambda rec: reporter.add_connection(rec.to_dict())
-        run = _capture(out, pcap, lab, iface, netns, inv, inspectors, who, config, duration, count)
+        run = _capture(
+            out, pcap, lab, iface, netns, inv, inspectors, who, config, duration, count, workers
+        )
     if fmt == "table":
         _table(run.records)
     _summary(run, out, store)
+    if run.stats.get("failed"):
+        raise InputError("sensor " + "; ".join(run.stats["failed"]))
     if threshold is not None and out.worst >= threshold:
         raise typer.Exit(EXIT_FINDINGS)
 
@@ -231,6 +246,7 @@ def _capture(
     config: Any,
     duration: float | None,
     count: int | None,
+    workers: int | None,
 ) -> Any:
     from stockade.network.sensor import run_live, run_pcap
 
@@ -254,7 +270,18 @@ def _capture(
                 interfaces, namespace = inv.host_interfaces(), inv.node_netns
             else:
                 interfaces, namespace = list(iface or ()), netns
-            run = run_live(
+            if workers is None:
+                from stockade.workers import default_workers
+
+                workers = default_workers()
+            live: Any = run_live
+            if workers > 1:
+                from functools import partial
+
+                from stockade.network.fanout import run_fanout
+
+                live = partial(run_fanout, workers=workers)
+            run = live(
                 interfaces,
                 namespace=namespace,
                 inspectors=inspectors,
@@ -275,6 +302,8 @@ def _summary(run: Any, out: _Outputs, store: bool) -> None:
     src = run.stats.get("source", {})
     flows = run.stats.get("flows", {})
     note = f"{out.connections} connections, {run.stats['decode']['frames']} frames"
+    if src.get("workers", 1) > 1:
+        note += f" ({src['workers']} capture workers)"
     if "kernel_drops" in src:
         note += f", kernel drops {src['kernel_drops']} of {src['kernel_packets']}"
     if src.get("truncated"):

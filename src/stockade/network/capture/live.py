@@ -30,6 +30,11 @@ ETH_P_ALL = 0x0003
 CLONE_NEWNET = 0x40000000
 PACKET_OUTGOING = 4
 SO_ATTACH_FILTER = 26
+PACKET_FANOUT = 18
+PACKET_FANOUT_HASH = 0
+PACKET_FANOUT_FLAG_UNIQUEID = 0x2000
+PACKET_FANOUT_FLAG_DEFRAG = 0x8000
+FANOUT_FLOW_HASH = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG
 
 _BLOCK_HDR = struct.Struct(
     "=III"
@@ -87,10 +92,15 @@ class Ring:
         timeout_ms: int = 50,
         bpf: bytes | None = None,
         keep_outgoing: bool = False,
+        fanout: int | None = None,
     ) -> None:
         """``bpf``: a classic BPF program (``struct sock_filter`` array) the kernel applies before
         the ring is set up, so no unfiltered frame reaches it. ``keep_outgoing``: deliver frames
-        leaving the interfaces too (both directions of one veth)."""
+        leaving the interfaces too (both directions of one veth). ``fanout``: join this
+        ``PACKET_FANOUT`` group (0: a new one with an id the kernel picks, then in
+        ``fanout_id``); the kernel hands each frame to one ring of the group by the symmetric flow
+        hash of its headers (IP fragments reassembled first), so both directions of a connection
+        reach the same ring."""
         self.stats_packets = 0
         self.stats_drops = 0
         self.frames = 0
@@ -124,6 +134,7 @@ class Ring:
                     mmap.MAP_SHARED,
                     mmap.PROT_READ | mmap.PROT_WRITE,
                 )
+                self.fanout_id = None if fanout is None else self._join(fanout)
             except OSError as exc:
                 self.sock.close()
                 raise InputError(f"cannot set up the capture ring: {exc}") from exc
@@ -132,6 +143,16 @@ class Ring:
         self.timeout_ms = timeout_ms
         self.keep_outgoing = keep_outgoing
         self._block = 0
+
+    def _join(self, group: int) -> int:
+        """Join fanout group ``group`` after the ring is set up (no frame reaches a socket of the
+        group before it can hold it); returns the group's id."""
+        if not 0 <= group <= 0xFFFF:
+            raise UsageError(f"fanout group {group} is outside 0-65535")
+        mode = FANOUT_FLOW_HASH | (PACKET_FANOUT_FLAG_UNIQUEID if group == 0 else 0)
+        self.sock.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("=I", group | mode << 16))
+        (joined,) = struct.unpack("=I", self.sock.getsockopt(SOL_PACKET, PACKET_FANOUT, 4))
+        return int(joined) & 0xFFFF
 
     @staticmethod
     def _indexes(interfaces: list[str] | None) -> frozenset[int] | None:
@@ -153,6 +174,11 @@ class Ring:
 
     def close(self) -> None:
         self._read_stats()
+        self.release()
+
+    def release(self) -> None:
+        """Close this process's handle without reading the counters (the kernel resets them on
+        every read): a forked sensor worker drops the rings of the others this way."""
         with suppress(BufferError):
             self.ring.close()
         self.sock.close()
