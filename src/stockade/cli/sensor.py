@@ -100,11 +100,11 @@ def sensor_cmd(
         int | None,
         typer.Option(
             "--workers",
-            min=1,
-            help="Live capture processes (one PACKET_FANOUT group, split by flow; default: the "
-            "cores this process may use). --pcap reads in one process.",
+            min=0,
+            help="Live capture processes (one PACKET_FANOUT group, split by flow; 0: the cores "
+            "this process may use). --pcap reads in one process.",
         ),
-    ] = None,
+    ] = 1,
     state: Annotated[
         Path, typer.Option("--state", help="Lab inventory (workload identity).")
     ] = DEFAULT_STATE,
@@ -270,7 +270,7 @@ def _capture(
                 interfaces, namespace = inv.host_interfaces(), inv.node_netns
             else:
                 interfaces, namespace = list(iface or ()), netns
-            if workers is None:
+            if not workers:
                 from stockade.workers import default_workers
 
                 workers = default_workers()
