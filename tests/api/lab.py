@@ -53,6 +53,11 @@ def lab_command(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def stop(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -63,9 +68,16 @@ def stop(proc: subprocess.Popen[str]) -> None:
             proc.wait(timeout=10)
 
 
-def enforced_lab(tmp_path_factory: pytest.TempPathFactory, prefix: str) -> Iterator[Setup]:
-    """A lab (no databases), a controller on SQLite and an enforcer started with ``--controller``
-    and no local policy (it waits for the controller's); torn down when the generator closes."""
+def enforced_lab(
+    tmp_path_factory: pytest.TempPathFactory,
+    prefix: str,
+    *,
+    rules: str | None = None,
+    policy: str | None = None,
+) -> Iterator[Setup]:
+    """A lab (no databases), a controller on SQLite (seeded with the response ``rules`` when
+    given) and an enforcer started with ``--controller`` and, when given, a local ``policy``
+    (without one it waits for the controller's); torn down when the generator closes."""
     require_root("ip", "nft", "curl")
     tmp = tmp_path_factory.mktemp(f"{prefix}lab")
     state = tmp / "lab.json"
@@ -73,8 +85,10 @@ def enforced_lab(tmp_path_factory: pytest.TempPathFactory, prefix: str) -> Itera
         up = lab_command("up", "--prefix", prefix, "--state", str(state), "--no-databases")
         stack.callback(lab_command, "down", "--prefix", prefix, "--state", str(state))
         assert up.returncode == 0, up.stderr
-        controllers = running_controller("sqlite", tmp_path_factory, "unused")
+        seed = () if rules is None else ("--rules", str(_write(tmp / "rules.yaml", rules)))
+        controllers = running_controller("sqlite", tmp_path_factory, "unused", *seed)
         controller = next(controllers)
+        local = () if policy is None else ("--policy", str(_write(tmp / "policy.yaml", policy)))
         stack.callback(lambda: next(controllers, None))
         log = tmp / "enforcer.log"
         env = {
@@ -88,6 +102,7 @@ def enforced_lab(tmp_path_factory: pytest.TempPathFactory, prefix: str) -> Itera
                 [
                     *(sys.executable, "-m", "stockade", "enforcer"),
                     *("--db", f"sqlite:///{tmp / 'node.db'}", "--lab-state", str(state)),
+                    *local,
                     *("--duration", "180"),
                     *("--controller", controller.base, "--controller-ca", str(controller.ca)),
                     *("--agent-name", "node-enforcer"),

@@ -7,25 +7,19 @@ restores the traffic within seconds."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import Any
 
 import pytest
 
 from tests.api.controller import (
     LAB_CARD,
-    SRC,
     Controller,
     batch,
     card_in_clear_from_crm,
-    running_controller,
 )
-from tests.api.lab import Setup, lab_command, stop
-from tests.api.responding import wait_for, write
-from tests.support import require_root
+from tests.api.lab import Setup, enforced_lab
+from tests.api.responding import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -60,46 +54,8 @@ spec:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    require_root("ip", "nft", "curl")
-    tmp = tmp_path_factory.mktemp("config-flow-lab")
     prefix = f"cf{os.getpid() % 10000}-"
-    state = tmp / "lab.json"
-    with ExitStack() as stack:
-        up = lab_command("up", "--prefix", prefix, "--state", str(state), "--no-databases")
-        stack.callback(lab_command, "down", "--prefix", prefix, "--state", str(state))
-        assert up.returncode == 0, up.stderr
-        rules = write(tmp / "rules.yaml", RULES)
-        controllers = running_controller(
-            "sqlite", tmp_path_factory, "unused", "--rules", str(rules)
-        )
-        controller = next(controllers)
-        stack.callback(lambda: next(controllers, None))
-        policy = write(tmp / "policy.yaml", POLICY)
-        log = tmp / "enforcer.log"
-        env = {
-            **os.environ,
-            "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-            "STOCKADE_CONTROLLER_TOKEN": controller.tokens["agent"],
-            "STOCKADE_SPOOL_DIR": str(tmp / "spool"),
-        }
-        with log.open("w") as out:
-            proc = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "stockade", "enforcer"),
-                    *("--db", f"sqlite:///{tmp / 'node.db'}", "--lab-state", str(state)),
-                    *("--policy", str(policy), "--duration", "180"),
-                    *("--controller", controller.base, "--controller-ca", str(controller.ca)),
-                    *("--agent-name", "node-enforcer"),
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env=env,
-            )
-        stack.callback(stop, proc)
-        wait_for(lambda: "enforcing" in log.read_text() or proc.poll() is not None, what="start")
-        assert proc.poll() is None, log.read_text()
-        yield Setup(controller=controller, prefix=prefix, enforcer=proc, log=log)
+    yield from enforced_lab(tmp_path_factory, prefix, rules=RULES, policy=POLICY)
 
 
 def quarantined(controller: Controller) -> dict[str, Any]:

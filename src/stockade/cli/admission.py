@@ -22,6 +22,7 @@ from stockade.cli.common import (
     emit,
     err_console,
     open_db,
+    print_error,
 )
 from stockade.cli.scan import InsecureOpt, PasswordOpt, UserOpt
 
@@ -152,7 +153,6 @@ def serve(
     from stockade.cli.agent import AgentOptions, reporting
     from stockade.model import Event
     from stockade.model.errors import StockadeError, UsageError
-    from stockade.model.redact import redact_text
     from stockade.store.records import record_events
 
     if (cert is None) != (key is None):
@@ -222,12 +222,7 @@ def serve(
         try:
             worker(sock)
         except StockadeError as exc:
-            err_console.print(
-                f"stockade: error: {redact_text(str(exc))}",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
+            print_error(exc)
             return exc.exit_code
         return 0
 

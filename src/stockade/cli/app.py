@@ -128,22 +128,17 @@ def main(argv: list[str] | None = None) -> None:
             pass
         return
 
-    from stockade.cli.common import err_console, guard_standard_streams
+    from stockade.cli.common import guard_standard_streams, print_error
     from stockade.cli.root import app
     from stockade.model.errors import StockadeError
-    from stockade.model.redact import install_log_redaction, redact_text
+    from stockade.model.redact import install_log_redaction
 
     install_log_redaction()
     guard_standard_streams()
     try:
         app(args=argv)
     except StockadeError as exc:
-        err_console.print(
-            f"stockade: error: {redact_text(str(exc))}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+        print_error(exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

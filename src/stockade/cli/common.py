@@ -51,6 +51,19 @@ def guard_standard_streams() -> None:
 console = Console()  # writes to sys.stdout as it is at print time, so through the gate
 err_console = Console(stderr=True)
 
+
+def print_error(exc: BaseException) -> None:
+    """The one-line ``stockade: error: ...`` for a StockadeError, masked, never wrapped."""
+    from stockade.model.redact import redact_text
+
+    err_console.print(
+        f"stockade: error: {redact_text(str(exc))}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 DbOption = Annotated[
     str | None,
     typer.Option(
