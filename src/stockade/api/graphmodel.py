@@ -1,0 +1,226 @@
+"""The connection graph held in memory by each controller replica and patched as it changes, so
+the answer after agents report new connections costs what they changed, not 20,000 edges.
+
+A :class:`GraphModel` holds one window of the aggregate (its all-time totals, or its hours from
+one hour on) as the rows the store has, every node, and per level (workload, group, namespace;
+with or without ``split=encryption``) each edge of that level already serialised. Every merge
+stamps the rows it writes with the aggregate's new version (:mod:`stockade.network.graph`), so a
+refresh reads the version and then only the rows stamped above what the model holds, whichever
+replica wrote them; a row read twice is simply set again. An edge of a level is rebuilt from
+its member rows when one of them changed or a node moved to another group; the nodes of the
+group and namespace levels (a few hundred) are counted again per answer, the workload level's
+are kept masked and serialised.
+
+The answer is byte for byte what :func:`stockade.api.topology.build_graph` makes from the store
+(tests/api/test_graph_model.py holds them equal). Not kept: ``namespace`` and ``encryption``
+filters, which build from the store as before.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+from stockade.api.topology import Context, GraphQuery, PolicyCache, _Agg, _Level, level_id
+from stockade.api.topology import workload_doc as node_doc
+from stockade.model.redact import redact
+from stockade.network.graph import ALL_TIME, EdgeRow, NodeRow, graph_version, hour_of, hour_rows
+from stockade.network.graph import node_rows as read_nodes
+from stockade.store import Store
+
+RowKey = tuple[str, str, str]  # source node, target node, encryption
+LevelKey = tuple[str, str, str]  # source, target at the level; encryption when split, else ""
+
+
+def _dumps(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def kept(q: GraphQuery) -> bool:
+    """Whether a model answers ``q`` (otherwise it is built from the store)."""
+    return q.namespace is None and q.encryption is None
+
+
+class _View:
+    """One level (and split) of a model: which level edge each row is in, and every level edge
+    serialised (its id, its JSON, whether it has violations or blocks)."""
+
+    def __init__(self, model: GraphModel, level: str, split: bool) -> None:
+        self.model = model
+        self.level = level
+        self.split = split
+        self.place: dict[str, str] = {}  # node id -> its id at the level
+        self.members: dict[LevelKey, set[RowKey]] = {}
+        self.where: dict[RowKey, LevelKey] = {}
+        self.degree: dict[str, int] = {}  # node id -> rows shown it is an end of
+        self.edges: dict[LevelKey, tuple[str, str, bool]] = {}
+        self.order: list[LevelKey] | None = None  # the edges in the order of their ids
+        self.patch(set(model.rows), set(model.nodes))
+
+    def _of(self, node: NodeRow) -> str:
+        found = self.place.get(node.id)
+        if found is None:
+            found = self.place[node.id] = level_id(self.level, node, self.model.ctx.badges(node))
+        return found
+
+    def patch(self, rows: set[RowKey], nodes: set[str]) -> None:
+        """Take in the changed ``rows`` and ``nodes`` (the model holds their new state)."""
+        m = self.model
+        rows = set(rows)
+        for ident in nodes:
+            before = self.place.pop(ident, None)
+            node = m.nodes.get(ident)
+            if before is None or node is None or self._of(node) != before:
+                rows |= m.adjacent.get(ident, set())  # its edges move (or appear)
+        dirty: set[LevelKey] = set()
+        for key in rows:
+            old = self.where.pop(key, None)
+            if old is not None:
+                self.members[old].discard(key)
+                dirty.add(old)
+                for end in key[:2]:
+                    self.degree[end] -= 1
+            src, dst = m.nodes.get(key[0]), m.nodes.get(key[1])
+            if src is None or dst is None or key not in m.rows:
+                continue  # an edge is shown once both its nodes are known
+            lk = (self._of(src), self._of(dst), key[2] if self.split else "")
+            self.where[key] = lk
+            self.members.setdefault(lk, set()).add(key)
+            dirty.add(lk)
+            for end in key[:2]:
+                self.degree[end] = self.degree.get(end, 0) + 1
+        for lk in dirty:
+            self._rebuild(lk)
+
+    def _rebuild(self, lk: LevelKey) -> None:
+        members = self.members.get(lk)
+        if not members:
+            self.members.pop(lk, None)
+            if self.edges.pop(lk, None) is not None:
+                self.order = None
+            return
+        agg = _Agg()
+        for key in members:
+            for row in self.model.rows[key].values():
+                agg.add(row)
+        doc = agg.doc(lk[0], lk[1], split=lk[2])
+        if lk not in self.edges:
+            self.order = None
+        self.edges[lk] = (doc["id"], _dumps(doc), bool(agg.violations or agg.blocked))
+
+    def answer(self, q: GraphQuery) -> bytes:
+        m = self.model
+        if self.order is None:
+            self.order = sorted(self.edges, key=lambda lk: self.edges[lk][0])
+        edges = [e for e in map(self.edges.__getitem__, self.order) if not q.violations or e[2]]
+        ends = {i for i, n in self.degree.items() if n > 0}
+        placed = ends if q.violations else ends | m.quiet(q.since)
+        if q.violations:
+            shown: set[str] = set()
+            for lk, e in self.edges.items():
+                if e[2]:
+                    shown.update(lk[:2])
+        else:
+            shown = {self._of(m.nodes[i]) for i in placed}
+        if self.level == "workload":
+            nodes = ",".join(m.fragment(i) for i in sorted(placed & shown))
+        else:
+            level = _Level(self.level, m.ctx)
+            for ident in sorted(placed):
+                level.of(m.nodes[ident])
+            nodes = _dumps(redact(level.finished(shown)))[1:-1]
+        since = q.since.isoformat() if q.since else None
+        return (
+            f'{{"level":{_dumps(self.level)},"since":{_dumps(since)},"nodes":[{nodes}],'
+            f'"edges":[{",".join(e[1] for e in edges)}]}}'
+        ).encode()
+
+
+class GraphModel:
+    """One window of the aggregate in memory (see the module's docstring), for one state of the
+    configuration and scans (badges): another state gets another model."""
+
+    def __init__(self, store: Store, policies: PolicyCache, start: int) -> None:
+        self.store = store
+        self.start = start  # ALL_TIME, or the first hour of the window
+        self.ctx = Context(store, policies)
+        self.version = -1
+        self.rows: dict[RowKey, dict[int, EdgeRow]] = {}
+        self.nodes: dict[str, NodeRow] = {}
+        self.adjacent: dict[str, set[RowKey]] = {}
+        self._fragments: dict[str, str] = {}  # workload level: each node's masked JSON
+        self._views: dict[tuple[str, bool], _View] = {}
+        self.lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Read what merges wrote since the version held (the version first: a row newer than it
+        is read again next time, which sets the same state)."""
+        with self.store.connect() as conn:
+            version = graph_version(conn)
+            if version == self.version:
+                return
+            changed = hour_rows(conn, start=self.start, after=self.version)
+            nodes = read_nodes(conn, after=self.version)
+        rows: set[RowKey] = set()
+        for hour, row in changed:
+            key = (row.src, row.dst, row.encryption)
+            self.rows.setdefault(key, {})[hour] = row
+            for end in key[:2]:
+                self.adjacent.setdefault(end, set()).add(key)
+            rows.add(key)
+        for ident, node in nodes.items():
+            self.nodes[ident] = node
+            self.ctx.forget(ident)
+            self._fragments.pop(ident, None)
+        for view in self._views.values():
+            view.patch(rows, set(nodes))
+        self.version = version
+
+    def quiet(self, since: datetime | None) -> set[str]:
+        """The workloads seen from ``since`` on (on the map with or without edges)."""
+        return {
+            i
+            for i, n in self.nodes.items()
+            if n.kind == "workload" and (since is None or n.last_seen >= since)
+        }
+
+    def fragment(self, ident: str) -> str:
+        found = self._fragments.get(ident)
+        if found is None:
+            node = self.nodes[ident]
+            found = self._fragments[ident] = _dumps(redact(node_doc(node, self.ctx.badges(node))))
+        return found
+
+    def answer(self, q: GraphQuery) -> bytes:
+        """The answer to ``q`` (one :func:`kept`, in this model's window) as of the store now."""
+        with self.lock:
+            self.refresh()
+            view = self._views.get((q.level, q.split))
+            if view is None:
+                view = self._views[(q.level, q.split)] = _View(self, q.level, q.split)
+            return view.answer(q)
+
+
+class GraphModels:
+    """A replica's models, by window and badge state; the least recently used go first."""
+
+    SIZE = 3
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: OrderedDict[Any, GraphModel] = OrderedDict()
+
+    def answer(self, store: Store, policies: PolicyCache, q: GraphQuery, badges: Any) -> bytes:
+        start = ALL_TIME if q.since is None else hour_of(q.since)
+        key = (start, badges)
+        with self._lock:
+            model = self._models.get(key)
+            if model is None:
+                model = self._models[key] = GraphModel(store, policies, start)
+            self._models.move_to_end(key)
+            while len(self._models) > self.SIZE:
+                self._models.popitem(last=False)
+        return model.answer(q)

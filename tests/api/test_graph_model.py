@@ -1,0 +1,147 @@
+"""The graph kept in memory and patched by version answers byte for byte what a build from the
+store answers, after every one of a sequence of random agent batches (connections in clear and
+TLS, DLP hits, firewall violations and blocks, new workloads, labels that move a workload to
+another group, another replica's writes, a quarantine), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from stockade.api.graph import full_answer
+from stockade.api.graphmodel import GraphModels, kept
+from stockade.api.topology import GraphQuery, PolicyCache
+from stockade.firewall.policy.files import parse_texts
+from stockade.firewall.policy.store import apply_policy, set_quarantine
+from stockade.model import Event, ResourceRef, Severity
+from stockade.network import received
+from stockade.network.graph import graph_version
+from stockade.store import Store, open_store
+from stockade.store.versions import config_version
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+POLICY = """apiVersion: stockade.dev/v1
+kind: FirewallPolicy
+metadata: {name: model}
+spec:
+  groups:
+    - {name: a-web, selector: {namespace: a, labels: {tier: web}}, mode: protect}
+    - {name: a-db, selector: {namespace: a, labels: {tier: db}}, mode: monitor}
+    - {name: b-all, selector: {namespace: b}, mode: discover}
+    - {name: partners, selector: {cidrs: [10.200.0.0/16]}, mode: monitor}
+  rules: []
+"""
+EXTERNALS = ["93.184.216.34", "10.200.0.7", "8.8.8.8"]
+KINDS = ("firewall.violation", "firewall.blocked", "dlp.sensitive_in_clear", "tls.required")
+
+
+def _queries() -> list[GraphQuery]:
+    out = []
+    for level in ("workload", "group", "namespace"):
+        for since in (None, NOW - timedelta(hours=3)):
+            for split in (False, True):
+                for violations in (False, True):
+                    q = GraphQuery(level=level, since=since, split=split, violations=violations)
+                    assert kept(q)
+                    out.append(q)
+    return out
+
+
+def _workload(rnd: random.Random, n: int) -> dict[str, Any]:
+    i = rnd.randrange(n)
+    return {
+        "kind": "pod",
+        "namespace": "ab"[i % 2],
+        "name": f"w{i}",
+        "labels": {"tier": rnd.choice(["web", "db"])},  # may change: the workload moves group
+    }
+
+
+def _batch(rnd: random.Random, n: int) -> tuple[list[dict[str, Any]], list[Event]]:
+    docs = []
+    for _ in range(rnd.randrange(1, 12)):
+        client = _workload(rnd, n)
+        if rnd.random() < 0.2:
+            ip = rnd.choice(EXTERNALS)
+            server: dict[str, Any] = {"kind": "external", "name": ip}
+        else:
+            server = _workload(rnd, n)
+            ip = f"10.0.0.{rnd.randrange(1, 250)}"
+        tls = rnd.random() < 0.3
+        at = NOW - timedelta(minutes=rnd.uniform(0, 6 * 60))
+        docs.append(
+            {
+                "id": uuid.uuid4().hex,
+                "start": at.isoformat(),
+                "end": (at + timedelta(seconds=1)).isoformat(),
+                "transport": "tcp",
+                "ip_version": 4,
+                "client": {"ip": f"10.0.1.{rnd.randrange(1, 250)}", "port": 40000, **client},
+                "server": {"ip": ip, "port": rnd.choice([80, 443, 5432]), **server},
+                "protocol": "proto.tls" if tls else "proto.http",
+                "encrypted": tls,
+                "tls": {"version": "TLS1.3", "sni": "x.example"} if tls else None,
+                "bytes": {"to_server": rnd.randrange(1, 1000), "to_client": 10},
+                "packets": {"to_server": 1, "to_client": 1},
+                "state": "closed",
+                "dlp": [],
+            }
+        )
+    events = []
+    for _ in range(rnd.randrange(0, 4)):
+        src, dst = _workload(rnd, n), _workload(rnd, n)
+        events.append(
+            Event(
+                id=uuid.uuid4().hex,
+                kind=rnd.choice(KINDS),
+                severity=Severity.HIGH,
+                source="enforcer",
+                message="model",
+                at=NOW - timedelta(minutes=rnd.uniform(0, 6 * 60)),
+                resource=ResourceRef(kind="pod", name=src["name"], namespace=src["namespace"]),
+                peer=ResourceRef(kind="pod", name=dst["name"], namespace=dst["namespace"]),
+                data={
+                    "port": 80,
+                    "app": rnd.choice(["proto.http", "proto.tls"]),
+                    "sensor": rnd.choice(["dlp.payment_card", "dlp.us_ssn"]),
+                    "action": rnd.choice(["block", "alert"]),
+                },
+            )
+        )
+    return received.parse_records(docs), events
+
+
+def _store_batch(store: Store, rnd: random.Random, n: int) -> None:
+    rows, events = _batch(rnd, n)
+    with store.begin() as conn:
+        received.store_new(conn, rows, events)
+
+
+def _state(store: Store) -> tuple[int, Any]:
+    with store.connect() as conn:
+        version = graph_version(conn)
+    return version, (config_version(store), None)
+
+
+def test_the_patched_graph_equals_the_graph_built_from_the_store(any_store: Store) -> None:
+    store = any_store
+    other = open_store(str(store.engine.url.render_as_string(hide_password=False)))  # a replica
+    rnd = random.Random(14)
+    policy = parse_texts([("model", POLICY)])
+    apply_policy(store, policy, POLICY)
+    policies, models = PolicyCache(), GraphModels()
+    queries = _queries()
+    try:
+        for step in range(30):
+            n = 6 + step  # new workloads keep arriving
+            _store_batch(other if step % 3 == 2 else store, rnd, n)
+            if step == 20:  # a new configuration state: the models for the old one go unused
+                set_quarantine(store, "a/w2", [], "model test")
+            badges = _state(store)[1]
+            for q in queries if step % 5 == 4 else rnd.sample(queries, 6):
+                patched = models.answer(store, policies, q, badges=badges)
+                assert patched == full_answer(store, policies, q), (step, q)
+    finally:
+        other.close()
