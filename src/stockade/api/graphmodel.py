@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import OrderedDict
+from bisect import bisect_left
+from collections import Counter, OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +45,70 @@ def kept(q: GraphQuery) -> bool:
     return q.namespace is None and q.encryption is None
 
 
+class _Sums:
+    """One level edge's totals over its member rows, kept as rows come, go and change: counts
+    and sets by multiplicity (a port listed by two rows stays when one goes); first and last seen
+    only move outwards (a row's own do, by how the aggregate merges)."""
+
+    __slots__ = ("counts", "dlp", "first", "last", "ports", "protocols")
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0, 0, 0, 0]  # connections, clear, tls, violations, blocked, bytes
+        self.ports: Counter[str] = Counter()
+        self.protocols: Counter[str] = Counter()
+        self.dlp: Counter[str] = Counter()
+        self.first = ""
+        self.last = ""
+
+    def add(self, r: EdgeRow, sign: int = 1) -> None:
+        c = self.counts
+        n = sign * r.connections
+        c[0] += n
+        if r.encryption == "clear":
+            c[1] += n
+        elif r.encryption == "tls":
+            c[2] += n
+        c[3] += sign * r.violations
+        c[4] += sign * r.blocked
+        c[5] += sign * r.bytes
+        for counter, items in ((self.ports, r.ports), (self.protocols, r.protocols)):
+            for item in items:
+                counter[item] += sign
+                if not counter[item]:
+                    del counter[item]
+        for sensor, k in r.dlp.items():
+            self.dlp[sensor] += sign * k
+            if not self.dlp[sensor]:
+                del self.dlp[sensor]
+        if sign > 0:
+            self.first = min(self.first, r.first_seen) if self.first else r.first_seen
+            self.last = max(self.last, r.last_seen)
+
+    def flagged(self) -> bool:
+        return bool(self.counts[3] or self.counts[4])
+
+    def doc(self, lk: LevelKey) -> dict[str, Any]:
+        c = self.counts
+        agg = _Agg(
+            connections=c[0],
+            clear=c[1],
+            tls=c[2],
+            violations=c[3],
+            blocked=c[4],
+            bytes=c[5],
+            ports=set(self.ports),
+            protocols=set(self.protocols),
+            dlp=dict(self.dlp),
+            first=self.first,
+            last=self.last,
+        )
+        return agg.doc(lk[0], lk[1], split=lk[2])
+
+
+def _edge_id(lk: LevelKey) -> str:
+    return f"{lk[0]}>{lk[1]}" + (f"#{lk[2]}" if lk[2] else "")
+
+
 class _View:
     """One level (and split) of a model: which level edge each row is in, and every level edge
     serialised (its id, its JSON, whether it has violations or blocks)."""
@@ -56,9 +121,11 @@ class _View:
         self.members: dict[LevelKey, set[RowKey]] = {}
         self.where: dict[RowKey, LevelKey] = {}
         self.degree: dict[str, int] = {}  # node id -> rows shown it is an end of
-        self.edges: dict[LevelKey, tuple[str, str, bool]] = {}
-        self.order: list[LevelKey] | None = None  # the edges in the order of their ids
-        self.patch(set(model.rows), set(model.nodes))
+        self.sums: dict[LevelKey, _Sums] = {}
+        self.edges: dict[LevelKey, tuple[str, bool]] = {}  # its JSON, whether flagged
+        self.ids: list[str] = []  # the edges' ids, sorted
+        self.order: list[LevelKey] = []  # the edges in the order of their ids
+        self.patch({key: [] for key in model.rows}, set(model.nodes))
 
     def _of(self, node: NodeRow) -> str:
         found = self.place.get(node.id)
@@ -66,62 +133,81 @@ class _View:
             found = self.place[node.id] = level_id(self.level, node, self.model.ctx.badges(node))
         return found
 
-    def patch(self, rows: set[RowKey], nodes: set[str]) -> None:
-        """Take in the changed ``rows`` and ``nodes`` (the model holds their new state)."""
+    def patch(self, rows: dict[RowKey, list[tuple[int, EdgeRow | None]]], nodes: set[str]) -> None:
+        """Take in the changed ``rows`` (each with its changed hours and their state before)
+        and ``nodes``; the model holds their new state."""
         m = self.model
-        rows = set(rows)
+        moved: set[RowKey] = set()
         for ident in nodes:
             before = self.place.pop(ident, None)
             node = m.nodes.get(ident)
             if before is None or node is None or self._of(node) != before:
-                rows |= m.adjacent.get(ident, set())  # its edges move (or appear)
+                moved |= m.adjacent.get(ident, set())  # its edges move (or appear)
         dirty: set[LevelKey] = set()
-        for key in rows:
-            old = self.where.pop(key, None)
+        redo: set[LevelKey] = set()  # lost a member: summed again from the rest
+        for key in rows.keys() | moved:
+            old = self.where.get(key)
+            src, dst = m.nodes.get(key[0]), m.nodes.get(key[1])
+            lk = None
+            if src is not None and dst is not None and key in m.rows:
+                lk = (self._of(src), self._of(dst), key[2] if self.split else "")
+            if old is not None and old == lk:
+                sums = self.sums[lk]
+                hours = m.rows[key]
+                for hour, before in rows.get(key, ()):
+                    if before is not None:
+                        sums.add(before, -1)
+                    sums.add(hours[hour])
+                dirty.add(lk)
+                continue
             if old is not None:
+                del self.where[key]
                 self.members[old].discard(key)
-                dirty.add(old)
+                redo.add(old)
                 for end in key[:2]:
                     self.degree[end] -= 1
-            src, dst = m.nodes.get(key[0]), m.nodes.get(key[1])
-            if src is None or dst is None or key not in m.rows:
-                continue  # an edge is shown once both its nodes are known
-            lk = (self._of(src), self._of(dst), key[2] if self.split else "")
-            self.where[key] = lk
-            self.members.setdefault(lk, set()).add(key)
-            dirty.add(lk)
-            for end in key[:2]:
-                self.degree[end] = self.degree.get(end, 0) + 1
-        for lk in dirty:
-            self._rebuild(lk)
+            if lk is not None:  # an edge is shown once both its nodes are known
+                self.where[key] = lk
+                self.members.setdefault(lk, set()).add(key)
+                sums = self.sums.setdefault(lk, _Sums())
+                for row in m.rows[key].values():
+                    sums.add(row)
+                dirty.add(lk)
+                for end in key[:2]:
+                    self.degree[end] = self.degree.get(end, 0) + 1
+        for lk in redo:
+            sums = self.sums[lk] = _Sums()
+            for key in self.members[lk]:
+                for row in m.rows[key].values():
+                    sums.add(row)
+        for lk in dirty | redo:
+            self._emit(lk)
 
-    def _rebuild(self, lk: LevelKey) -> None:
-        members = self.members.get(lk)
-        if not members:
+    def _emit(self, lk: LevelKey) -> None:
+        ident = _edge_id(lk)
+        if not self.members.get(lk):
             self.members.pop(lk, None)
+            self.sums.pop(lk, None)
             if self.edges.pop(lk, None) is not None:
-                self.order = None
+                i = bisect_left(self.ids, ident)
+                del self.ids[i], self.order[i]
             return
-        agg = _Agg()
-        for key in members:
-            for row in self.model.rows[key].values():
-                agg.add(row)
-        doc = agg.doc(lk[0], lk[1], split=lk[2])
+        sums = self.sums[lk]
         if lk not in self.edges:
-            self.order = None
-        self.edges[lk] = (doc["id"], _dumps(doc), bool(agg.violations or agg.blocked))
+            i = bisect_left(self.ids, ident)
+            self.ids.insert(i, ident)
+            self.order.insert(i, lk)
+        self.edges[lk] = (_dumps(sums.doc(lk)), sums.flagged())
 
     def answer(self, q: GraphQuery) -> bytes:
         m = self.model
-        if self.order is None:
-            self.order = sorted(self.edges, key=lambda lk: self.edges[lk][0])
-        edges = [e for e in map(self.edges.__getitem__, self.order) if not q.violations or e[2]]
+        edges = [e for e in map(self.edges.__getitem__, self.order) if not q.violations or e[1]]
         ends = {i for i, n in self.degree.items() if n > 0}
         placed = ends if q.violations else ends | m.quiet(q.since)
         if q.violations:
             shown: set[str] = set()
             for lk, e in self.edges.items():
-                if e[2]:
+                if e[1]:
                     shown.update(lk[:2])
         else:
             shown = {self._of(m.nodes[i]) for i in placed}
@@ -135,7 +221,7 @@ class _View:
         since = q.since.isoformat() if q.since else None
         return (
             f'{{"level":{_dumps(self.level)},"since":{_dumps(since)},"nodes":[{nodes}],'
-            f'"edges":[{",".join(e[1] for e in edges)}]}}'
+            f'"edges":[{",".join(e[0] for e in edges)}]}}'
         ).encode()
 
 
@@ -151,7 +237,9 @@ class GraphModel:
         self.rows: dict[RowKey, dict[int, EdgeRow]] = {}
         self.nodes: dict[str, NodeRow] = {}
         self.adjacent: dict[str, set[RowKey]] = {}
-        self._fragments: dict[str, str] = {}  # workload level: each node's masked JSON
+        self._fragments: dict[str, str] = {}  # the workload level's node docs, masked JSON
+        # the same without their times (which change with every sighting): as is, and masked
+        self._heads: dict[str, tuple[str, str]] = {}
         self._views: dict[tuple[str, bool], _View] = {}
         self.lock = threading.Lock()
 
@@ -164,13 +252,14 @@ class GraphModel:
                 return
             changed = hour_rows(conn, start=self.start, after=self.version)
             nodes = read_nodes(conn, after=self.version)
-        rows: set[RowKey] = set()
+        rows: dict[RowKey, list[tuple[int, EdgeRow | None]]] = {}
         for hour, row in changed:
             key = (row.src, row.dst, row.encryption)
-            self.rows.setdefault(key, {})[hour] = row
+            hours = self.rows.setdefault(key, {})
+            rows.setdefault(key, []).append((hour, hours.get(hour)))
+            hours[hour] = row
             for end in key[:2]:
                 self.adjacent.setdefault(end, set()).add(key)
-            rows.add(key)
         for ident, node in nodes.items():
             self.nodes[ident] = node
             self.ctx.forget(ident)
@@ -188,11 +277,21 @@ class GraphModel:
         }
 
     def fragment(self, ident: str) -> str:
-        found = self._fragments.get(ident)
-        if found is None:
-            node = self.nodes[ident]
-            found = self._fragments[ident] = _dumps(redact(node_doc(node, self.ctx.badges(node))))
-        return found
+        """Node ``ident``'s doc at the workload level, masked, as JSON. Its times change with
+        every sighting and are masked each time; the rest is masked again only when it changed."""
+        done = self._fragments.get(ident)
+        if done is not None:
+            return done
+        node = self.nodes[ident]
+        doc = node_doc(node, self.ctx.badges(node))
+        times = {k: doc.pop(k) for k in ("first_seen", "last_seen") if k in doc}
+        plain = _dumps(doc)
+        head = self._heads.get(ident)
+        if head is None or head[0] != plain:
+            head = self._heads[ident] = (plain, _dumps(redact(doc)))
+        done = head[1] if not times else f"{head[1][:-1]},{_dumps(redact(times))[1:]}"
+        self._fragments[ident] = done
+        return done
 
     def answer(self, q: GraphQuery) -> bytes:
         """The answer to ``q`` (one :func:`kept`, in this model's window) as of the store now."""

@@ -531,8 +531,16 @@ def hour_rows(conn: Connection, *, start: int, after: int) -> list[tuple[int, Ed
         c.first_seen,
         c.last_seen,
         c.hour,
-    ).where(c.version > after, c.hour == ALL_TIME if start == ALL_TIME else c.hour >= start)
-    return [(int(r[12]), _edge_row(r)) for r in conn.execute(q)]
+    ).where(c.version > after)
+    if after < 0:  # everything: by the hours' index
+        q = q.where(c.hour == ALL_TIME if start == ALL_TIME else c.hour >= start)
+    # else by the versions' index (a few rows), their hours told apart here: a planner given
+    # both conditions may well walk the hours' 20,000 rows instead
+    return [
+        (hour, _edge_row(r))
+        for r in conn.execute(q)
+        if (hour := int(r[12])) == start or (start != ALL_TIME and hour >= start)
+    ]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
