@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import ssl
 import statistics
 import sys
@@ -288,6 +289,14 @@ class Batches:
 
 
 def bench(path: Path, opts: argparse.Namespace) -> dict[str, list[float]]:
+    with tempfile.TemporaryDirectory(prefix="stockade-bench-") as tmp:
+        work = Path(tmp)
+        copy = work / "graph.db"  # the batches go into a copy: the cached store stays as built
+        shutil.copyfile(path, copy)
+        return _bench(copy, work, opts)
+
+
+def _bench(path: Path, work: Path, opts: argparse.Namespace) -> dict[str, list[float]]:
     url = f"sqlite:///{path}"
     store = open_store(url)
     with store.connect() as conn:
@@ -303,69 +312,61 @@ def bench(path: Path, opts: argparse.Namespace) -> dict[str, list[float]]:
     }
     results.update({"baseline p50": [], "baseline p99": []})
     batches = Batches(store, opts)
-    with tempfile.TemporaryDirectory(prefix="stockade-bench-") as tmp:
-        work = Path(tmp)
-        with (work / "controller.log").open("wb") as log:
-            proc, base = start_controller(url, work, log)
-            try:
-                tls = ssl.create_default_context(cafile=str(work / "tls" / "ca.crt"))
-                with httpx.Client(
-                    base_url=base,
-                    verify=tls,
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=60,
-                ) as client:
-                    for lv in LEVELS:  # warm up; show the size of each answer
-                        for extra in ({}, MAP):  # a replica's first answer: its model read
-                            t0 = time.perf_counter()
-                            doc = client.get("/api/v1/graph", params={"level": lv, **extra}).json()
-                            took = (time.perf_counter() - t0) * 1000
-                            print(
-                                f"  level {lv:9} {'map' if extra else 'all':3}: "
-                                f"{len(doc['nodes']):5} nodes, {len(doc['edges']):6} edges, "
-                                f"first answer {took:.0f} ms"
-                            )
-                    for r in range(opts.rounds):
-                        for lv in LEVELS:
-                            for w, extra in WINDOWS.items():
-                                lat = []
-                                n = (
-                                    opts.requests
-                                    if w not in CHANGED
-                                    else max(5, opts.requests // 5)
-                                )
-                                if w not in CHANGED:  # "unchanged store": its answer built once
-                                    client.get(
-                                        "/api/v1/graph", params={"level": lv, **extra}
-                                    ).raise_for_status()
-                                for _ in range(n):
-                                    if w in CHANGED:  # an agent batch, then the request
-                                        batches.send()
-                                    t0 = time.perf_counter()
-                                    client.get(
-                                        "/api/v1/graph", params={"level": lv, **extra}
-                                    ).raise_for_status()
-                                    lat.append((time.perf_counter() - t0) * 1000)
-                                lat.sort()
-                                results[f"{lv} {w} p50"].append(_pct(lat, 50))
-                                results[f"{lv} {w} p99"].append(_pct(lat, 99))
-                        since = datetime.now(UTC) - timedelta(hours=24)
-                        lat = sorted(
-                            baseline(store, since) for _ in range(max(5, opts.requests // 10))
-                        )
-                        results["baseline p50"].append(_pct(lat, 50))
-                        results["baseline p99"].append(_pct(lat, 99))
+    with (work / "controller.log").open("wb") as log:
+        proc, base = start_controller(url, work, log)
+        try:
+            tls = ssl.create_default_context(cafile=str(work / "tls" / "ca.crt"))
+            with httpx.Client(
+                base_url=base,
+                verify=tls,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=60,
+            ) as client:
+                for lv in LEVELS:  # warm up; show the size of each answer
+                    for extra in ({}, MAP):  # a replica's first answer: its model read
+                        t0 = time.perf_counter()
+                        doc = client.get("/api/v1/graph", params={"level": lv, **extra}).json()
+                        took = (time.perf_counter() - t0) * 1000
                         print(
-                            f"  round {r + 1}: "
-                            + ", ".join(f"{k} {v[-1]:.0f} ms" for k, v in results.items())
+                            f"  level {lv:9} {'map' if extra else 'all':3}: "
+                            f"{len(doc['nodes']):5} nodes, {len(doc['edges']):6} edges, "
+                            f"first answer {took:.0f} ms"
                         )
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except Exception:
-                    proc.kill()
-                    proc.wait()
+                for r in range(opts.rounds):
+                    for lv in LEVELS:
+                        for w, extra in WINDOWS.items():
+                            lat = []
+                            n = opts.requests if w not in CHANGED else max(5, opts.requests // 5)
+                            if w not in CHANGED:  # "unchanged store": its answer built once
+                                client.get(
+                                    "/api/v1/graph", params={"level": lv, **extra}
+                                ).raise_for_status()
+                            for _ in range(n):
+                                if w in CHANGED:  # an agent batch, then the request
+                                    batches.send()
+                                t0 = time.perf_counter()
+                                client.get(
+                                    "/api/v1/graph", params={"level": lv, **extra}
+                                ).raise_for_status()
+                                lat.append((time.perf_counter() - t0) * 1000)
+                            lat.sort()
+                            results[f"{lv} {w} p50"].append(_pct(lat, 50))
+                            results[f"{lv} {w} p99"].append(_pct(lat, 99))
+                    since = datetime.now(UTC) - timedelta(hours=24)
+                    lat = sorted(baseline(store, since) for _ in range(max(5, opts.requests // 10)))
+                    results["baseline p50"].append(_pct(lat, 50))
+                    results["baseline p99"].append(_pct(lat, 99))
+                    print(
+                        f"  round {r + 1}: "
+                        + ", ".join(f"{k} {v[-1]:.0f} ms" for k, v in results.items())
+                    )
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except Exception:
+                proc.kill()
+                proc.wait()
     store.close()
     return results
 

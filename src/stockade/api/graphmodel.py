@@ -125,6 +125,7 @@ class _View:
         self.edges: dict[LevelKey, tuple[str, bool]] = {}  # its JSON, whether flagged
         self.ids: list[str] = []  # the edges' ids, sorted
         self.order: list[LevelKey] = []  # the edges in the order of their ids
+        self.texts: list[str] = []  # and their JSON
         self.patch({key: [] for key in model.rows}, set(model.nodes))
 
     def _of(self, node: NodeRow) -> str:
@@ -139,9 +140,9 @@ class _View:
         m = self.model
         moved: set[RowKey] = set()
         for ident in nodes:
-            before = self.place.pop(ident, None)
+            was = self.place.pop(ident, None)
             node = m.nodes.get(ident)
-            if before is None or node is None or self._of(node) != before:
+            if was is None or node is None or self._of(node) != was:
                 moved |= m.adjacent.get(ident, set())  # its edges move (or appear)
         dirty: set[LevelKey] = set()
         redo: set[LevelKey] = set()  # lost a member: summed again from the rest
@@ -190,18 +191,25 @@ class _View:
             self.sums.pop(lk, None)
             if self.edges.pop(lk, None) is not None:
                 i = bisect_left(self.ids, ident)
-                del self.ids[i], self.order[i]
+                del self.ids[i], self.order[i], self.texts[i]
             return
         sums = self.sums[lk]
-        if lk not in self.edges:
-            i = bisect_left(self.ids, ident)
+        text = _dumps(sums.doc(lk))
+        i = bisect_left(self.ids, ident)
+        if lk in self.edges:
+            self.texts[i] = text
+        else:
             self.ids.insert(i, ident)
             self.order.insert(i, lk)
-        self.edges[lk] = (_dumps(sums.doc(lk)), sums.flagged())
+            self.texts.insert(i, text)
+        self.edges[lk] = (text, sums.flagged())
 
     def answer(self, q: GraphQuery) -> bytes:
         m = self.model
-        edges = [e for e in map(self.edges.__getitem__, self.order) if not q.violations or e[1]]
+        if q.violations:
+            edges = ",".join(e[0] for e in map(self.edges.__getitem__, self.order) if e[1])
+        else:
+            edges = ",".join(self.texts)
         ends = {i for i, n in self.degree.items() if n > 0}
         placed = ends if q.violations else ends | m.quiet(q.since)
         if q.violations:
@@ -209,6 +217,8 @@ class _View:
             for lk, e in self.edges.items():
                 if e[1]:
                     shown.update(lk[:2])
+        elif self.level == "workload":
+            shown = placed
         else:
             shown = {self._of(m.nodes[i]) for i in placed}
         if self.level == "workload":
@@ -221,7 +231,7 @@ class _View:
         since = q.since.isoformat() if q.since else None
         return (
             f'{{"level":{_dumps(self.level)},"since":{_dumps(since)},"nodes":[{nodes}],'
-            f'"edges":[{",".join(e[0] for e in edges)}]}}'
+            f'"edges":[{edges}]}}'
         ).encode()
 
 
@@ -241,6 +251,9 @@ class GraphModel:
         # the same without their times (which change with every sighting): as is, and masked
         self._heads: dict[str, tuple[str, str]] = {}
         self._views: dict[tuple[str, bool], _View] = {}
+        # per view, what changed since it was last patched: rows (each hour's state the view
+        # holds) and nodes
+        self._due: dict[tuple[str, bool], tuple[dict[RowKey, dict[int, Any]], set[str]]] = {}
         self.lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -264,8 +277,12 @@ class GraphModel:
             self.nodes[ident] = node
             self.ctx.forget(ident)
             self._fragments.pop(ident, None)
-        for view in self._views.values():
-            view.patch(rows, set(nodes))
+        for rows_due, nodes_due in self._due.values():  # for each view, when it is asked
+            for key, states in rows.items():
+                due = rows_due.setdefault(key, {})
+                for hour, before in states:
+                    due.setdefault(hour, before)  # what the view holds is the oldest state
+            nodes_due.update(nodes)
         self.version = version
 
     def quiet(self, since: datetime | None) -> set[str]:
@@ -297,9 +314,14 @@ class GraphModel:
         """The answer to ``q`` (one :func:`kept`, in this model's window) as of the store now."""
         with self.lock:
             self.refresh()
-            view = self._views.get((q.level, q.split))
+            name = (q.level, q.split)
+            view = self._views.get(name)
             if view is None:
-                view = self._views[(q.level, q.split)] = _View(self, q.level, q.split)
+                view = self._views[name] = _View(self, q.level, q.split)
+            else:
+                rows, nodes = self._due[name]
+                view.patch({k: list(hours.items()) for k, hours in rows.items()}, nodes)
+            self._due[name] = ({}, set())
             return view.answer(q)
 
 
