@@ -6,6 +6,7 @@ another group, another replica's writes, a quarantine), on SQLite and PostgreSQL
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -144,4 +145,27 @@ def test_the_patched_graph_equals_the_graph_built_from_the_store(any_store: Stor
                 patched = models.answer(store, policies, q, badges=badges)
                 assert patched == full_answer(store, policies, q), (step, q)
     finally:
+        models.close()
         other.close()
+
+
+def test_the_models_keep_up_with_the_store_between_requests(sqlite_store: Store) -> None:
+    """Another replica's batch is taken in by the models' thread, before anyone asks."""
+    store, rnd = sqlite_store, random.Random(5)
+    models, policies = GraphModels(), PolicyCache()
+    models.KEEP_UP = 0.05
+    q = GraphQuery(level="namespace")
+    try:
+        _store_batch(store, rnd, 4)
+        models.answer(store, policies, q, badges=None)
+        (model,) = models._models.values()
+        _store_batch(store, rnd, 8)
+        version = _state(store)[0]
+        deadline = time.monotonic() + 10
+        while model.version != version and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert model.version == version
+        assert models.answer(store, policies, q, badges=None) == full_answer(store, policies, q)
+    finally:
+        models.close()
+    assert models._keeper is not None and not models._keeper.is_alive()

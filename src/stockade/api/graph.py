@@ -112,9 +112,7 @@ def _answers(request: Request) -> AnswerCache:
 
 
 def _models(request: Request) -> GraphModels:
-    models = getattr(request.app.state, "graph_models", None)
-    if models is None:
-        models = request.app.state.graph_models = GraphModels()
+    models = request.app.state.graph_models  # made and closed by create_app
     assert isinstance(models, GraphModels)
     return models
 

@@ -19,6 +19,7 @@ filters, which build from the store as before.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from bisect import bisect_left
 from collections import Counter, OrderedDict
@@ -32,6 +33,7 @@ from stockade.network.graph import ALL_TIME, EdgeRow, NodeRow, graph_version, ho
 from stockade.network.graph import node_rows as read_nodes
 from stockade.store import Store
 
+log = logging.getLogger("stockade.api")
 RowKey = tuple[str, str, str]  # source node, target node, encryption
 LevelKey = tuple[str, str, str]  # source, target at the level; encryption when split, else ""
 
@@ -324,15 +326,32 @@ class GraphModel:
             self._due[name] = ({}, set())
             return view.answer(q)
 
+    def keep_up(self) -> None:
+        """Take in what changed, in every level asked so far (the answer that follows pays
+        only for what changed after)."""
+        with self.lock:
+            self.refresh()
+            for name, view in self._views.items():
+                rows, nodes = self._due[name]
+                if rows or nodes:
+                    view.patch({k: list(hours.items()) for k, hours in rows.items()}, nodes)
+                    self._due[name] = ({}, set())
+
 
 class GraphModels:
-    """A replica's models, by window and badge state; the least recently used go first."""
+    """A replica's models, by window and badge state; the least recently used go first. Once
+    one is made, a thread keeps them up with the store every ``KEEP_UP`` seconds, so the answer
+    right after agents' batches pays for those batches, not for all since the last answer (the
+    map may ask once a minute, or another replica took the batches)."""
 
     SIZE = 3
+    KEEP_UP = 1.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: OrderedDict[Any, GraphModel] = OrderedDict()
+        self._closed = threading.Event()
+        self._keeper: threading.Thread | None = None
 
     def answer(self, store: Store, policies: PolicyCache, q: GraphQuery, badges: Any) -> bytes:
         start = ALL_TIME if q.since is None else hour_of(q.since)
@@ -341,7 +360,30 @@ class GraphModels:
             model = self._models.get(key)
             if model is None:
                 model = self._models[key] = GraphModel(store, policies, start)
+                if self._keeper is None and not self._closed.is_set():
+                    self._keeper = threading.Thread(
+                        target=self._keep_up, name="graph-models", daemon=True
+                    )
+                    self._keeper.start()
             self._models.move_to_end(key)
             while len(self._models) > self.SIZE:
                 self._models.popitem(last=False)
         return model.answer(q)
+
+    def _keep_up(self) -> None:
+        while not self._closed.wait(self.KEEP_UP):
+            with self._lock:
+                models = list(self._models.values())
+            for model in models:
+                if self._closed.is_set():
+                    return
+                try:
+                    model.keep_up()
+                except Exception:  # the store away for a while: the next request reads it
+                    log.warning("keeping the graph up with the store failed", exc_info=True)
+
+    def close(self) -> None:
+        """Stop keeping up (the controller shuts down)."""
+        self._closed.set()
+        if self._keeper is not None:
+            self._keeper.join(timeout=30)
