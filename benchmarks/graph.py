@@ -337,10 +337,12 @@ def _bench(path: Path, work: Path, opts: argparse.Namespace) -> dict[str, list[f
                         for w, extra in WINDOWS.items():
                             lat = []
                             n = opts.requests if w not in CHANGED else max(5, opts.requests // 5)
-                            if w not in CHANGED:  # "unchanged store": its answer built once
-                                client.get(
-                                    "/api/v1/graph", params={"level": lv, **extra}
-                                ).raise_for_status()
+                            if w in CHANGED:  # as a client polling this level would have
+                                batches.send()
+                            # "unchanged store": its answer built once
+                            client.get(
+                                "/api/v1/graph", params={"level": lv, **extra}
+                            ).raise_for_status()
                             for _ in range(n):
                                 if w in CHANGED:  # an agent batch, then the request
                                     batches.send()

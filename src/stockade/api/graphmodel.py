@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from bisect import bisect_left
 from collections import Counter, OrderedDict
 from datetime import datetime
@@ -256,6 +257,7 @@ class GraphModel:
         # per view, what changed since it was last patched: rows (each hour's state the view
         # holds) and nodes
         self._due: dict[tuple[str, bool], tuple[dict[RowKey, dict[int, Any]], set[str]]] = {}
+        self._asked: dict[tuple[str, bool], float] = {}  # when each view last answered
         self.lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -318,34 +320,41 @@ class GraphModel:
             self.refresh()
             name = (q.level, q.split)
             view = self._views.get(name)
-            if view is None:
+            if view is None or len(self._due[name][0]) > len(self.rows) // 4:
+                # new, or so far behind that making it again from the rows held costs less
                 view = self._views[name] = _View(self, q.level, q.split)
             else:
-                rows, nodes = self._due[name]
-                view.patch({k: list(hours.items()) for k, hours in rows.items()}, nodes)
+                self._patch(name, view)
             self._due[name] = ({}, set())
+            self._asked[name] = time.monotonic()
             return view.answer(q)
 
-    def keep_up(self) -> None:
-        """Take in what changed, in every level asked so far (the answer that follows pays
-        only for what changed after)."""
+    def _patch(self, name: tuple[str, bool], view: _View) -> None:
+        rows, nodes = self._due[name]
+        if rows or nodes:
+            view.patch({k: list(hours.items()) for k, hours in rows.items()}, nodes)
+            self._due[name] = ({}, set())
+
+    def keep_up(self, recent: float) -> None:
+        """Read what changed, and take it into the levels asked in the last ``recent`` seconds
+        (a map polling one level: its next answer pays only for what changed after)."""
         with self.lock:
             self.refresh()
+            now = time.monotonic()
             for name, view in self._views.items():
-                rows, nodes = self._due[name]
-                if rows or nodes:
-                    view.patch({k: list(hours.items()) for k, hours in rows.items()}, nodes)
-                    self._due[name] = ({}, set())
+                if now - self._asked[name] < recent:
+                    self._patch(name, view)
 
 
 class GraphModels:
     """A replica's models, by window and badge state; the least recently used go first. Once
-    one is made, a thread keeps them up with the store every ``KEEP_UP`` seconds, so the answer
-    right after agents' batches pays for those batches, not for all since the last answer (the
-    map may ask once a minute, or another replica took the batches)."""
+    one is made, a thread reads what changed every ``KEEP_UP`` seconds and takes it into the
+    levels asked lately, so the answer right after agents' batches pays for those batches, not
+    for all since the last answer."""
 
     SIZE = 3
     KEEP_UP = 1.0
+    RECENT = 5.0  # levels asked within: patched by the thread too (others when asked)
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -378,7 +387,7 @@ class GraphModels:
                 if self._closed.is_set():
                     return
                 try:
-                    model.keep_up()
+                    model.keep_up(self.RECENT)
                 except Exception:  # the store away for a while: the next request reads it
                     log.warning("keeping the graph up with the store failed", exc_info=True)
 
