@@ -47,6 +47,17 @@ def _queries() -> list[GraphQuery]:
                     q = GraphQuery(level=level, since=since, split=split, violations=violations)
                     assert kept(q)
                     out.append(q)
+                    if level == "workload":
+                        for namespace in ("a", "b", "none"):
+                            q = GraphQuery(
+                                level=level,
+                                since=since,
+                                split=split,
+                                violations=violations,
+                                namespace=namespace,
+                            )
+                            assert kept(q)
+                            out.append(q)
     return out
 
 
@@ -141,7 +152,7 @@ def test_the_patched_graph_equals_the_graph_built_from_the_store(any_store: Stor
             if step == 20:  # a new configuration state: the models for the old one go unused
                 set_quarantine(store, "a/w2", [], "model test")
             badges = _state(store)[1]
-            for q in queries if step % 5 == 4 else rnd.sample(queries, 6):
+            for q in queries if step % 5 == 4 else rnd.sample(queries, 10):
                 patched = models.answer(store, policies, q, badges=badges)
                 assert patched == full_answer(store, policies, q), (step, q)
     finally:

@@ -12,8 +12,8 @@ group and namespace levels (a few hundred) are counted again per answer, the wor
 are kept masked and serialised.
 
 The answer is byte for byte what :func:`stockade.api.topology.build_graph` makes from the store
-(tests/api/test_graph_model.py holds them equal). Not kept: ``namespace`` and ``encryption``
-filters, which build from the store as before.
+(tests/api/test_graph_model.py holds them equal). Not kept: the ``encryption`` filter, and
+``namespace`` above the workload level, which build from the store as before.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _dumps(doc: Any) -> str:
 
 def kept(q: GraphQuery) -> bool:
     """Whether a model answers ``q`` (otherwise it is built from the store)."""
-    return q.namespace is None and q.encryption is None
+    return q.encryption is None and (q.namespace is None or q.level == "workload")
 
 
 class _Sums:
@@ -209,6 +209,8 @@ class _View:
 
     def answer(self, q: GraphQuery) -> bytes:
         m = self.model
+        if q.namespace is not None:  # the workload level only (see kept())
+            return self._in_namespace(q, q.namespace)
         if q.violations:
             edges = ",".join(e[0] for e in map(self.edges.__getitem__, self.order) if e[1])
         else:
@@ -224,6 +226,28 @@ class _View:
             shown = placed
         else:
             shown = {self._of(m.nodes[i]) for i in placed}
+        return self._doc(q, placed, shown, edges)
+
+    def _in_namespace(self, q: GraphQuery, namespace: str) -> bytes:
+        """The workload level's edges with either end in ``namespace``, and their nodes."""
+        m = self.model
+        texts: list[str] = []
+        placed: set[str] = set()
+        shown: set[str] = set()
+        for i, lk in enumerate(self.order):
+            if namespace not in (m.nodes[lk[0]].namespace, m.nodes[lk[1]].namespace):
+                continue
+            placed.update(lk[:2])
+            if not q.violations or self.edges[lk][1]:
+                texts.append(self.texts[i])
+                shown.update(lk[:2])
+        if not q.violations:
+            placed |= {i for i in m.quiet(q.since) if m.nodes[i].namespace == namespace}
+            shown = placed
+        return self._doc(q, placed, shown, ",".join(texts))
+
+    def _doc(self, q: GraphQuery, placed: set[str], shown: set[str], edges: str) -> bytes:
+        m = self.model
         if self.level == "workload":
             nodes = ",".join(m.fragment(i) for i in sorted(placed & shown))
         else:
