@@ -378,7 +378,7 @@ class GraphModels:
 
     SIZE = 3
     KEEP_UP = 1.0
-    RECENT = 5.0  # levels asked within: patched by the thread too (others when asked)
+    RECENT = 3.0  # levels asked within: patched by the thread too (others when asked)
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
