@@ -266,10 +266,10 @@ class GraphModel:
     """One window of the aggregate in memory (see the module's docstring), for one state of the
     configuration and scans (badges): another state gets another model."""
 
-    def __init__(self, store: Store, policies: PolicyCache, start: int) -> None:
+    def __init__(self, store: Store, ctx: Context, start: int) -> None:
         self.store = store
         self.start = start  # ALL_TIME, or the first hour of the window
-        self.ctx = Context(store, policies)
+        self.ctx = ctx  # what the nodes' badges come from
         self.version = -1
         self.rows: dict[RowKey, dict[int, EdgeRow]] = {}
         self.nodes: dict[str, NodeRow] = {}
@@ -283,6 +283,22 @@ class GraphModel:
         self._due: dict[tuple[str, bool], tuple[dict[RowKey, dict[int, Any]], set[str]]] = {}
         self._asked: dict[tuple[str, bool], float] = {}  # when each view last answered
         self.lock = threading.Lock()
+
+    def narrowed(self, start: int) -> GraphModel:
+        """A model of the hours from ``start`` on (at least this one's start) made from what
+        this one holds: the window of ``since=24h`` moves on every hour."""
+        with self.lock:
+            out = GraphModel(self.store, self.ctx, start)  # the same configuration state
+            out.version = self.version
+            out.nodes = dict(self.nodes)
+            out._heads = dict(self._heads)
+            for key, hours in self.rows.items():
+                kept_hours = {h: r for h, r in hours.items() if h >= start}
+                if kept_hours:
+                    out.rows[key] = kept_hours
+                    for end in key[:2]:
+                        out.adjacent.setdefault(end, set()).add(key)
+            return out
 
     def refresh(self) -> None:
         """Read what merges wrote since the version held (the version first: a row newer than it
@@ -392,7 +408,16 @@ class GraphModels:
         with self._lock:
             model = self._models.get(key)
             if model is None:
-                model = self._models[key] = GraphModel(store, policies, start)
+                wider = [
+                    m
+                    for (s, b), m in self._models.items()
+                    if b == badges and s != ALL_TIME and start != ALL_TIME and s < start
+                ]
+                model = self._models[key] = (
+                    wider[-1].narrowed(start)
+                    if wider
+                    else GraphModel(store, Context(store, policies), start)
+                )
                 if self._keeper is None and not self._closed.is_set():
                     self._keeper = threading.Thread(
                         target=self._keep_up, name="graph-models", daemon=True
