@@ -5,9 +5,11 @@ another group, another replica's writes, a quarantine), on SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 import uuid
+import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -203,3 +205,23 @@ def test_a_later_window_is_made_from_a_wider_one_held(any_store: Store) -> None:
         )
     finally:
         models.close()
+
+
+def test_a_model_dropped_is_freed_without_the_garbage_collector(sqlite_store: Store) -> None:
+    """Models are moved out of the collector's sight once made (gc.freeze): nothing in one may
+    be in a reference cycle, or every model dropped would stay in memory."""
+    store = sqlite_store
+    _store_batch(store, random.Random(3), 6)
+    models, policies = GraphModels(), PolicyCache()
+    for level in ("workload", "group", "namespace"):
+        models.answer(store, policies, GraphQuery(level=level), badges=None)
+    models.close()
+    (held,) = models._models.values()
+    gone = weakref.ref(held)
+    del held
+    gc.disable()
+    try:
+        models._models.clear()
+        assert gone() is None
+    finally:
+        gc.enable()

@@ -18,14 +18,16 @@ The answer is byte for byte what :func:`stockade.api.topology.build_graph` makes
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
 import time
+import weakref
 from bisect import bisect_left
 from collections import Counter, OrderedDict
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from stockade.api.topology import Context, GraphQuery, PolicyCache, _Agg, _Level, level_id
 from stockade.api.topology import workload_doc as node_doc
@@ -117,7 +119,8 @@ class _View:
     serialised (its id, its JSON, whether it has violations or blocks)."""
 
     def __init__(self, model: GraphModel, level: str, split: bool) -> None:
-        self.model = model
+        # not a reference cycle: a model dropped is freed at once (see _settled)
+        self.model: GraphModel = cast("GraphModel", weakref.proxy(model))
         self.level = level
         self.split = split
         self.place: dict[str, str] = {}  # node id -> its id at the level
@@ -262,6 +265,14 @@ class _View:
         ).encode()
 
 
+def _settled() -> None:
+    """The objects of a model just made live long: moved out of the garbage collector's sight.
+    A full collection would otherwise walk every row held (a third of a second per million
+    objects, at random requests); rows replaced later are freed by their reference counts, as
+    nothing in a model is in a reference cycle."""
+    gc.freeze()
+
+
 class GraphModel:
     """One window of the aggregate in memory (see the module's docstring), for one state of the
     configuration and scans (badges): another state gets another model."""
@@ -363,6 +374,7 @@ class GraphModel:
             if view is None or len(self._due[name][0]) > len(self.rows) // 4:
                 # new, or so far behind that making it again from the rows held costs less
                 view = self._views[name] = _View(self, q.level, q.split)
+                _settled()
             else:
                 self._patch(name, view)
             self._due[name] = ({}, set())
@@ -430,15 +442,19 @@ class GraphModels:
 
     def _keep_up(self) -> None:
         while not self._closed.wait(self.KEEP_UP):
-            with self._lock:
-                models = list(self._models.values())
-            for model in models:
-                if self._closed.is_set():
-                    return
-                try:
-                    model.keep_up(self.RECENT)
-                except Exception:  # the store away for a while: the next request reads it
-                    log.warning("keeping the graph up with the store failed", exc_info=True)
+            self._keep_all()
+
+    def _keep_all(self) -> None:
+        # its own frame: no model dropped meanwhile stays referenced while the thread waits
+        with self._lock:
+            models = list(self._models.values())
+        for model in models:
+            if self._closed.is_set():
+                return
+            try:
+                model.keep_up(self.RECENT)
+            except Exception:  # the store away for a while: the next request reads it
+                log.warning("keeping the graph up with the store failed", exc_info=True)
 
     def close(self) -> None:
         """Stop keeping up (the controller shuts down)."""
