@@ -57,7 +57,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     cache = Path(opts.cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    source = cache / "graph-2000-20000-5-24.db"
+    source = cache / "graph-v2-2000-20000-5-24.db"  # as benchmarks/graph.py names it
     if not source.exists() or source.stat().st_mtime < time.time() - 3600:
         source.unlink(missing_ok=True)
         gopts = argparse.Namespace(workloads=2000, edges=20_000, per_edge=5, hours=24.0)

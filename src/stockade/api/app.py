@@ -59,6 +59,7 @@ from stockade.api.access import (
     document,
 )
 from stockade.api.auth import Principal
+from stockade.api.graphmodel import GraphModels
 from stockade.api.leader import SingletonJob, SingletonWorker, leadership_for
 from stockade.api.limits import BodyLimits
 from stockade.api.quarantine import RecordedQuarantine
@@ -166,6 +167,7 @@ def create_app(
     if store.dialect == "postgresql":
         singleton_jobs.insert(0, service.follow(leadership).job)
     worker = SingletonWorker(leadership, singleton_jobs)
+    graph_models = GraphModels()  # the connection graph in memory (stockade.api.graphmodel)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -184,6 +186,7 @@ def create_app(
             await broadcaster.stop()
             await run_in_threadpool(worker.close)
             await run_in_threadpool(service.close)
+            await run_in_threadpool(graph_models.close)
 
     def publish(event: Event) -> None:
         """An event the API stored: to the response rules (never waits: audit is small)."""
@@ -203,6 +206,7 @@ def create_app(
     app.state.publish = publish
     app.state.settings = settings
     app.state.singletons = worker
+    app.state.graph_models = graph_models
     app.include_router(replicas.router)
     throttle = LoginThrottle()
     app.state.login_throttle = throttle

@@ -23,6 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from stockade.api.access import Reader, StoreDep
+from stockade.api.graphmodel import GraphModels, kept
 from stockade.api.topology import Context, GraphQuery, PolicyCache, build_graph, workload_doc
 from stockade.api.topology import workload_edges as edges_of
 from stockade.model.duration import parse_since
@@ -110,6 +111,19 @@ def _answers(request: Request) -> AnswerCache:
     return cache
 
 
+def _models(request: Request) -> GraphModels:
+    models = request.app.state.graph_models  # made and closed by create_app
+    assert isinstance(models, GraphModels)
+    return models
+
+
+def full_answer(store: Store, policies: PolicyCache, q: GraphQuery) -> bytes:
+    """The answer to ``q`` built from the store (what the models' answers equal)."""
+    doc = build_graph(store, Context(store, policies), q)
+    doc["nodes"] = redact(doc["nodes"])
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def _state(store: Store) -> tuple[int, int, str | None, int]:
     """What a graph answer depends on besides its query: the aggregate, the policy and quarantine
     (one configuration sequence), the newest scan summary (critical counts) and the hour."""
@@ -170,13 +184,17 @@ async def graph(
     answers = _answers(request)
     key = (level, since, namespace, encryption, violations, split)
 
-    def answer() -> tuple[bytes, float]:
-        def build() -> bytes:
-            doc = build_graph(store, Context(store, policies), q)
-            doc["nodes"] = redact(doc["nodes"])
-            return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    models = _models(request)
 
-        return answers.serve(key, _state(store), build, allow_stale=allow_stale)
+    def answer() -> tuple[bytes, float]:
+        state = _state(store)
+
+        def build() -> bytes:
+            if kept(q):  # patched in memory from what changed since its last answer
+                return models.answer(store, policies, q, badges=state[1:3])
+            return full_answer(store, policies, q)
+
+        return answers.serve(key, state, build, allow_stale=allow_stale)
 
     body, age = await run_in_threadpool(answer)
     return Response(

@@ -127,6 +127,10 @@ class Context:
                 if not (g.selector.cidrs or g.selector.dns) and selects(g.selector, ep, {})
             )
 
+    def forget(self, ident: str) -> None:
+        """Drop what is known of node ``ident`` (its labels or address changed)."""
+        self._badges.pop(ident, None)
+
     def badges(self, node: NodeRow) -> Badges:
         found = self._badges.get(node.id)
         if found is None:
@@ -224,7 +228,7 @@ class _Agg:
             "bytes": self.bytes,
             "ports": sorted(self.ports),
             "protocols": sorted(self.protocols),
-            "dlp": self.dlp,
+            "dlp": dict(sorted(self.dlp.items())),
             "dlp_hits": sum(self.dlp.values()),
             "first_seen": self.first,
             "last_seen": self.last,
@@ -248,11 +252,11 @@ class _Level:
 
     def _place(self, node: NodeRow) -> str:
         b = self.ctx.badges(node)
-        if self.level == "workload":
+        ident = level_id(self.level, node, b)
+        if ident == node.id:
             self.docs[node.id] = workload_doc(node, b)
-            return node.id
-        if self.level == "group" and b.groups:
-            ident = f"grp:{b.groups[0]}"  # its first group in policy order
+            return ident
+        if ident.startswith("grp:"):
             doc = self.docs.get(ident) or self.docs.setdefault(
                 ident,
                 {
@@ -262,18 +266,10 @@ class _Level:
                     "mode": self.ctx.group_mode(b.groups[0]),
                 },
             )
-        elif node.kind == "external":
-            if is_internet(node.name):
-                ident = "internet"
-                doc = self.docs.setdefault(
-                    ident, {"id": ident, "kind": "internet", "name": "internet"}
-                )
-            else:
-                self.docs[node.id] = workload_doc(node, b)
-                return node.id
+        elif ident == "internet":
+            doc = self.docs.setdefault(ident, {"id": ident, "kind": "internet", "name": "internet"})
         else:
             namespace = node.namespace or ""
-            ident = f"ns:{namespace}"
             doc = self.docs.setdefault(
                 ident, {"id": ident, "kind": "namespace", "name": namespace, "modes": {}}
             )
@@ -285,6 +281,27 @@ class _Level:
             if b.critical is not None:
                 doc["critical"] = doc.get("critical", 0) + b.critical
         return ident
+
+    def finished(self, shown: set[str]) -> list[dict[str, Any]]:
+        """The docs of the ``shown`` nodes, in the order of their ids."""
+        out = []
+        for ident in sorted(shown & self.docs.keys()):
+            doc = self.docs[ident]
+            if "modes" in doc:
+                doc["modes"] = dict(sorted(doc["modes"].items()))
+            out.append(doc)
+        return out
+
+
+def level_id(level: str, node: NodeRow, b: Badges) -> str:
+    """The id of the node that stands for ``node`` at ``level``."""
+    if level == "workload":
+        return node.id
+    if level == "group" and b.groups:
+        return f"grp:{b.groups[0]}"  # its first group in policy order
+    if node.kind == "external":
+        return "internet" if is_internet(node.name) else node.id
+    return f"ns:{node.namespace or ''}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -320,6 +337,7 @@ def build_graph(store: Store, ctx: Context, q: GraphQuery) -> dict[str, Any]:
         for (a, b, enc), agg in aggs.items()
         if not q.violations or agg.violations or agg.blocked
     ]
+    edges.sort(key=lambda e: str(e["id"]))  # an order every replica and the model agree on
     if not q.violations and q.encryption is None:
         for node in _quiet_workloads(nodes.values(), q):
             level.of(node)  # a workload seen in the window without edges is still on the map
@@ -329,7 +347,7 @@ def build_graph(store: Store, ctx: Context, q: GraphQuery) -> dict[str, Any]:
     return {
         "level": q.level,
         "since": q.since.isoformat() if q.since else None,
-        "nodes": [doc for ident, doc in level.docs.items() if ident in shown],
+        "nodes": level.finished(shown),
         "edges": edges,
     }
 

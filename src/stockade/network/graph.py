@@ -241,7 +241,10 @@ class Delta:
         dialect = conn.dialect.name
         if dialect == "postgresql":
             conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK})"))
-        _apply_nodes(conn, dialect, self.nodes)
+        # raised first, so every row written below carries it (the lock on the version's row is
+        # held to the commit: merges commit in the order of their versions)
+        version = _raise_version(conn)
+        _apply_nodes(conn, dialect, self.nodes, version)
         for f in self.dlp_findings:
             if _first_report(conn, f):
                 edge = self.edges[f.edge]
@@ -260,8 +263,7 @@ class Delta:
                 t.dlp[sensor] = t.dlp.get(sensor, 0) + n
             assert e.first is not None and e.last is not None
             t.seen(e.first, e.last)
-        _apply_edges(conn, dialect, {**self.edges, **totals})
-        _raise_version(conn)
+        _apply_edges(conn, dialect, {**self.edges, **totals}, version)
 
 
 def _first_report(conn: Connection, f: _Finding) -> bool:
@@ -290,12 +292,13 @@ def _first_report(conn: Connection, f: _Finding) -> bool:
     return bool(first == f.reporter)
 
 
-def _raise_version(conn: Connection) -> None:
+def _raise_version(conn: Connection) -> int:
     t = graph_meta
     if not conn.execute(
         update(t).where(t.c.name == "edges").values(version=t.c.version + 1)
     ).rowcount:
         conn.execute(t.insert().values(name="edges", version=1))
+    return graph_version(conn)
 
 
 def graph_version(conn: Connection) -> int:
@@ -322,7 +325,7 @@ def _utc(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def _apply_nodes(conn: Connection, dialect: str, nodes: dict[str, _Node]) -> None:
+def _apply_nodes(conn: Connection, dialect: str, nodes: dict[str, _Node], version: int) -> None:
     ids = sorted(nodes)
     known: dict[str, Any] = {}
     for part in _chunks(ids):
@@ -349,6 +352,7 @@ def _apply_nodes(conn: Connection, dialect: str, nodes: dict[str, _Node]) -> Non
                 "address": address,
                 "first_seen": first,
                 "last_seen": last,
+                "version": version,
             }
         )
     upsert_rows(conn, graph_nodes, ["id"], rows)
@@ -372,7 +376,7 @@ def _counts(text: str) -> dict[str, int]:
 
 
 def _apply_edges(
-    conn: Connection, dialect: str, edges: dict[tuple[str, str, int, str], _Edge]
+    conn: Connection, dialect: str, edges: dict[tuple[str, str, int, str], _Edge], version: int
 ) -> None:
     keyed = {f"{k[0]}>{k[1]}|{k[2]}|{k[3]}": (k, e) for k, e in edges.items()}
     keys = sorted(keyed)
@@ -416,6 +420,7 @@ def _apply_edges(
                 "dlp": ",".join(f"{k}={v}" for k, v in sorted(dlp.items())),
                 "first_seen": first,
                 "last_seen": last,
+                "version": version,
             }
         )
     upsert_rows(conn, graph_edges, ["key"], rows)
@@ -488,22 +493,53 @@ def edge_rows(
         q = q.where(or_(c.src == node, c.dst == node))
     if encryption is not None:
         q = q.where(c.encryption == encryption)
+    return [_edge_row(r) for r in conn.execute(q)]
+
+
+def _edge_row(r: Sequence[Any]) -> EdgeRow:
+    return EdgeRow(
+        src=r[0],
+        dst=r[1],
+        encryption=r[2],
+        connections=int(r[3]),
+        violations=int(r[4]),
+        blocked=int(r[5]),
+        bytes=int(r[6]),
+        ports=_listed(r[7] or ""),
+        protocols=_listed(r[8] or ""),
+        dlp=_counts(r[9] or "") if r[9] else {},
+        first_seen=r[10],
+        last_seen=r[11],
+    )
+
+
+def hour_rows(conn: Connection, *, start: int, after: int) -> list[tuple[int, EdgeRow]]:
+    """The aggregate's rows (each with its hour) written by merges of versions above ``after``:
+    the all-time totals when ``start`` is ALL_TIME, else the hours from ``start`` on."""
+    c = graph_edges.c
+    q = select(
+        c.src,
+        c.dst,
+        c.encryption,
+        c.connections,
+        c.violations,
+        c.blocked,
+        c.bytes,
+        c.ports,
+        c.protocols,
+        c.dlp,
+        c.first_seen,
+        c.last_seen,
+        c.hour,
+    ).where(c.version > after)
+    if after < 0:  # everything: by the hours' index
+        q = q.where(c.hour == ALL_TIME if start == ALL_TIME else c.hour >= start)
+    # else by the versions' index (a few rows), their hours told apart here: a planner given
+    # both conditions may well walk the hours' 20,000 rows instead
     return [
-        EdgeRow(
-            src=r[0],
-            dst=r[1],
-            encryption=r[2],
-            connections=int(r[3]),
-            violations=int(r[4]),
-            blocked=int(r[5]),
-            bytes=int(r[6]),
-            ports=_listed(r[7] or ""),
-            protocols=_listed(r[8] or ""),
-            dlp=_counts(r[9] or "") if r[9] else {},
-            first_seen=r[10],
-            last_seen=r[11],
-        )
+        (hour, _edge_row(r))
         for r in conn.execute(q)
+        if (hour := int(r[12])) == start or (start != ALL_TIME and hour >= start)
     ]
 
 
@@ -519,9 +555,14 @@ class NodeRow:
     last_seen: datetime
 
 
-def node_rows(conn: Connection, ids: Iterable[str] | None = None) -> dict[str, NodeRow]:
-    """Stored nodes (all, or those of ``ids``), by id."""
+def node_rows(
+    conn: Connection, ids: Iterable[str] | None = None, *, after: int | None = None
+) -> dict[str, NodeRow]:
+    """Stored nodes (all, or those of ``ids``; those written by merges of versions above
+    ``after``), by id."""
     q = select(graph_nodes)
+    if after is not None:
+        q = q.where(graph_nodes.c.version > after)
     wanted = None if ids is None else sorted(set(ids))
     found: dict[str, NodeRow] = {}
     for part in [None] if wanted is None else list(_chunks(wanted)):

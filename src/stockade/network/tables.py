@@ -74,7 +74,11 @@ graph_edges = Table(
     Column("dlp", Text, nullable=False),  # "dlp.payment_card=2,dlp.us_ssn=1"
     Column("first_seen", String(40), nullable=False),
     Column("last_seen", String(40), nullable=False),
+    # the aggregate's version (network_graph_meta) of the merge that last wrote the row: a replica
+    # that holds the graph in memory reads only the rows newer than what it holds
+    Column("version", BigInteger, nullable=False, server_default="0"),
     Index("ix_graph_edges_hour", "hour"),
+    Index("ix_graph_edges_version", "version"),
     Index("ix_graph_edges_src", "src"),
     Index("ix_graph_edges_dst", "dst"),
 )
@@ -92,6 +96,8 @@ graph_nodes = Table(
     Column("address", String(64)),  # the last address it was seen at
     Column("first_seen", DateTime(timezone=True), nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("version", BigInteger, nullable=False, server_default="0"),  # as the edges'
+    Index("ix_graph_nodes_version", "version"),
 )
 
 # The aggregate's version, raised in the transaction of every merge: whoever caches an answer
