@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import subprocess
 import threading
@@ -329,3 +330,50 @@ def test_enforcement_survives_a_failing_store_and_a_refused_policy(lab, monkeypa
     assert [e.kind for e in events].count("firewall.policy_rejected") == 1
     assert "database is away" in caplog.text and "stays in force" in caplog.text
     assert not rules_present(lab)  # and a clean stop still removes everything
+
+
+def _in_process_enforcer(lab, queue: int, events: list):
+    from stockade.firewall.enforce import nft
+    from stockade.firewall.enforce.enforcer import Enforcer
+    from stockade.firewall.policy.endpoints import Directory
+    from stockade.firewall.policy.files import load_files
+    from stockade.lab.inventory import load
+
+    inv = load(lab.state)
+    return Enforcer(
+        inv.node_netns,
+        load_files([EXAMPLES / "policy.yaml"]),
+        Directory.from_identities(inv.directory()),
+        nft.Settings(queue=queue),
+        emit=events.append,
+        learn=lambda rows: None,
+    )
+
+
+def test_the_enforcer_keeps_its_start_up_objects_out_of_full_collections(lab) -> None:
+    """Modules, the DLP engine and the policy are frozen once the rules are in: a full garbage
+    collection (tens of milliseconds over them on a loaded node) never walks them on a packet's
+    path; a policy swap drops the old verdict handler's flows, which freezing would otherwise keep."""
+    from stockade.firewall.policy.files import load_files
+
+    enf = _in_process_enforcer(lab, 11, [])
+    seen: dict = {}
+
+    def traffic() -> None:
+        try:
+            seen["frozen"] = gc.get_freeze_count()
+            seen["code"] = lab.curl("payments", ORDERS)[:2]
+            old = enf.inspector
+            seen["flows_before"] = len(old._flows)
+            enf.update(load_files([EXAMPLES / "policy.yaml"]))
+            seen["flows_after"] = len(old._flows)
+            seen["code_after"] = lab.curl("payments", ORDERS)[:2]
+        finally:
+            enf.stop()
+
+    thread = threading.Thread(target=traffic)
+    enf.run(duration=30, ready=thread.start)  # traffic once the rules are in
+    thread.join(timeout=30)
+    assert seen["frozen"] > 10_000 and gc.get_freeze_count() == 0  # unfrozen on the way out
+    assert (seen["code"], seen["code_after"]) == ((0, "200"), (0, "200"))
+    assert seen["flows_before"] >= 1 and seen["flows_after"] == 0

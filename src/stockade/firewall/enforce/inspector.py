@@ -255,6 +255,11 @@ class Inspector:
             self._flows.pop(k).release()
         return len(stale)
 
+    def forget(self) -> None:
+        """Drop every flow (this inspector is being replaced)."""
+        while self._flows:
+            self._flows.popitem()[1].release()
+
     # flow state ----------------------------------------------------------------------------
 
     def _flow(self, ts: float, key: FlowKey, l4: str, *, isn: int = -1) -> tuple[_Flow, int]:
