@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from stockade.firewall.enforce import marks, nft
 from stockade.firewall.enforce.answer import Injector
+from stockade.firewall.enforce.ends import EndLog
 from stockade.firewall.enforce.inspector import Inspector, Learned
 from stockade.firewall.policy.endpoints import Directory, resolve
 from stockade.firewall.policy.model import Policy
@@ -65,7 +66,9 @@ class Enforcer:
 
     def _inspector(self, policy: Policy) -> tuple[Inspector, str]:
         resolved = resolve(_dns_names(policy), netns=self.node)
-        ruleset = nft.compile_ruleset(policy, self.directory.endpoints, resolved)
+        ruleset = nft.compile_ruleset(
+            policy, self.directory.endpoints, resolved, log_group=self.settings.queue
+        )
         inspector = Inspector(
             policy,
             self.directory,
@@ -192,6 +195,11 @@ class Enforcer:
                     f"cannot bind NFQUEUE {self.settings.queue} in {self.node} (another enforcer running?): {exc}"
                 ) from exc
             sock_fd = nfq.get_fd()
+            ends: EndLog | None = None
+            try:  # connection ends copied by the kernel (see ends.py), in the node's namespace
+                ends = EndLog(self.settings.queue)
+            except EnforcementError as exc:
+                log.warning("%s; flows of finished connections are freed when idle", exc)
             try:  # raw sockets for the 403 answers, opened in the node's namespace
                 self._injector = Injector()
             except OSError as exc:
@@ -208,9 +216,15 @@ class Enforcer:
             end = None if duration is None else time.monotonic() + duration
             next_poll = time.monotonic() + poll_every
             while not self._stop and (end is None or time.monotonic() < end):
-                readable, _, _ = select.select([sock_fd], [], [], 0.2)
-                if readable:
+                fds = [sock_fd] if ends is None else [sock_fd, ends.fileno()]
+                readable, _, _ = select.select(fds, [], [], 0.2)
+                if sock_fd in readable:
                     nfq.run(block=False)
+                if ends is not None and len(readable) > (sock_fd in readable):
+                    # after the queue: a segment held there is judged before its connection's
+                    # end is noted (the end only ever frees the flow later; see END_GRACE)
+                    for copy in ends.packets():
+                        self.inspector.end_seen(copy)
                 self._flush_learned()
                 if time.monotonic() >= next_poll:
                     next_poll = time.monotonic() + poll_every
@@ -220,6 +234,8 @@ class Enforcer:
         finally:
             gc.unfreeze()
             nfq.unbind()
+            if ends is not None:
+                ends.close()
             if self._injector is not None:
                 self._injector.close()
                 self._injector = None

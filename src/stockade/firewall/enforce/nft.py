@@ -9,7 +9,9 @@ Chains on the forward hook, in priority order:
   the enforcer records them with their rule, DLP and TLS requirements) is marked INSPECT. Segments
   without payload stay in the kernel (``nodata``), except the SYN, FINs and RSTs of connections
   the enforcer records or learns (HEADS). The first packet of each connection that goes to the
-  enforcer carries FIRST (a fresh flow there), packets from the responder REPLY.
+  enforcer carries FIRST (a fresh flow there), packets from the responder REPLY. The FINs and
+  RSTs that stay in the kernel are copied to NFLOG (``log group``, the queue number): the
+  enforcer frees the flows of connections that ended without holding any packet.
 - iptables-nft ``STOCKADE`` (0): INSPECT and undecided, within the first ``depth`` bytes of the
   connection: ``NFQUEUE`` (with ``--queue-bypass`` when failing open); past the depth the
   connection mark becomes ALLOW, so later packets are accepted first thing in ``pre``.
@@ -117,8 +119,11 @@ def _l4_matches(rule: Rule) -> list[str]:
     return out
 
 
-def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Resolved) -> str:
-    """The whole ``table inet stockade`` as nft input (deletes and recreates it atomically)."""
+def compile_ruleset(
+    policy: Policy, endpoints: Sequence[Endpoint], resolved: Resolved, *, log_group: int = 0
+) -> str:
+    """The whole ``table inet stockade`` as nft input (deletes and recreates it atomically).
+    ``log_group``: the NFLOG group the enforcer reads connection ends from (its queue number)."""
     sets: list[str] = []
     nonempty: set[tuple[str, int]] = set()
     for g in policy.spec.groups:
@@ -203,6 +208,9 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
         # except the SYN, FINs and RSTs of connections the enforcer records or learns (HEADS).
         f"    tcp flags & (syn|ack) == syn ct mark and {marks.HEADS:#x} == {marks.HEADS:#x} return",
         f"    ct mark and {marks.HEADS:#x} == {marks.HEADS:#x} tcp flags & (fin|rst) != 0 return",
+        # The others' FINs and RSTs pass, and a copy of their headers tells the enforcer the
+        # connection ended (no verdict to wait for; see ends.py), so it frees the flow.
+        f"    tcp flags & (fin|rst) != 0 log group {log_group}",
         "    jump nodata",
         # The first packet of a connection that goes to the enforcer says so: its flow starts
         # afresh there, so a connection that reuses an old address and port pair never inherits
