@@ -415,7 +415,10 @@ def ask():
     s.sendall(b"GET / HTTP/1.1\\r\\nHost: orders\\r\\n\\r\\n")
     data = b""
     while b"\\r\\n\\r\\n" not in data:
-        data += s.recv(4096)
+        chunk = s.recv(4096)
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
     head, _, body = data.partition(b"\\r\\n\\r\\n")
     length = int(head.lower().split(b"content-length:")[1].split(b"\\r\\n")[0])
     while len(body) < length:
@@ -463,3 +466,48 @@ def test_quarantine_cuts_a_connection_already_decided_in_the_kernel(lab) -> None
     thread.join(timeout=60)
     assert seen["before"] == ["200", "200"] and seen["quarantined"] == 0
     assert seen["after"] == "TimeoutError"
+
+
+def test_a_policy_change_judges_connections_decided_under_the_old_policy_again(
+    lab, tmp_path
+) -> None:
+    """A connection the kernel carries on its own (ct mark ALLOW) does not keep its decision after a
+    policy change that no longer allows it: the decision's generation is old, the connection is
+    classified again, and the implicit deny cuts it."""
+    from stockade.firewall.policy.files import load_files
+
+    narrowed = tmp_path / "policy.yaml"
+    narrowed.write_text(
+        (EXAMPLES / "policy.yaml")
+        .read_text()
+        .replace("ports: [tcp/8080, tcp/8443, tcp/8444]", "ports: [tcp/8443]")
+    )
+    enf = _in_process_enforcer(lab, 14, [], depth=64)
+    seen: dict = {}
+
+    def traffic() -> None:
+        client = subprocess.Popen(
+            ["ip", "netns", "exec", lab.ns("payments"), "python3", "-c", KEEPALIVE_CLIENT],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert client.stdout is not None and client.stdin is not None
+            seen["before"] = client.stdout.readline().split()
+            enf.update(load_files([narrowed]))
+            seen["new"] = lab.curl("payments", ORDERS)[:2]
+            client.stdin.write("go\n")
+            client.stdin.flush()
+            seen["after"] = client.stdout.readline().strip()
+        finally:
+            client.kill()
+            client.communicate(timeout=10)
+            enf.stop()
+
+    thread = threading.Thread(target=traffic)
+    enf.run(duration=60, ready=thread.start)
+    thread.join(timeout=60)
+    assert seen["before"] == ["200", "200"]
+    assert seen["new"][0] == 7  # a new connection is refused by the new rules
+    assert seen["after"] in ("ConnectionResetError", "ConnectionError"), seen["after"]

@@ -52,6 +52,7 @@ class Enforcer:
         self.node = node
         self.settings = settings
         self.directory = directory
+        self.generation = 1  # of the rules in force (see marks.GENERATION)
         self._emit = emit
         self._learn_sink = learn
         self._learned: list[dict[str, Any]] = []
@@ -64,10 +65,14 @@ class Enforcer:
         self._injector: Injector | None = None
         self._poll_failing = False
 
-    def _inspector(self, policy: Policy) -> tuple[Inspector, str]:
+    def _inspector(self, policy: Policy, generation: int | None = None) -> tuple[Inspector, str]:
         resolved = resolve(_dns_names(policy), netns=self.node)
         ruleset = nft.compile_ruleset(
-            policy, self.directory.endpoints, resolved, log_group=self.settings.queue
+            policy,
+            self.directory.endpoints,
+            resolved,
+            log_group=self.settings.queue,
+            generation=self.generation if generation is None else generation,
         )
         inspector = Inspector(
             policy,
@@ -95,8 +100,10 @@ class Enforcer:
     def update(self, policy: Policy) -> None:
         """Swap in a new policy: new inspector, rules replaced atomically. If the kernel refuses the
         new rules, the old ones (and the old inspector) stay in force."""
-        inspector, ruleset = self._inspector(policy)
+        generation = self.generation % marks.GENERATIONS + 1  # connections decided before: again
+        inspector, ruleset = self._inspector(policy, generation)
         nft.apply(self.node, ruleset, self.settings)
+        self.generation = generation
         previous, self.inspector, self.ruleset = self.inspector, inspector, ruleset
         previous.forget()  # it may be frozen (see run): its flows would never be collected
 
