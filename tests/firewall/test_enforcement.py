@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import subprocess
 import threading
@@ -329,3 +330,184 @@ def test_enforcement_survives_a_failing_store_and_a_refused_policy(lab, monkeypa
     assert [e.kind for e in events].count("firewall.policy_rejected") == 1
     assert "database is away" in caplog.text and "stays in force" in caplog.text
     assert not rules_present(lab)  # and a clean stop still removes everything
+
+
+def _in_process_enforcer(lab, queue: int, events: list, *, depth: int = 65536):
+    from stockade.firewall.enforce import nft
+    from stockade.firewall.enforce.enforcer import Enforcer
+    from stockade.firewall.policy.endpoints import Directory
+    from stockade.firewall.policy.files import load_files
+    from stockade.lab.inventory import load
+
+    inv = load(lab.state)
+    return Enforcer(
+        inv.node_netns,
+        load_files([EXAMPLES / "policy.yaml"]),
+        Directory.from_identities(inv.directory()),
+        nft.Settings(queue=queue, depth=depth),
+        emit=events.append,
+        learn=lambda rows: None,
+    )
+
+
+def test_the_enforcer_keeps_its_start_up_objects_out_of_full_collections(lab) -> None:
+    """Modules, the DLP engine and the policy are frozen once the rules are in: a full garbage
+    collection (tens of milliseconds over them on a loaded node) never walks them on a packet's
+    path; a policy swap drops the old verdict handler's flows, which freezing would otherwise keep."""
+    from stockade.firewall.policy.files import load_files
+
+    enf = _in_process_enforcer(lab, 11, [])
+    seen: dict = {}
+
+    def traffic() -> None:
+        try:
+            seen["frozen"] = gc.get_freeze_count()
+            seen["code"] = lab.curl("payments", ORDERS)[:2]
+            old = enf.inspector
+            seen["flows_before"] = len(old._flows)
+            enf.update(load_files([EXAMPLES / "policy.yaml"]))
+            seen["flows_after"] = len(old._flows)
+            seen["code_after"] = lab.curl("payments", ORDERS)[:2]
+        finally:
+            enf.stop()
+
+    thread = threading.Thread(target=traffic)
+    enf.run(duration=30, ready=thread.start)  # traffic once the rules are in
+    thread.join(timeout=30)
+    assert seen["frozen"] > 10_000 and gc.get_freeze_count() == 0  # unfrozen on the way out
+    assert (seen["code"], seen["code_after"]) == ((0, "200"), (0, "200"))
+    assert seen["flows_before"] >= 1 and seen["flows_after"] == 0
+
+
+def test_finished_inspected_connections_free_their_flows_without_a_round_trip(lab) -> None:
+    """A new connection per request must not pile up flows in the enforcer (memory, and garbage
+    collections that walk them): the FINs stay in the kernel, their copies end the flows."""
+    from stockade.firewall.enforce.inspector import END_GRACE
+
+    enf = _in_process_enforcer(lab, 12, [])
+    seen: dict = {}
+
+    def traffic() -> None:
+        try:
+            before = queued_packets(lab)
+            seen["codes"] = [lab.curl("payments", ORDERS)[:2] for _ in range(4)]
+            seen["queued"] = queued_packets(lab) - before
+            seen["flows"] = len(enf.inspector._flows)
+            deadline = time.monotonic() + END_GRACE + 5  # expired at the next poll
+            while enf.inspector._flows and time.monotonic() < deadline:
+                time.sleep(0.1)
+            seen["left"] = len(enf.inspector._flows)
+        finally:
+            enf.stop()
+
+    thread = threading.Thread(target=traffic)
+    enf.run(duration=30, ready=thread.start, poll_every=0.5)
+    thread.join(timeout=30)
+    assert seen["codes"] == [(0, "200")] * 4
+    assert seen["queued"] <= 4 * 3  # data segments only: no FIN waited for a verdict
+    assert seen["flows"] >= 1 and seen["left"] == 0
+
+
+KEEPALIVE_CLIENT = """
+import socket, sys
+s = socket.create_connection(("10.77.0.11", 8080), 3)
+def ask():
+    s.sendall(b"GET / HTTP/1.1\\r\\nHost: orders\\r\\n\\r\\n")
+    data = b""
+    while b"\\r\\n\\r\\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    head, _, body = data.partition(b"\\r\\n\\r\\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\\r\\n")[0])
+    while len(body) < length:
+        body += s.recv(4096)
+    return head.split()[1].decode()
+print(ask(), ask(), flush=True)  # past the depth: the connection is decided in the kernel
+sys.stdin.readline()
+s.settimeout(2)
+try:
+    print(ask(), flush=True)
+except (TimeoutError, OSError) as exc:
+    print(type(exc).__name__, flush=True)
+"""
+
+
+def test_quarantine_cuts_a_connection_already_decided_in_the_kernel(lab) -> None:
+    """A connection the kernel carries on its own (ct mark ALLOW, past the depth) is cut by a
+    later quarantine: the quarantine table drops before the decided connections are accepted."""
+    enf = _in_process_enforcer(lab, 13, [], depth=64)
+    seen: dict = {}
+
+    def traffic() -> None:
+        client = subprocess.Popen(
+            ["ip", "netns", "exec", lab.ns("payments"), "python3", "-c", KEEPALIVE_CLIENT],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert client.stdout is not None and client.stdin is not None
+            seen["before"] = client.stdout.readline().split()
+            q = lab.cli("quarantine", "shop/orders", "--reason", "test")
+            seen["quarantined"] = q.returncode
+            client.stdin.write("go\n")
+            client.stdin.flush()
+            seen["after"] = client.stdout.readline().strip()
+        finally:
+            client.kill()
+            client.communicate(timeout=10)  # reaps it and closes the pipes
+            lab.cli("quarantine", "shop/orders", "--lift")
+            enf.stop()
+
+    thread = threading.Thread(target=traffic)
+    enf.run(duration=60, ready=thread.start)
+    thread.join(timeout=60)
+    assert seen["before"] == ["200", "200"] and seen["quarantined"] == 0
+    assert seen["after"] == "TimeoutError"
+
+
+def test_a_policy_change_judges_connections_decided_under_the_old_policy_again(
+    lab, tmp_path
+) -> None:
+    """A connection the kernel carries on its own (ct mark ALLOW) does not keep its decision after a
+    policy change that no longer allows it: the decision's generation is old, the connection is
+    classified again, and the implicit deny cuts it."""
+    from stockade.firewall.policy.files import load_files
+
+    narrowed = tmp_path / "policy.yaml"
+    narrowed.write_text(
+        (EXAMPLES / "policy.yaml")
+        .read_text()
+        .replace("ports: [tcp/8080, tcp/8443, tcp/8444]", "ports: [tcp/8443]")
+    )
+    enf = _in_process_enforcer(lab, 14, [], depth=64)
+    seen: dict = {}
+
+    def traffic() -> None:
+        client = subprocess.Popen(
+            ["ip", "netns", "exec", lab.ns("payments"), "python3", "-c", KEEPALIVE_CLIENT],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert client.stdout is not None and client.stdin is not None
+            seen["before"] = client.stdout.readline().split()
+            enf.update(load_files([narrowed]))
+            seen["new"] = lab.curl("payments", ORDERS)[:2]
+            client.stdin.write("go\n")
+            client.stdin.flush()
+            seen["after"] = client.stdout.readline().strip()
+        finally:
+            client.kill()
+            client.communicate(timeout=10)
+            enf.stop()
+
+    thread = threading.Thread(target=traffic)
+    enf.run(duration=60, ready=thread.start)
+    thread.join(timeout=60)
+    assert seen["before"] == ["200", "200"]
+    assert seen["new"][0] == 7  # a new connection is refused by the new rules
+    assert seen["after"] in ("ConnectionResetError", "ConnectionError"), seen["after"]

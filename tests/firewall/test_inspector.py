@@ -209,3 +209,24 @@ def test_the_peer_stream_starts_where_the_first_segment_acknowledges() -> None:
     insp.packet(packet(ORD.ip, PAY.ip, 8080, 41022, ACK | PSH, 5001, b"HTTP/1.1"), marks.REPLY)
     (flow,) = insp._flows.values()
     assert bytes(flow.heads[1]) == b"HTTP/1.1world"
+
+
+def test_a_connection_that_ended_in_the_kernel_is_forgotten_after_the_grace() -> None:
+    """FINs of connections under inspection pass in the kernel; their copies (NFLOG, see ends.py)
+    free the flow END_GRACE seconds after both directions ended, not when it idles out."""
+    from stockade.firewall.enforce.inspector import END_GRACE
+
+    insp = inspector([])
+    req = b"GET /orders HTTP/1.1\r\nHost: orders\r\n\r\n"
+    for port in (42001, 42002):
+        insp.packet(packet(PAY.ip, ORD.ip, port, 8080, ACK | PSH, 8, req), marks.FIRST)
+    assert len(insp._flows) == 2  # undecided: the CDE's DLP rules keep looking
+    now = time.monotonic()
+    insp.end_seen(packet(PAY.ip, ORD.ip, 42001, 8080, ACK | FIN, 8 + len(req)), now)
+    insp.end_seen(packet(ORD.ip, PAY.ip, 8080, 42001, ACK | FIN, 900), now)
+    insp.end_seen(packet(PAY.ip, ORD.ip, 42002, 8080, ACK | FIN, 8 + len(req)), now)  # half-closed
+    insp.end_seen(packet(PAY.ip, ORD.ip, 42999, 8080, ACK | FIN, 1), now)  # never seen: ignored
+    assert insp.stats["packets"] == 2 and len(insp._flows) == 2  # copies are no packets to judge
+    assert insp.expire(now + END_GRACE / 2) == 0  # a retransmission still finds its flow
+    assert insp.expire(now + END_GRACE + 0.1) == 1
+    assert [k[1] for k in insp._flows] == [42002]  # the half-closed one may still send data

@@ -53,6 +53,9 @@ DETECT_BYTES = 4096  # bytes per direction kept for protocol detection
 DECIDE_AFTER = 2048  # client bytes after which an unrecognized protocol is "proto.unknown"
 MAX_FLOWS = 20_000
 IDLE_SECONDS = 300.0  # an undecided flow nobody sent a packet of for this long is forgotten
+# A flow whose connection the kernel saw end (see ends.py) is forgotten this long after: a
+# retransmitted segment still finds its flow, and the streams of connections that ended are freed.
+END_GRACE = 2.0
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
 
 # what a cached L3/L4 (+ application protocol) verdict depends on: src ip, dst ip, port, l4, app
@@ -90,6 +93,7 @@ class _Flow:
     last: float = 0.0
     isn: int = -1  # the client's initial sequence number, when its SYN was seen
     fins: int = 0  # directions that sent a FIN
+    ended: float = 0.0  # when both FINs (or a RST) passed in the kernel (see end_seen)
 
     def release(self) -> None:
         """Drop what only an undecided flow needs (buffers, DLP stream state)."""
@@ -133,6 +137,7 @@ class Inspector:
         # set when the packet just judged is best answered with a 403
         self.reply: Answer | None = None
         self._first = self._reply = False  # from the packet mark (see packet())
+        self._notice = False  # the packet is a copy the kernel let pass (see end_seen)
         self._verdicts: dict[_VerdictKey, Verdict] = {}  # evaluate() is pure for a given policy
         self._needs: dict[tuple[str, str], DataNeeds] = {}
         self._endpoints: dict[bytes, Endpoint] = {}
@@ -181,6 +186,17 @@ class Inspector:
             self.stats["malformed"] += 1
         return self._answer
 
+    def end_seen(self, payload: bytes, now: float | None = None) -> None:
+        """A FIN or RST of a connection under inspection that the kernel let pass and copied here
+        (see ends.py): no verdict; once both directions ended, the flow is forgotten after
+        :data:`END_GRACE` seconds instead of when it idles out."""
+        self._notice = True
+        try:
+            ts = time.monotonic() if now is None else now
+            self._decoder.frame(ts, LINK_RAW, payload, 0, len(payload))
+        finally:
+            self._notice = False
+
     # decoder sink --------------------------------------------------------------------------
 
     def tcp(
@@ -194,6 +210,9 @@ class Inspector:
         off: int,
         length: int,
     ) -> None:
+        if self._notice:
+            self._noticed(ts, key, flags)
+            return
         flow, direction = self._flow(ts, key, "tcp", isn=seq if flags & (SYN | ACK) == SYN else -1)
         if flow.mark:
             self._answer = (True, flow.mark)
@@ -220,6 +239,16 @@ class Inspector:
         elif flow.mark:
             flow.release()
         self._answer = (True, flow.mark)
+
+    def _noticed(self, ts: float, key: FlowKey, flags: int) -> None:
+        flow, direction = self._flows.get(key), 0
+        if flow is None:
+            flow, direction = self._flows.get(_reverse(key)), 1
+        if flow is None or not flags & (FIN | RST):
+            return  # never seen here (no data yet), or already gone: nothing to forget
+        flow.fins |= 0b11 if flags & RST else 1 << direction
+        if flow.fins == 0b11 and not flow.ended:
+            flow.ended = ts
 
     def _stream(self, flow: _Flow, direction: int) -> Stream:
         stream = flow.streams[direction]
@@ -248,12 +277,19 @@ class Inspector:
         self._answer = (True, flow.mark)
 
     def expire(self, now: float | None = None, idle: float = IDLE_SECONDS) -> int:
-        """Forget flows idle for ``idle`` seconds (their FINs may never come here); returns how many."""
-        cutoff = (time.monotonic() if now is None else now) - idle
-        stale = [k for k, f in self._flows.items() if f.last < cutoff]
+        """Forget flows idle for ``idle`` seconds (their FINs may never come here), and flows
+        that ended :data:`END_GRACE` seconds ago; returns how many."""
+        now = time.monotonic() if now is None else now
+        cutoff, gone = now - idle, now - END_GRACE
+        stale = [k for k, f in self._flows.items() if f.last < cutoff or 0 < f.ended < gone]
         for k in stale:
             self._flows.pop(k).release()
         return len(stale)
+
+    def forget(self) -> None:
+        """Drop every flow (this inspector is being replaced)."""
+        while self._flows:
+            self._flows.popitem()[1].release()
 
     # flow state ----------------------------------------------------------------------------
 

@@ -10,7 +10,23 @@ BLOCK = 0x4  # decided (also a packet mark from the handler): reset (TCP) or dro
 HEADS = 0x8  # the enforcer also wants the SYN, FINs and RSTs (it records or learns the
 # connection: deny and implicit rules); the others only send segments with data
 SEEN = 0x40  # a packet of this connection has gone to the enforcer (set by the kernel)
+RECHECK = 0x10  # classified again after a policy change (see GENERATION)
 ALL = INSPECT | ALLOW | BLOCK
+# The policy generation an ALLOW or INSPECT decision was made under (1-63, cycling; bits kube-proxy
+# and Calico leave alone): after a policy change, a connection decided under an earlier one is
+# classified again by the new rules instead of keeping its old decision. BLOCK stays for good.
+GENERATION = 0x3F00
+GENERATIONS = GENERATION >> 8  # 63
+# what a new classification clears: the decision, its generation, HEADS and SEEN
+DECISION = ALL | HEADS | SEEN | RECHECK | GENERATION
+
+
+def generation(n: int) -> int:
+    """The ct mark bits of policy generation ``n`` (1-63)."""
+    if not 1 <= n <= GENERATIONS:
+        raise ValueError(f"generation {n} is not in 1-{GENERATIONS}")
+    return n << 8
+
 
 # packet marks
 NO_DATA = 0x10  # a segment with no payload that the verdict handler does not need

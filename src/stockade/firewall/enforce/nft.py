@@ -9,7 +9,9 @@ Chains on the forward hook, in priority order:
   the enforcer records them with their rule, DLP and TLS requirements) is marked INSPECT. Segments
   without payload stay in the kernel (``nodata``), except the SYN, FINs and RSTs of connections
   the enforcer records or learns (HEADS). The first packet of each connection that goes to the
-  enforcer carries FIRST (a fresh flow there), packets from the responder REPLY.
+  enforcer carries FIRST (a fresh flow there), packets from the responder REPLY. The FINs and
+  RSTs that stay in the kernel are copied to NFLOG (``log group``, the queue number): the
+  enforcer frees the flows of connections that ended without holding any packet.
 - iptables-nft ``STOCKADE`` (0): INSPECT and undecided, within the first ``depth`` bytes of the
   connection: ``NFQUEUE`` (with ``--queue-bypass`` when failing open); past the depth the
   connection mark becomes ALLOW, so later packets are accepted first thing in ``pre``.
@@ -117,8 +119,24 @@ def _l4_matches(rule: Rule) -> list[str]:
     return out
 
 
-def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Resolved) -> str:
-    """The whole ``table inet stockade`` as nft input (deletes and recreates it atomically)."""
+def compile_ruleset(
+    policy: Policy,
+    endpoints: Sequence[Endpoint],
+    resolved: Resolved,
+    *,
+    log_group: int = 0,
+    generation: int = 1,
+) -> str:
+    """The whole ``table inet stockade`` as nft input (deletes and recreates it atomically).
+    ``log_group``: the NFLOG group the enforcer reads connection ends from (its queue number).
+    ``generation`` (1-63): marks the decisions made under these rules; a connection decided under
+    another generation is classified again (see marks.GENERATION)."""
+    gen = marks.generation(generation)
+    allow, inspect = marks.ALLOW | gen, marks.INSPECT | gen
+    recorded = (
+        f"ct mark set ct mark or {marks.INSPECT | marks.HEADS | marks.SEEN | gen:#x}"
+        f" meta mark set meta mark or {marks.FIRST:#x} accept"
+    )
     sets: list[str] = []
     nonempty: set[tuple[str, int]] = set()
     for g in policy.spec.groups:
@@ -146,8 +164,8 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
 
     classify: list[str] = [
         # traffic between endpoints in no group is unmanaged: allowed in the kernel
-        f"    ip saddr != @managed_4 ip daddr != @managed_4 counter ct mark set ct mark or {marks.ALLOW:#x} accept",
-        f"    ip6 saddr != @managed_6 ip6 daddr != @managed_6 counter ct mark set ct mark or {marks.ALLOW:#x} accept",
+        f"    ip saddr != @managed_4 ip daddr != @managed_4 counter ct mark set ct mark or {allow:#x} accept",
+        f"    ip6 saddr != @managed_6 ip6 daddr != @managed_6 counter ct mark set ct mark or {allow:#x} accept",
     ]
     for rule in policy.spec.rules:
         decide_in_kernel = (
@@ -159,11 +177,11 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
             + rule.to  # data rules of whatever group "any" covers are unknown here
         )
         if decide_in_kernel:
-            verdict = f"ct mark set ct mark or {marks.ALLOW:#x} accept"
+            verdict = f"ct mark set ct mark or {allow:#x} accept"
         elif rule.action == "allow":  # the SYN stays in the kernel (see chain inspecting)
-            verdict = f"ct mark set ct mark or {marks.INSPECT:#x} goto inspecting"
+            verdict = f"ct mark set ct mark or {inspect:#x} goto inspecting"
         else:  # the enforcer records a denied connection with its rule: it wants the SYN too
-            verdict = _RECORDED
+            verdict = recorded
         for fam, ipkw in ((4, "ip"), (6, "ip6")):
             src = (
                 [""]
@@ -185,7 +203,7 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
                         classify.append(
                             f'    {" ".join(parts)} counter {verdict} comment "{rule.name}"'
                         )
-    classify.append(f'    counter {_RECORDED} comment "implicit"')
+    classify.append(f'    counter {recorded} comment "implicit"')
 
     reset = "meta l4proto tcp reject with tcp reset"
     lines = [
@@ -203,6 +221,9 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
         # except the SYN, FINs and RSTs of connections the enforcer records or learns (HEADS).
         f"    tcp flags & (syn|ack) == syn ct mark and {marks.HEADS:#x} == {marks.HEADS:#x} return",
         f"    ct mark and {marks.HEADS:#x} == {marks.HEADS:#x} tcp flags & (fin|rst) != 0 return",
+        # The others' FINs and RSTs pass, and a copy of their headers tells the enforcer the
+        # connection ended (no verdict to wait for; see ends.py), so it frees the flow.
+        f"    tcp flags & (fin|rst) != 0 log group {log_group}",
         "    jump nodata",
         # The first packet of a connection that goes to the enforcer says so: its flow starts
         # afresh there, so a connection that reuses an old address and port pair never inherits
@@ -213,11 +234,17 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
         "  chain pre {",
         "    type filter hook forward priority -10; policy accept;",
         # the common case first: a connection decided and allowed costs one comparison
-        f"    ct mark and {marks.ALLOW | marks.BLOCK:#x} == {marks.ALLOW:#x} accept",
+        f"    ct mark and {marks.ALLOW | marks.BLOCK | marks.GENERATION:#x} == {allow:#x} accept",
         f"    ct mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} {reset}",
         f"    ct mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} drop",
-        f"    ct mark and {marks.ALL:#x} == {marks.INSPECT:#x} jump inspecting",
-        f"    ct mark and {marks.ALLOW | marks.INSPECT:#x} != 0 accept",
+        f"    ct mark and {marks.ALL | marks.GENERATION:#x} == {inspect:#x} jump inspecting",
+        f"    ct mark and {marks.ALL | marks.GENERATION:#x} == {inspect:#x} accept",
+        # Decided under an earlier policy: judged again by these rules from a clean slate (the
+        # enforcer sees it afresh); RECHECK keeps a connection the enforcer records queued past
+        # the depth until it has judged it (a deny must not pass as "past the depth").
+        f"    ct mark and {marks.ALLOW | marks.INSPECT:#x} != 0"
+        f" ct mark set ct mark and {0xFFFFFFFF & ~marks.DECISION:#x} or {marks.RECHECK:#x}"
+        " counter jump classify",
         "    ct state new counter jump classify",
         "  }",
         "  chain post {",
@@ -234,14 +261,6 @@ def compile_ruleset(policy: Policy, endpoints: Sequence[Endpoint], resolved: Res
         "}",
     ]
     return "\n".join(lines) + "\n"
-
-
-# The verdict of deny and implicit rules: the enforcer judges (and records) the SYN itself, the
-# first packet of the connection it gets.
-_RECORDED = (
-    f"ct mark set ct mark or {marks.INSPECT | marks.HEADS | marks.SEEN:#x}"
-    f" meta mark set meta mark or {marks.FIRST:#x} accept"
-)
 
 
 def _no_payload_chains() -> list[str]:
@@ -309,6 +328,8 @@ def apply(node: str, ruleset: str, settings: Settings) -> None:
             "-j",
             "RETURN",
         )
+        recheck = f"{marks.RECHECK | marks.HEADS:#x}/{marks.RECHECK | marks.HEADS:#x}"
+        _iptables(node, binary, "-A", CHAIN, "-m", "connmark", "--mark", recheck, *queue)
         count = ["-m", "connbytes", "--connbytes-dir", "both", "--connbytes-mode", "bytes"]
         # Past the depth nothing is inspected any more: ALLOW hands the connection to the kernel
         # for good (the pre chain then accepts it first thing).

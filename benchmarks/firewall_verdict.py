@@ -1,0 +1,117 @@
+"""The firewall's verdict handler alone (no kernel, no root): the time ``Inspector.packet`` takes
+per queued segment, on the segments benchmarks/firewall.py sends to user space for a new connection
+per request (the request, the response's headers, its body), with the same policy (Protect, DLP
+on the first 64 KiB). It shows where the handler's share of the added latency goes: the first
+segment (flow, protocol detection, DLP streams) against the later ones.
+
+    python benchmarks/firewall_verdict.py [--connections 3000] [--rounds 5]
+
+Each figure is the median over rounds of the mean per segment; the spread is the rounds' range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import statistics
+import struct
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from firewall import POLICY  # noqa: E402  (the end-to-end benchmark's policy)
+
+CLIENT, SERVER = "10.77.0.10", "10.77.0.11"
+BODY = b'{"order": 12, "qty": 2}'
+REQUEST = (
+    b"POST /orders HTTP/1.1\r\nHost: 10.77.0.11:8080\r\nAccept-Encoding: identity\r\n"
+    b"Content-Length: 23\r\ncontent-type: application/json\r\n\r\n" + BODY
+)
+HEADERS = (
+    b"HTTP/1.0 200 OK\r\nServer: BaseHTTP/0.6 Python/3.11.7\r\n"
+    b"Date: Sat, 05 Dec 2026 05:13:03 GMT\r\ncontent-length: 12\r\n\r\n"
+)
+RESPONSE_BODY = b'{"ok": true}'
+SEGMENTS = ("request", "response headers", "response body")
+
+
+def segment(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, data: bytes) -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, 0x18, 65535, 0, 0) + data
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(tcp),
+        1,
+        0,
+        64,
+        6,
+        0,
+        ipaddress.ip_address(src).packed,
+        ipaddress.ip_address(dst).packed,
+    )
+    return ip + tcp
+
+
+def connection(port: int) -> list[tuple[bytes, int]]:
+    """The three segments of one exchange, with the packet marks the kernel sets."""
+    from stockade.firewall.enforce import marks
+
+    end = 1001 + len(REQUEST)
+    return [
+        (segment(CLIENT, SERVER, port, 8080, 1001, 5001, REQUEST), marks.FIRST),
+        (segment(SERVER, CLIENT, 8080, port, 5001, end, HEADERS), marks.REPLY),
+        (segment(SERVER, CLIENT, 8080, port, 5001 + len(HEADERS), end, RESPONSE_BODY), marks.REPLY),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--connections", type=int, default=3000)
+    ap.add_argument("--rounds", type=int, default=5)
+    args = ap.parse_args()
+    from stockade.firewall.enforce.inspector import Inspector
+    from stockade.firewall.policy.endpoints import Directory
+    from stockade.firewall.policy.engine import Endpoint
+    from stockade.firewall.policy.files import parse_texts
+    from stockade.network.dlp.engine import DlpEngine
+
+    policy = parse_texts([("policy.yaml", POLICY)])
+    pods = [
+        Endpoint(ip=ip, name=name, namespace="shop", labels={"pci": "cde"})
+        for ip, name in ((CLIENT, "payments"), (SERVER, "orders"))
+    ]
+    engine = DlpEngine()
+    per_segment: list[list[float]] = [[] for _ in SEGMENTS]
+    for _ in range(args.rounds):
+        insp = Inspector(policy, Directory(pods), dlp_engine=engine)
+        for i in range(100):  # warm: lazy imports, the verdict caches
+            for payload, mark in connection(10000 + i):
+                insp.packet(payload, mark)
+        spent = [0] * len(SEGMENTS)
+        for i in range(args.connections):
+            for k, (payload, mark) in enumerate(connection(20000 + i % 40000)):
+                t0 = time.perf_counter_ns()
+                insp.packet(payload, mark)
+                spent[k] += time.perf_counter_ns() - t0
+        assert insp.stats["blocked"] == 0
+        for k in range(len(SEGMENTS)):
+            per_segment[k].append(spent[k] / args.connections / 1e3)
+    print(
+        f"verdict handler, {args.connections} connections x {args.rounds} rounds (µs per segment)"
+    )
+    for name, values in zip(SEGMENTS, per_segment, strict=True):
+        print(
+            f"  {name:17s} median {statistics.median(values):6.1f}"
+            f"  (range {min(values):.1f} to {max(values):.1f})"
+        )
+    total = [sum(v) for v in zip(*per_segment, strict=True)]
+    print(f"  per connection    median {statistics.median(total):6.1f}")
+
+
+if __name__ == "__main__":
+    main()
