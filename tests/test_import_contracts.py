@@ -13,7 +13,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "stockade"
 
 # The shared layers, lowest first: each may import only the layers before it.
-LAYERS = ("model", "config", "k8s", "store", "identity")
+LAYERS = ("model", "config", "workers", "k8s", "store", "identity")
 PILLARS = ("scanning", "compliance", "network", "firewall", "admission", "runtime")
 # The event platform (ingestion, response rules, notifiers) sits above the shared layers and
 # below the CLI, the API and the controller, which wire it to the pillars.

@@ -209,6 +209,7 @@ def test_upsert_rows_replaces_by_key_even_twice_in_one_transaction(store: Store)
             "address": None,
             "first_seen": at,
             "last_seen": at,
+            "version": 1,  # the graph version of the merge that wrote the row (graph14_0001)
         }
 
     with store.begin() as conn:
