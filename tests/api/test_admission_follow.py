@@ -71,21 +71,29 @@ def test_every_worker_follows_the_controllers_admission_policy(
         took = until(hook, "Deployment/shop/legacy", allowed=True)
         assert took < 15, took
         assert decisions(hook, "Deployment/prod/pay") == {True}
+        applied = reported(controller, {"protect", "monitor"})  # while the webhook reports
     finally:
         err = stop_webhook(hook)
     assert "policy from the controller: mode monitor" in err, err
-    deadline = time.monotonic() + 15
+    modes = {(e["data"]["mode"], e["data"]["pid"]) for e in applied}
+    assert len({pid for _, pid in modes}) == 2, modes  # each worker process applied it
+    assert {m for m, _ in modes} == {"protect", "monitor"}, modes
+
+
+def reported(controller: Controller, modes: set[str], seconds: float = 30.0) -> list[Any]:
+    """The ``admission.policy_applied`` events at the controller once they cover ``modes`` for
+    both worker processes (the agents' reporters post in batches)."""
+    deadline = time.monotonic() + seconds
     applied: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         with controller.client("reader") as c:
             page = c.get("/api/v1/events", params={"kind": "admission.policy_applied"}).json()
         applied = page["events"]
-        if {e["data"]["mode"] for e in applied} >= {"protect", "monitor"}:
+        seen = {(e["data"]["mode"], e["data"]["pid"]) for e in applied}
+        if all(len({p for m, p in seen if m == mode}) == 2 for mode in modes):
             break
         time.sleep(0.5)
-    modes = {(e["data"]["mode"], e["data"]["pid"]) for e in applied}
-    assert len({pid for _, pid in modes}) == 2, modes  # each worker process applied it
-    assert {m for m, _ in modes} == {"protect", "monitor"}, modes
+    return applied
 
 
 def test_a_policy_that_does_not_parse_leaves_the_one_in_force() -> None:
