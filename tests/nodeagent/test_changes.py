@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from stockade.nodeagent.changes import Watched, changed, fingerprint
@@ -35,6 +36,19 @@ def test_files_changed_created_replaced_and_deleted(tmp_path: Path) -> None:
     assert changed(after, fingerprint(watched)) == [f"file:{manifests}/etcd.yaml"]
 
 
+def started(proc: subprocess.Popen[bytes], seconds: float = 10.0) -> None:
+    """Wait until the child has exec'd its script (right after fork it is still this Python)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if b"fake-kubelet" in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+                return
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise AssertionError("the fake kubelet did not start")
+
+
 def test_a_process_restarted_with_other_flags(tmp_path: Path) -> None:
     script = tmp_path / "fake-kubelet"
     script.write_text(f"#!{sys.executable}\nimport time; time.sleep(30)\n")
@@ -43,6 +57,7 @@ def test_a_process_restarted_with_other_flags(tmp_path: Path) -> None:
     before = fingerprint(watched)
     proc = subprocess.Popen([str(script), "--read-only-port=0"])
     try:
+        started(proc)
         running = fingerprint(watched)
         assert changed(before, running) == ["process:fake-kubelet"]
         assert changed(running, fingerprint(watched)) == []
@@ -51,6 +66,7 @@ def test_a_process_restarted_with_other_flags(tmp_path: Path) -> None:
         proc.wait()
     proc = subprocess.Popen([str(script), "--read-only-port=10255"])
     try:
+        started(proc)
         assert changed(running, fingerprint(watched)) == ["process:fake-kubelet"]
     finally:
         proc.kill()
