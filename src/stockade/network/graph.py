@@ -459,20 +459,7 @@ def edge_rows(
     when given."""
     c = graph_edges.c
     concat = func.string_agg if conn.dialect.name == "postgresql" else func.group_concat
-    q = select(
-        c.src,
-        c.dst,
-        c.encryption,
-        c.connections,
-        c.violations,
-        c.blocked,
-        c.bytes,
-        c.ports,
-        c.protocols,
-        c.dlp,
-        c.first_seen,
-        c.last_seen,
-    ).where(c.hour == ALL_TIME)
+    q = select(*_edge_columns()).where(c.hour == ALL_TIME)
     if since is not None:
         q = select(
             c.src,
@@ -496,6 +483,25 @@ def edge_rows(
     return [_edge_row(r) for r in conn.execute(q)]
 
 
+def _edge_columns() -> tuple[Any, ...]:
+    """The stored columns an EdgeRow is made of, in ``_edge_row``'s order."""
+    c = graph_edges.c
+    return (
+        c.src,
+        c.dst,
+        c.encryption,
+        c.connections,
+        c.violations,
+        c.blocked,
+        c.bytes,
+        c.ports,
+        c.protocols,
+        c.dlp,
+        c.first_seen,
+        c.last_seen,
+    )
+
+
 def _edge_row(r: Sequence[Any]) -> EdgeRow:
     return EdgeRow(
         src=r[0],
@@ -517,21 +523,7 @@ def hour_rows(conn: Connection, *, start: int, after: int) -> list[tuple[int, Ed
     """The aggregate's rows (each with its hour) written by merges of versions above ``after``:
     the all-time totals when ``start`` is ALL_TIME, else the hours from ``start`` on."""
     c = graph_edges.c
-    q = select(
-        c.src,
-        c.dst,
-        c.encryption,
-        c.connections,
-        c.violations,
-        c.blocked,
-        c.bytes,
-        c.ports,
-        c.protocols,
-        c.dlp,
-        c.first_seen,
-        c.last_seen,
-        c.hour,
-    ).where(c.version > after)
+    q = select(*_edge_columns(), c.hour).where(c.version > after)
     if after < 0:  # everything: by the hours' index
         q = q.where(c.hour == ALL_TIME if start == ALL_TIME else c.hour >= start)
     # else by the versions' index (a few rows), their hours told apart here: a planner given
