@@ -115,7 +115,8 @@ def test_starved_scans_leave_known_images_decided_and_readiness_reports_it(
     assert scanned.returncode in (0, 1), scanned.stderr
     policy = tmp_path / "policy.yaml"
     policy.write_text(STARVE_POLICY)
-    hook = start_webhook(tmp_path, "--policy", str(policy))
+    # saturation and readiness are per webhook process (docs/admission.md): one process here
+    hook = start_webhook(tmp_path, "--policy", str(policy), "--workers", "1")
     assert hook.db == db
     try:
         attack = [
