@@ -7,7 +7,8 @@ underscores, ``+`` or ``%20``), anywhere in a string (a URL path, a host name, a
 a log line), and any run of 9 digits, bare
 or grouped 3-2-4, that passes the SSN area/group/serial rules. Both are masked the way DLP evidence
 is (``4111 **** **** 1111``, ``***-**-6789``). Digits that belong to a hex digest (32 or more hex
-characters) are left alone, so image digests and ids keep working.
+characters, or a UUID) are left alone, so image digests and ids keep working: a digit run inside one
+is masked only when it reaches across the blob's edge or joins other groups into a card.
 
 Pure functions only: the model imports nothing else, so the store, the CLI and every pillar use it.
 """
@@ -114,6 +115,10 @@ _TOKEN = re.compile(r"%2[0dDeE]|[0-9]+")
 _GAP = re.compile(r"(?:[ \t._\-+]|%2[0dDeE]){1,3}")
 _DIGIT = re.compile(r"[0-9]")
 _HEX_BLOB = re.compile(r"[0-9A-Fa-f]{32,}")
+# A UUID (8-4-4-4-12 hex digits): a CycloneDX serial number, a Kubernetes uid, a request id.
+_UUID = re.compile(
+    r"(?<![0-9A-Fa-f-])[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}(?![0-9A-Fa-f-])"
+)
 CARD_DIGITS = range(13, 20)
 _CHUNK = 4096  # groups per pass of the window search: memory stays bounded on any input
 _FAR = 1 << 62
@@ -238,11 +243,17 @@ def _runs(text: str) -> list[list[Group]]:
 
 
 def _hex_blobs(text: str) -> list[Group]:
-    return [
-        m.span()
-        for m in _HEX_BLOB.finditer(text)
-        if not m[0].isdigit()  # a digest has letters; a long digit run is not one
-    ]
+    """Spans of hex digests and UUIDs that have a letter (a long digit run is not an id), in
+    order of their start."""
+    blobs = [m.span() for m in _HEX_BLOB.finditer(text) if not m[0].isdigit()]
+    if "-" in text:
+        blobs.extend(m.span() for m in _UUID.finditer(text) if _has_hex_letter(m[0]))
+        blobs.sort()
+    return blobs
+
+
+def _has_hex_letter(text: str) -> bool:
+    return any(c not in "0123456789-" for c in text)
 
 
 def _in_blob(start: int, end: int, blobs: list[Group]) -> bool:
@@ -287,8 +298,8 @@ def _card_middles(
                 continue  # no issuer range of that length: a timestamp or an id, not a PAN
             if j - i > 2 and changes[j - 1] - changes[i + 1]:
                 continue  # mixed separators: not one written number
-            if j == i + 1 and _in_blob(*groups[i], blobs):
-                continue
+            if _in_blob(groups[i][0], groups[j - 1][1], blobs):
+                continue  # every digit of it belongs to one digest or UUID: an id's
             middles.append((where[s], where[e - 1] + 1, where[s + 4 : e - 4]))
     return middles
 
