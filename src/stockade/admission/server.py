@@ -22,11 +22,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from stockade.admission.decisions import DecisionCache
 from stockade.admission.engine import needs_signatures, needs_vulns
 from stockade.admission.interface import LookupBudget, VulnSource
 from stockade.admission.limits import Limits, run_uvicorn
 from stockade.admission.policy import Policy
-from stockade.admission.review import ReviewError, answer, failure_response, parse
+from stockade.admission.review import (
+    Outcome,
+    ReviewError,
+    answer,
+    failure_response,
+    parse,
+    recall,
+)
 from stockade.admission.workload import workload_of
 from stockade.store.writer import EventWriter
 
@@ -47,6 +55,7 @@ class _InForce:
     deadline: float  # seconds a decision may take: the policy's scan budget and a second
     uses_vulns: bool
     uses_signatures: bool  # registry I/O: never inline
+    decisions: DecisionCache  # this policy's recent decisions made from memory
 
     @classmethod
     def of(cls, policy: Policy) -> _InForce:
@@ -55,6 +64,7 @@ class _InForce:
             policy.spec.scanBudgetSeconds + 1.0,
             needs_vulns(policy),
             needs_signatures(policy),
+            DecisionCache(),
         )
 
 
@@ -133,13 +143,7 @@ class AdmissionApp:
         budget = LookupBudget(policy.spec.scanBudgetSeconds)  # from arrival: queueing counts
         started = time.perf_counter()
         try:
-            if self._answers_at_once(review, now):
-                # Cheap decisions (no I/O) run inline: a thread hop costs more than the decision.
-                outcome = answer(review, policy, self.source, budget)
-            else:
-                outcome = await asyncio.wait_for(
-                    self._in_pool(review, policy, budget), now.deadline
-                )
+            outcome = await self._decide(review, now, budget)
         except TimeoutError:
             await _reply(send, 200, failure_response(review, policy, "decision timed out"))
             return
@@ -151,6 +155,18 @@ class AdmissionApp:
             self.events.put(outcome.event)
         took_ms = (time.perf_counter() - started) * 1000
         await _reply(send, 200, outcome.response, timing=took_ms)
+
+    async def _decide(
+        self, review: Mapping[str, Any], now: _InForce, budget: LookupBudget
+    ) -> Outcome:
+        # The same content decided moments ago from memory; else cheap decisions (no I/O) run
+        # inline, a thread hop costing more than the decision, and are kept for next time.
+        outcome = recall(review, now.decisions)
+        if outcome is not None:
+            return outcome
+        if self._answers_at_once(review, now):
+            return answer(review, now.policy, self.source, budget, decisions=now.decisions)
+        return await asyncio.wait_for(self._in_pool(review, now.policy, budget), now.deadline)
 
     async def _in_pool(
         self, review: Mapping[str, Any], policy: Policy, budget: LookupBudget
