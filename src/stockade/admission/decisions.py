@@ -2,13 +2,15 @@
 (the replicas of one workload, a controller's retries, a re-applied manifest) costs a hash instead
 of a policy evaluation.
 
-The key is a digest of everything :func:`stockade.admission.review.answer` reads to decide: the
-operation, the sub-resource, the request's namespace and name and the whole object (canonical
-JSON). The uid, the user and dry-run are not part of the decision; they are taken from each review
-for its response and its event. An entry lives ``ttl`` seconds, and one cache serves one policy
-(the server makes a new one with each policy it puts in force). Only decisions made from memory are
-kept (the server asks only when every lookup answers at once) and never one with an error (a
-lookup that failed may succeed next time). One per worker process, used from its event loop only.
+The key is a digest of the request body as received with its uid taken out: everything
+:func:`stockade.admission.review.answer` reads to decide is in it (the user and dry-run too, so they
+only make more keys). The uid's JSON text must occur exactly once in the body; it is replaced by a
+NUL byte, which valid JSON never holds, so two bodies share a key only when they are the same but
+for the request's uid (anything else: no key, no caching). The uid comes from each review into its
+response and its event. An entry lives ``ttl`` seconds, and one cache serves one policy (the
+server makes a new one with each policy it puts in force). Only decisions made from memory are kept
+(the server asks only when every lookup answers at once) and never one with an error (a lookup
+that failed may succeed next time). One per worker process, used from its event loop only.
 """
 
 from __future__ import annotations
@@ -16,9 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from stockade.admission.engine import Decision
 
@@ -43,16 +43,12 @@ class DecisionCache:
         self.misses = 0
 
     @staticmethod
-    def key(req: Mapping[str, Any]) -> bytes:
-        facts = [
-            req.get("operation"),
-            req.get("subResource"),
-            req.get("namespace"),
-            req.get("name"),
-            req.get("object"),
-        ]
-        text = json.dumps(facts, sort_keys=True, separators=(",", ":"))
-        return hashlib.blake2b(text.encode(), digest_size=16).digest()
+    def key(body: bytes, uid: str) -> bytes | None:
+        """The key of the review in ``body`` whose request uid is ``uid`` (None: none)."""
+        needle = json.dumps(uid).encode()
+        if body.count(needle) != 1:
+            return None
+        return hashlib.blake2b(body.replace(needle, b"\0"), digest_size=16).digest()
 
     def get(self, key: bytes) -> Decided | None:
         hit = self._entries.get(key)

@@ -69,32 +69,31 @@ def answer(
     budget: LookupBudget | None = None,
     *,
     decisions: DecisionCache | None = None,
+    key: bytes | None = None,
 ) -> Outcome:
     """Decide one parsed review. Never raises for odd content: unknown things are allowed.
 
     ``budget`` is the review's one deadline for every lookup (default: from now). ``decisions``:
-    recent decisions of ``policy`` to take the answer from and to add it to (only for a review
-    whose lookups all answer from memory, see :mod:`stockade.admission.decisions`)."""
+    recent decisions of ``policy`` to add this one to under ``key`` (only for a review whose
+    lookups all answer from memory, see :mod:`stockade.admission.decisions`)."""
     req = review["request"]
     if not _decides(req):
         return Outcome(response=_response(review, allowed=True), event=None)
-    key = decisions.key(req) if decisions is not None else b""
-    decided = decisions.get(key) if decisions is not None else None
-    if decided is None:
-        decided = _decide(req, req["object"], policy, source, budget)
-        if decided is None:  # pragma: no cover - kind was checked by _decides
-            return Outcome(response=_response(review, allowed=True), event=None)
-        if decisions is not None:
-            decisions.put(key, decided)
+    decided = _decide(req, req["object"], policy, source, budget)
+    if decided is None:  # pragma: no cover - kind was checked by _decides
+        return Outcome(response=_response(review, allowed=True), event=None)
+    if decisions is not None and key is not None:
+        decisions.put(key, decided)
     return _outcome(review, decided)
 
 
-def recall(review: Mapping[str, Any], decisions: DecisionCache) -> Outcome | None:
-    """The outcome of ``review`` from a decision in ``decisions`` (None: not there, decide it)."""
-    req = review["request"]
-    if not _decides(req):
+def recall(
+    review: Mapping[str, Any], decisions: DecisionCache, key: bytes | None
+) -> Outcome | None:
+    """The outcome of ``review`` from the decision kept under ``key`` (None: decide it)."""
+    if key is None or not _decides(review["request"]):
         return None
-    decided = decisions.get(decisions.key(req))
+    decided = decisions.get(key)
     return None if decided is None else _outcome(review, decided)
 
 
