@@ -4,6 +4,7 @@ encrypted, and sensitive data crossing it in clear (live capture or pcap/pcapng 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -22,7 +23,14 @@ from stockade.cli.agent import (
     TokenOption,
     reporting,
 )
-from stockade.cli.common import EXIT_FINDINGS, DbOption, StoreOption, console, err_console
+from stockade.cli.common import (
+    EXIT_FINDINGS,
+    DbOption,
+    StoreOption,
+    console,
+    err_console,
+    write_masked,
+)
 from stockade.model.errors import InputError, UsageError
 
 DEFAULT_STATE = Path("/run/stockade/lab.json")
@@ -190,6 +198,9 @@ def sensor_cmd(
     )
     inspectors = Inspectors.default()
     config = FlowConfig(stream_depth=stream_depth)
+    # The start-up heap (modules, the DLP database) lives as long as the run: keep it out of the
+    # collector's full passes, which otherwise walk it again and again while flows come and go.
+    gc.freeze()
 
     capture = str(pcap) if pcap is not None else ("the lab" if lab else ", ".join(iface or ()))
     agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
@@ -353,7 +364,7 @@ class _Outputs:
     def record(self, rec: Any) -> None:
         self.recorder.add(rec)
         if self.json:
-            sys.stdout.write(json.dumps(rec.to_dict()) + "\n")
+            write_masked(json.dumps(rec.to_dict()) + "\n")  # to_dict() masked every string
             sys.stdout.flush()
 
     def flush(self) -> None:

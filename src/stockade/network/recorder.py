@@ -7,14 +7,15 @@ and records, ids included."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from stockade.model import Event, Severity
 from stockade.network.connection import DEFAULT_POLICY, ConnectionRecord, events_for
 from stockade.network.observation import Observation
-from stockade.network.store import write
 from stockade.network.tls_policy import TlsPolicy
-from stockade.store import Store
-from stockade.store.records import record_events
+
+if TYPE_CHECKING:
+    from stockade.store import Store
 
 
 class Recorder:
@@ -66,6 +67,8 @@ class Recorder:
     def flush(self) -> None:
         if self.store is None or not self._pending:
             return
+        from stockade.network.store import write  # SQLAlchemy: only a run that stores loads it
+
         conns, events = write(
             self.store, self._pending, self.source, self.policy, events=self._pending_events
         )
@@ -80,6 +83,8 @@ class Recorder:
             self.on_events([summary])
         if self.store is None:
             return
+        from stockade.store.records import record_events
+
         self.flush()
         if summary is not None:
             self.stored = (self.stored[0], self.stored[1] + record_events(self.store, [summary]))
