@@ -362,9 +362,10 @@ class _Outputs:
         return self.recorder.stored
 
     def record(self, rec: Any) -> None:
-        self.recorder.add(rec)
-        if self.json:
-            write_masked(json.dumps(rec.to_dict()) + "\n")  # to_dict() masked every string
+        data = rec.to_dict() if self.json else None  # made once, for the line and the store
+        self.recorder.add(rec, data)
+        if data is not None:
+            write_masked(json.dumps(data) + "\n")  # to_dict() masked every string
             sys.stdout.flush()
 
     def flush(self) -> None:
