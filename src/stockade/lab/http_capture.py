@@ -12,6 +12,7 @@ import random
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stockade.network.capture.decode import LINK_ETHERNET
 from stockade.network.capture.pcapwriter import PcapWriter
@@ -60,7 +61,7 @@ def _request(rng: random.Random, card: bool) -> bytes:
         head = f"GET {path} HTTP/1.1\r\n"
         body = b""
     else:
-        order = {
+        order: dict[str, object] = {
             "customer": rng.choice(NAMES),
             "items": [
                 {"sku": f"SKU-{rng.randint(1000, 99999)}", "qty": rng.randint(1, 9),
@@ -128,7 +129,7 @@ def write_http_capture(path: Path, *, flows: int = 4000, seed: int = 19,
     rng = random.Random(seed)
     server = bytes([10, 2, 0, 80])
     planted: list[Planted] = []
-    pending: list[list] = []  # [client ip, port, packets, position, client seq, server seq]
+    pending: list[list[Any]] = []  # [client ip, port, packets, position, client seq, server seq]
     nframes = 0
     ts = 1_780_000_000.0
     writer = PcapWriter(path, linktype=LINK_ETHERNET)

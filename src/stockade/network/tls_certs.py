@@ -25,6 +25,7 @@ MAX_CERT_BYTES = 64 * 1024
 # Below these a key is weak (NIST SP 800-57 part 1: 112-bit security from 2014 on).
 MIN_KEY_BITS = {"RSA": 2048, "DSA": 2048, "EC": 224}
 
+
 def certificate_list(body: bytes) -> list[bytes] | None:
     """The DER certificates of a TLS 1.2 Certificate message (leaf first), at most ``MAX_CERTS``;
     None when the message is malformed or a certificate is larger than ``MAX_CERT_BYTES``."""

@@ -28,7 +28,6 @@ _X509_ERRORS = (
 )
 
 
-
 def leaf_info(der: bytes, chain_length: int = 1) -> CertificateInfo | None:
     """The leaf's facts, or None when it does not parse as X.509."""
     # A peer's malformed certificate (a negative serial) must not print a warning per connection.
