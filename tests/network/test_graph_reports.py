@@ -9,11 +9,13 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from stockade.network.graph import FLOW_WINDOW, _Finding, _first_report, _first_reports
 from stockade.network.tables import graph_dlp_flows
 from stockade.store import open_store
+from tests.conftest import drop_pg_schema, pg_schema_url
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -42,15 +44,26 @@ def _rows(store) -> list[tuple]:
     t = graph_dlp_flows.c
     with store.connect() as conn:
         rows = conn.execute(select(t.flow, t.sensor, t.direction, t.reporter, t.at).order_by(t.pk))
-        return [tuple(r) for r in rows]
+        # SQLite gives the stored UTC time back naive, PostgreSQL aware
+        return [(*r[:4], r[4] if r[4].tzinfo else r[4].replace(tzinfo=UTC)) for r in rows]
 
 
-def test_batched_first_reports_match_one_by_one(tmp_path: Path) -> None:
+def _emptied(store) -> None:
+    with store.begin() as conn:
+        conn.execute(graph_dlp_flows.delete())
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_batched_first_reports_match_one_by_one(tmp_path: Path, backend: str) -> None:
+    """The reference runs on SQLite; the batch on SQLite and on PostgreSQL (timestamptz)."""
     rng = random.Random(7)
+    pg = open_store(pg_schema_url("graphreports")) if backend == "postgres" else None
     for trial in range(6):
         stored, batch = _findings(rng, 25), _findings(rng, 60)
         one = open_store(f"sqlite:///{tmp_path / f'one-{trial}.db'}")
-        many = open_store(f"sqlite:///{tmp_path / f'many-{trial}.db'}")
+        if pg is not None:
+            _emptied(pg)
+        many = pg or open_store(f"sqlite:///{tmp_path / f'many-{trial}.db'}")
         try:
             for store in (one, many):  # the same earlier reports in both
                 with store.begin() as conn:
@@ -65,4 +78,8 @@ def test_batched_first_reports_match_one_by_one(tmp_path: Path) -> None:
             assert True in got and False in got
         finally:
             one.close()
-            many.close()
+            if pg is None:
+                many.close()
+    if pg is not None:
+        pg.close()
+        drop_pg_schema("graphreports")
