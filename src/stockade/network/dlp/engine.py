@@ -134,6 +134,10 @@ class DlpEngine:
             _Compiled(s, _Words.of(s.context), _Words.of(s.exclude_context)) for s in chosen
         )
         self.max_length = max(s.max_length for s in chosen)
+        # Per sensor, for the hit loop: how far a lead hit reaches, and how far apart hits may be
+        # to share one regex pass (see DlpStream._add).
+        self.reach = tuple(s.lead_reach for s in chosen)
+        self.gaps = tuple(s.max_length + AFTER + MERGE for s in chosen)
         # Bytes a stream must keep: the longest candidate, its context and the undecided tail.
         self.keep = self.max_length + SLACK + BEFORE + AFTER + 1
         self._hs_db: Any = None  # hyperscan.Database (untyped library)
@@ -205,7 +209,7 @@ class DlpStream:
     """One direction of one flow. ``feed`` returns matches decided so far; ``close`` the rest."""
 
     __slots__ = ("_base", "_buf", "_chunks", "_chunks_base", "_closed", "_end", "_engine",
-                 "_hits", "_hs_stream", "_last_end", "_on_match", "_pending", "_stale",
+                 "_hits", "_hs_stream", "_last_end", "_on_match", "_pending", "_scan", "_stale",
                  "_waiting", "triggered")  # fmt: skip
 
     def __init__(self, engine: DlpEngine) -> None:
@@ -225,10 +229,12 @@ class DlpStream:
         self._closed = False
         self.triggered = False  # an HTTP decoding trigger was seen (hs-stream backend only)
         self._hs_stream = None
+        self._scan: Any = None  # the Hyperscan stream's bound scan method (hs-stream backend)
         self._on_match = self._record  # one long-lived callable: hyperscan keeps a pointer
         if engine.backend == "hs-stream" and engine._hs_db is not None:
             self._hs_stream = engine._hs_db.stream(match_event_handler=self._on_match)
             self._hs_stream.__enter__()
+            self._scan = self._hs_stream.scan
 
     def _record(self, ident: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
         self._hits.append((ident, to))
@@ -248,25 +254,33 @@ class DlpStream:
             keep_from = start - self._engine.keep
             while len(chunks) > 1 and self._chunks_base + len(chunks[0]) <= keep_from:
                 self._chunks_base += len(chunks.popleft())
-        if self._hs_stream is not None:  # the hot path, kept flat on purpose
-            self._hs_stream.scan(data)
+        scan = self._scan
+        if scan is not None:  # the hot path, kept flat on purpose
+            scan(data)
         else:
             self._scan_without_stream(data, start)
-        hits = self._hits
-        if hits:
-            for ident, hit in hits:
-                if ident >= _TRIGGER_ID:
-                    self.triggered = True
-                    continue
-                si, k = divmod(ident, _ID_STRIDE)
-                if k < _LEAD_ID:
-                    self._add(si, hit, hit)
-                else:  # a context word: candidates may end up to lead_reach bytes later
-                    self._add(si, hit, hit + self._engine.sensors[si].sensor.lead_reach)
-            hits.clear()
-        for si in self._engine.always_scan:
-            self._add(si, start + 1, end)
+        if self._hits:
+            self._take_hits()
+        if self._engine.always_scan:
+            for si in self._engine.always_scan:
+                self._add(si, start + 1, end)
         return self._confirm(end - AFTER) if self._waiting else []
+
+    def _take_hits(self) -> None:
+        """Turn the prefilter's reported ends into clusters to confirm (stage 1 -> 2)."""
+        hits = self._hits
+        reach = self._engine.reach
+        add = self._add
+        for ident, hit in hits:
+            if ident >= _TRIGGER_ID:
+                self.triggered = True
+                continue
+            si, k = divmod(ident, _ID_STRIDE)
+            if k < _LEAD_ID:
+                add(si, hit, hit)
+            else:  # a context word: candidates may end up to lead_reach bytes later
+                add(si, hit, hit + reach[si])
+        hits.clear()
 
     def decide_now(self) -> list[DlpMatch]:
         """Decide every pending candidate with the bytes seen so far; the stream stays open.
@@ -320,13 +334,14 @@ class DlpStream:
         clusters = self._pending[si]
         # Hits close together share one regex pass: one call over a few hundred bytes costs less
         # than several calls (measured in benchmarks/dlp.py).
-        gap = self._engine.sensors[si].sensor.max_length + AFTER + MERGE
-        if clusters and lo - clusters[-1][1] <= gap:
-            if hi > clusters[-1][1]:
-                clusters[-1][1] = hi
-        else:
-            clusters.append([lo, hi])
-            self._waiting += 1
+        if clusters:
+            last = clusters[-1]
+            if lo - last[1] <= self._engine.gaps[si]:
+                if hi > last[1]:
+                    last[1] = hi
+                return
+        clusters.append([lo, hi])
+        self._waiting += 1
 
     # stage 2 and 3 -----------------------------------------------------------------------
 
