@@ -348,3 +348,27 @@ def test_card_validator_fast_paths_agree_with_the_shared_functions(digits: str, 
     assert verdict.label == card_brand(digits) and verdict.ok == (card_brand(digits) is not None)
     fixed = digits[:-1] + luhn_check_digit(digits[:-1])
     assert validators._luhn(fixed) and validators._luhn("٣" + fixed) == luhn_ok("٣" + fixed)
+
+
+def test_a_recurring_value_is_validated_and_masked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stockade.network.dlp import engine as engine_module
+    from stockade.network.dlp import validators
+
+    calls: list[str] = []
+
+    def counting(text: str) -> validators.Validation:
+        calls.append(text)
+        return validators.payment_card(text)
+
+    monkeypatch.setitem(validators.VALIDATORS, "payment_card", counting)
+    engine = DlpEngine(backend="hs-stream")
+    once = b'{"card": "4111 1111 1111 1111", "id": 7}\n'
+    got = engine.scan(once * 3) + engine.scan(once)
+    assert [m.masked for m in got] == ["4111 **** **** 1111"] * 4
+    assert calls == ["4111 1111 1111 1111"]
+    # bounded: distinct values never keep more than VERDICTS_KEPT verdicts per sensor
+    body = b"".join(b"card %d\n" % (4000_0000_0000_0000 + i) for i in range(700))
+    engine.scan(body)
+    assert 0 < len(engine.sensors[0].known) <= engine_module.VERDICTS_KEPT
+    # an engine that ignores test cards keeps its own verdicts
+    assert DlpEngine(backend="hs-stream", ignore_test_cards=True).scan(once) == []

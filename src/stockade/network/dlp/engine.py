@@ -20,17 +20,17 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stockade.model.errors import ConfigError
 from stockade.model.redact import digits_of
 
 from ..interface import DlpMatch
-from .masking import MASKERS
+from .masking import MASKERS, Masker
 from .sensors import BUILTIN_SENSORS, Sensor
 from .triggers import TRIGGERS
-from .validators import TEST_CARD_NUMBERS, VALIDATORS
+from .validators import REJECT, TEST_CARD_NUMBERS, VALIDATORS, Validation, Validator
 
 hyperscan: Any
 try:  # the wheel bundles libhs; without it the engine still works, slower
@@ -47,6 +47,7 @@ BACKENDS = ("hs-stream", "hs-window", "re")
 _ID_STRIDE = 64  # hyperscan id = sensor index * stride + prefilter index
 _LEAD_ID = 32  # prefilter index of a sensor's first lead (context word) prefilter
 _TRIGGER_ID = 1 << 24  # hyperscan ids from here are HTTP decoding triggers (see .triggers)
+VERDICTS_KEPT = 512  # candidates per sensor whose verdict and mask an engine remembers
 
 
 def hyperscan_available() -> bool:
@@ -69,6 +70,8 @@ class _Words:
             return None
         low = text.lower()
         for word in self.words:
+            if word not in low:  # the usual answer, and the cheapest test
+                continue
             at = low.find(word)
             while at >= 0:
                 if len(word) >= 4 or _alone(text, at, at + len(word)):
@@ -89,13 +92,11 @@ def _hump(text: str, at: int) -> bool:
     return text[at].isupper() and text[at - 1].islower()
 
 
-_FIELD_SEPARATORS = ",;{&\n"
-
-
 def _own_key(zone: str) -> str:
-    """The part of the key zone after the last field separator: in ``{"id":1,"pan":"`` the
-    value's own key is ``"pan":"``, so another field's key cannot veto it."""
-    cut = max(zone.rfind(sep) for sep in _FIELD_SEPARATORS)
+    """The part of the key zone after the last field separator (``,;{&`` or a new line): in
+    ``{"id":1,"pan":"`` the value's own key is ``"pan":"``, so another field's key cannot veto
+    it."""
+    cut = max(zone.rfind(","), zone.rfind(";"), zone.rfind("{"), zone.rfind("&"), zone.rfind("\n"))
     return zone[cut + 1 :]
 
 
@@ -104,6 +105,12 @@ class _Compiled:
     sensor: Sensor
     positive: _Words
     veto: _Words
+    validate: Validator
+    mask: Masker
+    # Verdict and masked text of recent candidates (validators and masks are pure functions of
+    # the text): a value recurs within a flow (a card in a request and in the echoed response)
+    # and across flows. Bounded: cleared when full; never leaves the engine.
+    known: dict[str, tuple[Validation, str]] = field(default_factory=dict)
 
 
 class DlpEngine:
@@ -131,7 +138,14 @@ class DlpEngine:
         self.backend = backend
         self.ignore_test_cards = ignore_test_cards
         self.sensors = tuple(
-            _Compiled(s, _Words.of(s.context), _Words.of(s.exclude_context)) for s in chosen
+            _Compiled(
+                s,
+                _Words.of(s.context),
+                _Words.of(s.exclude_context),
+                VALIDATORS[s.validator],
+                MASKERS[s.mask],
+            )
+            for s in chosen
         )
         self.max_length = max(s.max_length for s in chosen)
         # Per sensor, for the hit loop: how far a lead hit reaches, and how far apart hits may be
@@ -198,6 +212,22 @@ class DlpEngine:
 
     def stream(self) -> DlpStream:
         return DlpStream(self)
+
+    def _verdict(self, compiled: _Compiled, text: str) -> tuple[Validation, str]:
+        """The validator's verdict on a candidate and its masked text, remembered."""
+        verdict = compiled.validate(text)
+        if (
+            verdict.ok
+            and self.ignore_test_cards
+            and compiled.sensor.validator == "payment_card"
+            and digits_of(text) in TEST_CARD_NUMBERS
+        ):
+            verdict = REJECT
+        known = (verdict, compiled.mask(text) if verdict.ok else "")
+        if len(compiled.known) >= VERDICTS_KEPT:
+            compiled.known.clear()
+        compiled.known[text] = known
+        return known
 
     def scan(self, data: bytes) -> list[DlpMatch]:
         """One whole buffer (a file, a message): feed + close."""
@@ -397,14 +427,8 @@ class DlpStream:
 
     def _judge(self, compiled: _Compiled, s: int, e: int, text: str) -> DlpMatch | None:
         sensor = compiled.sensor
-        verdict = VALIDATORS[sensor.validator](text)
+        verdict, masked = compiled.known.get(text) or self._engine._verdict(compiled, text)
         if not verdict.ok:
-            return None
-        if (
-            self._engine.ignore_test_cards
-            and sensor.validator == "payment_card"
-            and digits_of(text) in TEST_CARD_NUMBERS
-        ):
             return None
         b = self._base
         before = self._buf[max(s - BEFORE - b, 0) : s - b]
@@ -425,7 +449,7 @@ class DlpStream:
             return None
         return DlpMatch(
             sensor=sensor.id,
-            masked=MASKERS[sensor.mask](text),
+            masked=masked,
             start=s,
             end=e,
             confidence=round(score, 3),
