@@ -238,15 +238,17 @@ class DlpEngine:
 class DlpStream:
     """One direction of one flow. ``feed`` returns matches decided so far; ``close`` the rest."""
 
-    __slots__ = ("_base", "_buf", "_chunks", "_chunks_base", "_closed", "_end", "_engine",
-                 "_hits", "_hs_stream", "_last_end", "_on_match", "_pending", "_scan", "_stale",
-                 "_waiting", "triggered")  # fmt: skip
+    __slots__ = ("_always", "_base", "_buf", "_chunks", "_chunks_base", "_closed", "_end",
+                 "_engine", "_hits", "_hs_stream", "_keep", "_last_end", "_on_match", "_pending",
+                 "_scan", "_stale", "_waiting", "triggered")  # fmt: skip
 
     def __init__(self, engine: DlpEngine) -> None:
         self._engine = engine
         # Recent bytes as received (no copy per feed); joined into _buf only to confirm.
         self._chunks: deque[bytes] = deque()
         self._chunks_base = 0  # stream offset of _chunks[0]
+        self._keep = engine.keep
+        self._always = engine.always_scan
         self._buf = ""  # latin-1 text: one char per byte, so spans are byte offsets
         self._base = 0  # stream offset of _buf[0]
         self._stale = False  # _buf lags behind _chunks
@@ -281,9 +283,11 @@ class DlpStream:
         self._stale = True
         if len(chunks) > 2:
             # Drop chunks no candidate, context or overlap window can reach any more.
-            keep_from = start - self._engine.keep
-            while len(chunks) > 1 and self._chunks_base + len(chunks[0]) <= keep_from:
-                self._chunks_base += len(chunks.popleft())
+            keep_from = start - self._keep
+            base = self._chunks_base
+            while len(chunks) > 1 and base + len(chunks[0]) <= keep_from:
+                base += len(chunks.popleft())
+            self._chunks_base = base
         scan = self._scan
         if scan is not None:  # the hot path, kept flat on purpose
             scan(data)
@@ -291,8 +295,8 @@ class DlpStream:
             self._scan_without_stream(data, start)
         if self._hits:
             self._take_hits()
-        if self._engine.always_scan:
-            for si in self._engine.always_scan:
+        if self._always:
+            for si in self._always:
                 self._add(si, start + 1, end)
         return self._confirm(end - AFTER) if self._waiting else []
 
