@@ -110,7 +110,9 @@ class _Compiled:
     # Verdict and masked text of recent candidates (validators and masks are pure functions of
     # the text): a value recurs within a flow (a card in a request and in the echoed response)
     # and across flows. Bounded: cleared when full; never leaves the engine.
-    known: dict[str, tuple[Validation, str]] = field(default_factory=dict)
+    known: dict[str, tuple[Validation, str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 class DlpEngine:
@@ -331,7 +333,7 @@ class DlpStream:
         self._closed = True
         if self._hs_stream is not None:
             self._hs_stream.close()
-            self._hs_stream = None
+            self._hs_stream = self._scan = None
         self._chunks.clear()
 
     def close(self) -> list[DlpMatch]:
@@ -340,7 +342,7 @@ class DlpStream:
         self._closed = True
         if self._hs_stream is not None:
             self._hs_stream.close()
-            self._hs_stream = None
+            self._hs_stream = self._scan = None
         self._candidates_at_end()
         return self._confirm(self._end)
 
