@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from stockade.model import Finding, Pillar, ResourceRef, Severity
 from stockade.model.errors import UsageError
+from stockade.scanning.advisories.store import LookupRow
 from stockade.scanning.interface import VulnerabilityDetails
-from stockade.scanning.match_eval import Entry, Hit
+from stockade.scanning.match_eval import json_strings
 from stockade.scanning.versions import Scheme
 
 if TYPE_CHECKING:
@@ -25,13 +26,16 @@ _DISTRO_ECOSYSTEMS = (
     "sles", "sle-micro", "sle-micro-rancher", "sl-micro", "opensuse-leap", "opensuse-leap-micro",
 )  # fmt: skip
 _FIX_RANK = {"fixed": 3, "wont-fix": 2, "not-fixed": 1, "unknown": 0}
+# One matching row: the row, the fix of the interval the installed version falls in, and the
+# compatible release it was matched through (``redhat:9`` for Rocky 9), if any.
+RowHit: TypeAlias = tuple[LookupRow, str | None, str | None]
 
 
-def _groups(hits: list[Hit], ids: Sequence[tuple[str, ...]]) -> list[list[int]]:
+def _groups(n: int, ids: Sequence[tuple[str, ...]]) -> list[list[int]]:
     """Union hits whose id sets overlap (a GHSA aliasing a CVE, a PYSEC aliasing both)."""
-    if len(hits) == 1:
+    if n == 1:
         return [[0]]
-    parent = list(range(len(hits)))
+    parent = list(range(n))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -40,23 +44,29 @@ def _groups(hits: list[Hit], ids: Sequence[tuple[str, ...]]) -> list[list[int]]:
         return i
 
     owner: dict[str, int] = {}
+    merged = False
     for i, own in enumerate(ids):
         for ident in own:
             j = owner.setdefault(ident, i)
             if j != i:
                 parent[find(i)] = find(j)
+                merged = True
+    if not merged:  # the common case: records of different vulnerabilities
+        return [[i] for i in range(n)]
     grouped: dict[int, list[int]] = {}
-    for i in range(len(hits)):
+    for i in range(n):
         grouped.setdefault(find(i), []).append(i)
     return list(grouped.values())
 
 
 def _primary(ids: set[str]) -> str:
+    if len(ids) == 1:
+        return next(iter(ids))
     for prefix in ("CVE-", "GHSA-"):
-        pick = sorted(i for i in ids if i.startswith(prefix))
+        pick = [i for i in ids if i.startswith(prefix)]
         if pick:
-            return pick[0]
-    return sorted(ids)[0]
+            return min(pick)
+    return min(ids)
 
 
 @cache
@@ -72,45 +82,50 @@ def _rating(text: str | None) -> Severity | None:
 
 @dataclass(slots=True)
 class _Group:
-    hits: list[Hit]
+    hits: list[RowHit]
     ids: set[str]
     primary: str | None = None
 
 
-def _merge(hits: list[Hit]) -> list[_Group]:
+def _merge(hits: list[RowHit]) -> list[_Group]:
     """One group per vulnerability. Records naming each other (aliases, or a single upstream id
     as UBUNTU-CVE-x has) merge; a record bundling several CVEs (DSA, DLA, USN) joins every group
     of a CVE it lists, and stands on its own only when none of them matched."""
-    plain: list[Hit] = []
+    plain: list[RowHit] = []
     plain_ids: list[tuple[str, ...]] = []
-    bundles: list[tuple[Hit, tuple[str, ...]]] = []
+    bundles: list[tuple[RowHit, tuple[str, ...]]] = []
     for h in hits:
-        up = h.entry.upstream if h.entry.row[15] != "[]" else ()
+        row = h[0]
+        up = json_strings(row[15])
         if len(up) > 1:
             bundles.append((h, up))
         else:
             plain.append(h)
-            plain_ids.append((h.entry.vuln_id, *h.entry.aliases, *up))
+            plain_ids.append((row[7], *json_strings(row[9]), *up))
     groups = [
-        _Group(hits=[plain[i] for i in m], ids={x for i in m for x in plain_ids[i]})
-        for m in (_groups(plain, plain_ids) if plain else [])
+        _Group(hits=[plain[m[0]]], ids=set(plain_ids[m[0]]))
+        if len(m) == 1
+        else _Group(hits=[plain[i] for i in m], ids={x for i in m for x in plain_ids[i]})
+        for m in (_groups(len(plain), plain_ids) if plain else [])
     ]
     for h, up in bundles:
         joined = [g for g in groups if g.ids.intersection(up)]
         for g in joined:
             g.hits.append(h)
-            g.ids.add(h.entry.vuln_id)
+            g.ids.add(h[0][7])
         if not joined:
-            groups.append(_Group(hits=[h], ids={h.entry.vuln_id, *up}, primary=h.entry.vuln_id))
+            groups.append(_Group(hits=[h], ids={h[0][7], *up}, primary=h[0][7]))
     return groups
 
 
 def build_findings(
-    t: Target, hits: list[Hit], scheme: Scheme, resource: ResourceRef
+    t: Target, hits: list[RowHit], scheme: Scheme, resource: ResourceRef
 ) -> list[Finding]:
+    """The findings of one package from its matching rows, as (row, fix, compatible release)."""
     out = []
     is_distro = t.ecosystem.split(":", 1)[0] in _DISTRO_ECOSYSTEMS
     pkg = t.package
+    labels: dict[tuple[str, str | None], str] = {}
     for g in _merge(hits):
         group, ids = g.hits, g.ids
         primary = g.primary or _primary(ids)
@@ -119,39 +134,45 @@ def build_findings(
         # the first distribution or record rating.
         fixes: list[str] = []
         state, rank = "", -1
-        best: Entry | None = None
+        best: LookupRow | None = None
         summary = ""
         vendor: Severity | None = None
         urls: dict[str, None] = {}
         sources: set[str] = set()
-        for h in group:
-            e = h.entry
-            if h.fixed:
-                fixes.append(h.fixed)
+        for row, fixed, via in group:
+            if fixed:
+                fixes.append(fixed)
                 s = "fixed"
             else:
-                s = e.fix_state
+                s = row[4]
             r = _FIX_RANK.get(s, 0)
             if r > rank:
                 state, rank = s, r
-            score = e.cvss_score
-            if score is not None and (best is None or score > (best.cvss_score or 0.0)):
-                best = e
-            if not summary and e.summary:
-                summary = e.summary
+            score = row[13]
+            if score is not None and (best is None or score > (best[13] or 0.0)):
+                best = row
+            if not summary and row[10]:
+                summary = row[10]
             if vendor is None:
-                vendor = _rating(e.distro_severity or e.record_severity)
-            if len(urls) < 10:
-                urls.update(dict.fromkeys(e.refs))
-            sources.add(_source_label(h, t))
+                vendor = _rating(row[6] or row[11])
+            if len(urls) < 10 and row[14] != "[]":
+                urls.update(dict.fromkeys(json_strings(row[14])))
+            label = labels.get((row[8], via))
+            if label is None:
+                label = labels[(row[8], via)] = _source_label(row[8], via, t)
+            sources.add(label)
         if state == "fixed" and not fixes:
             state = "not-fixed"  # a fixed range the installed version is not below
         if is_distro and vendor is not None:
             severity = vendor  # the distribution's rating for OS packages, else CVSS, else text
-        elif best is not None and best.cvss_score is not None:
-            severity = Severity.from_cvss(best.cvss_score)
+        elif best is not None and best[13] is not None:
+            severity = Severity.from_cvss(best[13])
         else:
             severity = vendor or Severity.UNKNOWN
+        if len(ids) == 1:
+            aliases: tuple[str, ...] = ()
+        else:
+            aliases = tuple(sorted(ids - {primary}))
         out.append(
             Finding(
                 id=primary,
@@ -167,13 +188,13 @@ def build_findings(
                     if fixes
                     else None,
                     fix_state=state,
-                    aliases=tuple(sorted(ids - {primary})),
-                    cvss_score=best.cvss_score if best else None,
-                    cvss_vector=best.cvss_vector if best else None,
+                    aliases=aliases,
+                    cvss_score=best[13] if best else None,
+                    cvss_vector=best[12] if best else None,
                     purl=pkg.purl,
                     locations=pkg.locations,
                     layer=pkg.layer,
-                    data_source=", ".join(sorted(sources)),
+                    data_source=", ".join(sorted(sources)) if len(sources) > 1 else label,
                     urls=tuple(urls)[:10],
                 ),
             )
@@ -181,10 +202,9 @@ def build_findings(
     return out
 
 
-def _source_label(hit: Hit, t: Target) -> str:
-    entry = hit.entry
-    eco = hit.via or t.ecosystem
-    label = f"osv:{eco}" if entry.data_source == "osv" else entry.data_source
-    if hit.via:  # matched through a declared compatibility: say so
-        return f"{label} ({t.ecosystem} matched as {hit.via})"
+def _source_label(data_source: str, via: str | None, t: Target) -> str:
+    eco = via or t.ecosystem
+    label = f"osv:{eco}" if data_source == "osv" else data_source
+    if via:  # matched through a declared compatibility: say so
+        return f"{label} ({t.ecosystem} matched as {via})"
     return label

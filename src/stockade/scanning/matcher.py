@@ -25,11 +25,11 @@ from urllib.parse import unquote
 
 from stockade.model import Finding, ResourceRef
 from stockade.scanning.advisories import ecosystems
-from stockade.scanning.advisories.store import ecosystems_with_data, lookup_rows
+from stockade.scanning.advisories.store import LookupRow, ecosystems_with_data, lookup_rows
 from stockade.scanning.interface import Inventory, Package, Unchecked
-from stockade.scanning.match_eval import Entry, Hit, Ranges, affected_by, parse_entry
-from stockade.scanning.match_findings import build_findings
-from stockade.scanning.versions import VersionError, scheme_for
+from stockade.scanning.match_eval import Ranges, parse_ranges, range_fix, versions_list
+from stockade.scanning.match_findings import RowHit, build_findings
+from stockade.scanning.versions import Scheme, VersionError, scheme_for
 from stockade.store.db import Store
 
 _LANGUAGE_TYPES = {
@@ -184,19 +184,23 @@ class Matcher:
             elif t.via is None and id(t.package) not in checked_pkgs:
                 group = (t.ecosystem, f"no advisory data for {t.ecosystem} in the store")
                 unchecked[group] = unchecked.get(group, 0) + 1
-        entries = self._load({(t.ecosystem, t.name) for t in targets}, skipped)
+        rows = self._load({(t.ecosystem, t.name) for t in targets})
         findings: list[Finding] = []
         resource = _resource(inventory)
+        # Per scheme: ranges text -> parsed ranges (None: a version the scheme rejects). A
+        # distribution fix closes many CVEs of a package at the same version: parsed once.
+        memos: dict[str, dict[str, Ranges | None]] = {}
         # A package's own target and its compatible-release target give one set of findings.
         by_package: dict[int, list[Target]] = {}
         for t in targets:
             by_package.setdefault(id(t.package), []).append(t)
         for lookups in by_package.values():
-            hits: list[Hit] = []
+            hits: list[RowHit] = []
             scheme = scheme_for(lookups[0].ecosystem)
             assert scheme is not None
+            memo = memos.setdefault(scheme.name, {})
             for t in lookups:
-                cands = entries.get((t.ecosystem, t.name))
+                cands = rows.get((t.ecosystem, t.name))
                 if not cands:
                     continue
                 try:
@@ -204,10 +208,19 @@ class Matcher:
                 except VersionError as exc:
                     skipped.append(f"{t.package.name}: {exc}")
                     break
-                for e in cands:
-                    h = affected_by(key, t.version, e)
-                    if h is not None:
-                        hits.append(Hit(h.entry, h.fixed, t.via) if t.via else h)
+                for row in cands:
+                    text = row[2]
+                    if text in memo:
+                        ranges = memo[text]
+                    else:
+                        ranges = memo[text] = _parse_ranges(row, scheme, skipped)
+                    if ranges is None:
+                        continue
+                    fix = range_fix(key, ranges)
+                    # An explicit versions list names affected versions, not their fix.
+                    if fix is None and (row[3] == "[]" or t.version not in versions_list(row[3])):
+                        continue
+                    hits.append((row, fix or None, t.via))
             if hits:
                 own = own_target[id(lookups[0].package)]
                 findings.extend(build_findings(own, hits, scheme, resource))
@@ -221,27 +234,28 @@ class Matcher:
             ),
         )
 
-    def _load(
-        self, keys: set[tuple[str, str]], skipped: list[str]
-    ) -> dict[tuple[str, str], list[Entry]]:
+    def _load(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[LookupRow]]:
+        """The stored rows of each (ecosystem, package) key, undecoded: a row's ranges are parsed
+        when a package is compared with them, its other columns only if it matches."""
         with self.store.connect() as conn:
             rows = lookup_rows(conn, keys)
-        out: dict[tuple[str, str], list[Entry]] = {}
-        memos: dict[str, dict[str, Ranges]] = {}  # per scheme: ranges text -> parsed
+        out: dict[tuple[str, str], list[LookupRow]] = {}
         for row in rows:
-            scheme = scheme_for(row[0])
-            if scheme is None:
-                continue
-            memo = memos.get(scheme.name)
-            if memo is None:
-                memo = memos[scheme.name] = {}
-            try:
-                entry = parse_entry(row, scheme.key, memo)
-            except VersionError as exc:  # only reachable for data stored by an older importer
-                skipped.append(f"advisory {row[7]} for {row[1]}: {exc}")
-                continue
-            out.setdefault((row[0], row[1]), []).append(entry)
+            key = (row[0], row[1])
+            found = out.get(key)
+            if found is None:
+                out[key] = [row]
+            else:
+                found.append(row)
         return out
+
+
+def _parse_ranges(row: LookupRow, scheme: Scheme, skipped: list[str]) -> Ranges | None:
+    try:
+        return parse_ranges(row[2], scheme.key)
+    except VersionError as exc:  # only reachable for data stored by an older importer
+        skipped.append(f"advisory {row[7]} for {row[1]}: {exc}")
+        return None
 
 
 @contextmanager
