@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from json.scanner import make_scanner
 from typing import Any
 
 from stockade.scanning.advisories.store import LookupRow
@@ -80,7 +81,7 @@ _NO_VERSIONS: frozenset[str] = frozenset()
 Ranges = tuple[tuple[tuple[str, Any, str], ...], ...]
 
 
-_scan = json.JSONDecoder().scan_once
+_scan = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed: a class
 
 
 def load_json(text: str) -> Any:

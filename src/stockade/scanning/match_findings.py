@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from stockade.model import Finding, Pillar, ResourceRef, Severity
 from stockade.model.errors import UsageError
-from stockade.scanning.advisories.store import LookupRow
+from stockade.scanning.advisories.store import AffectedRow, RecordRow
 from stockade.scanning.interface import VulnerabilityDetails
 from stockade.scanning.match_eval import json_strings
 from stockade.scanning.versions import Scheme
@@ -26,9 +26,9 @@ _DISTRO_ECOSYSTEMS = (
     "sles", "sle-micro", "sle-micro-rancher", "sl-micro", "opensuse-leap", "opensuse-leap-micro",
 )  # fmt: skip
 _FIX_RANK = {"fixed": 3, "wont-fix": 2, "not-fixed": 1, "unknown": 0}
-# One matching row: the row, the fix of the interval the installed version falls in, and the
-# compatible release it was matched through (``redhat:9`` for Rocky 9), if any.
-RowHit: TypeAlias = tuple[LookupRow, str | None, str | None]
+# One matching row: the affected row, its record, the fix of the interval the installed version
+# falls in, and the compatible release it was matched through (``redhat:9`` for Rocky 9), if any.
+RowHit: TypeAlias = tuple[AffectedRow, RecordRow, str | None, str | None]
 
 
 def _groups(n: int, ids: Sequence[tuple[str, ...]]) -> list[list[int]]:
@@ -95,13 +95,13 @@ def _merge(hits: list[RowHit]) -> list[_Group]:
     plain_ids: list[tuple[str, ...]] = []
     bundles: list[tuple[RowHit, tuple[str, ...]]] = []
     for h in hits:
-        row = h[0]
-        up = json_strings(row[15])
+        rec = h[1]
+        up = json_strings(rec[9])
         if len(up) > 1:
             bundles.append((h, up))
         else:
             plain.append(h)
-            plain_ids.append((row[7], *json_strings(row[9]), *up))
+            plain_ids.append((rec[1], *json_strings(rec[3]), *up))
     groups = [
         _Group(hits=[plain[m[0]]], ids=set(plain_ids[m[0]]))
         if len(m) == 1
@@ -112,16 +112,16 @@ def _merge(hits: list[RowHit]) -> list[_Group]:
         joined = [g for g in groups if g.ids.intersection(up)]
         for g in joined:
             g.hits.append(h)
-            g.ids.add(h[0][7])
+            g.ids.add(h[1][1])
         if not joined:
-            groups.append(_Group(hits=[h], ids={h[0][7], *up}, primary=h[0][7]))
+            groups.append(_Group(hits=[h], ids={h[1][1], *up}, primary=h[1][1]))
     return groups
 
 
 def build_findings(
     t: Target, hits: list[RowHit], scheme: Scheme, resource: ResourceRef
 ) -> list[Finding]:
-    """The findings of one package from its matching rows, as (row, fix, compatible release)."""
+    """The findings of one package from its matching rows (see ``RowHit``)."""
     out = []
     is_distro = t.ecosystem.split(":", 1)[0] in _DISTRO_ECOSYSTEMS
     pkg = t.package
@@ -134,39 +134,41 @@ def build_findings(
         # the first distribution or record rating.
         fixes: list[str] = []
         state, rank = "", -1
-        best: LookupRow | None = None
+        best: RecordRow | None = None
         summary = ""
         vendor: Severity | None = None
         urls: dict[str, None] = {}
         sources: set[str] = set()
-        for row, fixed, via in group:
+        for row, rec, fixed, via in group:
             if fixed:
                 fixes.append(fixed)
                 s = "fixed"
             else:
-                s = row[4]
+                s = row[3]
             r = _FIX_RANK.get(s, 0)
             if r > rank:
                 state, rank = s, r
-            score = row[13]
-            if score is not None and (best is None or score > (best[13] or 0.0)):
-                best = row
-            if not summary and row[10]:
-                summary = row[10]
+            score = rec[7]
+            if score is not None and (best is None or score > (best[7] or 0.0)):
+                best = rec
+            if not summary and rec[4]:
+                summary = rec[4]
             if vendor is None:
-                vendor = _rating(row[6] or row[11])
-            if len(urls) < 10 and row[14] != "[]":
-                urls.update(dict.fromkeys(json_strings(row[14])))
-            label = labels.get((row[8], via))
-            if label is None:
-                label = labels[(row[8], via)] = _source_label(row[8], via, t)
+                vendor = _rating(row[4] or rec[5])
+            if len(urls) < 10 and rec[8] != "[]":
+                urls.update(dict.fromkeys(json_strings(rec[8])))
+            origin = (rec[2], via)
+            if origin in labels:
+                label = labels[origin]
+            else:
+                label = labels[origin] = _source_label(rec[2], via, t)
             sources.add(label)
         if state == "fixed" and not fixes:
             state = "not-fixed"  # a fixed range the installed version is not below
         if is_distro and vendor is not None:
             severity = vendor  # the distribution's rating for OS packages, else CVSS, else text
-        elif best is not None and best[13] is not None:
-            severity = Severity.from_cvss(best[13])
+        elif best is not None and best[7] is not None:
+            severity = Severity.from_cvss(best[7])
         else:
             severity = vendor or Severity.UNKNOWN
         if len(ids) == 1:
@@ -189,8 +191,8 @@ def build_findings(
                     else None,
                     fix_state=state,
                     aliases=aliases,
-                    cvss_score=best[13] if best else None,
-                    cvss_vector=best[12] if best else None,
+                    cvss_score=best[7] if best else None,
+                    cvss_vector=best[6] if best else None,
                     purl=pkg.purl,
                     locations=pkg.locations,
                     layer=pkg.layer,

@@ -25,10 +25,15 @@ from urllib.parse import unquote
 
 from stockade.model import Finding, ResourceRef
 from stockade.scanning.advisories import ecosystems
-from stockade.scanning.advisories.store import LookupRow, ecosystems_with_data, lookup_rows
+from stockade.scanning.advisories.store import (
+    AffectedRow,
+    affected_rows,
+    ecosystems_with_data,
+    record_rows,
+)
 from stockade.scanning.interface import Inventory, Package, Unchecked
 from stockade.scanning.match_eval import Ranges, parse_ranges, range_fix, versions_list
-from stockade.scanning.match_findings import RowHit, build_findings
+from stockade.scanning.match_findings import build_findings
 from stockade.scanning.versions import Scheme, VersionError, scheme_for
 from stockade.store.db import Store
 
@@ -184,18 +189,19 @@ class Matcher:
             elif t.via is None and id(t.package) not in checked_pkgs:
                 group = (t.ecosystem, f"no advisory data for {t.ecosystem} in the store")
                 unchecked[group] = unchecked.get(group, 0) + 1
-        rows = self._load({(t.ecosystem, t.name) for t in targets})
-        findings: list[Finding] = []
-        resource = _resource(inventory)
+        with self.store.connect() as conn:
+            rows = affected_rows(conn, {(t.ecosystem, t.name) for t in targets})
         # Per scheme: ranges text -> parsed ranges (None: a version the scheme rejects). A
         # distribution fix closes many CVEs of a package at the same version: parsed once.
         memos: dict[str, dict[str, Ranges | None]] = {}
+        bad_rows: list[tuple[AffectedRow, VersionError]] = []
         # A package's own target and its compatible-release target give one set of findings.
         by_package: dict[int, list[Target]] = {}
         for t in targets:
             by_package.setdefault(id(t.package), []).append(t)
+        matched: list[tuple[Target, list[tuple[AffectedRow, str | None, str | None]], Scheme]] = []
         for lookups in by_package.values():
-            hits: list[RowHit] = []
+            hits: list[tuple[AffectedRow, str | None, str | None]] = []
             scheme = scheme_for(lookups[0].ecosystem)
             assert scheme is not None
             memo = memos.setdefault(scheme.name, {})
@@ -209,21 +215,37 @@ class Matcher:
                     skipped.append(f"{t.package.name}: {exc}")
                     break
                 for row in cands:
-                    text = row[2]
+                    text = row[1]
                     if text in memo:
                         ranges = memo[text]
                     else:
-                        ranges = memo[text] = _parse_ranges(row, scheme, skipped)
+                        try:
+                            ranges = memo[text] = parse_ranges(text, scheme.key)
+                        except VersionError as exc:  # only from data stored by an older importer
+                            ranges = memo[text] = None
+                            bad_rows.append((row, exc))
                     if ranges is None:
                         continue
                     fix = range_fix(key, ranges)
                     # An explicit versions list names affected versions, not their fix.
-                    if fix is None and (row[3] == "[]" or t.version not in versions_list(row[3])):
+                    if fix is None and (row[2] == "[]" or t.version not in versions_list(row[2])):
                         continue
                     hits.append((row, fix or None, t.via))
             if hits:
-                own = own_target[id(lookups[0].package)]
-                findings.extend(build_findings(own, hits, scheme, resource))
+                matched.append((own_target[id(lookups[0].package)], hits, scheme))
+        # The records of the matching rows only: their ids, texts, scores and references.
+        with self.store.connect() as conn:
+            records = record_rows(
+                conn,
+                [r[5] for _t, hits, _s in matched for r, _f, _v in hits]
+                + [r[5] for r, _e in bad_rows],
+            )
+        skipped.extend(f"advisory {records[r[5]][1]} for {r[0]}: {exc}" for r, exc in bad_rows)
+        findings: list[Finding] = []
+        resource = _resource(inventory)
+        for own, hits, scheme in matched:
+            found = [(r, records[r[5]], fix, via) for r, fix, via in hits]
+            findings.extend(build_findings(own, found, scheme, resource))
         return MatchReport(
             findings=tuple(findings),
             skipped=tuple(skipped),
@@ -233,29 +255,6 @@ class Matcher:
                 for (eco, reason), n in sorted(unchecked.items())
             ),
         )
-
-    def _load(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[LookupRow]]:
-        """The stored rows of each (ecosystem, package) key, undecoded: a row's ranges are parsed
-        when a package is compared with them, its other columns only if it matches."""
-        with self.store.connect() as conn:
-            rows = lookup_rows(conn, keys)
-        out: dict[tuple[str, str], list[LookupRow]] = {}
-        for row in rows:
-            key = (row[0], row[1])
-            found = out.get(key)
-            if found is None:
-                out[key] = [row]
-            else:
-                found.append(row)
-        return out
-
-
-def _parse_ranges(row: LookupRow, scheme: Scheme, skipped: list[str]) -> Ranges | None:
-    try:
-        return parse_ranges(row[2], scheme.key)
-    except VersionError as exc:  # only reachable for data stored by an older importer
-        skipped.append(f"advisory {row[7]} for {row[1]}: {exc}")
-        return None
 
 
 @contextmanager

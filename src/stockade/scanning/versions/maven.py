@@ -11,7 +11,6 @@ with null padding, which a flat tuple cannot express.
 
 from __future__ import annotations
 
-from functools import total_ordering
 from typing import Final, Literal, TypeAlias
 
 from stockade.scanning.versions.interface import Scheme, VersionError
@@ -80,8 +79,10 @@ def _cmp_lists(a: _Items, b: _Items) -> int:
     return 0
 
 
-@total_ordering
 class MavenKey:
+    """A parsed version; every comparison is one walk of the two trees (the matcher compares
+    a package's key with each range event of each row)."""
+
     __slots__ = ("items",)
 
     def __init__(self, items: _Items) -> None:
@@ -92,6 +93,15 @@ class MavenKey:
 
     def __lt__(self, other: MavenKey) -> bool:
         return _cmp_lists(self.items, other.items) < 0
+
+    def __le__(self, other: MavenKey) -> bool:
+        return _cmp_lists(self.items, other.items) <= 0
+
+    def __gt__(self, other: MavenKey) -> bool:
+        return _cmp_lists(self.items, other.items) > 0
+
+    def __ge__(self, other: MavenKey) -> bool:
+        return _cmp_lists(self.items, other.items) >= 0
 
     def __hash__(self) -> int:
         return hash(_canonical(self.items))
