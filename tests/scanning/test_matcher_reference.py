@@ -26,7 +26,7 @@ from stockade.scanning.advisories.store import write_batches
 from stockade.scanning.advisory_tables import adv_affected, adv_vulnerabilities
 from stockade.scanning.interface import Distro, Inventory, Package
 from stockade.scanning.matcher import Matcher
-from stockade.scanning.versions import dpkg, scheme_for
+from stockade.scanning.versions import dpkg, maven, scheme_for
 from stockade.store import Store
 from tests.scanning.matching_reference import reference_findings
 
@@ -217,3 +217,10 @@ def test_a_stored_row_with_a_bad_version_is_skipped_by_name_and_the_rest_still_m
     assert [f.id for f in report.findings] == ["GHSA-good-good-good"] * 2
     bad_lines = [s for s in report.skipped if "GHSA-bad0-bad0-bad0" in s]
     assert len(bad_lines) == 1 and "pkg-a" in bad_lines[0] and "invalid pep440" in bad_lines[0]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**12), min_size=1, max_size=6))
+def test_maven_dotted_numbers_take_the_fast_path_with_the_same_key(numbers: list[int]) -> None:
+    for text in (".".join(str(n) for n in numbers), ".".join(f"{n:03d}" for n in numbers)):
+        assert maven.parse(text) == maven._parse_tokens(text, text)
+        assert maven.parse(text).items == maven._parse_tokens(text, text).items

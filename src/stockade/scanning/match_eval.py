@@ -106,13 +106,17 @@ def versions_list(text: str) -> frozenset[str]:
 
 def parse_ranges(text: str, key: Callable[[str], Any]) -> Ranges:
     """A row's stored ranges with each event's version parsed into its sort key."""
-    out = []
-    for _type, events in load_json(text):
-        parsed = []
-        for kind, v in events:
-            parsed.append((kind, None if (kind == "introduced" and v == "0") else key(v), v))
-        out.append(tuple(parsed))
-    return tuple(out)
+    return tuple(
+        [
+            tuple(
+                [
+                    (kind, None if v == "0" and kind == "introduced" else key(v), v)
+                    for kind, v in events
+                ]
+            )
+            for _type, events in load_json(text)
+        ]
+    )
 
 
 def parse_entry(

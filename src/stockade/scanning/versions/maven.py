@@ -11,6 +11,7 @@ with null padding, which a flat tuple cannot express.
 
 from __future__ import annotations
 
+import re
 from typing import Final, Literal, TypeAlias
 
 from stockade.scanning.versions.interface import Scheme, VersionError
@@ -134,8 +135,18 @@ def _token(tok: str, followed_by_digit: bool) -> _Item:
     return (_STR, _qualifier_rank(tok))
 
 
+_DOTTED_NUMBERS = re.compile(r"[0-9]+(?:\.[0-9]+)*\Z")
+
+
 def parse(text: str) -> MavenKey:
     v = text.strip().lower()
+    if _DOTTED_NUMBERS.match(v):  # "2.15.2", most versions: numbers only, no nesting
+        return MavenKey(tuple(_trim([(_INT, int(n)) for n in v.split(".")])))
+    return _parse_tokens(text, v)
+
+
+def _parse_tokens(text: str, v: str) -> MavenKey:
+    """The general form (``parse``'s reference for dotted numbers)."""
     if not v or any(c.isspace() for c in v):
         raise VersionError("maven", text, "empty or contains whitespace")
     # Tokenize into (separator, token) pairs; a digit/letter transition acts as "-".
