@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, TypeAlias
 
 from stockade.model import Finding, Pillar, ResourceRef, Severity
@@ -80,6 +80,11 @@ def _rating(text: str | None) -> Severity | None:
     return None if sev is Severity.UNKNOWN else sev
 
 
+@lru_cache(maxsize=1024)  # base scores have one decimal: about a hundred values
+def _cvss_rating(score: float) -> Severity:
+    return Severity.from_cvss(score)
+
+
 @dataclass(slots=True)
 class _Group:
     hits: list[RowHit]
@@ -103,9 +108,9 @@ def _merge(hits: list[RowHit]) -> list[_Group]:
             plain.append(h)
             plain_ids.append((rec[1], *json_strings(rec[3]), *up))
     groups = [
-        _Group(hits=[plain[m[0]]], ids=set(plain_ids[m[0]]))
+        _Group([plain[m[0]]], set(plain_ids[m[0]]))
         if len(m) == 1
-        else _Group(hits=[plain[i] for i in m], ids={x for i in m for x in plain_ids[i]})
+        else _Group([plain[i] for i in m], {x for i in m for x in plain_ids[i]})
         for m in (_groups(len(plain), plain_ids) if plain else [])
     ]
     for h, up in bundles:
@@ -114,7 +119,7 @@ def _merge(hits: list[RowHit]) -> list[_Group]:
             g.hits.append(h)
             g.ids.add(h[1][1])
         if not joined:
-            groups.append(_Group(hits=[h], ids={h[1][1], *up}, primary=h[1][1]))
+            groups.append(_Group([h], {h[1][1], *up}, h[1][1]))
     return groups
 
 
@@ -129,52 +134,30 @@ def build_findings(
     for g in _merge(hits):
         group, ids = g.hits, g.ids
         primary = g.primary or _primary(ids)
-        # One walk over the group picks what the finding says. Ties keep the first hit, as
-        # max() would: the strongest fix state, the highest CVSS score, the first summary and
-        # the first distribution or record rating.
-        fixes: list[str] = []
-        state, rank = "", -1
-        best: RecordRow | None = None
-        summary = ""
-        vendor: Severity | None = None
-        urls: dict[str, None] = {}
-        sources: set[str] = set()
-        for row, rec, fixed, via in group:
-            if fixed:
-                fixes.append(fixed)
-                s = "fixed"
-            else:
-                s = row[3]
-            r = _FIX_RANK.get(s, 0)
-            if r > rank:
-                state, rank = s, r
+        if len(group) == 1:
+            row, rec, fixed, via = group[0]
+            fixed_version = fixed
+            state = "fixed" if fixed else ("not-fixed" if row[3] == "fixed" else row[3])
             score = rec[7]
-            if score is not None and (best is None or score > (best[7] or 0.0)):
-                best = rec
-            if not summary and rec[4]:
-                summary = rec[4]
-            if vendor is None:
-                vendor = _rating(row[4] or rec[5])
-            if len(urls) < 10 and rec[8] != "[]":
-                urls.update(dict.fromkeys(json_strings(rec[8])))
+            vector = rec[6] if score is not None else None
+            summary = rec[4]
+            vendor = _rating(row[4] or rec[5])
+            urls = tuple(dict.fromkeys(json_strings(rec[8])))[:10] if rec[8] != "[]" else ()
             origin = (rec[2], via)
             if origin in labels:
-                label = labels[origin]
+                data_source = labels[origin]
             else:
-                label = labels[origin] = _source_label(rec[2], via, t)
-            sources.add(label)
-        if state == "fixed" and not fixes:
-            state = "not-fixed"  # a fixed range the installed version is not below
+                data_source = labels[origin] = _source_label(rec[2], via, t)
+        else:
+            fixed_version, state, score, vector, summary, vendor, urls, data_source = _pick(
+                group, scheme, t, labels
+            )
         if is_distro and vendor is not None:
             severity = vendor  # the distribution's rating for OS packages, else CVSS, else text
-        elif best is not None and best[7] is not None:
-            severity = Severity.from_cvss(best[7])
+        elif score is not None:
+            severity = _cvss_rating(score)
         else:
             severity = vendor or Severity.UNKNOWN
-        if len(ids) == 1:
-            aliases: tuple[str, ...] = ()
-        else:
-            aliases = tuple(sorted(ids - {primary}))
         out.append(
             Finding(
                 id=primary,
@@ -186,22 +169,71 @@ def build_findings(
                     package=pkg.name,
                     package_type=pkg.type,
                     installed_version=pkg.version,
-                    fixed_version=(fixes[0] if len(fixes) == 1 else max(fixes, key=scheme.key))
-                    if fixes
-                    else None,
+                    fixed_version=fixed_version,
                     fix_state=state,
-                    aliases=aliases,
-                    cvss_score=best[7] if best else None,
-                    cvss_vector=best[6] if best else None,
+                    aliases=() if len(ids) == 1 else tuple(sorted(ids - {primary})),
+                    cvss_score=score,
+                    cvss_vector=vector,
                     purl=pkg.purl,
                     locations=pkg.locations,
                     layer=pkg.layer,
-                    data_source=", ".join(sorted(sources)) if len(sources) > 1 else label,
-                    urls=tuple(urls)[:10],
+                    data_source=data_source,
+                    urls=urls,
                 ),
             )
         )
     return out
+
+
+def _pick(
+    group: list[RowHit], scheme: Scheme, t: Target, labels: dict[tuple[str, str | None], str]
+) -> tuple[str | None, str, float | None, str | None, str, Severity | None, tuple[str, ...], str]:
+    """What the finding of several merged records says, in one walk. Ties keep the first hit,
+    as max() would: the strongest fix state, the highest CVSS score, the first summary and the
+    first distribution or record rating. Returns (fixed version, fix state, CVSS score and
+    vector, summary, vendor rating, references, data source)."""
+    fixes: list[str] = []
+    state, rank = "", -1
+    best: RecordRow | None = None
+    summary = ""
+    vendor: Severity | None = None
+    urls: dict[str, None] = {}
+    sources: set[str] = set()
+    for row, rec, fixed, via in group:
+        if fixed:
+            fixes.append(fixed)
+            s = "fixed"
+        else:
+            s = row[3]
+        r = _FIX_RANK.get(s, 0)
+        if r > rank:
+            state, rank = s, r
+        score = rec[7]
+        if score is not None and (best is None or score > (best[7] or 0.0)):
+            best = rec
+        if not summary and rec[4]:
+            summary = rec[4]
+        if vendor is None:
+            vendor = _rating(row[4] or rec[5])
+        if len(urls) < 10 and rec[8] != "[]":
+            urls.update(dict.fromkeys(json_strings(rec[8])))
+        origin = (rec[2], via)
+        if origin not in labels:
+            labels[origin] = _source_label(rec[2], via, t)
+        sources.add(labels[origin])
+    if state == "fixed" and not fixes:
+        state = "not-fixed"  # a fixed range the installed version is not below
+    fixed_version = (fixes[0] if len(fixes) == 1 else max(fixes, key=scheme.key)) if fixes else None
+    return (
+        fixed_version,
+        state,
+        best[7] if best else None,
+        best[6] if best else None,
+        summary,
+        vendor,
+        tuple(urls)[:10],
+        ", ".join(sorted(sources)),
+    )
 
 
 def _source_label(data_source: str, via: str | None, t: Target) -> str:
