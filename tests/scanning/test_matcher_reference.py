@@ -26,7 +26,7 @@ from stockade.scanning.advisories.store import write_batches
 from stockade.scanning.advisory_tables import adv_affected, adv_vulnerabilities
 from stockade.scanning.interface import Distro, Inventory, Package
 from stockade.scanning.matcher import Matcher
-from stockade.scanning.versions import dpkg, maven, scheme_for
+from stockade.scanning.versions import dpkg, maven, scheme_for, semver
 from stockade.store import Store
 from tests.scanning.matching_reference import reference_findings
 
@@ -224,3 +224,9 @@ def test_maven_dotted_numbers_take_the_fast_path_with_the_same_key(numbers: list
     for text in (".".join(str(n) for n in numbers), ".".join(f"{n:03d}" for n in numbers)):
         assert maven.parse(text) == maven._parse_tokens(text, text)
         assert maven.parse(text).items == maven._parse_tokens(text, text).items
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**12), min_size=3, max_size=3))
+def test_semver_plain_versions_take_the_fast_path_with_the_same_key(numbers: list[int]) -> None:
+    for text in (".".join(str(n) for n in numbers), ".".join(f"{n:03d}" for n in numbers)):
+        assert semver.parse(text) == semver._parse_match("semver", text)

@@ -166,6 +166,46 @@ def range_fix(key: Any, ranges: Ranges) -> str | None:
     return None
 
 
+StoredRanges = list[list[Any]]  # a row's ranges as decoded: [[type, [[kind, version], ...]], ...]
+
+
+def stored_ranges(text: str, key: Callable[[str], Any]) -> StoredRanges:
+    """A row's ranges decoded, every event version checked (and its key cached) by the scheme;
+    raises :class:`VersionError` for a version the scheme rejects."""
+    ranges: StoredRanges = load_json(text)
+    for _type, events in ranges:
+        for kind, v in events:
+            if v != "0" or kind != "introduced":
+                key(v)
+    return ranges
+
+
+def stored_range_fix(key: Any, ranges: StoredRanges, key_of: Callable[[str], Any]) -> str | None:
+    """``range_fix`` on decoded stored ranges, each event's key taken from ``key_of`` (the
+    scheme's cache) when the walk reaches it: no parsed copy of the ranges is built."""
+    for _type, events in ranges:
+        affected = False
+        fix = AFFECTED_NO_FIX
+        for kind, v in events:
+            if kind == "introduced":
+                if v != "0" and key_of(v) > key:
+                    break
+                affected = True
+            elif kind == "last_affected":
+                if key_of(v) >= key:
+                    break
+                affected = False
+            elif key_of(v) > key:  # "fixed" or "limit"
+                if affected and kind == "fixed":
+                    fix = v
+                break
+            else:
+                affected = False
+        if affected:
+            return fix
+    return None
+
+
 def affected_by(key: Any, text: str, entry: Entry) -> Hit | None:
     """Whether the installed version (key, text) is affected by the entry, and its fix."""
     fix = range_fix(key, entry.ranges)

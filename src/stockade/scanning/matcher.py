@@ -32,7 +32,12 @@ from stockade.scanning.advisories.store import (
     record_rows,
 )
 from stockade.scanning.interface import Inventory, Package, Unchecked
-from stockade.scanning.match_eval import Ranges, parse_ranges, range_fix, versions_list
+from stockade.scanning.match_eval import (
+    StoredRanges,
+    stored_range_fix,
+    stored_ranges,
+    versions_list,
+)
 from stockade.scanning.match_findings import build_findings
 from stockade.scanning.versions import Scheme, VersionError, scheme_for
 from stockade.store.db import Store
@@ -191,9 +196,9 @@ class Matcher:
                 unchecked[group] = unchecked.get(group, 0) + 1
         with self.store.connect() as conn:
             rows = affected_rows(conn, {(t.ecosystem, t.name) for t in targets})
-        # Per scheme: ranges text -> parsed ranges (None: a version the scheme rejects). A
-        # distribution fix closes many CVEs of a package at the same version: parsed once.
-        memos: dict[str, dict[str, Ranges | None]] = {}
+        # Per scheme: ranges text -> decoded ranges (None: a version the scheme rejects). A
+        # distribution fix closes many CVEs of a package at the same version: decoded once.
+        memos: dict[str, dict[str, StoredRanges | None]] = {}
         bad_rows: list[tuple[AffectedRow, VersionError]] = []
         # A package's own target and its compatible-release target give one set of findings.
         by_package: dict[int, list[Target]] = {}
@@ -205,6 +210,7 @@ class Matcher:
             scheme = scheme_for(lookups[0].ecosystem)
             assert scheme is not None
             memo = memos.setdefault(scheme.name, {})
+            key_of = scheme.key
             for t in lookups:
                 cands = rows.get((t.ecosystem, t.name))
                 if not cands:
@@ -220,13 +226,13 @@ class Matcher:
                         ranges = memo[text]
                     else:
                         try:
-                            ranges = memo[text] = parse_ranges(text, scheme.key)
+                            ranges = memo[text] = stored_ranges(text, key_of)
                         except VersionError as exc:  # only from data stored by an older importer
                             ranges = memo[text] = None
                             bad_rows.append((row, exc))
                     if ranges is None:
                         continue
-                    fix = range_fix(key, ranges)
+                    fix = stored_range_fix(key, ranges, key_of)
                     # An explicit versions list names affected versions, not their fix.
                     if fix is None and (row[2] == "[]" or t.version not in versions_list(row[2])):
                         continue
