@@ -222,8 +222,9 @@ def test_a_stored_row_with_a_bad_version_is_skipped_by_name_and_the_rest_still_m
 @given(st.lists(st.integers(min_value=0, max_value=10**12), min_size=1, max_size=6))
 def test_maven_dotted_numbers_take_the_fast_path_with_the_same_key(numbers: list[int]) -> None:
     for text in (".".join(str(n) for n in numbers), ".".join(f"{n:03d}" for n in numbers)):
-        assert maven.parse(text) == maven._parse_tokens(text, text)
-        assert maven.parse(text).items == maven._parse_tokens(text, text).items
+        for suffix in ("", ".Final", ".GA", ".RELEASE"):
+            v = (text + suffix).lower()
+            assert maven.parse(text + suffix).items == maven._parse_tokens(text + suffix, v).items
 
 
 @given(st.lists(st.integers(min_value=0, max_value=10**12), min_size=3, max_size=3))

@@ -135,13 +135,16 @@ def _token(tok: str, followed_by_digit: bool) -> _Item:
     return (_STR, _qualifier_rank(tok))
 
 
-_DOTTED_NUMBERS = re.compile(r"[0-9]+(?:\.[0-9]+)*\Z")
+# Dotted numbers, optionally ending in a release qualifier after a dot (".Final"), which trims
+# away like a trailing zero.
+_DOTTED_NUMBERS = re.compile(r"([0-9]+(?:\.[0-9]+)*)(?:\.(?:final|ga|release))?\Z")
 
 
 def parse(text: str) -> MavenKey:
     v = text.strip().lower()
-    if _DOTTED_NUMBERS.match(v):  # "2.15.2", most versions: numbers only, no nesting
-        return MavenKey(tuple(_trim([(_INT, int(n)) for n in v.split(".")])))
+    m = _DOTTED_NUMBERS.match(v)
+    if m:  # "2.15.2", "5.6.15.final": most versions; numbers only, no nesting
+        return MavenKey(tuple(_trim([(_INT, int(n)) for n in m[1].split(".")])))
     return _parse_tokens(text, v)
 
 

@@ -26,7 +26,7 @@ def prerelease_key(pre: str | None) -> tuple[tuple[int, object], ...]:
 
 def parse_named(scheme: str, text: str) -> tuple[object, ...]:
     parts = text.split(".")
-    if len(parts) == 3 and all(p.isascii() and p.isdigit() for p in parts):  # "1.2.3": most
+    if len(parts) == 3 and all(parts) and text.isascii() and "".join(parts).isdigit():  # 1.2.3
         return (int(parts[0]), int(parts[1]), int(parts[2]), _RELEASE)
     return _parse_match(scheme, text)
 
