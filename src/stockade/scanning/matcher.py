@@ -7,9 +7,10 @@ RPM (``modularitylabel`` ``nodejs:18:...``) is looked up as ``nodejs:18/<source>
 advisories for that module stream apply. Rocky and AlmaLinux packages are also looked up in the
 RHEL release they declare compatibility with (``rocky:9`` -> ``redhat:9``), and SLE Micro for Rancher
 in SLE Micro's (``sle-micro-rancher:5.4`` -> ``sle-micro:5.4``); such findings say so in their data
-source. Language packages by ecosystem and normalized name. All the rows for
-the inventory's keys are loaded in a few bulk queries and each row's ranges are parsed once; each
-distinct version string is parsed once per scheme (cached keys).
+source. Language packages by ecosystem and normalized name. The comparison columns of all the
+rows for the inventory's keys are read in a few bulk queries, then the records of the matching rows
+only; each distinct ranges text is decoded once and each distinct version string parsed once per
+scheme (cached keys).
 
 Records that name each other (an id in another's aliases) are merged into one finding per
 vulnerability per package, carrying every id (CVE, GHSA, PYSEC, DSA...).
