@@ -686,3 +686,23 @@ def test_the_stores_gate_equals_the_gate_then_the_cleaning() -> None:
         for _ in range(2):  # the second time strings come from the store's cache of passed ones
             assert storable(value) == _storable_reference(value)
             assert _storable_text(texts[1]) == _storable_reference(texts[1])
+
+
+def test_a_resource_is_masked_every_time_it_is_stored() -> None:
+    """The rows of an agent's events share the stored dict of a resource that passed the gate
+    unchanged; one with a number in it is masked again each time and never kept."""
+    from stockade.store.records import _CLEAN_REFS, _event_row
+
+    rng = random.Random(11)
+    card = _card("4", 16, 40)
+    dirty = ResourceRef(kind="pod", name=f"pay-{card}", namespace="shop", labels=(("n", card),))
+    clean = ResourceRef(kind="pod", name="web-1", namespace="shop", labels=(("app", "web"),))
+    for _ in range(3):
+        texts = [_planted_text(rng) for _ in range(2)]
+        planted = ResourceRef(kind="pod", name=texts[0], labels=(("k", texts[1]),))
+        for ref in (dirty, clean, planted):
+            event = Event(kind="dlp.sensitive_in_clear", message="m", resource=ref, peer=ref)
+            row = _event_row(event, event.at)
+            for stored in (row["resource"], row["peer"]):
+                assert stored == _storable_reference(ref.to_dict())
+    assert card not in repr(_CLEAN_REFS) and dirty not in _CLEAN_REFS and clean in _CLEAN_REFS
