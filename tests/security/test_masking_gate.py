@@ -742,3 +742,23 @@ def test_stored_connection_data_is_masked_and_cleaned(tmp_path: Path, detail: st
     text = json.dumps(row["data"])
     assert "4111 1111 1111 1111" not in text and "536-22-8401" not in text
     assert "\\u0000" not in text and "\\udcff" not in text
+
+
+def test_a_resource_is_masked_every_time_it_is_stored() -> None:
+    """The rows of an agent's events share the stored dict of a resource that passed the gate
+    unchanged; one with a number in it is masked again each time and never kept."""
+    from stockade.store.records import _CLEAN_REFS, _event_row
+
+    rng = random.Random(11)
+    card = _card("4", 16, 40)
+    dirty = ResourceRef(kind="pod", name=f"pay-{card}", namespace="shop", labels=(("n", card),))
+    clean = ResourceRef(kind="pod", name="web-1", namespace="shop", labels=(("app", "web"),))
+    for _ in range(3):
+        texts = [_planted_text(rng) for _ in range(2)]
+        planted = ResourceRef(kind="pod", name=texts[0], labels=(("k", texts[1]),))
+        for ref in (dirty, clean, planted):
+            event = Event(kind="dlp.sensitive_in_clear", message="m", resource=ref, peer=ref)
+            row = _event_row(event, event.at)
+            for stored in (row["resource"], row["peer"]):
+                assert stored == _storable_reference(ref.to_dict())
+    assert card not in repr(_CLEAN_REFS) and dirty not in _CLEAN_REFS and clean in _CLEAN_REFS

@@ -33,6 +33,10 @@ ALL_TIME = -1  # the hour of the rows that total every hour: what a graph withou
 MAX_LISTED = 32  # ports and protocols kept per edge row
 _CHUNK = 400  # keys per SELECT (4 bound parameters each)
 _FAR = 1 << 62  # the order of a report written in this batch: after every stored one
+# What a row's key says already (node_id(kind, namespace, name); src>dst|hour|encryption): never
+# updated, so merging into a stored row leaves the indexes on them alone.
+_NODE_FIXED = frozenset({"kind", "namespace", "name"})
+_EDGE_FIXED = frozenset({"src", "dst", "hour", "encryption"})
 _PG_LOCK = 7355609  # serializes graph upserts across controller replicas (read, merge, write)
 
 # Events that change an edge's status or DLP count, and how.
@@ -399,7 +403,7 @@ def _apply_nodes(conn: Connection, dialect: str, nodes: dict[str, _Node], versio
                 "version": version,
             }
         )
-    upsert_rows(conn, graph_nodes, ["id"], rows)
+    upsert_rows(conn, graph_nodes, ["id"], rows, fixed=_NODE_FIXED)
 
 
 def _iso(at: datetime) -> str:
@@ -467,7 +471,7 @@ def _apply_edges(
                 "version": version,
             }
         )
-    upsert_rows(conn, graph_edges, ["key"], rows)
+    upsert_rows(conn, graph_edges, ["key"], rows, fixed=_EDGE_FIXED)
 
 
 # ---------------------------------------------------------------- reading
