@@ -234,3 +234,29 @@ def test_number_fields_parse_as_tarfile_parses_them() -> None:
         except ValueError:
             got = "invalid"
         assert got == expected, field
+
+
+def test_entry_names_normalize_as_part_by_part() -> None:
+    import random
+
+    from stockade.model.errors import UnsafeImage
+    from stockade.scanning.layers import normalize_name
+
+    def by_parts(name: str) -> str:
+        parts = []
+        for part in name.split("/"):
+            if part == "..":
+                return "refused"
+            if part not in ("", "."):
+                parts.append(part)
+        return "/" + "/".join(parts)
+
+    rng = random.Random(19)
+    pieces = ["/", ".", "..", "a", "b.c", ".wh.x", "//", "./", "x.", "usr"]
+    for _ in range(20_000):
+        name = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+        try:
+            got = normalize_name(name, "layer")
+        except UnsafeImage:
+            got = "refused"
+        assert got == by_parts(name), name

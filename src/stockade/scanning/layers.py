@@ -273,6 +273,9 @@ def _decompressor(kind: str, source: _Peeked) -> Readable:
 
 def normalize_name(name: str, what: str) -> str:
     """``./usr/bin/x`` -> ``/usr/bin/x``; ``..`` anywhere is refused."""
+    plain = name[2:] if name.startswith("./") else name
+    if "//" not in plain and "/." not in plain and not plain.startswith("."):
+        return "/" + plain.strip("/")  # no empty, "." or ".." part: nothing else to drop
     parts = []
     for part in name.split("/"):
         if part in ("", "."):

@@ -78,10 +78,10 @@ def _number(field: bytes) -> int | None:
 
 def _checksum_ok(block: bytes) -> bool:
     stored = _number(block[148:156])
-    head, tail = block[:148], block[156:]
-    unsigned = 256 + sum(head) + sum(tail)
+    unsigned = 256 + sum(block) - sum(block[148:156])  # the checksum field counts as spaces
     if stored == unsigned:
         return True
+    head, tail = block[:148], block[156:]
     high = sum(1 for b in head + tail if b > 127)  # the signed sum some old tars wrote
     return stored == unsigned - 256 * high
 

@@ -18,6 +18,7 @@ tests compare the two on the same archives.
 
 from __future__ import annotations
 
+import re
 import tarfile
 from typing import NamedTuple
 
@@ -27,10 +28,27 @@ from stockade.scanning.targuard import BLOCK, TarHeaderGuard
 _CHUNK = 1 << 18  # bytes per read: large enough, small enough to stay in cache
 _ENCODING = tarfile.ENCODING
 _DIR = b"5"
+_LINKS = (b"1", b"2")  # hard link, symlink
 _EXTENSION = (b"L", b"K", b"x", b"g", b"X")
 _GNU_TYPES = (b"L", b"K", b"S")
 # uid, gid, mtime, devmajor, devminor: tarfile refuses a header whose number fields do not parse
 _OTHER_NUMBERS = ((108, 116), (116, 124), (136, 148), (329, 337), (337, 345))
+
+
+def _plain(width: int) -> bytes:
+    """A number field as tar writers fill it: octal digits ended by NUL or space, or all NULs."""
+    return rb"(?:[0-7]{%d}[\0 ]|\0{%d})" % (width - 1, width)
+
+
+# The header's other number fields all plain (nearly always): no field-by-field parsing needed.
+_PLAIN_NUMBERS = re.compile(
+    rb"(?s).{100}"
+    + _plain(8) * 3  # mode, uid, gid
+    + rb".{12}"  # size: the guard parses it
+    + _plain(12)  # mtime
+    + rb".{181}"  # checksum (the guard checks it), type, link name, magic, version, names
+    + _plain(8) * 2  # devmajor, devminor
+)
 
 
 class Member(NamedTuple):
@@ -172,6 +190,8 @@ class TarWalker:
             return member
 
     def _numbers_ok(self, block: bytes) -> bool:
+        if _PLAIN_NUMBERS.match(block) is not None:
+            return True
         try:
             _nti(block[100:108])
             for start, end in _OTHER_NUMBERS:
@@ -207,7 +227,7 @@ class TarWalker:
             name = prefix + "/" + name
         mode = _nti(block[100:108])
         size = _nti(block[483:495]) if sparse else _nti(block[124:136])
-        linkname = _nts(block[157:257])
+        linkname = _nts(block[157:257]) if kind in _LINKS else ""  # only links use it
         if self._globals:
             name, linkname, size = _apply_pax(self._globals, name, linkname, size)
         if kind == _DIR:

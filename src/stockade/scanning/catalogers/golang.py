@@ -172,6 +172,30 @@ _LDFLAG_VERSIONS = (
 _CONTENT_VERSION = re.compile(rb"\x00(?:.L)?(v?\d+\.\d+\.\d+[-\w]*[+\w]*)\x00", re.S)
 
 
+# every match holds a digit, a dot, digits, a dot and a digit: rarer in a binary than NUL bytes
+_CONTENT_CORE = re.compile(rb"\d\.\d+\.\d")
+
+
+def content_version(data: bytes) -> re.Match[bytes] | None:
+    """``_CONTENT_VERSION.search(data)``, found by trying the pattern only where it can start.
+
+    A match starts 1 to 4 bytes (NUL, optional ``.L``, optional ``v``) before the first digit run
+    of its version; that run ends where :data:`_CONTENT_CORE` finds the version's first dot. The
+    runs of successive core hits are 4 or more bytes apart, so their start windows come in order
+    and the first match found is the leftmost, as ``search`` gives it.
+    """
+    for hit in _CONTENT_CORE.finditer(data):
+        run = hit.start()
+        while run > 0 and 48 <= data[run - 1] <= 57:  # back to the first digit of the run
+            run -= 1
+        for start in range(max(0, run - 4), run):
+            if data[start] == 0:
+                found = _CONTENT_VERSION.match(data, start)
+                if found:
+                    return found
+    return None
+
+
 def _v(version: str) -> str:
     version = version.rstrip(".")
     return version if version.startswith("v") else "v" + version
@@ -191,7 +215,7 @@ def main_version(info: BuildInfo, data: bytes = b"") -> tuple[str, str]:
         if m:
             return _v(m.group(1)), "ldflags"
     if data:
-        found = _CONTENT_VERSION.search(data)
+        found = content_version(data)
         if found:
             return _v(found.group(1).decode("ascii")), "contents"
     revision, stamp = settings.get("vcs.revision", ""), settings.get("vcs.time", "")
