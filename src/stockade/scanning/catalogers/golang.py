@@ -172,27 +172,34 @@ _LDFLAG_VERSIONS = (
 _CONTENT_VERSION = re.compile(rb"\x00(?:.L)?(v?\d+\.\d+\.\d+[-\w]*[+\w]*)\x00", re.S)
 
 
-# every match holds a digit, a dot, digits, a dot and a digit: rarer in a binary than NUL bytes
-_CONTENT_CORE = re.compile(rb"\d\.\d+\.\d")
+# Each byte of a binary mapped to its shape: a digit to "0", a dot to ".", anything else to "x".
+_SHAPE = bytes(48 if 48 <= i <= 57 else 46 if i == 46 else 120 for i in range(256))
 
 
 def content_version(data: bytes) -> re.Match[bytes] | None:
     """``_CONTENT_VERSION.search(data)``, found by trying the pattern only where it can start.
 
-    A match starts 1 to 4 bytes (NUL, optional ``.L``, optional ``v``) before the first digit run
-    of its version; that run ends where :data:`_CONTENT_CORE` finds the version's first dot. The
-    runs of successive core hits are 4 or more bytes apart, so their start windows come in order
-    and the first match found is the leftmost, as ``search`` gives it.
+    Every match holds a digit, a dot and a digit (the end of its version's first number), found
+    with ``bytes.find`` in the binary's shape; the match starts 1 to 4 bytes (NUL, optional ``.L``,
+    optional ``v``) before that number's first digit. Those numbers' starts grow by 2 or more from
+    one find to the next, so the windows are tried in order (an overlap only repeats a start that
+    failed) and the first match is the leftmost, as ``search`` gives it.
     """
-    for hit in _CONTENT_CORE.finditer(data):
-        run = hit.start()
-        while run > 0 and 48 <= data[run - 1] <= 57:  # back to the first digit of the run
+    shape = data.translate(_SHAPE)
+    pos = shape.find(b"0.0")
+    last = -1
+    while pos != -1:
+        run = pos
+        while run > 0 and shape[run - 1] == 48:  # back to the first digit of the number
             run -= 1
-        for start in range(max(0, run - 4), run):
-            if data[start] == 0:
-                found = _CONTENT_VERSION.match(data, start)
-                if found:
-                    return found
+        if run != last:
+            last = run
+            for start in range(max(0, run - 4), run):
+                if data[start] == 0:
+                    found = _CONTENT_VERSION.match(data, start)
+                    if found:
+                        return found
+        pos = shape.find(b"0.0", pos + 1)
     return None
 
 
