@@ -260,3 +260,31 @@ def test_entry_names_normalize_as_part_by_part() -> None:
         except UnsafeImage:
             got = "refused"
         assert got == by_parts(name), name
+
+
+def _old_gnu_sparse(origsize: bytes = b"%011o\0" % 5000, extended: bool = False) -> bytes:
+    """An old GNU sparse member (type S): 100 data bytes at offset 4900 of a 5000-byte file."""
+    info = _info("var/sparse.img")
+    info.size = 512  # the data stored in the archive
+    block = bytearray(info.tobuf(format=tarfile.GNU_FORMAT))
+    block[156:157] = b"S"
+    block[386:410] = b"%011o\0%011o\0" % (4900, 100)
+    block[482] = 1 if extended else 0
+    block[483:495] = origsize
+    block[148:156] = b"        "
+    block[148:156] = b"%06o\0 " % sum(block)
+    body = bytes(block)
+    if extended:
+        body += bytes(512)  # one extension block with no further entries
+    return body + b"s" * 100 + bytes(412) + _tar([(_info("after"), b"read")])
+
+
+@pytest.mark.parametrize(
+    "tar",
+    [_old_gnu_sparse(), _old_gnu_sparse(extended=True), _old_gnu_sparse(origsize=b"zzzzzzzzzzz\0")],
+)
+def test_old_gnu_sparse_members_are_listed_not_read(tar: bytes) -> None:
+    result = _same(tar, max_file=1 << 20)
+    if isinstance(result[0], list) and ("/var/sparse.img", "f") in result[0]:
+        assert result[5] == ["/var/sparse.img: a sparse file (old GNU tar format) is not read"]
+        assert ("/after", "f") in result[0]

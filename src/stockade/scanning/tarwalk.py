@@ -190,12 +190,14 @@ class TarWalker:
             return member
 
     def _numbers_ok(self, block: bytes) -> bool:
-        if _PLAIN_NUMBERS.match(block) is not None:
+        if _PLAIN_NUMBERS.match(block) is not None and block[156:157] != b"S":
             return True
         try:
             _nti(block[100:108])
             for start, end in _OTHER_NUMBERS:
                 _nti(block[start:end])
+            if block[156:157] == b"S":
+                _nti(block[483:495])  # an old GNU sparse member's real size
         except ValueError:
             return False
         return True
