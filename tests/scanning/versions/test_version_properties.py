@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import shutil
 import subprocess
 
@@ -43,9 +44,14 @@ go_versions = st.one_of(
     semver_versions.map(lambda v: "v" + v.lstrip("v")),
     st.from_regex(r"v0\.0\.0-20[0-9]{12}-[0-9a-f]{12}", fullmatch=True),
 )
+# Maven's own order is not transitive where a zero item is followed by a qualifier after a dot:
+# "0" < "0.sp" and "0.sp" < "0.0.alpha" (an int item outranks a qualifier), yet "0" > "0.0.alpha"
+# (the padded zeros tie and "alpha" sorts before a release). The scheme follows Maven there, so
+# those shapes are left out of the generated versions.
+_MAVEN_NOT_TRANSITIVE = re.compile(r"(?:^|[.-])0+\.[a-z]")
 maven_versions = st.from_regex(
     r"[0-9]{1,2}([.-]([0-9]{1,2}|alpha|beta|rc|sp|ga|snapshot|foo)){0,3}", fullmatch=True
-)
+).filter(lambda v: not _MAVEN_NOT_TRANSITIVE.search(v))
 rubygems_versions = st.from_regex(
     r"[0-9]{1,2}(\.([0-9]{1,2}|a|b|pre|rc[0-9]?)){0,3}(-[a-z0-9]{1,3})?", fullmatch=True
 )
