@@ -370,5 +370,8 @@ def test_a_recurring_value_is_validated_and_masked_once(monkeypatch: pytest.Monk
     body = b"".join(b"card %d\n" % (4000_0000_0000_0000 + i) for i in range(700))
     engine.scan(body)
     assert 0 < len(engine.sensors[0].known) <= engine_module.VERDICTS_KEPT
+    # what it remembers is filed under a keyed hash: no card number is kept past its flow
+    kept = repr(list(engine.sensors[0].known))
+    assert "4000" not in kept and all(isinstance(k, bytes) for k in engine.sensors[0].known)
     # an engine that ignores test cards keeps its own verdicts
     assert DlpEngine(backend="hs-stream", ignore_test_cards=True).scan(once) == []

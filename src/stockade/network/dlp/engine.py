@@ -18,6 +18,8 @@ stage 2 and 3 make its results identical, which the tests check.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -109,10 +111,20 @@ class _Compiled:
     mask: Masker
     # Verdict and masked text of recent candidates (validators and masks are pure functions of
     # the text): a value recurs within a flow (a card in a request and in the echoed response)
-    # and across flows. Bounded: cleared when full; never leaves the engine.
-    known: dict[str, tuple[Validation, str]] = field(
+    # and across flows. Bounded: cleared when full; never leaves the engine. Keyed by a keyed hash
+    # of the candidate (:func:`_recall_key`), so no card number is kept past its flow.
+    known: dict[bytes, tuple[Validation, str]] = field(
         default_factory=dict, compare=False, repr=False
     )
+
+
+_RECALL_SECRET = os.urandom(16)  # per process: the remembered keys say nothing outside it
+
+
+def _recall_key(text: str) -> bytes:
+    """What a remembered verdict is filed under: a keyed BLAKE2b of the candidate, not the
+    candidate (a card number must not outlive the flow it was seen in)."""
+    return hashlib.blake2b(text.encode(), key=_RECALL_SECRET, digest_size=16).digest()
 
 
 class DlpEngine:
@@ -228,7 +240,7 @@ class DlpEngine:
         known = (verdict, compiled.mask(text) if verdict.ok else "")
         if len(compiled.known) >= VERDICTS_KEPT:
             compiled.known.clear()
-        compiled.known[text] = known
+        compiled.known[_recall_key(text)] = known
         return known
 
     def scan(self, data: bytes) -> list[DlpMatch]:
@@ -433,7 +445,9 @@ class DlpStream:
 
     def _judge(self, compiled: _Compiled, s: int, e: int, text: str) -> DlpMatch | None:
         sensor = compiled.sensor
-        verdict, masked = compiled.known.get(text) or self._engine._verdict(compiled, text)
+        verdict, masked = compiled.known.get(_recall_key(text)) or self._engine._verdict(
+            compiled, text
+        )
         if not verdict.ok:
             return None
         b = self._base
