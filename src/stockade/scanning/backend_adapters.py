@@ -27,7 +27,11 @@ def check_db(store: Store, max_age: timedelta, allow_stale: bool) -> DatabaseInf
     from stockade.scanning.advisories.freshness import check_freshness
 
     info = check_freshness(store, max_age=max_age, allow_stale=allow_stale)
-    return DatabaseInfo(built=info.built_at, sources=tuple(s.name for s in info.sources))
+    return DatabaseInfo(
+        built=info.built_at,
+        sources=info.sources,
+        generation=info.generation,
+    )
 
 
 def build_inventory(
