@@ -81,7 +81,9 @@ def open_image(ref: str, image: ImageOptions) -> OpenImage | None:
     parsed = parse_reference(ref)
     if not parsed.is_image:
         return None
-    source = open_source(parsed, insecure=image.insecure, auth=image.registry_auth())
+    # Credentials (and the module that finds them) only for a registry: a file needs none.
+    auth = image.registry_auth() if parsed.kind == "registry" else None
+    source = open_source(parsed, insecure=image.insecure, auth=auth)
     try:
         return OpenImage(source, source.resolve(image.platform))
     except BaseException:
