@@ -4,7 +4,9 @@ reviews/s from 100 keep-alive TLS connections) and saturation throughput (as fas
 connections go). The client is wrk (C, LuaJIT): paced by a Lua schedule (the k-th request of a
 wrk thread is due at start + k / rate, whichever connection is free sends it), so the latency of
 one request does not slow the rate. The client's own CPU use is printed next to each figure, with
-the load average, so a client-bound or crowded run shows as such.
+the load average, so a client-bound or crowded run shows as such, and so is the webhook's own CPU
+time per review (all its processes, from /proc): on a crowded machine the latencies measure the
+queue for a core, the CPU per review still measures the webhook.
 
     python benchmarks/admission_workers.py [--workers N] [--rate 1000] [--connections 100]
         [--seconds 10] [--rounds 3]
@@ -75,11 +77,31 @@ end
 """
 
 
-def wrk(url: str, tmp: Path, *, connections: int, seconds: float, rate: float) -> dict[str, float]:
-    """One wrk run; ``rate`` 0 means as fast as it goes. Adds the client's CPU (cores used)."""
+def server_cpu(pid: int) -> float:
+    """CPU seconds used so far by process ``pid`` and its children (the worker processes)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def wrk(
+    url: str, tmp: Path, *, connections: int, seconds: float, rate: float, server: int = 0
+) -> dict[str, float]:
+    """One wrk run; ``rate`` 0 means as fast as it goes. Adds the client's CPU (cores used) and
+    the CPU milliseconds per review of the server process ``server`` and its workers."""
     threads = 2
     env = dict(os.environ, REVIEWS=str(tmp / "reviews.jsonl"), RATE=str(rate / threads))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0 = server_cpu(server) if server else 0.0
     t0 = time.perf_counter()
     out = subprocess.run(
         [
@@ -105,6 +127,8 @@ def wrk(url: str, tmp: Path, *, connections: int, seconds: float, rate: float) -
         after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     ) / wall
     got["load"] = os.getloadavg()[0]
+    served = got["rps"] * seconds
+    got["server_ms"] = (server_cpu(server) - cpu0) * 1000 / served if server and served else 0.0
     return got
 
 
@@ -144,18 +168,31 @@ def main() -> None:
                 wrk(servers[n][1], tmp, connections=args.connections, seconds=2, rate=0)
             for r in range(args.rounds):
                 for n in counts:
-                    url = servers[n][1]
+                    proc, url, _ = servers[n]
                     p = wrk(
-                        url, tmp, connections=args.connections, seconds=args.seconds, rate=args.rate
+                        url,
+                        tmp,
+                        connections=args.connections,
+                        seconds=args.seconds,
+                        rate=args.rate,
+                        server=proc.pid,
                     )
-                    s = wrk(url, tmp, connections=args.connections, seconds=args.seconds, rate=0)
+                    s = wrk(
+                        url,
+                        tmp,
+                        connections=args.connections,
+                        seconds=args.seconds,
+                        rate=0,
+                        server=proc.pid,
+                    )
                     if p["bad"] or s["bad"]:  # a wrong answer is a failure, not a figure
                         raise SystemExit(f"workers={n}: non-2xx answers: {p} {s}")
                     paced[n].append(p)
                     sat[n].append(s)
                     print(
                         f"round {r + 1} workers={n}: paced {p['rps']:.0f}/s p50 {p['p50']:.2f} ms "
-                        f"p99 {p['p99']:.2f} ms (client {p['client_cores']:.2f} cores, load {p['load']:.2f}); "
+                        f"p99 {p['p99']:.2f} ms, server {p['server_ms']:.2f} ms CPU/review "
+                        f"(client {p['client_cores']:.2f} cores, load {p['load']:.2f}); "
                         f"saturation {s['rps']:.0f}/s p99 {s['p99']:.1f} ms "
                         f"(client {s['client_cores']:.2f} cores, load {s['load']:.2f}); "
                         f"socket errors/timeouts {p['errors'] + s['errors']:.0f}",
@@ -174,6 +211,7 @@ def main() -> None:
             f"  workers={n}: achieved {describe([p['rps'] for p in ps], '/s', '.0f')}  "
             f"p50 {describe([p['p50'] for p in ps], 'ms')}  p99 {describe([p['p99'] for p in ps], 'ms')}  "
             f"p99.9 {describe([p['p999'] for p in ps], 'ms')}  "
+            f"server CPU {describe([p['server_ms'] for p in ps], 'ms/review', '.3f')}  "
             f"client {statistics.median(p['client_cores'] for p in ps):.2f} cores  "
             f"load {describe([p['load'] for p in ps], '')}"
         )

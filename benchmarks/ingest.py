@@ -14,7 +14,8 @@ RETURNING id`` for the whole batch, fed by ``COPY`` into a temporary table on Po
 connection graph's aggregate updated from the events in the same transaction, the heartbeat; only
 HTTP and TLS are left out) and once with ``conn.execute(insert(events), rows)`` of the very rows it
 writes (same columns, already masked: the baseline does no parsing, masking, conflict check or
-graph); the order alternates between rounds; medians. PostgreSQL is STOCKADE_TEST_PG, in a schema of this process's
+graph); the order alternates between rounds; medians. Each round also stores the same rows with
+the store's own insert alone (``store.bulk.insert_new_rows``: what the path cannot beat). PostgreSQL is STOCKADE_TEST_PG, in a schema of this process's
 own (created, then dropped; ``public`` is never touched). Targets: at least 0.5 of executemany,
 and at least 20,000 events/s on PostgreSQL.
 
@@ -52,6 +53,7 @@ from stockade.api.agents import take_batch  # noqa: E402
 from stockade.api.auth import Principal, create_token  # noqa: E402
 from stockade.model import Event, ResourceRef, Severity  # noqa: E402
 from stockade.store import Store, open_store  # noqa: E402
+from stockade.store.bulk import insert_new_rows  # noqa: E402
 from stockade.store.db import normalize_url  # noqa: E402
 from stockade.store.records import _event_row  # noqa: E402  (the rows the store writes)
 from stockade.store.tables import events  # noqa: E402
@@ -155,6 +157,13 @@ def _executemany(store: Store, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(events), rows)
 
 
+def _rows_only(store: Store, rows: list[dict[str, Any]]) -> None:
+    """The store's own insert of rows built beforehand (COPY and the conflict-checked insert on
+    PostgreSQL): the ceiling of the path, with no decoding, validation, masking or graph."""
+    with store.begin() as conn:
+        insert_new_rows(conn, rows)
+
+
 def _ingest_path(store: Store, body: bytes) -> None:
     taken = take_batch(store, body, token_name="bench")
     assert taken.stored.accepted == len(taken.batch.events)
@@ -174,7 +183,7 @@ def bench_ingest(name: str, store: Store, opts: argparse.Namespace) -> tuple[flo
     rows = [_event_row(e, stored_at) for e in evs]
     ev_batches = [_body(evs[i : i + opts.batch]) for i in range(0, len(evs), opts.batch)]
     row_batches = [rows[i : i + opts.batch] for i in range(0, len(rows), opts.batch)]
-    base, ours = [], []
+    base, ours, ceiling = [], [], []
     n, warm = len(evs), min(len(evs), 4 * opts.batch)
     _rate(store, row_batches[:4], _executemany, warm)  # warm up: connections, statement caches
     _rate(store, ev_batches[:4], _ingest_path, warm)
@@ -186,14 +195,18 @@ def bench_ingest(name: str, store: Store, opts: argparse.Namespace) -> tuple[flo
         else:
             ours.append(_rate(store, ev_batches, _ingest_path, n))
             base.append(_rate(store, row_batches, _executemany, n))
+        ceiling.append(_rate(store, row_batches, _rows_only, n))
     _empty(store)
     b, o = statistics.median(base), statistics.median(ours)
     print(f"{name:11} executemany (baseline)  {b:10.0f} events/s")
+    print(f"{name:11} rows built beforehand   {statistics.median(ceiling):10.0f} events/s   "
+          "(the store's insert alone: the path's ceiling)")  # fmt: skip
     print(f"{name:11} take_batch (ingestion)  {o:10.0f} events/s   ratio to baseline {o / b:5.2f}")
     cpu = {k: statistics.median(v) for k, v in CPU.items()}
     print(
         f"{name:11} this process's CPU a stored event: executemany "
-        f"{cpu['_executemany']:.1f} us, take_batch {cpu['_ingest_path']:.1f} us"
+        f"{cpu['_executemany']:.1f} us, take_batch {cpu['_ingest_path']:.1f} us, "
+        f"rows built beforehand {cpu['_rows_only']:.1f} us"
     )
     CPU.clear()
     return b, o

@@ -7,8 +7,9 @@ of the whole command line each time:
   - stockade cold: ``stockade sbom docker-archive:... -f json`` on an empty layer cache;
   - syft: ``syft docker-archive:... -o syft-json`` (update check off);
   - stockade warm: the same stockade command again, every layer now in the cache.
-Prints medians, the cold ratio (target: at most 0.5 of syft's time) and the warm time (target:
-under 0.5 s), and the package counts of both tools as a sanity check.
+Prints medians (with the spread, min-max), the cold ratio (target, issue 19: at most 0.25 of syft's
+time) and the warm time (target: under 0.5 s), and the package counts of both tools as a sanity
+check.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+COLD_TARGET = 0.25  # issue 19: cold inventory at most a quarter of syft's time
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, bytes]:
@@ -81,9 +83,15 @@ def main() -> None:
     c, s, w = statistics.median(cold), statistics.median(theirs), statistics.median(warm)
     print(f"image: {ref}")
     print(f"packages: stockade {len(ours['packages'])}, syft {len(syft_doc['artifacts'])}")
-    print(f"stockade cold  {c:6.2f} s   (median of {len(cold)})")
-    print(f"syft           {s:6.2f} s   (median of {len(theirs)})")
-    print(f"ratio cold/syft {c / s:5.2f}   target <= 0.50  {'ok' if c / s <= 0.5 else 'MISSED'}")
+    print(f"stockade cold  {c:6.2f} s   (median of {len(cold)}, {min(cold):.2f}-{max(cold):.2f})")
+    print(
+        f"syft           {s:6.2f} s   (median of {len(theirs)}, {min(theirs):.2f}-{max(theirs):.2f})"
+    )
+    pairs = sorted(a / b for a, b in zip(cold, theirs, strict=True))
+    print(
+        f"ratio cold/syft {c / s:5.2f}   target <= {COLD_TARGET:.2f}  "
+        f"{'ok' if c / s <= COLD_TARGET else 'MISSED'}   (per run {pairs[0]:.2f}-{pairs[-1]:.2f})"
+    )
     print(
         f"stockade warm  {w:6.2f} s   (median of {len(warm)})   target < 0.50 s  "
         f"{'ok' if w < 0.5 else 'MISSED'}"

@@ -289,13 +289,20 @@ def _json_too_deep(text: str) -> int | None:
 
 
 def parse_json(
-    text: str, *, name: str, error: ErrorClass = ConfigError, max_bytes: int = MAX_BYTES
+    text: str,
+    *,
+    name: str,
+    error: ErrorClass = ConfigError,
+    max_bytes: int = MAX_BYTES,
+    spared: frozenset[str] = frozenset(),
 ) -> Any:
     """A JSON document, nested no deeper than MAX_DEPTH.
 
     Decoded first (the decoder stops deep nesting with RecursionError, and a document of
     ``max_bytes`` is small enough to hold), then measured by a walk over its containers: cheaper
-    than scanning the text, which is done only to name the line of a document refused."""
+    than scanning the text, which is done only to name the line of a document refused. The
+    members named in ``spared`` of a top-level object are not walked: for a caller that bounds
+    their nesting itself (an agent's batch validates every event and its ``data``'s depth)."""
     _check_length(text, name, max_bytes)
     try:
         doc = json.loads(text)
@@ -308,7 +315,10 @@ def parse_json(
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         _refuse_deep(text, name)
         raise error(f"invalid JSON: {exc}", subject=name) from None
-    if deeper_than(doc, MAX_DEPTH):
+    walked = (
+        {k: v for k, v in doc.items() if k not in spared} if spared and type(doc) is dict else doc
+    )
+    if deeper_than(walked, MAX_DEPTH):
         _refuse_deep(text, name)
         raise DocumentTooComplex(f"nested deeper than {MAX_DEPTH} levels", subject=name)
     return doc

@@ -108,11 +108,27 @@ def test_each_worker_warms_its_decision_cache_from_the_facts_file() -> None:
     from stockade.admission.vulns import CachedVulnSource, FileVulnSource
 
     facts = FileVulnSource(EXAMPLES / "vulns.yaml")
-    cached = CachedVulnSource(facts)
+
+    class Remote:  # answers like the scan store would: from elsewhere, never ready by itself
+        def summary(self, image: str, *, budget: object) -> object:
+            return facts.summary(image, budget=budget)  # type: ignore[arg-type]
+
+        def known_images(self, limit: int) -> list[str]:
+            return facts.known_images(limit)
+
+        def is_ready(self, image: str) -> bool:
+            return False
+
+        def saturation(self) -> None:
+            return None
+
+    cached = CachedVulnSource(Remote())  # type: ignore[arg-type]
     images = facts.known_images(1000)
     assert images and not any(cached.is_ready(i) for i in images)
     assert cached.warm() == len(images)
     assert all(cached.is_ready(i) for i in images)
+    # the facts file itself answers from memory, for the images it does not list too
+    assert CachedVulnSource(facts).is_ready("registry.example/never/listed:1")
 
 
 def test_default_workers_follow_the_cgroup_cpu_quota(tmp_path: Path) -> None:

@@ -288,3 +288,87 @@ def test_user_regex_hyperscan_rejects_is_scanned_by_regex_alone() -> None:
     data = b"zz 1234X 1999 2999"
     assert engine.scan(data) == DlpEngine([sensor], backend="re").scan(data)
     assert [(m.start, m.end) for m in feed_in_pieces(engine, data, [5, 11])] == [(3, 7), (9, 13)]
+
+
+def _prefilter_hits(data: bytes) -> list[str]:
+    """Sensor ids whose Hyperscan prefilter reports a candidate end in ``data`` (block mode)."""
+    engine = ENGINES["hs-window"]
+    hits: list[str] = []
+
+    def on_match(ident: int, _f: int, _t: int, _fl: int, _c: object) -> None:
+        hits.append(engine.sensors[ident // 64].sensor.id)
+
+    engine._hs_db.scan(data, match_event_handler=on_match)
+    return hits
+
+
+def test_prefilters_keep_numbers_that_cannot_match_out_of_python() -> None:
+    # 12-digit ids starting with 4 (Visa has 13, 16 or 19 digits) and the 3+4 digit groups
+    # inside grouped cards and IBANs (no area code before them) never reach the exact regexes.
+    assert _prefilter_hits(b'{"order": 412345678901, "n": 1}') == []
+    for grouped in (b"5555-5555-5555-4444", b"DE89 3704 0044 0532 0130 00", b"4111 1111 1111 1111"):
+        assert "dlp.phone" not in _prefilter_hits(b'{"note": "%s"}' % grouped)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"4987654321094",  # 13-digit Visa
+        b"501812345673",  # 12-digit Maestro
+        b"5018123456789",
+        b"(415) 555-2671",
+        b"(415)555-2671",
+        b"415-555-2671",
+        b"415.555.2671",
+        b"415 555 2671",
+        b"1-415-555-2671",
+        b"+1 415 555 2671",
+    ],
+)
+def test_tight_prefilters_still_propose_every_shape(text: str) -> None:
+    data = b'{"contact": "phone card ' + text + b'", "n": 1}'
+    reference = ENGINES["re"].scan(data)
+    assert reference, text
+    for engine in ENGINES.values():
+        for cut in range(0, len(data), 7):
+            assert feed_in_pieces(engine, data, [cut, cut + 3]) == reference
+        assert engine.scan(data + text) == ENGINES["re"].scan(data + text)  # at the very end
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text("0123456789", min_size=1, max_size=21), st.sampled_from(["", " ", "-", ".", "/"]))
+def test_card_validator_fast_paths_agree_with_the_shared_functions(digits: str, sep: str) -> None:
+    from stockade.model.redact import card_brand, digits_of
+    from stockade.network.dlp import validators
+
+    text = sep.join(digits[i : i + 4] for i in range(0, len(digits), 4))
+    assert validators._card_digits(text) == digits_of(text) == digits
+    assert validators._luhn(digits) == luhn_ok(digits)
+    verdict = validators._brand(digits[:6], len(digits))
+    assert verdict.label == card_brand(digits) and verdict.ok == (card_brand(digits) is not None)
+    fixed = digits[:-1] + luhn_check_digit(digits[:-1])
+    assert validators._luhn(fixed) and validators._luhn("٣" + fixed) == luhn_ok("٣" + fixed)
+
+
+def test_a_recurring_value_is_validated_and_masked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stockade.network.dlp import engine as engine_module
+    from stockade.network.dlp import validators
+
+    calls: list[str] = []
+
+    def counting(text: str) -> validators.Validation:
+        calls.append(text)
+        return validators.payment_card(text)
+
+    monkeypatch.setitem(validators.VALIDATORS, "payment_card", counting)
+    engine = DlpEngine(backend="hs-stream")
+    once = b'{"card": "4111 1111 1111 1111", "id": 7}\n'
+    got = engine.scan(once * 3) + engine.scan(once)
+    assert [m.masked for m in got] == ["4111 **** **** 1111"] * 4
+    assert calls == ["4111 1111 1111 1111"]
+    # bounded: distinct values never keep more than VERDICTS_KEPT verdicts per sensor
+    body = b"".join(b"card %d\n" % (4000_0000_0000_0000 + i) for i in range(700))
+    engine.scan(body)
+    assert 0 < len(engine.sensors[0].known) <= engine_module.VERDICTS_KEPT
+    # an engine that ignores test cards keeps its own verdicts
+    assert DlpEngine(backend="hs-stream", ignore_test_cards=True).scan(once) == []

@@ -340,3 +340,51 @@ def test_many_symlinked_wanted_files_in_one_layer(tmp_path: Path) -> None:
     assert sorted((p.name, p.version, p.layer) for p in inv.packages) == [
         (f"p{i}", f"1.{i}", links.diff_id) for i in range(3)
     ]
+
+
+def test_layers_are_cached_in_one_write_and_kept_when_a_later_layer_fails(tmp_path: Path) -> None:
+    import sqlite3
+
+    from stockade.model.errors import UnsafeImage
+    from stockade.scanning.imagewrite import tar_from_entries
+    from stockade.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'cache.db'}"
+    open_store(url).close()  # created and migrated: opened again, it is on the sqlite3 fast path
+    sqlite_store = open_store(url)
+    assert sqlite_store.sqlite_path is not None
+
+    status = b"Package: demo\nStatus: install ok installed\nVersion: 1.0\n"
+    good = [
+        Layer(tar=tar_from_entries([("f", f"var/lib/dpkg/status{i}", status)])) for i in range(3)
+    ]
+    bad = Layer(tar=tar_from_entries([("f", "../escape", b"x")]))
+    commits: list[str] = []
+
+    def rows() -> int:
+        conn = sqlite3.connect(str(sqlite_store.sqlite_path))
+        try:
+            return conn.execute("SELECT count(*) FROM scan_layer_cache").fetchone()[0]
+        finally:
+            conn.close()
+
+    path = write_docker_archive(tmp_path / "bad.tar", [*good, bad], repo_tag="x/y:1")
+    with pytest.raises(UnsafeImage, match="path traversal"):
+        build_inventory(f"docker-archive:{path}", catalogers=all_catalogers(), store=sqlite_store)
+    assert rows() == 3  # the layers read before the hostile one are cached all the same
+
+    connect = sqlite_store.sqlite_connect
+
+    def counting_connect():
+        conn = connect()
+        if conn is not None:
+            conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+        return conn
+
+    sqlite_store.sqlite_connect = counting_connect  # type: ignore[method-assign]
+    fresh = [Layer(tar=tar_from_entries([("f", f"srv/f{i}", b"x")])) for i in range(4)]
+    path = write_docker_archive(tmp_path / "good.tar", fresh, repo_tag="x/z:1")
+    inv = build_inventory(f"docker-archive:{path}", catalogers=all_catalogers(), store=sqlite_store)
+    sqlite_store.close()
+    assert inv.read_layers == 4 and rows() == 7
+    assert commits == ["COMMIT"]  # four new rows, one transaction

@@ -5,11 +5,13 @@ ratings, CVSS, references and compatible releases."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import select, update
 
 from stockade.scanning.advisories.model import (
     Advisory,
@@ -21,9 +23,10 @@ from stockade.scanning.advisories.model import (
     VersionRange,
 )
 from stockade.scanning.advisories.store import write_batches
+from stockade.scanning.advisory_tables import adv_affected, adv_vulnerabilities
 from stockade.scanning.interface import Distro, Inventory, Package
 from stockade.scanning.matcher import Matcher
-from stockade.scanning.versions import dpkg, scheme_for
+from stockade.scanning.versions import dpkg, maven, scheme_for, semver
 from stockade.store import Store
 from tests.scanning.matching_reference import reference_findings
 
@@ -131,13 +134,11 @@ def corpus(seed: int, records: int = 1500, names: int = 60) -> tuple[list[Adviso
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_matcher_gives_the_reference_findings(sqlite_store: Store, seed: int) -> None:
+def test_matcher_gives_the_reference_findings(any_store: Store, seed: int) -> None:
     advisories, inventory = corpus(seed)
-    write_batches(
-        sqlite_store, [ImportBatch(source="generated", kind="osv", advisories=advisories)]
-    )
-    fast = [f.to_dict() for f in Matcher(sqlite_store).run(inventory).findings]
-    slow = [f.to_dict() for f in reference_findings(sqlite_store, inventory)]
+    write_batches(any_store, [ImportBatch(source="generated", kind="osv", advisories=advisories)])
+    fast = [f.to_dict() for f in Matcher(any_store).run(inventory).findings]
+    slow = [f.to_dict() for f in reference_findings(any_store, inventory)]
     assert len(fast) > 200  # the corpus exercises matching, not just empty lists
     assert any(len(f["details"]["aliases"]) >= 2 for f in fast)  # merged records
     assert fast == slow
@@ -154,3 +155,79 @@ def test_dpkg_numeric_parts_take_the_fast_path_with_the_same_key(numbers: list[i
 @given(st.text(alphabet="0123456789.+~-abz:", max_size=12))
 def test_dpkg_part_keys_agree_on_any_text(text: str) -> None:
     assert dpkg._part_key(text) == dpkg._runs_key(text)
+
+
+def test_a_stored_row_with_a_bad_version_is_skipped_by_name_and_the_rest_still_match(
+    sqlite_store: Store,
+) -> None:
+    """Rows an older importer stored with a version its scheme now rejects: the matcher names the
+    advisory and package in ``skipped`` (once, however many packages read it) and keeps matching
+    the package's other rows."""
+
+    def record(ident: str, fixed: str) -> Advisory:
+        return Advisory(
+            id=ident,
+            source="osv",
+            summary="s",
+            affected=(
+                Affected(
+                    ecosystem="pypi",
+                    package="pkg-a",
+                    fix_state=FixState.FIXED,
+                    fixed_version=fixed,
+                    ranges=(
+                        VersionRange(
+                            type="ECOSYSTEM",
+                            events=((EventKind.INTRODUCED, "0"), (EventKind.FIXED, fixed)),
+                        ),
+                    ),
+                ),
+            ),
+        )
+
+    write_batches(
+        sqlite_store,
+        [
+            ImportBatch(
+                source="g",
+                kind="osv",
+                advisories=[
+                    record("GHSA-good-good-good", "2.0"),
+                    record("GHSA-bad0-bad0-bad0", "3.0"),
+                ],
+            )
+        ],
+    )
+    with sqlite_store.begin() as conn:
+        pk = conn.execute(
+            select(adv_vulnerabilities.c.pk).where(
+                adv_vulnerabilities.c.vuln_id == "GHSA-bad0-bad0-bad0"
+            )
+        ).scalar_one()
+        bad = json.dumps([["ECOSYSTEM", [["introduced", "0"], ["fixed", "not a version!"]]]])
+        conn.execute(update(adv_affected).where(adv_affected.c.vuln_pk == pk).values(ranges=bad))
+    inventory = Inventory(
+        source="x",
+        packages=(
+            Package(type="python", name="pkg-a", version="1.0"),
+            Package(type="python", name="pkg-a", version="1.5"),
+        ),
+    )
+    report = Matcher(sqlite_store).run(inventory)
+    assert [f.id for f in report.findings] == ["GHSA-good-good-good"] * 2
+    bad_lines = [s for s in report.skipped if "GHSA-bad0-bad0-bad0" in s]
+    assert len(bad_lines) == 1 and "pkg-a" in bad_lines[0] and "invalid pep440" in bad_lines[0]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**12), min_size=1, max_size=6))
+def test_maven_dotted_numbers_take_the_fast_path_with_the_same_key(numbers: list[int]) -> None:
+    for text in (".".join(str(n) for n in numbers), ".".join(f"{n:03d}" for n in numbers)):
+        for suffix in ("", ".Final", ".GA", ".RELEASE"):
+            v = (text + suffix).lower()
+            assert maven.parse(text + suffix).items == maven._parse_tokens(text + suffix, v).items
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**12), min_size=3, max_size=3))
+def test_semver_plain_versions_take_the_fast_path_with_the_same_key(numbers: list[int]) -> None:
+    for text in (".".join(str(n) for n in numbers), ".".join(f"{n:03d}" for n in numbers)):
+        assert semver.parse(text) == semver._parse_match("semver", text)

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from stockade.scanning.advisories.model import EventKind, VersionRange
 from stockade.scanning.advisories.store import _sorted_events
-from stockade.scanning.match_eval import affected_by, parse_entry
+from stockade.scanning.match_eval import (
+    affected_by,
+    parse_entry,
+    stored_range_fix,
+    stored_ranges,
+)
 from stockade.scanning.versions import SCHEMES
 
 PEP440 = SCHEMES["pep440"]
@@ -77,7 +82,11 @@ def test_ranges_match_brute_force(vs: list[str], data: st.DataObject) -> None:
                 return True, hi if kind == EventKind.FIXED else None
         return (open_from is not None and PEP440.key(open_from) <= k), None
 
+    decoded = stored_ranges(_row(stored)[2], PEP440.key)
     for v in ordered:
         hit = affected_by(PEP440.key(v), v, entry)
         got = (hit is not None, hit.fixed if hit else None)
         assert got == expected(v), (v, events)
+        # The matcher's walk over the decoded row agrees with the parsed one.
+        fix = stored_range_fix(PEP440.key(v), decoded, PEP440.key)
+        assert (fix is not None, fix or None) == got, (v, events)

@@ -197,10 +197,14 @@ def test_a_review_starts_at_most_its_cap_of_scans(tmp_path: Path, silent: Silent
 # -- item 8 and Low: HTTP limits, TLS suites, nested JSON -----------------------------------------
 
 
-@pytest.fixture
-def limited(tmp_path: Path) -> Iterator[Webhook]:
+@pytest.fixture(params=["httptools", "h11"])
+def limited(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Webhook]:
+    """One webhook process within small limits, with each HTTP parser (issue 19: httptools is
+    the default, h11 the pure-Python reference; the limits hold on both)."""
     hook = start_webhook(
         tmp_path,
+        "--http-parser",
+        request.param,
         "--policy",
         str(EXAMPLES / "policy.yaml"),
         "--vulns",
@@ -249,6 +253,36 @@ def test_oversized_header_is_refused(limited: Webhook) -> None:
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n")
         answer = read_all(s)
     assert not answer.startswith(b"HTTP/1.1 200"), answer[:100]
+
+
+def test_oversized_header_in_pieces_is_refused_before_it_ends(limited: Webhook) -> None:
+    """Headers past --max-header-bytes (8 KiB here) that arrive a piece at a time and never end:
+    refused with an answer as soon as they pass the limit (not left to the header timeout)."""
+    with tls(limited) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        started = time.monotonic()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            for _ in range(64):
+                s.sendall(b"a" * 1024)
+        answer = read_all(s)
+    assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431")), answer[:100]
+    assert time.monotonic() - started < 2  # before the 2 s header timeout
+
+
+def test_pipelined_requests_and_a_large_body_are_not_taken_for_headers(limited: Webhook) -> None:
+    """A body far larger than --max-header-bytes, sent with its headers in one write, and a
+    second request in the same write: both answered."""
+    obj = manifests()["Deployment/prod/pay"]
+    big = {**obj, "metadata": {**obj["metadata"], "annotations": {"note": "x" * 200_000}}}
+    body = json.dumps(review_for(big)).encode()
+    head = b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    one = head + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    last = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with tls(limited) as s:
+        s.sendall(one + last)
+        answer = read_all(s)
+    assert answer.count(b"HTTP/1.1 200") == 2, answer[:300]
+    assert b'"allowed"' in answer and b'"status":"ok"' in answer
 
 
 def test_slowloris_connection_is_closed_within_the_header_timeout(limited: Webhook) -> None:

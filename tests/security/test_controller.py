@@ -694,3 +694,44 @@ def test_a_stored_document_a_replica_cannot_take_leaves_the_rules_in_force(tmp_p
         assert service.rules.name == "default" and service.versions["response_rules"] == again
     finally:
         store.close()
+
+
+def _one_event(**fields: object) -> bytes:
+    ev = {**Event(kind="dlp.sensitive_in_clear", message="m").to_dict(), **fields}
+    agent = {"name": "a", "node": "n", "version": "1"}
+    return json.dumps({"agent": agent, "events": [ev]}).encode()
+
+
+def _nested(n: int) -> object:
+    value: object = 1
+    for _ in range(n):
+        value = {"k": [value]}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        # the events are not walked by the batch's depth check: each one's own bounds refuse it
+        (_one_event(data={"x": _nested(60)}), "events[0]: event data: nested deeper than 16"),
+        (_one_event(resource={"kind": "pod", "name": _nested(200)}), "events[0]: event resource"),
+        (_one_event(mode=["monitor"]), "events[0]: event mode: expected one of"),
+        (_one_event(mode={"a": 1}), "events[0]: event mode: expected one of"),
+        # what is not an event is walked as before
+        (
+            json.dumps({"agent": {"name": "a"}, "events": [], "connections": [_nested(60)]}),
+            "nested deeper than 100 levels",
+        ),
+    ],
+    ids=["deep-data", "deep-resource", "mode-list", "mode-object", "deep-connection"],
+)
+def test_hostile_events_in_a_batch_are_one_line_input_errors(
+    body: bytes | str, detail: str
+) -> None:
+    from stockade.events.ingest import parse_batch
+    from stockade.model import InputError
+
+    raw = body.encode() if isinstance(body, str) else body
+    with pytest.raises(InputError) as caught:
+        parse_batch(raw)
+    assert detail in str(caught.value) and "\n" not in str(caught.value), caught.value

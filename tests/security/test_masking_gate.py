@@ -686,3 +686,79 @@ def test_the_stores_gate_equals_the_gate_then_the_cleaning() -> None:
         for _ in range(2):  # the second time strings come from the store's cache of passed ones
             assert storable(value) == _storable_reference(value)
             assert _storable_text(texts[1]) == _storable_reference(texts[1])
+
+
+def _hostile_record(detail: str = "v"):  # -> ConnectionRecord
+    from stockade.network.connection import ConnectionRecord, Hit
+    from stockade.network.interface import DlpMatch, TlsInfo
+
+    card, ssn = "4111 1111 1111 1111", "536-22-8401"
+    ref = ResourceRef(kind="pod", namespace=f"ns-{ssn}", name=f"web-{card}")
+    return ConnectionRecord(
+        id="run-1", start=1_780_000_000.25, end=1_780_000_001.5, transport=f"tcp{card}",
+        ip_version=4, client_ip="10.0.0.1", client_port=40000, server_ip="10.0.0.2",
+        server_port=8080, client=ref, server=ResourceRef(kind="external", name=ssn),
+        protocol=f"proto.{card}", encrypted=False, upgrade=f"starttls {ssn}",
+        tls=TlsInfo(version="TLS1.2", sni=f"{card}.example", alpn=(ssn, "h2"), cipher=card),
+        flags_client=ssn, flags_server="SAPF", state=f"closed {card}",
+        hits=(Hit(direction="client", match=DlpMatch(sensor="dlp.payment_card",
+              masked="4111 **** **** 1111", start=3, end=22, confidence=0.9)),),
+        details=(("http.path", f"/pay/{card}"), (f"x.{ssn}", detail)),
+    )  # fmt: skip
+
+
+def test_connection_record_to_dict_masks_every_string_as_the_whole_walk_did() -> None:
+    """``to_dict`` masks string by string (the JSON line is not masked again as a whole): it must
+    answer exactly as ``redact`` over the whole unmasked record, whatever field a number is in."""
+    from stockade.network.connection import ConnectionRecord
+
+    rec = _hostile_record()
+    assert rec.to_dict() == {"id": "run-1", **redact(rec.plain())}
+    text = json.dumps(rec.to_dict())
+    assert "4111 1111 1111 1111" not in text and "536-22-8401" not in text
+    quiet = ConnectionRecord(
+        id="run-2", start=1.0, end=2.0, transport="udp", ip_version=6, client_ip="fd00::1",
+        client_port=53, server_ip="fd00::2", server_port=53, client=rec.client,
+        server=rec.client, protocol="proto.dns", encrypted=False,
+    )  # fmt: skip
+    assert quiet.to_dict() == {"id": "run-2", **redact(quiet.plain())}
+
+
+@pytest.mark.parametrize("detail", ["v", "nul\x00here", "lone \udcff", "emoji \U0001f600"])
+def test_stored_connection_data_is_masked_and_cleaned(tmp_path: Path, detail: str) -> None:
+    """The stored record skips the second walk when its JSON shows nothing to clean: the stored
+    data is the same as the full ``storable`` walk gives, for clean and unclean details alike."""
+    from stockade.network.store import list_connections, write
+    from stockade.store import open_store
+
+    rec = _hostile_record(detail)
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        write(store, [rec])
+        (row,) = list_connections(store)
+    finally:
+        store.close()
+    assert row["data"] == json.loads(json.dumps(storable(rec.to_dict())))
+    text = json.dumps(row["data"])
+    assert "4111 1111 1111 1111" not in text and "536-22-8401" not in text
+    assert "\\u0000" not in text and "\\udcff" not in text
+
+
+def test_a_resource_is_masked_every_time_it_is_stored() -> None:
+    """The rows of an agent's events share the stored dict of a resource that passed the gate
+    unchanged; one with a number in it is masked again each time and never kept."""
+    from stockade.store.records import _CLEAN_REFS, _event_row
+
+    rng = random.Random(11)
+    card = _card("4", 16, 40)
+    dirty = ResourceRef(kind="pod", name=f"pay-{card}", namespace="shop", labels=(("n", card),))
+    clean = ResourceRef(kind="pod", name="web-1", namespace="shop", labels=(("app", "web"),))
+    for _ in range(3):
+        texts = [_planted_text(rng) for _ in range(2)]
+        planted = ResourceRef(kind="pod", name=texts[0], labels=(("k", texts[1]),))
+        for ref in (dirty, clean, planted):
+            event = Event(kind="dlp.sensitive_in_clear", message="m", resource=ref, peer=ref)
+            row = _event_row(event, event.at)
+            for stored in (row["resource"], row["peer"]):
+                assert stored == _storable_reference(ref.to_dict())
+    assert card not in repr(_CLEAN_REFS) and dirty not in _CLEAN_REFS and clean in _CLEAN_REFS

@@ -256,3 +256,51 @@ def test_the_graph_aggregate_of_a_batch_is_not_written_row_by_row(store: Store) 
     assert len(edges) >= 300
     if store.dialect == "postgresql":
         assert many == [], many
+
+
+def test_upsert_rows_leaves_the_fixed_columns_of_a_stored_row(store: Store) -> None:
+    """The graph's rows are merged with their key's own columns left as stored: an update does
+    not set them (so SQLite does not rewrite the indexes on them)."""
+    from stockade.network.tables import graph_edges
+    from stockade.store.bulk import upsert_rows
+
+    def edge(src: str, connections: int) -> dict[str, Any]:
+        return {
+            "key": "wl:a/b>wl:c/d|1|clear",
+            "src": src,
+            "dst": "wl:c/d",
+            "hour": 1,
+            "encryption": "clear",
+            "connections": connections,
+            "violations": 0,
+            "blocked": 0,
+            "bytes": 0,
+            "ports": "tcp/443",
+            "protocols": "",
+            "dlp": "",
+            "first_seen": "2026-01-01T00:00:00+00:00",
+            "last_seen": "2026-01-01T00:00:00+00:00",
+            "version": connections,
+        }
+
+    fixed = frozenset({"src", "dst", "hour", "encryption"})
+    for n, src in enumerate(["wl:a/b", "changed"], start=1):
+        with store.begin() as conn:
+            upsert_rows(conn, graph_edges, ["key"], [edge(src, n)], fixed=fixed)
+    with store.connect() as conn:
+        got = conn.execute(select(graph_edges.c.src, graph_edges.c.connections)).all()
+    assert [tuple(r) for r in got] == [("wl:a/b", 2)]
+
+
+def test_a_batch_after_another_write_of_its_transaction_is_stored_once(store: Store) -> None:
+    """On SQLite the batch's transaction takes the write lock before it looks for stored ids;
+    one that has written already holds it (no second BEGIN)."""
+    from stockade.store.bulk import insert_new_rows
+
+    first = [_event(i) for i in range(5)]
+    record_new_events(store, first[:2])
+    now = datetime.now(UTC)
+    with store.begin() as conn:
+        conn.execute(events.delete().where(events.c.id == "nothing"))  # a write first
+        got = insert_new_rows(conn, [_event_row(e, now) for e in first])
+    assert sorted(got) == sorted(e.id for e in first[2:])

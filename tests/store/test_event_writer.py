@@ -67,3 +67,21 @@ def test_a_refused_event_is_the_only_one_lost(
     (line,) = [r.getMessage() for r in caplog.records if r.name == "stockade.store"]
     assert "could not store 1 of" in line and "dlp.sensitive_in_clear" in line
     assert CARD not in line and "\n" not in line
+
+
+def test_a_full_queue_drops_loudly_and_stores_the_rest(
+    any_store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 19: ``put`` only appends (no thread is woken per event); what a full queue cannot
+    take is counted and logged by the writer, never dropped silently."""
+    writer = EventWriter(lambda batch: record_events(any_store, batch), max_queued=5)
+    events = [_ok(i) for i in range(8)]
+    for e in events:  # before start: the queue fills up
+        writer.put(e)
+    with caplog.at_level(logging.ERROR, logger="stockade.store"):
+        writer.start()
+        writer.stop()
+    assert writer.dropped == 3 and writer.lost == 0
+    assert {e.id for e in list_events(any_store, limit=100)} == {e.id for e in events[:5]}
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "stockade.store"]
+    assert "dropped 3 events" in line

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from stockade.admission.decisions import Decided, DecisionCache
 from stockade.admission.engine import Decision, decide
 from stockade.admission.interface import LookupBudget, VulnSource
 from stockade.admission.policy import Policy
@@ -66,30 +67,69 @@ def answer(
     policy: Policy,
     source: VulnSource | None,
     budget: LookupBudget | None = None,
+    *,
+    decisions: DecisionCache | None = None,
+    key: bytes | None = None,
 ) -> Outcome:
     """Decide one parsed review. Never raises for odd content: unknown things are allowed.
 
-    ``budget`` is the review's one deadline for every lookup (default: from now)."""
+    ``budget`` is the review's one deadline for every lookup (default: from now). ``decisions``:
+    recent decisions of ``policy`` to add this one to under ``key`` (only for a review whose
+    lookups all answer from memory, see :mod:`stockade.admission.decisions`)."""
     req = review["request"]
+    if not _decides(req):
+        return Outcome(response=_response(review, allowed=True), event=None)
+    decided = _decide(req, req["object"], policy, source, budget)
+    if decided is None:  # pragma: no cover - kind was checked by _decides
+        return Outcome(response=_response(review, allowed=True), event=None)
+    if decisions is not None and key is not None:
+        decisions.put(key, decided)
+    return _outcome(review, decided)
+
+
+def recall(
+    review: Mapping[str, Any], decisions: DecisionCache, key: bytes | None
+) -> Outcome | None:
+    """The outcome of ``review`` from the decision kept under ``key`` (None: decide it)."""
+    if key is None or not _decides(review["request"]):
+        return None
+    decided = decisions.get(key)
+    return None if decided is None else _outcome(review, decided)
+
+
+def _decides(req: Mapping[str, Any]) -> bool:
+    """Whether the policy judges the request at all (else it is allowed as it is)."""
     obj = req.get("object")
-    op = req.get("operation")
-    kind = obj.get("kind") if isinstance(obj, dict) else None
-    if op in ("DELETE", "CONNECT") or not isinstance(obj, dict) or kind not in SUPPORTED_KINDS:
-        return Outcome(response=_response(review, allowed=True), event=None)
-    if req.get("subResource") not in (None, "", "ephemeralcontainers"):
-        return Outcome(response=_response(review, allowed=True), event=None)
+    if req.get("operation") in ("DELETE", "CONNECT") or not isinstance(obj, dict):
+        return False
+    if obj.get("kind") not in SUPPORTED_KINDS:
+        return False
+    return req.get("subResource") in (None, "", "ephemeralcontainers")
+
+
+def _outcome(review: Mapping[str, Any], decided: Decided) -> Outcome:
+    d = decided.decision
+    out = _response(review, allowed=d.allowed, message=d.message, warnings=d.warnings)
+    event = _event(
+        review["request"], decided.display, decided.namespace, decided.kind, decided.name, d
+    )
+    return Outcome(response=out, event=event)
+
+
+def _decide(
+    req: Mapping[str, Any],
+    obj: Mapping[str, Any],
+    policy: Policy,
+    source: VulnSource | None,
+    budget: LookupBudget | None,
+) -> Decided | None:
     w = workload_of(obj, namespace=str(req.get("namespace") or ""))
-    if w is None:  # pragma: no cover - kind was checked above
-        return Outcome(response=_response(review, allowed=True), event=None)
+    if w is None:
+        return None
     if not w.name:
         w = replace(w, name=str(req.get("name") or ""))
     decision = decide(w, policy, source, budget)
-    out = _response(
-        review, allowed=decision.allowed, message=decision.message, warnings=decision.warnings
-    )
-    return Outcome(
-        response=out, event=_event(req, w.display(), w.namespace, w.kind, w.name, decision)
-    )
+    return Decided(decision, w.display(), w.namespace, w.kind, w.name)
 
 
 def _event(

@@ -90,9 +90,13 @@ class CachedVulnSource:
         self._cache: dict[str, tuple[float, ImageVulns | None]] = {}
 
     def is_ready(self, image: str) -> bool:
-        """Whether ``summary(image)`` answers from memory (no I/O, no scan)."""
+        """Whether ``summary(image)`` answers from memory (no I/O, no scan): cached here, or the
+        inner source answers from memory itself (a facts file, for images it does not list too,
+        whose None is never cached here)."""
         hit = self._cache.get(image)
-        return hit is not None and time.monotonic() - hit[0] < self._ttl
+        if hit is not None and time.monotonic() - hit[0] < self._ttl:
+            return True
+        return self._inner.is_ready(image)
 
     def saturation(self) -> str | None:
         return self._inner.saturation()

@@ -97,6 +97,15 @@ def serve(
     max_connections: Annotated[
         int, typer.Option(min=1, help="Open connections at once; further ones are closed.")
     ] = 256,
+    http_parser: Annotated[
+        str,
+        typer.Option(
+            "--http-parser",
+            metavar="auto|httptools|h11",
+            help="HTTP parser: httptools (compiled) or h11 (pure Python), both within the limits "
+            "above; auto: httptools when installed.",
+        ),
+    ] = "auto",
     scan_workers: Annotated[int, typer.Option(min=1, help="On-demand scans that run at once.")] = 2,
     scan_queue: Annotated[
         int,
@@ -145,7 +154,7 @@ def serve(
     Images never scanned are scanned on demand from their registry, with the same registry
     settings as `stockade scan image` (--insecure, --username/--password, docker config)."""
     from stockade.admission.certs import ensure_serving_cert
-    from stockade.admission.limits import Limits
+    from stockade.admission.limits import HTTP_PARSERS, Limits, best_http_parser
     from stockade.admission.server import AdmissionApp, EventWriter
     from stockade.admission.server import serve as run
     from stockade.admission.vulns import CachedVulnSource, FileVulnSource
@@ -157,6 +166,11 @@ def serve(
 
     if (cert is None) != (key is None):
         raise UsageError("--cert and --key go together")
+    if http_parser not in ("auto", *HTTP_PARSERS):
+        raise UsageError(f"--http-parser is one of auto, {', '.join(HTTP_PARSERS)}")
+    if http_parser == "httptools" and best_http_parser() != "httptools":
+        raise UsageError("--http-parser httptools: httptools is not installed")
+    parser = best_http_parser() if http_parser == "auto" else http_parser
     pol, origin = _policy(policy, db)
     open_db(db).close()  # created and migrated once, here: workers would race to migrate it
     file_source = FileVulnSource(vulns) if vulns else None  # read once, errors before any fork
@@ -176,6 +190,7 @@ def serve(
         max_header_bytes=max_header_bytes,
         max_body_bytes=max_body_bytes,
         max_connections=max_connections,
+        http=parser,
     )
     agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
     certfile, keyfile = str(cert), str(key)

@@ -9,7 +9,12 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from stockade.cli.streams import RedactingStream, emit, guard_standard_streams  # noqa: F401
+from stockade.cli.streams import (  # noqa: F401 (used from here)
+    RedactingStream,
+    emit,
+    guard_standard_streams,
+    write_masked,
+)
 from stockade.model.errors import StockadeError  # noqa: F401
 
 EXIT_OK = 0

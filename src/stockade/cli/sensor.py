@@ -4,6 +4,7 @@ encrypted, and sensitive data crossing it in clear (live capture or pcap/pcapng 
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -22,7 +23,14 @@ from stockade.cli.agent import (
     TokenOption,
     reporting,
 )
-from stockade.cli.common import EXIT_FINDINGS, DbOption, StoreOption, console, err_console
+from stockade.cli.common import (
+    EXIT_FINDINGS,
+    DbOption,
+    StoreOption,
+    console,
+    err_console,
+    write_masked,
+)
 from stockade.model.errors import InputError, UsageError
 
 DEFAULT_STATE = Path("/run/stockade/lab.json")
@@ -190,6 +198,9 @@ def sensor_cmd(
     )
     inspectors = Inspectors.default()
     config = FlowConfig(stream_depth=stream_depth)
+    # The start-up heap (modules, the DLP database) lives as long as the run: keep it out of the
+    # collector's full passes, which otherwise walk it again and again while flows come and go.
+    gc.freeze()
 
     capture = str(pcap) if pcap is not None else ("the lab" if lab else ", ".join(iface or ()))
     agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
@@ -351,9 +362,10 @@ class _Outputs:
         return self.recorder.stored
 
     def record(self, rec: Any) -> None:
-        self.recorder.add(rec)
-        if self.json:
-            sys.stdout.write(json.dumps(rec.to_dict()) + "\n")
+        data = rec.to_dict() if self.json else None  # made once, for the line and the store
+        self.recorder.add(rec, data)
+        if data is not None:
+            write_masked(json.dumps(data) + "\n")  # to_dict() masked every string
             sys.stdout.flush()
 
     def flush(self) -> None:

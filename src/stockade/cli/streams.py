@@ -32,6 +32,13 @@ class RedactingStream:
         return getattr(self._stream, name)
 
 
+def write_masked(text: str) -> None:
+    """Write ``text`` whose every string already passed the gate one by one (a JSON line built
+    from ``to_dict()``) to stdout without a second pass over the whole line."""
+    out = sys.stdout
+    (out._stream if isinstance(out, RedactingStream) else out).write(text)
+
+
 def guard_standard_streams() -> None:
     """Route sys.stdout and sys.stderr through the masking gate (once; the CLI's entry point)."""
     if not isinstance(sys.stdout, RedactingStream):

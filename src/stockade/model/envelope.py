@@ -213,7 +213,7 @@ def event_fields(value: Any) -> dict[str, Any]:
     if category is not None and category != kind.partition(".")[0]:
         _raise("category", f"does not match kind {kind!r}")
     mode = value.get("mode")
-    if mode is not None and mode not in MODES:
+    if mode is not None and (type(mode) is not str or mode not in MODES):
         _raise("mode", f"expected one of {', '.join(sorted(MODES))}")
     return {
         "id": ident,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stockade.model import Event, Severity
-from stockade.model.redact import redact
+from stockade.model.redact import redact, redact_text
 from stockade.model.resource import ResourceRef
 from stockade.network.interface import DlpMatch, TlsInfo, flow_key
 from stockade.network.tls_policy import TlsPolicy, facts, violations
@@ -53,29 +53,47 @@ class ConnectionRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data, every string through the masking gate: protocol metadata
-        (paths, host names, SNI, user names, banners) is whatever the peers sent."""
-        tls = None
-        if self.tls is not None:
-            tls = {
-                "version": self.tls.version,
-                "sni": self.tls.sni,
-                "alpn": list(self.tls.alpn),
-                "alpn_chosen": self.tls.alpn_chosen,
-                "cipher": self.tls.cipher,
-                "client_max_version": self.tls.client_max_version,
-                **facts(self.tls, self.start),
-            }
-        plain = {
+        (paths, host names, SNI, user names, banners) is whatever the peers sent.
+
+        Every string value passes the gate; the keys are this module's own literals and the
+        numbers cannot hold text, so the walk skips them (``plain()`` is the record unmasked:
+        tests hold ``redact(plain())`` to the same answer)."""
+        mask = redact_text
+        return {
+            "id": self.id,
+            "start": mask(_iso(self.start)),
+            "end": mask(_iso(self.end)),
+            "transport": mask(self.transport),
+            "ip_version": self.ip_version,
+            "client": redact(self._peer(self.client_ip, self.client_port, self.client)),
+            "server": redact(self._peer(self.server_ip, self.server_port, self.server)),
+            "protocol": mask(self.protocol),
+            "encrypted": self.encrypted,
+            "upgrade": mask(self.upgrade) if self.upgrade is not None else None,
+            "tls": redact(self._tls()) if self.tls is not None else None,
+            "bytes": {"to_server": self.bytes_to_server, "to_client": self.bytes_to_client},
+            "packets": {"to_server": self.packets_to_server, "to_client": self.packets_to_client},
+            "tcp_flags": {"client": mask(self.flags_client), "server": mask(self.flags_server)},
+            "state": mask(self.state),
+            "gaps": self.gaps,
+            "inspected_bytes": self.inspected,
+            "dlp": redact([_hit(h) for h in self.hits]) if self.hits else [],
+            "details": redact(dict(self.details)) if self.details else {},
+        }
+
+    def plain(self) -> dict[str, Any]:
+        """:meth:`to_dict` before masking (the reference it is tested against; never output)."""
+        return {
             "start": _iso(self.start),
             "end": _iso(self.end),
             "transport": self.transport,
             "ip_version": self.ip_version,
-            "client": {"ip": self.client_ip, "port": self.client_port, **self.client.to_dict()},
-            "server": {"ip": self.server_ip, "port": self.server_port, **self.server.to_dict()},
+            "client": self._peer(self.client_ip, self.client_port, self.client),
+            "server": self._peer(self.server_ip, self.server_port, self.server),
             "protocol": self.protocol,
             "encrypted": self.encrypted,
             "upgrade": self.upgrade,
-            "tls": tls,
+            "tls": self._tls() if self.tls is not None else None,
             "bytes": {"to_server": self.bytes_to_server, "to_client": self.bytes_to_client},
             "packets": {"to_server": self.packets_to_server, "to_client": self.packets_to_client},
             "tcp_flags": {"client": self.flags_client, "server": self.flags_server},
@@ -85,7 +103,23 @@ class ConnectionRecord:
             "dlp": [_hit(h) for h in self.hits],
             "details": dict(self.details),
         }
-        return {"id": self.id, **redact(plain)}
+
+    @staticmethod
+    def _peer(ip: str, port: int, ref: ResourceRef) -> dict[str, Any]:
+        return {"ip": ip, "port": port, **ref.to_dict()}
+
+    def _tls(self) -> dict[str, Any]:
+        tls = self.tls
+        assert tls is not None
+        return {
+            "version": tls.version,
+            "sni": tls.sni,
+            "alpn": list(tls.alpn),
+            "alpn_chosen": tls.alpn_chosen,
+            "cipher": tls.cipher,
+            "client_max_version": tls.client_max_version,
+            **facts(tls, self.start),
+        }
 
 
 def _hit(h: Hit) -> dict[str, Any]:
@@ -109,6 +143,8 @@ def events_for(
     """``dlp.sensitive_in_clear`` per sensor and direction; the TLS facts ``policy`` alerts on
     (``tls.weak_version`` below its minimum version, ``tls.weak_cipher``,
     ``tls.certificate_expired``, ...), one event each."""
+    if not rec.hits and rec.tls is None:
+        return []  # the common case: no event, so nothing to build
     out: list[Event] = []
     at = datetime.fromtimestamp(rec.start, UTC)
     where = f"{rec.client.display()} -> {rec.server.display()}:{rec.server_port}"

@@ -32,6 +32,11 @@ _SLUG = re.compile(r"[a-z][a-z0-9_.-]{0,79}\Z")  # what may go in the comma-sepa
 ALL_TIME = -1  # the hour of the rows that total every hour: what a graph without a window reads
 MAX_LISTED = 32  # ports and protocols kept per edge row
 _CHUNK = 400  # keys per SELECT (4 bound parameters each)
+_FAR = 1 << 62  # the order of a report written in this batch: after every stored one
+# What a row's key says already (node_id(kind, namespace, name); src>dst|hour|encryption): never
+# updated, so merging into a stored row leaves the indexes on them alone.
+_NODE_FIXED = frozenset({"kind", "namespace", "name"})
+_EDGE_FIXED = frozenset({"src", "dst", "hour", "encryption"})
 _PG_LOCK = 7355609  # serializes graph upserts across controller replicas (read, merge, write)
 
 # Events that change an edge's status or DLP count, and how.
@@ -245,8 +250,10 @@ class Delta:
         # held to the commit: merges commit in the order of their versions)
         version = _raise_version(conn)
         _apply_nodes(conn, dialect, self.nodes, version)
-        for f in self.dlp_findings:
-            if _first_report(conn, f):
+        for f, first in zip(
+            self.dlp_findings, _first_reports(conn, self.dlp_findings), strict=True
+        ):
+            if first:
                 edge = self.edges[f.edge]
                 edge.dlp[f.sensor] = edge.dlp.get(f.sensor, 0) + f.amount
         self.dlp_findings = []
@@ -268,7 +275,8 @@ class Delta:
 
 def _first_report(conn: Connection, f: _Finding) -> bool:
     """Whether ``f`` counts: its reporter is the first to report this finding of the flow (the
-    sensor and the enforcer see the same connection; the other's report is the same finding)."""
+    sensor and the enforcer see the same connection; the other's report is the same finding).
+    One finding, two statements: the reference :func:`_first_reports` is tested against."""
     t = graph_dlp_flows.c
     first = conn.execute(
         select(t.reporter)
@@ -279,7 +287,7 @@ def _first_report(conn: Connection, f: _Finding) -> bool:
             t.at >= f.at - FLOW_WINDOW,
             t.at <= f.at + FLOW_WINDOW,
         )
-        .order_by(t.at)
+        .order_by(t.at, t.pk)
         .limit(1)
     ).scalar()
     if first is None:
@@ -290,6 +298,46 @@ def _first_report(conn: Connection, f: _Finding) -> bool:
         )
         return True
     return bool(first == f.reporter)
+
+
+def _first_reports(conn: Connection, findings: list[_Finding]) -> list[bool]:
+    """:func:`_first_report` for each of ``findings`` in order, with one SELECT per chunk of
+    flows and one INSERT for the batch (a sensor's batch holds hundreds of findings)."""
+    if not findings:
+        return []
+    t = graph_dlp_flows.c
+    lo = min(f.at for f in findings) - FLOW_WINDOW
+    hi = max(f.at for f in findings) + FLOW_WINDOW
+    # per (flow, sensor, direction): the reports in the window, as (at, order, reporter)
+    seen: dict[tuple[str, str, str], list[tuple[datetime, int, str]]] = {}
+    flows = sorted({f.flow for f in findings})
+    for i in range(0, len(flows), _CHUNK):
+        rows = conn.execute(
+            select(t.flow, t.sensor, t.direction, t.at, t.pk, t.reporter).where(
+                t.flow.in_(flows[i : i + _CHUNK]), t.at >= lo, t.at <= hi
+            )
+        )
+        for flow, sensor, direction, at, pk, reporter in rows:
+            at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # SQLite: naive UTC
+            seen.setdefault((flow, sensor, direction), []).append((at, pk, reporter))
+    out: list[bool] = []
+    new: list[dict[str, object]] = []
+    for f in findings:
+        reports = seen.setdefault((f.flow, f.sensor, f.direction), [])
+        near = [r for r in reports if f.at - FLOW_WINDOW <= r[0] <= f.at + FLOW_WINDOW]
+        if near:
+            out.append(min(near)[2] == f.reporter)
+            continue
+        # written after every stored row: orders after them on equal times, as its pk will
+        reports.append((f.at, _FAR + len(new), f.reporter))
+        new.append(
+            {"flow": f.flow, "sensor": f.sensor, "direction": f.direction,
+             "reporter": f.reporter, "at": f.at}
+        )  # fmt: skip
+        out.append(True)
+    if new:
+        conn.execute(graph_dlp_flows.insert(), new)
+    return out
 
 
 def _raise_version(conn: Connection) -> int:
@@ -355,7 +403,7 @@ def _apply_nodes(conn: Connection, dialect: str, nodes: dict[str, _Node], versio
                 "version": version,
             }
         )
-    upsert_rows(conn, graph_nodes, ["id"], rows)
+    upsert_rows(conn, graph_nodes, ["id"], rows, fixed=_NODE_FIXED)
 
 
 def _iso(at: datetime) -> str:
@@ -423,7 +471,7 @@ def _apply_edges(
                 "version": version,
             }
         )
-    upsert_rows(conn, graph_edges, ["key"], rows)
+    upsert_rows(conn, graph_edges, ["key"], rows, fixed=_EDGE_FIXED)
 
 
 # ---------------------------------------------------------------- reading

@@ -7,14 +7,15 @@ and records, ids included."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from stockade.model import Event, Severity
 from stockade.network.connection import DEFAULT_POLICY, ConnectionRecord, events_for
 from stockade.network.observation import Observation
-from stockade.network.store import write
 from stockade.network.tls_policy import TlsPolicy
-from stockade.store import Store
-from stockade.store.records import record_events
+
+if TYPE_CHECKING:
+    from stockade.store import Store
 
 
 class Recorder:
@@ -43,9 +44,11 @@ class Recorder:
         self.observed = Observation(source, policy.min_version)
         self._pending: list[ConnectionRecord] = []
         self._pending_events: list[Event] = []
+        self._pending_data: list[dict[str, Any] | None] = []
 
-    def add(self, rec: ConnectionRecord) -> list[Event]:
-        """Tally one record (and queue it for the store); returns its events."""
+    def add(self, rec: ConnectionRecord, data: dict[str, Any] | None = None) -> list[Event]:
+        """Tally one record (and queue it for the store, with its ``to_dict()`` when the caller
+        made it already); returns its events."""
         self.connections += 1
         self.observed.add(rec)
         events = events_for(rec, self.source, self.policy)
@@ -58,6 +61,7 @@ class Recorder:
             self.on_events(events)
         if self.store is not None:
             self._pending.append(rec)
+            self._pending_data.append(data)
             self._pending_events.extend(events)
             if len(self._pending) >= self.BATCH:
                 self.flush()
@@ -66,12 +70,20 @@ class Recorder:
     def flush(self) -> None:
         if self.store is None or not self._pending:
             return
+        from stockade.network.store import write  # SQLAlchemy: only a run that stores loads it
+
         conns, events = write(
-            self.store, self._pending, self.source, self.policy, events=self._pending_events
+            self.store,
+            self._pending,
+            self.source,
+            self.policy,
+            events=self._pending_events,
+            data=self._pending_data,
         )
         self.stored = (self.stored[0] + conns, self.stored[1] + events)
         self._pending = []
         self._pending_events = []
+        self._pending_data = []
 
     def finish(self) -> None:
         """Write what is left and the run's ``network.observed`` summary (when it saw traffic)."""
@@ -80,6 +92,8 @@ class Recorder:
             self.on_events([summary])
         if self.store is None:
             return
+        from stockade.store.records import record_events
+
         self.flush()
         if summary is not None:
             self.stored = (self.stored[0], self.stored[1] + record_events(self.store, [summary]))

@@ -18,7 +18,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from stockade.config import load_yaml_model
 from stockade.model import Severity
 
 from . import tls_certs, tls_suites
@@ -79,6 +78,8 @@ class _PolicyFile(BaseModel):
 
 def load_policy(path: Path, *, min_version: str | None = None) -> TlsPolicy:
     """Read a TLS policy file (ConfigError, exit 2, on a bad one)."""
+    from stockade.config import load_yaml_model  # YAML is read only when there is a file
+
     section = load_yaml_model(_PolicyFile, path).tls
     return TlsPolicy(min_version=min_version or section.min_version, alert=frozenset(section.alert))
 

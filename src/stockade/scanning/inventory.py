@@ -8,11 +8,12 @@ same (type, name, version) appeared.
 
 from __future__ import annotations
 
+import contextlib
 import stat
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from stockade.model.errors import UnsafeImage
+from stockade.model.errors import StoreError, UnsafeImage
 from stockade.model.progress import NullObserver, Observer
 from stockade.scanning.distro import OS_RELEASE_PATHS, parse_os_release
 from stockade.scanning.interface import Cataloger, Distro, FileEntry, Inventory, LayerInfo, Package
@@ -96,6 +97,7 @@ class _ImageScan:
         self.source = source
         self.resolved = resolved
         self.catalogers = catalogers
+        self._wants_each = [c.wants for c in catalogers]
         self.cache = LayerCache(store, cataloger_key(catalogers))
         self.observer = observer
         self.limits = limits
@@ -103,8 +105,21 @@ class _ImageScan:
         self.budget = limits.max_image_bytes
         self.entries_left = limits.max_image_entries
         self.read_layers = 0
+        self.dirty: dict[str, LayerRecord] = {}  # records to write to the cache, by diff id
 
     def run(self) -> Inventory:
+        """The inventory; the layer records read or completed on the way are cached at the end,
+        in one transaction (also when a later layer fails: what was read stays useful)."""
+        try:
+            inventory = self._run()
+        except BaseException:
+            with contextlib.suppress(StoreError):  # the scan's own error is the one to report
+                self.cache.put_many(list(self.dirty.values()))
+            raise
+        self.cache.put_many(list(self.dirty.values()))
+        return inventory
+
+    def _run(self) -> Inventory:
         layers = self.resolved.info.layers
         cached = self.cache.get_many([str(layer.diff_id) for layer in layers])
         records: list[LayerRecord] = []
@@ -113,7 +128,7 @@ class _ImageScan:
             if record is None:
                 record = self._read(i, layer)
                 cached[str(layer.diff_id)] = record
-                self.cache.put(record)
+                self.dirty[record.diff_id] = record
             else:
                 index = record.index
                 self.entries_left -= len(index.kinds) + len(index.whiteouts) + len(index.opaque)
@@ -137,7 +152,10 @@ class _ImageScan:
     def _wants(self, path: str, mode: int, size: int) -> bool:
         if path in OS_RELEASE_PATHS:
             return True
-        return any(c.wants(path, mode, size) for c in self.catalogers)
+        for wants in self._wants_each:  # noqa: SIM110 - per file of every layer: no generator
+            if wants(path, mode, size):
+                return True
+        return False
 
     def _read(self, i: int, layer: LayerInfo) -> LayerRecord:
         what = f"{self.what} layer {i + 1} ({layer.digest})"
@@ -230,7 +248,7 @@ class _ImageScan:
                 found[entry.path] = entry.data
                 if len(entry.data) <= _KEEP_LIMIT:
                     record.kept[entry.path] = entry.data
-        self.cache.put(record)  # so the next scan needs no blob for these
+        self.dirty[record.diff_id] = record  # so the next scan needs no blob for these
         return found
 
     def _distro(self, records: list[LayerRecord], view: MergedView) -> Distro | None:

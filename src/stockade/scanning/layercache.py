@@ -140,30 +140,41 @@ class LayerCache:
         return [(str(k), bytes(d)) for k, d in rows]
 
     def put(self, record: LayerRecord) -> None:
-        if self.store is None:
+        self.put_many([record])
+
+    def put_many(self, records: list[LayerRecord]) -> None:
+        """Write (or rewrite) the rows of ``records`` in one transaction."""
+        if self.store is None or not records:
             return
-        key = cache_key(record.diff_id, self.catalogers_key)
         now = datetime.now(UTC)
-        row = {
-            "cache_key": key,
-            "diff_id": record.diff_id,
-            "catalogers": self.catalogers_key[:1000],
-            "format": FORMAT,
-            "created_at": now,
-            "data": encode(record),
-        }
+        rows = [
+            {
+                "cache_key": cache_key(record.diff_id, self.catalogers_key),
+                "diff_id": record.diff_id,
+                "catalogers": self.catalogers_key[:1000],
+                "format": FORMAT,
+                "created_at": now,
+                "data": encode(record),
+            }
+            for record in records
+        ]
+        keys = [row["cache_key"] for row in rows]
         conn = self.store.sqlite_connect()
         if conn is not None:
             # The text form SQLAlchemy's DateTime uses on SQLite, so both paths read alike.
-            row["created_at"] = now.replace(tzinfo=None).isoformat(sep=" ")
+            stamp = now.replace(tzinfo=None).isoformat(sep=" ")
+            for row in rows:
+                row["created_at"] = stamp
             try:
                 with conn:
-                    conn.execute("DELETE FROM scan_layer_cache WHERE cache_key = ?", (key,))
-                    conn.execute(
+                    conn.executemany(
+                        "DELETE FROM scan_layer_cache WHERE cache_key = ?", [(k,) for k in keys]
+                    )
+                    conn.executemany(
                         "INSERT OR REPLACE INTO scan_layer_cache (cache_key, diff_id, catalogers,"
                         " format, created_at, data) VALUES (:cache_key, :diff_id, :catalogers,"
                         " :format, :created_at, :data)",
-                        row,
+                        rows,
                     )
             except sqlite3.Error as exc:
                 raise StoreError(f"database error: {exc}", subject=self.store.safe_url) from exc
@@ -175,7 +186,11 @@ class LayerCache:
 
         from stockade.scanning.tables import layer_cache
 
-        # Another scan may cache the same layer at the same moment; its row is as good as ours.
-        with contextlib.suppress(IntegrityError), self.store.begin() as sa_conn:
-            sa_conn.execute(delete(layer_cache).where(layer_cache.c.cache_key == key))
-            sa_conn.execute(insert(layer_cache).values(**row))
+        # Another scan may cache the same layer at the same moment; its row is as good as ours
+        # (one transaction per row here, so such a clash costs that row only).
+        for row in rows:
+            with contextlib.suppress(IntegrityError), self.store.begin() as sa_conn:
+                sa_conn.execute(
+                    delete(layer_cache).where(layer_cache.c.cache_key == row["cache_key"])
+                )
+                sa_conn.execute(insert(layer_cache).values(**row))

@@ -27,6 +27,7 @@ from stockade.model.errors import ConfigError, DigestMismatch, ImageError, Unsaf
 from stockade.scanning.interface import FileEntry, LayerInfo, Readable
 from stockade.scanning.sources.manifest import LAYER_TYPES
 from stockade.scanning.targuard import GuardedStream
+from stockade.scanning.tarwalk import Member, TarWalker
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -87,16 +88,26 @@ class LayerRead:
 class _Hashing:
     """A read-only stream that hashes and counts what passes through it."""
 
-    def __init__(self, raw: Readable, on_read: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        raw: Readable,
+        on_read: Callable[[int], None] | None = None,
+        *,
+        same_as: _Hashing | None = None,
+    ) -> None:
         self.raw = raw
         self.hash = hashlib.sha256()
         self.count = 0
         self.on_read = on_read
+        # A plain tar layer is its own uncompressed stream: the bytes are hashed once, by the
+        # blob's hasher, and this digest is that one (the whole stream is drained before it).
+        self.same_as = same_as
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n if n is not None and n >= 0 else _CHUNK * 64)
         if data:
-            self.hash.update(data)
+            if self.same_as is None:
+                self.hash.update(data)
             self.count += len(data)
             if self.on_read is not None:
                 self.on_read(len(data))
@@ -107,6 +118,8 @@ class _Hashing:
             pass
 
     def digest(self) -> str:
+        if self.same_as is not None:
+            return self.same_as.digest()
         return "sha256:" + self.hash.hexdigest()
 
 
@@ -160,10 +173,13 @@ def read_layer(
     entry_budget: int | None = None,
     verify_blob_digest: bool = True,
     on_bytes: Callable[[int], None] | None = None,
+    reader: str = "fast",
 ) -> LayerRead:
     """Stream one layer blob once; raise on digest mismatch, corruption or hostile content.
 
     ``budget`` and ``entry_budget`` are what is left of the image's byte and entry budgets.
+    ``reader`` is ``"fast"`` (:class:`~stockade.scanning.tarwalk.TarWalker`) or ``"reference"``
+    (``tarfile``), which the tests hold the fast one to.
     """
     if layer.media_type and layer.media_type not in LAYER_TYPES:
         raise ImageError(f"unknown layer media type {layer.media_type!r}", subject=what)
@@ -189,7 +205,7 @@ def read_layer(
     zstd_error = _zstd_error() if kind == "zstd" else _NeverRaised
     try:
         stream = _decompressor(kind, source)
-        uncompressed = _Hashing(stream, check_bomb)
+        uncompressed = _Hashing(stream, check_bomb, same_as=compressed if kind == "tar" else None)
         result = _walk_tar(
             uncompressed,
             wants=wants,
@@ -197,6 +213,7 @@ def read_layer(
             limits=limits,
             layer_id=layer.diff_id,
             entry_budget=entry_budget,
+            reader=reader,
         )
         uncompressed.drain()
         compressed.drain()
@@ -256,6 +273,9 @@ def _decompressor(kind: str, source: _Peeked) -> Readable:
 
 def normalize_name(name: str, what: str) -> str:
     """``./usr/bin/x`` -> ``/usr/bin/x``; ``..`` anywhere is refused."""
+    plain = name[2:] if name.startswith("./") else name
+    if "//" not in plain and "/." not in plain and not plain.startswith("."):
+        return "/" + plain.strip("/")  # no empty, "." or ".." part: nothing else to drop
     parts = []
     for part in name.split("/"):
         if part in ("", "."):
@@ -266,6 +286,39 @@ def normalize_name(name: str, what: str) -> str:
     return "/" + "/".join(parts)
 
 
+class _ReferenceWalker:
+    """``tarfile``'s stream mode behind :class:`TarWalker`'s interface: the reference reader."""
+
+    def __init__(self, stream: _Hashing, what: str) -> None:
+        guarded = GuardedStream(stream, what)  # headers are checked before tarfile parses them
+        # typeshed's tarfile.open wants a seekable, writable file object even for the stream mode
+        # "r|", which only ever calls read(): hence the ignore.
+        self._tar = tarfile.open(fileobj=guarded, mode="r|", bufsize=1 << 14)  # type: ignore[call-overload]  # noqa: SIM115 - closed by close()
+        self._member: tarfile.TarInfo | None = None
+
+    def next(self) -> Member | None:
+        member = self._tar.next()
+        self._tar.members.clear()  # tarfile keeps every member it read: never needed here
+        self._member = member
+        if member is None:
+            return None
+        return Member(
+            member.name, member.type, member.mode, member.size, member.linkname, member.issparse()
+        )
+
+    def read(self, n: int) -> bytes:
+        assert self._member is not None
+        fh = self._tar.extractfile(self._member)
+        return fh.read(n) if fh is not None else b""
+
+    def close(self) -> None:
+        self._tar.close()
+
+
+_DIRTYPE, _SYMTYPE, _LNKTYPE = b"5", b"2", b"1"
+_REGULAR_TYPES = frozenset((b"0", b"\0", b"7", b"S"))
+
+
 def _walk_tar(
     stream: _Hashing,
     *,
@@ -274,44 +327,45 @@ def _walk_tar(
     limits: Limits,
     layer_id: str | None,
     entry_budget: int | None,
+    reader: str = "fast",
 ) -> LayerRead:
     index = LayerIndex()
+    kinds, links = index.kinds, index.links
     files: list[FileEntry] = []
     skipped: list[str] = []
     captured: dict[str, FileEntry] = {}
     pending: list[tuple[str, str, int]] = []
-    guarded = GuardedStream(stream, what)  # headers are checked before tarfile parses them
-    # typeshed's tarfile.open wants a seekable, writable file object even for the stream mode
-    # "r|", which only ever calls read(): hence the ignore.
-    tar = tarfile.open(fileobj=guarded, mode="r|", bufsize=1 << 14)  # type: ignore[call-overload]  # noqa: SIM115 - closed below
+    walker = TarWalker(stream, what) if reader == "fast" else _ReferenceWalker(stream, what)
+    max_entries = limits.max_entries
+    budget = entry_budget if entry_budget is not None else max_entries + 1
     count = 0
-    while (member := tar.next()) is not None:
-        tar.members.clear()  # tarfile keeps every member it read: ~0.5 KB each, never needed here
+    while (member := walker.next()) is not None:
         count += 1
-        if count > limits.max_entries:
-            raise UnsafeImage(f"layer has more than {limits.max_entries} entries", subject=what)
-        if entry_budget is not None and count > entry_budget:
+        if count > max_entries:
+            raise UnsafeImage(f"layer has more than {max_entries} entries", subject=what)
+        if count > budget:
             raise entries_over_budget(limits, what)
         path = normalize_name(member.name, what)
         if path == "/":
             continue
         parent, _, base = path.rpartition("/")
-        parent = parent or "/"
-        if base == OPAQUE_MARKER:
-            index.opaque.append(parent)
-            continue
         if base.startswith(WHITEOUT_PREFIX):
-            index.whiteouts.append(parent.rstrip("/") + "/" + base[len(WHITEOUT_PREFIX) :])
+            parent = parent or "/"
+            if base == OPAQUE_MARKER:
+                index.opaque.append(parent)
+            else:
+                index.whiteouts.append(parent.rstrip("/") + "/" + base[len(WHITEOUT_PREFIX) :])
             continue
-        if member.isdir():
-            index.kinds[path] = "d"
-        elif member.issym():
-            index.kinds[path] = "l"
-            index.links[path] = member.linkname
-        elif member.islnk():
+        kind = member.type
+        if kind == _DIRTYPE:
+            kinds[path] = "d"
+        elif kind == _SYMTYPE:
+            kinds[path] = "l"
+            links[path] = member.linkname
+        elif kind == _LNKTYPE:
             target = normalize_name(member.linkname, what)
-            index.kinds[path] = "h"
-            index.links[path] = target
+            kinds[path] = "h"
+            links[path] = target
             mode = stat.S_IFREG | (member.mode & 0o7777)
             if wants(path, mode, member.size):
                 source = captured.get(target)
@@ -322,24 +376,27 @@ def _walk_tar(
                         path=path, mode=mode, size=source.size, data=source.data, layer=layer_id
                     )
                     files.append(entry)
-        elif member.isreg():
-            index.kinds[path] = "f"
+        elif kind in _REGULAR_TYPES:
+            kinds[path] = "f"
             mode = stat.S_IFREG | (member.mode & 0o7777)
-            if not wants(path, mode, member.size):
+            size = member.size
+            if not wants(path, mode, size):
                 continue
-            if member.size > limits.max_file_bytes:
-                skipped.append(f"{path}: {member.size} bytes is over the per-file limit")
+            if size > limits.max_file_bytes:
+                skipped.append(f"{path}: {size} bytes is over the per-file limit")
                 continue
-            fh = tar.extractfile(member)
-            data = fh.read() if fh is not None else b""
-            if len(data) != member.size:
+            if member.sparse:  # old GNU sparse format: container tools never write it
+                skipped.append(f"{path}: a sparse file (old GNU tar format) is not read")
+                continue
+            data = walker.read(size)
+            if len(data) != size:
                 raise ImageError(f"truncated layer: {path} is short", subject=what)
-            entry = FileEntry(path=path, mode=mode, size=member.size, data=data, layer=layer_id)
+            entry = FileEntry(path=path, mode=mode, size=size, data=data, layer=layer_id)
             files.append(entry)
             captured[path] = entry
         else:
-            index.kinds[path] = "o"  # devices and fifos: recorded, never read
-    tar.close()
+            kinds[path] = "o"  # devices and fifos: recorded, never read
+    walker.close()
     return LayerRead(
         index=index,
         files=files,

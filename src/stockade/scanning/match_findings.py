@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from typing import TYPE_CHECKING
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, TypeAlias
 
 from stockade.model import Finding, Pillar, ResourceRef, Severity
 from stockade.model.errors import UsageError
+from stockade.scanning.advisories.store import AffectedRow, RecordRow
 from stockade.scanning.interface import VulnerabilityDetails
-from stockade.scanning.match_eval import Entry, Hit
+from stockade.scanning.match_eval import json_strings
 from stockade.scanning.versions import Scheme
 
 if TYPE_CHECKING:
@@ -25,13 +26,16 @@ _DISTRO_ECOSYSTEMS = (
     "sles", "sle-micro", "sle-micro-rancher", "sl-micro", "opensuse-leap", "opensuse-leap-micro",
 )  # fmt: skip
 _FIX_RANK = {"fixed": 3, "wont-fix": 2, "not-fixed": 1, "unknown": 0}
+# One matching row: the affected row, its record, the fix of the interval the installed version
+# falls in, and the compatible release it was matched through (``redhat:9`` for Rocky 9), if any.
+RowHit: TypeAlias = tuple[AffectedRow, RecordRow, str | None, str | None]
 
 
-def _groups(hits: list[Hit], ids: Sequence[tuple[str, ...]]) -> list[list[int]]:
+def _groups(n: int, ids: Sequence[tuple[str, ...]]) -> list[list[int]]:
     """Union hits whose id sets overlap (a GHSA aliasing a CVE, a PYSEC aliasing both)."""
-    if len(hits) == 1:
+    if n == 1:
         return [[0]]
-    parent = list(range(len(hits)))
+    parent = list(range(n))
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -40,23 +44,29 @@ def _groups(hits: list[Hit], ids: Sequence[tuple[str, ...]]) -> list[list[int]]:
         return i
 
     owner: dict[str, int] = {}
+    merged = False
     for i, own in enumerate(ids):
         for ident in own:
             j = owner.setdefault(ident, i)
             if j != i:
                 parent[find(i)] = find(j)
+                merged = True
+    if not merged:  # the common case: records of different vulnerabilities
+        return [[i] for i in range(n)]
     grouped: dict[int, list[int]] = {}
-    for i in range(len(hits)):
+    for i in range(n):
         grouped.setdefault(find(i), []).append(i)
     return list(grouped.values())
 
 
 def _primary(ids: set[str]) -> str:
+    if len(ids) == 1:
+        return next(iter(ids))
     for prefix in ("CVE-", "GHSA-"):
-        pick = sorted(i for i in ids if i.startswith(prefix))
+        pick = [i for i in ids if i.startswith(prefix)]
         if pick:
-            return pick[0]
-    return sorted(ids)[0]
+            return min(pick)
+    return min(ids)
 
 
 @cache
@@ -70,86 +80,82 @@ def _rating(text: str | None) -> Severity | None:
     return None if sev is Severity.UNKNOWN else sev
 
 
+@lru_cache(maxsize=1024)  # base scores have one decimal: about a hundred values
+def _cvss_rating(score: float) -> Severity:
+    return Severity.from_cvss(score)
+
+
 @dataclass(slots=True)
 class _Group:
-    hits: list[Hit]
+    hits: list[RowHit]
     ids: set[str]
     primary: str | None = None
 
 
-def _merge(hits: list[Hit]) -> list[_Group]:
+def _merge(hits: list[RowHit]) -> list[_Group]:
     """One group per vulnerability. Records naming each other (aliases, or a single upstream id
     as UBUNTU-CVE-x has) merge; a record bundling several CVEs (DSA, DLA, USN) joins every group
     of a CVE it lists, and stands on its own only when none of them matched."""
-    plain: list[Hit] = []
+    plain: list[RowHit] = []
     plain_ids: list[tuple[str, ...]] = []
-    bundles: list[tuple[Hit, tuple[str, ...]]] = []
+    bundles: list[tuple[RowHit, tuple[str, ...]]] = []
     for h in hits:
-        up = h.entry.upstream if h.entry.row[15] != "[]" else ()
+        rec = h[1]
+        up = json_strings(rec[9])
         if len(up) > 1:
             bundles.append((h, up))
         else:
             plain.append(h)
-            plain_ids.append((h.entry.vuln_id, *h.entry.aliases, *up))
+            plain_ids.append((rec[1], *json_strings(rec[3]), *up))
     groups = [
-        _Group(hits=[plain[i] for i in m], ids={x for i in m for x in plain_ids[i]})
-        for m in (_groups(plain, plain_ids) if plain else [])
+        _Group([plain[m[0]]], set(plain_ids[m[0]]))
+        if len(m) == 1
+        else _Group([plain[i] for i in m], {x for i in m for x in plain_ids[i]})
+        for m in (_groups(len(plain), plain_ids) if plain else [])
     ]
     for h, up in bundles:
         joined = [g for g in groups if g.ids.intersection(up)]
         for g in joined:
             g.hits.append(h)
-            g.ids.add(h.entry.vuln_id)
+            g.ids.add(h[1][1])
         if not joined:
-            groups.append(_Group(hits=[h], ids={h.entry.vuln_id, *up}, primary=h.entry.vuln_id))
+            groups.append(_Group([h], {h[1][1], *up}, h[1][1]))
     return groups
 
 
 def build_findings(
-    t: Target, hits: list[Hit], scheme: Scheme, resource: ResourceRef
+    t: Target, hits: list[RowHit], scheme: Scheme, resource: ResourceRef
 ) -> list[Finding]:
+    """The findings of one package from its matching rows (see ``RowHit``)."""
     out = []
     is_distro = t.ecosystem.split(":", 1)[0] in _DISTRO_ECOSYSTEMS
     pkg = t.package
+    labels: dict[tuple[str, str | None], str] = {}
     for g in _merge(hits):
         group, ids = g.hits, g.ids
         primary = g.primary or _primary(ids)
-        # One walk over the group picks what the finding says. Ties keep the first hit, as
-        # max() would: the strongest fix state, the highest CVSS score, the first summary and
-        # the first distribution or record rating.
-        fixes: list[str] = []
-        state, rank = "", -1
-        best: Entry | None = None
-        summary = ""
-        vendor: Severity | None = None
-        urls: dict[str, None] = {}
-        sources: set[str] = set()
-        for h in group:
-            e = h.entry
-            if h.fixed:
-                fixes.append(h.fixed)
-                s = "fixed"
+        if len(group) == 1:
+            row, rec, fixed, via = group[0]
+            fixed_version = fixed
+            state = "fixed" if fixed else ("not-fixed" if row[3] == "fixed" else row[3])
+            score = rec[7]
+            vector = rec[6] if score is not None else None
+            summary = rec[4]
+            vendor = _rating(row[4] or rec[5])
+            urls = tuple(dict.fromkeys(json_strings(rec[8])))[:10] if rec[8] != "[]" else ()
+            origin = (rec[2], via)
+            if origin in labels:
+                data_source = labels[origin]
             else:
-                s = e.fix_state
-            r = _FIX_RANK.get(s, 0)
-            if r > rank:
-                state, rank = s, r
-            score = e.cvss_score
-            if score is not None and (best is None or score > (best.cvss_score or 0.0)):
-                best = e
-            if not summary and e.summary:
-                summary = e.summary
-            if vendor is None:
-                vendor = _rating(e.distro_severity or e.record_severity)
-            if len(urls) < 10:
-                urls.update(dict.fromkeys(e.refs))
-            sources.add(_source_label(h, t))
-        if state == "fixed" and not fixes:
-            state = "not-fixed"  # a fixed range the installed version is not below
+                data_source = labels[origin] = _source_label(rec[2], via, t)
+        else:
+            fixed_version, state, score, vector, summary, vendor, urls, data_source = _pick(
+                group, scheme, t, labels
+            )
         if is_distro and vendor is not None:
             severity = vendor  # the distribution's rating for OS packages, else CVSS, else text
-        elif best is not None and best.cvss_score is not None:
-            severity = Severity.from_cvss(best.cvss_score)
+        elif score is not None:
+            severity = _cvss_rating(score)
         else:
             severity = vendor or Severity.UNKNOWN
         out.append(
@@ -163,28 +169,76 @@ def build_findings(
                     package=pkg.name,
                     package_type=pkg.type,
                     installed_version=pkg.version,
-                    fixed_version=(fixes[0] if len(fixes) == 1 else max(fixes, key=scheme.key))
-                    if fixes
-                    else None,
+                    fixed_version=fixed_version,
                     fix_state=state,
-                    aliases=tuple(sorted(ids - {primary})),
-                    cvss_score=best.cvss_score if best else None,
-                    cvss_vector=best.cvss_vector if best else None,
+                    aliases=() if len(ids) == 1 else tuple(sorted(ids - {primary})),
+                    cvss_score=score,
+                    cvss_vector=vector,
                     purl=pkg.purl,
                     locations=pkg.locations,
                     layer=pkg.layer,
-                    data_source=", ".join(sorted(sources)),
-                    urls=tuple(urls)[:10],
+                    data_source=data_source,
+                    urls=urls,
                 ),
             )
         )
     return out
 
 
-def _source_label(hit: Hit, t: Target) -> str:
-    entry = hit.entry
-    eco = hit.via or t.ecosystem
-    label = f"osv:{eco}" if entry.data_source == "osv" else entry.data_source
-    if hit.via:  # matched through a declared compatibility: say so
-        return f"{label} ({t.ecosystem} matched as {hit.via})"
+def _pick(
+    group: list[RowHit], scheme: Scheme, t: Target, labels: dict[tuple[str, str | None], str]
+) -> tuple[str | None, str, float | None, str | None, str, Severity | None, tuple[str, ...], str]:
+    """What the finding of several merged records says, in one walk. Ties keep the first hit,
+    as max() would: the strongest fix state, the highest CVSS score, the first summary and the
+    first distribution or record rating. Returns (fixed version, fix state, CVSS score and
+    vector, summary, vendor rating, references, data source)."""
+    fixes: list[str] = []
+    state, rank = "", -1
+    best: RecordRow | None = None
+    summary = ""
+    vendor: Severity | None = None
+    urls: dict[str, None] = {}
+    sources: set[str] = set()
+    for row, rec, fixed, via in group:
+        if fixed:
+            fixes.append(fixed)
+            s = "fixed"
+        else:
+            s = row[3]
+        r = _FIX_RANK.get(s, 0)
+        if r > rank:
+            state, rank = s, r
+        score = rec[7]
+        if score is not None and (best is None or score > (best[7] or 0.0)):
+            best = rec
+        if not summary and rec[4]:
+            summary = rec[4]
+        if vendor is None:
+            vendor = _rating(row[4] or rec[5])
+        if len(urls) < 10 and rec[8] != "[]":
+            urls.update(dict.fromkeys(json_strings(rec[8])))
+        origin = (rec[2], via)
+        if origin not in labels:
+            labels[origin] = _source_label(rec[2], via, t)
+        sources.add(labels[origin])
+    if state == "fixed" and not fixes:
+        state = "not-fixed"  # a fixed range the installed version is not below
+    fixed_version = (fixes[0] if len(fixes) == 1 else max(fixes, key=scheme.key)) if fixes else None
+    return (
+        fixed_version,
+        state,
+        best[7] if best else None,
+        best[6] if best else None,
+        summary,
+        vendor,
+        tuple(urls)[:10],
+        ", ".join(sorted(sources)),
+    )
+
+
+def _source_label(data_source: str, via: str | None, t: Target) -> str:
+    eco = via or t.ecosystem
+    label = f"osv:{eco}" if data_source == "osv" else data_source
+    if via:  # matched through a declared compatibility: say so
+        return f"{label} ({t.ecosystem} matched as {via})"
     return label

@@ -7,9 +7,10 @@ RPM (``modularitylabel`` ``nodejs:18:...``) is looked up as ``nodejs:18/<source>
 advisories for that module stream apply. Rocky and AlmaLinux packages are also looked up in the
 RHEL release they declare compatibility with (``rocky:9`` -> ``redhat:9``), and SLE Micro for Rancher
 in SLE Micro's (``sle-micro-rancher:5.4`` -> ``sle-micro:5.4``); such findings say so in their data
-source. Language packages by ecosystem and normalized name. All the rows for
-the inventory's keys are loaded in a few bulk queries and each row's ranges are parsed once; each
-distinct version string is parsed once per scheme (cached keys).
+source. Language packages by ecosystem and normalized name. The comparison columns of all the
+rows for the inventory's keys are read in a few bulk queries, then the records of the matching rows
+only; each distinct ranges text is decoded once and each distinct version string parsed once per
+scheme (cached keys).
 
 Records that name each other (an id in another's aliases) are merged into one finding per
 vulnerability per package, carrying every id (CVE, GHSA, PYSEC, DSA...).
@@ -25,11 +26,21 @@ from urllib.parse import unquote
 
 from stockade.model import Finding, ResourceRef
 from stockade.scanning.advisories import ecosystems
-from stockade.scanning.advisories.store import ecosystems_with_data, lookup_rows
+from stockade.scanning.advisories.store import (
+    AffectedRow,
+    affected_rows,
+    ecosystems_with_data,
+    record_rows,
+)
 from stockade.scanning.interface import Inventory, Package, Unchecked
-from stockade.scanning.match_eval import Entry, Hit, Ranges, affected_by, parse_entry
+from stockade.scanning.match_eval import (
+    StoredRanges,
+    stored_range_fix,
+    stored_ranges,
+    versions_list,
+)
 from stockade.scanning.match_findings import build_findings
-from stockade.scanning.versions import VersionError, scheme_for
+from stockade.scanning.versions import Scheme, VersionError, scheme_for
 from stockade.store.db import Store
 
 _LANGUAGE_TYPES = {
@@ -184,19 +195,25 @@ class Matcher:
             elif t.via is None and id(t.package) not in checked_pkgs:
                 group = (t.ecosystem, f"no advisory data for {t.ecosystem} in the store")
                 unchecked[group] = unchecked.get(group, 0) + 1
-        entries = self._load({(t.ecosystem, t.name) for t in targets}, skipped)
-        findings: list[Finding] = []
-        resource = _resource(inventory)
+        with self.store.connect() as conn:
+            rows = affected_rows(conn, {(t.ecosystem, t.name) for t in targets})
+        # Per scheme: ranges text -> decoded ranges (None: a version the scheme rejects). A
+        # distribution fix closes many CVEs of a package at the same version: decoded once.
+        memos: dict[str, dict[str, StoredRanges | None]] = {}
+        bad_rows: list[tuple[AffectedRow, VersionError]] = []
         # A package's own target and its compatible-release target give one set of findings.
         by_package: dict[int, list[Target]] = {}
         for t in targets:
             by_package.setdefault(id(t.package), []).append(t)
+        matched: list[tuple[Target, list[tuple[AffectedRow, str | None, str | None]], Scheme]] = []
         for lookups in by_package.values():
-            hits: list[Hit] = []
+            hits: list[tuple[AffectedRow, str | None, str | None]] = []
             scheme = scheme_for(lookups[0].ecosystem)
             assert scheme is not None
+            memo = memos.setdefault(scheme.name, {})
+            key_of = scheme.key
             for t in lookups:
-                cands = entries.get((t.ecosystem, t.name))
+                cands = rows.get((t.ecosystem, t.name))
                 if not cands:
                     continue
                 try:
@@ -204,13 +221,38 @@ class Matcher:
                 except VersionError as exc:
                     skipped.append(f"{t.package.name}: {exc}")
                     break
-                for e in cands:
-                    h = affected_by(key, t.version, e)
-                    if h is not None:
-                        hits.append(Hit(h.entry, h.fixed, t.via) if t.via else h)
+                for row in cands:
+                    text = row[1]
+                    if text in memo:
+                        ranges = memo[text]
+                    else:
+                        try:
+                            ranges = memo[text] = stored_ranges(text, key_of)
+                        except VersionError as exc:  # only from data stored by an older importer
+                            ranges = memo[text] = None
+                            bad_rows.append((row, exc))
+                    if ranges is None:
+                        continue
+                    fix = stored_range_fix(key, ranges, key_of)
+                    # An explicit versions list names affected versions, not their fix.
+                    if fix is None and (row[2] == "[]" or t.version not in versions_list(row[2])):
+                        continue
+                    hits.append((row, fix or None, t.via))
             if hits:
-                own = own_target[id(lookups[0].package)]
-                findings.extend(build_findings(own, hits, scheme, resource))
+                matched.append((own_target[id(lookups[0].package)], hits, scheme))
+        # The records of the matching rows only: their ids, texts, scores and references.
+        with self.store.connect() as conn:
+            records = record_rows(
+                conn,
+                [r[5] for _t, hits, _s in matched for r, _f, _v in hits]
+                + [r[5] for r, _e in bad_rows],
+            )
+        skipped.extend(f"advisory {records[r[5]][1]} for {r[0]}: {exc}" for r, exc in bad_rows)
+        findings: list[Finding] = []
+        resource = _resource(inventory)
+        for own, hits, scheme in matched:
+            found = [(r, records[r[5]], fix, via) for r, fix, via in hits]
+            findings.extend(build_findings(own, found, scheme, resource))
         return MatchReport(
             findings=tuple(findings),
             skipped=tuple(skipped),
@@ -220,28 +262,6 @@ class Matcher:
                 for (eco, reason), n in sorted(unchecked.items())
             ),
         )
-
-    def _load(
-        self, keys: set[tuple[str, str]], skipped: list[str]
-    ) -> dict[tuple[str, str], list[Entry]]:
-        with self.store.connect() as conn:
-            rows = lookup_rows(conn, keys)
-        out: dict[tuple[str, str], list[Entry]] = {}
-        memos: dict[str, dict[str, Ranges]] = {}  # per scheme: ranges text -> parsed
-        for row in rows:
-            scheme = scheme_for(row[0])
-            if scheme is None:
-                continue
-            memo = memos.get(scheme.name)
-            if memo is None:
-                memo = memos[scheme.name] = {}
-            try:
-                entry = parse_entry(row, scheme.key, memo)
-            except VersionError as exc:  # only reachable for data stored by an older importer
-                skipped.append(f"advisory {row[7]} for {row[1]}: {exc}")
-                continue
-            out.setdefault((row[0], row[1]), []).append(entry)
-        return out
 
 
 @contextmanager

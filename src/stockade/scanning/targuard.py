@@ -78,10 +78,10 @@ def _number(field: bytes) -> int | None:
 
 def _checksum_ok(block: bytes) -> bool:
     stored = _number(block[148:156])
-    head, tail = block[:148], block[156:]
-    unsigned = 256 + sum(head) + sum(tail)
+    unsigned = 256 + sum(block) - sum(block[148:156])  # the checksum field counts as spaces
     if stored == unsigned:
         return True
+    head, tail = block[:148], block[156:]
     high = sum(1 for b in head + tail if b > 127)  # the signed sum some old tars wrote
     return stored == unsigned - 256 * high
 
@@ -104,6 +104,7 @@ class TarHeaderGuard:
         self._global_bytes = 0
         self._local: list[dict[str, str]] = []  # pax headers of this member, outermost first
         self._sparse_data = 0
+        self.last_records: dict[str, str] = {}  # the records of the pax header fed last
 
     def feed(self, unit: bytes) -> tuple[int, int]:
         if self.done:
@@ -119,6 +120,11 @@ class TarHeaderGuard:
             self._expect = "header"
             return BLOCK, _block(self._sparse_data)
         return self._header(unit)
+
+    @property
+    def expects_sparse(self) -> bool:
+        """True while the old GNU sparse extension blocks of a member are being fed."""
+        return self._expect == "sparse"
 
     def _end(self) -> tuple[int, int]:
         self.done = True
@@ -172,6 +178,7 @@ class TarHeaderGuard:
             records = _pax_records(body)
         except _Malformed as exc:
             raise self._refuse(str(exc)) from None
+        self.last_records = records
         if self._type == b"g":
             self._globals.update(records)
             self._global_bytes = sum(len(k) + len(v) for k, v in self._globals.items())

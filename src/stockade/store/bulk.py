@@ -3,18 +3,22 @@
 PostgreSQL (psycopg 3): ``COPY`` the rows into a temporary table of the session, then one
 ``INSERT INTO events SELECT ... ON CONFLICT (id) DO NOTHING RETURNING id``: the server parses one
 short statement a batch instead of one with a parameter per cell, and the conflict clause keeps
-two replicas taking the same batch from both storing it. SQLite (and any other driver): one
-``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`` over every row (SQLAlchemy sends it as
-multi-row ``VALUES``; the ids come back in no particular order, which nobody needs).
+two replicas taking the same batch from both storing it. SQLite: the transaction takes the
+write lock first (``BEGIN IMMEDIATE``), so the ids found stored by one ``SELECT`` stay the only
+ones stored until it commits, and the others go in by the driver's ``executemany`` (its C loop,
+the rows converted once by the columns' own bind processors: no per-row statement building). Any
+other driver: one ``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id``.
 
 :func:`upsert_rows` does the same for rows that replace the stored row of their key (the
 connection graph's aggregate): ``COPY`` and one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``
-on PostgreSQL, where one statement a row (psycopg's ``executemany``) costs ten times as much.
+on PostgreSQL, where one statement a row (psycopg's ``executemany``) costs ten times as much;
+the driver's ``executemany`` of one ``INSERT ... ON CONFLICT DO UPDATE`` on SQLite.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table
@@ -29,29 +33,53 @@ def _copies(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
 
 
+def _sqlite(conn: Connection) -> bool:
+    return conn.dialect.name == "sqlite" and conn.dialect.driver == "pysqlite"
+
+
 def insert_new_rows(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
     """Insert the ``rows`` (events rows with distinct ids) whose id is not stored yet, in
     ``conn``'s transaction; returns the ids inserted."""
     if _copies(conn):
         return _copy_then_insert(conn, rows)
+    if _sqlite(conn):
+        return _sqlite_insert_new(conn, rows)
     return _insert_returning(conn, rows)
 
 
 def upsert_rows(
-    conn: Connection, table: Table, keys: list[str], rows: list[dict[str, Any]]
+    conn: Connection,
+    table: Table,
+    keys: list[str],
+    rows: list[dict[str, Any]],
+    *,
+    fixed: frozenset[str] = frozenset(),
 ) -> None:
     """Write ``rows`` (every column of ``table``, distinct ``keys``) in ``conn``'s transaction,
-    each replacing the stored row with the same ``keys``."""
+    each replacing the stored row with the same ``keys``. The ``fixed`` columns are the keys'
+    own (a value the key determines): written with a new row, never updated, so an update leaves
+    their indexes alone (SQLite rewrites the entries of every index on a column it sets)."""
     if not rows:
         return
+    kept = frozenset(keys) | fixed
+    if _sqlite(conn):
+        cols = [c.name for c in table.c]
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c not in kept)
+        conn.exec_driver_sql(
+            f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join('?' for _ in cols)}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}",
+            _driver_rows(conn, table, rows),
+        )
+        return
     if not _copies(conn):
-        conn.execute(_dialect_upsert(conn.dialect.name, table, keys), rows)
+        conn.execute(_dialect_upsert(conn.dialect.name, table, keys, kept), rows)
         return
     incoming = _incoming_table(conn, table.name)
     columns = {c.name: f'"{c.name}"' for c in table.c}
     names = ", ".join(columns.values())
     _copy(conn, table, f"COPY {incoming} ({names}) FROM STDIN", rows)
-    updates = ", ".join(f"{q} = EXCLUDED.{q}" for c, q in columns.items() if c not in keys)
+    updates = ", ".join(f"{q} = EXCLUDED.{q}" for c, q in columns.items() if c not in kept)
     # the CTE empties the session's table as it reads it: a second call in the same transaction
     # starts from nothing
     conn.exec_driver_sql(
@@ -61,13 +89,13 @@ def upsert_rows(
     )
 
 
-def _dialect_upsert(dialect: str, table: Table, keys: list[str]) -> Any:
+def _dialect_upsert(dialect: str, table: Table, keys: list[str], kept: frozenset[str]) -> Any:
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     stmt = insert(table)
-    columns = [c.name for c in table.columns if c.name not in keys]
+    columns = [c.name for c in table.columns if c.name not in kept]
     return stmt.on_conflict_do_update(
         index_elements=keys, set_={c: stmt.excluded[c] for c in columns}
     )
@@ -83,6 +111,56 @@ def _incoming_table(conn: Connection, name: str) -> str:
         f"(LIKE {name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
     return incoming
+
+
+def _driver_rows(
+    conn: Connection, table: Table, rows: list[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """``rows`` as the driver takes them: a tuple of every column of ``table`` in order, each value
+    through its column type's bind processor (what SQLAlchemy's own statements would send)."""
+    processors = _processors(conn, table)
+    return [tuple([p(row[c]) if p else row[c] for c, p in processors]) for row in rows]
+
+
+_PROCESSORS: dict[tuple[str, str], list[tuple[str, Callable[[Any], Any] | None]]] = {}
+
+
+def _processors(conn: Connection, table: Table) -> list[tuple[str, Callable[[Any], Any] | None]]:
+    key = (conn.dialect.name, table.name)
+    found = _PROCESSORS.get(key)
+    if found is None:
+        dialect = conn.dialect
+        found = _PROCESSORS[key] = [
+            (c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in table.c
+        ]
+    return found
+
+
+def _sqlite_insert_new(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
+    # The write lock first (unless a statement of this transaction has taken it): no other
+    # writer stores one of these ids between the SELECT and the INSERT.
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    if not raw.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    ids = [row["id"] for row in rows]
+    stored: set[str] = set()
+    for i in range(0, len(ids), _SQLITE_IDS):
+        part = ids[i : i + _SQLITE_IDS]
+        found = conn.exec_driver_sql(
+            f"SELECT id FROM events WHERE id IN ({', '.join('?' for _ in part)})", tuple(part)
+        )
+        stored.update(r[0] for r in found)
+    new = [row for row in rows if row["id"] not in stored] if stored else rows
+    if new:
+        conn.exec_driver_sql(_SQLITE_INSERT, _driver_rows(conn, events, new))
+    return [row["id"] for row in new]
+
+
+_SQLITE_IDS = 500  # ids a SELECT (SQLite's bound parameters are limited)
+_SQLITE_INSERT = (
+    f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
 
 
 def _insert_returning(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:

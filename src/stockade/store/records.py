@@ -30,11 +30,30 @@ from stockade.store.rows import (  # noqa: F401 (OWN_IDS, storable, finding_rows
 )
 from stockade.store.tables import events, findings
 
+# Resources whose every string passed the gate unchanged, with the dict stored for them (an
+# agent's events name the same workloads again and again). Only those: nothing masked is kept, so
+# nothing sensitive; the rows share the dict and nobody changes a row. Bounded: emptied when full.
+_CLEAN_REFS: dict[ResourceRef, dict[str, Any]] = {}
+_CLEAN_REFS_MAX = 8192
+
+
+def _storable_ref(ref: ResourceRef) -> dict[str, Any]:
+    known = _CLEAN_REFS.get(ref)
+    if known is not None:
+        return known
+    plain_ref = ref.to_dict()
+    masked: dict[str, Any] = storable(plain_ref)
+    if masked == plain_ref:
+        if len(_CLEAN_REFS) >= _CLEAN_REFS_MAX:
+            _CLEAN_REFS.clear()
+        _CLEAN_REFS[ref] = masked
+    return masked
+
 
 def _event_row(e: Event, stored_at: datetime) -> dict[str, Any]:
     """The row of ``e``: every string through the gate (as :func:`storable` would take the whole
     row, field by field so nothing is built twice)."""
-    resource = storable(e.resource.to_dict()) if e.resource else None
+    resource = _storable_ref(e.resource) if e.resource else None
     # SQLite keeps times without their zone: store every one in UTC so they compare.
     at = e.at.astimezone(UTC) if e.at.tzinfo else e.at
     return {
@@ -49,7 +68,7 @@ def _event_row(e: Event, stored_at: datetime) -> dict[str, Any]:
         "source": _storable_text(e.source),
         "message": _storable_text(e.message),
         "resource": resource,
-        "peer": storable(e.peer.to_dict()) if e.peer else None,
+        "peer": _storable_ref(e.peer) if e.peer else None,
         "namespace": resource.get("namespace") if resource else None,
         "data": storable(plain(e.data)),
         "action": _optional_text(e.action),

@@ -1,7 +1,10 @@
 """Writing events from a hot path: a queue drained in batches by one thread.
 
-Servers and enforcers call ``put`` (never blocks; counts drops when the queue is full) and the
-writer thread stores batches of up to 500 events, so no request or packet waits on the database.
+Servers and enforcers call ``put`` (never blocks, never wakes a thread: one append; a full queue
+counts the event in ``dropped`` and the writer logs how many it dropped) and the writer thread
+wakes every ``interval`` seconds to store what came in, in batches of up to 500 events, so no
+request or packet waits on the database, and a busy server does not hand the interpreter lock to
+the writer for every event it emits.
 The sink (``record_events``) masks and cleans every string first; when a batch still fails, it is
 stored in halves, down to single events, so only the event the database refuses is lost (counted in
 ``lost`` and logged, masked).
@@ -10,8 +13,8 @@ stored in halves, down to single events, so only the event the database refuses 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -24,51 +27,67 @@ log = logging.getLogger("stockade.store")
 class EventWriter:
     """Queue events and write them in batches from one thread (started by ``start``)."""
 
-    def __init__(self, sink: Callable[[list[Event]], Any] | None) -> None:
+    BATCH = 500
+
+    def __init__(
+        self,
+        sink: Callable[[list[Event]], Any] | None,
+        *,
+        max_queued: int = 100_000,
+        interval: float = 0.05,
+    ) -> None:
         self._sink = sink
-        self._queue: queue.Queue[Event | None] = queue.Queue(maxsize=100_000)
+        self._queue: deque[Event] = deque()
+        self._max_queued = max_queued
+        self._interval = interval  # seconds between two drains of the queue
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.dropped = 0  # the queue was full
         self.lost = 0  # the database refused them
+        self._dropped_logged = 0
 
     def start(self) -> None:
         if self._sink is not None and self._thread is None:
+            self._stopping.clear()
             self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
             self._thread.start()
 
     def put(self, event: Event) -> None:
         if self._sink is None:
             return
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
+        if len(self._queue) >= self._max_queued:
             self.dropped += 1
+            return
+        self._queue.append(event)  # atomic; the writer picks it up at its next drain
 
     def stop(self) -> None:
+        """Store what is queued, then stop the thread."""
         if self._thread is not None:
-            self._queue.put(None)
+            self._stopping.set()
             self._thread.join(timeout=10)
             self._thread = None
 
     def _run(self) -> None:
-        assert self._sink is not None
-        done = False
-        while not done:
+        while True:
+            stopping = self._stopping.wait(self._interval)
+            self._drain()
+            if stopping:
+                return
+
+    def _drain(self) -> None:
+        while self._queue:
             batch: list[Event] = []
-            item = self._queue.get()
-            while True:
-                if item is None:
-                    done = True
-                    break
-                batch.append(item)
-                if len(batch) >= 500:
-                    break
-                try:
-                    item = self._queue.get(timeout=0.05)
-                except queue.Empty:
-                    break
-            if batch:
-                self._store(batch)
+            while self._queue and len(batch) < self.BATCH:
+                batch.append(self._queue.popleft())
+            self._store(batch)
+        if self.dropped > self._dropped_logged:
+            log.error(
+                "event queue full (%d events): dropped %d events (%d in all)",
+                self._max_queued,
+                self.dropped - self._dropped_logged,
+                self.dropped,
+            )
+            self._dropped_logged = self.dropped
 
     def _store(self, batch: list[Event]) -> None:
         lost: list[tuple[Event, Exception]] = []

@@ -37,6 +37,9 @@ _IPV6 = struct.Struct("!IHBB16s16s").unpack_from
 _TCP = struct.Struct("!HHIIBB").unpack_from
 _UDP = struct.Struct("!HHH").unpack_from
 _LE32 = struct.Struct("<I").unpack_from
+# The common frame in one unpack: Ethernet without tags, IPv4 without options, TCP
+_ETH_IPV4_TCP = struct.Struct("!12xHBxHxxHxB2x4s4sHHIIBB").unpack_from
+_ETH_IPV4_TCP_LEN = 14 + 20 + 14
 
 _IPV6_EXT = frozenset(
     {0, 43, 60, 135, 139, 140}
@@ -101,6 +104,30 @@ class Decoder:
         st.bytes += caplen
         end = off + caplen
         try:
+            if linktype == LINK_ETHERNET and caplen >= _ETH_IPV4_TCP_LEN:
+                # fast path, same checks as _ipv4 and _l4 for this shape; any other goes the long way
+                etype, vihl, total, frag, proto, src, dst, sport, dport, seq, ack, doff, flags = (
+                    _ETH_IPV4_TCP(buf, off)
+                )
+                hlen = (doff >> 4) * 4
+                if (
+                    etype == ETH_IPV4
+                    and vihl == 0x45
+                    and proto == 6
+                    and not frag & 0x3FFF
+                    and total >= 40
+                    and hlen >= 20
+                ):
+                    ip_end = min(end, off + 14 + total)
+                    tcp = off + 34
+                    if tcp + hlen <= ip_end:
+                        st.ipv4 += 1
+                        st.tcp += 1
+                        self._tcp(
+                            ts, (src, sport, dst, dport, 6), flags, seq, ack, buf, tcp + hlen,
+                            ip_end - tcp - hlen,
+                        )  # fmt: skip
+                        return
             if linktype == LINK_ETHERNET:
                 if caplen < 14:
                     st.malformed += 1

@@ -127,7 +127,8 @@ class PcapReader:
             if off + caplen > size:
                 self.truncated = True
                 return
-            yield self._ts(sec + frac * unit), linktype, buf, off, caplen
+            # 32-bit seconds plus any 32-bit fraction stay inside the calendar: no _ts() check
+            yield sec + frac * unit, linktype, buf, off, caplen
             off += caplen
 
     def _pcapng(self) -> Iterator[Frame]:

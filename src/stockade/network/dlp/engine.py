@@ -20,17 +20,17 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stockade.model.errors import ConfigError
 from stockade.model.redact import digits_of
 
 from ..interface import DlpMatch
-from .masking import MASKERS
+from .masking import MASKERS, Masker
 from .sensors import BUILTIN_SENSORS, Sensor
 from .triggers import TRIGGERS
-from .validators import TEST_CARD_NUMBERS, VALIDATORS
+from .validators import REJECT, TEST_CARD_NUMBERS, VALIDATORS, Validation, Validator
 
 hyperscan: Any
 try:  # the wheel bundles libhs; without it the engine still works, slower
@@ -47,6 +47,7 @@ BACKENDS = ("hs-stream", "hs-window", "re")
 _ID_STRIDE = 64  # hyperscan id = sensor index * stride + prefilter index
 _LEAD_ID = 32  # prefilter index of a sensor's first lead (context word) prefilter
 _TRIGGER_ID = 1 << 24  # hyperscan ids from here are HTTP decoding triggers (see .triggers)
+VERDICTS_KEPT = 512  # candidates per sensor whose verdict and mask an engine remembers
 
 
 def hyperscan_available() -> bool:
@@ -69,6 +70,8 @@ class _Words:
             return None
         low = text.lower()
         for word in self.words:
+            if word not in low:  # the usual answer, and the cheapest test
+                continue
             at = low.find(word)
             while at >= 0:
                 if len(word) >= 4 or _alone(text, at, at + len(word)):
@@ -89,13 +92,11 @@ def _hump(text: str, at: int) -> bool:
     return text[at].isupper() and text[at - 1].islower()
 
 
-_FIELD_SEPARATORS = ",;{&\n"
-
-
 def _own_key(zone: str) -> str:
-    """The part of the key zone after the last field separator: in ``{"id":1,"pan":"`` the
-    value's own key is ``"pan":"``, so another field's key cannot veto it."""
-    cut = max(zone.rfind(sep) for sep in _FIELD_SEPARATORS)
+    """The part of the key zone after the last field separator (``,;{&`` or a new line): in
+    ``{"id":1,"pan":"`` the value's own key is ``"pan":"``, so another field's key cannot veto
+    it."""
+    cut = max(zone.rfind(","), zone.rfind(";"), zone.rfind("{"), zone.rfind("&"), zone.rfind("\n"))
     return zone[cut + 1 :]
 
 
@@ -104,6 +105,14 @@ class _Compiled:
     sensor: Sensor
     positive: _Words
     veto: _Words
+    validate: Validator
+    mask: Masker
+    # Verdict and masked text of recent candidates (validators and masks are pure functions of
+    # the text): a value recurs within a flow (a card in a request and in the echoed response)
+    # and across flows. Bounded: cleared when full; never leaves the engine.
+    known: dict[str, tuple[Validation, str]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 class DlpEngine:
@@ -131,9 +140,20 @@ class DlpEngine:
         self.backend = backend
         self.ignore_test_cards = ignore_test_cards
         self.sensors = tuple(
-            _Compiled(s, _Words.of(s.context), _Words.of(s.exclude_context)) for s in chosen
+            _Compiled(
+                s,
+                _Words.of(s.context),
+                _Words.of(s.exclude_context),
+                VALIDATORS[s.validator],
+                MASKERS[s.mask],
+            )
+            for s in chosen
         )
         self.max_length = max(s.max_length for s in chosen)
+        # Per sensor, for the hit loop: how far a lead hit reaches, and how far apart hits may be
+        # to share one regex pass (see DlpStream._add).
+        self.reach = tuple(s.lead_reach for s in chosen)
+        self.gaps = tuple(s.max_length + AFTER + MERGE for s in chosen)
         # Bytes a stream must keep: the longest candidate, its context and the undecided tail.
         self.keep = self.max_length + SLACK + BEFORE + AFTER + 1
         self._hs_db: Any = None  # hyperscan.Database (untyped library)
@@ -195,6 +215,22 @@ class DlpEngine:
     def stream(self) -> DlpStream:
         return DlpStream(self)
 
+    def _verdict(self, compiled: _Compiled, text: str) -> tuple[Validation, str]:
+        """The validator's verdict on a candidate and its masked text, remembered."""
+        verdict = compiled.validate(text)
+        if (
+            verdict.ok
+            and self.ignore_test_cards
+            and compiled.sensor.validator == "payment_card"
+            and digits_of(text) in TEST_CARD_NUMBERS
+        ):
+            verdict = REJECT
+        known = (verdict, compiled.mask(text) if verdict.ok else "")
+        if len(compiled.known) >= VERDICTS_KEPT:
+            compiled.known.clear()
+        compiled.known[text] = known
+        return known
+
     def scan(self, data: bytes) -> list[DlpMatch]:
         """One whole buffer (a file, a message): feed + close."""
         s = self.stream()
@@ -204,15 +240,17 @@ class DlpEngine:
 class DlpStream:
     """One direction of one flow. ``feed`` returns matches decided so far; ``close`` the rest."""
 
-    __slots__ = ("_base", "_buf", "_chunks", "_chunks_base", "_closed", "_end", "_engine",
-                 "_hits", "_hs_stream", "_last_end", "_on_match", "_pending", "_stale",
-                 "_waiting", "triggered")  # fmt: skip
+    __slots__ = ("_always", "_base", "_buf", "_chunks", "_chunks_base", "_closed", "_end",
+                 "_engine", "_hits", "_hs_stream", "_keep", "_last_end", "_on_match", "_pending",
+                 "_scan", "_stale", "_waiting", "triggered")  # fmt: skip
 
     def __init__(self, engine: DlpEngine) -> None:
         self._engine = engine
         # Recent bytes as received (no copy per feed); joined into _buf only to confirm.
         self._chunks: deque[bytes] = deque()
         self._chunks_base = 0  # stream offset of _chunks[0]
+        self._keep = engine.keep
+        self._always = engine.always_scan
         self._buf = ""  # latin-1 text: one char per byte, so spans are byte offsets
         self._base = 0  # stream offset of _buf[0]
         self._stale = False  # _buf lags behind _chunks
@@ -225,10 +263,12 @@ class DlpStream:
         self._closed = False
         self.triggered = False  # an HTTP decoding trigger was seen (hs-stream backend only)
         self._hs_stream = None
+        self._scan: Any = None  # the Hyperscan stream's bound scan method (hs-stream backend)
         self._on_match = self._record  # one long-lived callable: hyperscan keeps a pointer
         if engine.backend == "hs-stream" and engine._hs_db is not None:
             self._hs_stream = engine._hs_db.stream(match_event_handler=self._on_match)
             self._hs_stream.__enter__()
+            self._scan = self._hs_stream.scan
 
     def _record(self, ident: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
         self._hits.append((ident, to))
@@ -245,28 +285,38 @@ class DlpStream:
         self._stale = True
         if len(chunks) > 2:
             # Drop chunks no candidate, context or overlap window can reach any more.
-            keep_from = start - self._engine.keep
-            while len(chunks) > 1 and self._chunks_base + len(chunks[0]) <= keep_from:
-                self._chunks_base += len(chunks.popleft())
-        if self._hs_stream is not None:  # the hot path, kept flat on purpose
-            self._hs_stream.scan(data)
+            keep_from = start - self._keep
+            base = self._chunks_base
+            while len(chunks) > 1 and base + len(chunks[0]) <= keep_from:
+                base += len(chunks.popleft())
+            self._chunks_base = base
+        scan = self._scan
+        if scan is not None:  # the hot path, kept flat on purpose
+            scan(data)
         else:
             self._scan_without_stream(data, start)
-        hits = self._hits
-        if hits:
-            for ident, hit in hits:
-                if ident >= _TRIGGER_ID:
-                    self.triggered = True
-                    continue
-                si, k = divmod(ident, _ID_STRIDE)
-                if k < _LEAD_ID:
-                    self._add(si, hit, hit)
-                else:  # a context word: candidates may end up to lead_reach bytes later
-                    self._add(si, hit, hit + self._engine.sensors[si].sensor.lead_reach)
-            hits.clear()
-        for si in self._engine.always_scan:
-            self._add(si, start + 1, end)
+        if self._hits:
+            self._take_hits()
+        if self._always:
+            for si in self._always:
+                self._add(si, start + 1, end)
         return self._confirm(end - AFTER) if self._waiting else []
+
+    def _take_hits(self) -> None:
+        """Turn the prefilter's reported ends into clusters to confirm (stage 1 -> 2)."""
+        hits = self._hits
+        reach = self._engine.reach
+        add = self._add
+        for ident, hit in hits:
+            if ident >= _TRIGGER_ID:
+                self.triggered = True
+                continue
+            si, k = divmod(ident, _ID_STRIDE)
+            if k < _LEAD_ID:
+                add(si, hit, hit)
+            else:  # a context word: candidates may end up to lead_reach bytes later
+                add(si, hit, hit + reach[si])
+        hits.clear()
 
     def decide_now(self) -> list[DlpMatch]:
         """Decide every pending candidate with the bytes seen so far; the stream stays open.
@@ -283,7 +333,7 @@ class DlpStream:
         self._closed = True
         if self._hs_stream is not None:
             self._hs_stream.close()
-            self._hs_stream = None
+            self._hs_stream = self._scan = None
         self._chunks.clear()
 
     def close(self) -> list[DlpMatch]:
@@ -292,7 +342,7 @@ class DlpStream:
         self._closed = True
         if self._hs_stream is not None:
             self._hs_stream.close()
-            self._hs_stream = None
+            self._hs_stream = self._scan = None
         self._candidates_at_end()
         return self._confirm(self._end)
 
@@ -320,13 +370,14 @@ class DlpStream:
         clusters = self._pending[si]
         # Hits close together share one regex pass: one call over a few hundred bytes costs less
         # than several calls (measured in benchmarks/dlp.py).
-        gap = self._engine.sensors[si].sensor.max_length + AFTER + MERGE
-        if clusters and lo - clusters[-1][1] <= gap:
-            if hi > clusters[-1][1]:
-                clusters[-1][1] = hi
-        else:
-            clusters.append([lo, hi])
-            self._waiting += 1
+        if clusters:
+            last = clusters[-1]
+            if lo - last[1] <= self._engine.gaps[si]:
+                if hi > last[1]:
+                    last[1] = hi
+                return
+        clusters.append([lo, hi])
+        self._waiting += 1
 
     # stage 2 and 3 -----------------------------------------------------------------------
 
@@ -382,14 +433,8 @@ class DlpStream:
 
     def _judge(self, compiled: _Compiled, s: int, e: int, text: str) -> DlpMatch | None:
         sensor = compiled.sensor
-        verdict = VALIDATORS[sensor.validator](text)
+        verdict, masked = compiled.known.get(text) or self._engine._verdict(compiled, text)
         if not verdict.ok:
-            return None
-        if (
-            self._engine.ignore_test_cards
-            and sensor.validator == "payment_card"
-            and digits_of(text) in TEST_CARD_NUMBERS
-        ):
             return None
         b = self._base
         before = self._buf[max(s - BEFORE - b, 0) : s - b]
@@ -410,7 +455,7 @@ class DlpStream:
             return None
         return DlpMatch(
             sensor=sensor.id,
-            masked=MASKERS[sensor.mask](text),
+            masked=masked,
             start=s,
             end=e,
             confidence=round(score, 3),

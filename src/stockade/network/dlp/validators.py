@@ -7,6 +7,7 @@ evidence than ``123-45-6789``). Validators are pure functions of the matched tex
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,10 @@ TEST_CARD_NUMBERS = frozenset(
 )
 
 
+# Two adjacent digits one apart (mod 10): a step of a counting run.
+_COUNTING_PAIRS = frozenset(f"{a}{(a + d) % 10}" for a in range(10) for d in (1, 9))
+
+
 def _degenerate(number: str) -> bool:
     # One repeated digit, or a run counting up or down by one (turning at most once, as in
     # 6543210123456788, with at most one other step) is filler, not a PAN. 5454545454545454
@@ -67,21 +72,58 @@ def _degenerate(number: str) -> bool:
         # scaled amount); a real PAN ends so with odds of 1e-8. Drops a few processor test
         # numbers such as 6304000000000000, which real traffic never carries.
         return True
+    # A counting run has at most one other step: most numbers show two within a few digits.
+    others = 0
+    for i in range(len(number) - 1):
+        if number[i : i + 2] not in _COUNTING_PAIRS:
+            others += 1
+            if others > 1:
+                return False
     steps = [(int(b) - int(a)) % 10 for a, b in itertools.pairwise(number)]
     counting = [step for step in steps if step in (1, 9)]
     turns = sum(a != b for a, b in itertools.pairwise(counting))
     return len(counting) >= len(steps) - 1 and turns <= 1
 
 
+def _card_digits(text: str) -> str:
+    """``digits_of`` with a fast path for the shapes card candidates have: a plain run, or groups
+    separated by spaces or hyphens."""
+    compact = text.replace(" ", "").replace("-", "")
+    if compact.isascii() and compact.isdigit():
+        return compact
+    return digits_of(text)
+
+
+_DIGIT_VALUE = bytes.maketrans(b"0123456789", bytes(range(10)))
+_DOUBLED_VALUE = bytes.maketrans(b"0123456789", bytes((0, 2, 4, 6, 8, 1, 3, 5, 7, 9)))
+
+
+def _luhn(number: str) -> bool:
+    """``luhn_ok`` summed over bytes in C (a quarter of its time on a 16-digit number)."""
+    if not number.isascii():
+        return luhn_ok(number)
+    rev = number.encode()[::-1]
+    total = sum(rev[0::2].translate(_DIGIT_VALUE)) + sum(rev[1::2].translate(_DOUBLED_VALUE))
+    return total % 10 == 0
+
+
+@functools.lru_cache(maxsize=4096)
+def _brand(iin: str, length: int) -> Validation:
+    # card_brand reads at most the first 6 digits (the IIN) and the length: cached on those
+    # alone, never on a whole number, with the verdict object itself.
+    brand = card_brand(iin.ljust(length, "0"))
+    return REJECT if brand is None else Validation(ok=True, label=brand)
+
+
 def payment_card(text: str) -> Validation:
-    number = digits_of(text)
+    number = _card_digits(text)
     # Cheapest test first: Luhn rejects nine in ten random candidates.
-    if not 12 <= len(number) <= 19 or not luhn_ok(number):
+    if not 12 <= len(number) <= 19 or not _luhn(number):
         return REJECT
-    brand = card_brand(number)
-    if brand is None or _degenerate(number):
+    verdict = _brand(number[:6], len(number))
+    if not verdict.ok or _degenerate(number):
         return REJECT
-    return Validation(ok=True, label=brand)
+    return verdict
 
 
 _SSN_ADVERTISING = frozenset({"078051120", "219099999", "123456789", "111111111"})

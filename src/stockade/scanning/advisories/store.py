@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, cast
@@ -204,7 +204,8 @@ _LOOKUP_COLUMNS = (
 )
 
 
-# One row of lookup_rows: the _LOOKUP_COLUMNS in order, typed as the tables declare them.
+# One affected row joined with its record: the _LOOKUP_COLUMNS in order, typed as the tables
+# declare them (the row the reference matcher and the benchmark's naive baseline read).
 LookupRow: TypeAlias = tuple[
     str,  # 0 ecosystem
     str,  # 1 package
@@ -225,59 +226,141 @@ LookupRow: TypeAlias = tuple[
 ]
 
 
-def lookup_rows(conn: Connection, keys: Iterable[tuple[str, str]]) -> list[LookupRow]:
-    """All affected rows (joined with their record) for the (ecosystem, package) keys, in bulk."""
+# The matcher reads in two steps: the affected rows of the inventory's packages, with only what
+# a comparison needs; then the records of the rows that matched (most rows of a package do not).
+AffectedRow: TypeAlias = tuple[
+    str,  # 0 package
+    str,  # 1 ranges (JSON)
+    str,  # 2 versions (JSON)
+    str,  # 3 fix_state
+    str | None,  # 4 affected (distribution) severity
+    int,  # 5 vuln_pk
+]
+RecordRow: TypeAlias = tuple[
+    int,  # 0 pk
+    str,  # 1 vuln_id
+    str,  # 2 data_source
+    str,  # 3 aliases (JSON)
+    str,  # 4 summary
+    str | None,  # 5 record severity
+    str | None,  # 6 cvss_vector
+    float | None,  # 7 cvss_score
+    str,  # 8 refs (JSON)
+    str,  # 9 upstream (JSON)
+]
+_AFFECTED_COLUMNS = (
+    adv_affected.c.package,
+    adv_affected.c.ranges,
+    adv_affected.c.versions,
+    adv_affected.c.fix_state,
+    adv_affected.c.severity,
+    adv_affected.c.vuln_pk,
+)
+_RECORD_COLUMNS = (
+    adv_vulnerabilities.c.pk,
+    adv_vulnerabilities.c.vuln_id,
+    adv_vulnerabilities.c.data_source,
+    adv_vulnerabilities.c.aliases,
+    adv_vulnerabilities.c.summary,
+    adv_vulnerabilities.c.severity,
+    adv_vulnerabilities.c.cvss_vector,
+    adv_vulnerabilities.c.cvss_score,
+    adv_vulnerabilities.c.refs,
+    adv_vulnerabilities.c.upstream,
+)
+_RECORD_CHUNK = 900  # record keys per IN (...) query
+
+
+def affected_rows(
+    conn: Connection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], list[AffectedRow]]:
+    """The affected rows of each (ecosystem, package) key that has any, in bulk: one query per
+    ecosystem and chunk of package names."""
     by_eco: dict[str, set[str]] = {}
     for eco, pkg in keys:
         by_eco.setdefault(eco, set()).add(pkg)
-    join = adv_affected.join(
-        adv_vulnerabilities, adv_affected.c.vuln_pk == adv_vulnerabilities.c.pk
-    )
-    out: list[LookupRow] = []
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("PRAGMA cache_size=-16384")  # 16 MiB: a big inventory reads many pages
-        dbapi = conn.connection.dbapi_connection
-        if dbapi is not None:
-            return _sqlite_lookup(dbapi, by_eco)
+    out: dict[tuple[str, str], list[AffectedRow]] = {}
+    for eco, rows in _chunked_reads(conn, by_eco):
+        for row in rows:
+            key = (eco, row[0])
+            found = out.get(key)
+            if found is None:
+                out[key] = [row]
+            else:
+                found.append(row)
+    return out
+
+
+def _chunked_reads(
+    conn: Connection, by_eco: dict[str, set[str]]
+) -> Iterator[tuple[str, list[AffectedRow]]]:
+    dbapi = _sqlite_dbapi(conn)
     for eco, names in by_eco.items():
         ordered = sorted(names)
         for i in range(0, len(ordered), _LOOKUP_CHUNK):
-            q = (
-                select(*_LOOKUP_COLUMNS)
-                .select_from(join)
-                .where(
-                    adv_affected.c.ecosystem == eco,
-                    adv_affected.c.package.in_(ordered[i : i + _LOOKUP_CHUNK]),
-                )
+            chunk = ordered[i : i + _LOOKUP_CHUNK]
+            if dbapi is not None:
+                # The sqlite3 cursor's rows are already the tuples the matcher reads, without
+                # SQLAlchemy's per-row processing (a fifth of the lookup on 36k rows).
+                cur = dbapi.cursor()
+                try:
+                    cur.execute(_SQLITE_AFFECTED + _marks(len(chunk)), [eco, *chunk])
+                    yield eco, cur.fetchall()
+                finally:
+                    cur.close()
+                continue
+            q = select(*_AFFECTED_COLUMNS).where(
+                adv_affected.c.ecosystem == eco, adv_affected.c.package.in_(chunk)
             )
-            # The row's types are the selected columns' (SQLAlchemy types rows of >10 columns
-            # as Any).
-            out.extend(cast(LookupRow, tuple(r)) for r in conn.execute(q))
+            yield eco, [cast(AffectedRow, tuple(r)) for r in conn.execute(q)]
+
+
+def record_rows(conn: Connection, pks: Iterable[int]) -> dict[int, RecordRow]:
+    """The records (vulnerability rows) with these primary keys, by key."""
+    ordered = sorted(set(pks))
+    out: dict[int, RecordRow] = {}
+    dbapi = _sqlite_dbapi(conn)
+    for i in range(0, len(ordered), _RECORD_CHUNK):
+        chunk = ordered[i : i + _RECORD_CHUNK]
+        if dbapi is not None:
+            cur = dbapi.cursor()
+            try:
+                cur.execute(_SQLITE_RECORDS + _marks(len(chunk)), chunk)
+                rows: list[RecordRow] = cur.fetchall()
+            finally:
+                cur.close()
+        else:
+            q = select(*_RECORD_COLUMNS).where(adv_vulnerabilities.c.pk.in_(chunk))
+            rows = [cast(RecordRow, tuple(r)) for r in conn.execute(q)]
+        for row in rows:
+            out[row[0]] = row
     return out
 
 
-_SQLITE_LOOKUP = (
-    f"SELECT {', '.join(f'{c.table.name}.{c.name}' for c in _LOOKUP_COLUMNS)} "
-    "FROM adv_affected JOIN adv_vulnerabilities ON adv_affected.vuln_pk = adv_vulnerabilities.pk "
+def _sqlite_dbapi(conn: Connection) -> Any:
+    """The sqlite3 connection under a SQLite store's connection (None for other databases)."""
+    if conn.dialect.name != "sqlite":
+        return None
+    conn.exec_driver_sql("PRAGMA cache_size=-16384")  # 16 MiB: a big inventory reads many pages
+    return conn.connection.dbapi_connection
+
+
+def _marks(n: int) -> str:
+    return f"({', '.join('?' * n)})"
+
+
+def _column_list(columns: Sequence[Any]) -> str:
+    return ", ".join(f"{c.table.name}.{c.name}" for c in columns)
+
+
+_SQLITE_AFFECTED = (
+    f"SELECT {_column_list(_AFFECTED_COLUMNS)} FROM adv_affected "
     "WHERE adv_affected.ecosystem = ? AND adv_affected.package IN "
 )
-
-
-def _sqlite_lookup(dbapi: Any, by_eco: dict[str, set[str]]) -> list[LookupRow]:
-    """The same query on the sqlite3 connection itself: its rows are already the tuples the
-    matcher reads, without SQLAlchemy's per-row processing (a fifth of the lookup on 36k rows)."""
-    out: list[LookupRow] = []
-    cur = dbapi.cursor()
-    try:
-        for eco, names in by_eco.items():
-            ordered = sorted(names)
-            for i in range(0, len(ordered), _LOOKUP_CHUNK):
-                chunk = ordered[i : i + _LOOKUP_CHUNK]
-                cur.execute(_SQLITE_LOOKUP + f"({', '.join('?' * len(chunk))})", [eco, *chunk])
-                out.extend(cur.fetchall())
-    finally:
-        cur.close()
-    return out
+_SQLITE_RECORDS = (
+    f"SELECT {_column_list(_RECORD_COLUMNS)} FROM adv_vulnerabilities "
+    "WHERE adv_vulnerabilities.pk IN "
+)
 
 
 def ecosystems_with_data(conn: Connection, ecosystems: Iterable[str]) -> set[str]:

@@ -27,12 +27,17 @@ _MAX_NOTE = 64 * 1024
 _TYPES = {"deb": "deb", "rpm": "rpm", "apk": "apk"}
 
 
+_SECTION_NAME = b".note.package"
+
+
 def package_notes(data: bytes) -> list[dict[str, object]]:
     """The JSON objects of an ELF file's FDO package notes (empty if none or malformed)."""
+    if _SECTION_NAME not in data:  # the section's name is in the file if the section is
+        return []
     binary = elf.parse(data)
     if binary is None:
         return []
-    section = binary.sections.get(".note.package")
+    section = binary.sections.get(_SECTION_NAME.decode())
     if section is None or section.size > _MAX_NOTE:
         return []
     e = ">" if binary.big_endian else "<"

@@ -172,6 +172,37 @@ _LDFLAG_VERSIONS = (
 _CONTENT_VERSION = re.compile(rb"\x00(?:.L)?(v?\d+\.\d+\.\d+[-\w]*[+\w]*)\x00", re.S)
 
 
+# Each byte of a binary mapped to its shape: a digit to "0", a dot to ".", anything else to "x".
+_SHAPE = bytes(48 if 48 <= i <= 57 else 46 if i == 46 else 120 for i in range(256))
+
+
+def content_version(data: bytes) -> re.Match[bytes] | None:
+    """``_CONTENT_VERSION.search(data)``, found by trying the pattern only where it can start.
+
+    Every match holds a digit, a dot and a digit (the end of its version's first number), found
+    with ``bytes.find`` in the binary's shape; the match starts 1 to 4 bytes (NUL, optional ``.L``,
+    optional ``v``) before that number's first digit. Those numbers' starts grow by 2 or more from
+    one find to the next, so the windows are tried in order (an overlap only repeats a start that
+    failed) and the first match is the leftmost, as ``search`` gives it.
+    """
+    shape = data.translate(_SHAPE)
+    pos = shape.find(b"0.0")
+    last = -1
+    while pos != -1:
+        run = pos
+        while run > 0 and shape[run - 1] == 48:  # back to the first digit of the number
+            run -= 1
+        if run != last:
+            last = run
+            for start in range(max(0, run - 4), run):
+                if data[start] == 0:
+                    found = _CONTENT_VERSION.match(data, start)
+                    if found:
+                        return found
+        pos = shape.find(b"0.0", pos + 1)
+    return None
+
+
 def _v(version: str) -> str:
     version = version.rstrip(".")
     return version if version.startswith("v") else "v" + version
@@ -191,7 +222,7 @@ def main_version(info: BuildInfo, data: bytes = b"") -> tuple[str, str]:
         if m:
             return _v(m.group(1)), "ldflags"
     if data:
-        found = _CONTENT_VERSION.search(data)
+        found = content_version(data)
         if found:
             return _v(found.group(1).decode("ascii")), "contents"
     revision, stamp = settings.get("vcs.revision", ""), settings.get("vcs.time", "")

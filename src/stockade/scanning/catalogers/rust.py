@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import stat
-import tomllib
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -47,6 +46,8 @@ def _crate(name: str, version: str, entry: FileEntry, meta: list[tuple[str, str]
 
 def lockfile_crates(entry: FileEntry) -> list[Package] | str:
     """The crates of a Cargo.lock, or the reason it cannot be read."""
+    import tomllib  # only images with a Cargo.lock pay for the TOML parser's import
+
     try:
         doc = tomllib.loads(decode(entry.data))
     except tomllib.TOMLDecodeError as exc:

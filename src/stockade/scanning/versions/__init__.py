@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from stockade.scanning.versions import (
     apk,
     composer,
@@ -69,6 +71,7 @@ ECOSYSTEM_SCHEMES: dict[str, str] = {
 }
 
 
+@lru_cache(maxsize=1024)
 def scheme_for(ecosystem: str) -> Scheme | None:
     """The scheme for a normalized ecosystem (``debian:12``, ``pypi``), or None if unsupported."""
     name = ECOSYSTEM_SCHEMES.get(ecosystem.split(":", 1)[0])

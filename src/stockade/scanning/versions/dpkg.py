@@ -9,6 +9,7 @@ plain tuple comparison reproduces dpkg's order; a final 0-weight run stands for 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from stockade.scanning.versions.interface import Scheme, VersionError
 
@@ -39,7 +40,10 @@ def _run_key(run: str) -> tuple[int, ...]:
 _DOT = _run_key(".")
 
 
+@lru_cache(maxsize=16_384)
 def _part_key(s: str) -> tuple[object, ...]:
+    """The key of an upstream version or a revision. Cached: revisions (``1``, ``2+deb12u1``)
+    and upstream versions repeat across the versions of one package and of a release."""
     if s.isascii():
         numbers = s.split(".")
         if all(n.isdigit() for n in numbers):  # "1.2.3", "5": most parts, no regular expression

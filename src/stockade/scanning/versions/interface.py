@@ -31,14 +31,15 @@ class Scheme:
 
     name: str
     parse: Callable[[str], Any]
-    _cached: Callable[[str], Any] = field(init=False, repr=False, compare=False)
+    # The sort key of a text (cached); raises :class:`VersionError`. The cache itself, not a
+    # method around it: the matcher calls it for every event version of every row it reads.
+    key: Callable[[str], Any] = field(init=False, repr=False, compare=False)
+    _cached: Callable[[str], Any] = field(init=False, repr=False, compare=False)  # the same cache
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_cached", lru_cache(maxsize=200_000)(self.parse))
-
-    def key(self, text: str) -> Any:
-        """The sort key of ``text`` (cached); raises :class:`VersionError`."""
-        return self._cached(text)
+        cached = lru_cache(maxsize=200_000)(self.parse)
+        object.__setattr__(self, "key", cached)
+        object.__setattr__(self, "_cached", cached)
 
     def compare(self, a: str, b: str) -> int:
         """-1, 0 or 1 as ``a`` sorts before, with or after ``b``."""

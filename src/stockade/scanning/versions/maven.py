@@ -11,7 +11,7 @@ with null padding, which a flat tuple cannot express.
 
 from __future__ import annotations
 
-from functools import total_ordering
+import re
 from typing import Final, Literal, TypeAlias
 
 from stockade.scanning.versions.interface import Scheme, VersionError
@@ -80,8 +80,10 @@ def _cmp_lists(a: _Items, b: _Items) -> int:
     return 0
 
 
-@total_ordering
 class MavenKey:
+    """A parsed version; every comparison is one walk of the two trees (the matcher compares
+    a package's key with each range event of each row)."""
+
     __slots__ = ("items",)
 
     def __init__(self, items: _Items) -> None:
@@ -92,6 +94,15 @@ class MavenKey:
 
     def __lt__(self, other: MavenKey) -> bool:
         return _cmp_lists(self.items, other.items) < 0
+
+    def __le__(self, other: MavenKey) -> bool:
+        return _cmp_lists(self.items, other.items) <= 0
+
+    def __gt__(self, other: MavenKey) -> bool:
+        return _cmp_lists(self.items, other.items) > 0
+
+    def __ge__(self, other: MavenKey) -> bool:
+        return _cmp_lists(self.items, other.items) >= 0
 
     def __hash__(self) -> int:
         return hash(_canonical(self.items))
@@ -124,8 +135,21 @@ def _token(tok: str, followed_by_digit: bool) -> _Item:
     return (_STR, _qualifier_rank(tok))
 
 
+# Dotted numbers, optionally ending in a release qualifier after a dot (".Final"), which trims
+# away like a trailing zero.
+_DOTTED_NUMBERS = re.compile(r"([0-9]+(?:\.[0-9]+)*)(?:\.(?:final|ga|release))?\Z")
+
+
 def parse(text: str) -> MavenKey:
     v = text.strip().lower()
+    m = _DOTTED_NUMBERS.match(v)
+    if m:  # "2.15.2", "5.6.15.final": most versions; numbers only, no nesting
+        return MavenKey(tuple(_trim([(_INT, int(n)) for n in m[1].split(".")])))
+    return _parse_tokens(text, v)
+
+
+def _parse_tokens(text: str, v: str) -> MavenKey:
+    """The general form (``parse``'s reference for dotted numbers)."""
     if not v or any(c.isspace() for c in v):
         raise VersionError("maven", text, "empty or contains whitespace")
     # Tokenize into (separator, token) pairs; a digit/letter transition acts as "-".

@@ -25,6 +25,14 @@ def prerelease_key(pre: str | None) -> tuple[tuple[int, object], ...]:
 
 
 def parse_named(scheme: str, text: str) -> tuple[object, ...]:
+    parts = text.split(".")
+    if len(parts) == 3 and all(parts) and text.isascii() and "".join(parts).isdigit():  # 1.2.3
+        return (int(parts[0]), int(parts[1]), int(parts[2]), _RELEASE)
+    return _parse_match(scheme, text)
+
+
+def _parse_match(scheme: str, text: str) -> tuple[object, ...]:
+    """The general form (``parse_named``'s reference for plain MAJOR.MINOR.PATCH)."""
     m = _RE.match(text.strip())
     if not m:
         raise VersionError(scheme, text, "expected MAJOR[.MINOR[.PATCH]][-PRERELEASE][+BUILD]")
