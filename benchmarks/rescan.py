@@ -3,8 +3,10 @@
     python benchmarks/rescan.py [--runs 7] [--ref REF] [--baseline-src DIR]
 
 With --baseline-src (another checkout's top folder, e.g. ``git archive main | tar -x -C DIR``), the
-warm re-scan is also run from that tree, interleaved with this one's, on the same database, and
-the ratio this/baseline is printed (medians, with the spread over the runs).
+warm re-scan is also run from that tree, interleaved with this one's, and the ratio this/baseline
+is printed (medians, with the spread over the runs). Each tree scans its own database, made by
+that tree's code (``make_db`` of its tests) and warmed by its own cold scan: the two schemas may
+differ (a tree cannot open a database migrated past its newest revision).
 
 Cold: a fresh database (empty layer cache), so every layer is read and cataloged. Warm: the same
 command again on the same database (layers come from the layer cache). Both are whole
@@ -42,6 +44,22 @@ def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     return elapsed, cpu
 
 
+def make_db_with(src_root: Path, path: Path, env: dict[str, str]) -> str:
+    """A database made by ``src_root``'s own code (its migrations, its advisory import)."""
+    code = (
+        "import sys; from pathlib import Path; "
+        "from tests.scanning.scan_cli_support import make_db; print(make_db(Path(sys.argv[1])))"
+    )
+    env = dict(env, PYTHONPATH=f"{src_root / 'src'}{os.pathsep}{src_root}")
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        env=env, cwd=src_root, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if out.returncode != 0:
+        sys.exit(f"cannot make the baseline database: {out.stderr.strip()}")
+    return out.stdout.strip().splitlines()[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -73,8 +91,15 @@ def main() -> None:
             if i == 0:
                 timed(cmd, env)  # first warm run fills any OS cache the cold run did not
             warm.append(timed(cmd, env))
-            if base_env is not None:
-                base.append(timed(cmd, base_env))  # same database: warm for both trees
+            if base_env is not None and opts.baseline_src is not None:
+                base_db = make_db_with(
+                    opts.baseline_src.resolve(), Path(tmp) / f"base{i}.db", base_env
+                )
+                base_cmd = [*cmd[:7], base_db, *cmd[8:]]
+                timed(base_cmd, base_env)  # its cold scan
+                if i == 0:
+                    timed(base_cmd, base_env)
+                base.append(timed(base_cmd, base_env))
             loads.append(os.getloadavg()[0])
         version = [sys.executable, "-m", "stockade", "--version"]
         startup = [timed(version, env) for _ in range(opts.runs)]

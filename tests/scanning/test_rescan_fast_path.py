@@ -56,3 +56,76 @@ def test_warm_rescan_skips_the_catalogers(sample: SampleImage, tmp_path: Path) -
     warm = json.loads((tmp_path / "warm.json").read_text())
     assert warm["findings"] == cold["findings"] and cold["findings"]
     assert warm["summary"] == cold["summary"]
+
+
+# The CLI in-process again, saying which of the heavy libraries the command imported.
+HEAVY = (
+    "typer",
+    "typer._click",
+    "click",
+    "rich",
+    "sqlalchemy",
+    "pydantic",
+    "alembic",
+    "httpx",
+    "cryptography",
+)
+MODULES_PROBE = f"""
+import sys
+from stockade.cli.app import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+heavy = [m for m in {HEAVY!r} if m in sys.modules]
+print("\\nPROBE", code, ",".join(heavy) or "-", file=sys.stderr)
+"""
+
+
+def _scan_modules(
+    ref: str, db: str, out: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[int, set[str], dict]:
+    environ = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    environ.pop("STOCKADE_DB", None)
+    environ.update(env or {})
+    args = ["scan", "image", ref, "--db", db, "--format", "json", "-o", str(out), *extra]
+    done = subprocess.run(
+        [sys.executable, "-c", MODULES_PROBE, *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=300,
+    )
+    probe = done.stderr.rsplit("PROBE", 1)[1].split()
+    heavy = set() if probe[1] == "-" else set(probe[1].split(","))
+    return int(probe[0]), heavy, json.loads(out.read_text())
+
+
+def _without(report: dict, *keys: str) -> dict:
+    return {k: v for k, v in report.items() if k not in keys}
+
+
+def test_warm_rescan_runs_without_typer_and_sqlalchemy_and_reports_the_same(
+    sample: SampleImage, tmp_path: Path
+) -> None:
+    db = make_db(tmp_path / "db.sqlite")
+    ref = f"oci:{sample.oci_dir}:{sample.tag}"
+    gate = ("--fail-on", "medium")
+    cold_code, _, cold = _scan_modules(ref, db, tmp_path / "cold.json", *gate)
+    warm_code, heavy, warm = _scan_modules(ref, db, tmp_path / "warm.json", *gate)
+    assert heavy == set(), heavy  # no Typer, Click, Rich, SQLAlchemy, pydantic, ...
+    # The Typer command (an option of it in the environment: the fast lane declines) on the
+    # same warm store: the same report and exit code.
+    typer_code, typer_heavy, typer = _scan_modules(
+        ref, db, tmp_path / "typer.json", *gate, env={"STOCKADE_AGENT_NAME": "probe"}
+    )
+    assert "typer" in typer_heavy
+    assert cold_code == warm_code == typer_code == 1
+    assert cold["findings"] and _without(warm, "scanned_at") == _without(typer, "scanned_at")
+    # Cold and warm differ only in the time and in where the layers came from.
+    assert cold["target"]["layers"] == {"read": 5, "cached": 0}
+    assert warm["target"]["layers"] == {"read": 0, "cached": 5}
+    for report in (cold, warm):
+        report.pop("scanned_at")
+        report["target"].pop("layers")
+    assert warm == cold

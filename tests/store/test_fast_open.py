@@ -48,3 +48,29 @@ def test_stale_schema_takes_the_migrating_path(tmp_path) -> None:
     assert store.sqlite_path is None  # it had to migrate, through SQLAlchemy and Alembic
     assert db.current_heads(store) == db._script_heads()
     store.close()
+
+
+def test_the_standard_library_connection_is_kept_per_thread_until_the_store_closes(
+    tmp_path,
+) -> None:
+    import sqlite3
+    import threading
+
+    import pytest
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    db.open_store(url).close()
+    store = db.open_store(url)
+    conn = store.sqlite_connect()
+    assert conn is not None
+    conn.close()  # its users' close keeps it open: one connection, one WAL checkpoint at the end
+    assert store.sqlite_connect() is conn
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+    other: list[object] = []
+    worker = threading.Thread(target=lambda: other.append(store.sqlite_connect()))
+    worker.start()
+    worker.join()
+    assert other[0] is not None and other[0] is not conn  # each thread has its own
+    store.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        conn.execute("SELECT 1")

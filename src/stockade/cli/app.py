@@ -128,16 +128,26 @@ def main(argv: list[str] | None = None) -> None:
             pass
         return
 
-    from stockade.cli.common import guard_standard_streams, print_error
-    from stockade.cli.root import app
+    from stockade.cli.streams import guard_standard_streams
     from stockade.model.errors import StockadeError
     from stockade.model.redact import install_log_redaction
 
     install_log_redaction()
     guard_standard_streams()
     try:
+        if args[:2] == ["scan", "image"]:
+            # The common invocations run without Typer (see stockade.cli.scan_fast).
+            from stockade.cli.scan_fast import try_scan_image
+
+            code = try_scan_image(args[2:])
+            if code is not None:
+                sys.exit(code)
+        from stockade.cli.root import app
+
         app(args=argv)
     except StockadeError as exc:
+        from stockade.cli.common import print_error
+
         print_error(exc)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

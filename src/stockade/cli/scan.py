@@ -10,7 +10,7 @@ package identified) unless --allow-unchecked.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -30,6 +30,8 @@ from stockade.cli.common import (
     err_console,
     open_db,
 )
+from stockade.cli.scan_fast import incomplete_line
+from stockade.cli.scan_fast import scan_options as _options
 
 if TYPE_CHECKING:
     from stockade.scanning.pipeline import ScanOptions
@@ -183,8 +185,6 @@ AadTokenOpt = Annotated[
     ),
 ]
 
-DEFAULT_IGNORE_FILE = Path(".stockadeignore.yaml")
-
 
 def _signature_trust(
     keys: list[str] | None,
@@ -195,11 +195,11 @@ def _signature_trust(
     rekor_keys: list[str] | None,
 ):  # -> SignatureTrust | None (imported lazily)
     """The trust the --verify-* options describe, or None when none was given."""
+    if not (keys or identities or issuer or roots or intermediates or rekor_keys):
+        return None  # before the imports: cryptography and the registry client cost 0.1 s
     from stockade.model.errors import UsageError
     from stockade.scanning.signatures import Identity, load_trust
 
-    if not (keys or identities or issuer or roots or intermediates or rekor_keys):
-        return None
     if bool(identities) != bool(issuer):
         raise UsageError("--verify-identity and --verify-issuer go together")
     return load_trust(
@@ -208,63 +208,6 @@ def _signature_trust(
         roots=roots or (),
         intermediates=intermediates or (),
         rekor_keys=rekor_keys or (),
-    )
-
-
-def _options(
-    *,
-    fail_on: str | None,
-    ignore_unfixed: bool,
-    ignore_file: Path | None,
-    vex: list[Path] | None,
-    max_db_age: str,
-    allow_stale_db: bool,
-    allow_unchecked: bool = False,
-    platform: str | None = None,
-    insecure: bool = False,
-    username: str | None = None,
-    password: str | None = None,
-    registry_config: Path | None = None,
-    auth_token: str | None = None,
-    aad_token: str | None = None,
-    fmt: str = "table",
-    store: bool = True,
-    signatures: Any = None,
-) -> ScanOptions:
-    from stockade.model import Severity
-    from stockade.model.duration import parse_duration
-    from stockade.scanning.gate import Policy
-    from stockade.scanning.pipeline import ImageOptions, ScanOptions
-    from stockade.scanning.policy_files import load_ignore_file, load_vex
-    from stockade.scanning.reports import renderer
-
-    renderer(fmt)  # a bad --format is a usage error before any work is done
-    if ignore_file is None and DEFAULT_IGNORE_FILE.is_file():
-        ignore_file = DEFAULT_IGNORE_FILE
-    rules = load_ignore_file(ignore_file) if ignore_file is not None else ()
-    statements = tuple(s for path in vex or () for s in load_vex(path))
-    policy = Policy(
-        fail_on=Severity.parse(fail_on) if fail_on else None,
-        ignore_unfixed=ignore_unfixed,
-        ignore_rules=rules,
-        vex=statements,
-        allow_unchecked=allow_unchecked,
-    )
-    return ScanOptions(
-        policy=policy,
-        max_db_age=parse_duration(max_db_age),
-        allow_stale_db=allow_stale_db,
-        image=ImageOptions(
-            platform=platform,
-            insecure=insecure,
-            username=username,
-            password=password,
-            auth_token=auth_token,
-            aad_token=aad_token,
-            registry_config=str(registry_config) if registry_config else None,
-        ),
-        keep_results=store,
-        signatures=signatures,
     )
 
 
@@ -291,8 +234,7 @@ def _finish(report: ScanReport, fmt: str, output: Path | None, agent: AgentOptio
     if report.unchecked_failed:
         # "No vulnerabilities" about packages nobody checked is not a pass: exit 3, not 0 or 1.
         err_console.print(
-            f"stockade: error: incomplete scan: {'; '.join(report.coverage_lines())} "
-            "(--allow-unchecked accepts it)",
+            incomplete_line(report),
             markup=False,
             highlight=False,
             soft_wrap=True,

@@ -27,7 +27,11 @@ def check_db(store: Store, max_age: timedelta, allow_stale: bool) -> DatabaseInf
     from stockade.scanning.advisories.freshness import check_freshness
 
     info = check_freshness(store, max_age=max_age, allow_stale=allow_stale)
-    return DatabaseInfo(built=info.built_at, sources=tuple(s.name for s in info.sources))
+    return DatabaseInfo(
+        built=info.built_at,
+        sources=info.sources,
+        generation=info.generation,
+    )
 
 
 def build_inventory(
@@ -77,7 +81,9 @@ def open_image(ref: str, image: ImageOptions) -> OpenImage | None:
     parsed = parse_reference(ref)
     if not parsed.is_image:
         return None
-    source = open_source(parsed, insecure=image.insecure, auth=image.registry_auth())
+    # Credentials (and the module that finds them) only for a registry: a file needs none.
+    auth = image.registry_auth() if parsed.kind == "registry" else None
+    source = open_source(parsed, insecure=image.insecure, auth=auth)
     try:
         return OpenImage(source, source.resolve(image.platform))
     except BaseException:

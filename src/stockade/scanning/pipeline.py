@@ -15,10 +15,17 @@ from typing import TYPE_CHECKING
 from stockade import __version__
 from stockade.model import Finding
 from stockade.model.progress import NullObserver, Observer
+from stockade.scanning import match_cache
 from stockade.scanning.gate import Policy, Target, apply_policy
 from stockade.scanning.interface import Inventory, Unchecked
 from stockade.scanning.results import DatabaseInfo, ScanReport
-from stockade.scanning.scan_store import load_inventory, record_scan, save_inventory
+from stockade.scanning.scan_store import (
+    load_inventory,
+    load_match,
+    record_scan,
+    save_inventory,
+    save_match,
+)
 from stockade.store import Store
 
 if TYPE_CHECKING:
@@ -117,9 +124,12 @@ def evaluate(
     options: ScanOptions,
     backend: Backend,
     db: DatabaseInfo,
+    matched: MatchOutcome | None = None,
 ) -> ScanReport:
-    """Match an inventory and run the gate over the findings (no layer is read here)."""
-    matched = backend.match(store, inv)
+    """Match an inventory (unless its kept match is given) and run the gate over the findings
+    (no layer is read here)."""
+    if matched is None:
+        matched = backend.match(store, inv)
     gate = apply_policy(matched.findings, options.policy, target_of(inv))
     return ScanReport(
         inventory=inv,
@@ -161,14 +171,30 @@ def scan_image(
     finally:
         if opened is not None:
             opened.close()
-    report = evaluate(store, inv, options, backend, db)
+    digest = inv.image.manifest_digest if inv.image else None
+    match_key = match_cache.match_key(db) if digest else None
+    kept = None
+    if mode == "cached" and digest and match_key:
+        kept = load_match(store, digest, match_key)
+    report = evaluate(store, inv, options, backend, db, kept)
     if options.signatures is not None:
         report = replace(report, signatures=verify_signatures(ref, options, pinned))
     if options.keep_results:
         if mode == "scan":  # a kept inventory is already in the store, made by these catalogers
             save_inventory(store, inv, catalogers=key)
+        if digest and match_key and kept is None:
+            save_match(store, digest, match_key, _outcome_of(report))
         record_scan(store, report, reference=ref, mode=mode, started_at=started)
     return report
+
+
+def _outcome_of(report: ScanReport) -> MatchOutcome:
+    """What the matcher found, as the gate received it (suppressed findings included)."""
+    return MatchOutcome(
+        findings=tuple(g.finding for g in report.gate.findings),
+        skipped=report.match_skipped,
+        unchecked=report.unchecked,
+    )
 
 
 def _registry_only(ref: str) -> None:

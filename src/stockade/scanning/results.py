@@ -24,6 +24,9 @@ class DatabaseInfo:
 
     built: datetime | None
     sources: tuple[str, ...] = ()
+    # A token every import or update of the advisory data changes (not shown in reports): what a
+    # kept match is valid for (stockade.scanning.match_cache). None: data from before tokens.
+    generation: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

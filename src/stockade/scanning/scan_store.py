@@ -1,22 +1,31 @@
-"""Reading and writing scan results: images, inventories per manifest digest, runs and counts."""
+"""Reading and writing scan results: images, inventories per manifest digest, runs and counts.
+
+What a warm re-scan does here (read the kept inventory and match, record the run and its
+findings) goes through the standard library's sqlite3 on an SQLite store opened without
+SQLAlchemy (``Store.sqlite_connect``), writing the values SQLAlchemy's types would write; every
+other path, and every other database, uses SQLAlchemy, imported when it is first needed.
+"""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import Connection, func, insert, select, update
+from typing import TYPE_CHECKING, Any
 
 from stockade.model.errors import StoreError
 from stockade.scanning.interface import Inventory, Unchecked
 from stockade.scanning.inventory_codec import inventory_from_dict, inventory_to_dict
 from stockade.scanning.results import NOTHING_IDENTIFIED, ScanReport
-from stockade.scanning.scan_tables import scan_images, scan_inventories, scan_runs
 from stockade.store import Store
-from stockade.store.records import record_findings
+from stockade.store.rows import finding_rows
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from stockade.scanning.pipeline import MatchOutcome
 
 SEVERITIES = ("critical", "high", "medium", "low", "negligible", "unknown")
 
@@ -115,19 +124,58 @@ def utc(value: datetime | None) -> datetime | None:
 
 
 def load_inventory(store: Store, digest: str) -> StoredInventory | None:
-    with store.connect() as conn:
-        row = conn.execute(
-            select(
-                scan_inventories.c.data,
-                scan_inventories.c.matched_db_built,
-                scan_inventories.c.catalogers,
-            ).where(scan_inventories.c.manifest_digest == digest)
-        ).first()
-    if row is None:
-        return None
+    conn = store.sqlite_connect()
+    if conn is not None:
+        sql = (
+            "SELECT data, matched_db_built, catalogers FROM scan_inventories"
+            " WHERE manifest_digest = ?"
+        )
+        found = _sqlite_first(store, conn, sql, (digest,))
+        if found is None:
+            return None
+        data, built, catalogers = found
+        row: Any = (json.loads(data), _sqlite_time(built), catalogers)
+    else:
+        from sqlalchemy import select
+
+        from stockade.scanning.scan_tables import scan_inventories
+
+        with store.connect() as sa_conn:
+            row = sa_conn.execute(
+                select(
+                    scan_inventories.c.data,
+                    scan_inventories.c.matched_db_built,
+                    scan_inventories.c.catalogers,
+                ).where(scan_inventories.c.manifest_digest == digest)
+            ).first()
+        if row is None:
+            return None
     return StoredInventory(
-        inventory=inventory_from_dict(row.data), matched_db_built=utc(row[1]), catalogers=row[2]
+        inventory=inventory_from_dict(row[0]), matched_db_built=utc(row[1]), catalogers=row[2]
     )
+
+
+def _sqlite_first(
+    store: Store, conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]
+) -> tuple[Any, ...] | None:
+    """The first row of a query on a standard-library connection, which it closes."""
+    try:
+        found: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
+        return found
+    except sqlite3.Error as exc:
+        raise StoreError(f"database error: {exc}", subject=store.safe_url) from exc
+    finally:
+        conn.close()
+
+
+def _sqlite_time(text: str | None) -> datetime | None:
+    """A DateTime column as SQLAlchemy writes it on SQLite (naive, UTC)."""
+    return datetime.fromisoformat(text) if text else None
+
+
+def _sqlite_text(value: datetime) -> str:
+    """A datetime as SQLAlchemy's DateTime writes it on SQLite (so both paths read alike)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def save_inventory(
@@ -137,6 +185,10 @@ def save_inventory(
 
     Filesystems have no digest and are not kept. An inventory made by other catalogers than the
     kept one replaces it (and forgets its last match, so it is matched again)."""
+    from sqlalchemy import insert, select, update
+
+    from stockade.scanning.scan_tables import scan_inventories
+
     key = digest or (inv.image.manifest_digest if inv.image else None)
     if not key:
         return None
@@ -157,13 +209,65 @@ def save_inventory(
             conn.execute(
                 update(scan_inventories)
                 .where(scan_inventories.c.manifest_digest == key)
-                .values(matched_at=None, matched_db_built=None, **values)
+                .values(
+                    matched_at=None,
+                    matched_db_built=None,
+                    match_key=None,
+                    match_result=None,
+                    **values,
+                )
             )
     return key
 
 
+def load_match(store: Store, digest: str, key: str) -> MatchOutcome | None:
+    """The kept match of the inventory under ``digest`` when it was made under ``key``."""
+    from stockade.scanning import match_cache
+
+    conn = store.sqlite_connect()
+    if conn is not None:
+        sql = "SELECT match_key, match_result FROM scan_inventories WHERE manifest_digest = ?"
+        row = _sqlite_first(store, conn, sql, (digest,))
+    else:
+        from sqlalchemy import select
+
+        from stockade.scanning.scan_tables import scan_inventories
+
+        with store.connect() as sa_conn:
+            row = sa_conn.execute(
+                select(scan_inventories.c.match_key, scan_inventories.c.match_result).where(
+                    scan_inventories.c.manifest_digest == digest
+                )
+            ).first()
+    if row is None or row[0] != key or row[1] is None:
+        return None
+    try:
+        return match_cache.decode(row[1])
+    except (ValueError, KeyError, TypeError):
+        return None  # unreadable: matched again, and kept again
+
+
+def save_match(store: Store, digest: str, key: str, outcome: MatchOutcome) -> None:
+    """Keep ``outcome`` as the match of the inventory under ``digest`` (if one is kept)."""
+    from sqlalchemy import update
+
+    from stockade.scanning import match_cache
+    from stockade.scanning.scan_tables import scan_inventories
+
+    with store.begin() as conn:
+        conn.execute(
+            update(scan_inventories)
+            .where(scan_inventories.c.manifest_digest == digest)
+            .values(match_key=key, match_result=match_cache.encode(outcome))
+        )
+
+
 def stored_digests(store: Store) -> list[tuple[str, datetime | None]]:
     """Every stored inventory's digest with the advisory build time it was last matched against."""
+    from sqlalchemy import select
+
+    from stockade.scanning.scan_tables import scan_inventories
+
     with store.connect() as conn:
         rows = conn.execute(
             select(
@@ -187,46 +291,56 @@ def record_scan(
     inv = report.inventory
     digest = inv.image.manifest_digest if inv.image else None
     db_built = report.database.built if report.database else None
-    with store.begin() as conn:
-        image_id = (
-            _upsert_image(conn, inv, reference or inv.source, now, run_id) if inv.image else None
-        )
-        conn.execute(
-            insert(scan_runs).values(
-                id=run_id,
-                image_id=image_id,
-                manifest_digest=digest,
-                target=reference or inv.source,
-                started_at=started_at or now,
-                finished_at=now,
-                mode=mode,
-                read_layers=inv.read_layers,
-                db_built=db_built,
-                suppressed=len(report.gate.suppressed),
-                fail_on=str(report.gate.fail_on) if report.gate.fail_on is not None else None,
-                failed=report.gate.failed,
-                packages=len(inv.packages),
-                unchecked=json.dumps([u.to_dict() for u in report.unchecked]),
-                **report.gate.counts(active_only=True),
-            )
-        )
+    target = reference or inv.source
+    image = _image_values(inv, now, run_id) if inv.image else None
+    run = {
+        "id": run_id,
+        "manifest_digest": digest,
+        "target": target,
+        "started_at": started_at or now,
+        "finished_at": now,
+        "mode": mode,
+        "read_layers": inv.read_layers,
+        "db_built": db_built,
+        "suppressed": len(report.gate.suppressed),
+        "fail_on": str(report.gate.fail_on) if report.gate.fail_on is not None else None,
+        "failed": report.gate.failed,
+        "packages": len(inv.packages),
+        "unchecked": json.dumps([u.to_dict() for u in report.unchecked]),
+        **report.gate.counts(active_only=True),
+    }
+    found = finding_rows(
+        run_id, datetime.now(UTC), (g.finding.to_dict() for g in report.gate.active)
+    )
+    conn = store.sqlite_connect()
+    if conn is not None:
+        _record_sqlite(store, conn, image, target, run, found, now)
+        return run_id
+    from sqlalchemy import insert, update
+
+    from stockade.scanning.scan_tables import scan_inventories, scan_runs
+    from stockade.store.tables import findings
+
+    with store.begin() as sa_conn:
+        image_id = _upsert_image(sa_conn, image, target, now) if image is not None else None
+        sa_conn.execute(insert(scan_runs).values(image_id=image_id, **run))
         if digest:
-            conn.execute(
+            sa_conn.execute(
                 update(scan_inventories)
                 .where(scan_inventories.c.manifest_digest == digest)
                 .values(matched_at=now, matched_db_built=db_built)
             )
-    record_findings(store, (g.finding for g in report.gate.active), run_id=run_id)
+    if found:
+        with store.begin() as sa_conn:
+            sa_conn.execute(insert(findings), found)
     return run_id
 
 
-def _upsert_image(
-    conn: Connection, inv: Inventory, reference: str, now: datetime, run_id: str
-) -> int:
+def _image_values(inv: Inventory, now: datetime, run_id: str) -> dict[str, Any]:
     img = inv.image
     assert img is not None
     registry, repository = split_repository(img.name)
-    values = {
+    return {
         "registry": registry,
         "repository": repository,
         "tag": img.tag,
@@ -234,6 +348,13 @@ def _upsert_image(
         "last_scanned": now,
         "last_run_id": run_id,
     }
+
+
+def _upsert_image(conn: Connection, values: dict[str, Any], reference: str, now: datetime) -> int:
+    from sqlalchemy import insert, select, update
+
+    from stockade.scanning.scan_tables import scan_images
+
     row = conn.execute(select(scan_images.c.id).where(scan_images.c.reference == reference)).first()
     if row is not None:
         conn.execute(update(scan_images).where(scan_images.c.id == row[0]).values(**values))
@@ -243,6 +364,73 @@ def _upsert_image(
     if key is None:
         raise StoreError("the database did not return the id of the new image row")
     return int(key[0])
+
+
+def _record_sqlite(
+    store: Store,
+    conn: sqlite3.Connection,
+    image: dict[str, Any] | None,
+    target: str,
+    run: dict[str, Any],
+    found: list[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """:func:`record_scan` through sqlite3, in one transaction, with SQLAlchemy's encodings:
+    datetimes as naive UTC text, JSON as ``json.dumps`` text, booleans as 0/1."""
+    try:
+        with conn:
+            image_id = None
+            if image is not None:
+                values = {**image, "last_scanned": _sqlite_text(now)}
+                row = conn.execute(
+                    "SELECT id FROM scan_images WHERE reference = ?", (target,)
+                ).fetchone()
+                if row is not None:
+                    image_id = int(row[0])
+                    sets = ", ".join(f"{k} = :{k}" for k in values)
+                    conn.execute(
+                        f"UPDATE scan_images SET {sets} WHERE id = :id", {**values, "id": image_id}
+                    )
+                else:
+                    values.update(reference=target, first_seen=_sqlite_text(now))
+                    cursor = conn.execute(_insert_sql("scan_images", values), values)
+                    image_id = cursor.lastrowid
+            built = run["db_built"]
+            values = {
+                **run,
+                "image_id": image_id,
+                "started_at": _sqlite_text(run["started_at"]),
+                "finished_at": _sqlite_text(run["finished_at"]),
+                "db_built": _sqlite_text(built) if built else None,
+                "failed": int(run["failed"]),
+            }
+            conn.execute(_insert_sql("scan_runs", values), values)
+            if run["manifest_digest"]:
+                conn.execute(
+                    "UPDATE scan_inventories SET matched_at = ?, matched_db_built = ?"
+                    " WHERE manifest_digest = ?",
+                    (_sqlite_text(now), values["db_built"], run["manifest_digest"]),
+                )
+            rows = [
+                {
+                    **f,
+                    "at": _sqlite_text(f["at"]),
+                    **{k: json.dumps(f[k]) for k in ("resource", "details", "compliance")},
+                }
+                for f in found
+            ]
+            if rows:
+                conn.executemany(_insert_sql("findings", rows[0]), rows)
+    except sqlite3.Error as exc:
+        raise StoreError(f"database error: {exc}", subject=store.safe_url) from exc
+    finally:
+        conn.close()
+
+
+def _insert_sql(table: str, values: dict[str, Any]) -> str:
+    names = ", ".join(values)
+    marks = ", ".join(f":{k}" for k in values)
+    return f"INSERT INTO {table} ({names}) VALUES ({marks})"
 
 
 def split_repository(name: str | None) -> tuple[str | None, str | None]:
@@ -257,6 +445,10 @@ def split_repository(name: str | None) -> tuple[str | None, str | None]:
 
 def list_images(store: Store, *, repository: str | None = None) -> list[ImageSummary]:
     """Scanned images with the counts of their latest run, newest first."""
+    from sqlalchemy import select
+
+    from stockade.scanning.scan_tables import scan_images, scan_runs
+
     q = (
         select(scan_images, scan_runs)
         .join(scan_runs, scan_runs.c.id == scan_images.c.last_run_id)
@@ -285,6 +477,10 @@ def list_images(store: Store, *, repository: str | None = None) -> list[ImageSum
 
 
 def run_count(store: Store, *, mode: str | None = None) -> int:
+    from sqlalchemy import func, select
+
+    from stockade.scanning.scan_tables import scan_runs
+
     q = select(func.count()).select_from(scan_runs)
     if mode:
         q = q.where(scan_runs.c.mode == mode)
@@ -294,6 +490,10 @@ def run_count(store: Store, *, mode: str | None = None) -> int:
 
 def image_digest(store: Store, reference: str) -> str | None:
     """The manifest digest a reference had when it was last scanned."""
+    from sqlalchemy import select
+
+    from stockade.scanning.scan_tables import scan_images
+
     with store.connect() as conn:
         row = conn.execute(
             select(scan_images.c.manifest_digest).where(scan_images.c.reference == reference)
@@ -303,6 +503,10 @@ def image_digest(store: Store, reference: str) -> str | None:
 
 def image_state(store: Store, reference: str) -> ImageState | None:
     """The digest, advisory build time and counts of a reference's latest scan, if any."""
+    from sqlalchemy import select
+
+    from stockade.scanning.scan_tables import scan_images, scan_runs
+
     q = (
         select(scan_images.c.manifest_digest, scan_runs)
         .join(scan_runs, scan_runs.c.id == scan_images.c.last_run_id)

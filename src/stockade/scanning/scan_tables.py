@@ -46,6 +46,9 @@ scan_inventories = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("matched_at", DateTime(timezone=True)),
     Column("matched_db_built", DateTime(timezone=True)),
+    # The kept match (stockade.scanning.match_cache): its key and its JSON.
+    Column("match_key", Text),
+    Column("match_result", Text),
 )
 
 scan_runs = Table(

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from stockade.model.errors import ConfigError, StoreError
 
@@ -78,6 +78,7 @@ class Store:
         self._engine = engine
         self._url = url
         self.sqlite_path = sqlite_path  # set for an SQLite file opened without SQLAlchemy yet
+        self._sqlite: dict[int, _KeptConnection] = {}  # sqlite_connect's, one per thread
 
     @property
     def engine(self) -> Engine:
@@ -98,16 +99,31 @@ class Store:
 
     def sqlite_connect(self) -> sqlite3.Connection | None:
         """A standard-library connection to the SQLite file, or None when this is not SQLite
-        opened on the fast path. Same pragmas as the engine's connections; the caller closes it."""
+        opened on the fast path. Same pragmas as the engine's connections; the caller closes it
+        (and writes inside ``with conn:``).
+
+        The connection is this thread's, kept open until :meth:`close` (its own ``close`` does
+        nothing): a warm re-scan reads and writes through it four times, and each connection
+        that is the file's last to close checkpoints and removes the write-ahead log."""
         if self.sqlite_path is None:
             return None
         import sqlite3
+        import threading
 
+        kept = self._sqlite.get(threading.get_ident())
+        if kept is not None:
+            return kept
         try:
-            conn = sqlite3.connect(self.sqlite_path, timeout=10)
+            conn = sqlite3.connect(
+                self.sqlite_path,
+                timeout=10,
+                factory=_kept_connection_class(),
+                check_same_thread=False,
+            )
             _sqlite_pragmas(conn, None)
         except sqlite3.Error as exc:
             raise StoreError(f"database error: {exc}", subject=self.safe_url) from exc
+        self._sqlite[threading.get_ident()] = conn
         return conn
 
     @contextmanager
@@ -146,8 +162,32 @@ class Store:
         return str(self.engine.url.render_as_string(hide_password=True))
 
     def close(self) -> None:
+        while self._sqlite:
+            self._sqlite.popitem()[1].close_kept()
         if self._engine is not None:
             self._engine.dispose()
+
+
+@cache
+def _kept_connection_class() -> type[_KeptConnection]:
+    import sqlite3
+
+    class KeptConnection(sqlite3.Connection):
+        """A connection its users do not close: the store closes it (``close_kept``)."""
+
+        def close(self) -> None:
+            return None
+
+        def close_kept(self) -> None:
+            super().close()
+
+    return cast("type[_KeptConnection]", KeptConnection)
+
+
+if TYPE_CHECKING:
+
+    class _KeptConnection(sqlite3.Connection):
+        def close_kept(self) -> None: ...
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -6,7 +6,6 @@ is ever stored, whatever field it arrived in) and the characters a database refu
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -19,76 +18,17 @@ from sqlalchemy.engine import Connection
 
 from stockade.model import Event, Finding, ResourceRef, Severity
 from stockade.model.finding import plain
-from stockade.model.redact import redact_text
 from stockade.store.bulk import insert_new_rows
 from stockade.store.db import Store
+from stockade.store.rows import (  # noqa: F401 (OWN_IDS, storable, finding_rows: used from here)
+    OWN_IDS,
+    _clean,
+    _optional_text,
+    _storable_text,
+    finding_rows,
+    storable,
+)
 from stockade.store.tables import events, findings
-
-# Ids Stockade made itself (an event's link to its connection): never masked, only cleaned.
-OWN_IDS = frozenset({"id", "connection"})
-# NUL: PostgreSQL text cannot hold it. Lone surrogates (JSON "\\ud800", file names decoded with
-# surrogateescape): UTF-8, so SQLite, cannot encode them.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-_SCALARS = frozenset({int, float, bool, type(None)})  # nothing to mask (exactly these types)
-
-
-def storable(value: Any) -> Any:
-    """``value`` masked by the gate (:func:`stockade.model.redact.redact`, sparing ``OWN_IDS``)
-    and with every NUL and lone surrogate replaced by U+FFFD, through dicts, lists and tuples.
-
-    One walk does both (the ingestion path calls this for every string of every event)."""
-    if type(value) in _SCALARS:
-        return value
-    if isinstance(value, str):
-        return _storable_text(value)
-    if isinstance(value, dict):
-        return {
-            (_storable_text(k) if isinstance(k, str) else k): (
-                _clean(v) if k in OWN_IDS else storable(v)
-            )
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [storable(v) for v in value]
-    return value
-
-
-# Strings the gate and the cleaning returned unchanged (kinds, names, namespaces, data keys: most
-# strings of an event repeat), so the next event's copy is one set lookup. Only such strings, so
-# nothing sensitive is kept; bounded in number and length.
-_PASSED: set[str] = set()
-_PASSED_MAX = 16_384
-_PASSED_LONGEST = 128
-
-
-def _storable_text(text: str) -> str:
-    if text in _PASSED:
-        return text
-    masked = redact_text(text)
-    if _UNSTORABLE.search(masked):
-        return _UNSTORABLE.sub("\ufffd", masked)
-    if masked is text and len(text) <= _PASSED_LONGEST:
-        if len(_PASSED) >= _PASSED_MAX:
-            _PASSED.clear()
-        _PASSED.add(text)
-    return masked
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return _UNSTORABLE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
-
-
-def _optional_text(text: str | None) -> str | None:
-    return None if text is None else _storable_text(text)
-
 
 # Resources whose every string passed the gate unchanged, with the dict stored for them (an
 # agent's events name the same workloads again and again). Only those: nothing masked is kept, so
@@ -186,31 +126,6 @@ def record_new_events(
         if stored:
             _notify(conn, store.dialect)
         return stored
-
-
-def finding_rows(run: str, at: datetime, items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``findings`` rows for one run from findings as ``Finding.to_dict()`` gives them, masked."""
-    return [
-        {
-            "run_id": run,
-            "at": at,
-            "finding_id": _clean(f["id"]),
-            **storable(
-                {
-                    "pillar": str(f["pillar"]),
-                    "title": f["title"],
-                    "severity": str(f["severity"]),
-                    "status": str(f["status"]),
-                    "resource_kind": f["resource"]["kind"],
-                    "resource_name": f["resource"]["name"],
-                    "resource": f["resource"],
-                    "details": f.get("details"),
-                    "compliance": list(f.get("compliance") or ()),
-                }
-            ),
-        }
-        for f in items
-    ]
 
 
 def record_findings(store: Store, items: Iterable[Finding], *, run_id: str | None = None) -> str:

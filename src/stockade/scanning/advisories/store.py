@@ -8,6 +8,7 @@ import commits or nothing does, so a failure leaves the previous data intact. Th
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,8 +61,16 @@ def write_batches(
             conn.execute(text("SELECT pg_advisory_xact_lock(7355609)"))  # one importer at a time
         for batch in batches:
             _write_batch(conn, batch, at)
-        conn.execute(delete(adv_meta).where(adv_meta.c.key == "built_at"))
-        conn.execute(insert(adv_meta), [{"key": "built_at", "value": at.isoformat()}])
+        conn.execute(delete(adv_meta).where(adv_meta.c.key.in_(("built_at", "generation"))))
+        # The generation changes with every write, even one given the same build time: kept
+        # matches of images (stockade.scanning.match_cache) are valid for one generation.
+        conn.execute(
+            insert(adv_meta),
+            [
+                {"key": "built_at", "value": at.isoformat()},
+                {"key": "generation", "value": uuid.uuid4().hex},
+            ],
+        )
 
 
 def _write_batch(conn: Connection, batch: ImportBatch, at: datetime) -> None:
