@@ -68,3 +68,26 @@ def test_an_error_is_left_to_the_typer_command(tmp_path: Path) -> None:
     # A missing image: the lane writes nothing and the Typer command reports it (exit 3).
     db = f"sqlite:///{tmp_path / 'db.sqlite'}"
     assert try_scan_image([f"oci:{tmp_path / 'missing'}:1", "--db", db]) is None
+
+
+def test_the_lane_follows_the_typer_command_it_stands_in_for() -> None:
+    """Every option the lane takes is the Typer command's, with the same parameter and default,
+    and every option the command reads from the environment makes the lane decline (besides
+    STOCKADE_DB, which both read through open_store): a new option cannot be silently ignored."""
+    import click
+    import typer.main
+
+    from stockade.cli.app import app
+
+    root = typer.main.get_command(app)
+    ctx = click.Context(root)
+    scan = root.get_command(ctx, "scan")  # type: ignore[attr-defined]
+    image = scan.get_command(ctx, "image")
+    params = {p.name: p for p in image.params}
+    for option, (name, _flag) in scan_fast._OPTIONS.items():
+        assert option in params[name].opts + params[name].secondary_opts, option
+    for name, default in scan_fast.DEFAULTS.items():
+        assert params[name].default == default, name
+    envvars = {p.envvar for p in image.params if p.envvar} - {"STOCKADE_DB"}
+    assert envvars <= set(scan_fast._OPTION_ENV)
+    assert set(scan_fast._OPTION_ENV) <= {p.envvar for p in image.params if p.envvar}

@@ -40,6 +40,15 @@ _OPTIONS: dict[str, tuple[str, object]] = {
     "--store": ("store", True),
     "--no-store": ("store", False),
 }
+# The Typer command's defaults of those options (tests/cli/test_scan_fast.py holds them equal).
+DEFAULTS: dict[str, object] = {
+    "fmt": "table",
+    "max_db_age": "7d",
+    "ignore_unfixed": False,
+    "allow_stale_db": False,
+    "allow_unchecked": False,
+    "store": True,
+}
 # Environment variables that are options of the command (or of the controller link): with any of
 # them set, the Typer command runs.
 _OPTION_ENV = (
@@ -101,19 +110,20 @@ def try_scan_image(args: list[str]) -> int | None:
     from stockade.scanning.reports import renderer
     from stockade.store import open_store
 
-    fmt = str(params.get("fmt", "table"))
+    params = {**DEFAULTS, **params}
+    fmt = str(params["fmt"])
     output = Path(params["output"]) if "output" in params else None
     try:
         opts = scan_options(
             fail_on=params.get("fail_on"),
-            ignore_unfixed=bool(params.get("ignore_unfixed", False)),
+            ignore_unfixed=bool(params["ignore_unfixed"]),
             ignore_file=None,
             vex=None,
-            max_db_age=str(params.get("max_db_age", "7d")),
-            allow_stale_db=bool(params.get("allow_stale_db", False)),
-            allow_unchecked=bool(params.get("allow_unchecked", False)),
+            max_db_age=str(params["max_db_age"]),
+            allow_stale_db=bool(params["allow_stale_db"]),
+            allow_unchecked=bool(params["allow_unchecked"]),
             fmt=fmt,
-            store=bool(params.get("store", True)),
+            store=bool(params["store"]),
         )
         store = open_store(params.get("db"))
         try:
