@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from stockade.api.tables import results
 from stockade.model import InputError, Severity, Status, StockadeError
 from stockade.store import Store
-from stockade.store.records import finding_rows, storable
+from stockade.store.rows import finding_rows, storable
 from stockade.store.tables import findings
 
 MAX_FINDINGS = 50_000

@@ -43,7 +43,7 @@ from stockade.events.spool import Spool, writer_pid
 from stockade.model import Event, Severity
 from stockade.model.errors import ConfigError, InputError, StockadeError, UsageError
 from stockade.model.redact import redact
-from stockade.store.records import OWN_IDS
+from stockade.store.rows import OWN_IDS
 
 MAX_BATCH_BYTES = (
     4 * 1024 * 1024

@@ -20,7 +20,7 @@ import httpx
 from stockade.events.ingest import MAX_BODY_BYTES
 from stockade.events.reporter import ControllerLink
 from stockade.model.redact import redact
-from stockade.store.records import OWN_IDS
+from stockade.store.rows import OWN_IDS
 
 ATTEMPTS = 4
 BACKOFF_FIRST = 0.5

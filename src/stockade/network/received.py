@@ -21,7 +21,7 @@ from stockade.model import Event, InputError
 from stockade.model.redact import redact_text
 from stockade.network.graph import Delta
 from stockade.network.tables import connections
-from stockade.store.records import storable
+from stockade.store.rows import storable
 
 MAX_RECORD_BYTES = 64 * 1024
 MAX_BYTES = 2**62

@@ -18,7 +18,8 @@ from stockade.network.graph import Delta
 from stockade.network.tables import connections
 from stockade.network.tls_policy import TlsPolicy
 from stockade.store.db import Store
-from stockade.store.records import record_events, storable
+from stockade.store.records import record_events
+from stockade.store.rows import storable
 
 
 def _row(rec: ConnectionRecord, data: dict[str, Any] | None = None) -> dict[str, Any]:
