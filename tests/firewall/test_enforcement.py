@@ -23,11 +23,13 @@ WORLD = "http://198.51.100.10:80/"
 CARD = '{"customer": "alice", "card": "4111 1111 1111 1111"}'
 
 
-def events(lab, kind: str) -> list:
+def events(lab, kind: str, until=bool) -> list:
+    """The stored events of ``kind`` once ``until(events)`` holds (5 s at most): the enforcer's
+    event writer stores them a moment after the verdict."""
     deadline = time.monotonic() + 5
     while True:
         found = [e for e in list_events(open_store(lab.db), kind=kind)]
-        if found or time.monotonic() > deadline:
+        if until(found) or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
 
@@ -63,11 +65,20 @@ def test_allowed_passes_denied_fails_fast(lab, protect) -> None:
     assert rc == 7 and code == "000" and took < 1.5  # connection refused by a reset, not a timeout
     rc, _, took = lab.curl("world", ORDERS)
     assert rc == 7 and took < 1.5
-    blocked = events(lab, "firewall.blocked")
-    assert any(
-        e.data["rule"] == "no-marketing-in-cde" and e.resource.name == "crm" for e in blocked
+
+    def by_rule(found: list) -> bool:
+        return any(
+            e.data["rule"] == "no-marketing-in-cde" and e.resource.name == "crm" for e in found
+        )
+
+    def implicit(found: list) -> bool:
+        return any(e.data["rule"] is None and e.data["src_ip"] == "198.51.100.10" for e in found)
+
+    blocked = events(
+        lab, "firewall.blocked", until=lambda found: by_rule(found) and implicit(found)
     )
-    assert any(e.data["rule"] is None and e.data["src_ip"] == "198.51.100.10" for e in blocked)
+    assert by_rule(blocked)
+    assert implicit(blocked)
 
 
 def test_card_in_clear_into_the_cde_is_blocked_but_not_over_tls(lab, protect) -> None:
