@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import io
 import ipaddress
 import logging
@@ -60,6 +61,7 @@ log = logging.getLogger("stockade.network")
 
 _LEN = struct.Struct("=I")
 _BATCH = 64  # records a worker sends at once (and whenever its ring runs empty)
+_PIPE_SIZE = 1 << 20  # bytes a pipe holds before a worker's write waits for the parent
 STOP_TIMEOUT = 20.0  # seconds the workers get to report after SIGTERM before SIGKILL
 
 # A record on the pipe: its values in this order, without ``client`` and ``server``
@@ -144,6 +146,8 @@ def run_fanout(
     try:
         for index, ring in enumerate(rings):
             read, write = os.pipe()
+            with contextlib.suppress(OSError):  # room for bursts: a worker never waits on us
+                fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
             pid = os.fork()
             if pid == 0:
                 os.close(read)
