@@ -444,13 +444,14 @@ def _fanout_round(
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
         finished.wait(300)
-        box["cpu"] = sum(_cpu_seconds(pid) for pid in pids)
+        box["cpus"] = sorted(_cpu_seconds(pid) for pid in pids)
     finally:
         done.set()
         t.join(120)
     src = {
         **box["run"].stats["source"],
-        "cpu": box.get("cpu", 0.0),
+        "cpu": sum(box.get("cpus", [])),
+        "cpus": box.get("cpus", []),
         "parent_cpu": box.get("parent_cpu", parent_cpu0) - parent_cpu0,
         "records": box["run"].records,
     }
@@ -497,6 +498,8 @@ def bench_fanout(path: Path, inspectors: Inspectors, workers: int, rounds: int) 
         f"process, CPU time): {size * 8 / 1e6 / cpu:.0f} Mbit/s per core"
     )
     times: dict[int, list[float]] = {1: [], workers: []}
+    busiest: dict[int, list[float]] = {1: [], workers: []}  # CPU seconds of the busiest worker
+    parent: dict[int, list[float]] = {1: [], workers: []}
     want = _by_flow(reference.records)
     same: dict[int, bool] = {}
     loads = [os.getloadavg()[0]]
@@ -506,11 +509,14 @@ def bench_fanout(path: Path, inspectors: Inspectors, workers: int, rounds: int) 
             for w in order:
                 secs, src = _fanout_round(link, frames, w, expect, inspectors, blocks)
                 times[w].append(secs)
+                busiest[w].append(max(src["cpus"], default=0.0))
+                parent[w].append(src["parent_cpu"])
                 same[w] = same.get(w, True) and _by_flow(src["records"]) == want
                 print(
                     f"  round {i + 1} workers {w}: {size * 8 / 1e6 / secs:7.0f} Mbit/s "
                     f"({secs:.3f} s, workers' CPU {src['cpu']:.2f} s = "
-                    f"{src['cpu'] / secs:.2f} cores, parent's {src['parent_cpu']:.2f} s; "
+                    f"{src['cpu'] / secs:.2f} cores, each {', '.join(f'{c:.2f}' for c in src['cpus'])}"
+                    f", parent's {src['parent_cpu']:.2f} s; "
                     f"kernel drops {src['kernel_drops']}, "
                     f"frames per worker {src.get('worker_frames')})"
                 )
@@ -525,6 +531,13 @@ def bench_fanout(path: Path, inspectors: Inspectors, workers: int, rounds: int) 
         "  connections (without the run's ids, clock and end state) the same as --pcap's on the "
         "recording: "
         + ", ".join(f"{w} worker(s) {'yes' if ok else 'NO'}" for w, ok in same.items())
+    )
+    med = statistics.median
+    print(
+        f"  CPU seconds (medians): 1 worker {med(busiest[1]):.2f}, the busiest of {workers} "
+        f"{med(busiest[workers]):.2f} (the split allows at most "
+        f"{med(busiest[1]) / med(busiest[workers]):.2f}x); the parent "
+        f"{med(parent[1]):.2f} with 1, {med(parent[workers]):.2f} with {workers}"
     )
     ratio = statistics.median(times[1]) / statistics.median(times[workers])
     print(
