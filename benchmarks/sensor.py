@@ -15,7 +15,8 @@
    use), alternating rounds. The workers are held (SIGSTOP) while the frames are sent, so their
    rings hold the whole burst and no sender shares the cores with them; the clock runs from
    SIGCONT until every connection closed in the recording has reached the parent. Prints each
-   round, the medians, the spread, the load average, and the ratio N/1.
+   round (with the workers' and the parent's CPU time), the medians, the spread, the load
+   average, the ratio N/1, and whether every run's connections equal ``--pcap``'s on the file.
 The lab is removed in ``finally``.
 """
 
@@ -410,6 +411,7 @@ def _fanout_round(
         got[0] += 1
         if got[0] >= expect:
             box["t1"] = time.perf_counter()
+            box["parent_cpu"] = time.thread_time()  # less its CPU time at SIGCONT, below
             finished.set()
 
     def capture() -> None:
@@ -422,7 +424,7 @@ def _fanout_round(
             on_record=on_record,
             ready=ready.set,
             stop=done.is_set,
-            keep=False,
+            keep=True,
             blocks=blocks,
             duration=600,
         )
@@ -438,14 +440,21 @@ def _fanout_round(
         link.send(frames)
         time.sleep(0.3)  # the last ring block retires (50 ms)
         t0 = time.perf_counter()
+        parent_cpu0 = time.clock_gettime(time.pthread_getcpuclockid(t.ident))
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
         finished.wait(300)
-        box["cpu"] = sum(_cpu_seconds(pid) for pid in pids)
+        box["cpus"] = sorted(_cpu_seconds(pid) for pid in pids)
     finally:
         done.set()
         t.join(120)
-    src = {**box["run"].stats["source"], "cpu": box.get("cpu", 0.0)}
+    src = {
+        **box["run"].stats["source"],
+        "cpu": sum(box.get("cpus", [])),
+        "cpus": box.get("cpus", []),
+        "parent_cpu": box.get("parent_cpu", parent_cpu0) - parent_cpu0,
+        "records": box["run"].records,
+    }
     return box.get("t1", float("inf")) - t0, src
 
 
@@ -453,6 +462,19 @@ def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (its workers' share of the cores)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _by_flow(records: list) -> dict:
+    """Each connection as the JSON output shows it, by 5-tuple, minus the run's ids and clock."""
+    out = {}
+    for r in records:
+        d = r.to_dict()
+        for k in ("id", "start", "end", "state"):
+            d.pop(k)
+        if d["tls"]:  # certificate ages count from the capture's clock
+            d["tls"] = {k: v for k, v in d["tls"].items() if "days" not in k}
+        out[(r.transport, r.client_ip, r.client_port, r.server_ip, r.server_port)] = d
+    return out
 
 
 def inv_directory():
@@ -476,6 +498,10 @@ def bench_fanout(path: Path, inspectors: Inspectors, workers: int, rounds: int) 
         f"process, CPU time): {size * 8 / 1e6 / cpu:.0f} Mbit/s per core"
     )
     times: dict[int, list[float]] = {1: [], workers: []}
+    busiest: dict[int, list[float]] = {1: [], workers: []}  # CPU seconds of the busiest worker
+    parent: dict[int, list[float]] = {1: [], workers: []}
+    want = _by_flow(reference.records)
+    same: dict[int, bool] = {}
     loads = [os.getloadavg()[0]]
     with ReplayLink(f"skb{os.getpid() % 10000}-") as link:
         for i in range(rounds):
@@ -483,10 +509,15 @@ def bench_fanout(path: Path, inspectors: Inspectors, workers: int, rounds: int) 
             for w in order:
                 secs, src = _fanout_round(link, frames, w, expect, inspectors, blocks)
                 times[w].append(secs)
+                busiest[w].append(max(src["cpus"], default=0.0))
+                parent[w].append(src["parent_cpu"])
+                same[w] = same.get(w, True) and _by_flow(src["records"]) == want
                 print(
                     f"  round {i + 1} workers {w}: {size * 8 / 1e6 / secs:7.0f} Mbit/s "
                     f"({secs:.3f} s, workers' CPU {src['cpu']:.2f} s = "
-                    f"{src['cpu'] / secs:.2f} cores; kernel drops {src['kernel_drops']}, "
+                    f"{src['cpu'] / secs:.2f} cores, each {', '.join(f'{c:.2f}' for c in src['cpus'])}"
+                    f", parent's {src['parent_cpu']:.2f} s; "
+                    f"kernel drops {src['kernel_drops']}, "
                     f"frames per worker {src.get('worker_frames')})"
                 )
             loads.append(os.getloadavg()[0])
@@ -496,6 +527,18 @@ def bench_fanout(path: Path, inspectors: Inspectors, workers: int, rounds: int) 
             f"  workers {w}: median {statistics.median(rates):7.0f} Mbit/s, "
             f"spread {rates[0]:.0f}-{rates[-1]:.0f}"
         )
+    print(
+        "  connections (without the run's ids, clock and end state) the same as --pcap's on the "
+        "recording: "
+        + ", ".join(f"{w} worker(s) {'yes' if ok else 'NO'}" for w, ok in same.items())
+    )
+    med = statistics.median
+    print(
+        f"  CPU seconds (medians): 1 worker {med(busiest[1]):.2f}, the busiest of {workers} "
+        f"{med(busiest[workers]):.2f} (the split allows at most "
+        f"{med(busiest[1]) / med(busiest[workers]):.2f}x); the parent "
+        f"{med(parent[1]):.2f} with 1, {med(parent[workers]):.2f} with {workers}"
+    )
     ratio = statistics.median(times[1]) / statistics.median(times[workers])
     print(
         f"  ratio {workers} workers / 1 worker (medians): {ratio:.2f}x; 1-minute load average "

@@ -267,3 +267,20 @@ def test_a_worker_failing_at_start_stops_the_sensor_with_its_code(
     assert info.value.exit_code == 2
     assert "failed at start: the worker's configuration is broken" in str(info.value)
     assert _children(os.getpid()) <= before  # both workers stopped and reaped
+
+
+def test_a_worker_sends_its_records_before_it_waits_for_frames(link: ReplayLink) -> None:
+    """``idle()`` (where a worker flushes its finished records) runs as soon as the ring is
+    empty, not after the poll timeout: the last records of a burst reach the parent at once."""
+    from stockade.network.capture.live import Ring
+
+    ring = Ring([link.capture], namespace=link.netns)
+    calls: list[float] = []
+    try:
+        t0 = time.monotonic()
+        ring.run(
+            lambda *_: None, idle=lambda: calls.append(time.monotonic()), stop=lambda: bool(calls)
+        )
+    finally:
+        ring.close()
+    assert calls and calls[0] - t0 < 0.08  # the poll waits 100 ms on an empty ring

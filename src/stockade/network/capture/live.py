@@ -205,7 +205,9 @@ class Ring:
     ) -> int:
         """Hand frames to ``frame(ts, linktype, buf, off, caplen)`` until ``duration`` seconds
         pass, ``count`` frames were delivered or ``stop()`` is true; returns the number delivered.
-        ``idle()`` runs whenever the ring is empty (the flow table expires idle flows then)."""
+        ``idle()`` runs whenever the ring is empty, before waiting for the next block (the flow
+        table expires idle flows then; a sensor worker sends its finished records then, so the
+        last ones of a burst never wait out the poll timeout)."""
         deadline = time.monotonic() + duration if duration else None
         poller = select.poll()
         poller.register(self.sock.fileno(), select.POLLIN | select.POLLERR)
@@ -227,9 +229,9 @@ class Ring:
             base = self._block * bsize
             status, npkts, first = _BLOCK_HDR(ring, base + 8)
             if not status & TP_STATUS_USER:
-                poller.poll(20 if draining is not None else 100)
                 if idle is not None:
                     idle()
+                poller.poll(20 if draining is not None else 100)
                 continue
             off = base + first
             for _ in range(npkts):
