@@ -269,18 +269,35 @@ def test_a_worker_failing_at_start_stops_the_sensor_with_its_code(
     assert _children(os.getpid()) <= before  # both workers stopped and reaped
 
 
-def test_a_worker_sends_its_records_before_it_waits_for_frames(link: ReplayLink) -> None:
+def test_a_worker_sends_its_records_before_it_waits_for_frames(
+    link: ReplayLink, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``idle()`` (where a worker flushes its finished records) runs as soon as the ring is
-    empty, not after the poll timeout: the last records of a burst reach the parent at once."""
+    empty, before the ring waits for frames: the last records of a burst reach the parent at once,
+    not after the poll timeout (100 ms)."""
+    import select
+
+    from stockade.network.capture import live
     from stockade.network.capture.live import Ring
 
+    order: list[str] = []
+    real_poll = select.poll
+
+    class Poll:  # the real poll object, with each wait written down
+        def __init__(self) -> None:
+            self._poll = real_poll()
+
+        def register(self, *args: int) -> None:
+            self._poll.register(*args)
+
+        def poll(self, timeout: int) -> list:
+            order.append("wait")
+            return self._poll.poll(timeout)
+
+    monkeypatch.setattr(live.select, "poll", Poll)
     ring = Ring([link.capture], namespace=link.netns)
-    calls: list[float] = []
     try:
-        t0 = time.monotonic()
-        ring.run(
-            lambda *_: None, idle=lambda: calls.append(time.monotonic()), stop=lambda: bool(calls)
-        )
+        ring.run(lambda *_: None, idle=lambda: order.append("idle"), stop=lambda: "idle" in order)
     finally:
         ring.close()
-    assert calls and calls[0] - t0 < 0.08  # the poll waits 100 ms on an empty ring
+    assert order and order[0] == "idle", order
