@@ -7,6 +7,8 @@ import re
 from .base import FULL, PARTIAL, STRONG, WEAK, Guess, first_line, lines
 
 SLUG = "proto.http"
+# probe()'s best while the server has sent nothing: a request line without a status line
+CLIENT_ONLY_CEILING = STRONG
 METHODS = (
     b"GET",
     b"POST",
