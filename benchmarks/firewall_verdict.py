@@ -8,12 +8,14 @@ keep-alive connection inside the inspected depth (request, response headers, res
     python benchmarks/firewall_verdict.py [--connections 3000] [--rounds 5]
 
 Each figure is the median over rounds of the mean per segment (CPU time of the process, so other
-processes on a loaded machine do not count); the spread is the rounds' range.
+processes on a loaded machine do not count); the spread is the rounds' range. The collector is set
+as the enforcer sets it for its verdict loop (start-up heap frozen, see ``quiet_collector``).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import statistics
 import struct
@@ -108,6 +110,17 @@ def main() -> None:
     per_segment: list[list[float]] = [[] for _ in SEGMENTS]
     kept: list[float] = []
     clock = time.process_time_ns
+    try:
+        from stockade.firewall.enforce.enforcer import quiet_collector, restore_collector
+    except ImportError:  # a tree from before them: the enforcer froze the start-up heap only
+
+        def quiet_collector() -> tuple[int, int, int]:
+            gc.freeze()
+            return gc.get_threshold()
+
+        def restore_collector(before: tuple[int, int, int]) -> None:
+            gc.unfreeze()
+
     for _ in range(args.rounds):
         insp = Inspector(policy, Directory(pods), dlp_engine=engine)
 
@@ -119,6 +132,8 @@ def main() -> None:
         for i in range(100):  # warm: lazy imports, the verdict caches
             for call, call_args in prepared(connection(10000 + i)):
                 call(*call_args)
+        gc.collect()
+        collector = quiet_collector()
         spent = [0] * len(SEGMENTS)
         for i in range(args.connections):
             for k, (call, call_args) in enumerate(prepared(connection(20000 + i % 40000))):
@@ -137,6 +152,7 @@ def main() -> None:
             total += clock() - t0
             count += len(calls)
         kept.append(total / count / 1e3)
+        restore_collector(collector)
         assert insp.stats["blocked"] == 0
     print(
         f"verdict handler, {args.connections} connections x {args.rounds} rounds"

@@ -9,6 +9,8 @@ SLUG = "proto.ssh"
 
 
 def _banner(data: bytes) -> str | None:
+    if not data.startswith(b"SSH-"):
+        return None  # the line would not start so either
     line = first_line(data, 255)
     if line and (line.startswith(b"SSH-2.0-") or line.startswith(b"SSH-1.99-")):
         return line.split(b"-", 2)[2].split(b" ")[0].decode("ascii", "replace")
