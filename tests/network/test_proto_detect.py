@@ -383,3 +383,20 @@ def test_http_request_alone_asks_no_detector_after_http1() -> None:
         "http2",
         "http1",
     ]  # gRPC asks HTTP/2
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([b"GET / HTTP/1.1", b"Host: a", b" HOST :b ", b"host:", b"X: y", b"",
+                         b"\r", b"junk", b"Upgrade: h2c", b"upgrade:\tX", b"\xe9: \xe9"]),
+        max_size=8,
+    ),
+    st.sampled_from([b"\n", b"\r\n"]),
+    st.sampled_from(["host", "upgrade", "\xe9"]),
+)  # fmt: skip
+def test_one_request_header_as_in_all_of_them(parts: list[bytes], eol: bytes, name: str) -> None:
+    from stockade.network.protocols.http1 import request_header, request_headers
+
+    client = eol.join(parts)
+    assert request_header(client, name) == request_headers(client).get(name)

@@ -43,6 +43,19 @@ def request_headers(client: bytes) -> dict[str, str]:
     return out
 
 
+def request_header(client: bytes, name: str) -> str | None:
+    """``request_headers(client).get(name)`` (``name`` in lower case) without decoding the others."""
+    want = name.encode("latin-1")
+    found = None
+    for line in lines(client)[1:]:
+        if not line:
+            break
+        key, sep, value = line.partition(b":")
+        if sep and key.strip().lower() == want:
+            found = value  # the last one wins, as in the dict
+    return None if found is None else found.strip().decode("latin-1")
+
+
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -89,7 +102,7 @@ def probe(client: bytes, server: bytes) -> Guess | None:
             authority = target_authority(target)
             if authority:
                 details.append(("http.authority", authority))
-            host = request_headers(client).get("host")
+            host = request_header(client, "host")
             if host:
                 details.append(("http.host", host))
     elif any(client.startswith(method + b" ") for method in METHODS):

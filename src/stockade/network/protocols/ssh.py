@@ -18,6 +18,8 @@ def _banner(data: bytes) -> str | None:
 
 
 def probe(client: bytes, server: bytes) -> Guess | None:
+    if client[:1] != b"S" and server[:1] != b"S":
+        return None  # neither a banner nor the start of one
     details = []
     for side, data in (("client", client), ("server", server)):
         software = _banner(data)
