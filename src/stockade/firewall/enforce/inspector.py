@@ -220,12 +220,13 @@ class Inspector:
             if flags & (FIN | RST):
                 self._ended(flow, key, direction, flags)
             return
-        stream = self._stream(flow, direction)
+        streams = flow.streams
+        stream = streams[direction] or self._stream(flow, direction)
         self._packet = (key, direction, seq, ack, length, flags)
         if flags & ACK:
             # The peer's stream starts exactly where this segment acknowledges, if it has not
             # sent anything yet (its SYN-ACK or SYN stayed in the kernel).
-            other = self._stream(flow, 1 - direction)
+            other = streams[1 - direction] or self._stream(flow, 1 - direction)
             if not other.started:
                 other.syn((ack - 1) & MASK)
         if flags & SYN:
