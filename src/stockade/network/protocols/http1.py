@@ -57,6 +57,9 @@ def request_header(client: bytes, name: str) -> str | None:
 
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_PATH_END = re.compile(r"[/?#]")
+_PARAMS = re.compile(r"[?;#]")
+_AUTHORITY = re.compile(r"[^/?#@\s]+:[0-9]{1,5}")
 
 
 def target_path(target: str) -> str:
@@ -71,19 +74,19 @@ def target_path(target: str) -> str:
         path = target
     elif _SCHEME.match(target):
         rest = target.split("://", 1)[1]
-        cut = re.search(r"[/?#]", rest)
+        cut = _PATH_END.search(rest)
         path = rest[cut.start() :] if cut else ""
         path = path if path.startswith("/") else "/" + path
     else:  # authority-form, or nothing HTTP defines
         return ""
-    return re.split(r"[?;#]", path, maxsplit=1)[0] or "/"
+    return _PARAMS.split(path, maxsplit=1)[0] or "/"
 
 
 def target_authority(target: str) -> str | None:
     """``host:port`` of an authority-form target (CONNECT), else None."""
     if target.startswith("/") or target == "*" or _SCHEME.match(target):
         return None
-    return target if re.fullmatch(r"[^/?#@\s]+:[0-9]{1,5}", target) else None
+    return target if _AUTHORITY.fullmatch(target) else None
 
 
 def probe(client: bytes, server: bytes) -> Guess | None:
