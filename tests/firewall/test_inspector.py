@@ -230,3 +230,24 @@ def test_a_connection_that_ended_in_the_kernel_is_forgotten_after_the_grace() ->
     assert insp.expire(now + END_GRACE / 2) == 0  # a retransmission still finds its flow
     assert insp.expire(now + END_GRACE + 0.1) == 1
     assert [k[1] for k in insp._flows] == [42002]  # the half-closed one may still send data
+
+
+def test_the_verdict_loop_collector_is_put_back() -> None:
+    """The enforcer's loop freezes the start-up heap and collects the young generation less often
+    (benchmarks/firewall_verdict.py measures with the same two calls); stopping restores both."""
+    import gc
+
+    from stockade.firewall.enforce.enforcer import (
+        YOUNG_COLLECTION_AFTER,
+        quiet_collector,
+        restore_collector,
+    )
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    saved = quiet_collector()
+    try:
+        assert gc.get_threshold() == (YOUNG_COLLECTION_AFTER, *before[1:])
+        assert gc.get_freeze_count() > frozen
+    finally:
+        restore_collector(saved)
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)

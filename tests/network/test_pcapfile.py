@@ -194,3 +194,23 @@ def test_fuzzed_files_never_crash(tmp_path: Path, base: bytes, data: st.DataObje
     p.write_bytes(bytes(buf))
     with contextlib.suppress(PacketError):
         _decode(p)
+
+
+def _calls(linktype: int, frame: bytes) -> tuple[list[tuple], list[tuple], dict[str, object]]:
+    sink = Sink()
+    dec = Decoder(sink)
+    dec.frame(1.0, linktype, frame, 0, len(frame))
+    return sink.tcp_calls, sink.udp_calls, dec.stats.as_dict()
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, 59), st.integers(0, 255), st.integers(0, 80), st.booleans())
+def test_raw_ipv4_tcp_fast_path_decodes_as_the_long_way(
+    at: int, value: int, cut: int, pad: bool
+) -> None:
+    """Raw IP (NFQUEUE's packets) in one unpack: the same calls and counts as the general path,
+    which LINKTYPE_IPV4 takes for the same bytes, on altered and cut headers too."""
+    frame = bytearray(PKT + (b"\0" * 6 if pad else b""))
+    frame[at % len(frame)] = value
+    frame = frame[: len(frame) - cut]
+    assert _calls(101, bytes(frame)) == _calls(228, bytes(frame))

@@ -308,3 +308,95 @@ def test_http2_path_with_a_url_in_the_query() -> None:
     )  # fmt: skip
     client = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + F.h2_frame(1, 0x5, 1, block)
     assert dict(detect(client, b"").details)["http.path"] == "/api/v1/fetch"
+
+
+# -- the first segment: the search stops where no later detector can change the answer ---------
+
+
+def _client_only_inputs() -> list[bytes]:
+    """Every capture's client side, whole and cut short, and its hostile variants."""
+    out = [
+        b"",
+        b"GET",
+        b"POST / HTTP/1.1\r\n",
+        b"*1\r\n$4\r\nPING\r\n",
+        b"PING\r\n",
+        b"a1 NOOP\r\n",
+    ]
+    for name in sorted(EXPECTED):
+        client, _ = pair(name)
+        out += [client[:cut] for cut in (*range(0, 48), 64, 96, 200, 512, len(client))]
+    return out
+
+
+def test_client_only_ceilings_hold() -> None:
+    for detector in DETECTORS:
+        ceiling = getattr(detector, "CLIENT_ONLY_CEILING", 1.0)
+        for client in _client_only_inputs():
+            guess = detector.probe(client, b"")
+            assert guess is None or guess.confidence <= ceiling, (detector.SLUG, client[:40])
+
+
+def test_client_only_search_gives_the_exhaustive_answer() -> None:
+    for client in _client_only_inputs():
+        assert detect(client, b"") == detect(client, b"", exhaustive=True), client[:40]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(EXPECTED)), st.integers(0, 4095), st.integers(0, 255), st.binary())
+def test_client_only_search_on_altered_captures(
+    name: str, at: int, value: int, tail: bytes
+) -> None:
+    client = pair(name)[0] or b"x"
+    i = at % len(client)
+    for data in (client[:i] + bytes([value]) + client[i + 1 :], tail, bytes([value]) + tail):
+        for detector in DETECTORS:
+            guess = detector.probe(data, b"")
+            assert guess is None or guess.confidence <= getattr(
+                detector, "CLIENT_ONLY_CEILING", 1.0
+            )
+        assert detect(data, b"") == detect(data, b"", exhaustive=True)
+
+
+def test_http_request_alone_asks_no_detector_after_http1() -> None:
+    """The firewall's first segment: once HTTP/1 answers, the database and mail detectors that
+    follow cannot beat it without server bytes, so they are not run."""
+    import sys
+
+    asked: list[str] = []
+
+    def watch(frame, event, _arg):  # type: ignore[no-untyped-def]
+        if event == "call" and frame.f_code.co_name == "probe":
+            asked.append(Path(frame.f_code.co_filename).stem)
+
+    client, _ = pair("http_post_json")
+    sys.setprofile(watch)
+    try:
+        got = detect(client, b"")
+    finally:
+        sys.setprofile(None)
+    assert got.protocol == "proto.http"
+    assert list(dict.fromkeys(asked)) == [
+        "tls",
+        "ssh",
+        "grpc",
+        "http2",
+        "http1",
+    ]  # gRPC asks HTTP/2
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([b"GET / HTTP/1.1", b"Host: a", b" HOST :b ", b"host:", b"X: y", b"",
+                         b"\r", b"junk", b"Upgrade: h2c", b"upgrade:\tX", b"\xe9: \xe9"]),
+        max_size=8,
+    ),
+    st.sampled_from([b"\n", b"\r\n"]),
+    st.sampled_from(["host", "upgrade", "\xe9"]),
+)  # fmt: skip
+def test_one_request_header_as_in_all_of_them(parts: list[bytes], eol: bytes, name: str) -> None:
+    from stockade.network.protocols.http1 import request_header, request_headers
+
+    client = eol.join(parts)
+    assert request_header(client, name) == request_headers(client).get(name)

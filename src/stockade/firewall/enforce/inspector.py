@@ -41,6 +41,7 @@ from stockade.firewall.policy.model import Policy
 from stockade.model import Event, ResourceRef, Severity
 from stockade.network.capture.decode import LINK_RAW, Buf, Decoder, FlowKey
 from stockade.network.interface import DlpMatch, flow_key
+from stockade.network.protocols import UNKNOWN, detect, upgrades
 from stockade.network.reassembly import MASK, Stream
 from stockade.network.tls import opens_with_hello
 
@@ -219,12 +220,13 @@ class Inspector:
             if flags & (FIN | RST):
                 self._ended(flow, key, direction, flags)
             return
-        stream = self._stream(flow, direction)
+        streams = flow.streams
+        stream = streams[direction] or self._stream(flow, direction)
         self._packet = (key, direction, seq, ack, length, flags)
         if flags & ACK:
             # The peer's stream starts exactly where this segment acknowledges, if it has not
             # sent anything yet (its SYN-ACK or SYN stayed in the kernel).
-            other = self._stream(flow, 1 - direction)
+            other = streams[1 - direction] or self._stream(flow, 1 - direction)
             if not other.started:
                 other.syn((ack - 1) & MASK)
         if flags & SYN:
@@ -377,8 +379,6 @@ class Inspector:
             return
         client, server = flow.heads
         if flow.app is None and (client or server):
-            from stockade.network.protocols import UNKNOWN, detect, upgrades
-
             judged = None
             if flow.needs.require_tls:
                 judged = upgrades.judge(bytes(client), bytes(server), final=final)
@@ -524,8 +524,6 @@ class Inspector:
             return
         app, encrypted = flow.app, flow.encrypted
         if app is None:  # blocked by DLP on the very first bytes, before the protocol was settled
-            from stockade.network.protocols import detect
-
             det = detect(bytes(flow.heads[0]), bytes(flow.heads[1]))
             app, encrypted = det.protocol, det.encrypted
         if app != "proto.http" or encrypted:

@@ -40,6 +40,9 @@ _LE32 = struct.Struct("<I").unpack_from
 # The common frame in one unpack: Ethernet without tags, IPv4 without options, TCP
 _ETH_IPV4_TCP = struct.Struct("!12xHBxHxxHxB2x4s4sHHIIBB").unpack_from
 _ETH_IPV4_TCP_LEN = 14 + 20 + 14
+# The same without the link header (raw IP: what NFQUEUE hands the firewall)
+_IPV4_TCP = struct.Struct("!BxHxxHxB2x4s4sHHIIBB").unpack_from
+_IPV4_TCP_LEN = 20 + 14
 
 _IPV6_EXT = frozenset(
     {0, 43, 60, 135, 139, 140}
@@ -120,6 +123,23 @@ class Decoder:
                 ):
                     ip_end = min(end, off + 14 + total)
                     tcp = off + 34
+                    if tcp + hlen <= ip_end:
+                        st.ipv4 += 1
+                        st.tcp += 1
+                        self._tcp(
+                            ts, (src, sport, dst, dport, 6), flags, seq, ack, buf, tcp + hlen,
+                            ip_end - tcp - hlen,
+                        )  # fmt: skip
+                        return
+            if linktype == LINK_RAW and caplen >= _IPV4_TCP_LEN and buf[off] == 0x45:
+                # the same fast path for raw IPv4 without options
+                _vihl, total, frag, proto, src, dst, sport, dport, seq, ack, doff, flags = (
+                    _IPV4_TCP(buf, off)
+                )
+                hlen = (doff >> 4) * 4
+                if proto == 6 and not frag & 0x3FFF and total >= 40 and hlen >= 20:
+                    ip_end = min(end, off + total)
+                    tcp = off + 20
                     if tcp + hlen <= ip_end:
                         st.ipv4 += 1
                         st.tcp += 1

@@ -8,10 +8,16 @@ asks each detector in the explicit order of :data:`DETECTORS` and keeps the most
 on equal confidence the earlier detector wins, so the more specific protocols come first (gRPC
 before HTTP/2, HTTP/2's h2c upgrade before HTTP/1, PostgreSQL before Kafka whose header the
 StartupMessage also fits).
+
+While the server has sent nothing (a connection's first segment), a detector module may declare
+``CLIENT_ONLY_CEILING``, the highest confidence its probe can give then (FULL when it does not):
+the search stops as soon as no later detector could beat the best answer so far, with the same
+result as asking all of them (``exhaustive=True``, the reference the tests compare against).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 
 from ..interface import Detection
@@ -55,16 +61,38 @@ DETECTORS: tuple[ModuleType, ...] = (
 
 SLUGS: tuple[str, ...] = (*(d.SLUG for d in DETECTORS), UNKNOWN)
 
+# (probe, the highest confidence any later detector gives without server bytes), in order
+_CLIENT_ONLY: tuple[tuple[Callable[[bytes, bytes], Guess | None], float], ...] = tuple(
+    (
+        d.probe,
+        max(
+            (getattr(later, "CLIENT_ONLY_CEILING", FULL) for later in DETECTORS[i + 1 :]),
+            default=0.0,
+        ),
+    )
+    for i, d in enumerate(DETECTORS)
+)
 
-def detect(client: bytes, server: bytes) -> Detection:
-    """The protocol of one connection from the first bytes each side sent (either may be empty)."""
+
+def detect(client: bytes, server: bytes, *, exhaustive: bool = False) -> Detection:
+    """The protocol of one connection from the first bytes each side sent (either may be empty).
+
+    ``exhaustive``: ask every detector even where the ceilings say none can change the answer."""
     best: Guess | None = None
-    for detector in DETECTORS:
-        guess = detector.probe(client, server)
-        if guess is not None and (best is None or guess.confidence > best.confidence):
-            best = guess
-            if best.confidence >= FULL:
-                break
+    if server or exhaustive:
+        for detector in DETECTORS:
+            guess = detector.probe(client, server)
+            if guess is not None and (best is None or guess.confidence > best.confidence):
+                best = guess
+                if best.confidence >= FULL:
+                    break
+    else:
+        for probe, later in _CLIENT_ONLY:
+            guess = probe(client, server)
+            if guess is not None and (best is None or guess.confidence > best.confidence):
+                best = guess
+            if best is not None and best.confidence >= later:
+                break  # equal confidence: the earlier detector wins anyway
     judged = upgrades.judge(client, server)
     if best is None or best.confidence < MIN_CONFIDENCE:
         if judged is not None and judged.state == "encrypted":  # LDAP, XMPP: no detector

@@ -8,6 +8,8 @@ import struct
 from .base import FULL, PARTIAL, STRONG, Guess
 
 SLUG = "proto.dns"
+# probe()'s best while the server has sent nothing: a query without the answer
+CLIENT_ONLY_CEILING = STRONG
 QTYPES = {
     1: "A",
     2: "NS",

@@ -7,6 +7,8 @@ import re
 from .base import FULL, PARTIAL, STRONG, WEAK, Guess, first_line, lines
 
 SLUG = "proto.http"
+# probe()'s best while the server has sent nothing: a request line without a status line
+CLIENT_ONLY_CEILING = STRONG
 METHODS = (
     b"GET",
     b"POST",
@@ -41,7 +43,23 @@ def request_headers(client: bytes) -> dict[str, str]:
     return out
 
 
+def request_header(client: bytes, name: str) -> str | None:
+    """``request_headers(client).get(name)`` (``name`` in lower case) without decoding the others."""
+    want = name.encode("latin-1")
+    found = None
+    for line in lines(client)[1:]:
+        if not line:
+            break
+        key, sep, value = line.partition(b":")
+        if sep and key.strip().lower() == want:
+            found = value  # the last one wins, as in the dict
+    return None if found is None else found.strip().decode("latin-1")
+
+
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_PATH_END = re.compile(r"[/?#]")
+_PARAMS = re.compile(r"[?;#]")
+_AUTHORITY = re.compile(r"[^/?#@\s]+:[0-9]{1,5}")
 
 
 def target_path(target: str) -> str:
@@ -56,19 +74,19 @@ def target_path(target: str) -> str:
         path = target
     elif _SCHEME.match(target):
         rest = target.split("://", 1)[1]
-        cut = re.search(r"[/?#]", rest)
+        cut = _PATH_END.search(rest)
         path = rest[cut.start() :] if cut else ""
         path = path if path.startswith("/") else "/" + path
     else:  # authority-form, or nothing HTTP defines
         return ""
-    return re.split(r"[?;#]", path, maxsplit=1)[0] or "/"
+    return _PARAMS.split(path, maxsplit=1)[0] or "/"
 
 
 def target_authority(target: str) -> str | None:
     """``host:port`` of an authority-form target (CONNECT), else None."""
     if target.startswith("/") or target == "*" or _SCHEME.match(target):
         return None
-    return target if re.fullmatch(r"[^/?#@\s]+:[0-9]{1,5}", target) else None
+    return target if _AUTHORITY.fullmatch(target) else None
 
 
 def probe(client: bytes, server: bytes) -> Guess | None:
@@ -87,7 +105,7 @@ def probe(client: bytes, server: bytes) -> Guess | None:
             authority = target_authority(target)
             if authority:
                 details.append(("http.authority", authority))
-            host = request_headers(client).get("host")
+            host = request_header(client, "host")
             if host:
                 details.append(("http.host", host))
     elif any(client.startswith(method + b" ") for method in METHODS):

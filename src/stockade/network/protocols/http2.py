@@ -114,7 +114,7 @@ def _upgrade_h2c(client: bytes, server: bytes) -> bool:
     # The cheap tests first: this runs on the first bytes of every connection.
     if not server.startswith((b"HTTP/1.1 101", b"HTTP/1.0 101")):
         return False
-    upgrade = http1.request_headers(client).get("upgrade", "")
+    upgrade = http1.request_header(client, "upgrade") or ""
     return "h2c" in [t.strip().lower() for t in upgrade.split(",")]
 
 

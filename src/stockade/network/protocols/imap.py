@@ -7,6 +7,8 @@ import re
 from .base import FULL, PARTIAL, STRONG, Guess, lines
 
 SLUG = "proto.imap"
+# probe()'s best while the server has sent nothing: a tagged command without the greeting
+CLIENT_ONLY_CEILING = PARTIAL
 _GREETING = re.compile(rb"^\* (OK|PREAUTH)\b")
 _COMMAND = re.compile(
     rb"^([A-Za-z0-9.]{1,16}) (CAPABILITY|LOGIN|STARTTLS|AUTHENTICATE|NOOP|ID|SELECT|LOGOUT)\b",

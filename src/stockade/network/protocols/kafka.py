@@ -8,6 +8,8 @@ import struct
 from .base import FULL, PARTIAL, STRONG, Guess, printable
 
 SLUG = "proto.kafka"
+# probe()'s best while the server has sent nothing: a request without the response's correlation id
+CLIENT_ONLY_CEILING = STRONG
 MAX_API_KEY, MAX_API_VERSION = 80, 20
 API_NAMES = {
     0: "Produce",

@@ -8,6 +8,8 @@ import struct
 from .base import FULL, PARTIAL, STRONG, Guess
 
 SLUG = "proto.mongodb"
+# probe()'s best while the server has sent nothing: a request without the reply to it
+CLIENT_ONLY_CEILING = STRONG
 OP_REPLY, OP_QUERY, OP_COMPRESSED, OP_MSG = 1, 2004, 2012, 2013
 OPCODES = {OP_QUERY: "OP_QUERY", OP_COMPRESSED: "OP_COMPRESSED", OP_MSG: "OP_MSG"}
 MAX_MESSAGE = 48 * 1000 * 1000

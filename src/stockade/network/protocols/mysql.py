@@ -10,6 +10,8 @@ from .. import tls
 from .base import FULL, STRONG, Guess, printable
 
 SLUG = "proto.mysql"
+# probe()'s best while the server has sent nothing: none, it waits for the greeting
+CLIENT_ONLY_CEILING = 0.0
 CLIENT_SSL = 0x0800
 CLIENT_PROTOCOL_41 = 0x0200
 

@@ -7,6 +7,8 @@ import re
 from .base import FULL, STRONG, WEAK, Guess, lines
 
 SLUG = "proto.pop3"
+# probe()'s best while the server has sent nothing: none, it waits for the greeting
+CLIENT_ONLY_CEILING = 0.0
 _COMMAND = re.compile(rb"^(USER|PASS|CAPA|STLS|APOP|AUTH|STAT|LIST|RETR|QUIT)\b", re.IGNORECASE)
 
 

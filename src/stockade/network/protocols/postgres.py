@@ -10,6 +10,8 @@ from .. import tls
 from .base import FULL, PARTIAL, STRONG, WEAK, Guess
 
 SLUG = "proto.postgres"
+# probe()'s best while the server has sent nothing: a startup without the answer
+CLIENT_ONLY_CEILING = STRONG
 PROTOCOL_3 = 196608
 SSL_REQUEST, GSSENC_REQUEST, CANCEL_REQUEST = 80877103, 80877104, 80877102
 SSL_REQUEST_BYTES = struct.pack("!iI", 8, SSL_REQUEST)

@@ -8,6 +8,8 @@ import re
 from .base import FULL, PARTIAL, STRONG, WEAK, Guess, first_line
 
 SLUG = "proto.redis"
+# probe()'s best while the server has sent nothing: a command without a RESP reply
+CLIENT_ONLY_CEILING = STRONG
 INLINE = {
     b"PING",
     b"AUTH",

@@ -7,6 +7,8 @@ import re
 from .base import FULL, PARTIAL, STRONG, Guess, lines
 
 SLUG = "proto.smtp"
+# probe()'s best while the server has sent nothing: a hello without the greeting
+CLIENT_ONLY_CEILING = STRONG
 _GREETING = re.compile(rb"^220[ -]")
 _HELLO = re.compile(rb"^(EHLO|HELO|LHLO) \S", re.IGNORECASE)
 

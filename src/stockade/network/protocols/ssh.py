@@ -9,6 +9,8 @@ SLUG = "proto.ssh"
 
 
 def _banner(data: bytes) -> str | None:
+    if not data.startswith(b"SSH-"):
+        return None  # the line would not start so either
     line = first_line(data, 255)
     if line and (line.startswith(b"SSH-2.0-") or line.startswith(b"SSH-1.99-")):
         return line.split(b"-", 2)[2].split(b" ")[0].decode("ascii", "replace")
@@ -16,6 +18,8 @@ def _banner(data: bytes) -> str | None:
 
 
 def probe(client: bytes, server: bytes) -> Guess | None:
+    if client[:1] != b"S" and server[:1] != b"S":
+        return None  # neither a banner nor the start of one
     details = []
     for side, data in (("client", client), ("server", server)):
         software = _banner(data)

@@ -9,6 +9,8 @@ from ..interface import TlsInfo
 from .base import FULL, PARTIAL, STRONG, WEAK, Guess
 
 SLUG = "proto.tls"
+# probe()'s best while the server has sent nothing: a ClientHello alone
+CLIENT_ONLY_CEILING = STRONG
 
 
 def tls_details(info: TlsInfo) -> tuple[tuple[str, str], ...]:
