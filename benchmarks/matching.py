@@ -24,6 +24,7 @@ import argparse
 import gc
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -235,18 +236,33 @@ def match_only(db: Path) -> None:
     print(f"MATCH {t1 - t0} {c1 - c0} {len(report.findings)}")
 
 
+def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd[1:3])} failed:\n{out.stderr[-2000:]}")
+    return out
+
+
 def compare(args: argparse.Namespace, db: Path) -> None:
     import statistics
-    import subprocess
 
     trees = {"this tree": Path(__file__).resolve().parents[1], "baseline": args.baseline_src}
+    envs = {
+        name: dict(os.environ, STOCKADE_BENCH_SRC=str(Path(tree).resolve() / "src"))
+        for name, tree in trees.items()
+    }
+    # Each tree matches on a store written by its own code (a tree cannot open a store that has
+    # a later tree's migrations); the same seed gives both the same records and inventory.
+    dbs = {"this tree": db, "baseline": db.with_name("baseline.db")}
+    sizes = ["--records", str(args.records), "--packages", str(args.packages)]
+    build = [sys.executable, __file__, "--build-only", str(dbs["baseline"]), *sizes]
+    _run([*build, "--seed", str(args.seed)], envs["baseline"])
     got: dict[str, list[tuple[float, float, int]]] = {name: [] for name in trees}
     loads = []
     for _ in range(args.rounds):
-        for name, tree in trees.items():
-            env = dict(os.environ, STOCKADE_BENCH_SRC=str(Path(tree).resolve() / "src"))
-            cmd = [sys.executable, __file__, "--match-only", str(db)]
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        for name in trees:
+            cmd = [sys.executable, __file__, "--match-only", str(dbs[name])]
+            out = _run(cmd, envs[name])
             line = next(x for x in out.stdout.splitlines() if x.startswith("MATCH "))
             wall, cpu, n = line.split()[1:]
             got[name].append((float(wall), float(cpu), int(n)))
@@ -274,6 +290,7 @@ def main() -> None:
     ap.add_argument("--baseline-src", type=Path, default=None)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--match-only", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--build-only", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--packages", type=int, default=10_000)
     ap.add_argument(
@@ -288,7 +305,7 @@ def main() -> None:
         return
     r = random.Random(args.seed)
     tmp = tempfile.TemporaryDirectory()
-    db = args.db or Path(tmp.name) / "bench.db"
+    db = args.build_only or args.db or Path(tmp.name) / "bench.db"
     store = open_store(f"sqlite:///{db}")
     t0 = time.perf_counter()
     records, universe = build_records(args.records, max(1000, args.records // 5), r)
@@ -298,6 +315,12 @@ def main() -> None:
     del records  # a scan runs in its own process: the import's objects are not on its heap
     gc.collect()
     inventory = build_inventory(universe, args.packages, r)
+    if args.build_only is not None:  # the store and inventory of a --baseline-src tree
+        import pickle
+
+        store.close()
+        db.with_suffix(".inventory").write_bytes(pickle.dumps(inventory))
+        return
     for s in SCHEMES.values():
         s._cached.cache_clear()  # cold: the matcher parses every version it needs
     t3, c3 = time.perf_counter(), time.process_time()
