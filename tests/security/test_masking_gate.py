@@ -474,6 +474,21 @@ def test_gate_examples(text: str, masked: str) -> None:
     assert redact_text(text) == masked
 
 
+def test_url_encoded_separators_keep_their_characters() -> None:
+    # the digits of a "%20" between a number's groups are no digits of the number: they were
+    # counted as an SSN's, so in-place masking (forensic pcaps) hid "%20" instead, and a card
+    # that is also SSN-shaped came out as "***%**0*%20..." (found by the separators property test)
+    from stockade.model.redact import hidden_in_place
+
+    text = "/q?ssn=536%2022%208401"
+    hidden = bytearray(text.encode())
+    for _kind, _start, _end, positions in hidden_in_place(text):
+        for i in positions:
+            hidden[i] = ord("*")
+    assert hidden.decode() == "/q?ssn=***%20**%208401"
+    assert redact_text("400%2001%200001%200000008") == "***%20**%20****%20***0008"
+
+
 def test_random_uuids_pass_the_gate_unchanged() -> None:
     # about 1 in 100 random UUIDs has nine digits in a row in its last group: before UUIDs were
     # recognised as ids, a SBOM's serial number came out as "urn:uuid:...-***-**-8889e16"

@@ -172,8 +172,7 @@ def redact_text_fully(text: str) -> str:
         if hidden is None or not any(hidden[start:end]):
             chars[start:end] = [mask_ssn(text[start:end]), *([""] * (end - start - 1))]
         else:  # inside a card as well: hide what either hides
-            serial = [i for i in range(start, end) if text[i].isdigit()][:5]
-            for i in serial:
+            for i in _number_digits(text, start, end)[:5]:
                 chars[i] = "*"
     return "".join(chars)
 
@@ -185,8 +184,7 @@ def hidden_in_place(text: str) -> list[tuple[str, int, int, list[int]]]:
     cards, ssns = _sensitive(text)
     out = [("card", start, end, list(positions)) for start, end, positions in cards]
     for start, end in ssns:
-        digits = [i for i in range(start, end) if text[i].isdigit()]
-        out.append(("ssn", start, end, digits[:-4]))
+        out.append(("ssn", start, end, _number_digits(text, start, end)[:-4]))
     out.sort(key=lambda item: item[1])
     return out
 
@@ -208,6 +206,14 @@ def _sensitive(text: str) -> tuple[list[tuple[int, int, array[int]]], list[Group
             cards.extend(_card_middles(text, window, min(_CHUNK, len(window)), blobs))
         ssns.extend(_ssn_spans(text, run, blobs))
     return cards, ssns
+
+
+def _number_digits(text: str, start: int, end: int) -> list[int]:
+    """Positions of the number's digits in ``text[start:end]``: not those of a ``%20``-style
+    separator between its groups."""
+    return [
+        p for m in _TOKEN.finditer(text, start, end) if m[0][0] != "%" for p in range(*m.span())
+    ]
 
 
 def _positions(mask: bytearray) -> list[int]:
