@@ -192,19 +192,26 @@ def _copy(conn: Connection, table: Table, statement: str, rows: list[dict[str, A
     import psycopg
 
     columns = [c.name for c in table.c]
-    json_columns = frozenset(c.name for c in table.c if isinstance(c.type, JSON))
+    json_at = [i for i, c in enumerate(table.c) if isinstance(c.type, JSON)]
+    # The rows of a batch share the stored form of a resource they name (the same dict object,
+    # see records._storable_ref): each object is written as JSON once. Every row stays alive in
+    # ``rows`` while this runs, so no id is reused.
+    texts: dict[int, str] = {}
 
     raw = conn.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
     try:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
-                copy.write_row(
-                    [
-                        json.dumps(row[c]) if c in json_columns and row[c] is not None else row[c]
-                        for c in columns
-                    ]
-                )
+                values = [row[c] for c in columns]
+                for i in json_at:
+                    value = values[i]
+                    if value is not None:
+                        text = texts.get(id(value))
+                        if text is None:
+                            text = texts[id(value)] = json.dumps(value)
+                        values[i] = text
+                copy.write_row(values)
     except psycopg.Error as exc:
         if raw.closed:
             conn.invalidate(exc)
