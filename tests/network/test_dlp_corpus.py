@@ -238,3 +238,13 @@ def test_true_positive_table_is_found(
     record_property("dlp_tp_rows", len(rows))
     record_property("dlp_tp_found", found)
     assert missed == []
+
+
+def test_true_positive_table_through_coalescing_streams() -> None:
+    """The sensor's streams scan segments together: the same findings, whatever the cuts."""
+    for k, (text, _sensor, _label) in enumerate([*_card_rows(), *OTHER_ROWS]):
+        data = text.encode()
+        step = 1 + k % 7
+        stream = ENGINE.stream(coalesce=1 + k % 40)
+        got = [m for i in range(0, len(data), step) for m in stream.feed(data[i : i + step])]
+        assert got + stream.close() == ENGINE.scan(data), text

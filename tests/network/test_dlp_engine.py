@@ -102,6 +102,88 @@ def test_backends_agree_on_any_split(data: bytes, cuts: list[int]) -> None:
         assert feed_in_pieces(engine, data, cuts) == reference, name
 
 
+def feed_coalesced(
+    engine: DlpEngine, data: bytes, cuts: list[int], coalesce: int, decide: set[int]
+) -> list[DlpMatch]:
+    """Like :func:`feed_in_pieces` through a coalescing stream; ``decide_now`` after the
+    pieces whose index is in ``decide`` (an inline caller's question mid-stream)."""
+    stream = engine.stream(coalesce=coalesce)
+    out: list[DlpMatch] = []
+    bounds = [0, *sorted({c % (len(data) + 1) for c in cuts}), len(data)]
+    for k, (a, b) in enumerate(itertools.pairwise(bounds)):
+        out += stream.feed(data[a:b])
+        if k in decide:
+            out += stream.decide_now()
+    return out + stream.close()
+
+
+def _key(m: DlpMatch) -> tuple[int, str, int]:
+    return (m.start, m.sensor, m.end)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    noisy,
+    st.lists(st.integers(0, 500), max_size=6),
+    st.integers(1, 700),
+    st.sets(st.integers(0, 6), max_size=3),
+)
+def test_coalesced_streams_find_what_a_scan_per_segment_finds(
+    data: bytes, cuts: list[int], coalesce: int, decide: set[int]
+) -> None:
+    # decide_now judges with the bytes so far (an inline caller's answer), so with it the
+    # reference is the same questions asked of a stream that scans every segment.
+    reference = sorted(ENGINES["re"].scan(data), key=_key)
+    for name in ("hs-stream", "hs-window", "re"):
+        engine = ENGINES[name]
+        got = sorted(feed_coalesced(engine, data, cuts, coalesce, decide), key=_key)
+        per_segment = sorted(feed_coalesced(engine, data, cuts, 0, decide), key=_key)
+        assert got == per_segment, name
+        if not decide:
+            assert got == reference, name
+        assert engine.unscanned == 0  # every held byte was scanned by close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cards(), clean, st.lists(st.integers(0, 120), max_size=6), st.integers(1, 300))
+def test_a_card_cut_across_coalesced_segments_is_found_once(
+    card: str, before: str, cuts: list[int], coalesce: int
+) -> None:
+    digits = card.replace(" ", "").replace("-", "")
+    if len(set(digits)) == 1 or _sequential(digits):
+        return
+    text = f"{before} card {card} ok".encode()
+    start = text.index(card.encode())
+    got = feed_coalesced(ENGINES["hs-stream"], text, cuts, coalesce, set())
+    assert [(m.sensor, m.start, m.end) for m in got] == [
+        ("dlp.payment_card", start, start + len(card))
+    ]
+
+
+def test_a_coalescing_stream_answers_inline_questions_at_once() -> None:
+    engine = DlpEngine(backend="hs-stream")
+    stream = engine.stream(coalesce=1 << 20)
+    assert stream.feed(b'{"card": "4111 1111 1111 1111"}') == []  # held, not scanned yet
+    assert engine.unscanned > 0
+    assert [m.masked for m in stream.decide_now()] == ["4111 **** **** 1111"]  # scanned now
+    assert engine.unscanned == 0
+    stream.feed(b"ssn 536-90-4399 ")
+    stream.discard()
+    assert engine.unscanned == 0
+
+
+def test_unscanned_bytes_of_all_streams_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stockade.network.dlp import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "UNSCANNED_TOTAL", 100)
+    engine = DlpEngine(backend="hs-stream")
+    streams = [engine.stream(coalesce=1 << 20) for _ in range(3)]
+    for s in streams:
+        s.feed(b"x" * 40)
+    assert engine.unscanned == 80  # the third feed went past the bound and scanned its own
+    assert streams[2].close() == [] and engine.unscanned == 80
+
+
 def test_split_card_found_once_at_every_cut() -> None:
     data = b'POST /pay HTTP/1.1\r\n\r\n{"card": "4111 1111 1111 1111", "n": 1}'
     for engine in ENGINES.values():

@@ -80,5 +80,7 @@ class DlpFeed:
 
 def _decoding_stream(engine: Any) -> Any:
     from stockade.network.dlp.decoding import DecodingStream
+    from stockade.network.dlp.engine import PASSIVE_COALESCE
 
-    return DecodingStream(engine)
+    # The sensor needs no verdict per segment: let the engine scan segments together.
+    return DecodingStream(engine, coalesce=PASSIVE_COALESCE)

@@ -68,10 +68,16 @@ class DecodingStream:
                  "budget", "decoded", "framed", "limits", "replay")  # fmt: skip
 
     def __init__(
-        self, engine: Any, *, budget: int = DEFAULT_BUDGET, replay: int = DEFAULT_BUDGET
+        self,
+        engine: Any,
+        *,
+        budget: int = DEFAULT_BUDGET,
+        replay: int = DEFAULT_BUDGET,
+        coalesce: int = 0,
     ) -> None:
         self._engine = engine
-        self._raw = engine.stream()
+        # coalesce: the raw stream may scan segments together (see DlpEngine.stream)
+        self._raw = engine.stream(coalesce=coalesce) if coalesce else engine.stream()
         self._offset = 0
         self._found: list[DlpMatch] = []
         self.budget = budget
@@ -109,6 +115,12 @@ class DecodingStream:
         self._offset += len(data)
         return found
 
+    def _late_trigger(self) -> None:
+        # A coalescing raw stream scans held segments only now: a trigger among them still
+        # starts the framing over everything held.
+        if self._held is not None and self._raw.triggered:
+            self._start_framing()
+
     def _start_framing(self) -> None:
         """A trigger (or the replay limit): frame the held bytes, then follow as they arrive."""
         assert self._held is not None
@@ -125,12 +137,14 @@ class DecodingStream:
 
     def decide_now(self) -> list[DlpMatch]:
         found: list[DlpMatch] = self._raw.decide_now()
+        self._late_trigger()
         if self._framing is not None:
             self._framing.decide_now()
         return found + self._take() if self._found else found
 
     def close(self) -> list[DlpMatch]:
         found: list[DlpMatch] = self._raw.close()
+        self._late_trigger()
         self._drop_held()
         if self._framing is not None:
             self._framing.close()

@@ -50,6 +50,10 @@ _ID_STRIDE = 64  # hyperscan id = sensor index * stride + prefilter index
 _LEAD_ID = 32  # prefilter index of a sensor's first lead (context word) prefilter
 _TRIGGER_ID = 1 << 24  # hyperscan ids from here are HTTP decoding triggers (see .triggers)
 VERDICTS_KEPT = 512  # candidates per sensor whose verdict and mask an engine remembers
+# Coalescing (DlpEngine.stream): what a passive caller (the sensor) lets wait per direction before
+# one scan, and what all streams of an engine may hold unscanned (past it, a feed scans at once).
+PASSIVE_COALESCE = 32 * 1024
+UNSCANNED_TOTAL = 32 << 20
 
 
 def hyperscan_available() -> bool:
@@ -178,6 +182,7 @@ class DlpEngine:
         # (DlpStream.triggered), so plain HTTP needs no Python framing (see .decoding).
         self.triggers = backend == "hs-stream"
         self.held = 0  # bytes its DecodingStreams hold until a trigger (bounded there)
+        self.unscanned = 0  # bytes its coalescing streams hold unscanned (see UNSCANNED_TOTAL)
         if backend != "re":
             self._hs_db, self.always_scan = self._compile(chosen, backend)
 
@@ -224,8 +229,12 @@ class DlpEngine:
         db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
         return db, tuple(fallback)
 
-    def stream(self) -> DlpStream:
-        return DlpStream(self)
+    def stream(self, *, coalesce: int = 0) -> DlpStream:
+        """A stream for one flow direction. ``coalesce`` (bytes, for a passive caller that needs
+        no verdict per segment) lets it scan consecutive segments in one call, once that many
+        bytes wait (and at :meth:`DlpStream.decide_now` / :meth:`DlpStream.close`): the same
+        findings, fewer calls into Hyperscan."""
+        return DlpStream(self, coalesce)
 
     def _verdict(self, compiled: _Compiled, text: str) -> tuple[Validation, str]:
         """The validator's verdict on a candidate and its masked text, remembered."""
@@ -252,12 +261,17 @@ class DlpEngine:
 class DlpStream:
     """One direction of one flow. ``feed`` returns matches decided so far; ``close`` the rest."""
 
-    __slots__ = ("_always", "_base", "_buf", "_chunks", "_chunks_base", "_closed", "_end",
-                 "_engine", "_hits", "_hs_stream", "_keep", "_last_end", "_on_match", "_pending",
-                 "_scan", "_stale", "_waiting", "triggered")  # fmt: skip
+    __slots__ = ("_always", "_base", "_buf", "_chunks", "_chunks_base", "_closed", "_coalesce",
+                 "_end", "_engine", "_hits", "_hs_stream", "_keep", "_last_end", "_on_match",
+                 "_pending", "_scan", "_stale", "_unscanned", "_unscanned_size", "_waiting",
+                 "triggered")  # fmt: skip
 
-    def __init__(self, engine: DlpEngine) -> None:
+    def __init__(self, engine: DlpEngine, coalesce: int = 0) -> None:
         self._engine = engine
+        # Coalescing: segments received but not yet scanned (by reference), and their size.
+        self._coalesce = coalesce
+        self._unscanned: list[bytes] = []
+        self._unscanned_size = 0
         # Recent bytes as received (no copy per feed); joined into _buf only to confirm.
         self._chunks: deque[bytes] = deque()
         self._chunks_base = 0  # stream offset of _chunks[0]
@@ -290,6 +304,29 @@ class DlpStream:
             raise ValueError("feed() after close()")
         if not data:
             return []
+        if self._coalesce:
+            self._unscanned.append(data)
+            self._unscanned_size += len(data)
+            engine = self._engine
+            engine.unscanned += len(data)
+            if self._unscanned_size < self._coalesce and engine.unscanned <= UNSCANNED_TOTAL:
+                return []
+            data = self._take_unscanned()
+        return self._feed(data)
+
+    def _take_unscanned(self) -> bytes:
+        waiting = self._unscanned
+        data = waiting[0] if len(waiting) == 1 else b"".join(waiting)
+        self._engine.unscanned -= self._unscanned_size
+        self._unscanned = []
+        self._unscanned_size = 0
+        return data
+
+    def _flush(self) -> list[DlpMatch]:
+        """Scan what coalescing holds."""
+        return self._feed(self._take_unscanned()) if self._unscanned_size else []
+
+    def _feed(self, data: bytes) -> list[DlpMatch]:
         start = self._end
         self._end = end = start + len(data)
         chunks = self._chunks
@@ -337,8 +374,9 @@ class DlpStream:
         a card number must be judged before it is let through."""
         if self._closed:
             return []
+        found = self._flush() if self._unscanned_size else []
         self._candidates_at_end()
-        return self._confirm(self._end) if self._waiting else []
+        return found + self._confirm(self._end) if self._waiting else found
 
     def discard(self) -> None:
         """Close without deciding what is pending (the caller no longer needs the answer)."""
@@ -347,16 +385,20 @@ class DlpStream:
             self._hs_stream.close()
             self._hs_stream = self._scan = None
         self._chunks.clear()
+        self._engine.unscanned -= self._unscanned_size
+        self._unscanned = []
+        self._unscanned_size = 0
 
     def close(self) -> list[DlpMatch]:
         if self._closed:
             return []
+        found = self._flush() if self._unscanned_size else []
         self._closed = True
         if self._hs_stream is not None:
             self._hs_stream.close()
             self._hs_stream = self._scan = None
         self._candidates_at_end()
-        return self._confirm(self._end)
+        return found + self._confirm(self._end)
 
     def _candidates_at_end(self) -> None:
         # Built-in prefilters need the byte after a candidate; at the end of the stream (or of
@@ -399,9 +441,7 @@ class DlpStream:
             if not clusters or clusters[0][0] > ready:
                 continue
             if self._stale:
-                self._buf = b"".join(self._chunks).decode("latin-1")
-                self._base = self._chunks_base
-                self._stale = False
+                self._text_from(min(c[0][0] for c in self._pending if c) - self._keep)
             keep: list[list[int]] = []
             for lo, hi in clusters:
                 if lo > ready:
@@ -415,6 +455,26 @@ class DlpStream:
         if len(out) > 1:
             out.sort(key=lambda m: (m.start, m.sensor))
         return out
+
+    def _text_from(self, want: int) -> None:
+        """Decode the kept bytes from stream offset ``want`` (or the oldest kept) to the end into
+        ``_buf``: the part that pending clusters, their candidates and context can reach."""
+        at = self._chunks_base
+        parts: list[bytes | memoryview] = []
+        for chunk in self._chunks:
+            size = len(chunk)
+            if parts:
+                parts.append(chunk)
+            elif at + size <= want:
+                at += size
+            elif at < want:
+                parts.append(memoryview(chunk)[want - at :])
+                at = want
+            else:
+                parts.append(chunk)
+        self._buf = str(parts[0] if len(parts) == 1 else b"".join(parts), "latin-1")
+        self._base = at
+        self._stale = False
 
     def _confirm_cluster(self, si: int, lo: int, hi: int, ready: int) -> list[DlpMatch]:
         compiled = self._engine.sensors[si]
