@@ -314,6 +314,7 @@ _MESSAGE = st.builds(
 @example([b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", _H2[24:]], 5, 0)
 @example([b"POST /p HTTP/1.1\r\ntransfer-encoding:\r\n\tChunked\r\n\r\n" + _CHUNKS], 1, 0)
 @example([b"POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + _CHUNKS], 9, 32 * 1024)
+@example([b"POST /p HTTP/1.1\r\nContent-Encoding: gzip\r\n\r\n" + _GZ], 1, 1000)
 @given(
     messages=st.lists(
         st.one_of(_MESSAGE, st.sampled_from([_H2, _H2[24:]])), min_size=1, max_size=4

@@ -122,13 +122,23 @@ class DecodingStream:
             self._start_framing()
 
     def _start_framing(self) -> None:
-        """A trigger (or the replay limit): frame the held bytes, then follow as they arrive."""
+        """A trigger (or the replay limit): frame the held bytes, then follow as they arrive.
+
+        The held segments go to the framing one by one, as they arrived: an inflater's output
+        takes the span of the input being decoded, so the offsets stay those of a framing that
+        ran from the start, however late the trigger was seen (a coalescing raw stream sees it
+        when it scans)."""
         assert self._held is not None
-        data = b"".join(self._held)
+        held = self._held
         self._drop_held()
-        self._framing = _framing(self)
-        self.framed += len(data)
-        self._framing.feed(data, 0)
+        framing = self._framing = _framing(self)
+        at = 0
+        for piece in held:
+            if self._framing is not framing:
+                break  # the framing gave up (stop_decoding)
+            self.framed += len(piece)
+            framing.feed(piece, at)
+            at += len(piece)
 
     def _drop_held(self) -> None:
         if self._held_size:

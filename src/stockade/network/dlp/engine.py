@@ -52,7 +52,7 @@ _TRIGGER_ID = 1 << 24  # hyperscan ids from here are HTTP decoding triggers (see
 VERDICTS_KEPT = 512  # candidates per sensor whose verdict and mask an engine remembers
 # Coalescing (DlpEngine.stream): what a passive caller (the sensor) lets wait per direction before
 # one scan, and what all streams of an engine may hold unscanned (past it, a feed scans at once).
-PASSIVE_COALESCE = 32 * 1024
+PASSIVE_COALESCE = 64 * 1024
 UNSCANNED_TOTAL = 32 << 20
 
 
@@ -122,13 +122,17 @@ class _Compiled:
     )
 
 
-_RECALL_SECRET = os.urandom(16)  # per process: the remembered keys say nothing outside it
+# Keyed per process (the remembered keys say nothing outside it); copied per candidate, which
+# costs about half of setting up a keyed hash each time.
+_RECALL_HASH = hashlib.blake2b(key=os.urandom(16), digest_size=16)
 
 
 def _recall_key(text: str) -> bytes:
     """What a remembered verdict is filed under: a keyed BLAKE2b of the candidate, not the
     candidate (a card number must not outlive the flow it was seen in)."""
-    return hashlib.blake2b(text.encode(), key=_RECALL_SECRET, digest_size=16).digest()
+    h = _RECALL_HASH.copy()
+    h.update(text.encode())
+    return h.digest()
 
 
 class DlpEngine:
@@ -263,7 +267,7 @@ class DlpStream:
 
     __slots__ = ("_always", "_base", "_buf", "_chunks", "_chunks_base", "_closed", "_coalesce",
                  "_end", "_engine", "_hits", "_hs_stream", "_keep", "_last_end", "_on_match",
-                 "_pending", "_scan", "_stale", "_unscanned", "_unscanned_size", "_waiting",
+                 "_pending", "_scan", "_unscanned", "_unscanned_size", "_waiting",
                  "triggered")  # fmt: skip
 
     def __init__(self, engine: DlpEngine, coalesce: int = 0) -> None:
@@ -272,14 +276,13 @@ class DlpStream:
         self._coalesce = coalesce
         self._unscanned: list[bytes] = []
         self._unscanned_size = 0
-        # Recent bytes as received (no copy per feed); joined into _buf only to confirm.
+        # Recent bytes as received (no copy per feed); a cluster's part decoded into _buf.
         self._chunks: deque[bytes] = deque()
         self._chunks_base = 0  # stream offset of _chunks[0]
         self._keep = engine.keep
         self._always = engine.always_scan
         self._buf = ""  # latin-1 text: one char per byte, so spans are byte offsets
         self._base = 0  # stream offset of _buf[0]
-        self._stale = False  # _buf lags behind _chunks
         self._end = 0  # bytes fed so far
         n = len(engine.sensors)
         self._pending: list[list[list[int]]] = [[] for _ in range(n)]  # clusters [lo, hi]
@@ -331,7 +334,6 @@ class DlpStream:
         self._end = end = start + len(data)
         chunks = self._chunks
         chunks.append(data)
-        self._stale = True
         if len(chunks) > 2:
             # Drop chunks no candidate, context or overlap window can reach any more.
             keep_from = start - self._keep
@@ -437,16 +439,16 @@ class DlpStream:
 
     def _confirm(self, ready: int) -> list[DlpMatch]:
         out: list[DlpMatch] = []
+        reach = self._keep
         for si, clusters in enumerate(self._pending):
             if not clusters or clusters[0][0] > ready:
                 continue
-            if self._stale:
-                self._text_from(min(c[0][0] for c in self._pending if c) - self._keep)
             keep: list[list[int]] = []
             for lo, hi in clusters:
                 if lo > ready:
                     keep.append([lo, hi])
                     continue
+                self._text(lo - reach, hi + AFTER)
                 out.extend(self._confirm_cluster(si, lo, hi, ready))
                 if hi > ready:
                     keep.append([ready + 1, hi])
@@ -456,25 +458,21 @@ class DlpStream:
             out.sort(key=lambda m: (m.start, m.sensor))
         return out
 
-    def _text_from(self, want: int) -> None:
-        """Decode the kept bytes from stream offset ``want`` (or the oldest kept) to the end into
-        ``_buf``: the part that pending clusters, their candidates and context can reach."""
+    def _text(self, start: int, end: int) -> None:
+        """Decode the kept bytes between two stream offsets (clipped to what is kept) into
+        ``_buf``: one cluster's candidates and their context, however long the chunks are."""
         at = self._chunks_base
-        parts: list[bytes | memoryview] = []
+        start = max(start, at)
+        parts: list[memoryview] = []
         for chunk in self._chunks:
             size = len(chunk)
-            if parts:
-                parts.append(chunk)
-            elif at + size <= want:
-                at += size
-            elif at < want:
-                parts.append(memoryview(chunk)[want - at :])
-                at = want
-            else:
-                parts.append(chunk)
+            if at + size > start and at < end:
+                parts.append(memoryview(chunk)[max(start - at, 0) : end - at])
+            at += size
+            if at >= end:
+                break
         self._buf = str(parts[0] if len(parts) == 1 else b"".join(parts), "latin-1")
-        self._base = at
-        self._stale = False
+        self._base = start
 
     def _confirm_cluster(self, si: int, lo: int, hi: int, ready: int) -> list[DlpMatch]:
         compiled = self._engine.sensors[si]
@@ -490,7 +488,8 @@ class DlpStream:
                     break
                 if e <= hi and s >= self._last_end[si]:  # ends past hi are truncation artefacts
                     candidates.append((s, e, m.group()))
-        candidates.sort(key=lambda c: (c[0], c[0] - c[1]))
+        if len(candidates) > 1:
+            candidates.sort(key=lambda c: (c[0], c[0] - c[1]))
         found: list[DlpMatch] = []
         for s, e, text in candidates:
             if e > ready:
