@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from stockade.network.analysis import Inspectors
 from stockade.network.dlp import DlpEngine
 from stockade.network.dlp.decoding import DecodingStream
+from stockade.network.dlp.engine import PASSIVE_COALESCE
 from tests.firewall.test_inspector import ACK, PSH, SYN, inspector, packet
 from tests.firewall.test_policy_model import ORD, PAY
 from tests.network import frames as F
@@ -268,6 +269,21 @@ def test_plain_http_never_enters_the_framing() -> None:
         (m.start, m.end, m.masked) for m in engine.scan(client)
     ]
     assert len(got) == 3
+
+
+@pytest.mark.parametrize("coalesce", [1, 1000, PASSIVE_COALESCE])
+def test_the_sensors_coalescing_streams_find_what_the_raw_scan_finds(coalesce: int) -> None:
+    engine = DlpEngine()
+    card = b'{"card": "' + CARD.encode() + b'", "ssn": "536-90-4399"}'
+    filler = _post(json.dumps({"items": list(range(3000))}).encode())
+    client = (filler + _post(card)) * 6 + filler  # past the 64 KiB replay: framed from then on
+    s = DecodingStream(engine, coalesce=coalesce)
+    got = [m for i in range(0, len(client), 1460) for m in s.feed(client[i : i + 1460])]
+    got += s.close()
+    assert [(m.sensor, m.start, m.end, m.masked) for m in got] == [
+        (m.sensor, m.start, m.end, m.masked) for m in engine.scan(client)
+    ]
+    assert len(got) == 12 and engine.held == 0 and engine.unscanned == 0
 
 
 _GZ = gzip.compress(b'{"card": "' + SPACED.encode() + b'"}')

@@ -64,8 +64,9 @@ class DecodingStream:
     of the engine past :data:`HELD_TOTAL`, is framed from then on as it arrives; ``replay=0``
     frames everything as it arrives."""
 
-    __slots__ = ("_engine", "_found", "_framing", "_held", "_held_size", "_offset", "_raw",
-                 "budget", "decoded", "framed", "limits", "replay")  # fmt: skip
+    __slots__ = ("_coalesce", "_engine", "_found", "_framing", "_held", "_held_size", "_offset",
+                 "_raw", "_sent", "_sent_size", "budget", "decoded", "framed", "limits",
+                 "replay")  # fmt: skip
 
     def __init__(
         self,
@@ -76,7 +77,11 @@ class DecodingStream:
         coalesce: int = 0,
     ) -> None:
         self._engine = engine
-        # coalesce: the raw stream may scan segments together (see DlpEngine.stream)
+        # coalesce: the raw stream may scan segments together (see DlpEngine.stream); while the
+        # bytes are held anyway, they go to it only once that many wait (one call, not one a
+        # segment): _sent held segments (_sent_size bytes) were given to it so far.
+        self._coalesce = coalesce
+        self._sent = self._sent_size = 0
         self._raw = engine.stream(coalesce=coalesce) if coalesce else engine.stream()
         self._offset = 0
         self._found: list[DlpMatch] = []
@@ -97,8 +102,26 @@ class DecodingStream:
     # the DlpStream interface -------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[DlpMatch]:
-        found: list[DlpMatch] = self._raw.feed(data)
         held = self._held
+        if held is not None and self._coalesce:  # a passive caller, nothing to decode so far
+            if not data:
+                return []
+            held.append(data)
+            size = self._held_size = self._held_size + len(data)
+            engine = self._engine
+            engine.held += len(data)
+            self._offset += len(data)
+            if (
+                size - self._sent_size < self._coalesce
+                and size <= self.replay
+                and engine.held <= HELD_TOTAL
+            ):
+                return []
+            sent = self._send_held()
+            if self._raw.triggered or size > self.replay or engine.held > HELD_TOTAL:
+                self._start_framing()
+            return sent + self._take() if self._found else sent
+        found: list[DlpMatch] = self._raw.feed(data)
         if held is not None:  # nothing needed decoding so far: the usual case, kept cheap
             if data:
                 held.append(data)
@@ -113,6 +136,16 @@ class DecodingStream:
         if self._found:
             found = found + self._take()
         self._offset += len(data)
+        return found
+
+    def _send_held(self) -> list[DlpMatch]:
+        """Give the raw stream the held segments it has not seen (coalescing callers)."""
+        held, first = self._held, self._sent
+        if held is None or first == len(held) or not self._coalesce:
+            return []  # (without coalescing every segment went to the raw stream as it came)
+        self._sent, self._sent_size = len(held), self._held_size
+        data = held[first] if first == len(held) - 1 else b"".join(held[first:])
+        found: list[DlpMatch] = self._raw.feed(data)
         return found
 
     def _late_trigger(self) -> None:
@@ -144,16 +177,19 @@ class DecodingStream:
         if self._held_size:
             self._engine.held -= self._held_size
         self._held, self._held_size = None, 0
+        self._sent = self._sent_size = 0
 
     def decide_now(self) -> list[DlpMatch]:
-        found: list[DlpMatch] = self._raw.decide_now()
+        found: list[DlpMatch] = self._send_held()
+        found += self._raw.decide_now()
         self._late_trigger()
         if self._framing is not None:
             self._framing.decide_now()
         return found + self._take() if self._found else found
 
     def close(self) -> list[DlpMatch]:
-        found: list[DlpMatch] = self._raw.close()
+        found: list[DlpMatch] = self._send_held()
+        found += self._raw.close()
         self._late_trigger()
         self._drop_held()
         if self._framing is not None:
