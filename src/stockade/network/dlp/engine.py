@@ -238,7 +238,7 @@ class DlpEngine:
         no verdict per segment) lets it scan consecutive segments in one call, once that many
         bytes wait (and at :meth:`DlpStream.decide_now` / :meth:`DlpStream.close`): the same
         findings, fewer calls into Hyperscan."""
-        return DlpStream(self, coalesce)
+        return CoalescingStream(self, coalesce) if coalesce > 0 else DlpStream(self)
 
     def _verdict(self, compiled: _Compiled, text: str) -> tuple[Validation, str]:
         """The validator's verdict on a candidate and its masked text, remembered."""
@@ -265,17 +265,12 @@ class DlpEngine:
 class DlpStream:
     """One direction of one flow. ``feed`` returns matches decided so far; ``close`` the rest."""
 
-    __slots__ = ("_always", "_base", "_buf", "_chunks", "_chunks_base", "_closed", "_coalesce",
-                 "_end", "_engine", "_hits", "_hs_stream", "_keep", "_last_end", "_on_match",
-                 "_pending", "_scan", "_unscanned", "_unscanned_size", "_waiting",
-                 "triggered")  # fmt: skip
+    __slots__ = ("_always", "_base", "_buf", "_chunks", "_chunks_base", "_closed", "_end",
+                 "_engine", "_hits", "_hs_stream", "_keep", "_last_end", "_on_match", "_pending",
+                 "_scan", "_waiting", "triggered")  # fmt: skip
 
-    def __init__(self, engine: DlpEngine, coalesce: int = 0) -> None:
+    def __init__(self, engine: DlpEngine) -> None:
         self._engine = engine
-        # Coalescing: segments received but not yet scanned (by reference), and their size.
-        self._coalesce = coalesce
-        self._unscanned: list[bytes] = []
-        self._unscanned_size = 0
         # Recent bytes as received (no copy per feed); a cluster's part decoded into _buf.
         self._chunks: deque[bytes] = deque()
         self._chunks_base = 0  # stream offset of _chunks[0]
@@ -307,29 +302,6 @@ class DlpStream:
             raise ValueError("feed() after close()")
         if not data:
             return []
-        if self._coalesce:
-            self._unscanned.append(data)
-            self._unscanned_size += len(data)
-            engine = self._engine
-            engine.unscanned += len(data)
-            if self._unscanned_size < self._coalesce and engine.unscanned <= UNSCANNED_TOTAL:
-                return []
-            data = self._take_unscanned()
-        return self._feed(data)
-
-    def _take_unscanned(self) -> bytes:
-        waiting = self._unscanned
-        data = waiting[0] if len(waiting) == 1 else b"".join(waiting)
-        self._engine.unscanned -= self._unscanned_size
-        self._unscanned = []
-        self._unscanned_size = 0
-        return data
-
-    def _flush(self) -> list[DlpMatch]:
-        """Scan what coalescing holds."""
-        return self._feed(self._take_unscanned()) if self._unscanned_size else []
-
-    def _feed(self, data: bytes) -> list[DlpMatch]:
         start = self._end
         self._end = end = start + len(data)
         chunks = self._chunks
@@ -376,9 +348,8 @@ class DlpStream:
         a card number must be judged before it is let through."""
         if self._closed:
             return []
-        found = self._flush() if self._unscanned_size else []
         self._candidates_at_end()
-        return found + self._confirm(self._end) if self._waiting else found
+        return self._confirm(self._end) if self._waiting else []
 
     def discard(self) -> None:
         """Close without deciding what is pending (the caller no longer needs the answer)."""
@@ -387,20 +358,16 @@ class DlpStream:
             self._hs_stream.close()
             self._hs_stream = self._scan = None
         self._chunks.clear()
-        self._engine.unscanned -= self._unscanned_size
-        self._unscanned = []
-        self._unscanned_size = 0
 
     def close(self) -> list[DlpMatch]:
         if self._closed:
             return []
-        found = self._flush() if self._unscanned_size else []
         self._closed = True
         if self._hs_stream is not None:
             self._hs_stream.close()
             self._hs_stream = self._scan = None
         self._candidates_at_end()
-        return found + self._confirm(self._end)
+        return self._confirm(self._end)
 
     def _candidates_at_end(self) -> None:
         # Built-in prefilters need the byte after a candidate; at the end of the stream (or of
@@ -535,3 +502,61 @@ class DlpStream:
             context=word or "",
             label=verdict.label,
         )
+
+
+class CoalescingStream(DlpStream):
+    """A :class:`DlpStream` for a passive caller (see :meth:`DlpEngine.stream`): segments are
+    held by reference and scanned together once ``coalesce`` bytes wait, or when the engine's
+    streams hold :data:`UNSCANNED_TOTAL` bytes unscanned, and always before ``decide_now`` or
+    ``close`` answer. The per-segment stream stays as it was (the firewall's path pays nothing
+    for this one)."""
+
+    __slots__ = ("_coalesce", "_unscanned", "_unscanned_size")
+
+    def __init__(self, engine: DlpEngine, coalesce: int) -> None:
+        super().__init__(engine)
+        self._coalesce = coalesce
+        self._unscanned: list[bytes] = []
+        self._unscanned_size = 0
+
+    def feed(self, data: bytes) -> list[DlpMatch]:
+        if self._closed:
+            raise ValueError("feed() after close()")
+        if not data:
+            return []
+        self._unscanned.append(data)
+        self._unscanned_size += len(data)
+        engine = self._engine
+        engine.unscanned += len(data)
+        if self._unscanned_size < self._coalesce and engine.unscanned <= UNSCANNED_TOTAL:
+            return []
+        return DlpStream.feed(self, self._take_unscanned())
+
+    def _take_unscanned(self) -> bytes:
+        waiting = self._unscanned
+        data = waiting[0] if len(waiting) == 1 else b"".join(waiting)
+        self._engine.unscanned -= self._unscanned_size
+        self._unscanned = []
+        self._unscanned_size = 0
+        return data
+
+    def _flush(self) -> list[DlpMatch]:
+        return DlpStream.feed(self, self._take_unscanned()) if self._unscanned_size else []
+
+    def decide_now(self) -> list[DlpMatch]:
+        if self._closed:
+            return []
+        found = self._flush()
+        return found + DlpStream.decide_now(self)
+
+    def close(self) -> list[DlpMatch]:
+        if self._closed:
+            return []
+        found = self._flush()
+        return found + DlpStream.close(self)
+
+    def discard(self) -> None:
+        self._engine.unscanned -= self._unscanned_size
+        self._unscanned = []
+        self._unscanned_size = 0
+        DlpStream.discard(self)
