@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, cast
 
 from stockade.model import Event, Severity
 from stockade.model.redact import redact, redact_text
@@ -65,8 +66,8 @@ class ConnectionRecord:
             "end": mask(_iso(self.end)),
             "transport": mask(self.transport),
             "ip_version": self.ip_version,
-            "client": redact(self._peer(self.client_ip, self.client_port, self.client)),
-            "server": redact(self._peer(self.server_ip, self.server_port, self.server)),
+            "client": {"ip": mask(self.client_ip), "port": self.client_port, **_masked(self.client)},
+            "server": {"ip": mask(self.server_ip), "port": self.server_port, **_masked(self.server)},
             "protocol": mask(self.protocol),
             "encrypted": self.encrypted,
             "upgrade": mask(self.upgrade) if self.upgrade is not None else None,
@@ -131,6 +132,13 @@ def _hit(h: Hit) -> dict[str, Any]:
         "offset": m.start,
         "confidence": m.confidence,
     }
+
+
+@lru_cache(maxsize=4096)
+def _masked(ref: ResourceRef) -> dict[str, Any]:
+    """``ref.to_dict()`` through the masking gate, once per peer (the same few peers recur in
+    thousands of records; the dict is only read: JSON output and the store's rows)."""
+    return cast(dict[str, Any], redact(ref.to_dict()))
 
 
 def _iso(ts: float) -> str:
