@@ -5,6 +5,8 @@ rebuilt, never trusted."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,41 @@ def test_off_and_unwritable_directories_still_compile(
     blocker.write_text("")
     monkeypatch.setenv(hs_cache.ENV, str(blocker / "sub"))
     assert DlpEngine().scan(TEXT) == expected
+
+
+def test_the_key_is_the_same_in_every_process(tmp_path: Path) -> None:
+    """A key that changed from one process to the next would compile at every start (the repr
+    of a nested code object holds its memory address)."""
+    script = (
+        "from stockade.network.dlp import engine, hs_cache\n"
+        "parts = (engine.BUILTIN_SENSORS, engine.TRIGGERS)\n"
+        "print(hs_cache.cache_key(engine.hyperscan, parts, engine.DlpEngine._compile))\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "random"}
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(3)
+    }
+    assert len(keys) == 1
+
+
+def test_a_second_process_loads_instead_of_compiling(cache: Path) -> None:
+    script = (
+        "from stockade.network.dlp import DlpEngine, hs_cache\n"
+        "real = hs_cache.load_or_compile\n"
+        "seen = []\n"
+        "def spy(h, key, mode, compile_db):\n"
+        "    return real(h, key, mode, lambda: (seen.append(1), compile_db())[1])\n"
+        "hs_cache.load_or_compile = spy\n"
+        "DlpEngine()\n"
+        "print(len(seen))\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    assert runs == ["1", "0"]

@@ -66,8 +66,16 @@ class ConnectionRecord:
             "end": mask(_iso(self.end)),
             "transport": mask(self.transport),
             "ip_version": self.ip_version,
-            "client": {"ip": mask(self.client_ip), "port": self.client_port, **_masked(self.client)},
-            "server": {"ip": mask(self.server_ip), "port": self.server_port, **_masked(self.server)},
+            "client": {
+                "ip": mask(self.client_ip),
+                "port": self.client_port,
+                **_masked(self.client),
+            },
+            "server": {
+                "ip": mask(self.server_ip),
+                "port": self.server_port,
+                **_masked(self.server),
+            },
             "protocol": mask(self.protocol),
             "encrypted": self.encrypted,
             "upgrade": mask(self.upgrade) if self.upgrade is not None else None,

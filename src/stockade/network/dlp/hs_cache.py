@@ -20,6 +20,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 MAGIC = b"stockade-hsdb 1\n"
@@ -42,10 +43,24 @@ def cache_key(hyperscan: Any, parts: Sequence[object], compile_fn: Callable[...,
     and of the compile function's code, so a changed compile scheme never meets an old file."""
     code = getattr(compile_fn, "__func__", compile_fn).__code__
     h = hashlib.blake2b(digest_size=20)
-    for part in (hyperscan.__version__, repr(tuple(parts)), code.co_code, repr(code.co_consts)):
-        h.update(part if isinstance(part, bytes) else part.encode())
+    for part in (hyperscan.__version__, repr(tuple(parts))):
+        h.update(part.encode())
         h.update(b"\0")
+    _hash_code(h, code)
     return h.hexdigest()
+
+
+def _hash_code(h: Any, code: CodeType) -> None:
+    """The code's bytecode, names and constants, nested functions included (their ``repr``
+    holds a memory address, which would make every process's key a new one)."""
+    h.update(code.co_code)
+    h.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            _hash_code(h, const)
+        else:
+            h.update(repr(const).encode())
+        h.update(b"\0")
 
 
 def _pack(serialized: bytes, fallback: tuple[int, ...], mode: int) -> bytes:
