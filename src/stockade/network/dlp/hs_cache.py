@@ -34,7 +34,10 @@ def cache_dir() -> Path | None:
     chosen = os.environ.get(ENV)
     if chosen:
         return None if chosen == "off" else Path(chosen)
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no home directory (a service account): compile every time
+        return None
     return base / "stockade" / "dlp"
 
 
