@@ -11,7 +11,8 @@ alternating order each round:
 * sensor:      ``python3 -m stockade sensor --pcap FILE --format json --no-store`` (this tree's
                src; protocol detection, reassembly, DLP, one JSON line per connection);
 * sensor(base): with ``--baseline SRC``, the sensor of another tree (before/after in one run);
-* sensor+store ``... --db sqlite:///DIR/run-N.db`` (the same, writing connections and events).
+* sensor+store ``... --db sqlite:///DIR/run-N.db`` (the same, writing connections and events into
+               a new database each round), and store(base), the other tree's, with ``--baseline``.
 
 Each is a whole command: start-up included, as a user runs it. The stockade runs get a private
 bytecode cache (``PYTHONPYCACHEPREFIX``, warmed by one uncounted run) so they start as an
@@ -93,6 +94,9 @@ def main() -> None:
             tools["sensor(base)"] = [*sensor, "--no-store"]
             envs["sensor(base)"] = base_env
             _run(tools["sensor(base)"], base_env)  # its bytecode cache
+            if not args.no_store_variant:
+                tools["store(base)"] = [*sensor, "--db", f"sqlite:///{work}/base-{{n}}.db"]
+                envs["store(base)"] = base_env
         out = work / "sensor.jsonl"
         with out.open("wb") as fh:  # warm-up (bytecode cache, page cache) and the output check
             _run(tools["sensor"], env, stdout=fh.fileno())

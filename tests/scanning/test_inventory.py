@@ -285,13 +285,18 @@ def test_observer_sees_every_layer_byte(sample: SampleImage) -> None:
     assert all(t[3] for t in recorder.tasks.values())
 
 
-def test_warm_rescan_on_the_fast_sqlite_path(sample: SampleImage, tmp_path: Path) -> None:
+def test_warm_rescan_on_the_fast_sqlite_path(
+    sample: SampleImage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Rows written through SQLAlchemy are read through sqlite3 and back; a warm re-scan in a
     fresh process does not import SQLAlchemy at all."""
     import subprocess
     import sys
 
     from stockade.store import open_store
+
+    # no template of a new store (stockade.store.template): this one migrates through SQLAlchemy
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
     url = f"sqlite:///{tmp_path / 'cache.db'}"
     ref = sample.refs()[0]

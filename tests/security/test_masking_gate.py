@@ -739,6 +739,25 @@ def test_connection_record_to_dict_masks_every_string_as_the_whole_walk_did() ->
     assert quiet.to_dict() == {"id": "run-2", **redact(quiet.plain())}
 
 
+@given(st.floats(min_value=0, max_value=253_402_300_798, allow_nan=False))
+@settings(max_examples=3000, deadline=None)
+def test_a_records_times_never_look_like_a_card_or_ssn(ts: float) -> None:
+    """``ConnectionRecord.to_dict`` leaves its ISO times out of the gate: that is only right if
+    the gate never changes one, for any capture time a datetime can hold."""
+    from stockade.network.connection import _iso
+
+    text = _iso(ts)
+    assert redact_text(text) == text == redact_text_fully(text)
+
+
+def test_a_records_times_on_their_digit_edges() -> None:
+    from stockade.network.connection import _iso
+
+    for ts in (0.0, 0.000001, 999_999_999.999999, 1_780_000_000.123456, 253_402_300_798.999):
+        text = _iso(ts)
+        assert redact_text_fully(text) == text
+
+
 @pytest.mark.parametrize("detail", ["v", "nul\x00here", "lone \udcff", "emoji \U0001f600"])
 def test_stored_connection_data_is_masked_and_cleaned(tmp_path: Path, detail: str) -> None:
     """The stored record skips the second walk when its JSON shows nothing to clean: the stored

@@ -13,9 +13,10 @@ def test_fast_heads_equal_alembic_heads() -> None:
     assert "scanning_0001" in fast
 
 
-def test_up_to_date_sqlite_file_opens_without_an_engine(tmp_path) -> None:
+def test_up_to_date_sqlite_file_opens_without_an_engine(tmp_path, monkeypatch) -> None:
     from sqlalchemy import text
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no template yet
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     first = db.open_store(url)  # creates and migrates: the full path
     assert first.sqlite_path is None and first.engine_started

@@ -142,6 +142,13 @@ def main(argv: list[str] | None = None) -> None:
             code = try_scan_image(args[2:])
             if code is not None:
                 sys.exit(code)
+        elif args[:1] == ["sensor"] and "--pcap" in "".join(args):
+            # reading a capture file runs without Typer's parsing (see stockade.cli.sensor_fast)
+            from stockade.cli.sensor_fast import try_sensor_pcap
+
+            code = try_sensor_pcap(args[1:])
+            if code is not None:
+                sys.exit(code)
         from stockade.cli.root import app
 
         app(args=argv)

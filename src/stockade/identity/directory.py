@@ -4,6 +4,7 @@ provider (the Kubernetes API watch) through :meth:`Directory.put` and :meth:`Dir
 from __future__ import annotations
 
 import ipaddress
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -103,7 +104,9 @@ class Directory:
         hit = self._by_packed.get(packed)
         if hit is not None:
             return hit[2]
-        return ResourceRef(kind="external", name=str(ipaddress.ip_address(packed)))
+        # inet_ntoa spells an IPv4 address as ipaddress does, several times faster
+        text = socket.inet_ntoa(packed) if len(packed) == 4 else str(ipaddress.ip_address(packed))
+        return ResourceRef(kind="external", name=text)
 
     def workload_of_cgroup(self, path: str) -> Workload | None:
         """The workload whose processes live in the cgroup v2 ``path`` or a cgroup below it."""

@@ -9,6 +9,7 @@ Implementations live in ``stockade.network.protocols`` (``detect(client, server)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +86,7 @@ def flow_key(transport: str, client_ip: str, client_port: int, server_ip: str, p
     return f"{transport}/{_address(client_ip)}:{client_port}>{_address(server_ip)}:{port}"
 
 
+@lru_cache(maxsize=4096)
 def _address(text: str) -> str:
     import ipaddress
 

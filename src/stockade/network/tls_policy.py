@@ -13,10 +13,9 @@ the minimum version and which facts alert. A policy file::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stockade.model import Severity
 
@@ -50,37 +49,44 @@ class TlsPolicy:
         return version in ORDER and ORDER.index(version) < ORDER.index(self.min_version)
 
 
-class _TlsSection(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    min_version: str = Field("TLS1.2", alias="minVersion")
-    alert: list[str] = Field(default_factory=lambda: sorted(DEFAULT_ALERTS))
+@cache
+def _policy_file_model() -> Any:
+    """The policy file's pydantic model, built on first use: a run without a policy file does
+    not pay for pydantic's schema building at start-up."""
+    from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-    @field_validator("min_version")
-    @classmethod
-    def _version(cls, v: str) -> str:
-        if v not in ORDER[1:]:
-            raise ValueError(f"unknown TLS version {v!r} (one of {', '.join(ORDER[1:])})")
-        return v
+    class _TlsSection(BaseModel):
+        model_config = ConfigDict(extra="forbid", populate_by_name=True)
+        min_version: str = Field("TLS1.2", alias="minVersion")
+        alert: list[str] = Field(default_factory=lambda: sorted(DEFAULT_ALERTS))
 
-    @field_validator("alert")
-    @classmethod
-    def _facts(cls, v: list[str]) -> list[str]:
-        unknown = sorted(set(v) - set(RULES))
-        if unknown:
-            raise ValueError(f"unknown facts {unknown} (known: {', '.join(RULES)})")
-        return v
+        @field_validator("min_version")
+        @classmethod
+        def _version(cls, v: str) -> str:
+            if v not in ORDER[1:]:
+                raise ValueError(f"unknown TLS version {v!r} (one of {', '.join(ORDER[1:])})")
+            return v
 
+        @field_validator("alert")
+        @classmethod
+        def _facts(cls, v: list[str]) -> list[str]:
+            unknown = sorted(set(v) - set(RULES))
+            if unknown:
+                raise ValueError(f"unknown facts {unknown} (known: {', '.join(RULES)})")
+            return v
 
-class _PolicyFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    tls: _TlsSection = Field(default_factory=_TlsSection)  # type: ignore[arg-type]
+    class _PolicyFile(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        tls: _TlsSection = Field(default_factory=_TlsSection)  # type: ignore[arg-type]
+
+    return _PolicyFile
 
 
 def load_policy(path: Path, *, min_version: str | None = None) -> TlsPolicy:
     """Read a TLS policy file (ConfigError, exit 2, on a bad one)."""
     from stockade.config import load_yaml_model  # YAML is read only when there is a file
 
-    section = load_yaml_model(_PolicyFile, path).tls
+    section = load_yaml_model(_policy_file_model(), path).tls
     return TlsPolicy(min_version=min_version or section.min_version, alert=frozenset(section.alert))
 
 

@@ -13,8 +13,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from stockade.config import parse_yaml
-
 
 @dataclass(frozen=True, slots=True)
 class Strength:
@@ -40,6 +38,8 @@ class _Rule:
 
 @cache
 def _table() -> tuple[tuple[_Rule, ...], dict[int, str]]:
+    from stockade.config import parse_yaml  # YAML only when a suite is judged (start-up)
+
     text = resources.files(__package__).joinpath("data", "tls_cipher_suites.yaml")
     doc: Any = parse_yaml(text.read_text(encoding="utf-8"), name="tls_cipher_suites.yaml")[0]
     rules = tuple(

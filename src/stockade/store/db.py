@@ -205,6 +205,16 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
     fast = _current_sqlite_file(raw)
     if fast is not None:
         return Store(url=raw, sqlite_path=fast)
+    new_file = _new_sqlite_file(raw) if migrate else None
+    if new_file is not None:
+        from stockade.store import template
+
+        # a new database: a copy of the one the same migrations made before (.template)
+        _create_private_sqlite_file(new_file)
+        if template.fill(new_file):
+            fast = _current_sqlite_file(raw)
+            if fast is not None:
+                return Store(url=raw, sqlite_path=fast)
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -219,7 +229,27 @@ def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
     store = Store(_create_engine(raw), url=raw)
     if migrate:
         upgrade(store)
+        if new_file is not None:
+            from stockade.store import template
+
+            template.save(new_file)
     return store
+
+
+def _new_sqlite_file(raw: str) -> Path | None:
+    """The file of a plain ``sqlite:///FILE`` URL that does not exist yet, or is empty (a new
+    database), else None."""
+    if not raw.startswith("sqlite:///") or "?" in raw:
+        return None
+    path = raw[len("sqlite:///") :]
+    if not path or path == ":memory:":
+        return None
+    try:
+        return Path(path) if os.stat(path).st_size == 0 else None
+    except FileNotFoundError:
+        return Path(path)
+    except OSError:
+        return None
 
 
 def _create_private_sqlite_file(path: Path) -> None:

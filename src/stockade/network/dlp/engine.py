@@ -29,6 +29,7 @@ from stockade.model.errors import ConfigError
 from stockade.model.redact import digits_of
 
 from ..interface import DlpMatch
+from . import hs_cache
 from .masking import MASKERS, Masker
 from .sensors import BUILTIN_SENSORS, Sensor
 from .triggers import TRIGGERS
@@ -187,8 +188,13 @@ class DlpEngine:
         self.triggers = backend == "hs-stream"
         self.held = 0  # bytes its DecodingStreams hold until a trigger (bounded there)
         self.unscanned = 0  # bytes its coalescing streams hold unscanned (see UNSCANNED_TOTAL)
-        if backend != "re":
-            self._hs_db, self.always_scan = self._compile(chosen, backend)
+        if backend != "re":  # compiled once per sensor set and kept on disk (.hs_cache)
+            mode = hyperscan.HS_MODE_STREAM if backend == "hs-stream" else hyperscan.HS_MODE_BLOCK
+            parts = (backend, chosen, TRIGGERS, _ID_STRIDE, _LEAD_ID, _TRIGGER_ID)
+            key = hs_cache.cache_key(hyperscan, parts, DlpEngine._compile)
+            self._hs_db, self.always_scan = hs_cache.load_or_compile(
+                hyperscan, key, mode, lambda: self._compile(chosen, backend)
+            )
 
     @staticmethod
     def _compile(sensors: Sequence[Sensor], backend: str) -> tuple[Any, tuple[int, ...]]:
