@@ -22,25 +22,33 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
+
+from sqlalchemy import Connection
 
 from stockade.model import Finding, ResourceRef
 from stockade.scanning.advisories import ecosystems
+from stockade.scanning.advisories.spans import UNKEYED
 from stockade.scanning.advisories.store import (
     AffectedRow,
+    RecordRow,
     affected_rows,
     ecosystems_with_data,
     record_rows,
+    span_hits,
 )
 from stockade.scanning.interface import Inventory, Package, Unchecked
 from stockade.scanning.match_eval import (
+    AFFECTED_NO_FIX,
     StoredRanges,
     stored_range_fix,
     stored_ranges,
     versions_list,
 )
-from stockade.scanning.match_findings import build_findings
+from stockade.scanning.match_findings import RowHit, build_findings
 from stockade.scanning.versions import Scheme, VersionError, scheme_for
+from stockade.scanning.versions.sortable import SORTABLE_SCHEMES, NotSortable, sortable
 from stockade.store.db import Store
 
 _LANGUAGE_TYPES = {
@@ -195,64 +203,85 @@ class Matcher:
             elif t.via is None and id(t.package) not in checked_pkgs:
                 group = (t.ecosystem, f"no advisory data for {t.ecosystem} in the store")
                 unchecked[group] = unchecked.get(group, 0) + 1
-        with self.store.connect() as conn:
-            rows = affected_rows(conn, {(t.ecosystem, t.name) for t in targets})
-        # Per scheme: ranges text -> decoded ranges (None: a version the scheme rejects). A
-        # distribution fix closes many CVEs of a package at the same version: decoded once.
-        memos: dict[str, dict[str, StoredRanges | None]] = {}
-        bad_rows: list[tuple[AffectedRow, VersionError]] = []
         # A package's own target and its compatible-release target give one set of findings.
         by_package: dict[int, list[Target]] = {}
         for t in targets:
             by_package.setdefault(id(t.package), []).append(t)
-        matched: list[tuple[Target, list[tuple[AffectedRow, str | None, str | None]], Scheme]] = []
+        # The installed version's key of each package, as stored bytes for the database to compare
+        # with the rows' spans (b"" for schemes whose rows are all evaluated in Python).
+        packages: list[tuple[list[Target], Scheme, Any]] = []
+        probes: dict[str, list[tuple[int, str, bytes, str]]] = {}
+        probe_target: list[Target] = []
+        bad_versions: list[tuple[list[Target], VersionError]] = []
+        by_python: list[int] = []  # packages whose key cannot be stored as bytes: all in Python
         for lookups in by_package.values():
-            hits: list[tuple[AffectedRow, str | None, str | None]] = []
             scheme = scheme_for(lookups[0].ecosystem)
             assert scheme is not None
-            memo = memos.setdefault(scheme.name, {})
-            key_of = scheme.key
+            try:
+                key = scheme.key(lookups[0].version)
+                stored = sortable(key) if scheme.name in SORTABLE_SCHEMES else b""
+            except VersionError as exc:
+                bad_versions.append((lookups, exc))
+                continue
+            except NotSortable:
+                by_python.append(len(packages))
+                packages.append((lookups, scheme, key))
+                continue
+            packages.append((lookups, scheme, key))
             for t in lookups:
-                cands = rows.get((t.ecosystem, t.name))
-                if not cands:
-                    continue
-                try:
-                    key = scheme.key(t.version)
-                except VersionError as exc:
-                    skipped.append(f"{t.package.name}: {exc}")
-                    break
-                for row in cands:
-                    text = row[1]
-                    if text in memo:
-                        ranges = memo[text]
-                    else:
-                        try:
-                            ranges = memo[text] = stored_ranges(text, key_of)
-                        except VersionError as exc:  # only from data stored by an older importer
-                            ranges = memo[text] = None
-                            bad_rows.append((row, exc))
-                    if ranges is None:
-                        continue
-                    fix = stored_range_fix(key, ranges, key_of)
-                    # An explicit versions list names affected versions, not their fix.
-                    if fix is None and (row[2] == "[]" or t.version not in versions_list(row[2])):
-                        continue
-                    hits.append((row, fix or None, t.via))
+                probes.setdefault(t.ecosystem, []).append(
+                    (len(probe_target), t.name, stored, t.version)
+                )
+                probe_target.append(t)
+        # Per probe: affected row pk -> (seq, fix, affected row, record); the lowest seq wins.
+        found: list[dict[int, tuple[int, str | None, AffectedRow, RecordRow]]] = [
+            {} for _ in probe_target
+        ]
+        with self.store.connect() as conn:
+            for eco, eco_probes in probes.items():
+                for r in span_hits(conn, eco, eco_probes):
+                    rows_of = found[r[0]]
+                    seen = rows_of.get(r[3])
+                    if seen is None or r[1] < seen[0]:
+                        rows_of[r[3]] = (r[1], r[2], r[4:10], r[10:20])
+            # An installed version the scheme rejects is reported when the package has advisories.
+            listed = affected_rows(
+                conn, {(t.ecosystem, t.name) for ts, _e in bad_versions for t in ts}
+            )
+            skipped.extend(
+                f"{ts[0].package.name}: {exc}"
+                for ts, exc in bad_versions
+                if any((t.ecosystem, t.name) in listed for t in ts)
+            )
+            python_rows = _python_rows(conn, [packages[n][0] for n in by_python])
+        # Per scheme: ranges text -> decoded ranges (None: a version the scheme rejects). A
+        # distribution fix closes many CVEs of a package at the same version: decoded once.
+        memos: dict[str, dict[str, StoredRanges | None]] = {}
+        bad_rows: list[tuple[AffectedRow, RecordRow, VersionError]] = []
+        matched: list[tuple[Target, list[RowHit], Scheme]] = []
+        probe_of = {id(t): i for i, t in enumerate(probe_target)}
+        for lookups, scheme, key in packages:
+            hits: list[RowHit] = []
+            memo = memos.setdefault(scheme.name, {})
+            for t in lookups:
+                i = probe_of.get(id(t))
+                if i is None:
+                    rows_in = python_rows.get((t.ecosystem, t.name), [])
+                else:
+                    rows_in = [found[i][pk] for pk in sorted(found[i])]
+                for seq, fix, row, rec in rows_in:
+                    if seq == UNKEYED:
+                        fix = _python_fix(row, rec, t.version, key, scheme, memo, bad_rows)
+                        if fix is None:
+                            continue
+                    hits.append((row, rec, fix or None, t.via))
             if hits:
                 matched.append((own_target[id(lookups[0].package)], hits, scheme))
-        # The records of the matching rows only: their ids, texts, scores and references.
-        with self.store.connect() as conn:
-            records = record_rows(
-                conn,
-                [r[5] for _t, hits, _s in matched for r, _f, _v in hits]
-                + [r[5] for r, _e in bad_rows],
-            )
-        skipped.extend(f"advisory {records[r[5]][1]} for {r[0]}: {exc}" for r, exc in bad_rows)
+        skipped.extend(f"advisory {rec[1]} for {r[0]}: {exc}" for r, rec, exc in bad_rows)
         findings: list[Finding] = []
         resource = _resource(inventory)
         for own, hits, scheme in matched:
-            found = [(r, records[r[5]], fix, via) for r, fix, via in hits]
-            findings.extend(build_findings(own, found, scheme, resource))
+            findings.extend(build_findings(own, hits, scheme, resource))
         return MatchReport(
             findings=tuple(findings),
             skipped=tuple(skipped),
@@ -262,6 +291,47 @@ class Matcher:
                 for (eco, reason), n in sorted(unchecked.items())
             ),
         )
+
+
+def _python_fix(
+    row: AffectedRow,
+    rec: RecordRow,
+    version: str,
+    key: Any,
+    scheme: Scheme,
+    memo: dict[str, StoredRanges | None],
+    bad_rows: list[tuple[AffectedRow, RecordRow, VersionError]],
+) -> str | None:
+    """The range walk in Python, for a row without stored spans: None when the installed version
+    is not affected, else its fix ("" when none)."""
+    text = row[1]
+    if text in memo:
+        ranges = memo[text]
+    else:
+        try:
+            ranges = memo[text] = stored_ranges(text, scheme.key)
+        except VersionError as exc:  # only from data stored by an older importer
+            ranges = memo[text] = None
+            bad_rows.append((row, rec, exc))
+    if ranges is None:
+        return None
+    fix = stored_range_fix(key, ranges, scheme.key)
+    # An explicit versions list names affected versions, not their fix.
+    if fix is None and row[2] != "[]" and version in versions_list(row[2]):
+        return AFFECTED_NO_FIX
+    return fix
+
+
+def _python_rows(
+    conn: Connection, packages: list[list[Target]]
+) -> dict[tuple[str, str], list[tuple[int, str | None, AffectedRow, RecordRow]]]:
+    """Every row of these packages (whose installed key cannot be stored as bytes), marked for
+    the walk in Python, with its record."""
+    if not packages:
+        return {}
+    rows = affected_rows(conn, {(t.ecosystem, t.name) for ts in packages for t in ts})
+    records = record_rows(conn, [r[5] for found in rows.values() for r in found])
+    return {k: [(UNKEYED, None, r, records[r[5]]) for r in found] for k, found in rows.items()}
 
 
 @contextmanager
