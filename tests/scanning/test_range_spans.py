@@ -11,7 +11,7 @@ import pytest
 from stockade.scanning.advisories.spans import UNKEYED_SPAN, Span, row_spans
 from stockade.scanning.match_eval import stored_range_fix, versions_list
 from stockade.scanning.versions import scheme_for
-from stockade.scanning.versions.sortable import sortable
+from stockade.scanning.versions.sortable import sortable_key
 
 
 def span_answer(spans: list[Span], version: str, key: bytes) -> tuple[bool, str | None]:
@@ -56,6 +56,7 @@ KINDS = ("introduced", "fixed", "last_affected", "limit")
         ("npm", ["0.1.0", "1.0.0", "1.0.0-rc.1", "1.2.3", "1.10.0", "2.0.0", "2.0.0-alpha"]),
         ("go", ["v0.1.0", "v1.0.0", "v1.2.0", "v1.2.0-pre", "v2.0.0"]),
         ("alpine:3.19", ["1.0-r0", "1.0-r1", "1.0_rc1-r0", "1.2-r0", "2.0-r3"]),
+        ("maven", ["0.9", "1", "1.0.1", "1.0.1.Final", "1.2", "1.10", "2.0.0.GA", "3"]),
     ],
 )
 def test_spans_give_the_walks_answer(ecosystem: str, pool: list[str]) -> None:
@@ -87,15 +88,15 @@ def test_spans_give_the_walks_answer(ecosystem: str, pool: list[str]) -> None:
         spans = row_spans(ecosystem, ranges, versions)
         assert UNKEYED_SPAN not in spans
         for v in probes:
-            assert span_answer(spans, v, sortable(scheme.key(v))) == walk_answer(
+            assert span_answer(spans, v, sortable_key(scheme, v) or b"") == walk_answer(
                 ranges, versions, v, scheme
             ), (ranges, versions, v, spans)
 
 
 def test_rows_the_store_cannot_key_are_left_to_python() -> None:
-    assert row_spans("maven", [["ECOSYSTEM", [["introduced", "0"], ["fixed", "1.0"]]]], []) == [
-        UNKEYED_SPAN
-    ]
+    qualified = [["ECOSYSTEM", [["introduced", "0"], ["fixed", "1.0-rc1"]]]]
+    assert row_spans("maven", qualified, []) == [UNKEYED_SPAN]
+    assert row_spans("rubygems", qualified, []) == [UNKEYED_SPAN]
     bad = [["ECOSYSTEM", [["introduced", "0"], ["fixed", "not a version!"]]]]
     assert row_spans("pypi", bad, []) == [UNKEYED_SPAN]
     assert row_spans("no-such-ecosystem", bad, []) == [UNKEYED_SPAN]

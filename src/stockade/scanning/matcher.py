@@ -48,7 +48,7 @@ from stockade.scanning.match_eval import (
 )
 from stockade.scanning.match_findings import RowHit, build_findings
 from stockade.scanning.versions import Scheme, VersionError, scheme_for
-from stockade.scanning.versions.sortable import SORTABLE_SCHEMES, NotSortable, sortable
+from stockade.scanning.versions.sortable import NotSortable, stored_key
 from stockade.store.db import Store
 
 _LANGUAGE_TYPES = {
@@ -219,7 +219,7 @@ class Matcher:
             assert scheme is not None
             try:
                 key = scheme.key(lookups[0].version)
-                stored = sortable(key) if scheme.name in SORTABLE_SCHEMES else b""
+                stored = stored_key(scheme, key) or b""
             except VersionError as exc:
                 bad_versions.append((lookups, exc))
                 continue

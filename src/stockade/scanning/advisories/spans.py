@@ -8,8 +8,8 @@ row at import with the walk itself run on each region, consecutive regions with 
 joined: the database then compares the installed version's key with the bounds and returns only
 the rows that match. A row's explicit versions list becomes spans matched by text.
 
-A row whose versions the scheme rejects, or whose scheme's keys are not stored as bytes (Maven,
-RubyGems), gets one *unkeyed* span (``seq`` -1, no bounds) that matches every version: the
+A row whose versions the scheme rejects, or whose scheme's keys are not stored as bytes (RubyGems,
+a Maven version with qualifiers), gets one *unkeyed* span (``seq`` -1, no bounds) that matches every version: the
 matcher evaluates that row in Python, as before.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from stockade.scanning.versions import VersionError, scheme_for
-from stockade.scanning.versions.sortable import SORTABLE_SCHEMES, NotSortable, sortable
+from stockade.scanning.versions.sortable import SORTABLE_SCHEMES, NotSortable, sortable_key
 
 UNKEYED = -1  # the seq of a row's only span when the matcher must evaluate it in Python
 # The seq of the spans of an explicit versions list: after every range's (a range's answer wins).
@@ -49,7 +49,7 @@ def row_spans(ecosystem: str, ranges: Sequence[Any], versions: Sequence[str]) ->
     try:
         for seq, (_type, events) in enumerate(ranges):
             keys = [
-                None if kind == "introduced" and v == "0" else sortable(scheme.key(v))
+                None if kind == "introduced" and v == "0" else sortable_key(scheme, v)
                 for kind, v in events
             ]
             out += _range_spans(seq, events, keys)
