@@ -268,3 +268,57 @@ def test_a_store_imported_before_the_spans_gets_them_from_its_migration(tmp_path
         assert [f.to_dict() for f in Matcher(migrated).run(inventory).findings] == want
     finally:
         migrated.close()
+
+
+def test_findings_built_through_the_slot_constructor_equal_the_dataclass_ones() -> None:
+    """``match_findings`` fills the slots of Finding and VulnerabilityDetails directly: the objects
+    equal those the dataclasses' own constructors build, every field is required, and a class
+    with ``__post_init__`` is refused."""
+    from dataclasses import dataclass
+
+    from stockade.model import Finding, Pillar, ResourceRef, Severity
+    from stockade.model.finding import Status
+    from stockade.scanning.interface import VulnerabilityDetails
+    from stockade.scanning.match_findings import slot_constructor
+
+    details = {
+        "package": "openssl",
+        "package_type": "deb",
+        "installed_version": "3.0.11-1",
+        "fixed_version": "3.0.13-1",
+        "fix_state": "fixed",
+        "aliases": ("GHSA-xxxx-yyyy-zzzz",),
+        "cvss_score": 7.5,
+        "cvss_vector": VECTORS[0],
+        "purl": "pkg:deb/debian/openssl@3.0.11-1",
+        "locations": ("/var/lib/dpkg/status",),
+        "layer": "sha256:abc",
+        "data_source": "debian-tracker",
+        "urls": ("https://example.test/CVE-2024-0001",),
+    }
+    finding = {
+        "id": "CVE-2024-0001",
+        "pillar": Pillar.SCANNING,
+        "title": "t",
+        "severity": Severity.HIGH,
+        "resource": ResourceRef(kind="image", name="x"),
+        "status": Status.FAIL,
+        "compliance": (),
+    }
+    fast = slot_constructor(Finding)(
+        **finding, details=slot_constructor(VulnerabilityDetails)(**details)
+    )
+    slow = Finding(**finding, details=VulnerabilityDetails(**details))
+    assert fast == slow and fast.to_dict() == slow.to_dict() and hash(fast) == hash(slow)
+    with pytest.raises(TypeError):
+        slot_constructor(VulnerabilityDetails)(**{k: v for k, v in details.items() if k != "urls"})
+
+    @dataclass(frozen=True, slots=True)
+    class Checked:
+        n: int
+
+        def __post_init__(self) -> None:
+            assert self.n >= 0
+
+    with pytest.raises(TypeError):
+        slot_constructor(Checked)
