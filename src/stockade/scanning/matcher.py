@@ -33,6 +33,7 @@ from stockade.scanning.advisories.spans import UNKEYED
 from stockade.scanning.advisories.store import (
     AffectedRow,
     RecordRow,
+    SpanHit,
     affected_rows,
     ecosystems_with_data,
     record_rows,
@@ -208,12 +209,13 @@ class Matcher:
         for t in targets:
             by_package.setdefault(id(t.package), []).append(t)
         # The installed version's key of each package, as stored bytes for the database to compare
-        # with the rows' spans (b"" for schemes whose rows are all evaluated in Python).
-        packages: list[tuple[list[Target], Scheme, Any]] = []
+        # with the rows' spans (b"" for schemes whose rows are all evaluated in Python). A package's
+        # lookups are probes first, first + 1... (None: its rows are all walked in Python).
+        packages: list[tuple[list[Target], Scheme, Any, int | None]] = []
         probes: dict[str, list[tuple[int, str, bytes, str]]] = {}
-        probe_target: list[Target] = []
+        n_probes = 0
         bad_versions: list[tuple[list[Target], VersionError]] = []
-        by_python: list[int] = []  # packages whose key cannot be stored as bytes: all in Python
+        by_python: list[list[Target]] = []  # packages whose key cannot be stored as bytes
         for lookups in by_package.values():
             scheme = scheme_for(lookups[0].ecosystem)
             assert scheme is not None
@@ -224,26 +226,20 @@ class Matcher:
                 bad_versions.append((lookups, exc))
                 continue
             except NotSortable:
-                by_python.append(len(packages))
-                packages.append((lookups, scheme, key))
+                by_python.append(lookups)
+                packages.append((lookups, scheme, key, None))
                 continue
-            packages.append((lookups, scheme, key))
+            packages.append((lookups, scheme, key, n_probes))
             for t in lookups:
-                probes.setdefault(t.ecosystem, []).append(
-                    (len(probe_target), t.name, stored, t.version)
-                )
-                probe_target.append(t)
-        # Per probe: affected row pk -> (seq, fix, affected row, record); the lowest seq wins.
-        found: list[dict[int, tuple[int, str | None, AffectedRow, RecordRow]]] = [
-            {} for _ in probe_target
-        ]
+                probes.setdefault(t.ecosystem, []).append((n_probes, t.name, stored, t.version))
+                n_probes += 1
+        # Per probe: the span query's rows (see SpanHit), then per package the rows walked in
+        # Python, shaped alike.
+        found: list[list[SpanHit]] = [[] for _ in range(n_probes)]
         with self.store.connect() as conn:
             for eco, eco_probes in probes.items():
                 for r in span_hits(conn, eco, eco_probes):
-                    rows_of = found[r[0]]
-                    seen = rows_of.get(r[3])
-                    if seen is None or r[1] < seen[0]:
-                        rows_of[r[3]] = (r[1], r[2], r[4:10], r[10:20])
+                    found[r[_PROBE]].append(r)
             # An installed version the scheme rejects is reported when the package has advisories.
             listed = affected_rows(
                 conn, {(t.ecosystem, t.name) for ts, _e in bad_versions for t in ts}
@@ -253,28 +249,28 @@ class Matcher:
                 for ts, exc in bad_versions
                 if any((t.ecosystem, t.name) in listed for t in ts)
             )
-            python_rows = _python_rows(conn, [packages[n][0] for n in by_python])
+            python_rows = _python_rows(conn, by_python)
         # Per scheme: ranges text -> decoded ranges (None: a version the scheme rejects). A
         # distribution fix closes many CVEs of a package at the same version: decoded once.
         memos: dict[str, dict[str, StoredRanges | None]] = {}
         bad_rows: list[tuple[AffectedRow, RecordRow, VersionError]] = []
         matched: list[tuple[Target, list[RowHit], Scheme]] = []
-        probe_of = {id(t): i for i, t in enumerate(probe_target)}
-        for lookups, scheme, key in packages:
+        for lookups, scheme, key, first in packages:
             hits: list[RowHit] = []
             memo = memos.setdefault(scheme.name, {})
-            for t in lookups:
-                i = probe_of.get(id(t))
-                if i is None:
+            for j, t in enumerate(lookups):
+                if first is None:
                     rows_in = python_rows.get((t.ecosystem, t.name), [])
                 else:
-                    rows_in = [found[i][pk] for pk in sorted(found[i])]
-                for seq, fix, row, rec in rows_in:
-                    if seq == UNKEYED:
-                        fix = _python_fix(row, rec, t.version, key, scheme, memo, bad_rows)
+                    rows_in = _first_per_row(found[first + j])
+                for r in rows_in:
+                    fix = r[_FIX]
+                    row: AffectedRow = r[_ROW:]
+                    if r[_SEQ] == UNKEYED:
+                        fix = _python_fix(row, r, t.version, key, scheme, memo, bad_rows)
                         if fix is None:
                             continue
-                    hits.append((row, rec, fix or None, t.via))
+                    hits.append((row, r, fix or None, t.via))
             if hits:
                 matched.append((own_target[id(lookups[0].package)], hits, scheme))
         skipped.extend(f"advisory {rec[1]} for {r[0]}: {exc}" for r, rec, exc in bad_rows)
@@ -322,16 +318,36 @@ def _python_fix(
     return fix
 
 
+# Positions in a SpanHit: the record's columns first (a SpanHit is its own RecordRow), then the
+# probe, the span's seq and fix, the affected row's pk and the AffectedRow.
+_PROBE, _SEQ, _FIX, _PK, _ROW = 10, 11, 12, 13, 14
+
+
+def _first_per_row(rows: list[SpanHit]) -> list[SpanHit]:
+    """A probe's rows in pk order, each once: with its first matching range (lowest seq)."""
+    if len(rows) < 2:
+        return rows
+    rows.sort(key=lambda r: (r[_PK], r[_SEQ]))
+    out = [rows[0]]
+    for r in rows:
+        if r[_PK] != out[-1][_PK]:
+            out.append(r)
+    return out
+
+
 def _python_rows(
     conn: Connection, packages: list[list[Target]]
-) -> dict[tuple[str, str], list[tuple[int, str | None, AffectedRow, RecordRow]]]:
-    """Every row of these packages (whose installed key cannot be stored as bytes), marked for
-    the walk in Python, with its record."""
+) -> dict[tuple[str, str], list[SpanHit]]:
+    """Every row of these packages (whose installed key cannot be stored as bytes), shaped as a
+    SpanHit of an unkeyed span, so that the walk in Python takes them."""
     if not packages:
         return {}
     rows = affected_rows(conn, {(t.ecosystem, t.name) for ts in packages for t in ts})
     records = record_rows(conn, [r[5] for found in rows.values() for r in found])
-    return {k: [(UNKEYED, None, r, records[r[5]]) for r in found] for k, found in rows.items()}
+    return {
+        k: [(*records[r[5]], None, UNKEYED, None, None, *r) for r in found]
+        for k, found in rows.items()
+    }
 
 
 @contextmanager

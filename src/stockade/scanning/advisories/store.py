@@ -414,15 +414,21 @@ _SQLITE_RECORDS = (
 )
 
 
-# One row of an installed version's span query: the probe's index, the span's range position
-# (-1: the row is evaluated in Python) and fix, the affected row's pk, the AffectedRow, the
-# RecordRow (the columns in the order of the two aliases above).
+# One row of an installed version's span query: the RecordRow's columns (so the row serves as
+# its record), the probe's index, the span's range position (-1: the row is evaluated in Python)
+# and fix, the affected row's pk, then the AffectedRow (its package, ranges and versions only for
+# rows evaluated in Python: NULL otherwise).
 SpanHit: TypeAlias = tuple[Any, ...]
 _SPAN_SELECT = (
-    "SELECT t.i, s.seq, s.fix, a.pk, "
-    + ", ".join(f"a.{c.name}" for c in _AFFECTED_COLUMNS)
-    + ", "
+    "SELECT "
     + ", ".join(f"v.{c.name}" for c in _RECORD_COLUMNS)
+    + ", t.i, s.seq, s.fix, a.pk, "
+    + ", ".join(
+        f"CASE WHEN s.seq < 0 THEN a.{c.name} END"
+        if c.name in ("package", "ranges", "versions")
+        else f"a.{c.name}"
+        for c in _AFFECTED_COLUMNS
+    )
     + " FROM {probes} JOIN adv_affected a ON a.pk = s.affected_pk"
     " JOIN adv_vulnerabilities v ON v.pk = a.vuln_pk"
     " WHERE (s.exact IS NULL"
