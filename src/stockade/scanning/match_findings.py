@@ -16,7 +16,7 @@ from stockade.model.errors import UsageError
 from stockade.model.finding import Status
 from stockade.scanning.advisories.store import AffectedRow, RecordRow
 from stockade.scanning.interface import VulnerabilityDetails
-from stockade.scanning.match_eval import json_strings
+from stockade.scanning.match_eval import json_strings, load_json
 from stockade.scanning.versions import Scheme
 
 if TYPE_CHECKING:
@@ -128,18 +128,22 @@ def _merge(hits: list[RowHit]) -> list[_Group]:
     bundles: list[tuple[RowHit, tuple[str, ...]]] = []
     for h in hits:
         rec = h[1]
+        if rec[9] == "[]":  # most records bundle nothing: no JSON to decode
+            plain.append(h)
+            plain_ids.append((rec[1],) if rec[3] == "[]" else (rec[1], *load_json(rec[3])))
+            continue
         up = json_strings(rec[9])
         if len(up) > 1:
             bundles.append((h, up))
         else:
             plain.append(h)
             plain_ids.append((rec[1], *json_strings(rec[3]), *up))
-    groups = [
-        _Group([plain[m[0]]], set(plain_ids[m[0]]))
-        if len(m) == 1
-        else _Group([plain[i] for i in m], {x for i in m for x in plain_ids[i]})
-        for m in (_groups(len(plain), plain_ids) if plain else [])
-    ]
+    groups = []
+    for m in _groups(len(plain), plain_ids) if plain else []:
+        if len(m) == 1:
+            groups.append(_Group([plain[m[0]]], set(plain_ids[m[0]])))
+        else:
+            groups.append(_Group([plain[i] for i in m], {x for i in m for x in plain_ids[i]}))
     for h, up in bundles:
         joined = [g for g in groups if g.ids.intersection(up)]
         for g in joined:
