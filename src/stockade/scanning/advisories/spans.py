@@ -16,9 +16,10 @@ matcher evaluates that row in Python, as before.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, NamedTuple
 
-from stockade.scanning.versions import VersionError, scheme_for
+from stockade.scanning.versions import SCHEMES, VersionError, scheme_for
 from stockade.scanning.versions.sortable import SORTABLE_SCHEMES, NotSortable, sortable_key
 
 UNKEYED = -1  # the seq of a row's only span when the matcher must evaluate it in Python
@@ -49,7 +50,7 @@ def row_spans(ecosystem: str, ranges: Sequence[Any], versions: Sequence[str]) ->
     try:
         for seq, (_type, events) in enumerate(ranges):
             keys = [
-                None if kind == "introduced" and v == "0" else sortable_key(scheme, v)
+                None if kind == "introduced" and v == "0" else _event_key(scheme.name, v)
                 for kind, v in events
             ]
             out += _range_spans(seq, events, keys)
@@ -57,6 +58,14 @@ def row_spans(ecosystem: str, ranges: Sequence[Any], versions: Sequence[str]) ->
         return [UNKEYED_SPAN]
     out += [Span(VERSIONS_SEQ, None, False, None, False, v, None) for v in dict.fromkeys(versions)]
     return out
+
+
+@lru_cache(maxsize=65_536)
+def _event_key(scheme: str, text: str) -> bytes | None:
+    """The stored key of an event version (an import meets the same fix versions again and
+    again); raises as ``sortable_key`` does (exceptions are not cached)."""
+    found = SCHEMES[scheme]
+    return sortable_key(found, text)
 
 
 def _range_spans(seq: int, events: Sequence[Any], keys: list[bytes | None]) -> list[Span]:

@@ -17,7 +17,7 @@ from typing import Any, TypeAlias, cast
 from sqlalchemy import Connection, delete, func, insert, select, text
 
 from stockade.scanning.advisories.model import Advisory, ImportBatch, VersionRange
-from stockade.scanning.advisories.spans import row_spans
+from stockade.scanning.advisories.spans import Span, row_spans
 from stockade.scanning.advisory_tables import (
     adv_affected,
     adv_meta,
@@ -100,7 +100,7 @@ def _write_batch(conn: Connection, batch: ImportBatch, at: datetime) -> None:
     aff_pk = conn.execute(select(func.max(adv_affected.c.pk))).scalar() or 0
     vrows: list[dict[str, Any]] = []
     arows: list[dict[str, Any]] = []
-    srows: list[dict[str, Any]] = []
+    srows: list[tuple[Any, ...]] = []
     # Rows are written in (ecosystem, package) order so that the rows of one package share disk
     # pages: a bulk lookup then reads a few pages per package instead of one page per row.
     for adv in sorted(batch.advisories, key=_first_key):
@@ -153,32 +153,38 @@ def _flush(
     conn: Connection,
     vrows: list[dict[str, Any]],
     arows: list[dict[str, Any]],
-    srows: list[dict[str, Any]],
+    srows: list[tuple[Any, ...]],
 ) -> None:
     if vrows:
         conn.execute(insert(adv_vulnerabilities), vrows)
     if arows:
         conn.execute(insert(adv_affected), arows)
     if srows:
-        conn.execute(insert(adv_spans), srows)
+        _insert_spans(conn, srows)
     vrows.clear()
     arows.clear()
     srows.clear()
 
 
+_SPAN_COLUMNS = ("affected_pk", "source_id", "ecosystem", "package", *Span._fields)
+
+
 def _span_rows(
     pk: int, source_id: int, ecosystem: str, package: str, ranges: Any, versions: Sequence[str]
-) -> list[dict[str, Any]]:
+) -> list[tuple[Any, ...]]:
     return [
-        {
-            "affected_pk": pk,
-            "source_id": source_id,
-            "ecosystem": ecosystem,
-            "package": package,
-            **span._asdict(),
-        }
+        (pk, source_id, ecosystem, package, *span)
         for span in row_spans(ecosystem, ranges, versions)
     ]
+
+
+def _insert_spans(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Plain tuples through the driver's executemany: SQLAlchemy's per-parameter processing
+    of the dict rows was most of the spans' share of an import."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    columns = ", ".join(_SPAN_COLUMNS)
+    marks = ", ".join([mark] * len(_SPAN_COLUMNS))
+    conn.exec_driver_sql(f"INSERT INTO adv_spans ({columns}) VALUES ({marks})", rows)
 
 
 def fill_spans(conn: Connection) -> None:
@@ -193,14 +199,14 @@ def fill_spans(conn: Connection) -> None:
         adv_affected.c.ranges,
         adv_affected.c.versions,
     ).order_by(adv_affected.c.pk)
-    srows: list[dict[str, Any]] = []
+    srows: list[tuple[Any, ...]] = []
     for pk, source_id, eco, package, ranges, versions in conn.execute(q).all():
         srows += _span_rows(pk, source_id, eco, package, json.loads(ranges), json.loads(versions))
         if len(srows) >= _CHUNK:
-            conn.execute(insert(adv_spans), srows)
+            _insert_spans(conn, srows)
             srows.clear()
     if srows:
-        conn.execute(insert(adv_spans), srows)
+        _insert_spans(conn, srows)
 
 
 def _vuln_row(adv: Advisory, pk: int, source_id: int) -> dict[str, Any]:
