@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from stockade.scanning.advisories.spans import UNKEYED_SPAN, Span, row_spans
+from stockade.scanning.advisories.spans import MAX_EVENTS, UNKEYED_SPAN, Span, row_spans
 from stockade.scanning.match_eval import stored_range_fix, versions_list
 from stockade.scanning.versions import scheme_for
 from stockade.scanning.versions.sortable import sortable_key
@@ -100,3 +100,18 @@ def test_rows_the_store_cannot_key_are_left_to_python() -> None:
     bad = [["ECOSYSTEM", [["introduced", "0"], ["fixed", "not a version!"]]]]
     assert row_spans("pypi", bad, []) == [UNKEYED_SPAN]
     assert row_spans("no-such-ecosystem", bad, []) == [UNKEYED_SPAN]
+
+
+def test_a_range_of_very_many_events_is_left_to_python() -> None:
+    """The spans cost one walk per region: a hostile record with thousands of events is walked
+    at match time instead of making the import quadratic."""
+    import time
+
+    events = [["introduced", "0"]]
+    for i in range(5000):
+        events += [["fixed", f"{i}.1"], ["introduced", f"{i}.2"]]
+    started = time.process_time()
+    assert row_spans("pypi", [["ECOSYSTEM", events]], []) == [UNKEYED_SPAN]
+    assert time.process_time() - started < 1.0
+    few = [["introduced", "0"]] + [["fixed", f"{i}.1"] for i in range(MAX_EVENTS - 1)]
+    assert UNKEYED_SPAN not in row_spans("pypi", [["ECOSYSTEM", few]], [])

@@ -7,9 +7,12 @@ RPM (``modularitylabel`` ``nodejs:18:...``) is looked up as ``nodejs:18/<source>
 advisories for that module stream apply. Rocky and AlmaLinux packages are also looked up in the
 RHEL release they declare compatibility with (``rocky:9`` -> ``redhat:9``), and SLE Micro for Rancher
 in SLE Micro's (``sle-micro-rancher:5.4`` -> ``sle-micro:5.4``); such findings say so in their data
-source. Language packages by ecosystem and normalized name. The comparison columns of all the
-rows for the inventory's keys are read in a few bulk queries, then the records of the matching rows
-only; each distinct ranges text is decoded once and each distinct version string parsed once per
+source. Language packages by ecosystem and normalized name. Each installed version's key is
+encoded once as bytes (``versions.sortable``) and the store's spans of each row's ranges
+(``advisories.spans``) let the database return only the rows the version falls in, with their
+records, in a few queries (one per ecosystem and 400 packages). Rows it cannot decide (RubyGems,
+Maven versions with qualifiers, versions an older importer stored that the scheme rejects) are
+walked in Python: each distinct ranges text decoded once, each version string parsed once per
 scheme (cached keys).
 
 Records that name each other (an id in another's aliases) are merged into one finding per

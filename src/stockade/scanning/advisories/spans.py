@@ -8,7 +8,7 @@ row at import with the walk itself run on each region, consecutive regions with 
 joined: the database then compares the installed version's key with the bounds and returns only
 the rows that match. A row's explicit versions list becomes spans matched by text.
 
-A row whose versions the scheme rejects, or whose scheme's keys are not stored as bytes (RubyGems,
+A row whose versions the scheme rejects, a range of more than ``MAX_EVENTS`` events, or whose scheme's keys are not stored as bytes (RubyGems,
 a Maven version with qualifiers), gets one *unkeyed* span (``seq`` -1, no bounds) that matches every version: the
 matcher evaluates that row in Python, as before.
 """
@@ -38,6 +38,10 @@ class Span(NamedTuple):
 
 
 UNKEYED_SPAN = Span(UNKEYED, None, False, None, False, None, None)
+# The walk runs once per region (twice the distinct versions, plus one): a range with more events
+# than this is left to the walk in Python at match time, so a hostile record cannot make the
+# import quadratic.
+MAX_EVENTS = 64
 
 
 def row_spans(ecosystem: str, ranges: Sequence[Any], versions: Sequence[str]) -> list[Span]:
@@ -49,6 +53,8 @@ def row_spans(ecosystem: str, ranges: Sequence[Any], versions: Sequence[str]) ->
     out: list[Span] = []
     try:
         for seq, (_type, events) in enumerate(ranges):
+            if len(events) > MAX_EVENTS:
+                return [UNKEYED_SPAN]
             keys = [
                 None if kind == "introduced" and v == "0" else _event_key(scheme.name, v)
                 for kind, v in events
