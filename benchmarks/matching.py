@@ -7,7 +7,7 @@ Builds a SQLite advisory store of synthetic records shaped like the real ones (D
 entries with fixed/open states, Alpine secfixes, OSV ECOSYSTEM/SEMVER ranges with several
 introduced/fixed pairs and explicit version lists, aliases and CVSS vectors), then times:
 
-- the matcher (bulk lookups, each row parsed once, cached version keys), cold caches;
+- the matcher (span queries: the store picks the rows an installed version falls in), cold caches;
 - a naive baseline in the same run: one query per package, every row and version re-parsed.
 
 Prints both times, the ratio to the 2 s target and the speed-up over the baseline.

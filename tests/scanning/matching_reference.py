@@ -63,6 +63,8 @@ def reference_findings(store: Store, inventory: Inventory) -> list[Finding]:
                     .where(
                         adv_affected.c.ecosystem == t.ecosystem, adv_affected.c.package == t.name
                     )
+                    # A package's rows in the store's order (PostgreSQL's heap order is not).
+                    .order_by(adv_affected.c.pk)
                 )
                 rows = list(conn.execute(q))
                 if not rows:

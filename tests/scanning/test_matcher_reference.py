@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -22,8 +23,8 @@ from stockade.scanning.advisories.model import (
     ImportBatch,
     VersionRange,
 )
-from stockade.scanning.advisories.store import write_batches
-from stockade.scanning.advisory_tables import adv_affected, adv_vulnerabilities
+from stockade.scanning.advisories.store import fill_spans, write_batches
+from stockade.scanning.advisory_tables import adv_affected, adv_spans, adv_vulnerabilities
 from stockade.scanning.interface import Distro, Inventory, Package
 from stockade.scanning.matcher import Matcher
 from stockade.scanning.versions import dpkg, maven, scheme_for, semver
@@ -206,6 +207,7 @@ def test_a_stored_row_with_a_bad_version_is_skipped_by_name_and_the_rest_still_m
         ).scalar_one()
         bad = json.dumps([["ECOSYSTEM", [["introduced", "0"], ["fixed", "not a version!"]]]])
         conn.execute(update(adv_affected).where(adv_affected.c.vuln_pk == pk).values(ranges=bad))
+        fill_spans(conn)  # as the store's migration computes them for rows an older tree stored
     inventory = Inventory(
         source="x",
         packages=(
@@ -231,3 +233,92 @@ def test_maven_dotted_numbers_take_the_fast_path_with_the_same_key(numbers: list
 def test_semver_plain_versions_take_the_fast_path_with_the_same_key(numbers: list[int]) -> None:
     for text in (".".join(str(n) for n in numbers), ".".join(f"{n:03d}" for n in numbers)):
         assert semver.parse(text) == semver._parse_match("semver", text)
+
+
+def test_a_store_imported_before_the_spans_gets_them_from_its_migration(tmp_path: Path) -> None:
+    """A store whose records an older tree imported (schema at advisories_0002, no adv_spans)
+    gets every row's spans from the migration, and matches exactly as a fresh import does."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from stockade.store import open_store
+    from stockade.store.db import _alembic_config
+
+    advisories, inventory = corpus(2)
+    fresh = open_store(f"sqlite:///{tmp_path / 'fresh.db'}")
+    write_batches(fresh, [ImportBatch(source="generated", kind="osv", advisories=advisories)])
+    want = [f.to_dict() for f in Matcher(fresh).run(inventory).findings]
+    with fresh.connect() as conn:
+        spans = conn.execute(select(adv_spans.c.affected_pk, adv_spans.c.seq)).all()
+    fresh.close()
+
+    old = tmp_path / "old.db"
+    engine = create_engine(f"sqlite:///{old}")
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "advisories_0002")
+        conn.execute(text(f"ATTACH DATABASE '{tmp_path / 'fresh.db'}' AS fresh"))
+        for table in ("adv_sources", "adv_vulnerabilities", "adv_affected", "adv_meta"):
+            conn.execute(text(f"INSERT INTO {table} SELECT * FROM fresh.{table}"))
+    engine.dispose()
+    migrated = open_store(f"sqlite:///{old}")
+    try:
+        with migrated.connect() as conn:
+            got = conn.execute(select(adv_spans.c.affected_pk, adv_spans.c.seq)).all()
+        assert sorted(got) == sorted(spans) and len(spans) > 1000
+        assert [f.to_dict() for f in Matcher(migrated).run(inventory).findings] == want
+    finally:
+        migrated.close()
+
+
+def test_findings_built_through_the_slot_constructor_equal_the_dataclass_ones() -> None:
+    """``match_findings`` fills the slots of Finding and VulnerabilityDetails directly: the objects
+    equal those the dataclasses' own constructors build, every field is required, and a class
+    with ``__post_init__`` is refused."""
+    from dataclasses import dataclass
+
+    from stockade.model import Finding, Pillar, ResourceRef, Severity
+    from stockade.model.finding import Status
+    from stockade.scanning.interface import VulnerabilityDetails
+    from stockade.scanning.match_findings import slot_constructor
+
+    details = {
+        "package": "openssl",
+        "package_type": "deb",
+        "installed_version": "3.0.11-1",
+        "fixed_version": "3.0.13-1",
+        "fix_state": "fixed",
+        "aliases": ("GHSA-xxxx-yyyy-zzzz",),
+        "cvss_score": 7.5,
+        "cvss_vector": VECTORS[0],
+        "purl": "pkg:deb/debian/openssl@3.0.11-1",
+        "locations": ("/var/lib/dpkg/status",),
+        "layer": "sha256:abc",
+        "data_source": "debian-tracker",
+        "urls": ("https://example.test/CVE-2024-0001",),
+    }
+    finding = {
+        "id": "CVE-2024-0001",
+        "pillar": Pillar.SCANNING,
+        "title": "t",
+        "severity": Severity.HIGH,
+        "resource": ResourceRef(kind="image", name="x"),
+        "status": Status.FAIL,
+        "compliance": (),
+    }
+    fast = slot_constructor(Finding)(
+        **finding, details=slot_constructor(VulnerabilityDetails)(**details)
+    )
+    slow = Finding(**finding, details=VulnerabilityDetails(**details))
+    assert fast == slow and fast.to_dict() == slow.to_dict() and hash(fast) == hash(slow)
+    with pytest.raises(TypeError):
+        slot_constructor(VulnerabilityDetails)(**{k: v for k, v in details.items() if k != "urls"})
+
+    @dataclass(frozen=True, slots=True)
+    class Checked:
+        n: int
+
+        def __post_init__(self) -> None:
+            assert self.n >= 0
+
+    with pytest.raises(TypeError):
+        slot_constructor(Checked)

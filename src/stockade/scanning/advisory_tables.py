@@ -2,12 +2,26 @@
 
 ``adv_vulnerabilities`` holds one row per imported record, ``adv_affected`` one row per
 (ecosystem, package) it affects, indexed for the matcher's bulk lookups. Ranges and version lists
-are stored as JSON text so the matcher decodes them itself in one pass.
+are stored as JSON text so the matcher decodes them itself in one pass. ``adv_spans`` holds each
+affected row's ranges as intervals of byte sort keys (``scanning.advisories.spans``), so the
+database picks the rows an installed version falls in.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Float, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+)
 
 from stockade.store.tables import metadata
 
@@ -60,6 +74,29 @@ adv_affected = Table(
     Column("severity", String(40)),
     Index("ix_adv_affected_key", "ecosystem", "package"),
     Index("ix_adv_affected_source", "source_id"),
+)
+
+adv_spans = Table(
+    "adv_spans",
+    metadata,
+    Column(
+        "affected_pk",
+        Integer,
+        ForeignKey("adv_affected.pk", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("source_id", Integer, nullable=False),
+    Column("ecosystem", String(80), nullable=False),
+    Column("package", String(300), nullable=False),
+    Column("seq", Integer, nullable=False),  # the range's position; -1: evaluate in Python
+    Column("lo", LargeBinary),  # lower bound key (NULL: unbounded)
+    Column("lo_in", Boolean, nullable=False),
+    Column("hi", LargeBinary),  # upper bound key (NULL: unbounded)
+    Column("hi_in", Boolean, nullable=False),
+    Column("exact", Text),  # a version of the explicit list (matched by text)
+    Column("fix", Text),
+    Index("ix_adv_spans_key", "ecosystem", "package"),
+    Index("ix_adv_spans_source", "source_id"),
 )
 
 adv_meta = Table(

@@ -6,16 +6,17 @@ the fix state, fixed version and severity are chosen from the merged records.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from functools import cache, lru_cache
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from stockade.model import Finding, Pillar, ResourceRef, Severity
 from stockade.model.errors import UsageError
+from stockade.model.finding import Status
 from stockade.scanning.advisories.store import AffectedRow, RecordRow
 from stockade.scanning.interface import VulnerabilityDetails
-from stockade.scanning.match_eval import json_strings
+from stockade.scanning.match_eval import json_strings, load_json
 from stockade.scanning.versions import Scheme
 
 if TYPE_CHECKING:
@@ -29,6 +30,32 @@ _FIX_RANK = {"fixed": 3, "wont-fix": 2, "not-fixed": 1, "unknown": 0}
 # One matching row: the affected row, its record, the fix of the interval the installed version
 # falls in, and the compatible release it was matched through (``redhat:9`` for Rocky 9), if any.
 RowHit: TypeAlias = tuple[AffectedRow, RecordRow, str | None, str | None]
+
+
+_T = TypeVar("_T")
+
+
+def slot_constructor(cls: type[_T]) -> Callable[..., _T]:
+    """A constructor of a frozen, slotted dataclass that fills the slots directly: the generated
+    ``__init__`` sets each field through ``object.__setattr__`` by name, and a large match builds
+    tens of thousands of findings. Every field is a required keyword (no defaults), so a field
+    added to the class fails at once in the callers; the result equals ``cls(**fields)``
+    (``tests/scanning/test_matcher_reference.py``)."""
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} has __post_init__: use its constructor")
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    setters = {f"_s{i}": getattr(cls, n).__set__ for i, n in enumerate(names)}
+    args = ", ".join(["*", *names])
+    body = "".join(f"\n    _s{i}(obj, {n})" for i, n in enumerate(names))
+    source = f"def build({args}):\n    obj = _new(_cls){body}\n    return obj\n"
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **setters}
+    exec(source, namespace)  # the source is built from the class's own field names
+    built: Callable[..., _T] = namespace["build"]
+    return built
+
+
+_new_finding = slot_constructor(Finding)
+_new_details = slot_constructor(VulnerabilityDetails)
 
 
 def _groups(n: int, ids: Sequence[tuple[str, ...]]) -> list[list[int]]:
@@ -101,18 +128,22 @@ def _merge(hits: list[RowHit]) -> list[_Group]:
     bundles: list[tuple[RowHit, tuple[str, ...]]] = []
     for h in hits:
         rec = h[1]
+        if rec[9] == "[]":  # most records bundle nothing: no JSON to decode
+            plain.append(h)
+            plain_ids.append((rec[1],) if rec[3] == "[]" else (rec[1], *load_json(rec[3])))
+            continue
         up = json_strings(rec[9])
         if len(up) > 1:
             bundles.append((h, up))
         else:
             plain.append(h)
             plain_ids.append((rec[1], *json_strings(rec[3]), *up))
-    groups = [
-        _Group([plain[m[0]]], set(plain_ids[m[0]]))
-        if len(m) == 1
-        else _Group([plain[i] for i in m], {x for i in m for x in plain_ids[i]})
-        for m in (_groups(len(plain), plain_ids) if plain else [])
-    ]
+    groups = []
+    for m in _groups(len(plain), plain_ids) if plain else []:
+        if len(m) == 1:
+            groups.append(_Group([plain[m[0]]], set(plain_ids[m[0]])))
+        else:
+            groups.append(_Group([plain[i] for i in m], {x for i in m for x in plain_ids[i]}))
     for h, up in bundles:
         joined = [g for g in groups if g.ids.intersection(up)]
         for g in joined:
@@ -159,13 +190,14 @@ def build_findings(
         else:
             severity = vendor or Severity.UNKNOWN
         out.append(
-            Finding(
+            _new_finding(
                 id=primary,
                 pillar=Pillar.SCANNING,
                 title=summary.splitlines()[0][:200] if summary else primary,
                 severity=severity,
                 resource=resource,
-                details=VulnerabilityDetails(
+                status=Status.FAIL,
+                details=_new_details(
                     package=pkg.name,
                     package_type=pkg.type,
                     installed_version=pkg.version,
@@ -180,6 +212,7 @@ def build_findings(
                     data_source=data_source,
                     urls=urls,
                 ),
+                compliance=(),
             )
         )
     return out

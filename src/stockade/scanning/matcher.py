@@ -7,9 +7,12 @@ RPM (``modularitylabel`` ``nodejs:18:...``) is looked up as ``nodejs:18/<source>
 advisories for that module stream apply. Rocky and AlmaLinux packages are also looked up in the
 RHEL release they declare compatibility with (``rocky:9`` -> ``redhat:9``), and SLE Micro for Rancher
 in SLE Micro's (``sle-micro-rancher:5.4`` -> ``sle-micro:5.4``); such findings say so in their data
-source. Language packages by ecosystem and normalized name. The comparison columns of all the
-rows for the inventory's keys are read in a few bulk queries, then the records of the matching rows
-only; each distinct ranges text is decoded once and each distinct version string parsed once per
+source. Language packages by ecosystem and normalized name. Each installed version's key is
+encoded once as bytes (``versions.sortable``) and the store's spans of each row's ranges
+(``advisories.spans``) let the database return only the rows the version falls in, with their
+records, in a few queries (one per ecosystem and 400 packages). Rows it cannot decide (RubyGems,
+Maven versions with qualifiers, versions an older importer stored that the scheme rejects) are
+walked in Python: each distinct ranges text decoded once, each version string parsed once per
 scheme (cached keys).
 
 Records that name each other (an id in another's aliases) are merged into one finding per
@@ -22,25 +25,34 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
+
+from sqlalchemy import Connection
 
 from stockade.model import Finding, ResourceRef
 from stockade.scanning.advisories import ecosystems
+from stockade.scanning.advisories.spans import UNKEYED
 from stockade.scanning.advisories.store import (
     AffectedRow,
+    RecordRow,
+    SpanHit,
     affected_rows,
     ecosystems_with_data,
     record_rows,
+    span_hits,
 )
 from stockade.scanning.interface import Inventory, Package, Unchecked
 from stockade.scanning.match_eval import (
+    AFFECTED_NO_FIX,
     StoredRanges,
     stored_range_fix,
     stored_ranges,
     versions_list,
 )
-from stockade.scanning.match_findings import build_findings
+from stockade.scanning.match_findings import RowHit, build_findings
 from stockade.scanning.versions import Scheme, VersionError, scheme_for
+from stockade.scanning.versions.sortable import NotSortable, stored_key
 from stockade.store.db import Store
 
 _LANGUAGE_TYPES = {
@@ -195,64 +207,80 @@ class Matcher:
             elif t.via is None and id(t.package) not in checked_pkgs:
                 group = (t.ecosystem, f"no advisory data for {t.ecosystem} in the store")
                 unchecked[group] = unchecked.get(group, 0) + 1
-        with self.store.connect() as conn:
-            rows = affected_rows(conn, {(t.ecosystem, t.name) for t in targets})
-        # Per scheme: ranges text -> decoded ranges (None: a version the scheme rejects). A
-        # distribution fix closes many CVEs of a package at the same version: decoded once.
-        memos: dict[str, dict[str, StoredRanges | None]] = {}
-        bad_rows: list[tuple[AffectedRow, VersionError]] = []
         # A package's own target and its compatible-release target give one set of findings.
         by_package: dict[int, list[Target]] = {}
         for t in targets:
             by_package.setdefault(id(t.package), []).append(t)
-        matched: list[tuple[Target, list[tuple[AffectedRow, str | None, str | None]], Scheme]] = []
+        # The installed version's key of each package, as stored bytes for the database to compare
+        # with the rows' spans (b"" for schemes whose rows are all evaluated in Python). A package's
+        # lookups are probes first, first + 1... (None: its rows are all walked in Python).
+        packages: list[tuple[list[Target], Scheme, Any, int | None]] = []
+        probes: dict[str, list[tuple[int, str, bytes, str]]] = {}
+        n_probes = 0
+        bad_versions: list[tuple[list[Target], VersionError]] = []
+        by_python: list[list[Target]] = []  # packages whose key cannot be stored as bytes
         for lookups in by_package.values():
-            hits: list[tuple[AffectedRow, str | None, str | None]] = []
             scheme = scheme_for(lookups[0].ecosystem)
             assert scheme is not None
-            memo = memos.setdefault(scheme.name, {})
-            key_of = scheme.key
+            try:
+                key = scheme.key(lookups[0].version)
+                stored = stored_key(scheme, key) or b""
+            except VersionError as exc:
+                bad_versions.append((lookups, exc))
+                continue
+            except NotSortable:
+                by_python.append(lookups)
+                packages.append((lookups, scheme, key, None))
+                continue
+            packages.append((lookups, scheme, key, n_probes))
             for t in lookups:
-                cands = rows.get((t.ecosystem, t.name))
-                if not cands:
-                    continue
-                try:
-                    key = scheme.key(t.version)
-                except VersionError as exc:
-                    skipped.append(f"{t.package.name}: {exc}")
-                    break
-                for row in cands:
-                    text = row[1]
-                    if text in memo:
-                        ranges = memo[text]
-                    else:
-                        try:
-                            ranges = memo[text] = stored_ranges(text, key_of)
-                        except VersionError as exc:  # only from data stored by an older importer
-                            ranges = memo[text] = None
-                            bad_rows.append((row, exc))
-                    if ranges is None:
-                        continue
-                    fix = stored_range_fix(key, ranges, key_of)
-                    # An explicit versions list names affected versions, not their fix.
-                    if fix is None and (row[2] == "[]" or t.version not in versions_list(row[2])):
-                        continue
-                    hits.append((row, fix or None, t.via))
+                probes.setdefault(t.ecosystem, []).append((n_probes, t.name, stored, t.version))
+                n_probes += 1
+        # Per probe: the span query's rows (see SpanHit), then per package the rows walked in
+        # Python, shaped alike.
+        found: list[list[SpanHit]] = [[] for _ in range(n_probes)]
+        with self.store.connect() as conn:
+            for eco, eco_probes in probes.items():
+                for r in span_hits(conn, eco, eco_probes):
+                    found[r[_PROBE]].append(r)
+            # An installed version the scheme rejects is reported when the package has advisories.
+            listed = affected_rows(
+                conn, {(t.ecosystem, t.name) for ts, _e in bad_versions for t in ts}
+            )
+            skipped.extend(
+                f"{ts[0].package.name}: {exc}"
+                for ts, exc in bad_versions
+                if any((t.ecosystem, t.name) in listed for t in ts)
+            )
+            python_rows = _python_rows(conn, by_python)
+        # Per scheme: ranges text -> decoded ranges (None: a version the scheme rejects). A
+        # distribution fix closes many CVEs of a package at the same version: decoded once.
+        memos: dict[str, dict[str, StoredRanges | None]] = {}
+        bad_rows: list[tuple[AffectedRow, RecordRow, VersionError]] = []
+        matched: list[tuple[Target, list[RowHit], Scheme]] = []
+        for lookups, scheme, key, first in packages:
+            hits: list[RowHit] = []
+            memo = memos.setdefault(scheme.name, {})
+            for j, t in enumerate(lookups):
+                if first is None:
+                    rows_in = python_rows.get((t.ecosystem, t.name), [])
+                else:
+                    rows_in = _first_per_row(found[first + j])
+                for r in rows_in:
+                    fix = r[_FIX]
+                    row: AffectedRow = r[_ROW:]
+                    if r[_SEQ] == UNKEYED:
+                        fix = _python_fix(row, r, t.version, key, scheme, memo, bad_rows)
+                        if fix is None:
+                            continue
+                    hits.append((row, r, fix or None, t.via))
             if hits:
                 matched.append((own_target[id(lookups[0].package)], hits, scheme))
-        # The records of the matching rows only: their ids, texts, scores and references.
-        with self.store.connect() as conn:
-            records = record_rows(
-                conn,
-                [r[5] for _t, hits, _s in matched for r, _f, _v in hits]
-                + [r[5] for r, _e in bad_rows],
-            )
-        skipped.extend(f"advisory {records[r[5]][1]} for {r[0]}: {exc}" for r, exc in bad_rows)
+        skipped.extend(f"advisory {rec[1]} for {r[0]}: {exc}" for r, rec, exc in bad_rows)
         findings: list[Finding] = []
         resource = _resource(inventory)
         for own, hits, scheme in matched:
-            found = [(r, records[r[5]], fix, via) for r, fix, via in hits]
-            findings.extend(build_findings(own, found, scheme, resource))
+            findings.extend(build_findings(own, hits, scheme, resource))
         return MatchReport(
             findings=tuple(findings),
             skipped=tuple(skipped),
@@ -262,6 +290,67 @@ class Matcher:
                 for (eco, reason), n in sorted(unchecked.items())
             ),
         )
+
+
+def _python_fix(
+    row: AffectedRow,
+    rec: RecordRow,
+    version: str,
+    key: Any,
+    scheme: Scheme,
+    memo: dict[str, StoredRanges | None],
+    bad_rows: list[tuple[AffectedRow, RecordRow, VersionError]],
+) -> str | None:
+    """The range walk in Python, for a row without stored spans: None when the installed version
+    is not affected, else its fix ("" when none)."""
+    text = row[1]
+    if text in memo:
+        ranges = memo[text]
+    else:
+        try:
+            ranges = memo[text] = stored_ranges(text, scheme.key)
+        except VersionError as exc:  # only from data stored by an older importer
+            ranges = memo[text] = None
+            bad_rows.append((row, rec, exc))
+    if ranges is None:
+        return None
+    fix = stored_range_fix(key, ranges, scheme.key)
+    # An explicit versions list names affected versions, not their fix.
+    if fix is None and row[2] != "[]" and version in versions_list(row[2]):
+        return AFFECTED_NO_FIX
+    return fix
+
+
+# Positions in a SpanHit: the record's columns first (a SpanHit is its own RecordRow), then the
+# probe, the span's seq and fix, the affected row's pk and the AffectedRow.
+_PROBE, _SEQ, _FIX, _PK, _ROW = 10, 11, 12, 13, 14
+
+
+def _first_per_row(rows: list[SpanHit]) -> list[SpanHit]:
+    """A probe's rows in pk order, each once: with its first matching range (lowest seq)."""
+    if len(rows) < 2:
+        return rows
+    rows.sort(key=lambda r: (r[_PK], r[_SEQ]))
+    out = [rows[0]]
+    for r in rows:
+        if r[_PK] != out[-1][_PK]:
+            out.append(r)
+    return out
+
+
+def _python_rows(
+    conn: Connection, packages: list[list[Target]]
+) -> dict[tuple[str, str], list[SpanHit]]:
+    """Every row of these packages (whose installed key cannot be stored as bytes), shaped as a
+    SpanHit of an unkeyed span, so that the walk in Python takes them."""
+    if not packages:
+        return {}
+    rows = affected_rows(conn, {(t.ecosystem, t.name) for ts in packages for t in ts})
+    records = record_rows(conn, [r[5] for found in rows.values() for r in found])
+    return {
+        k: [(*records[r[5]], None, UNKEYED, None, None, *r) for r in found]
+        for k, found in rows.items()
+    }
 
 
 @contextmanager

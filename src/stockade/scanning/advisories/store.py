@@ -17,10 +17,12 @@ from typing import Any, TypeAlias, cast
 from sqlalchemy import Connection, delete, func, insert, select, text
 
 from stockade.scanning.advisories.model import Advisory, ImportBatch, VersionRange
+from stockade.scanning.advisories.spans import Span, row_spans
 from stockade.scanning.advisory_tables import (
     adv_affected,
     adv_meta,
     adv_sources,
+    adv_spans,
     adv_vulnerabilities,
 )
 from stockade.scanning.versions import scheme_for
@@ -76,6 +78,7 @@ def write_batches(
 def _write_batch(conn: Connection, batch: ImportBatch, at: datetime) -> None:
     old = conn.execute(select(adv_sources.c.id).where(adv_sources.c.name == batch.source)).scalar()
     if old is not None:
+        conn.execute(delete(adv_spans).where(adv_spans.c.source_id == old))
         conn.execute(delete(adv_affected).where(adv_affected.c.source_id == old))
         conn.execute(delete(adv_vulnerabilities).where(adv_vulnerabilities.c.source_id == old))
         conn.execute(delete(adv_sources).where(adv_sources.c.id == old))
@@ -97,6 +100,7 @@ def _write_batch(conn: Connection, batch: ImportBatch, at: datetime) -> None:
     aff_pk = conn.execute(select(func.max(adv_affected.c.pk))).scalar() or 0
     vrows: list[dict[str, Any]] = []
     arows: list[dict[str, Any]] = []
+    srows: list[tuple[Any, ...]] = []
     # Rows are written in (ecosystem, package) order so that the rows of one package share disk
     # pages: a bulk lookup then reads a few pages per package instead of one page per row.
     for adv in sorted(batch.advisories, key=_first_key):
@@ -104,6 +108,8 @@ def _write_batch(conn: Connection, batch: ImportBatch, at: datetime) -> None:
         vrows.append(_vuln_row(adv, vuln_pk, source_id))
         for a in adv.affected:
             aff_pk += 1
+            ranges = [[r.type, _sorted_events(a.ecosystem, r)] for r in a.ranges]
+            srows += _span_rows(aff_pk, source_id, a.ecosystem, a.package, ranges, a.versions)
             arows.append(
                 {
                     "pk": aff_pk,
@@ -111,9 +117,7 @@ def _write_batch(conn: Connection, batch: ImportBatch, at: datetime) -> None:
                     "source_id": source_id,
                     "ecosystem": a.ecosystem,
                     "package": a.package,
-                    "ranges": json.dumps(
-                        [[r.type, _sorted_events(a.ecosystem, r)] for r in a.ranges]
-                    ),
+                    "ranges": json.dumps(ranges),
                     "versions": json.dumps(list(a.versions)),
                     "fix_state": str(a.fix_state),
                     "fixed_version": a.fixed_version,
@@ -121,8 +125,8 @@ def _write_batch(conn: Connection, batch: ImportBatch, at: datetime) -> None:
                 }
             )
         if len(vrows) >= _CHUNK:
-            _flush(conn, vrows, arows)
-    _flush(conn, vrows, arows)
+            _flush(conn, vrows, arows, srows)
+    _flush(conn, vrows, arows, srows)
 
 
 def _first_key(adv: Advisory) -> tuple[str, str]:
@@ -145,13 +149,64 @@ def _sorted_events(ecosystem: str, r: VersionRange) -> list[list[str]]:
     return sorted(events, key=order)
 
 
-def _flush(conn: Connection, vrows: list[dict[str, Any]], arows: list[dict[str, Any]]) -> None:
+def _flush(
+    conn: Connection,
+    vrows: list[dict[str, Any]],
+    arows: list[dict[str, Any]],
+    srows: list[tuple[Any, ...]],
+) -> None:
     if vrows:
         conn.execute(insert(adv_vulnerabilities), vrows)
     if arows:
         conn.execute(insert(adv_affected), arows)
+    if srows:
+        _insert_spans(conn, srows)
     vrows.clear()
     arows.clear()
+    srows.clear()
+
+
+_SPAN_COLUMNS = ("affected_pk", "source_id", "ecosystem", "package", *Span._fields)
+
+
+def _span_rows(
+    pk: int, source_id: int, ecosystem: str, package: str, ranges: Any, versions: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    return [
+        (pk, source_id, ecosystem, package, *span)
+        for span in row_spans(ecosystem, ranges, versions)
+    ]
+
+
+def _insert_spans(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Plain tuples through the driver's executemany: SQLAlchemy's per-parameter processing
+    of the dict rows was most of the spans' share of an import."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    columns = ", ".join(_SPAN_COLUMNS)
+    marks = ", ".join([mark] * len(_SPAN_COLUMNS))
+    conn.exec_driver_sql(f"INSERT INTO adv_spans ({columns}) VALUES ({marks})", rows)
+
+
+def fill_spans(conn: Connection) -> None:
+    """(Re)compute the spans of every stored affected row from its stored ranges: for stores
+    imported before ``adv_spans`` existed (run by their migration)."""
+    conn.execute(delete(adv_spans))
+    q = select(
+        adv_affected.c.pk,
+        adv_affected.c.source_id,
+        adv_affected.c.ecosystem,
+        adv_affected.c.package,
+        adv_affected.c.ranges,
+        adv_affected.c.versions,
+    ).order_by(adv_affected.c.pk)
+    srows: list[tuple[Any, ...]] = []
+    for pk, source_id, eco, package, ranges, versions in conn.execute(q).all():
+        srows += _span_rows(pk, source_id, eco, package, json.loads(ranges), json.loads(versions))
+        if len(srows) >= _CHUNK:
+            _insert_spans(conn, srows)
+            srows.clear()
+    if srows:
+        _insert_spans(conn, srows)
 
 
 def _vuln_row(adv: Advisory, pk: int, source_id: int) -> dict[str, Any]:
@@ -309,8 +364,10 @@ def _chunked_reads(
                 finally:
                     cur.close()
                 continue
-            q = select(*_AFFECTED_COLUMNS).where(
-                adv_affected.c.ecosystem == eco, adv_affected.c.package.in_(chunk)
+            q = (
+                select(*_AFFECTED_COLUMNS)
+                .where(adv_affected.c.ecosystem == eco, adv_affected.c.package.in_(chunk))
+                .order_by(adv_affected.c.pk)  # a package's rows in pk order, as SQLite's index
             )
             yield eco, [cast(AffectedRow, tuple(r)) for r in conn.execute(q)]
 
@@ -361,6 +418,66 @@ _SQLITE_RECORDS = (
     f"SELECT {_column_list(_RECORD_COLUMNS)} FROM adv_vulnerabilities "
     "WHERE adv_vulnerabilities.pk IN "
 )
+
+
+# One row of an installed version's span query: the RecordRow's columns (so the row serves as
+# its record), the probe's index, the span's range position (-1: the row is evaluated in Python)
+# and fix, the affected row's pk, then the AffectedRow (its package, ranges and versions only for
+# rows evaluated in Python: NULL otherwise).
+SpanHit: TypeAlias = tuple[Any, ...]
+_SPAN_SELECT = (
+    "SELECT "
+    + ", ".join(f"v.{c.name}" for c in _RECORD_COLUMNS)
+    + ", t.i, s.seq, s.fix, a.pk, "
+    + ", ".join(
+        f"CASE WHEN s.seq < 0 THEN a.{c.name} END"
+        if c.name in ("package", "ranges", "versions")
+        else f"a.{c.name}"
+        for c in _AFFECTED_COLUMNS
+    )
+    + " FROM {probes} JOIN adv_affected a ON a.pk = s.affected_pk"
+    " JOIN adv_vulnerabilities v ON v.pk = a.vuln_pk"
+    " WHERE (s.exact IS NULL"
+    " AND (s.lo IS NULL OR s.lo < t.k OR (s.lo_in AND s.lo = t.k))"
+    " AND (s.hi IS NULL OR t.k < s.hi OR (s.hi_in AND t.k = s.hi)))"
+    " OR s.exact = t.ver"
+)
+# SQLite: the probes drive the join (CROSS JOIN keeps that order), each through the key index.
+_SQLITE_SPANS = _SPAN_SELECT.replace(
+    "{probes}",
+    "t CROSS JOIN adv_spans s ON s.ecosystem = ? AND s.package = t.name",
+)
+_PG_SPANS = _SPAN_SELECT.replace(
+    "{probes}", "t JOIN adv_spans s ON s.ecosystem = %s AND s.package = t.name"
+)
+_SPAN_CHUNK = 400  # probes per query (four parameters each)
+
+
+def span_hits(
+    conn: Connection, ecosystem: str, probes: Sequence[tuple[int, str, bytes, str]]
+) -> list[SpanHit]:
+    """The rows whose spans contain each probe (index, package, version key bytes, version text)
+    of one ecosystem, with their records; unkeyed rows (seq -1) come back for every probe of
+    their package. A row may come once per matching range (the lowest seq is the answer)."""
+    dbapi = _sqlite_dbapi(conn)
+    out: list[SpanHit] = []
+    for n in range(0, len(probes), _SPAN_CHUNK):
+        chunk = probes[n : n + _SPAN_CHUNK]
+        params: list[Any] = [x for probe in chunk for x in probe]
+        if dbapi is not None:
+            values = ", ".join(["(?, ?, ?, ?)"] * len(chunk))
+            sql = f"WITH t(i, name, k, ver) AS (VALUES {values}) {_SQLITE_SPANS}"
+            cur = dbapi.cursor()
+            try:
+                cur.execute(sql, [*params, ecosystem])
+                out += cur.fetchall()
+            finally:
+                cur.close()
+            continue
+        values = ", ".join(["(%s::integer, %s::text, %s::bytea, %s::text)"] * len(chunk))
+        sql = f"WITH t(i, name, k, ver) AS (VALUES {values}) {_PG_SPANS}"
+        out += [tuple(r) for r in conn.exec_driver_sql(sql, (*params, ecosystem))]
+    return out
 
 
 def ecosystems_with_data(conn: Connection, ecosystems: Iterable[str]) -> set[str]:

@@ -1,0 +1,88 @@
+"""The stored byte keys (``versions.sortable``) order exactly as the schemes' parsed keys do, on
+the generated versions of the property tests and the golden lists."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stockade.scanning.versions import SCHEMES
+from stockade.scanning.versions.sortable import (
+    SORTABLE_SCHEMES,
+    NotSortable,
+    sortable,
+    sortable_key,
+)
+from tests.scanning.versions.test_version_golden import GOLDEN
+from tests.scanning.versions.test_version_properties import STRATEGIES
+
+
+def _sign(x: int) -> int:
+    return (x > 0) - (x < 0)
+
+
+@pytest.mark.parametrize("scheme", sorted(SORTABLE_SCHEMES))
+def test_stored_keys_order_like_the_parser(scheme: str) -> None:
+    s = SCHEMES[scheme]
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(STRATEGIES[scheme], STRATEGIES[scheme])
+    def check(a: str, b: str) -> None:
+        try:
+            ka, kb = sortable_key(s, a), sortable_key(s, b)
+        except NotSortable:
+            assert scheme == "maven"  # only its versions with qualifiers are left out
+            return
+        assert ka is not None and kb is not None
+        assert _sign((ka > kb) - (ka < kb)) == s.compare(a, b)
+
+    check()
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=5),
+    st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=5),
+    st.sampled_from(["", ".Final", ".GA", ".RELEASE", ".0"]),
+)
+def test_maven_versions_of_numbers_are_stored_in_maven_order(
+    a: list[int], b: list[int], suffix: str
+) -> None:
+    s = SCHEMES["maven"]
+    va, vb = ".".join(map(str, a)), ".".join(map(str, b)) + suffix
+    ka, kb = sortable_key(s, va), sortable_key(s, vb)
+    assert ka is not None and kb is not None
+    assert _sign((ka > kb) - (ka < kb)) == s.compare(va, vb)
+
+
+@pytest.mark.parametrize("scheme", sorted(SORTABLE_SCHEMES & set(GOLDEN)))
+def test_stored_keys_order_the_golden_lists(scheme: str) -> None:
+    s = SCHEMES[scheme]
+    texts = [t for group in GOLDEN[scheme] for t in group]
+    for a in texts:
+        for b in texts:
+            try:
+                ka, kb = sortable_key(s, a), sortable_key(s, b)
+            except NotSortable:
+                assert scheme == "maven"
+                continue
+            assert ka is not None and kb is not None
+            assert _sign((ka > kb) - (ka < kb)) == s.compare(a, b), (a, b)
+
+
+def test_versions_with_their_own_order_are_not_encoded() -> None:
+    assert sortable_key(SCHEMES["rubygems"], "1.0") is None
+    for text in ("1.0-alpha", "1.0.sp1", "1-1", "2.0.0.M1"):
+        with pytest.raises(NotSortable):
+            sortable_key(SCHEMES["maven"], text)
+    assert sortable_key(SCHEMES["maven"], "1.0.Final") == sortable_key(SCHEMES["maven"], "1")
+
+
+def test_keys_out_of_range_are_refused() -> None:
+    with pytest.raises(NotSortable):
+        sortable((1 << 200,))
+    with pytest.raises(NotSortable):
+        sortable((1.5,))
+    # Prefixes first, NUL inside a string, negative numbers below zero below positive ones.
+    ordered = [(-300,), (-1,), (0,), (0, "a"), (0, "a", 1), (0, "a\x00"), (0, "b"), (1,), (256,)]
+    assert sorted(ordered, key=sortable) == ordered
