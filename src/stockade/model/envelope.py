@@ -207,7 +207,14 @@ def _data_fits(value: dict[str, Any]) -> bool:
     return True
 
 
+_SEVERITY_NAMES = {str(s): s for s in Severity}  # as Event.to_dict writes them: one lookup
+
+
 def _severity(value: Any) -> Severity:
+    if type(value) is str:
+        known = _SEVERITY_NAMES.get(value)
+        if known is not None:
+            return known
     if not isinstance(value, str) or len(value) > 32:
         _raise("severity", "expected a severity name")
     try:

@@ -204,12 +204,8 @@ class EventFilter:
         )
 
 
-_NO_LEVEL = -1  # ``level`` of :func:`_filtered`: the rows without one (stored before core_0002)
-
-
 def _filtered(q: Any, f: EventFilter, *, level: int | None = None) -> Any:
-    """``q`` with ``f``'s conditions; ``level``: exactly that level instead of ``f.min_level``
-    (``_NO_LEVEL``: the rows whose level is NULL)."""
+    """``q`` with ``f``'s conditions; ``level``: exactly that level instead of ``f.min_level``."""
     if f.category:
         q = q.where(events.c.category == f.category)
     if f.kind:
@@ -218,14 +214,12 @@ def _filtered(q: Any, f: EventFilter, *, level: int | None = None) -> Any:
         else:
             escaped = f.kind.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             q = q.where(events.c.kind.like(escaped.replace("*", "%"), escape="\\"))
-            implied = _glob_category(f.kind)
-            if implied and not f.category:
+            fixed = f.kind.partition("*")[0]
+            if "." in fixed and not f.category:
                 # ``scan.*`` can only match kinds of category ``scan``: say so, and its index
                 # serves the glob in time order
-                q = q.where(events.c.category == implied)
-    if level == _NO_LEVEL:
-        q = q.where(events.c.level.is_(None))
-    elif level is not None:
+                q = q.where(events.c.category == fixed.partition(".")[0])
+    if level is not None:
         q = q.where(events.c.level == level)
     elif f.min_level is not None:
         q = q.where(events.c.level >= int(f.min_level))
@@ -249,36 +243,16 @@ def _newest_first(q: Any, before: tuple[datetime, str] | None, limit: int) -> An
 
 def _page_query(f: EventFilter, before: tuple[datetime, str] | None, limit: int) -> Any:
     """The events of ``f`` newest first after ``before``. A minimum level is a range of values:
-    read as one (..., level, at, id) index range per value, each newest first, merged. A category
-    or a namespace without a level (and no exact kind, which has its own index) is read the same
-    way over every level: the (category|namespace, level, at, id) indexes serve both shapes
-    (core_0003's (category, at, id) and (namespace, at, id) were dropped by s7ingest_0001, two
-    indexes fewer for every stored event to update)."""
-    levels: list[int]
-    if f.min_level is not None:
-        levels = list(range(int(f.min_level), int(max(Severity)) + 1))
-    elif (f.category or f.namespace or _glob_category(f.kind)) and not _exact(f.kind):
-        levels = [*range(int(min(Severity)), int(max(Severity)) + 1), _NO_LEVEL]
-    else:
+    read as one (..., level, at, id) index range per value, each newest first, merged."""
+    if f.min_level is None:
         return _newest_first(_filtered(select(events), f), before, limit)
+    levels = range(int(f.min_level), int(max(Severity)) + 1)
     ranges = [
         select(_newest_first(_filtered(select(events), f, level=lv), before, limit).subquery())
         for lv in levels
     ]
     merged = union_all(*ranges).subquery() if len(ranges) > 1 else ranges[0].subquery()
     return select(merged).order_by(merged.c.at.desc(), merged.c.id.desc()).limit(limit)
-
-
-def _exact(kind: str | None) -> bool:
-    return bool(kind) and "*" not in str(kind)
-
-
-def _glob_category(kind: str | None) -> str | None:
-    """The category a kind glob names (``scan.*``: ``scan``; :func:`_filtered` adds it)."""
-    if not kind or "*" not in kind:
-        return None
-    fixed = kind.partition("*")[0]
-    return fixed.partition(".")[0] if "." in fixed else None
 
 
 def events_page(

@@ -29,11 +29,12 @@ events = Table(
     Column("rule", String(253)),
     Column("count", Integer, nullable=False, server_default="1"),
     Column("stored_at", DateTime(timezone=True)),  # when this store took it (live stream order)
-    # core_0003: every filter of the events API read in its (at, id) keyset order; a category or
-    # a namespace alone by its (..., level, at, id) index, a range per level (s7ingest_0001)
+    # core_0003: every filter of the events API read in its (at, id) keyset order
     Index("ix_events_at_id", "at", "id"),
     Index("ix_events_kind_at_id", "kind", "at", "id"),
+    Index("ix_events_category_at_id", "category", "at", "id"),
     Index("ix_events_level_at_id", "level", "at", "id"),
+    Index("ix_events_namespace_at_id", "namespace", "at", "id"),
     Index("ix_events_category_level_at_id", "category", "level", "at", "id"),
     Index("ix_events_namespace_level_at_id", "namespace", "level", "at", "id"),
     Index("ix_events_stored_at", "stored_at"),
