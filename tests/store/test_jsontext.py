@@ -109,3 +109,14 @@ def test_plain_values_take_the_fast_writer() -> None:
         json_text(row)
         == '{"kind":"pod","name":"web-1","namespace":"team-1","n":1.5,"ok":[true,null]}'
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), _JSON, max_size=4))
+def test_the_gate_takes_plain_data_as_plain_would_give_it(data: dict[str, Any]) -> None:
+    """_event_row skips plain() for data that is plain JSON already: the stored form is the same."""
+    from stockade.model.finding import plain
+    from stockade.store.rows import storable
+
+    if plain_json(data):
+        assert _same(storable(data), storable(plain(data)))
