@@ -776,6 +776,7 @@ def _answer(body: bytes) -> str:
         '{"x": "' + "a" * 65520 + '"}',
         '{"k": [' + ", ".join(["1"] * 30000) + "]}",
     ],
+    ids=lambda text: f"{text[:24]}...({len(text)})",
 )
 def test_event_data_checks_answer_alike_with_and_without_orjson(
     data_text: str, monkeypatch: pytest.MonkeyPatch
