@@ -735,3 +735,59 @@ def test_hostile_events_in_a_batch_are_one_line_input_errors(
     with pytest.raises(InputError) as caught:
         parse_batch(raw)
     assert detail in str(caught.value) and "\n" not in str(caught.value), caught.value
+
+
+def _data_body(data_text: str) -> bytes:
+    """A batch of one event whose ``data`` is ``data_text`` as written (NaN, huge integers...)."""
+    doc = event(0)
+    doc.pop("data", None)
+    text = json.dumps(doc)[:-1] + f', "data": {data_text}}}'
+    return (
+        '{"agent": {"name": "a", "node": "n", "version": "1"}, "events": [' + text + "]}"
+    ).encode()
+
+
+def _answer(body: bytes) -> str:
+    from stockade.events.ingest import parse_batch
+    from stockade.model import InputError
+
+    try:
+        return repr(parse_batch(body).events[0].data)
+    except InputError as exc:
+        return f"refused: {exc}"
+
+
+@pytest.mark.parametrize(
+    "data_text",
+    [
+        '{"x": ' + "[" * 16 + "1" + "]" * 16 + "}",  # 17 levels: refused
+        '{"x": ' + "[" * 15 + "1" + "]" * 15 + "}",  # 16 levels: taken
+        '{"x": "' + "[[[[[[[[[[[[[[[[[[[[" + '"}',  # brackets inside a string only
+        '{"x": NaN}',
+        '{"x": -Infinity}',
+        '{"x": 123456789012345678901234567890}',  # beyond orjson's 64-bit integers
+        '{"x": 18446744073709551616, "y": 1.5e300}',
+        '{"x": "\\ud800"}',  # a lone surrogate
+        '{"x": "' + "\\u007f" * 10000 + '"}',  # json.dumps writes each as six characters
+        '{"x": "' + "\\u007f" * 11000 + '"}',  # 66,000 characters for json.dumps: refused
+        '{"x": "' + "é" * 20000 + '"}',
+        '{"x": "' + "é" * 12000 + '"}',
+        '{"x": "' + "a" * 65530 + '"}',
+        '{"x": "' + "a" * 65520 + '"}',
+        '{"k": [' + ", ".join(["1"] * 30000) + "]}",
+    ],
+    ids=lambda text: f"{text[:24]}...({len(text)})",
+)
+def test_event_data_checks_answer_alike_with_and_without_orjson(
+    data_text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The data check measures plain JSON with orjson (a sixth of the limit is safe: json.dumps
+    writes at most six characters for one of orjson's bytes); every refusal and every size and
+    depth answer stays the reference's (json.dumps)."""
+    from stockade.model import envelope
+
+    assert envelope.orjson is not None and envelope._data_fits({"x": [1, "a", None]})
+    body = _data_body(data_text)
+    fast = _answer(body)
+    monkeypatch.setattr(envelope, "orjson", None)
+    assert fast == _answer(body)

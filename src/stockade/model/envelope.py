@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from stockade.model.errors import InputError, UsageError
+from stockade.model.jsonvalue import orjson, plain_json
 from stockade.model.resource import ResourceRef
 from stockade.model.severity import Severity
 
@@ -168,6 +169,8 @@ def _data(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         _raise("data", "expected an object")
+    if orjson is not None and _data_fits(value):
+        return value
     try:
         text: str | None = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
@@ -184,7 +187,34 @@ def _data(value: Any) -> dict[str, Any]:
     return value
 
 
+def _data_fits(value: dict[str, Any]) -> bool:
+    """Whether ``value`` is plain JSON that :func:`_data`'s checks pass, measured with orjson (ten
+    times faster than :func:`json.dumps`); False decides nothing (the checks decide). orjson's
+    compact UTF-8 text holds the same brackets, and json.dumps's text is at most six times as
+    long (a DEL or control character becomes a six-character escape; separators gain a space,
+    other characters their escape), so a sixth of the limit is safe. A depth refusal is said
+    here as the checks would say it."""
+    try:
+        if not plain_json(value):
+            return False
+        fast = orjson.dumps(value)
+    except (TypeError, RecursionError):  # beyond 64-bit integers, lone surrogates, deep nesting
+        return False
+    if 6 * len(fast) > MAX_DATA_BYTES:
+        return False
+    if fast.count(b"{") + fast.count(b"[") > MAX_DATA_DEPTH and deeper_than(value, MAX_DATA_DEPTH):
+        _raise("data", f"nested deeper than {MAX_DATA_DEPTH} levels")
+    return True
+
+
+_SEVERITY_NAMES = {str(s): s for s in Severity}  # as Event.to_dict writes them: one lookup
+
+
 def _severity(value: Any) -> Severity:
+    if type(value) is str:
+        known = _SEVERITY_NAMES.get(value)
+        if known is not None:
+            return known
     if not isinstance(value, str) or len(value) > 32:
         _raise("severity", "expected a severity name")
     try:

@@ -17,13 +17,13 @@ the driver's ``executemany`` of one ``INSERT ... ON CONFLICT DO UPDATE`` on SQLi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.exc import DBAPIError
 
+from stockade.store.jsontext import json_text
 from stockade.store.tables import events
 
 _COLUMNS = tuple(c.name for c in events.c)
@@ -209,7 +209,7 @@ def _copy(conn: Connection, table: Table, statement: str, rows: list[dict[str, A
                     if value is not None:
                         text = texts.get(id(value))
                         if text is None:
-                            text = texts[id(value)] = json.dumps(value)
+                            text = texts[id(value)] = json_text(value)
                         values[i] = text
                 copy.write_row(values)
     except psycopg.Error as exc:

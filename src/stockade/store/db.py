@@ -270,8 +270,11 @@ def _create_engine(raw: str) -> Engine:
     from sqlalchemy import create_engine, event
     from sqlalchemy.exc import ArgumentError
 
+    from stockade.store.jsontext import json_text
+
     try:
-        engine = create_engine(raw)
+        # JSON columns written by orjson where it writes what json.dumps would (see jsontext)
+        engine = create_engine(raw, json_serializer=json_text)
     except (ArgumentError, ModuleNotFoundError, ValueError) as exc:
         safe = redact_url(raw)
         raise ConfigError(f"cannot use database URL {safe!r}: {one_line(exc)}") from None

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from stockade.model import Event, Finding, ResourceRef, Severity
 from stockade.model.finding import plain
+from stockade.model.jsonvalue import plain_json
 from stockade.store.bulk import insert_new_rows
 from stockade.store.db import Store
 from stockade.store.rows import (  # noqa: F401 (OWN_IDS, storable, finding_rows: used from here)
@@ -70,7 +71,8 @@ def _event_row(e: Event, stored_at: datetime) -> dict[str, Any]:
         "resource": resource,
         "peer": _storable_ref(e.peer) if e.peer else None,
         "namespace": resource.get("namespace") if resource else None,
-        "data": storable(plain(e.data)),
+        # plain() on plain JSON (an agent's data) only copies it: the gate's walk copies it anyway
+        "data": storable(e.data if plain_json(e.data) else plain(e.data)),
         "action": _optional_text(e.action),
         "mode": _optional_text(e.mode),
         "node": _optional_text(e.node),
