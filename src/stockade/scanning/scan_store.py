@@ -376,7 +376,10 @@ def _record_sqlite(
     now: datetime,
 ) -> None:
     """:func:`record_scan` through sqlite3, in one transaction, with SQLAlchemy's encodings:
-    datetimes as naive UTC text, JSON as ``json.dumps`` text, booleans as 0/1."""
+    datetimes as naive UTC text, JSON as the engine's JSON writer writes it
+    (:func:`stockade.store.jsontext.json_text`), booleans as 0/1."""
+    from stockade.store.jsontext import json_text
+
     try:
         with conn:
             image_id = None
@@ -415,7 +418,7 @@ def _record_sqlite(
                 {
                     **f,
                     "at": _sqlite_text(f["at"]),
-                    **{k: json.dumps(f[k]) for k in ("resource", "details", "compliance")},
+                    **{k: json_text(f[k]) for k in ("resource", "details", "compliance")},
                 }
                 for f in found
             ]
