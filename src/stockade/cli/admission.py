@@ -162,7 +162,7 @@ def serve(
     from stockade.cli.agent import AgentOptions, reporting
     from stockade.model import Event
     from stockade.model.errors import StockadeError, UsageError
-    from stockade.store.records import record_events
+    from stockade.store.writer_process import EventStoreProcess
 
     if (cert is None) != (key is None):
         raise UsageError("--cert and --key go together")
@@ -213,12 +213,16 @@ def serve(
                 password=password,
             )
         source.warm()
+        # Events are stored by a child process: the database costs this process no core time
+        # and no interpreter lock while it serves.
+        stored_by = EventStoreProcess(db)
+        stored_by.start()
         with reporting(agent, ("admission",)) as reporter:
 
             def write(batch: list[Event]) -> int:
                 if reporter is not None:
                     reporter.add_all(batch)
-                return record_events(store, batch)
+                return stored_by(batch)
 
             app = AdmissionApp(pol, source, EventWriter(write), limits=limits)
             fetcher = _follow_controller(app, reporter) if policy is None else None
@@ -227,6 +231,7 @@ def serve(
             finally:
                 if fetcher is not None:
                     fetcher.stop()
+                stored_by.close()  # after the app's writer has handed over its last batch
 
     count = workers if workers is not None else default_workers()
     if count == 1:

@@ -67,6 +67,12 @@ class EventWriter:
             self._thread.join(timeout=10)
             self._thread = None
 
+    def write(self, batch: list[Event]) -> None:
+        """Store ``batch`` now, in the calling thread, as the writer thread stores its batches
+        (another process's writer hands its batches to :mod:`stockade.store.writer_process`)."""
+        if self._sink is not None:
+            self._store(batch)
+
     def _run(self) -> None:
         while True:
             stopping = self._stopping.wait(self._interval)
