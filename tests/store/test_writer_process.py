@@ -134,3 +134,39 @@ def test_write_stores_in_the_callers_thread_and_loses_only_the_refused_event(
     assert set(_stored(store)) == {e.id for e in events}
     assert writer.lost == 1
     store.close()
+
+
+def test_close_does_not_hang_on_a_child_that_stopped_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    from stockade.store import writer_process
+
+    monkeypatch.setattr(writer_process, "STOP_TIMEOUT", 1.0)
+    url = f"sqlite:///{tmp_path / 'stockade.db'}"
+    store = open_store(url)
+    child = EventStoreProcess(url)
+    child.start()
+    proc = child._proc
+    assert proc is not None
+    os.kill(proc.pid, signal.SIGSTOP)  # reads nothing more: the pipe fills, the writer blocks
+    big = "x" * 20_000
+    batches = [[_event(i * 10 + j, message=f"{i} {j} {big}") for j in range(10)] for i in range(12)]
+    writer = EventWriter(child)
+    handing = threading.Thread(target=lambda: [writer.write(b) for b in batches], daemon=True)
+    handing.start()
+    time.sleep(0.5)
+    assert handing.is_alive()  # blocked on the full pipe
+    with caplog.at_level(logging.ERROR, logger="stockade.store"):
+        started = time.monotonic()
+        child.close()
+        assert time.monotonic() - started < 15
+        handing.join(timeout=15)
+    assert not handing.is_alive()
+    assert "stopped reading its input" in caplog.text
+    ids = [e.id for e in list_events(store, limit=1000)]
+    assert len(ids) == len(set(ids))  # never twice
+    assert writer.lost > 0  # handed after close: refused, counted and logged
+    assert "could not store" in caplog.text
+    store.close()

@@ -49,15 +49,19 @@ class EventStoreProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()  # one writer thread normally; ``close`` may race it
         self.started = 0  # children started (more than one: a child died and was replaced)
+        self._closed = False  # by ``close``: a batch handed later is refused, not a new child's
 
     def start(self) -> None:
         """Start the child now (else with the first batch)."""
         with self._lock:
+            self._closed = False
             self._child()
 
     def __call__(self, batch: list[Event]) -> int:
         data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
         with self._lock:
+            if self._closed:
+                raise StoreError("event store process: closed")
             proc = self._child()
             assert proc.stdin is not None
             try:
@@ -71,7 +75,15 @@ class EventStoreProcess:
 
     def close(self) -> None:
         """End the child's input and wait until it has stored what it read."""
-        with self._lock:
+        if not self._lock.acquire(timeout=STOP_TIMEOUT):
+            # A batch has been waiting that long for room in the pipe: the child stopped reading.
+            stuck = self._proc
+            if stuck is not None:
+                stuck.kill()  # the write fails, and the lock comes free
+            log.error("event store process stopped reading its input: killed")
+            self._lock.acquire()
+        try:
+            self._closed = True
             proc, self._proc = self._proc, None
             if proc is None:
                 return
@@ -87,6 +99,8 @@ class EventStoreProcess:
                 return
             if proc.returncode:
                 log.error("event store process exited with code %d", proc.returncode)
+        finally:
+            self._lock.release()
 
     def _child(self) -> subprocess.Popen[bytes]:
         proc = self._proc
@@ -113,9 +127,14 @@ class EventStoreProcess:
             "event store process exited (%s); the events it had not stored are lost",
             f"code {code}" if code is not None else "its input is closed",
         )
+        assert proc.stdin is not None
         with contextlib.suppress(OSError):
-            assert proc.stdin is not None
             proc.stdin.close()
+        try:  # reaped: it stores what it read, then exits at the end of its input
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         self._proc = None
 
 
