@@ -75,6 +75,7 @@ class EventStoreProcess:
 
     def close(self) -> None:
         """End the child's input and wait until it has stored what it read."""
+        self._closed = True  # from now on a batch is refused (the one being written finishes)
         if not self._lock.acquire(timeout=STOP_TIMEOUT):
             # A batch has been waiting that long for room in the pipe: the child stopped reading.
             stuck = self._proc
@@ -83,7 +84,6 @@ class EventStoreProcess:
             log.error("event store process stopped reading its input: killed")
             self._lock.acquire()
         try:
-            self._closed = True
             proc, self._proc = self._proc, None
             if proc is None:
                 return
@@ -113,8 +113,10 @@ class EventStoreProcess:
             stdin=subprocess.PIPE,
         )
         assert proc.stdin is not None
-        with contextlib.suppress(OSError):  # a smaller pipe only blocks the writer thread sooner
-            fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+        resize = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux
+        if resize is not None:
+            with contextlib.suppress(OSError):  # a smaller pipe only blocks the writer sooner
+                fcntl.fcntl(proc.stdin.fileno(), resize, _PIPE_SIZE)
         url = self._url.encode()
         proc.stdin.write(_LENGTH.pack(len(url)) + url)
         self._proc = proc
