@@ -28,6 +28,7 @@ class EventWriter:
     """Queue events and write them in batches from one thread (started by ``start``)."""
 
     BATCH = 500
+    STOP_TIMEOUT = 10.0  # seconds ``stop`` waits for the queue to be stored
 
     def __init__(
         self,
@@ -64,7 +65,9 @@ class EventWriter:
         """Store what is queued, then stop the thread."""
         if self._thread is not None:
             self._stopping.set()
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=self.STOP_TIMEOUT)
+            if self._thread.is_alive():  # the process may end before they are
+                log.error("event writer stopping with %d events not stored yet", len(self._queue))
             self._thread = None
 
     def write(self, batch: list[Event]) -> None:

@@ -4,8 +4,10 @@ nor its interpreter lock on the database.
 :class:`EventStoreProcess` is an :class:`~stockade.store.writer.EventWriter` sink: each batch the
 writer thread hands it is pickled and written to the child's stdin (a pipe of 1 MiB; a full pipe
 blocks the writer thread, never a request, and the writer's own queue counts and logs what it
-cannot take). The child (``python -m stockade.store.writer_process``) runs at a lower CPU priority
-(nice +10: it takes what the serving processes leave), stores each batch as it arrives with the
+cannot take). The child (``python -m stockade.store.writer_process``) runs under ``SCHED_BATCH``:
+its fair share of the cores, so it keeps up with a saturated server, but its wake-ups never preempt a
+serving process (at nice +10 it fell behind a saturated server on a busy machine, and what it had
+not stored by shutdown was lost); it stores each batch as it arrives with the
 writer's own halving store (an event the database refuses is the only one lost, counted and
 logged, masked), and on end of input (the server stopped, or died) stores what it has read and
 exits.
@@ -34,7 +36,6 @@ from stockade.model.errors import StoreError
 
 log = logging.getLogger("stockade.store")
 
-NICE = 10  # the child's CPU priority below the server's
 _PIPE_SIZE = 1 << 20
 _LENGTH = struct.Struct("!I")  # each message: its length, then the pickled batch
 STOP_TIMEOUT = 30.0  # seconds the child gets to store what it has read
@@ -156,8 +157,8 @@ def serve(stream: IO[bytes]) -> int:
     from stockade.store.records import record_events
     from stockade.store.writer import EventWriter
 
-    with contextlib.suppress(OSError):
-        os.nice(NICE)
+    with contextlib.suppress(OSError, AttributeError):  # Linux: no wake-up preemption
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     url = _read_message(stream)
     if url is None:
         return 0
