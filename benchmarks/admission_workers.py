@@ -6,7 +6,7 @@ wrk thread is due at start + k / rate, whichever connection is free sends it), s
 one request does not slow the rate. The client's own CPU use is printed next to each figure, with
 the load average, so a client-bound or crowded run shows as such, and so is the webhook's own CPU
 time per review (all its processes, from /proc; and without the event store processes, which run at
-SCHED_BATCH and never preempt serving): on a crowded machine the latencies measure the queue for a
+nice +10 and take what serving leaves): on a crowded machine the latencies measure the queue for a
 core, the CPU per review still measures the webhook.
 
     python benchmarks/admission_workers.py [--workers N] [--rate 1000] [--connections 100]
@@ -136,7 +136,7 @@ def wrk(
     served = got["rps"] * seconds
     got["server_ms"] = (server_cpu(server) - cpu0) * 1000 / served if server and served else 0.0
     stored = (server_cpu(server, store=True) - store0) * 1000 / served if server and served else 0.0
-    got["serving_ms"] = got["server_ms"] - stored  # without the event store processes (SCHED_BATCH)
+    got["serving_ms"] = got["server_ms"] - stored  # without the event store processes (nice +10)
     return got
 
 

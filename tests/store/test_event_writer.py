@@ -105,3 +105,22 @@ def test_stopping_before_the_queue_is_stored_says_how_many_are_left(
     release.set()
     (line,) = [r.getMessage() for r in caplog.records if r.name == "stockade.store"]
     assert line == "event writer stopping with 100 events not stored yet"
+
+
+def test_stop_closes_the_sink_after_its_last_batch(sqlite_store: Store) -> None:
+    """Issue 19: the webhook's event store process must be closed inside uvicorn's shutdown
+    (uvicorn ends the worker with the SIGTERM it caught right after): ``stop`` calls
+    ``closing`` once the sink has had every batch."""
+    seen: list[str] = []
+
+    def sink(batch: list[Event]) -> int:
+        seen.append(f"batch {len(batch)}")
+        return record_events(sqlite_store, batch)
+
+    writer = EventWriter(sink, closing=lambda: seen.append("closed"))
+    for i in range(700):
+        writer.put(_ok(i))
+    writer.start()
+    writer.stop()
+    assert seen == ["batch 500", "batch 200", "closed"]
+    assert len(list_events(sqlite_store, limit=1000)) == 700

@@ -16,7 +16,7 @@ from stockade.model import Event, ResourceRef, Severity
 from stockade.store import Store, open_store
 from stockade.store.records import list_events
 from stockade.store.writer import EventWriter
-from stockade.store.writer_process import EventStoreProcess
+from stockade.store.writer_process import NICE, EventStoreProcess
 from tests.conftest import drop_pg_schema, pg_schema_url
 
 CARD = "4111111111111111"
@@ -68,19 +68,46 @@ def test_every_event_is_stored_once_by_the_child(store_url: tuple[Store, str]) -
     assert (writer.dropped, writer.lost, child.started) == (0, 0, 1)
 
 
-def test_the_child_never_preempts_serving(tmp_path: Path) -> None:
+def test_the_child_runs_at_a_lower_priority(tmp_path: Path) -> None:
     child = EventStoreProcess(f"sqlite:///{tmp_path / 'stockade.db'}")
     open_store(f"sqlite:///{tmp_path / 'stockade.db'}").close()
     child.start()
     try:
         proc = child._proc
         assert proc is not None
+        lowered = os.getpriority(os.PRIO_PROCESS, 0) + NICE
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and os.sched_getscheduler(proc.pid) != os.SCHED_BATCH:
+        while time.monotonic() < deadline and os.getpriority(os.PRIO_PROCESS, proc.pid) != lowered:
             time.sleep(0.02)
-        assert os.sched_getscheduler(proc.pid) == os.SCHED_BATCH
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == lowered
     finally:
         child.close()
+
+
+def test_a_child_behind_overflows_to_the_serving_process(tmp_path: Path) -> None:
+    """Issue 19: at nice +10 the child fell behind a saturated server on a busy machine (9,000 of
+    58,000 events unstored at shutdown). A batch the pipe has no room for is stored in place."""
+    from stockade.store.records import record_events
+
+    url = f"sqlite:///{tmp_path / 'stockade.db'}"
+    store = open_store(url)
+    child = EventStoreProcess(url, overflow=lambda batch: record_events(store, batch))
+    child.start()
+    proc = child._proc
+    assert proc is not None
+    os.kill(proc.pid, signal.SIGSTOP)  # behind: reads nothing for now
+    big = "x" * 20_000
+    events = [_event(i, message=f"{i} {big}") for i in range(120)]
+    writer = EventWriter(child)
+    for i in range(0, len(events), 10):
+        writer.write(events[i : i + 10])  # never blocks: the pipe holds 1 MiB
+    assert child.overflowed > 0
+    os.kill(proc.pid, signal.SIGCONT)
+    child.close()
+    stored = [e.id for e in list_events(store, limit=1000)]
+    assert sorted(stored) == sorted(e.id for e in events)  # each once, by one or the other
+    assert writer.lost == 0
+    store.close()
 
 
 def test_a_dead_child_is_replaced_and_logged(

@@ -162,6 +162,7 @@ def serve(
     from stockade.cli.agent import AgentOptions, reporting
     from stockade.model import Event
     from stockade.model.errors import StockadeError, UsageError
+    from stockade.store.records import record_events
     from stockade.store.writer_process import EventStoreProcess
 
     if (cert is None) != (key is None):
@@ -214,8 +215,8 @@ def serve(
             )
         source.warm()
         # Events are stored by a child process: the database costs this process no core time
-        # and no interpreter lock while it serves.
-        stored_by = EventStoreProcess(db)
+        # and no interpreter lock while it serves (here only when the child is behind).
+        stored_by = EventStoreProcess(db, overflow=lambda batch: record_events(store, batch))
         stored_by.start()
         with reporting(agent, ("admission",)) as reporter:
 
@@ -224,14 +225,17 @@ def serve(
                     reporter.add_all(batch)
                 return stored_by(batch)
 
-            app = AdmissionApp(pol, source, EventWriter(write), limits=limits)
+            # The child is closed with the writer (uvicorn's lifespan shutdown): uvicorn ends the
+            # process with the SIGTERM it caught right after, before any `finally` here runs.
+            writer = EventWriter(write, closing=stored_by.close)
+            app = AdmissionApp(pol, source, writer, limits=limits)
             fetcher = _follow_controller(app, reporter) if policy is None else None
             try:
                 run(app, host=host, port=port, certfile=certfile, keyfile=keyfile, sock=sock)
             finally:
                 if fetcher is not None:
                     fetcher.stop()
-                stored_by.close()  # after the app's writer has handed over its last batch
+                stored_by.close()  # no-op after the writer's stop; else (a failed start) now
 
     count = workers if workers is not None else default_workers()
     if count == 1:
