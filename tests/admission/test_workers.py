@@ -67,6 +67,48 @@ def test_two_workers_answer_and_shutdown_leaves_no_process(tmp_path: Path) -> No
     assert wait_gone(workers) == []
 
 
+def test_every_review_is_stored_once_by_the_workers_event_store_processes(
+    tmp_path: Path,
+) -> None:
+    """Issue 19: each worker hands its events to a child process (nice +10) that stores them;
+    at shutdown every review's event is stored, exactly once, and no process is left."""
+    from stockade.store import open_store
+    from stockade.store.records import list_events
+    from stockade.store.writer_process import NICE
+
+    hook = start_webhook(tmp_path, "--vulns", str(EXAMPLES / "vulns.yaml"), "--workers", "2")
+    try:
+        workers = children(hook.proc.pid)
+        stores = [c for w in workers for c in children(w)]
+        assert len(stores) == 2
+        assert all(
+            b"stockade.store.writer_process" in Path(f"/proc/{c}/cmdline").read_bytes()
+            for c in stores
+        )
+        lowered = os.getpriority(os.PRIO_PROCESS, 0) + NICE
+        deadline = time.monotonic() + 10  # each lowers its own priority as it starts
+        while time.monotonic() < deadline and any(
+            os.getpriority(os.PRIO_PROCESS, c) != lowered for c in stores
+        ):
+            time.sleep(0.05)
+        assert all(os.getpriority(os.PRIO_PROCESS, c) == lowered for c in stores)
+        uids = set()
+        for i in range(60):  # new connections: both workers answer
+            key = list(EXPECTED)[i % len(EXPECTED)]
+            review = review_for(OBJECTS[key])
+            uids.add(review["request"]["uid"])
+            with hook.client() as c:
+                post(c, review)
+    finally:
+        err = stop_webhook(hook)
+    assert hook.proc.returncode == 0, err
+    # Stored before the server's exit: each worker stops its child before its own end.
+    stored = [e.data.get("uid") for e in list_events(open_store(hook.db), kind="admission.*")]
+    assert [c for c in stores if alive(c)] == []
+    assert wait_gone(workers) == []
+    assert sorted(u for u in stored if u in uids) == sorted(uids)  # each once, none missing
+
+
 def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
     hook = start_webhook(tmp_path, "--vulns", str(EXAMPLES / "vulns.yaml"), "--workers", "2")
     workers = children(hook.proc.pid)

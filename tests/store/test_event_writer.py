@@ -85,3 +85,42 @@ def test_a_full_queue_drops_loudly_and_stores_the_rest(
     assert {e.id for e in list_events(any_store, limit=100)} == {e.id for e in events[:5]}
     (line,) = [r.getMessage() for r in caplog.records if r.name == "stockade.store"]
     assert "dropped 3 events" in line
+
+
+def test_stopping_before_the_queue_is_stored_says_how_many_are_left(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 19: a sink slower than the stop timeout (a database far behind) left events unstored
+    at shutdown without a word."""
+    import threading
+
+    release = threading.Event()
+    writer = EventWriter(lambda batch: release.wait(5), interval=0.01)
+    writer.STOP_TIMEOUT = 0.2
+    for i in range(600):  # one batch of 500 blocks in the sink; 100 wait behind it
+        writer.put(_ok(i))
+    writer.start()
+    with caplog.at_level(logging.ERROR, logger="stockade.store"):
+        writer.stop()
+    release.set()
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "stockade.store"]
+    assert line == "event writer stopping with 100 events not stored yet"
+
+
+def test_stop_closes_the_sink_after_its_last_batch(sqlite_store: Store) -> None:
+    """Issue 19: the webhook's event store process must be closed inside uvicorn's shutdown
+    (uvicorn ends the worker with the SIGTERM it caught right after): ``stop`` calls
+    ``closing`` once the sink has had every batch."""
+    seen: list[str] = []
+
+    def sink(batch: list[Event]) -> int:
+        seen.append(f"batch {len(batch)}")
+        return record_events(sqlite_store, batch)
+
+    writer = EventWriter(sink, closing=lambda: seen.append("closed"))
+    for i in range(700):
+        writer.put(_ok(i))
+    writer.start()
+    writer.stop()
+    assert seen == ["batch 500", "batch 200", "closed"]
+    assert len(list_events(sqlite_store, limit=1000)) == 700

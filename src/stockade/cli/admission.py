@@ -163,6 +163,7 @@ def serve(
     from stockade.model import Event
     from stockade.model.errors import StockadeError, UsageError
     from stockade.store.records import record_events
+    from stockade.store.writer_process import EventStoreProcess
 
     if (cert is None) != (key is None):
         raise UsageError("--cert and --key go together")
@@ -213,20 +214,28 @@ def serve(
                 password=password,
             )
         source.warm()
+        # Events are stored by a child process: the database costs this process no core time
+        # and no interpreter lock while it serves (here only when the child is behind).
+        stored_by = EventStoreProcess(db, overflow=lambda batch: record_events(store, batch))
+        stored_by.start()
         with reporting(agent, ("admission",)) as reporter:
 
             def write(batch: list[Event]) -> int:
                 if reporter is not None:
                     reporter.add_all(batch)
-                return record_events(store, batch)
+                return stored_by(batch)
 
-            app = AdmissionApp(pol, source, EventWriter(write), limits=limits)
+            # The child is closed with the writer (uvicorn's lifespan shutdown): uvicorn ends the
+            # process with the SIGTERM it caught right after, before any `finally` here runs.
+            writer = EventWriter(write, closing=stored_by.close)
+            app = AdmissionApp(pol, source, writer, limits=limits)
             fetcher = _follow_controller(app, reporter) if policy is None else None
             try:
                 run(app, host=host, port=port, certfile=certfile, keyfile=keyfile, sock=sock)
             finally:
                 if fetcher is not None:
                     fetcher.stop()
+                stored_by.close()  # no-op after the writer's stop; else (a failed start) now
 
     count = workers if workers is not None else default_workers()
     if count == 1:

@@ -28,6 +28,7 @@ class EventWriter:
     """Queue events and write them in batches from one thread (started by ``start``)."""
 
     BATCH = 500
+    STOP_TIMEOUT = 10.0  # seconds ``stop`` waits for the queue to be stored
 
     def __init__(
         self,
@@ -35,8 +36,10 @@ class EventWriter:
         *,
         max_queued: int = 100_000,
         interval: float = 0.05,
+        closing: Callable[[], Any] | None = None,
     ) -> None:
         self._sink = sink
+        self._closing = closing  # called by ``stop`` once the sink has had the last batch
         self._queue: deque[Event] = deque()
         self._max_queued = max_queued
         self._interval = interval  # seconds between two drains of the queue
@@ -61,11 +64,22 @@ class EventWriter:
         self._queue.append(event)  # atomic; the writer picks it up at its next drain
 
     def stop(self) -> None:
-        """Store what is queued, then stop the thread."""
+        """Store what is queued, stop the thread, then call ``closing`` (the sink's own end: a
+        server stops the child process that stores its events before its own process ends)."""
         if self._thread is not None:
             self._stopping.set()
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=self.STOP_TIMEOUT)
+            if self._thread.is_alive():  # the process may end before they are
+                log.error("event writer stopping with %d events not stored yet", len(self._queue))
             self._thread = None
+        if self._closing is not None:
+            self._closing()
+
+    def write(self, batch: list[Event]) -> None:
+        """Store ``batch`` now, in the calling thread, as the writer thread stores its batches
+        (another process's writer hands its batches to :mod:`stockade.store.writer_process`)."""
+        if self._sink is not None:
+            self._store(batch)
 
     def _run(self) -> None:
         while True:
