@@ -190,3 +190,44 @@ def test_close_does_not_hang_on_a_child_that_stopped_reading(
     assert writer.lost > 0  # handed after close: refused, counted and logged
     assert "could not store" in caplog.text
     store.close()
+
+
+def test_events_cross_the_pipe_masked(tmp_path: Path) -> None:
+    """What the serving process writes to its child holds no card number or SSN (PCI DSS 3.4:
+    the child is another process), and the events it carries are the store's masked forms."""
+    import pickle
+    import struct
+    import sys
+
+    from stockade.store.rows import storable_event
+
+    received = tmp_path / "received.bin"
+    child = EventStoreProcess(None)
+    child.command = [
+        sys.executable,
+        "-c",
+        f"import shutil, sys; shutil.copyfileobj(sys.stdin.buffer, open({str(received)!r}, 'wb'))",
+    ]
+    ssn = "536-90-4399"
+    planted = Event(
+        kind="admission.denied",
+        message=f"denied: card {CARD} in an env var",
+        source="admission",
+        resource=ResourceRef(
+            kind="pod", name="p1", namespace="shop", labels=(("billing", f"ssn {ssn}"),)
+        ),
+        peer=ResourceRef(kind="external", name=f"host-{CARD}"),
+        data={"env": [f"PAN={CARD}"], "connection": "c0ffee", "note": f"ssn {ssn}"},
+        rule=f"rule {CARD}",
+    )
+    plain = _event(2)
+    child([planted, plain])
+    child.close()
+    raw = received.read_bytes()
+    assert CARD.encode() not in raw and ssn.encode() not in raw
+    (size,) = struct.unpack("!I", raw[:4])  # the database URL first, then each batch
+    (length,) = struct.unpack("!I", raw[4 + size : 8 + size])
+    sent = pickle.loads(raw[8 + size : 8 + size + length])
+    assert sent == [storable_event(planted), plain]
+    assert sent[0].id == planted.id and sent[0].data["connection"] == "c0ffee"
+    assert "****" in sent[0].message and CARD not in repr(sent[0])

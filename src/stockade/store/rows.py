@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from stockade.model.finding import Event
 from stockade.model.redact import redact_text
+from stockade.model.resource import ResourceRef
 
 # Ids Stockade made itself (an event's link to its connection): never masked, only cleaned.
 OWN_IDS = frozenset({"id", "connection"})
@@ -43,6 +46,38 @@ def storable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [storable(v) for v in value]
     return value
+
+
+def storable_event(event: Event) -> Event:
+    """``event`` with every string in it as :func:`storable` stores it (the id is Stockade's own),
+    for an event that must leave the process before the store has masked it (the event store
+    child of :mod:`stockade.store.writer_process`)."""
+    return replace(
+        event,
+        kind=_storable_text(event.kind),
+        message=_storable_text(event.message),
+        source=_storable_text(event.source),
+        resource=_storable_ref(event.resource),
+        peer=_storable_ref(event.peer),
+        data=storable(event.data),
+        action=_optional_text(event.action),
+        mode=_optional_text(event.mode),
+        node=_optional_text(event.node),
+        rule=_optional_text(event.rule),
+    )
+
+
+def _storable_ref(ref: ResourceRef | None) -> ResourceRef | None:
+    if ref is None:
+        return None
+    return replace(
+        ref,
+        kind=_storable_text(ref.kind),
+        name=_storable_text(ref.name),
+        namespace=_optional_text(ref.namespace),
+        digest=_optional_text(ref.digest),
+        labels=tuple((_storable_text(k), _storable_text(v)) for k, v in ref.labels),
+    )
 
 
 # Strings the gate and the cleaning returned unchanged (kinds, names, namespaces, data keys: most

@@ -12,7 +12,9 @@ machine), the batch is stored by ``overflow`` in the serving process, as it was 
 so storage never falls further behind than the pipe holds (at nice +10 alone, 9,000 of 58,000
 events were still unstored at shutdown after 20 s at saturation, load 8).
 
-Each event crosses the pipe once and is stored once: a batch whose write fails (the child died)
+An event crosses the pipe already masked and cleaned as the store would store it
+(:func:`stockade.store.rows.storable_event`): nothing sensitive leaves the serving process
+unmasked, even to its own child. Each event crosses the pipe once and is stored once: a batch whose write fails (the child died)
 never reached a child whole, and goes to a new child; a child that exits other than at the end
 of its input is logged with its exit code. The database URL goes over the pipe, not the command
 line (where ``ps`` would show a password).
@@ -35,6 +37,7 @@ from typing import IO, Any
 
 from stockade.model import Event
 from stockade.model.errors import StoreError
+from stockade.store.rows import storable_event
 
 log = logging.getLogger("stockade.store")
 
@@ -52,6 +55,7 @@ class EventStoreProcess:
         self, url: str | None, *, overflow: Callable[[list[Event]], Any] | None = None
     ) -> None:
         self._url = url or ""
+        self.command = [sys.executable, "-m", "stockade.store.writer_process"]
         self._overflow = overflow  # stores a batch here when the child is behind
         self._room = 0  # the pipe's size in bytes (0: unknown, never overflow)
         self.overflowed = 0  # batches stored by ``overflow``
@@ -67,7 +71,7 @@ class EventStoreProcess:
             self._child()
 
     def __call__(self, batch: list[Event]) -> int:
-        data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps([storable_event(e) for e in batch], protocol=pickle.HIGHEST_PROTOCOL)
         with self._lock:
             if self._closed:
                 raise StoreError("event store process: closed")
@@ -121,10 +125,7 @@ class EventStoreProcess:
             return proc
         if proc is not None:
             self._ended(proc)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "stockade.store.writer_process"],
-            stdin=subprocess.PIPE,
-        )
+        proc = subprocess.Popen(self.command, stdin=subprocess.PIPE)
         assert proc.stdin is not None
         resize = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux
         if resize is not None:
