@@ -2,11 +2,17 @@
 per queued segment, on the segments benchmarks/firewall.py sends to user space for a new connection
 per request (the request, the response's headers, its body), with the same policy (Protect, DLP
 on the first 64 KiB). It shows where the handler's share of the added latency goes: the first
-segment (flow, protocol detection, DLP streams) against the later ones.
+segment (flow, protocol detection, DLP streams) against the later ones; then the segments of one
+keep-alive connection inside the inspected depth (request, response headers, response body, again).
 
-    python benchmarks/firewall_verdict.py [--connections 3000] [--rounds 5]
+``--loop compiled`` sends every segment through the compiled NFQUEUE loop as well (fastpath.c: the
+kernel's netlink messages written to a socketpair, the verdicts read back), so the figures include
+the loop's own cost: netlink parse, the call into Python, the verdict message.
 
-Each figure is the median over rounds of the mean per segment; the spread is the rounds' range.
+    python benchmarks/firewall_verdict.py [--connections 3000] [--rounds 5] [--loop compiled]
+
+Each figure is the median over rounds of the mean per segment (CPU time of the process, so other
+processes on a loaded machine do not count); the spread is the rounds' range.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import struct
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -69,10 +76,64 @@ def connection(port: int) -> list[tuple[bytes, int]]:
     ]
 
 
+def keepalive(port: int, requests: int) -> list[tuple[bytes, int]]:
+    """The segments of ``requests`` exchanges on one connection (8088: the keep-alive rule)."""
+    from stockade.firewall.enforce import marks
+
+    out, cs, ss = [], 1001, 5001
+    for i in range(requests):
+        out.append(
+            (segment(CLIENT, SERVER, port, 8088, cs, ss, REQUEST), marks.FIRST if not i else 0)
+        )
+        cs += len(REQUEST)
+        for data in (HEADERS, RESPONSE_BODY):
+            out.append((segment(SERVER, CLIENT, 8088, port, ss, cs, data), marks.REPLY))
+            ss += len(data)
+    return out
+
+
+class Through:
+    """Segments through the compiled loop: NFQUEUE messages in, verdict messages out."""
+
+    def __init__(self, judge) -> None:  # type: ignore[no-untyped-def]
+        import socket
+
+        from stockade.firewall.enforce import fastpath
+
+        module = fastpath.compiled()
+        if module is None:
+            raise SystemExit("the compiled loop is not built: python3 setup.py build_ext --inplace")
+        self.ours, self.kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for sock, opt in ((self.ours, socket.SO_SNDBUF), (self.kernel, socket.SO_RCVBUF)):
+            sock.setsockopt(socket.SOL_SOCKET, opt, 8 << 20)  # the verdicts of a whole connection
+        self.queue = fastpath.CompiledQueue.attach(module, self.ours.fileno(), 0, judge, 0)
+
+    def prepare(self, payload: bytes, mark: int) -> bytes:
+        """The NFQUEUE message the kernel would send (built before the clock starts)."""
+        attrs = (
+            _attr(1, struct.pack("!IHB", 1, 0x0800, 2))
+            + _attr(3, struct.pack("!I", mark))
+            + struct.pack("=HH", 4 + len(payload), 10)
+            + payload
+        )
+        body = struct.pack("=BBH", 0, 0, 0) + attrs
+        return struct.pack("=IHHII", 16 + len(body), 3 << 8, 0, 0, 0) + body
+
+    def drain(self, n: int) -> None:
+        for _ in range(n):
+            self.kernel.recv(256)
+
+
+def _attr(kind: int, data: bytes) -> bytes:
+    raw = struct.pack("=HH", 4 + len(data), kind) + data
+    return raw + b"\0" * (-len(raw) % 4)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--connections", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--loop", choices=("none", "compiled"), default="none")
     args = ap.parse_args()
     from stockade.firewall.enforce.inspector import Inspector
     from stockade.firewall.policy.endpoints import Directory
@@ -87,22 +148,55 @@ def main() -> None:
     ]
     engine = DlpEngine()
     per_segment: list[list[float]] = [[] for _ in SEGMENTS]
+    kept: list[float] = []
+    clock = time.process_time_ns
     for _ in range(args.rounds):
         insp = Inspector(policy, Directory(pods), dlp_engine=engine)
+
+        def judge(payload: bytes, mark: int, insp: Inspector = insp) -> tuple[int, bool]:
+            return insp.packet(payload, mark)[1], insp.decided
+
+        through = Through(judge) if args.loop == "compiled" else None
+
+        def prepared(
+            segs: list[tuple[bytes, int]], insp: Inspector = insp, through: Through | None = through
+        ) -> list[tuple[Any, tuple[Any, ...]]]:
+            if through is None:
+                return [(insp.packet, seg) for seg in segs]
+            return [(through.queue.dispatch, (through.prepare(*seg),)) for seg in segs]
+
         for i in range(100):  # warm: lazy imports, the verdict caches
-            for payload, mark in connection(10000 + i):
-                insp.packet(payload, mark)
+            for call, call_args in prepared(connection(10000 + i)):
+                call(*call_args)
+            if through is not None:
+                through.drain(3)
         spent = [0] * len(SEGMENTS)
         for i in range(args.connections):
-            for k, (payload, mark) in enumerate(connection(20000 + i % 40000)):
-                t0 = time.perf_counter_ns()
-                insp.packet(payload, mark)
-                spent[k] += time.perf_counter_ns() - t0
-        assert insp.stats["blocked"] == 0
+            for k, (call, call_args) in enumerate(prepared(connection(20000 + i % 40000))):
+                t0 = clock()
+                call(*call_args)
+                spent[k] += clock() - t0
+            if through is not None:
+                through.drain(3)
         for k in range(len(SEGMENTS)):
             per_segment[k].append(spent[k] / args.connections / 1e3)
+        # keep-alive: 100 exchanges per connection (about 20 KiB, inside the depth)
+        total = count = 0
+        for c in range(args.connections // 100 or 1):
+            calls = prepared(keepalive(30000 + c, 100))
+            t0 = clock()
+            for call, call_args in calls:
+                call(*call_args)
+            total += clock() - t0
+            count += len(calls)
+            if through is not None:
+                through.drain(len(calls))
+        kept.append(total / count / 1e3)
+        assert insp.stats["blocked"] == 0
+    loop = "through the compiled loop" if args.loop == "compiled" else "handler alone"
     print(
-        f"verdict handler, {args.connections} connections x {args.rounds} rounds (µs per segment)"
+        f"verdict handler ({loop}), {args.connections} connections x {args.rounds} rounds"
+        " (µs of CPU per segment)"
     )
     for name, values in zip(SEGMENTS, per_segment, strict=True):
         print(
@@ -111,6 +205,10 @@ def main() -> None:
         )
     total = [sum(v) for v in zip(*per_segment, strict=True)]
     print(f"  per connection    median {statistics.median(total):6.1f}")
+    print(
+        f"  keep-alive segment median {statistics.median(kept):5.1f}"
+        f"  (range {min(kept):.1f} to {max(kept):.1f})"
+    )
 
 
 if __name__ == "__main__":
