@@ -5,7 +5,11 @@ on the first 64 KiB). It shows where the handler's share of the added latency go
 segment (flow, protocol detection, DLP streams) against the later ones; then the segments of one
 keep-alive connection inside the inspected depth (request, response headers, response body, again).
 
-    python benchmarks/firewall_verdict.py [--connections 3000] [--rounds 5]
+``--loop compiled`` sends every segment through the compiled NFQUEUE loop as well (fastpath.c: the
+kernel's netlink messages written to a socketpair, the verdicts read back), so the figures include
+the loop's own cost: netlink parse, the call into Python, the verdict message.
+
+    python benchmarks/firewall_verdict.py [--connections 3000] [--rounds 5] [--loop compiled]
 
 Each figure is the median over rounds of the mean per segment (CPU time of the process, so other
 processes on a loaded machine do not count); the spread is the rounds' range. The collector is set
@@ -90,10 +94,48 @@ def keepalive(port: int, requests: int) -> list[tuple[bytes, int]]:
     return out
 
 
+class Through:
+    """Segments through the compiled loop: NFQUEUE messages in, verdict messages out."""
+
+    def __init__(self, judge) -> None:  # type: ignore[no-untyped-def]
+        import socket
+
+        from stockade.firewall.enforce import fastpath
+
+        module = fastpath.compiled()
+        if module is None:
+            raise SystemExit("the compiled loop is not built: python3 setup.py build_ext --inplace")
+        self.ours, self.kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for sock, opt in ((self.ours, socket.SO_SNDBUF), (self.kernel, socket.SO_RCVBUF)):
+            sock.setsockopt(socket.SOL_SOCKET, opt, 8 << 20)  # the verdicts of a whole connection
+        self.queue = fastpath.CompiledQueue.attach(module, self.ours.fileno(), 0, judge, 0)
+
+    def prepare(self, payload: bytes, mark: int) -> bytes:
+        """The NFQUEUE message the kernel would send (built before the clock starts)."""
+        attrs = (
+            _attr(1, struct.pack("!IHB", 1, 0x0800, 2))
+            + _attr(3, struct.pack("!I", mark))
+            + struct.pack("=HH", 4 + len(payload), 10)
+            + payload
+        )
+        body = struct.pack("=BBH", 0, 0, 0) + attrs
+        return struct.pack("=IHHII", 16 + len(body), 3 << 8, 0, 0, 0) + body
+
+    def drain(self, n: int) -> None:
+        for _ in range(n):
+            self.kernel.recv(256)
+
+
+def _attr(kind: int, data: bytes) -> bytes:
+    raw = struct.pack("=HH", 4 + len(data), kind) + data
+    return raw + b"\0" * (-len(raw) % 4)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--connections", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--loop", choices=("none", "compiled"), default="none")
     args = ap.parse_args()
     from stockade.firewall.enforce.inspector import Inspector
     from stockade.firewall.policy.endpoints import Directory
@@ -124,14 +166,23 @@ def main() -> None:
     for _ in range(args.rounds):
         insp = Inspector(policy, Directory(pods), dlp_engine=engine)
 
+        def judge(payload: bytes, mark: int, insp: Inspector = insp) -> tuple[int, bool]:
+            return insp.packet(payload, mark)[1], insp.decided
+
+        through = Through(judge) if args.loop == "compiled" else None
+
         def prepared(
-            segs: list[tuple[bytes, int]], insp: Inspector = insp
+            segs: list[tuple[bytes, int]], insp: Inspector = insp, through: Through | None = through
         ) -> list[tuple[Any, tuple[Any, ...]]]:
-            return [(insp.packet, seg) for seg in segs]
+            if through is None:
+                return [(insp.packet, seg) for seg in segs]
+            return [(through.queue.dispatch, (through.prepare(*seg),)) for seg in segs]
 
         for i in range(100):  # warm: lazy imports, the verdict caches
             for call, call_args in prepared(connection(10000 + i)):
                 call(*call_args)
+            if through is not None:
+                through.drain(3)
         gc.collect()
         collector = quiet_collector()
         spent = [0] * len(SEGMENTS)
@@ -140,6 +191,8 @@ def main() -> None:
                 t0 = clock()
                 call(*call_args)
                 spent[k] += clock() - t0
+            if through is not None:
+                through.drain(3)
         for k in range(len(SEGMENTS)):
             per_segment[k].append(spent[k] / args.connections / 1e3)
         # keep-alive: 100 exchanges per connection (about 20 KiB, inside the depth)
@@ -151,11 +204,14 @@ def main() -> None:
                 call(*call_args)
             total += clock() - t0
             count += len(calls)
+            if through is not None:
+                through.drain(len(calls))
         kept.append(total / count / 1e3)
         restore_collector(collector)
         assert insp.stats["blocked"] == 0
+    loop = "through the compiled loop" if args.loop == "compiled" else "handler alone"
     print(
-        f"verdict handler, {args.connections} connections x {args.rounds} rounds"
+        f"verdict handler ({loop}), {args.connections} connections x {args.rounds} rounds"
         " (µs of CPU per segment)"
     )
     for name, values in zip(SEGMENTS, per_segment, strict=True):

@@ -137,6 +137,9 @@ class Inspector:
         self._packet: tuple[FlowKey, int, int, int, int, int] | None = None
         # set when the packet just judged is best answered with a 403
         self.reply: Answer | None = None
+        # the packet just judged belongs to a decided connection whose later packets (but for
+        # SYNs, FINs, RSTs and a new flow's first) all get the same answer (see fastpath.py)
+        self.decided = False
         self._first = self._reply = False  # from the packet mark (see packet())
         self._notice = False  # the packet is a copy the kernel let pass (see end_seen)
         self._verdicts: dict[_VerdictKey, Verdict] = {}  # evaluate() is pure for a given policy
@@ -181,6 +184,7 @@ class Inspector:
         self._answer = (True, 0)
         self._packet = None
         self.reply = None
+        self.decided = False
         before = self._decoder.stats.malformed
         self._decoder.frame(time.monotonic(), LINK_RAW, payload, 0, len(payload))
         if self._decoder.stats.malformed != before:
@@ -219,6 +223,8 @@ class Inspector:
             self._answer = (True, flow.mark)
             if flags & (FIN | RST):
                 self._ended(flow, key, direction, flags)
+            else:
+                self.decided = True
             return
         streams = flow.streams
         stream = streams[direction] or self._stream(flow, direction)
@@ -240,6 +246,7 @@ class Inspector:
             self._ended(flow, key, direction, flags)
         elif flow.mark:
             flow.release()
+            self.decided = True
         self._answer = (True, flow.mark)
 
     def _noticed(self, ts: float, key: FlowKey, flags: int) -> None:
@@ -276,6 +283,7 @@ class Inspector:
             self._settle(flow, final=True)
             if flow.mark:
                 flow.release()
+        self.decided = bool(flow.mark)
         self._answer = (True, flow.mark)
 
     def expire(self, now: float | None = None, idle: float = IDLE_SECONDS) -> int:
