@@ -21,7 +21,7 @@ from stockade.network.dlp.engine import DlpEngine
 from tests.firewall.test_inspector import ACK, FIN, POLICY, PSH, SYN, packet
 from tests.firewall.test_policy_model import CRM, ORD, PAY
 
-PATHS = ["python", "compiled"]
+PATHS = ["python", "compiled", "own"]  # "own": first segments and DLP answered in C
 NF_ACCEPT = 1
 QUEUE = 7
 
@@ -168,13 +168,32 @@ def run_python(enf: Enforcer, cases: list[tuple[bytes, int]]) -> list[tuple[int,
 
 
 def run_compiled(
-    enf: Enforcer, cases: list[tuple[bytes, int]], counts: dict[str, int] | None = None
+    enf: Enforcer,
+    cases: list[tuple[bytes, int]],
+    counts: dict[str, int] | None = None,
+    *,
+    own: bool = False,
+    one_by_one: bool = False,
 ) -> list[tuple[int, int, int | None]]:
+    """``own``: the loop also answers connections from their first segment, as the enforcer runs
+    it (advice from the inspector, DLP scanned in C); ``one_by_one``: one read per packet."""
     ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    for sock, opt in ((ours, socket.SO_SNDBUF), (kernel, socket.SO_RCVBUF)):
+        sock.setsockopt(socket.SOL_SOCKET, opt, 4 << 20)
     fail = 0 if enf.settings.fail_open else marks.BLOCK
-    queue = fastpath.CompiledQueue.attach(compiled_module(), ours.fileno(), QUEUE, enf.judge, fail)
+    extra: dict[str, Any] = (
+        {"advise": enf.advise, "dlp": fastpath.dlp_expressions(enf._dlp)} if own else {}
+    )
+    queue = fastpath.CompiledQueue.attach(
+        compiled_module(), ours.fileno(), QUEUE, enf.judge, fail, **extra
+    )
     try:
-        assert queue.dispatch(batch(cases)) == len(cases)
+        assert not own or queue.dlp
+        if one_by_one:
+            for i, (p, m) in enumerate(cases, 1):
+                assert queue.dispatch(nfq_packet(i, m, p, last=True)) == 1
+        else:
+            assert queue.dispatch(batch(cases)) == len(cases)
         kernel.settimeout(2)
         out = [read_verdict(kernel.recv(256)) for _ in cases]
         if counts is not None:
@@ -186,7 +205,11 @@ def run_compiled(
         kernel.close()
 
 
-RUNS: dict[str, Run] = {"python": run_python, "compiled": run_compiled}
+def run_own(enf: Enforcer, cases: list[tuple[bytes, int]]) -> list[tuple[int, int, int | None]]:
+    return run_compiled(enf, cases, own=True)
+
+
+RUNS: dict[str, Run] = {"python": run_python, "compiled": run_compiled, "own": run_own}
 
 EXPECTED_MARKS = [
     None,
@@ -219,15 +242,16 @@ def test_every_queued_packet_gets_its_verdict_and_mark(path: str) -> None:
     assert all("4111 1111" not in repr(e.to_dict()) for e in events)
 
 
+def _events(events: list[Any]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in e.to_dict().items() if k not in ("id", "at")} for e in events]
+
+
 def test_both_loops_agree_packet_for_packet_and_event_for_event() -> None:
     results = {}
     for path in PATHS:
         events: list[Any] = []
-        results[path] = (RUNS[path](enforcer(events), CASES), [e.to_dict() for e in events])
-    strip = [{k: v for k, v in e.items() if k not in ("id", "at")} for e in results["python"][1]]
-    ours = [{k: v for k, v in e.items() if k not in ("id", "at")} for e in results["compiled"][1]]
-    assert results["python"][0] == results["compiled"][0]
-    assert strip == ours
+        results[path] = (RUNS[path](enforcer(events), CASES), _events(events))
+    assert results["python"] == results["compiled"] == results["own"]
 
 
 def test_segments_behind_a_decision_are_answered_in_c_without_python() -> None:
@@ -235,7 +259,8 @@ def test_segments_behind_a_decision_are_answered_in_c_without_python() -> None:
     run_compiled(enforcer(), CASES, counts)
     # 40001's two segments behind its block, 40003's second segment; the denied connection's
     # data after its SYN; its FIN goes to Python (the flow ends there)
-    assert counts == {"judged": len(CASES) - 4, "fast": 4, "errors": 0}
+    assert counts == {"judged": len(CASES) - 4, "fast": 4, "errors": 0,
+                      "owned": 0, "handed": 0, "replayed": 0}  # fmt: skip
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -248,9 +273,11 @@ def test_a_failing_judge_applies_the_fail_mode(path: str, fail_open: bool) -> No
 
     enf.inspector.packet = broken  # type: ignore[method-assign]
     got = RUNS[path](enf, CASES[:3])
+    # "own": the first segment (an allowed HTTP request) is answered in C without the handler;
+    # the reply, out of order for C, hands the connection back: both of its packets fail there
+    first = None if path == "own" else marks.BLOCK | marks.FIRST
     assert [m for _, _, m in got] == (
-        [None] * 3 if fail_open else [marks.BLOCK | marks.FIRST, marks.BLOCK | marks.REPLY,
-                                      marks.BLOCK | marks.FIRST]
+        [None] * 3 if fail_open else [first, marks.BLOCK | marks.REPLY, marks.BLOCK | marks.FIRST]
     )  # fmt: skip
     assert enf.errors == 3
 
@@ -265,7 +292,9 @@ def test_a_new_policy_forgets_the_decisions_the_c_loop_remembered() -> None:
         assert queue.counts()["fast"] == 1
         queue.forget()
         queue.dispatch(nfq_packet(3, 0, blocked[1][0], last=True))
-        assert queue.counts() == {"judged": 2, "fast": 1, "errors": 0}
+        assert {k: queue.counts()[k] for k in ("judged", "fast", "errors")} == {
+            "judged": 2, "fast": 1, "errors": 0
+        }  # fmt: skip
         assert [read_verdict(kernel.recv(256))[2] for _ in range(3)] == [
             marks.BLOCK | marks.FIRST,
             marks.BLOCK,
@@ -291,3 +320,221 @@ def test_switched_off_the_pure_python_loop_runs_and_says_so(
         fastpath.open_queue(QUEUE, enforcer().judge, 0)
     assert opened == [QUEUE]
     assert "pure-Python verdict loop; the compiled one is switched off" in caplog.text
+
+
+# Whole conversations, sequence numbers as the kernel passes them: what the compiled loop answers
+# alone from a connection's first segment (fastpath_own.c), and where it hands it back to Python.
+
+
+class Conversation:
+    """One TCP connection's segments with payload, client and server sequence numbers kept."""
+
+    def __init__(self, sport: int, dport: int = 8080, src: str = PAY.ip, dst: str = ORD.ip):
+        self.src, self.dst, self.sport, self.dport = src, dst, sport, dport
+        self.seq = [1000 + sport, 900_000 + sport]
+        self.out: list[tuple[bytes, int]] = []
+
+    def send(self, data: bytes, *, server: bool = False, flags: int = ACK | PSH) -> Conversation:
+        d = int(server)
+        ends = ((self.dst, self.src, self.dport, self.sport) if server
+                else (self.src, self.dst, self.sport, self.dport))  # fmt: skip
+        mark = marks.REPLY if server else (marks.FIRST if not self.out else 0)
+        self.out.append((seg(*ends, self.seq[d], self.seq[1 - d], data, flags), mark))
+        self.seq[d] = (self.seq[d] + len(data) + (1 if flags & FIN else 0)) & 0xFFFFFFFF
+        return self
+
+    def exchange(self, request: bytes, *answer: bytes) -> Conversation:
+        self.send(request)
+        for part in answer:
+            self.send(part, server=True)
+        return self
+
+
+def seg(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, data: bytes,
+        flags: int = ACK | PSH) -> bytes:  # fmt: skip
+    import ipaddress
+
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + data
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
+        ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed,
+    )  # fmt: skip
+    return ip + tcp
+
+
+JSON_REQ = (b"POST /orders HTTP/1.1\r\nHost: orders\r\nContent-Length: 23\r\n"
+            b"content-type: application/json\r\n\r\n{\"order\": 12, \"qty\": 2}")  # fmt: skip
+HEADERS = b"HTTP/1.0 200 OK\r\nServer: BaseHTTP/0.6\r\nDate: Sat, 05 Dec 2026 05:13:03 GMT\r\n"
+HEADERS += b"content-length: 12\r\n\r\n"
+BODY = b'{"ok": true}'
+CARD_REQ = b"POST /pay HTTP/1.1\r\nHost: orders\r\nContent-Length: 31\r\n\r\n" + CARD
+
+
+def _tls_hello() -> bytes:
+    import ssl
+
+    ctx = ssl.create_default_context()
+    tls = ctx.wrap_bio(ssl.MemoryBIO(), out := ssl.MemoryBIO(), server_hostname="orders")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return out.read()
+
+
+def conversations() -> dict[str, list[tuple[bytes, int]]]:
+    c = Conversation
+    chunked = (b"POST /pay HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"8\r\n4111 111\r\n17\r\n1 1111 1111\"}\r\n0\r\n\r\n")  # fmt: skip
+    out_of_order = c(41007).exchange(JSON_REQ, HEADERS, BODY)
+    late = out_of_order.out.pop(1)
+    out_of_order.out.insert(2, late)
+    return {
+        "keep-alive": c(41001)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .out,
+        "card in the third request": c(41002)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .exchange(CARD_REQ)
+        .send(JSON_REQ)
+        .out,
+        "card across two segments": c(41003)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .send(CARD_REQ[:-15])
+        .send(CARD_REQ[-15:])
+        .out,
+        "card in the response": c(41004)
+        .exchange(JSON_REQ, HEADERS, b'{"card": "4111-1111-1111-1111"}')
+        .out,
+        "segment ending in a digit": c(41005).send(JSON_REQ).send(b"4111 1111 1111 1111").out,
+        "chunked card": c(41006).exchange(JSON_REQ, HEADERS, BODY).send(chunked).out,
+        "out of order": out_of_order.out,
+        "ssn word in the body": c(41008).exchange(JSON_REQ, HEADERS, b'{"ssn": "078-05-1120"}').out,
+        "FIN after data": c(41009).exchange(JSON_REQ, HEADERS, BODY).send(b"", flags=ACK | FIN).out,
+        "TLS": c(41010, 8443).exchange(_tls_hello(), b"\x16\x03\x03\x00\x02\x02\x00").out,
+        "redis on the HTTP port": c(41011).exchange(REDIS, b"+OK\r\n").out,
+        "denied pair": c(41012, src=CRM.ip).exchange(JSON_REQ, HEADERS).out,
+        "port reused by a new connection": c(41001).exchange(CARD_REQ).out,
+    }
+
+
+@pytest.mark.parametrize("name", list(conversations()))
+def test_connections_answered_in_c_get_the_verdicts_and_events_of_python(name: str) -> None:
+    cases = conversations()["keep-alive"] + conversations()[name]  # the pair's advice is known
+    results = {}
+    for path in PATHS:
+        events: list[Any] = []
+        results[path] = (RUNS[path](enforcer(events), cases), _events(events))
+    assert results["own"] == results["python"] == results["compiled"]
+
+
+def test_plain_http_is_answered_in_c_from_the_first_segment_without_python() -> None:
+    judged: list[int] = []
+    enf = enforcer()
+    judge = enf.judge
+
+    def counting(payload: bytes, mark: int) -> tuple[int, bool]:
+        judged.append(mark)
+        return judge(payload, mark)
+
+    enf.judge = counting  # type: ignore[method-assign]
+    counts: dict[str, int] = {}
+    cases = [p for n in ("keep-alive", "TLS") for p in conversations()[n]]
+    got = run_compiled(enf, cases, counts, own=True, one_by_one=True)
+    assert [m for _, _, m in got] == [None] * len(cases)  # accepted, DLP keeps watching
+    assert judged == [] and counts["owned"] == 2 and counts["judged"] == 0
+
+
+def test_a_match_hands_the_connection_back_with_every_packet_in_order() -> None:
+    seen: list[bytes] = []
+    events: list[Any] = []
+    enf = enforcer(events)
+    judge = enf.judge
+
+    def recording(payload: bytes, mark: int) -> tuple[int, bool]:
+        seen.append(payload)
+        return judge(payload, mark)
+
+    enf.judge = recording  # type: ignore[method-assign]
+    counts: dict[str, int] = {}
+    request = b"POST /x HTTP/1.1\r\nHost: orders\r\n\r\n" + b'{"x": "4111 1111 1111 1111"}'
+    cases = (
+        Conversation(41020)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .send(request[:-11])
+        .send(
+            request[-11:]  # cut after "4111 1111 ": the prefilter matches in the second part
+        )
+        .out
+    )
+    got = run_compiled(enf, cases, counts, own=True, one_by_one=True)
+    assert seen == [p for p, _ in cases]  # the four answered in C, replayed, then the last
+    assert [m for _, _, m in got][-1] == marks.BLOCK
+    assert counts["handed"] == 1 and counts["replayed"] == len(cases) - 1
+    assert [e.kind for e in events] == ["dlp.blocked"]
+
+
+def test_a_new_policy_forgets_the_connections_answered_in_c() -> None:
+    enf = enforcer()
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    queue = fastpath.CompiledQueue.attach(
+        compiled_module(), ours.fileno(), QUEUE, enf.judge, 0,
+        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp),
+    )  # fmt: skip
+    try:
+        cases = conversations()["keep-alive"]
+        queue.dispatch(batch(cases[:3]))
+        assert queue.counts()["owned"] == 1
+        queue.forget()  # the enforcer's update(): the new inspector starts with no flows
+        queue.dispatch(batch(cases[3:4], 4))  # judged by Python, as a flow it never saw
+        assert queue.counts()["judged"] == 1 and queue.counts()["replayed"] == 0
+    finally:
+        queue.close()
+        ours.close()
+        kernel.close()
+
+
+HTTP_LINES = [
+    b"GET / HTTP/1.1\r\n", b"GET / HTTP/1.0\n", b"DELETE /x?y=1 HTTP/1.1\r\r\n",
+    b"CONNECT orders:443 HTTP/1.1\r\n", b"GET  / HTTP/1.1\r\n", b"GET / HTTP/1.2\r\n",
+    b"get / HTTP/1.1\r\n", b"GET / HTTP/1.1", b"FETCH / HTTP/1.1\r\n", b"GET /\t HTTP/1.1\r\n",
+    b"GET / HTTP/1.1 \r\n", b"PROPFIND /a HTTP/1.1\r\nHost: x\r\n\r\n", b"GE",
+    b"GET " + b"a" * 600 + b" HTTP/1.1\r\n", b"GET /" + b"\xff" * 10 + b" HTTP/1.1\r\n",
+]  # fmt: skip
+
+
+def test_the_c_protocol_check_never_claims_what_python_detects_otherwise() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from stockade.firewall.enforce.inspector import _hello_pending
+    from stockade.network.protocols import detect
+
+    lib, ffi = compiled_module().lib, compiled_module().ffi
+    hello = _tls_hello()
+
+    def check(data: bytes) -> None:
+        app = lib.fp_app(ffi.from_buffer(data), len(data))
+        if app == fastpath.PAIR_HTTP:
+            assert detect(data, b"").protocol == "proto.http", data
+        elif app == fastpath.PAIR_TLS:
+            assert detect(data, b"").protocol == "proto.tls", data
+            assert not _hello_pending(bytearray(data), bytearray())
+        else:
+            assert app == 0
+
+    for data in [*HTTP_LINES, JSON_REQ, CARD_REQ, REDIS, hello, hello[:100], hello + b"x"]:
+        check(data)
+    assert lib.fp_app(JSON_REQ, len(JSON_REQ)) == fastpath.PAIR_HTTP
+    assert lib.fp_app(hello, len(hello)) == fastpath.PAIR_TLS
+    assert lib.fp_app(b"GET / HTTP/1.1", 14) == 0  # no end of line yet: Python waits
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        st.sampled_from([JSON_REQ, hello, *HTTP_LINES]), st.integers(0, 40), st.binary(max_size=3)
+    )
+    def altered(base: bytes, at: int, junk: bytes) -> None:
+        check(base[:at] + junk + base[at + len(junk) :])
+
+    altered()

@@ -207,6 +207,10 @@ class Enforcer:
             bits, decided = self._fail_bits, False
         return bits, decided
 
+    def advise(self, client: bytes, server: bytes, port: int) -> int:
+        """For the compiled loop: what it may answer alone between two ends (fastpath.PAIR_*)."""
+        return self.inspector.fast_bits(client, server, port)
+
     @property
     def _fail_bits(self) -> int:
         return 0 if self.settings.fail_open else marks.BLOCK
@@ -224,7 +228,13 @@ class Enforcer:
 
         with netns(self.node):  # the netlink sockets are opened inside the namespace
             try:
-                queue = open_queue(self.settings.queue, self.judge, self._fail_bits)
+                queue = open_queue(
+                    self.settings.queue,
+                    self.judge,
+                    self._fail_bits,
+                    advise=self.advise,
+                    dlp_engine=self._dlp,
+                )
             except OSError as exc:
                 raise EnforcementError(
                     f"cannot bind NFQUEUE {self.settings.queue} in {self.node} (another enforcer running?): {exc}"

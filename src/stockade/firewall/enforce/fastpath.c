@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -63,6 +64,7 @@ struct fp_queue {
     struct fp_slot *table;
     uint64_t judged, fast, errors;
     void *handle; /* the Python side, passed back to fp_judge */
+    struct fp_own *own; /* the connections answered here from their first segment (own.c part) */
 };
 
 /* what the parse of one IP packet gives */
@@ -128,8 +130,13 @@ static int fp_config(struct fp_queue *q, uint16_t type, const void *data, uint16
     return -1;
 }
 
+struct fp_own;
+static struct fp_own *fp_own_new(void);
+static void fp_own_free(struct fp_own *o);
+
 void fp_close(struct fp_queue *q) {
     if (q == NULL) return;
+    fp_own_free(q->own);
     if (q->fd >= 0) {
         uint8_t cmd[4] = {FP_CFG_CMD_UNBIND, 0, 0, 0};
         struct timeval tv = {1, 0};
@@ -149,7 +156,8 @@ static struct fp_queue *fp_new(int fd, uint16_t num) {
     q->num = num;
     q->buf = malloc(FP_BUFSIZE);
     q->table = calloc(FP_TABLE, sizeof *q->table);
-    if (q->buf == NULL || q->table == NULL) {
+    q->own = fp_own_new();
+    if (q->buf == NULL || q->table == NULL || q->own == NULL) {
         q->fd = -1;
         fp_close(q);
         errno = ENOMEM;
@@ -302,7 +310,12 @@ void fp_decided(struct fp_queue *q, const uint8_t *pkt, uint32_t len, uint32_t m
     slot->mark = mark;
 }
 
-void fp_forget_all(struct fp_queue *q) { memset(q->table, 0, FP_TABLE * sizeof *q->table); }
+static void fp_own_forget(struct fp_own *o);
+
+void fp_forget_all(struct fp_queue *q) {
+    memset(q->table, 0, FP_TABLE * sizeof *q->table);
+    fp_own_forget(q->own);
+}
 
 static int fp_verdict(struct fp_queue *q, uint32_t id, int has_mark, uint32_t mark) {
     uint8_t msg[64];
@@ -324,6 +337,8 @@ static int fp_verdict(struct fp_queue *q, uint32_t id, int has_mark, uint32_t ma
  * packet of the connection gets the same bits; negative: the callback failed. */
 #define FP_DECIDED (1LL << 32)
 static int64_t fp_judge(void *handle, const uint8_t *pkt, uint32_t len, uint32_t mark);
+static int fp_own_packet(struct fp_queue *q, const uint8_t *pkt, uint32_t len, uint32_t mark,
+                         uint32_t *bits);
 
 /* One PACKET message: answered from the table, else by Python; then the verdict. */
 static int fp_packet(struct fp_queue *q, struct nlmsghdr *h, uint32_t fail_mark) {
@@ -352,12 +367,19 @@ static int fp_packet(struct fp_queue *q, struct nlmsghdr *h, uint32_t fail_mark)
     }
     if (!have_id) return 0;
     int64_t add = -1;
+    uint32_t carried = 0; /* bits Python gave the packets of a connection handed back to it */
     if (payload != NULL) add = fp_known(q, payload, plen, mark);
+    if (add < 0 && payload != NULL) {
+        uint32_t own = 0;
+        if (fp_own_packet(q, payload, plen, mark, &own)) add = own; /* answered here */
+        else carried = own;
+    }
     if (add >= 0) {
         q->fast++;
     } else {
         q->judged++;
         add = payload == NULL ? 0 : fp_judge(q->handle, payload, plen, mark);
+        if (add >= 0) add |= carried;
         if (add < 0) { /* the callback raised: the fail mode decides */
             q->errors++;
             add = fail_mark;

@@ -9,6 +9,18 @@ decided from a small table of its own (the in-flight segments behind a decision)
 only for the others. The pure-Python path is the reference the tests compare it with; it is used
 when the extension was not built (no compiler at install time) or when
 ``STOCKADE_ENFORCER_FASTPATH=0``. A log line says which one runs.
+
+The compiled loop also answers the common connection alone from its first segment
+(fastpath_own.c): IPv4/TCP, an HTTP/1 request line or a whole TLS ClientHello from the client,
+between two ends on a port for which ``advise(client, server, port)`` (the inspector's
+``fast_bits``, asked once per pair and policy version) says the policy allows that protocol with no
+event to record. With nothing to look for in the bytes the connection is allowed there and then;
+with DLP, every in-order segment is scanned with the DLP engine's own Hyperscan expressions
+(:func:`dlp_expressions`) and answered in C while nothing matches. At the first thing Python must
+see (a prefilter or decoding-trigger match, a segment ending in a letter or digit, which the DLP
+stream checks at once, a segment out of order, a FIN or RST, a direction past the decoding's
+replay budget) the packets answered so far are handed to the judge in order, then the packet at
+hand: Python's flow and DLP streams end up as if it had judged every packet.
 """
 
 from __future__ import annotations
@@ -23,6 +35,14 @@ log = logging.getLogger("stockade.enforcer")
 
 # judge(payload, packet mark) -> (bits to add to the packet mark, the connection is decided)
 Judge = Callable[[bytes, int], tuple[int, bool]]
+# advise(client address, server address (4 bytes each), server port) -> PAIR_* bits
+Advise = Callable[[bytes, bytes, int], int]
+
+# What the compiled loop may answer alone for TCP connections from one end to another's port
+# (fastpath_own.c): PAIR_KNOWN always (the answer was given); PAIR_HTTP / PAIR_TLS: the policy
+# allows that protocol there with nothing to record; PAIR_SCAN: DLP looks at every segment (the
+# connection stays undecided); PAIR_ALLOW: nothing to look for, allowed once the protocol is known.
+PAIR_KNOWN, PAIR_HTTP, PAIR_TLS, PAIR_SCAN, PAIR_ALLOW = 1, 2, 4, 8, 16
 
 DECIDED = 1 << 32  # in the compiled loop's answer: the connection is decided (fastpath.c)
 MAX_LEN = 4096  # packets the kernel holds for the enforcer before it drops (or bypasses)
@@ -56,32 +76,116 @@ class Queue(Protocol):
     def close(self) -> None: ...
 
 
+def dlp_expressions(engine: Any) -> list[tuple[bytes, int, int]] | None:
+    """The (expression, id, Hyperscan flags) of ``engine``'s stream database, as its ``_compile``
+    builds them (sensors' prefilters and lead words, then the HTTP decoding triggers), for the
+    compiled loop; None where its DLP cannot be matched by one stream scan (another backend,
+    sensors Hyperscan refused and scanned by regex instead)."""
+    from stockade.network.dlp import engine as dlp
+    from stockade.network.dlp.triggers import TRIGGERS
+
+    if engine is None or engine.backend != "hs-stream" or engine.always_scan:
+        return None
+    hs = dlp.hyperscan
+    out: list[tuple[bytes, int, int]] = []
+    for si, compiled in enumerate(engine.sensors):
+        sensor = compiled.sensor
+        own = sensor.prefilter or sensor.patterns
+        base = hs.HS_FLAG_CASELESS if sensor.ignore_case else 0
+        flag = base if sensor.prefilter else base | hs.HS_FLAG_PREFILTER
+        for k, expr in enumerate([*own, *sensor.lead_prefilter]):
+            ident = si * dlp._ID_STRIDE + (k if k < len(own) else dlp._LEAD_ID + k - len(own))
+            out.append((expr.encode("latin-1"), ident, flag))
+    for k, (expr, caseless) in enumerate(TRIGGERS):
+        single = hs.HS_FLAG_SINGLEMATCH
+        out.append(
+            (expr, dlp._TRIGGER_ID + k, single | hs.HS_FLAG_CASELESS if caseless else single)
+        )
+    return None if any(b"\0" in e for e, _, _ in out) else out
+
+
 class CompiledQueue:
     kind = "compiled"
 
-    def __init__(self, module: Any, q: Any, judge: Judge, fail_mark: int, *, owned: bool = True):
+    def __init__(
+        self,
+        module: Any,
+        q: Any,
+        judge: Judge,
+        fail_mark: int,
+        *,
+        owned: bool = True,
+        advise: Advise | None = None,
+        dlp: list[tuple[bytes, int, int]] | None = None,
+    ):
         self._mod = module
         self._lib, self._ffi = module.lib, module.ffi
         self._q = q
         self._judge = judge
+        self._advise = advise or _never  # without advice nothing is answered from a first segment
         self._fail_mark = fail_mark
         self._owned = owned
         self._handle = self._ffi.new_handle(self)  # kept alive as long as the queue
-        self._lib.fp_set_handle(q, self._handle)
         _install(module)
+        self.dlp = False  # the loop scans DLP itself (see fastpath_own.c)
+        if advise is not None and dlp:
+            self.dlp = self._load_dlp(dlp)
+        self._lib.fp_set_handle(q, self._handle)
+
+    def _load_dlp(self, dlp: list[tuple[bytes, int, int]]) -> bool:
+        ffi = self._ffi
+        exprs = [ffi.new("char[]", e) for e, _, _ in dlp]
+        err = ffi.new("char[256]")
+        if self._lib.fp_dlp_load(
+            self._q,
+            ffi.new("char *[]", exprs),
+            ffi.new("unsigned int[]", [f for _, _, f in dlp]),
+            ffi.new("unsigned int[]", [i for _, i, _ in dlp]),
+            len(dlp),
+            err,
+            len(err),
+        ):
+            log.warning(
+                "the compiled loop leaves DLP to Python: %s",
+                ffi.string(err).decode(errors="replace"),
+            )
+            return False
+        return True
 
     @classmethod
-    def open(cls, module: Any, num: int, judge: Judge, fail_mark: int) -> CompiledQueue:
+    def open(
+        cls,
+        module: Any,
+        num: int,
+        judge: Judge,
+        fail_mark: int,
+        *,
+        advise: Advise | None = None,
+        dlp: list[tuple[bytes, int, int]] | None = None,
+    ) -> CompiledQueue:
         q = module.lib.fp_open(num, MAX_LEN)
         if q == module.ffi.NULL:
             err = module.ffi.errno
             raise OSError(err, os.strerror(err))
-        return cls(module, q, judge, fail_mark)
+        return cls(module, q, judge, fail_mark, advise=advise, dlp=dlp)
 
     @classmethod
-    def attach(cls, module: Any, fd: int, num: int, judge: Judge, fail_mark: int) -> CompiledQueue:
+    def attach(
+        cls,
+        module: Any,
+        fd: int,
+        num: int,
+        judge: Judge,
+        fail_mark: int,
+        *,
+        advise: Advise | None = None,
+        dlp: list[tuple[bytes, int, int]] | None = None,
+    ) -> CompiledQueue:
         """Over a socket the caller made (tests: one end of a socketpair stands for the kernel)."""
-        return cls(module, module.lib.fp_attach(fd, num), judge, fail_mark, owned=False)
+        return cls(
+            module, module.lib.fp_attach(fd, num), judge, fail_mark,
+            owned=False, advise=advise, dlp=dlp,
+        )  # fmt: skip
 
     def _answer(self, payload: bytes, mark: int) -> int:
         bits, decided = self._judge(payload, mark)
@@ -106,9 +210,16 @@ class CompiledQueue:
         self._lib.fp_forget_all(self._q)
 
     def counts(self) -> dict[str, int]:
+        """Packets judged by Python and answered in C, callback failures; connections answered
+        in C from their first segment, handed back to Python, and the packets replayed then."""
         out = self._ffi.new("uint64_t[3]")
         self._lib.fp_counts(self._q, out)
-        return {"judged": out[0], "fast": out[1], "errors": out[2]}
+        own = self._ffi.new("uint64_t[3]")
+        self._lib.fp_own_counts(self._q, own)
+        return {
+            "judged": out[0], "fast": out[1], "errors": out[2],
+            "owned": own[0], "handed": own[1], "replayed": own[2],
+        }  # fmt: skip
 
     def close(self) -> None:
         if self._q is not None:
@@ -117,6 +228,14 @@ class CompiledQueue:
 
 
 _installed: set[int] = set()
+
+
+def _never(client: bytes, server: bytes, port: int) -> int:
+    return PAIR_KNOWN  # nothing is answered from a first segment
+
+
+def _advice_failed(kind: Any, value: Any, tb: Any) -> None:
+    log.error("compiled loop: no advice (%s); the connection goes to Python", value)
 
 
 def _install(module: Any) -> None:
@@ -129,6 +248,14 @@ def _install(module: Any) -> None:
     def fp_judge(handle: Any, pkt: Any, length: int, mark: int) -> int:
         queue: CompiledQueue = ffi.from_handle(handle)
         return queue._answer(ffi.unpack(ffi.cast("char *", pkt), length), mark)
+
+    @ffi.def_extern(onerror=_advice_failed, error=0)  # type: ignore[untyped-decorator]
+    def fp_advise(handle: Any, client: Any, server: Any, port: int) -> int:
+        queue: CompiledQueue = ffi.from_handle(handle)
+        return (
+            int(queue._advise(ffi.buffer(client, 4)[:], ffi.buffer(server, 4)[:], port))
+            | PAIR_KNOWN
+        )
 
     _installed.add(id(module))
 
@@ -185,12 +312,26 @@ class PythonQueue:
             self._nfq = None
 
 
-def open_queue(num: int, judge: Judge, fail_mark: int) -> Queue:
-    """Bind NFQUEUE ``num`` in the current network namespace, compiled when possible."""
+def open_queue(
+    num: int,
+    judge: Judge,
+    fail_mark: int,
+    *,
+    advise: Advise | None = None,
+    dlp_engine: Any = None,
+) -> Queue:
+    """Bind NFQUEUE ``num`` in the current network namespace, compiled when possible (with
+    ``advise``, it also answers connections from their first segment, scanning DLP with
+    ``dlp_engine``'s expressions)."""
     module = compiled()
     if module is not None:
-        queue: Queue = CompiledQueue.open(module, num, judge, fail_mark)
-        log.info("NFQUEUE %d: compiled verdict loop", num)
+        dlp = dlp_expressions(dlp_engine) if advise is not None else None
+        queue = CompiledQueue.open(module, num, judge, fail_mark, advise=advise, dlp=dlp)
+        log.info(
+            "NFQUEUE %d: compiled verdict loop%s", num,
+            "" if advise is None else " (first segments and DLP in C)" if queue.dlp
+            else " (first segments in C, DLP in Python)",
+        )  # fmt: skip
         return queue
     why = (
         "switched off (STOCKADE_ENFORCER_FASTPATH=0)"

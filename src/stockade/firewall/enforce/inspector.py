@@ -173,6 +173,33 @@ class Inspector:
             )
         return v
 
+    def fast_bits(self, client: bytes, server: bytes, port: int) -> int:
+        """What the compiled loop may answer alone (``fastpath.PAIR_*``) for TCP connections from
+        ``client`` to ``server``:``port`` (packed IPv4 addresses) that open with an HTTP/1 request
+        or a TLS ClientHello: the protocols this policy allows there with no event to record, and
+        whether the bytes must still be scanned (DLP) or nothing is left to look for. Connections
+        that require TLS, run WAF rules, or are denied, recorded or learned stay with Python."""
+        from stockade.firewall.enforce import fastpath as fp
+
+        a, b = self._endpoint(client), self._endpoint(server)
+        needs = self._needs.get((a.ip, b.ip))
+        if needs is None:
+            needs = self._needs[(a.ip, b.ip)] = data_needs(self.policy, a, b, self.resolved)
+        if needs.require_tls or needs.waf:
+            return fp.PAIR_KNOWN
+        probe = _Flow(
+            client=(client, 0), l4="tcp", src=a, dst=b, port=port, needs=needs, pending=None
+        )
+        first = self._evaluate(probe).action  # what _flow() judges before the protocol is known
+        bits = fp.PAIR_KNOWN
+        if first not in ("allow", "inspect"):
+            return bits
+        for app, bit in (("proto.http", fp.PAIR_HTTP), ("proto.tls", fp.PAIR_TLS)):
+            action = self._evaluate(probe, app).action  # what _on_app() judges
+            if action == "allow" or (first == "allow" and action != "learn"):
+                bits |= bit
+        return bits | (fp.PAIR_SCAN if needs.data else fp.PAIR_ALLOW)
+
     # the netfilter side --------------------------------------------------------------------
 
     def packet(self, payload: bytes, mark: int = 0) -> tuple[bool, int]:
