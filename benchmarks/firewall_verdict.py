@@ -7,9 +7,11 @@ keep-alive connection inside the inspected depth (request, response headers, res
 
 ``--loop compiled`` sends every segment through the compiled NFQUEUE loop as well (fastpath.c: the
 kernel's netlink messages written to a socketpair, the verdicts read back), so the figures include
-the loop's own cost: netlink parse, the call into Python, the verdict message.
+the loop's own cost: netlink parse, the call into Python, the verdict message. ``--loop own``: the
+same, with the loop answering connections from their first segment and scanning DLP in C
+(fastpath_own.c), as the enforcer runs it.
 
-    python benchmarks/firewall_verdict.py [--connections 3000] [--rounds 5] [--loop compiled]
+    python benchmarks/firewall_verdict.py [--connections 3000] [--rounds 5] [--loop compiled|own]
 
 Each figure is the median over rounds of the mean per segment (CPU time of the process, so other
 processes on a loaded machine do not count); the spread is the rounds' range. The collector is set
@@ -48,8 +50,10 @@ RESPONSE_BODY = b'{"ok": true}'
 SEGMENTS = ("request", "response headers", "response body")
 
 
-def segment(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, data: bytes) -> bytes:
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, 0x18, 65535, 0, 0) + data
+def segment(
+    src: str, dst: str, sport: int, dport: int, seq: int, ack: int, data: bytes, flags: int = 0x18
+) -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + data
     ip = struct.pack(
         "!BBHHHBBH4s4s",
         0x45,
@@ -78,6 +82,14 @@ def connection(port: int) -> list[tuple[bytes, int]]:
     ]
 
 
+def ends(port: int, server_port: int = 8080) -> list[bytes]:
+    """The FINs of a connection, as ends.py hands them to the enforcer (they pass in the kernel)."""
+    return [
+        segment(CLIENT, SERVER, port, server_port, 0, 0, b"", 0x11),
+        segment(SERVER, CLIENT, server_port, port, 0, 0, b"", 0x11),
+    ]
+
+
 def keepalive(port: int, requests: int) -> list[tuple[bytes, int]]:
     """The segments of ``requests`` exchanges on one connection (8088: the keep-alive rule)."""
     from stockade.firewall.enforce import marks
@@ -97,7 +109,7 @@ def keepalive(port: int, requests: int) -> list[tuple[bytes, int]]:
 class Through:
     """Segments through the compiled loop: NFQUEUE messages in, verdict messages out."""
 
-    def __init__(self, judge) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, judge, advise=None, engine=None) -> None:  # type: ignore[no-untyped-def]
         import socket
 
         from stockade.firewall.enforce import fastpath
@@ -108,7 +120,8 @@ class Through:
         self.ours, self.kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         for sock, opt in ((self.ours, socket.SO_SNDBUF), (self.kernel, socket.SO_RCVBUF)):
             sock.setsockopt(socket.SOL_SOCKET, opt, 8 << 20)  # the verdicts of a whole connection
-        self.queue = fastpath.CompiledQueue.attach(module, self.ours.fileno(), 0, judge, 0)
+        own = {"advise": advise, "dlp": fastpath.dlp_expressions(engine)} if advise else {}
+        self.queue = fastpath.CompiledQueue.attach(module, self.ours.fileno(), 0, judge, 0, **own)
 
     def prepare(self, payload: bytes, mark: int) -> bytes:
         """The NFQUEUE message the kernel would send (built before the clock starts)."""
@@ -135,7 +148,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--connections", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--loop", choices=("none", "compiled"), default="none")
+    ap.add_argument("--loop", choices=("none", "compiled", "own"), default="none")
     args = ap.parse_args()
     from stockade.firewall.enforce.inspector import Inspector
     from stockade.firewall.policy.endpoints import Directory
@@ -169,7 +182,11 @@ def main() -> None:
         def judge(payload: bytes, mark: int, insp: Inspector = insp) -> tuple[int, bool]:
             return insp.packet(payload, mark)[1], insp.decided
 
-        through = Through(judge) if args.loop == "compiled" else None
+        through = (
+            None
+            if args.loop == "none"
+            else Through(judge, insp.fast_bits if args.loop == "own" else None, engine)
+        )
 
         def prepared(
             segs: list[tuple[bytes, int]], insp: Inspector = insp, through: Through | None = through
@@ -193,6 +210,8 @@ def main() -> None:
                 spent[k] += clock() - t0
             if through is not None:
                 through.drain(3)
+                for fin in ends(20000 + i % 40000):  # the enforcer's ends loop, not timed
+                    through.queue.ended(fin)
         for k in range(len(SEGMENTS)):
             per_segment[k].append(spent[k] / args.connections / 1e3)
         # keep-alive: 100 exchanges per connection (about 20 KiB, inside the depth)
@@ -206,10 +225,20 @@ def main() -> None:
             count += len(calls)
             if through is not None:
                 through.drain(len(calls))
+                for fin in ends(30000 + c, 8088):
+                    through.queue.ended(fin)
         kept.append(total / count / 1e3)
         restore_collector(collector)
         assert insp.stats["blocked"] == 0
-    loop = "through the compiled loop" if args.loop == "compiled" else "handler alone"
+        if through is not None:
+            counts = through.queue.counts()
+    loop = {
+        "none": "handler alone",
+        "compiled": "through the compiled loop",
+        "own": "through the compiled loop, first segments and DLP in C",
+    }[args.loop]
+    if through is not None:
+        print(f"last round's loop counts: {counts}")
     print(
         f"verdict handler ({loop}), {args.connections} connections x {args.rounds} rounds"
         " (µs of CPU per segment)"

@@ -429,6 +429,8 @@ def test_finished_inspected_connections_free_their_flows_without_a_round_trip(la
             seen["codes"] = [lab.curl("payments", ORDERS)[:2] for _ in range(4)]
             seen["queued"] = queued_packets(lab) - before
             seen["flows"] = len(enf.inspector._flows)
+            # or answered in the compiled loop from their first segments (fastpath_own.c)
+            seen["owned"] = enf._queue.counts().get("owned", 0) if enf._queue else 0
             deadline = time.monotonic() + END_GRACE + 5  # expired at the next poll
             while enf.inspector._flows and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -441,7 +443,7 @@ def test_finished_inspected_connections_free_their_flows_without_a_round_trip(la
     thread.join(timeout=30)
     assert seen["codes"] == [(0, "200")] * 4
     assert seen["queued"] <= 4 * 3  # data segments only: no FIN waited for a verdict
-    assert seen["flows"] >= 1 and seen["left"] == 0
+    assert (seen["flows"] >= 1 or seen["owned"] >= 1) and seen["left"] == 0
 
 
 KEEPALIVE_CLIENT = """

@@ -495,6 +495,35 @@ def test_a_new_policy_forgets_the_connections_answered_in_c() -> None:
         kernel.close()
 
 
+def test_an_ended_connection_is_freed_in_c_and_never_replayed() -> None:
+    enf = enforcer()
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    queue = fastpath.CompiledQueue.attach(
+        compiled_module(), ours.fileno(), QUEUE, enf.judge, 0,
+        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp),
+    )  # fmt: skip
+    try:
+        talk = Conversation(41030).exchange(JSON_REQ, HEADERS, BODY)
+        queue.dispatch(batch(talk.out))
+        assert queue.counts()["owned"] == 1
+        client_fin = talk.send(b"", flags=ACK | FIN).out.pop()[0]
+        queue.ended(client_fin)  # one direction: the connection is still open
+        late = Conversation(41030).exchange(JSON_REQ, HEADERS, BODY).out[1][0]  # a retransmission
+        queue.dispatch(nfq_packet(4, marks.REPLY, late, last=True))
+        assert queue.counts()["handed"] == 1 and queue.counts()["replayed"] == 3
+        talk = Conversation(41031).exchange(JSON_REQ, HEADERS, BODY)
+        queue.dispatch(batch(talk.out, 5))
+        for fin in (talk.send(b"", flags=ACK | FIN).out.pop()[0],
+                    talk.send(b"", server=True, flags=ACK | FIN).out.pop()[0]):  # fmt: skip
+            queue.ended(fin)  # both ways: freed, its packets with it
+        queue.dispatch(nfq_packet(8, marks.REPLY, talk.out[1][0], last=True))
+        assert queue.counts()["handed"] == 1 and queue.counts()["replayed"] == 3
+    finally:
+        queue.close()
+        ours.close()
+        kernel.close()
+
+
 HTTP_LINES = [
     b"GET / HTTP/1.1\r\n", b"GET / HTTP/1.0\n", b"DELETE /x?y=1 HTTP/1.1\r\r\n",
     b"CONNECT orders:443 HTTP/1.1\r\n", b"GET  / HTTP/1.1\r\n", b"GET / HTTP/1.2\r\n",

@@ -265,6 +265,7 @@ class Enforcer:
                     # end is noted (the end only ever frees the flow later; see END_GRACE)
                     for copy in ends.packets():
                         self.inspector.end_seen(copy)
+                        queue.ended(copy)
                 self._flush_learned()
                 if time.monotonic() >= next_poll:
                     next_poll = time.monotonic() + poll_every

@@ -71,6 +71,11 @@ class Queue(Protocol):
         """Drop every remembered decision (the policy changed)."""
         ...
 
+    def ended(self, packet: bytes) -> None:
+        """A FIN or RST that passed in the kernel (ends.py): connections answered in the loop
+        itself are forgotten a moment later."""
+        ...
+
     def counts(self) -> dict[str, int]: ...
 
     def close(self) -> None: ...
@@ -209,6 +214,9 @@ class CompiledQueue:
     def forget(self) -> None:
         self._lib.fp_forget_all(self._q)
 
+    def ended(self, packet: bytes) -> None:
+        self._lib.fp_own_end(self._q, packet, len(packet))
+
     def counts(self) -> dict[str, int]:
         """Packets judged by Python and answered in C, callback failures; connections answered
         in C from their first segment, handed back to Python, and the packets replayed then."""
@@ -302,6 +310,9 @@ class PythonQueue:
 
     def forget(self) -> None:
         pass  # nothing remembered here: every packet goes to the judge
+
+    def ended(self, packet: bytes) -> None:
+        pass  # the judge saw every packet (Inspector.end_seen frees its flows)
 
     def counts(self) -> dict[str, int]:
         return {"judged": self.judged, "fast": 0, "errors": self.errors}

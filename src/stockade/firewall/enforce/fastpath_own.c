@@ -15,11 +15,12 @@
 #include <hs/hs.h>
 #endif
 
-#define FP_OWN_FLOWS 4096                 /* a power of two */
+#define FP_OWN_FLOWS 16384                /* a power of two */
 #define FP_PAIRS 4096                     /* a power of two */
 #define FP_HELD_MAX (32u << 20)           /* bytes kept for all flows (decoding.HELD_TOTAL) */
 #define FP_DIR_MAX 65536u                 /* bytes per direction (decoding.DEFAULT_BUDGET) */
 #define FP_IDLE_SECONDS 300               /* inspector.IDLE_SECONDS */
+#define FP_SPARE_STREAMS 256              /* closed streams kept for reuse (reset, not freed) */
 #define FP_MARK_ALLOW 0x2                 /* marks.ALLOW */
 #define FP_REPLY 0x80                     /* marks.REPLY */
 
@@ -43,6 +44,7 @@ struct fp_flow {
     uint32_t next[2]; /* the next sequence number of the client (0) and of the server (1) */
     uint32_t bytes[2];
     long last;
+    uint8_t fins; /* directions whose FIN passed in the kernel (fp_own_end) */
     uint8_t *held; /* records: uint32 length, uint32 mark, the packet, padded to 4 */
     uint32_t held_len, held_cap;
 #ifndef FP_NO_HS
@@ -58,6 +60,8 @@ struct fp_own {
 #ifndef FP_NO_HS
     hs_database_t *db;
     hs_scratch_t *scratch;
+    hs_stream_t *spare[FP_SPARE_STREAMS];
+    int spares;
 #endif
 };
 
@@ -67,8 +71,14 @@ static struct fp_own *fp_own_new(void) { return calloc(1, sizeof(struct fp_own))
 
 static void fp_own_drop(struct fp_own *o, struct fp_flow *f) {
 #ifndef FP_NO_HS
-    for (int d = 0; d < 2; d++)
-        if (f->hs[d] != NULL) hs_close_stream(f->hs[d], o->scratch, NULL, NULL);
+    for (int d = 0; d < 2; d++) {
+        if (f->hs[d] == NULL) continue;
+        if (o->spares < FP_SPARE_STREAMS &&
+            hs_reset_stream(f->hs[d], 0, NULL, NULL, NULL) == HS_SUCCESS)
+            o->spare[o->spares++] = f->hs[d];
+        else
+            hs_close_stream(f->hs[d], o->scratch, NULL, NULL);
+    }
 #endif
     free(f->held);
     o->held -= f->held_len;
@@ -79,6 +89,9 @@ static void fp_own_forget(struct fp_own *o) {
     for (int i = 0; i < FP_OWN_FLOWS; i++)
         if (o->flows[i].key.used) fp_own_drop(o, &o->flows[i]);
     memset(o->pairs, 0, sizeof o->pairs);
+#ifndef FP_NO_HS
+    while (o->spares > 0) hs_close_stream(o->spare[--o->spares], o->scratch, NULL, NULL);
+#endif
 }
 
 static void fp_own_free(struct fp_own *o) {
@@ -263,6 +276,7 @@ static int fp_own_take(struct fp_queue *q, struct fp_flow *f, int dir, const uin
 #else
     struct fp_own *o = q->own;
     if (f->bytes[dir] + dlen > FP_DIR_MAX || fp_alnum(data[dlen - 1])) return 0;
+    if (f->hs[dir] == NULL && o->spares > 0) f->hs[dir] = o->spare[--o->spares];
     if (f->hs[dir] == NULL && hs_open_stream(o->db, 0, &f->hs[dir]) != HS_SUCCESS) {
         f->hs[dir] = NULL;
         return 0;
@@ -275,6 +289,27 @@ static int fp_own_take(struct fp_queue *q, struct fp_flow *f, int dir, const uin
     f->bytes[dir] += dlen;
     return 1;
 #endif
+}
+
+/* A FIN or RST of a connection that passed in the kernel (ends.py copies them to the enforcer):
+ * once both directions ended, the flow and its kept packets are freed (a retransmission after that
+ * goes to Python, as one does after inspector.END_GRACE for Python's flows). */
+void fp_own_end(struct fp_queue *q, const uint8_t *p, uint32_t len) {
+    if (len < 40 || p[0] >> 4 != 4 || p[9] != 6) return;
+    uint32_t ihl = (uint32_t)(p[0] & 0xF) * 4;
+    if (ihl < 20 || len < ihl + 20) return;
+    const uint8_t *t = p + ihl;
+    uint8_t flags = t[13];
+    if (!(flags & (FP_TCP_FIN | FP_TCP_RST))) return;
+    uint16_t sport = (uint16_t)(t[0] << 8 | t[1]), dport = (uint16_t)(t[2] << 8 | t[3]);
+    struct fp_key k;
+    fp_order(&k, p + 12, p + 16, 4, sport, dport);
+    k.proto = 6;
+    struct fp_flow *f = &q->own->flows[fp_hash(&k) & (FP_OWN_FLOWS - 1)];
+    if (!f->key.used || memcmp(&f->key, &k, sizeof k) != 0) return;
+    int dir = memcmp(f->client, p + 12, 4) == 0 && f->cport == sport ? 0 : 1;
+    f->fins |= (flags & FP_TCP_RST) ? 3 : (uint8_t)(1 << dir);
+    if (f->fins == 3) fp_own_drop(q->own, f);
 }
 
 /* 1: the packet is answered here (``*bits`` to add to its mark); 0: Python judges it, after any
@@ -317,9 +352,11 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
 #ifndef FP_NO_HS
         if (o->db == NULL) return 0;
 #endif
-        if (f->key.used) { /* another connection in the slot: idle ones are forgotten */
-            if (now - f->last > FP_IDLE_SECONDS) fp_own_drop(o, f);
-            else (void)fp_own_handback(q, f); /* Python keeps what it decides for that one */
+        if (f->key.used) { /* another connection in the slot: an idle one is forgotten */
+            if (now - f->last > FP_IDLE_SECONDS)
+                fp_own_drop(o, f);
+            else
+                (void)fp_own_handback(q, f); /* Python keeps what it decides for that one */
         }
         f->key = k;
         memcpy(f->client, p + 12, 4);
