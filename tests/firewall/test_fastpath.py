@@ -471,7 +471,8 @@ def test_a_match_hands_the_connection_back_with_every_packet_in_order() -> None:
     got = run_compiled(enf, cases, counts, own=True, one_by_one=True)
     assert seen == [p for p, _ in cases]  # the four answered in C, replayed, then the last
     assert [m for _, _, m in got][-1] == marks.BLOCK
-    assert counts["handed"] == 1 and counts["replayed"] == len(cases) - 1
+    assert counts["handed"] == counts["handed_match"] == 1
+    assert counts["replayed"] == len(cases) - 1
     assert [e.kind for e in events] == ["dlp.blocked"]
 
 
@@ -510,7 +511,8 @@ def test_an_ended_connection_is_freed_in_c_and_never_replayed() -> None:
         queue.ended(client_fin)  # one direction: the connection is still open
         late = Conversation(41030).exchange(JSON_REQ, HEADERS, BODY).out[1][0]  # a retransmission
         queue.dispatch(nfq_packet(4, marks.REPLY, late, last=True))
-        assert queue.counts()["handed"] == 1 and queue.counts()["replayed"] == 3
+        assert queue.counts()["handed"] == queue.counts()["handed_order"] == 1
+        assert queue.counts()["replayed"] == 3
         talk = Conversation(41031).exchange(JSON_REQ, HEADERS, BODY)
         queue.dispatch(batch(talk.out, 5))
         for fin in (talk.send(b"", flags=ACK | FIN).out.pop()[0],

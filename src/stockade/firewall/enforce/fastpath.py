@@ -43,6 +43,8 @@ Advise = Callable[[bytes, bytes, int], int]
 # allows that protocol there with nothing to record; PAIR_SCAN: DLP looks at every segment (the
 # connection stays undecided); PAIR_ALLOW: nothing to look for, allowed once the protocol is known.
 PAIR_KNOWN, PAIR_HTTP, PAIR_TLS, PAIR_SCAN, PAIR_ALLOW = 1, 2, 4, 8, 16
+# why connections went back to Python (fastpath_own.c FP_WHY_*), in counts() as handed_<cause>
+HANDED_BECAUSE = ("match", "alnum", "order", "end", "limit", "slot")
 
 DECIDED = 1 << 32  # in the compiled loop's answer: the connection is decided (fastpath.c)
 MAX_LEN = 4096  # packets the kernel holds for the enforcer before it drops (or bypasses)
@@ -222,12 +224,16 @@ class CompiledQueue:
         in C from their first segment, handed back to Python, and the packets replayed then."""
         out = self._ffi.new("uint64_t[3]")
         self._lib.fp_counts(self._q, out)
-        own = self._ffi.new("uint64_t[3]")
+        own = self._ffi.new("uint64_t[9]")
         self._lib.fp_own_counts(self._q, own)
-        return {
+        counts = {
             "judged": out[0], "fast": out[1], "errors": out[2],
             "owned": own[0], "handed": own[1], "replayed": own[2],
         }  # fmt: skip
+        for i, why in enumerate(HANDED_BECAUSE):
+            if own[3 + i]:  # only causes that happened: the closing log line stays short
+                counts[f"handed_{why}"] = own[3 + i]
+        return counts
 
     def close(self) -> None:
         if self._q is not None:

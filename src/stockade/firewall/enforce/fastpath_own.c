@@ -24,6 +24,14 @@
 #define FP_MARK_ALLOW 0x2                 /* marks.ALLOW */
 #define FP_REPLY 0x80                     /* marks.REPLY */
 
+/* why a connection went back to Python (fp_own_counts) */
+#define FP_WHY_MATCH 0  /* a prefilter or decoding-trigger match (or a scan error) */
+#define FP_WHY_ALNUM 1  /* a segment ending in a letter or digit (the DLP stream checks it) */
+#define FP_WHY_ORDER 2  /* a segment out of order, or no payload */
+#define FP_WHY_END 3    /* a FIN or RST (or SYN) reached the queue */
+#define FP_WHY_LIMIT 4  /* past the decoding budget of a direction, or the memory for kept packets */
+#define FP_WHY_SLOT 5   /* another connection wanted its slot */
+
 /* pair bits from Python (fastpath.PAIR_*) */
 #define FP_PAIR_KNOWN 1
 #define FP_PAIR_HTTP 2
@@ -57,6 +65,7 @@ struct fp_own {
     struct fp_flow flows[FP_OWN_FLOWS];
     size_t held;
     uint64_t owned, handed, replayed;
+    uint64_t why[6]; /* hand-backs by cause (FP_WHY_*) */
 #ifndef FP_NO_HS
     hs_database_t *db;
     hs_scratch_t *scratch;
@@ -136,11 +145,13 @@ int fp_dlp_load(struct fp_queue *q, const char *const *exprs, const unsigned int
 #endif
 }
 
-/* flows answered here from their first segment, handed back to Python, packets replayed */
+/* flows answered here from their first segment, handed back to Python, packets replayed, then
+ * the hand-backs by cause (FP_WHY_*): 9 numbers */
 void fp_own_counts(struct fp_queue *q, uint64_t *out) {
     out[0] = q->own->owned;
     out[1] = q->own->handed;
     out[2] = q->own->replayed;
+    for (int i = 0; i < 6; i++) out[3 + i] = q->own->why[i];
 }
 
 static long fp_seconds(void) {
@@ -214,11 +225,12 @@ static uint8_t fp_pair_bits(struct fp_queue *q, const uint8_t *c, const uint8_t 
 
 /* Hand a flow back to Python: its kept packets, in order (their answers went out already; a
  * block or a decision among them is carried to the packet at hand). */
-static uint32_t fp_own_handback(struct fp_queue *q, struct fp_flow *f) {
+static uint32_t fp_own_handback(struct fp_queue *q, struct fp_flow *f, int why) {
     struct fp_own *o = q->own;
     uint32_t bits = 0;
     uint32_t at = 0;
     o->handed++;
+    o->why[why]++;
     while (at + 8 <= f->held_len) {
         uint32_t len, mark;
         memcpy(&len, f->held + at, 4);
@@ -267,27 +279,30 @@ static int fp_on_match(unsigned int id, unsigned long long from, unsigned long l
 }
 #endif
 
-/* Scan one in-order segment of direction ``dir`` and keep it: 1 when nothing in it needs Python. */
+/* Scan one in-order segment of direction ``dir`` and keep it: -1 when nothing in it needs Python,
+ * else why it does (FP_WHY_*). */
 static int fp_own_take(struct fp_queue *q, struct fp_flow *f, int dir, const uint8_t *pkt,
                        uint32_t len, uint32_t mark, const uint8_t *data, uint32_t dlen) {
 #ifdef FP_NO_HS
     (void)q; (void)f; (void)dir; (void)pkt; (void)len; (void)mark; (void)data; (void)dlen;
-    return 0;
+    (void)fp_keep; (void)fp_alnum;
+    return FP_WHY_MATCH;
 #else
     struct fp_own *o = q->own;
-    if (f->bytes[dir] + dlen > FP_DIR_MAX || fp_alnum(data[dlen - 1])) return 0;
+    if (f->bytes[dir] + dlen > FP_DIR_MAX) return FP_WHY_LIMIT;
+    if (fp_alnum(data[dlen - 1])) return FP_WHY_ALNUM;
     if (f->hs[dir] == NULL && o->spares > 0) f->hs[dir] = o->spare[--o->spares];
     if (f->hs[dir] == NULL && hs_open_stream(o->db, 0, &f->hs[dir]) != HS_SUCCESS) {
         f->hs[dir] = NULL;
-        return 0;
+        return FP_WHY_MATCH;
     }
     int hit = 0;
     hs_error_t e = hs_scan_stream(f->hs[dir], (const char *)data, dlen, 0, o->scratch,
                                   fp_on_match, &hit);
-    if (hit || e != HS_SUCCESS) return 0;
-    if (fp_keep(o, f, pkt, len, mark) < 0) return 0;
+    if (hit || e != HS_SUCCESS) return FP_WHY_MATCH;
+    if (fp_keep(o, f, pkt, len, mark) < 0) return FP_WHY_LIMIT;
     f->bytes[dir] += dlen;
-    return 1;
+    return -1;
 #endif
 }
 
@@ -356,7 +371,7 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
             if (now - f->last > FP_IDLE_SECONDS)
                 fp_own_drop(o, f);
             else
-                (void)fp_own_handback(q, f); /* Python keeps what it decides for that one */
+                (void)fp_own_handback(q, f, FP_WHY_SLOT); /* Python keeps what it decides */
         }
         f->key = k;
         memcpy(f->client, p + 12, 4);
@@ -364,7 +379,7 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
         f->next[0] = seq + dlen;
         f->next[1] = ack;
         f->last = now;
-        if (fp_own_take(q, f, 0, p, len, mark, data, dlen)) {
+        if (fp_own_take(q, f, 0, p, len, mark, data, dlen) < 0) {
             o->owned++;
             return 1;
         }
@@ -373,15 +388,20 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
     }
     if (!same) return 0;
     int dir = memcmp(f->client, p + 12, 4) == 0 && f->cport == sport ? 0 : 1;
-    if ((flags & (FP_TCP_SYN | FP_TCP_FIN | FP_TCP_RST)) || dlen == 0 || seq != f->next[dir]) {
-        *bits = fp_own_handback(q, f);
+    if (flags & (FP_TCP_SYN | FP_TCP_FIN | FP_TCP_RST)) {
+        *bits = fp_own_handback(q, f, FP_WHY_END);
         return 0;
     }
-    if (fp_own_take(q, f, dir, p, len, mark, data, dlen)) {
+    if (dlen == 0 || seq != f->next[dir]) {
+        *bits = fp_own_handback(q, f, FP_WHY_ORDER);
+        return 0;
+    }
+    int why = fp_own_take(q, f, dir, p, len, mark, data, dlen);
+    if (why < 0) {
         f->next[dir] = seq + dlen;
         f->last = now;
         return 1;
     }
-    *bits = fp_own_handback(q, f);
+    *bits = fp_own_handback(q, f, why);
     return 0;
 }
