@@ -3,14 +3,16 @@ removed ("off"), and with the inspected traffic sent to one of several loops run
 on its own queue (the ruleset compiled for that queue is applied for its blocks):
 
 - ``enf-c``, ``enf-py``: the enforcer (Protect, DLP on the first 64 KiB) with the compiled loop, and
-  with the pure-Python one (``STOCKADE_ENFORCER_FASTPATH=0``);
+  with the pure-Python one (``STOCKADE_ENFORCER_FASTPATH=0``); ``enf-loop``: the compiled loop
+  without connections answered from their first segment (``STOCKADE_ENFORCER_FASTPATH=loop``: every
+  segment to the Python handler, as in session 6);
 - ``null-c``, ``null-py``: a loop that accepts every packet at once (the floor of a trip to user
   space: what no verdict handler, however fast, can take away).
 
 Rounds alternate the order of the modes; each prints pooled medians, p99, and the per-round ratio
 against "off" (median and range).
 
-    python benchmarks/firewall_loops.py [--rounds 8] [--modes off,enf-c,enf-py,null-c,null-py]
+    python benchmarks/firewall_loops.py [--rounds 8] [--modes off,enf-c,enf-loop,enf-py,null-c,null-py]
 
 Needs root; makes its own lab (prefix ``fwb-``) and removes it.
 """
@@ -33,7 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import firewall as fb  # noqa: E402  (the end-to-end benchmark's lab, policy and clients)
 
-QUEUES = {"enf-c": 0, "enf-py": 1, "null-c": 2, "null-py": 3}
+QUEUES = {"enf-c": 0, "enf-py": 1, "null-c": 2, "null-py": 3, "enf-loop": 4}
 
 
 def null_loop(kind: str, node: str, queue: int) -> None:
@@ -63,7 +65,7 @@ def _start(mode: str, tmp: Path, state: Path, db: str, node: str) -> subprocess.
     queue = QUEUES[mode]
     if mode.startswith("enf"):
         env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-        env["STOCKADE_ENFORCER_FASTPATH"] = "1" if mode == "enf-c" else "0"
+        env["STOCKADE_ENFORCER_FASTPATH"] = {"enf-c": "1", "enf-loop": "loop"}.get(mode, "0")
         log = tmp / f"{mode}.log"
         with log.open("w") as out:
             proc = subprocess.Popen(
@@ -145,6 +147,10 @@ def main() -> None:
                 p.send_signal(signal.SIGTERM)
                 p.wait(timeout=30)
             fb.cli("lab", "down", "--prefix", fb.PREFIX, "--state", str(state))
+        for m in procs:  # the enforcers' closing counts (packets judged in Python, in C, ...)
+            if m.startswith("enf"):
+                stats = (tmp / f"{m}.log").read_text().partition("rules removed.")[2]
+                print(f"{m}: {' '.join(stats.split())}")
     names = {"new": "new connection each", "head": "first 100 of keep-alive", "keep": "keep-alive"}
     for k, title in names.items():
         print(title)

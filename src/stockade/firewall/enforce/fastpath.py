@@ -8,7 +8,8 @@ verdicts in C without a Python object per packet, answers the later packets of c
 decided from a small table of its own (the in-flight segments behind a decision), and calls Python
 only for the others. The pure-Python path is the reference the tests compare it with; it is used
 when the extension was not built (no compiler at install time) or when
-``STOCKADE_ENFORCER_FASTPATH=0``. A log line says which one runs.
+``STOCKADE_ENFORCER_FASTPATH=0``; ``STOCKADE_ENFORCER_FASTPATH=loop`` keeps the compiled loop but
+answers no connection from its first segment (below). A log line says which one runs.
 
 The compiled loop also answers the common connection alone from its first segment
 (fastpath_own.c): IPv4/TCP, an HTTP/1 request line or a whole TLS ClientHello from the client,
@@ -342,6 +343,8 @@ def open_queue(
     ``dlp_engine``'s expressions)."""
     module = compiled()
     if module is not None:
+        if os.environ.get("STOCKADE_ENFORCER_FASTPATH") == "loop":
+            advise = None  # the compiled loop only: every connection's first segment to Python
         dlp = dlp_expressions(dlp_engine) if advise is not None else None
         queue = CompiledQueue.open(module, num, judge, fail_mark, advise=advise, dlp=dlp)
         log.info(
