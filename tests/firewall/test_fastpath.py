@@ -410,6 +410,9 @@ def conversations() -> dict[str, list[tuple[bytes, int]]]:
         "segment ending in a digit": c(41005).send(JSON_REQ).send(b"4111 1111 1111 1111").out,
         "chunked card": c(41006).exchange(JSON_REQ, HEADERS, BODY).send(chunked).out,
         "out of order": out_of_order.out,
+        "retransmitted": c(41013).exchange(JSON_REQ, HEADERS, BODY).exchange(JSON_REQ, HEADERS).out
+        + c(41013).exchange(JSON_REQ, HEADERS, BODY).exchange(JSON_REQ, HEADERS).out[3:5]
+        + c(41013).exchange(JSON_REQ, HEADERS, BODY).exchange(JSON_REQ, HEADERS, CARD).out[5:],
         "ssn word in the body": c(41008).exchange(JSON_REQ, HEADERS, b'{"ssn": "078-05-1120"}').out,
         "FIN after data": c(41009).exchange(JSON_REQ, HEADERS, BODY).send(b"", flags=ACK | FIN).out,
         "TLS": c(41010, 8443).exchange(_tls_hello(), b"\x16\x03\x03\x00\x02\x02\x00").out,
@@ -509,16 +512,21 @@ def test_an_ended_connection_is_freed_in_c_and_never_replayed() -> None:
         assert queue.counts()["owned"] == 1
         client_fin = talk.send(b"", flags=ACK | FIN).out.pop()[0]
         queue.ended(client_fin)  # one direction: the connection is still open
-        late = Conversation(41030).exchange(JSON_REQ, HEADERS, BODY).out[1][0]  # a retransmission
-        queue.dispatch(nfq_packet(4, marks.REPLY, late, last=True))
+        again = Conversation(41030).exchange(JSON_REQ, HEADERS, BODY).out
+        queue.dispatch(nfq_packet(4, marks.REPLY, again[1][0], last=True))  # a retransmission
+        assert queue.counts()["retransmitted"] == 1 and queue.counts()["handed"] == 0
+        # from inside the headers to past what came: new bytes, some seen, for Python to trim
+        overlap = seg(ORD.ip, PAY.ip, 8080, 41030, 900_000 + 41030 + 4,
+                      1000 + 41030 + len(JSON_REQ), HEADERS + BODY)  # fmt: skip
+        queue.dispatch(nfq_packet(5, marks.REPLY, overlap, last=True))
         assert queue.counts()["handed"] == queue.counts()["handed_order"] == 1
         assert queue.counts()["replayed"] == 3
         talk = Conversation(41031).exchange(JSON_REQ, HEADERS, BODY)
-        queue.dispatch(batch(talk.out, 5))
+        queue.dispatch(batch(talk.out, 6))
         for fin in (talk.send(b"", flags=ACK | FIN).out.pop()[0],
                     talk.send(b"", server=True, flags=ACK | FIN).out.pop()[0]):  # fmt: skip
             queue.ended(fin)  # both ways: freed, its packets with it
-        queue.dispatch(nfq_packet(8, marks.REPLY, talk.out[1][0], last=True))
+        queue.dispatch(nfq_packet(9, marks.REPLY, talk.out[1][0], last=True))
         assert queue.counts()["handed"] == 1 and queue.counts()["replayed"] == 3
     finally:
         queue.close()

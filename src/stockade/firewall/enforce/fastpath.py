@@ -19,8 +19,9 @@ event to record. With nothing to look for in the bytes the connection is allowed
 with DLP, every in-order segment is scanned with the DLP engine's own Hyperscan expressions
 (:func:`dlp_expressions`) and answered in C while nothing matches. At the first thing Python must
 see (a prefilter or decoding-trigger match, a segment ending in a letter or digit, which the DLP
-stream checks at once, a segment out of order, a FIN or RST, a direction past the decoding's
-replay budget) the packets answered so far are handed to the judge in order, then the packet at
+stream checks at once, a segment out of order or overlapping what came before (a plain
+retransmission of bytes already scanned is answered in C), a FIN or RST, a direction past the
+decoding's replay budget) the packets answered so far are handed to the judge in order, then the packet at
 hand: Python's flow and DLP streams end up as if it had judged every packet.
 """
 
@@ -225,7 +226,7 @@ class CompiledQueue:
         in C from their first segment, handed back to Python, and the packets replayed then."""
         out = self._ffi.new("uint64_t[3]")
         self._lib.fp_counts(self._q, out)
-        own = self._ffi.new("uint64_t[9]")
+        own = self._ffi.new("uint64_t[10]")
         self._lib.fp_own_counts(self._q, own)
         counts = {
             "judged": out[0], "fast": out[1], "errors": out[2],
@@ -234,6 +235,8 @@ class CompiledQueue:
         for i, why in enumerate(HANDED_BECAUSE):
             if own[3 + i]:  # only causes that happened: the closing log line stays short
                 counts[f"handed_{why}"] = own[3 + i]
+        if own[9]:
+            counts["retransmitted"] = own[9]  # segments already scanned, answered in C again
         return counts
 
     def close(self) -> None:

@@ -64,7 +64,7 @@ struct fp_own {
     struct fp_pair pairs[FP_PAIRS];
     struct fp_flow flows[FP_OWN_FLOWS];
     size_t held;
-    uint64_t owned, handed, replayed;
+    uint64_t owned, handed, replayed, retransmitted;
     uint64_t why[6]; /* hand-backs by cause (FP_WHY_*) */
 #ifndef FP_NO_HS
     hs_database_t *db;
@@ -146,12 +146,13 @@ int fp_dlp_load(struct fp_queue *q, const char *const *exprs, const unsigned int
 }
 
 /* flows answered here from their first segment, handed back to Python, packets replayed, then
- * the hand-backs by cause (FP_WHY_*): 9 numbers */
+ * the hand-backs by cause (FP_WHY_*), then retransmissions answered here: 10 numbers */
 void fp_own_counts(struct fp_queue *q, uint64_t *out) {
     out[0] = q->own->owned;
     out[1] = q->own->handed;
     out[2] = q->own->replayed;
     for (int i = 0; i < 6; i++) out[3 + i] = q->own->why[i];
+    out[9] = q->own->retransmitted;
 }
 
 static long fp_seconds(void) {
@@ -391,6 +392,13 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
     if (flags & (FP_TCP_SYN | FP_TCP_FIN | FP_TCP_RST)) {
         *bits = fp_own_handback(q, f, FP_WHY_END);
         return 0;
+    }
+    if (dlen > 0 && (int32_t)(f->next[dir] - (seq + dlen)) >= 0) {
+        /* a retransmission of bytes already scanned and accepted: the reassembly drops it
+         * (reassembly.Stream.segment), the answer stays; a loaded node's late verdicts make
+         * TCP retransmit (tail loss probes) */
+        o->retransmitted++;
+        return 1;
     }
     if (dlen == 0 || seq != f->next[dir]) {
         *bits = fp_own_handback(q, f, FP_WHY_ORDER);
