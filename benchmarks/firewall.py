@@ -68,7 +68,7 @@ KEEPALIVE_SERVER = textwrap.dedent("""
 
 KEEPALIVE = textwrap.dedent("""
     import http.client, socket, sys, time, json
-    for _ in range(100):  # the server may still be starting
+    for _ in range(600):  # the server may still be starting (30 s: a loaded machine)
         try:
             socket.create_connection(("10.77.0.11", 8088), 10).close(); break
         except ConnectionRefusedError:

@@ -5,7 +5,13 @@ on the first 64 KiB). It shows where the handler's share of the added latency go
 segment (flow, protocol detection, DLP streams) against the later ones; then the segments of one
 keep-alive connection inside the inspected depth (request, response headers, response body, again).
 
-    python benchmarks/firewall_verdict.py [--connections 3000] [--rounds 5]
+``--loop compiled`` sends every segment through the compiled NFQUEUE loop as well (fastpath.c: the
+kernel's netlink messages written to a socketpair, the verdicts read back), so the figures include
+the loop's own cost: netlink parse, the call into Python, the verdict message. ``--loop own``: the
+same, with the loop answering connections from their first segment and scanning DLP in C
+(fastpath_own.c), as the enforcer runs it.
+
+    python benchmarks/firewall_verdict.py [--connections 3000] [--rounds 5] [--loop compiled|own]
 
 Each figure is the median over rounds of the mean per segment (CPU time of the process, so other
 processes on a loaded machine do not count); the spread is the rounds' range. The collector is set
@@ -44,8 +50,10 @@ RESPONSE_BODY = b'{"ok": true}'
 SEGMENTS = ("request", "response headers", "response body")
 
 
-def segment(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, data: bytes) -> bytes:
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, 0x18, 65535, 0, 0) + data
+def segment(
+    src: str, dst: str, sport: int, dport: int, seq: int, ack: int, data: bytes, flags: int = 0x18
+) -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + data
     ip = struct.pack(
         "!BBHHHBBH4s4s",
         0x45,
@@ -74,6 +82,14 @@ def connection(port: int) -> list[tuple[bytes, int]]:
     ]
 
 
+def ends(port: int, server_port: int = 8080) -> list[bytes]:
+    """The FINs of a connection, as ends.py hands them to the enforcer (they pass in the kernel)."""
+    return [
+        segment(CLIENT, SERVER, port, server_port, 0, 0, b"", 0x11),
+        segment(SERVER, CLIENT, server_port, port, 0, 0, b"", 0x11),
+    ]
+
+
 def keepalive(port: int, requests: int) -> list[tuple[bytes, int]]:
     """The segments of ``requests`` exchanges on one connection (8088: the keep-alive rule)."""
     from stockade.firewall.enforce import marks
@@ -90,10 +106,49 @@ def keepalive(port: int, requests: int) -> list[tuple[bytes, int]]:
     return out
 
 
+class Through:
+    """Segments through the compiled loop: NFQUEUE messages in, verdict messages out."""
+
+    def __init__(self, judge, advise=None, engine=None) -> None:  # type: ignore[no-untyped-def]
+        import socket
+
+        from stockade.firewall.enforce import fastpath
+
+        module = fastpath.compiled()
+        if module is None:
+            raise SystemExit("the compiled loop is not built: python3 setup.py build_ext --inplace")
+        self.ours, self.kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for sock, opt in ((self.ours, socket.SO_SNDBUF), (self.kernel, socket.SO_RCVBUF)):
+            sock.setsockopt(socket.SOL_SOCKET, opt, 8 << 20)  # the verdicts of a whole connection
+        own = {"advise": advise, "dlp": fastpath.dlp_expressions(engine)} if advise else {}
+        self.queue = fastpath.CompiledQueue.attach(module, self.ours.fileno(), 0, judge, 0, **own)
+
+    def prepare(self, payload: bytes, mark: int) -> bytes:
+        """The NFQUEUE message the kernel would send (built before the clock starts)."""
+        attrs = (
+            _attr(1, struct.pack("!IHB", 1, 0x0800, 2))
+            + _attr(3, struct.pack("!I", mark))
+            + struct.pack("=HH", 4 + len(payload), 10)
+            + payload
+        )
+        body = struct.pack("=BBH", 0, 0, 0) + attrs
+        return struct.pack("=IHHII", 16 + len(body), 3 << 8, 0, 0, 0) + body
+
+    def drain(self, n: int) -> None:
+        for _ in range(n):
+            self.kernel.recv(256)
+
+
+def _attr(kind: int, data: bytes) -> bytes:
+    raw = struct.pack("=HH", 4 + len(data), kind) + data
+    return raw + b"\0" * (-len(raw) % 4)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--connections", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--loop", choices=("none", "compiled", "own"), default="none")
     args = ap.parse_args()
     from stockade.firewall.enforce.inspector import Inspector
     from stockade.firewall.policy.endpoints import Directory
@@ -124,14 +179,27 @@ def main() -> None:
     for _ in range(args.rounds):
         insp = Inspector(policy, Directory(pods), dlp_engine=engine)
 
+        def judge(payload: bytes, mark: int, insp: Inspector = insp) -> tuple[int, bool]:
+            return insp.packet(payload, mark)[1], insp.decided
+
+        through = (
+            None
+            if args.loop == "none"
+            else Through(judge, insp.fast_bits if args.loop == "own" else None, engine)
+        )
+
         def prepared(
-            segs: list[tuple[bytes, int]], insp: Inspector = insp
+            segs: list[tuple[bytes, int]], insp: Inspector = insp, through: Through | None = through
         ) -> list[tuple[Any, tuple[Any, ...]]]:
-            return [(insp.packet, seg) for seg in segs]
+            if through is None:
+                return [(insp.packet, seg) for seg in segs]
+            return [(through.queue.dispatch, (through.prepare(*seg),)) for seg in segs]
 
         for i in range(100):  # warm: lazy imports, the verdict caches
             for call, call_args in prepared(connection(10000 + i)):
                 call(*call_args)
+            if through is not None:
+                through.drain(3)
         gc.collect()
         collector = quiet_collector()
         spent = [0] * len(SEGMENTS)
@@ -140,6 +208,10 @@ def main() -> None:
                 t0 = clock()
                 call(*call_args)
                 spent[k] += clock() - t0
+            if through is not None:
+                through.drain(3)
+                for fin in ends(20000 + i % 40000):  # the enforcer's ends loop, not timed
+                    through.queue.ended(fin)
         for k in range(len(SEGMENTS)):
             per_segment[k].append(spent[k] / args.connections / 1e3)
         # keep-alive: 100 exchanges per connection (about 20 KiB, inside the depth)
@@ -151,11 +223,24 @@ def main() -> None:
                 call(*call_args)
             total += clock() - t0
             count += len(calls)
+            if through is not None:
+                through.drain(len(calls))
+                for fin in ends(30000 + c, 8088):
+                    through.queue.ended(fin)
         kept.append(total / count / 1e3)
         restore_collector(collector)
         assert insp.stats["blocked"] == 0
+        if through is not None:
+            counts = through.queue.counts()
+    loop = {
+        "none": "handler alone",
+        "compiled": "through the compiled loop",
+        "own": "through the compiled loop, first segments and DLP in C",
+    }[args.loop]
+    if through is not None:
+        print(f"last round's loop counts: {counts}")
     print(
-        f"verdict handler, {args.connections} connections x {args.rounds} rounds"
+        f"verdict handler ({loop}), {args.connections} connections x {args.rounds} rounds"
         " (µs of CPU per segment)"
     )
     for name, values in zip(SEGMENTS, per_segment, strict=True):

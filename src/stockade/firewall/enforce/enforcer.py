@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import select
 import signal
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from stockade.model import Event, Severity
 from stockade.model.errors import EnforcementError
 
 if TYPE_CHECKING:
+    from stockade.firewall.enforce.fastpath import Queue
     from stockade.network.dlp.engine import DlpEngine
     from stockade.network.waf import WafEngine
 
@@ -84,6 +84,8 @@ class Enforcer:
         self.errors = 0
         self._retry_learned_at = 0.0
         self._injector: Injector | None = None
+        self._queue: Queue | None = None
+        self.queue_counts: dict[str, int] = {}  # of the last run (see fastpath.Queue.counts)
         self._poll_failing = False
 
     def _inspector(self, policy: Policy, generation: int | None = None) -> tuple[Inspector, str]:
@@ -127,6 +129,8 @@ class Enforcer:
         self.generation = generation
         previous, self.inspector, self.ruleset = self.inspector, inspector, ruleset
         previous.forget()  # it may be frozen (see run): its flows would never be collected
+        if self._queue is not None:
+            self._queue.forget()  # decisions remembered by the compiled loop were the old policy's
 
     def rebase(self, directory: Directory) -> None:
         """Swap in a new set of workloads (the identity seam changed): the same policy's rules
@@ -178,14 +182,19 @@ class Enforcer:
     def stop(self, *_: object) -> None:
         self._stop = True
 
-    def _verdict(self, pkt: Any) -> None:
+    def judge(self, payload: bytes, mark: int) -> tuple[int, bool]:
+        """The bits to add to one queued packet's mark, and whether every later packet of its
+        connection gets the same (the compiled loop then answers those itself; see fastpath.py)."""
+        decided = False
         try:
-            _, mark = self.inspector.packet(pkt.get_payload(), pkt.get_mark())
+            _, bits = self.inspector.packet(payload, mark)
+            decided = self.inspector.decided
             reply = self.inspector.reply
             if reply is not None and self._injector is not None:
+                decided = False  # this packet alone is dropped quietly
                 try:
                     self._injector.send(reply)  # a 403 to the client, a reset to the server
-                    mark |= marks.QUIET
+                    bits |= marks.QUIET
                 except OSError as exc:  # the block stands; the client gets the plain reset
                     log.warning("could not send the 403 answer: %s", exc)
         except Exception:  # a bug must not stop enforcement: the fail mode decides
@@ -195,10 +204,16 @@ class Enforcer:
                     "verdict failed; applying the fail-%s setting",
                     "open" if self.settings.fail_open else "closed",
                 )
-            mark = 0 if self.settings.fail_open else marks.BLOCK
-        if mark:
-            pkt.set_mark(pkt.get_mark() | mark)  # keep other software's bits (kube-proxy's 0x4000)
-        pkt.accept()  # a block is carried out by the post chain (reset/drop) from the mark
+            bits, decided = self._fail_bits, False
+        return bits, decided
+
+    def advise(self, client: bytes, server: bytes, port: int) -> int:
+        """For the compiled loop: what it may answer alone between two ends (fastpath.PAIR_*)."""
+        return self.inspector.fast_bits(client, server, port)
+
+    @property
+    def _fail_bits(self) -> int:
+        return 0 if self.settings.fail_open else marks.BLOCK
 
     def run(
         self,
@@ -208,21 +223,23 @@ class Enforcer:
         poll_every: float = 2.0,
         ready: Callable[[], None] | None = None,
     ) -> None:
-        from netfilterqueue import NetfilterQueue
-
+        from stockade.firewall.enforce.fastpath import open_queue
         from stockade.network.capture.live import netns
 
-        with netns(
-            self.node
-        ):  # the netlink socket is opened by the constructor: inside the namespace
-            nfq = NetfilterQueue()
+        with netns(self.node):  # the netlink sockets are opened inside the namespace
             try:
-                nfq.bind(self.settings.queue, self._verdict, max_len=4096)
+                queue = open_queue(
+                    self.settings.queue,
+                    self.judge,
+                    self._fail_bits,
+                    advise=self.advise,
+                    dlp_engine=self._dlp,
+                )
             except OSError as exc:
                 raise EnforcementError(
                     f"cannot bind NFQUEUE {self.settings.queue} in {self.node} (another enforcer running?): {exc}"
                 ) from exc
-            sock_fd = nfq.get_fd()
+            self._queue = queue
             ends: EndLog | None = None
             try:  # connection ends copied by the kernel (see ends.py), in the node's namespace
                 ends = EndLog(self.settings.queue)
@@ -242,15 +259,13 @@ class Enforcer:
             end = None if duration is None else time.monotonic() + duration
             next_poll = time.monotonic() + poll_every
             while not self._stop and (end is None or time.monotonic() < end):
-                fds = [sock_fd] if ends is None else [sock_fd, ends.fileno()]
-                readable, _, _ = select.select(fds, [], [], 0.2)
-                if sock_fd in readable:
-                    nfq.run(block=False)
-                if ends is not None and len(readable) > (sock_fd in readable):
+                # packets are answered inside serve(); it returns when the ends are readable
+                if queue.serve(-1 if ends is None else ends.fileno(), 0.2) and ends is not None:
                     # after the queue: a segment held there is judged before its connection's
                     # end is noted (the end only ever frees the flow later; see END_GRACE)
                     for copy in ends.packets():
                         self.inspector.end_seen(copy)
+                        queue.ended(copy)
                 self._flush_learned()
                 if time.monotonic() >= next_poll:
                     next_poll = time.monotonic() + poll_every
@@ -260,7 +275,9 @@ class Enforcer:
         finally:
             if collector is not None:
                 restore_collector(collector)
-            nfq.unbind()
+            self.queue_counts = queue.counts()
+            queue.close()
+            self._queue = None
             if ends is not None:
                 ends.close()
             if self._injector is not None:

@@ -137,6 +137,9 @@ class Inspector:
         self._packet: tuple[FlowKey, int, int, int, int, int] | None = None
         # set when the packet just judged is best answered with a 403
         self.reply: Answer | None = None
+        # the packet just judged belongs to a decided connection whose later packets (but for
+        # SYNs, FINs, RSTs and a new flow's first) all get the same answer (see fastpath.py)
+        self.decided = False
         self._first = self._reply = False  # from the packet mark (see packet())
         self._notice = False  # the packet is a copy the kernel let pass (see end_seen)
         self._verdicts: dict[_VerdictKey, Verdict] = {}  # evaluate() is pure for a given policy
@@ -170,6 +173,33 @@ class Inspector:
             )
         return v
 
+    def fast_bits(self, client: bytes, server: bytes, port: int) -> int:
+        """What the compiled loop may answer alone (``fastpath.PAIR_*``) for TCP connections from
+        ``client`` to ``server``:``port`` (packed IPv4 addresses) that open with an HTTP/1 request
+        or a TLS ClientHello: the protocols this policy allows there with no event to record, and
+        whether the bytes must still be scanned (DLP) or nothing is left to look for. Connections
+        that require TLS, run WAF rules, or are denied, recorded or learned stay with Python."""
+        from stockade.firewall.enforce import fastpath as fp
+
+        a, b = self._endpoint(client), self._endpoint(server)
+        needs = self._needs.get((a.ip, b.ip))
+        if needs is None:
+            needs = self._needs[(a.ip, b.ip)] = data_needs(self.policy, a, b, self.resolved)
+        if needs.require_tls or needs.waf:
+            return fp.PAIR_KNOWN
+        probe = _Flow(
+            client=(client, 0), l4="tcp", src=a, dst=b, port=port, needs=needs, pending=None
+        )
+        first = self._evaluate(probe).action  # what _flow() judges before the protocol is known
+        bits = fp.PAIR_KNOWN
+        if first not in ("allow", "inspect"):
+            return bits
+        for app, bit in (("proto.http", fp.PAIR_HTTP), ("proto.tls", fp.PAIR_TLS)):
+            action = self._evaluate(probe, app).action  # what _on_app() judges
+            if action == "allow" or (first == "allow" and action != "learn"):
+                bits |= bit
+        return bits | (fp.PAIR_SCAN if needs.data else fp.PAIR_ALLOW)
+
     # the netfilter side --------------------------------------------------------------------
 
     def packet(self, payload: bytes, mark: int = 0) -> tuple[bool, int]:
@@ -181,6 +211,7 @@ class Inspector:
         self._answer = (True, 0)
         self._packet = None
         self.reply = None
+        self.decided = False
         before = self._decoder.stats.malformed
         self._decoder.frame(time.monotonic(), LINK_RAW, payload, 0, len(payload))
         if self._decoder.stats.malformed != before:
@@ -219,6 +250,8 @@ class Inspector:
             self._answer = (True, flow.mark)
             if flags & (FIN | RST):
                 self._ended(flow, key, direction, flags)
+            else:
+                self.decided = True
             return
         streams = flow.streams
         stream = streams[direction] or self._stream(flow, direction)
@@ -240,6 +273,7 @@ class Inspector:
             self._ended(flow, key, direction, flags)
         elif flow.mark:
             flow.release()
+            self.decided = True
         self._answer = (True, flow.mark)
 
     def _noticed(self, ts: float, key: FlowKey, flags: int) -> None:
@@ -276,6 +310,7 @@ class Inspector:
             self._settle(flow, final=True)
             if flow.mark:
                 flow.release()
+        self.decided = bool(flow.mark)
         self._answer = (True, flow.mark)
 
     def expire(self, now: float | None = None, idle: float = IDLE_SECONDS) -> int:

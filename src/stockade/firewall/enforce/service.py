@@ -161,4 +161,8 @@ def serve(
         if fetcher is not None:
             fetcher.stop()
         writer.stop()
-    return dict(enforcer.inspector.stats)
+    # the inspector's counts, and the verdict loop's (packets judged in Python, answered in C)
+    return {
+        **enforcer.inspector.stats,
+        **{f"queue_{k}": v for k, v in enforcer.queue_counts.items()},
+    }

@@ -1,0 +1,169 @@
+"""The enforcer's NFQUEUE loops side by side in one lab (issue 19): HTTP latency with the rules
+removed ("off"), and with the inspected traffic sent to one of several loops running at once, each
+on its own queue (the ruleset compiled for that queue is applied for its blocks):
+
+- ``enf-c``, ``enf-py``: the enforcer (Protect, DLP on the first 64 KiB) with the compiled loop, and
+  with the pure-Python one (``STOCKADE_ENFORCER_FASTPATH=0``); ``enf-loop``: the compiled loop
+  without connections answered from their first segment (``STOCKADE_ENFORCER_FASTPATH=loop``: every
+  segment to the Python handler, as in session 6);
+- ``null-c``, ``null-py``: a loop that accepts every packet at once (the floor of a trip to user
+  space: what no verdict handler, however fast, can take away).
+
+Rounds alternate the order of the modes; each prints pooled medians, p99, and the per-round ratio
+against "off" (median and range).
+
+    python benchmarks/firewall_loops.py [--rounds 8] [--modes off,enf-c,enf-loop,enf-py,null-c,null-py]
+
+Needs root; makes its own lab (prefix ``fwb-``) and removes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import firewall as fb  # noqa: E402  (the end-to-end benchmark's lab, policy and clients)
+
+QUEUES = {"enf-c": 0, "enf-py": 1, "null-c": 2, "null-py": 3, "enf-loop": 4}
+
+
+def null_loop(kind: str, node: str, queue: int) -> None:
+    """Accept every packet of ``queue`` at once until SIGTERM."""
+    from stockade.firewall.enforce import fastpath
+    from stockade.network.capture.live import netns
+
+    def judge(payload: bytes, mark: int) -> tuple[int, bool]:
+        return 0, False
+
+    with netns(node):
+        if kind == "compiled":
+            module = fastpath.compiled()
+            assert module is not None, "not built: python3 setup.py build_ext --inplace"
+            q: fastpath.Queue = fastpath.CompiledQueue.open(module, queue, judge, 0)
+        else:
+            q = fastpath.PythonQueue.open(queue, judge, 0)
+    print("ready", flush=True)
+    stop: list[int] = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    while not stop:
+        q.serve(-1, 0.2)
+    q.close()
+
+
+def _start(mode: str, tmp: Path, state: Path, db: str, node: str) -> subprocess.Popen[str]:
+    queue = QUEUES[mode]
+    if mode.startswith("enf"):
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        env["STOCKADE_ENFORCER_FASTPATH"] = {"enf-c": "1", "enf-loop": "loop"}.get(mode, "0")
+        log = tmp / f"{mode}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "stockade", "enforcer", "--db", db,
+                 "--lab-state", str(state), "--queue", str(queue)],
+                env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+        for _ in range(300):
+            if "enforcing" in log.read_text():
+                return proc
+            time.sleep(0.1)
+        raise SystemExit(f"{mode} did not start:\n{log.read_text()}")
+    kind = "compiled" if mode == "null-c" else "python"
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--null", kind, node, str(queue)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--modes", default="off,enf-c,enf-py,null-c,null-py")
+    ap.add_argument("--null", nargs=3, metavar=("KIND", "NODE", "QUEUE"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.null:
+        null_loop(args.null[0], args.null[1], int(args.null[2]))
+        return
+    from stockade.firewall.enforce import nft
+    from stockade.firewall.policy.endpoints import Directory
+    from stockade.firewall.policy.files import load_files
+    from stockade.lab.inventory import load
+
+    modes = args.modes.split(",")
+    res: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
+    procs: dict[str, subprocess.Popen[str]] = {}
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        state, db = tmp / "lab.json", f"sqlite:///{tmp}/db.sqlite"
+        (tmp / "policy.yaml").write_text(fb.POLICY)
+        up = fb.cli("lab", "up", "--prefix", fb.PREFIX, "--state", str(state), "--no-databases")
+        if up.returncode != 0:
+            raise SystemExit(up.stderr)
+        try:
+            fb.cli("policy", "apply", str(tmp / "policy.yaml"), "--db", db)
+            node = load(state).node_netns
+            policy = load_files([tmp / "policy.yaml"])
+            endpoints = Directory.from_identities(load(state).directory()).endpoints
+            rulesets = {
+                m: nft.compile_ruleset(policy, endpoints, {}, log_group=QUEUES[m])
+                for m in modes
+                if m != "off"
+            }
+            for m in rulesets:
+                procs[m] = _start(m, tmp, state, db, node)
+            for m in rulesets:  # warm each loop: lazy imports, first flows, the lab's servers
+                nft.apply(node, rulesets[m], nft.Settings(queue=QUEUES[m]))
+                fb.measure("keep", 0, 120, 0)
+                for _ in range(50):
+                    try:
+                        fb.measure("new", 30, 0, 0)
+                        break
+                    except SystemExit:
+                        time.sleep(0.5)
+            for i in range(args.rounds):
+                for m in modes if i % 2 == 0 else modes[::-1]:
+                    if m == "off":
+                        nft.remove(node)
+                    else:
+                        nft.apply(node, rulesets[m], nft.Settings(queue=QUEUES[m]))
+                    for kind in ("keep", "new"):
+                        for k, v in fb.measure(kind, 150, 300, 0).items():
+                            res[m].setdefault(k, []).append(statistics.median(v))
+                            res[m].setdefault(k + "_all", []).extend(v)
+        finally:
+            for p in procs.values():
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=30)
+            fb.cli("lab", "down", "--prefix", fb.PREFIX, "--state", str(state))
+        for m in procs:  # the enforcers' closing counts (packets judged in Python, in C, ...)
+            if m.startswith("enf"):
+                stats = (tmp / f"{m}.log").read_text().partition("rules removed.")[2]
+                print(f"{m}: {' '.join(stats.split())}")
+    names = {"new": "new connection each", "head": "first 100 of keep-alive", "keep": "keep-alive"}
+    for k, title in names.items():
+        print(title)
+        for m in modes:
+            ratios = sorted(b / a for a, b in zip(res["off"][k], res[m][k], strict=True))
+            pooled = sorted(res[m][k + "_all"])
+            print(
+                f"  {m:8s} median {statistics.median(pooled) * 1e3:.3f} ms"
+                f"  p99 {pooled[int(0.99 * (len(pooled) - 1))] * 1e3:.3f} ms"
+                f"  per round {(statistics.median(ratios) - 1) * 100:+.0f}%"
+                f" (range {(ratios[0] - 1) * 100:+.0f}% to {(ratios[-1] - 1) * 100:+.0f}%)"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,459 @@
+/* The enforcer's NFQUEUE loop in C (see fastpath.py): the netlink socket, the wait, the parse of
+ * queued packets, the answer for connections already decided, and the verdict, without a Python
+ * object per packet. Python (fp_judge) is called only for packets that need a judgement.
+ *
+ * Netlink messages are written and read here directly (nfnetlink_queue, no library): a CONFIG
+ * command binds the queue, the kernel sends one PACKET message per queued packet, and one VERDICT
+ * message answers it (accept, with the packet mark when one is set). */
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/netlink.h>
+
+#define FP_SUBSYS_QUEUE 3
+#define FP_MSG_PACKET 0
+#define FP_MSG_VERDICT 1
+#define FP_MSG_CONFIG 2
+#define FP_A_PACKET_HDR 1
+#define FP_A_VERDICT_HDR 2
+#define FP_A_MARK 3
+#define FP_A_PAYLOAD 10
+#define FP_A_CFG_CMD 1
+#define FP_A_CFG_PARAMS 2
+#define FP_A_CFG_QUEUE_MAXLEN 3
+#define FP_CFG_CMD_BIND 1
+#define FP_CFG_CMD_UNBIND 2
+#define FP_COPY_PACKET 2
+#define FP_NF_ACCEPT 1
+#define FP_NETLINK_NETFILTER 12
+#define FP_RCVBUF (4u << 20)
+#define FP_BUFSIZE (0x10000 + 4096)
+
+/* ct/packet mark bits (marks.py) the fast path reads */
+#define FP_FIRST 0x40
+#define FP_TCP_SYN 0x02
+#define FP_TCP_FIN 0x01
+#define FP_TCP_RST 0x04
+
+#define FP_TABLE 4096 /* decided flows remembered (a power of two); older ones are overwritten */
+
+struct fp_key {
+    uint8_t a[16], b[16]; /* the two ends, the lower (address, port) first */
+    uint16_t pa, pb;
+    uint8_t proto, used;
+};
+
+struct fp_slot {
+    struct fp_key key;
+    uint32_t mark;
+};
+
+struct fp_queue {
+    int fd;
+    uint16_t num;
+    uint32_t seq;
+    uint8_t *buf;
+    struct fp_slot *table;
+    uint64_t judged, fast, errors;
+    void *handle; /* the Python side, passed back to fp_judge */
+    struct fp_own *own; /* the connections answered here from their first segment (own.c part) */
+};
+
+/* what the parse of one IP packet gives */
+struct fp_head {
+    struct fp_key key;
+    uint8_t flags; /* TCP flags; 0 for UDP */
+    uint8_t ok;    /* a TCP or UDP packet whose headers were read */
+};
+
+static int fp_attr(uint8_t *out, size_t room, uint16_t type, const void *data, uint16_t len) {
+    size_t total = NLA_HDRLEN + len;
+    size_t aligned = NLA_ALIGN(total);
+    if (aligned > room) return -1;
+    struct nlattr *a = (struct nlattr *)out;
+    a->nla_len = (uint16_t)total;
+    a->nla_type = type;
+    memcpy(out + NLA_HDRLEN, data, len);
+    memset(out + total, 0, aligned - total);
+    return (int)aligned;
+}
+
+/* nlmsghdr + nfgenmsg for the queue; returns the header length */
+static size_t fp_header(struct fp_queue *q, uint8_t *out, uint16_t msg, uint16_t flags) {
+    struct nlmsghdr *h = (struct nlmsghdr *)out;
+    h->nlmsg_type = (uint16_t)((FP_SUBSYS_QUEUE << 8) | msg);
+    h->nlmsg_flags = (uint16_t)(NLM_F_REQUEST | flags);
+    h->nlmsg_seq = ++q->seq;
+    h->nlmsg_pid = 0;
+    uint8_t *gen = out + NLMSG_HDRLEN;
+    gen[0] = AF_UNSPEC;
+    gen[1] = 0; /* NFNETLINK_V0 */
+    uint16_t res = htons(q->num);
+    memcpy(gen + 2, &res, 2);
+    return NLMSG_HDRLEN + 4;
+}
+
+/* Send one CONFIG message and wait for the kernel's acknowledgement; 0 or -1 with errno. */
+static int fp_config(struct fp_queue *q, uint16_t type, const void *data, uint16_t len) {
+    uint8_t msg[128];
+    size_t n = fp_header(q, msg, FP_MSG_CONFIG, NLM_F_ACK);
+    int a = fp_attr(msg + n, sizeof msg - n, type, data, len);
+    if (a < 0) { errno = EINVAL; return -1; }
+    n += (size_t)a;
+    ((struct nlmsghdr *)msg)->nlmsg_len = (uint32_t)n;
+    uint32_t seq = q->seq;
+    if (send(q->fd, msg, n, 0) < 0) return -1;
+    for (int tries = 0; tries < 64; tries++) {
+        ssize_t got = recv(q->fd, q->buf, FP_BUFSIZE, 0);
+        if (got < 0) {
+            if (errno == EINTR || errno == ENOBUFS) continue;
+            return -1;
+        }
+        for (struct nlmsghdr *h = (struct nlmsghdr *)q->buf; NLMSG_OK(h, (size_t)got);
+             h = NLMSG_NEXT(h, got)) {
+            if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == seq) {
+                int err = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
+                if (err) { errno = -err; return -1; }
+                return 0;
+            }
+        }
+    }
+    errno = ETIMEDOUT;
+    return -1;
+}
+
+struct fp_own;
+static struct fp_own *fp_own_new(void);
+static void fp_own_free(struct fp_own *o);
+
+void fp_close(struct fp_queue *q) {
+    if (q == NULL) return;
+    fp_own_free(q->own);
+    if (q->fd >= 0) {
+        uint8_t cmd[4] = {FP_CFG_CMD_UNBIND, 0, 0, 0};
+        struct timeval tv = {1, 0};
+        setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        fp_config(q, FP_A_CFG_CMD, cmd, sizeof cmd);
+        close(q->fd);
+    }
+    free(q->buf);
+    free(q->table);
+    free(q);
+}
+
+static struct fp_queue *fp_new(int fd, uint16_t num) {
+    struct fp_queue *q = calloc(1, sizeof *q);
+    if (q == NULL) return NULL;
+    q->fd = fd;
+    q->num = num;
+    q->buf = malloc(FP_BUFSIZE);
+    q->table = calloc(FP_TABLE, sizeof *q->table);
+    q->own = fp_own_new();
+    if (q->buf == NULL || q->table == NULL || q->own == NULL) {
+        q->fd = -1;
+        fp_close(q);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return q;
+}
+
+/* Bind queue ``num`` in the calling thread's network namespace: NULL and errno on failure. */
+struct fp_queue *fp_open(uint16_t num, uint32_t maxlen) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, FP_NETLINK_NETFILTER);
+    if (fd < 0) return NULL;
+    struct sockaddr_nl addr = {.nl_family = AF_NETLINK};
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return NULL;
+    }
+    unsigned int rcv = FP_RCVBUF;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof rcv) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    struct timeval tv = {2, 0}; /* configuration answers; the loop uses poll() */
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int one = 1;
+    setsockopt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof one);
+    struct fp_queue *q = fp_new(fd, num);
+    if (q == NULL) {
+        close(fd);
+        return NULL;
+    }
+    uint8_t cmd[4] = {FP_CFG_CMD_BIND, 0, 0, 0};
+    uint8_t params[5];
+    uint32_t range = htonl(0xFFFF);
+    memcpy(params, &range, 4);
+    params[4] = FP_COPY_PACKET;
+    uint32_t qlen = htonl(maxlen);
+    if (fp_config(q, FP_A_CFG_CMD, cmd, sizeof cmd) < 0 ||
+        fp_config(q, FP_A_CFG_PARAMS, params, sizeof params) < 0 ||
+        fp_config(q, FP_A_CFG_QUEUE_MAXLEN, &qlen, sizeof qlen) < 0) {
+        int e = errno;
+        /* the bind may have failed: do not unbind another process's queue */
+        close(q->fd);
+        q->fd = -1;
+        fp_close(q);
+        errno = e;
+        return NULL;
+    }
+    return q;
+}
+
+/* For tests: the loop over an already open socket (a socketpair stands for the kernel). */
+struct fp_queue *fp_attach(int fd, uint16_t num) { return fp_new(fd, num); }
+
+void fp_detach(struct fp_queue *q) {
+    q->fd = -1;
+    fp_close(q);
+}
+
+int fp_fd(struct fp_queue *q) { return q->fd; }
+
+static void fp_order(struct fp_key *k, const uint8_t *s, const uint8_t *d, int alen,
+                     uint16_t sp, uint16_t dp) {
+    int c = memcmp(s, d, alen);
+    int swap = c > 0 || (c == 0 && sp > dp);
+    memset(k, 0, sizeof *k);
+    memcpy(k->a, swap ? d : s, alen);
+    memcpy(k->b, swap ? s : d, alen);
+    k->pa = swap ? dp : sp;
+    k->pb = swap ? sp : dp;
+    k->used = 1;
+}
+
+/* The addresses, ports and flags of an IPv4/IPv6 TCP or UDP packet (no options walked for IPv6:
+ * a packet with extension headers is not "ok" and goes to Python, which reads them all). */
+void fp_parse(const uint8_t *p, uint32_t len, struct fp_head *out) {
+    memset(out, 0, sizeof *out);
+    if (len < 20) return;
+    uint8_t proto;
+    uint32_t l4;
+    const uint8_t *s, *d;
+    int alen;
+    if ((p[0] >> 4) == 4) {
+        uint32_t ihl = (uint32_t)(p[0] & 0xF) * 4;
+        uint16_t frag = (uint16_t)((p[6] << 8) | p[7]);
+        if (ihl < 20 || len < ihl || (frag & 0x3FFF)) return; /* fragments: Python counts them */
+        proto = p[9];
+        l4 = ihl;
+        s = p + 12;
+        d = p + 16;
+        alen = 4;
+    } else if ((p[0] >> 4) == 6) {
+        if (len < 40) return;
+        proto = p[6];
+        l4 = 40;
+        s = p + 8;
+        d = p + 24;
+        alen = 16;
+    } else {
+        return;
+    }
+    if (proto == 6) {
+        if (len < l4 + 20) return;
+        out->flags = p[l4 + 13];
+    } else if (proto == 17) {
+        if (len < l4 + 8) return;
+    } else {
+        return;
+    }
+    uint16_t sp = (uint16_t)((p[l4] << 8) | p[l4 + 1]);
+    uint16_t dp = (uint16_t)((p[l4 + 2] << 8) | p[l4 + 3]);
+    fp_order(&out->key, s, d, alen, sp, dp);
+    out->key.proto = proto;
+    out->ok = 1;
+}
+
+static uint32_t fp_hash(const struct fp_key *k) {
+    const uint8_t *b = (const uint8_t *)k;
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < sizeof *k; i++) h = (h ^ b[i]) * 16777619u;
+    return h & (FP_TABLE - 1);
+}
+
+static struct fp_slot *fp_slot(struct fp_queue *q, const struct fp_key *k) {
+    return &q->table[fp_hash(k)];
+}
+
+/* The mark of a decided connection, or -1: the packet needs Python. A connection's first packet
+ * here (FIRST), its SYN, FINs and RSTs always go to Python (new flows, ends), and forget it. */
+int64_t fp_known(struct fp_queue *q, const uint8_t *pkt, uint32_t len, uint32_t mark) {
+    struct fp_head h;
+    fp_parse(pkt, len, &h);
+    if (!h.ok) return -1;
+    struct fp_slot *slot = fp_slot(q, &h.key);
+    int same = memcmp(&slot->key, &h.key, sizeof h.key) == 0;
+    if ((mark & FP_FIRST) || (h.flags & (FP_TCP_SYN | FP_TCP_FIN | FP_TCP_RST))) {
+        if (same) memset(slot, 0, sizeof *slot);
+        return -1;
+    }
+    return same ? (int64_t)slot->mark : -1;
+}
+
+/* Python decided the connection of this packet: its later packets are answered here. */
+void fp_decided(struct fp_queue *q, const uint8_t *pkt, uint32_t len, uint32_t mark) {
+    struct fp_head h;
+    fp_parse(pkt, len, &h);
+    if (!h.ok || mark == 0) return;
+    struct fp_slot *slot = fp_slot(q, &h.key);
+    slot->key = h.key;
+    slot->mark = mark;
+}
+
+static void fp_own_forget(struct fp_own *o);
+
+void fp_forget_all(struct fp_queue *q) {
+    memset(q->table, 0, FP_TABLE * sizeof *q->table);
+    fp_own_forget(q->own);
+}
+
+static int fp_verdict(struct fp_queue *q, uint32_t id, int has_mark, uint32_t mark) {
+    uint8_t msg[64];
+    size_t n = fp_header(q, msg, FP_MSG_VERDICT, 0);
+    uint32_t hdr[2] = {htonl(FP_NF_ACCEPT), htonl(id)};
+    n += (size_t)fp_attr(msg + n, sizeof msg - n, FP_A_VERDICT_HDR, hdr, sizeof hdr);
+    if (has_mark) {
+        uint32_t m = htonl(mark);
+        n += (size_t)fp_attr(msg + n, sizeof msg - n, FP_A_MARK, &m, sizeof m);
+    }
+    ((struct nlmsghdr *)msg)->nlmsg_len = (uint32_t)n;
+    while (send(q->fd, msg, n, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    return 0;
+}
+
+/* Python's answer (fp_judge): the bits to add to the packet mark; FP_DECIDED set when every later
+ * packet of the connection gets the same bits; negative: the callback failed. */
+#define FP_DECIDED (1LL << 32)
+static int64_t fp_judge(void *handle, const uint8_t *pkt, uint32_t len, uint32_t mark);
+static int fp_own_packet(struct fp_queue *q, const uint8_t *pkt, uint32_t len, uint32_t mark,
+                         uint32_t *bits);
+
+/* One PACKET message: answered from the table, else by Python; then the verdict. */
+static int fp_packet(struct fp_queue *q, struct nlmsghdr *h, uint32_t fail_mark) {
+    uint32_t id = 0, mark = 0, plen = 0;
+    int have_id = 0;
+    const uint8_t *payload = NULL;
+    size_t off = NLMSG_HDRLEN + 4;
+    while (off + NLA_HDRLEN <= h->nlmsg_len) {
+        struct nlattr *a = (struct nlattr *)((uint8_t *)h + off);
+        if (a->nla_len < NLA_HDRLEN || off + a->nla_len > h->nlmsg_len) break;
+        const uint8_t *data = (const uint8_t *)a + NLA_HDRLEN;
+        uint32_t dlen = a->nla_len - NLA_HDRLEN;
+        switch (a->nla_type & NLA_TYPE_MASK) {
+        case FP_A_PACKET_HDR:
+            if (dlen >= 4) { memcpy(&id, data, 4); id = ntohl(id); have_id = 1; }
+            break;
+        case FP_A_MARK:
+            if (dlen >= 4) { memcpy(&mark, data, 4); mark = ntohl(mark); }
+            break;
+        case FP_A_PAYLOAD:
+            payload = data;
+            plen = dlen;
+            break;
+        }
+        off += NLA_ALIGN(a->nla_len);
+    }
+    if (!have_id) return 0;
+    int64_t add = -1;
+    uint32_t carried = 0; /* bits Python gave the packets of a connection handed back to it */
+    if (payload != NULL) add = fp_known(q, payload, plen, mark);
+    if (add < 0 && payload != NULL) {
+        uint32_t own = 0;
+        if (fp_own_packet(q, payload, plen, mark, &own)) add = own; /* answered here */
+        else carried = own;
+    }
+    if (add >= 0) {
+        q->fast++;
+    } else {
+        q->judged++;
+        add = payload == NULL ? 0 : fp_judge(q->handle, payload, plen, mark);
+        if (add >= 0) add |= carried;
+        if (add < 0) { /* the callback raised: the fail mode decides */
+            q->errors++;
+            add = fail_mark;
+        } else if (add & FP_DECIDED) {
+            add &= 0xFFFFFFFFLL;
+            fp_decided(q, payload, plen, (uint32_t)add);
+        }
+    }
+    uint32_t bits = (uint32_t)add;
+    return fp_verdict(q, id, bits != 0, mark | bits);
+}
+
+/* The messages of one read. */
+int fp_dispatch(struct fp_queue *q, const uint8_t *buf, uint32_t len, uint32_t fail_mark) {
+    int n = 0;
+    /* signed: the kernel does not pad a message that ends with the packet, so the last step
+     * of NLMSG_NEXT goes below zero, which must end the walk */
+    int left = (int)len;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+        if (h->nlmsg_type != ((FP_SUBSYS_QUEUE << 8) | FP_MSG_PACKET)) continue;
+        if (h->nlmsg_len < NLMSG_HDRLEN + 4) continue;
+        if (fp_packet(q, h, fail_mark) < 0) return -1;
+        n++;
+    }
+    return n;
+}
+
+static long fp_ms_since(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000L + (t.tv_nsec - t0->tv_nsec) / 1000000L;
+}
+
+/* Serve the queue for up to ``timeout_ms``: wait, read, answer. Returns early (1) when ``other``
+ * (a descriptor, or -1) is readable, or on a signal (2, the caller checks its stop flag); 0 when
+ * the time is up; -1 with errno on a socket error. */
+int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct pollfd fds[2] = {{.fd = q->fd, .events = POLLIN}, {.fd = other, .events = POLLIN}};
+    for (;;) {
+        long left = timeout_ms - fp_ms_since(&t0);
+        if (left < 0) left = 0;
+        int r = poll(fds, other >= 0 ? 2 : 1, (int)left);
+        if (r < 0) {
+            if (errno == EINTR) return 2;
+            return -1;
+        }
+        if (r == 0) return 0;
+        if (fds[0].revents & POLLIN) {
+            for (;;) {
+                ssize_t got = recv(q->fd, q->buf, FP_BUFSIZE, MSG_DONTWAIT);
+                if (got < 0) {
+                    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+                    if (errno == ENOBUFS) continue; /* the kernel dropped messages */
+                    if (errno == EINTR) return 2;
+                    return -1;
+                }
+                if (fp_dispatch(q, q->buf, (uint32_t)got, fail_mark) < 0) return -1;
+            }
+        } else if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+            errno = EIO;
+            return -1;
+        }
+        if (other >= 0 && (fds[1].revents & POLLIN)) return 1;
+        if (fp_ms_since(&t0) >= timeout_ms) return 0;
+    }
+}
+
+void fp_set_handle(struct fp_queue *q, void *handle) { q->handle = handle; }
+
+/* packets judged by Python, answered here, callback failures */
+void fp_counts(struct fp_queue *q, uint64_t *out) {
+    out[0] = q->judged;
+    out[1] = q->fast;
+    out[2] = q->errors;
+}

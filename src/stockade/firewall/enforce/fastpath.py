@@ -1,0 +1,365 @@
+"""The NFQUEUE loop of the enforcer: compiled (``_fastpath``, C through cffi) or pure Python
+(the ``netfilterqueue`` package), both behind one small interface.
+
+Both paths give every queued packet to the same judge (``judge(payload, mark) -> (bits, decided)``:
+the bits to add to the packet mark, and whether every later packet of the connection gets the same
+bits). The compiled path waits, reads the netlink messages, parses the packets and sends the
+verdicts in C without a Python object per packet, answers the later packets of connections already
+decided from a small table of its own (the in-flight segments behind a decision), and calls Python
+only for the others. The pure-Python path is the reference the tests compare it with; it is used
+when the extension was not built (no compiler at install time) or when
+``STOCKADE_ENFORCER_FASTPATH=0``; ``STOCKADE_ENFORCER_FASTPATH=loop`` keeps the compiled loop but
+answers no connection from its first segment (below). A log line says which one runs.
+
+The compiled loop also answers the common connection alone from its first segment
+(fastpath_own.c): IPv4/TCP, an HTTP/1 request line or a whole TLS ClientHello from the client,
+between two ends on a port for which ``advise(client, server, port)`` (the inspector's
+``fast_bits``, asked once per pair and policy version) says the policy allows that protocol with no
+event to record. With nothing to look for in the bytes the connection is allowed there and then;
+with DLP, every in-order segment is scanned with the DLP engine's own Hyperscan expressions
+(:func:`dlp_expressions`) and answered in C while nothing matches. At the first thing Python must
+see (a prefilter or decoding-trigger match, a segment ending in a letter or digit, which the DLP
+stream checks at once, a segment out of order or overlapping what came before (a plain
+retransmission of bytes already scanned is answered in C), a FIN or RST, a direction past the
+decoding's replay budget) the packets answered so far are handed to the judge in order, then the packet at
+hand: Python's flow and DLP streams end up as if it had judged every packet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+from collections.abc import Callable
+from typing import Any, Protocol
+
+log = logging.getLogger("stockade.enforcer")
+
+# judge(payload, packet mark) -> (bits to add to the packet mark, the connection is decided)
+Judge = Callable[[bytes, int], tuple[int, bool]]
+# advise(client address, server address (4 bytes each), server port) -> PAIR_* bits
+Advise = Callable[[bytes, bytes, int], int]
+
+# What the compiled loop may answer alone for TCP connections from one end to another's port
+# (fastpath_own.c): PAIR_KNOWN always (the answer was given); PAIR_HTTP / PAIR_TLS: the policy
+# allows that protocol there with nothing to record; PAIR_SCAN: DLP looks at every segment (the
+# connection stays undecided); PAIR_ALLOW: nothing to look for, allowed once the protocol is known.
+PAIR_KNOWN, PAIR_HTTP, PAIR_TLS, PAIR_SCAN, PAIR_ALLOW = 1, 2, 4, 8, 16
+# why connections went back to Python (fastpath_own.c FP_WHY_*), in counts() as handed_<cause>
+HANDED_BECAUSE = ("match", "alnum", "order", "end", "limit", "slot")
+
+DECIDED = 1 << 32  # in the compiled loop's answer: the connection is decided (fastpath.c)
+MAX_LEN = 4096  # packets the kernel holds for the enforcer before it drops (or bypasses)
+
+
+def compiled() -> Any | None:
+    """The compiled module, or None when it cannot be used (not built, or switched off)."""
+    if os.environ.get("STOCKADE_ENFORCER_FASTPATH", "1") == "0":
+        return None
+    try:
+        from stockade.firewall.enforce import _fastpath  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _fastpath
+
+
+class Queue(Protocol):
+    kind: str
+
+    def serve(self, other: int, timeout: float) -> bool:
+        """Answer packets for up to ``timeout`` seconds; True as soon as ``other`` (a descriptor,
+        or -1) is readable."""
+        ...
+
+    def forget(self) -> None:
+        """Drop every remembered decision (the policy changed)."""
+        ...
+
+    def ended(self, packet: bytes) -> None:
+        """A FIN or RST that passed in the kernel (ends.py): connections answered in the loop
+        itself are forgotten a moment later."""
+        ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
+
+
+def dlp_expressions(engine: Any) -> list[tuple[bytes, int, int]] | None:
+    """The (expression, id, Hyperscan flags) of ``engine``'s stream database, as its ``_compile``
+    builds them (sensors' prefilters and lead words, then the HTTP decoding triggers), for the
+    compiled loop; None where its DLP cannot be matched by one stream scan (another backend,
+    sensors Hyperscan refused and scanned by regex instead)."""
+    from stockade.network.dlp import engine as dlp
+    from stockade.network.dlp.triggers import TRIGGERS
+
+    if engine is None or engine.backend != "hs-stream" or engine.always_scan:
+        return None
+    hs = dlp.hyperscan
+    out: list[tuple[bytes, int, int]] = []
+    for si, compiled in enumerate(engine.sensors):
+        sensor = compiled.sensor
+        own = sensor.prefilter or sensor.patterns
+        base = hs.HS_FLAG_CASELESS if sensor.ignore_case else 0
+        flag = base if sensor.prefilter else base | hs.HS_FLAG_PREFILTER
+        for k, expr in enumerate([*own, *sensor.lead_prefilter]):
+            ident = si * dlp._ID_STRIDE + (k if k < len(own) else dlp._LEAD_ID + k - len(own))
+            out.append((expr.encode("latin-1"), ident, flag))
+    for k, (expr, caseless) in enumerate(TRIGGERS):
+        single = hs.HS_FLAG_SINGLEMATCH
+        out.append(
+            (expr, dlp._TRIGGER_ID + k, single | hs.HS_FLAG_CASELESS if caseless else single)
+        )
+    return None if any(b"\0" in e for e, _, _ in out) else out
+
+
+class CompiledQueue:
+    kind = "compiled"
+
+    def __init__(
+        self,
+        module: Any,
+        q: Any,
+        judge: Judge,
+        fail_mark: int,
+        *,
+        owned: bool = True,
+        advise: Advise | None = None,
+        dlp: list[tuple[bytes, int, int]] | None = None,
+    ):
+        self._mod = module
+        self._lib, self._ffi = module.lib, module.ffi
+        self._q = q
+        self._judge = judge
+        self._advise = advise or _never  # without advice nothing is answered from a first segment
+        self._fail_mark = fail_mark
+        self._owned = owned
+        self._handle = self._ffi.new_handle(self)  # kept alive as long as the queue
+        _install(module)
+        self.dlp = False  # the loop scans DLP itself (see fastpath_own.c)
+        if advise is not None and dlp:
+            self.dlp = self._load_dlp(dlp)
+        self._lib.fp_set_handle(q, self._handle)
+
+    def _load_dlp(self, dlp: list[tuple[bytes, int, int]]) -> bool:
+        ffi = self._ffi
+        exprs = [ffi.new("char[]", e) for e, _, _ in dlp]
+        err = ffi.new("char[256]")
+        if self._lib.fp_dlp_load(
+            self._q,
+            ffi.new("char *[]", exprs),
+            ffi.new("unsigned int[]", [f for _, _, f in dlp]),
+            ffi.new("unsigned int[]", [i for _, i, _ in dlp]),
+            len(dlp),
+            err,
+            len(err),
+        ):
+            log.warning(
+                "the compiled loop leaves DLP to Python: %s",
+                ffi.string(err).decode(errors="replace"),
+            )
+            return False
+        return True
+
+    @classmethod
+    def open(
+        cls,
+        module: Any,
+        num: int,
+        judge: Judge,
+        fail_mark: int,
+        *,
+        advise: Advise | None = None,
+        dlp: list[tuple[bytes, int, int]] | None = None,
+    ) -> CompiledQueue:
+        q = module.lib.fp_open(num, MAX_LEN)
+        if q == module.ffi.NULL:
+            err = module.ffi.errno
+            raise OSError(err, os.strerror(err))
+        return cls(module, q, judge, fail_mark, advise=advise, dlp=dlp)
+
+    @classmethod
+    def attach(
+        cls,
+        module: Any,
+        fd: int,
+        num: int,
+        judge: Judge,
+        fail_mark: int,
+        *,
+        advise: Advise | None = None,
+        dlp: list[tuple[bytes, int, int]] | None = None,
+    ) -> CompiledQueue:
+        """Over a socket the caller made (tests: one end of a socketpair stands for the kernel)."""
+        return cls(
+            module, module.lib.fp_attach(fd, num), judge, fail_mark,
+            owned=False, advise=advise, dlp=dlp,
+        )  # fmt: skip
+
+    def _answer(self, payload: bytes, mark: int) -> int:
+        bits, decided = self._judge(payload, mark)
+        return bits | DECIDED if decided and bits else bits
+
+    def serve(self, other: int, timeout: float) -> bool:
+        r: int = self._lib.fp_run(self._q, other, int(timeout * 1000), self._fail_mark)
+        if r < 0:
+            err = self._ffi.errno
+            raise OSError(err, f"NFQUEUE: {os.strerror(err)}")
+        return r == 1
+
+    def dispatch(self, data: bytes) -> int:
+        """Answer the PACKET messages of one read (tests)."""
+        n: int = self._lib.fp_dispatch(self._q, data, len(data), self._fail_mark)
+        if n < 0:
+            err = self._ffi.errno
+            raise OSError(err, os.strerror(err))
+        return n
+
+    def forget(self) -> None:
+        self._lib.fp_forget_all(self._q)
+
+    def ended(self, packet: bytes) -> None:
+        self._lib.fp_own_end(self._q, packet, len(packet))
+
+    def counts(self) -> dict[str, int]:
+        """Packets judged by Python and answered in C, callback failures; connections answered
+        in C from their first segment, handed back to Python, and the packets replayed then."""
+        out = self._ffi.new("uint64_t[3]")
+        self._lib.fp_counts(self._q, out)
+        own = self._ffi.new("uint64_t[10]")
+        self._lib.fp_own_counts(self._q, own)
+        counts = {
+            "judged": out[0], "fast": out[1], "errors": out[2],
+            "owned": own[0], "handed": own[1], "replayed": own[2],
+        }  # fmt: skip
+        for i, why in enumerate(HANDED_BECAUSE):
+            if own[3 + i]:  # only causes that happened: the closing log line stays short
+                counts[f"handed_{why}"] = own[3 + i]
+        if own[9]:
+            counts["retransmitted"] = own[9]  # segments already scanned, answered in C again
+        return counts
+
+    def close(self) -> None:
+        if self._q is not None:
+            (self._lib.fp_close if self._owned else self._lib.fp_detach)(self._q)
+            self._q = None
+
+
+_installed: set[int] = set()
+
+
+def _never(client: bytes, server: bytes, port: int) -> int:
+    return PAIR_KNOWN  # nothing is answered from a first segment
+
+
+def _advice_failed(kind: Any, value: Any, tb: Any) -> None:
+    log.error("compiled loop: no advice (%s); the connection goes to Python", value)
+
+
+def _install(module: Any) -> None:
+    """Define the C loop's callback once per module: it hands the packet to its queue's judge."""
+    if id(module) in _installed:
+        return
+    ffi = module.ffi
+
+    @ffi.def_extern(onerror=lambda *exc: None, error=-1)  # type: ignore[untyped-decorator]
+    def fp_judge(handle: Any, pkt: Any, length: int, mark: int) -> int:
+        queue: CompiledQueue = ffi.from_handle(handle)
+        return queue._answer(ffi.unpack(ffi.cast("char *", pkt), length), mark)
+
+    @ffi.def_extern(onerror=_advice_failed, error=0)  # type: ignore[untyped-decorator]
+    def fp_advise(handle: Any, client: Any, server: Any, port: int) -> int:
+        queue: CompiledQueue = ffi.from_handle(handle)
+        return (
+            int(queue._advise(ffi.buffer(client, 4)[:], ffi.buffer(server, 4)[:], port))
+            | PAIR_KNOWN
+        )
+
+    _installed.add(id(module))
+
+
+class PythonQueue:
+    """The reference path: ``netfilterqueue`` calls :meth:`verdict` with each packet."""
+
+    kind = "python"
+
+    def __init__(self, nfq: Any, judge: Judge, fail_mark: int) -> None:
+        self._nfq = nfq
+        self._judge = judge
+        self._fail_mark = fail_mark
+        self._fd = nfq.get_fd() if nfq is not None else -1
+        self.judged = self.errors = 0
+
+    @classmethod
+    def open(cls, num: int, judge: Judge, fail_mark: int) -> PythonQueue:
+        from netfilterqueue import NetfilterQueue
+
+        queue = cls(None, judge, fail_mark)
+        nfq = NetfilterQueue()
+        nfq.bind(num, queue.verdict, max_len=MAX_LEN)
+        queue._nfq, queue._fd = nfq, nfq.get_fd()
+        return queue
+
+    def verdict(self, pkt: Any) -> None:
+        self.judged += 1
+        try:
+            bits, _ = self._judge(pkt.get_payload(), pkt.get_mark())
+        except Exception:  # the judge handles its own failures; this is the last resort
+            self.errors += 1
+            bits = self._fail_mark
+        if bits:
+            pkt.set_mark(pkt.get_mark() | bits)  # keep other software's bits (kube-proxy's 0x4000)
+        pkt.accept()  # a block is carried out by the post chain (reset/drop) from the mark
+
+    def serve(self, other: int, timeout: float) -> bool:
+        fds = [self._fd] if other < 0 else [self._fd, other]
+        readable, _, _ = select.select(fds, [], [], timeout)
+        if self._fd in readable:
+            self._nfq.run(block=False)
+        return other >= 0 and other in readable
+
+    def forget(self) -> None:
+        pass  # nothing remembered here: every packet goes to the judge
+
+    def ended(self, packet: bytes) -> None:
+        pass  # the judge saw every packet (Inspector.end_seen frees its flows)
+
+    def counts(self) -> dict[str, int]:
+        return {"judged": self.judged, "fast": 0, "errors": self.errors}
+
+    def close(self) -> None:
+        if self._nfq is not None:
+            self._nfq.unbind()
+            self._nfq = None
+
+
+def open_queue(
+    num: int,
+    judge: Judge,
+    fail_mark: int,
+    *,
+    advise: Advise | None = None,
+    dlp_engine: Any = None,
+) -> Queue:
+    """Bind NFQUEUE ``num`` in the current network namespace, compiled when possible (with
+    ``advise``, it also answers connections from their first segment, scanning DLP with
+    ``dlp_engine``'s expressions)."""
+    module = compiled()
+    if module is not None:
+        if os.environ.get("STOCKADE_ENFORCER_FASTPATH") == "loop":
+            advise = None  # the compiled loop only: every connection's first segment to Python
+        dlp = dlp_expressions(dlp_engine) if advise is not None else None
+        queue = CompiledQueue.open(module, num, judge, fail_mark, advise=advise, dlp=dlp)
+        log.info(
+            "NFQUEUE %d: compiled verdict loop%s", num,
+            "" if advise is None else " (first segments and DLP in C)" if queue.dlp
+            else " (first segments in C, DLP in Python)",
+        )  # fmt: skip
+        return queue
+    why = (
+        "switched off (STOCKADE_ENFORCER_FASTPATH=0)"
+        if os.environ.get("STOCKADE_ENFORCER_FASTPATH") == "0"
+        else "not built (python3 setup.py build_ext --inplace)"
+    )
+    log.info("NFQUEUE %d: pure-Python verdict loop; the compiled one is %s", num, why)
+    return PythonQueue.open(num, judge, fail_mark)

@@ -1,0 +1,579 @@
+"""The enforcer's two NFQUEUE loops (fastpath.py) on the same queued packets: the compiled one (C,
+fed real nfnetlink_queue messages through a socketpair that stands for the kernel, its verdict
+messages read back) and the pure-Python reference (netfilterqueue's packet object is the seam:
+a recorder with its interface). Both must give every packet the same verdict and mark, and the
+same events."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from stockade.firewall.enforce import fastpath, marks, nft
+from stockade.firewall.enforce.enforcer import Enforcer
+from stockade.firewall.policy.endpoints import Directory
+from stockade.network.dlp.engine import DlpEngine
+from tests.firewall.test_inspector import ACK, FIN, POLICY, PSH, SYN, packet
+from tests.firewall.test_policy_model import CRM, ORD, PAY
+
+PATHS = ["python", "compiled", "own"]  # "own": first segments and DLP answered in C
+NF_ACCEPT = 1
+QUEUE = 7
+
+CARD = b'{"card": "4111 1111 1111 1111"}'
+PAY_REQ = b"POST /pay HTTP/1.1\r\nHost: orders\r\nContent-Length: %d\r\n\r\n" % len(CARD) + CARD
+GET = b"GET /orders HTTP/1.1\r\nHost: orders\r\n\r\n"
+REDIS = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def udp(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
+    import ipaddress
+
+    body = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(body), 1, 0, 64, 17, 0,
+        ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed,
+    )  # fmt: skip
+    return ip + body
+
+
+# (payload, packet mark from the kernel): one queue's worth of connections
+CASES: list[tuple[bytes, int]] = [
+    # allowed HTTP, DLP keeps watching: no mark, then the response
+    (packet(PAY.ip, ORD.ip, 40000, 8080, ACK | PSH, 101, GET), marks.FIRST),
+    (packet(ORD.ip, PAY.ip, 8080, 40000, ACK | PSH, 501, OK), marks.REPLY),
+    # a card in clear: blocked, and the segments queued behind it get the same block
+    (packet(PAY.ip, ORD.ip, 40001, 8080, ACK | PSH, 101, PAY_REQ), marks.FIRST),
+    (packet(PAY.ip, ORD.ip, 40001, 8080, ACK | PSH, 101 + len(PAY_REQ), GET), 0),
+    (packet(ORD.ip, PAY.ip, 8080, 40001, ACK | PSH, 501, OK), marks.REPLY),
+    # a denied connection, from its SYN; then its data, then its FIN
+    (packet(CRM.ip, ORD.ip, 40002, 8080, SYN, 100), marks.FIRST),
+    (packet(CRM.ip, ORD.ip, 40002, 8080, ACK | PSH, 101, GET), 0),
+    (packet(CRM.ip, ORD.ip, 40002, 8080, ACK | FIN, 101 + len(GET)), 0),
+    # the wrong protocol on an allowed port
+    (packet(PAY.ip, ORD.ip, 40003, 8080, ACK | PSH, 8, REDIS), marks.FIRST),
+    (packet(PAY.ip, ORD.ip, 40003, 8080, ACK | PSH, 8 + len(REDIS), REDIS), 0),
+    # a new connection on the pair of the blocked one: judged afresh, not from the table
+    (packet(PAY.ip, ORD.ip, 40003, 8080, ACK | PSH, 9000, GET), marks.FIRST),
+    # kube-proxy's bits on a packet are kept
+    (packet(PAY.ip, ORD.ip, 40004, 8080, ACK | PSH, 101, PAY_REQ), marks.FIRST | 0x4000),
+    # UDP, and packets that are no TCP/UDP at all
+    (udp(PAY.ip, ORD.ip, 5353, 53, b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"), 0),
+    (b"\x45" + b"\x00" * 30, 0),
+    (b"\xff" * 64, 0),
+]
+
+
+def enforcer(events: list[Any] | None = None, *, fail_open: bool = True) -> Enforcer:
+    sink = events.append if events is not None else (lambda e: None)
+    return Enforcer(
+        "node-under-test",
+        POLICY,
+        Directory([PAY, ORD, CRM]),
+        nft.Settings(queue=QUEUE, fail_open=fail_open),
+        emit=sink,
+        learn=lambda rows: None,
+        dlp_engine=DlpEngine(),
+    )
+
+
+def _attr(kind: int, data: bytes) -> bytes:
+    raw = struct.pack("=HH", 4 + len(data), kind) + data
+    return raw + b"\0" * (-len(raw) % 4)
+
+
+def nfq_packet(packet_id: int, mark: int, payload: bytes, *, last: bool = False) -> bytes:
+    """One NFQNL_MSG_PACKET message as the kernel writes it: the payload comes last, and the
+    kernel does not pad it (the message's length is the unpadded one); in a batch the next message
+    starts at the next multiple of 4 (``last``: no padding after it either)."""
+    attrs = (
+        _attr(1, struct.pack("!IHB", packet_id, 0x0800, 2))  # NFQA_PACKET_HDR
+        + _attr(3, struct.pack("!I", mark))  # NFQA_MARK
+        + struct.pack("=HH", 4 + len(payload), 10)  # NFQA_PAYLOAD, unpadded
+        + payload
+    )
+    body = struct.pack("=BBH", socket.AF_UNSPEC, 0, socket.htons(QUEUE)) + attrs
+    msg = struct.pack("=IHHII", 16 + len(body), 3 << 8, 0, 0, 0) + body
+    return msg if last else msg + b"\0" * (-len(msg) % 4)
+
+
+def batch(cases: list[tuple[bytes, int]], first_id: int = 1) -> bytes:
+    """Several messages in one read, as the kernel batches them; the last one unpadded."""
+    return b"".join(
+        nfq_packet(i, m, p, last=i == first_id + len(cases) - 1)
+        for i, (p, m) in enumerate(cases, first_id)
+    )
+
+
+def read_verdict(data: bytes) -> tuple[int, int, int | None]:
+    """(packet id, verdict, mark or None) of one NFQNL_MSG_VERDICT message."""
+    length, kind, flags, _, _ = struct.unpack_from("=IHHII", data)
+    assert kind == (3 << 8) | 1 and flags & 1 and length == len(data)
+    family, version, res = struct.unpack_from("=BBH", data, 16)
+    assert (family, version, socket.ntohs(res)) == (socket.AF_UNSPEC, 0, QUEUE)
+    off, verdict, packet_id, mark = 20, -1, -1, None
+    while off < length:
+        alen, atype = struct.unpack_from("=HH", data, off)
+        if atype == 2:
+            verdict, packet_id = struct.unpack_from("!II", data, off + 4)
+        elif atype == 3:
+            (mark,) = struct.unpack_from("!I", data, off + 4)
+        off += alen + (-alen % 4)
+    return packet_id, verdict, mark
+
+
+class Recorded:
+    """netfilterqueue's packet, as the reference loop uses it."""
+
+    def __init__(self, packet_id: int, payload: bytes, mark: int, out: list[Any]) -> None:
+        self.id, self._payload, self._mark, self._out = packet_id, payload, mark, out
+        self._set: int | None = None
+
+    def get_payload(self) -> bytes:
+        return self._payload
+
+    def get_mark(self) -> int:
+        return self._mark if self._set is None else self._set
+
+    def set_mark(self, mark: int) -> None:
+        self._set = mark
+
+    def accept(self) -> None:
+        self._out.append((self.id, NF_ACCEPT, self._set))
+
+
+def compiled_module() -> Any:
+    module = fastpath.compiled()
+    assert module is not None, (
+        "the compiled loop is not built: python3 setup.py build_ext --inplace"
+    )
+    return module
+
+
+Run = Callable[[Enforcer, list[tuple[bytes, int]]], list[tuple[int, int, int | None]]]
+
+
+def run_python(enf: Enforcer, cases: list[tuple[bytes, int]]) -> list[tuple[int, int, int | None]]:
+    out: list[tuple[int, int, int | None]] = []
+    queue = fastpath.PythonQueue(None, enf.judge, 0 if enf.settings.fail_open else marks.BLOCK)
+    for i, (payload, mark) in enumerate(cases, 1):
+        queue.verdict(Recorded(i, payload, mark, out))
+    return out
+
+
+def run_compiled(
+    enf: Enforcer,
+    cases: list[tuple[bytes, int]],
+    counts: dict[str, int] | None = None,
+    *,
+    own: bool = False,
+    one_by_one: bool = False,
+) -> list[tuple[int, int, int | None]]:
+    """``own``: the loop also answers connections from their first segment, as the enforcer runs
+    it (advice from the inspector, DLP scanned in C); ``one_by_one``: one read per packet."""
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    for sock, opt in ((ours, socket.SO_SNDBUF), (kernel, socket.SO_RCVBUF)):
+        sock.setsockopt(socket.SOL_SOCKET, opt, 4 << 20)
+    fail = 0 if enf.settings.fail_open else marks.BLOCK
+    extra: dict[str, Any] = (
+        {"advise": enf.advise, "dlp": fastpath.dlp_expressions(enf._dlp)} if own else {}
+    )
+    queue = fastpath.CompiledQueue.attach(
+        compiled_module(), ours.fileno(), QUEUE, enf.judge, fail, **extra
+    )
+    try:
+        assert not own or queue.dlp
+        if one_by_one:
+            for i, (p, m) in enumerate(cases, 1):
+                assert queue.dispatch(nfq_packet(i, m, p, last=True)) == 1
+        else:
+            assert queue.dispatch(batch(cases)) == len(cases)
+        kernel.settimeout(2)
+        out = [read_verdict(kernel.recv(256)) for _ in cases]
+        if counts is not None:
+            counts.update(queue.counts())
+        return out
+    finally:
+        queue.close()
+        ours.close()
+        kernel.close()
+
+
+def run_own(enf: Enforcer, cases: list[tuple[bytes, int]]) -> list[tuple[int, int, int | None]]:
+    return run_compiled(enf, cases, own=True)
+
+
+RUNS: dict[str, Run] = {"python": run_python, "compiled": run_compiled, "own": run_own}
+
+EXPECTED_MARKS = [
+    None,
+    None,
+    marks.BLOCK | marks.FIRST,  # the packet's own bits stay
+    marks.BLOCK,
+    marks.BLOCK | marks.REPLY,
+    marks.BLOCK | marks.FIRST,
+    marks.BLOCK,
+    marks.BLOCK,
+    marks.BLOCK | marks.FIRST,
+    marks.BLOCK,
+    None,  # a new connection, GET: allowed by cde-api, DLP keeps watching
+    marks.BLOCK | marks.FIRST | 0x4000,
+    marks.BLOCK,  # no rule lets payments send DNS to orders
+    None,
+    None,
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_every_queued_packet_gets_its_verdict_and_mark(path: str) -> None:
+    events: list[Any] = []
+    got = RUNS[path](enforcer(events), CASES)
+    assert [(i, v) for i, v, _ in got] == [(i, NF_ACCEPT) for i in range(1, len(CASES) + 1)]
+    assert [m for _, _, m in got] == EXPECTED_MARKS
+    assert [e.kind for e in events] == [
+        "dlp.blocked", "firewall.blocked", "firewall.blocked", "dlp.blocked", "firewall.blocked"
+    ]  # fmt: skip
+    assert all("4111 1111" not in repr(e.to_dict()) for e in events)
+
+
+def _events(events: list[Any]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in e.to_dict().items() if k not in ("id", "at")} for e in events]
+
+
+def test_both_loops_agree_packet_for_packet_and_event_for_event() -> None:
+    results = {}
+    for path in PATHS:
+        events: list[Any] = []
+        results[path] = (RUNS[path](enforcer(events), CASES), _events(events))
+    assert results["python"] == results["compiled"] == results["own"]
+
+
+def test_segments_behind_a_decision_are_answered_in_c_without_python() -> None:
+    counts: dict[str, int] = {}
+    run_compiled(enforcer(), CASES, counts)
+    # 40001's two segments behind its block, 40003's second segment; the denied connection's
+    # data after its SYN; its FIN goes to Python (the flow ends there)
+    assert counts == {"judged": len(CASES) - 4, "fast": 4, "errors": 0,
+                      "owned": 0, "handed": 0, "replayed": 0}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("fail_open", [True, False])
+def test_a_failing_judge_applies_the_fail_mode(path: str, fail_open: bool) -> None:
+    enf = enforcer(fail_open=fail_open)
+
+    def broken(payload: bytes, mark: int = 0) -> tuple[bool, int]:
+        raise RuntimeError("a bug in the verdict handler")
+
+    enf.inspector.packet = broken  # type: ignore[method-assign]
+    got = RUNS[path](enf, CASES[:3])
+    # "own": the first segment (an allowed HTTP request) is answered in C without the handler;
+    # the reply, out of order for C, hands the connection back: both of its packets fail there
+    first = None if path == "own" else marks.BLOCK | marks.FIRST
+    assert [m for _, _, m in got] == (
+        [None] * 3 if fail_open else [first, marks.BLOCK | marks.REPLY, marks.BLOCK | marks.FIRST]
+    )  # fmt: skip
+    assert enf.errors == 3
+
+
+def test_a_new_policy_forgets_the_decisions_the_c_loop_remembered() -> None:
+    enf = enforcer()
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    queue = fastpath.CompiledQueue.attach(compiled_module(), ours.fileno(), QUEUE, enf.judge, 0)
+    try:
+        blocked = CASES[2:4]
+        queue.dispatch(batch(blocked))
+        assert queue.counts()["fast"] == 1
+        queue.forget()
+        queue.dispatch(nfq_packet(3, 0, blocked[1][0], last=True))
+        assert {k: queue.counts()[k] for k in ("judged", "fast", "errors")} == {
+            "judged": 2, "fast": 1, "errors": 0
+        }  # fmt: skip
+        assert [read_verdict(kernel.recv(256))[2] for _ in range(3)] == [
+            marks.BLOCK | marks.FIRST,
+            marks.BLOCK,
+            marks.BLOCK,
+        ]
+    finally:
+        queue.close()
+        ours.close()
+        kernel.close()
+
+
+def test_switched_off_the_pure_python_loop_runs_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert compiled_module() is not None
+    monkeypatch.setenv("STOCKADE_ENFORCER_FASTPATH", "0")
+    assert fastpath.compiled() is None
+    opened: list[int] = []
+    monkeypatch.setattr(
+        fastpath.PythonQueue, "open", classmethod(lambda cls, num, judge, fail: opened.append(num))
+    )
+    with caplog.at_level(logging.INFO, logger="stockade.enforcer"):
+        fastpath.open_queue(QUEUE, enforcer().judge, 0)
+    assert opened == [QUEUE]
+    assert "pure-Python verdict loop; the compiled one is switched off" in caplog.text
+
+
+# Whole conversations, sequence numbers as the kernel passes them: what the compiled loop answers
+# alone from a connection's first segment (fastpath_own.c), and where it hands it back to Python.
+
+
+class Conversation:
+    """One TCP connection's segments with payload, client and server sequence numbers kept."""
+
+    def __init__(self, sport: int, dport: int = 8080, src: str = PAY.ip, dst: str = ORD.ip):
+        self.src, self.dst, self.sport, self.dport = src, dst, sport, dport
+        self.seq = [1000 + sport, 900_000 + sport]
+        self.out: list[tuple[bytes, int]] = []
+
+    def send(self, data: bytes, *, server: bool = False, flags: int = ACK | PSH) -> Conversation:
+        d = int(server)
+        ends = ((self.dst, self.src, self.dport, self.sport) if server
+                else (self.src, self.dst, self.sport, self.dport))  # fmt: skip
+        mark = marks.REPLY if server else (marks.FIRST if not self.out else 0)
+        self.out.append((seg(*ends, self.seq[d], self.seq[1 - d], data, flags), mark))
+        self.seq[d] = (self.seq[d] + len(data) + (1 if flags & FIN else 0)) & 0xFFFFFFFF
+        return self
+
+    def exchange(self, request: bytes, *answer: bytes) -> Conversation:
+        self.send(request)
+        for part in answer:
+            self.send(part, server=True)
+        return self
+
+
+def seg(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, data: bytes,
+        flags: int = ACK | PSH) -> bytes:  # fmt: skip
+    import ipaddress
+
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 65535, 0, 0) + data
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
+        ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed,
+    )  # fmt: skip
+    return ip + tcp
+
+
+JSON_REQ = (b"POST /orders HTTP/1.1\r\nHost: orders\r\nContent-Length: 23\r\n"
+            b"content-type: application/json\r\n\r\n{\"order\": 12, \"qty\": 2}")  # fmt: skip
+HEADERS = b"HTTP/1.0 200 OK\r\nServer: BaseHTTP/0.6\r\nDate: Sat, 05 Dec 2026 05:13:03 GMT\r\n"
+HEADERS += b"content-length: 12\r\n\r\n"
+BODY = b'{"ok": true}'
+CARD_REQ = b"POST /pay HTTP/1.1\r\nHost: orders\r\nContent-Length: 31\r\n\r\n" + CARD
+
+
+def _tls_hello() -> bytes:
+    import ssl
+
+    ctx = ssl.create_default_context()
+    tls = ctx.wrap_bio(ssl.MemoryBIO(), out := ssl.MemoryBIO(), server_hostname="orders")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return out.read()
+
+
+def conversations() -> dict[str, list[tuple[bytes, int]]]:
+    c = Conversation
+    chunked = (b"POST /pay HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"8\r\n4111 111\r\n17\r\n1 1111 1111\"}\r\n0\r\n\r\n")  # fmt: skip
+    out_of_order = c(41007).exchange(JSON_REQ, HEADERS, BODY)
+    late = out_of_order.out.pop(1)
+    out_of_order.out.insert(2, late)
+    return {
+        "keep-alive": c(41001)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .out,
+        "card in the third request": c(41002)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .exchange(CARD_REQ)
+        .send(JSON_REQ)
+        .out,
+        "card across two segments": c(41003)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .send(CARD_REQ[:-15])
+        .send(CARD_REQ[-15:])
+        .out,
+        "card in the response": c(41004)
+        .exchange(JSON_REQ, HEADERS, b'{"card": "4111-1111-1111-1111"}')
+        .out,
+        "segment ending in a digit": c(41005).send(JSON_REQ).send(b"4111 1111 1111 1111").out,
+        "chunked card": c(41006).exchange(JSON_REQ, HEADERS, BODY).send(chunked).out,
+        "out of order": out_of_order.out,
+        "retransmitted": c(41013).exchange(JSON_REQ, HEADERS, BODY).exchange(JSON_REQ, HEADERS).out
+        + c(41013).exchange(JSON_REQ, HEADERS, BODY).exchange(JSON_REQ, HEADERS).out[3:5]
+        + c(41013).exchange(JSON_REQ, HEADERS, BODY).exchange(JSON_REQ, HEADERS, CARD).out[5:],
+        "ssn word in the body": c(41008).exchange(JSON_REQ, HEADERS, b'{"ssn": "078-05-1120"}').out,
+        "FIN after data": c(41009).exchange(JSON_REQ, HEADERS, BODY).send(b"", flags=ACK | FIN).out,
+        "TLS": c(41010, 8443).exchange(_tls_hello(), b"\x16\x03\x03\x00\x02\x02\x00").out,
+        "redis on the HTTP port": c(41011).exchange(REDIS, b"+OK\r\n").out,
+        "denied pair": c(41012, src=CRM.ip).exchange(JSON_REQ, HEADERS).out,
+        "port reused by a new connection": c(41001).exchange(CARD_REQ).out,
+    }
+
+
+@pytest.mark.parametrize("name", list(conversations()))
+def test_connections_answered_in_c_get_the_verdicts_and_events_of_python(name: str) -> None:
+    cases = conversations()["keep-alive"] + conversations()[name]  # the pair's advice is known
+    results = {}
+    for path in PATHS:
+        events: list[Any] = []
+        results[path] = (RUNS[path](enforcer(events), cases), _events(events))
+    assert results["own"] == results["python"] == results["compiled"]
+
+
+def test_plain_http_is_answered_in_c_from_the_first_segment_without_python() -> None:
+    judged: list[int] = []
+    enf = enforcer()
+    judge = enf.judge
+
+    def counting(payload: bytes, mark: int) -> tuple[int, bool]:
+        judged.append(mark)
+        return judge(payload, mark)
+
+    enf.judge = counting  # type: ignore[method-assign]
+    counts: dict[str, int] = {}
+    cases = [p for n in ("keep-alive", "TLS") for p in conversations()[n]]
+    got = run_compiled(enf, cases, counts, own=True, one_by_one=True)
+    assert [m for _, _, m in got] == [None] * len(cases)  # accepted, DLP keeps watching
+    assert judged == [] and counts["owned"] == 2 and counts["judged"] == 0
+
+
+def test_a_match_hands_the_connection_back_with_every_packet_in_order() -> None:
+    seen: list[bytes] = []
+    events: list[Any] = []
+    enf = enforcer(events)
+    judge = enf.judge
+
+    def recording(payload: bytes, mark: int) -> tuple[int, bool]:
+        seen.append(payload)
+        return judge(payload, mark)
+
+    enf.judge = recording  # type: ignore[method-assign]
+    counts: dict[str, int] = {}
+    request = b"POST /x HTTP/1.1\r\nHost: orders\r\n\r\n" + b'{"x": "4111 1111 1111 1111"}'
+    cases = (
+        Conversation(41020)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .send(request[:-11])
+        .send(
+            request[-11:]  # cut after "4111 1111 ": the prefilter matches in the second part
+        )
+        .out
+    )
+    got = run_compiled(enf, cases, counts, own=True, one_by_one=True)
+    assert seen == [p for p, _ in cases]  # the four answered in C, replayed, then the last
+    assert [m for _, _, m in got][-1] == marks.BLOCK
+    assert counts["handed"] == counts["handed_match"] == 1
+    assert counts["replayed"] == len(cases) - 1
+    assert [e.kind for e in events] == ["dlp.blocked"]
+
+
+def test_a_new_policy_forgets_the_connections_answered_in_c() -> None:
+    enf = enforcer()
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    queue = fastpath.CompiledQueue.attach(
+        compiled_module(), ours.fileno(), QUEUE, enf.judge, 0,
+        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp),
+    )  # fmt: skip
+    try:
+        cases = conversations()["keep-alive"]
+        queue.dispatch(batch(cases[:3]))
+        assert queue.counts()["owned"] == 1
+        queue.forget()  # the enforcer's update(): the new inspector starts with no flows
+        queue.dispatch(batch(cases[3:4], 4))  # judged by Python, as a flow it never saw
+        assert queue.counts()["judged"] == 1 and queue.counts()["replayed"] == 0
+    finally:
+        queue.close()
+        ours.close()
+        kernel.close()
+
+
+def test_an_ended_connection_is_freed_in_c_and_never_replayed() -> None:
+    enf = enforcer()
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    queue = fastpath.CompiledQueue.attach(
+        compiled_module(), ours.fileno(), QUEUE, enf.judge, 0,
+        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp),
+    )  # fmt: skip
+    try:
+        talk = Conversation(41030).exchange(JSON_REQ, HEADERS, BODY)
+        queue.dispatch(batch(talk.out))
+        assert queue.counts()["owned"] == 1
+        client_fin = talk.send(b"", flags=ACK | FIN).out.pop()[0]
+        queue.ended(client_fin)  # one direction: the connection is still open
+        again = Conversation(41030).exchange(JSON_REQ, HEADERS, BODY).out
+        queue.dispatch(nfq_packet(4, marks.REPLY, again[1][0], last=True))  # a retransmission
+        assert queue.counts()["retransmitted"] == 1 and queue.counts()["handed"] == 0
+        # from inside the headers to past what came: new bytes, some seen, for Python to trim
+        overlap = seg(ORD.ip, PAY.ip, 8080, 41030, 900_000 + 41030 + 4,
+                      1000 + 41030 + len(JSON_REQ), HEADERS + BODY)  # fmt: skip
+        queue.dispatch(nfq_packet(5, marks.REPLY, overlap, last=True))
+        assert queue.counts()["handed"] == queue.counts()["handed_order"] == 1
+        assert queue.counts()["replayed"] == 3
+        talk = Conversation(41031).exchange(JSON_REQ, HEADERS, BODY)
+        queue.dispatch(batch(talk.out, 6))
+        for fin in (talk.send(b"", flags=ACK | FIN).out.pop()[0],
+                    talk.send(b"", server=True, flags=ACK | FIN).out.pop()[0]):  # fmt: skip
+            queue.ended(fin)  # both ways: freed, its packets with it
+        queue.dispatch(nfq_packet(9, marks.REPLY, talk.out[1][0], last=True))
+        assert queue.counts()["handed"] == 1 and queue.counts()["replayed"] == 3
+    finally:
+        queue.close()
+        ours.close()
+        kernel.close()
+
+
+HTTP_LINES = [
+    b"GET / HTTP/1.1\r\n", b"GET / HTTP/1.0\n", b"DELETE /x?y=1 HTTP/1.1\r\r\n",
+    b"CONNECT orders:443 HTTP/1.1\r\n", b"GET  / HTTP/1.1\r\n", b"GET / HTTP/1.2\r\n",
+    b"get / HTTP/1.1\r\n", b"GET / HTTP/1.1", b"FETCH / HTTP/1.1\r\n", b"GET /\t HTTP/1.1\r\n",
+    b"GET / HTTP/1.1 \r\n", b"PROPFIND /a HTTP/1.1\r\nHost: x\r\n\r\n", b"GE",
+    b"GET " + b"a" * 600 + b" HTTP/1.1\r\n", b"GET /" + b"\xff" * 10 + b" HTTP/1.1\r\n",
+]  # fmt: skip
+
+
+def test_the_c_protocol_check_never_claims_what_python_detects_otherwise() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from stockade.firewall.enforce.inspector import _hello_pending
+    from stockade.network.protocols import detect
+
+    lib, ffi = compiled_module().lib, compiled_module().ffi
+    hello = _tls_hello()
+
+    def check(data: bytes) -> None:
+        app = lib.fp_app(ffi.from_buffer(data), len(data))
+        if app == fastpath.PAIR_HTTP:
+            assert detect(data, b"").protocol == "proto.http", data
+        elif app == fastpath.PAIR_TLS:
+            assert detect(data, b"").protocol == "proto.tls", data
+            assert not _hello_pending(bytearray(data), bytearray())
+        else:
+            assert app == 0
+
+    for data in [*HTTP_LINES, JSON_REQ, CARD_REQ, REDIS, hello, hello[:100], hello + b"x"]:
+        check(data)
+    assert lib.fp_app(JSON_REQ, len(JSON_REQ)) == fastpath.PAIR_HTTP
+    assert lib.fp_app(hello, len(hello)) == fastpath.PAIR_TLS
+    assert lib.fp_app(b"GET / HTTP/1.1", 14) == 0  # no end of line yet: Python waits
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        st.sampled_from([JSON_REQ, hello, *HTTP_LINES]), st.integers(0, 40), st.binary(max_size=3)
+    )
+    def altered(base: bytes, at: int, junk: bytes) -> None:
+        check(base[:at] + junk + base[at + len(junk) :])
+
+    altered()
