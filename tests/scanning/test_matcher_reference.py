@@ -24,7 +24,7 @@ from stockade.scanning.advisories.model import (
     VersionRange,
 )
 from stockade.scanning.advisories.store import fill_spans, write_batches
-from stockade.scanning.advisory_tables import adv_affected, adv_spans, adv_vulnerabilities
+from stockade.scanning.advisory_tables import adv_affected, adv_meta, adv_spans, adv_vulnerabilities
 from stockade.scanning.interface import Distro, Inventory, Package
 from stockade.scanning.matcher import Matcher
 from stockade.scanning.versions import dpkg, maven, scheme_for, semver
@@ -235,9 +235,10 @@ def test_semver_plain_versions_take_the_fast_path_with_the_same_key(numbers: lis
         assert semver.parse(text) == semver._parse_match("semver", text)
 
 
-def test_a_store_imported_before_the_spans_gets_them_from_its_migration(tmp_path: Path) -> None:
+def test_a_store_imported_before_the_spans_gets_them_at_its_first_match(tmp_path: Path) -> None:
     """A store whose records an older tree imported (schema at advisories_0002, no adv_spans)
-    gets every row's spans from the migration, and matches exactly as a fresh import does."""
+    gets every row's spans before its first match (its migration leaves a marker), and matches
+    exactly as a fresh import does."""
     from alembic import command
     from sqlalchemy import create_engine, text
 
@@ -262,8 +263,14 @@ def test_a_store_imported_before_the_spans_gets_them_from_its_migration(tmp_path
     engine.dispose()
     migrated = open_store(f"sqlite:///{old}")
     try:
+        with migrated.connect() as conn:  # the migration leaves the marker, not the spans
+            assert conn.execute(select(adv_spans.c.seq)).first() is None
+            marker = select(adv_meta.c.value).where(adv_meta.c.key == "spans")
+            assert conn.execute(marker).scalar() == "pending"
+        assert [f.to_dict() for f in Matcher(migrated).run(inventory).findings] == want
         with migrated.connect() as conn:
             got = conn.execute(select(adv_spans.c.affected_pk, adv_spans.c.seq)).all()
+            assert conn.execute(marker).scalar() is None
         assert sorted(got) == sorted(spans) and len(spans) > 1000
         assert [f.to_dict() for f in Matcher(migrated).run(inventory).findings] == want
     finally:

@@ -39,6 +39,7 @@ from stockade.scanning.advisories.store import (
     SpanHit,
     affected_rows,
     ecosystems_with_data,
+    ensure_spans,
     record_rows,
     span_hits,
 )
@@ -174,6 +175,7 @@ class Matcher:
             return self._run(inventory)
 
     def _run(self, inventory: Inventory) -> MatchReport:
+        ensure_spans(self.store)
         distro_eco = None
         if inventory.distro is not None:
             d = inventory.distro

@@ -187,9 +187,25 @@ def _insert_spans(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     conn.exec_driver_sql(f"INSERT INTO adv_spans ({columns}) VALUES ({marks})", rows)
 
 
+def ensure_spans(store: Store) -> None:
+    """Fill the spans of a store whose records were imported before ``adv_spans`` existed (its
+    migration left ``spans = pending`` in ``adv_meta``), once, before its first match."""
+    marker = select(adv_meta.c.value).where(adv_meta.c.key == "spans")
+    with store.connect() as conn:
+        if conn.execute(marker).scalar() is None:
+            return
+    with store.begin() as conn:
+        if store.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(7355609)"))  # as an import does
+        if conn.execute(marker).scalar() is None:  # another process filled them meanwhile
+            return
+        fill_spans(conn)
+        conn.execute(delete(adv_meta).where(adv_meta.c.key == "spans"))
+
+
 def fill_spans(conn: Connection) -> None:
     """(Re)compute the spans of every stored affected row from its stored ranges: for stores
-    imported before ``adv_spans`` existed (run by their migration)."""
+    imported before ``adv_spans`` existed (see :func:`ensure_spans`)."""
     conn.execute(delete(adv_spans))
     q = select(
         adv_affected.c.pk,

@@ -1,8 +1,10 @@
 """advisories: the ranges of every affected row as intervals of byte sort keys (``adv_spans``)
 
 The matcher lets the database compare installed versions with these bounds. Stores imported
-before this revision get their spans here, computed from the stored ranges by the same code the
-importer uses (``stockade.scanning.advisories.spans``).
+before this revision get their spans at their first match after it: the span computation is the
+importer's (``stockade.scanning.advisories.spans``, above the store layer), so this revision only
+leaves the marker ``spans = pending`` in ``adv_meta`` when there are records
+(``stockade.scanning.advisories.store.ensure_spans`` fills them and removes it).
 """
 
 import sqlalchemy as sa
@@ -36,12 +38,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_adv_spans_key", "adv_spans", ["ecosystem", "package"])
     op.create_index("ix_adv_spans_source", "adv_spans", ["source_id"])
-    from stockade.scanning.advisories.store import fill_spans
-
-    fill_spans(op.get_bind())
+    op.execute(
+        "INSERT INTO adv_meta (key, value) SELECT 'spans', 'pending'"
+        " WHERE EXISTS (SELECT 1 FROM adv_affected)"
+    )
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM adv_meta WHERE key = 'spans'")
     op.drop_index("ix_adv_spans_source", table_name="adv_spans")
     op.drop_index("ix_adv_spans_key", table_name="adv_spans")
     op.drop_table("adv_spans")
