@@ -148,14 +148,14 @@ def test_matcher_gives_the_reference_findings(any_store: Store, seed: int) -> No
 @given(st.lists(st.integers(min_value=0, max_value=10**12), min_size=1, max_size=6))
 def test_dpkg_numeric_parts_take_the_fast_path_with_the_same_key(numbers: list[int]) -> None:
     text = ".".join(str(n) for n in numbers)
-    assert dpkg._part_key(text) == dpkg._runs_key(text)
+    assert dpkg.part_key(text) == dpkg._runs_key(text)
     padded = ".".join(f"{n:03d}" for n in numbers)  # leading zeros compare as numbers
-    assert dpkg._part_key(padded) == dpkg._runs_key(padded)
+    assert dpkg.part_key(padded) == dpkg._runs_key(padded)
 
 
 @given(st.text(alphabet="0123456789.+~-abz:", max_size=12))
 def test_dpkg_part_keys_agree_on_any_text(text: str) -> None:
-    assert dpkg._part_key(text) == dpkg._runs_key(text)
+    assert dpkg.part_key(text) == dpkg._runs_key(text)
 
 
 def test_a_stored_row_with_a_bad_version_is_skipped_by_name_and_the_rest_still_match(
