@@ -322,3 +322,29 @@ def test_findings_built_through_the_slot_constructor_equal_the_dataclass_ones() 
 
     with pytest.raises(TypeError):
         slot_constructor(Checked)
+
+
+_ids = st.builds(
+    lambda prefix, body: prefix + body,
+    st.sampled_from(["CVE-", "GHSA-", "PYSEC-", "DSA-", "", "cve-"]),
+    st.text(max_size=12),
+)
+
+
+@given(st.lists(st.text(max_size=20), max_size=3), st.booleans())
+def test_stored_string_lists_decode_as_json_does(items: list[str], ascii_only: bool) -> None:
+    """``json_strings`` reads a list of one plain string without the JSON parser: the same
+    strings, whatever the list holds (quotes, escapes, control characters, non-ASCII)."""
+    from stockade.scanning.match_eval import json_strings
+
+    text = json.dumps(items, ensure_ascii=ascii_only)
+    assert json_strings(text) == tuple(json.loads(text))
+    assert json_strings(json.dumps(items, separators=(",", ":"))) == tuple(items)
+
+
+@given(_ids, _ids)
+def test_the_primary_id_of_a_record_and_its_alias_is_chosen_as_for_any_set(a: str, b: str) -> None:
+    from stockade.scanning.match_findings import _primary, _primary_of_two
+
+    if a != b:
+        assert _primary_of_two(a, b) == _primary({a, b}) == _primary_of_two(b, a)

@@ -98,6 +98,20 @@ def _primary(ids: set[str]) -> str:
     return min(ids)
 
 
+def _primary_of_two(a: str, b: str) -> str:
+    """``_primary({a, b})`` of two different ids."""
+    for prefix in ("CVE-", "GHSA-"):
+        in_a, in_b = a.startswith(prefix), b.startswith(prefix)
+        if in_a or in_b:
+            return min(a, b) if in_a and in_b else (a if in_a else b)
+    return min(a, b)
+
+
+@cache
+def _is_distro(ecosystem: str) -> bool:
+    return ecosystem.split(":", 1)[0] in _DISTRO_ECOSYSTEMS
+
+
 @cache
 def _rating(text: str | None) -> Severity | None:
     if not text:
@@ -129,18 +143,18 @@ _Merged: TypeAlias = tuple[list[RowHit], "tuple[str, ...] | set[str]", str | Non
 def _merge(hits: list[RowHit]) -> list[_Merged]:
     """One group per vulnerability (see ``_merge_records``). Most packages' records bundle
     nothing and share no id: each hit is then its own group, found in one pass."""
-    plain_ids: list[tuple[str, ...]] = []
+    groups: list[_Merged] = []
+    seen: set[str] = set()
+    n = 0
     for h in hits:
         rec = h[0]
         if rec[9] != "[]":  # an upstream list: a bundle or a record naming its CVE
             return _merge_records(hits)
-        plain_ids.append((rec[1],) if rec[3] == "[]" else (rec[1], *load_json(rec[3])))
-    if len(hits) == 1:
-        return [(hits, plain_ids[0], None)]
-    every = [x for ids in plain_ids for x in ids]
-    if len(set(every)) != len(every):
-        return _merge_records(hits)
-    return [([h], ids, None) for h, ids in zip(hits, plain_ids, strict=True)]
+        ids = (rec[1],) if rec[3] == "[]" else (rec[1], *json_strings(rec[3]))
+        groups.append(([h], ids, None))
+        seen.update(ids)
+        n += len(ids)
+    return groups if len(seen) == n else _merge_records(hits)
 
 
 def _merge_records(hits: list[RowHit]) -> list[_Merged]:
@@ -183,7 +197,7 @@ def build_findings(
 ) -> list[Finding]:
     """The findings of one package from its matching rows (see ``RowHit``)."""
     out = []
-    is_distro = t.ecosystem.split(":", 1)[0] in _DISTRO_ECOSYSTEMS
+    is_distro = _is_distro(t.ecosystem)
     pkg = t.package
     name, ptype, installed, purl = pkg.name, pkg.type, pkg.version, pkg.purl
     locations, layer = pkg.locations, pkg.layer
@@ -193,6 +207,10 @@ def build_findings(
             if primary is None:
                 primary = next(iter(ids))
             aliases: tuple[str, ...] = ()
+        elif primary is None and isinstance(ids, tuple) and len(ids) == 2 and ids[0] != ids[1]:
+            first, second = ids  # a record and its one alias (GHSA and CVE): most OSV records
+            primary = _primary_of_two(first, second)
+            aliases = (second if primary == first else first,)
         else:
             idset = ids if isinstance(ids, set) else set(ids)
             if primary is None:

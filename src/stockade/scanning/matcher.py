@@ -25,6 +25,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 from urllib.parse import unquote
 
@@ -55,7 +56,7 @@ from stockade.scanning.match_eval import (
     stored_ranges,
     versions_list,
 )
-from stockade.scanning.match_findings import RowHit, build_findings
+from stockade.scanning.match_findings import RowHit, build_findings, slot_constructor
 from stockade.scanning.versions import Scheme, VersionError, scheme_for
 from stockade.scanning.versions.sortable import NotSortable, stored_key, text_key
 from stockade.store.db import Store
@@ -84,6 +85,10 @@ class Target:
     via: str | None = None  # the compatible release looked up instead (``redhat:9``)
 
 
+# Every package gets a Target: built by filling its slots (see ``slot_constructor``).
+_new_target = slot_constructor(Target)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MatchReport:
     findings: tuple[Finding, ...]
@@ -101,13 +106,14 @@ def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
         by_binary = pkg.type == "apk" or ecosystems.keyed_by_binary(distro_eco)
         name = pkg.name if by_binary and pkg.type == "rpm" else (pkg.source_name or pkg.name)
         version = pkg.version if by_binary else (pkg.source_version or pkg.version)
-        epoch = pkg.meta("epoch")
-        if pkg.type == "rpm" and epoch and epoch != "0" and ":" not in version:
-            version = f"{epoch}:{version}"  # rpm headers keep the epoch apart
-        module = _module_stream(pkg.meta("modularity-label")) if pkg.type == "rpm" else None
-        if module:
-            name = f"{module}/{name}"
-        return Target(package=pkg, ecosystem=distro_eco, name=name, version=version)
+        if pkg.type == "rpm":
+            epoch = pkg.meta("epoch")
+            if epoch and epoch != "0" and ":" not in version:
+                version = f"{epoch}:{version}"  # rpm headers keep the epoch apart
+            module = _module_stream(pkg.meta("modularity-label"))
+            if module:
+                name = f"{module}/{name}"
+        return _new_target(package=pkg, ecosystem=distro_eco, name=name, version=version, via=None)
     eco = _LANGUAGE_TYPES.get(pkg.type)
     if eco is None:
         return f"{pkg.name} {pkg.version}: package type {pkg.type!r} has no advisory ecosystem"
@@ -117,8 +123,12 @@ def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
         if not group:
             return f"{pkg.name} {pkg.version}: Maven package without a groupId"
         name = f"{group}:{pkg.name}"
-    return Target(
-        package=pkg, ecosystem=eco, name=ecosystems.package_name(eco, name), version=pkg.version
+    return _new_target(
+        package=pkg,
+        ecosystem=eco,
+        name=ecosystems.package_name(eco, name),
+        version=pkg.version,
+        via=None,
     )
 
 
@@ -136,7 +146,7 @@ def _with_compatible(targets: list[Target]) -> list[Target]:
         compat = ecosystems.compatible_release(t.ecosystem)
         if compat is not None:
             out.append(
-                Target(
+                _new_target(
                     package=t.package, ecosystem=compat, name=t.name, version=t.version, via=compat
                 )
             )
@@ -342,15 +352,21 @@ def _python_fix(
 _UNPARSED = object()  # an installed version's key not parsed yet (see Matcher._run)
 
 
+_ROW_ORDER = itemgetter(HIT_PK, HIT_SEQ)
+
+
 def _first_per_row(rows: list[SpanHit]) -> list[SpanHit]:
     """A probe's rows in pk order, each once: with its first matching range (lowest seq)."""
     if len(rows) < 2:
         return rows
-    rows.sort(key=lambda r: (r[HIT_PK], r[HIT_SEQ]))
+    rows.sort(key=_ROW_ORDER)
     out = [rows[0]]
+    last = rows[0][HIT_PK]
     for r in rows:
-        if r[HIT_PK] != out[-1][HIT_PK]:
+        pk = r[HIT_PK]
+        if pk != last:
             out.append(r)
+            last = pk
     return out
 
 

@@ -409,11 +409,17 @@ def affected_rows_by_pk(conn: Connection, pks: Iterable[int]) -> dict[int, Affec
     return out
 
 
+_MMAP_BYTES = 1 << 30  # address space only: SQLite maps at most the file's size
+
+
 def _sqlite_dbapi(conn: Connection) -> Any:
     """The sqlite3 connection under a SQLite store's connection (None for other databases)."""
     if conn.dialect.name != "sqlite":
         return None
     conn.exec_driver_sql("PRAGMA cache_size=-16384")  # 16 MiB: a big inventory reads many pages
+    # Pages read through a memory map rather than one read() each (the matcher's queries touch
+    # tens of thousands of scattered pages: a tenth of their time in system calls).
+    conn.exec_driver_sql(f"PRAGMA mmap_size={_MMAP_BYTES}")
     return conn.connection.dbapi_connection
 
 
