@@ -161,6 +161,11 @@ def _numbers(text: str) -> list[str] | None:
     return parts
 
 
+def _int_of(digits: str) -> bytes:
+    n = int(digits)
+    return _SMALL.get(n) or _int_bytes(n)
+
+
 def _ints(parts: list[str]) -> bytes:
     small = _SMALL
     out = b""
@@ -254,13 +259,14 @@ def _dpkg_encoder() -> _TextEncoder:
             if found is None:
                 b = sortable(dpkg.part_key(text))
             else:
-                b = n_head + dot.join([_ints([n]) for n in found]) + n_tail
+                b = n_head + dot.join([_int_of(n) for n in found]) + n_tail
             parts[text] = b
         return b
 
     def encode(text: str) -> bytes:
         epoch, upstream, revision = dpkg.split(text)  # raises VersionError
-        return head + _ints([str(epoch)]) + part(upstream) + part(revision) + tail
+        epoch_bytes = _SMALL.get(epoch) or _int_bytes(epoch)
+        return head + epoch_bytes + part(upstream) + part(revision) + tail
 
     return encode
 
