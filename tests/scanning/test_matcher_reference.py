@@ -148,22 +148,22 @@ def test_matcher_gives_the_reference_findings(any_store: Store, seed: int) -> No
 @given(st.lists(st.integers(min_value=0, max_value=10**12), min_size=1, max_size=6))
 def test_dpkg_numeric_parts_take_the_fast_path_with_the_same_key(numbers: list[int]) -> None:
     text = ".".join(str(n) for n in numbers)
-    assert dpkg._part_key(text) == dpkg._runs_key(text)
+    assert dpkg.part_key(text) == dpkg._runs_key(text)
     padded = ".".join(f"{n:03d}" for n in numbers)  # leading zeros compare as numbers
-    assert dpkg._part_key(padded) == dpkg._runs_key(padded)
+    assert dpkg.part_key(padded) == dpkg._runs_key(padded)
 
 
 @given(st.text(alphabet="0123456789.+~-abz:", max_size=12))
 def test_dpkg_part_keys_agree_on_any_text(text: str) -> None:
-    assert dpkg._part_key(text) == dpkg._runs_key(text)
+    assert dpkg.part_key(text) == dpkg._runs_key(text)
 
 
 def test_a_stored_row_with_a_bad_version_is_skipped_by_name_and_the_rest_still_match(
-    sqlite_store: Store,
+    any_store: Store,
 ) -> None:
     """Rows an older importer stored with a version its scheme now rejects: the matcher names the
     advisory and package in ``skipped`` (once, however many packages read it) and keeps matching
-    the package's other rows."""
+    the package's other rows (their ranges read apart from the span query, on either database)."""
 
     def record(ident: str, fixed: str) -> Advisory:
         return Advisory(
@@ -187,7 +187,7 @@ def test_a_stored_row_with_a_bad_version_is_skipped_by_name_and_the_rest_still_m
         )
 
     write_batches(
-        sqlite_store,
+        any_store,
         [
             ImportBatch(
                 source="g",
@@ -199,7 +199,7 @@ def test_a_stored_row_with_a_bad_version_is_skipped_by_name_and_the_rest_still_m
             )
         ],
     )
-    with sqlite_store.begin() as conn:
+    with any_store.begin() as conn:
         pk = conn.execute(
             select(adv_vulnerabilities.c.pk).where(
                 adv_vulnerabilities.c.vuln_id == "GHSA-bad0-bad0-bad0"
@@ -215,7 +215,7 @@ def test_a_stored_row_with_a_bad_version_is_skipped_by_name_and_the_rest_still_m
             Package(type="python", name="pkg-a", version="1.5"),
         ),
     )
-    report = Matcher(sqlite_store).run(inventory)
+    report = Matcher(any_store).run(inventory)
     assert [f.id for f in report.findings] == ["GHSA-good-good-good"] * 2
     bad_lines = [s for s in report.skipped if "GHSA-bad0-bad0-bad0" in s]
     assert len(bad_lines) == 1 and "pkg-a" in bad_lines[0] and "invalid pep440" in bad_lines[0]
@@ -329,3 +329,29 @@ def test_findings_built_through_the_slot_constructor_equal_the_dataclass_ones() 
 
     with pytest.raises(TypeError):
         slot_constructor(Checked)
+
+
+_ids = st.builds(
+    lambda prefix, body: prefix + body,
+    st.sampled_from(["CVE-", "GHSA-", "PYSEC-", "DSA-", "", "cve-"]),
+    st.text(max_size=12),
+)
+
+
+@given(st.lists(st.text(max_size=20), max_size=3), st.booleans())
+def test_stored_string_lists_decode_as_json_does(items: list[str], ascii_only: bool) -> None:
+    """``json_strings`` reads a list of one plain string without the JSON parser: the same
+    strings, whatever the list holds (quotes, escapes, control characters, non-ASCII)."""
+    from stockade.scanning.match_eval import json_strings
+
+    text = json.dumps(items, ensure_ascii=ascii_only)
+    assert json_strings(text) == tuple(json.loads(text))
+    assert json_strings(json.dumps(items, separators=(",", ":"))) == tuple(items)
+
+
+@given(_ids, _ids)
+def test_the_primary_id_of_a_record_and_its_alias_is_chosen_as_for_any_set(a: str, b: str) -> None:
+    from stockade.scanning.match_findings import _primary, _primary_of_two
+
+    if a != b:
+        assert _primary_of_two(a, b) == _primary({a, b}) == _primary_of_two(b, a)

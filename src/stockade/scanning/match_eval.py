@@ -95,8 +95,15 @@ def load_json(text: str) -> Any:
 
 
 def json_strings(text: str) -> tuple[str, ...]:
-    """A stored JSON list of strings (most are empty: no JSON parse for those)."""
-    return () if text == "[]" else tuple(load_json(text))
+    """A stored JSON list of strings (most are empty, or one plain id such as an alias: no JSON
+    parse for those)."""
+    if text == "[]":
+        return ()
+    if len(text) > 3 and text.startswith('["') and text.endswith('"]'):
+        inner = text[2:-2]  # one string without quotes, escapes or control characters
+        if '"' not in inner and "\\" not in inner and inner.isprintable():
+            return (inner,)
+    return tuple(load_json(text))
 
 
 def versions_list(text: str) -> frozenset[str]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 from stockade.model import Finding, Pillar, ResourceRef, Severity
 from stockade.model.errors import UsageError
 from stockade.model.finding import Status
-from stockade.scanning.advisories.store import AffectedRow, RecordRow
+from stockade.scanning.advisories.store import HIT_FIX_STATE, HIT_SEVERITY, RecordRow, SpanHit
 from stockade.scanning.interface import VulnerabilityDetails
 from stockade.scanning.match_eval import json_strings, load_json
 from stockade.scanning.versions import Scheme
@@ -27,9 +27,11 @@ _DISTRO_ECOSYSTEMS = (
     "sles", "sle-micro", "sle-micro-rancher", "sl-micro", "opensuse-leap", "opensuse-leap-micro",
 )  # fmt: skip
 _FIX_RANK = {"fixed": 3, "wont-fix": 2, "not-fixed": 1, "unknown": 0}
-# One matching row: the affected row, its record, the fix of the interval the installed version
-# falls in, and the compatible release it was matched through (``redhat:9`` for Rocky 9), if any.
-RowHit: TypeAlias = tuple[AffectedRow, RecordRow, str | None, str | None]
+# One matching row: the span query's row (its record's columns, then the affected row's fix
+# state and severity: see ``SpanHit``), the fix of the interval the installed version falls in,
+# and the compatible release it was matched through (``redhat:9`` for Rocky 9), if any.
+RowHit: TypeAlias = tuple[SpanHit, str | None, str | None]
+_FIX_STATE, _SEVERITY = HIT_FIX_STATE, HIT_SEVERITY  # the affected row's, in a SpanHit
 
 
 _T = TypeVar("_T")
@@ -96,6 +98,20 @@ def _primary(ids: set[str]) -> str:
     return min(ids)
 
 
+def _primary_of_two(a: str, b: str) -> str:
+    """``_primary({a, b})`` of two different ids."""
+    for prefix in ("CVE-", "GHSA-"):
+        in_a, in_b = a.startswith(prefix), b.startswith(prefix)
+        if in_a or in_b:
+            return min(a, b) if in_a and in_b else (a if in_a else b)
+    return min(a, b)
+
+
+@cache
+def _is_distro(ecosystem: str) -> bool:
+    return ecosystem.split(":", 1)[0] in _DISTRO_ECOSYSTEMS
+
+
 @cache
 def _rating(text: str | None) -> Severity | None:
     if not text:
@@ -119,7 +135,29 @@ class _Group:
     primary: str | None = None
 
 
-def _merge(hits: list[RowHit]) -> list[_Group]:
+# One vulnerability of a package: its hits, every id its records carry (a tuple may repeat an
+# id), and its id when a bundle standing alone gives it (else chosen from the ids).
+_Merged: TypeAlias = tuple[list[RowHit], "tuple[str, ...] | set[str]", str | None]
+
+
+def _merge(hits: list[RowHit]) -> list[_Merged]:
+    """One group per vulnerability (see ``_merge_records``). Most packages' records bundle
+    nothing and share no id: each hit is then its own group, found in one pass."""
+    groups: list[_Merged] = []
+    seen: set[str] = set()
+    n = 0
+    for h in hits:
+        rec = h[0]
+        if rec[9] != "[]":  # an upstream list: a bundle or a record naming its CVE
+            return _merge_records(hits)
+        ids = (rec[1],) if rec[3] == "[]" else (rec[1], *json_strings(rec[3]))
+        groups.append(([h], ids, None))
+        seen.update(ids)
+        n += len(ids)
+    return groups if len(seen) == n else _merge_records(hits)
+
+
+def _merge_records(hits: list[RowHit]) -> list[_Merged]:
     """One group per vulnerability. Records naming each other (aliases, or a single upstream id
     as UBUNTU-CVE-x has) merge; a record bundling several CVEs (DSA, DLA, USN) joins every group
     of a CVE it lists, and stands on its own only when none of them matched."""
@@ -127,7 +165,7 @@ def _merge(hits: list[RowHit]) -> list[_Group]:
     plain_ids: list[tuple[str, ...]] = []
     bundles: list[tuple[RowHit, tuple[str, ...]]] = []
     for h in hits:
-        rec = h[1]
+        rec = h[0]
         if rec[9] == "[]":  # most records bundle nothing: no JSON to decode
             plain.append(h)
             plain_ids.append((rec[1],) if rec[3] == "[]" else (rec[1], *load_json(rec[3])))
@@ -148,10 +186,10 @@ def _merge(hits: list[RowHit]) -> list[_Group]:
         joined = [g for g in groups if g.ids.intersection(up)]
         for g in joined:
             g.hits.append(h)
-            g.ids.add(h[1][1])
+            g.ids.add(h[0][1])
         if not joined:
-            groups.append(_Group([h], {h[1][1], *up}, h[1][1]))
-    return groups
+            groups.append(_Group([h], {h[0][1], *up}, h[0][1]))
+    return [(g.hits, g.ids, g.primary) for g in groups]
 
 
 def build_findings(
@@ -159,25 +197,41 @@ def build_findings(
 ) -> list[Finding]:
     """The findings of one package from its matching rows (see ``RowHit``)."""
     out = []
-    is_distro = t.ecosystem.split(":", 1)[0] in _DISTRO_ECOSYSTEMS
+    is_distro = _is_distro(t.ecosystem)
     pkg = t.package
+    name, ptype, installed, purl = pkg.name, pkg.type, pkg.version, pkg.purl
+    locations, layer = pkg.locations, pkg.layer
     labels: dict[tuple[str, str | None], str] = {}
-    for g in _merge(hits):
-        group, ids = g.hits, g.ids
-        primary = g.primary or _primary(ids)
+    for group, ids, primary in _merge(hits):
+        if len(ids) == 1:
+            if primary is None:
+                primary = next(iter(ids))
+            aliases: tuple[str, ...] = ()
+        elif primary is None and isinstance(ids, tuple) and len(ids) == 2 and ids[0] != ids[1]:
+            first, second = ids  # a record and its one alias (GHSA and CVE): most OSV records
+            primary = _primary_of_two(first, second)
+            aliases = (second if primary == first else first,)
+        else:
+            idset = ids if isinstance(ids, set) else set(ids)
+            if primary is None:
+                primary = _primary(idset)
+            aliases = () if len(idset) == 1 else tuple(sorted(idset - {primary}))
         if len(group) == 1:
-            row, rec, fixed, via = group[0]
+            rec, fixed, via = group[0]
             fixed_version = fixed
-            state = "fixed" if fixed else ("not-fixed" if row[3] == "fixed" else row[3])
+            state = rec[_FIX_STATE]
+            if fixed:
+                state = "fixed"
+            elif state == "fixed":
+                state = "not-fixed"
             score = rec[7]
             vector = rec[6] if score is not None else None
             summary = rec[4]
-            vendor = _rating(row[4] or rec[5])
+            vendor = _rating(rec[_SEVERITY] or rec[5])
             urls = tuple(dict.fromkeys(json_strings(rec[8])))[:10] if rec[8] != "[]" else ()
             origin = (rec[2], via)
-            if origin in labels:
-                data_source = labels[origin]
-            else:
+            data_source = labels.get(origin)
+            if data_source is None:
                 data_source = labels[origin] = _source_label(rec[2], via, t)
         else:
             fixed_version, state, score, vector, summary, vendor, urls, data_source = _pick(
@@ -189,26 +243,32 @@ def build_findings(
             severity = _cvss_rating(score)
         else:
             severity = vendor or Severity.UNKNOWN
+        if not summary:
+            title = primary
+        elif summary.isprintable():  # no line break of any kind (``str.splitlines``'s)
+            title = summary[:200]
+        else:
+            title = summary.splitlines()[0][:200]
         out.append(
             _new_finding(
                 id=primary,
                 pillar=Pillar.SCANNING,
-                title=summary.splitlines()[0][:200] if summary else primary,
+                title=title,
                 severity=severity,
                 resource=resource,
                 status=Status.FAIL,
                 details=_new_details(
-                    package=pkg.name,
-                    package_type=pkg.type,
-                    installed_version=pkg.version,
+                    package=name,
+                    package_type=ptype,
+                    installed_version=installed,
                     fixed_version=fixed_version,
                     fix_state=state,
-                    aliases=() if len(ids) == 1 else tuple(sorted(ids - {primary})),
+                    aliases=aliases,
                     cvss_score=score,
                     cvss_vector=vector,
-                    purl=pkg.purl,
-                    locations=pkg.locations,
-                    layer=pkg.layer,
+                    purl=purl,
+                    locations=locations,
+                    layer=layer,
                     data_source=data_source,
                     urls=urls,
                 ),
@@ -232,12 +292,12 @@ def _pick(
     vendor: Severity | None = None
     urls: dict[str, None] = {}
     sources: set[str] = set()
-    for row, rec, fixed, via in group:
+    for rec, fixed, via in group:
         if fixed:
             fixes.append(fixed)
             s = "fixed"
         else:
-            s = row[3]
+            s = rec[_FIX_STATE]
         r = _FIX_RANK.get(s, 0)
         if r > rank:
             state, rank = s, r
@@ -247,7 +307,7 @@ def _pick(
         if not summary and rec[4]:
             summary = rec[4]
         if vendor is None:
-            vendor = _rating(row[4] or rec[5])
+            vendor = _rating(rec[_SEVERITY] or rec[5])
         if len(urls) < 10 and rec[8] != "[]":
             urls.update(dict.fromkeys(json_strings(rec[8])))
         origin = (rec[2], via)

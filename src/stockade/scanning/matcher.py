@@ -25,6 +25,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 from urllib.parse import unquote
 
@@ -34,10 +35,15 @@ from stockade.model import Finding, ResourceRef
 from stockade.scanning.advisories import ecosystems
 from stockade.scanning.advisories.spans import UNKEYED
 from stockade.scanning.advisories.store import (
+    HIT_FIX,
+    HIT_PK,
+    HIT_PROBE,
+    HIT_SEQ,
     AffectedRow,
     RecordRow,
     SpanHit,
     affected_rows,
+    affected_rows_by_pk,
     ecosystems_with_data,
     ensure_spans,
     record_rows,
@@ -51,9 +57,9 @@ from stockade.scanning.match_eval import (
     stored_ranges,
     versions_list,
 )
-from stockade.scanning.match_findings import RowHit, build_findings
+from stockade.scanning.match_findings import RowHit, build_findings, slot_constructor
 from stockade.scanning.versions import Scheme, VersionError, scheme_for
-from stockade.scanning.versions.sortable import NotSortable, stored_key
+from stockade.scanning.versions.sortable import NotSortable, stored_key, text_key
 from stockade.store.db import Store
 
 _LANGUAGE_TYPES = {
@@ -80,6 +86,10 @@ class Target:
     via: str | None = None  # the compatible release looked up instead (``redhat:9``)
 
 
+# Every package gets a Target: built by filling its slots (see ``slot_constructor``).
+_new_target = slot_constructor(Target)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MatchReport:
     findings: tuple[Finding, ...]
@@ -97,13 +107,14 @@ def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
         by_binary = pkg.type == "apk" or ecosystems.keyed_by_binary(distro_eco)
         name = pkg.name if by_binary and pkg.type == "rpm" else (pkg.source_name or pkg.name)
         version = pkg.version if by_binary else (pkg.source_version or pkg.version)
-        epoch = pkg.meta("epoch")
-        if pkg.type == "rpm" and epoch and epoch != "0" and ":" not in version:
-            version = f"{epoch}:{version}"  # rpm headers keep the epoch apart
-        module = _module_stream(pkg.meta("modularity-label")) if pkg.type == "rpm" else None
-        if module:
-            name = f"{module}/{name}"
-        return Target(package=pkg, ecosystem=distro_eco, name=name, version=version)
+        if pkg.type == "rpm":
+            epoch = pkg.meta("epoch")
+            if epoch and epoch != "0" and ":" not in version:
+                version = f"{epoch}:{version}"  # rpm headers keep the epoch apart
+            module = _module_stream(pkg.meta("modularity-label"))
+            if module:
+                name = f"{module}/{name}"
+        return _new_target(package=pkg, ecosystem=distro_eco, name=name, version=version, via=None)
     eco = _LANGUAGE_TYPES.get(pkg.type)
     if eco is None:
         return f"{pkg.name} {pkg.version}: package type {pkg.type!r} has no advisory ecosystem"
@@ -113,8 +124,12 @@ def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
         if not group:
             return f"{pkg.name} {pkg.version}: Maven package without a groupId"
         name = f"{group}:{pkg.name}"
-    return Target(
-        package=pkg, ecosystem=eco, name=ecosystems.package_name(eco, name), version=pkg.version
+    return _new_target(
+        package=pkg,
+        ecosystem=eco,
+        name=ecosystems.package_name(eco, name),
+        version=pkg.version,
+        via=None,
     )
 
 
@@ -132,7 +147,7 @@ def _with_compatible(targets: list[Target]) -> list[Target]:
         compat = ecosystems.compatible_release(t.ecosystem)
         if compat is not None:
             out.append(
-                Target(
+                _new_target(
                     package=t.package, ecosystem=compat, name=t.name, version=t.version, via=compat
                 )
             )
@@ -224,9 +239,14 @@ class Matcher:
         for lookups in by_package.values():
             scheme = scheme_for(lookups[0].ecosystem)
             assert scheme is not None
+            # Most versions are encoded from their text: parsed only if a row of the package is
+            # walked in Python.
+            key: Any = _UNPARSED
             try:
-                key = scheme.key(lookups[0].version)
-                stored = stored_key(scheme, key) or b""
+                stored = text_key(scheme.name, lookups[0].version)
+                if stored is None:
+                    key = scheme.key(lookups[0].version)
+                    stored = stored_key(scheme, key) or b""
             except VersionError as exc:
                 bad_versions.append((lookups, exc))
                 continue
@@ -241,10 +261,15 @@ class Matcher:
         # Per probe: the span query's rows (see SpanHit), then per package the rows walked in
         # Python, shaped alike.
         found: list[list[SpanHit]] = [[] for _ in range(n_probes)]
+        unkeyed: list[int] = []  # the affected rows of unkeyed spans (their pks)
         with self.store.connect() as conn:
             for eco, eco_probes in probes.items():
                 for r in span_hits(conn, eco, eco_probes):
-                    found[r[_PROBE]].append(r)
+                    found[r[HIT_PROBE]].append(r)
+                    if r[HIT_SEQ] == UNKEYED:
+                        unkeyed.append(r[HIT_PK])
+            # The rows the Python walk takes: their ranges and versions.
+            walked = affected_rows_by_pk(conn, unkeyed) if unkeyed else {}
             # An installed version the scheme rejects is reported when the package has advisories.
             listed = affected_rows(
                 conn, {(t.ecosystem, t.name) for ts, _e in bad_versions for t in ts}
@@ -254,7 +279,7 @@ class Matcher:
                 for ts, exc in bad_versions
                 if any((t.ecosystem, t.name) in listed for t in ts)
             )
-            python_rows = _python_rows(conn, by_python)
+            python_rows = _python_rows(conn, by_python, walked)
         # Per scheme: ranges text -> decoded ranges (None: a version the scheme rejects). A
         # distribution fix closes many CVEs of a package at the same version: decoded once.
         memos: dict[str, dict[str, StoredRanges | None]] = {}
@@ -268,14 +293,17 @@ class Matcher:
                     rows_in = python_rows.get((t.ecosystem, t.name), [])
                 else:
                     rows_in = _first_per_row(found[first + j])
+                via = t.via
                 for r in rows_in:
-                    fix = r[_FIX]
-                    row: AffectedRow = r[_ROW:]
-                    if r[_SEQ] == UNKEYED:
+                    fix = r[HIT_FIX]
+                    if r[HIT_SEQ] == UNKEYED:
+                        if key is _UNPARSED:
+                            key = scheme.key(t.version)
+                        row = walked[r[HIT_PK]]
                         fix = _python_fix(row, r, t.version, key, scheme, memo, bad_rows)
                         if fix is None:
                             continue
-                    hits.append((row, r, fix or None, t.via))
+                    hits.append((r, fix or None, via))
             if hits:
                 matched.append((own_target[id(lookups[0].package)], hits, scheme))
         skipped.extend(f"advisory {rec[1]} for {r[0]}: {exc}" for r, rec, exc in bad_rows)
@@ -323,34 +351,40 @@ def _python_fix(
     return fix
 
 
-# Positions in a SpanHit: the record's columns first (a SpanHit is its own RecordRow), then the
-# probe, the span's seq and fix, the affected row's pk and the AffectedRow.
-_PROBE, _SEQ, _FIX, _PK, _ROW = 10, 11, 12, 13, 14
+_UNPARSED = object()  # an installed version's key not parsed yet (see Matcher._run)
+
+
+_ROW_ORDER = itemgetter(HIT_PK, HIT_SEQ)
 
 
 def _first_per_row(rows: list[SpanHit]) -> list[SpanHit]:
     """A probe's rows in pk order, each once: with its first matching range (lowest seq)."""
     if len(rows) < 2:
         return rows
-    rows.sort(key=lambda r: (r[_PK], r[_SEQ]))
+    rows.sort(key=_ROW_ORDER)
     out = [rows[0]]
+    last = rows[0][HIT_PK]
     for r in rows:
-        if r[_PK] != out[-1][_PK]:
+        pk = r[HIT_PK]
+        if pk != last:
             out.append(r)
+            last = pk
     return out
 
 
 def _python_rows(
-    conn: Connection, packages: list[list[Target]]
+    conn: Connection, packages: list[list[Target]], walked: dict[int, AffectedRow]
 ) -> dict[tuple[str, str], list[SpanHit]]:
     """Every row of these packages (whose installed key cannot be stored as bytes), shaped as a
-    SpanHit of an unkeyed span, so that the walk in Python takes them."""
+    SpanHit of an unkeyed span, so that the walk in Python takes them (added to ``walked``)."""
     if not packages:
         return {}
     rows = affected_rows(conn, {(t.ecosystem, t.name) for ts in packages for t in ts})
     records = record_rows(conn, [r[5] for found in rows.values() for r in found])
+    for found in rows.values():
+        walked.update((r[6], r) for r in found)
     return {
-        k: [(*records[r[5]], None, UNKEYED, None, None, *r) for r in found]
+        k: [(*records[r[5]], None, UNKEYED, None, r[6], r[3], r[4]) for r in found]
         for k, found in rows.items()
     }
 

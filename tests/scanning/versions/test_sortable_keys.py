@@ -7,12 +7,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stockade.scanning.versions import SCHEMES
+from stockade.scanning.versions import SCHEMES, VersionError
 from stockade.scanning.versions.sortable import (
     SORTABLE_SCHEMES,
     NotSortable,
     sortable,
     sortable_key,
+    stored_key,
+    text_key,
 )
 from tests.scanning.versions.test_version_golden import GOLDEN
 from tests.scanning.versions.test_version_properties import STRATEGIES
@@ -86,3 +88,57 @@ def test_keys_out_of_range_are_refused() -> None:
     # Prefixes first, NUL inside a string, negative numbers below zero below positive ones.
     ordered = [(-300,), (-1,), (0,), (0, "a"), (0, "a", 1), (0, "a\x00"), (0, "b"), (1,), (256,)]
     assert sorted(ordered, key=sortable) == ordered
+
+
+_SHORTCUT_SCHEMES = ("dpkg", "go", "maven", "pep440", "semver")
+_numbers = st.lists(
+    st.one_of(
+        st.integers(min_value=0, max_value=12),
+        st.integers(min_value=0, max_value=10**40),
+        st.sampled_from(["0", "00", "007", "255", "256", "65536"]),
+    ).map(str),
+    min_size=1,
+    max_size=6,
+).map(".".join)
+
+
+def _general(scheme: str, text: str) -> bytes | type[Exception] | None:
+    s = SCHEMES[scheme]
+    try:
+        return stored_key(s, s.parse(text))
+    except (VersionError, NotSortable) as exc:
+        return type(exc)
+
+
+def _shortcut(scheme: str, text: str) -> bytes | type[Exception] | None:
+    try:
+        return text_key(scheme, text)
+    except (VersionError, NotSortable) as exc:
+        return type(exc)
+
+
+@pytest.mark.parametrize("scheme", _SHORTCUT_SCHEMES)
+def test_keys_encoded_from_the_text_equal_the_parsed_keys_bytes(scheme: str) -> None:
+    """The matcher encodes most installed versions straight from their text (``text_key``):
+    the bytes are those of the parsed key, or the text is left to the general path (None)."""
+    texts = st.one_of(
+        STRATEGIES[scheme],
+        _numbers,
+        _numbers.map(lambda v: f"v{v}"),
+        _numbers.map(lambda v: f"{v}-1"),
+        st.tuples(_numbers, _numbers).map(lambda p: f"1:{p[0]}-{p[1]}+deb12u1"),
+        st.text(alphabet="0123456789.-:~+v ", max_size=12),
+    )
+
+    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(texts)
+    def check(text: str) -> None:
+        fast = _shortcut(scheme, text)
+        if fast is not None:
+            assert fast == _general(scheme, text), text
+
+    check()
+    assert text_key("semver", "1.2.3") == stored_key(
+        SCHEMES["semver"], SCHEMES["semver"].key("1.2.3")
+    )
+    assert text_key("semver", "1.2.3-rc.1") is None and text_key("rpm", "1.2") is None

@@ -306,6 +306,7 @@ AffectedRow: TypeAlias = tuple[
     str,  # 3 fix_state
     str | None,  # 4 affected (distribution) severity
     int,  # 5 vuln_pk
+    int,  # 6 pk
 ]
 RecordRow: TypeAlias = tuple[
     int,  # 0 pk
@@ -326,6 +327,7 @@ _AFFECTED_COLUMNS = (
     adv_affected.c.fix_state,
     adv_affected.c.severity,
     adv_affected.c.vuln_pk,
+    adv_affected.c.pk,
 )
 _RECORD_COLUMNS = (
     adv_vulnerabilities.c.pk,
@@ -410,11 +412,30 @@ def record_rows(conn: Connection, pks: Iterable[int]) -> dict[int, RecordRow]:
     return out
 
 
+def affected_rows_by_pk(conn: Connection, pks: Iterable[int]) -> dict[int, AffectedRow]:
+    """The affected rows with these primary keys, by key (the rows a span query left to Python:
+    few, so read through SQLAlchemy)."""
+    ordered = sorted(set(pks))
+    out: dict[int, AffectedRow] = {}
+    for i in range(0, len(ordered), _RECORD_CHUNK):
+        q = select(*_AFFECTED_COLUMNS).where(adv_affected.c.pk.in_(ordered[i : i + _RECORD_CHUNK]))
+        for r in conn.execute(q):
+            row = cast(AffectedRow, tuple(r))
+            out[row[6]] = row
+    return out
+
+
+_MMAP_BYTES = 1 << 30  # address space only: SQLite maps at most the file's size
+
+
 def _sqlite_dbapi(conn: Connection) -> Any:
     """The sqlite3 connection under a SQLite store's connection (None for other databases)."""
     if conn.dialect.name != "sqlite":
         return None
     conn.exec_driver_sql("PRAGMA cache_size=-16384")  # 16 MiB: a big inventory reads many pages
+    # Pages read through a memory map rather than one read() each (the matcher's queries touch
+    # tens of thousands of scattered pages: a tenth of their time in system calls).
+    conn.exec_driver_sql(f"PRAGMA mmap_size={_MMAP_BYTES}")
     return conn.connection.dbapi_connection
 
 
@@ -437,21 +458,16 @@ _SQLITE_RECORDS = (
 
 
 # One row of an installed version's span query: the RecordRow's columns (so the row serves as
-# its record), the probe's index, the span's range position (-1: the row is evaluated in Python)
-# and fix, the affected row's pk, then the AffectedRow (its package, ranges and versions only for
-# rows evaluated in Python: NULL otherwise).
+# its record), then the probe's index, the span's range position (-1: the row is evaluated in
+# Python, its AffectedRow read by ``affected_rows_by_pk``) and fix, and the affected row's pk,
+# fix state and (distribution) severity. Positions after the record's: see ``HIT_PROBE``...
 SpanHit: TypeAlias = tuple[Any, ...]
+HIT_PROBE, HIT_SEQ, HIT_FIX, HIT_PK, HIT_FIX_STATE, HIT_SEVERITY = range(10, 16)
 _SPAN_SELECT = (
     "SELECT "
     + ", ".join(f"v.{c.name}" for c in _RECORD_COLUMNS)
-    + ", t.i, s.seq, s.fix, a.pk, "
-    + ", ".join(
-        f"CASE WHEN s.seq < 0 THEN a.{c.name} END"
-        if c.name in ("package", "ranges", "versions")
-        else f"a.{c.name}"
-        for c in _AFFECTED_COLUMNS
-    )
-    + " FROM {probes} JOIN adv_affected a ON a.pk = s.affected_pk"
+    + ", t.i, s.seq, s.fix, a.pk, a.fix_state, a.severity"
+    " FROM {probes} JOIN adv_affected a ON a.pk = s.affected_pk"
     " JOIN adv_vulnerabilities v ON v.pk = a.vuln_pk"
     " WHERE (s.exact IS NULL"
     " AND (s.lo IS NULL OR s.lo < t.k OR (s.lo_in AND s.lo = t.k))"

@@ -41,7 +41,7 @@ _DOT = _run_key(".")
 
 
 @lru_cache(maxsize=16_384)
-def _part_key(s: str) -> tuple[object, ...]:
+def part_key(s: str) -> tuple[object, ...]:
     """The key of an upstream version or a revision. Cached: revisions (``1``, ``2+deb12u1``)
     and upstream versions repeat across the versions of one package and of a release."""
     if s.isascii():
@@ -57,7 +57,7 @@ def _part_key(s: str) -> tuple[object, ...]:
 
 
 def _runs_key(s: str) -> tuple[object, ...]:
-    """The general form: alternate non-digit and digit runs (``_part_key``'s reference)."""
+    """The general form: alternate non-digit and digit runs (``part_key``'s reference)."""
     out: list[object] = []
     for letters, digits in _RUNS.findall(s):
         if not letters and not digits:
@@ -71,6 +71,12 @@ def _runs_key(s: str) -> tuple[object, ...]:
 
 
 def parse(text: str) -> tuple[object, ...]:
+    epoch, upstream, revision = split(text)
+    return (epoch, part_key(upstream), part_key(revision))
+
+
+def split(text: str) -> tuple[int, str, str]:
+    """The epoch, upstream version and revision of a version text (raises VersionError)."""
     v = text.strip()
     epoch = 0
     if ":" in v:
@@ -87,7 +93,7 @@ def parse(text: str) -> tuple[object, ...]:
         raise VersionError("dpkg", text, "upstream version must start with a digit")
     if ":" in upstream and epoch == 0 and ":" not in text:
         raise VersionError("dpkg", text, "colon without an epoch")
-    return (epoch, _part_key(upstream), _part_key(revision))
+    return epoch, upstream, revision
 
 
 SCHEME = Scheme("dpkg", parse)
