@@ -24,7 +24,7 @@ from stockade.network.fanout import run_fanout
 from stockade.network.sensor import run_live, run_pcap
 from tests.conftest import require
 from tests.network import frames as F
-from tests.network.test_lab_sensor import COUNT, _check_lab_records, _stop, _tcpdump
+from tests.network.test_lab_sensor import COUNT, _check_lab_records, recorded
 
 pytestmark = pytest.mark.root
 
@@ -106,15 +106,16 @@ def lab_frames(lab: tuple[Inventory, Path], tmp_path_factory: pytest.TempPathFac
     """The lab's scenarios and 40 more small connections, recorded on every interface."""
     inv, _ = lab
     path = tmp_path_factory.mktemp("fanout") / "lab.pcap"
-    proc = _tcpdump(inv, path)
-    try:
+
+    def drive() -> list[Any]:
         results = manager.traffic(inv, COUNT)
         orders = inv.pod("orders").ipv4
         cmd = ["ip", "netns", "exec", inv.pod("payments").netns, sys.executable, "-m"]
         cmd += ["stockade.lab.client", "http", "--host", orders, "--port", "8080", "--count", "40"]
         subprocess.run(cmd, check=True, timeout=120, capture_output=True, env=os.environ.copy())
-    finally:
-        _stop(proc)
+        return list(results)
+
+    results = recorded(inv, path, drive)
     assert all(r.ok for r in results), results
     return path, wire_frames(path)
 
