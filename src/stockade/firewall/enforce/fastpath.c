@@ -42,6 +42,7 @@
 #define FP_TCP_SYN 0x02
 #define FP_TCP_FIN 0x01
 #define FP_TCP_RST 0x04
+#define FP_TCP_ACK 0x10
 
 #define FP_TABLE 4096 /* decided flows remembered (a power of two); older ones are overwritten */
 
