@@ -120,7 +120,8 @@ static int fp_config(struct fp_queue *q, uint16_t type, const void *data, uint16
         }
         for (struct nlmsghdr *h = (struct nlmsghdr *)q->buf; NLMSG_OK(h, (size_t)got);
              h = NLMSG_NEXT(h, got)) {
-            if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == seq) {
+            if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == seq &&
+                h->nlmsg_len >= NLMSG_LENGTH(sizeof(int))) {
                 int err = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
                 if (err) { errno = -err; return -1; }
                 return 0;
@@ -214,6 +215,7 @@ struct fp_queue *fp_open(uint16_t num, uint32_t maxlen) {
 struct fp_queue *fp_attach(int fd, uint16_t num) { return fp_new(fd, num); }
 
 void fp_detach(struct fp_queue *q) {
+    if (q == NULL) return;
     q->fd = -1;
     fp_close(q);
 }
@@ -275,15 +277,16 @@ void fp_parse(const uint8_t *p, uint32_t len, struct fp_head *out) {
     out->ok = 1;
 }
 
+/* all 32 bits: each table masks them to its own size */
 static uint32_t fp_hash(const struct fp_key *k) {
     const uint8_t *b = (const uint8_t *)k;
     uint32_t h = 2166136261u; /* FNV-1a */
     for (size_t i = 0; i < sizeof *k; i++) h = (h ^ b[i]) * 16777619u;
-    return h & (FP_TABLE - 1);
+    return h;
 }
 
 static struct fp_slot *fp_slot(struct fp_queue *q, const struct fp_key *k) {
-    return &q->table[fp_hash(k)];
+    return &q->table[fp_hash(k) & (FP_TABLE - 1)];
 }
 
 /* The mark of a decided connection, or -1: the packet needs Python. A connection's first packet

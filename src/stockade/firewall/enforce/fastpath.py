@@ -191,8 +191,11 @@ class CompiledQueue:
         dlp: list[tuple[bytes, int, int]] | None = None,
     ) -> CompiledQueue:
         """Over a socket the caller made (tests: one end of a socketpair stands for the kernel)."""
+        q = module.lib.fp_attach(fd, num)
+        if q == module.ffi.NULL:
+            raise OSError(module.ffi.errno, os.strerror(module.ffi.errno))
         return cls(
-            module, module.lib.fp_attach(fd, num), judge, fail_mark,
+            module, q, judge, fail_mark,
             owned=False, advise=advise, dlp=dlp,
         )  # fmt: skip
 

@@ -17,7 +17,7 @@
 
 #define FP_OWN_FLOWS 16384                /* a power of two */
 #define FP_PAIRS 4096                     /* a power of two */
-#define FP_HELD_MAX (32u << 20)           /* bytes kept for all flows (decoding.HELD_TOTAL) */
+#define FP_HELD_MAX (32u << 20)           /* allocated for kept packets (decoding.HELD_TOTAL) */
 #define FP_DIR_MAX 65536u                 /* bytes per direction (decoding.DEFAULT_BUDGET) */
 #define FP_IDLE_SECONDS 300               /* inspector.IDLE_SECONDS */
 #define FP_SPARE_STREAMS 256              /* closed streams kept for reuse (reset, not freed) */
@@ -63,7 +63,7 @@ struct fp_flow {
 struct fp_own {
     struct fp_pair pairs[FP_PAIRS];
     struct fp_flow flows[FP_OWN_FLOWS];
-    size_t held;
+    size_t held; /* bytes allocated for kept packets (capacity, not use: what the memory costs) */
     uint64_t owned, handed, replayed, retransmitted;
     uint64_t why[6]; /* hand-backs by cause (FP_WHY_*) */
 #ifndef FP_NO_HS
@@ -90,7 +90,7 @@ static void fp_own_drop(struct fp_own *o, struct fp_flow *f) {
     }
 #endif
     free(f->held);
-    o->held -= f->held_len;
+    o->held -= f->held_cap;
     memset(f, 0, sizeof *f);
 }
 
@@ -254,20 +254,24 @@ static uint32_t fp_own_handback(struct fp_queue *q, struct fp_flow *f, int why) 
 static int fp_keep(struct fp_own *o, struct fp_flow *f, const uint8_t *pkt, uint32_t len,
                    uint32_t mark) {
     uint32_t need = 8 + ((len + 3) & ~3u);
-    if (o->held + need > FP_HELD_MAX) return -1;
-    if (f->held_len + need > f->held_cap) {
-        uint32_t cap = f->held_cap ? f->held_cap : 2048;
-        while (cap < f->held_len + need) cap *= 2;
+    uint32_t want = f->held_len + need;
+    if (want > f->held_cap) {
+        /* the first record alone, then doubling; where doubling would pass the cap, exactly
+         * what is wanted: the cap bounds what is allocated, not only what is used */
+        uint32_t cap = f->held_cap;
+        while (cap < want) cap = cap ? cap * 2 : want;
+        if (o->held - f->held_cap + cap > FP_HELD_MAX) cap = want;
+        if (o->held - f->held_cap + cap > FP_HELD_MAX) return -1;
         uint8_t *grown = realloc(f->held, cap);
         if (grown == NULL) return -1;
+        o->held = o->held - f->held_cap + cap;
         f->held = grown;
         f->held_cap = cap;
     }
     memcpy(f->held + f->held_len, &len, 4);
     memcpy(f->held + f->held_len + 4, &mark, 4);
     memcpy(f->held + f->held_len + 8, pkt, len);
-    f->held_len += need;
-    o->held += need;
+    f->held_len = want;
     return 0;
 }
 
