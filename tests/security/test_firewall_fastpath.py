@@ -328,40 +328,6 @@ def many_connections() -> None:
         trio.close()
 
 
-def kept_memory_is_capped() -> None:
-    """Connections that never end nor match, each holding as many packets as the decoding budget
-    lets it: the C loop hands them back before the bytes it keeps pass 32 MiB."""
-    module = compiled_module()
-    enf = enforcer()
-    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    queue = fastpath.CompiledQueue.attach(
-        module, ours.fileno(), QUEUE, enf.judge, 0,
-        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp),
-    )  # fmt: skip
-    kernel.settimeout(5)
-    chunk = (b'{"k": "' + b"ab cd " * 230 + b'"},\n')[:1400]
-    try:
-        before = rss()
-        ids = 0
-        talks = [Conversation(sport) for sport in range(20000, 20700)]
-        for k in range(41):  # round after round: every connection holds its packets at once
-            for talk in talks:
-                payload, _ = talk.send(chunk if k else JSON_REQ).out.pop()
-                mark = 0 if k else marks.FIRST
-                ids += 1
-                queue.dispatch(nfq_packet(ids, mark, payload, last=True))
-                assert read_verdict(kernel.recv(256))[:2] == (ids, NF_ACCEPT)
-        counts = queue.counts()
-        print(counts, (rss() - before) >> 20)
-        assert counts.get("handed_limit", 0) > 0, counts
-        grown = rss() - before
-        assert grown < 48 << 20, grown  # the 32 MiB of kept packets, and Python's own
-    finally:
-        queue.close()
-        ours.close()
-        kernel.close()
-
-
 def malloc_in_use() -> int:
     """Bytes the C heap has handed out (glibc's mallinfo2: Python's small objects are not in it)."""
     import ctypes
@@ -542,7 +508,6 @@ CHILD = {
         reordered_and_replayed,
         hello_split_at_every_byte,
         many_connections,
-        kept_memory_is_capped,
         allocation_is_capped,
         netlink_garbage,
         mutated_conversations,
@@ -647,3 +612,46 @@ def test_the_c_loop_spreads_connections_over_its_whole_table() -> None:
         queue.close()
         ours.close()
         kernel.close()
+
+
+@pytest.mark.parametrize("total", [0, 0xFFFF, 1 << 8])
+def test_an_ip_length_the_capture_does_not_hold_is_read_as_python_reads_it(total: int) -> None:
+    """A total length of 0 or past the bytes captured: the decoder reads to the end of the capture,
+    the C loop refused the packet and passed it to Python without the connection's kept packets
+    (a card in the response went out unseen by the DLP stream it belonged to)."""
+
+    def build(trio: Trio) -> None:
+        talk = established(47010).exchange(JSON_REQ, HEADERS, CARD_RESPONSE)
+        *before, (last, mark) = talk.out
+        trio.feed(before)
+        trio.feed([(last[:2] + struct.pack("!H", total) + last[4:], mark)])
+
+    trio = Trio()
+    _agree(trio, build)
+    assert trio.out["own"][-1][2] == marks.BLOCK | marks.REPLY
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        lambda p: p[:2] + struct.pack("!H", 30) + p[4:],  # the TCP header past the datagram
+        lambda p: p[:2] + struct.pack("!H", 10) + p[4:],  # a datagram shorter than its header
+        lambda p: p[:32] + bytes([0x40]) + p[33:],  # a TCP data offset below 5
+    ],
+)
+def test_a_packet_python_does_not_read_as_tcp_is_not_given_a_decided_connection_s_mark(
+    malformed: Any,
+) -> None:
+    """The decided table read ports from packets the decoder calls malformed (no TCP segment of
+    any connection) and gave them the blocked connection's mark, where Python gives none."""
+    from tests.firewall.test_fastpath import CARD_REQ
+
+    def build(trio: Trio) -> None:
+        talk = Conversation(47100).send(CARD_REQ).send(JSON_REQ)
+        trio.feed(talk.out[:1])
+        payload, mark = talk.out[1]
+        trio.feed([(malformed(payload), mark)])
+
+    trio = Trio()
+    _agree(trio, build)
+    assert [m for _, _, m in trio.out["compiled"]] == [marks.BLOCK | marks.FIRST, None]

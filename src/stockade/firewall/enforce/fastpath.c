@@ -235,7 +235,9 @@ static void fp_order(struct fp_key *k, const uint8_t *s, const uint8_t *d, int a
 }
 
 /* The addresses, ports and flags of an IPv4/IPv6 TCP or UDP packet (no options walked for IPv6:
- * a packet with extension headers is not "ok" and goes to Python, which reads them all). */
+ * a packet with extension headers is not "ok" and goes to Python, which reads them all). Lengths
+ * as the inspector's decoder (capture/decode.py) takes them: the datagram ends at its length or at
+ * the bytes captured, whichever comes first; a TCP header must lie whole within it. */
 void fp_parse(const uint8_t *p, uint32_t len, struct fp_head *out) {
     memset(out, 0, sizeof *out);
     if (len < 20) return;
@@ -246,7 +248,10 @@ void fp_parse(const uint8_t *p, uint32_t len, struct fp_head *out) {
     if ((p[0] >> 4) == 4) {
         uint32_t ihl = (uint32_t)(p[0] & 0xF) * 4;
         uint16_t frag = (uint16_t)((p[6] << 8) | p[7]);
+        uint32_t total = (uint32_t)((p[2] << 8) | p[3]);
         if (ihl < 20 || len < ihl || (frag & 0x3FFF)) return; /* fragments: Python counts them */
+        if (total != 0 && total < ihl) return;
+        if (total != 0 && total < len) len = total; /* 0: a TSO super-frame, as long as captured */
         proto = p[9];
         l4 = ihl;
         s = p + 12;
@@ -254,6 +259,8 @@ void fp_parse(const uint8_t *p, uint32_t len, struct fp_head *out) {
         alen = 4;
     } else if ((p[0] >> 4) == 6) {
         if (len < 40) return;
+        uint32_t plen = (uint32_t)((p[4] << 8) | p[5]);
+        if (plen != 0 && 40 + plen < len) len = 40 + plen;
         proto = p[6];
         l4 = 40;
         s = p + 8;
@@ -264,6 +271,8 @@ void fp_parse(const uint8_t *p, uint32_t len, struct fp_head *out) {
     }
     if (proto == 6) {
         if (len < l4 + 20) return;
+        uint32_t doff = (uint32_t)(p[l4 + 12] >> 4) * 4;
+        if (doff < 20 || l4 + doff > len) return;
         out->flags = p[l4 + 13];
     } else if (proto == 17) {
         if (len < l4 + 8) return;

@@ -311,8 +311,9 @@ static int fp_own_take(struct fp_queue *q, struct fp_flow *f, int dir, const uin
 #endif
 }
 
-/* An unfragmented IPv4/TCP segment whose headers lie within the IP datagram, and the datagram
- * within the bytes captured. */
+/* An unfragmented IPv4/TCP segment whose headers lie within the IP datagram, read as the
+ * inspector's decoder (capture/decode.py) reads it: the datagram ends at its total length or at
+ * the bytes captured, whichever comes first (a total of 0, a TSO super-frame: at the bytes). */
 struct fp_seg {
     struct fp_key key;
     uint16_t sport, dport;
@@ -325,7 +326,9 @@ static int fp_own_parse(const uint8_t *p, uint32_t len, struct fp_seg *s) {
     if (len < 40 || p[0] >> 4 != 4 || p[9] != 6) return 0;
     uint32_t ihl = (uint32_t)(p[0] & 0xF) * 4;
     uint32_t total = (uint32_t)(p[2] << 8 | p[3]);
-    if (ihl < 20 || ((p[6] << 8 | p[7]) & 0x3FFF) || total > len || total < ihl + 20) return 0;
+    if (ihl < 20 || ((p[6] << 8 | p[7]) & 0x3FFF) || (total != 0 && total < ihl)) return 0;
+    if (total == 0 || total > len) total = len;
+    if (total < ihl + 20) return 0;
     const uint8_t *t = p + ihl;
     uint32_t doff = (uint32_t)(t[12] >> 4) * 4;
     if (doff < 20 || ihl + doff > total) return 0;
