@@ -42,6 +42,7 @@
 #define FP_TCP_SYN 0x02
 #define FP_TCP_FIN 0x01
 #define FP_TCP_RST 0x04
+#define FP_TCP_ACK 0x10
 
 #define FP_TABLE 4096 /* decided flows remembered (a power of two); older ones are overwritten */
 
@@ -119,7 +120,8 @@ static int fp_config(struct fp_queue *q, uint16_t type, const void *data, uint16
         }
         for (struct nlmsghdr *h = (struct nlmsghdr *)q->buf; NLMSG_OK(h, (size_t)got);
              h = NLMSG_NEXT(h, got)) {
-            if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == seq) {
+            if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == seq &&
+                h->nlmsg_len >= NLMSG_LENGTH(sizeof(int))) {
                 int err = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
                 if (err) { errno = -err; return -1; }
                 return 0;
@@ -213,6 +215,7 @@ struct fp_queue *fp_open(uint16_t num, uint32_t maxlen) {
 struct fp_queue *fp_attach(int fd, uint16_t num) { return fp_new(fd, num); }
 
 void fp_detach(struct fp_queue *q) {
+    if (q == NULL) return;
     q->fd = -1;
     fp_close(q);
 }
@@ -232,7 +235,9 @@ static void fp_order(struct fp_key *k, const uint8_t *s, const uint8_t *d, int a
 }
 
 /* The addresses, ports and flags of an IPv4/IPv6 TCP or UDP packet (no options walked for IPv6:
- * a packet with extension headers is not "ok" and goes to Python, which reads them all). */
+ * a packet with extension headers is not "ok" and goes to Python, which reads them all). Lengths
+ * as the inspector's decoder (capture/decode.py) takes them: the datagram ends at its length or at
+ * the bytes captured, whichever comes first; a TCP header must lie whole within it. */
 void fp_parse(const uint8_t *p, uint32_t len, struct fp_head *out) {
     memset(out, 0, sizeof *out);
     if (len < 20) return;
@@ -243,7 +248,10 @@ void fp_parse(const uint8_t *p, uint32_t len, struct fp_head *out) {
     if ((p[0] >> 4) == 4) {
         uint32_t ihl = (uint32_t)(p[0] & 0xF) * 4;
         uint16_t frag = (uint16_t)((p[6] << 8) | p[7]);
+        uint32_t total = (uint32_t)((p[2] << 8) | p[3]);
         if (ihl < 20 || len < ihl || (frag & 0x3FFF)) return; /* fragments: Python counts them */
+        if (total != 0 && total < ihl) return;
+        if (total != 0 && total < len) len = total; /* 0: a TSO super-frame, as long as captured */
         proto = p[9];
         l4 = ihl;
         s = p + 12;
@@ -251,6 +259,8 @@ void fp_parse(const uint8_t *p, uint32_t len, struct fp_head *out) {
         alen = 4;
     } else if ((p[0] >> 4) == 6) {
         if (len < 40) return;
+        uint32_t plen = (uint32_t)((p[4] << 8) | p[5]);
+        if (plen != 0 && 40 + plen < len) len = 40 + plen;
         proto = p[6];
         l4 = 40;
         s = p + 8;
@@ -261,6 +271,8 @@ void fp_parse(const uint8_t *p, uint32_t len, struct fp_head *out) {
     }
     if (proto == 6) {
         if (len < l4 + 20) return;
+        uint32_t doff = (uint32_t)(p[l4 + 12] >> 4) * 4;
+        if (doff < 20 || l4 + doff > len) return;
         out->flags = p[l4 + 13];
     } else if (proto == 17) {
         if (len < l4 + 8) return;
@@ -274,15 +286,16 @@ void fp_parse(const uint8_t *p, uint32_t len, struct fp_head *out) {
     out->ok = 1;
 }
 
+/* all 32 bits: each table masks them to its own size */
 static uint32_t fp_hash(const struct fp_key *k) {
     const uint8_t *b = (const uint8_t *)k;
     uint32_t h = 2166136261u; /* FNV-1a */
     for (size_t i = 0; i < sizeof *k; i++) h = (h ^ b[i]) * 16777619u;
-    return h & (FP_TABLE - 1);
+    return h;
 }
 
 static struct fp_slot *fp_slot(struct fp_queue *q, const struct fp_key *k) {
-    return &q->table[fp_hash(k)];
+    return &q->table[fp_hash(k) & (FP_TABLE - 1)];
 }
 
 /* The mark of a decided connection, or -1: the packet needs Python. A connection's first packet

@@ -12,7 +12,8 @@ when the extension was not built (no compiler at install time) or when
 answers no connection from its first segment (below). A log line says which one runs.
 
 The compiled loop also answers the common connection alone from its first segment
-(fastpath_own.c): IPv4/TCP, an HTTP/1 request line or a whole TLS ClientHello from the client,
+(fastpath_own.c): IPv4/TCP, an HTTP/1 request line or a whole TLS ClientHello from the client
+in a segment with ACK (its acknowledgement is where the server's bytes start),
 between two ends on a port for which ``advise(client, server, port)`` (the inspector's
 ``fast_bits``, asked once per pair and policy version) says the policy allows that protocol with no
 event to record. With nothing to look for in the bytes the connection is allowed there and then;
@@ -191,8 +192,11 @@ class CompiledQueue:
         dlp: list[tuple[bytes, int, int]] | None = None,
     ) -> CompiledQueue:
         """Over a socket the caller made (tests: one end of a socketpair stands for the kernel)."""
+        q = module.lib.fp_attach(fd, num)
+        if q == module.ffi.NULL:
+            raise OSError(module.ffi.errno, os.strerror(module.ffi.errno))
         return cls(
-            module, module.lib.fp_attach(fd, num), judge, fail_mark,
+            module, q, judge, fail_mark,
             owned=False, advise=advise, dlp=dlp,
         )  # fmt: skip
 

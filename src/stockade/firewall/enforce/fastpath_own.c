@@ -17,7 +17,7 @@
 
 #define FP_OWN_FLOWS 16384                /* a power of two */
 #define FP_PAIRS 4096                     /* a power of two */
-#define FP_HELD_MAX (32u << 20)           /* bytes kept for all flows (decoding.HELD_TOTAL) */
+#define FP_HELD_MAX (32u << 20)           /* allocated for kept packets (decoding.HELD_TOTAL) */
 #define FP_DIR_MAX 65536u                 /* bytes per direction (decoding.DEFAULT_BUDGET) */
 #define FP_IDLE_SECONDS 300               /* inspector.IDLE_SECONDS */
 #define FP_SPARE_STREAMS 256              /* closed streams kept for reuse (reset, not freed) */
@@ -63,7 +63,7 @@ struct fp_flow {
 struct fp_own {
     struct fp_pair pairs[FP_PAIRS];
     struct fp_flow flows[FP_OWN_FLOWS];
-    size_t held;
+    size_t held; /* bytes allocated for kept packets (capacity, not use: what the memory costs) */
     uint64_t owned, handed, replayed, retransmitted;
     uint64_t why[6]; /* hand-backs by cause (FP_WHY_*) */
 #ifndef FP_NO_HS
@@ -90,7 +90,7 @@ static void fp_own_drop(struct fp_own *o, struct fp_flow *f) {
     }
 #endif
     free(f->held);
-    o->held -= f->held_len;
+    o->held -= f->held_cap;
     memset(f, 0, sizeof *f);
 }
 
@@ -254,20 +254,24 @@ static uint32_t fp_own_handback(struct fp_queue *q, struct fp_flow *f, int why) 
 static int fp_keep(struct fp_own *o, struct fp_flow *f, const uint8_t *pkt, uint32_t len,
                    uint32_t mark) {
     uint32_t need = 8 + ((len + 3) & ~3u);
-    if (o->held + need > FP_HELD_MAX) return -1;
-    if (f->held_len + need > f->held_cap) {
-        uint32_t cap = f->held_cap ? f->held_cap : 2048;
-        while (cap < f->held_len + need) cap *= 2;
+    uint32_t want = f->held_len + need;
+    if (want > f->held_cap) {
+        /* the first record alone, then doubling; where doubling would pass the cap, exactly
+         * what is wanted: the cap bounds what is allocated, not only what is used */
+        uint32_t cap = f->held_cap;
+        while (cap < want) cap = cap ? cap * 2 : want;
+        if (o->held - f->held_cap + cap > FP_HELD_MAX) cap = want;
+        if (o->held - f->held_cap + cap > FP_HELD_MAX) return -1;
         uint8_t *grown = realloc(f->held, cap);
         if (grown == NULL) return -1;
+        o->held = o->held - f->held_cap + cap;
         f->held = grown;
         f->held_cap = cap;
     }
     memcpy(f->held + f->held_len, &len, 4);
     memcpy(f->held + f->held_len + 4, &mark, 4);
     memcpy(f->held + f->held_len + 8, pkt, len);
-    f->held_len += need;
-    o->held += need;
+    f->held_len = want;
     return 0;
 }
 
@@ -307,24 +311,49 @@ static int fp_own_take(struct fp_queue *q, struct fp_flow *f, int dir, const uin
 #endif
 }
 
+/* An unfragmented IPv4/TCP segment whose headers lie within the IP datagram, read as the
+ * inspector's decoder (capture/decode.py) reads it: the datagram ends at its total length or at
+ * the bytes captured, whichever comes first (a total of 0, a TSO super-frame: at the bytes). */
+struct fp_seg {
+    struct fp_key key;
+    uint16_t sport, dport;
+    uint32_t seq, ack, dlen;
+    uint8_t flags;
+    const uint8_t *data;
+};
+
+static int fp_own_parse(const uint8_t *p, uint32_t len, struct fp_seg *s) {
+    if (len < 40 || p[0] >> 4 != 4 || p[9] != 6) return 0;
+    uint32_t ihl = (uint32_t)(p[0] & 0xF) * 4;
+    uint32_t total = (uint32_t)(p[2] << 8 | p[3]);
+    if (ihl < 20 || ((p[6] << 8 | p[7]) & 0x3FFF) || (total != 0 && total < ihl)) return 0;
+    if (total == 0 || total > len) total = len;
+    if (total < ihl + 20) return 0;
+    const uint8_t *t = p + ihl;
+    uint32_t doff = (uint32_t)(t[12] >> 4) * 4;
+    if (doff < 20 || ihl + doff > total) return 0;
+    s->sport = (uint16_t)(t[0] << 8 | t[1]);
+    s->dport = (uint16_t)(t[2] << 8 | t[3]);
+    s->seq = (uint32_t)t[4] << 24 | (uint32_t)t[5] << 16 | (uint32_t)t[6] << 8 | t[7];
+    s->ack = (uint32_t)t[8] << 24 | (uint32_t)t[9] << 16 | (uint32_t)t[10] << 8 | t[11];
+    s->flags = t[13];
+    s->data = t + doff;
+    s->dlen = total - ihl - doff;
+    fp_order(&s->key, p + 12, p + 16, 4, s->sport, s->dport);
+    s->key.proto = 6;
+    return 1;
+}
+
 /* A FIN or RST of a connection that passed in the kernel (ends.py copies them to the enforcer):
  * once both directions ended, the flow and its kept packets are freed (a retransmission after that
  * goes to Python, as one does after inspector.END_GRACE for Python's flows). */
 void fp_own_end(struct fp_queue *q, const uint8_t *p, uint32_t len) {
-    if (len < 40 || p[0] >> 4 != 4 || p[9] != 6) return;
-    uint32_t ihl = (uint32_t)(p[0] & 0xF) * 4;
-    if (ihl < 20 || len < ihl + 20) return;
-    const uint8_t *t = p + ihl;
-    uint8_t flags = t[13];
-    if (!(flags & (FP_TCP_FIN | FP_TCP_RST))) return;
-    uint16_t sport = (uint16_t)(t[0] << 8 | t[1]), dport = (uint16_t)(t[2] << 8 | t[3]);
-    struct fp_key k;
-    fp_order(&k, p + 12, p + 16, 4, sport, dport);
-    k.proto = 6;
-    struct fp_flow *f = &q->own->flows[fp_hash(&k) & (FP_OWN_FLOWS - 1)];
-    if (!f->key.used || memcmp(&f->key, &k, sizeof k) != 0) return;
-    int dir = memcmp(f->client, p + 12, 4) == 0 && f->cport == sport ? 0 : 1;
-    f->fins |= (flags & FP_TCP_RST) ? 3 : (uint8_t)(1 << dir);
+    struct fp_seg s;
+    if (!fp_own_parse(p, len, &s) || !(s.flags & (FP_TCP_FIN | FP_TCP_RST))) return;
+    struct fp_flow *f = &q->own->flows[fp_hash(&s.key) & (FP_OWN_FLOWS - 1)];
+    if (!f->key.used || memcmp(&f->key, &s.key, sizeof s.key) != 0) return;
+    int dir = memcmp(f->client, p + 12, 4) == 0 && f->cport == s.sport ? 0 : 1;
+    f->fins |= (s.flags & FP_TCP_RST) ? 3 : (uint8_t)(1 << dir);
     if (f->fins == 3) fp_own_drop(q->own, f);
 }
 
@@ -334,28 +363,21 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
                          uint32_t *bits) {
     struct fp_own *o = q->own;
     *bits = 0;
-    if (len < 40 || p[0] >> 4 != 4 || p[9] != 6) return 0;
-    uint32_t ihl = (uint32_t)(p[0] & 0xF) * 4;
-    uint32_t total = (uint32_t)(p[2] << 8 | p[3]);
-    if (ihl < 20 || ((p[6] << 8 | p[7]) & 0x3FFF) || total > len || total < ihl + 20) return 0;
-    const uint8_t *t = p + ihl;
-    uint32_t doff = (uint32_t)(t[12] >> 4) * 4;
-    if (doff < 20 || ihl + doff > total) return 0;
-    uint16_t sport = (uint16_t)(t[0] << 8 | t[1]), dport = (uint16_t)(t[2] << 8 | t[3]);
-    uint32_t seq = (uint32_t)t[4] << 24 | (uint32_t)t[5] << 16 | (uint32_t)t[6] << 8 | t[7];
-    uint32_t ack = (uint32_t)t[8] << 24 | (uint32_t)t[9] << 16 | (uint32_t)t[10] << 8 | t[11];
-    uint8_t flags = t[13];
-    const uint8_t *data = t + doff;
-    uint32_t dlen = total - ihl - doff;
-    struct fp_key k;
-    fp_order(&k, p + 12, p + 16, 4, sport, dport);
-    k.proto = 6;
+    struct fp_seg s;
+    if (!fp_own_parse(p, len, &s)) return 0;
+    const struct fp_key k = s.key;
+    const uint16_t sport = s.sport, dport = s.dport;
+    const uint32_t seq = s.seq, ack = s.ack, dlen = s.dlen;
+    const uint8_t flags = s.flags, *data = s.data;
     struct fp_flow *f = &o->flows[fp_hash(&k) & (FP_OWN_FLOWS - 1)];
     int same = f->key.used && memcmp(&f->key, &k, sizeof k) == 0;
     long now = fp_seconds();
     if (mark & FP_FIRST) {
         if (same) fp_own_drop(o, f); /* a new connection on these ends: it starts afresh */
-        if ((mark & FP_REPLY) || (flags & (FP_TCP_SYN | FP_TCP_FIN | FP_TCP_RST)) || dlen == 0)
+        /* without ACK the segment says nothing of where the server's bytes start (the
+         * inspector then takes them from the server's first segment): Python's */
+        if ((mark & FP_REPLY) || (flags & (FP_TCP_SYN | FP_TCP_FIN | FP_TCP_RST)) ||
+            !(flags & FP_TCP_ACK) || dlen == 0)
             return 0;
         uint8_t pair = fp_pair_bits(q, p + 12, p + 16, dport);
         if (!(pair & fp_app(data, dlen))) return 0;
