@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,10 +17,13 @@ import pytest
 
 from stockade.firewall.enforce import fastpath, marks, nft
 from stockade.firewall.enforce.enforcer import Enforcer
+from stockade.firewall.enforce.inspector import END_GRACE
 from stockade.firewall.policy.endpoints import Directory
 from stockade.network.dlp.engine import DlpEngine
 from tests.firewall.test_inspector import ACK, FIN, POLICY, PSH, SYN, packet
 from tests.firewall.test_policy_model import CRM, ORD, PAY
+
+RST_FLAG = 0x04
 
 PATHS = ["python", "compiled", "own"]  # "own": first segments and DLP answered in C
 NF_ACCEPT = 1
@@ -484,7 +488,7 @@ def test_a_new_policy_forgets_the_connections_answered_in_c() -> None:
     ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     queue = fastpath.CompiledQueue.attach(
         compiled_module(), ours.fileno(), QUEUE, enf.judge, 0,
-        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp),
+        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp), end=enf.inspector.end_seen,
     )  # fmt: skip
     try:
         cases = conversations()["keep-alive"]
@@ -499,12 +503,12 @@ def test_a_new_policy_forgets_the_connections_answered_in_c() -> None:
         kernel.close()
 
 
-def test_an_ended_connection_is_freed_in_c_and_never_replayed() -> None:
+def test_an_ended_connection_is_kept_for_the_grace_then_freed_in_c() -> None:
     enf = enforcer()
     ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     queue = fastpath.CompiledQueue.attach(
         compiled_module(), ours.fileno(), QUEUE, enf.judge, 0,
-        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp),
+        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp), end=enf.inspector.end_seen,
     )  # fmt: skip
     try:
         talk = Conversation(41030).exchange(JSON_REQ, HEADERS, BODY)
@@ -525,9 +529,20 @@ def test_an_ended_connection_is_freed_in_c_and_never_replayed() -> None:
         queue.dispatch(batch(talk.out, 6))
         for fin in (talk.send(b"", flags=ACK | FIN).out.pop()[0],
                     talk.send(b"", server=True, flags=ACK | FIN).out.pop()[0]):  # fmt: skip
-            queue.ended(fin)  # both ways: freed, its packets with it
+            queue.ended(fin)  # both ways: kept END_GRACE seconds, as Python keeps its flow
         queue.dispatch(nfq_packet(9, marks.REPLY, talk.out[1][0], last=True))
-        assert queue.counts()["handed"] == 1 and queue.counts()["replayed"] == 3
+        # within the grace: handed back with its past, judged as Python judges it
+        assert queue.counts()["handed"] == 2 and queue.counts()["handed_end"] == 1
+        assert queue.counts()["replayed"] == 6
+        talk = Conversation(41032).exchange(JSON_REQ, HEADERS, BODY)
+        queue.dispatch(batch(talk.out, 10))
+        for fin in (talk.send(b"", flags=ACK | FIN).out.pop()[0],
+                    talk.send(b"", server=True, flags=RST_FLAG).out.pop()[0]):  # fmt: skip
+            queue.ended(fin)
+        time.sleep(END_GRACE + 2.1)  # the C clock counts whole seconds
+        queue.dispatch(nfq_packet(13, marks.REPLY, talk.out[1][0], last=True))
+        # past the grace: freed, its packets with it; the late packet goes to Python alone
+        assert queue.counts()["handed"] == 2 and queue.counts()["replayed"] == 6
     finally:
         queue.close()
         ours.close()

@@ -96,7 +96,8 @@ class Trio:
             self.socks += [ours, kernel]
             enf = self.enf[path]
             extra: dict[str, Any] = (
-                {"advise": enf.advise, "dlp": fastpath.dlp_expressions(enf._dlp)}
+                {"advise": enf.advise, "dlp": fastpath.dlp_expressions(enf._dlp),
+                 "end": enf.inspector.end_seen}
                 if path == "own" else {}
             )  # fmt: skip
             self.queues[path] = fastpath.CompiledQueue.attach(
@@ -121,17 +122,13 @@ class Trio:
             if path in self.queues:
                 self.queues[path].ended(packet)
 
-    def check(self, *, events: bool = True, same_marks: bool = True) -> None:
-        """Every packet got its verdict, and the three loops agree packet for packet and event for
-        event (``same_marks``/``events`` False: only that every packet got one, for connections ended
-        in the kernel, which the C loop forgets at once and Python after a grace: see
-        test_a_connection_ended_in_the_kernel_is_judged_as_python_judges_it)."""
+    def check(self, *, events: bool = True) -> None:
+        """Every packet got its verdict, and the three loops agree packet for packet (marks too)
+        and, with ``events``, event for event."""
         python = self.out["python"]
         assert [(i, v) for i, v, _ in python] == [(i, NF_ACCEPT) for i in range(1, self.ids + 1)]
         for path in ("compiled", "own"):
-            assert [o[:2] for o in self.out[path]] == [o[:2] for o in python], path
-            if same_marks:
-                assert self.out[path] == python, path
+            assert self.out[path] == python, path
             if events:
                 assert _events(self.events[path]) == _events(self.events["python"]), path
 
@@ -355,7 +352,7 @@ def allocation_is_capped() -> None:
     ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     queue = fastpath.CompiledQueue.attach(
         module, ours.fileno(), QUEUE, enf.judge, 0,
-        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp),
+        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp), end=enf.inspector.end_seen,
     )  # fmt: skip
     kernel.settimeout(5)
     chunk = (b'{"k": "' + b"ab cd " * 230 + b'"},\n')[:1400]
@@ -396,7 +393,7 @@ def netlink_garbage() -> None:
     kernel.setblocking(False)
     queue = fastpath.CompiledQueue.attach(
         module, ours.fileno(), QUEUE, enf.judge, 0,
-        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp),
+        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp), end=enf.inspector.end_seen,
     )  # fmt: skip
     good = nfq_packet(1, marks.FIRST, Conversation(30000).send(JSON_REQ).out[0][0], last=True)
 
@@ -434,7 +431,7 @@ def netlink_garbage() -> None:
 def mutated_conversations() -> None:
     """Hypothesis: conversations cut, bytes changed, segments duplicated, swapped, or moved in the
     sequence space; the three loops agree on every packet."""
-    from hypothesis import given, settings
+    from hypothesis import example, given, settings
     from hypothesis import strategies as st
 
     hello = _tls_hello()
@@ -464,6 +461,10 @@ def mutated_conversations() -> None:
     @settings(max_examples=int(os.environ.get("FASTPATH_FUZZ_EXAMPLES", "120")), deadline=None,
               database=None)  # fmt: skip
     @given(st.integers(0, 3), st.lists(op, max_size=5))
+    # ends the kernel copied while the C loop held the connection: Python's flow missed them
+    # after a hand-back (the C loop keeps them in their place now)
+    @example(kind=3, ops=[("swap", 0), ("flags", 2, 1), ("end", 14, 4)])
+    @example(kind=3, ops=[("flags", 16, 1), ("end", 1, 4)])
     def check(kind: int, ops: list[tuple[Any, ...]]) -> None:
         cases = base(kind)
         ends: dict[int, bytes] = {}  # before which packet a FIN or RST is copied by the kernel
@@ -496,7 +497,7 @@ def mutated_conversations() -> None:
                 if i in ends:
                     trio.ended(ends[i])
                 trio.feed([case])
-            trio.check(events=not ends, same_marks=not ends)
+            trio.check()
         finally:
             trio.close()
 
@@ -601,7 +602,7 @@ def test_the_c_loop_spreads_connections_over_its_whole_table() -> None:
     ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     queue = fastpath.CompiledQueue.attach(
         module, ours.fileno(), QUEUE, enf.judge, 0,
-        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp),
+        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp), end=enf.inspector.end_seen,
     )  # fmt: skip
     kernel.settimeout(5)
     try:
@@ -661,13 +662,11 @@ def test_a_packet_python_does_not_read_as_tcp_is_not_given_a_decided_connection_
     assert [m for _, _, m in trio.out["compiled"]] == [marks.BLOCK | marks.FIRST, None]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known, not fixed here: the C loop frees a connection (and the packets it kept) as soon "
-    "as both ends were copied by the kernel; Python keeps its flow for END_GRACE, so data after "
-    "an end is judged with or without the connection's past",
-)
 def test_a_connection_ended_in_the_kernel_is_judged_as_python_judges_it() -> None:
+    """Data after both ends were copied by the kernel, within END_GRACE: the C loop keeps the
+    flow as Python keeps its own and hands it back with its past (it freed it at once before,
+    and a card in the response went out where the reference blocks it)."""
+
     def build(trio: Trio) -> None:
         talk = established(47200).exchange(JSON_REQ, HEADERS, CARD_RESPONSE)
         cases = talk.out
@@ -679,6 +678,6 @@ def test_a_connection_ended_in_the_kernel_is_judged_as_python_judges_it() -> Non
     trio = Trio()
     try:
         build(trio)
-        trio.check(events=False)
+        trio.check()
     finally:
         trio.close()

@@ -234,6 +234,7 @@ class Enforcer:
                     self._fail_bits,
                     advise=self.advise,
                     dlp_engine=self._dlp,
+                    end=self.inspector.end_seen,
                 )
             except OSError as exc:
                 raise EnforcementError(

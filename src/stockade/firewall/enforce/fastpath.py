@@ -50,6 +50,7 @@ PAIR_KNOWN, PAIR_HTTP, PAIR_TLS, PAIR_SCAN, PAIR_ALLOW = 1, 2, 4, 8, 16
 HANDED_BECAUSE = ("match", "alnum", "order", "end", "limit", "slot")
 
 DECIDED = 1 << 32  # in the compiled loop's answer: the connection is decided (fastpath.c)
+END_COPY = 1 << 31  # the mark of a kept end the C loop replays at a hand-back (fastpath_own.c)
 MAX_LEN = 4096  # packets the kernel holds for the enforcer before it drops (or bypasses)
 
 
@@ -127,8 +128,10 @@ class CompiledQueue:
         owned: bool = True,
         advise: Advise | None = None,
         dlp: list[tuple[bytes, int, int]] | None = None,
+        end: Callable[[bytes], object] | None = None,
     ):
         self._mod = module
+        self._end = end  # notes an end the kernel copied, replayed at a hand-back in its place
         self._lib, self._ffi = module.lib, module.ffi
         self._q = q
         self._judge = judge
@@ -172,12 +175,13 @@ class CompiledQueue:
         *,
         advise: Advise | None = None,
         dlp: list[tuple[bytes, int, int]] | None = None,
+        end: Callable[[bytes], object] | None = None,
     ) -> CompiledQueue:
         q = module.lib.fp_open(num, MAX_LEN)
         if q == module.ffi.NULL:
             err = module.ffi.errno
             raise OSError(err, os.strerror(err))
-        return cls(module, q, judge, fail_mark, advise=advise, dlp=dlp)
+        return cls(module, q, judge, fail_mark, advise=advise, dlp=dlp, end=end)
 
     @classmethod
     def attach(
@@ -190,6 +194,7 @@ class CompiledQueue:
         *,
         advise: Advise | None = None,
         dlp: list[tuple[bytes, int, int]] | None = None,
+        end: Callable[[bytes], object] | None = None,
     ) -> CompiledQueue:
         """Over a socket the caller made (tests: one end of a socketpair stands for the kernel)."""
         q = module.lib.fp_attach(fd, num)
@@ -197,10 +202,14 @@ class CompiledQueue:
             raise OSError(module.ffi.errno, os.strerror(module.ffi.errno))
         return cls(
             module, q, judge, fail_mark,
-            owned=False, advise=advise, dlp=dlp,
+            owned=False, advise=advise, dlp=dlp, end=end,
         )  # fmt: skip
 
     def _answer(self, payload: bytes, mark: int) -> int:
+        if mark & END_COPY:  # a kept end, replayed in its place: noted, no verdict
+            if self._end is not None:
+                self._end(payload)
+            return 0
         bits, decided = self._judge(payload, mark)
         return bits | DECIDED if decided and bits else bits
 
@@ -344,6 +353,7 @@ def open_queue(
     *,
     advise: Advise | None = None,
     dlp_engine: Any = None,
+    end: Callable[[bytes], object] | None = None,
 ) -> Queue:
     """Bind NFQUEUE ``num`` in the current network namespace, compiled when possible (with
     ``advise``, it also answers connections from their first segment, scanning DLP with
@@ -353,7 +363,7 @@ def open_queue(
         if os.environ.get("STOCKADE_ENFORCER_FASTPATH") == "loop":
             advise = None  # the compiled loop only: every connection's first segment to Python
         dlp = dlp_expressions(dlp_engine) if advise is not None else None
-        queue = CompiledQueue.open(module, num, judge, fail_mark, advise=advise, dlp=dlp)
+        queue = CompiledQueue.open(module, num, judge, fail_mark, advise=advise, dlp=dlp, end=end)
         log.info(
             "NFQUEUE %d: compiled verdict loop%s", num,
             "" if advise is None else " (first segments and DLP in C)" if queue.dlp

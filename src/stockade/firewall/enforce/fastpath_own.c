@@ -20,9 +20,12 @@
 #define FP_HELD_MAX (32u << 20)           /* allocated for kept packets (decoding.HELD_TOTAL) */
 #define FP_DIR_MAX 65536u                 /* bytes per direction (decoding.DEFAULT_BUDGET) */
 #define FP_IDLE_SECONDS 300               /* inspector.IDLE_SECONDS */
+#define FP_END_GRACE 2                    /* inspector.END_GRACE: an ended flow is kept this long */
+#define FP_SWEEP 8                        /* slots looked at per packet for flows to forget */
 #define FP_SPARE_STREAMS 256              /* closed streams kept for reuse (reset, not freed) */
 #define FP_MARK_ALLOW 0x2                 /* marks.ALLOW */
 #define FP_REPLY 0x80                     /* marks.REPLY */
+#define FP_END_COPY 0x80000000u           /* fastpath.END_COPY: a kept end, replayed as an end */
 
 /* why a connection went back to Python (fp_own_counts) */
 #define FP_WHY_MATCH 0  /* a prefilter or decoding-trigger match (or a scan error) */
@@ -52,6 +55,7 @@ struct fp_flow {
     uint32_t next[2]; /* the next sequence number of the client (0) and of the server (1) */
     uint32_t bytes[2];
     long last;
+    long ended; /* when both directions had ended (fins == 3) */
     uint8_t fins; /* directions whose FIN passed in the kernel (fp_own_end) */
     uint8_t *held; /* records: uint32 length, uint32 mark, the packet, padded to 4 */
     uint32_t held_len, held_cap;
@@ -66,6 +70,7 @@ struct fp_own {
     size_t held; /* bytes allocated for kept packets (capacity, not use: what the memory costs) */
     uint64_t owned, handed, replayed, retransmitted;
     uint64_t why[6]; /* hand-backs by cause (FP_WHY_*) */
+    uint32_t sweep;  /* the next slot the sweep looks at */
 #ifndef FP_NO_HS
     hs_database_t *db;
     hs_scratch_t *scratch;
@@ -237,6 +242,11 @@ static uint32_t fp_own_handback(struct fp_queue *q, struct fp_flow *f, int why) 
         memcpy(&len, f->held + at, 4);
         memcpy(&mark, f->held + at + 4, 4);
         const uint8_t *pkt = f->held + at + 8;
+        at += 8 + ((len + 3) & ~3u);
+        if (mark & FP_END_COPY) { /* an end the kernel copied: noted in its place, no verdict */
+            (void)fp_judge(q->handle, pkt, len, mark);
+            continue;
+        }
         int64_t r = fp_judge(q->handle, pkt, len, mark);
         o->replayed++;
         if (r < 0) {
@@ -245,7 +255,6 @@ static uint32_t fp_own_handback(struct fp_queue *q, struct fp_flow *f, int why) 
             bits |= (uint32_t)(r & 0xFFFFFFFFLL);
             if (r & FP_DECIDED) fp_decided(q, pkt, len, (uint32_t)(r & 0xFFFFFFFFLL));
         }
-        at += 8 + ((len + 3) & ~3u);
     }
     fp_own_drop(o, f);
     return bits;
@@ -345,16 +354,41 @@ static int fp_own_parse(const uint8_t *p, uint32_t len, struct fp_seg *s) {
 }
 
 /* A FIN or RST of a connection that passed in the kernel (ends.py copies them to the enforcer):
- * once both directions ended, the flow and its kept packets are freed (a retransmission after that
- * goes to Python, as one does after inspector.END_GRACE for Python's flows). */
+ * once both directions ended, the flow is kept FP_END_GRACE seconds as Python keeps its own
+ * (inspector.END_GRACE): a packet of it meanwhile goes to Python with the connection's kept
+ * packets before it, so it is judged with its past; after that the sweep (or the packet) frees it,
+ * and a later packet goes to Python alone, as one does after END_GRACE for Python's flows. */
 void fp_own_end(struct fp_queue *q, const uint8_t *p, uint32_t len) {
     struct fp_seg s;
     if (!fp_own_parse(p, len, &s) || !(s.flags & (FP_TCP_FIN | FP_TCP_RST))) return;
     struct fp_flow *f = &q->own->flows[fp_hash(&s.key) & (FP_OWN_FLOWS - 1)];
     if (!f->key.used || memcmp(&f->key, &s.key, sizeof s.key) != 0) return;
     int dir = memcmp(f->client, p + 12, 4) == 0 && f->cport == s.sport ? 0 : 1;
+    /* kept in its place among the packets: a hand-back replays it where Python would have seen it
+     * (Python's flow then knows the end as the reference's does); without room, the connection
+     * goes to Python now, the end after its packets */
+    if (fp_keep(q->own, f, p, len, FP_END_COPY) < 0) {
+        (void)fp_own_handback(q, f, FP_WHY_LIMIT);
+        (void)fp_judge(q->handle, p, len, FP_END_COPY);
+        return;
+    }
+    uint8_t before = f->fins;
     f->fins |= (s.flags & FP_TCP_RST) ? 3 : (uint8_t)(1 << dir);
-    if (f->fins == 3) fp_own_drop(q->own, f);
+    if (f->fins == 3 && before != 3) f->ended = fp_seconds();
+}
+
+/* An ended flow past its grace, or one idle past FP_IDLE_SECONDS: Python would have forgotten it. */
+static int fp_own_stale(const struct fp_flow *f, long now) {
+    return f->key.used &&
+           ((f->fins == 3 && now - f->ended > FP_END_GRACE) || now - f->last > FP_IDLE_SECONDS);
+}
+
+/* A few slots per packet: the flows (and kept packets) Python would have forgotten are freed. */
+static void fp_own_sweep(struct fp_own *o, long now) {
+    for (int i = 0; i < FP_SWEEP; i++) {
+        struct fp_flow *f = &o->flows[o->sweep++ & (FP_OWN_FLOWS - 1)];
+        if (fp_own_stale(f, now)) fp_own_drop(o, f);
+    }
 }
 
 /* 1: the packet is answered here (``*bits`` to add to its mark); 0: Python judges it, after any
@@ -370,8 +404,10 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
     const uint32_t seq = s.seq, ack = s.ack, dlen = s.dlen;
     const uint8_t flags = s.flags, *data = s.data;
     struct fp_flow *f = &o->flows[fp_hash(&k) & (FP_OWN_FLOWS - 1)];
-    int same = f->key.used && memcmp(&f->key, &k, sizeof k) == 0;
     long now = fp_seconds();
+    fp_own_sweep(o, now);
+    if (fp_own_stale(f, now)) fp_own_drop(o, f);
+    int same = f->key.used && memcmp(&f->key, &k, sizeof k) == 0;
     if (mark & FP_FIRST) {
         if (same) fp_own_drop(o, f); /* a new connection on these ends: it starts afresh */
         /* without ACK the segment says nothing of where the server's bytes start (the
@@ -390,12 +426,8 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
 #ifndef FP_NO_HS
         if (o->db == NULL) return 0;
 #endif
-        if (f->key.used) { /* another connection in the slot: an idle one is forgotten */
-            if (now - f->last > FP_IDLE_SECONDS)
-                fp_own_drop(o, f);
-            else
-                (void)fp_own_handback(q, f, FP_WHY_SLOT); /* Python keeps what it decides */
-        }
+        if (f->key.used) /* another connection in the slot (a stale one is gone already) */
+            (void)fp_own_handback(q, f, FP_WHY_SLOT); /* Python keeps what it decides */
         f->key = k;
         memcpy(f->client, p + 12, 4);
         f->cport = sport;
@@ -410,6 +442,10 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
         return 0;
     }
     if (!same) return 0;
+    if (f->fins == 3) { /* after its end, within the grace: Python judges it with its past */
+        *bits = fp_own_handback(q, f, FP_WHY_END);
+        return 0;
+    }
     int dir = memcmp(f->client, p + 12, 4) == 0 && f->cport == sport ? 0 : 1;
     if (flags & (FP_TCP_SYN | FP_TCP_FIN | FP_TCP_RST)) {
         *bits = fp_own_handback(q, f, FP_WHY_END);
