@@ -426,8 +426,13 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
 #ifndef FP_NO_HS
         if (o->db == NULL) return 0;
 #endif
-        if (f->key.used) /* another connection in the slot (a stale one is gone already) */
-            (void)fp_own_handback(q, f, FP_WHY_SLOT); /* Python keeps what it decides */
+        if (f->key.used) { /* another connection in the slot (a stale one is gone already) */
+            if (f->fins == 3) /* ended, in its grace: forgotten, as after the grace (a replay of a
+                               * closed connection would cost the new one its latency) */
+                fp_own_drop(o, f);
+            else
+                (void)fp_own_handback(q, f, FP_WHY_SLOT); /* Python keeps what it decides */
+        }
         f->key = k;
         memcpy(f->client, p + 12, 4);
         f->cport = sport;
