@@ -457,3 +457,29 @@ def test_a_recurring_value_is_validated_and_masked_once(monkeypatch: pytest.Monk
     assert "4000" not in kept and all(isinstance(k, bytes) for k in engine.sensors[0].known)
     # an engine that ignores test cards keeps its own verdicts
     assert DlpEngine(backend="hs-stream", ignore_test_cards=True).scan(once) == []
+
+
+def _own_key_reference(zone: str) -> str:
+    # the key zone's tail after its last field separator, as first written (five rfind calls)
+    cut = max(zone.rfind(","), zone.rfind(";"), zone.rfind("{"), zone.rfind("&"), zone.rfind("\n"))
+    return zone[cut + 1 :]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=',;{&\n\r "_:abcdXYZ019é', max_size=30))
+def test_own_key_matches_its_reference(zone: str) -> None:
+    from stockade.network.dlp.engine import _own_key
+
+    assert _own_key(zone) == _own_key_reference(zone)
+
+
+def test_fast_match_construction_equals_the_dataclass() -> None:
+    from stockade.network.dlp.engine import _new_match
+
+    for label in (None, "visa"):
+        fast = _new_match("dlp.payment_card", "4111 **** **** 1111", 3, 22, 0.9, "card", label)
+        slow = DlpMatch(sensor="dlp.payment_card", masked="4111 **** **** 1111", start=3, end=22,
+                        confidence=0.9, context="card", label=label)  # fmt: skip
+        assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    with pytest.raises(AttributeError):
+        fast.start = 4  # type: ignore[misc]  # still frozen
