@@ -483,3 +483,58 @@ def test_fast_match_construction_equals_the_dataclass() -> None:
         assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
     with pytest.raises(AttributeError):
         fast.start = 4  # type: ignore[misc]  # still frozen
+
+
+EMAILISH = st.lists(
+    st.sampled_from(["a.b@example.org", "x@y.co", "@", "@@", "me@", " ", "\n", '"', "-", ".",
+                     "q" * 70, "user_name+tag", "@host.example.com", "DE89 3704 0044 0532 0130 00",
+                     "GB82WEST12345698765432", "xGB82WEST12345698765432", "DE89", "ZZ", "1"]),
+    max_size=40,
+).map("".join)  # fmt: skip
+
+
+def _anchor_engines() -> dict[str, tuple[DlpEngine, DlpEngine]]:
+    """Per backend: the built-in e-mail and IBAN sensors, and the same sensors written plainly
+    (the e-mail sensor without its anchor, the IBAN patterns with their lookbehind first)."""
+    import dataclasses
+
+    from stockade.network.dlp.sensors import BUILTIN_SENSORS
+
+    email = next(s for s in BUILTIN_SENSORS if s.id == "dlp.email")
+    iban = next(s for s in BUILTIN_SENSORS if s.id == "dlp.iban")
+    plain = (
+        dataclasses.replace(email, id="plain.email", anchor="", anchor_reach=0),
+        dataclasses.replace(
+            iban,
+            id="plain.iban",
+            patterns=(
+                r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}(?![A-Za-z0-9])",
+                r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?"
+                r"(?![A-Za-z0-9])",
+            ),
+        ),
+    )
+    return {
+        b: (DlpEngine((email, iban), backend=b), DlpEngine(plain, backend=b))
+        for b in ("hs-stream", "re")
+    }
+
+
+ANCHOR_ENGINES = _anchor_engines()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(EMAILISH, st.lists(st.integers(1, 400), max_size=4))
+def test_anchor_and_first_letter_patterns_find_what_the_plain_forms_find(
+    text: str, cuts: list[int]
+) -> None:
+    """The e-mail sensor's anchor ("@" within 64 characters of a match's start) and the IBAN
+    patterns written after their first letter find exactly what the plain forms find."""
+    data = text.encode("latin-1")
+
+    def seen(engine: DlpEngine) -> list[tuple[object, ...]]:
+        found = feed_in_pieces(engine, data, cuts)
+        return [(m.sensor.split(".")[1], m.start, m.end, m.masked, m.confidence) for m in found]
+
+    for built_in, plain in ANCHOR_ENGINES.values():
+        assert seen(built_in) == seen(plain)

@@ -494,19 +494,26 @@ class DlpStream:
         compiled = self._engine.sensors[si]
         sensor = compiled.sensor
         buf, base = self._buf, self._base
-        pos = max(lo - sensor.max_length - SLACK, self._last_end[si], base) - base
+        last_end = self._last_end
+        # Every match starts at pos or later, so past the sensor's last match (last_end).
+        pos = max(lo - sensor.max_length - SLACK, last_end[si], base) - base
         endpos = min(hi + AFTER, self._end) - base
+        if sensor.anchor:  # no match starts before the anchor's reach
+            at = buf.find(sensor.anchor, pos, endpos)
+            if at < 0:
+                return
+            pos = max(pos, at - sensor.anchor_reach)
+        starts_by, ends_by = ready - base, hi - base
         candidates: list[tuple[int, int, str]] = []
         for pattern in sensor.compiled:
             for m in pattern.finditer(buf, pos, endpos):
-                s, e = m.start() + base, m.end() + base
-                if s > ready:
+                s, e = m.span()
+                if s > starts_by:
                     break
-                if e <= hi and s >= self._last_end[si]:  # ends past hi are truncation artefacts
-                    candidates.append((s, e, m.group()))
+                if e <= ends_by:  # ends past hi are truncation artefacts
+                    candidates.append((s + base, e + base, m.group()))
         if len(candidates) > 1:
             candidates.sort(key=lambda c: (c[0], c[0] - c[1]))
-        last_end = self._last_end
         for s, e, text in candidates:
             if e > ready:
                 break  # undecided: this and every later candidate wait for more bytes
@@ -565,13 +572,14 @@ class CoalescingStream(DlpStream):
     def feed(self, data: bytes) -> list[DlpMatch]:
         if self._closed:
             raise ValueError("feed() after close()")
-        if not data:
+        size = len(data)
+        if not size:
             return []
         self._unscanned.append(data)
-        self._unscanned_size += len(data)
+        waiting = self._unscanned_size = self._unscanned_size + size
         engine = self._engine
-        engine.unscanned += len(data)
-        if self._unscanned_size < self._coalesce and engine.unscanned <= UNSCANNED_TOTAL:
+        engine.unscanned += size
+        if waiting < self._coalesce and engine.unscanned <= UNSCANNED_TOTAL:
             return []
         return DlpStream.feed(self, self._take_unscanned())
 
