@@ -9,6 +9,7 @@ times) so eviction, sweeps and holes run too."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 import struct
 from pathlib import Path
@@ -153,6 +154,31 @@ def _messy_conversation(rng: random.Random, n: int, *, v6: bool = False) -> list
     return out
 
 
+def _many_pieces(rng: random.Random, n: int) -> list[bytes]:
+    """A request cut into hundreds of small pieces sent out of order, some again and some
+    longer the second time, with a hole that a late piece fills (many segments held at once)."""
+    client, server = f"10.7.{n}.1", "10.7.0.2"
+    req = b"POST /p HTTP/1.1\r\nContent-Length: 2000\r\n\r\n" + b"n=4111111111111111&" * 110
+    c, s = rng.randrange(1 << 32), 7000
+    m = 0xFFFFFFFF
+    cuts = sorted({0, len(req), *rng.sample(range(1, len(req)), 400)})
+    pieces = list(itertools.pairwise(cuts))
+    order = pieces[1:]
+    rng.shuffle(order)
+    order += rng.sample(pieces[1:], 60)  # retransmissions
+    order += [(a, min(len(req), b + 5)) for a, b in rng.sample(pieces[1:], 30)]  # longer again
+    order.append(pieces[0])  # the hole at the start, filled last
+    order += rng.sample(pieces, 10)
+    out = [
+        fr.ipv4(client, server, 6, fr.tcp(30000 + n, 80, c, 0, fr.SYN)),
+        fr.ipv4(server, client, 6, fr.tcp(80, 30000 + n, s, (c + 1) & m, fr.SYN | fr.ACK)),
+    ]
+    for a, b in order:
+        seg = fr.tcp(30000 + n, 80, (c + 1 + a) & m, s + 1, fr.ACK, req[a:b])
+        out.append(fr.ipv4(client, server, 6, seg))
+    return [fr.ether(p) for p in out]
+
+
 def _timed(rng: random.Random, packets: list[bytes]) -> list[tuple[float, bytes]]:
     ts, out = 1_700_000_000.0, []
     for p in packets:
@@ -195,6 +221,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     sll = [p[14:] for p in _protocol_conversations(rng, v6=False, vlans=())]
     files["protocols.sll"] = fr.pcap(_timed(rng, [fr.sll(p) for p in sll]), linktype=113)
     files["protocols.raw.pcapng"] = fr.pcapng(_timed(rng, sll), linktype=101, big=True)
+    files["pieces"] = fr.pcap(_timed(rng, _many_pieces(rng, 1) + _many_pieces(rng, 2)))
     write_http_capture(d / "http", flows=150)
     files["http"] = (d / "http").read_bytes()
     for seed in range(24):
@@ -260,7 +287,7 @@ def _mutants(data: bytes, rng: random.Random, n: int) -> list[bytes]:
 
 
 @pytest.mark.parametrize(
-    "base", ["messy2", "messy3", "protocols.v6.vlan", "loopback.pcapng", "protocols.sll"]
+    "base", ["messy2", "messy3", "protocols.v6.vlan", "loopback.pcapng", "protocols.sll", "pieces"]
 )
 def test_mutated_captures_give_the_same_records_and_errors(
     corpus, inspectors, monkeypatch, tmp_path, base

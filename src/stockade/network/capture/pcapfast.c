@@ -37,9 +37,15 @@ struct sp_stream {
     uint32_t next_seq;
     int64_t fin_seq;
     uint64_t headlen, delivered, past_depth, buffered, gaps;
-    struct sp_seg *ooo;
+    struct sp_seg *ooo; /* out-of-order segments in arrival order (reassembly.py's dict) */
     size_t nooo, cap;
+    /* with many of them, an index seq -> position (slot: seq << 32 | position + 2; 0 empty,
+       1 removed), so a segment is found in constant time as in the dict */
+    uint64_t *idx;
+    size_t idxcap, idxused;
 };
+
+#define SP_INDEX_FROM 32
 
 struct sp_flow;
 struct sp_node {
@@ -144,9 +150,83 @@ struct sp_ctx { struct sp_run *r; struct sp_flow *f; int dir; };
 
 static uint64_t held(const struct sp_stream *s) { return s->buffered + s->headlen; }
 
+static uint64_t *idx_slot(struct sp_stream *s, uint32_t seq) {
+    size_t mask = s->idxcap - 1, i = (size_t)((seq * 2654435761u) & mask);
+    for (;;) {
+        uint64_t v = s->idx[i];
+        if (v == 0) return NULL;
+        if (v != 1 && (uint32_t)(v >> 32) == seq) return &s->idx[i];
+        i = (i + 1) & mask;
+    }
+}
+
+static void idx_drop(struct sp_stream *s) {
+    free(s->idx);
+    s->idx = NULL;
+    s->idxcap = s->idxused = 0;
+}
+
+/* (re)build the index over the list; on allocation failure the list is searched instead */
+static void idx_build(struct sp_stream *s) {
+    size_t cap = 64;
+    while (cap < s->nooo * 4) cap *= 2;
+    uint64_t *t = calloc(cap, sizeof *t);
+    free(s->idx);
+    s->idx = t;
+    s->idxcap = t ? cap : 0;
+    s->idxused = 0;
+    if (!t) return;
+    for (size_t k = 0; k < s->nooo; k++) {
+        size_t i = (size_t)((s->ooo[k].seq * 2654435761u) & (cap - 1));
+        while (t[i]) i = (i + 1) & (cap - 1);
+        t[i] = (uint64_t)s->ooo[k].seq << 32 | (uint64_t)(k + 2);
+        s->idxused++;
+    }
+}
+
+static void idx_set(struct sp_stream *s, uint32_t seq, size_t pos) {
+    if (!s->idx) return;
+    uint64_t *v = idx_slot(s, seq);
+    if (v) *v = (uint64_t)seq << 32 | (uint64_t)(pos + 2);
+}
+
+static void idx_del(struct sp_stream *s, uint32_t seq) {
+    if (!s->idx) return;
+    uint64_t *v = idx_slot(s, seq);
+    if (v) *v = 1;
+}
+
+static void idx_add(struct sp_stream *s, uint32_t seq, size_t pos) {
+    if (!s->idx) {
+        if (s->nooo >= SP_INDEX_FROM) idx_build(s);
+        return;
+    }
+    if ((s->idxused + 1) * 2 > s->idxcap) {
+        idx_build(s); /* the list already holds the new segment */
+        return;
+    }
+    size_t mask = s->idxcap - 1, i = (size_t)((seq * 2654435761u) & mask);
+    while (s->idx[i] > 1) i = (i + 1) & mask;
+    if (s->idx[i] == 0) s->idxused++;
+    s->idx[i] = (uint64_t)seq << 32 | (uint64_t)(pos + 2);
+}
+
+/* the position of the segment at seq, or nooo */
+static size_t ooo_find(struct sp_stream *s, uint32_t seq) {
+    if (s->idx) {
+        uint64_t *v = idx_slot(s, seq);
+        return v ? (size_t)((uint32_t)*v - 2) : s->nooo;
+    }
+    size_t i;
+    for (i = 0; i < s->nooo; i++)
+        if (s->ooo[i].seq == seq) break;
+    return i;
+}
+
 static void ooo_clear(struct sp_stream *s) {
     for (size_t i = 0; i < s->nooo; i++) free(s->ooo[i].data);
     s->nooo = 0;
+    idx_drop(s);
 }
 
 static void drain(struct sp_ctx *c);
@@ -187,11 +267,13 @@ static void drain(struct sp_ctx *c) {
                 if (w != i) {
                     s->ooo[w] = g;
                     s->ooo[i].data = NULL;
+                    idx_set(s, g.seq, w);
                 }
                 w++;
                 continue;
             }
             s->ooo[i].data = NULL; /* popped before delivery (which may clear the list) */
+            idx_del(s, g.seq);
             s->buffered -= g.len;
             if (rel + (int64_t)g.len > 0) {
                 uint64_t skip = rel < 0 ? (uint64_t)(-rel) : 0;
@@ -207,7 +289,10 @@ static void drain(struct sp_ctx *c) {
         if (s->nooo == 0) return; /* cleared by a delivery that reached the depth */
         for (; i < n; i++) {
             s->ooo[w] = s->ooo[i];
-            if (w != i) s->ooo[i].data = NULL;
+            if (w != i) {
+                s->ooo[i].data = NULL;
+                idx_set(s, s->ooo[w].seq, w);
+            }
             w++;
         }
         s->nooo = w;
@@ -278,9 +363,7 @@ static int64_t segment(struct sp_ctx *c, uint32_t seq, const uint8_t *data, uint
             skip_to(c, (!have || seq_diff(seq, first) < 0) ? seq : first);
             continue;
         }
-        size_t i;
-        for (i = 0; i < s->nooo; i++)
-            if (s->ooo[i].seq == seq) break;
+        size_t i = ooo_find(s, seq);
         if (i == s->nooo || s->ooo[i].len < length) {
             uint8_t *copy = malloc(length ? length : 1);
             if (!copy) {
@@ -301,6 +384,7 @@ static int64_t segment(struct sp_ctx *c, uint32_t seq, const uint8_t *data, uint
                     s->cap = cap;
                 }
                 s->ooo[s->nooo++] = (struct sp_seg){seq, (uint32_t)length, copy};
+                idx_add(s, seq, s->nooo - 1);
                 s->buffered += length;
             } else {
                 s->buffered += length - s->ooo[i].len;
