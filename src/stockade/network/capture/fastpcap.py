@@ -81,9 +81,9 @@ def run(mod: Any, path: Path, table: FlowTable, count: int | None) -> tuple[Deco
         buf = reader._buf
         keep = ffi.from_buffer(buf) if len(buf) else ffi.new("uint8_t[1]")
         r = lib.sp_new(keep, len(buf), c, limit)
-        if r == ffi.NULL:
-            raise PacketError("out of memory", subject=str(path))
         try:
+            if r == ffi.NULL:
+                raise PacketError("out of memory", subject=str(path))
             flows: dict[int, tuple[Flow, Any, Any, Any, Any]] = {}
             n = ffi.new("uint64_t *")
             while True:
@@ -102,7 +102,7 @@ def run(mod: Any, path: Path, table: FlowTable, count: int | None) -> tuple[Deco
             out = ffi.new("uint64_t[22]")
             lib.sp_stats(r, out)
         finally:
-            lib.sp_free(r)
+            lib.sp_free(r)  # (NULL is allowed)
             del keep
     stats = DecodeStats(**{name: out[i] for i, name in enumerate(DECODE_FIELDS)})
     for i, name in enumerate(FLOW_FIELDS):
