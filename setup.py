@@ -2,7 +2,8 @@
 
 The enforcer's NFQUEUE loop in C (src/stockade/firewall/enforce/fastpath.c) is built through cffi
 when a C compiler and the Python headers are there; without them the install goes on and the
-enforcer uses its pure-Python loop (it logs which one runs)."""
+enforcer uses its pure-Python loop (it logs which one runs). The same for the sensor's capture-file
+path (src/stockade/network/capture/pcapfast.c): without it ``sensor --pcap`` reads in Python."""
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
@@ -18,6 +19,9 @@ class OptionalBuildExt(build_ext):
 
 
 setup(
-    cffi_modules=["src/stockade/firewall/enforce/fastpath_build.py:ffibuilder"],
+    cffi_modules=[
+        "src/stockade/firewall/enforce/fastpath_build.py:ffibuilder",
+        "src/stockade/network/capture/pcapfast_build.py:ffibuilder",
+    ],
     cmdclass={"build_ext": OptionalBuildExt},
 )

@@ -13,6 +13,10 @@ the stage before: what each stage adds.
 * inspect:    + protocol detection, TLS inspection, DLP;
 * output:     + every record's masked JSON (``to_dict``, ``json.dumps``), as ``--format json``;
 * command:    the whole ``sensor --pcap FILE --format json --no-store`` command.
+
+``read`` and ``decode`` time the Python reader and decoder; ``flows`` and the stages after it run
+``run_pcap``, so they take the compiled path (reading to reassembly in C, capture/pcapfast.c) when
+it is built, and the Python one with ``STOCKADE_SENSOR_FASTPATH=0`` in the environment.
 """
 
 from __future__ import annotations

@@ -61,10 +61,15 @@ def run_pcap(
     keep: bool = True,
 ) -> SensorRun:
     """Read a pcap or pcapng file through the whole sensor."""
+    from stockade.network.capture import fastpcap
     from stockade.network.capture.pcapfile import PcapReader
 
     run = SensorRun()
     decoder, table = _pipeline(inspectors, identities, config, on_record, run, keep)
+    fast = fastpcap.compiled()
+    if fast is not None:  # the same path with the per-frame work in C
+        decoder.stats, source = fastpcap.run(fast, path, table, count)
+        return _finish(run, decoder, table, {"source": source})
     frame = decoder.frame
     n = 0
     with PcapReader(path) as reader:

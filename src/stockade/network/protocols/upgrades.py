@@ -354,7 +354,9 @@ def _http(client: bytes, server: bytes, final: bool) -> Judgement | None:
     if not _HTTP_REQUEST.match(client):
         return None
     head_end = client.find(b"\r\n\r\n")
-    if not _UPGRADE_TLS.search(client[: head_end if head_end >= 0 else len(client)]):
+    head = client[: head_end if head_end >= 0 else len(client)]
+    # the search needs "upgrade:" in some case: most requests have none (a cheap test first)
+    if b"upgrade:" not in head.lower() or not _UPGRADE_TLS.search(head):
         return None
     kind = "http-upgrade-tls"
     if head_end < 0 or not server:

@@ -1,0 +1,1194 @@
+/* The per-frame path of `stockade sensor --pcap` in C: the pcap/pcapng reader (pcapfile.py), the
+ * frame decoder (decode.py), the flow table (flows.py FlowTable) and TCP reassembly
+ * (reassembly.py Stream), line for line. Where the Python flow table calls its hooks (a stream's
+ * in-order bytes, a hole, the analysis of a flow, its end), this code appends an event to a list
+ * the Python side replays in the same order (capture/fastpcap.py): the Python hooks never change
+ * the state kept here, so the replay sees exactly what the reference's hooks saw.
+ *
+ * Every read of the capture is checked against the record's captured length, which is checked
+ * against the file's size; every allocation is checked (a failure stops the run with an error). */
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SP_MASK 0xFFFFFFFFu
+#define SP_MAX_RECORD (1u << 24)
+#define SP_MAX_TIMESTAMP 253402300799.0
+
+enum { EV_DATA = 1, EV_GAP = 2, EV_ANALYZE = 3, EV_FINISH = 4, EV_DROP = 5 };
+enum { ST_CLOSED = 0, ST_RESET, ST_TIMEOUT, ST_EVICTED, ST_ACTIVE };
+enum { TH_FIN = 1, TH_SYN = 2, TH_RST = 4, TH_ACK = 16 };
+
+struct sp_cfg {
+    uint64_t depth, ooo_limit, memcap, max_flows;
+    double tcp_idle, udp_idle, half_open_idle, linger;
+};
+
+struct sp_seg {
+    uint32_t seq, len;
+    uint8_t *data;
+};
+
+struct sp_stream {
+    int started, keep_head;
+    uint32_t next_seq;
+    int64_t fin_seq;
+    uint64_t headlen, delivered, past_depth, buffered, gaps;
+    struct sp_seg *ooo; /* out-of-order segments in arrival order (reassembly.py's dict) */
+    size_t nooo, cap;
+    /* with many of them, an index seq -> position (slot: seq << 32 | position + 2; 0 empty,
+       1 removed), so a segment is found in constant time as in the dict */
+    uint64_t *idx;
+    size_t idxcap, idxused;
+};
+
+#define SP_INDEX_FROM 32
+
+struct sp_flow;
+struct sp_node {
+    struct sp_flow *flow;
+    int dir;
+    struct sp_node *next;
+};
+
+struct sp_flow {
+    uint8_t cip[16], sip[16];
+    uint8_t iplen, proto, synack, payload, done, analyzed, evented, finished, self_pair;
+    uint16_t cport, sport;
+    uint8_t flags[2];
+    double first, last;
+    uint64_t bytes[2], packets[2], no;
+    struct sp_stream st[2];
+    struct sp_node node[2];
+    struct sp_flow *prev, *next;
+};
+
+struct sp_run {
+    const uint8_t *buf;
+    uint64_t size;
+    struct sp_cfg cfg;
+    int64_t count, nframes;
+    /* reader */
+    int format; /* 0 unknown, 1 pcap, 2 pcapng */
+    int started, ended, truncated, big, nano;
+    uint64_t off;
+    uint32_t linktype;
+    double last_ts;
+    uint64_t bad_timestamps;
+    int ng_order_big;
+    struct { uint32_t link; double tick; uint32_t snap; } *ifaces;
+    size_t nifaces, capifaces;
+    /* decode stats */
+    uint64_t dstat[11]; /* frames bytes ipv4 ipv6 tcp udp other fragments ipv4_options malformed
+                           outgoing_skipped */
+    /* flows */
+    struct sp_node **buckets;
+    size_t nbuckets, entries;
+    struct sp_flow *head, *tail;
+    uint64_t flow_no;
+    int64_t memory;
+    double next_sweep;
+    uint64_t fstat[7]; /* flows records evicted half_open_dropped memcap_evictions peak_flows
+                          peak_memory */
+    /* events */
+    int64_t *ev;
+    size_t nev, capev;
+    uint8_t *data;
+    size_t ndata, capdata;
+    int oom;
+    char err[200];
+};
+
+enum { D_FRAMES, D_BYTES, D_IPV4, D_IPV6, D_TCP, D_UDP, D_OTHER, D_FRAG, D_OPTS, D_MALFORMED,
+       D_OUTGOING };
+enum { F_FLOWS, F_RECORDS, F_EVICTED, F_HALF_OPEN, F_MEMCAP, F_PEAK_FLOWS, F_PEAK_MEMORY };
+
+/* ---------------------------------------------------------------- events */
+
+static void sp_event(struct sp_run *r, int kind, int dir, uint64_t flow, int64_t a, int64_t b) {
+    if (r->nev + 4 > r->capev) {
+        size_t cap = r->capev ? r->capev * 2 : 4096;
+        int64_t *ev = realloc(r->ev, cap * sizeof *ev);
+        if (!ev) { r->oom = 1; return; }
+        r->ev = ev;
+        r->capev = cap;
+    }
+    int64_t *e = r->ev + r->nev;
+    e[0] = kind | (dir << 8);
+    e[1] = (int64_t)flow;
+    e[2] = a;
+    e[3] = b;
+    r->nev += 4;
+}
+
+static int64_t sp_put(struct sp_run *r, const void *p, size_t n) {
+    if (r->ndata + n > r->capdata) {
+        size_t cap = r->capdata ? r->capdata : 65536;
+        while (cap < r->ndata + n) cap *= 2;
+        uint8_t *d = realloc(r->data, cap);
+        if (!d) { r->oom = 1; return -1; }
+        r->data = d;
+        r->capdata = cap;
+    }
+    int64_t at = (int64_t)r->ndata;
+    if (n) memcpy(r->data + r->ndata, p, n);
+    r->ndata += n;
+    return at;
+}
+
+/* ---------------------------------------------------------------- reassembly (reassembly.py) */
+
+static int64_t seq_diff(uint32_t a, uint32_t b) {
+    uint32_t d = (a - b) & SP_MASK;
+    return (d & 0x80000000u) ? (int64_t)d - 0x100000000LL : (int64_t)d;
+}
+
+struct sp_ctx { struct sp_run *r; struct sp_flow *f; int dir; };
+
+static uint64_t held(const struct sp_stream *s) { return s->buffered + s->headlen; }
+
+static uint64_t *idx_slot(struct sp_stream *s, uint32_t seq) {
+    size_t mask = s->idxcap - 1, i = (size_t)((seq * 2654435761u) & mask);
+    for (;;) {
+        uint64_t v = s->idx[i];
+        if (v == 0) return NULL;
+        if (v != 1 && (uint32_t)(v >> 32) == seq) return &s->idx[i];
+        i = (i + 1) & mask;
+    }
+}
+
+static void idx_drop(struct sp_stream *s) {
+    free(s->idx);
+    s->idx = NULL;
+    s->idxcap = s->idxused = 0;
+}
+
+/* (re)build the index over the list; on allocation failure the list is searched instead */
+static void idx_build(struct sp_stream *s) {
+    size_t cap = 64;
+    while (cap < s->nooo * 4) cap *= 2;
+    uint64_t *t = calloc(cap, sizeof *t);
+    free(s->idx);
+    s->idx = t;
+    s->idxcap = t ? cap : 0;
+    s->idxused = 0;
+    if (!t) return;
+    for (size_t k = 0; k < s->nooo; k++) {
+        size_t i = (size_t)((s->ooo[k].seq * 2654435761u) & (cap - 1));
+        while (t[i]) i = (i + 1) & (cap - 1);
+        t[i] = (uint64_t)s->ooo[k].seq << 32 | (uint64_t)(k + 2);
+        s->idxused++;
+    }
+}
+
+static void idx_set(struct sp_stream *s, uint32_t seq, size_t pos) {
+    if (!s->idx) return;
+    uint64_t *v = idx_slot(s, seq);
+    if (v) *v = (uint64_t)seq << 32 | (uint64_t)(pos + 2);
+}
+
+static void idx_del(struct sp_stream *s, uint32_t seq) {
+    if (!s->idx) return;
+    uint64_t *v = idx_slot(s, seq);
+    if (v) *v = 1;
+}
+
+static void idx_add(struct sp_stream *s, uint32_t seq, size_t pos) {
+    if (!s->idx) {
+        if (s->nooo >= SP_INDEX_FROM) idx_build(s);
+        return;
+    }
+    if ((s->idxused + 1) * 2 > s->idxcap) {
+        idx_build(s); /* the list already holds the new segment */
+        return;
+    }
+    size_t mask = s->idxcap - 1, i = (size_t)((seq * 2654435761u) & mask);
+    while (s->idx[i] > 1) i = (i + 1) & mask;
+    if (s->idx[i] == 0) s->idxused++;
+    s->idx[i] = (uint64_t)seq << 32 | (uint64_t)(pos + 2);
+}
+
+/* the position of the segment at seq, or nooo */
+static size_t ooo_find(struct sp_stream *s, uint32_t seq) {
+    if (s->idx) {
+        uint64_t *v = idx_slot(s, seq);
+        return v ? (size_t)((uint32_t)*v - 2) : s->nooo;
+    }
+    size_t i;
+    for (i = 0; i < s->nooo; i++)
+        if (s->ooo[i].seq == seq) break;
+    return i;
+}
+
+static void ooo_clear(struct sp_stream *s) {
+    for (size_t i = 0; i < s->nooo; i++) free(s->ooo[i].data);
+    s->nooo = 0;
+    idx_drop(s);
+}
+
+static void drain(struct sp_ctx *c);
+
+static void deliver(struct sp_ctx *c, const uint8_t *data, uint64_t len) {
+    struct sp_run *r = c->r;
+    struct sp_stream *s = &c->f->st[c->dir];
+    uint64_t room = r->cfg.depth - s->delivered;
+    if (len > room) {
+        s->past_depth += len - room;
+        len = room;
+    }
+    s->next_seq = (uint32_t)((s->next_seq + len) & SP_MASK);
+    s->delivered += len;
+    if (s->keep_head) s->headlen += len;
+    if (len) {
+        int64_t at = sp_put(r, data, len);
+        c->f->evented = 1;
+        sp_event(r, EV_DATA, c->dir, c->f->no, at, (int64_t)len);
+    }
+    if (s->delivered >= r->cfg.depth && s->nooo) {
+        ooo_clear(s);
+        s->buffered = 0;
+    }
+}
+
+static void drain(struct sp_ctx *c) {
+    struct sp_run *r = c->r;
+    struct sp_stream *s = &c->f->st[c->dir];
+    int progressed = 1;
+    while (progressed && s->nooo && s->delivered < r->cfg.depth) {
+        progressed = 0;
+        size_t n = s->nooo, w = 0, i;
+        for (i = 0; i < n; i++) {
+            struct sp_seg g = s->ooo[i];
+            int64_t rel = seq_diff(g.seq, s->next_seq);
+            if (rel > 0) {
+                if (w != i) {
+                    s->ooo[w] = g;
+                    s->ooo[i].data = NULL;
+                    idx_set(s, g.seq, w);
+                }
+                w++;
+                continue;
+            }
+            s->ooo[i].data = NULL; /* popped before delivery (which may clear the list) */
+            idx_del(s, g.seq);
+            s->buffered -= g.len;
+            if (rel + (int64_t)g.len > 0) {
+                uint64_t skip = rel < 0 ? (uint64_t)(-rel) : 0;
+                deliver(c, g.data + skip, g.len - skip);
+                progressed = 1;
+            }
+            free(g.data);
+            if (s->delivered >= r->cfg.depth) {
+                i++;
+                break;
+            }
+        }
+        if (s->nooo == 0) return; /* cleared by a delivery that reached the depth */
+        for (; i < n; i++) {
+            s->ooo[w] = s->ooo[i];
+            if (w != i) {
+                s->ooo[i].data = NULL;
+                idx_set(s, s->ooo[w].seq, w);
+            }
+            w++;
+        }
+        s->nooo = w;
+    }
+}
+
+static int first_buffered(struct sp_stream *s, uint32_t *out) {
+    if (!s->nooo) return 0;
+    size_t best = 0;
+    int64_t bd = seq_diff(s->ooo[0].seq, s->next_seq);
+    for (size_t i = 1; i < s->nooo; i++) {
+        int64_t d = seq_diff(s->ooo[i].seq, s->next_seq);
+        if (d < bd) { bd = d; best = i; }
+    }
+    *out = s->ooo[best].seq;
+    return 1;
+}
+
+static void skip_to(struct sp_ctx *c, uint32_t seq) {
+    struct sp_stream *s = &c->f->st[c->dir];
+    int64_t missing = seq_diff(seq, s->next_seq);
+    if (missing <= 0) {
+        drain(c);
+        return;
+    }
+    s->gaps++;
+    s->next_seq = seq;
+    c->f->evented = 1;
+    sp_event(c->r, EV_GAP, c->dir, c->f->no, missing, 0);
+    drain(c);
+}
+
+/* Stream.segment: the change in bytes held by the stream */
+static int64_t segment(struct sp_ctx *c, uint32_t seq, const uint8_t *data, uint64_t length) {
+    struct sp_run *r = c->r;
+    struct sp_stream *s = &c->f->st[c->dir];
+    int64_t before0 = -1;
+    for (;;) {
+        if (s->delivered >= r->cfg.depth) {
+            s->past_depth += length;
+            return before0 < 0 ? 0 : (int64_t)held(s) - before0;
+        }
+        if (!s->started) {
+            s->next_seq = seq;
+            s->started = 1;
+        }
+        int64_t rel = seq_diff(seq, s->next_seq);
+        if (rel < 0) {
+            if (rel + (int64_t)length <= 0)
+                return before0 < 0 ? 0 : (int64_t)held(s) - before0;
+            data += -rel;
+            length -= (uint64_t)(-rel);
+            seq = s->next_seq;
+            rel = 0;
+        }
+        int64_t before = (int64_t)held(s);
+        if (before0 < 0) before0 = before;
+        if (rel == 0) {
+            deliver(c, data, length);
+            if (s->nooo) drain(c);
+            return (int64_t)held(s) - before0;
+        }
+        if (s->buffered + length > r->cfg.ooo_limit) {
+            /* no room: give up on the hole before the earliest data held (or this segment),
+               then take the segment again (reassembly.py recurses here; this loops) */
+            uint32_t first;
+            int have = first_buffered(s, &first);
+            skip_to(c, (!have || seq_diff(seq, first) < 0) ? seq : first);
+            continue;
+        }
+        size_t i = ooo_find(s, seq);
+        if (i == s->nooo || s->ooo[i].len < length) {
+            uint8_t *copy = malloc(length ? length : 1);
+            if (!copy) {
+                r->oom = 1;
+                return 0;
+            }
+            memcpy(copy, data, length);
+            if (i == s->nooo) {
+                if (s->nooo == s->cap) {
+                    size_t cap = s->cap ? s->cap * 2 : 8;
+                    struct sp_seg *o = realloc(s->ooo, cap * sizeof *o);
+                    if (!o) {
+                        free(copy);
+                        r->oom = 1;
+                        return 0;
+                    }
+                    s->ooo = o;
+                    s->cap = cap;
+                }
+                s->ooo[s->nooo++] = (struct sp_seg){seq, (uint32_t)length, copy};
+                idx_add(s, seq, s->nooo - 1);
+                s->buffered += length;
+            } else {
+                s->buffered += length - s->ooo[i].len;
+                free(s->ooo[i].data);
+                s->ooo[i].data = copy;
+                s->ooo[i].len = (uint32_t)length;
+            }
+        }
+        return (int64_t)held(s) - before0;
+    }
+}
+
+static int64_t acked(struct sp_ctx *c, uint32_t ack) {
+    struct sp_stream *s = &c->f->st[c->dir];
+    if (!s->started || s->delivered >= c->r->cfg.depth) return 0;
+    int64_t ahead = seq_diff(ack, s->next_seq);
+    if (ahead <= 0 ||
+        (s->fin_seq >= 0 && ack == (uint32_t)((s->fin_seq + 1) & SP_MASK) && ahead == 1))
+        return 0;
+    int64_t before = (int64_t)held(s);
+    uint32_t first;
+    if (first_buffered(s, &first) && seq_diff(first, ack) < 0)
+        skip_to(c, first);
+    else
+        skip_to(c, ack);
+    return (int64_t)held(s) - before;
+}
+
+static int64_t stream_flush(struct sp_ctx *c) {
+    struct sp_stream *s = &c->f->st[c->dir];
+    int64_t before = (int64_t)held(s);
+    while (s->nooo && s->delivered < c->r->cfg.depth) {
+        uint32_t first;
+        if (first_buffered(s, &first)) skip_to(c, first);
+    }
+    s->buffered = 0;
+    ooo_clear(s);
+    return (int64_t)held(s) - before;
+}
+
+static int64_t stream_release(struct sp_stream *s) {
+    int64_t freed = (int64_t)held(s);
+    s->headlen = 0;
+    s->keep_head = 0;
+    ooo_clear(s);
+    s->buffered = 0;
+    return freed;
+}
+
+/* ---------------------------------------------------------------- flow table (flows.py) */
+
+static uint64_t key_hash(const uint8_t *src, uint16_t sport, const uint8_t *dst, uint16_t dport,
+                         uint8_t len, uint8_t proto) {
+    uint64_t h = 1469598103934665603ULL ^ len ^ ((uint64_t)proto << 8);
+    for (int i = 0; i < len; i++) h = (h ^ src[i]) * 1099511628211ULL;
+    for (int i = 0; i < len; i++) h = (h ^ dst[i]) * 1099511628211ULL;
+    h = (h ^ sport) * 1099511628211ULL;
+    h = (h ^ dport) * 1099511628211ULL;
+    return h ^ (h >> 29);
+}
+
+/* the key of a flow's node: direction 0 is client -> server */
+static void node_key(const struct sp_node *n, const uint8_t **src, uint16_t *sport,
+                     const uint8_t **dst, uint16_t *dport) {
+    const struct sp_flow *f = n->flow;
+    if (n == &f->node[0]) {
+        *src = f->cip; *sport = f->cport; *dst = f->sip; *dport = f->sport;
+    } else {
+        *src = f->sip; *sport = f->sport; *dst = f->cip; *dport = f->cport;
+    }
+}
+
+static struct sp_node *lookup(struct sp_run *r, const uint8_t *src, uint16_t sport,
+                              const uint8_t *dst, uint16_t dport, uint8_t len, uint8_t proto) {
+    uint64_t h = key_hash(src, sport, dst, dport, len, proto);
+    for (struct sp_node *n = r->buckets[h & (r->nbuckets - 1)]; n; n = n->next) {
+        const struct sp_flow *f = n->flow;
+        if (f->iplen != len || f->proto != proto) continue;
+        const uint8_t *ns, *nd;
+        uint16_t nsp, ndp;
+        node_key(n, &ns, &nsp, &nd, &ndp);
+        if (nsp == sport && ndp == dport && !memcmp(ns, src, len) && !memcmp(nd, dst, len))
+            return n;
+    }
+    return NULL;
+}
+
+static void bucket_insert(struct sp_run *r, struct sp_node *n) {
+    const uint8_t *s, *d;
+    uint16_t sp, dp;
+    node_key(n, &s, &sp, &d, &dp);
+    uint64_t h = key_hash(s, sp, d, dp, n->flow->iplen, n->flow->proto);
+    struct sp_node **b = &r->buckets[h & (r->nbuckets - 1)];
+    n->next = *b;
+    *b = n;
+}
+
+static void bucket_remove(struct sp_run *r, struct sp_node *n) {
+    const uint8_t *s, *d;
+    uint16_t sp, dp;
+    node_key(n, &s, &sp, &d, &dp);
+    uint64_t h = key_hash(s, sp, d, dp, n->flow->iplen, n->flow->proto);
+    for (struct sp_node **p = &r->buckets[h & (r->nbuckets - 1)]; *p; p = &(*p)->next)
+        if (*p == n) {
+            *p = n->next;
+            return;
+        }
+}
+
+static int grow(struct sp_run *r) {
+    size_t nb = r->nbuckets * 2;
+    struct sp_node **b = calloc(nb, sizeof *b);
+    if (!b) return -1;
+    struct sp_node **old = r->buckets;
+    size_t on = r->nbuckets;
+    r->buckets = b;
+    r->nbuckets = nb;
+    for (size_t i = 0; i < on; i++) {
+        struct sp_node *n = old[i];
+        while (n) {
+            struct sp_node *next = n->next;
+            bucket_insert(r, n);
+            n = next;
+        }
+    }
+    free(old);
+    return 0;
+}
+
+static void analyze(struct sp_run *r, struct sp_flow *f) {
+    f->analyzed = 1;
+    f->evented = 1;
+    sp_event(r, EV_ANALYZE, 0, f->no, 0, 0);
+    for (int d = 0; d < 2; d++) r->memory -= stream_release(&f->st[d]);
+}
+
+static void put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+
+static void finish(struct sp_run *r, struct sp_flow *f, int state) {
+    if (f->done) return;
+    f->done = 1;
+    for (int d = 0; d < 2; d++) {
+        struct sp_ctx c = {r, f, d};
+        r->memory += stream_flush(&c);
+    }
+    if (!f->analyzed) analyze(r, f);
+    int record = f->payload || f->synack;
+    if (record) r->fstat[F_RECORDS]++;
+    /* the record's facts: see fastpcap.py FACTS */
+    uint8_t b[8 * 11 + 2 + 2 + 4 + 1 + 32];
+    uint8_t *p = b;
+    uint64_t tsbits;
+    memcpy(&tsbits, &f->first, 8); put_u64(p, tsbits); p += 8;
+    memcpy(&tsbits, &f->last, 8); put_u64(p, tsbits); p += 8;
+    put_u64(p, f->bytes[0]); p += 8;
+    put_u64(p, f->bytes[1]); p += 8;
+    put_u64(p, f->packets[0]); p += 8;
+    put_u64(p, f->packets[1]); p += 8;
+    put_u64(p, f->st[0].gaps + f->st[1].gaps); p += 8;
+    put_u64(p, f->st[0].delivered + f->st[1].delivered); p += 8;
+    put_u64(p, f->st[0].delivered); p += 8;
+    put_u64(p, f->st[1].delivered); p += 8;
+    put_u64(p, f->no); p += 8;
+    *p++ = f->flags[0];
+    *p++ = f->flags[1];
+    *p++ = (uint8_t)f->cport; *p++ = (uint8_t)(f->cport >> 8);
+    *p++ = (uint8_t)f->sport; *p++ = (uint8_t)(f->sport >> 8);
+    *p++ = f->proto;
+    *p++ = f->iplen;
+    *p++ = (uint8_t)state;
+    memcpy(p, f->cip, 16); p += 16;
+    memcpy(p, f->sip, 16); p += 16;
+    int64_t at = sp_put(r, b, (size_t)(p - b));
+    f->finished = 1;
+    sp_event(r, EV_FINISH, record, f->no, at, (int64_t)(p - b));
+}
+
+static void remove_flow(struct sp_run *r, struct sp_flow *f) {
+    bucket_remove(r, &f->node[0]);
+    r->entries--;
+    if (!f->self_pair) {
+        bucket_remove(r, &f->node[1]);
+        r->entries--;
+    }
+    for (int d = 0; d < 2; d++) {
+        r->memory -= stream_release(&f->st[d]);
+        free(f->st[d].ooo);
+    }
+    if (f->evented && !f->finished) sp_event(r, EV_DROP, 0, f->no, 0, 0);
+    if (f->prev) f->prev->next = f->next; else r->head = f->next;
+    if (f->next) f->next->prev = f->prev; else r->tail = f->prev;
+    free(f);
+}
+
+static int cmp_last(const void *a, const void *b) {
+    const struct sp_flow *x = *(struct sp_flow *const *)a, *y = *(struct sp_flow *const *)b;
+    if (x->last < y->last) return -1;
+    if (x->last > y->last) return 1;
+    return x->no < y->no ? -1 : x->no > y->no; /* stable: creation order */
+}
+
+static void evict_flows(struct sp_run *r, struct sp_flow *keep) {
+    uint64_t target = (uint64_t)((double)r->cfg.max_flows * 0.9);
+    size_t n = 0;
+    for (struct sp_flow *f = r->head; f; f = f->next) n++;
+    struct sp_flow **all = malloc((n ? n : 1) * sizeof *all);
+    if (!all) { r->oom = 1; return; }
+    size_t k = 0;
+    /* done, then half-open, then the rest by last activity */
+    size_t ndone = 0, nhalf = 0, nrest = 0;
+    for (struct sp_flow *f = r->head; f; f = f->next)
+        if (f != keep && f->done) all[k++] = f;
+    ndone = k;
+    for (struct sp_flow *f = r->head; f; f = f->next)
+        if (f != keep && !f->done && f->proto == 6 && !f->synack && !f->payload) all[k++] = f;
+    nhalf = k - ndone;
+    for (struct sp_flow *f = r->head; f; f = f->next)
+        if (f != keep && !f->done && (f->synack || f->payload || f->proto != 6)) all[k++] = f;
+    nrest = k - ndone - nhalf;
+    qsort(all + ndone + nhalf, nrest, sizeof *all, cmp_last);
+    for (size_t i = 0; i < k; i++) {
+        if (r->entries / 2 <= target) break;
+        struct sp_flow *f = all[i];
+        if (i >= ndone + nhalf) {
+            finish(r, f, ST_EVICTED);
+            r->fstat[F_EVICTED]++;
+        } else if (i >= ndone) {
+            r->fstat[F_HALF_OPEN]++;
+        }
+        remove_flow(r, f);
+    }
+    free(all);
+}
+
+struct sp_held { struct sp_flow *f; uint64_t held; };
+
+static int cmp_held(const void *a, const void *b) {
+    const struct sp_held *x = a, *y = b;
+    if (x->held != y->held) return x->held > y->held ? -1 : 1;
+    return x->f->no < y->f->no ? -1 : x->f->no > y->f->no;
+}
+
+static void evict_memory(struct sp_run *r) {
+    size_t n = 0;
+    for (struct sp_flow *f = r->head; f; f = f->next) n++;
+    struct sp_held *all = malloc((n ? n : 1) * sizeof *all);
+    if (!all) { r->oom = 1; return; }
+    size_t k = 0;
+    for (struct sp_flow *f = r->head; f; f = f->next)
+        all[k++] = (struct sp_held){f, held(&f->st[0]) + held(&f->st[1])};
+    qsort(all, k, sizeof *all, cmp_held);
+    for (size_t i = 0; i < k; i++) {
+        if ((double)r->memory <= (double)r->cfg.memcap * 0.8) break;
+        struct sp_flow *f = all[i].f;
+        r->fstat[F_MEMCAP]++;
+        for (int d = 0; d < 2; d++) {
+            struct sp_ctx c = {r, f, d};
+            r->memory += stream_flush(&c);
+        }
+        if (!f->analyzed) analyze(r, f);
+    }
+    free(all);
+}
+
+static void sweep(struct sp_run *r, double now) {
+    r->next_sweep = now + 1.0;
+    struct sp_flow *f = r->head;
+    while (f) {
+        struct sp_flow *next = f->next;
+        double idle = now - f->last;
+        if (f->done) {
+            if (idle > r->cfg.linger) remove_flow(r, f);
+        } else if (f->proto == 6 && !f->synack && !f->payload) {
+            if (idle > r->cfg.half_open_idle) {
+                r->fstat[F_HALF_OPEN]++;
+                remove_flow(r, f);
+            }
+        } else if (idle > (f->proto == 6 ? r->cfg.tcp_idle : r->cfg.udp_idle)) {
+            finish(r, f, ST_TIMEOUT);
+            remove_flow(r, f);
+        }
+        f = next;
+    }
+}
+
+static struct sp_flow *new_flow(struct sp_run *r, double ts, const uint8_t *src, uint16_t sport,
+                                const uint8_t *dst, uint16_t dport, uint8_t len, uint8_t proto,
+                                int reverse, int *dir) {
+    if (r->entries + 2 > r->nbuckets && grow(r)) { r->oom = 1; return NULL; }
+    struct sp_flow *f = calloc(1, sizeof *f);
+    if (!f) { r->oom = 1; return NULL; }
+    f->no = ++r->flow_no;
+    f->iplen = len;
+    f->proto = proto;
+    if (reverse) {
+        memcpy(f->cip, dst, len); f->cport = dport;
+        memcpy(f->sip, src, len); f->sport = sport;
+    } else {
+        memcpy(f->cip, src, len); f->cport = sport;
+        memcpy(f->sip, dst, len); f->sport = dport;
+    }
+    f->first = f->last = ts;
+    for (int d = 0; d < 2; d++) {
+        f->st[d].keep_head = 1;
+        f->st[d].fin_seq = -1;
+    }
+    f->self_pair = sport == dport && !memcmp(src, dst, len);
+    f->node[0] = (struct sp_node){f, 0, NULL};
+    f->node[1] = (struct sp_node){f, 1, NULL};
+    if (f->self_pair) {
+        /* flows.py stores the forward key, then the reverse: the same key, so the reverse wins */
+        f->node[0].dir = reverse ? 0 : 1;
+        bucket_insert(r, &f->node[0]);
+        r->entries += 1;
+    } else {
+        bucket_insert(r, &f->node[0]);
+        bucket_insert(r, &f->node[1]);
+        r->entries += 2;
+    }
+    f->prev = r->tail;
+    if (r->tail) r->tail->next = f; else r->head = f;
+    r->tail = f;
+    r->fstat[F_FLOWS]++;
+    uint64_t n = r->entries / 2;
+    if (n > r->fstat[F_PEAK_FLOWS]) r->fstat[F_PEAK_FLOWS] = n;
+    if (n > r->cfg.max_flows) evict_flows(r, f);
+    *dir = reverse ? 1 : 0;
+    return f;
+}
+
+static void on_tcp(struct sp_run *r, double ts, const uint8_t *src, uint16_t sport,
+                   const uint8_t *dst, uint16_t dport, uint8_t len, uint8_t flags, uint32_t seq,
+                   uint32_t ack, const uint8_t *data, uint64_t length) {
+    struct sp_node *n = lookup(r, src, sport, dst, dport, len, 6);
+    struct sp_flow *f = n ? n->flow : NULL;
+    int d = n ? n->dir : 0;
+    if (f && f->done) {
+        if ((flags & (TH_SYN | TH_ACK)) == TH_SYN) {
+            remove_flow(r, f);
+            f = NULL;
+        } else {
+            f->last = ts;
+            return;
+        }
+    }
+    if (!f) {
+        if (flags & TH_RST) return;
+        f = new_flow(r, ts, src, sport, dst, dport, len, 6,
+                     (flags & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK), &d);
+        if (!f) return;
+    }
+    f->last = ts;
+    f->packets[d]++;
+    f->bytes[d] += length;
+    f->flags[d] |= flags;
+    struct sp_ctx me = {r, f, d}, peer = {r, f, 1 - d};
+    struct sp_stream *s = &f->st[d], *ps = &f->st[1 - d];
+    if (flags & TH_SYN) {
+        s->next_seq = (seq + 1) & SP_MASK;
+        s->started = 1;
+        if (flags & TH_ACK) f->synack = 1;
+        seq = (seq + 1) & SP_MASK;
+    }
+    int64_t h = 0;
+    if (length) {
+        f->payload = 1;
+        h = segment(&me, seq, data, length);
+    }
+    if ((flags & TH_ACK) && ps->started) h += acked(&peer, ack);
+    if (flags & TH_FIN) s->fin_seq = (int64_t)((seq + length) & SP_MASK);
+    if (flags & TH_RST)
+        finish(r, f, ST_RESET);
+    else if ((f->flags[0] & TH_FIN) && (f->flags[1] & TH_FIN))
+        finish(r, f, ST_CLOSED);
+    else if (length && !f->analyzed) {
+        if (s->delivered >= r->cfg.depth && ps->delivered >= r->cfg.depth) analyze(r, f);
+    }
+    if (h) {
+        r->memory += h;
+        if (r->memory > (int64_t)r->fstat[F_PEAK_MEMORY]) r->fstat[F_PEAK_MEMORY] = (uint64_t)r->memory;
+        if (r->memory > (int64_t)r->cfg.memcap) evict_memory(r);
+    }
+    if (ts >= r->next_sweep) sweep(r, ts);
+}
+
+static void on_udp(struct sp_run *r, double ts, const uint8_t *src, uint16_t sport,
+                   const uint8_t *dst, uint16_t dport, uint8_t len, const uint8_t *data,
+                   uint64_t length) {
+    struct sp_node *n = lookup(r, src, sport, dst, dport, len, 17);
+    struct sp_flow *f = n ? n->flow : NULL;
+    int d = n ? n->dir : 0;
+    if (!f) {
+        f = new_flow(r, ts, src, sport, dst, dport, len, 17, 0, &d);
+        if (!f) return;
+    }
+    f->last = ts;
+    f->packets[d]++;
+    f->bytes[d] += length;
+    if (length && !f->analyzed) {
+        f->payload = 1;
+        struct sp_stream *s = &f->st[d];
+        struct sp_ctx me = {r, f, d};
+        s->started = 1;
+        r->memory += segment(&me, s->next_seq, data, length);
+    }
+    if (ts >= r->next_sweep) sweep(r, ts);
+}
+
+/* ---------------------------------------------------------------- decoding (decode.py) */
+
+static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static uint32_t rd32(const uint8_t *p, int big) {
+    return big ? be32(p) : ((uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0]);
+}
+static uint16_t rd16(const uint8_t *p, int big) {
+    return big ? be16(p) : (uint16_t)(p[1] << 8 | p[0]);
+}
+
+static void l4(struct sp_run *r, double ts, int proto, const uint8_t *src, const uint8_t *dst,
+               uint8_t alen, const uint8_t *b, uint64_t off, uint64_t end) {
+    uint64_t *st = r->dstat;
+    if (proto == 6) {
+        if (off > end || end - off < 20) { st[D_MALFORMED]++; return; }
+        const uint8_t *t = b + off;
+        uint64_t hlen = (uint64_t)(t[12] >> 4) * 4;
+        if (hlen < 20 || off + hlen > end) { st[D_MALFORMED]++; return; }
+        st[D_TCP]++;
+        on_tcp(r, ts, src, be16(t), dst, be16(t + 2), alen, t[13], be32(t + 4), be32(t + 8),
+               b + off + hlen, end - off - hlen);
+    } else if (proto == 17) {
+        if (off > end || end - off < 8) { st[D_MALFORMED]++; return; }
+        const uint8_t *u = b + off;
+        uint64_t ulen = be16(u + 4);
+        st[D_UDP]++;
+        int64_t length = ulen >= 8 ? (int64_t)((end - off) < ulen ? (end - off) : ulen) - 8
+                                   : (int64_t)(end - off) - 8;
+        on_udp(r, ts, src, be16(u), dst, be16(u + 2), alen, b + off + 8,
+               (uint64_t)(length > 0 ? length : 0));
+    } else {
+        st[D_OTHER]++;
+    }
+}
+
+static void ipv4(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end) {
+    uint64_t *st = r->dstat;
+    if (end - off < 20) { st[D_MALFORMED]++; return; }
+    const uint8_t *ip = b + off;
+    uint64_t ihl = (uint64_t)(ip[0] & 0x0F) * 4;
+    if (ip[0] >> 4 != 4 || ihl < 20 || end - off < ihl) { st[D_MALFORMED]++; return; }
+    st[D_IPV4]++;
+    if (ihl > 20) st[D_OPTS]++;
+    if (be16(ip + 6) & 0x3FFF) { st[D_FRAG]++; return; }
+    uint64_t total = be16(ip + 2);
+    if (total) {
+        if (total < ihl) { st[D_MALFORMED]++; return; }
+        if (off + total < end) end = off + total;
+    }
+    l4(r, ts, ip[9], ip + 12, ip + 16, 4, b, off + ihl, end);
+}
+
+static int ipv6_ext(int nxt) {
+    return nxt == 0 || nxt == 43 || nxt == 60 || nxt == 135 || nxt == 139 || nxt == 140;
+}
+
+static void ipv6(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end) {
+    uint64_t *st = r->dstat;
+    if (end - off < 40) { st[D_MALFORMED]++; return; }
+    const uint8_t *ip = b + off;
+    if (ip[0] >> 4 != 6) { st[D_MALFORMED]++; return; }
+    st[D_IPV6]++;
+    uint64_t plen = be16(ip + 4);
+    int nxt = ip[6];
+    if (plen && off + 40 + plen < end) end = off + 40 + plen;
+    off += 40;
+    while (ipv6_ext(nxt) || nxt == 44 || nxt == 51) {
+        if (off + 8 > end) { st[D_MALFORMED]++; return; }
+        if (nxt == 44) { st[D_FRAG]++; return; }
+        uint64_t hlen = nxt == 51 ? ((uint64_t)b[off + 1] + 2) * 4 : ((uint64_t)b[off + 1] + 1) * 8;
+        nxt = b[off];
+        off += hlen;
+    }
+    l4(r, ts, nxt, ip + 8, ip + 24, 16, b, off, end);
+}
+
+static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint64_t caplen) {
+    uint64_t *st = r->dstat;
+    const uint8_t *b = r->buf;
+    st[D_FRAMES]++;
+    st[D_BYTES] += caplen;
+    uint64_t end = off + caplen;
+    unsigned etype;
+    if (link == 1) { /* Ethernet */
+        if (caplen < 14) { st[D_MALFORMED]++; return; }
+        etype = be16(b + off + 12);
+        off += 14;
+        while (etype == 0x8100 || etype == 0x88A8 || etype == 0x9100) {
+            if (off + 4 > end) { st[D_MALFORMED]++; return; }
+            etype = be16(b + off + 2);
+            off += 4;
+        }
+    } else if (link == 113) { /* Linux SLL */
+        if (caplen < 16) { st[D_MALFORMED]++; return; }
+        if (be16(b + off) == 4) { st[D_OUTGOING]++; return; }
+        etype = be16(b + off + 14);
+        off += 16;
+    } else if (link == 276) { /* Linux SLL2 */
+        if (caplen < 20) { st[D_MALFORMED]++; return; }
+        if (b[off + 10] == 4) { st[D_OUTGOING]++; return; }
+        etype = be16(b + off);
+        off += 20;
+    } else if (link == 101 || link == 228 || link == 229) {
+        if (caplen < 1) { st[D_MALFORMED]++; return; }
+        etype = (b[off] >> 4) == 4 ? 0x0800 : 0x86DD;
+    } else if (link == 0) {
+        if (caplen < 4) { st[D_MALFORMED]++; return; }
+        uint32_t family = rd32(b + off, 0);
+        if (family > 0xFFFF) family >>= 24;
+        etype = family == 2 ? 0x0800 : 0x86DD;
+        off += 4;
+    } else {
+        st[D_OTHER]++;
+        return;
+    }
+    if (etype == 0x0800)
+        ipv4(r, ts, b, off, end);
+    else if (etype == 0x86DD)
+        ipv6(r, ts, b, off, end);
+    else
+        st[D_OTHER]++;
+}
+
+/* ---------------------------------------------------------------- reading (pcapfile.py) */
+
+static int supported(uint32_t link) {
+    return link == 0 || link == 1 || link == 101 || link == 113 || link == 228 || link == 229 ||
+           link == 276;
+}
+
+enum { R_FRAME = 0, R_END = 1, R_ERROR = 2 };
+
+static int fail(struct sp_run *r, const char *msg) {
+    snprintf(r->err, sizeof r->err, "%s", msg);
+    return R_ERROR;
+}
+
+static double ts_check(struct sp_run *r, double ts) {
+    if (ts >= 0.0 && ts <= SP_MAX_TIMESTAMP) {
+        r->last_ts = ts;
+        return ts;
+    }
+    r->bad_timestamps++;
+    return r->last_ts;
+}
+
+static double tsresol(struct sp_run *r, uint64_t off, uint64_t end) {
+    int big = r->ng_order_big;
+    while (off + 4 <= end) {
+        unsigned code = rd16(r->buf + off, big), length = rd16(r->buf + off + 2, big);
+        if (code == 0) break;
+        if (code == 9 && length >= 1 && off + 5 <= end) {
+            unsigned v = r->buf[off + 4];
+            return (v & 0x80) ? pow(2.0, -(double)(v & 0x7F)) : pow(10.0, -(double)v);
+        }
+        off += 4 + ((length + 3) & ~3u);
+    }
+    return 1e-6;
+}
+
+/* the next frame: R_FRAME with *ts, *link, *off, *caplen; R_END; or R_ERROR (r->err) */
+static int next_frame(struct sp_run *r, double *ts, uint32_t *link, uint64_t *foff, uint64_t *caplen) {
+    const uint8_t *b = r->buf;
+    uint64_t size = r->size;
+    char msg[160];
+    if (r->ended) return R_END;
+    if (!r->started) {
+        r->started = 1;
+        if (size < 4) return fail(r, "not a pcap or pcapng file (too short)");
+        static const uint8_t m[4][4] = {{0xd4, 0xc3, 0xb2, 0xa1}, {0xa1, 0xb2, 0xc3, 0xd4},
+                                        {0x4d, 0x3c, 0xb2, 0xa1}, {0xa1, 0xb2, 0x3c, 0x4d}};
+        int which = -1;
+        for (int i = 0; i < 4; i++)
+            if (!memcmp(b, m[i], 4)) which = i;
+        if (which >= 0) {
+            r->format = 1;
+            r->big = which == 1 || which == 3;
+            r->nano = which >= 2;
+            if (size < 24) return fail(r, "pcap global header is truncated");
+            r->linktype = rd32(b + 20, r->big) & 0x0FFFFFFF;
+            r->off = 24;
+        } else if (!memcmp(b, "\x0a\x0d\x0d\x0a", 4)) {
+            r->format = 2;
+            r->off = 0;
+        } else {
+            return fail(r, "not a pcap or pcapng file (unknown magic)");
+        }
+    }
+    if (r->format == 1) {
+        uint64_t off = r->off;
+        if (off >= size) { r->ended = 1; return R_END; }
+        if (off + 16 > size) { r->truncated = 1; r->ended = 1; return R_END; }
+        uint32_t sec = rd32(b + off, r->big), frac = rd32(b + off + 4, r->big);
+        uint32_t cap = rd32(b + off + 8, r->big);
+        if (cap > SP_MAX_RECORD) {
+            snprintf(msg, sizeof msg, "corrupt record at byte %llu (length %u)",
+                     (unsigned long long)off, cap);
+            return fail(r, msg);
+        }
+        off += 16;
+        if (off + cap > size) { r->truncated = 1; r->ended = 1; return R_END; }
+        *ts = (double)sec + (double)frac * (r->nano ? 1e-9 : 1e-6);
+        *link = r->linktype;
+        *foff = off;
+        *caplen = cap;
+        r->off = off + cap;
+        return R_FRAME;
+    }
+    for (;;) {
+        uint64_t off = r->off;
+        if (off >= size) { r->ended = 1; return R_END; }
+        if (off + 12 > size) { r->truncated = 1; r->ended = 1; return R_END; }
+        if (!memcmp(b + off, "\x0a\x0d\x0d\x0a", 4)) {
+            if (!memcmp(b + off + 8, "\x4d\x3c\x2b\x1a", 4))
+                r->ng_order_big = 0;
+            else if (!memcmp(b + off + 8, "\x1a\x2b\x3c\x4d", 4))
+                r->ng_order_big = 1;
+            else {
+                snprintf(msg, sizeof msg, "bad pcapng byte-order magic at byte %llu",
+                         (unsigned long long)off);
+                return fail(r, msg);
+            }
+            r->nifaces = 0;
+        }
+        int big = r->ng_order_big;
+        uint32_t btype = rd32(b + off, big), blen = rd32(b + off + 4, big);
+        if (blen < 12 || blen % 4 || blen > SP_MAX_RECORD) {
+            snprintf(msg, sizeof msg, "corrupt pcapng block at byte %llu (length %u)",
+                     (unsigned long long)off, blen);
+            return fail(r, msg);
+        }
+        if (off + blen > size) { r->truncated = 1; r->ended = 1; return R_END; }
+        uint64_t body = off + 8, bend = off + blen - 4;
+        r->off = off + blen;
+        if (btype == 1) {
+            if (bend - body < 8) {
+                snprintf(msg, sizeof msg, "short interface block at byte %llu", (unsigned long long)off);
+                return fail(r, msg);
+            }
+            if (r->nifaces == r->capifaces) {
+                size_t cap = r->capifaces ? r->capifaces * 2 : 4;
+                void *p = realloc(r->ifaces, cap * sizeof *r->ifaces);
+                if (!p) return fail(r, "out of memory");
+                r->ifaces = p;
+                r->capifaces = cap;
+            }
+            r->ifaces[r->nifaces].link = rd16(b + body, big);
+            r->ifaces[r->nifaces].snap = rd32(b + body + 4, big);
+            r->ifaces[r->nifaces].tick = tsresol(r, body + 8, bend);
+            r->nifaces++;
+        } else if (btype == 6 || btype == 2) {
+            if (bend - body < 20) {
+                snprintf(msg, sizeof msg, "short packet block at byte %llu", (unsigned long long)off);
+                return fail(r, msg);
+            }
+            uint32_t iface, hi, lo, cap;
+            if (btype == 6) {
+                iface = rd32(b + body, big);
+                hi = rd32(b + body + 4, big);
+                lo = rd32(b + body + 8, big);
+                cap = rd32(b + body + 12, big);
+            } else {
+                iface = rd16(b + body, big);
+                hi = rd32(b + body + 4, big);
+                lo = rd32(b + body + 8, big);
+                cap = rd32(b + body + 12, big);
+            }
+            if (iface >= r->nifaces) {
+                snprintf(msg, sizeof msg, "packet block at byte %llu names unknown interface %u",
+                         (unsigned long long)off, iface);
+                return fail(r, msg);
+            }
+            if (body + 20 + (uint64_t)cap > bend) {
+                snprintf(msg, sizeof msg, "packet block at byte %llu overruns its block",
+                         (unsigned long long)off);
+                return fail(r, msg);
+            }
+            uint64_t ticks = (uint64_t)hi << 32 | lo;
+            *ts = ts_check(r, (double)ticks * r->ifaces[iface].tick);
+            *link = r->ifaces[iface].link;
+            *foff = body + 20;
+            *caplen = cap;
+            return R_FRAME;
+        } else if (btype == 3) {
+            if (!r->nifaces || bend - body < 4) {
+                snprintf(msg, sizeof msg, "simple packet block at byte %llu without an interface",
+                         (unsigned long long)off);
+                return fail(r, msg);
+            }
+            uint64_t wire = rd32(b + body, big), room = bend - body - 4;
+            uint64_t snap = r->ifaces[0].snap ? r->ifaces[0].snap : SP_MAX_RECORD;
+            uint64_t cap = wire < room ? wire : room;
+            if (snap < cap) cap = snap;
+            *ts = 0.0;
+            *link = r->ifaces[0].link;
+            *foff = body + 4;
+            *caplen = cap;
+            return R_FRAME;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- the interface (fastpcap.py) */
+
+struct sp_run *sp_new(const uint8_t *buf, uint64_t size, const struct sp_cfg *cfg, int64_t count) {
+    struct sp_run *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->buf = buf;
+    r->size = size;
+    r->cfg = *cfg;
+    r->count = count;
+    r->nbuckets = 1024;
+    r->buckets = calloc(r->nbuckets, sizeof *r->buckets);
+    if (!r->buckets) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Frames until the events reach max_events or max_data bytes: 0 more to come, 1 the capture
+   ended (or the count was reached), 2 an error (sp_error), 3 out of memory. */
+int sp_step(struct sp_run *r, uint64_t max_events, uint64_t max_data) {
+    for (;;) {
+        if (r->oom) return 3;
+        if (r->nev / 4 >= max_events || r->ndata >= max_data) return 0;
+        if (r->count >= 0 && r->nframes >= r->count) return 1;
+        double ts;
+        uint32_t link;
+        uint64_t off, caplen;
+        int got = next_frame(r, &ts, &link, &off, &caplen);
+        if (got == R_END) return 1;
+        if (got == R_ERROR) return 2;
+        if (!supported(link)) {
+            snprintf(r->err, sizeof r->err, "unsupported link type %u", link);
+            return 2;
+        }
+        frame(r, ts, link, off, caplen);
+        r->nframes++;
+    }
+}
+
+/* end of capture: every open flow becomes a record (FlowTable.flush) */
+int sp_flush(struct sp_run *r) {
+    while (r->head) {
+        struct sp_flow *f = r->head;
+        finish(r, f, ST_ACTIVE);
+        remove_flow(r, f);
+    }
+    return r->oom ? 3 : 0;
+}
+
+const int64_t *sp_events(struct sp_run *r, uint64_t *n) {
+    *n = r->nev / 4;
+    return r->ev;
+}
+
+const uint8_t *sp_data(struct sp_run *r, uint64_t *n) {
+    *n = r->ndata;
+    return r->data;
+}
+
+void sp_taken(struct sp_run *r) {
+    r->nev = 0;
+    r->ndata = 0;
+}
+
+const char *sp_error(struct sp_run *r) { return r->err; }
+
+/* decode stats (11), flow stats (7), then format, truncated, bad_timestamps, memory */
+void sp_stats(struct sp_run *r, uint64_t *out) {
+    for (int i = 0; i < 11; i++) out[i] = r->dstat[i];
+    for (int i = 0; i < 7; i++) out[11 + i] = r->fstat[i];
+    out[18] = (uint64_t)r->format;
+    out[19] = (uint64_t)r->truncated;
+    out[20] = r->bad_timestamps;
+    out[21] = (uint64_t)r->memory;
+}
+
+void sp_free(struct sp_run *r) {
+    if (!r) return;
+    while (r->head) {
+        struct sp_flow *f = r->head;
+        for (int d = 0; d < 2; d++) {
+            ooo_clear(&f->st[d]);
+            free(f->st[d].ooo);
+        }
+        r->head = f->next;
+        free(f);
+    }
+    free(r->buckets);
+    free(r->ifaces);
+    free(r->ev);
+    free(r->data);
+    free(r);
+}

@@ -1,0 +1,380 @@
+"""``sensor --pcap``'s compiled path (capture/pcapfast.c through capture/fastpcap.py) against the
+pure-Python path it replaces (``STOCKADE_SENSOR_FASTPATH=0``): the same records (every field,
+DLP findings with their evidence), the same statistics and the same errors, on the test captures
+and on generated and mutated ones (truncated files, bad lengths, flipped bytes, out-of-order,
+overlapping, retransmitted and missing segments, IPv6, VLAN, SLL, pcapng), with the default
+flow limits and with tight ones (stream depth, out-of-order room, memory cap, flow count, idle
+times) so eviction, sweeps and holes run too."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stockade.identity import Directory
+from stockade.model.errors import PacketError
+from stockade.network.capture import fastpcap
+from stockade.network.flows import FlowConfig
+from stockade.network.sensor import run_pcap
+from tests.network import frames as fr
+
+PROTOCOLS = Path(__file__).parent / "fixtures" / "protocols"
+LOOPBACK = PROTOCOLS / "loopback.pcap"
+TIGHT = FlowConfig(
+    stream_depth=700, ooo_limit=900, memcap=1500, max_flows=6, tcp_idle=3.0, udp_idle=2.0,
+    half_open_idle=1.5, linger=0.5,
+)  # fmt: skip
+CONFIGS = {"default": None, "tight": TIGHT}
+
+
+@pytest.fixture(autouse=True)
+def _built() -> None:
+    assert fastpcap.compiled() is not None, (
+        "the compiled pcap path is not built: python3 setup.py build_ext --inplace"
+    )
+
+
+def test_switched_off_the_python_path_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STOCKADE_SENSOR_FASTPATH", "0")
+    assert fastpcap.compiled() is None
+
+
+def test_without_the_extension_the_python_path_reads(
+    corpus: dict[str, Path], inspectors: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An install that could not compile it: the import fails, the pure-Python path serves."""
+    import sys
+
+    from stockade.network import capture
+
+    ref = _outcome(corpus["messy1"], inspectors, False, monkeypatch)
+    monkeypatch.delenv("STOCKADE_SENSOR_FASTPATH")
+    monkeypatch.delattr(capture, "_pcapfast", raising=False)
+    monkeypatch.setitem(sys.modules, "stockade.network.capture._pcapfast", None)
+    assert fastpcap.compiled() is None
+    records: list[Any] = []
+    run_pcap(corpus["messy1"], inspectors=inspectors, identities=Directory(),
+             on_record=records.append, keep=False)  # fmt: skip
+    assert [dataclasses.replace(r, id=r.id.split("-", 1)[1]) for r in records] == ref[0]
+
+
+def _outcome(path: Path, inspectors: Any, fast: bool, monkeypatch: pytest.MonkeyPatch,
+             config: FlowConfig | None = None, count: int | None = None) -> tuple[Any, ...]:  # fmt: skip
+    monkeypatch.setenv("STOCKADE_SENSOR_FASTPATH", "1" if fast else "0")
+    records: list[Any] = []
+    try:
+        run = run_pcap(path, inspectors=inspectors, identities=Directory(), config=config,
+                       count=count, on_record=records.append, keep=False)  # fmt: skip
+        end: Any = run.stats
+    except PacketError as exc:
+        end = ("error", str(exc))
+    # the id's first part is random per run; the rest is the flow's number
+    same = [dataclasses.replace(r, id=r.id.split("-", 1)[1]) for r in records]
+    return same, end
+
+
+def _same(path: Path, inspectors: Any, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> Any:
+    ref = _outcome(path, inspectors, False, monkeypatch, **kw)
+    fast = _outcome(path, inspectors, True, monkeypatch, **kw)
+    assert fast[1] == ref[1]
+    assert len(fast[0]) == len(ref[0])
+    for a, b in zip(fast[0], ref[0], strict=True):
+        assert a == b
+    return ref
+
+
+def _frames_of(path: Path) -> list[tuple[float, bytes]]:
+    from stockade.network.capture.pcapfile import PcapReader
+
+    with PcapReader(path) as reader:
+        return [(ts, bytes(buf[off : off + n])) for ts, _l, buf, off, n in reader.frames()]
+
+
+def _protocol_conversations(rng: random.Random, *, v6: bool, vlans: tuple[int, ...]) -> list[bytes]:
+    """Every recorded protocol opening as a conversation, a few cut into segments."""
+    out: list[bytes] = []
+    for i, c2s in enumerate(sorted(PROTOCOLS.glob("*.c2s"))):
+        s2c = c2s.with_suffix(".s2c").read_bytes()
+        req = c2s.read_bytes()
+        client, server = ("fd00::1", "fd00::2") if v6 else ("10.9.0.1", "10.9.0.2")
+        split = rng.randrange(1, len(req)) if len(req) > 1 and rng.random() < 0.5 else None
+        conv = fr.conversation(client, server, 40000 + i, 443 if "tls" in c2s.name else 8000 + i,
+                               req, s2c, v6=v6, isn=rng.randrange(1 << 32), split=split)  # fmt: skip
+        out += [fr.ether(p, vlans=vlans) for p in conv]
+    return out
+
+
+def _messy_conversation(rng: random.Random, n: int, *, v6: bool = False) -> list[bytes]:
+    """A conversation whose request arrives in overlapping, repeated, out-of-order pieces with
+    holes, and whose sequence numbers may wrap."""
+    ip = fr.ipv6 if v6 else fr.ipv4
+    client, server = ("fd00::a", "fd00::b") if v6 else (f"10.8.{n}.1", "10.8.0.2")
+    cport, sport = 30000 + n, 80
+    body = b"card=4111 1111 1111 1111&ssn=123-45-6789&" + bytes(
+        rng.randrange(256) for _ in range(rng.randrange(0, 900))
+    )
+    req = b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    resp = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n078-05-1120"
+    c = rng.choice([1000, 0xFFFFFF00 + rng.randrange(200), rng.randrange(1 << 32)])
+    s = rng.randrange(1 << 32)
+    m = 0xFFFFFFFF
+    out = []
+    if rng.random() < 0.8:
+        out.append(ip(client, server, 6, fr.tcp(cport, sport, c, 0, fr.SYN)))
+    if rng.random() < 0.8:
+        out.append(ip(server, client, 6, fr.tcp(sport, cport, s, (c + 1) & m, fr.SYN | fr.ACK)))
+    pieces = []
+    for _ in range(rng.randrange(1, 12)):
+        a = rng.randrange(len(req))
+        b = min(len(req), a + rng.randrange(1, 400))
+        pieces.append((a, b))
+    pieces.append((0, len(req) // 2))
+    if rng.random() < 0.7:
+        pieces.append((len(req) // 2, len(req)))
+    rng.shuffle(pieces)
+    for a, b in pieces:
+        flags = fr.ACK | fr.PSH if rng.random() < 0.9 else fr.PSH
+        out.append(
+            ip(
+                client,
+                server,
+                6,
+                fr.tcp(cport, sport, (c + 1 + a) & m, (s + 1) & m, flags, req[a:b]),
+            )
+        )
+    ack = (c + 1 + len(req) + rng.choice([0, 0, 0, 5, -3])) & m
+    out.append(ip(server, client, 6, fr.tcp(sport, cport, (s + 1) & m, ack, fr.ACK | fr.PSH, resp)))
+    if rng.random() < 0.6:
+        out.append(
+            ip(
+                client,
+                server,
+                6,
+                fr.tcp(
+                    cport, sport, (c + 1 + len(req)) & m, (s + 1 + len(resp)) & m, fr.ACK | fr.FIN
+                ),
+            )
+        )
+    if rng.random() < 0.5:
+        out.append(
+            ip(
+                server,
+                client,
+                6,
+                fr.tcp(
+                    sport, cport, (s + 1 + len(resp)) & m, (c + 2 + len(req)) & m, fr.ACK | fr.FIN
+                ),
+            )
+        )
+    if rng.random() < 0.2:
+        out.append(ip(client, server, 6, fr.tcp(cport, sport, (c + 5) & m, 0, fr.RST)))
+    if rng.random() < 0.3:
+        out.append(
+            ip(client, server, 17, fr.udp(cport, 53, b"\x12\x34\x01\x00\x00\x01" + body[:60]))
+        )
+    return out
+
+
+def _many_pieces(rng: random.Random, n: int) -> list[bytes]:
+    """A request cut into hundreds of small pieces sent out of order, some again and some
+    longer the second time, with a hole that a late piece fills (many segments held at once)."""
+    client, server = f"10.7.{n}.1", "10.7.0.2"
+    req = b"POST /p HTTP/1.1\r\nContent-Length: 2000\r\n\r\n" + b"n=4111111111111111&" * 110
+    c, s = rng.randrange(1 << 32), 7000
+    m = 0xFFFFFFFF
+    cuts = sorted({0, len(req), *rng.sample(range(1, len(req)), 400)})
+    pieces = list(itertools.pairwise(cuts))
+    order = pieces[1:]
+    rng.shuffle(order)
+    order += rng.sample(pieces[1:], 60)  # retransmissions
+    order += [(a, min(len(req), b + 5)) for a, b in rng.sample(pieces[1:], 30)]  # longer again
+    order.append(pieces[0])  # the hole at the start, filled last
+    order += rng.sample(pieces, 10)
+    out = [
+        fr.ipv4(client, server, 6, fr.tcp(30000 + n, 80, c, 0, fr.SYN)),
+        fr.ipv4(server, client, 6, fr.tcp(80, 30000 + n, s, (c + 1) & m, fr.SYN | fr.ACK)),
+    ]
+    for a, b in order:
+        seg = fr.tcp(30000 + n, 80, (c + 1 + a) & m, s + 1, fr.ACK, req[a:b])
+        out.append(fr.ipv4(client, server, 6, seg))
+    return [fr.ether(p) for p in out]
+
+
+def _timed(rng: random.Random, packets: list[bytes]) -> list[tuple[float, bytes]]:
+    ts, out = 1_700_000_000.0, []
+    for p in packets:
+        ts += rng.choice([0.0001, 0.001, 0.01, 0.3, 1.2, 4.0])
+        out.append((ts, p))
+    return out
+
+
+def _messy_capture(seed: int) -> list[tuple[float, bytes]]:
+    rng = random.Random(seed)
+    convs = [
+        _messy_conversation(rng, i, v6=rng.random() < 0.3) for i in range(rng.randrange(2, 14))
+    ]
+    packets = []
+    while any(convs):  # interleaved
+        conv = rng.choice([c for c in convs if c])
+        packets.append(conv.pop(0) if rng.random() < 0.85 else conv.pop(rng.randrange(len(conv))))
+    tagged = [
+        fr.ether(p, vlans=(rng.randrange(1, 4000),) if rng.random() < 0.2 else ()) for p in packets
+    ]
+    return _timed(rng, tagged)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Named captures: the recorded loopback capture, the protocol openings (IPv4, IPv6 in
+    VLANs, SLL, pcapng), HTTP flows with planted cards, messy conversations in both formats."""
+    from stockade.lab.http_capture import write_http_capture
+
+    d = tmp_path_factory.mktemp("pcaps")
+    rng = random.Random(19)
+    files: dict[str, bytes] = {}
+    files["loopback"] = LOOPBACK.read_bytes()
+    loop = _frames_of(LOOPBACK)
+    files["loopback.pcapng"] = fr.pcapng(loop, tsresol=9)
+    files["protocols"] = fr.pcap(_timed(rng, _protocol_conversations(rng, v6=False, vlans=())))
+    files["protocols.v6.vlan"] = fr.pcap(
+        _timed(rng, _protocol_conversations(rng, v6=True, vlans=(7, 9))), big=True, nano=True
+    )
+    sll = [p[14:] for p in _protocol_conversations(rng, v6=False, vlans=())]
+    files["protocols.sll"] = fr.pcap(_timed(rng, [fr.sll(p) for p in sll]), linktype=113)
+    files["protocols.raw.pcapng"] = fr.pcapng(_timed(rng, sll), linktype=101, big=True)
+    files["pieces"] = fr.pcap(_timed(rng, _many_pieces(rng, 1) + _many_pieces(rng, 2)))
+    write_http_capture(d / "http", flows=150)
+    files["http"] = (d / "http").read_bytes()
+    for seed in range(24):
+        cap = _messy_capture(seed)
+        files[f"messy{seed}"] = fr.pcapng(cap) if seed % 3 == 0 else fr.pcap(cap)
+    paths = {}
+    for name, data in files.items():
+        paths[name] = d / name
+        paths[name].write_bytes(data)
+    return paths
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_compiled_and_python_paths_give_the_same_records(
+    corpus, inspectors, monkeypatch, config
+) -> None:
+    records = 0
+    for path in corpus.values():
+        recs, end = _same(path, inspectors, monkeypatch, config=CONFIGS[config])
+        records += len(recs)
+        assert not isinstance(end, tuple), f"{path.name}: {end}"
+    assert records > 400
+    # the corpus does reach DLP findings, holes and evictions
+    recs, end = _outcome(corpus["http"], inspectors, True, monkeypatch)
+    assert sum(len(r.hits) for r in recs) > 20
+
+
+def test_the_tight_limits_are_reached(corpus, inspectors, monkeypatch) -> None:
+    seen = {"evicted": 0, "half_open_dropped": 0, "memcap_evictions": 0, "gaps": 0}
+    for path in corpus.values():
+        recs, end = _outcome(path, inspectors, True, monkeypatch, config=TIGHT)
+        for k in ("evicted", "half_open_dropped", "memcap_evictions"):
+            seen[k] += end["flows"][k]
+        seen["gaps"] += sum(r.gaps for r in recs)
+    assert all(seen.values()), seen
+
+
+def test_a_count_stops_both_paths_alike(corpus, inspectors, monkeypatch) -> None:
+    for count in (0, 1, 7, 100):
+        _same(corpus["messy1"], inspectors, monkeypatch, count=count)
+
+
+def _mutants(data: bytes, rng: random.Random, n: int) -> list[bytes]:
+    out = []
+    for i in range(n):
+        b = bytearray(data)
+        kind = i % 4
+        if kind == 0:  # cut anywhere
+            b = b[: rng.randrange(len(b))]
+        elif kind == 1:  # flipped bytes
+            for _ in range(rng.randrange(1, 12)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+        elif kind == 2:  # a record or block length made wrong
+            at = rng.randrange(len(b) - 4)
+            b[at : at + 4] = struct.pack(
+                "<I", rng.choice([0, 1, 13, 0xFFFF, 1 << 24, (1 << 24) + 1, 0xFFFFFFFF])
+            )
+        else:  # bytes of another place repeated
+            a = rng.randrange(len(b))
+            b[a:a] = b[rng.randrange(len(b)) :][: rng.randrange(1, 200)]
+        out.append(bytes(b))
+    return out
+
+
+@pytest.mark.parametrize(
+    "base", ["messy2", "messy3", "protocols.v6.vlan", "loopback.pcapng", "protocols.sll", "pieces"]
+)
+def test_mutated_captures_give_the_same_records_and_errors(
+    corpus, inspectors, monkeypatch, tmp_path, base
+) -> None:
+    rng = random.Random(base)
+    data = corpus[base].read_bytes()
+    errors = 0
+    for i, mutant in enumerate(_mutants(data, rng, 40)):
+        path = tmp_path / f"m{i}"
+        path.write_bytes(mutant)
+        for config in (None, TIGHT):
+            _recs, end = _same(path, inspectors, monkeypatch, config=config)
+            errors += isinstance(end, tuple)
+    assert errors  # some mutants are refused, with the same one-line error on both paths
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"\xd4\xc3",
+        b"\xd4\xc3\xb2\xa1" + b"\0" * 10,
+        b"\x0a\x0d\x0d\x0a" + b"\0" * 20,
+        b"garbage!" * 9,
+    ],
+)
+def test_garbage_gives_the_same_error(tmp_path, inspectors, monkeypatch, content) -> None:
+    path = tmp_path / "bad"
+    path.write_bytes(content)
+    _recs, end = _same(path, inspectors, monkeypatch)
+    assert isinstance(end, tuple)
+
+
+def test_an_unsupported_link_type_is_refused_alike(tmp_path, inspectors, monkeypatch) -> None:
+    path = tmp_path / "link"
+    path.write_bytes(fr.pcap([(1.0, b"\0" * 40)], linktype=147))
+    _recs, end = _same(path, inspectors, monkeypatch)
+    assert end[0] == "error" and "unsupported link type 147" in end[1]
+
+
+def test_the_command_gives_the_same_output_and_exit_code(corpus, tmp_path) -> None:
+    """The whole command (stdout, stderr, exit code) on a capture with findings and on a
+    damaged one, each path in its own process."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(corpus["messy4"].read_bytes()[:300] + b"\xff" * 16)
+    for path in (corpus["messy5"], bad):
+        outs = []
+        for fast in ("0", "1"):
+            env = dict(os.environ, STOCKADE_SENSOR_FASTPATH=fast,
+                       PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))  # fmt: skip
+            p = subprocess.run(
+                [sys.executable, "-m", "stockade", "sensor", "--pcap", str(path), "--format",
+                 "json", "--no-store", "--fail-on", "high"],
+                env=env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            outs.append((p.returncode, re.sub(r'"id": "[0-9a-f]+-', '"id": "', p.stdout), p.stderr))
+        assert outs[0] == outs[1]
+        assert "Traceback" not in outs[1][2]
