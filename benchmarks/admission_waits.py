@@ -30,16 +30,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from admission_workers import PACED_LUA, wrk
+from admission_workers import write_client, wrk
 
-from admission import EXAMPLES, free_port, reviews
+from admission import EXAMPLES, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -229,12 +228,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        lines = [
-            json.dumps({**r, "request": {**r["request"], "uid": uuid.uuid4().hex}})
-            for r in reviews() * 50
-        ]
-        (tmp / "reviews.jsonl").write_text("\n".join(lines) + "\n")
-        (tmp / "paced.lua").write_text(PACED_LUA)
+        write_client(tmp)
         proc, url = start(args.tree.resolve(), tmp, args.workers)
         try:
             wrk(url, tmp, connections=args.connections, seconds=2, rate=0)  # warm-up
@@ -252,7 +246,8 @@ def main() -> None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
         print(
-            f"{args.tree}: wrk {got['rps']:.0f}/s p50 {got['p50']:.2f} ms p99 {got['p99']:.2f} ms, "
+            f"{args.tree}: wrk {got['rps']:.0f}/s p50 {got['p50']:.2f} ms p99 {got['p99']:.2f} ms "
+            f"(from the send {got['sent_p99']:.2f}; client lag p99 {got['lag_p99']:.2f} ms), "
             f"server CPU {got['server_ms']:.3f} ms/review, load {got['load']:.2f}"
         )
         report(tmp / "trace", t0 + 0.3, t1 - 0.3)
