@@ -16,6 +16,7 @@ Diagnostic only: the tracing wraps uvicorn's httptools protocol and the app (the
 the default) and costs a little CPU of its own.
 
     python benchmarks/admission_waits.py [--workers 2] [--rate 1000] [--seconds 6] [--tree DIR]
+        [--realtime-priority N] [--client-priority N]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import admission_workers
 from admission_workers import write_client, wrk
 
 from admission import EXAMPLES, free_port
@@ -129,7 +131,7 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def start(tree: Path, tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start(tree: Path, tmp: Path, workers: int, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     site = tmp / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(TRACING)
@@ -156,6 +158,7 @@ def start(tree: Path, tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes],
             str(EXAMPLES / "vulns.yaml"),
             "--workers",
             str(workers),
+            *extra,
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -225,11 +228,15 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=100)
     ap.add_argument("--seconds", type=int, default=6)
     ap.add_argument("--tree", type=Path, default=ROOT, help="the checkout to run (default: this)")
+    ap.add_argument("--realtime-priority", type=int, default=0, help="the webhook's (root)")
+    ap.add_argument("--client-priority", type=int, default=0, help="wrk under SCHED_RR (root)")
     args = ap.parse_args()
+    admission_workers.CLIENT_PRIORITY = args.client_priority
+    extra = ["--realtime-priority", str(args.realtime_priority)] if args.realtime_priority else []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         write_client(tmp)
-        proc, url = start(args.tree.resolve(), tmp, args.workers)
+        proc, url = start(args.tree.resolve(), tmp, args.workers, *extra)
         try:
             wrk(url, tmp, connections=args.connections, seconds=2, rate=0)  # warm-up
             t0 = time.perf_counter()

@@ -14,7 +14,11 @@ nice +10 and take what serving leaves): on a crowded machine the latencies measu
 core, the CPU per review still measures the webhook.
 
     python benchmarks/admission_workers.py [--workers N] [--rate 1000] [--connections 100]
-        [--seconds 10] [--rounds 3]
+        [--seconds 10] [--rounds 3] [--realtime-priority N] [--client-priority N]
+
+``--realtime-priority N`` serves with ``admission serve --realtime-priority N`` (SCHED_RR, root);
+``--client-priority N`` runs wrk under SCHED_RR so that on a crowded machine the client keeps its
+schedule (its lag is printed either way, and counted in the latency either way).
 
 Targets (issue 19): p99 under 5 ms at 1,000 reviews/s; saturation at least 2x one process.
 """
@@ -136,6 +140,9 @@ end
 """
 
 
+CLIENT_PRIORITY = 0  # > 0: wrk runs under SCHED_RR at this priority (--client-priority)
+
+
 def write_client(tmp: Path) -> None:
     """The client's script and request bodies in ``tmp`` (each body's uid is set per request)."""
     lines = [json.dumps({**r, "request": {**r["request"], "uid": "@UID@"}}) for r in reviews() * 50]
@@ -170,12 +177,14 @@ def wrk(
     the CPU milliseconds per review of the server process ``server`` and its workers."""
     threads = 2
     env = dict(os.environ, REVIEWS=str(tmp / "reviews.jsonl"), RATE=str(rate / threads))
+    chrt = ["chrt", "-r", str(CLIENT_PRIORITY)] if CLIENT_PRIORITY else []
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu0 = server_cpu(server) if server else 0.0
     store0 = server_cpu(server, store=True) if server else 0.0
     t0 = time.perf_counter()
     out = subprocess.run(
         [
+            *chrt,
             "wrk",
             f"-t{threads}",
             f"-c{connections}",
@@ -217,7 +226,23 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=100)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--realtime-priority",
+        type=int,
+        default=0,
+        help="pass --realtime-priority N to the webhook (SCHED_RR; needs root)",
+    )
+    ap.add_argument(
+        "--client-priority",
+        type=int,
+        default=0,
+        help="run wrk under SCHED_RR at this priority (a client that keeps its schedule on a "
+        "crowded machine; its lag is printed either way)",
+    )
     args = ap.parse_args()
+    global CLIENT_PRIORITY
+    CLIENT_PRIORITY = args.client_priority
+    extra = ["--realtime-priority", str(args.realtime_priority)] if args.realtime_priority else []
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed")
     counts = (1, args.workers)
@@ -229,7 +254,7 @@ def main() -> None:
             for n in counts:
                 sub = tmp / f"w{n}"
                 sub.mkdir()
-                servers[n] = start(sub, EXAMPLES / "policy.yaml", "--workers", str(n))
+                servers[n] = start(sub, EXAMPLES / "policy.yaml", "--workers", str(n), *extra)
             paced: dict[int, list[dict[str, float]]] = {n: [] for n in counts}
             sat: dict[int, list[dict[str, float]]] = {n: [] for n in counts}
             for n in counts:  # warm-up: handshakes, first decisions
@@ -276,7 +301,9 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(timeout=30)
     print(
-        f"\n{args.rate:.0f} reviews/s from {args.connections} keep-alive TLS connections, {args.rounds} rounds of {args.seconds:.0f} s:"
+        f"\n{args.rate:.0f} reviews/s from {args.connections} keep-alive TLS connections, {args.rounds} rounds of {args.seconds:.0f} s"
+        f" (webhook realtime priority {args.realtime_priority or 'off'}, "
+        f"client {args.client_priority or 'normal'}):"
     )
     for n in counts:
         ps = paced[n]
