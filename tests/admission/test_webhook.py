@@ -270,3 +270,17 @@ def test_an_answer_leaves_in_one_tls_record(webhook) -> None:
     head, _, rest = first.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")
     assert json.loads(rest)["response"]["uid"] == review["request"]["uid"]
+
+
+def test_answer_json_for_what_orjson_refuses(webhook) -> None:
+    """The answer is written by orjson when it can, by json when orjson refuses (a lone
+    surrogate in a hostile uid): either way the uid comes back as sent."""
+    review = review_for(OBJECTS["Deployment/prod/pay"])
+    for uid in ("plain-ü-uid", "\ud800lone"):
+        review["request"]["uid"] = uid
+        body = json.dumps(review).encode()  # \\ud800 escaped, as a client may send it
+        with webhook.client() as c:
+            r = c.post("/validate", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 200
+        answer = json.loads(r.content)
+        assert answer["response"]["uid"] == uid and answer["response"]["allowed"] is True
