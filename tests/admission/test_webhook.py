@@ -284,3 +284,10 @@ def test_answer_json_for_what_orjson_refuses(webhook) -> None:
         assert r.status_code == 200
         answer = json.loads(r.content)
         assert answer["response"]["uid"] == uid and answer["response"]["allowed"] is True
+
+
+def test_head_request_is_answered(webhook) -> None:
+    """A HEAD answer has no body to carry its head: the head goes out alone, at once."""
+    with webhook.client() as c:
+        r = c.head("/healthz")
+    assert r.status_code in (200, 404, 405)

@@ -114,9 +114,10 @@ class _HeadWithBody:
     """The transport as one response sees it: the response's head (status line and headers) is
     held until its first body bytes and leaves with them in one write (one TLS record, one send,
     one segment: uvicorn writes them apart, and the client woke for each; ~10% of a review's
-    serving CPU). Only for a response of known length: a streamed one (chunked) gets its head at
-    once, as before. Anything else (``100 Continue``, close) passes through; a held head is
-    written before a close (an app that failed after it started its answer)."""
+    serving CPU). Only for a response of known length with a body to come: a streamed one
+    (chunked) and the answer to HEAD get their head at once, as before. Anything else
+    (``100 Continue``, close) passes through; a held head is written before a close (an app
+    that failed after it started its answer)."""
 
     __slots__ = ("_cycle", "_held", "_state", "_transport")
 
@@ -132,7 +133,8 @@ class _HeadWithBody:
             data, self._held = self._held + data, b""
         elif self._state == 0 and self._cycle.response_started:
             self._state = 2
-            if not self._cycle.chunked_encoding:
+            # HEAD: no body write follows; chunked: a stream, whose head the client awaits
+            if not self._cycle.chunked_encoding and self._cycle.scope["method"] != "HEAD":
                 self._state = 1
                 self._held = data
                 return
