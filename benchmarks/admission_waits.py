@@ -52,7 +52,7 @@ import gc, json, os, time
 OUT = os.environ.get("STOCKADE_TRACE")
 if OUT:
     pc = time.perf_counter
-    REQ, GCS, BATCHES, _gc_at, OVERFLOWED = [], [], [], [], [0]
+    REQ, GCS, BATCHES, _gc_at, OVERFLOWED = [], [], [], [], []
 
     def _queued() -> float:  # seconds this thread has waited for a core so far
         try:
@@ -90,7 +90,8 @@ if OUT:
         def counted(self, batch):  # batches the worker stored itself (the child was behind)
             before = self.overflowed
             n = handed(self, batch)
-            OVERFLOWED[0] += self.overflowed - before
+            if self.overflowed > before:
+                OVERFLOWED.append(pc())
             return n
 
         wp.EventStoreProcess.__call__ = counted
@@ -126,7 +127,7 @@ if OUT:
             async def sending(message):
                 if message["type"] == "lifespan.shutdown.complete":
                     with open(f"{OUT}.{os.getpid()}.json", "w") as f:
-                        json.dump({"req": REQ, "gc": GCS, "batches": BATCHES, "over": OVERFLOWED[0]}, f)
+                        json.dump({"req": REQ, "gc": GCS, "batches": BATCHES, "over": OVERFLOWED}, f)
                 await send(message)
 
             await lifespan(self, receive, sending)
@@ -220,7 +221,7 @@ def report(trace: Path, t0: float, t1: float) -> None:
                 f"events), wall p50 {pct([(b[1] - b[0]) * 1000 for b in batches], 0.5):.2f} ms max "
                 f"{max((b[1] - b[0]) * 1000 for b in batches):.1f} ms, CPU p50 "
                 f"{pct([b[3] * 1000 for b in batches], 0.5):.2f} ms; stored by the worker itself "
-                f"(the store process behind): {d.get('over', 0)} batches"
+                f"(the store process behind): {sum(t0 <= t <= t1 for t in d['over'])} batches"
             )
         serving = [g for g in d["gc"] if g[0] >= first]
         per_gen = {gen: [g[3] * 1000 for g in serving if g[2] == gen] for gen in (0, 1, 2)}
