@@ -4,8 +4,8 @@ nor its interpreter lock on the database.
 :class:`EventStoreProcess` is an :class:`~stockade.store.writer.EventWriter` sink: each batch the
 writer thread hands it is pickled and written to the child's stdin (a pipe of 1 MiB). The child
 (``python -m stockade.store.writer_process``) runs at a lower CPU priority (nice +10: it takes what
-the serving processes leave; when its parent runs under a real-time policy, the child runs under
-the normal one at nice 0, below the serving processes whatever its nice value) and stores each batch as it arrives with the
+the serving processes leave; under the normal scheduling policy even when its parent runs under
+a real-time one) and stores each batch as it arrives with the
 writer's own halving store (an event the database refuses is the only one lost, counted and
 logged, masked), and on end of input (the server stopped, or died) stores what it has read and
 exits. When the pipe has no room for a batch (the child is behind: a saturated server on a busy
@@ -128,14 +128,9 @@ class EventStoreProcess:
         if proc is not None:
             self._ended(proc)
         # A worker under a real-time policy (admission serve --realtime-priority) starts its
-        # store process under the normal one, where it can never take a serving core, so it
-        # keeps nice 0: at nice +10 on a node busy with other work it fell behind and the worker
-        # stored the overflow itself (at load 11, slow reviews waited for the overflow's
-        # interpreter lock).
-        realtime = runs_realtime()
-        lower = normal_priority if realtime else None
-        env = dict(os.environ, STOCKADE_STORE_NICE="0" if realtime else str(NICE))
-        proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, preexec_fn=lower, env=env)
+        # store process under the normal one: the database is never worth a serving core.
+        lower = normal_priority if runs_realtime() else None
+        proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, preexec_fn=lower)
         assert proc.stdin is not None
         resize = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux
         if resize is not None:
@@ -192,9 +187,8 @@ def serve(stream: IO[bytes]) -> int:
     from stockade.store.records import record_events
     from stockade.store.writer import EventWriter
 
-    nice = os.environ.get("STOCKADE_STORE_NICE", str(NICE))
-    with contextlib.suppress(OSError, ValueError):
-        os.nice(int(nice))
+    with contextlib.suppress(OSError):
+        os.nice(NICE)
     url = _read_message(stream)
     if url is None:
         return 0
