@@ -16,6 +16,7 @@ Diagnostic only: the tracing wraps uvicorn's httptools protocol and the app (the
 the default) and costs a little CPU of its own.
 
     python benchmarks/admission_waits.py [--workers 2] [--rate 1000] [--seconds 6] [--tree DIR]
+        [--realtime-priority N] [--client-priority N]
 """
 
 from __future__ import annotations
@@ -30,16 +31,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from admission_workers import PACED_LUA, wrk
+import admission_workers
+from admission_workers import write_client, wrk
 
-from admission import EXAMPLES, free_port, reviews
+from admission import EXAMPLES, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +52,7 @@ import gc, json, os, time
 OUT = os.environ.get("STOCKADE_TRACE")
 if OUT:
     pc = time.perf_counter
-    REQ, GCS, BATCHES, _gc_at = [], [], [], []
+    REQ, GCS, BATCHES, _gc_at, OVERFLOWED = [], [], [], [], []
 
     def _queued() -> float:  # seconds this thread has waited for a core so far
         try:
@@ -82,6 +83,18 @@ if OUT:
             BATCHES.append((t0, pc(), len(batch), time.thread_time() - c0))
 
         writer.EventWriter._store = timed_store
+        import stockade.store.writer_process as wp
+
+        handed = wp.EventStoreProcess.__call__
+
+        def counted(self, batch):  # batches the worker stored itself (the child was behind)
+            before = self.overflowed
+            n = handed(self, batch)
+            if self.overflowed > before:
+                OVERFLOWED.append(pc())
+            return n
+
+        wp.EventStoreProcess.__call__ = counted
         received = h.HttpToolsProtocol.data_received
 
         def data_received(self, data):
@@ -114,7 +127,7 @@ if OUT:
             async def sending(message):
                 if message["type"] == "lifespan.shutdown.complete":
                     with open(f"{OUT}.{os.getpid()}.json", "w") as f:
-                        json.dump({"req": REQ, "gc": GCS, "batches": BATCHES}, f)
+                        json.dump({"req": REQ, "gc": GCS, "batches": BATCHES, "over": OVERFLOWED}, f)
                 await send(message)
 
             await lifespan(self, receive, sending)
@@ -130,7 +143,7 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def start(tree: Path, tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start(tree: Path, tmp: Path, workers: int, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     site = tmp / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(TRACING)
@@ -157,6 +170,7 @@ def start(tree: Path, tmp: Path, workers: int) -> tuple[subprocess.Popen[bytes],
             str(EXAMPLES / "vulns.yaml"),
             "--workers",
             str(workers),
+            *extra,
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -206,7 +220,8 @@ def report(trace: Path, t0: float, t1: float) -> None:
                 f"  event writer: {len(batches)} batches (median {statistics.median(b[2] for b in batches):.0f} "
                 f"events), wall p50 {pct([(b[1] - b[0]) * 1000 for b in batches], 0.5):.2f} ms max "
                 f"{max((b[1] - b[0]) * 1000 for b in batches):.1f} ms, CPU p50 "
-                f"{pct([b[3] * 1000 for b in batches], 0.5):.2f} ms"
+                f"{pct([b[3] * 1000 for b in batches], 0.5):.2f} ms; stored by the worker itself "
+                f"(the store process behind): {sum(t0 <= t <= t1 for t in d['over'])} batches"
             )
         serving = [g for g in d["gc"] if g[0] >= first]
         per_gen = {gen: [g[3] * 1000 for g in serving if g[2] == gen] for gen in (0, 1, 2)}
@@ -226,16 +241,15 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=100)
     ap.add_argument("--seconds", type=int, default=6)
     ap.add_argument("--tree", type=Path, default=ROOT, help="the checkout to run (default: this)")
+    ap.add_argument("--realtime-priority", type=int, default=0, help="the webhook's (root)")
+    ap.add_argument("--client-priority", type=int, default=0, help="wrk under SCHED_RR (root)")
     args = ap.parse_args()
+    admission_workers.CLIENT_PRIORITY = args.client_priority
+    extra = ["--realtime-priority", str(args.realtime_priority)] if args.realtime_priority else []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        lines = [
-            json.dumps({**r, "request": {**r["request"], "uid": uuid.uuid4().hex}})
-            for r in reviews() * 50
-        ]
-        (tmp / "reviews.jsonl").write_text("\n".join(lines) + "\n")
-        (tmp / "paced.lua").write_text(PACED_LUA)
-        proc, url = start(args.tree.resolve(), tmp, args.workers)
+        write_client(tmp)
+        proc, url = start(args.tree.resolve(), tmp, args.workers, *extra)
         try:
             wrk(url, tmp, connections=args.connections, seconds=2, rate=0)  # warm-up
             t0 = time.perf_counter()
@@ -252,7 +266,8 @@ def main() -> None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
         print(
-            f"{args.tree}: wrk {got['rps']:.0f}/s p50 {got['p50']:.2f} ms p99 {got['p99']:.2f} ms, "
+            f"{args.tree}: wrk {got['rps']:.0f}/s p50 {got['p50']:.2f} ms p99 {got['p99']:.2f} ms "
+            f"(from the send {got['sent_p99']:.2f}; client lag p99 {got['lag_p99']:.2f} ms), "
             f"server CPU {got['server_ms']:.3f} ms/review, load {got['load']:.2f}"
         )
         report(tmp / "trace", t0 + 0.3, t1 - 0.3)

@@ -3,14 +3,22 @@ measured in the same run, rounds interleaved: end-to-end p50/p99 at a fixed rate
 reviews/s from 100 keep-alive TLS connections) and saturation throughput (as fast as 100
 connections go). The client is wrk (C, LuaJIT): paced by a Lua schedule (the k-th request of a
 wrk thread is due at start + k / rate, whichever connection is free sends it), so the latency of
-one request does not slow the rate. The client's own CPU use is printed next to each figure, with
+one request does not slow the rate. Latencies count from the time each request was due, not from
+when wrk wrote it (coordinated omission: a client that falls behind its schedule, because its
+thread waits for a core or no connection is free, would otherwise leave its lag out); each request
+carries its own uid, found again in the answer. Printed apart: the client's lag (send - due) and
+the p99 from the send (wrk's own measure, the only one before session 8). The client's own CPU use is printed next to each figure, with
 the load average, so a client-bound or crowded run shows as such, and so is the webhook's own CPU
 time per review (all its processes, from /proc; and without the event store processes, which run at
 nice +10 and take what serving leaves): on a crowded machine the latencies measure the queue for a
 core, the CPU per review still measures the webhook.
 
     python benchmarks/admission_workers.py [--workers N] [--rate 1000] [--connections 100]
-        [--seconds 10] [--rounds 3]
+        [--seconds 10] [--rounds 3] [--realtime-priority N] [--client-priority N]
+
+``--realtime-priority N`` serves with ``admission serve --realtime-priority N`` (SCHED_RR, root);
+``--client-priority N`` runs wrk under SCHED_RR so that on a crowded machine the client keeps its
+schedule (its lag is printed either way, and counted in the latency either way).
 
 Targets (issue 19): p99 under 5 ms at 1,000 reviews/s; saturation at least 2x one process.
 """
@@ -27,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,8 +43,17 @@ from admission import EXAMPLES, reviews, start
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Each wrk thread has its own Lua state: RATE is this thread's share. delay() runs before every
-# request; it returns how long until the request's slot on the schedule (ms, 0 when late).
+# Each wrk thread has its own Lua state: RATE is this thread's share. The schedule: the k-th request
+# a thread sends is due at start + k / RATE, start being 0.5 s (SETTLE) after its first connection is
+# up: every run opens 100 new TLS connections, and slots due during their handshakes would
+# otherwise put the handshakes in the tail of a keep-alive measure (the achieved rate counts from
+# the start). delay() runs before every request and returns how long
+# until the next slot (whole ms, as wrk's timers count: up to 1 ms early, never late by its own
+# choice); request() gives the request a unique uid (the body's "@UID@") and notes when it was due;
+# response() finds the uid in the answer and records the latency from the due time (from the send
+# when it went out early), so a client that falls behind its schedule (its thread not on a core, or
+# no connection free) counts its lag in the latency instead of leaving it out (coordinated omission),
+# and the lag (send - due) apart. wrk's own latency starts when the request is written.
 PACED_LUA = """
 local ffi = require("ffi")
 ffi.cdef[[
@@ -49,33 +65,89 @@ local function now_ms()
   ffi.C.clock_gettime(1, ts)
   return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
 end
+local threads, counter = {}, 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("tid", counter)
+  table.insert(threads, thread)
+end
 local bodies = {}
 for line in io.lines(os.getenv("REVIEWS")) do bodies[#bodies + 1] = line end
 local rate = tonumber(os.getenv("RATE") or "0")
-local start, k, i = nil, 0, 0
+local SETTLE = rate > 0 and 500 or 0  -- ms from the first connection up to the schedule's start
+local start, k, sent, i = nil, 0, 0, 0
+local pending = {}  -- uid -> the time its latency counts from
+lat, lag, unmatched = {}, {}, 0
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 request = function()
   i = i % #bodies + 1
-  return wrk.format(nil, "/validate", nil, bodies[i])
+  sent = sent + 1
+  local uid = string.format("%02d%030d", tid, sent)
+  local now = now_ms()
+  local from = now
+  if rate > 0 then
+    if start == nil then start = now + SETTLE end
+    local due = start + sent * 1000.0 / rate
+    if due < now then from = due end
+    lag[#lag + 1] = now - due
+  end
+  pending[uid] = from
+  return wrk.format(nil, "/validate", nil, (string.gsub(bodies[i], "@UID@", uid, 1)))
+end
+response = function(status, headers, body)
+  local uid = string.match(body, '"uid":"(%d+)"')
+  local from = uid and pending[uid]
+  if from then
+    lat[#lat + 1] = now_ms() - from
+    pending[uid] = nil
+  else
+    unmatched = unmatched + 1
+  end
 end
 if rate > 0 then
   delay = function()
-    if start == nil then start = now_ms() end
+    if start == nil then start = now_ms() + SETTLE end
     k = k + 1
     local wait = start + k * 1000.0 / rate - now_ms()
     if wait < 0 then return 0 end
     return math.floor(wait)
   end
 end
+local function pct(t, q)
+  if #t == 0 then return 0 end
+  return t[math.min(#t, math.floor(q * #t) + 1)]
+end
 done = function(summary, latency, requests)
-  local secs = summary.duration / 1e6
+  local all, lags, odd = {}, {}, 0
+  for _, thread in ipairs(threads) do
+    for _, v in ipairs(thread:get("lat")) do all[#all + 1] = v end
+    for _, v in ipairs(thread:get("lag")) do lags[#lags + 1] = v end
+    odd = odd + thread:get("unmatched")
+  end
+  table.sort(all)
+  table.sort(lags)
+  local secs = summary.duration / 1e6 - SETTLE / 1000
   local e = summary.errors
-  io.write(string.format('RESULT {"p50": %f, "p99": %f, "p999": %f, "rps": %f, "bad": %d, "errors": %d}\\n',
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
-    summary.requests / secs, e.status, e.connect + e.read + e.write + e.timeout))
+  io.write(string.format('RESULT {"p50": %f, "p99": %f, "p999": %f, "rps": %f, "bad": %d, ' ..
+    '"errors": %d, "sent_p50": %f, "sent_p99": %f, "lag_p50": %f, "lag_p99": %f, "lag_max": %f, ' ..
+    '"measured": %d, "unmatched": %d, "requests": %d}\\n',
+    pct(all, 0.50), pct(all, 0.99), pct(all, 0.999), summary.requests / secs, e.status,
+    e.connect + e.read + e.write + e.timeout, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, pct(lags, 0.50), pct(lags, 0.99), pct(lags, 1.0), #all, odd,
+    summary.requests))
 end
 """
+
+
+CLIENT_PRIORITY = 0  # > 0: wrk runs under SCHED_RR at this priority (--client-priority)
+
+
+def write_client(tmp: Path) -> None:
+    """The client's script and request bodies in ``tmp`` (each body's uid is set per request)."""
+    lines = [json.dumps({**r, "request": {**r["request"], "uid": "@UID@"}}) for r in reviews() * 50]
+    (tmp / "reviews.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp / "paced.lua").write_text(PACED_LUA)
 
 
 def server_cpu(pid: int, *, store: bool | None = None) -> float:
@@ -105,12 +177,14 @@ def wrk(
     the CPU milliseconds per review of the server process ``server`` and its workers."""
     threads = 2
     env = dict(os.environ, REVIEWS=str(tmp / "reviews.jsonl"), RATE=str(rate / threads))
+    chrt = ["chrt", "-r", str(CLIENT_PRIORITY)] if CLIENT_PRIORITY else []
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu0 = server_cpu(server) if server else 0.0
     store0 = server_cpu(server, store=True) if server else 0.0
     t0 = time.perf_counter()
     out = subprocess.run(
         [
+            *chrt,
             "wrk",
             f"-t{threads}",
             f"-c{connections}",
@@ -133,7 +207,7 @@ def wrk(
         after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     ) / wall
     got["load"] = os.getloadavg()[0]
-    served = got["rps"] * seconds
+    served = got["requests"]
     got["server_ms"] = (server_cpu(server) - cpu0) * 1000 / served if server and served else 0.0
     stored = (server_cpu(server, store=True) - store0) * 1000 / served if server and served else 0.0
     got["serving_ms"] = got["server_ms"] - stored  # without the event store processes (nice +10)
@@ -152,24 +226,35 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=100)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--realtime-priority",
+        type=int,
+        default=0,
+        help="pass --realtime-priority N to the webhook (SCHED_RR; needs root)",
+    )
+    ap.add_argument(
+        "--client-priority",
+        type=int,
+        default=0,
+        help="run wrk under SCHED_RR at this priority (a client that keeps its schedule on a "
+        "crowded machine; its lag is printed either way)",
+    )
     args = ap.parse_args()
+    global CLIENT_PRIORITY
+    CLIENT_PRIORITY = args.client_priority
+    extra = ["--realtime-priority", str(args.realtime_priority)] if args.realtime_priority else []
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed")
     counts = (1, args.workers)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        lines = [
-            json.dumps({**r, "request": {**r["request"], "uid": uuid.uuid4().hex}})
-            for r in reviews() * 50
-        ]
-        (tmp / "reviews.jsonl").write_text("\n".join(lines) + "\n")
-        (tmp / "paced.lua").write_text(PACED_LUA)
+        write_client(tmp)
         servers = {}
         try:
             for n in counts:
                 sub = tmp / f"w{n}"
                 sub.mkdir()
-                servers[n] = start(sub, EXAMPLES / "policy.yaml", "--workers", str(n))
+                servers[n] = start(sub, EXAMPLES / "policy.yaml", "--workers", str(n), *extra)
             paced: dict[int, list[dict[str, float]]] = {n: [] for n in counts}
             sat: dict[int, list[dict[str, float]]] = {n: [] for n in counts}
             for n in counts:  # warm-up: handshakes, first decisions
@@ -193,13 +278,17 @@ def main() -> None:
                         rate=0,
                         server=proc.pid,
                     )
+                    if p["unmatched"] or s["unmatched"]:  # answers without their request's uid
+                        raise SystemExit(f"workers={n}: answers not matched to a request: {p} {s}")
                     if p["bad"] or s["bad"]:  # a wrong answer is a failure, not a figure
                         raise SystemExit(f"workers={n}: non-2xx answers: {p} {s}")
                     paced[n].append(p)
                     sat[n].append(s)
                     print(
                         f"round {r + 1} workers={n}: paced {p['rps']:.0f}/s p50 {p['p50']:.2f} ms "
-                        f"p99 {p['p99']:.2f} ms, server {p['server_ms']:.2f} ms CPU/review "
+                        f"p99 {p['p99']:.2f} ms (from the send {p['sent_p99']:.2f}; client lag "
+                        f"p99 {p['lag_p99']:.2f} max {p['lag_max']:.1f} ms), "
+                        f"server {p['server_ms']:.2f} ms CPU/review "
                         f"(serving {p['serving_ms']:.2f}) "
                         f"(client {p['client_cores']:.2f} cores, load {p['load']:.2f}); "
                         f"saturation {s['rps']:.0f}/s p99 {s['p99']:.1f} ms "
@@ -212,7 +301,9 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(timeout=30)
     print(
-        f"\n{args.rate:.0f} reviews/s from {args.connections} keep-alive TLS connections, {args.rounds} rounds of {args.seconds:.0f} s:"
+        f"\n{args.rate:.0f} reviews/s from {args.connections} keep-alive TLS connections, {args.rounds} rounds of {args.seconds:.0f} s"
+        f" (webhook realtime priority {args.realtime_priority or 'off'}, "
+        f"client {args.client_priority or 'normal'}):"
     )
     for n in counts:
         ps = paced[n]
@@ -220,6 +311,8 @@ def main() -> None:
             f"  workers={n}: achieved {describe([p['rps'] for p in ps], '/s', '.0f')}  "
             f"p50 {describe([p['p50'] for p in ps], 'ms')}  p99 {describe([p['p99'] for p in ps], 'ms')}  "
             f"p99.9 {describe([p['p999'] for p in ps], 'ms')}  "
+            f"p99 from the send {describe([p['sent_p99'] for p in ps], 'ms')}  "
+            f"client lag p99 {describe([p['lag_p99'] for p in ps], 'ms')}  "
             f"server CPU {describe([p['server_ms'] for p in ps], 'ms/review', '.3f')}, "
             f"of which serving {describe([p['serving_ms'] for p in ps], 'ms', '.3f')}  "
             f"client {statistics.median(p['client_cores'] for p in ps):.2f} cores  "

@@ -48,3 +48,34 @@ def die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() == 1:  # the parent died before the request took effect
         os._exit(0)
+
+
+def use_realtime(priority: int) -> None:
+    """Run this process (and the threads and processes it starts from now on) under ``SCHED_RR``
+    at ``priority`` (1-99): a worker woken by a request takes a core from any normal process at
+    once instead of queueing behind them. Needs CAP_SYS_NICE (root, or a container granted
+    SYS_NICE); without it: a ConfigError saying so. What should not compete at that priority
+    (the event store process, on-demand image scans) calls :func:`normal_priority`."""
+    from stockade.model.errors import ConfigError
+
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(priority))
+    except PermissionError as exc:
+        raise ConfigError(
+            f"--realtime-priority {priority}: the kernel refused SCHED_RR ({exc.strerror}); "
+            "it needs CAP_SYS_NICE (in a pod: securityContext.capabilities.add [SYS_NICE])"
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"--realtime-priority {priority}: {exc.strerror}") from exc
+
+
+def normal_priority() -> None:
+    """Put the calling thread back under the normal scheduler when it runs under a real-time one
+    (any thread may lower its own policy); else nothing."""
+    if runs_realtime():
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
+def runs_realtime() -> bool:
+    """Whether the calling thread runs under a real-time scheduling policy."""
+    return os.sched_getscheduler(0) in (os.SCHED_RR, os.SCHED_FIFO)

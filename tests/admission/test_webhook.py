@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import time
 
@@ -247,3 +248,46 @@ def test_start_up_heap_is_frozen_out_of_full_collections() -> None:
     finally:
         gc.unfreeze()
     assert frozen and frozen[0] > 10_000  # this test process's modules and objects
+
+
+def test_an_answer_leaves_in_one_tls_record(webhook) -> None:
+    """The response's head and body are written together: one TLS record, one send (a TLS read
+    returns one record at most), so the API server wakes once per answer, not twice."""
+    review = review_for(OBJECTS["Deployment/prod/pay"])
+    body = json.dumps(review).encode()
+    host, port = webhook.url.removeprefix("https://").rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=str(webhook.ca))
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        tls.sendall(
+            b"POST /validate HTTP/1.1\r\nhost: webhook\r\ncontent-type: application/json\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        first = tls.recv(1 << 16)
+    head, _, rest = first.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert json.loads(rest)["response"]["uid"] == review["request"]["uid"]
+
+
+def test_answer_json_for_what_orjson_refuses(webhook) -> None:
+    """The answer is written by orjson when it can, by json when orjson refuses (a lone
+    surrogate in a hostile uid): either way the uid comes back as sent."""
+    review = review_for(OBJECTS["Deployment/prod/pay"])
+    for uid in ("plain-ü-uid", "\ud800lone"):
+        review["request"]["uid"] = uid
+        body = json.dumps(review).encode()  # \\ud800 escaped, as a client may send it
+        with webhook.client() as c:
+            r = c.post("/validate", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 200
+        answer = json.loads(r.content)
+        assert answer["response"]["uid"] == uid and answer["response"]["allowed"] is True
+
+
+def test_head_request_is_answered(webhook) -> None:
+    """A HEAD answer has no body to carry its head: the head goes out alone, at once."""
+    with webhook.client() as c:
+        r = c.head("/healthz")
+    assert r.status_code in (200, 404, 405)

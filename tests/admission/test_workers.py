@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from tests.admission.test_webhook import post
 from tests.admission.webhook import EXAMPLES, manifests, review_for, start_webhook, stop_webhook
+from tests.support import require
 
 OBJECTS = manifests()
 EXPECTED = {"Deployment/prod/pay": True, "Deployment/shop/legacy": False, "Pod/shop/debug": False}
@@ -187,3 +189,61 @@ def test_default_workers_follow_the_cgroup_cpu_quota(tmp_path: Path) -> None:
     (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")  # cgroup v1: 1 CPU
     (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
     assert default_workers(tmp_path) == 1
+
+
+def _policy_of(pid: int) -> set[int]:
+    """The scheduling policies of all threads of ``pid``."""
+    return {os.sched_getscheduler(int(t)) for t in os.listdir(f"/proc/{pid}/task")}
+
+
+def test_realtime_priority_serves_under_sched_rr_and_stores_under_the_normal_policy(
+    tmp_path: Path,
+) -> None:
+    require(os.geteuid() == 0, "needs CAP_SYS_NICE (root) for SCHED_RR")
+    hook = start_webhook(
+        tmp_path,
+        "--policy",
+        str(EXAMPLES / "policy.yaml"),
+        "--vulns",
+        str(EXAMPLES / "vulns.yaml"),
+        "--workers",
+        "2",
+        "--realtime-priority",
+        "3",
+    )
+    try:
+        with hook.client() as c:
+            assert post(c, review_for(OBJECTS["Deployment/prod/pay"]))["allowed"] is True
+        workers = children(hook.proc.pid)
+        assert len(workers) == 2
+        for w in workers:
+            assert _policy_of(w) == {os.SCHED_RR}
+            assert os.sched_getparam(w).sched_priority == 3
+            stores = children(w)
+            assert stores, "each worker has its event store process"
+            for s in stores:
+                assert _policy_of(s) == {os.SCHED_OTHER}
+                deadline = time.monotonic() + 20  # it lowers its own priority as it starts
+                while os.getpriority(os.PRIO_PROCESS, s) != 10 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert os.getpriority(os.PRIO_PROCESS, s) == 10
+    finally:
+        stop_webhook(hook)
+
+
+def test_realtime_priority_without_cap_sys_nice_is_a_one_line_error(tmp_path: Path) -> None:
+    require(os.geteuid() == 0, "drops CAP_SYS_NICE from root's bounding set")
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def without_sys_nice() -> None:  # root keeps only the bounding set across exec
+        libc.prctl(24, 23, 0, 0, 0)  # PR_CAPBSET_DROP, CAP_SYS_NICE
+
+    cmd = [sys.executable, "-m", "stockade", "admission", "serve", "--port", "0"]
+    cmd += ["--cert-dir", str(tmp_path / "certs"), "--db", f"sqlite:///{tmp_path / 'db'}"]
+    cmd += ["--realtime-priority", "1"]
+    r = subprocess.run(cmd, preexec_fn=without_sys_nice, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert lines[0].startswith("stockade: error: --realtime-priority 1: ")
+    assert "CAP_SYS_NICE" in lines[0]

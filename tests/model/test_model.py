@@ -99,3 +99,16 @@ def test_finding_and_event_serialize_to_json() -> None:
     assert data["details"] == {"package": "openssl", "fixed": ["3.0.1"]}
     e = Event(kind="scan.completed", message="m", data={"sev": Severity.LOW, "t": (1, 2)})
     assert json.loads(json.dumps(e.to_dict()))["data"] == {"sev": "low", "t": [1, 2]}
+
+
+def test_event_ids_are_random_version_4_uuids() -> None:
+    import uuid
+
+    from stockade.model.finding import _new_id
+
+    ids = [_new_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for i in ids[:200]:
+        u = uuid.UUID(hex=i)
+        assert len(i) == 32 and u.hex == i
+        assert u.version == 4 and u.variant == uuid.RFC_4122

@@ -231,3 +231,42 @@ def test_events_cross_the_pipe_masked(tmp_path: Path) -> None:
     assert sent == [storable_event(planted), plain]
     assert sent[0].id == planted.id and sent[0].data["connection"] == "c0ffee"
     assert "****" in sent[0].message and CARD not in repr(sent[0])
+
+
+def test_storable_event_carries_every_field() -> None:
+    """``storable_event`` builds the event field by field: every field of ``Event`` and
+    ``ResourceRef`` is carried (a field added later must be added there too), values unchanged
+    where there is nothing to mask."""
+    from dataclasses import fields
+    from datetime import UTC, datetime
+
+    from stockade.model import Severity
+    from stockade.store.rows import storable_event
+
+    assert {f.name for f in fields(Event)} == {
+        "kind", "message", "severity", "source", "resource", "peer", "data", "at", "id",
+        "action", "mode", "node", "rule", "count",
+    }  # fmt: skip
+    assert {f.name for f in fields(ResourceRef)} == {
+        "kind", "name", "namespace", "digest", "labels",
+    }  # fmt: skip
+    ref = ResourceRef(
+        kind="pod", name="p", namespace="ns", digest="sha256:ab", labels=(("a", "b"),)
+    )
+    e = Event(
+        kind="admission.denied",
+        message="m",
+        severity=Severity.HIGH,
+        source="admission",
+        resource=ref,
+        peer=ResourceRef(kind="external", name="h"),
+        data={"k": [1, "v"]},
+        at=datetime(2026, 1, 2, tzinfo=UTC),
+        id="e-1",
+        action="block",
+        mode="protect",
+        node="n1",
+        rule="r",
+        count=3,
+    )
+    assert storable_event(e) == e

@@ -110,6 +110,46 @@ def protocol_for(limits: Limits) -> type[asyncio.Protocol]:
     return LimitedH11Protocol
 
 
+class _HeadWithBody:
+    """The transport as one response sees it: the response's head (status line and headers) is
+    held until its first body bytes and leaves with them in one write (one TLS record, one send,
+    one segment: uvicorn writes them apart, and the client woke for each; at 1,000 reviews/s the
+    paced p50 went 0.54 -> 0.43 ms, the serving CPU 0.392 -> 0.380 ms a review). Only for a response of known length with a body to come: a streamed one
+    (chunked) and the answer to HEAD get their head at once, as before. Anything else
+    (``100 Continue``, close) passes through; a held head is written before a close (an app
+    that failed after it started its answer)."""
+
+    __slots__ = ("_cycle", "_held", "_state", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._held = b""
+        self._state = 0  # 0: no head yet, 1: head held, 2: head written
+
+    def write(self, data: bytes) -> None:
+        if self._state == 1:
+            self._state = 2
+            data, self._held = self._held + data, b""
+        elif self._state == 0 and self._cycle.response_started:
+            self._state = 2
+            # HEAD: no body write follows; chunked: a stream, whose head the client awaits
+            if not self._cycle.chunked_encoding and self._cycle.scope["method"] != "HEAD":
+                self._state = 1
+                self._held = data
+                return
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._state == 1:
+            self._state = 2
+            self._transport.write(self._held)
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:  # is_closing, get_extra_info, ...
+        return getattr(self._transport, name)
+
+
 def _httptools_protocol(limits: Limits) -> type[asyncio.Protocol]:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -143,6 +183,7 @@ def _httptools_protocol(limits: Limits) -> type[asyncio.Protocol]:
             self._in_headers = False
             self._header_bytes = 0
             super().on_headers_complete()
+            self.cycle.transport = _HeadWithBody(self.transport, self.cycle)
 
         def on_message_complete(self) -> None:
             self._in_headers = True

@@ -38,6 +38,7 @@ from stockade.admission.review import (
     recall,
 )
 from stockade.admission.workload import workload_of
+from stockade.model.jsonvalue import orjson
 from stockade.store.writer import EventWriter
 
 log = logging.getLogger("stockade.admission")
@@ -238,6 +239,18 @@ async def _read_body(scope: Scope, receive: Receive, max_body: int) -> bytes | N
             return b"".join(chunks)
 
 
+def _json_body(payload: dict[str, Any]) -> bytes:
+    """``payload`` as compact JSON: orjson's when installed (a tenth of json's cost, a tenth of
+    a review's serving CPU saved; UTF-8 instead of ``\\u`` escapes, the same values), json's for
+    what orjson refuses (a lone surrogate from a hostile uid, an integer beyond 64 bits)."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(payload)
+        except TypeError:  # orjson.JSONEncodeError is a TypeError
+            pass
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
 async def _reply(
     send: Send,
     status: int,
@@ -246,7 +259,7 @@ async def _reply(
     *,
     close: bool = False,
 ) -> None:
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    body = _json_body(payload)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if close:  # the request was not read to its end: the connection cannot carry another
         headers.append((b"connection", b"close"))

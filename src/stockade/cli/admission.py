@@ -148,6 +148,18 @@ def serve(
             "warmed at start (default: the cores it may use, within its cgroup CPU limit).",
         ),
     ] = None,
+    realtime_priority: Annotated[
+        int,
+        typer.Option(
+            "--realtime-priority",
+            min=0,
+            max=99,
+            help="Serve under the SCHED_RR real-time policy at this priority (1-99), so a "
+            "review takes a core from normal processes at once instead of queueing behind them; "
+            "needs CAP_SYS_NICE. 0 (the default): the normal policy. The event store process "
+            "and on-demand scans stay normal.",
+        ),
+    ] = 0,
 ) -> None:
     """Serve AdmissionReview requests over HTTPS on POST /validate (GET /healthz, /readyz).
 
@@ -164,6 +176,7 @@ def serve(
     from stockade.model.errors import StockadeError, UsageError
     from stockade.store.records import record_events
     from stockade.store.writer_process import EventStoreProcess
+    from stockade.workers import use_realtime
 
     if (cert is None) != (key is None):
         raise UsageError("--cert and --key go together")
@@ -172,6 +185,8 @@ def serve(
     if http_parser == "httptools" and best_http_parser() != "httptools":
         raise UsageError("--http-parser httptools: httptools is not installed")
     parser = best_http_parser() if http_parser == "auto" else http_parser
+    if realtime_priority:  # before any thread or fork: every worker and its threads inherit it
+        use_realtime(realtime_priority)
     pol, origin = _policy(policy, db)
     open_db(db).close()  # created and migrated once, here: workers would race to migrate it
     file_source = FileVulnSource(vulns) if vulns else None  # read once, errors before any fork

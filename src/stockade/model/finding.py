@@ -7,7 +7,7 @@ Per-pillar facts travel in ``details``: a frozen dataclass defined by the pillar
 from __future__ import annotations
 
 import dataclasses
-import uuid
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -76,7 +76,12 @@ def _now() -> datetime:
 
 
 def _new_id() -> str:
-    return uuid.uuid4().hex
+    """A random (version 4) UUID's 32 hex digits, as ``uuid.uuid4().hex`` gives them, at a sixth
+    of its cost (every event of a webhook review makes one)."""
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40  # version 4
+    b[8] = b[8] & 0x3F | 0x80  # the RFC 4122 variant
+    return b.hex()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,6 +20,8 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 
+from stockade.workers import normal_priority
+
 
 class QueueFull(Exception):
     """No slot and no room in the waiting line for another scan."""
@@ -87,6 +89,7 @@ class ScanQueue:
             timer.start()
 
     def _work(self, image: str, timer: threading.Timer) -> None:
+        normal_priority()  # a scan never competes with a real-time webhook's serving
         future = self._futures[image]
         try:
             self._run(image)

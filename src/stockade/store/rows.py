@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -51,27 +50,31 @@ def storable(value: Any) -> Any:
 def storable_event(event: Event) -> Event:
     """``event`` with every string in it as :func:`storable` stores it (the id is Stockade's own),
     for an event that must leave the process before the store has masked it (the event store
-    child of :mod:`stockade.store.writer_process`)."""
-    return replace(
-        event,
+    child of :mod:`stockade.store.writer_process`). Built field by field rather than through
+    ``dataclasses.replace`` (a third of the cost on a webhook's serving path); a test holds the
+    two to the same fields."""
+    return Event(
         kind=_storable_text(event.kind),
         message=_storable_text(event.message),
+        severity=event.severity,
         source=_storable_text(event.source),
         resource=_storable_ref(event.resource),
         peer=_storable_ref(event.peer),
         data=storable(event.data),
+        at=event.at,
+        id=event.id,
         action=_optional_text(event.action),
         mode=_optional_text(event.mode),
         node=_optional_text(event.node),
         rule=_optional_text(event.rule),
+        count=event.count,
     )
 
 
 def _storable_ref(ref: ResourceRef | None) -> ResourceRef | None:
     if ref is None:
         return None
-    return replace(
-        ref,
+    return ResourceRef(
         kind=_storable_text(ref.kind),
         name=_storable_text(ref.name),
         namespace=_optional_text(ref.namespace),

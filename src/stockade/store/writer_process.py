@@ -4,7 +4,8 @@ nor its interpreter lock on the database.
 :class:`EventStoreProcess` is an :class:`~stockade.store.writer.EventWriter` sink: each batch the
 writer thread hands it is pickled and written to the child's stdin (a pipe of 1 MiB). The child
 (``python -m stockade.store.writer_process``) runs at a lower CPU priority (nice +10: it takes what
-the serving processes leave) and stores each batch as it arrives with the
+the serving processes leave; under the normal scheduling policy even when its parent runs under
+a real-time one) and stores each batch as it arrives with the
 writer's own halving store (an event the database refuses is the only one lost, counted and
 logged, masked), and on end of input (the server stopped, or died) stores what it has read and
 exits. When the pipe has no room for a batch (the child is behind: a saturated server on a busy
@@ -38,6 +39,7 @@ from typing import IO, Any
 from stockade.model import Event
 from stockade.model.errors import StoreError
 from stockade.store.rows import storable_event
+from stockade.workers import normal_priority, runs_realtime
 
 log = logging.getLogger("stockade.store")
 
@@ -125,7 +127,10 @@ class EventStoreProcess:
             return proc
         if proc is not None:
             self._ended(proc)
-        proc = subprocess.Popen(self.command, stdin=subprocess.PIPE)
+        # A worker under a real-time policy (admission serve --realtime-priority) starts its
+        # store process under the normal one: the database is never worth a serving core.
+        lower = normal_priority if runs_realtime() else None
+        proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, preexec_fn=lower)
         assert proc.stdin is not None
         resize = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux
         if resize is not None:
