@@ -138,6 +138,8 @@ def test_the_merge_in_sql_stores_what_the_merge_in_python_stores(
     nodes, edges = _stored(in_sql)
     assert any(len(e[9].split(",")) == graph.MAX_LISTED for e in edges)  # ports were cut
     assert any("," in e[11] for e in edges)  # edges with DLP counts of several sensors
+    # and of one sensor, added up over merges (at most 4 a hit)
+    assert any(e[11] and "," not in e[11] and int(e[11].rpartition("=")[2]) > 4 for e in edges)
     assert any(n[4] for n in nodes) and any(not n[4] for n in nodes)  # labels, and none
 
 

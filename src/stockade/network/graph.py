@@ -407,12 +407,16 @@ _E = graph_edges.name
 
 
 def _merged_list(column: str) -> str:
-    """The sorted union of two comma-separated lists, its first MAX_LISTED items."""
+    """The sorted union of two comma-separated lists, its first MAX_LISTED items. Each list as
+    written is that already (sorted, distinct, cut): when one is empty or both are the same (an
+    edge seen again on its port: most merges), the answer is the other, without the sort."""
+    old, new = f"{_E}.{column}", f"EXCLUDED.{column}"
     return (
+        f"CASE WHEN {new} = '' OR {new} = {old} THEN {old} WHEN {old} = '' THEN {new} ELSE "
         "(SELECT coalesce(string_agg(y, ',' ORDER BY y), '') FROM "
         """(SELECT DISTINCT x COLLATE "C" AS y """
         f"FROM unnest(string_to_array({_E}.{column} || ',' || EXCLUDED.{column}, ',')) "
-        f"AS u(x) WHERE x <> '' ORDER BY 1 LIMIT {MAX_LISTED}) AS s)"
+        f"AS u(x) WHERE x <> '' ORDER BY 1 LIMIT {MAX_LISTED}) AS s) END"
     )
 
 
@@ -421,11 +425,17 @@ _EDGES_MERGED = {
     "ports": _merged_list("ports"),
     "protocols": _merged_list("protocols"),
     # "sensor=n" items summed by sensor (as _counts reads them: the name up to the last "=")
-    "dlp": "(SELECT coalesce(string_agg(k || '=' || n, ',' ORDER BY k), '') FROM "
+    # one sensor on both sides (most merges): its counts added without the split and the sort
+    "dlp": f"CASE WHEN EXCLUDED.dlp = '' THEN {_E}.dlp WHEN {_E}.dlp = '' THEN EXCLUDED.dlp "
+    f"WHEN {_E}.dlp ~ '^[^,=]+=[0-9]{{1,18}}$' AND EXCLUDED.dlp ~ '^[^,=]+=[0-9]{{1,18}}$' "
+    f"AND split_part({_E}.dlp, '=', 1) = split_part(EXCLUDED.dlp, '=', 1) "
+    f"THEN split_part(EXCLUDED.dlp, '=', 1) || '=' || (split_part({_E}.dlp, '=', 2)::bigint "
+    "+ split_part(EXCLUDED.dlp, '=', 2)::bigint) ELSE "
+    "(SELECT coalesce(string_agg(k || '=' || n, ',' ORDER BY k), '') FROM "
     """(SELECT substring(item FROM '^(.*)=') COLLATE "C" AS k, """
     "sum(substring(item FROM '=([0-9]+)$')::numeric) AS n "
     f"FROM unnest(string_to_array({_E}.dlp || ',' || EXCLUDED.dlp, ',')) AS u(item) "
-    "GROUP BY 1 HAVING count(substring(item FROM '=([0-9]+)$')) > 0) AS s WHERE k <> '')",
+    "GROUP BY 1 HAVING count(substring(item FROM '=([0-9]+)$')) > 0) AS s WHERE k <> '') END",
     "first_seen": f'LEAST({_E}.first_seen COLLATE "C", EXCLUDED.first_seen COLLATE "C")',
     "last_seen": f'GREATEST({_E}.last_seen COLLATE "C", EXCLUDED.last_seen COLLATE "C")',
 }
