@@ -89,8 +89,12 @@ def _event(rng: random.Random) -> Event:
             labels=tuple(sorted((r.get("labels") or {}).items())),
         )
 
+    resource, peer = ref(), ref()
     data: dict[str, Any] = {"port": rng.randrange(1, 60), "app": rng.choice(["proto.http", "x"])}
-    if rng.random() < 0.5:
+    if resource.namespace == "a":  # edges from a: one sensor, its counts added up
+        data["sensor"] = "dlp.payment_card"
+        data["count"] = rng.randrange(1, 5)
+    elif rng.random() < 0.5:  # from b or outside: several, or the default one
         data["sensor"] = rng.choice(["dlp.payment_card", "dlp.us_ssn", "dlp.a"])
         data["count"] = rng.randrange(1, 5)
     if rng.random() < 0.3:
@@ -99,8 +103,8 @@ def _event(rng: random.Random) -> Event:
         kind=rng.choice(KINDS),
         message="m",
         severity=Severity.HIGH,
-        resource=ref(),
-        peer=ref(),
+        resource=resource,
+        peer=peer,
         data=data,
         at=NOW - timedelta(minutes=rng.randrange(0, 300)),
     )
