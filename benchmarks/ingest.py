@@ -2,7 +2,7 @@
 SQLAlchemy ``executemany`` of the same rows into the same table (the baseline, measured in the
 same run), and the events API latency over a store of 1,000,000 events.
 
-    python benchmarks/ingest.py [--events 20000] [--batch 500] [--rounds 5] [--no-pg]
+    python benchmarks/ingest.py [--events 20000] [--batch 500] [--rounds 5] [--no-pg] [--agents N]
                                 [--stored 1000000] [--requests 2000] [--pages 10]
                                 [--cache-dir DIR] [--skip-ingest] [--skip-api]
 
@@ -17,7 +17,10 @@ writes (same columns, already masked: the baseline does no parsing, masking, con
 graph); the order alternates between rounds; medians. Each round also stores the same rows with
 the store's own insert alone (``store.bulk.insert_new_rows``: what the path cannot beat). PostgreSQL is STOCKADE_TEST_PG, in a schema of this process's
 own (created, then dropped; ``public`` is never touched). Targets: at least 0.5 of executemany,
-and at least 20,000 events/s on PostgreSQL.
+and at least 20,000 events/s on PostgreSQL (the single-stream figures). With ``--agents N``
+(N > 1), each round also stores the same events as N agents posting at once, each its own
+batches, in N threads of this process (as the controller's thread pool takes concurrent posts),
+next to executemany in N threads: printed apart, labelled as such.
 
 Events API: a SQLite store of ``--stored`` events, built once with executemany and kept in the
 cache directory, served by a real ``stockade controller`` on loopback (HTTPS, its generated CA);
@@ -39,6 +42,7 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -169,9 +173,27 @@ def _ingest_path(store: Store, body: bytes) -> None:
     assert taken.stored.accepted == len(taken.batch.events)
 
 
-def _body(batch: list[Event]) -> bytes:
+def _at_once(write: Any, agents: int) -> Any:
+    """``write`` of a round's batches by ``agents`` threads at once, batch ``j`` by thread
+    ``j % agents`` in order (the controller takes concurrent posts on its thread pool; psycopg
+    lets go of the GIL while it waits for the server)."""
+
+    def at_once(store: Store, batches: list[Any]) -> None:
+        def one(k: int) -> None:
+            for b in batches[k::agents]:
+                write(store, b)
+
+        with ThreadPoolExecutor(agents) as pool:
+            for done in [pool.submit(one, k) for k in range(agents)]:
+                done.result()
+
+    at_once.__name__ = f"{write.__name__}_x{agents}"
+    return at_once
+
+
+def _body(batch: list[Event], agent_name: str = "bench-agent") -> bytes:
     """The request body an agent posts (stockade.events.reporter's shape)."""
-    agent = {"name": "bench-agent", "node": "node-0", "version": "1.0", "capabilities": ["dlp"]}
+    agent = {"name": agent_name, "node": "node-0", "version": "1.0", "capabilities": ["dlp"]}
     doc = {"agent": agent, "events": [e.to_dict() for e in batch]}
     return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -196,6 +218,17 @@ def bench_ingest(name: str, store: Store, opts: argparse.Namespace) -> tuple[flo
             ours.append(_rate(store, ev_batches, _ingest_path, n))
             base.append(_rate(store, row_batches, _executemany, n))
         ceiling.append(_rate(store, row_batches, _rows_only, n))
+    concurrent: dict[str, list[float]] = {}
+    if opts.agents > 1:  # each agent names itself (its heartbeat row is its own)
+        agent_bodies = [
+            _body(evs[i : i + opts.batch], f"bench-agent-{(i // opts.batch) % opts.agents}")
+            for i in range(0, len(evs), opts.batch)
+        ]
+        runs = [(_at_once(_executemany, opts.agents), row_batches),
+                (_at_once(_ingest_path, opts.agents), agent_bodies)]  # fmt: skip
+        for r in range(opts.rounds):
+            for write, batches in runs if r % 2 == 0 else runs[::-1]:
+                concurrent.setdefault(write.__name__, []).append(_rate(store, [batches], write, n))
     _empty(store)
     b, o = statistics.median(base), statistics.median(ours)
     print(f"{name:11} executemany (baseline)  {b:10.0f} events/s")
@@ -208,6 +241,18 @@ def bench_ingest(name: str, store: Store, opts: argparse.Namespace) -> tuple[flo
         f"{cpu['_executemany']:.1f} us, take_batch {cpu['_ingest_path']:.1f} us, "
         f"rows built beforehand {cpu['_rows_only']:.1f} us"
     )
+    if concurrent:
+        k = opts.agents
+        cb = statistics.median(concurrent[f"_executemany_x{k}"])
+        co = statistics.median(concurrent[f"_ingest_path_x{k}"])
+        print(f"{name:11} {k} agents at once (threads of one process, each its own batches):")
+        print(f"{name:11}   executemany           {cb:10.0f} events/s")
+        print(f"{name:11}   take_batch            {co:10.0f} events/s   ratio to it {co / cb:5.2f}"
+              f"   ({co / b:4.2f} of one executemany stream)")  # fmt: skip
+        print(
+            f"{name:11}   this process's CPU a stored event: executemany "
+            f"{cpu[f'_executemany_x{k}']:.1f} us, take_batch {cpu[f'_ingest_path_x{k}']:.1f} us"
+        )
     CPU.clear()
     return b, o
 
@@ -377,6 +422,12 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20_000, help="events a round")
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument(
+        "--agents",
+        type=int,
+        default=1,
+        help="also measure this many agents posting at once (threads; 1: single stream only)",
+    )
     ap.add_argument("--no-pg", action="store_true", help="SQLite only")
     ap.add_argument("--stored", type=int, default=1_000_000, help="events behind the API")
     ap.add_argument("--requests", type=int, default=2000)

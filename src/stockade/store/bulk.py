@@ -17,7 +17,7 @@ the driver's ``executemany`` of one ``INSERT ... ON CONFLICT DO UPDATE`` on SQLi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table
@@ -31,6 +31,11 @@ _COLUMNS = tuple(c.name for c in events.c)
 
 def _copies(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+
+
+def merges_in_sql(conn: Connection) -> bool:
+    """Whether :func:`upsert_rows` takes ``merged`` expressions on ``conn`` (PostgreSQL, COPY)."""
+    return _copies(conn)
 
 
 def _sqlite(conn: Connection) -> bool:
@@ -54,13 +59,20 @@ def upsert_rows(
     rows: list[dict[str, Any]],
     *,
     fixed: frozenset[str] = frozenset(),
+    merged: Mapping[str, str] | None = None,
 ) -> None:
     """Write ``rows`` (every column of ``table``, distinct ``keys``) in ``conn``'s transaction,
     each replacing the stored row with the same ``keys``. The ``fixed`` columns are the keys'
     own (a value the key determines): written with a new row, never updated, so an update leaves
-    their indexes alone (SQLite rewrites the entries of every index on a column it sets)."""
+    their indexes alone (SQLite rewrites the entries of every index on a column it sets).
+
+    ``merged``: SQL expressions for columns whose stored value is merged with the new one
+    (``EXCLUDED.col`` is the new value, ``table.col`` the stored one) instead of replaced; only
+    where :func:`merges_in_sql` holds."""
     if not rows:
         return
+    if merged and not merges_in_sql(conn):
+        raise ValueError("merged columns need PostgreSQL through psycopg")
     kept = frozenset(keys) | fixed
     if _sqlite(conn):
         cols = [c.name for c in table.c]
@@ -79,7 +91,11 @@ def upsert_rows(
     columns = {c.name: f'"{c.name}"' for c in table.c}
     names = ", ".join(columns.values())
     _copy(conn, table, f"COPY {incoming} ({names}) FROM STDIN", rows)
-    updates = ", ".join(f"{q} = EXCLUDED.{q}" for c, q in columns.items() if c not in kept)
+    updates = ", ".join(
+        f"{q} = {(merged or {}).get(c, f'EXCLUDED.{q}')}"
+        for c, q in columns.items()
+        if c not in kept
+    )
     # the CTE empties the session's table as it reads it: a second call in the same transaction
     # starts from nothing
     conn.exec_driver_sql(
