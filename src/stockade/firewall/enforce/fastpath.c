@@ -37,6 +37,7 @@
 #define FP_NETLINK_NETFILTER 12
 #define FP_RCVBUF (4u << 20)
 #define FP_BUFSIZE (0x10000 + 4096)
+#define FP_SPIN_WANTED_NS 20000 /* a yield that took this long let another task run */
 
 /* ct/packet mark bits (marks.py) the fast path reads */
 #define FP_FIRST 0x40
@@ -67,7 +68,7 @@ struct fp_queue {
     uint64_t judged, fast, errors;
     /* the wait after a read (fp_run): poll without sleeping for up to spin_ns, adapted between 0
      * and spin_max_ns to what the waits show; spins that found a packet, spins that did not */
-    uint64_t spin_max_ns, spin_ns, spin_hits, spin_misses;
+    uint64_t spin_max_ns, spin_ns, spin_hits, spin_misses, spin_yielded;
     void *handle; /* the Python side, passed back to fp_judge */
     struct fp_own *own; /* the connections answered here from their first segment (own.c part) */
 };
@@ -466,6 +467,7 @@ int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
     struct pollfd fds[2] = {{.fd = q->fd, .events = POLLIN}, {.fd = other, .events = POLLIN}};
     int nfds = other >= 0 ? 2 : 1;
     uint64_t spin_until = 0; /* spinning while now < spin_until */
+    uint64_t spun = 0;       /* the spin's last turn: a long gap since means the core was taken */
     int missed = 0;          /* the last spin found nothing */
     for (;;) {
         uint64_t now = fp_now_ns();
@@ -481,8 +483,17 @@ int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
             uint64_t t = fp_now_ns();
             if (t >= end) return 0;
             if (t < spin_until) {
-                sched_yield(); /* a task waiting for this core goes first: the spin fills idle time */
-            } else { /* the spin ran out: sleep next */
+                /* a task waiting for this core goes first; if one ran, the core is wanted:
+                 * sleep rather than spin (the spin only fills a core's idle time) */
+                sched_yield();
+                uint64_t after = fp_now_ns();
+                if (t - spun < FP_SPIN_WANTED_NS && after - t < FP_SPIN_WANTED_NS) {
+                    spun = after;
+                    continue;
+                }
+                q->spin_yielded++;
+            }
+            { /* the spin ran out: sleep next */
                 q->spin_misses++;
                 missed = 1;
                 spin_until = 0;
@@ -501,7 +512,8 @@ int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
             missed = 0;
             int d = fp_drain(q, fail_mark);
             if (d < 0 || d == 2) return d;
-            spin_until = q->spin_ns ? fp_now_ns() + q->spin_ns : 0;
+            spun = fp_now_ns();
+            spin_until = q->spin_ns ? spun + q->spin_ns : 0;
         } else if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
             errno = EIO;
             return -1;
@@ -520,10 +532,12 @@ void fp_counts(struct fp_queue *q, uint64_t *out) {
     out[2] = q->errors;
 }
 
-/* the spin after a read: its longest and current length (ns), spins that found a packet, not */
+/* the spin after a read: its longest and current length (ns), spins that found a packet, spins
+ * that did not (of which: cut short because another task wanted the core) */
 void fp_spin_counts(struct fp_queue *q, uint64_t *out) {
     out[0] = q->spin_max_ns;
     out[1] = q->spin_ns;
     out[2] = q->spin_hits;
     out[3] = q->spin_misses;
+    out[4] = q->spin_yielded;
 }

@@ -265,10 +265,11 @@ class CompiledQueue:
                 counts[f"handed_{why}"] = own[3 + i]
         if own[9]:
             counts["retransmitted"] = own[9]  # segments already scanned, answered in C again
-        spin = self._ffi.new("uint64_t[4]")
+        spin = self._ffi.new("uint64_t[5]")
         self._lib.fp_spin_counts(self._q, spin)
         if spin[2] or spin[3]:  # packets found while spinning after a read, spins run out
             counts["spin_hits"], counts["spin_misses"] = spin[2], spin[3]
+            counts["spin_yielded"] = spin[4]  # of which cut short: another task wanted the core
         return counts
 
     def close(self) -> None:
