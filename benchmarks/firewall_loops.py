@@ -38,6 +38,17 @@ import firewall as fb  # noqa: E402  (the end-to-end benchmark's lab, policy and
 QUEUES = {"enf-c": 0, "enf-py": 1, "null-c": 2, "null-py": 3, "enf-loop": 4}
 
 
+def queue_of(mode: str, modes: list[str]) -> int:
+    """A mode's queue: a variant with its own spin (``enf-c@50``: STOCKADE_ENFORCER_SPIN_US=50)
+    gets one of its own."""
+    return QUEUES[mode] if mode in QUEUES else len(QUEUES) + modes.index(mode)
+
+
+def spin_env(mode: str) -> dict[str, str]:
+    spin = mode.partition("@")[2]
+    return {"STOCKADE_ENFORCER_SPIN_US": spin} if spin else {}
+
+
 def null_loop(kind: str, node: str, queue: int) -> None:
     """Accept every packet of ``queue`` at once until SIGTERM."""
     from stockade.firewall.enforce import fastpath
@@ -61,11 +72,13 @@ def null_loop(kind: str, node: str, queue: int) -> None:
     q.close()
 
 
-def _start(mode: str, tmp: Path, state: Path, db: str, node: str) -> subprocess.Popen[str]:
-    queue = QUEUES[mode]
+def _start(
+    mode: str, queue: int, tmp: Path, state: Path, db: str, node: str
+) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), **spin_env(mode))
+    kind_of = mode.partition("@")[0]
     if mode.startswith("enf"):
-        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-        env["STOCKADE_ENFORCER_FASTPATH"] = {"enf-c": "1", "enf-loop": "loop"}.get(mode, "0")
+        env["STOCKADE_ENFORCER_FASTPATH"] = {"enf-c": "1", "enf-loop": "loop"}.get(kind_of, "0")
         log = tmp / f"{mode}.log"
         with log.open("w") as out:
             proc = subprocess.Popen(
@@ -78,13 +91,18 @@ def _start(mode: str, tmp: Path, state: Path, db: str, node: str) -> subprocess.
                 return proc
             time.sleep(0.1)
         raise SystemExit(f"{mode} did not start:\n{log.read_text()}")
-    kind = "compiled" if mode == "null-c" else "python"
+    kind = "compiled" if kind_of == "null-c" else "python"
     proc = subprocess.Popen(
         [sys.executable, __file__, "--null", kind, node, str(queue)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     return proc
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -104,6 +122,7 @@ def main() -> None:
     modes = args.modes.split(",")
     res: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
     procs: dict[str, subprocess.Popen[str]] = {}
+    cpu: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         state, db = tmp / "lab.json", f"sqlite:///{tmp}/db.sqlite"
@@ -117,14 +136,14 @@ def main() -> None:
             policy = load_files([tmp / "policy.yaml"])
             endpoints = Directory.from_identities(load(state).directory()).endpoints
             rulesets = {
-                m: nft.compile_ruleset(policy, endpoints, {}, log_group=QUEUES[m])
+                m: nft.compile_ruleset(policy, endpoints, {}, log_group=queue_of(m, modes))
                 for m in modes
                 if m != "off"
             }
             for m in rulesets:
-                procs[m] = _start(m, tmp, state, db, node)
+                procs[m] = _start(m, queue_of(m, modes), tmp, state, db, node)
             for m in rulesets:  # warm each loop: lazy imports, first flows, the lab's servers
-                nft.apply(node, rulesets[m], nft.Settings(queue=QUEUES[m]))
+                nft.apply(node, rulesets[m], nft.Settings(queue=queue_of(m, modes)))
                 fb.measure("keep", 0, 120, 0)
                 for _ in range(50):
                     try:
@@ -137,12 +156,14 @@ def main() -> None:
                     if m == "off":
                         nft.remove(node)
                     else:
-                        nft.apply(node, rulesets[m], nft.Settings(queue=QUEUES[m]))
+                        nft.apply(node, rulesets[m], nft.Settings(queue=queue_of(m, modes)))
                     for kind in ("keep", "new"):
                         for k, v in fb.measure(kind, 150, 300, 0).items():
                             res[m].setdefault(k, []).append(statistics.median(v))
                             res[m].setdefault(k + "_all", []).extend(v)
         finally:
+            for m, p in procs.items():  # CPU the loops used (their spin shows here)
+                cpu[m] = _cpu_seconds(p.pid)
             for p in procs.values():
                 p.send_signal(signal.SIGTERM)
                 p.wait(timeout=30)
@@ -151,6 +172,8 @@ def main() -> None:
             if m.startswith("enf"):
                 stats = (tmp / f"{m}.log").read_text().partition("rules removed.")[2]
                 print(f"{m}: {' '.join(stats.split())}")
+        for m, seconds in cpu.items():
+            print(f"{m}: {seconds:.1f} s of CPU in all")
     names = {"new": "new connection each", "head": "first 100 of keep-alive", "keep": "keep-alive"}
     for k, title in names.items():
         print(title)

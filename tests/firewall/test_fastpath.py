@@ -7,8 +7,10 @@ same events."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -304,6 +306,74 @@ def test_a_new_policy_forgets_the_decisions_the_c_loop_remembered() -> None:
             marks.BLOCK,
             marks.BLOCK,
         ]
+    finally:
+        queue.close()
+        ours.close()
+        kernel.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [("", fastpath.SPIN_US), ("0", 0), ("200", 200), ("-5", 0), ("99999", fastpath.SPIN_US_MAX),
+     ("fast", fastpath.SPIN_US)],
+)  # fmt: skip
+def test_the_spin_after_a_read_is_bounded(
+    monkeypatch: pytest.MonkeyPatch, raw: str, want: int
+) -> None:
+    monkeypatch.setenv("STOCKADE_ENFORCER_SPIN_US", raw)
+    assert fastpath.spin_us() == want
+
+
+def _spinning_queue(spin_ns: int) -> tuple[fastpath.CompiledQueue, socket.socket, socket.socket]:
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    queue = fastpath.CompiledQueue.attach(
+        compiled_module(), ours.fileno(), QUEUE, enforcer().judge, 0
+    )
+    queue._lib.fp_set_spin(queue._q, spin_ns // 1000)  # past the 1 ms users get: a slow machine
+    return queue, ours, kernel
+
+
+def test_a_packet_that_comes_while_the_loop_spins_is_answered() -> None:
+    queue, ours, kernel = _spinning_queue(5_000_000_000)
+    wake_r, wake_w = os.pipe()
+    verdicts: list[tuple[int, int, int | None]] = []
+
+    def kernel_side() -> None:  # the next packet comes soon after the first one is answered
+        kernel.settimeout(10)
+        verdicts.append(read_verdict(kernel.recv(256)))
+        time.sleep(0.2)  # the loop has read all there was: it spins (5 s at most)
+        kernel.send(nfq_packet(2, CASES[1][1], CASES[1][0], last=True))
+        verdicts.append(read_verdict(kernel.recv(256)))
+        os.write(wake_w, b"!")
+
+    try:
+        kernel.send(nfq_packet(1, CASES[0][1], CASES[0][0], last=True))
+        peer = threading.Thread(target=kernel_side)
+        peer.start()
+        assert queue.serve(wake_r, 30.0) is True  # back at once when the other descriptor is
+        peer.join()
+        assert [(i, v) for i, v, _ in verdicts] == [(1, NF_ACCEPT), (2, NF_ACCEPT)]
+        counts = queue.counts()
+        # the spin found packet 2, unless another task wanted the core (a loaded machine): then
+        # the loop gave the core away and slept, and the packet woke it
+        assert counts["spin_hits"] == 1 or counts["spin_yielded"] >= 1
+    finally:
+        queue.close()
+        for closing in (ours, kernel):
+            closing.close()
+        os.close(wake_r)
+        os.close(wake_w)
+
+
+def test_the_spin_never_outlasts_the_serving_time() -> None:
+    queue, ours, kernel = _spinning_queue(5_000_000_000)
+    try:
+        kernel.send(nfq_packet(1, CASES[0][1], CASES[0][0], last=True))
+        started = time.monotonic()
+        assert queue.serve(-1, 0.1) is False
+        assert time.monotonic() - started < 2.0
+        kernel.settimeout(2)
+        assert read_verdict(kernel.recv(256))[:2] == (1, NF_ACCEPT)
     finally:
         queue.close()
         ours.close()

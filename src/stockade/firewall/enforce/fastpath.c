@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@
 #define FP_NETLINK_NETFILTER 12
 #define FP_RCVBUF (4u << 20)
 #define FP_BUFSIZE (0x10000 + 4096)
+#define FP_SPIN_WANTED_NS 20000 /* a yield that took this long let another task run */
 
 /* ct/packet mark bits (marks.py) the fast path reads */
 #define FP_FIRST 0x40
@@ -64,6 +66,9 @@ struct fp_queue {
     uint8_t *buf;
     struct fp_slot *table;
     uint64_t judged, fast, errors;
+    /* the wait after a read (fp_run): poll without sleeping for up to spin_ns, adapted between 0
+     * and spin_max_ns to what the waits show; spins that found a packet, spins that did not */
+    uint64_t spin_max_ns, spin_ns, spin_hits, spin_misses, spin_yielded;
     void *handle; /* the Python side, passed back to fp_judge */
     struct fp_own *own; /* the connections answered here from their first segment (own.c part) */
 };
@@ -420,45 +425,101 @@ int fp_dispatch(struct fp_queue *q, const uint8_t *buf, uint32_t len, uint32_t f
     return n;
 }
 
-static long fp_ms_since(const struct timespec *t0) {
+static uint64_t fp_now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (t.tv_sec - t0->tv_sec) * 1000L + (t.tv_nsec - t0->tv_nsec) / 1000000L;
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* Read and answer every message waiting: 1 if there was one, 0 if none, 2 on a signal, -1 with
+ * errno on a socket error. */
+static int fp_drain(struct fp_queue *q, uint32_t fail_mark) {
+    int any = 0;
+    for (;;) {
+        ssize_t got = recv(q->fd, q->buf, FP_BUFSIZE, MSG_DONTWAIT);
+        if (got < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return any;
+            if (errno == ENOBUFS) continue; /* the kernel dropped messages */
+            if (errno == EINTR) return 2;
+            return -1;
+        }
+        if (fp_dispatch(q, q->buf, (uint32_t)got, fail_mark) < 0) return -1;
+        any = 1;
+    }
+}
+
+/* Set the longest spin after a read, in microseconds (0: always sleep in poll). */
+void fp_set_spin(struct fp_queue *q, uint32_t us) {
+    q->spin_max_ns = q->spin_ns = (uint64_t)us * 1000u;
 }
 
 /* Serve the queue for up to ``timeout_ms``: wait, read, answer. Returns early (1) when ``other``
  * (a descriptor, or -1) is readable, or on a signal (2, the caller checks its stop flag); 0 when
- * the time is up; -1 with errno on a socket error. */
+ * the time is up; -1 with errno on a socket error.
+ *
+ * After packets were answered the loop polls without sleeping for up to spin_ns before it sleeps
+ * again: in request/response traffic the next packet (the response, the rest of a message)
+ * follows within tens of microseconds, and a sleeping thread costs a wake-up on its arrival. The
+ * spin adapts like the kernel's haltpoll: one that finds nothing, followed by a long sleep,
+ * halves it; a sleep that ends within the longest spin sets it back to the longest. */
 int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t end = fp_now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
     struct pollfd fds[2] = {{.fd = q->fd, .events = POLLIN}, {.fd = other, .events = POLLIN}};
+    int nfds = other >= 0 ? 2 : 1;
+    uint64_t spin_until = 0; /* spinning while now < spin_until */
+    uint64_t spun = 0;       /* the spin's last turn: a long gap since means the core was taken */
+    int missed = 0;          /* the last spin found nothing */
     for (;;) {
-        long left = timeout_ms - fp_ms_since(&t0);
-        if (left < 0) left = 0;
-        int r = poll(fds, other >= 0 ? 2 : 1, (int)left);
+        uint64_t now = fp_now_ns();
+        int spinning = now < spin_until;
+        int wait = spinning || now >= end ? 0 : (int)((end - now + 999999) / 1000000);
+        int r = poll(fds, nfds, wait);
         if (r < 0) {
             if (errno == EINTR) return 2;
             return -1;
         }
-        if (r == 0) return 0;
-        if (fds[0].revents & POLLIN) {
-            for (;;) {
-                ssize_t got = recv(q->fd, q->buf, FP_BUFSIZE, MSG_DONTWAIT);
-                if (got < 0) {
-                    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-                    if (errno == ENOBUFS) continue; /* the kernel dropped messages */
-                    if (errno == EINTR) return 2;
-                    return -1;
+        if (r == 0) {
+            if (!spinning) return 0; /* the time is up */
+            uint64_t t = fp_now_ns();
+            if (t >= end) return 0;
+            if (t < spin_until) {
+                /* a task waiting for this core goes first; if one ran, the core is wanted:
+                 * sleep rather than spin (the spin only fills a core's idle time) */
+                sched_yield();
+                uint64_t after = fp_now_ns();
+                if (t - spun < FP_SPIN_WANTED_NS && after - t < FP_SPIN_WANTED_NS) {
+                    spun = after;
+                    continue;
                 }
-                if (fp_dispatch(q, q->buf, (uint32_t)got, fail_mark) < 0) return -1;
+                q->spin_yielded++;
             }
+            { /* the spin ran out: sleep next */
+                q->spin_misses++;
+                missed = 1;
+                spin_until = 0;
+            }
+            continue;
+        }
+        if (fds[0].revents & POLLIN) {
+            if (spinning) {
+                q->spin_hits++;
+            } else if (q->spin_max_ns) { /* adapt to how long this sleep was */
+                uint64_t slept = fp_now_ns() - now;
+                if (slept <= q->spin_max_ns) q->spin_ns = q->spin_max_ns;
+                else if (missed) q->spin_ns /= 2;
+                if (q->spin_ns < 2000) q->spin_ns = q->spin_max_ns / 8; /* keep probing */
+            }
+            missed = 0;
+            int d = fp_drain(q, fail_mark);
+            if (d < 0 || d == 2) return d;
+            spun = fp_now_ns();
+            spin_until = q->spin_ns ? spun + q->spin_ns : 0;
         } else if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
             errno = EIO;
             return -1;
         }
         if (other >= 0 && (fds[1].revents & POLLIN)) return 1;
-        if (fp_ms_since(&t0) >= timeout_ms) return 0;
+        if (fp_now_ns() >= end) return 0;
     }
 }
 
@@ -469,4 +530,14 @@ void fp_counts(struct fp_queue *q, uint64_t *out) {
     out[0] = q->judged;
     out[1] = q->fast;
     out[2] = q->errors;
+}
+
+/* the spin after a read: its longest and current length (ns), spins that found a packet, spins
+ * that did not (of which: cut short because another task wanted the core) */
+void fp_spin_counts(struct fp_queue *q, uint64_t *out) {
+    out[0] = q->spin_max_ns;
+    out[1] = q->spin_ns;
+    out[2] = q->spin_hits;
+    out[3] = q->spin_misses;
+    out[4] = q->spin_yielded;
 }

@@ -52,6 +52,20 @@ HANDED_BECAUSE = ("match", "alnum", "order", "end", "limit", "slot")
 DECIDED = 1 << 32  # in the compiled loop's answer: the connection is decided (fastpath.c)
 END_COPY = 1 << 31  # the mark of a kept end the C loop replays at a hand-back (fastpath_own.c)
 MAX_LEN = 4096  # packets the kernel holds for the enforcer before it drops (or bypasses)
+# the compiled loop's longest spin after answering packets, in microseconds (fastpath.c fp_run)
+SPIN_US = 0
+SPIN_US_MAX = 1000
+
+
+def spin_us() -> int:
+    """The compiled loop's longest spin (``STOCKADE_ENFORCER_SPIN_US``, 0 to 1000; 0: none)."""
+    raw = os.environ.get("STOCKADE_ENFORCER_SPIN_US", "")
+    try:
+        value = int(raw) if raw.strip() else SPIN_US
+    except ValueError:
+        log.warning("STOCKADE_ENFORCER_SPIN_US=%r is not a number: %d us", raw, SPIN_US)
+        return SPIN_US
+    return max(0, min(value, SPIN_US_MAX))
 
 
 def compiled() -> Any | None:
@@ -144,6 +158,7 @@ class CompiledQueue:
         if advise is not None and dlp:
             self.dlp = self._load_dlp(dlp)
         self._lib.fp_set_handle(q, self._handle)
+        self._lib.fp_set_spin(q, spin_us())
 
     def _load_dlp(self, dlp: list[tuple[bytes, int, int]]) -> bool:
         ffi = self._ffi
@@ -250,6 +265,11 @@ class CompiledQueue:
                 counts[f"handed_{why}"] = own[3 + i]
         if own[9]:
             counts["retransmitted"] = own[9]  # segments already scanned, answered in C again
+        spin = self._ffi.new("uint64_t[5]")
+        self._lib.fp_spin_counts(self._q, spin)
+        if spin[2] or spin[3]:  # packets found while spinning after a read, spins run out
+            counts["spin_hits"], counts["spin_misses"] = spin[2], spin[3]
+            counts["spin_yielded"] = spin[4]  # of which cut short: another task wanted the core
         return counts
 
     def close(self) -> None:
