@@ -204,12 +204,15 @@ class Stream:
         each one at or before ``next_seq``, and walking again while a walk delivered something:
         the due segments wait in two heaps by arrival number, those still ahead of the walk's
         position (``now``) and those behind it (``later``, the next walk's)."""
-        if not self.ooo or self.delivered >= self.depth:
+        order = self._order
+        if not order or self.delivered >= self.depth:
             return
         now: list[tuple[int, int]] = []
         later: list[tuple[int, int]] = []
         at = -1  # arrival number of the segment the walk is at
         self._due(now, later, at)
+        if not now:
+            return  # nothing due (the usual case while a hole waits for its retransmission)
         ooo = self.ooo
         while ooo and self.delivered < self.depth:
             if not now:
@@ -233,15 +236,17 @@ class Stream:
 
     def _due(self, now: list[tuple[int, int]], later: list[tuple[int, int]], at: int) -> None:
         """Move the held segments at or before ``next_seq`` from ``_order`` to the walk's heaps."""
-        order = self._order
+        order, rank, nxt = self._order, self._rank, self.next_seq
         while order:
-            i = self._earliest()
+            i = bisect_left(order, (nxt + HALF) & MASK)  # as _earliest
+            if i == len(order):
+                i = 0
             seq = order[i]
-            if seq_diff(seq, self.next_seq) > 0:
+            if (seq - nxt) & MASK and not (seq - nxt) & HALF:  # seq_diff(seq, nxt) > 0
                 return
             del order[i]
-            rank = self._rank[seq]
-            heappush(now if rank > at else later, (rank, seq))
+            r = rank[seq]
+            heappush(now if r > at else later, (r, seq))
 
     def _earliest(self) -> int:
         """Index in ``_order`` of the segment earliest relative to ``next_seq`` (``_order`` not
