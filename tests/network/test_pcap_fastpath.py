@@ -30,7 +30,9 @@ TIGHT = FlowConfig(
     stream_depth=700, ooo_limit=900, memcap=1500, max_flows=6, tcp_idle=3.0, udp_idle=2.0,
     half_open_idle=1.5, linger=0.5,
 )  # fmt: skip
-CONFIGS = {"default": None, "tight": TIGHT}
+# few out-of-order segments held: the segment cap gives up on holes (as the byte limit does)
+FEW_HELD = FlowConfig(ooo_segments=3)
+CONFIGS = {"default": None, "tight": TIGHT, "few-held": FEW_HELD}
 
 
 @pytest.fixture(autouse=True)
@@ -325,7 +327,7 @@ def test_mutated_captures_give_the_same_records_and_errors(
     for i, mutant in enumerate(_mutants(data, rng, 40)):
         path = tmp_path / f"m{i}"
         path.write_bytes(mutant)
-        for config in (None, TIGHT):
+        for config in (None, TIGHT, FEW_HELD):
             _recs, end = _same(path, inspectors, monkeypatch, config=config)
             errors += isinstance(end, tuple)
     assert errors  # some mutants are refused, with the same one-line error on both paths

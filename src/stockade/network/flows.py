@@ -27,7 +27,7 @@ from stockade.network.capture.decode import Buf, FlowKey
 from stockade.network.connection import ConnectionRecord, Hit
 from stockade.network.interface import Detection, TlsInfo
 from stockade.network.protocols import upgrades
-from stockade.network.reassembly import Stream
+from stockade.network.reassembly import OOO_SEGMENTS, Stream
 from stockade.network.tls import CLEAR, TLS, HelloCheck, RecordWalker, opens_with_hello
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
@@ -47,6 +47,7 @@ _FLAG_NAMES = (
 class FlowConfig:
     stream_depth: int = 64 * 1024
     ooo_limit: int = 256 * 1024  # out-of-order bytes held per direction
+    ooo_segments: int = OOO_SEGMENTS  # out-of-order segments held per direction
     memcap: int = 256 * 1024 * 1024  # reassembly bytes held across all flows
     max_flows: int = 65536
     tcp_idle: float = 120.0
@@ -230,7 +231,13 @@ class FlowTable:
         cfg = self.cfg
         for d in (0, 1):
             f.streams.append(
-                Stream(cfg.stream_depth, cfg.ooo_limit, self._data_hook(f, d), self._gap_hook(f, d))
+                Stream(
+                    cfg.stream_depth,
+                    cfg.ooo_limit,
+                    self._data_hook(f, d),
+                    self._gap_hook(f, d),
+                    ooo_segments=cfg.ooo_segments,
+                )
             )
         fwd = (f, 1 if reverse else 0)
         back = (f, 0 if reverse else 1)

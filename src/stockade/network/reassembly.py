@@ -1,19 +1,33 @@
 """TCP reassembly of one direction, up to a stream depth.
 
 In-order bytes are delivered to ``on_data``; retransmissions are dropped, overlaps trimmed (the
-first copy wins, as on most stacks), out-of-order segments buffered up to ``ooo_limit`` bytes. A
-hole is skipped (and reported to ``on_gap``) when the buffer overflows, when the peer acknowledges
-bytes the capture never saw, or when the stream is flushed. After ``depth`` bytes only counting
-continues.
+first copy wins, as on most stacks), out-of-order segments buffered up to ``ooo_limit`` bytes and
+``ooo_segments`` segments. A hole is skipped (and reported to ``on_gap``) when the buffer overflows
+(either limit), when the peer acknowledges bytes the capture never saw, or when the stream is
+flushed. After ``depth`` bytes only counting continues.
+
+Held segments are kept in arrival order (``ooo``, the order decides which of two differing
+overlapping copies is delivered) and, for finding them, sorted by sequence number (``_order``):
+the earliest held segment and the ones a delivery makes due are found by bisection, so a capture of
+many spaced segments costs a logarithm per segment, not a walk over all of them.
+capture/pcapfast.c does the same, step for step.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Callable
+from heapq import heappop, heappush
 
 from stockade.network.capture.decode import Buf
 
 MASK = 0xFFFFFFFF
+# Out-of-order segments held per direction (next to the byte limit ``ooo_limit``): the count a
+# hostile capture of tiny spaced segments would otherwise grow without bound. Snort's stream
+# reassembly holds 2,621 by default, FreeBSD's TCP 100; 1,024 one-MSS segments are 1.5 MB, more
+# than the default byte limit, so only tiny segments reach it.
+OOO_SEGMENTS = 1024
+HALF = 0x80000000
 
 
 def seq_diff(a: int, b: int) -> int:
@@ -24,8 +38,11 @@ def seq_diff(a: int, b: int) -> int:
 
 class Stream:
     __slots__ = (
+        "_arrivals",
         "_on_data",
         "_on_gap",
+        "_order",
+        "_rank",
         "buffered",
         "delivered",
         "depth",
@@ -36,6 +53,7 @@ class Stream:
         "next_seq",
         "ooo",
         "ooo_limit",
+        "ooo_segments",
         "overlaps",
         "past_depth",
         "retransmissions",
@@ -50,9 +68,11 @@ class Stream:
         on_gap: Callable[[int], None] | None = None,
         *,
         keep_head: bool = True,
+        ooo_segments: int = OOO_SEGMENTS,
     ) -> None:
         self.depth = depth
         self.ooo_limit = ooo_limit
+        self.ooo_segments = max(1, ooo_segments)
         self._on_data = on_data
         self._on_gap = on_gap
         self.started = False
@@ -62,7 +82,10 @@ class Stream:
         self.keep_head = keep_head
         self.delivered = 0
         self.past_depth = 0  # bytes seen after the depth, counted only
-        self.ooo: dict[int, bytes] = {}
+        self.ooo: dict[int, bytes] = {}  # held segments by sequence number, in arrival order
+        self._order: list[int] = []  # their sequence numbers, sorted (while draining: not yet due)
+        self._rank: dict[int, int] = {}  # sequence number -> arrival number (its place in ``ooo``)
+        self._arrivals = 0
         self.buffered = 0  # bytes held in ``ooo`` (memory accounting)
         self.gaps = 0
         self.overlaps = 0
@@ -77,40 +100,48 @@ class Stream:
 
     def segment(self, seq: int, buf: Buf, off: int, length: int) -> int:
         """Take one segment; returns the change in bytes held by this stream."""
-        if self.delivered >= self.depth:
-            self.past_depth += length
-            return 0
-        if not self.started:  # picked up mid-stream: start where we are
-            self.next_seq = seq
-            self.started = True
-        rel = seq_diff(seq, self.next_seq)
-        if rel < 0:
-            if rel + length <= 0:
-                self.retransmissions += 1
-                return 0
-            self.overlaps += 1
-            off -= rel
-            length += rel
-            seq = self.next_seq
-            rel = 0
         before = self.buffered + len(self.head)
-        if rel == 0:
-            self._deliver(bytes(buf[off : off + length]))
-            if self.ooo:
-                self._drain()
-        else:
-            if self.buffered + length > self.ooo_limit:
-                # no room: give up on the hole before the earliest data held (or this segment)
+        while True:
+            if self.delivered >= self.depth:
+                self.past_depth += length
+                break
+            if not self.started:  # picked up mid-stream: start where we are
+                self.next_seq = seq
+                self.started = True
+            rel = seq_diff(seq, self.next_seq)
+            if rel < 0:
+                if rel + length <= 0:
+                    self.retransmissions += 1
+                    break
+                self.overlaps += 1
+                off -= rel
+                length += rel
+                seq = self.next_seq
+                rel = 0
+            if rel == 0:
+                self._deliver(bytes(buf[off : off + length]))
+                if self.ooo:
+                    self._drain()
+                break
+            old = self.ooo.get(seq)
+            if self.buffered + length > self.ooo_limit or (
+                old is None and len(self.ooo) >= self.ooo_segments
+            ):
+                # no room: give up on the hole before the earliest data held (or this segment),
+                # then take the segment again (each round delivers at least one held segment)
                 first = self._first_buffered()
                 self._skip(seq if first is None or seq_diff(seq, first) < 0 else first)
-                self.segment(seq, buf, off, length)
-                return self.buffered + len(self.head) - before
-            old = self.ooo.get(seq)
+                continue
+            if old is None:
+                self._rank[seq] = self._arrivals
+                self._arrivals += 1
+                insort(self._order, seq)
             if old is None or len(old) < length:
                 self.buffered += length - (len(old) if old else 0)
-                self.ooo[seq] = bytes(buf[off : off + length])
+                self.ooo[seq] = bytes(buf[off : off + length])  # a longer copy keeps the place
             else:
                 self.retransmissions += 1
+            break
         return self.buffered + len(self.head) - before
 
     def acked(self, ack: int) -> int:
@@ -133,8 +164,7 @@ class Stream:
         before = self.buffered + len(self.head)
         while self.ooo and self.delivered < self.depth:
             self._skip_to_buffered()
-        self.buffered = 0
-        self.ooo.clear()
+        self._clear()
         return self.buffered + len(self.head) - before
 
     def release(self) -> int:
@@ -142,8 +172,7 @@ class Stream:
         freed = self.buffered + len(self.head)
         self.head = bytearray()
         self.keep_head = False
-        self.ooo.clear()
-        self.buffered = 0
+        self._clear()
         return freed
 
     # internals
@@ -160,33 +189,73 @@ class Stream:
         if self._on_data is not None and data:
             self._on_data(data)
         if self.delivered >= self.depth and self.ooo:
-            self.ooo.clear()
-            self.buffered = 0
+            self._clear()
+
+    def _clear(self) -> None:
+        self.ooo.clear()
+        self._order.clear()
+        self._rank.clear()
+        self.buffered = 0
 
     def _drain(self) -> None:
-        progressed = True
-        while progressed and self.ooo and self.delivered < self.depth:
-            progressed = False
-            for seq in list(self.ooo):
-                rel = seq_diff(seq, self.next_seq)
-                if rel > 0:
-                    continue
-                data = self.ooo.pop(seq)
-                self.buffered -= len(data)
-                if rel + len(data) > 0:
-                    if rel < 0:
-                        self.overlaps += 1
-                    self._deliver(data[-rel:] if rel < 0 else data)
-                    progressed = True
-                else:
-                    self.retransmissions += 1
-                if self.delivered >= self.depth:
+        """Deliver the held segments a delivery or a skip made due.
+
+        The same as walking the held segments in arrival order, delivering (trimmed) or dropping
+        each one at or before ``next_seq``, and walking again while a walk delivered something:
+        the due segments wait in two heaps by arrival number, those still ahead of the walk's
+        position (``now``) and those behind it (``later``, the next walk's)."""
+        order = self._order
+        if not order or self.delivered >= self.depth:
+            return
+        now: list[tuple[int, int]] = []
+        later: list[tuple[int, int]] = []
+        at = -1  # arrival number of the segment the walk is at
+        self._due(now, later, at)
+        if not now:
+            return  # nothing due (the usual case while a hole waits for its retransmission)
+        ooo = self.ooo
+        while ooo and self.delivered < self.depth:
+            if not now:
+                if not later:
                     break
+                now, later, at = later, now, -1  # the next walk, from the start
+                continue
+            at, seq = heappop(now)
+            del self._rank[seq]
+            data = ooo.pop(seq)
+            self.buffered -= len(data)
+            rel = seq_diff(seq, self.next_seq)
+            if rel + len(data) > 0:
+                if rel < 0:
+                    self.overlaps += 1
+                self._deliver(data[-rel:] if rel < 0 else data)
+                if ooo:
+                    self._due(now, later, at)
+            else:
+                self.retransmissions += 1
+
+    def _due(self, now: list[tuple[int, int]], later: list[tuple[int, int]], at: int) -> None:
+        """Move the held segments at or before ``next_seq`` from ``_order`` to the walk's heaps."""
+        order, rank, nxt = self._order, self._rank, self.next_seq
+        while order:
+            i = bisect_left(order, (nxt + HALF) & MASK)  # as _earliest
+            if i == len(order):
+                i = 0
+            seq = order[i]
+            if (seq - nxt) & MASK and not (seq - nxt) & HALF:  # seq_diff(seq, nxt) > 0
+                return
+            del order[i]
+            r = rank[seq]
+            heappush(now if r > at else later, (r, seq))
+
+    def _earliest(self) -> int:
+        """Index in ``_order`` of the segment earliest relative to ``next_seq`` (``_order`` not
+        empty): sequence numbers from ``next_seq`` - 2**31 on, cyclically, are in that order."""
+        i = bisect_left(self._order, (self.next_seq + HALF) & MASK)
+        return 0 if i == len(self._order) else i
 
     def _first_buffered(self) -> int | None:
-        if not self.ooo:
-            return None
-        return min(self.ooo, key=lambda s: seq_diff(s, self.next_seq))
+        return self._order[self._earliest()] if self._order else None
 
     def _skip_to_buffered(self) -> None:
         first = self._first_buffered()

@@ -70,8 +70,8 @@ def run(mod: Any, path: Path, table: FlowTable, count: int | None) -> tuple[Deco
     ffi, lib = mod.ffi, mod.lib
     cfg = table.cfg
     c = ffi.new("struct sp_cfg *")
-    c.depth, c.ooo_limit, c.memcap, c.max_flows = (
-        cfg.stream_depth, cfg.ooo_limit, cfg.memcap, cfg.max_flows
+    c.depth, c.ooo_limit, c.ooo_segments, c.memcap, c.max_flows = (
+        cfg.stream_depth, cfg.ooo_limit, max(1, cfg.ooo_segments), cfg.memcap, cfg.max_flows
     )  # fmt: skip
     c.tcp_idle, c.udp_idle = cfg.tcp_idle, cfg.udp_idle
     c.half_open_idle, c.linger = cfg.half_open_idle, cfg.linger

@@ -23,13 +23,19 @@ enum { ST_CLOSED = 0, ST_RESET, ST_TIMEOUT, ST_EVICTED, ST_ACTIVE };
 enum { TH_FIN = 1, TH_SYN = 2, TH_RST = 4, TH_ACK = 16 };
 
 struct sp_cfg {
-    uint64_t depth, ooo_limit, memcap, max_flows;
+    uint64_t depth, ooo_limit, ooo_segments, memcap, max_flows;
     double tcp_idle, udp_idle, half_open_idle, linger;
 };
 
 struct sp_seg {
     uint32_t seq, len;
+    uint64_t rank; /* arrival number: the place in reassembly.py's dict */
     uint8_t *data;
+};
+
+struct sp_due {
+    uint64_t rank;
+    uint32_t slot;
 };
 
 struct sp_stream {
@@ -37,15 +43,16 @@ struct sp_stream {
     uint32_t next_seq;
     int64_t fin_seq;
     uint64_t headlen, delivered, past_depth, buffered, gaps;
-    struct sp_seg *ooo; /* out-of-order segments in arrival order (reassembly.py's dict) */
-    size_t nooo, cap;
-    /* with many of them, an index seq -> position (slot: seq << 32 | position + 2; 0 empty,
-       1 removed), so a segment is found in constant time as in the dict */
-    uint64_t *idx;
-    size_t idxcap, idxused;
+    /* the held (out-of-order) segments, at most cfg.ooo_segments: slots in seg (free ones on
+       the stack freeslots), their (seq << 32 | slot) sorted by seq in order (reassembly.py's
+       _order: while draining, those not yet due), and drain's two heaps by rank */
+    struct sp_seg *seg;
+    uint32_t *freeslots;
+    uint64_t *order;
+    struct sp_due *now, *later;
+    size_t nooo, nslots, nfree, norder, cap;
+    uint64_t arrivals;
 };
-
-#define SP_INDEX_FROM 32
 
 struct sp_flow;
 struct sp_node {
@@ -150,83 +157,94 @@ struct sp_ctx { struct sp_run *r; struct sp_flow *f; int dir; };
 
 static uint64_t held(const struct sp_stream *s) { return s->buffered + s->headlen; }
 
-static uint64_t *idx_slot(struct sp_stream *s, uint32_t seq) {
-    size_t mask = s->idxcap - 1, i = (size_t)((seq * 2654435761u) & mask);
-    for (;;) {
-        uint64_t v = s->idx[i];
-        if (v == 0) return NULL;
-        if (v != 1 && (uint32_t)(v >> 32) == seq) return &s->idx[i];
-        i = (i + 1) & mask;
+/* the first position in order whose seq is >= seq */
+static size_t order_bound(const struct sp_stream *s, uint32_t seq) {
+    size_t lo = 0, hi = s->norder;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((uint32_t)(s->order[mid] >> 32) < seq) lo = mid + 1; else hi = mid;
     }
+    return lo;
 }
 
-static void idx_drop(struct sp_stream *s) {
-    free(s->idx);
-    s->idx = NULL;
-    s->idxcap = s->idxused = 0;
+/* the slot of the held segment at seq, or -1 (not while draining) */
+static int64_t ooo_find(const struct sp_stream *s, uint32_t seq) {
+    size_t i = order_bound(s, seq);
+    if (i < s->norder && (uint32_t)(s->order[i] >> 32) == seq) return (int64_t)(uint32_t)s->order[i];
+    return -1;
 }
 
-/* (re)build the index over the list; on allocation failure the list is searched instead */
-static void idx_build(struct sp_stream *s) {
-    size_t cap = 64;
-    while (cap < s->nooo * 4) cap *= 2;
-    uint64_t *t = calloc(cap, sizeof *t);
-    free(s->idx);
-    s->idx = t;
-    s->idxcap = t ? cap : 0;
-    s->idxused = 0;
-    if (!t) return;
-    for (size_t k = 0; k < s->nooo; k++) {
-        size_t i = (size_t)((s->ooo[k].seq * 2654435761u) & (cap - 1));
-        while (t[i]) i = (i + 1) & (cap - 1);
-        t[i] = (uint64_t)s->ooo[k].seq << 32 | (uint64_t)(k + 2);
-        s->idxused++;
-    }
-}
-
-static void idx_set(struct sp_stream *s, uint32_t seq, size_t pos) {
-    if (!s->idx) return;
-    uint64_t *v = idx_slot(s, seq);
-    if (v) *v = (uint64_t)seq << 32 | (uint64_t)(pos + 2);
-}
-
-static void idx_del(struct sp_stream *s, uint32_t seq) {
-    if (!s->idx) return;
-    uint64_t *v = idx_slot(s, seq);
-    if (v) *v = 1;
-}
-
-static void idx_add(struct sp_stream *s, uint32_t seq, size_t pos) {
-    if (!s->idx) {
-        if (s->nooo >= SP_INDEX_FROM) idx_build(s);
-        return;
-    }
-    if ((s->idxused + 1) * 2 > s->idxcap) {
-        idx_build(s); /* the list already holds the new segment */
-        return;
-    }
-    size_t mask = s->idxcap - 1, i = (size_t)((seq * 2654435761u) & mask);
-    while (s->idx[i] > 1) i = (i + 1) & mask;
-    if (s->idx[i] == 0) s->idxused++;
-    s->idx[i] = (uint64_t)seq << 32 | (uint64_t)(pos + 2);
-}
-
-/* the position of the segment at seq, or nooo */
-static size_t ooo_find(struct sp_stream *s, uint32_t seq) {
-    if (s->idx) {
-        uint64_t *v = idx_slot(s, seq);
-        return v ? (size_t)((uint32_t)*v - 2) : s->nooo;
-    }
-    size_t i;
-    for (i = 0; i < s->nooo; i++)
-        if (s->ooo[i].seq == seq) break;
-    return i;
+/* position in order of the segment earliest relative to next_seq (order not empty) */
+static size_t ooo_earliest(const struct sp_stream *s) {
+    size_t i = order_bound(s, (uint32_t)((s->next_seq + 0x80000000u) & SP_MASK));
+    return i == s->norder ? 0 : i;
 }
 
 static void ooo_clear(struct sp_stream *s) {
-    for (size_t i = 0; i < s->nooo; i++) free(s->ooo[i].data);
-    s->nooo = 0;
-    idx_drop(s);
+    for (size_t i = 0; i < s->nslots; i++) {
+        free(s->seg[i].data);
+        s->seg[i].data = NULL;
+    }
+    s->nooo = s->nslots = s->nfree = s->norder = 0;
+}
+
+static void stream_free(struct sp_stream *s) {
+    ooo_clear(s);
+    free(s->seg);
+    free(s->freeslots);
+    free(s->order);
+    free(s->now);
+    free(s->later);
+    s->seg = NULL;
+    s->freeslots = NULL;
+    s->order = NULL;
+    s->now = s->later = NULL;
+    s->cap = 0;
+}
+
+/* room for one more held segment; 0 when out of memory */
+static int ooo_room(struct sp_stream *s) {
+    if (s->nfree || s->nslots < s->cap) return 1;
+    size_t cap = s->cap ? s->cap * 2 : 8;
+    struct sp_seg *seg = realloc(s->seg, cap * sizeof *seg);
+    if (seg) s->seg = seg;
+    uint32_t *fs = realloc(s->freeslots, cap * sizeof *fs);
+    if (fs) s->freeslots = fs;
+    uint64_t *order = realloc(s->order, cap * sizeof *order);
+    if (order) s->order = order;
+    struct sp_due *now = realloc(s->now, cap * sizeof *now);
+    if (now) s->now = now;
+    struct sp_due *later = realloc(s->later, cap * sizeof *later);
+    if (later) s->later = later;
+    if (!seg || !fs || !order || !now || !later) return 0;
+    s->cap = cap;
+    return 1;
+}
+
+static void due_push(struct sp_due *h, size_t *n, struct sp_due v) {
+    size_t i = (*n)++;
+    while (i) {
+        size_t up = (i - 1) / 2;
+        if (h[up].rank <= v.rank) break;
+        h[i] = h[up];
+        i = up;
+    }
+    h[i] = v;
+}
+
+static struct sp_due due_pop(struct sp_due *h, size_t *n) {
+    struct sp_due top = h[0], v = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t k = 2 * i + 1;
+        if (k >= *n) break;
+        if (k + 1 < *n && h[k + 1].rank < h[k].rank) k++;
+        if (v.rank <= h[k].rank) break;
+        h[i] = h[k];
+        i = k;
+    }
+    if (*n) h[i] = v;
+    return top;
 }
 
 static void drain(struct sp_ctx *c);
@@ -253,61 +271,62 @@ static void deliver(struct sp_ctx *c, const uint8_t *data, uint64_t len) {
     }
 }
 
+/* move the held segments at or before next_seq from order to drain's heaps (Stream._due) */
+static void due(struct sp_stream *s, size_t *nnow, size_t *nlater, int64_t at) {
+    while (s->norder) {
+        size_t i = ooo_earliest(s);
+        uint64_t e = s->order[i];
+        if (seq_diff((uint32_t)(e >> 32), s->next_seq) > 0) return;
+        memmove(s->order + i, s->order + i + 1, (s->norder - i - 1) * sizeof *s->order);
+        s->norder--;
+        uint32_t slot = (uint32_t)e;
+        struct sp_due v = {s->seg[slot].rank, slot};
+        if ((int64_t)v.rank > at)
+            due_push(s->now, nnow, v);
+        else
+            due_push(s->later, nlater, v);
+    }
+}
+
+/* Stream._drain: the held segments in arrival order, walk after walk while one delivers */
 static void drain(struct sp_ctx *c) {
     struct sp_run *r = c->r;
     struct sp_stream *s = &c->f->st[c->dir];
-    int progressed = 1;
-    while (progressed && s->nooo && s->delivered < r->cfg.depth) {
-        progressed = 0;
-        size_t n = s->nooo, w = 0, i;
-        for (i = 0; i < n; i++) {
-            struct sp_seg g = s->ooo[i];
-            int64_t rel = seq_diff(g.seq, s->next_seq);
-            if (rel > 0) {
-                if (w != i) {
-                    s->ooo[w] = g;
-                    s->ooo[i].data = NULL;
-                    idx_set(s, g.seq, w);
-                }
-                w++;
-                continue;
-            }
-            s->ooo[i].data = NULL; /* popped before delivery (which may clear the list) */
-            idx_del(s, g.seq);
-            s->buffered -= g.len;
-            if (rel + (int64_t)g.len > 0) {
-                uint64_t skip = rel < 0 ? (uint64_t)(-rel) : 0;
-                deliver(c, g.data + skip, g.len - skip);
-                progressed = 1;
-            }
-            free(g.data);
-            if (s->delivered >= r->cfg.depth) {
-                i++;
-                break;
-            }
+    if (!s->nooo || s->delivered >= r->cfg.depth) return;
+    size_t nnow = 0, nlater = 0;
+    int64_t at = -1;
+    due(s, &nnow, &nlater, at);
+    while (s->nooo && s->delivered < r->cfg.depth) {
+        if (!nnow) {
+            if (!nlater) break;
+            struct sp_due *h = s->now; /* the next walk, from the start */
+            s->now = s->later;
+            s->later = h;
+            nnow = nlater;
+            nlater = 0;
+            at = -1;
+            continue;
         }
-        if (s->nooo == 0) return; /* cleared by a delivery that reached the depth */
-        for (; i < n; i++) {
-            s->ooo[w] = s->ooo[i];
-            if (w != i) {
-                s->ooo[i].data = NULL;
-                idx_set(s, s->ooo[w].seq, w);
-            }
-            w++;
+        struct sp_due v = due_pop(s->now, &nnow);
+        at = (int64_t)v.rank;
+        struct sp_seg g = s->seg[v.slot];
+        s->seg[v.slot].data = NULL; /* popped before delivery (which may clear them all) */
+        s->freeslots[s->nfree++] = v.slot;
+        s->nooo--;
+        s->buffered -= g.len;
+        int64_t rel = seq_diff(g.seq, s->next_seq);
+        if (rel + (int64_t)g.len > 0) {
+            uint64_t skip = rel < 0 ? (uint64_t)(-rel) : 0;
+            deliver(c, g.data + skip, g.len - skip);
+            if (s->nooo) due(s, &nnow, &nlater, at);
         }
-        s->nooo = w;
+        free(g.data);
     }
 }
 
 static int first_buffered(struct sp_stream *s, uint32_t *out) {
-    if (!s->nooo) return 0;
-    size_t best = 0;
-    int64_t bd = seq_diff(s->ooo[0].seq, s->next_seq);
-    for (size_t i = 1; i < s->nooo; i++) {
-        int64_t d = seq_diff(s->ooo[i].seq, s->next_seq);
-        if (d < bd) { bd = d; best = i; }
-    }
-    *out = s->ooo[best].seq;
+    if (!s->norder) return 0;
+    *out = (uint32_t)(s->order[ooo_earliest(s)] >> 32);
     return 1;
 }
 
@@ -355,42 +374,41 @@ static int64_t segment(struct sp_ctx *c, uint32_t seq, const uint8_t *data, uint
             if (s->nooo) drain(c);
             return (int64_t)held(s) - before0;
         }
-        if (s->buffered + length > r->cfg.ooo_limit) {
-            /* no room: give up on the hole before the earliest data held (or this segment),
-               then take the segment again (reassembly.py recurses here; this loops) */
+        int64_t i = ooo_find(s, seq);
+        if (s->buffered + length > r->cfg.ooo_limit || (i < 0 && s->nooo >= r->cfg.ooo_segments)) {
+            /* no room (bytes or segments): give up on the hole before the earliest data held
+               (or this segment), then take the segment again (each round delivers at least one
+               held segment) */
             uint32_t first;
             int have = first_buffered(s, &first);
             skip_to(c, (!have || seq_diff(seq, first) < 0) ? seq : first);
             continue;
         }
-        size_t i = ooo_find(s, seq);
-        if (i == s->nooo || s->ooo[i].len < length) {
+        if (i < 0 || s->seg[i].len < length) {
+            if (i < 0 && !ooo_room(s)) {
+                r->oom = 1;
+                return 0;
+            }
             uint8_t *copy = malloc(length ? length : 1);
             if (!copy) {
                 r->oom = 1;
                 return 0;
             }
             memcpy(copy, data, length);
-            if (i == s->nooo) {
-                if (s->nooo == s->cap) {
-                    size_t cap = s->cap ? s->cap * 2 : 8;
-                    struct sp_seg *o = realloc(s->ooo, cap * sizeof *o);
-                    if (!o) {
-                        free(copy);
-                        r->oom = 1;
-                        return 0;
-                    }
-                    s->ooo = o;
-                    s->cap = cap;
-                }
-                s->ooo[s->nooo++] = (struct sp_seg){seq, (uint32_t)length, copy};
-                idx_add(s, seq, s->nooo - 1);
+            if (i < 0) {
+                uint32_t slot = s->nfree ? s->freeslots[--s->nfree] : (uint32_t)s->nslots++;
+                s->seg[slot] = (struct sp_seg){seq, (uint32_t)length, s->arrivals++, copy};
+                size_t at = order_bound(s, seq);
+                memmove(s->order + at + 1, s->order + at, (s->norder - at) * sizeof *s->order);
+                s->order[at] = (uint64_t)seq << 32 | slot;
+                s->norder++;
+                s->nooo++;
                 s->buffered += length;
-            } else {
-                s->buffered += length - s->ooo[i].len;
-                free(s->ooo[i].data);
-                s->ooo[i].data = copy;
-                s->ooo[i].len = (uint32_t)length;
+            } else { /* a longer copy keeps the place */
+                s->buffered += length - s->seg[i].len;
+                free(s->seg[i].data);
+                s->seg[i].data = copy;
+                s->seg[i].len = (uint32_t)length;
             }
         }
         return (int64_t)held(s) - before0;
@@ -571,7 +589,7 @@ static void remove_flow(struct sp_run *r, struct sp_flow *f) {
     }
     for (int d = 0; d < 2; d++) {
         r->memory -= stream_release(&f->st[d]);
-        free(f->st[d].ooo);
+        stream_free(&f->st[d]);
     }
     if (f->evented && !f->finished) sp_event(r, EV_DROP, 0, f->no, 0, 0);
     if (f->prev) f->prev->next = f->next; else r->head = f->next;
@@ -1180,8 +1198,7 @@ void sp_free(struct sp_run *r) {
     while (r->head) {
         struct sp_flow *f = r->head;
         for (int d = 0; d < 2; d++) {
-            ooo_clear(&f->st[d]);
-            free(f->st[d].ooo);
+            stream_free(&f->st[d]);
         }
         r->head = f->next;
         free(f);

@@ -10,7 +10,7 @@ from cffi import FFI
 
 CDEF = """
 struct sp_cfg {
-    uint64_t depth, ooo_limit, memcap, max_flows;
+    uint64_t depth, ooo_limit, ooo_segments, memcap, max_flows;
     double tcp_idle, udp_idle, half_open_idle, linger;
 };
 struct sp_run;
