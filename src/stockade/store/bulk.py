@@ -18,9 +18,10 @@ the driver's ``executemany`` of one ``INSERT ... ON CONFLICT DO UPDATE`` on SQLi
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table
+from sqlalchemy import JSON, Connection, DateTime, Table
 from sqlalchemy.exc import DBAPIError
 
 from stockade.store.jsontext import json_text
@@ -134,21 +135,49 @@ def _driver_rows(
 ) -> list[tuple[Any, ...]]:
     """``rows`` as the driver takes them: a tuple of every column of ``table`` in order, each value
     through its column type's bind processor (what SQLAlchemy's own statements would send)."""
-    processors = _processors(conn, table)
-    return [tuple([p(row[c]) if p else row[c] for c, p in processors]) for row in rows]
+    get, processors = _processors(conn, table)
+    # The rows of a batch share values of their JSON and time columns (the stored form of a
+    # resource they name, see records._storable_ref; the time they were stored): each object is
+    # converted once a column. Every row stays alive in ``rows`` while this runs, so no id is
+    # reused.
+    converting = [(i, process, {} if shared else None) for i, process, shared in processors]
+    out = []
+    for row in rows:
+        values = list(get(row))
+        for i, process, done in converting:
+            value = values[i]
+            if done is None:
+                values[i] = process(value)
+                continue
+            found = done.get(id(value), _MISSING)
+            if found is _MISSING:
+                found = done[id(value)] = process(value)
+            values[i] = found
+        out.append(tuple(values))
+    return out
 
 
-_PROCESSORS: dict[tuple[str, str], list[tuple[str, Callable[[Any], Any] | None]]] = {}
+_MISSING = object()
+_Processors = tuple[Callable[[dict[str, Any]], Any], list[tuple[int, Callable[[Any], Any], bool]]]
+_PROCESSORS: dict[tuple[str, str], _Processors] = {}
 
 
-def _processors(conn: Connection, table: Table) -> list[tuple[str, Callable[[Any], Any] | None]]:
+def _processors(conn: Connection, table: Table) -> _Processors:
+    """What reads a row's values in the order of ``table``'s columns (a tuple), and each column
+    with a bind processor: its place, the processor, and whether the values a batch gives it
+    are worth converting once an object (JSON and times)."""
     key = (conn.dialect.name, table.name)
     found = _PROCESSORS.get(key)
     if found is None:
         dialect = conn.dialect
-        found = _PROCESSORS[key] = [
-            (c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in table.c
-        ]
+        names = [c.name for c in table.c]
+        converted = []
+        for i, c in enumerate(table.c):
+            process = c.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                converted.append((i, process, isinstance(c.type, JSON | DateTime)))
+        get = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+        found = _PROCESSORS[key] = (get, converted)
     return found
 
 
