@@ -140,7 +140,9 @@ def _driver_rows(
     # resource they name, see records._storable_ref; the time they were stored): each object is
     # converted once a column. Every row stays alive in ``rows`` while this runs, so no id is
     # reused.
-    converting = [(i, process, {} if shared else None) for i, process, shared in processors]
+    converting: list[tuple[int, Callable[[Any], Any], dict[int, Any] | None]] = [
+        (i, process, {} if shared else None) for i, process, shared in processors
+    ]
     out = []
     for row in rows:
         values = list(get(row))
@@ -171,12 +173,14 @@ def _processors(conn: Connection, table: Table) -> _Processors:
     if found is None:
         dialect = conn.dialect
         names = [c.name for c in table.c]
-        converted = []
+        converted: list[tuple[int, Callable[[Any], Any], bool]] = []
         for i, c in enumerate(table.c):
             process = c.type.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
                 converted.append((i, process, isinstance(c.type, JSON | DateTime)))
-        get = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+        get: Callable[[dict[str, Any]], Any] = (
+            itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+        )
         found = _PROCESSORS[key] = (get, converted)
     return found
 
