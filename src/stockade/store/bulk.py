@@ -35,8 +35,9 @@ def _copies(conn: Connection) -> bool:
 
 
 def merges_in_sql(conn: Connection) -> bool:
-    """Whether :func:`upsert_rows` takes ``merged`` expressions on ``conn`` (PostgreSQL, COPY)."""
-    return _copies(conn)
+    """Whether :func:`upsert_rows` takes ``merged`` expressions on ``conn`` (PostgreSQL through
+    COPY, SQLite through the standard library's driver)."""
+    return _copies(conn) or _sqlite(conn)
 
 
 def _sqlite(conn: Connection) -> bool:
@@ -69,16 +70,20 @@ def upsert_rows(
 
     ``merged``: SQL expressions for columns whose stored value is merged with the new one
     (``EXCLUDED.col`` is the new value, ``table.col`` the stored one) instead of replaced; only
-    where :func:`merges_in_sql` holds."""
+    where :func:`merges_in_sql` holds (in the dialect of ``conn``)."""
     if not rows:
         return
     if merged and not merges_in_sql(conn):
-        raise ValueError("merged columns need PostgreSQL through psycopg")
+        raise ValueError("merged columns need PostgreSQL through psycopg or SQLite")
     kept = frozenset(keys) | fixed
     if _sqlite(conn):
         cols = [c.name for c in table.c]
         quoted = ", ".join(f'"{c}"' for c in cols)
-        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c not in kept)
+        updates = ", ".join(
+            f'"{c}" = {(merged or {}).get(c, f"excluded.{q}")}'
+            for c, q in ((c, f'"{c}"') for c in cols)
+            if c not in kept
+        )
         conn.exec_driver_sql(
             f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join('?' for _ in cols)}) "
             f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}",
