@@ -18,7 +18,7 @@ from stockade.model import Event, ResourceRef, Severity
 from stockade.network import graph
 from stockade.network.graph import Delta
 from stockade.network.tables import graph_edges, graph_nodes
-from stockade.store import Store, open_store
+from stockade.store import Store, open_store, textlists
 from tests.api.controller import pg_url
 from tests.conftest import drop_pg_schema
 
@@ -169,3 +169,13 @@ def test_the_merge_reads_none_of_the_stored_rows(two: tuple[Store, Store]) -> No
     with store.begin() as conn:
         _delta(rng).apply(conn)
     assert reads == []
+
+
+@pytest.mark.parametrize("old", ["dlp=3", "a=1", "=4", "dlp=", "x=y=2", "", "a=1,dlp=2", "q"])
+@pytest.mark.parametrize("new", ["dlp=5", "a=2", "dlp=", "x=y=1", "", "dlp=5,dlp=1", "a=1,b=2"])
+def test_sqlite_sums_counts_as_the_merge_in_python_does(old: str, new: str) -> None:
+    total = textlists.counts(new)
+    for name, n in textlists.counts(old).items():
+        total[name] = total.get(name, 0) + n
+    expected = ",".join(f"{k}={v}" for k, v in sorted(total.items()))
+    assert textlists.summed_counts(old, new) == expected

@@ -29,6 +29,11 @@ def merged_list(old: str, new: str, limit: int) -> str:
 
 def summed_counts(old: str, new: str) -> str:
     """The counts of ``old`` and ``new`` added by name, sorted by name."""
+    if "," not in old and "," not in new:  # one name on each side (most merges)
+        name, _, before = old.rpartition("=")
+        added, _, more = new.rpartition("=")
+        if name and name == added and before.isdigit() and more.isdigit():
+            return f"{name}={int(before) + int(more)}"
     total = counts(new)
     for name, n in counts(old).items():
         total[name] = total.get(name, 0) + n
