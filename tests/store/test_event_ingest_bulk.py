@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import Text, cast, event, insert, select
 
 from stockade.model import Event, ResourceRef, Severity
 from stockade.store import Store, open_store
+from stockade.store.bulk import insert_new_rows
 from stockade.store.records import EventFilter, _event_row, events_page, record_new_events
 from stockade.store.tables import events
 from tests.api.controller import pg_url
@@ -304,3 +305,31 @@ def test_a_batch_after_another_write_of_its_transaction_is_stored_once(store: St
         conn.execute(events.delete().where(events.c.id == "nothing"))  # a write first
         got = insert_new_rows(conn, [_event_row(e, now) for e in first])
     assert sorted(got) == sorted(e.id for e in first[2:])
+
+
+def test_rows_sharing_values_are_written_as_sqlalchemy_writes_each(tmp_path: Any) -> None:
+    """SQLite: the store's insert converts a JSON or time value shared by rows once; every row
+    is still written as SQLAlchemy's own insert writes it, shared or equal or apart. (COPY on
+    PostgreSQL writes a missing peer as NULL where SQLAlchemy writes JSON null.)"""
+    store = open_store(f"sqlite:///{tmp_path / 'shared.db'}")
+    at = datetime(2026, 1, 1, 12, 30, tzinfo=UTC)
+    shared = {"kind": "pod", "name": "web", "labels": {"a": "b"}}
+    rows = []
+    for i in range(6):
+        row = _event_row(_event(i), at if i % 2 else at + timedelta(microseconds=i))
+        row["resource"] = shared if i < 3 else dict(shared, name=f"web-{i}")
+        row["peer"] = None if i == 4 else shared
+        row["data"] = {"n": [1, 2.5, None, "x"]} if i % 3 else row["data"]
+        rows.append(row)
+    theirs = [dict(r, id=uuid.uuid4().hex) for r in rows]
+    with store.begin() as conn:
+        assert len(insert_new_rows(conn, rows)) == 6
+        conn.execute(insert(events), theirs)
+    columns = [c for c in events.c if c.name != "id"]
+    with store.connect() as conn:
+        got = {
+            r[0]: tuple(r[1:])
+            for r in conn.execute(select(events.c.id, *[cast(c, Text) for c in columns]))
+        }
+    store.close()
+    assert [got[r["id"]] for r in rows] == [got[r["id"]] for r in theirs]

@@ -1,6 +1,6 @@
-"""The connection graph's merge on PostgreSQL (in the upsert, stockade.network.graph's
-``_NODES_MERGED`` / ``_EDGES_MERGED``) stores what the merge in Python stores (SQLite's, the
-reference): random batches of connections and events, some naming the same edges and nodes
+"""The connection graph's merge in the upsert on PostgreSQL and SQLite (stockade.network.graph's
+``_NODES_MERGED`` / ``_EDGES_MERGED`` and their SQLite forms) stores what the merge in Python
+stores (the reference): random batches of connections and events, some naming the same edges and nodes
 again, older sightings after newer ones, empty labels, no address, more than MAX_LISTED ports,
 several DLP sensors."""
 
@@ -18,7 +18,7 @@ from stockade.model import Event, ResourceRef, Severity
 from stockade.network import graph
 from stockade.network.graph import Delta
 from stockade.network.tables import graph_edges, graph_nodes
-from stockade.store import Store, open_store
+from stockade.store import Store, open_store, textlists
 from tests.api.controller import pg_url
 from tests.conftest import drop_pg_schema
 
@@ -26,18 +26,22 @@ NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 KINDS = ("firewall.violation", "firewall.blocked", "dlp.sensitive_in_clear", "tls.required")
 
 
-@pytest.fixture
-def two() -> Iterator[tuple[Store, Store]]:
-    """Two PostgreSQL stores: one merges in SQL, the other in Python."""
+@pytest.fixture(params=["sqlite", "postgres"])
+def two(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Store, Store]]:
+    """Two stores of one dialect: one merges in SQL, the other in Python."""
     names = ("stockade_graph_merge_sql", "stockade_graph_merge_py")
-    stores = tuple(open_store(pg_url(n)) for n in names)
+    if request.param == "sqlite":
+        stores = tuple(open_store(f"sqlite:///{tmp_path / n}.db") for n in names)
+    else:
+        stores = tuple(open_store(pg_url(n)) for n in names)
     yield stores  # type: ignore[misc]
     for s in stores:
         s.close()
-    for n in names:
+    if request.param == "postgres":
         from tests.conftest import WORKER
 
-        drop_pg_schema(f"{n}_{WORKER}")
+        for n in names:
+            drop_pg_schema(f"{n}_{WORKER}")
 
 
 def _labels(rng: random.Random) -> dict[str, str]:
@@ -147,7 +151,7 @@ def test_the_merge_in_sql_stores_what_the_merge_in_python_stores(
     assert any(n[4] for n in nodes) and any(not n[4] for n in nodes)  # labels, and none
 
 
-def test_postgresql_merges_without_reading_the_stored_rows(two: tuple[Store, Store]) -> None:
+def test_the_merge_reads_none_of_the_stored_rows(two: tuple[Store, Store]) -> None:
     """The stored nodes and edges are merged in the upsert: a batch reads none of them back
     (the read and the merge in Python were a third of the ingestion's CPU)."""
     store = two[0]
@@ -165,3 +169,13 @@ def test_postgresql_merges_without_reading_the_stored_rows(two: tuple[Store, Sto
     with store.begin() as conn:
         _delta(rng).apply(conn)
     assert reads == []
+
+
+@pytest.mark.parametrize("old", ["dlp=3", "a=1", "=4", "dlp=", "x=y=2", "", "a=1,dlp=2", "q"])
+@pytest.mark.parametrize("new", ["dlp=5", "a=2", "dlp=", "x=y=1", "", "dlp=5,dlp=1", "a=1,b=2"])
+def test_sqlite_sums_counts_as_the_merge_in_python_does(old: str, new: str) -> None:
+    total = textlists.counts(new)
+    for name, n in textlists.counts(old).items():
+        total[name] = total.get(name, 0) + n
+    expected = ",".join(f"{k}={v}" for k, v in sorted(total.items()))
+    assert textlists.summed_counts(old, new) == expected

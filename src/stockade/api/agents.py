@@ -76,31 +76,45 @@ def heartbeat_in(
 ) -> None:
     """Count a batch of ``agent`` in ``conn``'s transaction: one upsert, so replicas taking the
     first batches of a new agent at once both count theirs."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     now = datetime.now(UTC)
-    values = {
-        "node": agent.node,
-        "version": agent.version,
-        "capabilities": list(agent.capabilities),
-        "token_name": token_name,
-        "last_seen": now,
-    }
-    stmt = insert(agents).values(
-        name=agent.name, first_seen=now, accepted=accepted, duplicates=duplicates, **values
-    )
     conn.execute(
-        stmt.on_conflict_do_update(
+        _heartbeat_upsert(conn.dialect.name),
+        {
+            "name": agent.name,
+            "node": agent.node,
+            "version": agent.version,
+            "capabilities": list(agent.capabilities),
+            "token_name": token_name,
+            "first_seen": now,
+            "last_seen": now,
+            "accepted": accepted,
+            "duplicates": duplicates,
+        },
+    )
+
+
+_REPLACED = ("node", "version", "capabilities", "token_name", "last_seen")
+_HEARTBEAT_UPSERTS: dict[str, Any] = {}
+
+
+def _heartbeat_upsert(dialect: str) -> Any:
+    """The heartbeat's upsert of ``dialect``, built once (its values are parameters)."""
+    found = _HEARTBEAT_UPSERTS.get(dialect)
+    if found is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        stmt = insert(agents)
+        found = _HEARTBEAT_UPSERTS[dialect] = stmt.on_conflict_do_update(
             index_elements=["name"],
             set_={
-                **{k: stmt.excluded[k] for k in values},
+                **{k: stmt.excluded[k] for k in _REPLACED},
                 "accepted": agents.c.accepted + stmt.excluded.accepted,
                 "duplicates": agents.c.duplicates + stmt.excluded.duplicates,
             },
         )
-    )
+    return found
 
 
 def _iso(t: datetime) -> str:

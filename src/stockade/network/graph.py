@@ -28,6 +28,8 @@ from sqlalchemy.engine import Connection
 from stockade.model import Event
 from stockade.network.tables import graph_dlp_flows, graph_edges, graph_meta, graph_nodes
 from stockade.store.bulk import merges_in_sql, upsert_rows
+from stockade.store.textlists import counts as _counts
+from stockade.store.textlists import listed as _listed
 
 _SLUG = re.compile(r"[a-z][a-z0-9_.-]{0,79}\Z")  # what may go in the comma-separated lists
 ALL_TIME = -1  # the hour of the rows that total every hour: what a graph without a window reads
@@ -389,10 +391,10 @@ def _utc(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-# PostgreSQL merges a batch's nodes and edges into the stored rows in the upsert itself (no read
-# of the stored rows, no merge in Python): the same answers as the merge in Python below, which
-# SQLite runs (tests/api/test_graph_model.py holds the two to the same stored rows). Lists and
-# names compare as Python's sorted() does (code points: COLLATE "C").
+# PostgreSQL and SQLite merge a batch's nodes and edges into the stored rows in the upsert itself
+# (no read of the stored rows, no merge in Python): the same answers as the merge in Python below,
+# the reference (tests/store/test_graph_merge_sql.py holds them to the same stored rows). Lists
+# and names compare as Python's sorted() does (code points: COLLATE "C").
 _N = graph_nodes.name
 _NODES_MERGED = {
     "first_seen": f"LEAST({_N}.first_seen, EXCLUDED.first_seen)",
@@ -440,6 +442,37 @@ _EDGES_MERGED = {
     "last_seen": f'GREATEST({_E}.last_seen COLLATE "C", EXCLUDED.last_seen COLLATE "C")',
 }
 
+# SQLite: the same merges (its min() and max() of two values are LEAST and GREATEST; times are
+# stored as UTC text, which compares as the times do); the lists through the functions
+# stockade.store.textlists registers on every connection, where neither side settles it.
+_NODES_MERGED_SQLITE = {
+    "first_seen": f"min({_N}.first_seen, excluded.first_seen)",
+    "last_seen": f"max({_N}.last_seen, excluded.last_seen)",
+    "labels": f"CASE WHEN {_N}.last_seen > excluded.last_seen OR excluded.labels = '{{}}' "
+    f"THEN {_N}.labels ELSE excluded.labels END",
+    "address": f"CASE WHEN {_N}.last_seen > excluded.last_seen THEN {_N}.address "
+    f"ELSE COALESCE(NULLIF(excluded.address, ''), {_N}.address) END",
+}
+
+
+def _merged_list_sqlite(column: str) -> str:
+    old, new = f"{_E}.{column}", f"excluded.{column}"
+    return (
+        f"CASE WHEN {new} = '' OR {new} = {old} THEN {old} WHEN {old} = '' THEN {new} "
+        f"ELSE stockade_merged_list({old}, {new}, {MAX_LISTED}) END"
+    )
+
+
+_EDGES_MERGED_SQLITE = {
+    **{c: f"{_E}.{c} + excluded.{c}" for c in ("connections", "violations", "blocked", "bytes")},
+    "ports": _merged_list_sqlite("ports"),
+    "protocols": _merged_list_sqlite("protocols"),
+    "dlp": f"CASE WHEN excluded.dlp = '' THEN {_E}.dlp WHEN {_E}.dlp = '' THEN excluded.dlp "
+    f"ELSE stockade_summed_counts({_E}.dlp, excluded.dlp) END",
+    "first_seen": f"min({_E}.first_seen, excluded.first_seen)",
+    "last_seen": f"max({_E}.last_seen, excluded.last_seen)",
+}
+
 
 def _apply_nodes(
     conn: Connection,
@@ -449,7 +482,7 @@ def _apply_nodes(
     *,
     in_sql: bool | None = None,
 ) -> None:
-    """Merge ``nodes`` into the stored ones: in the upsert on PostgreSQL (``in_sql``), else read
+    """Merge ``nodes`` into the stored ones: in the upsert (``in_sql``: PostgreSQL and SQLite), else read
     and merged here."""
     in_sql = merges_in_sql(conn) if in_sql is None else in_sql
     ids = sorted(nodes)
@@ -476,30 +509,20 @@ def _apply_nodes(
                 "name": n.name,
                 "labels": labels,
                 "address": address,
-                "first_seen": first,
-                "last_seen": last,
+                # in UTC: SQLite's merge compares the stored text
+                "first_seen": _utc(first).astimezone(UTC),
+                "last_seen": _utc(last).astimezone(UTC),
                 "version": version,
             }
         )
-    merged = _NODES_MERGED if in_sql else None
+    merged = (
+        (_NODES_MERGED if dialect == "postgresql" else _NODES_MERGED_SQLITE) if in_sql else None
+    )
     upsert_rows(conn, graph_nodes, ["id"], rows, fixed=_NODE_FIXED, merged=merged)
 
 
 def _iso(at: datetime) -> str:
     return _utc(at).astimezone(UTC).isoformat(timespec="seconds")
-
-
-def _listed(text: str) -> set[str]:
-    return {item for item in text.split(",") if item}
-
-
-def _counts(text: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for item in text.split(","):
-        name, _, n = item.rpartition("=")
-        if name and n.isdigit():
-            out[name] = out.get(name, 0) + int(n)
-    return out
 
 
 def _apply_edges(
@@ -557,7 +580,9 @@ def _apply_edges(
                 "version": version,
             }
         )
-    merged = _EDGES_MERGED if in_sql else None
+    merged = (
+        (_EDGES_MERGED if dialect == "postgresql" else _EDGES_MERGED_SQLITE) if in_sql else None
+    )
     upsert_rows(conn, graph_edges, ["key"], rows, fixed=_EDGE_FIXED, merged=merged)
 
 

@@ -18,9 +18,10 @@ the driver's ``executemany`` of one ``INSERT ... ON CONFLICT DO UPDATE`` on SQLi
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table
+from sqlalchemy import JSON, Connection, DateTime, Table
 from sqlalchemy.exc import DBAPIError
 
 from stockade.store.jsontext import json_text
@@ -34,8 +35,9 @@ def _copies(conn: Connection) -> bool:
 
 
 def merges_in_sql(conn: Connection) -> bool:
-    """Whether :func:`upsert_rows` takes ``merged`` expressions on ``conn`` (PostgreSQL, COPY)."""
-    return _copies(conn)
+    """Whether :func:`upsert_rows` takes ``merged`` expressions on ``conn`` (PostgreSQL through
+    COPY, SQLite through the standard library's driver)."""
+    return _copies(conn) or _sqlite(conn)
 
 
 def _sqlite(conn: Connection) -> bool:
@@ -68,16 +70,20 @@ def upsert_rows(
 
     ``merged``: SQL expressions for columns whose stored value is merged with the new one
     (``EXCLUDED.col`` is the new value, ``table.col`` the stored one) instead of replaced; only
-    where :func:`merges_in_sql` holds."""
+    where :func:`merges_in_sql` holds (in the dialect of ``conn``)."""
     if not rows:
         return
     if merged and not merges_in_sql(conn):
-        raise ValueError("merged columns need PostgreSQL through psycopg")
+        raise ValueError("merged columns need PostgreSQL through psycopg or SQLite")
     kept = frozenset(keys) | fixed
     if _sqlite(conn):
         cols = [c.name for c in table.c]
         quoted = ", ".join(f'"{c}"' for c in cols)
-        updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c not in kept)
+        updates = ", ".join(
+            f'"{c}" = {(merged or {}).get(c, f"excluded.{q}")}'
+            for c, q in ((c, f'"{c}"') for c in cols)
+            if c not in kept
+        )
         conn.exec_driver_sql(
             f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join('?' for _ in cols)}) "
             f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}",
@@ -134,21 +140,53 @@ def _driver_rows(
 ) -> list[tuple[Any, ...]]:
     """``rows`` as the driver takes them: a tuple of every column of ``table`` in order, each value
     through its column type's bind processor (what SQLAlchemy's own statements would send)."""
-    processors = _processors(conn, table)
-    return [tuple([p(row[c]) if p else row[c] for c, p in processors]) for row in rows]
+    get, processors = _processors(conn, table)
+    # The rows of a batch share values of their JSON and time columns (the stored form of a
+    # resource they name, see records._storable_ref; the time they were stored): each object is
+    # converted once a column. Every row stays alive in ``rows`` while this runs, so no id is
+    # reused.
+    converting: list[tuple[int, Callable[[Any], Any], dict[int, Any] | None]] = [
+        (i, process, {} if shared else None) for i, process, shared in processors
+    ]
+    out = []
+    for row in rows:
+        values = list(get(row))
+        for i, process, done in converting:
+            value = values[i]
+            if done is None:
+                values[i] = process(value)
+                continue
+            found = done.get(id(value), _MISSING)
+            if found is _MISSING:
+                found = done[id(value)] = process(value)
+            values[i] = found
+        out.append(tuple(values))
+    return out
 
 
-_PROCESSORS: dict[tuple[str, str], list[tuple[str, Callable[[Any], Any] | None]]] = {}
+_MISSING = object()
+_Processors = tuple[Callable[[dict[str, Any]], Any], list[tuple[int, Callable[[Any], Any], bool]]]
+_PROCESSORS: dict[tuple[str, str], _Processors] = {}
 
 
-def _processors(conn: Connection, table: Table) -> list[tuple[str, Callable[[Any], Any] | None]]:
+def _processors(conn: Connection, table: Table) -> _Processors:
+    """What reads a row's values in the order of ``table``'s columns (a tuple), and each column
+    with a bind processor: its place, the processor, and whether the values a batch gives it
+    are worth converting once an object (JSON and times)."""
     key = (conn.dialect.name, table.name)
     found = _PROCESSORS.get(key)
     if found is None:
         dialect = conn.dialect
-        found = _PROCESSORS[key] = [
-            (c.name, c.type.dialect_impl(dialect).bind_processor(dialect)) for c in table.c
-        ]
+        names = [c.name for c in table.c]
+        converted: list[tuple[int, Callable[[Any], Any], bool]] = []
+        for i, c in enumerate(table.c):
+            process = c.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                converted.append((i, process, isinstance(c.type, JSON | DateTime)))
+        get: Callable[[dict[str, Any]], Any] = (
+            itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+        )
+        found = _PROCESSORS[key] = (get, converted)
     return found
 
 

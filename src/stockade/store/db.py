@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from stockade.model.errors import ConfigError, StoreError
+from stockade.store import textlists
 
 if TYPE_CHECKING:
     import sqlite3
@@ -197,6 +198,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+    textlists.register(dbapi_conn)  # the graph's merge in its upserts
 
 
 def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
