@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import signal
 import time
 import uuid
@@ -222,6 +223,47 @@ def test_an_event_committed_late_is_not_skipped(tmp_path: Path) -> None:
         position = events_committed_after(store, start)[0][0]
         assert [e.kind for _, e in events_committed_after(store, position)] == ["test.quick"]
     finally:
+        store.close()
+
+
+def test_events_held_back_by_an_open_transaction_are_followed_soon_after_it_ends(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A transaction elsewhere in the cluster (not one that stores events: no NOTIFY follows its
+    end) holds committed events back; the follower looks again soon on its own instead of
+    waiting for the safety poll (10 s), and names the transaction once it has waited long."""
+    from stockade.api import follower as following
+    from stockade.api.follower import SAFETY_POLL
+    from stockade.api.leader import SingletonWorker
+
+    monkeypatch.setattr(following, "HELD_WARN", 0.2)
+
+    store = open_store(pg_url("stockade_replicas_held_test"))
+    lead = SoleLeader("held")
+    seen: list[str] = []
+    follower = ResponseFollower(store, lead, lambda e: seen.append(e.kind))
+    worker = SingletonWorker(lead, [follower.job])
+    try:
+        worker.start()
+        wait_for(lambda: follower._term == lead.term, what="the cursor claimed")
+        with store.engine.connect() as other:
+            open_tx = other.begin()
+            other.execute(text("SELECT pg_current_xact_id()"))  # an id: it holds the horizon
+            record_events(store, [Event(kind="test.held", message="held")])
+            follower.wake()  # what the NOTIFY of that commit does
+            time.sleep(0.5)
+            assert seen == []  # held back behind the open transaction, as it must be
+            # (named: this one, unless another test's transaction in the cluster is older)
+            wait_for(lambda: "wait behind a transaction" in caplog.text, what="the warning")
+            assert re.search(
+                r"\(pid \d+, database \w+, application '.*', open \d+ s\)", caplog.text
+            )
+            open_tx.commit()  # a transaction that stored no event: nothing is NOTIFY'd
+        started = time.monotonic()
+        wait_for(lambda: seen == ["test.held"], timeout=SAFETY_POLL / 3, what="the held event")
+        assert time.monotonic() - started < SAFETY_POLL / 3
+    finally:
+        worker.close()
         store.close()
 
 

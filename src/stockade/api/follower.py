@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -31,12 +32,23 @@ from stockade.api.leader import Leadership, SingletonJob
 from stockade.api.tables import cursors
 from stockade.model import Event
 from stockade.store import Store
-from stockade.store.records import events_committed_after, response_triggers_after
+from stockade.store.records import (
+    events_committed_after,
+    events_held_back,
+    oldest_open_transaction,
+    response_triggers_after,
+)
 
 log = logging.getLogger("stockade.api")
 
 CURSOR = "response"
 BATCH = 200
+# Committed events held back behind a transaction still open elsewhere in the cluster (whose end
+# NOTIFYs nobody when it stored no event) are looked for again after this, doubling up to the
+# second; past HELD_WARN seconds the transaction holding them is named in a warning.
+HELD_RETRY_FIRST = 0.02
+HELD_RETRY_LAST = 1.0
+HELD_WARN = 30.0
 SAFETY_POLL = 10.0  # seconds: a missed NOTIFY is caught up at the latest after this
 
 
@@ -75,6 +87,10 @@ class ResponseFollower:
         self._done: set[str] = set()
         self._lock = threading.Lock()
         self.handled = 0
+        self._held_since: float | None = None  # monotonic: when events were first held back
+        self._held_retry = HELD_RETRY_FIRST
+        self._held_warned = False
+        self._held_timer: threading.Timer | None = None
 
     def wake(self) -> None:
         """Events were stored (here, or by another replica's NOTIFY): follow them now."""
@@ -140,6 +156,7 @@ class ResponseFollower:
                     self.before_batch()
                 rows = events_committed_after(self.store, self._position, limit=self.batch)
                 if not rows:
+                    self._look_again_if_held()
                     return
                 for _, event in rows:
                     if _own(event) or event.id in self._done:
@@ -156,4 +173,29 @@ class ResponseFollower:
                     self._fenced = True
                     return
                 if len(rows) < self.batch:
+                    self._look_again_if_held()
                     return
+
+    def _look_again_if_held(self) -> None:
+        """Caught up to the horizon: if committed events wait behind it, wake again soon."""
+        if not events_held_back(self.store, self._position):
+            self._held_since, self._held_retry, self._held_warned = None, HELD_RETRY_FIRST, False
+            return
+        now = time.monotonic()
+        if self._held_since is None:
+            self._held_since = now
+        elif now - self._held_since >= HELD_WARN and not self._held_warned:
+            self._held_warned = True
+            log.warning(
+                "replica %s: events stored %.0f s ago wait behind a transaction still open in "
+                "the PostgreSQL cluster (%s); responses to them follow when it ends",
+                self.leadership.replica,
+                now - self._held_since,
+                oldest_open_transaction(self.store) or "not found",
+            )
+        if self._held_timer is not None and self._held_timer.is_alive():
+            return
+        self._held_timer = threading.Timer(self._held_retry, self.wake)
+        self._held_timer.daemon = True
+        self._held_timer.start()
+        self._held_retry = min(self._held_retry * 2, HELD_RETRY_LAST)

@@ -316,6 +316,35 @@ def events_committed_after(
     return [((int(r["tx"]), int(r["seq"])), _event(r)) for r in rows]
 
 
+def events_held_back(store: Store, after: tuple[int, int]) -> bool:
+    """PostgreSQL: whether committed events after ``after`` wait behind a transaction still
+    running somewhere in the cluster (:func:`events_committed_after` does not read them yet).
+    That transaction's end may NOTIFY nobody (it need not store events), so a follower that
+    sees this looks again on its own."""
+    q = text(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE tx IS NOT NULL AND (tx, seq) > (:tx, :seq) "
+        "AND tx >= pg_snapshot_xmin(pg_current_snapshot())::text::bigint)"
+    )
+    with store.connect() as conn:
+        return bool(conn.execute(q, {"tx": after[0], "seq": after[1]}).scalar_one())
+
+
+def oldest_open_transaction(store: Store) -> str | None:
+    """PostgreSQL: the oldest transaction holding a transaction id in the cluster, described in
+    one line (process id, database, application, age), or None."""
+    q = text(
+        "SELECT pid, datname, application_name, now() - xact_start AS age FROM pg_stat_activity "
+        "WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() "
+        "ORDER BY age(backend_xid) DESC LIMIT 1"
+    )
+    with store.connect() as conn:
+        row = conn.execute(q).first()
+    if row is None:
+        return None
+    age = row.age.total_seconds() if row.age is not None else 0.0
+    return f"pid {row.pid}, database {row.datname}, application {row.application_name!r}, open {age:.0f} s"
+
+
 def response_triggers_after(store: Store, after: tuple[int, int]) -> set[str]:
     """PostgreSQL: the ids of the events that ``response.*`` events stored after ``after`` (in
     commit order) answer: what a leader did before its cursor moved."""
