@@ -44,15 +44,25 @@ def request_headers(client: bytes) -> dict[str, str]:
 
 
 def request_header(client: bytes, name: str) -> str | None:
-    """``request_headers(client).get(name)`` (``name`` in lower case) without decoding the others."""
+    """``request_headers(client).get(name)`` (``name`` in lower case) without decoding the others
+    and without splitting the body: the lines of ``lines(client)[1:]`` up to the empty one."""
     want = name.encode("latin-1")
     found = None
-    for line in lines(client)[1:]:
+    data = client[:4096]
+    pos = data.find(b"\n") + 1
+    if not pos:
+        return None  # one line: no header field
+    while True:
+        end = data.find(b"\n", pos)
+        line = (data[pos:] if end < 0 else data[pos:end]).rstrip(b"\r")
         if not line:
             break
         key, sep, value = line.partition(b":")
         if sep and key.strip().lower() == want:
             found = value  # the last one wins, as in the dict
+        if end < 0:
+            break
+        pos = end + 1
     return None if found is None else found.strip().decode("latin-1")
 
 
