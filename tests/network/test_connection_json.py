@@ -13,9 +13,18 @@ from stockade.identity import Directory
 from stockade.lab.http_capture import write_http_capture
 from stockade.model.resource import ResourceRef
 from stockade.network.analysis import Inspectors
-from stockade.network.connection import ConnectionRecord, Hit, _iso, _iso_reference
+from stockade.network.connection import (
+    ConnectionRecord,
+    Hit,
+    _iso,
+    _iso_reference,
+    event_kinds,
+    events_for,
+)
 from stockade.network.interface import DlpMatch, TlsInfo
+from stockade.network.recorder import Recorder
 from stockade.network.sensor import run_pcap
+from stockade.network.tls_policy import TlsPolicy
 
 CARD, SSN = "4111 1111 1111 1111", "536-22-8401"
 _TEXT = st.one_of(
@@ -109,3 +118,23 @@ def test_the_lines_of_a_capture_are_json_dumps_of_to_dict(tmp_path: Path) -> Non
 )
 def test_the_time_text_is_datetimes(ts: float) -> None:
     assert _iso(ts) == _iso_reference(ts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rec=_RECORD, minimum=st.sampled_from(["TLS1.0", "TLS1.2", "TLS1.3"]))
+def test_the_counted_event_kinds_are_those_of_the_events(
+    rec: ConnectionRecord, minimum: str
+) -> None:
+    policy = TlsPolicy(min_version=minimum)
+    assert event_kinds(rec, policy) == [(e.kind, e.severity) for e in events_for(rec, "s", policy)]
+
+
+def test_a_recorder_without_takers_counts_what_one_with_a_taker_counts(tmp_path: Path) -> None:
+    cap = write_http_capture(tmp_path / "http.pcap", flows=60)
+    run = run_pcap(cap.path, inspectors=Inspectors.default(), identities=Directory())
+    counting, taking = Recorder(None, capture="c"), Recorder(None, capture="c", on_events=list)
+    for rec in run.records:
+        assert counting.add(rec) == []
+        taking.add(rec)
+    assert counting.kinds == taking.kinds and counting.kinds["dlp.sensitive_in_clear"] > 0
+    assert counting.worst == taking.worst and counting.connections == taking.connections == 60

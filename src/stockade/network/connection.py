@@ -313,6 +313,21 @@ def events_for(
     return out
 
 
+def event_kinds(
+    rec: ConnectionRecord, policy: TlsPolicy = DEFAULT_POLICY
+) -> list[tuple[str, Severity]]:
+    """``[(e.kind, e.severity) for e in events_for(rec, ..., policy)]`` without building the
+    events (a run that neither stores nor sends them only counts them; tests hold the two
+    equal)."""
+    if not rec.hits and rec.tls is None:
+        return []
+    groups = len({(h.match.sensor, h.direction) for h in rec.hits})
+    out = [("dlp.sensitive_in_clear", Severity.HIGH)] * groups
+    if rec.tls is not None:
+        out += [(v.kind, v.severity) for v in violations(rec.tls, rec.start, policy)]
+    return out
+
+
 def _tls_events(
     rec: ConnectionRecord,
     tls: TlsInfo,
