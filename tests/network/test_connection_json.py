@@ -138,3 +138,15 @@ def test_a_recorder_without_takers_counts_what_one_with_a_taker_counts(tmp_path:
         taking.add(rec)
     assert counting.kinds == taking.kinds and counting.kinds["dlp.sensitive_in_clear"] > 0
     assert counting.worst == taking.worst and counting.connections == taking.connections == 60
+
+
+def test_remembered_strings_are_only_those_the_gate_passed() -> None:
+    from stockade.network import connection
+
+    connection._PASSED.clear()
+    for text in ["proto.http", f"/pay/{CARD}", SSN, "shop.internal:8080", "proto.http"]:
+        assert connection._mask(text) == connection.redact_text(text)
+    assert {"proto.http", "shop.internal:8080"} == connection._PASSED
+    for i in range(connection.PASSED_KEPT + 10):  # bounded
+        connection._mask(f"host-{i}.example")
+    assert len(connection._PASSED) <= connection.PASSED_KEPT

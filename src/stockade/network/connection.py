@@ -101,7 +101,7 @@ class ConnectionRecord:
         json`` writes, without the dict (about a third of the cost). The same strings go through
         the same gate (:meth:`to_dict` describes it); nested values are ``json.dumps`` of the
         same masked values, and json writes a value nested alike (tests hold the two equal)."""
-        mask = redact_text
+        mask = _mask
         dumps = json.dumps
         return (
             f'{{"id": {_quoted(self.id)}, "start": {_quoted(_iso(self.start))}, '
@@ -191,12 +191,31 @@ def _details_json(details: tuple[tuple[str, str], ...]) -> str:
     for k, v in given.items():
         if type(k) is not str or type(v) is not str:
             return json.dumps(redact(given))
-        masked[redact_text(k)] = redact_text(v)
+        masked[_mask(k)] = _mask(v)
     return "{" + ", ".join([f"{_quoted(k)}: {_quoted(v)}" for k, v in masked.items()]) + "}"
 
 
 def _bool(b: bool) -> str:
     return "true" if b is True else "false" if b is False else json.dumps(b)
+
+
+# Strings the gate returned unchanged (protocol and state names, detail keys, host names, paths
+# that recur from record to record): asked again, the answer is the same. Only such strings are
+# kept (nothing the gate would change), at most PASSED_KEPT of them.
+_PASSED: set[str] = set()
+PASSED_KEPT = 4096
+
+
+def _mask(text: str) -> str:
+    """``redact_text(text)``, remembering the strings it passes unchanged."""
+    if text in _PASSED:
+        return text
+    out = redact_text(text)
+    if out is text and type(text) is str:
+        if len(_PASSED) >= PASSED_KEPT:
+            _PASSED.clear()
+        _PASSED.add(text)
+    return out
 
 
 # An IPv4 address as inet_ntoa writes it: at most twelve digits in groups of at most three, so
@@ -207,7 +226,7 @@ _DOTTED_QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 
 def _mask_ip(text: str) -> str:
     """``redact_text(text)``, without the search for an IPv4 address's usual spelling."""
-    return text if _DOTTED_QUAD.fullmatch(text) else redact_text(text)
+    return text if _DOTTED_QUAD.fullmatch(text) else _mask(text)
 
 
 def _int(n: int) -> str:
@@ -221,7 +240,7 @@ def _peer_json(ip: str, port: int, ref: ResourceRef) -> str:
         kind, name = ref.kind, ref.name  # an address of no known workload: seldom seen twice
         if type(kind) is str and type(name) is str:
             return (
-                f'{{"ip": {_quoted(ip)}, "port": {port!r}, "kind": {_quoted(redact_text(kind))}, '
+                f'{{"ip": {_quoted(ip)}, "port": {port!r}, "kind": {_quoted(_mask(kind))}, '
                 f'"name": {_quoted(_mask_ip(name))}}}'
             )
     masked = _masked(ref)
