@@ -360,18 +360,16 @@ def _ldap_accepted(server: bytes) -> int | None:
 
 _HTTP_REQUEST = re.compile(rb"^[A-Z]{3,10} \S+ HTTP/1\.[01]\r?\n")
 _UPGRADE_TLS = re.compile(rb"(?im)^upgrade:[^\r\n]*\bTLS/\d")
-_UPGRADE_WORD = re.compile(rb"upgrade:", re.IGNORECASE)  # b"upgrade:" in head.lower()
 
 
 def _http(client: bytes, server: bytes, final: bool) -> Judgement | None:
     """``Upgrade: h2c`` or a WebSocket stays clear (detection says so); only TLS is judged here."""
     head_end = client.find(b"\r\n\r\n")
-    stop = head_end if head_end >= 0 else len(client)
+    head = client[: head_end if head_end >= 0 else len(client)]
     # the search needs "upgrade:" in some case: most requests have none (a cheap test first,
-    # with no copy of the head)
-    if _UPGRADE_WORD.search(client, 0, stop) is None or not _HTTP_REQUEST.match(client):
+    # cheaper than the request line's)
+    if b"upgrade:" not in head.lower() or not _HTTP_REQUEST.match(client):
         return None
-    head = client[:stop]
     if not _UPGRADE_TLS.search(head):
         return None
     kind = "http-upgrade-tls"
