@@ -11,7 +11,8 @@ the stage before: what each stage adds.
 * decode:     + Ethernet/IP/TCP decoding into a sink that does nothing;
 * flows:      + the flow table and reassembly (hello checks, records), no detection and no DLP;
 * inspect:    + protocol detection, TLS inspection, DLP;
-* output:     + every record's masked JSON (``to_dict``, ``json.dumps``), as ``--format json``;
+* output:     + every record's masked JSON line (``json_line``, or ``json.dumps(to_dict())`` in a tree
+               without it), as ``--format json --no-store`` writes it;
 * command:    the whole ``sensor --pcap FILE --format json --no-store`` command.
 
 ``read`` and ``decode`` time the Python reader and decoder; ``flows`` and the stages after it run
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("start-up", "read", "decode", "flows", "inspect", "output", "command")
@@ -64,7 +66,11 @@ def _stage(name: str, path: Path) -> None:
         inspectors = Inspectors.default() if name in ("inspect", "output") else None
         t0 = time.process_time()  # the engine's start-up is start-up's
         out: list[str] = []
-        sink = (lambda r: out.append(json.dumps(r.to_dict()))) if name == "output" else out.append
+
+        def line(r: Any) -> None:  # json_line where the tree (--src) has it
+            out.append(r.json_line() if hasattr(r, "json_line") else json.dumps(r.to_dict()))
+
+        sink = line if name == "output" else out.append
         run_pcap(path, inspectors=inspectors, identities=Directory(), on_record=sink, keep=False)
     print(time.process_time() - t0)
 

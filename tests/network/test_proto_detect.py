@@ -389,7 +389,9 @@ def test_http_request_alone_asks_no_detector_after_http1() -> None:
 @given(
     st.lists(
         st.sampled_from([b"GET / HTTP/1.1", b"Host: a", b" HOST :b ", b"host:", b"X: y", b"",
-                         b"\r", b"junk", b"Upgrade: h2c", b"upgrade:\tX", b"\xe9: \xe9"]),
+                         b"\r", b"junk", b"Upgrade: h2c", b"upgrade:\tX", b"\xe9: \xe9",
+                         b"X-Pad: " + b"p" * 4070, b"Host: c" + b"\r" * 30, b"\x0bhOsT\x0c:\x0bv\r",
+                         b"host:\r\r", b"ho\rst: x", b"host", b"\r\r", b"h\xe9: a:b", b"host :\tb c "]),
         max_size=8,
     ),
     st.sampled_from([b"\n", b"\r\n"]),

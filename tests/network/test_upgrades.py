@@ -85,3 +85,30 @@ def test_dlp_scans_the_clear_part_of_a_refused_upgrade() -> None:
     packets = F.dialogue("10.0.0.1", "10.0.0.2", 40101, 25, [*case.turns, (0, card)])
     (rec,), _, _ = _run(packets, Inspectors.default())
     assert not rec.encrypted and "dlp.payment_card" in [h.match.sensor for h in rec.hits]
+
+
+def _prefixes(data: bytes) -> list[bytes]:
+    return sorted({data[:n] for n in (0, 1, 2, 3, 4, 5, 6, 9, 17, 40, len(data))})
+
+
+def test_the_shortcut_for_clients_opening_with_a_letter_answers_as_every_probe() -> None:
+    """``judge`` skips the other probes when the client opens with a letter and the server sent
+    no greeting: on every conversation of the table, cut anywhere, both answers are the same."""
+    from stockade.network.protocols.upgrades import _judge_all
+
+    clients = {b"GET / HTTP/1.1\r\nUpgrade: TLS/1.2\r\n\r\n", b"EHLO x\r\nSTARTTLS\r\n", b"a1 OK"}
+    servers = {b"HTTP/1.1 101 Switching\r\n\r\n", b"220 mail ESMTP\r\n", b"* OK ready\r\n",
+               b"+OK\r\n", b"J\x00\x00\x00\x0a8.0.36\x00" + bytes(40)}  # fmt: skip
+    for case in CASES.values():
+        client, server = _sides(case.turns)
+        clients.add(client)
+        servers.add(server)
+    checked = 0
+    for client in clients:
+        for c in _prefixes(client):
+            for server in servers:
+                for s in _prefixes(server):
+                    for final in (False, True):
+                        assert judge(c, s, final=final) == _judge_all(c, s, final), (c, s)
+                        checked += 1
+    assert checked > 10_000

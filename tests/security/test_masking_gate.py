@@ -796,3 +796,17 @@ def test_a_resource_is_masked_every_time_it_is_stored() -> None:
             for stored in (row["resource"], row["peer"]):
                 assert stored == _storable_reference(ref.to_dict())
     assert card not in repr(_CLEAN_REFS) and dirty not in _CLEAN_REFS and clean in _CLEAN_REFS
+
+
+@given(st.lists(st.text("0123456789", min_size=1, max_size=3), min_size=4, max_size=4))
+@settings(max_examples=3000, deadline=None)
+def test_an_ipv4_addresss_spelling_never_looks_like_a_card_or_ssn(groups: list[str]) -> None:
+    """``ConnectionRecord.json_line`` passes a dotted quad (groups of one to three digits, as
+    inet_ntoa writes them) without the gate: only right if the gate never changes one."""
+    from stockade.network.connection import _DOTTED_QUAD, _mask_ip
+
+    text = ".".join(groups)
+    assert _DOTTED_QUAD.fullmatch(text)
+    assert redact_text_fully(text) == text == _mask_ip(text)
+    card = "4111.1111.1111.1111"  # four digits a group: not a dotted quad, so it is masked
+    assert _DOTTED_QUAD.fullmatch(card) is None and _mask_ip(card) != card

@@ -362,11 +362,18 @@ class _Outputs:
         return self.recorder.stored
 
     def record(self, rec: Any) -> None:
-        data = rec.to_dict() if self.json else None  # made once, for the line and the store
-        self.recorder.add(rec, data)
-        if data is not None:
-            write_masked(json.dumps(data) + "\n")  # to_dict() masked every string
-            sys.stdout.flush()
+        if not self.json:
+            self.recorder.add(rec)
+            return
+        if self._store is None:  # only the line is needed: built without the dict
+            line = rec.json_line()
+            self.recorder.add(rec)
+        else:  # the dict made once, for the line and the store
+            data = rec.to_dict()
+            self.recorder.add(rec, data)
+            line = json.dumps(data)
+        write_masked(line + "\n")  # every string of it passed the gate (to_dict, json_line)
+        sys.stdout.flush()
 
     def flush(self) -> None:
         self.recorder.flush()

@@ -34,35 +34,83 @@ class DlpFeed:
     when a capture gap forces a fresh stream (bytes on both sides of a hole must never join).
 
     The stream also reads HTTP bodies as the application does (``dlp.decoding``); why decoding
-    stopped short (a compression bomb, the decoded budget) collects in :attr:`limits`."""
+    stopped short (a compression bomb, the decoded budget) collects in :attr:`limits`.
 
-    __slots__ = ("_base", "_engine", "_stream", "limits", "matches", "offset")
+    Most directions hold nothing a sensor or the decoding looks at, and the sensor is passive:
+    the bytes of a stretch (from the start or a gap to the next gap or the end) are only kept,
+    and checked once when it ends (:meth:`DlpEngine.quiet`, one block scan). A quiet stretch
+    needs no stream; any other gets one, fed the same pieces in the same order as it would have
+    been from the start, so its findings are the same. Past :data:`UNCHECKED_STRETCH` bytes, or
+    :data:`UNCHECKED_TOTAL` across an engine's feeds, a stretch gets its stream at once."""
 
-    def __init__(self, engine: Any) -> None:
+    __slots__ = ("_base", "_engine", "_parts", "_size", "_stream", "_wait", "limits", "matches",
+                 "offset")  # fmt: skip
+
+    def __init__(self, engine: Any, *, wait: bool = True) -> None:
+        """``wait=False``: a stream from the first byte of every stretch (the reference the
+        tests hold the waiting feed to)."""
         self._engine = engine
-        self._stream = _decoding_stream(engine)
+        self._wait = wait and _lazy(engine)
+        self._stream: Any = None
+        self._parts: list[bytes] | None = [] if self._wait else None
+        self._size = 0
+        if self._parts is None:
+            self._stream = _decoding_stream(engine)
         self._base = 0
         self.offset = 0
         self.matches: list[DlpMatch] = []
         self.limits: list[str] = []
 
     def feed(self, data: bytes) -> None:
-        self._take(self._stream.feed(data))
+        parts = self._parts
+        if parts is not None:
+            parts.append(data)
+            self._size += len(data)
+            engine = self._engine
+            engine.unchecked += len(data)
+            if self._size > UNCHECKED_STRETCH or engine.unchecked > UNCHECKED_TOTAL:
+                self._open()
+        else:
+            self._take(self._stream.feed(data))
         self.offset += len(data)
 
     def gap(self, missing: int) -> None:
-        self._take(self._stream.close())
-        self._note_limits()
-        self._stream = _decoding_stream(self._engine)
+        self._end_stretch()
+        if self._wait:
+            self._parts = []
+        else:
+            self._stream = _decoding_stream(self._engine)
         self.offset += missing
         self._base = self.offset
 
     def close(self) -> list[DlpMatch]:
+        self._end_stretch()
+        return self.matches
+
+    def _open(self) -> None:
+        """The stretch needs a stream after all: give it the kept pieces, as they came."""
+        parts = self._release()
+        self._stream = stream = _decoding_stream(self._engine)
+        for data in parts:
+            self._take(stream.feed(data))
+
+    def _release(self) -> list[bytes]:
+        parts = self._parts or []
+        self._engine.unchecked -= self._size
+        self._parts, self._size = None, 0
+        return parts
+
+    def _end_stretch(self) -> None:
+        if self._parts is not None:
+            parts = self._parts
+            if not parts or self._engine.quiet(parts[0] if len(parts) == 1 else b"".join(parts)):
+                self._release()
+                return
+            self._open()
         if self._stream is not None:
             self._take(self._stream.close())
             self._note_limits()
             self._stream = None
-        return self.matches
 
     def _note_limits(self) -> None:
         for why in getattr(self._stream, "limits", ()):
@@ -76,6 +124,18 @@ class DlpFeed:
             if self._base:
                 m = replace(m, start=m.start + self._base, end=m.end + self._base)
             self.matches.append(m)
+
+
+# A stretch's bytes kept unchecked: at most what a decoding stream replays (past it, it frames
+# without a trigger: DlpEngine.quiet does not speak for that), and a bound for all feeds of one
+# engine, as for the bytes its decoding streams hold.
+UNCHECKED_STRETCH = 64 * 1024
+UNCHECKED_TOTAL = 32 << 20
+
+
+def _lazy(engine: Any) -> bool:
+    """Can this engine's directions wait for one check (see DlpFeed)?"""
+    return bool(getattr(engine, "triggers", False)) and not getattr(engine, "always_scan", ())
 
 
 def _decoding_stream(engine: Any) -> Any:

@@ -431,15 +431,18 @@ class FlowTable:
         for d, name in ((0, "client"), (1, "server")):
             feed = f.dlp[d]
             if feed is not None:
-                hits.extend(Hit(direction=name, match=m) for m in feed.close())
+                found = feed.close()
+                if found:
+                    hits.extend(Hit(direction=name, match=m) for m in found)
         det = f.detection
         details = det.details if det else ()
         for feed in f.dlp:  # decoding that stopped short (a compression bomb, the budget)
-            if feed is not None:
+            if feed is not None and feed.limits:
                 details += tuple(("dlp.decoding", why) for why in feed.limits)
-        for side, at in zip(("client", "server"), f.clear_after_tls, strict=True):
-            if at is not None:  # a hello, then bytes that are no TLS record: scanned as clear
-                details += (("tls.clear_after_handshake", f"{side} at byte {at}"),)
+        if f.clear_after_tls != _NEITHER:
+            for side, at in zip(("client", "server"), f.clear_after_tls, strict=True):
+                if at is not None:  # a hello, then bytes that are no TLS record: scanned as clear
+                    details += (("tls.clear_after_handshake", f"{side} at byte {at}"),)
         return ConnectionRecord(
             id=f.id,
             start=f.first,
@@ -480,6 +483,9 @@ def _hello_check(f: Flow, d: int, *, final: bool) -> HelloCheck:
     if judged.state == "undecided":
         return HelloCheck("more", f.streams[d].delivered + 1)
     return TLS if judged.state == "encrypted" else CLEAR
+
+
+_NEITHER = [None, None]  # Flow.clear_after_tls when both directions kept their TLS framing
 
 
 def _flags(bits: int) -> str:

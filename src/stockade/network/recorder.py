@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stockade.model import Event, Severity
-from stockade.network.connection import DEFAULT_POLICY, ConnectionRecord, events_for
+from stockade.network.connection import DEFAULT_POLICY, ConnectionRecord, event_kinds, events_for
 from stockade.network.observation import Observation
 from stockade.network.tls_policy import TlsPolicy
 
@@ -48,9 +48,17 @@ class Recorder:
 
     def add(self, rec: ConnectionRecord, data: dict[str, Any] | None = None) -> list[Event]:
         """Tally one record (and queue it for the store, with its ``to_dict()`` when the caller
-        made it already); returns its events."""
+        made it already); returns its events, built only when the store or ``on_events`` takes
+        them (else only counted: an empty list)."""
         self.connections += 1
         self.observed.add(rec)
+        if self.store is None and self.on_events is None:
+            for kind, severity in event_kinds(rec, self.policy):
+                self.kinds[kind] = self.kinds.get(kind, 0) + 1
+                self.worst = max(self.worst, severity)
+            if self.on_record is not None:
+                self.on_record(rec)
+            return []
         events = events_for(rec, self.source, self.policy)
         for e in events:
             self.kinds[e.kind] = self.kinds.get(e.kind, 0) + 1

@@ -225,6 +225,9 @@ class DlpEngine:
         # (DlpStream.triggered), so plain HTTP needs no Python framing (see .decoding).
         self.triggers = backend == "hs-stream"
         self.held = 0  # bytes its DecodingStreams hold until a trigger (bounded there)
+        self.unchecked = 0  # bytes passive callers hold before one quiet() check (bounded there)
+        self._check_db: Any = None  # the stream database's expressions in block mode (quiet())
+        self._check_parts: tuple[object, ...] = ()
         self.unscanned = 0  # bytes its coalescing streams hold unscanned (see UNSCANNED_TOTAL)
         if backend != "re":  # compiled once per sensor set and kept on disk (.hs_cache)
             mode = hyperscan.HS_MODE_STREAM if backend == "hs-stream" else hyperscan.HS_MODE_BLOCK
@@ -233,9 +236,43 @@ class DlpEngine:
             self._hs_db, self.always_scan = hs_cache.load_or_compile(
                 hyperscan, key, mode, lambda: self._compile(chosen, backend)
             )
+            self._check_parts = ("check", *parts)
+
+    def quiet(self, data: bytes) -> bool:
+        """True when ``data`` fed as one whole stream (``stream(coalesce=...)``, then ``close``,
+        of at most the decoding replay) can give no match and needs no HTTP decoding: nothing
+        of the stream database matches anywhere in it (no prefilter, context word or decoding
+        trigger), no sensor is scanned by regex alone and it does not end in a letter or digit
+        (a built-in candidate is then looked for at the end). One block scan, no stream: a
+        passive caller whose direction is quiet needs no stream at all. Always False without
+        the ``hs-stream`` backend."""
+        if not self.triggers or self.always_scan or self._hs_db is None:
+            return False
+        if data[-1:].isalnum():
+            return False
+        db = self._check_db
+        if db is None:  # compiled (or loaded) at the first use: the firewall never pays for it
+            sensors = tuple(c.sensor for c in self.sensors)
+            key = hs_cache.cache_key(hyperscan, self._check_parts, DlpEngine._compile)
+            db, _ = hs_cache.load_or_compile(
+                hyperscan,
+                key,
+                hyperscan.HS_MODE_BLOCK,
+                lambda: self._compile(sensors, self.backend, block=True),
+            )
+            self._check_db = db
+        try:
+            db.scan(data, match_event_handler=_stop)
+        except hyperscan.ScanTerminated:
+            return False
+        return True
 
     @staticmethod
-    def _compile(sensors: Sequence[Sensor], backend: str) -> tuple[Any, tuple[int, ...]]:
+    def _compile(
+        sensors: Sequence[Sensor], backend: str, *, block: bool = False
+    ) -> tuple[Any, tuple[int, ...]]:
+        """The prefilter database of ``backend``; ``block``: the same expressions compiled for
+        block mode (see :meth:`quiet`)."""
         assert hyperscan is not None
         exprs: list[bytes] = []
         ids: list[int] = []
@@ -272,7 +309,8 @@ class DlpEngine:
                 flags.append(single | hyperscan.HS_FLAG_CASELESS if caseless else single)
         if not exprs:
             return None, tuple(fallback)
-        mode = hyperscan.HS_MODE_STREAM if backend == "hs-stream" else hyperscan.HS_MODE_BLOCK
+        stream = backend == "hs-stream" and not block
+        mode = hyperscan.HS_MODE_STREAM if stream else hyperscan.HS_MODE_BLOCK
         db = hyperscan.Database(mode=mode)
         db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
         return db, tuple(fallback)
@@ -304,6 +342,10 @@ class DlpEngine:
         """One whole buffer (a file, a message): feed + close."""
         s = self.stream()
         return s.feed(data) + s.close()
+
+
+def _stop(*_match: object) -> bool:
+    return True  # the first match answers DlpEngine.quiet: stop the scan
 
 
 class DlpStream:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from .base import FULL, PARTIAL, STRONG, WEAK, Guess, first_line, lines
@@ -44,16 +45,31 @@ def request_headers(client: bytes) -> dict[str, str]:
 
 
 def request_header(client: bytes, name: str) -> str | None:
-    """``request_headers(client).get(name)`` (``name`` in lower case) without decoding the others."""
-    want = name.encode("latin-1")
+    """``request_headers(client).get(name)`` (``name`` in lower case) without decoding the others
+    and without splitting the body: over the lines of ``lines(client)[1:]`` before the first
+    empty one (trailing CRs aside), the last whose name, stripped of white space and in lower
+    case, is ``name``; the property test holds it to :func:`request_headers`."""
+    data = client[:4096]
+    start = data.find(b"\n") + 1
+    if not start:
+        return None  # one line: no header field
+    empty = _EMPTY_LINE.search(data, start - 1)
+    end = empty.start() + 1 if empty is not None else len(data)
     found = None
-    for line in lines(client)[1:]:
-        if not line:
-            break
-        key, sep, value = line.partition(b":")
-        if sep and key.strip().lower() == want:
-            found = value  # the last one wins, as in the dict
-    return None if found is None else found.strip().decode("latin-1")
+    for found in _field(name).finditer(data, start, end):  # noqa: B007  (the last one wins)
+        pass
+    return None if found is None else found[1].rstrip(b"\r").strip().decode("latin-1")
+
+
+_EMPTY_LINE = re.compile(rb"\n\r*(?:\n|\Z)")  # the end of the line before an empty one
+_SPACE = rb"[ \t\r\x0b\x0c]*"  # what bytes.strip() removes (a line holds no LF)
+
+
+@functools.lru_cache(maxsize=16)
+def _field(name: str) -> re.Pattern[bytes]:
+    """A header line named ``name``: its value up to the end of the line in group 1."""
+    want = re.escape(name.encode("latin-1"))
+    return re.compile(rb"^" + _SPACE + want + _SPACE + rb":(.*)$", re.MULTILINE | re.IGNORECASE)
 
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")

@@ -45,11 +45,24 @@ def judge(client: bytes, server: bytes, *, final: bool = False) -> Judgement | N
     ``final``: no more bytes will come (the capture or the connection ended)."""
     client, server = client[:WINDOW], server[:WINDOW]
     final = final or len(client) >= WINDOW or len(server) >= WINDOW
+    if client[:1].isalpha() and server[:1] not in _GREETING_STARTS and server[3:4] != b"\0":
+        # A client that opens with a letter (an HTTP request line, ...) and a server that sent
+        # no text or MySQL greeting: every probe but HTTP's answers None on its first test
+        # (PostgreSQL's requests open with a zero, LDAP's with 0x30, XMPP's with space or "<").
+        return _http(client, server, final)
+    return _judge_all(client, server, final)
+
+
+def _judge_all(client: bytes, server: bytes, final: bool) -> Judgement | None:
+    """:func:`judge` asking every probe in order (the reference its shortcut is tested against)."""
     for probe in (_postgres, _mysql, _ldap, _xmpp, _http, _lines):
         found = probe(client, server, final)
         if found is not None:
             return found
     return None
+
+
+_GREETING_STARTS = (b"2", b"*", b"+")  # the first byte of each of _GREETINGS
 
 
 def _waiting(kind: str, final: bool) -> Judgement:
@@ -351,12 +364,13 @@ _UPGRADE_TLS = re.compile(rb"(?im)^upgrade:[^\r\n]*\bTLS/\d")
 
 def _http(client: bytes, server: bytes, final: bool) -> Judgement | None:
     """``Upgrade: h2c`` or a WebSocket stays clear (detection says so); only TLS is judged here."""
-    if not _HTTP_REQUEST.match(client):
-        return None
     head_end = client.find(b"\r\n\r\n")
     head = client[: head_end if head_end >= 0 else len(client)]
-    # the search needs "upgrade:" in some case: most requests have none (a cheap test first)
-    if b"upgrade:" not in head.lower() or not _UPGRADE_TLS.search(head):
+    # the search needs "upgrade:" in some case: most requests have none (a cheap test first,
+    # cheaper than the request line's)
+    if b"upgrade:" not in head.lower() or not _HTTP_REQUEST.match(client):
+        return None
+    if not _UPGRADE_TLS.search(head):
         return None
     kind = "http-upgrade-tls"
     if head_end < 0 or not server:

@@ -1,0 +1,152 @@
+"""``ConnectionRecord.json_line`` (the line ``sensor --format json`` writes without the store) is
+``json.dumps(to_dict())`` to the byte: masked the same way, escaped the same way."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stockade.identity import Directory
+from stockade.lab.http_capture import write_http_capture
+from stockade.model.resource import ResourceRef
+from stockade.network.analysis import Inspectors
+from stockade.network.connection import (
+    ConnectionRecord,
+    Hit,
+    _iso,
+    _iso_reference,
+    event_kinds,
+    events_for,
+)
+from stockade.network.interface import DlpMatch, TlsInfo
+from stockade.network.recorder import Recorder
+from stockade.network.sensor import run_pcap
+from stockade.network.tls_policy import TlsPolicy
+
+CARD, SSN = "4111 1111 1111 1111", "536-22-8401"
+_TEXT = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from([CARD, SSN, f"/pay/{CARD}", 'q"\\\n\x00', "lone \udcff", "\U0001f600", ""]),
+)
+_REF = st.builds(
+    ResourceRef,
+    kind=st.sampled_from(["external", "pod", f"k{SSN}"]),
+    name=_TEXT,
+    namespace=st.none() | _TEXT,
+    digest=st.none() | _TEXT,
+    labels=st.lists(st.tuples(_TEXT, _TEXT), max_size=2).map(tuple),
+)
+_HIT = st.builds(
+    Hit,
+    direction=st.sampled_from(["client", "server"]),
+    match=st.builds(
+        DlpMatch,
+        sensor=st.sampled_from(["dlp.payment_card", "dlp.us_ssn"]),
+        masked=_TEXT,
+        start=st.integers(0, 1 << 20),
+        end=st.integers(0, 1 << 20),
+        confidence=st.floats(0, 1),
+    ),
+)
+_TLS = st.builds(
+    TlsInfo,
+    version=st.sampled_from(["TLS1.2", "TLS1.3", "SSL3.0"]),
+    sni=st.none() | _TEXT,
+    alpn=st.lists(_TEXT, max_size=2).map(tuple),
+    cipher=st.none() | _TEXT,
+)
+_RECORD = st.builds(
+    ConnectionRecord,
+    id=st.sampled_from(["run-1", "02feaa70-5"]),  # its own ids: not masked (to_dict)
+    start=st.floats(0, 4e9),
+    end=st.floats(0, 4e9),
+    transport=st.sampled_from(["tcp", "udp", f"tcp{CARD}"]),
+    ip_version=st.sampled_from([4, 6]),
+    client_ip=st.sampled_from(["10.0.0.1", "fd00::1", SSN]),
+    client_port=st.integers(0, 65535),
+    server_ip=_TEXT,
+    server_port=st.integers(0, 65535),
+    client=_REF,
+    server=_REF,
+    protocol=_TEXT,
+    encrypted=st.booleans(),
+    upgrade=st.none() | _TEXT,
+    tls=st.none() | _TLS,
+    bytes_to_server=st.integers(0, 1 << 40),
+    bytes_to_client=st.integers(0, 1 << 40),
+    packets_to_server=st.integers(0, 1 << 20),
+    packets_to_client=st.integers(0, 1 << 20),
+    flags_client=_TEXT,
+    flags_server=st.sampled_from(["SAPF", ""]),
+    state=st.sampled_from(["closed", "reset", f"x {CARD}"]),
+    gaps=st.integers(0, 9),
+    inspected=st.integers(0, 1 << 20),
+    hits=st.lists(_HIT, max_size=2).map(tuple),
+    details=st.lists(st.tuples(_TEXT, _TEXT), max_size=3).map(tuple),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rec=_RECORD)
+def test_the_line_is_json_dumps_of_to_dict(rec: ConnectionRecord) -> None:
+    line = rec.json_line()
+    assert line == json.dumps(rec.to_dict())
+    assert CARD not in line and SSN not in line
+
+
+def test_the_lines_of_a_capture_are_json_dumps_of_to_dict(tmp_path: Path) -> None:
+    cap = write_http_capture(tmp_path / "http.pcap", flows=120)
+    run = run_pcap(cap.path, inspectors=Inspectors.default(), identities=Directory())
+    assert len(run.records) == 120 and any(r.hits for r in run.records)
+    for rec in run.records:
+        assert rec.json_line() == json.dumps(rec.to_dict())
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    ts=st.one_of(
+        st.floats(min_value=-1e9, max_value=253_402_300_798, allow_nan=False),
+        st.builds(
+            lambda s, f: s + f,
+            st.integers(0, 4_000_000_000),
+            st.sampled_from([0.0, 5e-7, 0.9999995, 0.9999994999, 1.5e-6, 2.5e-6, 0.5]),
+        ),
+    )
+)
+def test_the_time_text_is_datetimes(ts: float) -> None:
+    assert _iso(ts) == _iso_reference(ts)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rec=_RECORD, minimum=st.sampled_from(["TLS1.0", "TLS1.2", "TLS1.3"]))
+def test_the_counted_event_kinds_are_those_of_the_events(
+    rec: ConnectionRecord, minimum: str
+) -> None:
+    policy = TlsPolicy(min_version=minimum)
+    assert event_kinds(rec, policy) == [(e.kind, e.severity) for e in events_for(rec, "s", policy)]
+
+
+def test_a_recorder_without_takers_counts_what_one_with_a_taker_counts(tmp_path: Path) -> None:
+    cap = write_http_capture(tmp_path / "http.pcap", flows=60)
+    run = run_pcap(cap.path, inspectors=Inspectors.default(), identities=Directory())
+    counting, taking = Recorder(None, capture="c"), Recorder(None, capture="c", on_events=list)
+    for rec in run.records:
+        assert counting.add(rec) == []
+        taking.add(rec)
+    assert counting.kinds == taking.kinds and counting.kinds["dlp.sensitive_in_clear"] > 0
+    assert counting.worst == taking.worst and counting.connections == taking.connections == 60
+
+
+def test_remembered_strings_are_only_those_the_gate_passed() -> None:
+    from stockade.network import connection
+
+    connection._PASSED.clear()
+    for text in ["proto.http", f"/pay/{CARD}", SSN, "shop.internal:8080", "proto.http"]:
+        assert connection._mask(text) == connection.redact_text(text)
+    assert {"proto.http", "shop.internal:8080"} == connection._PASSED
+    for i in range(connection.PASSED_KEPT + 10):  # bounded
+        connection._mask(f"host-{i}.example")
+    assert len(connection._PASSED) <= connection.PASSED_KEPT
