@@ -204,6 +204,7 @@ def _bool(b: bool) -> str:
 # kept (nothing the gate would change), at most PASSED_KEPT of them.
 _PASSED: set[str] = set()
 PASSED_KEPT = 4096
+PASSED_LONGEST = 256  # longer strings are not remembered: the memory stays bounded (~1 MiB)
 
 
 def _mask(text: str) -> str:
@@ -211,7 +212,7 @@ def _mask(text: str) -> str:
     if text in _PASSED:
         return text
     out = redact_text(text)
-    if out is text and type(text) is str:
+    if out is text and type(text) is str and len(text) <= PASSED_LONGEST:
         if len(_PASSED) >= PASSED_KEPT:
             _PASSED.clear()
         _PASSED.add(text)
