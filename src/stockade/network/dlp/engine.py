@@ -19,6 +19,7 @@ stage 2 and 3 make its results identical, which the tests check.
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
 import re
 from collections import deque
@@ -30,7 +31,7 @@ from stockade.model.errors import ConfigError
 from stockade.model.redact import digits_of
 
 from ..interface import DlpMatch
-from . import hs_cache
+from . import hs_cache, runscan
 from .masking import MASKERS, Masker
 from .sensors import BUILTIN_SENSORS, Sensor
 from .triggers import TRIGGERS
@@ -48,6 +49,7 @@ KEY_WINDOW = 24  # "key" zone right before a match where exclude words veto it
 MERGE = 512  # hits up to this far apart are confirmed in one regex pass
 SLACK = 2  # prefilter matches carry one boundary byte on each side of the candidate
 BACKENDS = ("hs-stream", "hs-window", "re")
+_END = operator.itemgetter(1)  # a prefilter hit's end offset
 _ID_STRIDE = 64  # hyperscan id = sensor index * stride + prefilter index
 _LEAD_ID = 32  # prefilter index of a sensor's first lead (context word) prefilter
 _TRIGGER_ID = 1 << 24  # hyperscan ids from here are HTTP decoding triggers (see .triggers)
@@ -181,6 +183,7 @@ class DlpEngine:
         *,
         backend: str = "auto",
         ignore_test_cards: bool = False,
+        compiled_prefilters: bool = True,
     ) -> None:
         chosen = tuple(BUILTIN_SENSORS if sensors is None else sensors)
         if not chosen:
@@ -226,16 +229,32 @@ class DlpEngine:
         self.triggers = backend == "hs-stream"
         self.held = 0  # bytes its DecodingStreams hold until a trigger (bounded there)
         self.unscanned = 0  # bytes its coalescing streams hold unscanned (see UNSCANNED_TOTAL)
+        # The built-in digit-run prefilters (and the query trigger) scanned by runscan.c instead
+        # of Hyperscan, where it is built: the same hits, a cheaper scan (see .runscan).
+        self._runscan = (
+            runscan.compiled() if backend == "hs-stream" and compiled_prefilters else None
+        )
+        self.runscan_ids = _runscan_ids(chosen) if self._runscan is not None else ()
+        if not any(i != runscan.UNUSED for i in self.runscan_ids):
+            self._runscan, self.runscan_ids = None, ()
+        self._runscan_out: Any = (
+            self._runscan.ffi.new("uint64_t[]", 2 * runscan.HITS) if self._runscan else None
+        )
         if backend != "re":  # compiled once per sensor set and kept on disk (.hs_cache)
             mode = hyperscan.HS_MODE_STREAM if backend == "hs-stream" else hyperscan.HS_MODE_BLOCK
-            parts = (backend, chosen, TRIGGERS, _ID_STRIDE, _LEAD_ID, _TRIGGER_ID)
+            by_c = tuple(sorted(self.runscan_ids))
+            parts = (backend, chosen, TRIGGERS, _ID_STRIDE, _LEAD_ID, _TRIGGER_ID, by_c)
             key = hs_cache.cache_key(hyperscan, parts, DlpEngine._compile)
             self._hs_db, self.always_scan = hs_cache.load_or_compile(
-                hyperscan, key, mode, lambda: self._compile(chosen, backend)
+                hyperscan, key, mode, lambda: self._compile(chosen, backend, by_c)
             )
 
     @staticmethod
-    def _compile(sensors: Sequence[Sensor], backend: str) -> tuple[Any, tuple[int, ...]]:
+    def _compile(
+        sensors: Sequence[Sensor], backend: str, by_c: tuple[int, ...] = ()
+    ) -> tuple[Any, tuple[int, ...]]:
+        """The Hyperscan database of the sensors' prefilters (and the triggers), but for the
+        expressions whose ids ``by_c`` lists (runscan.c reports those)."""
         assert hyperscan is not None
         exprs: list[bytes] = []
         ids: list[int] = []
@@ -259,12 +278,17 @@ class DlpEngine:
                 fallback.append(si)
                 continue
             for k, expr in enumerate(encoded):
-                exprs.append(expr)
                 # Lead prefilters get ids in the upper half of the sensor's id block.
-                ids.append(si * _ID_STRIDE + (k if k < len(own) else _LEAD_ID + k - len(own)))
+                ident = si * _ID_STRIDE + (k if k < len(own) else _LEAD_ID + k - len(own))
+                if ident in by_c:
+                    continue
+                exprs.append(expr)
+                ids.append(ident)
                 flags.append(flag)
         if backend == "hs-stream":
             for k, (expr, caseless) in enumerate(TRIGGERS):
+                if _TRIGGER_ID + k in by_c:
+                    continue
                 exprs.append(expr)
                 ids.append(_TRIGGER_ID + k)
                 # the first trigger of each kind is all a stream needs to know
@@ -306,12 +330,32 @@ class DlpEngine:
         return s.feed(data) + s.close()
 
 
+def _runscan_ids(sensors: Sequence[Sensor]) -> tuple[int, ...]:
+    """The Hyperscan id runscan.c reports for each of its expressions (runscan.UNUSED where no
+    sensor of the engine has it): a sensor's plain prefilter of the same text, the query
+    trigger. An expression two sensors share is left to Hyperscan for the second."""
+    ids = [runscan.UNUSED] * len(runscan.EXPRESSIONS)
+    for si, sensor in enumerate(sensors):
+        if sensor.ignore_case:
+            continue
+        for k, pattern in enumerate(sensor.prefilter):
+            text = pattern.encode("latin-1", "replace")
+            at = runscan.EXPRESSIONS.index(text) if text in runscan.EXPRESSIONS else -1
+            if 0 <= at != runscan.QUERY_TRIGGER and ids[at] == runscan.UNUSED:
+                ids[at] = si * _ID_STRIDE + k
+    for k, (trigger, caseless) in enumerate(TRIGGERS):
+        if trigger == runscan.EXPRESSIONS[runscan.QUERY_TRIGGER] and not caseless:
+            ids[runscan.QUERY_TRIGGER] = _TRIGGER_ID + k
+            break
+    return tuple(ids)
+
+
 class DlpStream:
     """One direction of one flow. ``feed`` returns matches decided so far; ``close`` the rest."""
 
     __slots__ = ("_always", "_base", "_buf", "_chunks", "_chunks_base", "_closed", "_end",
                  "_engine", "_hits", "_hs_stream", "_keep", "_last_end", "_on_match", "_pending",
-                 "_scan", "_waiting", "triggered")  # fmt: skip
+                 "_runscan", "_scan", "_waiting", "triggered")  # fmt: skip
 
     def __init__(self, engine: DlpEngine) -> None:
         self._engine = engine
@@ -337,6 +381,11 @@ class DlpStream:
             self._hs_stream = engine._hs_db.stream(match_event_handler=self._on_match)
             self._hs_stream.__enter__()
             self._scan = self._hs_stream.scan
+        self._runscan = (
+            runscan.RunScan(engine._runscan, engine.runscan_ids, engine._runscan_out, self._hits)
+            if engine._runscan is not None
+            else None
+        )
 
     def _record(self, ident: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
         self._hits.append((ident, to))
@@ -362,6 +411,12 @@ class DlpStream:
             scan(data)
         else:
             self._scan_without_stream(data, start)
+        if self._runscan is not None:
+            hits = self._hits
+            from_hs = len(hits)
+            self._runscan.scan(data)
+            if from_hs and len(hits) > from_hs:
+                hits.sort(key=_END)  # stable: the two scans' hits in the order of their ends
         if self._hits:
             self._take_hits()
         if self._always:
