@@ -35,11 +35,13 @@
 
 struct rs_state {
     uint64_t pos; /* stream offset of the next byte */
-    /* The run of [0-9 -] read so far: the bytes before c_from are read; c_open: the last of
-     * them is in that run, which starts at c_start; general, brand: the least last-digit offset
-     * a general or brand card match can end at in it (NONE: no start yet). */
+    /* The run of [0-9 -] that starts at c_start, read from there up to c_from; general, brand:
+     * the least last-digit offset a general or brand card match can end at in it (NONE: no
+     * start yet). */
     uint64_t c_from, c_start, general, brand;
-    uint32_t c_open;
+    /* run: the latest start of a [0-9 -] run; aadd: the latest end of "[A-Z][A-Z][0-9][0-9]"
+     * (an IBAN's start; NONE: none yet), both at or before the last byte scanned */
+    uint64_t run, aadd;
     /* The query trigger: the run of non-space bytes read up to q_from; q_open: the last byte
      * read is in it; q_lead: it follows "[A-Z] "; q_mark: it holds a '?'. */
     uint64_t q_from;
@@ -82,7 +84,7 @@ static void init_classes(void) {
 void rs_init(struct rs_state *s, const uint32_t *ids) {
     init_classes();
     memset(s, 0, sizeof *s);
-    s->general = s->brand = NONE;
+    s->general = s->brand = s->aadd = NONE;
     memcpy(s->ids, ids, sizeof s->ids);
 }
 
@@ -99,62 +101,57 @@ void rs_init(struct rs_state *s, const uint32_t *ids) {
         }                                    \
     } while (0)
 
-/* Read the run of [0-9 -] back from offset q (in the run or not) to c_from, and keep what it
- * says about card starts. A start p needs a non-word byte before it; its brand prefix is read
- * forward and stops at the first non-digit, which the byte after q is when q ends a number (or
- * lies within the buffer when q is a checkpoint three bytes from the end). */
-static void read_card_run(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at,
-                          uint64_t q) {
-    if (q < s->c_from || q == NONE)
-        return;
-    uint64_t x = q + 1, general = NONE, brand = NONE;
-    while (x > s->c_from && (CLS[B(x - 1)] & (DIG | SEP)))
-        x--;
-    /* x: the first byte of the run within [c_from, q] (q + 1 if q is not in a run) */
-    const int continues = x == s->c_from && s->c_open;
-    for (uint64_t p = q;; p--) {
-        if (p < x || p == NONE)
-            break;
-        const uint8_t c = B(p);
-        if ((CLS[c] & DIG) && !(CLS[B(p - 1)] & WORD)) {
-            if (c >= '2' && c <= '8' && c != '7')
-                general = p + 13;
-            if (c == '4') {
-                if (p + 12 < brand)
-                    brand = p + 12;
-            } else if (c == '5' || c == '6') {
-                const uint8_t c1 = B(p + 1);
-                if (c1 >= '0' && c1 <= '9') {
-                    const uint8_t c2 = B(p + 2);
-                    if ((c == '5' && c1 == '0' && c2 >= '1' && c2 <= '3') ||
-                        (c == '6' && c1 == '7' && (c2 == '5' || c2 == '6'))) {
-                        if (p + 11 < brand)
-                            brand = p + 11;
-                    } else if (c2 >= '0' && c2 <= '9') {
-                        const uint8_t c3 = B(p + 3);
-                        if (((c == '5' && c1 == '8' && c2 == '9' && c3 == '3') ||
-                             (c == '6' && c1 == '3' && c2 == '0' && c3 == '4')) &&
-                            p + 11 < brand)
-                            brand = p + 11;
-                    }
-                }
+/* A card start at offset p (a digit after a non-word byte): lower general and brand to the
+ * least offset a match from it can end at. The brand prefix is read forward and stops at the
+ * first non-digit (the byte after the run's end, which the caller has). */
+static void card_start(const uint8_t *b, size_t j, uint64_t at, uint64_t p, uint64_t *general,
+                       uint64_t *brand) {
+    const uint8_t c = B(p);
+    if (c >= '2' && c <= '8' && c != '7')
+        *general = p + 13;
+    if (c == '4') {
+        if (p + 12 < *brand)
+            *brand = p + 12;
+    } else if (c == '5' || c == '6') {
+        const uint8_t c1 = B(p + 1);
+        if (c1 >= '0' && c1 <= '9') {
+            const uint8_t c2 = B(p + 2);
+            if ((c == '5' && c1 == '0' && c2 >= '1' && c2 <= '3') ||
+                (c == '6' && c1 == '7' && (c2 == '5' || c2 == '6'))) {
+                if (p + 11 < *brand)
+                    *brand = p + 11;
+            } else if (c2 >= '0' && c2 <= '9') {
+                const uint8_t c3 = B(p + 3);
+                if (((c == '5' && c1 == '8' && c2 == '9' && c3 == '3') ||
+                     (c == '6' && c1 == '3' && c2 == '0' && c3 == '4')) &&
+                    p + 11 < *brand)
+                    *brand = p + 11;
             }
         }
-        if (p == 0)
-            break;
     }
-    if (continues) {
-        if (s->general != NONE)
-            general = s->general; /* an earlier start in the same run */
-        if (s->brand < brand)
-            brand = s->brand;
-    } else {
-        s->c_start = x;
+}
+
+/* Read the run of [0-9 -] that starts at cs back from offset q (in it) to c_from, once, and
+ * keep what it says about card starts. Called where a number ends (the byte after q is no
+ * digit) or three bytes before a buffer's end (the bytes after q are there). */
+static void read_card_run(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at,
+                          uint64_t q, uint64_t cs) {
+    if (s->c_start != cs) {
+        s->c_start = s->c_from = cs;
+        s->general = s->brand = NONE;
     }
-    s->general = general;
+    if (q < s->c_from)
+        return;
+    uint64_t general = NONE, brand = s->brand;
+    for (uint64_t x = q + 1; x > s->c_from;) {
+        x--;
+        if ((CLS[B(x)] & DIG) && !(CLS[B(x - 1)] & WORD))
+            card_start(b, j, at, x, &general, &brand);
+    }
+    if (s->general == NONE)
+        s->general = general; /* else an earlier start in the run */
     s->brand = brand;
     s->c_from = q + 1;
-    s->c_open = (CLS[B(q)] & (DIG | SEP)) != 0;
 }
 
 /* The same for the trigger's run of non-space bytes, read back from offset q to q_from. */
@@ -182,16 +179,19 @@ static void read_query_run(struct rs_state *s, const uint8_t *b, size_t j, uint6
 /* The byte b[j], at stream offset at, ends a run (prev: the class of the byte before it): report
  * what ends there. */
 static size_t on_end(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at, uint64_t *out,
-                     size_t n) {
+                     size_t n, uint64_t cs, uint64_t aadd) {
     const uint8_t c = b[j], cl = CLS[c], prev = CLS[b[j - 1]];
     const uint64_t q = at - 1;
     if ((prev & DIG) && !(cl & WORD)) {
-        /* a number ends at q */
-        read_card_run(s, b, j, at, q);
-        if (s->general <= q)
-            EMIT(0);
-        if (s->brand <= q)
-            EMIT(1);
+        /* a number ends at q, in the run of [0-9 -] that starts at cs */
+        const uint64_t len = q - cs + 1;
+        if (len >= 12) { /* else too short for any card */
+            read_card_run(s, b, j, at, q, cs);
+            if (s->general <= q)
+                EMIT(0);
+            if (s->brand <= q)
+                EMIT(1);
+        }
         if (ISD(q - 1) && ISD(q - 2) && ISD(q - 3)) {
             const uint8_t s4 = CLS[B(q - 4)];
             if ((s4 & SEP) && ISD(q - 5) && ISD(q - 6) && (CLS[B(q - 7)] & SEP) && ISD(q - 8) &&
@@ -207,13 +207,13 @@ static size_t on_end(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at
             }
         }
         /* E.164: the run starts with a digit right after a '+', 8-25 bytes back */
-        const uint64_t len = q - s->c_start + 1;
-        if (len >= 8 && len <= 25 && B(s->c_start - 1) == '+' && ISD(s->c_start))
+        if (len >= 8 && len <= 25 && B(cs - 1) == '+' && ISD(cs))
             EMIT(5);
     }
-    if ((prev & (DIG | UP)) && !(cl & ALNUM)) {
+    if ((prev & (DIG | UP)) && !(cl & ALNUM) && aadd != NONE && aadd + 39 >= q) {
         /* an IBAN can end at q: a start (two capitals, two digits, after a byte that is no
-         * letter or digit) 14 to 42 bytes back, all of it in [A-Z0-9 ] */
+         * letter or digit; the latest such four end at aadd) 14 to 42 bytes back, all of it in
+         * [A-Z0-9 ] */
         uint64_t x = q;
         while (q - x < 42 && x > 0 && (CLS[B(x - 1)] & IRUN))
             x--;
@@ -240,6 +240,15 @@ static inline int is_end(const uint8_t *b, size_t j) {
     return ((CLS[b[j - 1]] & (DIG | UP)) && !(CLS[b[j]] & ALNUM)) || PCT[b[j]];
 }
 
+/* After b[j] (at stream offset at): the latest run start and IBAN start (see rs_state). */
+static inline void track(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at) {
+    const uint8_t cl = CLS[b[j]], prev = CLS[b[j - 1]];
+    if ((cl & (DIG | SEP)) && !(prev & (DIG | SEP)))
+        s->run = at;
+    if ((cl & DIG) && (prev & DIG) && (CLS[b[j - 2]] & UP) && (CLS[b[j - 3]] & UP))
+        s->aadd = at;
+}
+
 #ifdef __SSE2__
 /* 0xff where lo <= byte <= hi */
 static inline __m128i in_range(__m128i v, char lo, char hi) {
@@ -247,17 +256,35 @@ static inline __m128i in_range(__m128i v, char lo, char hi) {
     return _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8((char)(hi - lo))), t);
 }
 
-/* Bit k set: b[j + k] may end a run (see is_end), for k < 16. */
-static inline unsigned ends16(const uint8_t *b, size_t j) {
+/* For b[j..j+16): bit k of ends: b[j + k] may end a run (see is_end); of runs: a run of
+ * [0-9 -] starts there; of aadd: "[A-Z][A-Z][0-9][0-9]" ends there. */
+static inline void masks16(const uint8_t *b, size_t j, unsigned *ends, unsigned *runs,
+                           unsigned *aadd) {
     const __m128i v = _mm_loadu_si128((const __m128i *)(b + j));
-    const __m128i pv = _mm_loadu_si128((const __m128i *)(b + j - 1));
-    const __m128i prev = _mm_or_si128(in_range(pv, '0', '9'), in_range(pv, 'A', 'Z'));
-    const __m128i alnum = _mm_or_si128(_mm_or_si128(in_range(v, '0', '9'), in_range(v, 'A', 'Z')),
+    const __m128i v1 = _mm_loadu_si128((const __m128i *)(b + j - 1));
+    const __m128i v2 = _mm_loadu_si128((const __m128i *)(b + j - 2));
+    const __m128i v3 = _mm_loadu_si128((const __m128i *)(b + j - 3));
+    const __m128i dig = in_range(v, '0', '9'), dig1 = in_range(v1, '0', '9');
+    const __m128i up1 = in_range(v1, 'A', 'Z');
+    const __m128i alnum = _mm_or_si128(_mm_or_si128(dig, in_range(v, 'A', 'Z')),
                                        in_range(v, 'a', 'z'));
     const __m128i pct = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('%')),
                                      _mm_cmpeq_epi8(v, _mm_set1_epi8('+')));
-    return (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_andnot_si128(alnum, prev), pct));
+    const __m128i sp = _mm_set1_epi8(' '), hy = _mm_set1_epi8('-');
+    const __m128i inrun = _mm_or_si128(dig, _mm_or_si128(_mm_cmpeq_epi8(v, sp),
+                                                         _mm_cmpeq_epi8(v, hy)));
+    const __m128i inrun1 = _mm_or_si128(dig1, _mm_or_si128(_mm_cmpeq_epi8(v1, sp),
+                                                           _mm_cmpeq_epi8(v1, hy)));
+    const __m128i four = _mm_and_si128(_mm_and_si128(dig, dig1),
+                                       _mm_and_si128(in_range(v2, 'A', 'Z'), in_range(v3, 'A', 'Z')));
+    *ends = (unsigned)_mm_movemask_epi8(
+        _mm_or_si128(_mm_andnot_si128(alnum, _mm_or_si128(dig1, up1)), pct));
+    *runs = (unsigned)_mm_movemask_epi8(_mm_andnot_si128(inrun1, inrun));
+    *aadd = (unsigned)_mm_movemask_epi8(four);
 }
+
+/* the offset of the highest set bit of mask (nonzero) in the block at stream offset at */
+#define LAST(at, mask) ((at) + 31 - (uint64_t)__builtin_clz(mask))
 #endif
 
 /* Bytes b[from..to) at stream offsets pos..; b[from - LOOK..from) are the bytes before them.
@@ -269,25 +296,38 @@ static size_t scan(struct rs_state *s, const uint8_t *b, size_t from, size_t to,
     size_t j = from;
 #ifdef __SSE2__
     for (; j + 16 <= to; j += 16) {
-        unsigned mask = ends16(b, j);
-        while (mask) {
-            const size_t k = j + (size_t)__builtin_ctz(mask);
-            mask &= mask - 1;
+        unsigned ends, runs, aadd;
+        masks16(b, j, &ends, &runs, &aadd);
+        while (ends) {
+            const unsigned k = (unsigned)__builtin_ctz(ends);
+            ends &= ends - 1;
+            /* what starts and ends before b[j + k] */
+            const unsigned before = (1u << k) - 1, r = runs & before, a = aadd & before;
             if (n + N_EXPR > cap) {
-                s->pos = base + k;
-                *done = k;
+                if (r)
+                    s->run = LAST(base + j, r);
+                if (a)
+                    s->aadd = LAST(base + j, a);
+                s->pos = base + j + k;
+                *done = j + k;
                 return n;
             }
-            n = on_end(s, b, k, base + k, out, n);
+            n = on_end(s, b, j + k, base + j + k, out, n, r ? LAST(base + j, r) : s->run,
+                       a ? LAST(base + j, a) : s->aadd);
         }
+        if (runs)
+            s->run = LAST(base + j, runs);
+        if (aadd)
+            s->aadd = LAST(base + j, aadd);
     }
 #endif
     for (; j < to; j++) {
-        if (!is_end(b, j))
-            continue;
-        if (n + N_EXPR > cap)
-            break; /* room for every pair one byte can end */
-        n = on_end(s, b, j, base + j, out, n);
+        if (is_end(b, j)) {
+            if (n + N_EXPR > cap)
+                break; /* room for every pair one byte can end */
+            n = on_end(s, b, j, base + j, out, n, s->run, s->aadd);
+        }
+        track(s, b, j, base + j);
     }
     s->pos = base + j;
     *done = j;
@@ -297,8 +337,8 @@ static size_t scan(struct rs_state *s, const uint8_t *b, size_t from, size_t to,
 /* Where a call's buffer ends, read the open runs up to where the next buffer can reach back
  * (a brand prefix starting in the last three bytes is not known yet: it is read next time). */
 static void checkpoint(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at) {
-    if (at >= 4)
-        read_card_run(s, b, j, at, at - 4);
+    if (at >= 4 && (CLS[b[j - 1]] & (DIG | SEP)) && s->run + 4 <= at)
+        read_card_run(s, b, j, at, at - 4, s->run);
     if (at >= 1 && !s->q_done)
         read_query_run(s, b, j, at, at - 1);
 }
