@@ -65,12 +65,14 @@ def compiled_hits(chunks: Iterable[bytes], *, room: int = runscan.HITS) -> list[
     for chunk in chunks:
         start = 0
         while True:
-            n = lib.rs_scan(state, chunk, len(chunk), start, out, room, at)
+            answer = lib.rs_scan(state, chunk, len(chunk), start, out, room, at)
+            n = answer & ~runscan.MORE
             pairs = ffi.unpack(out, 2 * n) if n else []
             hits.extend(zip(pairs[0::2], pairs[1::2], strict=True))
-            if at[0] >= len(chunk):
+            if not answer & runscan.MORE:
+                assert at[0] == len(chunk)
                 break
-            assert at[0] > start or n, "no progress"
+            assert at[0] < len(chunk) and (at[0] > start or n), "no progress"
             start = at[0]
     ends = [end for _, end in hits]
     assert ends == sorted(ends), "hits must come in the order of their ends"

@@ -411,12 +411,14 @@ class DlpStream:
             scan(data)
         else:
             self._scan_without_stream(data, start)
-        if self._runscan is not None:
-            hits = self._hits
-            from_hs = len(hits)
-            self._runscan.scan(data)
-            if from_hs and len(hits) > from_hs:
-                hits.sort(key=_END)  # stable: the two scans' hits in the order of their ends
+        rs = self._runscan
+        if rs is not None:
+            n = rs.call(rs.state, data, end - start, 0, rs.out, runscan.HITS, rs.next)
+            if n:
+                from_hs = len(self._hits)
+                rs.collect(data, n)
+                if from_hs:  # stable: the two scans' hits in the order of their ends
+                    self._hits.sort(key=_END)
         if self._hits:
             self._take_hits()
         if self._always:

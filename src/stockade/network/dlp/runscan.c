@@ -32,6 +32,7 @@
 #define LOOK 64
 #define NONE UINT64_MAX
 #define N_EXPR 7
+#define RS_MORE ((size_t)1 << 62) /* rs_scan's answer: it stopped before the end */
 
 struct rs_state {
     uint64_t pos; /* stream offset of the next byte */
@@ -344,8 +345,8 @@ static void checkpoint(struct rs_state *s, const uint8_t *b, size_t j, uint64_t 
 }
 
 /* Scan data[start..len) (start: where an earlier call that ran out of room stopped, else 0).
- * Writes up to cap pairs (id, end) to out (cap >= N_EXPR) and returns their number; *next is
- * where it stopped (len when done). */
+ * Writes up to cap pairs (id, end) to out (cap >= N_EXPR) and returns their number, plus
+ * RS_MORE if it ran out of room before the end; *next is where it stopped (len when done). */
 size_t rs_scan(struct rs_state *s, const uint8_t *data, size_t len, size_t start, uint64_t *out,
                size_t cap, size_t *next) {
     size_t n = 0, done;
@@ -358,7 +359,7 @@ size_t rs_scan(struct rs_state *s, const uint8_t *data, size_t len, size_t start
         n = scan(s, tmp, LOOK + start, LOOK + head, out, cap, n, &done);
         if (done < LOOK + head) {
             *next = done - LOOK;
-            return n;
+            return n | RS_MORE;
         }
         checkpoint(s, tmp, LOOK + head, s->pos);
         start = head;
@@ -367,7 +368,7 @@ size_t rs_scan(struct rs_state *s, const uint8_t *data, size_t len, size_t start
         n = scan(s, data, start, len, out, cap, n, &done);
         if (done < len) {
             *next = done;
-            return n;
+            return n | RS_MORE;
         }
         checkpoint(s, data, len, s->pos);
     }

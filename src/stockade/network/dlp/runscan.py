@@ -45,30 +45,41 @@ def compiled() -> Any | None:
     return _runscan
 
 
-class RunScan:
-    """One stream's scan: ``scan(data)`` appends the (id, end) pairs ending in ``data`` to a
-    list, in the order of their ends. ``ids[k]`` is the id reported for ``EXPRESSIONS[k]``."""
+MORE = 1 << 62  # rs_scan's answer holds it when it ran out of room before the end
 
-    __slots__ = ("_lib", "_next", "_out", "_state", "_unpack", "hits")
+
+class RunScan:
+    """One stream's scan state. The engine's hot path calls ``call(state, data, len(data), 0,
+    out, HITS, next)`` itself and, when that answers anything but 0, :meth:`collect`, which
+    appends the (id, end) pairs to ``hits`` in the order of their ends (and scans on where the
+    call ran out of room); :meth:`scan` does both. ``ids[k]`` is the id reported for
+    ``EXPRESSIONS[k]``."""
+
+    __slots__ = ("_unpack", "call", "hits", "next", "out", "state")
 
     def __init__(
         self, module: Any, ids: tuple[int, ...], out: Any, hits: list[tuple[int, int]]
     ) -> None:
-        ffi, self._lib = module.ffi, module.lib
-        self._state = ffi.new("struct rs_state *")
-        self._lib.rs_init(self._state, ffi.new("uint32_t[]", list(ids)))
-        self._out = out  # uint64_t[2 * HITS], shared by the streams of one engine
-        self._next = ffi.new("size_t *")
+        ffi = module.ffi
+        self.call = module.lib.rs_scan
+        self.state = ffi.new("struct rs_state *")
+        module.lib.rs_init(self.state, ffi.new("uint32_t[]", list(ids)))
+        self.out = out  # uint64_t[2 * HITS], shared by the streams of one engine
+        self.next = ffi.new("size_t *")
         self._unpack = ffi.unpack
         self.hits = hits
 
     def scan(self, data: bytes) -> None:
-        lib, state, out, at = self._lib, self._state, self._out, self._next
-        n = lib.rs_scan(state, data, len(data), 0, out, HITS, at)
+        n = self.call(self.state, data, len(data), 0, self.out, HITS, self.next)
+        if n:
+            self.collect(data, n)
+
+    def collect(self, data: bytes, n: int) -> None:
+        """Take the pairs of a call that answered ``n``; scan on if it ran out of room."""
         while True:
-            if n:
-                pairs = self._unpack(out, 2 * n)
+            if n & ~MORE:
+                pairs = self._unpack(self.out, 2 * (n & ~MORE))
                 self.hits.extend(zip(pairs[0::2], pairs[1::2], strict=True))
-            if at[0] >= len(data):
+            if not n & MORE:
                 return
-            n = lib.rs_scan(state, data, len(data), at[0], out, HITS, at)
+            n = self.call(self.state, data, len(data), self.next[0], self.out, HITS, self.next)
