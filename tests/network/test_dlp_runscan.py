@@ -1,10 +1,11 @@
-"""runscan.c (the hand-written scan of the built-in digit-run prefilters and the query trigger)
+"""runscan.c (the hand-written scan of the built-in prefilters and the HTTP decoding triggers)
 against Hyperscan on the same streams: the same (expression, end offset) matches on random,
 adversarial and real bytes cut at every boundary, and the engine's findings the same with and
 without it (Hyperscan alone is the reference)."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,6 +18,8 @@ from hypothesis import strategies as st
 from stockade.network.dlp import DlpEngine, runscan
 from stockade.network.dlp.decoding import DecodingStream
 from stockade.network.dlp.engine import hyperscan
+from stockade.network.dlp.sensors import BUILTIN_SENSORS, Sensor
+from stockade.network.dlp.triggers import TRIGGERS
 from stockade.network.interface import DlpMatch
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -32,7 +35,7 @@ def _built() -> None:
 
 def _reference_db() -> Any:
     db = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM)
-    flags = [hyperscan.HS_FLAG_SINGLEMATCH if k == runscan.QUERY_TRIGGER else 0 for k in range(N)]
+    flags = [runscan.flags(k, hyperscan) for k in range(N)]
     db.compile(expressions=list(runscan.EXPRESSIONS), ids=list(range(N)), elements=N, flags=flags)
     return db
 
@@ -54,7 +57,8 @@ def hyperscan_hits(chunks: Iterable[bytes]) -> list[tuple[int, int]]:
 
 
 def compiled_hits(chunks: Iterable[bytes], *, room: int = runscan.HITS) -> list[tuple[int, int]]:
-    """runscan.c's hits; ``room`` below HITS makes every call stop early and resume."""
+    """runscan.c's hand-written scan's hits (EXPRESSIONS[:HAND]); ``room`` below HITS makes
+    every call stop early and resume."""
     module = runscan.compiled()
     ffi, lib = module.ffi, module.lib
     state = ffi.new("struct rs_state *")
@@ -80,13 +84,32 @@ def compiled_hits(chunks: Iterable[bytes], *, room: int = runscan.HITS) -> list[
     return sorted(hits)
 
 
+BOTH = runscan.compiled().lib.rs_has_hs()  # built with libhs: it scans the rest too
+
+
+def scanner_hits(chunks: Iterable[bytes]) -> list[tuple[int, int]]:
+    """What the engine gets: both scans of runscan.c, merged, through one call a chunk."""
+    ids = tuple(k if BOTH or k < runscan.HAND else runscan.UNUSED for k in range(N))
+    scanner = runscan.Scanner(runscan.compiled(), ids, hyperscan)
+    state = scanner.state()
+    hits: list[tuple[int, int]] = []
+    for chunk in chunks:
+        hits.extend(scanner.hits(state, chunk))
+    ends = [end for _, end in hits]
+    assert ends == sorted(ends), "hits must come in the order of their ends"
+    return sorted(hits)
+
+
 def cut(data: bytes, cuts: Iterable[int]) -> list[bytes]:
     points = sorted({min(max(c, 0), len(data)) for c in cuts})
     return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
 
 
 def assert_same(chunks: list[bytes]) -> None:
-    assert compiled_hits(chunks) == hyperscan_hits(chunks), b"".join(chunks)
+    reference = hyperscan_hits(chunks)
+    hand = [h for h in reference if h[0] < runscan.HAND]
+    assert compiled_hits(chunks) == hand, b"".join(chunks)
+    assert scanner_hits(chunks) == (reference if BOTH else hand), b"".join(chunks)
 
 
 # Pieces that make every expression match, nearly match and overlap.
@@ -96,8 +119,14 @@ PIECES = [
     b"(415) ", b"(415)", b"415-", b"555.2671", b"555-2671", b"+1 ", b"+33 1 42 68 53 00",
     b"536-90-4399 ", b"123 45 6789", b"GET /x?", b"POST /a b?", b"?", b"%", b"+", b" ", b"-", b".",
     b"_", b"a", b"Q", b"Z ", b"0000000000", b"\n", b"\t", b"\x0b", b"\x00", b"\xff", b"@", b",",
+    b"a@b.co", b"@x-y.z1.abc", b"..", b".com ", b"SSN", b"Social", b"securitY", b"taxpayer",
+    b"Transfer-Encoding", b"content-encoding", b"X-WWW-Form-Urlencoded", b"multipart/",
+    b"PRI * HTTP/2.0", b"H2C", b"\r\n\x00\x00\x06\x04\x00\x00\x00\x00\x00",
+    b"\x00\x00\x00\x04\x01\x00\x00\x00\x00", b"\r",
 ]  # fmt: skip
-ALPHABET = b"0123456789" * 3 + b"  --.()+ADEGBZ?%\n\t\r\x0b\x0c_ax\x00\xff/,"
+ALPHABET = (
+    b"0123456789" * 3 + b"  --.()+ADEGBZ?%\n\t\r\x0b\x0c_ax\x00\x04\x01\xff/,@.ssnocialyerH2c"
+)
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -132,6 +161,9 @@ SHAPES = [
     b"GET /search?q=a%20b HTTP/1.1\r\n",
     b"6304000000000000000 5019717010103742 6759649826438453 5893000000000000",
     b"A 1-2-3-4-5-6-7-8-9-0-1-2-3-4-5-6-7-8-9 ",
+    b"mail a.b@example.org, x@y-z.co.uk. @bad..dots.com @1.2.3 ssn: social Security TAXPAYER",
+    b"Transfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\nPRI * HTTP/2.0 h2c multipart/",
+    b"\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00 x-www-form-urlencoded",
 ]
 
 
@@ -156,6 +188,16 @@ def _long_streams() -> list[bytes]:
         b"GB" + b"12" + b"AB" * 200 + b" DE89 " + b"X" * 100 + b" " + b"GB29NWBK60161331926819 ",
         b"POST /" + b"a" * 5000 + b"?" + b"b" * 3000 + b"%2F" + b"T ?+" * 10,
         b"GET /" + b"c" * 200 + b" x?" + b"%" * 3,
+        b"@"
+        + b"a" * 3000
+        + b".b" * 500
+        + b" @"
+        + b"a.1" * 300
+        + b".com;"
+        + b"@x."
+        + b"y" * 200
+        + b"\n",
+        b"\r\n" * 100 + b"\x00\x01\x02\x04\x01\x00\x00\x00\x00 " + b"ssnsocial" * 50,
         bytes(rng.choice(ALPHABET) for _ in range(20_000)),
     ]
 
@@ -170,7 +212,8 @@ def test_a_call_that_runs_out_of_room_resumes_where_it_stopped() -> None:
     for data in [*_long_streams(), *SHAPES]:
         chunks = [data[i : i + 500] for i in range(0, len(data), 500)]
         expected = hyperscan_hits(chunks)
-        for room in (N, N + 1, 2 * N + 3, 64):
+        expected = [h for h in expected if h[0] < runscan.HAND]
+        for room in (7, 8, 17, 64):
             assert compiled_hits(chunks, room=room) == expected
 
 
@@ -193,14 +236,34 @@ WITH = DlpEngine()
 WITHOUT = DlpEngine(compiled_prefilters=False)
 
 
+def test_its_expressions_are_the_built_in_ones() -> None:
+    sensors = {s.id: s for s in BUILTIN_SENSORS}
+    built_in = {p.encode() for s in sensors.values() for p in (*s.prefilter, *s.lead_prefilter)}
+    assert built_in == set(runscan.EXPRESSIONS) - {
+        runscan.EXPRESSIONS[k] for k in runscan.TRIGGER_AT
+    }
+    assert sorted(TRIGGERS) == sorted(
+        (runscan.EXPRESSIONS[at], caseless) for at, (_, caseless) in runscan.TRIGGER_AT.items()
+    )
+
+
 def test_the_engine_uses_it_and_keeps_the_rest_in_hyperscan() -> None:
-    assert WITH.runscan_ids and runscan.UNUSED not in WITH.runscan_ids
-    assert WITHOUT.runscan_ids == ()
+    # built with libhs, the built-in sensors need no Hyperscan stream of the binding at all
+    assert BOTH, "built without libhs (libhyperscan-dev): half of runscan.c is not tested"
+    assert runscan.UNUSED not in WITH.runscan_ids and WITH._hs_db is None
+    assert WITHOUT.runscan_ids == () and WITHOUT._hs_db is not None
     assert DlpEngine(backend="hs-window").runscan_ids == ()
-    # a sensor set without these prefilters leaves only the trigger to it
-    email = next(s for s in WITH.sensors if s.sensor.id == "dlp.email").sensor
-    ids = DlpEngine([email]).runscan_ids
-    assert ids[: runscan.QUERY_TRIGGER] == (runscan.UNUSED,) * runscan.QUERY_TRIGGER
+    # a user sensor (and an edited built-in prefilter) stays with Hyperscan
+    user = Sensor(id="dlp.acme", title="acme", patterns=(r"ACME-[0-9]{6}",))
+    card = BUILTIN_SENSORS[0]
+    edited = dataclasses.replace(card, id="dlp.card2", prefilter=(card.prefilter[0] + "x",))
+    engine = DlpEngine([user, edited])
+    assert engine._hs_db is not None
+    assert engine.runscan_ids[: runscan.QUERY_TRIGGER] == (runscan.UNUSED,) * runscan.QUERY_TRIGGER
+    data = b"ACME-123456 and 4111 1111 1111 1111x; Transfer-Encoding"
+    reference = DlpEngine([user, edited], compiled_prefilters=False)
+    assert _findings(engine, [data]) == _findings(reference, [data])
+    assert _findings(engine, [data])[0]
 
 
 def test_switched_off_hyperscan_scans_everything(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,7 +296,9 @@ def _same_findings(chunks: list[bytes]) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
-        st.sampled_from([*PIECES, b"ssn ", b"card: ", b"a.b@example.org;", b"Content-Encoding"])
+        st.sampled_from(
+            [*PIECES, b"ssn ", b"card: ", b"a.b@example.org;", b"Content-Encoding: gzip\r\n"]
+        )
         | st.binary(min_size=1, max_size=3),
         max_size=50,
     ),

@@ -231,14 +231,12 @@ class DlpEngine:
         self.unscanned = 0  # bytes its coalescing streams hold unscanned (see UNSCANNED_TOTAL)
         # The built-in digit-run prefilters (and the query trigger) scanned by runscan.c instead
         # of Hyperscan, where it is built: the same hits, a cheaper scan (see .runscan).
-        self._runscan = (
-            runscan.compiled() if backend == "hs-stream" and compiled_prefilters else None
-        )
-        self.runscan_ids = _runscan_ids(chosen) if self._runscan is not None else ()
+        module = runscan.compiled() if backend == "hs-stream" and compiled_prefilters else None
+        self.runscan_ids = _runscan_ids(chosen, module) if module is not None else ()
         if not any(i != runscan.UNUSED for i in self.runscan_ids):
-            self._runscan, self.runscan_ids = None, ()
-        self._runscan_out: Any = (
-            self._runscan.ffi.new("uint64_t[]", 2 * runscan.HITS) if self._runscan else None
+            self.runscan_ids = ()
+        self._runscan = (
+            runscan.Scanner(module, self.runscan_ids, hyperscan) if self.runscan_ids else None
         )
         if backend != "re":  # compiled once per sensor set and kept on disk (.hs_cache)
             mode = hyperscan.HS_MODE_STREAM if backend == "hs-stream" else hyperscan.HS_MODE_BLOCK
@@ -264,8 +262,11 @@ class DlpEngine:
             own = sensor.prefilter or sensor.patterns
             base = hyperscan.HS_FLAG_CASELESS if sensor.ignore_case else 0
             flag = base if sensor.prefilter else base | hyperscan.HS_FLAG_PREFILTER
-            probe = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             everything = [*own, *sensor.lead_prefilter]
+            leads = range(_LEAD_ID, _LEAD_ID + len(sensor.lead_prefilter))
+            if all(si * _ID_STRIDE + k in by_c for k in [*range(len(own)), *leads]):
+                continue  # runscan.c reports all of them
+            probe = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             try:
                 encoded = [p.encode("latin-1") for p in everything]
                 probe.compile(
@@ -330,23 +331,27 @@ class DlpEngine:
         return s.feed(data) + s.close()
 
 
-def _runscan_ids(sensors: Sequence[Sensor]) -> tuple[int, ...]:
-    """The Hyperscan id runscan.c reports for each of its expressions (runscan.UNUSED where no
-    sensor of the engine has it): a sensor's plain prefilter of the same text, the query
-    trigger. An expression two sensors share is left to Hyperscan for the second."""
+def _runscan_ids(sensors: Sequence[Sensor], module: Any) -> tuple[int, ...]:
+    """The Hyperscan id runscan.c reports for each of its expressions (runscan.UNUSED where the
+    engine has no such expression, or for those it scans through libhs when built without it): a
+    sensor's plain prefilter or lead prefilter of the same text, a trigger. An expression two
+    sensors share is left to Hyperscan for the second."""
     ids = [runscan.UNUSED] * len(runscan.EXPRESSIONS)
     for si, sensor in enumerate(sensors):
-        if sensor.ignore_case:
+        if sensor.ignore_case or not sensor.prefilter:  # else compiled with other flags
             continue
-        for k, pattern in enumerate(sensor.prefilter):
+        own = [(k, p) for k, p in enumerate(sensor.prefilter)]
+        own += [(_LEAD_ID + k, p) for k, p in enumerate(sensor.lead_prefilter)]
+        for k, pattern in own:
             text = pattern.encode("latin-1", "replace")
             at = runscan.EXPRESSIONS.index(text) if text in runscan.EXPRESSIONS else -1
-            if 0 <= at != runscan.QUERY_TRIGGER and ids[at] == runscan.UNUSED:
+            if at >= 0 and at not in runscan.TRIGGER_AT and ids[at] == runscan.UNUSED:
                 ids[at] = si * _ID_STRIDE + k
-    for k, (trigger, caseless) in enumerate(TRIGGERS):
-        if trigger == runscan.EXPRESSIONS[runscan.QUERY_TRIGGER] and not caseless:
-            ids[runscan.QUERY_TRIGGER] = _TRIGGER_ID + k
-            break
+    for at, (k, caseless) in runscan.TRIGGER_AT.items():
+        if k < len(TRIGGERS) and TRIGGERS[k] == (runscan.EXPRESSIONS[at], caseless):
+            ids[at] = _TRIGGER_ID + k
+    if not module.lib.rs_has_hs():
+        ids[runscan.HAND :] = [runscan.UNUSED] * (len(ids) - runscan.HAND)
     return tuple(ids)
 
 
@@ -381,11 +386,7 @@ class DlpStream:
             self._hs_stream = engine._hs_db.stream(match_event_handler=self._on_match)
             self._hs_stream.__enter__()
             self._scan = self._hs_stream.scan
-        self._runscan = (
-            runscan.RunScan(engine._runscan, engine.runscan_ids, engine._runscan_out, self._hits)
-            if engine._runscan is not None
-            else None
-        )
+        self._runscan = engine._runscan.state() if engine._runscan is not None else None
 
     def _record(self, ident: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
         self._hits.append((ident, to))
@@ -411,14 +412,19 @@ class DlpStream:
             scan(data)
         else:
             self._scan_without_stream(data, start)
-        rs = self._runscan
-        if rs is not None:
-            n = rs.call(rs.state, data, end - start, 0, rs.out, runscan.HITS, rs.next)
+        state = self._runscan
+        if state is not None:
+            rs: Any = self._engine._runscan
+            n = rs.scan_all(state, data, end - start, rs.pairs)
             if n:
-                from_hs = len(self._hits)
-                rs.collect(data, n)
+                if n < 0:
+                    raise MemoryError("DLP scan: out of memory")
+                hits = self._hits
+                from_hs = len(hits)
+                values = rs.unpack(rs.pairs[0], 2 * n)
+                hits.extend(zip(values[0::2], values[1::2], strict=True))
                 if from_hs:  # stable: the two scans' hits in the order of their ends
-                    self._hits.sort(key=_END)
+                    hits.sort(key=_END)
         if self._hits:
             self._take_hits()
         if self._always:
@@ -455,6 +461,7 @@ class DlpStream:
     def discard(self) -> None:
         """Close without deciding what is pending (the caller no longer needs the answer)."""
         self._closed = True
+        self._runscan = None
         if self._hs_stream is not None:
             self._hs_stream.close()
             self._hs_stream = self._scan = None
@@ -464,6 +471,7 @@ class DlpStream:
         if self._closed:
             return []
         self._closed = True
+        self._runscan = None
         if self._hs_stream is not None:
             self._hs_stream.close()
             self._hs_stream = self._scan = None

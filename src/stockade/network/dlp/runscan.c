@@ -14,6 +14,11 @@
  *   5 phone E.164   \+[0-9][0-9 \-]{6,23}[0-9][^0-9A-Za-z_]
  *   6 query trigger [A-Z] \S*\?\S*[%+]   (single match: its first end only)
  *
+ * The other built-in expressions (the e-mail prefilter, the SSN context words, the other
+ * triggers) are literals or close to it, which Hyperscan scans fast; built with libhs
+ * (RS_HS), a stream of them is scanned here too, with the system's libhs, so the engine makes
+ * one call a segment. The two scans' hits come back merged in the order of their ends.
+ *
  * Every match ends where a run closes: a number (card, SSN, phone) at a non-word byte after a
  * digit, an IBAN at a byte that is no letter or digit after a capital or digit, the trigger at a
  * '%' or '+'. The loop looks only for those bytes; at one it reads back: fixed-length forms read
@@ -24,7 +29,12 @@
  * its first LOOK bytes) ends, the open runs are read up to a few bytes from that end.
  */
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#ifdef RS_HS
+#include <hs/hs.h>
+#endif
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -33,6 +43,46 @@
 #define NONE UINT64_MAX
 #define N_EXPR 7
 #define RS_MORE ((size_t)1 << 62) /* rs_scan's answer: it stopped before the end */
+#define SHRINK (1u << 16)          /* hit buffers past this many pairs are given back */
+
+/* A growable array of (id, end) pairs. */
+struct rs_pairs {
+    uint64_t *p;
+    size_t n, cap;
+};
+
+static int grow(struct rs_pairs *a, size_t need) {
+    if (need <= a->cap)
+        return 0;
+    size_t cap = a->cap ? a->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    uint64_t *p = realloc(a->p, cap * 2 * sizeof *p);
+    if (p == NULL)
+        return -1;
+    a->p = p;
+    a->cap = cap;
+    return 0;
+}
+
+static void trim(struct rs_pairs *a) {
+    if (a->cap > SHRINK) {
+        free(a->p);
+        a->p = NULL;
+        a->cap = 0;
+    }
+    a->n = 0;
+}
+
+/* The other expressions' database and what the streams of one engine share (one thread). */
+struct rs_db {
+#ifdef RS_HS
+    hs_database_t *db;
+    hs_scratch_t *scratch;
+#endif
+    struct rs_pairs hs, merged; /* the last call's libhs hits; both scans' hits merged */
+    int failed;                 /* out of memory in a libhs callback */
+};
 
 struct rs_state {
     uint64_t pos; /* stream offset of the next byte */
@@ -49,6 +99,10 @@ struct rs_state {
     uint32_t q_open, q_lead, q_mark, q_done;
     uint32_t ids[N_EXPR]; /* Hyperscan id reported per expression; UINT32_MAX: not wanted */
     uint8_t hist[LOOK];   /* the stream's last LOOK bytes (NUL before its start) */
+    struct rs_db *db;     /* the engine's (NULL: none) */
+#ifdef RS_HS
+    hs_stream_t *hs;
+#endif
 };
 
 enum {
@@ -87,6 +141,90 @@ void rs_init(struct rs_state *s, const uint32_t *ids) {
     memset(s, 0, sizeof *s);
     s->general = s->brand = s->aadd = NONE;
     memcpy(s->ids, ids, sizeof s->ids);
+}
+
+int rs_has_hs(void) {
+#ifdef RS_HS
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* The database of the other expressions (n may be 0: none); NULL and a message on failure. */
+struct rs_db *rs_db_new(const char *const *exprs, const unsigned *flags, const unsigned *ids,
+                        unsigned n, char *err, size_t errlen) {
+    struct rs_db *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+#ifdef RS_HS
+    if (n) {
+        hs_compile_error_t *cerr = NULL;
+        if (hs_compile_multi(exprs, flags, ids, n, HS_MODE_STREAM, NULL, &d->db, &cerr) !=
+            HS_SUCCESS) {
+            snprintf(err, errlen, "%s", cerr ? cerr->message : "hs_compile_multi failed");
+            hs_free_compile_error(cerr);
+            free(d);
+            return NULL;
+        }
+        if (hs_alloc_scratch(d->db, &d->scratch) != HS_SUCCESS) {
+            snprintf(err, errlen, "hs_alloc_scratch failed");
+            hs_free_database(d->db);
+            free(d);
+            return NULL;
+        }
+    }
+#else
+    (void)exprs, (void)flags, (void)ids;
+    if (n) {
+        snprintf(err, errlen, "built without libhs");
+        free(d);
+        return NULL;
+    }
+#endif
+    return d;
+}
+
+void rs_db_free(struct rs_db *d) {
+    if (d == NULL)
+        return;
+#ifdef RS_HS
+    if (d->scratch)
+        hs_free_scratch(d->scratch);
+    if (d->db)
+        hs_free_database(d->db);
+#endif
+    free(d->hs.p);
+    free(d->merged.p);
+    free(d);
+}
+
+/* A stream's state (db: its engine's, kept alive by the caller); NULL if out of memory. */
+struct rs_state *rs_new(const uint32_t *ids, struct rs_db *db) {
+    struct rs_state *s = malloc(sizeof *s);
+    if (s == NULL)
+        return NULL;
+    rs_init(s, ids);
+    s->db = db;
+#ifdef RS_HS
+    if (db && db->db && hs_open_stream(db->db, 0, &s->hs) != HS_SUCCESS) {
+        free(s);
+        return NULL;
+    }
+#endif
+    return s;
+}
+
+void rs_free(struct rs_state *s) {
+    if (s == NULL)
+        return;
+#ifdef RS_HS
+    if (s->hs)
+        hs_close_stream(s->hs, s->db->scratch, NULL, NULL); /* no end-anchored expression */
+#endif
+    free(s);
 }
 
 /* b[j] is the byte at stream offset at; B(x) the byte at stream offset x (x > at - LOOK). */
@@ -380,4 +518,100 @@ size_t rs_scan(struct rs_state *s, const uint8_t *data, size_t len, size_t start
     }
     *next = len;
     return n;
+}
+
+#ifdef RS_HS
+static int on_hs(unsigned int id, unsigned long long from, unsigned long long to,
+                 unsigned int flags, void *ctx) {
+    (void)from, (void)flags;
+    struct rs_db *d = ctx;
+    if (grow(&d->hs, d->hs.n + 1)) {
+        d->failed = 1;
+        return 1; /* stops the scan: the caller reports the failure */
+    }
+    d->hs.p[2 * d->hs.n] = id;
+    d->hs.p[2 * d->hs.n + 1] = to;
+    d->hs.n++;
+    return 0;
+}
+#endif
+
+/* Both scans of data: the hand-written one and (with a database) libhs's. Returns the number of
+ * (id, end) pairs, in the order of their ends (libhs's first among equal ends), at *pairs;
+ * -1 if out of memory or libhs failed (the stream is then unusable). */
+long long rs_scan_all(struct rs_state *s, const uint8_t *data, size_t len, const uint64_t **pairs) {
+    struct rs_db *d = s->db;
+    size_t hn = 0;
+#ifdef RS_HS
+    if (s->hs) {
+        trim(&d->hs);
+        d->failed = 0;
+        if (hs_scan_stream(s->hs, (const char *)data, (unsigned)len, 0, d->scratch, on_hs, d) !=
+                HS_SUCCESS ||
+            d->failed)
+            return -1;
+        hn = d->hs.n;
+    }
+#endif
+    /* the hand-written scan's pairs go after libhs's, in the same buffer */
+    struct rs_pairs *m = &d->merged;
+    trim(m);
+    size_t start = 0, next;
+    for (;;) {
+        if (grow(m, m->n + 4096))
+            return -1;
+        const size_t got = rs_scan(s, data, len, start, m->p + 2 * m->n, 4096, &next);
+        m->n += got & ~RS_MORE;
+        if (!(got & RS_MORE))
+            break;
+        start = next;
+    }
+    if (hn == 0) {
+        *pairs = m->p;
+        return (long long)m->n;
+    }
+    if (m->n == 0) {
+        *pairs = d->hs.p;
+        return (long long)hn;
+    }
+    for (size_t i = 1; i < hn; i++) {
+        if (d->hs.p[2 * i + 1] < d->hs.p[2 * i - 1]) {
+            /* libhs out of the order of ends: a stable sort of both (never seen) */
+            if (grow(&d->hs, hn + m->n))
+                return -1;
+            memcpy(d->hs.p + 2 * hn, m->p, m->n * 2 * sizeof *m->p);
+            const size_t total = hn + m->n;
+            for (size_t x = 1; x < total; x++) {
+                const uint64_t id = d->hs.p[2 * x], end = d->hs.p[2 * x + 1];
+                size_t y = x;
+                for (; y > 0 && d->hs.p[2 * y - 1] > end; y--) {
+                    d->hs.p[2 * y] = d->hs.p[2 * y - 2];
+                    d->hs.p[2 * y + 1] = d->hs.p[2 * y - 1];
+                }
+                d->hs.p[2 * y] = id;
+                d->hs.p[2 * y + 1] = end;
+            }
+            *pairs = d->hs.p;
+            return (long long)total;
+        }
+    }
+    /* merge: libhs's pairs (in d->hs) and the hand-written ones (in m) into d->hs's head */
+    const size_t total = hn + m->n;
+    if (grow(&d->hs, total + hn))
+        return -1;
+    uint64_t *h = d->hs.p + 2 * total; /* a copy of libhs's pairs past the merged area */
+    memcpy(h, d->hs.p, hn * 2 * sizeof *h);
+    size_t a = 0, b = 0, o = 0;
+    while (a < hn || b < m->n) {
+        const uint64_t *src;
+        if (b == m->n || (a < hn && h[2 * a + 1] <= m->p[2 * b + 1]))
+            src = &h[2 * a++];
+        else
+            src = &m->p[2 * b++];
+        d->hs.p[2 * o] = src[0];
+        d->hs.p[2 * o + 1] = src[1];
+        o++;
+    }
+    *pairs = d->hs.p;
+    return (long long)total;
 }
