@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stockade.network import dlp
 from stockade.network.dlp import DlpEngine, runscan
 from stockade.network.dlp.decoding import DecodingStream
 from stockade.network.dlp.engine import hyperscan
@@ -314,3 +316,17 @@ def test_the_engine_finds_the_same_with_and_without_it(
 def test_the_engine_finds_the_same_on_real_and_long_streams(size: int) -> None:
     for data in [*_real_streams(), *_long_streams(), *SHAPES]:
         _same_findings([data[i : i + size] for i in range(0, len(data), size)])
+
+
+def test_without_the_extension_the_binding_scans_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A failed build: the module cannot be imported.
+    monkeypatch.delattr(dlp, "_runscan", raising=False)
+    monkeypatch.setitem(sys.modules, "stockade.network.dlp._runscan", None)
+    assert runscan.compiled() is None
+    engine = DlpEngine()
+    assert engine.runscan_ids == () and engine._hs_db is not None
+    data = [b"card 4111 1111 1111 1111; mail a.b@example.org; ssn 536-90-4399 "]
+    assert _findings(engine, data) == _findings(WITH, data)
+    assert len(_findings(engine, data)[0]) == 3
