@@ -546,10 +546,14 @@ long long rs_scan_all(struct rs_state *s, const uint8_t *data, size_t len, const
     if (s->hs) {
         trim(&d->hs);
         d->failed = 0;
-        if (hs_scan_stream(s->hs, (const char *)data, (unsigned)len, 0, d->scratch, on_hs, d) !=
-                HS_SUCCESS ||
-            d->failed)
-            return -1;
+        for (size_t at = 0; at < len;) { /* libhs takes an unsigned length */
+            const size_t piece = len - at < (1u << 30) ? len - at : (1u << 30);
+            if (hs_scan_stream(s->hs, (const char *)data + at, (unsigned)piece, 0, d->scratch,
+                               on_hs, d) != HS_SUCCESS ||
+                d->failed)
+                return -1;
+            at += piece;
+        }
         hn = d->hs.n;
     }
 #endif
