@@ -6,6 +6,7 @@ without it (Hyperscan alone is the reference)."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import random
 import sys
 from collections.abc import Iterable
@@ -335,3 +336,17 @@ def test_without_the_extension_the_binding_scans_everything(
     data = [b"card 4111 1111 1111 1111; mail a.b@example.org; ssn 536-90-4399 "]
     assert _findings(engine, data) == _findings(WITH, data)
     assert len(_findings(engine, data)[0]) == 3
+
+
+def test_streams_and_their_engine_collected_together() -> None:
+    # A stream's state is freed without its engine's database (the cyclic collector frees the
+    # two in either order).
+    for _ in range(20):
+        engine = DlpEngine()
+        streams = [engine.stream() for _ in range(20)]
+        for stream in streams:
+            stream.feed(b"a@b.co ssn 4111 1111 1111 1111 ")
+        cycle: list[Any] = [engine, streams]
+        cycle.append(cycle)
+        del engine, streams, cycle
+        gc.collect()

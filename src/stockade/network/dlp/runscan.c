@@ -222,7 +222,9 @@ void rs_free(struct rs_state *s) {
         return;
 #ifdef RS_HS
     if (s->hs)
-        hs_close_stream(s->hs, s->db->scratch, NULL, NULL); /* no end-anchored expression */
+        /* No callback (no expression is end-anchored), so no scratch: the engine's database
+         * may already be gone when a stream is collected with it. */
+        hs_close_stream(s->hs, NULL, NULL, NULL);
 #endif
     free(s);
 }
