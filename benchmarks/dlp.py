@@ -5,8 +5,15 @@
 Builds realistic, mostly clean HTTP/1.1 + JSON conversations (ids, unix-ms timestamps, prices,
 UUIDs, names; one card, SSN or e-mail every ~20 KB), one stream per flow direction, and times:
 
-* raw:       Hyperscan block mode over each whole stream with the engine's prefilter database,
-             counting matches (the ceiling: no Python per match, no segmentation);
+* raw:       Hyperscan (the wheel's library) block mode over each whole stream with every
+             built-in sensor's prefilter and lead expression, counting matches (the peer: no
+             Python per match, no segmentation). The engine itself no longer scans them all
+             with Hyperscan: where runscan.c is built, its hand-written scan reports the card,
+             SSN, IBAN and phone prefilters' matches (and the HTTP query trigger's) and the
+             system's libhs scans the rest (the e-mail prefilter, the SSN context words, the
+             other decoding triggers) in the same C call; the matches are the same
+             (tests/network/test_dlp_runscan.py). ``STOCKADE_DLP_RUNSCAN=0`` gives the engine
+             as it was, all through the binding;
 * raw stream per segment (shown, not a target): the same database in stream mode, one
              ``scan`` call per segment and nothing else: what the binding's calls alone cost a
              path that must answer per segment (the firewall's), next to raw;

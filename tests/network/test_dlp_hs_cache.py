@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from stockade.network.dlp import DlpEngine, hs_cache, sensor_from_dict
+from stockade.network.dlp import DlpEngine, hs_cache, runscan, sensor_from_dict
 from stockade.network.dlp.engine import hyperscan_available
+from stockade.network.dlp.sensors import BUILTIN_SENSORS
 from tests.support import require
 
 require(hyperscan_available(), "the hyperscan package is not installed")
@@ -31,7 +32,26 @@ def _files(d: Path) -> list[Path]:
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d = tmp_path / "hs"
     monkeypatch.setenv(hs_cache.ENV, str(d))
+    # The built-in sensors' expressions are scanned by runscan.c where it is built: their
+    # engine then has no database of the binding to cache. These tests are about that database.
+    monkeypatch.setenv("STOCKADE_DLP_RUNSCAN", "0")
     return d
+
+
+def test_with_runscan_only_what_it_does_not_scan_is_cached(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STOCKADE_DLP_RUNSCAN")
+    require(runscan.compiled() is not None, "runscan.c is not built")
+    DlpEngine()
+    assert not cache.exists() or _files(cache) == []  # nothing left for the binding
+    user = sensor_from_dict({"id": "dlp.acme", "pattern": r"ACME-[0-9]{6}"}, where="t")
+    engine = DlpEngine([user, *BUILTIN_SENSORS])
+    assert len(_files(cache)) == 1
+    again = DlpEngine([user, *BUILTIN_SENSORS])
+    data = TEXT + b" ACME-123456 "
+    assert again.scan(data) == engine.scan(data)
+    assert {m.sensor for m in engine.scan(data)} >= {"dlp.acme", "dlp.payment_card"}
 
 
 def _compiles(monkeypatch: pytest.MonkeyPatch) -> list[int]:

@@ -19,6 +19,7 @@ stage 2 and 3 make its results identical, which the tests check.
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
 import re
 from collections import deque
@@ -30,7 +31,7 @@ from stockade.model.errors import ConfigError
 from stockade.model.redact import digits_of
 
 from ..interface import DlpMatch
-from . import hs_cache
+from . import hs_cache, runscan
 from .masking import MASKERS, Masker
 from .sensors import BUILTIN_SENSORS, Sensor
 from .triggers import TRIGGERS
@@ -48,6 +49,7 @@ KEY_WINDOW = 24  # "key" zone right before a match where exclude words veto it
 MERGE = 512  # hits up to this far apart are confirmed in one regex pass
 SLACK = 2  # prefilter matches carry one boundary byte on each side of the candidate
 BACKENDS = ("hs-stream", "hs-window", "re")
+_END = operator.itemgetter(1)  # a prefilter hit's end offset
 _ID_STRIDE = 64  # hyperscan id = sensor index * stride + prefilter index
 _LEAD_ID = 32  # prefilter index of a sensor's first lead (context word) prefilter
 _TRIGGER_ID = 1 << 24  # hyperscan ids from here are HTTP decoding triggers (see .triggers)
@@ -181,6 +183,7 @@ class DlpEngine:
         *,
         backend: str = "auto",
         ignore_test_cards: bool = False,
+        compiled_prefilters: bool = True,
     ) -> None:
         chosen = tuple(BUILTIN_SENSORS if sensors is None else sensors)
         if not chosen:
@@ -229,14 +232,25 @@ class DlpEngine:
         self._check_db: Any = None  # the stream database's expressions in block mode (quiet())
         self._check_parts: tuple[object, ...] = ()
         self.unscanned = 0  # bytes its coalescing streams hold unscanned (see UNSCANNED_TOTAL)
+        # The built-in digit-run prefilters (and the query trigger) scanned by runscan.c instead
+        # of Hyperscan, where it is built: the same hits, a cheaper scan (see .runscan).
+        module = runscan.compiled() if backend == "hs-stream" and compiled_prefilters else None
+        self.runscan_ids = _runscan_ids(chosen, module) if module is not None else ()
+        if not any(i != runscan.UNUSED for i in self.runscan_ids):
+            self.runscan_ids = ()
+        self._runscan = (
+            runscan.Scanner(module, self.runscan_ids, hyperscan) if self.runscan_ids else None
+        )
         if backend != "re":  # compiled once per sensor set and kept on disk (.hs_cache)
             mode = hyperscan.HS_MODE_STREAM if backend == "hs-stream" else hyperscan.HS_MODE_BLOCK
-            parts = (backend, chosen, TRIGGERS, _ID_STRIDE, _LEAD_ID, _TRIGGER_ID)
+            by_c = tuple(sorted(self.runscan_ids))
+            parts = (backend, chosen, TRIGGERS, _ID_STRIDE, _LEAD_ID, _TRIGGER_ID, by_c)
             key = hs_cache.cache_key(hyperscan, parts, DlpEngine._compile)
             self._hs_db, self.always_scan = hs_cache.load_or_compile(
-                hyperscan, key, mode, lambda: self._compile(chosen, backend)
+                hyperscan, key, mode, lambda: self._compile(chosen, backend, by_c)
             )
-            self._check_parts = ("check", *parts)
+            # quiet()'s block database holds every expression, those runscan.c scans too
+            self._check_parts = ("check", *parts[:-1])
 
     def quiet(self, data: bytes) -> bool:
         """True when ``data`` fed as one whole stream (``stream(coalesce=...)``, then ``close``,
@@ -246,7 +260,7 @@ class DlpEngine:
         (a built-in candidate is then looked for at the end). One block scan, no stream: a
         passive caller whose direction is quiet needs no stream at all. Always False without
         the ``hs-stream`` backend."""
-        if not self.triggers or self.always_scan or self._hs_db is None:
+        if not self.triggers or self.always_scan:
             return False
         if data[-1:].isalnum():
             return False
@@ -269,9 +283,14 @@ class DlpEngine:
 
     @staticmethod
     def _compile(
-        sensors: Sequence[Sensor], backend: str, *, block: bool = False
+        sensors: Sequence[Sensor],
+        backend: str,
+        by_c: tuple[int, ...] = (),
+        *,
+        block: bool = False,
     ) -> tuple[Any, tuple[int, ...]]:
-        """The prefilter database of ``backend``; ``block``: the same expressions compiled for
+        """The Hyperscan database of the sensors' prefilters (and the triggers), but for the
+        expressions whose ids ``by_c`` lists (runscan.c reports those); ``block``: compiled for
         block mode (see :meth:`quiet`)."""
         assert hyperscan is not None
         exprs: list[bytes] = []
@@ -282,8 +301,11 @@ class DlpEngine:
             own = sensor.prefilter or sensor.patterns
             base = hyperscan.HS_FLAG_CASELESS if sensor.ignore_case else 0
             flag = base if sensor.prefilter else base | hyperscan.HS_FLAG_PREFILTER
-            probe = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             everything = [*own, *sensor.lead_prefilter]
+            leads = range(_LEAD_ID, _LEAD_ID + len(sensor.lead_prefilter))
+            if all(si * _ID_STRIDE + k in by_c for k in [*range(len(own)), *leads]):
+                continue  # runscan.c reports all of them
+            probe = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
             try:
                 encoded = [p.encode("latin-1") for p in everything]
                 probe.compile(
@@ -296,12 +318,17 @@ class DlpEngine:
                 fallback.append(si)
                 continue
             for k, expr in enumerate(encoded):
-                exprs.append(expr)
                 # Lead prefilters get ids in the upper half of the sensor's id block.
-                ids.append(si * _ID_STRIDE + (k if k < len(own) else _LEAD_ID + k - len(own)))
+                ident = si * _ID_STRIDE + (k if k < len(own) else _LEAD_ID + k - len(own))
+                if ident in by_c:
+                    continue
+                exprs.append(expr)
+                ids.append(ident)
                 flags.append(flag)
         if backend == "hs-stream":
             for k, (expr, caseless) in enumerate(TRIGGERS):
+                if _TRIGGER_ID + k in by_c:
+                    continue
                 exprs.append(expr)
                 ids.append(_TRIGGER_ID + k)
                 # the first trigger of each kind is all a stream needs to know
@@ -348,12 +375,36 @@ def _stop(*_match: object) -> bool:
     return True  # the first match answers DlpEngine.quiet: stop the scan
 
 
+def _runscan_ids(sensors: Sequence[Sensor], module: Any) -> tuple[int, ...]:
+    """The Hyperscan id runscan.c reports for each of its expressions (runscan.UNUSED where the
+    engine has no such expression, or for those it scans through libhs when built without it): a
+    sensor's plain prefilter or lead prefilter of the same text, a trigger. An expression two
+    sensors share is left to Hyperscan for the second."""
+    ids = [runscan.UNUSED] * len(runscan.EXPRESSIONS)
+    for si, sensor in enumerate(sensors):
+        if sensor.ignore_case or not sensor.prefilter:  # else compiled with other flags
+            continue
+        own = [(k, p) for k, p in enumerate(sensor.prefilter)]
+        own += [(_LEAD_ID + k, p) for k, p in enumerate(sensor.lead_prefilter)]
+        for k, pattern in own:
+            text = pattern.encode("latin-1", "replace")
+            at = runscan.EXPRESSIONS.index(text) if text in runscan.EXPRESSIONS else -1
+            if at >= 0 and at not in runscan.TRIGGER_AT and ids[at] == runscan.UNUSED:
+                ids[at] = si * _ID_STRIDE + k
+    for at, (k, caseless) in runscan.TRIGGER_AT.items():
+        if k < len(TRIGGERS) and TRIGGERS[k] == (runscan.EXPRESSIONS[at], caseless):
+            ids[at] = _TRIGGER_ID + k
+    if not module.lib.rs_has_hs():
+        ids[runscan.HAND :] = [runscan.UNUSED] * (len(ids) - runscan.HAND)
+    return tuple(ids)
+
+
 class DlpStream:
     """One direction of one flow. ``feed`` returns matches decided so far; ``close`` the rest."""
 
     __slots__ = ("_always", "_base", "_buf", "_chunks", "_chunks_base", "_closed", "_end",
                  "_engine", "_hits", "_hs_stream", "_keep", "_last_end", "_on_match", "_pending",
-                 "_scan", "_waiting", "triggered")  # fmt: skip
+                 "_runscan", "_scan", "_waiting", "triggered")  # fmt: skip
 
     def __init__(self, engine: DlpEngine) -> None:
         self._engine = engine
@@ -379,6 +430,7 @@ class DlpStream:
             self._hs_stream = engine._hs_db.stream(match_event_handler=self._on_match)
             self._hs_stream.__enter__()
             self._scan = self._hs_stream.scan
+        self._runscan = engine._runscan.state() if engine._runscan is not None else None
 
     def _record(self, ident: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
         self._hits.append((ident, to))
@@ -404,6 +456,19 @@ class DlpStream:
             scan(data)
         else:
             self._scan_without_stream(data, start)
+        state = self._runscan
+        if state is not None:
+            rs: Any = self._engine._runscan
+            n = rs.scan_all(state, data, end - start, rs.pairs)
+            if n:
+                if n < 0:
+                    raise MemoryError("DLP scan: out of memory")
+                hits = self._hits
+                from_hs = len(hits)
+                values = rs.unpack(rs.pairs[0], 2 * n)
+                hits.extend(zip(values[0::2], values[1::2], strict=True))
+                if from_hs:  # stable: the two scans' hits in the order of their ends
+                    hits.sort(key=_END)
         if self._hits:
             self._take_hits()
         if self._always:
@@ -440,6 +505,7 @@ class DlpStream:
     def discard(self) -> None:
         """Close without deciding what is pending (the caller no longer needs the answer)."""
         self._closed = True
+        self._runscan = None
         if self._hs_stream is not None:
             self._hs_stream.close()
             self._hs_stream = self._scan = None
@@ -449,6 +515,7 @@ class DlpStream:
         if self._closed:
             return []
         self._closed = True
+        self._runscan = None
         if self._hs_stream is not None:
             self._hs_stream.close()
             self._hs_stream = self._scan = None

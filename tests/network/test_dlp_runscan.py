@@ -1,0 +1,352 @@
+"""runscan.c (the hand-written scan of the built-in prefilters and the HTTP decoding triggers)
+against Hyperscan on the same streams: the same (expression, end offset) matches on random,
+adversarial and real bytes cut at every boundary, and the engine's findings the same with and
+without it (Hyperscan alone is the reference)."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import random
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stockade.network import dlp
+from stockade.network.dlp import DlpEngine, runscan
+from stockade.network.dlp.decoding import DecodingStream
+from stockade.network.dlp.engine import hyperscan
+from stockade.network.dlp.sensors import BUILTIN_SENSORS, Sensor
+from stockade.network.dlp.triggers import TRIGGERS
+from stockade.network.interface import DlpMatch
+
+FIXTURES = Path(__file__).parent / "fixtures"
+N = len(runscan.EXPRESSIONS)
+
+
+@pytest.fixture(autouse=True)
+def _built() -> None:
+    assert runscan.compiled() is not None, (
+        "the compiled DLP prefilter scan is not built: python3 setup.py build_ext --inplace"
+    )
+
+
+def _reference_db() -> Any:
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM)
+    flags = [runscan.flags(k, hyperscan) for k in range(N)]
+    db.compile(expressions=list(runscan.EXPRESSIONS), ids=list(range(N)), elements=N, flags=flags)
+    return db
+
+
+REFERENCE = _reference_db()
+
+
+def hyperscan_hits(chunks: Iterable[bytes]) -> list[tuple[int, int]]:
+    hits: list[tuple[int, int]] = []
+
+    def on_match(ident: int, _f: int, to: int, _fl: int, _c: object) -> None:
+        hits.append((ident, to))
+
+    with REFERENCE.stream(match_event_handler=on_match) as stream:
+        for chunk in chunks:
+            if chunk:
+                stream.scan(chunk)
+    return sorted(hits)
+
+
+def compiled_hits(chunks: Iterable[bytes], *, room: int = runscan.HITS) -> list[tuple[int, int]]:
+    """runscan.c's hand-written scan's hits (EXPRESSIONS[:HAND]); ``room`` below HITS makes
+    every call stop early and resume."""
+    module = runscan.compiled()
+    ffi, lib = module.ffi, module.lib
+    state = ffi.new("struct rs_state *")
+    lib.rs_init(state, ffi.new("uint32_t[]", list(range(N))))
+    out = ffi.new("uint64_t[]", 2 * room)
+    at = ffi.new("size_t *")
+    hits: list[tuple[int, int]] = []
+    for chunk in chunks:
+        start = 0
+        while True:
+            answer = lib.rs_scan(state, chunk, len(chunk), start, out, room, at)
+            n = answer & ~runscan.MORE
+            pairs = ffi.unpack(out, 2 * n) if n else []
+            hits.extend(zip(pairs[0::2], pairs[1::2], strict=True))
+            if not answer & runscan.MORE:
+                assert at[0] == len(chunk)
+                break
+            assert at[0] < len(chunk) and (at[0] > start or n), "no progress"
+            start = at[0]
+    ends = [end for _, end in hits]
+    assert ends == sorted(ends), "hits must come in the order of their ends"
+    assert len(set(hits)) == len(hits), "each (expression, end) once"
+    return sorted(hits)
+
+
+MODULE = runscan.compiled()  # (None: not built; the _built fixture says so)
+BOTH = bool(MODULE and MODULE.lib.rs_has_hs())  # built with libhs: it scans the rest too
+
+
+SCANNER = MODULE and runscan.Scanner(
+    MODULE, tuple(k if BOTH or k < runscan.HAND else runscan.UNUSED for k in range(N)), hyperscan
+)
+
+
+def scanner_hits(chunks: Iterable[bytes]) -> list[tuple[int, int]]:
+    """What the engine gets: both scans of runscan.c, merged, through one call a chunk."""
+    scanner = SCANNER
+    state = scanner.state()
+    hits: list[tuple[int, int]] = []
+    for chunk in chunks:
+        hits.extend(scanner.hits(state, chunk))
+    ends = [end for _, end in hits]
+    assert ends == sorted(ends), "hits must come in the order of their ends"
+    return sorted(hits)
+
+
+def cut(data: bytes, cuts: Iterable[int]) -> list[bytes]:
+    points = sorted({min(max(c, 0), len(data)) for c in cuts})
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+
+def assert_same(chunks: list[bytes]) -> None:
+    reference = hyperscan_hits(chunks)
+    hand = [h for h in reference if h[0] < runscan.HAND]
+    assert compiled_hits(chunks) == hand, b"".join(chunks)
+    assert scanner_hits(chunks) == (reference if BOTH else hand), b"".join(chunks)
+
+
+# Pieces that make every expression match, nearly match and overlap.
+PIECES = [
+    b"4111 1111 1111 1111", b"5555-5555-5555-4444", b"378282246310005", b"5019", b"6304", b"5893",
+    b"675", b"503", b"4", b"8", b"DE89 ", b"GB29NWBK60161331926819", b"DE89 3704 0044 0532 0130 00",
+    b"(415) ", b"(415)", b"415-", b"555.2671", b"555-2671", b"+1 ", b"+33 1 42 68 53 00",
+    b"536-90-4399 ", b"123 45 6789", b"GET /x?", b"POST /a b?", b"?", b"%", b"+", b" ", b"-", b".",
+    b"_", b"a", b"Q", b"Z ", b"0000000000", b"\n", b"\t", b"\x0b", b"\x00", b"\xff", b"@", b",",
+    b"a@b.co", b"@x-y.z1.abc", b"..", b".com ", b"SSN", b"Social", b"securitY", b"taxpayer",
+    b"Transfer-Encoding", b"content-encoding", b"X-WWW-Form-Urlencoded", b"multipart/",
+    b"PRI * HTTP/2.0", b"H2C", b"\r\n\x00\x00\x06\x04\x00\x00\x00\x00\x00",
+    b"\x00\x00\x00\x04\x01\x00\x00\x00\x00", b"\r",
+]  # fmt: skip
+ALPHABET = (
+    b"0123456789" * 3 + b"  --.()+ADEGBZ?%\n\t\r\x0b\x0c_ax\x00\x04\x01\xff/,@.ssnocialyerH2c"
+)
+
+
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.sampled_from(PIECES) | st.binary(min_size=1, max_size=3), max_size=60),
+    st.lists(st.integers(0, 600), max_size=6),
+)
+def test_the_same_matches_as_hyperscan_on_adversarial_pieces(
+    pieces: list[bytes], cuts: list[int]
+) -> None:
+    assert_same(cut(b"".join(pieces), cuts))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.sampled_from(list(ALPHABET)), max_size=300).map(bytes),
+    st.lists(st.integers(0, 300), max_size=6),
+)
+def test_the_same_matches_as_hyperscan_on_random_bytes(data: bytes, cuts: list[int]) -> None:
+    assert_same(cut(data, cuts))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=400), st.lists(st.integers(0, 400), max_size=4))
+def test_the_same_matches_as_hyperscan_on_any_bytes(data: bytes, cuts: list[int]) -> None:
+    assert_same(cut(data, cuts))
+
+
+SHAPES = [
+    b"x 4111 1111 1111 1111 y 536-90-4399, (415) 555-2671 and +1 415 555 2671;",
+    b"iban DE89 3704 0044 0532 0130 00 GB29NWBK60161331926819 end",
+    b"GET /search?q=a%20b HTTP/1.1\r\n",
+    b"6304000000000000000 5019717010103742 6759649826438453 5893000000000000",
+    b"A 1-2-3-4-5-6-7-8-9-0-1-2-3-4-5-6-7-8-9 ",
+    b"mail a.b@example.org, x@y-z.co.uk. @bad..dots.com @1.2.3 ssn: social Security TAXPAYER",
+    b"Transfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\nPRI * HTTP/2.0 h2c multipart/",
+    b"\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00 x-www-form-urlencoded",
+]
+
+
+@pytest.mark.parametrize("data", SHAPES)
+def test_every_cut_and_every_pair_of_cuts(data: bytes) -> None:
+    for a in range(len(data) + 1):
+        assert_same(cut(data, [a]))
+        for b in range(a, len(data) + 1, 7):
+            assert_same(cut(data, [a, b]))
+    assert_same([data[i : i + 1] for i in range(len(data))])  # one byte at a time
+
+
+def _long_streams() -> list[bytes]:
+    """Runs far longer than the 64 bytes a call keeps, where a run's past must be carried."""
+    rng = random.Random(19)
+    return [
+        b" " + b"4" + b"1" * 300 + b" 22",
+        b"-".join(b"%d" % rng.randrange(10) for _ in range(400)) + b" ",
+        b"1 " * 600,
+        b"(" + b"5" * 100 + b"1 " * 100 + b"4-" * 100 + b"5893 " + b"7" * 30 + b",",
+        b"+" + b"1" * 10 + b" " * 10 + b"2" * 40 + b".+1 2 3 4 5 6 7 8 9",
+        b"GB" + b"12" + b"AB" * 200 + b" DE89 " + b"X" * 100 + b" " + b"GB29NWBK60161331926819 ",
+        b"POST /" + b"a" * 5000 + b"?" + b"b" * 3000 + b"%2F" + b"T ?+" * 10,
+        b"GET /" + b"c" * 200 + b" x?" + b"%" * 3,
+        b"@"
+        + b"a" * 3000
+        + b".b" * 500
+        + b" @"
+        + b"a.1" * 300
+        + b".com;"
+        + b"@x."
+        + b"y" * 200
+        + b"\n",
+        b"\r\n" * 100 + b"\x00\x01\x02\x04\x01\x00\x00\x00\x00 " + b"ssnsocial" * 50,
+        bytes(rng.choice(ALPHABET) for _ in range(20_000)),
+    ]
+
+
+@pytest.mark.parametrize("size", [1, 7, 63, 64, 65, 100, 1460, 65536])
+def test_long_runs_across_segments(size: int) -> None:
+    for data in _long_streams():
+        assert_same([data[i : i + size] for i in range(0, len(data), size)])
+
+
+def test_a_call_that_runs_out_of_room_resumes_where_it_stopped() -> None:
+    for data in [*_long_streams(), *SHAPES]:
+        chunks = [data[i : i + 500] for i in range(0, len(data), 500)]
+        expected = hyperscan_hits(chunks)
+        expected = [h for h in expected if h[0] < runscan.HAND]
+        for room in (7, 8, 17, 64):
+            assert compiled_hits(chunks, room=room) == expected
+
+
+def _real_streams() -> list[bytes]:
+    files = sorted(p for p in FIXTURES.rglob("*") if p.is_file())
+    return [p.read_bytes() for p in files]
+
+
+@pytest.mark.parametrize("size", [97, 1460, 65536])
+def test_the_same_matches_as_hyperscan_on_real_files(size: int) -> None:
+    streams = _real_streams()
+    assert len(streams) > 10
+    for data in streams:
+        assert_same([data[i : i + size] for i in range(0, len(data), size)])
+
+
+# The engine: the same findings with runscan.c as with Hyperscan alone.
+
+WITH = DlpEngine()
+WITHOUT = DlpEngine(compiled_prefilters=False)
+
+
+def test_its_expressions_are_the_built_in_ones() -> None:
+    sensors = {s.id: s for s in BUILTIN_SENSORS}
+    built_in = {p.encode() for s in sensors.values() for p in (*s.prefilter, *s.lead_prefilter)}
+    assert built_in == set(runscan.EXPRESSIONS) - {
+        runscan.EXPRESSIONS[k] for k in runscan.TRIGGER_AT
+    }
+    assert sorted(TRIGGERS) == sorted(
+        (runscan.EXPRESSIONS[at], caseless) for at, (_, caseless) in runscan.TRIGGER_AT.items()
+    )
+
+
+def test_the_engine_uses_it_and_keeps_the_rest_in_hyperscan() -> None:
+    # built with libhs, the built-in sensors need no Hyperscan stream of the binding at all
+    assert BOTH, "built without libhs (libhyperscan-dev): half of runscan.c is not tested"
+    assert runscan.UNUSED not in WITH.runscan_ids and WITH._hs_db is None
+    assert WITHOUT.runscan_ids == () and WITHOUT._hs_db is not None
+    assert DlpEngine(backend="hs-window").runscan_ids == ()
+    # a user sensor (and an edited built-in prefilter) stays with Hyperscan
+    user = Sensor(id="dlp.acme", title="acme", patterns=(r"ACME-[0-9]{6}",))
+    card = BUILTIN_SENSORS[0]
+    edited = dataclasses.replace(card, id="dlp.card2", prefilter=(card.prefilter[0] + "x",))
+    engine = DlpEngine([user, edited])
+    assert engine._hs_db is not None
+    assert engine.runscan_ids[: runscan.QUERY_TRIGGER] == (runscan.UNUSED,) * runscan.QUERY_TRIGGER
+    data = b"ACME-123456 and 4111 1111 1111 1111x; Transfer-Encoding"
+    reference = DlpEngine([user, edited], compiled_prefilters=False)
+    assert _findings(engine, [data]) == _findings(reference, [data])
+    assert _findings(engine, [data])[0]
+
+
+def test_switched_off_hyperscan_scans_everything(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STOCKADE_DLP_RUNSCAN", "0")
+    assert runscan.compiled() is None
+    assert DlpEngine().runscan_ids == ()
+
+
+def _findings(
+    engine: DlpEngine, chunks: list[bytes], *, coalesce: int = 0, decode: bool = False
+) -> tuple[list[DlpMatch], bool]:
+    stream: Any = (
+        DecodingStream(engine, coalesce=coalesce) if decode else engine.stream(coalesce=coalesce)
+    )
+    found: list[DlpMatch] = []
+    for chunk in chunks:
+        found.extend(stream.feed(chunk))
+    found.extend(stream.close())
+    raw = stream._raw if decode else stream
+    return found, raw.triggered
+
+
+def _same_findings(chunks: list[bytes]) -> None:
+    for coalesce in (0, 4096):
+        for decode in (False, True):
+            got = _findings(WITH, chunks, coalesce=coalesce, decode=decode)
+            assert got == _findings(WITHOUT, chunks, coalesce=coalesce, decode=decode)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.sampled_from(
+            [*PIECES, b"ssn ", b"card: ", b"a.b@example.org;", b"Content-Encoding: gzip\r\n"]
+        )
+        | st.binary(min_size=1, max_size=3),
+        max_size=50,
+    ),
+    st.lists(st.integers(0, 600), max_size=6),
+)
+def test_the_engine_finds_the_same_with_and_without_it(
+    pieces: list[bytes], cuts: list[int]
+) -> None:
+    _same_findings(cut(b"".join(pieces), cuts))
+
+
+@pytest.mark.parametrize("size", [97, 1460])
+def test_the_engine_finds_the_same_on_real_and_long_streams(size: int) -> None:
+    for data in [*_real_streams(), *_long_streams(), *SHAPES]:
+        _same_findings([data[i : i + size] for i in range(0, len(data), size)])
+
+
+def test_without_the_extension_the_binding_scans_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A failed build: the module cannot be imported.
+    monkeypatch.delattr(dlp, "_runscan", raising=False)
+    monkeypatch.setitem(sys.modules, "stockade.network.dlp._runscan", None)
+    assert runscan.compiled() is None
+    engine = DlpEngine()
+    assert engine.runscan_ids == () and engine._hs_db is not None
+    data = [b"card 4111 1111 1111 1111; mail a.b@example.org; ssn 536-90-4399 "]
+    assert _findings(engine, data) == _findings(WITH, data)
+    assert len(_findings(engine, data)[0]) == 3
+
+
+def test_streams_and_their_engine_collected_together() -> None:
+    # A stream's state is freed without its engine's database (the cyclic collector frees the
+    # two in either order).
+    for _ in range(20):
+        engine = DlpEngine()
+        streams = [engine.stream() for _ in range(20)]
+        for stream in streams:
+            stream.feed(b"a@b.co ssn 4111 1111 1111 1111 ")
+        cycle: list[Any] = [engine, streams]
+        cycle.append(cycle)
+        del engine, streams, cycle
+        gc.collect()
