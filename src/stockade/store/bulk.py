@@ -1,9 +1,12 @@
 """Storing a batch of new events fast, exactly once per id.
 
-PostgreSQL (psycopg 3): ``COPY`` the rows into a temporary table of the session, then one
-``INSERT INTO events SELECT ... ON CONFLICT (id) DO NOTHING RETURNING id``: the server parses one
-short statement a batch instead of one with a parameter per cell, and the conflict clause keeps
-two replicas taking the same batch from both storing it. SQLite: the transaction takes the
+PostgreSQL (psycopg 3): ``COPY`` the rows straight into ``events`` under a savepoint: the
+server parses no statement per row and fills the table's indexes while the rows are still being
+sent. An id already stored (a batch sent again after a lost answer, or the same batch taken by
+another replica: its COPY waits for that transaction, then fails on the unique index) fails the
+COPY with a unique violation; the transaction then rolls back to the savepoint and takes the
+conflict-checked path: ``COPY`` into a temporary table of the session, then one ``INSERT INTO
+events SELECT ... ON CONFLICT (id) DO NOTHING RETURNING id``, so nothing is stored twice. SQLite: the transaction takes the
 write lock first (``BEGIN IMMEDIATE``), so the ids found stored by one ``SELECT`` stay the only
 ones stored until it commits, and the others go in by the driver's ``executemany`` (its C loop,
 the rows converted once by the columns' own bind processors: no per-row statement building). Any
@@ -22,7 +25,7 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Connection, DateTime, Table
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from stockade.store.jsontext import json_text
 from stockade.store.tables import events
@@ -48,7 +51,7 @@ def insert_new_rows(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
     """Insert the ``rows`` (events rows with distinct ids) whose id is not stored yet, in
     ``conn``'s transaction; returns the ids inserted."""
     if _copies(conn):
-        return _copy_then_insert(conn, rows)
+        return _copy_new(conn, rows)
     if _sqlite(conn):
         return _sqlite_insert_new(conn, rows)
     return _insert_returning(conn, rows)
@@ -224,6 +227,25 @@ def _insert_returning(conn: Connection, rows: list[dict[str, Any]]) -> list[str]
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     statement = insert(events).on_conflict_do_nothing(index_elements=["id"]).returning(events.c.id)
     return [r[0] for r in conn.execute(statement, rows).all()]
+
+
+_UNIQUE_VIOLATION = "23505"
+_COPY_EVENTS = f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN"
+
+
+def _copy_new(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
+    """``rows`` COPYed into ``events`` when none of their ids is stored (the common case, a third
+    cheaper for the server than the conflict-checked insert), else the conflict-checked path."""
+    conn.exec_driver_sql("SAVEPOINT stockade_copy")
+    try:
+        _copy(conn, events, _COPY_EVENTS, rows)
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _UNIQUE_VIOLATION:
+            raise
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT stockade_copy")
+        return _copy_then_insert(conn, rows)
+    conn.exec_driver_sql("RELEASE SAVEPOINT stockade_copy")
+    return [row["id"] for row in rows]
 
 
 def _copy_then_insert(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
