@@ -385,3 +385,46 @@ def test_an_error_other_than_a_stored_id_is_not_taken_for_one(store: Store) -> N
         insert_new_rows(conn, rows)
     with store.connect() as conn:
         assert conn.execute(select(events.c.id)).all() == []
+
+
+@pytest.fixture
+def pg_store() -> Iterator[Store]:
+    s = open_store(pg_url("stockade_bulk_binary_test"))
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("count", 2**31), ("count", -(2**31) - 1), ("level", 2**40)],
+)
+def test_binary_copy_refuses_what_the_column_cannot_hold(
+    pg_store: Store, column: str, value: Any
+) -> None:
+    """psycopg's binary dumpers wrap an integer beyond the column's range (2**31 would be stored
+    as -2**31): the COPY refuses it as the server refuses it in text, and stores nothing."""
+    from sqlalchemy.exc import DBAPIError
+
+    now = datetime.now(UTC)
+    rows = [_event_row(_event(i), now) for i in range(3)]
+    rows[2] = dict(rows[2], **{column: value})
+    with pytest.raises(DBAPIError, match=column), pg_store.begin() as conn:
+        insert_new_rows(conn, rows)
+    with pg_store.connect() as conn:
+        assert conn.execute(select(events.c.id)).all() == []
+
+
+def test_binary_copy_keeps_the_limits_and_takes_a_time_without_zone_as_utc(
+    pg_store: Store,
+) -> None:
+    now = datetime(2026, 3, 1, 12, 30, 15, 123456)
+    rows = [_event_row(_event(i), now.replace(tzinfo=UTC)) for i in range(2)]
+    rows[0] = dict(rows[0], count=2**31 - 1, level=-(2**31), at=now)  # naive: as the store's UTC
+    with pg_store.begin() as conn:
+        insert_new_rows(conn, rows)
+    with pg_store.connect() as conn:
+        got = dict(
+            conn.execute(select(events).where(events.c.id == rows[0]["id"])).mappings().one()
+        )
+    assert (got["count"], got["level"]) == (2**31 - 1, -(2**31))
+    assert got["at"] == now.replace(tzinfo=UTC) == got["stored_at"]
