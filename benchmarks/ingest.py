@@ -101,8 +101,7 @@ def make_event(i: int, at: datetime) -> Event:
         resource=ResourceRef(kind="pod", name=f"web-{i % 500}", namespace=ns),
         peer=ResourceRef(kind="pod", name=f"db-{i % 50}", namespace="data"),
         data={"bytes": 512 + i % 4096, "port": 443, "sample": "4111 11** **** 1111", "seq": i},
-        at=at,
-        id=uuid.uuid4().hex,
+        at=at,  # the id: the Event's own, as an agent makes it (time-ordered)
         node=f"node-{i % 3}",
         action="alert",
         mode="monitor",
