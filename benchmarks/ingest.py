@@ -9,9 +9,9 @@ same run), and the events API latency over a store of 1,000,000 events.
 Ingestion: each round empties the table, then stores ``--events`` events in batches of
 ``--batch``, once with ``take_batch`` from the request bodies an agent sends (what
 ``POST /api/v1/agents/events`` does before it answers: JSON decoding and the envelope's
-validation, the masking gate over every string, ``INSERT ... ON CONFLICT (id) DO NOTHING
-RETURNING id`` for the whole batch, fed by ``COPY`` into a temporary table on PostgreSQL, the
-connection graph's aggregate updated from the events in the same transaction, the heartbeat; only
+validation, the masking gate over every string, the batch's ``COPY`` into ``events`` under a
+savepoint on PostgreSQL (``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`` at a stored id;
+the only path on SQLite), the connection graph's aggregate updated from the events in the same transaction, the heartbeat; only
 HTTP and TLS are left out) and once with ``conn.execute(insert(events), rows)`` of the very rows it
 writes (same columns, already masked: the baseline does no parsing, masking, conflict check or
 graph); the order alternates between rounds; medians. Each round also stores the same rows with
