@@ -9,9 +9,9 @@ same run), and the events API latency over a store of 1,000,000 events.
 Ingestion: each round empties the table, then stores ``--events`` events in batches of
 ``--batch``, once with ``take_batch`` from the request bodies an agent sends (what
 ``POST /api/v1/agents/events`` does before it answers: JSON decoding and the envelope's
-validation, the masking gate over every string, ``INSERT ... ON CONFLICT (id) DO NOTHING
-RETURNING id`` for the whole batch, fed by ``COPY`` into a temporary table on PostgreSQL, the
-connection graph's aggregate updated from the events in the same transaction, the heartbeat; only
+validation, the masking gate over every string, the batch's ``COPY`` into ``events`` under a
+savepoint on PostgreSQL (``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`` at a stored id;
+the only path on SQLite), the connection graph's aggregate updated from the events in the same transaction, the heartbeat; only
 HTTP and TLS are left out) and once with ``conn.execute(insert(events), rows)`` of the very rows it
 writes (same columns, already masked: the baseline does no parsing, masking, conflict check or
 graph); the order alternates between rounds; medians. Each round also stores the same rows with
@@ -101,8 +101,7 @@ def make_event(i: int, at: datetime) -> Event:
         resource=ResourceRef(kind="pod", name=f"web-{i % 500}", namespace=ns),
         peer=ResourceRef(kind="pod", name=f"db-{i % 50}", namespace="data"),
         data={"bytes": 512 + i % 4096, "port": 443, "sample": "4111 11** **** 1111", "seq": i},
-        at=at,
-        id=uuid.uuid4().hex,
+        at=at,  # the id: the Event's own, as an agent makes it (time-ordered)
         node=f"node-{i % 3}",
         action="alert",
         mode="monitor",

@@ -101,14 +101,21 @@ def test_finding_and_event_serialize_to_json() -> None:
     assert json.loads(json.dumps(e.to_dict()))["data"] == {"sev": "low", "t": [1, 2]}
 
 
-def test_event_ids_are_random_version_4_uuids() -> None:
+def test_event_ids_are_time_ordered_version_7_uuids() -> None:
+    import time
     import uuid
 
     from stockade.model.finding import _new_id
 
+    before = time.time_ns() // 1_000_000
     ids = [_new_id() for _ in range(2000)]
+    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
     for i in ids[:200]:
         u = uuid.UUID(hex=i)
         assert len(i) == 32 and u.hex == i
-        assert u.version == 4 and u.variant == uuid.RFC_4122
+        assert u.version == 7 and u.variant == uuid.RFC_4122
+        assert before <= int(i[:12], 16) <= after  # the milliseconds it was made at
+    # ordered by time: an id made a millisecond later sorts after every earlier one
+    time.sleep(0.002)
+    assert _new_id() > max(ids)

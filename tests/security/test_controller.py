@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -191,6 +192,42 @@ def test_wrong_types_in_events_are_400(controller: Controller) -> None:
             answer = c.post(INGEST, json=batch([bad]))
             assert answer.status_code == 400, (bad, answer.text)
             assert answer.json()["detail"].startswith("events[0]: event ")
+
+
+@pytest.mark.parametrize(
+    ("bad_at", "connections", "detail"),
+    [
+        (400, None, "events[400]: event id: expected 32 lowercase hex digits"),
+        (999, None, "events[999]: event severity"),
+        (None, [{"id": 1}], "connections[0]"),
+        (700, [{"id": 1}], "events[700]: event id"),  # the events are refused first
+    ],
+    ids=["event-mid-batch", "last-event", "connection", "both"],
+)
+def test_a_bad_event_or_record_deep_in_a_batch_stores_nothing_of_it(
+    controller: Controller, bad_at: int | None, connections: Any, detail: str
+) -> None:
+    """A bad event anywhere in a full batch, or a bad connection record after good events, is a
+    one-line 400 naming it (the events first) and leaves nothing of the batch stored (the store
+    COPYs a batch on PostgreSQL); the next batch is taken on the same connections."""
+    good = [event(i) for i in range(1000)]
+    bad = list(good)
+    if bad_at is not None:
+        wrong = {"id": "not-hex"} if bad_at != 999 else {"severity": ["high"]}
+        bad[bad_at] = {**bad[bad_at], **wrong}
+    body = batch(bad)
+    if connections is not None:
+        body["connections"] = connections
+    with controller.client("agent") as c:
+        answer = c.post(INGEST, json=body)
+        assert answer.status_code == 400, answer.text
+        message = answer.json()["detail"]
+        assert message.startswith(detail) and "\n" not in message, message
+        with controller.store.connect() as conn:
+            ids = {e["id"] for e in good}
+            stored = conn.execute(text("SELECT id FROM events")).scalars().all()
+        assert not ids & set(stored)
+        assert c.post(INGEST, json=batch(good[:600])).json()["accepted"] == 600
 
 
 def test_too_many_events_is_400(controller: Controller) -> None:

@@ -1,6 +1,7 @@
 """Idempotent ingestion in bulk (``record_new_events``): one statement a batch, not one a row (the
 cost behind 3,300 events/s on PostgreSQL), still exactly once per id, on SQLite and PostgreSQL
-(COPY into a temporary table, then INSERT ... ON CONFLICT DO NOTHING RETURNING). And the events
+(COPY into the table under a savepoint; at a stored id, COPY into a temporary table, then
+INSERT ... ON CONFLICT DO NOTHING RETURNING). And the events
 API's pages read by core_0003's (..., at, id) indexes, one range per level value, merged."""
 
 from __future__ import annotations
@@ -333,3 +334,97 @@ def test_rows_sharing_values_are_written_as_sqlalchemy_writes_each(tmp_path: Any
         }
     store.close()
     assert [got[r["id"]] for r in rows] == [got[r["id"]] for r in theirs]
+
+
+@pytest.mark.parametrize("first_commits", [True, False])
+def test_a_batch_another_transaction_is_storing_is_stored_once(
+    store: Store, first_commits: bool
+) -> None:
+    """Two replicas taking the same batch at once: the second waits for the first transaction
+    (on PostgreSQL its COPY fails on the unique index once the first commits, and the
+    conflict-checked insert takes over) and stores only what the first did not."""
+    import threading
+
+    batch = [_event(i) for i in range(50)]
+    later = [_event(i) for i in range(50, 60)]
+    now = datetime.now(UTC)
+    second: list[str] = []
+    with store.begin() as conn:
+        assert sorted(insert_new_rows(conn, [_event_row(e, now) for e in batch])) == sorted(
+            e.id for e in batch
+        )
+        if store.dialect == "postgresql":  # SQLite's writers queue on its file lock instead
+            taker = threading.Thread(
+                target=lambda: second.extend(record_new_events(store, [*later, *batch]))
+            )
+            taker.start()
+            taker.join(0.5)
+            assert taker.is_alive()  # waiting for this transaction
+        if not first_commits:
+            conn.rollback()
+    if store.dialect == "postgresql":
+        taker.join(30)
+    else:
+        second.extend(record_new_events(store, [*later, *batch]))
+    want = later if first_commits else [*later, *batch]
+    assert sorted(second) == sorted(e.id for e in want)
+    with store.connect() as conn:
+        ids = [r[0] for r in conn.execute(select(events.c.id))]
+    assert sorted(ids) == sorted(e.id for e in [*batch, *later])
+
+
+def test_an_error_other_than_a_stored_id_is_not_taken_for_one(store: Store) -> None:
+    """Only a unique violation sends the batch to the conflict-checked insert; any other refusal
+    of the database fails the batch as before, and nothing of it is stored."""
+    from sqlalchemy.exc import DBAPIError
+
+    now = datetime.now(UTC)
+    rows = [_event_row(_event(i), now) for i in range(3)]
+    rows[1] = dict(rows[1], kind=None)  # NOT NULL
+    with pytest.raises(DBAPIError), store.begin() as conn:
+        insert_new_rows(conn, rows)
+    with store.connect() as conn:
+        assert conn.execute(select(events.c.id)).all() == []
+
+
+@pytest.fixture
+def pg_store() -> Iterator[Store]:
+    s = open_store(pg_url("stockade_bulk_binary_test"))
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("count", 2**31), ("count", -(2**31) - 1), ("level", 2**40)],
+)
+def test_binary_copy_refuses_what_the_column_cannot_hold(
+    pg_store: Store, column: str, value: Any
+) -> None:
+    """psycopg's binary dumpers wrap an integer beyond the column's range (2**31 would be stored
+    as -2**31): the COPY refuses it as the server refuses it in text, and stores nothing."""
+    from sqlalchemy.exc import DBAPIError
+
+    now = datetime.now(UTC)
+    rows = [_event_row(_event(i), now) for i in range(3)]
+    rows[2] = dict(rows[2], **{column: value})
+    with pytest.raises(DBAPIError, match=column), pg_store.begin() as conn:
+        insert_new_rows(conn, rows)
+    with pg_store.connect() as conn:
+        assert conn.execute(select(events.c.id)).all() == []
+
+
+def test_binary_copy_keeps_the_limits_and_takes_a_time_without_zone_as_utc(
+    pg_store: Store,
+) -> None:
+    now = datetime(2026, 3, 1, 12, 30, 15, 123456)
+    rows = [_event_row(_event(i), now.replace(tzinfo=UTC)) for i in range(2)]
+    rows[0] = dict(rows[0], count=2**31 - 1, level=-(2**31), at=now)  # naive: as the store's UTC
+    with pg_store.begin() as conn:
+        insert_new_rows(conn, rows)
+    with pg_store.connect() as conn:
+        got = dict(
+            conn.execute(select(events).where(events.c.id == rows[0]["id"])).mappings().one()
+        )
+    assert (got["count"], got["level"]) == (2**31 - 1, -(2**31))
+    assert got["at"] == now.replace(tzinfo=UTC) == got["stored_at"]

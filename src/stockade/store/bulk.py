@@ -1,9 +1,12 @@
 """Storing a batch of new events fast, exactly once per id.
 
-PostgreSQL (psycopg 3): ``COPY`` the rows into a temporary table of the session, then one
-``INSERT INTO events SELECT ... ON CONFLICT (id) DO NOTHING RETURNING id``: the server parses one
-short statement a batch instead of one with a parameter per cell, and the conflict clause keeps
-two replicas taking the same batch from both storing it. SQLite: the transaction takes the
+PostgreSQL (psycopg 3): ``COPY`` the rows straight into ``events`` under a savepoint: the
+server parses no statement per row and fills the table's indexes while the rows are still being
+sent. An id already stored (a batch sent again after a lost answer, or the same batch taken by
+another replica: its COPY waits for that transaction, then fails on the unique index) fails the
+COPY with a unique violation; the transaction then rolls back to the savepoint and takes the
+conflict-checked path: ``COPY`` into a temporary table of the session, then one ``INSERT INTO
+events SELECT ... ON CONFLICT (id) DO NOTHING RETURNING id``, so nothing is stored twice. SQLite: the transaction takes the
 write lock first (``BEGIN IMMEDIATE``), so the ids found stored by one ``SELECT`` stay the only
 ones stored until it commits, and the others go in by the driver's ``executemany`` (its C loop,
 the rows converted once by the columns' own bind processors: no per-row statement building). Any
@@ -17,12 +20,14 @@ the driver's ``executemany`` of one ``INSERT ... ON CONFLICT DO UPDATE`` on SQLi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, DateTime, Table
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import JSON, BigInteger, Connection, DateTime, Integer, SmallInteger, String, Table
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from stockade.store.jsontext import json_text
 from stockade.store.tables import events
@@ -44,11 +49,14 @@ def _sqlite(conn: Connection) -> bool:
     return conn.dialect.name == "sqlite" and conn.dialect.driver == "pysqlite"
 
 
-def insert_new_rows(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
+def insert_new_rows(conn: Connection, rows: Iterable[dict[str, Any]]) -> list[str]:
     """Insert the ``rows`` (events rows with distinct ids) whose id is not stored yet, in
-    ``conn``'s transaction; returns the ids inserted."""
+    ``conn``'s transaction; returns the ids inserted. ``rows`` may be built as they are taken
+    (a generator): on PostgreSQL each is sent as soon as it is built, so the server stores the
+    first rows of a batch while the last are still being built."""
     if _copies(conn):
-        return _copy_then_insert(conn, rows)
+        return _copy_new(conn, rows)
+    rows = list(rows)
     if _sqlite(conn):
         return _sqlite_insert_new(conn, rows)
     return _insert_returning(conn, rows)
@@ -226,6 +234,36 @@ def _insert_returning(conn: Connection, rows: list[dict[str, Any]]) -> list[str]
     return [r[0] for r in conn.execute(statement, rows).all()]
 
 
+_UNIQUE_VIOLATION = "23505"
+_COPY_EVENTS = f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN"
+
+
+def _copy_new(conn: Connection, rows: Iterable[dict[str, Any]]) -> list[str]:
+    """``rows`` COPYed into ``events`` when none of their ids is stored (the common case, a third
+    cheaper for the server than the conflict-checked insert), else the conflict-checked path."""
+    taken = iter(rows)
+    built: list[dict[str, Any]] = []
+    conn.exec_driver_sql("SAVEPOINT stockade_copy")
+    try:
+        _copy(conn, events, _COPY_EVENTS, _kept(taken, built))
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _UNIQUE_VIOLATION:
+            raise
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT stockade_copy")
+        built.extend(taken)  # the rows not taken yet when the server refused
+        return _copy_then_insert(conn, built)
+    conn.exec_driver_sql("RELEASE SAVEPOINT stockade_copy")
+    return [row["id"] for row in built]
+
+
+def _kept(rows: Iterable[dict[str, Any]], built: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """``rows``, each appended to ``built`` as it is taken (kept for a second attempt, and alive
+    while the COPY runs: see :func:`_copy`)."""
+    for row in rows:
+        built.append(row)
+        yield row
+
+
 def _copy_then_insert(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
     # Rows left by an earlier call in the same transaction would conflict, so no id is ever
     # returned twice.
@@ -239,23 +277,29 @@ def _copy_then_insert(conn: Connection, rows: list[dict[str, Any]]) -> list[str]
     return [r[0] for r in inserted.all()]
 
 
-def _copy(conn: Connection, table: Table, statement: str, rows: list[dict[str, Any]]) -> None:
-    """COPY ``rows`` of ``table`` (every column, in order) on the driver's own cursor, its errors
-    raised as SQLAlchemy's (a lost server becomes the store's "database error" and the dead
-    connection leaves the pool)."""
+def _copy(conn: Connection, table: Table, statement: str, rows: Iterable[dict[str, Any]]) -> None:
+    """COPY ``rows`` of ``table`` (every column, in order) on the driver's own cursor, in binary
+    where :func:`_binary_columns` knows every column (the server then parses no text: times and
+    numbers arrive as they are stored), its errors raised as SQLAlchemy's (a lost server becomes
+    the store's "database error" and the dead connection leaves the pool)."""
     import psycopg
 
     columns = [c.name for c in table.c]
     json_at = [i for i, c in enumerate(table.c) if isinstance(c.type, JSON)]
+    binary = _binary_columns(table)
     # The rows of a batch share the stored form of a resource they name (the same dict object,
-    # see records._storable_ref): each object is written as JSON once. Every row stays alive in
-    # ``rows`` while this runs, so no id is reused.
+    # see records._storable_ref): each object is written as JSON once. Every row stays alive (in
+    # ``rows``, or the list a generator keeps them in) while this runs, so no id is reused.
     texts: dict[int, str] = {}
 
     raw = conn.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
+    if binary is not None:
+        statement += " (FORMAT BINARY)"
     try:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            if binary is not None:
+                copy.set_types(binary.types)
             for row in rows:
                 values = [row[c] for c in columns]
                 for i in json_at:
@@ -265,8 +309,73 @@ def _copy(conn: Connection, table: Table, statement: str, rows: list[dict[str, A
                         if text is None:
                             text = texts[id(value)] = json_text(value)
                         values[i] = text
+                if binary is not None:
+                    _binary_values(values, binary, columns)
                 copy.write_row(values)
     except psycopg.Error as exc:
         if raw.closed:
             conn.invalidate(exc)
         raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+
+
+# The binary type a column is sent as (the server reads it with the column's own receive
+# function: JSON's checks the text as json_in does). A table with any other column: text COPY.
+_INT_RANGES = {"int4": (-(2**31), 2**31 - 1), "int8": (-(2**63), 2**63 - 1)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Binary:
+    types: list[str]
+    ints: list[tuple[int, int, int]]  # place, lowest, highest
+    times: list[int]
+
+
+_BINARY: dict[str, _Binary | None] = {}
+
+
+def _binary_columns(table: Table) -> _Binary | None:
+    found = _BINARY.get(table.name, _MISSING)
+    if found is _MISSING:
+        binary: _Binary | None = _Binary(types=[], ints=[], times=[])
+        for i, c in enumerate(table.c):
+            t, kind = c.type, None
+            if isinstance(t, JSON | String):  # Text is a String
+                kind = "text"
+            elif isinstance(t, DateTime) and t.timezone:
+                kind = "timestamptz"
+                binary.times.append(i)  # type: ignore[union-attr]
+            elif isinstance(t, BigInteger):
+                kind = "int8"
+            elif isinstance(t, Integer) and not isinstance(t, SmallInteger):
+                kind = "int4"
+            if kind is None:
+                binary = None
+                break
+            binary.types.append(kind)  # type: ignore[union-attr]
+            if kind in _INT_RANGES:
+                binary.ints.append((i, *_INT_RANGES[kind]))  # type: ignore[union-attr]
+        found = _BINARY[table.name] = binary
+    return found  # type: ignore[return-value]
+
+
+def _binary_values(values: list[Any], binary: _Binary, columns: list[str]) -> None:
+    """``values`` as their binary types take them, or refused as the server refuses their text:
+    psycopg's binary dumpers would wrap an integer out of range; a time without a zone is taken
+    as UTC (the store writes every time in UTC)."""
+    for i, low, high in binary.ints:
+        value = values[i]
+        if value is not None and (type(value) is not int or not low <= value <= high):
+            raise _refused(columns[i], value)
+    for i in binary.times:
+        value = values[i]
+        if value is not None:
+            if not isinstance(value, datetime):
+                raise _refused(columns[i], value)
+            if value.tzinfo is None:
+                values[i] = value.replace(tzinfo=UTC)
+
+
+def _refused(column: str, value: Any) -> Exception:
+    import psycopg.errors
+
+    return psycopg.errors.DataError(f"{column}: {type(value).__name__} value refused")

@@ -115,14 +115,16 @@ def record_new_events(
     (what else the batch brings is stored with them, or not at all).
     """
     now = datetime.now(UTC)
-    rows: dict[str, dict[str, Any]] = {}
+    chosen: dict[str, Event] = {}
     for e in items:
-        row = _event_row(e, now)
-        rows.setdefault(row["id"], row)  # the same id twice in one batch is one event
-    if not rows and also is None:
+        chosen.setdefault(_clean(e.id), e)  # the same id twice in one batch is one event
+    if not chosen and also is None:
         return []
     with store.begin() as conn:
-        stored = insert_new_rows(conn, list(rows.values())) if rows else []
+        # each row built as the store takes it (on PostgreSQL the server stores the first while
+        # the last are built)
+        rows = (_event_row(e, now) for e in chosen.values())
+        stored = insert_new_rows(conn, rows) if chosen else []
         if also is not None:
             also(conn, stored)
         if stored:
