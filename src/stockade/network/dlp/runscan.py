@@ -117,7 +117,7 @@ class Scanner:
             self._free(state)
         if n < 0:
             raise MemoryError("DLP scan: out of memory")
-        return n == 0
+        return bool(n == 0)
 
     def hits(self, state: Any, data: bytes) -> list[tuple[int, int]]:
         """The (id, end) pairs ``data`` ends, in the order of their ends."""
