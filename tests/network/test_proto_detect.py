@@ -415,3 +415,16 @@ def test_a_detection_built_by_its_slots_is_the_one_its_init_builds() -> None:
     again = Detection(**{name: getattr(got, name) for name in fields})
     assert got == again and hash(got) == hash(again) and repr(got) == repr(again)
     assert len(protocols._SET_DETECTION_FIELDS) == len(fields)
+
+
+def test_the_http_guess_built_by_its_slots_is_the_one_its_init_builds() -> None:
+    import dataclasses
+
+    from stockade.network.protocols import base, http1
+
+    got = http1.probe(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n", b"HTTP/1.1 200 OK\r\n\r\n")
+    assert got is not None
+    fields = [f.name for f in dataclasses.fields(base.Guess)]
+    again = base.Guess(**{name: getattr(got, name) for name in fields})
+    assert got == again and hash(got) == hash(again) and repr(got) == repr(again)
+    assert len(base._SET_GUESS_FIELDS) == len(fields)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
-from .base import FULL, PARTIAL, STRONG, WEAK, Guess, first_line, lines
+from .base import FULL, PARTIAL, STRONG, WEAK, Guess, first_line, lines, new_guess
 
 SLUG = "proto.http"
 # probe()'s best while the server has sent nothing: a request line without a status line
@@ -142,4 +142,4 @@ def probe(client: bytes, server: bytes) -> Guess | None:
         score = max(score, PARTIAL)
     if not score:
         return None
-    return Guess(protocol=SLUG, confidence=score, details=tuple(details))
+    return new_guess(SLUG, score, tuple(details))
