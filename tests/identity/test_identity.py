@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from stockade.identity import Directory, Workload
+from stockade.identity import Directory, Workload, directory
 from stockade.identity.static import load
 from stockade.model.errors import ConfigError, UsageError
+from stockade.model.resource import ResourceRef
 
 DATA = Path(__file__).parent / "data"
 
@@ -71,6 +72,24 @@ def test_malformed_files_are_one_config_error(tmp_path: Path, text: str) -> None
 def test_directory_is_built_from_workloads() -> None:
     d = Directory([Workload(name="a", namespace="n", addresses=("10.1.1.1",))])
     assert len(d) == 1 and d.lookup(packed("10.1.1.1")).name == "a"
+
+
+def test_an_address_looked_up_as_external_is_a_workload_once_put_and_external_once_removed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d = Directory()
+    ext = ResourceRef(kind="external", name="10.1.1.2")
+    assert d.lookup(packed("10.1.1.2")) == ext
+    assert d.lookup(packed("10.1.1.2")) is d.lookup(packed("10.1.1.2"))  # remembered
+    d.put("pod/n/a", Workload(name="a", namespace="n", addresses=("10.1.1.2",)))
+    assert d.lookup(packed("10.1.1.2")).name == "a"
+    d.remove("pod/n/a")
+    assert d.lookup(packed("10.1.1.2")) == ext
+    monkeypatch.setattr(directory, "EXTERNAL_KEPT", 3)
+    for i in range(10):
+        assert d.lookup(packed(f"192.0.2.{i}")).name == f"192.0.2.{i}"
+    assert len(d._external) <= 3  # bounded
+    assert d.lookup(packed("2001:db8::1")) == ResourceRef(kind="external", name="2001:db8::1")
 
 
 def test_a_cgroup_and_the_cgroups_below_it_name_their_workload() -> None:

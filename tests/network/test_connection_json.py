@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from stockade.network.connection import (
     _iso_reference,
     event_kinds,
     events_for,
+    new_record,
 )
 from stockade.network.interface import DlpMatch, TlsInfo
 from stockade.network.recorder import Recorder
@@ -95,6 +97,15 @@ def test_the_line_is_json_dumps_of_to_dict(rec: ConnectionRecord) -> None:
     line = rec.json_line()
     assert line == json.dumps(rec.to_dict())
     assert CARD not in line and SSN not in line
+
+
+@settings(max_examples=100, deadline=None)
+@given(rec=_RECORD)
+def test_a_record_built_by_its_slots_is_the_record_its_init_builds(rec: ConnectionRecord) -> None:
+    values = [getattr(rec, f.name) for f in dataclasses.fields(ConnectionRecord)]
+    built = new_record(*values)
+    assert built == rec and hash(built) == hash(rec)
+    assert built.json_line() == rec.json_line() and repr(built) == repr(rec)
 
 
 def test_the_lines_of_a_capture_are_json_dumps_of_to_dict(tmp_path: Path) -> None:

@@ -90,6 +90,31 @@ def test_quiet_answers_only_for_bytes_nothing_looks_at(data: bytes, quiet: bool)
     assert _ENGINE.quiet(data) is quiet
 
 
+_HYPERSCAN_ONLY = DlpEngine(compiled_prefilters=False)  # quiet() through the block database
+_RUNS = st.binary(max_size=300) | st.text("0123456789 -+()?%@.AZaz\r\n:", max_size=300).map(
+    str.encode
+)
+
+
+@settings(max_examples=300, deadline=None)
+@example([b"x 4111 1111 1111 1111\r\n"])
+@example([b"GET /a?b=%41 HTTP/1.1\r\n\r\n"])
+@example([b"ssn\r\n", _CLEAN])
+@given(parts=st.lists(_PIECES | _RUNS, min_size=1, max_size=4))
+def test_quiet_through_runscan_answers_as_the_block_database(parts: list[bytes]) -> None:
+    data = b"".join(parts)
+    assert _ENGINE.quiet(data) is _HYPERSCAN_ONLY.quiet(data)
+
+
+def test_the_builtin_sensors_need_no_block_database() -> None:
+    engine = DlpEngine()
+    assert engine._runscan is not None, (
+        "runscan.c is not built: python3 setup.py build_ext --inplace"
+    )
+    assert engine.quiet(_CLEAN) is True and engine.quiet(_CLEAN + b"ssn ") is False
+    assert engine._check_db is None
+
+
 def test_a_quiet_direction_gets_no_stream_and_a_busy_one_does() -> None:
     clean, busy = DlpFeed(_ENGINE), DlpFeed(_ENGINE)
     for piece in (_CLEAN, _CLEAN):

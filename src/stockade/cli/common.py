@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from stockade.cli.streams import (  # noqa: F401 (used from here)
     RedactingStream,
@@ -73,6 +72,9 @@ class RichObserver:
     """Progress bars on stderr, shown only on a terminal."""
 
     def __init__(self) -> None:
+        # imported here: most commands (and the sensor's start-up) show no progress bar
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -94,9 +96,13 @@ class RichObserver:
         return self._progress.add_task(description, total=total)
 
     def advance(self, handle: object, amount: int = 1) -> None:
+        from rich.progress import TaskID
+
         if isinstance(handle, int):
             self._progress.advance(TaskID(handle), amount)
 
     def finish(self, handle: object) -> None:
+        from rich.progress import TaskID
+
         if isinstance(handle, int):
             self._progress.remove_task(TaskID(handle))

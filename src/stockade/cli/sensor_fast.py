@@ -2,10 +2,11 @@
 a capture file.
 
 Typer builds a pydantic adapter for each of the command's twenty-five options (pydantic's import
-and schema building): about 0.1 s of CPU, a third of the command's start-up. So
-:func:`try_sensor_pcap` takes ``sensor --pcap FILE`` with the options below, and calls the same
-command function with its own defaults for everything else (read from its signature: there is
-no second copy of them); it declines (returns None: the Typer command runs, exactly as before)
+and schema building): about 0.1 s of CPU, a third of the command's start-up; importing Typer and
+Rich at all costs another 50 ms. So :func:`try_sensor_pcap` takes ``sensor --pcap FILE`` with
+the options below, and calls the command's body (``sensor_run.run_sensor``, which imports
+neither) with its defaults for everything else (read from its signature; a test holds them to
+the Typer command's); it declines (returns None: the Typer command runs, exactly as before)
 for anything else: another option or spelling, ``--help``, a value that is not a number where
 one is needed, or an option's environment variable set.
 """
@@ -75,13 +76,7 @@ def try_sensor_pcap(args: list[str]) -> int | None:
     found = parse(args)
     if found is None:
         return None
-    import typer
+    from stockade.cli.sensor_run import run_sensor
 
-    from stockade.cli.sensor import sensor_cmd
-
-    params = inspect.signature(sensor_cmd).parameters
-    try:
-        sensor_cmd(**{name: found.get(name, p.default) for name, p in params.items()})
-    except typer.Exit as exc:  # --fail-on
-        return int(exc.exit_code)
-    return 0
+    params = inspect.signature(run_sensor).parameters
+    return run_sensor(**{name: found.get(name, p.default) for name, p in params.items()})

@@ -13,6 +13,8 @@ from stockade.identity.model import Workload
 from stockade.model.errors import UsageError
 from stockade.model.resource import ResourceRef
 
+EXTERNAL_KEPT = 4096  # external addresses whose reference a directory remembers
+
 
 class Directory:
     """Every workload by address (packed bytes on the hot path, text elsewhere) and by name.
@@ -26,6 +28,9 @@ class Directory:
         self._entries: dict[str, Workload] = {}
         self._by_packed: dict[bytes, tuple[str, Workload, ResourceRef]] = {}
         self._by_cgroup: dict[str, tuple[str, Workload]] = {}
+        # the ``external`` reference of addresses no workload owned when looked up: a pure
+        # function of the address, consulted only after _by_packed, so no update invalidates it
+        self._external: dict[bytes, ResourceRef] = {}
         self.version = 0  # bumped on every change
         for i, w in enumerate(workloads):
             self.put(f"#{i}", w)
@@ -104,9 +109,16 @@ class Directory:
         hit = self._by_packed.get(packed)
         if hit is not None:
             return hit[2]
+        ref = self._external.get(packed)
+        if ref is not None:
+            return ref
         # inet_ntoa spells an IPv4 address as ipaddress does, several times faster
         text = socket.inet_ntoa(packed) if len(packed) == 4 else str(ipaddress.ip_address(packed))
-        return ResourceRef(kind="external", name=text)
+        ref = ResourceRef(kind="external", name=text)
+        if len(self._external) >= EXTERNAL_KEPT:
+            self._external.clear()
+        self._external[packed] = ref
+        return ref
 
     def workload_of_cgroup(self, path: str) -> Workload | None:
         """The workload whose processes live in the cgroup v2 ``path`` or a cgroup below it."""

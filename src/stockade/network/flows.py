@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from stockade.identity import Directory
 from stockade.network.analysis import DlpFeed, Inspectors
 from stockade.network.capture.decode import Buf, FlowKey
-from stockade.network.connection import ConnectionRecord, Hit
+from stockade.network.connection import ConnectionRecord, Hit, new_record
 from stockade.network.interface import Detection, TlsInfo
 from stockade.network.protocols import upgrades
 from stockade.network.reassembly import OOO_SEGMENTS, Stream
@@ -65,6 +65,9 @@ class FlowStats:
     memcap_evictions: int = 0
     peak_flows: int = 0
     peak_memory: int = 0
+
+
+_UNDECIDED = HelloCheck("more", 1)  # (frozen: one value serves every flow)
 
 
 class Flow:
@@ -109,7 +112,7 @@ class Flow:
         self.done = False
         self.analyzed = False
         # per direction: does it open with a TLS hello (then DLP skips it)? "more": not yet known
-        self.hello = [HelloCheck("more", 1), HelloCheck("more", 1)]
+        self.hello = [_UNDECIDED, _UNDECIDED]
         # after a hello: the record framing, followed until it breaks (then DLP scans again)
         self.records: list[RecordWalker | None] = [None, None]
         self.clear_after_tls: list[int | None] = [None, None]  # stream offset where framing broke
@@ -443,33 +446,33 @@ class FlowTable:
             for side, at in zip(("client", "server"), f.clear_after_tls, strict=True):
                 if at is not None:  # a hello, then bytes that are no TLS record: scanned as clear
                     details += (("tls.clear_after_handshake", f"{side} at byte {at}"),)
-        return ConnectionRecord(
-            id=f.id,
-            start=f.first,
-            end=f.last,
-            transport="tcp" if f.proto == 6 else "udp",
-            ip_version=4 if len(cip) == 4 else 6,
-            client_ip=_ip_text(cip),
-            client_port=f.client[1],
-            server_ip=_ip_text(sip),
-            server_port=f.server[1],
-            client=self.identities.lookup(cip),
-            server=self.identities.lookup(sip),
-            protocol=det.protocol if det else "proto.unknown",
-            encrypted=bool(det.encrypted) if det else any(c.state == "tls" for c in f.hello),
-            upgrade=det.upgrade if det else None,
-            tls=f.tls,
-            bytes_to_server=f.bytes[0],
-            bytes_to_client=f.bytes[1],
-            packets_to_server=f.packets[0],
-            packets_to_client=f.packets[1],
-            flags_client=_FLAG_TEXT[f.flags[0]],
-            flags_server=_FLAG_TEXT[f.flags[1]],
-            state=state,
-            gaps=f.streams[0].gaps + f.streams[1].gaps,
-            inspected=f.streams[0].delivered + f.streams[1].delivered,
-            hits=tuple(hits),
-            details=details,
+        return new_record(  # ConnectionRecord's fields, in their order
+            f.id,
+            f.first,
+            f.last,
+            "tcp" if f.proto == 6 else "udp",
+            4 if len(cip) == 4 else 6,
+            _ip_text(cip),
+            f.client[1],
+            _ip_text(sip),
+            f.server[1],
+            self.identities.lookup(cip),
+            self.identities.lookup(sip),
+            det.protocol if det else "proto.unknown",
+            bool(det.encrypted) if det else any(c.state == "tls" for c in f.hello),
+            det.upgrade if det else None,
+            f.tls,
+            f.bytes[0],
+            f.bytes[1],
+            f.packets[0],
+            f.packets[1],
+            _FLAG_TEXT[f.flags[0]],
+            _FLAG_TEXT[f.flags[1]],
+            state,
+            f.streams[0].gaps + f.streams[1].gaps,
+            f.streams[0].delivered + f.streams[1].delivered,
+            tuple(hits),
+            details,
         )
 
 

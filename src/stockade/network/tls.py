@@ -302,6 +302,13 @@ def opens_with_hello(data: bytes, *, server: bool) -> HelloCheck:
     looking again as bytes arrive stays linear."""
     if not server and data[:1] and data[0] & 0x80:
         return _sslv2_check(data)
+    if data[:1] not in (b"", b"\x16"):
+        return CLEAR  # the first test of _records, without its set-up: most clear text stops here
+    return _records(data, server=server)
+
+
+def _records(data: bytes, *, server: bool) -> HelloCheck:
+    """:func:`opens_with_hello` past its SSLv2 test: the records and the hello they carry."""
     want = SERVER_HELLO if server else CLIENT_HELLO
     hs = bytearray()
     pos = 0

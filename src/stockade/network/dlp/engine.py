@@ -264,6 +264,10 @@ class DlpEngine:
             return False
         if data[-1:].isalnum():
             return False
+        if self._runscan is not None and self._hs_db is None:
+            # runscan.c reports every expression of the engine (the built-in sensors alone):
+            # exactly Hyperscan's hits, about twice as fast as the block database
+            return self._runscan.quiet(data)
         db = self._check_db
         if db is None:  # compiled (or loaded) at the first use: the firewall never pays for it
             sensors = tuple(c.sensor for c in self.sensors)

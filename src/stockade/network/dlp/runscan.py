@@ -105,6 +105,20 @@ class Scanner:
             raise MemoryError("DLP scan: cannot open a stream")
         return self._gc(state, self._free)
 
+    def quiet(self, data: bytes) -> bool:
+        """No expression of the engine's matches anywhere in ``data``, scanned as one whole
+        stream (a state of its own, freed at once: no collector work per call)."""
+        state = self._new(self._hand, self._db)
+        if state == self._null:
+            raise MemoryError("DLP scan: cannot open a stream")
+        try:
+            n = self.scan_all(state, data, len(data), self.pairs)
+        finally:
+            self._free(state)
+        if n < 0:
+            raise MemoryError("DLP scan: out of memory")
+        return bool(n == 0)
+
     def hits(self, state: Any, data: bytes) -> list[tuple[int, int]]:
         """The (id, end) pairs ``data`` ends, in the order of their ends."""
         n = self.scan_all(state, data, len(data), self.pairs)

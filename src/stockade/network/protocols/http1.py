@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
-from .base import FULL, PARTIAL, STRONG, WEAK, Guess, first_line, lines
+from .base import FULL, PARTIAL, STRONG, WEAK, Guess, first_line, lines, new_guess
 
 SLUG = "proto.http"
 # probe()'s best while the server has sent nothing: a request line without a status line
@@ -56,9 +56,13 @@ def request_header(client: bytes, name: str) -> str | None:
     empty = _EMPTY_LINE.search(data, start - 1)
     end = empty.start() + 1 if empty is not None else len(data)
     found = None
-    for found in _field(name).finditer(data, start, end):  # noqa: B007  (the last one wins)
-        pass
-    return None if found is None else found[1].rstrip(b"\r").strip().decode("latin-1")
+    # over the lines in lower case (what IGNORECASE folds in bytes), each found from the LF
+    # before it: a literal lead the regex engine looks for at C speed
+    for found in _field(name).finditer(data[:end].lower(), start - 1, end):  # noqa: B007
+        pass  # (the last one wins)
+    if found is None:
+        return None
+    return data[found.start(1) : found.end(1)].rstrip(b"\r").strip().decode("latin-1")
 
 
 _EMPTY_LINE = re.compile(rb"\n\r*(?:\n|\Z)")  # the end of the line before an empty one
@@ -67,9 +71,10 @@ _SPACE = rb"[ \t\r\x0b\x0c]*"  # what bytes.strip() removes (a line holds no LF)
 
 @functools.lru_cache(maxsize=16)
 def _field(name: str) -> re.Pattern[bytes]:
-    """A header line named ``name``: its value up to the end of the line in group 1."""
-    want = re.escape(name.encode("latin-1"))
-    return re.compile(rb"^" + _SPACE + want + _SPACE + rb":(.*)$", re.MULTILINE | re.IGNORECASE)
+    """A header line named ``name`` (in lower case), from the LF before it: its value up to the
+    end of the line in group 1."""
+    want = re.escape(name.encode("latin-1").lower())
+    return re.compile(rb"\n" + _SPACE + want + _SPACE + rb":([^\n]*)")
 
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -137,4 +142,4 @@ def probe(client: bytes, server: bytes) -> Guess | None:
         score = max(score, PARTIAL)
     if not score:
         return None
-    return Guess(protocol=SLUG, confidence=score, details=tuple(details))
+    return new_guess(SLUG, score, tuple(details))
