@@ -350,3 +350,17 @@ def test_streams_and_their_engine_collected_together() -> None:
         cycle.append(cycle)
         del engine, streams, cycle
         gc.collect()
+
+
+def test_a_bytearray_segment_is_scanned_as_hyperscan_alone_scans_it() -> None:
+    # mypy lets a bytearray pass for bytes; Hyperscan's binding scans one, and so must the
+    # compiled scan (cffi takes no bytearray for a uint8_t pointer): a card must not be lost to
+    # a TypeError.
+    data = b"GET /a?c=4111%201111 HTTP/1.1\r\n\r\ncard 4111 1111 1111 1111; ssn 536-90-4399 "
+    pieces = [data[:40], data[40:47], data[47:]]
+    for coalesce in (0, 4096):
+        for decode in (False, True):
+            got = _findings(WITH, [bytearray(p) for p in pieces], coalesce=coalesce, decode=decode)
+            want = _findings(WITHOUT, pieces, coalesce=coalesce, decode=decode)
+            assert got == want
+            assert len(got[0]) == 2

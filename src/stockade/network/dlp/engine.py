@@ -440,6 +440,8 @@ class DlpStream:
             raise ValueError("feed() after close()")
         if not data:
             return []
+        if type(data) is not bytes:  # a bytearray (typed as bytes): runscan.c takes bytes
+            data = bytes(data)
         start = self._end
         self._end = end = start + len(data)
         chunks = self._chunks
