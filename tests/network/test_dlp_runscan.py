@@ -453,10 +453,12 @@ def _grouped(number: str, sep: str) -> str:
 
 
 _CARDS = [_luhn(p, n) for p, n in [("4", 16), ("4", 13), ("4", 19), ("2221", 16), ("37", 15),
-          ("36", 14), ("6011", 16), ("5018", 16), ("6759", 16), ("5893", 16), ("6304", 19)]]  # fmt: skip
+          ("36", 14), ("6011", 16), ("5018", 16), ("6759", 16), ("5893", 16), ("6304", 19),
+          # 12 and 13 digits: only the brand prefilter reaches them
+          ("5893", 12), ("6304", 12), ("6759", 12), ("5020", 13), ("6763", 13)]]  # fmt: skip
 PLANTED = [
     *_CARDS,
-    *(_grouped(c, sep) for c in _CARDS if len(c) != 13 for sep in (" ", "-")),
+    *(_grouped(c, sep) for c in _CARDS if len(c) in (14, 15, 16, 19) for sep in (" ", "-")),
     "536-90-4399", "536 90 4399", "DE89370400440532013000", "DE89 3704 0044 0532 0130 00",
     "GB29NWBK60161331926819", "MT84MALT011000012345MTLCAST001S", "NO9386011117947",
     "+1 415 555 2671", "+33 1 42 68 53 00", "(415) 555-2671", "415.555.2671",
@@ -479,3 +481,32 @@ def test_planted_numbers_found_as_hyperscan_alone_finds_them_at_every_cut() -> N
             assert _findings(WITH, chunks) == whole, data
             _same_findings(chunks)  # coalescing, decoding
         assert found, text  # the reference finds it in some context
+
+
+def _counted_runs() -> list[bytes]:
+    """Each counted form one byte short of, at and one byte past its bounds."""
+    digits = b"4929381726354091827364519"
+    runs = []
+    for n in range(10, 22):  # cards: 12 to 19 digits, general from 14 bytes, brand from 12
+        for lead in (b"", b"4", b"2", b"501", b"676", b"5893", b"6304", b"7"):
+            runs.append(b" " + (lead + digits)[:n] + b" ")
+            runs.append(b"-" + b"-".join((lead + digits)[k : k + 4] for k in range(0, n, 4)) + b",")
+    for n in range(5, 28):  # E.164: 8 to 25 bytes after the '+'
+        runs.append(b"+" + digits[:n] + b";")
+        runs.append(b"+1 " + b" ".join(digits[k : k + 3] for k in range(0, n, 3)) + b")")
+    for n in range(8, 42):  # IBAN: 10 to 38 bytes between "CCdd" and the last
+        body = (b"NWBK6016 1331926819" * 3)[:n]
+        runs += [b"GB29" + body + b"9 ", b"_GB29" + body + b"Z.", b"aGB29" + body + b"1 "]
+    for before in (b"", b" ", b"_", b"a", b"#", b"(", b"-", b"1", b"\x00", b"\xff"):
+        for after in (b" ", b"_", b"a", b".", b"\r\n"):  # fixed-length forms, every boundary
+            for form in (b"536-90-4399", b"536 90-4399", b"(415) 555-2671", b"(415)555.2671",
+                         b"415-555-2671", b"415 555.2671", b"115-555-2671", b"415-155-2671"):  # fmt: skip
+                runs.append(before + form + after)
+    return runs
+
+
+def test_runs_at_the_counted_lengths() -> None:
+    for data in _counted_runs():
+        for k in range(len(data) + 1):
+            assert_same(cut(data, [k]))
+        assert_same([data[i : i + 1] for i in range(len(data))])
