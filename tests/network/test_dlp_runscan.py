@@ -9,6 +9,7 @@ import dataclasses
 import gc
 import random
 import sys
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -510,3 +511,31 @@ def test_runs_at_the_counted_lengths() -> None:
         for k in range(len(data) + 1):
             assert_same(cut(data, [k]))
         assert_same([data[i : i + 1] for i in range(len(data))])
+
+
+def test_streams_of_one_engine_fed_from_two_threads_fail_loudly() -> None:
+    # The engine's streams share its scratch and hit buffers ("feed them from one thread"), and
+    # cffi lets go of the GIL in the call: two threads at once must get Hyperscan's error, as
+    # the binding alone raises, never fewer findings.
+    rng = random.Random(8)
+    pieces = [b"card 4111 1111 1111 1111; ", b"a@b.co ", b"ssn 536-90-4399 ", b"x" * 50]
+    data = b"".join(rng.choices(pieces, k=6000))
+    chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+    engine = DlpEngine()
+    want = _findings(engine, chunks)
+    outcomes: list[object] = []
+
+    def run() -> None:
+        for _ in range(3):
+            try:
+                outcomes.append(_findings(engine, chunks) == want)
+            except hyperscan.ScratchInUseError:
+                outcomes.append("busy")
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert False not in outcomes
+    assert _findings(engine, chunks) == want  # and the engine is still whole
