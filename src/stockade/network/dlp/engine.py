@@ -175,7 +175,8 @@ def _new_match(
 
 class DlpEngine:
     """Compiled sensors; make one :meth:`stream` per flow direction. Streams of one engine share
-    its Hyperscan scratch space, so feed them from one thread."""
+    its Hyperscan scratch space, so feed them from one thread (a second thread feeding at the
+    same time gets ``hyperscan.ScratchInUseError``)."""
 
     def __init__(
         self,
