@@ -9,6 +9,7 @@ import dataclasses
 import gc
 import random
 import sys
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -350,3 +351,191 @@ def test_streams_and_their_engine_collected_together() -> None:
         cycle.append(cycle)
         del engine, streams, cycle
         gc.collect()
+
+
+def test_a_bytearray_segment_is_scanned_as_hyperscan_alone_scans_it() -> None:
+    # mypy lets a bytearray pass for bytes; Hyperscan's binding scans one, and so must the
+    # compiled scan (cffi takes no bytearray for a uint8_t pointer): a card must not be lost to
+    # a TypeError.
+    data = b"GET /a?c=4111%201111 HTTP/1.1\r\n\r\ncard 4111 1111 1111 1111; ssn 536-90-4399 "
+    pieces = [data[:40], data[40:47], data[47:]]
+    for coalesce in (0, 4096):
+        for decode in (False, True):
+            got = _findings(WITH, [bytearray(p) for p in pieces], coalesce=coalesce, decode=decode)
+            want = _findings(WITHOUT, pieces, coalesce=coalesce, decode=decode)
+            assert got == want
+            assert len(got[0]) == 2
+
+
+# The bytes the expressions turn on, and runs near the lengths they count (12, 13 and 19 digits
+# for cards, 10 to 38 for an IBAN's body), fed in tiny segments with empty feeds between.
+SMALL = [bytes([c]) for c in b"0123456789 -.AZGBDaz_#:,()+@?%\x00\x80\xff\t"] + [b"\r\n"]
+
+
+def _run(length: int, every: int, sep: bytes, lead: bytes) -> bytes:
+    digits = b"".join(b"%d" % (k % 10) for k in range(length))
+    if every:
+        digits = sep.join(digits[k : k + every] for k in range(0, len(digits), every))
+    return lead + digits
+
+
+RUNS = st.builds(
+    _run,
+    st.sampled_from([3, 4, 8, 9, 11, 12, 13, 14, 15, 16, 18, 19, 20, 24, 25, 26, 38, 42, 43, 70]),
+    st.sampled_from([0, 2, 3, 4, 6]),
+    st.sampled_from([b" ", b"-", b".", b"  "]),
+    st.sampled_from([b"", b"4", b"5", b"501", b"675", b"5893", b"6304", b"7", b"+", b"(", b"GB29"]),
+)
+IBAN_LIKE = st.builds(
+    lambda head, body, length: head + (body * 50)[:length],
+    st.sampled_from([b"GB29", b"DE89", b"ZZ00", b" AB12", b"aB12"]),
+    st.sampled_from([b"A", b"1", b"A1 ", b"9Q", b" "]),
+    st.integers(8, 45),
+)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.sampled_from(SMALL) | RUNS | IBAN_LIKE, max_size=40),
+    st.lists(st.integers(0, 3), min_size=1, max_size=5),
+)
+def test_the_same_matches_in_tiny_segments_with_empty_feeds(
+    pieces: list[bytes], sizes: list[int]
+) -> None:
+    data, chunks, at = b"".join(pieces), [], 0
+    while at < len(data):
+        size = sizes[len(chunks) % len(sizes)]
+        chunks.append(data[at : at + size])  # size 0: an empty feed
+        at += size or (len(chunks) > 4 * len(data))  # (all sizes 0: still ends)
+    assert_same(chunks)
+
+
+def test_offsets_past_4_gib() -> None:
+    # A stream far past 4 GiB: its state as a new stream's but for the offset (a space first,
+    # so nothing reads back into the bytes before it).
+    ffi, lib = MODULE.ffi, MODULE.lib
+    rng = random.Random(4)
+    streams = [*SHAPES, *(b"".join(rng.choices(PIECES, k=30)) for _ in range(40))]
+    for base in (2**32 - 5, 2**32, 2**33 + 3, 2**62):
+        for data in streams:
+            data = b" " + data
+            chunks = [data[i : i + 61] for i in range(0, len(data), 61)]
+            state = ffi.new("struct rs_state *")
+            lib.rs_init(state, ffi.new("uint32_t[]", list(range(N))))
+            state.pos = base
+            out, at = ffi.new("uint64_t[]", 2 * runscan.HITS), ffi.new("size_t *")
+            got = []
+            for chunk in chunks:
+                n = lib.rs_scan(state, chunk, len(chunk), 0, out, runscan.HITS, at)
+                pairs = ffi.unpack(out, 2 * n) if n else []
+                got.extend(zip(pairs[0::2], pairs[1::2], strict=True))
+            want = [(i, base + e) for i, e in hyperscan_hits(chunks) if i < runscan.HAND]
+            assert sorted(got) == want
+
+
+def _luhn(prefix: str, length: int) -> str:
+    rng = random.Random(length)
+    body = prefix + "".join(rng.choices("0123456789", k=length - len(prefix) - 1))
+    for check in "0123456789":
+        number = body + check
+        total = sum(
+            (2 * int(d) - 9 * (2 * int(d) > 9)) if k % 2 else int(d)
+            for k, d in enumerate(reversed(number))
+        )
+        if total % 10 == 0:
+            return number
+    raise AssertionError(prefix)
+
+
+def _grouped(number: str, sep: str) -> str:
+    if len(number) in (14, 15):
+        return sep.join((number[:4], number[4:10], number[10:]))
+    return sep.join(number[k : k + 4] for k in range(0, len(number), 4))
+
+
+_CARDS = [_luhn(p, n) for p, n in [("4", 16), ("4", 13), ("4", 19), ("2221", 16), ("37", 15),
+          ("36", 14), ("6011", 16), ("5018", 16), ("6759", 16), ("5893", 16), ("6304", 19),
+          # 12 and 13 digits: only the brand prefilter reaches them
+          ("5893", 12), ("6304", 12), ("6759", 12), ("5020", 13), ("6763", 13)]]  # fmt: skip
+PLANTED = [
+    *_CARDS,
+    *(_grouped(c, sep) for c in _CARDS if len(c) in (14, 15, 16, 19) for sep in (" ", "-")),
+    "536-90-4399", "536 90 4399", "DE89370400440532013000", "DE89 3704 0044 0532 0130 00",
+    "GB29NWBK60161331926819", "MT84MALT011000012345MTLCAST001S", "NO9386011117947",
+    "+1 415 555 2671", "+33 1 42 68 53 00", "(415) 555-2671", "415.555.2671",
+]  # fmt: skip
+HOSTILE = [(b"", b""), (b"\x00", b"\xff"), (b"ssn: ", b"\r\n"), (b"(", b")"), (b"+", b"_"),
+           (b"A ?", b"%"), (b"1 " * 30, b" 2" * 30), (b"iban ", b",x"), (b"tel ", b" \x00")]  # fmt: skip
+
+
+def test_planted_numbers_found_as_hyperscan_alone_finds_them_at_every_cut() -> None:
+    for text in PLANTED:
+        found = False
+        for before, after in HOSTILE:
+            data = before + text.encode() + after
+            whole = _findings(WITHOUT, [data])
+            found = found or bool(whole[0])
+            for k in range(len(data) + 1):
+                chunks = cut(data, [k])
+                assert _findings(WITH, chunks) == _findings(WITHOUT, chunks), chunks
+            chunks = [data[i : i + 1] for i in range(len(data))]
+            assert _findings(WITH, chunks) == whole, data
+            _same_findings(chunks)  # coalescing, decoding
+        assert found, text  # the reference finds it in some context
+
+
+def _counted_runs() -> list[bytes]:
+    """Each counted form one byte short of, at and one byte past its bounds."""
+    digits = b"4929381726354091827364519"
+    runs = []
+    for n in range(10, 22):  # cards: 12 to 19 digits, general from 14 bytes, brand from 12
+        for lead in (b"", b"4", b"2", b"501", b"676", b"5893", b"6304", b"7"):
+            runs.append(b" " + (lead + digits)[:n] + b" ")
+            runs.append(b"-" + b"-".join((lead + digits)[k : k + 4] for k in range(0, n, 4)) + b",")
+    for n in range(5, 28):  # E.164: 8 to 25 bytes after the '+'
+        runs.append(b"+" + digits[:n] + b";")
+        runs.append(b"+1 " + b" ".join(digits[k : k + 3] for k in range(0, n, 3)) + b")")
+    for n in range(8, 42):  # IBAN: 10 to 38 bytes between "CCdd" and the last
+        body = (b"NWBK6016 1331926819" * 3)[:n]
+        runs += [b"GB29" + body + b"9 ", b"_GB29" + body + b"Z.", b"aGB29" + body + b"1 "]
+    for before in (b"", b" ", b"_", b"a", b"#", b"(", b"-", b"1", b"\x00", b"\xff"):
+        for after in (b" ", b"_", b"a", b".", b"\r\n"):  # fixed-length forms, every boundary
+            for form in (b"536-90-4399", b"536 90-4399", b"(415) 555-2671", b"(415)555.2671",
+                         b"415-555-2671", b"415 555.2671", b"115-555-2671", b"415-155-2671"):  # fmt: skip
+                runs.append(before + form + after)
+    return runs
+
+
+def test_runs_at_the_counted_lengths() -> None:
+    for data in _counted_runs():
+        for k in range(len(data) + 1):
+            assert_same(cut(data, [k]))
+        assert_same([data[i : i + 1] for i in range(len(data))])
+
+
+def test_streams_of_one_engine_fed_from_two_threads_fail_loudly() -> None:
+    # The engine's streams share its scratch and hit buffers ("feed them from one thread"), and
+    # cffi lets go of the GIL in the call: two threads at once must get Hyperscan's error, as
+    # the binding alone raises, never fewer findings.
+    rng = random.Random(8)
+    pieces = [b"card 4111 1111 1111 1111; ", b"a@b.co ", b"ssn 536-90-4399 ", b"x" * 50]
+    data = b"".join(rng.choices(pieces, k=6000))
+    chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
+    engine = DlpEngine()
+    want = _findings(engine, chunks)
+    outcomes: list[object] = []
+
+    def run() -> None:
+        for _ in range(3):
+            try:
+                outcomes.append(_findings(engine, chunks) == want)
+            except hyperscan.ScratchInUseError:
+                outcomes.append("busy")
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert False not in outcomes
+    assert _findings(engine, chunks) == want  # and the engine is still whole

@@ -175,7 +175,8 @@ def _new_match(
 
 class DlpEngine:
     """Compiled sensors; make one :meth:`stream` per flow direction. Streams of one engine share
-    its Hyperscan scratch space, so feed them from one thread."""
+    its Hyperscan scratch space, so feed them from one thread (a second thread feeding at the
+    same time gets ``hyperscan.ScratchInUseError``)."""
 
     def __init__(
         self,
@@ -444,6 +445,8 @@ class DlpStream:
             raise ValueError("feed() after close()")
         if not data:
             return []
+        if type(data) is not bytes:  # a bytearray (typed as bytes): runscan.c takes bytes
+            data = bytes(data)
         start = self._end
         self._end = end = start + len(data)
         chunks = self._chunks
@@ -463,13 +466,23 @@ class DlpStream:
         state = self._runscan
         if state is not None:
             rs: Any = self._engine._runscan
-            n = rs.scan_all(state, data, end - start, rs.pairs)
+            # The engine's scratch and hit buffers are shared, and cffi lets go of the GIL in
+            # the call: a second thread gets the error the binding gives, not others' hits.
+            idle = rs.idle
+            try:
+                token = idle.pop()
+            except IndexError:
+                raise hyperscan.ScratchInUseError("DLP scan: engine busy in a thread") from None
+            try:
+                n = rs.scan_all(state, data, end - start, rs.pairs)
+                values = rs.unpack(rs.pairs[0], 2 * n) if n > 0 else ()
+            finally:
+                idle.append(token)
             if n:
                 if n < 0:
                     raise MemoryError("DLP scan: out of memory")
                 hits = self._hits
                 from_hs = len(hits)
-                values = rs.unpack(rs.pairs[0], 2 * n)
                 hits.extend(zip(values[0::2], values[1::2], strict=True))
                 if from_hs:  # stable: the two scans' hits in the order of their ends
                     hits.sort(key=_END)

@@ -98,6 +98,9 @@ class Scanner:
         self.scan_all = lib.rs_scan_all
         self.pairs = ffi.new("uint64_t **")  # where scan_all leaves its answer (one thread)
         self.unpack = ffi.unpack
+        # One token, taken (list.pop, atomic under the GIL and cheaper than a lock) from
+        # scan_all to the unpack of its answer: the buffers are the engine's, one thread's.
+        self.idle = [True]
 
     def state(self) -> Any:
         state = self._new(self._hand, self._db)
@@ -121,8 +124,12 @@ class Scanner:
 
     def hits(self, state: Any, data: bytes) -> list[tuple[int, int]]:
         """The (id, end) pairs ``data`` ends, in the order of their ends."""
-        n = self.scan_all(state, data, len(data), self.pairs)
+        token = self.idle.pop()  # IndexError: another thread is in the scan
+        try:
+            n = self.scan_all(state, data, len(data), self.pairs)
+            values = self.unpack(self.pairs[0], 2 * n) if n > 0 else []
+        finally:
+            self.idle.append(token)
         if n < 0:
             raise MemoryError("DLP scan: out of memory")
-        values = self.unpack(self.pairs[0], 2 * n) if n else []
         return list(zip(values[0::2], values[1::2], strict=True))
