@@ -318,10 +318,11 @@ def test_a_dlp_finding_seen_by_the_sensor_and_the_enforcer_counts_once(
     def sensor_events(client_port: int) -> list[dict[str, Any]]:
         stream = DlpEngine().stream()
         matches = stream.feed(request) + stream.close()
+        now = time.time()  # the flow the enforcer reports now (not NOW: the module's import)
         rec = ConnectionRecord(
             id=uuid.uuid4().hex,
-            start=NOW.timestamp(),
-            end=NOW.timestamp() + 1,
+            start=now,
+            end=now + 1,
             transport="tcp",
             ip_version=4,
             client_ip=PAY.ip,
