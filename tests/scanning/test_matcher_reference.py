@@ -285,8 +285,8 @@ def test_findings_built_through_the_slot_constructor_equal_the_dataclass_ones() 
 
     from stockade.model import Finding, Pillar, ResourceRef, Severity
     from stockade.model.finding import Status
+    from stockade.model.slots import slot_constructor
     from stockade.scanning.interface import VulnerabilityDetails
-    from stockade.scanning.match_findings import slot_constructor
 
     details = {
         "package": "openssl",

@@ -6,14 +6,15 @@ the fix state, fixed version and severity are chosen from the merged records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, TypeAlias
 
 from stockade.model import Finding, Pillar, ResourceRef, Severity
 from stockade.model.errors import UsageError
 from stockade.model.finding import Status
+from stockade.model.slots import slot_constructor
 from stockade.scanning.advisories.store import HIT_FIX_STATE, HIT_SEVERITY, RecordRow, SpanHit
 from stockade.scanning.interface import VulnerabilityDetails
 from stockade.scanning.match_eval import json_strings, load_json
@@ -32,28 +33,6 @@ _FIX_RANK = {"fixed": 3, "wont-fix": 2, "not-fixed": 1, "unknown": 0}
 # and the compatible release it was matched through (``redhat:9`` for Rocky 9), if any.
 RowHit: TypeAlias = tuple[SpanHit, str | None, str | None]
 _FIX_STATE, _SEVERITY = HIT_FIX_STATE, HIT_SEVERITY  # the affected row's, in a SpanHit
-
-
-_T = TypeVar("_T")
-
-
-def slot_constructor(cls: type[_T]) -> Callable[..., _T]:
-    """A constructor of a frozen, slotted dataclass that fills the slots directly: the generated
-    ``__init__`` sets each field through ``object.__setattr__`` by name, and a large match builds
-    tens of thousands of findings. Every field is a required keyword (no defaults), so a field
-    added to the class fails at once in the callers; the result equals ``cls(**fields)``
-    (``tests/scanning/test_matcher_reference.py``)."""
-    if hasattr(cls, "__post_init__"):
-        raise TypeError(f"{cls.__name__} has __post_init__: use its constructor")
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    setters = {f"_s{i}": getattr(cls, n).__set__ for i, n in enumerate(names)}
-    args = ", ".join(["*", *names])
-    body = "".join(f"\n    _s{i}(obj, {n})" for i, n in enumerate(names))
-    source = f"def build({args}):\n    obj = _new(_cls){body}\n    return obj\n"
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, **setters}
-    exec(source, namespace)  # the source is built from the class's own field names
-    built: Callable[..., _T] = namespace["build"]
-    return built
 
 
 _new_finding = slot_constructor(Finding)

@@ -32,6 +32,7 @@ from urllib.parse import unquote
 from sqlalchemy import Connection
 
 from stockade.model import Finding, ResourceRef
+from stockade.model.slots import slot_constructor
 from stockade.scanning.advisories import ecosystems
 from stockade.scanning.advisories.spans import UNKEYED
 from stockade.scanning.advisories.store import (
@@ -57,7 +58,7 @@ from stockade.scanning.match_eval import (
     stored_ranges,
     versions_list,
 )
-from stockade.scanning.match_findings import RowHit, build_findings, slot_constructor
+from stockade.scanning.match_findings import RowHit, build_findings
 from stockade.scanning.versions import Scheme, VersionError, scheme_for
 from stockade.scanning.versions.sortable import NotSortable, stored_key, text_key
 from stockade.store.db import Store

@@ -29,6 +29,7 @@ from typing import Any
 
 from stockade.model.errors import ConfigError
 from stockade.model.redact import digits_of
+from stockade.model.slots import slot_constructor
 
 from ..interface import DlpMatch
 from . import hs_cache, runscan
@@ -142,35 +143,10 @@ def _recall_key(text: str) -> bytes:
     return h.digest()
 
 
-# A frozen dataclass's __init__ sets each field through object.__setattr__ (3.4 us for a
-# DlpMatch, a third of judging a candidate); its slots' own setters do the same in a third of the
-# time. DlpMatch has no __post_init__; tests hold the two equal.
-_SET_MATCH_FIELDS = tuple(
-    DlpMatch.__dict__[name].__set__
-    for name in ("sensor", "masked", "start", "end", "confidence", "context", "label")
-)
-
-
-def _new_match(
-    sensor: str,
-    masked: str,
-    start: int,
-    end: int,
-    confidence: float,
-    context: str,
-    label: str | None,
-) -> DlpMatch:
-    """``DlpMatch(...)`` with every field given, built without the frozen __init__."""
-    match = object.__new__(DlpMatch)
-    s0, s1, s2, s3, s4, s5, s6 = _SET_MATCH_FIELDS
-    s0(match, sensor)
-    s1(match, masked)
-    s2(match, start)
-    s3(match, end)
-    s4(match, confidence)
-    s5(match, context)
-    s6(match, label)
-    return match
+# DlpMatch built without its frozen __init__ (3.4 us, a third of judging a candidate), fields in
+# declaration order (sensor, masked, start, end, confidence, context, label); tests hold the two
+# equal.
+_new_match = slot_constructor(DlpMatch, positional=True)
 
 
 class DlpEngine:

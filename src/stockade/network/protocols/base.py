@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stockade.model.slots import slot_constructor
+
 # Confidence scale shared by every detector:
 #   1.0  both directions agree, or one direction is unambiguous by itself (a banner, a preface)
 #   0.8  one direction carries a complete, well-formed first message
@@ -23,13 +25,9 @@ class Guess:
     details: tuple[tuple[str, str], ...] = ()
 
 
-# A frozen dataclass's __init__ sets each field through object.__setattr__; its slots' own
-# setters do the same in a third of the time (the HTTP probe answers for most flows). Guess has
-# no __post_init__; tests hold the two equal.
-_SET_GUESS_FIELDS = tuple(
-    Guess.__dict__[name].__set__
-    for name in ("protocol", "confidence", "encrypted", "upgrade", "details")
-)
+# Guess built without its frozen __init__ (the HTTP probe answers for most flows); tests hold the
+# two equal.
+_build_guess = slot_constructor(Guess)
 
 
 def new_guess(
@@ -41,14 +39,13 @@ def new_guess(
     upgrade: str | None = None,
 ) -> Guess:
     """``Guess(...)`` built without the frozen __init__."""
-    guess = object.__new__(Guess)
-    s0, s1, s2, s3, s4 = _SET_GUESS_FIELDS
-    s0(guess, protocol)
-    s1(guess, confidence)
-    s2(guess, encrypted)
-    s3(guess, upgrade)
-    s4(guess, details)
-    return guess
+    return _build_guess(
+        protocol=protocol,
+        confidence=confidence,
+        encrypted=encrypted,
+        upgrade=upgrade,
+        details=details,
+    )
 
 
 def printable(data: bytes) -> bool:
