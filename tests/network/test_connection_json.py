@@ -192,3 +192,15 @@ def test_details_and_hits_seen_again_give_the_same_masked_line() -> None:
     assert plain in connection._DETAILS and carded not in connection._DETAILS
     for text in connection._PASSED:
         assert connection.redact_text(text) == text
+
+
+@settings(max_examples=100, deadline=None)
+@given(recs=st.lists(_RECORD, min_size=1, max_size=6))
+def test_the_observation_spans_the_records(recs: list[ConnectionRecord]) -> None:
+    from stockade.network.observation import Observation
+
+    seen = Observation()
+    for rec in recs:
+        seen.add(rec)
+    assert seen.first == min(r.start for r in recs) and seen.last == max(r.end for r in recs)
+    assert seen.connections == len(recs) and seen.dlp_hits == sum(len(r.hits) for r in recs)
