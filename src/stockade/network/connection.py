@@ -217,11 +217,11 @@ _DETAILS: dict[tuple[tuple[str, str], ...], str] = {}
 def _details_json(details: tuple[tuple[str, str], ...]) -> str:
     """``json.dumps(redact(dict(details)))``, the usual all-text case without the walk."""
     try:
-        known = _DETAILS.get(details)
+        kept = _DETAILS.get(details)
     except TypeError:  # something unhashable in it: only the walk below can tell
-        known = None
-    if known is not None:
-        return known
+        kept = None
+    if kept is not None:
+        return kept
     given = dict(details)
     passed = _PASSED
     known = True

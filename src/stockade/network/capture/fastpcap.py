@@ -64,7 +64,9 @@ class _Head:
         return 0  # the C code keeps the memory account
 
 
-def run(mod: Any, path: Path, table: FlowTable, count: int | None) -> tuple[DecodeStats, dict]:
+def run(
+    mod: Any, path: Path, table: FlowTable, count: int | None
+) -> tuple[DecodeStats, dict[str, Any]]:
     """Read ``path`` through the C path into ``table``'s hooks and records; returns the decode
     statistics and the source facts (as ``run_pcap`` reports them); fills ``table.stats``."""
     ffi, lib = mod.ffi, mod.lib
@@ -116,7 +118,7 @@ def run(mod: Any, path: Path, table: FlowTable, count: int | None) -> tuple[Deco
     return stats, source
 
 
-def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict) -> None:
+def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict[int, Flow]) -> None:
     """Run the listed events through the flow table's hooks, in order."""
     evp = lib.sp_events(r, n)
     count = n[0]
