@@ -89,7 +89,9 @@ def test_an_address_looked_up_as_external_is_a_workload_once_put_and_external_on
     for i in range(10):
         assert d.lookup(packed(f"192.0.2.{i}")).name == f"192.0.2.{i}"
     assert len(d._external) <= 3  # bounded
-    assert d.lookup(packed("2001:db8::1")) == ResourceRef(kind="external", name="2001:db8::1")
+    for text in ("2001:db8::1", "198.51.100.7"):
+        got, want = d.lookup(packed(text)), ResourceRef(kind="external", name=text)
+        assert got == want and hash(got) == hash(want) and repr(got) == repr(want)
 
 
 def test_a_cgroup_and_the_cgroups_below_it_name_their_workload() -> None:

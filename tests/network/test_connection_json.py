@@ -157,7 +157,50 @@ def test_remembered_strings_are_only_those_the_gate_passed() -> None:
     connection._PASSED.clear()
     for text in ["proto.http", f"/pay/{CARD}", SSN, "shop.internal:8080", "proto.http"]:
         assert connection._mask(text) == connection.redact_text(text)
-    assert {"proto.http", "shop.internal:8080"} == connection._PASSED
+    assert {"proto.http", "shop.internal:8080"} == set(connection._PASSED)
     for i in range(connection.PASSED_KEPT + 10):  # bounded
         connection._mask(f"host-{i}.example")
     assert len(connection._PASSED) <= connection.PASSED_KEPT
+
+
+def test_details_and_hits_seen_again_give_the_same_masked_line() -> None:
+    """The second sight of a details tuple comes from the kept JSON: only tuples whose every
+    string passed the gate unchanged are kept, so one with a card in it is masked every time."""
+    from stockade.network import connection
+
+    connection._PASSED.clear()
+    connection._DETAILS.clear()
+    base = ConnectionRecord(
+        id="r-1", start=1.5, end=2.0, transport="tcp", ip_version=4, client_ip="10.0.0.1",
+        client_port=1, server_ip="10.0.0.2", server_port=80,
+        client=ResourceRef(kind="external", name="10.0.0.1"),
+        server=ResourceRef(kind="external", name="10.0.0.2"), protocol="proto.http",
+        encrypted=False,
+    )  # fmt: skip
+    plain = (("http.method", "GET"), ("http.host", "shop.internal"))
+    carded = (("http.method", "GET"), ("http.host", f"{CARD}.example"))
+    hit = Hit(direction="client", match=DlpMatch(sensor="dlp.payment_card", masked=CARD,
+                                                 start=3, end=9, confidence=0.9))  # fmt: skip
+    odd = Hit(direction="server", match=DlpMatch(sensor="dlp.us_ssn", masked="x", start=1,
+                                                 end=2, confidence=float("nan")))  # fmt: skip
+    for _ in range(3):
+        for details, hits in ((plain, ()), (carded, (hit,)), (plain, (hit, odd))):
+            rec = dataclasses.replace(base, details=details, hits=hits)
+            line = rec.json_line()
+            assert line == json.dumps(rec.to_dict())
+            assert CARD not in line
+    assert plain in connection._DETAILS and carded not in connection._DETAILS
+    for text in connection._PASSED:
+        assert connection.redact_text(text) == text
+
+
+@settings(max_examples=100, deadline=None)
+@given(recs=st.lists(_RECORD, min_size=1, max_size=6))
+def test_the_observation_spans_the_records(recs: list[ConnectionRecord]) -> None:
+    from stockade.network.observation import Observation
+
+    seen = Observation()
+    for rec in recs:
+        seen.add(rec)
+    assert seen.first == min(r.start for r in recs) and seen.last == max(r.end for r in recs)
+    assert seen.connections == len(recs) and seen.dlp_hits == sum(len(r.hits) for r in recs)

@@ -333,13 +333,21 @@ def test_numbers_in_protocol_metadata_never_leave_the_sensor(tmp_path: Path) -> 
     blobs = {p.name: p.read_bytes() for p in tmp_path.glob("s.db*")}
     table = _sensor(tmp_path / "table.log", "--pcap", str(capture), "--format", "table")
     assert table.returncode == 0, table.stderr.decode()
+    # without the store the lines are built without the dict (ConnectionRecord.json_line)
+    lines = _sensor(tmp_path / "lines.log", "--pcap", str(capture), "--format", "json",
+                    "--no-store")  # fmt: skip
+    assert lines.returncode == 0, lines.stderr.decode()
     blobs |= {
         "stdout": out.stdout,
         "stderr": out.stderr,
         "log": log.read_bytes(),
         "table stdout": table.stdout,
         "table stderr": table.stderr,
+        "no-store stdout": lines.stdout,
+        "no-store stderr": lines.stderr,
     }
+    run_id = re.compile(rb'"id": "[0-9a-f]+-')
+    assert run_id.sub(b"", lines.stdout) == run_id.sub(b"", out.stdout)
     assert b"INSERT INTO network_connections" in blobs["log"]  # the log saw the parameters
     assert _leaks(blobs) == []
     assert len(PLANTED) >= 25

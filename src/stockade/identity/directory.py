@@ -12,8 +12,12 @@ from collections.abc import Callable, Iterable
 from stockade.identity.model import Workload
 from stockade.model.errors import UsageError
 from stockade.model.resource import ResourceRef
+from stockade.model.slots import slot_constructor
 
 EXTERNAL_KEPT = 4096  # external addresses whose reference a directory remembers
+# ResourceRef built without its frozen __init__ (the sensor's every new address; tests hold the
+# two equal)
+_new_ref = slot_constructor(ResourceRef)
 
 
 class Directory:
@@ -114,7 +118,7 @@ class Directory:
             return ref
         # inet_ntoa spells an IPv4 address as ipaddress does, several times faster
         text = socket.inet_ntoa(packed) if len(packed) == 4 else str(ipaddress.ip_address(packed))
-        ref = ResourceRef(kind="external", name=text)
+        ref = _new_ref(kind="external", name=text, namespace=None, digest=None, labels=())
         if len(self._external) >= EXTERNAL_KEPT:
             self._external.clear()
         self._external[packed] = ref

@@ -102,27 +102,28 @@ class ConnectionRecord:
         json`` writes, without the dict (about a third of the cost). The same strings go through
         the same gate (:meth:`to_dict` describes it); nested values are ``json.dumps`` of the
         same masked values, and json writes a value nested alike (tests hold the two equal)."""
-        mask = _mask
+        q = _mask_quoted
         dumps = json.dumps
+        # (the times are digits and "-:T.+" only: quoted as they stand)
         return (
-            f'{{"id": {_quoted(self.id)}, "start": {_quoted(_iso(self.start))}, '
-            f'"end": {_quoted(_iso(self.end))}, "transport": {_quoted(mask(self.transport))}, '
+            f'{{"id": {_quoted(self.id)}, "start": "{_iso(self.start)}", '
+            f'"end": "{_iso(self.end)}", "transport": {q(self.transport)}, '
             f'"ip_version": {_int(self.ip_version)}, '
-            f'"client": {_peer_json(_mask_ip(self.client_ip), self.client_port, self.client)}, '
-            f'"server": {_peer_json(_mask_ip(self.server_ip), self.server_port, self.server)}, '
-            f'"protocol": {_quoted(mask(self.protocol))}, '
+            f'"client": {_peer_json(self.client_ip, self.client_port, self.client)}, '
+            f'"server": {_peer_json(self.server_ip, self.server_port, self.server)}, '
+            f'"protocol": {q(self.protocol)}, '
             f'"encrypted": {_bool(self.encrypted)}, '
-            f'"upgrade": {"null" if self.upgrade is None else _quoted(mask(self.upgrade))}, '
+            f'"upgrade": {"null" if self.upgrade is None else q(self.upgrade)}, '
             f'"tls": {"null" if self.tls is None else dumps(redact(self._tls()))}, '
             f'"bytes": {{"to_server": {_int(self.bytes_to_server)}, '
             f'"to_client": {_int(self.bytes_to_client)}}}, '
             f'"packets": {{"to_server": {_int(self.packets_to_server)}, '
             f'"to_client": {_int(self.packets_to_client)}}}, '
-            f'"tcp_flags": {{"client": {_quoted(mask(self.flags_client))}, '
-            f'"server": {_quoted(mask(self.flags_server))}}}, '
-            f'"state": {_quoted(mask(self.state))}, "gaps": {_int(self.gaps)}, '
+            f'"tcp_flags": {{"client": {q(self.flags_client)}, '
+            f'"server": {q(self.flags_server)}}}, '
+            f'"state": {q(self.state)}, "gaps": {_int(self.gaps)}, '
             f'"inspected_bytes": {_int(self.inspected)}, '
-            f'"dlp": {dumps(redact([_hit(h) for h in self.hits])) if self.hits else "[]"}, '
+            f'"dlp": {_hits_json(self.hits) if self.hits else "[]"}, '
             f'"details": {_details_json(self.details) if self.details else "{}"}}}'
         )
 
@@ -191,13 +192,52 @@ def _masked(ref: ResourceRef) -> dict[str, Any]:
     return cast(dict[str, Any], redact(ref.to_dict()))
 
 
+def _hits_json(hits: tuple[Hit, ...]) -> str:
+    """``json.dumps(redact([_hit(h) for h in hits]))``, each string through the same gate."""
+    parts = []
+    for h in hits:
+        m = h.match
+        start, confidence = m.start, m.confidence
+        if type(start) is not int or type(confidence) is not float or not math.isfinite(confidence):
+            return json.dumps(redact([_hit(h) for h in hits]))  # as json writes anything else
+        parts.append(
+            f'{{"direction": {_mask_quoted(h.direction)}, "sensor": {_mask_quoted(m.sensor)}, '
+            f'"masked": {_mask_quoted(m.masked)}, "offset": {start!r}, '
+            f'"confidence": {confidence!r}}}'
+        )
+    return "[" + ", ".join(parts) + "]"
+
+
+# The JSON of details tuples whose every key and value passed the gate unchanged (the same few
+# method, path, host and status combinations recur in thousands of records), at most
+# PASSED_KEPT of them.
+_DETAILS: dict[tuple[tuple[str, str], ...], str] = {}
+
+
 def _details_json(details: tuple[tuple[str, str], ...]) -> str:
     """``json.dumps(redact(dict(details)))``, the usual all-text case without the walk."""
+    try:
+        kept = _DETAILS.get(details)
+    except TypeError:  # something unhashable in it: only the walk below can tell
+        kept = None
+    if kept is not None:
+        return kept
     given = dict(details)
-    masked: dict[str, str] = {}
+    passed = _PASSED
+    known = True
     for k, v in given.items():
         if type(k) is not str or type(v) is not str:
             return json.dumps(redact(given))
+        if known and (k not in passed or v not in passed):
+            known = False
+    if known:  # every key and value passes the gate unchanged (the usual case): their JSON kept
+        line = "{" + ", ".join([f"{passed[k]}: {passed[v]}" for k, v in given.items()]) + "}"
+        if len(_DETAILS) >= PASSED_KEPT:
+            _DETAILS.clear()
+        _DETAILS[details] = line
+        return line
+    masked: dict[str, str] = {}
+    for k, v in given.items():
         masked[_mask(k)] = _mask(v)
     return "{" + ", ".join([f"{_quoted(k)}: {_quoted(v)}" for k, v in masked.items()]) + "}"
 
@@ -207,9 +247,10 @@ def _bool(b: bool) -> str:
 
 
 # Strings the gate returned unchanged (protocol and state names, detail keys, host names, paths
-# that recur from record to record): asked again, the answer is the same. Only such strings are
-# kept (nothing the gate would change), at most PASSED_KEPT of them.
-_PASSED: set[str] = set()
+# and addresses that recur from record to record): asked again, the answer is the same. Only
+# such strings are kept (nothing the gate would change), at most PASSED_KEPT of them, each with
+# its JSON spelling (json.dumps of the string) for the lines built from them.
+_PASSED: dict[str, str] = {}
 PASSED_KEPT = 4096
 PASSED_LONGEST = 256  # longer strings are not remembered: the memory stays bounded (~1 MiB)
 
@@ -220,10 +261,21 @@ def _mask(text: str) -> str:
         return text
     out = redact_text(text)
     if out is text and type(text) is str and len(text) <= PASSED_LONGEST:
-        if len(_PASSED) >= PASSED_KEPT:
-            _PASSED.clear()
-        _PASSED.add(text)
+        _passed(text)
     return out
+
+
+def _passed(text: str) -> None:
+    """Remember ``text``, which the gate returns unchanged."""
+    if len(_PASSED) >= PASSED_KEPT:
+        _PASSED.clear()
+    _PASSED[text] = _quoted(text)
+
+
+def _mask_quoted(text: str) -> str:
+    """``_quoted(_mask(text))``: the JSON string of a remembered one as kept."""
+    quoted = _PASSED.get(text)
+    return quoted if quoted is not None else _quoted(_mask(text))
 
 
 # An IPv4 address as inet_ntoa writes it: at most twelve digits in groups of at most three, so
@@ -234,7 +286,18 @@ _DOTTED_QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 
 def _mask_ip(text: str) -> str:
     """``redact_text(text)``, without the search for an IPv4 address's usual spelling."""
-    return text if _DOTTED_QUAD.fullmatch(text) else _mask(text)
+    if text in _PASSED:
+        return text
+    if type(text) is str and _DOTTED_QUAD.fullmatch(text):
+        _passed(text)
+        return text
+    return _mask(text)
+
+
+def _mask_ip_quoted(text: str) -> str:
+    """``_quoted(_mask_ip(text))``."""
+    quoted = _PASSED.get(text)
+    return quoted if quoted is not None else _quoted(_mask_ip(text))
 
 
 def _int(n: int) -> str:
@@ -242,15 +305,17 @@ def _int(n: int) -> str:
     return repr(n) if type(n) is int else json.dumps(n)
 
 
-def _peer_json(ip: str, port: int, ref: ResourceRef) -> str:
-    """``json.dumps`` of ``{"ip": ip, "port": port, **_masked(ref)}`` (to_dict's peer)."""
+def _peer_json(address: str, port: int, ref: ResourceRef) -> str:
+    """``json.dumps`` of ``{"ip": _mask_ip(address), "port": port, **_masked(ref)}`` (to_dict's
+    peer)."""
     if type(port) is int and ref.namespace is None and ref.digest is None and not ref.labels:
-        kind, name = ref.kind, ref.name  # an address of no known workload: seldom seen twice
+        kind, name = ref.kind, ref.name  # an address of no known workload
         if type(kind) is str and type(name) is str:
             return (
-                f'{{"ip": {_quoted(ip)}, "port": {port!r}, "kind": {_quoted(_mask(kind))}, '
-                f'"name": {_quoted(_mask_ip(name))}}}'
+                f'{{"ip": {_mask_ip_quoted(address)}, "port": {port!r}, '
+                f'"kind": {_mask_quoted(kind)}, "name": {_mask_ip_quoted(name)}}}'
             )
+    ip = _mask_ip(address)
     masked = _masked(ref)
     if type(port) is not int or not masked or "ip" in masked or "port" in masked:  # kept exact
         return json.dumps({"ip": ip, "port": port, **masked})

@@ -13,6 +13,7 @@ and at most ``memcap`` bytes of reassembly buffers across flows.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import os
@@ -255,25 +256,28 @@ class FlowTable:
         return fwd
 
     def _data_hook(self, f: Flow, d: int) -> Callable[[bytes], None]:
-        def on_data(data: bytes) -> None:
-            check = f.hello[d]
-            if check.state == "clear":
-                self._scan(f, d, data)
-            elif check.state == "tls":
-                self._follow_records(f, d, data)
-            elif check.state == "more" and f.streams[d].delivered >= check.need:
-                self._decide_hello(f, d, final=False)
-
-        return on_data
+        return functools.partial(self.on_data, f, d)
 
     def _gap_hook(self, f: Flow, d: int) -> Callable[[int], None]:
-        def on_gap(missing: int) -> None:
-            self._decide_hello(f, d, final=True)  # a hello cannot span a hole
-            feed = f.dlp[d]
-            if feed is not None:
-                feed.gap(missing)
+        return functools.partial(self.on_gap, f, d)
 
-        return on_gap
+    def on_data(self, f: Flow, d: int, data: bytes) -> None:
+        """Direction ``d`` of ``f`` delivered ``data``, in order (its stream's hook; the C path
+        of ``sensor --pcap`` calls it directly)."""
+        check = f.hello[d]
+        if check.state == "clear":
+            self._scan(f, d, data)
+        elif check.state == "tls":
+            self._follow_records(f, d, data)
+        elif check.state == "more" and f.streams[d].delivered >= check.need:
+            self._decide_hello(f, d, final=False)
+
+    def on_gap(self, f: Flow, d: int, missing: int) -> None:
+        """Direction ``d`` of ``f`` skipped a hole of ``missing`` bytes."""
+        self._decide_hello(f, d, final=True)  # a hello cannot span a hole
+        feed = f.dlp[d]
+        if feed is not None:
+            feed.gap(missing)
 
     def _decide_hello(self, f: Flow, d: int, *, final: bool) -> None:
         """Look at the held head again; once it is not a hello, scan it all from the start."""

@@ -33,8 +33,12 @@ class Observation:
         self.certificates += rec.tls is not None and rec.tls.certificate is not None
         self.dlp_hits += len(rec.hits)
         self.protocols[rec.protocol] += 1
-        self.first = rec.start if self.first is None else min(self.first, rec.start)
-        self.last = rec.end if self.last is None else max(self.last, rec.end)
+        # (what min and max keep: the earlier value unless the new one is below or above it)
+        start, end = rec.start, rec.end
+        if self.first is None or start < self.first:
+            self.first = start
+        if self.last is None or end > self.last:
+            self.last = end
 
     def event(self, capture: str) -> Event:
         """The summary event; ``capture`` says what was watched (a file, interfaces)."""

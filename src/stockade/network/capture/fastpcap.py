@@ -64,7 +64,9 @@ class _Head:
         return 0  # the C code keeps the memory account
 
 
-def run(mod: Any, path: Path, table: FlowTable, count: int | None) -> tuple[DecodeStats, dict]:
+def run(
+    mod: Any, path: Path, table: FlowTable, count: int | None
+) -> tuple[DecodeStats, dict[str, Any]]:
     """Read ``path`` through the C path into ``table``'s hooks and records; returns the decode
     statistics and the source facts (as ``run_pcap`` reports them); fills ``table.stats``."""
     ffi, lib = mod.ffi, mod.lib
@@ -84,7 +86,7 @@ def run(mod: Any, path: Path, table: FlowTable, count: int | None) -> tuple[Deco
         try:
             if r == ffi.NULL:
                 raise PacketError("out of memory", subject=str(path))
-            flows: dict[int, tuple[Flow, Any, Any, Any, Any]] = {}
+            flows: dict[int, Flow] = {}
             n = ffi.new("uint64_t *")
             while True:
                 rc = lib.sp_step(r, MAX_EVENTS, MAX_DATA)
@@ -116,7 +118,7 @@ def run(mod: Any, path: Path, table: FlowTable, count: int | None) -> tuple[Deco
     return stats, source
 
 
-def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict) -> None:
+def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict[int, Flow]) -> None:
     """Run the listed events through the flow table's hooks, in order."""
     evp = lib.sp_events(r, n)
     count = n[0]
@@ -128,37 +130,32 @@ def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict) -
     data = ffi.buffer(dp, n[0])[:] if n[0] else b""
     lib.sp_taken(r)
     run_id = table._run
-    for i in range(0, len(ev), 4):
-        kind = ev[i] & 0xFF
-        no = ev[i + 1]
-        entry = flows.get(no)
-        if entry is None:
-            f = Flow(f"{run_id}-{no}", (b"", 0), (b"", 0), 6, 0.0)
+    on_data, on_gap, analyze = table.on_data, table.on_gap, table._analyze
+    # (kind | direction << 8, flow number, offset or count, length): one event in four numbers
+    for head, no, at, size in zip(ev[0::4], ev[1::4], ev[2::4], ev[3::4], strict=True):
+        f = flows.get(no)
+        if f is None:
+            f = flows[no] = Flow(f"{run_id}-{no}", (b"", 0), (b"", 0), 6, 0.0)
             f.streams = [_Head(), _Head()]  # type: ignore[list-item]
-            entry = flows[no] = (
-                f, table._data_hook(f, 0), table._data_hook(f, 1),
-                table._gap_hook(f, 0), table._gap_hook(f, 1),
-            )  # fmt: skip
-        f = entry[0]
+        kind = head & 0xFF
         if kind == EV_DATA:
-            d = ev[i] >> 8
-            at = ev[i + 2]
-            chunk = data[at : at + ev[i + 3]]
+            d = head >> 8
+            chunk = data[at : at + size]
             s = f.streams[d]
-            s.delivered += len(chunk)
+            s.delivered += size
             if s.keep_head:
                 s.head += chunk
-            entry[1 + d](chunk)
+            on_data(f, d, chunk)
         elif kind == EV_GAP:
-            d = ev[i] >> 8
+            d = head >> 8
             f.streams[d].gaps += 1
-            entry[3 + d](ev[i + 2])
+            on_gap(f, d, at)
         elif kind == EV_ANALYZE:
-            table._analyze(f)
+            analyze(f)
         elif kind == EV_FINISH:
             del flows[no]
-            if ev[i] >> 8:
-                _finish(table, f, data, ev[i + 2])
+            if head >> 8:
+                _finish(table, f, data, at)
         elif kind == EV_DROP:
             del flows[no]
 
