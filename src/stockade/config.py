@@ -333,9 +333,14 @@ def _json_loads(text: str, name: str, error: ErrorClass) -> Any:
 
 
 _NOT_DECODED = object()
-# Every digit a "0", every other byte a space: a run of 19 digits is then one bytes.find.
-_DIGITS_AS_ZEROS = bytes(48 if 48 <= c <= 57 else 32 for c in range(256))
-_LONG_DIGIT_RUN = b"0" * 19
+# An integer token of 19 digits or more (the reference's alone: orjson reads it as a float) is a
+# digit run after a bracket, a comma, a colon, white space or a minus sign, or at the start. With
+# every digit a "0", those a space and every other byte an "x", that is one bytes.find; a digit
+# run inside a hex id or after a decimal point is not one.
+_NUMBER_SHAPES = bytes(
+    48 if 48 <= c <= 57 else 32 if c in b" \t\n\r[,:-" else 120 for c in range(256)
+)
+_LONG_INTEGER = b" " + b"0" * 19
 
 
 def _decoded_exactly(text: str) -> Any:
@@ -343,8 +348,8 @@ def _decoded_exactly(text: str) -> Any:
     gives exactly what :func:`json.loads` gives, else ``_NOT_DECODED`` (the reference then
     decides, and says any error as before). orjson refuses what :mod:`json` takes beyond the
     standard (NaN, Infinity, numbers beyond a double's range, lone surrogates, nesting over 1024)
-    and reads an integer beyond 64 bits as a float: a document with 19 digits in a row (an
-    integer of 18 is below 2**63; they may be in a string) goes to the reference. Its floats are
+    and reads an integer beyond 64 bits as a float: a document that may hold an integer of 19
+    digits or more (one of 18 is below 2**63) goes to the reference. Its floats are
     correctly rounded as Python's (tests/security/test_config_inputs.py compares the two)."""
     if orjson is None:
         return _NOT_DECODED
@@ -352,7 +357,7 @@ def _decoded_exactly(text: str) -> Any:
         raw = text.encode()
     except UnicodeEncodeError:  # a lone surrogate in the text
         return _NOT_DECODED
-    if _LONG_DIGIT_RUN in raw.translate(_DIGITS_AS_ZEROS):
+    if _LONG_INTEGER in b" " + raw.translate(_NUMBER_SHAPES):
         return _NOT_DECODED
     try:
         return orjson.loads(raw)

@@ -329,6 +329,11 @@ HOSTILE_JSON = [
     '{"x": -9223372036854775809}',
     '{"x": 9223372036854775807, "y": -9223372036854775808, "z": 18446744073709551615}',
     '{"x": 999999999999999999}',  # 18 digits: orjson's, exactly
+    "12345678901234567890",
+    "-12345678901234567890",
+    "[\n12345678901234567890,\t-12345678901234567890,\r 1]",
+    '{"x":\t12345678901234567890}',
+    '{"x": 1.12345678901234567890123, "y": 12345678901234567890.5, "z": 1e-12345678901234567890}',
     '{"card": "4111111111111111111"}',  # 19 digits in a string: the reference too
     '{"x": "\\ud800", "y": "\\udc00\\ud800"}',
     '{"x": "\\uD834\\uDD1E"}',
@@ -358,6 +363,15 @@ def test_json_documents_read_alike_with_and_without_orjson(
     """parse_json decodes with orjson where that gives json.loads's answer exactly: every
     document and every refusal (its class, message and line) stays the reference's."""
     _alike(text, monkeypatch)
+
+
+def test_digit_runs_in_strings_keep_the_orjson_path() -> None:
+    """A hex id with 19 digits in a row (one batch in two holds one) is no integer token."""
+    from stockade import config
+
+    text = json.dumps({"id": "0193a1b2c31234567890123456789012", "at": "2026-12-05T18:08:53Z"})
+    assert config._decoded_exactly(text) == json.loads(text)
+    assert config._decoded_exactly('{"n": 12345678901234567890}') is config._NOT_DECODED
 
 
 def _json_values() -> object:
