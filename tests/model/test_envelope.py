@@ -126,3 +126,39 @@ def test_a_resource_seen_before_does_not_let_a_variant_of_it_pass(variant: dict)
         Event.from_dict(bad)
     again = Event.from_dict(dict(good, resource=dict(good["resource"], labels={"app": "pay"})))
     assert again.resource is not None and again.resource.labels == (("app", "pay"),)
+
+
+def test_from_dict_builds_the_event_the_dataclass_builds() -> None:
+    """Event.from_dict fills the slots directly (model.slots): every field, and the result,
+    equal Event(**fields) for generated envelopes (a field added to Event fails here)."""
+    from dataclasses import fields
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from stockade.model.envelope import event_fields
+
+    names = st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True)
+    refs = st.none() | st.builds(
+        lambda kind, name, ns, labels: {"kind": kind, "name": name, "namespace": ns, "labels": labels},
+        names, names, st.none() | names, st.dictionaries(names, st.text(max_size=8), max_size=3),
+    )  # fmt: skip
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        names, names, st.sampled_from(list(Severity)), st.text(max_size=40), refs, refs,
+        st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=4),
+        st.none() | st.sampled_from(["discover", "monitor", "protect"]), st.integers(1, 10**9),
+        st.datetimes(timezones=st.just(UTC)),
+    )  # fmt: skip
+    def check(cat, kind, sev, message, resource, peer, data, mode, count, at) -> None:  # type: ignore[no-untyped-def]
+        doc = Event(kind=f"{cat}.{kind}", message=message, severity=sev, at=at, count=count,
+                    data=data, mode=mode).to_dict()  # fmt: skip
+        doc.update(resource=resource, peer=peer, node="n1", rule="r", action="alert")
+        built = Event.from_dict(doc)
+        reference = Event(**event_fields(doc))
+        assert type(built) is Event and built == reference
+        for f in fields(Event):
+            assert getattr(built, f.name) == getattr(reference, f.name)
+
+    check()
