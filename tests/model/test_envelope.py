@@ -162,3 +162,72 @@ def test_from_dict_builds_the_event_the_dataclass_builds() -> None:
             assert getattr(built, f.name) == getattr(reference, f.name)
 
     check()
+
+
+def _reference_fields(value: dict) -> dict:  # type: ignore[type-arg]
+    """event_fields as each field's own check reads it, in the order of the fields (what the
+    envelope did before it took a plain string or count without the call)."""
+    from stockade.model import envelope as E
+
+    first = E.event_fields({**value, **{k: None for k in ("node", "rule")}, "count": 1,
+                            "source": "s", "message": "m"})  # fmt: skip
+    return {
+        **first,
+        "at": E._time(value.get("at")),
+        "severity": E._severity(value.get("severity", "unknown")),
+        "source": E._text(value.get("source", "stockade"), "source", E.MAX_SOURCE),
+        "message": E._text(value.get("message"), "message", E.MAX_MESSAGE),
+        "resource": E._resource(value.get("resource"), "resource"),
+        "peer": E._resource(value.get("peer"), "peer"),
+        "data": E._data(value.get("data")),
+        "action": E._slug(value.get("action"), "action", 40, optional=True),
+        "node": E._text(value.get("node"), "node", E.MAX_NAME, optional=True),
+        "rule": E._text(value.get("rule"), "rule", E.MAX_NAME, optional=True),
+        "count": E._count(value.get("count", 1)),
+    }
+
+
+class _Text(str):
+    pass
+
+
+def test_fields_taken_without_their_check_answer_as_the_checks() -> None:
+    """source, message, node, rule and count, each alone or several wrong at once, hostile or at
+    their limits: the same fields, or the same refusal (the first field in order), as the
+    fields' own checks give."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from stockade.model import envelope as E
+
+    def texts(limit: int) -> st.SearchStrategy[object]:
+        return st.sampled_from(
+            [None, 1, True, 2.5, ["x"], {"a": 1}, "", "x" * limit, "x" * (limit + 1),
+             "é" * limit, _Text("sub"), _Text("y" * (limit + 1))]
+        )  # fmt: skip
+
+    counts = st.sampled_from([None, 0, 1, E.MAX_COUNT, E.MAX_COUNT + 1, -1, True, False, 2.0,
+                              "2", [1], 1 << 70])  # fmt: skip
+    absent = object()
+
+    @settings(max_examples=600, deadline=None)
+    @given(texts(E.MAX_SOURCE) | st.just(absent), texts(E.MAX_MESSAGE), texts(E.MAX_NAME),
+           texts(E.MAX_NAME), counts | st.just(absent))  # fmt: skip
+    def check(source: object, message: object, node: object, rule: object, count: object) -> None:
+        d = _full().to_dict()
+        d.update(message=message, node=node, rule=rule)
+        for key, value in (("source", source), ("count", count)):
+            if value is absent:
+                d.pop(key)
+            else:
+                d[key] = value
+
+        def answer(read) -> str:  # type: ignore[no-untyped-def]
+            try:
+                return repr(sorted(read(d).items()))
+            except InputError as exc:
+                return f"refused: {exc}"
+
+        assert answer(E.event_fields) == answer(_reference_fields)
+
+    check()
