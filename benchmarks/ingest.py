@@ -20,7 +20,11 @@ own (created, then dropped; ``public`` is never touched). Targets: at least 0.5 
 and at least 20,000 events/s on PostgreSQL (the single-stream figures). With ``--agents N``
 (N > 1), each round also stores the same events as N agents posting at once, each its own
 batches, in N threads of this process (as the controller's thread pool takes concurrent posts),
-next to executemany in N threads: printed apart, labelled as such.
+next to executemany in N threads: printed apart, labelled as such. Every path also prints this
+process's CPU time a stored event (medians; the database server's CPU is not in it): on a shared
+machine the steadiest figure, and the one to compare between two trees run one after the other
+(the figures of session 10, and what they left between here and 20,000 events/s, are in
+docs/controller.md, "How fast").
 
 Events API: a SQLite store of ``--stored`` events, built once with executemany and kept in the
 cache directory, served by a real ``stockade controller`` on loopback (HTTPS, its generated CA);

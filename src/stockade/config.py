@@ -38,6 +38,7 @@ from yaml.resolver import Resolver
 
 from stockade.model.envelope import deeper_than
 from stockade.model.errors import ConfigError, DocumentTooComplex, InputError, StockadeError
+from stockade.model.jsonvalue import orjson
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -304,8 +305,22 @@ def parse_json(
     members named in ``spared`` of a top-level object are not walked: for a caller that bounds
     their nesting itself (an agent's batch validates every event and its ``data``'s depth)."""
     _check_length(text, name, max_bytes)
+    doc = _decoded_exactly(text)
+    if doc is _NOT_DECODED:
+        doc = _json_loads(text, name, error)
+    walked = (
+        {k: v for k, v in doc.items() if k not in spared} if spared and type(doc) is dict else doc
+    )
+    if deeper_than(walked, MAX_DEPTH):
+        _refuse_deep(text, name)
+        raise DocumentTooComplex(f"nested deeper than {MAX_DEPTH} levels", subject=name)
+    return doc
+
+
+def _json_loads(text: str, name: str, error: ErrorClass) -> Any:
+    """The reference decoding (:mod:`json`), its failures said as :func:`parse_json` says them."""
     try:
-        doc = json.loads(text)
+        return json.loads(text)
     except RecursionError:
         _refuse_deep(text, name)
         raise error("invalid JSON: nested too deep", subject=name) from None
@@ -315,13 +330,39 @@ def parse_json(
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         _refuse_deep(text, name)
         raise error(f"invalid JSON: {exc}", subject=name) from None
-    walked = (
-        {k: v for k, v in doc.items() if k not in spared} if spared and type(doc) is dict else doc
-    )
-    if deeper_than(walked, MAX_DEPTH):
-        _refuse_deep(text, name)
-        raise DocumentTooComplex(f"nested deeper than {MAX_DEPTH} levels", subject=name)
-    return doc
+
+
+_NOT_DECODED = object()
+# An integer token of 19 digits or more (the reference's alone: orjson reads it as a float) is a
+# digit run after a bracket, a comma, a colon, white space or a minus sign, or at the start. With
+# every digit a "0", those a space and every other byte an "x", that is one bytes.find; a digit
+# run inside a hex id or after a decimal point is not one.
+_NUMBER_SHAPES = bytes(
+    48 if 48 <= c <= 57 else 32 if c in b" \t\n\r[,:-" else 120 for c in range(256)
+)
+_LONG_INTEGER = b" " + b"0" * 19
+
+
+def _decoded_exactly(text: str) -> Any:
+    """``text`` decoded by orjson (a batch of events in half the time of :mod:`json`) when that
+    gives exactly what :func:`json.loads` gives, else ``_NOT_DECODED`` (the reference then
+    decides, and says any error as before). orjson refuses what :mod:`json` takes beyond the
+    standard (NaN, Infinity, numbers beyond a double's range, lone surrogates, nesting over 1024)
+    and reads an integer beyond 64 bits as a float: a document that may hold an integer of 19
+    digits or more (one of 18 is below 2**63) goes to the reference. Its floats are
+    correctly rounded as Python's (tests/security/test_config_inputs.py compares the two)."""
+    if orjson is None:
+        return _NOT_DECODED
+    try:
+        raw = text.encode()
+    except UnicodeEncodeError:  # a lone surrogate in the text
+        return _NOT_DECODED
+    if _LONG_INTEGER in b" " + raw.translate(_NUMBER_SHAPES):
+        return _NOT_DECODED
+    try:
+        return orjson.loads(raw)
+    except ValueError:  # orjson.JSONDecodeError
+        return _NOT_DECODED
 
 
 def _refuse_deep(text: str, name: str) -> None:

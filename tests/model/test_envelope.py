@@ -126,3 +126,108 @@ def test_a_resource_seen_before_does_not_let_a_variant_of_it_pass(variant: dict)
         Event.from_dict(bad)
     again = Event.from_dict(dict(good, resource=dict(good["resource"], labels={"app": "pay"})))
     assert again.resource is not None and again.resource.labels == (("app", "pay"),)
+
+
+def test_from_dict_builds_the_event_the_dataclass_builds() -> None:
+    """Event.from_dict fills the slots directly (model.slots): every field, and the result,
+    equal Event(**fields) for generated envelopes (a field added to Event fails here)."""
+    from dataclasses import fields
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from stockade.model.envelope import event_fields
+
+    names = st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True)
+    refs = st.none() | st.builds(
+        lambda kind, name, ns, labels: {"kind": kind, "name": name, "namespace": ns, "labels": labels},
+        names, names, st.none() | names, st.dictionaries(names, st.text(max_size=8), max_size=3),
+    )  # fmt: skip
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        names, names, st.sampled_from(list(Severity)), st.text(max_size=40), refs, refs,
+        st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=4),
+        st.none() | st.sampled_from(["discover", "monitor", "protect"]), st.integers(1, 10**9),
+        st.datetimes(timezones=st.just(UTC)),
+    )  # fmt: skip
+    def check(cat, kind, sev, message, resource, peer, data, mode, count, at) -> None:  # type: ignore[no-untyped-def]
+        doc = Event(kind=f"{cat}.{kind}", message=message, severity=sev, at=at, count=count,
+                    data=data, mode=mode).to_dict()  # fmt: skip
+        doc.update(resource=resource, peer=peer, node="n1", rule="r", action="alert")
+        built = Event.from_dict(doc)
+        reference = Event(**event_fields(doc))
+        assert type(built) is Event and built == reference
+        for f in fields(Event):
+            assert getattr(built, f.name) == getattr(reference, f.name)
+
+    check()
+
+
+def _reference_fields(value: dict) -> dict:  # type: ignore[type-arg]
+    """event_fields as each field's own check reads it, in the order of the fields (what the
+    envelope did before it took a plain string or count without the call)."""
+    from stockade.model import envelope as E
+
+    first = E.event_fields({**value, **{k: None for k in ("node", "rule")}, "count": 1,
+                            "source": "s", "message": "m"})  # fmt: skip
+    return {
+        **first,
+        "at": E._time(value.get("at")),
+        "severity": E._severity(value.get("severity", "unknown")),
+        "source": E._text(value.get("source", "stockade"), "source", E.MAX_SOURCE),
+        "message": E._text(value.get("message"), "message", E.MAX_MESSAGE),
+        "resource": E._resource(value.get("resource"), "resource"),
+        "peer": E._resource(value.get("peer"), "peer"),
+        "data": E._data(value.get("data")),
+        "action": E._slug(value.get("action"), "action", 40, optional=True),
+        "node": E._text(value.get("node"), "node", E.MAX_NAME, optional=True),
+        "rule": E._text(value.get("rule"), "rule", E.MAX_NAME, optional=True),
+        "count": E._count(value.get("count", 1)),
+    }
+
+
+class _Text(str):
+    pass
+
+
+def test_fields_taken_without_their_check_answer_as_the_checks() -> None:
+    """source, message, node, rule and count, each alone or several wrong at once, hostile or at
+    their limits: the same fields, or the same refusal (the first field in order), as the
+    fields' own checks give."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from stockade.model import envelope as E
+
+    def texts(limit: int) -> st.SearchStrategy[object]:
+        return st.sampled_from(
+            [None, 1, True, 2.5, ["x"], {"a": 1}, "", "x" * limit, "x" * (limit + 1),
+             "é" * limit, _Text("sub"), _Text("y" * (limit + 1))]
+        )  # fmt: skip
+
+    counts = st.sampled_from([None, 0, 1, E.MAX_COUNT, E.MAX_COUNT + 1, -1, True, False, 2.0,
+                              "2", [1], 1 << 70])  # fmt: skip
+    absent = object()
+
+    @settings(max_examples=600, deadline=None)
+    @given(texts(E.MAX_SOURCE) | st.just(absent), texts(E.MAX_MESSAGE), texts(E.MAX_NAME),
+           texts(E.MAX_NAME), counts | st.just(absent))  # fmt: skip
+    def check(source: object, message: object, node: object, rule: object, count: object) -> None:
+        d = _full().to_dict()
+        d.update(message=message, node=node, rule=rule)
+        for key, value in (("source", source), ("count", count)):
+            if value is absent:
+                d.pop(key)
+            else:
+                d[key] = value
+
+        def answer(read) -> str:  # type: ignore[no-untyped-def]
+            try:
+                return repr(sorted(read(d).items()))
+            except InputError as exc:
+                return f"refused: {exc}"
+
+        assert answer(E.event_fields) == answer(_reference_fields)
+
+    check()

@@ -282,3 +282,160 @@ def test_wrong_postgresql_password_is_not_echoed() -> None:
     netloc = f"{parts.username}:{SECRET}@{host}:{port}"
     out = run("images", "--db", urlunsplit(parts._replace(netloc=netloc)))
     assert "password authentication failed" in refused_without_the_password(out, 3)
+
+
+# ---------------------------------------------------------------- JSON: orjson and the reference
+
+
+def _parsed(text: str) -> str:
+    """What parse_json answers for ``text``: the document's repr with every value's type, or the
+    error's class and message."""
+    from stockade.config import parse_json
+    from stockade.model.errors import StockadeError
+
+    try:
+        doc = parse_json(text, name="doc.json", spared=frozenset({"events"}))
+    except StockadeError as exc:
+        return f"refused {type(exc).__name__}: {exc}"
+    return _typed(doc)
+
+
+def _typed(value: object) -> str:
+    """``value`` written with the type of every scalar (1 and 1.0, -0.0 and 0 differ)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_typed(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_typed(v) for v in value) + "]"
+    return f"{type(value).__name__}:{value!r}"
+
+
+def _alike(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stockade import config
+
+    assert config.orjson is not None
+    fast = _parsed(text)
+    with monkeypatch.context() as m:
+        m.setattr(config, "orjson", None)  # the reference: json.loads alone
+        assert fast == _parsed(text), text[:200]
+
+
+HOSTILE_JSON = [
+    "NaN",
+    '{"x": [Infinity, -Infinity]}',
+    '{"x": 1e400}',
+    '{"x": -1.7976931348623159e308}',
+    '{"x": 123456789012345678901234567890}',  # orjson reads it as a float
+    '{"x": 18446744073709551616}',
+    '{"x": -9223372036854775809}',
+    '{"x": 9223372036854775807, "y": -9223372036854775808, "z": 18446744073709551615}',
+    '{"x": 999999999999999999}',  # 18 digits: orjson's, exactly
+    "12345678901234567890",
+    "-12345678901234567890",
+    "[\n12345678901234567890,\t-12345678901234567890,\r 1]",
+    '{"x":\t12345678901234567890}',
+    '{"x": 1.12345678901234567890123, "y": 12345678901234567890.5, "z": 1e-12345678901234567890}',
+    '{"card": "4111111111111111111"}',  # 19 digits in a string: the reference too
+    '{"x": "\\ud800", "y": "\\udc00\\ud800"}',
+    '{"x": "\\uD834\\uDD1E"}',
+    '{"x": "\\u0000"}',
+    '{"a": 1, "b": 2, "a": 3}',
+    "\ufeff{}",
+    '{"x": 1,}',
+    '{"x": "\x01"}',
+    "[01]",
+    '{"x": -0, "y": -0.0, "z": 0e0}',
+    "[" * 99 + "]" * 99,
+    "[" * 101 + "]" * 101,
+    "[" * 1100 + "]" * 1100,  # orjson stops at 1024 levels: the reference says it
+    '{"events": ' + "[" * 150 + "]" * 150 + "}",  # spared: not walked
+    '{"x": ' + "[" * 150 + "]" * 150 + "}",
+    '{"x": 1} trailing',
+    "",
+    "   ",
+    '"\\x"',
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_JSON, ids=lambda t: f"{t[:20]!r}({len(t)})")
+def test_json_documents_read_alike_with_and_without_orjson(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """parse_json decodes with orjson where that gives json.loads's answer exactly: every
+    document and every refusal (its class, message and line) stays the reference's."""
+    _alike(text, monkeypatch)
+
+
+def test_digit_runs_in_strings_keep_the_orjson_path() -> None:
+    """A hex id with 19 digits in a row (one batch in two holds one) is no integer token."""
+    from stockade import config
+
+    text = json.dumps({"id": "0193a1b2c31234567890123456789012", "at": "2026-12-05T18:08:53Z"})
+    assert config._decoded_exactly(text) == json.loads(text)
+    assert config._decoded_exactly('{"n": 12345678901234567890}') is config._NOT_DECODED
+
+
+def _json_values() -> object:
+    from hypothesis import strategies as st
+
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**70), max_value=2**70)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text()
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+        max_leaves=30,
+    )
+
+
+def test_generated_json_reads_alike_with_and_without_orjson(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Generated documents (integers up to 70 bits, any float, any text), written compact or
+    not, ASCII or not, and cut or changed at one place (errors and their lines)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        _json_values(),
+        st.booleans(),
+        st.booleans(),
+        st.integers(0, 10_000),
+        st.sampled_from(["", "x", "]", "}", ",", '"', "-", "e9"]),
+    )
+    def check(value: object, ascii_only: bool, compact: bool, at: int, change: str) -> None:
+        text = json.dumps(
+            value, ensure_ascii=ascii_only, separators=(",", ":") if compact else None
+        )
+        _alike(text, monkeypatch)
+        cut = at % (len(text) + 1)
+        _alike(text[:cut] + change + text[cut + 1 :], monkeypatch)
+
+    check()
+
+
+def test_generated_numbers_read_alike_with_and_without_orjson(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Number tokens of up to 25 digits, with a fraction and an exponent or not: orjson's floats
+    are correctly rounded, as Python's are."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    digits = st.text("0123456789", min_size=1, max_size=25)
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.booleans(), digits, st.none() | digits, st.none() | st.integers(-400, 400))
+    def check(negative: bool, whole: str, fraction: str | None, exponent: int | None) -> None:
+        token = ("-" if negative else "") + (whole.lstrip("0") or "0")
+        if fraction is not None:
+            token += "." + fraction
+        if exponent is not None:
+            token += f"e{exponent}"
+        _alike(f'{{"n": {token}, "l": [{token}]}}', monkeypatch)
+
+    check()

@@ -428,3 +428,47 @@ def test_binary_copy_keeps_the_limits_and_takes_a_time_without_zone_as_utc(
         )
     assert (got["count"], got["level"]) == (2**31 - 1, -(2**31))
     assert got["at"] == now.replace(tzinfo=UTC) == got["stored_at"]
+
+
+def test_planted_numbers_through_the_whole_path_are_stored_masked_and_once(store: Store) -> None:
+    """take_batch from the JSON an agent posts (orjson's decoding, the envelope's checks taking a
+    plain string without their call, the slots filled directly) to the stored text: a card or an
+    SSN planted in any string of an event, written in several ways, never reaches a stored row
+    unmasked; the same body again stores nothing."""
+    import json
+
+    from stockade.api.agents import take_batch
+
+    cards = ["4111111111111111", "5500 0000 0000 0004", "3400-000000-00009", "6011.0000.0000.0004"]
+    ssns = ["536-22-8401", "536228401"]
+    planted = cards + ssns
+    docs = []
+    for i in range(60):
+        n = planted[i % len(planted)]
+        e = Event(
+            kind="dlp.sensitive_in_clear",
+            message=f"seen {n} at {i}",
+            source="sensor",
+            resource=ResourceRef(kind="pod", name=f"web-{n}", namespace=f"ns{i}",
+                                 labels=(("card", n), (f"k{n}", "v"))),
+            peer=ResourceRef(kind="external", name=n),
+            data={"evidence": [n, {"deep": f"[{n}]"}], f"key {n}": 1, "id": f"conn-{i}"},
+            node=f"node {n}", rule=f"rule {n}", action="alert",
+        )  # fmt: skip
+        docs.append(e.to_dict())
+    agent = {"name": "a1", "node": "n1", "version": "1", "capabilities": ["dlp"]}
+    body = json.dumps({"agent": agent, "events": docs}).encode()
+    taken = take_batch(store, body, token_name="t")
+    assert taken.answer == {"accepted": 60, "duplicates": 0}
+    assert take_batch(store, body, token_name="t").answer == {"accepted": 0, "duplicates": 60}
+    # every column an agent's strings reach (not the times, the numbers, the id checked as hex)
+    texts = [c for c in events.c if c.name not in {"id", "at", "stored_at", "level", "count"}]
+    with store.connect() as conn:
+        rows = conn.execute(select(*(cast(c, Text) for c in texts))).all()
+    assert len(rows) == 60
+    values = [str(v) for row in rows for v in row if v is not None]
+    for n in planted:
+        bare = "".join(ch for ch in n if ch.isdigit())
+        for v in values:  # written as planted, or its digits with the separators taken out
+            assert n not in v and bare not in "".join(ch for ch in v if ch not in " .-"), (n, v)
+    assert any("conn-59" in v for v in values)  # the event's own link id is kept as it is

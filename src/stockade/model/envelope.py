@@ -245,19 +245,43 @@ def event_fields(value: Any) -> dict[str, Any]:
     mode = value.get("mode")
     if mode is not None and (type(mode) is not str or mode not in MODES):
         _raise("mode", f"expected one of {', '.join(sorted(MODES))}")
+    # In the order of the fields' checks (the first field refused is the one named). A plain
+    # string within its limit, or a count in range, is taken here; anything else goes to the
+    # field's check, which takes it or says why not.
+    at = _time(value.get("at"))
+    severity = _severity(value.get("severity", "unknown"))
+    source = value.get("source", "stockade")
+    if type(source) is not str or len(source) > MAX_SOURCE:
+        source = _text(source, "source", MAX_SOURCE)
+    message = value.get("message")
+    if type(message) is not str or len(message) > MAX_MESSAGE:
+        message = _text(message, "message", MAX_MESSAGE)
+    resource = _resource(value.get("resource"), "resource")
+    peer = _resource(value.get("peer"), "peer")
+    data = _data(value.get("data"))
+    action = _slug(value.get("action"), "action", 40, optional=True)
+    node = value.get("node")
+    if node is not None and (type(node) is not str or len(node) > MAX_NAME):
+        node = _text(node, "node", MAX_NAME, optional=True)
+    rule = value.get("rule")
+    if rule is not None and (type(rule) is not str or len(rule) > MAX_NAME):
+        rule = _text(rule, "rule", MAX_NAME, optional=True)
+    count = value.get("count", 1)
+    if type(count) is not int or not 1 <= count <= MAX_COUNT:
+        count = _count(count)
     return {
         "id": ident,
         "kind": kind,
-        "at": _time(value.get("at")),
-        "severity": _severity(value.get("severity", "unknown")),
-        "source": _text(value.get("source", "stockade"), "source", MAX_SOURCE),
-        "message": _text(value.get("message"), "message", MAX_MESSAGE),
-        "resource": _resource(value.get("resource"), "resource"),
-        "peer": _resource(value.get("peer"), "peer"),
-        "data": _data(value.get("data")),
-        "action": _slug(value.get("action"), "action", 40, optional=True),
+        "at": at,
+        "severity": severity,
+        "source": source,
+        "message": message,
+        "resource": resource,
+        "peer": peer,
+        "data": data,
+        "action": action,
         "mode": mode,
-        "node": _text(value.get("node"), "node", MAX_NAME, optional=True),
-        "rule": _text(value.get("rule"), "rule", MAX_NAME, optional=True),
-        "count": _count(value.get("count", 1)),
+        "node": node,
+        "rule": rule,
+        "count": count,
     }

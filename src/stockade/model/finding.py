@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from stockade.model.envelope import event_fields
 from stockade.model.resource import ResourceRef
 from stockade.model.severity import Severity
+from stockade.model.slots import slot_constructor
 
 
 class Pillar(StrEnum):
@@ -152,10 +154,12 @@ class Event:
         """An event received from outside (an agent's batch), validated: raises
         :class:`~stockade.model.errors.InputError` with a one-line reason. Inverse of
         :meth:`to_dict` (``category`` is derived and ignored when it agrees with ``kind``)."""
-        from stockade.model.envelope import event_fields
-
+        if cls is Event:  # every field is given: filled slot by slot (an agent's batch holds 1000)
+            return _new_event(**event_fields(value))
         return cls(**event_fields(value))
 
+
+_new_event = slot_constructor(Event)
 
 _PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})  # exactly these: not enums
 

@@ -345,10 +345,14 @@ def _first_reports(conn: Connection, findings: list[_Finding]) -> list[bool]:
 
 def _raise_version(conn: Connection) -> int:
     t = graph_meta
-    if not conn.execute(
-        update(t).where(t.c.name == "edges").values(version=t.c.version + 1)
-    ).rowcount:
-        conn.execute(t.insert().values(name="edges", version=1))
+    raised = update(t).where(t.c.name == "edges").values(version=t.c.version + 1)
+    if conn.dialect.update_returning:  # one statement a batch, not two
+        found = conn.execute(raised.returning(t.c.version)).scalar()
+        if found is not None:
+            return int(found)
+    elif conn.execute(raised).rowcount:
+        return graph_version(conn)
+    conn.execute(t.insert().values(name="edges", version=1))
     return graph_version(conn)
 
 

@@ -285,6 +285,8 @@ def _copy(conn: Connection, table: Table, statement: str, rows: Iterable[dict[st
     import psycopg
 
     columns = [c.name for c in table.c]
+    # a row's values in the columns' order, in one C call
+    get = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
     json_at = [i for i, c in enumerate(table.c) if isinstance(c.type, JSON)]
     binary = _binary_columns(table)
     # The rows of a batch share the stored form of a resource they name (the same dict object,
@@ -301,7 +303,7 @@ def _copy(conn: Connection, table: Table, statement: str, rows: Iterable[dict[st
             if binary is not None:
                 copy.set_types(binary.types)
             for row in rows:
-                values = [row[c] for c in columns]
+                values = list(get(row))
                 for i in json_at:
                     value = values[i]
                     if value is not None:

@@ -51,12 +51,16 @@ def _storable_ref(ref: ResourceRef) -> dict[str, Any]:
     return masked
 
 
+_SEVERITY_TEXT = {s: str(s) for s in Severity}  # str() of an IntEnum member is a Python call
+
+
 def _event_row(e: Event, stored_at: datetime) -> dict[str, Any]:
     """The row of ``e``: every string through the gate (as :func:`storable` would take the whole
     row, field by field so nothing is built twice)."""
     resource = _storable_ref(e.resource) if e.resource else None
     # SQLite keeps times without their zone: store every one in UTC so they compare.
     at = e.at.astimezone(UTC) if e.at.tzinfo else e.at
+    severity = e.severity
     return {
         "id": _clean(e.id),
         "at": at,
@@ -65,7 +69,9 @@ def _event_row(e: Event, stored_at: datetime) -> dict[str, Any]:
         "stored_at": stored_at,
         "kind": _storable_text(e.kind),
         "category": _storable_text(e.category),
-        "severity": _storable_text(str(e.severity)),
+        "severity": _storable_text(
+            _SEVERITY_TEXT[severity] if type(severity) is Severity else str(severity)
+        ),
         "source": _storable_text(e.source),
         "message": _storable_text(e.message),
         "resource": resource,

@@ -38,7 +38,8 @@ def storable(value: Any) -> Any:
     if isinstance(value, dict):
         return {
             (_storable_text(k) if isinstance(k, str) else k): (
-                _clean(v) if k in OWN_IDS else storable(v)
+                # a number, a bool or None is kept as it is, by either (no call a value)
+                v if type(v) in _SCALARS else _clean(v) if k in OWN_IDS else storable(v)
             )
             for k, v in value.items()
         }
