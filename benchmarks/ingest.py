@@ -5,6 +5,7 @@ same run), and the events API latency over a store of 1,000,000 events.
     python benchmarks/ingest.py [--events 20000] [--batch 500] [--rounds 5] [--no-pg] [--agents N]
                                 [--stored 1000000] [--requests 2000] [--pages 10]
                                 [--cache-dir DIR] [--skip-ingest] [--skip-api]
+                                [--http-workers 1,2]
 
 Ingestion: each round empties the table, then stores ``--events`` events in batches of
 ``--batch``, once with ``take_batch`` from the request bodies an agent sends (what
@@ -25,6 +26,11 @@ process's CPU time a stored event (medians; the database server's CPU is not in 
 machine the steadiest figure, and the one to compare between two trees run one after the other
 (the figures of session 10, and what they left between here and 20,000 events/s, are in
 docs/controller.md, "How fast").
+
+Over HTTPS (``--http-workers 1,2``): the same events posted by ``--agents`` processes, each its
+own keep-alive connection and batches, to a real ``stockade controller --workers N`` on
+PostgreSQL (a fresh schema each round, the orders alternating), for each N given: the whole
+path an agent's batch takes, TLS and HTTP included, and the gain of worker processes.
 
 Events API: a SQLite store of ``--stored`` events, built once with executemany and kept in the
 cache directory, served by a real ``stockade controller`` on loopback (HTTPS, its generated CA);
@@ -295,12 +301,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_controller(db_url: str, workdir: Path, log: Any) -> tuple[subprocess.Popen[bytes], str]:
+def start_controller(
+    db_url: str, workdir: Path, log: Any, *args: str
+) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     env.pop("STOCKADE_DB", None)
     cmd = [sys.executable, "-m", "stockade", "controller", "--host", "127.0.0.1",
-           "--port", str(port), "--db", db_url, "--cert-dir", str(workdir / "tls")]  # fmt: skip
+           "--port", str(port), "--db", db_url, "--cert-dir", str(workdir / "tls"), *args]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"https://127.0.0.1:{port}"
     ca = workdir / "tls" / "ca.crt"
@@ -317,6 +325,95 @@ def start_controller(db_url: str, workdir: Path, log: Any) -> tuple[subprocess.P
         time.sleep(0.2)
     proc.kill()
     sys.exit(f"the controller did not start in 60 s; see {log.name}")
+
+
+# ---------------------------------------------------------------- over HTTPS, --workers N
+
+
+def _post_all(base: str, ca: str, token: str, bodies: list[bytes]) -> int:
+    """One agent: its batches, one after another, on one keep-alive HTTPS connection."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    ctx = ssl.create_default_context(cafile=ca)
+    stored = 0
+    with httpx.Client(base_url=base, verify=ctx, headers=headers, timeout=120) as client:
+        for body in bodies:
+            answer = client.post("/api/v1/agents/events", content=body)
+            answer.raise_for_status()
+            stored += answer.json()["accepted"]
+    return stored
+
+
+def _replicas_answering(base: str, ca: str, token: str, want: int) -> None:
+    """Wait until ``want`` worker processes answer (new connections, spread by SO_REUSEPORT)."""
+    ctx = ssl.create_default_context(cafile=ca)
+    seen: set[str] = set()
+    deadline = time.monotonic() + 60
+    while len(seen) < want and time.monotonic() < deadline:
+        try:
+            answer = httpx.get(
+                f"{base}/api/v1/controller",
+                verify=ctx,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            seen.add(answer.json()["replica"])
+        except (httpx.HTTPError, KeyError, ValueError):
+            time.sleep(0.2)
+    if len(seen) < want:
+        sys.exit(f"only {len(seen)} of {want} controller workers answered in 60 s")
+
+
+def bench_http(opts: argparse.Namespace) -> dict[int, list[float]]:
+    """Events/s posted over HTTPS by ``--agents`` processes to ``stockade controller --workers
+    N`` on PostgreSQL, for each N of ``--http-workers``, alternating, a fresh schema a round."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    counts = [int(n) for n in opts.http_workers.split(",")]
+    agents = max(1, opts.agents)
+    at = datetime.now(UTC)
+    evs = [make_event(i, at + timedelta(microseconds=i)) for i in range(opts.events)]
+    per_agent: list[list[bytes]] = [[] for _ in range(agents)]
+    for k, start in enumerate(range(0, len(evs), opts.batch)):
+        body = _body(evs[start : start + opts.batch], agent_name=f"bench-agent-{k % agents}")
+        per_agent[k % agents].append(body)
+    rates: dict[int, list[float]] = {n: [] for n in counts}
+    admin = Principal(name="bench", role="admin", via="cli")
+    with tempfile.TemporaryDirectory(prefix="stockade-bench-http-") as tmp:
+        for r in range(opts.rounds):
+            for n in counts[r % len(counts) :] + counts[: r % len(counts)]:
+                schema = f"bench_http_{os.getpid()}"
+                url = _pg_schema_url(schema)
+                store = open_store(url)
+                _, token = create_token(store, name="bench-agent", role="agent", actor=admin)
+                _, reader = create_token(store, name="bench-reader", role="reader", actor=admin)
+                store.close()
+                workdir = Path(tmp) / f"r{r}-w{n}"
+                workdir.mkdir()
+                with (workdir / "controller.log").open("wb") as log:
+                    proc, base = start_controller(url, workdir, log, "--workers", str(n))
+                    try:
+                        ca = str(workdir / "tls" / "ca.crt")
+                        _replicas_answering(base, ca, reader, n)
+                        t0 = time.perf_counter()
+                        with ProcessPoolExecutor(agents) as pool:
+                            jobs = [pool.submit(_post_all, base, ca, token, b) for b in per_agent]
+                            done = [j.result() for j in jobs]
+                        elapsed = time.perf_counter() - t0
+                    finally:
+                        proc.terminate()
+                        proc.wait(30)
+                _drop_pg_schema(schema)
+                if sum(done) != opts.events:
+                    sys.exit(f"stored {sum(done)} of {opts.events} events")
+                rates[n].append(opts.events / elapsed)
+    base_rate = statistics.median(rates[counts[0]])
+    for n in counts:
+        med = statistics.median(rates[n])
+        print(
+            f"PostgreSQL  over HTTPS, {agents} agent processes, controller --workers {n}: "
+            f"{med:7.0f} events/s (min-max {min(rates[n]):.0f}-{max(rates[n]):.0f})   "
+            f"ratio to --workers {counts[0]}  {med / base_rate:.2f}"
+        )
+    return rates
 
 
 FILTERS: list[dict[str, str]] = [
@@ -440,6 +537,12 @@ def main() -> None:
         default=str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stockade"),
         help="where the API's store is kept between runs",
     )
+    ap.add_argument(
+        "--http-workers",
+        default="",
+        help="also post the events over HTTPS from --agents processes to a real controller on "
+        "PostgreSQL started with each of these --workers counts (e.g. 1,2)",
+    )
     ap.add_argument("--skip-ingest", action="store_true")
     ap.add_argument("--skip-api", action="store_true")
     opts = ap.parse_args()
@@ -477,6 +580,10 @@ def main() -> None:
                 _drop_pg_schema(schema)
             verdict(f"PostgreSQL ingestion >= 0.5 of executemany ({o / b:.2f})", o / b >= 0.5)
             verdict(f"PostgreSQL ingestion >= 20000 events/s ({o:.0f})", o >= 20_000)
+    if opts.http_workers and not opts.no_pg and _pg_reachable():
+        rates = bench_http(opts)
+        best = max(statistics.median(v) for v in rates.values())
+        verdict(f"PostgreSQL over HTTPS >= 20000 events/s ({best:.0f})", best >= 20_000)
     if not opts.skip_api:
         lat = sorted(bench_api(opts))
         p50, p99 = _pct(lat, 50), _pct(lat, 99)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import insert, select, text
 
@@ -447,3 +448,118 @@ def test_a_new_leader_takes_the_stored_rules_and_their_cooldowns() -> None:
         assert len(list_events(store, kind="response.would_act")) == 1  # within the cooldown
     finally:
         store.close()
+
+
+def replicas_seen(c: Controller, tries: int = 40) -> set[str]:
+    """The replicas that answered ``tries`` requests, each on a new connection (SO_REUSEPORT
+    spreads new connections over the workers by their 4-tuple). A connection refused or reset
+    (one that waited in a killed worker's queue) is left out: a client tries again."""
+    seen = set()
+    for _ in range(tries):
+        try:
+            seen.add(info(c)["replica"])
+        except httpx.TransportError:
+            continue
+    return seen
+
+
+def test_workers_on_one_port_are_replicas_that_respond_once_and_replace_a_killed_one(
+    tmp_path: Path,
+) -> None:
+    url = pg_url("stockade_replicas_workers_test")
+    certs = make_certs(tmp_path / "receiver-tls")
+    with serve_http(HttpReceiver(), certs) as receiver:
+        rules = write(tmp_path / "rules.yaml", RULES)
+        targets = write(tmp_path / "targets.yaml", targets_yaml(receiver, certs))
+        c = Controller(url, tmp_path, "--rules", str(rules), "--targets", str(targets))
+        c.args += ["--workers", "2"]
+        try:
+            c.start()
+            assert c.proc is not None
+            wait_for(lambda: len(replicas_seen(c)) == 2, timeout=20, what="both workers serving")
+            serving = time.monotonic()
+            workers = replicas_seen(c)
+            leaders = {info(c)["leader"] for _ in range(10)}
+            assert len(leaders) == 1 and leaders <= workers  # one of them leads, for both
+
+            # events posted on many connections (so to both workers) are responded to once
+            sent = [tell(100 + i) for i in range(12)]
+            for e in sent:
+                post(c, e)
+            wait_for(
+                lambda: all(len(deliveries_of(receiver, e["id"])) == 1 for e in sent),
+                timeout=10,
+                what="every event notified",
+            )
+
+            # a worker killed after it served a while is replaced; the port keeps answering
+            # (one that dies in its first 5 seconds is a failed start: the supervisor stops all)
+            time.sleep(max(0.0, 6 - (time.monotonic() - serving)))
+            victim = sorted(workers)[0]
+            os.kill(int(victim.rsplit("-", 1)[1]), signal.SIGKILL)
+            wait_for(
+                lambda: len(replicas_seen(c)) == 2 and victim not in replicas_seen(c),
+                timeout=20,
+                what="a new worker in the killed one's place",
+            )
+            after = [tell(200 + i) for i in range(6)]
+            for e in after:
+                post(c, e)  # whichever worker takes the connection stores it
+            wait_for(
+                lambda: all(len(deliveries_of(receiver, e["id"])) == 1 for e in after),
+                timeout=15,
+                what="the events after the kill notified",
+            )
+            time.sleep(1)  # anything sent twice would have arrived by now
+            for e in sent + after:
+                assert len(deliveries_of(receiver, e["id"])) == 1, e["message"]
+
+            # SIGTERM to the supervisor stops every worker
+            pids = [int(r.rsplit("-", 1)[1]) for r in replicas_seen(c)]
+            c.proc.terminate()
+            assert c.proc.wait(30) == 0
+            for pid in pids:
+                wait_for(lambda pid=pid: not _alive(pid), timeout=5, what=f"worker {pid} gone")
+        finally:
+            c.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_workers_need_postgresql(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.api.controller import SRC
+
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stockade",
+            "controller",
+            "--db",
+            f"sqlite:///{tmp_path / 'one.db'}",
+            "--cert-dir",
+            str(tmp_path / "tls"),
+            "--port",
+            str(_free_port()),
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("stockade: error: --workers above 1 needs a PostgreSQL store")
+    assert "Traceback" not in done.stderr

@@ -66,6 +66,9 @@ def serve_workers(
         if pid == 0:
             _child(run_worker, sock, [s for s in sockets if s is not sock])
         children[pid] = (index, time.monotonic())
+        # the worker holds the only copy: when it dies its socket closes, and the kernel stops
+        # sending new connections to it at once (not only when this loop notices the death)
+        sock.close()
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -97,7 +100,7 @@ def serve_workers(
                 code = exit_code if exit_code > 0 else 3
                 stop(signal.SIGTERM, None)
                 continue
-            log.warning("admission worker %d exited (%d); starting it again", index, exit_code)
+            log.warning("worker %d exited (%d); starting it again", index, exit_code)
             sockets[index].close()  # its backlog went with it; a fresh socket joins the group
             sockets[index] = listening_socket(host, port)
             start(index)

@@ -45,8 +45,10 @@ def generated_files(cert_dir: Path, host: str) -> ServingFiles:
     return ensure_certificate(cert_dir, certificate_names(host), ca_name=CA_NAME)
 
 
-def run(app: Any, listen: Listen, *, limits: Limits | None = None) -> None:
-    """Serve until interrupted."""
+def run(
+    app: Any, listen: Listen, *, limits: Limits | None = None, sock: socket.socket | None = None
+) -> None:
+    """Serve until interrupted (on ``sock`` when given: one worker of several)."""
     run_uvicorn(
         app,
         host=listen.host,
@@ -54,4 +56,5 @@ def run(app: Any, listen: Listen, *, limits: Limits | None = None) -> None:
         limits=limits or Limits(),
         certfile=str(listen.certfile) if listen.certfile is not None else None,
         keyfile=str(listen.keyfile) if listen.keyfile is not None else None,
+        sock=sock,
     )

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from stockade.cli.common import DbOption, console, err_console, open_db
+from stockade.cli.common import DbOption, console, err_console, open_db, print_error
 
 ctl_app = typer.Typer(
     help="The controller: HTTPS API over the store that agents report to (see docs/controller.md).",
@@ -119,6 +119,17 @@ def serve(
             "1,000,000 events per category, audit 400 days.",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Processes serving the port together (SO_REUSEPORT), each one replica of the "
+            "controller: agent posts and API requests spread over the cores. More than 1 needs a "
+            "PostgreSQL store (--db postgresql://...).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API (HTTPS, OpenAPI at /api/openapi.json) until interrupted.
 
@@ -137,6 +148,12 @@ def serve(
     if (cert is None) != (key is None):
         raise UsageError("--cert and --key go together")
     store = open_db(db)
+    if workers > 1 and store.dialect != "postgresql":
+        store.close()
+        raise UsageError(
+            "--workers above 1 needs a PostgreSQL store (--db postgresql://...): the worker "
+            "processes are replicas, and SQLite has one writer"
+        )
     service = _response_service(store, rules, targets, lab_state)  # a bad file stops us here
     policy = load_retention(retention) if retention is not None else DEFAULT_POLICY
     scheme = "https"
@@ -149,20 +166,23 @@ def serve(
         files = generated_files(cert_dir or _default_cert_dir(), host)
         listen = Listen(host=host, port=port, certfile=files.cert, keyfile=files.key)
         err_console.print(f"CA certificate for clients: {files.ca_cert}", markup=False)
-    job = RetentionJob(store, policy, sink=lambda event: service.submit([event]))
-    rematch = _scan_run_watch(store, service, rematch_every)
-    # singleton work: on the replica holding the database lock (any SQLite one)
-    app = create_app(
-        store,
-        Settings(session_hours=session_hours, secure_cookies=tls),
-        responses=service,
-        jobs=[
-            SingletonJob(name=job.name, run=lambda: _run_job(job), interval=job.interval),
-            SingletonJob(
-                name=rematch.name, run=lambda: _run_job(rematch), interval=rematch.interval
-            ),
-        ],
-    )
+
+    def build_app(store, service):
+        job = RetentionJob(store, policy, sink=lambda event: service.submit([event]))
+        rematch = _scan_run_watch(store, service, rematch_every)
+        # singleton work: on the replica holding the database lock (any SQLite one)
+        return create_app(
+            store,
+            Settings(session_hours=session_hours, secure_cookies=tls),
+            responses=service,
+            jobs=[
+                SingletonJob(name=job.name, run=lambda: _run_job(job), interval=job.interval),
+                SingletonJob(
+                    name=rematch.name, run=lambda: _run_job(rematch), interval=rematch.interval
+                ),
+            ],
+        )
+
     err_console.print(
         f"response rules {service.rules.name!r}: {len(service.rules.rules)} enabled; "
         f"{len(service.targets)} notification targets; quarantine "
@@ -178,7 +198,42 @@ def serve(
         f"retention: {_describe_retention(policy)}; applied every {policy.every} by the leader",
         markup=False,
     )
-    run(app, listen, limits=Limits(max_connections=max_connections))
+    limits = Limits(max_connections=max_connections)
+    if workers == 1:
+        run(build_app(store, service), listen, limits=limits)
+        return
+    _serve_workers(workers, listen, limits, store, lambda: _worker_app(db, lab_state, build_app))
+
+
+def _worker_app(db: str | None, lab_state: Path | None, build_app):
+    """One worker's application, made in the worker after the fork: its own store (database
+    connections never cross a fork) and response service; the rules and targets were seeded by
+    the parent, so the store already holds them."""
+    store = open_db(db)
+    return build_app(store, _response_service(store, None, None, lab_state))
+
+
+def _serve_workers(workers: int, listen, limits, store, make_app) -> None:
+    """``--workers N``: N processes on one port (admission's SO_REUSEPORT supervisor), each a
+    replica; the parent only supervises."""
+    from stockade.admission.workers import serve_workers
+    from stockade.api.server import run
+    from stockade.model.errors import StockadeError
+
+    store.close()  # nothing the parent opened may cross the fork
+
+    def forked(sock) -> int:
+        try:
+            run(make_app(), listen, limits=limits, sock=sock)
+        except StockadeError as exc:
+            print_error(exc)
+            return exc.exit_code
+        return 0
+
+    err_console.print(f"{workers} worker processes (replicas on one port)", markup=False)
+    code = serve_workers(forked, workers=workers, host=listen.host, port=listen.port)
+    if code:
+        raise typer.Exit(code)
 
 
 def _describe_retention(policy) -> str:
