@@ -28,7 +28,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stockade.model import Event, Finding, Pillar, ResourceRef, Severity
-from stockade.model.redact import RedactingFilter, redact, redact_text, redact_text_fully
+from stockade.model.redact import (
+    RedactingFilter,
+    digits_of,
+    redact,
+    redact_text,
+    redact_text_fully,
+)
 from stockade.network.dlp.validators import luhn_check_digit
 from stockade.store import Store
 from stockade.store.records import (
@@ -709,6 +715,30 @@ def test_the_stores_gate_equals_the_gate_then_the_cleaning() -> None:
         for _ in range(2):  # the second time strings come from the store's cache of passed ones
             assert storable(value) == _storable_reference(value)
             assert _storable_text(texts[1]) == _storable_reference(texts[1])
+
+
+def test_only_an_id_in_stockades_own_shape_is_spared_under_an_id_key(any_store: Store) -> None:
+    """``id`` and ``connection`` in an event's data are kept as they are only when they have the
+    shape of an id Stockade makes; a card or SSN put there (free text, nested) is masked, on the
+    way into the store and on the way out to a controller or receiver."""
+    card, ssn = _card("4", 16, 41), "536228401"
+    own = {"connection": "0a1b2c3d-42", "id": "0190a1b2c3d4e5f60718293a4b5c6d7e"}
+    planted = {
+        "id": shaped(card, " "),
+        "connection": shaped(ssn, "-"),
+        "evidence": {"id": {"note": shaped(card, "-")}, "connection": [f"ssn {ssn}"]},
+        "link": own,
+    }
+    event = Event(kind="dlp.sensitive_in_clear", message="planted", data=planted)
+    for out in (redact(planted, keep=OWN_IDS), storable(planted)):
+        text = json.dumps(out)
+        assert card not in digits_of(text) and ssn not in digits_of(text), text
+        assert out["link"] == own  # Stockade's own ids are kept
+    record_events(any_store, [event])
+    (got,) = list_events(any_store)
+    stored = json.dumps(got.data)
+    assert card not in digits_of(stored) and ssn not in digits_of(stored), stored
+    assert got.data["link"] == own
 
 
 def _hostile_record(detail: str = "v"):  # -> ConnectionRecord

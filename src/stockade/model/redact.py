@@ -339,15 +339,31 @@ def _ssn_spans(text: str, groups: list[Group], blobs: list[Group]) -> list[Group
     return spans
 
 
+# The shapes of the ids Stockade makes: a connection's (its run's 8 hex digits, a dash, a
+# counter), a 32-hex-digit id (an event's), a UUID. Only such a string is spared under a ``keep``
+# key: anything else there (free text, a card with spaces, a nested document) passes the gate.
+_OWN_ID = re.compile(
+    r"[0-9a-f]{8}-[0-9]{1,19}|[0-9a-f]{32}|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}"
+)
+
+
+def own_id(value: Any) -> bool:
+    """Whether ``value`` is a string in the shape of an id Stockade makes."""
+    return type(value) is str and _OWN_ID.fullmatch(value) is not None
+
+
 def redact(value: Any, *, keep: frozenset[str] = frozenset()) -> Any:
     """``value`` with :func:`redact_text` applied to every string in it, through dicts, lists and
-    tuples (keys too). Entries of a dict whose key is in ``keep`` (ids Stockade made itself) pass
-    unchanged."""
+    tuples (keys too). Entries of a dict whose key is in ``keep`` pass unchanged when their value
+    has the shape of an id Stockade makes (:func:`own_id`: a connection id such as
+    ``0a1b2c3d-42`` may read as a card to the gate); any other value there passes the gate."""
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):
         return {
-            redact_text(k) if isinstance(k, str) else k: v if k in keep else redact(v, keep=keep)
+            redact_text(k) if isinstance(k, str) else k: (
+                v if k in keep and own_id(v) else redact(v, keep=keep)
+            )
             for k, v in value.items()
         }
     if isinstance(value, list):

@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from stockade.model.finding import Event
-from stockade.model.redact import redact_text
+from stockade.model.redact import own_id, redact_text
 from stockade.model.resource import ResourceRef
 
-# Ids Stockade made itself (an event's link to its connection): never masked, only cleaned.
+# Keys of ids Stockade made itself (an event's link to its connection): a value in the shape of
+# one (model.redact.own_id) is kept as it is; any other value under them passes the gate.
 OWN_IDS = frozenset({"id", "connection"})
 # NUL: PostgreSQL text cannot hold it. Lone surrogates (JSON "\\ud800", file names decoded with
 # surrogateescape): UTF-8, so SQLite, cannot encode them.
@@ -39,7 +40,7 @@ def storable(value: Any) -> Any:
         return {
             (_storable_text(k) if isinstance(k, str) else k): (
                 # a number, a bool or None is kept as it is, by either (no call a value)
-                v if type(v) in _SCALARS else _clean(v) if k in OWN_IDS else storable(v)
+                v if type(v) in _SCALARS or (k in OWN_IDS and own_id(v)) else storable(v)
             )
             for k, v in value.items()
         }
