@@ -262,6 +262,24 @@ class DlpEngine:
             return False
         return True
 
+    def stretch(self, data: bytes) -> list[DlpMatch] | None:
+        """What a passive caller's stretch gives when fed as one whole stream
+        (``stream(coalesce=...)`` through the HTTP decoding, then ``close``; see :meth:`quiet`),
+        from one scan: ``[]`` when it is quiet; its matches when nothing in it triggers the
+        decoding (the decoding then adds nothing: see .triggers); None when the caller must
+        stream it (a decoding trigger, or an engine that scans through Hyperscan)."""
+        scanner = self._runscan
+        if scanner is None or self._hs_db is not None or not self.triggers or self.always_scan:
+            return [] if self.quiet(data) else None
+        hits = scanner.whole(data)
+        if not hits and not data[-1:].isalnum():
+            return []
+        for ident, _end in hits:
+            if ident >= _TRIGGER_ID:
+                return None
+        stream = DlpStream(self, scanned=True)
+        return stream._feed_scanned(data, hits) + stream.close()
+
     @staticmethod
     def _compile(
         sensors: Sequence[Sensor],
@@ -387,7 +405,9 @@ class DlpStream:
                  "_engine", "_hits", "_hs_stream", "_keep", "_last_end", "_on_match", "_pending",
                  "_runscan", "_scan", "_waiting", "triggered")  # fmt: skip
 
-    def __init__(self, engine: DlpEngine) -> None:
+    def __init__(self, engine: DlpEngine, *, scanned: bool = False) -> None:
+        """``scanned``: the caller gives the scan's hits (:meth:`DlpEngine.stretch`), so the
+        stream needs no scan state of its own."""
         self._engine = engine
         # Recent bytes as received (no copy per feed); a cluster's part decoded into _buf.
         self._chunks: deque[bytes] = deque()
@@ -407,11 +427,25 @@ class DlpStream:
         self._hs_stream = None
         self._scan: Any = None  # the Hyperscan stream's bound scan method (hs-stream backend)
         self._on_match = self._record  # one long-lived callable: hyperscan keeps a pointer
+        self._runscan = None
+        if scanned:
+            return
         if engine.backend == "hs-stream" and engine._hs_db is not None:
             self._hs_stream = engine._hs_db.stream(match_event_handler=self._on_match)
             self._hs_stream.__enter__()
             self._scan = self._hs_stream.scan
-        self._runscan = engine._runscan.state() if engine._runscan is not None else None
+        if engine._runscan is not None:
+            self._runscan = engine._runscan.state()
+
+    def _feed_scanned(self, data: bytes, hits: list[tuple[int, int]]) -> list[DlpMatch]:
+        """``feed(data)`` as a new stream's first bytes, their scan's hits given (``hits`` is
+        the scan's answer, taken over): see :meth:`DlpEngine.stretch`."""
+        self._end = end = len(data)
+        self._chunks.append(data)
+        if hits:
+            self._hits = hits
+            self._take_hits()
+        return self._confirm(end - AFTER) if self._waiting else []
 
     def _record(self, ident: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
         self._hits.append((ident, to))
