@@ -30,6 +30,10 @@ UUIDs, names; one card, SSN or e-mail every ~20 KB), one stream per flow directi
 Prints MB/s (best of --repeat runs, databases compiled and segments cut outside the timing) and
 the ratio engine/raw; the last lines hold hs-stream (the firewall) and +http coalesced (the
 sensor) to issue 19's 0.8. ``--clock cpu`` times CPU, which a busy machine disturbs far less.
+
+``--hits N`` times only the sensor's ``DlpFeed`` per direction (CPU, median of ``--repeat``) on N
+directions that carry a card or an SSN and N that carry nothing, as the ``sensor --pcap``
+benchmark's capture has them (docs/dlp.md, session 10).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -185,6 +190,35 @@ def time_engine(
     return best, found
 
 
+def time_directions(n: int, repeat: int, seed: int) -> int:
+    """``--hits``: CPU per direction through the sensor's ``DlpFeed`` (feed its segments, close),
+    on directions as ``stockade.lab.http_capture`` writes them: half requests, half responses;
+    "hit": each carries a card (request) or an SSN (response); "quiet": none does."""
+    from stockade.lab import http_capture as hc
+    from stockade.network.analysis import DlpFeed
+
+    engine = DlpEngine()
+    for kind in ("hit", "quiet"):
+        rng = random.Random(seed)
+        whole = [
+            (hc._request if i % 2 == 0 else hc._response)(rng, kind == "hit") for i in range(n)
+        ]
+        dirs = [[d[i : i + hc.MSS] for i in range(0, len(d), hc.MSS)] for d in whole]
+        times, found = [], 0
+        for _ in range(repeat + 1):  # the first run warms up, uncounted
+            t0, found = time.process_time(), 0
+            for segments in dirs:
+                feed = DlpFeed(engine)
+                for segment in segments:
+                    feed.feed(segment)
+                found += len(feed.close())
+            times.append(time.process_time() - t0)
+        per = [t / n * 1e6 for t in times[1:]]
+        print(f"{kind:5} directions: {statistics.median(per):6.1f} us CPU each (median of "
+              f"{repeat}, min {min(per):.1f}), {found} findings in {n}")  # fmt: skip
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=32.0, help="total stream bytes (MB)")
@@ -197,7 +231,15 @@ def main() -> int:
     )
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     ap.add_argument("--slice-in-loop", action="store_true", help="cut segments inside the timing")
+    ap.add_argument(
+        "--hits",
+        type=int,
+        default=0,
+        help="only time the sensor's feed on N hit and N quiet directions",
+    )
     args = ap.parse_args()
+    if args.hits:
+        return time_directions(args.hits, args.repeat, args.seed)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     rng = random.Random(args.seed)

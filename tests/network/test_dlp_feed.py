@@ -14,6 +14,9 @@ from hypothesis import strategies as st
 from stockade.network import analysis
 from stockade.network.analysis import DlpFeed
 from stockade.network.dlp import DlpEngine
+from stockade.network.dlp.decoding import DecodingStream
+from stockade.network.dlp.engine import PASSIVE_COALESCE
+from stockade.network.interface import DlpMatch
 from tests.network.test_http_decoding import _GZ, _H2, _MESSAGE, CARD
 
 _ENGINE = DlpEngine()
@@ -143,3 +146,37 @@ def test_held_bytes_are_bounded_per_stretch_and_per_engine(
     for f in [long, *feeds]:
         assert f.close() == []
     assert engine.unchecked == 0 and engine.held == 0 and engine.unscanned == 0
+
+
+def _streamed(data: bytes, cut: int) -> list[DlpMatch]:
+    stream = DecodingStream(_ENGINE, coalesce=PASSIVE_COALESCE)  # what DlpFeed opens
+    found = []
+    for i in range(0, len(data), cut):
+        found += stream.feed(data[i : i + cut])
+    return found + stream.close()
+
+
+@settings(max_examples=400, deadline=None)
+@example([b"x 4111 1111 1111 1111\r\n"], 7)
+@example([b'{"card": "' + CARD.encode() + b'"}'], 1460)  # a candidate right at the end
+@example([b"ssn 536-90-4399 ", b"GET /a?b=%41 HTTP/1.1\r\n\r\n"], 7)
+@example([b"order 4111"], 7)
+@given(parts=st.lists(_PIECES | _RUNS, min_size=1, max_size=5), cut=st.sampled_from([7, 1460]))
+def test_a_stretch_from_one_scan_finds_what_its_stream_finds(parts: list[bytes], cut: int) -> None:
+    data = b"".join(parts)
+    found = _ENGINE.stretch(data)
+    if found is None:  # a decoding trigger: the caller streams it
+        assert _ENGINE.quiet(data) is False
+        return
+    assert found == _streamed(data, cut)
+    assert found == [] or _ENGINE.quiet(data) is False
+    assert _ENGINE.unchecked == 0 and _ENGINE.held == 0 and _ENGINE.unscanned == 0
+
+
+def test_a_stretch_with_a_trigger_or_through_hyperscan_is_left_to_a_stream() -> None:
+    card = b'{"card": "' + CARD.encode() + b'"}\r\n'
+    assert [m.masked for m in _ENGINE.stretch(_CLEAN + card)] == ["4111********1111"]
+    assert _ENGINE.stretch(b"GET /a?b=%41 HTTP/1.1\r\n\r\n" + card) is None
+    assert _ENGINE.stretch(_CLEAN) == [] and _ENGINE.stretch(_H2) is None
+    # without runscan.c the stretch is checked as quiet() checks it, and streamed if not quiet
+    assert _HYPERSCAN_ONLY.stretch(_CLEAN) == [] and _HYPERSCAN_ONLY.stretch(card) is None

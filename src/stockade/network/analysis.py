@@ -38,9 +38,10 @@ class DlpFeed:
 
     Most directions hold nothing a sensor or the decoding looks at, and the sensor is passive:
     the bytes of a stretch (from the start or a gap to the next gap or the end) are only kept,
-    and checked once when it ends (:meth:`DlpEngine.quiet`, one block scan). A quiet stretch
-    needs no stream; any other gets one, fed the same pieces in the same order as it would have
-    been from the start, so its findings are the same. Past :data:`UNCHECKED_STRETCH` bytes, or
+    and checked once when it ends (:meth:`DlpEngine.stretch`, one scan). A quiet stretch needs no
+    stream; one without a decoding trigger gets its findings from that same scan (those of a
+    stream fed it all); any other gets a stream, fed the same pieces in the same order as it
+    would have been from the start, so its findings are the same. Past :data:`UNCHECKED_STRETCH` bytes, or
     :data:`UNCHECKED_TOTAL` across an engine's feeds, a stretch gets its stream at once."""
 
     __slots__ = ("_base", "_engine", "_parts", "_size", "_stream", "_wait", "limits", "matches",
@@ -103,8 +104,16 @@ class DlpFeed:
     def _end_stretch(self) -> None:
         if self._parts is not None:
             parts = self._parts
-            if not parts or self._engine.quiet(parts[0] if len(parts) == 1 else b"".join(parts)):
+            if not parts:
                 self._release()
+                return
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
+            # One scan answers both "quiet?" and, without a decoding trigger, what the stream
+            # would find (DlpEngine.stretch); a trigger (None) needs the stream after all.
+            found = self._engine.stretch(data)
+            if found is not None:
+                self._release()
+                self._take(found)
                 return
             self._open()
         if self._stream is not None:

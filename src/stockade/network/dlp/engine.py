@@ -103,15 +103,18 @@ def _hump(text: str, at: int) -> bool:
     return text[at].isupper() and text[at - 1].islower()
 
 
-# The shortest tail without a field separator: one C call (five rfind calls cost 2.5x as much).
-_OWN_KEY = re.compile(r"[^,;{&\n]*\Z")
+# Everything up to the last field separator: one C call (five rfind calls cost 2.5x as much),
+# and a match from the start (one greedy run, backtracking to the last separator) costs about
+# half of searching for the separator-free tail, which tries every start.
+_TO_LAST_SEPARATOR = re.compile(r".*[,;{&\n]", re.DOTALL)
 
 
 def _own_key(zone: str) -> str:
     """The part of the key zone after the last field separator (``,;{&`` or a new line): in
     ``{"id":1,"pan":"`` the value's own key is ``"pan":"``, so another field's key cannot veto
     it."""
-    return _OWN_KEY.search(zone).group()  # type: ignore[union-attr]  # matches at the end at least
+    m = _TO_LAST_SEPARATOR.match(zone)
+    return zone if m is None else zone[m.end() :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +265,24 @@ class DlpEngine:
             return False
         return True
 
+    def stretch(self, data: bytes) -> list[DlpMatch] | None:
+        """What a passive caller's stretch gives when fed as one whole stream
+        (``stream(coalesce=...)`` through the HTTP decoding, then ``close``; see :meth:`quiet`),
+        from one scan: ``[]`` when it is quiet; its matches when nothing in it triggers the
+        decoding (the decoding then adds nothing: see .triggers); None when the caller must
+        stream it (a decoding trigger, or an engine that scans through Hyperscan)."""
+        scanner = self._runscan
+        if scanner is None or self._hs_db is not None or not self.triggers or self.always_scan:
+            return [] if self.quiet(data) else None
+        hits = scanner.whole(data)
+        if not hits and not data[-1:].isalnum():
+            return []
+        for ident, _end in hits:
+            if ident >= _TRIGGER_ID:
+                return None
+        stream = DlpStream(self, scanned=True)
+        return stream._feed_scanned(data, hits) + stream.close()
+
     @staticmethod
     def _compile(
         sensors: Sequence[Sensor],
@@ -387,7 +408,9 @@ class DlpStream:
                  "_engine", "_hits", "_hs_stream", "_keep", "_last_end", "_on_match", "_pending",
                  "_runscan", "_scan", "_waiting", "triggered")  # fmt: skip
 
-    def __init__(self, engine: DlpEngine) -> None:
+    def __init__(self, engine: DlpEngine, *, scanned: bool = False) -> None:
+        """``scanned``: the caller gives the scan's hits (:meth:`DlpEngine.stretch`), so the
+        stream needs no scan state of its own."""
         self._engine = engine
         # Recent bytes as received (no copy per feed); a cluster's part decoded into _buf.
         self._chunks: deque[bytes] = deque()
@@ -407,11 +430,25 @@ class DlpStream:
         self._hs_stream = None
         self._scan: Any = None  # the Hyperscan stream's bound scan method (hs-stream backend)
         self._on_match = self._record  # one long-lived callable: hyperscan keeps a pointer
+        self._runscan = None
+        if scanned:
+            return
         if engine.backend == "hs-stream" and engine._hs_db is not None:
             self._hs_stream = engine._hs_db.stream(match_event_handler=self._on_match)
             self._hs_stream.__enter__()
             self._scan = self._hs_stream.scan
-        self._runscan = engine._runscan.state() if engine._runscan is not None else None
+        if engine._runscan is not None:
+            self._runscan = engine._runscan.state()
+
+    def _feed_scanned(self, data: bytes, hits: list[tuple[int, int]]) -> list[DlpMatch]:
+        """``feed(data)`` as a new stream's first bytes, their scan's hits given (``hits`` is
+        the scan's answer, taken over): see :meth:`DlpEngine.stretch`."""
+        self._end = end = len(data)
+        self._chunks.append(data)
+        if hits:
+            self._hits = hits
+            self._take_hits()
+        return self._confirm(end - AFTER) if self._waiting else []
 
     def _record(self, ident: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
         self._hits.append((ident, to))
@@ -578,6 +615,10 @@ class DlpStream:
         ``_buf``: one cluster's candidates and their context, however long the chunks are."""
         at = self._chunks_base
         start = max(start, at)
+        self._base = start
+        if len(self._chunks) == 1:  # a whole stretch (DlpEngine.stretch), or a first segment
+            self._buf = str(self._chunks[0][start - at : end - at], "latin-1")
+            return
         parts: list[memoryview] = []
         for chunk in self._chunks:
             size = len(chunk)
@@ -587,7 +628,6 @@ class DlpStream:
             if at >= end:
                 break
         self._buf = str(parts[0] if len(parts) == 1 else b"".join(parts), "latin-1")
-        self._base = start
 
     def _confirm_cluster(
         self, si: int, lo: int, hi: int, ready: int, found: list[DlpMatch]

@@ -111,16 +111,24 @@ class Scanner:
     def quiet(self, data: bytes) -> bool:
         """No expression of the engine's matches anywhere in ``data``, scanned as one whole
         stream (a state of its own, freed at once: no collector work per call)."""
+        return not self.whole(data)
+
+    def whole(self, data: bytes) -> list[tuple[int, int]]:
+        """The (id, end) pairs of ``data`` scanned as one whole stream, in the order of their
+        ends: what a new state's :meth:`hits` gives, without keeping the state."""
         state = self._new(self._hand, self._db)
         if state == self._null:
             raise MemoryError("DLP scan: cannot open a stream")
+        token = self.idle.pop()  # IndexError: another thread is in the scan
         try:
             n = self.scan_all(state, data, len(data), self.pairs)
+            values = self.unpack(self.pairs[0], 2 * n) if n > 0 else ()
         finally:
+            self.idle.append(token)
             self._free(state)
         if n < 0:
             raise MemoryError("DLP scan: out of memory")
-        return bool(n == 0)
+        return list(zip(values[0::2], values[1::2], strict=True)) if n else []
 
     def hits(self, state: Any, data: bytes) -> list[tuple[int, int]]:
         """The (id, end) pairs ``data`` ends, in the order of their ends."""
