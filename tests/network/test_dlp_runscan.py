@@ -539,3 +539,23 @@ def test_streams_of_one_engine_fed_from_two_threads_fail_loudly() -> None:
         thread.join()
     assert False not in outcomes
     assert _findings(engine, chunks) == want  # and the engine is still whole
+
+
+def test_a_whole_scan_while_another_thread_scans_is_refused_as_hyperscan_refuses_it() -> None:
+    """``quiet`` and ``stretch`` scan into the scanner's one answer buffer too: a second thread
+    in it gets Hyperscan's own error, and the scanner works again once the first is out."""
+    engine = DlpEngine()
+    scanner = engine._runscan
+    if scanner is None:
+        pytest.fail("the compiled DLP scan is not built")
+    data = b'{"pan":"4111 1111 1111 1111"}'
+    held = scanner.idle.pop()  # as a thread inside the scan holds it
+    try:
+        with pytest.raises(hyperscan.ScratchInUseError):
+            engine.quiet(data)
+        with pytest.raises(hyperscan.ScratchInUseError):
+            engine.stretch(data)
+    finally:
+        scanner.idle.append(held)
+    assert not engine.quiet(data)
+    assert [m.sensor for m in engine.stretch(data) or []] == ["dlp.payment_card"]

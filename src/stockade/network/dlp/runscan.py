@@ -96,6 +96,7 @@ class Scanner:
         self._null = ffi.NULL
         self._gc = ffi.gc
         self.scan_all = lib.rs_scan_all
+        self._busy = hyperscan.ScratchInUseError  # what the binding raises for a second thread
         self.pairs = ffi.new("uint64_t **")  # where scan_all leaves its answer (one thread)
         self.unpack = ffi.unpack
         # One token, taken (list.pop, atomic under the GIL and cheaper than a lock) from
@@ -116,10 +117,14 @@ class Scanner:
     def whole(self, data: bytes) -> list[tuple[int, int]]:
         """The (id, end) pairs of ``data`` scanned as one whole stream, in the order of their
         ends: what a new state's :meth:`hits` gives, without keeping the state."""
+        try:
+            token = self.idle.pop()
+        except IndexError:  # another thread is in the scan
+            raise self._busy("DLP scan: engine busy in a thread") from None
         state = self._new(self._hand, self._db)
         if state == self._null:
+            self.idle.append(token)
             raise MemoryError("DLP scan: cannot open a stream")
-        token = self.idle.pop()  # IndexError: another thread is in the scan
         try:
             n = self.scan_all(state, data, len(data), self.pairs)
             values = self.unpack(self.pairs[0], 2 * n) if n > 0 else ()
