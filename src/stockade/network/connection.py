@@ -252,7 +252,9 @@ def _bool(b: bool) -> str:
 # its JSON spelling (json.dumps of the string) for the lines built from them.
 _PASSED: dict[str, str] = {}
 PASSED_KEPT = 4096
-PASSED_LONGEST = 256  # longer strings are not remembered: the memory stays bounded (~1 MiB)
+# Longer strings are not remembered, so the memory stays bounded: 4,096 strings and their JSON
+# spellings measured 2.5 MiB of ASCII and up to about 16 MiB of characters beyond the BMP.
+PASSED_LONGEST = 256
 
 
 def _mask(text: str) -> str:
