@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from stockade.store import Store, open_store
-from tests.support import IN_CI, WORKER, require
+from tests.support import IN_CI, SCHEMA_SUFFIX, WORKER, require
 
 __all__ = ["IN_CI", "WORKER", "require"]
 
@@ -117,8 +117,8 @@ def _pg_reachable() -> bool:
 
 
 def pg_schema_url(schema: str) -> str:
-    """PG_URL in a freshly emptied schema of its own, suffixed with the xdist worker's name so
-    parallel workers never share one."""
+    """PG_URL in a freshly emptied schema of its own, suffixed with the xdist worker's name and
+    the run's id (``SCHEMA_SUFFIX``) so parallel workers and parallel runs never share one."""
     require(
         _pg_reachable(), "PostgreSQL is not listening on 127.0.0.1:5432 (./dev setup starts it)"
     )
@@ -126,7 +126,7 @@ def pg_schema_url(schema: str) -> str:
 
     from stockade.store.db import normalize_url
 
-    schema = f"{schema}_{WORKER}"
+    schema = f"{schema}_{SCHEMA_SUFFIX}"
     engine = create_engine(normalize_url(PG_URL))
     with engine.begin() as conn:
         conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
@@ -146,8 +146,32 @@ def drop_pg_schema(schema: str) -> None:
 
     engine = create_engine(normalize_url(PG_URL))
     with engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema}_{WORKER} CASCADE"))
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {schema}_{SCHEMA_SUFFIX} CASCADE"))
     engine.dispose()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop every PostgreSQL schema this process made (``pg_schema_url``), dropped by its test or
+    not, so runs leave the test database as they found it."""
+    if not _pg_reachable():
+        return
+    from sqlalchemy import create_engine, text
+
+    from stockade.store.db import normalize_url
+
+    engine = create_engine(normalize_url(PG_URL))
+    try:
+        with engine.begin() as conn:
+            names = conn.execute(
+                text("SELECT nspname FROM pg_namespace WHERE right(nspname, :n) = :suffix"),
+                {"n": len(SCHEMA_SUFFIX) + 1, "suffix": f"_{SCHEMA_SUFFIX}"},
+            ).scalars()
+            for name in list(names):
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+    except Exception as exc:  # the database went away: nothing to clean, nothing to fail
+        print(f"conftest: could not drop this run's schemas: {exc}")
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

@@ -10,6 +10,10 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # pytest-xdist's worker name ("gw0", "gw1", ...), "main" without xdist: for per-worker resources.
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# The suffix of this process's PostgreSQL schemas: the worker's name and the test run's id (xdist's,
+# else this process's), so two runs on one machine (two worktrees, a developer's run beside CI's)
+# never empty each other's schemas.
+SCHEMA_SUFFIX = f"{WORKER}_{os.environ.get('PYTEST_XDIST_TESTRUNUID', '')[:8] or os.getpid()}"
 
 
 def require(condition: bool, reason: str) -> None:

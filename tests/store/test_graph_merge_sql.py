@@ -38,10 +38,8 @@ def two(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Store, 
     for s in stores:
         s.close()
     if request.param == "postgres":
-        from tests.conftest import WORKER
-
         for n in names:
-            drop_pg_schema(f"{n}_{WORKER}")
+            drop_pg_schema(n)
 
 
 def _labels(rng: random.Random) -> dict[str, str]:
