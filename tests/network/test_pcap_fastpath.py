@@ -66,9 +66,12 @@ def test_without_the_extension_the_python_path_reads(
     assert [dataclasses.replace(r, id=r.id.split("-", 1)[1]) for r in records] == ref[0]
 
 
-def _outcome(path: Path, inspectors: Any, fast: bool, monkeypatch: pytest.MonkeyPatch,
+def _outcome(path: Path, inspectors: Any, fast: bool | str, monkeypatch: pytest.MonkeyPatch,
              config: FlowConfig | None = None, count: int | None = None) -> tuple[Any, ...]:  # fmt: skip
-    monkeypatch.setenv("STOCKADE_SENSOR_FASTPATH", "1" if fast else "0")
+    """``fast``: True (the C path, common connections decided in C), "replay" (the C path,
+    every flow replayed in Python) or False (the Python path)."""
+    mode = fast if isinstance(fast, str) else "1" if fast else "0"
+    monkeypatch.setenv("STOCKADE_SENSOR_FASTPATH", mode)
     records: list[Any] = []
     try:
         run = run_pcap(path, inspectors=inspectors, identities=Directory(), config=config,
@@ -81,13 +84,16 @@ def _outcome(path: Path, inspectors: Any, fast: bool, monkeypatch: pytest.Monkey
     return same, end
 
 
-def _same(path: Path, inspectors: Any, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> Any:
+def _same(path: Path, inspectors: Any, monkeypatch: pytest.MonkeyPatch, *,
+          replay: bool = False, **kw: Any) -> Any:  # fmt: skip
+    """The C path's outcome is the Python path's (and, with ``replay``, the replay's too)."""
     ref = _outcome(path, inspectors, False, monkeypatch, **kw)
-    fast = _outcome(path, inspectors, True, monkeypatch, **kw)
-    assert fast[1] == ref[1]
-    assert len(fast[0]) == len(ref[0])
-    for a, b in zip(fast[0], ref[0], strict=True):
-        assert a == b
+    for mode in (True, "replay") if replay else (True,):
+        fast = _outcome(path, inspectors, mode, monkeypatch, **kw)
+        assert fast[1] == ref[1]
+        assert len(fast[0]) == len(ref[0])
+        for a, b in zip(fast[0], ref[0], strict=True):
+            assert a == b
     return ref
 
 
@@ -269,7 +275,7 @@ def test_compiled_and_python_paths_give_the_same_records(
 ) -> None:
     records = 0
     for path in corpus.values():
-        recs, end = _same(path, inspectors, monkeypatch, config=CONFIGS[config])
+        recs, end = _same(path, inspectors, monkeypatch, replay=True, config=CONFIGS[config])
         records += len(recs)
         assert not isinstance(end, tuple), f"{path.name}: {end}"
     assert records > 400

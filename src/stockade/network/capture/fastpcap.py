@@ -9,6 +9,15 @@ and record building, so Python works per delivered chunk and per flow, never per
 change nothing the C code keeps, so the replay sees what they saw in the pure-Python path, which
 stays the reference (``STOCKADE_SENSOR_FASTPATH=0``, and whenever the extension was not built);
 tests/network/test_pcap_fastpath.py holds the two to the same records, statistics and errors.
+
+The common connection goes further: clear HTTP/1.x that opens with the request, without a
+hole. The C code keeps such a flow's events until it ends and then decides it (pcapfast.c
+``common``): one EV_COMMON with the record's facts, the HTTP details, and the bytes of each
+direction DLP must look at (a direction runscan.c's scan finds quiet, as ``DlpEngine.stretch``
+would, needs nothing) replaces its events. Python builds the record from that alone
+(:func:`_common`: the DLP feeds of those directions, the same record code and masking gate).
+Anything else hands the kept events over in their order and is replayed as above.
+``STOCKADE_SENSOR_FASTPATH=replay`` keeps the C reader but replays every flow (the step between).
 """
 
 from __future__ import annotations
@@ -19,11 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from stockade.model.errors import PacketError
+from stockade.network.analysis import DlpFeed
 from stockade.network.capture.decode import DecodeStats
 from stockade.network.capture.pcapfile import PcapReader
 from stockade.network.flows import Flow, FlowTable
+from stockade.network.interface import Detection
 
-EV_DATA, EV_GAP, EV_ANALYZE, EV_FINISH, EV_DROP = 1, 2, 3, 4, 5
+EV_DATA, EV_GAP, EV_ANALYZE, EV_FINISH, EV_DROP, EV_COMMON = 1, 2, 3, 4, 5, 6
 STATES = ("closed", "reset", "timeout", "evicted", "active")
 # a finished flow's facts, as pcapfast.c finish() writes them
 FACTS = struct.Struct("<dd9QBBHHBBB16s16s")
@@ -33,6 +44,11 @@ FLOW_FIELDS = ("flows", "records", "evicted", "half_open_dropped", "memcap_evict
                "peak_flows", "peak_memory")  # fmt: skip
 MAX_EVENTS = 16384  # events per batch handed over
 MAX_DATA = 4 << 20  # bytes per batch handed over
+# the HTTP details after a common connection's facts: method, path and host lengths, status
+COMMON = struct.Struct("<BHH3s")
+U32 = struct.Struct("<I")
+# bytes the flows waiting to be decided may hold in all (past it, a flow is replayed at once)
+DEFER_CAP = 64 << 20
 
 
 def compiled() -> Any | None:
@@ -77,6 +93,11 @@ def run(
     )  # fmt: skip
     c.tcp_idle, c.udp_idle = cfg.tcp_idle, cfg.udp_idle
     c.half_open_idle, c.linger = cfg.half_open_idle, cfg.linger
+    scan = _common_scan(table)
+    scanner: Any = None
+    if scan is not None:
+        c.common, c.defer_cap = 1, DEFER_CAP
+        c.rs_new, c.rs_scan_all, c.rs_free, c.rs_ids, c.rs_db, scanner = scan
     # run_pcap counts a frame before it checks the limit: at least one frame is read
     limit = -1 if count is None else max(count, 1)
     with PcapReader(path) as reader:
@@ -89,9 +110,9 @@ def run(
             flows: dict[int, Flow] = {}
             n = ffi.new("uint64_t *")
             while True:
-                rc = lib.sp_step(r, MAX_EVENTS, MAX_DATA)
+                rc = _scanning(scanner, lib.sp_step, r, MAX_EVENTS, MAX_DATA)
                 if rc == 1:
-                    rc = lib.sp_flush(r)
+                    rc = _scanning(scanner, lib.sp_flush, r)
                     _replay(ffi, lib, r, n, table, flows)
                     if rc == 3:
                         raise PacketError("out of memory", subject=str(path))
@@ -133,11 +154,13 @@ def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict[in
     on_data, on_gap, analyze = table.on_data, table.on_gap, table._analyze
     # (kind | direction << 8, flow number, offset or count, length): one event in four numbers
     for head, no, at, size in zip(ev[0::4], ev[1::4], ev[2::4], ev[3::4], strict=True):
+        kind = head & 0xFF
         f = flows.get(no)
         if f is None:
-            f = flows[no] = Flow(f"{run_id}-{no}", (b"", 0), (b"", 0), 6, 0.0)
+            f = Flow(f"{run_id}-{no}", (b"", 0), (b"", 0), 6, 0.0)
             f.streams = [_Head(), _Head()]  # type: ignore[list-item]
-        kind = head & 0xFF
+            if kind != EV_COMMON:  # (a common connection has no other event)
+                flows[no] = f
         if kind == EV_DATA:
             d = head >> 8
             chunk = data[at : at + size]
@@ -158,9 +181,16 @@ def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict[in
                 _finish(table, f, data, at)
         elif kind == EV_DROP:
             del flows[no]
+        elif kind == EV_COMMON:
+            _common(table, f, data, at)
 
 
 def _finish(table: FlowTable, f: Flow, data: bytes, at: int) -> None:
+    table.emit(table._record(f, _facts(f, data, at)))
+
+
+def _facts(f: Flow, data: bytes, at: int) -> str:
+    """Set the finished flow's facts as pcapfast.c finish() wrote them; returns its end state."""
     (first, last, b0, b1, p0, p1, _gaps, _inspected, _d0, _d1, _no, fl0, fl1, cport, sport, proto,
      iplen, state, cip, sip) = FACTS.unpack_from(data, at)  # fmt: skip
     f.first, f.last = first, last
@@ -171,4 +201,83 @@ def _finish(table: FlowTable, f: Flow, data: bytes, at: int) -> None:
     f.server = (sip[:iplen], sport)
     f.proto = proto
     f.done = True
-    table.emit(table._record(f, STATES[state]))
+    return STATES[state]
+
+
+def _common(table: FlowTable, f: Flow, data: bytes, at: int) -> None:
+    """A common connection (pcapfast.c ``common``): clear HTTP/1.x opened by the client, no
+    hole. Its record is the one the replay would build: what detection gives such a flow
+    (http1.probe's details), no TLS, and the findings of the DLP feeds of the directions that
+    are not quiet, fed the pieces the replay feeds them; the same record code and gate."""
+    state = _facts(f, data, at)
+    f.streams[0].delivered, f.streams[1].delivered = FACTS.unpack_from(data, at)[8:10]
+    m, np, nh, status = COMMON.unpack_from(data, at + FACTS.size)
+    p = at + FACTS.size + COMMON.size
+    details = [("http.method", data[p : p + m].decode()),
+               ("http.path", data[p + m : p + m + np].decode("latin-1"))]  # fmt: skip
+    if nh:
+        details.append(("http.host", data[p + m + np : p + m + np + nh].decode("latin-1")))
+    details.append(("http.status", status.decode()))
+    p += m + np + nh
+    for d in (0, 1):
+        loud = data[p]
+        p += 1
+        if not loud:
+            continue  # quiet: its feed would find nothing and note no limit
+        (pieces,) = U32.unpack_from(data, p)
+        sizes = struct.unpack_from(f"<{pieces}I", data, p + 4)
+        p += 4 + 4 * pieces
+        feed = f.dlp[d] = DlpFeed(table.inspectors.dlp)  # type: ignore[union-attr]
+        for n in sizes:
+            feed.feed(data[p : p + n])
+            p += n
+    f.detection = Detection(protocol="proto.http", encrypted=False, upgrade=None,
+                            details=tuple(details), confidence=1.0)  # fmt: skip
+    table.emit(table._record(f, state))
+
+
+def _scanning(scanner: Any, call: Any, *args: Any) -> int:
+    """``call(*args)`` holding the engine's scan token when the C code scans with it (see
+    runscan.Scanner: its buffers are one thread's at a time)."""
+    if scanner is None:
+        return int(call(*args))
+    try:
+        token = scanner.idle.pop()
+    except IndexError:  # another thread is in the scan
+        raise scanner._busy("DLP scan: engine busy in a thread") from None
+    try:
+        return int(call(*args))
+    finally:
+        scanner.idle.append(token)
+
+
+def _common_scan(table: FlowTable) -> tuple[int, int, int, int, int, Any] | None:
+    """runscan.c's whole-stream scan as pcapfast.c calls it (its three functions, the engine's
+    expression ids and database), when the table's inspectors are the shipped ones and their
+    DLP engine's ``stretch`` is exactly that scan; else None: every flow is replayed."""
+    if os.environ.get("STOCKADE_SENSOR_FASTPATH") == "replay":
+        return None
+    ins = table.inspectors
+    if ins is None or ins.dlp is None:
+        return None
+    from stockade.network import protocols
+    from stockade.network.dlp import runscan
+    from stockade.network.dlp.engine import DlpEngine
+
+    engine = ins.dlp
+    if ins.detect is not protocols.detect or type(engine) is not DlpEngine:
+        return None
+    scanner = engine._runscan
+    module = runscan.compiled()
+    if scanner is None or module is None or engine._hs_db is not None:
+        return None
+    if not engine.triggers or engine.always_scan:
+        return None
+    ffi, lib = module.ffi, module.lib
+
+    def address(x: Any) -> int:
+        return int(ffi.cast("uintptr_t", x))
+
+    return (address(ffi.addressof(lib, "rs_new")), address(ffi.addressof(lib, "rs_scan_all")),
+            address(ffi.addressof(lib, "rs_free")), address(scanner._hand),
+            address(scanner._db), scanner)  # fmt: skip

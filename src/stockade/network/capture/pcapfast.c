@@ -18,13 +18,18 @@
 #define SP_MAX_RECORD (1u << 24)
 #define SP_MAX_TIMESTAMP 253402300799.0
 
-enum { EV_DATA = 1, EV_GAP = 2, EV_ANALYZE = 3, EV_FINISH = 4, EV_DROP = 5 };
+enum { EV_DATA = 1, EV_GAP = 2, EV_ANALYZE = 3, EV_FINISH = 4, EV_DROP = 5, EV_COMMON = 6 };
 enum { ST_CLOSED = 0, ST_RESET, ST_TIMEOUT, ST_EVICTED, ST_ACTIVE };
 enum { TH_FIN = 1, TH_SYN = 2, TH_RST = 4, TH_ACK = 16 };
 
 struct sp_cfg {
     uint64_t depth, ooo_limit, ooo_segments, memcap, max_flows;
     double tcp_idle, udp_idle, half_open_idle, linger;
+    /* the common connection (see "the common connection" below): on when common is 1; the
+       bytes all waiting flows may hold; runscan.c's whole-stream scan (rs_new, rs_scan_all,
+       rs_free) with the engine's expression ids and database */
+    uint64_t common, defer_cap;
+    uintptr_t rs_new, rs_scan_all, rs_free, rs_ids, rs_db;
 };
 
 struct sp_seg {
@@ -71,6 +76,13 @@ struct sp_flow {
     struct sp_stream st[2];
     struct sp_node node[2];
     struct sp_flow *prev, *next;
+    /* while defer: its events wait here instead of going to Python (the common connection) */
+    uint8_t defer;
+    int8_t first_dir;   /* the direction that delivered first, -1 before */
+    uint64_t alen[2];   /* each direction's bytes when the flow was analyzed */
+    struct sp_dbuf { uint8_t *p; size_t n, cap; } dbuf[2];
+    uint32_t *dev;      /* waiting events: len << 1 | dir for data, 0 for the analysis */
+    size_t ndev, capdev;
 };
 
 struct sp_run {
@@ -97,6 +109,7 @@ struct sp_run {
     struct sp_flow *head, *tail;
     uint64_t flow_no;
     int64_t memory;
+    uint64_t deferred; /* bytes allocated by waiting flows (at most cfg.defer_cap) */
     double next_sweep;
     uint64_t fstat[7]; /* flows records evicted half_open_dropped memcap_evictions peak_flows
                           peak_memory */
@@ -144,6 +157,286 @@ static int64_t sp_put(struct sp_run *r, const void *p, size_t n) {
     if (n) memcpy(r->data + r->ndata, p, n);
     r->ndata += n;
     return at;
+}
+
+/* ---------------------------------------------------------------- the common connection */
+/* A TCP flow's events wait here (defer) while it may still be the common connection: clear
+ * HTTP/1.x opened by the client, without a hole. At its end, common() decides it from the bytes
+ * it kept and sends one EV_COMMON (the record's facts, the HTTP details, and the bytes of each
+ * direction DLP must look at: those runscan's scan does not find quiet) instead of its events;
+ * anything else (TLS, another protocol, an upgrade, a hole, a direction past DlpFeed's
+ * unchecked stretch, too many events or bytes waiting) hands the waiting events to Python in
+ * their order (undefer), and the flow goes on as before: fastpcap.py's replay stays the
+ * reference. Each flow's events keep their order; only Python's hooks of different flows,
+ * which share nothing that changes a record, see them later. */
+
+#define SP_DEFER_DIR 65536u   /* analysis.py UNCHECKED_STRETCH: past it DlpFeed streams */
+#define SP_DEFER_EVENTS 1024u /* waiting events per flow */
+
+static void defer_free(struct sp_run *r, struct sp_flow *f) {
+    for (int d = 0; d < 2; d++) {
+        r->deferred -= f->dbuf[d].cap;
+        free(f->dbuf[d].p);
+        f->dbuf[d] = (struct sp_dbuf){NULL, 0, 0};
+    }
+    r->deferred -= f->capdev * sizeof *f->dev;
+    free(f->dev);
+    f->dev = NULL;
+    f->ndev = f->capdev = 0;
+    f->defer = 0;
+}
+
+/* the waiting events go to Python, in their order; the flow's later ones go there directly */
+static void undefer(struct sp_run *r, struct sp_flow *f) {
+    if (!f->defer) return;
+    size_t off[2] = {0, 0};
+    for (size_t i = 0; i < f->ndev; i++) {
+        uint32_t e = f->dev[i];
+        if (!e) {
+            sp_event(r, EV_ANALYZE, 0, f->no, 0, 0);
+            continue;
+        }
+        int d = (int)(e & 1);
+        size_t len = e >> 1;
+        int64_t at = sp_put(r, f->dbuf[d].p + off[d], len);
+        sp_event(r, EV_DATA, d, f->no, at, (int64_t)len);
+        off[d] += len;
+    }
+    defer_free(r, f);
+}
+
+/* room for one more waiting event (0), within the run's cap on waiting bytes (else -1) */
+static int defer_grow_events(struct sp_run *r, struct sp_flow *f) {
+    if (f->ndev < f->capdev) return 0;
+    size_t c = f->capdev ? f->capdev * 2 : 32;
+    if (r->deferred + (c - f->capdev) * sizeof *f->dev > r->cfg.defer_cap) return -1;
+    uint32_t *q = realloc(f->dev, c * sizeof *q);
+    if (!q) return -1;
+    r->deferred += (c - f->capdev) * sizeof *q;
+    f->dev = q;
+    f->capdev = c;
+    return 0;
+}
+
+/* room for n more bytes in b (0), within the run's cap on waiting bytes (else -1) */
+static int defer_grow_bytes(struct sp_run *r, struct sp_dbuf *b, size_t n) {
+    if (b->n + n <= b->cap) return 0;
+    size_t c = b->cap ? b->cap : 2048;
+    while (c < b->n + n) c *= 2;
+    if (r->deferred + (c - b->cap) > r->cfg.defer_cap) return -1;
+    uint8_t *q = realloc(b->p, c);
+    if (!q) return -1;
+    r->deferred += c - b->cap;
+    b->p = q;
+    b->cap = c;
+    return 0;
+}
+
+/* keep one waiting event (and its bytes; len 0: the analysis): 0, or -1 when the flow stops
+   waiting (undefer: the caller sends this event itself) */
+static int defer_event(struct sp_run *r, struct sp_flow *f, int dir, const uint8_t *data,
+                       size_t len) {
+    struct sp_dbuf *b = &f->dbuf[dir];
+    if (f->ndev >= SP_DEFER_EVENTS || b->n + len > SP_DEFER_DIR
+        || defer_grow_events(r, f) || defer_grow_bytes(r, b, len)) {
+        undefer(r, f);
+        return -1;
+    }
+    if (len) {
+        if (f->first_dir < 0) f->first_dir = (int8_t)dir;
+        memcpy(b->p + b->n, data, len);
+        b->n += len;
+        f->dev[f->ndev++] = (uint32_t)(len << 1 | (size_t)dir);
+    } else {
+        f->alen[0] = f->dbuf[0].n;
+        f->alen[1] = f->dbuf[1].n;
+        f->dev[f->ndev++] = 0;
+    }
+    return 0;
+}
+
+typedef void *(*rs_new_fn)(const uint32_t *ids, void *db);
+typedef long long (*rs_scan_all_fn)(void *state, const uint8_t *data, size_t len,
+                                    const uint64_t **pairs);
+typedef void (*rs_free_fn)(void *state);
+
+static int is_alnum(uint8_t c) {
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+/* DlpEngine.stretch(data) == [] through its runscan scan: no expression of the engine matches
+   anywhere in data (scanned as one whole stream) and it does not end in a letter or digit */
+static int quiet(struct sp_run *r, const uint8_t *data, size_t len) {
+    if (len && is_alnum(data[len - 1])) return 0;
+    void *state = ((rs_new_fn)r->cfg.rs_new)((const uint32_t *)r->cfg.rs_ids, (void *)r->cfg.rs_db);
+    if (!state) return 0;
+    const uint64_t *pairs = NULL;
+    long long n = ((rs_scan_all_fn)r->cfg.rs_scan_all)(state, data, len, &pairs);
+    ((rs_free_fn)r->cfg.rs_free)(state);
+    return n == 0;
+}
+
+static int is_space(uint8_t c) { /* what \s and bytes.strip() take */
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static uint8_t ascii_lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c; }
+
+static const char *const METHODS[] = {
+    "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE", "PROPFIND",
+    "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK",
+};
+
+struct sp_http {
+    const uint8_t *method, *path, *host;
+    size_t nmethod, npath, nhost;
+};
+
+/* http1.request_header(client, "host"): over the lines after the first up to the empty one
+   (within 4096 bytes), the last named "host" (white space around the name, any case), its value
+   without trailing CRs and white space; *n = 0 for none (or an empty value: probe() skips it) */
+static const uint8_t *request_host(const uint8_t *c, size_t len, size_t *n) {
+    *n = 0;
+    if (len > 4096) len = 4096;
+    const uint8_t *lf = memchr(c, '\n', len);
+    if (!lf) return NULL;
+    size_t start = (size_t)(lf - c); /* the LF before the second line */
+    size_t end = len;
+    for (size_t i = start; i < len; i++) { /* _EMPTY_LINE: \n\r*(?:\n|\Z) */
+        if (c[i] != '\n') continue;
+        size_t j = i + 1;
+        while (j < len && c[j] == '\r') j++;
+        if (j == len || c[j] == '\n') {
+            end = i + 1;
+            break;
+        }
+    }
+    const uint8_t *found = NULL;
+    size_t nfound = 0;
+    for (size_t i = start; i < end; i++) { /* \n[ \t\r\v\f]*host[ \t\r\v\f]*:([^\n]*) */
+        if (c[i] != '\n') continue;
+        size_t j = i + 1;
+        while (j < end && c[j] != '\n' && is_space(c[j])) j++;
+        if (j + 4 > end || ascii_lower(c[j]) != 'h' || ascii_lower(c[j + 1]) != 'o'
+            || ascii_lower(c[j + 2]) != 's' || ascii_lower(c[j + 3]) != 't')
+            continue;
+        j += 4;
+        while (j < end && c[j] != '\n' && is_space(c[j])) j++;
+        if (j >= end || c[j] != ':') continue;
+        size_t v = j + 1, w = v;
+        while (w < end && c[w] != '\n') w++;
+        found = c + v;
+        nfound = w - v;
+    }
+    if (!found) return NULL;
+    while (nfound && found[nfound - 1] == '\r') nfound--;
+    while (nfound && is_space(found[nfound - 1])) nfound--;
+    while (nfound && is_space(found[0])) { found++; nfound--; }
+    *n = nfound;
+    return found;
+}
+
+/* protocols.detect(client, server) is HTTP/1.x with full confidence, and no detector before it
+   (TLS, SSH, gRPC, HTTP/2), no in-band upgrade and no hello check can say otherwise: a request
+   line (http1._REQUEST, a method of METHODS, an origin-form or "*" target) and a status line
+   (http1._STATUS, not 101), a client that opens with it, no "upgrade:" in the client's first
+   4096 bytes (upgrades._http). The details are http1.probe()'s. Else 0: Python decides. */
+static int http_common(const uint8_t *c, size_t nc, const uint8_t *s, size_t ns,
+                       const uint8_t *cfull, size_t ncfull, struct sp_http *h) {
+    size_t lim = nc < 512 ? nc : 512;
+    const uint8_t *lf = memchr(c, '\n', lim);
+    if (!lf) return 0;
+    size_t len = (size_t)(lf - c);
+    while (len && c[len - 1] == '\r') len--;
+    size_t m = 0;
+    while (m < len && c[m] >= 'A' && c[m] <= 'Z') m++;
+    if (m < 3 || m > 10 || m >= len || c[m] != ' ') return 0;
+    int known = 0;
+    for (size_t i = 0; i < sizeof METHODS / sizeof *METHODS; i++)
+        if (strlen(METHODS[i]) == m && !memcmp(METHODS[i], c, m)) known = 1;
+    if (!known || len < m + 1 + 1 + 9) return 0;
+    const uint8_t *tail = c + len - 9;
+    if (memcmp(tail, " HTTP/1.", 8) || (tail[8] != '0' && tail[8] != '1')) return 0;
+    const uint8_t *t = c + m + 1;
+    size_t nt = (size_t)(tail - t);
+    if (!nt) return 0;
+    for (size_t i = 0; i < nt; i++)
+        if (is_space(t[i])) return 0;
+    if (t[0] == '/') { /* target_path: up to the first of ?;# (never empty: it starts with /) */
+        size_t k = 0;
+        while (k < nt && t[k] != '?' && t[k] != ';' && t[k] != '#') k++;
+        h->npath = k;
+    } else if (nt == 1 && t[0] == '*') {
+        h->npath = 1;
+    } else {
+        return 0; /* absolute- or authority-form: Python */
+    }
+    h->method = c;
+    h->nmethod = m;
+    h->path = t;
+    size_t n64 = ns < 64 ? ns : 64;
+    if (n64 < 12 || memcmp(s, "HTTP/1.", 7) || (s[7] != '0' && s[7] != '1') || s[8] != ' '
+        || s[9] < '1' || s[9] > '5' || s[10] < '0' || s[10] > '9' || s[11] < '0' || s[11] > '9')
+        return 0;
+    if (!(n64 == 12 || s[12] == ' ' || (s[12] == '\n' && n64 == 13))) return 0;
+    if (!memcmp(s + 9, "101", 3)) return 0;
+    size_t nup = ncfull < 4096 ? ncfull : 4096;
+    static const char up[] = "upgrade:";
+    for (size_t i = 0; i + 8 <= nup; i++) {
+        size_t k = 0;
+        while (k < 8 && ascii_lower(cfull[i + k]) == (uint8_t)up[k]) k++;
+        if (k == 8) return 0;
+    }
+    h->host = request_host(c, nc, &h->nhost);
+    return 1;
+}
+
+static void put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+
+/* Is this finished flow the common connection? Then its EV_COMMON: the record's facts; method,
+   path and host lengths (1, 2, 2 bytes), the status (3), the three strings; then per direction
+   one byte, 1 when DLP must look at it (not quiet), followed for such a direction by the number
+   of its pieces (4 bytes), their lengths (4 each) and its bytes: the pieces Python's DlpFeed
+   would have been fed, in order (the first is the head the hello check passed, as decided). */
+static int common(struct sp_run *r, struct sp_flow *f, const uint8_t *facts, size_t nfacts) {
+    if (!f->defer || f->first_dir != 0 || f->st[0].gaps || f->st[1].gaps) return 0;
+    const struct sp_dbuf *cb = &f->dbuf[0], *sb = &f->dbuf[1];
+    if (!f->alen[0] || !f->alen[1] || f->alen[0] > cb->n || f->alen[1] > sb->n) return 0;
+    struct sp_http h;
+    if (!http_common(cb->p, f->alen[0], sb->p, f->alen[1], cb->p, cb->n, &h)) return 0;
+    uint8_t loud[2] = {!quiet(r, cb->p, cb->n), !quiet(r, sb->p, sb->n)};
+    uint8_t lens[8];
+    lens[0] = (uint8_t)h.nmethod;
+    lens[1] = (uint8_t)h.npath; lens[2] = (uint8_t)(h.npath >> 8);
+    lens[3] = (uint8_t)h.nhost; lens[4] = (uint8_t)(h.nhost >> 8);
+    memcpy(lens + 5, sb->p + 9, 3);
+    int64_t at = sp_put(r, facts, nfacts);
+    sp_put(r, lens, sizeof lens);
+    sp_put(r, h.method, h.nmethod);
+    sp_put(r, h.path, h.npath);
+    if (h.nhost) sp_put(r, h.host, h.nhost);
+    size_t size = nfacts + sizeof lens + h.nmethod + h.npath + h.nhost;
+    for (int d = 0; d < 2; d++) {
+        sp_put(r, &loud[d], 1);
+        size++;
+        if (!loud[d]) continue;
+        uint32_t pieces = 0;
+        for (size_t i = 0; i < f->ndev; i++)
+            if (f->dev[i] && (int)(f->dev[i] & 1) == d) pieces++;
+        uint8_t u[4];
+        put_u32(u, pieces);
+        sp_put(r, u, 4);
+        for (size_t i = 0; i < f->ndev; i++) {
+            if (!f->dev[i] || (int)(f->dev[i] & 1) != d) continue;
+            put_u32(u, f->dev[i] >> 1);
+            sp_put(r, u, 4);
+        }
+        sp_put(r, f->dbuf[d].p, f->dbuf[d].n);
+        size += 4 + 4 * (size_t)pieces + f->dbuf[d].n;
+    }
+    defer_free(r, f);
+    sp_event(r, EV_COMMON, 0, f->no, at, (int64_t)size);
+    return 1;
 }
 
 /* ---------------------------------------------------------------- reassembly (reassembly.py) */
@@ -261,9 +554,11 @@ static void deliver(struct sp_ctx *c, const uint8_t *data, uint64_t len) {
     s->delivered += len;
     if (s->keep_head) s->headlen += len;
     if (len) {
-        int64_t at = sp_put(r, data, len);
         c->f->evented = 1;
-        sp_event(r, EV_DATA, c->dir, c->f->no, at, (int64_t)len);
+        if (!c->f->defer || defer_event(r, c->f, c->dir, data, len)) {
+            int64_t at = sp_put(r, data, len);
+            sp_event(r, EV_DATA, c->dir, c->f->no, at, (int64_t)len);
+        }
     }
     if (s->delivered >= r->cfg.depth && s->nooo) {
         ooo_clear(s);
@@ -340,6 +635,7 @@ static void skip_to(struct sp_ctx *c, uint32_t seq) {
     s->gaps++;
     s->next_seq = seq;
     c->f->evented = 1;
+    undefer(c->r, c->f); /* a hole: never the common connection */
     sp_event(c->r, EV_GAP, c->dir, c->f->no, missing, 0);
     drain(c);
 }
@@ -535,7 +831,7 @@ static int grow(struct sp_run *r) {
 static void analyze(struct sp_run *r, struct sp_flow *f) {
     f->analyzed = 1;
     f->evented = 1;
-    sp_event(r, EV_ANALYZE, 0, f->no, 0, 0);
+    if (!f->defer || defer_event(r, f, 0, NULL, 0)) sp_event(r, EV_ANALYZE, 0, f->no, 0, 0);
     for (int d = 0; d < 2; d++) r->memory -= stream_release(&f->st[d]);
 }
 
@@ -575,8 +871,10 @@ static void finish(struct sp_run *r, struct sp_flow *f, int state) {
     *p++ = (uint8_t)state;
     memcpy(p, f->cip, 16); p += 16;
     memcpy(p, f->sip, 16); p += 16;
-    int64_t at = sp_put(r, b, (size_t)(p - b));
     f->finished = 1;
+    if (record && common(r, f, b, (size_t)(p - b))) return;
+    undefer(r, f);
+    int64_t at = sp_put(r, b, (size_t)(p - b));
     sp_event(r, EV_FINISH, record, f->no, at, (int64_t)(p - b));
 }
 
@@ -591,6 +889,7 @@ static void remove_flow(struct sp_run *r, struct sp_flow *f) {
         r->memory -= stream_release(&f->st[d]);
         stream_free(&f->st[d]);
     }
+    undefer(r, f); /* (a finished flow waits no more) */
     if (f->evented && !f->finished) sp_event(r, EV_DROP, 0, f->no, 0, 0);
     if (f->prev) f->prev->next = f->next; else r->head = f->next;
     if (f->next) f->next->prev = f->prev; else r->tail = f->prev;
@@ -710,6 +1009,8 @@ static struct sp_flow *new_flow(struct sp_run *r, double ts, const uint8_t *src,
         f->st[d].fin_seq = -1;
     }
     f->self_pair = sport == dport && !memcmp(src, dst, len);
+    f->defer = r->cfg.common == 1 && proto == 6 && !f->self_pair;
+    f->first_dir = -1;
     f->node[0] = (struct sp_node){f, 0, NULL};
     f->node[1] = (struct sp_node){f, 1, NULL};
     if (f->self_pair) {
@@ -1200,6 +1501,7 @@ void sp_free(struct sp_run *r) {
         for (int d = 0; d < 2; d++) {
             stream_free(&f->st[d]);
         }
+        defer_free(r, f);
         r->head = f->next;
         free(f);
     }

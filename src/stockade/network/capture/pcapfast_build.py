@@ -12,6 +12,8 @@ CDEF = """
 struct sp_cfg {
     uint64_t depth, ooo_limit, ooo_segments, memcap, max_flows;
     double tcp_idle, udp_idle, half_open_idle, linger;
+    uint64_t common, defer_cap;
+    uintptr_t rs_new, rs_scan_all, rs_free, rs_ids, rs_db;
 };
 struct sp_run;
 struct sp_run *sp_new(const uint8_t *buf, uint64_t size, const struct sp_cfg *cfg, int64_t count);
