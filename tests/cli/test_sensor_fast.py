@@ -123,7 +123,9 @@ def _stockade(lane: str, *args: str, cwd: Path) -> tuple[int, str, str, str]:
         capture_output=True, text=True, env=env, cwd=cwd, check=False,
     )  # fmt: skip
     stderr, _, modules = out.stderr.rpartition("modules: ")
-    ids = re.sub(r'"id": "[0-9a-f]{8}-(\d+)"', r'"id": "RUN-\1"', out.stdout)
+    ids = re.sub(
+        r'"id": "[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-([0-9a-f]{12})"', r'"id": "RUN-\1"', out.stdout
+    )
     return out.returncode, ids, stderr, modules.strip()
 
 

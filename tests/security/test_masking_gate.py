@@ -31,6 +31,7 @@ from stockade.model import Event, Finding, Pillar, ResourceRef, Severity
 from stockade.model.redact import (
     RedactingFilter,
     digits_of,
+    own_id,
     redact,
     redact_text,
     redact_text_fully,
@@ -722,10 +723,15 @@ def test_only_an_id_in_stockades_own_shape_is_spared_under_an_id_key(any_store: 
     shape of an id Stockade makes; a card or SSN put there (free text, nested) is masked, on the
     way into the store and on the way out to a controller or receiver."""
     card, ssn = _card("4", 16, 41), "536228401"
-    own = {"connection": "0a1b2c3d-42", "id": "0190a1b2c3d4e5f60718293a4b5c6d7e"}
+    own = {
+        "connection": "0a1b2c3d-9e8f-4a5b-8c7d-00000000002a",
+        "id": "0190a1b2c3d4e5f60718293a4b5c6d7e",
+    }
     planted = {
         "id": shaped(card, " "),
         "connection": shaped(ssn, "-"),
+        # the shape connection ids had before session 11: a card with one dash in it
+        "also": {"connection": f"{card[:8]}-{card[8:]}", "id": f"{card[:8]}-{card[8:]}"},
         "evidence": {"id": {"note": shaped(card, "-")}, "connection": [f"ssn {ssn}"]},
         "link": own,
     }
@@ -739,6 +745,41 @@ def test_only_an_id_in_stockades_own_shape_is_spared_under_an_id_key(any_store: 
     stored = json.dumps(got.data)
     assert card not in digits_of(stored) and ssn not in digits_of(stored), stored
     assert got.data["link"] == own
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_what_an_id_key_spares_the_gate_would_have_left_as_it_is(data: st.DataObject) -> None:
+    """Sparing a value under an id key is only a shortcut: every string ``own_id`` accepts, digits
+    only or not, comes out of the gate unchanged, so nothing can hide behind the key."""
+    digits = st.sampled_from("0123456789" * 6 + "abcdef")
+    hexes = lambda n: st.text(digits, min_size=n, max_size=n)  # noqa: E731
+    shapes = st.one_of(
+        hexes(32),
+        st.tuples(hexes(8), hexes(4), hexes(4), hexes(4), hexes(12)).map("-".join),
+    )
+    value = data.draw(shapes)
+    assert own_id(value)
+    assert redact_text(value) == value
+    assert redact({"connection": value}) == {"connection": value}
+
+
+def test_connection_ids_are_ids_the_gate_leaves_as_they_are() -> None:
+    """The flow table makes UUID-shaped connection ids (its run's random bits, then a counter), so
+    the gate never masks one, and no card in a shape the gate would mask is spared as an id."""
+    from stockade.identity import Directory
+    from stockade.network.flows import FlowTable
+
+    table = FlowTable(None, Directory(), lambda record: None)
+    table._run = "41111111-1111-4111-8111-"  # all digits: still read as an id
+    made = [table._new(1.0, ("10.0.0.1", 40000 + n, "10.0.0.2", 80, 6), 6, reverse=False)[0].id
+            for n in range(3)]  # fmt: skip
+    assert made == [f"41111111-1111-4111-8111-{n:012x}" for n in (1, 2, 3)]
+    for value in made:
+        assert own_id(value) and redact_text(value) == value
+    assert (
+        not own_id("41111111-11111111") and redact_text("41111111-11111111") != "41111111-11111111"
+    )
 
 
 def _hostile_record(detail: str = "v"):  # -> ConnectionRecord

@@ -339,12 +339,11 @@ def _ssn_spans(text: str, groups: list[Group], blobs: list[Group]) -> list[Group
     return spans
 
 
-# The shapes of the ids Stockade makes: a connection's (its run's 8 hex digits, a dash, a
-# counter), a 32-hex-digit id (an event's), a UUID. Only such a string is spared under a ``keep``
-# key: anything else there (free text, a card with spaces, a nested document) passes the gate.
-_OWN_ID = re.compile(
-    r"[0-9a-f]{8}-[0-9]{1,19}|[0-9a-f]{32}|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}"
-)
+# The shapes of the ids Stockade makes: 32 hex digits, or a UUID (an event's id, a connection's).
+# The gate itself leaves such a string as it is (a hex blob or a UUID is never read as a card or
+# an SSN), so sparing it under a ``keep`` key only saves the scan; anything else there (free text,
+# a card with a dash, a nested document) passes the gate.
+_OWN_ID = re.compile(r"[0-9a-f]{32}|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 
 
 def own_id(value: Any) -> bool:
@@ -355,8 +354,8 @@ def own_id(value: Any) -> bool:
 def redact(value: Any, *, keep: frozenset[str] = frozenset()) -> Any:
     """``value`` with :func:`redact_text` applied to every string in it, through dicts, lists and
     tuples (keys too). Entries of a dict whose key is in ``keep`` pass unchanged when their value
-    has the shape of an id Stockade makes (:func:`own_id`: a connection id such as
-    ``0a1b2c3d-42`` may read as a card to the gate); any other value there passes the gate."""
+    has the shape of an id Stockade makes (:func:`own_id`, which the gate would leave as it is
+    anyway: this saves the scan); any other value there passes the gate."""
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, dict):

@@ -139,7 +139,11 @@ class FlowTable:
         self.memory = 0
         self._flows: dict[FlowKey, tuple[Flow, int]] = {}
         self._ids = itertools.count(1)
-        self._run = os.urandom(4).hex()
+        # A connection's id is UUID-shaped: this table's 80 random bits, then its counter as 12 hex
+        # digits (so ids of one run sort by creation). The masking gate reads a UUID as an id, never
+        # as a card number, whatever digits it holds (model.redact).
+        run = os.urandom(10).hex()
+        self._run = f"{run[:8]}-{run[8:12]}-{run[12:16]}-{run[16:]}-"
         self._next_sweep = 0.0
 
     def __len__(self) -> int:
@@ -231,7 +235,7 @@ class FlowTable:
     def _new(self, ts: float, key: FlowKey, proto: int, *, reverse: bool) -> tuple[Flow, int]:
         src, sport, dst, dport, _ = key
         client, server = ((dst, dport), (src, sport)) if reverse else ((src, sport), (dst, dport))
-        f = Flow(f"{self._run}-{next(self._ids)}", client, server, proto, ts)
+        f = Flow(f"{self._run}{next(self._ids):012x}", client, server, proto, ts)
         cfg = self.cfg
         for d in (0, 1):
             f.streams.append(

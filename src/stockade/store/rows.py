@@ -17,7 +17,8 @@ from stockade.model.redact import own_id, redact_text
 from stockade.model.resource import ResourceRef
 
 # Keys of ids Stockade made itself (an event's link to its connection): a value in the shape of
-# one (model.redact.own_id) is kept as it is; any other value under them passes the gate.
+# one (model.redact.own_id: a UUID or 32 hex digits, which the gate leaves as they are) skips the
+# scan; any other value under them passes the gate.
 OWN_IDS = frozenset({"id", "connection"})
 # NUL: PostgreSQL text cannot hold it. Lone surrogates (JSON "\\ud800", file names decoded with
 # surrogateescape): UTF-8, so SQLite, cannot encode them.
