@@ -359,3 +359,44 @@ def test_the_worker_survives_an_unexpected_error_and_counts_it() -> None:
     stats = q.stats()
     assert (stats.handled, stats.errors) == (2, 1) and results == [0]
     assert "OSError: socket gone" in q.last_error
+
+
+def test_the_idle_hook_runs_once_the_queue_is_drained_and_survives_a_failure() -> None:
+    """``on_idle`` (the controller stores the response events it kept) runs on the worker once
+    the queue is empty, after the last event was handled, so nothing kept waits for a next
+    event; a failing hook is counted and logged, and the worker goes on."""
+    c = Controller()
+    gate = threading.Event()
+
+    def held_record(event: Event) -> None:
+        gate.wait(30)
+        c.recorded.append(event)
+
+    r = Responder(
+        rules("{name: n, mode: monitor, match: {level: high}, actions: [quarantine]}"),
+        Executors(quarantine=c.quarantine, notify=c.notify, record=held_record),
+        Clock(),
+    )
+    seen: list[int] = []
+
+    def idle() -> None:
+        seen.append(len(c.recorded))
+        if len(seen) == 2:
+            raise OSError("store gone")
+
+    q = ResponseQueue(r, capacity=50, on_idle=idle).start()
+    deadline = time.monotonic() + 30
+    while not seen and time.monotonic() < deadline:  # the worker found the queue empty
+        time.sleep(0.01)
+    for _ in range(5):  # the worker holds the first while the others queue behind it
+        assert q.submit(dlp(), timeout=0)
+    gate.set()
+    while seen[-1] != 5 and time.monotonic() < deadline:  # drained: the hook ran after the 5th
+        time.sleep(0.01)
+    assert seen[-1] == 5
+    for _ in range(3):
+        assert q.submit(dlp(), timeout=0)
+    stats = q.close(timeout=30)
+    assert stats.handled == 8 and len(c.recorded) == 8
+    assert seen[0] == 0 and seen[-1] == 8  # before any event; after the last one
+    assert stats.errors == 1 and "OSError: store gone" in q.last_error

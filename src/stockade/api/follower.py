@@ -70,6 +70,7 @@ class ResponseFollower:
         *,
         on_claim: Callable[[], object] | None = None,
         before_batch: Callable[[], object] | None = None,
+        after_batch: Callable[[], object] | None = None,
         batch: int = BATCH,
     ) -> None:
         self.store = store
@@ -77,6 +78,7 @@ class ResponseFollower:
         self.handle = handle
         self.on_claim = on_claim  # this replica took the cursor (the responder's cooldowns)
         self.before_batch = before_batch  # the rules stored since the last batch are taken
+        self.after_batch = after_batch  # what handling the batch kept is stored, before the cursor
         self.batch = batch
         self.job = SingletonJob(name="response-rules", run=self.catch_up, interval=SAFETY_POLL)
         leadership.on_notify.append(self.wake)
@@ -166,6 +168,8 @@ class ResponseFollower:
                     except Exception:  # one bad event does not stop the rest
                         log.exception("response to event %s failed", event.id)
                     self.handled += 1
+                if self.after_batch is not None:
+                    self.after_batch()
                 if not self._save(rows[-1][0]):
                     log.warning(
                         "replica %s: another leader took the cursor", self.leadership.replica

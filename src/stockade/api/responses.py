@@ -47,6 +47,7 @@ from stockade.store.versions import config_versions_of
 log = logging.getLogger("stockade.api")
 
 SUBMIT_TIMEOUT = 5.0  # seconds a batch waits for room in a full queue before it is reported
+RECORD_BATCH = 500  # response.would_act events kept at most before they are stored together
 MAX_IDS = 100_000
 MAX_IMAGES = 10_000
 MAX_COOLDOWNS = 10_000  # response events a new leader reads back for the running cooldowns
@@ -231,6 +232,8 @@ class ResponseService:
         self.submit_timeout = submit_timeout
         self.dead_letters = DeadLetters(store)
         self.on_stored: Callable[[], None] | None = None  # wakes the live stream
+        self._pending: list[Event] = []  # response.* events kept for flush_records
+        self._pending_lock = threading.Lock()
         self.responder = ControllerResponder(
             rules or RuleSet("none", ()),
             Executors(
@@ -243,7 +246,7 @@ class ResponseService:
             known_images=known_images or {},
         )
         self.responder.before = self.refresh
-        self.queue = ResponseQueue(self.responder, capacity=capacity)
+        self.queue = ResponseQueue(self.responder, capacity=capacity, on_idle=self.flush_records)
         # PostgreSQL (replicas): the leader follows the events table instead of the queue; set by
         # create_app. submit() then only wakes it.
         self.follower: ResponseFollower | None = None
@@ -256,6 +259,7 @@ class ResponseService:
 
     def close(self, timeout: float = 10.0) -> None:
         self.queue.close(timeout)
+        self.flush_records()
 
     def submit(self, events: Iterable[Event]) -> int:
         """Queue stored events for the rules; returns how many found no room in time (each such
@@ -289,6 +293,7 @@ class ResponseService:
             self.responder.handle,
             on_claim=self._claimed,
             before_batch=lambda: self.refresh(force=True),
+            after_batch=self.flush_records,
         )
         return self.follower
 
@@ -351,7 +356,24 @@ class ResponseService:
         flag_suppressed(self.store, event.id, rule)
 
     def _record(self, event: Event) -> None:
-        record_events(self.store, [event])
+        """Store a ``response.*`` event. What a monitor rule would do is kept until the batch
+        being evaluated ends (``flush_records``: one transaction for a burst, not one per
+        event); anything else is stored at once, after what was kept, so the order holds and an
+        action's record never waits behind its side effect."""
+        with self._pending_lock:
+            self._pending.append(event)
+            if event.kind == "response.would_act" and len(self._pending) < RECORD_BATCH:
+                return
+        self.flush_records()
+
+    def flush_records(self) -> None:
+        """Store the kept ``response.*`` events in one transaction (the follower calls this
+        before it moves its cursor, the queue when it runs dry)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        if not pending:
+            return
+        record_events(self.store, pending)
         if self.on_stored is not None:
             self.on_stored()
 

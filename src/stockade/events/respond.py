@@ -305,13 +305,16 @@ class _Counters:
 
 
 _STOP = object()
+IDLE_AT_LEAST_EVERY = 0.5  # seconds: ``on_idle`` runs this often even while the queue never empties
 
 
 class ResponseQueue:
     """A bounded queue drained by one worker thread that calls ``responder.handle``.
 
     ``on_result(event, taken)`` (optional) receives each event's ActionTaken list on the worker
-    thread (the controller uses it to flag suppressed events and count actions).
+    thread (the controller uses it to flag suppressed events and count actions); ``on_idle``
+    (optional) is called on the worker thread whenever it has emptied the queue (the controller
+    stores the response events it kept while a burst was evaluated).
     """
 
     def __init__(
@@ -320,6 +323,7 @@ class ResponseQueue:
         *,
         capacity: int = 10_000,
         on_result: Callable[[Event, list[ActionTaken]], None] | None = None,
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
@@ -327,6 +331,7 @@ class ResponseQueue:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=capacity)
         self._capacity = capacity
         self._on_result = on_result
+        self._on_idle = on_idle
         self._counters = _Counters()
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
@@ -393,9 +398,16 @@ class ResponseQueue:
             return self._counters.last_error
 
     def _drain(self) -> None:
+        last_idle = time.monotonic()
         while True:
+            if self._on_idle is not None and (
+                self._queue.empty() or time.monotonic() - last_idle >= IDLE_AT_LEAST_EVERY
+            ):
+                self._idle()
+                last_idle = time.monotonic()
             item = self._queue.get()
             if item is _STOP:
+                self._idle()
                 return
             assert isinstance(item, Event)
             try:
@@ -414,3 +426,14 @@ class ResponseQueue:
             with self._lock:
                 self._counters.handled += 1
                 self._counters.actions += len(taken)
+
+    def _idle(self) -> None:
+        if self._on_idle is None:
+            return
+        try:
+            self._on_idle()
+        except Exception as exc:  # the worker outlives a failed flush, which is logged and counted
+            log.exception("the response queue's idle work failed")
+            with self._lock:
+                self._counters.errors += 1
+                self._counters.last_error = f"{type(exc).__name__}: {exc}"
