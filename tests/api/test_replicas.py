@@ -137,6 +137,16 @@ def test_two_replicas_respond_once_and_fail_over_on_kill(
     post(b, e2)
     wait_for(lambda: once(e1) and once(e2), timeout=5, what="both events notified")
     assert time.monotonic() - t0 < 5
+    # and the leader recorded what it did: a leader that dies between a delivery and its record
+    # leaves the event to the next one, which delivers it again (at least once, by design)
+    wait_for(
+        lambda: (
+            {e1["id"], e2["id"]}
+            <= {r.data["trigger"]["id"] for r in list_events(b.store, kind="response.acted")}
+        ),
+        timeout=5,
+        what="the deliveries recorded",
+    )
 
     # freeze the leader, so what the other replica stores now is left unprocessed; then kill it
     assert a.proc is not None
@@ -446,6 +456,69 @@ def test_a_new_leader_takes_the_stored_rules_and_their_cooldowns() -> None:
         assert second.rules.name == "cooling"  # the stored rules, not those it was given
         assert followers[1].handled == 1
         assert len(list_events(store, kind="response.would_act")) == 1  # within the cooldown
+    finally:
+        store.close()
+
+
+WATCHING = """\
+apiVersion: stockade.dev/v1
+kind: ResponseRules
+metadata: {name: watching}
+spec:
+  rules:
+    - name: would-quarantine
+      mode: monitor
+      match: {namespaces: [burst]}
+      actions: [quarantine]
+"""
+
+
+def test_what_monitor_rules_would_do_is_stored_per_batch_and_before_the_cursor_moves() -> None:
+    """A burst's ``response.would_act`` events are stored in one transaction per batch the
+    leader follows (not one per event), and before the cursor moves past the batch: a leader that
+    dies between evaluating and storing leaves the batch to the next, which answers every event
+    exactly once."""
+    store = open_store(pg_url("stockade_replicas_records_test"))
+    try:
+        service = ResponseService(
+            store, quarantine=RecordedQuarantine(store), rules=parse_rules(WATCHING, name="w")
+        )
+        lead = SoleLeader("only")
+        follower = service.follow(lead)
+        burst = [
+            Event(
+                kind="dlp.hit",
+                message=f"{i}",
+                resource=ResourceRef(kind="pod", name=f"p{i}", namespace="burst"),
+            )
+            for i in range(450)
+        ]
+        record_events(store, burst[:50])
+        wait_for(lambda: len(events_committed_after(store, (0, 0))) == 50)
+        lead.start()
+
+        def died() -> None:  # evaluated, then gone before anything was stored
+            service._pending.clear()
+            raise RuntimeError("the leader died")
+
+        follower.after_batch = died
+        with pytest.raises(RuntimeError):
+            follower.catch_up()
+        assert list_events(store, kind="response.would_act") == []
+        follower.after_batch = service.flush_records
+        record_events(store, burst[50:])
+        wait_for(lambda: len(events_committed_after(store, (0, 0), limit=1000)) == 450)
+        follower.catch_up()
+        answered = [
+            e.data["trigger"]["id"]
+            for e in list_events(store, kind="response.would_act", limit=1000)
+        ]
+        assert sorted(answered) == sorted(e.id for e in burst)  # each once
+        with store.engine.connect() as conn:
+            commits = conn.execute(
+                text("SELECT count(DISTINCT tx) FROM events WHERE kind = 'response.would_act'")
+            ).scalar_one()
+        assert commits == 3  # 450 events in batches of 200
     finally:
         store.close()
 
