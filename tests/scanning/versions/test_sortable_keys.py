@@ -28,7 +28,7 @@ def _sign(x: int) -> int:
 def test_stored_keys_order_like_the_parser(scheme: str) -> None:
     s = SCHEMES[scheme]
 
-    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(STRATEGIES[scheme], STRATEGIES[scheme])
     def check(a: str, b: str) -> None:
         try:
@@ -130,7 +130,7 @@ def test_keys_encoded_from_the_text_equal_the_parsed_keys_bytes(scheme: str) -> 
         st.text(alphabet="0123456789.-:~+v ", max_size=12),
     )
 
-    @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(texts)
     def check(text: str) -> None:
         fast = _shortcut(scheme, text)
