@@ -178,7 +178,7 @@ def _outcome(path: Path, inspectors: Any, mode: str, monkeypatch: pytest.MonkeyP
         end: Any = run.stats
     except PacketError as exc:
         end = ("error", str(exc))
-    return [dataclasses.replace(r, id=r.id.split("-", 1)[1]) for r in records], end
+    return [dataclasses.replace(r, id=r.id.rsplit("-", 1)[1]) for r in records], end
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +265,9 @@ def test_the_command_masks_and_matches_on_every_path(captures, tmp_path) -> None
                  "json", "--no-store", "--fail-on", "high"],
                 env=env, capture_output=True, text=True, check=False,
             )  # fmt: skip
-            outs.append((p.returncode, re.sub(r'"id": "[0-9a-f]+-', '"id": "', p.stdout), p.stderr))
+            outs.append(
+                (p.returncode, re.sub(r'"id": "[0-9a-f-]+-', '"id": "', p.stdout), p.stderr)
+            )
         assert outs[0] == outs[1] == outs[2]
         rc, out, err = outs[2]
         assert rc == 1 and out.count("\n") > 50 and "Traceback" not in err

@@ -353,7 +353,7 @@ def test_numbers_in_protocol_metadata_never_leave_the_sensor(tmp_path: Path) -> 
         "no-store stdout": lines.stdout,
         "no-store stderr": lines.stderr,
     }
-    run_id = re.compile(rb'"id": "[0-9a-f]+-')
+    run_id = re.compile(rb'"id": "[0-9a-f-]+-')
     assert run_id.sub(b"", lines.stdout) == run_id.sub(b"", out.stdout)
     assert b"INSERT INTO network_connections" in blobs["log"]  # the log saw the parameters
     assert _leaks(blobs) == []

@@ -232,10 +232,15 @@ class FlowTable:
 
     # lifecycle
 
+    def connection_id(self, number: int) -> str:
+        """The id of this table's ``number``-th connection (the compiled capture path numbers
+        them as the table does)."""
+        return f"{self._run}{number:012x}"
+
     def _new(self, ts: float, key: FlowKey, proto: int, *, reverse: bool) -> tuple[Flow, int]:
         src, sport, dst, dport, _ = key
         client, server = ((dst, dport), (src, sport)) if reverse else ((src, sport), (dst, dport))
-        f = Flow(f"{self._run}{next(self._ids):012x}", client, server, proto, ts)
+        f = Flow(self.connection_id(next(self._ids)), client, server, proto, ts)
         cfg = self.cfg
         for d in (0, 1):
             f.streams.append(

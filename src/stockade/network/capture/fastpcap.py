@@ -150,14 +150,14 @@ def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict[in
     dp = lib.sp_data(r, n)
     data = ffi.buffer(dp, n[0])[:] if n[0] else b""
     lib.sp_taken(r)
-    run_id = table._run
+    connection_id = table.connection_id
     on_data, on_gap, analyze = table.on_data, table.on_gap, table._analyze
     # (kind | direction << 8, flow number, offset or count, length): one event in four numbers
     for head, no, at, size in zip(ev[0::4], ev[1::4], ev[2::4], ev[3::4], strict=True):
         kind = head & 0xFF
         f = flows.get(no)
         if f is None:
-            f = Flow(f"{run_id}-{no}", (b"", 0), (b"", 0), 6, 0.0)
+            f = Flow(connection_id(no), (b"", 0), (b"", 0), 6, 0.0)
             f.streams = [_Head(), _Head()]  # type: ignore[list-item]
             if kind != EV_COMMON:  # (a common connection has no other event)
                 flows[no] = f
