@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 import random
 import re
 import struct
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ from stockade.network.capture import fastpcap
 from stockade.network.flows import FlowConfig
 from stockade.network.sensor import run_pcap
 from tests.network import frames as fr
+from tests.network.sensor_runs import sensor_pcap
 
 MODES = ("0", "replay", "1")
 CARD, SSN = "4111111111111111", "536-22-8401"
@@ -255,19 +253,8 @@ def test_a_tiny_cap_on_waiting_bytes_replays_alike(
 def test_the_command_masks_and_matches_on_every_path(captures, tmp_path) -> None:
     """The whole command on each path: the same stdout, stderr and exit code, and no planted
     card or SSN in clear anywhere in it (paths, hosts and bodies carry them)."""
-    src = str(Path(__file__).resolve().parents[2] / "src")
     for path in (captures["whole0"], captures["shuffled2"]):
-        outs = []
-        for mode in MODES:
-            env = dict(os.environ, STOCKADE_SENSOR_FASTPATH=mode, PYTHONPATH=src)
-            p = subprocess.run(
-                [sys.executable, "-m", "stockade", "sensor", "--pcap", str(path), "--format",
-                 "json", "--no-store", "--fail-on", "high"],
-                env=env, capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            outs.append(
-                (p.returncode, re.sub(r'"id": "[0-9a-f-]+-', '"id": "', p.stdout), p.stderr)
-            )
+        outs = [sensor_pcap(path, mode) for mode in MODES]
         assert outs[0] == outs[1] == outs[2]
         rc, out, err = outs[2]
         assert rc == 1 and out.count("\n") > 50 and "Traceback" not in err

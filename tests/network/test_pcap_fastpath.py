@@ -366,25 +366,11 @@ def test_an_unsupported_link_type_is_refused_alike(tmp_path, inspectors, monkeyp
 def test_the_command_gives_the_same_output_and_exit_code(corpus, tmp_path) -> None:
     """The whole command (stdout, stderr, exit code) on a capture with findings and on a
     damaged one, each path in its own process."""
-    import os
-    import re
-    import subprocess
-    import sys
+    from tests.network.sensor_runs import sensor_pcap
 
     bad = tmp_path / "bad.pcap"
     bad.write_bytes(corpus["messy4"].read_bytes()[:300] + b"\xff" * 16)
     for path in (corpus["messy5"], bad):
-        outs = []
-        for fast in ("0", "1"):
-            env = dict(os.environ, STOCKADE_SENSOR_FASTPATH=fast,
-                       PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))  # fmt: skip
-            p = subprocess.run(
-                [sys.executable, "-m", "stockade", "sensor", "--pcap", str(path), "--format",
-                 "json", "--no-store", "--fail-on", "high"],
-                env=env, capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            outs.append(
-                (p.returncode, re.sub(r'"id": "[0-9a-f-]+-', '"id": "', p.stdout), p.stderr)
-            )
+        outs = [sensor_pcap(path, fast) for fast in ("0", "1")]
         assert outs[0] == outs[1]
         assert "Traceback" not in outs[1][2]
