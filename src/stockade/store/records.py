@@ -24,6 +24,7 @@ from stockade.store.bulk import CopyForm, copies, insert_new_copy_rows, insert_n
 from stockade.store.db import Store
 from stockade.store.jsontext import json_text
 from stockade.store.rows import (  # noqa: F401 (OWN_IDS, storable, finding_rows: used from here)
+    _PASSED,
     OWN_IDS,
     _clean,
     _optional_text,
@@ -157,24 +158,28 @@ def _event_values(e: Event, stored_at: datetime) -> list[Any]:
         return CopyForm(events)(_event_row(e, stored_at))
     r = _ref_text(resource) if resource is not None else None
     p = _ref_text(peer) if peer is not None else None
+    # _storable_text's own first step inline (a string that passed before: most of them)
+    passed, gate = _PASSED, _storable_text
+    kind, source, message, category = e.kind, e.source, e.message, e.category
+    severity_text = _SEVERITY_TEXT[severity]
     action, mode, node, rule = e.action, e.mode, e.node, e.rule
     return [
         ident,
-        _storable_text(e.kind),
+        kind if kind in passed else gate(kind),
         at,
-        _storable_text(_SEVERITY_TEXT[severity]),
-        _storable_text(e.source),
-        _storable_text(e.message),
+        severity_text if severity_text in passed else gate(severity_text),
+        source if source in passed else gate(source),
+        message if message in passed else gate(message),
         None if r is None else r[1],
         None if p is None else p[1],
         data,
-        _storable_text(e.category),
+        category if category in passed else gate(category),
         _LEVEL[severity],
         None if r is None else r[2],
-        None if action is None else _storable_text(action),
-        None if mode is None else _storable_text(mode),
-        None if node is None else _storable_text(node),
-        None if rule is None else _storable_text(rule),
+        None if action is None else action if action in passed else gate(action),
+        None if mode is None else mode if mode in passed else gate(mode),
+        None if node is None else node if node in passed else gate(node),
+        None if rule is None else rule if rule in passed else gate(rule),
         count,
         stored_at,
     ]
