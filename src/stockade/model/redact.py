@@ -130,7 +130,8 @@ Group = tuple[int, int]  # start and end of a run of digits in the text
 # separators (``_GAP``'s units) after the one before. Every number the full search below masks
 # lies in a run of digit groups joined by ``_GAP`` holding 9 digits or more, and such a run
 # matches this; most strings (names, kinds, messages with a port or an address) do not, and pass
-# with one regex scan. tests/security/test_masking_gate.py holds both to the same answers.
+# (after _nine_close_digits, below, which this implies). tests/security/test_masking_gate.py
+# holds the pre-checks and the full search to the same answers.
 _MAYBE_SENSITIVE = re.compile(r"[0-9](?:(?:[ \t._\-+]|%2[0dDeE]){0,3}[0-9]){8}")
 # Sharper, for the strings that pass the first test (an IPv4 address has nine digits a dot
 # apart): a card needs thirteen such digits, an SSN nine in a row or groups of 3, 2 and 4. Each
