@@ -231,3 +231,75 @@ def test_fields_taken_without_their_check_answer_as_the_checks() -> None:
         assert answer(E.event_fields) == answer(_reference_fields)
 
     check()
+
+
+def test_the_common_shape_read_at_once_gives_the_fields_or_leaves_it_to_the_checks() -> None:
+    """event_values (an envelope as Event.to_dict writes it, checked at once) gives exactly the
+    fields event_fields gives, or None; it never takes what event_fields refuses, so every
+    refusal (and its message) is event_fields' own. Hostile values in every field, one or
+    several at once, and valid ones in the shapes the fast path leaves to the checks."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from stockade.model import envelope as E
+
+    full = _full().to_dict()
+    hostile: dict[str, list[object]] = {
+        "id": ["a" * 32, "A" * 32, "a" * 31, "a" * 33, "g" * 32, " " + "a" * 31, _Text("b" * 32),
+               "é" * 32, 5, None],
+        "kind": ["dlp.x", "DLP.x", "dlp", "a." + "b" * 79, "a." + "b" * 80, "a..b", _Text("a.b"),
+                 "", None, ["a"]],
+        "category": [None, "dlp", "firewall", 1, _Text("dlp"), ["dlp"]],
+        "at": ["2024-05-01T12:00:00+02:00", "2024-05-01T12:00:00Z", "2024-05-01T12:00:00",
+               "2024-05-01", "x", "2024-05-01T12:00:00+00:00" + " " * 40, 12, None],
+        "severity": ["high", "HIGH", "High", "critical", "nope", 3, None, _Text("high"), ["x"]],
+        "source": ["s", "", "x" * 80, "x" * 81, None, 1, _Text("s")],
+        "message": ["m", "", "x" * 8192, "x" * 8193, None, ["m"], _Text("m")],
+        "resource": [None, {"kind": "pod", "name": "p"}, {"kind": "Pod", "name": "p"},
+                     {"kind": "pod", "name": "p", "labels": {"a": "b"}},
+                     {"kind": "pod", "name": "p", "labels": {"a": 1}},
+                     {"kind": "pod", "name": "p", "extra": 1}, {"kind": "pod", "name": ["p"]},
+                     "pod/p", [1]],
+        "peer": [None, {"kind": "external", "name": "203.0.113.9"}, {"kind": "x"}, 5],
+        "data": [{}, {"a": [1, {"b": None}]}, None, [1], {"x": float("nan")}, {"x": "y" * 70000},
+                 {"k": 2**70}],
+        "action": [None, "alert", "Alert", "a" * 40, "a" * 41, 1, _Text("alert")],
+        "mode": [None, "monitor", "yolo", 1, ["monitor"]],
+        "node": [None, "n", "x" * 253, "x" * 254, 1, _Text("n")],
+        "rule": [None, "r", "x" * 254, {"r": 1}],
+        "count": [1, 0, -1, E.MAX_COUNT, E.MAX_COUNT + 1, True, 2.0, "2", None],
+    }  # fmt: skip
+    absent = object()
+
+    def answer(read, d: dict) -> str:  # type: ignore[no-untyped-def, type-arg]
+        try:
+            return repr(sorted(read(d).items()))
+        except InputError as exc:
+            return f"refused: {exc}"
+
+    names = [f.name for f in __import__("dataclasses").fields(Event)]
+    fast_taken = 0
+
+    @settings(max_examples=1500, deadline=None)
+    @given(st.lists(st.sampled_from(sorted(hostile)), max_size=4, unique=True), st.data())
+    def check(changed: list[str], draw: st.DataObject) -> None:
+        nonlocal fast_taken
+        d = dict(full)
+        for key in changed:
+            value = draw.draw(st.sampled_from([*hostile[key], absent]))
+            if value is absent:
+                d.pop(key)
+            else:
+                d[key] = value
+        if draw.draw(st.booleans()):
+            d["extra"] = 1
+        values = E.event_values(d)
+        reference = answer(E.event_fields, d)
+        if values is None:
+            return  # event_fields decides (Event.from_dict calls it)
+        fast_taken += 1
+        assert answer(lambda v: dict(zip(names, E.event_values(v), strict=True)), d) == reference
+        assert Event.from_dict(d) == Event(**E.event_fields(d))
+
+    check()
+    assert E.event_values(full) is not None and fast_taken > 50

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, NoReturn
 
 from stockade.model.errors import InputError, UsageError
@@ -97,9 +98,33 @@ _RESOURCES: dict[tuple[Any, ...], ResourceRef] = {}
 _RESOURCES_MAX = 8192
 
 
+# The same, keyed by the object's items when they are hashable (no labels, or none given): one
+# call builds the key. Only objects that passed are kept, so an unknown key misses.
+_RESOURCE_ITEMS: dict[tuple[Any, ...], ResourceRef] = {}
+
+
 def _resource(value: Any, field: str) -> ResourceRef | None:
     if value is None:
         return None
+    if type(value) is dict:
+        try:
+            items = tuple(value.items())
+            known = _RESOURCE_ITEMS.get(items)
+        except TypeError:  # labels (an object), or a list where a string belongs
+            items = None
+        else:
+            if known is not None:
+                return known
+        if items is not None:
+            ref = _resource_by_content(value, field)
+            if len(_RESOURCE_ITEMS) >= _RESOURCES_MAX:
+                _RESOURCE_ITEMS.clear()
+            _RESOURCE_ITEMS[items] = ref  # it passed (a refusal has raised)
+            return ref
+    return _resource_by_content(value, field)
+
+
+def _resource_by_content(value: Any, field: str) -> ResourceRef:
     if not isinstance(value, dict):
         _raise(field, "expected an object")
     labels = value.get("labels")
@@ -285,3 +310,86 @@ def event_fields(value: Any) -> dict[str, Any]:
         "rule": rule,
         "count": count,
     }
+
+
+# ---------------------------------------------------------------- the common shape, at once
+
+# Every field, in the order Event.to_dict writes them (what an agent sends): read in one call.
+_ALL = itemgetter(
+    "id", "kind", "category", "at", "severity", "source", "message", "resource", "peer", "data",
+    "action", "mode", "node", "rule", "count",
+)  # fmt: skip
+_HEX = "0123456789abcdef"
+# Slugs that passed KIND_RE, with their first part (bounded: emptied when full). Only slugs: a
+# string is kept after the check has taken it, so nothing else is.
+_SLUGS: dict[str, str] = {}
+_SLUGS_MAX = 4096
+
+
+def _known_slug(value: Any, limit: int) -> str | None:
+    """The first part of ``value`` when it is a plain string of at most ``limit`` characters that
+    KIND_RE takes, else None."""
+    if type(value) is not str or len(value) > limit:
+        return None
+    first = _SLUGS.get(value)
+    if first is None:
+        if not KIND_RE.match(value):
+            return None
+        if len(_SLUGS) >= _SLUGS_MAX:
+            _SLUGS.clear()
+        first = _SLUGS[value] = value.partition(".")[0]
+    return first
+
+
+def event_values(value: Any) -> tuple[Any, ...] | None:
+    """The values of an :class:`Event`'s fields, in their declared order, read from ``value`` when
+    it is an envelope as :meth:`Event.to_dict` writes it (every field, each a plain value the
+    field's check takes), with the values :func:`event_fields` gives; None for anything else,
+    valid or not (:func:`event_fields` then builds it or says why not). The checks are those of
+    :func:`event_fields` with what repeats from event to event (kinds, actions, resources)
+    looked up instead of checked again; tests/model/test_envelope.py holds the two to the same
+    events."""
+    if type(value) is not dict or len(value) != 15 or not value.keys() <= _FIELDS:
+        return None
+    (ident, kind, category, at, severity, source, message, resource, peer, data, action, mode,
+     node, rule, count) = _ALL(value)  # fmt: skip
+    if type(ident) is not str or len(ident) != 32 or ident.strip(_HEX):
+        return None
+    first = _known_slug(kind, MAX_KIND)
+    if first is None or (category is not None and category != first):
+        return None
+    if mode is not None and (type(mode) is not str or mode not in MODES):
+        return None
+    if type(at) is not str or len(at) > 64:
+        return None
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        return None
+    zone = when.tzinfo
+    if zone is None:
+        return None
+    if zone is not UTC:
+        when = when.astimezone(UTC)
+    level = _SEVERITY_NAMES.get(severity) if type(severity) is str else None
+    if (
+        level is None
+        or type(source) is not str
+        or len(source) > MAX_SOURCE
+        or type(message) is not str
+        or len(message) > MAX_MESSAGE
+        or (action is not None and _known_slug(action, 40) is None)
+        or (node is not None and (type(node) is not str or len(node) > MAX_NAME))
+        or (rule is not None and (type(rule) is not str or len(rule) > MAX_NAME))
+        or type(count) is not int
+        or not 1 <= count <= MAX_COUNT
+    ):
+        return None
+    try:  # every field before these is valid: a refusal here is event_fields' own
+        ref = _resource(resource, "resource")
+        other = _resource(peer, "peer")
+        data = _data(data)
+    except InputError:
+        return None
+    return (kind, message, level, source, ref, other, data, when, ident, action, mode, node,
+            rule, count)  # fmt: skip

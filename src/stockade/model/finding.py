@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from stockade.model.envelope import event_fields
+from stockade.model.envelope import event_fields, event_values
 from stockade.model.resource import ResourceRef
 from stockade.model.severity import Severity
 from stockade.model.slots import slot_constructor
@@ -155,11 +155,15 @@ class Event:
         :class:`~stockade.model.errors.InputError` with a one-line reason. Inverse of
         :meth:`to_dict` (``category`` is derived and ignored when it agrees with ``kind``)."""
         if cls is Event:  # every field is given: filled slot by slot (an agent's batch holds 1000)
+            values = event_values(value)
+            if values is not None:  # the common shape, checked at once
+                return _event_of(*values)
             return _new_event(**event_fields(value))
         return cls(**event_fields(value))
 
 
 _new_event = slot_constructor(Event)
+_event_of = slot_constructor(Event, positional=True)
 
 _PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})  # exactly these: not enums
 

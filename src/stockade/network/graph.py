@@ -132,11 +132,26 @@ class Delta:
         return bool(self.edges or self.nodes)
 
     def _node(self, ref: Mapping[str, Any], address: str | None, at: datetime) -> str:
-        kind = "external" if ref.get("kind") == "external" else "workload"
-        name = str(ref.get("name") or address or "?")[:253]
-        namespace = ref.get("namespace") if kind == "workload" else None
-        ident = node_id(kind, namespace, name)
         labels = ref.get("labels") or {}
+        return self._sighted(
+            ref.get("kind"), ref.get("name"), ref.get("namespace"), labels, address, at
+        )
+
+    def _sighted(
+        self,
+        given_kind: Any,
+        given_name: Any,
+        given_namespace: Any,
+        labels: Mapping[str, str] | Iterable[tuple[str, str]],
+        address: str | None,
+        at: datetime,
+    ) -> str:
+        """A node seen at ``at``, named as :meth:`_node` reads a resource's fields (an event's
+        ResourceRef gives them without its ``to_dict``)."""
+        kind = "external" if given_kind == "external" else "workload"
+        name = str(given_name or address or "?")[:253]
+        namespace = given_namespace if kind == "workload" else None
+        ident = node_id(kind, namespace, name)
         known = self.nodes.get(ident)
         if known is None:
             self.nodes[ident] = _Node(
@@ -197,8 +212,13 @@ class Delta:
         data = event.data
         blocked = kind in BLOCK_KINDS and (kind != "tls.required" or data.get("action") == "block")
         at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
-        src = self._node(event.resource.to_dict(), _text(data, "client_ip", "src_ip"), at)
-        dst = self._node(event.peer.to_dict(), _text(data, "server_ip", "dst_ip"), at)
+        r, p = event.resource, event.peer  # ResourceRef.to_dict()'s fields, read directly
+        src = self._sighted(
+            r.kind, r.name, r.namespace, r.labels, _text(data, "client_ip", "src_ip"), at
+        )
+        dst = self._sighted(
+            p.kind, p.name, p.namespace, p.labels, _text(data, "server_ip", "dst_ip"), at
+        )
         app = _text(data, "app", "protocol")
         app = app if app is not None and _SLUG.match(app) else None
         if kind in DLP_KINDS:
@@ -546,11 +566,19 @@ def _apply_edges(
         q = select(graph_edges).where(_one_of(graph_edges.c.key, part, dialect))
         known.update({r.key: r for r in conn.execute(q)})
     rows = []
+    # each time object written once: an all-time total shares its first and last with an hour's
+    # row (every one stays alive in ``edges`` meanwhile, so no id is reused)
+    iso: dict[int, str] = {}
     for key in keys:
         (src, dst, hour, encryption), e = keyed[key]
         old = known.get(key)
         assert e.first is not None and e.last is not None
-        first, last = _iso(e.first), _iso(e.last)
+        first = iso.get(id(e.first))
+        if first is None:
+            first = iso[id(e.first)] = _iso(e.first)
+        last = iso.get(id(e.last))
+        if last is None:
+            last = iso[id(e.last)] = _iso(e.last)
         counts = [e.connections, e.violations, e.blocked, e.bytes]
         ports, protocols, dlp = set(e.ports), set(e.protocols), dict(e.dlp)
         if old is not None:

@@ -49,13 +49,19 @@ def _sqlite(conn: Connection) -> bool:
     return conn.dialect.name == "sqlite" and conn.dialect.driver == "pysqlite"
 
 
+def copies(conn: Connection) -> bool:
+    """Whether :func:`insert_new_rows` writes through ``COPY`` on ``conn`` (PostgreSQL through
+    psycopg), so it takes rows in the ``COPY``'s own form (:func:`insert_new_copy_rows`)."""
+    return _copies(conn)
+
+
 def insert_new_rows(conn: Connection, rows: Iterable[dict[str, Any]]) -> list[str]:
     """Insert the ``rows`` (events rows with distinct ids) whose id is not stored yet, in
     ``conn``'s transaction; returns the ids inserted. ``rows`` may be built as they are taken
     (a generator): on PostgreSQL each is sent as soon as it is built, so the server stores the
     first rows of a batch while the last are still being built."""
     if _copies(conn):
-        return _copy_new(conn, rows)
+        return _copy_new(conn, rows, ready=False)
     rows = list(rows)
     if _sqlite(conn):
         return _sqlite_insert_new(conn, rows)
@@ -238,25 +244,37 @@ _UNIQUE_VIOLATION = "23505"
 _COPY_EVENTS = f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN"
 
 
-def _copy_new(conn: Connection, rows: Iterable[dict[str, Any]]) -> list[str]:
+def insert_new_copy_rows(conn: Connection, rows: Iterable[list[Any]]) -> list[str]:
+    """:func:`insert_new_rows` where :func:`copies` holds, for rows in the ``COPY``'s own form:
+    every column of ``events`` in order, as :class:`CopyForm` makes a row (JSON columns as their
+    text, integers within their columns' range, times with their zone), the id first. What
+    :class:`CopyForm` does a row is then left out (``records._event_values`` builds such rows
+    from events; a test holds them to ``CopyForm`` of ``records._event_row``)."""
+    if not _copies(conn):
+        raise ValueError("rows in the COPY's form need PostgreSQL through psycopg")
+    return _copy_new(conn, rows, ready=True)
+
+
+def _copy_new(conn: Connection, rows: Iterable[Any], *, ready: bool) -> list[str]:
     """``rows`` COPYed into ``events`` when none of their ids is stored (the common case, a third
-    cheaper for the server than the conflict-checked insert), else the conflict-checked path."""
+    cheaper for the server than the conflict-checked insert), else the conflict-checked path.
+    ``ready``: the rows are in the COPY's form already (lists, the id first), else dicts."""
     taken = iter(rows)
-    built: list[dict[str, Any]] = []
+    built: list[Any] = []
     conn.exec_driver_sql("SAVEPOINT stockade_copy")
     try:
-        _copy(conn, events, _COPY_EVENTS, _kept(taken, built))
+        _copy(conn, events, _COPY_EVENTS, _kept(taken, built), ready=ready)
     except IntegrityError as exc:
         if getattr(exc.orig, "sqlstate", None) != _UNIQUE_VIOLATION:
             raise
         conn.exec_driver_sql("ROLLBACK TO SAVEPOINT stockade_copy")
         built.extend(taken)  # the rows not taken yet when the server refused
-        return _copy_then_insert(conn, built)
+        return _copy_then_insert(conn, built, ready=ready)
     conn.exec_driver_sql("RELEASE SAVEPOINT stockade_copy")
-    return [row["id"] for row in built]
+    return [row[0] for row in built] if ready else [row["id"] for row in built]
 
 
-def _kept(rows: Iterable[dict[str, Any]], built: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _kept(rows: Iterable[Any], built: list[Any]) -> Iterator[Any]:
     """``rows``, each appended to ``built`` as it is taken (kept for a second attempt, and alive
     while the COPY runs: see :func:`_copy`)."""
     for row in rows:
@@ -264,12 +282,12 @@ def _kept(rows: Iterable[dict[str, Any]], built: list[dict[str, Any]]) -> Iterat
         yield row
 
 
-def _copy_then_insert(conn: Connection, rows: list[dict[str, Any]]) -> list[str]:
+def _copy_then_insert(conn: Connection, rows: list[Any], *, ready: bool) -> list[str]:
     # Rows left by an earlier call in the same transaction would conflict, so no id is ever
     # returned twice.
     incoming = _incoming_table(conn, "events")
     columns = ", ".join(_COLUMNS)
-    _copy(conn, events, f"COPY {incoming} ({columns}) FROM STDIN", rows)
+    _copy(conn, events, f"COPY {incoming} ({columns}) FROM STDIN", rows, ready=ready)
     inserted = conn.exec_driver_sql(
         f"INSERT INTO events ({columns}) SELECT {columns} FROM {incoming} "
         "ON CONFLICT (id) DO NOTHING RETURNING id"
@@ -277,47 +295,76 @@ def _copy_then_insert(conn: Connection, rows: list[dict[str, Any]]) -> list[str]
     return [r[0] for r in inserted.all()]
 
 
-def _copy(conn: Connection, table: Table, statement: str, rows: Iterable[dict[str, Any]]) -> None:
+def _copy(
+    conn: Connection,
+    table: Table,
+    statement: str,
+    rows: Iterable[Any],
+    *,
+    ready: bool = False,
+) -> None:
     """COPY ``rows`` of ``table`` (every column, in order) on the driver's own cursor, in binary
     where :func:`_binary_columns` knows every column (the server then parses no text: times and
     numbers arrive as they are stored), its errors raised as SQLAlchemy's (a lost server becomes
-    the store's "database error" and the dead connection leaves the pool)."""
+    the store's "database error" and the dead connection leaves the pool). ``rows``: dicts, each
+    put in the COPY's form by :class:`CopyForm`, or (``ready``) lists in that form already."""
     import psycopg
 
-    columns = [c.name for c in table.c]
-    # a row's values in the columns' order, in one C call
-    get = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
-    json_at = [i for i, c in enumerate(table.c) if isinstance(c.type, JSON)]
-    binary = _binary_columns(table)
-    # The rows of a batch share the stored form of a resource they name (the same dict object,
-    # see records._storable_ref): each object is written as JSON once. Every row stays alive (in
-    # ``rows``, or the list a generator keeps them in) while this runs, so no id is reused.
-    texts: dict[int, str] = {}
-
+    form = None if ready else CopyForm(table)
     raw = conn.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
+    binary = _binary_columns(table)
     if binary is not None:
         statement += " (FORMAT BINARY)"
     try:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             if binary is not None:
                 copy.set_types(binary.types)
-            for row in rows:
-                values = list(get(row))
-                for i in json_at:
-                    value = values[i]
-                    if value is not None:
-                        text = texts.get(id(value))
-                        if text is None:
-                            text = texts[id(value)] = json_text(value)
-                        values[i] = text
-                if binary is not None:
-                    _binary_values(values, binary, columns)
-                copy.write_row(values)
+            write = copy.write_row
+            if form is None:
+                for values in rows:
+                    write(values)
+            else:
+                for row in rows:
+                    write(form(row))
     except psycopg.Error as exc:
         if raw.closed:
             conn.invalidate(exc)
         raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+
+
+class CopyForm:
+    """A row of ``table`` (a dict of every column) as :func:`_copy` sends it: the values in the
+    columns' order, JSON columns as their text, and, where the COPY is binary, integers checked
+    against their columns' range and times given their zone (:func:`_binary_values`). One
+    form a COPY: the rows of a batch share the stored form of a resource they name (the same
+    dict object, see records._storable_ref), written as JSON once; every row stays alive (in
+    ``rows``, or the list a generator keeps them in) while the COPY runs, so no id is reused."""
+
+    __slots__ = ("_binary", "_columns", "_get", "_json_at", "_texts")
+
+    def __init__(self, table: Table) -> None:
+        columns = [c.name for c in table.c]
+        self._columns = columns
+        # a row's values in the columns' order, in one C call
+        self._get = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
+        self._json_at = [i for i, c in enumerate(table.c) if isinstance(c.type, JSON)]
+        self._binary = _binary_columns(table)
+        self._texts: dict[int, str] = {}
+
+    def __call__(self, row: Mapping[str, Any]) -> list[Any]:
+        values = list(self._get(row))
+        texts = self._texts
+        for i in self._json_at:
+            value = values[i]
+            if value is not None:
+                text = texts.get(id(value))
+                if text is None:
+                    text = texts[id(value)] = json_text(value)
+                values[i] = text
+        if self._binary is not None:
+            _binary_values(values, self._binary, self._columns)
+        return values
 
 
 # The binary type a column is sent as (the server reads it with the column's own receive

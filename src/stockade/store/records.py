@@ -18,10 +18,13 @@ from sqlalchemy.engine import Connection
 
 from stockade.model import Event, Finding, ResourceRef, Severity
 from stockade.model.finding import plain
-from stockade.model.jsonvalue import plain_json
-from stockade.store.bulk import insert_new_rows
+from stockade.model.jsonvalue import orjson, plain_json
+from stockade.model.redact import json_passes
+from stockade.store.bulk import CopyForm, copies, insert_new_copy_rows, insert_new_rows
 from stockade.store.db import Store
+from stockade.store.jsontext import json_text
 from stockade.store.rows import (  # noqa: F401 (OWN_IDS, storable, finding_rows: used from here)
+    _PASSED,
     OWN_IDS,
     _clean,
     _optional_text,
@@ -86,6 +89,110 @@ def _event_row(e: Event, stored_at: datetime) -> dict[str, Any]:
     }
 
 
+# The COPY's form of an event's row, built from the event (what CopyForm makes of _event_row, a
+# test holds them to it) in the columns' order: no dict a row, each value converted once.
+_EVENT_COLUMNS = (
+    "id", "kind", "at", "severity", "source", "message", "resource", "peer", "data",
+    "category", "level", "namespace", "action", "mode", "node", "rule", "count", "stored_at",
+)  # fmt: skip
+if tuple(c.name for c in events.c) != _EVENT_COLUMNS:  # pragma: no cover - a new column
+    raise RuntimeError("records._event_values: the events table's columns changed")
+_LEVEL = {s: int(s) for s in Severity}
+_INT4 = range(-(2**31), 2**31)
+# id(ref) -> (ref, the JSON text of its stored form, its stored namespace), for resources whose
+# every string passed the gate unchanged (as _CLEAN_REFS). The entry holds the ref, so its id is
+# not reused while the entry lives. Bounded: emptied when full.
+_REF_TEXTS: dict[int, tuple[ResourceRef, str, Any]] = {}
+
+
+def _ref_text(ref: ResourceRef) -> tuple[ResourceRef, str, Any]:
+    found = _REF_TEXTS.get(id(ref))
+    if found is not None and found[0] is ref:
+        return found
+    stored = _storable_ref(ref)
+    entry = (ref, json_text(stored), stored.get("namespace"))
+    if _CLEAN_REFS.get(ref) is stored:  # passed unchanged: nothing sensitive is kept
+        if len(_REF_TEXTS) >= _CLEAN_REFS_MAX:
+            _REF_TEXTS.clear()
+        _REF_TEXTS[id(ref)] = entry
+    return entry
+
+
+def _data_text(data: Any) -> str | None:
+    """The stored JSON text of an event's ``data`` when it is plain JSON whose every string passes
+    the gate unchanged (decided on orjson's text at once: :func:`json_passes`), so the gate's
+    walk and a second writing are left out; else None (the row's reference path decides)."""
+    if orjson is None or type(data) is not dict:
+        return None
+    try:
+        if not plain_json(data):
+            return None
+        text = orjson.dumps(data)
+    except (TypeError, RecursionError):
+        return None
+    return text.decode() if json_passes(text) else None
+
+
+def _event_values(e: Event, stored_at: datetime) -> list[Any]:
+    """The row of ``e`` in the COPY's form (see :func:`stockade.store.bulk.insert_new_copy_rows`):
+    equal to ``CopyForm(events)(_event_row(e, stored_at))``, built without the row's dict. An
+    event of an unusual shape (a time not in UTC, a severity or count not of its type, data that
+    is not plain JSON or holds a string the gate changes...) takes that reference path."""
+    ident, at, severity, count, resource, peer = e.id, e.at, e.severity, e.count, e.resource, e.peer
+    data = _data_text(e.data)
+    if (
+        data is None
+        or type(ident) is not str
+        or not ident.isascii()  # no lone surrogate
+        or "\x00" in ident
+        or type(at) is not datetime
+        or at.tzinfo is not UTC
+        or type(stored_at) is not datetime
+        or stored_at.tzinfo is not UTC
+        or type(severity) is not Severity
+        or type(count) is not int
+        or count not in _INT4
+        or (resource is not None and type(resource) is not ResourceRef)
+        or (peer is not None and type(peer) is not ResourceRef)
+    ):
+        return CopyForm(events)(_event_row(e, stored_at))
+    r = _ref_text(resource) if resource is not None else None
+    p = _ref_text(peer) if peer is not None else None
+    # _storable_text's own first step inline (a string that passed before: most of them)
+    passed, gate = _PASSED, _storable_text
+    kind, source, message, category = e.kind, e.source, e.message, e.category
+    severity_text = _SEVERITY_TEXT[severity]
+    action, mode, node, rule = e.action, e.mode, e.node, e.rule
+    return [
+        ident,
+        kind if kind in passed else gate(kind),
+        at,
+        severity_text if severity_text in passed else gate(severity_text),
+        source if source in passed else gate(source),
+        message if message in passed else gate(message),
+        None if r is None else r[1],
+        None if p is None else p[1],
+        data,
+        category if category in passed else gate(category),
+        _LEVEL[severity],
+        None if r is None else r[2],
+        None if action is None else action if action in passed else gate(action),
+        None if mode is None else mode if mode in passed else gate(mode),
+        None if node is None else node if node in passed else gate(node),
+        None if rule is None else rule if rule in passed else gate(rule),
+        count,
+        stored_at,
+    ]
+
+
+def _clean_id(ident: Any) -> Any:
+    """``_clean(ident)`` without its regex for an id that needs none (an ASCII string without
+    NUL: every id an agent's batch passes)."""
+    if type(ident) is str and ident.isascii() and "\x00" not in ident:
+        return ident
+    return _clean(ident)
+
+
 # PostgreSQL: told on commit of every transaction of events, so the leader replica's response
 # rules follow what any replica (or command) stores at once (see stockade.api.leader).
 _NOTIFY = "SELECT pg_notify('stockade_events', current_schema())"
@@ -123,14 +230,18 @@ def record_new_events(
     now = datetime.now(UTC)
     chosen: dict[str, Event] = {}
     for e in items:
-        chosen.setdefault(_clean(e.id), e)  # the same id twice in one batch is one event
+        chosen.setdefault(_clean_id(e.id), e)  # the same id twice in one batch is one event
     if not chosen and also is None:
         return []
     with store.begin() as conn:
         # each row built as the store takes it (on PostgreSQL the server stores the first while
-        # the last are built)
-        rows = (_event_row(e, now) for e in chosen.values())
-        stored = insert_new_rows(conn, rows) if chosen else []
+        # the last are built), in the COPY's own form there
+        if not chosen:
+            stored = []
+        elif copies(conn):
+            stored = insert_new_copy_rows(conn, (_event_values(e, now) for e in chosen.values()))
+        else:
+            stored = insert_new_rows(conn, (_event_row(e, now) for e in chosen.values()))
         if also is not None:
             also(conn, stored)
         if stored:
