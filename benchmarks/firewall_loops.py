@@ -9,6 +9,13 @@ on its own queue (the ruleset compiled for that queue is applied for its blocks)
 - ``null-c``, ``null-py``: a loop that accepts every packet at once (the floor of a trip to user
   space: what no verdict handler, however fast, can take away).
 
+Probes of fewer trips (session 11), a mode with a suffix: ``MODE/req`` queues only the client's
+segments (the responder's pass in the kernel: what a kernel-side decision on the responses would
+save), ``MODE/first`` only each connection's first packet to user space, ``MODE/q`` skips the
+segments a tc classifier (``firewall_quiet.bpf.c``, built with clang-14 into the temporary
+directory) marked quiet, and ``off/bpf`` is "off" with that classifier attached (what the scan
+itself costs). They measure, they do not protect: a skipped segment is not inspected.
+
 Rounds alternate the order of the modes; each prints pooled medians, p99, and the per-round ratio
 against "off" (median and range).
 
@@ -38,6 +45,14 @@ import firewall as fb  # noqa: E402  (the end-to-end benchmark's lab, policy and
 QUEUES = {"enf-c": 0, "enf-py": 1, "null-c": 2, "null-py": 3, "enf-loop": 4}
 
 
+QUIET_PROBE = 0x100  # the packet mark firewall_quiet.bpf.c sets on a quiet segment
+
+
+def variant(mode: str) -> str:
+    """A probe's suffix (``null-c/req`` -> ``req``), or ""."""
+    return mode.partition("/")[2]
+
+
 def queue_of(mode: str, modes: list[str]) -> int:
     """A mode's queue: a variant with its own spin (``enf-c@50``: STOCKADE_ENFORCER_SPIN_US=50)
     gets one of its own."""
@@ -45,7 +60,7 @@ def queue_of(mode: str, modes: list[str]) -> int:
 
 
 def spin_env(mode: str) -> dict[str, str]:
-    spin = mode.partition("@")[2]
+    spin = mode.partition("/")[0].partition("@")[2]
     return {"STOCKADE_ENFORCER_SPIN_US": spin} if spin else {}
 
 
@@ -76,7 +91,7 @@ def _start(
     mode: str, queue: int, tmp: Path, state: Path, db: str, node: str
 ) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), **spin_env(mode))
-    kind_of = mode.partition("@")[0]
+    kind_of = mode.partition("/")[0].partition("@")[0]
     if mode.startswith("enf"):
         env["STOCKADE_ENFORCER_FASTPATH"] = {"enf-c": "1", "enf-loop": "loop"}.get(kind_of, "0")
         log = tmp / f"{mode}.log"
@@ -98,6 +113,59 @@ def _start(
     )  # fmt: skip
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     return proc
+
+
+def _skip_rule(node: str, mode: str) -> None:
+    """The probe's bypass, first in the IPv4 queue chain (the benchmark's traffic is IPv4)."""
+    from stockade.firewall.enforce import marks, nft
+    from stockade.network.netns import in_ns, run
+
+    match = {
+        "req": ["-m", "mark", "--mark", f"{marks.REPLY:#x}/{marks.REPLY:#x}"],
+        "first": ["-m", "mark", "--mark", f"0/{marks.FIRST:#x}"],
+        "q": ["-m", "mark", "--mark", f"{QUIET_PROBE:#x}/{QUIET_PROBE:#x}"],
+    }[variant(mode)]
+    run(in_ns(node, "iptables", "-w", "-I", nft.CHAIN, "1", *match, "-j", "RETURN"))
+
+
+def _skipped(node: str) -> tuple[int, int]:
+    """Packets the probe's bypass let pass and packets queued, since the rules were applied."""
+    from stockade.firewall.enforce import nft
+    from stockade.network.netns import in_ns, run
+
+    out = run(in_ns(node, "iptables", "-w", "-L", nft.CHAIN, "-v", "-n", "-x")).stdout
+    rows = [ln.split() for ln in out.splitlines()[2:] if ln.strip()]
+    skipped = int(rows[0][0]) if rows and rows[0][2] == "RETURN" else 0
+    queued = sum(int(r[0]) for r in rows if r[2] == "NFQUEUE")
+    return skipped, queued
+
+
+class Classifier:
+    """firewall_quiet.bpf.c on every pod's host-side veth (ingress), attached only when wanted."""
+
+    def __init__(self, tmp: Path, node: str, interfaces: list[str]) -> None:
+        self.obj = tmp / "quiet.bpf.o"
+        src = Path(__file__).with_name("firewall_quiet.bpf.c")
+        subprocess.run(
+            ["clang-14", "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu",
+             "-c", str(src), "-o", str(self.obj)],
+            check=True,
+        )  # fmt: skip
+        self.node, self.interfaces, self.on = node, interfaces, False
+
+    def want(self, on: bool) -> None:
+        from stockade.network.netns import in_ns, run
+
+        if on == self.on:
+            return
+        for dev in self.interfaces:
+            if on:
+                run(in_ns(self.node, "tc", "qdisc", "replace", "dev", dev, "clsact"))
+                run(in_ns(self.node, "tc", "filter", "add", "dev", dev, "ingress", "bpf", "da",
+                          "obj", str(self.obj), "sec", "tc"))  # fmt: skip
+            else:
+                run(in_ns(self.node, "tc", "qdisc", "del", "dev", dev, "clsact"), check=False)
+        self.on = on
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -138,8 +206,14 @@ def main() -> None:
             rulesets = {
                 m: nft.compile_ruleset(policy, endpoints, {}, log_group=queue_of(m, modes))
                 for m in modes
-                if m != "off"
+                if not m.startswith("off")
             }
+            bpf = (
+                Classifier(tmp, node, load(state).host_interfaces())
+                if any(variant(m) in ("q", "bpf") for m in modes)
+                else None
+            )
+            skips: dict[str, list[int]] = {}
             for m in rulesets:
                 procs[m] = _start(m, queue_of(m, modes), tmp, state, db, node)
             for m in rulesets:  # warm each loop: lazy imports, first flows, the lab's servers
@@ -153,14 +227,24 @@ def main() -> None:
                         time.sleep(0.5)
             for i in range(args.rounds):
                 for m in modes if i % 2 == 0 else modes[::-1]:
-                    if m == "off":
+                    if bpf is not None:
+                        bpf.want(variant(m) in ("q", "bpf"))
+                    if m.startswith("off"):
                         nft.remove(node)
                     else:
                         nft.apply(node, rulesets[m], nft.Settings(queue=queue_of(m, modes)))
+                        if variant(m):
+                            _skip_rule(node, m)
                     for kind in ("keep", "new"):
                         for k, v in fb.measure(kind, 150, 300, 0).items():
                             res[m].setdefault(k, []).append(statistics.median(v))
                             res[m].setdefault(k + "_all", []).extend(v)
+                    if variant(m) and not m.startswith("off"):
+                        got = _skipped(node)
+                        total = skips.setdefault(m, [0, 0])
+                        total[0], total[1] = total[0] + got[0], total[1] + got[1]
+                if bpf is not None:
+                    bpf.want(False)
         finally:
             for m, p in procs.items():  # CPU the loops used (their spin shows here)
                 cpu[m] = _cpu_seconds(p.pid)
@@ -174,6 +258,8 @@ def main() -> None:
                 print(f"{m}: {' '.join(stats.split())}")
         for m, seconds in cpu.items():
             print(f"{m}: {seconds:.1f} s of CPU in all")
+        for m, (skipped, queued) in skips.items():
+            print(f"{m}: {queued} packets queued, {skipped} let pass by the probe's bypass")
     names = {"new": "new connection each", "head": "first 100 of keep-alive", "keep": "keep-alive"}
     for k, title in names.items():
         print(title)
