@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 
@@ -38,7 +37,10 @@ class _Rule:
 
 @cache
 def _table() -> tuple[tuple[_Rule, ...], dict[int, str]]:
-    from stockade.config import parse_yaml  # YAML only when a suite is judged (start-up)
+    # YAML and importlib.resources (zipfile, tempfile, ~8 ms) only when a suite is judged
+    from importlib import resources
+
+    from stockade.config import parse_yaml
 
     text = resources.files(__package__).joinpath("data", "tls_cipher_suites.yaml")
     doc: Any = parse_yaml(text.read_text(encoding="utf-8"), name="tls_cipher_suites.yaml")[0]

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import CodeType
@@ -113,6 +112,8 @@ def _read_own(path: Path) -> bytes | None:
 
 def _write(path: Path, blob: bytes) -> None:
     """Atomically, mode 0600; any failure leaves the cache as it was (it is only a cache)."""
+    import tempfile  # only on a cache miss: a warm start does not pay for it (random, shutil)
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".hsdb")
