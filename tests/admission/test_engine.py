@@ -10,6 +10,7 @@ from stockade.admission.engine import decide
 from stockade.admission.images import parse_image
 from stockade.admission.interface import ImageVulns, LookupBudget
 from stockade.admission.policy import load_policy, parse_policy
+from stockade.admission.review import failure_response
 from stockade.admission.vulns import CachedVulnSource, FileVulnSource
 from stockade.admission.workload import workload_of
 from stockade.model import ConfigError, Severity
@@ -205,6 +206,18 @@ def test_failure_policy_when_the_vulnerability_lookup_breaks(failure: str, allow
     assert d.allowed is allowed and d.error and "scan store unreachable" in d.error
     if allowed:
         assert any("could not" in w or "failed" in w for w in d.warnings)
+
+
+@pytest.mark.parametrize(("failure", "allowed"), [("ignore", True), ("fail", False)])
+def test_a_failed_decision_is_worded_like_a_failed_lookup(failure: str, allowed: bool) -> None:
+    """The webhook's own failures (a decision past its deadline, or raising) name the policy
+    that decided, as a failed lookup's message does."""
+    policy = policy_with("{privileged: true}", extra=f"  failurePolicy: {failure}\n")
+    review = {"apiVersion": "admission.k8s.io/v1", "request": {"uid": "u-1"}}
+    resp = failure_response(review, policy, "decision timed out")["response"]
+    said = f"Stockade could not decide (decision timed out); failurePolicy is {failure}"
+    assert resp["uid"] == "u-1" and resp["allowed"] is allowed
+    assert (resp["warnings"] if allowed else [resp["status"]["message"]]) == [said]
 
 
 def test_every_container_kind_is_judged() -> None:

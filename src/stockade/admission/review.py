@@ -167,6 +167,9 @@ def _event(
 
 def failure_response(review: Mapping[str, Any], policy: Policy, error: str) -> dict[str, Any]:
     """The answer when deciding itself failed: allow or deny per the failure policy."""
+    # worded as Decision.message words a failed lookup, so one message says the same thing
+    # whichever stage failed
+    said = f"Stockade could not decide ({error}); failurePolicy is {policy.spec.failurePolicy}"
     if policy.spec.failurePolicy == "fail":
-        return _response(review, allowed=False, message=f"Stockade could not decide: {error}")
-    return _response(review, allowed=True, warnings=(f"Stockade could not decide: {error}"[:250],))
+        return _response(review, allowed=False, message=said)
+    return _response(review, allowed=True, warnings=(said[:250],))

@@ -70,6 +70,7 @@ class Stats:
     errors: int = 0
     last_error: str = ""
     last_status: int | None = None  # the HTTP status of the last error, if it was one
+    untrusted: bool = False  # the last error was the server's certificate failing verification
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -136,6 +137,7 @@ class Reflector:
                 self.stats.last_error = _describe(exc)
                 status = getattr(exc, "status", None)
                 self.stats.last_status = status if isinstance(status, int) else None
+                self.stats.untrusted = _certificate_refused(exc)
                 log.info("kubernetes %s: %s", self.collection.name, self.stats.last_error)
                 resumed = self.resource_version is not None
                 self._stop.wait(self.backoff.delay())
@@ -284,6 +286,25 @@ def _status_message(data: Any) -> str:
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether the server's certificate failed verification somewhere in the error's chain (urllib3
+    wraps it: MaxRetryError.reason is an SSLError whose argument is the verification error)."""
+    import ssl
+
+    seen: list[object] = [exc]
+    for _ in range(8):  # a bounded walk: chains are a few links long
+        nxt: list[object] = []
+        for e in seen:
+            if isinstance(e, ssl.SSLCertVerificationError):
+                return True
+            if isinstance(e, BaseException):
+                nxt += [getattr(e, "reason", None), e.__cause__, e.__context__, *e.args[:2]]
+        seen = [e for e in nxt if isinstance(e, BaseException)]
+        if not seen:
+            return False
+    return False
 
 
 def _describe(exc: BaseException) -> str:
