@@ -133,7 +133,7 @@ def test_starved_scans_leave_known_images_decided_and_readiness_reports_it(
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(send, attack))
         for took, resp in answers:  # each answered within its one deadline, per failurePolicy
-            assert took < 2 + 1 + 1.5, took
+            assert took < 2 + 1 + 3, took  # a deadline per image would be minutes
             assert resp["allowed"] is False and "could not decide" in resp["status"]["message"]
             assert "failurePolicy is fail" in resp["status"]["message"]
 
@@ -174,7 +174,7 @@ def test_a_full_scan_queue_fails_fast_and_dedups(tmp_path: Path, silent: Silent)
     started = time.monotonic()
     with pytest.raises(LookupUnavailable, match="queue is full"):
         source.summary(images[2], budget=LookupBudget(5))
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2.5  # at once: well inside the 5 s budget it could wait
     silent.close()
 
 
@@ -189,7 +189,7 @@ def test_a_review_starts_at_most_its_cap_of_scans(tmp_path: Path, silent: Silent
     images = [f"127.0.0.1:{silent.port}/cap/i{n}:1" for n in range(10)]
     started = time.monotonic()
     d = decide(workload_of(pod("many", images)), policy, source)
-    assert time.monotonic() - started < 0.5 + 0.5  # one deadline for all ten lookups
+    assert time.monotonic() - started < 0.5 + 1.5  # one deadline for all ten, not ten (5 s)
     assert d.allowed and d.error and "cap per review" in d.error
     assert len(source.scans._futures) == 2
 
