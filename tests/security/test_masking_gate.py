@@ -759,22 +759,36 @@ def test_what_an_id_key_spares_the_gate_would_have_left_as_it_is(data: st.DataOb
         st.tuples(hexes(8), hexes(4), hexes(4), hexes(4), hexes(12)).map("-".join),
     )
     value = data.draw(shapes)
-    assert own_id(value)
+    if not own_id(value):  # digits only: not an id's shape, so the key spares nothing
+        assert value.replace("-", "").isdigit()
+        assert redact({"connection": value}) == {"connection": redact_text(value)}
+        return
     assert redact_text(value) == value
     assert redact({"connection": value}) == {"connection": value}
+
+
+def test_a_digits_only_uuid_is_not_spared_as_an_id() -> None:
+    """A UUID's shape of digits only can hold a card number the gate masks (found by the test
+    above: Luhn-valid digits across the groups), so an id key does not spare it."""
+    value = "00000000-0000-0000-4499-000000000000"
+    assert redact_text(value) != value
+    assert not own_id(value)
+    assert redact({"id": value}, keep=frozenset({"id"})) == {"id": redact_text(value)}
 
 
 def test_connection_ids_are_ids_the_gate_leaves_as_they_are() -> None:
     """The flow table makes UUID-shaped connection ids (its run's random bits, then a counter), so
     the gate never masks one, and no card in a shape the gate would mask is spared as an id."""
     from stockade.identity import Directory
-    from stockade.network.flows import FlowTable
+    from stockade.network.flows import FlowTable, run_prefix
 
     table = FlowTable(None, Directory(), lambda record: None)
-    table._run = "41111111-1111-4111-8111-"  # all digits: still read as an id
+    table._run = run_prefix(bytes.fromhex("41111111111141118111"))  # 20 random digits, no letter
+    assert table._run == "e1111111-1111-4111-8111-"  # one made a letter: a UUID the gate spares
     made = [table._new(1.0, ("10.0.0.1", 40000 + n, "10.0.0.2", 80, 6), 6, reverse=False)[0].id
             for n in range(3)]  # fmt: skip
-    assert made == [f"41111111-1111-4111-8111-{n:012x}" for n in (1, 2, 3)]
+    assert made == [f"e1111111-1111-4111-8111-{n:012x}" for n in (1, 2, 3)]
+    assert run_prefix(bytes.fromhex("0123456789abcdef0123")) == "01234567-89ab-cdef-0123-"
     for value in made:
         assert own_id(value) and redact_text(value) == value
     assert (

@@ -366,16 +366,17 @@ def _ssn_spans(text: str, groups: list[Group], blobs: list[Group]) -> list[Group
     return spans
 
 
-# The shapes of the ids Stockade makes: 32 hex digits, or a UUID (an event's id, a connection's).
-# The gate itself leaves such a string as it is (a hex blob or a UUID is never read as a card or
-# an SSN), so sparing it under a ``keep`` key only saves the scan; anything else there (free text,
-# a card with a dash, a nested document) passes the gate.
+# The shapes of the ids Stockade makes: 32 hex digits, or a UUID (an event's id, a connection's),
+# with at least one hex letter. The gate itself leaves such a string as it is (a hex blob or a
+# UUID with a letter is never read as a card or an SSN), so sparing it under a ``keep`` key only
+# saves the scan; anything else there (free text, a card with a dash, digits only in a UUID's
+# shape, a nested document) passes the gate.
 _OWN_ID = re.compile(r"[0-9a-f]{32}|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 
 
 def own_id(value: Any) -> bool:
     """Whether ``value`` is a string in the shape of an id Stockade makes."""
-    return type(value) is str and _OWN_ID.fullmatch(value) is not None
+    return type(value) is str and _OWN_ID.fullmatch(value) is not None and _has_hex_letter(value)
 
 
 def redact(value: Any, *, keep: frozenset[str] = frozenset()) -> Any:

@@ -121,6 +121,18 @@ class Flow:
         self.tls: TlsInfo | None = None
 
 
+def run_prefix(random: bytes) -> str:
+    """The first four groups of a run's connection ids: a connection's id is UUID-shaped, these
+    80 random bits, then its counter as 12 hex digits (so ids of one run sort by creation). The
+    masking gate reads a UUID with a hex letter as an id, never as a card number, whatever digits
+    it holds (model.redact); the counter is mostly digits, so the run's part holds the letter (the
+    first digit becomes one in the 1 run in about 12,000 whose 20 are all digits)."""
+    run = random.hex()
+    if run.isdigit():
+        run = "abcdefabcd"[int(run[0])] + run[1:]
+    return f"{run[:8]}-{run[8:12]}-{run[12:16]}-{run[16:]}-"
+
+
 class FlowTable:
     """Feed it with ``tcp``/``udp`` (a ``Decoder`` sink); finished connections go to ``emit``."""
 
@@ -139,11 +151,7 @@ class FlowTable:
         self.memory = 0
         self._flows: dict[FlowKey, tuple[Flow, int]] = {}
         self._ids = itertools.count(1)
-        # A connection's id is UUID-shaped: this table's 80 random bits, then its counter as 12 hex
-        # digits (so ids of one run sort by creation). The masking gate reads a UUID as an id, never
-        # as a card number, whatever digits it holds (model.redact).
-        run = os.urandom(10).hex()
-        self._run = f"{run[:8]}-{run[8:12]}-{run[12:16]}-{run[16:]}-"
+        self._run = run_prefix(os.urandom(10))
         self._next_sweep = 0.0
 
     def __len__(self) -> int:
