@@ -229,6 +229,7 @@ def _capture(
                 count=count,
                 on_record=out.record,
                 keep=fmt == "table",
+                on_lines=out.lines_writer(),
             )
         else:
             if os.geteuid() != 0:
@@ -333,6 +334,21 @@ class _Outputs:
             self.recorder.add(rec, data)
             line = json.dumps(data)
         write_masked(line + "\n")  # every string of it passed the gate (to_dict, json_line)
+        sys.stdout.flush()
+
+    def lines_writer(self) -> Any:
+        """``run_pcap``'s ``on_lines`` when this output only writes JSON lines and tallies them
+        (no store, no controller: they need the records), else None."""
+        r = self.recorder
+        if not self.json or self._store is not None or r.on_record or r.on_events:
+            return None
+        return self.lines
+
+    def lines(self, text: str, count: int, protocol: str, first: float, last: float) -> None:
+        """JSON lines written by the compiled path (pcapfast.c says why nothing in them can hold
+        a number the masking gate masks), in their place among the records'."""
+        self.recorder.add_plain(count, protocol, first, last)
+        write_masked(text)
         sys.stdout.flush()
 
     def flush(self) -> None:

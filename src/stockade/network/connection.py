@@ -310,18 +310,29 @@ def _int(n: int) -> str:
 def _peer_json(address: str, port: int, ref: ResourceRef) -> str:
     """``json.dumps`` of ``{"ip": _mask_ip(address), "port": port, **_masked(ref)}`` (to_dict's
     peer)."""
-    if type(port) is int and ref.namespace is None and ref.digest is None and not ref.labels:
+    if type(port) is int:
+        parts = peer_json_parts(address, ref)
+        if parts is not None:
+            return f"{parts[0]}{port!r}{parts[1]}"
+    return json.dumps({"ip": _mask_ip(address), "port": port, **_masked(ref)})  # kept exact
+
+
+def peer_json_parts(address: str, ref: ResourceRef) -> tuple[str, str] | None:
+    """A peer's JSON in ``json_line`` around its port: ``_peer_json(address, port, ref)`` is
+    ``before + repr(port) + after`` for every int ``port``, each string through the gate (the
+    compiled ``sensor --pcap`` path writes lines with them: pcapfast.c ``sp_peer``); None when
+    ``json.dumps`` writes the peer whole."""
+    if ref.namespace is None and ref.digest is None and not ref.labels:
         kind, name = ref.kind, ref.name  # an address of no known workload
         if type(kind) is str and type(name) is str:
             return (
-                f'{{"ip": {_mask_ip_quoted(address)}, "port": {port!r}, '
-                f'"kind": {_mask_quoted(kind)}, "name": {_mask_ip_quoted(name)}}}'
+                f'{{"ip": {_mask_ip_quoted(address)}, "port": ',
+                f', "kind": {_mask_quoted(kind)}, "name": {_mask_ip_quoted(name)}}}',
             )
-    ip = _mask_ip(address)
     masked = _masked(ref)
-    if type(port) is not int or not masked or "ip" in masked or "port" in masked:  # kept exact
-        return json.dumps({"ip": ip, "port": port, **masked})
-    return f'{{"ip": {_quoted(ip)}, "port": {_int(port)}, {_masked_json(ref)}}}'
+    if not masked or "ip" in masked or "port" in masked:
+        return None
+    return f'{{"ip": {_quoted(_mask_ip(address))}, "port": ', f", {_masked_json(ref)}}}"
 
 
 @lru_cache(maxsize=4096)

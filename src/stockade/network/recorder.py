@@ -75,6 +75,15 @@ class Recorder:
                 self.flush()
         return events
 
+    def add_plain(self, count: int, protocol: str, first: float, last: float) -> None:
+        """Tally ``count`` connections of clear ``protocol`` without findings or TLS (so without
+        events) whose records were not built (``run_pcap``'s ``on_lines``: their JSON lines were
+        written in C): only for a recorder that neither stores nor hands on records or events."""
+        if self.store is not None or self.on_events is not None or self.on_record is not None:
+            raise ValueError("a recorder that stores or hands on records needs the records")
+        self.connections += count
+        self.observed.add_plain(count, protocol, first, last)
+
     def flush(self) -> None:
         if self.store is None or not self._pending:
             return

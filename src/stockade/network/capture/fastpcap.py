@@ -18,23 +18,33 @@ would, needs nothing) replaces its events. Python builds the record from that al
 (:func:`_common`: the DLP feeds of those directions, the same record code and masking gate).
 Anything else hands the kept events over in their order and is replayed as above.
 ``STOCKADE_SENSOR_FASTPATH=replay`` keeps the C reader but replays every flow (the step between).
+
+With ``lines`` (a caller that only writes the JSON lines and tallies them: ``sensor --pcap
+--format json --no-store``), a common connection neither of whose directions DLP must look at is
+not handed over at all: the C code writes its record's JSON line (``ConnectionRecord.json_line``
+byte for byte; pcapfast.c "the common connection's line" says why nothing in it can hold a
+number the masking gate would mask), with the JSON of the addresses workloads own registered by
+this module (:class:`_Peers`), and hands over the lines in runs.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from stockade.identity import Directory
 from stockade.model.errors import PacketError
 from stockade.network.analysis import DlpFeed
 from stockade.network.capture.decode import DecodeStats
 from stockade.network.capture.pcapfile import PcapReader
-from stockade.network.flows import Flow, FlowTable
+from stockade.network.connection import peer_json_parts
+from stockade.network.flows import Flow, FlowTable, _ip_text
 from stockade.network.interface import Detection
 
-EV_DATA, EV_GAP, EV_ANALYZE, EV_FINISH, EV_DROP, EV_COMMON = 1, 2, 3, 4, 5, 6
+EV_DATA, EV_GAP, EV_ANALYZE, EV_FINISH, EV_DROP, EV_COMMON, EV_LINES = 1, 2, 3, 4, 5, 6, 7
 STATES = ("closed", "reset", "timeout", "evicted", "active")
 # a finished flow's facts, as pcapfast.c finish() writes them
 FACTS = struct.Struct("<dd9QBBHHBBB16s16s")
@@ -49,6 +59,14 @@ COMMON = struct.Struct("<BHH3s")
 U32 = struct.Struct("<I")
 # bytes the flows waiting to be decided may hold in all (past it, a flow is replayed at once)
 DEFER_CAP = 64 << 20
+# an EV_LINES event's bytes open with the earliest start and the latest end of its connections
+SPAN = struct.Struct("<dd")
+COMMON_PROTOCOL = "proto.http"  # the protocol of every connection written as a line
+PEERS_KEPT = 16384  # owned addresses whose JSON the C code holds (pcapfast.c SP_PEERS_KEPT)
+# lines(text, count, protocol, first, last): ``count`` JSON lines (each ending in a newline) of
+# connections of ``protocol`` without findings or TLS, the earliest starting at ``first``, the
+# latest ending at ``last``
+Lines = Callable[[str, int, str, float, float], None]
 
 
 def compiled() -> Any | None:
@@ -81,9 +99,10 @@ class _Head:
 
 
 def run(
-    mod: Any, path: Path, table: FlowTable, count: int | None
+    mod: Any, path: Path, table: FlowTable, count: int | None, lines: Lines | None = None
 ) -> tuple[DecodeStats, dict[str, Any]]:
-    """Read ``path`` through the C path into ``table``'s hooks and records; returns the decode
+    """Read ``path`` through the C path into ``table``'s hooks and records (and, with ``lines``,
+    the connections the C code writes as JSON lines into ``lines``); returns the decode
     statistics and the source facts (as ``run_pcap`` reports them); fills ``table.stats``."""
     ffi, lib = mod.ffi, mod.lib
     cfg = table.cfg
@@ -98,6 +117,9 @@ def run(
     if scan is not None:
         c.common, c.defer_cap = 1, DEFER_CAP
         c.rs_new, c.rs_scan_all, c.rs_free, c.rs_ids, c.rs_db, scanner = scan
+        if lines is not None and isinstance(table.identities, Directory):
+            c.lines = 1
+            c.id_run = table.connection_id(0)[:-12].encode()
     # run_pcap counts a frame before it checks the limit: at least one frame is read
     limit = -1 if count is None else max(count, 1)
     with PcapReader(path) as reader:
@@ -109,15 +131,20 @@ def run(
                 raise PacketError("out of memory", subject=str(path))
             flows: dict[int, Flow] = {}
             n = ffi.new("uint64_t *")
+            peers = _Peers(ffi, lib, r, table) if c.lines else None
             while True:
+                if peers is not None:
+                    peers.check()
                 rc = _scanning(scanner, lib.sp_step, r, MAX_EVENTS, MAX_DATA)
                 if rc == 1:
+                    if peers is not None:
+                        peers.check()
                     rc = _scanning(scanner, lib.sp_flush, r)
-                    _replay(ffi, lib, r, n, table, flows)
+                    _replay(ffi, lib, r, n, table, flows, lines)
                     if rc == 3:
                         raise PacketError("out of memory", subject=str(path))
                     break
-                _replay(ffi, lib, r, n, table, flows)
+                _replay(ffi, lib, r, n, table, flows, lines)
                 if rc == 2:
                     raise PacketError(ffi.string(lib.sp_error(r)).decode(), subject=str(path))
                 if rc == 3:
@@ -139,8 +166,10 @@ def run(
     return stats, source
 
 
-def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict[int, Flow]) -> None:
-    """Run the listed events through the flow table's hooks, in order."""
+def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict[int, Flow],
+            lines: Lines | None = None) -> None:  # fmt: skip
+    """Run the listed events through the flow table's hooks, in order (the lines written in C
+    into ``lines``)."""
     evp = lib.sp_events(r, n)
     count = n[0]
     if not count:
@@ -155,6 +184,13 @@ def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict[in
     # (kind | direction << 8, flow number, offset or count, length): one event in four numbers
     for head, no, at, size in zip(ev[0::4], ev[1::4], ev[2::4], ev[3::4], strict=True):
         kind = head & 0xFF
+        if kind == EV_LINES:  # (no: the number of lines)
+            first, last = SPAN.unpack_from(data, at)
+            assert lines is not None
+            lines(
+                data[at + SPAN.size : at + size].decode("ascii"), no, COMMON_PROTOCOL, first, last
+            )
+            continue
         f = flows.get(no)
         if f is None:
             f = Flow(connection_id(no), (b"", 0), (b"", 0), 6, 0.0)
@@ -234,6 +270,43 @@ def _common(table: FlowTable, f: Flow, data: bytes, at: int) -> None:
     f.detection = Detection(protocol="proto.http", encrypted=False, upgrade=None,
                             details=tuple(details), confidence=1.0)  # fmt: skip
     table.emit(table._record(f, state))
+
+
+class _Peers:
+    """The JSON of the addresses workloads own, which the C code writes lines with (pcapfast.c
+    ``sp_peer``; it writes any other address as ``Directory.lookup`` names it, ``external``):
+    registered before the first frame and again whenever the identities change (a watched
+    directory: a line is written with what was registered when the C code finished its
+    connection, at most one batch before Python would have looked the address up). Lines are off
+    while the workloads own more than PEERS_KEPT addresses."""
+
+    __slots__ = ("ffi", "lib", "r", "table", "version")
+
+    def __init__(self, ffi: Any, lib: Any, r: Any, table: FlowTable) -> None:
+        self.ffi, self.lib, self.r, self.table = ffi, lib, r, table
+        self.version: int | None = None
+
+    def check(self) -> None:
+        """Register the owned addresses again when the identities changed since."""
+        directory = self.table.identities
+        if directory.version == self.version:
+            return
+        self.version = directory.version
+        lib, r, null = self.lib, self.r, self.ffi.NULL
+        lib.sp_peers_clear(r)
+        owned = directory.owned()
+        lib.sp_set_lines(r, len(owned) <= PEERS_KEPT)
+        if len(owned) > PEERS_KEPT:
+            return
+        for packed, ref in owned:
+            parts = peer_json_parts(_ip_text(packed), ref)
+            if parts is None:  # json.dumps writes it: its connections stay with Python
+                lib.sp_peer(r, packed, len(packed), null, 0, null, 0)
+                continue
+            before, after = parts[0].encode("ascii"), parts[1].encode("ascii")
+            if lib.sp_peer(r, packed, len(packed), before, len(before), after, len(after)):
+                lib.sp_set_lines(r, 0)  # out of memory: it would be written as external
+                return
 
 
 def _scanning(scanner: Any, call: Any, *args: Any) -> int:
