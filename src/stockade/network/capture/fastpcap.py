@@ -333,12 +333,12 @@ def _common_scan(table: FlowTable) -> tuple[int, int, int, int, int, Any] | None
     ins = table.inspectors
     if ins is None or ins.dlp is None:
         return None
-    from stockade.network import protocols
+    from stockade.network import analysis
     from stockade.network.dlp import runscan
     from stockade.network.dlp.engine import DlpEngine
 
     engine = ins.dlp
-    if ins.detect is not protocols.detect or type(engine) is not DlpEngine:
+    if ins.detect is not analysis.detect or type(engine) is not DlpEngine:
         return None
     scanner = engine._runscan
     module = runscan.compiled()

@@ -562,6 +562,15 @@ static void civil(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
     *y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
+/* v in n decimal digits, zero-padded (v < 10^n); the end */
+static char *zero_padded(char *p, unsigned v, int n) {
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + n;
+}
+
 /* connection.py _iso(ts): datetime.fromtimestamp(ts, UTC).isoformat(), the microseconds rounded
    half to even (Python's round(), nearbyint here) with their carry; its length, or -1 past what
    a datetime holds (Python writes that record) */
@@ -576,21 +585,39 @@ static int iso(double ts, char *out, size_t room) {
     if (whole > SP_MAX_TIMESTAMP) return -1;
     int64_t secs = (int64_t)whole, y;
     unsigned m, d;
-    civil(secs / 86400, &y, &m, &d);
-    int64_t s = secs % 86400;
-    int n = snprintf(out, room, "%04lld-%02u-%02uT%02d:%02d:%02d", (long long)y, m, d,
-                     (int)(s / 3600), (int)(s / 60 % 60), (int)(s % 60));
-    if (us > 0) n += snprintf(out + n, room - (size_t)n, ".%06d", (int)us);
-    n += snprintf(out + n, room - (size_t)n, "+00:00");
-    return n;
+    civil(secs / 86400, &y, &m, &d); /* (a year of 1970 to 9999: four digits) */
+    unsigned s = (unsigned)(secs % 86400);
+    if (room < 33) return -1;
+    char *p = out;
+    p = zero_padded(p, (unsigned)y, 4);
+    *p++ = '-';
+    p = zero_padded(p, m, 2);
+    *p++ = '-';
+    p = zero_padded(p, d, 2);
+    *p++ = 'T';
+    p = zero_padded(p, s / 3600, 2);
+    *p++ = ':';
+    p = zero_padded(p, s / 60 % 60, 2);
+    *p++ = ':';
+    p = zero_padded(p, s % 60, 2);
+    if (us > 0) {
+        *p++ = '.';
+        p = zero_padded(p, (unsigned)us, 6);
+    }
+    memcpy(p, "+00:00", 6);
+    return (int)(p + 6 - out);
 }
 
 static void put_text(struct sp_run *r, const char *s) { sp_put(r, s, strlen(s)); }
 
 static void put_dec(struct sp_run *r, uint64_t v) {
-    char b[24];
-    int n = snprintf(b, sizeof b, "%llu", (unsigned long long)v);
-    sp_put(r, b, (size_t)n);
+    char b[20];
+    size_t n = sizeof b;
+    do {
+        b[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    sp_put(r, b + n, sizeof b - n);
 }
 
 /* json.encoder.encode_basestring_ascii of p[0:n] decoded as latin-1 (as json.dumps writes it) */
@@ -704,10 +731,13 @@ static int line(struct sp_run *r, const struct sp_flow *f, int state, const stru
         at = sp_put(r, span, sizeof span);
     }
     size_t from = r->ndata;
-    char id[64];
-    int nid = snprintf(id, sizeof id, "{\"id\": \"%s%012llx\", \"start\": \"", r->cfg.id_run,
-                       (unsigned long long)f->no);
-    sp_put(r, id, (size_t)nid);
+    put_text(r, "{\"id\": \"");
+    put_text(r, r->cfg.id_run);
+    char no[16]; /* the number in at least 12 hex digits ({number:012x}) */
+    size_t k = sizeof no;
+    for (uint64_t v = f->no; v || k > sizeof no - 12; v >>= 4) no[--k] = "0123456789abcdef"[v & 15];
+    sp_put(r, no + k, sizeof no - k);
+    put_text(r, "\", \"start\": \"");
     sp_put(r, start, (size_t)nstart);
     put_text(r, "\", \"end\": \"");
     sp_put(r, end, (size_t)nend);
