@@ -50,8 +50,8 @@ def json_lines(
         recorder.add(rec)
         out.append(rec.json_line() + "\n")
 
-    def in_c(text: str, count: int, protocol: str, first: float, last: float) -> None:
-        recorder.add_plain(count, protocol, first, last)
+    def in_c(text: str, count: int, protocol: str, first: float, last: float, hits: Any) -> None:
+        recorder.add_plain(count, protocol, first, last, hits)
         got = text.splitlines(keepends=True)
         assert len(got) == count and text.endswith("\n")
         out.extend(got)

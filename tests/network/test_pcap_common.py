@@ -346,7 +346,16 @@ def _varied_frames(seed: int) -> list[tuple[float, bytes]]:
     convs.append(same)
     convs.append(_http("10.8.4.2", "10.8.5.1", 45001, 80, b"POST /pay HTTP/1.1\r\n\r\ncard="
                        + CARD.encode() + b"\r\n", ok, isn=rng.randrange(1 << 32)))  # fmt: skip
+    # findings in a body (the line written in C, the findings put in by Python), first
     packets = []
+    for k, (req, resp) in enumerate([
+        (b"POST /orders HTTP/1.1\r\nHost: shop\r\n\r\ncard=" + CARD.encode() + b"&x=1\r\n", ok),
+        (b"GET /me HTTP/1.1\r\nHost: shop\r\n\r\n", b'HTTP/1.1 200 OK\r\n\r\n{"ssn": "%s"}' % SSN.encode()),
+        (b"POST /both HTTP/1.1\r\n\r\nc=" + CARD.encode() + b"\r\n", b'HTTP/1.1 201 Created\r\n\r\n"%s"' % SSN.encode()),
+    ]):  # fmt: skip
+        client = "fd00::e:1" if k == 1 else "10.8.9.1"
+        server = "fd00::b:1" if k == 1 else "10.8.1.1"
+        packets += _http(client, server, 47000 + k, 8080, req, resp, isn=rng.randrange(1 << 32))
     while any(convs):
         conv = rng.choice([c for c in convs if c])
         packets.append(conv.pop(0))
@@ -418,19 +427,21 @@ def test_lines_are_written_in_c_only_where_nothing_could_need_the_gate(
     varied, inspectors, monkeypatch
 ) -> None:
     """Which connections the C code writes: none whose path or host has nine close digits
-    (the gate's first test), none with a finding; the plain ones, IPv6, odd ports, resets and
-    escapes included."""
+    (the gate's first test); the plain ones, IPv6, odd ports, resets and escapes included, and
+    those with findings in a body (put in by Python)."""
     monkeypatch.setenv("STOCKADE_SENSOR_FASTPATH", "1")
     _lines, _end, _t, written = json_lines(varied["varied0"], inspectors)
     assert len(written) > 10
     paths = [json.loads(ln)["details"].get("http.path", "") for ln in written]
-    for bad in ("/o/123456789", "/v/1.2.3.4.5.6.7.8.9", "/d1e2d3e4-5_6+7%8.9", "/pay"):
+    for bad in ("/o/123456789", "/v/1.2.3.4.5.6.7.8.9", "/d1e2d3e4-5_6+7%8.9"):
         assert bad not in paths
     assert "/o/12345678" in paths and "/port" in paths and "/d1e2d3e4x5_6+7%8.9" in paths
     hosts = [json.loads(ln)["details"].get("http.host") for ln in written]
     assert "10.1.2.3:8080" in hosts and "1234.5678.9" not in hosts and "536-22-8401" not in hosts
     assert {json.loads(ln)["ip_version"] for ln in written} == {4, 6}
     assert {json.loads(ln)["state"] for ln in written} >= {"closed", "reset"}
+    found = [json.loads(ln)["dlp"] for ln in written if '"dlp": []' not in ln]
+    assert {h["sensor"] for hits in found for h in hits} == {"dlp.payment_card", "dlp.us_ssn"}
     assert any("\\u00e9" in ln and '\\"' in ln and "\\u007f" in ln for ln in written)
 
 

@@ -344,10 +344,13 @@ class _Outputs:
             return None
         return self.lines
 
-    def lines(self, text: str, count: int, protocol: str, first: float, last: float) -> None:
+    def lines(
+        self, text: str, count: int, protocol: str, first: float, last: float, hits: Any
+    ) -> None:
         """JSON lines written by the compiled path (pcapfast.c says why nothing in them can hold
-        a number the masking gate masks), in their place among the records'."""
-        self.recorder.add_plain(count, protocol, first, last)
+        a number the masking gate masks; findings are put in by ``hits_json``), in their place
+        among the records'."""
+        self.recorder.add_plain(count, protocol, first, last, hits)
         write_masked(text)
         sys.stdout.flush()
 

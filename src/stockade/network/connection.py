@@ -123,7 +123,7 @@ class ConnectionRecord:
             f'"server": {q(self.flags_server)}}}, '
             f'"state": {q(self.state)}, "gaps": {_int(self.gaps)}, '
             f'"inspected_bytes": {_int(self.inspected)}, '
-            f'"dlp": {_hits_json(self.hits) if self.hits else "[]"}, '
+            f'"dlp": {hits_json(self.hits) if self.hits else "[]"}, '
             f'"details": {_details_json(self.details) if self.details else "{}"}}}'
         )
 
@@ -192,8 +192,9 @@ def _masked(ref: ResourceRef) -> dict[str, Any]:
     return cast(dict[str, Any], redact(ref.to_dict()))
 
 
-def _hits_json(hits: tuple[Hit, ...]) -> str:
-    """``json.dumps(redact([_hit(h) for h in hits]))``, each string through the same gate."""
+def hits_json(hits: tuple[Hit, ...]) -> str:
+    """``json.dumps(redact([_hit(h) for h in hits]))``, each string through the same gate (the
+    ``dlp`` of a record's line)."""
     parts = []
     for h in hits:
         m = h.match
@@ -426,11 +427,17 @@ def event_kinds(
     equal)."""
     if not rec.hits and rec.tls is None:
         return []
-    groups = len({(h.match.sensor, h.direction) for h in rec.hits})
-    out = [("dlp.sensitive_in_clear", Severity.HIGH)] * groups
+    out = dlp_event_kinds(rec.hits)
     if rec.tls is not None:
         out += [(v.kind, v.severity) for v in violations(rec.tls, rec.start, policy)]
     return out
+
+
+def dlp_event_kinds(hits: tuple[Hit, ...]) -> list[tuple[str, Severity]]:
+    """The kinds and severities of the events :func:`events_for` makes of DLP hits: one
+    ``dlp.sensitive_in_clear`` per sensor and direction."""
+    groups = len({(h.match.sensor, h.direction) for h in hits})
+    return [("dlp.sensitive_in_clear", Severity.HIGH)] * groups
 
 
 def _tls_events(

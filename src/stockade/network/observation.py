@@ -40,10 +40,14 @@ class Observation:
         if self.last is None or end > self.last:
             self.last = end
 
-    def add_plain(self, count: int, protocol: str, first: float, last: float) -> None:
-        """``add`` of ``count`` records of clear ``protocol`` connections without findings or
-        TLS, the earliest starting at ``first``, the latest ending at ``last``."""
+    def add_plain(
+        self, count: int, protocol: str, first: float, last: float, dlp_hits: int = 0
+    ) -> None:
+        """``add`` of ``count`` records of clear ``protocol`` connections without TLS, with
+        ``dlp_hits`` DLP hits in all, the earliest starting at ``first``, the latest ending at
+        ``last``."""
         self.connections += count
+        self.dlp_hits += dlp_hits
         self.protocols[protocol] += count
         if self.first is None or first < self.first:
             self.first = first

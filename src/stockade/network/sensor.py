@@ -59,14 +59,14 @@ def run_pcap(
     count: int | None = None,
     on_record: Callable[[ConnectionRecord], None] | None = None,
     keep: bool = True,
-    on_lines: Callable[[str, int, str, float, float], None] | None = None,
+    on_lines: Callable[[str, int, str, float, float, tuple[Any, ...]], None] | None = None,
 ) -> SensorRun:
     """Read a pcap or pcapng file through the whole sensor.
 
     ``on_lines`` is for a caller that only writes each record's ``json_line()`` and tallies it
     (``Recorder.add_plain``): with it, the compiled path writes the lines of the common
-    connections it decides whole (clear HTTP/1.x without a finding) itself and hands them over
-    in runs, ``on_lines(text, count, protocol, first, last)`` (see ``fastpcap.Lines``), in their
+    connections (clear HTTP/1.x) itself, a finding put in by Python, and hands them over,
+    ``on_lines(text, count, protocol, first, last, hits)`` (see ``fastpcap.Lines``), in their
     place among the records; such connections reach neither ``on_record`` nor ``records``. It
     is not used with ``keep`` (every record kept) nor on the pure-Python path."""
     from stockade.network.capture import fastpcap

@@ -40,7 +40,7 @@ from stockade.model.errors import PacketError
 from stockade.network.analysis import DlpFeed
 from stockade.network.capture.decode import DecodeStats
 from stockade.network.capture.pcapfile import PcapReader
-from stockade.network.connection import peer_json_parts
+from stockade.network.connection import Hit, hits_json, peer_json_parts
 from stockade.network.flows import Flow, FlowTable, _ip_text
 from stockade.network.interface import Detection
 
@@ -63,10 +63,12 @@ DEFER_CAP = 64 << 20
 SPAN = struct.Struct("<dd")
 COMMON_PROTOCOL = "proto.http"  # the protocol of every connection written as a line
 PEERS_KEPT = 16384  # owned addresses whose JSON the C code holds (pcapfast.c SP_PEERS_KEPT)
-# lines(text, count, protocol, first, last): ``count`` JSON lines (each ending in a newline) of
-# connections of ``protocol`` without findings or TLS, the earliest starting at ``first``, the
-# latest ending at ``last``
-Lines = Callable[[str, int, str, float, float], None]
+# lines(text, count, protocol, first, last, hits): ``count`` JSON lines (each ending in a
+# newline) of clear connections of ``protocol`` without TLS, the earliest starting at ``first``,
+# the latest ending at ``last``; ``hits``: the DLP hits of the one connection of a line with
+# findings, else ()
+Lines = Callable[[str, int, str, float, float, tuple[Hit, ...]], None]
+LINE = struct.Struct("<II")  # a line's length and where its "dlp": [] is
 
 
 def compiled() -> Any | None:
@@ -187,9 +189,8 @@ def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict[in
         if kind == EV_LINES:  # (no: the number of lines)
             first, last = SPAN.unpack_from(data, at)
             assert lines is not None
-            lines(
-                data[at + SPAN.size : at + size].decode("ascii"), no, COMMON_PROTOCOL, first, last
-            )
+            text = data[at + SPAN.size : at + size].decode("ascii")
+            lines(text, no, COMMON_PROTOCOL, first, last, ())
             continue
         f = flows.get(no)
         if f is None:
@@ -218,7 +219,10 @@ def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict[in
         elif kind == EV_DROP:
             del flows[no]
         elif kind == EV_COMMON:
-            _common(table, f, data, at)
+            if head >> 8 and lines is not None:
+                _common_line(table, f, data, at, lines)
+            else:
+                _common(table, f, data, at)
 
 
 def _finish(table: FlowTable, f: Flow, data: bytes, at: int) -> None:
@@ -245,6 +249,36 @@ def _common(table: FlowTable, f: Flow, data: bytes, at: int) -> None:
     hole. Its record is the one the replay would build: what detection gives such a flow
     (http1.probe's details), no TLS, and the findings of the DLP feeds of the directions that
     are not quiet, fed the pieces the replay feeds them; the same record code and gate."""
+    state, _end = _common_flow(table, f, data, at)
+    table.emit(table._record(f, state))
+
+
+def _common_line(table: FlowTable, f: Flow, data: bytes, at: int, lines: Lines) -> None:
+    """A common connection DLP must look at whose line pcapfast.c wrote but for its findings:
+    the DLP feeds of :func:`_common`; the line with their findings (``hits_json``, as
+    ``json_line`` writes them, through the same gate) goes to ``lines``, unless a feed noted
+    why its decoding stopped short (a detail the line lacks): then the record, as _common."""
+    state, p = _common_flow(table, f, data, at)
+    hits: list[Hit] = []
+    for d, name in ((0, "client"), (1, "server")):
+        feed = f.dlp[d]
+        if feed is not None:
+            found = feed.close()
+            if feed.limits:
+                table.emit(table._record(f, state))  # (closing a feed again finds the same)
+                return
+            hits.extend(Hit(direction=name, match=m) for m in found)
+    n, dlp = LINE.unpack_from(data, p)
+    text = data[p + LINE.size : p + LINE.size + n].decode("ascii")
+    found_hits = tuple(hits)
+    if found_hits:
+        text = text[:dlp] + hits_json(found_hits) + text[dlp + 2 :]
+    lines(text, 1, COMMON_PROTOCOL, f.first, f.last, found_hits)
+
+
+def _common_flow(table: FlowTable, f: Flow, data: bytes, at: int) -> tuple[str, int]:
+    """Set up ``f`` from its EV_COMMON (facts, detection, the DLP feeds fed); returns its end
+    state and where its bytes go on."""
     state = _facts(f, data, at)
     f.streams[0].delivered, f.streams[1].delivered = FACTS.unpack_from(data, at)[8:10]
     m, np, nh, status = COMMON.unpack_from(data, at + FACTS.size)
@@ -269,7 +303,7 @@ def _common(table: FlowTable, f: Flow, data: bytes, at: int) -> None:
             p += n
     f.detection = Detection(protocol="proto.http", encrypted=False, upgrade=None,
                             details=tuple(details), confidence=1.0)  # fmt: skip
-    table.emit(table._record(f, state))
+    return state, p
 
 
 class _Peers:

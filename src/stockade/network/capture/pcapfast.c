@@ -702,34 +702,35 @@ static void put_f64(uint8_t *p, double v) {
     for (int i = 0; i < 8; i++) p[i] = (uint8_t)(bits >> (8 * i));
 }
 
-/* Write the common connection f's JSON line (h: its HTTP details, status its three digits) and
-   return 1; 0 when Python must write its record (an address whose JSON Python writes, a path
-   or host with nine close digits, a time past a datetime's). An EV_LINES event: its flow number is the count
-   of lines, its bytes the earliest start and the latest end of their connections (two doubles,
-   little-endian) and the lines, each ending in a newline; the last one grows while nothing else
-   comes after it. */
-static int line(struct sp_run *r, const struct sp_flow *f, int state, const struct sp_http *h,
-                const uint8_t *status) {
-    const struct sp_peer *cp = peer_find(r, f->cip, f->iplen);
-    const struct sp_peer *sp = peer_find(r, f->sip, f->iplen);
-    char cext[48], sext[48];
-    int ncext = cp ? 0 : sp_ip_text(f->cip, f->iplen, cext);
-    int nsext = sp ? 0 : sp_ip_text(f->sip, f->iplen, sext);
-    if ((cp && !cp->json) || (sp && !sp->json) || ncext < 0 || nsext < 0
+/* What a line needs beyond the flow: its peers (registered, or external and spelled here) and
+   its times. */
+struct sp_line {
+    const struct sp_peer *cp, *sp;
+    char cext[48], sext[48], start[48], end[48];
+    int ncext, nsext, nstart, nend;
+};
+
+/* Can the common connection f's line be written here (h: its HTTP details)? 0 when Python must
+   write its record: an address whose JSON Python writes, a path or host with nine close digits,
+   a time past a datetime's. */
+static int lineable(const struct sp_run *r, const struct sp_flow *f, const struct sp_http *h,
+                    struct sp_line *L) {
+    L->cp = peer_find(r, f->cip, f->iplen);
+    L->sp = peer_find(r, f->sip, f->iplen);
+    L->ncext = L->cp ? 0 : sp_ip_text(f->cip, f->iplen, L->cext);
+    L->nsext = L->sp ? 0 : sp_ip_text(f->sip, f->iplen, L->sext);
+    if ((L->cp && !L->cp->json) || (L->sp && !L->sp->json) || L->ncext < 0 || L->nsext < 0
         || sp_close_digits(h->path, h->npath) || sp_close_digits(h->host, h->nhost))
         return 0;
-    char start[48], end[48];
-    int nstart = iso(f->first, start, sizeof start), nend = iso(f->last, end, sizeof end);
-    if (nstart < 0 || nend < 0) return 0;
-    int64_t *last = r->nev ? r->ev + r->nev - 4 : NULL;
-    int grow = last && (last[0] & 0xFF) == EV_LINES && (uint64_t)(last[2] + last[3]) == r->ndata;
-    int64_t at = 0;
-    if (!grow) {
-        uint8_t span[16];
-        put_f64(span, f->first);
-        put_f64(span + 8, f->last);
-        at = sp_put(r, span, sizeof span);
-    }
+    L->nstart = iso(f->first, L->start, sizeof L->start);
+    L->nend = iso(f->last, L->end, sizeof L->end);
+    return L->nstart >= 0 && L->nend >= 0;
+}
+
+/* Write f's JSON line (status: the three digits of its status line), ending in a newline,
+   with "dlp": []; returns where the [] is, counted from the line's first byte. */
+static size_t put_line(struct sp_run *r, const struct sp_flow *f, int state,
+                       const struct sp_http *h, const uint8_t *status, const struct sp_line *L) {
     size_t from = r->ndata;
     put_text(r, "{\"id\": \"");
     put_text(r, r->cfg.id_run);
@@ -738,14 +739,14 @@ static int line(struct sp_run *r, const struct sp_flow *f, int state, const stru
     for (uint64_t v = f->no; v || k > sizeof no - 12; v >>= 4) no[--k] = "0123456789abcdef"[v & 15];
     sp_put(r, no + k, sizeof no - k);
     put_text(r, "\", \"start\": \"");
-    sp_put(r, start, (size_t)nstart);
+    sp_put(r, L->start, (size_t)L->nstart);
     put_text(r, "\", \"end\": \"");
-    sp_put(r, end, (size_t)nend);
+    sp_put(r, L->end, (size_t)L->nend);
     put_text(r, f->iplen == 4 ? "\", \"transport\": \"tcp\", \"ip_version\": 4, \"client\": "
                               : "\", \"transport\": \"tcp\", \"ip_version\": 6, \"client\": ");
-    put_peer(r, cp, cext, ncext, f->cport);
+    put_peer(r, L->cp, L->cext, L->ncext, f->cport);
     put_text(r, ", \"server\": ");
-    put_peer(r, sp, sext, nsext, f->sport);
+    put_peer(r, L->sp, L->sext, L->nsext, f->sport);
     put_text(r, ", \"protocol\": \"proto.http\", \"encrypted\": false, \"upgrade\": null, "
                 "\"tls\": null, \"bytes\": {\"to_server\": ");
     put_dec(r, f->bytes[0]);
@@ -763,7 +764,9 @@ static int line(struct sp_run *r, const struct sp_flow *f, int state, const stru
     put_text(r, STATE_NAMES[state]);
     put_text(r, "\", \"gaps\": 0, \"inspected_bytes\": ");
     put_dec(r, f->st[0].delivered + f->st[1].delivered);
-    put_text(r, ", \"dlp\": [], \"details\": {\"http.method\": ");
+    put_text(r, ", \"dlp\": ");
+    size_t dlp = r->ndata - from;
+    put_text(r, "[], \"details\": {\"http.method\": ");
     put_quoted(r, h->method, h->nmethod);
     put_text(r, ", \"http.path\": ");
     put_quoted(r, h->path, h->npath);
@@ -774,6 +777,28 @@ static int line(struct sp_run *r, const struct sp_flow *f, int state, const stru
     put_text(r, ", \"http.status\": ");
     put_quoted(r, status, 3);
     put_text(r, "}}\n");
+    return dlp;
+}
+
+/* Write the common connection f's line when it can be (1; else 0: Python writes its record), in
+   an EV_LINES event: its flow number is the count of lines, its bytes the earliest start and the
+   latest end of their connections (two doubles, little-endian) and the lines; the last such
+   event grows while nothing else comes after it. */
+static int line(struct sp_run *r, const struct sp_flow *f, int state, const struct sp_http *h,
+                const uint8_t *status) {
+    struct sp_line L;
+    if (!lineable(r, f, h, &L)) return 0;
+    int64_t *last = r->nev ? r->ev + r->nev - 4 : NULL;
+    int grow = last && (last[0] & 0xFF) == EV_LINES && (uint64_t)(last[2] + last[3]) == r->ndata;
+    int64_t at = 0;
+    if (!grow) {
+        uint8_t span[16];
+        put_f64(span, f->first);
+        put_f64(span + 8, f->last);
+        at = sp_put(r, span, sizeof span);
+    }
+    size_t from = r->ndata;
+    put_line(r, f, state, h, status, &L);
     if (r->oom) return 1; /* the run stops: out of memory */
     int64_t size = (int64_t)(r->ndata - from);
     if (!grow) {
@@ -793,7 +818,10 @@ static int line(struct sp_run *r, const struct sp_flow *f, int state, const stru
    one byte, 1 when DLP must look at it (not quiet), followed for such a direction by the number
    of its pieces (4 bytes), their lengths (4 each) and its bytes: the pieces Python's DlpFeed
    would have been fed, in order (the first is the head the hello check passed, as decided).
-   With cfg.lines and both directions quiet, its JSON line instead when line() can write it. */
+   With cfg.lines and both directions quiet, its JSON line instead when line() can write it;
+   with one loud, when its line can be written here, the event's direction is 1 and its bytes
+   end with the line's length and where its "dlp": [] is (4 bytes each) and the line: Python
+   puts the findings in (fastpcap.py _common_line). */
 static int common(struct sp_run *r, struct sp_flow *f, int state, const uint8_t *facts,
                   size_t nfacts) {
     if (!f->defer || f->first_dir != 0 || f->st[0].gaps || f->st[1].gaps) return 0;
@@ -817,6 +845,8 @@ static int common(struct sp_run *r, struct sp_flow *f, int state, const uint8_t 
     sp_put(r, h.path, h.npath);
     if (h.nhost) sp_put(r, h.host, h.nhost);
     size_t size = nfacts + sizeof lens + h.nmethod + h.npath + h.nhost;
+    struct sp_line L;
+    int with_line = r->cfg.lines && lineable(r, f, &h, &L);
     for (int d = 0; d < 2; d++) {
         sp_put(r, &loud[d], 1);
         size++;
@@ -835,8 +865,18 @@ static int common(struct sp_run *r, struct sp_flow *f, int state, const uint8_t 
         sp_put(r, f->dbuf[d].p, f->dbuf[d].n);
         size += 4 + 4 * (size_t)pieces + f->dbuf[d].n;
     }
+    if (with_line) {
+        uint8_t u[8] = {0};
+        int64_t head = sp_put(r, u, sizeof u);
+        size_t from = r->ndata;
+        size_t dlp = put_line(r, f, state, &h, sb->p + 9, &L);
+        if (r->oom) return 1; /* the run stops: out of memory */
+        put_u32(r->data + head, (uint32_t)(r->ndata - from));
+        put_u32(r->data + head + 4, (uint32_t)dlp);
+        size += sizeof u + (r->ndata - from);
+    }
     defer_free(r, f);
-    sp_event(r, EV_COMMON, 0, f->no, at, (int64_t)size);
+    sp_event(r, EV_COMMON, with_line, f->no, at, (int64_t)size);
     return 1;
 }
 
