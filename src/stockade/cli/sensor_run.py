@@ -145,7 +145,8 @@ def run_sensor(
         _reporting(controller, token, controller_ca, agent_name, capabilities) as reporter,
         _captures(reporter, inv if lab else None),
     ):
-        out = _Outputs(fmt=fmt, db=db, store=store, capture=capture, policy=policy)
+        out = _Outputs(fmt=fmt, db=db, store=store, capture=capture, policy=policy,
+                       live=pcap is None)  # fmt: skip
         if reporter is not None:
             out.recorder.on_events = reporter.add_all
             out.recorder.on_record = lambda rec: reporter.add_connection(rec.to_dict())
@@ -295,10 +296,15 @@ class _Outputs:
     """Per connection: stream JSON (the CLI's part); tallies and batched storing are the network
     pillar's ``Recorder``."""
 
-    def __init__(self, *, fmt: str, db: str | None, store: bool, capture: str, policy: Any) -> None:
+    def __init__(
+        self, *, fmt: str, db: str | None, store: bool, capture: str, policy: Any, live: bool
+    ) -> None:
         from stockade.network.recorder import Recorder
 
         self.json = fmt == "json"
+        # live capture: each line as its connection ends; a file: as the buffer fills, and at
+        # the end (a flush a line was a write call a line)
+        self.live = live
         self._store = None
         if store:
             from stockade.cli.common import open_db
@@ -334,7 +340,8 @@ class _Outputs:
             self.recorder.add(rec, data)
             line = json.dumps(data)
         write_masked(line + "\n")  # every string of it passed the gate (to_dict, json_line)
-        sys.stdout.flush()
+        if self.live:
+            sys.stdout.flush()
 
     def lines_writer(self) -> Any:
         """``run_pcap``'s ``on_lines`` when this output only writes JSON lines and tallies them
@@ -352,9 +359,10 @@ class _Outputs:
         among the records'."""
         self.recorder.add_plain(count, protocol, first, last, hits)
         write_masked(text)
-        sys.stdout.flush()
 
     def flush(self) -> None:
+        if self.json:
+            sys.stdout.flush()
         self.recorder.flush()
 
     def close(self) -> None:
