@@ -113,6 +113,9 @@ def run_live(
     keep: bool = True,
 ) -> SensorRun:
     """Capture on ``interfaces`` (in ``namespace``) until ``duration`` or ``count`` frames."""
+    # the detectors load before the first frame, not at the first detection (analysis.detect
+    # imports them then): a lag while the ring fills
+    from stockade.network import protocols  # noqa: F401
     from stockade.network.capture.live import Ring
 
     run = SensorRun()
