@@ -12,6 +12,7 @@ that round into the next second, identities of workloads)."""
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import itertools
 import json
 import random
@@ -33,6 +34,7 @@ from tests.network.sensor_runs import json_lines, sensor_pcap
 MODES = ("0", "replay", "1")
 CARD, SSN = "4111111111111111", "536-22-8401"
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+BOMB = gzip.compress(b"0" * 400_000)
 
 
 def _requests() -> list[tuple[bytes, bytes]]:
@@ -90,6 +92,13 @@ def _requests() -> list[tuple[bytes, bytes]]:
         (b"SSH-2.0-OpenSSH_9.6\r\n", b"SSH-2.0-OpenSSH_9.6\r\n"),
         (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b"\x16\x03\x03\x00\x04\x02\x00\x00\x00"),
         (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b""),  # the server says nothing
+        # a compression bomb: DLP notes why its decoding stopped (a detail of the record)
+        (
+            b"POST /bomb HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+            % len(BOMB)
+            + BOMB,
+            OK,
+        ),
     ]
     return cases
 
@@ -407,7 +416,7 @@ def test_lines_written_in_c_are_the_records_lines(
     """The JSON lines of ``sensor --format json --no-store``, the C code writing the common
     connections' own, are the pure-Python path's byte for byte, in the same order, with the same
     statistics and tallies; with the identities of workloads too (the peers' JSON registered)."""
-    in_c = total = 0
+    in_c = total = noted = 0
     for name, path in {**captures, **varied}.items():
         for who in (None, _workloads) if name in varied else (None,):
             monkeypatch.setenv("STOCKADE_SENSOR_FASTPATH", "0")
@@ -419,8 +428,10 @@ def test_lines_written_in_c_are_the_records_lines(
             assert ref[3] == []
             in_c += len(got[3])
             total += len(ref[0])
+            noted += sum('"dlp.decoding"' in line for line in ref[0])
     # both sides of the cut are reached: lines written in C and records built in Python
     assert (30 if config is None else 5) < in_c < total - 100, (in_c, total)
+    assert noted  # and a decoding note, which only the record has
 
 
 def test_lines_are_written_in_c_only_where_nothing_could_need_the_gate(

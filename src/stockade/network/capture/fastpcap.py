@@ -181,7 +181,6 @@ def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict[in
     dp = lib.sp_data(r, n)
     data = ffi.buffer(dp, n[0])[:] if n[0] else b""
     lib.sp_taken(r)
-    connection_id = table.connection_id
     on_data, on_gap, analyze = table.on_data, table.on_gap, table._analyze
     # (kind | direction << 8, flow number, offset or count, length): one event in four numbers
     for head, no, at, size in zip(ev[0::4], ev[1::4], ev[2::4], ev[3::4], strict=True):
@@ -192,10 +191,12 @@ def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict[in
             text = data[at + SPAN.size : at + size].decode("ascii")
             lines(text, no, COMMON_PROTOCOL, first, last, ())
             continue
+        if kind == EV_COMMON and head >> 8 and lines is not None:  # its line written in C
+            _common_line(table, no, data, at, lines)
+            continue
         f = flows.get(no)
         if f is None:
-            f = Flow(connection_id(no), (b"", 0), (b"", 0), 6, 0.0)
-            f.streams = [_Head(), _Head()]  # type: ignore[list-item]
+            f = _flow(table, no)
             if kind != EV_COMMON:  # (a common connection has no other event)
                 flows[no] = f
         if kind == EV_DATA:
@@ -219,10 +220,7 @@ def _replay(ffi: Any, lib: Any, r: Any, n: Any, table: FlowTable, flows: dict[in
         elif kind == EV_DROP:
             del flows[no]
         elif kind == EV_COMMON:
-            if head >> 8 and lines is not None:
-                _common_line(table, f, data, at, lines)
-            else:
-                _common(table, f, data, at)
+            _common(table, f, data, at)
 
 
 def _finish(table: FlowTable, f: Flow, data: bytes, at: int) -> None:
@@ -249,23 +247,29 @@ def _common(table: FlowTable, f: Flow, data: bytes, at: int) -> None:
     hole. Its record is the one the replay would build: what detection gives such a flow
     (http1.probe's details), no TLS, and the findings of the DLP feeds of the directions that
     are not quiet, fed the pieces the replay feeds them; the same record code and gate."""
-    state, _end = _common_flow(table, f, data, at)
+    state, p = _common_facts(f, data, at)
+    f.dlp, _end = _feeds(table, data, p)
     table.emit(table._record(f, state))
 
 
-def _common_line(table: FlowTable, f: Flow, data: bytes, at: int, lines: Lines) -> None:
+def _common_line(table: FlowTable, no: int, data: bytes, at: int, lines: Lines) -> None:
     """A common connection DLP must look at whose line pcapfast.c wrote but for its findings:
     the DLP feeds of :func:`_common`; the line with their findings (``hits_json``, as
     ``json_line`` writes them, through the same gate) goes to ``lines``, unless a feed noted
-    why its decoding stopped short (a detail the line lacks): then the record, as _common."""
-    state, p = _common_flow(table, f, data, at)
+    why its decoding stopped short (a detail the line lacks): then the record, as _common
+    builds it (its flow is made only then)."""
+    m, np, nh, _status = COMMON.unpack_from(data, at + FACTS.size)
+    feeds, p = _feeds(table, data, at + FACTS.size + COMMON.size + m + np + nh)
     hits: list[Hit] = []
     for d, name in ((0, "client"), (1, "server")):
-        feed = f.dlp[d]
+        feed = feeds[d]
         if feed is not None:
             found = feed.close()
             if feed.limits:
-                table.emit(table._record(f, state))  # (closing a feed again finds the same)
+                f = _flow(table, no)
+                state, _p = _common_facts(f, data, at)
+                f.dlp = feeds  # (closing a feed again gives the same findings)
+                table.emit(table._record(f, state))
                 return
             hits.extend(Hit(direction=name, match=m) for m in found)
     n, dlp = LINE.unpack_from(data, p)
@@ -273,12 +277,20 @@ def _common_line(table: FlowTable, f: Flow, data: bytes, at: int, lines: Lines) 
     found_hits = tuple(hits)
     if found_hits:
         text = text[:dlp] + hits_json(found_hits) + text[dlp + 2 :]
-    lines(text, 1, COMMON_PROTOCOL, f.first, f.last, found_hits)
+    first, last = SPAN.unpack_from(data, at)  # (the facts open with the two times)
+    lines(text, 1, COMMON_PROTOCOL, first, last, found_hits)
 
 
-def _common_flow(table: FlowTable, f: Flow, data: bytes, at: int) -> tuple[str, int]:
-    """Set up ``f`` from its EV_COMMON (facts, detection, the DLP feeds fed); returns its end
-    state and where its bytes go on."""
+def _flow(table: FlowTable, no: int) -> Flow:
+    """The flow the events of the C code's flow ``no`` are replayed on."""
+    f = Flow(table.connection_id(no), (b"", 0), (b"", 0), 6, 0.0)
+    f.streams = [_Head(), _Head()]  # type: ignore[list-item]
+    return f
+
+
+def _common_facts(f: Flow, data: bytes, at: int) -> tuple[str, int]:
+    """Set up ``f`` from its EV_COMMON (facts, bytes delivered, detection); returns its end
+    state and where its DLP pieces start."""
     state = _facts(f, data, at)
     f.streams[0].delivered, f.streams[1].delivered = FACTS.unpack_from(data, at)[8:10]
     m, np, nh, status = COMMON.unpack_from(data, at + FACTS.size)
@@ -288,22 +300,28 @@ def _common_flow(table: FlowTable, f: Flow, data: bytes, at: int) -> tuple[str, 
     if nh:
         details.append(("http.host", data[p + m + np : p + m + np + nh].decode("latin-1")))
     details.append(("http.status", status.decode()))
-    p += m + np + nh
+    f.detection = Detection(protocol="proto.http", encrypted=False, upgrade=None,
+                            details=tuple(details), confidence=1.0)  # fmt: skip
+    return state, p + m + np + nh
+
+
+def _feeds(table: FlowTable, data: bytes, p: int) -> tuple[list[DlpFeed | None], int]:
+    """The DLP feeds of an EV_COMMON's two directions (from ``p``), each fed its pieces (None:
+    quiet, so its feed would find nothing and note no limit); and where its bytes go on."""
+    feeds: list[DlpFeed | None] = [None, None]
     for d in (0, 1):
         loud = data[p]
         p += 1
         if not loud:
-            continue  # quiet: its feed would find nothing and note no limit
+            continue
         (pieces,) = U32.unpack_from(data, p)
         sizes = struct.unpack_from(f"<{pieces}I", data, p + 4)
         p += 4 + 4 * pieces
-        feed = f.dlp[d] = DlpFeed(table.inspectors.dlp)  # type: ignore[union-attr]
+        feed = feeds[d] = DlpFeed(table.inspectors.dlp)  # type: ignore[union-attr]
         for n in sizes:
             feed.feed(data[p : p + n])
             p += n
-    f.detection = Detection(protocol="proto.http", encrypted=False, upgrade=None,
-                            details=tuple(details), confidence=1.0)  # fmt: skip
-    return state, p
+    return feeds, p
 
 
 class _Peers:
