@@ -22,6 +22,7 @@ from stockade.network.connection import (
     event_kinds,
     events_for,
     new_record,
+    peer_json_parts,
 )
 from stockade.network.interface import DlpMatch, TlsInfo
 from stockade.network.recorder import Recorder
@@ -204,3 +205,20 @@ def test_the_observation_spans_the_records(recs: list[ConnectionRecord]) -> None
         seen.add(rec)
     assert seen.first == min(r.start for r in recs) and seen.last == max(r.end for r in recs)
     assert seen.connections == len(recs) and seen.dlp_hits == sum(len(r.hits) for r in recs)
+
+
+@given(st.sampled_from(["10.0.0.1", "fd00::1", "4111.1111.1111.1111", 'q"', CARD]), _REF,
+       st.integers(0, 65535))  # fmt: skip
+@settings(max_examples=500, deadline=None)
+def test_a_peers_json_parts_are_its_json_around_the_port(address: str, ref: ResourceRef,
+                                                          port: int) -> None:  # fmt: skip
+    """What the compiled pcap path writes lines with (pcapfast.c sp_peer): the peer's JSON in
+    the record's line, and the dict's JSON, cut at the port (a reference's members never
+    include "ip" or "port", so json.dumps never has to write one whole)."""
+    rec = new_record("run-1", 0.0, 0.0, "tcp", 4, address, port, address, 80, ref, ref,
+                     "proto.http", False, None, None, 0, 0, 0, 0, "", "", "closed", 0, 0, (), ())  # fmt: skip
+    parts = peer_json_parts(address, ref)
+    whole = json.dumps(rec.to_dict()["client"])
+    assert parts is not None
+    assert parts[0] + repr(port) + parts[1] == whole
+    assert f'"client": {whole}, ' in rec.json_line()

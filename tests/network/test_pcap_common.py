@@ -3,12 +3,18 @@ the replay of every event (``STOCKADE_SENSOR_FASTPATH=replay``) and the pure-Pyt
 (``=0``): the same records, statistics and command output on HTTP conversations built to sit on
 either side of each test the C code makes (request and status lines, targets, Host fields,
 upgrades, who speaks first, DLP findings, a letter at the end), cut into segments, out of order,
-with holes, truncated frames, and with the bytes waiting flows may hold made tiny."""
+with holes, truncated frames, and with the bytes waiting flows may hold made tiny. Then the
+JSON lines the C code writes for such connections (pcapfast.c ``line``) against the lines of the
+Python path's records, byte for byte, on those captures and on ones varied for it (IPv6, odd
+ports, a 5-tuple used again, flows cut short, paths and hosts with digits and escapes, times
+that round into the next second, identities of workloads)."""
 
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import itertools
+import json
 import random
 import re
 import struct
@@ -23,11 +29,12 @@ from stockade.network.capture import fastpcap
 from stockade.network.flows import FlowConfig
 from stockade.network.sensor import run_pcap
 from tests.network import frames as fr
-from tests.network.sensor_runs import sensor_pcap
+from tests.network.sensor_runs import json_lines, sensor_pcap
 
 MODES = ("0", "replay", "1")
 CARD, SSN = "4111111111111111", "536-22-8401"
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+BOMB = gzip.compress(b"0" * 400_000)
 
 
 def _requests() -> list[tuple[bytes, bytes]]:
@@ -85,6 +92,13 @@ def _requests() -> list[tuple[bytes, bytes]]:
         (b"SSH-2.0-OpenSSH_9.6\r\n", b"SSH-2.0-OpenSSH_9.6\r\n"),
         (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b"\x16\x03\x03\x00\x04\x02\x00\x00\x00"),
         (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b""),  # the server says nothing
+        # a compression bomb: DLP notes why its decoding stopped (a detail of the record)
+        (
+            b"POST /bomb HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+            % len(BOMB)
+            + BOMB,
+            OK,
+        ),
     ]
     return cases
 
@@ -261,3 +275,194 @@ def test_the_command_masks_and_matches_on_every_path(captures, tmp_path) -> None
         assert not re.search(r"4111[ -]?1111[ -]?1111[ -]?1111", out + err)
         assert not re.search(r"536[ -]?22[ -]?8401", out + err)
         assert "dlp.payment_card" in out and "dlp.us_ssn" in out
+
+
+# --- the common connection's JSON line written in C (pcapfast.c line(), run_pcap's on_lines)
+
+M = 0xFFFFFFFF
+
+
+def _http(client: str, server: str, cport: int, sport: int, req: bytes, resp: bytes, *,
+          isn: int, end: str = "fin") -> list[bytes]:  # fmt: skip
+    """One HTTP exchange as IP packets (IPv6 when the addresses are); ``end``: "fin" (both
+    ways), "rst" (the client resets) or "open" (nothing more)."""
+    v6 = ":" in client
+
+    def ip(src: str, dst: str, seg: bytes) -> bytes:
+        return fr.ipv6(src, dst, 6, seg) if v6 else fr.ipv4(src, dst, 6, seg)
+
+    c, s = isn & M, (isn * 7 + 3) & M
+    cseq, sseq = (c + 1 + len(req)) & M, (s + 1 + len(resp)) & M
+    out = [
+        ip(client, server, fr.tcp(cport, sport, c, 0, fr.SYN)),
+        ip(server, client, fr.tcp(sport, cport, s, (c + 1) & M, fr.SYN | fr.ACK)),
+        ip(client, server, fr.tcp(cport, sport, (c + 1) & M, (s + 1) & M, fr.ACK | fr.PSH, req)),
+        ip(server, client, fr.tcp(sport, cport, (s + 1) & M, cseq, fr.ACK | fr.PSH, resp)),
+    ]
+    if end == "fin":
+        out.append(ip(client, server, fr.tcp(cport, sport, cseq, sseq, fr.ACK | fr.FIN)))
+        out.append(ip(server, client, fr.tcp(sport, cport, sseq, (cseq + 1) & M,
+                                             fr.ACK | fr.FIN)))  # fmt: skip
+    elif end == "rst":
+        out.append(ip(client, server, fr.tcp(cport, sport, cseq, 0, fr.RST)))
+    return out
+
+
+# paths and hosts: on either side of the gate's first test (nine close digits), with characters
+# JSON escapes, latin-1, a card and an SSN (the gate masks them: only Python may write those)
+TARGETS = [
+    (b"/o/12345678", b"shop"),
+    (b"/o/123456789", b"shop"),
+    (b"/v/1.2.3.4.5.6.7.8.9", b"shop"),
+    (b"/d1e2d3e4-5_6+7%8.9", b"shop"),
+    (b"/d1e2d3e4x5_6+7%8.9", b"shop"),
+    (b"/ok", b"10.1.2.3:8080"),
+    (b"/ok", b"1234.5678.9"),
+    (b"/ok", b"536-22-8401"),
+    (b"/p/4111-1111-1111-1111", b"shop"),
+    (b'/q"uote\\back\x7fdel\x01ctl\xe9', b'h"o\\st\xff'),
+    (b"/caf\xe9/%20x", b"caf\xe9.example"),
+    (b"*", b""),
+]
+
+
+def _varied_frames(seed: int) -> list[tuple[float, bytes]]:
+    """Common connections in every shape the C code writes a line for, each next to shapes that
+    send it to Python: IPv4 and IPv6, odd ports, one 5-tuple used by several connections (reused
+    at once and later), flows cut short (reset, left open until an idle timeout or the end),
+    the targets above, a finding, and times whose microseconds round up into the next second."""
+    rng = random.Random(seed)
+    convs: list[list[bytes]] = []
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    for i, (path, host) in enumerate(TARGETS * 2):
+        v6 = i >= len(TARGETS)
+        client, server = (f"fd00::a:{i % 3 + 1}", "fd00::b:1") if v6 else (f"10.8.0.{i % 3 + 1}",
+                                                                           "10.8.1.1")  # fmt: skip
+        req = b"GET " + path + b" HTTP/1.1\r\n" + (b"Host: " + host + b"\r\n" if host else b"")
+        req += b"\r\n"
+        convs.append(_http(client, server, 31000 + i, 80, req, ok, isn=rng.randrange(1 << 32)))
+    ports = [(0, 1), (65535, 65535), (1, 0), (40000, 8080)]
+    for j, (cport, sport) in enumerate(ports):
+        for v6 in (False, True):
+            client, server = ("fd00::c:1", "fd00::d:1") if v6 else ("10.8.2.1", "10.8.3.1")
+            convs.append(_http(client, server, cport, sport, b"GET /port HTTP/1.1\r\n\r\n", ok,
+                               isn=rng.randrange(1 << 32), end=("fin", "rst", "open")[j % 3]))  # fmt: skip
+    # one 5-tuple, three connections in a row (the second reuses the pair at once)
+    same = []
+    for k in range(3):
+        same += _http("10.8.4.1", "10.8.5.1", 45000, 80, b"GET /again/%d HTTP/1.1\r\n\r\n" % k,
+                      ok, isn=rng.randrange(1 << 32))  # fmt: skip
+    convs.append(same)
+    convs.append(_http("10.8.4.2", "10.8.5.1", 45001, 80, b"POST /pay HTTP/1.1\r\n\r\ncard="
+                       + CARD.encode() + b"\r\n", ok, isn=rng.randrange(1 << 32)))  # fmt: skip
+    # findings in a body (the line written in C, the findings put in by Python), first
+    packets = []
+    for k, (req, resp) in enumerate([
+        (b"POST /orders HTTP/1.1\r\nHost: shop\r\n\r\ncard=" + CARD.encode() + b"&x=1\r\n", ok),
+        (b"GET /me HTTP/1.1\r\nHost: shop\r\n\r\n", b'HTTP/1.1 200 OK\r\n\r\n{"ssn": "%s"}' % SSN.encode()),
+        (b"POST /both HTTP/1.1\r\n\r\nc=" + CARD.encode() + b"\r\n", b'HTTP/1.1 201 Created\r\n\r\n"%s"' % SSN.encode()),
+    ]):  # fmt: skip
+        client = "fd00::e:1" if k == 1 else "10.8.9.1"
+        server = "fd00::b:1" if k == 1 else "10.8.1.1"
+        packets += _http(client, server, 47000 + k, 8080, req, resp, isn=rng.randrange(1 << 32))
+    while any(convs):
+        conv = rng.choice([c for c in convs if c])
+        packets.append(conv.pop(0))
+    # nanosecond times: some whose microseconds round up to the next second, some ties
+    frames, sec = [], 1_780_000_000
+    for n, p in enumerate(packets):
+        ns = rng.choice([999_999_600, 999_999_500, 500, 1_500, 123_456_789, 0])
+        sec += rng.choice([0, 0, 1, 3])
+        frames.append((sec + ns / 1e9, fr.ether(p)))
+        if n == len(packets) // 2:  # the flows still open are idle past the TCP timeout
+            sec += 200
+    late = _http("10.8.6.1", "10.8.7.1", 46000, 80, b"GET /late HTTP/1.1\r\n\r\n", ok, isn=5,
+                 end="open")  # fmt: skip
+    frames += [(sec + 1 + k * 0.25, fr.ether(p)) for k, p in enumerate(late)]
+    return frames
+
+
+@pytest.fixture(scope="module")
+def varied(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("lines")
+    out = {}
+    for seed in range(3):
+        frames = _varied_frames(seed)
+        out[f"varied{seed}"] = d / f"varied{seed}.pcap"
+        data = fr.pcap(frames, nano=True) if seed != 1 else fr.pcapng(frames, tsresol=9)
+        out[f"varied{seed}"].write_bytes(data)
+    return out
+
+
+def _workloads() -> Directory:
+    """Some of the addresses above owned by workloads (labels, one of them with a card number
+    the gate masks in the peer's JSON; an external one with labels): their JSON is registered
+    with the C code, the other addresses it writes itself."""
+    from stockade.identity import Workload
+
+    return Directory([
+        Workload(name="web", namespace="shop", labels=(("app", "web"), ("tier", "front")),
+                 addresses=("10.8.1.1", "fd00::b:1")),
+        Workload(name="pay", namespace="shop", labels=(("card", CARD),),
+                 addresses=("10.8.0.3", "10.8.4.1")),
+        Workload(name="far", external=True, labels=(("zone", "eu"),), addresses=("10.8.5.1",)),
+    ])  # fmt: skip
+
+
+@pytest.mark.parametrize("config", [None, FlowConfig(stream_depth=1024, memcap=3000, max_flows=9)])
+def test_lines_written_in_c_are_the_records_lines(
+    captures, varied, inspectors, monkeypatch, config
+) -> None:
+    """The JSON lines of ``sensor --format json --no-store``, the C code writing the common
+    connections' own, are the pure-Python path's byte for byte, in the same order, with the same
+    statistics and tallies; with the identities of workloads too (the peers' JSON registered)."""
+    in_c = total = noted = 0
+    for name, path in {**captures, **varied}.items():
+        for who in (None, _workloads) if name in varied else (None,):
+            monkeypatch.setenv("STOCKADE_SENSOR_FASTPATH", "0")
+            ref = json_lines(path, inspectors, identities=who and who(), config=config)
+            monkeypatch.setenv("STOCKADE_SENSOR_FASTPATH", "1")
+            got = json_lines(path, inspectors, identities=who and who(), config=config)
+            assert got[0] == ref[0], name
+            assert got[1:3] == ref[1:3], name
+            assert ref[3] == []
+            in_c += len(got[3])
+            total += len(ref[0])
+            noted += sum('"dlp.decoding"' in line for line in ref[0])
+    # both sides of the cut are reached: lines written in C and records built in Python
+    assert (30 if config is None else 5) < in_c < total - 100, (in_c, total)
+    assert noted  # and a decoding note, which only the record has
+
+
+def test_lines_are_written_in_c_only_where_nothing_could_need_the_gate(
+    varied, inspectors, monkeypatch
+) -> None:
+    """Which connections the C code writes: none whose path or host has nine close digits
+    (the gate's first test); the plain ones, IPv6, odd ports, resets and escapes included, and
+    those with findings in a body (put in by Python)."""
+    monkeypatch.setenv("STOCKADE_SENSOR_FASTPATH", "1")
+    _lines, _end, _t, written = json_lines(varied["varied0"], inspectors)
+    assert len(written) > 10
+    paths = [json.loads(ln)["details"].get("http.path", "") for ln in written]
+    for bad in ("/o/123456789", "/v/1.2.3.4.5.6.7.8.9", "/d1e2d3e4-5_6+7%8.9"):
+        assert bad not in paths
+    assert "/o/12345678" in paths and "/port" in paths and "/d1e2d3e4x5_6+7%8.9" in paths
+    hosts = [json.loads(ln)["details"].get("http.host") for ln in written]
+    assert "10.1.2.3:8080" in hosts and "1234.5678.9" not in hosts and "536-22-8401" not in hosts
+    assert {json.loads(ln)["ip_version"] for ln in written} == {4, 6}
+    assert {json.loads(ln)["state"] for ln in written} >= {"closed", "reset"}
+    found = [json.loads(ln)["dlp"] for ln in written if '"dlp": []' not in ln]
+    assert {h["sensor"] for hits in found for h in hits} == {"dlp.payment_card", "dlp.us_ssn"}
+    assert any("\\u00e9" in ln and '\\"' in ln and "\\u007f" in ln for ln in written)
+
+
+def test_the_command_writes_the_same_lines_on_every_path(varied) -> None:
+    """The whole command on the varied captures: the same stdout, stderr and exit code on each
+    path (lines written in C on the default one), and no planted card or SSN in clear."""
+    for path in varied.values():
+        outs = [sensor_pcap(path, mode) for mode in MODES]
+        assert outs[0] == outs[1] == outs[2], path.name
+        rc, out, err = outs[2]
+        assert rc == 1 and "Traceback" not in err
+        assert not re.search(r"4111[ -]?1111[ -]?1111[ -]?1111", out + err)
+        assert not re.search(r"536[ -]?22[ -]?8401", out + err)

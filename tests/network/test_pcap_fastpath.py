@@ -23,6 +23,7 @@ from stockade.network.capture import fastpcap
 from stockade.network.flows import FlowConfig
 from stockade.network.sensor import run_pcap
 from tests.network import frames as fr
+from tests.network.sensor_runs import json_lines
 
 PROTOCOLS = Path(__file__).parent / "fixtures" / "protocols"
 LOOPBACK = PROTOCOLS / "loopback.pcap"
@@ -284,6 +285,26 @@ def test_compiled_and_python_paths_give_the_same_records(
     assert sum(len(r.hits) for r in recs) > 20
 
 
+def _same_lines(path: Path, inspectors: Any, monkeypatch: pytest.MonkeyPatch,
+                config: FlowConfig | None = None) -> list[str]:  # fmt: skip
+    """The JSON lines, statistics and tallies of ``--format json --no-store`` are the Python
+    path's with the C code writing the lines it can; returns those lines."""
+    monkeypatch.setenv("STOCKADE_SENSOR_FASTPATH", "0")
+    ref = json_lines(path, inspectors, config=config)
+    monkeypatch.setenv("STOCKADE_SENSOR_FASTPATH", "1")
+    got = json_lines(path, inspectors, config=config)
+    assert got[0] == ref[0], path.name
+    assert got[1:3] == ref[1:3], path.name
+    return got[3]
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_the_lines_written_in_c_are_the_python_paths(corpus, inspectors, monkeypatch, config):
+    in_c = sum(len(_same_lines(path, inspectors, monkeypatch, CONFIGS[config]))
+               for path in corpus.values())  # fmt: skip
+    assert in_c > (50 if config == "default" else 10)
+
+
 def test_the_tight_limits_are_reached(corpus, inspectors, monkeypatch) -> None:
     seen = {"evicted": 0, "half_open_dropped": 0, "memcap_evictions": 0, "gaps": 0}
     for path in corpus.values():
@@ -336,6 +357,7 @@ def test_mutated_captures_give_the_same_records_and_errors(
         for config in (None, TIGHT, FEW_HELD):
             _recs, end = _same(path, inspectors, monkeypatch, config=config)
             errors += isinstance(end, tuple)
+        _same_lines(path, inspectors, monkeypatch)
     assert errors  # some mutants are refused, with the same one-line error on both paths
 
 

@@ -145,7 +145,8 @@ def run_sensor(
         _reporting(controller, token, controller_ca, agent_name, capabilities) as reporter,
         _captures(reporter, inv if lab else None),
     ):
-        out = _Outputs(fmt=fmt, db=db, store=store, capture=capture, policy=policy)
+        out = _Outputs(fmt=fmt, db=db, store=store, capture=capture, policy=policy,
+                       live=pcap is None)  # fmt: skip
         if reporter is not None:
             out.recorder.on_events = reporter.add_all
             out.recorder.on_record = lambda rec: reporter.add_connection(rec.to_dict())
@@ -229,6 +230,7 @@ def _capture(
                 count=count,
                 on_record=out.record,
                 keep=fmt == "table",
+                on_lines=out.lines_writer(),
             )
         else:
             if os.geteuid() != 0:
@@ -294,10 +296,15 @@ class _Outputs:
     """Per connection: stream JSON (the CLI's part); tallies and batched storing are the network
     pillar's ``Recorder``."""
 
-    def __init__(self, *, fmt: str, db: str | None, store: bool, capture: str, policy: Any) -> None:
+    def __init__(
+        self, *, fmt: str, db: str | None, store: bool, capture: str, policy: Any, live: bool
+    ) -> None:
         from stockade.network.recorder import Recorder
 
         self.json = fmt == "json"
+        # live capture: each line as its connection ends; a file: as the buffer fills, and at
+        # the end (a flush a line was a write call a line)
+        self.live = live
         self._store = None
         if store:
             from stockade.cli.common import open_db
@@ -333,9 +340,29 @@ class _Outputs:
             self.recorder.add(rec, data)
             line = json.dumps(data)
         write_masked(line + "\n")  # every string of it passed the gate (to_dict, json_line)
-        sys.stdout.flush()
+        if self.live:
+            sys.stdout.flush()
+
+    def lines_writer(self) -> Any:
+        """``run_pcap``'s ``on_lines`` when this output only writes JSON lines and tallies them
+        (no store, no controller: they need the records), else None."""
+        r = self.recorder
+        if not self.json or self._store is not None or r.on_record or r.on_events:
+            return None
+        return self.lines
+
+    def lines(
+        self, text: str, count: int, protocol: str, first: float, last: float, hits: Any
+    ) -> None:
+        """JSON lines written by the compiled path (pcapfast.c says why nothing in them can hold
+        a number the masking gate masks; findings are put in by ``hits_json``), in their place
+        among the records'."""
+        self.recorder.add_plain(count, protocol, first, last, hits)
+        write_masked(text)
 
     def flush(self) -> None:
+        if self.json:
+            sys.stdout.flush()
         self.recorder.flush()
 
     def close(self) -> None:

@@ -124,6 +124,12 @@ class Directory:
         self._external[packed] = ref
         return ref
 
+    def owned(self) -> list[tuple[bytes, ResourceRef]]:
+        """Every address a workload owns (packed) with the reference :meth:`lookup` gives it;
+        any other address is ``external``, named by its text."""
+        with self._lock:
+            return [(raw, hit[2]) for raw, hit in self._by_packed.items()]
+
     def workload_of_cgroup(self, path: str) -> Workload | None:
         """The workload whose processes live in the cgroup v2 ``path`` or a cgroup below it."""
         while path:

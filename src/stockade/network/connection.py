@@ -123,7 +123,7 @@ class ConnectionRecord:
             f'"server": {q(self.flags_server)}}}, '
             f'"state": {q(self.state)}, "gaps": {_int(self.gaps)}, '
             f'"inspected_bytes": {_int(self.inspected)}, '
-            f'"dlp": {_hits_json(self.hits) if self.hits else "[]"}, '
+            f'"dlp": {hits_json(self.hits) if self.hits else "[]"}, '
             f'"details": {_details_json(self.details) if self.details else "{}"}}}'
         )
 
@@ -192,8 +192,9 @@ def _masked(ref: ResourceRef) -> dict[str, Any]:
     return cast(dict[str, Any], redact(ref.to_dict()))
 
 
-def _hits_json(hits: tuple[Hit, ...]) -> str:
-    """``json.dumps(redact([_hit(h) for h in hits]))``, each string through the same gate."""
+def hits_json(hits: tuple[Hit, ...]) -> str:
+    """``json.dumps(redact([_hit(h) for h in hits]))``, each string through the same gate (the
+    ``dlp`` of a record's line)."""
     parts = []
     for h in hits:
         m = h.match
@@ -310,18 +311,29 @@ def _int(n: int) -> str:
 def _peer_json(address: str, port: int, ref: ResourceRef) -> str:
     """``json.dumps`` of ``{"ip": _mask_ip(address), "port": port, **_masked(ref)}`` (to_dict's
     peer)."""
-    if type(port) is int and ref.namespace is None and ref.digest is None and not ref.labels:
+    if type(port) is int:
+        parts = peer_json_parts(address, ref)
+        if parts is not None:
+            return f"{parts[0]}{port!r}{parts[1]}"
+    return json.dumps({"ip": _mask_ip(address), "port": port, **_masked(ref)})  # kept exact
+
+
+def peer_json_parts(address: str, ref: ResourceRef) -> tuple[str, str] | None:
+    """A peer's JSON in ``json_line`` around its port: ``_peer_json(address, port, ref)`` is
+    ``before + repr(port) + after`` for every int ``port``, each string through the gate (the
+    compiled ``sensor --pcap`` path writes lines with them: pcapfast.c ``sp_peer``); None when
+    ``json.dumps`` writes the peer whole."""
+    if ref.namespace is None and ref.digest is None and not ref.labels:
         kind, name = ref.kind, ref.name  # an address of no known workload
         if type(kind) is str and type(name) is str:
             return (
-                f'{{"ip": {_mask_ip_quoted(address)}, "port": {port!r}, '
-                f'"kind": {_mask_quoted(kind)}, "name": {_mask_ip_quoted(name)}}}'
+                f'{{"ip": {_mask_ip_quoted(address)}, "port": ',
+                f', "kind": {_mask_quoted(kind)}, "name": {_mask_ip_quoted(name)}}}',
             )
-    ip = _mask_ip(address)
     masked = _masked(ref)
-    if type(port) is not int or not masked or "ip" in masked or "port" in masked:  # kept exact
-        return json.dumps({"ip": ip, "port": port, **masked})
-    return f'{{"ip": {_quoted(ip)}, "port": {_int(port)}, {_masked_json(ref)}}}'
+    if not masked or "ip" in masked or "port" in masked:
+        return None
+    return f'{{"ip": {_quoted(_mask_ip(address))}, "port": ', f", {_masked_json(ref)}}}"
 
 
 @lru_cache(maxsize=4096)
@@ -415,11 +427,17 @@ def event_kinds(
     equal)."""
     if not rec.hits and rec.tls is None:
         return []
-    groups = len({(h.match.sensor, h.direction) for h in rec.hits})
-    out = [("dlp.sensitive_in_clear", Severity.HIGH)] * groups
+    out = dlp_event_kinds(rec.hits)
     if rec.tls is not None:
         out += [(v.kind, v.severity) for v in violations(rec.tls, rec.start, policy)]
     return out
+
+
+def dlp_event_kinds(hits: tuple[Hit, ...]) -> list[tuple[str, Severity]]:
+    """The kinds and severities of the events :func:`events_for` makes of DLP hits: one
+    ``dlp.sensitive_in_clear`` per sensor and direction."""
+    groups = len({(h.match.sensor, h.direction) for h in hits})
+    return [("dlp.sensitive_in_clear", Severity.HIGH)] * groups
 
 
 def _tls_events(

@@ -21,15 +21,18 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from stockade.identity import Directory
 from stockade.network.analysis import DlpFeed, Inspectors
 from stockade.network.capture.decode import Buf, FlowKey
 from stockade.network.connection import ConnectionRecord, Hit, new_record
 from stockade.network.interface import Detection, TlsInfo
-from stockade.network.protocols import upgrades
 from stockade.network.reassembly import OOO_SEGMENTS, Stream
 from stockade.network.tls import CLEAR, TLS, HelloCheck, RecordWalker, opens_with_hello
+
+if TYPE_CHECKING:
+    from stockade.network.protocols.upgrades import Judgement
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
 _FLAG_NAMES = (
@@ -344,7 +347,7 @@ class FlowTable:
         if det.protocol == "proto.tls":
             f.tls = self.inspectors.tls(client, server)
         elif det.encrypted and det.upgrade:
-            judged = upgrades.judge(client, server, final=True)
+            judged = _judge(client, server, final=True)
             if (
                 judged is not None
                 and judged.client_tls is not None
@@ -501,12 +504,21 @@ def _hello_check(f: Flow, d: int, *, final: bool) -> HelloCheck:
     """Does direction ``d`` carry TLS: an in-band upgrade judged on both heads, else
     ``opens_with_hello`` on its own head. Undecided: look again at its next bytes."""
     client, server = bytes(f.streams[0].head), bytes(f.streams[1].head)
-    judged = upgrades.judge(client, server, final=final)
+    judged = _judge(client, server, final=final)
     if judged is None:
         return opens_with_hello(client if d == 0 else server, server=d == 1)
     if judged.state == "undecided":
         return HelloCheck("more", f.streams[d].delivered + 1)
     return TLS if judged.state == "encrypted" else CLEAR
+
+
+def _judge(client: bytes, server: bytes, *, final: bool) -> Judgement | None:
+    """``protocols.upgrades.judge``, the detectors' package imported by the first flow that
+    needs it (``sensor --pcap`` on a capture whose every connection pcapfast.c decides needs
+    none of them: about 15 ms of start-up)."""
+    from stockade.network.protocols import upgrades
+
+    return upgrades.judge(client, server, final=final)
 
 
 _NEITHER = [None, None]  # Flow.clear_after_tls when both directions kept their TLS framing

@@ -40,6 +40,20 @@ class Observation:
         if self.last is None or end > self.last:
             self.last = end
 
+    def add_plain(
+        self, count: int, protocol: str, first: float, last: float, dlp_hits: int = 0
+    ) -> None:
+        """``add`` of ``count`` records of clear ``protocol`` connections without TLS, with
+        ``dlp_hits`` DLP hits in all, the earliest starting at ``first``, the latest ending at
+        ``last``."""
+        self.connections += count
+        self.dlp_hits += dlp_hits
+        self.protocols[protocol] += count
+        if self.first is None or first < self.first:
+            self.first = first
+        if self.last is None or last > self.last:
+            self.last = last
+
     def event(self, capture: str) -> Event:
         """The summary event; ``capture`` says what was watched (a file, interfaces)."""
         return Event(

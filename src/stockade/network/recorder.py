@@ -10,7 +10,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stockade.model import Event, Severity
-from stockade.network.connection import DEFAULT_POLICY, ConnectionRecord, event_kinds, events_for
+from stockade.network.connection import (
+    DEFAULT_POLICY,
+    ConnectionRecord,
+    Hit,
+    dlp_event_kinds,
+    event_kinds,
+    events_for,
+)
 from stockade.network.observation import Observation
 from stockade.network.tls_policy import TlsPolicy
 
@@ -74,6 +81,21 @@ class Recorder:
             if len(self._pending) >= self.BATCH:
                 self.flush()
         return events
+
+    def add_plain(
+        self, count: int, protocol: str, first: float, last: float, hits: tuple[Hit, ...] = ()
+    ) -> None:
+        """Tally ``count`` connections of clear ``protocol`` without TLS whose records were not
+        built (``run_pcap``'s ``on_lines``: their JSON lines were written in C), with ``hits``
+        (the DLP hits of one such connection); only for a recorder that neither stores nor
+        hands on records or events."""
+        if self.store is not None or self.on_events is not None or self.on_record is not None:
+            raise ValueError("a recorder that stores or hands on records needs the records")
+        self.connections += count
+        self.observed.add_plain(count, protocol, first, last, len(hits))
+        for kind, severity in dlp_event_kinds(hits):
+            self.kinds[kind] = self.kinds.get(kind, 0) + 1
+            self.worst = max(self.worst, severity)
 
     def flush(self) -> None:
         if self.store is None or not self._pending:

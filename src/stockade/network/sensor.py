@@ -59,8 +59,16 @@ def run_pcap(
     count: int | None = None,
     on_record: Callable[[ConnectionRecord], None] | None = None,
     keep: bool = True,
+    on_lines: Callable[[str, int, str, float, float, tuple[Any, ...]], None] | None = None,
 ) -> SensorRun:
-    """Read a pcap or pcapng file through the whole sensor."""
+    """Read a pcap or pcapng file through the whole sensor.
+
+    ``on_lines`` is for a caller that only writes each record's ``json_line()`` and tallies it
+    (``Recorder.add_plain``): with it, the compiled path writes the lines of the common
+    connections (clear HTTP/1.x) itself, a finding put in by Python, and hands them over,
+    ``on_lines(text, count, protocol, first, last, hits)`` (see ``fastpcap.Lines``), in their
+    place among the records; such connections reach neither ``on_record`` nor ``records``. It
+    is not used with ``keep`` (every record kept) nor on the pure-Python path."""
     from stockade.network.capture import fastpcap
     from stockade.network.capture.pcapfile import PcapReader
 
@@ -68,7 +76,8 @@ def run_pcap(
     decoder, table = _pipeline(inspectors, identities, config, on_record, run, keep)
     fast = fastpcap.compiled()
     if fast is not None:  # the same path with the per-frame work in C
-        decoder.stats, source = fastpcap.run(fast, path, table, count)
+        lines = None if keep else on_lines
+        decoder.stats, source = fastpcap.run(fast, path, table, count, lines)
         return _finish(run, decoder, table, {"source": source})
     frame = decoder.frame
     n = 0
@@ -104,6 +113,9 @@ def run_live(
     keep: bool = True,
 ) -> SensorRun:
     """Capture on ``interfaces`` (in ``namespace``) until ``duration`` or ``count`` frames."""
+    # the detectors load before the first frame, not at the first detection (analysis.detect
+    # imports them then): a lag while the ring fills
+    from stockade.network import protocols  # noqa: F401
     from stockade.network.capture.live import Ring
 
     run = SensorRun()

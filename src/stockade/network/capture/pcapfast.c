@@ -18,7 +18,8 @@
 #define SP_MAX_RECORD (1u << 24)
 #define SP_MAX_TIMESTAMP 253402300799.0
 
-enum { EV_DATA = 1, EV_GAP = 2, EV_ANALYZE = 3, EV_FINISH = 4, EV_DROP = 5, EV_COMMON = 6 };
+enum { EV_DATA = 1, EV_GAP = 2, EV_ANALYZE = 3, EV_FINISH = 4, EV_DROP = 5, EV_COMMON = 6,
+       EV_LINES = 7 };
 enum { ST_CLOSED = 0, ST_RESET, ST_TIMEOUT, ST_EVICTED, ST_ACTIVE };
 enum { TH_FIN = 1, TH_SYN = 2, TH_RST = 4, TH_ACK = 16 };
 
@@ -30,6 +31,10 @@ struct sp_cfg {
        rs_free) with the engine's expression ids and database */
     uint64_t common, defer_cap;
     uintptr_t rs_new, rs_scan_all, rs_free, rs_ids, rs_db;
+    /* lines 1: a common connection that needs no DLP in Python is written here as its JSON line
+       (see "the common connection's line"); its ids start with id_run (FlowTable.connection_id) */
+    uint64_t lines;
+    char id_run[32];
 };
 
 struct sp_seg {
@@ -57,6 +62,13 @@ struct sp_stream {
     struct sp_due *now, *later;
     size_t nooo, nslots, nfree, norder, cap;
     uint64_t arrivals;
+};
+
+struct sp_peer {
+    uint8_t ip[16];
+    uint8_t iplen; /* 0: an empty slot */
+    uint32_t na, nb;
+    char *json;    /* the peer's JSON before its port (na bytes), then after it (nb) */
 };
 
 struct sp_flow;
@@ -120,6 +132,9 @@ struct sp_run {
     size_t ndata, capdata;
     int oom;
     char err[200];
+    /* the peers' JSON the lines are written with (sp_peer), by address */
+    struct sp_peer *peers;
+    size_t npeers;
 };
 
 enum { D_FRAMES, D_BYTES, D_IPV4, D_IPV6, D_TCP, D_UDP, D_OTHER, D_FRAG, D_OPTS, D_MALFORMED,
@@ -393,18 +408,432 @@ static int http_common(const uint8_t *c, size_t nc, const uint8_t *s, size_t ns,
 
 static void put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
 
+/* ---------------------------------------------------------------- the common connection's line */
+/* With cfg.lines (fastpcap.py: the caller writes JSON lines and tallies, nothing else), a common
+ * connection whose two directions are quiet (no DLP in Python, so no finding and no decoding
+ * note) is finished here: its record's JSON line, byte for byte the ConnectionRecord.json_line()
+ * of the record fastpcap.py _common would build, goes to Python in an EV_LINES event that holds
+ * every line written since the last other event (tests/network/test_pcap_common.py compares the
+ * two paths' lines on every test capture). Nothing in a line can hold a card number or an SSN
+ * the masking gate would have masked:
+ *  - the id (UUID-shaped: the gate never reads one as a number), the times (connection.py _iso:
+ *    tests/security/test_masking_gate.py holds them to the gate), the counts, and this code's
+ *    literals (transport, protocol, flag letters, state, detail keys, the method's capital
+ *    letters, the status's three digits);
+ *  - each peer: for an address a workload owns, its JSON as Python wrote it through the gate
+ *    (connection.peer_json_parts), registered with sp_peer (every such address, before the
+ *    first frame and again whenever the identities change); any other address is "external"
+ *    with the address as its name (Directory.lookup), written here as Python writes it: an
+ *    IPv4 address in its dotted form (which the gate never changes: _DOTTED_QUAD), an IPv6 one
+ *    compressed as ipaddress writes it (at most four hex digits between colons: never nine
+ *    close digits), except an IPv4-mapped one (Python versions spell it differently), which
+ *    goes to Python;
+ *  - the path and the host: only when they hold no nine close digits (sp_close_digits, the
+ *    gate's first test: without them it returns the text unchanged); else the connection goes
+ *    to Python. */
+
+#define SP_PEERS 32768u      /* slots of the peers' table (a power of two) */
+#define SP_PEERS_KEPT 16384u /* addresses it holds at most (fastpcap.py PEERS_KEPT) */
+
+/* redact.py _nine_close_digits(text.encode()) for text = p[0:n] decoded as latin-1 (a byte past
+   ASCII becomes two bytes, neither a digit nor deleted): with the bytes that may stand between
+   a number's digits deleted (" \t._-+%dDeE"), nine digits in a row. 0: the gate returns the
+   text unchanged. */
+int sp_close_digits(const uint8_t *p, size_t n) {
+    int run = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (c >= '0' && c <= '9') {
+            if (++run == 9) return 1;
+        } else if (!(c == ' ' || c == '\t' || c == '.' || c == '_' || c == '-' || c == '+'
+                     || c == '%' || c == 'd' || c == 'D' || c == 'e' || c == 'E')) {
+            run = 0;
+        }
+    }
+    return 0;
+}
+
+static struct sp_peer *peer_slot(struct sp_peer *t, const uint8_t *ip, uint8_t len) {
+    uint64_t h = 1469598103934665603ull ^ len; /* FNV-1a */
+    for (uint8_t i = 0; i < len; i++) h = (h ^ ip[i]) * 1099511628211ull;
+    size_t i = (size_t)(h ^ h >> 29) & (SP_PEERS - 1);
+    while (t[i].iplen && !(t[i].iplen == len && !memcmp(t[i].ip, ip, len)))
+        i = (i + 1) & (SP_PEERS - 1); /* at most half the slots are taken */
+    return &t[i];
+}
+
+static const struct sp_peer *peer_find(const struct sp_run *r, const uint8_t *ip, uint8_t len) {
+    if (!r->peers) return NULL;
+    const struct sp_peer *p = peer_slot(r->peers, ip, len);
+    return p->iplen ? p : NULL;
+}
+
+/* The JSON of the peer at ip (4 or 16 bytes): a before its port, b after it (replacing what it
+   had; a NULL: Python writes its connections): 0, or -1 (a full table, no memory, a bad length:
+   its connections go to Python). */
+int sp_peer(struct sp_run *r, const uint8_t *ip, uint32_t len, const char *a, uint32_t na,
+            const char *b, uint32_t nb) {
+    if (len != 4 && len != 16) return -1;
+    if (!r->peers && !(r->peers = calloc(SP_PEERS, sizeof *r->peers))) return -1;
+    struct sp_peer *p = peer_slot(r->peers, ip, (uint8_t)len);
+    if (!p->iplen && r->npeers >= SP_PEERS_KEPT) return -1;
+    char *json = NULL;
+    if (a) {
+        if (!(json = malloc((size_t)na + nb + 1))) return -1;
+        memcpy(json, a, na);
+        memcpy(json + na, b, nb);
+    } else {
+        na = nb = 0;
+    }
+    if (p->iplen) {
+        free(p->json);
+    } else {
+        memcpy(p->ip, ip, len);
+        p->iplen = (uint8_t)len;
+        r->npeers++;
+    }
+    p->json = json;
+    p->na = na;
+    p->nb = nb;
+    return 0;
+}
+
+/* lines on (1) or off (0): off while the workloads own more addresses than the table holds */
+void sp_set_lines(struct sp_run *r, int on) { r->cfg.lines = on ? 1 : 0; }
+
+/* forget every peer (the identities changed) */
+void sp_peers_clear(struct sp_run *r) {
+    if (!r->peers) return;
+    for (size_t i = 0; i < SP_PEERS; i++) free(r->peers[i].json);
+    memset(r->peers, 0, SP_PEERS * sizeof *r->peers);
+    r->npeers = 0;
+}
+
+/* An address as flows.py _ip_text writes it (inet_ntoa; ipaddress for IPv6: lowercase hex
+   groups without leading zeros, the first longest run of two or more zero groups as "::"), into
+   out (46 bytes at least): its length, or -1 for an IPv4-mapped IPv6 address (Python versions
+   spell it differently: Python writes those lines) or a bad length. */
+int sp_ip_text(const uint8_t *ip, uint32_t len, char *out) {
+    if (len == 4) return sprintf(out, "%u.%u.%u.%u", ip[0], ip[1], ip[2], ip[3]);
+    if (len != 16) return -1;
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    if (!memcmp(ip, mapped, 12)) return -1;
+    unsigned g[8];
+    for (int i = 0; i < 8; i++) g[i] = (unsigned)ip[2 * i] << 8 | ip[2 * i + 1];
+    int best = -1, bestlen = 0;
+    for (int i = 0; i < 8;) {
+        if (g[i]) {
+            i++;
+            continue;
+        }
+        int j = i;
+        while (j < 8 && !g[j]) j++;
+        if (j - i > bestlen) {
+            best = i;
+            bestlen = j - i;
+        }
+        i = j;
+    }
+    if (bestlen < 2) best = -1;
+    int n = 0;
+    for (int i = 0; i < 8; i++) {
+        if (i == best) {
+            n += sprintf(out + n, i == 0 ? "::" : ":");
+            i += bestlen - 1;
+            continue;
+        }
+        n += sprintf(out + n, "%x", g[i]);
+        if (i < 7) out[n++] = ':';
+    }
+    out[n] = 0;
+    return n;
+}
+
+/* days since 1970-01-01 -> the proleptic Gregorian date (H. Hinnant's civil_from_days) */
+static void civil(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+/* v in n decimal digits, zero-padded (v < 10^n); the end */
+static char *zero_padded(char *p, unsigned v, int n) {
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + n;
+}
+
+/* connection.py _iso(ts): datetime.fromtimestamp(ts, UTC).isoformat(), the microseconds rounded
+   half to even (Python's round(), nearbyint here) with their carry; its length, or -1 past what
+   a datetime holds (Python writes that record) */
+static int iso(double ts, char *out, size_t room) {
+    if (!(ts >= 0.0 && ts <= SP_MAX_TIMESTAMP)) return -1;
+    double whole, frac = modf(ts, &whole);
+    double us = nearbyint(frac * 1e6);
+    if (us >= 1e6) {
+        whole += 1.0;
+        us -= 1e6;
+    }
+    if (whole > SP_MAX_TIMESTAMP) return -1;
+    int64_t secs = (int64_t)whole, y;
+    unsigned m, d;
+    civil(secs / 86400, &y, &m, &d); /* (a year of 1970 to 9999: four digits) */
+    unsigned s = (unsigned)(secs % 86400);
+    if (room < 33) return -1;
+    char *p = out;
+    p = zero_padded(p, (unsigned)y, 4);
+    *p++ = '-';
+    p = zero_padded(p, m, 2);
+    *p++ = '-';
+    p = zero_padded(p, d, 2);
+    *p++ = 'T';
+    p = zero_padded(p, s / 3600, 2);
+    *p++ = ':';
+    p = zero_padded(p, s / 60 % 60, 2);
+    *p++ = ':';
+    p = zero_padded(p, s % 60, 2);
+    if (us > 0) {
+        *p++ = '.';
+        p = zero_padded(p, (unsigned)us, 6);
+    }
+    memcpy(p, "+00:00", 6);
+    return (int)(p + 6 - out);
+}
+
+static void put_text(struct sp_run *r, const char *s) { sp_put(r, s, strlen(s)); }
+
+static void put_dec(struct sp_run *r, uint64_t v) {
+    char b[20];
+    size_t n = sizeof b;
+    do {
+        b[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    sp_put(r, b + n, sizeof b - n);
+}
+
+/* json.encoder.encode_basestring_ascii of p[0:n] decoded as latin-1 (as json.dumps writes it) */
+static void put_quoted(struct sp_run *r, const uint8_t *p, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    sp_put(r, "\"", 1);
+    size_t from = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (c >= ' ' && c <= '~' && c != '"' && c != '\\') continue;
+        sp_put(r, p + from, i - from);
+        from = i + 1;
+        char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        size_t k = 2;
+        switch (c) {
+        case '"': e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\b': e[1] = 'b'; break;
+        case '\f': e[1] = 'f'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        default: k = 6;
+        }
+        sp_put(r, e, k);
+    }
+    sp_put(r, p + from, n - from);
+    sp_put(r, "\"", 1);
+}
+
+/* a peer's JSON: the registered one, else the external address's (connection.py _peer_json) */
+static void put_peer(struct sp_run *r, const struct sp_peer *p, const char *ext, int next,
+                     uint16_t port) {
+    if (p) {
+        sp_put(r, p->json, p->na);
+        put_dec(r, port);
+        sp_put(r, p->json + p->na, p->nb);
+        return;
+    }
+    put_text(r, "{\"ip\": \"");
+    sp_put(r, ext, (size_t)next);
+    put_text(r, "\", \"port\": ");
+    put_dec(r, port);
+    put_text(r, ", \"kind\": \"external\", \"name\": \"");
+    sp_put(r, ext, (size_t)next);
+    put_text(r, "\"}");
+}
+
+static const char *const STATE_NAMES[] = {"closed", "reset", "timeout", "evicted", "active"};
+
+/* flows.py _FLAG_TEXT: the letters of the flags seen, in the order S A P F R U E C */
+static void put_flags(struct sp_run *r, uint8_t bits) {
+    static const struct { uint8_t bit; char name; } names[] = {
+        {TH_SYN, 'S'}, {TH_ACK, 'A'}, {0x08, 'P'}, {TH_FIN, 'F'},
+        {TH_RST, 'R'}, {0x20, 'U'}, {0x40, 'E'}, {0x80, 'C'},
+    };
+    char b[10];
+    size_t n = 0;
+    b[n++] = '"';
+    for (size_t i = 0; i < 8; i++)
+        if (bits & names[i].bit) b[n++] = names[i].name;
+    b[n++] = '"';
+    sp_put(r, b, n);
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static double get_f64(const uint8_t *p) {
+    uint64_t bits = get_u64(p);
+    double v;
+    memcpy(&v, &bits, 8);
+    return v;
+}
+
+static void put_f64(uint8_t *p, double v) {
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(bits >> (8 * i));
+}
+
+/* What a line needs beyond the flow: its peers (registered, or external and spelled here) and
+   its times. */
+struct sp_line {
+    const struct sp_peer *cp, *sp;
+    char cext[48], sext[48], start[48], end[48];
+    int ncext, nsext, nstart, nend;
+};
+
+/* Can the common connection f's line be written here (h: its HTTP details)? 0 when Python must
+   write its record: an address whose JSON Python writes, a path or host with nine close digits,
+   a time past a datetime's. */
+static int lineable(const struct sp_run *r, const struct sp_flow *f, const struct sp_http *h,
+                    struct sp_line *L) {
+    L->cp = peer_find(r, f->cip, f->iplen);
+    L->sp = peer_find(r, f->sip, f->iplen);
+    L->ncext = L->cp ? 0 : sp_ip_text(f->cip, f->iplen, L->cext);
+    L->nsext = L->sp ? 0 : sp_ip_text(f->sip, f->iplen, L->sext);
+    if ((L->cp && !L->cp->json) || (L->sp && !L->sp->json) || L->ncext < 0 || L->nsext < 0
+        || sp_close_digits(h->path, h->npath) || sp_close_digits(h->host, h->nhost))
+        return 0;
+    L->nstart = iso(f->first, L->start, sizeof L->start);
+    L->nend = iso(f->last, L->end, sizeof L->end);
+    return L->nstart >= 0 && L->nend >= 0;
+}
+
+/* Write f's JSON line (status: the three digits of its status line), ending in a newline,
+   with "dlp": []; returns where the [] is, counted from the line's first byte. */
+static size_t put_line(struct sp_run *r, const struct sp_flow *f, int state,
+                       const struct sp_http *h, const uint8_t *status, const struct sp_line *L) {
+    size_t from = r->ndata;
+    put_text(r, "{\"id\": \"");
+    put_text(r, r->cfg.id_run);
+    char no[16]; /* the number in at least 12 hex digits ({number:012x}) */
+    size_t k = sizeof no;
+    for (uint64_t v = f->no; v || k > sizeof no - 12; v >>= 4) no[--k] = "0123456789abcdef"[v & 15];
+    sp_put(r, no + k, sizeof no - k);
+    put_text(r, "\", \"start\": \"");
+    sp_put(r, L->start, (size_t)L->nstart);
+    put_text(r, "\", \"end\": \"");
+    sp_put(r, L->end, (size_t)L->nend);
+    put_text(r, f->iplen == 4 ? "\", \"transport\": \"tcp\", \"ip_version\": 4, \"client\": "
+                              : "\", \"transport\": \"tcp\", \"ip_version\": 6, \"client\": ");
+    put_peer(r, L->cp, L->cext, L->ncext, f->cport);
+    put_text(r, ", \"server\": ");
+    put_peer(r, L->sp, L->sext, L->nsext, f->sport);
+    put_text(r, ", \"protocol\": \"proto.http\", \"encrypted\": false, \"upgrade\": null, "
+                "\"tls\": null, \"bytes\": {\"to_server\": ");
+    put_dec(r, f->bytes[0]);
+    put_text(r, ", \"to_client\": ");
+    put_dec(r, f->bytes[1]);
+    put_text(r, "}, \"packets\": {\"to_server\": ");
+    put_dec(r, f->packets[0]);
+    put_text(r, ", \"to_client\": ");
+    put_dec(r, f->packets[1]);
+    put_text(r, "}, \"tcp_flags\": {\"client\": ");
+    put_flags(r, f->flags[0]);
+    put_text(r, ", \"server\": ");
+    put_flags(r, f->flags[1]);
+    put_text(r, "}, \"state\": \"");
+    put_text(r, STATE_NAMES[state]);
+    put_text(r, "\", \"gaps\": 0, \"inspected_bytes\": ");
+    put_dec(r, f->st[0].delivered + f->st[1].delivered);
+    put_text(r, ", \"dlp\": ");
+    size_t dlp = r->ndata - from;
+    put_text(r, "[], \"details\": {\"http.method\": ");
+    put_quoted(r, h->method, h->nmethod);
+    put_text(r, ", \"http.path\": ");
+    put_quoted(r, h->path, h->npath);
+    if (h->nhost) {
+        put_text(r, ", \"http.host\": ");
+        put_quoted(r, h->host, h->nhost);
+    }
+    put_text(r, ", \"http.status\": ");
+    put_quoted(r, status, 3);
+    put_text(r, "}}\n");
+    return dlp;
+}
+
+/* Write the common connection f's line when it can be (1; else 0: Python writes its record), in
+   an EV_LINES event: its flow number is the count of lines, its bytes the earliest start and the
+   latest end of their connections (two doubles, little-endian) and the lines; the last such
+   event grows while nothing else comes after it. */
+static int line(struct sp_run *r, const struct sp_flow *f, int state, const struct sp_http *h,
+                const uint8_t *status) {
+    struct sp_line L;
+    if (!lineable(r, f, h, &L)) return 0;
+    int64_t *last = r->nev ? r->ev + r->nev - 4 : NULL;
+    int grow = last && (last[0] & 0xFF) == EV_LINES && (uint64_t)(last[2] + last[3]) == r->ndata;
+    int64_t at = 0;
+    if (!grow) {
+        uint8_t span[16];
+        put_f64(span, f->first);
+        put_f64(span + 8, f->last);
+        at = sp_put(r, span, sizeof span);
+    }
+    size_t from = r->ndata;
+    put_line(r, f, state, h, status, &L);
+    if (r->oom) return 1; /* the run stops: out of memory */
+    int64_t size = (int64_t)(r->ndata - from);
+    if (!grow) {
+        sp_event(r, EV_LINES, 0, 1, at, 16 + size);
+        return 1;
+    }
+    uint8_t *span = r->data + last[2];
+    if (f->first < get_f64(span)) put_f64(span, f->first);
+    if (f->last > get_f64(span + 8)) put_f64(span + 8, f->last);
+    last[1]++;
+    last[3] += size;
+    return 1;
+}
+
 /* Is this finished flow the common connection? Then its EV_COMMON: the record's facts; method,
    path and host lengths (1, 2, 2 bytes), the status (3), the three strings; then per direction
    one byte, 1 when DLP must look at it (not quiet), followed for such a direction by the number
    of its pieces (4 bytes), their lengths (4 each) and its bytes: the pieces Python's DlpFeed
-   would have been fed, in order (the first is the head the hello check passed, as decided). */
-static int common(struct sp_run *r, struct sp_flow *f, const uint8_t *facts, size_t nfacts) {
+   would have been fed, in order (the first is the head the hello check passed, as decided).
+   With cfg.lines and both directions quiet, its JSON line instead when line() can write it;
+   with one loud, when its line can be written here, the event's direction is 1 and its bytes
+   end with the line's length and where its "dlp": [] is (4 bytes each) and the line: Python
+   puts the findings in (fastpcap.py _common_line). */
+static int common(struct sp_run *r, struct sp_flow *f, int state, const uint8_t *facts,
+                  size_t nfacts) {
     if (!f->defer || f->first_dir != 0 || f->st[0].gaps || f->st[1].gaps) return 0;
     const struct sp_dbuf *cb = &f->dbuf[0], *sb = &f->dbuf[1];
     if (!f->alen[0] || !f->alen[1] || f->alen[0] > cb->n || f->alen[1] > sb->n) return 0;
     struct sp_http h;
     if (!http_common(cb->p, f->alen[0], sb->p, f->alen[1], cb->p, cb->n, &h)) return 0;
     uint8_t loud[2] = {!quiet(r, cb->p, cb->n), !quiet(r, sb->p, sb->n)};
+    if (r->cfg.lines && !loud[0] && !loud[1] && line(r, f, state, &h, sb->p + 9)) {
+        defer_free(r, f);
+        return 1;
+    }
     uint8_t lens[8];
     lens[0] = (uint8_t)h.nmethod;
     lens[1] = (uint8_t)h.npath; lens[2] = (uint8_t)(h.npath >> 8);
@@ -416,6 +845,8 @@ static int common(struct sp_run *r, struct sp_flow *f, const uint8_t *facts, siz
     sp_put(r, h.path, h.npath);
     if (h.nhost) sp_put(r, h.host, h.nhost);
     size_t size = nfacts + sizeof lens + h.nmethod + h.npath + h.nhost;
+    struct sp_line L;
+    int with_line = r->cfg.lines && lineable(r, f, &h, &L);
     for (int d = 0; d < 2; d++) {
         sp_put(r, &loud[d], 1);
         size++;
@@ -434,8 +865,18 @@ static int common(struct sp_run *r, struct sp_flow *f, const uint8_t *facts, siz
         sp_put(r, f->dbuf[d].p, f->dbuf[d].n);
         size += 4 + 4 * (size_t)pieces + f->dbuf[d].n;
     }
+    if (with_line) {
+        uint8_t u[8] = {0};
+        int64_t head = sp_put(r, u, sizeof u);
+        size_t from = r->ndata;
+        size_t dlp = put_line(r, f, state, &h, sb->p + 9, &L);
+        if (r->oom) return 1; /* the run stops: out of memory */
+        put_u32(r->data + head, (uint32_t)(r->ndata - from));
+        put_u32(r->data + head + 4, (uint32_t)dlp);
+        size += sizeof u + (r->ndata - from);
+    }
     defer_free(r, f);
-    sp_event(r, EV_COMMON, 0, f->no, at, (int64_t)size);
+    sp_event(r, EV_COMMON, with_line, f->no, at, (int64_t)size);
     return 1;
 }
 
@@ -872,7 +1313,7 @@ static void finish(struct sp_run *r, struct sp_flow *f, int state) {
     memcpy(p, f->cip, 16); p += 16;
     memcpy(p, f->sip, 16); p += 16;
     f->finished = 1;
-    if (record && common(r, f, b, (size_t)(p - b))) return;
+    if (record && common(r, f, state, b, (size_t)(p - b))) return;
     undefer(r, f);
     int64_t at = sp_put(r, b, (size_t)(p - b));
     sp_event(r, EV_FINISH, record, f->no, at, (int64_t)(p - b));
@@ -1509,5 +1950,7 @@ void sp_free(struct sp_run *r) {
     free(r->ifaces);
     free(r->ev);
     free(r->data);
+    sp_peers_clear(r);
+    free(r->peers);
     free(r);
 }

@@ -14,6 +14,8 @@ struct sp_cfg {
     double tcp_idle, udp_idle, half_open_idle, linger;
     uint64_t common, defer_cap;
     uintptr_t rs_new, rs_scan_all, rs_free, rs_ids, rs_db;
+    uint64_t lines;
+    char id_run[32];
 };
 struct sp_run;
 struct sp_run *sp_new(const uint8_t *buf, uint64_t size, const struct sp_cfg *cfg, int64_t count);
@@ -25,6 +27,12 @@ void sp_taken(struct sp_run *r);
 const char *sp_error(struct sp_run *r);
 void sp_stats(struct sp_run *r, uint64_t *out);
 void sp_free(struct sp_run *r);
+int sp_peer(struct sp_run *r, const uint8_t *ip, uint32_t len, const char *a, uint32_t na,
+            const char *b, uint32_t nb);
+void sp_peers_clear(struct sp_run *r);
+void sp_set_lines(struct sp_run *r, int on);
+int sp_close_digits(const uint8_t *p, size_t n);
+int sp_ip_text(const uint8_t *ip, uint32_t len, char *out);
 """
 
 HERE = Path(__file__).parent
