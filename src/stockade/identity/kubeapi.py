@@ -183,9 +183,7 @@ class KubernetesIdentity:
         while not all(r.synced.is_set() for r in self.reflectors):
             # refused for good: credentials the server rejects, or a server the CA did not sign
             refused = [
-                r
-                for r in self.reflectors
-                if r.stats.last_status in (401, 403) or r.stats.untrusted
+                r for r in self.reflectors if r.stats.last_status in (401, 403) or r.stats.untrusted
             ]
             left = deadline - time.monotonic()
             if refused or left <= 0:
