@@ -100,8 +100,14 @@ def test_help_lists_every_command_without_loading_one(tmp_path: Path) -> None:
         assert f" {name} " in proc.stdout, name
     assert "Exit codes" in proc.stdout
     loaded = {m for m in modules if m.startswith("stockade.cli.")}
-    # stockade.cli.streams: the masking gate on stdout and stderr (no Typer, no Rich in it).
-    assert loaded == {"stockade.cli.app", "stockade.cli.root", "stockade.cli.streams"}
+    # stockade.cli.streams: the masking gate on stdout and stderr (no Typer, no Rich in it);
+    # stockade.cli.coercion: values converted without pydantic (Typer's own modules only).
+    assert loaded == {
+        "stockade.cli.app",
+        "stockade.cli.root",
+        "stockade.cli.streams",
+        "stockade.cli.coercion",
+    }
     assert not _top_level(modules) & HEAVY, sorted(_top_level(modules) & HEAVY)
 
 
@@ -158,3 +164,33 @@ def test_no_command_module_imports_a_heavy_library(every_command: dict[str, obje
     modules = every_command["modules"]
     assert isinstance(modules, list)
     assert not _top_level(set(modules)) & HEAVY, sorted(_top_level(set(modules)) & HEAVY)
+
+
+GOLDEN_WORKLOADS = Path(__file__).resolve().parents[1] / "compliance" / "workloads" / "golden"
+
+
+def test_a_command_imports_only_the_heavy_libraries_it_uses(tmp_path: Path) -> None:
+    # Manifests read from files, nothing stored: YAML only; no HTTP client (that is for a live
+    # cluster), no database, and no pydantic (Typer's conversion of plain options goes without it:
+    # stockade.cli.coercion).
+    folder = GOLDEN_WORKLOADS / "pss.baseline.privileged-PASS"
+    proc, modules = _run(
+        "bench", "workloads", str(folder), "--no-store", "-f", "json", tmp_path=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)
+    assert _top_level(modules) & HEAVY == {"yaml"}
+
+
+def test_the_controllers_application_imports_no_http_client() -> None:
+    # The notifiers' HTTP client is imported when a notification is sent, not when the
+    # controller starts.
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys, stockade.api.app; print('httpx' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"

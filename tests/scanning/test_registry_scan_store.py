@@ -20,6 +20,7 @@ from stockade.scanning.scan_store import (
     split_repository,
     stored_digests,
 )
+from stockade.store import Store, open_store
 from stockade.store.records import list_findings
 from tests.scanning.scan_support import DIGEST, IMAGE, report, sample_inventory
 
@@ -83,3 +84,25 @@ def test_split_repository() -> None:
     assert split_repository("localhost/app") == ("localhost", "app")
     assert split_repository("library/debian") == (None, "library/debian")
     assert split_repository(None) == (None, None)
+
+
+def test_list_images_reads_alike_through_sqlite3_and_sqlalchemy(tmp_path) -> None:
+    # The `images` command on an SQLite store reads through sqlite3 (no SQLAlchemy import); the
+    # SQLAlchemy query, which every other database takes, is the reference.
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    fast = open_store(url)
+    reference = Store(fast.engine, url=url)
+    assert fast.sqlite_connect() is not None and reference.sqlite_connect() is None
+    record_scan(fast, report(Policy(fail_on=Severity.HIGH)), reference=f"{IMAGE}:1.0")
+    record_scan(fast, report(Policy()), reference=f"{IMAGE}:2.0", mode="rematch")
+    record_scan(fast, report(Policy(ignore_unfixed=True)), reference="docker.io/other/x:1")
+    record_scan(fast, report(Policy()), reference=f"{IMAGE}:1.0")  # the row follows its last run
+    assert len(list_images(fast)) == 3  # in the same order both ways (below)
+    for repository in (None, "library/*", "other/*", "none/*", "library/app"):
+        assert list_images(fast, repository=repository) == list_images(
+            reference, repository=repository
+        ), repository
+    assert list_images(fast, repository="library/*")
+    assert not list_images(fast, repository="none/*")
+    fast.close()
+    reference.close()

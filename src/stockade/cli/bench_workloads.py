@@ -74,7 +74,7 @@ def workloads(
     Exit codes: 0 clean; 1 a failed check at or above --fail-on; 2 usage error; 3 an input could not be read (the report still lists everything else).
     """
     from stockade.compliance.render import findings_json, findings_junit
-    from stockade.compliance.workloads import check_objects, kubeapi
+    from stockade.compliance.workloads import check_objects
     from stockade.compliance.workloads.loader import load_paths
     from stockade.model import Severity, Status, UsageError
 
@@ -85,10 +85,15 @@ def workloads(
     if paths:
         loaded = load_paths(paths)
         manifests, errors = loaded.manifests, loaded.errors
-    elif kubeconfig is not None:
-        manifests, errors = kubeapi.fetch(kubeapi.from_kubeconfig(kubeconfig, context)), []
     else:
-        manifests, errors = kubeapi.fetch(kubeapi.in_cluster()), []
+        from stockade.compliance.workloads import kubeapi  # httpx: only for a live cluster
+
+        cluster = (
+            kubeapi.from_kubeconfig(kubeconfig, context)
+            if kubeconfig is not None
+            else kubeapi.in_cluster()
+        )
+        manifests, errors = kubeapi.fetch(cluster), []
     findings = errors + check_objects(manifests, profile=profile.value)
     if store:
         from stockade.store.records import record_findings

@@ -113,8 +113,7 @@ def status_cmd(
     """Sources, record counts by ecosystem, build time and age of the advisory data."""
     from stockade.model.duration import parse_duration
     from stockade.model.errors import StaleDataError, UsageError
-    from stockade.scanning.advisories.freshness import check_freshness
-    from stockade.scanning.advisories.store import db_info
+    from stockade.scanning.advisories.freshness import check_freshness, db_info
 
     if fmt not in ("table", "json"):
         raise UsageError(f"unknown format {fmt!r} (expected table or json)")

@@ -3,6 +3,8 @@
 The commands are the rows of ``stockade.cli.app.COMMANDS``. A command's modules are imported, and
 their ``register(app)`` run, the first time the command is looked up to run it or to show its own
 help; listing the commands (``stockade --help``) uses the rows' one-line help and imports nothing.
+A loaded command's plain parameters convert their values without pydantic
+(:mod:`stockade.cli.coercion`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,17 @@ from typer.core import TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
     from typer._click import Command, Context, HelpFormatter  # Typer's own copy of Click
+    from typer.core import TyperOption
 
 from stockade import __version__
 from stockade.cli.app import COMMANDS, VERSION_FLAGS
+
+try:
+    from stockade.cli import coercion
+except ImportError:  # a Typer whose conversion moved (tests/cli/test_coercion.py says so): its own
+    coercion = None  # type: ignore[assignment]
+
+HELP_OPTION_NAMES = ("-h", "--help")
 
 # Commands loaded so far, shared by every group built from `app` (Typer builds a new group on each
 # call), so that each module's register() runs once per process.
@@ -36,6 +46,8 @@ def load(name: str) -> Command:
         group = typer.main.get_group(scratch)
         for registered, command in group.commands.items():  # a module may add several
             if registered in COMMANDS and registered not in _loaded:
+                if coercion is not None:  # plain values converted without pydantic
+                    coercion.install(command, HELP_OPTION_NAMES)
                 _loaded[registered] = command
     return _loaded[name]
 
@@ -86,6 +98,12 @@ class LazyGroup(TyperGroup):
             return TyperCommand(cmd_name, help=COMMANDS[cmd_name][1])
         return self.commands.get(cmd_name)
 
+    def get_help_option(self, ctx: Context) -> TyperOption | None:
+        option = super().get_help_option(ctx)
+        if coercion is not None:
+            coercion.convert_plainly(option)
+        return option
+
     def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
         self._listing = True
         try:
@@ -104,7 +122,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings={"help_option_names": list(HELP_OPTION_NAMES)},
 )
 
 

@@ -446,21 +446,50 @@ def split_repository(name: str | None) -> tuple[str | None, str | None]:
     return None, name
 
 
+# list_images on the sqlite3 path: the columns the SQLAlchemy query's rows are read by (the
+# image's own where both tables have one).
+_IMAGES_SQL = (
+    "SELECT i.reference, i.registry, i.repository, i.tag, i.manifest_digest, i.last_scanned,"
+    " r.db_built, " + ", ".join(f"r.{s}" for s in SEVERITIES) + ", r.suppressed, r.failed,"
+    " r.packages, r.unchecked FROM scan_images i JOIN scan_runs r ON r.id = i.last_run_id"
+)
+
+
 def list_images(store: Store, *, repository: str | None = None) -> list[ImageSummary]:
     """Scanned images with the counts of their latest run, newest first."""
-    from sqlalchemy import select
+    pattern = repository.replace("*", "%") if repository else None
+    conn = store.sqlite_connect()
+    if conn is not None:
+        where = " WHERE i.repository LIKE ?" if pattern else ""
+        sql = f"{_IMAGES_SQL}{where} ORDER BY i.last_scanned DESC, i.reference"
+        try:
+            cursor = conn.execute(sql, (pattern,) if pattern else ())
+            names = [d[0] for d in cursor.description]
+            found = cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"database error: {exc}", subject=store.safe_url) from exc
+        finally:
+            conn.close()
+        rows: Any = []
+        for values in found:
+            row = dict(zip(names, values, strict=True))
+            row["last_scanned"] = _sqlite_time(row["last_scanned"])
+            row["db_built"] = _sqlite_time(row["db_built"])
+            rows.append(row)
+    else:
+        from sqlalchemy import select
 
-    from stockade.scanning.scan_tables import scan_images, scan_runs
+        from stockade.scanning.scan_tables import scan_images, scan_runs
 
-    q = (
-        select(scan_images, scan_runs)
-        .join(scan_runs, scan_runs.c.id == scan_images.c.last_run_id)
-        .order_by(scan_images.c.last_scanned.desc(), scan_images.c.reference)
-    )
-    if repository:
-        q = q.where(scan_images.c.repository.like(repository.replace("*", "%")))
-    with store.connect() as conn:
-        rows = conn.execute(q).mappings().all()
+        q = (
+            select(scan_images, scan_runs)
+            .join(scan_runs, scan_runs.c.id == scan_images.c.last_run_id)
+            .order_by(scan_images.c.last_scanned.desc(), scan_images.c.reference)
+        )
+        if pattern:
+            q = q.where(scan_images.c.repository.like(pattern))
+        with store.connect() as sa_conn:
+            rows = sa_conn.execute(q).mappings().all()
     return [
         ImageSummary(
             reference=r["reference"],

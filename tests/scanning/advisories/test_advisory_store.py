@@ -16,11 +16,11 @@ import pytest
 
 from stockade.model.duration import parse_duration as parse_age
 from stockade.model.errors import AdvisoryError, StaleDataError
-from stockade.scanning.advisories.freshness import check_freshness
+from stockade.scanning.advisories.freshness import check_freshness, db_info
 from stockade.scanning.advisories.model import Advisory, Affected, ImportBatch
-from stockade.scanning.advisories.store import db_info, write_batches
+from stockade.scanning.advisories.store import write_batches
 from stockade.scanning.advisories.update import import_sources, load_config
-from stockade.store import Store
+from stockade.store import Store, open_store
 
 
 def test_import_status_and_replace(any_store: Store, advisories_dir: Path) -> None:
@@ -177,3 +177,24 @@ def test_upgrade_from_the_first_schema(
         assert db_info(store).records == 20
     finally:
         store.close()
+
+
+def test_db_info_reads_alike_through_sqlite3_and_sqlalchemy(
+    tmp_path: Path, advisories_dir: Path
+) -> None:
+    # `stockade db status` on an SQLite store reads through sqlite3 (no SQLAlchemy import); the
+    # SQLAlchemy queries, which PostgreSQL takes, are the reference.
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    fast = open_store(url)
+    reference = Store(fast.engine, url=url)
+    assert fast.sqlite_connect() is not None and reference.sqlite_connect() is None
+    assert db_info(fast) == db_info(reference)  # empty
+    import_sources(
+        fast, [str(advisories_dir / "osv-samples"), str(advisories_dir / "debian-tracker")]
+    )
+    info = db_info(fast)
+    assert info.records > 0 and len(info.sources) == 2 and info.built_at is not None
+    assert info.sources[0].imported_at.tzinfo is not None
+    assert info == db_info(reference)
+    fast.close()
+    reference.close()

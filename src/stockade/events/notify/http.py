@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-import httpx
-
 from stockade.events.notify.interface import NotifyError
 from stockade.events.notify.tls import client_context
 from stockade.model.redact import redact_text
@@ -33,6 +31,8 @@ def post(
 ) -> int:
     """POST ``body`` (already masked JSON) and return the 2xx status; raise NotifyError otherwise.
     Redirects are not followed: a webhook that moved is a configuration problem."""
+    import httpx  # here: the controller and `rules check` load the notifiers but may never send
+
     where = origin(url)
     verify = client_context(ca_file) if ca_file else True
     all_headers = {"Content-Type": "application/json", "User-Agent": "stockade-notify"}

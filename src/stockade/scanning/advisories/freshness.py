@@ -22,6 +22,25 @@ _ANY_SQL = "SELECT EXISTS (SELECT 1 FROM adv_vulnerabilities)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SourceInfo:
+    name: str
+    kind: str
+    imported_at: datetime
+    records: int
+    problems: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DbInfo:
+    """What ``stockade db status`` shows: sources, record counts, build time."""
+
+    built_at: datetime | None
+    sources: tuple[SourceInfo, ...]
+    by_ecosystem: tuple[tuple[str, int], ...]  # (ecosystem, affected-package rows)
+    records: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DbStatus:
     """What a scan needs to know of the advisory data (``db_info`` has the counts too)."""
 
@@ -69,6 +88,76 @@ def db_status(store: Store) -> DbStatus:
         empty=empty,
         generation=meta.get("generation"),
     )
+
+
+_INFO_SQL = (
+    "SELECT value FROM adv_meta WHERE key = 'built_at'",
+    "SELECT name, kind, imported_at, records, problems FROM adv_sources ORDER BY id",
+    "SELECT ecosystem, count(*) FROM adv_affected GROUP BY ecosystem ORDER BY ecosystem",
+    "SELECT count(*) FROM adv_vulnerabilities",
+)
+
+
+def db_info(store: Store) -> DbInfo:
+    """The advisory data's build time, sources and counts; through sqlite3 on an SQLite store
+    opened without SQLAlchemy, like :func:`db_status`."""
+    conn = store.sqlite_connect()
+    if conn is not None:
+        try:
+            built_row = conn.execute(_INFO_SQL[0]).fetchone()
+            rows = [
+                (name, kind, datetime.fromisoformat(at), records, problems)
+                for name, kind, at, records, problems in conn.execute(_INFO_SQL[1])
+            ]
+            counts = tuple((str(e), int(n)) for e, n in conn.execute(_INFO_SQL[2]))
+            records = conn.execute(_INFO_SQL[3]).fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StoreError(f"database error: {exc}", subject=store.safe_url) from exc
+        finally:
+            conn.close()
+        built = built_row[0] if built_row else None
+    else:
+        from sqlalchemy import func, select
+
+        from stockade.scanning.advisory_tables import (
+            adv_affected,
+            adv_meta,
+            adv_sources,
+            adv_vulnerabilities,
+        )
+
+        with store.connect() as sa_conn:
+            built = sa_conn.execute(
+                select(adv_meta.c.value).where(adv_meta.c.key == "built_at")
+            ).scalar()
+            rows = [
+                (r.name, r.kind, r.imported_at, r.records, r.problems)
+                for r in sa_conn.execute(select(adv_sources).order_by(adv_sources.c.id))
+            ]
+            counts = tuple(
+                (r[0], r[1])
+                for r in sa_conn.execute(
+                    select(adv_affected.c.ecosystem, func.count())
+                    .group_by(adv_affected.c.ecosystem)
+                    .order_by(adv_affected.c.ecosystem)
+                )
+            )
+            records = sa_conn.execute(
+                select(func.count()).select_from(adv_vulnerabilities)
+            ).scalar()
+    return DbInfo(
+        built_at=_utc(datetime.fromisoformat(built)) if built else None,
+        sources=tuple(
+            SourceInfo(name=n, kind=k, imported_at=_utc(at), records=r, problems=p)
+            for n, k, at, r, p in rows
+        ),
+        by_ecosystem=counts,
+        records=int(records or 0),
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def check_freshness(

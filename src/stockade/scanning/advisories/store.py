@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, cast
 
@@ -30,27 +29,6 @@ from stockade.store.db import Store
 
 _CHUNK = 5_000
 _LOOKUP_CHUNK = 400  # package names per IN (...) query, well under SQLite's variable limit
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SourceInfo:
-    name: str
-    kind: str
-    imported_at: datetime
-    records: int
-    problems: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DbInfo:
-    built_at: datetime | None
-    sources: tuple[SourceInfo, ...]
-    by_ecosystem: tuple[tuple[str, int], ...]  # (ecosystem, affected-package rows)
-    records: int
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def write_batches(
@@ -521,33 +499,3 @@ def ecosystems_with_data(conn: Connection, ecosystems: Iterable[str]) -> set[str
         if conn.execute(probe).first() is not None:
             found.add(eco)
     return found
-
-
-def db_info(store: Store) -> DbInfo:
-    with store.connect() as conn:
-        built = conn.execute(select(adv_meta.c.value).where(adv_meta.c.key == "built_at")).scalar()
-        sources = tuple(
-            SourceInfo(
-                name=r.name,
-                kind=r.kind,
-                imported_at=_utc(r.imported_at),
-                records=r.records,
-                problems=r.problems,
-            )
-            for r in conn.execute(select(adv_sources).order_by(adv_sources.c.id))
-        )
-        counts = tuple(
-            (r[0], r[1])
-            for r in conn.execute(
-                select(adv_affected.c.ecosystem, func.count())
-                .group_by(adv_affected.c.ecosystem)
-                .order_by(adv_affected.c.ecosystem)
-            )
-        )
-        records = conn.execute(select(func.count()).select_from(adv_vulnerabilities)).scalar() or 0
-    return DbInfo(
-        built_at=_utc(datetime.fromisoformat(built)) if built else None,
-        sources=sources,
-        by_ecosystem=counts,
-        records=int(records),
-    )
