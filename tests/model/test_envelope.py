@@ -138,7 +138,11 @@ def test_from_dict_builds_the_event_the_dataclass_builds() -> None:
 
     from stockade.model.envelope import event_fields
 
-    names = st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True)
+    # the language of [a-z][a-z0-9-]{0,20} from plain draws (from_regex: this test 10.9 s, not 6.7)
+    lower = "abcdefghijklmnopqrstuvwxyz"
+    names = st.builds(
+        str.__add__, st.sampled_from(lower), st.text(lower + "0123456789-", max_size=20)
+    )
     refs = st.none() | st.builds(
         lambda kind, name, ns, labels: {"kind": kind, "name": name, "namespace": ns, "labels": labels},
         names, names, st.none() | names, st.dictionaries(names, st.text(max_size=8), max_size=3),

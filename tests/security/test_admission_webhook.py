@@ -197,12 +197,16 @@ def test_a_review_starts_at_most_its_cap_of_scans(tmp_path: Path, silent: Silent
 # -- item 8 and Low: HTTP limits, TLS suites, nested JSON -----------------------------------------
 
 
-@pytest.fixture(params=["httptools", "h11"])
-def limited(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Webhook]:
+@pytest.fixture(scope="module", params=["httptools", "h11"])
+def limited(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Webhook]:
     """One webhook process within small limits, with each HTTP parser (issue 19: httptools is
-    the default, h11 the pure-Python reference; the limits hold on both)."""
+    the default, h11 the pure-Python reference; the limits hold on both). One process serves all
+    the tests of a parser, in order: each test's connections end before the next (the server
+    closes them, or the client does), and a process a test broke fails the tests after it."""
     hook = start_webhook(
-        tmp_path,
+        tmp_path_factory.mktemp("limited"),
         "--http-parser",
         request.param,
         "--policy",

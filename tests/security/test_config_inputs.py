@@ -394,26 +394,35 @@ def _json_values() -> object:
 def test_generated_json_reads_alike_with_and_without_orjson(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Generated documents (integers up to 70 bits, any float, any text), written compact or
-    not, ASCII or not, and cut or changed at one place (errors and their lines)."""
+    """Generated documents (integers up to 70 bits, any float, any text), each written compact or
+    not, ASCII or not, and cut or changed at one place (errors and their lines). Drawing a
+    document costs ~20 times reading it: each one is checked in all four writings, and three
+    of its writings changed."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(
-        _json_values(),
+    def written(value: object, ascii_only: bool, compact: bool) -> str:
+        return json.dumps(
+            value, ensure_ascii=ascii_only, separators=(",", ":") if compact else None
+        )
+
+    changes = st.tuples(
         st.booleans(),
         st.booleans(),
         st.integers(0, 10_000),
         st.sampled_from(["", "x", "]", "}", ",", '"', "-", "e9"]),
     )
-    def check(value: object, ascii_only: bool, compact: bool, at: int, change: str) -> None:
-        text = json.dumps(
-            value, ensure_ascii=ascii_only, separators=(",", ":") if compact else None
-        )
-        _alike(text, monkeypatch)
-        cut = at % (len(text) + 1)
-        _alike(text[:cut] + change + text[cut + 1 :], monkeypatch)
+
+    @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_json_values(), st.lists(changes, min_size=3, max_size=3))
+    def check(value: object, changed: list[tuple[bool, bool, int, str]]) -> None:
+        for ascii_only in (True, False):
+            for compact in (True, False):
+                _alike(written(value, ascii_only, compact), monkeypatch)
+        for ascii_only, compact, at, change in changed:
+            text = written(value, ascii_only, compact)
+            cut = at % (len(text) + 1)
+            _alike(text[:cut] + change + text[cut + 1 :], monkeypatch)
 
     check()
 
@@ -422,20 +431,28 @@ def test_generated_numbers_read_alike_with_and_without_orjson(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Number tokens of up to 25 digits, with a fraction and an exponent or not: orjson's floats
-    are correctly rounded, as Python's are."""
+    are correctly rounded, as Python's are. Ten tokens a draw, each in a document of its own (a
+    19-digit integer sends its whole document to the reference, so it must not hide the others)."""
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
     digits = st.text("0123456789", min_size=1, max_size=25)
 
-    @settings(max_examples=3000, deadline=None)
-    @given(st.booleans(), digits, st.none() | digits, st.none() | st.integers(-400, 400))
-    def check(negative: bool, whole: str, fraction: str | None, exponent: int | None) -> None:
+    def number(negative: bool, whole: str, fraction: str | None, exponent: int | None) -> str:
         token = ("-" if negative else "") + (whole.lstrip("0") or "0")
         if fraction is not None:
             token += "." + fraction
         if exponent is not None:
             token += f"e{exponent}"
-        _alike(f'{{"n": {token}, "l": [{token}]}}', monkeypatch)
+        return token
+
+    tokens = st.builds(number, st.booleans(), digits, st.none() | digits,
+                       st.none() | st.integers(-400, 400))  # fmt: skip
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(tokens, min_size=10, max_size=10))
+    def check(drawn: list[str]) -> None:
+        for token in drawn:
+            _alike(f'{{"n": {token}, "l": [{token}]}}', monkeypatch)
 
     check()

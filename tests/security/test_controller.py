@@ -568,18 +568,33 @@ def test_a_card_in_an_uploaded_image_or_package_comes_back_masked(controller: Co
 # ---------------------------------------------------------------- login rate limiting
 
 
-@pytest.fixture
-def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
-    """A controller of its own: the login throttle is per process and counts 127.0.0.1."""
-    yield from running_controller("sqlite", tmp_path_factory, "unused")
+@pytest.fixture(scope="module")
+def throttled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
+    """A controller for the login throttle's tests alone (its counts are per process). Each test
+    logs in from a loopback address of its own, with names no other test fails with: the
+    throttle counts per name and per client address, so no test inherits another's failures."""
+    for c in running_controller("sqlite", tmp_path_factory, "unused"):
+        admin = auth.Principal(name="tests", role="admin", via="cli")
+        auth.add_user(c.store, name="kim", role="reader", password=PASSWORD, actor=admin)
+        yield c
+
+
+def client_from(c: Controller, address: str) -> httpx.Client:
+    """A client of ``c`` that connects from ``address`` (any 127.0.0.0/8 address is loopback)."""
+    transport = httpx.HTTPTransport(verify=c.tls(), local_address=address)
+    return httpx.Client(base_url=c.base, transport=transport, timeout=30)
+
+
+def audited(c: Controller, what: str, address: str) -> list[Event]:
+    return [e for e in list_events(c.store, kind=what) if e.data["after"]["address"] == address]
 
 
 def login(c: httpx.Client, name: str, password: str) -> httpx.Response:
     return c.post("/api/v1/login", json={"name": name, "password": password})
 
 
-def test_repeated_failed_logins_for_a_name_get_429_with_backoff(fresh: Controller) -> None:
-    with fresh.client() as c:
+def test_repeated_failed_logins_for_a_name_get_429_with_backoff(throttled: Controller) -> None:
+    with client_from(throttled, "127.0.0.2") as c:
         assert [login(c, "alice", "wrong password").status_code for _ in range(5)] == [401] * 5
         refused = login(c, "alice", PASSWORD)  # even the right password waits
         assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
@@ -593,28 +608,31 @@ def test_repeated_failed_logins_for_a_name_get_429_with_backoff(fresh: Controlle
         assert login(c, "alice", PASSWORD).status_code == 200  # and the name starts afresh
         assert [login(c, "alice", "wrong password").status_code for _ in range(4)] == [401] * 4
         assert login(c, "rita", PASSWORD).status_code == 200  # other names are not held up
-    failed = list_events(fresh.store, kind="audit.login_failed")
-    throttled = list_events(fresh.store, kind="audit.login_throttled")
+    failed = audited(throttled, "audit.login_failed", "127.0.0.2")
+    throttled_events = audited(throttled, "audit.login_throttled", "127.0.0.2")
     assert len(failed) == 10  # every password checked and wrong; the refused ones are not
-    assert len(throttled) == 2 and all(e.data["after"]["address"] == "127.0.0.1" for e in failed)
+    assert all(e.data["who"] == "password:alice" for e in failed)
+    assert len(throttled_events) == 2
 
 
-def test_unknown_names_are_throttled_alike(fresh: Controller) -> None:
-    with fresh.client() as c:
-        known = [login(c, "alice", "wrong password") for _ in range(6)]
+def test_unknown_names_are_throttled_alike(throttled: Controller) -> None:
+    with client_from(throttled, "127.0.0.3") as c:
+        known = [login(c, "kim", "wrong password") for _ in range(6)]
         unknown = [login(c, "nobody", "wrong password") for _ in range(6)]
     assert [a.status_code for a in known] == [a.status_code for a in unknown] == [401] * 5 + [429]
     assert [a.json() for a in known] == [a.json() for a in unknown]
 
 
-def test_failures_from_one_address_across_names_get_429(fresh: Controller) -> None:
-    with fresh.client() as c:
+def test_failures_from_one_address_across_names_get_429(throttled: Controller) -> None:
+    with client_from(throttled, "127.0.0.4") as c:
         for i in range(50):
             if i % 10 == 0:
                 assert login(c, "rita", PASSWORD).status_code == 200  # successes do not count
             assert login(c, f"guess{i}", "wrong password").status_code == 401, i
         refused = login(c, "someone-else", "x")
         assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+    with client_from(throttled, "127.0.0.5") as c:  # another address is not held up
+        assert login(c, "someone-else", "x").status_code == 401
 
 
 def test_the_throttle_tables_are_bounded() -> None:

@@ -33,8 +33,10 @@ from tests.events.agents import (
 AGENT = AgentInfo(name="stress-agent", node="node-1", version="0.1.0", capabilities=("dlp",))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]:
+    """One controller for the module: each test's events carry a source of their own, and the
+    agent.dropped reports the agent name of their own, that the test reads back."""
     yield from running_controller("sqlite", tmp_path_factory, "stockade_reporter_security")
 
 
@@ -50,11 +52,23 @@ def _event(i: int, source: str = "stress", message: str | None = None) -> Event:
 
 
 def _reporter(
-    c: Controller, spool: Spool, *, url: str | None = None, ca: bool = True, **kw: object
+    c: Controller,
+    spool: Spool,
+    *,
+    url: str | None = None,
+    ca: bool = True,
+    agent: AgentInfo = AGENT,
+    **kw: object,
 ) -> tuple[Reporter, list[str]]:
     notices: list[str] = []
     link = ControllerLink(url=url or c.base, token=c.tokens["agent"], ca=c.ca if ca else None)
-    return Reporter(link, AGENT, spool, notice=notices.append, **kw), notices  # type: ignore[arg-type]
+    return Reporter(link, agent, spool, notice=notices.append, **kw), notices  # type: ignore[arg-type]
+
+
+def _dropped_reports(c: Controller, agent: AgentInfo) -> list[int]:
+    """The counts of the agent.dropped events ``agent`` reported to ``c``."""
+    reports = controller_events(c, kind="agent.dropped")
+    return [r["data"]["dropped"] for r in reports if r["data"]["agent"] == agent.name]
 
 
 def _stored_ids(c: Controller, source: str) -> list[str]:
@@ -66,7 +80,10 @@ def _stored_ids(c: Controller, source: str) -> list[str]:
 def test_a_full_spool_counts_drops_and_reports_them(controller: Controller, tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", max_bytes=8192)
     down = f"https://127.0.0.1:{closed_port()}"
-    reporter, notices = _reporter(controller, spool, url=down, batch_events=20, interval=0.05)
+    agent = AgentInfo(name="full-spool-agent", node="node-1", version="0.1.0")
+    reporter, notices = _reporter(
+        controller, spool, url=down, agent=agent, batch_events=20, interval=0.05
+    )
     with reporter:
         for i in range(300):
             reporter.add(_event(i, source="fullspool"))
@@ -77,13 +94,12 @@ def test_a_full_spool_counts_drops_and_reports_them(controller: Controller, tmp_
     kept = spool.pending_events()
     assert kept + reporter.stats.dropped == 300  # every event is either kept or counted
 
-    again, notices = _reporter(controller, spool)
+    again, notices = _reporter(controller, spool, agent=agent)
     with again:
         pass
     assert spool.dropped() == 0 and spool.pending_events() == 0
     assert len(_stored_ids(controller, "fullspool")) == kept
-    reports = [e for e in controller_events(controller, kind="agent.dropped")]
-    assert [r["data"]["dropped"] for r in reports] == [reporter.stats.dropped]
+    assert _dropped_reports(controller, agent) == [reporter.stats.dropped]
     assert any("reported" in n and "agent.dropped" in n for n in notices)
 
 
@@ -203,14 +219,14 @@ def test_a_tampered_spool_file_is_dropped_counted_and_does_not_block_the_rest(
     spool.put([b'{"id": "not-an-id", "kind": "x"}'])
     good = _event(0, source="aftertamper")
     spool.put([json.dumps(good.to_dict()).encode()])
-    reporter, notices = _reporter(controller, spool)
+    agent = AgentInfo(name="tampered-spool-agent", node="node-1", version="0.1.0")
+    reporter, notices = _reporter(controller, spool, agent=agent)
     with reporter:
         pass
     assert _stored_ids(controller, "aftertamper") == [good.id]
     assert reporter.stats.dropped == 1 and spool.pending_events() == 0
     assert any("refused a batch of 1 events: 400" in n for n in notices)
-    reports = controller_events(controller, kind="agent.dropped")
-    assert [r["data"]["dropped"] for r in reports] == [1]
+    assert _dropped_reports(controller, agent) == [1]
 
 
 def test_hostile_agent_names_stay_inside_the_spool_root(tmp_path: Path) -> None:

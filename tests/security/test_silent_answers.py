@@ -79,20 +79,20 @@ def scan(ref: str, db: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_debian_without_advisory_data_is_named_in_every_format(sample, pypi_only_db: str) -> None:
     ref = f"docker-archive:{sample.docker_archive}"
-    for fmt in FORMATS:
-        out = scan(ref, pypi_only_db, "--format", fmt)
+    reports = {fmt: scan(ref, pypi_only_db, "--format", fmt) for fmt in FORMATS}
+    for fmt, out in reports.items():
         assert out.returncode == 0, out.stderr  # no --fail-on: a report, not a verdict
         assert "debian:12" in out.stdout, fmt
         assert "no advisory data for debian:12" in out.stdout, fmt
-    rep = json.loads(scan(ref, pypi_only_db, "--format", "json").stdout)
+    rep = json.loads(reports["json"].stdout)
     unchecked = {u["ecosystem"]: u for u in rep["coverage"]["unchecked"]}
     assert unchecked["debian:12"]["packages"] == 23  # every OS package of the sample
     assert {"npm", "go", "maven"} <= set(unchecked) and "pypi" not in unchecked
     assert rep["coverage"]["complete"] is False
-    sarif = json.loads(scan(ref, pypi_only_db, "--format", "sarif").stdout)
+    sarif = json.loads(reports["sarif"].stdout)
     notes = sarif["runs"][0]["invocations"][0]["toolExecutionNotifications"]
     assert any("debian:12" in n["message"]["text"] for n in notes)
-    cdx = json.loads(scan(ref, pypi_only_db, "--format", "cyclonedx").stdout)
+    cdx = json.loads(reports["cyclonedx"].stdout)
     props = {(p["name"], p["value"]) for p in cdx["metadata"]["properties"]}
     assert ("stockade:complete", "false") in props
     assert any(n == "stockade:unchecked" and "debian:12" in v for n, v in props)
@@ -119,13 +119,12 @@ def test_fail_on_exits_3_when_a_distribution_went_unchecked(sample, pypi_only_db
 
 def test_an_image_with_no_identified_package_says_so(bare_image: Path, full_db: str) -> None:
     ref = f"docker-archive:{bare_image}"
-    for fmt in FORMATS:
-        out = scan(ref, full_db, "--format", fmt)
+    reports = {fmt: scan(ref, full_db, "--format", fmt) for fmt in FORMATS}
+    for fmt, out in reports.items():
         assert out.returncode == 0, out.stderr
         assert "no package identified" in out.stdout, fmt
-    table = scan(ref, full_db).stdout
-    assert "NOT CHECKED: no package identified" in table
-    rep = json.loads(scan(ref, full_db, "--format", "json").stdout)
+    assert "NOT CHECKED: no package identified" in reports["table"].stdout
+    rep = json.loads(reports["json"].stdout)
     assert rep["coverage"]["nothing_identified"] is True and rep["coverage"]["complete"] is False
     out = scan(ref, full_db, "--fail-on", "low")
     assert out.returncode == 3 and "no package identified" in out.stderr, out.stderr

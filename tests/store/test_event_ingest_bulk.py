@@ -128,22 +128,16 @@ def test_core_0003_indexes_every_filter_in_keyset_order_and_goes_back(store: Sto
     assert keyset <= _indexes(store)
 
 
-@pytest.mark.parametrize(
-    "f",
-    [
-        EventFilter(),
-        EventFilter(category="tls", min_level=Severity.CRITICAL),
-        EventFilter(category="dlp", min_level=Severity.LOW),
-        EventFilter(min_level=Severity.UNKNOWN),
-        EventFilter(kind="scan.*"),
-        EventFilter(kind="scan.critical_vulnerability"),
-        EventFilter(kind="s*"),
-        EventFilter(namespace="team-3", min_level=Severity.MEDIUM),
-    ],
-)
-def test_pages_by_index_ranges_are_the_filter_in_order(store: Store, f: EventFilter) -> None:
-    """Every page, followed by cursor, is exactly the events the filter selects, newest first,
-    each once (the per-level ranges merge without gaps or repeats across pages, ties included)."""
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def paged(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Store, list[Event]]]:
+    """400 events of every kind, level and namespace, with ties on ``at``, stored once for every
+    filter's pages (the tests only read them)."""
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path_factory.mktemp('paged') / 'paged.db'}")
+    else:
+        s = open_store(pg_url("stockade_bulk_pages_test"))
     kinds = ["scan.critical_vulnerability", "tls.weak_version", "dlp.sensitive_in_clear"]
     base = datetime(2026, 1, 1, tzinfo=UTC)
     evs = [
@@ -157,7 +151,30 @@ def test_pages_by_index_ranges_are_the_filter_in_order(store: Store, f: EventFil
         )
         for i in range(400)
     ]
-    record_new_events(store, evs)
+    record_new_events(s, evs)
+    yield s, evs
+    s.close()
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        EventFilter(),
+        EventFilter(category="tls", min_level=Severity.CRITICAL),
+        EventFilter(category="dlp", min_level=Severity.LOW),
+        EventFilter(min_level=Severity.UNKNOWN),
+        EventFilter(kind="scan.*"),
+        EventFilter(kind="scan.critical_vulnerability"),
+        EventFilter(kind="s*"),
+        EventFilter(namespace="team-3", min_level=Severity.MEDIUM),
+    ],
+)
+def test_pages_by_index_ranges_are_the_filter_in_order(
+    paged: tuple[Store, list[Event]], f: EventFilter
+) -> None:
+    """Every page, followed by cursor, is exactly the events the filter selects, newest first,
+    each once (the per-level ranges merge without gaps or repeats across pages, ties included)."""
+    store, evs = paged
     want = sorted((e for e in evs if f.matches(e)), key=lambda e: (e.at, e.id), reverse=True)
     got: list[str] = []
     before = None
