@@ -72,6 +72,15 @@ def serve(
     max_connections: Annotated[
         int, typer.Option(min=1, help="Open connections at once; further ones are closed.")
     ] = 512,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            max=600,
+            help="Seconds a request body may take to arrive; a slower one gets 408 (a slow "
+            "sender holds its request no longer).",
+        ),
+    ] = 10.0,
     rules: Annotated[
         Path | None,
         typer.Option(
@@ -173,7 +182,7 @@ def serve(
         # singleton work: on the replica holding the database lock (any SQLite one)
         return create_app(
             store,
-            Settings(session_hours=session_hours, secure_cookies=tls),
+            Settings(session_hours=session_hours, secure_cookies=tls, body_timeout=body_timeout),
             responses=service,
             jobs=[
                 SingletonJob(name=job.name, run=lambda: _run_job(job), interval=job.interval),
