@@ -6,10 +6,6 @@ default, converted alike."""
 from __future__ import annotations
 
 import importlib
-import json
-import os
-import subprocess
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,8 +19,7 @@ from typer.core import _TyperParameter
 
 from stockade.cli import coercion
 from stockade.cli.app import COMMANDS
-
-SRC = Path(__file__).resolve().parents[2] / "src"
+from tests.cli.test_startup import _run
 
 
 class Shape(StrEnum):
@@ -186,36 +181,14 @@ def test_every_real_parameter_at_its_default_converts_as_typer_does() -> None:
     assert plain > 300, plain  # the CLI's parameters are nearly all plain
 
 
-# A command with number, path and choice options run as a user runs it: its options parsed
-# without pydantic, and a bad value refused with Typer's own message.
-DRIVER = """
-import json, sys
-from stockade.cli.app import main
-try:
-    main(sys.argv[2:])
-finally:
-    with open(sys.argv[1], "w") as f:
-        json.dump(sorted(sys.modules), f)
-"""
-
-
-def _run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    dump = tmp_path / "modules.json"
-    proc = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(dump), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-    )
-    return proc, set(json.loads(dump.read_text()))
+# A command with number, path and choice options run as a user runs it (test_startup's driver):
+# its options parsed without pydantic, and a bad value refused with Typer's own message.
 
 
 def test_a_command_parses_its_options_without_pydantic(tmp_path: Path) -> None:
     # every option converted (--queue, --depth: bounded numbers; --lab-state: a path), then the
     # command's own check of --fail answers
     proc, modules = _run(
-        tmp_path,
         "enforcer",
         "--fail",
         "bogus",
@@ -227,13 +200,14 @@ def test_a_command_parses_its_options_without_pydantic(tmp_path: Path) -> None:
         str(tmp_path / "lab.json"),
         "--duration",
         "1.5",
+        tmp_path=tmp_path,
     )
     assert proc.returncode == 2 and "--fail is open or closed" in proc.stderr, proc.stderr
     assert "pydantic" not in {m.split(".")[0] for m in modules}
 
 
 def test_a_bad_value_gets_typers_own_message(tmp_path: Path) -> None:
-    proc, modules = _run(tmp_path, "enforcer", "--queue", "70000")
+    proc, modules = _run("enforcer", "--queue", "70000", tmp_path=tmp_path)
     assert proc.returncode == 2
     assert "Invalid value for '--queue'" in proc.stderr
     assert "less than or equal to 65535" in proc.stderr
