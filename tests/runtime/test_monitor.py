@@ -68,10 +68,18 @@ def spawn(folder: Path, *argv: str) -> subprocess.Popen[bytes]:
         stdin=subprocess.PIPE,  # cat waits on it
     )
     SPAWNED.append(p)
+    # Started means the exec has finished: the executable is argv[0] and the command line is
+    # argv. The kernel switches /proc/PID/exe before it lays out the new arguments, so a test
+    # that stops at the executable alone can read an empty command line (the process
+    # connector's exec event, which the monitor acts on in production, comes after both).
+    want = b"\0".join(a.encode() for a in argv) + b"\0"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            if os.readlink(f"/proc/{p.pid}/exe") == os.path.realpath(argv[0]):
+            if (
+                os.readlink(f"/proc/{p.pid}/exe") == os.path.realpath(argv[0])
+                and Path(f"/proc/{p.pid}/cmdline").read_bytes() == want
+            ):
                 return p
         except OSError:
             pass
