@@ -53,8 +53,7 @@ def policy(lab, mode: str):
     ).replace("mode: protect", f"mode: {mode}", 1)
     path = lab.tmp / f"waf-{mode}.yaml"
     path.write_text(text)
-    out = lab.cli("policy", "apply", str(path))
-    assert out.returncode == 0, out.stderr
+    lab.apply(path)
 
 
 def send(lab, requests: list[bytes], name: str) -> list[str]:
