@@ -55,6 +55,18 @@ def _source_has_lab_signs(path: str) -> bool:
     return any(sign in text for sign in _LAB_SIGNS)
 
 
+@cache
+def _fixture_has_lab_signs(func: object) -> bool:
+    """The fixture's own source, not its file's: a conftest that holds a lab fixture also holds
+    plain ones (``tests/network/conftest.py``'s session ``inspectors``), whose tests are no lab
+    tests. The fixtures a lab fixture requests are in the test's closure, and so are the ones
+    that request it (``enforcer`` asks for ``lab``)."""
+    try:
+        return any(sign in inspect.getsource(func) for sign in _LAB_SIGNS)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return False
+
+
 def _is_lab_test(item: pytest.Item) -> bool:
     if _source_has_lab_signs(str(item.path)):
         return True
@@ -70,7 +82,7 @@ def _is_lab_test(item: pytest.Item) -> bool:
                 source
                 and source.startswith(str(here.parent))
                 and source != str(here)  # this file names the signs; its fixtures are not lab
-                and _source_has_lab_signs(source)
+                and _fixture_has_lab_signs(fixture.func)
             ):
                 return True
     return False

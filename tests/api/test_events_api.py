@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 import queue
+import signal
 import threading
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
+from stockade.admission.limits import Limits
 from stockade.model import ResourceRef, Severity
 from stockade.store.records import list_events
-from tests.api.controller import AGENT, Controller, batch, event
+from tests.api.controller import AGENT, Controller, batch, event, running_controller
 
 
 def test_openapi_is_served(controller: Controller) -> None:
@@ -119,6 +123,37 @@ def test_live_stream_delivers_an_event_ingested_after_connecting(controller: Con
     assert isinstance(received, dict), received
     assert received["id"] == wanted["id"] and received["message"] == "pod cut off"
     thread.join(5)
+
+
+def test_sigterm_stops_a_controller_while_a_live_stream_is_open(tmp_path_factory: Any) -> None:
+    """A console's live stream never ends by itself: the graceful shutdown is bounded
+    (``Limits.shutdown_grace``), so SIGTERM stops the controller within seconds (it waited for
+    the stream, that is until the caller's kill)."""
+    controllers = running_controller("sqlite", tmp_path_factory, "unused")
+    controller = next(controllers)
+    try:
+        connected = threading.Event()
+
+        def listen() -> None:
+            try:
+                with (
+                    controller.client("reader") as c,
+                    c.stream("GET", "/api/v1/events/stream") as r,
+                ):
+                    for _ in r.iter_lines():
+                        connected.set()
+            except httpx.HTTPError:  # the server went away: what this test does to it
+                pass
+
+        threading.Thread(target=listen, daemon=True).start()
+        assert connected.wait(15)
+        assert controller.proc is not None
+        started = time.monotonic()
+        controller.proc.send_signal(signal.SIGTERM)
+        controller.proc.wait(timeout=Limits().shutdown_grace + 10)
+        assert time.monotonic() - started < Limits().shutdown_grace + 10
+    finally:
+        next(controllers, None)
 
 
 def test_agents_are_listed_with_their_heartbeat(controller: Controller) -> None:

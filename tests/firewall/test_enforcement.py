@@ -66,7 +66,7 @@ def loop(request, monkeypatch) -> str:
 
 @pytest.fixture
 def protect(lab, enforcer, loop):
-    assert lab.cli("policy", "apply", str(EXAMPLES / "policy.yaml")).returncode == 0
+    lab.apply(EXAMPLES / "policy.yaml")
     return enforcer()
 
 
@@ -176,7 +176,7 @@ def test_rules_are_gone_after_the_enforcer_stops(lab, protect) -> None:
 
 @pytest.mark.parametrize(("fail", "passes"), [("open", True), ("closed", False)])
 def test_fail_open_or_closed_when_the_enforcer_dies(lab, enforcer, fail, passes) -> None:
-    assert lab.cli("policy", "apply", str(EXAMPLES / "policy.yaml")).returncode == 0
+    lab.apply(EXAMPLES / "policy.yaml")
     run = enforcer("--fail", fail)
     run.stop(signal.SIGKILL)  # no clean-up: the kernel rules stay, nothing answers the queue
     assert rules_present(lab)
@@ -245,7 +245,7 @@ def test_a_changed_policy_is_reapplied_live(lab, protect, tmp_path) -> None:
 
 
 def test_explain_names_the_rule(lab) -> None:
-    assert lab.cli("policy", "apply", str(EXAMPLES / "policy.yaml")).returncode == 0
+    lab.apply(EXAMPLES / "policy.yaml")
     out = lab.cli("policy", "explain", "marketing/crm", "shop/orders", "8080")
     assert out.returncode == 0 and "DENY" in out.stdout and "no-marketing-in-cde" in out.stdout
     out = lab.cli(

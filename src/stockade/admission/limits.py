@@ -33,6 +33,9 @@ class Limits:
     max_body_bytes: int = MAX_BODY  # the API server's own request limit
     max_connections: int = 256  # open connections at once
     keep_alive: int = 30  # seconds an idle keep-alive connection stays open
+    # seconds the requests still open at shutdown get to finish: a console's live event stream
+    # never does, and without a bound it held SIGTERM off until the caller's kill
+    shutdown_grace: float = 5.0
     http: str = "h11"  # the HTTP parser, one of HTTP_PARSERS
 
 
@@ -253,6 +256,7 @@ def run_uvicorn(
         access_log=False,
         lifespan="on",
         timeout_keep_alive=limits.keep_alive,
+        timeout_graceful_shutdown=limits.shutdown_grace,
         # the client's address is the TCP peer's: X-Forwarded-For from loopback is not believed
         # (login throttling and audit count by address)
         proxy_headers=False,

@@ -15,6 +15,7 @@ to reach the database is refused.
 
 from __future__ import annotations
 
+import getpass
 import os
 import signal
 import subprocess
@@ -134,15 +135,26 @@ class Platform:
     # ------------------------------------------------------------ the steps
 
     def fresh_store(self) -> None:
+        """What ``db migrate``, ``controller user add admin`` and ``controller token create``
+        do, in this process (three interpreters' start-up fewer before the console is up)."""
+        from stockade.api.auth import Principal, add_user, create_token, generate_password
+        from stockade.store import open_store
+
         for db in (self.db, self.agent_db):
             for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
                 leftover.unlink(missing_ok=True)
-        self.cli("db", "migrate")
-        # both print the secret alone on stdout (and what it is on stderr)
-        self.password = self.cli("controller", "user", "add", "admin", "--role", "admin").stdout
-        self.password = self.password.strip()
-        made = self.cli("controller", "token", "create", "--name", "agents", "--role", "agent")
-        self.token = made.stdout.strip()
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):
+            name = "unknown"
+        actor = Principal(name=name, role="admin", via="cli")  # as the commands record it
+        store = open_store(self.env["STOCKADE_DB"])  # creates the schema
+        try:
+            self.password = generate_password()
+            add_user(store, name="admin", role="admin", password=self.password, actor=actor)
+            self.token = create_token(store, name="agents", role="agent", actor=actor)[1]
+        finally:
+            store.close()
         self.env["STOCKADE_CONTROLLER_TOKEN"] = self.token
 
     def policy(self) -> Path:
@@ -157,7 +169,17 @@ class Platform:
     def lab(self) -> None:
         self.cli("lab", "down", "--prefix", self.prefix, "--state", str(self.state))
         self.cli("lab", "up", "--prefix", self.prefix, "--state", str(self.state))
-        self.cli("policy", "apply", str(self.policy()))
+        # what `policy apply` does, in this process
+        from stockade.firewall.policy.files import dump, load_files
+        from stockade.firewall.policy.store import apply_policy
+        from stockade.store import open_store
+
+        policy = load_files([self.policy()])
+        store = open_store(self.env["STOCKADE_DB"])
+        try:
+            apply_policy(store, policy, dump(policy))
+        finally:
+            store.close()
 
     def controller(self) -> None:
         self.start(
