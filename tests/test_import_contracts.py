@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 from collections import defaultdict
 from fnmatch import fnmatchcase
+from functools import cache
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "stockade"
@@ -36,7 +37,8 @@ ALLOWED = {
 }
 
 
-def imports() -> dict[str, set[str]]:
+@cache  # the source does not change during a run: parsed once for all the contracts
+def imports() -> dict[str, frozenset[str]]:
     """package -> the stockade modules it imports (without the ``stockade.`` prefix)."""
     found: dict[str, set[str]] = defaultdict(set)
     for path in SRC.rglob("*.py"):
@@ -53,7 +55,7 @@ def imports() -> dict[str, set[str]]:
                     target = name.removeprefix("stockade.")
                     if target.split(".")[0] != package:
                         found[package].add(target)
-    return found
+    return {package: frozenset(targets) for package, targets in found.items()}
 
 
 def test_shared_layers_import_only_what_is_below_them() -> None:

@@ -214,25 +214,29 @@ def test_fields_taken_without_their_check_answer_as_the_checks() -> None:
                               "2", [1], 1 << 70])  # fmt: skip
     absent = object()
 
-    @settings(max_examples=600, deadline=None)
-    @given(texts(E.MAX_SOURCE) | st.just(absent), texts(E.MAX_MESSAGE), texts(E.MAX_NAME),
-           texts(E.MAX_NAME), counts | st.just(absent))  # fmt: skip
-    def check(source: object, message: object, node: object, rule: object, count: object) -> None:
-        d = _full().to_dict()
-        d.update(message=message, node=node, rule=rule)
-        for key, value in (("source", source), ("count", count)):
-            if value is absent:
-                d.pop(key)
-            else:
-                d[key] = value
+    fields = st.tuples(texts(E.MAX_SOURCE) | st.just(absent), texts(E.MAX_MESSAGE),
+                       texts(E.MAX_NAME), texts(E.MAX_NAME), counts | st.just(absent))  # fmt: skip
 
-        def answer(read) -> str:  # type: ignore[no-untyped-def]
-            try:
-                return repr(sorted(read(d).items()))
-            except InputError as exc:
-                return f"refused: {exc}"
+    # ten envelopes a draw (600 in all): a draw costs Hypothesis more than the checks of one
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(fields, min_size=10, max_size=10))
+    def check(drawn: list[tuple[object, object, object, object, object]]) -> None:
+        for source, message, node, rule, count in drawn:
+            d = _full().to_dict()
+            d.update(message=message, node=node, rule=rule)
+            for key, value in (("source", source), ("count", count)):
+                if value is absent:
+                    d.pop(key)
+                else:
+                    d[key] = value
 
-        assert answer(E.event_fields) == answer(_reference_fields)
+            def answer(read, d: dict = d) -> str:  # type: ignore[no-untyped-def, type-arg]
+                try:
+                    return repr(sorted(read(d).items()))
+                except InputError as exc:
+                    return f"refused: {exc}"
+
+            assert answer(E.event_fields) == answer(_reference_fields), d
 
     check()
 
@@ -284,26 +288,33 @@ def test_the_common_shape_read_at_once_gives_the_fields_or_leaves_it_to_the_chec
     names = [f.name for f in __import__("dataclasses").fields(Event)]
     fast_taken = 0
 
-    @settings(max_examples=1500, deadline=None)
-    @given(st.lists(st.sampled_from(sorted(hostile)), max_size=4, unique=True), st.data())
-    def check(changed: list[str], draw: st.DataObject) -> None:
-        nonlocal fast_taken
+    @st.composite
+    def envelopes(draw: st.DrawFn) -> dict:  # type: ignore[type-arg]
         d = dict(full)
-        for key in changed:
-            value = draw.draw(st.sampled_from([*hostile[key], absent]))
+        for key in draw(st.lists(st.sampled_from(sorted(hostile)), max_size=4, unique=True)):
+            value = draw(st.sampled_from([*hostile[key], absent]))
             if value is absent:
                 d.pop(key)
             else:
                 d[key] = value
-        if draw.draw(st.booleans()):
+        if draw(st.booleans()):
             d["extra"] = 1
-        values = E.event_values(d)
-        reference = answer(E.event_fields, d)
-        if values is None:
-            return  # event_fields decides (Event.from_dict calls it)
-        fast_taken += 1
-        assert answer(lambda v: dict(zip(names, E.event_values(v), strict=True)), d) == reference
-        assert Event.from_dict(d) == Event(**E.event_fields(d))
+        return d
+
+    # ten envelopes a draw (1,500 in all): a draw costs Hypothesis more than the checks of one
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(envelopes(), min_size=10, max_size=10))
+    def check(drawn: list[dict]) -> None:  # type: ignore[type-arg]
+        nonlocal fast_taken
+        for d in drawn:
+            values = E.event_values(d)
+            reference = answer(E.event_fields, d)
+            if values is None:
+                continue  # event_fields decides (Event.from_dict calls it)
+            fast_taken += 1
+            got = answer(lambda v: dict(zip(names, E.event_values(v), strict=True)), d)
+            assert got == reference, d
+            assert Event.from_dict(d) == Event(**E.event_fields(d)), d
 
     check()
     assert E.event_values(full) is not None and fast_taken > 50
