@@ -193,3 +193,51 @@ def test_the_controllers_application_imports_no_http_client() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+# Loaded by the routes or jobs that use them, not by a controller's start: the admission engine,
+# the firewall's policy models and nft, the WAF and DLP sensors, the compliance frameworks, the
+# runtime profiles' models, the notifiers, PostgreSQL's dialect on SQLite.
+NOT_AT_CONTROLLER_START = (
+    "stockade.admission.engine",
+    "stockade.admission.policy",
+    "stockade.firewall.policy.model",
+    "stockade.firewall.enforce",
+    "stockade.network.waf",
+    "stockade.network.dlp",
+    "stockade.network.forensics",
+    "stockade.compliance.frameworks",
+    "stockade.runtime.profile",
+    "stockade.events.notify.dispatch",
+    "sqlalchemy.dialects.postgresql",
+)
+CONTROLLER_START = """
+import json, sys
+from pathlib import Path
+from stockade.api.app import create_app
+from stockade.api.server import generated_files
+from stockade.cli import controller
+from stockade.store import open_store
+
+store = open_store(f"sqlite:///{sys.argv[1]}/stockade.db")
+service = controller._response_service(store, None, None, None)
+controller._scan_run_watch(store, service, 60.0)
+generated_files(Path(sys.argv[1]) / "tls", "127.0.0.1")
+create_app(store, responses=service)
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_a_controller_starts_without_the_pillars_only_some_routes_use(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", CONTROLLER_START, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+    )
+    assert proc.returncode == 0, proc.stderr
+    modules = json.loads(proc.stdout)
+    assert "stockade.api.virtual_patches" in modules and "sqlalchemy" in modules
+    loaded = [m for m in modules if m.startswith(NOT_AT_CONTROLLER_START)]
+    assert not loaded, loaded

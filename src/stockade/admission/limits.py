@@ -20,9 +20,10 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from stockade.admission.review import MAX_BODY
-
 HTTP_PARSERS = ("h11", "httptools")
+# The Kubernetes API server's own request limit. Defined here, not in stockade.admission.review
+# (which imports it from here): the controller serves through these limits and never reviews.
+MAX_BODY = 3 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

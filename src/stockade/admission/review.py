@@ -10,12 +10,12 @@ from typing import Any
 from stockade.admission.decisions import Decided, DecisionCache
 from stockade.admission.engine import Decision, decide
 from stockade.admission.interface import LookupBudget, VulnSource
+from stockade.admission.limits import MAX_BODY
 from stockade.admission.policy import Policy
 from stockade.admission.workload import SUPPORTED_KINDS, workload_of
 from stockade.model import Event, ResourceRef, Severity
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
-MAX_BODY = 3 * 1024 * 1024  # the API server's own request limit
 
 
 class ReviewError(ValueError):

@@ -84,6 +84,7 @@ class Settings:
     secure_cookies: bool = True  # False only when serving plain HTTP (behind a TLS proxy)
     body_timeout: float = 10.0
     replica: str | None = None  # this replica's id (default: host name and process id)
+    login_failures_per_address: int = 50  # before the address is slowed down (429)
 
 
 class _Strict(BaseModel):
@@ -208,7 +209,7 @@ def create_app(
     app.state.singletons = worker
     app.state.graph_models = graph_models
     app.include_router(replicas.router)
-    throttle = LoginThrottle()
+    throttle = LoginThrottle(free_per_address=settings.login_failures_per_address)
     app.state.login_throttle = throttle
     app.add_middleware(BodyLimits, body_timeout=settings.body_timeout)
     app.add_exception_handler(RequestValidationError, _bad_request)

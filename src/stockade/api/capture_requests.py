@@ -20,7 +20,6 @@ from stockade.api.tables import captures
 from stockade.model import ConfigError, Event, ResourceRef, Severity, StockadeError
 from stockade.model.redact import redact_text
 from stockade.network.capture.bpf import Filter
-from stockade.network.forensics import mask_pcap_bytes
 from stockade.store import Store
 from stockade.store.records import record_events
 from stockade.store.versions import bump, config_version
@@ -221,6 +220,9 @@ def complete(
     """Mask the uploaded pcap again in memory and keep it (``done``): the capture and its
     ``capture.completed`` event; None when ``agent`` does not run this capture. A PacketError
     (400) when the upload is not a capture."""
+    # the masking of packets (DLP sensors, protocol parsers) loads with the first upload
+    from stockade.network.forensics import mask_pcap_bytes
+
     row = find(store, capture_id)
     if row is None or row["state"] != "running" or row["agent"] != agent:
         return None

@@ -19,10 +19,6 @@ from stockade.api import catalog
 from stockade.api.access import Reader, ScanReporter, StoreDep
 from stockade.api.inventory import Limit, Offset, read_json
 from stockade.api.results import parse_cis, store_cis
-from stockade.compliance.frameworks import FRAMEWORKS, evaluate, load
-from stockade.compliance.frameworks.evidence import Window, rows_from_events
-from stockade.compliance.frameworks.render import report_dict, report_html
-from stockade.compliance.frameworks.stored import current_findings, window_events
 from stockade.model.duration import parse_since
 
 router = APIRouter()
@@ -73,6 +69,12 @@ def compliance_report(
 ) -> dict[str, Any] | HTMLResponse:
     """A framework report (pci-dss, hipaa, gdpr, nist-800-190) from the controller's store, as
     JSON (``stockade report compliance -f json``) or the self-contained HTML export."""
+    # the frameworks (their requirement data, evaluation and rendering) load with the first report
+    from stockade.compliance.frameworks import FRAMEWORKS, evaluate, load
+    from stockade.compliance.frameworks.evidence import Window, rows_from_events
+    from stockade.compliance.frameworks.render import report_dict, report_html
+    from stockade.compliance.frameworks.stored import current_findings, window_events
+
     if framework not in FRAMEWORKS:
         raise HTTPException(404, f"no framework {framework[:40]!r}: one of {', '.join(FRAMEWORKS)}")
     window = Window(since=parse_since(since), until=datetime.now(UTC))

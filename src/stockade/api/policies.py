@@ -10,7 +10,7 @@ audited with a summary of the policy before and after.
 # No "from __future__ import annotations": FastAPI reads the dependency aliases at run time.
 
 import hashlib
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from fastapi import APIRouter, HTTPException, Request
@@ -18,12 +18,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict
 
-from stockade.admission.policy import DEFAULT_POLICY_YAML, parse_policy
 from stockade.admission.tables import load_policy_text, save_policy
 from stockade.api import auth, virtual_patches
 from stockade.api.access import Operator, Publish, Reader, StoreDep, document
 from stockade.firewall.policy.files import diff_lines, dump, parse_texts, with_mode
-from stockade.firewall.policy.model import Policy
 from stockade.firewall.policy.store import (
     PolicyChanged,
     apply_policy,
@@ -32,6 +30,9 @@ from stockade.firewall.policy.store import (
 )
 from stockade.model.redact import redact, redact_text
 from stockade.store import Store
+
+if TYPE_CHECKING:
+    from stockade.firewall.policy.model import Policy
 
 router = APIRouter()
 
@@ -56,14 +57,14 @@ def _wants_yaml(request: Request) -> bool:
 # ------------------------------------------------------------------ firewall
 
 
-def _firewall_in_force(store: Store) -> tuple[Policy, str, int] | None:
+def _firewall_in_force(store: Store) -> tuple["Policy", str, int] | None:
     row = load_policy(store)
     if row is None:
         return None
     return parse_texts([("stored policy", row[0])]), row[0], row[1]
 
 
-def _firewall_summary(policy: Policy, text: str, version: int) -> dict[str, Any]:
+def _firewall_summary(policy: "Policy", text: str, version: int) -> dict[str, Any]:
     return {
         "name": policy.metadata.name,
         "version": version,
@@ -73,7 +74,7 @@ def _firewall_summary(policy: Policy, text: str, version: int) -> dict[str, Any]
     }
 
 
-def _firewall_document(text: str) -> tuple[Policy, str]:
+def _firewall_document(text: str) -> tuple["Policy", str]:
     """The policy and the canonical text to store, masked (validated as it will be stored)."""
     policy = parse_texts([(FIREWALL_DOC, text)])
     stored = redact_text(dump(policy))
@@ -81,7 +82,7 @@ def _firewall_document(text: str) -> tuple[Policy, str]:
 
 
 def _apply_firewall(
-    store: Store, policy: Policy, text: str, *, expected: int | None = None
+    store: Store, policy: "Policy", text: str, *, expected: int | None = None
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     found = _firewall_in_force(store)
     before = None if found is None else _firewall_summary(*found)
@@ -187,6 +188,14 @@ def put_group_mode(
 # ------------------------------------------------------------------ admission
 
 
+def parse_policy(text: str, *, name: str) -> Any:
+    """``stockade.admission.policy.parse_policy``, imported by the admission routes when they
+    are first used: the admission engine it brings along is no part of the controller's start."""
+    from stockade.admission.policy import parse_policy
+
+    return parse_policy(text, name=name)
+
+
 def _admission_canonical(text: str, name: str) -> str:
     policy = parse_policy(text, name=name)
     return yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False, width=120)
@@ -194,6 +203,8 @@ def _admission_canonical(text: str, name: str) -> str:
 
 def _admission_in_force(store: Store) -> tuple[str, bool]:
     """The stored admission policy's text, and whether it is stored (else the built-in one)."""
+    from stockade.admission.policy import DEFAULT_POLICY_YAML
+
     text = load_policy_text(store)
     return (text, True) if text is not None else (DEFAULT_POLICY_YAML, False)
 

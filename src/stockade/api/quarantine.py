@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from stockade.firewall.enforce.actions import quarantine_workload
-from stockade.firewall.policy.endpoints import Directory
 from stockade.firewall.policy.store import (
     clear_quarantine,
     mark_quarantine_applied,
@@ -29,6 +27,9 @@ from stockade.firewall.policy.store import (
 from stockade.model import Event, ResourceRef, Severity, UsageError
 from stockade.store import Store
 from stockade.store.records import record_events
+
+if TYPE_CHECKING:
+    from stockade.firewall.policy.endpoints import Directory
 
 
 class Quarantine(Protocol):
@@ -65,11 +66,16 @@ class NodeQuarantine:
         raise UsageError(f"no workload {workload!r} on this node")
 
     def isolate(self, workload: str, reason: str) -> None:
+        # nft's side of the firewall is loaded by single-node mode only, when it acts
+        from stockade.firewall.enforce.actions import quarantine_workload
+
         target = self._target(workload)
         with self._lock:
             quarantine_workload(self.store, self.node, self.directory, target, reason=reason)
 
     def lift(self, workload: str) -> None:
+        from stockade.firewall.enforce.actions import quarantine_workload
+
         target = self._target(workload)
         with self._lock:
             quarantine_workload(self.store, self.node, self.directory, target, lift=True)

@@ -22,7 +22,6 @@ from sqlalchemy import insert, select, update
 from stockade.api.capture_requests import check_rule_filters
 from stockade.api.tables import response_documents
 from stockade.events.notify import Target
-from stockade.events.notify.targets import parse_targets
 from stockade.events.rules import RuleSet, dump_rules, parse_rules_file
 from stockade.firewall.policy.files import diff_lines
 from stockade.model.redact import redact_text
@@ -55,6 +54,8 @@ def rules_document(text: str, *, name: str = RULES_DOC) -> tuple[RuleSet, str]:
 def targets_document(text: str, *, name: str = TARGETS_DOC) -> tuple[list[Target], str]:
     """The targets of a targets document and the masked text to store (as written: it may name
     environment variables holding secrets, which each replica reads from its own environment)."""
+    from stockade.events.notify.targets import parse_targets  # the notifiers, on first use
+
     stored = redact_text(text)
     return parse_targets(stored, name=name), stored
 

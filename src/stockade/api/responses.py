@@ -33,7 +33,7 @@ from stockade.api.capture_requests import check_rule_filters, request_capture
 from stockade.api.follower import ResponseFollower
 from stockade.api.leader import Leadership
 from stockade.api.quarantine import Quarantine
-from stockade.events.notify import Target, deliver, send_test
+from stockade.events.notify import Target
 from stockade.events.notify.deadletters import DeadLetters
 from stockade.events.notify.interface import NotifyError
 from stockade.events.respond import ActionTaken, Executors, Responder, ResponseQueue
@@ -326,6 +326,8 @@ class ResponseService:
         self.quarantine.isolate(workload, reason)
 
     def _notify(self, names: Sequence[str], event: Event) -> None:
+        from stockade.events.notify.dispatch import deliver  # the notifiers, on first use
+
         by_name = {t.name: t for t in self.targets}
         missing = [n for n in names if n not in by_name]
         chosen = [by_name[n] for n in names if n in by_name]
@@ -449,6 +451,8 @@ class ResponseService:
         target = next((t for t in self.targets if t.name == name), None)
         if target is None:
             return None
+        from stockade.events.notify.dispatch import send_test
+
         delivery = send_test(target)
         return {"target": name, "ok": delivery.ok, "error": delivery.error}
 

@@ -30,7 +30,8 @@ SEVERITIES = ("critical", "high", "medium", "low", "negligible", "unknown")
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: the validators are built by the first upload, not by the controller's start
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ResourceIn(_Body):

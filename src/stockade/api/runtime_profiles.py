@@ -12,7 +12,7 @@ audited.
 # No "from __future__ import annotations": FastAPI reads the dependency aliases at run time.
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -22,8 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from stockade.api import auth
 from stockade.api.access import Agent, Operator, Publish, Reader, StoreDep, document
 from stockade.model.redact import redact, redact_text
-from stockade.runtime.profile import Profiles, dump, merge, parse_texts, text_diff
 from stockade.runtime.tables import learned_rows, load_applied, save_applied, save_learned
+
+if TYPE_CHECKING:
+    from stockade.runtime.profile import Profiles
 
 router = APIRouter()
 
@@ -36,14 +38,24 @@ class LearnedBody(BaseModel):
     yaml: str = Field(max_length=1024 * 1024)
 
 
-def canonical(text: str, name: str = DOC) -> tuple[Profiles, str]:
+def parse_texts(texts: list[tuple[str, str]]) -> "Profiles":
+    """``stockade.runtime.profile.parse_texts``: the profiles' models load with the first request
+    that reads profiles, not with the controller."""
+    from stockade.runtime.profile import parse_texts
+
+    return parse_texts(texts)
+
+
+def canonical(text: str, name: str = DOC) -> tuple["Profiles", str]:
     """The profiles and the canonical text to store, masked (validated as it will be stored)."""
+    from stockade.runtime.profile import dump
+
     profiles = parse_texts([(name, text)])
     stored = redact_text(dump(profiles))
     return parse_texts([(name, stored)]), stored
 
 
-def summary(profiles: Profiles, text: str, version: int) -> dict[str, Any]:
+def summary(profiles: "Profiles", text: str, version: int) -> dict[str, Any]:
     return {
         "version": version,
         "profiles": {
@@ -107,6 +119,8 @@ async def put_profiles(
 @router.post("/api/v1/runtime-profiles/diff")
 async def diff_profiles(request: Request, store: StoreDep, _: Reader) -> dict[str, Any]:
     """What applying the document would change: a unified diff of the canonical YAML."""
+    from stockade.runtime.profile import text_diff
+
     new = (await run_in_threadpool(canonical, await document(request)))[1]
     found = await run_in_threadpool(load_applied, store)
     lines = text_diff(found[0] if found else "", new, new_name="document")
@@ -130,6 +144,8 @@ def get_learned(request: Request, store: StoreDep, _: Reader) -> Any:
     """What the agents learned: ``{"agents": [{"agent", "received_at", "profiles"}], "yaml"}``,
     the YAML being every agent's profiles merged (a profile learned on several nodes holds the
     processes of each); the YAML itself for ``Accept: application/yaml``."""
+    from stockade.runtime.profile import dump, merge
+
     rows = learned_rows(store)
     sets = [parse_texts([(f"learned by {r[0]}", r[1])]) for r in rows]
     text = dump(merge(sets))

@@ -14,18 +14,22 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from stockade.firewall.policy.engine import Endpoint, effective_mode, groups_of, selects
 from stockade.firewall.policy.files import parse_texts
-from stockade.firewall.policy.model import Group, Policy
 from stockade.firewall.policy.store import load_policy, quarantined
 from stockade.model import ConfigError
 from stockade.network.graph import EdgeRow, NodeRow, edge_rows, is_internet, node_rows
 from stockade.store import Store
 from stockade.store.tables import events
+
+if TYPE_CHECKING:
+    from stockade.firewall.policy.model import Group, Policy
+
+# The firewall's policy engine (and its models) is imported where a group is matched: a
+# controller loads it with the first graph drawn under a policy, not at its start.
 
 LEVELS = ("workload", "group", "namespace")
 SCANS_READ = 1000  # newest scan summaries read for the critical-vulnerability badge
@@ -108,6 +112,8 @@ class Context:
         return found
 
     def _match(self, node: NodeRow) -> tuple[Group, ...]:
+        from stockade.firewall.policy.engine import Endpoint, groups_of, selects
+
         assert self.policy is not None
         external = node.kind == "external"
         ip = node.name if external else (node.address or "")
@@ -134,6 +140,8 @@ class Context:
     def badges(self, node: NodeRow) -> Badges:
         found = self._badges.get(node.id)
         if found is None:
+            from stockade.firewall.policy.engine import effective_mode
+
             groups = self.groups(node)
             workload = f"{node.namespace or ''}/{node.name}"
             found = Badges(

@@ -14,7 +14,7 @@ vulnerability facts arrive: a scan upload or a scan summary naming the workloads
 # No "from __future__ import annotations": FastAPI reads the dependency aliases at run time.
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,17 +23,22 @@ from sqlalchemy import select
 from stockade.api import auth, catalog
 from stockade.api.access import Operator, Publish, Reader, StoreDep
 from stockade.api.auth import Principal
-from stockade.firewall.policy.files import dump, parse_texts
-from stockade.firewall.policy.model import Policy
 from stockade.firewall.policy.store import PolicyChanged, apply_policy, load_policy
-from stockade.firewall.policy.vpatch import Exposure, Proposal, proposals, with_patch
 from stockade.model import Event, Severity
 from stockade.model.redact import redact, redact_text
 from stockade.network.graph import node_id
 from stockade.network.tables import graph_nodes
-from stockade.network.waf.sensors import WafSensor, builtin_sensors
 from stockade.store import Store
 from stockade.store.records import record_events
+
+if TYPE_CHECKING:
+    from stockade.firewall.policy.model import Policy
+    from stockade.firewall.policy.vpatch import Exposure, Proposal
+    from stockade.network.waf.sensors import WafSensor
+
+# The firewall policy's models, the proposals and the WAF sensors are imported by the functions
+# that use them: a controller loads them with the first virtual patch request, or the first scan
+# that finds a policy in force (auto_apply), not at its start.
 
 router = APIRouter()
 
@@ -48,13 +53,17 @@ class ApplyBody(BaseModel):
     action: Literal["block", "alert"] = "block"
 
 
-def sensors() -> dict[str, WafSensor]:
+def sensors() -> dict[str, "WafSensor"]:
     """The sensors the controller knows the CVEs of: the built-in pack."""
+    from stockade.network.waf.sensors import builtin_sensors
+
     return {s.id: s for s in builtin_sensors()}
 
 
-def exposures(store: Store, known: Mapping[str, str]) -> list[Exposure]:
+def exposures(store: Store, known: Mapping[str, str]) -> list["Exposure"]:
     """Each vulnerability of each running workload's image (the image's newest scan)."""
+    from stockade.firewall.policy.vpatch import Exposure
+
     running = catalog.workload_images(store, known)
     runs: dict[str, tuple[str, list[str]]] = {}
     for image in catalog.images(store):
@@ -84,13 +93,21 @@ def workload_labels(store: Store, workloads: set[str]) -> dict[str, dict[str, st
     return out
 
 
-def in_force(store: Store) -> tuple[Policy, int] | None:
+def in_force(store: Store) -> tuple["Policy", int] | None:
     row = load_policy(store)
-    return None if row is None else (parse_texts([("stored policy", row[0])]), row[1])
+    if row is None:
+        return None
+    from stockade.firewall.policy.files import parse_texts
+
+    return parse_texts([("stored policy", row[0])]), row[1]
 
 
-def current(store: Store, known: Mapping[str, str]) -> tuple[Policy, int, list[Proposal]] | None:
+def current(
+    store: Store, known: Mapping[str, str]
+) -> tuple["Policy", int, list["Proposal"]] | None:
     """The policy in force, its version and its proposals; None before a policy is applied."""
+    from stockade.firewall.policy.vpatch import proposals
+
     found_policy = in_force(store)
     if found_policy is None:
         return None
@@ -100,7 +117,7 @@ def current(store: Store, known: Mapping[str, str]) -> tuple[Policy, int, list[P
     return policy, version, proposals(policy, sensors().values(), found, labels)
 
 
-def _event(p: Proposal, *, version: int, action: str, who: Principal) -> Event:
+def _event(p: "Proposal", *, version: int, action: str, who: Principal) -> Event:
     cves = ", ".join(sorted(p.cves)) or "no CVE seen yet"
     return Event(
         kind="virtual_patch.applied",
@@ -128,9 +145,9 @@ def _event(p: Proposal, *, version: int, action: str, who: Principal) -> Event:
 
 def _apply(
     store: Store,
-    policy: Policy,
+    policy: "Policy",
     version: int,
-    chosen: list[Proposal],
+    chosen: list["Proposal"],
     *,
     action: str,
     who: Principal,
@@ -138,6 +155,9 @@ def _apply(
 ) -> int:
     """Add every chosen patch in one new policy version (only over ``version``: PolicyChanged
     when the policy moved meanwhile); audited, one event per patch."""
+    from stockade.firewall.policy.files import dump, parse_texts
+    from stockade.firewall.policy.vpatch import with_patch
+
     changed = policy
     for p in chosen:
         changed = with_patch(changed, p.group, p.sensor.id, action)
@@ -162,7 +182,7 @@ def _apply(
 
 def auto_apply(
     store: Store, known: Mapping[str, str], publish: Callable[[Event], None]
-) -> list[Proposal]:
+) -> list["Proposal"]:
     """Apply every open proposal of the groups with ``virtualPatch: auto``; the ones applied."""
     for _ in range(AUTO_TRIES):
         policy_now = in_force(store)
@@ -219,6 +239,8 @@ def apply_virtual_patch(
 ) -> dict[str, Any]:
     """Apply one virtual patch: ``{group, sensor}`` (``action`` block by default) becomes a
     ``waf`` rule of the group in a new version of the firewall policy."""
+    from stockade.firewall.policy.vpatch import Proposal
+
     sensor = sensors().get(body.sensor)
     if sensor is None:
         raise HTTPException(400, f"unknown WAF sensor {redact_text(body.sensor[:100])!r}")

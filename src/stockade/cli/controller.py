@@ -81,6 +81,17 @@ def serve(
             "sender holds its request no longer).",
         ),
     ] = 10.0,
+    login_failures_per_address: Annotated[
+        int,
+        typer.Option(
+            "--login-failures-per-address",
+            min=1,
+            max=1_000_000,
+            help="Failed logins a client address may make in a row before its logins are "
+            "slowed down (429 with Retry-After, doubling from 1 s); a user name may fail 5 "
+            "times. Each replica counts its own.",
+        ),
+    ] = 50,
     rules: Annotated[
         Path | None,
         typer.Option(
@@ -182,7 +193,12 @@ def serve(
         # singleton work: on the replica holding the database lock (any SQLite one)
         return create_app(
             store,
-            Settings(session_hours=session_hours, secure_cookies=tls, body_timeout=body_timeout),
+            Settings(
+                session_hours=session_hours,
+                secure_cookies=tls,
+                body_timeout=body_timeout,
+                login_failures_per_address=login_failures_per_address,
+            ),
             responses=service,
             jobs=[
                 SingletonJob(name=job.name, run=lambda: _run_job(job), interval=job.interval),

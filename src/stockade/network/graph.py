@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Text, any_, func, literal, or_, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from stockade.model import Event
@@ -407,6 +406,9 @@ def _one_of(column: Any, values: Sequence[str], dialect: str) -> Any:
     of hundreds of parameters cost the driver and SQLAlchemy four times the CPU (the statement
     rebuilt, split and adapted a parameter at a time for every batch)."""
     if dialect == "postgresql":
+        # imported here: the PostgreSQL dialect is loaded by a PostgreSQL engine, not on SQLite
+        from sqlalchemy.dialects.postgresql import ARRAY
+
         return column == any_(literal(list(values), ARRAY(Text)))
     return column.in_(values)
 

@@ -5,14 +5,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
 from stockade.config import format_loc, line_of, parse_yaml_all, yaml_sources
-from stockade.firewall.policy.model import Policy
 from stockade.model.errors import ConfigError
+
+if TYPE_CHECKING:
+    from stockade.firewall.policy.model import Policy
+
+
+def _policy() -> type[Policy]:
+    """The policy's model, imported on first use: the controller imports this module for
+    ``diff_lines`` (its diffs of other documents) long before it reads a firewall policy."""
+    from stockade.firewall.policy.model import Policy
+
+    return Policy
 
 
 def _documents(text: str, name: str) -> list[tuple[Any, yaml.Node]]:
@@ -21,7 +31,7 @@ def _documents(text: str, name: str) -> list[tuple[Any, yaml.Node]]:
 
 def _check(value: Any, node: yaml.Node, name: str, *, partial: bool) -> Policy:
     try:
-        return Policy.model_validate(value, context={"partial": partial})
+        return _policy().model_validate(value, context={"partial": partial})
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = [p for p in err["loc"] if isinstance(p, (int, str))]
@@ -50,7 +60,7 @@ def parse_texts(sources: Sequence[tuple[str, str]]) -> Policy:
             rules += [r.model_dump(by_alias=True, exclude_defaults=True) for r in doc.spec.rules]
     merged = {"metadata": meta or {}, "spec": {"groups": groups, "rules": rules, **options}}
     try:
-        return Policy.model_validate(merged)
+        return _policy().model_validate(merged)
     except ValidationError as exc:
         msg = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
         where = next(
@@ -106,7 +116,7 @@ def with_mode(policy: Policy, group: str, mode: str) -> Policy:
         raise ConfigError(f"no group {group!r} in the policy")
     found[0]["mode"] = mode
     try:
-        return Policy.model_validate(data)
+        return _policy().model_validate(data)
     except ValidationError as exc:
         msg = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"mode: {msg}") from None
