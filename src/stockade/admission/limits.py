@@ -36,7 +36,7 @@ class Limits:
     keep_alive: int = 30  # seconds an idle keep-alive connection stays open
     # seconds the requests still open at shutdown get to finish: a console's live event stream
     # never does, and without a bound it held SIGTERM off until the caller's kill
-    shutdown_grace: float = 5.0
+    shutdown_grace: int = 5
     http: str = "h11"  # the HTTP parser, one of HTTP_PARSERS
 
 
