@@ -14,6 +14,7 @@ from stockade.events.ingest import AgentInfo, Batch, Stored, parse_batch, store_
 from stockade.model import Event
 from stockade.network import received
 from stockade.store import Store
+from stockade.store.rows import _storable_text
 
 # An agent that has not reported for this long is counted down (agents report every few seconds).
 UP_WITHIN = timedelta(seconds=90)
@@ -75,22 +76,21 @@ def heartbeat_in(
     conn: Connection, agent: AgentInfo, *, token_name: str, accepted: int, duplicates: int
 ) -> None:
     """Count a batch of ``agent`` in ``conn``'s transaction: one upsert, so replicas taking the
-    first batches of a new agent at once both count theirs."""
+    first batches of a new agent at once both count theirs. Its strings pass the masking gate
+    (an agent may name itself with digits)."""
     now = datetime.now(UTC)
-    conn.execute(
-        _heartbeat_upsert(conn.dialect.name),
-        {
-            "name": agent.name,
-            "node": agent.node,
-            "version": agent.version,
-            "capabilities": list(agent.capabilities),
-            "token_name": token_name,
-            "first_seen": now,
-            "last_seen": now,
-            "accepted": accepted,
-            "duplicates": duplicates,
-        },
-    )
+    values = {
+        "name": _storable_text(agent.name),
+        "node": _storable_text(agent.node),
+        "version": _storable_text(agent.version),
+        "capabilities": [_storable_text(c) for c in agent.capabilities],
+        "token_name": _storable_text(token_name),
+        "first_seen": now,
+        "last_seen": now,
+        "accepted": accepted,
+        "duplicates": duplicates,
+    }
+    conn.execute(_heartbeat_upsert(conn.dialect.name), values)
 
 
 _REPLACED = ("node", "version", "capabilities", "token_name", "last_seen")

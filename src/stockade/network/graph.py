@@ -9,7 +9,9 @@ edge and hour, never a scan of the connections.
 
 Node ids are stable, so a map can apply updates to what it drew: ``wl:NAMESPACE/NAME`` for a
 workload, ``ext:ADDRESS`` for an address outside the cluster. They are made of names that passed
-the masking gate.
+the masking gate: a connection row is masked before it is added, and every string an event
+brings (its resource and peer, the addresses, protocol, sensor and flow in its data, its
+reporter) passes the gate here before it is cut to its column's length.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from sqlalchemy.engine import Connection
 from stockade.model import Event
 from stockade.network.tables import graph_dlp_flows, graph_edges, graph_meta, graph_nodes
 from stockade.store.bulk import merges_in_sql, upsert_rows
+from stockade.store.records import stored_ref
+from stockade.store.rows import _storable_text
 from stockade.store.textlists import counts as _counts
 from stockade.store.textlists import listed as _listed
 
@@ -146,8 +150,7 @@ class Delta:
         address: str | None,
         at: datetime,
     ) -> str:
-        """A node seen at ``at``, named as :meth:`_node` reads a resource's fields (an event's
-        ResourceRef gives them without its ``to_dict``)."""
+        """A node seen at ``at``, named by a resource's fields (masked already)."""
         kind = "external" if given_kind == "external" else "workload"
         name = str(given_name or address or "?")[:253]
         namespace = given_namespace if kind == "workload" else None
@@ -212,13 +215,10 @@ class Delta:
         data = event.data
         blocked = kind in BLOCK_KINDS and (kind != "tls.required" or data.get("action") == "block")
         at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
-        r, p = event.resource, event.peer  # ResourceRef.to_dict()'s fields, read directly
-        src = self._sighted(
-            r.kind, r.name, r.namespace, r.labels, _text(data, "client_ip", "src_ip"), at
-        )
-        dst = self._sighted(
-            p.kind, p.name, p.namespace, p.labels, _text(data, "server_ip", "dst_ip"), at
-        )
+        # the resource and peer as the event's row stores them: through the gate (kept by
+        # content once they passed unchanged)
+        src = self._node(stored_ref(event.resource), _text(data, "client_ip", "src_ip"), at)
+        dst = self._node(stored_ref(event.peer), _text(data, "server_ip", "dst_ip"), at)
         app = _text(data, "app", "protocol")
         app = app if app is not None and _SLUG.match(app) else None
         if kind in DLP_KINDS:
@@ -249,7 +249,7 @@ class Delta:
                         sensor=sensor,
                         direction=direction,
                         # an agent: the sensors of both ends' nodes see a flow between nodes
-                        reporter=f"{event.source}@{event.node or ''}"[:80],
+                        reporter=_storable_text(f"{event.source}@{event.node or ''}")[:80],
                         at=at.astimezone(UTC),  # compared with the stored times
                         amount=amount,
                     )
@@ -384,10 +384,12 @@ def graph_version(conn: Connection) -> int:
 
 
 def _text(data: Mapping[str, Any], *keys: str) -> str | None:
+    """The first non-empty string of ``data`` under ``keys``, through the gate, then cut (a
+    number cut first could escape it)."""
     for key in keys:
         value = data.get(key)
         if isinstance(value, str) and value:
-            return value[:253]
+            return _storable_text(value)[:253]
     return None
 
 

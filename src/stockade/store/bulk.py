@@ -156,7 +156,7 @@ def _driver_rows(
     through its column type's bind processor (what SQLAlchemy's own statements would send)."""
     get, processors = _processors(conn, table)
     # The rows of a batch share values of their JSON and time columns (the stored form of a
-    # resource they name, see records._storable_ref; the time they were stored): each object is
+    # resource they name, see records.stored_ref; the time they were stored): each object is
     # converted once a column. Every row stays alive in ``rows`` while this runs, so no id is
     # reused.
     converting: list[tuple[int, Callable[[Any], Any], dict[int, Any] | None]] = [
@@ -338,7 +338,7 @@ class CopyForm:
     columns' order, JSON columns as their text, and, where the COPY is binary, integers checked
     against their columns' range and times given their zone (:func:`_binary_values`). One
     form a COPY: the rows of a batch share the stored form of a resource they name (the same
-    dict object, see records._storable_ref), written as JSON once; every row stays alive (in
+    dict object, see records.stored_ref), written as JSON once; every row stays alive (in
     ``rows``, or the list a generator keeps them in) while the COPY runs, so no id is reused."""
 
     __slots__ = ("_binary", "_columns", "_get", "_json_at", "_texts")
