@@ -596,3 +596,36 @@ def test_planted_numbers_in_data_never_pass_the_whole_text_check() -> None:
             bare = "".join(ch for ch in n if ch.isdigit())
             assert bare not in "".join(ch for ch in json.dumps(stored) if ch.isdigit()), stored
 
+
+def test_the_heartbeat_on_the_drivers_cursor_stores_what_sqlalchemys_upsert_stores(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the heartbeat's upsert runs on the driver's cursor: the same row as
+    SQLAlchemy's statement (the reference, SQLite's path), first seen and again; an agent's
+    strings pass the masking gate on both."""
+    from stockade.api import agents as agents_module
+    from stockade.api.tables import agents
+    from stockade.events.ingest import AgentInfo
+    from stockade.model.redact import redact_text
+
+    def beat(name: str, n: int, *, reference: bool) -> None:
+        agent = AgentInfo(name=name, node=f"node-{n} 4111111111111111", version="1.0",
+                          capabilities=("dlp", f"x{n}"))  # fmt: skip
+        with monkeypatch.context() as m, store.begin() as conn:
+            if reference:
+                m.setattr(agents_module, "copies", lambda conn: False)
+            agents_module.heartbeat_in(conn, agent, token_name="t", accepted=n, duplicates=1)
+
+    for n in (3, 5):
+        beat("fast-4111111111111111", n, reference=False)
+        beat("reference-4111111111111111", n, reference=True)
+    with store.connect() as conn:
+        rows = {r.name: r for r in conn.execute(select(agents))}
+    assert set(rows) == {redact_text(f"{n}-4111111111111111") for n in ("fast", "reference")}
+    fast, reference = (rows[n]._asdict() for n in sorted(rows))
+    for row in (fast, reference):
+        assert row.pop("name") and row.pop("first_seen") <= row.pop("last_seen")
+    assert fast == reference
+    assert fast["node"] == redact_text("node-5 4111111111111111") != "node-5 4111111111111111"
+    assert fast["capabilities"] == ["dlp", "x5"]
+    assert (fast["accepted"], fast["duplicates"]) == (8, 2)

@@ -14,6 +14,8 @@ from stockade.events.ingest import AgentInfo, Batch, Stored, parse_batch, store_
 from stockade.model import Event
 from stockade.network import received
 from stockade.store import Store
+from stockade.store.bulk import copies, driver_execute
+from stockade.store.jsontext import json_text
 from stockade.store.rows import _storable_text
 
 # An agent that has not reported for this long is counted down (agents report every few seconds).
@@ -90,11 +92,26 @@ def heartbeat_in(
         "accepted": accepted,
         "duplicates": duplicates,
     }
+    if copies(conn):  # the same upsert on the driver's cursor (see bulk.driver_execute)
+        params = [values[c.name] for c in agents.c]
+        params[_CAPABILITIES] = json_text(params[_CAPABILITIES])  # as the JSON column writes it
+        driver_execute(conn, _HEARTBEAT_SQL, params)
+        return
     conn.execute(_heartbeat_upsert(conn.dialect.name), values)
 
 
 _REPLACED = ("node", "version", "capabilities", "token_name", "last_seen")
 _HEARTBEAT_UPSERTS: dict[str, Any] = {}
+_CAPABILITIES = [c.name for c in agents.c].index("capabilities")
+# _heartbeat_upsert's statement on PostgreSQL, for the driver's cursor (every column in order)
+_HEARTBEAT_SQL = (
+    f"INSERT INTO {agents.name} ({', '.join(c.name for c in agents.c)}) VALUES "
+    f"({', '.join('CAST(%s AS JSON)' if c.name == 'capabilities' else '%s' for c in agents.c)}) "
+    "ON CONFLICT (name) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _REPLACED)
+    + f", accepted = {agents.name}.accepted + EXCLUDED.accepted"
+    + f", duplicates = {agents.name}.duplicates + EXCLUDED.duplicates"
+)
 
 
 def _heartbeat_upsert(dialect: str) -> Any:

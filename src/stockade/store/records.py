@@ -20,7 +20,13 @@ from stockade.model import Event, Finding, ResourceRef, Severity
 from stockade.model.finding import plain
 from stockade.model.jsonvalue import orjson, plain_json
 from stockade.model.redact import json_passes
-from stockade.store.bulk import CopyForm, copies, insert_new_copy_rows, insert_new_rows
+from stockade.store.bulk import (
+    CopyForm,
+    copies,
+    driver_execute,
+    insert_new_copy_rows,
+    insert_new_rows,
+)
 from stockade.store.db import Store
 from stockade.store.jsontext import json_text
 from stockade.store.rows import (  # noqa: F401 (OWN_IDS, storable, finding_rows: used from here)
@@ -201,7 +207,9 @@ _NOTIFY = "SELECT pg_notify('stockade_events', current_schema())"
 
 
 def _notify(conn: Any, dialect: str) -> None:
-    if dialect == "postgresql":
+    if copies(conn):
+        driver_execute(conn, _NOTIFY)
+    elif dialect == "postgresql":
         conn.execute(text(_NOTIFY))
 
 
