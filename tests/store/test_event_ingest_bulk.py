@@ -629,3 +629,53 @@ def test_the_heartbeat_on_the_drivers_cursor_stores_what_sqlalchemys_upsert_stor
     assert fast["node"] == redact_text("node-5 4111111111111111") != "node-5 4111111111111111"
     assert fast["capabilities"] == ["dlp", "x5"]
     assert (fast["accepted"], fast["duplicates"]) == (8, 2)
+
+
+def test_data_texts_kept_by_the_envelope_make_the_rows_the_reference_sends() -> None:
+    """An agent's batch keeps, by event id, the JSON text the envelope's check wrote of each
+    event's data whose strings all pass the gate (model.envelope.event_values), and the event's
+    COPY row writes it instead of writing the data again: equal to CopyForm of _event_row for
+    events of every shape an agent can send, and for two events of one id (the text kept is the
+    later one's: the earlier event writes its own)."""
+    from stockade.model import InputError
+    from stockade.model.envelope import DataTexts
+    from stockade.model.redact import redact_text
+    from stockade.store.bulk import CopyForm
+    from stockade.store.records import _event_values
+
+    now = datetime.now(UTC)
+    docs = [dataclasses.replace(e, id=uuid.uuid4().hex).to_dict() for e in _odd_events()]
+    twin = dataclasses.replace(_event(7), resource=ResourceRef(kind="pod", name="web"))
+    docs += [
+        dataclasses.replace(twin, data={"a": "first"}).to_dict(),
+        dataclasses.replace(twin, data={"a": "second"}).to_dict(),
+    ]
+    texts: DataTexts = {}
+    parsed = []
+    for doc in docs:
+        try:
+            parsed.append(Event.from_dict(doc, data_texts=texts))
+        except InputError:
+            continue  # not an envelope an agent can send (an id with a NUL...)
+    assert len(parsed) > 12 and len(texts) > 5
+    for e in parsed:
+        assert _event_values(e, now, texts.get(e.id)) == CopyForm(events)(_event_row(e, now)), e
+    first, second = parsed[-2:]
+    assert texts[first.id][0] is second.data
+    assert _event_values(first, now, texts[first.id])[8] == '{"a":"first"}'
+    for _, text in texts.values():  # nothing the gate would change is kept
+        assert redact_text(text) == text
+
+
+def test_two_events_of_one_id_in_a_batch_store_the_first_with_its_data(store: Store) -> None:
+    import json
+
+    from stockade.api.agents import take_batch
+
+    twin = dataclasses.replace(_event(3), resource=ResourceRef(kind="pod", name="web"))
+    docs = [dataclasses.replace(twin, data={"a": v}).to_dict() for v in ("first", "second")]
+    agent = {"name": "a1", "node": "n1", "version": "1", "capabilities": []}
+    taken = take_batch(store, json.dumps({"agent": agent, "events": docs}).encode(), token_name="t")
+    assert taken.answer == {"accepted": 1, "duplicates": 1}
+    with store.connect() as conn:
+        assert conn.execute(select(events.c.data)).scalars().all() == [{"a": "first"}]

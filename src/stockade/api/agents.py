@@ -60,7 +60,7 @@ def take_batch(store: Store, body: bytes, *, token_name: str) -> Taken:
             duplicates=len(batch.events) - accepted,
         )
 
-    stored = store_batch(store, batch.events, also=with_connections)
+    stored = store_batch(store, batch.events, also=with_connections, data_texts=batch.data_texts)
     answer: dict[str, Any] = {"accepted": stored.accepted, "duplicates": stored.duplicates}
     if records:
         answer["connections"] = {"accepted": new_records, "duplicates": len(records) - new_records}

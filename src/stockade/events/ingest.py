@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from stockade.config import parse_json
 from stockade.model import Event, InputError
+from stockade.model.envelope import DataTexts
 from stockade.store import Store
 from stockade.store.records import record_new_events
 
@@ -42,6 +43,8 @@ class Batch:
     agent: AgentInfo
     events: list[Event]
     connections: list[Any] = field(default_factory=list)  # raw records, for the network pillar
+    # the JSON text of events' data that passes the gate whole, by event id (see event_values)
+    data_texts: DataTexts = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,12 +111,13 @@ def parse_batch(body: bytes) -> Batch:
         raise InputError(f'batch "connections": more than {MAX_EVENTS} records')
     agent = parse_agent(doc.get("agent"))
     events = []
+    texts: DataTexts = {}
     for i, item in enumerate(items):
         try:
-            events.append(Event.from_dict(item))
+            events.append(Event.from_dict(item, data_texts=texts))
         except InputError as exc:
             raise InputError(f"events[{i}]: {exc}") from None
-    return Batch(agent=agent, events=events, connections=records)
+    return Batch(agent=agent, events=events, connections=records, data_texts=texts)
 
 
 def store_batch(
@@ -121,14 +125,18 @@ def store_batch(
     events: list[Event],
     *,
     also: Callable[[Connection, list[Event]], None] | None = None,
+    data_texts: DataTexts | None = None,
 ) -> Stored:
     """Store the events the store does not hold yet; count the others as duplicates. ``also``
-    stores what else the batch brings in the same transaction, given the events stored now."""
+    stores what else the batch brings in the same transaction, given the events stored now;
+    ``data_texts``: the batch's (:class:`Batch`)."""
 
     def with_events(conn: Connection, ids: list[str]) -> None:
         if also is not None:
             new = set(ids)
             also(conn, [e for e in events if e.id in new])
 
-    ids = record_new_events(store, events, also=with_events if also is not None else None)
+    ids = record_new_events(
+        store, events, also=with_events if also is not None else None, data_texts=data_texts
+    )
     return Stored(accepted=len(ids), duplicates=len(events) - len(ids), ids=ids)
