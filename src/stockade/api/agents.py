@@ -41,7 +41,7 @@ def take_batch(store: Store, body: bytes, *, token_name: str) -> Taken:
     benchmarks/ingest.py measures): parse and validate it, store its new events and connection
     records in one transaction with the graph aggregate they change, and count the heartbeat.
     :class:`~stockade.model.InputError` when the body is not a batch."""
-    batch = parse_batch(body)
+    batch = parse_batch(body, data_texts=store.dialect == "postgresql")
     records = received.parse_records(batch.connections)
     new_records = 0
 

@@ -84,8 +84,10 @@ def parse_agent(value: Any) -> AgentInfo:
     )
 
 
-def parse_batch(body: bytes) -> Batch:
-    """A batch from the request body; :class:`InputError` (one line) when it is not one."""
+def parse_batch(body: bytes, *, data_texts: bool = False) -> Batch:
+    """A batch from the request body; :class:`InputError` (one line) when it is not one.
+    ``data_texts``: keep the events' data texts (:attr:`Batch.data_texts`) for a store that
+    writes them (PostgreSQL's COPY; elsewhere they would be written for nothing)."""
     if len(body) > MAX_BODY_BYTES:
         raise InputError(f"the batch is larger than {MAX_BODY_BYTES} bytes")
     try:
@@ -111,13 +113,13 @@ def parse_batch(body: bytes) -> Batch:
         raise InputError(f'batch "connections": more than {MAX_EVENTS} records')
     agent = parse_agent(doc.get("agent"))
     events = []
-    texts: DataTexts = {}
+    texts: DataTexts | None = {} if data_texts else None
     for i, item in enumerate(items):
         try:
             events.append(Event.from_dict(item, data_texts=texts))
         except InputError as exc:
             raise InputError(f"events[{i}]: {exc}") from None
-    return Batch(agent=agent, events=events, connections=records, data_texts=texts)
+    return Batch(agent=agent, events=events, connections=records, data_texts=texts or {})
 
 
 def store_batch(
