@@ -41,7 +41,7 @@ def take_batch(store: Store, body: bytes, *, token_name: str) -> Taken:
     benchmarks/ingest.py measures): parse and validate it, store its new events and connection
     records in one transaction with the graph aggregate they change, and count the heartbeat.
     :class:`~stockade.model.InputError` when the body is not a batch."""
-    batch = parse_batch(body, data_texts=store.dialect == "postgresql")
+    batch = parse_batch(body)
     records = received.parse_records(batch.connections)
     new_records = 0
 
@@ -60,7 +60,7 @@ def take_batch(store: Store, body: bytes, *, token_name: str) -> Taken:
             duplicates=len(batch.events) - accepted,
         )
 
-    stored = store_batch(store, batch.events, also=with_connections, data_texts=batch.data_texts)
+    stored = store_batch(store, batch.events, also=with_connections)
     answer: dict[str, Any] = {"accepted": stored.accepted, "duplicates": stored.duplicates}
     if records:
         answer["connections"] = {"accepted": new_records, "duplicates": len(records) - new_records}

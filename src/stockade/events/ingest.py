@@ -17,7 +17,6 @@ from sqlalchemy.engine import Connection
 
 from stockade.config import parse_json
 from stockade.model import Event, InputError
-from stockade.model.envelope import DataTexts
 from stockade.store import Store
 from stockade.store.records import record_new_events
 
@@ -43,8 +42,6 @@ class Batch:
     agent: AgentInfo
     events: list[Event]
     connections: list[Any] = field(default_factory=list)  # raw records, for the network pillar
-    # the JSON text of events' data that passes the gate whole, by event id (see event_values)
-    data_texts: DataTexts = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,10 +81,8 @@ def parse_agent(value: Any) -> AgentInfo:
     )
 
 
-def parse_batch(body: bytes, *, data_texts: bool = False) -> Batch:
-    """A batch from the request body; :class:`InputError` (one line) when it is not one.
-    ``data_texts``: keep the events' data texts (:attr:`Batch.data_texts`) for a store that
-    writes them (PostgreSQL's COPY; elsewhere they would be written for nothing)."""
+def parse_batch(body: bytes) -> Batch:
+    """A batch from the request body; :class:`InputError` (one line) when it is not one."""
     if len(body) > MAX_BODY_BYTES:
         raise InputError(f"the batch is larger than {MAX_BODY_BYTES} bytes")
     try:
@@ -113,13 +108,12 @@ def parse_batch(body: bytes, *, data_texts: bool = False) -> Batch:
         raise InputError(f'batch "connections": more than {MAX_EVENTS} records')
     agent = parse_agent(doc.get("agent"))
     events = []
-    texts: DataTexts | None = {} if data_texts else None
     for i, item in enumerate(items):
         try:
-            events.append(Event.from_dict(item, data_texts=texts))
+            events.append(Event.from_dict(item))
         except InputError as exc:
             raise InputError(f"events[{i}]: {exc}") from None
-    return Batch(agent=agent, events=events, connections=records, data_texts=texts or {})
+    return Batch(agent=agent, events=events, connections=records)
 
 
 def store_batch(
@@ -127,18 +121,14 @@ def store_batch(
     events: list[Event],
     *,
     also: Callable[[Connection, list[Event]], None] | None = None,
-    data_texts: DataTexts | None = None,
 ) -> Stored:
     """Store the events the store does not hold yet; count the others as duplicates. ``also``
-    stores what else the batch brings in the same transaction, given the events stored now;
-    ``data_texts``: the batch's (:class:`Batch`)."""
+    stores what else the batch brings in the same transaction, given the events stored now."""
 
     def with_events(conn: Connection, ids: list[str]) -> None:
         if also is not None:
             new = set(ids)
             also(conn, [e for e in events if e.id in new])
 
-    ids = record_new_events(
-        store, events, also=with_events if also is not None else None, data_texts=data_texts
-    )
+    ids = record_new_events(store, events, also=with_events if also is not None else None)
     return Stored(accepted=len(ids), duplicates=len(events) - len(ids), ids=ids)

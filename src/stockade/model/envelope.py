@@ -15,7 +15,6 @@ from typing import Any, NoReturn
 
 from stockade.model.errors import InputError, UsageError
 from stockade.model.jsonvalue import orjson, plain_json
-from stockade.model.redact import json_passes
 from stockade.model.resource import ResourceRef
 from stockade.model.severity import Severity
 
@@ -195,7 +194,7 @@ def _data(value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         _raise("data", "expected an object")
-    if orjson is not None and _data_fits(value) is not None:
+    if orjson is not None and _data_fits(value):
         return value
     try:
         text: str | None = json.dumps(value, allow_nan=False)
@@ -213,24 +212,24 @@ def _data(value: Any) -> dict[str, Any]:
     return value
 
 
-def _data_fits(value: dict[str, Any]) -> bytes | None:
-    """orjson's text of ``value`` when it is plain JSON that :func:`_data`'s checks pass, measured
-    with it (ten times faster than :func:`json.dumps`); None decides nothing (the checks decide).
-    orjson's compact UTF-8 text holds the same brackets, and json.dumps's text is at most six
-    times as long (a DEL or control character becomes a six-character escape; separators gain a
-    space, other characters their escape), so a sixth of the limit is safe. A depth refusal is
-    said here as the checks would say it."""
+def _data_fits(value: dict[str, Any]) -> bool:
+    """Whether ``value`` is plain JSON that :func:`_data`'s checks pass, measured with orjson (ten
+    times faster than :func:`json.dumps`); False decides nothing (the checks decide). orjson's
+    compact UTF-8 text holds the same brackets, and json.dumps's text is at most six times as
+    long (a DEL or control character becomes a six-character escape; separators gain a space,
+    other characters their escape), so a sixth of the limit is safe. A depth refusal is said
+    here as the checks would say it."""
     try:
         if not plain_json(value):
-            return None
-        fast: bytes = orjson.dumps(value)
+            return False
+        fast = orjson.dumps(value)
     except (TypeError, RecursionError):  # beyond 64-bit integers, lone surrogates, deep nesting
-        return None
+        return False
     if 6 * len(fast) > MAX_DATA_BYTES:
-        return None
+        return False
     if fast.count(b"{") + fast.count(b"[") > MAX_DATA_DEPTH and deeper_than(value, MAX_DATA_DEPTH):
         _raise("data", f"nested deeper than {MAX_DATA_DEPTH} levels")
-    return fast
+    return True
 
 
 _SEVERITY_NAMES = {str(s): s for s in Severity}  # as Event.to_dict writes them: one lookup
@@ -342,23 +341,14 @@ def _known_slug(value: Any, limit: int) -> str | None:
     return first
 
 
-# An event's data as the store writes it, by event id: the data object and its JSON text, when
-# every string of it passes the masking gate unchanged (so nothing sensitive is in it).
-DataTexts = dict[str, tuple[dict[str, Any], str]]
-
-
-def event_values(value: Any, data_texts: DataTexts | None = None) -> tuple[Any, ...] | None:
+def event_values(value: Any) -> tuple[Any, ...] | None:
     """The values of an :class:`Event`'s fields, in their declared order, read from ``value`` when
     it is an envelope as :meth:`Event.to_dict` writes it (every field, each a plain value the
     field's check takes), with the values :func:`event_fields` gives; None for anything else,
     valid or not (:func:`event_fields` then builds it or says why not). The checks are those of
     :func:`event_fields` with what repeats from event to event (kinds, actions, resources)
     looked up instead of checked again; tests/model/test_envelope.py holds the two to the same
-    events.
-
-    ``data_texts``: where the data's check wrote its JSON text and every string of it passes the
-    gate as it is (:func:`~stockade.model.redact.json_passes`), the text is kept there under the
-    event's id with the data object (the store's row writes it instead of writing it again)."""
+    events."""
     if type(value) is not dict or len(value) != 15 or not value.keys() <= _FIELDS:
         return None
     (ident, kind, category, at, severity, source, message, resource, peer, data, action, mode,
@@ -398,11 +388,7 @@ def event_values(value: Any, data_texts: DataTexts | None = None) -> tuple[Any, 
     try:  # every field before these is valid: a refusal here is event_fields' own
         ref = _resource(resource, "resource")
         other = _resource(peer, "peer")
-        text = _data_fits(data) if type(data) is dict and orjson is not None else None
-        if text is None:
-            data = _data(data)
-        elif data_texts is not None and json_passes(text):
-            data_texts[ident] = (data, text.decode())
+        data = _data(data)
     except InputError:
         return None
     return (kind, message, level, source, ref, other, data, when, ident, action, mode, node,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from stockade.model.envelope import DataTexts, event_fields, event_values
+from stockade.model.envelope import event_fields, event_values
 from stockade.model.resource import ResourceRef
 from stockade.model.severity import Severity
 from stockade.model.slots import slot_constructor
@@ -150,13 +150,12 @@ class Event:
         }
 
     @classmethod
-    def from_dict(cls, value: Any, *, data_texts: DataTexts | None = None) -> Event:
+    def from_dict(cls, value: Any) -> Event:
         """An event received from outside (an agent's batch), validated: raises
         :class:`~stockade.model.errors.InputError` with a one-line reason. Inverse of
-        :meth:`to_dict` (``category`` is derived and ignored when it agrees with ``kind``).
-        ``data_texts``: see :func:`~stockade.model.envelope.event_values`."""
+        :meth:`to_dict` (``category`` is derived and ignored when it agrees with ``kind``)."""
         if cls is Event:  # every field is given: filled slot by slot (an agent's batch holds 1000)
-            values = event_values(value, data_texts)
+            values = event_values(value)
             if values is not None:  # the common shape, checked at once
                 return _event_of(*values)
             return _new_event(**event_fields(value))

@@ -17,7 +17,6 @@ from sqlalchemy import and_, func, insert, literal_column, or_, select, text, un
 from sqlalchemy.engine import Connection
 
 from stockade.model import Event, Finding, ResourceRef, Severity
-from stockade.model.envelope import DataTexts
 from stockade.model.finding import plain
 from stockade.model.jsonvalue import orjson, plain_json
 from stockade.model.redact import json_passes
@@ -142,20 +141,13 @@ def _data_text(data: Any) -> str | None:
     return text.decode() if json_passes(text) else None
 
 
-def _event_values(
-    e: Event, stored_at: datetime, data_text: tuple[dict[str, Any], str] | None = None
-) -> list[Any]:
+def _event_values(e: Event, stored_at: datetime) -> list[Any]:
     """The row of ``e`` in the COPY's form (see :func:`stockade.store.bulk.insert_new_copy_rows`):
     equal to ``CopyForm(events)(_event_row(e, stored_at))``, built without the row's dict. An
     event of an unusual shape (a time not in UTC, a severity or count not of its type, data that
-    is not plain JSON or holds a string the gate changes...) takes that reference path.
-    ``data_text``: the envelope's check's text of the event's data (its ``data_texts`` entry),
-    used when it is of this event's data object."""
+    is not plain JSON or holds a string the gate changes...) takes that reference path."""
     ident, at, severity, count, resource, peer = e.id, e.at, e.severity, e.count, e.resource, e.peer
-    if data_text is not None and data_text[0] is e.data:
-        data: str | None = data_text[1]
-    else:
-        data = _data_text(e.data)
+    data = _data_text(e.data)
     if (
         data is None
         or type(ident) is not str
@@ -236,12 +228,9 @@ def record_new_events(
     items: Iterable[Event],
     *,
     also: Callable[[Connection, list[str]], None] | None = None,
-    data_texts: DataTexts | None = None,
 ) -> list[str]:
     """Store the events whose id the store does not hold yet (idempotent ingestion: an agent that
     sends a batch again after a lost answer stores nothing twice); returns the ids stored.
-    ``data_texts``: the stored JSON text of events' data, kept by the envelope's check
-    (:func:`stockade.model.envelope.event_values`).
 
     ``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`` on SQLite and PostgreSQL alike (fed
     by ``COPY`` on PostgreSQL, see :mod:`stockade.store.bulk`), so concurrent replicas taking the
@@ -260,10 +249,7 @@ def record_new_events(
         if not chosen:
             stored = []
         elif copies(conn):
-            texts = data_texts or {}
-            stored = insert_new_copy_rows(
-                conn, (_event_values(e, now, texts.get(e.id)) for e in chosen.values())
-            )
+            stored = insert_new_copy_rows(conn, (_event_values(e, now) for e in chosen.values()))
         else:
             stored = insert_new_rows(conn, (_event_row(e, now) for e in chosen.values()))
         if also is not None:
