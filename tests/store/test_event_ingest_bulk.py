@@ -451,10 +451,12 @@ def test_planted_numbers_through_the_whole_path_are_stored_masked_and_once(store
     """take_batch from the JSON an agent posts (orjson's decoding, the envelope's checks taking a
     plain string without their call, the slots filled directly) to the stored text: a card or an
     SSN planted in any string of an event, written in several ways, never reaches a stored row
-    unmasked; the same body again stores nothing."""
+    unmasked, neither the event's nor the connection graph's (its nodes and edges, the DLP
+    flows' reporters); the same body again stores nothing."""
     import json
 
     from stockade.api.agents import take_batch
+    from stockade.network.tables import graph_dlp_flows, graph_edges, graph_nodes
 
     cards = ["4111111111111111", "5500 0000 0000 0004", "3400-000000-00009", "6011.0000.0000.0004"]
     ssns = ["536-22-8401", "536228401"]
@@ -462,6 +464,12 @@ def test_planted_numbers_through_the_whole_path_are_stored_masked_and_once(store
     docs = []
     for i in range(60):
         n = planted[i % len(planted)]
+        bare = "".join(ch for ch in n if ch.isdigit())
+        # what the graph reads from an event's data: addresses, protocol, sensor, the flow
+        facts = {"client_ip": f"10.{n}", "server_ip": n, "app": f"proto.{bare}",
+                 "sensor": f"dlp.s{bare}", "port": 443}  # fmt: skip
+        if i % 2:
+            facts["flow"] = f"tcp/{n}:1>10.0.0.9:80"
         e = Event(
             kind="dlp.sensitive_in_clear",
             message=f"seen {n} at {i}",
@@ -469,7 +477,7 @@ def test_planted_numbers_through_the_whole_path_are_stored_masked_and_once(store
             resource=ResourceRef(kind="pod", name=f"web-{n}", namespace=f"ns{i}",
                                  labels=(("card", n), (f"k{n}", "v"))),
             peer=ResourceRef(kind="external", name=n),
-            data={"evidence": [n, {"deep": f"[{n}]"}], f"key {n}": 1, "id": f"conn-{i}"},
+            data={"evidence": [n, {"deep": f"[{n}]"}], f"key {n}": 1, "id": f"conn-{i}", **facts},
             node=f"node {n}", rule=f"rule {n}", action="alert",
         )  # fmt: skip
         docs.append(e.to_dict())
@@ -482,7 +490,13 @@ def test_planted_numbers_through_the_whole_path_are_stored_masked_and_once(store
     texts = [c for c in events.c if c.name not in {"id", "at", "stored_at", "level", "count"}]
     with store.connect() as conn:
         rows = conn.execute(select(*(cast(c, Text) for c in texts))).all()
+        graph = [
+            conn.execute(select(*(cast(c, Text) for c in t.c))).all()
+            for t in (graph_nodes, graph_edges, graph_dlp_flows)
+        ]
     assert len(rows) == 60
+    assert len(graph[0]) >= 60 and len(graph[1]) >= 60 and graph[2]
+    rows += [row for table in graph for row in table]
     values = [str(v) for row in rows for v in row if v is not None]
     for n in planted:
         bare = "".join(ch for ch in n if ch.isdigit())
@@ -581,3 +595,37 @@ def test_planted_numbers_in_data_never_pass_the_whole_text_check() -> None:
             stored = json.loads(_event_values(e, now)[8])
             bare = "".join(ch for ch in n if ch.isdigit())
             assert bare not in "".join(ch for ch in json.dumps(stored) if ch.isdigit()), stored
+
+
+def test_the_heartbeat_on_the_drivers_cursor_stores_what_sqlalchemys_upsert_stores(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the heartbeat's upsert runs on the driver's cursor: the same row as
+    SQLAlchemy's statement (the reference, SQLite's path), first seen and again; an agent's
+    strings pass the masking gate on both."""
+    from stockade.api import agents as agents_module
+    from stockade.api.tables import agents
+    from stockade.events.ingest import AgentInfo
+    from stockade.model.redact import redact_text
+
+    def beat(name: str, n: int, *, reference: bool) -> None:
+        agent = AgentInfo(name=name, node=f"node-{n} 4111111111111111", version="1.0",
+                          capabilities=("dlp", f"x{n}"))  # fmt: skip
+        with monkeypatch.context() as m, store.begin() as conn:
+            if reference:
+                m.setattr(agents_module, "copies", lambda conn: False)
+            agents_module.heartbeat_in(conn, agent, token_name="t", accepted=n, duplicates=1)
+
+    for n in (3, 5):
+        beat("fast-4111111111111111", n, reference=False)
+        beat("reference-4111111111111111", n, reference=True)
+    with store.connect() as conn:
+        rows = {r.name: r for r in conn.execute(select(agents))}
+    assert set(rows) == {redact_text(f"{n}-4111111111111111") for n in ("fast", "reference")}
+    fast, reference = (rows[n]._asdict() for n in sorted(rows))
+    for row in (fast, reference):
+        assert row.pop("name") and row.pop("first_seen") <= row.pop("last_seen")
+    assert fast == reference
+    assert fast["node"] == redact_text("node-5 4111111111111111") != "node-5 4111111111111111"
+    assert fast["capabilities"] == ["dlp", "x5"]
+    assert (fast["accepted"], fast["duplicates"]) == (8, 2)

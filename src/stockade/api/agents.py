@@ -14,6 +14,9 @@ from stockade.events.ingest import AgentInfo, Batch, Stored, parse_batch, store_
 from stockade.model import Event
 from stockade.network import received
 from stockade.store import Store
+from stockade.store.bulk import copies, driver_execute
+from stockade.store.jsontext import json_text
+from stockade.store.rows import _storable_text
 
 # An agent that has not reported for this long is counted down (agents report every few seconds).
 UP_WITHIN = timedelta(seconds=90)
@@ -75,26 +78,40 @@ def heartbeat_in(
     conn: Connection, agent: AgentInfo, *, token_name: str, accepted: int, duplicates: int
 ) -> None:
     """Count a batch of ``agent`` in ``conn``'s transaction: one upsert, so replicas taking the
-    first batches of a new agent at once both count theirs."""
+    first batches of a new agent at once both count theirs. Its strings pass the masking gate
+    (an agent may name itself with digits)."""
     now = datetime.now(UTC)
-    conn.execute(
-        _heartbeat_upsert(conn.dialect.name),
-        {
-            "name": agent.name,
-            "node": agent.node,
-            "version": agent.version,
-            "capabilities": list(agent.capabilities),
-            "token_name": token_name,
-            "first_seen": now,
-            "last_seen": now,
-            "accepted": accepted,
-            "duplicates": duplicates,
-        },
-    )
+    values = {
+        "name": _storable_text(agent.name),
+        "node": _storable_text(agent.node),
+        "version": _storable_text(agent.version),
+        "capabilities": [_storable_text(c) for c in agent.capabilities],
+        "token_name": _storable_text(token_name),
+        "first_seen": now,
+        "last_seen": now,
+        "accepted": accepted,
+        "duplicates": duplicates,
+    }
+    if copies(conn):  # the same upsert on the driver's cursor (see bulk.driver_execute)
+        params = [values[c.name] for c in agents.c]
+        params[_CAPABILITIES] = json_text(params[_CAPABILITIES])  # as the JSON column writes it
+        driver_execute(conn, _HEARTBEAT_SQL, params)
+        return
+    conn.execute(_heartbeat_upsert(conn.dialect.name), values)
 
 
 _REPLACED = ("node", "version", "capabilities", "token_name", "last_seen")
 _HEARTBEAT_UPSERTS: dict[str, Any] = {}
+_CAPABILITIES = [c.name for c in agents.c].index("capabilities")
+# _heartbeat_upsert's statement on PostgreSQL, for the driver's cursor (every column in order)
+_HEARTBEAT_SQL = (
+    f"INSERT INTO {agents.name} ({', '.join(c.name for c in agents.c)}) VALUES "
+    f"({', '.join('CAST(%s AS JSON)' if c.name == 'capabilities' else '%s' for c in agents.c)}) "
+    "ON CONFLICT (name) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _REPLACED)
+    + f", accepted = {agents.name}.accepted + EXCLUDED.accepted"
+    + f", duplicates = {agents.name}.duplicates + EXCLUDED.duplicates"
+)
 
 
 def _heartbeat_upsert(dialect: str) -> Any:

@@ -9,7 +9,9 @@ edge and hour, never a scan of the connections.
 
 Node ids are stable, so a map can apply updates to what it drew: ``wl:NAMESPACE/NAME`` for a
 workload, ``ext:ADDRESS`` for an address outside the cluster. They are made of names that passed
-the masking gate.
+the masking gate: a connection row is masked before it is added, and every string an event
+brings (its resource and peer, the addresses, protocol, sensor and flow in its data, its
+reporter) passes the gate here before it is cut to its column's length.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from sqlalchemy.engine import Connection
 
 from stockade.model import Event
 from stockade.network.tables import graph_dlp_flows, graph_edges, graph_meta, graph_nodes
-from stockade.store.bulk import merges_in_sql, upsert_rows
+from stockade.store.bulk import CopyForm, copies, driver_execute, merges_in_sql, upsert_rows
+from stockade.store.jsontext import json_text
+from stockade.store.records import stored_ref
+from stockade.store.rows import _storable_text
 from stockade.store.textlists import counts as _counts
 from stockade.store.textlists import listed as _listed
 
@@ -145,8 +150,7 @@ class Delta:
         address: str | None,
         at: datetime,
     ) -> str:
-        """A node seen at ``at``, named as :meth:`_node` reads a resource's fields (an event's
-        ResourceRef gives them without its ``to_dict``)."""
+        """A node seen at ``at``, named by a resource's fields (masked already)."""
         kind = "external" if given_kind == "external" else "workload"
         name = str(given_name or address or "?")[:253]
         namespace = given_namespace if kind == "workload" else None
@@ -211,13 +215,10 @@ class Delta:
         data = event.data
         blocked = kind in BLOCK_KINDS and (kind != "tls.required" or data.get("action") == "block")
         at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
-        r, p = event.resource, event.peer  # ResourceRef.to_dict()'s fields, read directly
-        src = self._sighted(
-            r.kind, r.name, r.namespace, r.labels, _text(data, "client_ip", "src_ip"), at
-        )
-        dst = self._sighted(
-            p.kind, p.name, p.namespace, p.labels, _text(data, "server_ip", "dst_ip"), at
-        )
+        # the resource and peer as the event's row stores them: through the gate (kept by
+        # content once they passed unchanged)
+        src = self._node(stored_ref(event.resource), _text(data, "client_ip", "src_ip"), at)
+        dst = self._node(stored_ref(event.peer), _text(data, "server_ip", "dst_ip"), at)
         app = _text(data, "app", "protocol")
         app = app if app is not None and _SLUG.match(app) else None
         if kind in DLP_KINDS:
@@ -248,7 +249,7 @@ class Delta:
                         sensor=sensor,
                         direction=direction,
                         # an agent: the sensors of both ends' nodes see a flow between nodes
-                        reporter=f"{event.source}@{event.node or ''}"[:80],
+                        reporter=_storable_text(f"{event.source}@{event.node or ''}")[:80],
                         at=at.astimezone(UTC),  # compared with the stored times
                         amount=amount,
                     )
@@ -266,7 +267,9 @@ class Delta:
         if not self:
             return
         dialect = conn.dialect.name
-        if dialect == "postgresql":
+        if copies(conn):  # the fixed statements on the driver's cursor
+            driver_execute(conn, f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
+        elif dialect == "postgresql":
             conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK})"))
         # raised first, so every row written below carries it (the lock on the version's row is
         # held to the commit: merges commit in the order of their versions)
@@ -279,20 +282,27 @@ class Delta:
                 edge = self.edges[f.edge]
                 edge.dlp[f.sensor] = edge.dlp.get(f.sensor, 0) + f.amount
         self.dlp_findings = []
-        totals: dict[tuple[str, str, int, str], _Edge] = {}
-        for (src, dst, _hour, encryption), e in self.edges.items():
-            t = totals.setdefault((src, dst, ALL_TIME, encryption), _Edge())
-            t.connections += e.connections
-            t.violations += e.violations
-            t.blocked += e.blocked
-            t.bytes += e.bytes
-            t.ports |= e.ports
-            t.protocols |= e.protocols
-            for sensor, n in e.dlp.items():
-                t.dlp[sensor] = t.dlp.get(sensor, 0) + n
-            assert e.first is not None and e.last is not None
-            t.seen(e.first, e.last)
-        _apply_edges(conn, dialect, {**self.edges, **totals}, version)
+        _apply_edges(conn, dialect, _with_totals(self.edges), version)
+
+
+def _with_totals(
+    edges: dict[tuple[str, str, int, str], _Edge],
+) -> dict[tuple[str, str, int, str], _Edge]:
+    """``edges`` and the all-time totals (hour ALL_TIME) they add to."""
+    totals: dict[tuple[str, str, int, str], _Edge] = {}
+    for (src, dst, _hour, encryption), e in edges.items():
+        t = totals.setdefault((src, dst, ALL_TIME, encryption), _Edge())
+        t.connections += e.connections
+        t.violations += e.violations
+        t.blocked += e.blocked
+        t.bytes += e.bytes
+        t.ports |= e.ports
+        t.protocols |= e.protocols
+        for sensor, n in e.dlp.items():
+            t.dlp[sensor] = t.dlp.get(sensor, 0) + n
+        assert e.first is not None and e.last is not None
+        t.seen(e.first, e.last)
+    return {**edges, **totals}
 
 
 def _first_report(conn: Connection, f: _Finding) -> bool:
@@ -362,8 +372,17 @@ def _first_reports(conn: Connection, findings: list[_Finding]) -> list[bool]:
     return out
 
 
+_RAISE_VERSION = (
+    f"UPDATE {graph_meta.name} SET version = version + 1 WHERE name = 'edges' RETURNING version"
+)
+
+
 def _raise_version(conn: Connection) -> int:
     t = graph_meta
+    if copies(conn):
+        found_row = driver_execute(conn, _RAISE_VERSION)
+        if found_row:
+            return int(found_row[0][0])
     raised = update(t).where(t.c.name == "edges").values(version=t.c.version + 1)
     if conn.dialect.update_returning:  # one statement a batch, not two
         found = conn.execute(raised.returning(t.c.version)).scalar()
@@ -383,10 +402,12 @@ def graph_version(conn: Connection) -> int:
 
 
 def _text(data: Mapping[str, Any], *keys: str) -> str | None:
+    """The first non-empty string of ``data`` under ``keys``, through the gate, then cut (a
+    number cut first could escape it)."""
     for key in keys:
         value = data.get(key)
         if isinstance(value, str) and value:
-            return value[:253]
+            return _storable_text(value)[:253]
     return None
 
 
@@ -511,13 +532,29 @@ def _apply_nodes(
     """Merge ``nodes`` into the stored ones: in the upsert (``in_sql``: PostgreSQL and SQLite), else read
     and merged here."""
     in_sql = merges_in_sql(conn) if in_sql is None else in_sql
-    ids = sorted(nodes)
+    if in_sql and copies(conn):
+        ready = _node_copy_rows(nodes, version)
+        upsert_rows(
+            conn, graph_nodes, ["id"], ready, fixed=_NODE_FIXED, merged=_NODES_MERGED, ready=True
+        )
+        return
     known: dict[str, Any] = {}
-    for part in [] if in_sql else _parts(ids, dialect):
+    for part in [] if in_sql else _parts(sorted(nodes), dialect):
         q = select(graph_nodes).where(_one_of(graph_nodes.c.id, part, dialect))
         known.update({r.id: r for r in conn.execute(q)})
+    merged = (
+        (_NODES_MERGED if dialect == "postgresql" else _NODES_MERGED_SQLITE) if in_sql else None
+    )
+    rows = _node_rows(nodes, known, version)
+    upsert_rows(conn, graph_nodes, ["id"], rows, fixed=_NODE_FIXED, merged=merged)
+
+
+def _node_rows(
+    nodes: dict[str, _Node], known: dict[str, Any], version: int
+) -> list[dict[str, Any]]:
+    """The rows of ``nodes``, each merged here with its stored row in ``known`` if any."""
     rows = []
-    for ident in ids:
+    for ident in sorted(nodes):
         n = nodes[ident]
         old = known.get(ident)
         first, last, labels, address = n.first, n.last, n.labels, n.address
@@ -541,10 +578,31 @@ def _apply_nodes(
                 "version": version,
             }
         )
-    merged = (
-        (_NODES_MERGED if dialect == "postgresql" else _NODES_MERGED_SQLITE) if in_sql else None
-    )
-    upsert_rows(conn, graph_nodes, ["id"], rows, fixed=_NODE_FIXED, merged=merged)
+    return rows
+
+
+def _node_copy_rows(nodes: dict[str, _Node], version: int) -> list[list[Any]]:
+    """:func:`_node_rows` with nothing stored known, in the COPY's form: what
+    ``CopyForm(graph_nodes)`` makes of those rows, built without their dicts (a test holds the
+    two equal; its times are datetimes, its labels strings)."""
+    rows = []
+    for ident in sorted(nodes):
+        n = nodes[ident]
+        first, last, labels = n.first, n.last, n.labels
+        rows.append(
+            [
+                ident,
+                n.kind,
+                n.namespace,
+                n.name,
+                json_text(labels) if labels else "{}",
+                n.address,
+                first if first.tzinfo is UTC else _utc(first).astimezone(UTC),
+                last if last.tzinfo is UTC else _utc(last).astimezone(UTC),
+                version,
+            ]
+        )
+    return rows
 
 
 def _iso(at: datetime) -> str:
@@ -561,17 +619,39 @@ def _apply_edges(
 ) -> None:
     """Merge ``edges`` into the stored ones (as :func:`_apply_nodes` does nodes)."""
     in_sql = merges_in_sql(conn) if in_sql is None else in_sql
-    keyed = {f"{k[0]}>{k[1]}|{k[2]}|{k[3]}": (k, e) for k, e in edges.items()}
-    keys = sorted(keyed)
+    keyed = _keyed(edges)
+    if in_sql and copies(conn):
+        ready = _edge_copy_rows(keyed, version)
+        upsert_rows(
+            conn, graph_edges, ["key"], ready, fixed=_EDGE_FIXED, merged=_EDGES_MERGED, ready=True
+        )
+        return
     known: dict[str, Any] = {}
-    for part in [] if in_sql else _parts(keys, dialect):
+    for part in [] if in_sql else _parts(sorted(keyed), dialect):
         q = select(graph_edges).where(_one_of(graph_edges.c.key, part, dialect))
         known.update({r.key: r for r in conn.execute(q)})
+    merged = (
+        (_EDGES_MERGED if dialect == "postgresql" else _EDGES_MERGED_SQLITE) if in_sql else None
+    )
+    rows = _edge_rows(keyed, known, version)
+    upsert_rows(conn, graph_edges, ["key"], rows, fixed=_EDGE_FIXED, merged=merged)
+
+
+_Keyed = dict[str, tuple[tuple[str, str, int, str], _Edge]]  # the edges by their row's key
+
+
+def _keyed(edges: dict[tuple[str, str, int, str], _Edge]) -> _Keyed:
+    return {f"{k[0]}>{k[1]}|{k[2]}|{k[3]}": (k, e) for k, e in edges.items()}
+
+
+def _edge_rows(keyed: _Keyed, known: dict[str, Any], version: int) -> list[dict[str, Any]]:
+    """The rows of the edges ``keyed``, each merged here with its stored row in ``known`` if
+    any."""
     rows = []
     # each time object written once: an all-time total shares its first and last with an hour's
-    # row (every one stays alive in ``edges`` meanwhile, so no id is reused)
+    # row (every one stays alive in ``keyed`` meanwhile, so no id is reused)
     iso: dict[int, str] = {}
-    for key in keys:
+    for key in sorted(keyed):
         (src, dst, hour, encryption), e = keyed[key]
         old = known.get(key)
         assert e.first is not None and e.last is not None
@@ -614,10 +694,58 @@ def _apply_edges(
                 "version": version,
             }
         )
-    merged = (
-        (_EDGES_MERGED if dialect == "postgresql" else _EDGES_MERGED_SQLITE) if in_sql else None
-    )
-    upsert_rows(conn, graph_edges, ["key"], rows, fixed=_EDGE_FIXED, merged=merged)
+    return rows
+
+
+_EDGE_COLUMNS = tuple(c.name for c in graph_edges.c)
+_INT4 = 2**31
+_INT8_MAX = 2**63 - 1
+
+
+def _edge_copy_rows(keyed: _Keyed, version: int) -> list[list[Any]]:
+    """:func:`_edge_rows` with nothing stored known, in the COPY's form: what
+    ``CopyForm(graph_edges)`` makes of those rows, built without their dicts (a test holds the
+    two equal). A row with a number beyond its column's range takes the reference, which
+    refuses it as the server would."""
+    rows = []
+    iso: dict[int, str] = {}  # each time object written once (see _apply_edges)
+    for key in sorted(keyed):
+        (src, dst, hour, encryption), e = keyed[key]
+        assert e.first is not None and e.last is not None
+        first = iso.get(id(e.first))
+        if first is None:
+            first = iso[id(e.first)] = _iso(e.first)
+        last = iso.get(id(e.last))
+        if last is None:
+            last = iso[id(e.last)] = _iso(e.last)
+        dlp = e.dlp
+        row = [
+            key,
+            src,
+            dst,
+            hour,
+            encryption,
+            e.connections,
+            e.violations,
+            e.blocked,
+            e.bytes,
+            ",".join(sorted(e.ports)[:MAX_LISTED]),
+            ",".join(sorted(e.protocols)[:MAX_LISTED]),
+            ",".join(f"{k}={v}" for k, v in sorted(dlp.items())) if dlp else "",
+            first,
+            last,
+            version,
+        ]
+        if not (
+            0 <= e.bytes <= _INT8_MAX
+            and 0 <= e.connections < _INT4
+            and 0 <= e.violations < _INT4
+            and 0 <= e.blocked < _INT4
+            and -_INT4 <= hour < _INT4
+        ):
+            row = CopyForm(graph_edges)(dict(zip(_EDGE_COLUMNS, row, strict=True)))
+        rows.append(row)
+    return rows
 
 
 # ---------------------------------------------------------------- reading

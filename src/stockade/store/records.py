@@ -20,7 +20,13 @@ from stockade.model import Event, Finding, ResourceRef, Severity
 from stockade.model.finding import plain
 from stockade.model.jsonvalue import orjson, plain_json
 from stockade.model.redact import json_passes
-from stockade.store.bulk import CopyForm, copies, insert_new_copy_rows, insert_new_rows
+from stockade.store.bulk import (
+    CopyForm,
+    copies,
+    driver_execute,
+    insert_new_copy_rows,
+    insert_new_rows,
+)
 from stockade.store.db import Store
 from stockade.store.jsontext import json_text
 from stockade.store.rows import (  # noqa: F401 (OWN_IDS, storable, finding_rows: used from here)
@@ -41,7 +47,9 @@ _CLEAN_REFS: dict[ResourceRef, dict[str, Any]] = {}
 _CLEAN_REFS_MAX = 8192
 
 
-def _storable_ref(ref: ResourceRef) -> dict[str, Any]:
+def stored_ref(ref: ResourceRef) -> dict[str, Any]:
+    """``ref.to_dict()`` through the gate, as an event's row stores it (shared by the rows that
+    name a resource that passed unchanged: never change it)."""
     known = _CLEAN_REFS.get(ref)
     if known is not None:
         return known
@@ -60,7 +68,7 @@ _SEVERITY_TEXT = {s: str(s) for s in Severity}  # str() of an IntEnum member is 
 def _event_row(e: Event, stored_at: datetime) -> dict[str, Any]:
     """The row of ``e``: every string through the gate (as :func:`storable` would take the whole
     row, field by field so nothing is built twice)."""
-    resource = _storable_ref(e.resource) if e.resource else None
+    resource = stored_ref(e.resource) if e.resource else None
     # SQLite keeps times without their zone: store every one in UTC so they compare.
     at = e.at.astimezone(UTC) if e.at.tzinfo else e.at
     severity = e.severity
@@ -78,7 +86,7 @@ def _event_row(e: Event, stored_at: datetime) -> dict[str, Any]:
         "source": _storable_text(e.source),
         "message": _storable_text(e.message),
         "resource": resource,
-        "peer": _storable_ref(e.peer) if e.peer else None,
+        "peer": stored_ref(e.peer) if e.peer else None,
         "namespace": resource.get("namespace") if resource else None,
         # plain() on plain JSON (an agent's data) only copies it: the gate's walk copies it anyway
         "data": storable(e.data if plain_json(e.data) else plain(e.data)),
@@ -109,7 +117,7 @@ def _ref_text(ref: ResourceRef) -> tuple[ResourceRef, str, Any]:
     found = _REF_TEXTS.get(id(ref))
     if found is not None and found[0] is ref:
         return found
-    stored = _storable_ref(ref)
+    stored = stored_ref(ref)
     entry = (ref, json_text(stored), stored.get("namespace"))
     if _CLEAN_REFS.get(ref) is stored:  # passed unchanged: nothing sensitive is kept
         if len(_REF_TEXTS) >= _CLEAN_REFS_MAX:
@@ -199,7 +207,9 @@ _NOTIFY = "SELECT pg_notify('stockade_events', current_schema())"
 
 
 def _notify(conn: Any, dialect: str) -> None:
-    if dialect == "postgresql":
+    if copies(conn):
+        driver_execute(conn, _NOTIFY)
+    elif dialect == "postgresql":
         conn.execute(text(_NOTIFY))
 
 
