@@ -1058,3 +1058,36 @@ def test_the_compiled_lines_addresses_are_pythons_and_pass_the_gate(raws: list[b
         text = mod.ffi.string(out, n).decode()
         assert text == str(address), raw
         assert redact_text(text) == text == redact_text_fully(text)
+
+
+@pytest.mark.parametrize(
+    "name", ["4111111111111111", "ops-4111-1111-1111-1111", "agent-123-45-6789", "078051120"]
+)
+def test_a_user_or_token_named_with_a_card_or_ssn_is_refused_and_nothing_stored(
+    sqlite_store: Store, name: str
+) -> None:
+    """Names are identities: stored masked they would name nobody, stored in clear they would
+    leak (PCI DSS 3.4). The name is refused, the error does not echo it, and no row is written."""
+    from sqlalchemy import func, select
+
+    from stockade.api.auth import Principal, add_user, create_token
+    from stockade.api.tables import tokens, users
+    from stockade.model import UsageError
+
+    admin = Principal(name="admin", role="admin", via="cli")
+    with pytest.raises(UsageError) as token_error:
+        create_token(sqlite_store, name=name, role="agent", actor=admin)
+    with pytest.raises(UsageError) as user_error:
+        add_user(sqlite_store, name=name, role="reader", password="x" * 16, actor=admin)
+    for error in (token_error, user_error):
+        assert "card number or an SSN" in str(error.value)
+        assert name not in str(error.value)
+    # a name the pattern refuses anyway is echoed only through the gate
+    with pytest.raises(UsageError) as bad:
+        create_token(sqlite_store, name=name + "!", role="agent", actor=admin)
+    assert redact_text(name + "!") in str(bad.value) and name + "!" not in str(bad.value)
+    with sqlite_store.connect() as conn:
+        for table in (tokens, users):
+            assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 0
+    # an ordinary name still passes
+    create_token(sqlite_store, name="ci-agent-7", role="agent", actor=admin)

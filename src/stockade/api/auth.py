@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from stockade.api.tables import sessions, tokens, users
 from stockade.model import Event, InputError, Severity, UsageError
+from stockade.model.redact import redact_text
 from stockade.store import Store
 from stockade.store.records import record_events
 
@@ -68,8 +69,13 @@ def _sha256(secret: str) -> str:
 
 
 def check_name(name: str, what: str) -> str:
+    """``name`` when it may name a user or token; a name the masking gate would change (a card
+    number or an SSN in it) is refused rather than stored masked, which would name nobody."""
     if not _NAME_RE.match(name):
-        raise UsageError(f"{what} name must be 1-64 of A-Z a-z 0-9 _ . @ - (got {name[:80]!r})")
+        shown = redact_text(name[:80])
+        raise UsageError(f"{what} name must be 1-64 of A-Z a-z 0-9 _ . @ - (got {shown!r})")
+    if redact_text(name) != name:
+        raise UsageError(f"{what} name must not hold a card number or an SSN")
     return name
 
 
