@@ -655,12 +655,7 @@ def _edge_rows(keyed: _Keyed, known: dict[str, Any], version: int) -> list[dict[
         (src, dst, hour, encryption), e = keyed[key]
         old = known.get(key)
         assert e.first is not None and e.last is not None
-        first = iso.get(id(e.first))
-        if first is None:
-            first = iso[id(e.first)] = _iso(e.first)
-        last = iso.get(id(e.last))
-        if last is None:
-            last = iso[id(e.last)] = _iso(e.last)
+        first, last = _iso_once(iso, e.first), _iso_once(iso, e.last)
         counts = [e.connections, e.violations, e.blocked, e.bytes]
         ports, protocols, dlp = set(e.ports), set(e.protocols), dict(e.dlp)
         if old is not None:
@@ -697,6 +692,15 @@ def _edge_rows(keyed: _Keyed, known: dict[str, Any], version: int) -> list[dict[
     return rows
 
 
+def _iso_once(iso: dict[int, str], t: datetime) -> str:
+    """``_iso(t)``, written once per time object of a batch (``iso`` keyed by its id: the caller
+    keeps every object alive meanwhile, so no id is reused)."""
+    text = iso.get(id(t))
+    if text is None:
+        text = iso[id(t)] = _iso(t)
+    return text
+
+
 _EDGE_COLUMNS = tuple(c.name for c in graph_edges.c)
 _INT4 = 2**31
 _INT8_MAX = 2**63 - 1
@@ -712,12 +716,7 @@ def _edge_copy_rows(keyed: _Keyed, version: int) -> list[list[Any]]:
     for key in sorted(keyed):
         (src, dst, hour, encryption), e = keyed[key]
         assert e.first is not None and e.last is not None
-        first = iso.get(id(e.first))
-        if first is None:
-            first = iso[id(e.first)] = _iso(e.first)
-        last = iso.get(id(e.last))
-        if last is None:
-            last = iso[id(e.last)] = _iso(e.last)
+        first, last = _iso_once(iso, e.first), _iso_once(iso, e.last)
         dlp = e.dlp
         row = [
             key,
