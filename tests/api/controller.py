@@ -4,6 +4,7 @@ so other tests resetting ``public`` do not pull the floor from under it)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import ssl
@@ -18,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import insert
 
-from stockade.api.auth import Principal, add_user, create_token
+from stockade.api import auth
+from stockade.api.auth import Principal, create_token
+from stockade.api.tables import users
 from stockade.model import Event, ResourceRef, Severity
 from stockade.store import Store, open_store
 from tests.conftest import drop_pg_schema, pg_schema_url
@@ -31,6 +35,28 @@ PASSWORD = "correct horse battery staple"
 def pg_url(schema: str) -> str:
     """PG_URL in a freshly emptied schema of its own (one per xdist worker)."""
     return pg_schema_url(schema)
+
+
+@functools.cache
+def _password_hash() -> str:
+    """PASSWORD hashed as ``add_user`` hashes it, once per test process: an argon2 hash takes
+    0.3 s, and every controller started has two users with that password."""
+    return str(auth._hasher().hash(PASSWORD))
+
+
+def add_users(store: Store, roles: dict[str, str], *, actor: Principal) -> None:
+    """Users (name -> role) with PASSWORD, stored and audited as ``add_user`` does, with the
+    process's one hash of it (the controller verifies a login against it all the same)."""
+    now = datetime.now(UTC)
+    rows = [
+        {"name": name, "password_hash": _password_hash(), "role": role, "created_at": now}
+        for name, role in roles.items()
+    ]
+    with store.begin() as conn:
+        conn.execute(insert(users), rows)
+    for row in rows:
+        info = {"name": row["name"], "role": row["role"], "created_at": now.isoformat()}
+        auth.audit(store, actor, "user_added", after=info)
 
 
 def _free_port() -> int:
@@ -54,8 +80,7 @@ class Controller:
             _, self.tokens[role] = create_token(
                 self.store, name=f"t-{role}", role=role, actor=admin
             )
-        add_user(self.store, name="alice", role="admin", password=PASSWORD, actor=admin)
-        add_user(self.store, name="rita", role="reader", password=PASSWORD, actor=admin)
+        add_users(self.store, {"alice": "admin", "rita": "reader"}, actor=admin)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from stockade.api.graph import full_answer
 from stockade.api.graphmodel import GraphModels, kept
-from stockade.api.topology import GraphQuery, PolicyCache
+from stockade.api.topology import Context, GraphQuery, PolicyCache
 from stockade.firewall.policy.files import parse_texts
 from stockade.firewall.policy.store import apply_policy, set_quarantine
 from stockade.model import Event, ResourceRef, Severity
@@ -154,9 +154,10 @@ def test_the_patched_graph_equals_the_graph_built_from_the_store(any_store: Stor
             if step == 20:  # a new configuration state: the models for the old one go unused
                 set_quarantine(store, "a/w2", [], "model test")
             badges = _state(store)[1]
+            ctx = Context(store, policies)  # the store holds still until the next step
             for q in queries if step % 5 == 4 else rnd.sample(queries, 8):
                 patched = models.answer(store, policies, q, badges=badges)
-                assert patched == full_answer(store, policies, q), (step, q)
+                assert patched == full_answer(store, policies, q, ctx), (step, q)
     finally:
         models.close()
         other.close()

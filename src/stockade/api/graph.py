@@ -117,9 +117,12 @@ def _models(request: Request) -> GraphModels:
     return models
 
 
-def full_answer(store: Store, policies: PolicyCache, q: GraphQuery) -> bytes:
-    """The answer to ``q`` built from the store (what the models' answers equal)."""
-    doc = build_graph(store, Context(store, policies), q)
+def full_answer(
+    store: Store, policies: PolicyCache, q: GraphQuery, ctx: Context | None = None
+) -> bytes:
+    """The answer to ``q`` built from the store (what the models' answers equal); ``ctx``: the
+    nodes' badges read already, for several answers at one state of the store."""
+    doc = build_graph(store, ctx or Context(store, policies), q)
     doc["nodes"] = redact(doc["nodes"])
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
