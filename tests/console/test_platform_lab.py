@@ -68,6 +68,17 @@ class Up:
             time.sleep(0.5)
         raise AssertionError(f"stockade up was not ready in {timeout} s:\n{self.text()}")
 
+    def said(self, text: str, timeout: float = 600) -> str:
+        """Wait until stockade up has said ``text`` (a part started, a result in); its output."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.text()
+            if text in out:
+                return out
+            assert self.proc.poll() is None, f"stockade up exited {self.proc.returncode}:\n{out}"
+            time.sleep(0.5)
+        raise AssertionError(f"stockade up did not say {text!r} in {timeout} s:\n{self.text()}")
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
@@ -126,7 +137,8 @@ def _shot(page: Any, name: str) -> None:
 
 
 def test_the_map_shows_card_data_in_clear_and_tls(browser: Any, up: Up) -> None:
-    page = _login(browser, up)
+    page = _login(browser, up)  # the console answers before the rest is up
+    up.said("lab traffic: a round every")
     _shot(page, "overview")
     page.goto(f"{up.url}/ui/map")
     # lab traffic runs every 5 s: wait until the payments -> orders edge carries a DLP badge
@@ -145,6 +157,7 @@ def test_the_map_shows_card_data_in_clear_and_tls(browser: Any, up: Up) -> None:
 
 
 def test_protect_from_the_console_blocks_the_next_card_in_clear(browser: Any, up: Up) -> None:
+    up.said("the enforcer: enforcing")
     orders = up.address("orders")
     code, status = up.curl("payments", f"http://{orders}:8080/pay", "-d", CARD_JSON)
     assert status == "200", (code, status)  # cde in Monitor: seen, not blocked
@@ -200,3 +213,29 @@ def test_quarantine_from_the_map_cuts_the_pods_traffic(browser: Any, up: Up) -> 
             return
         time.sleep(1)
     raise AssertionError("lifting the quarantine did not restore the pod's traffic")
+
+
+def test_the_console_comes_first_and_the_results_arrive_in_it(browser: Any, up: Up) -> None:
+    out = up.said("every part is up")
+    console = out.index("password:")
+    for result in (
+        "the enforcer: enforcing",
+        "the sample image scanned (",
+        "the CIS Kubernetes benchmark run (",
+        "the CIS Docker benchmark run (",
+        "the example workloads checked (",
+    ):
+        assert console < out.index(result), (result, out)
+    # each result line says what the controller answered (Rich may wrap it)
+    assert re.search(r"the sample image scanned \(\d+ s\); controller: .*?uploaded", out, re.S), out
+    page = _login(browser, up)
+    page.goto(f"{up.url}/ui/vulnerabilities")
+    images = page.locator("#images tbody tr").filter(has_not=page.locator("td.empty"))
+    images.first.wait_for(timeout=20000)
+    assert "sample" in images.first.inner_text(), page.inner_text("#images")
+    page.goto(f"{up.url}/ui/compliance")
+    runs = page.locator("table").first
+    runs.locator("tbody tr").first.wait_for(timeout=20000)
+    assert "Kubernetes" in runs.inner_text() and "Docker" in runs.inner_text(), runs.inner_text()
+    _shot(page, "compliance")
+    assert page.errors == []  # type: ignore[attr-defined]

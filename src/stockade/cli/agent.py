@@ -95,7 +95,11 @@ def spool_max_bytes() -> int:
     return int(m.group(1)) * _UNITS[m.group(2)]
 
 
-def _agent(name: str | None, capabilities: tuple[str, ...], node: str | None = None) -> AgentInfo:
+def agent_info(
+    name: str | None, capabilities: tuple[str, ...], node: str | None = None
+) -> AgentInfo:
+    """What an agent reports itself as: ``name`` (default the host name) on ``node`` (default
+    ``$NODE_NAME``, else the host name)."""
     from stockade import __version__
     from stockade.events.ingest import parse_agent
     from stockade.model.errors import InputError
@@ -142,7 +146,7 @@ def reporting(
     if not options.token:
         raise UsageError("--controller needs --token (or STOCKADE_CONTROLLER_TOKEN)")
     link = ControllerLink(url=options.controller, token=options.token, ca=options.ca)
-    agent = _agent(options.name, capabilities, node)
+    agent = agent_info(options.name, capabilities, node)
     spool = Spool(spool_for(agent.name), max_bytes=spool_max_bytes())
     reporter = Reporter(link, agent, spool, heartbeat=heartbeat)
     with reporter:

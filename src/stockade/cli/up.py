@@ -35,8 +35,8 @@ def up(
     """Bring up the live platform on this machine: the controller and its web console, the lab's
     pods with the firewall and the network sensor reporting to it, the sample image scanned, the
     CIS benchmarks run, and lab traffic (card numbers in clear and over TLS, a blocked connection).
-    Prints the console's address and a one-time admin password; Ctrl-C stops everything and removes
-    the lab. Needs root (network namespaces, nftables). Exit codes: 0 stopped by Ctrl-C, 2 usage
+    Prints the console's address and a one-time admin password as soon as the controller answers,
+    then each part and each result as it lands; Ctrl-C stops everything and removes the lab. Needs root (network namespaces, nftables). Exit codes: 0 stopped by Ctrl-C, 2 usage
     error, 3 a part could not start."""
     from stockade.lab.demo import DemoFailed
     from stockade.lab.platform import Platform, serve

@@ -4,8 +4,11 @@ The controller (API and console) in single-node mode over a fresh SQLite store, 
 the firewall's enforcer and the network sensor reporting to it, the sample image scanned and the CIS
 benchmarks run through the controller, and lab traffic every few seconds: card numbers in clear
 and over TLS, a connection the firewall blocks. It prints the console's address and a one-time
-admin password, stays up until Ctrl-C (or SIGTERM) and then stops every process it started and
-removes the lab.
+admin password as soon as the controller answers (the store, the lab and its policy are all the
+console needs), then brings up the rest in a background thread, saying each part and each result
+as it lands: the enforcer and the sensor, lab traffic, and the scan and the benchmarks in two lanes
+of commands side by side. It stays up until Ctrl-C (or SIGTERM), or until a part fails, and then
+stops every process it started and removes the lab.
 
 The example firewall policy is applied with the card-holder data group (``cde``) in Monitor, so
 the card sent in clear is seen and flagged but not yet blocked: switching the group to Protect in
@@ -65,7 +68,12 @@ class Platform:
             "XDG_DATA_HOME": str(workdir / "data"),
         }
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.running: set[subprocess.Popen[str]] = set()  # commands of cli() not yet finished
         self.stopping = threading.Event()
+        self.failed: BaseException | None = None  # what stopped the work after the console
+        self.later: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._print_lock = threading.Lock()
         self.url = f"https://{host}:{port}"
         self.password = ""
         self.token = ""
@@ -78,15 +86,29 @@ class Platform:
     def cli(
         self, *args: str, ok: Sequence[int] = (0,), stdin: str | None = None, agent: bool = False
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
+        with subprocess.Popen(
             [sys.executable, "-m", "stockade", *args],
             env=self.agent_env() if agent else self.env,
-            input=stdin,
-            capture_output=True,
+            stdin=subprocess.PIPE if stdin is not None else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=600,
-        )
+        ) as child:
+            with self._lock:  # down() ends the commands still running (a scan, a benchmark)
+                self.running.add(child)
+            try:
+                out, err = child.communicate(stdin, timeout=600)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.communicate()
+                raise
+            finally:
+                with self._lock:
+                    self.running.discard(child)
+        proc = subprocess.CompletedProcess(child.args, child.returncode, out, err)
         if proc.returncode not in ok:
+            if self.stopping.is_set():
+                raise DemoFailed("stopped")
             detail = (proc.stderr or proc.stdout).strip().splitlines()
             raise DemoFailed(
                 f"stockade {' '.join(args[:3])} exited {proc.returncode}: "
@@ -208,6 +230,7 @@ class Platform:
             return False
 
     def agents(self) -> None:
+        started = time.monotonic()
         self.start(
             "enforcer",
             "enforcer",
@@ -217,6 +240,7 @@ class Platform:
             agent=True,
         )
         self.wait_for("the enforcer", lambda: "enforcing" in self._log("enforcer"))
+        self.say(f"  the enforcer: enforcing the policy ({time.monotonic() - started:.0f} s)")
         self.start(
             "sensor",
             "sensor",
@@ -227,6 +251,7 @@ class Platform:
             agent=True,
         )
         time.sleep(1.0)
+        self.say("  the sensor: started on the lab's pods")
 
     def _log(self, name: str) -> str:
         try:
@@ -234,19 +259,58 @@ class Platform:
         except OSError:
             return ""
 
+    def say(self, text: str) -> None:
+        with self._print_lock:  # the lanes of results() print from their own threads
+            self.out.line(text)
+
+    def step(
+        self, what: str, *args: str, ok: Sequence[int] = (0,), agent: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """One command of the results, said when it ends with its time and what the controller
+        took: the command's own line on its results (else on its events)."""
+        if self.stopping.is_set():
+            raise DemoFailed("stopped")
+        started = time.monotonic()
+        proc = self.cli(*args, ok=ok, agent=agent)
+        said = [line for line in proc.stderr.splitlines() if line.startswith("controller: ")]
+        said = [line for line in said if " results " in line] or said
+        tail = f"; {said[-1]}" if said else ""
+        self.say(f"  {what} ({time.monotonic() - started:.0f} s){tail}")
+        return proc
+
     def results(self) -> None:
-        """The sample image scanned and the CIS benchmarks run, reported to the controller."""
-        built = self.cli("sample", "build").stdout.split()
-        ref = next(
-            r for r in built if r.startswith("docker-archive:") and r.endswith("docker-oci.tar")
-        )
-        self.cli("db", "import", str(EXAMPLES / "advisories"), agent=True)  # the scanner's
+        """The sample image scanned and the CIS benchmarks run, reported to the controller: two
+        lanes of commands side by side (a machine with two cores runs both at once), each
+        command said as it ends; the console shows each result as it arrives."""
         to_controller = self.agent_args("node-scanner")
-        self.cli("scan", "image", ref, "--allow-unchecked", *to_controller, ok=(0, 1), agent=True)
-        self.cli("bench", "k8s", *to_controller, ok=(0, 1), agent=True)
-        self.cli("bench", "docker", *to_controller, ok=(0, 1), agent=True)
-        manifests = str(EXAMPLES / "admission" / "manifests")
-        self.cli("bench", "workloads", manifests, *to_controller, ok=(0, 1), agent=True)
+
+        def image() -> None:
+            built = self.step("the sample image built", "sample", "build").stdout.split()
+            ref = next(
+                r for r in built if r.startswith("docker-archive:") and r.endswith("docker-oci.tar")
+            )
+            advisories = str(EXAMPLES / "advisories")
+            # the scanner's own store, as on a node
+            self.step("the advisory records imported", "db", "import", advisories, agent=True)
+            self.step(
+                "the sample image scanned",
+                *("scan", "image", ref, "--allow-unchecked", *to_controller),
+                ok=(0, 1),
+                agent=True,
+            )
+
+        def benchmarks() -> None:
+            for what, args in (
+                ("the CIS Kubernetes benchmark run", ("bench", "k8s")),
+                ("the CIS Docker benchmark run", ("bench", "docker")),
+                (
+                    "the example workloads checked",
+                    ("bench", "workloads", str(EXAMPLES / "admission" / "manifests")),
+                ),
+            ):
+                self.step(what, *args, *to_controller, ok=(0, 1), agent=True)
+
+        side_by_side(image, benchmarks)
 
     def traffic_round(self) -> None:
         self.cli("lab", "traffic", "--state", str(self.state), "--count", "1", ok=(0, 1, 3))
@@ -276,12 +340,15 @@ class Platform:
             try:
                 self.traffic_round()
             except (DemoFailed, StockadeError, subprocess.TimeoutExpired) as exc:
-                self.out.error(f"lab traffic: {exc}")
+                if not self.stopping.is_set():  # a round cut short by Ctrl-C is no error
+                    self.out.error(f"lab traffic: {exc}")
             self.stopping.wait(self.traffic_every)
 
     # ------------------------------------------------------------ up and down
 
     def up(self) -> None:
+        """What the console needs: the store, the lab and its policy, the controller. Returns
+        once the controller answers; :meth:`rest` brings up the others."""
         self.out.rule("Stockade: bringing up the live platform on this machine")
         self.out.line("a fresh store, an admin and an agent token")
         self.fresh_store()
@@ -289,14 +356,31 @@ class Platform:
         self.lab()
         self.out.line("the controller and console")
         self.controller()
-        self.out.line("the enforcer and the sensor on the lab, reporting to the controller")
-        self.agents()
-        threading.Thread(target=self.traffic, name="lab-traffic", daemon=True).start()
-        self.out.line("the sample image scanned, the CIS benchmarks run")
-        self.results()
+
+    def rest(self) -> None:
+        """Everything after the console, each part said as it is up: the enforcer and the
+        sensor, lab traffic, then the scan and the benchmarks. :func:`serve` runs it in a thread
+        once it has printed the console's address, and raises what stopped it."""
+        started = time.monotonic()
+        try:
+            self.say("the enforcer and the sensor on the lab, reporting to the controller")
+            self.agents()
+            threading.Thread(target=self.traffic, name="lab-traffic", daemon=True).start()
+            self.say(f"  lab traffic: a round every {self.traffic_every:g} s")
+            self.say("the sample image scanned, the CIS benchmarks run")
+            self.results()
+        except BaseException as exc:  # handed to the main thread, which raises it
+            if not self.stopping.is_set():
+                self.failed = exc
+            return
+        with self._print_lock:
+            self.out.rule(
+                f"Stockade: every part is up ({time.monotonic() - started:.0f} s after the console)"
+            )
 
     def down(self) -> None:
         self.stopping.set()
+        self._end_commands()
         for _name, proc in reversed(self.procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -311,9 +395,43 @@ class Platform:
             "lab", "down", "--prefix", self.prefix, "--state", str(self.state), ok=(0, 1, 2, 3)
         )
 
+    def _end_commands(self) -> None:
+        """End the commands :meth:`rest` still runs (a scan, a benchmark, a traffic round) and
+        wait for it; again while it lives, for one it started as we ended the others."""
+        deadline = time.monotonic() + 30
+        while True:
+            with self._lock:
+                for child in self.running:
+                    if child.poll() is None:
+                        child.terminate()
+            if self.later is None or not self.later.is_alive() or time.monotonic() > deadline:
+                return
+            self.later.join(0.5)
+
+
+def side_by_side(*lanes: Callable[[], None]) -> None:
+    """Run each lane in its own thread (their commands are processes: one core each) and raise
+    the first error of any once all have ended."""
+    errors: list[BaseException] = []
+
+    def run(lane: Callable[[], None]) -> None:
+        try:
+            lane()
+        except BaseException as exc:  # raised below, in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(lane,), name="up-lane") for lane in lanes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
 
 def serve(platform: Platform, *, until: threading.Event | None = None) -> None:
-    """Bring the platform up, print where it is, wait for Ctrl-C / SIGTERM, take it down."""
+    """Bring up what the console needs, print where it is, then the rest in the background;
+    wait for Ctrl-C / SIGTERM and take it all down."""
     stop = until or threading.Event()
 
     def handler(_sig: int, _frame: Any) -> None:
@@ -331,8 +449,17 @@ def serve(platform: Platform, *, until: threading.Event | None = None) -> None:
         platform.out.line(f"  password: {platform.password}   (shown once; stored only as a hash)")
         platform.out.line(f"  logs:     {platform.workdir}")
         platform.out.line("  Ctrl-C stops everything and removes the lab.")
+        platform.out.line(
+            "  Starting now: the enforcer, the sensor, lab traffic, the sample image's scan and "
+            "the CIS benchmarks; each is said below as it is done, and the console shows it as it "
+            "arrives (Network map, Vulnerabilities, Compliance)."
+        )
+        platform.later = threading.Thread(target=platform.rest, name="up-rest", daemon=True)
+        platform.later.start()
         while not stop.wait(1.0):
-            for name, proc in platform.procs:
+            if platform.failed is not None:
+                raise platform.failed
+            for name, proc in list(platform.procs):
                 if proc.poll() is not None:
                     raise DemoFailed(
                         f"{name} stopped (exit {proc.returncode}); see {platform.workdir / (name + '.log')}"

@@ -6,6 +6,11 @@ const FRAMEWORKS = [["pci-dss", "PCI DSS"], ["hipaa", "HIPAA"], ["gdpr", "GDPR"]
 let framework = new URLSearchParams(location.search).get("framework") || "pci-dss";
 let since = "7d";
 
+// a run's benchmark is {id, title, version} (POST /api/v1/cis/runs)
+function benchmarkName(b) {
+  return b ? [b.title || b.id, b.version].filter(Boolean).join(" ") : "";
+}
+
 function statusBadge(s) {
   const kind = { PASS: "pass", FAIL: "fail", ERROR: "high", WARN: "violation" }[s] || "";
   return badge(s, kind);
@@ -13,7 +18,7 @@ function statusBadge(s) {
 
 async function showRun(run) {
   const found = await api(`/api/v1/cis/runs/${encodeURIComponent(run.id)}`);
-  dialog(`${run.benchmark || "CIS"} on ${run.node}`, table([
+  dialog(`${benchmarkName(run.benchmark) || "CIS"} on ${run.node}`, table([
     { title: "Check", value: (c) => c.number || c.id },
     { title: "Title", value: (c) => c.title },
     { title: "Status", value: (c) => statusBadge(c.status) },
@@ -48,7 +53,7 @@ guarded(async () => {
   content().append(h("h2", {}, "CIS benchmark runs"),
     table([
       { title: "Node", value: (r) => r.node },
-      { title: "Benchmark", value: (r) => r.benchmark || "" },
+      { title: "Benchmark", value: (r) => benchmarkName(r.benchmark) },
       { title: "Results", value: (r) => Object.entries(r.counts).map(([k, v]) => [statusBadge(k), `${v} `]) },
       { title: "Worst failing", value: (r) => (r.worst ? badge(r.worst, r.worst) : "") },
       { title: "Run", value: (r) => when(r.finished_at) },
