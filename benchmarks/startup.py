@@ -64,6 +64,15 @@ def _cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _answers(url: str, context: ssl.SSLContext) -> bool:
+    """Whether ``url`` answers 2xx now (not yet listening, or refusing, is False)."""
+    try:
+        with urllib.request.urlopen(url, context=context, timeout=5):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def controller_ready(workdir: Path, env: dict[str, str]) -> tuple[float, float]:
     """Wall-clock and CPU seconds of ``stockade controller`` from its start until ``/healthz``
     answers over HTTPS (the store and certificate folder in ``workdir``, made by the first call)."""
@@ -81,14 +90,8 @@ def controller_ready(workdir: Path, env: dict[str, str]) -> tuple[float, float]:
                 sys.exit(f"controller failed ({proc.returncode}): {proc.stderr.read().decode()}")
             if context is None and (cert_dir / "ca.crt").exists():
                 context = ssl.create_default_context(cafile=str(cert_dir / "ca.crt"))
-            if context is not None:
-                try:
-                    with urllib.request.urlopen(
-                        f"https://127.0.0.1:{port}/healthz", context=context, timeout=5
-                    ):
-                        return time.perf_counter() - start, _cpu_of(proc.pid)
-                except (urllib.error.URLError, OSError):
-                    pass
+            if context is not None and _answers(f"https://127.0.0.1:{port}/healthz", context):
+                return time.perf_counter() - start, _cpu_of(proc.pid)
             time.sleep(0.02)
         sys.exit("the controller did not answer /healthz within 120 s")
     finally:
