@@ -226,8 +226,14 @@ def test_the_console_comes_first_and_the_results_arrive_in_it(browser: Any, up: 
         "the example workloads checked (",
     ):
         assert console < out.index(result), (result, out)
-    # each result line says what the controller answered (Rich may wrap it)
-    assert re.search(r"the sample image scanned \(\d+ s\); controller: .*?uploaded", out, re.S), out
+    # each result line says, on the same line, what the controller answered (piped: not wrapped)
+    for what, uploaded in (
+        ("the sample image scanned", "scan"),
+        ("the CIS Kubernetes benchmark run", "CIS run"),
+        ("the example workloads checked", "workload check"),
+    ):
+        line = rf"^  {what} \(\d+ s\); controller: {uploaded} results uploaded \(\d+ findings\)$"
+        assert re.search(line, out, re.M), (what, out)
     page = _login(browser, up)
     page.goto(f"{up.url}/ui/vulnerabilities")
     images = page.locator("#images tbody tr").filter(has_not=page.locator("td.empty"))
@@ -236,6 +242,7 @@ def test_the_console_comes_first_and_the_results_arrive_in_it(browser: Any, up: 
     page.goto(f"{up.url}/ui/compliance")
     runs = page.locator("table").first
     runs.locator("tbody tr").first.wait_for(timeout=20000)
+    runs.get_by_text("Workload checks").first.wait_for(timeout=20000)
     assert "Kubernetes" in runs.inner_text() and "Docker" in runs.inner_text(), runs.inner_text()
     _shot(page, "compliance")
     assert page.errors == []  # type: ignore[attr-defined]

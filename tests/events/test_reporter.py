@@ -148,6 +148,16 @@ def test_bench_workloads_reports_a_cis_run_with_counts(
     assert len(mine) == 1 and mine[0]["data"]["benchmark"] == "workloads"
     assert sum(mine[0]["data"]["counts"].values()) > 0
     assert list_events(open_store(env["STOCKADE_DB"])) == []  # findings, not events, stay local
+    # every check result lands as a run, next to the node benchmarks (the Compliance page's)
+    checked = sum(mine[0]["data"]["counts"].values())
+    assert f"controller: workload check results uploaded ({checked} findings)" in out.stderr
+    with controller.as_role("reader") as http:
+        runs = http.get("/api/v1/cis/runs").json()["items"]
+        run = next(r for r in runs if r["node"] == str(target))
+        detail = http.get(f"/api/v1/cis/runs/{run['id']}").json()
+    assert run["benchmark"]["id"] == "workloads-restricted" and run["checks"] == checked
+    assert sum(run["counts"].values()) == checked
+    assert {r["id"] for r in detail["results"]} >= {"pss.baseline.privileged"}
 
 
 def test_scan_rootfs_reports_scan_completed_with_counts(

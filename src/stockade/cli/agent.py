@@ -296,6 +296,27 @@ def workloads_event(findings: list[Any], source: str) -> Event:
     )
 
 
+def workload_results(findings: list[Any], source: str, profile: str) -> dict[str, Any]:
+    """The body of ``POST /api/v1/cis/runs`` for ``bench workloads``: every check result of one
+    run over manifests or a cluster (``node`` names what was checked), so the console's
+    Compliance page and the framework reports have them next to the node benchmarks."""
+    import uuid
+    from datetime import UTC, datetime
+
+    return {
+        "run": uuid.uuid4().hex,
+        "finished_at": datetime.now(UTC).isoformat(),
+        "node": source[:1024] or "workloads",
+        "benchmark": {
+            "id": f"workloads-{profile}",
+            "title": "Workload checks (Pod Security Standards, CIS Kubernetes section 5)",
+            "version": profile,
+        },
+        "roles": [],
+        "findings": [f.to_dict() for f in findings],
+    }
+
+
 def upload_results(options: AgentOptions, path: str, payload: dict[str, Any], what: str) -> None:
     """Upload full results (``scan_results``, ``cis_results``) when ``--controller`` is given."""
     if not options.controller or not options.token:

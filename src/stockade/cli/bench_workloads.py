@@ -17,6 +17,8 @@ from stockade.cli.agent import (
     ControllerOption,
     TokenOption,
     send,
+    upload_results,
+    workload_results,
     workloads_event,
 )
 from stockade.cli.common import DbOption, OutputOption, StoreOption, console, emit, open_db
@@ -102,6 +104,12 @@ def workloads(
     agent = AgentOptions(controller=controller, token=token, ca=controller_ca, name=agent_name)
     where = ", ".join(paths) if paths else ("the cluster" if in_cluster else str(kubeconfig))
     send(agent, ("cis", "cis.workloads"), [workloads_event(findings, where)])
+    upload_results(
+        agent,
+        "/api/v1/cis/runs",
+        workload_results(findings, where, profile.value),
+        "workload check",
+    )
 
     if fmt is Format.json:
         emit(findings_json(findings, tool="bench workloads", profile=profile.value), output)

@@ -16,11 +16,13 @@ class _Console:
     def rule(self, title: str) -> None:
         console.rule(f"[bold]{title}")
 
+    # soft_wrap: a line stays one line when the output is piped or logged (Rich would cut it at
+    # 80 columns mid-sentence); a terminal still folds it where it is too narrow
     def line(self, text: str) -> None:
-        console.print(text, markup=False, highlight=False)
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def command(self, text: str) -> None:
-        console.print(text, style="dim", markup=False, highlight=False)
+        console.print(text, style="dim", markup=False, highlight=False, soft_wrap=True)
 
     def error(self, text: str) -> None:
         err_console.print(text, markup=False)
