@@ -26,7 +26,7 @@ from stockade.api.quarantine import RecordedQuarantine
 from stockade.api.responses import ResponseService
 from stockade.api.tables import cursors
 from stockade.events.rules import parse_rules
-from stockade.model import Event, ResourceRef
+from stockade.model import Event, ResourceRef, Severity
 from stockade.store import open_store
 from stockade.store.records import events_committed_after, list_events, record_events
 from stockade.store.tables import events
@@ -356,6 +356,82 @@ def test_a_new_leader_keeps_the_cooldowns_of_the_last_one() -> None:
         followers[1].catch_up()
         assert followers[1].handled == 1
         assert len(list_events(store, kind="response.would_act")) == 1  # within the cooldown
+    finally:
+        store.close()
+
+
+HIGH_DLP = """\
+apiVersion: stockade.dev/v1
+kind: ResponseRules
+metadata: {name: high-dlp}
+spec:
+  rules:
+    - name: dlp-high
+      match: {events: ["dlp.*"], level: high}
+      actions: [quarantine]
+"""
+
+
+def test_the_leader_reads_whole_only_the_events_a_rule_could_match() -> None:
+    """The follower reads a batch by its stored columns first: an event no rule could match by
+    its kind and severity is passed over unread, and the cursor still moves past it."""
+    store = open_store(pg_url("stockade_replicas_heads_test"))
+    try:
+        service = ResponseService(
+            store, quarantine=RecordedQuarantine(store), rules=parse_rules(HIGH_DLP, name="r")
+        )
+        lead = SoleLeader("only")
+        follower = service.follow(lead)
+        seen: list[str] = []
+        handle = follower.handle
+        follower.handle = lambda e: (seen.append(e.message), handle(e))  # type: ignore[method-assign]
+        lead.start()
+        web = ResourceRef(kind="pod", name="web", namespace="shop")
+        record_events(
+            store,
+            [
+                Event(kind="dlp.hit", message="high dlp", severity=Severity.HIGH, resource=web),
+                Event(kind="dlp.hit", message="low dlp", severity=Severity.LOW, resource=web),
+                Event(kind="firewall.denied", message="fw", severity=Severity.CRITICAL),
+                Event(kind="scan.completed", message="scan", data={}),  # scans: always read
+            ],
+        )
+        wait_for(lambda: len(events_committed_after(store, (0, 0))) == 4)
+        last = events_committed_after(store, (0, 0))[-1][0]
+        follower.catch_up()
+        assert sorted(seen) == ["high dlp", "scan"]
+        assert (follower.handled, follower.passed_over) == (2, 2)
+        assert [e.message for e in list_events(store, kind="response.would_act")] != []
+        with store.connect() as conn:  # past the four (the response events come after them)
+            assert tuple(conn.execute(select(cursors.c.tx, cursors.c.seq)).one()) >= last
+        follower.catch_up()  # nothing after the cursor: nothing read again
+        assert follower.handled == 2
+    finally:
+        store.close()
+
+
+def test_a_batch_read_by_heads_hands_over_at_most_its_size() -> None:
+    """Read by heads, a batch still hands over at most ``batch`` events before the cursor moves
+    (what a leader dying mid-batch may handle twice), and passes over the unwanted in between."""
+    store = open_store(pg_url("stockade_replicas_headsbatch_test"))
+    try:
+        lead = SoleLeader("only")
+        batches: list[list[str]] = [[]]
+        follower = ResponseFollower(
+            store,
+            lead,
+            lambda e: batches[-1].append(e.message),
+            wants=lambda kind, severity: kind.startswith("dlp."),
+            after_batch=lambda: batches.append([]),
+            batch=2,
+        )
+        lead.start()
+        kinds = ["dlp.a", "fw.b", "dlp.c", "fw.d", "fw.e", "dlp.f", "fw.g"]
+        record_events(store, [Event(kind=k, message=k) for k in kinds])
+        wait_for(lambda: len(events_committed_after(store, (0, 0))) == len(kinds))
+        follower.catch_up()
+        assert [b for b in batches if b] == [["dlp.a", "dlp.c"], ["dlp.f"]]
+        assert (follower.handled, follower.passed_over) == (3, 4)
     finally:
         store.close()
 

@@ -10,6 +10,7 @@ from stockade.events.rules import (
     VulnSummary,
     evaluate,
     evaluate_scan,
+    may_match,
     parse_rules,
     same_image,
     workload_key,
@@ -117,6 +118,38 @@ def test_conditions(match: str, ev: Event, vulns: VulnSummary | None, fires: boo
         assert [(a.rule, a.kind, a.mode, a.workload) for a in actions] == [
             ("r", "quarantine", "monitor", workload_key(ev.resource))
         ]
+
+
+# the misses the stored columns alone decide (category, event name, level): a reader of stored
+# events leaves these unread; every other case must be read and evaluated
+DECIDED_BY_COLUMNS = {"category miss", "category is before the first dot only",
+                      "event glob miss", "event glob is anchored", "level below"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "match", "ev", "vulns", "fires"), CASES, ids=[c[0] for c in CASES]
+)
+def test_what_may_match_passes_over_no_event_a_rule_fires_on(
+    name: str, match: str, ev: Event, vulns: VulnSummary | None, fires: bool
+) -> None:
+    rules = one_rule(match)
+    assert may_match(rules, ev.kind, ev.severity) is (name not in DECIDED_BY_COLUMNS)
+    if fires:
+        assert may_match(rules, ev.kind, ev.severity)
+
+
+def test_may_match_is_any_rule_and_no_rules_match_nothing() -> None:
+    two = parse_rules(
+        HEAD
+        + "    - {name: a, match: {categories: [tls]}, actions: [quarantine]}\n"
+        + "    - {name: b, match: {level: critical}, actions: [quarantine]}\n",
+        name="r.yaml",
+    )
+    assert may_match(two, "tls.weak_version", Severity.LOW)
+    assert may_match(two, "dlp.sensitive_in_clear", Severity.CRITICAL)
+    assert not may_match(two, "dlp.sensitive_in_clear", Severity.HIGH)
+    assert not may_match(parse_rules(HEAD.replace("  rules:\n", "  rules: []\n"), name="e.yaml"),
+                         "dlp.sensitive_in_clear", Severity.CRITICAL)  # fmt: skip
 
 
 def test_every_enabled_rule_is_evaluated_in_file_order() -> None:

@@ -30,9 +30,11 @@ from sqlalchemy import select, update
 
 from stockade.api.leader import Leadership, SingletonJob
 from stockade.api.tables import cursors
-from stockade.model import Event
+from stockade.model import Event, Severity
 from stockade.store import Store
 from stockade.store.records import (
+    event_heads_committed_after,
+    events_by_id,
     events_committed_after,
     events_held_back,
     oldest_open_transaction,
@@ -43,6 +45,9 @@ log = logging.getLogger("stockade.api")
 
 CURSOR = "response"
 BATCH = 200
+# with ``wants``, a batch is this many events read by their heads (the few wanted read whole):
+# fewer batches mean fewer moves of the cursor, each a committed write
+HEADS_BATCH = 1000
 # Committed events held back behind a transaction still open elsewhere in the cluster (whose end
 # NOTIFYs nobody when it stored no event) are looked for again after this, doubling up to the
 # second; past HELD_WARN seconds the transaction holding them is named in a warning.
@@ -68,6 +73,7 @@ class ResponseFollower:
         leadership: Leadership,
         handle: Callable[[Event], Any],
         *,
+        wants: Callable[[str, Severity], bool] | None = None,
         on_claim: Callable[[], object] | None = None,
         before_batch: Callable[[], object] | None = None,
         after_batch: Callable[[], object] | None = None,
@@ -76,6 +82,9 @@ class ResponseFollower:
         self.store = store
         self.leadership = leadership
         self.handle = handle
+        # which events ``handle`` could act on, by kind and severity: the others are passed over
+        # by their stored columns, never read whole (None: every event is read and handed over)
+        self.wants = wants
         self.on_claim = on_claim  # this replica took the cursor (the responder's cooldowns)
         self.before_batch = before_batch  # the rules stored since the last batch are taken
         self.after_batch = after_batch  # what handling the batch kept is stored, before the cursor
@@ -89,10 +98,12 @@ class ResponseFollower:
         self._done: set[str] = set()
         self._lock = threading.Lock()
         self.handled = 0
+        self.passed_over = 0  # events no rule could match, by their kind and severity
         self._held_since: float | None = None  # monotonic: when events were first held back
         self._held_retry = HELD_RETRY_FIRST
         self._held_warned = False
         self._held_timer: threading.Timer | None = None
+        self._short = False  # the last batch read was not full: caught up to the horizon
 
     def wake(self) -> None:
         """Events were stored (here, or by another replica's NOTIFY): follow them now."""
@@ -156,11 +167,11 @@ class ResponseFollower:
             while self.leadership.is_leader:
                 if self.before_batch is not None:
                     self.before_batch()
-                rows = events_committed_after(self.store, self._position, limit=self.batch)
-                if not rows:
+                read, last = self._next_batch()
+                if last is None:
                     self._look_again_if_held()
                     return
-                for _, event in rows:
+                for event in read:
                     if _own(event) or event.id in self._done:
                         continue
                     try:
@@ -170,15 +181,41 @@ class ResponseFollower:
                     self.handled += 1
                 if self.after_batch is not None:
                     self.after_batch()
-                if not self._save(rows[-1][0]):
+                if not self._save(last):
                     log.warning(
                         "replica %s: another leader took the cursor", self.leadership.replica
                     )
                     self._fenced = True
                     return
-                if len(rows) < self.batch:
+                if self._short:
                     self._look_again_if_held()
                     return
+
+    def _next_batch(self) -> tuple[list[Event], tuple[int, int] | None]:
+        """The next batch after the cursor: the events to hand over, in commit order, and the
+        position of the batch's last event (None: nothing committed after the cursor). With
+        ``wants``, the batch is read by its heads first, and only the events wanted in full."""
+        if self.wants is None:
+            rows = events_committed_after(self.store, self._position, limit=self.batch)
+            self._short = len(rows) < self.batch
+            return [e for _, e in rows], (rows[-1][0] if rows else None)
+        limit = max(self.batch, HEADS_BATCH)
+        heads = event_heads_committed_after(self.store, self._position, limit=limit)
+        self._short = len(heads) < limit
+        if not heads:
+            return [], None
+        wanted: list[str] = []
+        last = heads[-1].position
+        for i, h in enumerate(heads):
+            if self.wants(h.kind, h.severity):
+                wanted.append(h.id)
+                if len(wanted) == self.batch:  # a batch hands over at most ``batch`` events
+                    last, self._short = h.position, False
+                    heads = heads[: i + 1]
+                    break
+        self.passed_over += len(heads) - len(wanted)
+        found = events_by_id(self.store, wanted) if wanted else {}
+        return [found[i] for i in wanted if i in found], last
 
     def _look_again_if_held(self) -> None:
         """Caught up to the horizon: if committed events wait behind it, wake again soon."""

@@ -146,6 +146,10 @@ class ControllerResponder(Responder):
         self.known_images = known_images
         self.before: Callable[[], object] | None = None  # takes newer stored rules and targets
 
+    def wants(self, kind: str, severity: Severity) -> bool:
+        # a scan's summary also asks whether the running workloads of its image now meet a rule
+        return kind == "scan.completed" or super().wants(kind, severity)
+
     def handle(self, event: Event) -> list[ActionTaken]:
         if self.before is not None:
             self.before()
@@ -291,6 +295,7 @@ class ResponseService:
             self.store,
             leadership,
             self.responder.handle,
+            wants=self.responder.wants,
             on_claim=self._claimed,
             before_batch=lambda: self.refresh(force=True),
             after_batch=self.flush_records,

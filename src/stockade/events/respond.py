@@ -39,8 +39,9 @@ from stockade.events.rules import (
     VulnSummary,
     evaluate,
     evaluate_scan,
+    may_match,
 )
-from stockade.model import Event, StockadeError, UsageError
+from stockade.model import Event, Severity, StockadeError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,11 @@ class Responder:
         with self._lock:
             if at > self._last_fired.get(key, float("-inf")):
                 self._last_fired[key] = at
+
+    def wants(self, kind: str, severity: Severity) -> bool:
+        """Whether :meth:`handle` could act on an event of this kind and severity (a reader of
+        stored events leaves the others unread)."""
+        return not kind.startswith("response.") and may_match(self._rules, kind, severity)
 
     def handle(self, event: Event) -> list[ActionTaken]:
         """Evaluate one event and carry out the actions of every rule that matches it."""

@@ -465,6 +465,20 @@ def _matches(rule: CompiledRule, f: _Facts, vulns: VulnSummary | None) -> bool:
     )
 
 
+def may_match(rule_set: RuleSet, kind: str, severity: Severity) -> bool:
+    """Whether some enabled rule could match an event of this kind and severity: the conditions
+    an event's stored columns decide (level, category, event name) hold for at least one rule.
+    The conditions read from its data (namespaces, groups, sensors, checks, vulnerabilities) are
+    left to :func:`evaluate`, so an event this says no to is one no rule matches."""
+    category = kind.split(".", 1)[0]
+    return any(
+        (rule.level is None or severity >= rule.level)
+        and _any(rule.categories, [category])
+        and _any(rule.events, [kind])
+        for rule in rule_set.rules
+    )
+
+
 def evaluate(rule_set: RuleSet, event: Event, vulns: VulnSummary | None = None) -> list[Action]:
     """The actions every enabled rule that matches the event asks for, in file order.
 

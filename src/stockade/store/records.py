@@ -445,6 +445,54 @@ def events_committed_after(
     return [((int(r["tx"]), int(r["seq"])), _event(r)) for r in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class EventHead:
+    """What the stored columns say of an event, enough to tell whether to read the rest."""
+
+    position: tuple[int, int]
+    id: str
+    kind: str
+    severity: Severity
+
+
+def event_heads_committed_after(
+    store: Store, after: tuple[int, int], *, limit: int = 200
+) -> list[EventHead]:
+    """PostgreSQL: :func:`events_committed_after`'s events by their heads only (position, id,
+    kind, severity: no JSON decoded, no message read), for a reader that wants a few of them;
+    :func:`events_by_id` reads those in full."""
+    q = (
+        select(
+            events.c.id,
+            events.c.kind,
+            events.c.severity,
+            literal_column("tx"),
+            literal_column("seq"),
+        )
+        .where(
+            text(
+                "tx IS NOT NULL AND (tx, seq) > (:tx, :seq) "
+                "AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+            )
+        )
+        .order_by(literal_column("tx"), literal_column("seq"))
+        .limit(limit)
+    )
+    with store.connect() as conn:
+        rows = conn.execute(q, {"tx": after[0], "seq": after[1]}).all()
+    return [EventHead((int(r[3]), int(r[4])), r[0], r[1], Severity.parse(r[2])) for r in rows]
+
+
+def events_by_id(store: Store, ids: Sequence[str]) -> dict[str, Event]:
+    """The stored events of ``ids`` (those the store holds), by id."""
+    found: dict[str, Event] = {}
+    with store.connect() as conn:
+        for start in range(0, len(ids), 500):
+            q = select(events).where(events.c.id.in_(ids[start : start + 500]))
+            found.update((r["id"], _event(r)) for r in conn.execute(q).mappings())
+    return found
+
+
 def events_held_back(store: Store, after: tuple[int, int]) -> bool:
     """PostgreSQL: whether committed events after ``after`` wait behind a transaction still
     running somewhere in the cluster (:func:`events_committed_after` does not read them yet).
