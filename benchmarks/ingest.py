@@ -362,6 +362,29 @@ def _replicas_answering(base: str, ca: str, token: str, want: int) -> None:
         sys.exit(f"only {len(seen)} of {want} controller workers answered in 60 s")
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu(root: int) -> float:
+    """CPU seconds (user and system) of process ``root`` and its descendants (the workers)."""
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK)
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, (ppid, _) in stats.items() if ppid in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(stats[pid][1] for pid in tree if pid in stats)
+
+
 def bench_http(opts: argparse.Namespace) -> dict[int, list[float]]:
     """Events/s posted over HTTPS by ``--agents`` processes to ``stockade controller --workers
     N`` on PostgreSQL, for each N of ``--http-workers``, alternating, a fresh schema a round."""
@@ -376,6 +399,7 @@ def bench_http(opts: argparse.Namespace) -> dict[int, list[float]]:
         body = _body(evs[start : start + opts.batch], agent_name=f"bench-agent-{k % agents}")
         per_agent[k % agents].append(body)
     rates: dict[int, list[float]] = {n: [] for n in counts}
+    cpu: dict[int, list[float]] = {n: [] for n in counts}  # the controller's, us an event
     admin = Principal(name="bench", role="admin", via="cli")
     with tempfile.TemporaryDirectory(prefix="stockade-bench-http-") as tmp:
         for r in range(opts.rounds):
@@ -393,11 +417,13 @@ def bench_http(opts: argparse.Namespace) -> dict[int, list[float]]:
                     try:
                         ca = str(workdir / "tls" / "ca.crt")
                         _replicas_answering(base, ca, reader, n)
-                        t0 = time.perf_counter()
+                        c0, t0 = _tree_cpu(proc.pid), time.perf_counter()
                         with ProcessPoolExecutor(agents) as pool:
                             jobs = [pool.submit(_post_all, base, ca, token, b) for b in per_agent]
                             done = [j.result() for j in jobs]
                         elapsed = time.perf_counter() - t0
+                        time.sleep(1.0)  # what the stored events set going (the response rules)
+                        cpu[n].append((_tree_cpu(proc.pid) - c0) / opts.events * 1e6)
                     finally:
                         proc.terminate()
                         proc.wait(30)
@@ -411,7 +437,8 @@ def bench_http(opts: argparse.Namespace) -> dict[int, list[float]]:
         print(
             f"PostgreSQL  over HTTPS, {agents} agent processes, controller --workers {n}: "
             f"{med:7.0f} events/s (min-max {min(rates[n]):.0f}-{max(rates[n]):.0f})   "
-            f"ratio to --workers {counts[0]}  {med / base_rate:.2f}"
+            f"ratio to --workers {counts[0]}  {med / base_rate:.2f}; the controller's CPU an "
+            f"event {statistics.median(cpu[n]):.1f} us"
         )
     return rates
 
