@@ -205,12 +205,16 @@ class ResponseFollower:
         if not heads:
             return [], None
         wanted: list[str] = []
-        last = heads[-1].position
-        for i, h in enumerate(heads):
-            if self.wants(h.kind, h.severity):
-                wanted.append(h.id)
+        last = heads[-1][0]
+        answers: dict[tuple[str, str], bool] = {}  # a batch holds few kinds and levels
+        for i, (position, ident, kind, severity) in enumerate(heads):
+            want = answers.get((kind, severity))
+            if want is None:
+                want = answers[kind, severity] = self.wants(kind, Severity.parse(severity))
+            if want:
+                wanted.append(ident)
                 if len(wanted) == self.batch:  # a batch hands over at most ``batch`` events
-                    last, self._short = h.position, False
+                    last, self._short = position, False
                     heads = heads[: i + 1]
                     break
         self.passed_over += len(heads) - len(wanted)

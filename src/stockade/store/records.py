@@ -445,22 +445,12 @@ def events_committed_after(
     return [((int(r["tx"]), int(r["seq"])), _event(r)) for r in rows]
 
 
-@dataclass(frozen=True, slots=True)
-class EventHead:
-    """What the stored columns say of an event, enough to tell whether to read the rest."""
-
-    position: tuple[int, int]
-    id: str
-    kind: str
-    severity: Severity
-
-
 def event_heads_committed_after(
     store: Store, after: tuple[int, int], *, limit: int = 200
-) -> list[EventHead]:
+) -> list[tuple[tuple[int, int], str, str, str]]:
     """PostgreSQL: :func:`events_committed_after`'s events by their heads only (position, id,
-    kind, severity: no JSON decoded, no message read), for a reader that wants a few of them;
-    :func:`events_by_id` reads those in full."""
+    kind, severity as stored: no JSON decoded, no message read), for a reader that wants a few
+    of them; :func:`events_by_id` reads those in full."""
     q = (
         select(
             events.c.id,
@@ -480,7 +470,7 @@ def event_heads_committed_after(
     )
     with store.connect() as conn:
         rows = conn.execute(q, {"tx": after[0], "seq": after[1]}).all()
-    return [EventHead((int(r[3]), int(r[4])), r[0], r[1], Severity.parse(r[2])) for r in rows]
+    return [((int(r[3]), int(r[4])), r[0], r[1], r[2]) for r in rows]
 
 
 def events_by_id(store: Store, ids: Sequence[str]) -> dict[str, Event]:
