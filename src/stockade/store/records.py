@@ -422,15 +422,11 @@ def events_stored_since(
     return [(_utc(r["stored_at"]), _event(r)) for r in rows]
 
 
-def events_committed_after(
-    store: Store, after: tuple[int, int], *, limit: int = 200
-) -> list[tuple[tuple[int, int], Event]]:
-    """PostgreSQL: events after the position ``after`` in commit order, oldest first, each with
-    its position (``tx``, ``seq``: the inserting transaction and a sequence; migration
-    leader_0001). Only transactions older than every one still running are read, so no event can
-    later appear before a position returned: following these positions sees every event once."""
-    q = (
-        select(events, literal_column("tx"), literal_column("seq"))
+def _committed_after(columns: Sequence[Any], limit: int) -> Any:
+    """The events after a position ``(:tx, :seq)`` in commit order, of transactions older than
+    every one still running (see :func:`events_committed_after`), as these columns."""
+    return (
+        select(*columns, literal_column("tx"), literal_column("seq"))
         .where(
             text(
                 "tx IS NOT NULL AND (tx, seq) > (:tx, :seq) "
@@ -440,6 +436,16 @@ def events_committed_after(
         .order_by(literal_column("tx"), literal_column("seq"))
         .limit(limit)
     )
+
+
+def events_committed_after(
+    store: Store, after: tuple[int, int], *, limit: int = 200
+) -> list[tuple[tuple[int, int], Event]]:
+    """PostgreSQL: events after the position ``after`` in commit order, oldest first, each with
+    its position (``tx``, ``seq``: the inserting transaction and a sequence; migration
+    leader_0001). Only transactions older than every one still running are read, so no event can
+    later appear before a position returned: following these positions sees every event once."""
+    q = _committed_after([events], limit)
     with store.connect() as conn:
         rows = conn.execute(q, {"tx": after[0], "seq": after[1]}).mappings().all()
     return [((int(r["tx"]), int(r["seq"])), _event(r)) for r in rows]
@@ -451,23 +457,7 @@ def event_heads_committed_after(
     """PostgreSQL: :func:`events_committed_after`'s events by their heads only (position, id,
     kind, severity as stored: no JSON decoded, no message read), for a reader that wants a few
     of them; :func:`events_by_id` reads those in full."""
-    q = (
-        select(
-            events.c.id,
-            events.c.kind,
-            events.c.severity,
-            literal_column("tx"),
-            literal_column("seq"),
-        )
-        .where(
-            text(
-                "tx IS NOT NULL AND (tx, seq) > (:tx, :seq) "
-                "AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-            )
-        )
-        .order_by(literal_column("tx"), literal_column("seq"))
-        .limit(limit)
-    )
+    q = _committed_after([events.c.id, events.c.kind, events.c.severity], limit)
     with store.connect() as conn:
         rows = conn.execute(q, {"tx": after[0], "seq": after[1]}).all()
     return [((int(r[3]), int(r[4])), r[0], r[1], r[2]) for r in rows]
