@@ -108,11 +108,12 @@ GOLDEN: dict[str, list[list[str]]] = {
         ["1-alpha-2"],
         ["1-beta-1", "1-b1"],
         ["1-milestone-1", "1-m1"],
-        ["1-rc-1", "1-cr-1"],
+        ["1-rc-1", "1-cr-1", "1.rc1", "1.0.RC1", "1.0-rc1"],
+        ["1-rc-2", "1.0.0-RC2"],
         ["1-snapshot"],
         ["1", "1.0", "1.0.0", "1-ga", "1.final", "1-0", "1.release"],
         ["1-sp"],
-        ["1-abc"],
+        ["1-abc", "1.abc", "1.0.abc"],
         ["1-xyz"],
         ["1-1"],
         ["1.0.1"],
@@ -269,6 +270,32 @@ def test_keys_are_cached_and_immutable() -> None:
     assert isinstance(s.key("1.2-3"), tuple)
 
 
+# Spring, Hibernate and Jetty releases as Maven Central spells them, with a dot or a hyphen
+# before the qualifier; the order is the one Maven 3.8.7's ComparableVersion gives
+# (``java -cp maven3-artifact.jar org.apache.maven.artifact.versioning.ComparableVersion ...``).
+MAVEN_REAL_ORDER = [
+    ["5.3.0-M1", "5.3.0.M1"],
+    ["5.3.0.RC1", "5.3.0-RC1"],
+    ["5.3.0-RC2", "5.3.0.RC2"],
+    ["5.3.0", "5.3.0.RELEASE", "5.3.0.Final"],
+    ["5.3.0.SP1", "5.3.0-SP1"],
+    ["5.3.0.v20210927"],
+    ["5.3.1.Alpha1"],
+    ["5.3.1.Beta2"],
+    ["5.3.1.CR1", "5.3.1-RC1"],
+    ["5.3.1.Final"],
+]
+
+
+def test_maven_qualifier_after_dot_or_hyphen() -> None:
+    s = SCHEMES["maven"]
+    groups = MAVEN_REAL_ORDER
+    for (i, gi), (j, gj) in itertools.combinations_with_replacement(enumerate(groups), 2):
+        for a in gi:
+            for b in gj:
+                assert (s.compare(a, b), s.compare(b, a)) == ((0, 0) if i == j else (-1, 1)), (a, b)
+
+
 # The ordered lists Maven's own ComparableVersion tests use (qualifiers, then numbers).
 MAVEN_ORDERED = [
     [
@@ -297,9 +324,8 @@ MAVEN_ORDERED = [
     ],
     [
         "2.0",
+        "2.0.a",  # = "2.0.0.a" = "2.0-a": a qualifier after a dot nests as after "-"
         "2-1",
-        "2.0.a",
-        "2.0.0.a",
         "2.0.2",
         "2.0.123",
         "2.1.0",
