@@ -367,6 +367,44 @@ def test_releases_and_ecosystems_without_data_are_reported_unchecked(loaded: Sto
 ECOSYSTEM_DATA = Path(__file__).resolve().parent / "data" / "ecosystems"
 
 
+def test_alpine_versions_with_leading_zeros_compare_as_apk_does(
+    any_store: Store, tmp_path: Path
+) -> None:
+    """apk compares a component after the first with a leading zero as a decimal fraction
+    (4.09 < 4.5.14, apk-tools' test data): a secdb fix at 4.09-r1 does not reach 4.5.14-r0
+    (reported before as affected), and reaches 4.08-r0; on both databases."""
+    secdb = {
+        "distroversion": "v3.19",
+        "reponame": "main",
+        "archs": ["x86_64"],
+        "urlprefix": "https://dl-cdn.alpinelinux.org/alpine",
+        "apkurl": "{{urlprefix}}/{{distroversion}}/{{reponame}}/{{arch}}/{{pkg.name}}-{{pkg.ver}}.apk",
+        "packages": [
+            {"pkg": {"name": "perl-example", "secfixes": {"4.09-r1": ["CVE-2099-0001"]}}},
+            {"pkg": {"name": "vim", "secfixes": {"8.2.002-r0": ["CVE-2099-0002"]}}},
+        ],
+    }
+    (tmp_path / "main.json").write_text(json.dumps(secdb))
+    import_sources(any_store, [str(tmp_path / "main.json")])
+    apk = [
+        ("perl-example", "4.5.14-r0"),  # above the fix
+        ("perl-example", "4.08-r0"),  # below it
+        ("perl-example", "4.09-r1"),  # the fix
+        ("vim", "8.2.0015-r0"),  # 0.0015 < 0.002: below the fix
+        ("vim", "8.2.01-r0"),  # above it
+    ]
+    inv = Inventory(
+        source="alpine",
+        distro=Distro(id="alpine", version_id="3.19.1"),
+        packages=tuple(Package(type="apk", name=n, version=v, source_name=n) for n, v in apk),
+    )
+    got = {(f.details.package, f.details.installed_version, f.id) for f in match(inv, any_store)}
+    assert got == {
+        ("perl-example", "4.08-r0", "CVE-2099-0001"),
+        ("vim", "8.2.0015-r0", "CVE-2099-0002"),
+    }
+
+
 def test_nuget_crates_packagist_records_meet_their_catalogers_packages(sqlite_store: Store) -> None:
     """Real GitHub Advisory Database records of the NuGet, crates.io and Packagist ecosystems are
     imported and matched against packages as the new catalogers report them (type, name, purl),

@@ -270,6 +270,33 @@ def test_keys_are_cached_and_immutable() -> None:
     assert isinstance(s.key("1.2-3"), tuple)
 
 
+# Pairs from apk-tools' own test data (alpinelinux/apk-tools ``test/unit/version.data`` at
+# 90b974f): a component after the first with a leading zero is a decimal fraction.
+APK_FACTS = [
+    ("4.5.14", ">", "4.09-r1"),
+    ("8.2.0", "<", "8.2.001"),
+    ("8.2.0015", "<", "8.2.002"),
+    ("1.2.07.8", "<", "1.2.12.04"),
+    ("1.2.12.04", "<", "1.2.12.05"),
+    ("2.02.06", "<", "2.02.10"),
+    ("2.8.6-r2", ">", "2.02-r1"),
+    ("1.07-r1", "<", "1.07.5"),
+    ("1.07", "<", "1.19"),
+    ("2.04", "<", "2.4.3-r1"),
+    ("0.98", "<", "1.00"),
+    ("1.06-r6", "<", "006"),
+    ("021109-r3", "<", "20060512"),
+    ("3.9.8-r5", ">", "2.01.01_alpha10"),
+    ("0.01", "<", "0.06"),
+]
+
+
+@pytest.mark.parametrize(("a", "op", "b"), APK_FACTS)
+def test_apk_leading_zero_components(a: str, op: str, b: str) -> None:
+    want = {"<": -1, "=": 0, ">": 1}[op]
+    assert (SCHEMES["apk"].compare(a, b), SCHEMES["apk"].compare(b, a)) == (want, -want)
+
+
 # Spring, Hibernate and Jetty releases as Maven Central spells them, with a dot or a hyphen
 # before the qualifier; the order is the one Maven 3.8.7's ComparableVersion gives
 # (``java -cp maven3-artifact.jar org.apache.maven.artifact.versioning.ComparableVersion ...``).
