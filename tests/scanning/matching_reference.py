@@ -140,7 +140,9 @@ def _severity(group: list[Hit], best: Entry | None, is_distro: bool) -> Severity
     if is_distro and vendor is not None:
         return vendor
     if best is not None and best.cvss_score is not None:
-        return Severity.from_cvss(best.cvss_score)
+        vector = best.cvss_vector
+        v2 = vector is not None and not vector.startswith(("CVSS:3", "CVSS:4"))
+        return Severity.from_cvss(best.cvss_score, v2=v2)
     return vendor or Severity.UNKNOWN
 
 

@@ -367,6 +367,45 @@ def test_releases_and_ecosystems_without_data_are_reported_unchecked(loaded: Sto
 ECOSYSTEM_DATA = Path(__file__).resolve().parent / "data" / "ecosystems"
 
 
+def test_a_cvss_v2_score_is_rated_on_the_v2_scale(sqlite_store: Store, tmp_path: Path) -> None:
+    """A record whose only CVSS is a v2 vector (older NVD-derived OSV records) is rated as NVD
+    rates v2 scores: 10.0 is high, not critical (it was critical, through the v3 bands); a v3
+    vector next to it still decides."""
+    record = {
+        "id": "PYSEC-2099-1",
+        "modified": "2024-01-01T00:00:00Z",
+        "aliases": ["CVE-2099-1001"],
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "oldlib"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.0"}]}
+                ],
+            }
+        ],
+        "severity": [{"type": "CVSS_V2", "score": "AV:N/AC:L/Au:N/C:C/I:C/A:C"}],
+    }
+    both = {
+        **record,
+        "id": "PYSEC-2099-2",
+        "aliases": ["CVE-2099-1002"],
+        "severity": [
+            {"type": "CVSS_V2", "score": "AV:N/AC:L/Au:N/C:P/I:P/A:P"},
+            {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"},
+        ],
+    }
+    (tmp_path / "v2.json").write_text(json.dumps([record, both]))
+    import_sources(sqlite_store, [str(tmp_path / "v2.json")])
+    inv = Inventory(
+        source="dir:/app", packages=(Package(type="python", name="oldlib", version="1.0"),)
+    )
+    got = {(f.id, f.severity, f.details.cvss_score) for f in match(inv, sqlite_store)}
+    assert got == {
+        ("CVE-2099-1001", Severity.HIGH, 10.0),
+        ("CVE-2099-1002", Severity.CRITICAL, 9.8),
+    }
+
+
 def test_alpine_versions_with_leading_zeros_compare_as_apk_does(
     any_store: Store, tmp_path: Path
 ) -> None:

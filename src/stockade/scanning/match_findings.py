@@ -103,8 +103,14 @@ def _rating(text: str | None) -> Severity | None:
 
 
 @lru_cache(maxsize=1024)  # base scores have one decimal: about a hundred values
-def _cvss_rating(score: float) -> Severity:
-    return Severity.from_cvss(score)
+def _cvss_rating(score: float, v2: bool) -> Severity:
+    return Severity.from_cvss(score, v2=v2)
+
+
+def is_cvss_v2(vector: str | None) -> bool:
+    """A v2 vector (``AV:N/AC:L/Au:N/...``, optionally ``CVSS:2.0/`` or in parentheses): rated
+    on v2's own scale."""
+    return vector is not None and not vector.startswith(("CVSS:3", "CVSS:4"))
 
 
 @dataclass(slots=True)
@@ -219,7 +225,7 @@ def build_findings(
         if is_distro and vendor is not None:
             severity = vendor  # the distribution's rating for OS packages, else CVSS, else text
         elif score is not None:
-            severity = _cvss_rating(score)
+            severity = _cvss_rating(score, is_cvss_v2(vector))
         else:
             severity = vendor or Severity.UNKNOWN
         if not summary:
