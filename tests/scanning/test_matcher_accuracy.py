@@ -394,7 +394,16 @@ def test_a_cvss_v2_score_is_rated_on_the_v2_scale(sqlite_store: Store, tmp_path:
             {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"},
         ],
     }
-    (tmp_path / "v2.json").write_text(json.dumps([record, both]))
+    # Two records of one vulnerability (aliases): the v3 score of one outranks the v2 10.0 of
+    # the other.
+    merged = {**record, "id": "GHSA-2099-0003", "aliases": ["CVE-2099-1003"]}
+    other = {
+        **both,
+        "id": "PYSEC-2099-3",
+        "aliases": ["CVE-2099-1003", "GHSA-2099-0003"],
+        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}],
+    }
+    (tmp_path / "v2.json").write_text(json.dumps([record, both, merged, other]))
     import_sources(sqlite_store, [str(tmp_path / "v2.json")])
     inv = Inventory(
         source="dir:/app", packages=(Package(type="python", name="oldlib", version="1.0"),)
@@ -403,6 +412,7 @@ def test_a_cvss_v2_score_is_rated_on_the_v2_scale(sqlite_store: Store, tmp_path:
     assert got == {
         ("CVE-2099-1001", Severity.HIGH, 10.0),
         ("CVE-2099-1002", Severity.CRITICAL, 9.8),
+        ("CVE-2099-1003", Severity.HIGH, 7.5),
     }
 
 

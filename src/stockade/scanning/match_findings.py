@@ -267,8 +267,8 @@ def _pick(
     group: list[RowHit], scheme: Scheme, t: Target, labels: dict[tuple[str, str | None], str]
 ) -> tuple[str | None, str, float | None, str | None, str, Severity | None, tuple[str, ...], str]:
     """What the finding of several merged records says, in one walk. Ties keep the first hit,
-    as max() would: the strongest fix state, the highest CVSS score, the first summary and the
-    first distribution or record rating. Returns (fixed version, fix state, CVSS score and
+    as max() would: the strongest fix state, the highest CVSS score (v3/v4 before v2), the first
+    summary and the first distribution or record rating. Returns (fixed version, fix state, CVSS score and
     vector, summary, vendor rating, references, data source)."""
     fixes: list[str] = []
     state, rank = "", -1
@@ -287,8 +287,11 @@ def _pick(
         if r > rank:
             state, rank = s, r
         score = rec[7]
-        if score is not None and (best is None or score > (best[7] or 0.0)):
-            best = rec
+        if score is not None and (
+            best is None
+            or (not is_cvss_v2(rec[6]), score) > (not is_cvss_v2(best[6]), best[7] or 0.0)
+        ):
+            best = rec  # a v3/v4 score outranks any v2 score: they are on different scales
         if not summary and rec[4]:
             summary = rec[4]
         if vendor is None:
