@@ -15,6 +15,7 @@ from stockade.model import Finding, Pillar, ResourceRef, Severity
 from stockade.model.errors import UsageError
 from stockade.model.finding import Status
 from stockade.model.slots import slot_constructor
+from stockade.scanning.advisories.cvss import is_v2
 from stockade.scanning.advisories.store import HIT_FIX_STATE, HIT_SEVERITY, RecordRow, SpanHit
 from stockade.scanning.interface import VulnerabilityDetails
 from stockade.scanning.match_eval import json_strings, load_json
@@ -105,12 +106,6 @@ def _rating(text: str | None) -> Severity | None:
 @lru_cache(maxsize=1024)  # base scores have one decimal: about a hundred values
 def _cvss_rating(score: float, v2: bool) -> Severity:
     return Severity.from_cvss(score, v2=v2)
-
-
-def is_cvss_v2(vector: str | None) -> bool:
-    """A v2 vector (``AV:N/AC:L/Au:N/...``, optionally ``CVSS:2.0/`` or in parentheses): rated
-    on v2's own scale."""
-    return vector is not None and not vector.startswith(("CVSS:3", "CVSS:4"))
 
 
 @dataclass(slots=True)
@@ -225,7 +220,7 @@ def build_findings(
         if is_distro and vendor is not None:
             severity = vendor  # the distribution's rating for OS packages, else CVSS, else text
         elif score is not None:
-            severity = _cvss_rating(score, is_cvss_v2(vector))
+            severity = _cvss_rating(score, is_v2(vector))
         else:
             severity = vendor or Severity.UNKNOWN
         if not summary:
@@ -288,8 +283,7 @@ def _pick(
             state, rank = s, r
         score = rec[7]
         if score is not None and (
-            best is None
-            or (not is_cvss_v2(rec[6]), score) > (not is_cvss_v2(best[6]), best[7] or 0.0)
+            best is None or (not is_v2(rec[6]), score) > (not is_v2(best[6]), best[7] or 0.0)
         ):
             best = rec  # a v3/v4 score outranks any v2 score: they are on different scales
         if not summary and rec[4]:
