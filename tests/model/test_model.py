@@ -64,6 +64,22 @@ def test_cvss_boundaries(score: float, expected: Severity) -> None:
     assert Severity.from_cvss(score) is expected
 
 
+@pytest.mark.parametrize(
+    ("score", "expected"),
+    [
+        (10.0, Severity.HIGH),  # NVD's v2 rating has no critical band
+        (9.3, Severity.HIGH),
+        (7.0, Severity.HIGH),
+        (6.9, Severity.MEDIUM),
+        (4.0, Severity.MEDIUM),
+        (3.9, Severity.LOW),
+        (0.0, Severity.LOW),
+    ],
+)
+def test_cvss_v2_boundaries(score: float, expected: Severity) -> None:
+    assert Severity.from_cvss(score, v2=True) is expected
+
+
 def test_error_tree_exit_codes() -> None:
     assert UsageError("x").exit_code == 2
     err = UnsafeImage("layer entry escapes the root", subject="docker-archive:bad.tar")

@@ -122,6 +122,10 @@ def _primary(ids: set[str]) -> str:
     return sorted(ids)[0]
 
 
+def _v2(vector: str | None) -> bool:
+    return vector is not None and not vector.startswith(("CVSS:3", "CVSS:4"))
+
+
 @cache
 def _rating(text: str | None) -> Severity | None:
     if not text:
@@ -140,7 +144,7 @@ def _severity(group: list[Hit], best: Entry | None, is_distro: bool) -> Severity
     if is_distro and vendor is not None:
         return vendor
     if best is not None and best.cvss_score is not None:
-        return Severity.from_cvss(best.cvss_score)
+        return Severity.from_cvss(best.cvss_score, v2=_v2(best.cvss_vector))
     return vendor or Severity.UNKNOWN
 
 
@@ -196,7 +200,11 @@ def build_findings(
         if state == "fixed" and not fixes:
             state = "not-fixed"  # a fixed range the installed version is not below
         scored = [h.entry for h in group if h.entry.cvss_score is not None]
-        best = max(scored, key=lambda e: e.cvss_score or 0.0) if scored else None
+        best = (
+            max(scored, key=lambda e: (not _v2(e.cvss_vector), e.cvss_score or 0.0))
+            if scored
+            else None
+        )
         summary = next((h.entry.summary for h in group if h.entry.summary), "")
         urls = tuple(dict.fromkeys(u for h in group for u in _strings(h.entry.row[14])))[:10]
         out.append(

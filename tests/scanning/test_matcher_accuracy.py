@@ -367,6 +367,93 @@ def test_releases_and_ecosystems_without_data_are_reported_unchecked(loaded: Sto
 ECOSYSTEM_DATA = Path(__file__).resolve().parent / "data" / "ecosystems"
 
 
+def test_a_cvss_v2_score_is_rated_on_the_v2_scale(sqlite_store: Store, tmp_path: Path) -> None:
+    """A record whose only CVSS is a v2 vector (older NVD-derived OSV records) is rated as NVD
+    rates v2 scores: 10.0 is high, not critical (it was critical, through the v3 bands); a v3
+    vector next to it still decides."""
+    record = {
+        "id": "PYSEC-2099-1",
+        "modified": "2024-01-01T00:00:00Z",
+        "aliases": ["CVE-2099-1001"],
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "oldlib"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.0"}]}
+                ],
+            }
+        ],
+        "severity": [{"type": "CVSS_V2", "score": "AV:N/AC:L/Au:N/C:C/I:C/A:C"}],
+    }
+    both = {
+        **record,
+        "id": "PYSEC-2099-2",
+        "aliases": ["CVE-2099-1002"],
+        "severity": [
+            {"type": "CVSS_V2", "score": "AV:N/AC:L/Au:N/C:P/I:P/A:P"},
+            {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"},
+        ],
+    }
+    # Two records of one vulnerability (aliases): the v3 score of one outranks the v2 10.0 of
+    # the other.
+    merged = {**record, "id": "GHSA-2099-0003", "aliases": ["CVE-2099-1003"]}
+    other = {
+        **both,
+        "id": "PYSEC-2099-3",
+        "aliases": ["CVE-2099-1003", "GHSA-2099-0003"],
+        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}],
+    }
+    (tmp_path / "v2.json").write_text(json.dumps([record, both, merged, other]))
+    import_sources(sqlite_store, [str(tmp_path / "v2.json")])
+    inv = Inventory(
+        source="dir:/app", packages=(Package(type="python", name="oldlib", version="1.0"),)
+    )
+    got = {(f.id, f.severity, f.details.cvss_score) for f in match(inv, sqlite_store)}
+    assert got == {
+        ("CVE-2099-1001", Severity.HIGH, 10.0),
+        ("CVE-2099-1002", Severity.CRITICAL, 9.8),
+        ("CVE-2099-1003", Severity.HIGH, 7.5),
+    }
+
+
+def test_alpine_versions_with_leading_zeros_compare_as_apk_does(
+    any_store: Store, tmp_path: Path
+) -> None:
+    """apk compares a component after the first with a leading zero as a decimal fraction
+    (4.09 < 4.5.14, apk-tools' test data): a secdb fix at 4.09-r1 does not reach 4.5.14-r0
+    (reported before as affected), and reaches 4.08-r0; on both databases."""
+    secdb = {
+        "distroversion": "v3.19",
+        "reponame": "main",
+        "archs": ["x86_64"],
+        "urlprefix": "https://dl-cdn.alpinelinux.org/alpine",
+        "apkurl": "{{urlprefix}}/{{distroversion}}/{{reponame}}/{{arch}}/{{pkg.name}}-{{pkg.ver}}.apk",
+        "packages": [
+            {"pkg": {"name": "perl-example", "secfixes": {"4.09-r1": ["CVE-2099-0001"]}}},
+            {"pkg": {"name": "vim", "secfixes": {"8.2.002-r0": ["CVE-2099-0002"]}}},
+        ],
+    }
+    (tmp_path / "main.json").write_text(json.dumps(secdb))
+    import_sources(any_store, [str(tmp_path / "main.json")])
+    apk = [
+        ("perl-example", "4.5.14-r0"),  # above the fix
+        ("perl-example", "4.08-r0"),  # below it
+        ("perl-example", "4.09-r1"),  # the fix
+        ("vim", "8.2.0015-r0"),  # 0.0015 < 0.002: below the fix
+        ("vim", "8.2.01-r0"),  # above it
+    ]
+    inv = Inventory(
+        source="alpine",
+        distro=Distro(id="alpine", version_id="3.19.1"),
+        packages=tuple(Package(type="apk", name=n, version=v, source_name=n) for n, v in apk),
+    )
+    got = {(f.details.package, f.details.installed_version, f.id) for f in match(inv, any_store)}
+    assert got == {
+        ("perl-example", "4.08-r0", "CVE-2099-0001"),
+        ("vim", "8.2.0015-r0", "CVE-2099-0002"),
+    }
+
+
 def test_nuget_crates_packagist_records_meet_their_catalogers_packages(sqlite_store: Store) -> None:
     """Real GitHub Advisory Database records of the NuGet, crates.io and Packagist ecosystems are
     imported and matched against packages as the new catalogers report them (type, name, purl),

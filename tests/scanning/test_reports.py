@@ -14,9 +14,17 @@ from stockade.scanning.policy_files import load_ignore_file, load_vex
 from stockade.scanning.reports import renderer
 from stockade.scanning.reports.cyclonedx import render_cyclonedx
 from stockade.scanning.reports.json_report import render_json
-from stockade.scanning.reports.sarif import render_sarif
+from stockade.scanning.reports.sarif import render_sarif, security_severity
 from stockade.scanning.reports.table import render_table
-from tests.scanning.scan_support import DIGEST, IMAGE, report
+from tests.scanning.scan_support import (
+    DIGEST,
+    IMAGE,
+    OPENSSL,
+    finding,
+    gate,
+    report,
+    sample_findings,
+)
 
 SARIF_SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
 
@@ -110,6 +118,27 @@ def test_sarif_validates_against_the_2_1_0_schema(tmp_path: Path) -> None:
     assert by_rule["CVE-2024-0001"]["suppressions"][0]["kind"] == "external"
     assert "suppressions" not in by_rule["CVE-2024-0002"]
     assert by_rule["CVE-2024-0001"]["level"] == "error"
+
+
+def test_sarif_security_severity_of_a_cvss_v2_score_stays_high() -> None:
+    """A v2 score is on v2's scale, where 10.0 is high: GitHub must not label it critical (the
+    table says high); v3 scores are written as they are."""
+    findings = [
+        finding(
+            "CVE-2014-0160",
+            OPENSSL,
+            Severity.HIGH,
+            fixed="1.0.1g-1",
+            cvss=10.0,
+            vector="AV:N/AC:L/Au:N/C:C/I:C/A:C",
+        ),
+        finding(
+            "CVE-2014-0224", OPENSSL, Severity.MEDIUM, cvss=6.8, vector="AV:N/AC:M/Au:N/C:P/I:P/A:P"
+        ),
+        *sample_findings()[:1],
+    ]
+    got = {g.finding.id: security_severity(g) for g in gate(findings=findings).findings}
+    assert got == {"CVE-2014-0160": 8.9, "CVE-2014-0224": 6.8, "CVE-2024-0001": 9.8}
 
 
 def test_sarif_schema_check_is_not_vacuous() -> None:

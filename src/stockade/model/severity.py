@@ -27,8 +27,11 @@ class Severity(IntEnum):
             raise UsageError(f"unknown severity {text!r} (expected one of: {names})") from None
 
     @classmethod
-    def from_cvss(cls, score: float) -> Severity:
-        """Map a CVSS v3/v4 base score to its qualitative rating."""
+    def from_cvss(cls, score: float, *, v2: bool = False) -> Severity:
+        """Map a CVSS v3/v4 base score to its qualitative rating; a v2 score (``v2``) to NVD's
+        v2 rating, which has no critical band (7.0-10.0 is high, below 4.0 low)."""
+        if v2:
+            return cls.HIGH if score >= 7.0 else cls.MEDIUM if score >= 4.0 else cls.LOW
         if score >= 9.0:
             return cls.CRITICAL
         if score >= 7.0:

@@ -15,6 +15,7 @@ from stockade.model import Finding, Pillar, ResourceRef, Severity
 from stockade.model.errors import UsageError
 from stockade.model.finding import Status
 from stockade.model.slots import slot_constructor
+from stockade.scanning.advisories.cvss import is_v2
 from stockade.scanning.advisories.store import HIT_FIX_STATE, HIT_SEVERITY, RecordRow, SpanHit
 from stockade.scanning.interface import VulnerabilityDetails
 from stockade.scanning.match_eval import json_strings, load_json
@@ -103,8 +104,8 @@ def _rating(text: str | None) -> Severity | None:
 
 
 @lru_cache(maxsize=1024)  # base scores have one decimal: about a hundred values
-def _cvss_rating(score: float) -> Severity:
-    return Severity.from_cvss(score)
+def _cvss_rating(score: float, v2: bool) -> Severity:
+    return Severity.from_cvss(score, v2=v2)
 
 
 @dataclass(slots=True)
@@ -219,7 +220,7 @@ def build_findings(
         if is_distro and vendor is not None:
             severity = vendor  # the distribution's rating for OS packages, else CVSS, else text
         elif score is not None:
-            severity = _cvss_rating(score)
+            severity = _cvss_rating(score, is_v2(vector))
         else:
             severity = vendor or Severity.UNKNOWN
         if not summary:
@@ -261,8 +262,8 @@ def _pick(
     group: list[RowHit], scheme: Scheme, t: Target, labels: dict[tuple[str, str | None], str]
 ) -> tuple[str | None, str, float | None, str | None, str, Severity | None, tuple[str, ...], str]:
     """What the finding of several merged records says, in one walk. Ties keep the first hit,
-    as max() would: the strongest fix state, the highest CVSS score, the first summary and the
-    first distribution or record rating. Returns (fixed version, fix state, CVSS score and
+    as max() would: the strongest fix state, the highest CVSS score (v3/v4 before v2), the first
+    summary and the first distribution or record rating. Returns (fixed version, fix state, CVSS score and
     vector, summary, vendor rating, references, data source)."""
     fixes: list[str] = []
     state, rank = "", -1
@@ -281,8 +282,10 @@ def _pick(
         if r > rank:
             state, rank = s, r
         score = rec[7]
-        if score is not None and (best is None or score > (best[7] or 0.0)):
-            best = rec
+        if score is not None and (
+            best is None or (not is_v2(rec[6]), score) > (not is_v2(best[6]), best[7] or 0.0)
+        ):
+            best = rec  # a v3/v4 score outranks any v2 score: they are on different scales
         if not summary and rec[4]:
             summary = rec[4]
         if vendor is None:

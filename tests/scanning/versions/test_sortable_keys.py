@@ -3,6 +3,8 @@ the generated versions of the property tests and the golden lists."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,7 +38,8 @@ def test_stored_keys_order_like_the_parser(scheme: str) -> None:
             try:
                 keys[v] = sortable_key(s, v)
             except NotSortable:
-                assert scheme == "maven"  # only its versions with qualifiers are left out
+                # only Maven versions with qualifiers and apk versions with a fraction are left out
+                assert scheme == "maven" or (scheme == "apk" and re.search(r"\.0[0-9]", v)), v
         for a, ka in keys.items():  # every pair of the example's versions
             for b, kb in keys.items():
                 assert ka is not None and kb is not None

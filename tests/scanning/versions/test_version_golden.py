@@ -108,11 +108,12 @@ GOLDEN: dict[str, list[list[str]]] = {
         ["1-alpha-2"],
         ["1-beta-1", "1-b1"],
         ["1-milestone-1", "1-m1"],
-        ["1-rc-1", "1-cr-1"],
+        ["1-rc-1", "1-cr-1", "1.rc1", "1.0.RC1", "1.0-rc1"],
+        ["1-rc-2", "1.0.0-RC2"],
         ["1-snapshot"],
         ["1", "1.0", "1.0.0", "1-ga", "1.final", "1-0", "1.release"],
         ["1-sp"],
-        ["1-abc"],
+        ["1-abc", "1.abc", "1.0.abc"],
         ["1-xyz"],
         ["1-1"],
         ["1.0.1"],
@@ -152,8 +153,8 @@ GOLDEN: dict[str, list[list[str]]] = {
         ["1.0.0-beta1", "1.0.0-b1", "1.0.0-beta.1"],
         ["1.0.0-beta2"],
         ["1.0.0-beta10"],
-        ["1.0.0-RC1", "1.0.0-rc1"],
-        ["1.0.0", "v1.0.0", "1.0", "1", "1.0.0.0", "1.0.0-stable"],
+        ["1.0.0-RC1", "1.0.0-rc1", "1.0.0-RC1+build.5"],
+        ["1.0.0", "v1.0.0", "1.0", "1", "1.0.0.0", "1.0.0-stable", "1.0.0+20240101", "v1.0+b.1"],
         ["1.0.0-patch1", "1.0.0-pl1", "1.0.0-p1", "1.0.0.pl1"],
         ["1.0.0.1"],
         ["1.0.1"],
@@ -269,6 +270,59 @@ def test_keys_are_cached_and_immutable() -> None:
     assert isinstance(s.key("1.2-3"), tuple)
 
 
+# Pairs from apk-tools' own test data (alpinelinux/apk-tools ``test/unit/version.data`` at
+# 90b974f): a component after the first with a leading zero is a decimal fraction.
+APK_FACTS = [
+    ("4.5.14", ">", "4.09-r1"),
+    ("8.2.0", "<", "8.2.001"),
+    ("8.2.0015", "<", "8.2.002"),
+    ("1.2.07.8", "<", "1.2.12.04"),
+    ("1.2.12.04", "<", "1.2.12.05"),
+    ("2.02.06", "<", "2.02.10"),
+    ("2.8.6-r2", ">", "2.02-r1"),
+    ("1.07-r1", "<", "1.07.5"),
+    ("1.07", "<", "1.19"),
+    ("2.04", "<", "2.4.3-r1"),
+    ("0.98", "<", "1.00"),
+    ("1.06-r6", "<", "006"),
+    ("021109-r3", "<", "20060512"),
+    ("3.9.8-r5", ">", "2.01.01_alpha10"),
+    ("0.01", "<", "0.06"),
+]
+
+
+@pytest.mark.parametrize(("a", "op", "b"), APK_FACTS)
+def test_apk_leading_zero_components(a: str, op: str, b: str) -> None:
+    want = {"<": -1, "=": 0, ">": 1}[op]
+    assert (SCHEMES["apk"].compare(a, b), SCHEMES["apk"].compare(b, a)) == (want, -want)
+
+
+# Spring, Hibernate and Jetty releases as Maven Central spells them, with a dot or a hyphen
+# before the qualifier; the order is the one Maven 3.8.7's ComparableVersion gives
+# (``java -cp maven3-artifact.jar org.apache.maven.artifact.versioning.ComparableVersion ...``).
+MAVEN_REAL_ORDER = [
+    ["5.3.0-M1", "5.3.0.M1"],
+    ["5.3.0.RC1", "5.3.0-RC1"],
+    ["5.3.0-RC2", "5.3.0.RC2"],
+    ["5.3.0", "5.3.0.RELEASE", "5.3.0.Final"],
+    ["5.3.0.SP1", "5.3.0-SP1"],
+    ["5.3.0.v20210927"],
+    ["5.3.1.Alpha1"],
+    ["5.3.1.Beta2"],
+    ["5.3.1.CR1", "5.3.1-RC1"],
+    ["5.3.1.Final"],
+]
+
+
+def test_maven_qualifier_after_dot_or_hyphen() -> None:
+    s = SCHEMES["maven"]
+    groups = MAVEN_REAL_ORDER
+    for (i, gi), (j, gj) in itertools.combinations_with_replacement(enumerate(groups), 2):
+        for a in gi:
+            for b in gj:
+                assert (s.compare(a, b), s.compare(b, a)) == ((0, 0) if i == j else (-1, 1)), (a, b)
+
+
 # The ordered lists Maven's own ComparableVersion tests use (qualifiers, then numbers).
 MAVEN_ORDERED = [
     [
@@ -297,9 +351,8 @@ MAVEN_ORDERED = [
     ],
     [
         "2.0",
+        "2.0.a",  # = "2.0.0.a" = "2.0-a": a qualifier after a dot nests as after "-"
         "2-1",
-        "2.0.a",
-        "2.0.0.a",
         "2.0.2",
         "2.0.123",
         "2.1.0",

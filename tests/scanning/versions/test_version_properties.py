@@ -1,12 +1,15 @@
 """Property tests: total order for every scheme, and agreement with real oracles
-(``dpkg --compare-versions`` and ``packaging``)."""
+(``dpkg --compare-versions``, ``packaging``, rpm's ``rpm.vercmp`` and Maven's
+``ComparableVersion``)."""
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,6 +33,8 @@ apk_versions = st.from_regex(
 rpm_versions = st.from_regex(
     r"([0-9]:)?[0-9a-z][0-9a-z.~^_]{0,7}(-[0-9a-z.~^]{1,5})?", fullmatch=True
 )
+# A version or a release alone (rpm.vercmp compares one of them, not epoch:version-release).
+rpm_segments = st.from_regex(r"[0-9a-zA-Z][0-9a-zA-Z.~^_+]{0,9}", fullmatch=True)
 pep440_versions = st.builds(
     lambda rel, pre, post, dev: f"{rel}{pre}{post}{dev}",
     st.from_regex(r"[0-9]{1,2}(\.[0-9]{1,2}){0,2}", fullmatch=True),
@@ -44,14 +49,12 @@ go_versions = st.one_of(
     semver_versions.map(lambda v: "v" + v.lstrip("v")),
     st.from_regex(r"v0\.0\.0-20[0-9]{12}-[0-9a-f]{12}", fullmatch=True),
 )
-# Maven's own order is not transitive where a zero item is followed by a qualifier after a dot:
-# "0" < "0.sp" and "0.sp" < "0.0.alpha" (an int item outranks a qualifier), yet "0" > "0.0.alpha"
-# (the padded zeros tie and "alpha" sorts before a release). The scheme follows Maven there, so
-# those shapes are left out of the generated versions.
-_MAVEN_NOT_TRANSITIVE = re.compile(r"(?:^|[.-])0+\.[a-z]")
 maven_versions = st.from_regex(
-    r"[0-9]{1,2}([.-]([0-9]{1,2}|alpha|beta|rc|sp|ga|snapshot|foo)){0,3}", fullmatch=True
-).filter(lambda v: not _MAVEN_NOT_TRANSITIVE.search(v))
+    r"[0-9]{1,2}([.-]?([0-9]{1,2}|alpha|beta|rc|sp|ga|final|snapshot|foo|a|m)){0,4}",
+    fullmatch=True,
+)
+# Few tokens, so that neighbours often differ only in a separator or a qualifier.
+maven_near_versions = st.from_regex(r"1([.-]?(0|1|rc|a|b|m|ga|final|sp|foo)){0,4}", fullmatch=True)
 rubygems_versions = st.from_regex(
     r"[0-9]{1,2}(\.([0-9]{1,2}|a|b|pre|rc[0-9]?)){0,3}(-[a-z0-9]{1,3})?", fullmatch=True
 )
@@ -126,5 +129,57 @@ def test_pep440_agrees_with_packaging() -> None:
     def check(a: str, b: str) -> None:
         va, vb = Version(a), Version(b)
         assert s.compare(a, b) == (va > vb) - (va < vb)
+
+    check()
+
+
+# Maven's own implementation, as Debian ships it (libmaven3-core-java, which the maven package
+# pulls in): its command line compares each version given with the next one.
+_MAVEN_ARTIFACT = "/usr/share/java/maven3-artifact.jar"
+_MAVEN_SAYS = re.compile(r"^   (\S+) (<|>|==) (\S+)$", re.M)
+
+
+def test_maven_agrees_with_maven_comparable_version() -> None:
+    require(
+        shutil.which("java") is not None and os.path.exists(_MAVEN_ARTIFACT),
+        f"java and {_MAVEN_ARTIFACT} (libmaven3-core-java)",
+    )
+    s = SCHEMES["maven"]
+
+    @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.one_of(maven_versions, maven_near_versions), min_size=100, max_size=300))
+    def check(versions: list[str]) -> None:
+        out = subprocess.run(
+            ["java", "-cp", _MAVEN_ARTIFACT, "org.apache.maven.artifact.versioning."
+             "ComparableVersion", *versions],
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout  # fmt: skip
+        said = _MAVEN_SAYS.findall(out)
+        assert len(said) == len(versions) - 1
+        for a, op, b in said:
+            assert s.compare(a, b) == {"<": -1, "==": 0, ">": 1}[op], (a, op, b)
+
+    check()
+
+
+def test_rpm_agrees_with_rpmvercmp() -> None:
+    """``rpm.vercmp`` (rpm's Lua binding of rpmvercmp) on generated pairs, in one rpm run."""
+    require(shutil.which("rpm") is not None, "rpm is not installed")
+    s = SCHEMES["rpm"]
+
+    @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.tuples(rpm_segments, rpm_segments), min_size=50, max_size=200))
+    def check(pairs: list[tuple[str, str]]) -> None:
+        script = "".join(f'print(rpm.vercmp("{a}", "{b}"), " ")\n' for a, b in pairs)
+        with tempfile.NamedTemporaryFile("w", suffix=".lua") as f:
+            f.write(script)
+            f.flush()
+            out = subprocess.run(
+                ["rpm", "--eval", f"%{{lua: dofile('{f.name}')}}"],
+                capture_output=True, text=True, timeout=60, check=True,
+            ).stdout.split()  # fmt: skip
+        assert len(out) == len(pairs)
+        for (a, b), said in zip(pairs, out, strict=True):
+            assert s.compare(a, b) == int(said), (a, b, said)
 
     check()

@@ -97,3 +97,9 @@ def parse_vector(vector: str) -> Cvss:
         _metrics(v.split("/")[1:])
         return Cvss(version="4.0", vector=v, score=None)
     return Cvss(version="2.0", vector=v, score=score_v2(v))
+
+
+def is_v2(vector: str | None) -> bool:
+    """A v2 vector (``AV:N/AC:L/Au:N/...``, optionally ``CVSS:2.0/`` or in parentheses): its
+    score is on v2's own scale, where NVD rates 7.0 to 10.0 high and nothing critical."""
+    return vector is not None and not vector.startswith(("CVSS:3", "CVSS:4"))

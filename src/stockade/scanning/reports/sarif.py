@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from stockade.model import Severity
+from stockade.scanning.advisories.cvss import is_v2
 from stockade.scanning.gate import GatedFinding
 from stockade.scanning.results import ScanReport, vuln
 
@@ -42,7 +43,10 @@ _LEVEL = {
 def security_severity(g: GatedFinding) -> float:
     d = vuln(g)
     if d is not None and d.cvss_score is not None:
-        return round(float(d.cvss_score), 1)
+        score = round(float(d.cvss_score), 1)
+        # A v2 score is on v2's scale (no critical band): capped so GitHub labels it as the
+        # finding's severity says, high, not critical.
+        return min(score, 8.9) if is_v2(d.cvss_vector) else score
     return _SEVERITY_SCORE[g.finding.severity]
 
 

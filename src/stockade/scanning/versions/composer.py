@@ -4,9 +4,10 @@ then compared as PHP's ``version_compare`` does (which ``Comparator`` calls).
 Normalizing: an optional ``v``, one to four numeric parts padded to four (``1.2`` is
 ``1.2.0.0``), or a date version (``2010-01-02``); then a stability flag with an optional number
 (``stable`` dropped; ``a``/``alpha``, ``b``/``beta``, ``RC``, ``p``/``pl``/``patch``) and an
-optional ``-dev`` suffix. Comparing: the text is split into digit and non-digit parts; numbers
-compare as numbers and the flags rank ``dev < alpha < beta < RC < (a number) < patch``; where one
-version runs out, the other's next part decides against a number. Branch names (``dev-main``)
+optional ``-dev`` suffix; build metadata (``+...``) is dropped. Comparing: the text is split into
+digit and non-digit parts; numbers compare as numbers and the flags rank
+``dev < alpha < beta < RC < (a number) < patch``; where one version runs out, the other's next
+part decides against a number. Branch names (``dev-main``)
 have no order and are refused.
 """
 
@@ -24,6 +25,7 @@ _DATE = re.compile(
 _FLAGS = {"a": "alpha", "alpha": "alpha", "b": "beta", "beta": "beta", "rc": "RC", "p": "patch", "pl": "patch", "patch": "patch"}  # fmt: skip
 # PHP's special forms; anything else ranks below "dev", a number ranks as "#"
 _RANK = {"dev": 0, "alpha": 1, "a": 1, "beta": 2, "b": 2, "rc": 3, "#": 4, "pl": 5, "p": 5}
+_BUILD = re.compile(r"([^,\s+]+)\+\S+\Z")
 _PARTS = re.compile(r"\d+|[^\d.]+")
 _END = (4, -1)  # where a version runs out: a number beats it, a flag ranked below "#" loses
 
@@ -31,6 +33,9 @@ _END = (4, -1)  # where a version runs out: a number beats it, a flag ranked bel
 def normalize(text: str) -> str:
     """The version as Composer normalizes it (``v1.2-beta.2`` -> ``1.2.0.0-beta2``)."""
     raw = text.strip()
+    build = _BUILD.match(raw)
+    if build:  # build metadata ("1.0.0+20240101") is dropped, as Composer's parser does
+        raw = build[1]
     if raw.lower().startswith("dev-") or not raw:
         raise VersionError("composer", text, "a branch, not a version")
     m = _CLASSIC.match(raw)

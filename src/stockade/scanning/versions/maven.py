@@ -1,8 +1,11 @@
-"""Maven versions, ordered as Maven's ComparableVersion does.
+"""Maven versions, ordered as Maven's ComparableVersion does (checked against Maven 3.8.7's).
 
 The text is lower-cased and split into tokens at ``.``, ``-`` and digit/letter transitions (a
-transition counts as ``-``); empty tokens are 0. ``-`` opens a nested list. Trailing "null" tokens
-(0, "", "final", "ga", "release") are trimmed from each list. Qualifiers order
+transition counts as ``-``); empty tokens are 0. ``-`` opens a nested list, and so does a
+qualifier after a dot when it ends the version or runs into a number (``1.0.RC1`` = ``1.0-RC1``,
+``2.0.a`` = ``2-a``), as the version order specification says (``.qualifier`` = ``-qualifier``);
+a list compared with nothing is decided by its first item that differs from nothing. Trailing
+"null" tokens (0, "", "final", "ga", "release") are trimmed from each list. Qualifiers order
 ``alpha < beta < milestone < rc = cr < snapshot < "" = ga = final = release < sp`` and unknown
 qualifiers after ``sp``, alphabetically; ``a1``/``b1``/``m1`` mean alpha/beta/milestone. Numbers
 sort after qualifiers and after nested lists. The key is an immutable tree compared pairwise
@@ -53,7 +56,9 @@ def _cmp_null(item: _Item) -> int:
     if item[0] == _STR:
         val, rel = item[1], (_RELEASE_INDEX, "")
         return (val > rel) - (val < rel)
-    return _cmp_null(item[1][0]) if item[1] else 0
+    # A list against nothing: its first item that differs from nothing decides
+    # ("1-final.beta" < "1": the release qualifier ties, "beta" does not).
+    return next((r for r in map(_cmp_null, item[1]) if r), 0)
 
 
 def _cmp(a: _Item | None, b: _Item | None) -> int:
@@ -166,10 +171,16 @@ def _parse_tokens(text: str, v: str) -> MavenKey:
             cur += c
     pairs.append((sep, cur))
     stack: list[list[_Item]] = [[]]
+    last = len(pairs) - 1
     for idx, (sep, tok) in enumerate(pairs):
-        nxt_digit = idx + 1 < len(pairs) and pairs[idx + 1][0] == "t"
+        nxt_digit = idx < last and pairs[idx + 1][0] == "t"
         item: _Item = _token(tok, nxt_digit) if tok else (_INT, 0)
-        if sep in "-t" and idx > 0:
+        # A qualifier after a dot that ends the version or runs into a number (".RC1",
+        # ".Final", ".a") nests as after "-": "5.3.0.RC1" = "5.3.0-RC1" < "5.3.0-RC2".
+        dotted_qualifier = (
+            sep == "." and item[0] == _STR and (idx == last or nxt_digit) and bool(stack[-1])
+        )
+        if idx > 0 and (sep in "-t" or dotted_qualifier):
             sub: list[_Item] = []
             stack.append(sub)
         stack[-1].append(item)
