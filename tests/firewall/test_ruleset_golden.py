@@ -47,3 +47,59 @@ def test_the_example_policy_compiles_to_the_golden_ruleset(update_golden: bool) 
     )
     # what the golden file must say whatever its layout
     assert "table inet stockade" in ruleset and "10.77.0.11" in ruleset and "fd00:77::b" in ruleset
+
+
+TWO_GROUPS = """
+spec:
+  groups:
+    - {name: web, selector: {namespace: shop, labels: {app: web}}, mode: protect}
+    - {name: api, selector: {namespace: shop, labels: {app: api}}, mode: protect}
+    - name: cde
+      selector: {namespace: shop, labels: {pci: cde}}
+      mode: protect
+      dlp: [{sensor: dlp.payment_card, action: block}]
+  rules:
+    - {name: web-api, from: [web], to: [api], ports: [tcp/8080]}
+"""
+
+
+def _rule_lines(ruleset: str, rule: str) -> list[str]:
+    return [ln for ln in ruleset.splitlines() if ln.endswith(f'comment "{rule}"')]
+
+
+def test_an_allow_into_a_workload_that_is_also_in_a_dlp_group_is_inspected() -> None:
+    """DLP applies by every group an end is in, not only by the groups a rule names: the kernel
+    must not decide web -> api alone when the api pod is also in the CDE group (its card block
+    would never see the bytes)."""
+    from stockade.firewall.policy.engine import Endpoint, data_needs
+    from stockade.firewall.policy.files import parse_texts
+
+    policy = parse_texts([("two.yaml", TWO_GROUPS)])
+    web = Endpoint(ip="10.1.0.1", name="web", namespace="shop", labels={"app": "web"})
+    api = Endpoint(ip="10.1.0.2", name="api", namespace="shop", labels={"app": "api", "pci": "cde"})
+    plain = Endpoint(ip="10.1.0.3", name="api2", namespace="shop", labels={"app": "api"})
+    assert data_needs(policy, web, api).action_for("dlp.payment_card") == "block"
+    (line,) = _rule_lines(compile_ruleset(policy, [web, api], {}), "web-api")
+    assert "goto inspecting" in line and line.count(" accept") == 0
+    # the same rule with no end in a data group stays a kernel decision
+    (line,) = _rule_lines(compile_ruleset(policy, [web, plain], {}), "web-api")
+    assert line.endswith('accept comment "web-api"') and "inspecting" not in line
+
+
+def test_an_allow_to_an_address_inside_a_dlp_cidr_group_is_inspected() -> None:
+    text = """
+spec:
+  groups:
+    - {name: app, selector: {namespace: shop}, mode: protect}
+    - {name: net, selector: {cidrs: [203.0.113.0/24]}}
+    - {name: partner, selector: {cidrs: [203.0.113.128/25]}, dlp: [{sensor: "dlp.*", action: block}]}
+  rules:
+    - {name: out, from: [app], to: [net], ports: [tcp/443]}
+"""
+    from stockade.firewall.policy.engine import Endpoint
+    from stockade.firewall.policy.files import parse_texts
+
+    policy = parse_texts([("cidr.yaml", text)])
+    app = Endpoint(ip="10.1.0.1", name="a", namespace="shop")
+    (line,) = _rule_lines(compile_ruleset(policy, [app], {}), "out")
+    assert "goto inspecting" in line
