@@ -272,3 +272,26 @@ def test_networkpolicy_export_never_widens_a_rule_whose_sources_cannot_be_peers(
     assert any("'pay-in'" in w and "rule left out" in w for w in warnings)
     back, _ = import_policies(docs)
     assert evaluate(back, CRM, ORD, 8443).action == "deny"
+
+
+ANY_DENY = """
+spec:
+  groups:
+    - {name: cde, selector: {namespace: shop, labels: {pci: cde}}, mode: protect}
+  rules:
+    - {name: web-in, from: [any], to: [cde], ports: [tcp/8080]}
+    - {name: nothing-else, from: [any], to: [any], action: deny}
+"""
+
+
+def test_a_rule_between_any_and_any_leaves_traffic_between_ungrouped_ends_alone() -> None:
+    """Traffic between endpoints in no group is not managed (the kernel accepts it before any
+    rule): explain must not call it denied by an any-to-any rule."""
+    pol = parse_texts([("any.yaml", ANY_DENY)])
+    v = evaluate(pol, OTHER, Endpoint(ip="10.9.9.8", name="y", namespace="other"), 80)
+    assert (v.action, v.rule, v.mode) == ("allow", None, None), v.reason
+    assert evaluate(pol, OTHER, WORLD, 443).action == "allow"
+    # one end in a protect group: the rules apply
+    assert evaluate(pol, OTHER, ORD, 8080).action == "allow"
+    v = evaluate(pol, OTHER, ORD, 22)
+    assert (v.action, v.rule) == ("deny", "nothing-else")

@@ -112,6 +112,12 @@ def evaluate(
     sg, dg = groups_of(policy, src, res), groups_of(policy, dst, res)
     names = (tuple(g.name for g in sg), tuple(g.name for g in dg))
     mode = effective_mode(sg, dg)
+    if mode is None:
+        # no rule applies, not even one between ``any`` and ``any``: the kernel lets traffic
+        # between endpoints in no group pass before it looks at a rule (nft.compile_ruleset)
+        return Verdict(
+            action="allow", rule=None, mode=None, reason="neither end is in a group (unmanaged)"
+        )
     for rule in policy.spec.rules:
         if not (_side(rule.from_, sg) and _side(rule.to, dg) and _l4_port_match(rule, l4, port)):
             continue
@@ -138,10 +144,6 @@ def evaluate(
                 reason=f"allowed by rule {rule.name!r} ({what})",
             )
         return _by_mode(mode, rule.name, f"denied by rule {rule.name!r} ({what})", names)
-    if mode is None:
-        return Verdict(
-            action="allow", rule=None, mode=None, reason="neither end is in a group (unmanaged)"
-        )
     return _by_mode(mode, None, f"no rule allows it (implicit rule of {mode} mode)", names)
 
 
