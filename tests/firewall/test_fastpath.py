@@ -643,12 +643,22 @@ def test_the_c_protocol_check_never_claims_what_python_detects_otherwise() -> No
         if app == fastpath.PAIR_HTTP:
             assert detect(data, b"").protocol == "proto.http", data
         elif app == fastpath.PAIR_TLS:
-            assert detect(data, b"").protocol == "proto.tls", data
+            det = detect(data, b"")
+            assert det.protocol == "proto.tls", data
+            # a hello that parses: the only TLS a rule naming proto.tls lets through
+            assert det.encrypted, data
             assert not _hello_pending(bytearray(data), bytearray())
         else:
             assert app == 0
 
-    for data in [*HTTP_LINES, JSON_REQ, CARD_REQ, REDIS, hello, hello[:100], hello + b"x"]:
+    # record and handshake headers that fit, around a body that is no ClientHello
+    fakes = [
+        b"\x16\x03\x01\x00\x06\x01\x00\x00\x02\x03\x03",
+        b"\x16\x03\x01\x00\x30\x01\x00\x00\x2c\x03\x03" + b"A" * 44,
+    ]
+    for fake in fakes:
+        assert lib.fp_app(fake, len(fake)) == 0, fake
+    for data in [*HTTP_LINES, JSON_REQ, CARD_REQ, REDIS, hello, hello[:100], hello + b"x", *fakes]:
         check(data)
     assert lib.fp_app(JSON_REQ, len(JSON_REQ)) == fastpath.PAIR_HTTP
     assert lib.fp_app(hello, len(hello)) == fastpath.PAIR_TLS
@@ -662,3 +672,11 @@ def test_the_c_protocol_check_never_claims_what_python_detects_otherwise() -> No
         check(base[:at] + junk + base[at + len(junk) :])
 
     altered()
+
+    # anywhere in the hello: its vectors and extensions, which the C walk must read as tls.py
+    @settings(max_examples=600, deadline=None)
+    @given(st.integers(0, len(hello) - 1), st.binary(min_size=1, max_size=2))
+    def altered_hello(at: int, junk: bytes) -> None:
+        check(hello[:at] + junk + hello[at + len(junk) :])
+
+    altered_hello()

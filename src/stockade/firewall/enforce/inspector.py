@@ -34,14 +34,16 @@ from stockade.firewall.policy.engine import (
     Endpoint,
     Resolved,
     Verdict,
+    awaited_protocols,
     data_needs,
     evaluate,
 )
 from stockade.firewall.policy.model import Policy
 from stockade.model import Event, ResourceRef, Severity
 from stockade.network.capture.decode import LINK_RAW, Buf, Decoder, FlowKey
-from stockade.network.interface import DlpMatch, flow_key
-from stockade.network.protocols import UNKNOWN, detect, upgrades
+from stockade.network.interface import Detection, DlpMatch, flow_key
+from stockade.network.protocols import UNKNOWN, could_become, detect, upgrades
+from stockade.network.protocols.base import STRONG
 from stockade.network.reassembly import MASK, Stream
 from stockade.network.tls import opens_with_hello
 
@@ -144,6 +146,8 @@ class Inspector:
         self._notice = False  # the packet is a copy the kernel let pass (see end_seen)
         self._verdicts: dict[_VerdictKey, Verdict] = {}  # evaluate() is pure for a given policy
         self._needs: dict[tuple[str, str], DataNeeds] = {}
+        # the protocols rules name per (src ip, dst ip, port, l4): see _awaited_app
+        self._awaited: dict[tuple[str, str, int, str], frozenset[str]] = {}
         self._endpoints: dict[bytes, Endpoint] = {}
         self.stats = {"packets": 0, "blocked": 0, "allowed": 0, "malformed": 0}
 
@@ -162,6 +166,7 @@ class Inspector:
             if len(self._verdicts) > 100_000:
                 self._verdicts.clear()
                 self._needs.clear()
+                self._awaited.clear()
             v = self._verdicts[key] = evaluate(
                 self.policy,
                 flow.src,
@@ -435,14 +440,14 @@ class Inspector:
                 and _negotiated(flow) is None
             ):
                 return  # the version is the server's to choose: wait for its hello
-            if (
-                det.protocol != UNKNOWN
-                or judged is not None  # an upgrade judged: encrypted or clear is known
-                or final
-                or len(client) >= DECIDE_AFTER
-                or len(server) >= DECIDE_AFTER
-            ):
-                flow.app, flow.encrypted = det.protocol, det.encrypted
+            late = final or len(client) >= DECIDE_AFTER or len(server) >= DECIDE_AFTER
+            app: str | None = det.protocol
+            if flow.pending is not None and judged is None:
+                app = self._awaited_app(flow, det, bytes(client), bytes(server), late)
+            elif not (det.protocol != UNKNOWN or judged is not None or late):
+                app = None  # an upgrade judged says encrypted or clear: that is known
+            if app is not None:
+                flow.app, flow.encrypted = app, det.encrypted
                 self._on_app(flow)
         if flow.mark:
             return
@@ -450,6 +455,36 @@ class Inspector:
             flow.pending is None and not flow.needs.any and self._plain_allow(flow)
         ):
             flow.mark = marks.ALLOW
+
+    def _awaited_app(
+        self, flow: _Flow, det: Detection, client: bytes, server: bytes, late: bool
+    ) -> str | None:
+        """The protocol a connection that a rule naming protocols waits on is judged with, or
+        None to wait for more bytes (they pass meanwhile). Only a whole first message counts:
+        a TLS record header whose hello does not parse is no TLS, a method's first letters are
+        no HTTP request; and bytes that can no longer become any protocol the rules name are
+        judged at once, as ``proto.unknown``, not after DECIDE_AFTER bytes went through."""
+        key = (flow.src.ip, flow.dst.ip, flow.port, flow.l4)
+        awaited = self._awaited.get(key)
+        if awaited is None:
+            awaited = self._awaited[key] = awaited_protocols(
+                self.policy, flow.src, flow.dst, flow.port, l4=flow.l4, resolved=self.resolved
+            )
+        app = det.protocol
+        if app == "proto.tls" and not det.encrypted:
+            app = UNKNOWN  # the hello did not parse (one still arriving was waited for)
+        if app != UNKNOWN:
+            if app in awaited and det.confidence < STRONG:
+                if not could_become(app, client, server):
+                    return UNKNOWN
+                if not late:
+                    return None
+            return app
+        if late:
+            return UNKNOWN
+        if UNKNOWN in awaited or any(could_become(p, client, server) for p in awaited):
+            return None
+        return UNKNOWN
 
     def _plain_allow(self, flow: _Flow) -> bool:
         """Allowed at L3/L4 with nothing to learn or look for: no need to wait for data."""

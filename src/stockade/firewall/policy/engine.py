@@ -147,6 +147,29 @@ def evaluate(
     return _by_mode(mode, None, f"no rule allows it (implicit rule of {mode} mode)", names)
 
 
+def awaited_protocols(
+    policy: Policy,
+    src: Endpoint,
+    dst: Endpoint,
+    port: int,
+    *,
+    l4: str = "tcp",
+    resolved: Resolved | None = None,
+) -> frozenset[str]:
+    """The application protocols the rules name for this connection at L3/L4, up to the first
+    matching rule that names none (no later rule is reached): what detecting the protocol can
+    still decide."""
+    res = resolved or {}
+    sg, dg = groups_of(policy, src, res), groups_of(policy, dst, res)
+    out: set[str] = set()
+    for rule in policy.spec.rules:
+        if _side(rule.from_, sg) and _side(rule.to, dg) and _l4_port_match(rule, l4, port):
+            if not rule.protocols:
+                break
+            out.update(rule.protocols)
+    return frozenset(out)
+
+
 def _by_mode(
     mode: str | None, rule: str | None, why: str, names: tuple[tuple[str, ...], ...]
 ) -> Verdict:
