@@ -295,3 +295,235 @@ def test_a_rule_between_any_and_any_leaves_traffic_between_ungrouped_ends_alone(
     assert evaluate(pol, OTHER, ORD, 8080).action == "allow"
     v = evaluate(pol, OTHER, ORD, 22)
     assert (v.action, v.rule) == ("deny", "nothing-else")
+
+
+def _np(name: str, ns: str, spec: str) -> str:
+    return (
+        f"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        f"metadata: {{name: {name}, namespace: {ns}}}\nspec:\n{spec}\n---\n"
+    )
+
+
+def _import(*docs: str):
+    return import_policies([d for d in yaml.safe_load_all("".join(docs)) if d])
+
+
+API = Endpoint(ip="10.77.1.1", name="api", namespace="shop", labels={"app": "api", "tier": "be"})
+WEB = Endpoint(ip="10.77.1.2", name="web", namespace="shop", labels={"app": "web", "tier": "fe"})
+MON = Endpoint(ip="10.77.1.3", name="prom", namespace="monitoring", labels={"app": "prom"})
+DNS = Endpoint(ip="10.77.1.53", name="coredns", namespace="kube-system", labels={"k8s-app": "dns"})
+
+
+def test_networkpolicy_ipblock_except_is_cut_out_of_the_cidr() -> None:
+    pol, _ = _import(
+        _np(
+            "partners",
+            "shop",
+            "  podSelector: {matchLabels: {app: api}}\n"
+            "  ingress:\n"
+            "    - from: [{ipBlock: {cidr: 172.16.0.0/12, except: [172.17.0.0/16, 172.18.5.0/24]}}]\n"
+            "      ports: [{port: 443}]\n",
+        )
+    )
+    assert evaluate(pol, Endpoint(ip="172.16.9.9", external=True), API, 443).action == "allow"
+    assert evaluate(pol, Endpoint(ip="172.18.6.1", external=True), API, 443).action == "allow"
+    for excepted in ("172.17.0.1", "172.17.255.254", "172.18.5.7"):
+        v = evaluate(pol, Endpoint(ip=excepted, external=True), API, 443)
+        assert v.action == "deny", excepted
+
+
+def test_networkpolicy_peers_and_selectors_as_kubernetes_reads_them() -> None:
+    one_peer = "  - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}\n        podSelector: {matchLabels: {app: web}}\n"
+    pol, _ = _import(
+        _np(
+            "and",
+            "shop",
+            "  podSelector: {}\n  ingress:\n    - from:\n    "
+            + one_peer
+            + "      ports: [{port: 9090}]\n",
+        )
+    )
+    # one element: namespace AND pod; podSelector {} as the target: every pod of the namespace
+    assert evaluate(pol, MON, API, 9090).action == "deny"  # prom is no "web"
+    assert evaluate(pol, MON, WEB, 9090).action == "deny"  # web is not in monitoring
+    pol, _ = _import(
+        _np(
+            "or",
+            "shop",
+            "  podSelector: {}\n  ingress:\n    - from:\n"
+            "        - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}\n"
+            "        - podSelector: {matchLabels: {app: web}}\n"
+            "      ports: [{port: 9090}]\n",
+        )
+    )
+    assert evaluate(pol, MON, API, 9090).action == "allow"  # any pod of monitoring
+    assert evaluate(pol, WEB, API, 9090).action == "allow"  # web of the policy's namespace
+    assert evaluate(pol, DNS, API, 9090).action == "deny"
+
+
+def test_networkpolicy_namespace_labels_that_cannot_be_matched_never_widen_a_peer() -> None:
+    pol, warnings = _import(
+        _np(
+            "team",
+            "shop",
+            "  podSelector: {matchLabels: {app: api}}\n  ingress:\n"
+            "    - from: [{namespaceSelector: {matchLabels: {team: ops}}}]\n",
+        )
+    )
+    assert any("peer left out" in w for w in warnings)
+    # before: every namespace was admitted; now nothing this element named is
+    assert evaluate(pol, MON, API, 80).action == "deny"
+
+
+def test_networkpolicy_match_expressions_select_as_kubernetes_does() -> None:
+    pol, warnings = _import(
+        _np(
+            "expr",
+            "shop",
+            "  podSelector: {matchExpressions: [{key: tier, operator: In, values: [be]}]}\n"
+            "  ingress:\n"
+            "    - from: [{podSelector: {matchExpressions: [{key: tier, operator: NotIn, values: [be]},"
+            " {key: app, operator: Exists}]}}]\n"
+            "      ports: [{port: 8080}]\n",
+        )
+    )
+    assert warnings == []
+    assert evaluate(pol, WEB, API, 8080).action == "allow"  # tier fe, has app
+    bare = Endpoint(ip="10.77.1.9", name="bare", namespace="shop", labels={})
+    assert evaluate(pol, bare, API, 8080).action == "deny"  # NotIn holds, Exists does not
+    assert evaluate(pol, API, API, 8080).action == "deny"  # tier be
+    # web (tier fe) is not selected by the policy: its ingress stays open
+    assert evaluate(pol, bare, WEB, 22).action == "allow"
+
+
+def test_networkpolicy_isolates_only_the_directions_its_types_name() -> None:
+    ingress_only = _np(
+        "db-in",
+        "shop",
+        "  podSelector: {matchLabels: {app: api}}\n"
+        "  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 5432}]}]\n",
+    )
+    pol, _ = _import(ingress_only)
+    assert evaluate(pol, WEB, API, 5432).action == "allow"
+    assert evaluate(pol, MON, API, 5432).action == "deny"
+    # policyTypes inferred as [Ingress]: the api pods' own connections are not isolated
+    assert evaluate(pol, API, DNS, 53, l4="udp").action == "allow"
+    assert evaluate(pol, API, WORLD, 443).action == "allow"
+    dns_only = _np(
+        "web-out",
+        "shop",
+        "  podSelector: {matchLabels: {app: web}}\n  policyTypes: [Egress]\n"
+        "  egress: [{ports: [{protocol: UDP, port: 53}, {protocol: TCP, port: 53}]}]\n",
+    )
+    pol, _ = _import(dns_only)
+    assert evaluate(pol, WEB, DNS, 53, l4="udp").action == "allow"
+    assert evaluate(pol, WEB, DNS, 53).action == "allow"
+    assert evaluate(pol, WEB, WORLD, 443).action == "deny"
+    assert evaluate(pol, MON, WEB, 80).action == "allow"  # Egress only: ingress stays open
+    # both together: web may only resolve names, api admits web on 5432 -> both ends must agree
+    pol, _ = _import(ingress_only, dns_only)
+    assert evaluate(pol, API, WORLD, 443).action == "allow"
+    assert evaluate(pol, MON, WEB, 80).action == "allow"
+    assert evaluate(pol, WEB, DNS, 53, l4="udp").action == "allow"
+
+
+def test_networkpolicy_an_open_direction_never_opens_another_policy_s_isolated_pods() -> None:
+    pol, _ = _import(
+        _np(
+            "api-in",
+            "shop",
+            "  podSelector: {matchLabels: {app: api}}\n"
+            "  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]\n",
+        ),
+        _np("mon-in", "monitoring", "  podSelector: {}\n  ingress: []\n"),
+    )
+    # api's egress is open, but monitoring admits nobody
+    assert evaluate(pol, API, MON, 9090).action == "deny"
+    assert evaluate(pol, API, DNS, 53, l4="udp").action == "allow"
+
+
+def test_networkpolicy_label_values_that_slug_alike_stay_two_groups() -> None:
+    pol, _ = _import(
+        _np(
+            "a",
+            "shop",
+            "  podSelector: {matchLabels: {app: web_1}}\n  ingress: [{from: [{podSelector: {}}]}]\n",
+        ),
+        _np("b", "shop", "  podSelector: {matchLabels: {app: web-1}}\n  ingress: []\n"),
+    )
+    one = Endpoint(ip="10.77.1.10", name="w1", namespace="shop", labels={"app": "web_1"})
+    dash = Endpoint(ip="10.77.1.11", name="w2", namespace="shop", labels={"app": "web-1"})
+    assert evaluate(pol, API, one, 80).action == "allow"
+    assert evaluate(pol, API, dash, 80).action == "deny"  # b admits nobody
+    assert len({g.name for g in pol.spec.groups}) == len(pol.spec.groups)
+
+
+def test_networkpolicy_named_ports_and_sctp_narrow_a_rule_and_long_names_stay_unique() -> None:
+    long = "allow-ingress-from-the-monitoring-namespace-to-every-exporter-of-this-team"
+    pol, warnings = _import(
+        _np(
+            long + "-a",
+            "shop",
+            "  podSelector: {matchLabels: {app: api}}\n"
+            "  ingress: [{ports: [{port: 8080}, {port: metrics}, {protocol: SCTP, port: 9}]}]\n",
+        ),
+        _np(
+            long + "-b",
+            "shop",
+            "  podSelector: {matchLabels: {app: api}}\n  ingress: [{ports: [{port: 8081}]}]\n",
+        ),
+    )
+    assert any("named port 'metrics'" in w for w in warnings)
+    assert any("SCTP" in w for w in warnings)
+    assert evaluate(pol, MON, API, 8080).action == "allow"  # kept, beside the named one
+    assert evaluate(pol, MON, API, 8081).action == "allow"
+    assert evaluate(pol, MON, API, 9090).action == "deny"
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("  podSelector: {}\n  ingress: [{ports: [{port: 70000}]}]\n", "out of range"),
+        ("  podSelector: {}\n  ingress: [{ports: [{port: 80, endPort: 70}]}]\n", "out of range"),
+        ("  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/33}}]}]\n", "ipBlock"),
+        (
+            "  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [11.0.0.0/8]}}]}]\n",
+            "not inside",
+        ),
+        (
+            "  podSelector: {}\n  ingress: [{from: [{podSelector: {matchExpressions: [{key: a, operator: In}]}}]}]\n",
+            "needs values",
+        ),
+        ("  podSelector: []\n", "mapping"),
+        ("  podSelector: {}\n  ingress: 7\n", "must be a list"),
+        ("  podSelector: {}\n  policyTypes: [Sideways]\n", "policyTypes"),
+    ],
+)
+def test_networkpolicy_malformed_is_one_line_error(spec: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _import(_np("bad", "shop", spec))
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_networkpolicy_export_keeps_match_expressions() -> None:
+    pol, _ = _import(
+        _np(
+            "expr",
+            "shop",
+            "  podSelector: {matchExpressions: [{key: tier, operator: In, values: [be]}]}\n"
+            "  ingress: [{from: [{podSelector: {matchExpressions: [{key: app, operator: Exists}]}}]}]\n",
+        )
+    )
+    docs, _ = export_policies(pol)
+    (doc,) = [d for d in docs if "'tier'" in str(d["spec"]["podSelector"])]
+    # the import's closing "not isolated" allow comes after its deny: not exported into the group
+    assert all("from" in item for item in doc["spec"]["ingress"]), doc
+    assert doc["spec"]["podSelector"] == {
+        "matchExpressions": [{"key": "tier", "operator": "In", "values": ["be"]}]
+    }
+    back, _ = import_policies(docs)
+    assert evaluate(back, WEB, API, 8080).action == "allow"
+    assert (
+        evaluate(back, Endpoint(ip="10.77.1.9", name="b", namespace="shop"), API, 80).action
+        == "deny"
+    )

@@ -77,6 +77,8 @@ def selects(sel: Selector, ep: Endpoint, resolved: Resolved) -> bool:
         return False
     if any(ep.labels.get(k) != v for k, v in sel.labels.items()):
         return False
+    if not all(e.holds(ep.labels) for e in sel.expressions):
+        return False
     return not sel.pods or any(fnmatch.fnmatchcase(ep.name, p) for p in sel.pods)
 
 

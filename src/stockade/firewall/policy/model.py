@@ -8,6 +8,7 @@ spec:
   groups:
     - name: cde                                   # a slug: letters, digits, '-', '.'
       selector: {namespace: shop, labels: {pci: cde}}
+      # also: expressions: [{key: tier, operator: In, values: [api, web]}]  (In, NotIn, Exists, DoesNotExist)
       mode: protect                               # discover | monitor | protect
       dlp: [{sensor: dlp.payment_card, action: block}]
       waf: [{sensor: waf.log4shell, action: block}]  # or "builtin": the whole pack (docs/waf.md)
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -46,11 +48,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class LabelExpression(_Strict):
+    """One Kubernetes set-based requirement on a label (a LabelSelector's matchExpressions):
+    ``In``/``NotIn`` a list of values, ``Exists``/``DoesNotExist``; ``NotIn`` also holds when
+    the label is absent."""
+
+    key: str = Field(min_length=1)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _values(self) -> LabelExpression:
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"label expression {self.key!r} {self.operator} needs values")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"label expression {self.key!r} {self.operator} takes no values")
+        return self
+
+    def holds(self, labels: Mapping[str, str]) -> bool:
+        if self.operator == "Exists":
+            return self.key in labels
+        if self.operator == "DoesNotExist":
+            return self.key not in labels
+        inside = self.key in labels and labels[self.key] in self.values
+        return inside if self.operator == "In" else not inside
+
+
 class Selector(_Strict):
     """Which endpoints belong to a group; every field given must match (AND)."""
 
     namespace: str | None = None  # glob on the Kubernetes namespace
     labels: dict[str, str] = Field(default_factory=dict)
+    # set-based label requirements, all of which must hold (Kubernetes matchExpressions)
+    expressions: list[LabelExpression] = Field(default_factory=list)
     pods: list[str] = Field(default_factory=list)  # globs on the pod name
     cidrs: list[str] = Field(default_factory=list)
     dns: list[str] = Field(
@@ -77,9 +107,12 @@ class Selector(_Strict):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Selector:
-        if not (self.namespace or self.labels or self.pods or self.cidrs or self.dns):
-            raise ValueError("a selector needs at least one of namespace, labels, pods, cidrs, dns")
-        if (self.cidrs or self.dns) and (self.namespace or self.labels or self.pods):
+        pod_fields = self.namespace or self.labels or self.expressions or self.pods
+        if not (pod_fields or self.cidrs or self.dns):
+            raise ValueError(
+                "a selector needs at least one of namespace, labels, expressions, pods, cidrs, dns"
+            )
+        if (self.cidrs or self.dns) and pod_fields:
             raise ValueError(
                 "cidrs/dns select addresses outside the cluster; do not mix them with namespace/labels/pods"
             )
