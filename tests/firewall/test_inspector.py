@@ -314,3 +314,56 @@ def test_a_tls_only_port_takes_only_a_hello_that_parses() -> None:
         0,
         marks.ALLOW,
     ]
+
+
+def _ip4(src: str, dst: str, proto: int, payload: bytes) -> bytes:
+    head = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(payload),
+        1,
+        0,
+        64,
+        proto,
+        0,
+        ipaddress.ip_address(src).packed,
+        ipaddress.ip_address(dst).packed,
+    )
+    return head + payload
+
+
+ECHO = bytes([8, 0, 0, 0, 0, 1, 0, 1]) + b"ping"
+UNREACHABLE = bytes([3, 3, 0, 0, 0, 0, 0, 0]) + b"\x45" + bytes(27)
+
+
+def test_icmp_and_other_ip_protocols_are_judged_by_the_rules_not_let_through() -> None:
+    """Protect mode denies what no rule allows, whatever the IP protocol: a ping or an SCTP
+    association into a group that allows only tcp/8080 is blocked; an ICMP error passes (it
+    belongs to the connection it reports on)."""
+    events: list = []
+    insp = Inspector(HTTP_ONLY, Directory([PAY, ORD]), emit=events.append)
+    assert insp.packet(_ip4(PAY.ip, ORD.ip, 1, ECHO)) == (True, marks.BLOCK)
+    assert insp.packet(_ip4(PAY.ip, ORD.ip, 132, bytes(12))) == (True, marks.BLOCK)
+    assert insp.packet(_ip4(ORD.ip, PAY.ip, 1, UNREACHABLE)) == (True, 0)
+    assert [(e.kind, e.data["l4"]) for e in events] == [
+        ("firewall.blocked", "icmp"),
+        ("firewall.blocked", "sctp"),
+    ]
+    pings = parse_texts(
+        [
+            (
+                "ping.yaml",
+                """
+spec:
+  groups:
+    - {name: cde, selector: {namespace: shop, labels: {pci: cde}}, mode: protect}
+  rules:
+    - {name: ping, from: [cde], to: [cde], ports: [icmp]}
+""",
+            )
+        ]
+    )
+    insp = Inspector(pings, Directory([PAY, ORD]), emit=events.append)
+    assert insp.packet(_ip4(PAY.ip, ORD.ip, 1, ECHO)) == (True, marks.ALLOW)
+    assert insp.packet(_ip4(PAY.ip, ORD.ip, 132, bytes(12))) == (True, marks.BLOCK)

@@ -89,6 +89,7 @@ def test_data_rules_come_from_both_ends() -> None:
         ("udp/53", ("udp", 53, 53)),
         ("tcp/8000-8100", ("tcp", 8000, 8100)),
         ("tcp", ("tcp", 0, 65535)),
+        ("icmp", ("icmp", 0, 65535)),
     ],
 )
 def test_ports(text, expected) -> None:
@@ -117,6 +118,10 @@ def test_ports(text, expected) -> None:
             "p.yaml:3: rule 'r' names unknown group 'nope'",
         ),
         ("spec:\n  groups:\n    - {name: a, selector: {cidrs: [10.0.0.0/33]}}\n", "not a CIDR"),
+        (
+            "spec:\n  rules:\n    - {name: r, from: [any], to: [any], ports: [icmp/8]}\n",
+            "icmp has no ports",
+        ),
         (
             "spec:\n  groups:\n    - {name: a, selector: {cidrs: [10.0.0.0/8], namespace: x}}\n",
             "do not mix",

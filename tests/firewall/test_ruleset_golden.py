@@ -103,3 +103,28 @@ spec:
     app = Endpoint(ip="10.1.0.1", name="a", namespace="shop")
     (line,) = _rule_lines(compile_ruleset(policy, [app], {}), "out")
     assert "goto inspecting" in line
+
+
+def test_icmp_ports_compile_to_both_families_icmp() -> None:
+    from stockade.firewall.policy.engine import Endpoint, evaluate
+    from stockade.firewall.policy.files import parse_texts
+
+    policy = parse_texts(
+        [
+            (
+                "icmp.yaml",
+                """
+spec:
+  groups:
+    - {name: a, selector: {namespace: shop}, mode: protect}
+  rules:
+    - {name: ping, from: [a], to: [a], ports: [icmp, tcp/22]}
+""",
+            )
+        ]
+    )
+    one, two = (Endpoint(ip=f"10.1.0.{n}", name=f"p{n}", namespace="shop") for n in (1, 2))
+    lines = _rule_lines(compile_ruleset(policy, [one, two], {}), "ping")
+    assert any("meta l4proto { icmp, ipv6-icmp }" in ln for ln in lines)
+    assert evaluate(policy, one, two, 0, l4="icmp").action == "allow"
+    assert evaluate(policy, one, two, 23).action == "deny"

@@ -61,6 +61,10 @@ IDLE_SECONDS = 300.0  # an undecided flow nobody sent a packet of for this long 
 END_GRACE = 2.0
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
 
+# ICMP (1) and ICMPv6 (58) message types that report on another connection
+_ICMP_ERRORS = {1: frozenset({3, 4, 5, 11, 12}), 58: frozenset({1, 2, 3, 4})}
+_L4_NAMES = {132: "sctp", 47: "gre", 50: "esp", 4: "ipip", 41: "ipv6"}
+
 # what a cached L3/L4 (+ application protocol) verdict depends on: src ip, dst ip, port, l4, app
 _VerdictKey: TypeAlias = tuple[str, str, int, str, str | None]
 
@@ -315,6 +319,31 @@ class Inspector:
             self._settle(flow, final=True)
             if flow.mark:
                 flow.release()
+        self.decided = bool(flow.mark)
+        self._answer = (True, flow.mark)
+
+    def other(
+        self, ts: float, proto: int, src: bytes, dst: bytes, buf: Buf, off: int, length: int
+    ) -> None:
+        """A packet of another IP protocol than TCP and UDP (ICMP, SCTP, GRE, ...) that opens a
+        connection: judged by its ends alone (no port, no application protocol), so only rules
+        whose ports are ``any`` match it, and in protect mode the implicit rule denies it. ICMP
+        errors belong to the connection they report on (conntrack: related) and pass as
+        before; its verdict covers them."""
+        if proto in (1, 58):
+            if length < 1 or buf[off] in _ICMP_ERRORS[proto]:
+                return
+            l4 = "icmp"
+        else:
+            l4 = _L4_NAMES.get(proto, f"ip{proto}")
+        flow, _ = self._flow(ts, (src, 0, dst, 0, proto), l4)
+        if not flow.mark and flow.app is None:
+            flow.app = UNKNOWN  # no protocol to wait for: rules naming protocols never match
+            verdict = self._evaluate(flow, UNKNOWN)
+            if verdict.action != "learn":  # discover passes it; a learned rule needs a port
+                self._judge(flow, verdict)
+            if not flow.mark and verdict.passes:
+                flow.mark = marks.ALLOW
         self.decided = bool(flow.mark)
         self._answer = (True, flow.mark)
 

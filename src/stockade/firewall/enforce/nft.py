@@ -123,7 +123,11 @@ def _overlaps(addrs: Sequence[str], spans: list[tuple[int, int]]) -> bool:
 def _l4_matches(rule: Rule) -> list[str]:
     """nft match fragments for a rule's ports (one fragment per protocol)."""
     by_l4: dict[str, list[str]] = {"tcp": [], "udp": []}
+    icmp = False
     for r in rule.port_ranges():
+        if r.l4 == "icmp":
+            icmp = True
+            continue
         span = (
             ""
             if (r.low, r.high) == (0, 65535)
@@ -141,6 +145,8 @@ def _l4_matches(rule: Rule) -> list[str]:
         out.append(
             f"meta l4proto {l4}" if spans == ["*"] else f"{l4} dport {{ {', '.join(spans)} }}"
         )
+    if icmp:
+        out.append("meta l4proto { icmp, ipv6-icmp }")
     return out
 
 

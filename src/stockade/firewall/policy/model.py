@@ -191,7 +191,7 @@ class Group(_Strict):
 
 
 class PortRange(_Strict):
-    l4: Literal["tcp", "udp", "any"]
+    l4: Literal["tcp", "udp", "icmp", "any"]
     low: int
     high: int
 
@@ -206,13 +206,17 @@ class PortRange(_Strict):
 
 
 def parse_port(text: str) -> PortRange:
-    """``any``, ``8080`` (TCP), ``tcp/8080``, ``udp/53``, ``tcp/8000-8100``, ``tcp`` (every TCP port)."""
+    """``any`` (also ICMP and every other IP protocol), ``8080`` (TCP), ``tcp/8080``, ``udp/53``,
+    ``tcp/8000-8100``, ``tcp`` (every TCP port), ``icmp`` (ICMP and ICMPv6: echo and the other
+    queries; errors follow the connection they report on)."""
     t = str(text).strip().lower()
     if t == ANY:
         return PortRange(l4="any", low=0, high=65535)
     l4, _, span = t.rpartition("/")
-    if not l4 and span in ("tcp", "udp"):
+    if not l4 and span in ("tcp", "udp", "icmp"):
         return PortRange(l4=span, low=0, high=65535)  # type: ignore[arg-type]
+    if l4 == "icmp":
+        raise ValueError(f"port {text!r}: icmp has no ports (write icmp)")
     l4 = l4 or "tcp"
     if l4 not in ("tcp", "udp"):
         raise ValueError(f"port {text!r}: protocol must be tcp or udp")

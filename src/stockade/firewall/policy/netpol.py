@@ -425,6 +425,9 @@ def export_policies(policy: Policy) -> tuple[list[dict[str, Any]], list[str]]:
             ports: list[dict[str, Any]] = []
             for text in r.ports:
                 pr = parse_port(text)
+                if pr.l4 == "icmp":
+                    warnings.append(f"rule {r.name!r}: NetworkPolicy has no ICMP; icmp left out")
+                    continue
                 for l4 in ("tcp", "udp") if pr.l4 == "any" else (pr.l4,):
                     if (pr.low, pr.high) == (0, 65535):
                         ports.append({"protocol": l4.upper()})
@@ -433,6 +436,8 @@ def export_policies(policy: Policy) -> tuple[list[dict[str, Any]], list[str]]:
                         if pr.high != pr.low:
                             item["endPort"] = pr.high
                         ports.append(item)
+            if not ports:  # icmp alone: an item without ports would admit every port
+                continue
             rule: dict[str, Any] = {}
             if peers:
                 rule["from"] = peers
