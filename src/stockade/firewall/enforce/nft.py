@@ -66,11 +66,39 @@ def _set_name(group: str, family: int) -> str:
     return name
 
 
+class _Candidates:
+    """The endpoints a selector may pick, by namespace and by label, so that compiling a policy
+    of many groups over many workloads does not test every workload against every group; the
+    answer is still ``selects``'."""
+
+    def __init__(self, endpoints: Sequence[Endpoint]) -> None:
+        self.all = endpoints
+        self.by_ns: dict[str, list[Endpoint]] = {}
+        self.by_label: dict[tuple[str, str], list[Endpoint]] = {}
+        for e in endpoints:
+            self.by_ns.setdefault(e.namespace, []).append(e)
+            for item in e.labels.items():
+                self.by_label.setdefault(item, []).append(e)
+
+    def of(self, group: Group) -> Sequence[Endpoint]:
+        sel = group.selector
+        if sel.cidrs or sel.dns:
+            return self.all
+        pools: list[Sequence[Endpoint]] = []
+        if sel.namespace is not None and not any(c in sel.namespace for c in "*?["):
+            pools.append(self.by_ns.get(sel.namespace, []))
+        pools += [self.by_label.get(item, []) for item in sel.labels.items()]
+        return min(pools, key=len) if pools else self.all
+
+
 def group_addresses(
-    group: Group, endpoints: Sequence[Endpoint], resolved: Resolved
+    group: Group,
+    endpoints: Sequence[Endpoint],
+    resolved: Resolved,
+    candidates: _Candidates | None = None,
 ) -> dict[int, list[str]]:
     out: dict[int, set[str]] = {4: set(), 6: set()}
-    for e in endpoints:
+    for e in candidates.of(group) if candidates is not None else endpoints:
         if selects(group.selector, e, resolved):
             out[ipaddress.ip_address(e.ip).version].add(e.ip)
     for c in group.selector.cidrs:
@@ -170,7 +198,8 @@ def compile_ruleset(
     )
     sets: list[str] = []
     nonempty: set[tuple[str, int]] = set()
-    by_group = {g.name: group_addresses(g, endpoints, resolved) for g in policy.spec.groups}
+    pool = _Candidates(endpoints)
+    by_group = {g.name: group_addresses(g, endpoints, resolved, pool) for g in policy.spec.groups}
     # Data rules (DLP, WAF, TLS) apply by the groups an address is in, whichever groups a rule
     # names: an allow rule between groups without data rules is still inspected when one of its
     # addresses is also in a group with data rules (a workload in two groups).

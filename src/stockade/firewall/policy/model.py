@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections import Counter
 from collections.abc import Mapping
 from typing import Literal
 
@@ -285,11 +286,11 @@ class Spec(_Strict):
         if info.context and info.context.get("partial"):
             return self  # one file of several: references are checked on the merged policy
         names = [g.name for g in self.groups]
-        dup = sorted({n for n in names if names.count(n) > 1})
+        dup = sorted(n for n, count in Counter(names).items() if count > 1)
         if dup:
             raise ValueError(f"group names must be unique: {', '.join(dup)}")
         rule_names = [r.name for r in self.rules]
-        dup = sorted({n for n in rule_names if rule_names.count(n) > 1})
+        dup = sorted(n for n, count in Counter(rule_names).items() if count > 1)
         if dup:
             raise ValueError(f"rule names must be unique: {', '.join(dup)}")
         known = set(names) | {ANY}
