@@ -122,6 +122,18 @@ def test_ports(text, expected) -> None:
             "spec:\n  rules:\n    - {name: r, from: [any], to: [any], ports: [icmp/8]}\n",
             "icmp has no ports",
         ),
+        (  # a range with no end was read as its start
+            "spec:\n  rules:\n    - {name: r, from: [any], to: [any], ports: [tcp/80-]}\n",
+            "p.yaml:3: spec.rules[0].ports: port 'tcp/80-' is not a number or range",
+        ),
+        (
+            "spec:\n  rules:\n    - {name: r, from: [any], to: [any], ports: [/80]}\n",
+            "protocol missing",
+        ),
+        (
+            "spec:\n  rules:\n    - {name: r, from: [any], to: [any], ports: [true]}\n",
+            "spec.rules[0].ports[0]",
+        ),
         (
             "spec:\n  groups:\n    - {name: a, selector: {cidrs: [10.0.0.0/8], namespace: x}}\n",
             "do not mix",
@@ -532,3 +544,18 @@ def test_networkpolicy_export_keeps_match_expressions() -> None:
         evaluate(back, Endpoint(ip="10.77.1.9", name="b", namespace="shop"), API, 80).action
         == "deny"
     )
+
+
+def test_a_port_written_as_a_yaml_number_is_the_documented_tcp_port() -> None:
+    pol = parse_texts(
+        [
+            (
+                "n.yaml",
+                "spec:\n  groups:\n    - {name: cde, selector: {namespace: shop}, mode: protect}\n"
+                "  rules:\n    - {name: web, from: [any], to: [cde], ports: [8080, udp/53]}\n",
+            )
+        ]
+    )
+    assert evaluate(pol, CRM, ORD, 8080).action == "allow"
+    assert evaluate(pol, CRM, ORD, 8080, l4="udp").action == "deny"
+    assert parse_texts([("again.yaml", dump(pol))]) == pol

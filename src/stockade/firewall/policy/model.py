@@ -218,14 +218,15 @@ def parse_port(text: str) -> PortRange:
         return PortRange(l4=span, low=0, high=65535)  # type: ignore[arg-type]
     if l4 == "icmp":
         raise ValueError(f"port {text!r}: icmp has no ports (write icmp)")
+    if not l4 and "/" in t:
+        raise ValueError(f"port {text!r}: protocol missing before '/'")
     l4 = l4 or "tcp"
     if l4 not in ("tcp", "udp"):
         raise ValueError(f"port {text!r}: protocol must be tcp or udp")
-    low_s, _, high_s = span.partition("-")
-    try:
-        low, high = int(low_s), int(high_s or low_s)
-    except ValueError:
-        raise ValueError(f"port {text!r} is not a number or range") from None
+    low_s, dash, high_s = span.partition("-")
+    if not low_s.strip().isdigit() or (dash and not high_s.strip().isdigit()):
+        raise ValueError(f"port {text!r} is not a number or range")
+    low, high = int(low_s), int(high_s or low_s)
     if not (1 <= low <= high <= 65535):
         raise ValueError(f"port {text!r} is out of range 1-65535")
     return PortRange(l4=l4, low=low, high=high)  # type: ignore[arg-type]
@@ -249,6 +250,14 @@ class Rule(_Strict):
             raise ValueError(
                 f"rule name {v!r} must be a lowercase slug (letters, digits, '-', '.'; 63 at most)"
             )
+        return v
+
+    @field_validator("ports", mode="before")
+    @classmethod
+    def _numbers(cls, v: object) -> object:
+        # ``ports: [8080]`` is the documented TCP port, an int in YAML
+        if isinstance(v, list):
+            return [str(p) if isinstance(p, int) and not isinstance(p, bool) else p for p in v]
         return v
 
     @field_validator("ports")
