@@ -559,3 +559,39 @@ def test_a_port_written_as_a_yaml_number_is_the_documented_tcp_port() -> None:
     assert evaluate(pol, CRM, ORD, 8080).action == "allow"
     assert evaluate(pol, CRM, ORD, 8080, l4="udp").action == "deny"
     assert parse_texts([("again.yaml", dump(pol))]) == pol
+
+
+DENY_ALL = _np("deny-all", "shop", "  podSelector: {}\n  policyTypes: [Ingress, Egress]\n")
+API_FROM_WEB = _np(
+    "api-in",
+    "shop",
+    "  podSelector: {matchLabels: {app: api}}\n"
+    "  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 8080}]}]\n",
+)
+WEB_TO_API = _np(
+    "web-out",
+    "shop",
+    "  podSelector: {matchLabels: {app: web}}\n  policyTypes: [Egress]\n"
+    "  egress:\n"
+    "    - to: [{podSelector: {matchLabels: {tier: be}}}]\n"
+    "      ports: [{port: 8000, endPort: 9000}]\n"
+    "    - ports: [{protocol: UDP, port: 53}]\n",
+)
+
+
+def test_networkpolicy_needs_both_ends_to_admit_a_connection() -> None:
+    """Kubernetes allows a connection when the client's egress and the server's ingress both
+    admit it: with a namespace denied both ways, an ingress allow alone is not enough."""
+    pol, _ = _import(DENY_ALL, API_FROM_WEB)
+    assert evaluate(pol, WEB, API, 8080).action == "deny"  # web's egress admits nothing
+    pol, _ = _import(DENY_ALL, API_FROM_WEB, WEB_TO_API)
+    assert evaluate(pol, WEB, API, 8080).action == "allow"  # both admit 8080
+    assert evaluate(pol, WEB, API, 8443).action == "deny"  # egress admits it, ingress does not
+    assert evaluate(pol, WEB, API, 80).action == "deny"
+    assert evaluate(pol, WEB, DNS, 53, l4="udp").action == "allow"  # DNS is not isolated
+    assert evaluate(pol, WEB, DNS, 53).action == "deny"  # only UDP
+    assert evaluate(pol, API, WEB, 8080).action == "deny"  # api's egress: denied by deny-all
+    assert evaluate(pol, MON, API, 8080).action == "deny"  # not web
+    other = Endpoint(ip="10.77.1.77", name="x", namespace="other", labels={"tier": "be"})
+    # a podSelector alone is the policy's own namespace
+    assert evaluate(pol, WEB, other, 8500).action == "deny"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -145,6 +146,108 @@ def _selector_name(namespace: str, labels: Mapping[str, str], exprs: list[dict[s
     return _slug(namespace.replace("*", "any"), *(parts or ["all"]))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Item:
+    """One ingress or egress item: the isolated group it belongs to, the groups it admits
+    (none: everyone) and its ports."""
+
+    name: tuple[str, ...]
+    target: str
+    peers: tuple[str, ...]
+    ports: tuple[str, ...]
+
+
+def _allow(imp: _Import, item: _Item, key: str) -> dict[str, Any]:
+    peers = list(item.peers) or [ANY]
+    ends = (
+        {"from": peers, "to": [item.target]}
+        if key == "ingress"
+        else {"from": [item.target], "to": peers}
+    )
+    return {"name": imp.rule_name(*item.name), "ports": list(item.ports), **ends}
+
+
+def _deny(imp: _Import, what: str, src: list[str], dst: list[str]) -> dict[str, Any]:
+    name = imp.rule_name("netpol", what, "isolated")
+    return {"name": name, "from": src, "to": dst, "action": "deny"}
+
+
+def _pair(imp: _Import, out: _Item, into: _Item) -> dict[str, Any] | None:
+    """The rule for connections from ``out``'s pods to ``into``'s that both items admit, or
+    None when no connection is."""
+    srcs = _meet(imp, [out.target], into.peers)
+    dsts = _meet(imp, [into.target], out.peers)
+    ports = [p for a in out.ports for b in into.ports if (p := _port_meet(a, b)) is not None]
+    if not (srcs and dsts and ports):
+        return None
+    name = imp.rule_name("netpol", *out.name, "to", *into.name)
+    return {"name": name, "from": srcs, "to": dsts, "ports": ports}
+
+
+def _meet(imp: _Import, groups: list[str], peers: tuple[str, ...]) -> list[str]:
+    """Groups for the pods in one of ``groups`` and one of ``peers`` (none: everyone)."""
+    if not peers:
+        return groups
+    out: list[str] = []
+    for g in groups:
+        for p in peers:
+            sel = _intersect(imp.groups[g]["selector"], imp.groups[p]["selector"])
+            if sel is not None:
+                name = _selector_name(
+                    sel.get("namespace", "cidr"), sel.get("labels", {}), sel.get("expressions", [])
+                )
+                out.append(imp.group(name, sel))
+    return list(dict.fromkeys(out))
+
+
+def _intersect(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A selector for what both select, or None when nothing is (pods and address blocks are
+    apart here: an ipBlock stands for addresses outside the cluster)."""
+    if ("cidrs" in a) != ("cidrs" in b):
+        return None
+    if "cidrs" in a:
+        nets = []
+        for x in a["cidrs"]:
+            for y in b["cidrs"]:
+                n, m = ipaddress.ip_network(x), ipaddress.ip_network(y)
+                if n.version == m.version and (n.subnet_of(m) or m.subnet_of(n)):  # type: ignore[arg-type]
+                    nets.append(n if n.subnet_of(m) else m)  # type: ignore[arg-type]
+        if not nets:
+            return None
+        return {"cidrs": [str(n) for n in sorted(set(nets), key=lambda n: (n.version, n))]}
+    ns_a, ns_b = a.get("namespace", "*"), b.get("namespace", "*")
+    if ns_a != ns_b and "*" not in (ns_a, ns_b):
+        return None
+    labels = dict(a.get("labels", {}))
+    for k, v in b.get("labels", {}).items():
+        if labels.setdefault(k, v) != v:
+            return None
+    exprs = list(a.get("expressions", []))
+    exprs += [e for e in b.get("expressions", []) if e not in exprs]
+    out: dict[str, Any] = {"namespace": ns_b if ns_a == "*" else ns_a}
+    if labels:
+        out["labels"] = labels
+    if exprs:
+        out["expressions"] = exprs
+    return out
+
+
+def _port_meet(a: str, b: str) -> str | None:
+    """The ports two port texts both admit (NetworkPolicy's: any, tcp, udp, proto/low[-high])."""
+    x, y = parse_port(a), parse_port(b)
+    if x.l4 != y.l4 and "any" not in (x.l4, y.l4):
+        return None
+    l4 = y.l4 if x.l4 == "any" else x.l4
+    low, high = max(x.low, y.low), min(x.high, y.high)
+    if low > high:
+        return None
+    if l4 == "any":  # both every port: NetworkPolicy gives no other "any"
+        return ANY
+    if (low, high) == (0, 65535):
+        return l4
+    return f"{l4}/{low}" if low == high else f"{l4}/{low}-{high}"
+
+
 def import_policies(docs: Iterable[Mapping[str, Any]]) -> tuple[Policy, list[str]]:
     """Kubernetes NetworkPolicies as one Stockade policy with their semantics: the selected
     pods are isolated (protect) in the directions the policy types name, a connection is allowed
@@ -153,6 +256,7 @@ def import_policies(docs: Iterable[Mapping[str, Any]]) -> tuple[Policy, list[str
     rules: list[dict[str, Any]] = []
     warnings: list[str] = []
     isolated: dict[str, set[str]] = {}  # group -> the directions isolated ("ingress", "egress")
+    admitted: dict[str, list[_Item]] = {"ingress": [], "egress": []}
 
     for doc in docs:
         if not isinstance(doc, Mapping) or doc.get("kind") != "NetworkPolicy":
@@ -209,40 +313,38 @@ def import_policies(docs: Iterable[Mapping[str, Any]]) -> tuple[Policy, list[str
                 if left_out and not ports:
                     warnings.append(f"{at}: no port could be imported; rule left out")
                     continue
-                rule: dict[str, Any] = {
-                    "name": imp.rule_name(ns, np_name, key, str(i)),
-                    "action": "allow",
-                    "ports": ports or [ANY],
-                }
-                rule.update(
-                    {"from": peers or [ANY], "to": [target]}
-                    if key == "ingress"
-                    else {"from": [target], "to": peers or [ANY]}
+                admitted[key].append(
+                    _Item(
+                        name=(ns, np_name, key, str(i)),
+                        target=target,
+                        peers=tuple(peers),
+                        ports=tuple(ports or [ANY]),
+                    )
                 )
-                rules.append(rule)
-    # A connection passes when both ends let it: what no item above admitted is denied into an
-    # ingress-isolated group and out of an egress-isolated one; the rest is not isolated at all
-    # (a pod isolated for ingress only still reaches anything, a peer's own traffic is free).
+    # A connection passes when both ends let it (Kubernetes): out of an egress-isolated pod an
+    # egress item must admit it, into an ingress-isolated pod an ingress item must. First match
+    # wins here, so the rules come in this order:
+    #   1. both ends isolated: one rule per (egress item, ingress item) pair, between what each
+    #      admits of the other's pods (selectors intersected), on the ports both admit;
+    #   2. deny between those ends for the rest;
+    #   3. ingress items (the client is not egress-isolated), 4. deny into isolated pods;
+    #   5. egress items (the server is not ingress-isolated), 6. deny out of isolated pods;
+    #   7. allow the rest: nothing isolates it (a pod isolated for ingress only reaches anything).
     ingress = [g for g, d in isolated.items() if "ingress" in d]
     egress = [g for g, d in isolated.items() if "egress" in d]
+    for out in admitted["egress"]:
+        for into in admitted["ingress"]:
+            rule = _pair(imp, out, into)
+            if rule is not None:
+                rules.append(rule)
+    if ingress and egress:
+        rules.append(_deny(imp, "both", egress, ingress))
+    rules += [_allow(imp, item, "ingress") for item in admitted["ingress"]]
     if ingress:
-        rules.append(
-            {
-                "name": imp.rule_name("netpol", "ingress", "isolated"),
-                "from": [ANY],
-                "to": ingress,
-                "action": "deny",
-            }
-        )
+        rules.append(_deny(imp, "ingress", [ANY], ingress))
+    rules += [_allow(imp, item, "egress") for item in admitted["egress"]]
     if egress:
-        rules.append(
-            {
-                "name": imp.rule_name("netpol", "egress", "isolated"),
-                "from": egress,
-                "to": [ANY],
-                "action": "deny",
-            }
-        )
+        rules.append(_deny(imp, "egress", egress, [ANY]))
     if imp.groups:
         rules.append(
             {"name": imp.rule_name("netpol", "not", "isolated"), "from": [ANY], "to": [ANY]}
