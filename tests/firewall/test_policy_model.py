@@ -595,3 +595,42 @@ def test_networkpolicy_needs_both_ends_to_admit_a_connection() -> None:
     other = Endpoint(ip="10.77.1.77", name="x", namespace="other", labels={"tier": "be"})
     # a podSelector alone is the policy's own namespace
     assert evaluate(pol, WEB, other, 8500).action == "deny"
+
+
+def _row(src: Endpoint, dst: Endpoint, port: int, app: str = "proto.http") -> dict:
+    def ep(e: Endpoint) -> dict:
+        return {"ip": e.ip, "name": e.name, "namespace": e.namespace, "labels": dict(e.labels)}
+
+    return {"src_endpoint": ep(src), "dst_endpoint": ep(dst), "port": port, "l4": "tcp", "app": app}
+
+
+def test_learned_groups_never_take_a_name_another_selector_has() -> None:
+    """A base group named like a learned endpoint's auto group (shop.web) but selecting other
+    pods must not receive the learned rule: that would allow its pods what was never seen and
+    leave the learned pod blocked once in protect."""
+    base = parse_texts(
+        [
+            (
+                "base.yaml",
+                "spec:\n  groups:\n"
+                "    - {name: shop.web, selector: {namespace: shop, labels: {tier: web}}}\n",
+            )
+        ]
+    )
+    web = Endpoint(ip="10.77.2.1", name="web-1", namespace="shop", labels={"app": "web"})
+    other = Endpoint(ip="10.77.2.2", name="front", namespace="shop", labels={"tier": "web"})
+    pol = policy_from_learned([_row(web, ORD, 8080)], base=base, mode="protect")
+    assert evaluate(pol, web, ORD, 8080, app="proto.http").action == "allow"
+    assert evaluate(pol, other, ORD, 8080, app="proto.http").action == "deny"
+    # learning again on top of the result adds nothing
+    again = policy_from_learned([_row(web, ORD, 8080)], base=pol, mode="protect")
+    assert len(again.spec.rules) == len(pol.spec.rules) == 1
+
+
+def test_learned_rules_whose_names_are_cut_alike_are_both_kept() -> None:
+    ns = "a-namespace-with-a-rather-long-name-for-its-team"
+    one = Endpoint(ip="10.77.3.1", name="p1", namespace=ns, labels={"app": "service-one"})
+    two = Endpoint(ip="10.77.3.2", name="p2", namespace=ns, labels={"app": "service-two"})
+    pol = policy_from_learned([_row(one, ORD, 8080), _row(two, ORD, 8080)], mode="protect")
+    assert evaluate(pol, one, ORD, 8080, app="proto.http").action == "allow"
+    assert evaluate(pol, two, ORD, 8080, app="proto.http").action == "allow"

@@ -9,7 +9,6 @@ globs) is left out, and each omission is reported.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from stockade.firewall.policy.learn import _slug
+from stockade.firewall.policy.learn import unique_name as _unique
 from stockade.firewall.policy.model import (
     ANY,
     Group,
@@ -125,19 +125,6 @@ class _Import:
         name = _unique(_slug(*parts), repr(parts), self.rule_names)
         self.rule_names.add(name)
         return name
-
-
-def _unique(name: str, key: str, taken: Mapping[str, Any] | set[str]) -> str:
-    """``name``, or when it is taken (label values that slug alike, a name cut at 63
-    characters) the same with a hash of what it stands for."""
-    if name not in taken:
-        return name
-    digest = hashlib.sha256(key.encode()).hexdigest()
-    for i in range(8, 65, 8):
-        alt = f"{name[: 62 - i].rstrip('-.')}-{digest[:i]}"
-        if alt not in taken:
-            return alt
-    raise ConfigError(f"cannot name {name!r} uniquely")  # pragma: no cover - 2^256 names
 
 
 def _selector_name(namespace: str, labels: Mapping[str, str], exprs: list[dict[str, Any]]) -> str:
