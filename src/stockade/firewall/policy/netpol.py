@@ -50,7 +50,10 @@ def _label_selector(sel: Any, where: str) -> tuple[dict[str, str], list[dict[str
     for e in exprs:
         if not isinstance(e, Mapping) or not isinstance(e.get("values") or [], list):
             raise ConfigError(f"{where}: a matchExpression must be {{key, operator, values}}")
-        expr = {"key": str(e.get("key") or ""), "operator": str(e.get("operator") or "")}
+        expr: dict[str, Any] = {
+            "key": str(e.get("key") or ""),
+            "operator": str(e.get("operator") or ""),
+        }
         if e.get("values"):
             expr["values"] = [_label_value(v) for v in e["values"]]
         try:
@@ -371,7 +374,7 @@ def _peer(p: Any, ns: str, where: str, warnings: list[str], imp: _Import) -> lis
         for e in cut:
             if e.version != net.version or not e.subnet_of(net):  # type: ignore[arg-type]
                 raise ConfigError(f"{where}.ipBlock: except {e} is not inside {net}")
-            kept = []
+            kept: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
             for n in nets:  # CIDR blocks nest or are apart
                 if n.subnet_of(e):  # type: ignore[arg-type]
                     continue
@@ -390,10 +393,11 @@ def _peer(p: Any, ns: str, where: str, warnings: list[str], imp: _Import) -> lis
         names: set[str] | None = None  # None: every namespace
         if NS_LABEL in ns_labels:
             names = {ns_labels.pop(NS_LABEL)}
-        for e in list(ns_exprs):
-            if e["key"] == NS_LABEL and e["operator"] == "In":
-                ns_exprs.remove(e)
-                names = set(e["values"]) if names is None else names & set(e["values"])
+        for req in list(ns_exprs):
+            if req["key"] == NS_LABEL and req["operator"] == "In":
+                ns_exprs.remove(req)
+                values = set(req["values"])
+                names = values if names is None else names & values
         if ns_labels or ns_exprs:
             # Namespaces' labels are not known here: matching every namespace would admit more
             # than the NetworkPolicy does, so the peer is left out instead.
