@@ -49,6 +49,16 @@ def udp(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
     return ip + body
 
 
+def icmp(src: str, dst: str, message: bytes) -> bytes:
+    import ipaddress
+
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(message), 1, 0, 64, 1, 0,
+        ipaddress.ip_address(src).packed, ipaddress.ip_address(dst).packed,
+    )  # fmt: skip
+    return ip + message
+
+
 # (payload, packet mark from the kernel): one queue's worth of connections
 CASES: list[tuple[bytes, int]] = [
     # allowed HTTP, DLP keeps watching: no mark, then the response
@@ -73,6 +83,10 @@ CASES: list[tuple[bytes, int]] = [
     (udp(PAY.ip, ORD.ip, 5353, 53, b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"), 0),
     (b"\x45" + b"\x00" * 30, 0),
     (b"\xff" * 64, 0),
+    # a ping into the CDE, which no rule allows (protect), then an ICMP error (it belongs to
+    # the connection it reports on: passes)
+    (icmp(PAY.ip, ORD.ip, bytes([8, 0, 0, 0, 0, 1, 0, 1]) + b"ping"), marks.FIRST),
+    (icmp(ORD.ip, PAY.ip, bytes([3, 3, 0, 0, 0, 0, 0, 0]) + b"\x45" + bytes(27)), 0),
 ]
 
 
@@ -231,8 +245,10 @@ EXPECTED_MARKS = [
     None,  # a new connection, GET: allowed by cde-api, DLP keeps watching
     marks.BLOCK | marks.FIRST | 0x4000,
     marks.BLOCK,  # no rule lets payments send DNS to orders
+    marks.ALLOW,  # IP protocol 0 between two ends in no group: unmanaged
     None,
-    None,
+    marks.BLOCK | marks.FIRST,  # the ping
+    None,  # the ICMP error
 ]
 
 
@@ -243,8 +259,10 @@ def test_every_queued_packet_gets_its_verdict_and_mark(path: str) -> None:
     assert [(i, v) for i, v, _ in got] == [(i, NF_ACCEPT) for i in range(1, len(CASES) + 1)]
     assert [m for _, _, m in got] == EXPECTED_MARKS
     assert [e.kind for e in events] == [
-        "dlp.blocked", "firewall.blocked", "firewall.blocked", "dlp.blocked", "firewall.blocked"
+        "dlp.blocked", "firewall.blocked", "firewall.blocked", "dlp.blocked", "firewall.blocked",
+        "firewall.blocked",
     ]  # fmt: skip
+    assert events[-1].data["l4"] == "icmp"
     assert all("4111 1111" not in repr(e.to_dict()) for e in events)
 
 
@@ -643,12 +661,22 @@ def test_the_c_protocol_check_never_claims_what_python_detects_otherwise() -> No
         if app == fastpath.PAIR_HTTP:
             assert detect(data, b"").protocol == "proto.http", data
         elif app == fastpath.PAIR_TLS:
-            assert detect(data, b"").protocol == "proto.tls", data
+            det = detect(data, b"")
+            assert det.protocol == "proto.tls", data
+            # a hello that parses: the only TLS a rule naming proto.tls lets through
+            assert det.encrypted, data
             assert not _hello_pending(bytearray(data), bytearray())
         else:
             assert app == 0
 
-    for data in [*HTTP_LINES, JSON_REQ, CARD_REQ, REDIS, hello, hello[:100], hello + b"x"]:
+    # record and handshake headers that fit, around a body that is no ClientHello
+    fakes = [
+        b"\x16\x03\x01\x00\x06\x01\x00\x00\x02\x03\x03",
+        b"\x16\x03\x01\x00\x30\x01\x00\x00\x2c\x03\x03" + b"A" * 44,
+    ]
+    for fake in fakes:
+        assert lib.fp_app(fake, len(fake)) == 0, fake
+    for data in [*HTTP_LINES, JSON_REQ, CARD_REQ, REDIS, hello, hello[:100], hello + b"x", *fakes]:
         check(data)
     assert lib.fp_app(JSON_REQ, len(JSON_REQ)) == fastpath.PAIR_HTTP
     assert lib.fp_app(hello, len(hello)) == fastpath.PAIR_TLS
@@ -662,3 +690,11 @@ def test_the_c_protocol_check_never_claims_what_python_detects_otherwise() -> No
         check(base[:at] + junk + base[at + len(junk) :])
 
     altered()
+
+    # anywhere in the hello: its vectors and extensions, which the C walk must read as tls.py
+    @settings(max_examples=600, deadline=None)
+    @given(st.integers(0, len(hello) - 1), st.binary(min_size=1, max_size=2))
+    def altered_hello(at: int, junk: bytes) -> None:
+        check(hello[:at] + junk + hello[at + len(junk) :])
+
+    altered_hello()

@@ -251,3 +251,119 @@ def test_the_verdict_loop_collector_is_put_back() -> None:
     finally:
         restore_collector(saved)
     assert (gc.get_threshold(), gc.get_freeze_count()) == (before, 0)
+
+
+TLS_ONLY = parse_texts(
+    [
+        (
+            "tls-only.yaml",
+            """
+spec:
+  groups:
+    - {name: cde, selector: {namespace: shop, labels: {pci: cde}}, mode: protect}
+  rules:
+    - {name: api, from: [cde], to: [cde], ports: [tcp/8443], protocols: [proto.tls]}
+""",
+        )
+    ]
+)
+
+
+def _segments(policy, port: int, *chunks: bytes) -> tuple[list[int], list]:
+    """The marks one client connection's segments get, and the events."""
+    events: list = []
+    insp = Inspector(policy, Directory([PAY, ORD]), emit=events.append)
+    seq, out = 1001, []
+    for i, chunk in enumerate(chunks):
+        mark = marks.FIRST if i == 0 else 0
+        out.append(insp.packet(packet(PAY.ip, ORD.ip, 43000, port, ACK | PSH, seq, chunk), mark)[1])
+        seq += len(chunk)
+    return out, events
+
+
+def test_bytes_that_cannot_be_http_are_judged_on_an_http_only_port_at_once() -> None:
+    """A rule naming proto.http must not let a short exchange in another protocol through while
+    the enforcer waits for DECIDE_AFTER bytes: what can no longer become a request line is
+    judged as proto.unknown at once (protect: blocked)."""
+    for payload in (b"\x00\x01\x02\x03binary", b'{"cmd": "get"}\n', b"GEX / HTTP/1.1\r\n\r\n"):
+        got, events = _segments(HTTP_ONLY, 8080, payload)
+        assert got == [marks.BLOCK], payload
+        assert events[0].kind == "firewall.blocked" and events[0].data["app"] == "proto.unknown"
+    # a method's first letters are no request: the next bytes decide
+    assert _segments(HTTP_ONLY, 8080, b"G", b"\x00junk")[0] == [0, marks.BLOCK]
+    assert _segments(HTTP_ONLY, 8080, b"GET", b" / HTTP/1.1\r\nHost: o\r\n\r\n")[0] == [
+        0,
+        marks.ALLOW,
+    ]
+    # a request line that never ends within 512 bytes is none
+    assert _segments(HTTP_ONLY, 8080, b"GET /" + b"a" * 600)[0] == [marks.BLOCK]
+
+
+def test_a_tls_only_port_takes_only_a_hello_that_parses() -> None:
+    from tests.firewall.test_fastpath import _tls_hello
+
+    fake = b"\x16\x03\x01\x00\x06\x01\x00\x00\x02\x03\x03"  # headers that fit, no hello
+    got, events = _segments(TLS_ONLY, 8443, fake, b"anything at all\n")
+    assert got[0] == marks.BLOCK and events[0].data["app"] == "proto.unknown"
+    assert _segments(TLS_ONLY, 8443, b"GET / HTTP/1.1\r\nHost: o\r\n\r\n")[0] == [marks.BLOCK]
+    hello = _tls_hello()
+    assert _segments(TLS_ONLY, 8443, hello)[0] == [marks.ALLOW]
+    # a ClientHello split over segments waits for its end, then passes
+    assert _segments(TLS_ONLY, 8443, hello[:3], hello[3:60], hello[60:])[0] == [
+        0,
+        0,
+        marks.ALLOW,
+    ]
+
+
+def _ip4(src: str, dst: str, proto: int, payload: bytes) -> bytes:
+    head = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(payload),
+        1,
+        0,
+        64,
+        proto,
+        0,
+        ipaddress.ip_address(src).packed,
+        ipaddress.ip_address(dst).packed,
+    )
+    return head + payload
+
+
+ECHO = bytes([8, 0, 0, 0, 0, 1, 0, 1]) + b"ping"
+UNREACHABLE = bytes([3, 3, 0, 0, 0, 0, 0, 0]) + b"\x45" + bytes(27)
+
+
+def test_icmp_and_other_ip_protocols_are_judged_by_the_rules_not_let_through() -> None:
+    """Protect mode denies what no rule allows, whatever the IP protocol: a ping or an SCTP
+    association into a group that allows only tcp/8080 is blocked; an ICMP error passes (it
+    belongs to the connection it reports on)."""
+    events: list = []
+    insp = Inspector(HTTP_ONLY, Directory([PAY, ORD]), emit=events.append)
+    assert insp.packet(_ip4(PAY.ip, ORD.ip, 1, ECHO)) == (True, marks.BLOCK)
+    assert insp.packet(_ip4(PAY.ip, ORD.ip, 132, bytes(12))) == (True, marks.BLOCK)
+    assert insp.packet(_ip4(ORD.ip, PAY.ip, 1, UNREACHABLE)) == (True, 0)
+    assert [(e.kind, e.data["l4"]) for e in events] == [
+        ("firewall.blocked", "icmp"),
+        ("firewall.blocked", "sctp"),
+    ]
+    pings = parse_texts(
+        [
+            (
+                "ping.yaml",
+                """
+spec:
+  groups:
+    - {name: cde, selector: {namespace: shop, labels: {pci: cde}}, mode: protect}
+  rules:
+    - {name: ping, from: [cde], to: [cde], ports: [icmp]}
+""",
+            )
+        ]
+    )
+    insp = Inspector(pings, Directory([PAY, ORD]), emit=events.append)
+    assert insp.packet(_ip4(PAY.ip, ORD.ip, 1, ECHO)) == (True, marks.ALLOW)
+    assert insp.packet(_ip4(PAY.ip, ORD.ip, 132, bytes(12))) == (True, marks.BLOCK)

@@ -197,13 +197,68 @@ static int fp_http_request(const uint8_t *d, uint32_t n) {
     return d[t + 8] == '0' || d[t + 8] == '1';
 }
 
-/* A whole TLS handshake record that opens with a ClientHello of TLS 1.0-1.3 (tls.py reads the
- * rest: the tests hold this to its answer). */
+/* A vector of ``width`` (1 or 2) length bytes at *pos within n: its start and length, *pos past
+ * it; 0 when it does not fit (tls.py's _Reader.vec raising _Short). */
+static int fp_vec(const uint8_t *d, uint32_t n, uint32_t *pos, int width, uint32_t *at,
+                  uint32_t *len) {
+    if (*pos + (uint32_t)width > n) return 0;
+    uint32_t l = width == 1 ? d[*pos] : (uint32_t)(d[*pos] << 8 | d[*pos + 1]);
+    *pos += (uint32_t)width;
+    if (l > n - *pos) return 0;
+    *at = *pos;
+    *len = l;
+    *pos += l;
+    return 1;
+}
+
+/* The ClientHello body as tls.parse_client_hello walks it: version, random, session id, cipher
+ * suites, compression methods, then (optional) the extensions, each within the declared length,
+ * and inside SNI, ALPN and supported_versions their lists. 1 when it parses completely. */
+static int fp_client_hello_body(const uint8_t *b, uint32_t n) {
+    uint32_t pos = 34, at, len; /* legacy_version, random */
+    if (n < pos) return 0;
+    if (!fp_vec(b, n, &pos, 1, &at, &len) || !fp_vec(b, n, &pos, 2, &at, &len) ||
+        !fp_vec(b, n, &pos, 1, &at, &len))
+        return 0;
+    if (pos == n) return 1; /* extensions are optional before TLS 1.2 */
+    uint32_t ext_at, ext_len;
+    if (!fp_vec(b, n, &pos, 2, &ext_at, &ext_len)) return 0;
+    const uint8_t *e = b + ext_at;
+    uint32_t ep = 0;
+    while (ep < ext_len) {
+        if (ext_len - ep < 2) return 0;
+        uint32_t type = (uint32_t)(e[ep] << 8 | e[ep + 1]);
+        ep += 2;
+        uint32_t body_at, body_len;
+        if (!fp_vec(e, ext_len, &ep, 2, &body_at, &body_len)) return 0;
+        const uint8_t *x = e + body_at;
+        uint32_t xp = 0, list_at, list_len, lp = 0;
+        if (type == 0 || type == 16) { /* server_name, ALPN: a list with a 2-byte length */
+            if (!fp_vec(x, body_len, &xp, 2, &list_at, &list_len)) return 0;
+            const uint8_t *l = x + list_at;
+            while (lp < list_len) {
+                if (type == 0) { /* name type, then the name */
+                    if (list_len - lp < 1) return 0;
+                    lp += 1;
+                }
+                if (!fp_vec(l, list_len, &lp, type == 0 ? 2 : 1, &at, &len)) return 0;
+            }
+        } else if (type == 43) { /* supported_versions: 2-byte codes behind a 1-byte length */
+            if (!fp_vec(x, body_len, &xp, 1, &list_at, &list_len)) return 0;
+            if (list_len % 2) return 0;
+        }
+    }
+    return 1;
+}
+
+/* A whole TLS handshake record that opens with a ClientHello of TLS 1.0-1.3 which parses as
+ * tls.py parses it (the tests hold this to its answer). */
 static int fp_tls_hello(const uint8_t *d, uint32_t n) {
     if (n < 11 || d[0] != 0x16 || d[1] != 3 || d[2] > 4 || d[5] != 1) return 0;
     uint32_t rec = (uint32_t)(d[3] << 8 | d[4]);
     uint32_t hs = (uint32_t)(d[6] << 16 | d[7] << 8 | d[8]);
-    return rec >= 4 && 5 + rec <= n && 4 + hs <= rec && d[9] == 3;
+    if (!(rec >= 4 && rec <= 16384 + 2048 && 5 + rec <= n && 4 + hs <= rec && d[9] == 3)) return 0;
+    return fp_client_hello_body(d + 9, hs);
 }
 
 /* The protocol a connection's first client segment opens, as a pair bit (FP_PAIR_HTTP/TLS), or 0. */

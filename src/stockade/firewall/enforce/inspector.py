@@ -34,14 +34,16 @@ from stockade.firewall.policy.engine import (
     Endpoint,
     Resolved,
     Verdict,
+    awaited_protocols,
     data_needs,
     evaluate,
 )
 from stockade.firewall.policy.model import Policy
 from stockade.model import Event, ResourceRef, Severity
 from stockade.network.capture.decode import LINK_RAW, Buf, Decoder, FlowKey
-from stockade.network.interface import DlpMatch, flow_key
-from stockade.network.protocols import UNKNOWN, detect, upgrades
+from stockade.network.interface import Detection, DlpMatch, flow_key
+from stockade.network.protocols import UNKNOWN, could_become, detect, upgrades
+from stockade.network.protocols.base import STRONG
 from stockade.network.reassembly import MASK, Stream
 from stockade.network.tls import opens_with_hello
 
@@ -58,6 +60,10 @@ IDLE_SECONDS = 300.0  # an undecided flow nobody sent a packet of for this long 
 # retransmitted segment still finds its flow, and the streams of connections that ended are freed.
 END_GRACE = 2.0
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
+
+# ICMP (1) and ICMPv6 (58) message types that report on another connection
+_ICMP_ERRORS = {1: frozenset({3, 4, 5, 11, 12}), 58: frozenset({1, 2, 3, 4})}
+_L4_NAMES = {132: "sctp", 47: "gre", 50: "esp", 4: "ipip", 41: "ipv6"}
 
 # what a cached L3/L4 (+ application protocol) verdict depends on: src ip, dst ip, port, l4, app
 _VerdictKey: TypeAlias = tuple[str, str, int, str, str | None]
@@ -144,6 +150,8 @@ class Inspector:
         self._notice = False  # the packet is a copy the kernel let pass (see end_seen)
         self._verdicts: dict[_VerdictKey, Verdict] = {}  # evaluate() is pure for a given policy
         self._needs: dict[tuple[str, str], DataNeeds] = {}
+        # the protocols rules name per (src ip, dst ip, port, l4): see _awaited_app
+        self._awaited: dict[tuple[str, str, int, str], frozenset[str]] = {}
         self._endpoints: dict[bytes, Endpoint] = {}
         self.stats = {"packets": 0, "blocked": 0, "allowed": 0, "malformed": 0}
 
@@ -162,6 +170,7 @@ class Inspector:
             if len(self._verdicts) > 100_000:
                 self._verdicts.clear()
                 self._needs.clear()
+                self._awaited.clear()
             v = self._verdicts[key] = evaluate(
                 self.policy,
                 flow.src,
@@ -313,6 +322,31 @@ class Inspector:
         self.decided = bool(flow.mark)
         self._answer = (True, flow.mark)
 
+    def other(
+        self, ts: float, proto: int, src: bytes, dst: bytes, buf: Buf, off: int, length: int
+    ) -> None:
+        """A packet of another IP protocol than TCP and UDP (ICMP, SCTP, GRE, ...) that opens a
+        connection: judged by its ends alone (no port, no application protocol), so only rules
+        whose ports are ``any`` match it, and in protect mode the implicit rule denies it. ICMP
+        errors belong to the connection they report on (conntrack: related) and pass as
+        before; its verdict covers them."""
+        if proto in (1, 58):
+            if length < 1 or buf[off] in _ICMP_ERRORS[proto]:
+                return
+            l4 = "icmp"
+        else:
+            l4 = _L4_NAMES.get(proto, f"ip{proto}")
+        flow, _ = self._flow(ts, (src, 0, dst, 0, proto), l4)
+        if not flow.mark and flow.app is None:
+            flow.app = UNKNOWN  # no protocol to wait for: rules naming protocols never match
+            verdict = self._evaluate(flow, UNKNOWN)
+            if verdict.action != "learn":  # discover passes it; a learned rule needs a port
+                self._judge(flow, verdict)
+            if not flow.mark and verdict.passes:
+                flow.mark = marks.ALLOW
+        self.decided = bool(flow.mark)
+        self._answer = (True, flow.mark)
+
     def expire(self, now: float | None = None, idle: float = IDLE_SECONDS) -> int:
         """Forget flows idle for ``idle`` seconds (their FINs may never come here), and flows
         that ended :data:`END_GRACE` seconds ago; returns how many."""
@@ -435,14 +469,14 @@ class Inspector:
                 and _negotiated(flow) is None
             ):
                 return  # the version is the server's to choose: wait for its hello
-            if (
-                det.protocol != UNKNOWN
-                or judged is not None  # an upgrade judged: encrypted or clear is known
-                or final
-                or len(client) >= DECIDE_AFTER
-                or len(server) >= DECIDE_AFTER
-            ):
-                flow.app, flow.encrypted = det.protocol, det.encrypted
+            late = final or len(client) >= DECIDE_AFTER or len(server) >= DECIDE_AFTER
+            app: str | None = det.protocol
+            if flow.pending is not None and judged is None:
+                app = self._awaited_app(flow, det, bytes(client), bytes(server), late)
+            elif not (det.protocol != UNKNOWN or judged is not None or late):
+                app = None  # an upgrade judged says encrypted or clear: that is known
+            if app is not None:
+                flow.app, flow.encrypted = app, det.encrypted
                 self._on_app(flow)
         if flow.mark:
             return
@@ -450,6 +484,36 @@ class Inspector:
             flow.pending is None and not flow.needs.any and self._plain_allow(flow)
         ):
             flow.mark = marks.ALLOW
+
+    def _awaited_app(
+        self, flow: _Flow, det: Detection, client: bytes, server: bytes, late: bool
+    ) -> str | None:
+        """The protocol a connection that a rule naming protocols waits on is judged with, or
+        None to wait for more bytes (they pass meanwhile). Only a whole first message counts:
+        a TLS record header whose hello does not parse is no TLS, a method's first letters are
+        no HTTP request; and bytes that can no longer become any protocol the rules name are
+        judged at once, as ``proto.unknown``, not after DECIDE_AFTER bytes went through."""
+        key = (flow.src.ip, flow.dst.ip, flow.port, flow.l4)
+        awaited = self._awaited.get(key)
+        if awaited is None:
+            awaited = self._awaited[key] = awaited_protocols(
+                self.policy, flow.src, flow.dst, flow.port, l4=flow.l4, resolved=self.resolved
+            )
+        app = det.protocol
+        if app == "proto.tls" and not det.encrypted:
+            app = UNKNOWN  # the hello did not parse (one still arriving was waited for)
+        if app != UNKNOWN:
+            if app in awaited and det.confidence < STRONG:
+                if not could_become(app, client, server):
+                    return UNKNOWN
+                if not late:
+                    return None
+            return app
+        if late:
+            return UNKNOWN
+        if UNKNOWN in awaited or any(could_become(p, client, server) for p in awaited):
+            return None
+        return UNKNOWN
 
     def _plain_allow(self, flow: _Flow) -> bool:
         """Allowed at L3/L4 with nothing to learn or look for: no need to wait for data."""

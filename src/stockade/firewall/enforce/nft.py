@@ -21,6 +21,7 @@ Chains on the forward hook, in priority order:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import ipaddress
 from collections.abc import Sequence
@@ -65,11 +66,39 @@ def _set_name(group: str, family: int) -> str:
     return name
 
 
+class _Candidates:
+    """The endpoints a selector may pick, by namespace and by label, so that compiling a policy
+    of many groups over many workloads does not test every workload against every group; the
+    answer is still ``selects``'."""
+
+    def __init__(self, endpoints: Sequence[Endpoint]) -> None:
+        self.all = endpoints
+        self.by_ns: dict[str, list[Endpoint]] = {}
+        self.by_label: dict[tuple[str, str], list[Endpoint]] = {}
+        for e in endpoints:
+            self.by_ns.setdefault(e.namespace, []).append(e)
+            for item in e.labels.items():
+                self.by_label.setdefault(item, []).append(e)
+
+    def of(self, group: Group) -> Sequence[Endpoint]:
+        sel = group.selector
+        if sel.cidrs or sel.dns:
+            return self.all
+        pools: list[Sequence[Endpoint]] = []
+        if sel.namespace is not None and not any(c in sel.namespace for c in "*?["):
+            pools.append(self.by_ns.get(sel.namespace, []))
+        pools += [self.by_label.get(item, []) for item in sel.labels.items()]
+        return min(pools, key=len) if pools else self.all
+
+
 def group_addresses(
-    group: Group, endpoints: Sequence[Endpoint], resolved: Resolved
+    group: Group,
+    endpoints: Sequence[Endpoint],
+    resolved: Resolved,
+    candidates: _Candidates | None = None,
 ) -> dict[int, list[str]]:
     out: dict[int, set[str]] = {4: set(), 6: set()}
-    for e in endpoints:
+    for e in candidates.of(group) if candidates is not None else endpoints:
         if selects(group.selector, e, resolved):
             out[ipaddress.ip_address(e.ip).version].add(e.ip)
     for c in group.selector.cidrs:
@@ -88,9 +117,33 @@ def group_addresses(
     }
 
 
-def _needs_data_inspection(policy: Policy, group_names: set[str]) -> bool:
-    for g in policy.spec.groups:
-        if g.name in group_names and (g.dlp or g.waf_rules() or g.tls_requirements()):
+def _has_data_rules(group: Group) -> bool:
+    return bool(group.dlp or group.waf_rules() or group.tls_requirements())
+
+
+def _intervals(addrs: Sequence[str]) -> list[tuple[int, int]]:
+    """Addresses and networks of one family as sorted, merged (first, last) integer spans."""
+    spans = sorted(
+        (int(n.network_address), int(n.broadcast_address))
+        for n in (ipaddress.ip_network(a, strict=False) for a in addrs)
+    )
+    merged: list[tuple[int, int]] = []
+    for first, last in spans:
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def _overlaps(addrs: Sequence[str], spans: list[tuple[int, int]]) -> bool:
+    """Whether any of ``addrs`` (one family) shares an address with the merged ``spans``."""
+    starts = [first for first, _ in spans]
+    for a in addrs:
+        net = ipaddress.ip_network(a, strict=False)
+        first, last = int(net.network_address), int(net.broadcast_address)
+        i = bisect.bisect_right(starts, last) - 1
+        if i >= 0 and spans[i][1] >= first:
             return True
     return False
 
@@ -98,7 +151,11 @@ def _needs_data_inspection(policy: Policy, group_names: set[str]) -> bool:
 def _l4_matches(rule: Rule) -> list[str]:
     """nft match fragments for a rule's ports (one fragment per protocol)."""
     by_l4: dict[str, list[str]] = {"tcp": [], "udp": []}
+    icmp = False
     for r in rule.port_ranges():
+        if r.l4 == "icmp":
+            icmp = True
+            continue
         span = (
             ""
             if (r.low, r.high) == (0, 65535)
@@ -116,6 +173,8 @@ def _l4_matches(rule: Rule) -> list[str]:
         out.append(
             f"meta l4proto {l4}" if spans == ["*"] else f"{l4} dport {{ {', '.join(spans)} }}"
         )
+    if icmp:
+        out.append("meta l4proto { icmp, ipv6-icmp }")
     return out
 
 
@@ -139,8 +198,24 @@ def compile_ruleset(
     )
     sets: list[str] = []
     nonempty: set[tuple[str, int]] = set()
+    pool = _Candidates(endpoints)
+    by_group = {g.name: group_addresses(g, endpoints, resolved, pool) for g in policy.spec.groups}
+    # Data rules (DLP, WAF, TLS) apply by the groups an address is in, whichever groups a rule
+    # names: an allow rule between groups without data rules is still inspected when one of its
+    # addresses is also in a group with data rules (a workload in two groups).
+    data_spans = {
+        fam: _intervals(
+            [a for g in policy.spec.groups if _has_data_rules(g) for a in by_group[g.name][fam]]
+        )
+        for fam in (4, 6)
+    }
+    in_data = {
+        g.name: _has_data_rules(g)
+        or any(_overlaps(by_group[g.name][fam], data_spans[fam]) for fam in (4, 6))
+        for g in policy.spec.groups
+    }
     for g in policy.spec.groups:
-        addrs = group_addresses(g, endpoints, resolved)
+        addrs = by_group[g.name]
         for fam, typ in ((4, "ipv4_addr"), (6, "ipv6_addr")):
             elems = addrs[fam]
             body = f"type {typ}; flags interval; auto-merge;"
@@ -150,7 +225,7 @@ def compile_ruleset(
             sets.append(f"  set {_set_name(g.name, fam)} {{ {body} }}")
     managed = {
         fam: sorted(
-            {a for g in policy.spec.groups for a in group_addresses(g, endpoints, resolved)[fam]},
+            {a for g in policy.spec.groups for a in by_group[g.name][fam]},
             key=lambda x: ipaddress.ip_network(x, strict=False),
         )
         for fam in (4, 6)
@@ -171,10 +246,9 @@ def compile_ruleset(
         decide_in_kernel = (
             rule.action == "allow"
             and not rule.protocols
-            and not _needs_data_inspection(policy, set(rule.from_) | set(rule.to))
-            and ANY
-            not in rule.from_
-            + rule.to  # data rules of whatever group "any" covers are unknown here
+            # data rules of whatever group "any" covers are unknown here
+            and ANY not in rule.from_ + rule.to
+            and not any(in_data[g] for g in (*rule.from_, *rule.to))
         )
         if decide_in_kernel:
             verdict = f"ct mark set ct mark or {allow:#x} accept"

@@ -77,6 +77,8 @@ def selects(sel: Selector, ep: Endpoint, resolved: Resolved) -> bool:
         return False
     if any(ep.labels.get(k) != v for k, v in sel.labels.items()):
         return False
+    if not all(e.holds(ep.labels) for e in sel.expressions):
+        return False
     return not sel.pods or any(fnmatch.fnmatchcase(ep.name, p) for p in sel.pods)
 
 
@@ -112,6 +114,12 @@ def evaluate(
     sg, dg = groups_of(policy, src, res), groups_of(policy, dst, res)
     names = (tuple(g.name for g in sg), tuple(g.name for g in dg))
     mode = effective_mode(sg, dg)
+    if mode is None:
+        # no rule applies, not even one between ``any`` and ``any``: the kernel lets traffic
+        # between endpoints in no group pass before it looks at a rule (nft.compile_ruleset)
+        return Verdict(
+            action="allow", rule=None, mode=None, reason="neither end is in a group (unmanaged)"
+        )
     for rule in policy.spec.rules:
         if not (_side(rule.from_, sg) and _side(rule.to, dg) and _l4_port_match(rule, l4, port)):
             continue
@@ -138,11 +146,30 @@ def evaluate(
                 reason=f"allowed by rule {rule.name!r} ({what})",
             )
         return _by_mode(mode, rule.name, f"denied by rule {rule.name!r} ({what})", names)
-    if mode is None:
-        return Verdict(
-            action="allow", rule=None, mode=None, reason="neither end is in a group (unmanaged)"
-        )
     return _by_mode(mode, None, f"no rule allows it (implicit rule of {mode} mode)", names)
+
+
+def awaited_protocols(
+    policy: Policy,
+    src: Endpoint,
+    dst: Endpoint,
+    port: int,
+    *,
+    l4: str = "tcp",
+    resolved: Resolved | None = None,
+) -> frozenset[str]:
+    """The application protocols the rules name for this connection at L3/L4, up to the first
+    matching rule that names none (no later rule is reached): what detecting the protocol can
+    still decide."""
+    res = resolved or {}
+    sg, dg = groups_of(policy, src, res), groups_of(policy, dst, res)
+    out: set[str] = set()
+    for rule in policy.spec.rules:
+        if _side(rule.from_, sg) and _side(rule.to, dg) and _l4_port_match(rule, l4, port):
+            if not rule.protocols:
+                break
+            out.update(rule.protocols)
+    return frozenset(out)
 
 
 def _by_mode(

@@ -8,6 +8,7 @@ spec:
   groups:
     - name: cde                                   # a slug: letters, digits, '-', '.'
       selector: {namespace: shop, labels: {pci: cde}}
+      # also: expressions: [{key: tier, operator: In, values: [api, web]}]  (In, NotIn, Exists, DoesNotExist)
       mode: protect                               # discover | monitor | protect
       dlp: [{sensor: dlp.payment_card, action: block}]
       waf: [{sensor: waf.log4shell, action: block}]  # or "builtin": the whole pack (docs/waf.md)
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections import Counter
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -46,11 +49,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class LabelExpression(_Strict):
+    """One Kubernetes set-based requirement on a label (a LabelSelector's matchExpressions):
+    ``In``/``NotIn`` a list of values, ``Exists``/``DoesNotExist``; ``NotIn`` also holds when
+    the label is absent."""
+
+    key: str = Field(min_length=1)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _values(self) -> LabelExpression:
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"label expression {self.key!r} {self.operator} needs values")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"label expression {self.key!r} {self.operator} takes no values")
+        return self
+
+    def holds(self, labels: Mapping[str, str]) -> bool:
+        if self.operator == "Exists":
+            return self.key in labels
+        if self.operator == "DoesNotExist":
+            return self.key not in labels
+        inside = self.key in labels and labels[self.key] in self.values
+        return inside if self.operator == "In" else not inside
+
+
 class Selector(_Strict):
     """Which endpoints belong to a group; every field given must match (AND)."""
 
     namespace: str | None = None  # glob on the Kubernetes namespace
     labels: dict[str, str] = Field(default_factory=dict)
+    # set-based label requirements, all of which must hold (Kubernetes matchExpressions)
+    expressions: list[LabelExpression] = Field(default_factory=list)
     pods: list[str] = Field(default_factory=list)  # globs on the pod name
     cidrs: list[str] = Field(default_factory=list)
     dns: list[str] = Field(
@@ -77,9 +108,12 @@ class Selector(_Strict):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Selector:
-        if not (self.namespace or self.labels or self.pods or self.cidrs or self.dns):
-            raise ValueError("a selector needs at least one of namespace, labels, pods, cidrs, dns")
-        if (self.cidrs or self.dns) and (self.namespace or self.labels or self.pods):
+        pod_fields = self.namespace or self.labels or self.expressions or self.pods
+        if not (pod_fields or self.cidrs or self.dns):
+            raise ValueError(
+                "a selector needs at least one of namespace, labels, expressions, pods, cidrs, dns"
+            )
+        if (self.cidrs or self.dns) and pod_fields:
             raise ValueError(
                 "cidrs/dns select addresses outside the cluster; do not mix them with namespace/labels/pods"
             )
@@ -158,7 +192,7 @@ class Group(_Strict):
 
 
 class PortRange(_Strict):
-    l4: Literal["tcp", "udp", "any"]
+    l4: Literal["tcp", "udp", "icmp", "any"]
     low: int
     high: int
 
@@ -173,21 +207,26 @@ class PortRange(_Strict):
 
 
 def parse_port(text: str) -> PortRange:
-    """``any``, ``8080`` (TCP), ``tcp/8080``, ``udp/53``, ``tcp/8000-8100``, ``tcp`` (every TCP port)."""
+    """``any`` (also ICMP and every other IP protocol), ``8080`` (TCP), ``tcp/8080``, ``udp/53``,
+    ``tcp/8000-8100``, ``tcp`` (every TCP port), ``icmp`` (ICMP and ICMPv6: echo and the other
+    queries; errors follow the connection they report on)."""
     t = str(text).strip().lower()
     if t == ANY:
         return PortRange(l4="any", low=0, high=65535)
     l4, _, span = t.rpartition("/")
-    if not l4 and span in ("tcp", "udp"):
+    if not l4 and span in ("tcp", "udp", "icmp"):
         return PortRange(l4=span, low=0, high=65535)  # type: ignore[arg-type]
+    if l4 == "icmp":
+        raise ValueError(f"port {text!r}: icmp has no ports (write icmp)")
+    if not l4 and "/" in t:
+        raise ValueError(f"port {text!r}: protocol missing before '/'")
     l4 = l4 or "tcp"
     if l4 not in ("tcp", "udp"):
         raise ValueError(f"port {text!r}: protocol must be tcp or udp")
-    low_s, _, high_s = span.partition("-")
-    try:
-        low, high = int(low_s), int(high_s or low_s)
-    except ValueError:
-        raise ValueError(f"port {text!r} is not a number or range") from None
+    low_s, dash, high_s = span.partition("-")
+    if not low_s.strip().isdigit() or (dash and not high_s.strip().isdigit()):
+        raise ValueError(f"port {text!r} is not a number or range")
+    low, high = int(low_s), int(high_s or low_s)
     if not (1 <= low <= high <= 65535):
         raise ValueError(f"port {text!r} is out of range 1-65535")
     return PortRange(l4=l4, low=low, high=high)  # type: ignore[arg-type]
@@ -211,6 +250,14 @@ class Rule(_Strict):
             raise ValueError(
                 f"rule name {v!r} must be a lowercase slug (letters, digits, '-', '.'; 63 at most)"
             )
+        return v
+
+    @field_validator("ports", mode="before")
+    @classmethod
+    def _numbers(cls, v: object) -> object:
+        # ``ports: [8080]`` is the documented TCP port, an int in YAML
+        if isinstance(v, list):
+            return [str(p) if isinstance(p, int) and not isinstance(p, bool) else p for p in v]
         return v
 
     @field_validator("ports")
@@ -248,11 +295,11 @@ class Spec(_Strict):
         if info.context and info.context.get("partial"):
             return self  # one file of several: references are checked on the merged policy
         names = [g.name for g in self.groups]
-        dup = sorted({n for n in names if names.count(n) > 1})
+        dup = sorted(n for n, count in Counter(names).items() if count > 1)
         if dup:
             raise ValueError(f"group names must be unique: {', '.join(dup)}")
         rule_names = [r.name for r in self.rules]
-        dup = sorted({n for n in rule_names if rule_names.count(n) > 1})
+        dup = sorted(n for n, count in Counter(rule_names).items() if count > 1)
         if dup:
             raise ValueError(f"rule names must be unique: {', '.join(dup)}")
         known = set(names) | {ANY}

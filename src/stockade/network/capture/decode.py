@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias
 
@@ -65,6 +66,12 @@ class Sink(Protocol):
     def udp(self, ts: float, key: FlowKey, buf: Buf, off: int, length: int) -> None: ...
 
 
+# A sink may also take the other IP protocols (ICMP, SCTP, GRE, ...): ``other(ts, proto, src,
+# dst, buf, off, length)`` with the protocol's header and payload at ``buf[off:off + length]``
+# (the firewall judges them; a sensor without it only counts them).
+OtherSink = Callable[[float, int, bytes, bytes, Buf, int, int], None]
+
+
 @dataclass(slots=True)
 class DecodeStats:
     frames: int = 0
@@ -96,6 +103,7 @@ class Decoder:
         self.stats = DecodeStats()
         self._tcp = sink.tcp
         self._udp = sink.udp
+        self._other: OtherSink | None = getattr(sink, "other", None)
         self.skip_outgoing = skip_outgoing
 
     def frame(
@@ -281,3 +289,5 @@ class Decoder:
             self._udp(ts, (src, sport, dst, dport, 17), buf, off + 8, max(length, 0))
         else:
             st.other += 1
+            if self._other is not None:
+                self._other(ts, proto, src, dst, buf, off, end - off)

@@ -107,9 +107,22 @@ def detect(client: bytes, server: bytes, *, exhaustive: bool = False) -> Detecti
     return _new_detection(best.protocol, encrypted, upgrade, best.details, best.confidence)
 
 
+_BY_SLUG: dict[str, ModuleType] = {d.SLUG: d for d in DETECTORS}
+
+
+def could_become(slug: str, client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make ``detect`` answer ``slug`` with confidence (a whole
+    first message): False only where that protocol's detector module says so with
+    ``possible(client, server)``; detectors without it are given the benefit of the doubt. The
+    enforcer uses it to judge early a connection that a rule naming protocols waits on."""
+    module = _BY_SLUG.get(slug)
+    possible = getattr(module, "possible", None)
+    return True if possible is None else bool(possible(client, server))
+
+
 # Detection built without its frozen __init__ (one a flow), fields in declaration order
 # (protocol, encrypted, upgrade, details, confidence); tests hold the two equal.
 _new_detection = slot_constructor(Detection, positional=True)
 
 
-__all__ = ["DETECTORS", "SLUGS", "UNKNOWN", "detect"]
+__all__ = ["DETECTORS", "SLUGS", "UNKNOWN", "could_become", "detect"]

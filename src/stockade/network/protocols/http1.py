@@ -110,6 +110,21 @@ def target_authority(target: str) -> str | None:
     return target if _AUTHORITY.fullmatch(target) else None
 
 
+def possible(client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make this an HTTP/1 request line (see
+    :func:`could_become`): the client's bytes begin with a method and a space, or are the start
+    of one, and a line that began within the first 512 bytes has not run past them without its
+    end; whatever the server sent is the start of a status line."""
+    if server[:7] != b"HTTP/1."[: len(server[:7])]:
+        return False
+    if not client:
+        return True
+    head = client[:11]
+    if not any(head.startswith(m + b" ") or (m + b" ").startswith(head) for m in METHODS):
+        return False
+    return len(client) < 512 or b"\n" in client[:512]
+
+
 def probe(client: bytes, server: bytes) -> Guess | None:
     details: list[tuple[str, str]] = []
     score = 0.0

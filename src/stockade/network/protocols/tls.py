@@ -40,6 +40,14 @@ def _client_score(client: bytes) -> float:
     return STRONG if client[5] == tls.CLIENT_HELLO else 0.0
 
 
+def possible(client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make this a TLS connection whose hello parses: the bytes
+    so far are a hello, or the start of one (see :func:`could_become`)."""
+    if client:
+        return tls.opens_with_hello(client, server=False).state != "clear"
+    return not server or tls.opens_with_hello(server, server=True).state != "clear"
+
+
 def _server_score(server: bytes) -> float:
     if len(server) >= 6 and tls.looks_like_record(server) and server[5] == tls.SERVER_HELLO:
         return STRONG
