@@ -265,6 +265,76 @@ def test_built_in_policy_allows_secret_references() -> None:
     assert not decide(workload_of(by_ref), policy, None).warnings
 
 
+# -- what the runtime would run, not what the text looks like ------------------------------------------
+
+
+def _policy(criteria: str):
+    return parse_policy(
+        f"spec:\n  mode: protect\n  rules:\n    - {{name: r, criteria: {criteria}}}\n",
+        name="policy",
+    )
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "nginx:1.27",
+        "docker.io/library/nginx:1.27",
+        # Docker's reference library maps its registry's old name to docker.io
+        "index.docker.io/library/nginx:1.27",
+        "index.docker.io/nginx@sha256:" + "a" * 64,
+    ],
+)
+def test_registry_deny_list_sees_docker_hub_under_its_old_name(image: str) -> None:
+    d = decide(workload_of(pod(image)), _policy("{registries: {deny: [docker.io]}}"), None)
+    assert not d.allowed and "denied registry (docker.io)" in d.message, d.message
+
+
+def test_an_upper_case_first_part_is_a_registry_host() -> None:
+    # distribution/reference: a lower-case word before the first "/" is a Docker Hub namespace,
+    # anything else (a dot, a port, localhost, upper case) is the registry to pull from
+    d = decide(
+        workload_of(pod("Evil/app:1")), _policy("{registries: {allow: [docker.io]}}"), None
+    )
+    assert not d.allowed and "from registry Evil" in d.message, d.message
+
+
+@pytest.mark.parametrize("add", [["ALL"], ["all"], ["CAP_SYS_ADMIN"], ["sys_admin"]])
+def test_adding_all_capabilities_adds_the_named_one(add: list[str]) -> None:
+    obj = pod("registry.internal.example/shop/app:1")
+    obj["spec"]["containers"][0]["securityContext"] = {"capabilities": {"add": add}}
+    d = decide(workload_of(obj), _policy("{capabilities: {add: [SYS_ADMIN]}}"), None)
+    assert not d.allowed and f"adds capabilities {add[0]}" in d.message, d.message
+
+
+def test_net_bind_service_in_any_case_is_never_reported() -> None:
+    obj = pod("registry.internal.example/shop/app:1")
+    obj["spec"]["containers"][0]["securityContext"] = {"capabilities": {"add": ["net_bind_service"]}}
+    assert decide(workload_of(obj), _policy("{capabilities: {add: any}}"), None).allowed
+
+
+def _host_path_pod(path: str) -> dict:
+    obj = pod("registry.internal.example/shop/app:1")
+    obj["spec"]["volumes"] = [{"name": "logs", "hostPath": {"path": path}}]
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("allowed", "path", "admitted"),
+    [
+        ("/var/log/", "/var/log", True),  # a trailing slash names the same directory
+        ("/var/log", "/var/log/", True),
+        ("/var/log", "//var//log/pods", True),
+        ("/var/log/", "/var/logs", False),
+        ("/var/log", "/var/log/../../etc", False),  # what the node would mount is /etc
+        ("/var/log", "/var/log/./../lib/kubelet", False),
+    ],
+)
+def test_host_path_prefixes_compare_resolved_paths(allowed: str, path: str, admitted: bool) -> None:
+    d = decide(workload_of(_host_path_pod(path)), _policy(f"{{hostPath: {{allowed: ['{allowed}']}}}}"), None)
+    assert d.allowed is admitted, d.message
+
+
 # -- no redirect from HTTPS to plain HTTP --------------------------------------------------------------
 
 

@@ -21,8 +21,14 @@ class ImageRef:
         return self.tag
 
 
+# Docker's reference library treats the registry's old name as the default one: an image written
+# ``index.docker.io/library/nginx`` is pulled from docker.io, so it must be judged as docker.io.
+_LEGACY_DEFAULT_REGISTRY = "index.docker.io"
+
+
 def parse_image(ref: str) -> ImageRef:
-    """Split ``[registry/]repo[:tag][@digest]`` the way Docker does."""
+    """Split ``[registry/]repo[:tag][@digest]`` the way Docker does (``index.docker.io`` is
+    ``docker.io``; a first part with a dot, a port, upper case or ``localhost`` is a registry)."""
     digest: str | None = None
     rest = ref
     if "@" in ref:
@@ -33,10 +39,12 @@ def parse_image(ref: str) -> ImageRef:
     if colon > slash:
         rest, tag = rest[:colon], rest[colon + 1 :]
     first, sep, remainder = rest.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
+    if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
         registry, repository = first, remainder
     else:
         registry, repository = "docker.io", rest
+    if registry == _LEGACY_DEFAULT_REGISTRY:
+        registry = "docker.io"
     if registry == "docker.io" and "/" not in repository:
         repository = f"library/{repository}"
     return ImageRef(
