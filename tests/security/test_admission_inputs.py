@@ -293,9 +293,7 @@ def test_registry_deny_list_sees_docker_hub_under_its_old_name(image: str) -> No
 def test_an_upper_case_first_part_is_a_registry_host() -> None:
     # distribution/reference: a lower-case word before the first "/" is a Docker Hub namespace,
     # anything else (a dot, a port, localhost, upper case) is the registry to pull from
-    d = decide(
-        workload_of(pod("Evil/app:1")), _policy("{registries: {allow: [docker.io]}}"), None
-    )
+    d = decide(workload_of(pod("Evil/app:1")), _policy("{registries: {allow: [docker.io]}}"), None)
     assert not d.allowed and "from registry Evil" in d.message, d.message
 
 
@@ -309,7 +307,9 @@ def test_adding_all_capabilities_adds_the_named_one(add: list[str]) -> None:
 
 def test_net_bind_service_in_any_case_is_never_reported() -> None:
     obj = pod("registry.internal.example/shop/app:1")
-    obj["spec"]["containers"][0]["securityContext"] = {"capabilities": {"add": ["net_bind_service"]}}
+    obj["spec"]["containers"][0]["securityContext"] = {
+        "capabilities": {"add": ["net_bind_service"]}
+    }
     assert decide(workload_of(obj), _policy("{capabilities: {add: any}}"), None).allowed
 
 
@@ -331,7 +331,11 @@ def _host_path_pod(path: str) -> dict:
     ],
 )
 def test_host_path_prefixes_compare_resolved_paths(allowed: str, path: str, admitted: bool) -> None:
-    d = decide(workload_of(_host_path_pod(path)), _policy(f"{{hostPath: {{allowed: ['{allowed}']}}}}"), None)
+    d = decide(
+        workload_of(_host_path_pod(path)),
+        _policy(f"{{hostPath: {{allowed: ['{allowed}']}}}}"),
+        None,
+    )
     assert d.allowed is admitted, d.message
 
 

@@ -225,3 +225,58 @@ def test_benchmark_version_from_image_tag(tmp_path: Path) -> None:
         "Kubernetes version not found on the node: newest benchmark",
     )
     assert choose("docker", node_with(None))[0] == "cis-1.6"
+
+
+def _statuses(node: Node, only: list[str], benchmark: str = "kubernetes") -> dict[str, str]:
+    return {f.id: str(f.status) for f in run(loader.builtin(benchmark), node, only=only).findings}
+
+
+def test_a_flag_given_twice_reads_as_the_component_reads_it(tmp_path: Path) -> None:
+    """pflag keeps the last value of a one-value flag and appends to a list flag: a command line
+    assembled from a base manifest and overrides (kubeadm extraArgs, k3s --kube-apiserver-arg)
+    repeats flags, and judging every value given, or one list of the two, was wrong both ways."""
+    node = _node(
+        tmp_path,
+        {},
+        [
+            [
+                "kube-apiserver",
+                "--anonymous-auth=true",
+                "--anonymous-auth=false",  # runs with false
+                "--profiling=false",
+                "--profiling=true",  # runs with true
+                "--authorization-mode=Node,RBAC",
+                "--authorization-mode=Webhook",  # runs with Node,RBAC,Webhook
+                "--enable-admission-plugins=NamespaceLifecycle,NodeRestriction",
+                "--enable-admission-plugins=EventRateLimit,AlwaysPullImages",
+            ],
+            [
+                "kubelet",
+                "--feature-gates=SeccompDefault=true,RotateKubeletServerCertificate=false",
+                "--feature-gates=GracefulNodeShutdown=true",
+            ],
+        ],
+    )
+    got = _statuses(node, ["1.2.1", "1.2.6", "1.2.7", "1.2.8", "1.2.11", "1.2.12", "1.2.15",
+                           "1.2.14", "4.2.11"])  # fmt: skip
+    assert got["k8s.apiserver.anonymous_auth"] == "PASS"
+    assert got["k8s.apiserver.profiling"] == "FAIL"
+    assert got["k8s.apiserver.authorization_not_always_allow"] == "PASS"
+    assert got["k8s.apiserver.authorization_node"] == "PASS"
+    assert got["k8s.apiserver.authorization_rbac"] == "PASS"
+    assert got["k8s.apiserver.always_pull_images"] == "PASS"
+    assert got["k8s.apiserver.node_restriction"] == "PASS"
+    assert got["k8s.kubelet.rotate_server_certificates"] == "WARN"  # turned off in the first
+
+
+def test_docker_listening_addresses_under_both_names_are_all_judged(tmp_path: Path) -> None:
+    """``--host`` and ``-H`` are one list flag, and pflag takes ``-Hvalue``: a TCP address without
+    TLS given either way is found (it passed when the other name came first)."""
+    for argv in (
+        ["dockerd", "--host", "unix:///var/run/docker.sock", "-H", "tcp://0.0.0.0:2375"],
+        ["dockerd", "-H", "fd://", "-Htcp://0.0.0.0:2375"],
+    ):
+        node = _node(tmp_path, {}, [argv])
+        assert _statuses(node, ["2.7"], "docker") == {"docker.daemon.tls": "WARN"}, argv
+    node = _node(tmp_path, {}, [["dockerd", "-H", "fd://", "--host=unix:///run/docker.sock"]])
+    assert _statuses(node, ["2.7"], "docker") == {"docker.daemon.tls": "PASS"}

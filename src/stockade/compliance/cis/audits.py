@@ -14,6 +14,7 @@ from typing import Any
 from stockade.compliance.cis.components import (
     Resolver,
     fact_value,
+    flag_fact,
     lookup,
     parse_config,
 )
@@ -79,7 +80,7 @@ class ProcessFacts:
             hit = self.resolver.flag(self.component, test.flag)
             if hit is not None:
                 name, values = hit
-                value: Fact = values[0] if len(values) == 1 else list(values)
+                value: Fact = flag_fact(values, test.op)
                 return value, f"{name}={_show(value)} ({state.source})"
         if test.path:
             cfg = self.config()

@@ -36,7 +36,9 @@ class ComponentState:
 
 
 def parse_flags(args: list[str] | tuple[str, ...]) -> Flags:
-    """``--a=1 --b 2 -H x --bool`` into a map of flag to values (repeated flags keep all)."""
+    """``--a=1 --b 2 -H x --bool`` into a map of flag to values (repeated flags keep all, in
+    order). A one-letter flag written with its value attached (``-Htcp://0.0.0.0:2375``, as the
+    pflag parser of dockerd and the Kubernetes components reads it) is also kept under ``-H``."""
     flags: Flags = {}
     i = 0
     while i < len(args):
@@ -45,6 +47,8 @@ def parse_flags(args: list[str] | tuple[str, ...]) -> Flags:
         if not tok.startswith("-") or tok in ("-", "--"):
             continue
         name, eq, value = tok.partition("=")
+        if not tok.startswith("--") and len(name) > 2 and tok[1].isalpha():
+            flags.setdefault(tok[:2], []).append(tok[2:])
         if not eq:
             if i < len(args) and not args[i].startswith("-"):
                 value = args[i]
@@ -53,6 +57,28 @@ def parse_flags(args: list[str] | tuple[str, ...]) -> Flags:
                 value = "true"
         flags.setdefault(name, []).append(value)
     return flags
+
+
+# Tests whose operator reads a comma-separated list: a flag given more than once is every value
+# given, joined (pflag's string-slice and map flags append: --enable-admission-plugins,
+# --authorization-mode, --feature-gates, --tls-cipher-suites).
+_LIST_OPERATORS = frozenset({"has", "nothave", "valid_elements"})
+
+
+def flag_fact(values: list[str], op: str) -> str | list[str]:
+    """The fact a test reads from a flag given ``len(values)`` times, as the component reads it.
+
+    Comparisons of one value (``eq``, ``gte``, ``bitmask``, presence) see the last value given,
+    which is the one pflag and Go's flag package keep (``--anonymous-auth=true
+    --anonymous-auth=false`` runs with false); list operators see every value as one
+    comma-separated list; ``regex`` must hold for each value (every ``-H`` address)."""
+    if len(values) == 1:
+        return values[0]
+    if op in _LIST_OPERATORS:
+        return ",".join(values)
+    if op == "regex":
+        return list(values)
+    return values[-1]
 
 
 def _bin_matches(argv: tuple[str, ...], bin_words: list[str]) -> bool:
@@ -249,11 +275,13 @@ class Resolver:
         return out
 
     def flag(self, comp: str, names: tuple[str, ...]) -> tuple[str, list[str]] | None:
+        """The values of a flag under any of its names (``--host`` and ``-H`` are one flag: a
+        daemon given both listens on every address); the name is the first one given."""
         flags = self.state(comp).flags
-        for n in names:
-            if n in flags:
-                return n, flags[n]
-        return None
+        given = [n for n in names if n in flags]
+        if not given:
+            return None
+        return given[0], [v for n in given for v in flags[n]]
 
     def config(self, comp: str) -> tuple[str, Any] | None:
         """The component's config file (path, data); None if it has none; FileProblem if broken."""
