@@ -8,7 +8,9 @@ from HTTPS to plain HTTP.
 
 from __future__ import annotations
 
+import copy
 import errno
+import json
 import os
 import select
 import socket
@@ -20,9 +22,11 @@ import pytest
 
 from stockade.admission.engine import Decision, decide
 from stockade.admission.policy import parse_policy
+from stockade.admission.review import answer, parse
 from stockade.admission.workload import workload_of
 from stockade.scanning.admission_source import StoreVulnSource
 from stockade.store import open_store
+from tests.admission.webhook import review_for
 
 
 def pod(*images: str) -> dict:
@@ -337,6 +341,67 @@ def test_host_path_prefixes_compare_resolved_paths(allowed: str, path: str, admi
         None,
     )
     assert d.allowed is admitted, d.message
+
+
+# -- objects being deleted ------------------------------------------------------------------------------
+
+
+def _finalizer_removal(*, old_deleting: bool, new_deleting: bool) -> dict:
+    """The garbage collector's UPDATE at the end of ``kubectl delete --cascade=foreground`` of a
+    privileged DaemonSet admitted before a protect rule existed: it drops ``foregroundDeletion``."""
+    ds = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {
+            "name": "node-agent",
+            "namespace": "shop",
+            "finalizers": ["foregroundDeletion"],
+        },
+        "spec": {
+            "selector": {"matchLabels": {"app": "node-agent"}},
+            "template": {
+                "metadata": {"labels": {"app": "node-agent"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "agent",
+                            "image": "registry.internal.example/agent:1",
+                            "securityContext": {"privileged": True},
+                        }
+                    ]
+                },
+            },
+        },
+    }
+    review = review_for(ds, operation="UPDATE")
+    req = review["request"]
+    stamp = "2026-12-06T07:00:00Z"
+    if old_deleting:
+        req["oldObject"]["metadata"]["deletionTimestamp"] = stamp
+    if new_deleting:
+        req["object"]["metadata"]["deletionTimestamp"] = stamp
+    req["object"]["metadata"]["finalizers"] = []
+    return review
+
+
+def test_an_object_being_deleted_can_lose_its_finalizers() -> None:
+    policy = _policy("{privileged: true}")
+    review = _finalizer_removal(old_deleting=True, new_deleting=True)
+    out = answer(parse(json.dumps(review).encode()), policy, None)
+    assert out.response["response"]["allowed"] is True, out.response
+    # the stored object decides, not what the request claims
+    review = _finalizer_removal(old_deleting=False, new_deleting=True)
+    out = answer(parse(json.dumps(review).encode()), policy, None)
+    assert out.response["response"]["allowed"] is False
+    assert "container 'agent' is privileged" in out.response["response"]["status"]["message"]
+    # adding an ephemeral container to a terminating pod is still judged
+    pod = copy.deepcopy(review["request"]["object"]["spec"]["template"])
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop",
+           "deletionTimestamp": "2026-12-06T07:00:00Z"}, "spec": pod["spec"]}  # fmt: skip
+    review = review_for(pod, operation="UPDATE")
+    review["request"]["subResource"] = "ephemeralcontainers"
+    out = answer(parse(json.dumps(review).encode()), policy, None)
+    assert out.response["response"]["allowed"] is False
 
 
 # -- no redirect from HTTPS to plain HTTP --------------------------------------------------------------

@@ -104,7 +104,19 @@ def _decides(req: Mapping[str, Any]) -> bool:
         return False
     if obj.get("kind") not in SUPPORTED_KINDS:
         return False
-    return req.get("subResource") in (None, "", "ephemeralcontainers")
+    sub = req.get("subResource")
+    if req.get("operation") == "UPDATE" and not sub and _being_deleted(req.get("oldObject")):
+        # Removing a finalizer (the garbage collector's foregroundDeletion, a controller's own)
+        # is an UPDATE: denying it would leave the object Terminating for ever. Nothing new runs
+        # from an object being deleted (kubelet and the controllers stop starting its pods), and
+        # the stored old object, not the request, says so.
+        return False
+    return sub in (None, "", "ephemeralcontainers")
+
+
+def _being_deleted(old: Any) -> bool:
+    meta = old.get("metadata") if isinstance(old, dict) else None
+    return isinstance(meta, dict) and bool(meta.get("deletionTimestamp"))
 
 
 def _outcome(review: Mapping[str, Any], decided: Decided) -> Outcome:
