@@ -280,3 +280,95 @@ def test_docker_listening_addresses_under_both_names_are_all_judged(tmp_path: Pa
         assert _statuses(node, ["2.7"], "docker") == {"docker.daemon.tls": "WARN"}, argv
     node = _node(tmp_path, {}, [["dockerd", "-H", "fd://", "--host=unix:///run/docker.sock"]])
     assert _statuses(node, ["2.7"], "docker") == {"docker.daemon.tls": "PASS"}
+
+
+# The KubeletConfiguration kubeadm writes to /var/lib/kubelet/config.yaml, as `kubeadm init
+# --dry-run` prints it (Kubernetes 1.27-1.30): zero durations are written out as "0s".
+KUBEADM_KUBELET_CONFIG = """\
+apiVersion: kubelet.config.k8s.io/v1beta1
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    cacheTTL: 0s
+    enabled: true
+  x509:
+    clientCAFile: /etc/kubernetes/pki/ca.crt
+authorization:
+  mode: Webhook
+  webhook:
+    cacheAuthorizedTTL: 0s
+    cacheUnauthorizedTTL: 0s
+cgroupDriver: systemd
+clusterDNS:
+- 10.96.0.10
+clusterDomain: cluster.local
+cpuManagerReconcilePeriod: 0s
+evictionPressureTransitionPeriod: 0s
+fileCheckFrequency: 0s
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+httpCheckFrequency: 0s
+imageMinimumGCAge: 0s
+kind: KubeletConfiguration
+logging:
+  flushFrequency: 0
+  options:
+    json:
+      infoBufferSize: "0"
+  verbosity: 0
+memorySwap: {}
+nodeStatusReportFrequency: 0s
+nodeStatusUpdateFrequency: 0s
+resolvConf: /run/systemd/resolve/resolv.conf
+rotateCertificates: true
+runtimeRequestTimeout: 0s
+shutdownGracePeriod: 0s
+shutdownGracePeriodCriticalPods: 0s
+staticPodPath: /etc/kubernetes/manifests
+streamingConnectionIdleTimeout: 0s
+syncFrequency: 0s
+volumeStatsAggPeriod: 0s
+"""
+KUBEADM_KUBELET = [
+    "/usr/bin/kubelet",
+    "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf",
+    "--kubeconfig=/etc/kubernetes/kubelet.conf",
+    "--config=/var/lib/kubelet/config.yaml",
+    "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock",
+]
+_KUBELET_AUTH = ["4.2.1", "4.2.2", "4.2.4", "4.2.5"]
+
+
+def test_kubeadm_kubelet_config_zero_timeout_is_the_default(tmp_path: Path) -> None:
+    """The kubelet reads a zero duration in its config file as unset and runs with 4h; only
+    --streaming-connection-idle-timeout=0 turns the timeout off."""
+    files = {"/var/lib/kubelet/config.yaml": KUBEADM_KUBELET_CONFIG}
+    got = _statuses(_node(tmp_path / "a", files, [KUBEADM_KUBELET]), _KUBELET_AUTH)
+    assert set(got.values()) == {"PASS"}, got
+    node = _node(
+        tmp_path / "b", files, [[*KUBEADM_KUBELET, "--streaming-connection-idle-timeout=0"]]
+    )
+    assert _statuses(node, ["4.2.5"]) == {"k8s.kubelet.streaming_idle_timeout": "WARN"}
+
+
+def test_kubelet_keys_left_out_take_the_defaults_of_where_they_are_read(tmp_path: Path) -> None:
+    """A config file defaults anonymous auth off, Webhook authorization and no read-only port;
+    a kubelet without one runs with the command line's defaults: anonymous on, AlwaysAllow and
+    the unauthenticated read-only port 10255."""
+    sparse = "\n".join(
+        line
+        for line in KUBEADM_KUBELET_CONFIG.splitlines()
+        if not line.startswith(("authentication:", "authorization:", "  "))
+    )
+    node = _node(tmp_path / "a", {"/var/lib/kubelet/config.yaml": sparse}, [KUBEADM_KUBELET])
+    result = run(loader.builtin("kubernetes"), node, only=["4.2.1", "4.2.2", "4.2.4"])
+    assert {str(f.status) for f in result.findings} == {"PASS"}
+    assert all("the config file's default" in f.details.evidence for f in result.findings)  # type: ignore[union-attr]
+    bare = ["/usr/bin/kubelet", "--kubeconfig=/etc/kubernetes/kubelet.conf"]
+    got = _statuses(_node(tmp_path / "b", {}, [bare]), ["4.2.1", "4.2.2", "4.2.4"])
+    assert got == {
+        "k8s.kubelet.anonymous_auth": "FAIL",
+        "k8s.kubelet.authorization_mode": "FAIL",
+        "k8s.kubelet.read_only_port": "WARN",  # the benchmark does not score 4.2.4
+    }

@@ -103,7 +103,13 @@ class ProcessFacts:
         label = " / ".join(
             [*test.flag, *([test.path] if test.path else []), *([test.env] if test.env else [])]
         )
-        return None, f"{label} not set ({'; '.join(where)})"
+        unset = f"{label} not set ({'; '.join(where)})"
+        # unset is not unknown: the component runs with its default, which the test names
+        if cfg is not None and test.file_default is not None:
+            return test.file_default, f"{unset}: the config file's default {test.file_default}"
+        if cfg is None and test.default is not None:
+            return test.default, f"{unset}: the default {test.default}"
+        return None, unset
 
 
 def _show(value: Fact) -> str:

@@ -82,6 +82,11 @@ class Test:
     op: str = ""  # "" means only presence is tested (see ``present``)
     value: str | tuple[str, ...] = ""
     present: bool = True  # set: false -> must be absent
+    # What the component runs with when neither the flag nor the key is given: ``file_default``
+    # when it reads a config file (the file format's own defaults, e.g. KubeletConfiguration's
+    # anonymous auth off), ``default`` when it has none (its command-line defaults).
+    file_default: str | None = None
+    default: str | None = None
 
     def describe(self) -> str:
         sources = [*self.flag]
