@@ -23,6 +23,7 @@ import pytest
 from stockade.admission.engine import Decision, decide
 from stockade.admission.policy import parse_policy
 from stockade.admission.review import answer, parse
+from stockade.admission.testing import TEST_FILE, run_tests
 from stockade.admission.workload import workload_of
 from stockade.scanning.admission_source import StoreVulnSource
 from stockade.store import open_store
@@ -341,6 +342,38 @@ def test_host_path_prefixes_compare_resolved_paths(allowed: str, path: str, admi
         None,
     )
     assert d.allowed is admitted, d.message
+
+
+# -- shapes the API server would refuse, sent to the webhook or kept in an `admission test` suite --------
+
+
+@pytest.mark.parametrize(("field", "value"), [("env", 1), ("envFrom", True), ("env", 1.5)])
+def test_a_scalar_where_a_list_belongs_is_nothing_not_a_crash(field: str, value: object) -> None:
+    obj = pod("registry.internal.example/shop/app:1")
+    obj["spec"]["containers"][0][field] = value
+    d = decide(workload_of(obj), _env_policy("true"), None)
+    assert d.allowed and d.error is None, d
+
+
+def test_admission_test_reads_a_suite_with_odd_metadata(tmp_path: Path) -> None:
+    (tmp_path / "policy.yaml").write_text(
+        "spec:\n  mode: protect\n  rules:\n    - {name: env, criteria: {envSecrets: true}}\n"
+    )
+    (tmp_path / "m.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\n"
+        "spec: {containers: [{name: c, image: 'nginx:1', env: 1}]}\n---\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: just-a-string\n"
+        "spec: {containers: [{name: c, image: 'nginx:1'}]}\n"
+    )
+    (tmp_path / TEST_FILE).write_text(
+        "policy: policy.yaml\nresources: [m.yaml]\nresults:\n"
+        "  - {resource: Pod/shop/p, result: allow}\n  - {resource: Pod/None, result: allow}\n"
+    )
+    results = run_tests(tmp_path)
+    assert [(r.resource, r.actual) for r in results] == [
+        ("Pod/shop/p", "allow"),
+        ("Pod/None", "allow"),
+    ]
 
 
 # -- objects being deleted ------------------------------------------------------------------------------

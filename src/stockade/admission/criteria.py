@@ -364,10 +364,15 @@ def _looks_secret(name: str, value: object) -> bool:
     return not (name.upper().endswith(("_FILE", "_PATH", "_DIR", "_NAME")) or value.startswith("/"))
 
 
+def _items(value: object) -> list[Any]:
+    """A list field, or nothing when the object holds something else there."""
+    return value if isinstance(value, list) else []
+
+
 def _env_secrets(p: EnvSecretsParams, w: Workload, _v: VulnLookup) -> list[str]:
     out = []
     for c in w.containers:
-        for env in c.spec.get("env") or []:
+        for env in _items(c.spec.get("env")):
             if not isinstance(env, Mapping):
                 continue
             name = str(env.get("name", ""))
@@ -380,7 +385,7 @@ def _env_secrets(p: EnvSecretsParams, w: Workload, _v: VulnLookup) -> list[str]:
                     out.append(f"{c.kind} {c.name!r} takes env {name} from secret {secret!r}")
             elif _looks_secret(name, env.get("value")):
                 out.append(f"{c.kind} {c.name!r} sets a secret-looking env {name} in clear")
-        for src in c.spec.get("envFrom") or []:
+        for src in _items(c.spec.get("envFrom")):
             if (
                 not p.literalOnly
                 and isinstance(src, Mapping)
