@@ -4,7 +4,10 @@ as declared command lines, path candidates and the flag > config > env precedenc
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+import pytest
 
 from stockade.compliance.cis import loader
 from stockade.compliance.cis.components import Resolver, lookup, parse_flags
@@ -372,3 +375,13 @@ def test_kubelet_keys_left_out_take_the_defaults_of_where_they_are_read(tmp_path
         "k8s.kubelet.authorization_mode": "FAIL",
         "k8s.kubelet.read_only_port": "WARN",  # the benchmark does not score 4.2.4
     }
+
+
+@pytest.mark.root
+def test_root_owned_files_are_root_without_an_etc_passwd(tmp_path: Path) -> None:
+    """A --root tree holding only /etc/kubernetes (no /etc/passwd): uid and gid 0 are root."""
+    node = _node(tmp_path, {"/etc/kubernetes/manifests/kube-apiserver.yaml": "{}"}, [])
+    os.chown(tmp_path / "etc/kubernetes/manifests/kube-apiserver.yaml", 0, 0)
+    assert node.stat("/etc/kubernetes/manifests/kube-apiserver.yaml").owner == "root:root"
+    os.chown(tmp_path / "etc/kubernetes/manifests/kube-apiserver.yaml", 1000, 1000)
+    assert node.stat("/etc/kubernetes/manifests/kube-apiserver.yaml").owner == "1000:1000"
