@@ -385,3 +385,17 @@ def test_root_owned_files_are_root_without_an_etc_passwd(tmp_path: Path) -> None
     assert node.stat("/etc/kubernetes/manifests/kube-apiserver.yaml").owner == "root:root"
     os.chown(tmp_path / "etc/kubernetes/manifests/kube-apiserver.yaml", 1000, 1000)
     assert node.stat("/etc/kubernetes/manifests/kube-apiserver.yaml").owner == "1000:1000"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "spec: []",
+        "spec: {containers: [{command: kube-apiserver --profiling=true}]}",
+        "spec: {containers: [{command: [kube-apiserver], args: {profiling: true}}]}",
+    ],
+)
+def test_a_broken_static_pod_manifest_is_a_result_not_a_crash(tmp_path: Path, text: str) -> None:
+    node = _node(tmp_path, {"/etc/kubernetes/manifests/kube-apiserver.yaml": text}, [])
+    got = _statuses(node, ["1.2.15"])
+    assert got["k8s.apiserver.profiling"] in ("NOT_APPLICABLE", "FAIL")

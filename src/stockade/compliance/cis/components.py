@@ -199,17 +199,20 @@ class Resolver:
             doc = parse_config(self.node.read_text(path), path)
         except FileProblem:
             return  # a broken manifest is reported by the checks that read it
-        containers = (
-            (doc or {}).get("spec", {}).get("containers") if isinstance(doc, dict) else None
-        )
+        spec = doc.get("spec") if isinstance(doc, dict) else None
+        containers = spec.get("containers") if isinstance(spec, dict) else None
         if (
             not isinstance(containers, list)
             or not containers
             or not isinstance(containers[0], dict)
         ):
             return
+        # a broken manifest (command as a string, args as a mapping) declares nothing usable
         argv = [
-            str(a) for a in (containers[0].get("command") or []) + (containers[0].get("args") or [])
+            str(a)
+            for key in ("command", "args")
+            if isinstance(containers[0].get(key), list)
+            for a in containers[0][key]
         ]
         state.flags = parse_flags(argv[1:] if argv and not argv[0].startswith("-") else argv)
         state.source = f"static pod manifest {path}"
