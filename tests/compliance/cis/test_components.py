@@ -399,3 +399,30 @@ def test_a_broken_static_pod_manifest_is_a_result_not_a_crash(tmp_path: Path, te
     node = _node(tmp_path, {"/etc/kubernetes/manifests/kube-apiserver.yaml": text}, [])
     got = _statuses(node, ["1.2.15"])
     assert got["k8s.apiserver.profiling"] in ("NOT_APPLICABLE", "FAIL")
+
+
+_RUNNING = {"ID": "4f1c2a9e8b7d", "Name": "/web", "State": {"Running": True}}
+
+
+@pytest.mark.parametrize(
+    ("config", "hostconfig", "status"),
+    [
+        ({**_RUNNING, "State": "running"}, {}, "ERROR"),
+        (_RUNNING, ["Privileged"], "ERROR"),
+        ({**_RUNNING, "MountPoints": ["/var"]}, {"SecurityOpt": True, "Binds": 1}, None),
+        (_RUNNING, {"PortBindings": {"80/tcp": "8080"}, "SecurityOpt": "seccomp=x"}, None),
+    ],
+)
+def test_odd_container_configurations_are_results_not_crashes(
+    tmp_path: Path, config: dict, hostconfig: object, status: str | None
+) -> None:
+    """Shapes dockerd never writes (a hand-edited or corrupted container folder): the container
+    checks say ERROR (not a configuration) or read what is usable; the run goes on."""
+    files = {
+        "/var/lib/docker/containers/4f1c/config.v2.json": json.dumps(config),
+        "/var/lib/docker/containers/4f1c/hostconfig.json": json.dumps(hostconfig),
+    }
+    got = _statuses(_node(tmp_path, files, [["dockerd"]]), ["5"], "docker")
+    assert got
+    if status:
+        assert "ERROR" in got.values()
