@@ -108,6 +108,20 @@ def test_malformed_documents_are_errors_and_the_rest_is_read() -> None:
     assert err.details.reason.endswith("(line 13)")
 
 
+def test_windows_line_endings_split_documents_too() -> None:
+    """A file saved with CRLF: a broken document is still one ERROR among read documents, and
+    Helm's Source comments still name the templates."""
+    text = POD.format(name="a") + "---\nkind: Pod\nmetadata: {name: [\n---\n" + POD.format(name="c")
+    loaded = load_text(text.replace("\n", "\r\n"), "crlf.yaml")
+    assert names(loaded) == ["a", "c"]
+    assert [e.resource.name for e in loaded.errors] == ["crlf.yaml#2"]
+    helm = load_text(HELM.replace("\n", "\r\n"), "rendered.yaml")
+    assert [m.location for m in helm.manifests] == [
+        "rendered.yaml#2 (web/templates/serviceaccount.yaml)",
+        "rendered.yaml#4 (web/templates/deployment.yaml)",
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [

@@ -25,7 +25,7 @@ SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 MAX_BYTES = 64 * 1024 * 1024
 INPUT_CHECK_ID = "workloads.input"
 
-_SEPARATOR = re.compile(r"^---(?:[ \t].*)?$", re.MULTILINE)
+_SEPARATOR = re.compile(r"^---(?:[ \t].*)?\r?$", re.MULTILINE)  # CRLF files too
 _SOURCE = re.compile(r"^# Source: (.+)$", re.MULTILINE)
 
 
