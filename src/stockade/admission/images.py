@@ -28,7 +28,8 @@ _LEGACY_DEFAULT_REGISTRY = "index.docker.io"
 
 def parse_image(ref: str) -> ImageRef:
     """Split ``[registry/]repo[:tag][@digest]`` the way Docker does (``index.docker.io`` is
-    ``docker.io``; a first part with a dot, a port, upper case or ``localhost`` is a registry)."""
+    ``docker.io``; a first part with a dot, a port, upper case or ``localhost`` is a registry, whose
+    name is lower-cased)."""
     digest: str | None = None
     rest = ref
     if "@" in ref:
@@ -43,6 +44,7 @@ def parse_image(ref: str) -> ImageRef:
         registry, repository = first, remainder
     else:
         registry, repository = "docker.io", rest
+    registry = registry.lower()  # a host name: EVIL.example is pulled from evil.example
     if registry == _LEGACY_DEFAULT_REGISTRY:
         registry = "docker.io"
     if registry == "docker.io" and "/" not in repository:
@@ -53,7 +55,11 @@ def parse_image(ref: str) -> ImageRef:
 
 
 def matches_any(image: str, patterns: list[str]) -> bool:
-    """Whether a glob matches the image's registry, ``registry/repository`` or the text as given."""
+    """Whether a glob matches the image's registry, ``registry/repository`` (both without regard
+    to case, as host names and repositories are) or the text as given."""
     ref = parse_image(image)
-    names = (ref.registry, f"{ref.registry}/{ref.repository}", image)
-    return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in names)
+    named = (ref.registry, f"{ref.registry}/{ref.repository}".lower())
+    return any(
+        fnmatch.fnmatchcase(image, p) or any(fnmatch.fnmatchcase(n, p.lower()) for n in named)
+        for p in patterns
+    )
