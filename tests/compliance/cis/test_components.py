@@ -426,3 +426,31 @@ def test_odd_container_configurations_are_results_not_crashes(
     assert got
     if status:
         assert "ERROR" in got.values()
+
+
+def test_kubelet_config_drop_ins_are_merged_over_the_config_file(tmp_path: Path) -> None:
+    """--config-dir (beta and on by default since Kubernetes 1.30): the *.conf files, in name
+    order, override the config file key by key; without the flag the directory is not read."""
+    files = {
+        "/var/lib/kubelet/config.yaml": KUBEADM_KUBELET_CONFIG,
+        "/etc/kubernetes/kubelet.conf.d/10-debug.conf": (
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+            "authentication: {anonymous: {enabled: true}}\nreadOnlyPort: 10255\n"
+        ),
+        "/etc/kubernetes/kubelet.conf.d/20-port.conf": "readOnlyPort: 0\n",
+        "/etc/kubernetes/kubelet.conf.d/30-ignored.yaml": "authorization: {mode: AlwaysAllow}\n",
+    }
+    with_dir = [*KUBEADM_KUBELET, "--config-dir=/etc/kubernetes/kubelet.conf.d"]
+    node = _node(tmp_path / "a", files, [with_dir])
+    result = run(loader.builtin("kubernetes"), node, only=["4.2.1", "4.2.2", "4.2.3", "4.2.4"])
+    got = {f.id: str(f.status) for f in result.findings}
+    assert got == {
+        "k8s.kubelet.anonymous_auth": "FAIL",  # 10-debug.conf turns it on
+        "k8s.kubelet.authorization_mode": "PASS",  # a .yaml file is not a drop-in
+        "k8s.kubelet.client_ca_file": "PASS",  # the config file's key, not overridden
+        "k8s.kubelet.read_only_port": "PASS",  # 20-port.conf comes last
+    }
+    anonymous = next(f for f in result.findings if f.id == "k8s.kubelet.anonymous_auth")
+    assert "10-debug.conf" in anonymous.details.evidence  # type: ignore[union-attr]
+    got = _statuses(_node(tmp_path / "b", files, [KUBEADM_KUBELET]), ["4.2.1"])
+    assert got == {"k8s.kubelet.anonymous_auth": "PASS"}

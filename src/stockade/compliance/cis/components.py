@@ -287,17 +287,32 @@ class Resolver:
         return given[0], [v for n in given for v in flags[n]]
 
     def config(self, comp: str) -> tuple[str, Any] | None:
-        """The component's config file (path, data); None if it has none; FileProblem if broken."""
+        """The component's configuration (where, data): its config file with its drop-ins merged
+        over it; None if it has neither; FileProblem if one is broken."""
         state = self.state(comp)
         key = state.component.config
         if not key:
             return None
-        path = self.path(comp, key, allow_missing=True)
-        if not path or not self.node.exists(path):
-            return None
         if state.config_cache is None:
-            state.config_cache = {"data": parse_config(self.node.read_text(path), path)}
-        return path, state.config_cache["data"]
+            path = self.path(comp, key, allow_missing=True)
+            files = [path] if path and self.node.exists(path) else []
+            files += self._dropins(state)
+            if not files:
+                return None
+            data: Any = {}
+            for f in files:
+                data = _merged(data, parse_config(self.node.read_text(f), f))
+            state.config_cache = {"where": " + ".join(files), "data": data}
+        return state.config_cache["where"], state.config_cache["data"]
+
+    def _dropins(self, state: ComponentState) -> list[str]:
+        """The ``*.conf`` files of the component's drop-in directory, in the order it reads them
+        (only when its flag names one: the kubelet reads no directory unless --config-dir)."""
+        spec = state.component.path_spec(state.component.config_dropins)
+        given = [state.flags[n][-1] for n in spec.flag if n in state.flags] if spec else []
+        if not given or not given[-1]:
+            return []
+        return sorted(self.node.expand(given[-1].rstrip("/") + "/*.conf"))
 
     def path(self, comp_name: str, key: str, *, allow_missing: bool = False) -> str:
         """Resolve ``${comp.key}``: flag, then config key, then env, then first existing
@@ -353,6 +368,17 @@ class Resolver:
             return re.escape(value) if m.group(1) else value
 
         return _VAR.sub(one, text) if "${" in text else text
+
+
+def _merged(base: Any, over: Any) -> Any:
+    """``over`` merged into ``base`` as a JSON merge patch: mappings merge key by key, anything
+    else replaces (a drop-in's list replaces the config file's)."""
+    if not isinstance(base, dict) or not isinstance(over, dict):
+        return over if over is not None else base
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out.get(k), v) if isinstance(v, dict) else v
+    return out
 
 
 def _unit_lines(text: str) -> list[tuple[str, str]]:

@@ -191,6 +191,7 @@ def _component(name: str, data: Any, where: str) -> Component:
         manifest=str(data.get("manifest", "")),
         unit=str(data.get("unit", "")),
         config=str(data.get("config", "")),
+        config_dropins=str(data.get("config_dropins", "")),
         paths=tuple(paths),
     )
 

@@ -44,6 +44,9 @@ class Component:
     manifest: str = ""  # path key of a static pod manifest declaring the command
     unit: str = ""  # path key of a systemd unit declaring ExecStart
     config: str = ""  # path key of the component's own config file (kubelet config, daemon.json)
+    # path key of a drop-in directory whose *.conf files, in name order, are merged over the
+    # config file (the kubelet's --config-dir)
+    config_dropins: str = ""
     paths: tuple[tuple[str, PathSpec], ...] = ()
 
     def path_spec(self, key: str) -> PathSpec | None:
