@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from stockade.admission.engine import Decision, decide
+from stockade.admission.interface import LookupBudget
 from stockade.admission.policy import parse_policy
 from stockade.admission.review import answer, parse
 from stockade.admission.testing import TEST_FILE, run_tests
@@ -109,6 +110,16 @@ def _listener() -> socket.socket:
     sock.bind(("127.0.0.1", 0))
     sock.listen(8)
     return sock
+
+
+def test_docker_hub_familiar_names_are_docker_io_references(store) -> None:
+    """nginx:1.27 is what the kubelet pulls from docker.io, not an unreadable reference: never
+    scanned, it has no result; and docker.io is held to the --scan-registry list like any host."""
+    source = StoreVulnSource(store, scan_on_demand=False)
+    for image in ("nginx:1.27", "bitnami/redis:7.2", "nginx"):
+        assert source.summary(image, budget=LookupBudget(0)) is None, image
+    d = decide_within(10, pod("nginx:1.27"), vuln_policy("fail"), StoreVulnSource(store, registries=["registry.internal.example"]))  # fmt: skip
+    assert not d.allowed and "registry docker.io is not one admission may scan" in d.message
 
 
 def test_registry_outside_the_allow_list_is_never_contacted(store) -> None:

@@ -63,3 +63,21 @@ def matches_any(image: str, patterns: list[str]) -> bool:
         fnmatch.fnmatchcase(image, p) or any(fnmatch.fnmatchcase(n, p.lower()) for n in named)
         for p in patterns
     )
+
+
+def reference_spellings(image: str) -> list[str]:
+    """Every way of writing the image ``image`` names, ``image`` itself first: Docker Hub's
+    familiar forms (``nginx:1.27``, ``library/nginx:1.27``, ``docker.io/library/nginx:1.27``,
+    ``index.docker.io/...``) and, without tag or digest, ``:latest``. A scan stored under one of
+    them is the scan of the image a pod writes another way."""
+    ref = parse_image(image)
+    names = [f"{ref.registry}/{ref.repository}"]
+    if ref.registry == "docker.io":
+        short = ref.repository.removeprefix("library/")
+        names += [f"index.docker.io/{ref.repository}", ref.repository]
+        if short != ref.repository:
+            names += [short, f"docker.io/{short}", f"index.docker.io/{short}"]
+    suffixes = [(f":{ref.tag}" if ref.tag else "") + (f"@{ref.digest}" if ref.digest else "")]
+    if ref.tag is None and ref.digest is None:
+        suffixes.append(":latest")  # what the runtime pulls
+    return list(dict.fromkeys([image, *(n + s for s in suffixes for n in names)]))
