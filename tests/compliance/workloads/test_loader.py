@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stockade.compliance.workloads.loader import load_paths, load_text
 from stockade.model import InputError, Status
@@ -188,3 +189,18 @@ def test_unrendered_helm_templates_say_so() -> None:
     text = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ include "web.fullname" . }}\n'
     (err,) = load_text(text, "templates/pod.yaml").errors
     assert "unrendered template" in err.details.reason and "helm template" in err.details.reason
+
+
+def test_a_stream_of_json_objects_is_one_document_each() -> None:
+    """``kubectl get pods -o json | jq '.items[]' > pods.json``: objects one after another."""
+    pods = [yaml.safe_load(POD.format(name=n)) for n in ("a", "b")]
+    pods[1]["spec"]["hostPID"] = True
+    text = "\n".join(json.dumps(p, indent=2) for p in pods) + "\n"
+    loaded = load_text(text, "pods.json")
+    assert names(loaded) == ["a", "b"] and not loaded.errors
+    assert [m.location for m in loaded.manifests] == ["pods.json#1", "pods.json#2"]
+    broken = load_text(text + '{"kind": "Pod", ' + "1" * 5000 + "}", "pods.json")
+    assert names(broken) == ["a", "b"]
+    assert [e.resource.name for e in broken.errors] == ["pods.json#3"]
+    deep = load_text(text + "[" * 150 + "]" * 150, "deep.json")
+    assert not deep.manifests and "nested deeper than 100 levels" in deep.errors[0].details.reason
