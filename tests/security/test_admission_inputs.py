@@ -434,6 +434,17 @@ def _finalizer_removal(*, old_deleting: bool, new_deleting: bool) -> dict:
     return review
 
 
+def test_an_object_without_kind_is_judged_by_the_kind_the_request_names() -> None:
+    """A review whose object lacks ``kind`` (sent by a client other than the API server) is not
+    waved through as a kind that templates no pods."""
+    obj = pod("registry.internal.example/shop/app:1")
+    obj["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    review = review_for(obj)
+    del review["request"]["object"]["kind"]
+    out = answer(parse(json.dumps(review).encode()), _policy("{privileged: true}"), None)
+    assert out.response["response"]["allowed"] is False, out.response
+
+
 def test_an_object_being_deleted_can_lose_its_finalizers() -> None:
     policy = _policy("{privileged: true}")
     review = _finalizer_removal(old_deleting=True, new_deleting=True)
