@@ -79,7 +79,7 @@ def answer(
     req = review["request"]
     if not _decides(req):
         return Outcome(response=_response(review, allowed=True), event=None)
-    decided = _decide(req, _object(req), policy, source, budget)
+    decided = _decide(req, object_of(req), policy, source, budget)
     if decided is None:  # pragma: no cover - kind was checked by _decides
         return Outcome(response=_response(review, allowed=True), event=None)
     if decisions is not None and key is not None:
@@ -97,7 +97,7 @@ def recall(
     return None if decided is None else _outcome(review, decided)
 
 
-def _object(req: Mapping[str, Any]) -> Any:
+def object_of(req: Mapping[str, Any]) -> Any:
     """The request's object; one without ``kind`` (as a client other than the API server may
     send it) takes the kind the request names (``request.kind.kind``)."""
     obj, kind = req.get("object"), req.get("kind")
@@ -113,7 +113,7 @@ def _object(req: Mapping[str, Any]) -> Any:
 
 def _decides(req: Mapping[str, Any]) -> bool:
     """Whether the policy judges the request at all (else it is allowed as it is)."""
-    obj = _object(req)
+    obj = object_of(req)
     if req.get("operation") in ("DELETE", "CONNECT") or not isinstance(obj, dict):
         return False
     if obj.get("kind") not in SUPPORTED_KINDS:
