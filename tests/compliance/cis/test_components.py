@@ -454,3 +454,23 @@ def test_kubelet_config_drop_ins_are_merged_over_the_config_file(tmp_path: Path)
     assert "10-debug.conf" in anonymous.details.evidence  # type: ignore[union-attr]
     got = _statuses(_node(tmp_path / "b", files, [KUBEADM_KUBELET]), ["4.2.1"])
     assert got == {"k8s.kubelet.anonymous_auth": "PASS"}
+
+
+def test_structured_authorization_config_names_the_authorizers(tmp_path: Path) -> None:
+    """Kubernetes 1.32 (GA): --authorization-config replaces --authorization-mode; the
+    authorizers of its AuthorizationConfiguration are the modes."""
+    config = (
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthorizationConfiguration\n"
+        "authorizers:\n  - {type: Node, name: node}\n  - {type: RBAC, name: rbac}\n"
+    )
+    argv = ["kube-apiserver", "--authorization-config=/etc/kubernetes/authz.yaml"]
+    node = _node(tmp_path / "a", {"/etc/kubernetes/authz.yaml": config}, [argv])
+    got = _statuses(node, ["1.2.6", "1.2.7", "1.2.8"])
+    assert set(got.values()) == {"PASS"}, got
+    loose = config.replace("{type: RBAC, name: rbac}", "{type: AlwaysAllow, name: all}")
+    node = _node(tmp_path / "b", {"/etc/kubernetes/authz.yaml": loose}, [argv])
+    assert _statuses(node, ["1.2.6", "1.2.7", "1.2.8"]) == {
+        "k8s.apiserver.authorization_not_always_allow": "FAIL",
+        "k8s.apiserver.authorization_node": "PASS",
+        "k8s.apiserver.authorization_rbac": "FAIL",
+    }
