@@ -204,3 +204,21 @@ def test_a_stream_of_json_objects_is_one_document_each() -> None:
     assert [e.resource.name for e in broken.errors] == ["pods.json#3"]
     deep = load_text(text + "[" * 150 + "]" * 150, "deep.json")
     assert not deep.manifests and "nested deeper than 100 levels" in deep.errors[0].details.reason
+
+
+def test_a_fifo_named_on_the_command_line_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "pods.yaml"
+    os.mkfifo(fifo)
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(load_paths([str(fifo)])), daemon=True)
+    worker.start()
+    worker.join(5)
+    if not out:  # unblock the reader so the test run does not keep a stuck thread
+        with open(fifo, "w"):
+            pass
+    assert out, "reading a FIFO blocked"
+    (err,) = out[0].errors
+    assert err.details.reason == "not a regular file"

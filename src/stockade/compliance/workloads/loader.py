@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -82,6 +83,9 @@ def _files(path: Path) -> Iterator[Path]:
 
 def _load_file(file: Path, out: Loaded) -> None:
     try:
+        if not stat.S_ISREG(file.stat().st_mode):  # a FIFO or a device would block or never end
+            out.errors.append(input_error(str(file), "not a regular file"))
+            return
         if file.stat().st_size > MAX_BYTES:
             out.errors.append(
                 input_error(str(file), f"larger than {MAX_BYTES // (1024 * 1024)} MiB")
