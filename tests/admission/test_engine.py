@@ -244,6 +244,20 @@ def test_cached_source_calls_inner_once() -> None:
     assert calls == ["a:1"]
 
 
+def test_vulnerability_facts_answer_for_every_spelling_of_the_image() -> None:
+    """Facts given for docker.io/library/nginx:1.25 are the facts of a pod's nginx:1.25 (and of
+    nginx, which is :latest, only when given for latest)."""
+    facts = FileVulnSource.from_mapping(
+        {"docker.io/library/nginx:1.25": {"critical": 1}, "nginx:latest": {"high": 2}}
+    )
+    for image in ("nginx:1.25", "library/nginx:1.25", "index.docker.io/library/nginx:1.25"):
+        s = facts.summary(image, budget=LookupBudget(0))
+        assert s is not None and s.count_at_least(Severity.CRITICAL) == 1, image
+    latest = facts.summary("docker.io/library/nginx", budget=LookupBudget(0))
+    assert latest is not None and latest.count_at_least(Severity.HIGH) == 2
+    assert facts.summary("nginx:1.26", budget=LookupBudget(0)) is None
+
+
 @pytest.mark.parametrize(
     ("ref", "registry", "repo", "tag", "digest"),
     [

@@ -5,6 +5,7 @@ Admission looks up registry references only, so the sample is pushed to the loop
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 
 from stockade.admission.engine import decide
 from stockade.admission.interface import LookupBudget
@@ -15,6 +16,7 @@ from stockade.lab.samples import build_sample, push_sample
 from stockade.model import Severity, UsageError
 from stockade.scanning.admission_source import StoreVulnSource
 from stockade.scanning.pipeline import ImageOptions
+from stockade.scanning.scan_tables import scan_images
 from stockade.store import open_store
 from tests.conftest import require
 from tests.scanning.conftest import OPEN_REGISTRY, listening
@@ -70,6 +72,28 @@ def test_scanned_image_answers_from_the_store(tmp_path, pushed) -> None:
     cached = CachedVulnSource(source)
     assert not cached.is_ready(ref)
     assert cached.warm() == 1 and cached.is_ready(ref)
+
+
+def test_a_scan_stored_under_another_spelling_of_the_image_answers(tmp_path, pushed) -> None:
+    """Scanned as docker.io/stockade/sample:TAG, run as stockade/sample:TAG (the familiar form a
+    pod writes): the same image, so its stored findings decide, without an on-demand scan."""
+    db = make_db(tmp_path / "db.sqlite")
+    out = run("scan", "image", pushed, "--insecure", "--db", db, "--format", "json")
+    assert out.returncode in (0, 1), out.stderr
+    tag = pushed.rsplit(":", 1)[1]
+    store = open_store(db)
+    with store.connect() as conn:  # as if the scan had been of the Docker Hub image
+        conn.execute(
+            update(scan_images)
+            .where(scan_images.c.reference == pushed)
+            .values(reference=f"docker.io/stockade/sample:{tag}")
+        )
+        conn.commit()
+    source = StoreVulnSource(store, scan_on_demand=False)
+    for written in (f"stockade/sample:{tag}", f"index.docker.io/stockade/sample:{tag}"):
+        s = source.summary(written, budget=LookupBudget(0))
+        assert s is not None and "CVE-2024-35195" in s.ids, written
+    assert source.summary(f"stockade/other:{tag}", budget=LookupBudget(0)) is None
 
 
 def test_never_scanned_image_is_scanned_on_demand_within_the_budget(tmp_path, pushed) -> None:

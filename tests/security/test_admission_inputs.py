@@ -8,7 +8,9 @@ from HTTPS to plain HTTP.
 
 from __future__ import annotations
 
+import copy
 import errno
+import json
 import os
 import select
 import socket
@@ -19,10 +21,14 @@ from pathlib import Path
 import pytest
 
 from stockade.admission.engine import Decision, decide
+from stockade.admission.interface import LookupBudget
 from stockade.admission.policy import parse_policy
+from stockade.admission.review import answer, parse
+from stockade.admission.testing import TEST_FILE, run_tests
 from stockade.admission.workload import workload_of
 from stockade.scanning.admission_source import StoreVulnSource
 from stockade.store import open_store
+from tests.admission.webhook import review_for
 
 
 def pod(*images: str) -> dict:
@@ -104,6 +110,16 @@ def _listener() -> socket.socket:
     sock.bind(("127.0.0.1", 0))
     sock.listen(8)
     return sock
+
+
+def test_docker_hub_familiar_names_are_docker_io_references(store) -> None:
+    """nginx:1.27 is what the kubelet pulls from docker.io, not an unreadable reference: never
+    scanned, it has no result; and docker.io is held to the --scan-registry list like any host."""
+    source = StoreVulnSource(store, scan_on_demand=False)
+    for image in ("nginx:1.27", "bitnami/redis:7.2", "nginx"):
+        assert source.summary(image, budget=LookupBudget(0)) is None, image
+    d = decide_within(10, pod("nginx:1.27"), vuln_policy("fail"), StoreVulnSource(store, registries=["registry.internal.example"]))  # fmt: skip
+    assert not d.allowed and "registry docker.io is not one admission may scan" in d.message
 
 
 def test_registry_outside_the_allow_list_is_never_contacted(store) -> None:
@@ -263,6 +279,190 @@ def test_built_in_policy_allows_secret_references() -> None:
         {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}}
     )
     assert not decide(workload_of(by_ref), policy, None).warnings
+
+
+# -- what the runtime would run, not what the text looks like ------------------------------------------
+
+
+def _policy(criteria: str):
+    return parse_policy(
+        f"spec:\n  mode: protect\n  rules:\n    - {{name: r, criteria: {criteria}}}\n",
+        name="policy",
+    )
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "nginx:1.27",
+        "docker.io/library/nginx:1.27",
+        # Docker's reference library maps its registry's old name to docker.io
+        "index.docker.io/library/nginx:1.27",
+        "index.docker.io/nginx@sha256:" + "a" * 64,
+    ],
+)
+def test_registry_deny_list_sees_docker_hub_under_its_old_name(image: str) -> None:
+    d = decide(workload_of(pod(image)), _policy("{registries: {deny: [docker.io]}}"), None)
+    assert not d.allowed and "denied registry (docker.io)" in d.message, d.message
+
+
+@pytest.mark.parametrize("image", ["EVIL.example/app:1", "Evil.Example:5000/app:1"])
+def test_registry_lists_ignore_the_case_of_host_names(image: str) -> None:
+    d = decide(workload_of(pod(image)), _policy("{registries: {deny: ['evil.example*']}}"), None)
+    assert not d.allowed and "denied registry (evil.example" in d.message, d.message
+
+
+def test_an_upper_case_first_part_is_a_registry_host() -> None:
+    # distribution/reference: a lower-case word before the first "/" is a Docker Hub namespace,
+    # anything else (a dot, a port, localhost, upper case) is the registry to pull from
+    d = decide(workload_of(pod("Evil/app:1")), _policy("{registries: {allow: [docker.io]}}"), None)
+    assert not d.allowed and "from registry evil" in d.message, d.message
+
+
+@pytest.mark.parametrize("add", [["ALL"], ["all"], ["CAP_SYS_ADMIN"], ["sys_admin"]])
+def test_adding_all_capabilities_adds_the_named_one(add: list[str]) -> None:
+    obj = pod("registry.internal.example/shop/app:1")
+    obj["spec"]["containers"][0]["securityContext"] = {"capabilities": {"add": add}}
+    d = decide(workload_of(obj), _policy("{capabilities: {add: [SYS_ADMIN]}}"), None)
+    assert not d.allowed and f"adds capabilities {add[0]}" in d.message, d.message
+
+
+def test_net_bind_service_in_any_case_is_never_reported() -> None:
+    obj = pod("registry.internal.example/shop/app:1")
+    obj["spec"]["containers"][0]["securityContext"] = {
+        "capabilities": {"add": ["net_bind_service"]}
+    }
+    assert decide(workload_of(obj), _policy("{capabilities: {add: any}}"), None).allowed
+
+
+def _host_path_pod(path: str) -> dict:
+    obj = pod("registry.internal.example/shop/app:1")
+    obj["spec"]["volumes"] = [{"name": "logs", "hostPath": {"path": path}}]
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("allowed", "path", "admitted"),
+    [
+        ("/var/log/", "/var/log", True),  # a trailing slash names the same directory
+        ("/var/log", "/var/log/", True),
+        ("/var/log", "//var//log/pods", True),
+        ("/var/log/", "/var/logs", False),
+        ("/var/log", "/var/log/../../etc", False),  # what the node would mount is /etc
+        ("/var/log", "/var/log/./../lib/kubelet", False),
+    ],
+)
+def test_host_path_prefixes_compare_resolved_paths(allowed: str, path: str, admitted: bool) -> None:
+    d = decide(
+        workload_of(_host_path_pod(path)),
+        _policy(f"{{hostPath: {{allowed: ['{allowed}']}}}}"),
+        None,
+    )
+    assert d.allowed is admitted, d.message
+
+
+# -- shapes the API server would refuse, sent to the webhook or kept in an `admission test` suite --------
+
+
+@pytest.mark.parametrize(("field", "value"), [("env", 1), ("envFrom", True), ("env", 1.5)])
+def test_a_scalar_where_a_list_belongs_is_nothing_not_a_crash(field: str, value: object) -> None:
+    obj = pod("registry.internal.example/shop/app:1")
+    obj["spec"]["containers"][0][field] = value
+    d = decide(workload_of(obj), _env_policy("true"), None)
+    assert d.allowed and d.error is None, d
+
+
+def test_admission_test_reads_a_suite_with_odd_metadata(tmp_path: Path) -> None:
+    (tmp_path / "policy.yaml").write_text(
+        "spec:\n  mode: protect\n  rules:\n    - {name: env, criteria: {envSecrets: true}}\n"
+    )
+    (tmp_path / "m.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\n"
+        "spec: {containers: [{name: c, image: 'nginx:1', env: 1}]}\n---\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: just-a-string\n"
+        "spec: {containers: [{name: c, image: 'nginx:1'}]}\n"
+    )
+    (tmp_path / TEST_FILE).write_text(
+        "policy: policy.yaml\nresources: [m.yaml]\nresults:\n"
+        "  - {resource: Pod/shop/p, result: allow}\n  - {resource: Pod/None, result: allow}\n"
+    )
+    results = run_tests(tmp_path)
+    assert [(r.resource, r.actual) for r in results] == [
+        ("Pod/shop/p", "allow"),
+        ("Pod/None", "allow"),
+    ]
+
+
+# -- objects being deleted ------------------------------------------------------------------------------
+
+
+def _finalizer_removal(*, old_deleting: bool, new_deleting: bool) -> dict:
+    """The garbage collector's UPDATE at the end of ``kubectl delete --cascade=foreground`` of a
+    privileged DaemonSet admitted before a protect rule existed: it drops ``foregroundDeletion``."""
+    ds = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {
+            "name": "node-agent",
+            "namespace": "shop",
+            "finalizers": ["foregroundDeletion"],
+        },
+        "spec": {
+            "selector": {"matchLabels": {"app": "node-agent"}},
+            "template": {
+                "metadata": {"labels": {"app": "node-agent"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "agent",
+                            "image": "registry.internal.example/agent:1",
+                            "securityContext": {"privileged": True},
+                        }
+                    ]
+                },
+            },
+        },
+    }
+    review = review_for(ds, operation="UPDATE")
+    req = review["request"]
+    stamp = "2026-12-06T07:00:00Z"
+    if old_deleting:
+        req["oldObject"]["metadata"]["deletionTimestamp"] = stamp
+    if new_deleting:
+        req["object"]["metadata"]["deletionTimestamp"] = stamp
+    req["object"]["metadata"]["finalizers"] = []
+    return review
+
+
+def test_an_object_without_kind_is_judged_by_the_kind_the_request_names() -> None:
+    """A review whose object lacks ``kind`` (sent by a client other than the API server) is not
+    waved through as a kind that templates no pods."""
+    obj = pod("registry.internal.example/shop/app:1")
+    obj["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    review = review_for(obj)
+    del review["request"]["object"]["kind"]
+    out = answer(parse(json.dumps(review).encode()), _policy("{privileged: true}"), None)
+    assert out.response["response"]["allowed"] is False, out.response
+
+
+def test_an_object_being_deleted_can_lose_its_finalizers() -> None:
+    policy = _policy("{privileged: true}")
+    review = _finalizer_removal(old_deleting=True, new_deleting=True)
+    out = answer(parse(json.dumps(review).encode()), policy, None)
+    assert out.response["response"]["allowed"] is True, out.response
+    # the stored object decides, not what the request claims
+    review = _finalizer_removal(old_deleting=False, new_deleting=True)
+    out = answer(parse(json.dumps(review).encode()), policy, None)
+    assert out.response["response"]["allowed"] is False
+    assert "container 'agent' is privileged" in out.response["response"]["status"]["message"]
+    # adding an ephemeral container to a terminating pod is still judged
+    pod = copy.deepcopy(review["request"]["object"]["spec"]["template"])
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "shop",
+           "deletionTimestamp": "2026-12-06T07:00:00Z"}, "spec": pod["spec"]}  # fmt: skip
+    review = review_for(pod, operation="UPDATE")
+    review["request"]["subResource"] = "ephemeralcontainers"
+    out = answer(parse(json.dumps(review).encode()), policy, None)
+    assert out.response["response"]["allowed"] is False
 
 
 # -- no redirect from HTTPS to plain HTTP --------------------------------------------------------------

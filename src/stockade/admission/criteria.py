@@ -7,6 +7,7 @@ table (``CRITERIA``), each with a pydantic model of its parameters.
 from __future__ import annotations
 
 import fnmatch
+import posixpath
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -264,11 +265,23 @@ def _host_namespaces(_p: bool, w: Workload, _v: VulnLookup) -> list[str]:
     return [f"pod uses {v.field}" for v in _found("pss.baseline.host_namespaces", w)]
 
 
+def _clean_path(path: str) -> str:
+    """A host path as the node resolves it: ``//``, ``.`` and ``..`` folded, no trailing slash
+    (so ``/var/log/`` and ``/var/log`` are one path, and ``/var/log/../../etc`` is ``/etc``)."""
+    clean = posixpath.normpath("/" + path)
+    return "/" + clean.lstrip("/")
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
 def _host_path(p: HostPathParams, w: Workload, _v: VulnLookup) -> list[str]:
     out = []
+    allowed = [_clean_path(a) for a in p.allowed]
     for v in _found("pss.baseline.host_path", w):
         path = v.value or ""
-        if any(path == a or path.startswith(a.rstrip("/") + "/") for a in p.allowed):
+        if any(_under(_clean_path(path), a) for a in allowed):
             continue
         out.append(f"volume {v.volume!r} mounts host path {path}")
     return out
@@ -298,10 +311,11 @@ def _capabilities(p: CapParams, w: Workload, _v: VulnLookup) -> list[str]:
     for v in _found("pss.restricted.capabilities", w):
         if v.field != "add":
             continue  # the same check also wants drop: [ALL]; this criterion is about adding
-        added = list(v.items)
+        # the runtime reads names without regard to case or a CAP_ prefix; ALL adds every one
+        added = [a for a in v.items if _cap_name(a) != "NET_BIND_SERVICE"]
         if p.add != "any":
             wanted = {_cap_name(x) for x in p.add}
-            added = [a for a in added if _cap_name(a) in wanted]
+            added = [a for a in added if _cap_name(a) in wanted or _cap_name(a) == "ALL"]
         if added:
             out.append(f"{_container(v)} adds capabilities {', '.join(added)}")
     return out
@@ -350,10 +364,15 @@ def _looks_secret(name: str, value: object) -> bool:
     return not (name.upper().endswith(("_FILE", "_PATH", "_DIR", "_NAME")) or value.startswith("/"))
 
 
+def _items(value: object) -> list[Any]:
+    """A list field, or nothing when the object holds something else there."""
+    return value if isinstance(value, list) else []
+
+
 def _env_secrets(p: EnvSecretsParams, w: Workload, _v: VulnLookup) -> list[str]:
     out = []
     for c in w.containers:
-        for env in c.spec.get("env") or []:
+        for env in _items(c.spec.get("env")):
             if not isinstance(env, Mapping):
                 continue
             name = str(env.get("name", ""))
@@ -366,7 +385,7 @@ def _env_secrets(p: EnvSecretsParams, w: Workload, _v: VulnLookup) -> list[str]:
                     out.append(f"{c.kind} {c.name!r} takes env {name} from secret {secret!r}")
             elif _looks_secret(name, env.get("value")):
                 out.append(f"{c.kind} {c.name!r} sets a secret-looking env {name} in clear")
-        for src in c.spec.get("envFrom") or []:
+        for src in _items(c.spec.get("envFrom")):
             if (
                 not p.literalOnly
                 and isinstance(src, Mapping)

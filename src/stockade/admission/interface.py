@@ -12,8 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from stockade.admission.images import reference_spellings
 from stockade.model import Severity
 from stockade.model.errors import StockadeError
+
+__all__ = ["reference_spellings"]  # for sources that look images up: stored under any spelling
 
 
 class LookupUnavailable(StockadeError):

@@ -79,7 +79,7 @@ def answer(
     req = review["request"]
     if not _decides(req):
         return Outcome(response=_response(review, allowed=True), event=None)
-    decided = _decide(req, req["object"], policy, source, budget)
+    decided = _decide(req, object_of(req), policy, source, budget)
     if decided is None:  # pragma: no cover - kind was checked by _decides
         return Outcome(response=_response(review, allowed=True), event=None)
     if decisions is not None and key is not None:
@@ -97,14 +97,40 @@ def recall(
     return None if decided is None else _outcome(review, decided)
 
 
+def object_of(req: Mapping[str, Any]) -> Any:
+    """The request's object; one without ``kind`` (as a client other than the API server may
+    send it) takes the kind the request names (``request.kind.kind``)."""
+    obj, kind = req.get("object"), req.get("kind")
+    if (
+        isinstance(obj, dict)
+        and not obj.get("kind")
+        and isinstance(kind, dict)
+        and kind.get("kind")
+    ):
+        return {**obj, "kind": kind["kind"]}
+    return obj
+
+
 def _decides(req: Mapping[str, Any]) -> bool:
     """Whether the policy judges the request at all (else it is allowed as it is)."""
-    obj = req.get("object")
+    obj = object_of(req)
     if req.get("operation") in ("DELETE", "CONNECT") or not isinstance(obj, dict):
         return False
     if obj.get("kind") not in SUPPORTED_KINDS:
         return False
-    return req.get("subResource") in (None, "", "ephemeralcontainers")
+    sub = req.get("subResource")
+    if req.get("operation") == "UPDATE" and not sub and _being_deleted(req.get("oldObject")):
+        # Removing a finalizer (the garbage collector's foregroundDeletion, a controller's own)
+        # is an UPDATE: denying it would leave the object Terminating for ever. Nothing new runs
+        # from an object being deleted (kubelet and the controllers stop starting its pods), and
+        # the stored old object, not the request, says so.
+        return False
+    return sub in (None, "", "ephemeralcontainers")
+
+
+def _being_deleted(old: Any) -> bool:
+    meta = old.get("metadata") if isinstance(old, dict) else None
+    return isinstance(meta, dict) and bool(meta.get("deletionTimestamp"))
 
 
 def _outcome(review: Mapping[str, Any], decided: Decided) -> Outcome:

@@ -34,6 +34,7 @@ from stockade.admission.review import (
     ReviewError,
     answer,
     failure_response,
+    object_of,
     parse,
     recall,
 )
@@ -194,7 +195,7 @@ class AdmissionApp:
             return False
         if not now.uses_vulns or self.source is None:
             return True
-        obj = review["request"].get("object")
+        obj = object_of(review["request"])
         w = workload_of(obj) if isinstance(obj, dict) else None
         return w is None or all(self.source.is_ready(c.image) for c in w.containers)
 

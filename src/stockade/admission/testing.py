@@ -29,7 +29,7 @@ from stockade.admission.policy import load_policy
 from stockade.admission.vulns import FileVulnSource
 from stockade.admission.workload import workload_of
 from stockade.config import load_yaml_model, parse_yaml_all, read_text
-from stockade.k8s.objects import expand_list
+from stockade.k8s.objects import expand_list, metadata
 from stockade.model.errors import ConfigError
 
 TEST_FILE = "stockade-test.yaml"
@@ -83,7 +83,7 @@ def _documents(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _key(obj: dict[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
+    meta = metadata(obj)
     return f"{obj.get('kind')}/{meta.get('namespace') or 'default'}/{meta.get('name')}"
 
 

@@ -19,6 +19,7 @@ from stockade.admission.interface import (
     SignatureSource,
     SignatureVerdict,
     VulnSource,
+    reference_spellings,
 )
 from stockade.config import load_yaml_model
 from stockade.model import Severity
@@ -68,7 +69,12 @@ class FileVulnSource:
         return self
 
     def summary(self, image: str, *, budget: LookupBudget) -> ImageVulns | None:
-        return self._by_image.get(image)
+        """The facts given for ``image`` under any spelling of it (``nginx:1.27`` is
+        ``docker.io/library/nginx:1.27``), its own first."""
+        for spelling in reference_spellings(image):
+            if spelling in self._by_image:
+                return self._by_image[spelling]
+        return None
 
     def known_images(self, limit: int) -> list[str]:
         return list(self._by_image)[:limit]

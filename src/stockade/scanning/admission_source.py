@@ -8,7 +8,9 @@ that cap, and images refused by a full queue, are undecided (``LookupUnavailable
 failurePolicy applies).
 
 Only registry references (``HOST[:PORT]/REPO[:TAG|@DIGEST]``) are looked up: a pod's ``image:`` is
-someone else's text, and ``dir:/`` or ``docker-archive:/a/fifo`` must never open a local path. An
+someone else's text, and ``dir:/`` or ``docker-archive:/a/fifo`` must never open a local path. Docker
+Hub's familiar names are the references the kubelet pulls (``nginx:1.27`` is
+``docker.io/library/nginx:1.27``), and a scan stored under any spelling of the image answers. An
 on-demand scan reaches only the registries allowed (host globs; none given: any) with the same
 settings as ``stockade scan image`` (``--insecure`` for loopback, credentials).
 """
@@ -32,13 +34,14 @@ from stockade.admission.interface import (
     LookupUnavailable,
     SignatureRequirement,
     SignatureVerdict,
+    reference_spellings,
 )
 from stockade.model import Severity
 from stockade.model.errors import RegistryError, UsageError
 from stockade.scanning.scan_queue import QueueFull, ScanQueue
 from stockade.scanning.scan_store import coverage_of
 from stockade.scanning.scan_tables import scan_images, scan_runs
-from stockade.scanning.sources.interface import parse_registry_reference
+from stockade.scanning.sources.interface import parse_registry_reference, pod_image_reference
 from stockade.store import Store
 from stockade.store.tables import findings
 
@@ -93,7 +96,9 @@ class StoreVulnSource:
             raise RegistryError(f"registry {host} is not one admission may scan (--scan-registry)")
 
     def summary(self, image: str, *, budget: LookupBudget) -> ImageVulns | None:
-        host = parse_registry_reference(image).host  # UsageError for dir:, docker-archive:, ...
+        # UsageError for dir:, docker-archive:, ...; nginx:1.27 is docker.io/library/nginx:1.27
+        image = pod_image_reference(image)
+        host = parse_registry_reference(image).host
         stored = self.stored(image)
         if stored is not None or not self.scan_on_demand:
             return stored
@@ -127,12 +132,19 @@ class StoreVulnSource:
 
     def stored(self, image: str) -> ImageVulns | None:
         """The summary of the image's latest stored scan, or None if it was never scanned."""
+        spellings = reference_spellings(image)
         with self.store.connect() as conn:
-            run_id = conn.execute(
-                select(scan_images.c.last_run_id).where(scan_images.c.reference == image)
-            ).scalar()
-            if run_id is None:
+            # the pod's own spelling first, else the latest scan of the same image written
+            # another way (scanned as docker.io/library/nginx:1.27, run as nginx:1.27)
+            scanned = conn.execute(
+                select(scan_images.c.reference, scan_images.c.last_run_id)
+                .where(scan_images.c.reference.in_(spellings))
+                .where(scan_images.c.last_run_id.is_not(None))
+                .order_by(scan_images.c.last_scanned.desc())
+            ).all()
+            if not scanned:
                 return None
+            run_id = next((r for ref, r in scanned if ref == image), scanned[0][1])
             rows = conn.execute(
                 select(findings.c.finding_id, findings.c.severity, findings.c.details).where(
                     findings.c.run_id == run_id
@@ -177,6 +189,7 @@ class StoreVulnSource:
     ) -> SignatureVerdict:
         """Verify the cosign signatures of the digest ``image`` names now, in a worker thread;
         waits what is left of the review's budget (a slower verification still fills the cache)."""
+        image = pod_image_reference(image)
         self._may_reach(parse_registry_reference(image).host)
         key = (image, requirement)
         with self._lock:

@@ -4,7 +4,10 @@ as declared command lines, path candidates and the flag > config > env precedenc
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+import pytest
 
 from stockade.compliance.cis import loader
 from stockade.compliance.cis.components import Resolver, lookup, parse_flags
@@ -225,3 +228,249 @@ def test_benchmark_version_from_image_tag(tmp_path: Path) -> None:
         "Kubernetes version not found on the node: newest benchmark",
     )
     assert choose("docker", node_with(None))[0] == "cis-1.6"
+
+
+def _statuses(node: Node, only: list[str], benchmark: str = "kubernetes") -> dict[str, str]:
+    return {f.id: str(f.status) for f in run(loader.builtin(benchmark), node, only=only).findings}
+
+
+def test_a_flag_given_twice_reads_as_the_component_reads_it(tmp_path: Path) -> None:
+    """pflag keeps the last value of a one-value flag and appends to a list flag: a command line
+    assembled from a base manifest and overrides (kubeadm extraArgs, k3s --kube-apiserver-arg)
+    repeats flags, and judging every value given, or one list of the two, was wrong both ways."""
+    node = _node(
+        tmp_path,
+        {},
+        [
+            [
+                "kube-apiserver",
+                "--anonymous-auth=true",
+                "--anonymous-auth=false",  # runs with false
+                "--profiling=false",
+                "--profiling=true",  # runs with true
+                "--authorization-mode=Node,RBAC",
+                "--authorization-mode=Webhook",  # runs with Node,RBAC,Webhook
+                "--enable-admission-plugins=NamespaceLifecycle,NodeRestriction",
+                "--enable-admission-plugins=EventRateLimit,AlwaysPullImages",
+            ],
+            [
+                "kubelet",
+                "--feature-gates=SeccompDefault=true,RotateKubeletServerCertificate=false",
+                "--feature-gates=GracefulNodeShutdown=true",
+            ],
+        ],
+    )
+    got = _statuses(node, ["1.2.1", "1.2.6", "1.2.7", "1.2.8", "1.2.11", "1.2.12", "1.2.15",
+                           "1.2.14", "4.2.11"])  # fmt: skip
+    assert got["k8s.apiserver.anonymous_auth"] == "PASS"
+    assert got["k8s.apiserver.profiling"] == "FAIL"
+    assert got["k8s.apiserver.authorization_not_always_allow"] == "PASS"
+    assert got["k8s.apiserver.authorization_node"] == "PASS"
+    assert got["k8s.apiserver.authorization_rbac"] == "PASS"
+    assert got["k8s.apiserver.always_pull_images"] == "PASS"
+    assert got["k8s.apiserver.node_restriction"] == "PASS"
+    assert got["k8s.kubelet.rotate_server_certificates"] == "WARN"  # turned off in the first
+
+
+def test_docker_listening_addresses_under_both_names_are_all_judged(tmp_path: Path) -> None:
+    """``--host`` and ``-H`` are one list flag, and pflag takes ``-Hvalue``: a TCP address without
+    TLS given either way is found (it passed when the other name came first)."""
+    for argv in (
+        ["dockerd", "--host", "unix:///var/run/docker.sock", "-H", "tcp://0.0.0.0:2375"],
+        ["dockerd", "-H", "fd://", "-Htcp://0.0.0.0:2375"],
+    ):
+        node = _node(tmp_path, {}, [argv])
+        assert _statuses(node, ["2.7"], "docker") == {"docker.daemon.tls": "WARN"}, argv
+    node = _node(tmp_path, {}, [["dockerd", "-H", "fd://", "--host=unix:///run/docker.sock"]])
+    assert _statuses(node, ["2.7"], "docker") == {"docker.daemon.tls": "PASS"}
+
+
+# The KubeletConfiguration kubeadm writes to /var/lib/kubelet/config.yaml, as `kubeadm init
+# --dry-run` prints it (Kubernetes 1.27-1.30): zero durations are written out as "0s".
+KUBEADM_KUBELET_CONFIG = """\
+apiVersion: kubelet.config.k8s.io/v1beta1
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    cacheTTL: 0s
+    enabled: true
+  x509:
+    clientCAFile: /etc/kubernetes/pki/ca.crt
+authorization:
+  mode: Webhook
+  webhook:
+    cacheAuthorizedTTL: 0s
+    cacheUnauthorizedTTL: 0s
+cgroupDriver: systemd
+clusterDNS:
+- 10.96.0.10
+clusterDomain: cluster.local
+cpuManagerReconcilePeriod: 0s
+evictionPressureTransitionPeriod: 0s
+fileCheckFrequency: 0s
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+httpCheckFrequency: 0s
+imageMinimumGCAge: 0s
+kind: KubeletConfiguration
+logging:
+  flushFrequency: 0
+  options:
+    json:
+      infoBufferSize: "0"
+  verbosity: 0
+memorySwap: {}
+nodeStatusReportFrequency: 0s
+nodeStatusUpdateFrequency: 0s
+resolvConf: /run/systemd/resolve/resolv.conf
+rotateCertificates: true
+runtimeRequestTimeout: 0s
+shutdownGracePeriod: 0s
+shutdownGracePeriodCriticalPods: 0s
+staticPodPath: /etc/kubernetes/manifests
+streamingConnectionIdleTimeout: 0s
+syncFrequency: 0s
+volumeStatsAggPeriod: 0s
+"""
+KUBEADM_KUBELET = [
+    "/usr/bin/kubelet",
+    "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf",
+    "--kubeconfig=/etc/kubernetes/kubelet.conf",
+    "--config=/var/lib/kubelet/config.yaml",
+    "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock",
+]
+_KUBELET_AUTH = ["4.2.1", "4.2.2", "4.2.4", "4.2.5"]
+
+
+def test_kubeadm_kubelet_config_zero_timeout_is_the_default(tmp_path: Path) -> None:
+    """The kubelet reads a zero duration in its config file as unset and runs with 4h; only
+    --streaming-connection-idle-timeout=0 turns the timeout off."""
+    files = {"/var/lib/kubelet/config.yaml": KUBEADM_KUBELET_CONFIG}
+    got = _statuses(_node(tmp_path / "a", files, [KUBEADM_KUBELET]), _KUBELET_AUTH)
+    assert set(got.values()) == {"PASS"}, got
+    node = _node(
+        tmp_path / "b", files, [[*KUBEADM_KUBELET, "--streaming-connection-idle-timeout=0"]]
+    )
+    assert _statuses(node, ["4.2.5"]) == {"k8s.kubelet.streaming_idle_timeout": "WARN"}
+
+
+def test_kubelet_keys_left_out_take_the_defaults_of_where_they_are_read(tmp_path: Path) -> None:
+    """A config file defaults anonymous auth off, Webhook authorization and no read-only port;
+    a kubelet without one runs with the command line's defaults: anonymous on, AlwaysAllow and
+    the unauthenticated read-only port 10255."""
+    sparse = "\n".join(
+        line
+        for line in KUBEADM_KUBELET_CONFIG.splitlines()
+        if not line.startswith(("authentication:", "authorization:", "  "))
+    )
+    node = _node(tmp_path / "a", {"/var/lib/kubelet/config.yaml": sparse}, [KUBEADM_KUBELET])
+    result = run(loader.builtin("kubernetes"), node, only=["4.2.1", "4.2.2", "4.2.4"])
+    assert {str(f.status) for f in result.findings} == {"PASS"}
+    assert all("the config file's default" in f.details.evidence for f in result.findings)  # type: ignore[union-attr]
+    bare = ["/usr/bin/kubelet", "--kubeconfig=/etc/kubernetes/kubelet.conf"]
+    got = _statuses(_node(tmp_path / "b", {}, [bare]), ["4.2.1", "4.2.2", "4.2.4"])
+    assert got == {
+        "k8s.kubelet.anonymous_auth": "FAIL",
+        "k8s.kubelet.authorization_mode": "FAIL",
+        "k8s.kubelet.read_only_port": "WARN",  # the benchmark does not score 4.2.4
+    }
+
+
+@pytest.mark.root
+def test_root_owned_files_are_root_without_an_etc_passwd(tmp_path: Path) -> None:
+    """A --root tree holding only /etc/kubernetes (no /etc/passwd): uid and gid 0 are root."""
+    node = _node(tmp_path, {"/etc/kubernetes/manifests/kube-apiserver.yaml": "{}"}, [])
+    os.chown(tmp_path / "etc/kubernetes/manifests/kube-apiserver.yaml", 0, 0)
+    assert node.stat("/etc/kubernetes/manifests/kube-apiserver.yaml").owner == "root:root"
+    os.chown(tmp_path / "etc/kubernetes/manifests/kube-apiserver.yaml", 1000, 1000)
+    assert node.stat("/etc/kubernetes/manifests/kube-apiserver.yaml").owner == "1000:1000"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "spec: []",
+        "spec: {containers: [{command: kube-apiserver --profiling=true}]}",
+        "spec: {containers: [{command: [kube-apiserver], args: {profiling: true}}]}",
+    ],
+)
+def test_a_broken_static_pod_manifest_is_a_result_not_a_crash(tmp_path: Path, text: str) -> None:
+    node = _node(tmp_path, {"/etc/kubernetes/manifests/kube-apiserver.yaml": text}, [])
+    got = _statuses(node, ["1.2.15"])
+    assert got["k8s.apiserver.profiling"] in ("NOT_APPLICABLE", "FAIL")
+
+
+_RUNNING = {"ID": "4f1c2a9e8b7d", "Name": "/web", "State": {"Running": True}}
+
+
+@pytest.mark.parametrize(
+    ("config", "hostconfig", "status"),
+    [
+        ({**_RUNNING, "State": "running"}, {}, "ERROR"),
+        (_RUNNING, ["Privileged"], "ERROR"),
+        ({**_RUNNING, "MountPoints": ["/var"]}, {"SecurityOpt": True, "Binds": 1}, None),
+        (_RUNNING, {"PortBindings": {"80/tcp": "8080"}, "SecurityOpt": "seccomp=x"}, None),
+    ],
+)
+def test_odd_container_configurations_are_results_not_crashes(
+    tmp_path: Path, config: dict, hostconfig: object, status: str | None
+) -> None:
+    """Shapes dockerd never writes (a hand-edited or corrupted container folder): the container
+    checks say ERROR (not a configuration) or read what is usable; the run goes on."""
+    files = {
+        "/var/lib/docker/containers/4f1c/config.v2.json": json.dumps(config),
+        "/var/lib/docker/containers/4f1c/hostconfig.json": json.dumps(hostconfig),
+    }
+    got = _statuses(_node(tmp_path, files, [["dockerd"]]), ["5"], "docker")
+    assert got
+    if status:
+        assert "ERROR" in got.values()
+
+
+def test_kubelet_config_drop_ins_are_merged_over_the_config_file(tmp_path: Path) -> None:
+    """--config-dir (beta and on by default since Kubernetes 1.30): the *.conf files, in name
+    order, override the config file key by key; without the flag the directory is not read."""
+    files = {
+        "/var/lib/kubelet/config.yaml": KUBEADM_KUBELET_CONFIG,
+        "/etc/kubernetes/kubelet.conf.d/10-debug.conf": (
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+            "authentication: {anonymous: {enabled: true}}\nreadOnlyPort: 10255\n"
+        ),
+        "/etc/kubernetes/kubelet.conf.d/20-port.conf": "readOnlyPort: 0\n",
+        "/etc/kubernetes/kubelet.conf.d/30-ignored.yaml": "authorization: {mode: AlwaysAllow}\n",
+    }
+    with_dir = [*KUBEADM_KUBELET, "--config-dir=/etc/kubernetes/kubelet.conf.d"]
+    node = _node(tmp_path / "a", files, [with_dir])
+    result = run(loader.builtin("kubernetes"), node, only=["4.2.1", "4.2.2", "4.2.3", "4.2.4"])
+    got = {f.id: str(f.status) for f in result.findings}
+    assert got == {
+        "k8s.kubelet.anonymous_auth": "FAIL",  # 10-debug.conf turns it on
+        "k8s.kubelet.authorization_mode": "PASS",  # a .yaml file is not a drop-in
+        "k8s.kubelet.client_ca_file": "PASS",  # the config file's key, not overridden
+        "k8s.kubelet.read_only_port": "PASS",  # 20-port.conf comes last
+    }
+    anonymous = next(f for f in result.findings if f.id == "k8s.kubelet.anonymous_auth")
+    assert "10-debug.conf" in anonymous.details.evidence  # type: ignore[union-attr]
+    got = _statuses(_node(tmp_path / "b", files, [KUBEADM_KUBELET]), ["4.2.1"])
+    assert got == {"k8s.kubelet.anonymous_auth": "PASS"}
+
+
+def test_structured_authorization_config_names_the_authorizers(tmp_path: Path) -> None:
+    """Kubernetes 1.32 (GA): --authorization-config replaces --authorization-mode; the
+    authorizers of its AuthorizationConfiguration are the modes."""
+    config = (
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthorizationConfiguration\n"
+        "authorizers:\n  - {type: Node, name: node}\n  - {type: RBAC, name: rbac}\n"
+    )
+    argv = ["kube-apiserver", "--authorization-config=/etc/kubernetes/authz.yaml"]
+    node = _node(tmp_path / "a", {"/etc/kubernetes/authz.yaml": config}, [argv])
+    got = _statuses(node, ["1.2.6", "1.2.7", "1.2.8"])
+    assert set(got.values()) == {"PASS"}, got
+    loose = config.replace("{type: RBAC, name: rbac}", "{type: AlwaysAllow, name: all}")
+    node = _node(tmp_path / "b", {"/etc/kubernetes/authz.yaml": loose}, [argv])
+    assert _statuses(node, ["1.2.6", "1.2.7", "1.2.8"]) == {
+        "k8s.apiserver.authorization_not_always_allow": "FAIL",
+        "k8s.apiserver.authorization_node": "PASS",
+        "k8s.apiserver.authorization_rbac": "FAIL",
+    }

@@ -125,6 +125,16 @@ def test_custom_yaml_and_script_checks(tmp_path: Path, checks_dir: Path) -> None
             "missing or not executable",
         ),
         ("- just a list\n", "expected a mapping"),
+        (
+            "checks:\n  - {id: x, title: t, audit: {process: kubelet},"
+            " tests: {flag: --a, file_default: 0, eq: 0}}\n",
+            "'file_default' needs 'path'",
+        ),
+        (
+            "checks:\n  - {id: x, title: t, audit: {process: kubelet},"
+            " tests: {flag: --a, default: 1}}\n",
+            "a default needs an operator",
+        ),
     ],
 )
 def test_bad_custom_checks_are_config_errors(tmp_path: Path, text: str, message: str) -> None:

@@ -210,3 +210,75 @@ def test_bad_kubeconfigs(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         kubeapi.from_kubeconfig(path)
+
+
+def _rs_pod(name: str, **spec: Any) -> dict[str, Any]:
+    owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7c5d", "controller": True}
+    containers = [{"name": "web", "image": "nginx:1.27"}]
+    return {
+        "metadata": {"name": name, "namespace": "shop", "ownerReferences": [owner]},
+        "spec": {"serviceAccountName": "web", "containers": containers, **spec},
+    }
+
+
+def test_pods_that_differ_from_their_template_are_checked_too(pki: Pki, tmp_path: Path) -> None:
+    """A pod made from a template is left to its controller, unless the pod shows what the
+    template cannot: an ephemeral container added by kubectl debug, or a container a mutating
+    webhook injected (Istio's istio-init adds NET_ADMIN and NET_RAW)."""
+    template = {
+        "spec": {
+            "serviceAccountName": "web",
+            "containers": [{"name": "web", "image": "nginx:1.27"}],
+        }
+    }
+    deploy_owner = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "web",
+        "controller": True,
+    }
+    istio_init = {
+        "name": "istio-init",
+        "image": "docker.io/istio/proxyv2:1.22.1",
+        "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]}},
+    }
+    debug = {
+        "name": "debugger-x7",
+        "image": "busybox:1.36",
+        "securityContext": {"privileged": True},
+    }
+    cluster = {
+        "/apis/apps/v1/deployments": [
+            {"metadata": {"name": "web", "namespace": "shop"}, "spec": {"template": template}}
+        ],
+        "/apis/apps/v1/replicasets": [
+            {
+                "metadata": {
+                    "name": "web-7c5d",
+                    "namespace": "shop",
+                    "ownerReferences": [deploy_owner],
+                },
+                "spec": {"template": template},
+            }
+        ],
+        "/api/v1/pods": [
+            _rs_pod("web-7c5d-aaaaa"),
+            _rs_pod("web-7c5d-bbbbb", initContainers=[istio_init]),
+            _rs_pod("web-7c5d-ccccc", ephemeralContainers=[debug]),
+        ],
+    }
+    kinds = {"deployments": "DeploymentList", "replicasets": "ReplicaSetList", "pods": "PodList"}
+    with serve(pki, tmp_path, cluster, kinds) as url:
+        cfg = kubeconfig(
+            tmp_path, url, {"token": TOKEN}, {"certificate-authority-data": b64(pki.ca_pem)}
+        )
+        manifests = kubeapi.fetch(kubeapi.from_kubeconfig(cfg))
+    shown = sorted(f"{m.obj['kind']}/{m.obj['metadata']['name']}" for m in manifests)
+    assert shown == ["Deployment/web", "Pod/web-7c5d-bbbbb", "Pod/web-7c5d-ccccc"]
+    failed = {
+        (f.id, f.resource.display())
+        for f in check_objects(manifests, profile="baseline")
+        if f.status == Status.FAIL
+    }
+    assert ("pss.baseline.capabilities", "pod:shop/web-7c5d-bbbbb") in failed
+    assert ("pss.baseline.privileged", "pod:shop/web-7c5d-ccccc") in failed

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stockade.compliance.workloads.loader import load_paths, load_text
 from stockade.model import InputError, Status
@@ -108,6 +109,20 @@ def test_malformed_documents_are_errors_and_the_rest_is_read() -> None:
     assert err.details.reason.endswith("(line 13)")
 
 
+def test_windows_line_endings_split_documents_too() -> None:
+    """A file saved with CRLF: a broken document is still one ERROR among read documents, and
+    Helm's Source comments still name the templates."""
+    text = POD.format(name="a") + "---\nkind: Pod\nmetadata: {name: [\n---\n" + POD.format(name="c")
+    loaded = load_text(text.replace("\n", "\r\n"), "crlf.yaml")
+    assert names(loaded) == ["a", "c"]
+    assert [e.resource.name for e in loaded.errors] == ["crlf.yaml#2"]
+    helm = load_text(HELM.replace("\n", "\r\n"), "rendered.yaml")
+    assert [m.location for m in helm.manifests] == [
+        "rendered.yaml#2 (web/templates/serviceaccount.yaml)",
+        "rendered.yaml#4 (web/templates/deployment.yaml)",
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
@@ -174,3 +189,36 @@ def test_unrendered_helm_templates_say_so() -> None:
     text = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ include "web.fullname" . }}\n'
     (err,) = load_text(text, "templates/pod.yaml").errors
     assert "unrendered template" in err.details.reason and "helm template" in err.details.reason
+
+
+def test_a_stream_of_json_objects_is_one_document_each() -> None:
+    """``kubectl get pods -o json | jq '.items[]' > pods.json``: objects one after another."""
+    pods = [yaml.safe_load(POD.format(name=n)) for n in ("a", "b")]
+    pods[1]["spec"]["hostPID"] = True
+    text = "\n".join(json.dumps(p, indent=2) for p in pods) + "\n"
+    loaded = load_text(text, "pods.json")
+    assert names(loaded) == ["a", "b"] and not loaded.errors
+    assert [m.location for m in loaded.manifests] == ["pods.json#1", "pods.json#2"]
+    broken = load_text(text + '{"kind": "Pod", ' + "1" * 5000 + "}", "pods.json")
+    assert names(broken) == ["a", "b"]
+    assert [e.resource.name for e in broken.errors] == ["pods.json#3"]
+    deep = load_text(text + "[" * 150 + "]" * 150, "deep.json")
+    assert not deep.manifests and "nested deeper than 100 levels" in deep.errors[0].details.reason
+
+
+def test_a_fifo_named_on_the_command_line_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "pods.yaml"
+    os.mkfifo(fifo)
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(load_paths([str(fifo)])), daemon=True)
+    worker.start()
+    worker.join(5)
+    if not out:  # unblock the reader so the test run does not keep a stuck thread
+        with open(fifo, "w"):
+            pass
+    assert out, "reading a FIFO blocked"
+    (err,) = out[0].errors
+    assert err.details.reason == "not a regular file"

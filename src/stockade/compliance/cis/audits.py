@@ -14,6 +14,7 @@ from typing import Any
 from stockade.compliance.cis.components import (
     Resolver,
     fact_value,
+    flag_fact,
     lookup,
     parse_config,
 )
@@ -79,7 +80,7 @@ class ProcessFacts:
             hit = self.resolver.flag(self.component, test.flag)
             if hit is not None:
                 name, values = hit
-                value: Fact = values[0] if len(values) == 1 else list(values)
+                value: Fact = flag_fact(values, test.op)
                 return value, f"{name}={_show(value)} ({state.source})"
         if test.path:
             cfg = self.config()
@@ -102,7 +103,13 @@ class ProcessFacts:
         label = " / ".join(
             [*test.flag, *([test.path] if test.path else []), *([test.env] if test.env else [])]
         )
-        return None, f"{label} not set ({'; '.join(where)})"
+        unset = f"{label} not set ({'; '.join(where)})"
+        # unset is not unknown: the component runs with its default, which the test names
+        if cfg is not None and test.file_default is not None:
+            return test.file_default, f"{unset}: the config file's default {test.file_default}"
+        if cfg is None and test.default is not None:
+            return test.default, f"{unset}: the default {test.default}"
+        return None, unset
 
 
 def _show(value: Fact) -> str:
@@ -209,7 +216,7 @@ def _containers(resolver: Resolver) -> list[FactSet | ProcessFacts]:
             raise AuditError(
                 f"{cfg_path}: malformed JSON ({exc.msg} at line {exc.lineno})"
             ) from exc
-        if not isinstance(doc, dict):
+        if not isinstance(doc, dict) or not isinstance(doc.get("State") or {}, dict):
             raise AuditError(f"{cfg_path}: not a container configuration")
         if not (doc.get("State") or {}).get("Running"):
             continue
@@ -221,6 +228,8 @@ def _containers(resolver: Resolver) -> list[FactSet | ProcessFacts]:
                 raise AuditError(
                     f"{host_path}: malformed JSON ({exc.msg} at line {exc.lineno})"
                 ) from exc
+            if not isinstance(doc["HostConfig"], dict):
+                raise AuditError(f"{host_path}: not a container host configuration")
         sets.append(FactSet(subject=_container_name(doc), values=_derived(doc), doc=doc))
     if not sets:
         raise NotApplicable(f"no running containers under {root}")
@@ -233,14 +242,28 @@ def _container_name(doc: dict[str, Any]) -> str:
     return f"{name} ({short})" if name and short else name or short or "container"
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """A JSON object field, or nothing when the file holds something else there."""
+    return value if isinstance(value, dict) else {}
+
+
+def _sequence(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _derived(doc: dict[str, Any]) -> dict[str, Fact]:
     """Facts that need more than a key lookup (mounts, port bindings, security options)."""
-    host = doc.get("HostConfig") or {}
-    mounts = list((doc.get("MountPoints") or {}).values())
+    host = _mapping(doc.get("HostConfig"))
+    mounts = list(_mapping(doc.get("MountPoints")).values())
     sources = [str(m.get("Source", "")) for m in mounts if isinstance(m, dict)]
-    sources += [str(b).split(":")[0] for b in host.get("Binds") or []]
-    bindings = [b for bs in (host.get("PortBindings") or {}).values() for b in (bs or [])]
-    opts = [str(o) for o in host.get("SecurityOpt") or []]
+    sources += [str(b).split(":")[0] for b in _sequence(host.get("Binds"))]
+    bindings = [
+        b
+        for bs in _mapping(host.get("PortBindings")).values()
+        for b in _sequence(bs)
+        if isinstance(b, dict)
+    ]
+    opts = [str(o) for o in _sequence(host.get("SecurityOpt"))]
     return {
         "mount_sources": sorted(set(sources)),
         "mount_propagation": [str(m.get("Propagation", "")) for m in mounts if isinstance(m, dict)],

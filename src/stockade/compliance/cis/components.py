@@ -36,7 +36,9 @@ class ComponentState:
 
 
 def parse_flags(args: list[str] | tuple[str, ...]) -> Flags:
-    """``--a=1 --b 2 -H x --bool`` into a map of flag to values (repeated flags keep all)."""
+    """``--a=1 --b 2 -H x --bool`` into a map of flag to values (repeated flags keep all, in
+    order). A one-letter flag written with its value attached (``-Htcp://0.0.0.0:2375``, as the
+    pflag parser of dockerd and the Kubernetes components reads it) is also kept under ``-H``."""
     flags: Flags = {}
     i = 0
     while i < len(args):
@@ -45,6 +47,8 @@ def parse_flags(args: list[str] | tuple[str, ...]) -> Flags:
         if not tok.startswith("-") or tok in ("-", "--"):
             continue
         name, eq, value = tok.partition("=")
+        if not tok.startswith("--") and len(name) > 2 and tok[1].isalpha():
+            flags.setdefault(tok[:2], []).append(tok[2:])
         if not eq:
             if i < len(args) and not args[i].startswith("-"):
                 value = args[i]
@@ -53,6 +57,28 @@ def parse_flags(args: list[str] | tuple[str, ...]) -> Flags:
                 value = "true"
         flags.setdefault(name, []).append(value)
     return flags
+
+
+# Tests whose operator reads a comma-separated list: a flag given more than once is every value
+# given, joined (pflag's string-slice and map flags append: --enable-admission-plugins,
+# --authorization-mode, --feature-gates, --tls-cipher-suites).
+_LIST_OPERATORS = frozenset({"has", "nothave", "valid_elements"})
+
+
+def flag_fact(values: list[str], op: str) -> str | list[str]:
+    """The fact a test reads from a flag given ``len(values)`` times, as the component reads it.
+
+    Comparisons of one value (``eq``, ``gte``, ``bitmask``, presence) see the last value given,
+    which is the one pflag and Go's flag package keep (``--anonymous-auth=true
+    --anonymous-auth=false`` runs with false); list operators see every value as one
+    comma-separated list; ``regex`` must hold for each value (every ``-H`` address)."""
+    if len(values) == 1:
+        return values[0]
+    if op in _LIST_OPERATORS:
+        return ",".join(values)
+    if op == "regex":
+        return list(values)
+    return values[-1]
 
 
 def _bin_matches(argv: tuple[str, ...], bin_words: list[str]) -> bool:
@@ -173,17 +199,20 @@ class Resolver:
             doc = parse_config(self.node.read_text(path), path)
         except FileProblem:
             return  # a broken manifest is reported by the checks that read it
-        containers = (
-            (doc or {}).get("spec", {}).get("containers") if isinstance(doc, dict) else None
-        )
+        spec = doc.get("spec") if isinstance(doc, dict) else None
+        containers = spec.get("containers") if isinstance(spec, dict) else None
         if (
             not isinstance(containers, list)
             or not containers
             or not isinstance(containers[0], dict)
         ):
             return
+        # a broken manifest (command as a string, args as a mapping) declares nothing usable
         argv = [
-            str(a) for a in (containers[0].get("command") or []) + (containers[0].get("args") or [])
+            str(a)
+            for key in ("command", "args")
+            if isinstance(containers[0].get(key), list)
+            for a in containers[0][key]
         ]
         state.flags = parse_flags(argv[1:] if argv and not argv[0].startswith("-") else argv)
         state.source = f"static pod manifest {path}"
@@ -249,24 +278,41 @@ class Resolver:
         return out
 
     def flag(self, comp: str, names: tuple[str, ...]) -> tuple[str, list[str]] | None:
+        """The values of a flag under any of its names (``--host`` and ``-H`` are one flag: a
+        daemon given both listens on every address); the name is the first one given."""
         flags = self.state(comp).flags
-        for n in names:
-            if n in flags:
-                return n, flags[n]
-        return None
+        given = [n for n in names if n in flags]
+        if not given:
+            return None
+        return given[0], [v for n in given for v in flags[n]]
 
     def config(self, comp: str) -> tuple[str, Any] | None:
-        """The component's config file (path, data); None if it has none; FileProblem if broken."""
+        """The component's configuration (where, data): its config file with its drop-ins merged
+        over it; None if it has neither; FileProblem if one is broken."""
         state = self.state(comp)
         key = state.component.config
         if not key:
             return None
-        path = self.path(comp, key, allow_missing=True)
-        if not path or not self.node.exists(path):
-            return None
         if state.config_cache is None:
-            state.config_cache = {"data": parse_config(self.node.read_text(path), path)}
-        return path, state.config_cache["data"]
+            path = self.path(comp, key, allow_missing=True)
+            files = [path] if path and self.node.exists(path) else []
+            files += self._dropins(state)
+            if not files:
+                return None
+            data: Any = {}
+            for f in files:
+                data = _merged(data, parse_config(self.node.read_text(f), f))
+            state.config_cache = {"where": " + ".join(files), "data": data}
+        return state.config_cache["where"], state.config_cache["data"]
+
+    def _dropins(self, state: ComponentState) -> list[str]:
+        """The ``*.conf`` files of the component's drop-in directory, in the order it reads them
+        (only when its flag names one: the kubelet reads no directory unless --config-dir)."""
+        spec = state.component.path_spec(state.component.config_dropins)
+        given = [state.flags[n][-1] for n in spec.flag if n in state.flags] if spec else []
+        if not given or not given[-1]:
+            return []
+        return sorted(self.node.expand(given[-1].rstrip("/") + "/*.conf"))
 
     def path(self, comp_name: str, key: str, *, allow_missing: bool = False) -> str:
         """Resolve ``${comp.key}``: flag, then config key, then env, then first existing
@@ -322,6 +368,17 @@ class Resolver:
             return re.escape(value) if m.group(1) else value
 
         return _VAR.sub(one, text) if "${" in text else text
+
+
+def _merged(base: Any, over: Any) -> Any:
+    """``over`` merged into ``base`` as a JSON merge patch: mappings merge key by key, anything
+    else replaces (a drop-in's list replaces the config file's)."""
+    if not isinstance(base, dict) or not isinstance(over, dict):
+        return over if over is not None else base
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out.get(k), v) if isinstance(v, dict) else v
+    return out
 
 
 def _unit_lines(text: str) -> list[tuple[str, str]]:

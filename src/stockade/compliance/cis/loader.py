@@ -28,7 +28,7 @@ BUILTIN = {
     "docker": {"cis-1.6": "docker-cis-1.6.yaml"},
 }
 DEFAULT = {"kubernetes": "cis-1.12", "docker": "cis-1.6"}
-_TEST_KEYS = {"flag", "path", "env", "key", "set"}
+_TEST_KEYS = {"flag", "path", "env", "key", "set", "default", "file_default"}
 _AUDIT_KEYS = {
     "process",
     "files",
@@ -191,6 +191,7 @@ def _component(name: str, data: Any, where: str) -> Component:
         manifest=str(data.get("manifest", "")),
         unit=str(data.get("unit", "")),
         config=str(data.get("config", "")),
+        config_dropins=str(data.get("config_dropins", "")),
         paths=tuple(paths),
     )
 
@@ -357,15 +358,29 @@ def _item(raw: Any, here: str) -> Test | Tests:
         op=ops[0] if ops else "",
         value=_value(raw[ops[0]]) if ops else "",
         present=bool(raw.get("set", True)),
+        file_default=_default(raw, "file_default", here),
+        default=_default(raw, "default", here),
     )
     if not (test.flag or test.path or test.env or test.key):
         raise ConfigError(f"{here}: a test needs flag, path, env or key")
+    if test.file_default is not None and not test.path:
+        raise ConfigError(f"{here}: 'file_default' needs 'path' (the config file key)")
+    if (test.file_default is not None or test.default is not None) and not test.op:
+        raise ConfigError(f"{here}: a default needs an operator to compare it with")
     if test.op:
         try:
             operators.validate(test.op, test.value)
         except ConfigError as exc:
             raise ConfigError(f"{here}: {exc}") from None
     return test
+
+
+def _default(raw: dict[str, Any], name: str, here: str) -> str | None:
+    if name not in raw:
+        return None
+    if isinstance(raw[name], (list, dict)) or raw[name] is None:
+        raise ConfigError(f"{here}: '{name}' must be a scalar")
+    return _scalar(raw[name])
 
 
 def _scalar_or_list(v: Any) -> bool:

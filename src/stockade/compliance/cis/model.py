@@ -44,6 +44,9 @@ class Component:
     manifest: str = ""  # path key of a static pod manifest declaring the command
     unit: str = ""  # path key of a systemd unit declaring ExecStart
     config: str = ""  # path key of the component's own config file (kubelet config, daemon.json)
+    # path key of a drop-in directory whose *.conf files, in name order, are merged over the
+    # config file (the kubelet's --config-dir)
+    config_dropins: str = ""
     paths: tuple[tuple[str, PathSpec], ...] = ()
 
     def path_spec(self, key: str) -> PathSpec | None:
@@ -82,6 +85,11 @@ class Test:
     op: str = ""  # "" means only presence is tested (see ``present``)
     value: str | tuple[str, ...] = ""
     present: bool = True  # set: false -> must be absent
+    # What the component runs with when neither the flag nor the key is given: ``file_default``
+    # when it reads a config file (the file format's own defaults, e.g. KubeletConfiguration's
+    # anonymous auth off), ``default`` when it has none (its command-line defaults).
+    file_default: str | None = None
+    default: str | None = None
 
     def describe(self) -> str:
         sources = [*self.flag]

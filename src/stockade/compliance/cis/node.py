@@ -160,12 +160,13 @@ class Node:
     def user_name(self, uid: int) -> str:
         if self._users is None:
             self._users = self._id_names("/etc/passwd")
-        return self._users.get(uid, str(uid))
+        # uid and gid 0 are root on every Linux, whether or not the tree carries /etc/passwd
+        return self._users.get(uid, "root" if uid == 0 else str(uid))
 
     def group_name(self, gid: int) -> str:
         if self._groups is None:
             self._groups = self._id_names("/etc/group")
-        return self._groups.get(gid, str(gid))
+        return self._groups.get(gid, "root" if gid == 0 else str(gid))
 
     def _id_names(self, path: str) -> dict[int, str]:
         names: dict[int, str] = {}

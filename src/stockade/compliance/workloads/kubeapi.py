@@ -20,7 +20,14 @@ from typing import Any
 import httpx
 
 from stockade.compliance.workloads.engine import Manifest
-from stockade.k8s.objects import WORKLOAD_KINDS, expand_list
+from stockade.k8s.objects import (
+    WORKLOAD_KINDS,
+    containers_of,
+    expand_list,
+    metadata,
+    namespace_of,
+    pod_spec_of,
+)
 from stockade.model import ConfigError, InputError
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -184,7 +191,12 @@ def fetch(cluster: Cluster, *, timeout: float = 30.0) -> list[Manifest]:
     except httpx.HTTPError as exc:
         raise InputError(f"cannot reach the API server {cluster.server}: {exc}") from exc
     location = f"cluster:{cluster.name}"
-    return [Manifest(obj=o, location=location) for o in objs if not _owned(o)]
+    templates = {
+        (str(o.get("kind")), namespace_of(o), str(metadata(o).get("name"))): spec
+        for o in objs
+        if o.get("kind") != "Pod" and (spec := pod_spec_of(o)) is not None
+    }
+    return [Manifest(obj=o, location=location) for o in objs if _reported(o, templates)]
 
 
 def _list(client: httpx.Client, path: str) -> list[dict[str, Any]]:
@@ -212,9 +224,35 @@ def _list(client: httpx.Client, path: str) -> list[dict[str, Any]]:
     raise InputError(f"listing {path} did not end")
 
 
-def _owned(obj: dict[str, Any]) -> bool:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return any(
-        isinstance(r, dict) and r.get("controller") and r.get("kind") in WORKLOAD_KINDS
-        for r in refs
-    )
+_Key = tuple[str, str | None, str]
+
+
+def _owner(obj: dict[str, Any]) -> _Key | None:
+    """The workload controller that owns ``obj`` (kind, namespace, name), if any."""
+    refs = metadata(obj).get("ownerReferences")
+    for r in refs if isinstance(refs, list) else []:
+        if isinstance(r, dict) and r.get("controller") and r.get("kind") in WORKLOAD_KINDS:
+            return str(r["kind"]), namespace_of(obj), str(r.get("name"))
+    return None
+
+
+def _container_names(spec: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(c.path.rsplit(".", 1)[-1].split("[")[0], c.name) for c in containers_of(spec)}
+
+
+def _reported(obj: dict[str, Any], templates: dict[_Key, dict[str, Any]]) -> bool:
+    """Whether ``obj`` is checked itself: not when its controller's template says the same.
+
+    A pod differs from the template it was made from when ``kubectl debug`` added ephemeral
+    containers, or a mutating webhook injected containers (a service mesh's init container with
+    NET_ADMIN): nothing but the pod shows them, so such a pod is checked too."""
+    owner = _owner(obj)
+    if owner is None:
+        return True
+    if obj.get("kind") != "Pod":
+        return False
+    spec = pod_spec_of(obj) or {}
+    if spec.get("ephemeralContainers"):
+        return True
+    template = templates.get(owner)
+    return template is not None and _container_names(spec) != _container_names(template)

@@ -8,7 +8,9 @@ the other documents of the same file are still read. Only a path that does not e
 
 from __future__ import annotations
 
+import json
 import re
+import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 MAX_BYTES = 64 * 1024 * 1024
 INPUT_CHECK_ID = "workloads.input"
 
-_SEPARATOR = re.compile(r"^---(?:[ \t].*)?$", re.MULTILINE)
+_SEPARATOR = re.compile(r"^---(?:[ \t].*)?\r?$", re.MULTILINE)  # CRLF files too
 _SOURCE = re.compile(r"^# Source: (.+)$", re.MULTILINE)
 
 
@@ -81,6 +83,9 @@ def _files(path: Path) -> Iterator[Path]:
 
 def _load_file(file: Path, out: Loaded) -> None:
     try:
+        if not stat.S_ISREG(file.stat().st_mode):  # a FIFO or a device would block or never end
+            out.errors.append(input_error(str(file), "not a regular file"))
+            return
         if file.stat().st_size > MAX_BYTES:
             out.errors.append(
                 input_error(str(file), f"larger than {MAX_BYTES // (1024 * 1024)} MiB")
@@ -104,7 +109,10 @@ def load_text(text: str, name: str, out: Loaded | None = None) -> Loaded:
         try:
             _add(parse_json(text, name=name, error=InputError, max_bytes=MAX_BYTES), name, out)
         except StockadeError as exc:
-            out.errors.append(input_error(name, _reason(exc)))
+            if exc.message != "invalid JSON: Extra data":
+                out.errors.append(input_error(name, _reason(exc)))
+            else:  # parse_json measured the whole text's nesting before saying so
+                _json_stream(text, name, out)
         return out
     for number, (line, doc) in enumerate(_documents(text), start=1):
         location = f"{name}#{number}"
@@ -124,6 +132,29 @@ def load_text(text: str, name: str, out: Loaded | None = None) -> Loaded:
         for data, _node in docs:
             _add(data, location, out)
     return out
+
+
+def _json_stream(text: str, name: str, out: Loaded) -> None:
+    """Objects one after another (``kubectl get pods -o json | jq '.items[]'``): each is a
+    document, numbered as YAML documents are; a broken one ends the stream with an ERROR."""
+    decoder = json.JSONDecoder()
+    at, number = 0, 0
+    while True:
+        while at < len(text) and text[at] in " \t\r\n":
+            at += 1
+        if at == len(text):
+            return
+        number += 1
+        location = f"{name}#{number}"
+        try:
+            doc, at = decoder.raw_decode(text, at)
+        except json.JSONDecodeError as exc:
+            out.errors.append(input_error(location, f"invalid JSON: {exc.msg} (line {exc.lineno})"))
+            return
+        except ValueError as exc:  # an integer of more than 4300 digits
+            out.errors.append(input_error(location, f"invalid JSON: {exc}"))
+            return
+        _add(doc, location, out)
 
 
 def _documents(text: str) -> Iterator[tuple[int, str]]:

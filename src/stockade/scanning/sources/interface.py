@@ -72,6 +72,27 @@ def parse_reference(text: str) -> Reference:
 def parse_registry_reference(text: str) -> Reference:
     """Parse ``HOST[:PORT]/REPO[:TAG|@DIGEST]`` only: no scheme, no local source (for references
     that come from someone else, such as a pod's ``image:``). Raises :class:`UsageError`."""
+    _refuse_local(text)
+    return _parse_registry(text, text)
+
+
+def pod_image_reference(text: str) -> str:
+    """The registry reference a pod's ``image:`` names, as the kubelet pulls it: Docker Hub's
+    familiar names take their registry (``nginx:1.27`` is ``docker.io/library/nginx:1.27``,
+    ``bitnami/redis:7`` is ``docker.io/bitnami/redis:7``); a reference with its registry host is
+    kept as written. Local sources and schemes (``dir:/``, ``pid:1``) are refused as by
+    :func:`parse_registry_reference`. Raises :class:`UsageError`."""
+    _refuse_local(text)
+    first, sep, _ = text.partition("/")
+    if not sep or not (
+        "." in first or ":" in first or first == "localhost" or first != first.lower()
+    ):
+        text = "docker.io/" + (text if sep else f"library/{text}")
+    _parse_registry(text, text)
+    return text
+
+
+def _refuse_local(text: str) -> None:
     if not text or text != text.strip():
         raise UsageError(f"not an image reference: {text!r}")
     scheme, sep, rest = text.partition(":")
@@ -83,7 +104,6 @@ def parse_registry_reference(text: str) -> Reference:
             f"not a registry image: {text!r} names a local source or a scheme; only "
             "HOST[:PORT]/REPO[:TAG|@DIGEST] references are accepted here"
         )
-    return _parse_registry(text, text)
 
 
 def _need(path: str, text: str) -> str:
