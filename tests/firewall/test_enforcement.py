@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -550,3 +551,67 @@ def test_a_policy_change_judges_connections_decided_under_the_old_policy_again(
     assert seen["before"] == ["200", "200"]
     assert seen["new"][0] == 7  # a new connection is refused by the new rules
     assert seen["after"] in ("ConnectionResetError", "ConnectionError"), seen["after"]
+
+
+# An ICMP echo reply nobody asked for: conntrack finds it invalid, so it never reaches the rules
+# that judge new connections. Sent from one pod's raw socket, looked for by another's.
+_ECHO_REPLY = r"""
+import socket, struct, sys
+def csum(b):
+    b += b"\0" * (len(b) % 2)
+    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    s = (s >> 16) + (s & 0xFFFF)
+    return ~(s + (s >> 16)) & 0xFFFF
+body = sys.argv[2].encode()
+head = struct.pack("!BBHHH", 0, 0, 0, 0x5354, 1)
+packet = struct.pack("!BBHHH", 0, 0, csum(head + body), 0x5354, 1) + body
+sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+for _ in range(3):
+    sock.sendto(packet, (sys.argv[1], 0))
+"""
+_LISTEN = r"""
+import socket, sys, time
+sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+sock.settimeout(0.2)
+print("ready", flush=True)
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    try:
+        data = sock.recv(4096)
+    except TimeoutError:
+        continue
+    if sys.argv[1].encode() in data:
+        print("arrived", flush=True)
+        break
+"""
+
+
+def _echo_reply_arrives(lab, marker: str) -> bool:
+    listener = subprocess.Popen(
+        ["ip", "netns", "exec", lab.ns("orders"), sys.executable, "-c", _LISTEN, marker, "3"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert listener.stdout is not None and listener.stdout.readline().strip() == "ready"
+        subprocess.run(
+            ["ip", "netns", "exec", lab.ns("crm"), sys.executable, "-c", _ECHO_REPLY,
+             "10.77.0.11", f"{marker} card 4111 1111 1111 1111"],
+            check=True, timeout=10,
+        )  # fmt: skip
+        out, _ = listener.communicate(timeout=10)
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.wait()
+    return "arrived" in out
+
+
+def test_a_packet_conntrack_finds_invalid_is_dropped_not_let_through(lab, enforcer) -> None:
+    """crm may not reach orders (the cde, in Protect); an ICMP echo reply without a request
+    would pass every rule unjudged. Without the enforcer it arrives (the probe works); with it,
+    it is dropped."""
+    lab.apply(EXAMPLES / "policy.yaml")
+    assert _echo_reply_arrives(lab, "before-rules")
+    enforcer()
+    assert not _echo_reply_arrives(lab, "under-rules")

@@ -3,7 +3,8 @@ NFQUEUE chain, applied atomically in the node's network namespace and removed cl
 
 Chains on the forward hook, in priority order:
 
-- ``pre`` (-10): decided connections (ct mark) are reset/dropped or accepted; new connections run
+- ``pre`` (-10): decided connections (ct mark) are reset/dropped or accepted; packets conntrack
+  finds invalid are dropped (they could not be judged); new connections run
   through ``classify``, the compiled rules: pure L3/L4 allows are decided in the kernel; anything
   that needs a look at the first bytes (rules with application protocols, deny and implicit rules so
   the enforcer records them with their rule, DLP and TLS requirements) is marked INSPECT. Segments
@@ -320,6 +321,10 @@ def compile_ruleset(
         f" ct mark set ct mark and {0xFFFFFFFF & ~marks.DECISION:#x} or {marks.RECHECK:#x}"
         " counter jump classify",
         "    ct state new counter jump classify",
+        # Conntrack could not place it (an ICMP echo reply nobody asked for, a TCP segment out
+        # of every window): never classified, it would pass unjudged, a channel around every
+        # rule; kube-proxy drops these in its forward chain too.
+        '    ct state invalid counter drop comment "invalid: never judged"',
         "  }",
         "  chain post {",
         "    type filter hook forward priority 10; policy accept;",
