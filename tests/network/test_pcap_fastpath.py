@@ -396,3 +396,31 @@ def test_the_command_gives_the_same_output_and_exit_code(corpus, tmp_path) -> No
         outs = [sensor_pcap(path, fast) for fast in ("0", "1")]
         assert outs[0] == outs[1]
         assert "Traceback" not in outs[1][2]
+
+
+CARD_REQUEST = (
+    b"POST /pay HTTP/1.1\r\nHost: orders\r\nContent-Length: 34\r\n\r\n"
+    b'{"card_number": "4111111111111111"}'
+)
+CARD_CONVERSATION = fr.conversation(
+    "10.0.0.1", "10.0.0.2", 40000, 8080, CARD_REQUEST, b"HTTP/1.1 200 OK\r\n\r\n"
+)
+
+
+def _sensors(records: list[Any]) -> list[list[str]]:
+    return [[h.match.sensor for h in r.hits] for r in records]
+
+
+@pytest.mark.parametrize("field", [0x04000001, 0x14000001, 0xF4000001, 0x50000001])
+def test_the_fcs_bits_of_the_pcap_link_type_field_are_not_the_link_type(
+    tmp_path, inspectors, monkeypatch, field
+) -> None:
+    """libpcap keeps only the low 16 bits of the header's link type (LT_LINKTYPE): above them
+    it writes whether the frames end in an FCS and its length, as tcpdump and Wireshark read
+    it. Such an Ethernet capture (4 FCS bytes after each frame) is read, not refused."""
+    path = tmp_path / "fcs.pcap"
+    frames = [(1.0 + i, fr.ether(p) + b"\xde\xad\xbe\xef") for i, p in enumerate(CARD_CONVERSATION)]
+    path.write_bytes(fr.pcap(frames, linktype=field))
+    recs, end = _same(path, inspectors, monkeypatch)
+    assert not isinstance(end, tuple) and end["decode"]["tcp"] == len(frames)
+    assert _sensors(recs) == [["dlp.payment_card"]]

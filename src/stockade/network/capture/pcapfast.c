@@ -1735,7 +1735,8 @@ static int next_frame(struct sp_run *r, double *ts, uint32_t *link, uint64_t *fo
             r->big = which == 1 || which == 3;
             r->nano = which >= 2;
             if (size < 24) return fail(r, "pcap global header is truncated");
-            r->linktype = rd32(b + 20, r->big) & 0x0FFFFFFF;
+            /* pcapfile.py LINKTYPE_MASK: libpcap keeps an FCS length and its flag above */
+            r->linktype = rd32(b + 20, r->big) & 0xFFFF;
             r->off = 24;
         } else if (!memcmp(b, "\x0a\x0d\x0d\x0a", 4)) {
             r->format = 2;
