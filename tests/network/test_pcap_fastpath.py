@@ -424,3 +424,20 @@ def test_the_fcs_bits_of_the_pcap_link_type_field_are_not_the_link_type(
     recs, end = _same(path, inspectors, monkeypatch)
     assert not isinstance(end, tuple) and end["decode"]["tcp"] == len(frames)
     assert _sensors(recs) == [["dlp.payment_card"]]
+
+
+@pytest.mark.parametrize(("family", "v6"), [(2, False), (24, True), (28, True), (30, True)])
+def test_openbsd_loopback_captures_are_read(tmp_path, inspectors, monkeypatch, family, v6) -> None:
+    """LINKTYPE_LOOP (108, tcpdump on an OpenBSD lo0): NULL's 4-byte address family, always in
+    network byte order (AF_INET 2; AF_INET6 24 on OpenBSD, 28 on FreeBSD, 30 on macOS)."""
+    conv = fr.conversation(
+        "fd00::1" if v6 else "10.0.0.1", "fd00::2" if v6 else "10.0.0.2", 40000, 8080,
+        CARD_REQUEST, b"HTTP/1.1 200 OK\r\n\r\n", v6=v6,
+    )  # fmt: skip
+    path = tmp_path / "loop.pcap"
+    path.write_bytes(fr.pcap([(1.0 + i, struct.pack("!I", family) + p) for i, p in enumerate(conv)],
+                             linktype=108))  # fmt: skip
+    recs, end = _same(path, inspectors, monkeypatch)
+    assert not isinstance(end, tuple)
+    assert [(r.ip_version, r.protocol) for r in recs] == [(6 if v6 else 4, "proto.http")]
+    assert _sensors(recs) == [["dlp.payment_card"]]

@@ -1,6 +1,7 @@
 """Frame decoding with ``struct`` on the capture buffer itself: no per-packet objects beyond the
-flow key. Ethernet (with 802.1Q/802.1ad tags), Linux SLL and SLL2, raw IPv4/IPv6; IPv4 options and
-fragments (counted, not reassembled), IPv6 extension headers; TCP and UDP handed to a sink."""
+flow key. Ethernet (with 802.1Q/802.1ad tags), Linux SLL and SLL2, raw IPv4/IPv6, BSD loopback
+(NULL and OpenBSD's LOOP); IPv4 options and fragments (counted, not reassembled), IPv6 extension
+headers; TCP and UDP handed to a sink."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Protocol, TypeAlias
 LINK_NULL = 0
 LINK_ETHERNET = 1
 LINK_RAW = 101
+LINK_LOOP = 108  # OpenBSD's loopback: NULL's 4-byte address family, always in network order
 LINK_LINUX_SLL = 113
 LINK_IPV4 = 228
 LINK_IPV6 = 229
@@ -23,7 +25,16 @@ Buf: TypeAlias = bytes | bytearray | memoryview | mmap.mmap
 FlowKey: TypeAlias = tuple[bytes, int, bytes, int, int]
 
 SUPPORTED_LINKTYPES = frozenset(
-    {LINK_NULL, LINK_ETHERNET, LINK_RAW, LINK_LINUX_SLL, LINK_IPV4, LINK_IPV6, LINK_LINUX_SLL2}
+    {
+        LINK_NULL,
+        LINK_ETHERNET,
+        LINK_RAW,
+        LINK_LOOP,
+        LINK_LINUX_SLL,
+        LINK_IPV4,
+        LINK_IPV6,
+        LINK_LINUX_SLL2,
+    }
 )
 
 ETH_IPV4 = 0x0800
@@ -183,7 +194,7 @@ class Decoder:
                     st.malformed += 1
                     return
                 etype = ETH_IPV4 if buf[off] >> 4 == 4 else ETH_IPV6
-            elif linktype == LINK_NULL:
+            elif linktype == LINK_NULL or linktype == LINK_LOOP:
                 if caplen < 4:
                     st.malformed += 1
                     return

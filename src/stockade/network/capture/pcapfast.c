@@ -1661,7 +1661,7 @@ static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint
     } else if (link == 101 || link == 228 || link == 229) {
         if (caplen < 1) { st[D_MALFORMED]++; return; }
         etype = (b[off] >> 4) == 4 ? 0x0800 : 0x86DD;
-    } else if (link == 0) {
+    } else if (link == 0 || link == 108) { /* BSD loopback: NULL, OpenBSD's LOOP */
         if (caplen < 4) { st[D_MALFORMED]++; return; }
         uint32_t family = rd32(b + off, 0);
         if (family > 0xFFFF) family >>= 24;
@@ -1682,8 +1682,8 @@ static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint
 /* ---------------------------------------------------------------- reading (pcapfile.py) */
 
 static int supported(uint32_t link) {
-    return link == 0 || link == 1 || link == 101 || link == 113 || link == 228 || link == 229 ||
-           link == 276;
+    return link == 0 || link == 1 || link == 101 || link == 108 || link == 113 || link == 228 ||
+           link == 229 || link == 276;
 }
 
 enum { R_FRAME = 0, R_END = 1, R_ERROR = 2 };
