@@ -441,3 +441,37 @@ def test_openbsd_loopback_captures_are_read(tmp_path, inspectors, monkeypatch, f
     assert not isinstance(end, tuple)
     assert [(r.ip_version, r.protocol) for r in recs] == [(6 if v6 else 4, "proto.http")]
     assert _sensors(recs) == [["dlp.payment_card"]]
+
+
+def test_a_pcapng_interface_of_another_link_type_does_not_hide_the_others(
+    tmp_path, inspectors, monkeypatch
+) -> None:
+    """dumpcap writes one interface block per interface it captured on; one of a link type the
+    sensor does not decode (a USB bus, 189) has its frames counted as not IP, and the Ethernet
+    and SLL2 interfaces' connections are still read: before, the first USB frame ended the run
+    with exit 3 and the cards in clear on the other interfaces went unreported."""
+    other = fr.conversation(
+        "fd00::1", "fd00::2", 40001, 8080, CARD_REQUEST.replace(b"4111111111111111",
+        b"5555555555554444"), b"HTTP/1.1 200 OK\r\n\r\n", v6=True,
+    )  # fmt: skip
+    frames = [(1, 0.5, b"\x00" * 48)]
+    for i, (a, b) in enumerate(zip(CARD_CONVERSATION, other, strict=True)):
+        frames += [(0, 1.0 + i, fr.ether(a)), (1, 1.2 + i, b"\x80" * 40), (2, 1.5 + i, fr.sll2(b))]
+    path = tmp_path / "multi.pcapng"
+    path.write_bytes(fr.pcapng_interfaces([1, 189, 276], frames))
+    recs, end = _same(path, inspectors, monkeypatch, replay=True)
+    assert not isinstance(end, tuple)
+    assert end["decode"]["frames"] == len(frames) and end["decode"]["other"] == len(other) + 1
+    assert _sensors(recs) == [["dlp.payment_card"], ["dlp.payment_card"]]
+    assert sorted(h.match.masked for r in recs for h in r.hits) == [
+        "4111********1111", "5555********4444"
+    ]  # fmt: skip
+
+
+def test_a_pcapng_of_only_unsupported_link_types_is_refused_alike(
+    tmp_path, inspectors, monkeypatch
+) -> None:
+    path = tmp_path / "usb.pcapng"
+    path.write_bytes(fr.pcapng_interfaces([189, 147], [(0, 1.0, b"\0" * 40), (1, 2.0, b"\0" * 9)]))
+    _recs, end = _same(path, inspectors, monkeypatch)
+    assert end == ("error", f"{path}: unsupported link type 147")

@@ -107,6 +107,8 @@ struct sp_run {
     int started, ended, truncated, big, nano;
     uint64_t off;
     uint32_t linktype;
+    uint32_t unsupported_link; /* pcapng: the last unsupported link type a frame came on */
+    int64_t supported_frames;  /* pcapng: frames on a link type the decoder reads */
     double last_ts;
     uint64_t bad_timestamps;
     int ng_order_big;
@@ -1879,20 +1881,37 @@ struct sp_run *sp_new(const uint8_t *buf, uint64_t size, const struct sp_cfg *cf
 
 /* Frames until the events reach max_events or max_data bytes: 0 more to come, 1 the capture
    ended (or the count was reached), 2 an error (sp_error), 3 out of memory. */
+/* the capture ended (or the count was reached): 1, or 2 when every frame of a pcapng came on
+   interfaces of link types the decoder does not read (sensor.py run_pcap) */
+static int reader_end(struct sp_run *r) {
+    if (r->unsupported_link && !r->supported_frames) {
+        snprintf(r->err, sizeof r->err, "unsupported link type %u", r->unsupported_link);
+        return 2;
+    }
+    return 1;
+}
+
 int sp_step(struct sp_run *r, uint64_t max_events, uint64_t max_data) {
     for (;;) {
         if (r->oom) return 3;
         if (r->nev / 4 >= max_events || r->ndata >= max_data) return 0;
-        if (r->count >= 0 && r->nframes >= r->count) return 1;
+        if (r->count >= 0 && r->nframes >= r->count) return reader_end(r);
         double ts;
         uint32_t link;
         uint64_t off, caplen;
         int got = next_frame(r, &ts, &link, &off, &caplen);
-        if (got == R_END) return 1;
+        if (got == R_END) return reader_end(r);
         if (got == R_ERROR) return 2;
         if (!supported(link)) {
-            snprintf(r->err, sizeof r->err, "unsupported link type %u", link);
-            return 2;
+            /* a pcap has one link type: refused; a pcapng's other interfaces (a USB bus, an
+               nflog, a Bluetooth one next to the Ethernet ones) go on, their frames counted */
+            if (r->format == 1) {
+                snprintf(r->err, sizeof r->err, "unsupported link type %u", link);
+                return 2;
+            }
+            r->unsupported_link = link;
+        } else {
+            r->supported_frames++;
         }
         frame(r, ts, link, off, caplen);
         r->nframes++;
