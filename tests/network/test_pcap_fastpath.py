@@ -475,3 +475,62 @@ def test_a_pcapng_of_only_unsupported_link_types_is_refused_alike(
     path.write_bytes(fr.pcapng_interfaces([189, 147], [(0, 1.0, b"\0" * 40), (1, 2.0, b"\0" * 9)]))
     _recs, end = _same(path, inspectors, monkeypatch)
     assert end == ("error", f"{path}: unsupported link type 147")
+
+
+def _mid_connection(cport: int, sport: int) -> list[bytes]:
+    """A capture begun during a download: no handshake, the server's answer (a card in it) seen
+    first, then the client's ACK and both FINs."""
+    body = b'{"card": "4111 1111 1111 1111"}'
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    c, s = "10.0.0.1", "10.0.0.2"
+    return [
+        fr.ipv4(s, c, 6, fr.tcp(sport, cport, 9000, 5000, fr.ACK | fr.PSH, answer)),
+        fr.ipv4(c, s, 6, fr.tcp(cport, sport, 5000, 9000 + len(answer), fr.ACK)),
+        fr.ipv4(s, c, 6, fr.tcp(sport, cport, 9000 + len(answer), 5000, fr.ACK | fr.FIN)),
+        fr.ipv4(c, s, 6, fr.tcp(cport, sport, 5000, 9001 + len(answer), fr.ACK | fr.FIN)),
+    ]
+
+
+@pytest.mark.parametrize(("cport", "sport"), [(40000, 8080), (51000, 80), (2000, 443)])
+def test_a_capture_begun_mid_connection_with_the_servers_answer_keeps_the_roles(
+    tmp_path, inspectors, monkeypatch, cport, sport
+) -> None:
+    """Without a SYN the first packet's sender was the client: the server's answer became the
+    client's request (protocol unknown, its card reported as sent towards the server, the
+    workloads swapped). A first packet from a service's port to an ephemeral one is the
+    server's, on both paths (flows.answer_first, pcapfast.c answer_first)."""
+    path = tmp_path / "mid.pcap"
+    path.write_bytes(
+        fr.pcap([(1.0 + i, fr.ether(p)) for i, p in enumerate(_mid_connection(cport, sport))])
+    )
+    recs, _end = _same(path, inspectors, monkeypatch, replay=True)
+    (rec,) = recs
+    assert (rec.client_ip, rec.client_port, rec.server_ip, rec.server_port) == (
+        "10.0.0.1", cport, "10.0.0.2", sport
+    )  # fmt: skip
+    assert rec.protocol == "proto.http" and rec.bytes_to_server == 0 and rec.bytes_to_client > 0
+    assert [(h.direction, h.match.sensor) for h in rec.hits] == [("server", "dlp.payment_card")]
+
+
+def test_a_dns_answer_seen_before_its_query_names_the_resolver_the_server(
+    tmp_path, inspectors, monkeypatch
+) -> None:
+    answer = bytes.fromhex("123481800001000100000000") + b"\x01a\x00\x00\x01\x00\x01"
+    path = tmp_path / "dns.pcap"
+    path.write_bytes(fr.pcap([(1.0, fr.ether(fr.ipv4("10.0.0.53", "10.0.0.1", 17,
+                                                       fr.udp(53, 41000, answer))))]))  # fmt: skip
+    recs, _end = _same(path, inspectors, monkeypatch, replay=True)
+    assert [(r.client_port, r.server_ip, r.server_port) for r in recs] == [(41000, "10.0.0.53", 53)]
+
+
+def test_without_a_syn_a_first_packet_between_two_service_ports_keeps_its_sender_the_client(
+    tmp_path, inspectors, monkeypatch
+) -> None:
+    """Nothing to go by (both ports below the ephemeral ranges): the first sender stays the
+    client, as before."""
+    path = tmp_path / "same.pcap"
+    path.write_bytes(
+        fr.pcap([(1.0 + i, fr.ether(p)) for i, p in enumerate(_mid_connection(8081, 8080))])
+    )
+    recs, _end = _same(path, inspectors, monkeypatch)
+    assert [(r.client_port, r.server_port) for r in recs] == [(8080, 8081)]

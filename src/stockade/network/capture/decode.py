@@ -194,7 +194,7 @@ class Decoder:
                     st.malformed += 1
                     return
                 etype = ETH_IPV4 if buf[off] >> 4 == 4 else ETH_IPV6
-            elif linktype == LINK_NULL or linktype == LINK_LOOP:
+            elif linktype in (LINK_NULL, LINK_LOOP):
                 if caplen < 4:
                     st.malformed += 1
                     return

@@ -1430,6 +1430,12 @@ static void sweep(struct sp_run *r, double now) {
     }
 }
 
+/* flows.py answer_first: a connection seen without its SYN whose first packet goes from a
+   service's port to an ephemeral one starts with the server's answer */
+static int answer_first(uint16_t sport, uint16_t dport) {
+    return (sport < 1024 && dport >= 1024) || (sport < 32768 && dport >= 32768);
+}
+
 static struct sp_flow *new_flow(struct sp_run *r, double ts, const uint8_t *src, uint16_t sport,
                                 const uint8_t *dst, uint16_t dport, uint8_t len, uint8_t proto,
                                 int reverse, int *dir) {
@@ -1495,7 +1501,9 @@ static void on_tcp(struct sp_run *r, double ts, const uint8_t *src, uint16_t spo
     if (!f) {
         if (flags & TH_RST) return;
         f = new_flow(r, ts, src, sport, dst, dport, len, 6,
-                     (flags & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK), &d);
+                     (flags & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK) ||
+                         (!(flags & TH_SYN) && answer_first(sport, dport)),
+                     &d);
         if (!f) return;
     }
     f->last = ts;
@@ -1539,7 +1547,7 @@ static void on_udp(struct sp_run *r, double ts, const uint8_t *src, uint16_t spo
     struct sp_flow *f = n ? n->flow : NULL;
     int d = n ? n->dir : 0;
     if (!f) {
-        f = new_flow(r, ts, src, sport, dst, dport, len, 17, 0, &d);
+        f = new_flow(r, ts, src, sport, dst, dport, len, 17, answer_first(sport, dport), &d);
         if (!f) return;
     }
     f->last = ts;

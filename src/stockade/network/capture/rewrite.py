@@ -63,7 +63,7 @@ def network_offset(frame: bytes | bytearray, linktype: int) -> tuple[int, int] |
         if n < 1:
             return None
         etype, off = (ETH_IPV4 if frame[0] >> 4 == 4 else ETH_IPV6), 0
-    elif linktype == LINK_NULL or linktype == LINK_LOOP:
+    elif linktype in (LINK_NULL, LINK_LOOP):
         if n < 4:
             return None
         family = int.from_bytes(frame[:4], "little")
