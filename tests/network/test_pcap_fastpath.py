@@ -534,3 +534,78 @@ def test_without_a_syn_a_first_packet_between_two_service_ports_keeps_its_sender
     )
     recs, _end = _same(path, inspectors, monkeypatch)
     assert [(r.client_port, r.server_port) for r in recs] == [(8080, 8081)]
+
+
+def _tunnelled(kind: str, packet: bytes) -> bytes:
+    """``packet`` (an IP packet) as a node's capture shows it inside an overlay."""
+    outer, inner_eth = ("192.168.0.1", "192.168.0.2"), fr.ether(packet)
+    v6 = packet[0] >> 4 == 6
+    carried: dict[str, tuple[int, bytes]] = {
+        "ipip": (41 if v6 else 4, packet),
+        "gre": (47, b"\x00\x00" + (b"\x86\xdd" if v6 else b"\x08\x00") + packet),
+        "gre-key-seq-teb": (47, b"\x30\x00\x65\x58" + b"\0\0\0\x07" + b"\0\0\0\x01" + inner_eth),
+        "vxlan": (17, fr.udp(54321, 4789, b"\x08\0\0\0\0\0\x2a\0" + inner_eth)),
+        "flannel": (17, fr.udp(54321, 8472, b"\x08\0\0\0\0\0\x01\0" + inner_eth)),
+        "geneve-opt": (17, fr.udp(54321, 6081, b"\x01\x00\x65\x58\0\0\x01\0" + b"\0" * 4 + inner_eth)),
+    }  # fmt: skip
+    proto, payload = carried[kind]
+    return fr.ether(fr.ipv4(*outer, proto, payload))
+
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize(
+    "kind", ["ipip", "gre", "gre-key-seq-teb", "vxlan", "flannel", "geneve-opt"]
+)
+def test_pod_traffic_inside_an_overlay_is_read_as_the_pods(
+    tmp_path, inspectors, monkeypatch, kind, v6
+) -> None:
+    """A capture on a node's uplink shows pod-to-pod traffic inside the overlay (Calico's IP in
+    IP, GRE, VXLAN on IANA's port or Flannel's, Cilium's Geneve): the connection is the pods',
+    with its protocol and the card in clear. Before, IP in IP and GRE were "other" (nothing
+    reported) and VXLAN a UDP flow between the nodes."""
+    a, b = ("fd00::1", "fd00::2") if v6 else ("10.244.1.5", "10.244.2.7")
+    conv = fr.conversation(a, b, 40000, 8080, CARD_REQUEST, b"HTTP/1.1 200 OK\r\n\r\n", v6=v6)
+    path = tmp_path / f"{kind}.pcap"
+    path.write_bytes(fr.pcap([(1.0 + i, _tunnelled(kind, p)) for i, p in enumerate(conv)]))
+    recs, _end = _same(path, inspectors, monkeypatch, replay=True)
+    assert [(r.transport, r.client_ip, r.server_ip, r.server_port, r.protocol) for r in recs] == [
+        ("tcp", a, b, 8080, "proto.http")
+    ]
+    assert _sensors(recs) == [["dlp.payment_card"]]
+
+
+def test_nested_tunnels_stop_at_the_limit_and_odd_headers_stay_datagrams(
+    tmp_path, inspectors, monkeypatch
+) -> None:
+    """Hostile nesting costs a bounded walk: past three levels the packet is counted as not
+    IP. A datagram to the VXLAN port without the VXLAN flag, and GRE with source routing or
+    PPTP's version, are not opened."""
+    pkt = fr.ipv4("10.0.0.1", "10.0.0.2", 17, fr.udp(41000, 2000, b"x"))
+    deep = pkt
+    for _ in range(50):
+        deep = fr.ipv4("10.9.9.1", "10.9.9.2", 4, deep)
+    frames = [
+        fr.ether(fr.ipv4("10.9.9.1", "10.9.9.2", 4, fr.ipv4("10.9.9.3", "10.9.9.4", 4, pkt))),
+        fr.ether(deep),
+        fr.ether(fr.ipv4("10.9.9.1", "10.9.9.2", 17, fr.udp(40000, 4789, b"\0" * 8 + b"plain"))),
+        fr.ether(fr.ipv4("10.9.9.1", "10.9.9.2", 47, b"\x40\x00\x08\x00" + pkt)),
+        fr.ether(fr.ipv4("10.9.9.1", "10.9.9.2", 47, b"\x00\x01\x88\x0b" + pkt)),
+        fr.ether(fr.ipv4("10.9.9.1", "10.9.9.2", 47, b"\x80\x00\x08\x00")),  # cut short
+    ]
+    path = tmp_path / "deep.pcap"
+    path.write_bytes(fr.pcap([(1.0 + i, f) for i, f in enumerate(frames)]))
+    recs, end = _same(path, inspectors, monkeypatch)
+    assert sorted((r.client_port, r.server_port) for r in recs) == [(40000, 4789), (41000, 2000)]
+    assert end["decode"]["other"] == 3 and end["decode"]["malformed"] == 1
+
+
+def test_a_kernel_vxlan_capture_is_read_as_the_inner_connection(inspectors, monkeypatch) -> None:
+    """``fixtures/vxlan_http.pcap``, recorded here (session 14): two network namespaces joined
+    by a veth, a Linux VXLAN device in each (``id 42 dstport 4789 udpcsum``), an HTTP POST with
+    a test card and a synthetic SSN over it, tcpdump on the underlay veth (22 frames, the ARP
+    and ICMPv6 of the overlay's Ethernet included). tshark reads the same conversation."""
+    recs, end = _same(PROTOCOLS.parent / "vxlan_http.pcap", inspectors, monkeypatch, replay=True)
+    assert [(r.client_ip, r.server_ip, r.server_port, r.protocol) for r in recs] == [
+        ("10.3.0.1", "10.3.0.2", 8080, "proto.http")
+    ]
+    assert sorted(h.match.masked for h in recs[0].hits) == ["***-**-8401", "4111 **** **** 1111"]

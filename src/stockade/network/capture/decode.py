@@ -59,6 +59,15 @@ _IPV6_EXT = frozenset(
     {0, 43, 60, 135, 139, 140}
 )  # hop-by-hop, routing, dst opts, mobility, HIP, shim6
 
+# Overlay networks (a node's capture of pod traffic between nodes): IP in IP (Calico), IPv6 in
+# IP, GRE, VXLAN (IANA's port and the Linux kernel's, Flannel's) and Geneve are opened and their
+# inner packets decoded as the pods' own; at most MAX_TUNNELS levels deep (deeper is "other").
+IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_GRE = 4, 41, 47
+VXLAN_PORTS = frozenset({4789, 8472})
+GENEVE_PORT = 6081
+ETH_TEB = 0x6558  # transparent Ethernet bridging: an Ethernet frame follows (GRE, Geneve)
+MAX_TUNNELS = 3
+
 
 class Sink(Protocol):
     def tcp(
@@ -100,14 +109,16 @@ class Decoder:
 
     ``skip_outgoing``: with SLL captures on "any", or a ring on every veth of a node, a forwarded
     packet shows up twice (in on the sender's veth, out on the receiver's); keeping only the
-    incoming copy counts it once.
+    incoming copy counts it once. ``tunnels``: open overlay encapsulations (the sensor; the
+    firewall's inspector judges the packets it is handed as they are).
     """
 
-    def __init__(self, sink: Sink, *, skip_outgoing: bool = True) -> None:
+    def __init__(self, sink: Sink, *, skip_outgoing: bool = True, tunnels: bool = False) -> None:
         self.stats = DecodeStats()
         self._tcp = sink.tcp
         self._udp = sink.udp
         self.skip_outgoing = skip_outgoing
+        self.tunnels = MAX_TUNNELS if tunnels else 0
 
     def frame(
         self, ts: float, linktype: int, buf: Buf, off: int, caplen: int, pkttype: int = 0
@@ -215,7 +226,7 @@ class Decoder:
         except (struct.error, IndexError):
             st.malformed += 1
 
-    def _ipv4(self, ts: float, buf: Buf, off: int, end: int) -> None:
+    def _ipv4(self, ts: float, buf: Buf, off: int, end: int, depth: int = 0) -> None:
         st = self.stats
         if end - off < 20:
             st.malformed += 1
@@ -237,9 +248,9 @@ class Decoder:
                 st.malformed += 1
                 return
             end = min(end, off + total)
-        self._l4(ts, proto, src, dst, buf, off + ihl, end)
+        self._l4(ts, proto, src, dst, buf, off + ihl, end, depth)
 
-    def _ipv6(self, ts: float, buf: Buf, off: int, end: int) -> None:
+    def _ipv6(self, ts: float, buf: Buf, off: int, end: int, depth: int = 0) -> None:
         st = self.stats
         if end - off < 40:
             st.malformed += 1
@@ -263,10 +274,18 @@ class Decoder:
             hlen = (buf[off + 1] + 2) * 4 if nxt == 51 else (buf[off + 1] + 1) * 8
             nxt = buf[off]
             off += hlen
-        self._l4(ts, nxt, src, dst, buf, off, end)
+        self._l4(ts, nxt, src, dst, buf, off, end, depth)
 
     def _l4(
-        self, ts: float, proto: int, src: bytes, dst: bytes, buf: Buf, off: int, end: int
+        self,
+        ts: float,
+        proto: int,
+        src: bytes,
+        dst: bytes,
+        buf: Buf,
+        off: int,
+        end: int,
+        depth: int = 0,
     ) -> None:
         st = self.stats
         if proto == 6:
@@ -289,6 +308,75 @@ class Decoder:
             sport, dport, ulen = _UDP(buf, off)
             st.udp += 1
             length = min(end - off, ulen) - 8 if ulen >= 8 else end - off - 8
+            if (
+                depth < self.tunnels
+                and (dport in VXLAN_PORTS or dport == GENEVE_PORT)
+                and self._overlay(ts, dport, buf, off + 8, off + 8 + max(length, 0), depth + 1)
+            ):
+                return
             self._udp(ts, (src, sport, dst, dport, 17), buf, off + 8, max(length, 0))
+        elif depth < self.tunnels and proto == IPPROTO_IPIP:
+            self._ipv4(ts, buf, off, end, depth + 1)
+        elif depth < self.tunnels and proto == IPPROTO_IPV6:
+            self._ipv6(ts, buf, off, end, depth + 1)
+        elif depth < self.tunnels and proto == IPPROTO_GRE:
+            self._gre(ts, buf, off, end, depth + 1)
+        else:
+            st.other += 1
+
+    def _overlay(self, ts: float, port: int, buf: Buf, off: int, end: int, depth: int) -> bool:
+        """A VXLAN or Geneve header and what it carries; False (an ordinary datagram to that
+        port) when the header is not one."""
+        if end - off < 8:
+            return False
+        if port == GENEVE_PORT:
+            if buf[off] >> 6:  # version 0 only
+                return False
+            inner = off + 8 + (buf[off] & 0x3F) * 4
+            etype = _U16(buf, off + 2)[0]
+            if etype not in (ETH_TEB, ETH_IPV4, ETH_IPV6) or inner > end:
+                return False
+        else:  # VXLAN: the I flag, the last byte reserved
+            if not buf[off] & 0x08 or buf[off + 7]:
+                return False
+            inner, etype = off + 8, ETH_TEB
+        self._inner(ts, etype, buf, inner, end, depth)
+        return True
+
+    def _gre(self, ts: float, buf: Buf, off: int, end: int, depth: int) -> None:
+        """GRE version 0 (RFC 2784/2890): the optional checksum, key and sequence words."""
+        st = self.stats
+        if end - off < 4:
+            st.malformed += 1
+            return
+        flags, etype = _U16(buf, off)[0], _U16(buf, off + 2)[0]
+        if flags & 0x4007:  # source routing (RFC 1701) or another version (PPTP's)
+            st.other += 1
+            return
+        off += 4 + 4 * ((flags >> 15 & 1) + (flags >> 13 & 1) + (flags >> 12 & 1))
+        if off > end:
+            st.malformed += 1
+            return
+        self._inner(ts, etype, buf, off, end, depth)
+
+    def _inner(self, ts: float, etype: int, buf: Buf, off: int, end: int, depth: int) -> None:
+        """The packet a tunnel carries: an Ethernet frame (``ETH_TEB``) or an IP packet."""
+        st = self.stats
+        if etype == ETH_TEB:
+            if end - off < 14:
+                st.malformed += 1
+                return
+            etype = _U16(buf, off + 12)[0]
+            off += 14
+            while etype in ETH_VLAN:
+                if off + 4 > end:
+                    st.malformed += 1
+                    return
+                etype = _U16(buf, off + 2)[0]
+                off += 4
+        if etype == ETH_IPV4:
+            self._ipv4(ts, buf, off, end, depth)
+        elif etype == ETH_IPV6:
+            self._ipv6(ts, buf, off, end, depth)
         else:
             st.other += 1

@@ -1576,8 +1576,72 @@ static uint16_t rd16(const uint8_t *p, int big) {
     return big ? be16(p) : (uint16_t)(p[1] << 8 | p[0]);
 }
 
+static void ipv4(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end,
+                 int depth);
+static void ipv6(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end,
+                 int depth);
+
+/* decode.py's overlays: IP in IP, IPv6 in IP, GRE, VXLAN (4789, 8472), Geneve (6081), at most
+   SP_MAX_TUNNELS deep */
+#define SP_MAX_TUNNELS 3
+#define ETH_TEB 0x6558
+
+/* decode.py Decoder._inner: an Ethernet frame (ETH_TEB) or an IP packet a tunnel carries */
+static void inner(struct sp_run *r, double ts, unsigned etype, const uint8_t *b, uint64_t off,
+                  uint64_t end, int depth) {
+    uint64_t *st = r->dstat;
+    if (etype == ETH_TEB) {
+        if (off > end || end - off < 14) { st[D_MALFORMED]++; return; }
+        etype = be16(b + off + 12);
+        off += 14;
+        while (etype == 0x8100 || etype == 0x88A8 || etype == 0x9100) {
+            if (off + 4 > end) { st[D_MALFORMED]++; return; }
+            etype = be16(b + off + 2);
+            off += 4;
+        }
+    }
+    if (etype == 0x0800)
+        ipv4(r, ts, b, off, end, depth);
+    else if (etype == 0x86DD)
+        ipv6(r, ts, b, off, end, depth);
+    else
+        st[D_OTHER]++;
+}
+
+/* decode.py Decoder._overlay: 0 when the datagram to a VXLAN or Geneve port holds no such header */
+static int overlay(struct sp_run *r, double ts, unsigned port, const uint8_t *b, uint64_t off,
+                   uint64_t end, int depth) {
+    if (off > end || end - off < 8) return 0;
+    unsigned etype;
+    uint64_t in;
+    if (port == 6081) {
+        if (b[off] >> 6) return 0;
+        in = off + 8 + (uint64_t)(b[off] & 0x3F) * 4;
+        etype = be16(b + off + 2);
+        if ((etype != ETH_TEB && etype != 0x0800 && etype != 0x86DD) || in > end) return 0;
+    } else {
+        if (!(b[off] & 0x08) || b[off + 7]) return 0;
+        in = off + 8;
+        etype = ETH_TEB;
+    }
+    inner(r, ts, etype, b, in, end, depth);
+    return 1;
+}
+
+/* decode.py Decoder._gre: version 0, the optional checksum, key and sequence words */
+static void gre(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end,
+                int depth) {
+    uint64_t *st = r->dstat;
+    if (off > end || end - off < 4) { st[D_MALFORMED]++; return; }
+    unsigned flags = be16(b + off), etype = be16(b + off + 2);
+    if (flags & 0x4007) { st[D_OTHER]++; return; }
+    off += 4 + 4 * ((flags >> 15 & 1) + (flags >> 13 & 1) + (flags >> 12 & 1));
+    if (off > end) { st[D_MALFORMED]++; return; }
+    inner(r, ts, etype, b, off, end, depth);
+}
+
 static void l4(struct sp_run *r, double ts, int proto, const uint8_t *src, const uint8_t *dst,
-               uint8_t alen, const uint8_t *b, uint64_t off, uint64_t end) {
+               uint8_t alen, const uint8_t *b, uint64_t off, uint64_t end, int depth) {
     uint64_t *st = r->dstat;
     if (proto == 6) {
         if (off > end || end - off < 20) { st[D_MALFORMED]++; return; }
@@ -1594,16 +1658,27 @@ static void l4(struct sp_run *r, double ts, int proto, const uint8_t *src, const
         st[D_UDP]++;
         int64_t length = ulen >= 8 ? (int64_t)((end - off) < ulen ? (end - off) : ulen) - 8
                                    : (int64_t)(end - off) - 8;
-        on_udp(r, ts, src, be16(u), dst, be16(u + 2), alen, b + off + 8,
-               (uint64_t)(length > 0 ? length : 0));
+        uint64_t n = (uint64_t)(length > 0 ? length : 0);
+        unsigned dport = be16(u + 2);
+        if (depth < SP_MAX_TUNNELS && (dport == 4789 || dport == 8472 || dport == 6081) &&
+            overlay(r, ts, dport, b, off + 8, off + 8 + n, depth + 1))
+            return;
+        on_udp(r, ts, src, be16(u), dst, dport, alen, b + off + 8, n);
+    } else if (depth < SP_MAX_TUNNELS && proto == 4) {
+        ipv4(r, ts, b, off, end, depth + 1);
+    } else if (depth < SP_MAX_TUNNELS && proto == 41) {
+        ipv6(r, ts, b, off, end, depth + 1);
+    } else if (depth < SP_MAX_TUNNELS && proto == 47) {
+        gre(r, ts, b, off, end, depth + 1);
     } else {
         st[D_OTHER]++;
     }
 }
 
-static void ipv4(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end) {
+static void ipv4(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end,
+                 int depth) {
     uint64_t *st = r->dstat;
-    if (end - off < 20) { st[D_MALFORMED]++; return; }
+    if (off > end || end - off < 20) { st[D_MALFORMED]++; return; }
     const uint8_t *ip = b + off;
     uint64_t ihl = (uint64_t)(ip[0] & 0x0F) * 4;
     if (ip[0] >> 4 != 4 || ihl < 20 || end - off < ihl) { st[D_MALFORMED]++; return; }
@@ -1615,16 +1690,17 @@ static void ipv4(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, ui
         if (total < ihl) { st[D_MALFORMED]++; return; }
         if (off + total < end) end = off + total;
     }
-    l4(r, ts, ip[9], ip + 12, ip + 16, 4, b, off + ihl, end);
+    l4(r, ts, ip[9], ip + 12, ip + 16, 4, b, off + ihl, end, depth);
 }
 
 static int ipv6_ext(int nxt) {
     return nxt == 0 || nxt == 43 || nxt == 60 || nxt == 135 || nxt == 139 || nxt == 140;
 }
 
-static void ipv6(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end) {
+static void ipv6(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end,
+                 int depth) {
     uint64_t *st = r->dstat;
-    if (end - off < 40) { st[D_MALFORMED]++; return; }
+    if (off > end || end - off < 40) { st[D_MALFORMED]++; return; }
     const uint8_t *ip = b + off;
     if (ip[0] >> 4 != 6) { st[D_MALFORMED]++; return; }
     st[D_IPV6]++;
@@ -1639,7 +1715,7 @@ static void ipv6(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, ui
         nxt = b[off];
         off += hlen;
     }
-    l4(r, ts, nxt, ip + 8, ip + 24, 16, b, off, end);
+    l4(r, ts, nxt, ip + 8, ip + 24, 16, b, off, end, depth);
 }
 
 static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint64_t caplen) {
@@ -1682,9 +1758,9 @@ static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint
         return;
     }
     if (etype == 0x0800)
-        ipv4(r, ts, b, off, end);
+        ipv4(r, ts, b, off, end, 0);
     else if (etype == 0x86DD)
-        ipv6(r, ts, b, off, end);
+        ipv6(r, ts, b, off, end, 0);
     else
         st[D_OTHER]++;
 }
