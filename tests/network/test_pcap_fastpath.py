@@ -258,6 +258,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files["protocols.sll"] = fr.pcap(_timed(rng, [fr.sll(p) for p in sll]), linktype=113)
     files["protocols.raw.pcapng"] = fr.pcapng(_timed(rng, sll), linktype=101, big=True)
     files["pieces"] = fr.pcap(_timed(rng, _many_pieces(rng, 1) + _many_pieces(rng, 2)))
+    kinds = ["ipip", "gre", "gre-key-seq-teb", "vxlan", "flannel", "geneve-opt"]
+    frags = [p for v6 in (False, True) for o in ("reversed", "overlap") for p in _fragmented(v6, o)]
+    files["fragments"] = fr.pcapng([(1.0 + i / 100, fr.ether(p)) for i, p in enumerate(frags)])
+    files["tunnels"] = fr.pcap(
+        _timed(rng, [_tunnelled(rng.choice(kinds), p[14:]) for p in _protocol_conversations(
+            rng, v6=bool(rng.randrange(2)), vlans=())])
+    )  # fmt: skip
     write_http_capture(d / "http", flows=150)
     files["http"] = (d / "http").read_bytes()
     for seed in range(24):
@@ -343,7 +350,17 @@ def _mutants(data: bytes, rng: random.Random, n: int) -> list[bytes]:
 
 
 @pytest.mark.parametrize(
-    "base", ["messy2", "messy3", "protocols.v6.vlan", "loopback.pcapng", "protocols.sll", "pieces"]
+    "base",
+    [
+        "messy2",
+        "messy3",
+        "protocols.v6.vlan",
+        "loopback.pcapng",
+        "protocols.sll",
+        "pieces",
+        "tunnels",
+        "fragments",
+    ],
 )
 def test_mutated_captures_give_the_same_records_and_errors(
     corpus, inspectors, monkeypatch, tmp_path, base
@@ -604,8 +621,93 @@ def test_a_kernel_vxlan_capture_is_read_as_the_inner_connection(inspectors, monk
     by a veth, a Linux VXLAN device in each (``id 42 dstport 4789 udpcsum``), an HTTP POST with
     a test card and a synthetic SSN over it, tcpdump on the underlay veth (22 frames, the ARP
     and ICMPv6 of the overlay's Ethernet included). tshark reads the same conversation."""
-    recs, end = _same(PROTOCOLS.parent / "vxlan_http.pcap", inspectors, monkeypatch, replay=True)
+    recs, _end = _same(PROTOCOLS.parent / "vxlan_http.pcap", inspectors, monkeypatch, replay=True)
     assert [(r.client_ip, r.server_ip, r.server_port, r.protocol) for r in recs] == [
         ("10.3.0.1", "10.3.0.2", 8080, "proto.http")
     ]
     assert sorted(h.match.masked for h in recs[0].hits) == ["***-**-8401", "4111 **** **** 1111"]
+
+
+def _fragments4(packet: bytes, size: int, ident: int = 77) -> list[bytes]:
+    """``packet`` (IPv4) cut into fragments of ``size`` payload bytes (a multiple of 8)."""
+    ihl = (packet[0] & 15) * 4
+    payload, out = packet[ihl:], []
+    for at in range(0, len(payload), size):
+        part = payload[at : at + size]
+        head = bytearray(packet[:ihl])
+        more = 0x2000 if at + size < len(payload) else 0
+        struct.pack_into("!HHH", head, 2, ihl + len(part), ident, more | at // 8)
+        out.append(bytes(head) + part)
+    return out
+
+
+def _fragments6(packet: bytes, size: int, ident: int = 99) -> list[bytes]:
+    """``packet`` (IPv6, no extension header) cut into fragments behind a fragment header."""
+    payload, out = packet[40:], []
+    for at in range(0, len(payload), size):
+        part = payload[at : at + size]
+        head = bytearray(packet[:40])
+        head[6] = 44
+        struct.pack_into("!H", head, 4, 8 + len(part))
+        more = 1 if at + size < len(payload) else 0
+        out.append(bytes(head) + struct.pack("!BBHI", packet[6], 0, at | more, ident) + part)
+    return out
+
+
+def _fragmented(v6: bool, order: str) -> list[bytes]:
+    a, b = ("fd00::1", "fd00::2") if v6 else ("10.0.0.1", "10.0.0.2")
+    conv = fr.conversation(a, b, 40000, 8080, CARD_REQUEST, b"HTTP/1.1 200 OK\r\n\r\n", v6=v6)
+    pieces = (_fragments6 if v6 else _fragments4)(conv[3], 48)  # the request, the card cut
+    if order == "reversed":
+        pieces = pieces[::-1]
+    elif order == "overlap":  # a second copy of the card's piece, blanked, comes after it
+        blank = bytearray(pieces[2])
+        blank[-16:] = b"X" * 16
+        pieces = [*pieces[:3], bytes(blank), *pieces[3:]]
+    return [*conv[:3], *pieces, *conv[4:]]
+
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize("order", ["in-order", "reversed", "overlap"])
+def test_a_card_cut_by_ip_fragmentation_is_found(
+    tmp_path, inspectors, monkeypatch, v6, order
+) -> None:
+    """IP fragments were counted and skipped: a request sent in fragments (or fragmented on
+    purpose to slip by) was lost, its card with it. They are put together again (IPv4, IPv6's
+    fragment header; any order; an overlap keeps the first copy, as TCP's does)."""
+    path = tmp_path / "frag.pcap"
+    frames = _fragmented(v6, order)
+    path.write_bytes(fr.pcap([(1.0 + i / 100, fr.ether(p)) for i, p in enumerate(frames)]))
+    recs, end = _same(path, inspectors, monkeypatch, replay=True)
+    assert [(r.protocol, r.bytes_to_server) for r in recs] == [("proto.http", len(CARD_REQUEST))]
+    assert _sensors(recs) == [["dlp.payment_card"]]
+    assert end["decode"]["fragments"] == len(frames) - 6
+
+
+def test_fragments_that_never_complete_hold_bounded_memory_and_bad_ones_are_refused(
+    tmp_path, inspectors, monkeypatch
+) -> None:
+    """A flood of first fragments whose rest never comes holds at most 64 datagrams (the
+    longest waiting given up first) and each for 30 s of capture time; a fragment reaching
+    past 65,535 bytes (ping of death), a middle one not a multiple of 8 long, or one past the
+    datagram's end are malformed. The datagram completed after the flood is still read."""
+    udp = fr.udp(41000, 9999, b"card 4111 1111 1111 1111 " * 8)
+    whole = fr.ipv4("10.0.0.1", "10.0.0.2", 17, udp)
+    good = _fragments4(whole, 64, ident=5)
+    frames = [
+        good[0],
+        *[fr.ipv4("10.7.0.1", "10.0.0.2", 17, b"y" * 64, frag=0x2000 | 0) for _ in range(1)],
+        *[_fragments4(fr.ipv4(f"10.6.{i >> 8}.{i & 255}", "10.0.0.2", 17, udp), 64)[0]
+          for i in range(3000)],
+        fr.ipv4("10.0.0.9", "10.0.0.2", 17, b"z" * 64, frag=0x2000 | 8190),  # past 65,535
+        fr.ipv4("10.0.0.9", "10.0.0.2", 17, b"z" * 63, frag=0x2000 | 1),  # not a multiple of 8
+        fr.ipv4("10.0.0.8", "10.0.0.2", 17, b"a" * 8, frag=8),  # the last: 72 bytes in all
+        fr.ipv4("10.0.0.8", "10.0.0.2", 17, b"b" * 8, frag=0x2000 | 9),  # past them
+        *_fragments4(whole, 64, ident=6),
+    ]  # fmt: skip
+    path = tmp_path / "flood.pcap"
+    path.write_bytes(fr.pcap([(1.0 + i / 1000, fr.ether(p)) for i, p in enumerate(frames)]))
+    recs, end = _same(path, inspectors, monkeypatch)
+    # ident 5 waited behind 3,000 others and was given up; ident 6 completed
+    assert [(r.client_port, r.bytes_to_server) for r in recs] == [(41000, len(udp) - 8)]
+    assert end["decode"]["malformed"] == 3

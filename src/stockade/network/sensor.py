@@ -37,7 +37,7 @@ def _pipeline(
             on_record(rec)
 
     table = FlowTable(inspectors, identities, emit, config)
-    return Decoder(table, tunnels=True), table
+    return Decoder(table, tunnels=True, fragments=True), table
 
 
 def _finish(run: SensorRun, decoder: Decoder, table: FlowTable, extra: dict[str, Any]) -> SensorRun:

@@ -48,6 +48,7 @@ _IPV6 = struct.Struct("!IHBB16s16s").unpack_from
 _TCP = struct.Struct("!HHIIBB").unpack_from
 _UDP = struct.Struct("!HHH").unpack_from
 _LE32 = struct.Struct("<I").unpack_from
+_U32 = struct.Struct("!I").unpack_from
 # The common frame in one unpack: Ethernet without tags, IPv4 without options, TCP
 _ETH_IPV4_TCP = struct.Struct("!12xHBxHxxHxB2x4s4sHHIIBB").unpack_from
 _ETH_IPV4_TCP_LEN = 14 + 20 + 14
@@ -67,6 +68,14 @@ VXLAN_PORTS = frozenset({4789, 8472})
 GENEVE_PORT = 6081
 ETH_TEB = 0x6558  # transparent Ethernet bridging: an Ethernet frame follows (GRE, Geneve)
 MAX_TUNNELS = 3
+
+# IP fragments (IPv4 and IPv6's fragment header) are put together again, the first copy of each
+# 8-byte unit kept (as TCP overlaps keep the first), within bounds a hostile capture cannot grow:
+# at most FRAG_PENDING datagrams waiting (past it the longest waiting is given up), each given
+# up FRAG_TIMEOUT seconds of capture time after its first fragment; none longer than FRAG_MAX.
+FRAG_PENDING = 64
+FRAG_TIMEOUT = 30.0
+FRAG_MAX = 65535
 
 
 class Sink(Protocol):
@@ -104,21 +113,47 @@ class DecodeStats:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
+class _Datagram:
+    """One datagram being put together: its bytes, which 8-byte units arrived, its length once
+    the last fragment came (else -1), the protocol its first fragment names."""
+
+    __slots__ = ("data", "first", "proto", "total", "units")
+
+    def __init__(self, first: float) -> None:
+        self.first = first
+        self.data = bytearray(FRAG_MAX)
+        self.units = bytearray((FRAG_MAX + 7) >> 3)
+        self.total = -1
+        self.proto = -1
+
+
 class Decoder:
     """Turns frames into ``sink.tcp``/``sink.udp`` calls.
 
     ``skip_outgoing``: with SLL captures on "any", or a ring on every veth of a node, a forwarded
     packet shows up twice (in on the sender's veth, out on the receiver's); keeping only the
-    incoming copy counts it once. ``tunnels``: open overlay encapsulations (the sensor; the
-    firewall's inspector judges the packets it is handed as they are).
+    incoming copy counts it once. ``tunnels``: open overlay encapsulations; ``fragments``: put
+    IP fragments together (the sensor; the firewall's inspector judges the packets it is handed
+    as they are, after the kernel's own reassembly).
     """
 
-    def __init__(self, sink: Sink, *, skip_outgoing: bool = True, tunnels: bool = False) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        skip_outgoing: bool = True,
+        tunnels: bool = False,
+        fragments: bool = False,
+    ) -> None:
         self.stats = DecodeStats()
         self._tcp = sink.tcp
         self._udp = sink.udp
         self.skip_outgoing = skip_outgoing
         self.tunnels = MAX_TUNNELS if tunnels else 0
+        # reassembled datagrams count as a level, so fragments inside them end too
+        self.fragment_levels = MAX_TUNNELS if fragments else 0
+        self._pending: dict[tuple[object, ...], _Datagram] = {}  # oldest first
+        self._last_proto = -1  # the protocol of the datagram _fragment() completed last
 
     def frame(
         self, ts: float, linktype: int, buf: Buf, off: int, caplen: int, pkttype: int = 0
@@ -231,7 +266,7 @@ class Decoder:
         if end - off < 20:
             st.malformed += 1
             return
-        vihl, _tos, total, _ident, frag, _ttl, proto, _csum, src, dst = _IPV4(buf, off)
+        vihl, _tos, total, ident, frag, _ttl, proto, _csum, src, dst = _IPV4(buf, off)
         ihl = (vihl & 0x0F) * 4
         if vihl >> 4 != 4 or ihl < 20 or end - off < ihl:
             st.malformed += 1
@@ -239,15 +274,24 @@ class Decoder:
         st.ipv4 += 1
         if ihl > 20:
             st.ipv4_options += 1
-        if frag & 0x3FFF:  # MF set or a non-zero offset: fragments are counted, not reassembled
+        if frag & 0x3FFF:  # MF set or a non-zero offset
             st.fragments += 1
-            return
+            if depth >= self.fragment_levels:  # counted, not reassembled
+                return
         # total == 0 happens on TSO super-frames; otherwise it trims Ethernet padding
         if total:
             if total < ihl:
                 st.malformed += 1
                 return
             end = min(end, off + total)
+        if frag & 0x3FFF:
+            key = (4, src, dst, proto, ident)
+            whole = self._fragment(
+                ts, key, proto, (frag & 0x1FFF) * 8, frag & 0x2000, buf, off + ihl, end
+            )
+            if whole is not None:
+                self._l4(ts, proto, src, dst, whole, 0, len(whole), depth + 1)
+            return
         self._l4(ts, proto, src, dst, buf, off + ihl, end, depth)
 
     def _ipv6(self, ts: float, buf: Buf, off: int, end: int, depth: int = 0) -> None:
@@ -262,19 +306,90 @@ class Decoder:
         st.ipv6 += 1
         if plen:
             end = min(end, off + 40 + plen)
-        off += 40
+        self._ipv6_chain(ts, nxt, src, dst, buf, off + 40, end, depth)
+
+    def _ipv6_chain(
+        self, ts: float, nxt: int, src: bytes, dst: bytes, buf: Buf, off: int, end: int, depth: int
+    ) -> None:
+        """IPv6's extension headers from ``off`` on, then the transport."""
+        st = self.stats
         while nxt in _IPV6_EXT or nxt == 44 or nxt == 51:
             if off + 8 > end:
                 st.malformed += 1
                 return
             if nxt == 44:  # fragment header
                 st.fragments += 1
+                if depth >= self.fragment_levels:  # counted, not reassembled
+                    return
+                at, ident = _U16(buf, off + 2)[0], _U32(buf, off + 4)[0]
+                key = (6, src, dst, ident)
+                whole = self._fragment(ts, key, buf[off], at & 0xFFF8, at & 1, buf, off + 8, end)
+                if whole is not None:
+                    self._ipv6_chain(
+                        ts, self._last_proto, src, dst, whole, 0, len(whole), depth + 1
+                    )
                 return
             # AH counts 4-byte units, the others 8-byte units
             hlen = (buf[off + 1] + 2) * 4 if nxt == 51 else (buf[off + 1] + 1) * 8
             nxt = buf[off]
             off += hlen
         self._l4(ts, nxt, src, dst, buf, off, end, depth)
+
+    def _fragment(
+        self,
+        ts: float,
+        key: tuple[object, ...],
+        proto: int,
+        at: int,
+        more: int,
+        buf: Buf,
+        off: int,
+        end: int,
+    ) -> bytes | None:
+        """Take one fragment (``at``: where its bytes go, ``more``: not the last); the whole
+        datagram's payload once every byte of it arrived (its protocol in ``_last_proto``)."""
+        length = end - off
+        pending = self._pending
+        while pending:  # the longest waiting first: given up after FRAG_TIMEOUT
+            oldest = next(iter(pending))
+            if pending[oldest].first >= ts - FRAG_TIMEOUT:
+                break
+            del pending[oldest]
+        d = pending.get(key)
+        if (
+            length <= 0
+            or at + length > FRAG_MAX
+            or (more and length % 8)
+            or (
+                d is not None
+                and d.total >= 0
+                and (at + length > d.total or (not more and at + length != d.total))
+            )
+        ):
+            self.stats.malformed += 1
+            return None
+        if d is None:
+            if len(pending) >= FRAG_PENDING:
+                del pending[next(iter(pending))]
+            d = pending[key] = _Datagram(ts)
+        if not more:
+            d.total = at + length
+        if at == 0:
+            d.proto = proto
+        data, units = d.data, d.units
+        u, pos, stop = at >> 3, at, at + length
+        while pos < stop:  # the first copy of each unit stays
+            n = min(8, stop - pos)
+            if not units[u]:
+                units[u] = 1
+                data[pos : pos + n] = buf[off + pos - at : off + pos - at + n]
+            u += 1
+            pos += n
+        if d.total < 0 or units.find(0, 0, (d.total + 7) >> 3) >= 0:
+            return None
+        del pending[key]
+        self._last_proto = d.proto
+        return bytes(data[: d.total])
 
     def _l4(
         self,

@@ -97,6 +97,16 @@ struct sp_flow {
     size_t ndev, capdev;
 };
 
+/* decode.py _Datagram: a datagram being put together from its fragments */
+struct sp_dgram {
+    uint8_t key[40]; /* version, protocol (IPv4), source, destination, identification */
+    double first;
+    int64_t total; /* -1 until the last fragment came */
+    int proto;
+    uint8_t units[(65535 + 7) >> 3];
+    uint8_t data[65535];
+};
+
 struct sp_run {
     const uint8_t *buf;
     uint64_t size;
@@ -114,6 +124,10 @@ struct sp_run {
     int ng_order_big;
     struct { uint32_t link; double tick; uint32_t snap; } *ifaces;
     size_t nifaces, capifaces;
+    /* IP datagrams being put together (decode.py Decoder._pending), oldest first */
+    struct sp_dgram *pending[64];
+    int npending;
+    int last_proto;
     /* decode stats */
     uint64_t dstat[11]; /* frames bytes ipv4 ipv6 tcp udp other fragments ipv4_options malformed
                            outgoing_skipped */
@@ -1586,6 +1600,71 @@ static void ipv6(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, ui
 #define SP_MAX_TUNNELS 3
 #define ETH_TEB 0x6558
 
+/* decode.py FRAG_*: the datagrams waiting, how long one may wait, the longest */
+#define SP_FRAG_PENDING 64
+#define SP_FRAG_TIMEOUT 30.0
+#define SP_FRAG_MAX 65535
+
+static void drop_pending(struct sp_run *r, int i) {
+    free(r->pending[i]);
+    memmove(r->pending + i, r->pending + i + 1, (size_t)(r->npending - i - 1) * sizeof *r->pending);
+    r->npending--;
+}
+
+/* decode.py Decoder._fragment: take one fragment; the whole datagram (to free by the caller,
+   taken out of the table) once every byte of it arrived, else NULL */
+static struct sp_dgram *fragment(struct sp_run *r, double ts, const uint8_t *key, int proto,
+                                 uint64_t at, int more, const uint8_t *b, uint64_t off,
+                                 uint64_t end) {
+    uint64_t length = end > off ? end - off : 0;
+    while (r->npending && !(r->pending[0]->first >= ts - SP_FRAG_TIMEOUT)) drop_pending(r, 0);
+    int i;
+    for (i = 0; i < r->npending; i++)
+        if (!memcmp(r->pending[i]->key, key, 40)) break;
+    struct sp_dgram *d = i < r->npending ? r->pending[i] : NULL;
+    if (!length || at + length > SP_FRAG_MAX || (more && length % 8) ||
+        (d && d->total >= 0 &&
+         ((int64_t)(at + length) > d->total || (!more && (int64_t)(at + length) != d->total)))) {
+        r->dstat[D_MALFORMED]++;
+        return NULL;
+    }
+    if (!d) {
+        if (r->npending >= SP_FRAG_PENDING) drop_pending(r, 0);
+        d = malloc(sizeof *d);
+        if (!d) { r->oom = 1; return NULL; }
+        memcpy(d->key, key, 40);
+        d->first = ts;
+        d->total = -1;
+        d->proto = -1;
+        memset(d->units, 0, sizeof d->units);
+        i = r->npending;
+        r->pending[r->npending++] = d;
+    }
+    if (!more) d->total = (int64_t)(at + length);
+    if (at == 0) d->proto = proto;
+    for (uint64_t u = at >> 3, pos = at, stop = at + length; pos < stop; u++, pos += 8) {
+        uint64_t n = stop - pos < 8 ? stop - pos : 8;
+        if (!d->units[u]) {
+            d->units[u] = 1;
+            memcpy(d->data + pos, b + off + (pos - at), n);
+        }
+    }
+    if (d->total < 0) return NULL;
+    for (uint64_t u = 0; u < (uint64_t)((d->total + 7) >> 3); u++)
+        if (!d->units[u]) return NULL;
+    r->pending[i] = NULL;
+    memmove(r->pending + i, r->pending + i + 1, (size_t)(r->npending - i - 1) * sizeof *r->pending);
+    r->npending--;
+    r->last_proto = d->proto;
+    return d;
+}
+
+static void l4(struct sp_run *r, double ts, int proto, const uint8_t *src, const uint8_t *dst,
+               uint8_t alen, const uint8_t *b, uint64_t off, uint64_t end, int depth);
+static void ipv6_chain(struct sp_run *r, double ts, int nxt, const uint8_t *src,
+                       const uint8_t *dst, const uint8_t *b, uint64_t off, uint64_t end,
+                       int depth);
+
 /* decode.py Decoder._inner: an Ethernet frame (ETH_TEB) or an IP packet a tunnel carries */
 static void inner(struct sp_run *r, double ts, unsigned etype, const uint8_t *b, uint64_t off,
                   uint64_t end, int depth) {
@@ -1684,11 +1763,29 @@ static void ipv4(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, ui
     if (ip[0] >> 4 != 4 || ihl < 20 || end - off < ihl) { st[D_MALFORMED]++; return; }
     st[D_IPV4]++;
     if (ihl > 20) st[D_OPTS]++;
-    if (be16(ip + 6) & 0x3FFF) { st[D_FRAG]++; return; }
+    unsigned frag = be16(ip + 6) & 0x3FFF;
+    if (frag) {
+        st[D_FRAG]++;
+        if (depth >= SP_MAX_TUNNELS) return; /* counted, not reassembled */
+    }
     uint64_t total = be16(ip + 2);
     if (total) {
         if (total < ihl) { st[D_MALFORMED]++; return; }
         if (off + total < end) end = off + total;
+    }
+    if (frag) {
+        uint8_t key[40] = {4, ip[9]};
+        memcpy(key + 2, ip + 12, 8);
+        memcpy(key + 10, ip + 4, 2);
+        struct sp_dgram *d = fragment(r, ts, key, ip[9], (uint64_t)(frag & 0x1FFF) * 8,
+                                      (frag & 0x2000) != 0, b, off + ihl, end);
+        if (d) {
+            uint8_t addr[8];
+            memcpy(addr, ip + 12, 8);
+            l4(r, ts, ip[9], addr, addr + 4, 4, d->data, 0, (uint64_t)d->total, depth + 1);
+            free(d);
+        }
+        return;
     }
     l4(r, ts, ip[9], ip + 12, ip + 16, 4, b, off + ihl, end, depth);
 }
@@ -1705,17 +1802,41 @@ static void ipv6(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, ui
     if (ip[0] >> 4 != 6) { st[D_MALFORMED]++; return; }
     st[D_IPV6]++;
     uint64_t plen = be16(ip + 4);
-    int nxt = ip[6];
     if (plen && off + 40 + plen < end) end = off + 40 + plen;
-    off += 40;
+    ipv6_chain(r, ts, ip[6], ip + 8, ip + 24, b, off + 40, end, depth);
+}
+
+/* decode.py Decoder._ipv6_chain: the extension headers from off on, then the transport */
+static void ipv6_chain(struct sp_run *r, double ts, int nxt, const uint8_t *src,
+                       const uint8_t *dst, const uint8_t *b, uint64_t off, uint64_t end,
+                       int depth) {
+    uint64_t *st = r->dstat;
     while (ipv6_ext(nxt) || nxt == 44 || nxt == 51) {
         if (off + 8 > end) { st[D_MALFORMED]++; return; }
-        if (nxt == 44) { st[D_FRAG]++; return; }
+        if (nxt == 44) {
+            st[D_FRAG]++;
+            if (depth >= SP_MAX_TUNNELS) return; /* counted, not reassembled */
+            unsigned at = be16(b + off + 2);
+            uint8_t key[40] = {6};
+            memcpy(key + 2, src, 16);
+            memcpy(key + 18, dst, 16);
+            memcpy(key + 34, b + off + 4, 4);
+            struct sp_dgram *d = fragment(r, ts, key, b[off], at & 0xFFF8, at & 1, b, off + 8, end);
+            if (d) {
+                uint8_t addr[32];
+                memcpy(addr, src, 16);
+                memcpy(addr + 16, dst, 16);
+                ipv6_chain(r, ts, r->last_proto, addr, addr + 16, d->data, 0, (uint64_t)d->total,
+                           depth + 1);
+                free(d);
+            }
+            return;
+        }
         uint64_t hlen = nxt == 51 ? ((uint64_t)b[off + 1] + 2) * 4 : ((uint64_t)b[off + 1] + 1) * 8;
         nxt = b[off];
         off += hlen;
     }
-    l4(r, ts, nxt, ip + 8, ip + 24, 16, b, off, end, depth);
+    l4(r, ts, nxt, src, dst, 16, b, off, end, depth);
 }
 
 static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint64_t caplen) {
@@ -2050,6 +2171,7 @@ void sp_free(struct sp_run *r) {
         r->head = f->next;
         free(f);
     }
+    for (int i = 0; i < r->npending; i++) free(r->pending[i]);
     free(r->buckets);
     free(r->ifaces);
     free(r->ev);
