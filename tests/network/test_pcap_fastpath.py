@@ -711,3 +711,43 @@ def test_fragments_that_never_complete_hold_bounded_memory_and_bad_ones_are_refu
     # ident 5 waited behind 3,000 others and was given up; ident 6 completed
     assert [(r.client_port, r.bytes_to_server) for r in recs] == [(41000, len(udp) - 8)]
     assert end["decode"]["malformed"] == 3
+
+
+def test_a_hosts_own_packets_in_an_any_capture_are_kept(inspectors, monkeypatch) -> None:
+    """``fixtures/any_client_sll2.pcap``, recorded here (session 14): ``tcpdump -i any -y
+    LINUX_SLL2`` in a client's network namespace while it POSTs a test card and a synthetic SSN
+    to a server in another namespace (23 frames). The client's packets are seen once, as
+    outgoing: they were all skipped, the request and its card with them (0 bytes to the
+    server, the connection never closed)."""
+    recs, end = _same(PROTOCOLS.parent / "any_client_sll2.pcap", inspectors, monkeypatch,
+                      replay=True)  # fmt: skip
+    assert [(r.protocol, r.bytes_to_server, r.state) for r in recs] == [
+        ("proto.http", 106, "closed")
+    ]
+    assert sorted(h.match.masked for h in recs[0].hits) == ["***-**-8401", "4111 **** **** 1111"]
+    assert end["decode"]["outgoing_skipped"] == 0
+
+
+@pytest.mark.parametrize("sll", [fr.sll, fr.sll2])
+def test_the_second_copy_of_a_forwarded_packet_is_skipped_and_a_retransmission_kept(
+    tmp_path, inspectors, monkeypatch, sll
+) -> None:
+    """A router's "any" capture sees a forwarded packet in on one interface and out on the
+    other (its TTL one lower, its checksum changed): the second copy is skipped, whichever
+    comes first. A third identical packet is a retransmission, not a copy."""
+    frames: list[tuple[float, bytes]] = []
+    for i, p in enumerate(CARD_CONVERSATION):
+        hop = bytearray(p)
+        hop[8] -= 1  # TTL
+        hop[10:12] = b"\xbe\xef"  # checksum
+        first, second = (p, 0), (bytes(hop), 4)
+        if i % 2:
+            first, second = (bytes(hop), 4), (p, 0)
+        frames += [(1.0 + i, sll(first[0], first[1])), (1.0 + i, sll(second[0], second[1]))]
+    frames.insert(8, (4.5, sll(CARD_CONVERSATION[3], 0)))  # the request again: retransmitted
+    path = tmp_path / "router.pcap"
+    path.write_bytes(fr.pcap(frames, linktype=113 if sll is fr.sll else 276))
+    recs, end = _same(path, inspectors, monkeypatch, replay=True)
+    assert end["decode"]["outgoing_skipped"] == len(CARD_CONVERSATION)
+    assert [(r.packets_to_server, r.bytes_to_server) for r in recs] == [(5, 2 * len(CARD_REQUEST))]
+    assert _sensors(recs) == [["dlp.payment_card"]]

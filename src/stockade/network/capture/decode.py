@@ -73,6 +73,12 @@ MAX_TUNNELS = 3
 # 8-byte unit kept (as TCP overlaps keep the first), within bounds a hostile capture cannot grow:
 # at most FRAG_PENDING datagrams waiting (past it the longest waiting is given up), each given
 # up FRAG_TIMEOUT seconds of capture time after its first fragment; none longer than FRAG_MAX.
+# A packet an "any" capture saw twice (forwarded: in on one interface, out on another; loopback:
+# out and in on lo) is read once: an SLL frame repeating, TTL and checksum aside, one of the
+# last COPY_WINDOW SLL frames of the other direction is skipped. A host's own traffic to or
+# from elsewhere is seen once, outgoing or incoming, and kept.
+COPY_WINDOW = 32
+
 FRAG_PENDING = 64
 FRAG_TIMEOUT = 30.0
 FRAG_MAX = 65535
@@ -130,9 +136,9 @@ class _Datagram:
 class Decoder:
     """Turns frames into ``sink.tcp``/``sink.udp`` calls.
 
-    ``skip_outgoing``: with SLL captures on "any", or a ring on every veth of a node, a forwarded
-    packet shows up twice (in on the sender's veth, out on the receiver's); keeping only the
-    incoming copy counts it once. ``tunnels``: open overlay encapsulations; ``fragments``: put
+    ``skip_outgoing``: with SLL captures on "any" a forwarded packet shows up twice (in on the
+    sender's interface, out on the receiver's), a loopback one too (out and in on lo): the second
+    copy is skipped (``COPY_WINDOW``); a packet seen once (a host's own traffic) is kept. ``tunnels``: open overlay encapsulations; ``fragments``: put
     IP fragments together (the sensor; the firewall's inspector judges the packets it is handed
     as they are, after the kernel's own reassembly).
     """
@@ -154,6 +160,7 @@ class Decoder:
         self.fragment_levels = MAX_TUNNELS if fragments else 0
         self._pending: dict[tuple[object, ...], _Datagram] = {}  # oldest first
         self._last_proto = -1  # the protocol of the datagram _fragment() completed last
+        self._copies: list[tuple[bytes, bool]] = []  # the last SLL frames: (packet, outgoing)
 
     def frame(
         self, ts: float, linktype: int, buf: Buf, off: int, caplen: int, pkttype: int = 0
@@ -221,20 +228,22 @@ class Decoder:
                 if caplen < 16:
                     st.malformed += 1
                     return
-                if self.skip_outgoing and _U16(buf, off)[0] == PACKET_OUTGOING:
+                etype = _U16(buf, off + 14)[0]
+                out = _U16(buf, off)[0] == PACKET_OUTGOING
+                off += 16
+                if self.skip_outgoing and self._copy(out, etype, buf, off, end):
                     st.outgoing_skipped += 1
                     return
-                etype = _U16(buf, off + 14)[0]
-                off += 16
             elif linktype == LINK_LINUX_SLL2:
                 if caplen < 20:
                     st.malformed += 1
                     return
-                if self.skip_outgoing and buf[off + 10] == PACKET_OUTGOING:
+                etype = _U16(buf, off)[0]
+                out = buf[off + 10] == PACKET_OUTGOING
+                off += 20
+                if self.skip_outgoing and self._copy(out, etype, buf, off, end):
                     st.outgoing_skipped += 1
                     return
-                etype = _U16(buf, off)[0]
-                off += 20
             elif linktype in (LINK_RAW, LINK_IPV4, LINK_IPV6):
                 if caplen < 1:
                     st.malformed += 1
@@ -260,6 +269,26 @@ class Decoder:
                 st.other += 1
         except (struct.error, IndexError):
             st.malformed += 1
+
+    def _copy(self, out: bool, etype: int, buf: Buf, off: int, end: int) -> bool:
+        """Is this IP packet (an SLL frame's) the second copy of one of the last SLL frames of
+        the other direction? A forwarding hop changes only the TTL (hop limit) and checksum."""
+        if etype == ETH_IPV4 and end - off >= 20:
+            packet = bytes(buf[off : off + 8]) + bytes(buf[off + 9 : off + 10])
+            packet += bytes(buf[off + 12 : end])
+        elif etype == ETH_IPV6 and end - off >= 40:
+            packet = bytes(buf[off : off + 7]) + bytes(buf[off + 8 : end])
+        else:
+            return False
+        seen = self._copies
+        for i, (other, was_out) in enumerate(seen):
+            if was_out != out and other == packet:
+                del seen[i]  # a copy pairs with one other: a third is a retransmission
+                return True
+        seen.append((packet, out))
+        if len(seen) > COPY_WINDOW:
+            del seen[0]
+        return False
 
     def _ipv4(self, ts: float, buf: Buf, off: int, end: int, depth: int = 0) -> None:
         st = self.stats

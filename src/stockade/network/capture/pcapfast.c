@@ -128,6 +128,9 @@ struct sp_run {
     struct sp_dgram *pending[64];
     int npending;
     int last_proto;
+    /* the last SLL frames' packets (decode.py Decoder._copies), as a hash and a length */
+    struct { uint64_t hash, len; int out; } copies[32];
+    int ncopies;
     /* decode stats */
     uint64_t dstat[11]; /* frames bytes ipv4 ipv6 tcp udp other fragments ipv4_options malformed
                            outgoing_skipped */
@@ -1839,6 +1842,43 @@ static void ipv6_chain(struct sp_run *r, double ts, int nxt, const uint8_t *src,
     l4(r, ts, nxt, src, dst, 16, b, off, end, depth);
 }
 
+static uint64_t fnv(uint64_t h, const uint8_t *p, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* decode.py Decoder._copy: is this SLL frame's IP packet (TTL or hop limit and checksum aside)
+   the second copy of one of the last 32 SLL frames of the other direction? */
+static int copy_seen(struct sp_run *r, int out, unsigned etype, const uint8_t *b, uint64_t off,
+                     uint64_t end) {
+    uint64_t h = 0xcbf29ce484222325ULL, n;
+    if (etype == 0x0800 && end - off >= 20) {
+        h = fnv(fnv(fnv(h, b + off, 8), b + off + 9, 1), b + off + 12, end - off - 12);
+        n = end - off - 3;
+    } else if (etype == 0x86DD && end - off >= 40) {
+        h = fnv(fnv(h, b + off, 7), b + off + 8, end - off - 8);
+        n = end - off - 1;
+    } else {
+        return 0;
+    }
+    for (int i = 0; i < r->ncopies; i++) {
+        if (r->copies[i].out != out && r->copies[i].hash == h && r->copies[i].len == n) {
+            memmove(r->copies + i, r->copies + i + 1, (size_t)(r->ncopies - i - 1) * sizeof *r->copies);
+            r->ncopies--;
+            return 1;
+        }
+    }
+    if (r->ncopies == 32) { /* decode.py COPY_WINDOW: the oldest goes */
+        memmove(r->copies, r->copies + 1, 31 * sizeof *r->copies);
+        r->ncopies--;
+    }
+    r->copies[r->ncopies].hash = h;
+    r->copies[r->ncopies].len = n;
+    r->copies[r->ncopies].out = out;
+    r->ncopies++;
+    return 0;
+}
+
 static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint64_t caplen) {
     uint64_t *st = r->dstat;
     const uint8_t *b = r->buf;
@@ -1857,14 +1897,16 @@ static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint
         }
     } else if (link == 113) { /* Linux SLL */
         if (caplen < 16) { st[D_MALFORMED]++; return; }
-        if (be16(b + off) == 4) { st[D_OUTGOING]++; return; }
         etype = be16(b + off + 14);
+        int out = be16(b + off) == 4;
         off += 16;
+        if (copy_seen(r, out, etype, b, off, end)) { st[D_OUTGOING]++; return; }
     } else if (link == 276) { /* Linux SLL2 */
         if (caplen < 20) { st[D_MALFORMED]++; return; }
-        if (b[off + 10] == 4) { st[D_OUTGOING]++; return; }
         etype = be16(b + off);
+        int out = b[off + 10] == 4;
         off += 20;
+        if (copy_seen(r, out, etype, b, off, end)) { st[D_OUTGOING]++; return; }
     } else if (link == 101 || link == 228 || link == 229) {
         if (caplen < 1) { st[D_MALFORMED]++; return; }
         etype = (b[off] >> 4) == 4 ? 0x0800 : 0x86DD;
