@@ -474,3 +474,26 @@ def test_websocket_frames_that_cannot_be_followed_stop_decoding_only() -> None:
         assert s.decoded <= s.budget
         assert [m.masked for m in found] == [m.masked for m in engine.scan(data)]
     assert any("websocket" in why for why in s.limits)
+
+
+def test_websocket_messages_never_join_and_a_flood_of_tiny_ones_shares_one_stream() -> None:
+    """The direction's messages go to one DLP stream with a newline after each: a number cut
+    between two messages is two numbers (as the application reads them), and 9,000 one-byte
+    messages open one stream, not 9,000."""
+    key = b"\x37\xfa\x21\x3d"
+    client = UPGRADE + _ws_frame(1, b"4111 1111 1111", key=key) + _ws_frame(1, b"1111", key=key)
+    assert _scan(client, 1460)[0] == []
+    engine = DlpEngine()
+    opened = 0
+    stream = engine.stream
+
+    def counted(*a: object, **kw: object) -> object:
+        nonlocal opened
+        opened += 1
+        return stream(*a, **kw)
+
+    engine.stream = counted  # type: ignore[method-assign]
+    flood = UPGRADE + _ws_frame(1, b"7", key=key) * 9000 + _ws_frame(1, SPACED.encode(), key=key)
+    s = DecodingStream(engine)
+    assert [m.masked for m in s.feed(flood) + s.close()] == ["4111 **** **** 1111"]
+    assert opened <= 3  # the raw stream, the upgrade request's, the messages'

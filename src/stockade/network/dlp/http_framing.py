@@ -555,11 +555,12 @@ class WsFraming:
     """WebSocket frames of one direction (RFC 6455 section 5.2). A client's payloads are
     unmasked (its key is in each frame header); a message whose first frame has RSV1 set is
     inflated with the direction's permessage-deflate window (kept across messages, as without
-    ``no_context_takeover``). Each data message goes to its own sink; control frames are
+    ``no_context_takeover``). The direction's messages go to one sink, a newline after each (so
+    two never join, and a flood of tiny messages costs no stream each); control frames are
     skipped."""
 
-    __slots__ = ("_flate", "_hdr", "_key", "_left", "_mask_at", "_op", "_owner", "_sink",
-                 "_stage", "_zipped")  # fmt: skip
+    __slots__ = ("_at", "_flate", "_hdr", "_in_message", "_key", "_left", "_mask_at", "_op",
+                 "_owner", "_sink", "_stage", "_wrote")  # fmt: skip
 
     def __init__(self, owner: DecodingStream) -> None:
         self._owner = owner
@@ -568,9 +569,11 @@ class WsFraming:
         self._key = b""
         self._mask_at = 0
         self._op = 0  # the current frame's opcode
-        self._sink: Sink | None = None  # the current message's
-        self._stage: Stage | None = None
-        self._zipped = False  # the current message is compressed
+        self._sink: Sink | None = None  # the direction's
+        self._stage: Stage | None = None  # the current message's way to the sink
+        self._in_message = False
+        self._wrote = False  # the current message reached the sink
+        self._at = 0  # the raw offset after the last payload byte read
         self._flate: Any = None
 
     def feed(self, data: bytes, base: int) -> bool:
@@ -619,15 +622,16 @@ class WsFraming:
         self._op = b0 & 0x0F
         hdr.clear()
         if self._op < 8:
-            if self._op and self._sink is not None:  # a new message before the last ended
+            if self._op and self._in_message:  # a new message before the last ended
                 self._message_end()
-            if self._sink is None:
+            if not self._in_message:
                 if self._op == 0:
                     return -1  # a continuation without a message
-                self._zipped = bool(b0 & 0x40)
-                self._sink = self._owner.sink()
+                if self._sink is None:
+                    self._sink = self._owner.sink()
+                self._in_message, self._wrote = True, False
                 self._stage = self._sink
-                if self._zipped:
+                if b0 & 0x40:  # compressed (permessage-deflate)
                     if self._flate is None:
                         self._flate = zlib.decompressobj(-15)
                     self._stage = _WsInflate(self._owner, self._flate, self._sink)
@@ -640,6 +644,8 @@ class WsFraming:
     def _payload(self, chunk: bytes, rs: int) -> None:
         if self._op & 0x0F >= 8 or self._stage is None:
             return  # control frames (close reasons, pings) carry no message content
+        self._wrote = True
+        self._at = rs + len(chunk)
         key = self._key
         if key:
             at = self._mask_at
@@ -649,7 +655,7 @@ class WsFraming:
             chunk = (int.from_bytes(chunk, "big") ^ int.from_bytes(pad, "big")).to_bytes(
                 len(chunk), "big"
             )
-        self._stage.push(chunk, rs, rs + len(chunk), not key and not self._zipped)
+        self._stage.push(chunk, rs, rs + len(chunk), self._stage is self._sink and not key)
 
     def _frame_end(self) -> None:
         fin, op = self._op & 0x80, self._op & 0x0F
@@ -658,9 +664,12 @@ class WsFraming:
             self._message_end()
 
     def _message_end(self) -> None:
-        if self._stage is not None:
-            self._stage.end()
-        self._sink = self._stage = None
+        stage, sink = self._stage, self._sink
+        if isinstance(stage, _WsInflate):
+            stage.finish()
+        if self._wrote and sink is not None:
+            sink.push(b"\n", self._at, self._at + 1, False)  # the next message never joins it
+        self._stage, self._in_message, self._wrote = None, False, False
 
     def decide_now(self) -> None:
         if self._sink is not None:
@@ -668,6 +677,9 @@ class WsFraming:
 
     def close(self) -> None:
         self._message_end()
+        if self._sink is not None:
+            self._sink.end()
+        self._sink = None
 
     def discard(self) -> None:
         if self._sink is not None:
@@ -709,7 +721,11 @@ class _WsInflate:
         self._owner.limit(why)
         self._d = None
 
-    def end(self) -> None:
+    def finish(self) -> None:
+        """The message ended: what its last deflate block still holds (not the sink's end:
+        the direction's messages share it)."""
         if self._d is not None:
             self.push(_WS_SYNC, *self._span, False)
-        self._next.end()
+
+    def end(self) -> None:
+        self.finish()
