@@ -133,6 +133,19 @@ def pcapng(
     return b"".join(out)
 
 
+def pcapng_interfaces(links: list[int], frames: list[tuple[int, float, bytes]]) -> bytes:
+    """One little-endian pcapng section with an interface per link type in ``links`` (microsecond
+    ticks) and Enhanced Packet blocks of ``(interface, time, frame)``."""
+    o = "<"
+    out = [_block(o, 0x0A0D0D0A, struct.pack(o + "IHHq", 0x1A2B3C4D, 1, 0, -1))]
+    out += [_block(o, 1, struct.pack(o + "HHI", link, 0, 65535)) for link in links]
+    for iface, ts, data in frames:
+        t = round(ts * 1e6)
+        head = struct.pack(o + "IIIII", iface, t >> 32, t & 0xFFFFFFFF, len(data), len(data))
+        out.append(_block(o, 6, head + data))
+    return b"".join(out)
+
+
 def conversation(
     client: str,
     server: str,

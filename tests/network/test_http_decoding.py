@@ -11,8 +11,10 @@ import json
 import socket
 import threading
 import urllib.parse
+import zlib
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -355,3 +357,143 @@ def test_a_triggered_direction_is_decoded_as_if_framed_from_the_start(
 
 
 _ENGINE = DlpEngine()
+
+
+# -- a gzip body of several members (RFC 1952 section 2.2) ------------------------------------
+
+
+@pytest.mark.parametrize("piece", [1, 7, 1460])
+def test_a_card_across_two_gzip_members_is_found(piece: int) -> None:
+    """zcat, Python's gzip and urllib3 read a body of concatenated gzip members as one; the
+    inflater stopped at the first member's end, so a card cut between members (or one in the
+    second member) went unseen. Fed whole and cut into pieces (the second magic split too)."""
+    body = b'{"card": "' + SPACED.encode() + b'", "note": "ok"}'
+    cut = body.index(b"1111")
+    gz = gzip.compress(body[:cut]) + gzip.compress(body[cut:]) + gzip.compress(b"")
+    msg = b"POST /p HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(gz)
+    data = msg + gz
+    s = DecodingStream(DlpEngine())
+    found = [m for i in range(0, len(data), piece) for m in s.feed(data[i : i + piece])]
+    found += s.close()
+    assert [m.masked for m in found] == ["4111 **** **** 1111"]
+    assert s.limits == []
+
+
+def test_bytes_after_the_last_gzip_member_and_a_flood_of_empty_members_are_harmless() -> None:
+    """Trailing bytes that open no member end the body's content (they are not inflated); a
+    body of thousands of empty members costs a loop, not a recursion."""
+    engine = DlpEngine()
+    flood = gzip.compress(b"") * 4000 + gzip.compress(b'{"card": "' + SPACED.encode() + b'"}')
+    tail = gzip.compress(b"nothing") + b"\r\n" + b"garbage 4111 1111 1111 1111"
+    for body, expected in ((flood, ["4111 **** **** 1111"]), (tail, ["4111 **** **** 1111"])):
+        msg = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body)
+        s = DecodingStream(engine, budget=1 << 20, replay=1 << 20)
+        found = s.feed(msg + body) + s.close()
+        # the tail's card is in clear on the wire: the raw stream reports it, decoding adds none
+        assert [m.masked for m in found] == expected
+
+
+# -- WebSocket (RFC 6455) after the upgrade: masked and permessage-deflate frames ---------------
+
+WEBSOCKET = Path(__file__).parent / "fixtures" / "websocket"
+UPGRADE = (
+    b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+SWITCHED = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+
+
+def _ws_frame(op: int, payload: bytes, *, fin: bool = True, key: bytes = b"") -> bytes:
+    size = len(payload)
+    head = bytes([(0x80 if fin else 0) | op])
+    mask = 0x80 if key else 0
+    if size < 126:
+        head += bytes([mask | size])
+    elif size < 1 << 16:
+        head += bytes([mask | 126]) + size.to_bytes(2, "big")
+    else:
+        head += bytes([mask | 127]) + size.to_bytes(8, "big")
+    body = bytes(b ^ key[i % 4] for i, b in enumerate(payload)) if key else payload
+    return head + key + body
+
+
+def _scan(data: bytes, piece: int) -> tuple[list[str], DecodingStream]:
+    s = DecodingStream(DlpEngine())
+    found = [m for i in range(0, len(data), piece) for m in s.feed(data[i : i + piece])]
+    return [m.masked for m in found + s.close()], s
+
+
+@pytest.mark.parametrize("side", ["c2s", "s2c"])
+def test_websocket_messages_compressed_by_permessage_deflate_are_read(side: str) -> None:
+    """Recorded here (session 14): the ``websockets`` 17.4 client and server on loopback through
+    a recording relay, permessage-deflate negotiated (its window kept from one message to the
+    next), two JSON messages with a test card, the second with a synthetic SSN, each echoed.
+    On the wire the client's frames are masked and both sides' compressed: nothing was found."""
+    data = (WEBSOCKET / f"websocket_deflate.{side}").read_bytes()
+    assert DlpEngine().scan(data) == []
+    for piece in (1, 5, 1460):
+        found, s = _scan(data, piece)
+        assert sorted(found) == ["***-**-8401", "4111 **** **** 1111", "4111 **** **** 1111"]
+        assert s.limits == []
+
+
+def test_a_card_in_a_masked_message_cut_over_frames_and_a_ping_is_found() -> None:
+    key = b"\x37\xfa\x21\x3d"
+    msg = b'{"card": "' + SPACED.encode() + b'"}'
+    cut = msg.index(b"1111 1111")
+    client = (
+        UPGRADE
+        + _ws_frame(1, msg[:cut], fin=False, key=key)
+        + _ws_frame(9, b"ping 4111", key=b"\x01\x02\x03\x04")  # a control frame in between
+        + _ws_frame(0, msg[cut:], key=b"\xa0\xb1\xc2\xd3")
+        + _ws_frame(2, b"x" * 300, key=key)  # a 16-bit length
+    )
+    assert [m.masked for m in DlpEngine().scan(client)] == []
+    for piece in (1, 3, 1460):
+        found, _s = _scan(client, piece)
+        assert found == ["4111 **** **** 1111"]
+    # the server's frames are in clear on the wire: reported once, by the raw stream
+    found, _s = _scan(SWITCHED + _ws_frame(1, msg), 1460)
+    assert found == ["4111 **** **** 1111"]
+
+
+def test_websocket_frames_that_cannot_be_followed_stop_decoding_only() -> None:
+    """An absurd length, a continuation with no message, or an inflation bomb end decoding for
+    the direction (the raw stream still sees every byte); the bomb stops at the budget."""
+    engine = DlpEngine()
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+    deflated = bomb.compress(b"\0" * (4 << 20)) + bomb.flush(zlib.Z_SYNC_FLUSH)[:-4]
+    cases = [
+        UPGRADE + b"\x82\xff" + (1 << 62).to_bytes(8, "big") + b"\0\0\0\0" + b"abc",
+        UPGRADE + _ws_frame(0, b"lost", key=b"\1\2\3\4") + b" 4111 1111 1111 1111 ",
+        SWITCHED + bytes([0xC2]) + bytes([127]) + len(deflated).to_bytes(8, "big") + deflated,
+    ]
+    for data in cases:
+        s = DecodingStream(engine)
+        found = s.feed(data) + s.close()
+        assert s.decoded <= s.budget
+        assert [m.masked for m in found] == [m.masked for m in engine.scan(data)]
+    assert any("websocket" in why for why in s.limits)
+
+
+def test_websocket_messages_never_join_and_a_flood_of_tiny_ones_shares_one_stream() -> None:
+    """The direction's messages go to one DLP stream with a newline after each: a number cut
+    between two messages is two numbers (as the application reads them), and 9,000 one-byte
+    messages open one stream, not 9,000."""
+    key = b"\x37\xfa\x21\x3d"
+    client = UPGRADE + _ws_frame(1, b"4111 1111 1111", key=key) + _ws_frame(1, b"1111", key=key)
+    assert _scan(client, 1460)[0] == []
+    engine = DlpEngine()
+    opened = 0
+    stream = engine.stream
+
+    def counted(*a: object, **kw: object) -> object:
+        nonlocal opened
+        opened += 1
+        return stream(*a, **kw)
+
+    engine.stream = counted  # type: ignore[method-assign]
+    flood = UPGRADE + _ws_frame(1, b"7", key=key) * 9000 + _ws_frame(1, SPACED.encode(), key=key)
+    s = DecodingStream(engine)
+    assert [m.masked for m in s.feed(flood) + s.close()] == ["4111 **** **** 1111"]
+    assert opened <= 3  # the raw stream, the upgrade request's, the messages'

@@ -258,6 +258,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files["protocols.sll"] = fr.pcap(_timed(rng, [fr.sll(p) for p in sll]), linktype=113)
     files["protocols.raw.pcapng"] = fr.pcapng(_timed(rng, sll), linktype=101, big=True)
     files["pieces"] = fr.pcap(_timed(rng, _many_pieces(rng, 1) + _many_pieces(rng, 2)))
+    kinds = ["ipip", "gre", "gre-key-seq-teb", "vxlan", "flannel", "geneve-opt"]
+    frags = [p for v6 in (False, True) for o in ("reversed", "overlap") for p in _fragmented(v6, o)]
+    files["fragments"] = fr.pcapng([(1.0 + i / 100, fr.ether(p)) for i, p in enumerate(frags)])
+    files["tunnels"] = fr.pcap(
+        _timed(rng, [_tunnelled(rng.choice(kinds), p[14:]) for p in _protocol_conversations(
+            rng, v6=bool(rng.randrange(2)), vlans=())])
+    )  # fmt: skip
     write_http_capture(d / "http", flows=150)
     files["http"] = (d / "http").read_bytes()
     for seed in range(24):
@@ -343,7 +350,17 @@ def _mutants(data: bytes, rng: random.Random, n: int) -> list[bytes]:
 
 
 @pytest.mark.parametrize(
-    "base", ["messy2", "messy3", "protocols.v6.vlan", "loopback.pcapng", "protocols.sll", "pieces"]
+    "base",
+    [
+        "messy2",
+        "messy3",
+        "protocols.v6.vlan",
+        "loopback.pcapng",
+        "protocols.sll",
+        "pieces",
+        "tunnels",
+        "fragments",
+    ],
 )
 def test_mutated_captures_give_the_same_records_and_errors(
     corpus, inspectors, monkeypatch, tmp_path, base
@@ -396,3 +413,341 @@ def test_the_command_gives_the_same_output_and_exit_code(corpus, tmp_path) -> No
         outs = [sensor_pcap(path, fast) for fast in ("0", "1")]
         assert outs[0] == outs[1]
         assert "Traceback" not in outs[1][2]
+
+
+CARD_REQUEST = (
+    b"POST /pay HTTP/1.1\r\nHost: orders\r\nContent-Length: 34\r\n\r\n"
+    b'{"card_number": "4111111111111111"}'
+)
+CARD_CONVERSATION = fr.conversation(
+    "10.0.0.1", "10.0.0.2", 40000, 8080, CARD_REQUEST, b"HTTP/1.1 200 OK\r\n\r\n"
+)
+
+
+def _sensors(records: list[Any]) -> list[list[str]]:
+    return [[h.match.sensor for h in r.hits] for r in records]
+
+
+@pytest.mark.parametrize("field", [0x04000001, 0x14000001, 0xF4000001, 0x50000001])
+def test_the_fcs_bits_of_the_pcap_link_type_field_are_not_the_link_type(
+    tmp_path, inspectors, monkeypatch, field
+) -> None:
+    """libpcap keeps only the low 16 bits of the header's link type (LT_LINKTYPE): above them
+    it writes whether the frames end in an FCS and its length, as tcpdump and Wireshark read
+    it. Such an Ethernet capture (4 FCS bytes after each frame) is read, not refused."""
+    path = tmp_path / "fcs.pcap"
+    frames = [(1.0 + i, fr.ether(p) + b"\xde\xad\xbe\xef") for i, p in enumerate(CARD_CONVERSATION)]
+    path.write_bytes(fr.pcap(frames, linktype=field))
+    recs, end = _same(path, inspectors, monkeypatch)
+    assert not isinstance(end, tuple) and end["decode"]["tcp"] == len(frames)
+    assert _sensors(recs) == [["dlp.payment_card"]]
+
+
+@pytest.mark.parametrize(("family", "v6"), [(2, False), (24, True), (28, True), (30, True)])
+def test_openbsd_loopback_captures_are_read(tmp_path, inspectors, monkeypatch, family, v6) -> None:
+    """LINKTYPE_LOOP (108, tcpdump on an OpenBSD lo0): NULL's 4-byte address family, always in
+    network byte order (AF_INET 2; AF_INET6 24 on OpenBSD, 28 on FreeBSD, 30 on macOS)."""
+    conv = fr.conversation(
+        "fd00::1" if v6 else "10.0.0.1", "fd00::2" if v6 else "10.0.0.2", 40000, 8080,
+        CARD_REQUEST, b"HTTP/1.1 200 OK\r\n\r\n", v6=v6,
+    )  # fmt: skip
+    path = tmp_path / "loop.pcap"
+    path.write_bytes(fr.pcap([(1.0 + i, struct.pack("!I", family) + p) for i, p in enumerate(conv)],
+                             linktype=108))  # fmt: skip
+    recs, end = _same(path, inspectors, monkeypatch)
+    assert not isinstance(end, tuple)
+    assert [(r.ip_version, r.protocol) for r in recs] == [(6 if v6 else 4, "proto.http")]
+    assert _sensors(recs) == [["dlp.payment_card"]]
+
+
+def test_a_pcapng_interface_of_another_link_type_does_not_hide_the_others(
+    tmp_path, inspectors, monkeypatch
+) -> None:
+    """dumpcap writes one interface block per interface it captured on; one of a link type the
+    sensor does not decode (a USB bus, 189) has its frames counted as not IP, and the Ethernet
+    and SLL2 interfaces' connections are still read: before, the first USB frame ended the run
+    with exit 3 and the cards in clear on the other interfaces went unreported."""
+    other = fr.conversation(
+        "fd00::1", "fd00::2", 40001, 8080, CARD_REQUEST.replace(b"4111111111111111",
+        b"5555555555554444"), b"HTTP/1.1 200 OK\r\n\r\n", v6=True,
+    )  # fmt: skip
+    frames = [(1, 0.5, b"\x00" * 48)]
+    for i, (a, b) in enumerate(zip(CARD_CONVERSATION, other, strict=True)):
+        frames += [(0, 1.0 + i, fr.ether(a)), (1, 1.2 + i, b"\x80" * 40), (2, 1.5 + i, fr.sll2(b))]
+    path = tmp_path / "multi.pcapng"
+    path.write_bytes(fr.pcapng_interfaces([1, 189, 276], frames))
+    recs, end = _same(path, inspectors, monkeypatch, replay=True)
+    assert not isinstance(end, tuple)
+    assert end["decode"]["frames"] == len(frames) and end["decode"]["other"] == len(other) + 1
+    assert _sensors(recs) == [["dlp.payment_card"], ["dlp.payment_card"]]
+    assert sorted(h.match.masked for r in recs for h in r.hits) == [
+        "4111********1111", "5555********4444"
+    ]  # fmt: skip
+
+
+def test_a_pcapng_of_only_unsupported_link_types_is_refused_alike(
+    tmp_path, inspectors, monkeypatch
+) -> None:
+    path = tmp_path / "usb.pcapng"
+    path.write_bytes(fr.pcapng_interfaces([189, 147], [(0, 1.0, b"\0" * 40), (1, 2.0, b"\0" * 9)]))
+    _recs, end = _same(path, inspectors, monkeypatch)
+    assert end == ("error", f"{path}: unsupported link type 147")
+
+
+def _mid_connection(cport: int, sport: int) -> list[bytes]:
+    """A capture begun during a download: no handshake, the server's answer (a card in it) seen
+    first, then the client's ACK and both FINs."""
+    body = b'{"card": "4111 1111 1111 1111"}'
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    c, s = "10.0.0.1", "10.0.0.2"
+    return [
+        fr.ipv4(s, c, 6, fr.tcp(sport, cport, 9000, 5000, fr.ACK | fr.PSH, answer)),
+        fr.ipv4(c, s, 6, fr.tcp(cport, sport, 5000, 9000 + len(answer), fr.ACK)),
+        fr.ipv4(s, c, 6, fr.tcp(sport, cport, 9000 + len(answer), 5000, fr.ACK | fr.FIN)),
+        fr.ipv4(c, s, 6, fr.tcp(cport, sport, 5000, 9001 + len(answer), fr.ACK | fr.FIN)),
+    ]
+
+
+@pytest.mark.parametrize(("cport", "sport"), [(40000, 8080), (51000, 80), (2000, 443)])
+def test_a_capture_begun_mid_connection_with_the_servers_answer_keeps_the_roles(
+    tmp_path, inspectors, monkeypatch, cport, sport
+) -> None:
+    """Without a SYN the first packet's sender was the client: the server's answer became the
+    client's request (protocol unknown, its card reported as sent towards the server, the
+    workloads swapped). A first packet from a service's port to an ephemeral one is the
+    server's, on both paths (flows.answer_first, pcapfast.c answer_first)."""
+    path = tmp_path / "mid.pcap"
+    path.write_bytes(
+        fr.pcap([(1.0 + i, fr.ether(p)) for i, p in enumerate(_mid_connection(cport, sport))])
+    )
+    recs, _end = _same(path, inspectors, monkeypatch, replay=True)
+    (rec,) = recs
+    assert (rec.client_ip, rec.client_port, rec.server_ip, rec.server_port) == (
+        "10.0.0.1", cport, "10.0.0.2", sport
+    )  # fmt: skip
+    assert rec.protocol == "proto.http" and rec.bytes_to_server == 0 and rec.bytes_to_client > 0
+    assert [(h.direction, h.match.sensor) for h in rec.hits] == [("server", "dlp.payment_card")]
+
+
+def test_a_dns_answer_seen_before_its_query_names_the_resolver_the_server(
+    tmp_path, inspectors, monkeypatch
+) -> None:
+    answer = bytes.fromhex("123481800001000100000000") + b"\x01a\x00\x00\x01\x00\x01"
+    path = tmp_path / "dns.pcap"
+    path.write_bytes(fr.pcap([(1.0, fr.ether(fr.ipv4("10.0.0.53", "10.0.0.1", 17,
+                                                       fr.udp(53, 41000, answer))))]))  # fmt: skip
+    recs, _end = _same(path, inspectors, monkeypatch, replay=True)
+    assert [(r.client_port, r.server_ip, r.server_port) for r in recs] == [(41000, "10.0.0.53", 53)]
+
+
+def test_without_a_syn_a_first_packet_between_two_service_ports_keeps_its_sender_the_client(
+    tmp_path, inspectors, monkeypatch
+) -> None:
+    """Nothing to go by (both ports below the ephemeral ranges): the first sender stays the
+    client, as before."""
+    path = tmp_path / "same.pcap"
+    path.write_bytes(
+        fr.pcap([(1.0 + i, fr.ether(p)) for i, p in enumerate(_mid_connection(8081, 8080))])
+    )
+    recs, _end = _same(path, inspectors, monkeypatch)
+    assert [(r.client_port, r.server_port) for r in recs] == [(8080, 8081)]
+
+
+def _tunnelled(kind: str, packet: bytes) -> bytes:
+    """``packet`` (an IP packet) as a node's capture shows it inside an overlay."""
+    outer, inner_eth = ("192.168.0.1", "192.168.0.2"), fr.ether(packet)
+    v6 = packet[0] >> 4 == 6
+    carried: dict[str, tuple[int, bytes]] = {
+        "ipip": (41 if v6 else 4, packet),
+        "gre": (47, b"\x00\x00" + (b"\x86\xdd" if v6 else b"\x08\x00") + packet),
+        "gre-key-seq-teb": (47, b"\x30\x00\x65\x58" + b"\0\0\0\x07" + b"\0\0\0\x01" + inner_eth),
+        "vxlan": (17, fr.udp(54321, 4789, b"\x08\0\0\0\0\0\x2a\0" + inner_eth)),
+        "flannel": (17, fr.udp(54321, 8472, b"\x08\0\0\0\0\0\x01\0" + inner_eth)),
+        "geneve-opt": (17, fr.udp(54321, 6081, b"\x01\x00\x65\x58\0\0\x01\0" + b"\0" * 4 + inner_eth)),
+    }  # fmt: skip
+    proto, payload = carried[kind]
+    return fr.ether(fr.ipv4(*outer, proto, payload))
+
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize(
+    "kind", ["ipip", "gre", "gre-key-seq-teb", "vxlan", "flannel", "geneve-opt"]
+)
+def test_pod_traffic_inside_an_overlay_is_read_as_the_pods(
+    tmp_path, inspectors, monkeypatch, kind, v6
+) -> None:
+    """A capture on a node's uplink shows pod-to-pod traffic inside the overlay (Calico's IP in
+    IP, GRE, VXLAN on IANA's port or Flannel's, Cilium's Geneve): the connection is the pods',
+    with its protocol and the card in clear. Before, IP in IP and GRE were "other" (nothing
+    reported) and VXLAN a UDP flow between the nodes."""
+    a, b = ("fd00::1", "fd00::2") if v6 else ("10.244.1.5", "10.244.2.7")
+    conv = fr.conversation(a, b, 40000, 8080, CARD_REQUEST, b"HTTP/1.1 200 OK\r\n\r\n", v6=v6)
+    path = tmp_path / f"{kind}.pcap"
+    path.write_bytes(fr.pcap([(1.0 + i, _tunnelled(kind, p)) for i, p in enumerate(conv)]))
+    recs, _end = _same(path, inspectors, monkeypatch, replay=True)
+    assert [(r.transport, r.client_ip, r.server_ip, r.server_port, r.protocol) for r in recs] == [
+        ("tcp", a, b, 8080, "proto.http")
+    ]
+    assert _sensors(recs) == [["dlp.payment_card"]]
+
+
+def test_nested_tunnels_stop_at_the_limit_and_odd_headers_stay_datagrams(
+    tmp_path, inspectors, monkeypatch
+) -> None:
+    """Hostile nesting costs a bounded walk: past three levels the packet is counted as not
+    IP. A datagram to the VXLAN port without the VXLAN flag, and GRE with source routing or
+    PPTP's version, are not opened."""
+    pkt = fr.ipv4("10.0.0.1", "10.0.0.2", 17, fr.udp(41000, 2000, b"x"))
+    deep = pkt
+    for _ in range(50):
+        deep = fr.ipv4("10.9.9.1", "10.9.9.2", 4, deep)
+    frames = [
+        fr.ether(fr.ipv4("10.9.9.1", "10.9.9.2", 4, fr.ipv4("10.9.9.3", "10.9.9.4", 4, pkt))),
+        fr.ether(deep),
+        fr.ether(fr.ipv4("10.9.9.1", "10.9.9.2", 17, fr.udp(40000, 4789, b"\0" * 8 + b"plain"))),
+        fr.ether(fr.ipv4("10.9.9.1", "10.9.9.2", 47, b"\x40\x00\x08\x00" + pkt)),
+        fr.ether(fr.ipv4("10.9.9.1", "10.9.9.2", 47, b"\x00\x01\x88\x0b" + pkt)),
+        fr.ether(fr.ipv4("10.9.9.1", "10.9.9.2", 47, b"\x80\x00\x08\x00")),  # cut short
+    ]
+    path = tmp_path / "deep.pcap"
+    path.write_bytes(fr.pcap([(1.0 + i, f) for i, f in enumerate(frames)]))
+    recs, end = _same(path, inspectors, monkeypatch)
+    assert sorted((r.client_port, r.server_port) for r in recs) == [(40000, 4789), (41000, 2000)]
+    assert end["decode"]["other"] == 3 and end["decode"]["malformed"] == 1
+
+
+def test_a_kernel_vxlan_capture_is_read_as_the_inner_connection(inspectors, monkeypatch) -> None:
+    """``fixtures/vxlan_http.pcap``, recorded here (session 14): two network namespaces joined
+    by a veth, a Linux VXLAN device in each (``id 42 dstport 4789 udpcsum``), an HTTP POST with
+    a test card and a synthetic SSN over it, tcpdump on the underlay veth (22 frames, the ARP
+    and ICMPv6 of the overlay's Ethernet included). tshark reads the same conversation."""
+    recs, _end = _same(PROTOCOLS.parent / "vxlan_http.pcap", inspectors, monkeypatch, replay=True)
+    assert [(r.client_ip, r.server_ip, r.server_port, r.protocol) for r in recs] == [
+        ("10.3.0.1", "10.3.0.2", 8080, "proto.http")
+    ]
+    assert sorted(h.match.masked for h in recs[0].hits) == ["***-**-8401", "4111 **** **** 1111"]
+
+
+def _fragments4(packet: bytes, size: int, ident: int = 77) -> list[bytes]:
+    """``packet`` (IPv4) cut into fragments of ``size`` payload bytes (a multiple of 8)."""
+    ihl = (packet[0] & 15) * 4
+    payload, out = packet[ihl:], []
+    for at in range(0, len(payload), size):
+        part = payload[at : at + size]
+        head = bytearray(packet[:ihl])
+        more = 0x2000 if at + size < len(payload) else 0
+        struct.pack_into("!HHH", head, 2, ihl + len(part), ident, more | at // 8)
+        out.append(bytes(head) + part)
+    return out
+
+
+def _fragments6(packet: bytes, size: int, ident: int = 99) -> list[bytes]:
+    """``packet`` (IPv6, no extension header) cut into fragments behind a fragment header."""
+    payload, out = packet[40:], []
+    for at in range(0, len(payload), size):
+        part = payload[at : at + size]
+        head = bytearray(packet[:40])
+        head[6] = 44
+        struct.pack_into("!H", head, 4, 8 + len(part))
+        more = 1 if at + size < len(payload) else 0
+        out.append(bytes(head) + struct.pack("!BBHI", packet[6], 0, at | more, ident) + part)
+    return out
+
+
+def _fragmented(v6: bool, order: str) -> list[bytes]:
+    a, b = ("fd00::1", "fd00::2") if v6 else ("10.0.0.1", "10.0.0.2")
+    conv = fr.conversation(a, b, 40000, 8080, CARD_REQUEST, b"HTTP/1.1 200 OK\r\n\r\n", v6=v6)
+    pieces = (_fragments6 if v6 else _fragments4)(conv[3], 48)  # the request, the card cut
+    if order == "reversed":
+        pieces = pieces[::-1]
+    elif order == "overlap":  # a second copy of the card's piece, blanked, comes after it
+        blank = bytearray(pieces[2])
+        blank[-16:] = b"X" * 16
+        pieces = [*pieces[:3], bytes(blank), *pieces[3:]]
+    return [*conv[:3], *pieces, *conv[4:]]
+
+
+@pytest.mark.parametrize("v6", [False, True])
+@pytest.mark.parametrize("order", ["in-order", "reversed", "overlap"])
+def test_a_card_cut_by_ip_fragmentation_is_found(
+    tmp_path, inspectors, monkeypatch, v6, order
+) -> None:
+    """IP fragments were counted and skipped: a request sent in fragments (or fragmented on
+    purpose to slip by) was lost, its card with it. They are put together again (IPv4, IPv6's
+    fragment header; any order; an overlap keeps the first copy, as TCP's does)."""
+    path = tmp_path / "frag.pcap"
+    frames = _fragmented(v6, order)
+    path.write_bytes(fr.pcap([(1.0 + i / 100, fr.ether(p)) for i, p in enumerate(frames)]))
+    recs, end = _same(path, inspectors, monkeypatch, replay=True)
+    assert [(r.protocol, r.bytes_to_server) for r in recs] == [("proto.http", len(CARD_REQUEST))]
+    assert _sensors(recs) == [["dlp.payment_card"]]
+    assert end["decode"]["fragments"] == len(frames) - 6
+
+
+def test_fragments_that_never_complete_hold_bounded_memory_and_bad_ones_are_refused(
+    tmp_path, inspectors, monkeypatch
+) -> None:
+    """A flood of first fragments whose rest never comes holds at most 64 datagrams (the
+    longest waiting given up first) and each for 30 s of capture time; a fragment reaching
+    past 65,535 bytes (ping of death), a middle one not a multiple of 8 long, or one past the
+    datagram's end are malformed. The datagram completed after the flood is still read."""
+    udp = fr.udp(41000, 9999, b"card 4111 1111 1111 1111 " * 8)
+    whole = fr.ipv4("10.0.0.1", "10.0.0.2", 17, udp)
+    good = _fragments4(whole, 64, ident=5)
+    frames = [
+        good[0],
+        *[fr.ipv4("10.7.0.1", "10.0.0.2", 17, b"y" * 64, frag=0x2000 | 0) for _ in range(1)],
+        *[_fragments4(fr.ipv4(f"10.6.{i >> 8}.{i & 255}", "10.0.0.2", 17, udp), 64)[0]
+          for i in range(3000)],
+        fr.ipv4("10.0.0.9", "10.0.0.2", 17, b"z" * 64, frag=0x2000 | 8190),  # past 65,535
+        fr.ipv4("10.0.0.9", "10.0.0.2", 17, b"z" * 63, frag=0x2000 | 1),  # not a multiple of 8
+        fr.ipv4("10.0.0.8", "10.0.0.2", 17, b"a" * 8, frag=8),  # the last: 72 bytes in all
+        fr.ipv4("10.0.0.8", "10.0.0.2", 17, b"b" * 8, frag=0x2000 | 9),  # past them
+        *_fragments4(whole, 64, ident=6),
+    ]  # fmt: skip
+    path = tmp_path / "flood.pcap"
+    path.write_bytes(fr.pcap([(1.0 + i / 1000, fr.ether(p)) for i, p in enumerate(frames)]))
+    recs, end = _same(path, inspectors, monkeypatch)
+    # ident 5 waited behind 3,000 others and was given up; ident 6 completed
+    assert [(r.client_port, r.bytes_to_server) for r in recs] == [(41000, len(udp) - 8)]
+    assert end["decode"]["malformed"] == 3
+
+
+def test_a_hosts_own_packets_in_an_any_capture_are_kept(inspectors, monkeypatch) -> None:
+    """``fixtures/any_client_sll2.pcap``, recorded here (session 14): ``tcpdump -i any -y
+    LINUX_SLL2`` in a client's network namespace while it POSTs a test card and a synthetic SSN
+    to a server in another namespace (23 frames). The client's packets are seen once, as
+    outgoing: they were all skipped, the request and its card with them (0 bytes to the
+    server, the connection never closed)."""
+    recs, end = _same(PROTOCOLS.parent / "any_client_sll2.pcap", inspectors, monkeypatch,
+                      replay=True)  # fmt: skip
+    assert [(r.protocol, r.bytes_to_server, r.state) for r in recs] == [
+        ("proto.http", 106, "closed")
+    ]
+    assert sorted(h.match.masked for h in recs[0].hits) == ["***-**-8401", "4111 **** **** 1111"]
+    assert end["decode"]["outgoing_skipped"] == 0
+
+
+@pytest.mark.parametrize("sll", [fr.sll, fr.sll2])
+def test_the_second_copy_of_a_forwarded_packet_is_skipped_and_a_retransmission_kept(
+    tmp_path, inspectors, monkeypatch, sll
+) -> None:
+    """A router's "any" capture sees a forwarded packet in on one interface and out on the
+    other (its TTL one lower, its checksum changed): the second copy is skipped, whichever
+    comes first. A third identical packet is a retransmission, not a copy."""
+    frames: list[tuple[float, bytes]] = []
+    for i, p in enumerate(CARD_CONVERSATION):
+        hop = bytearray(p)
+        hop[8] -= 1  # TTL
+        hop[10:12] = b"\xbe\xef"  # checksum
+        first, second = (p, 0), (bytes(hop), 4)
+        if i % 2:
+            first, second = (bytes(hop), 4), (p, 0)
+        frames += [(1.0 + i, sll(first[0], first[1])), (1.0 + i, sll(second[0], second[1]))]
+    frames.insert(8, (4.5, sll(CARD_CONVERSATION[3], 0)))  # the request again: retransmitted
+    path = tmp_path / "router.pcap"
+    path.write_bytes(fr.pcap(frames, linktype=113 if sll is fr.sll else 276))
+    recs, end = _same(path, inspectors, monkeypatch, replay=True)
+    assert end["decode"]["outgoing_skipped"] == len(CARD_CONVERSATION)
+    assert [(r.packets_to_server, r.bytes_to_server) for r in recs] == [(5, 2 * len(CARD_REQUEST))]
+    assert _sensors(recs) == [["dlp.payment_card"]]

@@ -184,8 +184,15 @@ class FlowTable:
         if entry is None:
             if flags & RST:
                 return
-            # the SYN sender is the client; a SYN-ACK seen first names the server; else first seen
-            entry = self._new(ts, key, 6, reverse=flags & (SYN | ACK) == SYN | ACK)
+            # the SYN sender is the client; a SYN-ACK seen first names the server; without
+            # either (the capture began mid-connection) the ports decide, else the first sender
+            entry = self._new(
+                ts,
+                key,
+                6,
+                reverse=flags & (SYN | ACK) == SYN | ACK
+                or (not flags & SYN and answer_first(key[1], key[3])),
+            )
         f, d = entry
         f.last = ts
         f.packets[d] += 1
@@ -226,7 +233,7 @@ class FlowTable:
     def udp(self, ts: float, key: FlowKey, buf: Buf, off: int, length: int) -> None:
         entry = self._flows.get(key)
         if entry is None:
-            entry = self._new(ts, key, 17, reverse=False)
+            entry = self._new(ts, key, 17, reverse=answer_first(key[1], key[3]))
         f, d = entry
         f.last = ts
         f.packets[d] += 1
@@ -510,6 +517,15 @@ def _hello_check(f: Flow, d: int, *, final: bool) -> HelloCheck:
     if judged.state == "undecided":
         return HelloCheck("more", f.streams[d].delivered + 1)
     return TLS if judged.state == "encrypted" else CLEAR
+
+
+def answer_first(sport: int, dport: int) -> bool:
+    """Is the first packet seen of a connection whose opening the capture missed (no SYN) the
+    server's answer? Yes when it comes from a service's port (below 1024, or below the
+    ephemeral ranges) to an ephemeral one (Linux's start at 32768, IANA's and Windows' at
+    49152): a capture that begins during a download sees the server first. Otherwise its sender
+    is taken for the client, as before. pcapfast.c ``answer_first`` is the same test."""
+    return sport < 1024 <= dport or sport < 32768 <= dport
 
 
 def _judge(client: bytes, server: bytes, *, final: bool) -> Judgement | None:

@@ -37,7 +37,7 @@ def _pipeline(
             on_record(rec)
 
     table = FlowTable(inspectors, identities, emit, config)
-    return Decoder(table), table
+    return Decoder(table, tunnels=True, fragments=True), table
 
 
 def _finish(run: SensorRun, decoder: Decoder, table: FlowTable, extra: dict[str, Any]) -> SensorRun:
@@ -80,15 +80,22 @@ def run_pcap(
         decoder.stats, source = fastpcap.run(fast, path, table, count, lines)
         return _finish(run, decoder, table, {"source": source})
     frame = decoder.frame
-    n = 0
+    n = supported = 0
+    unsupported = None
     with PcapReader(path) as reader:
         for ts, link, buf, off, caplen in reader.frames():
-            if link not in SUPPORTED_LINKTYPES:
+            if link in SUPPORTED_LINKTYPES:
+                supported += 1
+            elif reader.format == "pcap":  # one link type for the whole file
                 raise PacketError(f"unsupported link type {link}", subject=str(path))
+            else:  # a pcapng's other interfaces (USB, nflog, ...): their frames are counted
+                unsupported = link
             frame(ts, link, buf, off, caplen)
             n += 1
             if count is not None and n >= count:
                 break
+        if unsupported is not None and not supported:
+            raise PacketError(f"unsupported link type {unsupported}", subject=str(path))
         source = {
             "file": str(path),
             "format": reader.format,

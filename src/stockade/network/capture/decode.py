@@ -1,6 +1,7 @@
 """Frame decoding with ``struct`` on the capture buffer itself: no per-packet objects beyond the
-flow key. Ethernet (with 802.1Q/802.1ad tags), Linux SLL and SLL2, raw IPv4/IPv6; IPv4 options and
-fragments (counted, not reassembled), IPv6 extension headers; TCP and UDP handed to a sink."""
+flow key. Ethernet (with 802.1Q/802.1ad tags), Linux SLL and SLL2, raw IPv4/IPv6, BSD loopback
+(NULL and OpenBSD's LOOP); IPv4 options and fragments (counted, not reassembled), IPv6 extension
+headers; TCP and UDP handed to a sink."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Protocol, TypeAlias
 LINK_NULL = 0
 LINK_ETHERNET = 1
 LINK_RAW = 101
+LINK_LOOP = 108  # OpenBSD's loopback: NULL's 4-byte address family, always in network order
 LINK_LINUX_SLL = 113
 LINK_IPV4 = 228
 LINK_IPV6 = 229
@@ -24,7 +26,16 @@ Buf: TypeAlias = bytes | bytearray | memoryview | mmap.mmap
 FlowKey: TypeAlias = tuple[bytes, int, bytes, int, int]
 
 SUPPORTED_LINKTYPES = frozenset(
-    {LINK_NULL, LINK_ETHERNET, LINK_RAW, LINK_LINUX_SLL, LINK_IPV4, LINK_IPV6, LINK_LINUX_SLL2}
+    {
+        LINK_NULL,
+        LINK_ETHERNET,
+        LINK_RAW,
+        LINK_LOOP,
+        LINK_LINUX_SLL,
+        LINK_IPV4,
+        LINK_IPV6,
+        LINK_LINUX_SLL2,
+    }
 )
 
 ETH_IPV4 = 0x0800
@@ -38,6 +49,7 @@ _IPV6 = struct.Struct("!IHBB16s16s").unpack_from
 _TCP = struct.Struct("!HHIIBB").unpack_from
 _UDP = struct.Struct("!HHH").unpack_from
 _LE32 = struct.Struct("<I").unpack_from
+_U32 = struct.Struct("!I").unpack_from
 # The common frame in one unpack: Ethernet without tags, IPv4 without options, TCP
 _ETH_IPV4_TCP = struct.Struct("!12xHBxHxxHxB2x4s4sHHIIBB").unpack_from
 _ETH_IPV4_TCP_LEN = 14 + 20 + 14
@@ -48,6 +60,29 @@ _IPV4_TCP_LEN = 20 + 14
 _IPV6_EXT = frozenset(
     {0, 43, 60, 135, 139, 140}
 )  # hop-by-hop, routing, dst opts, mobility, HIP, shim6
+
+# Overlay networks (a node's capture of pod traffic between nodes): IP in IP (Calico), IPv6 in
+# IP, GRE, VXLAN (IANA's port and the Linux kernel's, Flannel's) and Geneve are opened and their
+# inner packets decoded as the pods' own; at most MAX_TUNNELS levels deep (deeper is "other").
+IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_GRE = 4, 41, 47
+VXLAN_PORTS = frozenset({4789, 8472})
+GENEVE_PORT = 6081
+ETH_TEB = 0x6558  # transparent Ethernet bridging: an Ethernet frame follows (GRE, Geneve)
+MAX_TUNNELS = 3
+
+# IP fragments (IPv4 and IPv6's fragment header) are put together again, the first copy of each
+# 8-byte unit kept (as TCP overlaps keep the first), within bounds a hostile capture cannot grow:
+# at most FRAG_PENDING datagrams waiting (past it the longest waiting is given up), each given
+# up FRAG_TIMEOUT seconds of capture time after its first fragment; none longer than FRAG_MAX.
+# A packet an "any" capture saw twice (forwarded: in on one interface, out on another; loopback:
+# out and in on lo) is read once: an SLL frame repeating, TTL and checksum aside, one of the
+# last COPY_WINDOW SLL frames of the other direction is skipped. A host's own traffic to or
+# from elsewhere is seen once, outgoing or incoming, and kept.
+COPY_WINDOW = 32
+
+FRAG_PENDING = 64
+FRAG_TIMEOUT = 30.0
+FRAG_MAX = 65535
 
 
 class Sink(Protocol):
@@ -91,20 +126,49 @@ class DecodeStats:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
+class _Datagram:
+    """One datagram being put together: its bytes, which 8-byte units arrived, its length once
+    the last fragment came (else -1), the protocol its first fragment names."""
+
+    __slots__ = ("data", "first", "proto", "total", "units")
+
+    def __init__(self, first: float) -> None:
+        self.first = first
+        self.data = bytearray(FRAG_MAX)
+        self.units = bytearray((FRAG_MAX + 7) >> 3)
+        self.total = -1
+        self.proto = -1
+
+
 class Decoder:
     """Turns frames into ``sink.tcp``/``sink.udp`` calls.
 
-    ``skip_outgoing``: with SLL captures on "any", or a ring on every veth of a node, a forwarded
-    packet shows up twice (in on the sender's veth, out on the receiver's); keeping only the
-    incoming copy counts it once.
+    ``skip_outgoing``: with SLL captures on "any" a forwarded packet shows up twice (in on the
+    sender's interface, out on the receiver's), a loopback one too (out and in on lo): the second
+    copy is skipped (``COPY_WINDOW``); a packet seen once (a host's own traffic) is kept. ``tunnels``: open overlay encapsulations; ``fragments``: put
+    IP fragments together (the sensor; the firewall's inspector judges the packets it is handed
+    as they are, after the kernel's own reassembly).
     """
 
-    def __init__(self, sink: Sink, *, skip_outgoing: bool = True) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        skip_outgoing: bool = True,
+        tunnels: bool = False,
+        fragments: bool = False,
+    ) -> None:
         self.stats = DecodeStats()
         self._tcp = sink.tcp
         self._udp = sink.udp
         self._other: OtherSink | None = getattr(sink, "other", None)
         self.skip_outgoing = skip_outgoing
+        self.tunnels = MAX_TUNNELS if tunnels else 0
+        # reassembled datagrams count as a level, so fragments inside them end too
+        self.fragment_levels = MAX_TUNNELS if fragments else 0
+        self._pending: dict[tuple[object, ...], _Datagram] = {}  # oldest first
+        self._last_proto = -1  # the protocol of the datagram _fragment() completed last
+        self._copies: list[tuple[bytes, bool]] = []  # the last SLL frames: (packet, outgoing)
 
     def frame(
         self, ts: float, linktype: int, buf: Buf, off: int, caplen: int, pkttype: int = 0
@@ -172,26 +236,28 @@ class Decoder:
                 if caplen < 16:
                     st.malformed += 1
                     return
-                if self.skip_outgoing and _U16(buf, off)[0] == PACKET_OUTGOING:
+                etype = _U16(buf, off + 14)[0]
+                out = _U16(buf, off)[0] == PACKET_OUTGOING
+                off += 16
+                if self.skip_outgoing and self._copy(out, etype, buf, off, end):
                     st.outgoing_skipped += 1
                     return
-                etype = _U16(buf, off + 14)[0]
-                off += 16
             elif linktype == LINK_LINUX_SLL2:
                 if caplen < 20:
                     st.malformed += 1
                     return
-                if self.skip_outgoing and buf[off + 10] == PACKET_OUTGOING:
+                etype = _U16(buf, off)[0]
+                out = buf[off + 10] == PACKET_OUTGOING
+                off += 20
+                if self.skip_outgoing and self._copy(out, etype, buf, off, end):
                     st.outgoing_skipped += 1
                     return
-                etype = _U16(buf, off)[0]
-                off += 20
             elif linktype in (LINK_RAW, LINK_IPV4, LINK_IPV6):
                 if caplen < 1:
                     st.malformed += 1
                     return
                 etype = ETH_IPV4 if buf[off] >> 4 == 4 else ETH_IPV6
-            elif linktype == LINK_NULL:
+            elif linktype in (LINK_NULL, LINK_LOOP):
                 if caplen < 4:
                     st.malformed += 1
                     return
@@ -212,12 +278,32 @@ class Decoder:
         except (struct.error, IndexError):
             st.malformed += 1
 
-    def _ipv4(self, ts: float, buf: Buf, off: int, end: int) -> None:
+    def _copy(self, out: bool, etype: int, buf: Buf, off: int, end: int) -> bool:
+        """Is this IP packet (an SLL frame's) the second copy of one of the last SLL frames of
+        the other direction? A forwarding hop changes only the TTL (hop limit) and checksum."""
+        if etype == ETH_IPV4 and end - off >= 20:
+            packet = bytes(buf[off : off + 8]) + bytes(buf[off + 9 : off + 10])
+            packet += bytes(buf[off + 12 : end])
+        elif etype == ETH_IPV6 and end - off >= 40:
+            packet = bytes(buf[off : off + 7]) + bytes(buf[off + 8 : end])
+        else:
+            return False
+        seen = self._copies
+        for i, (other, was_out) in enumerate(seen):
+            if was_out != out and other == packet:
+                del seen[i]  # a copy pairs with one other: a third is a retransmission
+                return True
+        seen.append((packet, out))
+        if len(seen) > COPY_WINDOW:
+            del seen[0]
+        return False
+
+    def _ipv4(self, ts: float, buf: Buf, off: int, end: int, depth: int = 0) -> None:
         st = self.stats
         if end - off < 20:
             st.malformed += 1
             return
-        vihl, _tos, total, _ident, frag, _ttl, proto, _csum, src, dst = _IPV4(buf, off)
+        vihl, _tos, total, ident, frag, _ttl, proto, _csum, src, dst = _IPV4(buf, off)
         ihl = (vihl & 0x0F) * 4
         if vihl >> 4 != 4 or ihl < 20 or end - off < ihl:
             st.malformed += 1
@@ -225,18 +311,27 @@ class Decoder:
         st.ipv4 += 1
         if ihl > 20:
             st.ipv4_options += 1
-        if frag & 0x3FFF:  # MF set or a non-zero offset: fragments are counted, not reassembled
+        if frag & 0x3FFF:  # MF set or a non-zero offset
             st.fragments += 1
-            return
+            if depth >= self.fragment_levels:  # counted, not reassembled
+                return
         # total == 0 happens on TSO super-frames; otherwise it trims Ethernet padding
         if total:
             if total < ihl:
                 st.malformed += 1
                 return
             end = min(end, off + total)
-        self._l4(ts, proto, src, dst, buf, off + ihl, end)
+        if frag & 0x3FFF:
+            key = (4, src, dst, proto, ident)
+            whole = self._fragment(
+                ts, key, proto, (frag & 0x1FFF) * 8, frag & 0x2000, buf, off + ihl, end
+            )
+            if whole is not None:
+                self._l4(ts, proto, src, dst, whole, 0, len(whole), depth + 1)
+            return
+        self._l4(ts, proto, src, dst, buf, off + ihl, end, depth)
 
-    def _ipv6(self, ts: float, buf: Buf, off: int, end: int) -> None:
+    def _ipv6(self, ts: float, buf: Buf, off: int, end: int, depth: int = 0) -> None:
         st = self.stats
         if end - off < 40:
             st.malformed += 1
@@ -248,22 +343,101 @@ class Decoder:
         st.ipv6 += 1
         if plen:
             end = min(end, off + 40 + plen)
-        off += 40
+        self._ipv6_chain(ts, nxt, src, dst, buf, off + 40, end, depth)
+
+    def _ipv6_chain(
+        self, ts: float, nxt: int, src: bytes, dst: bytes, buf: Buf, off: int, end: int, depth: int
+    ) -> None:
+        """IPv6's extension headers from ``off`` on, then the transport."""
+        st = self.stats
         while nxt in _IPV6_EXT or nxt == 44 or nxt == 51:
             if off + 8 > end:
                 st.malformed += 1
                 return
             if nxt == 44:  # fragment header
                 st.fragments += 1
+                if depth >= self.fragment_levels:  # counted, not reassembled
+                    return
+                at, ident = _U16(buf, off + 2)[0], _U32(buf, off + 4)[0]
+                key = (6, src, dst, ident)
+                whole = self._fragment(ts, key, buf[off], at & 0xFFF8, at & 1, buf, off + 8, end)
+                if whole is not None:
+                    self._ipv6_chain(
+                        ts, self._last_proto, src, dst, whole, 0, len(whole), depth + 1
+                    )
                 return
             # AH counts 4-byte units, the others 8-byte units
             hlen = (buf[off + 1] + 2) * 4 if nxt == 51 else (buf[off + 1] + 1) * 8
             nxt = buf[off]
             off += hlen
-        self._l4(ts, nxt, src, dst, buf, off, end)
+        self._l4(ts, nxt, src, dst, buf, off, end, depth)
+
+    def _fragment(
+        self,
+        ts: float,
+        key: tuple[object, ...],
+        proto: int,
+        at: int,
+        more: int,
+        buf: Buf,
+        off: int,
+        end: int,
+    ) -> bytes | None:
+        """Take one fragment (``at``: where its bytes go, ``more``: not the last); the whole
+        datagram's payload once every byte of it arrived (its protocol in ``_last_proto``)."""
+        length = end - off
+        pending = self._pending
+        while pending:  # the longest waiting first: given up after FRAG_TIMEOUT
+            oldest = next(iter(pending))
+            if pending[oldest].first >= ts - FRAG_TIMEOUT:
+                break
+            del pending[oldest]
+        d = pending.get(key)
+        if (
+            length <= 0
+            or at + length > FRAG_MAX
+            or (more and length % 8)
+            or (
+                d is not None
+                and d.total >= 0
+                and (at + length > d.total or (not more and at + length != d.total))
+            )
+        ):
+            self.stats.malformed += 1
+            return None
+        if d is None:
+            if len(pending) >= FRAG_PENDING:
+                del pending[next(iter(pending))]
+            d = pending[key] = _Datagram(ts)
+        if not more:
+            d.total = at + length
+        if at == 0:
+            d.proto = proto
+        data, units = d.data, d.units
+        u, pos, stop = at >> 3, at, at + length
+        while pos < stop:  # the first copy of each unit stays
+            n = min(8, stop - pos)
+            if not units[u]:
+                units[u] = 1
+                data[pos : pos + n] = buf[off + pos - at : off + pos - at + n]
+            u += 1
+            pos += n
+        if d.total < 0 or units.find(0, 0, (d.total + 7) >> 3) >= 0:
+            return None
+        del pending[key]
+        self._last_proto = d.proto
+        return bytes(data[: d.total])
 
     def _l4(
-        self, ts: float, proto: int, src: bytes, dst: bytes, buf: Buf, off: int, end: int
+        self,
+        ts: float,
+        proto: int,
+        src: bytes,
+        dst: bytes,
+        buf: Buf,
+        off: int,
+        end: int,
+        depth: int = 0,
     ) -> None:
         st = self.stats
         if proto == 6:
@@ -286,7 +460,76 @@ class Decoder:
             sport, dport, ulen = _UDP(buf, off)
             st.udp += 1
             length = min(end - off, ulen) - 8 if ulen >= 8 else end - off - 8
+            if (
+                depth < self.tunnels
+                and (dport in VXLAN_PORTS or dport == GENEVE_PORT)
+                and self._overlay(ts, dport, buf, off + 8, off + 8 + max(length, 0), depth + 1)
+            ):
+                return
             self._udp(ts, (src, sport, dst, dport, 17), buf, off + 8, max(length, 0))
+        elif depth < self.tunnels and proto == IPPROTO_IPIP:
+            self._ipv4(ts, buf, off, end, depth + 1)
+        elif depth < self.tunnels and proto == IPPROTO_IPV6:
+            self._ipv6(ts, buf, off, end, depth + 1)
+        elif depth < self.tunnels and proto == IPPROTO_GRE:
+            self._gre(ts, buf, off, end, depth + 1)
+        else:
+            st.other += 1
+
+    def _overlay(self, ts: float, port: int, buf: Buf, off: int, end: int, depth: int) -> bool:
+        """A VXLAN or Geneve header and what it carries; False (an ordinary datagram to that
+        port) when the header is not one."""
+        if end - off < 8:
+            return False
+        if port == GENEVE_PORT:
+            if buf[off] >> 6:  # version 0 only
+                return False
+            inner = off + 8 + (buf[off] & 0x3F) * 4
+            etype = _U16(buf, off + 2)[0]
+            if etype not in (ETH_TEB, ETH_IPV4, ETH_IPV6) or inner > end:
+                return False
+        else:  # VXLAN: the I flag, the last byte reserved
+            if not buf[off] & 0x08 or buf[off + 7]:
+                return False
+            inner, etype = off + 8, ETH_TEB
+        self._inner(ts, etype, buf, inner, end, depth)
+        return True
+
+    def _gre(self, ts: float, buf: Buf, off: int, end: int, depth: int) -> None:
+        """GRE version 0 (RFC 2784/2890): the optional checksum, key and sequence words."""
+        st = self.stats
+        if end - off < 4:
+            st.malformed += 1
+            return
+        flags, etype = _U16(buf, off)[0], _U16(buf, off + 2)[0]
+        if flags & 0x4007:  # source routing (RFC 1701) or another version (PPTP's)
+            st.other += 1
+            return
+        off += 4 + 4 * ((flags >> 15 & 1) + (flags >> 13 & 1) + (flags >> 12 & 1))
+        if off > end:
+            st.malformed += 1
+            return
+        self._inner(ts, etype, buf, off, end, depth)
+
+    def _inner(self, ts: float, etype: int, buf: Buf, off: int, end: int, depth: int) -> None:
+        """The packet a tunnel carries: an Ethernet frame (``ETH_TEB``) or an IP packet."""
+        st = self.stats
+        if etype == ETH_TEB:
+            if end - off < 14:
+                st.malformed += 1
+                return
+            etype = _U16(buf, off + 12)[0]
+            off += 14
+            while etype in ETH_VLAN:
+                if off + 4 > end:
+                    st.malformed += 1
+                    return
+                etype = _U16(buf, off + 2)[0]
+                off += 4
+        if etype == ETH_IPV4:
+            self._ipv4(ts, buf, off, end, depth)
+        elif etype == ETH_IPV6:
+            self._ipv6(ts, buf, off, end, depth)
         else:
             st.other += 1
             if self._other is not None:

@@ -97,6 +97,16 @@ struct sp_flow {
     size_t ndev, capdev;
 };
 
+/* decode.py _Datagram: a datagram being put together from its fragments */
+struct sp_dgram {
+    uint8_t key[40]; /* version, protocol (IPv4), source, destination, identification */
+    double first;
+    int64_t total; /* -1 until the last fragment came */
+    int proto;
+    uint8_t units[(65535 + 7) >> 3];
+    uint8_t data[65535];
+};
+
 struct sp_run {
     const uint8_t *buf;
     uint64_t size;
@@ -107,11 +117,20 @@ struct sp_run {
     int started, ended, truncated, big, nano;
     uint64_t off;
     uint32_t linktype;
+    uint32_t unsupported_link; /* pcapng: the last unsupported link type a frame came on */
+    int64_t supported_frames;  /* pcapng: frames on a link type the decoder reads */
     double last_ts;
     uint64_t bad_timestamps;
     int ng_order_big;
     struct { uint32_t link; double tick; uint32_t snap; } *ifaces;
     size_t nifaces, capifaces;
+    /* IP datagrams being put together (decode.py Decoder._pending), oldest first */
+    struct sp_dgram *pending[64];
+    int npending;
+    int last_proto;
+    /* the last SLL frames' packets (decode.py Decoder._copies), as a hash and a length */
+    struct { uint64_t hash, len; int out; } copies[32];
+    int ncopies;
     /* decode stats */
     uint64_t dstat[11]; /* frames bytes ipv4 ipv6 tcp udp other fragments ipv4_options malformed
                            outgoing_skipped */
@@ -1428,6 +1447,12 @@ static void sweep(struct sp_run *r, double now) {
     }
 }
 
+/* flows.py answer_first: a connection seen without its SYN whose first packet goes from a
+   service's port to an ephemeral one starts with the server's answer */
+static int answer_first(uint16_t sport, uint16_t dport) {
+    return (sport < 1024 && dport >= 1024) || (sport < 32768 && dport >= 32768);
+}
+
 static struct sp_flow *new_flow(struct sp_run *r, double ts, const uint8_t *src, uint16_t sport,
                                 const uint8_t *dst, uint16_t dport, uint8_t len, uint8_t proto,
                                 int reverse, int *dir) {
@@ -1493,7 +1518,9 @@ static void on_tcp(struct sp_run *r, double ts, const uint8_t *src, uint16_t spo
     if (!f) {
         if (flags & TH_RST) return;
         f = new_flow(r, ts, src, sport, dst, dport, len, 6,
-                     (flags & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK), &d);
+                     (flags & (TH_SYN | TH_ACK)) == (TH_SYN | TH_ACK) ||
+                         (!(flags & TH_SYN) && answer_first(sport, dport)),
+                     &d);
         if (!f) return;
     }
     f->last = ts;
@@ -1537,7 +1564,7 @@ static void on_udp(struct sp_run *r, double ts, const uint8_t *src, uint16_t spo
     struct sp_flow *f = n ? n->flow : NULL;
     int d = n ? n->dir : 0;
     if (!f) {
-        f = new_flow(r, ts, src, sport, dst, dport, len, 17, 0, &d);
+        f = new_flow(r, ts, src, sport, dst, dport, len, 17, answer_first(sport, dport), &d);
         if (!f) return;
     }
     f->last = ts;
@@ -1566,8 +1593,137 @@ static uint16_t rd16(const uint8_t *p, int big) {
     return big ? be16(p) : (uint16_t)(p[1] << 8 | p[0]);
 }
 
+static void ipv4(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end,
+                 int depth);
+static void ipv6(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end,
+                 int depth);
+
+/* decode.py's overlays: IP in IP, IPv6 in IP, GRE, VXLAN (4789, 8472), Geneve (6081), at most
+   SP_MAX_TUNNELS deep */
+#define SP_MAX_TUNNELS 3
+#define ETH_TEB 0x6558
+
+/* decode.py FRAG_*: the datagrams waiting, how long one may wait, the longest */
+#define SP_FRAG_PENDING 64
+#define SP_FRAG_TIMEOUT 30.0
+#define SP_FRAG_MAX 65535
+
+static void drop_pending(struct sp_run *r, int i) {
+    free(r->pending[i]);
+    memmove(r->pending + i, r->pending + i + 1, (size_t)(r->npending - i - 1) * sizeof *r->pending);
+    r->npending--;
+}
+
+/* decode.py Decoder._fragment: take one fragment; the whole datagram (to free by the caller,
+   taken out of the table) once every byte of it arrived, else NULL */
+static struct sp_dgram *fragment(struct sp_run *r, double ts, const uint8_t *key, int proto,
+                                 uint64_t at, int more, const uint8_t *b, uint64_t off,
+                                 uint64_t end) {
+    uint64_t length = end > off ? end - off : 0;
+    while (r->npending && !(r->pending[0]->first >= ts - SP_FRAG_TIMEOUT)) drop_pending(r, 0);
+    int i;
+    for (i = 0; i < r->npending; i++)
+        if (!memcmp(r->pending[i]->key, key, 40)) break;
+    struct sp_dgram *d = i < r->npending ? r->pending[i] : NULL;
+    if (!length || at + length > SP_FRAG_MAX || (more && length % 8) ||
+        (d && d->total >= 0 &&
+         ((int64_t)(at + length) > d->total || (!more && (int64_t)(at + length) != d->total)))) {
+        r->dstat[D_MALFORMED]++;
+        return NULL;
+    }
+    if (!d) {
+        if (r->npending >= SP_FRAG_PENDING) drop_pending(r, 0);
+        d = malloc(sizeof *d);
+        if (!d) { r->oom = 1; return NULL; }
+        memcpy(d->key, key, 40);
+        d->first = ts;
+        d->total = -1;
+        d->proto = -1;
+        memset(d->units, 0, sizeof d->units);
+        i = r->npending;
+        r->pending[r->npending++] = d;
+    }
+    if (!more) d->total = (int64_t)(at + length);
+    if (at == 0) d->proto = proto;
+    for (uint64_t u = at >> 3, pos = at, stop = at + length; pos < stop; u++, pos += 8) {
+        uint64_t n = stop - pos < 8 ? stop - pos : 8;
+        if (!d->units[u]) {
+            d->units[u] = 1;
+            memcpy(d->data + pos, b + off + (pos - at), n);
+        }
+    }
+    if (d->total < 0) return NULL;
+    for (uint64_t u = 0; u < (uint64_t)((d->total + 7) >> 3); u++)
+        if (!d->units[u]) return NULL;
+    r->pending[i] = NULL;
+    memmove(r->pending + i, r->pending + i + 1, (size_t)(r->npending - i - 1) * sizeof *r->pending);
+    r->npending--;
+    r->last_proto = d->proto;
+    return d;
+}
+
 static void l4(struct sp_run *r, double ts, int proto, const uint8_t *src, const uint8_t *dst,
-               uint8_t alen, const uint8_t *b, uint64_t off, uint64_t end) {
+               uint8_t alen, const uint8_t *b, uint64_t off, uint64_t end, int depth);
+static void ipv6_chain(struct sp_run *r, double ts, int nxt, const uint8_t *src,
+                       const uint8_t *dst, const uint8_t *b, uint64_t off, uint64_t end,
+                       int depth);
+
+/* decode.py Decoder._inner: an Ethernet frame (ETH_TEB) or an IP packet a tunnel carries */
+static void inner(struct sp_run *r, double ts, unsigned etype, const uint8_t *b, uint64_t off,
+                  uint64_t end, int depth) {
+    uint64_t *st = r->dstat;
+    if (etype == ETH_TEB) {
+        if (off > end || end - off < 14) { st[D_MALFORMED]++; return; }
+        etype = be16(b + off + 12);
+        off += 14;
+        while (etype == 0x8100 || etype == 0x88A8 || etype == 0x9100) {
+            if (off + 4 > end) { st[D_MALFORMED]++; return; }
+            etype = be16(b + off + 2);
+            off += 4;
+        }
+    }
+    if (etype == 0x0800)
+        ipv4(r, ts, b, off, end, depth);
+    else if (etype == 0x86DD)
+        ipv6(r, ts, b, off, end, depth);
+    else
+        st[D_OTHER]++;
+}
+
+/* decode.py Decoder._overlay: 0 when the datagram to a VXLAN or Geneve port holds no such header */
+static int overlay(struct sp_run *r, double ts, unsigned port, const uint8_t *b, uint64_t off,
+                   uint64_t end, int depth) {
+    if (off > end || end - off < 8) return 0;
+    unsigned etype;
+    uint64_t in;
+    if (port == 6081) {
+        if (b[off] >> 6) return 0;
+        in = off + 8 + (uint64_t)(b[off] & 0x3F) * 4;
+        etype = be16(b + off + 2);
+        if ((etype != ETH_TEB && etype != 0x0800 && etype != 0x86DD) || in > end) return 0;
+    } else {
+        if (!(b[off] & 0x08) || b[off + 7]) return 0;
+        in = off + 8;
+        etype = ETH_TEB;
+    }
+    inner(r, ts, etype, b, in, end, depth);
+    return 1;
+}
+
+/* decode.py Decoder._gre: version 0, the optional checksum, key and sequence words */
+static void gre(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end,
+                int depth) {
+    uint64_t *st = r->dstat;
+    if (off > end || end - off < 4) { st[D_MALFORMED]++; return; }
+    unsigned flags = be16(b + off), etype = be16(b + off + 2);
+    if (flags & 0x4007) { st[D_OTHER]++; return; }
+    off += 4 + 4 * ((flags >> 15 & 1) + (flags >> 13 & 1) + (flags >> 12 & 1));
+    if (off > end) { st[D_MALFORMED]++; return; }
+    inner(r, ts, etype, b, off, end, depth);
+}
+
+static void l4(struct sp_run *r, double ts, int proto, const uint8_t *src, const uint8_t *dst,
+               uint8_t alen, const uint8_t *b, uint64_t off, uint64_t end, int depth) {
     uint64_t *st = r->dstat;
     if (proto == 6) {
         if (off > end || end - off < 20) { st[D_MALFORMED]++; return; }
@@ -1584,52 +1740,143 @@ static void l4(struct sp_run *r, double ts, int proto, const uint8_t *src, const
         st[D_UDP]++;
         int64_t length = ulen >= 8 ? (int64_t)((end - off) < ulen ? (end - off) : ulen) - 8
                                    : (int64_t)(end - off) - 8;
-        on_udp(r, ts, src, be16(u), dst, be16(u + 2), alen, b + off + 8,
-               (uint64_t)(length > 0 ? length : 0));
+        uint64_t n = (uint64_t)(length > 0 ? length : 0);
+        unsigned dport = be16(u + 2);
+        if (depth < SP_MAX_TUNNELS && (dport == 4789 || dport == 8472 || dport == 6081) &&
+            overlay(r, ts, dport, b, off + 8, off + 8 + n, depth + 1))
+            return;
+        on_udp(r, ts, src, be16(u), dst, dport, alen, b + off + 8, n);
+    } else if (depth < SP_MAX_TUNNELS && proto == 4) {
+        ipv4(r, ts, b, off, end, depth + 1);
+    } else if (depth < SP_MAX_TUNNELS && proto == 41) {
+        ipv6(r, ts, b, off, end, depth + 1);
+    } else if (depth < SP_MAX_TUNNELS && proto == 47) {
+        gre(r, ts, b, off, end, depth + 1);
     } else {
         st[D_OTHER]++;
     }
 }
 
-static void ipv4(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end) {
+static void ipv4(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end,
+                 int depth) {
     uint64_t *st = r->dstat;
-    if (end - off < 20) { st[D_MALFORMED]++; return; }
+    if (off > end || end - off < 20) { st[D_MALFORMED]++; return; }
     const uint8_t *ip = b + off;
     uint64_t ihl = (uint64_t)(ip[0] & 0x0F) * 4;
     if (ip[0] >> 4 != 4 || ihl < 20 || end - off < ihl) { st[D_MALFORMED]++; return; }
     st[D_IPV4]++;
     if (ihl > 20) st[D_OPTS]++;
-    if (be16(ip + 6) & 0x3FFF) { st[D_FRAG]++; return; }
+    unsigned frag = be16(ip + 6) & 0x3FFF;
+    if (frag) {
+        st[D_FRAG]++;
+        if (depth >= SP_MAX_TUNNELS) return; /* counted, not reassembled */
+    }
     uint64_t total = be16(ip + 2);
     if (total) {
         if (total < ihl) { st[D_MALFORMED]++; return; }
         if (off + total < end) end = off + total;
     }
-    l4(r, ts, ip[9], ip + 12, ip + 16, 4, b, off + ihl, end);
+    if (frag) {
+        uint8_t key[40] = {4, ip[9]};
+        memcpy(key + 2, ip + 12, 8);
+        memcpy(key + 10, ip + 4, 2);
+        struct sp_dgram *d = fragment(r, ts, key, ip[9], (uint64_t)(frag & 0x1FFF) * 8,
+                                      (frag & 0x2000) != 0, b, off + ihl, end);
+        if (d) {
+            uint8_t addr[8];
+            memcpy(addr, ip + 12, 8);
+            l4(r, ts, ip[9], addr, addr + 4, 4, d->data, 0, (uint64_t)d->total, depth + 1);
+            free(d);
+        }
+        return;
+    }
+    l4(r, ts, ip[9], ip + 12, ip + 16, 4, b, off + ihl, end, depth);
 }
 
 static int ipv6_ext(int nxt) {
     return nxt == 0 || nxt == 43 || nxt == 60 || nxt == 135 || nxt == 139 || nxt == 140;
 }
 
-static void ipv6(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end) {
+static void ipv6(struct sp_run *r, double ts, const uint8_t *b, uint64_t off, uint64_t end,
+                 int depth) {
     uint64_t *st = r->dstat;
-    if (end - off < 40) { st[D_MALFORMED]++; return; }
+    if (off > end || end - off < 40) { st[D_MALFORMED]++; return; }
     const uint8_t *ip = b + off;
     if (ip[0] >> 4 != 6) { st[D_MALFORMED]++; return; }
     st[D_IPV6]++;
     uint64_t plen = be16(ip + 4);
-    int nxt = ip[6];
     if (plen && off + 40 + plen < end) end = off + 40 + plen;
-    off += 40;
+    ipv6_chain(r, ts, ip[6], ip + 8, ip + 24, b, off + 40, end, depth);
+}
+
+/* decode.py Decoder._ipv6_chain: the extension headers from off on, then the transport */
+static void ipv6_chain(struct sp_run *r, double ts, int nxt, const uint8_t *src,
+                       const uint8_t *dst, const uint8_t *b, uint64_t off, uint64_t end,
+                       int depth) {
+    uint64_t *st = r->dstat;
     while (ipv6_ext(nxt) || nxt == 44 || nxt == 51) {
         if (off + 8 > end) { st[D_MALFORMED]++; return; }
-        if (nxt == 44) { st[D_FRAG]++; return; }
+        if (nxt == 44) {
+            st[D_FRAG]++;
+            if (depth >= SP_MAX_TUNNELS) return; /* counted, not reassembled */
+            unsigned at = be16(b + off + 2);
+            uint8_t key[40] = {6};
+            memcpy(key + 2, src, 16);
+            memcpy(key + 18, dst, 16);
+            memcpy(key + 34, b + off + 4, 4);
+            struct sp_dgram *d = fragment(r, ts, key, b[off], at & 0xFFF8, at & 1, b, off + 8, end);
+            if (d) {
+                uint8_t addr[32];
+                memcpy(addr, src, 16);
+                memcpy(addr + 16, dst, 16);
+                ipv6_chain(r, ts, r->last_proto, addr, addr + 16, d->data, 0, (uint64_t)d->total,
+                           depth + 1);
+                free(d);
+            }
+            return;
+        }
         uint64_t hlen = nxt == 51 ? ((uint64_t)b[off + 1] + 2) * 4 : ((uint64_t)b[off + 1] + 1) * 8;
         nxt = b[off];
         off += hlen;
     }
-    l4(r, ts, nxt, ip + 8, ip + 24, 16, b, off, end);
+    l4(r, ts, nxt, src, dst, 16, b, off, end, depth);
+}
+
+static uint64_t fnv(uint64_t h, const uint8_t *p, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* decode.py Decoder._copy: is this SLL frame's IP packet (TTL or hop limit and checksum aside)
+   the second copy of one of the last 32 SLL frames of the other direction? */
+static int copy_seen(struct sp_run *r, int out, unsigned etype, const uint8_t *b, uint64_t off,
+                     uint64_t end) {
+    uint64_t h = 0xcbf29ce484222325ULL, n;
+    if (etype == 0x0800 && end - off >= 20) {
+        h = fnv(fnv(fnv(h, b + off, 8), b + off + 9, 1), b + off + 12, end - off - 12);
+        n = end - off - 3;
+    } else if (etype == 0x86DD && end - off >= 40) {
+        h = fnv(fnv(h, b + off, 7), b + off + 8, end - off - 8);
+        n = end - off - 1;
+    } else {
+        return 0;
+    }
+    for (int i = 0; i < r->ncopies; i++) {
+        if (r->copies[i].out != out && r->copies[i].hash == h && r->copies[i].len == n) {
+            memmove(r->copies + i, r->copies + i + 1, (size_t)(r->ncopies - i - 1) * sizeof *r->copies);
+            r->ncopies--;
+            return 1;
+        }
+    }
+    if (r->ncopies == 32) { /* decode.py COPY_WINDOW: the oldest goes */
+        memmove(r->copies, r->copies + 1, 31 * sizeof *r->copies);
+        r->ncopies--;
+    }
+    r->copies[r->ncopies].hash = h;
+    r->copies[r->ncopies].len = n;
+    r->copies[r->ncopies].out = out;
+    r->ncopies++;
+    return 0;
 }
 
 static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint64_t caplen) {
@@ -1650,18 +1897,20 @@ static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint
         }
     } else if (link == 113) { /* Linux SLL */
         if (caplen < 16) { st[D_MALFORMED]++; return; }
-        if (be16(b + off) == 4) { st[D_OUTGOING]++; return; }
         etype = be16(b + off + 14);
+        int out = be16(b + off) == 4;
         off += 16;
+        if (copy_seen(r, out, etype, b, off, end)) { st[D_OUTGOING]++; return; }
     } else if (link == 276) { /* Linux SLL2 */
         if (caplen < 20) { st[D_MALFORMED]++; return; }
-        if (b[off + 10] == 4) { st[D_OUTGOING]++; return; }
         etype = be16(b + off);
+        int out = b[off + 10] == 4;
         off += 20;
+        if (copy_seen(r, out, etype, b, off, end)) { st[D_OUTGOING]++; return; }
     } else if (link == 101 || link == 228 || link == 229) {
         if (caplen < 1) { st[D_MALFORMED]++; return; }
         etype = (b[off] >> 4) == 4 ? 0x0800 : 0x86DD;
-    } else if (link == 0) {
+    } else if (link == 0 || link == 108) { /* BSD loopback: NULL, OpenBSD's LOOP */
         if (caplen < 4) { st[D_MALFORMED]++; return; }
         uint32_t family = rd32(b + off, 0);
         if (family > 0xFFFF) family >>= 24;
@@ -1672,9 +1921,9 @@ static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint
         return;
     }
     if (etype == 0x0800)
-        ipv4(r, ts, b, off, end);
+        ipv4(r, ts, b, off, end, 0);
     else if (etype == 0x86DD)
-        ipv6(r, ts, b, off, end);
+        ipv6(r, ts, b, off, end, 0);
     else
         st[D_OTHER]++;
 }
@@ -1682,8 +1931,8 @@ static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint
 /* ---------------------------------------------------------------- reading (pcapfile.py) */
 
 static int supported(uint32_t link) {
-    return link == 0 || link == 1 || link == 101 || link == 113 || link == 228 || link == 229 ||
-           link == 276;
+    return link == 0 || link == 1 || link == 101 || link == 108 || link == 113 || link == 228 ||
+           link == 229 || link == 276;
 }
 
 enum { R_FRAME = 0, R_END = 1, R_ERROR = 2 };
@@ -1735,7 +1984,8 @@ static int next_frame(struct sp_run *r, double *ts, uint32_t *link, uint64_t *fo
             r->big = which == 1 || which == 3;
             r->nano = which >= 2;
             if (size < 24) return fail(r, "pcap global header is truncated");
-            r->linktype = rd32(b + 20, r->big) & 0x0FFFFFFF;
+            /* pcapfile.py LINKTYPE_MASK: libpcap keeps an FCS length and its flag above */
+            r->linktype = rd32(b + 20, r->big) & 0xFFFF;
             r->off = 24;
         } else if (!memcmp(b, "\x0a\x0d\x0d\x0a", 4)) {
             r->format = 2;
@@ -1878,20 +2128,37 @@ struct sp_run *sp_new(const uint8_t *buf, uint64_t size, const struct sp_cfg *cf
 
 /* Frames until the events reach max_events or max_data bytes: 0 more to come, 1 the capture
    ended (or the count was reached), 2 an error (sp_error), 3 out of memory. */
+/* the capture ended (or the count was reached): 1, or 2 when every frame of a pcapng came on
+   interfaces of link types the decoder does not read (sensor.py run_pcap) */
+static int reader_end(struct sp_run *r) {
+    if (r->unsupported_link && !r->supported_frames) {
+        snprintf(r->err, sizeof r->err, "unsupported link type %u", r->unsupported_link);
+        return 2;
+    }
+    return 1;
+}
+
 int sp_step(struct sp_run *r, uint64_t max_events, uint64_t max_data) {
     for (;;) {
         if (r->oom) return 3;
         if (r->nev / 4 >= max_events || r->ndata >= max_data) return 0;
-        if (r->count >= 0 && r->nframes >= r->count) return 1;
+        if (r->count >= 0 && r->nframes >= r->count) return reader_end(r);
         double ts;
         uint32_t link;
         uint64_t off, caplen;
         int got = next_frame(r, &ts, &link, &off, &caplen);
-        if (got == R_END) return 1;
+        if (got == R_END) return reader_end(r);
         if (got == R_ERROR) return 2;
         if (!supported(link)) {
-            snprintf(r->err, sizeof r->err, "unsupported link type %u", link);
-            return 2;
+            /* a pcap has one link type: refused; a pcapng's other interfaces (a USB bus, an
+               nflog, a Bluetooth one next to the Ethernet ones) go on, their frames counted */
+            if (r->format == 1) {
+                snprintf(r->err, sizeof r->err, "unsupported link type %u", link);
+                return 2;
+            }
+            r->unsupported_link = link;
+        } else {
+            r->supported_frames++;
         }
         frame(r, ts, link, off, caplen);
         r->nframes++;
@@ -1946,6 +2213,7 @@ void sp_free(struct sp_run *r) {
         r->head = f->next;
         free(f);
     }
+    for (int i = 0; i < r->npending; i++) free(r->pending[i]);
     free(r->buckets);
     free(r->ifaces);
     free(r->ev);

@@ -27,6 +27,7 @@ PCAP_MAGICS = {
     b"\xa1\xb2\x3c\x4d": (">", 1e-9),
 }
 PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+LINKTYPE_MASK = 0xFFFF  # libpcap's LT_LINKTYPE: bits 16-31 of the header field are not the type
 MAX_RECORD = 1 << 24  # no link layer carries 16 MiB frames: a larger length means corruption
 MAX_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z, the last second ``datetime`` can hold
 
@@ -113,7 +114,8 @@ class PcapReader:
         buf, size = self._buf, self._size
         if size < 24:
             raise self._fail("pcap global header is truncated")
-        linktype = struct.unpack_from(order + "I", buf, 20)[0] & 0x0FFFFFFF
+        # the link type is the low 16 bits; libpcap writes an FCS length and its flag above them
+        linktype = struct.unpack_from(order + "I", buf, 20)[0] & LINKTYPE_MASK
         rec = struct.Struct(order + "IIII").unpack_from
         off = 24
         while off < size:

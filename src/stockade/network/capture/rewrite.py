@@ -19,6 +19,7 @@ from stockade.network.capture.decode import (
     LINK_IPV6,
     LINK_LINUX_SLL,
     LINK_LINUX_SLL2,
+    LINK_LOOP,
     LINK_NULL,
     LINK_RAW,
 )
@@ -62,7 +63,7 @@ def network_offset(frame: bytes | bytearray, linktype: int) -> tuple[int, int] |
         if n < 1:
             return None
         etype, off = (ETH_IPV4 if frame[0] >> 4 == 4 else ETH_IPV6), 0
-    elif linktype == LINK_NULL:
+    elif linktype in (LINK_NULL, LINK_LOOP):
         if n < 4:
             return None
         family = int.from_bytes(frame[:4], "little")

@@ -332,32 +332,46 @@ class Sink:
         return self._segs[i]
 
 
-class Inflate:
-    """gzip or deflate (zlib-wrapped or raw), bounded by the direction's budget and a ratio."""
+_GZIP_MAGIC = b"\x1f\x8b"
 
-    __slots__ = ("_d", "_in", "_kind", "_next", "_out", "_owner", "_span")
+
+class Inflate:
+    """gzip or deflate (zlib-wrapped or raw), bounded by the direction's budget and a ratio.
+    A gzip body may hold several members (RFC 1952 section 2.2): each is inflated in turn, as
+    gzip readers (zcat, Python's gzip, urllib3) hand the application their concatenation."""
+
+    __slots__ = ("_d", "_in", "_kind", "_members", "_next", "_out", "_owner", "_span")
 
     def __init__(self, owner: DecodingStream, kind: str, nxt: Stage) -> None:
         self._owner, self._next, self._kind = owner, nxt, kind
         self._d: Any = None
         self._in = self._out = 0
         self._span = (0, 0)
+        self._members = 0  # gzip members inflated to their end
+
+    def _start(self, data: bytes) -> bool:
+        """A decompressor for what begins with ``data``; False when nothing more is content."""
+        if self._kind == "gzip":
+            if self._members and not _GZIP_MAGIC.startswith(data[:2]):
+                self._kind = ""  # trailing bytes after the last member are not content
+                return False
+            wbits = 31
+        else:  # "deflate" is zlib-wrapped by the RFC, raw by some servers
+            zlib_header = len(data) < 2 or (
+                data[0] & 0x0F == 8 and int.from_bytes(data[:2]) % 31 == 0
+            )
+            wbits = 15 if zlib_header else -15
+        self._d = zlib.decompressobj(wbits)
+        return True
 
     def push(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
         if self._kind == "" or not data:
             return
-        if self._d is None:
-            if self._kind == "gzip":
-                wbits = 31
-            else:  # "deflate" is zlib-wrapped by the RFC, raw by some servers
-                zlib_header = len(data) < 2 or (
-                    data[0] & 0x0F == 8 and int.from_bytes(data[:2]) % 31 == 0
-                )
-                wbits = 15 if zlib_header else -15
-            self._d = zlib.decompressobj(wbits)
         self._in += len(data)
         self._span = (rs, re_)
         while data:
+            if self._d is None and not self._start(data):
+                return
             room = self._owner.room()
             if room <= 0:
                 return self._stop(f"{self._kind}: output cap of {self._owner.budget} bytes reached")
@@ -374,8 +388,12 @@ class Inflate:
                     f"({self._in} bytes gave {self._out})"
                 )
             if self._d.eof:
-                self._kind = ""  # trailing bytes after the stream's end are not content
-                return
+                if self._kind != "gzip":
+                    self._kind = ""  # trailing bytes after the stream's end are not content
+                    return
+                self._members += 1  # another member may follow, in this piece or the next
+                data, self._d = self._d.unused_data, None
+                continue
             data = self._d.unconsumed_tail
 
     def _stop(self, why: str) -> None:

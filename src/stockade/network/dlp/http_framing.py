@@ -4,7 +4,9 @@ HTTP/1.x framing follows RFC 9112 section 6: ``Transfer-Encoding: chunked`` last
 single valid ``Content-Length``, else (responses only) the body runs to the end of the
 connection; 1xx, 204 and 304 responses have none. HTTP/2 (prior knowledge, a server's SETTINGS,
 or ``h2c`` after a 101) is read frame by frame: HEADERS through the connection's HPACK decoder,
-DATA per stream. Anything this reader cannot follow (a direction that is not HTTP, an ambiguous
+DATA per stream. WebSocket (RFC 6455, after an ``Upgrade: websocket`` request, or a 101 to it)
+is read frame by frame: the client's payloads unmasked, messages compressed by
+permessage-deflate (RFC 7692) inflated, each message into its own sink. Anything this reader cannot follow (a direction that is not HTTP, an ambiguous
 length, a header block it cannot decode) ends decoding for the direction: the raw stream still
 sees every byte.
 """
@@ -12,18 +14,19 @@ sees every byte.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+import zlib
+from typing import TYPE_CHECKING, Any
 
 from stockade.network.protocols.hpack import Decoder as HpackDecoder
 from stockade.network.protocols.hpack import HpackError
 from stockade.network.protocols.http2 import PREFACE
 
-from .decoding import FormDecode, Inflate, Multipart, Sink, Stage
+from .decoding import RATIO_CAP, RATIO_FLOOR, FormDecode, Inflate, Multipart, Sink, Stage
 
 if TYPE_CHECKING:
     from .decoding import DecodingStream
 
-HEAD, BODY, CHUNK_LINE, CHUNK_DATA, CHUNK_END, TRAILER, H2 = range(7)
+HEAD, BODY, CHUNK_LINE, CHUNK_DATA, CHUNK_END, TRAILER, H2, WS = range(8)
 MAX_HEAD = 16 * 1024  # bytes of one message head
 MAX_LINE = 1024  # bytes of a chunk-size or trailer line
 MAX_H2_BLOCK = 64 * 1024  # bytes of one HTTP/2 header block
@@ -85,7 +88,7 @@ class Framing:
     """One direction's HTTP messages; bodies that need decoding go down a pipeline to a sink."""
 
     __slots__ = ("_body", "_buf", "_buf_rs", "_h2", "_left", "_messages", "_owner", "_sink",
-                 "_state")  # fmt: skip
+                 "_state", "_ws", "_ws_asked")  # fmt: skip
 
     def __init__(self, owner: DecodingStream) -> None:
         self._owner = owner
@@ -97,6 +100,8 @@ class Framing:
         self._sink: Sink | None = None
         self._messages = 0
         self._h2: H2Framing | None = None
+        self._ws: WsFraming | None = None
+        self._ws_asked = False  # this (client) direction asked for a WebSocket upgrade
 
     def feed(self, data: bytes, base: int) -> None:
         pos, n = 0, len(data)
@@ -120,6 +125,11 @@ class Framing:
             elif st == H2:
                 assert self._h2 is not None
                 if not self._h2.feed(data[pos:] if pos else data, base + pos):
+                    return self._owner.stop_decoding()
+                return None
+            elif st == WS:
+                assert self._ws is not None
+                if not self._ws.feed(data[pos:] if pos else data, base + pos):
                     return self._owner.stop_decoding()
                 return None
             else:
@@ -163,6 +173,10 @@ class Framing:
             if pos == len(data):
                 return pos
             self._buf_rs = base + pos
+            if self._ws_asked and _WS_FIRST[data[pos]]:  # frames after the upgrade request
+                self._state = WS
+                self._ws = WsFraming(self._owner)
+                return len(data) if self._ws.feed(data[pos:], base + pos) else -1
             if data[pos] in b"P\x00":  # a client preface (also after h2c), a server's SETTINGS
                 h2 = self._h2_start(data[pos:])
                 if h2 is not None:
@@ -275,6 +289,8 @@ class Framing:
             elif old != value:
                 fields[key] = old + b", " + value
         self._messages += 1
+        if not status and b"websocket" in fields.get(b"upgrade", b"").lower():
+            self._ws_asked = True
         te = fields.get(b"transfer-encoding")
         length = fields.get(b"content-length")
         if te is None and status >= 200 and status not in (204, 304):  # the usual response
@@ -293,7 +309,7 @@ class Framing:
             framing, size = self._unusual(status, te, length, fields)
             if framing < 0:
                 return -1
-            if framing == H2:
+            if framing in (H2, WS):
                 return end
         # Decode only what the application would read differently from the wire.
         encoding = fields.get(b"content-encoding")
@@ -318,10 +334,15 @@ class Framing:
     ) -> tuple[int, int]:
         """Framing of interim, upgraded, bodiless and chunked messages: (state, size); -1 lost."""
         if status == 101:
-            if b"h2c" in fields.get(b"upgrade", b"").lower():
+            upgrade = fields.get(b"upgrade", b"").lower()
+            if b"h2c" in upgrade:
                 self._h2 = H2Framing(self._owner)
                 self._state = H2
                 return H2, 0
+            if b"websocket" in upgrade:
+                self._ws = WsFraming(self._owner)
+                self._state = WS
+                return WS, 0
             return -1, 0  # another protocol follows
         if status and (status < 200 or status in (204, 304)):
             return HEAD, 0
@@ -360,15 +381,19 @@ class Framing:
             self._sink.decide_now()
         if self._h2 is not None:
             self._h2.decide_now()
+        if self._ws is not None:
+            self._ws.decide_now()
 
     def close(self) -> None:
         """The direction ended: what was decoded so far is judged (a truncated body too)."""
-        if self._state != HEAD and self._state != H2:
+        if self._state not in (HEAD, H2, WS):
             self._end_message()
         elif self._sink is not None:
             self._sink.end()
         if self._h2 is not None:
             self._h2.close()
+        if self._ws is not None:
+            self._ws.close()
         self._state = HEAD
         self._body = self._sink = None
 
@@ -377,6 +402,8 @@ class Framing:
             self._sink.discard()
         if self._h2 is not None:
             self._h2.discard()
+        if self._ws is not None:
+            self._ws.discard()
         self._body = self._sink = None
 
 
@@ -515,3 +542,190 @@ class H2Framing:
         for sink, _ in self._streams.values():
             sink.discard()
         self._streams.clear()
+
+
+# A WebSocket frame's first byte: FIN, RSV1 (permessage-deflate) and a known opcode, RSV2 and
+# RSV3 clear (no other extension is negotiated by the clients seen)
+_WS_FIRST = [(b & 0x30) == 0 and (b & 0x0F) in (0, 1, 2, 8, 9, 10) for b in range(256)]
+_WS_SYNC = b"\x00\x00\xff\xff"  # the end of a permessage-deflate message (RFC 7692 7.2.2)
+MAX_WS_FRAME = 1 << 40  # a longer frame length is not followed
+
+
+class WsFraming:
+    """WebSocket frames of one direction (RFC 6455 section 5.2). A client's payloads are
+    unmasked (its key is in each frame header); a message whose first frame has RSV1 set is
+    inflated with the direction's permessage-deflate window (kept across messages, as without
+    ``no_context_takeover``). The direction's messages go to one sink, a newline after each (so
+    two never join, and a flood of tiny messages costs no stream each); control frames are
+    skipped."""
+
+    __slots__ = ("_at", "_flate", "_hdr", "_in_message", "_key", "_left", "_mask_at", "_op",
+                 "_owner", "_sink", "_stage", "_wrote")  # fmt: skip
+
+    def __init__(self, owner: DecodingStream) -> None:
+        self._owner = owner
+        self._hdr = bytearray()
+        self._left = -1  # payload bytes of the current frame still to come; -1: in a header
+        self._key = b""
+        self._mask_at = 0
+        self._op = 0  # the current frame's opcode
+        self._sink: Sink | None = None  # the direction's
+        self._stage: Stage | None = None  # the current message's way to the sink
+        self._in_message = False
+        self._wrote = False  # the current message reached the sink
+        self._at = 0  # the raw offset after the last payload byte read
+        self._flate: Any = None
+
+    def feed(self, data: bytes, base: int) -> bool:
+        """False when the frames cannot be followed any more."""
+        pos, n = 0, len(data)
+        while pos < n:
+            if self._left < 0:
+                took = self._header(data, pos)
+                if took < 0:
+                    return False
+                pos = took
+                continue
+            take = min(self._left, n - pos)
+            if take:
+                self._payload(data[pos : pos + take], base + pos)
+            pos += take
+            self._left -= take
+            if not self._left:
+                self._frame_end()
+        return True
+
+    def _header(self, data: bytes, pos: int) -> int:
+        hdr = self._hdr
+        if not hdr and not _WS_FIRST[data[pos]]:
+            return -1
+        need = 2
+        while True:
+            if len(hdr) < need:
+                part = data[pos : pos + need - len(hdr)]
+                hdr += part
+                pos += len(part)
+                if len(hdr) < need:
+                    return pos
+            b1 = hdr[1] & 0x7F
+            size_at = 2 + (2 if b1 == 126 else 8 if b1 == 127 else 0)
+            full = size_at + (4 if hdr[1] & 0x80 else 0)
+            if need == full:
+                break
+            need = full
+        b0 = hdr[0]
+        size = b1 if size_at == 2 else int.from_bytes(hdr[2:size_at], "big")
+        if not _WS_FIRST[b0] or size > MAX_WS_FRAME:
+            return -1
+        self._key = bytes(hdr[size_at:full])
+        self._mask_at = 0
+        self._op = b0 & 0x0F
+        hdr.clear()
+        if self._op < 8:
+            if self._op and self._in_message:  # a new message before the last ended
+                self._message_end()
+            if not self._in_message:
+                if self._op == 0:
+                    return -1  # a continuation without a message
+                if self._sink is None:
+                    self._sink = self._owner.sink()
+                self._in_message, self._wrote = True, False
+                self._stage = self._sink
+                if b0 & 0x40:  # compressed (permessage-deflate)
+                    if self._flate is None:
+                        self._flate = zlib.decompressobj(-15)
+                    self._stage = _WsInflate(self._owner, self._flate, self._sink)
+        self._op |= b0 & 0x80  # FIN kept with the opcode
+        self._left = size
+        if not size:
+            self._frame_end()
+        return pos
+
+    def _payload(self, chunk: bytes, rs: int) -> None:
+        if self._op & 0x0F >= 8 or self._stage is None:
+            return  # control frames (close reasons, pings) carry no message content
+        self._wrote = True
+        self._at = rs + len(chunk)
+        key = self._key
+        if key:
+            at = self._mask_at
+            self._mask_at = (at + len(chunk)) & 3
+            turn = key[at:] + key[:at]
+            pad = (turn * (len(chunk) // 4 + 1))[: len(chunk)]
+            chunk = (int.from_bytes(chunk, "big") ^ int.from_bytes(pad, "big")).to_bytes(
+                len(chunk), "big"
+            )
+        self._stage.push(chunk, rs, rs + len(chunk), self._stage is self._sink and not key)
+
+    def _frame_end(self) -> None:
+        fin, op = self._op & 0x80, self._op & 0x0F
+        self._left = -1
+        if op < 8 and fin:
+            self._message_end()
+
+    def _message_end(self) -> None:
+        stage, sink = self._stage, self._sink
+        if isinstance(stage, _WsInflate):
+            stage.finish()
+        if self._wrote and sink is not None:
+            sink.push(b"\n", self._at, self._at + 1, False)  # the next message never joins it
+        self._stage, self._in_message, self._wrote = None, False, False
+
+    def decide_now(self) -> None:
+        if self._sink is not None:
+            self._sink.decide_now()
+
+    def close(self) -> None:
+        self._message_end()
+        if self._sink is not None:
+            self._sink.end()
+        self._sink = None
+
+    def discard(self) -> None:
+        if self._sink is not None:
+            self._sink.discard()
+        self._sink = self._stage = None
+
+
+class _WsInflate:
+    """One permessage-deflate message through the direction's inflater (its window carries on
+    to the next message), bounded by the direction's budget and the inflation ratio."""
+
+    __slots__ = ("_d", "_in", "_next", "_out", "_owner", "_span")
+
+    def __init__(self, owner: DecodingStream, d: Any, nxt: Sink) -> None:
+        self._owner, self._d, self._next = owner, d, nxt
+        self._in = self._out = 0
+        self._span = (0, 0)
+
+    def push(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        if self._d is None:
+            return
+        self._in += len(data)
+        self._span = (rs, re_)
+        room = self._owner.room()
+        if room <= 0:
+            return self._stop(f"websocket: output cap of {self._owner.budget} bytes reached")
+        try:
+            out = self._d.decompress(data, room)
+        except zlib.error:
+            return self._stop("websocket: corrupt compressed message")
+        self._out += len(out)
+        if out:
+            self._next.push(out, rs, re_, False)
+        if self._out > RATIO_FLOOR and self._out > RATIO_CAP * self._in:
+            return self._stop(f"websocket: inflation ratio over {RATIO_CAP}:1")
+        return None
+
+    def _stop(self, why: str) -> None:
+        self._owner.limit(why)
+        self._d = None
+
+    def finish(self) -> None:
+        """The message ended: what its last deflate block still holds (not the sink's end:
+        the direction's messages share it)."""
+        if self._d is not None:
+            self.push(_WS_SYNC, *self._span, False)
+
+    def end(self) -> None:
+        self.finish()

@@ -39,10 +39,11 @@ EXPRESSIONS: tuple[bytes, ...] = (
     rb"PRI \* HTTP/2\.0",
     rb"h2c",
     rb"^[\r\n]*\x00[\x00-\xff]{2}\x04[\x00\x01]\x00{4}",
+    rb"websocket",
 )
 # The single-match triggers among them: EXPRESSIONS index -> (TRIGGERS index, caseless).
 TRIGGER_AT = {6: (4, False), 9: (0, True), 10: (1, True), 11: (2, True), 12: (3, True),
-              13: (5, False), 14: (6, True), 15: (7, False)}  # fmt: skip
+              13: (5, False), 14: (6, True), 15: (7, False), 16: (8, True)}  # fmt: skip
 QUERY_TRIGGER = 6
 UNUSED = 0xFFFFFFFF  # the id of an expression the engine does not have
 HAND = 7  # EXPRESSIONS[:HAND] are scanned by hand; the rest through libhs (built with it)

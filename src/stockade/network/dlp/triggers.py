@@ -34,4 +34,7 @@ TRIGGERS: tuple[tuple[bytes, bool], ...] = (
     (rb"PRI \* HTTP/2\.0", False),
     (rb"h2c", True),
     (rb"^[\r\n]*\x00[\x00-\xff]{2}\x04[\x00\x01]\x00{4}", False),
+    # WebSocket: a client's frames are masked, so the upgrade (the request's Upgrade value, a
+    # 101's) is the trigger
+    (rb"websocket", True),
 )
