@@ -475,6 +475,8 @@ class Decoder:
             self._gre(ts, buf, off, end, depth + 1)
         else:
             st.other += 1
+            if self._other is not None:
+                self._other(ts, proto, src, dst, buf, off, end - off)
 
     def _overlay(self, ts: float, port: int, buf: Buf, off: int, end: int, depth: int) -> bool:
         """A VXLAN or Geneve header and what it carries; False (an ordinary datagram to that
@@ -532,5 +534,3 @@ class Decoder:
             self._ipv6(ts, buf, off, end, depth)
         else:
             st.other += 1
-            if self._other is not None:
-                self._other(ts, proto, src, dst, buf, off, end - off)
