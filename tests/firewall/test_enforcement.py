@@ -261,6 +261,15 @@ def test_explain_names_the_rule(lab) -> None:
         "json",
     )
     assert '"rule": "cde-api"' in out.stdout and '"action": "allow"' in out.stdout
+    # the spellings a person types name the same protocols (not ones no rule names: a deny)
+    spelled = lab.cli(
+        "policy", "explain", "payments", "orders", "8080", "--l4", "TCP", "--proto", "HTTP",
+        "--format", "json",
+    )  # fmt: skip
+    assert spelled.returncode == 0 and spelled.stdout == out.stdout
+    for bad in (("--l4", "sctp"), ("--proto", "gopher")):
+        wrong = lab.cli("policy", "explain", "payments", "orders", "8080", *bad)
+        assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1, wrong.stderr
     assert lab.cli("policy", "explain", "nobody", "orders", "80").returncode == 2
 
 

@@ -121,6 +121,26 @@ def diff(
     raise typer.Exit(1)
 
 
+def _explained_protocols(l4: str, proto: str | None) -> tuple[str, str | None]:
+    """``--l4`` and ``--proto`` as the rules spell them (``TCP`` is tcp, ``http`` is
+    proto.http); anything else is refused, never judged as a protocol no rule names."""
+    from stockade.model import UsageError
+    from stockade.network.protocols import SLUGS
+
+    l4 = l4.lower()
+    if l4 not in ("tcp", "udp", "icmp"):
+        raise UsageError(f"--l4 {l4!r}: expected tcp, udp or icmp")
+    if proto is None:
+        return l4, None
+    slug = proto.lower()
+    slug = slug if slug.startswith("proto.") else f"proto.{slug}"
+    if slug not in SLUGS:
+        raise UsageError(
+            f"--proto {proto!r}: unknown application protocol (known: {', '.join(SLUGS)})"
+        )
+    return l4, slug
+
+
 @policy_app.command("explain")
 def explain(
     src: Annotated[str, typer.Argument(help="Source: ns/pod, pod or address.")],
@@ -129,7 +149,7 @@ def explain(
     proto: Annotated[
         str | None, typer.Option("--proto", help="Application protocol, e.g. proto.http.")
     ] = None,
-    l4: Annotated[str, typer.Option("--l4", help="tcp or udp.")] = "tcp",
+    l4: Annotated[str, typer.Option("--l4", help="tcp, udp or icmp.")] = "tcp",
     policy: Annotated[
         list[Path] | None, typer.Option("--policy", help="Explain with these files instead.")
     ] = None,
@@ -142,6 +162,7 @@ def explain(
     from stockade.firewall.policy.engine import data_needs, evaluate
     from stockade.firewall.policy.files import load_files
 
+    l4, proto = _explained_protocols(l4, proto)
     pol = load_files(policy) if policy else _stored(db)[0]
     inv, directory = _directory(lab_state)
     a, b = directory.find(src), directory.find(dst)
