@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import random
 import struct
 from pathlib import Path
 
@@ -425,3 +426,48 @@ def test_the_http_guess_built_by_its_slots_is_the_one_its_init_builds() -> None:
     fields = [f.name for f in dataclasses.fields(base.Guess)]
     again = base.Guess(**{name: getattr(got, name) for name in fields})
     assert got == again and hash(got) == hash(again) and repr(got) == repr(again)
+
+
+def _quic_long(first: int, version: int, dcid: bytes, scid: bytes, size: int) -> bytes:
+    """A QUIC long header packet as RFC 9000 17.2 lays it out, its protected rest random."""
+    head = bytes([first]) + version.to_bytes(4, "big") + bytes([len(dcid)]) + dcid
+    head += bytes([len(scid)]) + scid + b"\x00\x41\x00"  # token length 0, a length, a number
+    return head + random.Random(size).randbytes(max(size - len(head), 0))
+
+
+DCID, SCID = bytes.fromhex("8394c8f03e515708"), b""
+
+
+@pytest.mark.parametrize(
+    ("version", "first", "name"),
+    [(1, 0xC3, "1"), (0x6B3343CF, 0xD3, "2"), (0xFF00001D, 0xC3, "draft-29")],
+)
+def test_a_quic_initial_is_quic_and_encrypted(version: int, first: int, name: str) -> None:
+    initial = _quic_long(first, version, DCID, SCID, 1200)
+    got = detect(initial, b"")
+    assert (got.protocol, got.encrypted, dict(got.details)) == (
+        "proto.quic",
+        True,
+        {"quic.version": name},
+    )
+    assert got.confidence < 1.0  # the client alone
+    server = _quic_long(first, version, b"\x01\x02\x03\x04", DCID, 1200)
+    assert detect(initial, server).confidence == 1.0
+    # a Version Negotiation packet echoes the client's ids, swapped
+    vn = b"\x80\x00\x00\x00\x00" + bytes([len(SCID)]) + SCID + bytes([len(DCID)]) + DCID
+    assert detect(initial, vn + b"\x00\x00\x00\x01").confidence == 1.0
+
+
+def test_what_only_looks_like_a_quic_initial_is_not_quic() -> None:
+    ok = _quic_long(0xC3, 1, DCID, SCID, 1200)
+    assert detect(ok, b"").protocol == "proto.quic"
+    for bad in (
+        _quic_long(0xC3, 1, DCID, SCID, 1199),  # an Initial datagram is padded to 1200
+        _quic_long(0x43, 1, DCID, SCID, 1200),  # a short header
+        _quic_long(0x83, 1, DCID, SCID, 1200),  # the fixed bit unset
+        _quic_long(0xE3, 1, DCID, SCID, 1200),  # a Handshake packet, not an Initial
+        _quic_long(0xC3, 0x0A0A0A0A, DCID, SCID, 1200),  # an unknown (grease) version
+        _quic_long(0xC3, 1, b"\x01\x02\x03", SCID, 1200),  # a first id under 8 bytes
+        _quic_long(0xC3, 1, bytes(21), SCID, 1200),  # an id over 20 bytes
+    ):
+        assert detect(bad, b"").protocol != "proto.quic"

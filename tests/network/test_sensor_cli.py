@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.network import frames as F
+from tests.support import require
 
 CARD = "5555555555554444"
 
@@ -140,3 +142,28 @@ def test_pcap_is_read_by_one_process(card_pcap: Path) -> None:
         "sensor", "--pcap", str(card_pcap), "--workers", "1", "--no-store", "--format", "json"
     )
     assert out.returncode == 0 and CARD not in out.stdout
+
+
+def test_a_quic_flow_is_quic_and_encrypted_as_tshark_reads_it(tmp_path: Path) -> None:
+    from tests.network.test_proto_detect import DCID, SCID, _quic_long
+
+    initial = _quic_long(0xC3, 1, DCID, SCID, 1200)
+    answer = _quic_long(0xC3, 1, b"\x0a\x0b\x0c\x0d", DCID, 1200)
+    frames = [
+        F.ipv4("10.0.0.1", "10.0.0.2", 17, F.udp(51000, 443, initial)),
+        F.ipv4("10.0.0.2", "10.0.0.1", 17, F.udp(443, 51000, answer)),
+    ]
+    path = tmp_path / "quic.pcap"
+    path.write_bytes(F.pcap([(1700000000 + i / 10, F.ether(p)) for i, p in enumerate(frames)]))
+    out = _cli("sensor", "--pcap", str(path), "--format", "json", "--no-store")
+    assert out.returncode == 0, out.stderr
+    (rec,) = [json.loads(x) for x in out.stdout.splitlines()]
+    assert (rec["protocol"], rec["encrypted"]) == ("proto.quic", True), rec
+    assert rec["client"]["ip"] == "10.0.0.1" and rec["server"]["port"] == 443
+    require(shutil.which("tshark") is not None, "tshark")  # the reference: both are QUIC
+    seen = subprocess.run(
+        ["tshark", "-r", str(path), "-Y", "quic.long.packet_type", "-T", "fields",
+         "-e", "quic.version"],
+        capture_output=True, text=True, timeout=60,
+    ).stdout.split()  # fmt: skip
+    assert seen == ["0x00000001", "0x00000001"], seen

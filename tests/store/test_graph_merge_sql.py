@@ -217,3 +217,26 @@ def test_sqlite_sums_counts_as_the_merge_in_python_does(old: str, new: str) -> N
         total[name] = total.get(name, 0) + n
     expected = ",".join(f"{k}={v}" for k, v in sorted(total.items()))
     assert textlists.summed_counts(old, new) == expected
+
+
+@pytest.mark.parametrize(
+    ("app", "encryption"),
+    [("proto.tls", "tls"), ("proto.ssh", "tls"), ("proto.quic", "tls"), ("proto.http", "clear"),
+     (None, "unknown")],
+)  # fmt: skip
+def test_an_edge_over_a_protocol_encrypted_from_its_first_bytes_is_not_clear(
+    app: str | None, encryption: str
+) -> None:
+    delta = Delta()
+    data: dict[str, Any] = {"port": 22} | ({"app": app} if app else {})
+    delta.add_event(
+        Event(
+            kind="firewall.violation",
+            message="m",
+            severity=Severity.MEDIUM,
+            resource=ResourceRef(kind="pod", name="a", namespace="n"),
+            peer=ResourceRef(kind="pod", name="b", namespace="n"),
+            data=data,
+        )
+    )
+    assert [key[3] for key in delta.edges] == [encryption]

@@ -50,6 +50,8 @@ _PG_LOCK = 7355609  # serializes graph upserts across controller replicas (read,
 VIOLATION_KINDS = frozenset({"firewall.violation", "tls.required"})
 BLOCK_KINDS = frozenset({"firewall.blocked", "dlp.blocked", "tls.required"})
 DLP_KINDS = frozenset({"dlp.sensitive_in_clear", "dlp.blocked"})
+# protocols encrypted from their first bytes: an edge over them is not "clear" (the map's "tls")
+_ENCRYPTED_APPS = frozenset({"proto.tls", "proto.ssh", "proto.quic"})
 _EDGE_KINDS = VIOLATION_KINDS | BLOCK_KINDS | DLP_KINDS
 # How far apart the sensor's and the enforcer's reports of one flow may be (the sensor says when
 # the connection started, the enforcer when it saw the data); beyond it, the same client port is
@@ -226,7 +228,7 @@ class Delta:
         elif app is None:
             encryption = "unknown"
         else:
-            encryption = "tls" if app == "proto.tls" else "clear"
+            encryption = "tls" if app in _ENCRYPTED_APPS else "clear"
         edge = self._edge(src, dst, at, encryption)
         if blocked:
             edge.blocked += 1

@@ -18,8 +18,8 @@ class Detection:
         str  # stable slug: "proto.http", "proto.http2", "proto.grpc", "proto.tls", "proto.dns",
     )
     # "proto.postgres", "proto.mysql", "proto.redis", "proto.mongodb", "proto.kafka", "proto.ssh",
-    # "proto.unknown"
-    encrypted: bool = False  # TLS, SSH, or an in-protocol upgrade (SSLRequest accepted, STARTTLS)
+    # "proto.quic", "proto.unknown"
+    encrypted: bool = False  # TLS, SSH, QUIC, or an in-protocol upgrade (SSLRequest, STARTTLS)
     upgrade: str | None = None  # "postgres-sslrequest", "smtp-starttls", ...
     details: tuple[tuple[str, str], ...] = ()  # e.g. ("http.host", "api"), ("http.method", "POST")
     confidence: float = (
