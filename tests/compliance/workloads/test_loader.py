@@ -217,8 +217,7 @@ def test_a_fifo_named_on_the_command_line_is_an_error_not_a_hang(tmp_path: Path)
     worker.start()
     worker.join(5)
     if not out:  # unblock the reader so the test run does not keep a stuck thread
-        with open(fifo, "w"):
-            pass
+        open(fifo, "w").close()
     assert out, "reading a FIFO blocked"
     (err,) = out[0].errors
     assert err.details.reason == "not a regular file"

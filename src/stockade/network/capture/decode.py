@@ -140,6 +140,21 @@ class _Datagram:
         self.proto = -1
 
 
+def _ethernet(buf: Buf, off: int, end: int) -> tuple[int, int] | None:
+    """An Ethernet frame at ``buf[off:end]``: the EtherType after any 802.1Q/802.1ad tags and
+    where the payload starts; None when the frame is cut short."""
+    if end - off < 14:
+        return None
+    etype = _U16(buf, off + 12)[0]
+    off += 14
+    while etype in ETH_VLAN:
+        if off + 4 > end:
+            return None
+        etype = _U16(buf, off + 2)[0]
+        off += 4
+    return etype, off
+
+
 class Decoder:
     """Turns frames into ``sink.tcp``/``sink.udp`` calls.
 
@@ -221,17 +236,11 @@ class Decoder:
                         )  # fmt: skip
                         return
             if linktype == LINK_ETHERNET:
-                if caplen < 14:
+                found = _ethernet(buf, off, end)
+                if found is None:
                     st.malformed += 1
                     return
-                etype = _U16(buf, off + 12)[0]
-                off += 14
-                while etype in ETH_VLAN:
-                    if off + 4 > end:
-                        st.malformed += 1
-                        return
-                    etype = _U16(buf, off + 2)[0]
-                    off += 4
+                etype, off = found
             elif linktype == LINK_LINUX_SLL:
                 if caplen < 16:
                     st.malformed += 1
@@ -517,17 +526,11 @@ class Decoder:
         """The packet a tunnel carries: an Ethernet frame (``ETH_TEB``) or an IP packet."""
         st = self.stats
         if etype == ETH_TEB:
-            if end - off < 14:
+            found = _ethernet(buf, off, end)
+            if found is None:
                 st.malformed += 1
                 return
-            etype = _U16(buf, off + 12)[0]
-            off += 14
-            while etype in ETH_VLAN:
-                if off + 4 > end:
-                    st.malformed += 1
-                    return
-                etype = _U16(buf, off + 2)[0]
-                off += 4
+            etype, off = found
         if etype == ETH_IPV4:
             self._ipv4(ts, buf, off, end, depth)
         elif etype == ETH_IPV6:
