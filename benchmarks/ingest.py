@@ -23,7 +23,9 @@ and at least 20,000 events/s on PostgreSQL (the single-stream figures). With ``-
 batches, in N threads of this process (as the controller's thread pool takes concurrent posts),
 next to executemany in N threads: printed apart, labelled as such. Every path also prints this
 process's CPU time a stored event (medians; the database server's CPU is not in it): on a shared
-machine the steadiest figure, and the one to compare between two trees run one after the other
+machine the steadiest figure, and the one to compare between two trees run one after the other.
+On PostgreSQL the server's CPU a stored event is printed too (every postgres process of this
+machine: run it alone); the two added are what a stored event costs the machine's cores
 (the figures of session 10, and what they left between here and 20,000 events/s, are in
 docs/controller.md, "How fast").
 
@@ -149,15 +151,39 @@ def _empty(store: Store) -> None:
 # this process's CPU time a round, by path: what the load average of a shared machine does not
 # blur (the database server's CPU is not in it)
 CPU: dict[str, list[float]] = {}
+# PostgreSQL: the server's CPU time a round, every postgres process of this machine (its background
+# writers too, and any other client's load on the same server: run it alone)
+SERVER_CPU: dict[str, list[float]] = {}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds (user and system) of every process named postgres on this machine."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if raw[raw.index("(") + 1 : raw.rindex(")")].startswith("postgres"):
+            fields = raw[raw.rindex(")") + 2 :].split()
+            total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
 
 
 def _rate(store: Store, batches: list[Any], write: Any, n: int) -> float:
     _empty(store)
+    pg = store.dialect == "postgresql"
+    s0 = _postgres_cpu() if pg else 0.0
     t0, c0 = time.perf_counter(), time.process_time()
     for b in batches:
         write(store, b)
     elapsed = time.perf_counter() - t0
     CPU.setdefault(write.__name__, []).append((time.process_time() - c0) / n * 1e6)
+    if pg:
+        SERVER_CPU.setdefault(write.__name__, []).append((_postgres_cpu() - s0) / n * 1e6)
     with store.connect() as conn:
         stored = conn.execute(select(func.count()).select_from(events)).scalar_one()
     if stored != n:
@@ -219,6 +245,7 @@ def bench_ingest(name: str, store: Store, opts: argparse.Namespace) -> tuple[flo
     _rate(store, row_batches[:4], _executemany, warm)  # warm up: connections, statement caches
     _rate(store, ev_batches[:4], _ingest_path, warm)
     CPU.clear()
+    SERVER_CPU.clear()
     for r in range(opts.rounds):
         if r % 2 == 0:
             base.append(_rate(store, row_batches, _executemany, n))
@@ -250,6 +277,13 @@ def bench_ingest(name: str, store: Store, opts: argparse.Namespace) -> tuple[flo
         f"{cpu['_executemany']:.1f} us, take_batch {cpu['_ingest_path']:.1f} us, "
         f"rows built beforehand {cpu['_rows_only']:.1f} us"
     )
+    if SERVER_CPU:
+        server = {k: statistics.median(v) for k, v in SERVER_CPU.items()}
+        print(
+            f"{name:11} the server's CPU a stored event (every postgres process): executemany "
+            f"{server['_executemany']:.1f} us, take_batch {server['_ingest_path']:.1f} us, "
+            f"rows built beforehand {server['_rows_only']:.1f} us"
+        )
     if concurrent:
         k = opts.agents
         cb = statistics.median(concurrent[f"_executemany_x{k}"])
@@ -263,6 +297,7 @@ def bench_ingest(name: str, store: Store, opts: argparse.Namespace) -> tuple[flo
             f"{cpu[f'_executemany_x{k}']:.1f} us, take_batch {cpu[f'_ingest_path_x{k}']:.1f} us"
         )
     CPU.clear()
+    SERVER_CPU.clear()
     return b, o
 
 
@@ -360,9 +395,6 @@ def _replicas_answering(base: str, ca: str, token: str, want: int) -> None:
             time.sleep(0.2)
     if len(seen) < want:
         sys.exit(f"only {len(seen)} of {want} controller workers answered in 60 s")
-
-
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _tree_cpu(root: int) -> float:
