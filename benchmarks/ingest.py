@@ -157,9 +157,9 @@ SERVER_CPU: dict[str, list[float]] = {}
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _postgres_cpu() -> float:
-    """CPU seconds (user and system) of every process named postgres on this machine."""
-    total = 0.0
+def _processes() -> dict[int, tuple[str, int, float]]:
+    """Every process of this machine: pid -> (name, parent pid, CPU seconds, user and system)."""
+    found: dict[int, tuple[str, int, float]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -167,10 +167,14 @@ def _postgres_cpu() -> float:
             raw = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        if raw[raw.index("(") + 1 : raw.rindex(")")].startswith("postgres"):
-            fields = raw[raw.rindex(")") + 2 :].split()
-            total += (int(fields[11]) + int(fields[12])) / TICK
-    return total
+        name, fields = raw[raw.index("(") + 1 : raw.rindex(")")], raw[raw.rindex(")") + 2 :].split()
+        found[int(entry)] = (name, int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK)
+    return found
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds of every process named postgres on this machine."""
+    return sum(cpu for name, _, cpu in _processes().values() if name.startswith("postgres"))
 
 
 def _rate(store: Store, batches: list[Any], write: Any, n: int) -> float:
@@ -399,22 +403,13 @@ def _replicas_answering(base: str, ca: str, token: str, want: int) -> None:
 
 def _tree_cpu(root: int) -> float:
     """CPU seconds (user and system) of process ``root`` and its descendants (the workers)."""
-    stats: dict[int, tuple[int, float]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK)
+    stats = _processes()
     tree, grew = {root}, True
     while grew:
-        more = {pid for pid, (ppid, _) in stats.items() if ppid in tree} - tree
+        more = {pid for pid, (_, ppid, _) in stats.items() if ppid in tree} - tree
         tree |= more
         grew = bool(more)
-    return sum(stats[pid][1] for pid in tree if pid in stats)
+    return sum(stats[pid][2] for pid in tree if pid in stats)
 
 
 def bench_http(opts: argparse.Namespace) -> dict[int, list[float]]:
