@@ -226,3 +226,16 @@ def test_a_model_dropped_is_freed_without_the_garbage_collector(sqlite_store: St
         assert gone() is None
     finally:
         gc.enable()
+
+
+def test_an_edge_with_a_dlp_hit_is_clear_before_its_connections_are_counted() -> None:
+    """A DLP hit is bytes seen in clear: the edge says so even while the sensor's connection
+    records have not been counted yet (what the console's map showed as "unknown")."""
+    from stockade.api.topology import _Agg
+
+    assert _Agg().doc("a", "b")["encryption"] == "unknown"
+    assert _Agg(dlp={"dlp.payment_card": 1}).doc("a", "b")["encryption"] == "clear"
+    assert _Agg(tls=2, connections=2).doc("a", "b")["encryption"] == "tls"
+    assert _Agg(tls=2, connections=2, dlp={"dlp.payment_card": 1}).doc("a", "b")["encryption"] == (
+        "mixed"
+    )

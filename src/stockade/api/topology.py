@@ -217,10 +217,13 @@ class _Agg:
     def doc(self, source: str, target: str, *, split: str = "") -> dict[str, Any]:
         """The edge; with ``split`` (its encryption) one of several between the two nodes, its id
         ``SOURCE>TARGET#ENCRYPTION``."""
-        if self.clear and self.tls:
+        # a DLP hit is evidence of bytes in clear (the sensors only see what travels in clear),
+        # even before a connection record of that traffic has been counted
+        clear = self.clear or any(self.dlp.values())
+        if clear and self.tls:
             encryption = "mixed"
         else:
-            encryption = "clear" if self.clear else "tls" if self.tls else "unknown"
+            encryption = "clear" if clear else "tls" if self.tls else "unknown"
         status = "blocked" if self.blocked else "violation" if self.violations else "ok"
         return {
             "id": f"{source}>{target}" + (f"#{split}" if split else ""),
