@@ -141,16 +141,18 @@ def test_the_map_shows_card_data_in_clear_and_tls(browser: Any, up: Up) -> None:
     up.said("lab traffic: a round every")
     _shot(page, "overview")
     page.goto(f"{up.url}/ui/map")
-    # lab traffic runs every 5 s: wait until the payments -> orders edge carries a DLP badge
+    # lab traffic runs every 5 s: wait until the payments -> orders edge carries a DLP badge and
+    # the TLS edge's connection records are counted (DLP events and connection records arrive
+    # separately, each in its own batch)
     clear_edge = page.locator("#edge-list tr", has_text="shop/payments").filter(has_text="DLP")
-    for _ in range(30):
-        if clear_edge.count():
+    tls_edge = page.locator("#edge-list tr", has_text="shop/payments").filter(has_text="tls")
+    for _ in range(45):
+        if clear_edge.count() and tls_edge.count():
             break
         page.wait_for_timeout(2000)
         page.reload()
     assert clear_edge.count() >= 1, page.inner_text("#edge-list")
     assert "clear" in clear_edge.first.inner_text()
-    tls_edge = page.locator("#edge-list tr", has_text="shop/payments").filter(has_text="tls")
     assert tls_edge.count() >= 1, page.inner_text("#edge-list")
     _shot(page, "map")
     assert page.errors == []  # type: ignore[attr-defined]
