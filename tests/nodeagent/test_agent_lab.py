@@ -170,7 +170,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                     *("--node-netns", f"{prefix}node", "--role", "worker"),
                     *("--db", make_db(tmp / "node.db")),
                     *("--watch-file", str(watched), "--watch-every", "1s"),
-                    *("--heartbeat", "2s", "--duration", "85", "--enforce"),
+                    *("--heartbeat", "2s", "--duration", "300", "--enforce"),
                     "--quarantine-network-policy",
                     *("--controller", controller.base, "--controller-ca", str(controller.ca)),
                     *("--agent-name", "lab-agent"),
@@ -182,8 +182,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             )
         stack.callback(stop, agent)
         c = Cluster(inv, prefix, api, controller, agent, log, watched)
-        wait_for(lambda: "pod marketing/crm on vh-crm" in log.read_text(), 30, "crm attached", log)
-        wait_for(lambda: "enforcing" in log.read_text(), 30, "the enforcer", log)
+        # start-up (imports, the first watch, the enforcer's rules) takes seconds on a quiet
+        # machine and far longer on a loaded CI runner: the bound only catches a hang
+        wait_for(lambda: "pod marketing/crm on vh-crm" in log.read_text(), 90, "crm attached", log)
+        wait_for(lambda: "enforcing" in log.read_text(), 60, "the enforcer", log)
         yield c
 
 

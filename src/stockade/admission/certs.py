@@ -35,10 +35,20 @@ def service_names(service: str, namespace: str) -> list[str]:
     return [base, f"{base}.cluster.local", f"{service}.{namespace}", service, "localhost"]
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+def _write_whole(path: Path, data: bytes, mode: int) -> None:
+    """Write ``path`` so a reader sees the old file or the whole new one, never a part: a
+    temporary file beside it (created with ``mode``), synced, then renamed over it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _name(cn: str) -> x509.Name:
@@ -138,11 +148,15 @@ def ensure_certificate(
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
-    files.ca_cert.write_bytes(ca.public_bytes(pem))
-    files.cert.write_bytes(cert.public_bytes(pem))
-    _write_private(
+    # Each file whole or not at all, the CA last: a client that waits for ca.crt (an agent's
+    # --controller-ca, a test) never reads a half-written one, and finds the key and the
+    # certificate it vouches for already in place.
+    _write_whole(
         files.key,
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        0o600,
     )
+    _write_whole(files.cert, cert.public_bytes(pem), 0o644)
+    _write_whole(files.ca_cert, ca.public_bytes(pem), 0o644)
     # The CA key is not kept: a new certificate means a new CA and a new caBundle.
     return files
