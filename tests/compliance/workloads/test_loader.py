@@ -155,6 +155,22 @@ def test_folders_are_walked_recursively_skipping_hidden_and_other_files(tmp_path
     assert err.resource.name.endswith("binary.yaml") and "not UTF-8" in err.details.reason
 
 
+def test_folders_linked_in_are_walked_once_and_links_up_the_tree_end(tmp_path: Path) -> None:
+    """A kustomize tree that links its base in (``deploy/base -> ../src/.../base``): the linked
+    folder's manifests are checked; a link back up the tree does not loop."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "pod.yaml").write_text(POD.format(name="linked"))
+    tree = tmp_path / "deploy"
+    (tree / "overlay").mkdir(parents=True)
+    (tree / "base").symlink_to(shared)
+    (tree / "overlay" / "up").symlink_to(tree)  # a cycle
+    (tree / "overlay" / "own.yaml").write_text(POD.format(name="own"))
+    loaded = load_paths([str(tree)])
+    assert sorted(names(loaded)) == ["linked", "own"]
+    assert loaded.errors == []
+
+
 def test_missing_path_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such file"):
         load_paths([str(tmp_path / "nope.yaml")])
@@ -188,6 +204,13 @@ def test_stdin_dash() -> None:
 def test_unrendered_helm_templates_say_so() -> None:
     text = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ include "web.fullname" . }}\n'
     (err,) = load_text(text, "templates/pod.yaml").errors
+    assert "unrendered template" in err.details.reason and "helm template" in err.details.reason
+
+
+def test_a_template_that_starts_with_an_action_says_so() -> None:
+    """A chart's template opening with ``{{-`` looks like JSON to a first glance."""
+    text = "{{- /* the objects */ -}}\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}\n"
+    (err,) = load_text(text, "templates/objects.yaml").errors
     assert "unrendered template" in err.details.reason and "helm template" in err.details.reason
 
 

@@ -9,6 +9,7 @@ the other documents of the same file are still read. Only a path that does not e
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 import sys
@@ -70,15 +71,31 @@ def load_paths(paths: Iterable[str]) -> Loaded:
 
 
 def _files(path: Path) -> Iterator[Path]:
+    """A file itself; a folder's manifest files, sorted, walked through symbolic links to
+    folders too (a kustomize tree often links its base in), each folder once (a link back up
+    the tree is not followed round)."""
     if not path.is_dir():
         yield path
         return
-    for child in sorted(path.rglob("*")):
-        rel = child.relative_to(path).parts
-        if any(part.startswith(".") for part in rel):
-            continue  # .git, .helm caches
-        if child.is_file() and child.suffix.lower() in SUFFIXES:
-            yield child
+    seen: set[tuple[int, int]] = set()
+    found: list[Path] = []
+    for top, dirs, names in os.walk(path, followlinks=True):
+        try:
+            st = os.stat(top)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .git, .helm caches
+        folder = Path(top)
+        for name in names:
+            child = folder / name
+            if not name.startswith(".") and child.suffix.lower() in SUFFIXES and child.is_file():
+                found.append(child)
+    yield from sorted(found)
 
 
 def _load_file(file: Path, out: Loaded) -> None:
@@ -110,7 +127,7 @@ def load_text(text: str, name: str, out: Loaded | None = None) -> Loaded:
             _add(parse_json(text, name=name, error=InputError, max_bytes=MAX_BYTES), name, out)
         except StockadeError as exc:
             if exc.message != "invalid JSON: Extra data":
-                out.errors.append(input_error(name, _reason(exc)))
+                out.errors.append(input_error(name, _template_hint(text, _reason(exc))))
             else:  # parse_json measured the whole text's nesting before saying so
                 _json_stream(text, name, out)
         return out
@@ -124,10 +141,7 @@ def load_text(text: str, name: str, out: Loaded | None = None) -> Loaded:
                 doc, name=location, error=InputError, first_line=line, max_bytes=MAX_BYTES
             )
         except StockadeError as exc:
-            reason = _reason(exc)
-            if "{{" in doc:
-                reason = f"an unrendered template ({reason}); render it first (helm template)"
-            out.errors.append(input_error(location, reason))
+            out.errors.append(input_error(location, _template_hint(doc, _reason(exc))))
             continue
         for data, _node in docs:
             _add(data, location, out)
@@ -166,6 +180,13 @@ def _documents(text: str) -> Iterator[tuple[int, str]]:
         chunk = text[start:end]
         yield line, chunk[3:] if i > 0 else chunk  # drop the "---"; the rest of its line stays
         line += chunk.count("\n")
+
+
+def _template_hint(text: str, reason: str) -> str:
+    """A parse error's reason, said as what it is when the text is a Helm (Go) template."""
+    if "{{" in text:
+        return f"an unrendered template ({reason}); render it first (helm template)"
+    return reason
 
 
 def _reason(exc: StockadeError) -> str:
