@@ -25,8 +25,9 @@ turns any problem into one ``ConfigError`` such as
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -67,18 +68,47 @@ def read_text(path: Path, *, max_bytes: int = MAX_BYTES) -> str:
         raise ConfigError(f"{path} is not UTF-8 text") from exc
 
 
+def files_below(folder: Path, wanted: Callable[[str], bool]) -> list[Path]:
+    """The files below ``folder`` whose names ``wanted`` takes, in path order. Symbolic links to
+    folders are followed (a kustomize tree links its base in), each folder once (a link back up
+    the tree ends there). Hidden entries are skipped: ``.git``, and the ``..data`` link and
+    ``..2024_01_01_...`` copy of a mounted ConfigMap, whose files are also linked at its top
+    (read through those links, each file counts once)."""
+    seen: set[tuple[int, int]] = set()
+    found: list[Path] = []
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        try:
+            st = os.stat(top)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        here = Path(top)
+        found += [
+            here / n for n in names if not n.startswith(".") and wanted(n) and (here / n).is_file()
+        ]
+    return sorted(found)
+
+
 def yaml_sources(paths: Sequence[Path], what: str) -> list[tuple[str, str]]:
     """``(name, text)`` of the YAML documents ``paths`` name: files as given, and every
-    ``*.yaml``/``*.yml`` below a folder, in name order. No path at all is a ConfigError."""
+    ``*.yaml``/``*.yml`` below a folder (:func:`files_below`), in path order. No path at all
+    is a ConfigError."""
     if not paths:
         raise ConfigError(f"no {what} files given")
     sources: list[tuple[str, str]] = []
     for p in paths:
-        files = (
-            sorted(x for x in p.rglob("*") if x.suffix in (".yaml", ".yml")) if p.is_dir() else [p]
-        )
+        files = files_below(p, _is_yaml_name) if p.is_dir() else [p]
         sources += [(str(f), read_text(f)) for f in files]
     return sources
+
+
+def _is_yaml_name(name: str) -> bool:
+    return name.endswith((".yaml", ".yml"))
 
 
 def _size(n: int) -> str:

@@ -28,7 +28,7 @@ from stockade.admission.engine import Decision, decide
 from stockade.admission.policy import load_policy
 from stockade.admission.vulns import FileVulnSource
 from stockade.admission.workload import workload_of
-from stockade.config import load_yaml_model, parse_yaml_all, read_text
+from stockade.config import files_below, load_yaml_model, parse_yaml_all, read_text
 from stockade.k8s.objects import expand_list, metadata
 from stockade.model.errors import ConfigError
 
@@ -70,7 +70,7 @@ def outcome_of(d: Decision) -> str:
 
 def _documents(path: Path) -> Iterator[dict[str, Any]]:
     files = (
-        sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
+        files_below(path, lambda name: name.endswith((".yaml", ".yml", ".json")))
         if path.is_dir()
         else [path]
     )
@@ -141,7 +141,7 @@ def run_suite(test_file: Path) -> list[CaseResult]:
 def run_tests(directory: Path) -> list[CaseResult]:
     if directory.is_file():
         return run_suite(directory)
-    files = sorted(directory.rglob(TEST_FILE))
+    files = files_below(directory, lambda name: name == TEST_FILE)
     if not files:
         raise ConfigError(f"no {TEST_FILE} found under {directory}")
     out: list[CaseResult] = []

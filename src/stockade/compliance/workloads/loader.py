@@ -9,7 +9,6 @@ the other documents of the same file are still read. Only a path that does not e
 from __future__ import annotations
 
 import json
-import os
 import re
 import stat
 import sys
@@ -20,7 +19,7 @@ from typing import Any
 
 from stockade.compliance.interface import CheckDetails
 from stockade.compliance.workloads.engine import Manifest
-from stockade.config import parse_json, parse_yaml_all
+from stockade.config import files_below, parse_json, parse_yaml_all
 from stockade.k8s.objects import expand_list
 from stockade.model import Finding, InputError, Pillar, ResourceRef, Severity, Status, StockadeError
 
@@ -70,32 +69,11 @@ def load_paths(paths: Iterable[str]) -> Loaded:
     return out
 
 
-def _files(path: Path) -> Iterator[Path]:
-    """A file itself; a folder's manifest files, sorted, walked through symbolic links to
-    folders too (a kustomize tree often links its base in), each folder once (a link back up
-    the tree is not followed round)."""
+def _files(path: Path) -> list[Path]:
+    """A file itself; a folder's manifest files (:func:`~stockade.config.files_below`)."""
     if not path.is_dir():
-        yield path
-        return
-    seen: set[tuple[int, int]] = set()
-    found: list[Path] = []
-    for top, dirs, names in os.walk(path, followlinks=True):
-        try:
-            st = os.stat(top)
-        except OSError:
-            dirs[:] = []
-            continue
-        if (st.st_dev, st.st_ino) in seen:
-            dirs[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .git, .helm caches
-        folder = Path(top)
-        for name in names:
-            child = folder / name
-            if not name.startswith(".") and child.suffix.lower() in SUFFIXES and child.is_file():
-                found.append(child)
-    yield from sorted(found)
+        return [path]
+    return files_below(path, lambda name: Path(name).suffix.lower() in SUFFIXES)
 
 
 def _load_file(file: Path, out: Loaded) -> None:

@@ -116,7 +116,9 @@ def _documents(source: str, *, timeout: float) -> Iterator[tuple[str, bytes]]:
 
 def _path_documents(path: Path, label: str) -> Iterator[tuple[str, bytes]]:
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and _wanted(p.name, archives=True))
+        from stockade.config import files_below  # YAML's parser: only a folder import needs it
+
+        files = files_below(path, lambda name: _wanted(name, archives=True))
         if not files:
             raise AdvisoryError(
                 "folder holds no .json or .zip files (nor .xml or tar archives)", subject=label
