@@ -99,7 +99,7 @@ def parse_config(text: str, path: str) -> Any:
             parser = configparser.ConfigParser(interpolation=None)
             parser.read_string(text)
             return {s: dict(parser[s]) for s in parser.sections()}
-        return parse_yaml(text, name=path)[0]
+        return parse_yaml(text, name=path, kubernetes=True)[0]
     except StockadeError as exc:
         detail = f"line {exc.line}: {exc.message}" if exc.line else exc.message
         raise FileProblem(f"{path}: malformed config file ({detail})") from None

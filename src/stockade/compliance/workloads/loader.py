@@ -121,7 +121,12 @@ def load_text(text: str, name: str, out: Loaded | None = None) -> Loaded:
             location += f" ({source.group(1).strip()})"
         try:
             docs = parse_yaml_all(
-                doc, name=location, error=InputError, first_line=line, max_bytes=MAX_BYTES
+                doc,
+                name=location,
+                error=InputError,
+                first_line=line,
+                max_bytes=MAX_BYTES,
+                kubernetes=True,
             )
         except StockadeError as exc:
             reason = _reason(exc)
