@@ -474,3 +474,107 @@ def test_structured_authorization_config_names_the_authorizers(tmp_path: Path) -
         "k8s.apiserver.authorization_node": "PASS",
         "k8s.apiserver.authorization_rbac": "FAIL",
     }
+
+
+# etcd.conf.yml.sample (etcd-io/etcd) as a node would have it, TLS settings filled in
+ETCD_CONF = """name: 'cp-1'
+data-dir: /srv/etcd
+listen-client-urls: https://10.0.0.5:2379
+client-transport-security:
+  cert-file: /etc/etcd/pki/server.crt
+  key-file: /etc/etcd/pki/server.key
+  client-cert-auth: true
+  trusted-ca-file: /etc/etcd/pki/ca.crt
+  auto-tls: false
+peer-transport-security:
+  cert-file: /etc/etcd/pki/peer.crt
+  key-file: /etc/etcd/pki/peer.key
+  client-cert-auth: true
+  trusted-ca-file: /etc/etcd/pki/ca.crt
+  auto-tls: false
+"""
+ETCD_CHECKS = ["2.1", "2.2", "2.3", "2.4", "2.5", "2.6"]
+
+
+def test_etcd_reads_its_config_file_instead_of_its_flags(tmp_path: Path) -> None:
+    """etcd ignores its flags and environment once --config-file (or $ETCD_CONFIG_FILE) names a
+    file: the checks read the file's keys, and a flag next to it proves nothing."""
+    files = {"/etc/etcd/etcd.conf.yml": ETCD_CONF, "/srv/etcd/member/wal/0.wal": ""}
+    argv = ["/usr/local/bin/etcd", "--config-file=/etc/etcd/etcd.conf.yml"]
+    node = _node(tmp_path / "a", files, [argv])
+    assert set(_statuses(node, ETCD_CHECKS).values()) == {"PASS"}
+    assert Resolver(loader.builtin("kubernetes"), node).path("etcd", "datadir") == "/srv/etcd"
+
+    weak = ETCD_CONF.replace("client-cert-auth: true", "client-cert-auth: n").replace(
+        "auto-tls: false", "auto-tls: on"
+    )
+    hardened_flags = [
+        *argv,
+        "--client-cert-auth=true",
+        "--peer-client-cert-auth=true",
+        "--auto-tls=false",
+        "--peer-auto-tls=false",
+    ]
+    node = _node(tmp_path / "b", {**files, "/etc/etcd/etcd.conf.yml": weak}, [hardened_flags])
+    assert _statuses(node, ETCD_CHECKS) == {
+        "k8s.etcd.tls_cert": "PASS",
+        "k8s.etcd.client_cert_auth": "FAIL",
+        "k8s.etcd.auto_tls": "FAIL",
+        "k8s.etcd.peer_tls_cert": "PASS",
+        "k8s.etcd.peer_client_cert_auth": "FAIL",
+        "k8s.etcd.peer_auto_tls": "FAIL",
+    }
+
+    bare = "name: cp-1\nlisten-client-urls: http://0.0.0.0:2379\n"
+    flags = ["/usr/local/bin/etcd", "--cert-file=/x.crt", "--key-file=/x.key"]
+    node = Node(
+        root=_node(tmp_path / "c", {"/etc/etcd/bare.yml": bare}, []).root,
+        processes=(
+            Process(pid=7, argv=tuple(flags), env={"ETCD_CONFIG_FILE": "/etc/etcd/bare.yml"}),
+        ),
+        process_source="test",
+    )
+    assert _statuses(node, ["2.1", "2.3"]) == {
+        "k8s.etcd.tls_cert": "FAIL",
+        "k8s.etcd.auto_tls": "PASS",
+    }
+
+
+def test_etcd_without_a_config_file_reads_flags_and_environment(tmp_path: Path) -> None:
+    argv = ["/usr/local/bin/etcd", "--cert-file=/x.crt", "--key-file=/x.key"]
+    node = Node(
+        root=_node(tmp_path, {}, []).root,
+        processes=(Process(pid=7, argv=tuple(argv), env={"ETCD_CLIENT_CERT_AUTH": "true"}),),
+        process_source="test",
+    )
+    assert _statuses(node, ["2.1", "2.2"]) == {
+        "k8s.etcd.tls_cert": "PASS",
+        "k8s.etcd.client_cert_auth": "PASS",
+    }
+
+
+def test_anonymous_auth_in_the_structured_authentication_config(tmp_path: Path) -> None:
+    """Kubernetes 1.30+: anonymous authentication can be set in the AuthenticationConfiguration
+    that --authentication-config names (and then not with --anonymous-auth). The check is not
+    scored: a failure is a WARN."""
+    config = (
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthenticationConfiguration\n"
+        "anonymous:\n  enabled: {enabled}\n  conditions:\n  - path: /livez\n"
+    )
+    argv = [
+        "kube-apiserver",
+        "--authentication-config=/etc/kubernetes/authn.yaml",
+        "--authorization-config=/etc/kubernetes/authz.yaml",
+    ]
+    authz = "kind: AuthorizationConfiguration\nauthorizers:\n  - {type: RBAC, name: rbac}\n"
+    for n, (enabled, status) in enumerate([("false", "PASS"), ("true", "WARN"), ("y", "WARN")]):
+        files = {
+            "/etc/kubernetes/authn.yaml": config.replace("{enabled}", enabled),
+            "/etc/kubernetes/authz.yaml": authz,
+        }
+        node = _node(tmp_path / str(n), files, [argv])
+        got = _statuses(node, ["1.2.1", "1.2.8"])
+        assert got == {
+            "k8s.apiserver.anonymous_auth": status,
+            "k8s.apiserver.authorization_rbac": "PASS",
+        }, enabled

@@ -76,7 +76,9 @@ class ProcessFacts:
 
     def get(self, test: Test) -> tuple[Fact | None, str]:
         state = self.resolver.state(self.component)
-        if test.flag:
+        # etcd reads its --config-file instead of its flags and environment
+        file_only = state.component.config_replaces_flags and self.config() is not None
+        if test.flag and not file_only:
             hit = self.resolver.flag(self.component, test.flag)
             if hit is not None:
                 name, values = hit
@@ -88,7 +90,7 @@ class ProcessFacts:
                 value2 = lookup(cfg[1], test.path)
                 if value2 is not None and value2 != []:
                     return value2, f"{test.path}: {_show(value2)} (config {cfg[0]})"
-        if test.env and state.process is not None:
+        if test.env and state.process is not None and not file_only:
             pid = state.process.pid
             env = self.resolver.node.env_of(state.process)
             if env is None:

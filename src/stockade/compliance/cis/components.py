@@ -290,12 +290,11 @@ class Resolver:
         """The component's configuration (where, data): its config file with its drop-ins merged
         over it; None if it has neither; FileProblem if one is broken."""
         state = self.state(comp)
-        key = state.component.config
-        if not key:
+        if not state.component.config:
             return None
         if state.config_cache is None:
-            path = self.path(comp, key, allow_missing=True)
-            files = [path] if path and self.node.exists(path) else []
+            paths = [self.path(comp, key, allow_missing=True) for key in state.component.config]
+            files = [p for p in paths if p and self.node.exists(p)]
             files += self._dropins(state)
             if not files:
                 return None
@@ -327,19 +326,21 @@ class Resolver:
 
     def _resolve(self, comp_name: str, spec: PathSpec) -> str:
         state = self.state(comp_name)
-        for name in spec.flag:
-            if name in state.flags:
-                return state.flags[name][-1]
+        cfg = None
         if spec.config_key:
             try:
                 cfg = self.config(comp_name)
             except FileProblem:
                 cfg = None
-            if cfg is not None:
-                value = lookup(cfg[1], spec.config_key)
-                if isinstance(value, str) and value:
-                    return value
-        if spec.env and state.process is not None:
+        file_only = cfg is not None and state.component.config_replaces_flags
+        for name in () if file_only else spec.flag:
+            if name in state.flags:
+                return state.flags[name][-1]
+        if cfg is not None:
+            value = lookup(cfg[1], spec.config_key)
+            if isinstance(value, str) and value:
+                return value
+        if spec.env and state.process is not None and not file_only:
             env = self.node.env_of(state.process) or {}
             if env.get(spec.env):
                 return env[spec.env]
