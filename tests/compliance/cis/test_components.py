@@ -578,3 +578,137 @@ def test_anonymous_auth_in_the_structured_authentication_config(tmp_path: Path) 
             "k8s.apiserver.anonymous_auth": status,
             "k8s.apiserver.authorization_rbac": "PASS",
         }, enabled
+
+
+KUBEADM_DROPIN = (  # kubeadm's 10-kubeadm.conf, as the kubeadm package installs it
+    "# Note: This dropin only works with kubeadm and kubelet v1.11+\n[Service]\n"
+    'Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/'
+    'bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"\n'
+    'Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"\n'
+    "EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\n"
+    "EnvironmentFile=-/etc/default/kubelet\n"
+    "ExecStart=\n"
+    "ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS "
+    "$KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS\n"
+)
+KUBEADM_UNIT_FILES = {
+    "/usr/lib/systemd/system/kubelet.service": (
+        "[Unit]\nDescription=kubelet: The Kubernetes Node Agent\n\n[Service]\n"
+        "ExecStart=/usr/bin/kubelet\nRestart=always\n"
+    ),
+    "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf": KUBEADM_DROPIN,
+    "/var/lib/kubelet/kubeadm-flags.env": (
+        'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/'
+        'containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.10"\n'
+    ),
+    "/var/lib/kubelet/config.yaml": (
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+        "authentication:\n  anonymous:\n    enabled: false\n"
+    ),
+}
+
+
+def test_environment_files_override_environment_lines_in_any_drop_in(tmp_path: Path) -> None:
+    """systemd: variables from EnvironmentFile= override Environment=, wherever the lines are; a
+    later drop-in's Environment= does not beat /etc/default/kubelet."""
+    files = {
+        **KUBEADM_UNIT_FILES,
+        "/etc/default/kubelet": "KUBELET_EXTRA_ARGS=--anonymous-auth=true\n",
+        "/etc/systemd/system/kubelet.service.d/20-hardening.conf": (
+            '[Service]\nEnvironment="KUBELET_EXTRA_ARGS=--anonymous-auth=false"\n'
+        ),
+    }
+    node = _node(tmp_path, files, [])
+    r = Resolver(loader.builtin("kubernetes"), node)
+    assert r.flag("kubelet", ("--anonymous-auth",)) == ("--anonymous-auth", ["true"])
+    assert r.flag("kubelet", ("--container-runtime-endpoint",)) == (
+        "--container-runtime-endpoint",
+        ["unix:///var/run/containerd/containerd.sock"],
+    )
+    assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "FAIL"}
+
+
+def test_drop_ins_apply_in_name_order_across_unit_folders(tmp_path: Path) -> None:
+    """A vendor drop-in in /usr/lib named 20-... comes after /etc's 10-kubeadm.conf (systemd sorts
+    drop-ins by name across folders); one of the same name in /etc masks it."""
+    vendor = "[Service]\nExecStart=\nExecStart=/usr/bin/kubelet --anonymous-auth=true\n"
+    files = {
+        **KUBEADM_UNIT_FILES,
+        "/usr/lib/systemd/system/kubelet.service.d/20-vendor.conf": vendor,
+    }
+    node = _node(tmp_path / "a", files, [])
+    assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "FAIL"}
+    masked = {**files, "/etc/systemd/system/kubelet.service.d/20-vendor.conf": "[Service]\n"}
+    node = _node(tmp_path / "b", masked, [])
+    assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "PASS"}
+
+
+def test_braced_variables_are_one_argument_and_bare_ones_are_split(tmp_path: Path) -> None:
+    """systemd splits "$VAR" (a whole word) at white space and keeps "${VAR}" as one argument."""
+    from stockade.compliance.cis.systemd import read_service
+
+    unit = (
+        "[Service]\nEnvironment='A=--read-only-port=0 --anonymous-auth=false' B=x C=\n"
+        "ExecStart=/usr/bin/kubelet $A ${A} --name=${B}$$ --v=$B $C $UNSET\n"
+    )
+    node = _node(tmp_path, {"/etc/systemd/system/kubelet.service": unit}, [])
+    service = read_service(node, "/etc/systemd/system/kubelet.service")
+    assert service is not None
+    assert service.argv == (
+        "/usr/bin/kubelet",
+        "--read-only-port=0",
+        "--anonymous-auth=false",
+        "--read-only-port=0 --anonymous-auth=false",
+        "--name=x$",
+        "--v=$B",
+    )
+
+
+# etcd as a systemd service configured by its environment (the etcd package's etcd.service and
+# /etc/etcd/etcd.conf, as Kubernetes the hard way and RHEL hosts run it)
+ETCD_SERVICE = (
+    "[Unit]\nDescription=Etcd Server\n\n[Service]\nType=notify\nWorkingDirectory=/var/lib/etcd/\n"
+    "EnvironmentFile=-/etc/etcd/etcd.conf\nUser=etcd\n"
+    "ExecStart=/usr/bin/etcd\nRestart=on-failure\n"
+)
+ETCD_ENV = (
+    'ETCD_NAME="cp-1"\nETCD_DATA_DIR="/srv/etcd/default.etcd"\n'
+    "ETCD_CERT_FILE=/etc/kubernetes/certs/server.crt\nETCD_KEY_FILE=/etc/kubernetes/certs/server.key\n"
+    "ETCD_CLIENT_CERT_AUTH=true\nETCD_TRUSTED_CA_FILE=/etc/kubernetes/certs/ca.crt\n"
+    "ETCD_PEER_AUTO_TLS=true\n"
+)
+
+
+def test_a_declared_service_environment_feeds_the_env_tests(tmp_path: Path) -> None:
+    files = {"/usr/lib/systemd/system/etcd.service": ETCD_SERVICE, "/etc/etcd/etcd.conf": ETCD_ENV}
+    node = _node(tmp_path, files, [])
+    assert _statuses(node, ["2.1", "2.2", "2.3", "2.6"]) == {
+        "k8s.etcd.tls_cert": "PASS",
+        "k8s.etcd.client_cert_auth": "PASS",
+        "k8s.etcd.auto_tls": "PASS",
+        "k8s.etcd.peer_auto_tls": "FAIL",
+    }
+    r = Resolver(loader.builtin("kubernetes"), node)
+    assert r.path("etcd", "datadir") == "/srv/etcd/default.etcd"
+
+
+def test_a_static_pod_manifest_declares_its_environment(tmp_path: Path) -> None:
+    manifest = {
+        "spec": {
+            "containers": [
+                {
+                    "command": ["etcd", "--cert-file=/a.crt", "--key-file=/a.key"],
+                    "env": [
+                        {"name": "ETCD_CLIENT_CERT_AUTH", "value": "true"},
+                        {"name": "ETCD_PEER_AUTO_TLS", "value": "true"},
+                    ],
+                }
+            ]
+        }
+    }
+    node = _node(tmp_path, {"/etc/kubernetes/manifests/etcd.yaml": json.dumps(manifest)}, [])
+    assert _statuses(node, ["2.1", "2.2", "2.6"]) == {
+        "k8s.etcd.tls_cert": "PASS",
+        "k8s.etcd.client_cert_auth": "PASS",
+        "k8s.etcd.peer_auto_tls": "FAIL",
+    }

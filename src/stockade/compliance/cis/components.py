@@ -6,7 +6,6 @@ from __future__ import annotations
 import configparser
 import json
 import re
-import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -14,11 +13,11 @@ from typing import Any
 
 from stockade.compliance.cis.model import Benchmark, Component, PathSpec
 from stockade.compliance.cis.node import FileProblem, Node, Process
+from stockade.compliance.cis.systemd import read_service
 from stockade.config import parse_json, parse_yaml
 from stockade.model import StockadeError
 
 _VAR = re.compile(r"\$\{(re:)?([a-z0-9_-]+)\.([a-z0-9_-]+)\}")
-_ENV_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 Flags = dict[str, list[str]]
 
 
@@ -28,6 +27,7 @@ class ComponentState:
     process: Process | None = None
     flags: Flags = field(default_factory=dict)
     source: str = ""  # where the flags came from, for evidence
+    env: dict[str, str] = field(default_factory=dict)  # declared by a unit or manifest
     config_cache: dict[str, Any] | None = None
 
     @property
@@ -215,46 +215,21 @@ class Resolver:
             for a in containers[0][key]
         ]
         state.flags = parse_flags(argv[1:] if argv and not argv[0].startswith("-") else argv)
+        state.env = {
+            str(e["name"]): str(e.get("value") or "")
+            for e in containers[0].get("env") or ()
+            if isinstance(e, dict) and isinstance(e.get("name"), str)
+        }
         state.source = f"static pod manifest {path}"
 
     def _from_unit(self, state: ComponentState) -> None:
         path = self._candidate(state.component, state.component.unit)
-        if not path:
+        service = read_service(self.node, path) if path else None
+        if service is None:
             return
-        name = PurePosixPath(path).name
-        files = [path]
-        for d in (
-            "/usr/lib/systemd/system",
-            "/lib/systemd/system",
-            "/etc/systemd/system",
-            "/run/systemd/system",
-        ):
-            files += self.node.expand(f"{d}/{name}.d/*.conf")
-        env: dict[str, str] = {}
-        exec_start = ""
-        for f in files:
-            try:
-                text = self.node.read_text(f)
-            except FileProblem:
-                continue
-            for key, value in _unit_lines(text):
-                if key == "Environment":
-                    for item in shlex.split(value):
-                        k, _, v = item.partition("=")
-                        env[k] = v
-                elif key == "EnvironmentFile":
-                    env.update(self._env_file(value.lstrip("-")))
-                elif key == "ExecStart":
-                    exec_start = value  # an empty ExecStart= in a drop-in resets the command
-        if not exec_start:
-            return
-        expanded = _ENV_REF.sub(lambda m: env.get(m.group(1), ""), exec_start.lstrip("-@+!:"))
-        try:
-            argv = shlex.split(expanded)
-        except ValueError:
-            return
-        state.flags = parse_flags(argv[1:])
-        state.source = f"systemd unit {path}" + (" and drop-ins" if len(files) > 1 else "")
+        state.flags = parse_flags(list(service.argv[1:]))
+        state.env = service.env
+        state.source = f"systemd unit {path}" + (" and drop-ins" if len(service.files) > 1 else "")
 
     def _candidate(self, comp: Component, key: str) -> str:
         """First existing candidate path (flags are unknown while the component is looked for)."""
@@ -264,18 +239,14 @@ class Resolver:
                 return cand
         return ""
 
-    def _env_file(self, path: str) -> dict[str, str]:
-        out: dict[str, str] = {}
-        try:
-            text = self.node.read_text(path)
-        except FileProblem:
-            return out
-        for line in text.splitlines():
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                k, _, v = line.partition("=")
-                out[k.strip()] = v.strip().strip('"').strip("'")
-        return out
+    def environment(self, comp: str) -> tuple[dict[str, str] | None, str]:
+        """The component's environment and where it was read: the running process's (None when
+        it cannot be read), else the one its systemd unit or static pod manifest declares."""
+        state = self.state(comp)
+        if state.process is not None:
+            env = self.node.env_of(state.process)
+            return env, f"environment of pid {state.process.pid}"
+        return state.env, f"environment of {state.source}"
 
     def flag(self, comp: str, names: tuple[str, ...]) -> tuple[str, list[str]] | None:
         """The values of a flag under any of its names (``--host`` and ``-H`` are one flag: a
@@ -340,8 +311,8 @@ class Resolver:
             value = lookup(cfg[1], spec.config_key)
             if isinstance(value, str) and value:
                 return value
-        if spec.env and state.process is not None and not file_only:
-            env = self.node.env_of(state.process) or {}
+        if spec.env and not file_only:
+            env = self.environment(comp_name)[0] or {}
             if env.get(spec.env):
                 return env[spec.env]
         for cand in spec.candidates:
@@ -379,16 +350,4 @@ def _merged(base: Any, over: Any) -> Any:
     out = dict(base)
     for k, v in over.items():
         out[k] = _merged(out.get(k), v) if isinstance(v, dict) else v
-    return out
-
-
-def _unit_lines(text: str) -> list[tuple[str, str]]:
-    out = []
-    joined = re.sub(r"\\\n", " ", text)
-    for line in joined.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";", "[")) or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        out.append((key.strip(), value.strip()))
     return out
