@@ -712,3 +712,35 @@ def test_a_static_pod_manifest_declares_its_environment(tmp_path: Path) -> None:
         "k8s.etcd.client_cert_auth": "PASS",
         "k8s.etcd.peer_auto_tls": "FAIL",
     }
+
+
+@pytest.mark.parametrize(
+    ("gates", "config", "kubelet", "controller_manager"),
+    [
+        (None, None, "PASS", "PASS"),
+        ("RotateKubeletServerCertificate=true", None, "PASS", "PASS"),
+        ("RotateKubeletServerCertificate=false", None, "WARN", "FAIL"),
+        ("RotateKubeletServerCertificate=0", None, "WARN", "FAIL"),
+        ("Foo=true, RotateKubeletServerCertificate = F", None, "WARN", "FAIL"),
+        ("RotateKubeletServerCertificate=False,Foo=true", None, "WARN", "FAIL"),
+        ("FooRotateKubeletServerCertificate=false", None, "PASS", "PASS"),  # another gate
+        (None, "false", "WARN", "PASS"),
+        ("Foo=true", "false", "WARN", "PASS"),  # the flag leaves the gate to the config file
+        ("RotateKubeletServerCertificate=1", "false", "PASS", "PASS"),  # the flag's gate wins
+    ],
+)
+def test_feature_gates_are_read_as_the_components_read_them(
+    tmp_path: Path, gates: str | None, config: str | None, kubelet: str, controller_manager: str
+) -> None:
+    """A gate's value is read by strconv.ParseBool, and the kubelet's --feature-gates override its
+    config file's featureGates key by key. (4.2.11 is not scored: a failure is a WARN.)"""
+    flags = [f"--feature-gates={gates}"] if gates else []
+    argv = ["/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml", *flags]
+    text = "kind: KubeletConfiguration\n"
+    text += f"featureGates:\n  RotateKubeletServerCertificate: {config}\n" if config else ""
+    node = _node(tmp_path, {"/var/lib/kubelet/config.yaml": text}, [argv])
+    assert _statuses(node, ["4.2.11"]) == {"k8s.kubelet.rotate_server_certificates": kubelet}
+    node = _node(tmp_path / "cm", {}, [["/usr/local/bin/kube-controller-manager", *flags]])
+    assert _statuses(node, ["1.3.6"]) == {
+        "k8s.controller_manager.rotate_kubelet_server_certificate": controller_manager
+    }
