@@ -744,3 +744,34 @@ def test_feature_gates_are_read_as_the_components_read_them(
     assert _statuses(node, ["1.3.6"]) == {
         "k8s.controller_manager.rotate_kubelet_server_certificate": controller_manager
     }
+
+
+def test_k3s_reads_component_flags_from_its_config_file_before_the_command_line(
+    tmp_path: Path,
+) -> None:
+    """k3s puts the settings of /etc/rancher/k3s/config.yaml (and config.yaml.d/*.yaml, where a
+    ``key+`` appends) before its command line: list flags add up, the command line's last value
+    of a one-value flag wins."""
+    files = {
+        "/etc/rancher/k3s/config.yaml": (
+            "write-kubeconfig-mode: '0644'\n"
+            "kube-apiserver-arg:\n  - enable-admission-plugins=AlwaysAdmit\n  - profiling=true\n"
+        ),
+        "/etc/rancher/k3s/config.yaml.d/50-audit.yaml": (
+            "kube-apiserver-arg+:\n  - audit-log-path=/var/lib/rancher/k3s/server/logs/audit.log\n"
+        ),
+    }
+    argv = ["/usr/local/bin/k3s", "server", "--kube-apiserver-arg=profiling=false"]
+    node = _node(tmp_path, files, [argv])
+    assert _statuses(node, ["1.2.10", "1.2.15", "1.2.16"]) == {
+        "k8s.apiserver.always_admit": "FAIL",
+        "k8s.apiserver.profiling": "PASS",
+        "k8s.apiserver.audit_log_path": "PASS",
+    }
+    other = _node(tmp_path / "c", {"/srv/k3s.yaml": "kube-apiserver-arg: [profiling=false]\n"}, [])
+    node = Node(
+        root=other.root,
+        processes=(Process(pid=9, argv=("/usr/local/bin/k3s", "server", "-c", "/srv/k3s.yaml")),),
+        process_source="test",
+    )
+    assert _statuses(node, ["1.2.15"]) == {"k8s.apiserver.profiling": "PASS"}

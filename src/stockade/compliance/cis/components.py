@@ -19,6 +19,8 @@ from stockade.model import StockadeError
 
 _VAR = re.compile(r"\$\{(re:)?([a-z0-9_-]+)\.([a-z0-9_-]+)\}")
 Flags = dict[str, list[str]]
+# programs that read their own flags from a config file: (default path, variable naming another)
+_LAUNCHER_CONFIG = {"k3s": ("/etc/rancher/k3s/config.yaml", "K3S_CONFIG_FILE")}
 
 
 @dataclass(slots=True)
@@ -184,12 +186,44 @@ class Resolver:
     ) -> ComponentState:
         flags = parse_flags(proc.argv[len(words) :])
         embedded = dict(comp.embedded).get(bin_spec)
-        if embedded:
-            # k3s/RKE2 style: the component's own flags travel as --kube-apiserver-arg=key=value
-            inner = [f"--{v}" for v in flags.get(embedded, [])]
-            flags = parse_flags(inner)
         src = f"process {proc.pid} ({' '.join(words)})"
+        if embedded:
+            # k3s style: the component's own flags travel as --kube-apiserver-arg=key=value, from
+            # k3s's config file first (k3s puts its values before the command line's)
+            from_file, files = self._launcher_config(proc, flags)
+            given = [*from_file.get(embedded.lstrip("-"), []), *flags.get(embedded, [])]
+            flags = parse_flags([f"--{v}" for v in given])
+            src += "".join(f" and {f}" for f in files)
         return ComponentState(component=comp, process=proc, flags=flags, source=src)
+
+    def _launcher_config(self, proc: Process, flags: Flags) -> tuple[Flags, list[str]]:
+        """The settings of k3s's config file (``--config``/``-c``, ``$K3S_CONFIG_FILE`` or
+        /etc/rancher/k3s/config.yaml) and its ``config.yaml.d/*.yaml`` drop-ins, in name order:
+        a later file's key replaces an earlier one's values, ``key+`` appends to them."""
+        launcher = _LAUNCHER_CONFIG.get(PurePosixPath(proc.argv[0]).name)
+        if launcher is None:
+            return {}, []
+        default, env_name = launcher
+        env = self.node.env_of(proc) or {}
+        path = env.get(env_name) or (flags.get("--config") or flags.get("-c") or [default])[-1]
+        files = [f for f in [path] if self.node.exists(f)]
+        files += sorted(self.node.expand(f"{path}.d/*.yaml"))
+        out: Flags = {}
+        for f in files:
+            try:
+                data = parse_config(self.node.read_text(f), f)
+            except FileProblem:
+                continue  # k3s would not start with it; nothing to read
+            for key, value in data.items() if isinstance(data, dict) else ():
+                name = str(key)
+                values = [
+                    str(fact_value(v)) for v in (value if isinstance(value, list) else [value])
+                ]
+                if name.endswith("+"):
+                    out[name[:-1]] = out.get(name[:-1], []) + values
+                else:
+                    out[name] = values
+        return out, files
 
     def _from_manifest(self, state: ComponentState) -> None:
         path = self._candidate(state.component, state.component.manifest)
