@@ -775,3 +775,16 @@ def test_k3s_reads_component_flags_from_its_config_file_before_the_command_line(
         process_source="test",
     )
     assert _statuses(node, ["1.2.15"]) == {"k8s.apiserver.profiling": "PASS"}
+
+
+def test_etcd_reads_single_dash_flags_as_go_does(tmp_path: Path) -> None:
+    """etcd parses with Go's flag package, where -auto-tls=true is --auto-tls=true."""
+    argv = ["/usr/local/bin/etcd", "-cert-file=/a.crt", "-key-file", "/a.key", "-auto-tls=true",
+            "--client-cert-auth=true", "-peer-auto-tls"]  # fmt: skip
+    node = _node(tmp_path, {}, [argv])
+    assert _statuses(node, ["2.1", "2.2", "2.3", "2.6"]) == {
+        "k8s.etcd.tls_cert": "PASS",
+        "k8s.etcd.client_cert_auth": "PASS",
+        "k8s.etcd.auto_tls": "FAIL",
+        "k8s.etcd.peer_auto_tls": "FAIL",
+    }

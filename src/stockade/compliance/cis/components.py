@@ -37,10 +37,12 @@ class ComponentState:
         return bool(self.source)
 
 
-def parse_flags(args: list[str] | tuple[str, ...]) -> Flags:
+def parse_flags(args: list[str] | tuple[str, ...], *, go_flags: bool = False) -> Flags:
     """``--a=1 --b 2 -H x --bool`` into a map of flag to values (repeated flags keep all, in
     order). A one-letter flag written with its value attached (``-Htcp://0.0.0.0:2375``, as the
-    pflag parser of dockerd and the Kubernetes components reads it) is also kept under ``-H``."""
+    pflag parser of dockerd and the Kubernetes components reads it) is also kept under ``-H``.
+    ``go_flags``: the program parses with Go's flag package (etcd), which reads ``-auto-tls``
+    as ``--auto-tls``."""
     flags: Flags = {}
     i = 0
     while i < len(args):
@@ -48,6 +50,8 @@ def parse_flags(args: list[str] | tuple[str, ...]) -> Flags:
         i += 1
         if not tok.startswith("-") or tok in ("-", "--"):
             continue
+        if go_flags and not tok.startswith("--"):
+            tok = "-" + tok
         name, eq, value = tok.partition("=")
         if not tok.startswith("--") and len(name) > 2 and tok[1].isalpha():
             flags.setdefault(tok[:2], []).append(tok[2:])
@@ -184,7 +188,7 @@ class Resolver:
     def _from_process(
         self, comp: Component, proc: Process, bin_spec: str, words: list[str]
     ) -> ComponentState:
-        flags = parse_flags(proc.argv[len(words) :])
+        flags = parse_flags(proc.argv[len(words) :], go_flags=comp.go_flags)
         embedded = dict(comp.embedded).get(bin_spec)
         src = f"process {proc.pid} ({' '.join(words)})"
         if embedded:
@@ -248,7 +252,10 @@ class Resolver:
             if isinstance(containers[0].get(key), list)
             for a in containers[0][key]
         ]
-        state.flags = parse_flags(argv[1:] if argv and not argv[0].startswith("-") else argv)
+        state.flags = parse_flags(
+            argv[1:] if argv and not argv[0].startswith("-") else argv,
+            go_flags=state.component.go_flags,
+        )
         state.env = {
             str(e["name"]): str(e.get("value") or "")
             for e in containers[0].get("env") or ()
@@ -261,7 +268,7 @@ class Resolver:
         service = read_service(self.node, path) if path else None
         if service is None:
             return
-        state.flags = parse_flags(list(service.argv[1:]))
+        state.flags = parse_flags(list(service.argv[1:]), go_flags=state.component.go_flags)
         state.env = service.env
         state.source = f"systemd unit {path}" + (" and drop-ins" if len(service.files) > 1 else "")
 

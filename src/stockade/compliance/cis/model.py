@@ -49,6 +49,7 @@ class Component:
     # a config file, when one is given, is read instead of the flags and the environment (etcd
     # ignores both once --config-file names a file)
     config_replaces_flags: bool = False
+    go_flags: bool = False  # parses its command line with Go's flag package: -name is --name
     # path key of a drop-in directory whose *.conf files, in name order, are merged over the
     # config file (the kubelet's --config-dir)
     config_dropins: str = ""
