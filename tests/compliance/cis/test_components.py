@@ -788,3 +788,21 @@ def test_etcd_reads_single_dash_flags_as_go_does(tmp_path: Path) -> None:
         "k8s.etcd.auto_tls": "FAIL",
         "k8s.etcd.peer_auto_tls": "FAIL",
     }
+
+
+def test_a_kubelet_without_config_reads_no_config_file(tmp_path: Path) -> None:
+    """The kubelet reads a config file only when --config names one: a file at the usual place
+    does not configure a kubelet started without it (the command-line defaults apply)."""
+    files = {
+        "/var/lib/kubelet/config.yaml": (
+            "kind: KubeletConfiguration\nauthentication:\n  anonymous:\n    enabled: false\n"
+        )
+    }
+    node = _node(tmp_path / "a", files, [["/usr/bin/kubelet", "--v=2"]])
+    assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "FAIL"}
+    argv = ["/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml"]
+    node = _node(tmp_path / "b", files, [argv])
+    assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "PASS"}
+    # k3s runs the kubelet inside itself: its command line is not all there is
+    node = _node(tmp_path / "c", files, [["/usr/local/bin/k3s", "agent"]])
+    assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "PASS"}

@@ -30,6 +30,7 @@ class ComponentState:
     flags: Flags = field(default_factory=dict)
     source: str = ""  # where the flags came from, for evidence
     env: dict[str, str] = field(default_factory=dict)  # declared by a unit or manifest
+    embedded: bool = False  # flags read from a launcher's (k3s's): the command line is partial
     config_cache: dict[str, Any] | None = None
 
     @property
@@ -198,7 +199,9 @@ class Resolver:
             given = [*from_file.get(embedded.lstrip("-"), []), *flags.get(embedded, [])]
             flags = parse_flags([f"--{v}" for v in given])
             src += "".join(f" and {f}" for f in files)
-        return ComponentState(component=comp, process=proc, flags=flags, source=src)
+        return ComponentState(
+            component=comp, process=proc, flags=flags, source=src, embedded=bool(embedded)
+        )
 
     def _launcher_config(self, proc: Process, flags: Flags) -> tuple[Flags, list[str]]:
         """The settings of k3s's config file (``--config``/``-c``, ``$K3S_CONFIG_FILE`` or
@@ -305,7 +308,11 @@ class Resolver:
         if not state.component.config:
             return None
         if state.config_cache is None:
-            paths = [self.path(comp, key, allow_missing=True) for key in state.component.config]
+            paths = [
+                self.path(comp, key, allow_missing=True)
+                for key in state.component.config
+                if self._reads_config(state, key)
+            ]
             files = [p for p in paths if p and self.node.exists(p)]
             files += self._dropins(state)
             if not files:
@@ -315,6 +322,15 @@ class Resolver:
                 data = _merged(data, parse_config(self.node.read_text(f), f))
             state.config_cache = {"where": " + ".join(files), "data": data}
         return state.config_cache["where"], state.config_cache["data"]
+
+    def _reads_config(self, state: ComponentState, key: str) -> bool:
+        """Whether the component reads the config file ``key`` names: one whose command line is
+        known reads a ``config_needs_flag`` file only when a flag names it (a kubelet without
+        --config reads none, whatever lies at /var/lib/kubelet/config.yaml)."""
+        spec = state.component.path_spec(key)
+        if not state.component.config_needs_flag or spec is None or state.embedded:
+            return True
+        return any(name in state.flags for name in spec.flag)
 
     def _dropins(self, state: ComponentState) -> list[str]:
         """The ``*.conf`` files of the component's drop-in directory, in the order it reads them

@@ -193,6 +193,7 @@ def _component(name: str, data: Any, where: str) -> Component:
         config=_strs(data.get("config"), "config", f"{where}: component {name!r}"),
         config_replaces_flags=bool(data.get("config_replaces_flags", False)),
         go_flags=bool(data.get("go_flags", False)),
+        config_needs_flag=bool(data.get("config_needs_flag", False)),
         config_dropins=str(data.get("config_dropins", "")),
         paths=tuple(paths),
     )

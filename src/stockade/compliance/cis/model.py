@@ -50,6 +50,9 @@ class Component:
     # ignores both once --config-file names a file)
     config_replaces_flags: bool = False
     go_flags: bool = False  # parses its command line with Go's flag package: -name is --name
+    # reads a config file only when a flag names it (the kubelet's --config; daemon.json is read
+    # from its default place without one)
+    config_needs_flag: bool = False
     # path key of a drop-in directory whose *.conf files, in name order, are merged over the
     # config file (the kubelet's --config-dir)
     config_dropins: str = ""
