@@ -806,3 +806,39 @@ def test_a_kubelet_without_config_reads_no_config_file(tmp_path: Path) -> None:
     # k3s runs the kubelet inside itself: its command line is not all there is
     node = _node(tmp_path / "c", files, [["/usr/local/bin/k3s", "agent"]])
     assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "PASS"}
+
+
+def test_a_control_plane_of_systemd_services_is_found_by_its_units(tmp_path: Path) -> None:
+    """Kubernetes the hard way: kube-apiserver, the scheduler, the kubelet and kube-proxy run as
+    systemd services, their flags on continued ExecStart= lines."""
+    files = {
+        "/etc/systemd/system/kube-apiserver.service": (
+            "[Unit]\nDescription=Kubernetes API Server\n\n[Service]\n"
+            "ExecStart=/usr/local/bin/kube-apiserver \\\n  --allow-privileged=true \\\n"
+            "  --authorization-mode=Node,RBAC \\\n  --profiling=false \\\n  --v=2\n"
+            "Restart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n"
+        ),
+        "/etc/systemd/system/kube-scheduler.service": (
+            "[Service]\nExecStart=/usr/local/bin/kube-scheduler \\\n"
+            "  --config=/etc/kubernetes/config/kube-scheduler.yaml \\\n  --v=2\n"
+        ),
+        "/etc/systemd/system/kube-proxy.service": (
+            "[Service]\nExecStart=/usr/local/bin/kube-proxy \\\n"
+            "  --config=/var/lib/kube-proxy/kube-proxy-config.yaml\n"
+        ),
+        "/etc/systemd/system/kubelet.service": (
+            "[Service]\nExecStart=/usr/local/bin/kubelet \\\n"
+            "  --config=/var/lib/kubelet/kubelet-config.yaml \\\n  --v=2\n"
+        ),
+        "/var/lib/kube-proxy/kube-proxy-config.yaml": (
+            "kind: KubeProxyConfiguration\napiVersion: kubeproxy.config.k8s.io/v1alpha1\n"
+            "metricsBindAddress: 0.0.0.0:10249\n"
+        ),
+    }
+    node = _node(tmp_path, files, [])
+    assert _statuses(node, ["1.2.7", "1.2.15", "1.4.1", "4.3.1"]) == {
+        "k8s.apiserver.authorization_node": "PASS",
+        "k8s.apiserver.profiling": "PASS",
+        "k8s.scheduler.profiling": "FAIL",
+        "k8s.proxy.metrics_bind_address": "FAIL",
+    }
