@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -175,6 +175,134 @@ class _CheckedConstructor(SafeConstructor):
             raise _BadValue(None, None, f"invalid {kind} {shown}: {exc}", node.start_mark) from None
 
 
+# ---------------------------------------------------------------- the Kubernetes dialect
+
+# Kubernetes reads YAML with sigs.k8s.io/yaml, which resolves plain scalars by go-yaml v2's rules
+# (its resolve.go), not PyYAML's YAML 1.1 regexes: ``y``/``n`` are booleans, an integer is what
+# Go's ``strconv.ParseInt(s, 0, 64)`` takes once every ``_`` is removed (``0o0``, ``0X1F``,
+# ``0B1``), ``0e0`` and ``09`` are floats, and ``1:30``, ``=`` and dates stay strings (a timestamp
+# decoded into an untyped value is its text). The object then crosses the API as JSON, so a float
+# with an integral value is that integer and a mapping key is a string. A manifest read any other
+# way could hide ``runAsUser: 0o0`` or ``hostNetwork: y`` from a check the API server would not.
+_STR = "tag:yaml.org,2002:str"
+_GO_WORDS: dict[str, tuple[str, Any]] = {
+    **{
+        w: ("tag:yaml.org,2002:bool", True)
+        for w in ["y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"]
+    },
+    **{
+        w: ("tag:yaml.org,2002:bool", False)
+        for w in ["n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"]
+    },
+    **{w: ("tag:yaml.org,2002:null", None) for w in ("", "~", "null", "Null", "NULL")},
+    **{w: ("tag:yaml.org,2002:float", float("nan")) for w in (".nan", ".NaN", ".NAN")},
+    **{
+        s + w: ("tag:yaml.org,2002:float", float(s + "inf"))
+        for s in ("", "+", "-")
+        for w in (".inf", ".Inf", ".INF")
+    },
+}
+_GO_INT = re.compile(r"[-+]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)\Z")
+_GO_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
+_GO_INT_MIN, _GO_INT_END = -(2**63), 2**64  # ParseInt's int64, then ParseUint's uint64
+
+
+def _go_int(plain: str) -> int | None:
+    """``plain`` (underscores removed) as Go's ``strconv.ParseInt(plain, 0, 64)`` (falling back
+    to ParseUint) reads it, or None."""
+    if not _GO_INT.match(plain):
+        return None
+    digits = plain.lstrip("+-")
+    octal = digits[:1] == "0" and digits[1:2].isdigit()  # Go's leading-zero octal
+    value = int(plain, 8 if octal else 0)
+    return value if _GO_INT_MIN <= value < _GO_INT_END else None
+
+
+def _go_float(text: str) -> float | None:
+    value = float(text)
+    return None if value in (float("inf"), float("-inf")) else value  # ParseFloat's ErrRange
+
+
+def go_scalar(value: str) -> tuple[str, Any]:
+    """The tag and value go-yaml v2 gives a plain scalar (the string itself when it is one)."""
+    if value in _GO_WORDS:
+        return _GO_WORDS[value]
+    if value == "<<":
+        return "tag:yaml.org,2002:merge", value
+    first = value[0]
+    if first == "." and _GO_FLOAT.match(value):
+        number = _go_float(value)
+        if number is not None:
+            return "tag:yaml.org,2002:float", number
+    elif first in "+-0123456789":
+        plain = value.replace("_", "")
+        integer = _go_int(plain)
+        if integer is not None:
+            return "tag:yaml.org,2002:int", integer
+        if _GO_FLOAT.match(plain):
+            number = _go_float(plain)
+            if number is not None:
+                return "tag:yaml.org,2002:float", number
+    return _STR, value
+
+
+def _json_number(value: float) -> float | int:
+    """A float as the JSON between kubectl and the API server carries it: ``0.0`` is ``0``."""
+    if value.is_integer() and -(2.0**63) <= value < 2.0**63:
+        return int(value)
+    return value
+
+
+def _json_key(key: Any) -> Any:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, (int, float)):
+        return str(_json_number(key) if isinstance(key, float) else key)
+    return key
+
+
+class _KubeResolver(Resolver):
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode and implicit[0]:
+            return go_scalar(value)[0]
+        return str(super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
+
+
+class _KubeConstructor(_CheckedConstructor):
+    def construct_go_scalar(self, node: yaml.ScalarNode) -> Any:
+        tag, value = go_scalar(self.construct_scalar(node))
+        if node.tag.endswith(":float") and tag.endswith(":int"):
+            return value  # ``!!float 1``: go-yaml makes it 1.0, which JSON carries as 1
+        if tag != node.tag:  # an explicit tag the text does not fit (``!!int abc``)
+            raise ValueError("Kubernetes does not read it as one")
+        return _json_number(value) if isinstance(value, float) else value
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # keys become strings before they meet in a dict, where True and 1 would be one key
+        self.flatten_mapping(node)
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _json_key(self.construct_object(key_node, deep=deep))
+            if not isinstance(key, Hashable):
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found unhashable key",
+                    key_node.start_mark,
+                )
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+_KubeConstructor.yaml_constructors = {
+    **SafeConstructor.yaml_constructors,
+    **{
+        f"tag:yaml.org,2002:{kind}": _KubeConstructor.construct_go_scalar
+        for kind in ("bool", "int", "float")
+    },
+}
+
+
 try:
     from yaml._yaml import CParser
 
@@ -183,6 +311,12 @@ try:
             CParser.__init__(self, text)
             _CheckedConstructor.__init__(self)
             Resolver.__init__(self)
+
+    class _KubeLoader(CParser, _KubeConstructor, _KubeResolver):
+        def __init__(self, text: str) -> None:
+            CParser.__init__(self, text)
+            _KubeConstructor.__init__(self)
+            _KubeResolver.__init__(self)
 
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml.parser import Parser
@@ -197,6 +331,17 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
             Composer.__init__(self)
             _CheckedConstructor.__init__(self)
             Resolver.__init__(self)
+
+    class _KubeLoader(  # type: ignore[no-redef]
+        Reader, Scanner, Parser, Composer, _KubeConstructor, _KubeResolver
+    ):
+        def __init__(self, text: str) -> None:
+            Reader.__init__(self, text)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            Composer.__init__(self)
+            _KubeConstructor.__init__(self)
+            _KubeResolver.__init__(self)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -265,12 +410,15 @@ def parse_yaml_all(
     error: ErrorClass = ConfigError,
     first_line: int = 1,
     max_bytes: int = MAX_BYTES,
+    kubernetes: bool = False,
 ) -> list[tuple[Any, yaml.Node]]:
     """Every document of a YAML stream as (value, node tree for line numbers); empty documents
-    included as (None, node). ``first_line`` is the line the text starts at in its file."""
+    included as (None, node). ``first_line`` is the line the text starts at in its file.
+    ``kubernetes``: scalars and keys as the API server gets them from kubectl (see
+    :func:`go_scalar`), for manifests and the components' own config files."""
     _check_length(text, name, max_bytes)
     out = []
-    loader = _Loader(text)
+    loader = (_KubeLoader if kubernetes else _Loader)(text)
     try:
         first_alias = _prescan(text)
         while loader.check_node():
@@ -287,10 +435,15 @@ def parse_yaml_all(
 
 
 def parse_yaml(
-    text: str, *, name: str, error: ErrorClass = ConfigError, max_bytes: int = MAX_BYTES
+    text: str,
+    *,
+    name: str,
+    error: ErrorClass = ConfigError,
+    max_bytes: int = MAX_BYTES,
+    kubernetes: bool = False,
 ) -> tuple[Any, yaml.Node | None]:
     """The document's value and its node tree (for line numbers); one document only."""
-    docs = parse_yaml_all(text, name=name, error=error, max_bytes=max_bytes)
+    docs = parse_yaml_all(text, name=name, error=error, max_bytes=max_bytes, kubernetes=kubernetes)
     if len(docs) > 1:
         line = docs[1][1].start_mark.line + 1
         raise error("expected a single document, found another", subject=name, line=line)

@@ -445,6 +445,15 @@ def test_an_object_without_kind_is_judged_by_the_kind_the_request_names() -> Non
     assert out.response["response"]["allowed"] is False, out.response
 
 
+@pytest.mark.parametrize("kind", [["Pod"], {"kind": "Pod"}, 7, None])
+def test_an_object_kind_that_is_no_string_is_answered_not_a_crash(kind: object) -> None:
+    review = review_for(pod("registry.internal.example/shop/app:1"))
+    review["request"]["object"]["kind"] = kind
+    review["request"]["kind"] = {"group": "", "version": "v1", "kind": kind}
+    out = answer(parse(json.dumps(review).encode()), _policy("{privileged: true}"), None)
+    assert out.response["response"]["allowed"] is True and out.event is None
+
+
 def test_an_object_being_deleted_can_lose_its_finalizers() -> None:
     policy = _policy("{privileged: true}")
     review = _finalizer_removal(old_deleting=True, new_deleting=True)

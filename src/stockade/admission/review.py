@@ -116,8 +116,8 @@ def _decides(req: Mapping[str, Any]) -> bool:
     obj = object_of(req)
     if req.get("operation") in ("DELETE", "CONNECT") or not isinstance(obj, dict):
         return False
-    if obj.get("kind") not in SUPPORTED_KINDS:
-        return False
+    if not isinstance(obj.get("kind"), str) or obj["kind"] not in SUPPORTED_KINDS:
+        return False  # a kind that is no string (a list, a mapping) names no workload
     sub = req.get("subResource")
     if req.get("operation") == "UPDATE" and not sub and _being_deleted(req.get("oldObject")):
         # Removing a finalizer (the garbage collector's foregroundDeletion, a controller's own)

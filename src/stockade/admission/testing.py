@@ -77,7 +77,7 @@ def _documents(path: Path) -> Iterator[dict[str, Any]]:
     for f in files:
         if f.name == TEST_FILE:
             continue
-        for doc, _node in parse_yaml_all(read_text(f), name=str(f)):
+        for doc, _node in parse_yaml_all(read_text(f), name=str(f), kubernetes=True):
             if isinstance(doc, dict):
                 yield from expand_list(doc)
 

@@ -474,3 +474,371 @@ def test_structured_authorization_config_names_the_authorizers(tmp_path: Path) -
         "k8s.apiserver.authorization_node": "PASS",
         "k8s.apiserver.authorization_rbac": "FAIL",
     }
+
+
+# etcd.conf.yml.sample (etcd-io/etcd) as a node would have it, TLS settings filled in
+ETCD_CONF = """name: 'cp-1'
+data-dir: /srv/etcd
+listen-client-urls: https://10.0.0.5:2379
+client-transport-security:
+  cert-file: /etc/etcd/pki/server.crt
+  key-file: /etc/etcd/pki/server.key
+  client-cert-auth: true
+  trusted-ca-file: /etc/etcd/pki/ca.crt
+  auto-tls: false
+peer-transport-security:
+  cert-file: /etc/etcd/pki/peer.crt
+  key-file: /etc/etcd/pki/peer.key
+  client-cert-auth: true
+  trusted-ca-file: /etc/etcd/pki/ca.crt
+  auto-tls: false
+"""
+ETCD_CHECKS = ["2.1", "2.2", "2.3", "2.4", "2.5", "2.6"]
+
+
+def test_etcd_reads_its_config_file_instead_of_its_flags(tmp_path: Path) -> None:
+    """etcd ignores its flags and environment once --config-file (or $ETCD_CONFIG_FILE) names a
+    file: the checks read the file's keys, and a flag next to it proves nothing."""
+    files = {"/etc/etcd/etcd.conf.yml": ETCD_CONF, "/srv/etcd/member/wal/0.wal": ""}
+    argv = ["/usr/local/bin/etcd", "--config-file=/etc/etcd/etcd.conf.yml"]
+    node = _node(tmp_path / "a", files, [argv])
+    assert set(_statuses(node, ETCD_CHECKS).values()) == {"PASS"}
+    assert Resolver(loader.builtin("kubernetes"), node).path("etcd", "datadir") == "/srv/etcd"
+
+    weak = ETCD_CONF.replace("client-cert-auth: true", "client-cert-auth: n").replace(
+        "auto-tls: false", "auto-tls: on"
+    )
+    hardened_flags = [
+        *argv,
+        "--client-cert-auth=true",
+        "--peer-client-cert-auth=true",
+        "--auto-tls=false",
+        "--peer-auto-tls=false",
+    ]
+    node = _node(tmp_path / "b", {**files, "/etc/etcd/etcd.conf.yml": weak}, [hardened_flags])
+    assert _statuses(node, ETCD_CHECKS) == {
+        "k8s.etcd.tls_cert": "PASS",
+        "k8s.etcd.client_cert_auth": "FAIL",
+        "k8s.etcd.auto_tls": "FAIL",
+        "k8s.etcd.peer_tls_cert": "PASS",
+        "k8s.etcd.peer_client_cert_auth": "FAIL",
+        "k8s.etcd.peer_auto_tls": "FAIL",
+    }
+
+    bare = "name: cp-1\nlisten-client-urls: http://0.0.0.0:2379\n"
+    flags = ["/usr/local/bin/etcd", "--cert-file=/x.crt", "--key-file=/x.key"]
+    node = Node(
+        root=_node(tmp_path / "c", {"/etc/etcd/bare.yml": bare}, []).root,
+        processes=(
+            Process(pid=7, argv=tuple(flags), env={"ETCD_CONFIG_FILE": "/etc/etcd/bare.yml"}),
+        ),
+        process_source="test",
+    )
+    assert _statuses(node, ["2.1", "2.3"]) == {
+        "k8s.etcd.tls_cert": "FAIL",
+        "k8s.etcd.auto_tls": "PASS",
+    }
+
+
+def test_etcd_without_a_config_file_reads_flags_and_environment(tmp_path: Path) -> None:
+    argv = ["/usr/local/bin/etcd", "--cert-file=/x.crt", "--key-file=/x.key"]
+    node = Node(
+        root=_node(tmp_path, {}, []).root,
+        processes=(Process(pid=7, argv=tuple(argv), env={"ETCD_CLIENT_CERT_AUTH": "true"}),),
+        process_source="test",
+    )
+    assert _statuses(node, ["2.1", "2.2"]) == {
+        "k8s.etcd.tls_cert": "PASS",
+        "k8s.etcd.client_cert_auth": "PASS",
+    }
+
+
+def test_anonymous_auth_in_the_structured_authentication_config(tmp_path: Path) -> None:
+    """Kubernetes 1.30+: anonymous authentication can be set in the AuthenticationConfiguration
+    that --authentication-config names (and then not with --anonymous-auth). The check is not
+    scored: a failure is a WARN."""
+    config = (
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthenticationConfiguration\n"
+        "anonymous:\n  enabled: {enabled}\n  conditions:\n  - path: /livez\n"
+    )
+    argv = [
+        "kube-apiserver",
+        "--authentication-config=/etc/kubernetes/authn.yaml",
+        "--authorization-config=/etc/kubernetes/authz.yaml",
+    ]
+    authz = "kind: AuthorizationConfiguration\nauthorizers:\n  - {type: RBAC, name: rbac}\n"
+    for n, (enabled, status) in enumerate([("false", "PASS"), ("true", "WARN"), ("y", "WARN")]):
+        files = {
+            "/etc/kubernetes/authn.yaml": config.replace("{enabled}", enabled),
+            "/etc/kubernetes/authz.yaml": authz,
+        }
+        node = _node(tmp_path / str(n), files, [argv])
+        got = _statuses(node, ["1.2.1", "1.2.8"])
+        assert got == {
+            "k8s.apiserver.anonymous_auth": status,
+            "k8s.apiserver.authorization_rbac": "PASS",
+        }, enabled
+
+
+KUBEADM_DROPIN = (  # kubeadm's 10-kubeadm.conf, as the kubeadm package installs it
+    "# Note: This dropin only works with kubeadm and kubelet v1.11+\n[Service]\n"
+    'Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/'
+    'bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"\n'
+    'Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"\n'
+    "EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env\n"
+    "EnvironmentFile=-/etc/default/kubelet\n"
+    "ExecStart=\n"
+    "ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS "
+    "$KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS\n"
+)
+KUBEADM_UNIT_FILES = {
+    "/usr/lib/systemd/system/kubelet.service": (
+        "[Unit]\nDescription=kubelet: The Kubernetes Node Agent\n\n[Service]\n"
+        "ExecStart=/usr/bin/kubelet\nRestart=always\n"
+    ),
+    "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf": KUBEADM_DROPIN,
+    "/var/lib/kubelet/kubeadm-flags.env": (
+        'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/'
+        'containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.10"\n'
+    ),
+    "/var/lib/kubelet/config.yaml": (
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+        "authentication:\n  anonymous:\n    enabled: false\n"
+    ),
+}
+
+
+def test_environment_files_override_environment_lines_in_any_drop_in(tmp_path: Path) -> None:
+    """systemd: variables from EnvironmentFile= override Environment=, wherever the lines are; a
+    later drop-in's Environment= does not beat /etc/default/kubelet."""
+    files = {
+        **KUBEADM_UNIT_FILES,
+        "/etc/default/kubelet": "KUBELET_EXTRA_ARGS=--anonymous-auth=true\n",
+        "/etc/systemd/system/kubelet.service.d/20-hardening.conf": (
+            '[Service]\nEnvironment="KUBELET_EXTRA_ARGS=--anonymous-auth=false"\n'
+        ),
+    }
+    node = _node(tmp_path, files, [])
+    r = Resolver(loader.builtin("kubernetes"), node)
+    assert r.flag("kubelet", ("--anonymous-auth",)) == ("--anonymous-auth", ["true"])
+    assert r.flag("kubelet", ("--container-runtime-endpoint",)) == (
+        "--container-runtime-endpoint",
+        ["unix:///var/run/containerd/containerd.sock"],
+    )
+    assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "FAIL"}
+
+
+def test_drop_ins_apply_in_name_order_across_unit_folders(tmp_path: Path) -> None:
+    """A vendor drop-in in /usr/lib named 20-... comes after /etc's 10-kubeadm.conf (systemd sorts
+    drop-ins by name across folders); one of the same name in /etc masks it."""
+    vendor = "[Service]\nExecStart=\nExecStart=/usr/bin/kubelet --anonymous-auth=true\n"
+    files = {
+        **KUBEADM_UNIT_FILES,
+        "/usr/lib/systemd/system/kubelet.service.d/20-vendor.conf": vendor,
+    }
+    node = _node(tmp_path / "a", files, [])
+    assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "FAIL"}
+    masked = {**files, "/etc/systemd/system/kubelet.service.d/20-vendor.conf": "[Service]\n"}
+    node = _node(tmp_path / "b", masked, [])
+    assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "PASS"}
+
+
+def test_braced_variables_are_one_argument_and_bare_ones_are_split(tmp_path: Path) -> None:
+    """systemd splits "$VAR" (a whole word) at white space and keeps "${VAR}" as one argument."""
+    from stockade.compliance.cis.systemd import read_service
+
+    unit = (
+        "[Service]\nEnvironment='A=--read-only-port=0 --anonymous-auth=false' B=x C=\n"
+        "ExecStart=/usr/bin/kubelet $A ${A} --name=${B}$$ --v=$B $C $UNSET\n"
+    )
+    node = _node(tmp_path, {"/etc/systemd/system/kubelet.service": unit}, [])
+    service = read_service(node, "/etc/systemd/system/kubelet.service")
+    assert service is not None
+    assert service.argv == (
+        "/usr/bin/kubelet",
+        "--read-only-port=0",
+        "--anonymous-auth=false",
+        "--read-only-port=0 --anonymous-auth=false",
+        "--name=x$",
+        "--v=$B",
+    )
+
+
+# etcd as a systemd service configured by its environment (the etcd package's etcd.service and
+# /etc/etcd/etcd.conf, as Kubernetes the hard way and RHEL hosts run it)
+ETCD_SERVICE = (
+    "[Unit]\nDescription=Etcd Server\n\n[Service]\nType=notify\nWorkingDirectory=/var/lib/etcd/\n"
+    "EnvironmentFile=-/etc/etcd/etcd.conf\nUser=etcd\n"
+    "ExecStart=/usr/bin/etcd\nRestart=on-failure\n"
+)
+ETCD_ENV = (
+    'ETCD_NAME="cp-1"\nETCD_DATA_DIR="/srv/etcd/default.etcd"\n'
+    "ETCD_CERT_FILE=/etc/kubernetes/certs/server.crt\nETCD_KEY_FILE=/etc/kubernetes/certs/server.key\n"
+    "ETCD_CLIENT_CERT_AUTH=true\nETCD_TRUSTED_CA_FILE=/etc/kubernetes/certs/ca.crt\n"
+    "ETCD_PEER_AUTO_TLS=true\n"
+)
+
+
+def test_a_declared_service_environment_feeds_the_env_tests(tmp_path: Path) -> None:
+    files = {"/usr/lib/systemd/system/etcd.service": ETCD_SERVICE, "/etc/etcd/etcd.conf": ETCD_ENV}
+    node = _node(tmp_path, files, [])
+    assert _statuses(node, ["2.1", "2.2", "2.3", "2.6"]) == {
+        "k8s.etcd.tls_cert": "PASS",
+        "k8s.etcd.client_cert_auth": "PASS",
+        "k8s.etcd.auto_tls": "PASS",
+        "k8s.etcd.peer_auto_tls": "FAIL",
+    }
+    r = Resolver(loader.builtin("kubernetes"), node)
+    assert r.path("etcd", "datadir") == "/srv/etcd/default.etcd"
+
+
+def test_a_static_pod_manifest_declares_its_environment(tmp_path: Path) -> None:
+    manifest = {
+        "spec": {
+            "containers": [
+                {
+                    "command": ["etcd", "--cert-file=/a.crt", "--key-file=/a.key"],
+                    "env": [
+                        {"name": "ETCD_CLIENT_CERT_AUTH", "value": "true"},
+                        {"name": "ETCD_PEER_AUTO_TLS", "value": "true"},
+                    ],
+                }
+            ]
+        }
+    }
+    node = _node(tmp_path, {"/etc/kubernetes/manifests/etcd.yaml": json.dumps(manifest)}, [])
+    assert _statuses(node, ["2.1", "2.2", "2.6"]) == {
+        "k8s.etcd.tls_cert": "PASS",
+        "k8s.etcd.client_cert_auth": "PASS",
+        "k8s.etcd.peer_auto_tls": "FAIL",
+    }
+
+
+@pytest.mark.parametrize(
+    ("gates", "config", "kubelet", "controller_manager"),
+    [
+        (None, None, "PASS", "PASS"),
+        ("RotateKubeletServerCertificate=true", None, "PASS", "PASS"),
+        ("RotateKubeletServerCertificate=false", None, "WARN", "FAIL"),
+        ("RotateKubeletServerCertificate=0", None, "WARN", "FAIL"),
+        ("Foo=true, RotateKubeletServerCertificate = F", None, "WARN", "FAIL"),
+        ("RotateKubeletServerCertificate=False,Foo=true", None, "WARN", "FAIL"),
+        ("FooRotateKubeletServerCertificate=false", None, "PASS", "PASS"),  # another gate
+        (None, "false", "WARN", "PASS"),
+        ("Foo=true", "false", "WARN", "PASS"),  # the flag leaves the gate to the config file
+        ("RotateKubeletServerCertificate=1", "false", "PASS", "PASS"),  # the flag's gate wins
+    ],
+)
+def test_feature_gates_are_read_as_the_components_read_them(
+    tmp_path: Path, gates: str | None, config: str | None, kubelet: str, controller_manager: str
+) -> None:
+    """A gate's value is read by strconv.ParseBool, and the kubelet's --feature-gates override its
+    config file's featureGates key by key. (4.2.11 is not scored: a failure is a WARN.)"""
+    flags = [f"--feature-gates={gates}"] if gates else []
+    argv = ["/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml", *flags]
+    text = "kind: KubeletConfiguration\n"
+    text += f"featureGates:\n  RotateKubeletServerCertificate: {config}\n" if config else ""
+    node = _node(tmp_path, {"/var/lib/kubelet/config.yaml": text}, [argv])
+    assert _statuses(node, ["4.2.11"]) == {"k8s.kubelet.rotate_server_certificates": kubelet}
+    node = _node(tmp_path / "cm", {}, [["/usr/local/bin/kube-controller-manager", *flags]])
+    assert _statuses(node, ["1.3.6"]) == {
+        "k8s.controller_manager.rotate_kubelet_server_certificate": controller_manager
+    }
+
+
+def test_k3s_reads_component_flags_from_its_config_file_before_the_command_line(
+    tmp_path: Path,
+) -> None:
+    """k3s puts the settings of /etc/rancher/k3s/config.yaml (and config.yaml.d/*.yaml, where a
+    ``key+`` appends) before its command line: list flags add up, the command line's last value
+    of a one-value flag wins."""
+    files = {
+        "/etc/rancher/k3s/config.yaml": (
+            "write-kubeconfig-mode: '0644'\n"
+            "kube-apiserver-arg:\n  - enable-admission-plugins=AlwaysAdmit\n  - profiling=true\n"
+        ),
+        "/etc/rancher/k3s/config.yaml.d/50-audit.yaml": (
+            "kube-apiserver-arg+:\n  - audit-log-path=/var/lib/rancher/k3s/server/logs/audit.log\n"
+        ),
+    }
+    argv = ["/usr/local/bin/k3s", "server", "--kube-apiserver-arg=profiling=false"]
+    node = _node(tmp_path, files, [argv])
+    assert _statuses(node, ["1.2.10", "1.2.15", "1.2.16"]) == {
+        "k8s.apiserver.always_admit": "FAIL",
+        "k8s.apiserver.profiling": "PASS",
+        "k8s.apiserver.audit_log_path": "PASS",
+    }
+    other = _node(tmp_path / "c", {"/srv/k3s.yaml": "kube-apiserver-arg: [profiling=false]\n"}, [])
+    node = Node(
+        root=other.root,
+        processes=(Process(pid=9, argv=("/usr/local/bin/k3s", "server", "-c", "/srv/k3s.yaml")),),
+        process_source="test",
+    )
+    assert _statuses(node, ["1.2.15"]) == {"k8s.apiserver.profiling": "PASS"}
+
+
+def test_etcd_reads_single_dash_flags_as_go_does(tmp_path: Path) -> None:
+    """etcd parses with Go's flag package, where -auto-tls=true is --auto-tls=true."""
+    argv = ["/usr/local/bin/etcd", "-cert-file=/a.crt", "-key-file", "/a.key", "-auto-tls=true",
+            "--client-cert-auth=true", "-peer-auto-tls"]  # fmt: skip
+    node = _node(tmp_path, {}, [argv])
+    assert _statuses(node, ["2.1", "2.2", "2.3", "2.6"]) == {
+        "k8s.etcd.tls_cert": "PASS",
+        "k8s.etcd.client_cert_auth": "PASS",
+        "k8s.etcd.auto_tls": "FAIL",
+        "k8s.etcd.peer_auto_tls": "FAIL",
+    }
+
+
+def test_a_kubelet_without_config_reads_no_config_file(tmp_path: Path) -> None:
+    """The kubelet reads a config file only when --config names one: a file at the usual place
+    does not configure a kubelet started without it (the command-line defaults apply)."""
+    files = {
+        "/var/lib/kubelet/config.yaml": (
+            "kind: KubeletConfiguration\nauthentication:\n  anonymous:\n    enabled: false\n"
+        )
+    }
+    node = _node(tmp_path / "a", files, [["/usr/bin/kubelet", "--v=2"]])
+    assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "FAIL"}
+    argv = ["/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml"]
+    node = _node(tmp_path / "b", files, [argv])
+    assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "PASS"}
+    # k3s runs the kubelet inside itself: its command line is not all there is
+    node = _node(tmp_path / "c", files, [["/usr/local/bin/k3s", "agent"]])
+    assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "PASS"}
+
+
+def test_a_control_plane_of_systemd_services_is_found_by_its_units(tmp_path: Path) -> None:
+    """Kubernetes the hard way: kube-apiserver, the scheduler, the kubelet and kube-proxy run as
+    systemd services, their flags on continued ExecStart= lines."""
+    files = {
+        "/etc/systemd/system/kube-apiserver.service": (
+            "[Unit]\nDescription=Kubernetes API Server\n\n[Service]\n"
+            "ExecStart=/usr/local/bin/kube-apiserver \\\n  --allow-privileged=true \\\n"
+            "  --authorization-mode=Node,RBAC \\\n  --profiling=false \\\n  --v=2\n"
+            "Restart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n"
+        ),
+        "/etc/systemd/system/kube-scheduler.service": (
+            "[Service]\nExecStart=/usr/local/bin/kube-scheduler \\\n"
+            "  --config=/etc/kubernetes/config/kube-scheduler.yaml \\\n  --v=2\n"
+        ),
+        "/etc/systemd/system/kube-proxy.service": (
+            "[Service]\nExecStart=/usr/local/bin/kube-proxy \\\n"
+            "  --config=/var/lib/kube-proxy/kube-proxy-config.yaml\n"
+        ),
+        "/etc/systemd/system/kubelet.service": (
+            "[Service]\nExecStart=/usr/local/bin/kubelet \\\n"
+            "  --config=/var/lib/kubelet/kubelet-config.yaml \\\n  --v=2\n"
+        ),
+        "/var/lib/kube-proxy/kube-proxy-config.yaml": (
+            "kind: KubeProxyConfiguration\napiVersion: kubeproxy.config.k8s.io/v1alpha1\n"
+            "metricsBindAddress: 0.0.0.0:10249\n"
+        ),
+    }
+    node = _node(tmp_path, files, [])
+    assert _statuses(node, ["1.2.7", "1.2.15", "1.4.1", "4.3.1"]) == {
+        "k8s.apiserver.authorization_node": "PASS",
+        "k8s.apiserver.profiling": "PASS",
+        "k8s.scheduler.profiling": "FAIL",
+        "k8s.proxy.metrics_bind_address": "FAIL",
+    }

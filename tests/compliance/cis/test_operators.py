@@ -12,6 +12,15 @@ CASES = [
     ("eq", "false", "false", True),
     ("eq", "False", "false", True),  # booleans ignore case
     ("eq", "true", "false", False),
+    # a bool flag is read by Go's strconv.ParseBool: 1, t, T, TRUE, 0, f, F, FALSE too
+    ("eq", "0", "false", True),
+    ("eq", "F", "false", True),
+    ("eq", "1", "true", True),
+    ("eq", "t", "true", True),
+    ("noteq", "0", "false", False),  # --use-service-account-credentials=0 is false
+    ("noteq", "f", "false", False),
+    ("noteq", "1", "false", True),
+    ("eq", "false", "0", False),  # a port is no bool
     ("eq", "127.0.0.1", "127.0.0.1", True),
     ("eq", "0", "0", True),
     ("eq", "0s", "0", True),  # a Go duration of zero is zero

@@ -244,3 +244,79 @@ def test_a_fifo_named_on_the_command_line_is_an_error_not_a_hang(tmp_path: Path)
     assert out, "reading a FIFO blocked"
     (err,) = out[0].errors
     assert err.details.reason == "not a regular file"
+
+
+# What kubectl sends the API server for each plain scalar: sigs.k8s.io/yaml resolves it by
+# go-yaml v2's resolve.go (Go's strconv.ParseInt(s, 0, 64) with "_" removed, its float pattern,
+# its y/n/on/off table; timestamps and base 60 stay text), then carries it as JSON.
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("0o0", 0),
+        ("0O17", 15),
+        ("0x1F", 31),
+        ("0X1f", 31),
+        ("0B11", 3),
+        ("-0b11", -3),
+        ("+0", 0),
+        ("0_0", 0),
+        ("1_000", 1000),
+        ("017", 15),
+        ("0e0", 0),
+        ("1e3", 1000),
+        ("09", 9),
+        ("0.0", 0),
+        ("-0.0", 0),
+        ("1.5", 1.5),
+        (".5", 0.5),
+        ("y", True),
+        ("Y", True),
+        ("N", False),
+        ("On", True),
+        ("off", False),
+        ("~", None),
+        ("'0o0'", "0o0"),
+        ('"y"', "y"),
+        ("0o8", "0o8"),
+        ("0x", "0x"),
+        ("1e400", "1e400"),
+        ("1:30", "1:30"),
+        ("=", "="),
+        ("2024-02-30", "2024-02-30"),
+        ("2024-01-01", "2024-01-01"),
+        ("18446744073709551615", 2**64 - 1),
+    ],
+)
+def test_scalars_read_as_kubectl_sends_them(text: str, value: object) -> None:
+    loaded = load_text(f"kind: ConfigMap\nmetadata: {{name: c}}\ndata:\n  v: {text}\n", "x")
+    assert not loaded.errors
+    got = loaded.manifests[0].obj["data"]["v"]
+    assert got == value and type(got) is type(value), (text, got)
+
+
+def test_mapping_keys_are_json_strings() -> None:
+    loaded = load_text("kind: ConfigMap\nmetadata: {name: c}\ndata: {y: a, 1: b, 0x10: c}\n", "x")
+    assert loaded.manifests[0].obj["data"] == {"true": "a", "1": "b", "16": "c"}
+
+
+@pytest.mark.parametrize(
+    "root",
+    ["0", "0o0", "0O0", "0x0", "0X0", "0B0", "+0", "-0", "0_0", "00", "0e0", "0.0", "0E+0", ".0"],
+)
+def test_root_in_any_spelling_kubectl_reads_as_0_is_root(root: str) -> None:
+    from stockade.compliance.workloads import BY_ID, run_check
+
+    text = POD.format(name="p") + f"  securityContext:\n    runAsUser: {root}\n"
+    obj = load_text(text, "x").manifests[0].obj
+    assert run_check(BY_ID["pss.restricted.run_as_user"], obj) == [
+        "spec.securityContext.runAsUser=0"
+    ]
+
+
+@pytest.mark.parametrize("yes", ["true", "y", "Y", "yes", "on", "ON"])
+def test_true_in_any_spelling_kubectl_reads_as_true_is_true(yes: str) -> None:
+    from stockade.compliance.workloads import BY_ID, run_check
+
+    text = POD.format(name="p") + f"  hostPID: {yes}\n"
+    obj = load_text(text, "x").manifests[0].obj
+    assert run_check(BY_ID["pss.baseline.host_namespaces"], obj) == ["spec.hostPID=true"]

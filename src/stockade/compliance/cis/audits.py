@@ -76,7 +76,9 @@ class ProcessFacts:
 
     def get(self, test: Test) -> tuple[Fact | None, str]:
         state = self.resolver.state(self.component)
-        if test.flag:
+        # etcd reads its --config-file instead of its flags and environment
+        file_only = state.component.config_replaces_flags and self.config() is not None
+        if test.flag and not file_only:
             hit = self.resolver.flag(self.component, test.flag)
             if hit is not None:
                 name, values = hit
@@ -88,14 +90,13 @@ class ProcessFacts:
                 value2 = lookup(cfg[1], test.path)
                 if value2 is not None and value2 != []:
                     return value2, f"{test.path}: {_show(value2)} (config {cfg[0]})"
-        if test.env and state.process is not None:
-            pid = state.process.pid
-            env = self.resolver.node.env_of(state.process)
+        if test.env and not file_only:
+            env, env_source = self.resolver.environment(self.component)
             if env is None:
                 # unknown is not "unset": a missing variable could turn a PASS into a FAIL
-                raise AuditError(f"environment of pid {pid} is not readable or was not captured")
+                raise AuditError(f"{env_source} is not readable or was not captured")
             if test.env in env:
-                return env[test.env], f"${test.env}={env[test.env]} (environment of pid {pid})"
+                return env[test.env], f"${test.env}={env[test.env]} ({env_source})"
         where = [state.source or "no process"]
         cfg = self.config() if test.path else None
         if cfg is not None:

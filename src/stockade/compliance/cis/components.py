@@ -6,7 +6,6 @@ from __future__ import annotations
 import configparser
 import json
 import re
-import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -14,12 +13,14 @@ from typing import Any
 
 from stockade.compliance.cis.model import Benchmark, Component, PathSpec
 from stockade.compliance.cis.node import FileProblem, Node, Process
+from stockade.compliance.cis.systemd import read_service
 from stockade.config import parse_json, parse_yaml
 from stockade.model import StockadeError
 
 _VAR = re.compile(r"\$\{(re:)?([a-z0-9_-]+)\.([a-z0-9_-]+)\}")
-_ENV_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 Flags = dict[str, list[str]]
+# programs that read their own flags from a config file: (default path, variable naming another)
+_LAUNCHER_CONFIG = {"k3s": ("/etc/rancher/k3s/config.yaml", "K3S_CONFIG_FILE")}
 
 
 @dataclass(slots=True)
@@ -28,6 +29,8 @@ class ComponentState:
     process: Process | None = None
     flags: Flags = field(default_factory=dict)
     source: str = ""  # where the flags came from, for evidence
+    env: dict[str, str] = field(default_factory=dict)  # declared by a unit or manifest
+    embedded: bool = False  # flags read from a launcher's (k3s's): the command line is partial
     config_cache: dict[str, Any] | None = None
 
     @property
@@ -35,10 +38,12 @@ class ComponentState:
         return bool(self.source)
 
 
-def parse_flags(args: list[str] | tuple[str, ...]) -> Flags:
+def parse_flags(args: list[str] | tuple[str, ...], *, go_flags: bool = False) -> Flags:
     """``--a=1 --b 2 -H x --bool`` into a map of flag to values (repeated flags keep all, in
     order). A one-letter flag written with its value attached (``-Htcp://0.0.0.0:2375``, as the
-    pflag parser of dockerd and the Kubernetes components reads it) is also kept under ``-H``."""
+    pflag parser of dockerd and the Kubernetes components reads it) is also kept under ``-H``.
+    ``go_flags``: the program parses with Go's flag package (etcd), which reads ``-auto-tls``
+    as ``--auto-tls``."""
     flags: Flags = {}
     i = 0
     while i < len(args):
@@ -46,6 +51,8 @@ def parse_flags(args: list[str] | tuple[str, ...]) -> Flags:
         i += 1
         if not tok.startswith("-") or tok in ("-", "--"):
             continue
+        if go_flags and not tok.startswith("--"):
+            tok = "-" + tok
         name, eq, value = tok.partition("=")
         if not tok.startswith("--") and len(name) > 2 and tok[1].isalpha():
             flags.setdefault(tok[:2], []).append(tok[2:])
@@ -99,7 +106,7 @@ def parse_config(text: str, path: str) -> Any:
             parser = configparser.ConfigParser(interpolation=None)
             parser.read_string(text)
             return {s: dict(parser[s]) for s in parser.sections()}
-        return parse_yaml(text, name=path)[0]
+        return parse_yaml(text, name=path, kubernetes=True)[0]
     except StockadeError as exc:
         detail = f"line {exc.line}: {exc.message}" if exc.line else exc.message
         raise FileProblem(f"{path}: malformed config file ({detail})") from None
@@ -182,14 +189,48 @@ class Resolver:
     def _from_process(
         self, comp: Component, proc: Process, bin_spec: str, words: list[str]
     ) -> ComponentState:
-        flags = parse_flags(proc.argv[len(words) :])
+        flags = parse_flags(proc.argv[len(words) :], go_flags=comp.go_flags)
         embedded = dict(comp.embedded).get(bin_spec)
-        if embedded:
-            # k3s/RKE2 style: the component's own flags travel as --kube-apiserver-arg=key=value
-            inner = [f"--{v}" for v in flags.get(embedded, [])]
-            flags = parse_flags(inner)
         src = f"process {proc.pid} ({' '.join(words)})"
-        return ComponentState(component=comp, process=proc, flags=flags, source=src)
+        if embedded:
+            # k3s style: the component's own flags travel as --kube-apiserver-arg=key=value, from
+            # k3s's config file first (k3s puts its values before the command line's)
+            from_file, files = self._launcher_config(proc, flags)
+            given = [*from_file.get(embedded.lstrip("-"), []), *flags.get(embedded, [])]
+            flags = parse_flags([f"--{v}" for v in given])
+            src += "".join(f" and {f}" for f in files)
+        return ComponentState(
+            component=comp, process=proc, flags=flags, source=src, embedded=bool(embedded)
+        )
+
+    def _launcher_config(self, proc: Process, flags: Flags) -> tuple[Flags, list[str]]:
+        """The settings of k3s's config file (``--config``/``-c``, ``$K3S_CONFIG_FILE`` or
+        /etc/rancher/k3s/config.yaml) and its ``config.yaml.d/*.yaml`` drop-ins, in name order:
+        a later file's key replaces an earlier one's values, ``key+`` appends to them."""
+        launcher = _LAUNCHER_CONFIG.get(PurePosixPath(proc.argv[0]).name)
+        if launcher is None:
+            return {}, []
+        default, env_name = launcher
+        env = self.node.env_of(proc) or {}
+        path = env.get(env_name) or (flags.get("--config") or flags.get("-c") or [default])[-1]
+        files = [f for f in [path] if self.node.exists(f)]
+        files += sorted(self.node.expand(f"{path}.d/*.yaml"))
+        out: Flags = {}
+        for f in files:
+            try:
+                data = parse_config(self.node.read_text(f), f)
+            except FileProblem:
+                continue  # k3s would not start with it; nothing to read
+            for key, value in data.items() if isinstance(data, dict) else ():
+                name = str(key)
+                values = [
+                    str(fact_value(v)) for v in (value if isinstance(value, list) else [value])
+                ]
+                if name.endswith("+"):
+                    out[name[:-1]] = out.get(name[:-1], []) + values
+                else:
+                    out[name] = values
+        return out, files
 
     def _from_manifest(self, state: ComponentState) -> None:
         path = self._candidate(state.component, state.component.manifest)
@@ -214,47 +255,25 @@ class Resolver:
             if isinstance(containers[0].get(key), list)
             for a in containers[0][key]
         ]
-        state.flags = parse_flags(argv[1:] if argv and not argv[0].startswith("-") else argv)
+        state.flags = parse_flags(
+            argv[1:] if argv and not argv[0].startswith("-") else argv,
+            go_flags=state.component.go_flags,
+        )
+        state.env = {
+            str(e["name"]): str(e.get("value") or "")
+            for e in containers[0].get("env") or ()
+            if isinstance(e, dict) and isinstance(e.get("name"), str)
+        }
         state.source = f"static pod manifest {path}"
 
     def _from_unit(self, state: ComponentState) -> None:
         path = self._candidate(state.component, state.component.unit)
-        if not path:
+        service = read_service(self.node, path) if path else None
+        if service is None:
             return
-        name = PurePosixPath(path).name
-        files = [path]
-        for d in (
-            "/usr/lib/systemd/system",
-            "/lib/systemd/system",
-            "/etc/systemd/system",
-            "/run/systemd/system",
-        ):
-            files += self.node.expand(f"{d}/{name}.d/*.conf")
-        env: dict[str, str] = {}
-        exec_start = ""
-        for f in files:
-            try:
-                text = self.node.read_text(f)
-            except FileProblem:
-                continue
-            for key, value in _unit_lines(text):
-                if key == "Environment":
-                    for item in shlex.split(value):
-                        k, _, v = item.partition("=")
-                        env[k] = v
-                elif key == "EnvironmentFile":
-                    env.update(self._env_file(value.lstrip("-")))
-                elif key == "ExecStart":
-                    exec_start = value  # an empty ExecStart= in a drop-in resets the command
-        if not exec_start:
-            return
-        expanded = _ENV_REF.sub(lambda m: env.get(m.group(1), ""), exec_start.lstrip("-@+!:"))
-        try:
-            argv = shlex.split(expanded)
-        except ValueError:
-            return
-        state.flags = parse_flags(argv[1:])
-        state.source = f"systemd unit {path}" + (" and drop-ins" if len(files) > 1 else "")
+        state.flags = parse_flags(list(service.argv[1:]), go_flags=state.component.go_flags)
+        state.env = service.env
+        state.source = f"systemd unit {path}" + (" and drop-ins" if len(service.files) > 1 else "")
 
     def _candidate(self, comp: Component, key: str) -> str:
         """First existing candidate path (flags are unknown while the component is looked for)."""
@@ -264,18 +283,14 @@ class Resolver:
                 return cand
         return ""
 
-    def _env_file(self, path: str) -> dict[str, str]:
-        out: dict[str, str] = {}
-        try:
-            text = self.node.read_text(path)
-        except FileProblem:
-            return out
-        for line in text.splitlines():
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                k, _, v = line.partition("=")
-                out[k.strip()] = v.strip().strip('"').strip("'")
-        return out
+    def environment(self, comp: str) -> tuple[dict[str, str] | None, str]:
+        """The component's environment and where it was read: the running process's (None when
+        it cannot be read), else the one its systemd unit or static pod manifest declares."""
+        state = self.state(comp)
+        if state.process is not None:
+            env = self.node.env_of(state.process)
+            return env, f"environment of pid {state.process.pid}"
+        return state.env, f"environment of {state.source}"
 
     def flag(self, comp: str, names: tuple[str, ...]) -> tuple[str, list[str]] | None:
         """The values of a flag under any of its names (``--host`` and ``-H`` are one flag: a
@@ -290,12 +305,15 @@ class Resolver:
         """The component's configuration (where, data): its config file with its drop-ins merged
         over it; None if it has neither; FileProblem if one is broken."""
         state = self.state(comp)
-        key = state.component.config
-        if not key:
+        if not state.component.config:
             return None
         if state.config_cache is None:
-            path = self.path(comp, key, allow_missing=True)
-            files = [path] if path and self.node.exists(path) else []
+            paths = [
+                self.path(comp, key, allow_missing=True)
+                for key in state.component.config
+                if self._reads_config(state, key)
+            ]
+            files = [p for p in paths if p and self.node.exists(p)]
             files += self._dropins(state)
             if not files:
                 return None
@@ -304,6 +322,15 @@ class Resolver:
                 data = _merged(data, parse_config(self.node.read_text(f), f))
             state.config_cache = {"where": " + ".join(files), "data": data}
         return state.config_cache["where"], state.config_cache["data"]
+
+    def _reads_config(self, state: ComponentState, key: str) -> bool:
+        """Whether the component reads the config file ``key`` names: one whose command line is
+        known reads a ``config_needs_flag`` file only when a flag names it (a kubelet without
+        --config reads none, whatever lies at /var/lib/kubelet/config.yaml)."""
+        spec = state.component.path_spec(key)
+        if not state.component.config_needs_flag or spec is None or state.embedded:
+            return True
+        return any(name in state.flags for name in spec.flag)
 
     def _dropins(self, state: ComponentState) -> list[str]:
         """The ``*.conf`` files of the component's drop-in directory, in the order it reads them
@@ -327,20 +354,22 @@ class Resolver:
 
     def _resolve(self, comp_name: str, spec: PathSpec) -> str:
         state = self.state(comp_name)
-        for name in spec.flag:
-            if name in state.flags:
-                return state.flags[name][-1]
+        cfg = None
         if spec.config_key:
             try:
                 cfg = self.config(comp_name)
             except FileProblem:
                 cfg = None
-            if cfg is not None:
-                value = lookup(cfg[1], spec.config_key)
-                if isinstance(value, str) and value:
-                    return value
-        if spec.env and state.process is not None:
-            env = self.node.env_of(state.process) or {}
+        file_only = cfg is not None and state.component.config_replaces_flags
+        for name in () if file_only else spec.flag:
+            if name in state.flags:
+                return state.flags[name][-1]
+        if cfg is not None:
+            value = lookup(cfg[1], spec.config_key)
+            if isinstance(value, str) and value:
+                return value
+        if spec.env and not file_only:
+            env = self.environment(comp_name)[0] or {}
             if env.get(spec.env):
                 return env[spec.env]
         for cand in spec.candidates:
@@ -378,16 +407,4 @@ def _merged(base: Any, over: Any) -> Any:
     out = dict(base)
     for k, v in over.items():
         out[k] = _merged(out.get(k), v) if isinstance(v, dict) else v
-    return out
-
-
-def _unit_lines(text: str) -> list[tuple[str, str]]:
-    out = []
-    joined = re.sub(r"\\\n", " ", text)
-    for line in joined.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";", "[")) or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        out.append((key.strip(), value.strip()))
     return out

@@ -190,7 +190,10 @@ def _component(name: str, data: Any, where: str) -> Component:
         embedded=tuple((str(k), str(v)) for k, v in (data.get("embedded") or {}).items()),
         manifest=str(data.get("manifest", "")),
         unit=str(data.get("unit", "")),
-        config=str(data.get("config", "")),
+        config=_strs(data.get("config"), "config", f"{where}: component {name!r}"),
+        config_replaces_flags=bool(data.get("config_replaces_flags", False)),
+        go_flags=bool(data.get("go_flags", False)),
+        config_needs_flag=bool(data.get("config_needs_flag", False)),
         config_dropins=str(data.get("config_dropins", "")),
         paths=tuple(paths),
     )

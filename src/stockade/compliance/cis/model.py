@@ -43,7 +43,16 @@ class Component:
     embedded: tuple[tuple[str, str], ...] = ()
     manifest: str = ""  # path key of a static pod manifest declaring the command
     unit: str = ""  # path key of a systemd unit declaring ExecStart
-    config: str = ""  # path key of the component's own config file (kubelet config, daemon.json)
+    # path keys of the component's own config files (kubelet config, daemon.json; the API
+    # server's authorization and authentication configurations), merged in this order
+    config: tuple[str, ...] = ()
+    # a config file, when one is given, is read instead of the flags and the environment (etcd
+    # ignores both once --config-file names a file)
+    config_replaces_flags: bool = False
+    go_flags: bool = False  # parses its command line with Go's flag package: -name is --name
+    # reads a config file only when a flag names it (the kubelet's --config; daemon.json is read
+    # from its default place without one)
+    config_needs_flag: bool = False
     # path key of a drop-in directory whose *.conf files, in name order, are merged over the
     # config file (the kubelet's --config-dir)
     config_dropins: str = ""

@@ -16,6 +16,11 @@ Fact = str | list[str]
 Expected = str | tuple[str, ...]
 
 _BOOLS = {"true", "false"}
+# what Go's strconv.ParseBool (pflag's and the flag package's bool flags) reads as true or false
+_GO_BOOLS = {
+    **dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), "true"),
+    **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), "false"),
+}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -34,7 +39,9 @@ def _number(text: str) -> float | None:
 
 def _equal(actual: str, expected: str) -> bool:
     a, e = actual.strip(), expected.strip()
-    if a.lower() in _BOOLS or e.lower() in _BOOLS:
+    if e.lower() in _BOOLS:  # a bool flag: the value as the component parses it
+        return _GO_BOOLS.get(a, a.lower()) == e.lower()
+    if a.lower() in _BOOLS:
         return a.lower() == e.lower()
     na, ne = _number(a), _number(e)
     if na is not None and ne is not None:

@@ -116,7 +116,12 @@ def load_text(text: str, name: str, out: Loaded | None = None) -> Loaded:
             location += f" ({source.group(1).strip()})"
         try:
             docs = parse_yaml_all(
-                doc, name=location, error=InputError, first_line=line, max_bytes=MAX_BYTES
+                doc,
+                name=location,
+                error=InputError,
+                first_line=line,
+                max_bytes=MAX_BYTES,
+                kubernetes=True,
             )
         except StockadeError as exc:
             out.errors.append(input_error(location, _template_hint(doc, _reason(exc))))
