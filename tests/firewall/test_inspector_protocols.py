@@ -52,7 +52,7 @@ _AMBIGUOUS = {
 def test_a_whole_first_exchange_rules_out_every_other_protocol(name: str) -> None:
     client, server = pair(name)
     slug = detect(client, server).protocol
-    others = {d.SLUG for d in DETECTORS if d.SLUG != slug and could_become(d.SLUG, client, server)}
+    others = {d.SLUG for d in DETECTORS if slug != d.SLUG and could_become(d.SLUG, client, server)}
     assert others <= _AMBIGUOUS.get(name, set())
 
 
@@ -118,7 +118,7 @@ def test_bytes_that_cannot_be_the_protocol_a_rule_allows_are_judged_at_once() ->
 
 
 def test_a_weak_guess_of_another_protocol_does_not_let_a_denied_one_through() -> None:
-    """"GE" is a weak HTTP guess; judged HTTP at once, the connection was allowed and the
+    """ "GE" is a weak HTTP guess; judged HTTP at once, the connection was allowed and the
     inline Redis command that followed passed a deny-Redis rule."""
     got, events = _segments(NO_REDIS, 6379, b"GE", b"T session:1\r\n")
     assert got[0] != marks.ALLOW and marks.ALLOW not in got

@@ -48,8 +48,10 @@ def possible(client: bytes, server: bytes) -> bool:
     version = server[5 : 5 + 64]
     end = version.find(b"\0")
     # the version string so far is printable and its end, if in sight, leaves it non-empty
-    return end != 0 and printable(version if end < 0 else version[:end]) and (
-        end > 0 or len(server) < 5 + 64
+    return (
+        end != 0
+        and printable(version if end < 0 else version[:end])
+        and (end > 0 or len(server) < 5 + 64)
     )
 
 

@@ -69,7 +69,9 @@ def _reply(server: bytes) -> bool:
     )
 
 
-_ARRAY_START = re.compile(rb"\*(?:[1-9][0-9]{0,5}(?:\r(?:\n(?:\$(?:[0-9]{1,9}(?:\r\n?)?)?)?)?)?)?\Z")
+_ARRAY_START = re.compile(
+    rb"\*(?:[1-9][0-9]{0,5}(?:\r(?:\n(?:\$(?:[0-9]{1,9}(?:\r\n?)?)?)?)?)?)?\Z"
+)
 
 
 def possible(client: bytes, server: bytes) -> bool:
