@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -177,18 +176,19 @@ class _Index:
         return sorted(froms & tos)
 
 
-_INDEXES: OrderedDict[int, tuple[Policy, _Index]] = OrderedDict()
+_INDEXES: dict[int, tuple[Policy, _Index]] = {}
 
 
 def _index(policy: Policy) -> _Index:
+    """The policy's index, built on first use; the last few policies' are kept (each single
+    dict operation is atomic, so threads asking at once at worst build one twice)."""
     entry = _INDEXES.get(id(policy))
     if entry is not None and entry[0] is policy:
-        _INDEXES.move_to_end(id(policy))
         return entry[1]
     index = _Index(policy)
     _INDEXES[id(policy)] = (policy, index)  # the policy kept: its id is not reused meanwhile
-    while len(_INDEXES) > 4:
-        _INDEXES.popitem(last=False)
+    for key in list(_INDEXES)[:-4]:
+        _INDEXES.pop(key, None)
     return index
 
 
