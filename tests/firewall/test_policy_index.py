@@ -49,16 +49,17 @@ def _selector(rnd: random.Random) -> dict[str, Any]:
     return sel
 
 
-def _policy(rnd: random.Random, groups: int, rules: int) -> Policy:
+def _policy(rnd: random.Random, groups: int, rules: int, data: float = 0.5) -> Policy:
+    """``data``: about how many groups have DLP or TLS requirements."""
     gs = [
         {
             "name": f"g{i}",
             "selector": _selector(rnd),
             "mode": rnd.choice(("discover", "monitor", "protect")),
             "dlp": [{"sensor": "dlp.payment_card", "action": "block"}]
-            if rnd.random() < 0.1
+            if rnd.random() < data / 5
             else [],
-            "requireTLS": rnd.choice(("none", "none", "inbound", "outbound")),
+            "requireTLS": rnd.choice(("inbound", "outbound")) if rnd.random() < data else "none",
         }
         for i in range(groups)
     ]
