@@ -229,3 +229,27 @@ def test_the_compiled_loop_gives_the_same_early_verdicts(name: str) -> None:
         "grpc on a grpc-only port": marks.ALLOW,
     }[name]
     assert final & (marks.ALLOW | marks.BLOCK) == expected
+
+
+DNS_ONLY = _policy(
+    "    - {name: dns, from: [cde], to: [cde], ports: [udp/53], protocols: [proto.dns]}\n"
+)
+
+
+def test_an_empty_datagram_is_judged_not_let_through_undecided() -> None:
+    """A UDP datagram without payload has no protocol to wait for: before, it passed to a port
+    where only DNS is allowed (and every empty datagram after it) with no verdict."""
+    from stockade.firewall.enforce.inspector import Inspector
+    from tests.firewall.test_fastpath import udp
+
+    events: list[Any] = []
+    insp = Inspector(DNS_ONLY, Directory([PAY, ORD]), emit=events.append)
+    assert insp.packet(udp(PAY.ip, ORD.ip, 5000, 53, b""), marks.FIRST) == (True, marks.BLOCK)
+    assert events[0].data["app"] == "proto.unknown"
+    # a query is still a query
+    query = pair("dns_udp")[0]
+    assert insp.packet(udp(PAY.ip, ORD.ip, 5001, 53, query), marks.FIRST) == (True, marks.ALLOW)
+    # where the rule names no protocol, an empty datagram passes as before
+    plain = _policy("    - {name: dns, from: [cde], to: [cde], ports: [udp/53]}\n")
+    insp = Inspector(plain, Directory([PAY, ORD]))
+    assert insp.packet(udp(PAY.ip, ORD.ip, 5002, 53, b""), marks.FIRST)[1] != marks.BLOCK

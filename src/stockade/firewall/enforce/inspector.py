@@ -327,8 +327,14 @@ class Inspector:
         if not flow.mark and length:
             self._data(flow, direction, bytes(buf[off : off + length]))
             self._settle(flow, final=True)
-            if flow.mark:
-                flow.release()
+        elif not flow.mark and flow.pending is not None and flow.app is None:
+            # An empty datagram is a whole message no protocol a rule names can come of: let
+            # through undecided, it reached a server where only DNS (say) is allowed.
+            flow.app = UNKNOWN
+            self._on_app(flow)
+            self._settle(flow, final=True)
+        if flow.mark:
+            flow.release()
         self.decided = bool(flow.mark)
         self._answer = (True, flow.mark)
 
