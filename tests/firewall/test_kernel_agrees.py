@@ -138,7 +138,7 @@ def test_what_the_kernel_allows_alone_the_engine_allows(seed: int) -> None:
         src = by_ip.get(a, Endpoint(ip=a, external=True))
         dst = by_ip.get(b, Endpoint(ip=b, external=True))
         l4 = rnd.choice(("tcp", "udp", "icmp", "sctp"))
-        port = rnd.choice((1, 53, 80, 1024, 8050, 65535)) if l4 in ("tcp", "udp") else 0
+        port = rnd.choice((0, 1, 53, 80, 1024, 8050, 65535)) if l4 in ("tcp", "udp") else 0
         proto = _PROTO[l4] if (l4 != "icmp" or ":" not in a) else 58
         if _kernel(sets, lines, a, b, proto, port) != "allow":
             continue  # the enforcer judges it with the engine itself

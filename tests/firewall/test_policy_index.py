@@ -133,3 +133,21 @@ def test_a_new_policy_object_gets_its_own_index() -> None:
     assert evaluate(b, shop, shop, 80).action == "allow"  # in no group of b: unmanaged
     assert evaluate(b, web, web, 80).action == "deny"
     assert evaluate(b, web, web, 81).action == "allow"
+
+
+def test_a_workload_address_written_otherwise_is_in_its_dns_group_as_in_the_kernel() -> None:
+    """The kernel set of a DNS group holds the resolved addresses; the engine compared the
+    workload's address as written ("fd00:0001::5") with the resolved text ("fd00:1::5")."""
+    from stockade.firewall.enforce.nft import group_addresses
+    from stockade.firewall.policy.endpoints import Directory
+
+    policy = Policy.model_validate(
+        {"spec": {"groups": [{"name": "db", "selector": {"dns": ["db.example.com"]},
+                              "mode": "protect"}]}}
+    )  # fmt: skip
+    resolved = {"db.example.com": frozenset({"fd00:1::5"})}
+    directory = Directory([Endpoint(ip="fd00:0001:0::5", name="db", namespace="data")])
+    (group,) = policy.spec.groups
+    assert group_addresses(group, directory.endpoints, resolved)[6] == ["fd00:1::5"]
+    ep = directory.by_ip("fd00:1::5")
+    assert [g.name for g in groups_of(policy, ep, resolved)] == ["db"]
