@@ -253,3 +253,45 @@ def test_an_empty_datagram_is_judged_not_let_through_undecided() -> None:
     plain = _policy("    - {name: dns, from: [cde], to: [cde], ports: [udp/53]}\n")
     insp = Inspector(plain, Directory([PAY, ORD]))
     assert insp.packet(udp(PAY.ip, ORD.ip, 5002, 53, b""), marks.FIRST)[1] != marks.BLOCK
+
+
+def _verdict(policy: Any, name: str, cut: int) -> int:
+    """The mark a real conversation ends with, its client's first bytes cut at ``cut`` (the
+    server speaks first where its protocol does)."""
+    from stockade.firewall.enforce.inspector import Inspector
+
+    client, server = pair(name)
+    client, server = client[:1500], server[:1500]
+    conv = Conversation(43000 + cut, 9000)
+    if detect(client, server).protocol in SERVER_FIRST:
+        conv.send(server, server=True)
+        server = b""
+    conv.send(client[:cut]) if cut else None
+    conv.send(client[cut:])
+    if server:
+        conv.send(server, server=True)
+    insp = Inspector(policy, Directory([PAY, ORD]))
+    mark = 0
+    for payload, kernel_mark in conv.out:
+        mark = insp.packet(payload, kernel_mark)[1] or mark
+    return mark
+
+
+@pytest.mark.parametrize("name", sorted(n for n in EXPECTED if n != "dns_udp"))
+def test_a_real_conversation_cut_anywhere_gets_the_verdict_of_its_protocol(name: str) -> None:
+    """Early decisions never judge a real client wrongly: allowed where only its protocol is,
+    blocked where its protocol is denied, wherever its first segment ends."""
+    slug = detect(*pair(name)).protocol
+    only = _policy(
+        f"    - {{name: only, from: [cde], to: [cde], ports: [tcp/9000], protocols: [{slug}]}}\n"
+    )
+    deny = _policy(
+        f"    - {{name: deny-it, from: [cde], to: [cde], protocols: [{slug}], action: deny}}\n"
+        "    - {name: rest, from: [cde], to: [cde]}\n"
+    )
+    client = pair(name)[0]
+    for cut in sorted({0, 1, 2, 3, 5, 8, 13, 24, 40, len(client) // 2, len(client) - 1}):
+        if not 0 <= cut < len(client):
+            continue
+        assert _verdict(only, name, cut) == marks.ALLOW, cut
+        assert _verdict(deny, name, cut) == marks.BLOCK, cut
