@@ -634,3 +634,39 @@ def test_learned_rules_whose_names_are_cut_alike_are_both_kept() -> None:
     pol = policy_from_learned([_row(one, ORD, 8080), _row(two, ORD, 8080)], mode="protect")
     assert evaluate(pol, one, ORD, 8080, app="proto.http").action == "allow"
     assert evaluate(pol, two, ORD, 8080, app="proto.http").action == "allow"
+
+
+MODES = """
+spec:
+  groups:
+    - {name: cde, selector: {namespace: shop, labels: {pci: cde}}, mode: protect}
+    - {name: crm, selector: {namespace: marketing}, mode: monitor}
+    - {name: lab, selector: {namespace: data}, mode: discover}
+  rules:
+    - {name: cde-api, from: [cde], to: [cde], ports: [tcp/8080]}
+    - {name: crm-web, from: [cde], to: [crm], ports: [tcp/80]}
+    - {name: lab-db, from: [cde], to: [lab], ports: [tcp/5432]}
+"""
+
+
+def test_networkpolicy_export_never_isolates_a_group_that_blocks_nothing() -> None:
+    """Monitor and discover groups let everything pass; a NetworkPolicy for them (exported before
+    as soon as they had an allow rule) isolated their pods: the CRM's other callers were cut off."""
+    import kubernetes_validate
+
+    pol = parse_texts([("modes.yaml", MODES)])
+    assert evaluate(pol, DB, CRM, 9000).action == "violation"  # monitor: passes, recorded
+    docs, warnings = export_policies(pol)
+    assert [d["metadata"]["name"] for d in docs] == ["stockade-cde"]
+    for group, mode in (("crm", "monitor"), ("lab", "discover")):
+        assert any(f"group {group!r} is in {mode} mode" in w for w in warnings), warnings
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.30.0", strict=True)
+    back, _ = import_policies(docs)
+    for src, dst, port in ((DB, CRM, 9000), (OTHER, CRM, 22), (CRM, DB, 5432), (OTHER, DB, 1)):
+        assert evaluate(pol, src, dst, port).passes
+        assert evaluate(back, src, dst, port).passes, (src.name, dst.name, port)
+    assert evaluate(back, CRM, ORD, 8080).action == "deny"  # the protect group stays isolated
+    # once it is meant to block, it is exported
+    strict = parse_texts([("modes.yaml", MODES.replace("mode: monitor", "mode: protect"))])
+    assert "stockade-crm" in [d["metadata"]["name"] for d in export_policies(strict)[0]]

@@ -165,3 +165,36 @@ def test_a_policy_of_thousands_of_groups_compiles_in_bounded_time() -> None:
     assert (
         len(group_addresses(policy.spec.groups[-1], pods, {})[4]) == 1222
     )  # ns1, ns10-19, ns100-199, ns1000-1499: two pods each
+
+
+def test_a_rule_on_every_port_matches_every_ip_protocol_in_the_kernel() -> None:
+    """``ports: any`` covers ICMP and every other IP protocol (PortRange.covers); compiled to TCP
+    and UDP only, a deny rule let ping skip past it in the kernel to a later allow of ICMP,
+    decided there: the engine denies it (first match), the kernel let it through."""
+    from stockade.firewall.policy.engine import Endpoint, evaluate
+    from stockade.firewall.policy.files import parse_texts
+
+    policy = parse_texts(
+        [
+            (
+                "any.yaml",
+                """
+spec:
+  groups:
+    - {name: crm, selector: {namespace: marketing}, mode: protect}
+    - {name: cde, selector: {namespace: shop}, mode: protect}
+  rules:
+    - {name: no-crm, from: [crm], to: [cde], action: deny}
+    - {name: ping, from: [crm], to: [cde], ports: [icmp]}
+""",
+            )
+        ]
+    )
+    crm = Endpoint(ip="10.1.0.1", name="crm", namespace="marketing")
+    orders = Endpoint(ip="10.2.0.1", name="orders", namespace="shop")
+    assert evaluate(policy, crm, orders, 0, l4="icmp").rule == "no-crm"
+    ruleset = compile_ruleset(policy, [crm, orders], {})
+    deny = _rule_lines(ruleset, "no-crm")
+    # one line (IPv4 addresses only), on every protocol, before the ICMP allow
+    assert len(deny) == 1 and not any("l4proto" in ln or "dport" in ln for ln in deny), deny
+    assert ruleset.index('comment "no-crm"') < ruleset.index('comment "ping"')

@@ -42,7 +42,14 @@ from stockade.firewall.policy.model import Policy
 from stockade.model import Event, ResourceRef, Severity
 from stockade.network.capture.decode import LINK_RAW, Buf, Decoder, FlowKey
 from stockade.network.interface import Detection, DlpMatch, flow_key
-from stockade.network.protocols import UNKNOWN, could_become, detect, upgrades
+from stockade.network.protocols import (
+    UNKNOWN,
+    could_become,
+    detect,
+    possible_any,
+    refines,
+    upgrades,
+)
 from stockade.network.protocols.base import STRONG
 from stockade.network.reassembly import MASK, Stream
 from stockade.network.tls import opens_with_hello
@@ -203,7 +210,10 @@ class Inspector:
         bits = fp.PAIR_KNOWN
         if first not in ("allow", "inspect"):
             return bits
+        awaited = awaited_protocols(self.policy, a, b, port, resolved=self.resolved)
         for app, bit in (("proto.http", fp.PAIR_HTTP), ("proto.tls", fp.PAIR_TLS)):
+            if any(refines(p, app) for p in awaited):
+                continue  # an HTTP/1 request may still become HTTP/2 (h2c): Python waits
             action = self._evaluate(probe, app).action  # what _on_app() judges
             if action == "allow" or (first == "allow" and action != "learn"):
                 bits |= bit
@@ -317,8 +327,14 @@ class Inspector:
         if not flow.mark and length:
             self._data(flow, direction, bytes(buf[off : off + length]))
             self._settle(flow, final=True)
-            if flow.mark:
-                flow.release()
+        elif not flow.mark and flow.pending is not None and flow.app is None:
+            # An empty datagram is a whole message no protocol a rule names can come of: let
+            # through undecided, it reached a server where only DNS (say) is allowed.
+            flow.app = UNKNOWN
+            self._on_app(flow)
+            self._settle(flow, final=True)
+        if flow.mark:
+            flow.release()
         self.decided = bool(flow.mark)
         self._answer = (True, flow.mark)
 
@@ -502,18 +518,28 @@ class Inspector:
         app = det.protocol
         if app == "proto.tls" and not det.encrypted:
             app = UNKNOWN  # the hello did not parse (one still arriving was waited for)
-        if app != UNKNOWN:
-            if app in awaited and det.confidence < STRONG:
-                if not could_become(app, client, server):
-                    return UNKNOWN
-                if not late:
-                    return None
-            return app
         if late:
-            return UNKNOWN
-        if UNKNOWN in awaited or any(could_become(p, client, server) for p in awaited):
+            return app
+        named = awaited - {UNKNOWN}
+        if app != UNKNOWN and det.confidence >= STRONG:
+            # settled, unless a protocol a rule names can still come of it (gRPC's headers
+            # after HTTP/2's preface): judged as HTTP/2 now, gRPC would pass a deny-gRPC rule
+            if not any(refines(p, app) and could_become(p, client, server) for p in named):
+                return app
             return None
-        return UNKNOWN
+        if app in named and b"\n" in client and self._evaluate(flow, app).blocks:
+            # A whole line is what line protocols act on (an inline Redis command, an SMTP or
+            # IMAP command after a greeting that did not name itself): waiting for more
+            # confidence would let that command reach the server before the rule that blocks
+            # it judged it. (Where it would be allowed, waiting costs nothing.)
+            return app
+        # A weak guess decides nothing while a protocol a rule names can still come of these
+        # bytes: "GE" is no HTTP request yet and may become the inline Redis "GET k".
+        if any(could_become(p, client, server) for p in named):
+            return None
+        if UNKNOWN in awaited and possible_any(client, server):
+            return None  # a rule names proto.unknown: unknown only once nothing else can come
+        return app if app not in named else UNKNOWN
 
     def _plain_allow(self, flow: _Flow) -> bool:
         """Allowed at L3/L4 with nothing to learn or look for: no need to wait for data."""

@@ -150,10 +150,15 @@ def _overlaps(addrs: Sequence[str], spans: list[tuple[int, int]]) -> bool:
 
 
 def _l4_matches(rule: Rule) -> list[str]:
-    """nft match fragments for a rule's ports (one fragment per protocol)."""
+    """nft match fragments for a rule's ports (one fragment per protocol; ``""``: no match on
+    the protocol at all)."""
     by_l4: dict[str, list[str]] = {"tcp": [], "udp": []}
     icmp = False
     for r in rule.port_ranges():
+        if r.l4 == "any":
+            # every IP protocol, as the engine's PortRange.covers says: ICMP and SCTP too. Only
+            # TCP and UDP here, a deny rule let ping skip past it to a later allow of ICMP.
+            return [""]
         if r.l4 == "icmp":
             icmp = True
             continue

@@ -3,6 +3,7 @@ later the Kubernetes API), and DNS names resolved the way the node resolves them
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import subprocess
@@ -22,7 +23,10 @@ class Directory:
     """Endpoints by address and by name (``pod``, ``namespace/pod``)."""
 
     def __init__(self, endpoints: Iterable[Endpoint]) -> None:
-        self.endpoints = tuple(endpoints)
+        # Addresses in their one canonical text ("fd00:0001::5" is "fd00:1::5"): the engine
+        # compares them as text with resolved DNS names, the kernel sets as addresses; a workload
+        # written otherwise was in a DNS group for the kernel and in none for the engine.
+        self.endpoints = tuple(_canonical(e) for e in endpoints)
         self._by_ip = {ipaddress.ip_address(e.ip): e for e in self.endpoints}
 
     @classmethod
@@ -59,6 +63,11 @@ class Directory:
 
     def addresses(self, pred: Callable[[Endpoint], bool]) -> list[str]:
         return [e.ip for e in self.endpoints if pred(e)]
+
+
+def _canonical(e: Endpoint) -> Endpoint:
+    ip = str(ipaddress.ip_address(e.ip))
+    return e if ip == e.ip else dataclasses.replace(e, ip=ip)
 
 
 def resolve(names: Iterable[str], *, netns: str | None = None) -> dict[str, frozenset[str]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -82,12 +82,134 @@ def selects(sel: Selector, ep: Endpoint, resolved: Resolved) -> bool:
     return not sel.pods or any(fnmatch.fnmatchcase(ep.name, p) for p in sel.pods)
 
 
-def groups_of(policy: Policy, ep: Endpoint, resolved: Resolved) -> tuple[Group, ...]:
-    return tuple(g for g in policy.spec.groups if selects(g.selector, ep, resolved))
+def groups_of(
+    policy: Policy, ep: Endpoint, resolved: Resolved, *, exhaustive: bool = False
+) -> tuple[Group, ...]:
+    """The groups ``ep`` is in, in policy order. ``exhaustive``: ask every group's selector
+    (the reference the tests compare the index against)."""
+    if exhaustive:
+        return tuple(g for g in policy.spec.groups if selects(g.selector, ep, resolved))
+    return _index(policy).groups_of(ep, resolved)
 
 
 def _side(names: list[str], groups: tuple[Group, ...]) -> bool:
     return ANY in names or any(g.name in names for g in groups)
+
+
+_GLOB = frozenset("*?[")
+
+
+class _Index:
+    """One policy's groups and rules, indexed so that judging a new connection asks only the
+    selectors and rules that can match it (a policy of thousands of groups asked every selector
+    and every rule: ~90 ms a new pair). Built once per policy object; the answers are those of
+    the linear scans (``exhaustive=True``)."""
+
+    def __init__(self, policy: Policy) -> None:
+        groups = policy.spec.groups
+        self.groups = groups
+        # CIDR groups by (IP version, prefix length, network), every prefix length in use
+        self.nets: dict[tuple[int, int, int], list[int]] = {}
+        self.lengths: dict[int, list[int]] = {4: [], 6: []}
+        # pod groups by their exact namespace, else by one of their labels, else asked always
+        self.by_ns: dict[str, list[int]] = {}
+        self.by_label: dict[tuple[str, str], list[int]] = {}
+        self.always: list[int] = []  # DNS groups, and pod groups with nothing to index on
+        for i, g in enumerate(groups):
+            sel = g.selector
+            if sel.cidrs and not sel.dns:
+                for c in sel.cidrs:
+                    net = _net(c)
+                    self.nets.setdefault(
+                        (net.version, net.prefixlen, int(net.network_address)), []
+                    ).append(i)
+                    if net.prefixlen not in self.lengths[net.version]:
+                        self.lengths[net.version].append(net.prefixlen)
+            elif sel.cidrs or sel.dns:
+                self.always.append(i)
+            elif sel.namespace is not None and not _GLOB & set(sel.namespace):
+                self.by_ns.setdefault(sel.namespace, []).append(i)
+            elif sel.labels:
+                self.by_label.setdefault(next(iter(sel.labels.items())), []).append(i)
+            else:
+                self.always.append(i)
+        # rules by the group names on each side (ANY: every connection's side)
+        self.rules = policy.spec.rules
+        self.ports = [tuple(r.port_ranges()) for r in self.rules]
+        self.from_any = [i for i, r in enumerate(self.rules) if ANY in r.from_]
+        self.to_any = [i for i, r in enumerate(self.rules) if ANY in r.to]
+        self.by_from: dict[str, list[int]] = {}
+        self.by_to: dict[str, list[int]] = {}
+        for i, r in enumerate(self.rules):
+            for name in dict.fromkeys(r.from_):
+                self.by_from.setdefault(name, []).append(i)
+            for name in dict.fromkeys(r.to):
+                self.by_to.setdefault(name, []).append(i)
+
+    def groups_of(self, ep: Endpoint, resolved: Resolved) -> tuple[Group, ...]:
+        inside: set[int] = set()  # CIDR groups: a network holding the address proves it
+        addr = _addr(ep.ip)
+        bits = addr.max_prefixlen
+        value = int(addr)
+        for length in self.lengths[addr.version]:
+            shift = bits - length
+            hit = self.nets.get((addr.version, length, value >> shift << shift))
+            if hit:
+                inside.update(hit)
+        maybe: set[int] = set(self.always)  # the others: their selector decides
+        if not ep.external:
+            maybe.update(self.by_ns.get(ep.namespace, ()))
+            for item in ep.labels.items():
+                maybe.update(self.by_label.get(item, ()))
+        groups = self.groups
+        inside.update(i for i in maybe if selects(groups[i].selector, ep, resolved))
+        return tuple(groups[i] for i in sorted(inside))
+
+    def candidates(self, sg: tuple[Group, ...], dg: tuple[Group, ...]) -> list[int]:
+        """The rules whose both sides name one of these groups (or any), in policy order."""
+        froms: set[int] = set(self.from_any)
+        for g in sg:
+            froms.update(self.by_from.get(g.name, ()))
+        tos: set[int] = set(self.to_any)
+        for g in dg:
+            tos.update(self.by_to.get(g.name, ()))
+        return sorted(froms & tos)
+
+
+_INDEXES: dict[int, tuple[Policy, _Index]] = {}
+
+
+def _index(policy: Policy) -> _Index:
+    """The policy's index, built on first use; the last few policies' are kept (each single
+    dict operation is atomic, so threads asking at once at worst build one twice)."""
+    entry = _INDEXES.get(id(policy))
+    if entry is not None and entry[0] is policy:
+        return entry[1]
+    index = _Index(policy)
+    _INDEXES[id(policy)] = (policy, index)  # the policy kept: its id is not reused meanwhile
+    for key in list(_INDEXES)[:-4]:
+        _INDEXES.pop(key, None)
+    return index
+
+
+def _matching_rules(
+    policy: Policy,
+    sg: tuple[Group, ...],
+    dg: tuple[Group, ...],
+    l4: str,
+    port: int,
+    exhaustive: bool,
+) -> Iterator[Rule]:
+    """The rules matching both sides and the port, in order (first match wins)."""
+    if exhaustive:
+        for rule in policy.spec.rules:
+            if _side(rule.from_, sg) and _side(rule.to, dg) and _l4_port_match(rule, l4, port):
+                yield rule
+        return
+    index = _index(policy)
+    for i in index.candidates(sg, dg):
+        if any(r.covers(l4, port) for r in index.ports[i]):
+            yield index.rules[i]
 
 
 def _l4_port_match(rule: Rule, l4: str, port: int) -> bool:
@@ -108,10 +230,13 @@ def evaluate(
     l4: str = "tcp",
     app: str | None = None,
     resolved: Resolved | None = None,
+    exhaustive: bool = False,
 ) -> Verdict:
-    """The verdict for a connection from ``src`` to ``dst:port`` (``app``: detected protocol)."""
+    """The verdict for a connection from ``src`` to ``dst:port`` (``app``: detected protocol).
+    ``exhaustive``: the linear scans of every group and rule (the reference)."""
     res = resolved or {}
-    sg, dg = groups_of(policy, src, res), groups_of(policy, dst, res)
+    sg = groups_of(policy, src, res, exhaustive=exhaustive)
+    dg = groups_of(policy, dst, res, exhaustive=exhaustive)
     names = (tuple(g.name for g in sg), tuple(g.name for g in dg))
     mode = effective_mode(sg, dg)
     if mode is None:
@@ -120,9 +245,7 @@ def evaluate(
         return Verdict(
             action="allow", rule=None, mode=None, reason="neither end is in a group (unmanaged)"
         )
-    for rule in policy.spec.rules:
-        if not (_side(rule.from_, sg) and _side(rule.to, dg) and _l4_port_match(rule, l4, port)):
-            continue
+    for rule in _matching_rules(policy, sg, dg, l4, port, exhaustive):
         if rule.protocols:
             if app is None:
                 return Verdict(
@@ -157,18 +280,19 @@ def awaited_protocols(
     *,
     l4: str = "tcp",
     resolved: Resolved | None = None,
+    exhaustive: bool = False,
 ) -> frozenset[str]:
     """The application protocols the rules name for this connection at L3/L4, up to the first
     matching rule that names none (no later rule is reached): what detecting the protocol can
     still decide."""
     res = resolved or {}
-    sg, dg = groups_of(policy, src, res), groups_of(policy, dst, res)
+    sg = groups_of(policy, src, res, exhaustive=exhaustive)
+    dg = groups_of(policy, dst, res, exhaustive=exhaustive)
     out: set[str] = set()
-    for rule in policy.spec.rules:
-        if _side(rule.from_, sg) and _side(rule.to, dg) and _l4_port_match(rule, l4, port):
-            if not rule.protocols:
-                break
-            out.update(rule.protocols)
+    for rule in _matching_rules(policy, sg, dg, l4, port, exhaustive):
+        if not rule.protocols:
+            break
+        out.update(rule.protocols)
     return frozenset(out)
 
 
@@ -233,11 +357,17 @@ class DataNeeds:
 
 
 def data_needs(
-    policy: Policy, src: Endpoint, dst: Endpoint, resolved: Resolved | None = None
+    policy: Policy,
+    src: Endpoint,
+    dst: Endpoint,
+    resolved: Resolved | None = None,
+    *,
+    exhaustive: bool = False,
 ) -> DataNeeds:
     """DLP and TLS requirements from both ends' groups (egress of ``src``, ingress of ``dst``)."""
     res = resolved or {}
-    sg, dg = groups_of(policy, src, res), groups_of(policy, dst, res)
+    sg = groups_of(policy, src, res, exhaustive=exhaustive)
+    dg = groups_of(policy, dst, res, exhaustive=exhaustive)
     block: list[str] = []
     alert: list[str] = []
     for g in (*sg, *dg):

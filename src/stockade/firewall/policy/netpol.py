@@ -1,9 +1,10 @@
 """Kubernetes NetworkPolicy in and out, for the L3/L4 part of a policy.
 
 Import: each NetworkPolicy becomes a group for the pods it selects (mode protect: selected pods are
-isolated, as Kubernetes does) and one allow rule per ingress/egress item. Export: each group that
-selects pods by one namespace and labels becomes a NetworkPolicy admitting what the allow rules let
-in. What NetworkPolicy cannot say (deny rules, application protocols, DLP, DNS groups, pod name
+isolated, as Kubernetes does) and one allow rule per ingress/egress item. Export: each group in
+protect mode that selects pods by one namespace and labels becomes a NetworkPolicy admitting what
+the allow rules let in; groups in monitor or discover mode block nothing, so they get none (a
+NetworkPolicy would isolate their pods). What NetworkPolicy cannot say (deny rules, application protocols, DLP, DNS groups, pod name
 globs) is left out, and each omission is reported.
 """
 
@@ -471,6 +472,16 @@ def export_policies(policy: Policy) -> tuple[list[dict[str, Any]], list[str]]:
                     f"group {g.name!r}: not one namespace plus labels; no NetworkPolicy for it"
                 )
             continue
+        if g.mode != "protect":
+            # A NetworkPolicy isolates the pods it selects; this group's mode blocks nothing
+            # (monitor records, discover learns), so exporting it would block what it lets pass.
+            # Its pods stay unisolated unless a protect group also selects them.
+            warnings.append(
+                f"group {g.name!r} is in {g.mode} mode, which blocks nothing: no NetworkPolicy for"
+                " it (a NetworkPolicy would isolate its pods); set mode: protect, or export"
+                " --learned --mode protect, to enforce it in Kubernetes"
+            )
+            continue
         ingress: list[dict[str, Any]] = []
         denied: list[PortRange] = []  # ports of the deny rules into the group met so far
         for r in policy.spec.rules:
@@ -543,8 +554,6 @@ def export_policies(policy: Policy) -> tuple[list[dict[str, Any]], list[str]]:
             "policyTypes": ["Ingress"],
             "ingress": ingress,
         }
-        if g.mode != "protect" and not ingress:
-            continue
         out.append(
             {
                 "apiVersion": "networking.k8s.io/v1",

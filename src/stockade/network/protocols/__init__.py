@@ -122,9 +122,21 @@ def could_become(slug: str, client: bytes, server: bytes) -> bool:
     return True if possible is None else bool(possible(client, server))
 
 
+def refines(slug: str, detected: str) -> bool:
+    """Whether a connection detected as ``detected`` can still turn out ``slug`` (its module's
+    ``REFINES``): gRPC is HTTP/2 with the right headers, HTTP/2 may follow an HTTP/1 upgrade."""
+    return detected in getattr(_BY_SLUG.get(slug), "REFINES", ())
+
+
+def possible_any(client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make any detector answer (``proto.unknown`` is then not
+    settled yet)."""
+    return any(could_become(d.SLUG, client, server) for d in DETECTORS)
+
+
 # Detection built without its frozen __init__ (one a flow), fields in declaration order
 # (protocol, encrypted, upgrade, details, confidence); tests hold the two equal.
 _new_detection = slot_constructor(Detection, positional=True)
 
 
-__all__ = ["DETECTORS", "SLUGS", "UNKNOWN", "could_become", "detect"]
+__all__ = ["DETECTORS", "SLUGS", "UNKNOWN", "could_become", "detect", "possible_any", "refines"]

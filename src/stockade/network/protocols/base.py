@@ -60,5 +60,11 @@ def first_line(data: bytes, limit: int = 512) -> bytes | None:
     return data[:end].rstrip(b"\r")
 
 
+def starts_like(data: bytes, *openings: bytes) -> bool:
+    """Whether ``data`` begins with one of ``openings``, or is the start of one (a detector's
+    ``possible``: more bytes could still make it that opening)."""
+    return any(o.startswith(data[: len(o)]) for o in openings)
+
+
 def lines(data: bytes, limit: int = 4096) -> list[bytes]:
     return [ln.rstrip(b"\r") for ln in data[:limit].split(b"\n")]

@@ -81,6 +81,46 @@ def _one_side(data: bytes) -> tuple[str, tuple[bool, int, str, str, int]] | None
     return ("udp", udp) if udp is not None else None
 
 
+def _query_start(msg: bytes) -> bool:
+    """``msg`` is a query, or could still become one: its header fields so far are a query's and
+    its question name so far is made of sane labels."""
+    if parse(msg) is not None:
+        return not parse(msg)[0]  # type: ignore[index]
+    if len(msg) >= 4:
+        flags = struct.unpack_from("!H", msg, 2)[0]
+        if flags & 0x8000 or (flags >> 11) & 0xF not in _OPCODES or flags & 0x004F:
+            return False
+    if len(msg) >= 6 and not 1 <= struct.unpack_from("!H", msg, 4)[0] <= 4:
+        return False
+    if len(msg) >= 10 and msg[6:10] != bytes(4):
+        return False
+    if len(msg) >= 12 and struct.unpack_from("!H", msg, 10)[0] > 4:
+        return False
+    pos, total = 12, 0
+    while pos < len(msg):
+        n = msg[pos]
+        if n == 0:
+            return len(msg) < pos + 5  # the name ended: only its type and class were missing
+        label = msg[pos + 1 : pos + 1 + n]
+        total += n + 1
+        if n & 0xC0 or total > 255 or not all(32 < b < 127 for b in label):
+            return False
+        pos += 1 + n
+    return True
+
+
+def possible(client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make this DNS (see ``could_become``): the client opens
+    with a query, over TCP after its 2-byte length (or the start of one)."""
+    if not client:
+        return not server or _one_side(server) is not None  # an answer alone (a datagram)
+    if len(client) < 2:
+        return True
+    declared = struct.unpack_from("!H", client)[0]
+    tcp = declared >= 17 and _query_start(client[2 : 2 + declared])
+    return tcp or _query_start(client)
+
+
 def probe(client: bytes, server: bytes) -> Guess | None:
     query = _one_side(client) if client else None
     answer = _one_side(server) if server else None

@@ -14,6 +14,20 @@ def _grpc(headers: list[tuple[str, str]]) -> bool:
     return any(n == "content-type" and v.startswith("application/grpc") for n, v in headers)
 
 
+# gRPC is HTTP/2 whose headers say so: a rule naming gRPC waits while a connection detected as
+# HTTP/2 (or HTTP/1 asking for h2c) has not shown its first request's headers.
+REFINES = ("proto.http2", "proto.http")
+
+
+def possible(client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make this gRPC (see ``could_become``): HTTP/2 is still
+    possible, and the client's first header block has not arrived or says gRPC."""
+    if not http2.possible(client, server):
+        return False
+    requests = http2.header_blocks(http2.client_frames(client))
+    return not requests or any(_grpc(h) for h in requests)
+
+
 def probe(client: bytes, server: bytes) -> Guess | None:
     h2 = http2.probe(client, server)
     if h2 is None:

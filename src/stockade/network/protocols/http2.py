@@ -7,7 +7,7 @@ import struct
 from collections.abc import Iterator
 
 from . import http1
-from .base import FULL, PARTIAL, STRONG, WEAK, Guess
+from .base import FULL, PARTIAL, STRONG, WEAK, Guess, starts_like
 from .hpack import Decoder, HpackError
 
 SLUG = "proto.http2"
@@ -114,6 +114,29 @@ def _upgrade_h2c(client: bytes, server: bytes) -> bool:
     # The cheap tests first: this runs on the first bytes of every connection.
     if not server.startswith((b"HTTP/1.1 101", b"HTTP/1.0 101")):
         return False
+    upgrade = http1.request_header(client, "upgrade") or ""
+    return "h2c" in [t.strip().lower() for t in upgrade.split(",")]
+
+
+# A connection detected as HTTP/1 can still turn out HTTP/2 (an accepted ``Upgrade: h2c``): a
+# rule naming HTTP/2 waits while that is possible (see the enforcer's _awaited_app).
+REFINES = ("proto.http",)
+
+
+def possible(client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make this HTTP/2 (see ``could_become``): the client opens
+    with the preface (or its start), or with an HTTP/1 request that asks for ``Upgrade: h2c``
+    (or whose headers have not ended), and the server has not answered it otherwise."""
+    if not client:
+        return not server or starts_like(server, b"HTTP/1.1 101") or server_settings_first(server)
+    if starts_like(client, PREFACE):
+        return True
+    if not http1.possible(client, server):
+        return False
+    if server:
+        return starts_like(server, b"HTTP/1.1 101", b"HTTP/1.0 101")
+    if b"\r\n\r\n" not in client and b"\n\n" not in client:
+        return True  # the headers go on: an Upgrade may still come
     upgrade = http1.request_header(client, "upgrade") or ""
     return "h2c" in [t.strip().lower() for t in upgrade.split(",")]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .base import FULL, PARTIAL, STRONG, Guess, lines
+from .base import FULL, PARTIAL, STRONG, Guess, lines, starts_like
 
 SLUG = "proto.imap"
 # probe()'s best while the server has sent nothing: a tagged command without the greeting
@@ -14,6 +14,22 @@ _COMMAND = re.compile(
     rb"^([A-Za-z0-9.]{1,16}) (CAPABILITY|LOGIN|STARTTLS|AUTHENTICATE|NOOP|ID|SELECT|LOGOUT)\b",
     re.IGNORECASE,
 )
+
+
+_COMMAND_START = re.compile(rb"[A-Za-z0-9.]{1,16}(?: [A-Za-z]*)?\Z")
+
+
+def possible(client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make this IMAP (see ``could_become``): the server's
+    greeting starts ``* OK`` or ``* PREAUTH`` (or their start), or the client's first bytes are
+    a tagged command the detector knows."""
+    if server and starts_like(server[:10], b"* OK", b"* PREAUTH"):
+        return True
+    if client:
+        return bool(_COMMAND.match(client)) or (
+            b"\n" not in client and _COMMAND_START.match(client[:64]) is not None
+        )
+    return not server
 
 
 def probe(client: bytes, server: bytes) -> Guess | None:

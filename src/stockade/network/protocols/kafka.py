@@ -35,6 +35,20 @@ API_NAMES = {
 }
 
 
+def possible(client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make this Kafka (see ``could_become``): the client opens
+    with a request header whose fields so far are in range."""
+    if not client:
+        return not server
+    if len(client) >= 14:
+        return probe(client, b"") is not None
+    if len(client) >= 4 and not 10 <= struct.unpack_from("!i", client)[0] <= 100 * 1024 * 1024:
+        return False
+    if len(client) >= 6 and not 0 <= struct.unpack_from("!h", client, 4)[0] <= MAX_API_KEY:
+        return False
+    return len(client) < 8 or 0 <= struct.unpack_from("!h", client, 6)[0] <= MAX_API_VERSION
+
+
 def probe(client: bytes, server: bytes) -> Guess | None:
     if len(client) < 14:
         return None

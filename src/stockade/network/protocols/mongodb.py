@@ -43,6 +43,18 @@ def _command(data: bytes, opcode: int) -> str | None:
     return None
 
 
+def possible(client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make this MongoDB (see ``could_become``): the client
+    opens with a message header (length, request id, response-to 0, a request opcode)."""
+    if not client:
+        return not server
+    if len(client) >= 4 and not 21 <= struct.unpack_from("<i", client)[0] <= MAX_MESSAGE:
+        return False
+    if len(client) >= 12 and struct.unpack_from("<i", client, 8)[0] != 0:
+        return False
+    return len(client) < 16 or struct.unpack_from("<i", client, 12)[0] in OPCODES
+
+
 def probe(client: bytes, server: bytes) -> Guess | None:
     head = _header(client)
     if head is None:

@@ -29,6 +29,32 @@ def greeting(server: bytes) -> tuple[str, int] | None:
     return server[5:end].decode("ascii"), caps
 
 
+def possible(client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make this MySQL (see ``could_become``): the server opens
+    with a protocol-10 greeting (or the start of one); a client never speaks first."""
+    if not server:
+        return not client
+    if greeting(server) is not None:
+        return True
+    head = server[:5]
+    if len(head) >= 2 and head[1] > 2:  # the length (little-endian) is at most 512
+        return False
+    if len(head) >= 3 and head[2] != 0:
+        return False
+    if len(head) >= 4 and head[3] != 0:
+        return False
+    if len(head) >= 5 and head[4] != 10:
+        return False
+    version = server[5 : 5 + 64]
+    end = version.find(b"\0")
+    # the version string so far is printable and its end, if in sight, leaves it non-empty
+    return (
+        end != 0
+        and printable(version if end < 0 else version[:end])
+        and (end > 0 or len(server) < 5 + 64)
+    )
+
+
 def probe(client: bytes, server: bytes) -> Guess | None:
     found = greeting(server)
     if found is None:

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import re
 
-from .base import FULL, STRONG, WEAK, Guess, lines
+from .base import FULL, STRONG, WEAK, Guess, lines, starts_like
 
 SLUG = "proto.pop3"
 # probe()'s best while the server has sent nothing: none, it waits for the greeting
 CLIENT_ONLY_CEILING = 0.0
 _COMMAND = re.compile(rb"^(USER|PASS|CAPA|STLS|APOP|AUTH|STAT|LIST|RETR|QUIT)\b", re.IGNORECASE)
+
+
+def possible(client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make this POP3 (see ``could_become``): the server's
+    greeting starts ``+OK`` (or its start); the client waits for it."""
+    if server:
+        return starts_like(server, b"+OK")
+    return not client
 
 
 def probe(client: bytes, server: bytes) -> Guess | None:

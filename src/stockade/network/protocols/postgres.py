@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 
 from .. import tls
-from .base import FULL, PARTIAL, STRONG, WEAK, Guess
+from .base import FULL, PARTIAL, STRONG, WEAK, Guess, starts_like
 
 SLUG = "proto.postgres"
 # probe()'s best while the server has sent nothing: a startup without the answer
@@ -69,6 +69,33 @@ def _request(client: bytes, server: bytes, code: int) -> Guess:
             protocol=SLUG, confidence=FULL, details=(("postgres.ssl", "refused"), *details2)
         )
     return Guess(protocol=SLUG, confidence=STRONG)
+
+
+def _opening(client: bytes) -> bool:
+    """The first 8 bytes so far fit an SSLRequest, a GSSENCRequest, a CancelRequest or a
+    protocol 3.0 StartupMessage (length 9-10000)."""
+    head = client[:8]
+    fixed = (SSL_REQUEST_BYTES, GSSENC_REQUEST_BYTES, struct.pack("!iI", 16, CANCEL_REQUEST))
+    if starts_like(head, *fixed):
+        return True
+    code = struct.pack("!I", PROTOCOL_3)
+    if not code.startswith(head[4:8]):
+        return False
+    length = head[:4]
+    low, high = (9).to_bytes(4, "big"), (10000).to_bytes(4, "big")
+    # the length's bytes so far lie between those of 9 and 10000 (big-endian: a prefix compare)
+    return low[: len(length)] <= length <= high[: len(length)]
+
+
+def possible(client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make this PostgreSQL (see ``could_become``): the client
+    opens with a startup packet or a request (or the start of one); a backend never speaks
+    first."""
+    if not client:
+        return not server or server[:1] in (b"R", b"E")
+    if len(client) < 8:
+        return _opening(client)
+    return probe(client, server) is not None
 
 
 def probe(client: bytes, server: bytes) -> Guess | None:

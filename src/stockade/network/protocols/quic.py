@@ -70,6 +70,16 @@ def _server_answers(server: bytes, version: int, dcid: bytes, scid: bytes) -> bo
     return header is not None and header[0] == version
 
 
+def possible(client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make this QUIC (see ``could_become``): the client's first
+    datagram has a long header and is padded to 1200 bytes."""
+    if not client:
+        return not server
+    if client[0] & 0xC0 != 0xC0:
+        return False
+    return len(client) < MIN_INITIAL or _client_initial(client) is not None
+
+
 def probe(client: bytes, server: bytes) -> Guess | None:
     found = _client_initial(client)
     if found is None:

@@ -69,6 +69,30 @@ def _reply(server: bytes) -> bool:
     )
 
 
+_ARRAY_START = re.compile(
+    rb"\*(?:[1-9][0-9]{0,5}(?:\r(?:\n(?:\$(?:[0-9]{1,9}(?:\r\n?)?)?)?)?)?)?\Z"
+)
+
+
+def possible(client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make this Redis (see ``could_become``): the client opens
+    with a RESP array of bulk strings, or an inline command the detector knows (or the start of
+    either); a server never speaks first."""
+    if not client:
+        return not server
+    if client[:1] == b"*":
+        return _ARRAY.match(client) is not None or _ARRAY_START.match(client[:24]) is not None
+    line = first_line(client, 1024)
+    if line is None:
+        if len(client) >= 1024:
+            return False
+        word, space, _ = client.partition(b" ")
+        if space:
+            return word.upper() in INLINE
+        return any(name.startswith(word.rstrip(b"\r").upper()) for name in INLINE)
+    return line.split(b" ", 1)[0].upper() in INLINE
+
+
 def probe(client: bytes, server: bytes) -> Guess | None:
     found = _command(client)
     if found is None:

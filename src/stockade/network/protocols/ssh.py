@@ -3,7 +3,7 @@ key exchange is encrypted."""
 
 from __future__ import annotations
 
-from .base import FULL, WEAK, Guess, first_line
+from .base import FULL, WEAK, Guess, first_line, starts_like
 
 SLUG = "proto.ssh"
 
@@ -15,6 +15,22 @@ def _banner(data: bytes) -> str | None:
     if line and (line.startswith(b"SSH-2.0-") or line.startswith(b"SSH-1.99-")):
         return line.split(b"-", 2)[2].split(b" ")[0].decode("ascii", "replace")
     return None
+
+
+def _opens(data: bytes) -> bool:
+    """``data`` is an identification line, or the start of one."""
+    if not starts_like(data, b"SSH-"):
+        return False
+    line = first_line(data, 255)
+    if line is None:
+        return len(data) < 255
+    return line.startswith((b"SSH-2.0-", b"SSH-1.99-"))
+
+
+def possible(client: bytes, server: bytes) -> bool:
+    """Whether more bytes could still make this SSH (see ``could_become``): the client opens
+    with its identification line (or the start of one); while it has sent nothing, the server's."""
+    return _opens(client) if client else not server or _opens(server)
 
 
 def probe(client: bytes, server: bytes) -> Guess | None:
