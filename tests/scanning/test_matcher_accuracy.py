@@ -416,6 +416,75 @@ def test_a_cvss_v2_score_is_rated_on_the_v2_scale(sqlite_store: Store, tmp_path:
     }
 
 
+def test_a_cvss_v4_only_record_is_rated_from_its_base_score(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """GHSA and NVD publish many records with a CVSS v4 vector only: they get the v4 base
+    score and its rating (they were "unknown"); a record with both v3 and v4 is headed by v4
+    (the newest version, as before), and the SARIF and gate see the same score."""
+    from stockade.scanning.gate import Policy, Target, apply_policy
+    from stockade.scanning.reports.sarif import security_severity
+
+    v4_only = {
+        "id": "GHSA-2099-0004",
+        "modified": "2025-01-01T00:00:00Z",
+        "aliases": ["CVE-2099-1004"],
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "newlib"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.0"}]}
+                ],
+            }
+        ],
+        # Log4Shell's vector on FIRST's examples page: 9.3, critical
+        "severity": [
+            {
+                "type": "CVSS_V4",
+                "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+            }
+        ],
+    }
+    threat = {  # a vendor's E:U lowers the threat score (6.6), not the base one (8.7)
+        **v4_only,
+        "id": "GHSA-2099-0005",
+        "aliases": ["CVE-2099-1005"],
+        "severity": [
+            {
+                "type": "CVSS_V4",
+                "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:H/SC:N/SI:N/SA:N/E:U",
+            }
+        ],
+    }
+    both = {
+        **v4_only,
+        "id": "GHSA-2099-0006",
+        "aliases": ["CVE-2099-1006"],
+        "severity": [
+            {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"},
+            {
+                "type": "CVSS_V4",
+                "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:A/VC:L/VI:L/VA:N/SC:N/SI:N/SA:N",
+            },
+        ],
+    }
+    (tmp_path / "v4.json").write_text(json.dumps([v4_only, threat, both]))
+    import_sources(sqlite_store, [str(tmp_path / "v4.json")])
+    inv = Inventory(
+        source="dir:/app", packages=(Package(type="python", name="newlib", version="1.0"),)
+    )
+    findings = match(inv, sqlite_store)
+    got = {(f.id, f.severity, f.details.cvss_score) for f in findings}
+    assert got == {
+        ("CVE-2099-1004", Severity.CRITICAL, 9.3),
+        ("CVE-2099-1005", Severity.HIGH, 8.7),
+        ("CVE-2099-1006", Severity.MEDIUM, 5.1),
+    }
+    gated = apply_policy(findings, Policy(fail_on=Severity.CRITICAL), Target())
+    assert sorted(security_severity(g) for g in gated.findings) == [5.1, 8.7, 9.3]
+    assert [g.finding.id for g in gated.failing] == ["CVE-2099-1004"]
+
+
 def test_alpine_versions_with_leading_zeros_compare_as_apk_does(
     any_store: Store, tmp_path: Path
 ) -> None:
