@@ -523,6 +523,102 @@ def test_alpine_versions_with_leading_zeros_compare_as_apk_does(
     }
 
 
+def _listed_twice(path: str) -> list[dict]:
+    """One Alpine id listed under two fixed versions of a package, in the shape of ``path``:
+    "secdb" (the published secdb), "parts" (osv.dev's converter parts, one per listing) or "osv"
+    (an osv.dev record, one affected entry per listing). CVE-2017-3738 as aports'
+    main/openssl/APKBUILD lists it (commit 0c38f9258c5846ebac187b83e2388c6a0f5109a1): fixed in
+    1.0.2n-r0, listed again at 1.0.2o-r0. CVE-2099-0003 is listed at the fix of two release
+    lines, as openssl's history holds 1.1.1 and 3.0 fixes."""
+    listings = [
+        ("CVE-2017-3738", "1.0.2n-r0"),
+        ("CVE-2017-3738", "1.0.2o-r0"),
+        ("CVE-2099-0003", "1.1.1o-r0"),
+        ("CVE-2099-0003", "3.0.3-r0"),
+    ]
+    if path == "secdb":
+        secfixes: dict[str, list[str]] = {}
+        for cve, fixed in listings:
+            secfixes.setdefault(fixed, []).append(cve)
+        pkg = {"pkg": {"name": "openssl", "secfixes": secfixes}}
+        return [{"distroversion": "v3.7", "reponame": "main", "packages": [pkg]}]
+    if path == "parts":
+        return [
+            [
+                {
+                    "pkg_name": "openssl",
+                    "ecosystem": "Alpine:v3.7",
+                    "purl": "pkg:apk/alpine/openssl?arch=source",
+                    "fixed_version": {
+                        "AffectedCommits": None,
+                        "AffectedVersions": [{"Introduced": "", "Fixed": f, "LastAffected": ""}],
+                    },
+                }
+                for c, f in listings
+                if c == cve
+            ]
+            for cve in ("CVE-2017-3738", "CVE-2099-0003")
+        ]
+    return [
+        {
+            "id": f"ALPINE-{cve}",
+            "modified": "2025-01-01T00:00:00Z",
+            "affected": [
+                {
+                    "package": {"ecosystem": "Alpine:v3.7", "name": "openssl"},
+                    "ranges": [
+                        {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": f}]}
+                    ],
+                }
+                for c, f in listings
+                if c == cve
+            ],
+        }
+        for cve in ("CVE-2017-3738", "CVE-2099-0003")
+    ]
+
+
+@pytest.mark.parametrize("path", ["secdb", "parts", "osv"])
+def test_an_alpine_id_listed_under_two_fixes_reads_alike_on_every_path(
+    sqlite_store: Store, tmp_path: Path, path: str
+) -> None:
+    """A later listing in the fix's release line is the same fix listed again (1.0.2n-r0 is not
+    affected; osv.dev's entries read one by one said it was); a listing in a later line is that
+    line's fix (3.0.2-r0 is affected; the secdb import kept only 1.1.1o-r0 and missed it)."""
+    names = {"secdb": "main.json", "parts": "{}.alpine.json", "osv": "{}.json"}
+    for doc, cve in zip(_listed_twice(path), ("CVE-2017-3738", "CVE-2099-0003"), strict=False):
+        (tmp_path / names[path].format(cve)).write_text(json.dumps(doc))
+    import_sources(sqlite_store, [str(tmp_path)])
+    versions = (
+        "1.0.2m-r0",
+        "1.0.2n-r0",
+        "1.0.2o-r0",
+        "1.1.1n-r0",
+        "1.1.1t-r0",
+        "3.0.2-r0",
+        "3.0.3-r0",
+    )
+    inv = Inventory(
+        source="alpine",
+        distro=Distro(id="alpine", version_id="3.7.3"),
+        packages=tuple(
+            Package(type="apk", name="openssl", version=v, source_name="openssl") for v in versions
+        ),
+    )
+    got = {
+        (f.details.installed_version, f.id.removeprefix("ALPINE-"), f.details.fixed_version)
+        for f in match(inv, sqlite_store)
+    }
+    assert got == {
+        ("1.0.2m-r0", "CVE-2017-3738", "1.0.2n-r0"),
+        ("1.0.2m-r0", "CVE-2099-0003", "1.1.1o-r0"),
+        ("1.0.2n-r0", "CVE-2099-0003", "1.1.1o-r0"),
+        ("1.0.2o-r0", "CVE-2099-0003", "1.1.1o-r0"),
+        ("1.1.1n-r0", "CVE-2099-0003", "1.1.1o-r0"),
+        ("3.0.2-r0", "CVE-2099-0003", "3.0.3-r0"),
+    }
+
+
 def test_nuget_crates_packagist_records_meet_their_catalogers_packages(sqlite_store: Store) -> None:
     """Real GitHub Advisory Database records of the NuGet, crates.io and Packagist ecosystems are
     imported and matched against packages as the new catalogers report them (type, name, purl),

@@ -11,12 +11,28 @@ Two shapes are read:
   [{"Introduced", "Fixed", "LastAffected"}]}}``.
 
 secdb lists fixed versions only: an unfixed Alpine issue is not in it.
+
+One id listed under several fixed versions of one package (real secdb data has both kinds) is
+read by :func:`fix_ranges`, here and for osv.dev's records (one entry per listing there):
+
+- a later listing in the same release line is the fix listed again, at the upstream release that
+  carries it (openssl ``1.0.2n-r0`` and again ``1.0.2o-r0`` for CVE-2017-3738; a "regression fix"
+  entry): the first listing fixed it, and ``1.0.2n-r0`` is not affected;
+- a listing in a later release line is that line's own fix, as when a package's history merges
+  another line's (openssl's ``1.1.1`` and ``3.0`` fixes, perl ``5.26.3`` and ``5.28.1``): from
+  the line's start to that fix is affected too (``5.28.0`` is).
+
+Keeping only the lowest fix missed the second case; a range up to each fix from the first version
+(what osv.dev's entries say read one by one) reported the first case's fixed versions.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, TypeGuard
 
 from stockade.scanning.advisories import ecosystems
@@ -54,7 +70,7 @@ def convert_secdb(doc: dict[str, Any], where: str) -> tuple[list[Advisory], list
         eco = ecosystems.from_osv(f"Alpine:{doc['distroversion']}")
     except ecosystems.UnknownEcosystem as exc:
         return [], [Problem(where=where, message=f"bad distroversion: {exc}")]
-    # One advisory per (id, origin); the same id fixed in several versions keeps the lowest.
+    # One advisory per (id, origin); the same id fixed in several versions: see fix_ranges.
     by_id: dict[tuple[str, str], list[str]] = defaultdict(list)
     for i, item in enumerate(doc["packages"]):
         pkg = item.get("pkg") if isinstance(item, dict) else None
@@ -89,10 +105,61 @@ def convert_secdb(doc: dict[str, Any], where: str) -> tuple[list[Advisory], list
                 for vid in found:
                     by_id[(vid, pkg["name"])].append(version)
     out = [
-        _advisory(vid, [(eco, origin, "0", min(versions, key=_APK.key))])
+        _advisory(vid, [(eco, origin, intro, fixed) for intro, fixed in fix_ranges(versions)])
         for (vid, origin), versions in by_id.items()
     ]
     return out, problems
+
+
+_NUMS = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+
+
+def fix_ranges(fixes: Iterable[str]) -> list[tuple[str, str]]:
+    """The affected ranges, as (introduced, fixed), of one id in one package that secdb lists
+    under each of ``fixes`` (valid apk versions). Below the lowest fix is affected; a higher fix
+    opens a range of its own only when it starts a release line above the fix before it (its
+    shortest dotted prefix above that fix, shorter than its own numbers: ``3`` for ``3.0.3-r0``
+    after ``1.1.1o-r0``, ``5.28`` for ``5.28.1-r0`` after ``5.26.3-r0``); otherwise it is the
+    same fix listed again."""
+    ordered = sorted(set(fixes), key=_APK.key)
+    out = [("0", ordered[0])]
+    for before, fix in itertools.pairwise(ordered):
+        m = _NUMS.match(fix)
+        parts = m.group(0).split(".") if m else []
+        for n in range(1, len(parts)):
+            start = ".".join(parts[:n])
+            if _APK.key(start) > _APK.key(before):
+                out.append((start, fix))
+                break
+    return out
+
+
+def merge_listings(affected: list[Affected]) -> list[Affected]:
+    """osv.dev writes one affected entry per secdb listing (``introduced 0``, ``fixed X``): the
+    entries of one Alpine package become :func:`fix_ranges`'s ranges, as the secdb import reads
+    them. Other entries are kept as they are."""
+    listed: dict[tuple[str, str], list[Affected]] = defaultdict(list)
+    out: list[Affected] = []
+    for a in affected:
+        events = a.ranges[0].events if len(a.ranges) == 1 and not a.versions else ()
+        if (
+            a.ecosystem.startswith("alpine:")
+            and len(events) == 2
+            and events[0] == (EventKind.INTRODUCED, "0")
+            and events[1][0] == EventKind.FIXED
+        ):
+            listed[(a.ecosystem, a.package)].append(a)
+        else:
+            out.append(a)
+    if all(len(v) == 1 for v in listed.values()):
+        return affected
+    for entries in listed.values():
+        fixes = [a.ranges[0].events[1][1] for a in entries]
+        out += [
+            replace(entries[0], ranges=(_range(intro, fixed),), fixed_version=fixed)
+            for intro, fixed in fix_ranges(fixes)
+        ]
+    return out
 
 
 def convert_parts(doc: list[dict[str, Any]], where: str) -> tuple[list[Advisory], list[Problem]]:
@@ -121,7 +188,22 @@ def convert_parts(doc: list[dict[str, Any]], where: str) -> tuple[list[Advisory]
             ecosystems.UnknownEcosystem,
         ) as exc:
             problems.append(Problem(where=here, message=f"bad part: {exc}"))
-    return ([_advisory(vid_match.group(0), entries)] if entries else []), problems
+    return ([_advisory(vid_match.group(0), _regroup(entries))] if entries else []), problems
+
+
+def _regroup(entries: list[tuple[str, str, str, str]]) -> list[tuple[str, str, str, str]]:
+    """The parts' entries ``introduced 0`` of one package read as secdb listings (see
+    :func:`fix_ranges`); others kept."""
+    listed: dict[tuple[str, str], list[str]] = defaultdict(list)
+    out = []
+    for eco, pkg, intro, fixed in entries:
+        if intro == "0":
+            listed[(eco, pkg)].append(fixed)
+        else:
+            out.append((eco, pkg, intro, fixed))
+    for (eco, pkg), fixes in listed.items():
+        out += [(eco, pkg, i, f) for i, f in fix_ranges(fixes)]
+    return out
 
 
 def _advisory(vid: str, entries: list[tuple[str, str, str, str]]) -> Advisory:
@@ -132,15 +214,16 @@ def _advisory(vid: str, entries: list[tuple[str, str, str, str]]) -> Advisory:
             Affected(
                 ecosystem=eco,
                 package=origin,
-                ranges=(
-                    VersionRange(
-                        type="ECOSYSTEM",
-                        events=((EventKind.INTRODUCED, intro), (EventKind.FIXED, fixed)),
-                    ),
-                ),
+                ranges=(_range(intro, fixed),),
                 fix_state=FixState.FIXED,
                 fixed_version=fixed,
             )
             for eco, origin, intro, fixed in entries
         ),
+    )
+
+
+def _range(introduced: str, fixed: str) -> VersionRange:
+    return VersionRange(
+        type="ECOSYSTEM", events=((EventKind.INTRODUCED, introduced), (EventKind.FIXED, fixed))
     )
