@@ -619,6 +619,46 @@ def test_an_alpine_id_listed_under_two_fixes_reads_alike_on_every_path(
     }
 
 
+def test_ubuntu_fips_builds_fixes_do_not_reach_stock_packages(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """Canonical's OSV records list a release's FIPS builds under their own ecosystem
+    (Ubuntu:Pro:FIPS-updates:22.04:LTS) with their own versions; read as the release, a FIPS
+    fix (3.0.5-...+Fips) reported a stock openssl at its stock fix as affected. The stock entry
+    is CVE-2024-0727's for jammy (canonical/ubuntu-security-notices, osv/cve/2024, commit
+    f7269e52117ed7b1e1bee9d2eccd4ec8c7e022a8); the FIPS entry is in the shape of the others."""
+
+    def entry(ecosystem: str, fixed: str) -> dict:
+        return {
+            "package": {"ecosystem": ecosystem, "name": "openssl"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}],
+            "ecosystem_specific": {"ubuntu_priority": "low"},
+        }
+
+    record = {
+        "schema_version": "1.6.3",
+        "id": "CVE-2024-0727",
+        "modified": "2024-08-23T16:30:37Z",
+        "affected": [
+            entry("Ubuntu:22.04:LTS", "3.0.2-0ubuntu1.14"),
+            entry("Ubuntu:Pro:FIPS-updates:22.04:LTS", "3.0.5-0ubuntu0.1+Fips2.1"),
+        ],
+    }
+    (tmp_path / "CVE-2024-0727.json").write_text(json.dumps(record))
+    (batch,) = import_sources(sqlite_store, [str(tmp_path)])
+    assert any("FIPS-updates" in str(p) for p in batch.problems)
+    inv = Inventory(
+        source="ubuntu",
+        distro=Distro(id="ubuntu", version_id="22.04"),
+        packages=tuple(
+            Package(type="deb", name="openssl", version=v, source_name="openssl")
+            for v in ("3.0.2-0ubuntu1.13", "3.0.2-0ubuntu1.14")
+        ),
+    )
+    got = {(f.details.installed_version, f.details.fixed_version) for f in match(inv, sqlite_store)}
+    assert got == {("3.0.2-0ubuntu1.13", "3.0.2-0ubuntu1.14")}
+
+
 def test_nuget_crates_packagist_records_meet_their_catalogers_packages(sqlite_store: Store) -> None:
     """Real GitHub Advisory Database records of the NuGet, crates.io and Packagist ecosystems are
     imported and matched against packages as the new catalogers report them (type, name, purl),
