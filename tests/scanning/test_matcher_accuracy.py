@@ -619,6 +619,43 @@ def test_an_alpine_id_listed_under_two_fixes_reads_alike_on_every_path(
     }
 
 
+def test_an_osv_dev_alpine_range_with_its_introduced_above_its_fix_reads_as_the_secdb_fix(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """osv.dev's ALPINE-CVE-2018-18311 (google/osv.dev#5634) says ``introduced 5.28.0, fixed
+    5.26.3-r0`` on every Alpine branch: NVD's upstream start joined with secdb's fix. Read as
+    written it reported every perl from 5.28.0 on (the v3.24 branch ships 5.42.2-r0) and no perl
+    below the fix; secdb lists the fix at 5.26.3-r0."""
+    record = {
+        "id": "ALPINE-CVE-2018-18311",
+        "modified": "2026-07-13T00:00:00Z",
+        "upstream": ["CVE-2018-18311"],
+        "affected": [
+            {
+                "package": {"ecosystem": "Alpine:v3.24", "name": "perl"},
+                "ranges": [
+                    {
+                        "type": "ECOSYSTEM",
+                        "events": [{"introduced": "5.28.0"}, {"fixed": "5.26.3-r0"}],
+                    }
+                ],
+            }
+        ],
+    }
+    (tmp_path / "ALPINE-CVE-2018-18311.json").write_text(json.dumps(record))
+    import_sources(sqlite_store, [str(tmp_path)])
+    inv = Inventory(
+        source="alpine",
+        distro=Distro(id="alpine", version_id="3.24.0"),
+        packages=tuple(
+            Package(type="apk", name="perl", version=v, source_name="perl")
+            for v in ("5.26.2-r1", "5.28.0-r0", "5.42.2-r0")
+        ),
+    )
+    got = {(f.details.installed_version, f.details.fixed_version) for f in match(inv, sqlite_store)}
+    assert got == {("5.26.2-r1", "5.26.3-r0")}
+
+
 def test_ubuntu_fips_builds_fixes_do_not_reach_stock_packages(
     sqlite_store: Store, tmp_path: Path
 ) -> None:

@@ -137,21 +137,21 @@ def fix_ranges(fixes: Iterable[str]) -> list[tuple[str, str]]:
 def merge_listings(affected: list[Affected]) -> list[Affected]:
     """osv.dev writes one affected entry per secdb listing (``introduced 0``, ``fixed X``): the
     entries of one Alpine package become :func:`fix_ranges`'s ranges, as the secdb import reads
-    them. Other entries are kept as they are."""
+    them. An entry whose ``introduced`` is above its ``fixed`` (osv.dev joins an upstream range's
+    start from NVD with secdb's fix: ALPINE-CVE-2018-18311 says introduced 5.28.0, fixed
+    5.26.3-r0) is that listing too: read as written it reported every perl from 5.28.0 on, and
+    none below the fix. Other entries are kept as they are."""
     listed: dict[tuple[str, str], list[Affected]] = defaultdict(list)
     out: list[Affected] = []
+    inverted = False
     for a in affected:
-        events = a.ranges[0].events if len(a.ranges) == 1 and not a.versions else ()
-        if (
-            a.ecosystem.startswith("alpine:")
-            and len(events) == 2
-            and events[0] == (EventKind.INTRODUCED, "0")
-            and events[1][0] == EventKind.FIXED
-        ):
-            listed[(a.ecosystem, a.package)].append(a)
-        else:
+        fix = _listing(a)
+        if fix is None:
             out.append(a)
-    if all(len(v) == 1 for v in listed.values()):
+            continue
+        listed[(a.ecosystem, a.package)].append(a)
+        inverted = inverted or a.ranges[0].events[0][1] != "0"
+    if not inverted and all(len(v) == 1 for v in listed.values()):
         return affected
     for entries in listed.values():
         fixes = [a.ranges[0].events[1][1] for a in entries]
@@ -160,6 +160,20 @@ def merge_listings(affected: list[Affected]) -> list[Affected]:
             for intro, fixed in fix_ranges(fixes)
         ]
     return out
+
+
+def _listing(a: Affected) -> str | None:
+    """The fixed version when ``a`` is one secdb listing as osv.dev writes it: one range
+    ``introduced 0, fixed X`` (or with an ``introduced`` above X), else None."""
+    if not a.ecosystem.startswith("alpine:") or len(a.ranges) != 1 or a.versions:
+        return None
+    events = a.ranges[0].events
+    if len(events) != 2 or events[0][0] != EventKind.INTRODUCED or events[1][0] != EventKind.FIXED:
+        return None
+    intro, fixed = events[0][1], events[1][1]
+    if intro != "0" and _APK.key(intro) <= _APK.key(fixed):
+        return None  # a real range
+    return fixed
 
 
 def convert_parts(doc: list[dict[str, Any]], where: str) -> tuple[list[Advisory], list[Problem]]:
