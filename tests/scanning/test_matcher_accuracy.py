@@ -619,8 +619,9 @@ def test_an_alpine_id_listed_under_two_fixes_reads_alike_on_every_path(
     }
 
 
+@pytest.mark.parametrize("path", ["osv", "parts"])
 def test_an_osv_dev_alpine_range_with_its_introduced_above_its_fix_reads_as_the_secdb_fix(
-    sqlite_store: Store, tmp_path: Path
+    sqlite_store: Store, tmp_path: Path, path: str
 ) -> None:
     """osv.dev's ALPINE-CVE-2018-18311 (google/osv.dev#5634) says ``introduced 5.28.0, fixed
     5.26.3-r0`` on every Alpine branch: NVD's upstream start joined with secdb's fix. Read as
@@ -642,7 +643,21 @@ def test_an_osv_dev_alpine_range_with_its_introduced_above_its_fix_reads_as_the_
             }
         ],
     }
-    (tmp_path / "ALPINE-CVE-2018-18311.json").write_text(json.dumps(record))
+    parts = [
+        {
+            "pkg_name": "perl",
+            "ecosystem": "Alpine:v3.24",
+            "fixed_version": {
+                "AffectedVersions": [
+                    {"Introduced": "5.28.0", "Fixed": "5.26.3-r0", "LastAffected": ""}
+                ]
+            },
+        }
+    ]
+    if path == "osv":
+        (tmp_path / "ALPINE-CVE-2018-18311.json").write_text(json.dumps(record))
+    else:
+        (tmp_path / "CVE-2018-18311.alpine.json").write_text(json.dumps(parts))
     import_sources(sqlite_store, [str(tmp_path)])
     inv = Inventory(
         source="alpine",

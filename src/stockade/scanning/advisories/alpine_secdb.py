@@ -206,12 +206,12 @@ def convert_parts(doc: list[dict[str, Any]], where: str) -> tuple[list[Advisory]
 
 
 def _regroup(entries: list[tuple[str, str, str, str]]) -> list[tuple[str, str, str, str]]:
-    """The parts' entries ``introduced 0`` of one package read as secdb listings (see
-    :func:`fix_ranges`); others kept."""
+    """The parts' entries of one package that are secdb listings (``introduced`` 0, or above
+    the fix, as in :func:`merge_listings`) read as :func:`fix_ranges` reads them; others kept."""
     listed: dict[tuple[str, str], list[str]] = defaultdict(list)
     out = []
     for eco, pkg, intro, fixed in entries:
-        if intro == "0":
+        if intro == "0" or _APK.key(intro) > _APK.key(fixed):
             listed[(eco, pkg)].append(fixed)
         else:
             out.append((eco, pkg, intro, fixed))
