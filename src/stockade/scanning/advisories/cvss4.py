@@ -15,6 +15,7 @@ R, V, RE, U) never change a score.
 from __future__ import annotations
 
 import itertools
+from functools import lru_cache
 
 # MacroVector (EQ1..EQ6 digits) -> score.
 _LOOKUP_TEXT = """
@@ -204,6 +205,7 @@ def _distances(e: dict[str, str], eqs: tuple[int, ...]) -> dict[str, float]:
     raise AssertionError(f"no highest-severity vector above {eqs}")  # the tables cover all
 
 
+@lru_cache(maxsize=4096)  # an advisory set repeats a few hundred vectors
 def base_score_v4(vector: str) -> float:
     """The base score (CVSS-B) of ``vector``: its threat and environmental metrics left out, as
     the ``baseScore`` of CVE and NVD records is (a vendor's ``E:U`` lowers the threat score, not
