@@ -525,8 +525,9 @@ def test_alpine_versions_with_leading_zeros_compare_as_apk_does(
 
 def _listed_twice(path: str) -> list[dict]:
     """One Alpine id listed under two fixed versions of a package, in the shape of ``path``:
-    "secdb" (the published secdb), "parts" (osv.dev's converter parts, one per listing) or "osv"
-    (an osv.dev record, one affected entry per listing). CVE-2017-3738 as aports'
+    "secdb" (the published secdb), "parts" (osv.dev's converter parts, one per listing), "osv"
+    (an osv.dev record, one affected entry per listing) or "osv-ranges" (one entry, a range per
+    listing). CVE-2017-3738 as aports'
     main/openssl/APKBUILD lists it (commit 0c38f9258c5846ebac187b83e2388c6a0f5109a1): fixed in
     1.0.2n-r0, listed again at 1.0.2o-r0. CVE-2099-0003 is listed at the fix of two release
     lines, as openssl's history holds 1.1.1 and 3.0 fixes."""
@@ -559,33 +560,42 @@ def _listed_twice(path: str) -> list[dict]:
             ]
             for cve in ("CVE-2017-3738", "CVE-2099-0003")
         ]
+
+    def ranges(cve: str) -> list[dict]:
+        return [
+            {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": f}]}
+            for c, f in listings
+            if c == cve
+        ]
+
+    package = {"ecosystem": "Alpine:v3.7", "name": "openssl"}
     return [
         {
             "id": f"ALPINE-{cve}",
             "modified": "2025-01-01T00:00:00Z",
-            "affected": [
-                {
-                    "package": {"ecosystem": "Alpine:v3.7", "name": "openssl"},
-                    "ranges": [
-                        {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": f}]}
-                    ],
-                }
-                for c, f in listings
-                if c == cve
-            ],
+            "affected": (
+                [{"package": package, "ranges": [r]} for r in ranges(cve)]
+                if path == "osv"
+                else [{"package": package, "ranges": ranges(cve)}]  # "osv-ranges"
+            ),
         }
         for cve in ("CVE-2017-3738", "CVE-2099-0003")
     ]
 
 
-@pytest.mark.parametrize("path", ["secdb", "parts", "osv"])
+@pytest.mark.parametrize("path", ["secdb", "parts", "osv", "osv-ranges"])
 def test_an_alpine_id_listed_under_two_fixes_reads_alike_on_every_path(
     sqlite_store: Store, tmp_path: Path, path: str
 ) -> None:
     """A later listing in the fix's release line is the same fix listed again (1.0.2n-r0 is not
     affected; osv.dev's entries read one by one said it was); a listing in a later line is that
     line's fix (3.0.2-r0 is affected; the secdb import kept only 1.1.1o-r0 and missed it)."""
-    names = {"secdb": "main.json", "parts": "{}.alpine.json", "osv": "{}.json"}
+    names = {
+        "secdb": "main.json",
+        "parts": "{}.alpine.json",
+        "osv": "{}.json",
+        "osv-ranges": "{}.json",
+    }
     for doc, cve in zip(_listed_twice(path), ("CVE-2017-3738", "CVE-2099-0003"), strict=False):
         (tmp_path / names[path].format(cve)).write_text(json.dumps(doc))
     import_sources(sqlite_store, [str(tmp_path)])

@@ -140,40 +140,48 @@ def merge_listings(affected: list[Affected]) -> list[Affected]:
     them. An entry whose ``introduced`` is above its ``fixed`` (osv.dev joins an upstream range's
     start from NVD with secdb's fix: ALPINE-CVE-2018-18311 says introduced 5.28.0, fixed
     5.26.3-r0) is that listing too: read as written it reported every perl from 5.28.0 on, and
-    none below the fix. Other entries are kept as they are."""
-    listed: dict[tuple[str, str], list[Affected]] = defaultdict(list)
+    none below the fix. So is each range of an entry made of such ranges. Other entries are kept
+    as they are."""
+    listed: dict[tuple[str, str], list[tuple[Affected, str]]] = defaultdict(list)
     out: list[Affected] = []
-    inverted = False
+    rewrite = False
     for a in affected:
-        fix = _listing(a)
-        if fix is None:
+        fixes = _listings(a)
+        if not fixes:
             out.append(a)
             continue
-        listed[(a.ecosystem, a.package)].append(a)
-        inverted = inverted or a.ranges[0].events[0][1] != "0"
-    if not inverted and all(len(v) == 1 for v in listed.values()):
+        listed[(a.ecosystem, a.package)] += [(a, f) for f in fixes]
+        rewrite = rewrite or len(fixes) > 1 or any(r.events[0][1] != "0" for r in a.ranges)
+    if not rewrite and all(len(v) == 1 for v in listed.values()):
         return affected
     for entries in listed.values():
-        fixes = [a.ranges[0].events[1][1] for a in entries]
+        first = entries[0][0]
         out += [
-            replace(entries[0], ranges=(_range(intro, fixed),), fixed_version=fixed)
-            for intro, fixed in fix_ranges(fixes)
+            replace(first, ranges=(_range(intro, fixed),), fixed_version=fixed)
+            for intro, fixed in fix_ranges(f for _, f in entries)
         ]
     return out
 
 
-def _listing(a: Affected) -> str | None:
-    """The fixed version when ``a`` is one secdb listing as osv.dev writes it: one range
-    ``introduced 0, fixed X`` (or with an ``introduced`` above X), else None."""
-    if not a.ecosystem.startswith("alpine:") or len(a.ranges) != 1 or a.versions:
-        return None
-    events = a.ranges[0].events
-    if len(events) != 2 or events[0][0] != EventKind.INTRODUCED or events[1][0] != EventKind.FIXED:
-        return None
-    intro, fixed = events[0][1], events[1][1]
-    if intro != "0" and _APK.key(intro) <= _APK.key(fixed):
-        return None  # a real range
-    return fixed
+def _listings(a: Affected) -> list[str]:
+    """The fixed versions when every range of ``a`` is one secdb listing as osv.dev writes it
+    (``introduced 0, fixed X``, or with an ``introduced`` above X), else none."""
+    if not a.ecosystem.startswith("alpine:") or not a.ranges or a.versions:
+        return []
+    fixes = []
+    for r in a.ranges:
+        events = r.events
+        if (
+            len(events) != 2
+            or events[0][0] != EventKind.INTRODUCED
+            or events[1][0] != EventKind.FIXED
+        ):
+            return []
+        intro, fixed = events[0][1], events[1][1]
+        if intro != "0" and _APK.key(intro) <= _APK.key(fixed):
+            return []  # a real range
+        fixes.append(fixed)
+    return fixes
 
 
 def convert_parts(doc: list[dict[str, Any]], where: str) -> tuple[list[Advisory], list[Problem]]:
