@@ -721,6 +721,55 @@ def test_ubuntu_fips_builds_fixes_do_not_reach_stock_packages(
     assert got == {("3.0.2-0ubuntu1.13", "3.0.2-0ubuntu1.14")}
 
 
+def test_distribution_findings_without_a_score_take_the_nvd_records(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """Alpine's secdb has no CVSS and Debian's tracker often no urgency: their findings were
+    "unknown" (a CI gate at high never failed on them). An NVD record of the CVE (real: NVD API
+    2.0, CVE-2022-1576) gives its score, and its rating where the distribution has none; a
+    distribution's own rating stays."""
+    secdb = {
+        "distroversion": "v3.19",
+        "reponame": "community",
+        "packages": [{"pkg": {"name": "wordpress", "secfixes": {"6.0.1-r0": ["CVE-2022-1576"]}}}],
+    }
+    tracker = {
+        "wordpress": {
+            "CVE-2022-1576": {
+                "releases": {
+                    "bookworm": {"status": "open", "urgency": "low"},
+                    "bullseye": {"status": "open", "urgency": "not yet assigned"},
+                }
+            }
+        }
+    }
+    (tmp_path / "main.json").write_text(json.dumps(secdb))
+    (tmp_path / "tracker.json").write_text(json.dumps(tracker))
+    nvd = Path(__file__).parent / "data" / "advisories" / "nvd" / "single-entry.json"
+    import_sources(sqlite_store, [str(tmp_path / "main.json"), str(tmp_path / "tracker.json")])
+
+    def scan(distro: Distro, ptype: str) -> set[tuple[str, Severity, float | None]]:
+        inv = Inventory(
+            source="x",
+            distro=distro,
+            packages=(
+                Package(type=ptype, name="wordpress", version="6.0-r0", source_name="wordpress"),
+            ),
+        )
+        return {(f.id, f.severity, f.details.cvss_score) for f in match(inv, sqlite_store)}
+
+    alpine, bookworm, bullseye = (
+        Distro(id="alpine", version_id="3.19.1"),
+        Distro(id="debian", version_id="12"),
+        Distro(id="debian", version_id="11"),
+    )
+    assert scan(alpine, "apk") == {("CVE-2022-1576", Severity.UNKNOWN, None)}
+    import_sources(sqlite_store, [str(nvd)])
+    assert scan(alpine, "apk") == {("CVE-2022-1576", Severity.MEDIUM, 6.5)}
+    assert scan(bookworm, "deb") == {("CVE-2022-1576", Severity.LOW, 6.5)}  # Debian's urgency
+    assert scan(bullseye, "deb") == {("CVE-2022-1576", Severity.MEDIUM, 6.5)}
+
+
 def test_nuget_crates_packagist_records_meet_their_catalogers_packages(sqlite_store: Store) -> None:
     """Real GitHub Advisory Database records of the NuGet, crates.io and Packagist ecosystems are
     imported and matched against packages as the new catalogers report them (type, name, purl),

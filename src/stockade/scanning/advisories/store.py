@@ -15,7 +15,7 @@ from typing import Any, TypeAlias, cast
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, text, update
 
-from stockade.scanning.advisories.cvss import CvssError, parse_vector
+from stockade.scanning.advisories.cvss import CvssError, is_v2, parse_vector
 from stockade.scanning.advisories.model import Advisory, Cvss, ImportBatch, VersionRange
 from stockade.scanning.advisories.spans import Span, row_spans
 from stockade.scanning.advisory_tables import (
@@ -295,6 +295,23 @@ def _refresh_cvss(conn: Connection) -> None:
             ),
             changed,
         )
+
+
+def scores_of_ids(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[str, float]]:
+    """The best headline CVSS (vector, score) stored under each of ``ids`` that has one: a v3/v4
+    score before any v2 one, then the highest (several sources may hold a CVE)."""
+    out: dict[str, tuple[str, float]] = {}
+    wanted = sorted(set(ids))
+    v = adv_vulnerabilities.c
+    for i in range(0, len(wanted), _RECORD_CHUNK):
+        q = select(v.vuln_id, v.cvss_vector, v.cvss_score).where(
+            v.vuln_id.in_(wanted[i : i + _RECORD_CHUNK]), v.cvss_score.is_not(None)
+        )
+        for vid, vector, score in conn.execute(q).all():
+            old = out.get(vid)
+            if old is None or (not is_v2(vector), score) > (not is_v2(old[0]), old[1]):
+                out[vid] = (vector, score)
+    return out
 
 
 def _cvss_columns(cvss: Sequence[Cvss]) -> dict[str, Any]:
