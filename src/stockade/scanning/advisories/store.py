@@ -302,12 +302,23 @@ def scores_of_ids(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[str, 
     score before any v2 one, then the highest (several sources may hold a CVE)."""
     out: dict[str, tuple[str, float]] = {}
     wanted = sorted(set(ids))
+    dbapi = _sqlite_dbapi(conn)
     v = adv_vulnerabilities.c
     for i in range(0, len(wanted), _RECORD_CHUNK):
-        q = select(v.vuln_id, v.cvss_vector, v.cvss_score).where(
-            v.vuln_id.in_(wanted[i : i + _RECORD_CHUNK]), v.cvss_score.is_not(None)
-        )
-        for vid, vector, score in conn.execute(q).all():
+        chunk = wanted[i : i + _RECORD_CHUNK]
+        if dbapi is not None:  # the sqlite3 cursor, as record_rows reads (most ids miss)
+            cur = dbapi.cursor()
+            try:
+                cur.execute(_SQLITE_SCORES + _marks(len(chunk)), chunk)
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+        else:
+            q = select(v.vuln_id, v.cvss_vector, v.cvss_score).where(
+                v.vuln_id.in_(chunk), v.cvss_score.is_not(None)
+            )
+            rows = conn.execute(q).all()
+        for vid, vector, score in rows:
             old = out.get(vid)
             if old is None or (not is_v2(vector), score) > (not is_v2(old[0]), old[1]):
                 out[vid] = (vector, score)
@@ -544,6 +555,10 @@ def _column_list(columns: Sequence[Any]) -> str:
 _SQLITE_AFFECTED = (
     f"SELECT {_column_list(_AFFECTED_COLUMNS)} FROM adv_affected "
     "WHERE adv_affected.ecosystem = ? AND adv_affected.package IN "
+)
+_SQLITE_SCORES = (
+    "SELECT vuln_id, cvss_vector, cvss_score FROM adv_vulnerabilities "
+    "WHERE cvss_score IS NOT NULL AND vuln_id IN "
 )
 _SQLITE_RECORDS = (
     f"SELECT {_column_list(_RECORD_COLUMNS)} FROM adv_vulnerabilities "
