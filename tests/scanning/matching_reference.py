@@ -84,8 +84,8 @@ def reference_findings(store: Store, inventory: Inventory) -> list[Finding]:
 
 
 def _scored_elsewhere(conn: Any, f: Finding) -> Finding:
-    """A finding without CVSS takes the best score another record stores under its id or an
-    alias (an NVD record of its CVE), and that score's rating when it had none."""
+    """A finding without CVSS takes the score of the NVD record of its id or an alias, and that
+    score's rating when it had none."""
     d = f.details
     assert isinstance(d, VulnerabilityDetails)
     if d.cvss_score is not None:
@@ -95,7 +95,9 @@ def _scored_elsewhere(conn: Any, f: Finding) -> Finding:
         (vector, score)
         for i in (f.id, *d.aliases)
         for vector, score in conn.execute(
-            select(v.cvss_vector, v.cvss_score).where(v.vuln_id == i, v.cvss_score.is_not(None))
+            select(v.cvss_vector, v.cvss_score).where(
+                v.vuln_id == i, v.data_source == "nvd", v.cvss_score.is_not(None)
+            )
         )
     ]
     if not rows:

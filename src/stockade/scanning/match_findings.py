@@ -333,10 +333,9 @@ def ids_without_score(findings: Sequence[Finding]) -> set[str]:
 def with_scores_of_ids(
     findings: Sequence[Finding], scores: Mapping[str, tuple[str, float]]
 ) -> list[Finding]:
-    """A finding whose records carry no CVSS takes the best score stored under its id or an
-    alias by another source (the NVD record of its CVE: Alpine's secdb has no score, Debian's
-    tracker often only "not yet assigned"), and its rating when it had none; a distribution's
-    own rating stays."""
+    """A finding whose records carry no CVSS takes the score of the NVD record of its id or an
+    alias (``scores``: Alpine's secdb has no score, Debian's tracker often only "not yet
+    assigned"), and its rating when it had none; a distribution's own rating stays."""
     out = []
     for f in findings:
         d = f.details

@@ -319,7 +319,7 @@ class Matcher:
         for own, hits, scheme in matched:
             findings.extend(build_findings(own, hits, scheme, resource))
         unscored = ids_without_score(findings)
-        if unscored:  # scores other sources hold for these ids (an NVD record of the CVE)
+        if unscored:  # the scores of the NVD records of these ids
             with self.store.connect() as conn:
                 scores = scores_of_ids(conn, unscored)
             if scores:

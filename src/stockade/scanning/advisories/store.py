@@ -42,6 +42,10 @@ def write_batches(
             conn.execute(text("SELECT pg_advisory_xact_lock(7355609)"))  # one importer at a time
         for batch in batches:
             _write_batch(conn, batch, at)
+        if any(a.source == "nvd" for b in batches for a in b.advisories):
+            # The matcher looks scores up in NVD records only when the store holds some.
+            conn.execute(delete(adv_meta).where(adv_meta.c.key == "nvd"))
+            conn.execute(insert(adv_meta), [{"key": "nvd", "value": "1"}])
         conn.execute(delete(adv_meta).where(adv_meta.c.key.in_(("built_at", "generation"))))
         # The generation changes with every write, even one given the same build time: kept
         # matches of images (stockade.scanning.match_cache) are valid for one generation.
@@ -298,15 +302,17 @@ def _refresh_cvss(conn: Connection) -> None:
 
 
 def scores_of_ids(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[str, float]]:
-    """The best headline CVSS (vector, score) stored under each of ``ids`` that has one: a v3/v4
-    score before any v2 one, then the highest (several sources may hold a CVE)."""
+    """The headline CVSS (vector, score) of the NVD record of each of ``ids`` that has one
+    (nothing when no NVD record was ever stored)."""
     out: dict[str, tuple[str, float]] = {}
+    if conn.execute(select(adv_meta.c.value).where(adv_meta.c.key == "nvd")).first() is None:
+        return out
     wanted = sorted(set(ids))
     dbapi = _sqlite_dbapi(conn)
     v = adv_vulnerabilities.c
     for i in range(0, len(wanted), _RECORD_CHUNK):
         chunk = wanted[i : i + _RECORD_CHUNK]
-        if dbapi is not None:  # the sqlite3 cursor, as record_rows reads (most ids miss)
+        if dbapi is not None:  # the sqlite3 cursor, as record_rows reads
             cur = dbapi.cursor()
             try:
                 cur.execute(_SQLITE_SCORES + _marks(len(chunk)), chunk)
@@ -315,13 +321,13 @@ def scores_of_ids(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[str, 
                 cur.close()
         else:
             q = select(v.vuln_id, v.cvss_vector, v.cvss_score).where(
-                v.vuln_id.in_(chunk), v.cvss_score.is_not(None)
+                v.vuln_id.in_(chunk), v.data_source == "nvd", v.cvss_score.is_not(None)
             )
             rows = conn.execute(q).all()
         for vid, vector, score in rows:
             old = out.get(vid)
             if old is None or (not is_v2(vector), score) > (not is_v2(old[0]), old[1]):
-                out[vid] = (vector, score)
+                out[vid] = (vector, score)  # NVD records of one CVE in two sources
     return out
 
 
@@ -558,7 +564,7 @@ _SQLITE_AFFECTED = (
 )
 _SQLITE_SCORES = (
     "SELECT vuln_id, cvss_vector, cvss_score FROM adv_vulnerabilities "
-    "WHERE cvss_score IS NOT NULL AND vuln_id IN "
+    "WHERE data_source = 'nvd' AND cvss_score IS NOT NULL AND vuln_id IN "
 )
 _SQLITE_RECORDS = (
     f"SELECT {_column_list(_RECORD_COLUMNS)} FROM adv_vulnerabilities "
