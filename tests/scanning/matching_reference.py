@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -80,7 +80,33 @@ def reference_findings(store: Store, inventory: Inventory) -> list[Finding]:
             if hits:
                 own = next(t for t in lookups if t.via is None)
                 out.extend(build_findings(own, hits, scheme, _resource(inventory)))
-    return out
+        return [_scored_elsewhere(conn, f) for f in out]
+
+
+def _scored_elsewhere(conn: Any, f: Finding) -> Finding:
+    """A finding without CVSS takes the score of the NVD record of its id or an alias, and that
+    score's rating when it had none."""
+    d = f.details
+    assert isinstance(d, VulnerabilityDetails)
+    if d.cvss_score is not None:
+        return f
+    v = adv_vulnerabilities.c
+    rows = [
+        (vector, score)
+        for i in (f.id, *d.aliases)
+        for vector, score in conn.execute(
+            select(v.cvss_vector, v.cvss_score).where(
+                v.vuln_id == i, v.data_source == "nvd", v.cvss_score.is_not(None)
+            )
+        )
+    ]
+    if not rows:
+        return f
+    vector, score = max(rows, key=lambda r: (not _v2(r[0]), r[1]))
+    severity = f.severity
+    if severity is Severity.UNKNOWN:
+        severity = Severity.from_cvss(score, v2=_v2(vector))
+    return replace(f, severity=severity, details=replace(d, cvss_score=score, cvss_vector=vector))
 
 
 _DISTRO_ECOSYSTEMS = (

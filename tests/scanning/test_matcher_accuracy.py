@@ -416,6 +416,75 @@ def test_a_cvss_v2_score_is_rated_on_the_v2_scale(sqlite_store: Store, tmp_path:
     }
 
 
+def test_a_cvss_v4_only_record_is_rated_from_its_base_score(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """GHSA and NVD publish many records with a CVSS v4 vector only: they get the v4 base
+    score and its rating (they were "unknown"); a record with both v3 and v4 is headed by v4
+    (the newest version, as before), and the SARIF and gate see the same score."""
+    from stockade.scanning.gate import Policy, Target, apply_policy
+    from stockade.scanning.reports.sarif import security_severity
+
+    v4_only = {
+        "id": "GHSA-2099-0004",
+        "modified": "2025-01-01T00:00:00Z",
+        "aliases": ["CVE-2099-1004"],
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "newlib"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.0"}]}
+                ],
+            }
+        ],
+        # Log4Shell's vector on FIRST's examples page: 9.3, critical
+        "severity": [
+            {
+                "type": "CVSS_V4",
+                "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+            }
+        ],
+    }
+    threat = {  # a vendor's E:U lowers the threat score (6.6), not the base one (8.7)
+        **v4_only,
+        "id": "GHSA-2099-0005",
+        "aliases": ["CVE-2099-1005"],
+        "severity": [
+            {
+                "type": "CVSS_V4",
+                "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:H/SC:N/SI:N/SA:N/E:U",
+            }
+        ],
+    }
+    both = {
+        **v4_only,
+        "id": "GHSA-2099-0006",
+        "aliases": ["CVE-2099-1006"],
+        "severity": [
+            {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"},
+            {
+                "type": "CVSS_V4",
+                "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:A/VC:L/VI:L/VA:N/SC:N/SI:N/SA:N",
+            },
+        ],
+    }
+    (tmp_path / "v4.json").write_text(json.dumps([v4_only, threat, both]))
+    import_sources(sqlite_store, [str(tmp_path / "v4.json")])
+    inv = Inventory(
+        source="dir:/app", packages=(Package(type="python", name="newlib", version="1.0"),)
+    )
+    findings = match(inv, sqlite_store)
+    got = {(f.id, f.severity, f.details.cvss_score) for f in findings}
+    assert got == {
+        ("CVE-2099-1004", Severity.CRITICAL, 9.3),
+        ("CVE-2099-1005", Severity.HIGH, 8.7),
+        ("CVE-2099-1006", Severity.MEDIUM, 5.1),
+    }
+    gated = apply_policy(findings, Policy(fail_on=Severity.CRITICAL), Target())
+    assert sorted(security_severity(g) for g in gated.findings) == [5.1, 8.7, 9.3]
+    assert [g.finding.id for g in gated.failing] == ["CVE-2099-1004"]
+
+
 def test_alpine_versions_with_leading_zeros_compare_as_apk_does(
     any_store: Store, tmp_path: Path
 ) -> None:
@@ -452,6 +521,253 @@ def test_alpine_versions_with_leading_zeros_compare_as_apk_does(
         ("perl-example", "4.08-r0", "CVE-2099-0001"),
         ("vim", "8.2.0015-r0", "CVE-2099-0002"),
     }
+
+
+def _listed_twice(path: str) -> list[dict]:
+    """One Alpine id listed under two fixed versions of a package, in the shape of ``path``:
+    "secdb" (the published secdb), "parts" (osv.dev's converter parts, one per listing), "osv"
+    (an osv.dev record, one affected entry per listing) or "osv-ranges" (one entry, a range per
+    listing). CVE-2017-3738 as aports'
+    main/openssl/APKBUILD lists it (commit 0c38f9258c5846ebac187b83e2388c6a0f5109a1): fixed in
+    1.0.2n-r0, listed again at 1.0.2o-r0. CVE-2099-0003 is listed at the fix of two release
+    lines, as openssl's history holds 1.1.1 and 3.0 fixes."""
+    listings = [
+        ("CVE-2017-3738", "1.0.2n-r0"),
+        ("CVE-2017-3738", "1.0.2o-r0"),
+        ("CVE-2099-0003", "1.1.1o-r0"),
+        ("CVE-2099-0003", "3.0.3-r0"),
+    ]
+    if path == "secdb":
+        secfixes: dict[str, list[str]] = {}
+        for cve, fixed in listings:
+            secfixes.setdefault(fixed, []).append(cve)
+        pkg = {"pkg": {"name": "openssl", "secfixes": secfixes}}
+        return [{"distroversion": "v3.7", "reponame": "main", "packages": [pkg]}]
+    if path == "parts":
+        return [
+            [
+                {
+                    "pkg_name": "openssl",
+                    "ecosystem": "Alpine:v3.7",
+                    "purl": "pkg:apk/alpine/openssl?arch=source",
+                    "fixed_version": {
+                        "AffectedCommits": None,
+                        "AffectedVersions": [{"Introduced": "", "Fixed": f, "LastAffected": ""}],
+                    },
+                }
+                for c, f in listings
+                if c == cve
+            ]
+            for cve in ("CVE-2017-3738", "CVE-2099-0003")
+        ]
+
+    def ranges(cve: str) -> list[dict]:
+        return [
+            {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": f}]}
+            for c, f in listings
+            if c == cve
+        ]
+
+    package = {"ecosystem": "Alpine:v3.7", "name": "openssl"}
+    return [
+        {
+            "id": f"ALPINE-{cve}",
+            "modified": "2025-01-01T00:00:00Z",
+            "affected": (
+                [{"package": package, "ranges": [r]} for r in ranges(cve)]
+                if path == "osv"
+                else [{"package": package, "ranges": ranges(cve)}]  # "osv-ranges"
+            ),
+        }
+        for cve in ("CVE-2017-3738", "CVE-2099-0003")
+    ]
+
+
+@pytest.mark.parametrize("path", ["secdb", "parts", "osv", "osv-ranges"])
+def test_an_alpine_id_listed_under_two_fixes_reads_alike_on_every_path(
+    sqlite_store: Store, tmp_path: Path, path: str
+) -> None:
+    """A later listing in the fix's release line is the same fix listed again (1.0.2n-r0 is not
+    affected; osv.dev's entries read one by one said it was); a listing in a later line is that
+    line's fix (3.0.2-r0 is affected; the secdb import kept only 1.1.1o-r0 and missed it)."""
+    names = {
+        "secdb": "main.json",
+        "parts": "{}.alpine.json",
+        "osv": "{}.json",
+        "osv-ranges": "{}.json",
+    }
+    for doc, cve in zip(_listed_twice(path), ("CVE-2017-3738", "CVE-2099-0003"), strict=False):
+        (tmp_path / names[path].format(cve)).write_text(json.dumps(doc))
+    import_sources(sqlite_store, [str(tmp_path)])
+    versions = (
+        "1.0.2m-r0",
+        "1.0.2n-r0",
+        "1.0.2o-r0",
+        "1.1.1n-r0",
+        "1.1.1t-r0",
+        "3.0.2-r0",
+        "3.0.3-r0",
+    )
+    inv = Inventory(
+        source="alpine",
+        distro=Distro(id="alpine", version_id="3.7.3"),
+        packages=tuple(
+            Package(type="apk", name="openssl", version=v, source_name="openssl") for v in versions
+        ),
+    )
+    got = {
+        (f.details.installed_version, f.id.removeprefix("ALPINE-"), f.details.fixed_version)
+        for f in match(inv, sqlite_store)
+    }
+    assert got == {
+        ("1.0.2m-r0", "CVE-2017-3738", "1.0.2n-r0"),
+        ("1.0.2m-r0", "CVE-2099-0003", "1.1.1o-r0"),
+        ("1.0.2n-r0", "CVE-2099-0003", "1.1.1o-r0"),
+        ("1.0.2o-r0", "CVE-2099-0003", "1.1.1o-r0"),
+        ("1.1.1n-r0", "CVE-2099-0003", "1.1.1o-r0"),
+        ("3.0.2-r0", "CVE-2099-0003", "3.0.3-r0"),
+    }
+
+
+@pytest.mark.parametrize("path", ["osv", "parts"])
+def test_an_osv_dev_alpine_range_with_its_introduced_above_its_fix_reads_as_the_secdb_fix(
+    sqlite_store: Store, tmp_path: Path, path: str
+) -> None:
+    """osv.dev's ALPINE-CVE-2018-18311 (google/osv.dev#5634) says ``introduced 5.28.0, fixed
+    5.26.3-r0`` on every Alpine branch: NVD's upstream start joined with secdb's fix. Read as
+    written it reported every perl from 5.28.0 on (the v3.24 branch ships 5.42.2-r0) and no perl
+    below the fix; secdb lists the fix at 5.26.3-r0."""
+    record = {
+        "id": "ALPINE-CVE-2018-18311",
+        "modified": "2026-07-13T00:00:00Z",
+        "upstream": ["CVE-2018-18311"],
+        "affected": [
+            {
+                "package": {"ecosystem": "Alpine:v3.24", "name": "perl"},
+                "ranges": [
+                    {
+                        "type": "ECOSYSTEM",
+                        "events": [{"introduced": "5.28.0"}, {"fixed": "5.26.3-r0"}],
+                    }
+                ],
+            }
+        ],
+    }
+    parts = [
+        {
+            "pkg_name": "perl",
+            "ecosystem": "Alpine:v3.24",
+            "fixed_version": {
+                "AffectedVersions": [
+                    {"Introduced": "5.28.0", "Fixed": "5.26.3-r0", "LastAffected": ""}
+                ]
+            },
+        }
+    ]
+    if path == "osv":
+        (tmp_path / "ALPINE-CVE-2018-18311.json").write_text(json.dumps(record))
+    else:
+        (tmp_path / "CVE-2018-18311.alpine.json").write_text(json.dumps(parts))
+    import_sources(sqlite_store, [str(tmp_path)])
+    inv = Inventory(
+        source="alpine",
+        distro=Distro(id="alpine", version_id="3.24.0"),
+        packages=tuple(
+            Package(type="apk", name="perl", version=v, source_name="perl")
+            for v in ("5.26.2-r1", "5.28.0-r0", "5.42.2-r0")
+        ),
+    )
+    got = {(f.details.installed_version, f.details.fixed_version) for f in match(inv, sqlite_store)}
+    assert got == {("5.26.2-r1", "5.26.3-r0")}
+
+
+def test_ubuntu_fips_builds_fixes_do_not_reach_stock_packages(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """Canonical's OSV records list a release's FIPS builds under their own ecosystem
+    (Ubuntu:Pro:FIPS-updates:22.04:LTS) with their own versions; read as the release, a FIPS
+    fix (3.0.5-...+Fips) reported a stock openssl at its stock fix as affected. The stock entry
+    is CVE-2024-0727's for jammy (canonical/ubuntu-security-notices, osv/cve/2024, commit
+    f7269e52117ed7b1e1bee9d2eccd4ec8c7e022a8); the FIPS entry is in the shape of the others."""
+
+    def entry(ecosystem: str, fixed: str) -> dict:
+        return {
+            "package": {"ecosystem": ecosystem, "name": "openssl"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}],
+            "ecosystem_specific": {"ubuntu_priority": "low"},
+        }
+
+    record = {
+        "schema_version": "1.6.3",
+        "id": "CVE-2024-0727",
+        "modified": "2024-08-23T16:30:37Z",
+        "affected": [
+            entry("Ubuntu:22.04:LTS", "3.0.2-0ubuntu1.14"),
+            entry("Ubuntu:Pro:FIPS-updates:22.04:LTS", "3.0.5-0ubuntu0.1+Fips2.1"),
+        ],
+    }
+    (tmp_path / "CVE-2024-0727.json").write_text(json.dumps(record))
+    (batch,) = import_sources(sqlite_store, [str(tmp_path)])
+    assert any("FIPS-updates" in str(p) for p in batch.problems)
+    inv = Inventory(
+        source="ubuntu",
+        distro=Distro(id="ubuntu", version_id="22.04"),
+        packages=tuple(
+            Package(type="deb", name="openssl", version=v, source_name="openssl")
+            for v in ("3.0.2-0ubuntu1.13", "3.0.2-0ubuntu1.14")
+        ),
+    )
+    got = {(f.details.installed_version, f.details.fixed_version) for f in match(inv, sqlite_store)}
+    assert got == {("3.0.2-0ubuntu1.13", "3.0.2-0ubuntu1.14")}
+
+
+def test_distribution_findings_without_a_score_take_the_nvd_records(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """Alpine's secdb has no CVSS and Debian's tracker often no urgency: their findings were
+    "unknown" (a CI gate at high never failed on them). An NVD record of the CVE (real: NVD API
+    2.0, CVE-2022-1576) gives its score, and its rating where the distribution has none; a
+    distribution's own rating stays."""
+    secdb = {
+        "distroversion": "v3.19",
+        "reponame": "community",
+        "packages": [{"pkg": {"name": "wordpress", "secfixes": {"6.0.1-r0": ["CVE-2022-1576"]}}}],
+    }
+    tracker = {
+        "wordpress": {
+            "CVE-2022-1576": {
+                "releases": {
+                    "bookworm": {"status": "open", "urgency": "low"},
+                    "bullseye": {"status": "open", "urgency": "not yet assigned"},
+                }
+            }
+        }
+    }
+    (tmp_path / "main.json").write_text(json.dumps(secdb))
+    (tmp_path / "tracker.json").write_text(json.dumps(tracker))
+    nvd = Path(__file__).parent / "data" / "advisories" / "nvd" / "single-entry.json"
+    import_sources(sqlite_store, [str(tmp_path / "main.json"), str(tmp_path / "tracker.json")])
+
+    def scan(distro: Distro, ptype: str) -> set[tuple[str, Severity, float | None]]:
+        inv = Inventory(
+            source="x",
+            distro=distro,
+            packages=(
+                Package(type=ptype, name="wordpress", version="6.0-r0", source_name="wordpress"),
+            ),
+        )
+        return {(f.id, f.severity, f.details.cvss_score) for f in match(inv, sqlite_store)}
+
+    alpine, bookworm, bullseye = (
+        Distro(id="alpine", version_id="3.19.1"),
+        Distro(id="debian", version_id="12"),
+        Distro(id="debian", version_id="11"),
+    )
+    assert scan(alpine, "apk") == {("CVE-2022-1576", Severity.UNKNOWN, None)}
+    import_sources(sqlite_store, [str(nvd)])
+    assert scan(alpine, "apk") == {("CVE-2022-1576", Severity.MEDIUM, 6.5)}
+    assert scan(bookworm, "deb") == {("CVE-2022-1576", Severity.LOW, 6.5)}  # Debian's urgency
+    assert scan(bullseye, "deb") == {("CVE-2022-1576", Severity.MEDIUM, 6.5)}
 
 
 def test_nuget_crates_packagist_records_meet_their_catalogers_packages(sqlite_store: Store) -> None:

@@ -355,3 +355,142 @@ def test_the_primary_id_of_a_record_and_its_alias_is_chosen_as_for_any_set(a: st
 
     if a != b:
         assert _primary_of_two(a, b) == _primary({a, b}) == _primary_of_two(b, a)
+
+
+def test_rows_an_older_tree_stored_are_refreshed_at_the_first_match(tmp_path: Path) -> None:
+    """A store imported before apk's leading-zero order and before CVSS v4 scores kept what that
+    tree computed: spans keyed as if 4.09-r1 were 4.9-r1 (so 4.5.14-r0 matched) and a v4-only
+    record without a score. The migration leaves markers; the first match sorts and keys the apk
+    rows again and scores the v4 record, and matches as a fresh import does."""
+    from sqlalchemy import text
+
+    from stockade.model import Severity
+    from stockade.scanning.advisories.spans import Span
+    from stockade.scanning.advisories.store import _insert_spans
+    from stockade.scanning.versions import SCHEMES
+    from stockade.scanning.versions.sortable import sortable_key
+    from stockade.store import open_store
+
+    v4 = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"
+    advisories = [
+        Advisory(
+            id="CVE-2099-0001",
+            source="alpine-secdb",
+            affected=(
+                Affected(
+                    ecosystem="alpine:3.19",
+                    package="perl-example",
+                    ranges=(
+                        VersionRange(
+                            type="ECOSYSTEM",
+                            events=((EventKind.INTRODUCED, "0"), (EventKind.FIXED, "4.09-r1")),
+                        ),
+                    ),
+                    fix_state=FixState.FIXED,
+                    fixed_version="4.09-r1",
+                ),
+            ),
+        ),
+        Advisory(
+            id="CVE-2099-0002",
+            source="osv",
+            cvss=(Cvss(version="4.0", vector=v4, score=9.3),),
+            affected=(
+                Affected(
+                    ecosystem="alpine:3.19",
+                    package="musl-example",
+                    ranges=(
+                        VersionRange(
+                            type="ECOSYSTEM",
+                            events=((EventKind.INTRODUCED, "0"), (EventKind.FIXED, "1.2.5-r1")),
+                        ),
+                    ),
+                    fix_state=FixState.FIXED,
+                    fixed_version="1.2.5-r1",
+                ),
+            ),
+        ),
+    ]
+    inventory = Inventory(
+        source="alpine",
+        distro=Distro(id="alpine", version_id="3.19.1"),
+        packages=tuple(
+            Package(type="apk", name=n, version=v, source_name=n)
+            for n, v in (
+                ("perl-example", "4.5.14-r0"),
+                ("perl-example", "4.08-r0"),
+                ("musl-example", "1.2.5-r0"),
+            )
+        ),
+    )
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(url)
+    write_batches(store, [ImportBatch(source="s", kind="mixed", advisories=advisories)])
+    want = {
+        (f.details.installed_version, f.id, f.severity)
+        for f in Matcher(store).run(inventory).findings
+    }
+    assert want == {
+        ("4.08-r0", "CVE-2099-0001", Severity.UNKNOWN),
+        ("1.2.5-r0", "CVE-2099-0002", Severity.CRITICAL),
+    }
+    with store.begin() as conn:  # what the older tree stored
+        (pk,) = conn.execute(
+            select(adv_affected.c.pk).where(adv_affected.c.package == "perl-example")
+        ).one()
+        conn.execute(adv_spans.delete().where(adv_spans.c.affected_pk == pk))
+        old_key = sortable_key(SCHEMES["apk"], "4.9-r1")
+        _insert_spans(
+            conn,
+            [
+                (
+                    pk,
+                    1,
+                    "alpine:3.19",
+                    "perl-example",
+                    *Span(0, None, False, old_key, False, None, "4.09-r1"),
+                )
+            ],
+        )
+        conn.execute(
+            update(adv_vulnerabilities)
+            .where(adv_vulnerabilities.c.vuln_id == "CVE-2099-0002")
+            .values(
+                cvss_vector=None,
+                cvss_score=None,
+                cvss_extra=json.dumps([{"version": "4.0", "vector": v4, "score": None}]),
+            )
+        )
+        conn.execute(
+            text(
+                "UPDATE alembic_version SET version_num = 's7match_0001'"
+                " WHERE version_num = 's15vuln_0001'"
+            )
+        )
+    stale = {
+        (f.details.installed_version, f.id, f.severity)
+        for f in Matcher(store).run(inventory).findings
+    }
+    assert stale == {
+        ("4.5.14-r0", "CVE-2099-0001", Severity.UNKNOWN),
+        ("4.08-r0", "CVE-2099-0001", Severity.UNKNOWN),
+        ("1.2.5-r0", "CVE-2099-0002", Severity.UNKNOWN),
+    }
+    store.close()
+
+    store = open_store(url)  # the migration leaves its markers
+    try:
+        with store.connect() as conn:
+            markers = dict(conn.execute(select(adv_meta.c.key, adv_meta.c.value)).all())
+        assert markers["spans"] == "apk" and markers["cvss"] == "pending"
+        got = {
+            (f.details.installed_version, f.id, f.severity)
+            for f in Matcher(store).run(inventory).findings
+        }
+        assert got == want
+        with store.connect() as conn:
+            markers = dict(conn.execute(select(adv_meta.c.key, adv_meta.c.value)).all())
+        assert "spans" not in markers and "cvss" not in markers
+        assert markers["generation"] != "" and markers["generation"] is not None
+    finally:
+        store.close()

@@ -6,8 +6,8 @@ the fix state, fixed version and severity are chosen from the merged records.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -317,3 +317,39 @@ def _source_label(data_source: str, via: str | None, t: Target) -> str:
     if via:  # matched through a declared compatibility: say so
         return f"{label} ({t.ecosystem} matched as {via})"
     return label
+
+
+def ids_without_score(findings: Sequence[Finding]) -> set[str]:
+    """The ids and aliases of the findings that have no CVSS score."""
+    out: set[str] = set()
+    for f in findings:
+        d = f.details
+        if isinstance(d, VulnerabilityDetails) and d.cvss_score is None:
+            out.add(f.id)
+            out.update(d.aliases)
+    return out
+
+
+def with_scores_of_ids(
+    findings: Sequence[Finding], scores: Mapping[str, tuple[str, float]]
+) -> list[Finding]:
+    """A finding whose records carry no CVSS takes the score of the NVD record of its id or an
+    alias (``scores``: Alpine's secdb has no score, Debian's tracker often only "not yet
+    assigned"), and its rating when it had none; a distribution's own rating stays."""
+    out = []
+    for f in findings:
+        d = f.details
+        if not isinstance(d, VulnerabilityDetails) or d.cvss_score is not None:
+            out.append(f)
+            continue
+        found = [scores[i] for i in (f.id, *d.aliases) if i in scores]
+        if not found:
+            out.append(f)
+            continue
+        vector, score = max(found, key=lambda vs: (not is_v2(vs[0]), vs[1]))
+        severity = f.severity
+        if severity is Severity.UNKNOWN:
+            severity = _cvss_rating(score, is_v2(vector))
+        details = replace(d, cvss_score=score, cvss_vector=vector)
+        out.append(replace(f, severity=severity, details=details))
+    return out

@@ -48,6 +48,7 @@ from stockade.scanning.advisories.store import (
     ecosystems_with_data,
     ensure_spans,
     record_rows,
+    scores_of_ids,
     span_hits,
 )
 from stockade.scanning.interface import Inventory, Package, Unchecked
@@ -58,7 +59,12 @@ from stockade.scanning.match_eval import (
     stored_ranges,
     versions_list,
 )
-from stockade.scanning.match_findings import RowHit, build_findings
+from stockade.scanning.match_findings import (
+    RowHit,
+    build_findings,
+    ids_without_score,
+    with_scores_of_ids,
+)
 from stockade.scanning.versions import Scheme, VersionError, scheme_for
 from stockade.scanning.versions.sortable import NotSortable, stored_key, text_key
 from stockade.store.db import Store
@@ -312,6 +318,12 @@ class Matcher:
         resource = _resource(inventory)
         for own, hits, scheme in matched:
             findings.extend(build_findings(own, hits, scheme, resource))
+        unscored = ids_without_score(findings)
+        if unscored:  # the scores of the NVD records of these ids
+            with self.store.connect() as conn:
+                scores = scores_of_ids(conn, unscored)
+            if scores:
+                findings = with_scores_of_ids(findings, scores)
         return MatchReport(
             findings=tuple(findings),
             skipped=tuple(skipped),

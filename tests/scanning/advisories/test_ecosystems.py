@@ -17,6 +17,8 @@ from stockade.scanning.advisories import ecosystems as eco
         ("Ubuntu:22.04:LTS", "ubuntu:22.04"),
         ("Ubuntu:Pro:18.04:LTS", "ubuntu:18.04"),
         ("Ubuntu:23.10", "ubuntu:23.10"),
+        ("Ubuntu:Pro:16.04:LTS", "ubuntu:16.04"),
+        ("Ubuntu:14.04:LTS", "ubuntu:14.04"),
         ("PyPI", "pypi"),
         ("npm", "npm"),
         ("Maven", "maven"),
@@ -30,7 +32,24 @@ def test_from_osv(osv: str, normalized: str) -> None:
     assert eco.from_osv(osv) == normalized
 
 
-@pytest.mark.parametrize("bad", ["", "Nope", "Debian", "Alpine", "Ubuntu:Pro", "Android"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "Nope",
+        "Debian",
+        "Alpine",
+        "Ubuntu:Pro",
+        "Android",
+        # Canonical's separate builds of a release (its OSV documentation's list): their fixed
+        # versions (+Fips, realtime kernels) are not the stock packages'
+        "Ubuntu:Pro:FIPS:20.04:LTS",
+        "Ubuntu:Pro:FIPS-updates:22.04:LTS",
+        "Ubuntu:Pro:FIPS-preview:22.04:LTS",
+        "Ubuntu:Pro:22.04:LTS:Realtime:Kernel",
+        "Ubuntu:Nvidia-BlueField:22.04:LTS",
+    ],
+)
 def test_unknown_ecosystems(bad: str) -> None:
     with pytest.raises(eco.UnknownEcosystem):
         eco.from_osv(bad)

@@ -203,3 +203,21 @@ def test_unreadable_sources_raise(tmp_path: Path) -> None:
         read_source(str(tmp_path / "empty"))
     with pytest.raises(AdvisoryError, match="unsupported URL scheme"):
         read_source("ftp://example.invalid/x.json")
+
+
+def test_nvd_records_bring_their_scores_without_packages(tmp_path: Path) -> None:
+    """NVD API 2.0 records (the real CVE-2022-1576 page, see the data README): stored for their
+    CVSS (NVD's Primary metric of each version, the newest as headline), without affected
+    packages; a Rejected record is skipped."""
+    data = Path(__file__).parents[1] / "data" / "advisories" / "nvd" / "single-entry.json"
+    doc = json.loads(data.read_text())
+    rejected = json.loads(json.dumps(doc["vulnerabilities"][0]))
+    rejected["cve"].update(id="CVE-2099-0001", vulnStatus="Rejected")
+    doc["vulnerabilities"].append(rejected)
+    (tmp_path / "nvd.json").write_text(json.dumps(doc))
+    batch = read_source(str(tmp_path / "nvd.json"))
+    assert batch.kind == "nvd" and not batch.problems
+    (adv,) = batch.advisories
+    assert (adv.id, adv.source, adv.affected) == ("CVE-2022-1576", "nvd", ())
+    assert [(c.version, c.score) for c in adv.cvss] == [("3.1", 6.5), ("2.0", 4.3)]
+    assert adv.summary.startswith("The WP Maintenance Mode & Coming Soon WordPress plugin")

@@ -11,12 +11,28 @@ Two shapes are read:
   [{"Introduced", "Fixed", "LastAffected"}]}}``.
 
 secdb lists fixed versions only: an unfixed Alpine issue is not in it.
+
+One id listed under several fixed versions of one package (real secdb data has both kinds) is
+read by :func:`fix_ranges`, here and for osv.dev's records (one entry per listing there):
+
+- a later listing in the same release line is the fix listed again, at the upstream release that
+  carries it (openssl ``1.0.2n-r0`` and again ``1.0.2o-r0`` for CVE-2017-3738; a "regression fix"
+  entry): the first listing fixed it, and ``1.0.2n-r0`` is not affected;
+- a listing in a later release line is that line's own fix, as when a package's history merges
+  another line's (openssl's ``1.1.1`` and ``3.0`` fixes, perl ``5.26.3`` and ``5.28.1``): from
+  the line's start to that fix is affected too (``5.28.0`` is).
+
+Keeping only the lowest fix missed the second case; a range up to each fix from the first version
+(what osv.dev's entries say read one by one) reported the first case's fixed versions.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any, TypeGuard
 
 from stockade.scanning.advisories import ecosystems
@@ -54,7 +70,7 @@ def convert_secdb(doc: dict[str, Any], where: str) -> tuple[list[Advisory], list
         eco = ecosystems.from_osv(f"Alpine:{doc['distroversion']}")
     except ecosystems.UnknownEcosystem as exc:
         return [], [Problem(where=where, message=f"bad distroversion: {exc}")]
-    # One advisory per (id, origin); the same id fixed in several versions keeps the lowest.
+    # One advisory per (id, origin); the same id fixed in several versions: see fix_ranges.
     by_id: dict[tuple[str, str], list[str]] = defaultdict(list)
     for i, item in enumerate(doc["packages"]):
         pkg = item.get("pkg") if isinstance(item, dict) else None
@@ -89,10 +105,83 @@ def convert_secdb(doc: dict[str, Any], where: str) -> tuple[list[Advisory], list
                 for vid in found:
                     by_id[(vid, pkg["name"])].append(version)
     out = [
-        _advisory(vid, [(eco, origin, "0", min(versions, key=_APK.key))])
+        _advisory(vid, [(eco, origin, intro, fixed) for intro, fixed in fix_ranges(versions)])
         for (vid, origin), versions in by_id.items()
     ]
     return out, problems
+
+
+_NUMS = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+
+
+def fix_ranges(fixes: Iterable[str]) -> list[tuple[str, str]]:
+    """The affected ranges, as (introduced, fixed), of one id in one package that secdb lists
+    under each of ``fixes`` (valid apk versions). Below the lowest fix is affected; a higher fix
+    opens a range of its own only when it starts a release line above the fix before it (its
+    shortest dotted prefix above that fix, shorter than its own numbers: ``3`` for ``3.0.3-r0``
+    after ``1.1.1o-r0``, ``5.28`` for ``5.28.1-r0`` after ``5.26.3-r0``); otherwise it is the
+    same fix listed again."""
+    ordered = sorted(set(fixes), key=_APK.key)
+    out = [("0", ordered[0])]
+    for before, fix in itertools.pairwise(ordered):
+        m = _NUMS.match(fix)
+        parts = m.group(0).split(".") if m else []
+        for n in range(1, len(parts)):
+            start = ".".join(parts[:n])
+            if _APK.key(start) > _APK.key(before):
+                out.append((start, fix))
+                break
+    return out
+
+
+def merge_listings(affected: list[Affected]) -> list[Affected]:
+    """osv.dev writes one affected entry per secdb listing (``introduced 0``, ``fixed X``): the
+    entries of one Alpine package become :func:`fix_ranges`'s ranges, as the secdb import reads
+    them. An entry whose ``introduced`` is above its ``fixed`` (osv.dev joins an upstream range's
+    start from NVD with secdb's fix: ALPINE-CVE-2018-18311 says introduced 5.28.0, fixed
+    5.26.3-r0) is that listing too: read as written it reported every perl from 5.28.0 on, and
+    none below the fix. So is each range of an entry made of such ranges. Other entries are kept
+    as they are."""
+    listed: dict[tuple[str, str], list[tuple[Affected, str]]] = defaultdict(list)
+    out: list[Affected] = []
+    rewrite = False
+    for a in affected:
+        fixes = _listings(a)
+        if not fixes:
+            out.append(a)
+            continue
+        listed[(a.ecosystem, a.package)] += [(a, f) for f in fixes]
+        rewrite = rewrite or len(fixes) > 1 or any(r.events[0][1] != "0" for r in a.ranges)
+    if not rewrite and all(len(v) == 1 for v in listed.values()):
+        return affected
+    for entries in listed.values():
+        first = entries[0][0]
+        out += [
+            replace(first, ranges=(_range(intro, fixed),), fixed_version=fixed)
+            for intro, fixed in fix_ranges(f for _, f in entries)
+        ]
+    return out
+
+
+def _listings(a: Affected) -> list[str]:
+    """The fixed versions when every range of ``a`` is one secdb listing as osv.dev writes it
+    (``introduced 0, fixed X``, or with an ``introduced`` above X), else none."""
+    if not a.ecosystem.startswith("alpine:") or not a.ranges or a.versions:
+        return []
+    fixes = []
+    for r in a.ranges:
+        events = r.events
+        if (
+            len(events) != 2
+            or events[0][0] != EventKind.INTRODUCED
+            or events[1][0] != EventKind.FIXED
+        ):
+            return []
+        intro, fixed = events[0][1], events[1][1]
+        if intro != "0" and _APK.key(intro) <= _APK.key(fixed):
+            return []  # a real range
+        fixes.append(fixed)
+    return fixes
 
 
 def convert_parts(doc: list[dict[str, Any]], where: str) -> tuple[list[Advisory], list[Problem]]:
@@ -121,7 +210,22 @@ def convert_parts(doc: list[dict[str, Any]], where: str) -> tuple[list[Advisory]
             ecosystems.UnknownEcosystem,
         ) as exc:
             problems.append(Problem(where=here, message=f"bad part: {exc}"))
-    return ([_advisory(vid_match.group(0), entries)] if entries else []), problems
+    return ([_advisory(vid_match.group(0), _regroup(entries))] if entries else []), problems
+
+
+def _regroup(entries: list[tuple[str, str, str, str]]) -> list[tuple[str, str, str, str]]:
+    """The parts' entries of one package that are secdb listings (``introduced`` 0, or above
+    the fix, as in :func:`merge_listings`) read as :func:`fix_ranges` reads them; others kept."""
+    listed: dict[tuple[str, str], list[str]] = defaultdict(list)
+    out = []
+    for eco, pkg, intro, fixed in entries:
+        if intro == "0" or _APK.key(intro) > _APK.key(fixed):
+            listed[(eco, pkg)].append(fixed)
+        else:
+            out.append((eco, pkg, intro, fixed))
+    for (eco, pkg), fixes in listed.items():
+        out += [(eco, pkg, i, f) for i, f in fix_ranges(fixes)]
+    return out
 
 
 def _advisory(vid: str, entries: list[tuple[str, str, str, str]]) -> Advisory:
@@ -132,15 +236,16 @@ def _advisory(vid: str, entries: list[tuple[str, str, str, str]]) -> Advisory:
             Affected(
                 ecosystem=eco,
                 package=origin,
-                ranges=(
-                    VersionRange(
-                        type="ECOSYSTEM",
-                        events=((EventKind.INTRODUCED, intro), (EventKind.FIXED, fixed)),
-                    ),
-                ),
+                ranges=(_range(intro, fixed),),
                 fix_state=FixState.FIXED,
                 fixed_version=fixed,
             )
             for eco, origin, intro, fixed in entries
         ),
+    )
+
+
+def _range(introduced: str, fixed: str) -> VersionRange:
+    return VersionRange(
+        type="ECOSYSTEM", events=((EventKind.INTRODUCED, introduced), (EventKind.FIXED, fixed))
     )

@@ -360,7 +360,7 @@ def _summary(vuln: dict[str, Any]) -> str:
 def _cvss(vuln: dict[str, Any], problems: list[Problem], here: str) -> list[Cvss]:
     vectors: list[str] = []
     for score in _objects(vuln.get("scores")):
-        for key in ("cvss_v3", "cvss_v2"):
+        for key in ("cvss_v4", "cvss_v3", "cvss_v2"):  # cvss_v4: CSAF 2.1
             block = score.get(key)
             vector = block.get("vectorString") if isinstance(block, dict) else None
             if isinstance(vector, str) and vector not in vectors:

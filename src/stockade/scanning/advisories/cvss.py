@@ -1,12 +1,11 @@
-"""CVSS base scores computed from vectors (v3.0/v3.1 per the CVSS 3.1 specification, v2.0).
-
-v4.0 vectors are kept as given; their score needs the full MacroVector table and is left out.
-"""
+"""CVSS base scores computed from vectors (v3.0/v3.1 per the CVSS 3.1 specification, v2.0,
+v4.0 per its own specification in :mod:`.cvss4`)."""
 
 from __future__ import annotations
 
 import math
 
+from stockade.scanning.advisories.cvss4 import Cvss4Error, base_score_v4
 from stockade.scanning.advisories.model import Cvss
 
 _V3 = {
@@ -94,8 +93,10 @@ def parse_vector(vector: str) -> Cvss:
     if v.startswith("CVSS:3."):
         return Cvss(version=v[5:8], vector=v, score=score_v3(v))
     if v.startswith("CVSS:4.0/"):
-        _metrics(v.split("/")[1:])
-        return Cvss(version="4.0", vector=v, score=None)
+        try:
+            return Cvss(version="4.0", vector=v, score=base_score_v4(v))
+        except Cvss4Error as exc:
+            raise CvssError(str(exc)) from None
     return Cvss(version="2.0", vector=v, score=score_v2(v))
 
 

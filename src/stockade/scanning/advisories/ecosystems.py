@@ -18,6 +18,11 @@ LANGUAGE = {
     "rubygems": "rubygems", "nuget": "nuget", "packagist": "packagist", "hex": "hex", "pub": "pub",
 }  # fmt: skip
 _PEP503 = re.compile(r"[-_.]+")
+# Canonical's OSV ecosystems of a release's stock packages: "22.04:LTS", "23.10", and Ubuntu Pro's
+# ESM updates of the same packages ("Pro:18.04:LTS", +esmN versions). Its FIPS, FIPS-updates,
+# FIPS-preview, Realtime and BlueField ecosystems are other builds with their own versions
+# (3.0.5-0ubuntu0.1+Fips2.1): read as the release, their fixes reported stock packages affected.
+_UBUNTU = re.compile(r"(?:Pro:)?(\d+\.\d+)(?::LTS)?", re.IGNORECASE)
 
 
 class UnknownEcosystem(ValueError):
@@ -40,9 +45,14 @@ def from_osv(text: str) -> str:
     if low == "alpine" and rest:
         return f"alpine:{_major_minor(rest)}"
     if low == "ubuntu" and rest:
-        release = next((p for p in rest.split(":") if re.fullmatch(r"\d+\.\d+", p)), None)
-        if release:
-            return f"ubuntu:{release}"
+        m = _UBUNTU.fullmatch(rest)
+        if m:
+            return f"ubuntu:{m.group(1)}"
+        if re.search(r"(?:^|:)\d+\.\d+(?::|$)", rest):
+            raise UnknownEcosystem(
+                f"{text!r} is a separate build of the release (FIPS, Realtime, BlueField):"
+                " its versions are not the stock packages' and are not matched against them"
+            )
     if low in ("rocky linux", "almalinux") and rest:
         return f"{low.split()[0]}:{rest.split('.')[0]}"
     if low == "red hat" and rest:

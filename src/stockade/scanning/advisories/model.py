@@ -49,7 +49,7 @@ class Affected:
 class Cvss:
     version: str  # "2.0", "3.0", "3.1", "4.0"
     vector: str
-    score: float | None  # computed from the vector (v2, v3.x); None when not computed (v4)
+    score: float | None  # the base score computed from the vector; None when not computed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

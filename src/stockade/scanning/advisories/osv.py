@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stockade.scanning.advisories import ecosystems
+from stockade.scanning.advisories import alpine_secdb, ecosystems
 from stockade.scanning.advisories.cvss import CvssError, parse_vector
 from stockade.scanning.advisories.model import (
     Advisory,
@@ -83,6 +83,7 @@ def _convert(doc: Any, where: str) -> tuple[Advisory | None, list[Problem]]:
             continue
         if item is not None:
             affected.append(item)
+    affected = alpine_secdb.merge_listings(affected)  # one entry per secdb listing
     cvss: list[Cvss] = []
     vendor_rating: str | None = None
     for sev in _objects(doc.get("severity")):

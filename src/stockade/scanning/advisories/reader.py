@@ -2,7 +2,7 @@
 bz2, xz or zst: Red Hat's ``csaf_vex_YYYY-MM-DD.tar.zst``), or an http(s)/file URL.
 
 Each document found is detected (JSON: OSV record or list, Debian tracker, Alpine secdb or per-CVE
-parts, Red Hat or SUSE CSAF VEX; XML, plain or gzipped: an Amazon Linux ``updateinfo.xml``) and converted; a document that cannot be read or recognised becomes a :class:`Problem` and
+parts, Red Hat or SUSE CSAF VEX, NVD CVE records; XML, plain or gzipped: an Amazon Linux ``updateinfo.xml``) and converted; a document that cannot be read or recognised becomes a :class:`Problem` and
 the rest of the source is still read. A source that cannot be opened at all raises AdvisoryError.
 """
 
@@ -24,6 +24,7 @@ from stockade.scanning.advisories import (
     amazon_updateinfo,
     csaf_vex,
     debian_tracker,
+    nvd,
     osv,
 )
 from stockade.scanning.advisories.model import Advisory, ImportBatch, Problem
@@ -78,6 +79,9 @@ def convert_document(doc: object, where: str) -> tuple[str, list[Advisory], list
     if debian_tracker.is_tracker(doc):
         advs, probs = debian_tracker.convert(doc, where)
         return "debian-tracker", advs, probs
+    if nvd.is_nvd(doc):
+        advs, probs = nvd.convert(doc, where)
+        return "nvd", advs, probs
     if alpine_secdb.is_secdb(doc):
         advs, probs = alpine_secdb.convert_secdb(doc, where)
         return "alpine-secdb", advs, probs

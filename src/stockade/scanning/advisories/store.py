@@ -13,9 +13,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, cast
 
-from sqlalchemy import Connection, delete, func, insert, select, text
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, text, update
 
-from stockade.scanning.advisories.model import Advisory, ImportBatch, VersionRange
+from stockade.scanning.advisories.cvss import CvssError, is_v2, parse_vector
+from stockade.scanning.advisories.model import Advisory, Cvss, ImportBatch, VersionRange
 from stockade.scanning.advisories.spans import Span, row_spans
 from stockade.scanning.advisory_tables import (
     adv_affected,
@@ -24,7 +25,7 @@ from stockade.scanning.advisory_tables import (
     adv_spans,
     adv_vulnerabilities,
 )
-from stockade.scanning.versions import scheme_for
+from stockade.scanning.versions import VersionError, scheme_for
 from stockade.store.db import Store
 
 _CHUNK = 5_000
@@ -41,6 +42,10 @@ def write_batches(
             conn.execute(text("SELECT pg_advisory_xact_lock(7355609)"))  # one importer at a time
         for batch in batches:
             _write_batch(conn, batch, at)
+        if any(a.source == "nvd" for b in batches for a in b.advisories):
+            # The matcher looks scores up in NVD records only when the store holds some.
+            conn.execute(delete(adv_meta).where(adv_meta.c.key == "nvd"))
+            conn.execute(insert(adv_meta), [{"key": "nvd", "value": "1"}])
         conn.execute(delete(adv_meta).where(adv_meta.c.key.in_(("built_at", "generation"))))
         # The generation changes with every write, even one given the same build time: kept
         # matches of images (stockade.scanning.match_cache) are valid for one generation.
@@ -114,8 +119,11 @@ def _first_key(adv: Advisory) -> tuple[str, str]:
 def _sorted_events(ecosystem: str, r: VersionRange) -> list[list[str]]:
     """Events in version order ("introduced 0" first; at one version "introduced" first), as OSV
     evaluation requires; sorted once here so the matcher only walks them."""
+    return _sort_events(ecosystem, [[str(k), v] for k, v in r.events])
+
+
+def _sort_events(ecosystem: str, events: list[list[str]]) -> list[list[str]]:
     scheme = scheme_for(ecosystem)
-    events = [[str(k), v] for k, v in r.events]
     if scheme is None:
         return events
 
@@ -165,50 +173,183 @@ def _insert_spans(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     conn.exec_driver_sql(f"INSERT INTO adv_spans ({columns}) VALUES ({marks})", rows)
 
 
+# The ecosystems whose versions apk compares: their stored order and span keys changed when a
+# component with a leading zero became a decimal fraction (session 14).
+APK_ECOSYSTEMS = "alpine:%", "wolfi", "chainguard"
+
+
 def ensure_spans(store: Store) -> None:
-    """Fill the spans of a store whose records were imported before ``adv_spans`` existed (its
-    migration left ``spans = pending`` in ``adv_meta``), once, before its first match."""
-    marker = select(adv_meta.c.value).where(adv_meta.c.key == "spans")
+    """Bring derived data of records an older tree stored up to date, once, before the first
+    match after the migration that asked for it (markers in ``adv_meta``):
+
+    - ``spans``: ``pending`` (imported before ``adv_spans`` existed) or ``apk`` (apk rows stored
+      before the leading-zero order): the rows' events are sorted again and their spans
+      computed again;
+    - ``cvss = pending``: records whose only scored-to-be vector was CVSS v4.0 (stored unscored)
+      get their headline score.
+
+    The generation changes, so kept matches of images are not reused."""
+    markers = select(adv_meta.c.key).where(adv_meta.c.key.in_(("spans", "cvss")))
     with store.connect() as conn:
-        if conn.execute(marker).scalar() is None:
+        if conn.execute(markers).first() is None:
             return
     with store.begin() as conn:
         if store.dialect == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(7355609)"))  # as an import does
-        if conn.execute(marker).scalar() is None:  # another process filled them meanwhile
+        found = dict(
+            conn.execute(
+                select(adv_meta.c.key, adv_meta.c.value).where(
+                    adv_meta.c.key.in_(("spans", "cvss"))
+                )
+            ).all()
+        )
+        if not found:  # another process refreshed them meanwhile
             return
-        fill_spans(conn)
-        conn.execute(delete(adv_meta).where(adv_meta.c.key == "spans"))
+        if "spans" in found:
+            fill_spans(conn, apk_only=found["spans"] == "apk")
+        if "cvss" in found:
+            _refresh_cvss(conn)
+        conn.execute(delete(adv_meta).where(adv_meta.c.key.in_(("spans", "cvss", "generation"))))
+        conn.execute(insert(adv_meta), [{"key": "generation", "value": uuid.uuid4().hex}])
 
 
-def fill_spans(conn: Connection) -> None:
-    """(Re)compute the spans of every stored affected row from its stored ranges: for stores
-    imported before ``adv_spans`` existed (see :func:`ensure_spans`)."""
-    conn.execute(delete(adv_spans))
-    q = select(
-        adv_affected.c.pk,
-        adv_affected.c.source_id,
-        adv_affected.c.ecosystem,
-        adv_affected.c.package,
-        adv_affected.c.ranges,
-        adv_affected.c.versions,
-    ).order_by(adv_affected.c.pk)
+def fill_spans(conn: Connection, *, apk_only: bool = False) -> None:
+    """(Re)compute the spans of every stored affected row (of the apk ecosystems only, with
+    ``apk_only``) from its stored ranges, their events sorted again by today's version order:
+    for stores imported before ``adv_spans`` existed or before that order changed (see
+    :func:`ensure_spans`)."""
+    rows = select(adv_affected.c.pk)
+    if apk_only:
+        eco = adv_affected.c.ecosystem
+        rows = rows.where(or_(eco.like(APK_ECOSYSTEMS[0]), eco.in_(APK_ECOSYSTEMS[1:])))
+    conn.execute(delete(adv_spans).where(adv_spans.c.affected_pk.in_(rows.scalar_subquery())))
+    q = (
+        select(
+            adv_affected.c.pk,
+            adv_affected.c.source_id,
+            adv_affected.c.ecosystem,
+            adv_affected.c.package,
+            adv_affected.c.ranges,
+            adv_affected.c.versions,
+        )
+        .where(adv_affected.c.pk.in_(rows.scalar_subquery()))
+        .order_by(adv_affected.c.pk)
+    )
     srows: list[tuple[Any, ...]] = []
-    for pk, source_id, eco, package, ranges, versions in conn.execute(q).all():
-        srows += _span_rows(pk, source_id, eco, package, json.loads(ranges), json.loads(versions))
+    resorted: list[dict[str, Any]] = []
+    for pk, source_id, eco, package, text_ranges, versions in conn.execute(q).all():
+        ranges = json.loads(text_ranges)
+        ordered = [[t, _resort(eco, events)] for t, events in ranges]
+        if ordered != ranges:
+            resorted.append({"row_pk": pk, "ranges": json.dumps(ordered)})
+        srows += _span_rows(pk, source_id, eco, package, ordered, json.loads(versions))
         if len(srows) >= _CHUNK:
             _insert_spans(conn, srows)
             srows.clear()
     if srows:
         _insert_spans(conn, srows)
+    if resorted:
+        conn.execute(
+            update(adv_affected)
+            .where(adv_affected.c.pk == bindparam("row_pk"))
+            .values(ranges=bindparam("ranges")),
+            resorted,
+        )
+
+
+def _resort(ecosystem: str, events: list[list[str]]) -> list[list[str]]:
+    """Stored events sorted again; a version the scheme rejects leaves them as stored (the
+    matcher reports that row as it did)."""
+    try:
+        return _sort_events(ecosystem, events)
+    except VersionError:
+        return events
+
+
+def _refresh_cvss(conn: Connection) -> None:
+    """Score the v4.0 vectors kept unscored in ``cvss_extra`` of records without a headline."""
+    q = select(adv_vulnerabilities.c.pk, adv_vulnerabilities.c.cvss_extra).where(
+        adv_vulnerabilities.c.cvss_score.is_(None),
+        adv_vulnerabilities.c.cvss_extra.like("%CVSS:4.0/%"),
+    )
+    changed = []
+    for pk, extra in conn.execute(q).all():
+        kept: list[Cvss] = []
+        for c in json.loads(extra):
+            vector = c.get("vector") if isinstance(c, dict) else None
+            if not isinstance(vector, str):
+                continue
+            try:
+                kept.append(parse_vector(vector))
+            except CvssError:
+                kept.append(
+                    Cvss(version=str(c.get("version")), vector=vector, score=c.get("score"))
+                )
+        columns = _cvss_columns(kept)
+        if columns["cvss_score"] is not None:
+            changed.append({"row_pk": pk, **columns})
+    if changed:
+        conn.execute(
+            update(adv_vulnerabilities)
+            .where(adv_vulnerabilities.c.pk == bindparam("row_pk"))
+            .values(
+                cvss_vector=bindparam("cvss_vector"),
+                cvss_score=bindparam("cvss_score"),
+                cvss_extra=bindparam("cvss_extra"),
+            ),
+            changed,
+        )
+
+
+def scores_of_ids(conn: Connection, ids: Iterable[str]) -> dict[str, tuple[str, float]]:
+    """The headline CVSS (vector, score) of the NVD record of each of ``ids`` that has one
+    (nothing when no NVD record was ever stored)."""
+    out: dict[str, tuple[str, float]] = {}
+    if conn.execute(select(adv_meta.c.value).where(adv_meta.c.key == "nvd")).first() is None:
+        return out
+    wanted = sorted(set(ids))
+    dbapi = _sqlite_dbapi(conn)
+    v = adv_vulnerabilities.c
+    for i in range(0, len(wanted), _RECORD_CHUNK):
+        chunk = wanted[i : i + _RECORD_CHUNK]
+        if dbapi is not None:  # the sqlite3 cursor, as record_rows reads
+            cur = dbapi.cursor()
+            try:
+                cur.execute(_SQLITE_SCORES + _marks(len(chunk)), chunk)
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+        else:
+            q = select(v.vuln_id, v.cvss_vector, v.cvss_score).where(
+                v.vuln_id.in_(chunk), v.data_source == "nvd", v.cvss_score.is_not(None)
+            )
+            rows = conn.execute(q).all()
+        for vid, vector, score in rows:
+            old = out.get(vid)
+            if old is None or (not is_v2(vector), score) > (not is_v2(old[0]), old[1]):
+                out[vid] = (vector, score)  # NVD records of one CVE in two sources
+    return out
+
+
+def _cvss_columns(cvss: Sequence[Cvss]) -> dict[str, Any]:
+    """The headline CVSS is the newest scored version (v4.0, v3.x, v2); the rest are kept for
+    reports."""
+    scored = sorted((c for c in cvss if c.score is not None), key=lambda c: c.version, reverse=True)
+    head = scored[0] if scored else None
+    return {
+        "cvss_vector": head.vector if head else None,
+        "cvss_score": head.score if head else None,
+        "cvss_extra": json.dumps(
+            [
+                {"version": c.version, "vector": c.vector, "score": c.score}
+                for c in cvss
+                if c is not head
+            ]
+        ),
+    }
 
 
 def _vuln_row(adv: Advisory, pk: int, source_id: int) -> dict[str, Any]:
-    # The headline CVSS is the newest scored version; the rest are kept for reports.
-    scored = sorted(
-        (c for c in adv.cvss if c.score is not None), key=lambda c: c.version, reverse=True
-    )
-    head = scored[0] if scored else None
     return {
         "pk": pk,
         "source_id": source_id,
@@ -218,15 +359,7 @@ def _vuln_row(adv: Advisory, pk: int, source_id: int) -> dict[str, Any]:
         "upstream": json.dumps(list(adv.upstream)),
         "summary": adv.summary,
         "severity": adv.severity,
-        "cvss_vector": head.vector if head else None,
-        "cvss_score": head.score if head else None,
-        "cvss_extra": json.dumps(
-            [
-                {"version": c.version, "vector": c.vector, "score": c.score}
-                for c in adv.cvss
-                if c is not head
-            ]
-        ),
+        **_cvss_columns(adv.cvss),
         "published": adv.published,
         "modified": adv.modified,
         "refs": json.dumps(list(adv.references)),
@@ -428,6 +561,10 @@ def _column_list(columns: Sequence[Any]) -> str:
 _SQLITE_AFFECTED = (
     f"SELECT {_column_list(_AFFECTED_COLUMNS)} FROM adv_affected "
     "WHERE adv_affected.ecosystem = ? AND adv_affected.package IN "
+)
+_SQLITE_SCORES = (
+    "SELECT vuln_id, cvss_vector, cvss_score FROM adv_vulnerabilities "
+    "WHERE data_source = 'nvd' AND cvss_score IS NOT NULL AND vuln_id IN "
 )
 _SQLITE_RECORDS = (
     f"SELECT {_column_list(_RECORD_COLUMNS)} FROM adv_vulnerabilities "
