@@ -279,6 +279,7 @@ def parse_sslv2_client_hello(data: bytes) -> _Hello:
     return hello
 
 
+_RECORD = struct.Struct("!BHH").unpack_from  # type, version, length
 HELLO_LIMIT = 64 * 1024  # a "hello" claiming more is not taken for one
 
 
@@ -341,6 +342,64 @@ def _records(data: bytes, *, server: bool) -> HelloCheck:
             return HelloCheck("more", max(end, pos + 5 + missing))
         hs += data[pos + 5 : end]
         pos = end
+
+
+# A capture that joined a connection after its handshake sees sealed records only: application
+# data (then alerts, a close_notify), each at least an AEAD tag long (RFC 8446 5.2; TLS 1.2's
+# ChaCha20-Poly1305 has no explicit nonce), bodies that look like ciphertext, not text.
+MID_RECORDS = 3  # complete records in both directions together, at least one each way
+MIN_SEALED = 16
+_SEALED_TYPES = (APPLICATION_DATA, ALERT)
+_TEXT = bytes(range(32, 127)) + b"\t\n\r"
+
+
+def sealed_records(data: bytes) -> tuple[int, int]:
+    """(complete records, record version) when every byte of this direction belongs to a chain
+    of sealed records: the first application data, then application data or alerts, one record
+    version from TLS 1.0 to 1.2 (TLS 1.3 writes 1.2's), lengths that chain exactly to the end
+    or into a record cut short there, and bodies at most three quarters text; else (0, 0)."""
+    pos, n, count, version, text, sealed = 0, len(data), 0, 0, 0, 0
+    while n - pos >= 5:
+        ctype, code, length = _RECORD(data, pos)
+        if (
+            ctype not in (_SEALED_TYPES if count else (APPLICATION_DATA,))
+            or not 0x0301 <= code <= 0x0303
+            or (version and code != version)
+            or not MIN_SEALED <= length <= MAX_RECORD
+        ):
+            return 0, 0
+        version = code
+        end = pos + 5 + length
+        if end > n:  # the head ends inside this record
+            break
+        body = data[pos + 5 : end]
+        sealed += length
+        text += length - len(body.translate(None, _TEXT))
+        count += 1
+        pos = end
+    else:
+        tail = data[pos:]  # the first bytes of the next header, or nothing
+        if tail and (
+            tail[0] not in (_SEALED_TYPES if count else (APPLICATION_DATA,))
+            or tail[1:2] not in (b"", b"\x03")
+            or (
+                len(tail) > 2 and (not 1 <= tail[2] <= 3 or (version and tail[2] != version & 0xFF))
+            )
+        ):
+            return 0, 0
+    if not count or text * 4 > sealed * 3:
+        return 0, 0
+    return count, version
+
+
+def joined_mid_connection(client: bytes, server: bytes) -> bool:
+    """Is this the middle of a TLS connection whose handshake the capture missed? Both
+    directions nothing but sealed records (:func:`sealed_records`) of one version, at least
+    :data:`MID_RECORDS` complete records in all, one at least each way. A record header alone
+    proves nothing: random bytes, or text that opens with one, break the chain at once."""
+    c, c_version = sealed_records(client)
+    s, s_version = sealed_records(server)
+    return bool(c and s) and c_version == s_version and c + s >= MID_RECORDS
 
 
 def _sslv2_check(data: bytes) -> HelloCheck:
