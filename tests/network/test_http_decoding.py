@@ -393,6 +393,87 @@ def test_bytes_after_the_last_gzip_member_and_a_flood_of_empty_members_are_harml
         assert [m.masked for m in found] == expected
 
 
+# -- brotli and zstd bodies (Content-Encoding: br, zstd), and lists of codings -----------------
+
+
+def _coded(codings: list[str], body: bytes) -> bytes:
+    """``body`` with each coding applied in the order listed (RFC 9110 8.4)."""
+    import brotli
+    import zstandard
+
+    for coding in codings:
+        body = {
+            "gzip": gzip.compress,
+            "br": lambda data: brotli.compress(data, quality=5),
+            "zstd": zstandard.ZstdCompressor(write_checksum=True).compress,  # as the zstd CLI
+        }[coding](body)
+    return body
+
+
+@pytest.mark.parametrize("codings", [["br"], ["zstd"], ["gzip", "br"], ["br", "zstd"]])
+@pytest.mark.parametrize("piece", [1, 7, 1460])
+def test_a_card_in_a_brotli_or_zstd_body_is_found(codings: list[str], piece: int) -> None:
+    body = _coded(codings, b'{"card": "' + SPACED.encode() + b'", "note": "' + b"x" * 500 + b'"}')
+    msg = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n" % (
+        ", ".join(codings).encode(),
+        len(body),
+    )
+    data = msg + body
+    s = DecodingStream(DlpEngine())
+    found = [m for i in range(0, len(data), piece) for m in s.feed(data[i : i + piece])]
+    found += s.close()
+    assert [m.masked for m in found] == ["4111 **** **** 1111"]
+    assert s.limits == []
+    assert all(len(msg) <= m.start < m.end <= len(data) for m in found)
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd"])
+def test_a_brotli_or_zstd_bomb_stops_at_the_budget_without_expanding(coding: str) -> None:
+    """64 MiB of zeros in a few KiB: decoding stops at the ratio, and at no moment holds much
+    more than a chunk (the bomb is not expanded first and cut after); the next message of the
+    direction is decoded within what is left of the budget."""
+    import tracemalloc
+
+    bomb = _coded([coding], b"\0" * (64 << 20))
+    card = _coded([coding], b"card " + SPACED.encode())
+    msg = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n"
+    data = msg % (coding.encode(), len(bomb)) + bomb + msg % (coding.encode(), len(card)) + card
+    tracemalloc.start()
+    try:
+        s = DecodingStream(DlpEngine(), budget=1 << 20, replay=1 << 20)
+        found = s.feed(data) + s.close()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+    assert [why.split(" over ")[0] for why in s.limits] == [f"{coding}: inflation ratio"]
+    assert s.decoded <= 1 << 20
+    assert [m.masked for m in found] == ["4111 **** **** 1111"]
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd"])
+def test_a_corrupt_brotli_or_zstd_body_is_noted(coding: str) -> None:
+    body = _coded([coding], b"card " + SPACED.encode() + b" " + bytes(range(256)) * 4)
+    body = body[:12] + bytes(b ^ 0x5A for b in body[12:40]) + body[40:]
+    msg = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n" % (
+        coding.encode(),
+        len(body),
+    )
+    s = DecodingStream(DlpEngine())
+    s.feed(msg + body)
+    s.close()
+    assert s.limits == [f"{coding}: corrupt compressed body"]
+
+
+def test_too_many_codings_are_not_decoded() -> None:
+    s = DecodingStream(DlpEngine())
+    s.feed(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: br, br, br, br, br\r\nContent-Length: 3\r\n\r\nabc"
+    )
+    s.close()
+    assert s.limits == ["content-encoding: more than 4 codings not decoded"]
+
+
 # -- WebSocket (RFC 6455) after the upgrade: masked and permessage-deflate frames ---------------
 
 WEBSOCKET = Path(__file__).parent / "fixtures" / "websocket"

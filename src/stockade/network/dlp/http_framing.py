@@ -21,7 +21,16 @@ from stockade.network.protocols.hpack import Decoder as HpackDecoder
 from stockade.network.protocols.hpack import HpackError
 from stockade.network.protocols.http2 import PREFACE
 
-from .decoding import RATIO_CAP, RATIO_FLOOR, FormDecode, Inflate, Multipart, Sink, Stage
+from .decoding import (
+    RATIO_CAP,
+    RATIO_FLOOR,
+    FormDecode,
+    Inflate,
+    Multipart,
+    Sink,
+    Stage,
+    Unpack,
+)
 
 if TYPE_CHECKING:
     from .decoding import DecodingStream
@@ -32,6 +41,7 @@ MAX_LINE = 1024  # bytes of a chunk-size or trailer line
 MAX_H2_BLOCK = 64 * 1024  # bytes of one HTTP/2 header block
 MAX_H2_STREAMS = 128  # HTTP/2 streams decoded at once per direction
 TO_CLOSE = 1 << 62
+MAX_CODINGS = 4  # content codings undone in turn on one body
 
 _REQUEST = re.compile(rb"([A-Z]{3,10}) (\S{1,8192}) HTTP/1\.[01]\r?\n")
 _STATUS = re.compile(rb"HTTP/1\.[01] ([1-5][0-9]{2})[ \r\n]")
@@ -64,14 +74,22 @@ def pipeline(owner: DecodingStream, sink: Sink, encoding: bytes, ctype: bytes) -
         m = _BOUNDARY.search(ctype)
         if m:
             tail = Multipart(owner, m.group(1) or m.group(2), tail)
-    coding = encoding.strip().lower()
-    if coding in (b"gzip", b"x-gzip"):
-        tail = Inflate(owner, "gzip", tail)
-    elif coding == b"deflate":
-        tail = Inflate(owner, "deflate", tail)
-    elif coding not in (b"", b"identity"):
-        owner.limit(f"content-encoding {coding.decode('latin-1')[:32]} not decoded")
+    # codings in the order they were applied (RFC 9110 8.4): the last listed is undone first
+    codings = encoding.lower().split(b",")
+    if len(codings) > MAX_CODINGS:
+        owner.limit(f"content-encoding: more than {MAX_CODINGS} codings not decoded")
         return None
+    for coding in codings:
+        coding = coding.strip()
+        if coding in (b"gzip", b"x-gzip"):
+            tail = Inflate(owner, "gzip", tail)
+        elif coding == b"deflate":
+            tail = Inflate(owner, "deflate", tail)
+        elif coding in (b"br", b"zstd"):
+            tail = Unpack(owner, coding.decode(), tail)
+        elif coding not in (b"", b"identity"):
+            owner.limit(f"content-encoding {coding.decode('latin-1')[:32]} not decoded")
+            return None
     return tail
 
 
