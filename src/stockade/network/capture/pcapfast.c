@@ -1668,19 +1668,46 @@ static void ipv6_chain(struct sp_run *r, double ts, int nxt, const uint8_t *src,
                        const uint8_t *dst, const uint8_t *b, uint64_t off, uint64_t end,
                        int depth);
 
-/* decode.py Decoder._inner: an Ethernet frame (ETH_TEB) or an IP packet a tunnel carries */
-static void inner(struct sp_run *r, double ts, unsigned etype, const uint8_t *b, uint64_t off,
-                  uint64_t end, int depth) {
+/* decode.py _ethernet: the EtherType after any 802.1Q/802.1ad tags (*etype) and where the
+   payload starts; -1 when the frame is cut short */
+static int64_t ethernet(const uint8_t *b, uint64_t off, uint64_t end, unsigned *etype) {
+    if (off > end || end - off < 14) return -1;
+    unsigned t = be16(b + off + 12);
+    off += 14;
+    while (t == 0x8100 || t == 0x88A8 || t == 0x9100) {
+        if (off + 4 > end) return -1;
+        t = be16(b + off + 2);
+        off += 4;
+    }
+    *etype = t;
+    return (int64_t)off;
+}
+
+/* decode.py Decoder._network: IPv4 or IPv6, also under an MPLS label stack or in a PPPoE
+   session */
+static void network(struct sp_run *r, double ts, unsigned etype, const uint8_t *b, uint64_t off,
+                    uint64_t end, int depth) {
     uint64_t *st = r->dstat;
-    if (etype == ETH_TEB) {
-        if (off > end || end - off < 14) { st[D_MALFORMED]++; return; }
-        etype = be16(b + off + 12);
-        off += 14;
-        while (etype == 0x8100 || etype == 0x88A8 || etype == 0x9100) {
-            if (off + 4 > end) { st[D_MALFORMED]++; return; }
-            etype = be16(b + off + 2);
+    if (off > end) { st[D_MALFORMED]++; return; }
+    if (etype == 0x8847 || etype == 0x8848) { /* MPLS: labels to the bottom of the stack */
+        for (;;) {
+            if (end - off < 4) { st[D_MALFORMED]++; return; }
             off += 4;
+            if (b[off - 2] & 1) break;
         }
+        unsigned version = off < end ? b[off] >> 4 : 0;
+        etype = version == 4 ? 0x0800 : version == 6 ? 0x86DD : 0;
+    } else if (etype == 0x8864) { /* PPPoE session */
+        if (end - off < 8) { st[D_MALFORMED]++; return; }
+        if (b[off] != 0x11 || b[off + 1]) { st[D_OTHER]++; return; }
+        uint64_t stop = off + 6 + be16(b + off + 4);
+        if (stop < end) end = stop;
+        off += 6;
+        if (end < off || end - off < 2) { st[D_MALFORMED]++; return; }
+        unsigned proto;
+        if (b[off] & 1) { proto = b[off]; off += 1; }
+        else { proto = be16(b + off); off += 2; }
+        etype = proto == 0x0021 ? 0x0800 : proto == 0x0057 ? 0x86DD : 0;
     }
     if (etype == 0x0800)
         ipv4(r, ts, b, off, end, depth);
@@ -1688,6 +1715,39 @@ static void inner(struct sp_run *r, double ts, unsigned etype, const uint8_t *b,
         ipv6(r, ts, b, off, end, depth);
     else
         st[D_OTHER]++;
+}
+
+/* decode.py _nflog: where an NFLOG frame's NFULA_PAYLOAD starts (*start) and ends (*stop), the
+   same offset twice when it has none; 0 when a TLV runs past the frame */
+static int nflog(const uint8_t *b, uint64_t off, uint64_t end, uint64_t *start, uint64_t *stop) {
+    if (end - off < 4 || b[off + 1] != 0) return 0;
+    off += 4;
+    int big = -1;
+    while (end - off >= 4) {
+        if (big < 0) big = b[off + 2] == 0 && b[off + 3] != 0;
+        unsigned length = rd16(b + off, big), kind = rd16(b + off + 2, big);
+        if (length < 4 || length > end - off) return 0;
+        if (kind == 9) {
+            *start = off + 4;
+            *stop = off + length;
+            return 1;
+        }
+        off += (length + 3) & ~3u;
+        if (off > end) off = end;
+    }
+    *start = *stop = end;
+    return 1;
+}
+
+/* decode.py Decoder._inner: an Ethernet frame (ETH_TEB) or an IP packet a tunnel carries */
+static void inner(struct sp_run *r, double ts, unsigned etype, const uint8_t *b, uint64_t off,
+                  uint64_t end, int depth) {
+    if (etype == ETH_TEB) {
+        int64_t at = ethernet(b, off, end, &etype);
+        if (at < 0) { r->dstat[D_MALFORMED]++; return; }
+        off = (uint64_t)at;
+    }
+    network(r, ts, etype, b, off, end, depth);
 }
 
 /* decode.py Decoder._overlay: 0 when the datagram to a VXLAN or Geneve port holds no such header */
@@ -1887,14 +1947,9 @@ static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint
     uint64_t end = off + caplen;
     unsigned etype;
     if (link == 1) { /* Ethernet */
-        if (caplen < 14) { st[D_MALFORMED]++; return; }
-        etype = be16(b + off + 12);
-        off += 14;
-        while (etype == 0x8100 || etype == 0x88A8 || etype == 0x9100) {
-            if (off + 4 > end) { st[D_MALFORMED]++; return; }
-            etype = be16(b + off + 2);
-            off += 4;
-        }
+        int64_t at = ethernet(b, off, end, &etype);
+        if (at < 0) { st[D_MALFORMED]++; return; }
+        off = (uint64_t)at;
     } else if (link == 113) { /* Linux SLL */
         if (caplen < 16) { st[D_MALFORMED]++; return; }
         etype = be16(b + off + 14);
@@ -1916,23 +1971,25 @@ static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint
         if (family > 0xFFFF) family >>= 24;
         etype = family == 2 ? 0x0800 : 0x86DD;
         off += 4;
+    } else if (link == 239) { /* NFLOG */
+        uint64_t start, stop;
+        if (!nflog(b, off, end, &start, &stop)) { st[D_MALFORMED]++; return; }
+        if (start == stop) { st[D_OTHER]++; return; }
+        off = start;
+        end = stop;
+        etype = (b[off] >> 4) == 4 ? 0x0800 : 0x86DD;
     } else {
         st[D_OTHER]++;
         return;
     }
-    if (etype == 0x0800)
-        ipv4(r, ts, b, off, end, 0);
-    else if (etype == 0x86DD)
-        ipv6(r, ts, b, off, end, 0);
-    else
-        st[D_OTHER]++;
+    network(r, ts, etype, b, off, end, 0);
 }
 
 /* ---------------------------------------------------------------- reading (pcapfile.py) */
 
 static int supported(uint32_t link) {
     return link == 0 || link == 1 || link == 101 || link == 108 || link == 113 || link == 228 ||
-           link == 229 || link == 276;
+           link == 229 || link == 239 || link == 276;
 }
 
 enum { R_FRAME = 0, R_END = 1, R_ERROR = 2 };
