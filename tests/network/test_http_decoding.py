@@ -474,6 +474,36 @@ def test_too_many_codings_are_not_decoded() -> None:
     assert s.limits == ["content-encoding: more than 4 codings not decoded"]
 
 
+def _chunks(body: bytes, size: int = 7) -> bytes:
+    out = b"".join(
+        b"%x\r\n" % len(body[i : i + size]) + body[i : i + size] + b"\r\n"
+        for i in range(0, len(body), size)
+    )
+    return out + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Transfer-Encoding: gzip, chunked",  # a transfer coding before chunked (RFC 9112 6.1)
+        b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked",
+        b"Content-Encoding: gzip\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked",
+        b"Content-Encoding: gzip\r\nTransfer-Encoding: gzip, chunked",
+    ],
+)
+def test_every_coding_of_a_body_is_undone(head: bytes) -> None:
+    """Each coding listed, in a field's list or on a line of its own (the same coding twice
+    was applied twice), content codings first, then the transfer codings before chunked."""
+    codings = head.lower().count(b"gzip")
+    body = b'{"card": "' + SPACED.encode() + b'"}'
+    for _ in range(codings):
+        body = gzip.compress(body)
+    msg = b"HTTP/1.1 200 OK\r\n" + head + b"\r\n\r\n" + _chunks(body)
+    s = DecodingStream(DlpEngine())
+    found = s.feed(msg) + s.close()
+    assert [m.masked for m in found] == ["4111 **** **** 1111"] and s.limits == []
+
+
 # -- WebSocket (RFC 6455) after the upgrade: masked and permessage-deflate frames ---------------
 
 WEBSOCKET = Path(__file__).parent / "fixtures" / "websocket"

@@ -57,6 +57,7 @@ _SPECIAL = re.compile(
     rb"\n(?:transfer-encoding|content-encoding|upgrade|content-type[ \t]*:[ \t]*"
     rb"(?:application/x-www-form-urlencoded|multipart/))"
 )
+_CODINGS = (b"content-encoding", b"transfer-encoding")  # lists: each line adds to the list
 _FOLD = re.compile(rb"\r?\n[ \t]+")  # an obs-fold: a header line continued on the next
 _DECODED_TYPES = (b"application/x-www-form-urlencoded", b"multipart/")
 _BOUNDARY = re.compile(rb'boundary=(?:"([^"]{1,70})"|([^";,\s]{1,70}))', re.I)
@@ -304,7 +305,7 @@ class Framing:
                 fields[key] = value
             elif key == b"content-length" and old != value:
                 return -1  # two lengths: the peers may not agree on framing
-            elif old != value:
+            elif old != value or key in _CODINGS:  # a coding twice was applied twice
                 fields[key] = old + b", " + value
         self._messages += 1
         if not status and b"websocket" in fields.get(b"upgrade", b"").lower():
@@ -331,6 +332,13 @@ class Framing:
                 return end
         # Decode only what the application would read differently from the wire.
         encoding = fields.get(b"content-encoding")
+        if te is not None:  # transfer codings before chunked were applied after the content's
+            codings = te.lower().split(b",")
+            if codings[-1].strip() == b"chunked":
+                codings.pop()
+            if codings:
+                extra = b",".join(codings)
+                encoding = extra if encoding is None else encoding + b"," + extra
         ctype = fields.get(b"content-type")
         q = target.find(b"?")
         if (
