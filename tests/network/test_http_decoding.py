@@ -242,6 +242,44 @@ def test_a_card_across_two_http2_data_frames_is_found() -> None:
     assert [m.masked for m in s.feed(client) + s.close()] == ["4111 **** **** 1111"]
 
 
+@pytest.mark.parametrize("piece", [1, 9, 4096])
+def test_header_fields_huffman_coded_or_indexed_by_http2_are_read(piece: int) -> None:
+    """HPACK hides a header value on the wire twice over: Huffman coding (every real client
+    uses it; the ``hpack`` package is an independent encoder) and the dynamic table (a second
+    request only names the field). Each header block's fields are scanned as decoded, a value
+    spelled out in the block is left to the raw stream (reported once)."""
+    import hpack
+
+    encoder = hpack.Encoder()
+    first = encoder.encode([(":method", "GET"), (":path", f"/cards/{CARD}/limits"),
+                            (":scheme", "http"), (":authority", "shop"),
+                            ("x-card", SPACED), ("x-plain", "4111-1111-1111-1111")],
+                           huffman=True)  # fmt: skip
+    again = encoder.encode([(":method", "GET"), (":path", "/"), (":scheme", "http"),
+                            (":authority", "shop"), ("x-card", SPACED)], huffman=True)  # fmt: skip
+    assert SPACED.encode() not in first and len(again) < 12  # (x-card only named the second time)
+    spelled = hpack.Encoder().encode([("x-ssn", "536-22-8401")], huffman=False)
+    client = (
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        + F.h2_frame(4, 0, 0, b"")
+        + F.h2_frame(1, 0x5, 1, first)
+        + F.h2_frame(1, 0x5, 3, again)
+    )
+    engine = DlpEngine()
+    assert engine.scan(client) == []
+    s = DecodingStream(engine)
+    found = [m for i in range(0, len(client), piece) for m in s.feed(client[i : i + piece])]
+    found += s.close()
+    assert sorted(m.masked for m in found) == [
+        "4111 **** **** 1111", "4111 **** **** 1111", "4111********1111", "4111-****-****-1111",
+    ]  # fmt: skip
+    blocks = client.index(first), client.index(again)  # (where each block starts)
+    assert all(m.start in blocks for m in found)
+    plain = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + F.h2_frame(1, 0x5, 1, spelled)
+    s = DecodingStream(engine)
+    assert [m.masked for m in s.feed(plain) + s.close()] == ["***-**-8401"]  # once: the raw one
+
+
 # -- plain traffic costs no framing; triggered traffic is read as if framed from the start ------
 
 
