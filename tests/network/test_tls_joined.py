@@ -85,6 +85,24 @@ def test_the_head_cut_inside_a_record_still_chains(sessions: dict[str, T.Exchang
     assert detect(client[:-2] + b"\x17", server).protocol == "proto.tls"
 
 
+def test_a_capture_joined_inside_a_record_finds_the_next_one(
+    sessions: dict[str, T.Exchange],
+    inspectors: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A capture that began during a long record sees the rest of it first: the chain is
+    found at the next record, on both paths."""
+    ex = sessions["tls12"]
+    cut = T.Exchange([(d, data[17:] if i < 2 else data) for i, (d, data) in enumerate(ex.chunks)],
+                     ex.version, ex.cipher)  # fmt: skip
+    client, server = _sides(cut)
+    assert client[:1] != b"\x17" and server[:1] != b"\x17"
+    path = cut.pcap(tmp_path / "cut.pcap", ts=1_700_000_000.0, opening=False)
+    rec = _both_paths(path, inspectors, monkeypatch)
+    assert (rec.protocol, rec.encrypted, rec.tls) == ("proto.tls", True, None)
+
+
 def _record(body: bytes, ctype: int = 23) -> bytes:
     return struct.pack("!BHH", ctype, 0x0303, len(body)) + body
 
@@ -102,8 +120,11 @@ def test_what_is_not_a_joined_tls_connection(sessions: dict[str, T.Exchange]) ->
         (client, b""),  # one direction: not enough
         (client[: 5 + 16], server[: 5 + 16]),  # two cut records: no complete one
         (client, server.replace(b"\x17\x03\x03", b"\x17\x03\x01")),  # two record versions
-        (_record(b"\x00" * 8) + client, server),  # a body shorter than an AEAD tag
-        (_record(os.urandom(40), 21) + client, server),  # an alert first
+        (client + _record(b"\x00" * 8) + client, server),  # a body shorter than an AEAD tag
+        (client + _record(os.urandom(40), 22) + client, server),  # a handshake record
+        (_record(os.urandom(40), 21) + _record(os.urandom(40)), server),  # an alert first
+        (b"x" * 30 + client, server),  # text before the first header is no record's tail
+        (os.urandom(30) + client[: len(client) // 2 + 3], server),  # one record after the cut
     ]
     for c, s in not_tls:
         got = detect(c, s)
