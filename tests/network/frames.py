@@ -175,14 +175,26 @@ def pcapng(
     return b"".join(out)
 
 
-def pcapng_interfaces(links: list[int], frames: list[tuple[int, float, bytes]]) -> bytes:
-    """One little-endian pcapng section with an interface per link type in ``links`` (microsecond
-    ticks) and Enhanced Packet blocks of ``(interface, time, frame)``."""
-    o = "<"
+def pcapng_interfaces(
+    links: list[int],
+    frames: list[tuple[int, float, bytes]],
+    *,
+    offsets: list[int] | None = None,
+    big: bool = False,
+) -> bytes:
+    """One pcapng section with an interface per link type in ``links`` (microsecond ticks; with
+    ``offsets``, each interface's ``if_tsoffset`` in seconds) and Enhanced Packet blocks of
+    ``(interface, time, frame)``, the time written less its interface's offset."""
+    o = ">" if big else "<"
+    shift = offsets or [0] * len(links)
     out = [_block(o, 0x0A0D0D0A, struct.pack(o + "IHHq", 0x1A2B3C4D, 1, 0, -1))]
-    out += [_block(o, 1, struct.pack(o + "HHI", link, 0, 65535)) for link in links]
+    for link, seconds in zip(links, shift, strict=True):
+        opts = (
+            struct.pack(o + "HHq", 14, 8, seconds) + struct.pack(o + "HH", 0, 0) if seconds else b""
+        )
+        out.append(_block(o, 1, struct.pack(o + "HHI", link, 0, 65535) + opts))
     for iface, ts, data in frames:
-        t = round(ts * 1e6)
+        t = round((ts - shift[iface]) * 1e6)
         head = struct.pack(o + "IIIII", iface, t >> 32, t & 0xFFFFFFFF, len(data), len(data))
         out.append(_block(o, 6, head + data))
     return b"".join(out)

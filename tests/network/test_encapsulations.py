@@ -135,3 +135,22 @@ def test_what_is_not_ip_is_counted_and_cut_short_is_malformed(
     log.write_bytes(F.pcap([frames[3]], linktype=239))
     records, stats = _both(log, inspectors, monkeypatch)
     assert records == [] and (stats["decode"]["other"], stats["decode"]["malformed"]) == (1, 0)
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["little-endian", "big-endian"])
+def test_pcapng_interfaces_with_their_own_time_offset(
+    big: bool, inspectors: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``if_tsoffset`` (pcapng option 14) adds seconds to every timestamp of its interface: two
+    interfaces (Ethernet and NFLOG) whose clocks count from different epochs see one
+    conversation at its real times, on both paths."""
+    packets = _conversation(lambda ip: ip)
+    frames = [
+        (i % 2, 1_700_000_000.0 + i / 10, F.ether(p) if i % 2 == 0 else F.nflog(p))
+        for i, p in enumerate(packets)
+    ]
+    path = tmp_path / "offsets.pcapng"
+    path.write_bytes(F.pcapng_interfaces([1, 239], frames, offsets=[1_600_000_000, -3600], big=big))
+    (rec,), _stats = _both(path, inspectors, monkeypatch)
+    assert (rec.start, rec.end) == (frames[0][1], frames[-1][1])
+    assert [h.match.masked for h in rec.hits] == ["4111********1111"]

@@ -122,7 +122,7 @@ struct sp_run {
     double last_ts;
     uint64_t bad_timestamps;
     int ng_order_big;
-    struct { uint32_t link; double tick; uint32_t snap; } *ifaces;
+    struct { uint32_t link; double tick; uint32_t snap; int64_t shift; } *ifaces;
     size_t nifaces, capifaces;
     /* IP datagrams being put together (decode.py Decoder._pending), oldest first */
     struct sp_dgram *pending[64];
@@ -2008,18 +2008,25 @@ static double ts_check(struct sp_run *r, double ts) {
     return r->last_ts;
 }
 
-static double tsresol(struct sp_run *r, uint64_t off, uint64_t end) {
+/* pcapfile.py _clock: seconds per tick (if_tsresol) and seconds added (if_tsoffset) */
+static double tsresol(struct sp_run *r, uint64_t off, uint64_t end, int64_t *shift) {
     int big = r->ng_order_big;
+    double tick = 1e-6;
+    *shift = 0;
     while (off + 4 <= end) {
         unsigned code = rd16(r->buf + off, big), length = rd16(r->buf + off + 2, big);
         if (code == 0) break;
         if (code == 9 && length >= 1 && off + 5 <= end) {
             unsigned v = r->buf[off + 4];
-            return (v & 0x80) ? pow(2.0, -(double)(v & 0x7F)) : pow(10.0, -(double)v);
+            tick = (v & 0x80) ? pow(2.0, -(double)(v & 0x7F)) : pow(10.0, -(double)v);
+        } else if (code == 14 && length >= 8 && off + 12 <= end) {
+            uint64_t hi = rd32(r->buf + off + 4 + (big ? 0 : 4), big);
+            uint64_t lo = rd32(r->buf + off + 4 + (big ? 4 : 0), big);
+            *shift = (int64_t)(hi << 32 | lo);
         }
         off += 4 + ((length + 3) & ~3u);
     }
-    return 1e-6;
+    return tick;
 }
 
 /* the next frame: R_FRAME with *ts, *link, *off, *caplen; R_END; or R_ERROR (r->err) */
@@ -2111,7 +2118,7 @@ static int next_frame(struct sp_run *r, double *ts, uint32_t *link, uint64_t *fo
             }
             r->ifaces[r->nifaces].link = rd16(b + body, big);
             r->ifaces[r->nifaces].snap = rd32(b + body + 4, big);
-            r->ifaces[r->nifaces].tick = tsresol(r, body + 8, bend);
+            r->ifaces[r->nifaces].tick = tsresol(r, body + 8, bend, &r->ifaces[r->nifaces].shift);
             r->nifaces++;
         } else if (btype == 6 || btype == 2) {
             if (bend - body < 20) {
@@ -2141,7 +2148,8 @@ static int next_frame(struct sp_run *r, double *ts, uint32_t *link, uint64_t *fo
                 return fail(r, msg);
             }
             uint64_t ticks = (uint64_t)hi << 32 | lo;
-            *ts = ts_check(r, (double)ticks * r->ifaces[iface].tick);
+            *ts = ts_check(r, (double)ticks * r->ifaces[iface].tick +
+                                  (double)r->ifaces[iface].shift);
             *link = r->ifaces[iface].link;
             *foff = body + 20;
             *caplen = cap;
