@@ -503,6 +503,26 @@ def test_a_corrupt_brotli_or_zstd_body_is_noted(coding: str) -> None:
     assert s.limits == [f"{coding}: corrupt compressed body"]
 
 
+@pytest.mark.parametrize("coding", ["gzip", "br", "zstd", "gzip, br"])
+@pytest.mark.parametrize("piece", [1, 4096])
+def test_a_body_not_coded_as_it_says_is_read_as_it_is(coding: str, piece: int) -> None:
+    """A sender that names a coding it did not apply (the decompressor fails before its first
+    byte of output) must not hide the body: it is read as it is, a chunk boundary inside the
+    card's digits removed, and the record notes why."""
+    body = b'{"card": "' + SPACED.encode() + b'"}'
+    msg = b"POST /p HTTP/1.1\r\nContent-Encoding: %s\r\nTransfer-Encoding: chunked\r\n\r\n" % (
+        coding.encode()
+    )
+    data = msg + _chunks(body)
+    assert DlpEngine().scan(data) == []
+    s = DecodingStream(DlpEngine())
+    found = [m for i in range(0, len(data), piece) for m in s.feed(data[i : i + piece])]
+    found += s.close()
+    assert [m.masked for m in found] == ["4111 **** **** 1111"]
+    last = coding.rsplit(", ", 1)[-1]
+    assert s.limits[:1] == [f"{last}: not {last}-coded, read as it is"]
+
+
 def test_too_many_codings_are_not_decoded() -> None:
     s = DecodingStream(DlpEngine())
     s.feed(

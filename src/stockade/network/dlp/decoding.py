@@ -336,18 +336,56 @@ class Sink:
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-class Inflate:
-    """gzip or deflate (zlib-wrapped or raw), bounded by the direction's budget and a ratio.
-    A gzip body may hold several members (RFC 1952 section 2.2): each is inflated in turn, as
-    gzip readers (zcat, Python's gzip, urllib3) hand the application their concatenation."""
+AS_IS_HELD = 256  # input bytes kept until a decompressor's first output, to be read as they are
 
-    __slots__ = ("_d", "_in", "_kind", "_members", "_next", "_out", "_owner", "_span")
+
+class _Undo:
+    """What :class:`Inflate` and :class:`Unpack` share: a body that does not open as its coding
+    says (the decompressor fails before its first output byte) is read as it is. A sender that
+    names a coding it did not apply hides nothing from DLP that way; the application that reads
+    such a body reads no more than its bytes."""
+
+    __slots__ = ("_d", "_held", "_in", "_kind", "_next", "_out", "_owner", "_plain", "_span")
 
     def __init__(self, owner: DecodingStream, kind: str, nxt: Stage) -> None:
         self._owner, self._next, self._kind = owner, nxt, kind
         self._d: Any = None
         self._in = self._out = 0
         self._span = (0, 0)
+        self._held: list[tuple[bytes, int, int, bool]] | None = []
+        self._plain = False
+
+    def _hold(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        if self._held is not None:
+            if self._out or self._in > AS_IS_HELD:
+                self._held = None
+            else:
+                self._held.append((data, rs, re_, linear))
+
+    def _corrupt(self) -> None:
+        held, kind = self._held, self._kind
+        if held is not None and not self._out:
+            self._owner.limit(f"{kind}: not {kind}-coded, read as it is")
+            self._kind, self._d, self._plain, self._held = "", None, True, None
+            for piece in held:
+                self._next.push(*piece)
+            return
+        self._stop(f"{kind}: corrupt compressed body")
+
+    def _stop(self, why: str) -> None:
+        self._owner.limit(why)
+        self._kind, self._d = "", None
+
+
+class Inflate(_Undo):
+    """gzip or deflate (zlib-wrapped or raw), bounded by the direction's budget and a ratio.
+    A gzip body may hold several members (RFC 1952 section 2.2): each is inflated in turn, as
+    gzip readers (zcat, Python's gzip, urllib3) hand the application their concatenation."""
+
+    __slots__ = ("_members",)
+
+    def __init__(self, owner: DecodingStream, kind: str, nxt: Stage) -> None:
+        super().__init__(owner, kind, nxt)
         self._members = 0  # gzip members inflated to their end
 
     def _start(self, data: bytes) -> bool:
@@ -366,9 +404,12 @@ class Inflate:
         return True
 
     def push(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        if self._plain:
+            return self._next.push(data, rs, re_, linear)
         if self._kind == "" or not data:
-            return
+            return None
         self._in += len(data)
+        self._hold(data, rs, re_, linear)
         self._span = (rs, re_)
         while data:
             if self._d is None and not self._start(data):
@@ -379,7 +420,7 @@ class Inflate:
             try:
                 out = self._d.decompress(data, room)
             except zlib.error:
-                return self._stop(f"{self._kind}: corrupt compressed body")
+                return self._corrupt()
             self._out += len(out)
             if out:
                 self._next.push(out, rs, re_, False)
@@ -396,10 +437,7 @@ class Inflate:
                 data, self._d = self._d.unused_data, None
                 continue
             data = self._d.unconsumed_tail
-
-    def _stop(self, why: str) -> None:
-        self._owner.limit(why)
-        self._kind, self._d = "", None
+        return None
 
     def end(self) -> None:
         if self._d is not None and self._kind:
@@ -420,21 +458,19 @@ class _Spent(Exception):
     """Raised from :meth:`Unpack.write` to stop the zstd writer that called it."""
 
 
-class Unpack:
+class Unpack(_Undo):
     """brotli (RFC 7932) or zstd (RFC 8878), bounded as :class:`Inflate` is: output stops at
     the direction's budget or when it passes :data:`RATIO_CAP` times the input, never more than
     :data:`UNPACK_CHUNK` bytes held at once (a bomb is not expanded first and cut after)."""
 
-    __slots__ = ("_d", "_in", "_kind", "_next", "_out", "_owner", "_span")
+    __slots__ = ()
 
     def __init__(self, owner: DecodingStream, kind: str, nxt: Stage) -> None:
-        self._owner, self._next, self._kind = owner, nxt, kind
-        self._in = self._out = 0
-        self._span = (0, 0)
+        super().__init__(owner, kind, nxt)
         if kind == "br":
             import brotli
 
-            self._d: Any = brotli.Decompressor()
+            self._d = brotli.Decompressor()
         else:
             import zstandard
 
@@ -446,9 +482,13 @@ class Unpack:
             )
 
     def push(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        if self._plain:
+            self._next.push(data, rs, re_, linear)
+            return
         if self._kind == "" or not data:
             return
         self._in += len(data)
+        self._hold(data, rs, re_, linear)
         self._span = (rs, re_)
         if self._kind == "br":
             self._brotli(data)
@@ -460,7 +500,7 @@ class Unpack:
         except _Spent:
             pass
         except zstandard.ZstdError:
-            self._stop("zstd: corrupt compressed body")
+            self._corrupt()
 
     def _brotli(self, data: bytes) -> None:
         import brotli
@@ -473,7 +513,7 @@ class Unpack:
             try:
                 out = d.process(data, output_buffer_limit=min(room, UNPACK_CHUNK))
             except brotli.error:
-                return self._stop("br: corrupt compressed body")
+                return self._corrupt()
             data = b""
             if out and not self._hand_on(out):
                 return None
@@ -507,10 +547,6 @@ class Unpack:
             )
             return False
         return True
-
-    def _stop(self, why: str) -> None:
-        self._owner.limit(why)
-        self._kind, self._d = "", None
 
     def end(self) -> None:
         self._d = None
