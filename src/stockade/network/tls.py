@@ -365,12 +365,14 @@ def sealed_records(data: bytes) -> tuple[int, int]:
     of the first :data:`RESYNC_TRIES` candidates within a record's length (the bytes before it
     are a body's tail, held to the same test), and must then hold two complete records at least."""
     starts = [0]
-    if _chain(data, 0) is None and not (data[:1] in (b"\x17", b"\x15") and data[1:2] == b"\x03"):
-        at = data.find(b"\x17\x03", 1, MAX_RECORD + 6)
+    if not (data[:1] in (b"\x17", b"\x15") and data[1:2] == b"\x03"):  # (text stops here)
+        # (one byte found at a time: memchr, where a two-byte needle is a slower search)
+        at = data.find(b"\x17", 1, MAX_RECORD + 6)
         starts = []
         while at > 0 and len(starts) < RESYNC_TRIES:
-            starts.append(at)
-            at = data.find(b"\x17\x03", at + 1, MAX_RECORD + 6)
+            if data[at + 1 : at + 2] == b"\x03":
+                starts.append(at)
+            at = data.find(b"\x17", at + 1, MAX_RECORD + 6)
     for start in starts:
         found = _chain(data, start)
         if found is None or (start and found[0] < 2):
@@ -423,9 +425,13 @@ def joined_mid_connection(client: bytes, server: bytes) -> bool:
     directions nothing but sealed records (:func:`sealed_records`) of one version, at least
     :data:`MID_RECORDS` complete records in all, one at least each way. A record header alone
     proves nothing: random bytes, or text that opens with one, break the chain at once."""
+    if not (client and server):
+        return False
     c, c_version = sealed_records(client)
+    if not c:
+        return False
     s, s_version = sealed_records(server)
-    return bool(c and s) and c_version == s_version and c + s >= MID_RECORDS
+    return bool(s) and c_version == s_version and c + s >= MID_RECORDS
 
 
 def _sslv2_check(data: bytes) -> HelloCheck:
