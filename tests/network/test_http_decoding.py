@@ -8,6 +8,7 @@ import base64
 import gzip
 import http.client
 import json
+import random
 import socket
 import threading
 import urllib.parse
@@ -491,25 +492,33 @@ def test_a_brotli_or_zstd_bomb_stops_at_the_budget_without_expanding(coding: str
 
 @pytest.mark.parametrize("coding", ["br", "zstd"])
 def test_a_corrupt_brotli_or_zstd_body_is_noted(coding: str) -> None:
-    body = _coded([coding], b"card " + SPACED.encode() + b" " + bytes(range(256)) * 4)
-    body = body[:12] + bytes(b ^ 0x5A for b in body[12:40]) + body[40:]
+    """Damage past the body's first bytes (a body that did open as its coding says) ends its
+    decoding, noted; what came out before it was read."""
+    rng = random.Random(5)
+    words = [b"alpha", b"bravo", b"charlie", b"delta", b"echo", b"fox", b"golf", b"hotel",
+             b"india", b"juliet"]  # fmt: skip
+    text = b" ".join(rng.choice(words) + b"%d" % rng.randrange(1000) for _ in range(3000))
+    body = _coded([coding], b"card " + SPACED.encode() + b" " + text)  # (some 8 KB coded)
+    body = body[:1000] + bytes(b ^ 0x5A for b in body[1000:1040]) + body[1040:]
     msg = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n" % (
         coding.encode(),
         len(body),
     )
+    data = msg + body
     s = DecodingStream(DlpEngine())
-    s.feed(msg + body)
-    s.close()
+    found = [m for i in range(0, len(data), 200) for m in s.feed(data[i : i + 200])] + s.close()
     assert s.limits == [f"{coding}: corrupt compressed body"]
+    assert [m.masked for m in found] == ["4111 **** **** 1111"]
 
 
-@pytest.mark.parametrize("coding", ["gzip", "br", "zstd", "gzip, br"])
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd", "gzip, br"])
 @pytest.mark.parametrize("piece", [1, 4096])
 def test_a_body_not_coded_as_it_says_is_read_as_it_is(coding: str, piece: int) -> None:
-    """A sender that names a coding it did not apply (the decompressor fails before its first
-    byte of output) must not hide the body: it is read as it is, a chunk boundary inside the
-    card's digits removed, and the record notes why."""
-    body = b'{"card": "' + SPACED.encode() + b'"}'
+    """A sender that names a coding it did not apply (the decompressor fails within the body's
+    first bytes; raw deflate reads text as blocks for a while first) must not hide the body: it
+    is read as it is, a chunk boundary inside the card's digits removed (cut into 1-byte pieces,
+    or one piece of 1 KiB), and the record notes why."""
+    body = b'{"note": "' + b"n" * 900 + b'", "card": "' + SPACED.encode() + b'"}'
     msg = b"POST /p HTTP/1.1\r\nContent-Encoding: %s\r\nTransfer-Encoding: chunked\r\n\r\n" % (
         coding.encode()
     )

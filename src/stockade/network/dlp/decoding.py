@@ -336,14 +336,15 @@ class Sink:
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-AS_IS_HELD = 256  # input bytes kept until a decompressor's first output, to be read as they are
+AS_IS_HELD = 256  # a body's first input bytes (and the piece holding them) kept to read as is
 
 
 class _Undo:
     """What :class:`Inflate` and :class:`Unpack` share: a body that does not open as its coding
-    says (the decompressor fails before its first output byte) is read as it is. A sender that
-    names a coding it did not apply hides nothing from DLP that way; the application that reads
-    such a body reads no more than its bytes."""
+    says (the decompressor fails within its first :data:`AS_IS_HELD` input bytes, or the piece
+    that holds them: raw deflate reads some text as fixed-Huffman blocks for a while) is read
+    as it is too. A sender that names a coding it did not apply hides nothing from DLP that
+    way; the application that reads such a body reads no more than its bytes."""
 
     __slots__ = ("_d", "_held", "_in", "_kind", "_next", "_out", "_owner", "_plain", "_span")
 
@@ -357,14 +358,14 @@ class _Undo:
 
     def _hold(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
         if self._held is not None:
-            if self._out or self._in > AS_IS_HELD:
+            if self._in - len(data) >= AS_IS_HELD:
                 self._held = None
             else:
                 self._held.append((data, rs, re_, linear))
 
     def _corrupt(self) -> None:
         held, kind = self._held, self._kind
-        if held is not None and not self._out:
+        if held is not None:
             self._owner.limit(f"{kind}: not {kind}-coded, read as it is")
             self._kind, self._d, self._plain, self._held = "", None, True, None
             for piece in held:
