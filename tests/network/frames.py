@@ -71,6 +71,48 @@ def ether(ip: bytes, *, vlans: tuple[int, ...] = ()) -> bytes:
     return macs + tags + ip
 
 
+def mpls(ip: bytes, labels: tuple[int, ...] = (16,), *, vlans: tuple[int, ...] = ()) -> bytes:
+    """An Ethernet frame carrying ``ip`` under an MPLS label stack (RFC 3032: label, traffic
+    class, bottom-of-stack bit, TTL), the last label marked the bottom."""
+    stack = b"".join(
+        struct.pack("!I", label << 12 | (1 << 8 if i == len(labels) - 1 else 0) | 64)
+        for i, label in enumerate(labels)
+    )
+    tags = b"".join(struct.pack("!HH", 0x8100, v) for v in vlans)
+    return b"\x02" * 6 + b"\x04" * 6 + tags + struct.pack("!H", 0x8847) + stack + ip
+
+
+def pppoe(
+    ip: bytes, *, compressed: bool = False, code: int = 0, session: int = 0x11, proto: int = 0
+) -> bytes:
+    """An Ethernet frame of a PPPoE session (RFC 2516) carrying ``ip`` as PPP protocol 0x0021 or
+    0x0057 (or ``proto``), the protocol field in one byte with ``compressed`` (RFC 1661 6.5)."""
+    proto = proto or (0x21 if ip[0] >> 4 == 4 else 0x57)
+    field = bytes([proto]) if compressed else struct.pack("!H", proto)
+    body = field + ip
+    head = struct.pack("!BBHH", 0x11, code, session, len(body))
+    return b"\x02" * 6 + b"\x04" * 6 + struct.pack("!H", 0x8864) + head + body
+
+
+def nflog(ip: bytes, *, big: bool = False, prefix: bytes = b"stockade") -> bytes:
+    """A LINKTYPE_NFLOG frame: family, version 0, resource id, then TLVs (the packet header, a
+    prefix, the payload) whose length and type are in the capturing host's byte order."""
+    o = ">" if big else "<"
+    family = 2 if ip[0] >> 4 == 4 else 10
+
+    def tlv(kind: int, value: bytes) -> bytes:
+        raw = struct.pack(o + "HH", 4 + len(value), kind) + value
+        return raw.ljust((len(raw) + 3) & ~3, b"\0")
+
+    hw = 0x0800 if family == 2 else 0x86DD
+    return (
+        struct.pack("!BBH", family, 0, 42)
+        + tlv(1, struct.pack("!HBB", hw, 3, 0))
+        + tlv(10, prefix + b"\0")
+        + tlv(9, ip)
+    )
+
+
 def sll(ip: bytes, pkttype: int = 0) -> bytes:
     etype = 0x0800 if ip[0] >> 4 == 4 else 0x86DD
     return struct.pack("!HHH8sH", pkttype, 1, 6, b"\x02" * 6 + b"\0\0", etype) + ip
@@ -133,14 +175,26 @@ def pcapng(
     return b"".join(out)
 
 
-def pcapng_interfaces(links: list[int], frames: list[tuple[int, float, bytes]]) -> bytes:
-    """One little-endian pcapng section with an interface per link type in ``links`` (microsecond
-    ticks) and Enhanced Packet blocks of ``(interface, time, frame)``."""
-    o = "<"
+def pcapng_interfaces(
+    links: list[int],
+    frames: list[tuple[int, float, bytes]],
+    *,
+    offsets: list[int] | None = None,
+    big: bool = False,
+) -> bytes:
+    """One pcapng section with an interface per link type in ``links`` (microsecond ticks; with
+    ``offsets``, each interface's ``if_tsoffset`` in seconds) and Enhanced Packet blocks of
+    ``(interface, time, frame)``, the time written less its interface's offset."""
+    o = ">" if big else "<"
+    shift = offsets or [0] * len(links)
     out = [_block(o, 0x0A0D0D0A, struct.pack(o + "IHHq", 0x1A2B3C4D, 1, 0, -1))]
-    out += [_block(o, 1, struct.pack(o + "HHI", link, 0, 65535)) for link in links]
+    for link, seconds in zip(links, shift, strict=True):
+        opts = (
+            struct.pack(o + "HHq", 14, 8, seconds) + struct.pack(o + "HH", 0, 0) if seconds else b""
+        )
+        out.append(_block(o, 1, struct.pack(o + "HHI", link, 0, 65535) + opts))
     for iface, ts, data in frames:
-        t = round(ts * 1e6)
+        t = round((ts - shift[iface]) * 1e6)
         head = struct.pack(o + "IIIII", iface, t >> 32, t & 0xFFFFFFFF, len(data), len(data))
         out.append(_block(o, 6, head + data))
     return b"".join(out)

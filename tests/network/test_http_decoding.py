@@ -8,6 +8,7 @@ import base64
 import gzip
 import http.client
 import json
+import random
 import socket
 import threading
 import urllib.parse
@@ -242,6 +243,44 @@ def test_a_card_across_two_http2_data_frames_is_found() -> None:
     assert [m.masked for m in s.feed(client) + s.close()] == ["4111 **** **** 1111"]
 
 
+@pytest.mark.parametrize("piece", [1, 9, 4096])
+def test_header_fields_huffman_coded_or_indexed_by_http2_are_read(piece: int) -> None:
+    """HPACK hides a header value on the wire twice over: Huffman coding (every real client
+    uses it; the ``hpack`` package is an independent encoder) and the dynamic table (a second
+    request only names the field). Each header block's fields are scanned as decoded, a value
+    spelled out in the block is left to the raw stream (reported once)."""
+    import hpack
+
+    encoder = hpack.Encoder()
+    first = encoder.encode([(":method", "GET"), (":path", f"/cards/{CARD}/limits"),
+                            (":scheme", "http"), (":authority", "shop"),
+                            ("x-card", SPACED), ("x-plain", "4111-1111-1111-1111")],
+                           huffman=True)  # fmt: skip
+    again = encoder.encode([(":method", "GET"), (":path", "/"), (":scheme", "http"),
+                            (":authority", "shop"), ("x-card", SPACED)], huffman=True)  # fmt: skip
+    assert SPACED.encode() not in first and len(again) < 12  # (x-card only named the second time)
+    spelled = hpack.Encoder().encode([("x-ssn", "536-22-8401")], huffman=False)
+    client = (
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        + F.h2_frame(4, 0, 0, b"")
+        + F.h2_frame(1, 0x5, 1, first)
+        + F.h2_frame(1, 0x5, 3, again)
+    )
+    engine = DlpEngine()
+    assert engine.scan(client) == []
+    s = DecodingStream(engine)
+    found = [m for i in range(0, len(client), piece) for m in s.feed(client[i : i + piece])]
+    found += s.close()
+    assert sorted(m.masked for m in found) == [
+        "4111 **** **** 1111", "4111 **** **** 1111", "4111********1111", "4111-****-****-1111",
+    ]  # fmt: skip
+    blocks = client.index(first), client.index(again)  # (where each block starts)
+    assert all(m.start in blocks for m in found)
+    plain = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + F.h2_frame(1, 0x5, 1, spelled)
+    s = DecodingStream(engine)
+    assert [m.masked for m in s.feed(plain) + s.close()] == ["***-**-8401"]  # once: the raw one
+
+
 # -- plain traffic costs no framing; triggered traffic is read as if framed from the start ------
 
 
@@ -391,6 +430,145 @@ def test_bytes_after_the_last_gzip_member_and_a_flood_of_empty_members_are_harml
         found = s.feed(msg + body) + s.close()
         # the tail's card is in clear on the wire: the raw stream reports it, decoding adds none
         assert [m.masked for m in found] == expected
+
+
+# -- brotli and zstd bodies (Content-Encoding: br, zstd), and lists of codings -----------------
+
+
+def _coded(codings: list[str], body: bytes) -> bytes:
+    """``body`` with each coding applied in the order listed (RFC 9110 8.4)."""
+    import brotli
+    import zstandard
+
+    for coding in codings:
+        body = {
+            "gzip": gzip.compress,
+            "br": lambda data: brotli.compress(data, quality=5),
+            "zstd": zstandard.ZstdCompressor(write_checksum=True).compress,  # as the zstd CLI
+        }[coding](body)
+    return body
+
+
+@pytest.mark.parametrize("codings", [["br"], ["zstd"], ["gzip", "br"], ["br", "zstd"]])
+@pytest.mark.parametrize("piece", [1, 7, 1460])
+def test_a_card_in_a_brotli_or_zstd_body_is_found(codings: list[str], piece: int) -> None:
+    body = _coded(codings, b'{"card": "' + SPACED.encode() + b'", "note": "' + b"x" * 500 + b'"}')
+    msg = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n" % (
+        ", ".join(codings).encode(),
+        len(body),
+    )
+    data = msg + body
+    s = DecodingStream(DlpEngine())
+    found = [m for i in range(0, len(data), piece) for m in s.feed(data[i : i + piece])]
+    found += s.close()
+    assert [m.masked for m in found] == ["4111 **** **** 1111"]
+    assert s.limits == []
+    assert all(len(msg) <= m.start < m.end <= len(data) for m in found)
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd"])
+def test_a_brotli_or_zstd_bomb_stops_at_the_budget_without_expanding(coding: str) -> None:
+    """64 MiB of zeros in a few KiB: decoding stops at the ratio, and at no moment holds much
+    more than a chunk (the bomb is not expanded first and cut after); the next message of the
+    direction is decoded within what is left of the budget."""
+    import tracemalloc
+
+    bomb = _coded([coding], b"\0" * (64 << 20))
+    card = _coded([coding], b"card " + SPACED.encode())
+    msg = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n"
+    data = msg % (coding.encode(), len(bomb)) + bomb + msg % (coding.encode(), len(card)) + card
+    tracemalloc.start()
+    try:
+        s = DecodingStream(DlpEngine(), budget=1 << 20, replay=1 << 20)
+        found = s.feed(data) + s.close()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
+    assert [why.split(" over ")[0] for why in s.limits] == [f"{coding}: inflation ratio"]
+    assert s.decoded <= 1 << 20
+    assert [m.masked for m in found] == ["4111 **** **** 1111"]
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd"])
+def test_a_corrupt_brotli_or_zstd_body_is_noted(coding: str) -> None:
+    """Damage past the body's first bytes (a body that did open as its coding says) ends its
+    decoding, noted; what came out before it was read."""
+    rng = random.Random(5)
+    words = [b"alpha", b"bravo", b"charlie", b"delta", b"echo", b"fox", b"golf", b"hotel",
+             b"india", b"juliet"]  # fmt: skip
+    text = b" ".join(rng.choice(words) + b"%d" % rng.randrange(1000) for _ in range(3000))
+    body = _coded([coding], b"card " + SPACED.encode() + b" " + text)  # (some 8 KB coded)
+    body = body[:1000] + bytes(b ^ 0x5A for b in body[1000:1040]) + body[1040:]
+    msg = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n" % (
+        coding.encode(),
+        len(body),
+    )
+    data = msg + body
+    s = DecodingStream(DlpEngine())
+    found = [m for i in range(0, len(data), 200) for m in s.feed(data[i : i + 200])] + s.close()
+    assert s.limits == [f"{coding}: corrupt compressed body"]
+    assert [m.masked for m in found] == ["4111 **** **** 1111"]
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd", "gzip, br"])
+@pytest.mark.parametrize("piece", [1, 4096])
+def test_a_body_not_coded_as_it_says_is_read_as_it_is(coding: str, piece: int) -> None:
+    """A sender that names a coding it did not apply (the decompressor fails within the body's
+    first bytes; raw deflate reads text as blocks for a while first) must not hide the body: it
+    is read as it is, a chunk boundary inside the card's digits removed (cut into 1-byte pieces,
+    or one piece of 1 KiB), and the record notes why."""
+    body = b'{"note": "' + b"n" * 900 + b'", "card": "' + SPACED.encode() + b'"}'
+    msg = b"POST /p HTTP/1.1\r\nContent-Encoding: %s\r\nTransfer-Encoding: chunked\r\n\r\n" % (
+        coding.encode()
+    )
+    data = msg + _chunks(body)
+    assert DlpEngine().scan(data) == []
+    s = DecodingStream(DlpEngine())
+    found = [m for i in range(0, len(data), piece) for m in s.feed(data[i : i + piece])]
+    found += s.close()
+    assert [m.masked for m in found] == ["4111 **** **** 1111"]
+    last = coding.rsplit(", ", 1)[-1]
+    assert s.limits[:1] == [f"{last}: not {last}-coded, read as it is"]
+
+
+def test_too_many_codings_are_not_decoded() -> None:
+    s = DecodingStream(DlpEngine())
+    s.feed(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: br, br, br, br, br\r\nContent-Length: 3\r\n\r\nabc"
+    )
+    s.close()
+    assert s.limits == ["content-encoding: more than 4 codings not decoded"]
+
+
+def _chunks(body: bytes, size: int = 7) -> bytes:
+    out = b"".join(
+        b"%x\r\n" % len(body[i : i + size]) + body[i : i + size] + b"\r\n"
+        for i in range(0, len(body), size)
+    )
+    return out + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Transfer-Encoding: gzip, chunked",  # a transfer coding before chunked (RFC 9112 6.1)
+        b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked",
+        b"Content-Encoding: gzip\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked",
+        b"Content-Encoding: gzip\r\nTransfer-Encoding: gzip, chunked",
+    ],
+)
+def test_every_coding_of_a_body_is_undone(head: bytes) -> None:
+    """Each coding listed, in a field's list or on a line of its own (the same coding twice
+    was applied twice), content codings first, then the transfer codings before chunked."""
+    codings = head.lower().count(b"gzip")
+    body = b'{"card": "' + SPACED.encode() + b'"}'
+    for _ in range(codings):
+        body = gzip.compress(body)
+    msg = b"HTTP/1.1 200 OK\r\n" + head + b"\r\n\r\n" + _chunks(body)
+    s = DecodingStream(DlpEngine())
+    found = s.feed(msg) + s.close()
+    assert [m.masked for m in found] == ["4111 **** **** 1111"] and s.limits == []
 
 
 # -- WebSocket (RFC 6455) after the upgrade: masked and permessage-deflate frames ---------------

@@ -21,7 +21,9 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import brotli
 import pytest
+import zstandard
 
 from stockade.identity import Directory
 from stockade.model.errors import PacketError
@@ -35,6 +37,9 @@ MODES = ("0", "replay", "1")
 CARD, SSN = "4111111111111111", "536-22-8401"
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
 BOMB = gzip.compress(b"0" * 400_000)
+# a card in a brotli response and a zstd request body (decoded as the application reads them)
+BROTLI_CARD = brotli.compress(b'{"card": "4111 1111 1111 1111"}')
+ZSTD_CARD = zstandard.ZstdCompressor().compress(b"card=4111-1111-1111-1111")
 
 
 def _requests() -> list[tuple[bytes, bytes]]:
@@ -92,6 +97,18 @@ def _requests() -> list[tuple[bytes, bytes]]:
         (b"SSH-2.0-OpenSSH_9.6\r\n", b"SSH-2.0-OpenSSH_9.6\r\n"),
         (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b"\x16\x03\x03\x00\x04\x02\x00\x00\x00"),
         (b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", b""),  # the server says nothing
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: %d\r\n\r\n"
+            % len(BROTLI_CARD)
+            + BROTLI_CARD,
+        ),
+        (
+            b"POST /z HTTP/1.1\r\nHost: a\r\nContent-Encoding: zstd\r\nContent-Length: %d\r\n\r\n"
+            % len(ZSTD_CARD)
+            + ZSTD_CARD,
+            OK,
+        ),
         # a compression bomb: DLP notes why its decoding stopped (a detail of the record)
         (
             b"POST /bomb HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"

@@ -83,14 +83,20 @@ class Exchange:
     version: str | None
     cipher: str | None
 
-    def pcap(self, path: Path, *, ts: float, cport: int = 41000, sport: int = 443) -> Path:
-        return write_pcap(path, [(self, ts, cport, sport)])
+    def pcap(
+        self, path: Path, *, ts: float, cport: int = 41000, sport: int = 443, opening: bool = True
+    ) -> Path:
+        """``opening=False``: without the TCP handshake (a capture that joined the connection)."""
+        return write_pcap(path, [(self, ts, cport, sport)], opening=opening)
 
 
-def write_pcap(path: Path, exchanges: list[tuple[Exchange, float, int, int]]) -> Path:
+def write_pcap(
+    path: Path, exchanges: list[tuple[Exchange, float, int, int]], *, opening: bool = True
+) -> Path:
     frames: list[tuple[float, bytes]] = []
     for ex, ts, cport, sport in exchanges:
-        frames += [(ts + i / 1000, F.ether(p)) for i, p in enumerate(_packets(ex, cport, sport))]
+        packets = _packets(ex, cport, sport)[0 if opening else 3 :]
+        frames += [(ts + i / 1000, F.ether(p)) for i, p in enumerate(packets)]
     path.write_bytes(F.pcap(frames))
     return path
 
@@ -177,6 +183,40 @@ def talk(
         version, cipher = tls.version(), (tls.cipher() or (None,))[0]
     thread.join(10)
     listener.close()
+    return Exchange(chunks, version, cipher)
+
+
+def after_handshake(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, requests: list[bytes]
+) -> Exchange:
+    """A real TLS connection in memory (two ``SSLObject``s over memory BIOs, no socket), of
+    which only what follows the handshake is kept: each request and its answer (the request's
+    bytes back, after a status line), as a capture that joined the connection late sees it."""
+    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+    client = client_ctx.wrap_bio(c_in, c_out, server_hostname="orders.shop.svc")
+    server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
+    done = [False, False]
+    while not all(done):
+        for i, side in enumerate((client, server)):
+            if not done[i]:
+                try:
+                    side.do_handshake()
+                    done[i] = True
+                except ssl.SSLWantReadError:
+                    pass
+        s_in.write(c_out.read())
+        c_in.write(s_out.read())
+    chunks: list[tuple[int, bytes]] = []
+    for request in requests:
+        client.write(request)
+        chunks.append((0, c_out.read()))
+        s_in.write(chunks[-1][1])
+        got = server.read(65536)
+        server.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(got) + got)
+        chunks.append((1, s_out.read()))
+        c_in.write(chunks[-1][1])
+        client.read(65536)
+    version, cipher = client.version(), (client.cipher() or (None,))[0]
     return Exchange(chunks, version, cipher)
 
 

@@ -279,6 +279,7 @@ def parse_sslv2_client_hello(data: bytes) -> _Hello:
     return hello
 
 
+_RECORD = struct.Struct("!BHH").unpack_from  # type, version, length
 HELLO_LIMIT = 64 * 1024  # a "hello" claiming more is not taken for one
 
 
@@ -341,6 +342,96 @@ def _records(data: bytes, *, server: bool) -> HelloCheck:
             return HelloCheck("more", max(end, pos + 5 + missing))
         hs += data[pos + 5 : end]
         pos = end
+
+
+# A capture that joined a connection after its handshake sees sealed records only: application
+# data (then alerts, a close_notify), each at least an AEAD tag long (RFC 8446 5.2; TLS 1.2's
+# ChaCha20-Poly1305 has no explicit nonce), bodies that look like ciphertext, not text.
+MID_RECORDS = 3  # complete records in both directions together, at least one each way
+MIN_SEALED = 16
+RESYNC_TRIES = 32  # candidate record starts tried in a direction that opens inside a record
+_SEALED_TYPES = (APPLICATION_DATA, ALERT)
+_TEXT = bytes(range(32, 127)) + b"\t\n\r"
+
+
+def sealed_records(data: bytes) -> tuple[int, int]:
+    """(complete records, record version) when every byte of this direction belongs to a chain
+    of sealed records: the first application data, then application data or alerts, one record
+    version from TLS 1.0 to 1.2 (TLS 1.3 writes 1.2's), lengths that chain exactly to the end
+    or into a record cut short there, and bodies at most three quarters text; else (0, 0).
+
+    A capture that joined during a long record sees its tail first: when the bytes do not open
+    like a header (a chain that opens with one and breaks is no TLS), the chain may start at one
+    of the first :data:`RESYNC_TRIES` candidates within a record's length (the bytes before it
+    are a body's tail, held to the same test), and must then hold two complete records at least."""
+    starts = [0]
+    if not (data[:1] in (b"\x17", b"\x15") and data[1:2] == b"\x03"):  # (text stops here)
+        # (one byte found at a time: memchr, where a two-byte needle is a slower search)
+        at = data.find(b"\x17", 1, MAX_RECORD + 6)
+        starts = []
+        while at > 0 and len(starts) < RESYNC_TRIES:
+            if data[at + 1 : at + 2] == b"\x03":
+                starts.append(at)
+            at = data.find(b"\x17", at + 1, MAX_RECORD + 6)
+    for start in starts:
+        found = _chain(data, start)
+        if found is None or (start and found[0] < 2):
+            continue
+        count, version, text, sealed = found
+        lead = start - len(data[:start].translate(None, _TEXT))  # text in the record's tail
+        if text * 4 > sealed * 3 or (start >= MIN_SEALED and lead * 4 > start * 3):
+            return 0, 0
+        return count, version
+    return 0, 0
+
+
+def _chain(data: bytes, pos: int) -> tuple[int, int, int, int] | None:
+    """The chain of sealed records from ``pos`` to the end: (complete records, version, text
+    bytes in their bodies, body bytes), or None when a byte breaks it or none is complete."""
+    n, count, version, text, sealed = len(data), 0, 0, 0, 0
+    while n - pos >= 5:
+        ctype, code, length = _RECORD(data, pos)
+        if (
+            ctype not in (_SEALED_TYPES if count else (APPLICATION_DATA,))
+            or not 0x0301 <= code <= 0x0303
+            or (version and code != version)
+            or not MIN_SEALED <= length <= MAX_RECORD
+        ):
+            return None
+        version = code
+        end = pos + 5 + length
+        if end > n:  # the head ends inside this record
+            break
+        body = data[pos + 5 : end]
+        sealed += length
+        text += length - len(body.translate(None, _TEXT))
+        count += 1
+        pos = end
+    else:
+        tail = data[pos:]  # the first bytes of the next header, or nothing
+        if tail and (
+            tail[0] not in (_SEALED_TYPES if count else (APPLICATION_DATA,))
+            or tail[1:2] not in (b"", b"\x03")
+            or (
+                len(tail) > 2 and (not 1 <= tail[2] <= 3 or (version and tail[2] != version & 0xFF))
+            )
+        ):
+            return None
+    return (count, version, text, sealed) if count else None
+
+
+def joined_mid_connection(client: bytes, server: bytes) -> bool:
+    """Is this the middle of a TLS connection whose handshake the capture missed? Both
+    directions nothing but sealed records (:func:`sealed_records`) of one version, at least
+    :data:`MID_RECORDS` complete records in all, one at least each way. A record header alone
+    proves nothing: random bytes, or text that opens with one, break the chain at once."""
+    if not (client and server):
+        return False
+    c, c_version = sealed_records(client)
+    if not c:
+        return False
+    s, s_version = sealed_records(server)
+    return bool(s) and c_version == s_version and c + s >= MID_RECORDS
 
 
 def _sslv2_check(data: bytes) -> HelloCheck:

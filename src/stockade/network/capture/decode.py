@@ -1,7 +1,8 @@
 """Frame decoding with ``struct`` on the capture buffer itself: no per-packet objects beyond the
 flow key. Ethernet (with 802.1Q/802.1ad tags), Linux SLL and SLL2, raw IPv4/IPv6, BSD loopback
-(NULL and OpenBSD's LOOP); IPv4 options and fragments (counted, not reassembled), IPv6 extension
-headers; TCP and UDP handed to a sink."""
+(NULL and OpenBSD's LOOP), Linux NFLOG; behind an EtherType, IPv4 and IPv6 also under an MPLS
+label stack or a PPPoE session; IPv4 options and fragments, IPv6 extension headers; TCP and UDP
+handed to a sink."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ LINK_LOOP = 108  # OpenBSD's loopback: NULL's 4-byte address family, always in n
 LINK_LINUX_SLL = 113
 LINK_IPV4 = 228
 LINK_IPV6 = 229
+LINK_NFLOG = 239  # Linux NFLOG: a family, then TLVs, the packet in NFULA_PAYLOAD
 LINK_LINUX_SLL2 = 276
 
 # a frame's buffer (capture ring, file map or bytes) and a flow key (src, sport, dst, dport, proto)
@@ -35,12 +37,17 @@ SUPPORTED_LINKTYPES = frozenset(
         LINK_IPV4,
         LINK_IPV6,
         LINK_LINUX_SLL2,
+        LINK_NFLOG,
     }
 )
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
 ETH_VLAN = frozenset({0x8100, 0x88A8, 0x9100})
+ETH_MPLS = frozenset({0x8847, 0x8848})  # unicast, multicast: a label stack, then IP
+ETH_PPPOE = 0x8864  # a PPPoE session (RFC 2516); its discovery (0x8863) carries no IP
+PPP_IPV4, PPP_IPV6 = 0x0021, 0x0057
+NFULA_PAYLOAD = 9
 PACKET_OUTGOING = 4
 
 _U16 = struct.Struct("!H").unpack_from
@@ -153,6 +160,28 @@ def _ethernet(buf: Buf, off: int, end: int) -> tuple[int, int] | None:
         etype = _U16(buf, off + 2)[0]
         off += 4
     return etype, off
+
+
+def _nflog(buf: Buf, off: int, end: int) -> tuple[int, int] | None:
+    """An NFLOG frame at ``buf[off:end]`` (LINKTYPE_NFLOG: family, version, resource id, then
+    TLVs of a length and a type in the capturing host's byte order, each padded to 4 bytes):
+    where its NFULA_PAYLOAD (the packet from its network header on) starts and ends, the same
+    offset twice when it has none; None when a TLV runs past the frame."""
+    if end - off < 4 or buf[off + 1] != 0:  # version 0
+        return None
+    off += 4
+    big = None
+    while end - off >= 4:
+        if big is None:  # the first TLV tells the order: its type is a small number
+            big = buf[off + 2] == 0 and buf[off + 3] != 0
+        length = _U16(buf, off)[0] if big else buf[off] | buf[off + 1] << 8
+        kind = _U16(buf, off + 2)[0] if big else buf[off + 2] | buf[off + 3] << 8
+        if length < 4 or off + length > end:
+            return None
+        if kind == NFULA_PAYLOAD:
+            return off + 4, off + length
+        off += (length + 3) & ~3
+    return end, end
 
 
 class Decoder:
@@ -275,17 +304,61 @@ class Decoder:
                     family = family >> 24
                 etype = ETH_IPV4 if family == 2 else ETH_IPV6
                 off += 4
+            elif linktype == LINK_NFLOG:
+                found = _nflog(buf, off, end)
+                if found is None:
+                    st.malformed += 1
+                    return
+                off, end = found
+                if off == end:  # no NFULA_PAYLOAD: a log line without the packet
+                    st.other += 1
+                    return
+                etype = ETH_IPV4 if buf[off] >> 4 == 4 else ETH_IPV6
             else:
                 st.other += 1
                 return
-            if etype == ETH_IPV4:
-                self._ipv4(ts, buf, off, end)
-            elif etype == ETH_IPV6:
-                self._ipv6(ts, buf, off, end)
-            else:
-                st.other += 1
+            self._network(ts, etype, buf, off, end, 0)
         except (struct.error, IndexError):
             st.malformed += 1
+
+    def _network(self, ts: float, etype: int, buf: Buf, off: int, end: int, depth: int) -> None:
+        """What an EtherType carries: IPv4 or IPv6, also under an MPLS label stack or in a PPPoE
+        session (pcapfast.c ``network`` is the same walk)."""
+        st = self.stats
+        if etype in ETH_MPLS:
+            while True:  # labels until the one with the bottom-of-stack bit
+                if end - off < 4:
+                    st.malformed += 1
+                    return
+                off += 4
+                if buf[off - 2] & 1:
+                    break
+            # no field names what follows the stack: an IP packet says so by its version
+            version = buf[off] >> 4 if off < end else 0
+            etype = ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else 0
+        elif etype == ETH_PPPOE:
+            if end - off < 8:
+                st.malformed += 1
+                return
+            if buf[off] != 0x11 or buf[off + 1]:  # version 1, type 1, code 0 (session data)
+                st.other += 1
+                return
+            end = min(end, off + 6 + _U16(buf, off + 4)[0])
+            off += 6
+            if end - off < 2:
+                st.malformed += 1
+                return
+            if buf[off] & 1:  # protocol field compression (RFC 1661 6.5): one byte
+                proto, off = buf[off], off + 1
+            else:
+                proto, off = _U16(buf, off)[0], off + 2
+            etype = ETH_IPV4 if proto == PPP_IPV4 else ETH_IPV6 if proto == PPP_IPV6 else 0
+        if etype == ETH_IPV4:
+            self._ipv4(ts, buf, off, end, depth)
+        elif etype == ETH_IPV6:
+            self._ipv6(ts, buf, off, end, depth)
+        else:
+            st.other += 1
 
     def _copy(self, out: bool, etype: int, buf: Buf, off: int, end: int) -> bool:
         """Is this IP packet (an SLL frame's) the second copy of one of the last SLL frames of
@@ -531,9 +604,4 @@ class Decoder:
                 st.malformed += 1
                 return
             etype, off = found
-        if etype == ETH_IPV4:
-            self._ipv4(ts, buf, off, end, depth)
-        elif etype == ETH_IPV6:
-            self._ipv6(ts, buf, off, end, depth)
-        else:
-            st.other += 1
+        self._network(ts, etype, buf, off, end, depth)

@@ -122,7 +122,7 @@ struct sp_run {
     double last_ts;
     uint64_t bad_timestamps;
     int ng_order_big;
-    struct { uint32_t link; double tick; uint32_t snap; } *ifaces;
+    struct { uint32_t link; double tick; uint32_t snap; int64_t shift; } *ifaces;
     size_t nifaces, capifaces;
     /* IP datagrams being put together (decode.py Decoder._pending), oldest first */
     struct sp_dgram *pending[64];
@@ -1668,19 +1668,46 @@ static void ipv6_chain(struct sp_run *r, double ts, int nxt, const uint8_t *src,
                        const uint8_t *dst, const uint8_t *b, uint64_t off, uint64_t end,
                        int depth);
 
-/* decode.py Decoder._inner: an Ethernet frame (ETH_TEB) or an IP packet a tunnel carries */
-static void inner(struct sp_run *r, double ts, unsigned etype, const uint8_t *b, uint64_t off,
-                  uint64_t end, int depth) {
+/* decode.py _ethernet: the EtherType after any 802.1Q/802.1ad tags (*etype) and where the
+   payload starts; -1 when the frame is cut short */
+static int64_t ethernet(const uint8_t *b, uint64_t off, uint64_t end, unsigned *etype) {
+    if (off > end || end - off < 14) return -1;
+    unsigned t = be16(b + off + 12);
+    off += 14;
+    while (t == 0x8100 || t == 0x88A8 || t == 0x9100) {
+        if (off + 4 > end) return -1;
+        t = be16(b + off + 2);
+        off += 4;
+    }
+    *etype = t;
+    return (int64_t)off;
+}
+
+/* decode.py Decoder._network: IPv4 or IPv6, also under an MPLS label stack or in a PPPoE
+   session */
+static void network(struct sp_run *r, double ts, unsigned etype, const uint8_t *b, uint64_t off,
+                    uint64_t end, int depth) {
     uint64_t *st = r->dstat;
-    if (etype == ETH_TEB) {
-        if (off > end || end - off < 14) { st[D_MALFORMED]++; return; }
-        etype = be16(b + off + 12);
-        off += 14;
-        while (etype == 0x8100 || etype == 0x88A8 || etype == 0x9100) {
-            if (off + 4 > end) { st[D_MALFORMED]++; return; }
-            etype = be16(b + off + 2);
+    if (off > end) { st[D_MALFORMED]++; return; }
+    if (etype == 0x8847 || etype == 0x8848) { /* MPLS: labels to the bottom of the stack */
+        for (;;) {
+            if (end - off < 4) { st[D_MALFORMED]++; return; }
             off += 4;
+            if (b[off - 2] & 1) break;
         }
+        unsigned version = off < end ? b[off] >> 4 : 0;
+        etype = version == 4 ? 0x0800 : version == 6 ? 0x86DD : 0;
+    } else if (etype == 0x8864) { /* PPPoE session */
+        if (end - off < 8) { st[D_MALFORMED]++; return; }
+        if (b[off] != 0x11 || b[off + 1]) { st[D_OTHER]++; return; }
+        uint64_t stop = off + 6 + be16(b + off + 4);
+        if (stop < end) end = stop;
+        off += 6;
+        if (end < off || end - off < 2) { st[D_MALFORMED]++; return; }
+        unsigned proto;
+        if (b[off] & 1) { proto = b[off]; off += 1; }
+        else { proto = be16(b + off); off += 2; }
+        etype = proto == 0x0021 ? 0x0800 : proto == 0x0057 ? 0x86DD : 0;
     }
     if (etype == 0x0800)
         ipv4(r, ts, b, off, end, depth);
@@ -1688,6 +1715,39 @@ static void inner(struct sp_run *r, double ts, unsigned etype, const uint8_t *b,
         ipv6(r, ts, b, off, end, depth);
     else
         st[D_OTHER]++;
+}
+
+/* decode.py _nflog: where an NFLOG frame's NFULA_PAYLOAD starts (*start) and ends (*stop), the
+   same offset twice when it has none; 0 when a TLV runs past the frame */
+static int nflog(const uint8_t *b, uint64_t off, uint64_t end, uint64_t *start, uint64_t *stop) {
+    if (end - off < 4 || b[off + 1] != 0) return 0;
+    off += 4;
+    int big = -1;
+    while (end - off >= 4) {
+        if (big < 0) big = b[off + 2] == 0 && b[off + 3] != 0;
+        unsigned length = rd16(b + off, big), kind = rd16(b + off + 2, big);
+        if (length < 4 || length > end - off) return 0;
+        if (kind == 9) {
+            *start = off + 4;
+            *stop = off + length;
+            return 1;
+        }
+        off += (length + 3) & ~3u;
+        if (off > end) off = end;
+    }
+    *start = *stop = end;
+    return 1;
+}
+
+/* decode.py Decoder._inner: an Ethernet frame (ETH_TEB) or an IP packet a tunnel carries */
+static void inner(struct sp_run *r, double ts, unsigned etype, const uint8_t *b, uint64_t off,
+                  uint64_t end, int depth) {
+    if (etype == ETH_TEB) {
+        int64_t at = ethernet(b, off, end, &etype);
+        if (at < 0) { r->dstat[D_MALFORMED]++; return; }
+        off = (uint64_t)at;
+    }
+    network(r, ts, etype, b, off, end, depth);
 }
 
 /* decode.py Decoder._overlay: 0 when the datagram to a VXLAN or Geneve port holds no such header */
@@ -1887,14 +1947,9 @@ static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint
     uint64_t end = off + caplen;
     unsigned etype;
     if (link == 1) { /* Ethernet */
-        if (caplen < 14) { st[D_MALFORMED]++; return; }
-        etype = be16(b + off + 12);
-        off += 14;
-        while (etype == 0x8100 || etype == 0x88A8 || etype == 0x9100) {
-            if (off + 4 > end) { st[D_MALFORMED]++; return; }
-            etype = be16(b + off + 2);
-            off += 4;
-        }
+        int64_t at = ethernet(b, off, end, &etype);
+        if (at < 0) { st[D_MALFORMED]++; return; }
+        off = (uint64_t)at;
     } else if (link == 113) { /* Linux SLL */
         if (caplen < 16) { st[D_MALFORMED]++; return; }
         etype = be16(b + off + 14);
@@ -1916,23 +1971,25 @@ static void frame(struct sp_run *r, double ts, uint32_t link, uint64_t off, uint
         if (family > 0xFFFF) family >>= 24;
         etype = family == 2 ? 0x0800 : 0x86DD;
         off += 4;
+    } else if (link == 239) { /* NFLOG */
+        uint64_t start, stop;
+        if (!nflog(b, off, end, &start, &stop)) { st[D_MALFORMED]++; return; }
+        if (start == stop) { st[D_OTHER]++; return; }
+        off = start;
+        end = stop;
+        etype = (b[off] >> 4) == 4 ? 0x0800 : 0x86DD;
     } else {
         st[D_OTHER]++;
         return;
     }
-    if (etype == 0x0800)
-        ipv4(r, ts, b, off, end, 0);
-    else if (etype == 0x86DD)
-        ipv6(r, ts, b, off, end, 0);
-    else
-        st[D_OTHER]++;
+    network(r, ts, etype, b, off, end, 0);
 }
 
 /* ---------------------------------------------------------------- reading (pcapfile.py) */
 
 static int supported(uint32_t link) {
     return link == 0 || link == 1 || link == 101 || link == 108 || link == 113 || link == 228 ||
-           link == 229 || link == 276;
+           link == 229 || link == 239 || link == 276;
 }
 
 enum { R_FRAME = 0, R_END = 1, R_ERROR = 2 };
@@ -1951,18 +2008,25 @@ static double ts_check(struct sp_run *r, double ts) {
     return r->last_ts;
 }
 
-static double tsresol(struct sp_run *r, uint64_t off, uint64_t end) {
+/* pcapfile.py _clock: seconds per tick (if_tsresol) and seconds added (if_tsoffset) */
+static double tsresol(struct sp_run *r, uint64_t off, uint64_t end, int64_t *shift) {
     int big = r->ng_order_big;
+    double tick = 1e-6;
+    *shift = 0;
     while (off + 4 <= end) {
         unsigned code = rd16(r->buf + off, big), length = rd16(r->buf + off + 2, big);
         if (code == 0) break;
         if (code == 9 && length >= 1 && off + 5 <= end) {
             unsigned v = r->buf[off + 4];
-            return (v & 0x80) ? pow(2.0, -(double)(v & 0x7F)) : pow(10.0, -(double)v);
+            tick = (v & 0x80) ? pow(2.0, -(double)(v & 0x7F)) : pow(10.0, -(double)v);
+        } else if (code == 14 && length >= 8 && off + 12 <= end) {
+            uint64_t hi = rd32(r->buf + off + 4 + (big ? 0 : 4), big);
+            uint64_t lo = rd32(r->buf + off + 4 + (big ? 4 : 0), big);
+            *shift = (int64_t)(hi << 32 | lo);
         }
         off += 4 + ((length + 3) & ~3u);
     }
-    return 1e-6;
+    return tick;
 }
 
 /* the next frame: R_FRAME with *ts, *link, *off, *caplen; R_END; or R_ERROR (r->err) */
@@ -2054,7 +2118,7 @@ static int next_frame(struct sp_run *r, double *ts, uint32_t *link, uint64_t *fo
             }
             r->ifaces[r->nifaces].link = rd16(b + body, big);
             r->ifaces[r->nifaces].snap = rd32(b + body + 4, big);
-            r->ifaces[r->nifaces].tick = tsresol(r, body + 8, bend);
+            r->ifaces[r->nifaces].tick = tsresol(r, body + 8, bend, &r->ifaces[r->nifaces].shift);
             r->nifaces++;
         } else if (btype == 6 || btype == 2) {
             if (bend - body < 20) {
@@ -2084,7 +2148,8 @@ static int next_frame(struct sp_run *r, double *ts, uint32_t *link, uint64_t *fo
                 return fail(r, msg);
             }
             uint64_t ticks = (uint64_t)hi << 32 | lo;
-            *ts = ts_check(r, (double)ticks * r->ifaces[iface].tick);
+            *ts = ts_check(r, (double)ticks * r->ifaces[iface].tick +
+                                  (double)r->ifaces[iface].shift);
             *link = r->ifaces[iface].link;
             *foff = body + 20;
             *caplen = cap;

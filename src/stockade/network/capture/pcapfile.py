@@ -1,11 +1,12 @@
 """pcap and pcapng file reader over an mmap of the file (frames are never copied).
 
 pcap: both byte orders, microsecond and nanosecond magics. pcapng: several sections of either
-byte order, interfaces with their own link type and ``if_tsresol``, Enhanced, Simple and the
-obsolete Packet blocks; other blocks are skipped. A record cut short at the end of the file ends
-the iteration and sets ``truncated``; structural nonsense raises ``PacketError``. A timestamp no
-calendar can hold (pcapng's 64-bit ticks reach year 586,000) keeps its frame, at the previous
-frame's time, and is counted in ``bad_timestamps``: its bytes are inspected like any other.
+byte order, interfaces with their own link type, ``if_tsresol`` and ``if_tsoffset``, Enhanced,
+Simple and the obsolete Packet blocks; other blocks are skipped. A record cut short at the end
+of the file ends the iteration and sets ``truncated``; structural nonsense raises
+``PacketError``. A timestamp no calendar can hold (pcapng's 64-bit ticks reach year 586,000)
+keeps its frame, at the previous frame's time, and is counted in ``bad_timestamps``: its bytes
+are inspected like any other.
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ class PcapReader:
         buf, size = self._buf, self._size
         off = 0
         order = "<"
-        ifaces: list[tuple[int, float, int]] = []  # linktype, seconds per tick, snaplen
+        # linktype, seconds per tick, snaplen, seconds added (if_tsoffset)
+        ifaces: list[tuple[int, float, int, int]] = []
         while off < size:
             if off + 12 > size:
                 self.truncated = True
@@ -162,7 +164,7 @@ class PcapReader:
                 if bend - body < 8:
                     raise self._fail(f"short interface block at byte {off}")
                 link, _r, snap = struct.unpack_from(order + "HHI", buf, body)
-                ifaces.append((link, self._tsresol(order, body + 8, bend), snap))
+                ifaces.append((link, *self._clock(order, body + 8, bend, snap)))
             elif btype == 6 or btype == 2:  # Enhanced Packet / obsolete Packet
                 if bend - body < 20:
                     raise self._fail(f"short packet block at byte {off}")
@@ -176,26 +178,30 @@ class PcapReader:
                     raise self._fail(f"packet block at byte {off} names unknown interface {iface}")
                 if body + 20 + caplen > bend:
                     raise self._fail(f"packet block at byte {off} overruns its block")
-                link, tick, _snap = ifaces[iface]
-                yield self._ts(((hi << 32) | lo) * tick), link, buf, body + 20, caplen
+                link, tick, _snap, shift = ifaces[iface]
+                yield self._ts(((hi << 32) | lo) * tick + shift), link, buf, body + 20, caplen
             elif btype == 3:  # Simple Packet: interface 0, no timestamp
                 if not ifaces or bend - body < 4:
                     raise self._fail(f"simple packet block at byte {off} without an interface")
                 wire = struct.unpack_from(order + "I", buf, body)[0]
-                link, _tick, snap = ifaces[0]
+                link, _tick, snap, _shift = ifaces[0]
                 caplen = min(wire, bend - body - 4, snap or MAX_RECORD)
                 yield 0.0, link, buf, body + 4, caplen
             off += blen
 
-    def _tsresol(self, order: str, off: int, end: int) -> float:
-        """Seconds per timestamp tick from the ``if_tsresol`` option (default microseconds)."""
+    def _clock(self, order: str, off: int, end: int, snap: int) -> tuple[float, int, int]:
+        """(seconds per timestamp tick, snaplen, seconds added to every timestamp) from the
+        ``if_tsresol`` option (default microseconds) and ``if_tsoffset`` (default none)."""
         buf = self._buf
+        tick, shift = 1e-6, 0
         while off + 4 <= end:
             code, length = struct.unpack_from(order + "HH", buf, off)
             if code == 0:
                 break
             if code == 9 and length >= 1 and off + 5 <= end:
                 v = buf[off + 4]
-                return float(2.0 ** -(v & 0x7F) if v & 0x80 else 10.0**-v)
+                tick = float(2.0 ** -(v & 0x7F) if v & 0x80 else 10.0**-v)
+            elif code == 14 and length >= 8 and off + 12 <= end:
+                shift = struct.unpack_from(order + "q", buf, off + 4)[0]
             off += 4 + ((length + 3) & ~3)
-        return 1e-6
+        return tick, snap, shift

@@ -7,7 +7,8 @@ message of the direction and, only for a message that needs it, sends what the a
 read to a second stream of the same engine, one per message (so bodies never join):
 
 * chunked transfer coding removed (a card cut by a chunk header inside its digits);
-* ``Content-Encoding: gzip`` / ``deflate`` inflated, bounded (below);
+* ``Content-Encoding: gzip`` / ``deflate`` inflated, ``br`` (brotli) and ``zstd`` decompressed,
+  a list of codings undone in turn, each bounded (below);
 * ``%XX`` and ``+`` decoded in the request target's query and in
   ``application/x-www-form-urlencoded`` bodies;
 * multipart parts split, and a part's ``base64`` or ``quoted-printable`` coding removed;
@@ -16,7 +17,7 @@ read to a second stream of the same engine, one per message (so bodies never joi
 **Offsets.** A match in decoded content is reported in raw stream coordinates: bytes copied one to
 one (de-chunked data, literal characters of a form) keep their exact offsets; a span that covers
 an escape or a chunk header runs from the first to the last raw byte that produced it; bytes that
-came out of an inflater or a base64 part get the span of the encoded input being decoded when they
+came out of a decompressor or a base64 part get the span of the encoded input being decoded when they
 came out. The masked evidence is masked decoded text. A decoded match whose bytes were contiguous
 and unchanged in the raw stream is left to the raw stream (reported once).
 
@@ -335,18 +336,57 @@ class Sink:
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-class Inflate:
-    """gzip or deflate (zlib-wrapped or raw), bounded by the direction's budget and a ratio.
-    A gzip body may hold several members (RFC 1952 section 2.2): each is inflated in turn, as
-    gzip readers (zcat, Python's gzip, urllib3) hand the application their concatenation."""
+AS_IS_HELD = 256  # a body's first input bytes (and the piece holding them) kept to read as is
 
-    __slots__ = ("_d", "_in", "_kind", "_members", "_next", "_out", "_owner", "_span")
+
+class _Undo:
+    """What :class:`Inflate` and :class:`Unpack` share: a body that does not open as its coding
+    says (the decompressor fails within its first :data:`AS_IS_HELD` input bytes, or the piece
+    that holds them: raw deflate reads some text as fixed-Huffman blocks for a while) is read
+    as it is too. A sender that names a coding it did not apply hides nothing from DLP that
+    way; the application that reads such a body reads no more than its bytes."""
+
+    __slots__ = ("_d", "_held", "_in", "_kind", "_next", "_out", "_owner", "_plain", "_span")
 
     def __init__(self, owner: DecodingStream, kind: str, nxt: Stage) -> None:
         self._owner, self._next, self._kind = owner, nxt, kind
         self._d: Any = None
         self._in = self._out = 0
         self._span = (0, 0)
+        self._held: list[tuple[bytes, int, int, bool]] | None = []
+        self._plain = False
+
+    def _hold(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        if self._held is not None:
+            if self._in - len(data) >= AS_IS_HELD:
+                self._held = None
+            else:
+                self._held.append((data, rs, re_, linear))
+
+    def _corrupt(self) -> None:
+        held, kind = self._held, self._kind
+        if held is not None:
+            self._owner.limit(f"{kind}: not {kind}-coded, read as it is")
+            self._kind, self._d, self._plain, self._held = "", None, True, None
+            for piece in held:
+                self._next.push(*piece)
+            return
+        self._stop(f"{kind}: corrupt compressed body")
+
+    def _stop(self, why: str) -> None:
+        self._owner.limit(why)
+        self._kind, self._d = "", None
+
+
+class Inflate(_Undo):
+    """gzip or deflate (zlib-wrapped or raw), bounded by the direction's budget and a ratio.
+    A gzip body may hold several members (RFC 1952 section 2.2): each is inflated in turn, as
+    gzip readers (zcat, Python's gzip, urllib3) hand the application their concatenation."""
+
+    __slots__ = ("_members",)
+
+    def __init__(self, owner: DecodingStream, kind: str, nxt: Stage) -> None:
+        super().__init__(owner, kind, nxt)
         self._members = 0  # gzip members inflated to their end
 
     def _start(self, data: bytes) -> bool:
@@ -365,9 +405,12 @@ class Inflate:
         return True
 
     def push(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        if self._plain:
+            return self._next.push(data, rs, re_, linear)
         if self._kind == "" or not data:
-            return
+            return None
         self._in += len(data)
+        self._hold(data, rs, re_, linear)
         self._span = (rs, re_)
         while data:
             if self._d is None and not self._start(data):
@@ -378,7 +421,7 @@ class Inflate:
             try:
                 out = self._d.decompress(data, room)
             except zlib.error:
-                return self._stop(f"{self._kind}: corrupt compressed body")
+                return self._corrupt()
             self._out += len(out)
             if out:
                 self._next.push(out, rs, re_, False)
@@ -395,10 +438,7 @@ class Inflate:
                 data, self._d = self._d.unused_data, None
                 continue
             data = self._d.unconsumed_tail
-
-    def _stop(self, why: str) -> None:
-        self._owner.limit(why)
-        self._kind, self._d = "", None
+        return None
 
     def end(self) -> None:
         if self._d is not None and self._kind:
@@ -409,6 +449,108 @@ class Inflate:
             self._d = None
             if tail:
                 self._next.push(tail, *self._span, False)
+        self._next.end()
+
+
+UNPACK_CHUNK = 16 * 1024  # bytes of output a brotli or zstd decompressor hands on at a time
+
+
+class _Spent(Exception):
+    """Raised from :meth:`Unpack.write` to stop the zstd writer that called it."""
+
+
+class Unpack(_Undo):
+    """brotli (RFC 7932) or zstd (RFC 8878), bounded as :class:`Inflate` is: output stops at
+    the direction's budget or when it passes :data:`RATIO_CAP` times the input, never more than
+    :data:`UNPACK_CHUNK` bytes held at once (a bomb is not expanded first and cut after)."""
+
+    __slots__ = ()
+
+    def __init__(self, owner: DecodingStream, kind: str, nxt: Stage) -> None:
+        super().__init__(owner, kind, nxt)
+        if kind == "br":
+            import brotli
+
+            self._d = brotli.Decompressor()
+        else:
+            import zstandard
+
+            # (any object with write(bytes) serves as the writer's sink: this one bounds it)
+            self._d = zstandard.ZstdDecompressor().stream_writer(
+                self,  # type: ignore[arg-type]
+                write_size=UNPACK_CHUNK,
+                write_return_read=True,
+            )
+
+    def push(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        if self._plain:
+            self._next.push(data, rs, re_, linear)
+            return
+        if self._kind == "" or not data:
+            return
+        self._in += len(data)
+        self._hold(data, rs, re_, linear)
+        self._span = (rs, re_)
+        if self._kind == "br":
+            self._brotli(data)
+            return
+        import zstandard
+
+        try:
+            self._d.write(data)
+        except _Spent:
+            pass
+        except zstandard.ZstdError:
+            self._corrupt()
+
+    def _brotli(self, data: bytes) -> None:
+        import brotli
+
+        d = self._d
+        while True:
+            room = self._owner.room()
+            if room <= 0:
+                return self._stop(f"br: output cap of {self._owner.budget} bytes reached")
+            try:
+                out = d.process(data, output_buffer_limit=min(room, UNPACK_CHUNK))
+            except brotli.error:
+                return self._corrupt()
+            data = b""
+            if out and not self._hand_on(out):
+                return None
+            if d.is_finished():
+                self._kind = ""  # trailing bytes after the stream's end are not content
+                return None
+            if d.can_accept_more_data():
+                return None
+
+    def write(self, out: bytes) -> int:
+        """The zstd writer's output, :data:`UNPACK_CHUNK` bytes at most at a time."""
+        if not self._hand_on(out):
+            raise _Spent
+        return len(out)
+
+    def _hand_on(self, out: bytes) -> bool:
+        """Pass decompressed bytes on within the bounds; False once decoding stopped."""
+        room = self._owner.room()
+        if room <= 0:
+            self._stop(f"{self._kind}: output cap of {self._owner.budget} bytes reached")
+            return False
+        self._out += min(len(out), room)
+        self._next.push(out[:room], *self._span, False)
+        if len(out) > room:
+            self._stop(f"{self._kind}: output cap of {self._owner.budget} bytes reached")
+            return False
+        if self._out > RATIO_FLOOR and self._out > RATIO_CAP * self._in:
+            self._stop(
+                f"{self._kind}: inflation ratio over {RATIO_CAP}:1 "
+                f"({self._in} bytes gave {self._out})"
+            )
+            return False
+        return True
+
+    def end(self) -> None:
+        self._d = None
         self._next.end()
 
 

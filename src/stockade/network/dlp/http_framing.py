@@ -21,7 +21,16 @@ from stockade.network.protocols.hpack import Decoder as HpackDecoder
 from stockade.network.protocols.hpack import HpackError
 from stockade.network.protocols.http2 import PREFACE
 
-from .decoding import RATIO_CAP, RATIO_FLOOR, FormDecode, Inflate, Multipart, Sink, Stage
+from .decoding import (
+    RATIO_CAP,
+    RATIO_FLOOR,
+    FormDecode,
+    Inflate,
+    Multipart,
+    Sink,
+    Stage,
+    Unpack,
+)
 
 if TYPE_CHECKING:
     from .decoding import DecodingStream
@@ -32,6 +41,7 @@ MAX_LINE = 1024  # bytes of a chunk-size or trailer line
 MAX_H2_BLOCK = 64 * 1024  # bytes of one HTTP/2 header block
 MAX_H2_STREAMS = 128  # HTTP/2 streams decoded at once per direction
 TO_CLOSE = 1 << 62
+MAX_CODINGS = 4  # content codings undone in turn on one body
 
 _REQUEST = re.compile(rb"([A-Z]{3,10}) (\S{1,8192}) HTTP/1\.[01]\r?\n")
 _STATUS = re.compile(rb"HTTP/1\.[01] ([1-5][0-9]{2})[ \r\n]")
@@ -47,6 +57,7 @@ _SPECIAL = re.compile(
     rb"\n(?:transfer-encoding|content-encoding|upgrade|content-type[ \t]*:[ \t]*"
     rb"(?:application/x-www-form-urlencoded|multipart/))"
 )
+_CODINGS = (b"content-encoding", b"transfer-encoding")  # lists: each line adds to the list
 _FOLD = re.compile(rb"\r?\n[ \t]+")  # an obs-fold: a header line continued on the next
 _DECODED_TYPES = (b"application/x-www-form-urlencoded", b"multipart/")
 _BOUNDARY = re.compile(rb'boundary=(?:"([^"]{1,70})"|([^";,\s]{1,70}))', re.I)
@@ -64,14 +75,22 @@ def pipeline(owner: DecodingStream, sink: Sink, encoding: bytes, ctype: bytes) -
         m = _BOUNDARY.search(ctype)
         if m:
             tail = Multipart(owner, m.group(1) or m.group(2), tail)
-    coding = encoding.strip().lower()
-    if coding in (b"gzip", b"x-gzip"):
-        tail = Inflate(owner, "gzip", tail)
-    elif coding == b"deflate":
-        tail = Inflate(owner, "deflate", tail)
-    elif coding not in (b"", b"identity"):
-        owner.limit(f"content-encoding {coding.decode('latin-1')[:32]} not decoded")
+    # codings in the order they were applied (RFC 9110 8.4): the last listed is undone first
+    codings = encoding.lower().split(b",")
+    if len(codings) > MAX_CODINGS:
+        owner.limit(f"content-encoding: more than {MAX_CODINGS} codings not decoded")
         return None
+    for coding in codings:
+        coding = coding.strip()
+        if coding in (b"gzip", b"x-gzip"):
+            tail = Inflate(owner, "gzip", tail)
+        elif coding == b"deflate":
+            tail = Inflate(owner, "deflate", tail)
+        elif coding in (b"br", b"zstd"):
+            tail = Unpack(owner, coding.decode(), tail)
+        elif coding not in (b"", b"identity"):
+            owner.limit(f"content-encoding {coding.decode('latin-1')[:32]} not decoded")
+            return None
     return tail
 
 
@@ -286,7 +305,7 @@ class Framing:
                 fields[key] = value
             elif key == b"content-length" and old != value:
                 return -1  # two lengths: the peers may not agree on framing
-            elif old != value:
+            elif old != value or key in _CODINGS:  # a coding twice was applied twice
                 fields[key] = old + b", " + value
         self._messages += 1
         if not status and b"websocket" in fields.get(b"upgrade", b"").lower():
@@ -313,6 +332,13 @@ class Framing:
                 return end
         # Decode only what the application would read differently from the wire.
         encoding = fields.get(b"content-encoding")
+        if te is not None:  # transfer codings before chunked were applied after the content's
+            codings = te.lower().split(b",")
+            if codings[-1].strip() == b"chunked":
+                codings.pop()
+            if codings:
+                extra = b",".join(codings)
+                encoding = extra if encoding is None else encoding + b"," + extra
         ctype = fields.get(b"content-type")
         q = target.find(b"?")
         if (
@@ -495,13 +521,29 @@ class H2Framing:
             self._end(sid)
         self._payload.clear()
         if ftype in (HEADERS, CONTINUATION) and flags & END_HEADERS:
+            block = bytes(self._block)
             try:
-                fields = self._hpack.decode(bytes(self._block))
+                fields = self._hpack.decode(block)
             except HpackError:
                 return False
+            self._fields(fields, block, self._block_rs)
             self._headers(sid, dict(fields), self._block_rs)
             self._block.clear()
         return True
+
+    def _fields(self, fields: list[tuple[str, str]], block: bytes, rs: int) -> None:
+        """The header fields as the application reads them, one ``name: value`` line each, into
+        a sink of their own: Huffman coding (what clients use) and the dynamic table hide their
+        text on the wire. A value spelled out in the block is left to the raw stream."""
+        lines = []
+        for name, value in fields:
+            raw = value.encode("latin-1", "replace")
+            if len(raw) > 8 and raw not in block:  # (shorter cannot hold a card or an SSN)
+                lines.append(name.encode("latin-1", "replace") + b": " + raw)
+        if lines:
+            sink = self._owner.sink()
+            sink.push(b"\n".join(lines), rs, rs + 1, False)
+            sink.end()
 
     def _headers(self, sid: int, fields: dict[str, str], rs: int) -> None:
         owner = self._owner

@@ -1,6 +1,8 @@
 """TLS from the first byte: a handshake record carrying a ClientHello (or an SSLv2-compatible
 hello) from the client, a ServerHello from the server. The connection counts as encrypted only
-when one of the hellos parses completely (see ``tls.opens_with_hello``)."""
+when one of the hellos parses completely (see ``tls.opens_with_hello``), or, for a connection
+the capture joined after its handshake, when both directions are nothing but chains of sealed
+records (``tls.joined_mid_connection``): then its version is unknown."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from .base import FULL, PARTIAL, STRONG, WEAK, Guess
 SLUG = "proto.tls"
 # probe()'s best while the server has sent nothing: a ClientHello alone
 CLIENT_ONLY_CEILING = STRONG
+# the detail of a connection joined after its handshake (no hello: no version, SNI or cipher)
+JOINED = (("tls.joined", "mid-connection"),)
 
 
 def tls_details(info: TlsInfo) -> tuple[tuple[str, str], ...]:
@@ -57,6 +61,8 @@ def _server_score(server: bytes) -> float:
 def probe(client: bytes, server: bytes) -> Guess | None:
     cs, ss = _client_score(client), _server_score(server)
     if not cs and not ss:
+        if tls.joined_mid_connection(client, server):
+            return Guess(protocol=SLUG, confidence=STRONG, encrypted=True, details=JOINED)
         return None
     score = FULL if cs >= PARTIAL and ss else max(cs, ss)
     info = tls.inspect(client, server)
