@@ -60,6 +60,9 @@ CARD_HITS = [
     ('{"id":1,"number":"4111 1111 1111 1111"}', "4111 **** **** 1111", "visa"),
     ('{"card_id": "4111111111111111"}', "4111********1111", "visa"),
     ("cards 5454545454545454", "5454********5454", "mastercard"),
+    # magnetic-stripe track 1 ("%B" PAN "^" name "^" expiry...) and track 2 (";" PAN "=" ...)
+    ("%B4111111111111111^DOE/JOHN^25121010000000000000?", "4111********1111", "visa"),
+    (";5555555555554444=25121010000000000?", "5555********4444", "mastercard"),
 ]
 
 
@@ -76,6 +79,7 @@ def test_card_hits(text: str, masked: str, brand: str) -> None:
 CARD_MISSES = [
     ("luhn-invalid", '{"card":"4111 1111 1111 1112"}'),
     ("luhn-invalid plain", "cc 5555555555554445"),
+    ("luhn-invalid track 1", "%B4111111111111112^DOE/JOHN^2512101?"),
     ("unix ms timestamp", '{"ts":1700000000000,"id":17}'),
     ("unix us timestamp", '{"ts_us":1700000000000000}'),
     ("unix ns timestamp", "ts=1732654123456789012"),

@@ -116,6 +116,8 @@ def _requests() -> list[tuple[bytes, bytes]]:
             + BOMB,
             OK,
         ),
+        # magnetic-stripe track 1 from a point of sale: the card right after "%B"
+        (b"POST /swipe HTTP/1.1\r\nHost: pos\r\n\r\n%B" + CARD.encode() + b"^DOE/J^2512101?", OK),
     ]
     return cases
 
@@ -263,7 +265,7 @@ def test_only_clear_http_is_decided_in_c(captures, inspectors, monkeypatch, comm
     assert {20000 + i for i in range(10)} <= set(commons)  # the first ten cases are plain
     cases = [req + resp for req, resp in _requests()]
     planted = [i for i, c in enumerate(cases) if CARD.encode() in c or SSN.encode() in c]
-    assert len(planted) == 4 and {20000 + i for i in planted} <= set(commons)
+    assert len(planted) == 5 and {20000 + i for i in planted} <= set(commons)
     assert all(ref[20000 + i].hits for i in planted)
     outside = (13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 34, 35, 36, 37, 38)  # see _requests
     assert not {20000 + i for i in outside} & set(commons)

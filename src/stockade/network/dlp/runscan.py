@@ -40,6 +40,7 @@ EXPRESSIONS: tuple[bytes, ...] = (
     rb"h2c",
     rb"^[\r\n]*\x00[\x00-\xff]{2}\x04[\x00\x01]\x00{4}",
     rb"websocket",
+    rb"%B[0-9]{12,19}\^",  # magnetic-stripe track 1 (the card sensor's third prefilter)
 )
 # The single-match triggers among them: EXPRESSIONS index -> (TRIGGERS index, caseless).
 TRIGGER_AT = {6: (4, False), 9: (0, True), 10: (1, True), 11: (2, True), 12: (3, True),

@@ -98,7 +98,13 @@ _CARD_PATTERNS = (
     + r"|[0-9]{3}([ -])[0-9]{4}\1[0-9]{4}\1[0-9]{4}(?:\1[0-9]{1,3})?(?!\1[0-9])"
     + r"|[0-9]{3}([ -])[0-9]{6}\2[0-9]{4,5}(?!\2[0-9]))"
     + _NUM_END,
+    # Magnetic-stripe track 1 (ISO/IEC 7813): "%B" (format code B), the PAN, "^", the name. The
+    # "B" right before the number keeps the pattern above from taking it; track 2 (";PAN=...")
+    # needs nothing of its own.
+    r"(?<=%B)[0-9]{12,19}(?=\^)",
 )
+# Track 1's prefilter: Hyperscan's (runscan.c scans only the digit-run expressions).
+_TRACK1_PREFILTER = r"%B[0-9]{12,19}\^"
 
 _SSN_PATTERNS = (
     _FIRST_DIGIT + r"(?:[0-9]{2}([ -])[0-9]{2}\1[0-9]{4}(?![ -][0-9])|[0-9]{8})" + _NUM_END,
@@ -150,6 +156,7 @@ BUILTIN_SENSORS: tuple[Sensor, ...] = (
             + r"(?:4[0-9 \-]{11,}|(?:50[123]|67[56])[0-9 \-]{8,}|(?:5893|6304)[0-9 \-]{7,})"
             + r"[0-9]"
             + _TRAIL,
+            _TRACK1_PREFILTER,
         ),
         context=(
             "card",
