@@ -670,3 +670,41 @@ def test_networkpolicy_export_never_isolates_a_group_that_blocks_nothing() -> No
     # once it is meant to block, it is exported
     strict = parse_texts([("modes.yaml", MODES.replace("mode: monitor", "mode: protect"))])
     assert "stockade-crm" in [d["metadata"]["name"] for d in export_policies(strict)[0]]
+
+
+OVERLAP = """
+apiVersion: stockade.dev/v1
+kind: FirewallPolicy
+metadata: {name: overlap}
+spec:
+  groups:
+    - {name: shop, selector: {namespace: shop}, mode: monitor}
+    - {name: cde, selector: {namespace: shop, labels: {pci: cde}}, mode: protect}
+    - {name: crm, selector: {namespace: marketing}, mode: monitor}
+  rules:
+    - {name: cde-api, from: [cde], to: [cde], ports: [tcp/8080]}
+    - {name: web, from: [any], to: [shop], ports: [tcp/80]}
+"""
+
+
+def test_networkpolicy_export_keeps_what_a_monitor_group_admits_into_protect_pods() -> None:
+    """A pod in a protect group and in a monitor group gets, in Stockade, what the rules into
+    either let in. Exported, the monitor group has no NetworkPolicy of its own: the pods of both
+    get one with the rules into either (before, port 80 into the card pods was cut off)."""
+    import kubernetes_validate
+
+    pol = parse_texts([("overlap.yaml", OVERLAP)])
+    docs, _ = export_policies(pol)
+    assert sorted(d["metadata"]["name"] for d in docs) == ["stockade-cde", "stockade-cde-shop"]
+    both = next(d for d in docs if d["metadata"]["name"] == "stockade-cde-shop")
+    assert both["spec"]["podSelector"] == {"matchLabels": {"pci": "cde"}}
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.30.0", strict=True)
+    back, _ = import_policies(docs)
+    web = Endpoint(ip="10.77.2.1", name="web", namespace="shop", labels={"app": "web"})
+    for src, dst, port in ((OTHER, PAY, 80), (CRM, PAY, 80), (ORD, PAY, 8080), (OTHER, web, 22)):
+        assert evaluate(pol, src, dst, port).passes, (src.name, dst.name, port)
+        assert evaluate(back, src, dst, port).passes, (src.name, dst.name, port)
+    for src, dst, port in ((OTHER, PAY, 8080), (CRM, ORD, 22)):
+        assert evaluate(pol, src, dst, port).action == "deny"
+        assert evaluate(back, src, dst, port).action == "deny", (src.name, dst.name, port)

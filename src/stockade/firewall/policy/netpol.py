@@ -453,10 +453,128 @@ def _overlap(a: PortRange, b: PortRange) -> bool:
     return (a.l4 == b.l4 or "any" in (a.l4, b.l4)) and a.low <= b.high and b.low <= a.high
 
 
+def _exportable(g: Group) -> bool:
+    """One namespace plus labels: what a NetworkPolicy's podSelector can select."""
+    s = g.selector
+    return not (
+        s.cidrs or s.dns or s.pods or not s.namespace or any(c in s.namespace for c in "*?[")
+    )
+
+
+def _selector_meet(a: Group, b: Group) -> dict[str, Any] | None:
+    """A LabelSelector of the pods both groups select (in their one namespace), or None when no
+    pod can be in both (another namespace, or one label key with two values)."""
+    if a.selector.namespace != b.selector.namespace:
+        return None
+    labels = dict(a.selector.labels)
+    for key, value in b.selector.labels.items():
+        if labels.setdefault(key, value) != value:
+            return None
+    out: dict[str, Any] = {}
+    if labels:
+        out["matchLabels"] = labels
+    exprs = [e.model_dump(exclude_defaults=True) for e in a.selector.expressions]
+    exprs += [
+        d for e in b.selector.expressions if (d := e.model_dump(exclude_defaults=True)) not in exprs
+    ]
+    if exprs:
+        out["matchExpressions"] = exprs
+    return out
+
+
+def _ingress(
+    policy: Policy, targets: frozenset[str], into: str, warnings: list[str]
+) -> list[dict[str, Any]]:
+    """The ingress items of the allow rules into a pod of every group in ``targets`` (``into``
+    names them in warnings), in the policy's order, as first match reads them."""
+    by_name = {g.name: g for g in policy.spec.groups}
+    ingress: list[dict[str, Any]] = []
+    denied: list[PortRange] = []  # ports of the deny rules into the group met so far
+    for r in policy.spec.rules:
+        if not targets & set(r.to) and ANY not in r.to:
+            continue
+        if r.action == "deny":
+            denied += r.port_ranges()
+            continue
+        if r.from_ == [ANY] and r.to == [ANY]:
+            # "nothing isolated" (the import's last rule): admitting everyone into each
+            # group would, NetworkPolicies adding up, also open the pods another group
+            # isolates; an unisolated pod needs no NetworkPolicy
+            continue
+        if any(_overlap(a, b) for a in r.port_ranges() for b in denied):
+            # first match wins: a NetworkPolicy has no deny to put before it, and
+            # admitting the rule whole would let in what the deny rule stops
+            warnings.append(
+                f"rule {r.name!r}: an earlier deny rule takes part of it; left out of {into}"
+            )
+            continue
+        peers: list[dict[str, Any]] = []
+        everyone = False
+        for name in r.from_:
+            if name == ANY:
+                everyone = True
+                break
+            peer = _np_peer(by_name[name])
+            if peer is None:
+                warnings.append(
+                    f"rule {r.name!r}: group {name!r} cannot be a NetworkPolicy peer; left out"
+                )
+                continue
+            peers.append(peer)
+        if everyone:
+            peers = []
+        elif not peers:
+            # an ingress item without "from" admits every source: never widen a rule whose
+            # sources were all left out
+            warnings.append(
+                f"rule {r.name!r}: no source can be a NetworkPolicy peer; rule left out of {into}"
+            )
+            continue
+        ports: list[dict[str, Any]] = []
+        for text in r.ports:
+            pr = parse_port(text)
+            if pr.l4 == "icmp":
+                warnings.append(f"rule {r.name!r}: NetworkPolicy has no ICMP; icmp left out")
+                continue
+            for l4 in ("tcp", "udp") if pr.l4 == "any" else (pr.l4,):
+                if (pr.low, pr.high) == (0, 65535):
+                    ports.append({"protocol": l4.upper()})
+                else:
+                    item: dict[str, Any] = {"protocol": l4.upper(), "port": pr.low}
+                    if pr.high != pr.low:
+                        item["endPort"] = pr.high
+                    ports.append(item)
+        if not ports:  # icmp alone: an item without ports would admit every port
+            continue
+        rule: dict[str, Any] = {}
+        if peers:
+            rule["from"] = peers
+        every_port = {p["protocol"] for p in ports if list(p) == ["protocol"]} >= {"TCP", "UDP"}
+        if ports and not every_port:
+            rule["ports"] = ports
+        ingress.append(rule)
+    return ingress
+
+
+def _network_policy(name: str, namespace: str, selector: dict[str, Any], ingress: list[Any]) -> Any:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "stockade"},
+        },
+        "spec": {"podSelector": selector, "policyTypes": ["Ingress"], "ingress": ingress},
+    }
+
+
 def export_policies(policy: Policy) -> tuple[list[dict[str, Any]], list[str]]:
+    """One NetworkPolicy per protect group (the allow rules into it); and where a pod can be in
+    a protect group and in a group that blocks nothing, one for the pods of both, with the
+    allow rules into either (NetworkPolicies add up: those pods get what Stockade lets in)."""
     out: list[dict[str, Any]] = []
     warnings: list[str] = []
-    by_name = {g.name: g for g in policy.spec.groups}
     for r in policy.spec.rules:
         if r.action == "deny":
             warnings.append(f"rule {r.name!r}: NetworkPolicy has no deny rules; left out")
@@ -464,10 +582,11 @@ def export_policies(policy: Policy) -> tuple[list[dict[str, Any]], list[str]]:
             warnings.append(
                 f"rule {r.name!r}: application protocols {r.protocols} left out (L4 only)"
             )
+    open_groups = [g for g in policy.spec.groups if g.mode != "protect" and _exportable(g)]
     for g in policy.spec.groups:
-        s = g.selector
-        if s.cidrs or s.dns or s.pods or not s.namespace or any(c in s.namespace for c in "*?["):
-            if not (s.cidrs or s.dns):
+        namespace = g.selector.namespace
+        if not _exportable(g) or namespace is None:
+            if not (g.selector.cidrs or g.selector.dns):
                 warnings.append(
                     f"group {g.name!r}: not one namespace plus labels; no NetworkPolicy for it"
                 )
@@ -482,88 +601,18 @@ def export_policies(policy: Policy) -> tuple[list[dict[str, Any]], list[str]]:
                 " --learned --mode protect, to enforce it in Kubernetes"
             )
             continue
-        ingress: list[dict[str, Any]] = []
-        denied: list[PortRange] = []  # ports of the deny rules into the group met so far
-        for r in policy.spec.rules:
-            if g.name not in r.to and ANY not in r.to:
+        own = _ingress(policy, frozenset({g.name}), f"group {g.name!r}", warnings)
+        out.append(_network_policy(f"stockade-{g.name}", namespace, _np_selector(g), own))
+        for h in open_groups:
+            both = _selector_meet(g, h)
+            if both is None:
                 continue
-            if r.action == "deny":
-                denied += r.port_ranges()
+            noted: list[str] = []
+            shared = _ingress(
+                policy, frozenset({g.name, h.name}), f"the pods of {g.name!r} and {h.name!r}", noted
+            )
+            if shared == own:  # no rule into h adds anything for them
                 continue
-            if r.from_ == [ANY] and r.to == [ANY]:
-                # "nothing isolated" (the import's last rule): admitting everyone into each
-                # group would, NetworkPolicies adding up, also open the pods another group
-                # isolates; an unisolated pod needs no NetworkPolicy
-                continue
-            if any(_overlap(a, b) for a in r.port_ranges() for b in denied):
-                # first match wins: a NetworkPolicy has no deny to put before it, and
-                # admitting the rule whole would let in what the deny rule stops
-                warnings.append(
-                    f"rule {r.name!r}: an earlier deny rule takes part of it; left out of group"
-                    f" {g.name!r}"
-                )
-                continue
-            peers: list[dict[str, Any]] = []
-            everyone = False
-            for name in r.from_:
-                if name == ANY:
-                    everyone = True
-                    break
-                peer = _np_peer(by_name[name])
-                if peer is None:
-                    warnings.append(
-                        f"rule {r.name!r}: group {name!r} cannot be a NetworkPolicy peer; left out"
-                    )
-                    continue
-                peers.append(peer)
-            if everyone:
-                peers = []
-            elif not peers:
-                # an ingress item without "from" admits every source: never widen a rule whose
-                # sources were all left out
-                warnings.append(
-                    f"rule {r.name!r}: no source can be a NetworkPolicy peer; rule left out"
-                    f" of group {g.name!r}"
-                )
-                continue
-            ports: list[dict[str, Any]] = []
-            for text in r.ports:
-                pr = parse_port(text)
-                if pr.l4 == "icmp":
-                    warnings.append(f"rule {r.name!r}: NetworkPolicy has no ICMP; icmp left out")
-                    continue
-                for l4 in ("tcp", "udp") if pr.l4 == "any" else (pr.l4,):
-                    if (pr.low, pr.high) == (0, 65535):
-                        ports.append({"protocol": l4.upper()})
-                    else:
-                        item: dict[str, Any] = {"protocol": l4.upper(), "port": pr.low}
-                        if pr.high != pr.low:
-                            item["endPort"] = pr.high
-                        ports.append(item)
-            if not ports:  # icmp alone: an item without ports would admit every port
-                continue
-            rule: dict[str, Any] = {}
-            if peers:
-                rule["from"] = peers
-            every_port = {p["protocol"] for p in ports if list(p) == ["protocol"]} >= {"TCP", "UDP"}
-            if ports and not every_port:
-                rule["ports"] = ports
-            ingress.append(rule)
-        spec: dict[str, Any] = {
-            "podSelector": _np_selector(g),
-            "policyTypes": ["Ingress"],
-            "ingress": ingress,
-        }
-        out.append(
-            {
-                "apiVersion": "networking.k8s.io/v1",
-                "kind": "NetworkPolicy",
-                "metadata": {
-                    "name": f"stockade-{g.name}",
-                    "namespace": s.namespace,
-                    "labels": {"app.kubernetes.io/managed-by": "stockade"},
-                },
-                "spec": spec,
-            }
-        )
+            warnings += [w for w in noted if w not in warnings]
+            out.append(_network_policy(f"stockade-{g.name}-{h.name}", namespace, both, shared))
     return out, warnings
