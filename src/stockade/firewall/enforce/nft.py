@@ -167,17 +167,16 @@ def _l4_matches(rule: Rule) -> list[str]:
             if (r.low, r.high) == (0, 65535)
             else (str(r.low) if r.low == r.high else f"{r.low}-{r.high}")
         )
-        for l4 in ("tcp", "udp") if r.l4 == "any" else (r.l4,):
-            if span == "":
-                by_l4[l4] = ["*"]
-            elif by_l4[l4] != ["*"]:
-                by_l4[l4].append(span)
+        if span == "":
+            by_l4[r.l4] = ["*"]
+        elif by_l4[r.l4] != ["*"]:
+            by_l4[r.l4].append(span)
     out = []
-    for l4, spans in by_l4.items():
+    for proto, spans in by_l4.items():
         if not spans:
             continue
         out.append(
-            f"meta l4proto {l4}" if spans == ["*"] else f"{l4} dport {{ {', '.join(spans)} }}"
+            f"meta l4proto {proto}" if spans == ["*"] else f"{proto} dport {{ {', '.join(spans)} }}"
         )
     if icmp:
         out.append("meta l4proto { icmp, ipv6-icmp }")
