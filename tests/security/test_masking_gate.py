@@ -452,6 +452,31 @@ def test_events_and_findings_are_masked_in_the_store(any_store: Store) -> None:
     assert row["resource"]["digest"] == digest  # a digest is not a card
 
 
+def test_numbers_quoted_in_advisories_are_masked_in_the_store(tmp_path: Path) -> None:
+    """Advisory documents are third-party text: a summary or a link that quotes a card number
+    or an SSN (an example in a write-up) is stored masked, as every string is."""
+    card, ssn = _card("51", 16, 41), "536228407"
+    doc = json.loads(
+        (Path(__file__).parents[2] / "examples/advisories/GHSA-248v-346w-9cwc.json").read_text()
+    )
+    doc["summary"] = f"leaks {shaped(card, ' ')} and {shaped(ssn, '-')} in logs"
+    doc["references"] = [{"type": "WEB", "url": f"https://example.com/report/{card}"}]
+    (tmp_path / "adv.json").write_text(json.dumps(doc))
+    db = tmp_path / "store.db"
+    env = {**os.environ, "STOCKADE_DB": f"sqlite:///{db}"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "stockade", "db", "import", str(tmp_path / "adv.json")],
+        capture_output=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    with sqlite3.connect(db) as conn:
+        (summary, refs) = conn.execute("SELECT summary, refs FROM adv_vulnerabilities").fetchone()
+    assert summary == f"leaks {card[:4]} **** **** {card[-4:]} and ***-**-{ssn[-4:]} in logs"
+    assert f"{card[:4]}********{card[-4:]}" in refs
+    blob = db.read_bytes() + proc.stdout + proc.stderr
+    assert not any_format(card).search(blob) and not any_format(ssn).search(blob)
+
+
 # ---------------------------------------------------------------------------------------------
 # The gate itself
 

@@ -15,6 +15,7 @@ from typing import Any, TypeAlias, cast
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, text, update
 
+from stockade.model.redact import redact_text
 from stockade.scanning.advisories.cvss import CvssError, is_v2, parse_vector
 from stockade.scanning.advisories.model import Advisory, Cvss, ImportBatch, VersionRange
 from stockade.scanning.advisories.spans import Span, row_spans
@@ -357,12 +358,14 @@ def _vuln_row(adv: Advisory, pk: int, source_id: int) -> dict[str, Any]:
         "data_source": adv.source,
         "aliases": json.dumps(list(adv.aliases)),
         "upstream": json.dumps(list(adv.upstream)),
-        "summary": adv.summary,
+        # free text and links from a third party's document pass the masking gate like every
+        # string stored (an advisory quoting a card number or an SSN in its example)
+        "summary": redact_text(adv.summary) if adv.summary else adv.summary,
         "severity": adv.severity,
         **_cvss_columns(adv.cvss),
         "published": adv.published,
         "modified": adv.modified,
-        "refs": json.dumps(list(adv.references)),
+        "refs": redact_text(json.dumps(list(adv.references))),
     }
 
 
