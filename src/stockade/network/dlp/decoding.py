@@ -499,7 +499,7 @@ class Unpack(_Undo):
         try:
             self._d.write(data)
         except _Spent:
-            pass
+            return  # decoding stopped at a bound (_hand_on noted which)
         except zstandard.ZstdError:
             self._corrupt()
 
