@@ -5,6 +5,7 @@ crossed the wire."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import socket
 import ssl
@@ -199,11 +200,9 @@ def after_handshake(
     while not all(done):
         for i, side in enumerate((client, server)):
             if not done[i]:
-                try:
+                with contextlib.suppress(ssl.SSLWantReadError):  # the other side's bytes next
                     side.do_handshake()
                     done[i] = True
-                except ssl.SSLWantReadError:
-                    pass
         s_in.write(c_out.read())
         c_in.write(s_out.read())
     chunks: list[tuple[int, bytes]] = []

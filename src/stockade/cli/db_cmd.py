@@ -65,8 +65,8 @@ def import_cmd(
     ] = False,
 ) -> None:
     """Import advisories in one transaction: OSV (GHSA, Ubuntu...), Debian tracker JSON, Alpine
-    secdb, Red Hat and SUSE CSAF VEX, Amazon Linux updateinfo.xml; each format is recognised by
-    itself.
+    secdb, Red Hat and SUSE CSAF VEX, Amazon Linux updateinfo.xml, NVD CVE records (API 2.0 or
+    2.0 feeds: scores for findings that have none); each format is recognised by itself.
 
     Re-importing a source replaces its earlier records; other sources stay.
     """

@@ -462,23 +462,18 @@ def _exportable(g: Group) -> bool:
 
 
 def _selector_meet(a: Group, b: Group) -> dict[str, Any] | None:
-    """A LabelSelector of the pods both groups select (in their one namespace), or None when no
-    pod can be in both (another namespace, or one label key with two values)."""
-    if a.selector.namespace != b.selector.namespace:
+    """A LabelSelector of the pods both groups select (:func:`_intersect` of their selectors, in
+    their one namespace), or None when no pod can be in both."""
+    both = _intersect(
+        a.selector.model_dump(exclude_defaults=True), b.selector.model_dump(exclude_defaults=True)
+    )
+    if both is None:
         return None
-    labels = dict(a.selector.labels)
-    for key, value in b.selector.labels.items():
-        if labels.setdefault(key, value) != value:
-            return None
     out: dict[str, Any] = {}
-    if labels:
-        out["matchLabels"] = labels
-    exprs = [e.model_dump(exclude_defaults=True) for e in a.selector.expressions]
-    exprs += [
-        d for e in b.selector.expressions if (d := e.model_dump(exclude_defaults=True)) not in exprs
-    ]
-    if exprs:
-        out["matchExpressions"] = exprs
+    if both.get("labels"):
+        out["matchLabels"] = both["labels"]
+    if both.get("expressions"):
+        out["matchExpressions"] = both["expressions"]
     return out
 
 
