@@ -5,7 +5,9 @@ when a C compiler and the Python headers are there; without them the install goe
 enforcer uses its pure-Python loop (it logs which one runs). The same for the sensor's capture-file
 path (src/stockade/network/capture/pcapfast.c): without it ``sensor --pcap`` reads in Python; and
 for the DLP engine's digit-run prefilters (src/stockade/network/dlp/runscan.c): without it
-Hyperscan scans them."""
+Hyperscan scans them. The enforcer's tc classifier (src/stockade/firewall/enforce/clean.bpf.c) is
+built with clang (-target bpf, libbpf-dev's headers) when clang is there; without it the enforcer
+builds it on first use if it can, else every inspected segment waits for it as before."""
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
@@ -18,6 +20,27 @@ class OptionalBuildExt(build_ext):
         for ext in self.extensions:
             ext.optional = True
         super().run()
+        self._classifier()
+
+    def _classifier(self) -> None:
+        import shutil
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        src = Path("src/stockade/firewall/enforce/clean.bpf.c")
+        target = Path(self.build_lib) / "stockade/firewall/enforce/clean.bpf.o"
+        if self.inplace:
+            target = src.with_suffix(".o")
+        clang = shutil.which("clang") or shutil.which("clang-14")
+        if clang is None:
+            print("warning: no clang: the enforcer's classifier is not built", file=sys.stderr)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [clang, "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu",
+               "-c", str(src), "-o", str(target)]  # fmt: skip
+        if subprocess.run(cmd, check=False).returncode != 0:
+            print("warning: the enforcer's classifier did not build", file=sys.stderr)
 
 
 setup(

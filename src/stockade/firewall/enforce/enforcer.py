@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from stockade.firewall.enforce import marks, nft
+from stockade.firewall.enforce import marks, nft, tcfilter
 from stockade.firewall.enforce.answer import Injector
 from stockade.firewall.enforce.ends import EndLog
 from stockade.firewall.enforce.inspector import Inspector, Learned
@@ -96,6 +97,7 @@ class Enforcer:
             resolved,
             log_group=self.settings.queue,
             generation=self.generation if generation is None else generation,
+            depth=self.settings.depth,
         )
         inspector = Inspector(
             policy,
@@ -184,13 +186,20 @@ class Enforcer:
 
     def judge(self, payload: bytes, mark: int) -> tuple[int, bool]:
         """The bits to add to one queued packet's mark, and whether every later packet of its
-        connection gets the same (the compiled loop then answers those itself; see fastpath.py)."""
+        connection gets the same (the compiled loop then answers those itself; see fastpath.py).
+        A clean segment's copy (``DATA_COPY``) is judged alike, but it passed already: no 403."""
+        from stockade.firewall.enforce.fastpath import DATA_COPY
+
         decided = False
         try:
             _, bits = self.inspector.packet(payload, mark)
             decided = self.inspector.decided
             reply = self.inspector.reply
-            if reply is not None and self._injector is not None:
+            if mark & DATA_COPY and bits & marks.BLOCK:
+                # the kernel's first look let through what a sensor blocks: a covered sensor
+                # broader than clean.py's predicate. The event is out; later segments are held.
+                log.error("a segment that passed as clean held what a sensor blocks")
+            elif reply is not None and self._injector is not None:
                 decided = False  # this packet alone is dropped quietly
                 try:
                     self._injector.send(reply)  # a 403 to the client, a reset to the server
@@ -206,6 +215,18 @@ class Enforcer:
                 )
             bits, decided = self._fail_bits, False
         return bits, decided
+
+    def _classifier(self) -> tcfilter.Classifier | None:
+        """The kernel's first look (clean.py) for this node, unless switched off
+        (``STOCKADE_ENFORCER_CLEAN=0``) or not built (no clang)."""
+        if os.environ.get("STOCKADE_ENFORCER_CLEAN", "1") == "0":
+            log.info("the kernel's first look is switched off: every inspected segment waits")
+            return None
+        obj = tcfilter.program()
+        if obj is None:
+            return None
+        log.info("the kernel's first look: clean segments of DLP-only connections pass at once")
+        return tcfilter.Classifier(self.node, obj)
 
     def advise(self, client: bytes, server: bytes, port: int) -> int:
         """For the compiled loop: what it may answer alone between two ends (fastpath.PAIR_*)."""
@@ -242,8 +263,9 @@ class Enforcer:
                 ) from exc
             self._queue = queue
             ends: EndLog | None = None
-            try:  # connection ends copied by the kernel (see ends.py), in the node's namespace
-                ends = EndLog(self.settings.queue)
+            copies = nft.copy_group(self.settings.queue)
+            try:  # connection ends and clean segments copied by the kernel (see ends.py)
+                ends = EndLog(self.settings.queue, copies)
             except EnforcementError as exc:
                 log.warning("%s; flows of finished connections are freed when idle", exc)
             try:  # raw sockets for the 403 answers, opened in the node's namespace
@@ -252,8 +274,11 @@ class Enforcer:
                 log.warning("cannot answer blocked HTTP requests with a 403 (%s); resets only", exc)
         old = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)}
         collector: tuple[int, int, int] | None = None
+        classifier = self._classifier() if ends is not None else None
         try:
             nft.apply(self.node, self.ruleset, self.settings)
+            if classifier is not None:
+                classifier.sync()
             collector = quiet_collector()
             if ready is not None:
                 ready()
@@ -262,23 +287,33 @@ class Enforcer:
             while not self._stop and (end is None or time.monotonic() < end):
                 # packets are answered inside serve(); it returns when the ends are readable
                 if queue.serve(-1 if ends is None else ends.fileno(), 0.2) and ends is not None:
-                    # after the queue: a segment held there is judged before its connection's
-                    # end is noted (the end only ever frees the flow later; see END_GRACE)
-                    for copy in ends.packets():
-                        self.inspector.end_seen(copy)
-                        queue.ended(copy)
+                    # Before the queue's packets (serve returns first): a clean segment's copy
+                    # is read before the later segments of its direction held there. An end
+                    # only ever frees its flow later (see END_GRACE).
+                    for group, mark, copy in ends.packets():
+                        if group == copies:
+                            queue.copy(copy, mark)
+                        else:
+                            self.inspector.end_seen(copy)
+                            queue.ended(copy)
                 self._flush_learned()
                 if time.monotonic() >= next_poll:
                     next_poll = time.monotonic() + poll_every
                     self.inspector.expire()
                     if poll is not None:
                         self._check_policy(poll)
+                    if classifier is not None:
+                        classifier.sync()  # the interfaces of pods that started since
         finally:
             if collector is not None:
                 restore_collector(collector)
             self.queue_counts = queue.counts()
+            if ends is not None and ends.lost:
+                self.queue_counts["copies_lost"] = ends.lost
             queue.close()
             self._queue = None
+            if classifier is not None:
+                classifier.remove()
             if ends is not None:
                 ends.close()
             if self._injector is not None:

@@ -66,6 +66,7 @@ struct fp_queue {
     uint8_t *buf;
     struct fp_slot *table;
     uint64_t judged, fast, errors;
+    uint64_t copied, copied_fast; /* clean segments' copies read by Python, and here (fp_copy) */
     /* the wait after a read (fp_run): poll without sleeping for up to spin_ns, adapted between 0
      * and spin_max_ns to what the waits show; spins that found a packet, spins that did not */
     uint64_t spin_max_ns, spin_ns, spin_hits, spin_misses, spin_yielded;
@@ -500,6 +501,9 @@ int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
             }
             continue;
         }
+        /* the other descriptor first: the copies of clean segments (ends.py) that passed before
+         * the packets now queued are read before those are judged (their streams in order) */
+        if (other >= 0 && (fds[1].revents & POLLIN)) return 1;
         if (fds[0].revents & POLLIN) {
             if (spinning) {
                 q->spin_hits++;
@@ -518,18 +522,19 @@ int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
             errno = EIO;
             return -1;
         }
-        if (other >= 0 && (fds[1].revents & POLLIN)) return 1;
         if (fp_now_ns() >= end) return 0;
     }
 }
 
 void fp_set_handle(struct fp_queue *q, void *handle) { q->handle = handle; }
 
-/* packets judged by Python, answered here, callback failures */
+/* packets judged by Python, answered here, callback failures; clean copies read by Python, here */
 void fp_counts(struct fp_queue *q, uint64_t *out) {
     out[0] = q->judged;
     out[1] = q->fast;
     out[2] = q->errors;
+    out[3] = q->copied;
+    out[4] = q->copied_fast;
 }
 
 /* the spin after a read: its longest and current length (ns), spins that found a packet, spins

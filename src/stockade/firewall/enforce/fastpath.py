@@ -46,11 +46,17 @@ Advise = Callable[[bytes, bytes, int], int]
 # allows that protocol there with nothing to record; PAIR_SCAN: DLP looks at every segment (the
 # connection stays undecided); PAIR_ALLOW: nothing to look for, allowed once the protocol is known.
 PAIR_KNOWN, PAIR_HTTP, PAIR_TLS, PAIR_SCAN, PAIR_ALLOW = 1, 2, 4, 8, 16
+# With PAIR_SCAN: the sensors are covered by the kernel's first look (clean.py), so the answers
+# carry marks.SCAN (and marks.SCAN_SHORT with PAIR_CLEAN_SHORT)
+PAIR_CLEAN, PAIR_CLEAN_SHORT = 32, 64
 # why connections went back to Python (fastpath_own.c FP_WHY_*), in counts() as handed_<cause>
 HANDED_BECAUSE = ("match", "alnum", "order", "end", "limit", "slot")
 
 DECIDED = 1 << 32  # in the compiled loop's answer: the connection is decided (fastpath.c)
 END_COPY = 1 << 31  # the mark of a kept end the C loop replays at a hand-back (fastpath_own.c)
+# the mark of a clean segment's copy (it passed in the kernel: judged for the sensors and the
+# streams, its answer sent nowhere; see clean.py and Queue.copy)
+DATA_COPY = 1 << 30
 MAX_LEN = 4096  # packets the kernel holds for the enforcer before it drops (or bypasses)
 # the compiled loop's longest spin after answering packets, in microseconds (fastpath.c fp_run)
 SPIN_US = 0
@@ -94,6 +100,11 @@ class Queue(Protocol):
     def ended(self, packet: bytes) -> None:
         """A FIN or RST that passed in the kernel (ends.py): connections answered in the loop
         itself are forgotten a moment later."""
+        ...
+
+    def copy(self, packet: bytes, mark: int) -> None:
+        """A clean segment that passed in the kernel (clean.py): read as a queued one is, in its
+        place among them, with no verdict to send."""
         ...
 
     def counts(self) -> dict[str, int]: ...
@@ -221,6 +232,8 @@ class CompiledQueue:
         )  # fmt: skip
 
     def _answer(self, payload: bytes, mark: int) -> int:
+        # a copy (DATA_COPY) is judged like a queued packet: a kept one replayed at a hand-back
+        # carries its answer (a block) to the packet at hand
         if mark & END_COPY:  # a kept end, replayed in its place: noted, no verdict
             if self._end is not None:
                 self._end(payload)
@@ -249,10 +262,13 @@ class CompiledQueue:
     def ended(self, packet: bytes) -> None:
         self._lib.fp_own_end(self._q, packet, len(packet))
 
+    def copy(self, packet: bytes, mark: int) -> None:
+        self._lib.fp_copy(self._q, packet, len(packet), mark | DATA_COPY)
+
     def counts(self) -> dict[str, int]:
         """Packets judged by Python and answered in C, callback failures; connections answered
         in C from their first segment, handed back to Python, and the packets replayed then."""
-        out = self._ffi.new("uint64_t[3]")
+        out = self._ffi.new("uint64_t[5]")
         self._lib.fp_counts(self._q, out)
         own = self._ffi.new("uint64_t[10]")
         self._lib.fp_own_counts(self._q, own)
@@ -265,6 +281,8 @@ class CompiledQueue:
                 counts[f"handed_{why}"] = own[3 + i]
         if own[9]:
             counts["retransmitted"] = own[9]  # segments already scanned, answered in C again
+        if out[3] or out[4]:  # clean segments that passed in the kernel, read by Python / in C
+            counts["copied"], counts["copied_fast"] = out[3], out[4]
         spin = self._ffi.new("uint64_t[5]")
         self._lib.fp_spin_counts(self._q, spin)
         if spin[2] or spin[3]:  # packets found while spinning after a read, spins run out
@@ -321,7 +339,7 @@ class PythonQueue:
         self._judge = judge
         self._fail_mark = fail_mark
         self._fd = nfq.get_fd() if nfq is not None else -1
-        self.judged = self.errors = 0
+        self.judged = self.errors = self.copied = 0
 
     @classmethod
     def open(cls, num: int, judge: Judge, fail_mark: int) -> PythonQueue:
@@ -357,8 +375,18 @@ class PythonQueue:
     def ended(self, packet: bytes) -> None:
         pass  # the judge saw every packet (Inspector.end_seen frees its flows)
 
+    def copy(self, packet: bytes, mark: int) -> None:
+        self.copied += 1
+        try:
+            self._judge(packet, mark | DATA_COPY)
+        except Exception:  # the judge handles its own failures; this is the last resort
+            self.errors += 1
+
     def counts(self) -> dict[str, int]:
-        return {"judged": self.judged, "fast": 0, "errors": self.errors}
+        counts = {"judged": self.judged, "fast": 0, "errors": self.errors}
+        if self.copied:
+            counts["copied"] = self.copied
+        return counts
 
     def close(self) -> None:
         if self._nfq is not None:

@@ -41,6 +41,10 @@
 #define FP_PAIR_TLS 4
 #define FP_PAIR_SCAN 8  /* DLP: each segment scanned, the connection stays undecided */
 #define FP_PAIR_ALLOW 16 /* nothing in the bytes to look for: allowed once the protocol is known */
+#define FP_PAIR_CLEAN 32       /* the kernel's first look covers the sensors (clean.py) */
+#define FP_PAIR_CLEAN_SHORT 64 /* ... with 9-digit sensors */
+#define FP_MARK_SCAN 0x400       /* marks.SCAN: the verdict is final but for DLP */
+#define FP_MARK_SCAN_SHORT 0x800 /* marks.SCAN_SHORT */
 
 struct fp_pair {
     uint8_t client[4], server[4];
@@ -57,6 +61,7 @@ struct fp_flow {
     long last;
     long ended; /* when both directions had ended (fins == 3) */
     uint8_t fins; /* directions whose FIN passed in the kernel (fp_own_end) */
+    uint32_t scan; /* the SCAN bits of every answer (FP_MARK_SCAN*), from the pair's bits */
     uint8_t *held; /* records: uint32 length, uint32 mark, the packet, padded to 4 */
     uint32_t held_len, held_cap;
 #ifndef FP_NO_HS
@@ -307,7 +312,8 @@ static uint32_t fp_own_handback(struct fp_queue *q, struct fp_flow *f, int why) 
         if (r < 0) {
             q->errors++;
         } else {
-            bits |= (uint32_t)(r & 0xFFFFFFFFLL);
+            /* a block or a decision is carried; SCAN is the packet at hand's own to say */
+            bits |= (uint32_t)(r & 0xFFFFFFFFLL) & ~(uint32_t)(FP_MARK_SCAN | FP_MARK_SCAN_SHORT);
             if (r & FP_DECIDED) fp_decided(q, pkt, len, (uint32_t)(r & 0xFFFFFFFFLL));
         }
     }
@@ -494,8 +500,11 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
         f->next[0] = seq + dlen;
         f->next[1] = ack;
         f->last = now;
+        f->scan = (pair & FP_PAIR_CLEAN ? FP_MARK_SCAN : 0) |
+                  (pair & FP_PAIR_CLEAN_SHORT ? FP_MARK_SCAN_SHORT : 0);
         if (fp_own_take(q, f, 0, p, len, mark, data, dlen) < 0) {
             o->owned++;
+            *bits = f->scan;
             return 1;
         }
         fp_own_drop(o, f); /* nothing kept yet: Python takes it from its first packet */
@@ -516,6 +525,7 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
          * (reassembly.Stream.segment), the answer stays; a loaded node's late verdicts make
          * TCP retransmit (tail loss probes) */
         o->retransmitted++;
+        *bits = f->scan;
         return 1;
     }
     if (dlen == 0 || seq != f->next[dir]) {
@@ -526,8 +536,23 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
     if (why < 0) {
         f->next[dir] = seq + dlen;
         f->last = now;
+        *bits = f->scan;
         return 1;
     }
     *bits = fp_own_handback(q, f, why);
     return 0;
+}
+
+/* A clean segment that passed in the kernel (clean.py; its mark carries fastpath.DATA_COPY):
+ * scanned and kept here when its connection is answered here, else read by Python, in its place
+ * among the queued packets; no verdict to send. */
+void fp_copy(struct fp_queue *q, const uint8_t *p, uint32_t len, uint32_t mark) {
+    if (fp_known(q, p, len, mark) >= 0) return; /* decided: nothing is read any more */
+    uint32_t bits = 0;
+    if (fp_own_packet(q, p, len, mark, &bits)) {
+        q->copied_fast++;
+        return;
+    }
+    q->copied++;
+    if (fp_judge(q->handle, p, len, mark) < 0) q->errors++;
 }

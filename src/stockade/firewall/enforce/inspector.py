@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
-from stockade.firewall.enforce import marks
+from stockade.firewall.enforce import clean, marks
 from stockade.firewall.enforce.answer import Answer
 from stockade.firewall.policy.endpoints import Directory
 from stockade.firewall.policy.engine import (
@@ -157,6 +157,7 @@ class Inspector:
         self._notice = False  # the packet is a copy the kernel let pass (see end_seen)
         self._verdicts: dict[_VerdictKey, Verdict] = {}  # evaluate() is pure for a given policy
         self._needs: dict[tuple[str, str], DataNeeds] = {}
+        self._clean: dict[DataNeeds, int] = {}  # see clean_bits
         # the protocols rules name per (src ip, dst ip, port, l4): see _awaited_app
         self._awaited: dict[tuple[str, str, int, str], frozenset[str]] = {}
         self._endpoints: dict[bytes, Endpoint] = {}
@@ -217,7 +218,14 @@ class Inspector:
             action = self._evaluate(probe, app).action  # what _on_app() judges
             if action == "allow" or (first == "allow" and action != "learn"):
                 bits |= bit
-        return bits | (fp.PAIR_SCAN if needs.data else fp.PAIR_ALLOW)
+        if not needs.data:
+            return bits | fp.PAIR_ALLOW
+        scan = self.clean_bits(needs)
+        if scan & marks.SCAN:
+            bits |= fp.PAIR_CLEAN
+        if scan & marks.SCAN_SHORT:
+            bits |= fp.PAIR_CLEAN_SHORT
+        return bits | fp.PAIR_SCAN
 
     # the netfilter side --------------------------------------------------------------------
 
@@ -293,7 +301,29 @@ class Inspector:
         elif flow.mark:
             flow.release()
             self.decided = True
-        self._answer = (True, flow.mark)
+        self._answer = (True, flow.mark or self._scan_bits(flow))
+
+    def _scan_bits(self, flow: _Flow) -> int:
+        """SCAN (and SCAN_SHORT) when the verdict of an undecided TCP flow is final but for DLP
+        sensors the kernel's first look covers (clean.py): its clean segments may pass at once."""
+        if flow.app is None or flow.pending is not None or flow.needs.waf:
+            return 0
+        return self.clean_bits(flow.needs)
+
+    def clean_bits(self, needs: DataNeeds) -> int:
+        """The SCAN bits for connections with ``needs`` (0: every segment waits for a verdict)."""
+        bits = self._clean.get(needs)
+        if bits is None:
+            bits = 0
+            if self._dlp_engine is not None and not needs.waf and (needs.block or needs.alert):
+                ids = [c.sensor.id for c in self._dlp_engine.sensors]
+                run = clean.predicate_for(ids, (*needs.block, *needs.alert))
+                if run == clean.RUN_LONG:
+                    bits = marks.SCAN
+                elif run == clean.RUN_SHORT:
+                    bits = marks.SCAN | marks.SCAN_SHORT
+            self._clean[needs] = bits
+        return bits
 
     def _noticed(self, ts: float, key: FlowKey, flags: int) -> None:
         flow, direction = self._flows.get(key), 0

@@ -183,6 +183,11 @@ def _l4_matches(rule: Rule) -> list[str]:
     return out
 
 
+def copy_group(log_group: int) -> int:
+    """The NFLOG group clean segments are copied to (see clean.py), beside ``log_group``'s ends."""
+    return (log_group + 0x8000) & 0xFFFF
+
+
 def compile_ruleset(
     policy: Policy,
     endpoints: Sequence[Endpoint],
@@ -190,9 +195,11 @@ def compile_ruleset(
     *,
     log_group: int = 0,
     generation: int = 1,
+    depth: int = 65536,
 ) -> str:
     """The whole ``table inet stockade`` as nft input (deletes and recreates it atomically).
-    ``log_group``: the NFLOG group the enforcer reads connection ends from (its queue number).
+    ``log_group``: the NFLOG group the enforcer reads connection ends from (its queue number);
+    clean segments go to :func:`copy_group` of it. ``depth``: the stream depth inspected.
     ``generation`` (1-63): marks the decisions made under these rules; a connection decided under
     another generation is classified again (see marks.GENERATION)."""
     gen = marks.generation(generation)
@@ -304,6 +311,21 @@ def compile_ruleset(
         # connection ended (no verdict to wait for; see ends.py), so it frees the flow.
         f"    tcp flags & (fin|rst) != 0 log group {log_group}",
         "    jump nodata",
+        # A connection whose verdict is final but for DLP (SCANNING, from the enforcer): a
+        # segment the classifier found clean (clean.py) passes now, its copy goes to the
+        # enforcer's sensors (NO_DATA: the NFQUEUE chain returns at once). Within the depth only:
+        # past it the NFQUEUE chain hands the connection to the kernel.
+        *(
+            f"    meta mark and {marks.NO_DATA:#x} == 0"
+            f" ct mark and {marks.SCANNING | marks.SCANNING_SHORT:#x} == {ct_bits:#x}"
+            f" meta mark and {clean:#x} == {clean:#x} ct bytes <= {depth} counter"
+            f" log group {copy_group(log_group)} snaplen 65535"
+            f" meta mark set meta mark or {marks.NO_DATA:#x}"
+            for ct_bits, clean in (
+                (marks.SCANNING, marks.CLEAN),
+                (marks.SCANNING | marks.SCANNING_SHORT, marks.CLEAN_SHORT),
+            )
+        ),
         # The first packet of a connection that goes to the enforcer says so: its flow starts
         # afresh there, so a connection that reuses an old address and port pair never inherits
         # the old one's verdict.
@@ -333,9 +355,13 @@ def compile_ruleset(
         "  chain post {",
         "    type filter hook forward priority 10; policy accept;",
         # only packets back from the verdict handler carry these bits
-        f"    meta mark and {marks.ALLOW | marks.BLOCK:#x} == 0 accept",
+        f"    meta mark and {marks.ALLOW | marks.BLOCK | marks.SCAN | marks.SCAN_SHORT:#x} == 0 accept",
         f"    meta mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} ct mark set ct mark or {marks.BLOCK:#x}",
         f"    meta mark and {marks.ALLOW:#x} == {marks.ALLOW:#x} ct mark set ct mark or {marks.ALLOW:#x}",
+        f"    meta mark and {marks.SCAN:#x} == {marks.SCAN:#x}"
+        f" ct mark set ct mark or {marks.SCANNING:#x}",
+        f"    meta mark and {marks.SCAN_SHORT:#x} == {marks.SCAN_SHORT:#x}"
+        f" ct mark set ct mark or {marks.SCANNING_SHORT:#x}",
         f"    meta mark and {marks.BLOCK | marks.QUIET:#x} == {marks.BLOCK | marks.QUIET:#x}"
         ' counter drop comment "answered"',  # the enforcer sent a 403 in the server's name
         f"    meta mark and {marks.BLOCK:#x} == {marks.BLOCK:#x} {reset}",
