@@ -24,7 +24,7 @@ from stockade.model.errors import EnforcementError
 NETLINK_NETFILTER = 12
 _ULOG = 4 << 8  # NFNL_SUBSYS_ULOG
 _MSG_PACKET, _MSG_CONFIG = _ULOG | 0, _ULOG | 1
-_CFG_CMD, _CFG_MODE = 1, 2
+_CFG_CMD, _CFG_MODE, _CFG_QTHRESH = 1, 2, 4
 _CMD_BIND, _CMD_UNBIND = 1, 2
 _COPY_PACKET = 2
 _MARK = 2  # NFULA_MARK
@@ -67,6 +67,9 @@ class EndLog:
             try:
                 self._config(copies, _attr(_CFG_CMD, struct.pack("B", _CMD_BIND)))
                 self._config(copies, _attr(_CFG_MODE, struct.pack(">IBB", WHOLE, _COPY_PACKET, 0)))
+                # each copy is sent at once (the kernel's default holds up to 100 for a second):
+                # the enforcer reads it before the later segments of its direction are judged
+                self._config(copies, _attr(_CFG_QTHRESH, struct.pack(">I", 1)))
             except OSError as exc:
                 self.close()
                 raise EnforcementError(f"cannot bind NFLOG group {copies}: {exc}") from exc
