@@ -696,6 +696,15 @@ def test_clean_segments_pass_with_a_copy_and_a_card_cut_across_them_is_still_blo
     and the enforcer, which read the copy of the first, blocks it with a 403."""
     import json
 
+    from stockade.firewall.enforce import tcfilter
+
+    deadline = time.monotonic() + 60  # the enforcer attaches the classifier beside its loop
+    while str(tcfilter.PREF) not in subprocess.run(
+        ["tc", "-n", lab.node, "filter", "show", "dev", "vh-payments", "ingress"],
+        capture_output=True, text=True, timeout=10,
+    ).stdout:  # fmt: skip
+        assert time.monotonic() < deadline, "the classifier was not attached"
+        time.sleep(0.2)
     before = _copied(lab)
     pieces = ['{"card": "4111 111', '1 1111 1111", "cvv": "123"}']
     proc = subprocess.run(

@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -216,6 +217,19 @@ class Enforcer:
             bits, decided = self._fail_bits, False
         return bits, decided
 
+    def _keep_classifier(self, classifier: tcfilter.Classifier, stop: threading.Event) -> None:
+        """Attach the classifier, then to the interfaces of pods that start later, until ``stop``."""
+        first = True
+        while not stop.is_set() and not self._stop:
+            try:
+                classifier.sync()
+                if first:
+                    log.info("the kernel's first look is on %d interfaces", len(classifier.attached))
+                    first = False
+            except Exception:  # an optimisation only: segments wait for the enforcer without it
+                log.exception("the classifier could not be kept attached")
+            stop.wait(2.0)
+
     def _classifier(self) -> tcfilter.Classifier | None:
         """The kernel's first look (clean.py) for this node, unless switched off
         (``STOCKADE_ENFORCER_CLEAN=0``) or not built (no clang)."""
@@ -275,10 +289,21 @@ class Enforcer:
         old = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)}
         collector: tuple[int, int, int] | None = None
         classifier = self._classifier() if ends is not None else None
+        # the classifier is attached beside the loop (its first load takes a second or two):
+        # enforcement starts at once, clean segments pass quietly once it is in place
+        attached = threading.Event()
+        keeper = (
+            threading.Thread(
+                target=self._keep_classifier, args=(classifier, attached), daemon=True,
+                name="stockade-classifier",
+            )  # fmt: skip
+            if classifier is not None
+            else None
+        )
         try:
             nft.apply(self.node, self.ruleset, self.settings)
-            if classifier is not None:
-                classifier.sync()
+            if keeper is not None:
+                keeper.start()
             collector = quiet_collector()
             if ready is not None:
                 ready()
@@ -302,8 +327,6 @@ class Enforcer:
                     self.inspector.expire()
                     if poll is not None:
                         self._check_policy(poll)
-                    if classifier is not None:
-                        classifier.sync()  # the interfaces of pods that started since
         finally:
             if collector is not None:
                 restore_collector(collector)
@@ -312,6 +335,9 @@ class Enforcer:
                 self.queue_counts["copies_lost"] = ends.lost
             queue.close()
             self._queue = None
+            if keeper is not None and keeper.is_alive():
+                attached.set()  # stop keeping it attached, then take it off
+                keeper.join(timeout=60)
             if classifier is not None:
                 classifier.remove()
             if ends is not None:
