@@ -35,7 +35,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 from yaml.composer import Composer
 from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.parser import Parser
+from yaml.reader import Reader
 from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from stockade.model.envelope import deeper_than
 from stockade.model.errors import ConfigError, DocumentTooComplex, InputError, StockadeError
@@ -303,45 +306,32 @@ _KubeConstructor.yaml_constructors = {
 }
 
 
+# The parser half of a loader: libyaml's when PyYAML was built with it, else the pure-Python
+# stages. Either way the same constructor and resolver follow, so a document means one thing.
+_PURE_PARSER: tuple[type, ...] = (Reader, Scanner, Parser, Composer)
 try:
     from yaml._yaml import CParser
 
-    class _Loader(CParser, _CheckedConstructor, Resolver):
-        def __init__(self, text: str) -> None:
-            CParser.__init__(self, text)
-            _CheckedConstructor.__init__(self)
-            Resolver.__init__(self)
+    _PARSER: tuple[type, ...] = (CParser,)
+except ImportError:  # pragma: no cover - PyYAML built without libyaml (tests run this in a child)
+    _PARSER = _PURE_PARSER
 
-    class _KubeLoader(CParser, _KubeConstructor, _KubeResolver):
-        def __init__(self, text: str) -> None:
-            CParser.__init__(self, text)
-            _KubeConstructor.__init__(self)
-            _KubeResolver.__init__(self)
 
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml.parser import Parser
-    from yaml.reader import Reader
-    from yaml.scanner import Scanner
+def _loader_class(name: str, parser: tuple[type, ...], constructor: type, resolver: type) -> type:
+    """A loader: ``parser``'s stages (the first one takes the text), then ``constructor`` and
+    ``resolver``."""
+    stages: tuple[Any, ...] = (*parser, constructor, resolver)
 
-    class _Loader(Reader, Scanner, Parser, Composer, _CheckedConstructor, Resolver):  # type: ignore[no-redef]
-        def __init__(self, text: str) -> None:
-            Reader.__init__(self, text)
-            Scanner.__init__(self)
-            Parser.__init__(self)
-            Composer.__init__(self)
-            _CheckedConstructor.__init__(self)
-            Resolver.__init__(self)
+    def __init__(self: Any, text: str) -> None:
+        stages[0].__init__(self, text)
+        for stage in stages[1:]:
+            stage.__init__(self)
 
-    class _KubeLoader(  # type: ignore[no-redef]
-        Reader, Scanner, Parser, Composer, _KubeConstructor, _KubeResolver
-    ):
-        def __init__(self, text: str) -> None:
-            Reader.__init__(self, text)
-            Scanner.__init__(self)
-            Parser.__init__(self)
-            Composer.__init__(self)
-            _KubeConstructor.__init__(self)
-            _KubeResolver.__init__(self)
+    return type(name, stages, {"__init__": __init__})
+
+
+_Loader = _loader_class("_Loader", _PARSER, _CheckedConstructor, Resolver)
+_KubeLoader = _loader_class("_KubeLoader", _PARSER, _KubeConstructor, _KubeResolver)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
