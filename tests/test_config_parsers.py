@@ -33,7 +33,15 @@ SCALARS = [
     *("2001-12-14 21:59:43.10 -5", "=", "<<", "-", "0x_1F"),
     # quoted, tagged, block and flow
     *("'0o0'", '"y"', '"\\x41\\u00e9"', "!!str 12", "!!float 1", "!!int 0x10", "!!int abc"),
-    *("!!binary aGVsbG8=", "|\n    two\n    lines\n", ">-\n    folded\n    text\n"),
+    *(
+        "!!binary aGVsbG8=",
+        "!!bool y",
+        "!!timestamp x",
+        "!!int ''",
+        "!!set [a]",
+        "|\n    two\n    lines\n",
+        ">-\n    folded\n    text\n",
+    ),
     *("[1, 0x10, y, ~, 1:30]", "{y: 1, 1: b, 0x10: c, 1.0: d, ~: e}", "{? [a]: 1}"),
 ]
 DOCUMENTS = [

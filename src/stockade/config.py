@@ -158,6 +158,7 @@ _KINDS = {
     "tag:yaml.org,2002:timestamp": "date",
     "tag:yaml.org,2002:int": "integer",
     "tag:yaml.org,2002:float": "number",
+    "tag:yaml.org,2002:bool": "boolean",
 }
 
 
@@ -172,10 +173,20 @@ class _CheckedConstructor(SafeConstructor):
         try:
             return super().construct_object(node, deep)
         except (ValueError, OverflowError) as exc:
-            value = node.value if isinstance(node.value, str) else ""
-            shown = repr(value if len(value) <= 40 else value[:40] + "...")
-            kind = _KINDS.get(node.tag, "value")
-            raise _BadValue(None, None, f"invalid {kind} {shown}: {exc}", node.start_mark) from None
+            raise _bad_value(node, f": {exc}") from None
+        except (LookupError, AttributeError):
+            # PyYAML's scalar constructors fail this way on text their tag cannot take
+            # (``!!bool x``: a KeyError, ``!!int ''``: an IndexError, ``!!timestamp x``: None.groupdict)
+            if not isinstance(node, yaml.ScalarNode):
+                raise
+            raise _bad_value(node, "") from None
+
+
+def _bad_value(node: yaml.Node, detail: str) -> _BadValue:
+    value = node.value if isinstance(node.value, str) else ""
+    shown = repr(value if len(value) <= 40 else value[:40] + "...")
+    kind = _KINDS.get(node.tag, "value")
+    return _BadValue(None, None, f"invalid {kind} {shown}{detail}", node.start_mark)
 
 
 # ---------------------------------------------------------------- the Kubernetes dialect
@@ -282,6 +293,10 @@ class _KubeConstructor(_CheckedConstructor):
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         # keys become strings before they meet in a dict, where True and 1 would be one key
+        if not isinstance(node, yaml.MappingNode):  # ``!!map [1]``, ``!!set x``
+            raise ConstructorError(
+                None, None, f"expected a mapping node, but found {node.id}", node.start_mark
+            )
         self.flatten_mapping(node)
         mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:
