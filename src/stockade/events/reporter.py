@@ -88,6 +88,15 @@ class ControllerLink:
         except (ssl.SSLError, OSError) as exc:
             raise ConfigError(f"--controller-ca: cannot load {self.ca}: {exc}") from None
 
+    def client(self, headers: dict[str, str] | None = None) -> httpx.Client:
+        """An HTTP client for the controller: its CA, the agent token and ``headers`` on every
+        request, the link's timeout (at most 5 s of it to connect)."""
+        return httpx.Client(
+            verify=self.verify(),
+            headers={"Authorization": f"Bearer {self.token}", **(headers or {})},
+            timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
+        )
+
 
 @dataclass(slots=True)
 class ReportStats:
@@ -164,14 +173,8 @@ class Reporter:
         self._backlog = True  # the spool may hold batches from an earlier run
         self._retry_at = 0.0
         self._failures = 0
-        self._client = httpx.Client(
-            verify=link.verify(),
-            headers={
-                "Authorization": f"Bearer {link.token}",
-                "Content-Type": "application/json",
-                "User-Agent": f"stockade-agent/{agent.version}",
-            },
-            timeout=httpx.Timeout(link.timeout, connect=min(5.0, link.timeout)),
+        self._client = link.client(
+            {"Content-Type": "application/json", "User-Agent": f"stockade-agent/{agent.version}"}
         )
         self._thread = threading.Thread(target=self._run, name="stockade-reporter", daemon=True)
 
