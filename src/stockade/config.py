@@ -27,7 +27,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Hashable, Sequence
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -108,6 +109,11 @@ def yaml_sources(paths: Sequence[Path], what: str) -> list[tuple[str, str]]:
         files = files_below(p, _is_yaml_name) if p.is_dir() else [p]
         sources += [(str(f), read_text(f)) for f in files]
     return sources
+
+
+def repeated(names: Iterable[str]) -> list[str]:
+    """The names that occur more than once, each once, sorted (for "names must be unique")."""
+    return sorted(n for n, count in Counter(names).items() if count > 1)
 
 
 def _is_yaml_name(name: str) -> bool:
