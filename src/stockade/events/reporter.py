@@ -44,6 +44,7 @@ from stockade.model import Event, Severity
 from stockade.model.errors import ConfigError, InputError, StockadeError, UsageError
 from stockade.model.redact import redact
 from stockade.store.rows import OWN_IDS
+from stockade.workers import process_exists
 
 MAX_BATCH_BYTES = (
     4 * 1024 * 1024
@@ -118,18 +119,6 @@ def _stderr(message: str) -> None:
 
     sys.stderr.write(f"stockade: {message}\n")
     sys.stderr.flush()
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Reporter:
@@ -346,7 +335,7 @@ class Reporter:
         for path in self.spool.batches():
             if final and self._deadline is not None and time.monotonic() >= self._deadline:
                 return
-            if not _alive(writer_pid(path)) or writer_pid(path) == os.getpid():
+            if not process_exists(writer_pid(path)) or writer_pid(path) == os.getpid():
                 lines = self.spool.read(path)
             elif path.stat().st_mtime < time.time() - 60:
                 lines = self.spool.read(path)  # a live process that does not drain its own

@@ -20,6 +20,7 @@ from stockade.lab.inventory import Inventory, Pod, Service
 from stockade.model.errors import ConfigError, EnforcementError
 from stockade.network import netns as ns_tools
 from stockade.runtime import container
+from stockade.workers import process_exists
 
 WORLD_IPV4 = "198.51.100.10"  # TEST-NET-2: routed only inside the lab's namespaces
 WORLD_IPV6 = "2001:db8::10"
@@ -285,13 +286,7 @@ def _alive(pid: int) -> bool:
             return False
     except ChildProcessError:
         pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_exists(pid)
 
 
 def _kill(pids: list[int]) -> None:
