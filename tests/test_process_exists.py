@@ -1,4 +1,4 @@
-"""stockade.workers on this machine's real processes."""
+"""stockade.workers.process_exists on this machine's real processes."""
 
 from __future__ import annotations
 
