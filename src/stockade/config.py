@@ -27,7 +27,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Hashable, Sequence
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -35,7 +36,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 from yaml.composer import Composer
 from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.parser import Parser
+from yaml.reader import Reader
 from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from stockade.model.envelope import deeper_than
 from stockade.model.errors import ConfigError, DocumentTooComplex, InputError, StockadeError
@@ -107,6 +111,11 @@ def yaml_sources(paths: Sequence[Path], what: str) -> list[tuple[str, str]]:
     return sources
 
 
+def repeated(names: Iterable[str]) -> list[str]:
+    """The names that occur more than once, each once, sorted (for "names must be unique")."""
+    return sorted(n for n, count in Counter(names).items() if count > 1)
+
+
 def _is_yaml_name(name: str) -> bool:
     return name.endswith((".yaml", ".yml"))
 
@@ -155,6 +164,7 @@ _KINDS = {
     "tag:yaml.org,2002:timestamp": "date",
     "tag:yaml.org,2002:int": "integer",
     "tag:yaml.org,2002:float": "number",
+    "tag:yaml.org,2002:bool": "boolean",
 }
 
 
@@ -169,10 +179,20 @@ class _CheckedConstructor(SafeConstructor):
         try:
             return super().construct_object(node, deep)
         except (ValueError, OverflowError) as exc:
-            value = node.value if isinstance(node.value, str) else ""
-            shown = repr(value if len(value) <= 40 else value[:40] + "...")
-            kind = _KINDS.get(node.tag, "value")
-            raise _BadValue(None, None, f"invalid {kind} {shown}: {exc}", node.start_mark) from None
+            raise _bad_value(node, f": {exc}") from None
+        except (LookupError, AttributeError):
+            # PyYAML's scalar constructors fail this way on text their tag cannot take
+            # (``!!bool x``: a KeyError, ``!!int ''``: an IndexError, ``!!timestamp x``: None.groupdict)
+            if not isinstance(node, yaml.ScalarNode):
+                raise
+            raise _bad_value(node, "") from None
+
+
+def _bad_value(node: yaml.Node, detail: str) -> _BadValue:
+    value = node.value if isinstance(node.value, str) else ""
+    shown = repr(value if len(value) <= 40 else value[:40] + "...")
+    kind = _KINDS.get(node.tag, "value")
+    return _BadValue(None, None, f"invalid {kind} {shown}{detail}", node.start_mark)
 
 
 # ---------------------------------------------------------------- the Kubernetes dialect
@@ -279,6 +299,10 @@ class _KubeConstructor(_CheckedConstructor):
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         # keys become strings before they meet in a dict, where True and 1 would be one key
+        if not isinstance(node, yaml.MappingNode):  # ``!!map [1]``, ``!!set x``
+            raise ConstructorError(
+                None, None, f"expected a mapping node, but found {node.id}", node.start_mark
+            )
         self.flatten_mapping(node)
         mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -303,45 +327,32 @@ _KubeConstructor.yaml_constructors = {
 }
 
 
+# The parser half of a loader: libyaml's when PyYAML was built with it, else the pure-Python
+# stages. Either way the same constructor and resolver follow, so a document means one thing.
+_PURE_PARSER: tuple[type, ...] = (Reader, Scanner, Parser, Composer)
 try:
     from yaml._yaml import CParser
 
-    class _Loader(CParser, _CheckedConstructor, Resolver):
-        def __init__(self, text: str) -> None:
-            CParser.__init__(self, text)
-            _CheckedConstructor.__init__(self)
-            Resolver.__init__(self)
+    _PARSER: tuple[type, ...] = (CParser,)
+except ImportError:  # pragma: no cover - PyYAML built without libyaml (tests run this in a child)
+    _PARSER = _PURE_PARSER
 
-    class _KubeLoader(CParser, _KubeConstructor, _KubeResolver):
-        def __init__(self, text: str) -> None:
-            CParser.__init__(self, text)
-            _KubeConstructor.__init__(self)
-            _KubeResolver.__init__(self)
 
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml.parser import Parser
-    from yaml.reader import Reader
-    from yaml.scanner import Scanner
+def _loader_class(name: str, parser: tuple[type, ...], constructor: type, resolver: type) -> type:
+    """A loader: ``parser``'s stages (the first one takes the text), then ``constructor`` and
+    ``resolver``."""
+    stages: tuple[Any, ...] = (*parser, constructor, resolver)
 
-    class _Loader(Reader, Scanner, Parser, Composer, _CheckedConstructor, Resolver):  # type: ignore[no-redef]
-        def __init__(self, text: str) -> None:
-            Reader.__init__(self, text)
-            Scanner.__init__(self)
-            Parser.__init__(self)
-            Composer.__init__(self)
-            _CheckedConstructor.__init__(self)
-            Resolver.__init__(self)
+    def __init__(self: Any, text: str) -> None:
+        stages[0].__init__(self, text)
+        for stage in stages[1:]:
+            stage.__init__(self)
 
-    class _KubeLoader(  # type: ignore[no-redef]
-        Reader, Scanner, Parser, Composer, _KubeConstructor, _KubeResolver
-    ):
-        def __init__(self, text: str) -> None:
-            Reader.__init__(self, text)
-            Scanner.__init__(self)
-            Parser.__init__(self)
-            Composer.__init__(self)
-            _KubeConstructor.__init__(self)
-            _KubeResolver.__init__(self)
+    return type(name, stages, {"__init__": __init__})
+
+
+_Loader = _loader_class("_Loader", _PARSER, _CheckedConstructor, Resolver)
+_KubeLoader = _loader_class("_KubeLoader", _PARSER, _KubeConstructor, _KubeResolver)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

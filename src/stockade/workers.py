@@ -42,6 +42,17 @@ def cpu_quota(cgroup: Path) -> float | None:
     return quota / period if quota > 0 and period > 0 else None
 
 
+def process_exists(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's too, and a zombie not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # there, owned by someone else
+        return True
+    return True
+
+
 def die_with_parent() -> None:
     """In a forked worker: the kernel sends SIGTERM when the parent dies, so none outlives it."""
     libc = ctypes.CDLL(None, use_errno=True)

@@ -180,3 +180,18 @@ def test_scan_rootfs_reports_scan_completed_with_counts(
     counts = done[0]["data"]["counts"]
     assert counts["low"] + counts["negligible"] + counts["unknown"] + counts["medium"] > 0
     assert done[0]["resource"]["kind"] == "image"
+
+
+def test_the_link_client_carries_the_token_and_caps_the_connect_time() -> None:
+    """The one client every agent (reporter, uploads, configuration and capture followers) talks
+    to the controller through."""
+    from stockade.events.reporter import ControllerLink
+
+    link = ControllerLink(url="http://127.0.0.1:9", token="stk_abc", timeout=12.0)
+    with link.client({"Content-Type": "application/json"}) as client:
+        assert client.headers["Authorization"] == "Bearer stk_abc"
+        assert client.headers["Content-Type"] == "application/json"
+        assert (client.timeout.read, client.timeout.connect) == (12.0, 5.0)
+    with ControllerLink(url="http://127.0.0.1:9", token="stk_abc", timeout=1.0).client() as client:
+        assert "Content-Type" not in client.headers
+        assert (client.timeout.read, client.timeout.connect) == (1.0, 1.0)

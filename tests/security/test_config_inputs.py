@@ -141,8 +141,20 @@ def test_vex_refuses_deep_json(tmp_path: Path) -> None:
             lambda: "kind: Pod\nmetadata:\n  name: p\n  annotations: {built: !!int 0x}\n",
             "invalid integer '0x': Kubernetes does not read it as one (line 4)",
         ),
+        (
+            # PyYAML's set and map constructors unpacked a sequence as pairs: a TypeError
+            "set.yaml",
+            lambda: "kind: Pod\nmetadata:\n  name: p\n  labels: !!set [a]\n",
+            "invalid YAML: expected a mapping node, but found sequence (line 4)",
+        ),
+        (
+            # a timestamp that does not match: AttributeError on None.groupdict
+            "stamp.yaml",
+            lambda: "kind: Pod\nmetadata:\n  name: p\n  annotations: {t: !!timestamp x}\n",
+            "invalid date 'x' (line 4)",
+        ),
     ],
-    ids=["flow", "block", "json", "laughs", "tagged"],
+    ids=["flow", "block", "json", "laughs", "tagged", "set", "timestamp"],
 )
 def test_bench_workloads_reports_hostile_manifests_as_errors(
     tmp_path: Path, name: str, make: Callable[[], str], reason: str
@@ -155,6 +167,53 @@ def test_bench_workloads_reports_hostile_manifests_as_errors(
     errors = [f for f in findings if f["status"] == "ERROR"]
     assert [e["details"]["reason"] for e in errors] == [reason]
     assert any(f["resource"]["name"] == "fine" for f in findings)  # the other file is still read
+
+
+@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("!!bool x", "invalid boolean 'x'"),  # was a KeyError and a traceback
+        ("!!timestamp x", "invalid date 'x'"),  # was an AttributeError
+        ("!!int ''", "invalid integer ''"),  # was an IndexError
+    ],
+    ids=["bool", "timestamp", "int"],
+)
+def test_config_readers_reject_a_tag_the_text_cannot_take(
+    tmp_path: Path, reader: str, value: str, problem: str
+) -> None:
+    command, _ = READERS[reader]
+    doc = tmp_path / "tagged.yaml"
+    doc.write_text(f"metadata: {{name: p}}\nbad: {value}\n")
+    out = run(*command(doc, tmp_path))
+    assert problem in one_error_line(out, f"{doc}:2: ")
+    assert out.returncode == 3
+
+
+def test_every_tag_on_every_kind_of_node_is_an_answer_or_one_error() -> None:
+    """Each of the safe loader's tags on scalars, sequences and mappings, in both dialects: a
+    value, or a StockadeError with the line; never another exception."""
+    from yaml.constructor import SafeConstructor
+
+    from stockade.config import parse_yaml_all
+    from stockade.model.errors import StockadeError
+
+    tags = sorted(t for t in SafeConstructor.yaml_constructors if t)
+    bodies = ["x", "''", "y", "0x1", "2024-13-99", "~", "1.5", "a b", "[a]", "[[a, b]]"]
+    bodies += ["[{a: 1}]", "[{a: 1, b: 2}]", "{a: 1}", "{a: [1]}"]
+    leaks = []
+    for tag in tags:
+        for body in bodies:
+            for kubernetes in (False, True):
+                text = f"ok: 1\nk: !<{tag}> {body}\n"
+                try:
+                    parse_yaml_all(text, name="t", kubernetes=kubernetes)
+                except StockadeError as exc:
+                    if exc.line != 2:
+                        leaks.append((text, kubernetes, str(exc)))
+                except Exception as exc:  # any other exception is what this test looks for
+                    leaks.append((text, kubernetes, repr(exc)))
+    assert not leaks, leaks
 
 
 # ---------------------------------------------------------------- names with a trailing newline

@@ -39,8 +39,12 @@ def test_a_new_store_is_the_migrated_schema(cache: Path, tmp_path: Path) -> None
     first = _open(tmp_path / "a.db")
     assert first.engine_started  # no template yet: Alembic migrated it
     first.close()
-    (kept,) = cache.glob("*.db")
-    assert kept.stat().st_mode & 0o777 == 0o600 and cache.stat().st_mode & 0o777 == 0o700
+    (kept,) = cache.iterdir()  # the template alone: no temporary or journal left beside it
+    assert (
+        kept.suffix == ".db"
+        and kept.stat().st_mode & 0o777 == 0o600
+        and cache.stat().st_mode & 0o777 == 0o700
+    )
     second = _open(tmp_path / "b.db")
     assert second.sqlite_path == str(tmp_path / "b.db") and not second.engine_started
     second.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from stockade.model.atomicfile import write_atomically
 from stockade.model.errors import ConfigError
 
 
@@ -33,22 +33,6 @@ class ServingFiles:
 def service_names(service: str, namespace: str) -> list[str]:
     base = f"{service}.{namespace}.svc"
     return [base, f"{base}.cluster.local", f"{service}.{namespace}", service, "localhost"]
-
-
-def _write_whole(path: Path, data: bytes, mode: int) -> None:
-    """Write ``path`` so a reader sees the old file or the whole new one, never a part: a
-    temporary file beside it (created with ``mode``), synced, then renamed over it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _name(cn: str) -> x509.Name:
@@ -151,12 +135,13 @@ def ensure_certificate(
     # Each file whole or not at all, the CA last: a client that waits for ca.crt (an agent's
     # --controller-ca, a test) never reads a half-written one, and finds the key and the
     # certificate it vouches for already in place.
-    _write_whole(
+    write_atomically(
         files.key,
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-        0o600,
+        mode=0o600,
+        fsync=True,
     )
-    _write_whole(files.cert, cert.public_bytes(pem), 0o644)
-    _write_whole(files.ca_cert, ca.public_bytes(pem), 0o644)
+    write_atomically(files.cert, cert.public_bytes(pem), mode=0o644, fsync=True)
+    write_atomically(files.ca_cert, ca.public_bytes(pem), mode=0o644, fsync=True)
     # The CA key is not kept: a new certificate means a new CA and a new caBundle.
     return files

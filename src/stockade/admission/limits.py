@@ -50,7 +50,8 @@ def best_http_parser() -> str:
 
 
 class _Limited:
-    """The header timer and the connection cap, for either of uvicorn's HTTP protocols."""
+    """The header timer and the connection cap, for either of uvicorn's HTTP protocols: put
+    first among the bases, its methods run around the protocol's own (``super()``)."""
 
     limits: Limits
     loop: asyncio.AbstractEventLoop
@@ -58,21 +59,26 @@ class _Limited:
     connections: set[Any]
     cycle: Any
 
-    def _limited_init(self) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._accepted_at = self.loop.time()  # built at accept, before the TLS handshake
         self._header_timer: asyncio.TimerHandle | None = None
 
-    def _limited_made(self, transport: asyncio.Transport) -> bool:
-        """After the connection is made: False when it was closed (over the cap)."""
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         if len(self.connections) > self.limits.max_connections:
             transport.close()
-            return False
+            return
         self._arm(self._accepted_at)
-        return True
 
-    def _limited_lost(self) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         if self._header_timer is not None:
             self._header_timer.cancel()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def on_response_complete(self) -> None:
+        self._arm(self.loop.time())  # the next request's headers have the same time
+        super().on_response_complete()  # type: ignore[misc]
 
     def _arm(self, since: float) -> None:
         if self._header_timer is not None:
@@ -94,23 +100,9 @@ def protocol_for(limits: Limits) -> type[asyncio.Protocol]:
         raise ValueError(f"unknown HTTP parser {limits.http!r}")
 
     class LimitedH11Protocol(_Limited, H11Protocol):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.limits = limits
-            self._limited_init()
+        """h11 bounds a request's headers itself (``h11_max_incomplete_event_size``)."""
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._limited_made(transport)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._limited_lost()
-            super().connection_lost(exc)
-
-        def on_response_complete(self) -> None:
-            self._arm(self.loop.time())  # the next request's headers have the same time
-            super().on_response_complete()
-
+    LimitedH11Protocol.limits = limits
     return LimitedH11Protocol
 
 
@@ -165,23 +157,9 @@ def _httptools_protocol(limits: Limits) -> type[asyncio.Protocol]:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.limits = limits
-            self._limited_init()
             self._in_headers = True  # the next bytes are a request's line and headers
             self._header_bytes = 0
             self._ended = False  # a request ended within the chunk being parsed
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._limited_made(transport)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._limited_lost()
-            super().connection_lost(exc)
-
-        def on_response_complete(self) -> None:
-            self._arm(self.loop.time())  # the next request's headers have the same time
-            super().on_response_complete()
 
         def on_headers_complete(self) -> None:
             self._in_headers = False
@@ -215,6 +193,7 @@ def _httptools_protocol(limits: Limits) -> type[asyncio.Protocol]:
             )
             self.transport.close()
 
+    LimitedHttpToolsProtocol.limits = limits
     return LimitedHttpToolsProtocol
 
 

@@ -419,14 +419,14 @@ def _waf_engine(files: list[Path]) -> Any:
     pack alone (compiled when a group first asks for it)."""
     if not files:
         return None
+    from stockade.config import repeated
     from stockade.model.errors import ConfigError
     from stockade.network.waf import WafEngine, builtin_sensors, load_sensor_file
 
     sensors = list(builtin_sensors())
     for f in files:
         sensors += load_sensor_file(f)
-    ids = [s.id for s in sensors]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
+    dup = repeated(s.id for s in sensors)
     if dup:
         raise ConfigError(
             f"WAF sensor ids must be unique (built-in ones included): {', '.join(dup)}"

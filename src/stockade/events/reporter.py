@@ -44,6 +44,7 @@ from stockade.model import Event, Severity
 from stockade.model.errors import ConfigError, InputError, StockadeError, UsageError
 from stockade.model.redact import redact
 from stockade.store.rows import OWN_IDS
+from stockade.workers import process_exists
 
 MAX_BATCH_BYTES = (
     4 * 1024 * 1024
@@ -88,6 +89,15 @@ class ControllerLink:
         except (ssl.SSLError, OSError) as exc:
             raise ConfigError(f"--controller-ca: cannot load {self.ca}: {exc}") from None
 
+    def client(self, headers: dict[str, str] | None = None) -> httpx.Client:
+        """An HTTP client for the controller: its CA, the agent token and ``headers`` on every
+        request, the link's timeout (at most 5 s of it to connect)."""
+        return httpx.Client(
+            verify=self.verify(),
+            headers={"Authorization": f"Bearer {self.token}", **(headers or {})},
+            timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
+        )
+
 
 @dataclass(slots=True)
 class ReportStats:
@@ -109,18 +119,6 @@ def _stderr(message: str) -> None:
 
     sys.stderr.write(f"stockade: {message}\n")
     sys.stderr.flush()
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Reporter:
@@ -164,14 +162,8 @@ class Reporter:
         self._backlog = True  # the spool may hold batches from an earlier run
         self._retry_at = 0.0
         self._failures = 0
-        self._client = httpx.Client(
-            verify=link.verify(),
-            headers={
-                "Authorization": f"Bearer {link.token}",
-                "Content-Type": "application/json",
-                "User-Agent": f"stockade-agent/{agent.version}",
-            },
-            timeout=httpx.Timeout(link.timeout, connect=min(5.0, link.timeout)),
+        self._client = link.client(
+            {"Content-Type": "application/json", "User-Agent": f"stockade-agent/{agent.version}"}
         )
         self._thread = threading.Thread(target=self._run, name="stockade-reporter", daemon=True)
 
@@ -343,7 +335,7 @@ class Reporter:
         for path in self.spool.batches():
             if final and self._deadline is not None and time.monotonic() >= self._deadline:
                 return
-            if not _alive(writer_pid(path)) or writer_pid(path) == os.getpid():
+            if not process_exists(writer_pid(path)) or writer_pid(path) == os.getpid():
                 lines = self.spool.read(path)
             elif path.stat().st_mtime < time.time() - 60:
                 lines = self.spool.read(path)  # a live process that does not drain its own

@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from stockade.config import load_yaml_model, parse_yaml, validate
+from stockade.config import load_yaml_model, parse_yaml, repeated, validate
 from stockade.model import Event, ResourceRef, Severity, StockadeError
 from stockade.model.duration import parse_duration
 
@@ -248,10 +248,9 @@ class Spec(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Spec:
-        names = [r.name for r in self.rules]
-        dup = {n for n in names if names.count(n) > 1}
+        dup = repeated(r.name for r in self.rules)
         if dup:
-            raise ValueError(f"rule names must be unique: {', '.join(sorted(dup))}")
+            raise ValueError(f"rule names must be unique: {', '.join(dup)}")
         return self
 
 

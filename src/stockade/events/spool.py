@@ -18,30 +18,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from stockade.model.atomicfile import write_atomically
 from stockade.model.errors import ConfigError, StockadeError
 
 _BATCH_RE = re.compile(r"(\d{20})-(\d+)-(\d+)-(\d+)\.jsonl\Z")
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_durably(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    write_atomically(path, data, mode=0o600, fsync=True, fsync_dir=True)
 
 
 def events_in(path: Path) -> int:

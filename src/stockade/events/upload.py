@@ -45,11 +45,7 @@ def upload(
         )
         return False
     problem = ""
-    with httpx.Client(
-        verify=link.verify(),
-        headers={"Authorization": f"Bearer {link.token}", "Content-Type": "application/json"},
-        timeout=httpx.Timeout(link.timeout, connect=min(5.0, link.timeout)),
-    ) as client:
+    with link.client({"Content-Type": "application/json"}) as client:
         for attempt in range(attempts):
             if attempt:
                 time.sleep(BACKOFF_FIRST * 2 ** (attempt - 1))

@@ -33,7 +33,7 @@ def redis_bin() -> str | None:
     return shutil.which("redis-server")
 
 
-def _spawn(args: list[str], log: Path) -> int:
+def spawn_service(args: list[str], log: Path) -> int:
     """Start a long-lived service in its own session; returns its pid (no Popen object to
     outlive, the lab tracks services by pid)."""
     actions = [
@@ -112,7 +112,7 @@ def start_postgres(
         "-c",
         "shared_buffers=16MB",
     )
-    pid = _spawn(args, base / "postgres.log")
+    pid = spawn_service(args, base / "postgres.log")
     _wait_port(netns, ipv4, port, 30)
     return pid
 
@@ -129,7 +129,7 @@ def start_redis(netns: str, prefix: str, ipv4: str, ipv6: str, port: int = 6379)
         f'daemonize no\ndir {base}\nlogfile ""\n',
         encoding="utf-8",
     )
-    pid = _spawn(in_ns(netns, binary, str(conf)), base / "redis.log")
+    pid = spawn_service(in_ns(netns, binary, str(conf)), base / "redis.log")
     _wait_port(netns, ipv4, port, 15)
     return pid
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stockade.identity import Directory, Workload
+from stockade.model.atomicfile import write_atomically
 from stockade.model.errors import ConfigError
 from stockade.model.resource import ResourceRef
 
@@ -137,9 +137,7 @@ def _check_names(inv: Inventory) -> Inventory:
 
 def save(inv: Inventory, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(inv.to_json(), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, inv.to_json().encode("utf-8"))
 
 
 def load(path: Path) -> Inventory:

@@ -15,10 +15,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stockade.lab import databases, inventory, pki, topology
+from stockade.lab.databases import spawn_service
 from stockade.lab.inventory import Inventory, Pod, Service
 from stockade.model.errors import ConfigError, EnforcementError
 from stockade.network import netns as ns_tools
 from stockade.runtime import container
+from stockade.workers import process_exists
 
 WORLD_IPV4 = "198.51.100.10"  # TEST-NET-2: routed only inside the lab's namespaces
 WORLD_IPV6 = "2001:db8::10"
@@ -102,17 +104,6 @@ def _python_in(netns: str, module: str, *args: str) -> list[str]:
     return ns_tools.in_ns(netns, sys.executable, "-m", module, *args)
 
 
-def _spawn(args: list[str], log: Path) -> int:
-    """Start a long-lived service in its own session; returns its pid (no Popen object to
-    outlive, the lab tracks services by pid)."""
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
-        (os.POSIX_SPAWN_DUP2, 1, 2),
-    ]
-    return os.posix_spawnp(args[0], args, os.environ, file_actions=actions, setsid=True)
-
-
 IMAGES = ("sample",)  # what ``--container POD=IMAGE`` can run
 CONTAINER_PORT = 9443  # the container's own service: ``openssl s_server -www`` from the image
 
@@ -172,25 +163,33 @@ def _start_services(inv: Inventory, state_dir: Path, databases_on: bool) -> Inve
         started.setdefault(pod, []).append(Service(name=name, port=port, pid=pid))
 
     add(
-        "orders", "http", 8080, _spawn(_python_in(orders.netns, mod, "http", "--port", "8080"), log)
+        "orders",
+        "http",
+        8080,
+        spawn_service(_python_in(orders.netns, mod, "http", "--port", "8080"), log),
     )
     tls = ["--cert", str(web.cert), "--key", str(web.key)]
     add(
         "orders",
         "https",
         8443,
-        _spawn(_python_in(orders.netns, mod, "https", "--port", "8443", *tls), log),
+        spawn_service(_python_in(orders.netns, mod, "https", "--port", "8443", *tls), log),
     )
     add(
         "orders",
         "https-legacy",
         8444,
-        _spawn(
+        spawn_service(
             _python_in(orders.netns, mod, "https", "--port", "8444", "--tls-max", "1.1", *tls), log
         ),
     )
     world = inv.pod("world")
-    add("world", "http", 80, _spawn(_python_in(world.netns, mod, "http", "--port", "80"), log))
+    add(
+        "world",
+        "http",
+        80,
+        spawn_service(_python_in(world.netns, mod, "http", "--port", "80"), log),
+    )
     dns = inv.pod("dns")
     names = [
         f"--record={p.name}.{p.namespace}.svc.cluster.local={a}"
@@ -202,7 +201,7 @@ def _start_services(inv: Inventory, state_dir: Path, databases_on: bool) -> Inve
         "dns",
         "dns",
         53,
-        _spawn(_python_in(dns.netns, "stockade.lab.dns", "--port", "53", *names), log),
+        spawn_service(_python_in(dns.netns, "stockade.lab.dns", "--port", "53", *names), log),
     )
     for pod, port in (("orders", 8080), ("orders", 8443), ("orders", 8444), ("world", 80)):
         databases._wait_port(inv.pod(pod).netns, "", port, 15)
@@ -250,7 +249,9 @@ def _start_container(inv: Inventory, state_dir: Path, pod_name: str, image: str)
         "/usr/bin/openssl", "s_server", "-quiet", "-www", "-accept", str(CONTAINER_PORT),
         "-cert", "/run/tls/tls.crt", "-key", "/run/tls/tls.key",
     ]  # fmt: skip
-    pid = _spawn(container.start_args(c, pod.netns, pod.name, argv), state_dir / "services.log")
+    pid = spawn_service(
+        container.start_args(c, pod.netns, pod.name, argv), state_dir / "services.log"
+    )
     databases._wait_port(pod.netns, "", CONTAINER_PORT, 15)
     svc = Service(name="app", port=CONTAINER_PORT, pid=pid)
     new = replace(
@@ -285,13 +286,7 @@ def _alive(pid: int) -> bool:
             return False
     except ChildProcessError:
         pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_exists(pid)
 
 
 def _kill(pids: list[int]) -> None:

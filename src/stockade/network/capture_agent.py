@@ -40,10 +40,9 @@ class ControllerLink(Protocol):
     """Where the controller is (``events.reporter.ControllerLink`` is one; the CLI hands it over)."""
 
     url: str
-    token: str
     timeout: float
 
-    def verify(self) -> Any: ...
+    def client(self) -> httpx.Client: ...
 
 
 def parse_pending(answer: Any) -> tuple[int, list[dict[str, Any]] | None]:
@@ -96,11 +95,7 @@ class CaptureAgent:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._failing = False
-        self._client = httpx.Client(
-            verify=link.verify(),
-            headers={"Authorization": f"Bearer {link.token}"},
-            timeout=httpx.Timeout(link.timeout, connect=min(5.0, link.timeout)),
-        )
+        self._client = link.client()
         self._base = link.url.rstrip("/") + PENDING_PATH
         self._thread = threading.Thread(target=self._run, name="stockade-captures", daemon=True)
 

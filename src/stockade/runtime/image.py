@@ -11,6 +11,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from stockade.model.atomicfile import write_atomically
 from stockade.model.errors import ConfigError
 
 _CHUNK = 1 << 20
@@ -58,7 +59,7 @@ def load_or_index(root: Path) -> ImageFiles:
         except (OSError, ValueError, KeyError, AttributeError) as exc:
             raise ConfigError(f"image file list {sidecar} is unreadable: {exc}") from None
     files = index_root(root)
-    tmp = sidecar.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"executables": files.executables}, sort_keys=True))
-    os.replace(tmp, sidecar)
+    write_atomically(
+        sidecar, json.dumps({"executables": files.executables}, sort_keys=True).encode()
+    )
     return files

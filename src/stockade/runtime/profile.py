@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from stockade.config import parse_yaml_all, read_text, validate, yaml_sources
 from stockade.identity import Workload
+from stockade.model.atomicfile import write_atomically
 from stockade.model.errors import ConfigError
 
 Mode = Literal["discover", "monitor", "protect"]
@@ -171,12 +172,8 @@ def dump(profiles: Profiles) -> str:
 
 
 def save_state(profiles: Profiles, path: Path) -> None:
-    import os
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(dump(profiles), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, dump(profiles).encode("utf-8"))
 
 
 def diff_lines(old: Profiles, new: Profiles) -> list[str]:

@@ -15,8 +15,10 @@ import hashlib
 import os
 import sqlite3
 import stat
-import tempfile
+from contextlib import suppress
 from pathlib import Path
+
+from stockade.model.atomicfile import AtomicFile
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -71,23 +73,16 @@ def save(migrated: Path) -> None:
     dest = template_path()
     if dest is None:
         return
-    try:
+    with suppress(sqlite3.Error, OSError):
         dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".db")
-        os.close(fd)
-    except OSError:
-        return
-    try:
-        src = sqlite3.connect(f"file:{migrated}?mode=ro", uri=True)
-        try:
-            out = sqlite3.connect(tmp)
+        with AtomicFile(dest, mode=0o600) as new:  # SQLite fills it by name
+            src = sqlite3.connect(f"file:{migrated}?mode=ro", uri=True)
             try:
-                src.backup(out)
-                out.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+                out = sqlite3.connect(new.temp)
+                try:
+                    src.backup(out)
+                    out.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+                finally:
+                    out.close()
             finally:
-                out.close()
-        finally:
-            src.close()
-        os.replace(tmp, dest)
-    except (sqlite3.Error, OSError):
-        Path(tmp).unlink(missing_ok=True)
+                src.close()

@@ -26,7 +26,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
@@ -50,10 +50,9 @@ class ControllerLink(Protocol):
     firewall does not import the event platform, the CLI hands it over)."""
 
     url: str
-    token: str
     timeout: float
 
-    def verify(self) -> Any: ...
+    def client(self) -> httpx.Client: ...
 
 
 CONFIG_PATH = "/api/v1/agents/config"
@@ -80,11 +79,7 @@ class ConfigFetcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._failing = False
-        self._client = httpx.Client(
-            verify=link.verify(),
-            headers={"Authorization": f"Bearer {link.token}"},
-            timeout=httpx.Timeout(link.timeout, connect=min(5.0, link.timeout)),
-        )
+        self._client = link.client()
         self._thread = threading.Thread(target=self._run, name="stockade-config", daemon=True)
 
     def start(self) -> None:

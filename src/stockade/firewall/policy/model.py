@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections import Counter
 from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from stockade.config import repeated
 
 Mode = Literal["discover", "monitor", "protect"]
 MODE_RANK = {"discover": 0, "monitor": 1, "protect": 2}
@@ -295,11 +296,10 @@ class Spec(_Strict):
         if info.context and info.context.get("partial"):
             return self  # one file of several: references are checked on the merged policy
         names = [g.name for g in self.groups]
-        dup = sorted(n for n, count in Counter(names).items() if count > 1)
+        dup = repeated(names)
         if dup:
             raise ValueError(f"group names must be unique: {', '.join(dup)}")
-        rule_names = [r.name for r in self.rules]
-        dup = sorted(n for n, count in Counter(rule_names).items() if count > 1)
+        dup = repeated(r.name for r in self.rules)
         if dup:
             raise ValueError(f"rule names must be unique: {', '.join(dup)}")
         known = set(names) | {ANY}

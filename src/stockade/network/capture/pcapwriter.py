@@ -1,18 +1,18 @@
 """A pcap file writer (microsecond records, host byte order, one link type) for masked captures.
 
 The file is created with mode 0600 under a temporary name beside the target and renamed into
-place by ``close()``; ``abort()`` removes it, so a failed capture leaves no partial file behind.
+place by ``close()`` (:class:`~stockade.model.atomicfile.AtomicFile`); ``abort()`` removes it, so
+a failed capture leaves no partial file behind.
 :class:`PcapBuffer` writes the same format into memory (the controller masks uploads there, so no
 byte of an upload touches its disk before it is masked).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import struct
 from pathlib import Path
 
+from stockade.model.atomicfile import AtomicFile
 from stockade.model.errors import InputError
 
 HEADER = 24
@@ -30,13 +30,11 @@ class PcapWriter:
         self.linktype = linktype
         self.bytes = HEADER
         self.packets = 0
-        self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
         try:
-            fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            self._out = AtomicFile(self.path, mode=0o600, fsync=True)
         except OSError as exc:
             raise InputError(f"cannot create: {exc.strerror}", subject=str(self.path)) from exc
-        os.fchmod(fd, 0o600)  # whatever the umask
-        self._fh = os.fdopen(fd, "wb")
+        self._fh = self._out.file
         self._fh.write(_GLOBAL.pack(0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, linktype))
 
     def write(self, ts: float, frame: bytes | bytearray, wire_length: int | None = None) -> None:
@@ -53,19 +51,12 @@ class PcapWriter:
     def close(self) -> None:
         """Flush, sync and move the file into place (mode 0600)."""
         try:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            os.replace(self._tmp, self.path)
+            self._out.commit()  # removes the temporary file when it fails
         except OSError as exc:
-            self.abort()
             raise InputError(f"cannot write: {exc.strerror}", subject=str(self.path)) from exc
 
     def abort(self) -> None:
-        with contextlib.suppress(OSError):
-            self._fh.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self._tmp)
+        self._out.abort()
 
 
 class PcapBuffer:

@@ -18,9 +18,12 @@ import json
 import os
 import stat
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 from types import CodeType
 from typing import Any
+
+from stockade.model.atomicfile import write_atomically
 
 MAGIC = b"stockade-hsdb 1\n"
 ENV = "STOCKADE_DLP_CACHE"
@@ -112,19 +115,9 @@ def _read_own(path: Path) -> bytes | None:
 
 def _write(path: Path, blob: bytes) -> None:
     """Atomically, mode 0600; any failure leaves the cache as it was (it is only a cache)."""
-    import tempfile  # only on a cache miss: a warm start does not pay for it (random, shutil)
-
-    try:
+    with suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".hsdb")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
+        write_atomically(path, blob, mode=0o600)
 
 
 def load_or_compile(

@@ -106,8 +106,9 @@ class SensorFile(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> SensorFile:
-        ids = [s.id for s in self.sensors]
-        dup = sorted({i for i in ids if ids.count(i) > 1})
+        from stockade.config import repeated
+
+        dup = repeated(s.id for s in self.sensors)
         if dup:
             raise ValueError(f"sensor ids must be unique: {', '.join(dup)}")
         return self
