@@ -45,9 +45,11 @@ CLEAN, SHORT_ONLY, LOUD = (True, True), (True, False), (False, False)
         ([b'{"order": 12345678, "qty": 2}'], [CLEAN]),  # 8 digits: neither run
         ([b'{"card": "4111 1111 1111 1111"}'], [LOUD]),
         ([b"ssn 123-45-6789"], [SHORT_ONLY]),  # 11 characters: an SSN, no card
-        ([b"call (415) 555-2671"], [LOUD]),  # NANP: 12 characters from its first digit
+        ([b"call (415) 555-2671"], [SHORT_ONLY]),  # NANP: 10 digits
+        ([b"Host: 10.77.0.11:8080\r\nDate: Sun, 06 Dec 2026 13:44:55 GMT"], [CLEAN]),
+        ([b"Host: 192.168.100.200"], [LOUD]),  # 12 digits in one run
         ([b'{"card": "4111 111', b'1 1111 1111"}'], [CLEAN, LOUD]),  # a run across segments
-        ([b"x" * 20 + b"4111 1111", b"abc 1111"], [SHORT_ONLY, CLEAN]),  # a run that ended
+        ([b"x" * 20 + b"4111 1111 1", b"abc 1111"], [SHORT_ONLY, CLEAN]),  # a run that ended
         ([b"          ", b"------------", b"...."], [CLEAN, CLEAN, CLEAN]),  # no digit: no run
         ([b"4111\xc2\xa01111\xc2\xa01111\xc2\xa01111"], [LOUD]),  # no-break spaces
         ([b"4111.1111.1111.1111"], [LOUD]),
@@ -88,7 +90,8 @@ def test_which_sensors_the_predicate_covers() -> None:
     ids = [c.sensor.id for c in DlpEngine().sensors]
     assert clean.predicate_for(ids, ["dlp.payment_card"]) == clean.RUN_LONG
     assert clean.predicate_for(ids, ["dlp.payment_card", "dlp.us_ssn"]) == clean.RUN_SHORT
-    assert clean.predicate_for(ids, ["dlp.email", "dlp.phone"]) == clean.RUN_LONG
+    assert clean.predicate_for(ids, ["dlp.email"]) == clean.RUN_LONG
+    assert clean.predicate_for(ids, ["dlp.email", "dlp.phone"]) == clean.RUN_SHORT
     assert clean.predicate_for(ids, ["dlp.iban"]) is None  # letters and digits: not covered
     assert clean.predicate_for(ids, ["dlp.*"]) is None
     assert clean.predicate_for([*ids, "dlp.acme_id"], ["dlp.acme_*"]) is None  # a user sensor
@@ -97,7 +100,8 @@ def test_which_sensors_the_predicate_covers() -> None:
 # --- the property the enforcer relies on -------------------------------------------------
 
 _ENGINE = DlpEngine()
-_RUN_OF = {"dlp.us_ssn": 1}  # which flag a sensor's report needs off: 0 CLEAN, 1 CLEAN_SHORT
+# which flag a sensor's report needs off: 0 CLEAN, 1 CLEAN_SHORT
+_RUN_OF = {s: int(run == clean.RUN_SHORT) for s, run in clean.COVERED.items()}
 
 
 def _http(body: bytes, *headers: str) -> bytes:

@@ -4,9 +4,9 @@
  * going to the enforcer (NFLOG) for the sensors, instead of holding it for a trip to user space.
  *
  * Per direction of a connection (a map entry made at its SYN), in sequence order:
- *   - a run of card characters (digits and the separators a card or phone number may contain)
- *     that starts at a digit is followed across segments; a segment in which such a run reaches
- *     12 characters is not CLEAN, one in which it reaches 9 is not CLEAN_SHORT (the 9-digit US SSN);
+ *   - the digits of a run of card characters (digits and the separators a card, an SSN or a
+ *     telephone number is written with) are counted across segments; a segment in which a run
+ *     reaches 12 digits is not CLEAN, one in which it reaches 9 is not CLEAN_SHORT;
  *   - a decoding trigger (a byte such as '%', '+', '\\', '@', NUL, or one of the header words the
  *     DLP decoding acts on, followed across segments) ends CLEAN for the rest of the direction;
  *   - a segment out of sequence (a retransmission, a gap, an overlap) is never CLEAN, and after a
@@ -42,7 +42,7 @@ struct dir_key {
 
 struct dir_state {
     __u32 next;  /* the sequence number the next in-order segment starts at */
-    __u32 run;   /* card characters at the end of what was scanned (0: none, or not from a digit) */
+    __u32 run;   /* digits in the run of card characters at the end of what was scanned */
     __u64 win;   /* the last 8 bytes scanned, lowercased (trigger words across segments) */
     __u32 loud;  /* no segment of this direction is CLEAN any more */
     __u32 pad;
@@ -97,7 +97,7 @@ static long scan_turn(__u64 turn, void *ctx) {
         __u64 live = (j - left) >> 63; /* 1 for the payload's bytes */
         __u16 k = CLASSES[s->b[(base + j) & 2047]];
         __u64 card = (k >> 8) & 1, digit = (k >> 10) & 1;
-        __u64 r = (run + ((1 - is_zero(run)) | digit)) * card;
+        __u64 r = (run + digit) * card;
         __u64 w = (win << 8) | (k & 0xFF);
         __u64 hit = ((k >> 9) & 1) | word_bit(w & 0xFFFFFF) | word_bit(w & 0xFFFFFFFFFFFFFFULL) |
                     word_bit(w);

@@ -14,10 +14,11 @@ The predicate, per direction of a connection, in sequence order (the C program f
 for byte; :class:`Direction` is the reference the tests compare it with on real packets):
 
 - a *run*: card characters (:data:`CARD_BYTES`: digits and the separators a card, an SSN or a
-  telephone number is written with) starting at a digit, followed across segments. A segment in
-  which a run reaches :data:`RUN_LONG` characters is not CLEAN; one in which it reaches
-  :data:`RUN_SHORT` is not CLEAN_SHORT. Every built-in card pattern and the NANP telephone
-  pattern need 12 such characters at least, the 9-digit SSN 9;
+  telephone number is written with), followed across segments, and the digits in it counted. A
+  segment in which a run reaches :data:`RUN_LONG` digits is not CLEAN; one in which it reaches
+  :data:`RUN_SHORT` is not CLEAN_SHORT. A card has 12 digits at least, a NANP telephone number
+  10, a US SSN 9. (Digits, not characters: an address such as ``Host: 10.77.0.11`` is no run
+  of 9, while ``192.168.100.200`` is one of 12.)
 - a *trigger*: a byte of :data:`TRIGGER_BYTES` ('%', '+', a backslash, '@', NUL) or one of
   :data:`TRIGGER_WORDS` (lowercased, followed across segments). After one, no segment of the
   direction is CLEAN again: the HTTP decoding (triggers.py) may turn what follows into text the
@@ -36,8 +37,8 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-RUN_LONG = 12  # card characters from a digit: a card (12-19 digits) or a NANP number needs this
-RUN_SHORT = 9  # a US SSN (9 digits, with or without separators)
+RUN_LONG = 12  # digits in a run of card characters: a card has 12 to 19
+RUN_SHORT = 9  # a US SSN has 9 digits (a NANP telephone number 10)
 DIGITS = b"0123456789"
 # Separators inside a number as the sensors (and the masking gate) read them: space, dash, dot,
 # the no-break space (U+00A0: the byte A0, and C2 A0 in UTF-8), a NANP area code's brackets.
@@ -51,7 +52,7 @@ TRIGGER_WORDS = (b"ent-enco", b"fer-enco", b"urlencod", b"ultipart", b"websocke"
 # The built-in sensors the predicate covers, and the run length each needs (dlp/sensors.py).
 COVERED = {
     "dlp.payment_card": RUN_LONG,
-    "dlp.phone": RUN_LONG,  # NANP: 12 characters from a digit; E.164 starts with '+'
+    "dlp.phone": RUN_SHORT,  # NANP: 10 digits; E.164 starts with '+', a trigger
     "dlp.email": RUN_LONG,  # '@' is a trigger: no run needed
     "dlp.us_ssn": RUN_SHORT,
 }
@@ -120,10 +121,7 @@ class Direction:
         longest, trig, run, window = 0, False, self.run, self.window
         tables = _BITMAPS
         for b in payload:
-            if b in CARD_BYTES:
-                run = run + 1 if run or b in DIGITS else 0
-            else:
-                run = 0
+            run = run + (b in DIGITS) if b in CARD_BYTES else 0
             longest = max(longest, run)
             window = ((window << 8) | _lower(b)) & 0xFFFFFFFFFFFFFFFF
             if b in TRIGGER_BYTES or _is_word(tables, window):

@@ -39,7 +39,7 @@ QUIET = 0x20  # with BLOCK: drop without a reset (the enforcer answered the clie
 FIRST = 0x40  # the first packet of its connection the enforcer gets: the flow starts afresh
 REPLY = 0x80  # the packet goes from the connection's responder to its initiator
 # set by the tc classifier (clean.bpf.c) on a segment no covered sensor could report anything in
-CLEAN = 0x100  # no run of clean.RUN_LONG card characters, no trigger so far in its direction
+CLEAN = 0x100  # no run of clean.RUN_LONG digits, no trigger so far in its direction
 CLEAN_SHORT = 0x200  # and no run of clean.RUN_SHORT
 # from the verdict handler: the connection's verdict is final but for DLP (ct SCANNING, and
 # SCANNING_SHORT with SCAN_SHORT)
