@@ -118,12 +118,16 @@ def _first_key(adv: Advisory) -> tuple[str, str]:
 
 
 def _sorted_events(ecosystem: str, r: VersionRange) -> list[list[str]]:
-    """Events in version order ("introduced 0" first; at one version "introduced" first), as OSV
-    evaluation requires; sorted once here so the matcher only walks them."""
+    """Events in version order, as OSV evaluation requires; sorted once here so the matcher
+    only walks them."""
     return _sort_events(ecosystem, [[str(k), v] for k, v in r.events])
 
 
 def _sort_events(ecosystem: str, events: list[list[str]]) -> list[list[str]]:
+    """``introduced "0"`` first, then by version; events at one version keep the document's
+    order (the timeline OSV's events are: ``fixed 1.5, introduced 1.5`` leaves 1.5 affected,
+    as the schema's evaluation applies them in turn); ``limit`` events, which bound the range
+    rather than take part in the walk (a ``*`` one has no version), last."""
     scheme = scheme_for(ecosystem)
     if scheme is None:
         return events
@@ -131,7 +135,9 @@ def _sort_events(ecosystem: str, events: list[list[str]]) -> list[list[str]]:
     def order(e: list[str]) -> tuple[Any, ...]:
         if e[0] == "introduced" and e[1] == "0":
             return (0,)
-        return (1, scheme.key(e[1]), e[0] != "introduced")
+        if e[0] == "limit":
+            return (2,)
+        return (1, scheme.key(e[1]))
 
     return sorted(events, key=order)
 
