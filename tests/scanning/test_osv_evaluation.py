@@ -186,3 +186,67 @@ def test_an_osv_record_with_limits_imports_and_matches(sqlite_store: Store, tmp_
         ("retimed", "1.4", "1.5"),
         ("retimed", "1.5", "2.0"),
     }
+
+
+def test_rows_stored_with_the_old_reading_of_limits_get_their_spans_again(tmp_path: Path) -> None:
+    """s16vuln_0001 marks a store holding rows with limit events; the first match after the
+    upgrade computes their spans again (what the older tree stored said 1.5 was not affected)."""
+    from sqlalchemy import select, text
+
+    from stockade.scanning.advisories.model import Advisory, Affected, ImportBatch
+    from stockade.scanning.advisories.spans import Span
+    from stockade.scanning.advisories.store import _insert_spans, write_batches
+    from stockade.scanning.advisory_tables import adv_affected, adv_meta, adv_spans
+    from stockade.store import open_store
+
+    events = ((INTRO, "0"), (LIM, "1.0"), (INTRO, "2.0"), (LIM, "3.0"))
+    adv = Advisory(
+        id="PYSEC-0000-OLD",
+        source="osv",
+        affected=(
+            Affected(
+                ecosystem="pypi",
+                package="limited",
+                ranges=(
+                    VersionRange(
+                        type="ECOSYSTEM", events=tuple((EventKind(k), v) for k, v in events)
+                    ),
+                ),
+            ),
+        ),
+    )
+    inv = Inventory(source="t", packages=(Package(type="python", name="limited", version="1.5"),))
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(url)
+    write_batches(store, [ImportBatch(source="s", kind="osv", advisories=[adv])])
+    assert len(Matcher(store).run(inv).findings) == 1
+    with store.begin() as conn:  # the older tree's spans: affected below 1.0 and from 2.0 to 3.0
+        (pk,) = conn.execute(select(adv_affected.c.pk)).one()
+        conn.execute(adv_spans.delete())
+        k = {v: sortable_key(PYPI, v) for v in ("1.0", "2.0", "3.0")}
+        _insert_spans(
+            conn,
+            [
+                (pk, 1, "pypi", "limited", *Span(0, None, False, k["1.0"], False, None, None)),
+                (pk, 1, "pypi", "limited", *Span(0, k["2.0"], True, k["3.0"], False, None, None)),
+            ],
+        )
+        conn.execute(
+            text(
+                "UPDATE alembic_version SET version_num = 's15vuln_0001'"
+                " WHERE version_num = 's16vuln_0001'"
+            )
+        )
+    assert Matcher(store).run(inv).findings == ()
+    store.close()
+    store = open_store(url)
+    try:
+        with store.connect() as conn:
+            markers = dict(conn.execute(select(adv_meta.c.key, adv_meta.c.value)).all())
+        assert markers["limits"] == "pending"
+        assert len(Matcher(store).run(inv).findings) == 1
+        with store.connect() as conn:
+            markers = dict(conn.execute(select(adv_meta.c.key, adv_meta.c.value)).all())
+        assert "limits" not in markers
+    finally:
+        store.close()
