@@ -15,6 +15,8 @@ from stockade.scanning.interface import Distro, ImageInfo, Inventory, Package, V
 from stockade.scanning.matcher import Matcher, match
 from stockade.store import Store
 
+DATA = Path(__file__).parent / "data" / "advisories"
+
 
 @pytest.fixture
 def loaded(sqlite_store: Store, advisories_dir: Path, go_vulndb: list[Path]) -> Store:
@@ -686,7 +688,8 @@ def test_ubuntu_fips_builds_fixes_do_not_reach_stock_packages(
 ) -> None:
     """Canonical's OSV records list a release's FIPS builds under their own ecosystem
     (Ubuntu:Pro:FIPS-updates:22.04:LTS) with their own versions; read as the release, a FIPS
-    fix (3.0.5-...+Fips) reported a stock openssl at its stock fix as affected. The stock entry
+    fix (3.0.5-...+Fips) reported a stock openssl at its stock fix as affected. They are kept
+    as ubuntu-fips:22.04, which only FIPS builds are matched against. The stock entry
     is CVE-2024-0727's for jammy (canonical/ubuntu-security-notices, osv/cve/2024, commit
     f7269e52117ed7b1e1bee9d2eccd4ec8c7e022a8); the FIPS entry is in the shape of the others."""
 
@@ -708,7 +711,7 @@ def test_ubuntu_fips_builds_fixes_do_not_reach_stock_packages(
     }
     (tmp_path / "CVE-2024-0727.json").write_text(json.dumps(record))
     (batch,) = import_sources(sqlite_store, [str(tmp_path)])
-    assert any("FIPS-updates" in str(p) for p in batch.problems)
+    assert batch.problems == []
     inv = Inventory(
         source="ubuntu",
         distro=Distro(id="ubuntu", version_id="22.04"),
@@ -809,3 +812,60 @@ def test_nuget_crates_packagist_records_meet_their_catalogers_packages(sqlite_st
     }
     assert report.checked == len(inv.packages)
     assert report.unchecked == ()
+
+
+def _ubuntu(release: str, packages: list[tuple[str, str]]) -> Inventory:
+    return Inventory(
+        source="ubuntu",
+        distro=Distro(id="ubuntu", version_id=release),
+        packages=tuple(
+            Package(type="deb", name=n, version=v, source_name="openssl") for n, v in packages
+        ),
+    )
+
+
+def test_ubuntu_fips_builds_are_matched_against_the_fips_streams_only(
+    sqlite_store: Store,
+) -> None:
+    """A FIPS build's revision (1.1.1f-1ubuntu2.fips.7.1) sorts above the stock fix
+    (1.1.1f-1ubuntu2.17): matched as the stock release, every FIPS openssl read as fixed. They
+    are matched against Canonical's FIPS streams (real record UBUNTU-CVE-2022-4450): the
+    certified stream (not fixed there) by the builds it lists, FIPS-updates by its range; a
+    FIPS-updates build with the fix is not reached by the certified stream's open range."""
+    record = DATA / "ubuntu-osv" / "UBUNTU-CVE-2022-4450.json"
+    (batch,) = import_sources(sqlite_store, [str(record)])
+    assert batch.problems == []
+    focal = _ubuntu(
+        "20.04",
+        [
+            ("libssl1.1", "1.1.1f-1ubuntu2.16"),  # stock
+            ("openssl", "1.1.1f-1ubuntu2.fips.7.1"),  # certified FIPS
+            ("libssl1.1-hmac", "1.1.1f-1ubuntu2.fips.16"),  # FIPS-updates
+            ("libssl1.1-dev", "1.1.1f-1ubuntu2.fips.17"),  # FIPS-updates, fixed
+            ("libssl-doc", "1.1.1f-1ubuntu2.17"),  # stock, fixed
+        ],
+    )
+    report = Matcher(sqlite_store).run(focal)
+    got = {
+        (f.details.package, f.details.installed_version, f.details.fixed_version)
+        for f in report.findings
+    }
+    assert got == {
+        ("libssl1.1", "1.1.1f-1ubuntu2.16", "1.1.1f-1ubuntu2.17"),
+        ("openssl", "1.1.1f-1ubuntu2.fips.7.1", "1.1.1f-1ubuntu2.fips.17"),
+        ("libssl1.1-hmac", "1.1.1f-1ubuntu2.fips.16", "1.1.1f-1ubuntu2.fips.17"),
+    }
+    assert report.unchecked == ()
+    bionic = _ubuntu("18.04", [("libssl1.1", "1.1.1-1ubuntu2.fips.2.1~18.04.15.2")])
+    (f,) = Matcher(sqlite_store).run(bionic).findings
+    assert f.details.fixed_version == "1.1.1-1ubuntu2.fips.2.1~18.04.21"
+
+
+def test_ubuntu_fips_builds_without_fips_data_are_unchecked(sqlite_store: Store) -> None:
+    """With only stock records in the store a FIPS build is reported unchecked, not clean."""
+    import_sources(sqlite_store, [str(DATA / "ubuntu-osv" / "CVE-2024-22365.json")])
+    report = Matcher(sqlite_store).run(
+        _ubuntu("18.04", [("libssl1.1", "1.1.1-1ubuntu2.fips.2.1~18.04.15.2")])
+    )
+    assert report.findings == ()
+    assert [(u.ecosystem, u.packages) for u in report.unchecked] == [("ubuntu-fips:18.04", 1)]

@@ -42,10 +42,7 @@ def test_from_osv(osv: str, normalized: str) -> None:
         "Ubuntu:Pro",
         "Android",
         # Canonical's separate builds of a release (its OSV documentation's list): their fixed
-        # versions (+Fips, realtime kernels) are not the stock packages'
-        "Ubuntu:Pro:FIPS:20.04:LTS",
-        "Ubuntu:Pro:FIPS-updates:22.04:LTS",
-        "Ubuntu:Pro:FIPS-preview:22.04:LTS",
+        # versions (realtime kernels) are not the stock packages' (FIPS: see below)
         "Ubuntu:Pro:22.04:LTS:Realtime:Kernel",
         "Ubuntu:Nvidia-BlueField:22.04:LTS",
     ],
@@ -76,3 +73,36 @@ def test_package_names() -> None:
     )
     assert eco.package_name("go", "github.com/BurntSushi/toml") == "github.com/BurntSushi/toml"
     assert eco.package_name("debian:12", "openssl") == "openssl"
+
+
+@pytest.mark.parametrize(
+    ("text", "want", "frozen"),
+    [
+        ("Ubuntu:Pro:FIPS:20.04:LTS", "ubuntu-fips:20.04", True),
+        ("Ubuntu:Pro:FIPS-updates:22.04:LTS", "ubuntu-fips:22.04", False),
+        ("Ubuntu:Pro:FIPS-preview:22.04:LTS", "ubuntu-fips:22.04", True),
+        ("Ubuntu:Pro:22.04:LTS", "ubuntu:22.04", False),
+    ],
+)
+def test_ubuntu_fips_streams(text: str, want: str, frozen: bool) -> None:
+    assert eco.from_osv(text) == want
+    assert eco.frozen_fips_stream(text) is frozen
+
+
+@pytest.mark.parametrize(
+    ("version", "want"),
+    [
+        # Real builds: Canonical's OSV records, FIPS module certificates, dpkg -l of FIPS hosts.
+        ("1.1.1f-1ubuntu2.fips.7.1", "ubuntu-fips:20.04"),
+        ("1.1.1-1ubuntu2.fips.2.1~18.04.6.2", "ubuntu-fips:20.04"),
+        ("3.0.5-0ubuntu0.1+Fips2.1", "ubuntu-fips:20.04"),
+        ("1:7.9p1-10~ubuntu18.04.fips.0.2", "ubuntu-fips:20.04"),
+        ("1.0.3-2fips3", "ubuntu-fips:20.04"),
+        ("1.1.1f-1ubuntu2.17", None),
+        ("3.0.2-0ubuntu1.10", None),
+        ("1.0", None),
+    ],
+)
+def test_fips_builds_are_told_by_their_revision(version: str, want: str | None) -> None:
+    assert eco.fips_ecosystem("ubuntu:20.04", version) == want
+    assert eco.fips_ecosystem("debian:12", version) is None

@@ -23,6 +23,11 @@ _PEP503 = re.compile(r"[-_.]+")
 # FIPS-preview, Realtime and BlueField ecosystems are other builds with their own versions
 # (3.0.5-0ubuntu0.1+Fips2.1): read as the release, their fixes reported stock packages affected.
 _UBUNTU = re.compile(r"(?:Pro:)?(\d+\.\d+)(?::LTS)?", re.IGNORECASE)
+# The FIPS streams: the certified builds ("FIPS", frozen), their security updates
+# ("FIPS-updates") and the builds under certification ("FIPS-preview"). Their builds carry
+# "fips" in the Debian revision (1.1.1f-1ubuntu2.fips.7.1, 3.0.5-0ubuntu0.1+Fips2.1, 2fips3)
+# and are matched as ``ubuntu-fips:N`` (see ``is_fips_build``), never as the stock release.
+_UBUNTU_FIPS = re.compile(r"Pro:FIPS(-updates|-preview)?:(\d+\.\d+)(?::LTS)?", re.IGNORECASE)
 
 
 class UnknownEcosystem(ValueError):
@@ -48,9 +53,12 @@ def from_osv(text: str) -> str:
         m = _UBUNTU.fullmatch(rest)
         if m:
             return f"ubuntu:{m.group(1)}"
+        m = _UBUNTU_FIPS.fullmatch(rest)
+        if m:
+            return f"ubuntu-fips:{m.group(2)}"
         if re.search(r"(?:^|:)\d+\.\d+(?::|$)", rest):
             raise UnknownEcosystem(
-                f"{text!r} is a separate build of the release (FIPS, Realtime, BlueField):"
+                f"{text!r} is a separate build of the release (Realtime, BlueField):"
                 " its versions are not the stock packages' and are not matched against them"
             )
     if low in ("rocky linux", "almalinux") and rest:
@@ -62,6 +70,27 @@ def from_osv(text: str) -> str:
     if low in ("wolfi", "chainguard"):
         return low
     raise UnknownEcosystem(f"unknown or unsupported ecosystem {text!r}")
+
+
+def frozen_fips_stream(text: str) -> bool:
+    """Canonical's certified (``Ubuntu:Pro:FIPS:20.04:LTS``) and preview FIPS streams: an open
+    range there (``introduced 0``: not fixed in that stream) would reach the FIPS-updates
+    builds that carry the fix; their entries are matched by their ``versions`` lists (the
+    stream's builds) instead."""
+    m = _UBUNTU_FIPS.fullmatch(text.strip().partition(":")[2])
+    return bool(m) and (m.group(1) or "").lower() != "-updates"
+
+
+def fips_ecosystem(release_ecosystem: str, version: str) -> str | None:
+    """``ubuntu-fips:20.04`` for a FIPS build installed on ``ubuntu:20.04`` (a Debian revision
+    carrying "fips": ``1.1.1f-1ubuntu2.fips.7.1``, ``3.0.5-0ubuntu0.1+Fips2.1``), else None.
+    Such a build is not the stock package: compared with stock fixes, ``.fips.7.1`` sorts above
+    ``1.1.1f-1ubuntu2.17`` and every FIPS openssl read as fixed."""
+    head, _, release = release_ecosystem.partition(":")
+    if head != "ubuntu" or not release:
+        return None
+    _upstream, dash, revision = version.rpartition("-")
+    return f"ubuntu-fips:{release}" if dash and "fips" in revision.lower() else None
 
 
 def from_distro(distro_id: str, version_id: str, codename: str = "") -> str | None:

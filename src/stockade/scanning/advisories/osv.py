@@ -169,6 +169,8 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
     db_spec = _object(entry.get("database_specific"))
     ranges = _close_open_ranges(ranges, db_spec, scheme)
     versions = tuple(_strings(entry.get("versions")))
+    if versions and ecosystems.frozen_fips_stream(raw_eco):
+        ranges = []  # the stream's builds only (see ecosystems.frozen_fips_stream)
     if not ranges and not versions:
         problems.append(Problem(where=where, message="no usable range or versions list; skipped"))
         return None

@@ -44,6 +44,7 @@ SCHEMES["cargo"] = semver.SCHEME  # Cargo versions are SemVer 2.0 (the semver cr
 ECOSYSTEM_SCHEMES: dict[str, str] = {
     "debian": "dpkg",
     "ubuntu": "dpkg",
+    "ubuntu-fips": "dpkg",
     "alpine": "apk",
     "wolfi": "apk",
     "chainguard": "apk",
