@@ -832,7 +832,7 @@ def test_ubuntu_fips_builds_are_matched_against_the_fips_streams_only(
     are matched against Canonical's FIPS streams (real record UBUNTU-CVE-2022-4450): the
     certified stream (not fixed there) by the builds it lists, FIPS-updates by its range; a
     FIPS-updates build with the fix is not reached by the certified stream's open range."""
-    record = DATA / "ubuntu-osv" / "UBUNTU-CVE-2022-4450.json"
+    record = DATA / "ubuntu-fips" / "UBUNTU-CVE-2022-4450.json"
     (batch,) = import_sources(sqlite_store, [str(record)])
     assert batch.problems == []
     focal = _ubuntu(
