@@ -4,6 +4,7 @@ merged aliases and severity."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -864,8 +865,14 @@ def test_ubuntu_fips_builds_are_matched_against_the_fips_streams_only(
 def test_ubuntu_fips_builds_without_fips_data_are_unchecked(sqlite_store: Store) -> None:
     """With only stock records in the store a FIPS build is reported unchecked, not clean."""
     import_sources(sqlite_store, [str(DATA / "ubuntu-osv" / "CVE-2024-22365.json")])
-    report = Matcher(sqlite_store).run(
-        _ubuntu("18.04", [("libssl1.1", "1.1.1-1ubuntu2.fips.2.1~18.04.15.2")])
+    inv = _ubuntu("18.04", [("libssl1.1", "1.1.1-1ubuntu2.fips.2.1~18.04.15.2")])
+    kernel = Package(
+        type="deb",
+        name="linux-image-4.15.0-2000-fips",
+        version="4.15.0-2000.4",
+        source_name="linux-fips",
     )
+    inv = dataclasses.replace(inv, packages=(*inv.packages, kernel))
+    report = Matcher(sqlite_store).run(inv)
     assert report.findings == ()
-    assert [(u.ecosystem, u.packages) for u in report.unchecked] == [("ubuntu-fips:18.04", 1)]
+    assert [(u.ecosystem, u.packages) for u in report.unchecked] == [("ubuntu-fips:18.04", 2)]

@@ -116,7 +116,7 @@ def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
         version = pkg.version if by_binary else (pkg.source_version or pkg.version)
         if pkg.type == "deb":
             # A FIPS build is matched against the FIPS streams' data only.
-            distro_eco = ecosystems.fips_ecosystem(distro_eco, version) or distro_eco
+            distro_eco = ecosystems.fips_ecosystem(distro_eco, name, version) or distro_eco
         if pkg.type == "rpm":
             epoch = pkg.meta("epoch")
             if epoch and epoch != "0" and ":" not in version:

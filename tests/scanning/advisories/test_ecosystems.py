@@ -104,5 +104,22 @@ def test_ubuntu_fips_streams(text: str, want: str, frozen: bool) -> None:
     ],
 )
 def test_fips_builds_are_told_by_their_revision(version: str, want: str | None) -> None:
-    assert eco.fips_ecosystem("ubuntu:20.04", version) == want
-    assert eco.fips_ecosystem("debian:12", version) is None
+    assert eco.fips_ecosystem("ubuntu:20.04", "openssl", version) == want
+    assert eco.fips_ecosystem("debian:12", "openssl", version) is None
+
+
+@pytest.mark.parametrize(
+    ("source", "want"),
+    [
+        # The FIPS kernels' sources (USN-7428-2: linux-fips, linux-aws-fips, linux-azure-fips,
+        # linux-gcp-fips), tracked in the FIPS streams; their versions carry no "fips".
+        ("linux-fips", "ubuntu-fips:20.04"),
+        ("linux-aws-fips", "ubuntu-fips:20.04"),
+        ("linux-gcp-fips", "ubuntu-fips:20.04"),
+        ("linux", None),
+        ("linux-aws", None),
+        ("fipscheck", None),
+    ],
+)
+def test_fips_kernels_are_told_by_their_source(source: str, want: str | None) -> None:
+    assert eco.fips_ecosystem("ubuntu:20.04", source, "5.4.0-1021.21") == want

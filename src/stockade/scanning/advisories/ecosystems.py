@@ -81,16 +81,21 @@ def frozen_fips_stream(text: str) -> bool:
     return bool(m) and (m.group(1) or "").lower() != "-updates"
 
 
-def fips_ecosystem(release_ecosystem: str, version: str) -> str | None:
+def fips_ecosystem(release_ecosystem: str, source: str, version: str) -> str | None:
     """``ubuntu-fips:20.04`` for a FIPS build installed on ``ubuntu:20.04`` (a Debian revision
-    carrying "fips": ``1.1.1f-1ubuntu2.fips.7.1``, ``3.0.5-0ubuntu0.1+Fips2.1``), else None.
+    carrying "fips": ``1.1.1f-1ubuntu2.fips.7.1``, ``3.0.5-0ubuntu0.1+Fips2.1``; or one of the
+    FIPS kernels, whose versions are plain: ``linux-fips``, ``linux-aws-fips``), else None.
     Such a build is not the stock package: compared with stock fixes, ``.fips.7.1`` sorts above
     ``1.1.1f-1ubuntu2.17`` and every FIPS openssl read as fixed."""
     head, _, release = release_ecosystem.partition(":")
     if head != "ubuntu" or not release:
         return None
     _upstream, dash, revision = version.rpartition("-")
-    return f"ubuntu-fips:{release}" if dash and "fips" in revision.lower() else None
+    fips = (dash and "fips" in revision.lower()) or _FIPS_KERNEL.fullmatch(source)
+    return f"ubuntu-fips:{release}" if fips else None
+
+
+_FIPS_KERNEL = re.compile(r"linux(?:-[a-z0-9.]+)?-fips")
 
 
 def from_distro(distro_id: str, version_id: str, codename: str = "") -> str | None:
