@@ -110,6 +110,7 @@ def _scored_elsewhere(conn: Any, f: Finding) -> Finding:
 _DISTRO_ECOSYSTEMS = (
     "debian", "ubuntu", "alpine", "redhat", "rocky", "almalinux", "wolfi", "chainguard", "amazon",
     "sles", "sle-micro", "sl-micro", "opensuse-leap", "opensuse-leap-micro", "ubuntu-fips",
+    "ubuntu-realtime", "ubuntu-bluefield",
 )  # fmt: skip
 _FIX_RANK = {"fixed": 3, "wont-fix": 2, "not-fixed": 1, "unknown": 0}
 

@@ -876,3 +876,38 @@ def test_ubuntu_fips_builds_without_fips_data_are_unchecked(sqlite_store: Store)
     report = Matcher(sqlite_store).run(inv)
     assert report.findings == ()
     assert [(u.ecosystem, u.packages) for u in report.unchecked] == [("ubuntu-fips:18.04", 2)]
+
+
+def test_ubuntu_realtime_kernels_are_matched_against_their_own_stream(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """Canonical files the Realtime kernels under their own ecosystem
+    (Ubuntu:Pro:22.04:LTS:Realtime:Kernel); the importer skipped it and the stock release's
+    data never names linux-realtime, so a Realtime kernel counted as checked and clean."""
+
+    def entry(ecosystem: str, name: str, fixed: str) -> dict:
+        return {
+            "package": {"ecosystem": ecosystem, "name": name},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}],
+        }
+
+    record = {
+        "id": "CVE-2099-0101",
+        "modified": "2024-01-01T00:00:00Z",
+        "affected": [
+            entry("Ubuntu:22.04:LTS", "linux", "5.15.0-200.210"),
+            entry("Ubuntu:Pro:22.04:LTS:Realtime:Kernel", "linux-realtime", "5.15.0-1060.68"),
+        ],
+    }
+    (tmp_path / "CVE-2099-0101.json").write_text(json.dumps(record))
+    (batch,) = import_sources(sqlite_store, [str(tmp_path)])
+    assert batch.problems == []
+    kernel = Package(
+        type="deb",
+        name="linux-image-5.15.0-1059-realtime",
+        version="5.15.0-1059.67",
+        source_name="linux-realtime",
+    )
+    inv = Inventory(source="u", distro=Distro(id="ubuntu", version_id="22.04"), packages=(kernel,))
+    (f,) = Matcher(sqlite_store).run(inv).findings
+    assert f.details.fixed_version == "5.15.0-1060.68"

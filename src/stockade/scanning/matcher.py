@@ -115,8 +115,8 @@ def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
         name = pkg.name if by_binary and pkg.type == "rpm" else (pkg.source_name or pkg.name)
         version = pkg.version if by_binary else (pkg.source_version or pkg.version)
         if pkg.type == "deb":
-            # A FIPS build is matched against the FIPS streams' data only.
-            distro_eco = ecosystems.fips_ecosystem(distro_eco, name, version) or distro_eco
+            # A FIPS build, a Realtime kernel... is matched against its own stream's data only.
+            distro_eco = ecosystems.separate_build(distro_eco, name, version) or distro_eco
         if pkg.type == "rpm":
             epoch = pkg.meta("epoch")
             if epoch and epoch != "0" and ":" not in version:

@@ -41,10 +41,8 @@ def test_from_osv(osv: str, normalized: str) -> None:
         "Alpine",
         "Ubuntu:Pro",
         "Android",
-        # Canonical's separate builds of a release (its OSV documentation's list): their fixed
-        # versions (realtime kernels) are not the stock packages' (FIPS: see below)
-        "Ubuntu:Pro:22.04:LTS:Realtime:Kernel",
-        "Ubuntu:Nvidia-BlueField:22.04:LTS",
+        # A separate build of a release not read here
+        "Ubuntu:Pro:Nope:22.04:LTS",
     ],
 )
 def test_unknown_ecosystems(bad: str) -> None:
@@ -82,6 +80,11 @@ def test_package_names() -> None:
         ("Ubuntu:Pro:FIPS-updates:22.04:LTS", "ubuntu-fips:22.04", False),
         ("Ubuntu:Pro:FIPS-preview:22.04:LTS", "ubuntu-fips:22.04", True),
         ("Ubuntu:Pro:22.04:LTS", "ubuntu:22.04", False),
+        # Kernels built apart (Canonical's OSV documentation's list, and the feed's spellings)
+        ("Ubuntu:Pro:22.04:LTS:Realtime:Kernel", "ubuntu-realtime:22.04", False),
+        ("Ubuntu:Pro:24.04:LTS:Realtime:Kernel", "ubuntu-realtime:24.04", False),
+        ("Ubuntu:Nvidia-BlueField:22.04:LTS", "ubuntu-bluefield:22.04", False),
+        ("Ubuntu:22.04:LTS:for:NVIDIA:BlueField", "ubuntu-bluefield:22.04", False),
     ],
 )
 def test_ubuntu_fips_streams(text: str, want: str, frozen: bool) -> None:
@@ -104,8 +107,8 @@ def test_ubuntu_fips_streams(text: str, want: str, frozen: bool) -> None:
     ],
 )
 def test_fips_builds_are_told_by_their_revision(version: str, want: str | None) -> None:
-    assert eco.fips_ecosystem("ubuntu:20.04", "openssl", version) == want
-    assert eco.fips_ecosystem("debian:12", "openssl", version) is None
+    assert eco.separate_build("ubuntu:20.04", "openssl", version) == want
+    assert eco.separate_build("debian:12", "openssl", version) is None
 
 
 @pytest.mark.parametrize(
@@ -116,10 +119,14 @@ def test_fips_builds_are_told_by_their_revision(version: str, want: str | None) 
         ("linux-fips", "ubuntu-fips:20.04"),
         ("linux-aws-fips", "ubuntu-fips:20.04"),
         ("linux-gcp-fips", "ubuntu-fips:20.04"),
+        ("linux-realtime", "ubuntu-realtime:20.04"),
+        ("linux-intel-iot-realtime", "ubuntu-realtime:20.04"),
+        ("linux-realtime-6.8", "ubuntu-realtime:20.04"),
+        ("linux-bluefield", "ubuntu-bluefield:20.04"),
         ("linux", None),
         ("linux-aws", None),
         ("fipscheck", None),
     ],
 )
-def test_fips_kernels_are_told_by_their_source(source: str, want: str | None) -> None:
-    assert eco.fips_ecosystem("ubuntu:20.04", source, "5.4.0-1021.21") == want
+def test_separate_kernels_are_told_by_their_source(source: str, want: str | None) -> None:
+    assert eco.separate_build("ubuntu:20.04", source, "5.4.0-1021.21") == want

@@ -45,6 +45,8 @@ ECOSYSTEM_SCHEMES: dict[str, str] = {
     "debian": "dpkg",
     "ubuntu": "dpkg",
     "ubuntu-fips": "dpkg",
+    "ubuntu-realtime": "dpkg",
+    "ubuntu-bluefield": "dpkg",
     "alpine": "apk",
     "wolfi": "apk",
     "chainguard": "apk",
