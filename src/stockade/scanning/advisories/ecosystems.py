@@ -103,7 +103,7 @@ def frozen_fips_stream(text: str) -> bool:
     builds that carry the fix; their entries are matched by their ``versions`` lists (the
     stream's builds) instead."""
     m = _UBUNTU_FIPS.fullmatch(text.strip().partition(":")[2])
-    return bool(m) and (m.group(1) or "").lower() != "-updates"
+    return m is not None and (m.group(1) or "").lower() != "-updates"
 
 
 def separate_build(release_ecosystem: str, source: str, version: str) -> str | None:
