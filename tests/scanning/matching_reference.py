@@ -15,6 +15,7 @@ from sqlalchemy import select
 from stockade.model import Finding, Pillar, ResourceRef, Severity
 from stockade.model.errors import UsageError
 from stockade.scanning.advisories import ecosystems
+from stockade.scanning.advisories.model import unbounded_event
 from stockade.scanning.advisories.store import _LOOKUP_COLUMNS
 from stockade.scanning.advisory_tables import adv_affected, adv_vulnerabilities
 from stockade.scanning.interface import Inventory, VulnerabilityDetails
@@ -30,10 +31,7 @@ def _strings(text: str) -> tuple[str, ...]:
 
 def _entry(row: Any, parse: Any) -> Entry:
     ranges = tuple(
-        tuple(
-            (kind, None if (kind == "introduced" and v == "0") else parse(v), v)
-            for kind, v in events
-        )
+        tuple((kind, None if unbounded_event(kind, v) else parse(v), v) for kind, v in events)
         for _type, events in json.loads(row[2])
     )
     return Entry(tuple(row), ranges, frozenset(json.loads(row[3])))
@@ -111,7 +109,8 @@ def _scored_elsewhere(conn: Any, f: Finding) -> Finding:
 
 _DISTRO_ECOSYSTEMS = (
     "debian", "ubuntu", "alpine", "redhat", "rocky", "almalinux", "wolfi", "chainguard", "amazon",
-    "sles", "sle-micro", "sl-micro", "opensuse-leap", "opensuse-leap-micro",
+    "sles", "sle-micro", "sl-micro", "opensuse-leap", "opensuse-leap-micro", "ubuntu-fips",
+    "ubuntu-realtime", "ubuntu-bluefield",
 )  # fmt: skip
 _FIX_RANK = {"fixed": 3, "wont-fix": 2, "not-fixed": 1, "unknown": 0}
 

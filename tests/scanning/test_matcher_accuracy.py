@@ -4,6 +4,7 @@ merged aliases and severity."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from stockade.scanning.advisories.update import import_sources
 from stockade.scanning.interface import Distro, ImageInfo, Inventory, Package, VulnerabilityDetails
 from stockade.scanning.matcher import Matcher, match
 from stockade.store import Store
+
+DATA = Path(__file__).parent / "data" / "advisories"
 
 
 @pytest.fixture
@@ -686,7 +689,8 @@ def test_ubuntu_fips_builds_fixes_do_not_reach_stock_packages(
 ) -> None:
     """Canonical's OSV records list a release's FIPS builds under their own ecosystem
     (Ubuntu:Pro:FIPS-updates:22.04:LTS) with their own versions; read as the release, a FIPS
-    fix (3.0.5-...+Fips) reported a stock openssl at its stock fix as affected. The stock entry
+    fix (3.0.5-...+Fips) reported a stock openssl at its stock fix as affected. They are kept
+    as ubuntu-fips:22.04, which only FIPS builds are matched against. The stock entry
     is CVE-2024-0727's for jammy (canonical/ubuntu-security-notices, osv/cve/2024, commit
     f7269e52117ed7b1e1bee9d2eccd4ec8c7e022a8); the FIPS entry is in the shape of the others."""
 
@@ -708,7 +712,7 @@ def test_ubuntu_fips_builds_fixes_do_not_reach_stock_packages(
     }
     (tmp_path / "CVE-2024-0727.json").write_text(json.dumps(record))
     (batch,) = import_sources(sqlite_store, [str(tmp_path)])
-    assert any("FIPS-updates" in str(p) for p in batch.problems)
+    assert batch.problems == []
     inv = Inventory(
         source="ubuntu",
         distro=Distro(id="ubuntu", version_id="22.04"),
@@ -809,3 +813,101 @@ def test_nuget_crates_packagist_records_meet_their_catalogers_packages(sqlite_st
     }
     assert report.checked == len(inv.packages)
     assert report.unchecked == ()
+
+
+def _ubuntu(release: str, packages: list[tuple[str, str]]) -> Inventory:
+    return Inventory(
+        source="ubuntu",
+        distro=Distro(id="ubuntu", version_id=release),
+        packages=tuple(
+            Package(type="deb", name=n, version=v, source_name="openssl") for n, v in packages
+        ),
+    )
+
+
+def test_ubuntu_fips_builds_are_matched_against_the_fips_streams_only(
+    sqlite_store: Store,
+) -> None:
+    """A FIPS build's revision (1.1.1f-1ubuntu2.fips.7.1) sorts above the stock fix
+    (1.1.1f-1ubuntu2.17): matched as the stock release, every FIPS openssl read as fixed. They
+    are matched against Canonical's FIPS streams (real record UBUNTU-CVE-2022-4450): the
+    certified stream (not fixed there) by the builds it lists, FIPS-updates by its range; a
+    FIPS-updates build with the fix is not reached by the certified stream's open range."""
+    record = DATA / "ubuntu-fips" / "UBUNTU-CVE-2022-4450.json"
+    (batch,) = import_sources(sqlite_store, [str(record)])
+    assert batch.problems == []
+    focal = _ubuntu(
+        "20.04",
+        [
+            ("libssl1.1", "1.1.1f-1ubuntu2.16"),  # stock
+            ("openssl", "1.1.1f-1ubuntu2.fips.7.1"),  # certified FIPS
+            ("libssl1.1-hmac", "1.1.1f-1ubuntu2.fips.16"),  # FIPS-updates
+            ("libssl1.1-dev", "1.1.1f-1ubuntu2.fips.17"),  # FIPS-updates, fixed
+            ("libssl-doc", "1.1.1f-1ubuntu2.17"),  # stock, fixed
+        ],
+    )
+    report = Matcher(sqlite_store).run(focal)
+    got = {
+        (f.details.package, f.details.installed_version, f.details.fixed_version)
+        for f in report.findings
+    }
+    assert got == {
+        ("libssl1.1", "1.1.1f-1ubuntu2.16", "1.1.1f-1ubuntu2.17"),
+        ("openssl", "1.1.1f-1ubuntu2.fips.7.1", "1.1.1f-1ubuntu2.fips.17"),
+        ("libssl1.1-hmac", "1.1.1f-1ubuntu2.fips.16", "1.1.1f-1ubuntu2.fips.17"),
+    }
+    assert report.unchecked == ()
+    bionic = _ubuntu("18.04", [("libssl1.1", "1.1.1-1ubuntu2.fips.2.1~18.04.15.2")])
+    (f,) = Matcher(sqlite_store).run(bionic).findings
+    assert f.details.fixed_version == "1.1.1-1ubuntu2.fips.2.1~18.04.21"
+
+
+def test_ubuntu_fips_builds_without_fips_data_are_unchecked(sqlite_store: Store) -> None:
+    """With only stock records in the store a FIPS build is reported unchecked, not clean."""
+    import_sources(sqlite_store, [str(DATA / "ubuntu-osv" / "CVE-2024-22365.json")])
+    inv = _ubuntu("18.04", [("libssl1.1", "1.1.1-1ubuntu2.fips.2.1~18.04.15.2")])
+    kernel = Package(
+        type="deb",
+        name="linux-image-4.15.0-2000-fips",
+        version="4.15.0-2000.4",
+        source_name="linux-fips",
+    )
+    inv = dataclasses.replace(inv, packages=(*inv.packages, kernel))
+    report = Matcher(sqlite_store).run(inv)
+    assert report.findings == ()
+    assert [(u.ecosystem, u.packages) for u in report.unchecked] == [("ubuntu-fips:18.04", 2)]
+
+
+def test_ubuntu_realtime_kernels_are_matched_against_their_own_stream(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """Canonical files the Realtime kernels under their own ecosystem
+    (Ubuntu:Pro:22.04:LTS:Realtime:Kernel); the importer skipped it and the stock release's
+    data never names linux-realtime, so a Realtime kernel counted as checked and clean."""
+
+    def entry(ecosystem: str, name: str, fixed: str) -> dict:
+        return {
+            "package": {"ecosystem": ecosystem, "name": name},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}],
+        }
+
+    record = {
+        "id": "CVE-2099-0101",
+        "modified": "2024-01-01T00:00:00Z",
+        "affected": [
+            entry("Ubuntu:22.04:LTS", "linux", "5.15.0-200.210"),
+            entry("Ubuntu:Pro:22.04:LTS:Realtime:Kernel", "linux-realtime", "5.15.0-1060.68"),
+        ],
+    }
+    (tmp_path / "CVE-2099-0101.json").write_text(json.dumps(record))
+    (batch,) = import_sources(sqlite_store, [str(tmp_path)])
+    assert batch.problems == []
+    kernel = Package(
+        type="deb",
+        name="linux-image-5.15.0-1059-realtime",
+        version="5.15.0-1059.67",
+        source_name="linux-realtime",
+    )
+    inv = Inventory(source="u", distro=Distro(id="ubuntu", version_id="22.04"), packages=(kernel,))
+    (f,) = Matcher(sqlite_store).run(inv).findings
+    assert f.details.fixed_version == "5.15.0-1060.68"

@@ -464,7 +464,7 @@ def test_rows_an_older_tree_stored_are_refreshed_at_the_first_match(tmp_path: Pa
         conn.execute(
             text(
                 "UPDATE alembic_version SET version_num = 's7match_0001'"
-                " WHERE version_num = 's15vuln_0001'"
+                " WHERE version_num = 's16vuln_0001'"
             )
         )
     stale = {

@@ -9,6 +9,7 @@ import random
 import pytest
 
 from stockade.scanning.advisories.spans import MAX_EVENTS, UNKEYED_SPAN, Span, row_spans
+from stockade.scanning.advisories.store import _sort_events
 from stockade.scanning.match_eval import stored_range_fix, versions_list
 from stockade.scanning.versions import scheme_for
 from stockade.scanning.versions.sortable import sortable_key
@@ -75,15 +76,9 @@ def test_spans_give_the_walks_answer(ecosystem: str, pool: list[str]) -> None:
             events = [[r.choice(KINDS), r.choice(pool)] for _ in range(r.randint(0, 5))]
             if r.random() < 0.6:
                 events.insert(0, ["introduced", "0"])
-            # Stored order: "introduced 0" first, then by version, "introduced" first at one.
-            events.sort(
-                key=lambda e: (
-                    (0,)
-                    if e == ["introduced", "0"]
-                    else (1, scheme.key(e[1]), e[0] != "introduced")
-                )
-            )
-            ranges.append(["ECOSYSTEM", events])
+            if r.random() < 0.1:
+                events.append(["limit", "*"])
+            ranges.append(["ECOSYSTEM", _sort_events(ecosystem, events)])  # the stored order
         versions = r.sample(pool, r.choice((0, 0, 1, 2)))
         spans = row_spans(ecosystem, ranges, versions)
         assert UNKEYED_SPAN not in spans

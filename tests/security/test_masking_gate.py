@@ -477,6 +477,39 @@ def test_numbers_quoted_in_advisories_are_masked_in_the_store(tmp_path: Path) ->
     assert not any_format(card).search(blob) and not any_format(ssn).search(blob)
 
 
+def test_numbers_quoted_in_skipped_advisory_records_are_masked_in_the_warnings(
+    tmp_path: Path,
+) -> None:
+    """``db import`` names each record it skips and why, quoting the document (an id, a
+    version, a publisher's URL): those warnings leave the process too."""
+    card, ssn = _card("51", 16, 43), "536228407"
+    doc = {
+        "apkurl": "{{urlprefix}}/{{reponame}}/{{arch}}/{{pkg.name}}-{{pkg.ver}}.apk",
+        "archs": ["x86_64"],
+        "reponame": "os",
+        "urlprefix": f"https://packages.example.org/{shaped(card, ' ')}",
+        "packages": [{"pkg": {"name": "zlib", "secfixes": {"1.2.12-r0": ["CVE-2018-25032"]}}}],
+    }
+    alpine = {
+        "distroversion": "v3.19",
+        "packages": [
+            {"pkg": {"name": "zlib", "secfixes": {"1.0-r0": [f"ticket {ssn}"]}}},
+            {"pkg": {"name": "musl", "secfixes": {"1.2.4-r1": ["CVE-2025-26519"]}}},
+        ],
+    }
+    (tmp_path / "security.json").write_text(json.dumps(doc))
+    (tmp_path / "main.json").write_text(json.dumps(alpine))
+    db = tmp_path / "store.db"
+    env = {**os.environ, "STOCKADE_DB": f"sqlite:///{db}"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "stockade", "db", "import", "--verbose", str(tmp_path)],
+        capture_output=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert b"stockade: warning: " in proc.stderr and b"no advisory id" in proc.stderr
+    blob = proc.stdout + proc.stderr
+    assert not any_format(card).search(blob) and not any_format(ssn).search(blob), blob
+
+
 # ---------------------------------------------------------------------------------------------
 # The gate itself
 

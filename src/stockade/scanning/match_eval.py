@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from json.scanner import make_scanner
 from typing import Any
 
+from stockade.scanning.advisories.model import unbounded_event
 from stockade.scanning.advisories.store import LookupRow
 
 
@@ -115,12 +116,7 @@ def parse_ranges(text: str, key: Callable[[str], Any]) -> Ranges:
     """A row's stored ranges with each event's version parsed into its sort key."""
     return tuple(
         [
-            tuple(
-                [
-                    (kind, None if v == "0" and kind == "introduced" else key(v), v)
-                    for kind, v in events
-                ]
-            )
+            tuple([(kind, None if unbounded_event(kind, v) else key(v), v) for kind, v in events])
             for _type, events in load_json(text)
         ]
     )
@@ -147,27 +143,40 @@ AFFECTED_NO_FIX = ""  # what ``range_fix`` returns for a version affected withou
 
 def range_fix(key: Any, ranges: Ranges) -> str | None:
     """Whether the installed version's key falls in one of the ranges: None when it does not,
-    else the fix of the interval it falls in (``AFFECTED_NO_FIX`` when that interval has none)."""
+    else the fix of the interval it falls in (``AFFECTED_NO_FIX`` when that interval has none).
+
+    OSV's evaluation (schema, "Evaluation"): a range applies only below one of its ``limit``
+    events (``*`` is infinity; no limit means ``*``), and then every ``introduced``/``fixed``
+    event at or below the version and every ``last_affected`` below it is applied in version
+    order, the last one deciding. Events are stored in that order (document order at one
+    version, see ``store._sort_events``), so the walk stops at the first event above the
+    version; if that is a ``fixed``, it is the interval's fix."""
     for events in ranges:
-        # Events are in version order: apply those at or below the installed version; the first
-        # one above it ends the walk (and, if it is a "fixed", is this interval's fix).
+        limits = [k for kind, k, _v in events if kind == "limit"]
+        if limits and not any(k is None or key < k for k in limits):
+            continue
         affected = False
         fix = AFFECTED_NO_FIX
         for kind, k, vtext in events:
             if kind == "introduced":
-                if k is not None and k > key:
-                    break
-                affected = True
-            elif kind == "last_affected":
-                if k >= key:
-                    break
-                affected = False
-            elif k > key:  # "fixed" or "limit"
-                if affected and kind == "fixed":
+                if k is None or k <= key:
+                    affected = True
+                    continue
+            elif kind == "fixed":
+                if k <= key:
+                    affected = False
+                    continue
+                if affected:
                     fix = vtext
-                break
-            else:
-                affected = False
+            elif kind == "last_affected":
+                if k < key:
+                    affected = False
+                    continue
+                if k == key:
+                    continue  # applies only above it; later events at this version still do
+            else:  # "limit": decided above
+                continue
+            break
         if affected:
             return fix
     return None
@@ -182,7 +191,7 @@ def stored_ranges(text: str, key: Callable[[str], Any]) -> StoredRanges:
     ranges: StoredRanges = load_json(text)
     for _type, events in ranges:
         for kind, v in events:
-            if v != "0" or kind != "introduced":
+            if not unbounded_event(kind, v):
                 key(v)
     return ranges
 
@@ -191,23 +200,32 @@ def stored_range_fix(key: Any, ranges: StoredRanges, key_of: Callable[[str], Any
     """``range_fix`` on decoded stored ranges, each event's key taken from ``key_of`` (the
     scheme's cache) when the walk reaches it: no parsed copy of the ranges is built."""
     for _type, events in ranges:
+        limits = [v for kind, v in events if kind == "limit"]
+        if limits and not any("*" in v or key < key_of(v) for v in limits):
+            continue
         affected = False
         fix = AFFECTED_NO_FIX
         for kind, v in events:
             if kind == "introduced":
-                if v != "0" and key_of(v) > key:
-                    break
-                affected = True
-            elif kind == "last_affected":
-                if key_of(v) >= key:
-                    break
-                affected = False
-            elif key_of(v) > key:  # "fixed" or "limit"
-                if affected and kind == "fixed":
+                if v == "0" or key_of(v) <= key:
+                    affected = True
+                    continue
+            elif kind == "fixed":
+                if key_of(v) <= key:
+                    affected = False
+                    continue
+                if affected:
                     fix = v
-                break
+            elif kind == "last_affected":
+                k = key_of(v)
+                if k < key:
+                    affected = False
+                    continue
+                if k == key:
+                    continue
             else:
-                affected = False
+                continue
+            break
         if affected:
             return fix
     return None

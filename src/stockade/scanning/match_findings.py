@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 _DISTRO_ECOSYSTEMS = (
     "debian", "ubuntu", "alpine", "redhat", "rocky", "almalinux", "wolfi", "chainguard", "amazon",
     "sles", "sle-micro", "sle-micro-rancher", "sl-micro", "opensuse-leap", "opensuse-leap-micro",
+    "ubuntu-fips", "ubuntu-realtime", "ubuntu-bluefield",
 )  # fmt: skip
 _FIX_RANK = {"fixed": 3, "wont-fix": 2, "not-fixed": 1, "unknown": 0}
 # One matching row: the span query's row (its record's columns, then the affected row's fix

@@ -114,6 +114,9 @@ def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
         by_binary = pkg.type == "apk" or ecosystems.keyed_by_binary(distro_eco)
         name = pkg.name if by_binary and pkg.type == "rpm" else (pkg.source_name or pkg.name)
         version = pkg.version if by_binary else (pkg.source_version or pkg.version)
+        if pkg.type == "deb":
+            # A FIPS build, a Realtime kernel... is matched against its own stream's data only.
+            distro_eco = ecosystems.separate_build(distro_eco, name, version) or distro_eco
         if pkg.type == "rpm":
             epoch = pkg.meta("epoch")
             if epoch and epoch != "0" and ":" not in version:

@@ -41,13 +41,8 @@ def test_from_osv(osv: str, normalized: str) -> None:
         "Alpine",
         "Ubuntu:Pro",
         "Android",
-        # Canonical's separate builds of a release (its OSV documentation's list): their fixed
-        # versions (+Fips, realtime kernels) are not the stock packages'
-        "Ubuntu:Pro:FIPS:20.04:LTS",
-        "Ubuntu:Pro:FIPS-updates:22.04:LTS",
-        "Ubuntu:Pro:FIPS-preview:22.04:LTS",
-        "Ubuntu:Pro:22.04:LTS:Realtime:Kernel",
-        "Ubuntu:Nvidia-BlueField:22.04:LTS",
+        # A separate build of a release not read here
+        "Ubuntu:Pro:Nope:22.04:LTS",
     ],
 )
 def test_unknown_ecosystems(bad: str) -> None:
@@ -76,3 +71,62 @@ def test_package_names() -> None:
     )
     assert eco.package_name("go", "github.com/BurntSushi/toml") == "github.com/BurntSushi/toml"
     assert eco.package_name("debian:12", "openssl") == "openssl"
+
+
+@pytest.mark.parametrize(
+    ("text", "want", "frozen"),
+    [
+        ("Ubuntu:Pro:FIPS:20.04:LTS", "ubuntu-fips:20.04", True),
+        ("Ubuntu:Pro:FIPS-updates:22.04:LTS", "ubuntu-fips:22.04", False),
+        ("Ubuntu:Pro:FIPS-preview:22.04:LTS", "ubuntu-fips:22.04", True),
+        ("Ubuntu:Pro:22.04:LTS", "ubuntu:22.04", False),
+        # Kernels built apart (Canonical's OSV documentation's list, and the feed's spellings)
+        ("Ubuntu:Pro:22.04:LTS:Realtime:Kernel", "ubuntu-realtime:22.04", False),
+        ("Ubuntu:Pro:24.04:LTS:Realtime:Kernel", "ubuntu-realtime:24.04", False),
+        ("Ubuntu:Nvidia-BlueField:22.04:LTS", "ubuntu-bluefield:22.04", False),
+        ("Ubuntu:22.04:LTS:for:NVIDIA:BlueField", "ubuntu-bluefield:22.04", False),
+    ],
+)
+def test_ubuntu_fips_streams(text: str, want: str, frozen: bool) -> None:
+    assert eco.from_osv(text) == want
+    assert eco.frozen_fips_stream(text) is frozen
+
+
+@pytest.mark.parametrize(
+    ("version", "want"),
+    [
+        # Real builds: Canonical's OSV records, FIPS module certificates, dpkg -l of FIPS hosts.
+        ("1.1.1f-1ubuntu2.fips.7.1", "ubuntu-fips:20.04"),
+        ("1.1.1-1ubuntu2.fips.2.1~18.04.6.2", "ubuntu-fips:20.04"),
+        ("3.0.5-0ubuntu0.1+Fips2.1", "ubuntu-fips:20.04"),
+        ("1:7.9p1-10~ubuntu18.04.fips.0.2", "ubuntu-fips:20.04"),
+        ("1.0.3-2fips3", "ubuntu-fips:20.04"),
+        ("1.1.1f-1ubuntu2.17", None),
+        ("3.0.2-0ubuntu1.10", None),
+        ("1.0", None),
+    ],
+)
+def test_fips_builds_are_told_by_their_revision(version: str, want: str | None) -> None:
+    assert eco.separate_build("ubuntu:20.04", "openssl", version) == want
+    assert eco.separate_build("debian:12", "openssl", version) is None
+
+
+@pytest.mark.parametrize(
+    ("source", "want"),
+    [
+        # The FIPS kernels' sources (USN-7428-2: linux-fips, linux-aws-fips, linux-azure-fips,
+        # linux-gcp-fips), tracked in the FIPS streams; their versions carry no "fips".
+        ("linux-fips", "ubuntu-fips:20.04"),
+        ("linux-aws-fips", "ubuntu-fips:20.04"),
+        ("linux-gcp-fips", "ubuntu-fips:20.04"),
+        ("linux-realtime", "ubuntu-realtime:20.04"),
+        ("linux-intel-iot-realtime", "ubuntu-realtime:20.04"),
+        ("linux-realtime-6.8", "ubuntu-realtime:20.04"),
+        ("linux-bluefield", "ubuntu-bluefield:20.04"),
+        ("linux", None),
+        ("linux-aws", None),
+        ("fipscheck", None),
+    ],
+)
+def test_separate_kernels_are_told_by_their_source(source: str, want: str | None) -> None:
+    assert eco.separate_build("ubuntu:20.04", source, "5.4.0-1021.21") == want

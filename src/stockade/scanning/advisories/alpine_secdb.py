@@ -12,6 +12,13 @@ Two shapes are read:
 
 secdb lists fixed versions only: an unfixed Alpine issue is not in it.
 
+Wolfi (``packages.wolfi.dev/os/security.json``) and Chainguard
+(``packages.cgr.dev/chainguard/security.json``) publish the same document for their rolling
+distributions, without ``distroversion``: ``{"apkurl", "archs", "reponame", "urlprefix",
+"packages": [{"pkg": {"name", "secfixes"}}]}``. Its ``urlprefix`` says whose it is (the host
+``packages.wolfi.dev``, or one under ``cgr.dev``); the ecosystem is ``wolfi`` or ``chainguard``
+(no release), read the same way (``0`` is "not affected" there too).
+
 One id listed under several fixed versions of one package (real secdb data has both kinds) is
 read by :func:`fix_ranges`, here and for osv.dev's records (one entry per listing there):
 
@@ -34,6 +41,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, TypeGuard
+from urllib.parse import urlparse
 
 from stockade.scanning.advisories import ecosystems
 from stockade.scanning.advisories.model import (
@@ -51,9 +59,33 @@ _ID = re.compile(r"[A-Z][A-Z0-9]*-[0-9A-Za-z-]+")
 
 
 def is_secdb(doc: object) -> TypeGuard[dict[str, Any]]:
+    """Alpine's secdb (``distroversion``) or a rolling distribution's (``apkurl``)."""
     return (
-        isinstance(doc, dict) and "distroversion" in doc and isinstance(doc.get("packages"), list)
+        isinstance(doc, dict)
+        and ("distroversion" in doc or "apkurl" in doc)
+        and isinstance(doc.get("packages"), list)
     )
+
+
+# The apk secdb publishers of rolling distributions, by the host of their ``urlprefix``.
+_ROLLING = {"packages.wolfi.dev": "wolfi", "cgr.dev": "chainguard"}
+
+
+def source_of(doc: dict[str, Any]) -> str:
+    """The data source name of a secdb document: ``alpine-secdb``, ``wolfi-secdb``..."""
+    if "distroversion" in doc:
+        return "alpine-secdb"
+    return f"{_ecosystem(doc) or 'apk'}-secdb"
+
+
+def _ecosystem(doc: dict[str, Any]) -> str | None:
+    """``wolfi`` or ``chainguard`` for a rolling distribution's secdb, from its ``urlprefix``
+    (None when it is neither's)."""
+    host = urlparse(str(doc.get("urlprefix") or "")).hostname or ""
+    for suffix, eco in _ROLLING.items():
+        if host == suffix or host.endswith(f".{suffix}"):
+            return eco
+    return None
 
 
 def is_parts(doc: object) -> TypeGuard[list[dict[str, Any]]]:
@@ -66,10 +98,21 @@ def is_parts(doc: object) -> TypeGuard[list[dict[str, Any]]]:
 
 def convert_secdb(doc: dict[str, Any], where: str) -> tuple[list[Advisory], list[Problem]]:
     problems: list[Problem] = []
-    try:
-        eco = ecosystems.from_osv(f"Alpine:{doc['distroversion']}")
-    except ecosystems.UnknownEcosystem as exc:
-        return [], [Problem(where=where, message=f"bad distroversion: {exc}")]
+    if "distroversion" in doc:
+        try:
+            eco = ecosystems.from_osv(f"Alpine:{doc['distroversion']}")
+        except ecosystems.UnknownEcosystem as exc:
+            return [], [Problem(where=where, message=f"bad distroversion: {exc}")]
+    else:
+        rolling = _ecosystem(doc)
+        if rolling is None:
+            message = (
+                f"apk secdb without distroversion from {doc.get('urlprefix')!r}: neither"
+                " Wolfi's (packages.wolfi.dev) nor Chainguard's (cgr.dev); skipped"
+            )
+            return [], [Problem(where=where, message=message)]
+        eco = rolling
+    source = source_of(doc)
     # One advisory per (id, origin); the same id fixed in several versions: see fix_ranges.
     by_id: dict[tuple[str, str], list[str]] = defaultdict(list)
     for i, item in enumerate(doc["packages"]):
@@ -105,7 +148,11 @@ def convert_secdb(doc: dict[str, Any], where: str) -> tuple[list[Advisory], list
                 for vid in found:
                     by_id[(vid, pkg["name"])].append(version)
     out = [
-        _advisory(vid, [(eco, origin, intro, fixed) for intro, fixed in fix_ranges(versions)])
+        _advisory(
+            vid,
+            [(eco, origin, intro, fixed) for intro, fixed in fix_ranges(versions)],
+            source,
+        )
         for (vid, origin), versions in by_id.items()
     ]
     return out, problems
@@ -228,10 +275,12 @@ def _regroup(entries: list[tuple[str, str, str, str]]) -> list[tuple[str, str, s
     return out
 
 
-def _advisory(vid: str, entries: list[tuple[str, str, str, str]]) -> Advisory:
+def _advisory(
+    vid: str, entries: list[tuple[str, str, str, str]], source: str = "alpine-secdb"
+) -> Advisory:
     return Advisory(
         id=vid,
-        source="alpine-secdb",
+        source=source,
         affected=tuple(
             Affected(
                 ecosystem=eco,

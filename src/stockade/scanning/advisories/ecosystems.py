@@ -23,6 +23,32 @@ _PEP503 = re.compile(r"[-_.]+")
 # FIPS-preview, Realtime and BlueField ecosystems are other builds with their own versions
 # (3.0.5-0ubuntu0.1+Fips2.1): read as the release, their fixes reported stock packages affected.
 _UBUNTU = re.compile(r"(?:Pro:)?(\d+\.\d+)(?::LTS)?", re.IGNORECASE)
+# The FIPS streams: the certified builds ("FIPS", frozen), their security updates
+# ("FIPS-updates") and the builds under certification ("FIPS-preview"). Their builds carry
+# "fips" in the Debian revision (1.1.1f-1ubuntu2.fips.7.1, 3.0.5-0ubuntu0.1+Fips2.1, 2fips3)
+# and are matched as ``ubuntu-fips:N`` (see ``separate_build``), never as the stock release.
+_UBUNTU_FIPS = re.compile(r"Pro:FIPS(-updates|-preview)?:(\d+\.\d+)(?::LTS)?", re.IGNORECASE)
+# Kernels built apart, each with its own ecosystem and source names: the Realtime kernels
+# ("Pro:22.04:LTS:Realtime:Kernel": linux-realtime, linux-intel-iot-realtime) and NVIDIA
+# BlueField's ("Nvidia-BlueField:22.04:LTS": linux-bluefield).
+_UBUNTU_KERNELS = (
+    (
+        "ubuntu-realtime",
+        re.compile(
+            r"Pro:(\d+\.\d+)(?::LTS)?:Realtime:Kernel|Pro:Realtime:(\d+\.\d+)(?::LTS)?",
+            re.IGNORECASE,
+        ),
+        re.compile(r"linux(?:-[a-z0-9.-]+)?-realtime(?:-[0-9.]+)?"),
+    ),
+    (
+        "ubuntu-bluefield",
+        re.compile(
+            r"Nvidia-BlueField:(\d+\.\d+)(?::LTS)?|(\d+\.\d+)(?::LTS)?:for:NVIDIA:BlueField",
+            re.IGNORECASE,
+        ),
+        re.compile(r"linux-bluefield(?:-[0-9.]+)?"),
+    ),
+)
 
 
 class UnknownEcosystem(ValueError):
@@ -48,10 +74,17 @@ def from_osv(text: str) -> str:
         m = _UBUNTU.fullmatch(rest)
         if m:
             return f"ubuntu:{m.group(1)}"
+        m = _UBUNTU_FIPS.fullmatch(rest)
+        if m:
+            return f"ubuntu-fips:{m.group(2)}"
+        for name, stream, _sources in _UBUNTU_KERNELS:
+            m = stream.fullmatch(rest)
+            if m:
+                return f"{name}:{m.group(1) or m.group(2)}"
         if re.search(r"(?:^|:)\d+\.\d+(?::|$)", rest):
             raise UnknownEcosystem(
-                f"{text!r} is a separate build of the release (FIPS, Realtime, BlueField):"
-                " its versions are not the stock packages' and are not matched against them"
+                f"{text!r} is a separate build of the release that is not read here: its"
+                " versions are not the stock packages' and are not matched against them"
             )
     if low in ("rocky linux", "almalinux") and rest:
         return f"{low.split()[0]}:{rest.split('.')[0]}"
@@ -62,6 +95,38 @@ def from_osv(text: str) -> str:
     if low in ("wolfi", "chainguard"):
         return low
     raise UnknownEcosystem(f"unknown or unsupported ecosystem {text!r}")
+
+
+def frozen_fips_stream(text: str) -> bool:
+    """Canonical's certified (``Ubuntu:Pro:FIPS:20.04:LTS``) and preview FIPS streams: an open
+    range there (``introduced 0``: not fixed in that stream) would reach the FIPS-updates
+    builds that carry the fix; their entries are matched by their ``versions`` lists (the
+    stream's builds) instead."""
+    m = _UBUNTU_FIPS.fullmatch(text.strip().partition(":")[2])
+    return m is not None and (m.group(1) or "").lower() != "-updates"
+
+
+def separate_build(release_ecosystem: str, source: str, version: str) -> str | None:
+    """The ecosystem of a separate build installed on ``ubuntu:N``, else None:
+    ``ubuntu-fips:N`` for a FIPS build (a Debian revision carrying "fips":
+    ``1.1.1f-1ubuntu2.fips.7.1``, ``3.0.5-0ubuntu0.1+Fips2.1``; or a FIPS kernel, whose version
+    is plain: ``linux-fips``, ``linux-aws-fips``), ``ubuntu-realtime:N`` / ``ubuntu-bluefield:N``
+    for those kernels' sources. Such a build is not the stock package: compared with stock
+    fixes, ``.fips.7.1`` sorts above ``1.1.1f-1ubuntu2.17`` (every FIPS openssl read as fixed),
+    and the stock data never names these kernels (they counted as checked and clean)."""
+    head, _, release = release_ecosystem.partition(":")
+    if head != "ubuntu" or not release:
+        return None
+    _upstream, dash, revision = version.rpartition("-")
+    if (dash and "fips" in revision.lower()) or _FIPS_KERNEL.fullmatch(source):
+        return f"ubuntu-fips:{release}"
+    for name, _stream, sources in _UBUNTU_KERNELS:
+        if sources.fullmatch(source):
+            return f"{name}:{release}"
+    return None
+
+
+_FIPS_KERNEL = re.compile(r"linux(?:-[a-z0-9.]+)?-fips")
 
 
 def from_distro(distro_id: str, version_id: str, codename: str = "") -> str | None:

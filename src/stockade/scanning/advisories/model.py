@@ -26,6 +26,12 @@ class EventKind(StrEnum):
     LIMIT = "limit"
 
 
+def unbounded_event(kind: str, version: str) -> bool:
+    """An event whose version has no key: ``introduced "0"`` (before every version) and a
+    ``limit`` containing ``*`` (OSV: infinity)."""
+    return (kind == "introduced" and version == "0") or (kind == "limit" and "*" in version)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VersionRange:
     """Events in upstream order; ``introduced`` "0" means "from the first version"."""

@@ -20,6 +20,7 @@ from stockade.scanning.advisories.model import (
     FixState,
     Problem,
     VersionRange,
+    unbounded_event,
 )
 from stockade.scanning.versions import VersionError, scheme_for
 
@@ -159,7 +160,7 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
             (kind, version), *extra = ev.items() if isinstance(ev, dict) else ((None, None),)
             if extra or kind not in _KINDS or not isinstance(version, str):
                 raise RecordError(f"bad range event {ev!r}")
-            if not (kind == "introduced" and version == "0"):
+            if not unbounded_event(kind, version):
                 scheme.key(version)  # raises VersionError for a bad version
             events.append((_KINDS[kind], version))
             if kind == "fixed":
@@ -168,6 +169,8 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
     db_spec = _object(entry.get("database_specific"))
     ranges = _close_open_ranges(ranges, db_spec, scheme)
     versions = tuple(_strings(entry.get("versions")))
+    if versions and ecosystems.frozen_fips_stream(raw_eco):
+        ranges = []  # the stream's builds only (see ecosystems.frozen_fips_stream)
     if not ranges and not versions:
         problems.append(Problem(where=where, message="no usable range or versions list; skipped"))
         return None

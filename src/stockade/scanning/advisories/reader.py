@@ -84,7 +84,7 @@ def convert_document(doc: object, where: str) -> tuple[str, list[Advisory], list
         return "nvd", advs, probs
     if alpine_secdb.is_secdb(doc):
         advs, probs = alpine_secdb.convert_secdb(doc, where)
-        return "alpine-secdb", advs, probs
+        return alpine_secdb.source_of(doc), advs, probs
     if alpine_secdb.is_parts(doc):
         advs, probs = alpine_secdb.convert_parts(doc, where)
         return "alpine-secdb", advs, probs

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from stockade.scanning.advisories.model import unbounded_event
 from stockade.scanning.versions import SCHEMES, VersionError, scheme_for
 from stockade.scanning.versions.sortable import SORTABLE_SCHEMES, NotSortable, sortable_key
 
@@ -56,7 +57,7 @@ def row_spans(ecosystem: str, ranges: Sequence[Any], versions: Sequence[str]) ->
             if len(events) > MAX_EVENTS:
                 return [UNKEYED_SPAN]
             keys = [
-                None if kind == "introduced" and v == "0" else _event_key(scheme.name, v)
+                None if unbounded_event(kind, v) else _event_key(scheme.name, v)
                 for kind, v in events
             ]
             out += _range_spans(seq, events, keys)
@@ -80,7 +81,13 @@ def _range_spans(seq: int, events: Sequence[Any], keys: list[bytes | None]) -> l
     # at the ends); odd r = 2i + 1 is points[i] itself. An event at points[i] is region 2i + 1.
     where = {k: 2 * i + 1 for i, k in enumerate(points)}
     regions = [None if k is None else where[k] for k in keys]
-    answers = [_walk(r, events, regions) for r in range(2 * len(points) + 1)]
+    # The range applies below its highest limit (none, or a "*" one: everywhere).
+    limits = [e for (kind, _v), e in zip(events, regions, strict=True) if kind == "limit"]
+    cap = None if not limits or None in limits else max(e for e in limits if e is not None)
+    answers = [
+        None if cap is not None and r >= cap else _walk(r, events, regions)
+        for r in range(2 * len(points) + 1)
+    ]
     spans = []
     start = 0
     for r in range(1, len(answers) + 1):
@@ -99,24 +106,30 @@ def _range_spans(seq: int, events: Sequence[Any], keys: list[bytes | None]) -> l
 
 def _walk(r: int, events: Sequence[Any], regions: list[int | None]) -> str | None:
     """``stored_range_fix`` for an installed version in region ``r`` (an event at region e is
-    above it when e > r): None when not affected, else the fix ("" when none)."""
+    above it when e > r), limits left out (see ``_range_spans``): None when not affected, else
+    the fix ("" when none)."""
     affected = False
     fix = ""
     for (kind, v), e in zip(events, regions, strict=True):
         if kind == "introduced":
-            if e is not None and e > r:
-                break
-            affected = True
+            if e is None or e <= r:
+                affected = True
+                continue
+        elif kind == "fixed":
+            assert e is not None
+            if e <= r:
+                affected = False
+                continue
+            if affected:
+                fix = v
         elif kind == "last_affected":
             assert e is not None
-            if e >= r:
-                break
-            affected = False
-        else:  # "fixed" or "limit"
-            assert e is not None
-            if e > r:
-                if affected and kind == "fixed":
-                    fix = v
-                break
-            affected = False
+            if e < r:
+                affected = False
+                continue
+            if e == r:
+                continue
+        else:  # "limit"
+            continue
+        break
     return fix if affected else None

@@ -118,12 +118,16 @@ def _first_key(adv: Advisory) -> tuple[str, str]:
 
 
 def _sorted_events(ecosystem: str, r: VersionRange) -> list[list[str]]:
-    """Events in version order ("introduced 0" first; at one version "introduced" first), as OSV
-    evaluation requires; sorted once here so the matcher only walks them."""
+    """Events in version order, as OSV evaluation requires; sorted once here so the matcher
+    only walks them."""
     return _sort_events(ecosystem, [[str(k), v] for k, v in r.events])
 
 
 def _sort_events(ecosystem: str, events: list[list[str]]) -> list[list[str]]:
+    """``introduced "0"`` first, then by version; events at one version keep the document's
+    order (the timeline OSV's events are: ``fixed 1.5, introduced 1.5`` leaves 1.5 affected,
+    as the schema's evaluation applies them in turn); ``limit`` events, which bound the range
+    rather than take part in the walk (a ``*`` one has no version), last."""
     scheme = scheme_for(ecosystem)
     if scheme is None:
         return events
@@ -131,7 +135,9 @@ def _sort_events(ecosystem: str, events: list[list[str]]) -> list[list[str]]:
     def order(e: list[str]) -> tuple[Any, ...]:
         if e[0] == "introduced" and e[1] == "0":
             return (0,)
-        return (1, scheme.key(e[1]), e[0] != "introduced")
+        if e[0] == "limit":
+            return (2,)
+        return (1, scheme.key(e[1]))
 
     return sorted(events, key=order)
 
@@ -179,6 +185,9 @@ def _insert_spans(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
 APK_ECOSYSTEMS = "alpine:%", "wolfi", "chainguard"
 
 
+_MARKERS = ("spans", "limits", "cvss")  # what ensure_spans does, left by the migrations
+
+
 def ensure_spans(store: Store) -> None:
     """Bring derived data of records an older tree stored up to date, once, before the first
     match after the migration that asked for it (markers in ``adv_meta``):
@@ -186,11 +195,14 @@ def ensure_spans(store: Store) -> None:
     - ``spans``: ``pending`` (imported before ``adv_spans`` existed) or ``apk`` (apk rows stored
       before the leading-zero order): the rows' events are sorted again and their spans
       computed again;
+    - ``limits = pending``: rows with OSV ``limit`` events, stored when a limit was read as a
+      fix without a version (session 16): their spans are computed again (limits are sorted
+      last);
     - ``cvss = pending``: records whose only scored-to-be vector was CVSS v4.0 (stored unscored)
       get their headline score.
 
     The generation changes, so kept matches of images are not reused."""
-    markers = select(adv_meta.c.key).where(adv_meta.c.key.in_(("spans", "cvss")))
+    markers = select(adv_meta.c.key).where(adv_meta.c.key.in_(_MARKERS))
     with store.connect() as conn:
         if conn.execute(markers).first() is None:
             return
@@ -199,30 +211,32 @@ def ensure_spans(store: Store) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(7355609)"))  # as an import does
         found = dict(
             conn.execute(
-                select(adv_meta.c.key, adv_meta.c.value).where(
-                    adv_meta.c.key.in_(("spans", "cvss"))
-                )
+                select(adv_meta.c.key, adv_meta.c.value).where(adv_meta.c.key.in_(_MARKERS))
             ).all()
         )
         if not found:  # another process refreshed them meanwhile
             return
         if "spans" in found:
-            fill_spans(conn, apk_only=found["spans"] == "apk")
+            fill_spans(conn, only="apk" if found["spans"] == "apk" else None)
+        if "limits" in found and found.get("spans") != "pending":
+            fill_spans(conn, only="limits")
         if "cvss" in found:
             _refresh_cvss(conn)
-        conn.execute(delete(adv_meta).where(adv_meta.c.key.in_(("spans", "cvss", "generation"))))
+        conn.execute(delete(adv_meta).where(adv_meta.c.key.in_((*_MARKERS, "generation"))))
         conn.execute(insert(adv_meta), [{"key": "generation", "value": uuid.uuid4().hex}])
 
 
-def fill_spans(conn: Connection, *, apk_only: bool = False) -> None:
-    """(Re)compute the spans of every stored affected row (of the apk ecosystems only, with
-    ``apk_only``) from its stored ranges, their events sorted again by today's version order:
-    for stores imported before ``adv_spans`` existed or before that order changed (see
-    :func:`ensure_spans`)."""
+def fill_spans(conn: Connection, *, only: str | None = None) -> None:
+    """(Re)compute the spans of every stored affected row (``only="apk"``: of the apk
+    ecosystems; ``only="limits"``: with a ``limit`` event) from its stored ranges, their events
+    sorted again by today's order: for stores imported before ``adv_spans`` existed or before
+    that order or the evaluation changed (see :func:`ensure_spans`)."""
     rows = select(adv_affected.c.pk)
-    if apk_only:
+    if only == "apk":
         eco = adv_affected.c.ecosystem
         rows = rows.where(or_(eco.like(APK_ECOSYSTEMS[0]), eco.in_(APK_ECOSYSTEMS[1:])))
+    elif only == "limits":
+        rows = rows.where(adv_affected.c.ranges.like('%"limit"%'))
     conn.execute(delete(adv_spans).where(adv_spans.c.affected_pk.in_(rows.scalar_subquery())))
     q = (
         select(

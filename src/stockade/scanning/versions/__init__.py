@@ -44,6 +44,9 @@ SCHEMES["cargo"] = semver.SCHEME  # Cargo versions are SemVer 2.0 (the semver cr
 ECOSYSTEM_SCHEMES: dict[str, str] = {
     "debian": "dpkg",
     "ubuntu": "dpkg",
+    "ubuntu-fips": "dpkg",
+    "ubuntu-realtime": "dpkg",
+    "ubuntu-bluefield": "dpkg",
     "alpine": "apk",
     "wolfi": "apk",
     "chainguard": "apk",
