@@ -12,9 +12,10 @@ on its own queue (the ruleset compiled for that queue is applied for its blocks)
 Probes of fewer trips (session 11), a mode with a suffix: ``MODE/req`` queues only the client's
 segments (the responder's pass in the kernel: what a kernel-side decision on the responses would
 save), ``MODE/first`` only each connection's first packet to user space, ``MODE/q`` skips the
-segments a tc classifier (``firewall_quiet.bpf.c``, built with clang-14 into the temporary
-directory) marked quiet, and ``off/bpf`` is "off" with that classifier attached (what the scan
-itself costs). They measure, they do not protect: a skipped segment is not inspected.
+segments the enforcer's tc classifier (``src/stockade/firewall/enforce/clean.bpf.c``) marked
+CLEAN, and ``off/bpf`` is "off" with that classifier attached (what the scan itself costs). They
+measure, they do not protect: a skipped segment is not inspected. (The enforcer itself, ``enf-*``,
+attaches the classifier and lets CLEAN segments of connections final but for DLP pass with a copy.)
 
 Rounds alternate the order of the modes; each prints pooled medians, p99, and the per-round ratio
 against "off" (median and range).
@@ -45,7 +46,7 @@ import firewall as fb  # noqa: E402  (the end-to-end benchmark's lab, policy and
 QUEUES = {"enf-c": 0, "enf-py": 1, "null-c": 2, "null-py": 3, "enf-loop": 4}
 
 
-QUIET_PROBE = 0x100  # the packet mark firewall_quiet.bpf.c sets on a quiet segment
+QUIET_PROBE = 0x100  # marks.CLEAN: the packet mark the classifier sets on a clean segment
 
 
 def variant(mode: str) -> str:
@@ -141,30 +142,25 @@ def _skipped(node: str) -> tuple[int, int]:
 
 
 class Classifier:
-    """firewall_quiet.bpf.c on every pod's host-side veth (ingress), attached only when wanted."""
+    """The enforcer's classifier (clean.bpf.c) on the lab node's interfaces (ingress), attached
+    only when wanted."""
 
     def __init__(self, tmp: Path, node: str, interfaces: list[str]) -> None:
-        self.obj = tmp / "quiet.bpf.o"
-        src = Path(__file__).with_name("firewall_quiet.bpf.c")
-        subprocess.run(
-            ["clang-14", "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu",
-             "-c", str(src), "-o", str(self.obj)],
-            check=True,
-        )  # fmt: skip
-        self.node, self.interfaces, self.on = node, interfaces, False
+        from stockade.firewall.enforce import tcfilter
+
+        obj = tcfilter.program()
+        if obj is None:
+            raise SystemExit("the classifier did not build (clang -target bpf)")
+        self.tc = tcfilter.Classifier(node, obj)
+        self.on = False
 
     def want(self, on: bool) -> None:
-        from stockade.network.netns import in_ns, run
-
         if on == self.on:
             return
-        for dev in self.interfaces:
-            if on:
-                run(in_ns(self.node, "tc", "qdisc", "replace", "dev", dev, "clsact"))
-                run(in_ns(self.node, "tc", "filter", "add", "dev", dev, "ingress", "bpf", "da",
-                          "obj", str(self.obj), "sec", "tc"))  # fmt: skip
-            else:
-                run(in_ns(self.node, "tc", "qdisc", "del", "dev", dev, "clsact"), check=False)
+        if on:
+            self.tc.sync()
+        else:
+            self.tc.remove()
         self.on = on
 
 

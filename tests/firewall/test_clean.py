@@ -116,7 +116,8 @@ def _chunked(body: bytes) -> bytes:
     mid = len(body) // 2
     chunks = b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in (body[:mid], body[mid:]))
     return (
-        b"POST /pay HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks
+        b"POST /pay HTTP/1.1\r\nHost: orders\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + chunks
         + b"0\r\n\r\n"
     )
 
@@ -125,7 +126,7 @@ CORPUS = {
     "card spaced": _http(b'{"card": "4111 1111 1111 1111", "cvv": "123"}'),
     "card plain": _http(b'{"pan": 5500005555555559}'),
     "card dashed": _http(b"card=3782-822463-10005&x=1"),
-    "amex spaced": b"HTTP/1.1 200 OK\r\n\r\n{\"amex\": \"3782 822463 10005\"}",
+    "amex spaced": b'HTTP/1.1 200 OK\r\n\r\n{"amex": "3782 822463 10005"}',
     "track 1": _http(b"%B4111111111111111^DOE/JOHN^2512101"),
     "ssn": _http(b'{"ssn": "536-22-1234", "name": "alice"}'),
     "ssn bare": _http(b'{"ssn": 536221234}'),
@@ -133,9 +134,7 @@ CORPUS = {
     "phone e164": _http(b'{"tel": "+44 20 7946 0958"}'),
     "email": _http(b'{"contact": "alice.smith@example.com"}'),
     "percent query": b"GET /pay?card=4111%201111%201111%201111 HTTP/1.1\r\nHost: o\r\n\r\n",
-    "form": _http(
-        b"card=4111+1111+1111+1111", "Content-Type: application/x-www-form-urlencoded"
-    ),
+    "form": _http(b"card=4111+1111+1111+1111", "Content-Type: application/x-www-form-urlencoded"),
     "chunked": _chunked(b'{"card": "4111 1111 1111 1111"}'),
     "gzip": _http(gzip.compress(b'{"card": "4111 1111 1111 1111"}'), "Content-Encoding: gzip"),
 }

@@ -76,7 +76,7 @@ def _sum(data: bytes) -> int:
 
 def segment(family: int, sport: int, seq: int, flags: int, payload: bytes) -> bytes:
     """An IP packet (IPv4 header or IPv6 header) with a TCP segment from A to N."""
-    src, dst = (V4 if family == 4 else V6)
+    src, dst = V4 if family == 4 else V6
     tcp = struct.pack("!HHIIBBHHH", sport, 9, seq & 0xFFFFFFFF, 0, 5 << 4, flags, 65535, 0, 0)
     af = socket.AF_INET if family == 4 else socket.AF_INET6
     s, d = socket.inet_pton(af, src), socket.inet_pton(af, dst)
@@ -93,13 +93,36 @@ def segment(family: int, sport: int, seq: int, flags: int, payload: bytes) -> by
 
 
 PIECES = [
-    b"GET /orders HTTP/1.1\r\n", b"Host: orders\r\n", b'{"qty": 2, "sku": "A-', b"note ", b" ",
-    b"4111", b" 1111", b"-2222", b".", b"\xc2\xa0", b"(415) ", b"555-2671", b"12345678",
-    b"Accept-Encoding: gzip\r\n", b"Transfer-Enc", b"h2", b"PRI * H", b"Content-En",
+    b"GET /orders HTTP/1.1\r\n",
+    b"Host: orders\r\n",
+    b'{"qty": 2, "sku": "A-',
+    b"note ",
+    b" ",
+    b"4111",
+    b" 1111",
+    b"-2222",
+    b".",
+    b"\xc2\xa0",
+    b"(415) ",
+    b"555-2671",
+    b"12345678",
+    b"Accept-Encoding: gzip\r\n",
+    b"Transfer-Enc",
+    b"h2",
+    b"PRI * H",
+    b"Content-En",
 ]
 # each makes its direction never CLEAN again (alone, or after a piece above)
 TRIGGERS = [
-    b"%", b"+", b"\\", b"@", b"\x00", b"Upgrade: websocket", b"c", b"TTP/2.0", b"coding: x\r\n",
+    b"%",
+    b"+",
+    b"\\",
+    b"@",
+    b"\x00",
+    b"Upgrade: websocket",
+    b"c",
+    b"TTP/2.0",
+    b"coding: x\r\n",
 ]
 
 

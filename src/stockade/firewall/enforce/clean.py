@@ -47,7 +47,15 @@ TRIGGER_BYTES = b"%+\\@\x00"
 # Lowercased, at most 8 bytes each (the classifier keeps an 8-byte window): each is a part of a
 # trigger of triggers.TRIGGERS (content-encoding, transfer-encoding, x-www-form-urlencoded,
 # multipart/, websocket, HTTP/2's preface and h2c), so a direction without any has none of those.
-TRIGGER_WORDS = (b"ent-enco", b"fer-enco", b"urlencod", b"ultipart", b"websocke", b"pri * h", b"h2c")
+TRIGGER_WORDS = (
+    b"ent-enco",
+    b"fer-enco",
+    b"urlencod",
+    b"ultipart",
+    b"websocke",
+    b"pri * h",
+    b"h2c",
+)
 
 # The built-in sensors the predicate covers, and the run length each needs (dlp/sensors.py).
 COVERED = {

@@ -57,7 +57,9 @@ class EndLog:
             raise EnforcementError(f"cannot open a netfilter netlink socket: {exc}") from exc
         try:
             self._sock.bind((0, 0))
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20 if copies else 1 << 20)
+            self._sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20 if copies else 1 << 20
+            )
             self._config(group, _attr(_CFG_CMD, struct.pack("B", _CMD_BIND)))
             self._config(group, _attr(_CFG_MODE, struct.pack(">IBB", COPY, _COPY_PACKET, 0)))
         except OSError as exc:

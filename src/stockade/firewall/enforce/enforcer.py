@@ -224,7 +224,9 @@ class Enforcer:
             try:
                 classifier.sync()
                 if first:
-                    log.info("the kernel's first look is on %d interfaces", len(classifier.attached))
+                    log.info(
+                        "the kernel's first look is on %d interfaces", len(classifier.attached)
+                    )
                     first = False
             except Exception:  # an optimisation only: segments wait for the enforcer without it
                 log.exception("the classifier could not be kept attached")
@@ -292,14 +294,14 @@ class Enforcer:
         # the classifier is attached beside the loop (its first load takes a second or two):
         # enforcement starts at once, clean segments pass quietly once it is in place
         attached = threading.Event()
-        keeper = (
-            threading.Thread(
-                target=self._keep_classifier, args=(classifier, attached), daemon=True,
+        keeper = None
+        if classifier is not None:
+            keeper = threading.Thread(
+                target=self._keep_classifier,
+                args=(classifier, attached),
+                daemon=True,
                 name="stockade-classifier",
-            )  # fmt: skip
-            if classifier is not None
-            else None
-        )
+            )
         try:
             nft.apply(self.node, self.ruleset, self.settings)
             if keeper is not None:
