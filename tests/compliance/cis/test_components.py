@@ -842,3 +842,46 @@ def test_a_control_plane_of_systemd_services_is_found_by_its_units(tmp_path: Pat
         "k8s.scheduler.profiling": "FAIL",
         "k8s.proxy.metrics_bind_address": "FAIL",
     }
+
+
+_BASE = Path(__file__).resolve().parents[1] / "golden" / "_base" / "kubeadm" / "root"
+
+
+def _manifest_without(name: str, drop: str) -> str:
+    """A static pod manifest of the kubeadm fixture node with one command line flag left out."""
+    text = (_BASE / "etc/kubernetes/manifests" / name).read_text()
+    kept = [line for line in text.splitlines() if not line.strip().startswith(f"- {drop}")]
+    assert len(kept) == len(text.splitlines()) - 1, f"{drop} not in {name}"
+    return "\n".join(kept) + "\n"
+
+
+def test_an_unset_bind_address_is_the_default_every_address(tmp_path: Path) -> None:
+    """The controller manager and the scheduler listen on 0.0.0.0 unless --bind-address says
+    otherwise, so a manifest without the flag fails 1.3.7 and 1.4.2 and the evidence names the
+    default; k3s passes --bind-address=127.0.0.1 to both itself unless the user overrides it."""
+    files = {
+        "/etc/kubernetes/manifests/kube-controller-manager.yaml": _manifest_without(
+            "kube-controller-manager.yaml", "--bind-address"
+        ),
+        "/etc/kubernetes/manifests/kube-scheduler.yaml": _manifest_without(
+            "kube-scheduler.yaml", "--bind-address"
+        ),
+    }
+    result = run(loader.builtin("kubernetes"), _node(tmp_path / "a", files, []), only=["1.3.7", "1.4.2"])
+    got = {f.id: f for f in result.findings}
+    for cid in ("k8s.controller_manager.bind_address", "k8s.scheduler.bind_address"):
+        assert str(got[cid].status) == "FAIL", got[cid]
+        assert "the default 0.0.0.0" in got[cid].details.evidence  # type: ignore[union-attr]
+
+    k3s = ["/usr/local/bin/k3s", "server", "--cluster-init"]
+    result = run(loader.builtin("kubernetes"), _node(tmp_path / "b", {}, [k3s]), only=["1.3.7", "1.4.2"])
+    for f in result.findings:
+        assert str(f.status) == "PASS", f
+        assert "k3s server starts" in f.details.evidence  # type: ignore[union-attr]
+        assert "--bind-address=127.0.0.1" in f.details.evidence  # type: ignore[union-attr]
+
+    opened = [*k3s, "--kube-scheduler-arg=bind-address=0.0.0.0"]
+    assert _statuses(_node(tmp_path / "c", {}, [opened]), ["1.3.7", "1.4.2"]) == {
+        "k8s.controller_manager.bind_address": "PASS",
+        "k8s.scheduler.bind_address": "FAIL",
+    }

@@ -84,6 +84,14 @@ class ProcessFacts:
                 name, values = hit
                 value: Fact = flag_fact(values, test.op)
                 return value, f"{name}={_show(value)} ({state.source})"
+            hit = self.resolver.launcher_flag(self.component, test.flag)
+            if hit is not None:
+                name, values = hit
+                value = flag_fact(values, test.op)
+                return value, (
+                    f"{name}={_show(value)} (not given: {state.launcher} starts "
+                    f"{self.component} with it; {state.source})"
+                )
         if test.path:
             cfg = self.config()
             if cfg is not None:

@@ -31,6 +31,8 @@ class ComponentState:
     source: str = ""  # where the flags came from, for evidence
     env: dict[str, str] = field(default_factory=dict)  # declared by a unit or manifest
     embedded: bool = False  # flags read from a launcher's (k3s's): the command line is partial
+    launcher: str = ""  # the launcher's bin (``k3s server``) when embedded
+    launcher_flags: Flags = field(default_factory=dict)  # what it sets before the user's flags
     config_cache: dict[str, Any] | None = None
 
     @property
@@ -199,8 +201,15 @@ class Resolver:
             given = [*from_file.get(embedded.lstrip("-"), []), *flags.get(embedded, [])]
             flags = parse_flags([f"--{v}" for v in given])
             src += "".join(f" and {f}" for f in files)
+        own = dict(comp.launcher_flags).get(bin_spec, ()) if embedded else ()
         return ComponentState(
-            component=comp, process=proc, flags=flags, source=src, embedded=bool(embedded)
+            component=comp,
+            process=proc,
+            flags=flags,
+            source=src,
+            embedded=bool(embedded),
+            launcher=bin_spec if embedded else "",
+            launcher_flags=parse_flags([f"{k}={v}" for k, v in own]),
         )
 
     def _launcher_config(self, proc: Process, flags: Flags) -> tuple[Flags, list[str]]:
@@ -296,6 +305,15 @@ class Resolver:
         """The values of a flag under any of its names (``--host`` and ``-H`` are one flag: a
         daemon given both listens on every address); the name is the first one given."""
         flags = self.state(comp).flags
+        given = [n for n in names if n in flags]
+        if not given:
+            return None
+        return given[0], [v for n in given for v in flags[n]]
+
+    def launcher_flag(self, comp: str, names: tuple[str, ...]) -> tuple[str, list[str]] | None:
+        """A flag the component's launcher sets itself (k3s starts the scheduler with
+        --bind-address=127.0.0.1), which the user's own flags replace."""
+        flags = self.state(comp).launcher_flags
         given = [n for n in names if n in flags]
         if not given:
             return None

@@ -41,6 +41,9 @@ class Component:
     bins: tuple[str, ...]
     optional: bool = False
     embedded: tuple[tuple[str, str], ...] = ()
+    # flags a launcher starts the component with before the user's own (k3s server runs the
+    # controller manager with --bind-address=127.0.0.1): bin -> ((flag, value), ...)
+    launcher_flags: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     manifest: str = ""  # path key of a static pod manifest declaring the command
     unit: str = ""  # path key of a systemd unit declaring ExecStart
     # path keys of the component's own config files (kubelet config, daemon.json; the API
