@@ -885,3 +885,76 @@ def test_an_unset_bind_address_is_the_default_every_address(tmp_path: Path) -> N
         "k8s.controller_manager.bind_address": "PASS",
         "k8s.scheduler.bind_address": "FAIL",
     }
+
+
+def test_etcd_matches_config_keys_as_go_json_does(tmp_path: Path) -> None:
+    """etcd reads --config-file with sigs.k8s.io/yaml (YAML to JSON, keys sorted) and Go's
+    encoding/json, which matches keys ignoring case: Client-Transport-Security is honoured. Of
+    keys folding alike the last one in sorted order wins and two objects merge (checked with
+    Go 1.19's encoding/json on this machine)."""
+    shouted = (
+        ETCD_CONF.replace("client-transport-security:", "Client-Transport-Security:")
+        .replace("peer-transport-security:", "PEER-TRANSPORT-SECURITY:")
+        .replace("  client-cert-auth: true", "  Client-Cert-Auth: true")
+        .replace("  cert-file:", "  Cert-File:")
+        .replace("  auto-tls: false", "  AUTO-TLS: true")
+    )
+    argv = ["/usr/local/bin/etcd", "--config-file=/etc/etcd/etcd.conf.yml"]
+    node = _node(tmp_path / "a", {"/etc/etcd/etcd.conf.yml": shouted}, [argv])
+    assert _statuses(node, ETCD_CHECKS) == {
+        "k8s.etcd.tls_cert": "PASS",
+        "k8s.etcd.client_cert_auth": "PASS",
+        "k8s.etcd.auto_tls": "FAIL",
+        "k8s.etcd.peer_tls_cert": "PASS",
+        "k8s.etcd.peer_client_cert_auth": "PASS",
+        "k8s.etcd.peer_auto_tls": "FAIL",
+    }
+    # the document's order does not decide: "CLIENT-..." sorts before "client-..."
+    both = (
+        "client-transport-security:\n  client-cert-auth: true\n"
+        "CLIENT-TRANSPORT-SECURITY:\n  cert-file: /etc/etcd/pki/server.crt\n"
+        "  key-file: /etc/etcd/pki/server.key\n  client-cert-auth: false\n"
+        "data-dir: /srv/etcd\n"
+    )
+    node = _node(tmp_path / "b", {"/etc/etcd/etcd.conf.yml": both}, [argv])
+    assert _statuses(node, ["2.1", "2.2"]) == {
+        "k8s.etcd.tls_cert": "PASS",  # from the first object, merged
+        "k8s.etcd.client_cert_auth": "PASS",  # the lower-case key sorts last
+    }
+    assert Resolver(loader.builtin("kubernetes"), node).path("etcd", "datadir") == "/srv/etcd"
+    dirs = _node(tmp_path / "c", {"/etc/etcd/etcd.conf.yml": "Data-Dir: /srv/e2\n"}, [argv])
+    assert Resolver(loader.builtin("kubernetes"), dirs).path("etcd", "datadir") == "/srv/e2"
+
+
+def test_go_fold_is_ascii_case_plus_kelvin_and_long_s() -> None:
+    from stockade.compliance.cis.components import go_fold, go_json_view
+
+    assert go_fold("Client-Cert-Auth") == go_fold("client-cert-auth")
+    assert go_fold("client-tran\u017fport") == go_fold("client-transport")  # long s
+    assert go_fold("\u212aey-file") == go_fold("key-file")  # Kelvin sign
+    assert go_fold("\u0131cc") != go_fold("icc")  # dotless i does not fold to i in Go
+    assert go_fold("stra\u00dfe") != go_fold("strasse")  # no full case folding
+    view = go_json_view({"icc": False, "ICC": None, "Hosts": ["a"], "hosts": ["b"]})
+    assert view == {"ICC": False, "HOSTS": ["b"]}  # null leaves it; a later list replaces
+
+
+def test_dockerd_refuses_daemon_json_keys_not_spelled_as_its_options(tmp_path: Path) -> None:
+    """dockerd looks every top-level daemon.json key up among its flag names, case-sensitively,
+    and refuses to start on one it does not know ("the following directives don't match any
+    configuration option"), though Go's JSON decoding alone would have read "Icc" as icc. So a
+    file with "Icc": false configures nothing: the checks that read it are ERROR, saying why,
+    and neither pass on the misspelt key nor fail on the default."""
+    daemon = '{"Icc": false, "USERNS-REMAP": "default", "live-restore": true}\n'
+    node = _node(tmp_path / "a", {"/etc/docker/daemon.json": daemon}, [["/usr/bin/dockerd"]])
+    result = run(loader.builtin("docker"), node, only=["2.2", "2.9", "2.15"])
+    got = {f.id: f for f in result.findings}
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "docker.daemon.icc": "ERROR",
+        "docker.daemon.userns_remap": "ERROR",
+        "docker.daemon.live_restore": "ERROR",
+    }
+    reason = got["docker.daemon.icc"].details.reason  # type: ignore[union-attr]
+    assert "'Icc' is not a dockerd option" in reason and "'icc'" in reason, reason
+    exact = '{"icc": false, "userns-remap": "default", "live-restore": true}\n'
+    node = _node(tmp_path / "b", {"/etc/docker/daemon.json": exact}, [["/usr/bin/dockerd"]])
+    assert set(_statuses(node, ["2.2", "2.9", "2.15"], "docker").values()) == {"PASS"}

@@ -95,7 +95,7 @@ class ProcessFacts:
         if test.path:
             cfg = self.config()
             if cfg is not None:
-                value2 = lookup(cfg[1], test.path)
+                value2 = self.resolver.config_value(self.component, test.path)
                 if value2 is not None and value2 != []:
                     return value2, f"{test.path}: {_show(value2)} (config {cfg[0]})"
         if test.env and not file_only:

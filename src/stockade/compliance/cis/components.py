@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from stockade.compliance.cis.model import Benchmark, Component, PathSpec
+from stockade.compliance.cis.model import Benchmark, Component, PathSpec, Test, Tests
 from stockade.compliance.cis.node import FileProblem, Node, Process
 from stockade.compliance.cis.systemd import read_service
 from stockade.config import parse_json, parse_yaml
@@ -124,6 +124,36 @@ def lookup(data: Any, dotted: str) -> list[str] | str | None:
     """The value at ``a.b.c`` as a fact: scalars as strings, lists as string lists. A numeric
     part indexes a list; ``*`` maps over a list (the result is a list)."""
     return fact_value(_walk(data, dotted.split(".")))
+
+
+# Go's encoding/json compares a key with a field name ignoring ASCII case; of the other
+# characters only the Kelvin sign and the long s fold to ASCII letters (k and s)
+_GO_FOLD_SPECIAL = {"\u212a": "K", "\u017f": "S"}
+
+
+def go_fold(key: str) -> str:
+    """``key`` as Go's encoding/json compares it with an ASCII field name."""
+    return "".join(c.upper() if c.isascii() else _GO_FOLD_SPECIAL.get(c, c) for c in key)
+
+
+def go_json_view(value: Any) -> Any:
+    """A YAML document as etcd decodes it (sigs.k8s.io/yaml, then Go's encoding/json): keys are
+    visited in sorted order (the YAML-to-JSON step marshals maps with sorted keys) and folded
+    (``Client-Transport-Security`` is ``client-transport-security``); of keys folding alike the
+    last one wins, two objects merge key by key (decoding into the same struct), and a null
+    leaves the field as it was."""
+    if isinstance(value, list):
+        return [go_json_view(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in sorted(value.items(), key=lambda kv: str(kv[0])):
+        if item is None:
+            continue
+        folded, item = go_fold(str(key)), go_json_view(item)
+        prev = out.get(folded)
+        out[folded] = _merged(prev, item) if isinstance(prev, dict) else item
+    return out
 
 
 def _walk(cur: Any, parts: list[str]) -> Any:
@@ -337,9 +367,50 @@ class Resolver:
                 return None
             data: Any = {}
             for f in files:
-                data = _merged(data, parse_config(self.node.read_text(f), f))
+                doc = parse_config(self.node.read_text(f), f)
+                if state.component.config_keys == "flag-names":
+                    self._refuse_misspelt_keys(state.component, doc, f)
+                data = _merged(data, doc)
+            if state.component.config_keys == "go-json":
+                data = go_json_view(data)
             state.config_cache = {"where": " + ".join(files), "data": data}
         return state.config_cache["where"], state.config_cache["data"]
+
+    def config_value(self, comp: str, dotted: str) -> list[str] | str | None:
+        """The value at ``dotted`` in the component's configuration, keys matched as the
+        component matches them; None if unset or there is no configuration."""
+        cfg = self.config(comp)
+        if cfg is None:
+            return None
+        if self.state(comp).component.config_keys == "go-json":
+            dotted = ".".join(p if p == "*" or p.isdigit() else go_fold(p) for p in dotted.split("."))
+        return lookup(cfg[1], dotted)
+
+    def _refuse_misspelt_keys(self, comp: Component, doc: Any, path: str) -> None:
+        """dockerd refuses a config file with a top-level key that is not one of its options
+        spelled exactly ("the following directives don't match any configuration option"), though
+        Go's JSON decoding would have taken ``Icc`` for ``icc``: such a file configures nothing."""
+        known = self._config_keys(comp)
+        for key in doc if isinstance(doc, dict) else ():
+            name = str(key)
+            if name in known:
+                continue
+            meant = [k for k in known if go_fold(k) == go_fold(name)]
+            if meant:
+                raise FileProblem(
+                    f"{path}: {name!r} is not a {comp.name} option (options are matched "
+                    f"case-sensitively: {meant[0]!r}); {comp.name} refuses to start with this "
+                    f"file (the following directives don't match any configuration option: {name})"
+                )
+
+    def _config_keys(self, comp: Component) -> set[str]:
+        """Top-level config keys the benchmark reads for ``comp`` (tests' ``path``, paths'
+        ``config_key``)."""
+        keys = {spec.config_key.split(".")[0] for _, spec in comp.paths if spec.config_key}
+        for check in self.benchmark.checks:
+            if check.audit is not None and check.audit.process == comp.name and check.tests:
+                keys.update(t.path.split(".")[0] for t in _tests_of(check.tests) if t.path)
+        return keys
 
     def _reads_config(self, state: ComponentState, key: str) -> bool:
         """Whether the component reads the config file ``key`` names: one whose command line is
@@ -383,7 +454,7 @@ class Resolver:
             if name in state.flags:
                 return state.flags[name][-1]
         if cfg is not None:
-            value = lookup(cfg[1], spec.config_key)
+            value = self.config_value(comp_name, spec.config_key)
             if isinstance(value, str) and value:
                 return value
         if spec.env and not file_only:
@@ -415,6 +486,13 @@ class Resolver:
             return re.escape(value) if m.group(1) else value
 
         return _VAR.sub(one, text) if "${" in text else text
+
+
+def _tests_of(tests: Tests) -> list[Test]:
+    out: list[Test] = []
+    for item in tests.items:
+        out += _tests_of(item) if isinstance(item, Tests) else [item]
+    return out
 
 
 def _merged(base: Any, over: Any) -> Any:

@@ -193,11 +193,18 @@ def _component(name: str, data: Any, where: str) -> Component:
         unit=str(data.get("unit", "")),
         config=_strs(data.get("config"), "config", f"{where}: component {name!r}"),
         config_replaces_flags=bool(data.get("config_replaces_flags", False)),
+        config_keys=_config_keys(data.get("config_keys", "exact"), f"{where}: component {name!r}"),
         go_flags=bool(data.get("go_flags", False)),
         config_needs_flag=bool(data.get("config_needs_flag", False)),
         config_dropins=str(data.get("config_dropins", "")),
         paths=tuple(paths),
     )
+
+
+def _config_keys(value: Any, here: str) -> str:
+    if value not in ("exact", "go-json", "flag-names"):
+        raise ConfigError(f"{here}: config_keys must be exact, go-json or flag-names")
+    return str(value)
 
 
 def _launcher_flags(raw: Any, here: str) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:

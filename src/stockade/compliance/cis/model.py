@@ -52,6 +52,11 @@ class Component:
     # a config file, when one is given, is read instead of the flags and the environment (etcd
     # ignores both once --config-file names a file)
     config_replaces_flags: bool = False
+    # how the component matches its config file's keys: "exact" (Kubernetes components decode
+    # case-sensitively), "go-json" (etcd: sigs.k8s.io/yaml turns the YAML into JSON with sorted
+    # keys and Go's encoding/json matches them case-insensitively, the last match winning) or
+    # "flag-names" (dockerd: a top-level key must be spelled as the flag is, or it refuses the file)
+    config_keys: str = "exact"
     go_flags: bool = False  # parses its command line with Go's flag package: -name is --name
     # reads a config file only when a flag names it (the kubelet's --config; daemon.json is read
     # from its default place without one)
