@@ -958,3 +958,62 @@ def test_dockerd_refuses_daemon_json_keys_not_spelled_as_its_options(tmp_path: P
     exact = '{"icc": false, "userns-remap": "default", "live-restore": true}\n'
     node = _node(tmp_path / "b", {"/etc/docker/daemon.json": exact}, [["/usr/bin/dockerd"]])
     assert set(_statuses(node, ["2.2", "2.9", "2.15"], "docker").values()) == {"PASS"}
+
+
+K3S_ETCD_CONFIG = (Path(__file__).parent / "k3s_etcd_config.yaml").read_text()
+K3S_ETCD = "/var/lib/rancher/k3s/server/db/etcd/config"
+SECTION_2 = [*ETCD_CHECKS, "2.7"]
+
+
+def _findings(node: Node, only: list[str]) -> dict[str, object]:
+    return {f.id: f for f in run(loader.builtin("kubernetes"), node, only=only).findings}
+
+
+def test_k3s_embedded_etcd_is_audited_from_the_config_k3s_writes(tmp_path: Path) -> None:
+    """k3s server --cluster-init runs etcd inside itself, reading the config file k3s writes at
+    every start: section 2 judges that file (there is no etcd process or manifest)."""
+    k3s = ["/usr/local/bin/k3s", "server", "--cluster-init"]
+    node = _node(tmp_path / "a", {K3S_ETCD: K3S_ETCD_CONFIG}, [k3s])
+    assert "etcd" in Resolver(loader.builtin("kubernetes"), node).roles()
+    got = _findings(node, SECTION_2)
+    assert {k: str(f.status) for k, f in got.items()} == {
+        **{k: "PASS" for k in got if k != "k8s.etcd.unique_ca"},
+        "k8s.etcd.unique_ca": "WARN",  # manual
+    }
+    evidence = got["k8s.etcd.client_cert_auth"].details.evidence  # type: ignore[attr-defined]
+    assert f"config {K3S_ETCD}" in evidence, evidence
+    assert Resolver(loader.builtin("kubernetes"), node).path("etcd", "datadir") == (
+        "/var/lib/rancher/k3s/server/db/etcd"
+    )
+    # --etcd-arg values land in the same file; a weakened one is read from there
+    weak = K3S_ETCD_CONFIG.replace("  client-cert-auth: true\n  key-file: /var/lib/rancher/k3s/server/tls/etcd/server-client.key",
+                                   "  client-cert-auth: false\n  key-file: /var/lib/rancher/k3s/server/tls/etcd/server-client.key")  # fmt: skip
+    # a restarted server finds its etcd by the file alone (--cluster-init is needed once)
+    node = _node(tmp_path / "b", {K3S_ETCD: weak}, [["/usr/local/bin/k3s", "server"]])
+    assert _statuses(node, ["2.2", "2.5"]) == {
+        "k8s.etcd.client_cert_auth": "FAIL",
+        "k8s.etcd.peer_client_cert_auth": "PASS",
+    }
+    moved = "/srv/k3s/server/db/etcd/config"
+    node = _node(tmp_path / "c", {moved: K3S_ETCD_CONFIG}, [["k3s", "server", "-d", "/srv/k3s"]])
+    assert set(_statuses(node, ETCD_CHECKS).values()) == {"PASS"}
+
+
+def test_k3s_without_embedded_etcd_has_no_section_2(tmp_path: Path) -> None:
+    """With SQLite through kine (the single-server default) or an external datastore there is
+    no etcd on the node: section 2 is NOT_APPLICABLE and says why; --cluster-init without the
+    config k3s writes at start-up is an ERROR, not a pass or a fail."""
+    sqlite = {"/var/lib/rancher/k3s/server/db/state.db": ""}
+    node = _node(tmp_path / "a", sqlite, [["/usr/local/bin/k3s", "server"]])
+    got = _findings(node, SECTION_2)
+    assert {str(f.status) for f in got.values()} == {"NOT_APPLICABLE"}
+    for f in got.values():
+        assert "SQLite through kine" in f.details.reason, f  # type: ignore[attr-defined]
+    external = ["/usr/local/bin/k3s", "server", "--datastore-endpoint=postgres://k3s:s3cr3t@db:5432/k3s"]
+    node = _node(tmp_path / "b", {}, [external])
+    reasons = [f.details.reason for f in _findings(node, SECTION_2).values()]  # type: ignore[attr-defined]
+    assert all("external datastore" in r and "s3cr3t" not in r for r in reasons), reasons
+    node = _node(tmp_path / "c", {}, [["/usr/local/bin/k3s", "server", "--cluster-init"]])
+    got = _findings(node, ETCD_CHECKS)
+    assert {str(f.status) for f in got.values()} == {"ERROR"}
+    assert all(K3S_ETCD in f.details.reason for f in got.values())  # type: ignore[attr-defined]

@@ -21,6 +21,11 @@ _VAR = re.compile(r"\$\{(re:)?([a-z0-9_-]+)\.([a-z0-9_-]+)\}")
 Flags = dict[str, list[str]]
 # programs that read their own flags from a config file: (default path, variable naming another)
 _LAUNCHER_CONFIG = {"k3s": ("/etc/rancher/k3s/config.yaml", "K3S_CONFIG_FILE")}
+# where a launcher keeps its state: (flags naming it, its config file key, the default)
+_LAUNCHER_DATA_DIR = {"k3s": (("--data-dir", "-d"), "data-dir", "/var/lib/rancher/k3s")}
+# what makes k3s server start its embedded etcd before it has written the etcd config: flags or
+# config file keys (a server joining another, --server, joins its etcd only if it has one: unknown)
+_K3S_ETCD_INIT = ("cluster-init",)
 
 
 @dataclass(slots=True)
@@ -33,6 +38,9 @@ class ComponentState:
     embedded: bool = False  # flags read from a launcher's (k3s's): the command line is partial
     launcher: str = ""  # the launcher's bin (``k3s server``) when embedded
     launcher_flags: Flags = field(default_factory=dict)  # what it sets before the user's flags
+    # the config file a launcher writes for the embedded component, read instead of the flags
+    launcher_config: str = ""
+    absent_reason: str = ""  # why a component looked for is not there, when more than "absent"
     config_cache: dict[str, Any] | None = None
 
     @property
@@ -206,12 +214,20 @@ class Resolver:
         return found
 
     def _find(self, comp: Component) -> ComponentState:
+        absent = ""
         for bin_spec in comp.bins:
             words = bin_spec.split()
             for proc in self.node.processes:
-                if _bin_matches(proc.argv, words):
-                    return self._from_process(comp, proc, bin_spec, words)
-        state = ComponentState(component=comp)
+                if not _bin_matches(proc.argv, words):
+                    continue
+                if bin_spec in dict(comp.launcher_config):
+                    found = self._from_launcher(comp, proc, bin_spec, words)
+                    if not found.present:
+                        absent = absent or found.absent_reason
+                        continue
+                    return found
+                return self._from_process(comp, proc, bin_spec, words)
+        state = ComponentState(component=comp, absent_reason=absent)
         if comp.manifest:
             self._from_manifest(state)
         if not state.present and comp.unit:
@@ -240,6 +256,42 @@ class Resolver:
             embedded=bool(embedded),
             launcher=bin_spec if embedded else "",
             launcher_flags=parse_flags([f"{k}={v}" for k, v in own]),
+        )
+
+    def _from_launcher(
+        self, comp: Component, proc: Process, bin_spec: str, words: list[str]
+    ) -> ComponentState:
+        """A component the launcher runs inside itself only in some set-ups (k3s server's etcd,
+        absent when k3s keeps its data in SQLite through kine or in an external datastore)."""
+        flags = parse_flags(proc.argv[len(words) :])
+        from_file, _ = self._launcher_config(proc, flags)
+        settings = {**from_file, **{k.lstrip("-"): v for k, v in flags.items()}}
+        where = f"process {proc.pid} ({bin_spec})"
+        if settings.get("datastore-endpoint", [""])[-1]:
+            # the endpoint may carry credentials: it is not repeated
+            reason = (
+                f"{where} keeps its data in the external datastore --datastore-endpoint names: "
+                f"no {comp.name} runs on this node"
+            )
+            return ComponentState(component=comp, absent_reason=reason)
+        names, key, default = _LAUNCHER_DATA_DIR.get(words[0], ((), "", ""))
+        data_dir = next((flags[n][-1] for n in names if n in flags), "")
+        data_dir = data_dir or (from_file.get(key) or [default])[-1]
+        path = dict(comp.launcher_config)[bin_spec].format(data_dir=data_dir.rstrip("/"))
+        init = [k for k in _K3S_ETCD_INIT if settings.get(k, ["false"])[-1] == "true"]
+        if not self.node.exists(path) and not init:
+            reason = (
+                f"{where} keeps its data in SQLite through kine (no {path}, no --cluster-init): "
+                f"no {comp.name} runs on this node"
+            )
+            return ComponentState(component=comp, absent_reason=reason)
+        return ComponentState(
+            component=comp,
+            process=proc,
+            source=f"{where}, embedded {comp.name}",
+            embedded=True,
+            launcher=bin_spec,
+            launcher_config=path,
         )
 
     def _launcher_config(self, proc: Process, flags: Flags) -> tuple[Flags, list[str]]:
@@ -356,13 +408,21 @@ class Resolver:
         if not state.component.config:
             return None
         if state.config_cache is None:
-            paths = [
-                self.path(comp, key, allow_missing=True)
-                for key in state.component.config
-                if self._reads_config(state, key)
-            ]
-            files = [p for p in paths if p and self.node.exists(p)]
-            files += self._dropins(state)
+            if state.launcher_config:
+                if not self.node.exists(state.launcher_config):
+                    raise FileProblem(
+                        f"{state.launcher} runs {comp} embedded but {state.launcher_config}, "
+                        "which it writes at start-up, is missing"
+                    )
+                files = [state.launcher_config]
+            else:
+                paths = [
+                    self.path(comp, key, allow_missing=True)
+                    for key in state.component.config
+                    if self._reads_config(state, key)
+                ]
+                files = [p for p in paths if p and self.node.exists(p)]
+                files += self._dropins(state)
             if not files:
                 return None
             data: Any = {}

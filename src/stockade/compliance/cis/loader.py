@@ -189,6 +189,9 @@ def _component(name: str, data: Any, where: str) -> Component:
         optional=bool(data.get("optional", False)),
         embedded=tuple((str(k), str(v)) for k, v in (data.get("embedded") or {}).items()),
         launcher_flags=_launcher_flags(data.get("launcher_flags"), f"{where}: component {name!r}"),
+        launcher_config=tuple(
+            (str(k), str(v)) for k, v in (data.get("launcher_config") or {}).items()
+        ),
         manifest=str(data.get("manifest", "")),
         unit=str(data.get("unit", "")),
         config=_strs(data.get("config"), "config", f"{where}: component {name!r}"),

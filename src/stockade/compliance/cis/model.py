@@ -44,6 +44,11 @@ class Component:
     # flags a launcher starts the component with before the user's own (k3s server runs the
     # controller manager with --bind-address=127.0.0.1): bin -> ((flag, value), ...)
     launcher_flags: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    # a launcher that runs the component inside itself and writes the config file it reads:
+    # bin -> that file, ``{data_dir}`` being the launcher's data directory (k3s server's embedded
+    # etcd reads {data_dir}/server/db/etcd/config); the component is there only when the file is
+    # (or the launcher is told to start it: k3s --cluster-init)
+    launcher_config: tuple[tuple[str, str], ...] = ()
     manifest: str = ""  # path key of a static pod manifest declaring the command
     unit: str = ""  # path key of a systemd unit declaring ExecStart
     # path keys of the component's own config files (kubelet config, daemon.json; the API
