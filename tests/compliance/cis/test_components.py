@@ -1017,3 +1017,52 @@ def test_k3s_without_embedded_etcd_has_no_section_2(tmp_path: Path) -> None:
     got = _findings(node, ETCD_CHECKS)
     assert {str(f.status) for f in got.values()} == {"ERROR"}
     assert all(K3S_ETCD in f.details.reason for f in got.values())  # type: ignore[attr-defined]
+
+
+# kelseyhightower/kubernetes-the-hard-way configs/kube-scheduler.yaml and kube-proxy-config.yaml
+KTHW_SCHEDULER = """apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: "/var/lib/kubernetes/kube-scheduler.kubeconfig"
+leaderElection:
+  leaderElect: true"""
+KTHW_PROXY = """kind: KubeProxyConfiguration
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+clientConnection:
+  kubeconfig: "/var/lib/kube-proxy/kubeconfig"
+mode: "iptables"
+clusterCIDR: "10.200.0.0/16\""""
+
+
+KUBELET = ["/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml"]
+
+
+def test_flags_a_config_file_replaces_are_not_read_next_to_it(tmp_path: Path) -> None:
+    """kube-scheduler ignores its deprecated --profiling and --kubeconfig once --config names a
+    KubeSchedulerConfiguration (whose enableProfiling defaults to true), and kube-proxy ignores
+    --metrics-bind-address next to --config; neither reads a config file it is not given."""
+    files = {
+        "/etc/kubernetes/config/kube-scheduler.yaml": KTHW_SCHEDULER,
+        "/var/lib/kubernetes/kube-scheduler.kubeconfig": "apiVersion: v1\nkind: Config\n",
+    }
+    argv = ["/usr/local/bin/kube-scheduler", "--config=/etc/kubernetes/config/kube-scheduler.yaml",
+            "--profiling=false", "--kubeconfig=/etc/kubernetes/scheduler.conf", "--v=2"]  # fmt: skip
+    node = _node(tmp_path / "a", files, [argv])
+    (node.root / "var/lib/kubernetes/kube-scheduler.kubeconfig").chmod(0o644)
+    got = _findings(node, ["1.4.1", "1.1.15"])
+    assert str(got["k8s.scheduler.profiling"].status) == "FAIL"
+    assert "the config file's default true" in got["k8s.scheduler.profiling"].details.evidence  # type: ignore[attr-defined]
+    kubeconfig = got["k8s.files.scheduler_kubeconfig_mode"]
+    assert str(kubeconfig.status) == "FAIL"
+    assert "/var/lib/kubernetes/kube-scheduler.kubeconfig" in kubeconfig.details.evidence  # type: ignore[attr-defined]
+    off = {**files, "/etc/kubernetes/config/kube-scheduler.yaml": KTHW_SCHEDULER + "\nenableProfiling: false\n"}
+    assert _statuses(_node(tmp_path / "b", off, [argv]), ["1.4.1"]) == {"k8s.scheduler.profiling": "PASS"}
+
+    public = KTHW_PROXY + "\nmetricsBindAddress: 0.0.0.0:10249\n"
+    proxy = ["/usr/local/bin/kube-proxy", "--config=/var/lib/kube-proxy/kube-proxy-config.yaml",
+             "--metrics-bind-address=127.0.0.1:10249"]  # fmt: skip
+    node = _node(tmp_path / "c", {"/var/lib/kube-proxy/kube-proxy-config.yaml": public}, [proxy, KUBELET])
+    assert _statuses(node, ["4.3.1"]) == {"k8s.proxy.metrics_bind_address": "FAIL"}
+    # without --config the file at the usual place configures nothing
+    node = _node(tmp_path / "d", {"/var/lib/kube-proxy/config.conf": public}, [["kube-proxy", "--v=2"], KUBELET])
+    assert _statuses(node, ["4.3.1"]) == {"k8s.proxy.metrics_bind_address": "PASS"}

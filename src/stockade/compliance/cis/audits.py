@@ -78,7 +78,10 @@ class ProcessFacts:
         state = self.resolver.state(self.component)
         # etcd reads its --config-file instead of its flags and environment
         file_only = state.component.config_replaces_flags and self.config() is not None
-        if test.flag and not file_only:
+        # a flag the component ignores next to a config file (kube-scheduler --profiling)
+        ignored = bool(set(test.flag) & set(state.component.config_ignores_flags))
+        skip_flags = file_only or (ignored and self.config() is not None)
+        if test.flag and not skip_flags:
             hit = self.resolver.flag(self.component, test.flag)
             if hit is not None:
                 name, values = hit

@@ -510,7 +510,8 @@ class Resolver:
             except FileProblem:
                 cfg = None
         file_only = cfg is not None and state.component.config_replaces_flags
-        for name in () if file_only else spec.flag:
+        ignored = state.component.config_ignores_flags if cfg is not None else ()
+        for name in () if file_only else [f for f in spec.flag if f not in ignored]:
             if name in state.flags:
                 return state.flags[name][-1]
         if cfg is not None:

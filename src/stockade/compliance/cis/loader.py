@@ -198,6 +198,9 @@ def _component(name: str, data: Any, where: str) -> Component:
         config_replaces_flags=bool(data.get("config_replaces_flags", False)),
         config_keys=_config_keys(data.get("config_keys", "exact"), f"{where}: component {name!r}"),
         go_flags=bool(data.get("go_flags", False)),
+        config_ignores_flags=_strs(
+            data.get("config_ignores_flags"), "config_ignores_flags", f"{where}: component {name!r}"
+        ),
         config_needs_flag=bool(data.get("config_needs_flag", False)),
         config_dropins=str(data.get("config_dropins", "")),
         paths=tuple(paths),

@@ -62,6 +62,9 @@ class Component:
     # keys and Go's encoding/json matches them case-insensitively, the last match winning) or
     # "flag-names" (dockerd: a top-level key must be spelled as the flag is, or it refuses the file)
     config_keys: str = "exact"
+    # flags the component ignores once a config file is given (kube-scheduler's deprecated
+    # --profiling and --kubeconfig, most of kube-proxy's): the file's key, or its default, counts
+    config_ignores_flags: tuple[str, ...] = ()
     go_flags: bool = False  # parses its command line with Go's flag package: -name is --name
     # reads a config file only when a flag names it (the kubelet's --config; daemon.json is read
     # from its default place without one)
