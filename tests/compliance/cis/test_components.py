@@ -1066,3 +1066,23 @@ def test_flags_a_config_file_replaces_are_not_read_next_to_it(tmp_path: Path) ->
     # without --config the file at the usual place configures nothing
     node = _node(tmp_path / "d", {"/var/lib/kube-proxy/config.conf": public}, [["kube-proxy", "--v=2"], KUBELET])
     assert _statuses(node, ["4.3.1"]) == {"k8s.proxy.metrics_bind_address": "PASS"}
+
+
+def test_kubelet_certificate_rotation_left_out_is_off(tmp_path: Path) -> None:
+    """--rotate-certificates and KubeletConfiguration's rotateCertificates default to false, so a
+    kubelet whose config leaves the key out does not rotate its client certificate: 4.2.10 fails
+    and says the default was judged (kubeadm's config, which sets it, passes)."""
+    files = {"/var/lib/kubelet/config.yaml": KUBEADM_KUBELET_CONFIG}
+    assert _statuses(_node(tmp_path / "a", files, [KUBEADM_KUBELET]), ["4.2.10"]) == {
+        "k8s.kubelet.rotate_certificates": "PASS"
+    }
+    left_out = KUBEADM_KUBELET_CONFIG.replace("rotateCertificates: true\n", "")
+    assert left_out != KUBEADM_KUBELET_CONFIG
+    node = _node(tmp_path / "b", {"/var/lib/kubelet/config.yaml": left_out}, [KUBEADM_KUBELET])
+    got = _findings(node, ["4.2.10"])["k8s.kubelet.rotate_certificates"]
+    assert str(got.status) == "FAIL"
+    assert "the config file's default false" in got.details.evidence  # type: ignore[attr-defined]
+    bare = ["/usr/bin/kubelet", "--kubeconfig=/etc/kubernetes/kubelet.conf"]
+    assert _statuses(_node(tmp_path / "c", {}, [bare]), ["4.2.10"]) == {
+        "k8s.kubelet.rotate_certificates": "FAIL"
+    }
