@@ -803,9 +803,21 @@ def test_a_kubelet_without_config_reads_no_config_file(tmp_path: Path) -> None:
     argv = ["/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml"]
     node = _node(tmp_path / "b", files, [argv])
     assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "PASS"}
-    # k3s runs the kubelet inside itself: its command line is not all there is
+    # k3s starts its kubelet with --config-dir DATA_DIR/agent/etc/kubelet.conf.d and no --config
+    # (k3s 1.32+, pkg/daemons/agent/agent_linux.go): /var/lib/kubelet/config.yaml is not read, the
+    # drop-ins are (k3s writes its defaults to 00-k3s-defaults.conf there)
     node = _node(tmp_path / "c", files, [["/usr/local/bin/k3s", "agent"]])
-    assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "PASS"}
+    assert _statuses(node, ["4.2.1", "4.2.4"]) == {
+        "k8s.kubelet.anonymous_auth": "FAIL",
+        "k8s.kubelet.read_only_port": "PASS",  # k3s passes --read-only-port=0 itself
+    }
+    dropin = {"/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf": files[
+        "/var/lib/kubelet/config.yaml"
+    ]}
+    node = _node(tmp_path / "d", dropin, [["/usr/local/bin/k3s", "agent"]])
+    got = _findings(node, ["4.2.1"])["k8s.kubelet.anonymous_auth"]
+    assert str(got.status) == "PASS"
+    assert "kubelet.conf.d/00-k3s-defaults.conf" in got.details.evidence  # type: ignore[attr-defined]
 
 
 def test_a_control_plane_of_systemd_services_is_found_by_its_units(tmp_path: Path) -> None:
@@ -1085,4 +1097,23 @@ def test_kubelet_certificate_rotation_left_out_is_off(tmp_path: Path) -> None:
     bare = ["/usr/bin/kubelet", "--kubeconfig=/etc/kubernetes/kubelet.conf"]
     assert _statuses(_node(tmp_path / "c", {}, [bare]), ["4.2.10"]) == {
         "k8s.kubelet.rotate_certificates": "FAIL"
+    }
+
+
+def test_k3s_api_server_and_controller_manager_settings_k3s_makes_itself(tmp_path: Path) -> None:
+    """k3s server starts the API server with anonymous auth off, Node,RBAC, NodeRestriction and
+    its certificates, and the controller manager with per-controller credentials and the root
+    CA: a bare `k3s server` passes those checks (paths under its --data-dir), and a user's
+    --kube-apiserver-arg replaces k3s's value."""
+    k3s = ["/usr/local/bin/k3s", "server", "--data-dir=/srv/k3s"]
+    only = ["1.2.1", "1.2.4", "1.2.5", "1.2.7", "1.2.8", "1.2.14", "1.2.22", "1.2.24", "1.2.25",
+            "1.3.3", "1.3.5"]  # fmt: skip
+    got = _findings(_node(tmp_path / "a", {}, [k3s]), only)
+    assert {str(f.status) for f in got.values()} == {"PASS"}, got
+    evidence = got["k8s.apiserver.client_ca_file"].details.evidence  # type: ignore[attr-defined]
+    assert "--client-ca-file=/srv/k3s/server/tls/client-ca.crt (not given: k3s server" in evidence
+    replaced = [*k3s, "--kube-apiserver-arg=enable-admission-plugins=AlwaysPullImages"]
+    assert _statuses(_node(tmp_path / "b", {}, [replaced]), ["1.2.11", "1.2.14"]) == {
+        "k8s.apiserver.always_pull_images": "PASS",
+        "k8s.apiserver.node_restriction": "FAIL",
     }

@@ -47,6 +47,10 @@ class ComponentState:
     def present(self) -> bool:
         return bool(self.source)
 
+    def given(self, name: str) -> list[str] | None:
+        """A flag's values: the command line's, else the launcher's own (k3s's)."""
+        return self.flags.get(name) or self.launcher_flags.get(name)
+
 
 def parse_flags(args: list[str] | tuple[str, ...], *, go_flags: bool = False) -> Flags:
     """``--a=1 --b 2 -H x --bool`` into a map of flag to values (repeated flags keep all, in
@@ -248,6 +252,10 @@ class Resolver:
             flags = parse_flags([f"--{v}" for v in given])
             src += "".join(f" and {f}" for f in files)
         own = dict(comp.launcher_flags).get(bin_spec, ()) if embedded else ()
+        if own:
+            outer = parse_flags(proc.argv[len(words) :])
+            data_dir = _data_dir(words[0], outer, self._launcher_config(proc, outer)[0])
+            own = tuple((k, v.format(data_dir=data_dir)) for k, v in own)
         return ComponentState(
             component=comp,
             process=proc,
@@ -274,10 +282,8 @@ class Resolver:
                 f"no {comp.name} runs on this node"
             )
             return ComponentState(component=comp, absent_reason=reason)
-        names, key, default = _LAUNCHER_DATA_DIR.get(words[0], ((), "", ""))
-        data_dir = next((flags[n][-1] for n in names if n in flags), "")
-        data_dir = data_dir or (from_file.get(key) or [default])[-1]
-        path = dict(comp.launcher_config)[bin_spec].format(data_dir=data_dir.rstrip("/"))
+        data_dir = _data_dir(words[0], flags, from_file)
+        path = dict(comp.launcher_config)[bin_spec].format(data_dir=data_dir)
         init = [k for k in _K3S_ETCD_INIT if settings.get(k, ["false"])[-1] == "true"]
         if not self.node.exists(path) and not init:
             reason = (
@@ -477,15 +483,15 @@ class Resolver:
         known reads a ``config_needs_flag`` file only when a flag names it (a kubelet without
         --config reads none, whatever lies at /var/lib/kubelet/config.yaml)."""
         spec = state.component.path_spec(key)
-        if not state.component.config_needs_flag or spec is None or state.embedded:
+        if not state.component.config_needs_flag or spec is None:
             return True
-        return any(name in state.flags for name in spec.flag)
+        return any(state.given(name) for name in spec.flag)
 
     def _dropins(self, state: ComponentState) -> list[str]:
         """The ``*.conf`` files of the component's drop-in directory, in the order it reads them
         (only when its flag names one: the kubelet reads no directory unless --config-dir)."""
         spec = state.component.path_spec(state.component.config_dropins)
-        given = [state.flags[n][-1] for n in spec.flag if n in state.flags] if spec else []
+        given = [state.given(n)[-1] for n in spec.flag if state.given(n)] if spec else []  # type: ignore[index]
         if not given or not given[-1]:
             return []
         return sorted(self.node.expand(given[-1].rstrip("/") + "/*.conf"))
@@ -512,8 +518,8 @@ class Resolver:
         file_only = cfg is not None and state.component.config_replaces_flags
         ignored = state.component.config_ignores_flags if cfg is not None else ()
         for name in () if file_only else [f for f in spec.flag if f not in ignored]:
-            if name in state.flags:
-                return state.flags[name][-1]
+            if state.given(name):
+                return state.given(name)[-1]  # type: ignore[index]
         if cfg is not None:
             value = self.config_value(comp_name, spec.config_key)
             if isinstance(value, str) and value:
@@ -547,6 +553,14 @@ class Resolver:
             return re.escape(value) if m.group(1) else value
 
         return _VAR.sub(one, text) if "${" in text else text
+
+
+def _data_dir(launcher: str, flags: Flags, from_file: Flags) -> str:
+    """Where a launcher keeps its state (k3s: --data-dir/-d, its config file's data-dir, or
+    /var/lib/rancher/k3s)."""
+    names, key, default = _LAUNCHER_DATA_DIR.get(launcher, ((), "", ""))
+    data_dir = next((flags[n][-1] for n in names if n in flags), "")
+    return (data_dir or (from_file.get(key) or [default])[-1]).rstrip("/")
 
 
 def _tests_of(tests: Tests) -> list[Test]:
