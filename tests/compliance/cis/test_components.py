@@ -811,9 +811,11 @@ def test_a_kubelet_without_config_reads_no_config_file(tmp_path: Path) -> None:
         "k8s.kubelet.anonymous_auth": "FAIL",
         "k8s.kubelet.read_only_port": "PASS",  # k3s passes --read-only-port=0 itself
     }
-    dropin = {"/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf": files[
-        "/var/lib/kubelet/config.yaml"
-    ]}
+    dropin = {
+        "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf": files[
+            "/var/lib/kubelet/config.yaml"
+        ]
+    }
     node = _node(tmp_path / "d", dropin, [["/usr/local/bin/k3s", "agent"]])
     got = _findings(node, ["4.2.1"])["k8s.kubelet.anonymous_auth"]
     assert str(got.status) == "PASS"
@@ -879,14 +881,18 @@ def test_an_unset_bind_address_is_the_default_every_address(tmp_path: Path) -> N
             "kube-scheduler.yaml", "--bind-address"
         ),
     }
-    result = run(loader.builtin("kubernetes"), _node(tmp_path / "a", files, []), only=["1.3.7", "1.4.2"])
+    result = run(
+        loader.builtin("kubernetes"), _node(tmp_path / "a", files, []), only=["1.3.7", "1.4.2"]
+    )
     got = {f.id: f for f in result.findings}
     for cid in ("k8s.controller_manager.bind_address", "k8s.scheduler.bind_address"):
         assert str(got[cid].status) == "FAIL", got[cid]
         assert "the default 0.0.0.0" in got[cid].details.evidence  # type: ignore[union-attr]
 
     k3s = ["/usr/local/bin/k3s", "server", "--cluster-init"]
-    result = run(loader.builtin("kubernetes"), _node(tmp_path / "b", {}, [k3s]), only=["1.3.7", "1.4.2"])
+    result = run(
+        loader.builtin("kubernetes"), _node(tmp_path / "b", {}, [k3s]), only=["1.3.7", "1.4.2"]
+    )
     for f in result.findings:
         assert str(f.status) == "PASS", f
         assert "k3s server starts" in f.details.evidence  # type: ignore[union-attr]
@@ -1021,7 +1027,11 @@ def test_k3s_without_embedded_etcd_has_no_section_2(tmp_path: Path) -> None:
     assert {str(f.status) for f in got.values()} == {"NOT_APPLICABLE"}
     for f in got.values():
         assert "SQLite through kine" in f.details.reason, f  # type: ignore[attr-defined]
-    external = ["/usr/local/bin/k3s", "server", "--datastore-endpoint=postgres://k3s:s3cr3t@db:5432/k3s"]
+    external = [
+        "/usr/local/bin/k3s",
+        "server",
+        "--datastore-endpoint=postgres://k3s:s3cr3t@db:5432/k3s",
+    ]
     node = _node(tmp_path / "b", {}, [external])
     reasons = [f.details.reason for f in _findings(node, SECTION_2).values()]  # type: ignore[attr-defined]
     assert all("external datastore" in r and "s3cr3t" not in r for r in reasons), reasons
@@ -1067,16 +1077,27 @@ def test_flags_a_config_file_replaces_are_not_read_next_to_it(tmp_path: Path) ->
     kubeconfig = got["k8s.files.scheduler_kubeconfig_mode"]
     assert str(kubeconfig.status) == "FAIL"
     assert "/var/lib/kubernetes/kube-scheduler.kubeconfig" in kubeconfig.details.evidence  # type: ignore[attr-defined]
-    off = {**files, "/etc/kubernetes/config/kube-scheduler.yaml": KTHW_SCHEDULER + "\nenableProfiling: false\n"}
-    assert _statuses(_node(tmp_path / "b", off, [argv]), ["1.4.1"]) == {"k8s.scheduler.profiling": "PASS"}
+    off = {
+        **files,
+        "/etc/kubernetes/config/kube-scheduler.yaml": KTHW_SCHEDULER + "\nenableProfiling: false\n",
+    }
+    assert _statuses(_node(tmp_path / "b", off, [argv]), ["1.4.1"]) == {
+        "k8s.scheduler.profiling": "PASS"
+    }
 
     public = KTHW_PROXY + "\nmetricsBindAddress: 0.0.0.0:10249\n"
     proxy = ["/usr/local/bin/kube-proxy", "--config=/var/lib/kube-proxy/kube-proxy-config.yaml",
              "--metrics-bind-address=127.0.0.1:10249"]  # fmt: skip
-    node = _node(tmp_path / "c", {"/var/lib/kube-proxy/kube-proxy-config.yaml": public}, [proxy, KUBELET])
+    node = _node(
+        tmp_path / "c", {"/var/lib/kube-proxy/kube-proxy-config.yaml": public}, [proxy, KUBELET]
+    )
     assert _statuses(node, ["4.3.1"]) == {"k8s.proxy.metrics_bind_address": "FAIL"}
     # without --config the file at the usual place configures nothing
-    node = _node(tmp_path / "d", {"/var/lib/kube-proxy/config.conf": public}, [["kube-proxy", "--v=2"], KUBELET])
+    node = _node(
+        tmp_path / "d",
+        {"/var/lib/kube-proxy/config.conf": public},
+        [["kube-proxy", "--v=2"], KUBELET],
+    )
     assert _statuses(node, ["4.3.1"]) == {"k8s.proxy.metrics_bind_address": "PASS"}
 
 

@@ -449,7 +449,9 @@ class Resolver:
         if cfg is None:
             return None
         if self.state(comp).component.config_keys == "go-json":
-            dotted = ".".join(p if p == "*" or p.isdigit() else go_fold(p) for p in dotted.split("."))
+            dotted = ".".join(
+                p if p == "*" or p.isdigit() else go_fold(p) for p in dotted.split(".")
+            )
         return lookup(cfg[1], dotted)
 
     def _refuse_misspelt_keys(self, comp: Component, doc: Any, path: str) -> None:
