@@ -1138,3 +1138,21 @@ def test_k3s_api_server_and_controller_manager_settings_k3s_makes_itself(tmp_pat
         "k8s.apiserver.always_pull_images": "PASS",
         "k8s.apiserver.node_restriction": "FAIL",
     }
+
+
+def test_dockerd_refuses_an_option_given_as_flag_and_in_daemon_json(tmp_path: Path) -> None:
+    """docker.service starts dockerd with -H fd://; a daemon.json that also lists "hosts" makes
+    dockerd refuse to start ("the following directives are specified both as a flag and in the
+    configuration file"), so the flag's value is not the daemon's: ERROR, not PASS."""
+    daemon = '{"hosts": ["tcp://0.0.0.0:2375"], "icc": false}\n'
+    argv = ["/usr/bin/dockerd", "-H", "fd://", "--containerd=/run/containerd/containerd.sock"]
+    node = _node(tmp_path / "a", {"/etc/docker/daemon.json": daemon}, [argv])
+    got = _findings_of(node, ["2.7"], "docker")["docker.daemon.tls"]
+    assert str(got.status) == "ERROR", got
+    assert "specified both as a flag and in the configuration file" in got.details.reason  # type: ignore[attr-defined]
+    node = _node(tmp_path / "b", {"/etc/docker/daemon.json": '{"icc": false}\n'}, [argv])
+    assert _statuses(node, ["2.7"], "docker") == {"docker.daemon.tls": "PASS"}
+
+
+def _findings_of(node: Node, only: list[str], benchmark: str) -> dict[str, object]:
+    return {f.id: f for f in run(loader.builtin(benchmark), node, only=only).findings}

@@ -85,6 +85,7 @@ class ProcessFacts:
             hit = self.resolver.flag(self.component, test.flag)
             if hit is not None:
                 name, values = hit
+                self._refuse_both(state.component.config_keys, name, test)
                 value: Fact = flag_fact(values, test.op)
                 return value, f"{name}={_show(value)} ({state.source})"
             hit = self.resolver.launcher_flag(self.component, test.flag)
@@ -122,6 +123,21 @@ class ProcessFacts:
         if cfg is None and test.default is not None:
             return test.default, f"{unset}: the default {test.default}"
         return None, unset
+
+
+    def _refuse_both(self, keys: str, flag: str, test: Test) -> None:
+        """dockerd refuses to start when an option is given both as a flag and in daemon.json
+        ("the following directives are specified both as a flag and in the configuration
+        file"): neither value is the running daemon's."""
+        if keys != "flag-names" or not test.path:
+            return
+        cfg = self.config()
+        if cfg is not None and self.resolver.config_value(self.component, test.path) is not None:
+            raise AuditError(
+                f"{flag} is given on the command line ({self.subject}) and {test.path} in "
+                f"{cfg[0]}: {self.component} refuses to start with both (the following "
+                "directives are specified both as a flag and in the configuration file)"
+            )
 
 
 def _show(value: Fact) -> str:
