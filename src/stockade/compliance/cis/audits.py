@@ -124,7 +124,6 @@ class ProcessFacts:
             return test.default, f"{unset}: the default {test.default}"
         return None, unset
 
-
     def _refuse_both(self, keys: str, flag: str, test: Test) -> None:
         """dockerd refuses to start when an option is given both as a flag and in daemon.json
         ("the following directives are specified both as a flag and in the configuration
