@@ -1156,3 +1156,23 @@ def test_dockerd_refuses_an_option_given_as_flag_and_in_daemon_json(tmp_path: Pa
 
 def _findings_of(node: Node, only: list[str], benchmark: str) -> dict[str, object]:
     return {f.id: f for f in run(loader.builtin(benchmark), node, only=only).findings}
+
+
+def test_components_a_k3s_server_is_told_not_to_run_are_absent(tmp_path: Path) -> None:
+    """k3s server --disable-scheduler (and --disable-apiserver, --disable-controller-manager,
+    --disable-etcd for split roles) runs no such component: its checks are NOT_APPLICABLE and
+    say why, instead of judging k3s's own flags for a component that is not there."""
+    k3s = ["/usr/local/bin/k3s", "server", "--disable-scheduler", "--disable-etcd"]
+    node = _node(tmp_path / "a", {K3S_ETCD: K3S_ETCD_CONFIG}, [k3s])
+    got = _findings(node, ["1.4.1", "1.4.2", "1.3.7", "2.1"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.scheduler.profiling": "NOT_APPLICABLE",
+        "k8s.scheduler.bind_address": "NOT_APPLICABLE",
+        "k8s.controller_manager.bind_address": "PASS",
+        "k8s.etcd.tls_cert": "NOT_APPLICABLE",
+    }
+    assert "--disable-scheduler" in got["k8s.scheduler.profiling"].details.reason  # type: ignore[attr-defined]
+    assert "--disable-etcd" in got["k8s.etcd.tls_cert"].details.reason  # type: ignore[attr-defined]
+    in_file = {"/etc/rancher/k3s/config.yaml": "disable-scheduler: true\n"}
+    node = _node(tmp_path / "b", in_file, [["/usr/local/bin/k3s", "server"]])
+    assert _statuses(node, ["1.4.2"]) == {"k8s.scheduler.bind_address": "NOT_APPLICABLE"}

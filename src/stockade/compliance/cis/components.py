@@ -224,6 +224,13 @@ class Resolver:
             for proc in self.node.processes:
                 if not _bin_matches(proc.argv, words):
                     continue
+                off = dict(comp.launcher_disable).get(bin_spec)
+                if off and self._launcher_settings(proc, words).get(off, ["false"])[-1] == "true":
+                    absent = absent or (
+                        f"process {proc.pid} ({bin_spec}) runs with --{off}: "
+                        f"no {comp.name} on this node"
+                    )
+                    continue
                 if bin_spec in dict(comp.launcher_config):
                     found = self._from_launcher(comp, proc, bin_spec, words)
                     if not found.present:
@@ -273,7 +280,7 @@ class Resolver:
         absent when k3s keeps its data in SQLite through kine or in an external datastore)."""
         flags = parse_flags(proc.argv[len(words) :])
         from_file, _ = self._launcher_config(proc, flags)
-        settings = {**from_file, **{k.lstrip("-"): v for k, v in flags.items()}}
+        settings = self._launcher_settings(proc, words)
         where = f"process {proc.pid} ({bin_spec})"
         if settings.get("datastore-endpoint", [""])[-1]:
             # the endpoint may carry credentials: it is not repeated
@@ -299,6 +306,13 @@ class Resolver:
             launcher=bin_spec,
             launcher_config=path,
         )
+
+    def _launcher_settings(self, proc: Process, words: list[str]) -> Flags:
+        """A launcher's own settings by name without dashes: its config file's, then its
+        command line's."""
+        flags = parse_flags(proc.argv[len(words) :])
+        from_file, _ = self._launcher_config(proc, flags)
+        return {**from_file, **{k.lstrip("-"): v for k, v in flags.items()}}
 
     def _launcher_config(self, proc: Process, flags: Flags) -> tuple[Flags, list[str]]:
         """The settings of k3s's config file (``--config``/``-c``, ``$K3S_CONFIG_FILE`` or

@@ -192,6 +192,9 @@ def _component(name: str, data: Any, where: str) -> Component:
         launcher_config=tuple(
             (str(k), str(v)) for k, v in (data.get("launcher_config") or {}).items()
         ),
+        launcher_disable=tuple(
+            (str(k), str(v)) for k, v in (data.get("launcher_disable") or {}).items()
+        ),
         manifest=str(data.get("manifest", "")),
         unit=str(data.get("unit", "")),
         config=_strs(data.get("config"), "config", f"{where}: component {name!r}"),
