@@ -1176,3 +1176,29 @@ def test_components_a_k3s_server_is_told_not_to_run_are_absent(tmp_path: Path) -
     in_file = {"/etc/rancher/k3s/config.yaml": "disable-scheduler: true\n"}
     node = _node(tmp_path / "b", in_file, [["/usr/local/bin/k3s", "server"]])
     assert _statuses(node, ["1.4.2"]) == {"k8s.scheduler.bind_address": "NOT_APPLICABLE"}
+
+
+def test_a_boolean_flag_does_not_take_the_next_argument(tmp_path: Path) -> None:
+    """pflag and Go's flag package give a boolean flag its value only as --flag=value: in
+    `--profiling false` profiling is true and `false` a stray argument, which kube-apiserver
+    rejects ("does not take any arguments"). Reading it as --profiling=false passed 1.2.15 on a
+    manifest the API server cannot start with; it is ERROR, saying why."""
+    manifest = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: kube-apiserver, namespace: kube-system}\n"
+        "spec:\n  containers:\n  - name: kube-apiserver\n    command: [kube-apiserver,"
+        " --authorization-mode, 'Node,RBAC', --profiling, 'false']\n"
+    )
+    node = _node(tmp_path / "a", {"/etc/kubernetes/manifests/kube-apiserver.yaml": manifest}, [])
+    got = _findings(node, ["1.2.15", "1.2.7"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.apiserver.profiling": "ERROR",
+        "k8s.apiserver.authorization_node": "ERROR",
+    }
+    assert "--profiling false" in got["k8s.apiserver.profiling"].details.reason  # type: ignore[attr-defined]
+    # a string flag does take the next argument, and --flag=false is a boolean's value
+    fixed = manifest.replace("--profiling, 'false'", "--profiling=false")
+    node = _node(tmp_path / "b", {"/etc/kubernetes/manifests/kube-apiserver.yaml": fixed}, [])
+    assert _statuses(node, ["1.2.15", "1.2.7"]) == {
+        "k8s.apiserver.profiling": "PASS",
+        "k8s.apiserver.authorization_node": "PASS",
+    }

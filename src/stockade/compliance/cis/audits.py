@@ -76,6 +76,13 @@ class ProcessFacts:
 
     def get(self, test: Test) -> tuple[Fact | None, str]:
         state = self.resolver.state(self.component)
+        if state.misread and test.flag:
+            flag, arg = state.misread[0]
+            raise AuditError(
+                f"{flag} {arg} ({state.source}): {flag} is a boolean flag and takes its value only "
+                f"as {flag}={arg}; {self.component} reads {flag} as true and refuses the stray "
+                f"argument {arg!r}, so it does not start with this command line"
+            )
         # etcd reads its --config-file instead of its flags and environment
         file_only = state.component.config_replaces_flags and self.config() is not None
         # a flag the component ignores next to a config file (kube-scheduler --profiling)

@@ -41,6 +41,8 @@ class ComponentState:
     # the config file a launcher writes for the embedded component, read instead of the flags
     launcher_config: str = ""
     absent_reason: str = ""  # why a component looked for is not there, when more than "absent"
+    # (boolean flag, the argument after it): a command line the component refuses
+    misread: list[tuple[str, str]] = field(default_factory=list)
     config_cache: dict[str, Any] | None = None
 
     @property
@@ -52,12 +54,20 @@ class ComponentState:
         return self.flags.get(name) or self.launcher_flags.get(name)
 
 
-def parse_flags(args: list[str] | tuple[str, ...], *, go_flags: bool = False) -> Flags:
+def parse_flags(
+    args: list[str] | tuple[str, ...],
+    *,
+    go_flags: bool = False,
+    bool_flags: frozenset[str] = frozenset(),
+    misread: list[tuple[str, str]] | None = None,
+) -> Flags:
     """``--a=1 --b 2 -H x --bool`` into a map of flag to values (repeated flags keep all, in
     order). A one-letter flag written with its value attached (``-Htcp://0.0.0.0:2375``, as the
     pflag parser of dockerd and the Kubernetes components reads it) is also kept under ``-H``.
     ``go_flags``: the program parses with Go's flag package (etcd), which reads ``-auto-tls``
-    as ``--auto-tls``."""
+    as ``--auto-tls``. A flag in ``bool_flags`` takes its value only as ``--flag=value``, as pflag
+    and Go's flag package read a boolean: in ``--profiling false`` it is true and ``false`` an
+    argument the component rejects, which is added to ``misread`` as (flag, argument)."""
     flags: Flags = {}
     i = 0
     while i < len(args):
@@ -71,7 +81,11 @@ def parse_flags(args: list[str] | tuple[str, ...], *, go_flags: bool = False) ->
         if not tok.startswith("--") and len(name) > 2 and tok[1].isalpha():
             flags.setdefault(tok[:2], []).append(tok[2:])
         if not eq:
-            if i < len(args) and not args[i].startswith("-"):
+            if name in bool_flags:
+                value = "true"
+                if misread is not None and i < len(args) and not args[i].startswith("-"):
+                    misread.append((name, args[i]))
+            elif i < len(args) and not args[i].startswith("-"):
                 value = args[i]
                 i += 1
             else:
@@ -201,6 +215,7 @@ class Resolver:
         self.benchmark = benchmark
         self.node = node
         self._states: dict[str, ComponentState] = {}
+        self._bools: dict[str, frozenset[str]] = {}
 
     def state(self, name: str) -> ComponentState:
         if name not in self._states:
@@ -209,6 +224,20 @@ class Resolver:
                 raise KeyError(name)
             self._states[name] = self._find(comp)
         return self._states[name]
+
+    def bool_flags(self, comp: str) -> frozenset[str]:
+        """The component's flags the benchmark compares with true or false: booleans."""
+        if comp not in self._bools:
+            names = {
+                name
+                for check in self.benchmark.checks
+                if check.audit is not None and check.audit.process == comp and check.tests
+                for t in _tests_of(check.tests)
+                if t.op in ("eq", "noteq") and str(t.value).lower() in ("true", "false")
+                for name in t.flag
+            }
+            self._bools[comp] = frozenset(names)
+        return self._bools[comp]
 
     def roles(self) -> set[str]:
         found: set[str] = set()
@@ -248,7 +277,13 @@ class Resolver:
     def _from_process(
         self, comp: Component, proc: Process, bin_spec: str, words: list[str]
     ) -> ComponentState:
-        flags = parse_flags(proc.argv[len(words) :], go_flags=comp.go_flags)
+        misread: list[tuple[str, str]] = []
+        flags = parse_flags(
+            proc.argv[len(words) :],
+            go_flags=comp.go_flags,
+            bool_flags=self.bool_flags(comp.name),
+            misread=misread,
+        )
         embedded = dict(comp.embedded).get(bin_spec)
         src = f"process {proc.pid} ({' '.join(words)})"
         if embedded:
@@ -271,6 +306,7 @@ class Resolver:
             embedded=bool(embedded),
             launcher=bin_spec if embedded else "",
             launcher_flags=parse_flags([f"{k}={v}" for k, v in own]),
+            misread=[] if embedded else misread,
         )
 
     def _from_launcher(
@@ -369,6 +405,8 @@ class Resolver:
         state.flags = parse_flags(
             argv[1:] if argv and not argv[0].startswith("-") else argv,
             go_flags=state.component.go_flags,
+            bool_flags=self.bool_flags(state.component.name),
+            misread=state.misread,
         )
         state.env = {
             str(e["name"]): str(e.get("value") or "")
@@ -382,7 +420,12 @@ class Resolver:
         service = read_service(self.node, path) if path else None
         if service is None:
             return
-        state.flags = parse_flags(list(service.argv[1:]), go_flags=state.component.go_flags)
+        state.flags = parse_flags(
+            list(service.argv[1:]),
+            go_flags=state.component.go_flags,
+            bool_flags=self.bool_flags(state.component.name),
+            misread=state.misread,
+        )
         state.env = service.env
         state.source = f"systemd unit {path}" + (" and drop-ins" if len(service.files) > 1 else "")
 
