@@ -1202,3 +1202,27 @@ def test_a_boolean_flag_does_not_take_the_next_argument(tmp_path: Path) -> None:
         "k8s.apiserver.profiling": "PASS",
         "k8s.apiserver.authorization_node": "PASS",
     }
+
+
+def test_a_quoted_boolean_in_a_config_file_is_refused_not_read(tmp_path: Path) -> None:
+    """etcd (sigs.k8s.io/yaml then encoding/json), the kubelet and dockerd decode their config
+    files into Go structs, where a string for a bool field is an error: `client-cert-auth: "true"`
+    or `"icc": "false"` keeps the component from starting with that file. Reading the text as
+    the boolean passed etcd's 2.2 and Docker's 2.2; both are ERROR and say why."""
+    conf = ETCD_CONF.replace("  client-cert-auth: true\n  trusted-ca-file: /etc/etcd/pki/ca.crt\n  auto-tls: false\npeer",
+                             "  client-cert-auth: 'true'\n  trusted-ca-file: /etc/etcd/pki/ca.crt\n  auto-tls: false\npeer")  # fmt: skip
+    assert conf != ETCD_CONF
+    argv = ["/usr/local/bin/etcd", "--config-file=/etc/etcd/etcd.conf.yml"]
+    node = _node(tmp_path / "a", {"/etc/etcd/etcd.conf.yml": conf}, [argv])
+    got = _findings(node, ["2.2", "2.5"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.etcd.client_cert_auth": "ERROR",
+        "k8s.etcd.peer_client_cert_auth": "PASS",
+    }
+    assert "is the string 'true'" in got["k8s.etcd.client_cert_auth"].details.reason  # type: ignore[attr-defined]
+    daemon = '{"icc": "false", "live-restore": true}\n'
+    node = _node(tmp_path / "b", {"/etc/docker/daemon.json": daemon}, [["/usr/bin/dockerd"]])
+    assert _statuses(node, ["2.2", "2.15"], "docker") == {
+        "docker.daemon.icc": "ERROR",
+        "docker.daemon.live_restore": "PASS",
+    }

@@ -107,6 +107,7 @@ class ProcessFacts:
             cfg = self.config()
             if cfg is not None:
                 value2 = self.resolver.config_value(self.component, test.path)
+                self._refuse_quoted_bool(test, cfg[0])
                 if value2 is not None and value2 != []:
                     return value2, f"{test.path}: {_show(value2)} (config {cfg[0]})"
         if test.env and not file_only:
@@ -130,6 +131,22 @@ class ProcessFacts:
         if cfg is None and test.default is not None:
             return test.default, f"{unset}: the default {test.default}"
         return None, unset
+
+    def _refuse_quoted_bool(self, test: Test, where: str) -> None:
+        """A boolean setting written as a string (``client-cert-auth: "true"``, ``"icc":
+        "false"``): Go's JSON decoding of the components' config files refuses a string for a
+        bool ("cannot unmarshal string into Go struct field ... of type bool"), so the component
+        does not start with the file; reading the text as the boolean would pass or fail a
+        configuration that runs nowhere."""
+        expected = test.value if isinstance(test.value, tuple) else (test.value,)
+        if test.op not in ("eq", "noteq") or not all(v in ("true", "false") for v in expected):
+            return
+        raw = self.resolver.config_raw(self.component, test.path)
+        if isinstance(raw, str):
+            raise AuditError(
+                f"{test.path} is the string {raw!r} in {where}, where {self.component} reads a "
+                "boolean: it refuses the file (cannot unmarshal string into a bool field)"
+            )
 
     def _refuse_both(self, keys: str, flag: str, test: Test) -> None:
         """dockerd refuses to start when an option is given both as a flag and in daemon.json

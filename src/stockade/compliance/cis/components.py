@@ -502,6 +502,10 @@ class Resolver:
     def config_value(self, comp: str, dotted: str) -> list[str] | str | None:
         """The value at ``dotted`` in the component's configuration, keys matched as the
         component matches them; None if unset or there is no configuration."""
+        return fact_value(self.config_raw(comp, dotted))
+
+    def config_raw(self, comp: str, dotted: str) -> Any:
+        """The value at ``dotted`` as the file holds it (a YAML string stays a string)."""
         cfg = self.config(comp)
         if cfg is None:
             return None
@@ -509,7 +513,7 @@ class Resolver:
             dotted = ".".join(
                 p if p == "*" or p.isdigit() else go_fold(p) for p in dotted.split(".")
             )
-        return lookup(cfg[1], dotted)
+        return _walk(cfg[1], dotted.split("."))
 
     def _refuse_misspelt_keys(self, comp: Component, doc: Any, path: str) -> None:
         """dockerd refuses a config file with a top-level key that is not one of its options
