@@ -803,9 +803,23 @@ def test_a_kubelet_without_config_reads_no_config_file(tmp_path: Path) -> None:
     argv = ["/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml"]
     node = _node(tmp_path / "b", files, [argv])
     assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "PASS"}
-    # k3s runs the kubelet inside itself: its command line is not all there is
+    # k3s starts its kubelet with --config-dir DATA_DIR/agent/etc/kubelet.conf.d and no --config
+    # (k3s 1.32+, pkg/daemons/agent/agent_linux.go): /var/lib/kubelet/config.yaml is not read, the
+    # drop-ins are (k3s writes its defaults to 00-k3s-defaults.conf there)
     node = _node(tmp_path / "c", files, [["/usr/local/bin/k3s", "agent"]])
-    assert _statuses(node, ["4.2.1"]) == {"k8s.kubelet.anonymous_auth": "PASS"}
+    assert _statuses(node, ["4.2.1", "4.2.4"]) == {
+        "k8s.kubelet.anonymous_auth": "FAIL",
+        "k8s.kubelet.read_only_port": "PASS",  # k3s passes --read-only-port=0 itself
+    }
+    dropin = {
+        "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf": files[
+            "/var/lib/kubelet/config.yaml"
+        ]
+    }
+    node = _node(tmp_path / "d", dropin, [["/usr/local/bin/k3s", "agent"]])
+    got = _findings(node, ["4.2.1"])["k8s.kubelet.anonymous_auth"]
+    assert str(got.status) == "PASS"
+    assert "kubelet.conf.d/00-k3s-defaults.conf" in got.details.evidence  # type: ignore[attr-defined]
 
 
 def test_a_control_plane_of_systemd_services_is_found_by_its_units(tmp_path: Path) -> None:
@@ -841,4 +855,374 @@ def test_a_control_plane_of_systemd_services_is_found_by_its_units(tmp_path: Pat
         "k8s.apiserver.profiling": "PASS",
         "k8s.scheduler.profiling": "FAIL",
         "k8s.proxy.metrics_bind_address": "FAIL",
+    }
+
+
+_BASE = Path(__file__).resolve().parents[1] / "golden" / "_base" / "kubeadm" / "root"
+
+
+def _manifest_without(name: str, drop: str) -> str:
+    """A static pod manifest of the kubeadm fixture node with one command line flag left out."""
+    text = (_BASE / "etc/kubernetes/manifests" / name).read_text()
+    kept = [line for line in text.splitlines() if not line.strip().startswith(f"- {drop}")]
+    assert len(kept) == len(text.splitlines()) - 1, f"{drop} not in {name}"
+    return "\n".join(kept) + "\n"
+
+
+def test_an_unset_bind_address_is_the_default_every_address(tmp_path: Path) -> None:
+    """The controller manager and the scheduler listen on 0.0.0.0 unless --bind-address says
+    otherwise, so a manifest without the flag fails 1.3.7 and 1.4.2 and the evidence names the
+    default; k3s passes --bind-address=127.0.0.1 to both itself unless the user overrides it."""
+    files = {
+        "/etc/kubernetes/manifests/kube-controller-manager.yaml": _manifest_without(
+            "kube-controller-manager.yaml", "--bind-address"
+        ),
+        "/etc/kubernetes/manifests/kube-scheduler.yaml": _manifest_without(
+            "kube-scheduler.yaml", "--bind-address"
+        ),
+    }
+    result = run(
+        loader.builtin("kubernetes"), _node(tmp_path / "a", files, []), only=["1.3.7", "1.4.2"]
+    )
+    got = {f.id: f for f in result.findings}
+    for cid in ("k8s.controller_manager.bind_address", "k8s.scheduler.bind_address"):
+        assert str(got[cid].status) == "FAIL", got[cid]
+        assert "the default 0.0.0.0" in got[cid].details.evidence  # type: ignore[union-attr]
+
+    k3s = ["/usr/local/bin/k3s", "server", "--cluster-init"]
+    result = run(
+        loader.builtin("kubernetes"), _node(tmp_path / "b", {}, [k3s]), only=["1.3.7", "1.4.2"]
+    )
+    for f in result.findings:
+        assert str(f.status) == "PASS", f
+        assert "k3s server starts" in f.details.evidence  # type: ignore[union-attr]
+        assert "--bind-address=127.0.0.1" in f.details.evidence  # type: ignore[union-attr]
+
+    opened = [*k3s, "--kube-scheduler-arg=bind-address=0.0.0.0"]
+    assert _statuses(_node(tmp_path / "c", {}, [opened]), ["1.3.7", "1.4.2"]) == {
+        "k8s.controller_manager.bind_address": "PASS",
+        "k8s.scheduler.bind_address": "FAIL",
+    }
+
+
+def test_etcd_matches_config_keys_as_go_json_does(tmp_path: Path) -> None:
+    """etcd reads --config-file with sigs.k8s.io/yaml (YAML to JSON, keys sorted) and Go's
+    encoding/json, which matches keys ignoring case: Client-Transport-Security is honoured. Of
+    keys folding alike the last one in sorted order wins and two objects merge (checked with
+    Go 1.19's encoding/json on this machine)."""
+    shouted = (
+        ETCD_CONF.replace("client-transport-security:", "Client-Transport-Security:")
+        .replace("peer-transport-security:", "PEER-TRANSPORT-SECURITY:")
+        .replace("  client-cert-auth: true", "  Client-Cert-Auth: true")
+        .replace("  cert-file:", "  Cert-File:")
+        .replace("  auto-tls: false", "  AUTO-TLS: true")
+    )
+    argv = ["/usr/local/bin/etcd", "--config-file=/etc/etcd/etcd.conf.yml"]
+    node = _node(tmp_path / "a", {"/etc/etcd/etcd.conf.yml": shouted}, [argv])
+    assert _statuses(node, ETCD_CHECKS) == {
+        "k8s.etcd.tls_cert": "PASS",
+        "k8s.etcd.client_cert_auth": "PASS",
+        "k8s.etcd.auto_tls": "FAIL",
+        "k8s.etcd.peer_tls_cert": "PASS",
+        "k8s.etcd.peer_client_cert_auth": "PASS",
+        "k8s.etcd.peer_auto_tls": "FAIL",
+    }
+    # the document's order does not decide: "CLIENT-..." sorts before "client-..."
+    both = (
+        "client-transport-security:\n  client-cert-auth: true\n"
+        "CLIENT-TRANSPORT-SECURITY:\n  cert-file: /etc/etcd/pki/server.crt\n"
+        "  key-file: /etc/etcd/pki/server.key\n  client-cert-auth: false\n"
+        "data-dir: /srv/etcd\n"
+    )
+    node = _node(tmp_path / "b", {"/etc/etcd/etcd.conf.yml": both}, [argv])
+    assert _statuses(node, ["2.1", "2.2"]) == {
+        "k8s.etcd.tls_cert": "PASS",  # from the first object, merged
+        "k8s.etcd.client_cert_auth": "PASS",  # the lower-case key sorts last
+    }
+    assert Resolver(loader.builtin("kubernetes"), node).path("etcd", "datadir") == "/srv/etcd"
+    dirs = _node(tmp_path / "c", {"/etc/etcd/etcd.conf.yml": "Data-Dir: /srv/e2\n"}, [argv])
+    assert Resolver(loader.builtin("kubernetes"), dirs).path("etcd", "datadir") == "/srv/e2"
+
+
+def test_go_fold_is_ascii_case_plus_kelvin_and_long_s() -> None:
+    from stockade.compliance.cis.components import go_fold, go_json_view
+
+    assert go_fold("Client-Cert-Auth") == go_fold("client-cert-auth")
+    assert go_fold("client-tran\u017fport") == go_fold("client-transport")  # long s
+    assert go_fold("\u212aey-file") == go_fold("key-file")  # Kelvin sign
+    assert go_fold("\u0131cc") != go_fold("icc")  # dotless i does not fold to i in Go
+    assert go_fold("stra\u00dfe") != go_fold("strasse")  # no full case folding
+    view = go_json_view({"icc": False, "ICC": None, "Hosts": ["a"], "hosts": ["b"]})
+    assert view == {"ICC": False, "HOSTS": ["b"]}  # null leaves it; a later list replaces
+
+
+def test_dockerd_refuses_daemon_json_keys_not_spelled_as_its_options(tmp_path: Path) -> None:
+    """dockerd looks every top-level daemon.json key up among its flag names, case-sensitively,
+    and refuses to start on one it does not know ("the following directives don't match any
+    configuration option"), though Go's JSON decoding alone would have read "Icc" as icc. So a
+    file with "Icc": false configures nothing: the checks that read it are ERROR, saying why,
+    and neither pass on the misspelt key nor fail on the default."""
+    daemon = '{"Icc": false, "USERNS-REMAP": "default", "live-restore": true}\n'
+    node = _node(tmp_path / "a", {"/etc/docker/daemon.json": daemon}, [["/usr/bin/dockerd"]])
+    result = run(loader.builtin("docker"), node, only=["2.2", "2.9", "2.15"])
+    got = {f.id: f for f in result.findings}
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "docker.daemon.icc": "ERROR",
+        "docker.daemon.userns_remap": "ERROR",
+        "docker.daemon.live_restore": "ERROR",
+    }
+    reason = got["docker.daemon.icc"].details.reason  # type: ignore[union-attr]
+    assert "'Icc' is not a dockerd option" in reason and "'icc'" in reason, reason
+    exact = '{"icc": false, "userns-remap": "default", "live-restore": true}\n'
+    node = _node(tmp_path / "b", {"/etc/docker/daemon.json": exact}, [["/usr/bin/dockerd"]])
+    assert set(_statuses(node, ["2.2", "2.9", "2.15"], "docker").values()) == {"PASS"}
+
+
+K3S_ETCD_CONFIG = (Path(__file__).parent / "k3s_etcd_config.yaml").read_text()
+K3S_ETCD = "/var/lib/rancher/k3s/server/db/etcd/config"
+SECTION_2 = [*ETCD_CHECKS, "2.7"]
+
+
+def _findings(node: Node, only: list[str]) -> dict[str, object]:
+    return {f.id: f for f in run(loader.builtin("kubernetes"), node, only=only).findings}
+
+
+def test_k3s_embedded_etcd_is_audited_from_the_config_k3s_writes(tmp_path: Path) -> None:
+    """k3s server --cluster-init runs etcd inside itself, reading the config file k3s writes at
+    every start: section 2 judges that file (there is no etcd process or manifest)."""
+    k3s = ["/usr/local/bin/k3s", "server", "--cluster-init"]
+    node = _node(tmp_path / "a", {K3S_ETCD: K3S_ETCD_CONFIG}, [k3s])
+    assert "etcd" in Resolver(loader.builtin("kubernetes"), node).roles()
+    got = _findings(node, SECTION_2)
+    assert {k: str(f.status) for k, f in got.items()} == {
+        **{k: "PASS" for k in got if k != "k8s.etcd.unique_ca"},
+        "k8s.etcd.unique_ca": "WARN",  # manual
+    }
+    evidence = got["k8s.etcd.client_cert_auth"].details.evidence  # type: ignore[attr-defined]
+    assert f"config {K3S_ETCD}" in evidence, evidence
+    assert Resolver(loader.builtin("kubernetes"), node).path("etcd", "datadir") == (
+        "/var/lib/rancher/k3s/server/db/etcd"
+    )
+    # --etcd-arg values land in the same file; a weakened one is read from there
+    weak = K3S_ETCD_CONFIG.replace("  client-cert-auth: true\n  key-file: /var/lib/rancher/k3s/server/tls/etcd/server-client.key",
+                                   "  client-cert-auth: false\n  key-file: /var/lib/rancher/k3s/server/tls/etcd/server-client.key")  # fmt: skip
+    # a restarted server finds its etcd by the file alone (--cluster-init is needed once)
+    node = _node(tmp_path / "b", {K3S_ETCD: weak}, [["/usr/local/bin/k3s", "server"]])
+    assert _statuses(node, ["2.2", "2.5"]) == {
+        "k8s.etcd.client_cert_auth": "FAIL",
+        "k8s.etcd.peer_client_cert_auth": "PASS",
+    }
+    moved = "/srv/k3s/server/db/etcd/config"
+    node = _node(tmp_path / "c", {moved: K3S_ETCD_CONFIG}, [["k3s", "server", "-d", "/srv/k3s"]])
+    assert set(_statuses(node, ETCD_CHECKS).values()) == {"PASS"}
+
+
+def test_k3s_without_embedded_etcd_has_no_section_2(tmp_path: Path) -> None:
+    """With SQLite through kine (the single-server default) or an external datastore there is
+    no etcd on the node: section 2 is NOT_APPLICABLE and says why; --cluster-init without the
+    config k3s writes at start-up is an ERROR, not a pass or a fail."""
+    sqlite = {"/var/lib/rancher/k3s/server/db/state.db": ""}
+    node = _node(tmp_path / "a", sqlite, [["/usr/local/bin/k3s", "server"]])
+    got = _findings(node, SECTION_2)
+    assert {str(f.status) for f in got.values()} == {"NOT_APPLICABLE"}
+    for f in got.values():
+        assert "SQLite through kine" in f.details.reason, f  # type: ignore[attr-defined]
+    external = [
+        "/usr/local/bin/k3s",
+        "server",
+        "--datastore-endpoint=postgres://k3s:s3cr3t@db:5432/k3s",
+    ]
+    node = _node(tmp_path / "b", {}, [external])
+    reasons = [f.details.reason for f in _findings(node, SECTION_2).values()]  # type: ignore[attr-defined]
+    assert all("external datastore" in r and "s3cr3t" not in r for r in reasons), reasons
+    node = _node(tmp_path / "c", {}, [["/usr/local/bin/k3s", "server", "--cluster-init"]])
+    got = _findings(node, ETCD_CHECKS)
+    assert {str(f.status) for f in got.values()} == {"ERROR"}
+    assert all(K3S_ETCD in f.details.reason for f in got.values())  # type: ignore[attr-defined]
+
+
+# kelseyhightower/kubernetes-the-hard-way configs/kube-scheduler.yaml and kube-proxy-config.yaml
+KTHW_SCHEDULER = """apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: "/var/lib/kubernetes/kube-scheduler.kubeconfig"
+leaderElection:
+  leaderElect: true"""
+KTHW_PROXY = """kind: KubeProxyConfiguration
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+clientConnection:
+  kubeconfig: "/var/lib/kube-proxy/kubeconfig"
+mode: "iptables"
+clusterCIDR: "10.200.0.0/16\""""
+
+
+KUBELET = ["/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml"]
+
+
+def test_flags_a_config_file_replaces_are_not_read_next_to_it(tmp_path: Path) -> None:
+    """kube-scheduler ignores its deprecated --profiling and --kubeconfig once --config names a
+    KubeSchedulerConfiguration (whose enableProfiling defaults to true), and kube-proxy ignores
+    --metrics-bind-address next to --config; neither reads a config file it is not given."""
+    files = {
+        "/etc/kubernetes/config/kube-scheduler.yaml": KTHW_SCHEDULER,
+        "/var/lib/kubernetes/kube-scheduler.kubeconfig": "apiVersion: v1\nkind: Config\n",
+    }
+    argv = ["/usr/local/bin/kube-scheduler", "--config=/etc/kubernetes/config/kube-scheduler.yaml",
+            "--profiling=false", "--kubeconfig=/etc/kubernetes/scheduler.conf", "--v=2"]  # fmt: skip
+    node = _node(tmp_path / "a", files, [argv])
+    (node.root / "var/lib/kubernetes/kube-scheduler.kubeconfig").chmod(0o644)
+    got = _findings(node, ["1.4.1", "1.1.15"])
+    assert str(got["k8s.scheduler.profiling"].status) == "FAIL"
+    assert "the config file's default true" in got["k8s.scheduler.profiling"].details.evidence  # type: ignore[attr-defined]
+    kubeconfig = got["k8s.files.scheduler_kubeconfig_mode"]
+    assert str(kubeconfig.status) == "FAIL"
+    assert "/var/lib/kubernetes/kube-scheduler.kubeconfig" in kubeconfig.details.evidence  # type: ignore[attr-defined]
+    off = {
+        **files,
+        "/etc/kubernetes/config/kube-scheduler.yaml": KTHW_SCHEDULER + "\nenableProfiling: false\n",
+    }
+    assert _statuses(_node(tmp_path / "b", off, [argv]), ["1.4.1"]) == {
+        "k8s.scheduler.profiling": "PASS"
+    }
+
+    public = KTHW_PROXY + "\nmetricsBindAddress: 0.0.0.0:10249\n"
+    proxy = ["/usr/local/bin/kube-proxy", "--config=/var/lib/kube-proxy/kube-proxy-config.yaml",
+             "--metrics-bind-address=127.0.0.1:10249"]  # fmt: skip
+    node = _node(
+        tmp_path / "c", {"/var/lib/kube-proxy/kube-proxy-config.yaml": public}, [proxy, KUBELET]
+    )
+    assert _statuses(node, ["4.3.1"]) == {"k8s.proxy.metrics_bind_address": "FAIL"}
+    # without --config the file at the usual place configures nothing
+    node = _node(
+        tmp_path / "d",
+        {"/var/lib/kube-proxy/config.conf": public},
+        [["kube-proxy", "--v=2"], KUBELET],
+    )
+    assert _statuses(node, ["4.3.1"]) == {"k8s.proxy.metrics_bind_address": "PASS"}
+
+
+def test_kubelet_certificate_rotation_left_out_is_off(tmp_path: Path) -> None:
+    """--rotate-certificates and KubeletConfiguration's rotateCertificates default to false, so a
+    kubelet whose config leaves the key out does not rotate its client certificate: 4.2.10 fails
+    and says the default was judged (kubeadm's config, which sets it, passes)."""
+    files = {"/var/lib/kubelet/config.yaml": KUBEADM_KUBELET_CONFIG}
+    assert _statuses(_node(tmp_path / "a", files, [KUBEADM_KUBELET]), ["4.2.10"]) == {
+        "k8s.kubelet.rotate_certificates": "PASS"
+    }
+    left_out = KUBEADM_KUBELET_CONFIG.replace("rotateCertificates: true\n", "")
+    assert left_out != KUBEADM_KUBELET_CONFIG
+    node = _node(tmp_path / "b", {"/var/lib/kubelet/config.yaml": left_out}, [KUBEADM_KUBELET])
+    got = _findings(node, ["4.2.10"])["k8s.kubelet.rotate_certificates"]
+    assert str(got.status) == "FAIL"
+    assert "the config file's default false" in got.details.evidence  # type: ignore[attr-defined]
+    bare = ["/usr/bin/kubelet", "--kubeconfig=/etc/kubernetes/kubelet.conf"]
+    assert _statuses(_node(tmp_path / "c", {}, [bare]), ["4.2.10"]) == {
+        "k8s.kubelet.rotate_certificates": "FAIL"
+    }
+
+
+def test_k3s_api_server_and_controller_manager_settings_k3s_makes_itself(tmp_path: Path) -> None:
+    """k3s server starts the API server with anonymous auth off, Node,RBAC, NodeRestriction and
+    its certificates, and the controller manager with per-controller credentials and the root
+    CA: a bare `k3s server` passes those checks (paths under its --data-dir), and a user's
+    --kube-apiserver-arg replaces k3s's value."""
+    k3s = ["/usr/local/bin/k3s", "server", "--data-dir=/srv/k3s"]
+    only = ["1.2.1", "1.2.4", "1.2.5", "1.2.7", "1.2.8", "1.2.14", "1.2.22", "1.2.24", "1.2.25",
+            "1.3.3", "1.3.5"]  # fmt: skip
+    got = _findings(_node(tmp_path / "a", {}, [k3s]), only)
+    assert {str(f.status) for f in got.values()} == {"PASS"}, got
+    evidence = got["k8s.apiserver.client_ca_file"].details.evidence  # type: ignore[attr-defined]
+    assert "--client-ca-file=/srv/k3s/server/tls/client-ca.crt (not given: k3s server" in evidence
+    replaced = [*k3s, "--kube-apiserver-arg=enable-admission-plugins=AlwaysPullImages"]
+    assert _statuses(_node(tmp_path / "b", {}, [replaced]), ["1.2.11", "1.2.14"]) == {
+        "k8s.apiserver.always_pull_images": "PASS",
+        "k8s.apiserver.node_restriction": "FAIL",
+    }
+
+
+def test_dockerd_refuses_an_option_given_as_flag_and_in_daemon_json(tmp_path: Path) -> None:
+    """docker.service starts dockerd with -H fd://; a daemon.json that also lists "hosts" makes
+    dockerd refuse to start ("the following directives are specified both as a flag and in the
+    configuration file"), so the flag's value is not the daemon's: ERROR, not PASS."""
+    daemon = '{"hosts": ["tcp://0.0.0.0:2375"], "icc": false}\n'
+    argv = ["/usr/bin/dockerd", "-H", "fd://", "--containerd=/run/containerd/containerd.sock"]
+    node = _node(tmp_path / "a", {"/etc/docker/daemon.json": daemon}, [argv])
+    got = _findings_of(node, ["2.7"], "docker")["docker.daemon.tls"]
+    assert str(got.status) == "ERROR", got
+    assert "specified both as a flag and in the configuration file" in got.details.reason  # type: ignore[attr-defined]
+    node = _node(tmp_path / "b", {"/etc/docker/daemon.json": '{"icc": false}\n'}, [argv])
+    assert _statuses(node, ["2.7"], "docker") == {"docker.daemon.tls": "PASS"}
+
+
+def _findings_of(node: Node, only: list[str], benchmark: str) -> dict[str, object]:
+    return {f.id: f for f in run(loader.builtin(benchmark), node, only=only).findings}
+
+
+def test_components_a_k3s_server_is_told_not_to_run_are_absent(tmp_path: Path) -> None:
+    """k3s server --disable-scheduler (and --disable-apiserver, --disable-controller-manager,
+    --disable-etcd for split roles) runs no such component: its checks are NOT_APPLICABLE and
+    say why, instead of judging k3s's own flags for a component that is not there."""
+    k3s = ["/usr/local/bin/k3s", "server", "--disable-scheduler", "--disable-etcd"]
+    node = _node(tmp_path / "a", {K3S_ETCD: K3S_ETCD_CONFIG}, [k3s])
+    got = _findings(node, ["1.4.1", "1.4.2", "1.3.7", "2.1"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.scheduler.profiling": "NOT_APPLICABLE",
+        "k8s.scheduler.bind_address": "NOT_APPLICABLE",
+        "k8s.controller_manager.bind_address": "PASS",
+        "k8s.etcd.tls_cert": "NOT_APPLICABLE",
+    }
+    assert "--disable-scheduler" in got["k8s.scheduler.profiling"].details.reason  # type: ignore[attr-defined]
+    assert "--disable-etcd" in got["k8s.etcd.tls_cert"].details.reason  # type: ignore[attr-defined]
+    in_file = {"/etc/rancher/k3s/config.yaml": "disable-scheduler: true\n"}
+    node = _node(tmp_path / "b", in_file, [["/usr/local/bin/k3s", "server"]])
+    assert _statuses(node, ["1.4.2"]) == {"k8s.scheduler.bind_address": "NOT_APPLICABLE"}
+
+
+def test_a_boolean_flag_does_not_take_the_next_argument(tmp_path: Path) -> None:
+    """pflag and Go's flag package give a boolean flag its value only as --flag=value: in
+    `--profiling false` profiling is true and `false` a stray argument, which kube-apiserver
+    rejects ("does not take any arguments"). Reading it as --profiling=false passed 1.2.15 on a
+    manifest the API server cannot start with; it is ERROR, saying why."""
+    manifest = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: kube-apiserver, namespace: kube-system}\n"
+        "spec:\n  containers:\n  - name: kube-apiserver\n    command: [kube-apiserver,"
+        " --authorization-mode, 'Node,RBAC', --profiling, 'false']\n"
+    )
+    node = _node(tmp_path / "a", {"/etc/kubernetes/manifests/kube-apiserver.yaml": manifest}, [])
+    got = _findings(node, ["1.2.15", "1.2.7"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.apiserver.profiling": "ERROR",
+        "k8s.apiserver.authorization_node": "ERROR",
+    }
+    assert "--profiling false" in got["k8s.apiserver.profiling"].details.reason  # type: ignore[attr-defined]
+    # a string flag does take the next argument, and --flag=false is a boolean's value
+    fixed = manifest.replace("--profiling, 'false'", "--profiling=false")
+    node = _node(tmp_path / "b", {"/etc/kubernetes/manifests/kube-apiserver.yaml": fixed}, [])
+    assert _statuses(node, ["1.2.15", "1.2.7"]) == {
+        "k8s.apiserver.profiling": "PASS",
+        "k8s.apiserver.authorization_node": "PASS",
+    }
+
+
+def test_a_quoted_boolean_in_a_config_file_is_refused_not_read(tmp_path: Path) -> None:
+    """etcd (sigs.k8s.io/yaml then encoding/json), the kubelet and dockerd decode their config
+    files into Go structs, where a string for a bool field is an error: `client-cert-auth: "true"`
+    or `"icc": "false"` keeps the component from starting with that file. Reading the text as
+    the boolean passed etcd's 2.2 and Docker's 2.2; both are ERROR and say why."""
+    conf = ETCD_CONF.replace("  client-cert-auth: true\n  trusted-ca-file: /etc/etcd/pki/ca.crt\n  auto-tls: false\npeer",
+                             "  client-cert-auth: 'true'\n  trusted-ca-file: /etc/etcd/pki/ca.crt\n  auto-tls: false\npeer")  # fmt: skip
+    assert conf != ETCD_CONF
+    argv = ["/usr/local/bin/etcd", "--config-file=/etc/etcd/etcd.conf.yml"]
+    node = _node(tmp_path / "a", {"/etc/etcd/etcd.conf.yml": conf}, [argv])
+    got = _findings(node, ["2.2", "2.5"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.etcd.client_cert_auth": "ERROR",
+        "k8s.etcd.peer_client_cert_auth": "PASS",
+    }
+    assert "is the string 'true'" in got["k8s.etcd.client_cert_auth"].details.reason  # type: ignore[attr-defined]
+    daemon = '{"icc": "false", "live-restore": true}\n'
+    node = _node(tmp_path / "b", {"/etc/docker/daemon.json": daemon}, [["/usr/bin/dockerd"]])
+    assert _statuses(node, ["2.2", "2.15"], "docker") == {
+        "docker.daemon.icc": "ERROR",
+        "docker.daemon.live_restore": "PASS",
     }

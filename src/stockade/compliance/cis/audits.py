@@ -76,18 +76,38 @@ class ProcessFacts:
 
     def get(self, test: Test) -> tuple[Fact | None, str]:
         state = self.resolver.state(self.component)
+        if state.misread and test.flag:
+            flag, arg = state.misread[0]
+            raise AuditError(
+                f"{flag} {arg} ({state.source}): {flag} is a boolean flag and takes its value only "
+                f"as {flag}={arg}; {self.component} reads {flag} as true and refuses the stray "
+                f"argument {arg!r}, so it does not start with this command line"
+            )
         # etcd reads its --config-file instead of its flags and environment
         file_only = state.component.config_replaces_flags and self.config() is not None
-        if test.flag and not file_only:
+        # a flag the component ignores next to a config file (kube-scheduler --profiling)
+        ignored = bool(set(test.flag) & set(state.component.config_ignores_flags))
+        skip_flags = file_only or (ignored and self.config() is not None)
+        if test.flag and not skip_flags:
             hit = self.resolver.flag(self.component, test.flag)
             if hit is not None:
                 name, values = hit
+                self._refuse_both(state.component.config_keys, name, test)
                 value: Fact = flag_fact(values, test.op)
                 return value, f"{name}={_show(value)} ({state.source})"
+            hit = self.resolver.launcher_flag(self.component, test.flag)
+            if hit is not None:
+                name, values = hit
+                value = flag_fact(values, test.op)
+                return value, (
+                    f"{name}={_show(value)} (not given: {state.launcher} starts "
+                    f"{self.component} with it; {state.source})"
+                )
         if test.path:
             cfg = self.config()
             if cfg is not None:
-                value2 = lookup(cfg[1], test.path)
+                value2 = self.resolver.config_value(self.component, test.path)
+                self._refuse_quoted_bool(test, cfg[0])
                 if value2 is not None and value2 != []:
                     return value2, f"{test.path}: {_show(value2)} (config {cfg[0]})"
         if test.env and not file_only:
@@ -111,6 +131,36 @@ class ProcessFacts:
         if cfg is None and test.default is not None:
             return test.default, f"{unset}: the default {test.default}"
         return None, unset
+
+    def _refuse_quoted_bool(self, test: Test, where: str) -> None:
+        """A boolean setting written as a string (``client-cert-auth: "true"``, ``"icc":
+        "false"``): Go's JSON decoding of the components' config files refuses a string for a
+        bool ("cannot unmarshal string into Go struct field ... of type bool"), so the component
+        does not start with the file; reading the text as the boolean would pass or fail a
+        configuration that runs nowhere."""
+        expected = test.value if isinstance(test.value, tuple) else (test.value,)
+        if test.op not in ("eq", "noteq") or not all(v in ("true", "false") for v in expected):
+            return
+        raw = self.resolver.config_raw(self.component, test.path)
+        if isinstance(raw, str):
+            raise AuditError(
+                f"{test.path} is the string {raw!r} in {where}, where {self.component} reads a "
+                "boolean: it refuses the file (cannot unmarshal string into a bool field)"
+            )
+
+    def _refuse_both(self, keys: str, flag: str, test: Test) -> None:
+        """dockerd refuses to start when an option is given both as a flag and in daemon.json
+        ("the following directives are specified both as a flag and in the configuration
+        file"): neither value is the running daemon's."""
+        if keys != "flag-names" or not test.path:
+            return
+        cfg = self.config()
+        if cfg is not None and self.resolver.config_value(self.component, test.path) is not None:
+            raise AuditError(
+                f"{flag} is given on the command line ({self.subject}) and {test.path} in "
+                f"{cfg[0]}: {self.component} refuses to start with both (the following "
+                "directives are specified both as a flag and in the configuration file)"
+            )
 
 
 def _show(value: Fact) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from stockade.compliance.cis.model import Benchmark, Component, PathSpec
+from stockade.compliance.cis.model import Benchmark, Component, PathSpec, Test, Tests
 from stockade.compliance.cis.node import FileProblem, Node, Process
 from stockade.compliance.cis.systemd import read_service
 from stockade.config import parse_json, parse_yaml
@@ -21,6 +21,11 @@ _VAR = re.compile(r"\$\{(re:)?([a-z0-9_-]+)\.([a-z0-9_-]+)\}")
 Flags = dict[str, list[str]]
 # programs that read their own flags from a config file: (default path, variable naming another)
 _LAUNCHER_CONFIG = {"k3s": ("/etc/rancher/k3s/config.yaml", "K3S_CONFIG_FILE")}
+# where a launcher keeps its state: (flags naming it, its config file key, the default)
+_LAUNCHER_DATA_DIR = {"k3s": (("--data-dir", "-d"), "data-dir", "/var/lib/rancher/k3s")}
+# what makes k3s server start its embedded etcd before it has written the etcd config: flags or
+# config file keys (a server joining another, --server, joins its etcd only if it has one: unknown)
+_K3S_ETCD_INIT = ("cluster-init",)
 
 
 @dataclass(slots=True)
@@ -31,19 +36,38 @@ class ComponentState:
     source: str = ""  # where the flags came from, for evidence
     env: dict[str, str] = field(default_factory=dict)  # declared by a unit or manifest
     embedded: bool = False  # flags read from a launcher's (k3s's): the command line is partial
+    launcher: str = ""  # the launcher's bin (``k3s server``) when embedded
+    launcher_flags: Flags = field(default_factory=dict)  # what it sets before the user's flags
+    # the config file a launcher writes for the embedded component, read instead of the flags
+    launcher_config: str = ""
+    absent_reason: str = ""  # why a component looked for is not there, when more than "absent"
+    # (boolean flag, the argument after it): a command line the component refuses
+    misread: list[tuple[str, str]] = field(default_factory=list)
     config_cache: dict[str, Any] | None = None
 
     @property
     def present(self) -> bool:
         return bool(self.source)
 
+    def given(self, name: str) -> list[str] | None:
+        """A flag's values: the command line's, else the launcher's own (k3s's)."""
+        return self.flags.get(name) or self.launcher_flags.get(name)
 
-def parse_flags(args: list[str] | tuple[str, ...], *, go_flags: bool = False) -> Flags:
+
+def parse_flags(
+    args: list[str] | tuple[str, ...],
+    *,
+    go_flags: bool = False,
+    bool_flags: frozenset[str] = frozenset(),
+    misread: list[tuple[str, str]] | None = None,
+) -> Flags:
     """``--a=1 --b 2 -H x --bool`` into a map of flag to values (repeated flags keep all, in
     order). A one-letter flag written with its value attached (``-Htcp://0.0.0.0:2375``, as the
     pflag parser of dockerd and the Kubernetes components reads it) is also kept under ``-H``.
     ``go_flags``: the program parses with Go's flag package (etcd), which reads ``-auto-tls``
-    as ``--auto-tls``."""
+    as ``--auto-tls``. A flag in ``bool_flags`` takes its value only as ``--flag=value``, as pflag
+    and Go's flag package read a boolean: in ``--profiling false`` it is true and ``false`` an
+    argument the component rejects, which is added to ``misread`` as (flag, argument)."""
     flags: Flags = {}
     i = 0
     while i < len(args):
@@ -57,7 +81,11 @@ def parse_flags(args: list[str] | tuple[str, ...], *, go_flags: bool = False) ->
         if not tok.startswith("--") and len(name) > 2 and tok[1].isalpha():
             flags.setdefault(tok[:2], []).append(tok[2:])
         if not eq:
-            if i < len(args) and not args[i].startswith("-"):
+            if name in bool_flags:
+                value = "true"
+                if misread is not None and i < len(args) and not args[i].startswith("-"):
+                    misread.append((name, args[i]))
+            elif i < len(args) and not args[i].startswith("-"):
                 value = args[i]
                 i += 1
             else:
@@ -124,6 +152,36 @@ def lookup(data: Any, dotted: str) -> list[str] | str | None:
     return fact_value(_walk(data, dotted.split(".")))
 
 
+# Go's encoding/json compares a key with a field name ignoring ASCII case; of the other
+# characters only the Kelvin sign and the long s fold to ASCII letters (k and s)
+_GO_FOLD_SPECIAL = {"\u212a": "K", "\u017f": "S"}
+
+
+def go_fold(key: str) -> str:
+    """``key`` as Go's encoding/json compares it with an ASCII field name."""
+    return "".join(c.upper() if c.isascii() else _GO_FOLD_SPECIAL.get(c, c) for c in key)
+
+
+def go_json_view(value: Any) -> Any:
+    """A YAML document as etcd decodes it (sigs.k8s.io/yaml, then Go's encoding/json): keys are
+    visited in sorted order (the YAML-to-JSON step marshals maps with sorted keys) and folded
+    (``Client-Transport-Security`` is ``client-transport-security``); of keys folding alike the
+    last one wins, two objects merge key by key (decoding into the same struct), and a null
+    leaves the field as it was."""
+    if isinstance(value, list):
+        return [go_json_view(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in sorted(value.items(), key=lambda kv: str(kv[0])):
+        if item is None:
+            continue
+        folded, item = go_fold(str(key)), go_json_view(item)
+        prev = out.get(folded)
+        out[folded] = _merged(prev, item) if isinstance(prev, dict) else item
+    return out
+
+
 def _walk(cur: Any, parts: list[str]) -> Any:
     for i, part in enumerate(parts):
         if part == "*" and isinstance(cur, list):
@@ -157,6 +215,7 @@ class Resolver:
         self.benchmark = benchmark
         self.node = node
         self._states: dict[str, ComponentState] = {}
+        self._bools: dict[str, frozenset[str]] = {}
 
     def state(self, name: str) -> ComponentState:
         if name not in self._states:
@@ -166,6 +225,20 @@ class Resolver:
             self._states[name] = self._find(comp)
         return self._states[name]
 
+    def bool_flags(self, comp: str) -> frozenset[str]:
+        """The component's flags the benchmark compares with true or false: booleans."""
+        if comp not in self._bools:
+            names = {
+                name
+                for check in self.benchmark.checks
+                if check.audit is not None and check.audit.process == comp and check.tests
+                for t in _tests_of(check.tests)
+                if t.op in ("eq", "noteq") and str(t.value).lower() in ("true", "false")
+                for name in t.flag
+            }
+            self._bools[comp] = frozenset(names)
+        return self._bools[comp]
+
     def roles(self) -> set[str]:
         found: set[str] = set()
         for comp in self.benchmark.components:
@@ -174,12 +247,27 @@ class Resolver:
         return found
 
     def _find(self, comp: Component) -> ComponentState:
+        absent = ""
         for bin_spec in comp.bins:
             words = bin_spec.split()
             for proc in self.node.processes:
-                if _bin_matches(proc.argv, words):
-                    return self._from_process(comp, proc, bin_spec, words)
-        state = ComponentState(component=comp)
+                if not _bin_matches(proc.argv, words):
+                    continue
+                off = dict(comp.launcher_disable).get(bin_spec)
+                if off and self._launcher_settings(proc, words).get(off, ["false"])[-1] == "true":
+                    absent = absent or (
+                        f"process {proc.pid} ({bin_spec}) runs with --{off}: "
+                        f"no {comp.name} on this node"
+                    )
+                    continue
+                if bin_spec in dict(comp.launcher_config):
+                    found = self._from_launcher(comp, proc, bin_spec, words)
+                    if not found.present:
+                        absent = absent or found.absent_reason
+                        continue
+                    return found
+                return self._from_process(comp, proc, bin_spec, words)
+        state = ComponentState(component=comp, absent_reason=absent)
         if comp.manifest:
             self._from_manifest(state)
         if not state.present and comp.unit:
@@ -189,7 +277,13 @@ class Resolver:
     def _from_process(
         self, comp: Component, proc: Process, bin_spec: str, words: list[str]
     ) -> ComponentState:
-        flags = parse_flags(proc.argv[len(words) :], go_flags=comp.go_flags)
+        misread: list[tuple[str, str]] = []
+        flags = parse_flags(
+            proc.argv[len(words) :],
+            go_flags=comp.go_flags,
+            bool_flags=self.bool_flags(comp.name),
+            misread=misread,
+        )
         embedded = dict(comp.embedded).get(bin_spec)
         src = f"process {proc.pid} ({' '.join(words)})"
         if embedded:
@@ -199,9 +293,62 @@ class Resolver:
             given = [*from_file.get(embedded.lstrip("-"), []), *flags.get(embedded, [])]
             flags = parse_flags([f"--{v}" for v in given])
             src += "".join(f" and {f}" for f in files)
+        own = dict(comp.launcher_flags).get(bin_spec, ()) if embedded else ()
+        if own:
+            outer = parse_flags(proc.argv[len(words) :])
+            data_dir = _data_dir(words[0], outer, self._launcher_config(proc, outer)[0])
+            own = tuple((k, v.format(data_dir=data_dir)) for k, v in own)
         return ComponentState(
-            component=comp, process=proc, flags=flags, source=src, embedded=bool(embedded)
+            component=comp,
+            process=proc,
+            flags=flags,
+            source=src,
+            embedded=bool(embedded),
+            launcher=bin_spec if embedded else "",
+            launcher_flags=parse_flags([f"{k}={v}" for k, v in own]),
+            misread=[] if embedded else misread,
         )
+
+    def _from_launcher(
+        self, comp: Component, proc: Process, bin_spec: str, words: list[str]
+    ) -> ComponentState:
+        """A component the launcher runs inside itself only in some set-ups (k3s server's etcd,
+        absent when k3s keeps its data in SQLite through kine or in an external datastore)."""
+        flags = parse_flags(proc.argv[len(words) :])
+        from_file, _ = self._launcher_config(proc, flags)
+        settings = self._launcher_settings(proc, words)
+        where = f"process {proc.pid} ({bin_spec})"
+        if settings.get("datastore-endpoint", [""])[-1]:
+            # the endpoint may carry credentials: it is not repeated
+            reason = (
+                f"{where} keeps its data in the external datastore --datastore-endpoint names: "
+                f"no {comp.name} runs on this node"
+            )
+            return ComponentState(component=comp, absent_reason=reason)
+        data_dir = _data_dir(words[0], flags, from_file)
+        path = dict(comp.launcher_config)[bin_spec].format(data_dir=data_dir)
+        init = [k for k in _K3S_ETCD_INIT if settings.get(k, ["false"])[-1] == "true"]
+        if not self.node.exists(path) and not init:
+            reason = (
+                f"{where} keeps its data in SQLite through kine (no {path}, no --cluster-init): "
+                f"no {comp.name} runs on this node"
+            )
+            return ComponentState(component=comp, absent_reason=reason)
+        return ComponentState(
+            component=comp,
+            process=proc,
+            source=f"{where}, embedded {comp.name}",
+            embedded=True,
+            launcher=bin_spec,
+            launcher_config=path,
+        )
+
+    def _launcher_settings(self, proc: Process, words: list[str]) -> Flags:
+        """A launcher's own settings by name without dashes: its config file's, then its
+        command line's."""
+        flags = parse_flags(proc.argv[len(words) :])
+        from_file, _ = self._launcher_config(proc, flags)
+        return {**from_file, **{k.lstrip("-"): v for k, v in flags.items()}}
 
     def _launcher_config(self, proc: Process, flags: Flags) -> tuple[Flags, list[str]]:
         """The settings of k3s's config file (``--config``/``-c``, ``$K3S_CONFIG_FILE`` or
@@ -258,6 +405,8 @@ class Resolver:
         state.flags = parse_flags(
             argv[1:] if argv and not argv[0].startswith("-") else argv,
             go_flags=state.component.go_flags,
+            bool_flags=self.bool_flags(state.component.name),
+            misread=state.misread,
         )
         state.env = {
             str(e["name"]): str(e.get("value") or "")
@@ -271,7 +420,12 @@ class Resolver:
         service = read_service(self.node, path) if path else None
         if service is None:
             return
-        state.flags = parse_flags(list(service.argv[1:]), go_flags=state.component.go_flags)
+        state.flags = parse_flags(
+            list(service.argv[1:]),
+            go_flags=state.component.go_flags,
+            bool_flags=self.bool_flags(state.component.name),
+            misread=state.misread,
+        )
         state.env = service.env
         state.source = f"systemd unit {path}" + (" and drop-ins" if len(service.files) > 1 else "")
 
@@ -301,6 +455,15 @@ class Resolver:
             return None
         return given[0], [v for n in given for v in flags[n]]
 
+    def launcher_flag(self, comp: str, names: tuple[str, ...]) -> tuple[str, list[str]] | None:
+        """A flag the component's launcher sets itself (k3s starts the scheduler with
+        --bind-address=127.0.0.1), which the user's own flags replace."""
+        flags = self.state(comp).launcher_flags
+        given = [n for n in names if n in flags]
+        if not given:
+            return None
+        return given[0], [v for n in given for v in flags[n]]
+
     def config(self, comp: str) -> tuple[str, Any] | None:
         """The component's configuration (where, data): its config file with its drop-ins merged
         over it; None if it has neither; FileProblem if one is broken."""
@@ -308,35 +471,90 @@ class Resolver:
         if not state.component.config:
             return None
         if state.config_cache is None:
-            paths = [
-                self.path(comp, key, allow_missing=True)
-                for key in state.component.config
-                if self._reads_config(state, key)
-            ]
-            files = [p for p in paths if p and self.node.exists(p)]
-            files += self._dropins(state)
+            if state.launcher_config:
+                if not self.node.exists(state.launcher_config):
+                    raise FileProblem(
+                        f"{state.launcher} runs {comp} embedded but {state.launcher_config}, "
+                        "which it writes at start-up, is missing"
+                    )
+                files = [state.launcher_config]
+            else:
+                paths = [
+                    self.path(comp, key, allow_missing=True)
+                    for key in state.component.config
+                    if self._reads_config(state, key)
+                ]
+                files = [p for p in paths if p and self.node.exists(p)]
+                files += self._dropins(state)
             if not files:
                 return None
             data: Any = {}
             for f in files:
-                data = _merged(data, parse_config(self.node.read_text(f), f))
+                doc = parse_config(self.node.read_text(f), f)
+                if state.component.config_keys == "flag-names":
+                    self._refuse_misspelt_keys(state.component, doc, f)
+                data = _merged(data, doc)
+            if state.component.config_keys == "go-json":
+                data = go_json_view(data)
             state.config_cache = {"where": " + ".join(files), "data": data}
         return state.config_cache["where"], state.config_cache["data"]
+
+    def config_value(self, comp: str, dotted: str) -> list[str] | str | None:
+        """The value at ``dotted`` in the component's configuration, keys matched as the
+        component matches them; None if unset or there is no configuration."""
+        return fact_value(self.config_raw(comp, dotted))
+
+    def config_raw(self, comp: str, dotted: str) -> Any:
+        """The value at ``dotted`` as the file holds it (a YAML string stays a string)."""
+        cfg = self.config(comp)
+        if cfg is None:
+            return None
+        if self.state(comp).component.config_keys == "go-json":
+            dotted = ".".join(
+                p if p == "*" or p.isdigit() else go_fold(p) for p in dotted.split(".")
+            )
+        return _walk(cfg[1], dotted.split("."))
+
+    def _refuse_misspelt_keys(self, comp: Component, doc: Any, path: str) -> None:
+        """dockerd refuses a config file with a top-level key that is not one of its options
+        spelled exactly ("the following directives don't match any configuration option"), though
+        Go's JSON decoding would have taken ``Icc`` for ``icc``: such a file configures nothing."""
+        known = self._config_keys(comp)
+        for key in doc if isinstance(doc, dict) else ():
+            name = str(key)
+            if name in known:
+                continue
+            meant = [k for k in known if go_fold(k) == go_fold(name)]
+            if meant:
+                raise FileProblem(
+                    f"{path}: {name!r} is not a {comp.name} option (options are matched "
+                    f"case-sensitively: {meant[0]!r}); {comp.name} refuses to start with this "
+                    f"file (the following directives don't match any configuration option: {name})"
+                )
+
+    def _config_keys(self, comp: Component) -> set[str]:
+        """Top-level config keys the benchmark reads for ``comp`` (tests' ``path``, paths'
+        ``config_key``)."""
+        keys = {spec.config_key.split(".")[0] for _, spec in comp.paths if spec.config_key}
+        for check in self.benchmark.checks:
+            if check.audit is not None and check.audit.process == comp.name and check.tests:
+                keys.update(t.path.split(".")[0] for t in _tests_of(check.tests) if t.path)
+        return keys
 
     def _reads_config(self, state: ComponentState, key: str) -> bool:
         """Whether the component reads the config file ``key`` names: one whose command line is
         known reads a ``config_needs_flag`` file only when a flag names it (a kubelet without
         --config reads none, whatever lies at /var/lib/kubelet/config.yaml)."""
         spec = state.component.path_spec(key)
-        if not state.component.config_needs_flag or spec is None or state.embedded:
+        if not state.component.config_needs_flag or spec is None:
             return True
-        return any(name in state.flags for name in spec.flag)
+        return any(state.given(name) for name in spec.flag)
 
     def _dropins(self, state: ComponentState) -> list[str]:
         """The ``*.conf`` files of the component's drop-in directory, in the order it reads them
         (only when its flag names one: the kubelet reads no directory unless --config-dir)."""
         spec = state.component.path_spec(state.component.config_dropins)
-        given = [state.flags[n][-1] for n in spec.flag if n in state.flags] if spec else []
+        given = [state.given(n)[-1] for n in spec.flag if state.given(n)] if spec else []  # type: ignore[index]
         if not given or not given[-1]:
             return []
         return sorted(self.node.expand(given[-1].rstrip("/") + "/*.conf"))
@@ -361,11 +579,12 @@ class Resolver:
             except FileProblem:
                 cfg = None
         file_only = cfg is not None and state.component.config_replaces_flags
-        for name in () if file_only else spec.flag:
-            if name in state.flags:
-                return state.flags[name][-1]
+        ignored = state.component.config_ignores_flags if cfg is not None else ()
+        for name in () if file_only else [f for f in spec.flag if f not in ignored]:
+            if state.given(name):
+                return state.given(name)[-1]  # type: ignore[index]
         if cfg is not None:
-            value = lookup(cfg[1], spec.config_key)
+            value = self.config_value(comp_name, spec.config_key)
             if isinstance(value, str) and value:
                 return value
         if spec.env and not file_only:
@@ -397,6 +616,21 @@ class Resolver:
             return re.escape(value) if m.group(1) else value
 
         return _VAR.sub(one, text) if "${" in text else text
+
+
+def _data_dir(launcher: str, flags: Flags, from_file: Flags) -> str:
+    """Where a launcher keeps its state (k3s: --data-dir/-d, its config file's data-dir, or
+    /var/lib/rancher/k3s)."""
+    names, key, default = _LAUNCHER_DATA_DIR.get(launcher, ((), "", ""))
+    data_dir = next((flags[n][-1] for n in names if n in flags), "")
+    return (data_dir or (from_file.get(key) or [default])[-1]).rstrip("/")
+
+
+def _tests_of(tests: Tests) -> list[Test]:
+    out: list[Test] = []
+    for item in tests.items:
+        out += _tests_of(item) if isinstance(item, Tests) else [item]
+    return out
 
 
 def _merged(base: Any, over: Any) -> Any:

@@ -114,14 +114,18 @@ def evaluate(
     check: Check, resolver: Resolver, roles: set[str], detected: bool
 ) -> tuple[Status, str, str]:
     """(status, evidence, reason) for one check."""
+    # why the check's component is absent, when the node says more than "not found" (k3s
+    # keeping its data in SQLite: no etcd)
+    absent = resolver.state(check.component).absent_reason if check.component else ""
     if check.role and check.role not in roles:
         how = "detected" if detected else "selected with --role"
-        return Status.NOT_APPLICABLE, "", f"node role {check.role} not {how} ({_roles(roles)})"
+        reason = f"node role {check.role} not {how} ({_roles(roles)})"
+        return Status.NOT_APPLICABLE, "", f"{reason}: {absent}" if absent and detected else reason
     if check.component and not resolver.state(check.component).present:
         return (
             Status.NOT_APPLICABLE,
             "",
-            f"{check.component} is neither running nor declared on this node",
+            absent or f"{check.component} is neither running nor declared on this node",
         )
     if check.applies_if and not any(
         resolver.node.exists(resolver.substitute(p)) for p in check.applies_if

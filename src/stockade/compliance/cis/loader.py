@@ -188,14 +188,42 @@ def _component(name: str, data: Any, where: str) -> Component:
         bins=tuple(str(b) for b in data["bins"]),
         optional=bool(data.get("optional", False)),
         embedded=tuple((str(k), str(v)) for k, v in (data.get("embedded") or {}).items()),
+        launcher_flags=_launcher_flags(data.get("launcher_flags"), f"{where}: component {name!r}"),
+        launcher_config=tuple(
+            (str(k), str(v)) for k, v in (data.get("launcher_config") or {}).items()
+        ),
+        launcher_disable=tuple(
+            (str(k), str(v)) for k, v in (data.get("launcher_disable") or {}).items()
+        ),
         manifest=str(data.get("manifest", "")),
         unit=str(data.get("unit", "")),
         config=_strs(data.get("config"), "config", f"{where}: component {name!r}"),
         config_replaces_flags=bool(data.get("config_replaces_flags", False)),
+        config_keys=_config_keys(data.get("config_keys", "exact"), f"{where}: component {name!r}"),
         go_flags=bool(data.get("go_flags", False)),
+        config_ignores_flags=_strs(
+            data.get("config_ignores_flags"), "config_ignores_flags", f"{where}: component {name!r}"
+        ),
         config_needs_flag=bool(data.get("config_needs_flag", False)),
         config_dropins=str(data.get("config_dropins", "")),
         paths=tuple(paths),
+    )
+
+
+def _config_keys(value: Any, here: str) -> str:
+    if value not in ("exact", "go-json", "flag-names"):
+        raise ConfigError(f"{here}: config_keys must be exact, go-json or flag-names")
+    return str(value)
+
+
+def _launcher_flags(raw: Any, here: str) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    """``{bin: {flag: value}}``: what a launcher passes the component before the user's flags."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ConfigError(f"{here}: launcher_flags must map a bin to {{flag: value}}")
+    return tuple(
+        (str(b), tuple((str(f), _scalar(v)) for f, v in flags.items())) for b, flags in raw.items()
     )
 
 

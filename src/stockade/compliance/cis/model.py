@@ -41,6 +41,17 @@ class Component:
     bins: tuple[str, ...]
     optional: bool = False
     embedded: tuple[tuple[str, str], ...] = ()
+    # flags a launcher starts the component with before the user's own (k3s server runs the
+    # controller manager with --bind-address=127.0.0.1): bin -> ((flag, value), ...)
+    launcher_flags: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    # a launcher that runs the component inside itself and writes the config file it reads:
+    # bin -> that file, ``{data_dir}`` being the launcher's data directory (k3s server's embedded
+    # etcd reads {data_dir}/server/db/etcd/config); the component is there only when the file is
+    # (or the launcher is told to start it: k3s --cluster-init)
+    launcher_config: tuple[tuple[str, str], ...] = ()
+    # a launcher setting that keeps it from running the component: bin -> setting name
+    # (k3s server --disable-scheduler, --disable-etcd)
+    launcher_disable: tuple[tuple[str, str], ...] = ()
     manifest: str = ""  # path key of a static pod manifest declaring the command
     unit: str = ""  # path key of a systemd unit declaring ExecStart
     # path keys of the component's own config files (kubelet config, daemon.json; the API
@@ -49,6 +60,14 @@ class Component:
     # a config file, when one is given, is read instead of the flags and the environment (etcd
     # ignores both once --config-file names a file)
     config_replaces_flags: bool = False
+    # how the component matches its config file's keys: "exact" (Kubernetes components decode
+    # case-sensitively), "go-json" (etcd: sigs.k8s.io/yaml turns the YAML into JSON with sorted
+    # keys and Go's encoding/json matches them case-insensitively, the last match winning) or
+    # "flag-names" (dockerd: a top-level key must be spelled as the flag is, or it refuses the file)
+    config_keys: str = "exact"
+    # flags the component ignores once a config file is given (kube-scheduler's deprecated
+    # --profiling and --kubeconfig, most of kube-proxy's): the file's key, or its default, counts
+    config_ignores_flags: tuple[str, ...] = ()
     go_flags: bool = False  # parses its command line with Go's flag package: -name is --name
     # reads a config file only when a flag names it (the kubelet's --config; daemon.json is read
     # from its default place without one)
