@@ -707,3 +707,97 @@ def test_the_c_protocol_check_never_claims_what_python_detects_otherwise() -> No
         check(hello[:at] + junk + hello[at + len(junk) :])
 
     altered_hello()
+
+
+# --- copies of clean segments (clean.py): read in order, no verdict -------------------------
+
+
+def run_with_copies(
+    path: str, enf: Enforcer, cases: list[tuple[bytes, int, bool]]
+) -> list[tuple[int, int, int | None]]:
+    """The verdicts of the queued packets of ``cases`` (payload, mark, is a copy), the copies
+    handed to the queue's ``copy`` in their place, as the enforcer's loop does."""
+    fail = 0 if enf.settings.fail_open else marks.BLOCK
+    out: list[tuple[int, int, int | None]] = []
+    if path == "python":
+        pyq = fastpath.PythonQueue(None, enf.judge, fail)
+        for i, (payload, mark, copy) in enumerate(cases, 1):
+            if copy:
+                pyq.copy(payload, mark)
+            else:
+                pyq.verdict(Recorded(i, payload, mark, out))
+        return out
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    extra: dict[str, Any] = (
+        {"advise": enf.advise, "dlp": fastpath.dlp_expressions(enf._dlp)} if path == "own" else {}
+    )
+    queue = fastpath.CompiledQueue.attach(
+        compiled_module(), ours.fileno(), QUEUE, enf.judge, fail, **extra
+    )
+    try:
+        kernel.settimeout(2)
+        for i, (payload, mark, copy) in enumerate(cases, 1):
+            if copy:
+                queue.copy(payload, mark)
+            else:
+                assert queue.dispatch(nfq_packet(i, mark, payload, last=True)) == 1
+                out.append(read_verdict(kernel.recv(256)))
+        return out
+    finally:
+        queue.close()
+        ours.close()
+        kernel.close()
+
+
+def _with_copies() -> dict[str, list[tuple[bytes, int, bool]]]:
+    """Conversations whose segments after the first go as the kernel's first look sends them:
+    a copy when clean, queued when not."""
+    c = Conversation
+    closing = c(42003).exchange(JSON_REQ, HEADERS)
+    closing.send(BODY, server=True, flags=ACK | PSH | FIN)  # the server answers and closes
+    convs = {
+        "card cut after a clean segment": c(42001)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .send(CARD_REQ[:-22])
+        .send(CARD_REQ[-22:])
+        .out,
+        "clean keep-alive": c(42002)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .exchange(JSON_REQ, HEADERS, BODY)
+        .send(JSON_REQ)
+        .out,
+        "the server answers and closes": closing.send(JSON_REQ).out,
+    }
+    from stockade.firewall.enforce.clean import Direction
+
+    out = {}
+    for name, packets in convs.items():
+        directions: dict[int, Direction] = {}
+        cases = []
+        for k, (payload, mark) in enumerate(packets):
+            seq = struct.unpack("!I", payload[24:28])[0]
+            d = directions.setdefault(bool(mark & marks.REPLY), Direction.opened(seq - 1))
+            clean = d.segment(seq, payload[40:])[1]  # the example policy: SSNs too (SHORT)
+            cases.append((payload, mark, k > 0 and clean))
+        out[name] = cases
+    return out
+
+
+@pytest.mark.parametrize("name", list(_with_copies()))
+def test_copies_of_clean_segments_give_the_same_verdicts_and_events_on_every_path(
+    name: str,
+) -> None:
+    cases = _with_copies()[name]
+    assert any(copy for _, _, copy in cases) and not cases[0][2]
+    results = {}
+    for path in PATHS:
+        events: list[Any] = []
+        results[path] = (run_with_copies(path, enforcer(events), cases), _events(events))
+    assert results["own"] == results["python"] == results["compiled"]
+    verdicts, events = results["python"]
+    if name.startswith("card"):
+        # the last segment completes the card: queued, blocked, with the masked evidence
+        assert not cases[-1][2] and verdicts[-1][2] is not None and verdicts[-1][2] & marks.BLOCK
+        assert [e["kind"] for e in events] == ["dlp.blocked"]
+    else:
+        assert not events and all(not (m or 0) & marks.BLOCK for _, _, m in verdicts)

@@ -26,6 +26,7 @@
 #define FP_MARK_ALLOW 0x2                 /* marks.ALLOW */
 #define FP_REPLY 0x80                     /* marks.REPLY */
 #define FP_END_COPY 0x80000000u           /* fastpath.END_COPY: a kept end, replayed as an end */
+#define FP_DATA_COPY 0x40000000u          /* fastpath.DATA_COPY: a clean segment's copy */
 
 /* why a connection went back to Python (fp_own_counts) */
 #define FP_WHY_MATCH 0  /* a prefilter or decoding-trigger match (or a scan error) */
@@ -516,7 +517,12 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
         return 0;
     }
     int dir = memcmp(f->client, p + 12, 4) == 0 && f->cport == sport ? 0 : 1;
-    if (flags & (FP_TCP_SYN | FP_TCP_FIN | FP_TCP_RST)) {
+    /* A clean segment's copy that also carries the FIN (a server closing as it answers): its
+     * bytes are scanned here like any; its end reaches fp_own_end through the ends' group, as
+     * the FINs that pass in the kernel do (the copy of its headers comes after it) */
+    int copy_fin = (mark & FP_DATA_COPY) && (flags & (FP_TCP_SYN | FP_TCP_FIN | FP_TCP_RST)) ==
+                   FP_TCP_FIN && dlen > 0 && seq == f->next[dir];
+    if ((flags & (FP_TCP_SYN | FP_TCP_FIN | FP_TCP_RST)) && !copy_fin) {
         *bits = fp_own_handback(q, f, FP_WHY_END);
         return 0;
     }
