@@ -658,7 +658,7 @@ def post(parts):
     s.sendall(b"POST /pay HTTP/1.1\r\nHost: orders\r\nContent-Type: application/json\r\n"
               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
     for part in parts:
-        time.sleep(0.1)
+        time.sleep(0.002)  # one segment each (TCP_NODELAY), well within any batching of copies
         s.sendall(part)
     try:
         return status()
