@@ -466,6 +466,63 @@ def test_a_card_in_a_brotli_or_zstd_body_is_found(codings: list[str], piece: int
     assert all(len(msg) <= m.start < m.end <= len(data) for m in found)
 
 
+def _zstd_raw_blocks(*blocks: bytes) -> bytes:
+    """A zstd frame (RFC 8878) whose blocks are raw: the content stored as it is."""
+    size = sum(map(len, blocks))
+    frame = b"\x28\xb5\x2f\xfd\xa0" + size.to_bytes(4, "little")  # single segment, 4-byte size
+    for k, block in enumerate(blocks):
+        last = k == len(blocks) - 1
+        frame += (last | len(block) << 3).to_bytes(3, "little") + block  # type 0: raw
+    return frame
+
+
+def _stored(body: bytes) -> bytes:
+    return gzip.compress(body, compresslevel=0)  # deflate stored blocks
+
+
+@pytest.mark.parametrize("piece", [1, 7, 30, 1460])
+@pytest.mark.parametrize(
+    ("coding", "encode"),
+    [
+        ("zstd", _zstd_raw_blocks),
+        ("zstd", lambda body: _zstd_raw_blocks(body[:17], body[17:40], body[40:])),
+        ("gzip", _stored),
+    ],
+)
+def test_a_card_stored_as_it_is_in_a_coded_body_is_reported_once(
+    coding: str, encode: Callable[[bytes], bytes], piece: int
+) -> None:
+    """A zstd raw block or a deflate stored block holds the content as it is: the raw stream
+    finds the card, and the decoded stream found it again (one card, two findings) because
+    decompressed bytes were never taken as copies of the wire. Blocks cut inside the card's
+    digits (the second frame) are not copies as a whole: the card is reported once, by the
+    decoded stream."""
+    body = b'{"card": "' + SPACED.encode() + b'", "note": "' + b"x" * 40 + b'"}'
+    coded = encode(body)
+    assert zstandard_or_gzip_decode(coding, coded) == body
+    msg = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n" % (
+        coding.encode(),
+        len(coded),
+    )
+    data = msg + coded
+    s = DecodingStream(DlpEngine())
+    found = [m for i in range(0, len(data), piece) for m in s.feed(data[i : i + piece])]
+    found += s.close()
+    assert [m.masked for m in found] == ["4111 **** **** 1111"]
+    assert s.limits == []
+    if SPACED.encode() in coded:  # on the wire as it is: the exact span
+        at = data.index(SPACED.encode())
+        assert (found[0].start, found[0].end) == (at, at + len(SPACED))
+
+
+def zstandard_or_gzip_decode(coding: str, coded: bytes) -> bytes:
+    import zstandard
+
+    if coding == "zstd":
+        return bytes(zstandard.ZstdDecompressor().decompress(coded))
+    return gzip.decompress(coded)
+
+
 @pytest.mark.parametrize("coding", ["br", "zstd"])
 def test_a_brotli_or_zstd_bomb_stops_at_the_budget_without_expanding(coding: str) -> None:
     """64 MiB of zeros in a few KiB: decoding stops at the ratio, and at no moment holds much

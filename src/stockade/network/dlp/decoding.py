@@ -346,15 +346,35 @@ class _Undo:
     as it is too. A sender that names a coding it did not apply hides nothing from DLP that
     way; the application that reads such a body reads no more than its bytes."""
 
-    __slots__ = ("_d", "_held", "_in", "_kind", "_next", "_out", "_owner", "_plain", "_span")
+    __slots__ = ("_d", "_held", "_in", "_kind", "_next", "_out", "_owner", "_piece", "_plain",
+                 "_span")  # fmt: skip
 
     def __init__(self, owner: DecodingStream, kind: str, nxt: Stage) -> None:
         self._owner, self._next, self._kind = owner, nxt, kind
         self._d: Any = None
         self._in = self._out = 0
         self._span = (0, 0)
+        self._piece = b""  # the input being decoded, when its bytes are the raw bytes at _span
         self._held: list[tuple[bytes, int, int, bool]] | None = []
         self._plain = False
+
+    def _take(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        """``data`` is the input being decoded now."""
+        self._span = (rs, re_)
+        self._piece = data if linear else b""
+
+    def _pass_on(self, out: bytes) -> None:
+        """Decoded bytes to the next stage. Bytes the coding stored as they are (a zstd raw
+        block, a deflate stored block) keep their raw offsets, linear: the raw stream sees
+        them as they are and reports what they hold, so the decoded stream must not report
+        it again (it did, at the span of the whole input piece)."""
+        rs, re_ = self._span
+        runs = _copied(out, self._piece) if self._piece else None
+        if runs is None:
+            self._next.push(out, rs, re_, False)
+            return
+        for lo, hi, at in runs:
+            self._next.push(out[lo:hi], rs + at, rs + at + hi - lo, True)
 
     def _hold(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
         if self._held is not None:
@@ -411,7 +431,7 @@ class Inflate(_Undo):
             return None
         self._in += len(data)
         self._hold(data, rs, re_, linear)
-        self._span = (rs, re_)
+        self._take(data, rs, re_, linear)
         while data:
             if self._d is None and not self._start(data):
                 return
@@ -424,7 +444,7 @@ class Inflate(_Undo):
                 return self._corrupt()
             self._out += len(out)
             if out:
-                self._next.push(out, rs, re_, False)
+                self._pass_on(out)
             if self._out > RATIO_FLOOR and self._out > RATIO_CAP * self._in:
                 return self._stop(
                     f"{self._kind}: inflation ratio over {RATIO_CAP}:1 "
@@ -450,6 +470,38 @@ class Inflate(_Undo):
             if tail:
                 self._next.push(tail, *self._span, False)
         self._next.end()
+
+
+COPIED_RUN = 8  # shortest run of decoded bytes taken as copied from the input
+
+
+def _copied(out: bytes, data: bytes) -> list[tuple[int, int, int]] | None:
+    """``out`` as consecutive runs copied in order from ``data`` (stored blocks, with their
+    headers skipped between them): (out start, out end, data start) per run, or None when it
+    is not (compressed output). A run is taken as long as it goes (a binary search over the
+    prefix length, each step one ``bytes.find``), so this costs a few finds per stored
+    block and fails on the first find for compressed output."""
+    runs: list[tuple[int, int, int]] = []
+    i = j = 0
+    n = len(out)
+    while i < n:
+        at = data.find(out[i : i + COPIED_RUN] if n - i > COPIED_RUN else out[i:], j)
+        if at < 0:
+            return None
+        lo, hi = min(COPIED_RUN, n - i), n - i  # out[i:i+lo] is found at `at`
+        if data.startswith(out[i : i + hi], at):
+            lo = hi
+        while lo < hi:  # the longest prefix of out[i:] found, at its first place from j
+            mid = (lo + hi + 1) // 2
+            k = data.find(out[i : i + mid], j)
+            if k >= 0:
+                lo, at = mid, k
+            else:
+                hi = mid - 1
+        runs.append((i, i + lo, at))
+        i += lo
+        j = at + lo
+    return runs
 
 
 UNPACK_CHUNK = 16 * 1024  # bytes of output a brotli or zstd decompressor hands on at a time
@@ -490,7 +542,7 @@ class Unpack(_Undo):
             return
         self._in += len(data)
         self._hold(data, rs, re_, linear)
-        self._span = (rs, re_)
+        self._take(data, rs, re_, linear)
         if self._kind == "br":
             self._brotli(data)
             return
@@ -537,7 +589,7 @@ class Unpack(_Undo):
             self._stop(f"{self._kind}: output cap of {self._owner.budget} bytes reached")
             return False
         self._out += min(len(out), room)
-        self._next.push(out[:room], *self._span, False)
+        self._pass_on(out[:room])
         if len(out) > room:
             self._stop(f"{self._kind}: output cap of {self._owner.budget} bytes reached")
             return False
