@@ -672,6 +672,115 @@ class FormDecode:
         self._next.end()
 
 
+# JSON's escapes of what a card or an SSN is written with (triggers.JSON_ESCAPE is their trigger):
+# the digits \u0030-\u0039 and the separators space, hyphen, point and no-break space; and an
+# escaped backslash, so "\\\\u0034" stays a backslash and "u0034" as JSON readers read it.
+_JSON_ESCAPE = re.compile(rb"\\(?:\\|u00(?:3[0-9]|2[0dDeE]|[aA]0))")
+# A piece's last bytes that may begin one of them (held for the next piece).
+_JSON_OPEN = re.compile(rb"\\(?:u(?:0(?:0(?:[23aA])?)?)?)?\Z")
+JSON_BEFORE = 96  # literal bytes kept before an escape: a card's other characters, its key
+JSON_AFTER = 64  # and passed on after one: the rest of a card and the context after it
+
+
+class JsonUnescape:
+    """JSON ``\\uXXXX`` escapes of digits and card separators, undone (``\\u0034`` -> ``4``,
+    ``\\u00a0`` -> a UTF-8 no-break space), as the application that parses the JSON reads
+    them; everything else goes on as it came. ``window``, for content that is on the wire as it
+    is (a plain body): only the neighbourhood of an escape goes on (:data:`JSON_BEFORE` bytes
+    before, :data:`JSON_AFTER` after, a newline where bytes were left out), since a value with
+    no escape in it is there for the raw stream to report. Holds at most ``JSON_BEFORE``
+    bytes and a cut escape; linear in its input."""
+
+    __slots__ = ("_after", "_before", "_cut", "_cut_rs", "_dropped", "_next", "_sent", "_window")
+
+    def __init__(self, nxt: Stage, *, window: bool = False) -> None:
+        self._next = nxt
+        self._window = window
+        self._before: list[tuple[bytes, int, int, bool]] = []  # literal bytes not passed on
+        self._after = 0  # literal bytes still to pass on after the last escape
+        self._dropped = -1  # raw offset where bytes were left out since the last push, or -1
+        self._sent = False  # anything passed on yet
+        self._cut = b""  # the start of an escape cut by the piece's end
+        self._cut_rs = 0
+
+    def push(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        if self._cut:
+            cut, self._cut = self._cut, b""
+            data = cut + data
+            rs = self._cut_rs if linear else rs
+        if b"\\" not in data:
+            self._literal(data, rs, re_, linear)
+            return
+        pos = 0
+        for m in _JSON_ESCAPE.finditer(data):
+            s, e = m.span()
+            if s > pos:
+                self._literal(data[pos:s], rs + pos if linear else rs, rs + s if linear else re_,
+                              linear)  # fmt: skip
+            if e - s == 2:  # an escaped backslash: a literal character
+                self._literal(b"\\", rs + s if linear else rs, rs + e if linear else re_, False)
+            else:
+                char = chr(int(data[s + 2 : e], 16)).encode()
+                self._escape(char, rs + s if linear else rs, rs + e if linear else re_)
+            pos = e
+        tail = data[pos:]
+        k = tail.rfind(b"\\", max(len(tail) - 5, 0))
+        if k >= 0 and _JSON_OPEN.match(tail, k):
+            self._cut, self._cut_rs = tail[k:], rs + pos + k if linear else rs
+            tail = tail[:k]
+        if tail:
+            self._literal(tail, rs + pos if linear else rs, re_ if not linear else rs + pos + len(tail),
+                          linear)  # fmt: skip
+
+    def _literal(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        if not self._window:
+            self._next.push(data, rs, re_, linear)
+            return
+        if self._after:
+            n = min(self._after, len(data))
+            self._after -= n
+            self._next.push(data[:n], rs, rs + n if linear else re_, linear)
+            data = data[n:]
+            if not data:
+                return
+            if linear:
+                rs += n
+        before = self._before
+        before.append((data, rs, re_, linear))
+        size = sum(len(p[0]) for p in before)
+        while size > JSON_BEFORE:  # leave out what is too far from any escape
+            piece, prs, pre, plin = before[0]
+            over = size - JSON_BEFORE
+            if over >= len(piece):
+                before.pop(0)
+                size -= len(piece)
+                if self._dropped < 0:
+                    self._dropped = prs
+            else:
+                before[0] = (piece[over:], prs + over if plin else prs, pre, plin)
+                size -= over
+                if self._dropped < 0:
+                    self._dropped = prs
+
+    def _escape(self, char: bytes, rs: int, re_: int) -> None:
+        nxt = self._next
+        if self._dropped >= 0 and self._sent:  # what was left out must not join the two
+            nxt.push(b"\n", self._dropped, self._dropped + 1, False)
+        self._dropped = -1
+        for piece in self._before:
+            nxt.push(*piece)
+        self._before = []
+        nxt.push(char, rs, re_, False)
+        self._sent = True
+        self._after = JSON_AFTER
+
+    def end(self) -> None:
+        if self._cut:  # not an escape after all
+            self._literal(self._cut, self._cut_rs, self._cut_rs + len(self._cut), False)
+            self._cut = b""
+        self._next.end()
+
+
 class Multipart:
     """multipart/* bodies: each part's content, without its headers, base64 and quoted-printable
     undone. Parts are split once the body ends (bounded by :data:`MAX_PARTS_BYTES`)."""

@@ -41,10 +41,12 @@ EXPRESSIONS: tuple[bytes, ...] = (
     rb"^[\r\n]*\x00[\x00-\xff]{2}\x04[\x00\x01]\x00{4}",
     rb"websocket",
     rb"%B[0-9]{12,19}\^",  # magnetic-stripe track 1 (the card sensor's third prefilter)
+    rb"\\u00(?:3[0-9]|2[0de]|a0)",  # JSON escapes of digits and card separators (a trigger)
 )
 # The single-match triggers among them: EXPRESSIONS index -> (TRIGGERS index, caseless).
 TRIGGER_AT = {6: (4, False), 9: (0, True), 10: (1, True), 11: (2, True), 12: (3, True),
-              13: (5, False), 14: (6, True), 15: (7, False), 16: (8, True)}  # fmt: skip
+              13: (5, False), 14: (6, True), 15: (7, False), 16: (8, True),
+              18: (9, True)}  # fmt: skip
 QUERY_TRIGGER = 6
 UNUSED = 0xFFFFFFFF  # the id of an expression the engine does not have
 HAND = 7  # EXPRESSIONS[:HAND] are scanned by hand; the rest through libhs (built with it)
