@@ -333,3 +333,22 @@ def test_spans_are_exact() -> None:
     for m in ENGINE.scan(text):
         value = text[m.start : m.end].decode()
         assert value in ("5555-5555-5555-4444", "alice@example.com")
+
+
+def test_the_card_run_class_is_digits_and_every_separator_byte() -> None:
+    """``sensors.CARD_RUN_CLASS`` (the prefilters' runs, runscan.c's CRUN) holds exactly the
+    digits and the bytes of ``sensors.CARD_SEPARATORS``; a card grouped with each is found."""
+    import re
+
+    from stockade.network.dlp.sensors import CARD_RUN_CLASS, CARD_SEPARATORS
+
+    run = re.compile(CARD_RUN_CLASS.encode("latin-1"))
+    members = {b for b in range(256) if run.fullmatch(bytes([b]))}
+    assert members == set(b"0123456789") | {b for sep in CARD_SEPARATORS for b in sep}
+    for sep in CARD_SEPARATORS:
+        data = b"card " + sep.join([b"4111"] + [b"1111"] * 3) + b";"
+        assert [m.masked for m in ENGINE.scan(data)] == [
+            sep.decode("utf-8" if sep == b"\xc2\xa0" else "latin-1").join(
+                ["4111", "****", "****", "1111"]
+            )
+        ]
