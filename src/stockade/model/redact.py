@@ -232,7 +232,34 @@ def redact_text_fully(text: str) -> str:
 def hidden_in_place(text: str) -> list[tuple[str, int, int, list[int]]]:
     """What :func:`redact_text` hides, for masking bytes in place (same length): one
     ``(kind, start, end, positions)`` per card (``"card"``: its middle digits) and per SSN
-    (``"ssn"``: every digit but the last 4)."""
+    (``"ssn"``: every digit but the last 4). A digit written as a JSON escape is hidden whole
+    (the six characters of ``\\u0034``)."""
+    if "\\u00" in text and _NUMBER_ESCAPE.search(text) is not None:
+        plain, at = _unescaped_with_places(text)
+        return [
+            (kind, at[start], at[end], [i for p in positions for i in range(at[p], at[p + 1])])
+            for kind, start, end, positions in _hidden_in_place(plain)
+        ]
+    return _hidden_in_place(text)
+
+
+def _unescaped_with_places(text: str) -> tuple[str, list[int]]:
+    """``text`` with the number escapes undone, and where each of its characters begins in
+    ``text`` (one more entry: ``len(text)``)."""
+    parts: list[str] = []
+    at: list[int] = []
+    pos = 0
+    for m in _NUMBER_ESCAPE.finditer(text):
+        s, e = m.span()
+        parts += [text[pos:s], _unescaped(m)]
+        at += [*range(pos, s), s]
+        pos = e
+    parts.append(text[pos:])
+    at += [*range(pos, len(text)), len(text)]
+    return "".join(parts), at
+
+
+def _hidden_in_place(text: str) -> list[tuple[str, int, int, list[int]]]:
     cards, ssns = _sensitive(text)
     out = [("card", start, end, list(positions)) for start, end, positions in cards]
     for start, end in ssns:
