@@ -463,8 +463,8 @@ _CARDS = [_luhn(p, n) for p, n in [("4", 16), ("4", 13), ("4", 19), ("2221", 16)
           ("36", 14), ("6011", 16), ("5018", 16), ("6759", 16), ("5893", 16), ("6304", 19),
           # 12 and 13 digits: only the brand prefilter reaches them
           ("5893", 12), ("6304", 12), ("6759", 12), ("5020", 13), ("6763", 13),
-          # Maestro 56-59 (12 and 13 digits: the brand prefilter's 5[6-9] run)
-          ("56", 16), ("5712", 12), ("5899", 13), ("59", 19)]]  # fmt: skip
+          # Maestro 56-59 (16-19 digits: the general prefilter's run)
+          ("56", 16), ("5712", 17), ("5899", 18), ("59", 19)]]  # fmt: skip
 # every separator a card may have (sensors.CARD_SEPARATORS): space, hyphen, point, no-break space
 # in UTF-8 and in Latin-1
 _SEPARATORS = (" ", "-", ".", "\xc2\xa0", "\xa0")

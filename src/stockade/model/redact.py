@@ -44,9 +44,11 @@ _CARD_RANGES: tuple[tuple[str, int, int, int, frozenset[int]], ...] = (
     ("mir", 2200, 2204, 4, frozenset(range(16, 20))),
     ("mastercard", 2221, 2720, 4, frozenset({16})),
     ("mastercard", 51, 55, 2, frozenset({16})),
-    # Maestro's 56-59 (Mastercard's debit brand; the range card-type tables such as Braintree's
-    # credit-card-type give it), then its narrow ranges under 50 and 6
-    ("maestro", 56, 59, 2, frozenset(range(12, 20))),
+    # Maestro's 56-59 (Mastercard's debit brand; card-type tables such as Braintree's
+    # credit-card-type give it 12-19 digits): 16-19 here. A two-digit prefix at 12-15 digits
+    # would make one random 12-digit id in 250 a Maestro card (and send every 12-digit id
+    # starting 56-59 to confirmation); the 12-15 digit Maestro cards are the narrow ranges below.
+    ("maestro", 56, 59, 2, frozenset(range(16, 20))),
     ("maestro", 5018, 5018, 4, frozenset(range(12, 20))),
     ("maestro", 5020, 5020, 4, frozenset(range(12, 20))),
     ("maestro", 5038, 5038, 4, frozenset(range(12, 20))),

@@ -746,6 +746,14 @@ class JsonUnescape:
             if linear:
                 rs += n
         before = self._before
+        if len(data) >= JSON_BEFORE:  # the usual piece of a body: it alone is what is kept
+            if before or len(data) > JSON_BEFORE:
+                if self._dropped < 0:
+                    self._dropped = before[0][1] if before else rs
+                cut = len(data) - JSON_BEFORE
+                data, rs = data[cut:], rs + cut if linear else rs
+            self._before = [(data, rs, re_, linear)]
+            return
         before.append((data, rs, re_, linear))
         size = sum(len(p[0]) for p in before)
         while size > JSON_BEFORE:  # leave out what is too far from any escape

@@ -5,7 +5,7 @@
  * the same matches); an end is the stream offset one past the match's last byte.
  *
  *   0 card general  (?:^|[^0-9A-Za-z_])[2-68]C{12,}[0-9][^0-9A-Za-z_]
- *   1 card brand    (?:^|[^0-9A-Za-z_])(?:4C{11,}|(?:50[123]|67[56])C{8,}|5[6-9]C{9,}
+ *   1 card brand    (?:^|[^0-9A-Za-z_])(?:4C{11,}|(?:50[123]|67[56])C{8,}
  *                   |(?:5893|6304)C{7,})[0-9][^0-9A-Za-z_]
  *                   (C: a card's run, [0-9 .\-\xa0\xc2]: digits and the separator bytes,
  *                   sensors.CARD_RUN_CLASS)
@@ -259,9 +259,6 @@ static void card_start(const uint8_t *b, size_t j, uint64_t at, uint64_t p, uint
     if (c == '4') {
         if (p + 12 < *brand)
             *brand = p + 12;
-    } else if (c == '5' && B(p + 1) >= '6' && B(p + 1) <= '9') {
-        if (p + 11 < *brand) /* Maestro 56-59: 5[6-9]C{9,}[0-9] */
-            *brand = p + 11;
     } else if (c == '5' || c == '6') {
         const uint8_t c1 = B(p + 1);
         if (c1 >= '0' && c1 <= '9') {

@@ -165,7 +165,7 @@ BUILTIN_SENSORS: tuple[Sensor, ...] = (
             _LEAD + r"[2-68]" + CARD_RUN_CLASS + r"{12,}[0-9]" + _TRAIL,
             _LEAD
             + r"(?:4" + CARD_RUN_CLASS + r"{11,}|(?:50[123]|67[56])" + CARD_RUN_CLASS + r"{8,}"
-            + r"|5[6-9]" + CARD_RUN_CLASS + r"{9,}|(?:5893|6304)" + CARD_RUN_CLASS + r"{7,})"
+            + r"|(?:5893|6304)" + CARD_RUN_CLASS + r"{7,})"
             + r"[0-9]"
             + _TRAIL,
             _TRACK1_PREFILTER,
