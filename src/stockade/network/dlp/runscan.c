@@ -8,7 +8,7 @@
  *   1 card brand    (?:^|[^0-9A-Za-z_])(?:4C{11,}|(?:50[123]|67[56])C{8,}
  *                   |(?:5893|6304)C{7,})[0-9][^0-9A-Za-z_]
  *                   (C: a card's run, [0-9 .\-\xa0\xc2]: digits and the separator bytes,
- *                   sensors.CARD_RUN_CLASS)
+ *                   sensors.CARD_RUN_CLASS; the table CRN)
  *   2 SSN           (?:^|[^0-9A-Za-z_])[0-9]{3}[ \-][0-9]{2}[ \-][0-9]{4}[^0-9A-Za-z_]
  *   3 IBAN          (?:^|[^A-Za-z0-9])[A-Z]{2}[0-9]{2}[A-Z0-9 ]{10,38}[A-Z0-9][^A-Za-z0-9]
  *   4 phone NANP    (?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .\-])[2-9][0-9]{2}[ .\-][0-9]{4}
@@ -117,10 +117,10 @@ enum {
     IRUN = 32,  /* [A-Z0-9 ] */
     SPACE = 64, /* \s: tab, LF, VT, FF, CR, space */
     NSEP = 128, /* NANP separator: space, dot, hyphen */
-    CRUN = 256, /* in a card's run: 0-9, space, hyphen, dot, 0xa0, 0xc2 (UTF-8 NBSP: c2 a0) */
 };
 
-static uint16_t CLS[256];
+static uint8_t CLS[256];
+static uint8_t CRN[256]; /* 1 in a card's run: 0-9, space, hyphen, dot, 0xa0, 0xc2 (UTF-8 NBSP) */
 static uint8_t PCT[256]; /* '%' and '+': where the trigger can end */
 
 static void init_classes(void) {
@@ -137,7 +137,7 @@ static void init_classes(void) {
     CLS['-'] = SEP | NSEP;
     CLS['.'] = NSEP;
     for (const char *c = "0123456789 -.\xa0\xc2"; *c; c++)
-        CLS[(uint8_t)*c] |= CRUN;
+        CRN[(uint8_t)*c] = 1;
     CLS['\t'] = CLS['\n'] = CLS['\v'] = CLS['\f'] = CLS['\r'] = SPACE;
     PCT['%'] = PCT['+'] = 1;
 }
@@ -328,7 +328,7 @@ static void read_query_run(struct rs_state *s, const uint8_t *b, size_t j, uint6
 static size_t on_end(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at, uint64_t *out,
                      size_t n, uint64_t cs, uint64_t es, uint64_t aadd) {
     const uint8_t c = b[j];
-    const uint16_t cl = CLS[c], prev = CLS[b[j - 1]];
+    const uint8_t cl = CLS[c], prev = CLS[b[j - 1]];
     const uint64_t q = at - 1;
     if ((prev & DIG) && !(cl & WORD)) {
         /* a number ends at q, in the card run that starts at cs (and the run of [0-9 -] that
@@ -342,7 +342,7 @@ static size_t on_end(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at
                 EMIT(1);
         }
         if (ISD(q - 1) && ISD(q - 2) && ISD(q - 3)) {
-            const uint16_t s4 = CLS[B(q - 4)];
+            const uint8_t s4 = CLS[B(q - 4)];
             if ((s4 & SEP) && ISD(q - 5) && ISD(q - 6) && (CLS[B(q - 7)] & SEP) && ISD(q - 8) &&
                 ISD(q - 9) && ISD(q - 10) && !(CLS[B(q - 11)] & WORD))
                 EMIT(2);
@@ -392,10 +392,10 @@ static inline int is_end(const uint8_t *b, size_t j) {
 
 /* After b[j] (at stream offset at): the latest run start and IBAN start (see rs_state). */
 static inline void track(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at) {
-    const uint16_t cl = CLS[b[j]], prev = CLS[b[j - 1]];
+    const uint8_t cl = CLS[b[j]], prev = CLS[b[j - 1]];
     if ((cl & (DIG | SEP)) && !(prev & (DIG | SEP)))
         s->run = at;
-    if ((cl & CRUN) && !(prev & CRUN))
+    if (CRN[b[j]] && !CRN[b[j - 1]])
         s->crun = at;
     if ((cl & DIG) && (prev & DIG) && (CLS[b[j - 2]] & UP) && (CLS[b[j - 3]] & UP))
         s->aadd = at;
@@ -502,7 +502,7 @@ static size_t scan(struct rs_state *s, const uint8_t *b, size_t from, size_t to,
 /* Where a call's buffer ends, read the open runs up to where the next buffer can reach back
  * (a brand prefix starting in the last three bytes is not known yet: it is read next time). */
 static void checkpoint(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at) {
-    if (at >= 4 && (CLS[b[j - 1]] & CRUN) && s->crun + 4 <= at)
+    if (at >= 4 && CRN[b[j - 1]] && s->crun + 4 <= at)
         read_card_run(s, b, j, at, at - 4, s->crun);
     if (at >= 1 && !s->q_done)
         read_query_run(s, b, j, at, at - 1);
