@@ -37,11 +37,15 @@ KNOWN_HITS: dict[tuple[str, str], dict[str, int]] = {
     # tel: URI is a phone number.
     ("python", "test/test_urlparse.py"): {"dlp.phone": 8},
     # Random operands of decimal division and addition test vectors: random 16-digit numbers, one
-    # in ~15 of which passes Luhn in a card range.
-    ("python", "test/decimaltestdata/ddDivide.decTest"): {"dlp.payment_card": 5},
+    # in ~15 of which passes Luhn in a card range (one more with Maestro's 56-59, and a shifted
+    # operand, 5678901234560000, in the shift vectors).
+    ("python", "test/decimaltestdata/ddDivide.decTest"): {"dlp.payment_card": 6},
     ("python", "test/decimaltestdata/ddAdd.decTest"): {"dlp.payment_card": 1},
-    # The same for tables of random 64-bit integers and field elements.
-    ("go", "math/rand/rng.go"): {"dlp.payment_card": 9},
+    ("python", "test/decimaltestdata/ddShift.decTest"): {"dlp.payment_card": 1},
+    # The same for tables of random 64-bit integers and field elements (three more, and two
+    # random hash values in test_hash.py, in Maestro's 56-59).
+    ("go", "math/rand/rng.go"): {"dlp.payment_card": 12},
+    ("python", "test/test_hash.py"): {"dlp.payment_card": 2},
     ("go", "crypto/internal/edwards25519/field/fe_test.go"): {"dlp.payment_card": 2},
     ("go", "math/all_test.go"): {"dlp.payment_card": 1},
     # An instruction encoding printed in decimal in an assembler test comment.
@@ -142,11 +146,15 @@ CARD_FORMATS = [
     ("maestro", "6759", (12, 16, 19)),
     ("maestro", "5018", (12, 13)),
     ("maestro", "6304", (16,)),
+    ("maestro", "56", (16, 19)),
+    ("maestro", "5799", (16,)),
+    ("maestro", "58", (18,)),
+    ("maestro", "59", (17,)),
 ]
 
 
 def _layouts(number: str) -> list[str]:
-    """The number plain, and with spaces and with dashes where a card layout exists."""
+    """The number plain, and grouped with each separator where a card layout exists."""
     n = len(number)
     if n in (14, 15):  # Diners 4-6-4, Amex 4-6-5
         groups = [number[:4], number[4:10], number[10:]]
@@ -154,7 +162,8 @@ def _layouts(number: str) -> list[str]:
         groups = [number[i : i + 4] for i in range(0, n, 4)]
     else:
         return [number]
-    return [number, " ".join(groups), "-".join(groups)]
+    # every separator of sensors.CARD_SEPARATORS (UTF-8 text: the no-break space is C2 A0)
+    return [number, *(sep.join(groups) for sep in (" ", "-", ".", "\u00a0"))]
 
 
 def _card_rows() -> list[tuple[str, str, str]]:

@@ -132,9 +132,13 @@ PIECES = [
     b"Transfer-Encoding", b"content-encoding", b"X-WWW-Form-Urlencoded", b"multipart/",
     b"PRI * HTTP/2.0", b"H2C", b"\r\n\x00\x00\x06\x04\x00\x00\x00\x00\x00",
     b"\x00\x00\x00\x04\x01\x00\x00\x00\x00", b"\r",
+    # the card separators beyond space and hyphen, and Maestro 56-59
+    b"4111.1111.1111.1111", b"4111\xc2\xa01111\xc2\xa01111\xc2\xa01111", b"\xa0", b"\xc2",
+    b"\xc2\xa0", b"3782\xa0822463\xa010005", b"56", b"5712", b"59", b"10.0.0.1", b"1.2.3.4567",
 ]  # fmt: skip
 ALPHABET = (
     b"0123456789" * 3 + b"  --.()+ADEGBZ?%\n\t\r\x0b\x0c_ax\x00\x04\x01\xff/,@.ssnocialyerH2c"
+    b"\xa0\xc2.."
 )
 
 
@@ -170,6 +174,8 @@ SHAPES = [
     b"GET /search?q=a%20b HTTP/1.1\r\n",
     b"6304000000000000000 5019717010103742 6759649826438453 5893000000000000",
     b"A 1-2-3-4-5-6-7-8-9-0-1-2-3-4-5-6-7-8-9 ",
+    b"x 4111.1111.1111.1111 5712\xc2\xa03456\xc2\xa07890\xc2\xa01234 3782\xa0822463\xa010005. v1.22.3",
+    b"+1 415.555 \xc2\xa0+33\xa01 42 68 53 00 10.0.0.1 192.168.100.200.1 3.14159265358979323846 ",
     b"mail a.b@example.org, x@y-z.co.uk. @bad..dots.com @1.2.3 ssn: social Security TAXPAYER",
     b"Transfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\nPRI * HTTP/2.0 h2c multipart/",
     b"\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00 x-www-form-urlencoded",
@@ -456,10 +462,15 @@ def _grouped(number: str, sep: str) -> str:
 _CARDS = [_luhn(p, n) for p, n in [("4", 16), ("4", 13), ("4", 19), ("2221", 16), ("37", 15),
           ("36", 14), ("6011", 16), ("5018", 16), ("6759", 16), ("5893", 16), ("6304", 19),
           # 12 and 13 digits: only the brand prefilter reaches them
-          ("5893", 12), ("6304", 12), ("6759", 12), ("5020", 13), ("6763", 13)]]  # fmt: skip
+          ("5893", 12), ("6304", 12), ("6759", 12), ("5020", 13), ("6763", 13),
+          # Maestro 56-59 (16-19 digits: the general prefilter's run)
+          ("56", 16), ("5712", 17), ("5899", 18), ("59", 19)]]  # fmt: skip
+# every separator a card may have (sensors.CARD_SEPARATORS): space, hyphen, point, no-break space
+# in UTF-8 and in Latin-1
+_SEPARATORS = (" ", "-", ".", "\xc2\xa0", "\xa0")
 PLANTED = [
     *_CARDS,
-    *(_grouped(c, sep) for c in _CARDS if len(c) in (14, 15, 16, 19) for sep in (" ", "-")),
+    *(_grouped(c, sep) for c in _CARDS if len(c) in (14, 15, 16, 19) for sep in _SEPARATORS),
     "536-90-4399", "536 90 4399", "DE89370400440532013000", "DE89 3704 0044 0532 0130 00",
     "GB29NWBK60161331926819", "MT84MALT011000012345MTLCAST001S", "NO9386011117947",
     "+1 415 555 2671", "+33 1 42 68 53 00", "(415) 555-2671", "415.555.2671",
@@ -473,7 +484,7 @@ def test_planted_numbers_found_as_hyperscan_alone_finds_them_at_every_cut() -> N
     for text in PLANTED:
         found = False
         for before, after in HOSTILE:
-            data = before + text.encode() + after
+            data = before + text.encode("latin-1") + after
             whole = _findings(WITHOUT, [data])
             found = found or bool(whole[0])
             for k in range(len(data) + 1):
@@ -485,14 +496,48 @@ def test_planted_numbers_found_as_hyperscan_alone_finds_them_at_every_cut() -> N
         assert found, text  # the reference finds it in some context
 
 
+def _json_message(value: str) -> bytes:
+    body = ('{"card": "' + value + '", "n": 1}').encode()
+    return b"POST /p HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+
+# Cards only the decoding reads: JSON escapes of digits and separators in a plain body.
+PLANTED_ESCAPED = [
+    _json_message("".join(f"\\u{ord(c):04x}" for c in _CARDS[0])),
+    _json_message("41\\u00311 1111 1111 1111"),
+    _json_message(_grouped(_CARDS[4], "\\u00a0")),
+    _json_message(_grouped(_CARDS[5], "\\u002e")),
+]
+REFERENCE_BACKENDS = [DlpEngine(backend="hs-window"), DlpEngine(backend="re")]
+
+
+def test_planted_numbers_are_found_alike_by_every_backend() -> None:
+    """The compiled scan, Hyperscan in stream and block mode, and the pure-Python reference:
+    the same findings for every planted number (every separator), whole and a byte at a time,
+    on the raw stream and through the HTTP decoding (JSON escapes)."""
+    for data in [b"card " + t.encode("latin-1") + b" ok" for t in PLANTED] + PLANTED_ESCAPED:
+        for chunks in ([data], [data[i : i + 1] for i in range(len(data))]):
+            for decode in (False, True):
+                want = _findings(WITH, chunks, decode=decode)[0]
+                assert want == _findings(WITHOUT, chunks, decode=decode)[0], data
+                for engine in REFERENCE_BACKENDS:
+                    assert _findings(engine, chunks, decode=decode)[0] == want, (engine.backend, data)
+    for data in PLANTED_ESCAPED:  # (the others: found in some context, the test above)
+        assert [m.sensor for m in _findings(WITH, [data], decode=True)[0]] == ["dlp.payment_card"]
+
+
 def _counted_runs() -> list[bytes]:
     """Each counted form one byte short of, at and one byte past its bounds."""
     digits = b"4929381726354091827364519"
     runs = []
     for n in range(10, 22):  # cards: 12 to 19 digits, general from 14 bytes, brand from 12
-        for lead in (b"", b"4", b"2", b"501", b"676", b"5893", b"6304", b"7"):
+        for lead in (b"", b"4", b"2", b"501", b"676", b"5893", b"6304", b"7", b"56", b"59", b"55"):
             runs.append(b" " + (lead + digits)[:n] + b" ")
-            runs.append(b"-" + b"-".join((lead + digits)[k : k + 4] for k in range(0, n, 4)) + b",")
+            for sep in (b"-", b".", b"\xc2\xa0", b"\xa0"):
+                grouped = sep.join((lead + digits)[k : k + 4] for k in range(0, n, 4))
+                runs.append(sep + grouped + b",")
+            # E.164 beside a card run: a point or a no-break space after a '+' run
+            runs.append(b"+" + (lead + digits)[: n // 2] + b"." + digits[: n // 2] + b" ")
     for n in range(5, 28):  # E.164: 8 to 25 bytes after the '+'
         runs.append(b"+" + digits[:n] + b";")
         runs.append(b"+1 " + b" ".join(digits[k : k + 3] for k in range(0, n, 3)) + b")")

@@ -63,15 +63,27 @@ CARD_HITS = [
     # magnetic-stripe track 1 ("%B" PAN "^" name "^" expiry...) and track 2 (";" PAN "=" ...)
     ("%B4111111111111111^DOE/JOHN^25121010000000000000?", "4111********1111", "visa"),
     (";5555555555554444=25121010000000000?", "5555********4444", "mastercard"),
+    # a point or a no-break space (U+00A0, UTF-8 here) between the groups, one kind throughout
+    ("card 4111.1111.1111.1111", "4111.****.****.1111", "visa"),
+    ("amex 3782.822463.10005.", "3782.******.*0005", "amex"),
+    ("diners 3056.930902.5904", "3056.******.5904", "diners"),
+    ("Karte: 4111\u00a01111\u00a01111\u00a01111", "4111\xa0****\xa0****\xa01111", "visa"),
+    ("<td>5555\u00a05555\u00a05555\u00a04444</td>", "5555\xa0****\xa0****\xa04444",
+     "mastercard"),
+    ("amex 3782\u00a0822463\u00a010005", "3782\xa0******\xa0*0005", "amex"),
+    # Maestro 56-59, 12 to 19 digits
+    ("maestro 5641 8200 0000 0005", "5641 **** **** 0005", "maestro"),
+    ("maestro 5937.2841.0963.5527.116", "5937.****.****.***7.116", "maestro"),
 ]
 
 
 @pytest.mark.parametrize(("text", "masked", "brand"), CARD_HITS)
 def test_card_hits(text: str, masked: str, brand: str) -> None:
-    matches = [m for m in ENGINE.scan(text.encode()) if m.sensor == "dlp.payment_card"]
+    data = text.encode()
+    matches = [m for m in ENGINE.scan(data) if m.sensor == "dlp.payment_card"]
     assert [(m.masked, m.label) for m in matches] == [(masked, brand)]
     m = matches[0]
-    value = text[m.start : m.end]
+    value = data[m.start : m.end].decode()
     digits = "".join(c for c in value if c.isdigit())
     assert independent_luhn(digits) and card_brand(digits) == brand
 
@@ -116,12 +128,43 @@ CARD_MISSES = [
     ("camelCase id key", '{"objectId": "4111111111111111"}'),
     ("round number", "multiply 9 9000000000000000 -> 81000000000000000"),
     ("counting run turning once", "add '6543210123456788' 0.5"),
+    # points and no-break spaces between digits that are no card's groups
+    ("dotted version", "release 4111.1111.1111.1111.2 tagged"),
+    ("dotted version, short groups", "pkg 5.5555.5555.4444.1 build"),
+    ("ipv4 addresses", "peers 41.111.111.111 55.55.55.55 4.111.111.1111"),
+    ("ipv4 port list", "10.41.111.111:1111 41.11.11.111"),
+    ("decimals", "x=4111.1111 y=1111.1111 z=4111.11111111111"),
+    ("decimal with a point-grouped tail", "total 1.4111.1111.1111.1111"),
+    ("mixed points and spaces", "4111.1111 1111.1111"),
+    ("point grouped, luhn-invalid", "card 4111.1111.1111.1112"),
+    ("no-break space grouped, luhn-invalid", "card 4111\u00a01111\u00a01111\u00a01112"),
+    ("no-break space after 4 digits of a longer run", "ref 1234\u00a04111\u00a01111\u00a01111\u00a01111"),
+    ("maestro range, luhn-invalid", "debit 5600 0000 0000 0001"),
+    ("maestro range, wrong length", "5712345678"),
+    # Maestro 56-59 is read at 16-19 digits: 12-15 digit ids starting 56-59 are everywhere
+    ("maestro 56-59 at 12 digits", "maestro 560000000003"),
+    ("maestro 56-59 at 15 digits", "debit 5641 820000 00004"),
 ]
 
 
 @pytest.mark.parametrize(("why", "text"), CARD_MISSES, ids=[w for w, _ in CARD_MISSES])
 def test_card_misses(why: str, text: str) -> None:
     assert found(text, "dlp.payment_card") == []
+
+
+@pytest.mark.parametrize(
+    ("data", "masked"),
+    [
+        (b"Karte 4111\xa01111\xa01111\xa01111;", "4111\xa0****\xa0****\xa01111"),
+        (b"amex 3782\xa0822463\xa010005\n", "3782\xa0******\xa0*0005"),
+    ],
+)
+def test_latin1_no_break_space_between_groups(data: bytes, masked: str) -> None:
+    """A no-break space in Latin-1 (the byte A0 alone) separates groups as the UTF-8 one does;
+    the two kinds in one number are two separators, no card."""
+    assert [m.masked for m in ENGINE.scan(data)] == [masked]
+    mixed = data.replace(b"\xa0", b"\xc2\xa0", 1)
+    assert [m.masked for m in ENGINE.scan(mixed)] == []
 
 
 def test_known_card_table_is_luhn_valid() -> None:
@@ -292,3 +335,22 @@ def test_spans_are_exact() -> None:
     for m in ENGINE.scan(text):
         value = text[m.start : m.end].decode()
         assert value in ("5555-5555-5555-4444", "alice@example.com")
+
+
+def test_the_card_run_class_is_digits_and_every_separator_byte() -> None:
+    """``sensors.CARD_RUN_CLASS`` (the prefilters' runs, runscan.c's CRUN) holds exactly the
+    digits and the bytes of ``sensors.CARD_SEPARATORS``; a card grouped with each is found."""
+    import re
+
+    from stockade.network.dlp.sensors import CARD_RUN_CLASS, CARD_SEPARATORS
+
+    run = re.compile(CARD_RUN_CLASS.encode("latin-1"))
+    members = {b for b in range(256) if run.fullmatch(bytes([b]))}
+    assert members == set(b"0123456789") | {b for sep in CARD_SEPARATORS for b in sep}
+    for sep in CARD_SEPARATORS:
+        data = b"card " + sep.join([b"4111"] + [b"1111"] * 3) + b";"
+        assert [m.masked for m in ENGINE.scan(data)] == [
+            sep.decode("utf-8" if sep == b"\xc2\xa0" else "latin-1").join(
+                ["4111", "****", "****", "1111"]
+            )
+        ]

@@ -202,6 +202,26 @@ def test_firewall_blocks_the_encoded_card_inline(name: str, server: int) -> None
     assert verdict[1] != 0 and "dlp.blocked" in [e.kind for e in events]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"card": "4111.1111.1111.1111"}',
+        b'{"card": "4111\xc2\xa01111\xc2\xa01111\xc2\xa01111"}',
+        b'{"card": "5641 8200 0000 0005"}',
+        b'{"card": "41\\u00311 1111 1111 \\u00311\\u00311"}',
+    ],
+)
+def test_firewall_blocks_the_new_card_spellings_inline(body: bytes) -> None:
+    """The firewall's per-segment path: a point- or no-break-space-grouped card, a Maestro 56
+    card and a card in JSON escapes (a decoding trigger) in a request body are blocked."""
+    request = b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    events: list = []
+    insp = inspector(events)
+    insp.packet(packet(PAY.ip, ORD.ip, 41501, 8080, SYN, 100))
+    verdict = insp.packet(packet(PAY.ip, ORD.ip, 41501, 8080, ACK | PSH, 101, request))
+    assert verdict[1] != 0 and "dlp.blocked" in [e.kind for e in events]
+
+
 def test_plain_traffic_is_reported_once_with_the_same_offsets() -> None:
     engine = DlpEngine()
     body = b'{"card": "' + CARD.encode() + b'"}'
@@ -464,6 +484,147 @@ def test_a_card_in_a_brotli_or_zstd_body_is_found(codings: list[str], piece: int
     assert [m.masked for m in found] == ["4111 **** **** 1111"]
     assert s.limits == []
     assert all(len(msg) <= m.start < m.end <= len(data) for m in found)
+
+
+def _zstd_raw_blocks(*blocks: bytes) -> bytes:
+    """A zstd frame (RFC 8878) whose blocks are raw: the content stored as it is."""
+    size = sum(map(len, blocks))
+    frame = b"\x28\xb5\x2f\xfd\xa0" + size.to_bytes(4, "little")  # single segment, 4-byte size
+    for k, block in enumerate(blocks):
+        last = k == len(blocks) - 1
+        frame += (last | len(block) << 3).to_bytes(3, "little") + block  # type 0: raw
+    return frame
+
+
+def _stored(body: bytes) -> bytes:
+    return gzip.compress(body, compresslevel=0)  # deflate stored blocks
+
+
+@pytest.mark.parametrize("piece", [1, 7, 30, 1460])
+@pytest.mark.parametrize(
+    ("coding", "encode"),
+    [
+        ("zstd", _zstd_raw_blocks),
+        ("zstd", lambda body: _zstd_raw_blocks(body[:17], body[17:40], body[40:])),
+        ("gzip", _stored),
+    ],
+)
+def test_a_card_stored_as_it_is_in_a_coded_body_is_reported_once(
+    coding: str, encode: Callable[[bytes], bytes], piece: int
+) -> None:
+    """A zstd raw block or a deflate stored block holds the content as it is: the raw stream
+    finds the card, and the decoded stream found it again (one card, two findings) because
+    decompressed bytes were never taken as copies of the wire. Blocks cut inside the card's
+    digits (the second frame) are not copies as a whole: the card is reported once, by the
+    decoded stream."""
+    body = b'{"card": "' + SPACED.encode() + b'", "note": "' + b"x" * 40 + b'"}'
+    coded = encode(body)
+    assert zstandard_or_gzip_decode(coding, coded) == body
+    msg = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n" % (
+        coding.encode(),
+        len(coded),
+    )
+    data = msg + coded
+    s = DecodingStream(DlpEngine())
+    found = [m for i in range(0, len(data), piece) for m in s.feed(data[i : i + piece])]
+    found += s.close()
+    assert [m.masked for m in found] == ["4111 **** **** 1111"]
+    assert s.limits == []
+    if SPACED.encode() in coded:  # on the wire as it is: the exact span
+        at = data.index(SPACED.encode())
+        assert (found[0].start, found[0].end) == (at, at + len(SPACED))
+
+
+def zstandard_or_gzip_decode(coding: str, coded: bytes) -> bytes:
+    import zstandard
+
+    if coding == "zstd":
+        return bytes(zstandard.ZstdDecompressor().decompress(coded))
+    return gzip.decompress(coded)
+
+
+# -- JSON escapes (\\u0034) of a card's digits and separators -----------------------------------
+
+
+def _json_escaped(text: str, every: int = 1) -> str:
+    return "".join(f"\\u{ord(c):04x}" if i % every == 0 else c for i, c in enumerate(text))
+
+
+ESCAPED_CARDS = [
+    (_json_escaped("4111111111111111"), "4111********1111"),
+    ("41" + _json_escaped("1") + "1 1111 1111 1111", "4111 **** **** 1111"),
+    (_json_escaped(SPACED, 3), "4111 **** **** 1111"),
+    ("4111\\u00a01111\\u00A01111\\u00a01111", "4111\xa0****\xa0****\xa01111"),
+    ("4111\\u002E1111\\u002e1111\\u002e1111", "4111.****.****.1111"),
+]
+
+
+def _json_messages(value: str) -> list[bytes]:
+    body = ('{"note": "' + "x" * 300 + '", "card": "' + value + '", "n": "' + "y" * 200 + '"}')
+    raw = body.encode()
+    gz = gzip.compress(raw)
+    return [
+        b"POST /p HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        % len(raw) + raw,
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(raw) + raw,
+        b"HTTP/1.1 200 OK\r\n\r\n" + raw,  # to the close
+        b"POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunks(raw),
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(gz) + gz,
+        b"POST /f HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: %d\r\n\r\n" % (len(raw) + 2) + b"j=" + raw,
+    ]
+
+
+@pytest.mark.parametrize(("value", "masked"), ESCAPED_CARDS)
+@pytest.mark.parametrize("piece", [1, 5, 1460])
+def test_a_card_written_in_json_escapes_is_found(value: str, masked: str, piece: int) -> None:
+    """A JSON reader turns "\\u0034\\u0031..." (all of it, some of it, the separators) into the
+    card; on the wire no run of digits is there. Plain, chunked, gzip and form bodies, cut
+    anywhere (an escape cut too): found once, its span the escaped bytes on the wire."""
+    engine = DlpEngine()
+    for data in _json_messages(value):
+        assert engine.scan(data) == []
+        s = DecodingStream(engine)
+        found = [m for i in range(0, len(data), piece) for m in s.feed(data[i : i + piece])]
+        found += s.close()
+        assert [m.masked for m in found] == [masked], data[:60]
+        assert found[0].confidence == 1.0  # the key "card" is read as context
+        if value.encode() in data:  # not cut by a chunk header, not compressed
+            at = data.index(value.encode())
+            assert found[0].start == at and found[0].end <= at + len(value)
+
+
+def test_json_escapes_other_than_a_cards_change_nothing() -> None:
+    """An escaped backslash keeps "u0034" text (JSON readers read a backslash and "u0034"); a
+    card without an escape next to escaped text is the raw stream's, reported once; an order
+    id written in escapes keeps its veto; a body of escapes alone holds a bounded window."""
+    engine = DlpEngine()
+    plain = ('{"a": "\\\\' + _json_escaped("4111111111111111")[1:] + '"}').encode()
+    mixed = ('{"t": "\\u0031\\u0032\\u0033", "card": "' + SPACED + '"}').encode()
+    vetoed = ('{"order_id": "' + _json_escaped("4539578763621486") + '"}').encode()
+    for body, expected in ((plain, []), (mixed, ["4111 **** **** 1111"]), (vetoed, [])):
+        data = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        s = DecodingStream(engine)
+        found = [m for i in range(0, len(data), 3) for m in s.feed(data[i : i + 3])] + s.close()
+        assert [m.masked for m in found] == expected, body
+    from stockade.network.dlp.decoding import JSON_BEFORE, JsonUnescape
+
+    class Count:
+        def __init__(self) -> None:
+            self.bytes = 0
+
+        def push(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+            self.bytes += len(data)
+
+        def end(self) -> None:
+            pass
+
+    sink = Count()
+    stage = JsonUnescape(sink, window=True)  # type: ignore[arg-type]
+    for k in range(10_000):
+        stage.push(b"x" * 100, k * 100, k * 100 + 100, True)
+        assert sum(len(p[0]) for p in stage._before) <= JSON_BEFORE
+    assert sink.bytes == 0  # nothing near an escape: nothing passed on
 
 
 @pytest.mark.parametrize("coding", ["br", "zstd"])

@@ -751,3 +751,33 @@ def test_the_second_copy_of_a_forwarded_packet_is_skipped_and_a_retransmission_k
     assert end["decode"]["outgoing_skipped"] == len(CARD_CONVERSATION)
     assert [(r.packets_to_server, r.bytes_to_server) for r in recs] == [(5, 2 * len(CARD_REQUEST))]
     assert _sensors(recs) == [["dlp.payment_card"]]
+
+
+# Cards in the spellings DLP reads since session 16: points and no-break spaces (UTF-8 and
+# Latin-1) between groups, Maestro 56-59, JSON escapes in a plain body (a decoding trigger, so
+# the compiled path hands the flow to Python), each a request in its own flow.
+SPELLED_CARDS = [
+    (b'{"card": "4111.1111.1111.1111"}', "4111.****.****.1111"),
+    (b'{"card": "4111\xc2\xa01111\xc2\xa01111\xc2\xa01111"}', "4111\xa0****\xa0****\xa01111"),
+    (b'{"card": "3782\xa0822463\xa010005"}', "3782\xa0******\xa0*0005"),
+    (b'{"card": "5641 8200 0000 0005"}', "5641 **** **** 0005"),
+    (b'{"card": "41\\u00311 1111 \\u0031111 1111"}', "4111 **** **** 1111"),
+    (b'{"note": "\\u0034\\u0031\\u0031\\u0031\\u002d1111-1111-1111"}', "4111-****-****-1111"),
+    (b'{"v": "1.2.3.4567", "ip": "41.111.111.111", "x": 4111.1111}', None),
+]
+
+
+def test_the_new_card_spellings_are_found_once_on_every_path(tmp_path, inspectors, monkeypatch):
+    frames = []
+    for i, (body, _) in enumerate(SPELLED_CARDS):
+        req = b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        conv = fr.conversation("10.7.0.1", "10.7.0.2", 42000 + i, 8080, req,
+                               b"HTTP/1.1 204 No Content\r\n\r\n")  # fmt: skip
+        frames += [fr.ether(p) for p in conv]
+    path = tmp_path / "spelled.pcap"
+    path.write_bytes(fr.pcap([(1.0 + k / 100, f) for k, f in enumerate(frames)]))
+    records, _ = _same(path, inspectors, monkeypatch, replay=True)
+    by_port = {r.client_port: r for r in records}
+    for i, (_, masked) in enumerate(SPELLED_CARDS):
+        got = [h.match.masked for h in by_port[42000 + i].hits]
+        assert got == ([] if masked is None else [masked]), (i, got)

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stockade.identity import Directory
 from stockade.network import tls
@@ -117,7 +119,8 @@ def test_what_is_not_a_joined_tls_connection(sessions: dict[str, T.Exchange]) ->
         (text, server),  # text opening with a record header
         (client + b"card " + CARD, server),  # records, then clear bytes
         (fake + fake + fake, server),  # record framing around text
-        (client, b""),  # one direction: not enough
+        (_first_records(client, 2), b""),  # one direction: two records are not enough
+        (b"", _first_records(server, 2)),
         (client[: 5 + 16], server[: 5 + 16]),  # two cut records: no complete one
         (client, server.replace(b"\x17\x03\x03", b"\x17\x03\x01")),  # two record versions
         (client + _record(b"\x00" * 8) + client, server),  # a body shorter than an AEAD tag
@@ -129,6 +132,92 @@ def test_what_is_not_a_joined_tls_connection(sessions: dict[str, T.Exchange]) ->
     for c, s in not_tls:
         got = detect(c, s)
         assert (got.protocol, got.encrypted) == ("proto.unknown", False), (c[:20], s[:20])
+
+
+def _first_records(data: bytes, n: int) -> bytes:
+    pos = 0
+    for _ in range(n):
+        pos += 5 + int.from_bytes(data[pos + 3 : pos + 5], "big")
+    return data[:pos]
+
+
+@pytest.mark.parametrize("name", ["tls13", "tls12"])
+@pytest.mark.parametrize("side", [0, 1])
+def test_a_capture_of_one_side_joined_after_the_handshake_is_tls(
+    sessions: dict[str, T.Exchange],
+    name: str,
+    side: int,
+    inspectors: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Asymmetric routing, or a tap on one side: only one direction's packets are captured.
+    Three complete sealed records in that direction are the evidence (as three across both
+    directions are): TLS, version unknown, on both paths."""
+    ex = sessions[name]
+    packets = T._packets(ex, 41000, 443)[3:]
+    sender = b"\x0a\x00\x00\x01" if side == 0 else b"\x0a\x00\x00\x02"
+    one = [p for p in packets if p[12:16] == sender]  # the IPv4 source address
+    path = tmp_path / "one-side.pcap"
+    path.write_bytes(F.pcap([(1_700_000_000.0 + i / 1000, F.ether(p)) for i, p in enumerate(one)]))
+    rec = _both_paths(path, inspectors, monkeypatch)
+    assert (rec.protocol, rec.encrypted, rec.tls) == ("proto.tls", True, None)
+    assert ("tls.joined", "mid-connection") in rec.details
+    sides = _sides(ex)
+    assert detect(*((sides[0], b"") if side == 0 else (b"", sides[1]))).protocol == "proto.tls"
+
+
+def test_what_is_not_a_joined_tls_connection_seen_from_one_side(
+    sessions: dict[str, T.Exchange],
+) -> None:
+    """Random bytes, text, records around text or followed by clear bytes, and too short a
+    chain are refused when only one direction is seen, from either side."""
+    client, _server = _sides(sessions["tls12"])
+    noise = os.urandom(8192)
+    fake = _record(b"card " + CARD + b" in a record of text, not of ciphertext")
+    one_sided = [
+        noise,
+        b"\x17\x03\x03" + noise,
+        b"\x17\x03\x03\x00\x20" + noise,  # one header, then random bytes
+        b"\x17\x03\x03 card " + CARD + b" and some more words of a plain stream" * 20,
+        fake * 5,  # record framing around text
+        client + b"card " + CARD,  # records, then clear bytes
+        _first_records(client, 2),  # two complete records
+        _record(os.urandom(40)) + _record(os.urandom(40), 22) + _record(os.urandom(40)),
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 40,
+        b"x" * 30 + client,
+    ]
+    for data in one_sided:
+        for c, s in ((data, b""), (b"", data)):
+            got = detect(c, s)
+            assert got.protocol != "proto.tls" and not got.encrypted, data[:20]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=1, max_size=3000), st.sampled_from([b"", b"\x17\x03\x03", b"\x17\x03\x01\x00\x10"]))
+def test_random_bytes_seen_from_one_side_are_never_tls(data: bytes, head: bytes) -> None:
+    assert not tls.joined_mid_connection(head + data, b"")
+    assert not tls.joined_mid_connection(b"", head + data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([21, 22, 23, 24]), st.binary(max_size=60),
+                          st.integers(0, 3)), min_size=1, max_size=6))  # fmt: skip
+def test_records_of_text_or_of_the_wrong_kind_from_one_side_are_not_tls(
+    parts: list[tuple[int, bytes, int]],
+) -> None:
+    """Chains that break a rule somewhere (a body shorter than an AEAD tag, a handshake or
+    heartbeat record, text bodies): never TLS from one side."""
+    data = b""
+    broken = all(kind == 0 for _, _, kind in parts) or parts[0][0] != 23  # all text; not data first
+    for ctype, body, kind in parts:
+        if kind == 0:
+            body = b"card number 4111 1111 1111 1111 " + body.hex().encode()  # text
+        broken = broken or ctype in (22, 24) or len(body) < 16
+        data += _record(body, ctype)
+    if broken:
+        assert not tls.joined_mid_connection(data, b"")
+        assert not tls.joined_mid_connection(b"", data)
 
 
 def test_a_fake_sealed_prefix_never_hides_clear_text(

@@ -286,3 +286,26 @@ def test_an_upload_is_masked_in_memory_exactly_as_a_file_is(
     # masking what is masked already finds nothing more: an agent's upload is not counted twice
     again, second = mask_pcap_bytes(masked)
     assert again == masked and second.total_masked == 0
+
+
+def test_cards_in_json_escapes_and_with_no_break_spaces_are_masked_in_place(
+    tmp_path: Path,
+) -> None:
+    """A syslog datagram quoting a JSON body: a card written in JSON escapes (``\\u0034``, each
+    escape of a middle digit hidden whole), one grouped with UTF-8 no-break spaces and a
+    Maestro 56 card with points. Nothing of them is left, once the escapes are undone."""
+    escaped = "".join(f"\\u{ord(c):04x}" for c in "4012888888881881")
+    nbsp = "5105\u00a01051\u00a00510\u00a05100"
+    maestro = "5641.8200.0000.0005"
+    line = f'<134>1 - web app - - - {{"a": "{escaped}", "b": "{nbsp}", "c": "{maestro}"}}'
+    datagram = fr.udp(5514, 514, line.encode())
+    frame = fr.ether(fr.ipv4("10.1.0.1", "10.1.0.9", 17, datagram))
+    raw, out = tmp_path / "in.pcap", tmp_path / "out.pcap"
+    raw.write_bytes(fr.pcap([(1700000200.0, frame)]))
+    mask_pcap(raw, out)
+    data = out.read_bytes()
+    plain = re.sub(rb"\\u00([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]), data)
+    digits = re.sub(rb"[^0-9*]", b"", plain)
+    for number in ("4012888888881881", "5105105105105100", "5641820000000005"):
+        assert number.encode() not in digits, number
+    assert len(data) == len(raw.read_bytes())

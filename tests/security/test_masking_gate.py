@@ -107,6 +107,23 @@ def _http1_ssn() -> tuple[bytes, bytes]:
     return req.encode(), b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
 
 
+def json_escaped(text: str, every: int = 1) -> str:
+    """``text`` with every ``every``-th character written as a JSON escape (``4`` -> ``\\u0034``)."""
+    return "".join(f"\\u{ord(c):04x}" if i % every == 0 else c for i, c in enumerate(text))
+
+
+def _http1_spelled() -> tuple[bytes, bytes]:
+    # a card in JSON escapes (all of it, and every other character), one with UTF-8 no-break
+    # spaces between its groups, and a Maestro 56 card with points in the Host
+    escaped = json_escaped(shaped(plant("http.path escaped", _card("4", 16, 40)), ""))
+    mixed = json_escaped(shaped(plant("http.path half escaped", _card("55", 16, 41)), "-"), 2)
+    nbsp = shaped(plant("http.path nbsp", _card("6011", 16, 42)), "\u00a0")
+    host = shaped(plant("http.host maestro dotted", _card("56", 16, 43)), ".")
+    path = f"/v1/{escaped}/c/{mixed}/n/{nbsp}/"
+    req = f"GET {path} HTTP/1.1\r\nHost: {host}.example\r\n\r\n"
+    return req.encode(), b"HTTP/1.1 204 No Content\r\n\r\n"
+
+
 def _dns_question(name: str, response: bool) -> bytes:
     flags = 0x8180 if response else 0x0100
     head = struct.pack("!HHHHHH", 0x4A4A, flags, 1, 0, 0, 0)
@@ -267,6 +284,7 @@ def _pop3() -> tuple[bytes, bytes]:
 CONVERSATIONS = (
     (_http1, "tcp", 8080, "proto.http", ("http.path", "http.host")),
     (_http1_ssn, "tcp", 8081, "proto.http", ("http.path", "http.host")),
+    (_http1_spelled, "tcp", 8083, "proto.http", ("http.path", "http.host")),
     (_dns_udp, "udp", 53, "proto.dns", ("dns.qname",)),
     (_dns_tcp, "tcp", 53, "proto.dns", ("dns.qname",)),
     (_tls, "tcp", 443, "proto.tls", ("tls.sni",)),
@@ -320,12 +338,23 @@ def _sensor(log: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
+_ESCAPES = re.compile(rb"\\+u00([0-9a-fA-F]{2})")  # a JSON escape, itself escaped or not
+
+
+def unescaped(blob: bytes) -> bytes:
+    """``blob`` with JSON escapes of Latin-1 characters undone (a digit written ``\\u0034``, or
+    ``\\\\u0034`` once the output escaped the backslash)."""
+    return _ESCAPES.sub(lambda m: bytes([int(m[1], 16)]), blob)
+
+
 def _leaks(blobs: dict[str, bytes]) -> list[str]:
     found = []
     for field, number in PLANTED.items():
         pattern = any_format(number)
         found += [
-            f"{field} ({number}) in {where}" for where, b in blobs.items() if pattern.search(b)
+            f"{field} ({number}) in {where}"
+            for where, b in blobs.items()
+            if pattern.search(b) or pattern.search(unescaped(b))
         ]
     return found
 
@@ -541,6 +570,16 @@ def test_numbers_quoted_in_skipped_advisory_records_are_masked_in_the_warnings(
         ("41111111-1111-1111-0000-000000000000", "4111****-****-1111-0000-000000000000"),
         ("card 4111-1111-1111-1111-a111-111111111111", "card 4111-****-****-1111-a111-111111111111"),
         ("ssn 536-22-8401-abcd-ef", "ssn ***-**-8401-abcd-ef"),
+        # no-break spaces (and one read as Latin-1 from UTF-8), JSON escapes, Maestro 56-59
+        ("4111\u00a01111\u00a01111\u00a01111", "4111\xa0****\xa0****\xa01111"),
+        ("card 4111\xc2\xa01111\xc2\xa01111\xc2\xa01111", "card 4111\xc2\xa0****\xc2\xa0****\xc2\xa01111"),
+        ('{"c":"' + "".join(f"\\u{ord(d):04x}" for d in "4111111111111111") + '"}', '{"c":"4111********1111"}'),
+        ('"41\\u00311 1111 1111 1111"', '"4111 **** **** 1111"'),
+        ("\\u0034\\u0031\\u0031\\u0031\\u002d1111-1111-1111", "4111-****-****-1111"),
+        ("ssn \\u0035\\u00336-22-8401", "ssn ***-**-8401"),
+        ("maestro 5641 8200 0000 0005", "maestro 5641 **** **** 0005"),
+        ("debit 5600.0000.0003", "debit 5600.0000.0003"),  # 12 digits: the gate masks 13-19
+        ("ok \\u00e9 \\u0031\\u0032 \\u0034 text", "ok \\u00e9 \\u0031\\u0032 \\u0034 text"),
     ],
 )  # fmt: skip
 def test_gate_examples(text: str, masked: str) -> None:
@@ -579,7 +618,7 @@ def test_text_without_numbers_is_the_same_object() -> None:
     assert redact(value) == value
 
 
-_SEPARATORS = st.sampled_from(["", "", "", " ", "-", ".", "_", "+", "%20", " - ", "  "])
+_SEPARATORS = st.sampled_from(["", "", "", " ", "-", ".", "_", "+", "%20", " - ", "  ", "\xa0"])
 _AROUND = st.text(
     alphabet="ghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ /:?=&,;()[]{}\"'@#*", max_size=30
 )
@@ -603,6 +642,8 @@ _ISSUERS = st.sampled_from(
         "62",
         "2200",
         "6759",
+        "56",
+        "5899",
     ]
 )
 
@@ -634,6 +675,27 @@ def test_any_luhn_valid_card_with_any_separators_is_masked(
     # at most the first 4 and the last 4 digits stay visible (fewer when a shorter card-shaped
     # window inside it is masked as well)
     assert all(i < 4 or i >= len(card) - 4 for i in shown), out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _ISSUERS,
+    st.text(alphabet="0123456789", min_size=15, max_size=15),
+    st.sampled_from(["", " ", "-", ".", "\xa0"]),
+    st.integers(1, 5),
+    _AROUND,
+)
+def test_a_card_written_in_json_escapes_is_masked(
+    issuer: str, digits: str, sep: str, every: int, before: str
+) -> None:
+    """A card with some or all of its characters written as JSON escapes (``\\u0034``) is
+    masked: nothing of it is left to read once the escapes are undone."""
+    partial = (issuer + digits)[:15]
+    card = partial + luhn_check_digit(partial)
+    if len(set(card)) == 1:
+        return
+    out = redact_text(before + json_escaped(shaped(card, sep), every))
+    assert not any_format(card).search(unescaped(out.encode())), out
 
 
 @settings(max_examples=400, deadline=None)

@@ -44,6 +44,11 @@ _CARD_RANGES: tuple[tuple[str, int, int, int, frozenset[int]], ...] = (
     ("mir", 2200, 2204, 4, frozenset(range(16, 20))),
     ("mastercard", 2221, 2720, 4, frozenset({16})),
     ("mastercard", 51, 55, 2, frozenset({16})),
+    # Maestro's 56-59 (Mastercard's debit brand; card-type tables such as Braintree's
+    # credit-card-type give it 12-19 digits): 16-19 here. A two-digit prefix at 12-15 digits
+    # would make one random 12-digit id in 250 a Maestro card (and send every 12-digit id
+    # starting 56-59 to confirmation); the 12-15 digit Maestro cards are the narrow ranges below.
+    ("maestro", 56, 59, 2, frozenset(range(16, 20))),
     ("maestro", 5018, 5018, 4, frozenset(range(12, 20))),
     ("maestro", 5020, 5020, 4, frozenset(range(12, 20))),
     ("maestro", 5038, 5038, 4, frozenset(range(12, 20))),
@@ -112,7 +117,8 @@ def mask_ssn(text: str) -> str:
 # Digit groups, and the URL-encoded separators whose digits must not count as a group.
 _TOKEN = re.compile(r"%2[0dDeE]|[0-9]+")
 # What may stand between two digit groups of one number: up to three separator characters.
-_GAP = re.compile(r"(?:[ \t._\-+]|%2[0dDeE]){1,3}")
+# (U+00A0 is a no-break space; U+00C2 before it is one read as Latin-1 from UTF-8, "Â\xa0")
+_GAP = re.compile(r"(?:[ \t._\-+\xa0\xc2]|%2[0dDeE]){1,3}")
 _DIGIT = re.compile(r"[0-9]")
 _HEX_BLOB = re.compile(r"[0-9A-Fa-f]{32,}")
 # A UUID (8-4-4-4-12 hex digits): a CycloneDX serial number, a Kubernetes uid, a request id.
@@ -132,12 +138,12 @@ Group = tuple[int, int]  # start and end of a run of digits in the text
 # matches this; most strings (names, kinds, messages with a port or an address) do not, and pass
 # (after _nine_close_digits, below, which this implies). tests/security/test_masking_gate.py
 # holds the pre-checks and the full search to the same answers.
-_MAYBE_SENSITIVE = re.compile(r"[0-9](?:(?:[ \t._\-+]|%2[0dDeE]){0,3}[0-9]){8}")
+_MAYBE_SENSITIVE = re.compile(r"[0-9](?:(?:[ \t._\-+\xa0\xc2]|%2[0dDeE]){0,3}[0-9]){8}")
 # Sharper, for the strings that pass the first test (an IPv4 address has nine digits a dot
 # apart): a card needs thirteen such digits, an SSN nine in a row or groups of 3, 2 and 4. Each
 # contains nine close digits from its first one on, so the search starts where the first test
 # matched.
-_SEP = r"(?:[ \t._\-+]|%2[0dDeE])"
+_SEP = r"(?:[ \t._\-+\xa0\xc2]|%2[0dDeE])"
 _MAYBE_CARD_OR_SSN = re.compile(
     rf"[0-9](?:{_SEP}{{0,3}}[0-9]){{12}}|[0-9]{{9}}|[0-9]{{3}}{_SEP}{{1,3}}[0-9]{{2}}{_SEP}{{1,3}}[0-9]{{4}}"
 )
@@ -148,7 +154,7 @@ _MAYBE_CARD_OR_SSN = re.compile(
 # nine close digits become nine digits in a row. One bytes.translate and one find, where the
 # regular expression costs a few microseconds for a string with a few digit groups in it.
 _DIGITS_ONLY = bytes(48 if 48 <= c <= 57 else 120 for c in range(256))  # a digit "0", else "x"
-_BETWEEN_DIGITS = b" \t._-+%dDeE"
+_BETWEEN_DIGITS = b" \t._-+%dDeE\xc2\xa0\xc3\x82"  # U+00A0 is C2 A0 in UTF-8, U+00C2 C3 82
 _NINE_DIGITS = b"0" * 9
 
 
@@ -164,15 +170,36 @@ def json_passes(text: bytes) -> bool:
     backslash) each key and string value appears in the text as it is, so a string with nine
     close digits (the first test of :func:`redact_text`) puts them in the text. False decides
     nothing (a number, or two strings side by side, may make nine close digits): the strings
-    then pass the gate one by one. True also means no NUL (JSON writes it escaped)."""
+    then pass the gate one by one (a backslash may start a JSON escape of a digit, which the
+    gate undoes). True also means no NUL (JSON writes it escaped)."""
     return b"\\" not in text and not _nine_close_digits(text)
+
+
+# JSON's escapes of the characters a card or an SSN is written with (digits, and the separators
+# space, hyphen, point and no-break space): "\u0034\u0031..." is 41... to whoever reads the JSON.
+_NUMBER_ESCAPE = re.compile(r"\\u00(?:3[0-9]|2[0dDeE]|[aA]0)")
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    return chr(int(match[0][2:], 16))
 
 
 def redact_text(text: str) -> str:
     """``text`` with every card number and SSN in it masked (the same object when none is).
 
     Linear in the length of ``text``; a string without nine digits close together costs one
-    ``bytes.translate`` (:func:`_nine_close_digits`), one with them one or two regex scans."""
+    ``bytes.translate`` (:func:`_nine_close_digits`), one with them one or two regex scans. A
+    string that writes digits or separators as JSON escapes (``\\u0034``) is read with them
+    undone; when that hides something, the masked text has them undone too."""
+    if "\\u00" in text:
+        plain = _NUMBER_ESCAPE.sub(_unescaped, text)
+        if plain != text:
+            masked = _redact_plain(plain)
+            return text if masked is plain else masked
+    return _redact_plain(text)
+
+
+def _redact_plain(text: str) -> str:
     if len(text) < 9 or not _nine_close_digits(text.encode("utf-8", "surrogatepass")):
         return text
     close = _MAYBE_SENSITIVE.search(text)
@@ -207,7 +234,34 @@ def redact_text_fully(text: str) -> str:
 def hidden_in_place(text: str) -> list[tuple[str, int, int, list[int]]]:
     """What :func:`redact_text` hides, for masking bytes in place (same length): one
     ``(kind, start, end, positions)`` per card (``"card"``: its middle digits) and per SSN
-    (``"ssn"``: every digit but the last 4)."""
+    (``"ssn"``: every digit but the last 4). A digit written as a JSON escape is hidden whole
+    (the six characters of ``\\u0034``)."""
+    if "\\u00" in text and _NUMBER_ESCAPE.search(text) is not None:
+        plain, at = _unescaped_with_places(text)
+        return [
+            (kind, at[start], at[end], [i for p in positions for i in range(at[p], at[p + 1])])
+            for kind, start, end, positions in _hidden_in_place(plain)
+        ]
+    return _hidden_in_place(text)
+
+
+def _unescaped_with_places(text: str) -> tuple[str, list[int]]:
+    """``text`` with the number escapes undone, and where each of its characters begins in
+    ``text`` (one more entry: ``len(text)``)."""
+    parts: list[str] = []
+    at: list[int] = []
+    pos = 0
+    for m in _NUMBER_ESCAPE.finditer(text):
+        s, e = m.span()
+        parts += [text[pos:s], _unescaped(m)]
+        at += [*range(pos, s), s]
+        pos = e
+    parts.append(text[pos:])
+    at += [*range(pos, len(text)), len(text)]
+    return "".join(parts), at
+
+
+def _hidden_in_place(text: str) -> list[tuple[str, int, int, list[int]]]:
     cards, ssns = _sensitive(text)
     out = [("card", start, end, list(positions)) for start, end, positions in cards]
     for start, end in ssns:

@@ -54,7 +54,7 @@ MAX_DIRECTIONS = 16384
 INF = 1 << 63
 STAR = 0x2A
 
-_RUN = re.compile(rb"[0-9]+(?:(?:[ \t._+\-]|%2[0dDeE]){1,3}[0-9]+)*")
+_RUN = re.compile(rb"[0-9]+(?:(?:[ \t._+\-\xa0\xc2]|%2[0dDeE]){1,3}[0-9]+)*")
 _NOT_DIGIT = bytes(c for c in range(256) if not 48 <= c <= 57)
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
 

@@ -423,10 +423,18 @@ def _chain(data: bytes, pos: int) -> tuple[int, int, int, int] | None:
 def joined_mid_connection(client: bytes, server: bytes) -> bool:
     """Is this the middle of a TLS connection whose handshake the capture missed? Both
     directions nothing but sealed records (:func:`sealed_records`) of one version, at least
-    :data:`MID_RECORDS` complete records in all, one at least each way. A record header alone
-    proves nothing: random bytes, or text that opens with one, break the chain at once."""
+    :data:`MID_RECORDS` complete records in all, one at least each way; or, when the capture
+    sees one direction only (asymmetric routing, a tap on one side: the other sent nothing
+    seen), that direction alone holds :data:`MID_RECORDS` complete records. A record header
+    alone proves nothing: random bytes, or text that opens with one, break the chain at once.
+    The evidence is the chain itself (each header's type, version and a length that lands
+    exactly on the next: under 1 in 10^7 per header for random bytes, so three complete ones
+    in one direction are as strict as three across two; the second direction's part in the
+    two-way rule is its own chain and the shared version), and it changes no DLP: a direction
+    without a hello is read from its first byte either way."""
     if not (client and server):
-        return False
+        one = client or server
+        return bool(one) and sealed_records(one)[0] >= MID_RECORDS
     c, c_version = sealed_records(client)
     if not c:
         return False

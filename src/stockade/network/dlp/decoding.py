@@ -346,15 +346,35 @@ class _Undo:
     as it is too. A sender that names a coding it did not apply hides nothing from DLP that
     way; the application that reads such a body reads no more than its bytes."""
 
-    __slots__ = ("_d", "_held", "_in", "_kind", "_next", "_out", "_owner", "_plain", "_span")
+    __slots__ = ("_d", "_held", "_in", "_kind", "_next", "_out", "_owner", "_piece", "_plain",
+                 "_span")  # fmt: skip
 
     def __init__(self, owner: DecodingStream, kind: str, nxt: Stage) -> None:
         self._owner, self._next, self._kind = owner, nxt, kind
         self._d: Any = None
         self._in = self._out = 0
         self._span = (0, 0)
+        self._piece = b""  # the input being decoded, when its bytes are the raw bytes at _span
         self._held: list[tuple[bytes, int, int, bool]] | None = []
         self._plain = False
+
+    def _take(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        """``data`` is the input being decoded now."""
+        self._span = (rs, re_)
+        self._piece = data if linear else b""
+
+    def _pass_on(self, out: bytes) -> None:
+        """Decoded bytes to the next stage. Bytes the coding stored as they are (a zstd raw
+        block, a deflate stored block) keep their raw offsets, linear: the raw stream sees
+        them as they are and reports what they hold, so the decoded stream must not report
+        it again (it did, at the span of the whole input piece)."""
+        rs, re_ = self._span
+        runs = _copied(out, self._piece) if self._piece else None
+        if runs is None:
+            self._next.push(out, rs, re_, False)
+            return
+        for lo, hi, at in runs:
+            self._next.push(out[lo:hi], rs + at, rs + at + hi - lo, True)
 
     def _hold(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
         if self._held is not None:
@@ -411,7 +431,7 @@ class Inflate(_Undo):
             return None
         self._in += len(data)
         self._hold(data, rs, re_, linear)
-        self._span = (rs, re_)
+        self._take(data, rs, re_, linear)
         while data:
             if self._d is None and not self._start(data):
                 return
@@ -424,7 +444,7 @@ class Inflate(_Undo):
                 return self._corrupt()
             self._out += len(out)
             if out:
-                self._next.push(out, rs, re_, False)
+                self._pass_on(out)
             if self._out > RATIO_FLOOR and self._out > RATIO_CAP * self._in:
                 return self._stop(
                     f"{self._kind}: inflation ratio over {RATIO_CAP}:1 "
@@ -450,6 +470,38 @@ class Inflate(_Undo):
             if tail:
                 self._next.push(tail, *self._span, False)
         self._next.end()
+
+
+COPIED_RUN = 8  # shortest run of decoded bytes taken as copied from the input
+
+
+def _copied(out: bytes, data: bytes) -> list[tuple[int, int, int]] | None:
+    """``out`` as consecutive runs copied in order from ``data`` (stored blocks, with their
+    headers skipped between them): (out start, out end, data start) per run, or None when it
+    is not (compressed output). A run is taken as long as it goes (a binary search over the
+    prefix length, each step one ``bytes.find``), so this costs a few finds per stored
+    block and fails on the first find for compressed output."""
+    runs: list[tuple[int, int, int]] = []
+    i = j = 0
+    n = len(out)
+    while i < n:
+        at = data.find(out[i : i + COPIED_RUN] if n - i > COPIED_RUN else out[i:], j)
+        if at < 0:
+            return None
+        lo, hi = min(COPIED_RUN, n - i), n - i  # out[i:i+lo] is found at `at`
+        if data.startswith(out[i : i + hi], at):
+            lo = hi
+        while lo < hi:  # the longest prefix of out[i:] found, at its first place from j
+            mid = (lo + hi + 1) // 2
+            k = data.find(out[i : i + mid], j)
+            if k >= 0:
+                lo, at = mid, k
+            else:
+                hi = mid - 1
+        runs.append((i, i + lo, at))
+        i += lo
+        j = at + lo
+    return runs
 
 
 UNPACK_CHUNK = 16 * 1024  # bytes of output a brotli or zstd decompressor hands on at a time
@@ -490,7 +542,7 @@ class Unpack(_Undo):
             return
         self._in += len(data)
         self._hold(data, rs, re_, linear)
-        self._span = (rs, re_)
+        self._take(data, rs, re_, linear)
         if self._kind == "br":
             self._brotli(data)
             return
@@ -537,7 +589,7 @@ class Unpack(_Undo):
             self._stop(f"{self._kind}: output cap of {self._owner.budget} bytes reached")
             return False
         self._out += min(len(out), room)
-        self._next.push(out[:room], *self._span, False)
+        self._pass_on(out[:room])
         if len(out) > room:
             self._stop(f"{self._kind}: output cap of {self._owner.budget} bytes reached")
             return False
@@ -617,6 +669,123 @@ class FormDecode:
 
     def end(self) -> None:
         self.flush()
+        self._next.end()
+
+
+# JSON's escapes of what a card or an SSN is written with (triggers.JSON_ESCAPE is their trigger):
+# the digits \u0030-\u0039 and the separators space, hyphen, point and no-break space; and an
+# escaped backslash, so "\\\\u0034" stays a backslash and "u0034" as JSON readers read it.
+_JSON_ESCAPE = re.compile(rb"\\(?:\\|u00(?:3[0-9]|2[0dDeE]|[aA]0))")
+# A piece's last bytes that may begin one of them (held for the next piece).
+_JSON_OPEN = re.compile(rb"\\(?:u(?:0(?:0(?:[23aA])?)?)?)?\Z")
+JSON_BEFORE = 96  # literal bytes kept before an escape: a card's other characters, its key
+JSON_AFTER = 64  # and passed on after one: the rest of a card and the context after it
+
+
+class JsonUnescape:
+    """JSON ``\\uXXXX`` escapes of digits and card separators, undone (``\\u0034`` -> ``4``,
+    ``\\u00a0`` -> a UTF-8 no-break space), as the application that parses the JSON reads
+    them; everything else goes on as it came. ``window``, for content that is on the wire as it
+    is (a plain body): only the neighbourhood of an escape goes on (:data:`JSON_BEFORE` bytes
+    before, :data:`JSON_AFTER` after, a newline where bytes were left out), since a value with
+    no escape in it is there for the raw stream to report. Holds at most ``JSON_BEFORE``
+    bytes and a cut escape; linear in its input."""
+
+    __slots__ = ("_after", "_before", "_cut", "_cut_rs", "_dropped", "_next", "_sent", "_window")
+
+    def __init__(self, nxt: Stage, *, window: bool = False) -> None:
+        self._next = nxt
+        self._window = window
+        self._before: list[tuple[bytes, int, int, bool]] = []  # literal bytes not passed on
+        self._after = 0  # literal bytes still to pass on after the last escape
+        self._dropped = -1  # raw offset where bytes were left out since the last push, or -1
+        self._sent = False  # anything passed on yet
+        self._cut = b""  # the start of an escape cut by the piece's end
+        self._cut_rs = 0
+
+    def push(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        if self._cut:
+            cut, self._cut = self._cut, b""
+            data = cut + data
+            rs = self._cut_rs if linear else rs
+        if b"\\" not in data:
+            self._literal(data, rs, re_, linear)
+            return
+        pos = 0
+        for m in _JSON_ESCAPE.finditer(data):
+            s, e = m.span()
+            if s > pos:
+                self._literal(data[pos:s], rs + pos if linear else rs, rs + s if linear else re_,
+                              linear)  # fmt: skip
+            if e - s == 2:  # an escaped backslash: a literal character
+                self._literal(b"\\", rs + s if linear else rs, rs + e if linear else re_, False)
+            else:
+                char = chr(int(data[s + 2 : e], 16)).encode()
+                self._escape(char, rs + s if linear else rs, rs + e if linear else re_)
+            pos = e
+        tail = data[pos:]
+        k = tail.rfind(b"\\", max(len(tail) - 5, 0))
+        if k >= 0 and _JSON_OPEN.match(tail, k):
+            self._cut, self._cut_rs = tail[k:], rs + pos + k if linear else rs
+            tail = tail[:k]
+        if tail:
+            self._literal(tail, rs + pos if linear else rs, re_ if not linear else rs + pos + len(tail),
+                          linear)  # fmt: skip
+
+    def _literal(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
+        if not self._window:
+            self._next.push(data, rs, re_, linear)
+            return
+        if self._after:
+            n = min(self._after, len(data))
+            self._after -= n
+            self._next.push(data[:n], rs, rs + n if linear else re_, linear)
+            data = data[n:]
+            if not data:
+                return
+            if linear:
+                rs += n
+        before = self._before
+        if len(data) >= JSON_BEFORE:  # the usual piece of a body: it alone is what is kept
+            if before or len(data) > JSON_BEFORE:
+                if self._dropped < 0:
+                    self._dropped = before[0][1] if before else rs
+                cut = len(data) - JSON_BEFORE
+                data, rs = data[cut:], rs + cut if linear else rs
+            self._before = [(data, rs, re_, linear)]
+            return
+        before.append((data, rs, re_, linear))
+        size = sum(len(p[0]) for p in before)
+        while size > JSON_BEFORE:  # leave out what is too far from any escape
+            piece, prs, pre, plin = before[0]
+            over = size - JSON_BEFORE
+            if over >= len(piece):
+                before.pop(0)
+                size -= len(piece)
+                if self._dropped < 0:
+                    self._dropped = prs
+            else:
+                before[0] = (piece[over:], prs + over if plin else prs, pre, plin)
+                size -= over
+                if self._dropped < 0:
+                    self._dropped = prs
+
+    def _escape(self, char: bytes, rs: int, re_: int) -> None:
+        nxt = self._next
+        if self._dropped >= 0 and self._sent:  # what was left out must not join the two
+            nxt.push(b"\n", self._dropped, self._dropped + 1, False)
+        self._dropped = -1
+        for piece in self._before:
+            nxt.push(*piece)
+        self._before = []
+        nxt.push(char, rs, re_, False)
+        self._sent = True
+        self._after = JSON_AFTER
+
+    def end(self) -> None:
+        if self._cut:  # not an escape after all
+            self._literal(self._cut, self._cut_rs, self._cut_rs + len(self._cut), False)
+            self._cut = b""
         self._next.end()
 
 

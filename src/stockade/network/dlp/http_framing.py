@@ -26,6 +26,7 @@ from .decoding import (
     RATIO_FLOOR,
     FormDecode,
     Inflate,
+    JsonUnescape,
     Multipart,
     Sink,
     Stage,
@@ -66,8 +67,10 @@ END_STREAM, END_HEADERS, PADDED, PRIORITY = 0x1, 0x4, 0x8, 0x20
 
 
 def pipeline(owner: DecodingStream, sink: Sink, encoding: bytes, ctype: bytes) -> Stage | None:
-    """The stages a body goes through to reach ``sink``; None when it cannot be decoded."""
-    tail: Stage = sink
+    """The stages a body goes through to reach ``sink``; None when it cannot be decoded. JSON
+    escapes are undone last, in whatever the other stages give (a JSON document in a form
+    field, a compressed JSON body)."""
+    tail: Stage = JsonUnescape(sink)
     kind = ctype[:40].lower()
     if kind.startswith(b"application/x-www-form-urlencoded"):
         tail = FormDecode(tail)
@@ -279,7 +282,14 @@ class Framing:
         self._body = self._sink = None
         if size:
             self._state, self._left = BODY, size
+            self._plain_body()
         return end
+
+    def _plain_body(self) -> None:
+        """A body the application reads as it is on the wire but for JSON escapes: only an
+        escape's neighbourhood goes to a sink (whose stream opens at the first one)."""
+        self._sink = self._owner.sink()
+        self._body = JsonUnescape(self._sink, window=True)
 
     def _begin_full(self, head: bytes, end: int) -> int:
         status = 0
@@ -348,6 +358,8 @@ class Framing:
             and (q < 0 or (b"%" not in target and b"+" not in target))
         ) or (framing == HEAD and q < 0):
             self._body = self._sink = None  # the wire is what the application reads
+            if framing == BODY and size:
+                self._plain_body()
         else:
             self._decode(head, target, q, framing, encoding or b"", ctype or b"")
         self._state, self._left = framing, size
@@ -672,11 +684,11 @@ class WsFraming:
                 if self._sink is None:
                     self._sink = self._owner.sink()
                 self._in_message, self._wrote = True, False
-                self._stage = self._sink
+                self._stage = JsonUnescape(self._sink)
                 if b0 & 0x40:  # compressed (permessage-deflate)
                     if self._flate is None:
                         self._flate = zlib.decompressobj(-15)
-                    self._stage = _WsInflate(self._owner, self._flate, self._sink)
+                    self._stage = _WsInflate(self._owner, self._flate, JsonUnescape(self._sink))
         self._op |= b0 & 0x80  # FIN kept with the opcode
         self._left = size
         if not size:
@@ -697,7 +709,8 @@ class WsFraming:
             chunk = (int.from_bytes(chunk, "big") ^ int.from_bytes(pad, "big")).to_bytes(
                 len(chunk), "big"
             )
-        self._stage.push(chunk, rs, rs + len(chunk), self._stage is self._sink and not key)
+        linear = not key and not isinstance(self._stage, _WsInflate)
+        self._stage.push(chunk, rs, rs + len(chunk), linear)
 
     def _frame_end(self) -> None:
         fin, op = self._op & 0x80, self._op & 0x0F
@@ -735,7 +748,7 @@ class _WsInflate:
 
     __slots__ = ("_d", "_in", "_next", "_out", "_owner", "_span")
 
-    def __init__(self, owner: DecodingStream, d: Any, nxt: Sink) -> None:
+    def __init__(self, owner: DecodingStream, d: Any, nxt: Stage) -> None:
         self._owner, self._d, self._next = owner, d, nxt
         self._in = self._out = 0
         self._span = (0, 0)

@@ -14,6 +14,13 @@ from stockade.model.redact import keep_edges, mask_card, mask_ssn
 Masker = Callable[[str], str]
 
 
+def mask_card_text(text: str) -> str:
+    """:func:`mask_card` on a candidate read from the stream (Latin-1 text, one character a
+    byte): a UTF-8 no-break space between groups (the bytes C2 A0) is shown as the one
+    character it is (``4111\xa0****\xa0****\xa01111``), not as ``Â`` and a no-break space."""
+    return mask_card(text.replace("\xc2\xa0", "\xa0") if "\xc2" in text else text)
+
+
 def mask_iban(text: str) -> str:
     """``DE89 3704 0044 0532 0130 00`` -> ``DE89 **** **** **** **30 00``."""
     return keep_edges(text, 4, 4, str.isalnum)
@@ -42,7 +49,7 @@ def mask_full(text: str) -> str:
 
 
 MASKERS: dict[str, Masker] = {
-    "card": mask_card,
+    "card": mask_card_text,
     "ssn": mask_ssn,
     "iban": mask_iban,
     "email": mask_email,

@@ -4,9 +4,11 @@
  * expressions (runscan.py has their texts; tests/network/test_dlp_runscan.py holds the two to
  * the same matches); an end is the stream offset one past the match's last byte.
  *
- *   0 card general  (?:^|[^0-9A-Za-z_])[2-68][0-9 \-]{12,}[0-9][^0-9A-Za-z_]
- *   1 card brand    (?:^|[^0-9A-Za-z_])(?:4[0-9 \-]{11,}|(?:50[123]|67[56])[0-9 \-]{8,}
- *                   |(?:5893|6304)[0-9 \-]{7,})[0-9][^0-9A-Za-z_]
+ *   0 card general  (?:^|[^0-9A-Za-z_])[2-68]C{12,}[0-9][^0-9A-Za-z_]
+ *   1 card brand    (?:^|[^0-9A-Za-z_])(?:4C{11,}|(?:50[123]|67[56])C{8,}
+ *                   |(?:5893|6304)C{7,})[0-9][^0-9A-Za-z_]
+ *                   (C: a card's run, [0-9 .\-\xa0\xc2]: digits and the separator bytes,
+ *                   sensors.CARD_RUN_CLASS; the table CRN)
  *   2 SSN           (?:^|[^0-9A-Za-z_])[0-9]{3}[ \-][0-9]{2}[ \-][0-9]{4}[^0-9A-Za-z_]
  *   3 IBAN          (?:^|[^A-Za-z0-9])[A-Z]{2}[0-9]{2}[A-Z0-9 ]{10,38}[A-Z0-9][^A-Za-z0-9]
  *   4 phone NANP    (?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .\-])[2-9][0-9]{2}[ .\-][0-9]{4}
@@ -86,13 +88,14 @@ struct rs_db {
 
 struct rs_state {
     uint64_t pos; /* stream offset of the next byte */
-    /* The run of [0-9 -] that starts at c_start, read from there up to c_from; general, brand:
+    /* The card run (C) that starts at c_start, read from there up to c_from; general, brand:
      * the least last-digit offset a general or brand card match can end at in it (NONE: no
      * start yet). */
     uint64_t c_from, c_start, general, brand;
-    /* run: the latest start of a [0-9 -] run; aadd: the latest end of "[A-Z][A-Z][0-9][0-9]"
-     * (an IBAN's start; NONE: none yet), both at or before the last byte scanned */
-    uint64_t run, aadd;
+    /* run: the latest start of a [0-9 -] run (E.164); crun: of a card run (C); aadd: the latest
+     * end of "[A-Z][A-Z][0-9][0-9]" (an IBAN's start; NONE: none yet), all at or before the
+     * last byte scanned */
+    uint64_t run, crun, aadd;
     /* The query trigger: the run of non-space bytes read up to q_from; q_open: the last byte
      * read is in it; q_lead: it follows "[A-Z] "; q_mark: it holds a '?'. */
     uint64_t q_from;
@@ -117,6 +120,7 @@ enum {
 };
 
 static uint8_t CLS[256];
+static uint8_t CRN[256]; /* 1 in a card's run: 0-9, space, hyphen, dot, 0xa0, 0xc2 (UTF-8 NBSP) */
 static uint8_t PCT[256]; /* '%' and '+': where the trigger can end */
 
 static void init_classes(void) {
@@ -132,6 +136,8 @@ static void init_classes(void) {
     CLS[' '] = SEP | IRUN | SPACE | NSEP;
     CLS['-'] = SEP | NSEP;
     CLS['.'] = NSEP;
+    for (const char *c = "0123456789 -.\xa0\xc2"; *c; c++)
+        CRN[(uint8_t)*c] = 1;
     CLS['\t'] = CLS['\n'] = CLS['\v'] = CLS['\f'] = CLS['\r'] = SPACE;
     PCT['%'] = PCT['+'] = 1;
 }
@@ -272,7 +278,7 @@ static void card_start(const uint8_t *b, size_t j, uint64_t at, uint64_t p, uint
     }
 }
 
-/* Read the run of [0-9 -] that starts at cs back from offset q (in it) to c_from, once, and
+/* Read the card run that starts at cs back from offset q (in it) to c_from, once, and
  * keep what it says about card starts. Called where a number ends (the byte after q is no
  * digit) or three bytes before a buffer's end (the bytes after q are there). */
 static void read_card_run(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at,
@@ -320,11 +326,13 @@ static void read_query_run(struct rs_state *s, const uint8_t *b, size_t j, uint6
 /* The byte b[j], at stream offset at, ends a run (prev: the class of the byte before it): report
  * what ends there. */
 static size_t on_end(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at, uint64_t *out,
-                     size_t n, uint64_t cs, uint64_t aadd) {
-    const uint8_t c = b[j], cl = CLS[c], prev = CLS[b[j - 1]];
+                     size_t n, uint64_t cs, uint64_t es, uint64_t aadd) {
+    const uint8_t c = b[j];
+    const uint8_t cl = CLS[c], prev = CLS[b[j - 1]];
     const uint64_t q = at - 1;
     if ((prev & DIG) && !(cl & WORD)) {
-        /* a number ends at q, in the run of [0-9 -] that starts at cs */
+        /* a number ends at q, in the card run that starts at cs (and the run of [0-9 -] that
+         * starts at es) */
         const uint64_t len = q - cs + 1;
         if (len >= 12) { /* else too short for any card */
             read_card_run(s, b, j, at, q, cs);
@@ -348,7 +356,8 @@ static size_t on_end(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at
             }
         }
         /* E.164: the run starts with a digit right after a '+', 8-25 bytes back */
-        if (len >= 8 && len <= 25 && B(cs - 1) == '+' && ISD(cs))
+        const uint64_t elen = q - es + 1;
+        if (elen >= 8 && elen <= 25 && B(es - 1) == '+' && ISD(es))
             EMIT(5);
     }
     if ((prev & (DIG | UP)) && !(cl & ALNUM) && aadd != NONE && aadd + 39 >= q) {
@@ -386,6 +395,8 @@ static inline void track(struct rs_state *s, const uint8_t *b, size_t j, uint64_
     const uint8_t cl = CLS[b[j]], prev = CLS[b[j - 1]];
     if ((cl & (DIG | SEP)) && !(prev & (DIG | SEP)))
         s->run = at;
+    if (CRN[b[j]] && !CRN[b[j - 1]])
+        s->crun = at;
     if ((cl & DIG) && (prev & DIG) && (CLS[b[j - 2]] & UP) && (CLS[b[j - 3]] & UP))
         s->aadd = at;
 }
@@ -398,9 +409,9 @@ static inline __m128i in_range(__m128i v, char lo, char hi) {
 }
 
 /* For b[j..j+16): bit k of ends: b[j + k] may end a run (see is_end); of runs: a run of
- * [0-9 -] starts there; of aadd: "[A-Z][A-Z][0-9][0-9]" ends there. */
+ * [0-9 -] starts there; of cruns: a card run; of aadd: "[A-Z][A-Z][0-9][0-9]" ends there. */
 static inline void masks16(const uint8_t *b, size_t j, unsigned *ends, unsigned *runs,
-                           unsigned *aadd) {
+                           unsigned *cruns, unsigned *aadd) {
     const __m128i v = _mm_loadu_si128((const __m128i *)(b + j));
     const __m128i v1 = _mm_loadu_si128((const __m128i *)(b + j - 1));
     const __m128i v2 = _mm_loadu_si128((const __m128i *)(b + j - 2));
@@ -416,11 +427,19 @@ static inline void masks16(const uint8_t *b, size_t j, unsigned *ends, unsigned 
                                                          _mm_cmpeq_epi8(v, hy)));
     const __m128i inrun1 = _mm_or_si128(dig1, _mm_or_si128(_mm_cmpeq_epi8(v1, sp),
                                                            _mm_cmpeq_epi8(v1, hy)));
+    const __m128i dot = _mm_set1_epi8('.'), a0 = _mm_set1_epi8((char)0xa0),
+                  c2 = _mm_set1_epi8((char)0xc2);
+    const __m128i more = _mm_or_si128(_mm_cmpeq_epi8(v, dot),
+                                      _mm_or_si128(_mm_cmpeq_epi8(v, a0), _mm_cmpeq_epi8(v, c2)));
+    const __m128i more1 = _mm_or_si128(
+        _mm_cmpeq_epi8(v1, dot), _mm_or_si128(_mm_cmpeq_epi8(v1, a0), _mm_cmpeq_epi8(v1, c2)));
+    const __m128i crun = _mm_or_si128(inrun, more), crun1 = _mm_or_si128(inrun1, more1);
     const __m128i four = _mm_and_si128(_mm_and_si128(dig, dig1),
                                        _mm_and_si128(in_range(v2, 'A', 'Z'), in_range(v3, 'A', 'Z')));
     *ends = (unsigned)_mm_movemask_epi8(
         _mm_or_si128(_mm_andnot_si128(alnum, _mm_or_si128(dig1, up1)), pct));
     *runs = (unsigned)_mm_movemask_epi8(_mm_andnot_si128(inrun1, inrun));
+    *cruns = (unsigned)_mm_movemask_epi8(_mm_andnot_si128(crun1, crun));
     *aadd = (unsigned)_mm_movemask_epi8(four);
 }
 
@@ -437,27 +456,32 @@ static size_t scan(struct rs_state *s, const uint8_t *b, size_t from, size_t to,
     size_t j = from;
 #ifdef __SSE2__
     for (; j + 16 <= to; j += 16) {
-        unsigned ends, runs, aadd;
-        masks16(b, j, &ends, &runs, &aadd);
+        unsigned ends, runs, cruns, aadd;
+        masks16(b, j, &ends, &runs, &cruns, &aadd);
         while (ends) {
             const unsigned k = (unsigned)__builtin_ctz(ends);
             ends &= ends - 1;
             /* what starts and ends before b[j + k] */
             const unsigned before = (1u << k) - 1, r = runs & before, a = aadd & before;
+            const unsigned cr = cruns & before;
             if (n + N_EXPR > cap) {
                 if (r)
                     s->run = LAST(base + j, r);
+                if (cr)
+                    s->crun = LAST(base + j, cr);
                 if (a)
                     s->aadd = LAST(base + j, a);
                 s->pos = base + j + k;
                 *done = j + k;
                 return n;
             }
-            n = on_end(s, b, j + k, base + j + k, out, n, r ? LAST(base + j, r) : s->run,
-                       a ? LAST(base + j, a) : s->aadd);
+            n = on_end(s, b, j + k, base + j + k, out, n, cr ? LAST(base + j, cr) : s->crun,
+                       r ? LAST(base + j, r) : s->run, a ? LAST(base + j, a) : s->aadd);
         }
         if (runs)
             s->run = LAST(base + j, runs);
+        if (cruns)
+            s->crun = LAST(base + j, cruns);
         if (aadd)
             s->aadd = LAST(base + j, aadd);
     }
@@ -466,7 +490,7 @@ static size_t scan(struct rs_state *s, const uint8_t *b, size_t from, size_t to,
         if (is_end(b, j)) {
             if (n + N_EXPR > cap)
                 break; /* room for every pair one byte can end */
-            n = on_end(s, b, j, base + j, out, n, s->run, s->aadd);
+            n = on_end(s, b, j, base + j, out, n, s->crun, s->run, s->aadd);
         }
         track(s, b, j, base + j);
     }
@@ -478,8 +502,8 @@ static size_t scan(struct rs_state *s, const uint8_t *b, size_t from, size_t to,
 /* Where a call's buffer ends, read the open runs up to where the next buffer can reach back
  * (a brand prefix starting in the last three bytes is not known yet: it is read next time). */
 static void checkpoint(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at) {
-    if (at >= 4 && (CLS[b[j - 1]] & (DIG | SEP)) && s->run + 4 <= at)
-        read_card_run(s, b, j, at, at - 4, s->run);
+    if (at >= 4 && CRN[b[j - 1]] && s->crun + 4 <= at)
+        read_card_run(s, b, j, at, at - 4, s->crun);
     if (at >= 1 && !s->q_done)
         read_query_run(s, b, j, at, at - 1);
 }

@@ -22,9 +22,9 @@ from typing import Any
 # single-match, caseless where TRIGGER_AT says. tests/network/test_dlp_runscan.py checks these
 # are still the built-in sensors' and triggers' texts.
 EXPRESSIONS: tuple[bytes, ...] = (
-    rb"(?:^|[^0-9A-Za-z_])[2-68][0-9 \-]{12,}[0-9][^0-9A-Za-z_]",
-    rb"(?:^|[^0-9A-Za-z_])(?:4[0-9 \-]{11,}|(?:50[123]|67[56])[0-9 \-]{8,}"
-    rb"|(?:5893|6304)[0-9 \-]{7,})[0-9][^0-9A-Za-z_]",
+    rb"(?:^|[^0-9A-Za-z_])[2-68][0-9 .\-\xa0\xc2]{12,}[0-9][^0-9A-Za-z_]",
+    rb"(?:^|[^0-9A-Za-z_])(?:4[0-9 .\-\xa0\xc2]{11,}|(?:50[123]|67[56])[0-9 .\-\xa0\xc2]{8,}"
+    rb"|(?:5893|6304)[0-9 .\-\xa0\xc2]{7,})[0-9][^0-9A-Za-z_]",
     rb"(?:^|[^0-9A-Za-z_])[0-9]{3}[ \-][0-9]{2}[ \-][0-9]{4}[^0-9A-Za-z_]",
     rb"(?:^|[^A-Za-z0-9])[A-Z]{2}[0-9]{2}[A-Z0-9 ]{10,38}[A-Z0-9][^A-Za-z0-9]",
     rb"(?:\([2-9][0-9]{2}\) ?|[2-9][0-9]{2}[ .\-])[2-9][0-9]{2}[ .\-][0-9]{4}[^0-9A-Za-z_]",
@@ -41,10 +41,12 @@ EXPRESSIONS: tuple[bytes, ...] = (
     rb"^[\r\n]*\x00[\x00-\xff]{2}\x04[\x00\x01]\x00{4}",
     rb"websocket",
     rb"%B[0-9]{12,19}\^",  # magnetic-stripe track 1 (the card sensor's third prefilter)
+    rb"\\u00(?:3[0-9]|2[0de]|a0)",  # JSON escapes of digits and card separators (a trigger)
 )
 # The single-match triggers among them: EXPRESSIONS index -> (TRIGGERS index, caseless).
 TRIGGER_AT = {6: (4, False), 9: (0, True), 10: (1, True), 11: (2, True), 12: (3, True),
-              13: (5, False), 14: (6, True), 15: (7, False), 16: (8, True)}  # fmt: skip
+              13: (5, False), 14: (6, True), 15: (7, False), 16: (8, True),
+              18: (9, True)}  # fmt: skip
 QUERY_TRIGGER = 6
 UNUSED = 0xFFFFFFFF  # the id of an expression the engine does not have
 HAND = 7  # EXPRESSIONS[:HAND] are scanned by hand; the rest through libhs (built with it)

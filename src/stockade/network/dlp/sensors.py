@@ -76,8 +76,8 @@ _NUM_START = (
 # The same rules written after the first digit, so Python's regex engine can skip ahead to digits
 # instead of trying the lookbehinds at every position (several times faster).
 _FIRST_DIGIT = (
-    r"[0-9](?<![0-9A-Za-z_#\-][0-9])(?<![0-9]{4}[ -][0-9])(?<![0-9:][.,:][0-9])"
-    r"(?<![^A-Za-z][MLHVCSQTZmlhvcsqtz][ ,][0-9])"
+    r"[0-9](?<![0-9A-Za-z_#\-][0-9])(?<![0-9]{4}[ \-\xa0][0-9])(?<![0-9]{4}\xc2\xa0[0-9])"
+    r"(?<![0-9:][.,:][0-9])(?<![^A-Za-z][MLHVCSQTZmlhvcsqtz][ ,][0-9])"
 )
 # A number ends before a letter, digit or underscore, and is not the integer part of a decimal
 # (4111111111111111.25, 4031078400000.0).
@@ -90,13 +90,24 @@ _NUM_END = r"(?![0-9A-Za-z_])(?!\.[0-9])"
 _LEAD = r"(?:^|[^0-9A-Za-z_])"
 _TRAIL = r"[^0-9A-Za-z_]"
 
+# What may stand between the digit groups of a card number, one kind throughout a number: a
+# space, a hyphen, a point (4111.1111.1111.1111, as some forms and receipts print it) or a
+# no-break space (U+00A0: the bytes C2 A0 in UTF-8, A0 alone in Latin-1; word processors and
+# HTML's &nbsp; put it between groups). The engine reads the stream as Latin-1 text, one
+# character a byte, so the UTF-8 form is the two characters "\xc2\xa0".
+CARD_SEPARATORS: tuple[bytes, ...] = (b" ", b"-", b".", b"\xc2\xa0", b"\xa0")
+_CARD_SEP = r"(\xc2\xa0|[ .\-\xa0])"
+# The bytes a card's run is made of (digits and every byte of a separator), as a character class
+# for the prefilters: a card is a run of at least 12 of them (runscan.c's CRUN class is this).
+CARD_RUN_CLASS = r"[0-9 .\-\xa0\xc2]"
+
 # One alternation: plain 12-19 digits | 4-4-4-4(-1..3) | 4-6-5 (Amex) and 4-6-4 (Diners), with
 # one separator throughout a grouped number and no further group after it.
 _CARD_PATTERNS = (
     _FIRST_DIGIT
     + r"(?:[0-9]{11,18}"
-    + r"|[0-9]{3}([ -])[0-9]{4}\1[0-9]{4}\1[0-9]{4}(?:\1[0-9]{1,3})?(?!\1[0-9])"
-    + r"|[0-9]{3}([ -])[0-9]{6}\2[0-9]{4,5}(?!\2[0-9]))"
+    + r"|[0-9]{3}" + _CARD_SEP + r"[0-9]{4}\1[0-9]{4}\1[0-9]{4}(?:\1[0-9]{1,3})?(?!\1[0-9])"
+    + r"|[0-9]{3}" + _CARD_SEP + r"[0-9]{6}\2[0-9]{4,5}(?!\2[0-9]))"
     + _NUM_END,
     # Magnetic-stripe track 1 (ISO/IEC 7813): "%B" (format code B), the PAN, "^", the name. The
     # "B" right before the number keeps the pattern above from taking it; track 2 (";PAN=...")
@@ -149,11 +160,12 @@ BUILTIN_SENSORS: tuple[Sensor, ...] = (
         # prefilter reports anyway). Runs of 14+ characters may be any brand; shorter ones can
         # only be a 13-digit Visa (13 characters at least: Visa has no 12-digit numbers) or a
         # 12-13 digit Maestro, which keeps the ubiquitous 12-13 digit ids and amounts out of
-        # Python.
+        # Python. The runs hold every byte of CARD_SEPARATORS.
         prefilter=(
-            _LEAD + r"[2-68][0-9 \-]{12,}[0-9]" + _TRAIL,
+            _LEAD + r"[2-68]" + CARD_RUN_CLASS + r"{12,}[0-9]" + _TRAIL,
             _LEAD
-            + r"(?:4[0-9 \-]{11,}|(?:50[123]|67[56])[0-9 \-]{8,}|(?:5893|6304)[0-9 \-]{7,})"
+            + r"(?:4" + CARD_RUN_CLASS + r"{11,}|(?:50[123]|67[56])" + CARD_RUN_CLASS + r"{8,}"
+            + r"|(?:5893|6304)" + CARD_RUN_CLASS + r"{7,})"
             + r"[0-9]"
             + _TRAIL,
             _TRACK1_PREFILTER,
@@ -196,7 +208,7 @@ BUILTIN_SENSORS: tuple[Sensor, ...] = (
         mask="card",
         score=0.9,
         context_boost=0.1,
-        max_length=23,
+        max_length=27,  # 19 digits in 5 groups, each gap a UTF-8 no-break space
     ),
     Sensor(
         id="dlp.us_ssn",

@@ -37,4 +37,7 @@ TRIGGERS: tuple[tuple[bytes, bool], ...] = (
     # WebSocket: a client's frames are masked, so the upgrade (the request's Upgrade value, a
     # 101's) is the trigger
     (rb"websocket", True),
+    # JSON escapes of digits and card separators (space, hyphen, point, no-break space), which
+    # the application reads as those characters: "\u0034\u0031..." (decoding.JsonUnescape)
+    (rb"\\u00(?:3[0-9]|2[0de]|a0)", True),
 )
