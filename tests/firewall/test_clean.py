@@ -137,6 +137,11 @@ CORPUS = {
     "form": _http(b"card=4111+1111+1111+1111", "Content-Type: application/x-www-form-urlencoded"),
     "chunked": _chunked(b'{"card": "4111 1111 1111 1111"}'),
     "gzip": _http(gzip.compress(b'{"card": "4111 1111 1111 1111"}'), "Content-Encoding: gzip"),
+    "json escapes": _http(b'{"card": "\\u0034\\u0031\\u0031\\u0031 1111 1111 1111"}'),
+    "json escaped separators": _http(b'{"card": "4111\\u00201111\\u00201111\\u00201111"}'),
+    "card dotted": _http(b'{"card": "4111.1111.1111.1111"}'),
+    "card no-break spaces": _http(b'{"card": "4111\xc2\xa01111\xc2\xa01111\xc2\xa01111"}'),
+    "card latin-1 no-break spaces": _http(b"card=4111\xa01111\xa01111\xa01111&x=1"),
 }
 
 
