@@ -612,12 +612,13 @@ def test_json_escapes_other_than_a_cards_change_nothing() -> None:
     class Count:
         def __init__(self) -> None:
             self.bytes = 0
+            self.ended = False
 
         def push(self, data: bytes, rs: int, re_: int, linear: bool) -> None:
             self.bytes += len(data)
 
         def end(self) -> None:
-            pass
+            self.ended = True
 
     sink = Count()
     stage = JsonUnescape(sink, window=True)  # type: ignore[arg-type]
