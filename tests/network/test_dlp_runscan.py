@@ -521,7 +521,10 @@ def test_planted_numbers_are_found_alike_by_every_backend() -> None:
                 want = _findings(WITH, chunks, decode=decode)[0]
                 assert want == _findings(WITHOUT, chunks, decode=decode)[0], data
                 for engine in REFERENCE_BACKENDS:
-                    assert _findings(engine, chunks, decode=decode)[0] == want, (engine.backend, data)
+                    assert _findings(engine, chunks, decode=decode)[0] == want, (
+                        engine.backend,
+                        data,
+                    )
     for data in PLANTED_ESCAPED:  # (the others: found in some context, the test above)
         assert [m.sensor for m in _findings(WITH, [data], decode=True)[0]] == ["dlp.payment_card"]
 

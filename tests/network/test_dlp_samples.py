@@ -68,8 +68,7 @@ CARD_HITS = [
     ("amex 3782.822463.10005.", "3782.******.*0005", "amex"),
     ("diners 3056.930902.5904", "3056.******.5904", "diners"),
     ("Karte: 4111\u00a01111\u00a01111\u00a01111", "4111\xa0****\xa0****\xa01111", "visa"),
-    ("<td>5555\u00a05555\u00a05555\u00a04444</td>", "5555\xa0****\xa0****\xa04444",
-     "mastercard"),
+    ("<td>5555\u00a05555\u00a05555\u00a04444</td>", "5555\xa0****\xa0****\xa04444", "mastercard"),
     ("amex 3782\u00a0822463\u00a010005", "3782\xa0******\xa0*0005", "amex"),
     # Maestro 56-59, 12 to 19 digits
     ("maestro 5641 8200 0000 0005", "5641 **** **** 0005", "maestro"),
@@ -138,7 +137,10 @@ CARD_MISSES = [
     ("mixed points and spaces", "4111.1111 1111.1111"),
     ("point grouped, luhn-invalid", "card 4111.1111.1111.1112"),
     ("no-break space grouped, luhn-invalid", "card 4111\u00a01111\u00a01111\u00a01112"),
-    ("no-break space after 4 digits of a longer run", "ref 1234\u00a04111\u00a01111\u00a01111\u00a01111"),
+    (
+        "no-break space after 4 digits of a longer run",
+        "ref 1234\u00a04111\u00a01111\u00a01111\u00a01111",
+    ),
     ("maestro range, luhn-invalid", "debit 5600 0000 0000 0001"),
     ("maestro range, wrong length", "5712345678"),
     # Maestro 56-59 is read at 16-19 digits: 12-15 digit ids starting 56-59 are everywhere

@@ -560,12 +560,13 @@ ESCAPED_CARDS = [
 
 
 def _json_messages(value: str) -> list[bytes]:
-    body = ('{"note": "' + "x" * 300 + '", "card": "' + value + '", "n": "' + "y" * 200 + '"}')
+    body = '{"note": "' + "x" * 300 + '", "card": "' + value + '", "n": "' + "y" * 200 + '"}'
     raw = body.encode()
     gz = gzip.compress(raw)
     return [
         b"POST /p HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-        % len(raw) + raw,
+        % len(raw)
+        + raw,
         b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(raw) + raw,
         b"HTTP/1.1 200 OK\r\n\r\n" + raw,  # to the close
         b"POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + _chunks(raw),

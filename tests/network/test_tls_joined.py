@@ -194,7 +194,10 @@ def test_what_is_not_a_joined_tls_connection_seen_from_one_side(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(min_size=1, max_size=3000), st.sampled_from([b"", b"\x17\x03\x03", b"\x17\x03\x01\x00\x10"]))
+@given(
+    st.binary(min_size=1, max_size=3000),
+    st.sampled_from([b"", b"\x17\x03\x03", b"\x17\x03\x01\x00\x10"]),
+)
 def test_random_bytes_seen_from_one_side_are_never_tls(data: bytes, head: bytes) -> None:
     assert not tls.joined_mid_connection(head + data, b"")
     assert not tls.joined_mid_connection(b"", head + data)

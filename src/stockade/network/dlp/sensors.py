@@ -106,8 +106,12 @@ CARD_RUN_CLASS = r"[0-9 .\-\xa0\xc2]"
 _CARD_PATTERNS = (
     _FIRST_DIGIT
     + r"(?:[0-9]{11,18}"
-    + r"|[0-9]{3}" + _CARD_SEP + r"[0-9]{4}\1[0-9]{4}\1[0-9]{4}(?:\1[0-9]{1,3})?(?!\1[0-9])"
-    + r"|[0-9]{3}" + _CARD_SEP + r"[0-9]{6}\2[0-9]{4,5}(?!\2[0-9]))"
+    + r"|[0-9]{3}"
+    + _CARD_SEP
+    + r"[0-9]{4}\1[0-9]{4}\1[0-9]{4}(?:\1[0-9]{1,3})?(?!\1[0-9])"
+    + r"|[0-9]{3}"
+    + _CARD_SEP
+    + r"[0-9]{6}\2[0-9]{4,5}(?!\2[0-9]))"
     + _NUM_END,
     # Magnetic-stripe track 1 (ISO/IEC 7813): "%B" (format code B), the PAN, "^", the name. The
     # "B" right before the number keeps the pattern above from taking it; track 2 (";PAN=...")
@@ -164,8 +168,14 @@ BUILTIN_SENSORS: tuple[Sensor, ...] = (
         prefilter=(
             _LEAD + r"[2-68]" + CARD_RUN_CLASS + r"{12,}[0-9]" + _TRAIL,
             _LEAD
-            + r"(?:4" + CARD_RUN_CLASS + r"{11,}|(?:50[123]|67[56])" + CARD_RUN_CLASS + r"{8,}"
-            + r"|(?:5893|6304)" + CARD_RUN_CLASS + r"{7,})"
+            + r"(?:4"
+            + CARD_RUN_CLASS
+            + r"{11,}|(?:50[123]|67[56])"
+            + CARD_RUN_CLASS
+            + r"{8,}"
+            + r"|(?:5893|6304)"
+            + CARD_RUN_CLASS
+            + r"{7,})"
             + r"[0-9]"
             + _TRAIL,
             _TRACK1_PREFILTER,
