@@ -46,7 +46,12 @@ class EndLog:
     """The packets copied to one NFLOG group (the ends), and to a second one (whole clean
     segments) when ``copies`` is given, read without blocking."""
 
-    def __init__(self, group: int, copies: int | None = None) -> None:
+    @classmethod
+    def whole(cls, group: int) -> EndLog:
+        """A socket for one group of whole clean segments alone (the compiled loop reads it)."""
+        return cls(group, whole=True)
+
+    def __init__(self, group: int, copies: int | None = None, *, whole: bool = False) -> None:
         self.group = group
         self.copies = copies
         self.lost = 0  # reads that found the socket had overflowed: copies were lost
@@ -61,7 +66,10 @@ class EndLog:
                 socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20 if copies else 1 << 20
             )
             self._config(group, _attr(_CFG_CMD, struct.pack("B", _CMD_BIND)))
-            self._config(group, _attr(_CFG_MODE, struct.pack(">IBB", COPY, _COPY_PACKET, 0)))
+            size = WHOLE if whole else COPY
+            self._config(group, _attr(_CFG_MODE, struct.pack(">IBB", size, _COPY_PACKET, 0)))
+            if whole:
+                self._config(group, _attr(_CFG_QTHRESH, struct.pack(">I", 1)))
         except OSError as exc:
             self._sock.close()
             raise EnforcementError(f"cannot bind NFLOG group {group}: {exc}") from exc

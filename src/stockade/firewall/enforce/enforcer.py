@@ -260,7 +260,7 @@ class Enforcer:
         poll_every: float = 2.0,
         ready: Callable[[], None] | None = None,
     ) -> None:
-        from stockade.firewall.enforce.fastpath import open_queue
+        from stockade.firewall.enforce.fastpath import CompiledQueue, open_queue
         from stockade.network.capture.live import netns
 
         with netns(self.node):  # the netlink sockets are opened inside the namespace
@@ -279,9 +279,15 @@ class Enforcer:
                 ) from exc
             self._queue = queue
             ends: EndLog | None = None
+            whole: EndLog | None = None  # the clean segments' copies, when the C loop reads them
             copies = nft.copy_group(self.settings.queue)
             try:  # connection ends and clean segments copied by the kernel (see ends.py)
-                ends = EndLog(self.settings.queue, copies)
+                if isinstance(queue, CompiledQueue):
+                    whole = EndLog.whole(copies)
+                    if not queue.read_copies(whole.fileno()):
+                        whole.close()
+                        whole = None
+                ends = EndLog(self.settings.queue, None if whole is not None else copies)
             except EnforcementError as exc:
                 log.warning("%s; flows of finished connections are freed when idle", exc)
             try:  # raw sockets for the 403 answers, opened in the node's namespace
@@ -344,6 +350,8 @@ class Enforcer:
                 classifier.remove()
             if ends is not None:
                 ends.close()
+            if whole is not None:
+                whole.close()
             if self._injector is not None:
                 self._injector.close()
                 self._injector = None

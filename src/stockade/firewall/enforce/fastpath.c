@@ -67,6 +67,10 @@ struct fp_queue {
     struct fp_slot *table;
     uint64_t judged, fast, errors;
     uint64_t copied, copied_fast; /* clean segments' copies read by Python, and here (fp_copy) */
+    /* the NFLOG socket of the clean segments' copies, read here (fp_copies_drain), or -1 */
+    int copies_fd;
+    uint8_t *copies_buf;
+    uint64_t copies_lost; /* reads that found the socket had overflowed */
     /* the wait after a read (fp_run): poll without sleeping for up to spin_ns, adapted between 0
      * and spin_max_ns to what the waits show; spins that found a packet, spins that did not */
     uint64_t spin_max_ns, spin_ns, spin_hits, spin_misses, spin_yielded;
@@ -153,6 +157,7 @@ void fp_close(struct fp_queue *q) {
         close(q->fd);
     }
     free(q->buf);
+    free(q->copies_buf);
     free(q->table);
     free(q);
 }
@@ -162,6 +167,7 @@ static struct fp_queue *fp_new(int fd, uint16_t num) {
     if (q == NULL) return NULL;
     q->fd = fd;
     q->num = num;
+    q->copies_fd = -1;
     q->buf = malloc(FP_BUFSIZE);
     q->table = calloc(FP_TABLE, sizeof *q->table);
     q->own = fp_own_new();
@@ -454,6 +460,68 @@ void fp_set_spin(struct fp_queue *q, uint32_t us) {
     q->spin_max_ns = q->spin_ns = (uint64_t)us * 1000u;
 }
 
+static void fp_copy(struct fp_queue *q, const uint8_t *p, uint32_t len, uint32_t mark);
+
+#define FP_COPIES_BUFSIZE (256u << 10)
+#define FP_NFULNL_MSG_PACKET 0x400 /* NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_PACKET */
+#define FP_NFULA_MARK 2
+#define FP_NFULA_PAYLOAD 9
+#define FP_DATA_COPY_MARK 0x40000000u /* fastpath.DATA_COPY */
+
+/* Read the clean segments' copies from ``fd`` here (an NFLOG socket bound to their group, see
+ * ends.py): 0, or -1 with errno. */
+int fp_set_copies(struct fp_queue *q, int fd) {
+    if (q->copies_buf == NULL) q->copies_buf = malloc(FP_COPIES_BUFSIZE);
+    if (q->copies_buf == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    q->copies_fd = fd;
+    return 0;
+}
+
+/* Every copy waiting, in the order the kernel sent them, to fp_copy: 0, or -1 with errno. */
+static int fp_copies_drain(struct fp_queue *q) {
+    for (;;) {
+        ssize_t n = recv(q->copies_fd, q->copies_buf, FP_COPIES_BUFSIZE, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            if (errno == EINTR) continue;
+            if (errno == ENOBUFS) { /* copies were lost: their streams get a hole, no more */
+                q->copies_lost++;
+                continue;
+            }
+            return -1;
+        }
+        size_t off = 0, len = (size_t)n;
+        while (off + NLMSG_HDRLEN <= len) {
+            struct nlmsghdr *h = (struct nlmsghdr *)(q->copies_buf + off);
+            if (h->nlmsg_len < NLMSG_HDRLEN || off + h->nlmsg_len > len) break;
+            if (h->nlmsg_type == FP_NFULNL_MSG_PACKET) {
+                uint32_t mark = 0, plen = 0;
+                const uint8_t *payload = NULL;
+                size_t at = NLMSG_HDRLEN + 4; /* past the nfgenmsg */
+                while (at + NLA_HDRLEN <= h->nlmsg_len) {
+                    struct nlattr *a = (struct nlattr *)((uint8_t *)h + at);
+                    if (a->nla_len < NLA_HDRLEN || at + a->nla_len > h->nlmsg_len) break;
+                    const uint8_t *data = (const uint8_t *)a + NLA_HDRLEN;
+                    uint32_t dlen = a->nla_len - NLA_HDRLEN;
+                    if ((a->nla_type & NLA_TYPE_MASK) == FP_NFULA_MARK && dlen >= 4) {
+                        memcpy(&mark, data, 4);
+                        mark = ntohl(mark);
+                    } else if ((a->nla_type & NLA_TYPE_MASK) == FP_NFULA_PAYLOAD) {
+                        payload = data;
+                        plen = dlen;
+                    }
+                    at += NLA_ALIGN(a->nla_len);
+                }
+                if (payload != NULL) fp_copy(q, payload, plen, mark | FP_DATA_COPY_MARK);
+            }
+            off += NLMSG_ALIGN(h->nlmsg_len);
+        }
+    }
+}
+
 /* Serve the queue for up to ``timeout_ms``: wait, read, answer. Returns early (1) when ``other``
  * (a descriptor, or -1) is readable, or on a signal (2, the caller checks its stop flag); 0 when
  * the time is up; -1 with errno on a socket error.
@@ -465,8 +533,10 @@ void fp_set_spin(struct fp_queue *q, uint32_t us) {
  * halves it; a sleep that ends within the longest spin sets it back to the longest. */
 int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
     uint64_t end = fp_now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
-    struct pollfd fds[2] = {{.fd = q->fd, .events = POLLIN}, {.fd = other, .events = POLLIN}};
-    int nfds = other >= 0 ? 2 : 1;
+    struct pollfd fds[3] = {{.fd = q->fd, .events = POLLIN},
+                            {.fd = other, .events = POLLIN},
+                            {.fd = q->copies_fd, .events = POLLIN}};
+    int nfds = q->copies_fd >= 0 ? 3 : other >= 0 ? 2 : 1;
     uint64_t spin_until = 0; /* spinning while now < spin_until */
     uint64_t spun = 0;       /* the spin's last turn: a long gap since means the core was taken */
     int missed = 0;          /* the last spin found nothing */
@@ -501,8 +571,10 @@ int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
             }
             continue;
         }
-        /* the other descriptor first: the copies of clean segments (ends.py) that passed before
-         * the packets now queued are read before those are judged (their streams in order) */
+        /* the copies of clean segments (ends.py) that passed before the packets now queued are
+         * read before those are judged (their streams in order): here when this loop reads
+         * them, else by the caller, for whom the loop returns first */
+        if (q->copies_fd >= 0 && (fds[2].revents & POLLIN) && fp_copies_drain(q) < 0) return -1;
         if (other >= 0 && (fds[1].revents & POLLIN)) return 1;
         if (fds[0].revents & POLLIN) {
             if (spinning) {
@@ -514,6 +586,7 @@ int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
                 if (q->spin_ns < 2000) q->spin_ns = q->spin_max_ns / 8; /* keep probing */
             }
             missed = 0;
+            if (q->copies_fd >= 0 && fp_copies_drain(q) < 0) return -1;
             int d = fp_drain(q, fail_mark);
             if (d < 0 || d == 2) return d;
             spun = fp_now_ns();
@@ -535,6 +608,7 @@ void fp_counts(struct fp_queue *q, uint64_t *out) {
     out[2] = q->errors;
     out[3] = q->copied;
     out[4] = q->copied_fast;
+    out[5] = q->copies_lost;
 }
 
 /* the spin after a read: its longest and current length (ns), spins that found a packet, spins

@@ -263,12 +263,17 @@ class CompiledQueue:
         self._lib.fp_own_end(self._q, packet, len(packet))
 
     def copy(self, packet: bytes, mark: int) -> None:
-        self._lib.fp_copy(self._q, packet, len(packet), mark | DATA_COPY)
+        self._lib.fp_copy_one(self._q, packet, len(packet), mark | DATA_COPY)
+
+    def read_copies(self, fd: int) -> bool:
+        """Read the clean segments' copies from ``fd`` (an NFLOG socket bound to their group
+        only, ends.EndLog.whole) in the loop itself, before the queued packets."""
+        return self._lib.fp_set_copies(self._q, fd) == 0
 
     def counts(self) -> dict[str, int]:
         """Packets judged by Python and answered in C, callback failures; connections answered
         in C from their first segment, handed back to Python, and the packets replayed then."""
-        out = self._ffi.new("uint64_t[5]")
+        out = self._ffi.new("uint64_t[6]")
         self._lib.fp_counts(self._q, out)
         own = self._ffi.new("uint64_t[10]")
         self._lib.fp_own_counts(self._q, own)
@@ -283,6 +288,8 @@ class CompiledQueue:
             counts["retransmitted"] = own[9]  # segments already scanned, answered in C again
         if out[3] or out[4]:  # clean segments that passed in the kernel, read by Python / in C
             counts["copied"], counts["copied_fast"] = out[3], out[4]
+        if out[5]:
+            counts["copies_lost"] = out[5]
         spin = self._ffi.new("uint64_t[5]")
         self._lib.fp_spin_counts(self._q, spin)
         if spin[2] or spin[3]:  # packets found while spinning after a read, spins run out

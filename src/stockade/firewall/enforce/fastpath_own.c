@@ -549,10 +549,15 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
     return 0;
 }
 
+/* For Python (fastpath.CompiledQueue.copy), the copies the caller reads itself. */
+void fp_copy_one(struct fp_queue *q, const uint8_t *p, uint32_t len, uint32_t mark) {
+    fp_copy(q, p, len, mark);
+}
+
 /* A clean segment that passed in the kernel (clean.py; its mark carries fastpath.DATA_COPY):
  * scanned and kept here when its connection is answered here, else read by Python, in its place
  * among the queued packets; no verdict to send. */
-void fp_copy(struct fp_queue *q, const uint8_t *p, uint32_t len, uint32_t mark) {
+static void fp_copy(struct fp_queue *q, const uint8_t *p, uint32_t len, uint32_t mark) {
     if (fp_known(q, p, len, mark) >= 0) return; /* decided: nothing is read any more */
     uint32_t bits = 0;
     if (fp_own_packet(q, p, len, mark, &bits)) {
