@@ -314,7 +314,11 @@ def enforcer(
     controller_ca: ControllerCaOption = None,
     agent_name: AgentNameOption = None,
 ) -> None:
-    """Enforce the policy on the node: kernel rules, first-bytes verdicts, events; rules removed on exit."""
+    """Enforce the policy on the node: kernel rules, first-bytes verdicts, events; rules removed on exit.
+
+    Once a connection's verdict is final but for DLP, the segments a tc classifier finds \
+clean pass in the kernel and a copy goes to the sensors (docs/firewall.md, "The kernel's first \
+look"; STOCKADE_ENFORCER_CLEAN=0 turns it off)."""
     from stockade.model.errors import UsageError
 
     if (identities is None) != (netns is None) or (node is not None and identities is None):
