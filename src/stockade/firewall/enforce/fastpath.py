@@ -268,7 +268,8 @@ class CompiledQueue:
     def read_copies(self, fd: int) -> bool:
         """Read the clean segments' copies from ``fd`` (an NFLOG socket bound to their group
         only, ends.EndLog.whole) in the loop itself, before the queued packets."""
-        return self._lib.fp_set_copies(self._q, fd) == 0
+        r: int = self._lib.fp_set_copies(self._q, fd)
+        return r == 0
 
     def counts(self) -> dict[str, int]:
         """Packets judged by Python and answered in C, callback failures; connections answered
