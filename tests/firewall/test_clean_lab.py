@@ -199,3 +199,22 @@ def test_the_classifier_marks_what_the_reference_says(pair) -> None:
     wrong = [(sent[i][:4], got[i], want[i]) for i in range(len(sent)) if got[i] != want[i]]
     assert not wrong, wrong[:5]
     assert sum(w[0] for w in want if w) > 20 and sum(not w[0] for w in want if w) > 20
+
+
+def test_the_pin_of_an_enforcer_that_is_gone_is_removed(pair) -> None:
+    """An enforcer killed before it could remove its classifier leaves the pin that keeps the
+    program and its map in the kernel: the next one removes it."""
+    _, n = pair
+    pinned = tcfilter.BPF_FS / f"stockade-clean-{n}-{os.getpid()}"  # the fixture's classifier's
+    assert pinned.exists()
+    child = subprocess.Popen(["true"])
+    child.wait()  # a process id that is gone
+    stale = pinned.with_name(f"stockade-clean-{n}-{child.pid}")
+    pinned.rename(stale)
+    try:
+        obj = tcfilter.program()
+        assert obj is not None
+        tcfilter.Classifier(n, obj)
+        assert not stale.exists()
+    finally:
+        stale.unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from stockade.model.errors import EnforcementError
 from stockade.network.netns import in_ns, run
+from stockade.workers import process_exists
 
 log = logging.getLogger("stockade.enforcer")
 
@@ -108,6 +109,20 @@ def pin(prog_id: int, path: Path) -> None:
         os.close(fd)
 
 
+def sweep_stale_pins() -> int:
+    """Unlink the pins of enforcers that are gone (killed before they could remove theirs: a pin
+    keeps its program and map in the kernel); the number removed."""
+    if not os.path.ismount(BPF_FS):
+        return 0
+    removed = 0
+    for entry in BPF_FS.glob("stockade-clean-*"):
+        pid = entry.name.rpartition("-")[2]
+        if pid.isdigit() and not process_exists(int(pid)):
+            entry.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def interfaces(node: str) -> dict[int, str]:
     """The node namespace's interfaces but the loopback: {ifindex: name}."""
     out = run(in_ns(node, "ip", "-o", "link", "show")).stdout
@@ -128,6 +143,7 @@ class Classifier:
         self.attached: dict[int, str] = {}
         self.failed: set[int] = set()  # refused once: not retried every sync
         self.pinned: Path | None = None  # the program loaded once, for the other interfaces
+        sweep_stale_pins()
 
     def sync(self) -> int:
         """Attach to the interfaces that appeared since the last call; the number attached."""
