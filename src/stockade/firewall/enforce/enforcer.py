@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from stockade.firewall.enforce import marks, nft, tcfilter
 from stockade.firewall.enforce.answer import Injector
 from stockade.firewall.enforce.ends import EndLog
+from stockade.firewall.enforce.fastpath import DATA_COPY
 from stockade.firewall.enforce.inspector import Inspector, Learned
 from stockade.firewall.policy.endpoints import Directory, resolve
 from stockade.firewall.policy.model import Policy
@@ -189,8 +190,6 @@ class Enforcer:
         """The bits to add to one queued packet's mark, and whether every later packet of its
         connection gets the same (the compiled loop then answers those itself; see fastpath.py).
         A clean segment's copy (``DATA_COPY``) is judged alike, but it passed already: no 403."""
-        from stockade.firewall.enforce.fastpath import DATA_COPY
-
         decided = False
         try:
             _, bits = self.inspector.packet(payload, mark)
