@@ -55,14 +55,34 @@ def variant(mode: str) -> str:
 
 
 def queue_of(mode: str, modes: list[str]) -> int:
-    """A mode's queue: a variant with its own spin (``enf-c@50``: STOCKADE_ENFORCER_SPIN_US=50)
-    gets one of its own."""
+    """A mode's queue: a variant with settings of its own (``enf-c@50``, ``enf-c~0``) gets one
+    of its own."""
     return QUEUES[mode] if mode in QUEUES else len(QUEUES) + modes.index(mode)
 
 
-def spin_env(mode: str) -> dict[str, str]:
-    spin = mode.partition("/")[0].partition("@")[2]
-    return {"STOCKADE_ENFORCER_SPIN_US": spin} if spin else {}
+def loop_env(mode: str) -> dict[str, str]:
+    """A mode's settings: ``@N`` the compiled loop's spin (STOCKADE_ENFORCER_SPIN_US=N), ``~N``
+    how long clean segments' copies may wait (STOCKADE_ENFORCER_COPIES_WAIT_US=N)."""
+    head = mode.partition("/")[0]
+    env = {}
+    for sign, name in (
+        ("@", "STOCKADE_ENFORCER_SPIN_US"),
+        ("~", "STOCKADE_ENFORCER_COPIES_WAIT_US"),
+    ):
+        value = head.partition(sign)[2]
+        for other in "@~":
+            value = value.partition(other)[0]
+        if value:
+            env[name] = value
+    return env
+
+
+def kind_of(mode: str) -> str:
+    """``enf-c@50~0/q`` -> ``enf-c``."""
+    head = mode.partition("/")[0]
+    for sign in "@~":
+        head = head.partition(sign)[0]
+    return head
 
 
 def null_loop(kind: str, node: str, queue: int) -> None:
@@ -91,10 +111,10 @@ def null_loop(kind: str, node: str, queue: int) -> None:
 def _start(
     mode: str, queue: int, tmp: Path, state: Path, db: str, node: str
 ) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), **spin_env(mode))
-    kind_of = mode.partition("/")[0].partition("@")[0]
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), **loop_env(mode))
+    kind = kind_of(mode)
     if mode.startswith("enf"):
-        env["STOCKADE_ENFORCER_FASTPATH"] = {"enf-c": "1", "enf-loop": "loop"}.get(kind_of, "0")
+        env["STOCKADE_ENFORCER_FASTPATH"] = {"enf-c": "1", "enf-loop": "loop"}.get(kind, "0")
         log = tmp / f"{mode}.log"
         with log.open("w") as out:
             proc = subprocess.Popen(
@@ -107,9 +127,8 @@ def _start(
                 return proc
             time.sleep(0.1)
         raise SystemExit(f"{mode} did not start:\n{log.read_text()}")
-    kind = "compiled" if kind_of == "null-c" else "python"
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--null", kind, node, str(queue)],
+        [sys.executable, __file__, "--null", "compiled" if kind == "null-c" else "python", node, str(queue)],
         stdout=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
@@ -164,6 +183,14 @@ class Classifier:
         self.on = on
 
 
+def _wakeups(pid: int) -> int:
+    """How often the loop's thread went to sleep and was woken (voluntary context switches)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -187,6 +214,7 @@ def main() -> None:
     res: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
     procs: dict[str, subprocess.Popen[str]] = {}
     cpu: dict[str, float] = {}
+    wakes: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         state, db = tmp / "lab.json", f"sqlite:///{tmp}/db.sqlite"
@@ -244,6 +272,7 @@ def main() -> None:
         finally:
             for m, p in procs.items():  # CPU the loops used (their spin shows here)
                 cpu[m] = _cpu_seconds(p.pid)
+                wakes[m] = _wakeups(p.pid)
             for p in procs.values():
                 p.send_signal(signal.SIGTERM)
                 p.wait(timeout=30)
@@ -253,7 +282,7 @@ def main() -> None:
                 stats = (tmp / f"{m}.log").read_text().partition("rules removed.")[2]
                 print(f"{m}: {' '.join(stats.split())}")
         for m, seconds in cpu.items():
-            print(f"{m}: {seconds:.1f} s of CPU in all")
+            print(f"{m}: {seconds:.1f} s of CPU in all, woken {wakes[m]} times")
         for m, (skipped, queued) in skips.items():
             print(f"{m}: {queued} packets queued, {skipped} let pass by the probe's bypass")
     names = {"new": "new connection each", "head": "first 100 of keep-alive", "keep": "keep-alive"}

@@ -815,3 +815,68 @@ def test_copies_of_clean_segments_give_the_same_verdicts_and_events_on_every_pat
         assert [e["kind"] for e in events] == ["dlp.blocked"]
     else:
         assert not events and all(not (m or 0) & marks.BLOCK for _, _, m in verdicts)
+
+
+def nflog_copy(payload: bytes, mark: int) -> bytes:
+    """One NFULNL_MSG_PACKET message as the kernel sends a clean segment's copy: the packet mark
+    and the whole packet (ends.EndLog.whole)."""
+    attrs = _attr(2, struct.pack("!I", mark)) + _attr(9, payload)  # NFULA_MARK, NFULA_PAYLOAD
+    body = struct.pack("=BBH", socket.AF_UNSPEC, 0, socket.htons(0x8000 + QUEUE)) + attrs
+    return struct.pack("=IHHII", 16 + len(body), 4 << 8, 0, 0, 0) + body
+
+
+def test_copies_wait_while_they_keep_coming_and_are_read_before_the_next_queued_packet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The compiled loop does not wake for every copy while copies keep coming (a wake-up each
+    cost a new connection about as much as its trip through the queue): a copy waits, but never
+    past the next packet read from the queue, so the card cut across a clean segment is still
+    blocked as on the Python path; left alone, waiting copies are read when due."""
+    monkeypatch.setenv("STOCKADE_ENFORCER_COPIES_WAIT_US", "100000")
+    cases = _with_copies()["card cut after a clean segment"]
+    python_events: list[Any] = []
+    expected = run_with_copies("python", enforcer(python_events), cases)
+    events: list[Any] = []
+    enf = enforcer(events)
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    copies_ours, copies_kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    queue = fastpath.CompiledQueue.attach(
+        compiled_module(), ours.fileno(), QUEUE, enf.judge, 0,
+        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp),
+    )  # fmt: skip
+    got: list[tuple[int, int, int | None]] = []
+    waited = 0  # copies still unread after a serve() that ran while they came
+    try:
+        assert queue.read_copies(copies_ours.fileno())
+        kernel.settimeout(2)
+        for i, (payload, mark, copy) in enumerate(cases, 1):
+            if copy:
+                copies_kernel.send(nflog_copy(payload, mark | marks.CLEAN))
+                before = queue.counts().get("copied_fast", 0)
+                queue.serve(-1, 0.01)
+                waited += queue.counts().get("copied_fast", 0) == before
+            else:
+                kernel.send(nfq_packet(i, mark, payload, last=True))
+                deadline = time.monotonic() + 5
+                while not select_readable(kernel) and time.monotonic() < deadline:
+                    queue.serve(-1, 0.01)
+                got.append(read_verdict(kernel.recv(256)))
+        copies_kernel.send(nflog_copy(cases[1][0], cases[1][1] | marks.CLEAN))  # a retransmission
+        for _ in range(30):  # due after 100 ms: read though no packet comes
+            queue.serve(-1, 0.01)
+        counts = queue.counts()
+    finally:
+        queue.close()
+        for s in (ours, kernel, copies_ours, copies_kernel):
+            s.close()
+    assert got == expected
+    assert _events(events) == _events(python_events)
+    assert [e["kind"] for e in _events(events)] == ["dlp.blocked"]
+    assert waited >= 1, "every copy woke the loop at once"
+    assert counts.get("copies_due", 0) >= 1
+
+
+def select_readable(sock: socket.socket) -> bool:
+    import select
+
+    return bool(select.select([sock], [], [], 0)[0])

@@ -25,6 +25,7 @@ NETLINK_NETFILTER = 12
 _ULOG = 4 << 8  # NFNL_SUBSYS_ULOG
 _MSG_PACKET, _MSG_CONFIG = _ULOG | 0, _ULOG | 1
 _CFG_CMD, _CFG_MODE, _CFG_QTHRESH = 1, 2, 5  # NFULA_CFG_CMD, _MODE, _QTHRESH
+_SO_RCVBUFFORCE = 33  # socket.SO_RCVBUFFORCE is not in every Python build
 _CMD_BIND, _CMD_UNBIND = 1, 2
 _COPY_PACKET = 2
 _MARK = 2  # NFULA_MARK
@@ -62,9 +63,13 @@ class EndLog:
             raise EnforcementError(f"cannot open a netfilter netlink socket: {exc}") from exc
         try:
             self._sock.bind((0, 0))
-            self._sock.setsockopt(
-                socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20 if copies else 1 << 20
-            )
+            # room for the clean segments' copies between two reads (the compiled loop lets
+            # them wait while they keep coming): past net.core.rmem_max where allowed (root)
+            room = 8 << 20 if copies or whole else 1 << 20
+            try:
+                self._sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, room)
+            except OSError:
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, room)
             self._config(group, _attr(_CFG_CMD, struct.pack("B", _CMD_BIND)))
             size = WHOLE if whole else COPY
             self._config(group, _attr(_CFG_MODE, struct.pack(">IBB", size, _COPY_PACKET, 0)))

@@ -71,6 +71,11 @@ struct fp_queue {
     int copies_fd;
     uint8_t *copies_buf;
     uint64_t copies_lost; /* reads that found the socket had overflowed */
+    /* the copies do not wake the loop while they keep coming (fp_run): read before each read of
+     * the queue and at the latest copies_wait_ns after the last read that found some; busy: the
+     * last read found some; due: when they are read next if nothing else wakes the loop */
+    uint64_t copies_wait_ns, copies_due, copies_wakes;
+    int copies_busy;
     /* the wait after a read (fp_run): poll without sleeping for up to spin_ns, adapted between 0
      * and spin_max_ns to what the waits show; spins that found a packet, spins that did not */
     uint64_t spin_max_ns, spin_ns, spin_hits, spin_misses, spin_yielded;
@@ -438,11 +443,16 @@ static uint64_t fp_now_ns(void) {
     return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
+static int fp_copies_drain(struct fp_queue *q);
+
 /* Read and answer every message waiting: 1 if there was one, 0 if none, 2 on a signal, -1 with
  * errno on a socket error. */
 static int fp_drain(struct fp_queue *q, uint32_t fail_mark) {
     int any = 0;
     for (;;) {
+        /* the copies of clean segments that passed before the packet read next are read first:
+         * a copy sent while the queue was being read belongs before what was queued after it */
+        if (q->copies_fd >= 0 && fp_copies_drain(q) < 0) return -1;
         ssize_t got = recv(q->fd, q->buf, FP_BUFSIZE, MSG_DONTWAIT);
         if (got < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) return any;
@@ -470,22 +480,29 @@ static void fp_copy(struct fp_queue *q, const uint8_t *p, uint32_t len, uint32_t
 
 /* Read the clean segments' copies from ``fd`` here (an NFLOG socket bound to their group, see
  * ends.py): 0, or -1 with errno. */
-int fp_set_copies(struct fp_queue *q, int fd) {
+int fp_set_copies(struct fp_queue *q, int fd, uint32_t wait_us) {
     if (q->copies_buf == NULL) q->copies_buf = malloc(FP_COPIES_BUFSIZE);
     if (q->copies_buf == NULL) {
         errno = ENOMEM;
         return -1;
     }
     q->copies_fd = fd;
+    q->copies_wait_ns = (uint64_t)wait_us * 1000u;
+    q->copies_busy = 0;
     return 0;
 }
 
 /* Every copy waiting, in the order the kernel sent them, to fp_copy: 0, or -1 with errno. */
 static int fp_copies_drain(struct fp_queue *q) {
+    int any = 0;
     for (;;) {
         ssize_t n = recv(q->copies_fd, q->copies_buf, FP_COPIES_BUFSIZE, MSG_DONTWAIT);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                q->copies_busy = any && q->copies_wait_ns;
+                if (q->copies_busy) q->copies_due = fp_now_ns() + q->copies_wait_ns;
+                return 0;
+            }
             if (errno == EINTR) continue;
             if (errno == ENOBUFS) { /* copies were lost: their streams get a hole, no more */
                 q->copies_lost++;
@@ -494,6 +511,7 @@ static int fp_copies_drain(struct fp_queue *q) {
             return -1;
         }
         size_t off = 0, len = (size_t)n;
+        any = 1;
         while (off + NLMSG_HDRLEN <= len) {
             struct nlmsghdr *h = (struct nlmsghdr *)(q->copies_buf + off);
             if (h->nlmsg_len < NLMSG_HDRLEN || off + h->nlmsg_len > len) break;
@@ -536,21 +554,36 @@ int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
     struct pollfd fds[3] = {{.fd = q->fd, .events = POLLIN},
                             {.fd = other, .events = POLLIN},
                             {.fd = q->copies_fd, .events = POLLIN}};
-    int nfds = q->copies_fd >= 0 ? 3 : other >= 0 ? 2 : 1;
     uint64_t spin_until = 0; /* spinning while now < spin_until */
     uint64_t spun = 0;       /* the spin's last turn: a long gap since means the core was taken */
     int missed = 0;          /* the last spin found nothing */
     for (;;) {
         uint64_t now = fp_now_ns();
         int spinning = now < spin_until;
-        int wait = spinning || now >= end ? 0 : (int)((end - now + 999999) / 1000000);
+        /* While copies keep coming they do not wake the loop: each is read before the next
+         * read of the queue (which is all their order needs) or when it is due; the first copy
+         * after a quiet spell wakes it. A wake-up per copy cost a new connection about as much
+         * as its trip through the queue (benchmarks/firewall_loops.py). */
+        int lazy = q->copies_fd >= 0 && q->copies_busy;
+        int nfds = q->copies_fd >= 0 && !lazy ? 3 : other >= 0 ? 2 : 1;
+        uint64_t until = lazy && q->copies_due < end ? q->copies_due : end;
+        int wait = spinning || now >= until ? 0 : (int)((until - now + 999999) / 1000000);
         int r = poll(fds, nfds, wait);
         if (r < 0) {
             if (errno == EINTR) return 2;
             return -1;
         }
+        if (r == 0 && lazy && fp_now_ns() >= q->copies_due) { /* copies due: read them */
+            q->copies_wakes++;
+            if (fp_copies_drain(q) < 0) return -1;
+            if (fp_now_ns() >= end) return 0;
+            continue;
+        }
         if (r == 0) {
-            if (!spinning) return 0; /* the time is up */
+            if (!spinning) {
+                if (fp_now_ns() < end) continue; /* woken for copies that were read meanwhile */
+                return 0;                        /* the time is up */
+            }
             uint64_t t = fp_now_ns();
             if (t >= end) return 0;
             if (t < spin_until) {
@@ -574,7 +607,7 @@ int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
         /* the copies of clean segments (ends.py) that passed before the packets now queued are
          * read before those are judged (their streams in order): here when this loop reads
          * them, else by the caller, for whom the loop returns first */
-        if (q->copies_fd >= 0 && (fds[2].revents & POLLIN) && fp_copies_drain(q) < 0) return -1;
+        if (nfds == 3 && (fds[2].revents & POLLIN) && fp_copies_drain(q) < 0) return -1;
         if (other >= 0 && (fds[1].revents & POLLIN)) return 1;
         if (fds[0].revents & POLLIN) {
             if (spinning) {
@@ -586,8 +619,7 @@ int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
                 if (q->spin_ns < 2000) q->spin_ns = q->spin_max_ns / 8; /* keep probing */
             }
             missed = 0;
-            if (q->copies_fd >= 0 && fp_copies_drain(q) < 0) return -1;
-            int d = fp_drain(q, fail_mark);
+            int d = fp_drain(q, fail_mark); /* reads the copies before each packet */
             if (d < 0 || d == 2) return d;
             spun = fp_now_ns();
             spin_until = q->spin_ns ? spun + q->spin_ns : 0;
@@ -609,6 +641,7 @@ void fp_counts(struct fp_queue *q, uint64_t *out) {
     out[3] = q->copied;
     out[4] = q->copied_fast;
     out[5] = q->copies_lost;
+    out[6] = q->copies_wakes;
 }
 
 /* the spin after a read: its longest and current length (ns), spins that found a packet, spins

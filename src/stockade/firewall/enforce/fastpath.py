@@ -61,17 +61,32 @@ MAX_LEN = 4096  # packets the kernel holds for the enforcer before it drops (or 
 # the compiled loop's longest spin after answering packets, in microseconds (fastpath.c fp_run)
 SPIN_US = 0
 SPIN_US_MAX = 1000
+# how long a clean segment's copy may wait to be read while copies keep coming, in microseconds
+# (fastpath.c fp_run): it is read before any later packet of the queue in any case
+COPIES_WAIT_US = 2000
+COPIES_WAIT_US_MAX = 100_000
+
+
+def _env_us(name: str, default: int, top: int) -> int:
+    """A number of microseconds from the environment, 0 to ``top``; ``default`` when unset."""
+    raw = os.environ.get(name, "")
+    try:
+        value = int(raw) if raw.strip() else default
+    except ValueError:
+        log.warning("%s=%r is not a number: %d us", name, raw, default)
+        return default
+    return max(0, min(value, top))
 
 
 def spin_us() -> int:
     """The compiled loop's longest spin (``STOCKADE_ENFORCER_SPIN_US``, 0 to 1000; 0: none)."""
-    raw = os.environ.get("STOCKADE_ENFORCER_SPIN_US", "")
-    try:
-        value = int(raw) if raw.strip() else SPIN_US
-    except ValueError:
-        log.warning("STOCKADE_ENFORCER_SPIN_US=%r is not a number: %d us", raw, SPIN_US)
-        return SPIN_US
-    return max(0, min(value, SPIN_US_MAX))
+    return _env_us("STOCKADE_ENFORCER_SPIN_US", SPIN_US, SPIN_US_MAX)
+
+
+def copies_wait_us() -> int:
+    """How long the compiled loop lets clean segments' copies wait while they keep coming
+    (``STOCKADE_ENFORCER_COPIES_WAIT_US``, 0 to 100000; 0: each copy wakes the loop)."""
+    return _env_us("STOCKADE_ENFORCER_COPIES_WAIT_US", COPIES_WAIT_US, COPIES_WAIT_US_MAX)
 
 
 def compiled() -> Any | None:
@@ -268,13 +283,13 @@ class CompiledQueue:
     def read_copies(self, fd: int) -> bool:
         """Read the clean segments' copies from ``fd`` (an NFLOG socket bound to their group
         only, ends.EndLog.whole) in the loop itself, before the queued packets."""
-        r: int = self._lib.fp_set_copies(self._q, fd)
+        r: int = self._lib.fp_set_copies(self._q, fd, copies_wait_us())
         return r == 0
 
     def counts(self) -> dict[str, int]:
         """Packets judged by Python and answered in C, callback failures; connections answered
         in C from their first segment, handed back to Python, and the packets replayed then."""
-        out = self._ffi.new("uint64_t[6]")
+        out = self._ffi.new("uint64_t[7]")
         self._lib.fp_counts(self._q, out)
         own = self._ffi.new("uint64_t[10]")
         self._lib.fp_own_counts(self._q, own)
@@ -291,6 +306,8 @@ class CompiledQueue:
             counts["copied"], counts["copied_fast"] = out[3], out[4]
         if out[5]:
             counts["copies_lost"] = out[5]
+        if out[6]:  # reads of copies that waited (no packet of the queue read them first)
+            counts["copies_due"] = out[6]
         spin = self._ffi.new("uint64_t[5]")
         self._lib.fp_spin_counts(self._q, spin)
         if spin[2] or spin[3]:  # packets found while spinning after a read, spins run out

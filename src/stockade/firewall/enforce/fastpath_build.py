@@ -31,7 +31,7 @@ void fp_own_counts(struct fp_queue *q, uint64_t *out);
 int fp_app(const uint8_t *d, uint32_t n);
 void fp_own_end(struct fp_queue *q, const uint8_t *pkt, uint32_t len);
 void fp_copy_one(struct fp_queue *q, const uint8_t *pkt, uint32_t len, uint32_t mark);
-int fp_set_copies(struct fp_queue *q, int fd);
+int fp_set_copies(struct fp_queue *q, int fd, uint32_t wait_us);
 extern "Python" int64_t fp_judge(void *handle, const uint8_t *pkt, uint32_t len, uint32_t mark);
 extern "Python" int fp_advise(void *handle, const uint8_t *client, const uint8_t *server,
                               uint16_t port);
