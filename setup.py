@@ -23,23 +23,27 @@ class OptionalBuildExt(build_ext):
         self._classifier()
 
     def _classifier(self) -> None:
-        import shutil
+        import importlib.util
         import subprocess
         import sys
         from pathlib import Path
 
+        spec = importlib.util.spec_from_file_location(
+            "clean_build", "src/stockade/firewall/enforce/clean_build.py"
+        )
+        assert spec is not None and spec.loader is not None
+        build = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(build)
         src = Path("src/stockade/firewall/enforce/clean.bpf.c")
         target = Path(self.build_lib) / "stockade/firewall/enforce/clean.bpf.o"
         if self.inplace:
             target = src.with_suffix(".o")
-        clang = shutil.which("clang") or shutil.which("clang-14")
+        clang = build.clang()
         if clang is None:
             print("warning: no clang: the enforcer's classifier is not built", file=sys.stderr)
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [clang, "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu",
-               "-c", str(src), "-o", str(target)]  # fmt: skip
-        if subprocess.run(cmd, check=False).returncode != 0:
+        if subprocess.run(build.command(clang, target, src), check=False).returncode != 0:
             print("warning: the enforcer's classifier did not build", file=sys.stderr)
 
 

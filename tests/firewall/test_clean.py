@@ -174,3 +174,17 @@ def test_a_segment_a_covered_sensor_reports_at_is_never_clean(name: str) -> None
         for k, sensors in enumerate(_reports(segments)):
             for sensor in sensors:
                 assert not flags[k][_RUN_OF.get(sensor, 0)], (name, k, sensor, segments)
+
+
+def test_the_classifier_builds_with_the_one_command_setup_py_uses(tmp_path: Path) -> None:
+    """tcfilter builds clean.bpf.c (an install that never ran setup.py's build) with the same
+    command as the install (clean_build.command): a BPF ELF object with the program's section."""
+    from stockade.firewall.enforce import clean_build, tcfilter
+
+    out = tmp_path / "clean.o"
+    tcfilter.compile_to(out)
+    data = out.read_bytes()
+    assert data[:4] == b"\x7fELF" and data[18] == 247  # e_machine EM_BPF (little-endian)
+    assert b"\0" + tcfilter.SECTION.encode() + b"\0" in data
+    setup_py = (Path(clean_build.__file__).parents[4] / "setup.py").read_text()
+    assert "build.command(" in setup_py and '"-target"' not in setup_py

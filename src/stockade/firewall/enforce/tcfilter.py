@@ -19,12 +19,12 @@ import hashlib
 import logging
 import os
 import re
-import shutil
 import struct
 import subprocess
 import tempfile
 from pathlib import Path
 
+from stockade.firewall.enforce import clean_build
 from stockade.model.errors import EnforcementError
 from stockade.network.netns import in_ns, run
 from stockade.workers import process_exists
@@ -32,22 +32,17 @@ from stockade.workers import process_exists
 log = logging.getLogger("stockade.enforcer")
 
 PREF = 0x5AC  # the tc filter priority of this program on an interface's ingress
-SOURCE = Path(__file__).with_name("clean.bpf.c")
+SOURCE = clean_build.SOURCE
 OBJECT = Path(__file__).with_name("clean.bpf.o")  # built by setup.py (clang) when it can
 SECTION = "tc"
 
 
 def compile_to(out: Path, clang: str | None = None) -> None:
     """Build clean.bpf.c into ``out`` with clang (-target bpf); EnforcementError on failure."""
-    clang = clang or shutil.which("clang") or shutil.which("clang-14")
+    clang = clang or clean_build.clang()
     if clang is None:
         raise EnforcementError("no clang to build the classifier (apt install clang libbpf-dev)")
-    arch = os.uname().machine
-    multiarch = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu"}.get(arch, arch)
-    cmd = [
-        clang, "-O2", "-g", "-target", "bpf", f"-I/usr/include/{multiarch}",
-        "-c", str(SOURCE), "-o", str(out),
-    ]  # fmt: skip
+    cmd = clean_build.command(clang, out)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     if proc.returncode != 0:
         first = next((ln for ln in proc.stderr.splitlines() if "error" in ln), proc.stderr.strip())
