@@ -880,3 +880,52 @@ def select_readable(sock: socket.socket) -> bool:
     import select
 
     return bool(select.select([sock], [], [], 0)[0])
+
+
+def test_the_compiled_loop_reads_the_ends_and_only_python_s_connections_reach_python() -> None:
+    """With the ends' socket read in C (read_ends), the FINs of a connection answered in C are
+    noted there (a late packet within the grace is handed back with its past) without a call
+    into Python; the end of a connection Python judged goes to Python's end callback. (Read in
+    Python, a batch of a hundred ends held the queue up a millisecond or more.)"""
+    enf = enforcer()
+    seen: list[bytes] = []
+
+    def end(packet: bytes) -> None:
+        seen.append(packet)
+        enf.inspector.end_seen(packet)
+
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ends_ours, ends_kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    queue = fastpath.CompiledQueue.attach(
+        compiled_module(), ours.fileno(), QUEUE, enf.judge, 0,
+        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp), end=end,
+    )  # fmt: skip
+    try:
+        assert queue.read_ends(ends_ours.fileno())
+        kernel.settimeout(2)
+        owned = Conversation(41040).exchange(JSON_REQ, HEADERS, BODY)
+        judged = Conversation(41041).exchange(REDIS, b"+OK\r\n")  # Python's: not HTTP
+        cases = owned.out + judged.out
+        assert queue.dispatch(batch(cases)) == len(cases)
+        for _ in cases:
+            read_verdict(kernel.recv(256))
+        assert queue.counts()["owned"] == 1
+        fins = [
+            owned.send(b"", flags=ACK | FIN).out.pop()[0],
+            owned.send(b"", server=True, flags=ACK | FIN).out.pop()[0],
+            judged.send(b"", flags=ACK | FIN).out.pop()[0],
+        ]
+        for fin in fins:
+            ends_kernel.send(nflog_copy(fin, 0))
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            queue.serve(-1, 0.01)
+        assert seen == [fins[2]], "only the end of Python's connection reaches Python"
+        queue.dispatch(nfq_packet(90, marks.REPLY, owned.out[1][0], last=True))
+        read_verdict(kernel.recv(256))
+        # the owned connection ended both ways in C: a late packet goes back with its past
+        assert queue.counts()["handed"] == queue.counts()["handed_end"] == 1
+    finally:
+        queue.close()
+        for s in (ours, kernel, ends_ours, ends_kernel):
+            s.close()

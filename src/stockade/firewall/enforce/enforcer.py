@@ -279,6 +279,7 @@ class Enforcer:
             self._queue = queue
             ends: EndLog | None = None
             whole: EndLog | None = None  # the clean segments' copies, when the C loop reads them
+            ends_in_c = False  # the C loop reads the ends too (Python sees those of its flows)
             copies = nft.copy_group(self.settings.queue)
             try:  # connection ends and clean segments copied by the kernel (see ends.py)
                 if isinstance(queue, CompiledQueue):
@@ -287,6 +288,8 @@ class Enforcer:
                         whole.close()
                         whole = None
                 ends = EndLog(self.settings.queue, None if whole is not None else copies)
+                if whole is not None and isinstance(queue, CompiledQueue):
+                    ends_in_c = queue.read_ends(ends.fileno())
             except EnforcementError as exc:
                 log.warning("%s; flows of finished connections are freed when idle", exc)
             try:  # raw sockets for the 403 answers, opened in the node's namespace
@@ -318,7 +321,8 @@ class Enforcer:
             next_poll = time.monotonic() + poll_every
             while not self._stop and (end is None or time.monotonic() < end):
                 # packets are answered inside serve(); it returns when the ends are readable
-                if queue.serve(-1 if ends is None else ends.fileno(), 0.2) and ends is not None:
+                woken_by = -1 if ends is None or ends_in_c else ends.fileno()
+                if queue.serve(woken_by, 0.2) and ends is not None:
                     # Before the queue's packets (serve returns first): a clean segment's copy
                     # is read before the later segments of its direction held there. An end
                     # only ever frees its flow later (see END_GRACE).

@@ -76,6 +76,9 @@ struct fp_queue {
      * last read found some; due: when they are read next if nothing else wakes the loop */
     uint64_t copies_wait_ns, copies_due, copies_wakes;
     int copies_busy;
+    /* the NFLOG socket of the connections' ends (FINs and RSTs that passed), read here, or -1 */
+    int ends_fd;
+    uint64_t ends_lost;
     /* the wait after a read (fp_run): poll without sleeping for up to spin_ns, adapted between 0
      * and spin_max_ns to what the waits show; spins that found a packet, spins that did not */
     uint64_t spin_max_ns, spin_ns, spin_hits, spin_misses, spin_yielded;
@@ -173,6 +176,7 @@ static struct fp_queue *fp_new(int fd, uint16_t num) {
     q->fd = fd;
     q->num = num;
     q->copies_fd = -1;
+    q->ends_fd = -1;
     q->buf = malloc(FP_BUFSIZE);
     q->table = calloc(FP_TABLE, sizeof *q->table);
     q->own = fp_own_new();
@@ -492,20 +496,23 @@ int fp_set_copies(struct fp_queue *q, int fd, uint32_t wait_us) {
     return 0;
 }
 
-/* Every copy waiting, in the order the kernel sent them, to fp_copy: 0, or -1 with errno. */
-static int fp_copies_drain(struct fp_queue *q) {
+static void fp_end(struct fp_queue *q, const uint8_t *p, uint32_t len);
+
+/* Every packet waiting on an NFLOG socket, in the order the kernel sent them: the clean
+ * segments' copies to fp_copy, the ends to fp_end. 1 when there was one, 0 when none, -1 with
+ * errno. */
+static int fp_nflog_drain(struct fp_queue *q, int fd, int ends) {
     int any = 0;
     for (;;) {
-        ssize_t n = recv(q->copies_fd, q->copies_buf, FP_COPIES_BUFSIZE, MSG_DONTWAIT);
+        ssize_t n = recv(fd, q->copies_buf, FP_COPIES_BUFSIZE, MSG_DONTWAIT);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                q->copies_busy = any && q->copies_wait_ns;
-                if (q->copies_busy) q->copies_due = fp_now_ns() + q->copies_wait_ns;
-                return 0;
-            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return any;
             if (errno == EINTR) continue;
-            if (errno == ENOBUFS) { /* copies were lost: their streams get a hole, no more */
-                q->copies_lost++;
+            if (errno == ENOBUFS) { /* lost: a copy's stream gets a hole; an end's flow idles out */
+                if (ends)
+                    q->ends_lost++;
+                else
+                    q->copies_lost++;
                 continue;
             }
             return -1;
@@ -533,11 +540,38 @@ static int fp_copies_drain(struct fp_queue *q) {
                     }
                     at += NLA_ALIGN(a->nla_len);
                 }
-                if (payload != NULL) fp_copy(q, payload, plen, mark | FP_DATA_COPY_MARK);
+                if (payload != NULL) {
+                    if (ends)
+                        fp_end(q, payload, plen);
+                    else
+                        fp_copy(q, payload, plen, mark | FP_DATA_COPY_MARK);
+                }
             }
             off += NLMSG_ALIGN(h->nlmsg_len);
         }
     }
+}
+
+/* Every copy waiting, in the order the kernel sent them, to fp_copy: 0, or -1 with errno. */
+static int fp_copies_drain(struct fp_queue *q) {
+    int any = fp_nflog_drain(q, q->copies_fd, 0);
+    if (any < 0) return -1;
+    q->copies_busy = any && q->copies_wait_ns;
+    if (q->copies_busy) q->copies_due = fp_now_ns() + q->copies_wait_ns;
+    return 0;
+}
+
+/* Read the connections' ends from ``fd`` here too (the NFLOG socket of the ends' group, ends.py):
+ * an end of a connection answered here is noted here (fp_own_end), the others go to Python's
+ * end callback; 0, or -1 with errno. */
+int fp_set_ends(struct fp_queue *q, int fd) {
+    if (q->copies_buf == NULL) q->copies_buf = malloc(FP_COPIES_BUFSIZE);
+    if (q->copies_buf == NULL) {
+        errno = ENOMEM;
+        return -1;
+    }
+    q->ends_fd = fd;
+    return 0;
 }
 
 /* Serve the queue for up to ``timeout_ms``: wait, read, answer. Returns early (1) when ``other``
@@ -551,9 +585,12 @@ static int fp_copies_drain(struct fp_queue *q) {
  * halves it; a sleep that ends within the longest spin sets it back to the longest. */
 int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
     uint64_t end = fp_now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
-    struct pollfd fds[3] = {{.fd = q->fd, .events = POLLIN},
+    /* the queue, the caller's descriptor, the copies (when they wake the loop), the ends; poll
+     * leaves out a negative descriptor */
+    struct pollfd fds[4] = {{.fd = q->fd, .events = POLLIN},
                             {.fd = other, .events = POLLIN},
-                            {.fd = q->copies_fd, .events = POLLIN}};
+                            {.fd = q->copies_fd, .events = POLLIN},
+                            {.fd = q->ends_fd, .events = POLLIN}};
     uint64_t spin_until = 0; /* spinning while now < spin_until */
     uint64_t spun = 0;       /* the spin's last turn: a long gap since means the core was taken */
     int missed = 0;          /* the last spin found nothing */
@@ -565,7 +602,8 @@ int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
          * after a quiet spell wakes it. A wake-up per copy cost a new connection about as much
          * as its trip through the queue (benchmarks/firewall_loops.py). */
         int lazy = q->copies_fd >= 0 && q->copies_busy;
-        int nfds = q->copies_fd >= 0 && !lazy ? 3 : other >= 0 ? 2 : 1;
+        fds[2].fd = lazy ? -1 : q->copies_fd;
+        int nfds = q->ends_fd >= 0 ? 4 : fds[2].fd >= 0 ? 3 : other >= 0 ? 2 : 1;
         uint64_t until = lazy && q->copies_due < end ? q->copies_due : end;
         int wait = spinning || now >= until ? 0 : (int)((until - now + 999999) / 1000000);
         int r = poll(fds, nfds, wait);
@@ -607,7 +645,11 @@ int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
         /* the copies of clean segments (ends.py) that passed before the packets now queued are
          * read before those are judged (their streams in order): here when this loop reads
          * them, else by the caller, for whom the loop returns first */
-        if (nfds == 3 && (fds[2].revents & POLLIN) && fp_copies_drain(q) < 0) return -1;
+        if (fds[2].fd >= 0 && (fds[2].revents & POLLIN) && fp_copies_drain(q) < 0) return -1;
+        /* the ends: each only ever frees its flow later (the grace), read when the kernel sends
+         * them (in batches) */
+        if (q->ends_fd >= 0 && (fds[3].revents & POLLIN) && fp_nflog_drain(q, q->ends_fd, 1) < 0)
+            return -1;
         if (other >= 0 && (fds[1].revents & POLLIN)) return 1;
         if (fds[0].revents & POLLIN) {
             if (spinning) {
@@ -642,6 +684,7 @@ void fp_counts(struct fp_queue *q, uint64_t *out) {
     out[4] = q->copied_fast;
     out[5] = q->copies_lost;
     out[6] = q->copies_wakes;
+    out[7] = q->ends_lost;
 }
 
 /* the spin after a read: its longest and current length (ns), spins that found a packet, spins

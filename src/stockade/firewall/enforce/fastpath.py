@@ -280,6 +280,13 @@ class CompiledQueue:
     def copy(self, packet: bytes, mark: int) -> None:
         self._lib.fp_copy_one(self._q, packet, len(packet), mark | DATA_COPY)
 
+    def read_ends(self, fd: int) -> bool:
+        """Read the connections' ends from ``fd`` (the NFLOG socket of the ends' group alone,
+        ends.EndLog) in the loop itself: the ends of connections answered in C never reach
+        Python (a batch of ends read in Python held the queue up to a millisecond or more)."""
+        r: int = self._lib.fp_set_ends(self._q, fd)
+        return r == 0
+
     def read_copies(self, fd: int) -> bool:
         """Read the clean segments' copies from ``fd`` (an NFLOG socket bound to their group
         only, ends.EndLog.whole) in the loop itself, before the queued packets."""
@@ -289,7 +296,7 @@ class CompiledQueue:
     def counts(self) -> dict[str, int]:
         """Packets judged by Python and answered in C, callback failures; connections answered
         in C from their first segment, handed back to Python, and the packets replayed then."""
-        out = self._ffi.new("uint64_t[7]")
+        out = self._ffi.new("uint64_t[8]")
         self._lib.fp_counts(self._q, out)
         own = self._ffi.new("uint64_t[10]")
         self._lib.fp_own_counts(self._q, own)
@@ -308,6 +315,8 @@ class CompiledQueue:
             counts["copies_lost"] = out[5]
         if out[6]:  # reads of copies that waited (no packet of the queue read them first)
             counts["copies_due"] = out[6]
+        if out[7]:  # reads that found the ends' socket had overflowed (flows idle out instead)
+            counts["ends_lost"] = out[7]
         spin = self._ffi.new("uint64_t[5]")
         self._lib.fp_spin_counts(self._q, spin)
         if spin[2] or spin[3]:  # packets found while spinning after a read, spins run out

@@ -29,7 +29,8 @@ int fp_dlp_load(struct fp_queue *q, const char *const *exprs, const unsigned int
                 const unsigned int *ids, unsigned int n, char *err, size_t errlen);
 void fp_own_counts(struct fp_queue *q, uint64_t *out);
 int fp_app(const uint8_t *d, uint32_t n);
-void fp_own_end(struct fp_queue *q, const uint8_t *pkt, uint32_t len);
+int fp_own_end(struct fp_queue *q, const uint8_t *pkt, uint32_t len);
+int fp_set_ends(struct fp_queue *q, int fd);
 void fp_copy_one(struct fp_queue *q, const uint8_t *pkt, uint32_t len, uint32_t mark);
 int fp_set_copies(struct fp_queue *q, int fd, uint32_t wait_us);
 extern "Python" int64_t fp_judge(void *handle, const uint8_t *pkt, uint32_t len, uint32_t mark);

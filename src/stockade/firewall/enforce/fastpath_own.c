@@ -420,11 +420,11 @@ static int fp_own_parse(const uint8_t *p, uint32_t len, struct fp_seg *s) {
  * (inspector.END_GRACE): a packet of it meanwhile goes to Python with the connection's kept
  * packets before it, so it is judged with its past; after that the sweep (or the packet) frees it,
  * and a later packet goes to Python alone, as one does after END_GRACE for Python's flows. */
-void fp_own_end(struct fp_queue *q, const uint8_t *p, uint32_t len) {
+int fp_own_end(struct fp_queue *q, const uint8_t *p, uint32_t len) {
     struct fp_seg s;
-    if (!fp_own_parse(p, len, &s) || !(s.flags & (FP_TCP_FIN | FP_TCP_RST))) return;
+    if (!fp_own_parse(p, len, &s) || !(s.flags & (FP_TCP_FIN | FP_TCP_RST))) return 0;
     struct fp_flow *f = &q->own->flows[fp_hash(&s.key) & (FP_OWN_FLOWS - 1)];
-    if (!f->key.used || memcmp(&f->key, &s.key, sizeof s.key) != 0) return;
+    if (!f->key.used || memcmp(&f->key, &s.key, sizeof s.key) != 0) return 0;
     int dir = memcmp(f->client, p + 12, 4) == 0 && f->cport == s.sport ? 0 : 1;
     /* kept in its place among the packets: a hand-back replays it where Python would have seen it
      * (Python's flow then knows the end as the reference's does); without room, the connection
@@ -432,11 +432,19 @@ void fp_own_end(struct fp_queue *q, const uint8_t *p, uint32_t len) {
     if (fp_keep(q->own, f, p, len, FP_END_COPY) < 0) {
         (void)fp_own_handback(q, f, FP_WHY_LIMIT);
         (void)fp_judge(q->handle, p, len, FP_END_COPY);
-        return;
+        return 1;
     }
     uint8_t before = f->fins;
     f->fins |= (s.flags & FP_TCP_RST) ? 3 : (uint8_t)(1 << dir);
     if (f->fins == 3 && before != 3) f->ended = fp_seconds();
+    return 1;
+}
+
+/* An end read here (fp_set_ends): a connection answered here notes it; for the others Python's
+ * end callback (fastpath.CompiledQueue, the inspector's end_seen) frees its flow after the grace. */
+static void fp_end(struct fp_queue *q, const uint8_t *p, uint32_t len) {
+    if (fp_own_end(q, p, len)) return;
+    if (fp_judge(q->handle, p, len, FP_END_COPY) < 0) q->errors++;
 }
 
 /* An ended flow past its grace, or one idle past FP_IDLE_SECONDS: Python would have forgotten it. */
