@@ -60,17 +60,22 @@ def queue_of(mode: str, modes: list[str]) -> int:
     return QUEUES[mode] if mode in QUEUES else len(QUEUES) + modes.index(mode)
 
 
+SETTINGS = {
+    "@": "STOCKADE_ENFORCER_SPIN_US",
+    "~": "STOCKADE_ENFORCER_COPIES_WAIT_US",
+    "^": "STOCKADE_ENFORCER_BODY_SPIN_US",
+}
+
+
 def loop_env(mode: str) -> dict[str, str]:
     """A mode's settings: ``@N`` the compiled loop's spin (STOCKADE_ENFORCER_SPIN_US=N), ``~N``
-    how long clean segments' copies may wait (STOCKADE_ENFORCER_COPIES_WAIT_US=N)."""
+    how long clean segments' copies may wait (STOCKADE_ENFORCER_COPIES_WAIT_US=N), ``^N`` the
+    spin after a request head whose body follows (STOCKADE_ENFORCER_BODY_SPIN_US=N)."""
     head = mode.partition("/")[0]
     env = {}
-    for sign, name in (
-        ("@", "STOCKADE_ENFORCER_SPIN_US"),
-        ("~", "STOCKADE_ENFORCER_COPIES_WAIT_US"),
-    ):
+    for sign, name in SETTINGS.items():
         value = head.partition(sign)[2]
-        for other in "@~":
+        for other in SETTINGS:
             value = value.partition(other)[0]
         if value:
             env[name] = value
@@ -78,9 +83,9 @@ def loop_env(mode: str) -> dict[str, str]:
 
 
 def kind_of(mode: str) -> str:
-    """``enf-c@50~0/q`` -> ``enf-c``."""
+    """``enf-c@50~0^0/q`` -> ``enf-c``."""
     head = mode.partition("/")[0]
-    for sign in "@~":
+    for sign in SETTINGS:
         head = head.partition(sign)[0]
     return head
 

@@ -929,3 +929,46 @@ def test_the_compiled_loop_reads_the_ends_and_only_python_s_connections_reach_py
         queue.close()
         for s in (ours, kernel, ends_ours, ends_kernel):
             s.close()
+
+
+@pytest.mark.parametrize(
+    ("head", "spins"),
+    [
+        (JSON_REQ.partition(b"\r\n\r\n")[0] + b"\r\n\r\n", True),  # the body is written next
+        (JSON_REQ, False),  # the body came with the head
+        (b"GET /orders HTTP/1.1\r\nHost: orders\r\n\r\n", False),  # no body
+        (b"POST /o HTTP/1.1\r\nContent-Length: 0\r\n\r\n", False),
+        (b"POST /o HTTP/1.1\r\ncontent-length:  12\r\nExpect: 100-continue\r\n\r\n", False),
+        (b"PUT /o HTTP/1.1\r\nCONTENT-LENGTH: 7\r\n\r\n", True),
+    ],
+)
+def test_the_loop_spins_briefly_after_a_request_head_whose_body_follows(
+    monkeypatch: pytest.MonkeyPatch, head: bytes, spins: bool
+) -> None:
+    """Clients write a body apart from its head a few microseconds later (Python's http.client
+    does): after answering such a head in C the loop polls without sleeping for a moment
+    (STOCKADE_ENFORCER_BODY_SPIN_US), so the body does not cost a wake-up; not after any other
+    first segment, and never past the serving time."""
+    monkeypatch.setenv("STOCKADE_ENFORCER_BODY_SPIN_US", "1000")
+    enf = enforcer()
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    queue = fastpath.CompiledQueue.attach(
+        compiled_module(), ours.fileno(), QUEUE, enf.judge, 0,
+        advise=enf.advise, dlp=fastpath.dlp_expressions(enf._dlp),
+    )  # fmt: skip
+    try:
+        first = Conversation(41050).send(head).out[0]
+        kernel.send(nfq_packet(1, first[1], first[0], last=True))
+        started = time.monotonic()
+        assert queue.serve(-1, 0.05) is False
+        assert time.monotonic() - started < 2.0
+        kernel.settimeout(2)
+        assert read_verdict(kernel.recv(256))[:2] == (1, NF_ACCEPT)
+        counts = queue.counts()
+        assert counts["owned"] == 1
+        spun = counts.get("spin_misses", 0) + counts.get("spin_hits", 0)
+        assert spun == (1 if spins else 0)
+    finally:
+        queue.close()
+        ours.close()
+        kernel.close()

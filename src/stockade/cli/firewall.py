@@ -318,7 +318,7 @@ def enforcer(
 
     Once a connection's verdict is final but for DLP, the segments a tc classifier finds \
 clean pass in the kernel and a copy goes to the sensors (docs/firewall.md, "The kernel's first \
-look"; STOCKADE_ENFORCER_CLEAN=0 turns it off; STOCKADE_ENFORCER_COPIES_WAIT_US, default 2000, bounds how long a copy may wait to be read while copies keep coming)."""
+look"; STOCKADE_ENFORCER_CLEAN=0 turns it off; STOCKADE_ENFORCER_COPIES_WAIT_US, default 2000, bounds how long a copy may wait to be read while copies keep coming; STOCKADE_ENFORCER_BODY_SPIN_US, default 50, how long the loop waits awake for a request body written apart from its head)."""
     from stockade.model.errors import UsageError
 
     if (identities is None) != (netns is None) or (node is not None and identities is None):

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,6 +83,11 @@ struct fp_queue {
     /* the wait after a read (fp_run): poll without sleeping for up to spin_ns, adapted between 0
      * and spin_max_ns to what the waits show; spins that found a packet, spins that did not */
     uint64_t spin_max_ns, spin_ns, spin_hits, spin_misses, spin_yielded;
+    /* after answering the head of an HTTP request whose body is still to come (fastpath_own.c),
+     * the loop polls without sleeping for up to body_spin_ns: clients write the body apart from
+     * the headers a few microseconds later, and a sleeping loop costs it a wake-up */
+    uint64_t body_spin_ns;
+    int body_expected;
     void *handle; /* the Python side, passed back to fp_judge */
     struct fp_own *own; /* the connections answered here from their first segment (own.c part) */
 };
@@ -469,6 +475,9 @@ static int fp_drain(struct fp_queue *q, uint32_t fail_mark) {
     }
 }
 
+/* Set the spin after the head of a request whose body follows, in microseconds (0: none). */
+void fp_set_body_spin(struct fp_queue *q, uint32_t us) { q->body_spin_ns = (uint64_t)us * 1000u; }
+
 /* Set the longest spin after a read, in microseconds (0: always sleep in poll). */
 void fp_set_spin(struct fp_queue *q, uint32_t us) {
     q->spin_max_ns = q->spin_ns = (uint64_t)us * 1000u;
@@ -665,6 +674,11 @@ int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
             if (d < 0 || d == 2) return d;
             spun = fp_now_ns();
             spin_until = q->spin_ns ? spun + q->spin_ns : 0;
+            if (q->body_expected) {
+                q->body_expected = 0;
+                if (q->body_spin_ns && spun + q->body_spin_ns > spin_until)
+                    spin_until = spun + q->body_spin_ns;
+            }
         } else if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
             errno = EIO;
             return -1;

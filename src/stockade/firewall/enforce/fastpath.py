@@ -83,6 +83,16 @@ def spin_us() -> int:
     return _env_us("STOCKADE_ENFORCER_SPIN_US", SPIN_US, SPIN_US_MAX)
 
 
+# the compiled loop's spin after the head of an HTTP request whose body follows, microseconds
+BODY_SPIN_US = 50
+
+
+def body_spin_us() -> int:
+    """The compiled loop's spin after answering a request head whose body is still to come
+    (``STOCKADE_ENFORCER_BODY_SPIN_US``, 0 to 1000; 0: none)."""
+    return _env_us("STOCKADE_ENFORCER_BODY_SPIN_US", BODY_SPIN_US, SPIN_US_MAX)
+
+
 def copies_wait_us() -> int:
     """How long the compiled loop lets clean segments' copies wait while they keep coming
     (``STOCKADE_ENFORCER_COPIES_WAIT_US``, 0 to 100000; 0: each copy wakes the loop)."""
@@ -185,6 +195,7 @@ class CompiledQueue:
             self.dlp = self._load_dlp(dlp)
         self._lib.fp_set_handle(q, self._handle)
         self._lib.fp_set_spin(q, spin_us())
+        self._lib.fp_set_body_spin(q, body_spin_us())
 
     def _load_dlp(self, dlp: list[tuple[bytes, int, int]]) -> bool:
         ffi = self._ffi

@@ -24,6 +24,7 @@ void fp_forget_all(struct fp_queue *q);
 void fp_set_handle(struct fp_queue *q, void *handle);
 void fp_counts(struct fp_queue *q, uint64_t *out);
 void fp_set_spin(struct fp_queue *q, uint32_t us);
+void fp_set_body_spin(struct fp_queue *q, uint32_t us);
 void fp_spin_counts(struct fp_queue *q, uint64_t *out);
 int fp_dlp_load(struct fp_queue *q, const char *const *exprs, const unsigned int *flags,
                 const unsigned int *ids, unsigned int n, char *err, size_t errlen);

@@ -203,6 +203,28 @@ static int fp_http_request(const uint8_t *d, uint32_t n) {
     return d[t + 8] == '0' || d[t + 8] == '1';
 }
 
+/* An HTTP/1 request head that ends the segment (its blank line last) and announces a body
+ * (``Content-Length`` above 0, no ``Expect``: such a client waits for the server's 100 before
+ * it sends the body): the client writes the body next. */
+static int fp_http_body_follows(const uint8_t *d, uint32_t n) {
+    if (n < 4 || memcmp(d + n - 4, "\r\n\r\n", 4) != 0) return 0;
+    static const char cl[] = "content-length:", ex[] = "expect:";
+    int body = 0;
+    for (uint32_t i = 0; i < n;) { /* each line */
+        uint32_t e = i;
+        while (e < n && d[e] != '\n') e++;
+        uint32_t len = e - i;
+        if (len >= sizeof ex - 1 && strncasecmp((const char *)d + i, ex, sizeof ex - 1) == 0)
+            return 0;
+        if (len > sizeof cl - 1 && strncasecmp((const char *)d + i, cl, sizeof cl - 1) == 0) {
+            for (uint32_t k = i + sizeof cl - 1; k < e && d[k] != '\r'; k++)
+                if (d[k] >= '1' && d[k] <= '9') body = 1;
+        }
+        i = e + 1;
+    }
+    return body;
+}
+
 /* A vector of ``width`` (1 or 2) length bytes at *pos within n: its start and length, *pos past
  * it; 0 when it does not fit (tls.py's _Reader.vec raising _Short). */
 static int fp_vec(const uint8_t *d, uint32_t n, uint32_t *pos, int width, uint32_t *at,
@@ -486,7 +508,10 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
             !(flags & FP_TCP_ACK) || dlen == 0)
             return 0;
         uint8_t pair = fp_pair_bits(q, p + 12, p + 16, dport);
-        if (!(pair & fp_app(data, dlen))) return 0;
+        int app = fp_app(data, dlen);
+        if (!(pair & app)) return 0;
+        /* answered here (below) or not, the client's next segment is near */
+        q->body_expected = app == FP_PAIR_HTTP && fp_http_body_follows(data, dlen);
         if (pair & FP_PAIR_ALLOW) {
             *bits = FP_MARK_ALLOW;
             fp_decided(q, p, len, FP_MARK_ALLOW);
