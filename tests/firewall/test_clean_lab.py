@@ -145,7 +145,7 @@ def test_the_classifier_marks_what_the_reference_says(pair) -> None:
     rng = random.Random(213)
     with netns(n):
         log = EndLog(GROUP)
-    sent: list[tuple[int, int, int, int, tuple[bool, bool] | None]] = []  # family, port, seq, len
+    sent: list[tuple[int, int, int, int, tuple[bool, bool, bool] | None]] = []  # family, port, ...
     try:
         with netns(a):
             raw4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
@@ -156,7 +156,7 @@ def test_the_classifier_marks_what_the_reference_says(pair) -> None:
             port = 20000 + i
             isn = rng.randrange(1 << 32)
             opened = i % 10 != 9  # a direction whose SYN the classifier never saw
-            ref = clean.Direction.opened(isn)
+            ref = clean.Direction.opened(isn, client=True)  # a SYN without ACK
             if opened:
                 sock.sendto(segment(family, port, isn, 0x02, b""), (dst, 0))
             seq, segs = isn + 1, conversation(rng)
@@ -167,38 +167,123 @@ def test_the_classifier_marks_what_the_reference_says(pair) -> None:
                     seg = segs[k - 1]
                 elif rng.random() < 0.05:  # a gap
                     at = seq + rng.randint(1, 50)
-                want = ref.segment(at & 0xFFFFFFFF, seg) if opened else (False, False)
+                head = opened and ref.is_head(at, seg, v4=family == 4, ack=True, end=False)
+                want = (
+                    (*ref.segment(at & 0xFFFFFFFF, seg), head) if opened else (False, False, False)
+                )
                 if at >= seq:
                     seq = at + len(seg)
                 sock.sendto(segment(family, port, at, 0x18, seg), (dst, 0))
                 sent.append((family, port, at & 0xFFFFFFFF, len(seg), want))
         raw4.close()
         raw6.close()
-        # the marks of each (family, port, seq, length), in the order sent (a retransmission has
-        # the key of the segment it repeats)
-        seen: dict[tuple[int, int, int, int], list[int]] = {}
-        deadline = time.monotonic() + 10
-        while sum(map(len, seen.values())) < len(sent) and time.monotonic() < deadline:
-            for _, mark, pkt in log.packets():
-                family = pkt[0] >> 4
-                tcp = pkt[20:] if family == 4 else pkt[40:]
-                total = struct.unpack("!H", pkt[2:4])[0] - 20 if family == 4 else \
-                    struct.unpack("!H", pkt[4:6])[0]  # fmt: skip
-                sport, _, seq = struct.unpack("!HHI", tcp[:8])
-                if tcp[13] & 0x02:
-                    continue  # a SYN
-                seen.setdefault((family, sport, seq, total - (tcp[12] >> 4) * 4), []).append(mark)
-            time.sleep(0.05)
+        seen = _marks(log, len(sent))
     finally:
         log.close()
     got = []
     for f, p, s, n_, _ in sent:
         m = (seen.get((f, p, s, n_)) or [None]).pop(0)
-        got.append(None if m is None else (bool(m & marks.CLEAN), bool(m & marks.CLEAN_SHORT)))
+        got.append(
+            None
+            if m is None
+            else (bool(m & marks.CLEAN), bool(m & marks.CLEAN_SHORT), bool(m & marks.HEAD))
+        )
     want = [w for *_, w in sent]
     wrong = [(sent[i][:4], got[i], want[i]) for i in range(len(sent)) if got[i] != want[i]]
     assert not wrong, wrong[:5]
     assert sum(w[0] for w in want if w) > 20 and sum(not w[0] for w in want if w) > 20
+
+
+def _marks(log: EndLog, count: int) -> dict[tuple[int, int, int, int], list[int]]:
+    """The marks of each data segment copied (family, port, seq, length), in the order sent (a
+    retransmission has the key of the segment it repeats)."""
+    seen: dict[tuple[int, int, int, int], list[int]] = {}
+    deadline = time.monotonic() + 10
+    while sum(map(len, seen.values())) < count and time.monotonic() < deadline:
+        for _, mark, pkt in log.packets():
+            family = pkt[0] >> 4
+            tcp = pkt[20:] if family == 4 else pkt[40:]
+            total = struct.unpack("!H", pkt[2:4])[0] - 20 if family == 4 else \
+                struct.unpack("!H", pkt[4:6])[0]  # fmt: skip
+            sport, _, seq = struct.unpack("!HHI", tcp[:8])
+            if tcp[13] & 0x02:
+                continue  # a SYN
+            seen.setdefault((family, sport, seq, total - (tcp[12] >> 4) * 4), []).append(mark)
+        time.sleep(0.05)
+    return seen
+
+
+# request lines, and lines that are not (fastpath_own.c's test decides; clean.http_head is it)
+HEADS = [
+    b"GET / HTTP/1.1\r\nHost: orders\r\n\r\n",
+    b"POST /orders HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+    b"PROPPATCH /a HTTP/1.0\r\r\n",
+    b"UNLOCK /x?y=1 HTTP/1.1\n",
+    b"GET /" + b"a" * 480 + b" HTTP/1.1\r\n",  # its line feed within the first 512 bytes
+    b"GET /" + b"a" * 500 + b" HTTP/1.1\r\n",  # past them
+    b"CONNECT orders:443 HTTP/1.1\r\n",
+    b"GET  / HTTP/1.1\r\n",
+    b"GET / HTTP/1.2\r\n",
+    b"get / HTTP/1.1\r\n",
+    b"GET / HTTP/1.1",
+    b"GETS / HTTP/1.1\r\n",
+    b"GET /\t HTTP/1.1\r\n",
+    b"GET / HTTP/1.1 \r\n",
+    b"GET / HTTP/1.1\rx\n",
+    b"GET /\xff\x00 HTTP/1.0\r\n",
+    b"\x16\x03\x01\x02\x00\x01",
+    b"*3\r\n$3\r\nSET\r\n",
+]
+
+
+def test_the_classifier_marks_a_connection_s_head_as_the_reference_says(pair) -> None:
+    """HEAD: the first data segment of an IPv4 client's direction (its SYN without ACK), with
+    ACK and no FIN or RST, that opens with a request line exactly as the compiled loop
+    recognises one; no other segment (the second, an IPv6 one, a server's, one without ACK)."""
+    from stockade.firewall.enforce import fastpath
+
+    module = fastpath.compiled()
+    assert module is not None
+    for line in HEADS:  # the reference is the compiled loop's own test, byte for byte
+        is_http = module.lib.fp_app(line, len(line)) == fastpath.PAIR_HTTP
+        assert clean.http_head(line) == clean.head_by_automaton(line) == is_http, line
+    a, n = pair
+    with netns(n):
+        log = EndLog(GROUP)
+    sent: list[tuple[int, int, int, int, bool]] = []
+    try:
+        with netns(a):
+            raw4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            raw6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        cases = [(4, 0x02, 0x18, line) for line in HEADS] + [
+            (6, 0x02, 0x18, HEADS[0]),  # IPv6: the compiled loop answers IPv4 only
+            (4, 0x12, 0x18, HEADS[0]),  # a direction opened by a SYN-ACK: a server's
+            (4, 0x02, 0x08, HEADS[0]),  # PSH without ACK
+            (4, 0x02, 0x19, HEADS[0]),  # with FIN
+        ]
+        for i, (family, syn, flags, line) in enumerate(cases):
+            sock, dst = (raw4, V4[1]) if family == 4 else (raw6, V6[1])
+            port, isn = 30000 + i, 1000 * i
+            ref = clean.Direction.opened(isn, client=not syn & 0x10)
+            sock.sendto(segment(family, port, isn, syn, b""), (dst, 0))
+            seq = isn + 1
+            for seg in (line, HEADS[0]):  # the head, then a second segment
+                head = ref.is_head(
+                    seq, seg, v4=family == 4, ack=bool(flags & 0x10), end=bool(flags & 0x05)
+                )
+                ref.segment(seq, seg)
+                sock.sendto(segment(family, port, seq, flags, seg), (dst, 0))
+                sent.append((family, port, seq, len(seg), head))
+                seq += len(seg)
+        raw4.close()
+        raw6.close()
+        seen = _marks(log, len(sent))
+    finally:
+        log.close()
+    got = [bool((seen.get((f, p, s, k)) or [0]).pop(0) & marks.HEAD) for f, p, s, k, _ in sent]
+    want = [w for *_, w in sent]
+    assert got == want
+    assert sum(want) == 6  # the six request lines of HEADS that are heads
 
 
 def test_the_pin_of_an_enforcer_that_is_gone_is_removed(pair) -> None:

@@ -721,3 +721,94 @@ def test_clean_segments_pass_with_a_copy_and_a_card_cut_across_them_is_still_blo
         for e in found
     ))  # fmt: skip
     assert any(e.data.get("evidence") == "4111 **** **** 1111" for e in hits)
+
+
+def _heads_in_the_kernel(lab) -> int:
+    """Connections' heads the kernel let pass between ends the enforcer answers alone (the
+    counters of nft.py's own_* rules)."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", lab.node, "nft", "list", "chain", "inet", "stockade", "inspecting"],
+        capture_output=True, text=True, timeout=10, check=True,
+    ).stdout  # fmt: skip
+    return sum(
+        int(line.split("packets ")[1].split()[0]) for line in out.splitlines() if "@own_" in line
+    )
+
+
+_NOT_HTTP = r"""
+import socket, sys
+s = socket.create_connection(("10.77.0.11", 8080), 3)
+s.sendall(b"*1\r\n$4\r\nPING\r\n")
+s.settimeout(3)
+try:
+    print(repr(s.recv(100)))
+except OSError as exc:
+    print(type(exc).__name__)
+"""
+
+
+@pytest.mark.parametrize("loop", LOOPS, indirect=True)
+def test_a_head_passes_in_the_kernel_between_ends_the_enforcer_answers_alone(
+    lab, protect, loop
+) -> None:
+    """Once the compiled loop has said it would answer the connections between two ends alone
+    from an HTTP/1 request line, the kernel lets their heads pass at once (the classifier marks
+    HEAD; nft.OWN_SETS), with a copy for the sensors. A head holding a card is not CLEAN and is
+    blocked as before; bytes that are no request line take the trip and are judged as before.
+    The pure-Python loop gives no pairs: every head takes the trip."""
+    from stockade.firewall.enforce import tcfilter
+
+    deadline = time.monotonic() + 60  # the enforcer attaches the classifier beside its loop
+    while str(tcfilter.PREF) not in subprocess.run(
+        ["tc", "-n", lab.node, "filter", "show", "dev", "vh-payments", "ingress"],
+        capture_output=True, text=True, timeout=10,
+    ).stdout:  # fmt: skip
+        assert time.monotonic() < deadline, "the classifier was not attached"
+        time.sleep(0.2)
+    time.sleep(0.5)  # the classifier attached, the enforcer gives pairs from now on
+    order = ORDERS + "orders"
+    json = ("-H", "Content-Type: application/json", "-d", '{"qty": 2}')  # curl's -d default
+    # type, a form, is a decoding trigger: its head is not CLEAN (clean.py)
+    assert lab.curl("payments", order, *json)[:2] == (0, "200")  # the pair: asked
+    time.sleep(1.0)  # given to the kernel within 0.2 s
+    before = _heads_in_the_kernel(lab)
+    for _ in range(5):
+        assert lab.curl("payments", order, *json)[:2] == (0, "200")
+    heads = _heads_in_the_kernel(lab) - before
+    assert heads == (5 if loop == "compiled" else 0)
+    seen = {e.id for e in list_events(open_store(lab.db), kind="dlp.blocked")}
+    rc, code, _ = lab.curl("payments", ORDERS + "pay", "-d", CARD)
+    assert (rc, code) == (0, "403")
+    hits = events(lab, "dlp.blocked", until=lambda found: any(e.id not in seen for e in found))
+    assert [e.data["evidence"] for e in hits if e.id not in seen] == ["4111 **** **** 1111"]
+    not_http = subprocess.run(
+        ["ip", "netns", "exec", lab.ns("payments"), sys.executable, "-c", _NOT_HTTP],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    # refused (HTTP/1 and TLS only on this port): a reset, never the server's answer
+    assert "HTTP" not in not_http.stdout and not_http.stdout.strip() in (
+        "ConnectionResetError", "b''", "TimeoutError",
+    ), not_http.stdout + not_http.stderr  # fmt: skip
+    assert _heads_in_the_kernel(lab) - before == heads  # neither was let through as a head
+    if loop == "compiled":
+        # the same rules loaded again by another hand, without the pairs: the enforcer, which
+        # nothing asks again, gives them to the new table (within 2 s)
+        import re
+
+        dump = subprocess.run(
+            ["ip", "netns", "exec", lab.node, "nft", "list", "table", "inet", "stockade"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout  # fmt: skip
+        bare = re.sub(r"(set own_\w+ \{[^}]*?)elements = \{[^}]*\}", r"\1", dump)
+        assert "10.77.0.10 . 10.77.0.11 . 8080" in dump and "10.77.0.11 . 8080" not in bare
+        subprocess.run(
+            ["ip", "netns", "exec", lab.node, "nft", "-f", "-"],
+            input="delete table inet stockade\n" + bare, text=True, timeout=10, check=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while "10.77.0.11 . 8080" not in subprocess.run(
+            ["ip", "netns", "exec", lab.node, "nft", "list", "table", "inet", "stockade"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout:  # fmt: skip
+            assert time.monotonic() < deadline, "the pairs were not given to the new table"
+            time.sleep(0.2)

@@ -29,6 +29,7 @@
 
 #define MARK_CLEAN 0x100       /* marks.CLEAN */
 #define MARK_CLEAN_SHORT 0x200 /* marks.CLEAN_SHORT */
+#define MARK_HEAD 0x1000       /* marks.HEAD */
 #define RUN_LONG 12            /* clean.RUN_LONG */
 #define RUN_SHORT 9            /* clean.RUN_SHORT */
 #define STEP 8                /* bytes per bpf_loop turn: the verifier walks one turn */
@@ -45,7 +46,7 @@ struct dir_state {
     __u32 run;   /* digits in the run of card characters at the end of what was scanned */
     __u64 win;   /* the last 8 bytes scanned, lowercased (trigger words across segments) */
     __u32 loud;  /* no segment of this direction is CLEAN any more */
-    __u32 pad;
+    __u32 head;  /* a client's direction (SYN without ACK) whose first data segment is to come */
 };
 
 struct {
@@ -114,6 +115,31 @@ static long scan_turn(__u64 turn, void *ctx) {
     return 0;
 }
 
+struct head_scan {
+    __u32 len, pad;
+    __u64 state;
+};
+
+/* Turn ``turn`` of the request-line automaton (clean.head_automaton): STEP bytes, one table
+ * lookup each, no branch (as scan_turn: the verifier walks one turn). */
+static long head_turn(__u64 turn, void *ctx) {
+    struct head_scan *h = ctx;
+    __u32 zero = 0;
+    struct scratch *s = bpf_map_lookup_elem(&payload, &zero);
+    if (s == 0) return 1;
+    __u32 base = (__u32)turn * STEP;
+    if (base >= h->len) return 1;
+    __u64 left = h->len - base, state = h->state;
+#pragma unroll
+    for (__u64 j = 0; j < STEP; j++) {
+        __u64 live = (j - left) >> 63;
+        __u64 next = HEAD_TRANS[((state & 127) << 8) | s->b[(base + j) & 2047]];
+        state ^= (state ^ next) & (0 - live);
+    }
+    h->state = state;
+    return 0;
+}
+
 SEC("tc")
 int stockade_clean(struct __sk_buff *skb) {
     void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
@@ -151,7 +177,7 @@ int stockade_clean(struct __sk_buff *skb) {
     key.dport = tcp->dest;
     __u32 seq = bpf_ntohl(tcp->seq);
     if (tcp->syn) { /* a (new) connection in this direction: its bytes start after the SYN */
-        struct dir_state fresh = {.next = seq + 1};
+        struct dir_state fresh = {.next = seq + 1, .head = !tcp->ack};
         bpf_map_update_elem(&directions, &key, &fresh, BPF_ANY);
         return TC_ACT_OK;
     }
@@ -185,6 +211,14 @@ int stockade_clean(struct __sk_buff *skb) {
     st->next = seq + len;
     st->run = sc.run;
     st->win = sc.win;
+    if (st->head) { /* the first data segment of a client's direction: a request line? */
+        st->head = 0;
+        if (key.family == 4 && tcp->ack && !tcp->fin && !tcp->rst) {
+            struct head_scan hs = {.len = len < HEAD_LIMIT ? len : HEAD_LIMIT};
+            bpf_loop((hs.len + STEP - 1) / STEP, head_turn, &hs, 0);
+            if (hs.state == HEAD_ACCEPT) skb->mark |= MARK_HEAD;
+        }
+    }
     if (sc.flags & 4) {
         st->loud = 1;
         return TC_ACT_OK;

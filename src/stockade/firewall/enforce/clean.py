@@ -29,6 +29,14 @@ for byte; :class:`Direction` is the reference the tests compare it with on real 
 
 Which connections may use it is the verdict's to say (:func:`predicate_for`): those whose verdict
 is final and whose remaining checks are DLP sensors the predicate covers.
+
+The classifier also marks a connection's *head* (HEAD): the first data segment of an IPv4
+client's direction (opened by a SYN without ACK), carrying ACK and no FIN or RST, that opens with
+an HTTP/1 request line exactly as the compiled loop recognises one (:func:`http_head`, the same
+test as fastpath_own.c's). Between two ends the enforcer has already said it would answer such a
+connection alone (allowed for HTTP, nothing to record, DLP covered here or no DLP: see
+``Inspector.fast_bits``), the rules let a head pass in the kernel at once (with a copy, when it is
+also CLEAN and the sensors need it) instead of a trip to user space (nft.py's ``own`` sets).
 """
 
 from __future__ import annotations
@@ -37,6 +45,9 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from stockade.network.protocols.http1 import METHODS
+
+SCAN_MAX = 2047  # a longer segment (a GSO super-packet) is never CLEAN (clean.bpf.c)
 RUN_LONG = 12  # digits in a run of card characters: a card has 12 to 19
 RUN_SHORT = 9  # a US SSN has 9 digits (a NANP telephone number 10)
 DIGITS = b"0123456789"
@@ -100,6 +111,74 @@ def _is_word(maps: tuple[bytearray, bytearray], window: int) -> bool:
     return False
 
 
+# The request methods a head may open with: http1.METHODS but CONNECT (a tunnel: the enforcer's
+# to judge), as fastpath_own.c's FP_METHODS
+HEAD_METHODS = tuple(m for m in METHODS if m != b"CONNECT")
+HEAD_LIMIT = 512  # the request line ends (its line feed) within these first bytes
+
+
+def http_head(payload: bytes) -> bool:
+    """An HTTP/1 request line as fastpath_own.c's fp_http_request reads it: ``METHOD SP target SP
+    HTTP/1.[01]``, carriage returns, then the line feed within the first HEAD_LIMIT bytes; the
+    method one of HEAD_METHODS, the target a run of bytes that are not white space."""
+    line, lf, _ = payload[:HEAD_LIMIT].partition(b"\n")
+    if not lf:
+        return False
+    line = line.rstrip(b"\r")
+    method, sp, rest = line.partition(b" ")
+    if not sp or method not in HEAD_METHODS:
+        return False
+    cut = next((i for i, b in enumerate(rest) if b == 32 or 9 <= b <= 13), len(rest))
+    return cut > 0 and rest[cut:] in (b" HTTP/1.0", b" HTTP/1.1")
+
+
+def head_automaton() -> tuple[bytes, int]:
+    """The request-line test of :func:`http_head` as a table-driven automaton, as the classifier
+    runs it (a table lookup a byte, no branch: the BPF verifier walks it once): the transitions
+    (state * 256 + byte -> state, one byte each) and the accepting state. State 0 is the start,
+    1 the dead state; then the methods' prefixes, the target, the version, the line's end."""
+    fail, accept = 1, 2
+    prefixes = sorted({m[:k] for m in HEAD_METHODS for k in range(1, len(m) + 1)})
+    node = {b"": 0, **{p: 3 + i for i, p in enumerate(prefixes)}}
+    target_first, target = 3 + len(prefixes), 4 + len(prefixes)
+    version = [target + 1 + k for k in range(8)]  # "HTTP/1." then 0 or 1
+    crs = version[-1] + 1
+    states = crs + 1
+    assert states <= 128, "the classifier indexes states with 7 bits"
+    table = bytearray([fail]) * (128 * 256)  # all 128: the classifier's index is 7 bits
+    for state in (accept,):
+        table[state * 256 : state * 256 + 256] = bytes([accept]) * 256
+    white = set(range(9, 14)) | {32}
+    for prefix, here in node.items():
+        for b in range(256):
+            nxt = node.get(prefix + bytes([b]))
+            if nxt is not None:
+                table[here * 256 + b] = nxt
+            elif b == 32 and prefix in HEAD_METHODS:
+                table[here * 256 + b] = target_first
+    for b in range(256):
+        if b not in white:
+            table[target_first * 256 + b] = target
+            table[target * 256 + b] = target
+    table[target * 256 + 32] = version[0]
+    for k, want in enumerate(b"HTTP/1."):
+        table[version[k] * 256 + want] = version[k + 1]
+    for digit in b"01":
+        table[version[7] * 256 + digit] = crs
+    table[crs * 256 + 13] = crs
+    table[crs * 256 + 10] = accept
+    return bytes(table), accept
+
+
+def head_by_automaton(payload: bytes) -> bool:
+    """:func:`http_head` as the classifier computes it (the tests hold the two equal)."""
+    table, accept = _HEAD
+    state = 0
+    for b in payload[:HEAD_LIMIT]:
+        state = table[state * 256 + b]
+    return state == accept
+
+
 def _lower(b: int) -> int:
     return b + 32 if 65 <= b <= 90 else b
 
@@ -112,10 +191,27 @@ class Direction:
     run: int = 0
     window: int = 0  # the last 8 bytes, lowercased, big-endian
     loud: bool = False
+    head: bool = False  # a client's direction whose first data segment is still to come
 
     @classmethod
-    def opened(cls, syn_seq: int) -> Direction:
-        return cls(next=(syn_seq + 1) & 0xFFFFFFFF)
+    def opened(cls, syn_seq: int, *, client: bool = False) -> Direction:
+        """At the SYN; ``client``: a SYN without ACK (the connection's initiator)."""
+        return cls(next=(syn_seq + 1) & 0xFFFFFFFF, head=client)
+
+    def is_head(self, seq: int, payload: bytes, *, v4: bool, ack: bool, end: bool) -> bool:
+        """HEAD for the next segment (before :meth:`segment` reads it): the first data segment
+        of an IPv4 client's direction, in order, with ACK, no FIN or RST (``end``), that opens
+        with an HTTP/1 request line."""
+        return (
+            self.head
+            and not self.loud
+            and seq == self.next
+            and 0 < len(payload) <= SCAN_MAX
+            and v4
+            and ack
+            and not end
+            and http_head(payload)
+        )
 
     def segment(self, seq: int, payload: bytes) -> tuple[bool, bool]:
         """(CLEAN, CLEAN_SHORT) for the next segment of this direction."""
@@ -125,6 +221,10 @@ class Direction:
         if seq != self.next:
             if (self.next - end) & 0x80000000:  # it reaches past what was seen: gap or overlap
                 self.loud = True
+            return False, False
+        self.head = False  # the first data segment came
+        if len(payload) > SCAN_MAX:  # a GSO super-packet: never CLEAN
+            self.loud = True
             return False, False
         longest, trig, run, window = 0, False, self.run, self.window
         tables = _BITMAPS
@@ -142,6 +242,7 @@ class Direction:
 
 
 _BITMAPS = _bitmaps()
+_HEAD = head_automaton()
 assert {len(w) for w in TRIGGER_WORDS} <= set(WORD_LENGTHS)
 
 
@@ -181,6 +282,15 @@ def c_tables() -> str:
             "};",
             *(f"#define WORD_HASH_MUL{i} 0x{m:x}ULL" for i, m in enumerate(WORD_HASH_MULS)),
             f"#define WORD_HASH_SHIFT {64 - BITMAP_LOG2}",
+            "/* the request line's automaton (clean.head_automaton): state * 256 + byte */",
+            f"#define HEAD_LIMIT {HEAD_LIMIT}",
+            f"#define HEAD_ACCEPT {_HEAD[1]}",
+            f"static const volatile __u8 HEAD_TRANS[{len(_HEAD[0])}] = {{",
+            *(
+                "    " + " ".join(f"{v}," for v in _HEAD[0][j : j + 32])
+                for j in range(0, len(_HEAD[0]), 32)
+            ),
+            "};",
             *words,
             "",
         ]

@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 from stockade.firewall.enforce import marks, nft, tcfilter
 from stockade.firewall.enforce.answer import Injector
 from stockade.firewall.enforce.ends import EndLog
-from stockade.firewall.enforce.fastpath import DATA_COPY
+from stockade.firewall.enforce.fastpath import (
+    DATA_COPY,
+    PAIR_ALLOW,
+    PAIR_CLEAN,
+    PAIR_CLEAN_SHORT,
+    PAIR_HTTP,
+    PAIR_SCAN,
+)
 from stockade.firewall.enforce.inspector import Inspector, Learned
 from stockade.firewall.policy.endpoints import Directory, resolve
 from stockade.firewall.policy.model import Policy
@@ -90,6 +98,18 @@ class Enforcer:
         self._queue: Queue | None = None
         self.queue_counts: dict[str, int] = {}  # of the last run (see fastpath.Queue.counts)
         self._poll_failing = False
+        # pairs the compiled loop was told it may answer alone from an HTTP/1 request line,
+        # for the kernel's sets (nft.OWN_SETS), with the generation of the rules they hold for;
+        # the lock keeps a pair of one generation out of another's table
+        self._own_pending: list[tuple[int, str, tuple[str, str, int]]] = []
+        self._own_lock = threading.Lock()
+        self._own_pending_lock = threading.Lock()
+        self._own_on = False  # a classifier (which marks heads) runs: pairs are collected
+        self.own_pairs = 0  # pairs given to the kernel (closing counts)
+        # the pairs given under the rules in force, and the kernel's handle of the table they
+        # went into: loaded again by another hand (same rules), the table gets them again
+        self._own_given: dict[str, set[tuple[str, str, int]]] = {}
+        self._own_table: int | None = None
 
     def _inspector(self, policy: Policy, generation: int | None = None) -> tuple[Inspector, str]:
         resolved = resolve(_dns_names(policy), netns=self.node)
@@ -129,8 +149,11 @@ class Enforcer:
         new rules, the old ones (and the old inspector) stay in force."""
         generation = self.generation % marks.GENERATIONS + 1  # connections decided before: again
         inspector, ruleset = self._inspector(policy, generation)
-        nft.apply(self.node, ruleset, self.settings)
-        self.generation = generation
+        with self._own_lock:  # the kernel's pairs go with the rules they were given under
+            nft.apply(self.node, ruleset, self.settings)
+            self.generation = generation
+            self._own_given = {}
+            self._own_table = None  # read again by the keeper
         previous, self.inspector, self.ruleset = self.inspector, inspector, ruleset
         previous.forget()  # it may be frozen (see run): its flows would never be collected
         if self._queue is not None:
@@ -229,7 +252,17 @@ class Enforcer:
                     first = False
             except Exception:  # an optimisation only: segments wait for the enforcer without it
                 log.exception("the classifier could not be kept attached")
-            stop.wait(2.0)
+            try:
+                self._keep_own_pairs()
+            except Exception:  # an optimisation only: heads take the trip without it
+                log.exception("the kernel's pairs could not be kept")
+            for _ in range(10):  # the pairs each 0.2 s, the interfaces each 2 s
+                try:
+                    self._give_own_pairs()
+                except Exception:  # an optimisation only: heads take the trip without it
+                    log.exception("the kernel's pairs could not be given")
+                if stop.wait(0.2) or self._stop:
+                    break
 
     def _classifier(self) -> tcfilter.Classifier | None:
         """The kernel's first look (clean.py) for this node, unless switched off
@@ -244,8 +277,58 @@ class Enforcer:
         return tcfilter.Classifier(self.node, obj)
 
     def advise(self, client: bytes, server: bytes, port: int) -> int:
-        """For the compiled loop: what it may answer alone between two ends (fastpath.PAIR_*)."""
-        return self.inspector.fast_bits(client, server, port)
+        """For the compiled loop: what it may answer alone between two ends (fastpath.PAIR_*).
+        A pair it may answer from an HTTP/1 request line is also given to the kernel (see
+        nft.OWN_SETS), whose classifier then lets the connection's head pass without a trip."""
+        bits = self.inspector.fast_bits(client, server, port)
+        if self._own_on and bits & PAIR_HTTP:
+            kind = (
+                "own_allow"
+                if bits & PAIR_ALLOW
+                else "own_scan_short"
+                if bits & PAIR_SCAN and bits & PAIR_CLEAN and bits & PAIR_CLEAN_SHORT
+                else "own_scan"
+                if bits & PAIR_SCAN and bits & PAIR_CLEAN
+                else None
+            )
+            if kind is not None and len(self._own_pending) < nft.OWN_SET_SIZE:
+                pair = (socket.inet_ntoa(client), socket.inet_ntoa(server), port)
+                with self._own_pending_lock:
+                    self._own_pending.append((self.generation, kind, pair))
+        return bits
+
+    def _give_own_pairs(self) -> None:
+        """Add the pending pairs of the rules in force to the kernel's sets (nft.OWN_SETS)."""
+        if not self._own_pending:
+            return
+        with self._own_pending_lock:
+            batch, self._own_pending = self._own_pending, []
+        with self._own_lock:
+            by_set: dict[str, list[tuple[str, str, int]]] = {}
+            for generation, kind, pair in batch:
+                if generation == self.generation:  # else the rules changed: asked again
+                    by_set.setdefault(kind, []).append(pair)
+            try:
+                nft.add_own_pairs(self.node, by_set)
+                self.own_pairs += sum(map(len, by_set.values()))
+                for kind, pairs in by_set.items():
+                    self._own_given.setdefault(kind, set()).update(pairs)
+            except EnforcementError as exc:  # a full set: those heads take the trip, no more
+                log.warning("the kernel's pairs: %s", exc)
+
+    def _keep_own_pairs(self) -> None:
+        """The table loaded again by another hand (its handle changed; the same rules): the pairs
+        given under them go into it again (nothing asks the enforcer for them again)."""
+        with self._own_lock:
+            handle = nft.table_handle(self.node)
+            if handle is None or handle == self._own_table:
+                return
+            if self._own_table is not None and self._own_given:
+                try:
+                    nft.add_own_pairs(self.node, {k: sorted(v) for k, v in self._own_given.items()})
+                except EnforcementError as exc:
+                    log.warning("the kernel's pairs: %s", exc)
+            self._own_table = handle
 
     @property
     def _fail_bits(self) -> int:
@@ -299,6 +382,7 @@ class Enforcer:
         old = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)}
         collector: tuple[int, int, int] | None = None
         classifier = self._classifier() if ends is not None else None
+        self._own_on = classifier is not None  # given to the kernel once it is attached
         # the classifier is attached beside the loop (its first load takes a second or two):
         # enforcement starts at once, clean segments pass quietly once it is in place
         attached = threading.Event()
@@ -342,6 +426,9 @@ class Enforcer:
             if collector is not None:
                 restore_collector(collector)
             self.queue_counts = queue.counts()
+            if self.own_pairs:
+                self.queue_counts["own_pairs"] = self.own_pairs
+            self._own_on = False
             if ends is not None and ends.lost:
                 self.queue_counts["copies_lost"] = ends.lost
             queue.close()

@@ -41,6 +41,9 @@ REPLY = 0x80  # the packet goes from the connection's responder to its initiator
 # set by the tc classifier (clean.bpf.c) on a segment no covered sensor could report anything in
 CLEAN = 0x100  # no run of clean.RUN_LONG digits, no trigger so far in its direction
 CLEAN_SHORT = 0x200  # and no run of clean.RUN_SHORT
+# set by the tc classifier on the first data segment of an IPv4 client that opens with an HTTP/1
+# request line (clean.http_head): between ends the enforcer would answer alone, it passes at once
+HEAD = 0x1000
 # from the verdict handler: the connection's verdict is final but for DLP (ct SCANNING, and
 # SCANNING_SHORT with SCAN_SHORT)
 SCAN = 0x400

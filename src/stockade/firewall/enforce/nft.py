@@ -188,6 +188,44 @@ def copy_group(log_group: int) -> int:
     return (log_group + 0x8000) & 0xFFFF
 
 
+# The pairs (client . server . port, IPv4) the enforcer has said it would answer alone from an
+# HTTP/1 request line (Inspector.fast_bits), filled as it says so (Enforcer.advise): a connection's
+# head (marks.HEAD, clean.py) passes there in the kernel. Emptied with the table at each policy
+# change; the enforcer adds each pair again when asked again under the new rules.
+OWN_SETS = {
+    "own_allow": "nothing in the bytes to look for: the connection is allowed",
+    "own_scan": "DLP that clean.py covers with runs of 12 digits: the head passes if CLEAN",
+    "own_scan_short": "... with runs of 9 digits too: the head passes if CLEAN_SHORT",
+}
+OWN_SET_SIZE = 65536
+
+
+def own_rules(copies: int) -> list[str]:
+    """The ``inspecting`` chain's rules for a connection's head between pairs of :data:`OWN_SETS`:
+    the verdict the compiled loop would give its first segment (fastpath_own.c), given here. A head
+    with DLP to follow passes only if CLEAN for its sensors, and its copy goes to the enforcer
+    first (NFLOG, ``copies``) so that its streams start with it."""
+    pair = "ip saddr . ip daddr . tcp dport"
+    fresh = f"ct mark and {marks.SEEN | marks.HEADS:#x} == 0"
+    copy = f"log group {copies} snaplen 65535"
+    out = [
+        f"    meta mark and {marks.NO_DATA | marks.HEAD:#x} == {marks.HEAD:#x} {fresh}"
+        f" {pair} @own_allow counter meta mark set meta mark or {marks.NO_DATA:#x}"
+        f" ct mark set ct mark or {marks.SEEN | marks.ALLOW:#x}",
+    ]
+    for name, clean, scanning in (
+        ("own_scan", marks.CLEAN, marks.SCANNING),
+        ("own_scan_short", marks.CLEAN_SHORT, marks.SCANNING | marks.SCANNING_SHORT),
+    ):
+        want = marks.HEAD | clean
+        out.append(
+            f"    meta mark and {marks.NO_DATA | want:#x} == {want:#x} {fresh} {pair} @{name}"
+            f" counter meta mark set meta mark or {marks.NO_DATA | marks.FIRST:#x}"
+            f" ct mark set ct mark or {marks.SEEN | scanning:#x} {copy}"
+        )
+    return out
+
+
 def compile_ruleset(
     policy: Policy,
     endpoints: Sequence[Endpoint],
@@ -242,6 +280,10 @@ def compile_ruleset(
         )
         for fam in (4, 6)
     }
+    for name in OWN_SETS:
+        sets.append(
+            f"  set {name} {{ type ipv4_addr . ipv4_addr . inet_service; size {OWN_SET_SIZE}; }}"
+        )
     for fam, typ in ((4, "ipv4_addr"), (6, "ipv6_addr")):
         elems = managed[fam]
         body = f"type {typ}; flags interval; auto-merge;"
@@ -311,6 +353,8 @@ def compile_ruleset(
         # connection ended (no verdict to wait for; see ends.py), so it frees the flow.
         f"    tcp flags & (fin|rst) != 0 log group {log_group}",
         "    jump nodata",
+        # A connection's head between ends the enforcer answers alone (OWN_SETS): given here
+        *own_rules(copy_group(log_group)),
         # A connection whose verdict is final but for DLP (SCANNING, from the enforcer): a
         # segment the classifier found clean (clean.py) passes now, its copy goes to the
         # enforcer's sensors (NO_DATA: the NFQUEUE chain returns at once). Within the depth only:
@@ -397,6 +441,37 @@ _UNDER_INSPECTION = ("-m", "connmark", "--mark", f"{marks.INSPECT:#x}/{marks.ALL
 
 def _iptables(node: str, binary: str, *args: str, check: bool = True) -> None:
     run(in_ns(node, binary, "-w", *args), check=check)
+
+
+def table_handle(node: str) -> int | None:
+    """The kernel's handle of ``table inet stockade`` in ``node`` (a new one each time the table is
+    loaded again), or None when it is not there."""
+    import json
+
+    out = run(in_ns(node, "nft", "-j", "list", "tables"), check=False).stdout
+    try:
+        items = json.loads(out or "{}").get("nftables", [])
+    except ValueError:
+        return None
+    for item in items:
+        table = item.get("table") if isinstance(item, dict) else None
+        if table and table.get("family") == "inet" and table.get("name") == TABLE:
+            handle = table.get("handle")
+            return handle if isinstance(handle, int) else None
+    return None
+
+
+def add_own_pairs(node: str, pairs: dict[str, list[tuple[str, str, int]]]) -> None:
+    """Add (client, server, port) pairs to the sets of :data:`OWN_SETS` (one transaction)."""
+    lines = [
+        f"add element inet {TABLE} {name} {{ "
+        + ", ".join(f"{c} . {s} . {port}" for c, s, port in items)
+        + " }"
+        for name, items in pairs.items()
+        if items
+    ]
+    if lines:
+        load(node, "\n".join(lines) + "\n")
 
 
 def load(node: str, text: str) -> None:
