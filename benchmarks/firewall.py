@@ -179,6 +179,23 @@ def measure(kind: str, requests: int, keepalive: int, nbytes: int) -> dict[str, 
 HEAD = 100  # keep-alive requests inside the first 64 KiB (about 600 bytes on the wire each)
 
 
+def pairs_given(node: str, timeout: float = 0.0) -> bool:
+    """Whether the enforcer's pairs are in the kernel's sets (nft.OWN_SETS: heads between them
+    pass in the kernel), waiting up to ``timeout``: rules applied again by the benchmark are a new
+    table, which the enforcer gives its pairs again within 2 s (a steady state to measure)."""
+    from stockade.firewall.enforce import nft
+    from stockade.network.netns import in_ns, run
+
+    deadline = time.monotonic() + timeout
+    while True:
+        out = run(in_ns(node, "nft", "list", "table", "inet", nft.TABLE), check=False).stdout
+        if any("elements" in part.partition("}")[0] for part in out.split("set own_")[1:]):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
 def _enforcer(tmp: Path, state: Path, db: str) -> subprocess.Popen:
     log = (tmp / "enforcer.log").open("w")
     enf = subprocess.Popen(
@@ -238,6 +255,9 @@ def main() -> None:
                 {},
             )
             enf = _enforcer(tmp, state, db)
+            nft.apply(node, ruleset, nft.Settings())  # a first connection: the enforcer's pairs
+            measure("new", 20, 0, 0)
+            given = pairs_given(node, 5.0)
             # Each kind in its own blocks, so that one kind's after-effects do not land on
             # another; rounds alternate (off, on), (on, off), ... so that drift hits both sides.
             plan = (("keep", args.rounds), ("new", args.new_rounds), ("bulk", args.bulk_rounds))
@@ -246,6 +266,8 @@ def main() -> None:
                     for protect in (False, True) if i % 2 == 0 else (True, False):
                         if protect:
                             nft.apply(node, ruleset, nft.Settings())
+                            if given:  # the pairs in the new table, as in a steady state
+                                pairs_given(node, 5.0)
                         else:
                             nft.remove(node)
                         got = measure(kind, args.requests, args.keepalive, args.bytes)

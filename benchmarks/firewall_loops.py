@@ -262,6 +262,8 @@ def main() -> None:
                         nft.remove(node)
                     else:
                         nft.apply(node, rulesets[m], nft.Settings(queue=queue_of(m, modes)))
+                        if m.startswith("enf-c") and not variant(m):
+                            fb.pairs_given(node, 5.0)  # the enforcer's pairs, as in a steady state
                         if variant(m):
                             _skip_rule(node, m)
                     for kind in ("keep", "new"):

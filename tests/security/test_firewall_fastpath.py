@@ -301,7 +301,7 @@ def hello_split_at_every_byte() -> None:
 
 
 def many_connections() -> None:
-    """More connections than the C loop's tables hold (slots taken over, pairs forgotten), each
+    """More connections than the C loop's tables hold (slots full, pairs forgotten), each
     answered in C and then ended in the kernel, a FIN for connections never seen, replays."""
     trio = Trio()
     try:
@@ -623,8 +623,10 @@ def test_the_c_loop_spreads_connections_over_its_whole_table() -> None:
             queue.dispatch(nfq_packet(i, mark, payload, last=True))
             kernel.recv(256)
         counts = queue.counts()
-        # 4000 connections in 16384 slots: about 4000^2 / (2 * 16384), some 490, taken over
-        assert counts["owned"] == 4000 and counts["handed_slot"] < 700, counts
+        # 4000 connections, two slots each of 16384: a new one finds both taken (and goes to
+        # Python, the live ones staying) about 120 times (one slot each: some 490 taken over)
+        assert counts["owned"] + counts["handed_slot"] == 4000, counts
+        assert 0 < counts["handed_slot"] < 250 and counts.get("handed", 0) == 0, counts
     finally:
         queue.close()
         ours.close()

@@ -655,10 +655,12 @@ int fp_run(struct fp_queue *q, int other, int timeout_ms, uint32_t fail_mark) {
          * read before those are judged (their streams in order): here when this loop reads
          * them, else by the caller, for whom the loop returns first */
         if (fds[2].fd >= 0 && (fds[2].revents & POLLIN) && fp_copies_drain(q) < 0) return -1;
-        /* the ends: each only ever frees its flow later (the grace), read when the kernel sends
-         * them (in batches) */
-        if (q->ends_fd >= 0 && (fds[3].revents & POLLIN) && fp_nflog_drain(q, q->ends_fd, 1) < 0)
-            return -1;
+        /* the ends, read when the kernel sends them (in batches): after the copies waiting,
+         * which came before them (a connection's head and data before its FIN) */
+        if (q->ends_fd >= 0 && (fds[3].revents & POLLIN)) {
+            if (q->copies_fd >= 0 && fp_copies_drain(q) < 0) return -1;
+            if (fp_nflog_drain(q, q->ends_fd, 1) < 0) return -1;
+        }
         if (other >= 0 && (fds[1].revents & POLLIN)) return 1;
         if (fds[0].revents & POLLIN) {
             if (spinning) {

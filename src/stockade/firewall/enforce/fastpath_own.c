@@ -34,7 +34,7 @@
 #define FP_WHY_ORDER 2  /* a segment out of order, or no payload */
 #define FP_WHY_END 3    /* a FIN or RST (or SYN) reached the queue */
 #define FP_WHY_LIMIT 4  /* past the decoding budget of a direction, or the memory for kept packets */
-#define FP_WHY_SLOT 5   /* another connection wanted its slot */
+#define FP_WHY_SLOT 5   /* both slots of a new connection held live ones: it went to Python */
 
 /* pair bits from Python (fastpath.PAIR_*) */
 #define FP_PAIR_KNOWN 1
@@ -437,6 +437,37 @@ static int fp_own_parse(const uint8_t *p, uint32_t len, struct fp_seg *s) {
     return 1;
 }
 
+/* A connection has two slots it may sit in (a slot and its neighbour): the one holding ``k``, or
+ * NULL. */
+static struct fp_flow *fp_own_find(struct fp_own *o, const struct fp_key *k) {
+    uint32_t at = fp_hash(k) & (FP_OWN_FLOWS - 1);
+    for (int i = 0; i < 2; i++) {
+        struct fp_flow *f = &o->flows[at ^ (uint32_t)i];
+        if (f->key.used && memcmp(&f->key, k, sizeof *k) == 0) return f;
+    }
+    return NULL;
+}
+
+static int fp_own_stale(const struct fp_flow *f, long now);
+
+/* A slot for a new connection ``k``: a free one of its two, else one whose connection ended (in
+ * its grace: forgotten, as after it; a replay of a closed connection would cost the new one its
+ * latency) or went stale; NULL when both hold live connections: the new one is Python's (handing
+ * a live one back, with every packet it kept, cost a long connection a stall). */
+static struct fp_flow *fp_own_slot(struct fp_own *o, const struct fp_key *k, long now) {
+    uint32_t at = fp_hash(k) & (FP_OWN_FLOWS - 1);
+    for (int i = 0; i < 2; i++)
+        if (!o->flows[at ^ (uint32_t)i].key.used) return &o->flows[at ^ (uint32_t)i];
+    for (int i = 0; i < 2; i++) {
+        struct fp_flow *f = &o->flows[at ^ (uint32_t)i];
+        if (f->fins == 3 || fp_own_stale(f, now)) {
+            fp_own_drop(o, f);
+            return f;
+        }
+    }
+    return NULL;
+}
+
 /* A FIN or RST of a connection that passed in the kernel (ends.py copies them to the enforcer):
  * once both directions ended, the flow is kept FP_END_GRACE seconds as Python keeps its own
  * (inspector.END_GRACE): a packet of it meanwhile goes to Python with the connection's kept
@@ -445,8 +476,8 @@ static int fp_own_parse(const uint8_t *p, uint32_t len, struct fp_seg *s) {
 int fp_own_end(struct fp_queue *q, const uint8_t *p, uint32_t len) {
     struct fp_seg s;
     if (!fp_own_parse(p, len, &s) || !(s.flags & (FP_TCP_FIN | FP_TCP_RST))) return 0;
-    struct fp_flow *f = &q->own->flows[fp_hash(&s.key) & (FP_OWN_FLOWS - 1)];
-    if (!f->key.used || memcmp(&f->key, &s.key, sizeof s.key) != 0) return 0;
+    struct fp_flow *f = fp_own_find(q->own, &s.key);
+    if (f == NULL) return 0;
     int dir = memcmp(f->client, p + 12, 4) == 0 && f->cport == s.sport ? 0 : 1;
     /* kept in its place among the packets: a hand-back replays it where Python would have seen it
      * (Python's flow then knows the end as the reference's does); without room, the connection
@@ -495,11 +526,14 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
     const uint16_t sport = s.sport, dport = s.dport;
     const uint32_t seq = s.seq, ack = s.ack, dlen = s.dlen;
     const uint8_t flags = s.flags, *data = s.data;
-    struct fp_flow *f = &o->flows[fp_hash(&k) & (FP_OWN_FLOWS - 1)];
     long now = fp_seconds();
     fp_own_sweep(o, now);
-    if (fp_own_stale(f, now)) fp_own_drop(o, f);
-    int same = f->key.used && memcmp(&f->key, &k, sizeof k) == 0;
+    struct fp_flow *f = fp_own_find(o, &k);
+    if (f != NULL && fp_own_stale(f, now)) {
+        fp_own_drop(o, f);
+        f = NULL;
+    }
+    int same = f != NULL;
     if (mark & FP_FIRST) {
         if (same) fp_own_drop(o, f); /* a new connection on these ends: it starts afresh */
         /* without ACK the segment says nothing of where the server's bytes start (the
@@ -521,12 +555,10 @@ static int fp_own_packet(struct fp_queue *q, const uint8_t *p, uint32_t len, uin
 #ifndef FP_NO_HS
         if (o->db == NULL) return 0;
 #endif
-        if (f->key.used) { /* another connection in the slot (a stale one is gone already) */
-            if (f->fins == 3) /* ended, in its grace: forgotten, as after the grace (a replay of a
-                               * closed connection would cost the new one its latency) */
-                fp_own_drop(o, f);
-            else
-                (void)fp_own_handback(q, f, FP_WHY_SLOT); /* Python keeps what it decides */
+        if (f == NULL) f = fp_own_slot(o, &k, now);
+        if (f == NULL) { /* both its slots hold live connections: this one is Python's */
+            o->why[FP_WHY_SLOT]++;
+            return 0;
         }
         f->key = k;
         memcpy(f->client, p + 12, 4);
