@@ -806,7 +806,13 @@ def test_a_kubelet_without_config_reads_no_config_file(tmp_path: Path) -> None:
     # k3s starts its kubelet with --config-dir DATA_DIR/agent/etc/kubelet.conf.d and no --config
     # (k3s 1.32+, pkg/daemons/agent/agent_linux.go): /var/lib/kubelet/config.yaml is not read, the
     # drop-ins are (k3s writes its defaults to 00-k3s-defaults.conf there)
-    node = _node(tmp_path / "c", files, [["/usr/local/bin/k3s", "agent"]])
+    opened = {
+        **files,
+        "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf": (
+            "kind: KubeletConfiguration\nauthentication:\n  anonymous:\n    enabled: true\n"
+        ),
+    }
+    node = _node(tmp_path / "c", opened, [["/usr/local/bin/k3s", "agent"]])
     assert _statuses(node, ["4.2.1", "4.2.4"]) == {
         "k8s.kubelet.anonymous_auth": "FAIL",
         "k8s.kubelet.read_only_port": "PASS",  # k3s passes --read-only-port=0 itself
@@ -1225,4 +1231,151 @@ def test_a_quoted_boolean_in_a_config_file_is_refused_not_read(tmp_path: Path) -
     assert _statuses(node, ["2.2", "2.15"], "docker") == {
         "docker.daemon.icc": "ERROR",
         "docker.daemon.live_restore": "PASS",
+    }
+
+
+K3S_DEFAULTS = "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf"
+
+
+def test_k3s_before_1_32_passes_its_kubelet_settings_as_flags(tmp_path: Path) -> None:
+    """k3s before 1.32 writes no kubelet drop-in: it starts the kubelet with its settings as
+    flags (as its log shows: "Running kubelet ... --anonymous-auth=false
+    --authentication-token-webhook=true --authorization-mode=Webhook
+    --client-ca-file=/var/lib/rancher/k3s/agent/client-ca.crt ... --read-only-port=0
+    --tls-cert-file=/var/lib/rancher/k3s/agent/serving-kubelet.crt"). Judged as a kubelet with
+    no config file, a stock k3s 1.31 agent failed 4.2.1-4.2.3."""
+    only = ["4.2.1", "4.2.2", "4.2.3", "4.2.4", "4.2.9"]
+    agent = ["/usr/local/bin/k3s", "agent"]
+    got = _findings(_node(tmp_path / "a", {}, [agent]), only)
+    assert {k: str(f.status) for k, f in got.items()} == dict.fromkeys(
+        ["k8s.kubelet.anonymous_auth", "k8s.kubelet.authorization_mode",
+         "k8s.kubelet.client_ca_file", "k8s.kubelet.read_only_port", "k8s.kubelet.tls_cert"],
+        "PASS",
+    )  # fmt: skip
+    evidence = got["k8s.kubelet.client_ca_file"].details.evidence  # type: ignore[attr-defined]
+    assert "--client-ca-file=/var/lib/rancher/k3s/agent/client-ca.crt (not given: k3s agent" in (
+        evidence
+    )
+    # the user's --kubelet-arg (config.yaml kubelet-arg:) replaces k3s's value
+    files = {"/etc/rancher/k3s/config.yaml": "kubelet-arg:\n  - authorization-mode=AlwaysAllow\n"}
+    assert _statuses(_node(tmp_path / "b", files, [agent]), ["4.2.2"]) == {
+        "k8s.kubelet.authorization_mode": "FAIL"
+    }
+    # k3s 1.32+ writes 00-k3s-defaults.conf at every start and passes no such flags: the drop-in
+    # decides, under k3s's own --data-dir
+    moved = K3S_DEFAULTS.replace("/var/lib/rancher/k3s", "/srv/k3s")
+    dropin = {
+        moved: "kind: KubeletConfiguration\nauthentication:\n  anonymous:\n    enabled: true\n"
+    }
+    node = _node(tmp_path / "c", dropin, [[*agent, "--data-dir=/srv/k3s"]])
+    assert _statuses(node, ["4.2.1", "4.2.3"]) == {
+        "k8s.kubelet.anonymous_auth": "FAIL",
+        "k8s.kubelet.client_ca_file": "FAIL",
+    }
+
+
+def test_k3s_sets_the_service_account_key_and_the_etcd_client_certificates(
+    tmp_path: Path,
+) -> None:
+    """k3s starts the controller manager with --service-account-private-key-file (its
+    service.current.key, else service.key) and, with embedded etcd, the API server with
+    --etcd-cafile/--etcd-certfile/--etcd-keyfile under DATA_DIR/server/tls/etcd (as its log shows:
+    "--etcd-cafile=/var/lib/rancher/k3s/server/tls/etcd/server-ca.crt
+    --etcd-certfile=/var/lib/rancher/k3s/server/tls/etcd/client.crt ..."): a bare k3s server
+    failed 1.3.4, 1.2.23 and 1.2.26."""
+    only = ["1.3.4", "1.2.23", "1.2.26"]
+    server = ["/usr/local/bin/k3s", "server", "--cluster-init"]
+    current = {"/var/lib/rancher/k3s/server/tls/service.current.key": "", K3S_ETCD: K3S_ETCD_CONFIG}
+    got = _findings(_node(tmp_path / "a", current, [server]), only)
+    assert {str(f.status) for f in got.values()} == {"PASS"}, got
+    ev = {k: f.details.evidence for k, f in got.items()}  # type: ignore[attr-defined]
+    assert (
+        "tls/service.current.key (not given: k3s server starts"
+        in ev["k8s.controller_manager.service_account_private_key"]
+    )
+    assert (
+        "--etcd-certfile=/var/lib/rancher/k3s/server/tls/etcd/client.crt"
+        in ev["k8s.apiserver.etcd_client_cert"]
+    )
+    got = _findings(_node(tmp_path / "b", {K3S_ETCD: K3S_ETCD_CONFIG}, [server[:2]]), ["1.3.4"])
+    assert (
+        "tls/service.key (not given"
+        in got["k8s.controller_manager.service_account_private_key"].details.evidence
+    )  # type: ignore[attr-defined]
+    # SQLite (no etcd): kine serves the API server on unix://kine.sock, no etcd link to secure
+    got = _findings(_node(tmp_path / "c", {}, [server[:2]]), only)
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.controller_manager.service_account_private_key": "PASS",
+        "k8s.apiserver.etcd_client_cert": "NOT_APPLICABLE",
+        "k8s.apiserver.etcd_cafile": "NOT_APPLICABLE",
+    }
+    assert "--etcd-servers=unix://kine.sock" in got["k8s.apiserver.etcd_cafile"].details.reason  # type: ignore[attr-defined]
+    # an external etcd: k3s hands the API server the --datastore-* certificates, if given
+    bare = ["/usr/local/bin/k3s", "server", "--datastore-endpoint=https://etcd-1:2379"]
+    assert _statuses(_node(tmp_path / "d", {}, [bare]), ["1.2.23", "1.2.26"]) == {
+        "k8s.apiserver.etcd_client_cert": "FAIL",
+        "k8s.apiserver.etcd_cafile": "FAIL",
+    }
+    certs = {
+        "/etc/rancher/k3s/config.yaml": (
+            "datastore-endpoint: https://etcd-1:2379\ndatastore-cafile: /etc/etcd/ca.crt\n"
+            "datastore-certfile: /etc/etcd/client.crt\ndatastore-keyfile: /etc/etcd/client.key\n"
+        )
+    }
+    node = _node(tmp_path / "e", certs, [server[:2]])
+    assert _statuses(node, ["1.2.23", "1.2.26"]) == {
+        "k8s.apiserver.etcd_client_cert": "PASS",
+        "k8s.apiserver.etcd_cafile": "PASS",
+    }
+    # a SQL datastore goes through kine too
+    pg = ["/usr/local/bin/k3s", "server", "--datastore-endpoint=postgres://k3s:pw@db:5432/k3s"]
+    assert _statuses(_node(tmp_path / "f", {}, [pg]), ["1.2.26"]) == {
+        "k8s.apiserver.etcd_cafile": "NOT_APPLICABLE"
+    }
+
+
+def test_k3s_args_merge_with_its_own_as_k3s_merges_them(tmp_path: Path) -> None:
+    """k3s merges a component arg with the value it sets itself (GetArgs): `key=v` replaces it,
+    `key+=v` appends to it and `key-=v` prepends; config.yaml.d drop-ins are *.yaml and *.yml,
+    where a `kube-apiserver-arg+:` key appends to the earlier files' list."""
+    files = {
+        "/etc/rancher/k3s/config.yaml": "kube-apiserver-arg:\n  - audit-log-maxage=30\n",
+        "/etc/rancher/k3s/config.yaml.d/90-hardening.yml": (
+            "kube-apiserver-arg+:\n  - enable-admission-plugins+=AlwaysPullImages\n"
+        ),
+    }
+    node = _node(tmp_path / "a", files, [["/usr/local/bin/k3s", "server"]])
+    got = _findings(node, ["1.2.11", "1.2.14", "1.2.17"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.apiserver.always_pull_images": "PASS",
+        "k8s.apiserver.node_restriction": "PASS",  # k3s's NodeRestriction is kept
+        "k8s.apiserver.audit_log_maxage": "PASS",  # the main file's entry is kept too
+    }
+    evidence = got["k8s.apiserver.node_restriction"].details.evidence  # type: ignore[attr-defined]
+    assert "--enable-admission-plugins=NodeRestriction,AlwaysPullImages" in evidence
+    assert "90-hardening.yml" in evidence
+    prepend = ["/usr/local/bin/k3s", "server", "--kube-apiserver-arg=enable-admission-plugins-=AlwaysAdmit"]  # fmt: skip
+    assert _statuses(_node(tmp_path / "b", {}, [prepend]), ["1.2.10", "1.2.14"]) == {
+        "k8s.apiserver.always_admit": "FAIL",
+        "k8s.apiserver.node_restriction": "PASS",
+    }
+
+
+def test_k3s_embedded_etcd_data_dir_belongs_to_root(tmp_path: Path) -> None:
+    """k3s runs its embedded etcd as root and creates DATA_DIR/server/db/etcd itself; there is no
+    etcd user (k3s's CIS self-assessment: "should be root:root"), so 1.1.12 expects root:root
+    there instead of failing every k3s server for not being etcd:etcd."""
+    server = [["/usr/local/bin/k3s", "server", "--cluster-init"]]
+    node = _node(tmp_path / "a", {K3S_ETCD: K3S_ETCD_CONFIG}, server)
+    got = _findings(node, ["1.1.12"])["k8s.files.etcd_data_dir_owner"]
+    assert str(got.status) == "PASS", got
+    assert "/var/lib/rancher/k3s/server/db/etcd" in got.details.evidence  # type: ignore[attr-defined]
+    os.chown(tmp_path / "a/var/lib/rancher/k3s/server/db/etcd", 1000, 1000)
+    node = _node(tmp_path / "a", {}, server)
+    assert _statuses(node, ["1.1.12"]) == {"k8s.files.etcd_data_dir_owner": "FAIL"}
+    # a separate etcd keeps the benchmark's etcd:etcd
+    etcd = [["/usr/local/bin/etcd", "--data-dir=/var/lib/etcd"], ["/usr/local/bin/kube-apiserver"]]
+    root = {"/var/lib/etcd/member/snap/db": ""}
+    assert _statuses(_node(tmp_path / "b", root, etcd), ["1.1.12"]) == {
+        "k8s.files.etcd_data_dir_owner": "FAIL"
     }

@@ -26,6 +26,7 @@ _LAUNCHER_DATA_DIR = {"k3s": (("--data-dir", "-d"), "data-dir", "/var/lib/ranche
 # what makes k3s server start its embedded etcd before it has written the etcd config: flags or
 # config file keys (a server joining another, --server, joins its etcd only if it has one: unknown)
 _K3S_ETCD_INIT = ("cluster-init",)
+_SETTING = re.compile(r"\{setting:([a-z0-9-]+)\}")
 
 
 @dataclass(slots=True)
@@ -286,18 +287,17 @@ class Resolver:
         )
         embedded = dict(comp.embedded).get(bin_spec)
         src = f"process {proc.pid} ({' '.join(words)})"
+        launcher_flags: Flags = {}
         if embedded:
             # k3s style: the component's own flags travel as --kube-apiserver-arg=key=value, from
-            # k3s's config file first (k3s puts its values before the command line's)
-            from_file, files = self._launcher_config(proc, flags)
-            given = [*from_file.get(embedded.lstrip("-"), []), *flags.get(embedded, [])]
-            flags = parse_flags([f"--{v}" for v in given])
+            # k3s's config file first (k3s puts its values before the command line's), merged
+            # with the flags k3s sets itself as k3s merges them (key+= appends to k3s's value)
+            outer = flags
+            from_file, files = self._launcher_config(proc, outer)
+            given = [*from_file.get(embedded.lstrip("-"), []), *outer.get(embedded, [])]
+            own = self._launcher_own(comp, proc, bin_spec, words)
+            flags, launcher_flags = merge_launcher_args(own, given)
             src += "".join(f" and {f}" for f in files)
-        own = dict(comp.launcher_flags).get(bin_spec, ()) if embedded else ()
-        if own:
-            outer = parse_flags(proc.argv[len(words) :])
-            data_dir = _data_dir(words[0], outer, self._launcher_config(proc, outer)[0])
-            own = tuple((k, v.format(data_dir=data_dir)) for k, v in own)
         return ComponentState(
             component=comp,
             process=proc,
@@ -305,9 +305,59 @@ class Resolver:
             source=src,
             embedded=bool(embedded),
             launcher=bin_spec if embedded else "",
-            launcher_flags=parse_flags([f"{k}={v}" for k, v in own]),
+            launcher_flags=launcher_flags,
             misread=[] if embedded else misread,
         )
+
+    def _launcher_own(
+        self, comp: Component, proc: Process, bin_spec: str, words: list[str]
+    ) -> dict[str, str]:
+        """The flags the launcher starts the component with on this node: the data's sets whose
+        conditions hold (a path k3s writes, one of its settings, its datastore)."""
+        sets = dict(comp.launcher_flags).get(bin_spec, ())
+        if not sets:
+            return {}
+        outer = parse_flags(proc.argv[len(words) :])
+        from_file = self._launcher_config(proc, outer)[0]
+        data_dir = _data_dir(words[0], outer, from_file)
+        settings = self._launcher_settings(proc, words)
+
+        def fill(text: str) -> str:
+            text = text.replace("{data_dir}", data_dir)
+            return _SETTING.sub(lambda m: (settings.get(m.group(1)) or [""])[-1], text)
+
+        datastore = self._datastore(settings, data_dir, bin_spec)
+        own: dict[str, str] = {}
+        for entry in sets:
+            if entry.exists and not self.node.exists(fill(entry.exists)):
+                continue
+            if entry.missing and self.node.exists(fill(entry.missing)):
+                continue
+            if entry.setting and (settings.get(entry.setting) or ["false"])[-1] != "true":
+                continue
+            if entry.datastore and entry.datastore != datastore:
+                continue
+            for name, value in entry.flags:
+                if fill(value):
+                    own[name.lstrip("-")] = fill(value)
+        return own
+
+    def _datastore(self, settings: Flags, data_dir: str, bin_spec: str) -> str:
+        """Where k3s server keeps its data: "etcd" (embedded: it wrote its etcd config, or was
+        told --cluster-init), "external-etcd" (--datastore-endpoint http(s)://, which k3s hands
+        the API server), or "kine" (SQLite by default, or a SQL endpoint, served to the API
+        server on the unix socket kine.sock)."""
+        if bin_spec != "k3s server":
+            return ""
+        endpoint = (settings.get("datastore-endpoint") or [""])[-1]
+        if endpoint:
+            return "external-etcd" if endpoint.startswith(("http://", "https://")) else "kine"
+        init = any((settings.get(k) or ["false"])[-1] == "true" for k in _K3S_ETCD_INIT)
+        etcd = self.benchmark.component("etcd")
+        config = dict(etcd.launcher_config).get(bin_spec, "") if etcd else ""
+        if init or (config and self.node.exists(config.format(data_dir=data_dir))):
+            return "etcd"
+        return "kine"
 
     def _from_launcher(
         self, comp: Component, proc: Process, bin_spec: str, words: list[str]
@@ -361,7 +411,12 @@ class Resolver:
         env = self.node.env_of(proc) or {}
         path = env.get(env_name) or (flags.get("--config") or flags.get("-c") or [default])[-1]
         files = [f for f in [path] if self.node.exists(f)]
-        files += sorted(self.node.expand(f"{path}.d/*.yaml"))
+        # k3s reads every *.yaml and *.yml of config.yaml.d (suffix in any case), in name order
+        files += [
+            f
+            for f in sorted(self.node.expand(f"{path}.d/*"))
+            if f.lower().endswith((".yaml", ".yml")) and not _is_dir(self.node, f)
+        ]
         out: Flags = {}
         for f in files:
             try:
@@ -371,7 +426,8 @@ class Resolver:
             for key, value in data.items() if isinstance(data, dict) else ():
                 name = str(key)
                 values = [
-                    str(fact_value(v)) for v in (value if isinstance(value, list) else [value])
+                    str(fact_value(v) or "")
+                    for v in (value if isinstance(value, list) else [value])
                 ]
                 if name.endswith("+"):
                     out[name[:-1]] = out.get(name[:-1], []) + values
@@ -624,6 +680,39 @@ def _data_dir(launcher: str, flags: Flags, from_file: Flags) -> str:
     names, key, default = _LAUNCHER_DATA_DIR.get(launcher, ((), "", ""))
     data_dir = next((flags[n][-1] for n in names if n in flags), "")
     return (data_dir or (from_file.get(key) or [default])[-1]).rstrip("/")
+
+
+def _is_dir(node: Node, path: str) -> bool:
+    try:
+        return node.stat(path).is_dir
+    except FileProblem:
+        return False  # read (and found broken) as a file, as k3s would
+
+
+def merge_launcher_args(own: dict[str, str], extra: list[str]) -> tuple[Flags, Flags]:
+    """The flags a launcher starts a component with, as k3s's GetArgs makes them from its own
+    (``own``, name without dashes -> value) and the user's ``key=value`` args in order:
+    ``key=v`` replaces the launcher's value (repeated, every value is passed), ``key+=v``
+    appends to it and ``key-=v`` prepends. Returns (flags the user's args touched, flags left
+    as the launcher set them)."""
+    initial = dict(own)
+    merged: dict[str, list[str]] = {}
+    for raw in extra:
+        arg, eq, value = raw.removeprefix("--").partition("=")
+        value = value if eq else "true"
+        name = arg.rstrip("-+")
+        first = [initial.pop(name)] if name in initial else []
+        before = merged.get(name, [])
+        if arg.endswith("+"):
+            merged[name] = [*first, *before, value]
+        elif arg.endswith("-"):
+            merged[name] = [value, *first, *before]
+        else:
+            merged[name] = [*before, value]
+    return (
+        {f"--{k}": v for k, v in merged.items()},
+        {f"--{k}": [v] for k, v in initial.items()},
+    )
 
 
 def _tests_of(tests: Tests) -> list[Test]:
