@@ -1379,3 +1379,53 @@ def test_k3s_embedded_etcd_data_dir_belongs_to_root(tmp_path: Path) -> None:
     assert _statuses(_node(tmp_path / "b", root, etcd), ["1.1.12"]) == {
         "k8s.files.etcd_data_dir_owner": "FAIL"
     }
+
+
+# as k3s writes it with secrets-encryption (the key is a fixture's, not a real one)
+K3S_ENCRYPTION = json.dumps(
+    {
+        "kind": "EncryptionConfiguration",
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "resources": [
+            {
+                "resources": ["secrets"],
+                "providers": [
+                    {
+                        "aescbc": {
+                            "keys": [
+                                {
+                                    "name": "aescbckey",
+                                    "secret": "Zml4dHVyZS1rZXktbm90LXJlYWwtMzItYnl0ZXMhIQ==",
+                                }
+                            ]
+                        }
+                    },
+                    {"identity": {}},
+                ],
+            }
+        ],
+    }
+)
+
+
+def test_k3s_secrets_encryption_and_no_key_in_the_evidence(tmp_path: Path) -> None:
+    """k3s server with secrets-encryption starts the API server with --encryption-provider-config
+    DATA_DIR/server/cred/encryption-config.json: 1.2.27 passes and 1.2.28 reads that file. The
+    evidence of 1.2.28 names the provider but not its key: the aescbc `secret` is the cluster's
+    data encryption key, and evidence is stored and reported."""
+    files = {
+        "/etc/rancher/k3s/config.yaml": "secrets-encryption: true\n",
+        "/var/lib/rancher/k3s/server/cred/encryption-config.json": K3S_ENCRYPTION,
+    }
+    node = _node(tmp_path / "a", files, [["/usr/local/bin/k3s", "server"]])
+    got = _findings(node, ["1.2.27", "1.2.28"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.apiserver.encryption_provider_config": "PASS",
+        "k8s.apiserver.encryption_providers": "PASS",
+    }
+    evidence = got["k8s.apiserver.encryption_providers"].details.evidence  # type: ignore[attr-defined]
+    assert '"aescbc"' in evidence and "aescbckey" in evidence
+    assert "Zml4dHVyZS1rZXkt" not in evidence
+    assert _statuses(_node(tmp_path / "b", {}, [["/usr/local/bin/k3s", "server"]]), ["1.2.27"]) == {
+        "k8s.apiserver.encryption_provider_config": "WARN"
+    }

@@ -205,8 +205,24 @@ def fact_value(value: Any) -> list[str] | str | None:
     if isinstance(value, list):
         return [str(fact_value(v)) for v in value]
     if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
+        return json.dumps(_hide_secrets(value), sort_keys=True)
     return str(value)
+
+
+# keys whose values are key material: an EncryptionConfiguration's aescbc/aesgcm/secretbox keys
+# hold the cluster's data encryption key in `secret`; evidence shows the structure, not the key
+_SECRET_KEYS = frozenset({"secret"})
+
+
+def _hide_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: "<hidden>" if str(k).lower() in _SECRET_KEYS else _hide_secrets(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_hide_secrets(v) for v in value]
+    return value
 
 
 class Resolver:
