@@ -1429,3 +1429,40 @@ def test_k3s_secrets_encryption_and_no_key_in_the_evidence(tmp_path: Path) -> No
     assert _statuses(_node(tmp_path / "b", {}, [["/usr/local/bin/k3s", "server"]]), ["1.2.27"]) == {
         "k8s.apiserver.encryption_provider_config": "WARN"
     }
+
+
+def test_k3s_gives_the_api_server_its_own_cipher_suites(tmp_path: Path) -> None:
+    """k3s passes the API server six ECDHE AES-GCM/ChaCha20 suites unless the user names some
+    (its log: "--tls-cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,..."): 1.2.29 was a
+    WARN on every bare k3s server."""
+    server = ["/usr/local/bin/k3s", "server"]
+    got = _findings(_node(tmp_path / "a", {}, [server]), ["1.2.29"])
+    found = got["k8s.apiserver.tls_cipher_suites"]
+    assert str(found.status) == "PASS", found
+    evidence = found.details.evidence  # type: ignore[attr-defined]
+    assert evidence.startswith("--tls-cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,")
+    assert "(not given: k3s server starts apiserver with it" in evidence
+    weak = [*server, "--kube-apiserver-arg=tls-cipher-suites=TLS_RSA_WITH_AES_128_CBC_SHA"]
+    assert _statuses(_node(tmp_path / "b", {}, [weak]), ["1.2.29"]) == {
+        "k8s.apiserver.tls_cipher_suites": "WARN"
+    }
+
+
+def test_k3s_without_kube_proxy_or_agent_runs_no_such_component(tmp_path: Path) -> None:
+    """k3s --disable-kube-proxy (a CNI such as Cilium replaces it) runs no kube-proxy, and a
+    k3s server --disable-agent runs neither kubelet nor kube-proxy: their checks are
+    NOT_APPLICABLE with the setting as reason, not judged by the defaults k3s would give it."""
+    files = {"/etc/rancher/k3s/config.yaml": "disable-kube-proxy: true\n"}
+    node = _node(tmp_path / "a", files, [["/usr/local/bin/k3s", "agent"]])
+    got = _findings(node, ["4.3.1", "4.2.4"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.proxy.metrics_bind_address": "NOT_APPLICABLE",
+        "k8s.kubelet.read_only_port": "PASS",
+    }
+    assert "--disable-kube-proxy" in got["k8s.proxy.metrics_bind_address"].details.reason  # type: ignore[attr-defined]
+    server = ["/usr/local/bin/k3s", "server", "--disable-agent"]
+    assert _statuses(_node(tmp_path / "b", {}, [server]), ["4.2.4", "4.3.1", "1.2.15"]) == {
+        "k8s.kubelet.read_only_port": "NOT_APPLICABLE",
+        "k8s.proxy.metrics_bind_address": "NOT_APPLICABLE",
+        "k8s.apiserver.profiling": "PASS",
+    }

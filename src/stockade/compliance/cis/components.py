@@ -270,8 +270,16 @@ class Resolver:
             for proc in self.node.processes:
                 if not _bin_matches(proc.argv, words):
                     continue
-                off = dict(comp.launcher_disable).get(bin_spec)
-                if off and self._launcher_settings(proc, words).get(off, ["false"])[-1] == "true":
+                settings = self._launcher_settings(proc, words) if comp.launcher_disable else {}
+                off = next(
+                    (
+                        name
+                        for b, name in comp.launcher_disable
+                        if b == bin_spec and (settings.get(name) or ["false"])[-1] == "true"
+                    ),
+                    "",
+                )
+                if off:
                     absent = absent or (
                         f"process {proc.pid} ({bin_spec}) runs with --{off}: "
                         f"no {comp.name} on this node"

@@ -194,7 +194,9 @@ def _component(name: str, data: Any, where: str) -> Component:
             (str(k), str(v)) for k, v in (data.get("launcher_config") or {}).items()
         ),
         launcher_disable=tuple(
-            (str(k), str(v)) for k, v in (data.get("launcher_disable") or {}).items()
+            (str(k), str(v))
+            for k, vs in (data.get("launcher_disable") or {}).items()
+            for v in (vs if isinstance(vs, list) else [vs])
         ),
         manifest=str(data.get("manifest", "")),
         unit=str(data.get("unit", "")),

@@ -63,8 +63,8 @@ class Component:
     # etcd reads {data_dir}/server/db/etcd/config); the component is there only when the file is
     # (or the launcher is told to start it: k3s --cluster-init)
     launcher_config: tuple[tuple[str, str], ...] = ()
-    # a launcher setting that keeps it from running the component: bin -> setting name
-    # (k3s server --disable-scheduler, --disable-etcd)
+    # launcher settings that keep it from running the component: (bin, setting name) pairs
+    # (k3s server --disable-scheduler, --disable-etcd; --disable-kube-proxy, --disable-agent)
     launcher_disable: tuple[tuple[str, str], ...] = ()
     manifest: str = ""  # path key of a static pod manifest declaring the command
     unit: str = ""  # path key of a systemd unit declaring ExecStart
