@@ -1466,3 +1466,25 @@ def test_k3s_without_kube_proxy_or_agent_runs_no_such_component(tmp_path: Path) 
         "k8s.proxy.metrics_bind_address": "NOT_APPLICABLE",
         "k8s.apiserver.profiling": "PASS",
     }
+
+
+def test_k3s_default_paths_move_with_its_data_dir(tmp_path: Path) -> None:
+    """k3s --data-dir (or data-dir: in its config file) moves its certificates, kubeconfigs and
+    etcd data: the file checks read them there instead of finding nothing at
+    /var/lib/rancher/k3s and answering NOT_APPLICABLE."""
+    files = {
+        "/etc/rancher/k3s/config.yaml": "data-dir: /srv/k3s\n",
+        "/srv/k3s/server/tls/client-ca.key": "",
+        "/srv/k3s/server/cred/scheduler.kubeconfig": "apiVersion: v1\nkind: Config\n",
+        "/srv/k3s/agent/kubeproxy.kubeconfig": "apiVersion: v1\nkind: Config\n",
+    }
+    node = _node(tmp_path / "a", files, [["/usr/local/bin/k3s", "server"]])
+    for path in files:
+        os.chmod(node.root / path.lstrip("/"), 0o644)
+    got = _findings(node, ["1.1.15", "1.1.21", "4.1.3"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.files.scheduler_kubeconfig_mode": "FAIL",
+        "k8s.files.pki_key_mode": "WARN",
+        "k8s.files.proxy_kubeconfig_mode": "WARN",
+    }
+    assert "/srv/k3s/server/tls/client-ca.key" in got["k8s.files.pki_key_mode"].details.evidence  # type: ignore[attr-defined]

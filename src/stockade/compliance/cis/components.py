@@ -39,6 +39,8 @@ class ComponentState:
     embedded: bool = False  # flags read from a launcher's (k3s's): the command line is partial
     launcher: str = ""  # the launcher's bin (``k3s server``) when embedded
     launcher_flags: Flags = field(default_factory=dict)  # what it sets before the user's flags
+    # the launcher's data directory (k3s --data-dir), where its default paths move with it
+    data_dir: str = ""
     # the config file a launcher writes for the embedded component, read instead of the flags
     launcher_config: str = ""
     absent_reason: str = ""  # why a component looked for is not there, when more than "absent"
@@ -312,6 +314,7 @@ class Resolver:
         embedded = dict(comp.embedded).get(bin_spec)
         src = f"process {proc.pid} ({' '.join(words)})"
         launcher_flags: Flags = {}
+        data_dir = ""
         if embedded:
             # k3s style: the component's own flags travel as --kube-apiserver-arg=key=value, from
             # k3s's config file first (k3s puts its values before the command line's), merged
@@ -322,6 +325,7 @@ class Resolver:
             own = self._launcher_own(comp, proc, bin_spec, words)
             flags, launcher_flags = merge_launcher_args(own, given)
             src += "".join(f" and {f}" for f in files)
+            data_dir = _data_dir(words[0], outer, from_file)
         return ComponentState(
             component=comp,
             process=proc,
@@ -330,6 +334,7 @@ class Resolver:
             embedded=bool(embedded),
             launcher=bin_spec if embedded else "",
             launcher_flags=launcher_flags,
+            data_dir=data_dir if embedded else "",
             misread=[] if embedded else misread,
         )
 
@@ -415,6 +420,7 @@ class Resolver:
             embedded=True,
             launcher=bin_spec,
             launcher_config=path,
+            data_dir=data_dir,
         )
 
     def _launcher_settings(self, proc: Process, words: list[str]) -> Flags:
@@ -671,10 +677,11 @@ class Resolver:
             env = self.environment(comp_name)[0] or {}
             if env.get(spec.env):
                 return env[spec.env]
-        for cand in spec.candidates:
+        candidates = [_relocated(state, c) for c in spec.candidates]
+        for cand in candidates:
             if self.node.exists(cand):
                 return cand
-        return spec.candidates[0] if spec.candidates else ""
+        return candidates[0] if candidates else ""
 
     def unset(self, text: str) -> str:
         """Why ``text`` resolves to nothing: the flags and keys that would name the path."""
@@ -696,6 +703,17 @@ class Resolver:
             return re.escape(value) if m.group(1) else value
 
         return _VAR.sub(one, text) if "${" in text else text
+
+
+def _relocated(state: ComponentState, path: str) -> str:
+    """A candidate under the launcher's default data directory, moved to the one it runs with
+    (k3s --data-dir=/srv/k3s keeps its certificates in /srv/k3s/server/tls)."""
+    if not state.data_dir or not state.launcher:
+        return path
+    default = _LAUNCHER_DATA_DIR.get(state.launcher.split()[0], ((), "", ""))[2]
+    if default and default != state.data_dir and path.startswith(default + "/"):
+        return state.data_dir + path[len(default) :]
+    return path
 
 
 def _data_dir(launcher: str, flags: Flags, from_file: Flags) -> str:
