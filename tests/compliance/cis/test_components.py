@@ -1488,3 +1488,22 @@ def test_k3s_default_paths_move_with_its_data_dir(tmp_path: Path) -> None:
         "k8s.files.proxy_kubeconfig_mode": "WARN",
     }
     assert "/srv/k3s/server/tls/client-ca.key" in got["k8s.files.pki_key_mode"].details.evidence  # type: ignore[attr-defined]
+
+
+def test_kubelet_config_file_checks_skip_a_file_the_kubelet_does_not_read(tmp_path: Path) -> None:
+    """4.1.9/4.1.10 are about the config file the kubelet uses: a kubelet started without
+    --config (flags only, or k3s's) reads none, so a leftover /var/lib/kubelet/config.yaml is
+    NOT_APPLICABLE (kube-bench's k3s audit: "There is no kubelet config file"), not a FAIL."""
+    files = {"/var/lib/kubelet/config.yaml": KUBEADM_KUBELET_CONFIG}
+    for name, argv in (
+        ("bare", ["/usr/bin/kubelet", "--kubeconfig=/etc/kubernetes/kubelet.conf"]),
+        ("k3s", ["/usr/local/bin/k3s", "agent"]),
+    ):
+        node = _node(tmp_path / name, files, [argv])
+        os.chmod(node.root / "var/lib/kubelet/config.yaml", 0o644)
+        got = _findings(node, ["4.1.9"])["k8s.files.kubelet_config_mode"]
+        assert str(got.status) == "NOT_APPLICABLE", got
+        assert "started without --config" in got.details.reason  # type: ignore[attr-defined]
+    node = _node(tmp_path / "kubeadm", files, [KUBEADM_KUBELET])
+    os.chmod(node.root / "var/lib/kubelet/config.yaml", 0o644)
+    assert _statuses(node, ["4.1.9"]) == {"k8s.files.kubelet_config_mode": "FAIL"}

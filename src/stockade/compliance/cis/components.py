@@ -683,6 +683,21 @@ class Resolver:
                 return cand
         return candidates[0] if candidates else ""
 
+    def unused(self, text: str) -> str:
+        """Why a config file ``text`` names is not one its component reads ("" if it is): a
+        kubelet started without --config reads no config file, whatever lies at
+        /var/lib/kubelet/config.yaml."""
+        for m in _VAR.finditer(text):
+            comp = self.benchmark.component(m.group(2))
+            if comp is None or m.group(3) not in comp.config:
+                continue
+            state = self.state(comp.name)
+            if state.present and not self._reads_config(state, m.group(3)):
+                spec = comp.path_spec(m.group(3))
+                flags = " or ".join(spec.flag) if spec else m.group(3)
+                return f"{comp.name} reads no config file: started without {flags} ({state.source})"
+        return ""
+
     def unset(self, text: str) -> str:
         """Why ``text`` resolves to nothing: the flags and keys that would name the path."""
         reasons = []
