@@ -1327,6 +1327,12 @@ def test_k3s_sets_the_service_account_key_and_the_etcd_client_certificates(
         "k8s.apiserver.etcd_client_cert": "PASS",
         "k8s.apiserver.etcd_cafile": "PASS",
     }
+    # a control-plane-only server (--disable-etcd) reaches the etcd of the servers it joined
+    split = ["/usr/local/bin/k3s", "server", "--disable-etcd", "--server=https://k3s-1:6443"]
+    assert _statuses(_node(tmp_path / "g", {}, [split]), ["1.2.23", "1.2.26"]) == {
+        "k8s.apiserver.etcd_client_cert": "PASS",
+        "k8s.apiserver.etcd_cafile": "PASS",
+    }
     # a SQL datastore goes through kine too
     pg = ["/usr/local/bin/k3s", "server", "--datastore-endpoint=postgres://k3s:pw@db:5432/k3s"]
     assert _statuses(_node(tmp_path / "f", {}, [pg]), ["1.2.26"]) == {

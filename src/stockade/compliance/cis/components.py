@@ -373,7 +373,7 @@ class Resolver:
 
     def _datastore(self, settings: Flags, data_dir: str, bin_spec: str) -> str:
         """Where k3s server keeps its data: "etcd" (embedded: it wrote its etcd config, or was
-        told --cluster-init), "external-etcd" (--datastore-endpoint http(s)://, which k3s hands
+        told --cluster-init; or the other servers' etcd, with --disable-etcd), "external-etcd" (--datastore-endpoint http(s)://, which k3s hands
         the API server), or "kine" (SQLite by default, or a SQL endpoint, served to the API
         server on the unix socket kine.sock)."""
         if bin_spec != "k3s server":
@@ -381,7 +381,11 @@ class Resolver:
         endpoint = (settings.get("datastore-endpoint") or [""])[-1]
         if endpoint:
             return "external-etcd" if endpoint.startswith(("http://", "https://")) else "kine"
-        init = any((settings.get(k) or ["false"])[-1] == "true" for k in _K3S_ETCD_INIT)
+        # a server with --disable-etcd reaches the etcd of the servers it joined (through k3s's
+        # local etcd load balancer, with the same client certificate)
+        init = any(
+            (settings.get(k) or ["false"])[-1] == "true" for k in (*_K3S_ETCD_INIT, "disable-etcd")
+        )
         etcd = self.benchmark.component("etcd")
         config = dict(etcd.launcher_config).get(bin_spec, "") if etcd else ""
         if init or (config and self.node.exists(config.format(data_dir=data_dir))):
