@@ -1513,3 +1513,31 @@ def test_kubelet_config_file_checks_skip_a_file_the_kubelet_does_not_read(tmp_pa
     node = _node(tmp_path / "kubeadm", files, [KUBEADM_KUBELET])
     os.chmod(node.root / "var/lib/kubelet/config.yaml", 0o644)
     assert _statuses(node, ["4.1.9"]) == {"k8s.files.kubelet_config_mode": "FAIL"}
+
+
+def test_k3s_settings_from_its_environment(tmp_path: Path) -> None:
+    """k3s's install script keeps K3S_DATASTORE_ENDPOINT (and K3S_DATASTORE_CAFILE, ...) in
+    k3s.service.env, which k3s reads as the settings of the same name (its config file and
+    command line override them): an external etcd given so gets its certificates checked, not
+    taken for SQLite."""
+    env = {
+        "K3S_DATASTORE_ENDPOINT": "https://etcd-1:2379",
+        "K3S_DATASTORE_CAFILE": "/etc/etcd/ca.crt",
+        "K3S_DATASTORE_CERTFILE": "/etc/etcd/client.crt",
+        "K3S_DATASTORE_KEYFILE": "/etc/etcd/client.key",
+    }
+    root = _node(tmp_path / "a", {}, []).root
+
+    def node(env: dict[str, str]) -> Node:
+        proc = Process(pid=7, argv=("/usr/local/bin/k3s", "server"), env=env)
+        return Node(root=root, processes=(proc,), process_source="test")
+
+    assert _statuses(node(env), ["1.2.23", "1.2.26", "2.1"]) == {
+        "k8s.apiserver.etcd_client_cert": "PASS",
+        "k8s.apiserver.etcd_cafile": "PASS",
+        "k8s.etcd.tls_cert": "NOT_APPLICABLE",  # the etcd is not on this node
+    }
+    no_certs = {"K3S_DATASTORE_ENDPOINT": "https://etcd-1:2379"}
+    assert _statuses(node(no_certs), ["1.2.26"]) == {"k8s.apiserver.etcd_cafile": "FAIL"}
+    got = _findings(node({"K3S_CLUSTER_INIT": "true"}), ["2.1"])["k8s.etcd.tls_cert"]
+    assert str(got.status) == "ERROR"  # told to run etcd, but its config is missing

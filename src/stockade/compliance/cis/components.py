@@ -26,6 +26,16 @@ _LAUNCHER_DATA_DIR = {"k3s": (("--data-dir", "-d"), "data-dir", "/var/lib/ranche
 # what makes k3s server start its embedded etcd before it has written the etcd config: flags or
 # config file keys (a server joining another, --server, joins its etcd only if it has one: unknown)
 _K3S_ETCD_INIT = ("cluster-init",)
+# the launcher settings Stockade reads that may come from the environment (urfave/cli EnvVar)
+_LAUNCHER_ENV = {
+    "k3s": {
+        "datastore-endpoint": "K3S_DATASTORE_ENDPOINT",
+        "datastore-cafile": "K3S_DATASTORE_CAFILE",
+        "datastore-certfile": "K3S_DATASTORE_CERTFILE",
+        "datastore-keyfile": "K3S_DATASTORE_KEYFILE",
+        "cluster-init": "K3S_CLUSTER_INIT",
+    }
+}
 _SETTING = re.compile(r"\{setting:([a-z0-9-]+)\}")
 
 
@@ -373,9 +383,9 @@ class Resolver:
 
     def _datastore(self, settings: Flags, data_dir: str, bin_spec: str) -> str:
         """Where k3s server keeps its data: "etcd" (embedded: it wrote its etcd config, or was
-        told --cluster-init; or the other servers' etcd, with --disable-etcd), "external-etcd" (--datastore-endpoint http(s)://, which k3s hands
-        the API server), or "kine" (SQLite by default, or a SQL endpoint, served to the API
-        server on the unix socket kine.sock)."""
+        told --cluster-init; or the other servers' etcd, with --disable-etcd), "external-etcd"
+        (--datastore-endpoint http(s)://, which k3s hands the API server), or "kine" (SQLite by
+        default, or a SQL endpoint, served to the API server on the unix socket kine.sock)."""
         if bin_spec != "k3s server":
             return ""
         endpoint = (settings.get("datastore-endpoint") or [""])[-1]
@@ -428,11 +438,18 @@ class Resolver:
         )
 
     def _launcher_settings(self, proc: Process, words: list[str]) -> Flags:
-        """A launcher's own settings by name without dashes: its config file's, then its
-        command line's."""
+        """A launcher's own settings by name without dashes: its environment's (k3s's install
+        script keeps K3S_DATASTORE_ENDPOINT in k3s.service.env), then its config file's, then its
+        command line's, the order in which k3s lets them override each other."""
         flags = parse_flags(proc.argv[len(words) :])
         from_file, _ = self._launcher_config(proc, flags)
-        return {**from_file, **{k.lstrip("-"): v for k, v in flags.items()}}
+        env = self.node.env_of(proc) or {}
+        from_env = {
+            name: [_env_setting(env[var])]
+            for name, var in _LAUNCHER_ENV.get(PurePosixPath(proc.argv[0]).name, {}).items()
+            if env.get(var)
+        }
+        return {**from_env, **from_file, **{k.lstrip("-"): v for k, v in flags.items()}}
 
     def _launcher_config(self, proc: Process, flags: Flags) -> tuple[Flags, list[str]]:
         """The settings of k3s's config file (``--config``/``-c``, ``$K3S_CONFIG_FILE`` or
@@ -741,6 +758,16 @@ def _data_dir(launcher: str, flags: Flags, from_file: Flags) -> str:
     names, key, default = _LAUNCHER_DATA_DIR.get(launcher, ((), "", ""))
     data_dir = next((flags[n][-1] for n in names if n in flags), "")
     return (data_dir or (from_file.get(key) or [default])[-1]).rstrip("/")
+
+
+def _env_setting(value: str) -> str:
+    """An environment variable's value as a setting: a boolean as urfave/cli parses it
+    (strconv.ParseBool: 1, t, T, TRUE, true, True) spelled true or false."""
+    if value in ("1", "t", "T", "TRUE", "true", "True"):
+        return "true"
+    if value in ("0", "f", "F", "FALSE", "false", "False"):
+        return "false"
+    return value
 
 
 def _is_dir(node: Node, path: str) -> bool:
