@@ -1541,3 +1541,19 @@ def test_k3s_settings_from_its_environment(tmp_path: Path) -> None:
     assert _statuses(node(no_certs), ["1.2.26"]) == {"k8s.apiserver.etcd_cafile": "FAIL"}
     got = _findings(node({"K3S_CLUSTER_INIT": "true"}), ["2.1"])["k8s.etcd.tls_cert"]
     assert str(got.status) == "ERROR"  # told to run etcd, but its config is missing
+
+
+def test_k3s_admin_kubeconfig_in_server_cred_is_checked(tmp_path: Path) -> None:
+    """k3s keeps its admin kubeconfig in DATA_DIR/server/cred/admin.kubeconfig (the file
+    kube-bench's k3s audit of 1.1.13 reads) besides the /etc/rancher/k3s/k3s.yaml copy: a 644
+    admin.kubeconfig passed 1.1.13 because only the copy was looked at."""
+    files = {
+        "/etc/rancher/k3s/k3s.yaml": "apiVersion: v1\nkind: Config\n",
+        "/var/lib/rancher/k3s/server/cred/admin.kubeconfig": "apiVersion: v1\nkind: Config\n",
+    }
+    node = _node(tmp_path, files, [["/usr/local/bin/k3s", "server"]])
+    os.chmod(node.root / "etc/rancher/k3s/k3s.yaml", 0o600)
+    os.chmod(node.root / "var/lib/rancher/k3s/server/cred/admin.kubeconfig", 0o644)
+    got = _findings(node, ["1.1.13"])["k8s.files.admin_conf_mode"]
+    assert str(got.status) == "FAIL", got
+    assert "admin.kubeconfig: mode=644" in got.details.evidence  # type: ignore[attr-defined]
