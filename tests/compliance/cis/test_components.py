@@ -1557,3 +1557,38 @@ def test_k3s_admin_kubeconfig_in_server_cred_is_checked(tmp_path: Path) -> None:
     got = _findings(node, ["1.1.13"])["k8s.files.admin_conf_mode"]
     assert str(got.status) == "FAIL", got
     assert "admin.kubeconfig: mode=644" in got.details.evidence  # type: ignore[attr-defined]
+
+
+KOPS_APISERVER = """apiVersion: v1
+kind: Pod
+metadata:
+  name: kube-apiserver
+  namespace: kube-system
+spec:
+  containers:
+  - name: kube-apiserver
+    image: k8s.gcr.io/kube-apiserver:v1.15.3
+    command:
+    - /bin/sh
+    - -c
+    - mkfifo /tmp/pipe; (tee -a /var/log/kube-apiserver.log < /tmp/pipe & ) ; exec /usr/local/bin/kube-apiserver --allow-privileged=true --anonymous-auth=false --authorization-mode=RBAC --profiling=false > /tmp/pipe 2>&1
+"""
+
+
+def test_a_static_pod_whose_shell_starts_the_component(tmp_path: Path) -> None:
+    """kops wrote its control plane manifests as `/bin/sh -c "mkfifo /tmp/pipe; ... ; exec
+    /usr/local/bin/kube-apiserver --flags > /tmp/pipe 2>&1"`: the flags are the words after the
+    binary up to the redirection, not the `-c` script as one value (which failed 1.2.15 and
+    guessed at 1.2.1). A script that does not name the binary declares nothing."""
+    path = "/etc/kubernetes/manifests/kube-apiserver.manifest"
+    node = _node(tmp_path / "a", {path: KOPS_APISERVER}, [])
+    got = _findings(node, ["1.2.1", "1.2.15", "1.2.7"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.apiserver.anonymous_auth": "PASS",
+        "k8s.apiserver.profiling": "PASS",
+        "k8s.apiserver.authorization_node": "FAIL",  # RBAC only
+    }
+    assert path in got["k8s.apiserver.profiling"].details.evidence  # type: ignore[attr-defined]
+    opaque = KOPS_APISERVER.replace("exec /usr/local/bin/kube-apiserver", "exec /opt/start.sh")
+    node = _node(tmp_path / "b", {path: opaque}, [])
+    assert _statuses(node, ["1.2.15"]) == {"k8s.apiserver.profiling": "NOT_APPLICABLE"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import configparser
 import json
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -509,8 +510,11 @@ class Resolver:
             if isinstance(containers[0].get(key), list)
             for a in containers[0][key]
         ]
+        own = _component_args(argv, state.component)
+        if own is None:
+            return  # a shell script that does not visibly start the component declares nothing
         state.flags = parse_flags(
-            argv[1:] if argv and not argv[0].startswith("-") else argv,
+            own,
             go_flags=state.component.go_flags,
             bool_flags=self.bool_flags(state.component.name),
             misread=state.misread,
@@ -739,6 +743,38 @@ class Resolver:
             return re.escape(value) if m.group(1) else value
 
         return _VAR.sub(one, text) if "${" in text else text
+
+
+_SHELLS = frozenset({"sh", "bash", "ash", "dash"})
+_SHELL_OPERATOR = frozenset(";|&<>()")
+
+
+def _component_args(argv: list[str], comp: Component) -> list[str] | None:
+    """The component's own arguments in a static pod's command and args: those after its binary
+    when a wrapper starts it (``/go-runner --log-file=... /usr/local/bin/kube-apiserver
+    --flags``; the wrapper's flags are not the component's), the words after the binary up to
+    the first shell operator when a shell does (kops: ``/bin/sh -c "mkfifo /tmp/pipe; ... ;
+    exec /usr/local/bin/kube-apiserver --flags > /tmp/pipe 2>&1"``; None when the script does
+    not name the binary), else everything after the first word (the binary) or all of it (only
+    ``args``, the image's entrypoint being the binary)."""
+    names = {b.split()[0] for b in comp.bins}
+    if len(argv) > 2 and PurePosixPath(argv[0]).name in _SHELLS and "-c" in argv[1:-1]:
+        lexer = shlex.shlex(argv[argv.index("-c") + 1], posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        try:
+            words = list(lexer)
+        except ValueError:
+            return None  # unbalanced quotes: the shell would not run it either
+        starts = [i for i, w in enumerate(words) if PurePosixPath(w).name in names]
+        if not starts:
+            return None
+        rest = words[starts[-1] + 1 :]
+        end = next((i for i, w in enumerate(rest) if set(w) <= _SHELL_OPERATOR), len(rest))
+        return rest[:end]
+    for i, arg in enumerate(argv[1:], start=1):
+        if not arg.startswith("-") and PurePosixPath(arg).name in names:
+            return argv[i + 1 :]
+    return argv[1:] if argv and not argv[0].startswith("-") else argv
 
 
 def _relocated(state: ComponentState, path: str) -> str:
