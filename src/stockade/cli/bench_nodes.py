@@ -205,7 +205,8 @@ def capture_processes(
         typer.Option(
             "--env",
             help="Environments to keep: 'audit' (ETCD_*, KUBE*, DOCKER_*, CONTAINERD_*, K3S_*, "
-            "RKE2_* only: the rest may hold secrets), 'all' or 'none'.",
+            "RKE2_* only, less tokens, secrets and passwords: the rest may hold secrets), 'all' "
+            "or 'none'.",
         ),
     ] = EnvMode.audit,
 ) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from stockade.compliance.cis.node import capture
 from stockade.store import open_store
 from stockade.store.records import list_findings
 from tests.compliance.cis.fixtures import GOLDEN, build, load_spec
@@ -158,3 +159,31 @@ def test_table_on_this_host_and_process_capture(tmp_path: Path) -> None:
     assert "PATH" in me["env"]
     rerun = stockade("bench", "docker", "--no-store", "--processes", str(cap), "-f", "json")
     assert json.loads(rerun.stdout)["summary"]["ERROR"] == 0
+
+
+def test_process_capture_keeps_k3s_settings_but_not_its_credentials() -> None:
+    """The default capture keeps the K3S_* settings audits read, but not the join token or the
+    password of a SQL datastore endpoint (the install script leaves both in k3s's environment):
+    the captured file is handed around, and no audit reads a credential."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "K3S_TOKEN": "K10abc::server:s3cr3t-token",
+        "K3S_AGENT_TOKEN": "agent-s3cr3t",
+        "K3S_DATASTORE_ENDPOINT": "postgres://k3s:db-s3cr3t@db.example:5432/k3s",
+        "K3S_DATASTORE_CAFILE": "/etc/k3s/db-ca.crt",
+        "K3S_CLUSTER_INIT": "true",
+    }
+    child = subprocess.Popen(["sleep", "30"], env=env)
+    try:
+        procs = capture()["processes"]
+        assert isinstance(procs, list)
+        got = next(p for p in procs if p["pid"] == child.pid)["env"]
+    finally:
+        child.kill()
+        child.wait()
+    assert got == {
+        "K3S_DATASTORE_ENDPOINT": "postgres://",
+        "K3S_DATASTORE_CAFILE": "/etc/k3s/db-ca.crt",
+        "K3S_CLUSTER_INIT": "true",
+    }
+    assert "s3cr3t" not in json.dumps(procs)

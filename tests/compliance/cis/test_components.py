@@ -806,7 +806,13 @@ def test_a_kubelet_without_config_reads_no_config_file(tmp_path: Path) -> None:
     # k3s starts its kubelet with --config-dir DATA_DIR/agent/etc/kubelet.conf.d and no --config
     # (k3s 1.32+, pkg/daemons/agent/agent_linux.go): /var/lib/kubelet/config.yaml is not read, the
     # drop-ins are (k3s writes its defaults to 00-k3s-defaults.conf there)
-    node = _node(tmp_path / "c", files, [["/usr/local/bin/k3s", "agent"]])
+    opened = {
+        **files,
+        "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf": (
+            "kind: KubeletConfiguration\nauthentication:\n  anonymous:\n    enabled: true\n"
+        ),
+    }
+    node = _node(tmp_path / "c", opened, [["/usr/local/bin/k3s", "agent"]])
     assert _statuses(node, ["4.2.1", "4.2.4"]) == {
         "k8s.kubelet.anonymous_auth": "FAIL",
         "k8s.kubelet.read_only_port": "PASS",  # k3s passes --read-only-port=0 itself
@@ -1226,3 +1232,363 @@ def test_a_quoted_boolean_in_a_config_file_is_refused_not_read(tmp_path: Path) -
         "docker.daemon.icc": "ERROR",
         "docker.daemon.live_restore": "PASS",
     }
+
+
+K3S_DEFAULTS = "/var/lib/rancher/k3s/agent/etc/kubelet.conf.d/00-k3s-defaults.conf"
+
+
+def test_k3s_before_1_32_passes_its_kubelet_settings_as_flags(tmp_path: Path) -> None:
+    """k3s before 1.32 writes no kubelet drop-in: it starts the kubelet with its settings as
+    flags (as its log shows: "Running kubelet ... --anonymous-auth=false
+    --authentication-token-webhook=true --authorization-mode=Webhook
+    --client-ca-file=/var/lib/rancher/k3s/agent/client-ca.crt ... --read-only-port=0
+    --tls-cert-file=/var/lib/rancher/k3s/agent/serving-kubelet.crt"). Judged as a kubelet with
+    no config file, a stock k3s 1.31 agent failed 4.2.1-4.2.3."""
+    only = ["4.2.1", "4.2.2", "4.2.3", "4.2.4", "4.2.9"]
+    agent = ["/usr/local/bin/k3s", "agent"]
+    got = _findings(_node(tmp_path / "a", {}, [agent]), only)
+    assert {k: str(f.status) for k, f in got.items()} == dict.fromkeys(
+        ["k8s.kubelet.anonymous_auth", "k8s.kubelet.authorization_mode",
+         "k8s.kubelet.client_ca_file", "k8s.kubelet.read_only_port", "k8s.kubelet.tls_cert"],
+        "PASS",
+    )  # fmt: skip
+    evidence = got["k8s.kubelet.client_ca_file"].details.evidence  # type: ignore[attr-defined]
+    assert "--client-ca-file=/var/lib/rancher/k3s/agent/client-ca.crt (not given: k3s agent" in (
+        evidence
+    )
+    # the user's --kubelet-arg (config.yaml kubelet-arg:) replaces k3s's value
+    files = {"/etc/rancher/k3s/config.yaml": "kubelet-arg:\n  - authorization-mode=AlwaysAllow\n"}
+    assert _statuses(_node(tmp_path / "b", files, [agent]), ["4.2.2"]) == {
+        "k8s.kubelet.authorization_mode": "FAIL"
+    }
+    # k3s 1.32+ writes 00-k3s-defaults.conf at every start and passes no such flags: the drop-in
+    # decides, under k3s's own --data-dir
+    moved = K3S_DEFAULTS.replace("/var/lib/rancher/k3s", "/srv/k3s")
+    dropin = {
+        moved: "kind: KubeletConfiguration\nauthentication:\n  anonymous:\n    enabled: true\n"
+    }
+    node = _node(tmp_path / "c", dropin, [[*agent, "--data-dir=/srv/k3s"]])
+    assert _statuses(node, ["4.2.1", "4.2.3"]) == {
+        "k8s.kubelet.anonymous_auth": "FAIL",
+        "k8s.kubelet.client_ca_file": "FAIL",
+    }
+
+
+def test_k3s_sets_the_service_account_key_and_the_etcd_client_certificates(
+    tmp_path: Path,
+) -> None:
+    """k3s starts the controller manager with --service-account-private-key-file (its
+    service.current.key, else service.key) and, with embedded etcd, the API server with
+    --etcd-cafile/--etcd-certfile/--etcd-keyfile under DATA_DIR/server/tls/etcd (as its log shows:
+    "--etcd-cafile=/var/lib/rancher/k3s/server/tls/etcd/server-ca.crt
+    --etcd-certfile=/var/lib/rancher/k3s/server/tls/etcd/client.crt ..."): a bare k3s server
+    failed 1.3.4, 1.2.23 and 1.2.26."""
+    only = ["1.3.4", "1.2.23", "1.2.26"]
+    server = ["/usr/local/bin/k3s", "server", "--cluster-init"]
+    current = {"/var/lib/rancher/k3s/server/tls/service.current.key": "", K3S_ETCD: K3S_ETCD_CONFIG}
+    got = _findings(_node(tmp_path / "a", current, [server]), only)
+    assert {str(f.status) for f in got.values()} == {"PASS"}, got
+    ev = {k: f.details.evidence for k, f in got.items()}  # type: ignore[attr-defined]
+    assert (
+        "tls/service.current.key (not given: k3s server starts"
+        in ev["k8s.controller_manager.service_account_private_key"]
+    )
+    assert (
+        "--etcd-certfile=/var/lib/rancher/k3s/server/tls/etcd/client.crt"
+        in ev["k8s.apiserver.etcd_client_cert"]
+    )
+    got = _findings(_node(tmp_path / "b", {K3S_ETCD: K3S_ETCD_CONFIG}, [server[:2]]), ["1.3.4"])
+    assert (
+        "tls/service.key (not given"
+        in got["k8s.controller_manager.service_account_private_key"].details.evidence
+    )  # type: ignore[attr-defined]
+    # SQLite (no etcd): kine serves the API server on unix://kine.sock, no etcd link to secure
+    got = _findings(_node(tmp_path / "c", {}, [server[:2]]), only)
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.controller_manager.service_account_private_key": "PASS",
+        "k8s.apiserver.etcd_client_cert": "NOT_APPLICABLE",
+        "k8s.apiserver.etcd_cafile": "NOT_APPLICABLE",
+    }
+    assert "--etcd-servers=unix://kine.sock" in got["k8s.apiserver.etcd_cafile"].details.reason  # type: ignore[attr-defined]
+    # an external etcd: k3s hands the API server the --datastore-* certificates, if given
+    bare = ["/usr/local/bin/k3s", "server", "--datastore-endpoint=https://etcd-1:2379"]
+    assert _statuses(_node(tmp_path / "d", {}, [bare]), ["1.2.23", "1.2.26"]) == {
+        "k8s.apiserver.etcd_client_cert": "FAIL",
+        "k8s.apiserver.etcd_cafile": "FAIL",
+    }
+    certs = {
+        "/etc/rancher/k3s/config.yaml": (
+            "datastore-endpoint: https://etcd-1:2379\ndatastore-cafile: /etc/etcd/ca.crt\n"
+            "datastore-certfile: /etc/etcd/client.crt\ndatastore-keyfile: /etc/etcd/client.key\n"
+        )
+    }
+    node = _node(tmp_path / "e", certs, [server[:2]])
+    assert _statuses(node, ["1.2.23", "1.2.26"]) == {
+        "k8s.apiserver.etcd_client_cert": "PASS",
+        "k8s.apiserver.etcd_cafile": "PASS",
+    }
+    # a control-plane-only server (--disable-etcd) reaches the etcd of the servers it joined
+    split = ["/usr/local/bin/k3s", "server", "--disable-etcd", "--server=https://k3s-1:6443"]
+    assert _statuses(_node(tmp_path / "g", {}, [split]), ["1.2.23", "1.2.26"]) == {
+        "k8s.apiserver.etcd_client_cert": "PASS",
+        "k8s.apiserver.etcd_cafile": "PASS",
+    }
+    # a SQL datastore goes through kine too
+    pg = ["/usr/local/bin/k3s", "server", "--datastore-endpoint=postgres://k3s:pw@db:5432/k3s"]
+    assert _statuses(_node(tmp_path / "f", {}, [pg]), ["1.2.26"]) == {
+        "k8s.apiserver.etcd_cafile": "NOT_APPLICABLE"
+    }
+
+
+def test_k3s_args_merge_with_its_own_as_k3s_merges_them(tmp_path: Path) -> None:
+    """k3s merges a component arg with the value it sets itself (GetArgs): `key=v` replaces it,
+    `key+=v` appends to it and `key-=v` prepends; config.yaml.d drop-ins are *.yaml and *.yml,
+    where a `kube-apiserver-arg+:` key appends to the earlier files' list."""
+    files = {
+        "/etc/rancher/k3s/config.yaml": "kube-apiserver-arg:\n  - audit-log-maxage=30\n",
+        "/etc/rancher/k3s/config.yaml.d/90-hardening.yml": (
+            "kube-apiserver-arg+:\n  - enable-admission-plugins+=AlwaysPullImages\n"
+        ),
+    }
+    node = _node(tmp_path / "a", files, [["/usr/local/bin/k3s", "server"]])
+    got = _findings(node, ["1.2.11", "1.2.14", "1.2.17"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.apiserver.always_pull_images": "PASS",
+        "k8s.apiserver.node_restriction": "PASS",  # k3s's NodeRestriction is kept
+        "k8s.apiserver.audit_log_maxage": "PASS",  # the main file's entry is kept too
+    }
+    evidence = got["k8s.apiserver.node_restriction"].details.evidence  # type: ignore[attr-defined]
+    assert "--enable-admission-plugins=NodeRestriction,AlwaysPullImages" in evidence
+    assert "90-hardening.yml" in evidence
+    prepend = ["/usr/local/bin/k3s", "server", "--kube-apiserver-arg=enable-admission-plugins-=AlwaysAdmit"]  # fmt: skip
+    assert _statuses(_node(tmp_path / "b", {}, [prepend]), ["1.2.10", "1.2.14"]) == {
+        "k8s.apiserver.always_admit": "FAIL",
+        "k8s.apiserver.node_restriction": "PASS",
+    }
+
+
+def test_k3s_embedded_etcd_data_dir_belongs_to_root(tmp_path: Path) -> None:
+    """k3s runs its embedded etcd as root and creates DATA_DIR/server/db/etcd itself; there is no
+    etcd user (k3s's CIS self-assessment: "should be root:root"), so 1.1.12 expects root:root
+    there instead of failing every k3s server for not being etcd:etcd."""
+    server = [["/usr/local/bin/k3s", "server", "--cluster-init"]]
+    node = _node(tmp_path / "a", {K3S_ETCD: K3S_ETCD_CONFIG}, server)
+    got = _findings(node, ["1.1.12"])["k8s.files.etcd_data_dir_owner"]
+    assert str(got.status) == "PASS", got
+    assert "/var/lib/rancher/k3s/server/db/etcd" in got.details.evidence  # type: ignore[attr-defined]
+    os.chown(tmp_path / "a/var/lib/rancher/k3s/server/db/etcd", 1000, 1000)
+    node = _node(tmp_path / "a", {}, server)
+    assert _statuses(node, ["1.1.12"]) == {"k8s.files.etcd_data_dir_owner": "FAIL"}
+    # a separate etcd keeps the benchmark's etcd:etcd
+    etcd = [["/usr/local/bin/etcd", "--data-dir=/var/lib/etcd"], ["/usr/local/bin/kube-apiserver"]]
+    root = {"/var/lib/etcd/member/snap/db": ""}
+    assert _statuses(_node(tmp_path / "b", root, etcd), ["1.1.12"]) == {
+        "k8s.files.etcd_data_dir_owner": "FAIL"
+    }
+
+
+# as k3s writes it with secrets-encryption (the key is a fixture's, not a real one)
+K3S_ENCRYPTION = json.dumps(
+    {
+        "kind": "EncryptionConfiguration",
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "resources": [
+            {
+                "resources": ["secrets"],
+                "providers": [
+                    {
+                        "aescbc": {
+                            "keys": [
+                                {
+                                    "name": "aescbckey",
+                                    "secret": "Zml4dHVyZS1rZXktbm90LXJlYWwtMzItYnl0ZXMhIQ==",
+                                }
+                            ]
+                        }
+                    },
+                    {"identity": {}},
+                ],
+            }
+        ],
+    }
+)
+
+
+def test_k3s_secrets_encryption_and_no_key_in_the_evidence(tmp_path: Path) -> None:
+    """k3s server with secrets-encryption starts the API server with --encryption-provider-config
+    DATA_DIR/server/cred/encryption-config.json: 1.2.27 passes and 1.2.28 reads that file. The
+    evidence of 1.2.28 names the provider but not its key: the aescbc `secret` is the cluster's
+    data encryption key, and evidence is stored and reported."""
+    files = {
+        "/etc/rancher/k3s/config.yaml": "secrets-encryption: true\n",
+        "/var/lib/rancher/k3s/server/cred/encryption-config.json": K3S_ENCRYPTION,
+    }
+    node = _node(tmp_path / "a", files, [["/usr/local/bin/k3s", "server"]])
+    got = _findings(node, ["1.2.27", "1.2.28"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.apiserver.encryption_provider_config": "PASS",
+        "k8s.apiserver.encryption_providers": "PASS",
+    }
+    evidence = got["k8s.apiserver.encryption_providers"].details.evidence  # type: ignore[attr-defined]
+    assert '"aescbc"' in evidence and "aescbckey" in evidence
+    assert "Zml4dHVyZS1rZXkt" not in evidence
+    assert _statuses(_node(tmp_path / "b", {}, [["/usr/local/bin/k3s", "server"]]), ["1.2.27"]) == {
+        "k8s.apiserver.encryption_provider_config": "WARN"
+    }
+
+
+def test_k3s_gives_the_api_server_its_own_cipher_suites(tmp_path: Path) -> None:
+    """k3s passes the API server six ECDHE AES-GCM/ChaCha20 suites unless the user names some
+    (its log: "--tls-cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,..."): 1.2.29 was a
+    WARN on every bare k3s server."""
+    server = ["/usr/local/bin/k3s", "server"]
+    got = _findings(_node(tmp_path / "a", {}, [server]), ["1.2.29"])
+    found = got["k8s.apiserver.tls_cipher_suites"]
+    assert str(found.status) == "PASS", found
+    evidence = found.details.evidence  # type: ignore[attr-defined]
+    assert evidence.startswith("--tls-cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,")
+    assert "(not given: k3s server starts apiserver with it" in evidence
+    weak = [*server, "--kube-apiserver-arg=tls-cipher-suites=TLS_RSA_WITH_AES_128_CBC_SHA"]
+    assert _statuses(_node(tmp_path / "b", {}, [weak]), ["1.2.29"]) == {
+        "k8s.apiserver.tls_cipher_suites": "WARN"
+    }
+
+
+def test_k3s_without_kube_proxy_or_agent_runs_no_such_component(tmp_path: Path) -> None:
+    """k3s --disable-kube-proxy (a CNI such as Cilium replaces it) runs no kube-proxy, and a
+    k3s server --disable-agent runs neither kubelet nor kube-proxy: their checks are
+    NOT_APPLICABLE with the setting as reason, not judged by the defaults k3s would give it."""
+    files = {"/etc/rancher/k3s/config.yaml": "disable-kube-proxy: true\n"}
+    node = _node(tmp_path / "a", files, [["/usr/local/bin/k3s", "agent"]])
+    got = _findings(node, ["4.3.1", "4.2.4"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.proxy.metrics_bind_address": "NOT_APPLICABLE",
+        "k8s.kubelet.read_only_port": "PASS",
+    }
+    assert "--disable-kube-proxy" in got["k8s.proxy.metrics_bind_address"].details.reason  # type: ignore[attr-defined]
+    server = ["/usr/local/bin/k3s", "server", "--disable-agent"]
+    assert _statuses(_node(tmp_path / "b", {}, [server]), ["4.2.4", "4.3.1", "1.2.15"]) == {
+        "k8s.kubelet.read_only_port": "NOT_APPLICABLE",
+        "k8s.proxy.metrics_bind_address": "NOT_APPLICABLE",
+        "k8s.apiserver.profiling": "PASS",
+    }
+
+
+def test_k3s_default_paths_move_with_its_data_dir(tmp_path: Path) -> None:
+    """k3s --data-dir (or data-dir: in its config file) moves its certificates, kubeconfigs and
+    etcd data: the file checks read them there instead of finding nothing at
+    /var/lib/rancher/k3s and answering NOT_APPLICABLE."""
+    files = {
+        "/etc/rancher/k3s/config.yaml": "data-dir: /srv/k3s\n",
+        "/srv/k3s/server/tls/client-ca.key": "",
+        "/srv/k3s/server/cred/scheduler.kubeconfig": "apiVersion: v1\nkind: Config\n",
+        "/srv/k3s/agent/kubeproxy.kubeconfig": "apiVersion: v1\nkind: Config\n",
+    }
+    node = _node(tmp_path / "a", files, [["/usr/local/bin/k3s", "server"]])
+    for path in files:
+        os.chmod(node.root / path.lstrip("/"), 0o644)
+    got = _findings(node, ["1.1.15", "1.1.21", "4.1.3"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.files.scheduler_kubeconfig_mode": "FAIL",
+        "k8s.files.pki_key_mode": "WARN",
+        "k8s.files.proxy_kubeconfig_mode": "WARN",
+    }
+    assert "/srv/k3s/server/tls/client-ca.key" in got["k8s.files.pki_key_mode"].details.evidence  # type: ignore[attr-defined]
+
+
+def test_kubelet_config_file_checks_skip_a_file_the_kubelet_does_not_read(tmp_path: Path) -> None:
+    """4.1.9/4.1.10 are about the config file the kubelet uses: a kubelet started without
+    --config (flags only, or k3s's) reads none, so a leftover /var/lib/kubelet/config.yaml is
+    NOT_APPLICABLE (kube-bench's k3s audit: "There is no kubelet config file"), not a FAIL."""
+    files = {"/var/lib/kubelet/config.yaml": KUBEADM_KUBELET_CONFIG}
+    for name, argv in (
+        ("bare", ["/usr/bin/kubelet", "--kubeconfig=/etc/kubernetes/kubelet.conf"]),
+        ("k3s", ["/usr/local/bin/k3s", "agent"]),
+    ):
+        node = _node(tmp_path / name, files, [argv])
+        os.chmod(node.root / "var/lib/kubelet/config.yaml", 0o644)
+        got = _findings(node, ["4.1.9"])["k8s.files.kubelet_config_mode"]
+        assert str(got.status) == "NOT_APPLICABLE", got
+        assert "started without --config" in got.details.reason  # type: ignore[attr-defined]
+    node = _node(tmp_path / "kubeadm", files, [KUBEADM_KUBELET])
+    os.chmod(node.root / "var/lib/kubelet/config.yaml", 0o644)
+    assert _statuses(node, ["4.1.9"]) == {"k8s.files.kubelet_config_mode": "FAIL"}
+
+
+def test_k3s_settings_from_its_environment(tmp_path: Path) -> None:
+    """k3s's install script keeps K3S_DATASTORE_ENDPOINT (and K3S_DATASTORE_CAFILE, ...) in
+    k3s.service.env, which k3s reads as the settings of the same name (its config file and
+    command line override them): an external etcd given so gets its certificates checked, not
+    taken for SQLite."""
+    env = {
+        "K3S_DATASTORE_ENDPOINT": "https://etcd-1:2379",
+        "K3S_DATASTORE_CAFILE": "/etc/etcd/ca.crt",
+        "K3S_DATASTORE_CERTFILE": "/etc/etcd/client.crt",
+        "K3S_DATASTORE_KEYFILE": "/etc/etcd/client.key",
+    }
+    root = _node(tmp_path / "a", {}, []).root
+
+    def node(env: dict[str, str]) -> Node:
+        proc = Process(pid=7, argv=("/usr/local/bin/k3s", "server"), env=env)
+        return Node(root=root, processes=(proc,), process_source="test")
+
+    assert _statuses(node(env), ["1.2.23", "1.2.26", "2.1"]) == {
+        "k8s.apiserver.etcd_client_cert": "PASS",
+        "k8s.apiserver.etcd_cafile": "PASS",
+        "k8s.etcd.tls_cert": "NOT_APPLICABLE",  # the etcd is not on this node
+    }
+    no_certs = {"K3S_DATASTORE_ENDPOINT": "https://etcd-1:2379"}
+    assert _statuses(node(no_certs), ["1.2.26"]) == {"k8s.apiserver.etcd_cafile": "FAIL"}
+    got = _findings(node({"K3S_CLUSTER_INIT": "true"}), ["2.1"])["k8s.etcd.tls_cert"]
+    assert str(got.status) == "ERROR"  # told to run etcd, but its config is missing
+
+
+def test_k3s_admin_kubeconfig_in_server_cred_is_checked(tmp_path: Path) -> None:
+    """k3s keeps its admin kubeconfig in DATA_DIR/server/cred/admin.kubeconfig (the file
+    kube-bench's k3s audit of 1.1.13 reads) besides the /etc/rancher/k3s/k3s.yaml copy: a 644
+    admin.kubeconfig passed 1.1.13 because only the copy was looked at."""
+    files = {
+        "/etc/rancher/k3s/k3s.yaml": "apiVersion: v1\nkind: Config\n",
+        "/var/lib/rancher/k3s/server/cred/admin.kubeconfig": "apiVersion: v1\nkind: Config\n",
+    }
+    node = _node(tmp_path, files, [["/usr/local/bin/k3s", "server"]])
+    os.chmod(node.root / "etc/rancher/k3s/k3s.yaml", 0o600)
+    os.chmod(node.root / "var/lib/rancher/k3s/server/cred/admin.kubeconfig", 0o644)
+    got = _findings(node, ["1.1.13"])["k8s.files.admin_conf_mode"]
+    assert str(got.status) == "FAIL", got
+    assert "admin.kubeconfig: mode=644" in got.details.evidence  # type: ignore[attr-defined]
+
+
+KOPS_APISERVER = """apiVersion: v1
+kind: Pod
+metadata:
+  name: kube-apiserver
+  namespace: kube-system
+spec:
+  containers:
+  - name: kube-apiserver
+    image: k8s.gcr.io/kube-apiserver:v1.15.3
+    command:
+    - /bin/sh
+    - -c
+    - mkfifo /tmp/pipe; (tee -a /var/log/kube-apiserver.log < /tmp/pipe & ) ; exec /usr/local/bin/kube-apiserver --allow-privileged=true --anonymous-auth=false --authorization-mode=RBAC --profiling=false > /tmp/pipe 2>&1
+"""
+
+
+def test_a_static_pod_whose_shell_starts_the_component(tmp_path: Path) -> None:
+    """kops wrote its control plane manifests as `/bin/sh -c "mkfifo /tmp/pipe; ... ; exec
+    /usr/local/bin/kube-apiserver --flags > /tmp/pipe 2>&1"`: the flags are the words after the
+    binary up to the redirection, not the `-c` script as one value (which failed 1.2.15 and
+    guessed at 1.2.1). A script that does not name the binary declares nothing."""
+    path = "/etc/kubernetes/manifests/kube-apiserver.manifest"
+    node = _node(tmp_path / "a", {path: KOPS_APISERVER}, [])
+    got = _findings(node, ["1.2.1", "1.2.15", "1.2.7"])
+    assert {k: str(f.status) for k, f in got.items()} == {
+        "k8s.apiserver.anonymous_auth": "PASS",
+        "k8s.apiserver.profiling": "PASS",
+        "k8s.apiserver.authorization_node": "FAIL",  # RBAC only
+    }
+    assert path in got["k8s.apiserver.profiling"].details.evidence  # type: ignore[attr-defined]
+    opaque = KOPS_APISERVER.replace("exec /usr/local/bin/kube-apiserver", "exec /opt/start.sh")
+    node = _node(tmp_path / "b", {path: opaque}, [])
+    assert _statuses(node, ["1.2.15"]) == {"k8s.apiserver.profiling": "NOT_APPLICABLE"}

@@ -211,6 +211,10 @@ def _files(resolver: Resolver, patterns: tuple[str, ...]) -> list[FactSet | Proc
     wanted: list[str] = []
     unset: list[str] = []
     for pattern in patterns:
+        unused = resolver.unused(pattern)
+        if unused:
+            unset.append(unused)
+            continue
         resolved = resolver.substitute(pattern)
         if not resolved:
             unset.append(resolver.unset(pattern))

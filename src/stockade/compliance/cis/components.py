@@ -6,6 +6,7 @@ from __future__ import annotations
 import configparser
 import json
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -26,6 +27,17 @@ _LAUNCHER_DATA_DIR = {"k3s": (("--data-dir", "-d"), "data-dir", "/var/lib/ranche
 # what makes k3s server start its embedded etcd before it has written the etcd config: flags or
 # config file keys (a server joining another, --server, joins its etcd only if it has one: unknown)
 _K3S_ETCD_INIT = ("cluster-init",)
+# the launcher settings Stockade reads that may come from the environment (urfave/cli EnvVar)
+_LAUNCHER_ENV = {
+    "k3s": {
+        "datastore-endpoint": "K3S_DATASTORE_ENDPOINT",
+        "datastore-cafile": "K3S_DATASTORE_CAFILE",
+        "datastore-certfile": "K3S_DATASTORE_CERTFILE",
+        "datastore-keyfile": "K3S_DATASTORE_KEYFILE",
+        "cluster-init": "K3S_CLUSTER_INIT",
+    }
+}
+_SETTING = re.compile(r"\{setting:([a-z0-9-]+)\}")
 
 
 @dataclass(slots=True)
@@ -38,6 +50,8 @@ class ComponentState:
     embedded: bool = False  # flags read from a launcher's (k3s's): the command line is partial
     launcher: str = ""  # the launcher's bin (``k3s server``) when embedded
     launcher_flags: Flags = field(default_factory=dict)  # what it sets before the user's flags
+    # the launcher's data directory (k3s --data-dir), where its default paths move with it
+    data_dir: str = ""
     # the config file a launcher writes for the embedded component, read instead of the flags
     launcher_config: str = ""
     absent_reason: str = ""  # why a component looked for is not there, when more than "absent"
@@ -204,8 +218,24 @@ def fact_value(value: Any) -> list[str] | str | None:
     if isinstance(value, list):
         return [str(fact_value(v)) for v in value]
     if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
+        return json.dumps(_hide_secrets(value), sort_keys=True)
     return str(value)
+
+
+# keys whose values are key material: an EncryptionConfiguration's aescbc/aesgcm/secretbox keys
+# hold the cluster's data encryption key in `secret`; evidence shows the structure, not the key
+_SECRET_KEYS = frozenset({"secret"})
+
+
+def _hide_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: "<hidden>" if str(k).lower() in _SECRET_KEYS else _hide_secrets(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_hide_secrets(v) for v in value]
+    return value
 
 
 class Resolver:
@@ -253,8 +283,16 @@ class Resolver:
             for proc in self.node.processes:
                 if not _bin_matches(proc.argv, words):
                     continue
-                off = dict(comp.launcher_disable).get(bin_spec)
-                if off and self._launcher_settings(proc, words).get(off, ["false"])[-1] == "true":
+                settings = self._launcher_settings(proc, words) if comp.launcher_disable else {}
+                off = next(
+                    (
+                        name
+                        for b, name in comp.launcher_disable
+                        if b == bin_spec and (settings.get(name) or ["false"])[-1] == "true"
+                    ),
+                    "",
+                )
+                if off:
                     absent = absent or (
                         f"process {proc.pid} ({bin_spec}) runs with --{off}: "
                         f"no {comp.name} on this node"
@@ -286,18 +324,19 @@ class Resolver:
         )
         embedded = dict(comp.embedded).get(bin_spec)
         src = f"process {proc.pid} ({' '.join(words)})"
+        launcher_flags: Flags = {}
+        data_dir = ""
         if embedded:
             # k3s style: the component's own flags travel as --kube-apiserver-arg=key=value, from
-            # k3s's config file first (k3s puts its values before the command line's)
-            from_file, files = self._launcher_config(proc, flags)
-            given = [*from_file.get(embedded.lstrip("-"), []), *flags.get(embedded, [])]
-            flags = parse_flags([f"--{v}" for v in given])
+            # k3s's config file first (k3s puts its values before the command line's), merged
+            # with the flags k3s sets itself as k3s merges them (key+= appends to k3s's value)
+            outer = flags
+            from_file, files = self._launcher_config(proc, outer)
+            given = [*from_file.get(embedded.lstrip("-"), []), *outer.get(embedded, [])]
+            own = self._launcher_own(comp, proc, bin_spec, words)
+            flags, launcher_flags = merge_launcher_args(own, given)
             src += "".join(f" and {f}" for f in files)
-        own = dict(comp.launcher_flags).get(bin_spec, ()) if embedded else ()
-        if own:
-            outer = parse_flags(proc.argv[len(words) :])
-            data_dir = _data_dir(words[0], outer, self._launcher_config(proc, outer)[0])
-            own = tuple((k, v.format(data_dir=data_dir)) for k, v in own)
+            data_dir = _data_dir(words[0], outer, from_file)
         return ComponentState(
             component=comp,
             process=proc,
@@ -305,9 +344,64 @@ class Resolver:
             source=src,
             embedded=bool(embedded),
             launcher=bin_spec if embedded else "",
-            launcher_flags=parse_flags([f"{k}={v}" for k, v in own]),
+            launcher_flags=launcher_flags,
+            data_dir=data_dir if embedded else "",
             misread=[] if embedded else misread,
         )
+
+    def _launcher_own(
+        self, comp: Component, proc: Process, bin_spec: str, words: list[str]
+    ) -> dict[str, str]:
+        """The flags the launcher starts the component with on this node: the data's sets whose
+        conditions hold (a path k3s writes, one of its settings, its datastore)."""
+        sets = dict(comp.launcher_flags).get(bin_spec, ())
+        if not sets:
+            return {}
+        outer = parse_flags(proc.argv[len(words) :])
+        from_file = self._launcher_config(proc, outer)[0]
+        data_dir = _data_dir(words[0], outer, from_file)
+        settings = self._launcher_settings(proc, words)
+
+        def fill(text: str) -> str:
+            text = text.replace("{data_dir}", data_dir)
+            return _SETTING.sub(lambda m: (settings.get(m.group(1)) or [""])[-1], text)
+
+        datastore = self._datastore(settings, data_dir, bin_spec)
+        own: dict[str, str] = {}
+        for entry in sets:
+            if entry.exists and not self.node.exists(fill(entry.exists)):
+                continue
+            if entry.missing and self.node.exists(fill(entry.missing)):
+                continue
+            if entry.setting and (settings.get(entry.setting) or ["false"])[-1] != "true":
+                continue
+            if entry.datastore and entry.datastore != datastore:
+                continue
+            for name, value in entry.flags:
+                if fill(value):
+                    own[name.lstrip("-")] = fill(value)
+        return own
+
+    def _datastore(self, settings: Flags, data_dir: str, bin_spec: str) -> str:
+        """Where k3s server keeps its data: "etcd" (embedded: it wrote its etcd config, or was
+        told --cluster-init; or the other servers' etcd, with --disable-etcd), "external-etcd"
+        (--datastore-endpoint http(s)://, which k3s hands the API server), or "kine" (SQLite by
+        default, or a SQL endpoint, served to the API server on the unix socket kine.sock)."""
+        if bin_spec != "k3s server":
+            return ""
+        endpoint = (settings.get("datastore-endpoint") or [""])[-1]
+        if endpoint:
+            return "external-etcd" if endpoint.startswith(("http://", "https://")) else "kine"
+        # a server with --disable-etcd reaches the etcd of the servers it joined (through k3s's
+        # local etcd load balancer, with the same client certificate)
+        init = any(
+            (settings.get(k) or ["false"])[-1] == "true" for k in (*_K3S_ETCD_INIT, "disable-etcd")
+        )
+        etcd = self.benchmark.component("etcd")
+        config = dict(etcd.launcher_config).get(bin_spec, "") if etcd else ""
+        if init or (config and self.node.exists(config.format(data_dir=data_dir))):
+            return "etcd"
+        return "kine"
 
     def _from_launcher(
         self, comp: Component, proc: Process, bin_spec: str, words: list[str]
@@ -341,14 +435,22 @@ class Resolver:
             embedded=True,
             launcher=bin_spec,
             launcher_config=path,
+            data_dir=data_dir,
         )
 
     def _launcher_settings(self, proc: Process, words: list[str]) -> Flags:
-        """A launcher's own settings by name without dashes: its config file's, then its
-        command line's."""
+        """A launcher's own settings by name without dashes: its environment's (k3s's install
+        script keeps K3S_DATASTORE_ENDPOINT in k3s.service.env), then its config file's, then its
+        command line's, the order in which k3s lets them override each other."""
         flags = parse_flags(proc.argv[len(words) :])
         from_file, _ = self._launcher_config(proc, flags)
-        return {**from_file, **{k.lstrip("-"): v for k, v in flags.items()}}
+        env = self.node.env_of(proc) or {}
+        from_env = {
+            name: [_env_setting(env[var])]
+            for name, var in _LAUNCHER_ENV.get(PurePosixPath(proc.argv[0]).name, {}).items()
+            if env.get(var)
+        }
+        return {**from_env, **from_file, **{k.lstrip("-"): v for k, v in flags.items()}}
 
     def _launcher_config(self, proc: Process, flags: Flags) -> tuple[Flags, list[str]]:
         """The settings of k3s's config file (``--config``/``-c``, ``$K3S_CONFIG_FILE`` or
@@ -361,7 +463,12 @@ class Resolver:
         env = self.node.env_of(proc) or {}
         path = env.get(env_name) or (flags.get("--config") or flags.get("-c") or [default])[-1]
         files = [f for f in [path] if self.node.exists(f)]
-        files += sorted(self.node.expand(f"{path}.d/*.yaml"))
+        # k3s reads every *.yaml and *.yml of config.yaml.d (suffix in any case), in name order
+        files += [
+            f
+            for f in sorted(self.node.expand(f"{path}.d/*"))
+            if f.lower().endswith((".yaml", ".yml")) and not _is_dir(self.node, f)
+        ]
         out: Flags = {}
         for f in files:
             try:
@@ -371,7 +478,8 @@ class Resolver:
             for key, value in data.items() if isinstance(data, dict) else ():
                 name = str(key)
                 values = [
-                    str(fact_value(v)) for v in (value if isinstance(value, list) else [value])
+                    str(fact_value(v) or "")
+                    for v in (value if isinstance(value, list) else [value])
                 ]
                 if name.endswith("+"):
                     out[name[:-1]] = out.get(name[:-1], []) + values
@@ -402,8 +510,11 @@ class Resolver:
             if isinstance(containers[0].get(key), list)
             for a in containers[0][key]
         ]
+        own = _component_args(argv, state.component)
+        if own is None:
+            return  # a shell script that does not visibly start the component declares nothing
         state.flags = parse_flags(
-            argv[1:] if argv and not argv[0].startswith("-") else argv,
+            own,
             go_flags=state.component.go_flags,
             bool_flags=self.bool_flags(state.component.name),
             misread=state.misread,
@@ -591,10 +702,26 @@ class Resolver:
             env = self.environment(comp_name)[0] or {}
             if env.get(spec.env):
                 return env[spec.env]
-        for cand in spec.candidates:
+        candidates = [_relocated(state, c) for c in spec.candidates]
+        for cand in candidates:
             if self.node.exists(cand):
                 return cand
-        return spec.candidates[0] if spec.candidates else ""
+        return candidates[0] if candidates else ""
+
+    def unused(self, text: str) -> str:
+        """Why a config file ``text`` names is not one its component reads ("" if it is): a
+        kubelet started without --config reads no config file, whatever lies at
+        /var/lib/kubelet/config.yaml."""
+        for m in _VAR.finditer(text):
+            comp = self.benchmark.component(m.group(2))
+            if comp is None or m.group(3) not in comp.config:
+                continue
+            state = self.state(comp.name)
+            if state.present and not self._reads_config(state, m.group(3)):
+                spec = comp.path_spec(m.group(3))
+                flags = " or ".join(spec.flag) if spec else m.group(3)
+                return f"{comp.name} reads no config file: started without {flags} ({state.source})"
+        return ""
 
     def unset(self, text: str) -> str:
         """Why ``text`` resolves to nothing: the flags and keys that would name the path."""
@@ -618,12 +745,98 @@ class Resolver:
         return _VAR.sub(one, text) if "${" in text else text
 
 
+_SHELLS = frozenset({"sh", "bash", "ash", "dash"})
+_SHELL_OPERATOR = frozenset(";|&<>()")
+
+
+def _component_args(argv: list[str], comp: Component) -> list[str] | None:
+    """The component's own arguments in a static pod's command and args: those after its binary
+    when a wrapper starts it (``/go-runner --log-file=... /usr/local/bin/kube-apiserver
+    --flags``; the wrapper's flags are not the component's), the words after the binary up to
+    the first shell operator when a shell does (kops: ``/bin/sh -c "mkfifo /tmp/pipe; ... ;
+    exec /usr/local/bin/kube-apiserver --flags > /tmp/pipe 2>&1"``; None when the script does
+    not name the binary), else everything after the first word (the binary) or all of it (only
+    ``args``, the image's entrypoint being the binary)."""
+    names = {b.split()[0] for b in comp.bins}
+    if len(argv) > 2 and PurePosixPath(argv[0]).name in _SHELLS and "-c" in argv[1:-1]:
+        lexer = shlex.shlex(argv[argv.index("-c") + 1], posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        try:
+            words = list(lexer)
+        except ValueError:
+            return None  # unbalanced quotes: the shell would not run it either
+        starts = [i for i, w in enumerate(words) if PurePosixPath(w).name in names]
+        if not starts:
+            return None
+        rest = words[starts[-1] + 1 :]
+        end = next((i for i, w in enumerate(rest) if set(w) <= _SHELL_OPERATOR), len(rest))
+        return rest[:end]
+    for i, arg in enumerate(argv[1:], start=1):
+        if not arg.startswith("-") and PurePosixPath(arg).name in names:
+            return argv[i + 1 :]
+    return argv[1:] if argv and not argv[0].startswith("-") else argv
+
+
+def _relocated(state: ComponentState, path: str) -> str:
+    """A candidate under the launcher's default data directory, moved to the one it runs with
+    (k3s --data-dir=/srv/k3s keeps its certificates in /srv/k3s/server/tls)."""
+    if not state.data_dir or not state.launcher:
+        return path
+    default = _LAUNCHER_DATA_DIR.get(state.launcher.split()[0], ((), "", ""))[2]
+    if default and default != state.data_dir and path.startswith(default + "/"):
+        return state.data_dir + path[len(default) :]
+    return path
+
+
 def _data_dir(launcher: str, flags: Flags, from_file: Flags) -> str:
     """Where a launcher keeps its state (k3s: --data-dir/-d, its config file's data-dir, or
     /var/lib/rancher/k3s)."""
     names, key, default = _LAUNCHER_DATA_DIR.get(launcher, ((), "", ""))
     data_dir = next((flags[n][-1] for n in names if n in flags), "")
     return (data_dir or (from_file.get(key) or [default])[-1]).rstrip("/")
+
+
+def _env_setting(value: str) -> str:
+    """An environment variable's value as a setting: a boolean as urfave/cli parses it
+    (strconv.ParseBool: 1, t, T, TRUE, true, True) spelled true or false."""
+    if value in ("1", "t", "T", "TRUE", "true", "True"):
+        return "true"
+    if value in ("0", "f", "F", "FALSE", "false", "False"):
+        return "false"
+    return value
+
+
+def _is_dir(node: Node, path: str) -> bool:
+    try:
+        return node.stat(path).is_dir
+    except FileProblem:
+        return False  # read (and found broken) as a file, as k3s would
+
+
+def merge_launcher_args(own: dict[str, str], extra: list[str]) -> tuple[Flags, Flags]:
+    """The flags a launcher starts a component with, as k3s's GetArgs makes them from its own
+    (``own``, name without dashes -> value) and the user's ``key=value`` args in order:
+    ``key=v`` replaces the launcher's value (repeated, every value is passed), ``key+=v``
+    appends to it and ``key-=v`` prepends. Returns (flags the user's args touched, flags left
+    as the launcher set them)."""
+    initial = dict(own)
+    merged: dict[str, list[str]] = {}
+    for raw in extra:
+        arg, eq, value = raw.removeprefix("--").partition("=")
+        value = value if eq else "true"
+        name = arg.rstrip("-+")
+        first = [initial.pop(name)] if name in initial else []
+        before = merged.get(name, [])
+        if arg.endswith("+"):
+            merged[name] = [*first, *before, value]
+        elif arg.endswith("-"):
+            merged[name] = [value, *first, *before]
+        else:
+            merged[name] = [*before, value]
+    return (
+        {f"--{k}": v for k, v in merged.items()},
+        {f"--{k}": [v] for k, v in initial.items()},
+    )
 
 
 def _tests_of(tests: Tests) -> list[Test]:

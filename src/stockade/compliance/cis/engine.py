@@ -148,7 +148,13 @@ def evaluate(
                 else "no tests"
             )
             return Status.WARN, _summarise(facts), reason
-        failed, evidence = _judge(_resolved(check.tests, resolver), facts)
+        if check.not_applicable_if is not None:
+            unfit, why = _judge(_resolved(check.not_applicable_if, resolver), facts)
+            if not unfit:
+                return Status.NOT_APPLICABLE, why, f"not applicable on this node: {why}"
+        failed, evidence = _judge(
+            _resolved(_tests_for(check, check.tests, resolver), resolver), facts
+        )
         if check.type is CheckType.MANUAL:
             # the tests of a manual check only gather evidence; a person decides
             return Status.WARN, evidence, "manual check: review the evidence"
@@ -161,6 +167,16 @@ def evaluate(
     if not failed:
         return Status.PASS, evidence, ""
     return _fail(check), evidence, ""
+
+
+def _tests_for(check: Check, tests: Tests, resolver: Resolver) -> Tests:
+    """The check's ``tests``, or those it gives for the launcher its component runs inside."""
+    if check.launcher_tests and check.component:
+        launcher = resolver.state(check.component).launcher
+        for bin_spec, own in check.launcher_tests:
+            if bin_spec == launcher:
+                return own
+    return tests
 
 
 def _resolved(tests: Tests, resolver: Resolver) -> Tests:

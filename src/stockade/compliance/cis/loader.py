@@ -16,6 +16,7 @@ from stockade.compliance.cis.model import (
     Check,
     CheckType,
     Component,
+    LauncherFlags,
     PathSpec,
     Test,
     Tests,
@@ -193,7 +194,9 @@ def _component(name: str, data: Any, where: str) -> Component:
             (str(k), str(v)) for k, v in (data.get("launcher_config") or {}).items()
         ),
         launcher_disable=tuple(
-            (str(k), str(v)) for k, v in (data.get("launcher_disable") or {}).items()
+            (str(k), str(v))
+            for k, vs in (data.get("launcher_disable") or {}).items()
+            for v in (vs if isinstance(vs, list) else [vs])
         ),
         manifest=str(data.get("manifest", "")),
         unit=str(data.get("unit", "")),
@@ -216,15 +219,41 @@ def _config_keys(value: Any, here: str) -> str:
     return str(value)
 
 
-def _launcher_flags(raw: Any, here: str) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
-    """``{bin: {flag: value}}``: what a launcher passes the component before the user's flags."""
+def _launcher_flags(raw: Any, here: str) -> tuple[tuple[str, tuple[LauncherFlags, ...]], ...]:
+    """``{bin: {flag: value}}`` or ``{bin: [{flags: {...}, exists|missing|setting|datastore}]}``:
+    what a launcher passes the component before the user's flags, and when."""
     if raw is None:
         return ()
-    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
-        raise ConfigError(f"{here}: launcher_flags must map a bin to {{flag: value}}")
-    return tuple(
-        (str(b), tuple((str(f), _scalar(v)) for f, v in flags.items())) for b, flags in raw.items()
-    )
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{here}: launcher_flags must map a bin to {{flag: value}} or a list")
+    out = []
+    for b, sets in raw.items():
+        entries = sets if isinstance(sets, list) else [{"flags": sets}]
+        parsed = []
+        for entry in entries:
+            flags = entry.get("flags") if isinstance(entry, dict) else None
+            if not isinstance(flags, dict) or set(entry) - _LAUNCHER_KEYS:
+                raise ConfigError(
+                    f"{here}: launcher_flags of {b!r}: each entry needs 'flags' ({{flag: value}}) "
+                    f"and may have {', '.join(sorted(_LAUNCHER_KEYS - {'flags'}))}"
+                )
+            datastore = str(entry.get("datastore", ""))
+            if datastore not in ("", "etcd", "external-etcd", "kine"):
+                raise ConfigError(f"{here}: datastore must be etcd, external-etcd or kine")
+            parsed.append(
+                LauncherFlags(
+                    flags=tuple((str(f), _scalar(v)) for f, v in flags.items()),
+                    exists=str(entry.get("exists", "")),
+                    missing=str(entry.get("missing", "")),
+                    setting=str(entry.get("setting", "")),
+                    datastore=datastore,
+                )
+            )
+        out.append((str(b), tuple(parsed)))
+    return tuple(out)
+
+
+_LAUNCHER_KEYS = frozenset({"flags", "exists", "missing", "setting", "datastore"})
 
 
 def _sections(sections: Any, where: str, bench: Benchmark) -> list[Check]:
@@ -289,9 +318,21 @@ def _check(raw: Any, sec: dict[str, Any], where: str, bench: Benchmark) -> Check
         audit=audit,
         tests=tests,
         missing=missing,
+        not_applicable_if=(
+            _tests(raw["not_applicable_if"], here) if raw.get("not_applicable_if") else None
+        ),
+        launcher_tests=_launcher_tests(raw.get("launcher_tests"), here),
         remediation=str(raw.get("remediation", "")).strip(),
         refs=tuple(dict.fromkeys(str(r) for r in refs)),
     )
+
+
+def _launcher_tests(raw: Any, here: str) -> tuple[tuple[str, Tests], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{here}: launcher_tests must map a launcher bin to tests")
+    return tuple((str(b), _tests(t, here)) for b, t in raw.items())
 
 
 def _lists(*holders: dict[str, Any]) -> bool:

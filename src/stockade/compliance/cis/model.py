@@ -26,6 +26,20 @@ class PathSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LauncherFlags:
+    """Flags a launcher (k3s) starts a component with, under conditions on the node: values may
+    name ``{data_dir}`` (the launcher's data directory) and ``{setting:NAME}`` (one of its own
+    settings; a flag whose value comes out empty is not passed)."""
+
+    flags: tuple[tuple[str, str], ...]
+    exists: str = ""  # only when this path exists (k3s 1.32+ writes 00-k3s-defaults.conf)
+    missing: str = ""  # only when this path does not exist
+    setting: str = ""  # only when this launcher setting is true (k3s --protect-kernel-defaults)
+    # only with this datastore: "etcd" (embedded), "external-etcd" or "kine" (SQLite, SQL)
+    datastore: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Component:
     """A program a benchmark audits (kube-apiserver, kubelet, dockerd).
 
@@ -42,15 +56,15 @@ class Component:
     optional: bool = False
     embedded: tuple[tuple[str, str], ...] = ()
     # flags a launcher starts the component with before the user's own (k3s server runs the
-    # controller manager with --bind-address=127.0.0.1): bin -> ((flag, value), ...)
-    launcher_flags: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    # controller manager with --bind-address=127.0.0.1): bin -> the sets that apply on this node
+    launcher_flags: tuple[tuple[str, tuple[LauncherFlags, ...]], ...] = ()
     # a launcher that runs the component inside itself and writes the config file it reads:
     # bin -> that file, ``{data_dir}`` being the launcher's data directory (k3s server's embedded
     # etcd reads {data_dir}/server/db/etcd/config); the component is there only when the file is
     # (or the launcher is told to start it: k3s --cluster-init)
     launcher_config: tuple[tuple[str, str], ...] = ()
-    # a launcher setting that keeps it from running the component: bin -> setting name
-    # (k3s server --disable-scheduler, --disable-etcd)
+    # launcher settings that keep it from running the component: (bin, setting name) pairs
+    # (k3s server --disable-scheduler, --disable-etcd; --disable-kube-proxy, --disable-agent)
     launcher_disable: tuple[tuple[str, str], ...] = ()
     manifest: str = ""  # path key of a static pod manifest declaring the command
     unit: str = ""  # path key of a systemd unit declaring ExecStart
@@ -167,6 +181,12 @@ class Check:
     audit: Audit | None = None
     tests: Tests | None = None
     missing: str = "na"  # a file audit with no file: "na" (NOT_APPLICABLE) or "fail"
+    # tests that, when they hold on the audited facts, make the check NOT_APPLICABLE (an API
+    # server reaching kine through a unix socket has no etcd connection to secure)
+    not_applicable_if: Tests | None = None
+    # launcher bin -> tests replacing ``tests`` when the component runs inside that launcher
+    # (k3s server's embedded etcd runs as root: its data directory is root's, not etcd's)
+    launcher_tests: tuple[tuple[str, Tests], ...] = ()
     remediation: str = ""
     refs: tuple[str, ...] = ()
 

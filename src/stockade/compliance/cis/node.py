@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -231,11 +232,28 @@ def capture(*, env: str = "audit") -> dict[str, object]:
             except OSError:
                 raw = None  # unreadable: left out, so an audit that needs it says so
             if raw is not None:
-                item["env"] = {
-                    k: v for k, v in _split_env(raw) if env == "all" or k.startswith(ENV_PREFIXES)
-                }
+                pairs = _split_env(raw)
+                item["env"] = dict(pairs) if env == "all" else dict(_audit_env(pairs))
         out.append(item)
     return {"format": "stockade-processes/1", "processes": out}
+
+
+# k3s/RKE2 settings that are credentials (k3s's own list of secret settings: tokens, the
+# cluster secret, the VPN auth, S3 keys); the datastore endpoint keeps only its scheme, which is
+# all an audit reads of it (etcd or kine), not the user and password a SQL endpoint carries
+_SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSWORD|VPN_AUTH|ACCESS_KEY")
+_ENDPOINT_ENV = re.compile(r"_DATASTORE_ENDPOINT$")
+
+
+def _audit_env(pairs: Iterator[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    """The variables an audit reads (ENV_PREFIXES), without credentials."""
+    for key, value in pairs:
+        if not key.startswith(ENV_PREFIXES) or _SECRET_ENV.search(key):
+            continue
+        if _ENDPOINT_ENV.search(key):
+            scheme, sep, _ = value.partition("://")
+            value = f"{scheme}://" if sep else ""
+        yield key, value
 
 
 def load_processes(path: Path) -> tuple[Process, ...]:
