@@ -472,11 +472,11 @@ class DlpStream:
                 base += len(chunks.popleft())
             self._chunks_base = base
         scan = self._scan
+        state = self._runscan
         if scan is not None:  # the hot path, kept flat on purpose
             scan(data)
-        else:
+        elif state is None:  # (runscan.c alone needs no call here: the built-in sensors)
             self._scan_without_stream(data, start)
-        state = self._runscan
         if state is not None:
             rs: Any = self._engine._runscan
             # The engine's scratch and hit buffers are shared, and cffi lets go of the GIL in
