@@ -463,14 +463,15 @@ class DlpStream:
         start = self._end
         self._end = end = start + len(data)
         chunks = self._chunks
-        chunks.append(data)
-        if len(chunks) > 2:
-            # Drop chunks no candidate, context or overlap window can reach any more.
+        if len(chunks) > 1:
+            # Drop chunks no candidate, context or overlap window can reach any more (never the
+            # last: it ends at start, past keep_from).
             keep_from = start - self._keep
             base = self._chunks_base
-            while len(chunks) > 1 and base + len(chunks[0]) <= keep_from:
+            while base + len(chunks[0]) <= keep_from:
                 base += len(chunks.popleft())
             self._chunks_base = base
+        chunks.append(data)
         scan = self._scan
         state = self._runscan
         if scan is not None:  # the hot path, kept flat on purpose
@@ -550,7 +551,7 @@ class DlpStream:
             self._hs_stream.close()
             self._hs_stream = self._scan = None
         self._candidates_at_end()
-        return self._confirm(self._end)
+        return self._confirm(self._end) if self._waiting else []
 
     def _candidates_at_end(self) -> None:
         # Built-in prefilters need the byte after a candidate; at the end of the stream (or of
