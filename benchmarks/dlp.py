@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -116,6 +117,22 @@ def raw_stream_db() -> hyperscan.Database:
     db = hyperscan.Database(mode=hyperscan.HS_MODE_STREAM)
     db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=0)
     return db
+
+
+def engine_scan() -> str:
+    """Which scan the built-in engine makes: the figures differ by half between the two, and an
+    unbuilt tree (no ``setup.py build_ext --inplace``) silently gives the binding's."""
+    engine = DlpEngine()
+    if engine._runscan is None:
+        why = (
+            "STOCKADE_DLP_RUNSCAN=0"
+            if os.environ.get("STOCKADE_DLP_RUNSCAN") == "0"
+            else "runscan.c not built: python3 setup.py build_ext --inplace"
+        )
+        return f"the hyperscan binding for everything ({why})"
+    if engine._hs_db is not None:
+        return "runscan.c by hand, the other expressions through the binding (built without libhs)"
+    return "runscan.c by hand, the other expressions through libhs (one C call a segment)"
 
 
 CLOCK = time.perf_counter  # --clock cpu: time.process_time (less sensitive to a busy machine)
@@ -249,6 +266,7 @@ def main() -> int:
     total = sum(map(len, streams)) / 1e6
     print(f"{len(streams)} streams, {total:.1f} MB, segments of {args.segment} bytes, "
           f"{args.clock} clock{', cut in the timing' if args.slice_in_loop else ''}")  # fmt: skip
+    print(f"engine scan: {engine_scan()}")
     # Interleaved rounds, best of each: a busy machine slows every contender alike.
     best: dict[str, float] = {}
     counts: dict[str, int] = {}

@@ -135,10 +135,13 @@ PIECES = [
     # the card separators beyond space and hyphen, and Maestro 56-59
     b"4111.1111.1111.1111", b"4111\xc2\xa01111\xc2\xa01111\xc2\xa01111", b"\xa0", b"\xc2",
     b"\xc2\xa0", b"3782\xa0822463\xa010005", b"56", b"5712", b"59", b"10.0.0.1", b"1.2.3.4567",
+    # JSON escapes (the trigger scanned by hand): each kind, either case, cut short, near misses
+    b"\\u0034", b"\\U002D", b"\\u002e", b"\\u0020", b"\\u00A0", b"\\u00a0", b"\\u002", b"\\u00",
+    b"\\", b"\\\\", b"u00", b"U", b"3", b"2", b"A0", b"\\u003a", b"\\u00b0", b"\\u0041", b"\\x0030",
 ]  # fmt: skip
 ALPHABET = (
     b"0123456789" * 3 + b"  --.()+ADEGBZ?%\n\t\r\x0b\x0c_ax\x00\x04\x01\xff/,@.ssnocialyerH2c"
-    b"\xa0\xc2.."
+    b"\xa0\xc2..\\\\uuU0032de"
 )
 
 
@@ -179,6 +182,7 @@ SHAPES = [
     b"mail a.b@example.org, x@y-z.co.uk. @bad..dots.com @1.2.3 ssn: social Security TAXPAYER",
     b"Transfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\nPRI * HTTP/2.0 h2c multipart/",
     b"\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00 x-www-form-urlencoded",
+    b'{"a": "\\u003a \\U00b0 \\\\u0034\\u0031 \\U002D\\u00A0 x\\u002e"} \\u00a0 \\u0020',
 ]
 
 
@@ -214,6 +218,7 @@ def _long_streams() -> list[bytes]:
         + b"\n",
         b"\r\n" * 100 + b"\x00\x01\x02\x04\x01\x00\x00\x00\x00 " + b"ssnsocial" * 50,
         bytes(rng.choice(ALPHABET) for _ in range(20_000)),
+        b"\\" * 300 + b"u00" * 50 + b"\\u003" + b"\\" * 100 + b"U00A0",
     ]
 
 
@@ -228,7 +233,7 @@ def test_a_call_that_runs_out_of_room_resumes_where_it_stopped() -> None:
         chunks = [data[i : i + 500] for i in range(0, len(data), 500)]
         expected = hyperscan_hits(chunks)
         expected = [h for h in expected if h[0] < runscan.HAND]
-        for room in (7, 8, 17, 64):
+        for room in (runscan.HAND, runscan.HAND + 1, 17, 64):  # the least room: one pair each
             assert compiled_hits(chunks, room=room) == expected
 
 

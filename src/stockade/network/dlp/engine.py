@@ -463,20 +463,21 @@ class DlpStream:
         start = self._end
         self._end = end = start + len(data)
         chunks = self._chunks
-        chunks.append(data)
-        if len(chunks) > 2:
-            # Drop chunks no candidate, context or overlap window can reach any more.
+        if len(chunks) > 1:
+            # Drop chunks no candidate, context or overlap window can reach any more (never the
+            # last: it ends at start, past keep_from).
             keep_from = start - self._keep
             base = self._chunks_base
-            while len(chunks) > 1 and base + len(chunks[0]) <= keep_from:
+            while base + len(chunks[0]) <= keep_from:
                 base += len(chunks.popleft())
             self._chunks_base = base
+        chunks.append(data)
         scan = self._scan
+        state = self._runscan
         if scan is not None:  # the hot path, kept flat on purpose
             scan(data)
-        else:
+        elif state is None:  # (runscan.c alone needs no call here: the built-in sensors)
             self._scan_without_stream(data, start)
-        state = self._runscan
         if state is not None:
             rs: Any = self._engine._runscan
             # The engine's scratch and hit buffers are shared, and cffi lets go of the GIL in
@@ -550,7 +551,7 @@ class DlpStream:
             self._hs_stream.close()
             self._hs_stream = self._scan = None
         self._candidates_at_end()
-        return self._confirm(self._end)
+        return self._confirm(self._end) if self._waiting else []
 
     def _candidates_at_end(self) -> None:
         # Built-in prefilters need the byte after a candidate; at the end of the stream (or of

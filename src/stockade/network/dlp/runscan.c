@@ -15,6 +15,7 @@
  *                   [^0-9A-Za-z_]
  *   5 phone E.164   \+[0-9][0-9 \-]{6,23}[0-9][^0-9A-Za-z_]
  *   6 query trigger [A-Z] \S*\?\S*[%+]   (single match: its first end only)
+ *   7 JSON trigger  (?i)\\u00(?:3[0-9]|2[0de]|a0)   (single match: its first end only)
  *
  * The other built-in expressions (the e-mail prefilter, the SSN context words, the other
  * triggers) are literals or close to it, which Hyperscan scans fast; built with libhs
@@ -22,8 +23,8 @@
  * one call a segment. The two scans' hits come back merged in the order of their ends.
  *
  * Every match ends where a run closes: a number (card, SSN, phone) at a non-word byte after a
- * digit, an IBAN at a byte that is no letter or digit after a capital or digit, the trigger at a
- * '%' or '+'. The loop looks only for those bytes; at one it reads back: fixed-length forms read
+ * digit, an IBAN at a byte that is no letter or digit after a capital or digit, the query trigger
+ * at a '%' or '+', the JSON trigger five bytes after a backslash. The loop looks only for those bytes; at one it reads back: fixed-length forms read
  * the bytes before, unbounded runs are read back once (what was read is kept per run, so no byte
  * is read back twice however long the run). The bytes before the stream are taken as NUL, which
  * stands for "^" (NUL is no word character, no space and in no run). Each position has LOOK
@@ -43,7 +44,7 @@
 
 #define LOOK 64
 #define NONE UINT64_MAX
-#define N_EXPR 7
+#define N_EXPR 8
 #define RS_MORE ((size_t)1 << 62) /* rs_scan's answer: it stopped before the end */
 #define SHRINK (1u << 16)          /* hit buffers past this many pairs are given back */
 
@@ -100,6 +101,7 @@ struct rs_state {
      * read is in it; q_lead: it follows "[A-Z] "; q_mark: it holds a '?'. */
     uint64_t q_from;
     uint32_t q_open, q_lead, q_mark, q_done;
+    uint32_t j_done; /* the JSON trigger was reported (single match) */
     uint32_t ids[N_EXPR]; /* Hyperscan id reported per expression; UINT32_MAX: not wanted */
     uint8_t hist[LOOK];   /* the stream's last LOOK bytes (NUL before its start) */
     struct rs_db *db;     /* the engine's (NULL: none) */
@@ -323,6 +325,18 @@ static void read_query_run(struct rs_state *s, const uint8_t *b, size_t j, uint6
     s->q_open = !(CLS[B(q)] & SPACE);
 }
 
+/* "\\" then u, 0, 0, d, c, caseless, ends the JSON trigger: \\u0030-\\u0039, \\u0020, \\u002d, \\u002e,
+ * \\u00a0 (an escaped digit or card separator; what the decoding undoes) */
+static inline int json_end(uint8_t u, uint8_t z1, uint8_t z2, uint8_t d, uint8_t c) {
+    if ((u | 0x20) != 'u' || z1 != '0' || z2 != '0')
+        return 0;
+    if (d == '3')
+        return c >= '0' && c <= '9';
+    if (d == '2')
+        return c == '0' || (c | 0x20) == 'd' || (c | 0x20) == 'e';
+    return (d | 0x20) == 'a' && c == '0';
+}
+
 /* The byte b[j], at stream offset at, ends a run (prev: the class of the byte before it): report
  * what ends there. */
 static size_t on_end(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at, uint64_t *out,
@@ -383,11 +397,17 @@ static size_t on_end(struct rs_state *s, const uint8_t *b, size_t j, uint64_t at
             EMIT(6);
         }
     }
+    if (B(at - 5) == '\\' && !s->j_done &&
+        json_end(B(at - 4), B(at - 3), B(at - 2), B(at - 1), c)) {
+        s->j_done = 1;
+        EMIT(7);
+    }
     return n;
 }
 
-static inline int is_end(const uint8_t *b, size_t j) {
-    return ((CLS[b[j - 1]] & (DIG | UP)) && !(CLS[b[j]] & ALNUM)) || PCT[b[j]];
+static inline int is_end(const uint8_t *b, size_t j, uint32_t j_done) {
+    return ((CLS[b[j - 1]] & (DIG | UP)) && !(CLS[b[j]] & ALNUM)) || PCT[b[j]] ||
+           (b[j - 5] == '\\' && !j_done);
 }
 
 /* After b[j] (at stream offset at): the latest run start and IBAN start (see rs_state). */
@@ -408,10 +428,11 @@ static inline __m128i in_range(__m128i v, char lo, char hi) {
     return _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8((char)(hi - lo))), t);
 }
 
-/* For b[j..j+16): bit k of ends: b[j + k] may end a run (see is_end); of runs: a run of
- * [0-9 -] starts there; of cruns: a card run; of aadd: "[A-Z][A-Z][0-9][0-9]" ends there. */
-static inline void masks16(const uint8_t *b, size_t j, unsigned *ends, unsigned *runs,
-                           unsigned *cruns, unsigned *aadd) {
+/* For b[j..j+16): bit k of ends: b[j + k] may end a run (see is_end; of esc: five bytes after
+ * a backslash, where the JSON trigger ends); of runs: a run of [0-9 -] starts there; of cruns: a
+ * card run; of aadd: "[A-Z][A-Z][0-9][0-9]" ends there. */
+static inline void masks16(const uint8_t *b, size_t j, unsigned *ends, unsigned *esc,
+                           unsigned *runs, unsigned *cruns, unsigned *aadd) {
     const __m128i v = _mm_loadu_si128((const __m128i *)(b + j));
     const __m128i v1 = _mm_loadu_si128((const __m128i *)(b + j - 1));
     const __m128i v2 = _mm_loadu_si128((const __m128i *)(b + j - 2));
@@ -422,25 +443,24 @@ static inline void masks16(const uint8_t *b, size_t j, unsigned *ends, unsigned 
                                        in_range(v, 'a', 'z'));
     const __m128i pct = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('%')),
                                      _mm_cmpeq_epi8(v, _mm_set1_epi8('+')));
-    const __m128i sp = _mm_set1_epi8(' '), hy = _mm_set1_epi8('-');
-    const __m128i inrun = _mm_or_si128(dig, _mm_or_si128(_mm_cmpeq_epi8(v, sp),
-                                                         _mm_cmpeq_epi8(v, hy)));
-    const __m128i inrun1 = _mm_or_si128(dig1, _mm_or_si128(_mm_cmpeq_epi8(v1, sp),
-                                                           _mm_cmpeq_epi8(v1, hy)));
-    const __m128i dot = _mm_set1_epi8('.'), a0 = _mm_set1_epi8((char)0xa0),
-                  c2 = _mm_set1_epi8((char)0xc2);
-    const __m128i more = _mm_or_si128(_mm_cmpeq_epi8(v, dot),
-                                      _mm_or_si128(_mm_cmpeq_epi8(v, a0), _mm_cmpeq_epi8(v, c2)));
-    const __m128i more1 = _mm_or_si128(
-        _mm_cmpeq_epi8(v1, dot), _mm_or_si128(_mm_cmpeq_epi8(v1, a0), _mm_cmpeq_epi8(v1, c2)));
-    const __m128i crun = _mm_or_si128(inrun, more), crun1 = _mm_or_si128(inrun1, more1);
+    const __m128i inrun = _mm_or_si128(dig, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')),
+                                                         _mm_cmpeq_epi8(v, _mm_set1_epi8('-'))));
+    const __m128i more = _mm_or_si128(
+        _mm_cmpeq_epi8(v, _mm_set1_epi8('.')),
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xa0)),
+                     _mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xc2))));
     const __m128i four = _mm_and_si128(_mm_and_si128(dig, dig1),
                                        _mm_and_si128(in_range(v2, 'A', 'Z'), in_range(v3, 'A', 'Z')));
     *ends = (unsigned)_mm_movemask_epi8(
         _mm_or_si128(_mm_andnot_si128(alnum, _mm_or_si128(dig1, up1)), pct));
-    *runs = (unsigned)_mm_movemask_epi8(_mm_andnot_si128(inrun1, inrun));
-    *cruns = (unsigned)_mm_movemask_epi8(_mm_andnot_si128(crun1, crun));
+    /* run starts: in the run, the byte before not (its bit shifted in; b[j - 1] by table) */
+    const unsigned in = (unsigned)_mm_movemask_epi8(inrun);
+    const unsigned cin = in | (unsigned)_mm_movemask_epi8(more);
+    *runs = in & ~((in << 1) | ((CLS[b[j - 1]] & (DIG | SEP)) != 0));
+    *cruns = cin & ~((cin << 1) | CRN[b[j - 1]]);
     *aadd = (unsigned)_mm_movemask_epi8(four);
+    *esc = (unsigned)_mm_movemask_epi8(
+        _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(b + j - 5)), _mm_set1_epi8('\\')));
 }
 
 /* the offset of the highest set bit of mask (nonzero) in the block at stream offset at */
@@ -456,8 +476,10 @@ static size_t scan(struct rs_state *s, const uint8_t *b, size_t from, size_t to,
     size_t j = from;
 #ifdef __SSE2__
     for (; j + 16 <= to; j += 16) {
-        unsigned ends, runs, cruns, aadd;
-        masks16(b, j, &ends, &runs, &cruns, &aadd);
+        unsigned ends, esc, runs, cruns, aadd;
+        masks16(b, j, &ends, &esc, &runs, &cruns, &aadd);
+        if (!s->j_done)
+            ends |= esc;
         while (ends) {
             const unsigned k = (unsigned)__builtin_ctz(ends);
             ends &= ends - 1;
@@ -487,7 +509,7 @@ static size_t scan(struct rs_state *s, const uint8_t *b, size_t from, size_t to,
     }
 #endif
     for (; j < to; j++) {
-        if (is_end(b, j)) {
+        if (is_end(b, j, s->j_done)) {
             if (n + N_EXPR > cap)
                 break; /* room for every pair one byte can end */
             n = on_end(s, b, j, base + j, out, n, s->crun, s->run, s->aadd);
