@@ -164,6 +164,33 @@ def _with_compatible(targets: list[Target]) -> list[Target]:
     return out
 
 
+def _with_fips_streams(targets: list[Target], streams: tuple[str, ...]) -> list[Target]:
+    """A FIPS build's lookups: its name in each FIPS stream the image's apt sources follow
+    (every stream when they name none), and as stored before the streams were kept apart (a
+    store imported by an earlier release: its sources are to be imported again)."""
+    out: list[Target] = []
+    for t in targets:
+        if t.ecosystem.startswith("ubuntu-fips:"):
+            for stream in streams or ecosystems.FIPS_STREAMS:
+                name = ecosystems.fips_package(stream, t.name)
+                out.append(
+                    _new_target(
+                        package=t.package,
+                        ecosystem=t.ecosystem,
+                        name=name,
+                        version=t.version,
+                        via=None,
+                    )
+                )
+        out.append(t)
+    return out
+
+
+def _stream_lookup(t: Target) -> bool:
+    """A FIPS build's lookup in one stream (its plain lookup stands for it in counts)."""
+    return t.ecosystem.startswith("ubuntu-fips:") and "/" in t.name
+
+
 def _unlookable_group(pkg: Package, inventory: Inventory) -> tuple[str, str] | None:
     """The (ecosystem, reason) a package that has no lookup target is counted under, or None when
     only that one package is at fault (a bad version, a jar without a groupId: it stays skipped)."""
@@ -221,7 +248,12 @@ class Matcher:
                 unchecked[group] = unchecked.get(group, 0) + 1
             else:
                 candidates.append(t)
-        candidates = _with_compatible(candidates)
+        streams = tuple(
+            s
+            for s in (inventory.distro.fips_streams if inventory.distro is not None else ())
+            if s in ecosystems.FIPS_STREAMS  # an SBOM's distro says what it likes
+        )
+        candidates = _with_compatible(_with_fips_streams(candidates, streams))
         with self.store.connect() as conn:
             covered = ecosystems_with_data(conn, {t.ecosystem for t in candidates})
         # A package counts as checked when its own release or a compatible one has data.
@@ -231,7 +263,7 @@ class Matcher:
         for t in candidates:
             if t.ecosystem in covered:
                 targets.append(t)
-            elif t.via is None and id(t.package) not in checked_pkgs:
+            elif t.via is None and id(t.package) not in checked_pkgs and not _stream_lookup(t):
                 group = (t.ecosystem, f"no advisory data for {t.ecosystem} in the store")
                 unchecked[group] = unchecked.get(group, 0) + 1
         # A package's own target and its compatible-release target give one set of findings.

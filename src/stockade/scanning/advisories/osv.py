@@ -184,9 +184,13 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
     )
     if severity == "untriaged":
         severity = None
+    package = ecosystems.package_name(eco, raw_name)
+    stream = ecosystems.fips_stream(raw_eco)
+    if stream is not None:  # the three FIPS streams share ubuntu-fips:N (see fips_package)
+        package = ecosystems.fips_package(stream, package)
     return Affected(
         ecosystem=eco,
-        package=ecosystems.package_name(eco, raw_name),
+        package=package,
         ranges=tuple(ranges),
         versions=versions,
         fix_state=FixState.FIXED if fixed else FixState.NOT_FIXED,
