@@ -27,6 +27,7 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
             {
                 "built": report.database.built.isoformat() if report.database.built else None,
                 "sources": list(report.database.sources),
+                "warnings": list(report.database.warnings),
             }
             if report.database
             else None
