@@ -368,9 +368,12 @@ def test_sources_an_earlier_release_stored_ambiguously_must_be_imported_again(
         tie_line, fips_line = info.warnings
         assert (
             ties_src in tie_line
-            and "1 of its affected entry has an introduced and a fixed" in tie_line
+            and "1 of its affected entries has an introduced and a fixed" in tie_line
         )
-        assert str(fips_record) in fips_line and "without their stream" in fips_line
+        assert (
+            str(fips_record) in fips_line
+            and "4 of its Ubuntu FIPS entries were stored without their stream" in fips_line
+        )
         assert "must be imported again" in fips_line
         result = run("db", "status", "--db", url, "--check")
         assert result.returncode == 3

@@ -305,14 +305,15 @@ def flag_reimports(conn: Connection) -> None:
     reasons: dict[int, list[str]] = {}
     for source_id, n in ties.items():
         reasons.setdefault(source_id, []).append(
-            f"{n} of its affected entr{'y has' if n == 1 else 'ies have'} an introduced and a"
+            f"{n} of its affected entries {'has' if n == 1 else 'have'} an introduced and a"
             " fixed (or last_affected) event at one version, whose order in the document an"
             " earlier release did not keep"
         )
     for source_id, n in fips.items():
         reasons.setdefault(source_id, []).append(
-            f"{n} of its Ubuntu FIPS entr{'y was' if n == 1 else 'ies were'} stored without"
-            " their stream (fips, fips-updates, fips-preview) by an earlier release"
+            f"{n} of its Ubuntu FIPS entries {'was' if n == 1 else 'were'} stored without"
+            f" {'its' if n == 1 else 'their'} stream (fips, fips-updates, fips-preview) by an"
+            " earlier release"
         )
     if reasons:
         conn.execute(
