@@ -221,3 +221,17 @@ def test_nvd_records_bring_their_scores_without_packages(tmp_path: Path) -> None
     assert (adv.id, adv.source, adv.affected) == ("CVE-2022-1576", "nvd", ())
     assert [(c.version, c.score) for c in adv.cvss] == [("3.1", 6.5), ("2.0", 4.3)]
     assert adv.summary.startswith("The WP Maintenance Mode & Coming Soon WordPress plugin")
+
+
+def test_rustsec_notices_are_not_vulnerabilities() -> None:
+    """RustSec's OSV export holds notices beside vulnerabilities: ``ansi_term is Unmaintained``
+    (``informational: unmaintained``, every version, no fix) was a vulnerability of every
+    ansi_term for ever (cargo-audit reports it as a warning). It is skipped with its reason; a
+    soundness bug (``unsound``) is a flaw and is kept."""
+    rustsec = Path(__file__).parents[1] / "data" / "advisories" / "rustsec"
+    batch = read_source(str(rustsec))
+    assert [a.id for a in batch.advisories] == ["RUSTSEC-2021-0145"]
+    assert any(
+        "RUSTSEC-2021-0139" in p.where and "informational advisory (unmaintained)" in p.message
+        for p in batch.problems
+    ), batch.problems

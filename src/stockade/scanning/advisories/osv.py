@@ -25,6 +25,9 @@ from stockade.scanning.advisories.model import (
 from stockade.scanning.versions import VersionError, scheme_for
 
 _KINDS = {k.value: k for k in EventKind}
+# RustSec's ``affected[].database_specific.informational`` kinds that are no vulnerability
+# ("unsound", a soundness bug, is one and stays).
+_NOT_A_FLAW = ("unmaintained", "notice")
 
 
 class RecordError(ValueError):
@@ -167,6 +170,14 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
                 fixed.append(version)
         ranges.append(VersionRange(type=rtype, events=tuple(events)))
     db_spec = _object(entry.get("database_specific"))
+    notice = db_spec.get("informational")
+    if notice in _NOT_A_FLAW:
+        # RustSec's notices (an unmaintained crate, a crate's notice) name no flaw and no fix:
+        # cargo-audit reports them as warnings; matched, every version read vulnerable for ever.
+        problems.append(
+            Problem(where=where, message=f"informational advisory ({notice}), not a vulnerability")
+        )
+        return None
     ranges = _close_open_ranges(ranges, db_spec, scheme)
     versions = tuple(_strings(entry.get("versions")))
     if versions and ecosystems.frozen_fips_stream(raw_eco):
