@@ -144,6 +144,8 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
     if not isinstance(raw_eco, str) or not isinstance(raw_name, str) or not raw_name:
         raise RecordError("package needs an ecosystem and a name")
     eco = ecosystems.from_osv(raw_eco)
+    if eco == "go":
+        eco = _go_platforms(eco, _object(entry.get("ecosystem_specific")))
     scheme = scheme_for(eco)
     if scheme is None:
         raise ecosystems.UnknownEcosystem(f"no version scheme for ecosystem {raw_eco!r}")
@@ -208,6 +210,31 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
         fixed_version=max(fixed, key=scheme.key) if fixed else None,
         severity=severity,
     )
+
+
+# The GOOS values whose binaries are ELF files: the only Go binaries Stockade reads modules from.
+_ELF_GOOS = frozenset(
+    ("android", "dragonfly", "freebsd", "illumos", "linux", "netbsd", "openbsd", "solaris")
+)
+
+
+def _go_platforms(eco: str, eco_spec: dict[str, Any]) -> str:
+    """The Go vulndb names the operating systems a vulnerable package is built for
+    (``imports[].goos``: ``path/filepath`` on ``windows`` for GO-2023-1568). An entry whose every
+    import is limited to systems without ELF binaries (Windows, macOS, iOS, Plan 9, WebAssembly)
+    cannot be in a Go module read from an image's ELF binaries: it is kept apart as
+    ``go:windows`` (``go:darwin,ios``), which those modules are not looked up in. Matched as
+    ``go``, every Linux binary of an affected toolchain was reported vulnerable."""
+    imports = [i for i in _objects(eco_spec.get("imports")) if isinstance(i, dict)]
+    systems: set[str] = set()
+    for item in imports:
+        goos = _strings(item.get("goos"))
+        if not goos:
+            return eco  # an import on every system
+        systems.update(goos)
+    if not imports or systems & _ELF_GOOS:
+        return eco
+    return f"{eco}:{','.join(sorted(systems))}"
 
 
 def _close_open_ranges(
