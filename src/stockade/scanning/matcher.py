@@ -287,7 +287,8 @@ class Matcher:
         candidates: list[Target] = []
         skipped: list[str] = []
         unchecked: dict[tuple[str, str], int] = {}
-        epochs = source_rpm_epochs(inventory.packages) if distro_eco else {}
+        rpms = [p for p in inventory.packages if p.type == "rpm"] if distro_eco else []
+        epochs = source_rpm_epochs(rpms)
         for pkg in inventory.packages:
             t = target_for(pkg, distro_eco, epochs)
             if isinstance(t, str):
@@ -306,15 +307,21 @@ class Matcher:
             for s in (inventory.distro.fips_streams if inventory.distro is not None else ())
             if s in ecosystems.FIPS_STREAMS  # an SBOM's distro says what it likes
         )
-        candidates = _with_compatible(_with_fips_streams(candidates, streams))
-        unknown = [
-            i
-            for i, t in enumerate(candidates)
-            if ":" not in t.version
-            and own_version(t.package)
-            and not ecosystems.keyed_by_binary(t.ecosystem)
-            and (t.package.source_name or "", t.package.source_version or "") not in epochs
-        ]
+        if distro_eco is not None and distro_eco.startswith("ubuntu:"):
+            candidates = _with_fips_streams(candidates, streams)
+        candidates = _with_compatible(candidates)
+        unknown = (
+            [
+                i
+                for i, t in enumerate(candidates)
+                if ":" not in t.version
+                and own_version(t.package)
+                and not ecosystems.keyed_by_binary(t.ecosystem)
+                and (t.package.source_name or "", t.package.source_version or "") not in epochs
+            ]
+            if rpms
+            else []
+        )
         if unknown:
             candidates = self._epochs_from_advisories(candidates, unknown)
         with self.store.connect() as conn:
