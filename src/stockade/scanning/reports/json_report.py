@@ -74,7 +74,13 @@ def target_dict(inv: Inventory) -> dict[str, Any]:
         "platform": img.platform if img else None,
         "layers": {"read": inv.read_layers, "cached": inv.cached_layers},
         "distro": (
-            {"id": distro.id, "version_id": distro.version_id, "pretty_name": distro.pretty_name}
+            {
+                "id": distro.id,
+                "version_id": distro.version_id,
+                "pretty_name": distro.pretty_name,
+                # the Ubuntu FIPS streams its FIPS builds were matched against (none: every one)
+                "fips_streams": list(distro.fips_streams),
+            }
             if distro
             else None
         ),
