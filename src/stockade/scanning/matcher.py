@@ -264,10 +264,16 @@ class Matcher:
         epoch above 0 read them as affected for ever."""
         with self.store.connect() as conn:
             rows = affected_rows(conn, {(targets[i].ecosystem, targets[i].name) for i in which})
+        # One epoch per package over all its lookups (Rocky's and RHEL's): one installed key.
+        found: dict[int, list[AffectedRow]] = {}
+        for i in which:
+            t = targets[i]
+            found.setdefault(id(t.package), []).extend(rows.get((t.ecosystem, t.name), []))
+        epochs = {pkg: _advisory_epoch(pkg_rows) for pkg, pkg_rows in found.items()}
         out = list(targets)
         for i in which:
             t = targets[i]
-            epoch = _advisory_epoch(rows.get((t.ecosystem, t.name), []))
+            epoch = epochs[id(t.package)]
             if epoch and epoch != "0":
                 out[i] = _new_target(
                     package=t.package,

@@ -521,3 +521,9 @@ def test_a_subpackage_versioned_apart_is_compared_at_its_source_rpms_epoch(
     old = _rpm("perl-Errno", "1.28-416.el8", "perl@5.26.3-416.el8")
     (f,) = _findings(sqlite_store, rhel8, old).values()
     assert f.details.fixed_version == fix
+    # Rocky 8 is looked up in rocky:8 (data of its own, none for perl) and in redhat:8: one
+    # installed version for both
+    rocky = Affected(ecosystem="rocky:8", package="bash", ranges=adv.affected[0].ranges)
+    own = Advisory(id="CVE-2099-0001", source="osv", affected=(rocky,))
+    write_batches(sqlite_store, [ImportBatch(source="rocky", kind="osv", advisories=[own])])
+    assert _findings(sqlite_store, Distro(id="rocky", version_id="8.8"), errno) == {}
