@@ -146,6 +146,8 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
     eco = ecosystems.from_osv(raw_eco)
     if eco == "go":
         eco = _go_platforms(eco, _object(entry.get("ecosystem_specific")))
+    elif eco == "crates.io":
+        eco = _rust_platforms(eco, _object(entry.get("ecosystem_specific")))
     scheme = scheme_for(eco)
     if scheme is None:
         raise ecosystems.UnknownEcosystem(f"no version scheme for ecosystem {raw_eco!r}")
@@ -235,6 +237,22 @@ def _go_platforms(eco: str, eco_spec: dict[str, Any]) -> str:
     if not imports or systems & _ELF_GOOS:
         return eco
     return f"{eco}:{','.join(sorted(systems))}"
+
+
+# Rust's target_os values whose binaries are ELF files.
+_ELF_TARGET_OS = _ELF_GOOS | {"haiku", "fuchsia", "redox", "l4re", "espidf", "horizon", "vita"}
+
+
+def _rust_platforms(eco: str, eco_spec: dict[str, Any]) -> str:
+    """RustSec names the operating systems an advisory applies to (``affects.os``: atty's
+    unaligned read, RUSTSEC-2021-0145, on ``windows`` only); as for the Go vulndb's (see
+    ``_go_platforms``), an entry for systems without ELF binaries only is kept apart as
+    ``crates.io:windows``: the crates of a Linux image (read from its ELF binaries, or from
+    the Cargo.lock of what it builds and runs) are not looked up there."""
+    systems = _strings(_object(eco_spec.get("affects")).get("os"))
+    if not systems or set(systems) & _ELF_TARGET_OS:
+        return eco
+    return f"{eco}:{','.join(sorted(set(systems)))}"
 
 
 def _close_open_ranges(
