@@ -911,3 +911,30 @@ def test_ubuntu_realtime_kernels_are_matched_against_their_own_stream(
     inv = Inventory(source="u", distro=Distro(id="ubuntu", version_id="22.04"), packages=(kernel,))
     (f,) = Matcher(sqlite_store).run(inv).findings
     assert f.details.fixed_version == "5.15.0-1060.68"
+
+
+def test_go_entries_of_systems_without_elf_binaries_do_not_reach_binaries_read_from_images(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """GO-2023-1568 (real Go vulndb record): path/filepath on Windows only
+    (``imports[].goos: [windows]``). Stockade reads Go modules from ELF binaries, which no
+    Windows build is: matched as ``go``, every Linux binary built with Go before 1.19.6 was
+    reported vulnerable. The entry is kept apart as ``go:windows``; an entry for Linux too
+    still matches."""
+    record = DATA / "go-vulndb" / "GO-2023-1568.json"
+    (batch,) = import_sources(sqlite_store, [str(record)])
+    assert batch.problems == []
+    (adv,) = batch.advisories
+    assert [a.ecosystem for a in adv.affected] == ["go:windows"]
+    binary = Inventory(
+        source="go",
+        packages=(_pkg("go-module", "stdlib", "go1.19.5", purl="pkg:golang/stdlib@1.19.5"),),
+    )
+    assert Matcher(sqlite_store).run(binary).findings == ()
+    doc = json.loads(record.read_text())
+    doc["affected"][0]["ecosystem_specific"]["imports"][0]["goos"] = ["windows", "linux"]
+    copy = tmp_path / "GO-2023-1568.json"
+    copy.write_text(json.dumps(doc))
+    import_sources(sqlite_store, [str(copy)])
+    (f,) = Matcher(sqlite_store).run(binary).findings
+    assert (f.id, f.details.fixed_version) == ("CVE-2022-41722", "1.19.6")

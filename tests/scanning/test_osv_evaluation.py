@@ -231,10 +231,11 @@ def test_rows_stored_with_the_old_reading_of_limits_get_their_spans_again(tmp_pa
                 (pk, 1, "pypi", "limited", *Span(0, k["2.0"], True, k["3.0"], False, None, None)),
             ],
         )
+        conn.execute(text("ALTER TABLE adv_sources DROP COLUMN reimport"))  # s17vuln_0001's
         conn.execute(
             text(
                 "UPDATE alembic_version SET version_num = 's15vuln_0001'"
-                " WHERE version_num = 's16vuln_0001'"
+                " WHERE version_num = 's17vuln_0001'"
             )
         )
     assert Matcher(store).run(inv).findings == ()
@@ -248,5 +249,152 @@ def test_rows_stored_with_the_old_reading_of_limits_get_their_spans_again(tmp_pa
         with store.connect() as conn:
             markers = dict(conn.execute(select(adv_meta.c.key, adv_meta.c.value)).all())
         assert "limits" not in markers
+    finally:
+        store.close()
+
+
+def _old_store(tmp_path: Path, docs: list[dict]) -> str:
+    """A store at s16vuln_0001 (before adv_sources.reimport) holding ``docs`` imported by
+    today's importer; the caller rewrites rows as the older tree stored them."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from stockade.store.db import _alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "s16vuln_0001")
+    engine.dispose()
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i, doc in enumerate(docs):
+        (folder / f"{i}.json").write_text(json.dumps(doc))
+    return url
+
+
+def test_sources_an_earlier_release_stored_ambiguously_must_be_imported_again(
+    tmp_path: Path,
+) -> None:
+    """Releases before session 16 stored introduced first at a tie, and
+    ``introduced 0, fixed 1.5, introduced 1.5, fixed 2.0`` (1.5 to 2.0 affected) was stored
+    as ``introduced 1.5, fixed 1.5`` (nothing affected from 1.5 to 2.0): the order is not in
+    the store, so no migration can restore it. Session 16 stored the Ubuntu FIPS streams as one
+    (real record UBUNTU-CVE-2022-4450): which row was the certified stream's is not in the
+    store either. s17vuln_0001 finds such sources; db status, --check and the scan say to
+    import them again; an import clears it; the FIPS rows stored the old way still match."""
+    from datetime import timedelta
+
+    from sqlalchemy import create_engine, text
+
+    from stockade.scanning.advisories.freshness import db_info
+    from stockade.scanning.advisories.update import import_sources
+    from stockade.scanning.backend_adapters import check_db
+    from stockade.scanning.interface import Distro
+    from stockade.store import open_store
+    from tests.scanning.scan_cli_support import run
+
+    doc = {
+        "id": "PYSEC-0000-TIE",
+        "modified": "2026-01-01T00:00:00Z",
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "retimed"},
+                "ranges": [
+                    {
+                        "type": "ECOSYSTEM",
+                        "events": [
+                            {"introduced": "0"},
+                            {"fixed": "1.5"},
+                            {"introduced": "1.5"},
+                            {"fixed": "2.0"},
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    url = _old_store(tmp_path, [doc])
+    fips_record = Path(__file__).parent / "data" / "advisories" / "ubuntu-fips"
+    store = open_store(url)  # migrates to the head: nothing to flag in an empty store
+    ties_src = str(tmp_path / "docs")
+    import_sources(store, [ties_src, str(fips_record)])
+    store.close()
+    engine = create_engine(url)
+    with engine.begin() as conn:  # as the older trees stored them
+        conn.execute(
+            text("UPDATE adv_affected SET ranges = :r WHERE package = 'retimed'"),
+            {
+                "r": json.dumps(
+                    [
+                        [
+                            "ECOSYSTEM",
+                            [
+                                ["introduced", "0"],
+                                ["introduced", "1.5"],
+                                ["fixed", "1.5"],
+                                ["fixed", "2.0"],
+                            ],
+                        ]
+                    ]
+                )
+            },
+        )
+        conn.execute(
+            text(
+                "UPDATE adv_affected SET package = substr(package, instr(package, '/') + 1)"
+                " WHERE ecosystem LIKE 'ubuntu-fips:%'"
+            )
+        )
+        conn.execute(
+            text(
+                "UPDATE adv_spans SET package = substr(package, instr(package, '/') + 1)"
+                " WHERE ecosystem LIKE 'ubuntu-fips:%'"
+            )
+        )
+        conn.execute(text("DELETE FROM adv_meta WHERE key = 'reimport'"))
+        conn.execute(text("ALTER TABLE adv_sources DROP COLUMN reimport"))
+        conn.execute(
+            text(
+                "UPDATE alembic_version SET version_num = 's16vuln_0001'"
+                " WHERE version_num = 's17vuln_0001'"
+            )
+        )
+    engine.dispose()
+    store = open_store(url)
+    try:
+        info = check_db(store, max_age=timedelta(days=3650), allow_stale=False)
+        assert len(info.warnings) == 2
+        tie_line, fips_line = info.warnings
+        assert (
+            ties_src in tie_line
+            and "1 of its affected entries has an introduced and a fixed" in tie_line
+        )
+        assert (
+            str(fips_record) in fips_line
+            and "4 of its Ubuntu FIPS entries were stored without their stream" in fips_line
+        )
+        assert "must be imported again" in fips_line
+        result = run("db", "status", "--db", url, "--check")
+        assert result.returncode == 3
+        assert "must be imported again" in result.stdout
+        # the FIPS rows stored by session 16 still answer, as they did then
+        focal = Inventory(
+            source="x",
+            distro=Distro(id="ubuntu", version_id="20.04", fips_streams=("fips",)),
+            packages=(Package(type="deb", name="openssl", version="1.1.1f-1ubuntu2.fips.7.1"),),
+        )
+        (f,) = Matcher(store).run(focal).findings
+        assert f.details.fixed_version == "1.1.1f-1ubuntu2.fips.17"
+        import_sources(store, [ties_src, str(fips_record)])
+        assert [s.reimport for s in db_info(store).sources] == [None, None]
+        (f,) = Matcher(store).run(focal).findings
+        assert f.details.fix_state == "not-fixed"  # the certified stream's own answer
+        inv = Inventory(
+            source="t", packages=(Package(type="python", name="retimed", version="1.7"),)
+        )
+        assert len(Matcher(store).run(inv).findings) == 1
+        result = run("db", "status", "--db", url, "--check")
+        assert result.returncode == 0, result.stdout + result.stderr
     finally:
         store.close()

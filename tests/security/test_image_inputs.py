@@ -379,3 +379,24 @@ def test_hostile_ndb_rpmdb_is_a_skipped_line_and_the_image_is_still_read(
     [skip] = doc["skipped"]
     assert skip.startswith("/usr/lib/sysimage/rpm/Packages.db: ") and reason in skip, skip
     assert "Traceback" not in proc.stderr
+
+
+def test_hostile_apt_sources_files_are_read_in_bounded_time() -> None:
+    """An image's apt sources decide which Ubuntu FIPS stream its FIPS builds are matched
+    against: a hostile file (1 MiB of one line, unclosed option brackets, a URI of slashes,
+    thousands of stanzas, bytes that are no UTF-8) names no stream and is read fast; a larger
+    file is not read at all."""
+    from stockade.scanning.catalogers.apt_sources import AptSourcesCataloger, streams_of
+
+    mib = 1024 * 1024
+    hostile = {
+        "/etc/apt/sources.list": b"deb [" + b"a" * (mib - 10) + b"\n",
+        "/etc/apt/sources.list.d/a.list": b"deb " + b"/" * (mib - 20) + b"fips/ubuntuX focal\n",
+        "/etc/apt/sources.list.d/b.sources": b"Types: deb\nURIs: x\n\n" * (mib // 20),
+        "/etc/apt/sources.list.d/c.list": bytes(range(256)) * (mib // 256),
+    }
+    started = time.monotonic()
+    for path, data in hostile.items():
+        assert streams_of(path, data) == ()
+    assert time.monotonic() - started < 10
+    assert not AptSourcesCataloger().wants("/etc/apt/sources.list", 0o100644, mib + 1)

@@ -107,19 +107,27 @@ def status_cmd(
         str, typer.Option("--max-db-age", help="Age after which the data is stale.")
     ] = "7d",
     check: Annotated[
-        bool, typer.Option("--check", help="Exit 3 when the data is missing or stale.")
+        bool,
+        typer.Option(
+            "--check",
+            help="Exit 3 when the data is missing or stale, or a source an earlier release"
+            " imported must be imported again.",
+        ),
     ] = False,
 ) -> None:
     """Sources, record counts by ecosystem, build time and age of the advisory data."""
     from stockade.model.duration import parse_duration
     from stockade.model.errors import StaleDataError, UsageError
-    from stockade.scanning.advisories.freshness import check_freshness, db_info
+    from stockade.scanning.advisories.freshness import check_freshness, db_info, reimport_lines
+    from stockade.scanning.advisories.store import ensure_spans
 
     if fmt not in ("table", "json"):
         raise UsageError(f"unknown format {fmt!r} (expected table or json)")
     max_age = parse_duration(max_db_age)
     store = open_db(db)
+    ensure_spans(store)  # an upgrade's work first: it finds the sources to import again
     info = db_info(store)
+    reimport = reimport_lines(tuple((s.name, s.reimport) for s in info.sources if s.reimport))
     now = datetime.now(UTC)
     stale_reason = None
     try:
@@ -135,6 +143,7 @@ def status_cmd(
                     "age_seconds": age,
                     "fresh": stale_reason is None,
                     "stale_reason": stale_reason,
+                    "reimport_needed": bool(reimport),
                     "records": info.records,
                     "by_ecosystem": dict(info.by_ecosystem),
                     "sources": [
@@ -144,6 +153,7 @@ def status_cmd(
                             "imported_at": s.imported_at.isoformat(),
                             "records": s.records,
                             "problems": s.problems,
+                            "reimport": s.reimport,
                         }
                         for s in info.sources
                     ],
@@ -154,8 +164,10 @@ def status_cmd(
         )
     else:
         _print_status(info, age, stale_reason)
-    if check and stale_reason:
-        raise StaleDataError(stale_reason)
+        for line in reimport:
+            console.print(f"warning: {line}", markup=False, soft_wrap=True)
+    if check and (stale_reason or reimport):
+        raise StaleDataError(stale_reason or reimport[0])
 
 
 def _print_status(info, age: float | None, stale_reason: str | None) -> None:

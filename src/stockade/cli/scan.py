@@ -224,6 +224,9 @@ def _finish(report: ScanReport, fmt: str, output: Path | None, agent: AgentOptio
     else:
         text = renderer(fmt)(report)
     emit(text, output)
+    if fmt != "table" or output is not None:  # (the table on the terminal says it already)
+        for warning in report.database.warnings if report.database else ():
+            err_console.print(f"stockade: warning: {warning}", markup=False, highlight=False)
     for rule in report.gate.expired_rules:
         err_console.print(
             f"stockade: warning: ignore entry {rule.id} ({rule.source}:{rule.line}) expired on "

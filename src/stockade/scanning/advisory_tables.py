@@ -34,6 +34,9 @@ adv_sources = Table(
     Column("imported_at", DateTime(timezone=True), nullable=False),
     Column("records", Integer, nullable=False),
     Column("problems", Integer, nullable=False),
+    # Why an earlier release's import of this source must be imported again (see
+    # ``advisories.store.flag_reimports``); NULL when it needs not.
+    Column("reimport", Text),
 )
 
 adv_vulnerabilities = Table(

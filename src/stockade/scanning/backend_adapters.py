@@ -24,13 +24,19 @@ if TYPE_CHECKING:
 
 def check_db(store: Store, max_age: timedelta, allow_stale: bool) -> DatabaseInfo:
     """Raise StaleDataError when the advisory data is missing, or too old unless allowed."""
-    from stockade.scanning.advisories.freshness import check_freshness
+    from stockade.scanning.advisories.freshness import check_freshness, reimport_lines
 
     info = check_freshness(store, max_age=max_age, allow_stale=allow_stale)
+    if info.upgrade_pending:  # an upgrade's work first: it finds sources to import again
+        from stockade.scanning.advisories.store import ensure_spans
+
+        ensure_spans(store)
+        info = check_freshness(store, max_age=max_age, allow_stale=allow_stale)
     return DatabaseInfo(
         built=info.built_at,
         sources=info.sources,
         generation=info.generation,
+        warnings=tuple(reimport_lines(info.reimport)),
     )
 
 
@@ -95,8 +101,8 @@ def open_image(ref: str, image: ImageOptions) -> OpenImage | None:
 # gives, written out so that a re-scan of a kept inventory does not import the catalogers (a tenth
 # of a second). tests/scanning/test_rescan_fast_path.py fails when a cataloger changes its version.
 CATALOGERS_KEY = (
-    "apk@2,composer@1,dotnet-deps@1,dpkg@3,elf-package-note@1,golang@3,java@3,npm@1,"
-    "os-release@1,python@2,rpm@3,ruby@1,rust@1"
+    "apk@2,apt-sources@1,composer@1,dotnet-deps@1,dpkg@3,elf-package-note@1,golang@3,java@3,"
+    "npm@1,os-release@1,python@2,rpm@3,ruby@1,rust@1"
 )
 
 

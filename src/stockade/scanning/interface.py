@@ -62,6 +62,10 @@ class Distro:
     version_codename: str = ""
     pretty_name: str = ""
     id_like: tuple[str, ...] = ()
+    # The Ubuntu FIPS streams the image's apt sources follow ("fips", "fips-updates",
+    # "fips-preview"; see catalogers.apt_sources). Empty: none named (sources removed, as
+    # ``pro detach`` does): the FIPS builds are matched against every stream.
+    fips_streams: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -54,7 +54,13 @@ def inventory_from_dict(data: dict[str, Any]) -> Inventory:
                 else None
             ),
             distro=(
-                Distro(**{**distro, "id_like": tuple(distro.get("id_like", ()))})
+                Distro(
+                    **{
+                        **distro,
+                        "id_like": tuple(distro.get("id_like", ())),
+                        "fips_streams": tuple(distro.get("fips_streams", ())),
+                    }
+                )
                 if distro
                 else None
             ),

@@ -22,7 +22,7 @@ vulnerability per package, carrying every id (CVE, GHSA, PYSEC, DSA...).
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import itemgetter
@@ -34,6 +34,7 @@ from sqlalchemy import Connection
 from stockade.model import Finding, ResourceRef
 from stockade.model.slots import slot_constructor
 from stockade.scanning.advisories import ecosystems
+from stockade.scanning.advisories.model import unbounded_event
 from stockade.scanning.advisories.spans import UNKEYED
 from stockade.scanning.advisories.store import (
     HIT_FIX,
@@ -55,6 +56,7 @@ from stockade.scanning.interface import Inventory, Package, Unchecked
 from stockade.scanning.match_eval import (
     AFFECTED_NO_FIX,
     StoredRanges,
+    load_json,
     stored_range_fix,
     stored_ranges,
     versions_list,
@@ -106,8 +108,14 @@ class MatchReport:
     unchecked: tuple[Unchecked, ...] = ()
 
 
-def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
-    """The lookup target of a package, or the reason it cannot be checked."""
+def target_for(
+    pkg: Package,
+    distro_eco: str | None,
+    source_epochs: Mapping[tuple[str, str], str] | None = None,
+) -> Target | str:
+    """The lookup target of a package, or the reason it cannot be checked. ``source_epochs``:
+    the epoch of each source RPM (name, version-release) of the inventory that is known (see
+    :func:`source_rpm_epochs`)."""
     if pkg.type in _OS_TYPES:
         if distro_eco is None:
             return f"{pkg.name} {pkg.version}: unknown distribution, OS package not checked"
@@ -119,6 +127,10 @@ def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
             distro_eco = ecosystems.separate_build(distro_eco, name, version) or distro_eco
         if pkg.type == "rpm":
             epoch = pkg.meta("epoch")
+            if own_version(pkg) and not by_binary:
+                # A subpackage with a version of its own (perl-Errno 1.28 from perl 5.26.3) has
+                # an epoch of its own too (0; perl's is 4): the source's is another package's.
+                epoch = (source_epochs or {}).get((name, version))
             if epoch and epoch != "0" and ":" not in version:
                 version = f"{epoch}:{version}"  # rpm headers keep the epoch apart
             module = _module_stream(pkg.meta("modularity-label"))
@@ -143,6 +155,25 @@ def target_for(pkg: Package, distro_eco: str | None) -> Target | str:
     )
 
 
+def own_version(pkg: Package) -> bool:
+    """An RPM whose version-release is not its source RPM's (a subpackage versioned apart)."""
+    if pkg.type != "rpm" or not pkg.source_version:
+        return False
+    return pkg.version.rpartition(":")[2] != pkg.source_version
+
+
+def source_rpm_epochs(packages: Iterable[Package]) -> dict[tuple[str, str], str]:
+    """The epoch of each source RPM (name, version-release) that an installed binary built at
+    the source's own version-release carries (perl-libs 4:5.26.3-421.el8 from
+    perl-5.26.3-421.el8.src.rpm: 4). The source RPM's file name has no epoch, and a subpackage
+    versioned apart has its own."""
+    out: dict[tuple[str, str], str] = {}
+    for p in packages:
+        if p.type == "rpm" and p.source_name and p.source_version and not own_version(p):
+            out.setdefault((p.source_name, p.source_version), p.meta("epoch") or "0")
+    return out
+
+
 def _module_stream(label: str | None) -> str | None:
     """``nodejs:18:8080020230808111853:ad008a3a`` -> ``nodejs:18`` (None without a label)."""
     parts = (label or "").split(":")
@@ -162,6 +193,33 @@ def _with_compatible(targets: list[Target]) -> list[Target]:
                 )
             )
     return out
+
+
+def _with_fips_streams(targets: list[Target], streams: tuple[str, ...]) -> list[Target]:
+    """A FIPS build's lookups: its name in each FIPS stream the image's apt sources follow
+    (every stream when they name none), and as stored before the streams were kept apart (a
+    store imported by an earlier release: its sources are to be imported again)."""
+    out: list[Target] = []
+    for t in targets:
+        if t.ecosystem.startswith("ubuntu-fips:"):
+            for stream in streams or ecosystems.FIPS_STREAMS:
+                name = ecosystems.fips_package(stream, t.name)
+                out.append(
+                    _new_target(
+                        package=t.package,
+                        ecosystem=t.ecosystem,
+                        name=name,
+                        version=t.version,
+                        via=None,
+                    )
+                )
+        out.append(t)
+    return out
+
+
+def _stream_lookup(t: Target) -> bool:
+    """A FIPS build's lookup in one stream (its plain lookup stands for it in counts)."""
+    return t.ecosystem.startswith("ubuntu-fips:") and "/" in t.name
 
 
 def _unlookable_group(pkg: Package, inventory: Inventory) -> tuple[str, str] | None:
@@ -199,6 +257,33 @@ class Matcher:
         with _no_gc():
             return self._run(inventory)
 
+    def _epochs_from_advisories(self, targets: list[Target], which: list[int]) -> list[Target]:
+        """Targets of subpackages versioned apart whose source RPM's epoch no installed binary
+        tells: the epoch the advisories give their source's versions, when they all give one
+        (Red Hat writes perl's fixes 4:5.26.3-...). Compared at epoch 0, every fix of an
+        epoch above 0 read them as affected for ever."""
+        with self.store.connect() as conn:
+            rows = affected_rows(conn, {(targets[i].ecosystem, targets[i].name) for i in which})
+        # One epoch per package over all its lookups (Rocky's and RHEL's): one installed key.
+        found: dict[int, list[AffectedRow]] = {}
+        for i in which:
+            t = targets[i]
+            found.setdefault(id(t.package), []).extend(rows.get((t.ecosystem, t.name), []))
+        epochs = {pkg: _advisory_epoch(pkg_rows) for pkg, pkg_rows in found.items()}
+        out = list(targets)
+        for i in which:
+            t = targets[i]
+            epoch = epochs[id(t.package)]
+            if epoch and epoch != "0":
+                out[i] = _new_target(
+                    package=t.package,
+                    ecosystem=t.ecosystem,
+                    name=t.name,
+                    version=f"{epoch}:{t.version}",
+                    via=t.via,
+                )
+        return out
+
     def _run(self, inventory: Inventory) -> MatchReport:
         ensure_spans(self.store)
         distro_eco = None
@@ -208,8 +293,10 @@ class Matcher:
         candidates: list[Target] = []
         skipped: list[str] = []
         unchecked: dict[tuple[str, str], int] = {}
+        rpms = [p for p in inventory.packages if p.type == "rpm"] if distro_eco else []
+        epochs = source_rpm_epochs(rpms)
         for pkg in inventory.packages:
-            t = target_for(pkg, distro_eco)
+            t = target_for(pkg, distro_eco, epochs)
             if isinstance(t, str):
                 skipped.append(t)
                 group = _unlookable_group(pkg, inventory)
@@ -221,7 +308,28 @@ class Matcher:
                 unchecked[group] = unchecked.get(group, 0) + 1
             else:
                 candidates.append(t)
+        streams = tuple(
+            s
+            for s in (inventory.distro.fips_streams if inventory.distro is not None else ())
+            if s in ecosystems.FIPS_STREAMS  # an SBOM's distro says what it likes
+        )
+        if distro_eco is not None and distro_eco.startswith("ubuntu:"):
+            candidates = _with_fips_streams(candidates, streams)
         candidates = _with_compatible(candidates)
+        unknown = (
+            [
+                i
+                for i, t in enumerate(candidates)
+                if ":" not in t.version
+                and own_version(t.package)
+                and not ecosystems.keyed_by_binary(t.ecosystem)
+                and (t.package.source_name or "", t.package.source_version or "") not in epochs
+            ]
+            if rpms
+            else []
+        )
+        if unknown:
+            candidates = self._epochs_from_advisories(candidates, unknown)
         with self.store.connect() as conn:
             covered = ecosystems_with_data(conn, {t.ecosystem for t in candidates})
         # A package counts as checked when its own release or a compatible one has data.
@@ -231,7 +339,7 @@ class Matcher:
         for t in candidates:
             if t.ecosystem in covered:
                 targets.append(t)
-            elif t.via is None and id(t.package) not in checked_pkgs:
+            elif t.via is None and id(t.package) not in checked_pkgs and not _stream_lookup(t):
                 group = (t.ecosystem, f"no advisory data for {t.ecosystem} in the store")
                 unchecked[group] = unchecked.get(group, 0) + 1
         # A package's own target and its compatible-release target give one set of findings.
@@ -336,6 +444,18 @@ class Matcher:
                 for (eco, reason), n in sorted(unchecked.items())
             ),
         )
+
+
+def _advisory_epoch(rows: list[AffectedRow]) -> str | None:
+    """The one epoch every version of these rows' ranges carries (None: several, or none)."""
+    found = set()
+    for row in rows:
+        for _type, events in load_json(row[1]):
+            for kind, v in events:
+                if not unbounded_event(kind, v):
+                    head, colon, _rest = v.partition(":")
+                    found.add(head if colon else "0")
+    return found.pop() if len(found) == 1 else None
 
 
 def _python_fix(

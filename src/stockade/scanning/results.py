@@ -27,6 +27,9 @@ class DatabaseInfo:
     # A token every import or update of the advisory data changes (not shown in reports): what a
     # kept match is valid for (stockade.scanning.match_cache). None: data from before tokens.
     generation: str | None = None
+    # What the user must do about the data (sources an earlier release imported that must be
+    # imported again), one line each.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

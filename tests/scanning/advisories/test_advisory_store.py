@@ -172,7 +172,7 @@ def test_upgrade_from_the_first_schema(
     engine.dispose()
     store = open_store(url)
     try:
-        assert "s16vuln_0001" in current_heads(store)
+        assert "s17vuln_0001" in current_heads(store)
         import_sources(store, [str(advisories_dir / "osv-samples")])
         assert db_info(store).records == 20
     finally:

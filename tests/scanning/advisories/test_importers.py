@@ -11,6 +11,7 @@ import pytest
 from stockade.model.errors import AdvisoryError
 from stockade.scanning.advisories.model import EventKind, FixState
 from stockade.scanning.advisories.reader import read_source
+from stockade.store import Store
 
 
 def _by_id(batch):
@@ -221,3 +222,46 @@ def test_nvd_records_bring_their_scores_without_packages(tmp_path: Path) -> None
     assert (adv.id, adv.source, adv.affected) == ("CVE-2022-1576", "nvd", ())
     assert [(c.version, c.score) for c in adv.cvss] == [("3.1", 6.5), ("2.0", 4.3)]
     assert adv.summary.startswith("The WP Maintenance Mode & Coming Soon WordPress plugin")
+
+
+def test_rustsec_notices_are_not_vulnerabilities() -> None:
+    """RustSec's OSV export holds notices beside vulnerabilities: ``ansi_term is Unmaintained``
+    (``informational: unmaintained``, every version, no fix) was a vulnerability of every
+    ansi_term for ever (cargo-audit reports it as a warning). It is skipped with its reason; a
+    soundness bug (``unsound``) is a flaw and is kept."""
+    rustsec = Path(__file__).parents[1] / "data" / "advisories" / "rustsec"
+    batch = read_source(str(rustsec))
+    assert [a.id for a in batch.advisories] == ["RUSTSEC-2021-0145"]
+    assert any(
+        "RUSTSEC-2021-0139" in p.where and "informational advisory (unmaintained)" in p.message
+        for p in batch.problems
+    ), batch.problems
+
+
+def test_rustsec_entries_for_systems_without_elf_binaries_are_kept_apart(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    """RUSTSEC-2021-0145 (real record): atty's unaligned read applies on Windows only
+    (``affects.os: [windows]``); the crates of a Linux image are not Windows builds. Kept as
+    ``crates.io:windows``, it no longer reaches atty in a Linux image; for Linux too, it does."""
+    from stockade.scanning.advisories.update import import_sources
+    from stockade.scanning.interface import Inventory, Package
+    from stockade.scanning.matcher import Matcher
+
+    record = (
+        Path(__file__).parents[1] / "data" / "advisories" / "rustsec" / "RUSTSEC-2021-0145.json"
+    )
+    (batch,) = import_sources(sqlite_store, [str(record)])
+    (adv,) = batch.advisories
+    assert [a.ecosystem for a in adv.affected] == ["crates.io:windows"]
+    inv = Inventory(
+        source="x", packages=(Package(type="rust-crate", name="atty", version="0.2.14"),)
+    )
+    assert Matcher(sqlite_store).run(inv).findings == ()
+    doc = json.loads(record.read_text())
+    doc["affected"][0]["ecosystem_specific"]["affects"]["os"] = ["windows", "linux"]
+    copy = tmp_path / "RUSTSEC-2021-0145.json"
+    copy.write_text(json.dumps(doc))
+    import_sources(sqlite_store, [str(copy)])
+    (f,) = Matcher(sqlite_store).run(inv).findings
+    assert (f.id, f.details.aliases) == ("GHSA-g98v-hv3f-hcfr", ("RUSTSEC-2021-0145",))

@@ -473,3 +473,57 @@ def test_suse_vex_import_and_match(sqlite_store: Store) -> None:
     )
     f = found[("python311-aiohttp@3.9.3-150400.10.14.1", "CVE-2023-47627")]
     assert (f.details.fix_state, f.details.fixed_version) == ("wont-fix", None)
+
+
+def test_a_subpackage_versioned_apart_is_compared_at_its_source_rpms_epoch(
+    sqlite_store: Store,
+) -> None:
+    """perl-Errno 1.28-421.el8 (epoch 0) is built from perl-5.26.3-421.el8.src.rpm, whose epoch
+    is 4 (perl-libs 4:5.26.3-421.el8, same source); a dnf transcript of an el8 install lists
+    both. Red Hat's fix of CVE-2020-12723 for RHEL 8 is perl 4:5.26.3-417.el8_3 (as grype
+    reported it, anchore/grype#437). Compared as 5.26.3-421.el8 at perl-Errno's own epoch 0,
+    every fix of perl read perl-Errno as affected for ever. The source's epoch is that of a
+    binary built at the source's own version, else the one the advisories give the source."""
+    from stockade.scanning.advisories.model import (
+        Advisory,
+        Affected,
+        EventKind,
+        ImportBatch,
+        VersionRange,
+    )
+    from stockade.scanning.advisories.store import write_batches
+
+    fix = "4:5.26.3-417.el8_3"
+    adv = Advisory(
+        id="CVE-2020-12723",
+        source="redhat-vex",
+        affected=(
+            Affected(
+                ecosystem="redhat:8",
+                package="perl",
+                ranges=(
+                    VersionRange(
+                        type="ECOSYSTEM",
+                        events=((EventKind.INTRODUCED, "0"), (EventKind.FIXED, fix)),
+                    ),
+                ),
+                fix_state=FixState.FIXED,
+                fixed_version=fix,
+            ),
+        ),
+    )
+    write_batches(sqlite_store, [ImportBatch(source="rh", kind="redhat-vex", advisories=[adv])])
+    rhel8 = Distro(id="rhel", version_id="8.8")
+    errno = _rpm("perl-Errno", "1.28-421.el8", "perl@5.26.3-421.el8")
+    libs = _rpm("perl-libs", "4:5.26.3-421.el8", "perl@5.26.3-421.el8", epoch="4")
+    assert _findings(sqlite_store, rhel8, errno, libs) == {}
+    assert _findings(sqlite_store, rhel8, errno) == {}  # the epoch the advisories give perl
+    old = _rpm("perl-Errno", "1.28-416.el8", "perl@5.26.3-416.el8")
+    (f,) = _findings(sqlite_store, rhel8, old).values()
+    assert f.details.fixed_version == fix
+    # Rocky 8 is looked up in rocky:8 (data of its own, none for perl) and in redhat:8: one
+    # installed version for both
+    rocky = Affected(ecosystem="rocky:8", package="bash", ranges=adv.affected[0].ranges)
+    own = Advisory(id="CVE-2099-0001", source="osv", affected=(rocky,))
+    write_batches(sqlite_store, [ImportBatch(source="rocky", kind="osv", advisories=[own])])
+    assert _findings(sqlite_store, Distro(id="rocky", version_id="8.8"), errno) == {}

@@ -406,7 +406,7 @@ def test_finalize_is_idempotent(sample_root: Path) -> None:
 
 def test_default_catalogers_have_unique_names() -> None:
     cats = default_catalogers()
-    assert len({c.name for c in cats}) == len(cats) == 13
+    assert len({c.name for c in cats}) == len(cats) == 14
     assert all(isinstance(c.version, int) for c in cats)
 
 

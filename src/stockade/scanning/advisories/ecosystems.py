@@ -97,13 +97,31 @@ def from_osv(text: str) -> str:
     raise UnknownEcosystem(f"unknown or unsupported ecosystem {text!r}")
 
 
+FIPS_STREAMS = ("fips", "fips-updates", "fips-preview")
+
+
+def fips_stream(text: str) -> str | None:
+    """The FIPS stream of an OSV ecosystem (``Ubuntu:Pro:FIPS-updates:20.04:LTS`` ->
+    ``fips-updates``), as the image's apt sources name it (``esm.ubuntu.com/fips-updates/ubuntu``),
+    or None for any other ecosystem."""
+    head, _, rest = text.strip().partition(":")
+    m = _UBUNTU_FIPS.fullmatch(rest) if head.lower() == "ubuntu" else None
+    return None if m is None else "fips" + (m.group(1) or "").lower()
+
+
+def fips_package(stream: str, name: str) -> str:
+    """The stored name of a FIPS stream's entry: ``fips-updates/openssl``. The three streams
+    share the ecosystem ``ubuntu-fips:N`` (one coverage) and are told apart by this prefix, so
+    that an image whose apt sources follow one stream is matched against that stream only."""
+    return f"{stream}/{name}"
+
+
 def frozen_fips_stream(text: str) -> bool:
     """Canonical's certified (``Ubuntu:Pro:FIPS:20.04:LTS``) and preview FIPS streams: an open
     range there (``introduced 0``: not fixed in that stream) would reach the FIPS-updates
     builds that carry the fix; their entries are matched by their ``versions`` lists (the
     stream's builds) instead."""
-    m = _UBUNTU_FIPS.fullmatch(text.strip().partition(":")[2])
-    return m is not None and (m.group(1) or "").lower() != "-updates"
+    return fips_stream(text) in ("fips", "fips-preview")
 
 
 def separate_build(release_ecosystem: str, source: str, version: str) -> str | None:

@@ -15,9 +15,11 @@ from stockade.model.errors import StaleDataError, StoreError
 from stockade.store.db import Store
 
 DEFAULT_MAX_AGE = timedelta(days=7)
-_META = ("built_at", "generation")
-_META_SQL = "SELECT key, value FROM adv_meta WHERE key IN ('built_at', 'generation')"
-_SOURCES_SQL = "SELECT name FROM adv_sources ORDER BY id"
+# The build time and generation, and the markers an upgrade leaves for the first match
+# (``store.ensure_spans``: whether it has work to do, without SQLAlchemy).
+_META = ("built_at", "generation", "spans", "limits", "cvss", "reimport")
+_META_SQL = f"SELECT key, value FROM adv_meta WHERE key IN {_META!r}"
+_SOURCES_SQL = "SELECT name, reimport FROM adv_sources ORDER BY id"
 _ANY_SQL = "SELECT EXISTS (SELECT 1 FROM adv_vulnerabilities)"
 
 
@@ -28,6 +30,7 @@ class SourceInfo:
     imported_at: datetime
     records: int
     problems: int
+    reimport: str | None = None  # why it must be imported again (see store.flag_reimports)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +51,9 @@ class DbStatus:
     sources: tuple[str, ...]  # source names in import order
     empty: bool  # no record at all
     generation: str | None  # changes with every import or update (see store.write_batches)
+    # (source name, why) of each source an earlier release imported that must be imported again
+    reimport: tuple[tuple[str, str], ...] = ()
+    upgrade_pending: bool = False  # an upgrade left work for store.ensure_spans
 
 
 def db_status(store: Store) -> DbStatus:
@@ -58,7 +64,7 @@ def db_status(store: Store) -> DbStatus:
     if conn is not None:
         try:
             meta = dict(conn.execute(_META_SQL).fetchall())
-            sources = tuple(str(r[0]) for r in conn.execute(_SOURCES_SQL))
+            source_rows = [(str(r[0]), r[1]) for r in conn.execute(_SOURCES_SQL)]
             empty = not conn.execute(_ANY_SQL).fetchone()[0]
         except sqlite3.Error as exc:
             raise StoreError(f"database error: {exc}", subject=store.safe_url) from exc
@@ -75,24 +81,28 @@ def db_status(store: Store) -> DbStatus:
                     select(adv_meta.c.key, adv_meta.c.value).where(adv_meta.c.key.in_(_META))
                 ).all()
             )
-            sources = tuple(
-                str(r[0])
-                for r in sa_conn.execute(select(adv_sources.c.name).order_by(adv_sources.c.id))
-            )
+            source_rows = [
+                (str(r[0]), r[1])
+                for r in sa_conn.execute(
+                    select(adv_sources.c.name, adv_sources.c.reimport).order_by(adv_sources.c.id)
+                )
+            ]
             empty = not sa_conn.execute(select(exists().select_from(adv_vulnerabilities))).scalar()
     built = meta.get("built_at")
     parsed = datetime.fromisoformat(built) if built else None
     return DbStatus(
         built_at=parsed.replace(tzinfo=UTC) if parsed and parsed.tzinfo is None else parsed,
-        sources=sources,
+        sources=tuple(name for name, _why in source_rows),
         empty=empty,
         generation=meta.get("generation"),
+        reimport=tuple((name, str(why)) for name, why in source_rows if why),
+        upgrade_pending=bool(meta.keys() - {"built_at", "generation"}),
     )
 
 
 _INFO_SQL = (
     "SELECT value FROM adv_meta WHERE key = 'built_at'",
-    "SELECT name, kind, imported_at, records, problems FROM adv_sources ORDER BY id",
+    "SELECT name, kind, imported_at, records, problems, reimport FROM adv_sources ORDER BY id",
     "SELECT ecosystem, count(*) FROM adv_affected GROUP BY ecosystem ORDER BY ecosystem",
     "SELECT count(*) FROM adv_vulnerabilities",
 )
@@ -106,8 +116,8 @@ def db_info(store: Store) -> DbInfo:
         try:
             built_row = conn.execute(_INFO_SQL[0]).fetchone()
             rows = [
-                (name, kind, datetime.fromisoformat(at), records, problems)
-                for name, kind, at, records, problems in conn.execute(_INFO_SQL[1])
+                (name, kind, datetime.fromisoformat(at), records, problems, why)
+                for name, kind, at, records, problems, why in conn.execute(_INFO_SQL[1])
             ]
             counts = tuple((str(e), int(n)) for e, n in conn.execute(_INFO_SQL[2]))
             records = conn.execute(_INFO_SQL[3]).fetchone()[0]
@@ -131,7 +141,7 @@ def db_info(store: Store) -> DbInfo:
                 select(adv_meta.c.value).where(adv_meta.c.key == "built_at")
             ).scalar()
             rows = [
-                (r.name, r.kind, r.imported_at, r.records, r.problems)
+                (r.name, r.kind, r.imported_at, r.records, r.problems, r.reimport)
                 for r in sa_conn.execute(select(adv_sources).order_by(adv_sources.c.id))
             ]
             counts = tuple(
@@ -148,8 +158,8 @@ def db_info(store: Store) -> DbInfo:
     return DbInfo(
         built_at=_utc(datetime.fromisoformat(built)) if built else None,
         sources=tuple(
-            SourceInfo(name=n, kind=k, imported_at=_utc(at), records=r, problems=p)
-            for n, k, at, r, p in rows
+            SourceInfo(name=n, kind=k, imported_at=_utc(at), records=r, problems=p, reimport=why)
+            for n, k, at, r, p, why in rows
         ),
         by_ecosystem=counts,
         records=int(records or 0),
@@ -186,3 +196,13 @@ def check_freshness(
             subject=store.safe_url,
         )
     return info
+
+
+def reimport_lines(reimport: tuple[tuple[str, str], ...]) -> list[str]:
+    """What to tell the user of each source that must be imported again (see
+    ``store.flag_reimports``)."""
+    return [
+        f"advisory source {name} must be imported again (`stockade db import {name}` or"
+        f" `stockade db update`): {why}; until then its answers may be wrong"
+        for name, why in reimport
+    ]

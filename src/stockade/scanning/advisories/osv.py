@@ -25,6 +25,9 @@ from stockade.scanning.advisories.model import (
 from stockade.scanning.versions import VersionError, scheme_for
 
 _KINDS = {k.value: k for k in EventKind}
+# RustSec's ``affected[].database_specific.informational`` kinds that are no vulnerability
+# ("unsound", a soundness bug, is one and stays).
+_NOT_A_FLAW = ("unmaintained", "notice")
 
 
 class RecordError(ValueError):
@@ -141,6 +144,10 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
     if not isinstance(raw_eco, str) or not isinstance(raw_name, str) or not raw_name:
         raise RecordError("package needs an ecosystem and a name")
     eco = ecosystems.from_osv(raw_eco)
+    if eco == "go":
+        eco = _go_platforms(eco, _object(entry.get("ecosystem_specific")))
+    elif eco == "crates.io":
+        eco = _rust_platforms(eco, _object(entry.get("ecosystem_specific")))
     scheme = scheme_for(eco)
     if scheme is None:
         raise ecosystems.UnknownEcosystem(f"no version scheme for ecosystem {raw_eco!r}")
@@ -167,6 +174,14 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
                 fixed.append(version)
         ranges.append(VersionRange(type=rtype, events=tuple(events)))
     db_spec = _object(entry.get("database_specific"))
+    notice = db_spec.get("informational")
+    if notice in _NOT_A_FLAW:
+        # RustSec's notices (an unmaintained crate, a crate's notice) name no flaw and no fix:
+        # cargo-audit reports them as warnings; matched, every version read vulnerable for ever.
+        problems.append(
+            Problem(where=where, message=f"informational advisory ({notice}), not a vulnerability")
+        )
+        return None
     ranges = _close_open_ranges(ranges, db_spec, scheme)
     versions = tuple(_strings(entry.get("versions")))
     if versions and ecosystems.frozen_fips_stream(raw_eco):
@@ -184,15 +199,60 @@ def _affected(entry: Any, problems: list[Problem], where: str) -> Affected | Non
     )
     if severity == "untriaged":
         severity = None
+    package = ecosystems.package_name(eco, raw_name)
+    stream = ecosystems.fips_stream(raw_eco)
+    if stream is not None:  # the three FIPS streams share ubuntu-fips:N (see fips_package)
+        package = ecosystems.fips_package(stream, package)
     return Affected(
         ecosystem=eco,
-        package=ecosystems.package_name(eco, raw_name),
+        package=package,
         ranges=tuple(ranges),
         versions=versions,
         fix_state=FixState.FIXED if fixed else FixState.NOT_FIXED,
         fixed_version=max(fixed, key=scheme.key) if fixed else None,
         severity=severity,
     )
+
+
+# The GOOS values whose binaries are ELF files: the only Go binaries Stockade reads modules from.
+_ELF_GOOS = frozenset(
+    ("android", "dragonfly", "freebsd", "illumos", "linux", "netbsd", "openbsd", "solaris")
+)
+
+
+def _go_platforms(eco: str, eco_spec: dict[str, Any]) -> str:
+    """The Go vulndb names the operating systems a vulnerable package is built for
+    (``imports[].goos``: ``path/filepath`` on ``windows`` for GO-2023-1568). An entry whose every
+    import is limited to systems without ELF binaries (Windows, macOS, iOS, Plan 9, WebAssembly)
+    cannot be in a Go module read from an image's ELF binaries: it is kept apart as
+    ``go:windows`` (``go:darwin,ios``), which those modules are not looked up in. Matched as
+    ``go``, every Linux binary of an affected toolchain was reported vulnerable."""
+    imports = [i for i in _objects(eco_spec.get("imports")) if isinstance(i, dict)]
+    systems: set[str] = set()
+    for item in imports:
+        goos = _strings(item.get("goos"))
+        if not goos:
+            return eco  # an import on every system
+        systems.update(goos)
+    if not imports or systems & _ELF_GOOS:
+        return eco
+    return f"{eco}:{','.join(sorted(systems))}"
+
+
+# Rust's target_os values whose binaries are ELF files.
+_ELF_TARGET_OS = _ELF_GOOS | {"haiku", "fuchsia", "redox", "l4re", "espidf", "horizon", "vita"}
+
+
+def _rust_platforms(eco: str, eco_spec: dict[str, Any]) -> str:
+    """RustSec names the operating systems an advisory applies to (``affects.os``: atty's
+    unaligned read, RUSTSEC-2021-0145, on ``windows`` only); as for the Go vulndb's (see
+    ``_go_platforms``), an entry for systems without ELF binaries only is kept apart as
+    ``crates.io:windows``: the crates of a Linux image (read from its ELF binaries, or from
+    the Cargo.lock of what it builds and runs) are not looked up there."""
+    systems = _strings(_object(eco_spec.get("affects")).get("os"))
+    if not systems or set(systems) & _ELF_TARGET_OS:
+        return eco
+    return f"{eco}:{','.join(sorted(set(systems)))}"
 
 
 def _close_open_ranges(

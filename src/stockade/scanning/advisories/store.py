@@ -185,7 +185,8 @@ def _insert_spans(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
 APK_ECOSYSTEMS = "alpine:%", "wolfi", "chainguard"
 
 
-_MARKERS = ("spans", "limits", "cvss")  # what ensure_spans does, left by the migrations
+# What ensure_spans does, left by the migrations.
+_MARKERS = ("spans", "limits", "cvss", "reimport")
 
 
 def ensure_spans(store: Store) -> None:
@@ -199,7 +200,9 @@ def ensure_spans(store: Store) -> None:
       fix without a version (session 16): their spans are computed again (limits are sorted
       last);
     - ``cvss = pending``: records whose only scored-to-be vector was CVSS v4.0 (stored unscored)
-      get their headline score.
+      get their headline score;
+    - ``reimport = pending``: the sources whose rows cannot be brought up to date from what is
+      stored get the reason in ``adv_sources.reimport`` (see :func:`flag_reimports`).
 
     The generation changes, so kept matches of images are not reused."""
     markers = select(adv_meta.c.key).where(adv_meta.c.key.in_(_MARKERS))
@@ -222,6 +225,8 @@ def ensure_spans(store: Store) -> None:
             fill_spans(conn, only="limits")
         if "cvss" in found:
             _refresh_cvss(conn)
+        if "reimport" in found:
+            flag_reimports(conn)
         conn.execute(delete(adv_meta).where(adv_meta.c.key.in_((*_MARKERS, "generation"))))
         conn.execute(insert(adv_meta), [{"key": "generation", "value": uuid.uuid4().hex}])
 
@@ -270,6 +275,73 @@ def fill_spans(conn: Connection, *, only: str | None = None) -> None:
             .values(ranges=bindparam("ranges")),
             resorted,
         )
+
+
+def flag_reimports(conn: Connection) -> None:
+    """Write why each source an earlier release imported must be imported again, where its rows
+    cannot be brought up to date from what is stored (``adv_sources.reimport``):
+
+    - a range with an ``introduced`` stored before a ``fixed`` or ``last_affected`` at the same
+      version: releases before session 16 stored ``introduced`` first at a tie whatever the
+      document's order, and ``introduced 1.5, fixed 1.5`` (1.5 not affected, nor anything up to
+      the next event) and ``fixed 1.5, introduced 1.5`` (affected from 1.5 on) were stored
+      alike, so the walk may miss a whole interval. (A tie stored fixed-first was imported in
+      the document's order.)
+    - Ubuntu FIPS entries under the bare package name (session 16 kept the three streams as
+      one; the certified and preview streams' entries are stored alike)."""
+    ties: dict[int, int] = {}
+    fips: dict[int, int] = {}
+    q = select(
+        adv_affected.c.source_id,
+        adv_affected.c.ecosystem,
+        adv_affected.c.package,
+        adv_affected.c.ranges,
+    )
+    for source_id, eco, package, text_ranges in conn.execute(q):
+        if eco.startswith("ubuntu-fips:") and "/" not in package:
+            fips[source_id] = fips.get(source_id, 0) + 1
+        if '"introduced"' in text_ranges and _tie_stored_introduced_first(eco, text_ranges):
+            ties[source_id] = ties.get(source_id, 0) + 1
+    reasons: dict[int, list[str]] = {}
+    for source_id, n in ties.items():
+        reasons.setdefault(source_id, []).append(
+            f"{n} of its affected entries {'has' if n == 1 else 'have'} an introduced and a"
+            " fixed (or last_affected) event at one version, whose order in the document an"
+            " earlier release did not keep"
+        )
+    for source_id, n in fips.items():
+        reasons.setdefault(source_id, []).append(
+            f"{n} of its Ubuntu FIPS entries {'was' if n == 1 else 'were'} stored without"
+            f" {'its' if n == 1 else 'their'} stream (fips, fips-updates, fips-preview) by an"
+            " earlier release"
+        )
+    if reasons:
+        conn.execute(
+            update(adv_sources)
+            .where(adv_sources.c.id == bindparam("source"))
+            .values(reimport=bindparam("why")),
+            [{"source": k, "why": "; ".join(v)} for k, v in sorted(reasons.items())],
+        )
+
+
+def _tie_stored_introduced_first(ecosystem: str, text_ranges: str) -> bool:
+    scheme = scheme_for(ecosystem)
+    for _type, events in json.loads(text_ranges):
+        for i, (kind, v) in enumerate(events):
+            if kind != "introduced" or v == "0":
+                continue
+            for later, w in events[i + 1 :]:
+                if later not in ("fixed", "last_affected"):
+                    continue
+                if v == w:
+                    return True
+                if scheme is not None:
+                    try:
+                        if scheme.key(v) == scheme.key(w):
+                            return True
+                    except VersionError:
+                        continue
+    return False
 
 
 def _resort(ecosystem: str, events: list[list[str]]) -> list[list[str]]:

@@ -6,7 +6,8 @@ Contract with the layer reader (``stockade.scanning.inventory.build_inventory``)
 1. ``default_catalogers()`` is the explicit list; each cataloger is pure (``wants`` then
    ``catalog``) and its ``name``/``version`` go into the layer-cache key.
 2. Some results are *pseudo-packages* that carry facts through the per-layer cache: type
-   ``os-release`` (the distro), ``deb-copyright`` (licenses of a Debian package whose copyright
+   ``os-release`` (the distro), ``apt-sources`` (the Ubuntu FIPS streams an image follows),
+   ``deb-copyright`` (licenses of a Debian package whose copyright
    file may live in another layer than its status entry) and ``skipped`` (something that could
    not be read, with the reason as the name). They obey the same whiteout/override rules as
    packages, by location.
@@ -23,6 +24,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from stockade.scanning.catalogers.apk import ApkCataloger
+from stockade.scanning.catalogers.apt_sources import (
+    APT_SOURCES_TYPE,
+    AptSourcesCataloger,
+    merged_streams,
+)
 from stockade.scanning.catalogers.composer import ComposerCataloger
 from stockade.scanning.catalogers.dotnet import DotnetDepsCataloger
 from stockade.scanning.catalogers.dpkg import COPYRIGHT_TYPE, DpkgCataloger
@@ -46,7 +52,9 @@ from stockade.scanning.catalogers.rust import RustCataloger
 from stockade.scanning.catalogers.skipped import SKIPPED_TYPE
 from stockade.scanning.interface import Cataloger, Distro, Inventory, Package
 
-PSEUDO_TYPES = frozenset({OS_RELEASE_TYPE, COPYRIGHT_TYPE, SKIPPED_TYPE, OWNED_TYPE})
+PSEUDO_TYPES = frozenset(
+    {OS_RELEASE_TYPE, COPYRIGHT_TYPE, SKIPPED_TYPE, OWNED_TYPE, APT_SOURCES_TYPE}
+)
 OS_TYPES = frozenset({"deb", "apk", "rpm"})
 
 __all__ = [
@@ -62,6 +70,7 @@ def default_catalogers() -> list[Cataloger]:
     """Every cataloger Stockade runs on an image, in a fixed order."""
     return [
         OsReleaseCataloger(),
+        AptSourcesCataloger(),
         DpkgCataloger(),
         ApkCataloger(),
         RpmCataloger(),
@@ -120,6 +129,9 @@ def finalize(inventory: Inventory) -> Inventory:
         if p.type == SKIPPED_TYPE
     ]
     distro = inventory.distro or _distro(releases)
+    apt_sources = [p for p in inventory.packages if p.type == APT_SOURCES_TYPE]
+    if distro is not None and apt_sources:
+        distro = replace(distro, fips_streams=merged_streams(apt_sources))
     # a binary's own package note is redundant where the package database lists the package
     in_database = {
         (p.type, p.name, p.version) for p in inventory.packages if p.meta("evidence") != ELF_NOTE

@@ -27,6 +27,7 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
             {
                 "built": report.database.built.isoformat() if report.database.built else None,
                 "sources": list(report.database.sources),
+                "warnings": list(report.database.warnings),
             }
             if report.database
             else None
@@ -73,7 +74,13 @@ def target_dict(inv: Inventory) -> dict[str, Any]:
         "platform": img.platform if img else None,
         "layers": {"read": inv.read_layers, "cached": inv.cached_layers},
         "distro": (
-            {"id": distro.id, "version_id": distro.version_id, "pretty_name": distro.pretty_name}
+            {
+                "id": distro.id,
+                "version_id": distro.version_id,
+                "pretty_name": distro.pretty_name,
+                # the Ubuntu FIPS streams its FIPS builds were matched against (none: every one)
+                "fips_streams": list(distro.fips_streams),
+            }
             if distro
             else None
         ),

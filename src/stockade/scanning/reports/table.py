@@ -76,6 +76,7 @@ def summary_lines(report: ScanReport) -> list[str]:
         lines.append(f"skipped: {len(skipped) - 5} more (see the JSON report)")
     if report.database and report.database.built:
         lines.append(f"advisory database built {report.database.built:%Y-%m-%d %H:%M} UTC")
+        lines += [f"warning: {w}" for w in report.database.warnings]
     else:
         lines.append("advisory database: EMPTY - no vulnerability data was used (--allow-stale-db)")
     if gate.fail_on is not None:

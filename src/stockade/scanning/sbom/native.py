@@ -102,6 +102,7 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
             version_codename=text(d.get("version_codename")),
             pretty_name=text(d.get("pretty_name")),
             id_like=_strs(d.get("id_like")),
+            fips_streams=_strs(d.get("fips_streams")),
         )
     return Inventory(
         source=text(doc.get("source")),
