@@ -40,18 +40,27 @@ def run(cmd: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None 
 
 
 def _once(name: str, build) -> Path:
-    """Build ``CACHE/name`` once (atomically: a half-built directory is never reused)."""
+    """Build ``CACHE/name`` once (atomically: a half-built directory is never reused). Test
+    workers that want it at the same time wait for the one building it (a lock file): before,
+    the second removed the first's half-built directory as stale, and the first failed."""
+    import fcntl
+
     target = CACHE / name
     if (target / ".done").exists():
         return target
-    for stale in CACHE.glob(f".{name}.*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = CACHE / f".{name}.{os.getpid()}"
-    tmp.mkdir(parents=True)
-    build(tmp)
-    (tmp / ".done").write_text("ok")
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / ".done").exists():  # built by another worker meanwhile
+            return target
+        for stale in CACHE.glob(f".{name}.*"):  # a build that was killed
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = CACHE / f".{name}.{os.getpid()}"
+        tmp.mkdir(parents=True)
+        build(tmp)
+        (tmp / ".done").write_text("ok")
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
     return target
 
 
