@@ -517,3 +517,60 @@ def test_generated_numbers_read_alike_with_and_without_orjson(
             _alike(f'{{"n": {token}, "l": [{token}]}}', monkeypatch)
 
     check()
+
+
+# -- node files read by the CIS benchmarks: nested past the decoders' recursion limit -------------
+
+
+def _bench_node(tmp_path: Path) -> tuple[Path, Path]:
+    """A node root whose dockerd container config and kubelet TOML config are nested 100 000 deep,
+    and the process list that makes the benchmarks read them."""
+    root = tmp_path / "root"
+    folder = root / "var/lib/docker/containers/4f1c"
+    folder.mkdir(parents=True)
+    (folder / "config.v2.json").write_text(deep_json())
+    (root / "etc").mkdir()
+    (root / "etc/kubelet.toml").write_text("x = " + "[" * DEPTH + "]" * DEPTH + "\n")
+    processes = [
+        {"pid": 1, "cmdline": ["dockerd"]},
+        {"pid": 2, "cmdline": ["kubelet", "--config", "/etc/kubelet.toml"]},
+    ]
+    procs = tmp_path / "ps.json"
+    procs.write_text(json.dumps({"format": "stockade-processes/1", "processes": processes}))
+    return root, procs
+
+
+@pytest.mark.parametrize(
+    ("benchmark", "check", "reason"),
+    [
+        (
+            "docker",
+            "docker.runtime.privileged",
+            "config.v2.json: malformed JSON (nested too deeply)",
+        ),
+        (
+            "k8s",
+            "k8s.kubelet.anonymous_auth",
+            "kubelet.toml: malformed config file (nested too deeply)",
+        ),
+    ],
+)
+def test_deeply_nested_node_files_are_results_not_a_crash(
+    tmp_path: Path, benchmark: str, check: str, reason: str
+) -> None:
+    # RecursionError from json and tomllib ended the whole benchmark (traceback, exit 1)
+    root, procs = _bench_node(tmp_path)
+    args = ["bench", benchmark, "--root", str(root), "--processes", str(procs), "--no-store"]
+    out = run(*args, "-f", "json")
+    assert out.returncode in (0, 1) and "Traceback" not in out.stderr, out.stderr[-2000:]
+    results = {r["id"]: r for r in json.loads(out.stdout)["results"]}
+    assert results[check]["status"] == "ERROR"
+    assert results[check]["details"]["reason"].endswith(reason), results[check]
+
+
+def test_a_deeply_nested_process_list_is_one_error_line(tmp_path: Path) -> None:
+    procs = tmp_path / "ps.json"
+    procs.write_text("[" * DEPTH + "]" * DEPTH)
+    out = run("bench", "k8s", "--root", str(tmp_path), "--processes", str(procs), "--no-store")
+    assert out.returncode == 3
+    assert one_error_line(out, "process list").endswith("is not valid JSON: nested too deeply")
