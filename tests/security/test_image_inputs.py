@@ -21,6 +21,8 @@ from stockade.model.errors import UnsafeImage
 from stockade.scanning.catalogers import default_catalogers
 from stockade.scanning.imagewrite import (
     Layer,
+    image_config,
+    oci_manifest,
     sha,
     tar_from_entries,
     write_docker_archive,
@@ -30,6 +32,7 @@ from stockade.scanning.interface import LayerInfo
 from stockade.scanning.inventory import build_inventory
 from stockade.scanning.layers import read_layer
 from stockade.scanning.sources.bundle import Bundle
+from stockade.scanning.sources.manifest import OCI_MANIFEST
 from stockade.store import open_store
 from tests.scanning.scan_cli_support import run
 
@@ -490,3 +493,92 @@ def test_a_field_of_many_continuation_lines_is_read_in_linear_time(
     inventory = build_inventory(f"dir:{tmp_path}", catalogers=default_catalogers())
     assert time.monotonic() - started < 5
     assert [p.name for p in inventory.packages] == ["big"]
+
+
+# -- a blob is the size its descriptor says: an endless registry body is cut off there -------------
+
+
+class _EndlessLayerRegistry:
+    """A real HTTP registry on loopback: the manifest and config as they are, the layer blob an
+    endless chunked body of zeros (it was read, and hashed, to the end: 13 GB in 40 s here)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        layer = Layer(tar=LAYER)
+        blob, config = layer.blob(), image_config([layer])
+        manifest = oci_manifest(config, [layer], [blob])
+        blobs = {sha(config): config, sha(manifest): manifest}
+        self.sent = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                return
+
+            def do_GET(self) -> None:
+                name = self.path.rsplit("/", 1)[1]
+                if self.path == "/v2/" or "/manifests/" in self.path or name in blobs:
+                    body = b"{}" if self.path == "/v2/" else blobs.get(name, manifest)
+                    kind = OCI_MANIFEST if "/manifests/" in self.path else "application/json"
+                    self.send_response(200)
+                    self.send_header("Content-Type", kind)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                chunk = b"%x\r\n" % (1 << 16) + bytes(1 << 16) + b"\r\n"
+                self.close_connection = True
+                try:
+                    for _ in range(1 << 16):  # 4 GiB at most, should the client never stop
+                        self.wfile.write(chunk)
+                        owner.sent += 1 << 16
+                except OSError:
+                    return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_an_endless_layer_body_is_cut_off_at_the_descriptors_size() -> None:
+    registry = _EndlessLayerRegistry()
+    try:
+        line = _sbom_fails_fast(f"{registry.host}/a/b:1", "--insecure")
+    finally:
+        registry.close()
+    assert line.endswith(
+        f"blob runs past the {len(Layer(tar=LAYER).blob())} bytes its descriptor says"
+    )
+    assert registry.sent < 64 << 20, registry.sent  # a few network chunks, not gigabytes
+
+
+@pytest.mark.parametrize(
+    ("delta", "message"), [(-10, "runs past the"), (10, "its descriptor says")]
+)
+def test_a_layer_descriptor_that_lies_about_the_size_is_refused(
+    tmp_path: Path, delta: int, message: str
+) -> None:
+    layer = Layer(tar=LAYER)
+    layout = write_oci_layout(tmp_path / "oci", [("1", [layer], None)])
+    blobs = layout / "blobs" / "sha256"
+    index = json.loads((layout / "index.json").read_bytes())
+    old = index["manifests"][0]["digest"]
+    manifest = json.loads((blobs / old.split(":")[1]).read_bytes())
+    manifest["layers"][0]["size"] += delta
+    raw = json.dumps(manifest).encode()
+    (blobs / sha(raw).split(":")[1]).write_bytes(raw)
+    index["manifests"][0].update(digest=sha(raw), size=len(raw))
+    (layout / "index.json").write_text(json.dumps(index))
+    assert message in _sbom_fails_fast(f"oci:{layout}:1")
