@@ -192,7 +192,7 @@ class _CheckedConstructor(SafeConstructor):
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         self.refuse_repeated_keys(node)
-        return super().construct_mapping(node, deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep)
 
     def key_of(self, key_node: yaml.ScalarNode) -> Any:
         """A key as the mapping holds it (compared to find a key written twice)."""
