@@ -609,3 +609,52 @@ def test_jar_manifests_of_many_continuation_lines_are_read_in_linear_time(tmp_pa
     assert time.monotonic() - started < 15
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)["packages"]) == 13
+
+
+# -- SBOM documents: a field of the wrong type is one bad field, not a refused document -----------
+
+_GOOD_COMPONENT = {"type": "library", "name": "good", "version": "1.0", "purl": "pkg:npm/good@1.0"}
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {
+            "bomFormat": "CycloneDX",
+            "specVersion": "1.5",
+            "components": [
+                _GOOD_COMPONENT,
+                {"name": "odd", "version": "1", "components": 5, "properties": 7, "licenses": 9},
+            ],
+        },
+        {
+            "spdxVersion": "SPDX-2.3",
+            "SPDXID": "SPDXRef-DOCUMENT",
+            "relationships": [{"relationshipType": "DESCRIBES", "relatedSpdxElement": ["x"]}],
+            "hasExtractedLicensingInfos": [{"licenseId": "LicenseRef-x", "extractedText": 5}],
+            "packages": [
+                {
+                    "name": "good",
+                    "versionInfo": "1.0",
+                    "SPDXID": ["not", "a", "string"],
+                    "externalRefs": [
+                        {"referenceType": "purl", "referenceLocator": "pkg:npm/good@1.0"}
+                    ],
+                },
+                {"name": "odd", "versionInfo": "1", "externalRefs": 7},
+            ],
+        },
+        {
+            "$schema": "https://stockade.dev/schema/sbom/1",
+            "cachedLayers": "x",
+            "packages": [{"type": "npm", "name": "good", "version": "1.0"}],
+        },
+    ],
+    ids=["cyclonedx", "spdx", "stockade"],
+)
+def test_an_sbom_field_of_the_wrong_type_does_not_refuse_the_document(doc: dict) -> None:
+    # each of these was "malformed ... document (TypeError: ...)": exit 3, the good package lost
+    from stockade.scanning.sbom import read
+
+    inventory = read(json.dumps(doc).encode(), "sbom.json")
+    assert "good" in [p.name for p in inventory.packages]
