@@ -172,6 +172,9 @@ class _BadValue(ConstructorError):
     """A scalar that resolves to a type but is not a valid value of it."""
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+
+
 class _CheckedConstructor(SafeConstructor):
     """SafeConstructor whose value errors (``2024-02-30``, a 5000-digit integer) carry the line."""
 
@@ -186,6 +189,38 @@ class _CheckedConstructor(SafeConstructor):
             if not isinstance(node, yaml.ScalarNode):
                 raise
             raise _bad_value(node, "") from None
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self.refuse_repeated_keys(node)
+        return super().construct_mapping(node, deep)
+
+    def key_of(self, key_node: yaml.ScalarNode) -> Any:
+        """A key as the mapping holds it (compared to find a key written twice)."""
+        return self.construct_object(key_node)
+
+    def refuse_repeated_keys(self, node: yaml.Node) -> None:
+        """A key written twice in one mapping is an error: PyYAML keeps the last value without a
+        word, so a second ``rules:`` in a policy silently dropped every rule of the first.
+        Keys brought in by a merge (``<<: *base``) may be overridden, as YAML means them to be."""
+        if not isinstance(node, yaml.MappingNode):
+            return  # construct_mapping says what is wrong with it
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE:
+                continue
+            key = self.key_of(key_node)
+            if not isinstance(key, Hashable):
+                continue  # construct_mapping says what is wrong with it
+            before = len(seen)
+            first = seen.setdefault(key, key_node.start_mark.line)
+            if len(seen) == before:  # it was there already
+                shown = repr(key_node.value if len(key_node.value) <= 40 else key_node.value[:40])
+                raise ConstructorError(
+                    None,
+                    None,
+                    f"key {shown} repeated (first at line {first + 1})",
+                    key_node.start_mark,
+                )
 
 
 def _bad_value(node: yaml.Node, detail: str) -> _BadValue:
@@ -297,12 +332,16 @@ class _KubeConstructor(_CheckedConstructor):
             raise ValueError("Kubernetes does not read it as one")
         return _json_number(value) if isinstance(value, float) else value
 
+    def key_of(self, key_node: yaml.ScalarNode) -> Any:
+        return _json_key(self.construct_object(key_node))
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         # keys become strings before they meet in a dict, where True and 1 would be one key
         if not isinstance(node, yaml.MappingNode):  # ``!!map [1]``, ``!!set x``
             raise ConstructorError(
                 None, None, f"expected a mapping node, but found {node.id}", node.start_mark
             )
+        self.refuse_repeated_keys(node)
         self.flatten_mapping(node)
         mapping: dict[Any, Any] = {}
         for key_node, value_node in node.value:

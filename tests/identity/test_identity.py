@@ -9,7 +9,7 @@ import pytest
 
 from stockade.identity import Directory, Workload, directory
 from stockade.identity.static import load
-from stockade.model.errors import ConfigError, UsageError
+from stockade.model.errors import ConfigError, DocumentTooComplex, UsageError
 from stockade.model.resource import ResourceRef
 
 DATA = Path(__file__).parent / "data"
@@ -57,7 +57,6 @@ def test_stockade_workload_lists_and_lookups(tmp_path: Path) -> None:
         "workloads: {a: 1}",
         "workloads: [{name: x, addresses: [not-an-ip]}]",
         "kind: List\nitems: 3",
-        "{" * 50000,
         "workloads: [{addresses: []}]",
     ],
 )
@@ -67,6 +66,14 @@ def test_malformed_files_are_one_config_error(tmp_path: Path, text: str) -> None
     with pytest.raises(ConfigError) as err:
         load(f)
     assert "\n" not in str(err.value)
+
+
+def test_deeply_nested_files_are_over_the_input_limit(tmp_path: Path) -> None:
+    # the bounded reader every input goes through: exit 3, as for any document over a limit
+    f = tmp_path / "bad.yaml"
+    f.write_text("{" * 50000)
+    with pytest.raises(DocumentTooComplex, match="nested deeper than 100 levels"):
+        load(f)
 
 
 def test_directory_is_built_from_workloads() -> None:

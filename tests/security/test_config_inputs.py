@@ -517,3 +517,140 @@ def test_generated_numbers_read_alike_with_and_without_orjson(
             _alike(f'{{"n": {token}, "l": [{token}]}}', monkeypatch)
 
     check()
+
+
+# -- node files read by the CIS benchmarks: nested past the decoders' recursion limit -------------
+
+
+def _bench_node(tmp_path: Path) -> tuple[Path, Path]:
+    """A node root whose dockerd container config and kubelet TOML config are nested 100 000 deep,
+    and the process list that makes the benchmarks read them."""
+    root = tmp_path / "root"
+    folder = root / "var/lib/docker/containers/4f1c"
+    folder.mkdir(parents=True)
+    (folder / "config.v2.json").write_text(deep_json())
+    (root / "etc").mkdir()
+    (root / "etc/kubelet.toml").write_text("x = " + "[" * DEPTH + "]" * DEPTH + "\n")
+    processes = [
+        {"pid": 1, "cmdline": ["dockerd"]},
+        {"pid": 2, "cmdline": ["kubelet", "--config", "/etc/kubelet.toml"]},
+    ]
+    procs = tmp_path / "ps.json"
+    procs.write_text(json.dumps({"format": "stockade-processes/1", "processes": processes}))
+    return root, procs
+
+
+@pytest.mark.parametrize(
+    ("benchmark", "check", "reason"),
+    [
+        (
+            "docker",
+            "docker.runtime.privileged",
+            "config.v2.json: malformed JSON (nested too deeply)",
+        ),
+        (
+            "k8s",
+            "k8s.kubelet.anonymous_auth",
+            "kubelet.toml: malformed config file (nested too deeply)",
+        ),
+    ],
+)
+def test_deeply_nested_node_files_are_results_not_a_crash(
+    tmp_path: Path, benchmark: str, check: str, reason: str
+) -> None:
+    # RecursionError from json and tomllib ended the whole benchmark (traceback, exit 1)
+    root, procs = _bench_node(tmp_path)
+    args = ["bench", benchmark, "--root", str(root), "--processes", str(procs), "--no-store"]
+    out = run(*args, "-f", "json")
+    assert out.returncode in (0, 1) and "Traceback" not in out.stderr, out.stderr[-2000:]
+    results = {r["id"]: r for r in json.loads(out.stdout)["results"]}
+    assert results[check]["status"] == "ERROR"
+    assert results[check]["details"]["reason"].endswith(reason), results[check]
+
+
+def test_a_deeply_nested_process_list_is_one_error_line(tmp_path: Path) -> None:
+    procs = tmp_path / "ps.json"
+    procs.write_text("[" * DEPTH + "]" * DEPTH)
+    out = run("bench", "k8s", "--root", str(tmp_path), "--processes", str(procs), "--no-store")
+    assert out.returncode == 3
+    assert one_error_line(out, "process list").endswith("is not valid JSON: nested too deeply")
+
+
+# -- a key written twice in one mapping: PyYAML kept the last value without a word ----------------
+
+_TWO_RULES = """apiVersion: stockade.dev/v1
+kind: FirewallPolicy
+metadata: {name: shop}
+spec:
+  groups:
+    - {name: cde, selector: {namespace: shop}, mode: protect}
+    - {name: marketing, selector: {namespace: marketing}, mode: protect}
+  rules:
+    - {name: no-marketing-in-cde, from: [marketing], to: [cde], action: deny}
+  rules:
+    - {name: cde-api, from: [cde], to: [cde], ports: [tcp/8080]}
+"""
+
+
+def test_a_policy_key_written_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    # the second ``rules:`` silently dropped the deny rule of the first
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(_TWO_RULES)
+    out = run("policy", "apply", str(policy), "--db", db(tmp_path))
+    assert out.returncode == 2
+    line = one_error_line(out, f"{policy}:10: ")
+    assert line.endswith("invalid YAML: key 'rules' repeated (first at line 8)"), line
+
+
+def test_a_manifest_key_written_twice_is_an_error_result(tmp_path: Path) -> None:
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+        "    - name: c\n      image: nginx:1\n"
+        "      securityContext: {privileged: true, privileged: false}\n"
+    )
+    out = run("bench", "workloads", str(manifest), "--no-store", "-f", "json")
+    assert out.returncode == 3 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    errors = [r for r in json.loads(out.stdout)["findings"] if r["status"] == "ERROR"]
+    assert errors and "key 'privileged' repeated (first at line 8)" in json.dumps(errors), errors
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "base: &b {x: 1}\nc:\n  <<: *b\n  x: 2\n",  # a merge key's values may be overridden
+        "- {a: 1}\n- {a: 1}\n",  # the same key in two mappings
+    ],
+)
+def test_keys_that_are_not_repeated_still_read(text: str) -> None:
+    from stockade.config import parse_yaml
+
+    for kubernetes in (False, True):
+        assert parse_yaml(text, name="f", kubernetes=kubernetes)[0] is not None
+
+
+# -- the sensor's --identities file goes through the same bounded readers -------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        # yaml.safe_load shared the aliases; turning the label into text then never ended
+        (billion_laughs() + "workloads:\n  - {name: w, labels: {a: *l9}}\n", "aliases expand"),
+        ("workloads: " + "[" * DEPTH + "]" * DEPTH + "\n", "nested deeper than 100 levels"),
+        ('{"workloads": ' + "[" * DEPTH + "]" * DEPTH + "}", "nested deeper than 100 levels"),
+    ],
+    ids=["laughs", "deep-yaml", "deep-json"],
+)
+def test_hostile_identities_files_are_one_error_line(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    identities = tmp_path / "pods.yaml"
+    identities.write_text(text)
+    capture = tmp_path / "empty.pcap"
+    capture.write_bytes(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
+    started = time.monotonic()
+    out = run("sensor", "--pcap", str(capture), "--no-store", "--identities", str(identities))
+    assert time.monotonic() - started < 30
+    assert out.returncode == 3
+    assert problem in one_error_line(out, f"{identities}:")

@@ -225,7 +225,7 @@ def test_a_tampered_spool_file_is_dropped_counted_and_does_not_block_the_rest(
         pass
     assert _stored_ids(controller, "aftertamper") == [good.id]
     assert reporter.stats.dropped == 1 and spool.pending_events() == 0
-    assert any("refused a batch of 1 events: 400" in n for n in notices)
+    assert any("refused 1 of a batch of 1 events: 400" in n for n in notices)
     assert _dropped_reports(controller, agent) == [1]
 
 
@@ -258,3 +258,27 @@ def test_bad_controller_options_are_one_line_usage_errors(
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("stockade: error: ") and message in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_one_line_the_controller_refuses_costs_that_line_not_its_batch(
+    controller: Controller, tmp_path: Path
+) -> None:
+    """A spooled batch with one line the controller refuses (written by another agent version, or
+    damaged on disk): the controller answers 400 for the whole batch, and the agent dropped all
+    100 events of it. It now halves what is refused until the line is alone: 99 stored."""
+    spool = Spool(tmp_path / "spool")
+    events = [_event(i, source="one-bad") for i in range(100)]
+    lines = [json.dumps(e.to_dict()).encode() for e in events]
+    lines[37] = b'{"id": "not-an-id", "kind": "x"}'
+    spool.put(lines)
+    agent = AgentInfo(name="one-bad-line-agent", node="node-1", version="0.1.0")
+    reporter, notices = _reporter(controller, spool, agent=agent)
+    with reporter:
+        pass
+    good = [e.id for i, e in enumerate(events) if i != 37]
+    assert sorted(_stored_ids(controller, "one-bad")) == sorted(good)
+    # accepted: the 99, and the agent.dropped report that counts the one
+    assert reporter.stats.dropped == 1 and reporter.stats.accepted == 100
+    assert spool.pending_events() == 0
+    assert any("refused 1 of a batch of 100 events: 400 events[0]" in n for n in notices), notices
+    assert _dropped_reports(controller, agent) == [1]

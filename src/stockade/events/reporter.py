@@ -110,6 +110,11 @@ class ReportStats:
     errors: list[str] = field(default_factory=list)
 
 
+# posts one spooled batch may cost when the controller refuses some of it: one bad line in a
+# thousand is found in 20; past the budget, what is left of the batch is dropped (and counted)
+_MAX_POSTS_PER_BATCH = 64
+
+
 class _Refused(Exception):
     """The controller refused the batch for good (400, 413): resending cannot help."""
 
@@ -345,20 +350,40 @@ class Reporter:
             if lines is None:
                 continue
             try:
-                self._post(lines)
-            except _Refused as exc:
-                self.spool.remove(path)
-                self.stats.dropped += len(lines)
-                self.spool.add_dropped(len(lines))
-                self._note_error(f"the controller refused a batch of {len(lines)} events: {exc}")
-                continue
+                refused, why = self._send(lines, [_MAX_POSTS_PER_BATCH])
             except (httpx.HTTPError, OSError, StockadeError) as exc:
                 self._failed(exc)
                 return
             self.spool.remove(path)
-            self._recovered()
+            if refused:
+                self.stats.dropped += refused
+                self.spool.add_dropped(refused)
+                self._note_error(
+                    f"the controller refused {refused} of a batch of {len(lines)} events: {why}"
+                )
+            if refused < len(lines):
+                self._recovered()
         self._backlog = skipped
         self._report_drops()
+
+    def _send(self, lines: list[bytes], posts: list[int]) -> tuple[int, str]:
+        """Post ``lines``; a batch the controller refuses for good (one event or record it cannot
+        take) is halved and each half sent again, so that event alone is lost, not the other 999
+        with it. ``posts`` is what is left of the batch's budget of posts (a controller refusing
+        everything costs that many, then the rest is dropped). Returns the lines refused and the
+        controller's first reason."""
+        posts[0] -= 1
+        try:
+            self._post(lines)
+            return 0, ""
+        except _Refused as exc:
+            if len(lines) == 1 or posts[0] < 2:
+                return len(lines), str(exc)
+            why = str(exc)
+        half = len(lines) // 2
+        first, why_first = self._send(lines[:half], posts)
+        second, why_second = self._send(lines[half:], posts)
+        return first + second, why_first or why_second or why
 
     def _post(self, lines: list[bytes]) -> None:
         events = [line for line in lines if not line.startswith(_CONNECTION_LINE)]

@@ -101,8 +101,8 @@ def open_image(ref: str, image: ImageOptions) -> OpenImage | None:
 # gives, written out so that a re-scan of a kept inventory does not import the catalogers (a tenth
 # of a second). tests/scanning/test_rescan_fast_path.py fails when a cataloger changes its version.
 CATALOGERS_KEY = (
-    "apk@2,apt-sources@1,composer@1,dotnet-deps@1,dpkg@3,elf-package-note@1,golang@3,java@3,"
-    "npm@1,os-release@1,python@2,rpm@3,ruby@1,rust@1"
+    "apk@2,apt-sources@1,composer@2,dotnet-deps@1,dpkg@3,elf-package-note@1,golang@3,java@3,"
+    "npm@2,os-release@1,python@2,rpm@3,ruby@1,rust@1"
 )
 
 

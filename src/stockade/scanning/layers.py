@@ -183,7 +183,7 @@ def read_layer(
     """
     if layer.media_type and layer.media_type not in LAYER_TYPES:
         raise ImageError(f"unknown layer media type {layer.media_type!r}", subject=what)
-    compressed = _Hashing(raw, on_bytes)
+    compressed = _Hashing(raw, _blob_size_check(layer, what, on_bytes))
     head = _read_exactly(compressed, 512)
     kind = detect_compression(head)
     if kind is None:
@@ -225,6 +225,10 @@ def read_layer(
         raise ImageError(f"truncated or corrupt zstd stream: {exc}", subject=what) from exc
     except OSError as exc:
         raise ImageError(f"cannot read layer: {exc}", subject=what) from exc
+    if layer.size and compressed.count != layer.size:
+        raise ImageError(
+            f"blob is {compressed.count} bytes, its descriptor says {layer.size}", subject=what
+        )
     if verify_blob_digest and compressed.digest() != layer.digest:
         raise DigestMismatch(
             f"blob digest mismatch: expected {layer.digest}, got {compressed.digest()}",
@@ -237,6 +241,29 @@ def read_layer(
         )
     result.uncompressed_bytes = uncompressed.count
     return result
+
+
+def _blob_size_check(
+    layer: LayerInfo, what: str, on_bytes: Callable[[int], None] | None
+) -> Callable[[int], None] | None:
+    """``on_bytes``, and a stop as soon as the blob runs past the size its descriptor gives: a
+    registry may send an endless body (or a Content-Length of a terabyte) for a small layer, and
+    the digest can only be checked once the body ends. No size (0) is no bound here."""
+    if not layer.size:
+        return on_bytes
+    seen = 0
+
+    def check(n: int) -> None:
+        nonlocal seen
+        seen += n
+        if seen > layer.size:
+            raise ImageError(
+                f"blob runs past the {layer.size} bytes its descriptor says", subject=what
+            )
+        if on_bytes is not None:
+            on_bytes(n)
+
+    return check
 
 
 def _read_exactly(stream: _Hashing, n: int) -> bytes:

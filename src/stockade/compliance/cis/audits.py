@@ -265,30 +265,30 @@ def _containers(resolver: Resolver) -> list[FactSet | ProcessFacts]:
     root = resolver.path("dockerd", "dataroot").rstrip("/") + "/containers"
     sets: list[FactSet | ProcessFacts] = []
     for cfg_path in resolver.node.expand(f"{root}/*/config.v2.json"):
-        try:
-            doc = json.loads(resolver.node.read_text(cfg_path))
-        except json.JSONDecodeError as exc:
-            raise AuditError(
-                f"{cfg_path}: malformed JSON ({exc.msg} at line {exc.lineno})"
-            ) from exc
+        doc = _json_file(resolver, cfg_path)
         if not isinstance(doc, dict) or not isinstance(doc.get("State") or {}, dict):
             raise AuditError(f"{cfg_path}: not a container configuration")
         if not (doc.get("State") or {}).get("Running"):
             continue
         host_path = str(PurePosixPath(cfg_path).parent / "hostconfig.json")
         if resolver.node.exists(host_path):
-            try:
-                doc["HostConfig"] = json.loads(resolver.node.read_text(host_path))
-            except json.JSONDecodeError as exc:
-                raise AuditError(
-                    f"{host_path}: malformed JSON ({exc.msg} at line {exc.lineno})"
-                ) from exc
+            doc["HostConfig"] = _json_file(resolver, host_path)
             if not isinstance(doc["HostConfig"], dict):
                 raise AuditError(f"{host_path}: not a container host configuration")
         sets.append(FactSet(subject=_container_name(doc), values=_derived(doc), doc=doc))
     if not sets:
         raise NotApplicable(f"no running containers under {root}")
     return sets
+
+
+def _json_file(resolver: Resolver, path: str) -> Any:
+    """A JSON file of dockerd's; malformed or nested past the decoder's limit: AuditError."""
+    try:
+        return json.loads(resolver.node.read_text(path))
+    except json.JSONDecodeError as exc:
+        raise AuditError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from exc
+    except RecursionError:
+        raise AuditError(f"{path}: malformed JSON (nested too deeply)") from None
 
 
 def _container_name(doc: dict[str, Any]) -> str:

@@ -152,6 +152,8 @@ def parse_config(text: str, path: str) -> Any:
     except StockadeError as exc:
         detail = f"line {exc.line}: {exc.message}" if exc.line else exc.message
         raise FileProblem(f"{path}: malformed config file ({detail})") from None
+    except RecursionError:  # tomllib and configparser's callers recurse once per nesting level
+        raise FileProblem(f"{path}: malformed config file (nested too deeply)") from None
     except (
         tomllib.TOMLDecodeError,
         configparser.Error,

@@ -256,14 +256,25 @@ def _audit_env(pairs: Iterator[tuple[str, str]]) -> Iterator[tuple[str, str]]:
         yield key, value
 
 
+# a node's ps as JSON is some kilobytes per process: far below this
+_MAX_PROCESS_LIST = 64 * 1024 * 1024
+
+
 def load_processes(path: Path) -> tuple[Process, ...]:
     """Parse a captured process list; a malformed file is an input error."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as fh:
+            raw = fh.read(_MAX_PROCESS_LIST + 1)
     except OSError as exc:
         raise InputError(f"cannot read process list {path}: {exc.strerror}") from exc
+    if len(raw) > _MAX_PROCESS_LIST:
+        raise InputError(f"process list {path} is larger than {_MAX_PROCESS_LIST >> 20} MiB")
+    try:
+        data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"process list {path} is not valid JSON: {exc}") from exc
+    except RecursionError:  # the decoder's own nesting guard
+        raise InputError(f"process list {path} is not valid JSON: nested too deeply") from None
     items = data.get("processes") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise InputError(f"process list {path}: expected a list under 'processes'")

@@ -5,13 +5,12 @@ Names are ``vendor/project``; purls ``pkg:composer/vendor/project@version``."""
 
 from __future__ import annotations
 
-import json
 import stat
 from collections.abc import Sequence
 from typing import Any
 
 from stockade.scanning.catalogers import purl
-from stockade.scanning.catalogers._text import decode
+from stockade.scanning.catalogers._text import json_document
 from stockade.scanning.catalogers.skipped import skipped
 from stockade.scanning.interface import FileEntry, Package
 
@@ -72,7 +71,7 @@ def packages_of(doc: Any, entry: FileEntry) -> list[Package]:
 
 class ComposerCataloger:
     name = "composer"
-    version = 1
+    version = 2  # 2: a composer.lock opening with a BOM is read
 
     def wants(self, path: str, mode: int, size: int) -> bool:
         if not stat.S_ISREG(mode) or size > _MAX:
@@ -83,7 +82,7 @@ class ComposerCataloger:
         out: list[Package] = []
         for entry in files:
             try:
-                doc = json.loads(decode(entry.data))
+                doc = json_document(entry.data)
             except ValueError:
                 out.append(skipped(entry, f"{entry.path}: not valid JSON"))
                 continue

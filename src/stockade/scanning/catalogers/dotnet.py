@@ -9,13 +9,12 @@ that name (the file is inconsistent), every target's entries count. purls are
 
 from __future__ import annotations
 
-import json
 import stat
 from collections.abc import Sequence
 from typing import Any
 
 from stockade.scanning.catalogers import purl
-from stockade.scanning.catalogers._text import decode
+from stockade.scanning.catalogers._text import json_document
 from stockade.scanning.catalogers.skipped import skipped
 from stockade.scanning.interface import FileEntry, Package
 
@@ -78,7 +77,7 @@ class DotnetDepsCataloger:
         out: list[Package] = []
         for entry in files:
             try:
-                doc = json.loads(decode(entry.data).lstrip("\ufeff"))
+                doc = json_document(entry.data)
             except ValueError:
                 out.append(skipped(entry, f"{entry.path}: not valid JSON"))
                 continue

@@ -54,7 +54,7 @@ def package_notes(data: bytes) -> list[dict[str, object]]:
         if ntype == NOTE_TYPE and raw[pos + 12 : name_end].rstrip(b"\0") == b"FDO":
             try:
                 doc = json.loads(raw[desc_start:desc_end].rstrip(b"\0").decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
+            except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested too deeply
                 doc = None
             if isinstance(doc, dict):
                 out.append(doc)

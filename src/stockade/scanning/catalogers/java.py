@@ -46,21 +46,22 @@ class _Budget:
 
 def parse_manifest(text: str) -> dict[str, str]:
     """The main section of a jar manifest (continuation lines start with one space)."""
-    main: dict[str, str] = {}
-    last: str | None = None
+    # a value is kept as its pieces and joined once: appending to the str held in the dict
+    # copied it each time, quadratic in a manifest of a megabyte of continuation lines
+    main: dict[str, list[str]] = {}
+    pieces: list[str] | None = None
     for line in text.splitlines():
         if not line.strip():
             break  # the main section ends at the first blank line
         if line.startswith(" "):
-            if last is not None:
-                main[last] += line[1:]
+            if pieces is not None:
+                pieces.append(line[1:])
             continue
         key, sep, value = line.partition(":")
         if not sep:
             continue
-        last = key.strip()
-        main[last] = value.strip()
-    return main
+        pieces = main[key.strip()] = [value.strip()]
+    return {key: "".join(value) for key, value in main.items()}
 
 
 def parse_properties(text: str) -> dict[str, str]:

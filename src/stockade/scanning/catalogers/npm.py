@@ -3,13 +3,12 @@ an image; lock files may be absent), plus application package.json files (see ``
 
 from __future__ import annotations
 
-import json
 import stat
 from collections.abc import Sequence
 from typing import Any
 
 from stockade.scanning.catalogers import purl
-from stockade.scanning.catalogers._text import decode
+from stockade.scanning.catalogers._text import json_document
 from stockade.scanning.interface import FileEntry, Package
 
 _MAX = 4 * 1024 * 1024
@@ -42,7 +41,7 @@ def npm_purl(name: str, version: str) -> str:
 
 class NpmCataloger:
     name = "npm"
-    version = 1
+    version = 2  # 2: a package.json opening with a BOM is read
 
     def wants(self, path: str, mode: int, size: int) -> bool:
         return path.endswith("/package.json") and stat.S_ISREG(mode) and size <= _MAX
@@ -51,7 +50,7 @@ class NpmCataloger:
         out: list[Package] = []
         for entry in files:
             try:
-                doc = json.loads(decode(entry.data))
+                doc = json_document(entry.data)
             except ValueError:
                 continue  # a broken package.json is not a package (syft skips it too)
             if not isinstance(doc, dict):

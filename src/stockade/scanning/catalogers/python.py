@@ -24,22 +24,24 @@ def normalize_name(name: str) -> str:
 
 def parse_metadata(text: str) -> dict[str, list[str]]:
     """Header fields of a core-metadata document (the body after the blank line is ignored)."""
-    fields: dict[str, list[str]] = {}
-    key: str | None = None
+    # A value is kept as its list of lines and joined once (appending to the str would copy it
+    # every time: quadratic in a field of a million continuation lines).
+    fields: dict[str, list[list[str]]] = {}
+    lines: list[str] | None = None
     for line in text.splitlines():
         if not line.strip():
             break
         if line[0] in " \t":
-            if key is not None:
-                fields[key][-1] += "\n" + line.strip()
+            if lines is not None:
+                lines.append(line.strip())
             continue
         name, sep, value = line.partition(":")
         if not sep:
-            key = None
+            lines = None
             continue
-        key = name.strip().lower()
-        fields.setdefault(key, []).append(value.strip())
-    return fields
+        lines = [value.strip()]
+        fields.setdefault(name.strip().lower(), []).append(lines)
+    return {key: ["\n".join(value) for value in values] for key, values in fields.items()}
 
 
 def licenses_of(fields: dict[str, list[str]]) -> tuple[str, ...]:

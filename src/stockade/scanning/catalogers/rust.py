@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stockade.scanning.catalogers import elf, purl
-from stockade.scanning.catalogers._text import decode
+from stockade.scanning.catalogers._text import decode, toml_document
 from stockade.scanning.catalogers.skipped import skipped
 from stockade.scanning.interface import FileEntry, Package
 
@@ -46,11 +46,9 @@ def _crate(name: str, version: str, entry: FileEntry, meta: list[tuple[str, str]
 
 def lockfile_crates(entry: FileEntry) -> list[Package] | str:
     """The crates of a Cargo.lock, or the reason it cannot be read."""
-    import tomllib  # only images with a Cargo.lock pay for the TOML parser's import
-
     try:
-        doc = tomllib.loads(decode(entry.data))
-    except tomllib.TOMLDecodeError as exc:
+        doc = toml_document(decode(entry.data))
+    except ValueError as exc:  # tomllib.TOMLDecodeError, or nested too deeply
         return f"not a readable Cargo.lock: {exc}"
     out: list[Package] = []
     packages = doc.get("package")
@@ -86,7 +84,10 @@ def auditable_data(data: bytes) -> Any:
         raise ValueError(f"{SECTION} is not zlib data: {exc}") from exc
     if inflater.unconsumed_tail:
         raise ValueError(f"{SECTION} inflates past {_MAX_JSON} bytes")
-    return json.loads(text.decode("utf-8"))  # ValueError (incl. UnicodeDecodeError) if bad
+    try:
+        return json.loads(text.decode("utf-8"))  # ValueError (incl. UnicodeDecodeError) if bad
+    except RecursionError:
+        raise ValueError(f"{SECTION} JSON nested too deeply") from None
 
 
 def auditable_crates(doc: Any, entry: FileEntry) -> list[Package]:

@@ -41,6 +41,12 @@ def text(value: object, default: str = "") -> str:
     return value if isinstance(value, str) else default
 
 
+def items(value: object) -> list[Any]:
+    """A JSON value read as an array: empty when it is missing or not an array (a string or a
+    number where a list belongs is one bad field, not a reason to refuse the whole document)."""
+    return value if isinstance(value, list) else []
+
+
 def obj(value: object) -> dict[str, Any]:
     """A JSON value read as an object: empty when it is missing or not an object."""
     return value if isinstance(value, dict) else {}

@@ -116,7 +116,7 @@ def write(inv: Inventory) -> str:
 
 def _props(comp: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for p in comp.get("properties") or []:
+    for p in common.items(comp.get("properties")):
         if (
             isinstance(p, dict)
             and isinstance(p.get("name"), str)
@@ -128,7 +128,7 @@ def _props(comp: dict[str, Any]) -> dict[str, str]:
 
 def _read_licenses(comp: dict[str, Any]) -> tuple[str, ...]:
     out = []
-    for item in comp.get("licenses") or []:
+    for item in common.items(comp.get("licenses")):
         if not isinstance(item, dict):
             continue
         if isinstance(item.get("expression"), str):
@@ -200,14 +200,14 @@ def _walk(components: list[Any]) -> list[dict[str, Any]]:
         comp = stack.pop()
         if isinstance(comp, dict):
             out.append(comp)
-            stack.extend(reversed(comp.get("components") or []))
+            stack.extend(reversed(common.items(comp.get("components"))))
     return out
 
 
 def from_dict(doc: dict[str, Any]) -> Inventory:
     packages: list[Package] = []
     distro: Distro | None = None
-    for comp in _walk(doc.get("components") or []):
+    for comp in _walk(common.items(doc.get("components"))):
         name = common.text(comp.get("name"))
         version = common.text(comp.get("version"))
         if comp.get("type") == "operating-system":

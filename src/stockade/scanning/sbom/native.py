@@ -8,7 +8,7 @@ from typing import Any
 
 from stockade.model.errors import InputError
 from stockade.scanning.interface import Distro, ImageInfo, Inventory, LayerInfo, Package
-from stockade.scanning.sbom.common import obj, text
+from stockade.scanning.sbom.common import items, obj, text
 
 SCHEMA = "https://stockade.dev/schema/sbom/1"
 
@@ -50,7 +50,7 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
     if doc.get("$schema") != SCHEMA:
         raise InputError("not a Stockade SBOM (missing $schema)")
     pkgs = []
-    for p in doc.get("packages") or []:
+    for p in items(doc.get("packages")):
         if not isinstance(p, dict) or not p.get("name"):
             continue
         meta = obj(p.get("metadata"))
@@ -80,7 +80,7 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
                 size=int(layer.get("size") or 0),
                 created_by=_opt(layer.get("created_by")),
             )
-            for layer in img.get("layers") or []
+            for layer in items(img.get("layers"))
             if isinstance(layer, dict)
         )
         image = ImageInfo(
@@ -109,7 +109,12 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
         image=image,
         distro=distro,
         packages=tuple(pkgs),
-        cached_layers=int(doc.get("cachedLayers") or 0),
-        read_layers=int(doc.get("readLayers") or 0),
+        cached_layers=_count(doc.get("cachedLayers")),
+        read_layers=_count(doc.get("readLayers")),
         skipped=_strs(doc.get("skipped")),
     )
+
+
+def _count(value: object) -> int:
+    """A count the document gives; anything but a whole number is none (it informs, no more)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

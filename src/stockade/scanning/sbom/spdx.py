@@ -177,7 +177,7 @@ def write(inv: Inventory) -> str:
 
 
 def _purl(pkg: dict[str, Any]) -> str:
-    for ref in pkg.get("externalRefs") or []:
+    for ref in common.items(pkg.get("externalRefs")):
         if isinstance(ref, dict) and ref.get("referenceType") == "purl":
             loc = ref.get("referenceLocator")
             if isinstance(loc, str):
@@ -197,20 +197,20 @@ def _licenses(pkg: dict[str, Any], extracted: dict[str, str]) -> tuple[str, ...]
 
 def from_dict(doc: dict[str, Any]) -> Inventory:
     extracted = {
-        e["licenseId"]: e.get("extractedText") or e["licenseId"]
-        for e in doc.get("hasExtractedLicensingInfos") or []
+        e["licenseId"]: common.text(e.get("extractedText")) or e["licenseId"]
+        for e in common.items(doc.get("hasExtractedLicensingInfos"))
         if isinstance(e, dict) and isinstance(e.get("licenseId"), str)
     }
     described = {
-        r.get("relatedSpdxElement")
-        for r in doc.get("relationships") or []
+        common.text(r.get("relatedSpdxElement"))
+        for r in common.items(doc.get("relationships"))
         if isinstance(r, dict) and r.get("relationshipType") == "DESCRIBES"
     }
-    described |= set(x for x in doc.get("documentDescribes") or [] if isinstance(x, str))
+    described |= set(x for x in common.items(doc.get("documentDescribes")) if isinstance(x, str))
     packages: list[Package] = []
     distro: Distro | None = None
     root_name = common.text(doc.get("name"))
-    for raw in doc.get("packages") or []:
+    for raw in common.items(doc.get("packages")):
         if not isinstance(raw, dict):
             continue
         name = common.text(raw.get("name"))
@@ -225,7 +225,7 @@ def from_dict(doc: dict[str, Any]) -> Inventory:
                 )
             continue
         purl = _purl(raw)
-        if raw.get("SPDXID") in described and not purl:
+        if common.text(raw.get("SPDXID")) in described and not purl:
             root_name = name or root_name
             continue
         source = common.text(raw.get("sourceInfo"))

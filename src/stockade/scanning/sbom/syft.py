@@ -13,7 +13,7 @@ _PSEUDO = {"binary"}  # syft's binary classifiers have no package-manager identi
 
 def _licenses(art: dict[str, Any]) -> tuple[str, ...]:
     out = []
-    for lic in art.get("licenses") or []:
+    for lic in common.items(art.get("licenses")):
         if isinstance(lic, dict):
             value = lic.get("spdxExpression") or lic.get("value")
             if isinstance(value, str) and value:
@@ -39,18 +39,18 @@ def _source(art: dict[str, Any]) -> tuple[str, str]:
 
 def from_dict(doc: dict[str, Any]) -> Inventory:
     packages: list[Package] = []
-    for art in doc.get("artifacts") or []:
+    for art in common.items(doc.get("artifacts")):
         if not isinstance(art, dict) or art.get("type") in _PSEUDO:
             continue
         locations = tuple(
             loc["path"]
-            for loc in art.get("locations") or []
+            for loc in common.items(art.get("locations"))
             if isinstance(loc, dict) and isinstance(loc.get("path"), str)
         )
         layer = next(
             (
                 loc.get("layerID")
-                for loc in art.get("locations") or []
+                for loc in common.items(art.get("locations"))
                 if isinstance(loc, dict) and loc.get("layerID")
             ),
             "",
