@@ -673,6 +673,19 @@ print(json.dumps(codes))
 """
 
 
+def _wait_for_the_classifier(lab) -> None:
+    """Until the enforcer attached the classifier (beside its loop: it starts enforcing first)."""
+    from stockade.firewall.enforce import tcfilter
+
+    deadline = time.monotonic() + 60
+    while str(tcfilter.PREF) not in subprocess.run(
+        ["tc", "-n", lab.node, "filter", "show", "dev", "vh-payments", "ingress"],
+        capture_output=True, text=True, timeout=10,
+    ).stdout:  # fmt: skip
+        assert time.monotonic() < deadline, "the classifier was not attached"
+        time.sleep(0.2)
+
+
 def _copied(lab) -> int:
     """Clean segments the kernel let pass with a copy (the counters of nft.py's copy rules)."""
     out = subprocess.run(
@@ -696,15 +709,7 @@ def test_clean_segments_pass_with_a_copy_and_a_card_cut_across_them_is_still_blo
     and the enforcer, which read the copy of the first, blocks it with a 403."""
     import json
 
-    from stockade.firewall.enforce import tcfilter
-
-    deadline = time.monotonic() + 60  # the enforcer attaches the classifier beside its loop
-    while str(tcfilter.PREF) not in subprocess.run(
-        ["tc", "-n", lab.node, "filter", "show", "dev", "vh-payments", "ingress"],
-        capture_output=True, text=True, timeout=10,
-    ).stdout:  # fmt: skip
-        assert time.monotonic() < deadline, "the classifier was not attached"
-        time.sleep(0.2)
+    _wait_for_the_classifier(lab)
     before = _copied(lab)
     pieces = ['{"card": "4111 111', '1 1111 1111", "cvv": "123"}']
     proc = subprocess.run(
@@ -756,15 +761,7 @@ def test_a_head_passes_in_the_kernel_between_ends_the_enforcer_answers_alone(
     HEAD; nft.OWN_SETS), with a copy for the sensors. A head holding a card is not CLEAN and is
     blocked as before; bytes that are no request line take the trip and are judged as before.
     The pure-Python loop gives no pairs: every head takes the trip."""
-    from stockade.firewall.enforce import tcfilter
-
-    deadline = time.monotonic() + 60  # the enforcer attaches the classifier beside its loop
-    while str(tcfilter.PREF) not in subprocess.run(
-        ["tc", "-n", lab.node, "filter", "show", "dev", "vh-payments", "ingress"],
-        capture_output=True, text=True, timeout=10,
-    ).stdout:  # fmt: skip
-        assert time.monotonic() < deadline, "the classifier was not attached"
-        time.sleep(0.2)
+    _wait_for_the_classifier(lab)
     time.sleep(0.5)  # the classifier attached, the enforcer gives pairs from now on
     order = ORDERS + "orders"
     json = ("-H", "Content-Type: application/json", "-d", '{"qty": 2}')  # curl's -d default

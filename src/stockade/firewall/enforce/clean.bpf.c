@@ -83,14 +83,21 @@ static __always_inline __u64 word_bit(__u64 part) {
     return (WORD_BITS0[a >> 3] >> (a & 7)) & (WORD_BITS1[b >> 3] >> (b & 7)) & 1;
 }
 
+/* The payload's scratch copy and where turn ``turn`` starts in it (*base), or 0 when the turn
+ * is past the ``len`` bytes (the loop stops). */
+static __always_inline struct scratch *turn_bytes(__u64 turn, __u32 len, __u32 *base) {
+    __u32 zero = 0;
+    struct scratch *s = bpf_map_lookup_elem(&payload, &zero);
+    *base = (__u32)turn * STEP;
+    return s == 0 || *base >= len ? 0 : s;
+}
+
 /* Turn ``turn``: STEP bytes from turn * STEP; bytes past the payload change nothing. */
 static long scan_turn(__u64 turn, void *ctx) {
     struct scan *st = ctx;
-    __u32 zero = 0;
-    struct scratch *s = bpf_map_lookup_elem(&payload, &zero);
+    __u32 base;
+    struct scratch *s = turn_bytes(turn, st->len, &base);
     if (s == 0) return 1;
-    __u32 base = (__u32)turn * STEP;
-    if (base >= st->len) return 1;
     __u64 left = st->len - base;
     __u64 run = st->run, win = st->win, flags = st->flags;
 #pragma unroll
@@ -124,11 +131,9 @@ struct head_scan {
  * lookup each, no branch (as scan_turn: the verifier walks one turn). */
 static long head_turn(__u64 turn, void *ctx) {
     struct head_scan *h = ctx;
-    __u32 zero = 0;
-    struct scratch *s = bpf_map_lookup_elem(&payload, &zero);
+    __u32 base;
+    struct scratch *s = turn_bytes(turn, h->len, &base);
     if (s == 0) return 1;
-    __u32 base = (__u32)turn * STEP;
-    if (base >= h->len) return 1;
     __u64 left = h->len - base, state = h->state;
 #pragma unroll
     for (__u64 j = 0; j < STEP; j++) {
