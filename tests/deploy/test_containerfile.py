@@ -76,6 +76,18 @@ def test_agent_has_the_debian_packages_it_needs_and_the_controller_none():
     assert "apt-get" not in controller
 
 
+def test_the_build_stage_has_the_headers_of_every_compiled_part():
+    """Without them the wheel builds anyway and each part falls back: the agent's firewall and
+    DLP scanned through Python, with no kernel classifier (setup.py builds it with clang)."""
+    build = " ".join(args for op, args in _stages()["build"] if op == "RUN")
+    for package in ("gcc", "libnetfilter-queue-dev", "libhyperscan-dev", "libpcap-dev", "clang",
+                    "libbpf-dev"):  # fmt: skip
+        assert package in build, package
+    needs = (REPO / ".ci" / "apt-packages.txt").read_text()
+    for package in ("libhyperscan-dev", "libpcap-dev", "clang", "libbpf-dev"):
+        assert package in needs  # what ./dev setup installs for the same build
+
+
 def test_nothing_piped_into_a_shell_and_no_unpinned_downloads():
     text = (REPO / "Containerfile").read_text()
     assert not re.search(r"(curl|wget)[^\n|]*\|\s*(ba)?sh", text)
