@@ -206,7 +206,8 @@ def own_rules(copies: int) -> list[str]:
     with DLP to follow passes only if CLEAN for its sensors, and its copy goes to the enforcer
     first (NFLOG, ``copies``) so that its streams start with it."""
     pair = "ip saddr . ip daddr . tcp dport"
-    fresh = f"ct mark and {marks.SEEN | marks.HEADS:#x} == 0"
+    # the connection's first bytes from its initiator (the loop answers no responder's: REPLY)
+    fresh = f"ct direction original ct mark and {marks.SEEN | marks.HEADS:#x} == 0"
     copy = f"log group {copies} snaplen 65535"
     out = [
         f"    meta mark and {marks.NO_DATA | marks.HEAD:#x} == {marks.HEAD:#x} {fresh}"
