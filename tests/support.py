@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +31,28 @@ def require_root(*tools: str) -> None:
     require(os.geteuid() == 0, "needs root (network namespaces, nftables)")
     for tool in tools:
         require(shutil.which(tool) is not None, f"needs {tool} on PATH")
+
+
+class LoopbackServer:
+    """A real HTTP(S) server on 127.0.0.1 (a free port) serving ``handler`` in threads until
+    :meth:`close`; ``tls``: (certificate, key) files. ``host`` is ``127.0.0.1:<port>``."""
+
+    def __init__(self, handler: type, tls: tuple[Path, Path] | None = None) -> None:
+        import ssl
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        if tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)

@@ -29,6 +29,7 @@ from stockade.admission.workload import workload_of
 from stockade.scanning.admission_source import StoreVulnSource
 from stockade.store import open_store
 from tests.admission.webhook import review_for
+from tests.support import LoopbackServer
 
 
 def pod(*images: str) -> dict:
@@ -477,12 +478,11 @@ def test_an_object_being_deleted_can_lose_its_finalizers() -> None:
 # -- no redirect from HTTPS to plain HTTP --------------------------------------------------------------
 
 
-class _Server:
+class _Server(LoopbackServer):
     """A real loopback HTTP(S) server: ``routes`` maps a path to (status, headers, body)."""
 
     def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
-        import ssl
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
 
         self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
         self.seen: list[str] = []
@@ -504,19 +504,7 @@ class _Server:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        if tls is not None:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(str(tls[0]), str(tls[1]))
-            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(Handler, tls)
 
 
 @pytest.fixture

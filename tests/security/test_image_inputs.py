@@ -35,6 +35,7 @@ from stockade.scanning.sources.bundle import Bundle
 from stockade.scanning.sources.manifest import OCI_MANIFEST
 from stockade.store import open_store
 from tests.scanning.scan_cli_support import run
+from tests.support import LoopbackServer
 
 DPKG_STATUS = b"Package: hostpkg\nStatus: install ok installed\nVersion: 1.0\nArchitecture: all\n\n"
 
@@ -519,12 +520,12 @@ def test_a_field_of_many_continuation_lines_is_read_in_linear_time(
 # -- a blob is the size its descriptor says: an endless registry body is cut off there -------------
 
 
-class _EndlessLayerRegistry:
+class _EndlessLayerRegistry(LoopbackServer):
     """A real HTTP registry on loopback: the manifest and config as they are, the layer blob an
     endless chunked body of zeros (it was read, and hashed, to the end: 13 GB in 40 s here)."""
 
     def __init__(self) -> None:
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
 
         layer = Layer(tar=LAYER)
         blob, config = layer.blob(), image_config([layer])
@@ -562,15 +563,7 @@ class _EndlessLayerRegistry:
                 except OSError:
                     return
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 def test_an_endless_layer_body_is_cut_off_at_the_descriptors_size() -> None:

@@ -172,9 +172,13 @@ class Reporter:
         )
         self._thread = threading.Thread(target=self._run, name="stockade-reporter", daemon=True)
 
-    def __enter__(self) -> Reporter:
+    def start(self) -> Reporter:
+        """Start sending (the spool's backlog first); :meth:`close` sends what is left and stops."""
         self._thread.start()
         return self
+
+    def __enter__(self) -> Reporter:
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -313,6 +313,8 @@ class Enforcer:
                 self.own_pairs += sum(map(len, by_set.values()))
                 for kind, pairs in by_set.items():
                     self._own_given.setdefault(kind, set()).update(pairs)
+                if self._own_given and self._own_table is None:  # the table they went into
+                    self._own_table = nft.table_handle(self.node)
             except EnforcementError as exc:  # a full set: those heads take the trip, no more
                 log.warning("the kernel's pairs: %s", exc)
 
@@ -320,14 +322,15 @@ class Enforcer:
         """The table loaded again by another hand (its handle changed; the same rules): the pairs
         given under them go into it again (nothing asks the enforcer for them again)."""
         with self._own_lock:
+            if not self._own_given:  # nothing given under these rules yet: nothing to look at
+                return
             handle = nft.table_handle(self.node)
             if handle is None or handle == self._own_table:
                 return
-            if self._own_table is not None and self._own_given:
-                try:
-                    nft.add_own_pairs(self.node, {k: sorted(v) for k, v in self._own_given.items()})
-                except EnforcementError as exc:
-                    log.warning("the kernel's pairs: %s", exc)
+            try:
+                nft.add_own_pairs(self.node, {k: sorted(v) for k, v in self._own_given.items()})
+            except EnforcementError as exc:
+                log.warning("the kernel's pairs: %s", exc)
             self._own_table = handle
 
     @property

@@ -493,12 +493,16 @@ static void fp_copy(struct fp_queue *q, const uint8_t *p, uint32_t len, uint32_t
 
 /* Read the clean segments' copies from ``fd`` here (an NFLOG socket bound to their group, see
  * ends.py): 0, or -1 with errno. */
-int fp_set_copies(struct fp_queue *q, int fd, uint32_t wait_us) {
+/* The buffer both NFLOG sockets are read into (one at a time): 0, or -1 with errno ENOMEM. */
+static int fp_nflog_buf(struct fp_queue *q) {
     if (q->copies_buf == NULL) q->copies_buf = malloc(FP_COPIES_BUFSIZE);
-    if (q->copies_buf == NULL) {
-        errno = ENOMEM;
-        return -1;
-    }
+    if (q->copies_buf != NULL) return 0;
+    errno = ENOMEM;
+    return -1;
+}
+
+int fp_set_copies(struct fp_queue *q, int fd, uint32_t wait_us) {
+    if (fp_nflog_buf(q) < 0) return -1;
     q->copies_fd = fd;
     q->copies_wait_ns = (uint64_t)wait_us * 1000u;
     q->copies_busy = 0;
@@ -574,11 +578,7 @@ static int fp_copies_drain(struct fp_queue *q) {
  * an end of a connection answered here is noted here (fp_own_end), the others go to Python's
  * end callback; 0, or -1 with errno. */
 int fp_set_ends(struct fp_queue *q, int fd) {
-    if (q->copies_buf == NULL) q->copies_buf = malloc(FP_COPIES_BUFSIZE);
-    if (q->copies_buf == NULL) {
-        errno = ENOMEM;
-        return -1;
-    }
+    if (fp_nflog_buf(q) < 0) return -1;
     q->ends_fd = fd;
     return 0;
 }
