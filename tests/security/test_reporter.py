@@ -282,3 +282,21 @@ def test_one_line_the_controller_refuses_costs_that_line_not_its_batch(
     assert spool.pending_events() == 0
     assert any("refused 1 of a batch of 100 events: 400 events[0]" in n for n in notices), notices
     assert _dropped_reports(controller, agent) == [1]
+
+
+def test_what_the_controller_says_of_a_refused_batch_is_masked() -> None:
+    """The controller's answer to a refused batch goes into the agent's notice and stats: a line
+    it quotes (damaged on disk, never through the gate) must not carry a card out in clear."""
+    import httpx
+
+    from stockade.events.reporter import _detail
+
+    request = httpx.Request("POST", "http://127.0.0.1:1/api/v1/events")
+    answer = httpx.Response(
+        400, json={"detail": "events[3].data.note: '4111 1111 1111 1111' is not valid"},
+        request=request,
+    )  # fmt: skip
+    said = _detail(answer)
+    assert "4111 1111 1111 1111" not in said and "4111" in said and "events[3]" in said
+    plain = httpx.Response(400, text="bad line 4111111111111111 here", request=request)
+    assert "4111111111111111" not in _detail(plain)

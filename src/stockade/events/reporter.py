@@ -42,7 +42,7 @@ from stockade.events.ingest import MAX_EVENTS, AgentInfo
 from stockade.events.spool import Spool, writer_pid
 from stockade.model import Event, Severity
 from stockade.model.errors import ConfigError, InputError, StockadeError, UsageError
-from stockade.model.redact import redact
+from stockade.model.redact import redact, redact_text
 from stockade.store.rows import OWN_IDS
 from stockade.workers import process_exists
 
@@ -476,4 +476,6 @@ def _detail(response: httpx.Response) -> str:
     except (ValueError, AttributeError):
         detail = None
     text = detail if isinstance(detail, str) else response.text
-    return " ".join(text.split())[:200]
+    # said in a notice and kept in the stats: the controller may quote the line it refused (one
+    # damaged on disk, or written by another version), so it passes the masking gate too
+    return redact_text(" ".join(text.split())[:200])
